@@ -1,0 +1,13 @@
+"""Scoring harness: metrics, ceilings, activation extraction, benchmark registry, run records."""
+from datasets.registry import Registry
+
+#: Registered benchmarks: name -> factory returning a benchmark object.
+BENCHMARKS = Registry("benchmark", entry_point_group="neurozoo.benchmarks")
+
+
+def list_benchmarks():
+    return BENCHMARKS.names()
+
+
+def load(name: str, **kwargs):
+    return BENCHMARKS.create(name, **kwargs)

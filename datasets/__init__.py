@@ -1,0 +1,11 @@
+"""Data formats, the registry of data files, and the embedded default data.
+
+Bottom layer of the suite: imports nothing from the other packages.
+"""
+from datasets.registry import Registry, UnknownNameError
+from datasets.errors import DataError, SpecError, UserFacingError
+
+#: Registered data sets: name -> loader. ``zoo list`` and ``zoo data`` read this.
+DATASETS = Registry("data set", entry_point_group="neurozoo.datasets")
+
+__all__ = ["Registry", "UnknownNameError", "DataError", "SpecError", "UserFacingError", "DATASETS"]

@@ -1,0 +1,49 @@
+"""The ``zoo`` command: a thin shell over the packages.
+
+Each package contributes its subcommands through ``<package>.cli.add_commands(subparsers)``;
+handlers import their heavy dependencies lazily so ``zoo --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+# Packages whose ``cli`` module contributes subcommands, bottom layer first.
+COMMAND_MODULES = ("datasets.cli", "convrnn.cli", "retina.cli", "benchmarks.cli", "leaderboard.commands")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="Model zoo and benchmark harness for ConvRNNs and retina models")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name == module_name:
+                continue
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserFacingError as error:
+        print(f"zoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+from datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Subcommands owned by the top layer: ``zoo list`` (every registry in one table)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered models, benchmarks and data sets")
+    p.add_argument("--kind", choices=["models", "benchmarks", "datasets", "all"], default="all")
+    p.set_defaults(handler=_list)
+
+
+def registry_rows(kind: str = "all"):
+    """(kind, family, name, description) for every registered entry."""
+    import convrnn
+    import retina
+    import benchmarks
+    import datasets
+
+    rows = []
+    if kind in ("models", "all"):
+        for family, registry in (("convrnn", convrnn.MODELS), ("retina", retina.MODELS)):
+            rows += [("model", family, e.name, e.description) for e in registry.entries()]
+    if kind in ("benchmarks", "all"):
+        rows += [("benchmark", e.tags.get("family", ""), e.name, e.description) for e in benchmarks.BENCHMARKS.entries()]
+    if kind in ("datasets", "all"):
+        rows += [("dataset", e.tags.get("family", ""), e.name, e.description) for e in datasets.DATASETS.entries()]
+    return rows
+
+
+def format_table(header, rows) -> str:
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def _list(args) -> int:
+    rows = registry_rows(args.kind)
+    print(format_table(("kind", "family", "name", "description"), rows))
+    return 0

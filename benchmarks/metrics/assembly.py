@@ -1,0 +1,98 @@
+"""Small helpers on neural assemblies (presentation, neuroid, time_bin) used by metrics and ceilings."""
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+
+from datasets.errors import DataError
+
+DIMS = ("presentation", "neuroid", "time_bin")
+
+
+def check_assembly(assembly: xr.DataArray, name: str = "assembly", require=("stimulus_id",)) -> xr.DataArray:
+    """Validate dims and coords; returns the assembly transposed to (presentation, neuroid, time_bin)."""
+    if not isinstance(assembly, xr.DataArray):
+        raise DataError(f"{name}: expected an xarray.DataArray with dims {DIMS}, got {type(assembly).__name__}")
+    if assembly.ndim == 2 and set(assembly.dims) == {"presentation", "neuroid"}:
+        assembly = assembly.expand_dims("time_bin", axis=-1)
+    if set(assembly.dims) != set(DIMS):
+        raise DataError(f"{name}: dims must be {DIMS}, got {assembly.dims}")
+    for coord in require:
+        if coord not in assembly.coords:
+            raise DataError(f"{name}: missing coordinate {coord!r} along 'presentation'")
+    return assembly.transpose(*DIMS)
+
+
+def coord(assembly: xr.DataArray, name: str, default=None) -> Optional[np.ndarray]:
+    return np.asarray(assembly[name].values) if name in assembly.coords else default
+
+
+def time_bins(assembly: xr.DataArray) -> Tuple[np.ndarray, np.ndarray]:
+    """(start, end) arrays in ms; an assembly without time coords gets one bin [nan, nan)."""
+    if "time_bin_start" in assembly.coords:
+        return np.asarray(assembly["time_bin_start"].values), np.asarray(assembly["time_bin_end"].values)
+    n = assembly.sizes["time_bin"]
+    return np.full(n, np.nan), np.full(n, np.nan)
+
+
+def group_mean_matrix(groups: np.ndarray, mask: Optional[np.ndarray] = None) -> Tuple[sp.csr_matrix, np.ndarray]:
+    """Sparse (n_groups, n_items) averaging matrix over the items of each group (optionally only masked items).
+
+    Returns (matrix, unique group labels, sorted). Groups with no selected item get an all-zero row.
+    """
+    labels, index = np.unique(groups, return_inverse=True)
+    keep = np.ones(len(groups), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    rows, cols = index[keep], np.flatnonzero(keep)
+    counts = np.bincount(rows, minlength=len(labels)).astype(np.float64)
+    weights = 1.0 / np.where(counts[rows] > 0, counts[rows], 1.0)
+    matrix = sp.csr_matrix((weights, (rows, cols)), shape=(len(labels), len(groups)))
+    return matrix, labels
+
+
+def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
+    """Mean over the presentations of each stimulus_id, ordered by stimulus_id; keeps object_name when present."""
+    assembly = check_assembly(assembly)
+    ids = coord(assembly, "stimulus_id")
+    matrix, labels = group_mean_matrix(ids)
+    values = np.asarray(assembly.values, dtype=np.float64)
+    P, N, T = values.shape
+    mean = np.asarray(matrix @ values.reshape(P, N * T)).reshape(len(labels), N, T)
+    first = np.unique(ids, return_index=True)[1]
+    coords = {"stimulus_id": ("presentation", labels)}
+    if "object_name" in assembly.coords:
+        coords["object_name"] = ("presentation", coord(assembly, "object_name")[first])
+    for name in ("neuroid_id", "region"):
+        if name in assembly.coords:
+            coords[name] = ("neuroid", coord(assembly, name))
+    for name in ("time_bin_start", "time_bin_end"):
+        if name in assembly.coords:
+            coords[name] = ("time_bin", coord(assembly, name))
+    return xr.DataArray(mean, dims=DIMS, coords=coords, attrs=dict(assembly.attrs))
+
+
+def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Features (presentation, neuroid, time_bin) as an array in the order of ``stimulus_ids`` and the target's bins.
+
+    A features array with a single time bin is broadcast to every target bin (a static model).
+    Otherwise its bins must contain the target's bins (matched on time_bin_start).
+    """
+    features = check_assembly(features, "features")
+    ids = coord(features, "stimulus_id")
+    position = {value: i for i, value in enumerate(ids)}
+    missing = [s for s in stimulus_ids if s not in position]
+    if missing:
+        raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, e.g. {missing[:3]}")
+    values = np.asarray(features.values)[[position[s] for s in stimulus_ids]]
+    starts = bins[0]
+    if values.shape[2] == 1:
+        return np.repeat(values, len(starts), axis=2)
+    f_start, _ = time_bins(features)
+    lookup = {float(s): i for i, s in enumerate(f_start)}
+    try:
+        order = [lookup[float(s)] for s in starts]
+    except KeyError as error:
+        raise DataError(f"features: time bins {list(f_start)} do not cover the benchmark's bin starting at {error.args[0]} ms") from None
+    return values[:, :, order]

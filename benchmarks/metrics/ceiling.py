@@ -1,0 +1,97 @@
+"""Split-half internal-consistency ceiling and the normalised score.
+
+Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time bin:
+
+1. ``ShuffleSplit(n_splits=10, train_size=0.5, random_state=1)`` over the unique repetition numbers;
+2. each half = the presentations whose repetition is in that half, averaged per stimulus;
+3. Pearson r per neuroid between the two halves across stimuli (stimuli seen in both halves);
+4. Spearman-Brown with n = 2: ``c = 2r / (1 + r)``, the reliability of the average of all repetitions;
+5. median over neuroids, then mean over the 10 splits (error = std / sqrt(10)).
+
+``c`` is a *variance fraction* (r^2 units): for responses ``s + noise`` it estimates
+``var(s) / var(s + mean noise)``, i.e. the squared correlation between the repetition-averaged data
+and the noiseless signal. A model that predicts the signal perfectly therefore reaches a Pearson r of
+``sqrt(c)``, not ``c``.
+
+Normalised score (used here): ``r**2 / c``, where ``r`` is the model's cross-validated Pearson r
+(median over neuroids, mean over splits) and ``c`` the ceiling above, per time bin; the quantity squared
+is the model's r, never the ceiling. A model at the noise ceiling scores 1. This is Brain-Score's
+convention from January 2026 on (REFERENCE.md). Until then it was ``(r / c)**2``: the ratio of the raw
+r to the same ceiling ``c`` (treated as if it were in r units), squared. With ``c < 1`` that ratio is
+larger than ``r**2 / c`` (by a factor ``1 / c``), so the two are not comparable; :func:`normalize` offers
+it as ``convention="pre-2026"`` only to compare with old leaderboards.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import xarray as xr
+from sklearn.model_selection import ShuffleSplit
+
+from benchmarks.metrics.assembly import check_assembly, coord, group_mean_matrix
+from benchmarks.metrics.correlation import pearson_columns, spearman_brown
+from datasets.errors import DataError
+
+
+@dataclass
+class Ceiling:
+    per_bin: np.ndarray  # (T,) mean over splits
+    per_split: np.ndarray  # (K, T)
+    error_per_bin: np.ndarray  # (T,)
+
+    @property
+    def value(self) -> float:
+        return float(np.mean(self.per_bin))
+
+    @property
+    def error(self) -> float:
+        return float(np.std(self.per_split.mean(1)) / np.sqrt(len(self.per_split)))
+
+
+def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size: float = 0.5,
+                         random_state: int = 1) -> Ceiling:
+    """Spearman-Brown corrected split-half reliability per time bin (see module docstring)."""
+    assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
+    repetitions = coord(assembly, "repetition")
+    unique = np.unique(repetitions)
+    if len(unique) < 2:
+        raise DataError("assembly: the ceiling needs at least 2 distinct values of coordinate 'repetition'")
+    ids = coord(assembly, "stimulus_id")
+    values = np.asarray(assembly.values, dtype=np.float64)
+    P, N, T = values.shape
+    flat = values.reshape(P, N * T)
+    splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
+    per_split = np.empty((n_splits, T))
+    for k, (a, b) in enumerate(splitter.split(unique)):
+        halves, seen = [], []
+        for half in (unique[a], unique[b]):
+            mask = np.isin(repetitions, half)
+            matrix, _ = group_mean_matrix(ids, mask)
+            halves.append(np.asarray(matrix @ flat).reshape(-1, N, T))
+            seen.append(np.asarray(matrix.getnnz(axis=1)) > 0)
+        both = seen[0] & seen[1]
+        r = pearson_columns(halves[0][both], halves[1][both], axis=0)  # (N, T)
+        per_split[k] = np.nanmedian(spearman_brown(r), axis=0)
+    return Ceiling(per_split.mean(0), per_split, per_split.std(0) / np.sqrt(n_splits))
+
+
+def normalize(r, ceiling, convention: str = "r2/ceiling"):
+    """Normalised score from a raw Pearson ``r`` and a Spearman-Brown ceiling ``c`` (arrays broadcast).
+
+    ``"r2/ceiling"`` (default, current Brain-Score): ``r**2 / c``. ``"pre-2026"``: ``(r / c)**2``.
+    A non-positive ceiling gives NaN (the data carry no reliable signal in that bin).
+    """
+    r = np.asarray(r, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    safe = np.where(c > 0, c, np.nan)
+    if convention == "r2/ceiling":
+        return r ** 2 / safe
+    if convention == "pre-2026":
+        return (r / safe) ** 2
+    raise ValueError(f"unknown convention {convention!r}; expected 'r2/ceiling' or 'pre-2026'")
+
+
+def ceiling_from(assembly: xr.DataArray, ceiling: Optional[Ceiling]) -> Ceiling:
+    return ceiling if ceiling is not None else internal_consistency(assembly)

@@ -1,0 +1,113 @@
+"""Cross-validated regression scores over time bins.
+
+Two temporal variants (REFERENCE.md section 3):
+
+* ``"span"`` (Brain-Score's span-time PLS, used for MajajHong2015 *-temporal-pls): the time bins are
+  stacked into the sample axis, one mapping is fitted on all (training presentation, bin) samples, then
+  each bin's held-out presentations are predicted and correlated separately;
+* ``"per_bin"``: an independent mapping per time bin.
+
+Per split and bin: Pearson r per neuroid across the held-out stimuli, median over neuroids. Per bin:
+mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean over
+bins (of the normalised per-bin scores when a ceiling is given, see :mod:`benchmarks.metrics.ceiling`).
+Repetitions are averaged per stimulus before fitting; splits are drawn over the stimuli sorted by
+stimulus_id, stratified on object_name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import xarray as xr
+
+from benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
+from benchmarks.metrics.ceiling import Ceiling, normalize
+from benchmarks.metrics.correlation import pearson_columns
+from benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
+
+
+@dataclass
+class TemporalScore:
+    raw_per_split: np.ndarray  # (K, T): median-over-neuroids r per split and bin
+    bin_start: np.ndarray
+    bin_end: np.ndarray
+    ceiling: Optional[Ceiling] = None
+    convention: str = "r2/ceiling"
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def n_splits(self) -> int:
+        return self.raw_per_split.shape[0]
+
+    @property
+    def raw_per_bin(self) -> np.ndarray:
+        return self.raw_per_split.mean(0)
+
+    @property
+    def raw(self) -> float:
+        return float(self.raw_per_bin.mean())
+
+    @property
+    def per_bin(self) -> np.ndarray:
+        if self.ceiling is None:
+            return self.raw_per_bin
+        return normalize(self.raw_per_bin, self.ceiling.per_bin, self.convention)
+
+    @property
+    def per_split_values(self) -> np.ndarray:
+        """(K, T) per-split scores on the reported scale (normalised when a ceiling is given)."""
+        if self.ceiling is None:
+            return self.raw_per_split
+        return normalize(self.raw_per_split, self.ceiling.per_bin[None, :], self.convention)
+
+    @property
+    def value(self) -> float:
+        return float(np.nanmean(self.per_bin))
+
+    @property
+    def error(self) -> float:
+        return float(np.nanstd(np.nanmean(self.per_split_values, axis=1)) / np.sqrt(self.n_splits))
+
+    @property
+    def error_per_bin(self) -> np.ndarray:
+        return np.nanstd(self.per_split_values, axis=0) / np.sqrt(self.n_splits)
+
+    def table(self):
+        """Per-bin pandas DataFrame: time_bin_start, time_bin_end, value, error, raw, ceiling."""
+        import pandas as pd
+
+        return pd.DataFrame({
+            "time_bin_start": self.bin_start, "time_bin_end": self.bin_end,
+            "value": self.per_bin, "error": self.error_per_bin, "raw": self.raw_per_bin,
+            "ceiling": self.ceiling.per_bin if self.ceiling is not None else np.full(len(self.bin_start), np.nan),
+        })
+
+
+def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: str = "pls", temporal: str = "span",
+                     ceiling: Optional[Ceiling] = None, splits: Optional[Sequence[Split]] = None,
+                     n_components: int = 25, convention: str = "r2/ceiling") -> TemporalScore:
+    """Score model ``features`` against the neural ``assembly`` (both (presentation, neuroid, time_bin))."""
+    assembly = check_assembly(assembly)
+    target = average_repetitions(assembly)
+    ids = coord(target, "stimulus_id")
+    bins = time_bins(target)
+    X = align_features(features, ids, bins)
+    Y = np.asarray(target.values, dtype=np.float64)
+    if splits is None:
+        splits = brainscore_splits(coord(target, "object_name"))
+    if temporal == "span":
+        predictions = fit_predict_folds(mapping, X, Y, splits, n_components=n_components)
+    elif temporal == "per_bin":
+        per_bin = [fit_predict_folds(mapping, X[:, :, t:t + 1], Y[:, :, t:t + 1], splits, n_components=n_components)
+                   for t in range(Y.shape[2])]
+        predictions = [np.concatenate([per_bin[t][k] for t in range(Y.shape[2])], axis=2) for k in range(len(splits))]
+    else:
+        raise ValueError(f"unknown temporal variant {temporal!r}; expected 'span' or 'per_bin'")
+    raw = np.stack([
+        np.nanmedian(pearson_columns(prediction, Y[test], axis=0), axis=0)  # (N, T) -> (T,)
+        for prediction, (_, test) in zip(predictions, splits)
+    ])
+    settings = {"mapping": mapping, "temporal": temporal, "n_components": n_components, "n_splits": len(splits),
+                "convention": convention}
+    return TemporalScore(raw, bins[0], bins[1], ceiling, convention, settings)

@@ -1,0 +1,168 @@
+"""Regression metrics: fast PLS equals sklearn's, and cross-validated scores recover known answers."""
+import numpy as np
+import pytest
+from sklearn.cross_decomposition import PLSRegression
+
+from benchmarks.metrics import FastPLS, brainscore_splits, internal_consistency, pls_fit_predict_folds, regression_score
+from benchmarks.metrics.correlation import pearson_columns
+from benchmarks.metrics.regression import pls_coefficients
+from benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
+
+
+def _reference_nipals(X, Y, k, X_test):
+    """Textbook NIPALS (regression deflation) with exact singular vectors from a full SVD."""
+    xm, ym = X.mean(0), Y.mean(0)
+    Xk, Yk = X - xm, Y - ym
+    W, P, C = [], [], []
+    for _ in range(k):
+        w = np.linalg.svd(Xk.T @ Yk)[0][:, 0]
+        t = Xk @ w
+        p, c = Xk.T @ t / (t @ t), Yk.T @ t / (t @ t)
+        Xk, Yk = Xk - np.outer(t, p), Yk - np.outer(t, c)
+        W.append(w), P.append(p), C.append(c)
+    W, P, C = map(np.array, (W, P, C))
+    return (X_test - xm) @ (W.T @ np.linalg.inv(P @ W.T)) @ C + ym
+
+
+def _data(n, F, Q, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, F)) @ rng.normal(size=(F, F)) + 3.0
+    Y = X @ rng.normal(size=(F, Q)) * 0.3 + rng.normal(size=(n, Q)) + 1.0
+    return X, Y, rng.normal(size=(15, F)) @ rng.normal(size=(F, F))
+
+
+@pytest.mark.parametrize("n,F,Q,k", [(80, 30, 5, 25), (120, 40, 8, 25), (60, 12, 30, 10)])
+def test_fast_pls_equals_sklearn(n, F, Q, k):
+    X, Y, X_test = _data(n, F, Q, seed=n + F + Q)
+    fast = FastPLS(k).fit(X, Y).predict(X_test)
+    np.testing.assert_allclose(fast, _reference_nipals(X, Y, k, X_test), rtol=1e-9, atol=1e-9)
+    # sklearn's power iteration converged tightly lands on the same fixed point
+    converged = PLSRegression(k, scale=False, tol=1e-14, max_iter=100000).fit(X, Y).predict(X_test)
+    scale = np.abs(converged).max()
+    np.testing.assert_allclose(fast, converged, atol=2e-6 * scale)
+    # with its default tol=1e-6, sklearn stops early on late components: close, not identical
+    default = PLSRegression(k, scale=False).fit(X, Y).predict(X_test)
+    assert np.abs(fast - default).max() < 2e-2 * scale
+
+
+def test_fast_pls_single_target_matches_sklearn_defaults():
+    X, Y, X_test = _data(70, 20, 1, seed=3)
+    fast = FastPLS(25).fit(X, Y[:, 0]).predict(X_test)  # n_components clipped to 20 features
+    sk = PLSRegression(20, scale=False).fit(X, Y[:, 0]).predict(X_test).ravel()
+    np.testing.assert_allclose(fast, sk, rtol=1e-8, atol=1e-8)
+
+
+def test_batched_folds_equal_separate_fits_on_stacked_bins():
+    rng = np.random.default_rng(1)
+    P, F, Q, T = 60, 15, 4, 3
+    X = rng.normal(size=(P, F, T)) + 2.0
+    Y = np.einsum("pft,fq->pqt", X, rng.normal(size=(F, Q))) + rng.normal(size=(P, Q, T))
+    splits = brainscore_splits(np.arange(P) % 5, n_splits=4)
+    predictions = pls_fit_predict_folds(X, Y, splits, n_components=6)
+    stack = lambda A, idx: np.moveaxis(A[idx], 2, 0).reshape(-1, A.shape[1])  # noqa: E731
+    for (train, test), prediction in zip(splits, predictions):
+        expected = FastPLS(6).fit(stack(X, train), stack(Y, train)).predict(stack(X, test))
+        np.testing.assert_allclose(np.moveaxis(prediction, 2, 0).reshape(-1, Q), expected, atol=1e-9)
+        sk = PLSRegression(6, scale=False, tol=1e-14, max_iter=100000).fit(stack(X, train), stack(Y, train))
+        np.testing.assert_allclose(np.moveaxis(prediction, 2, 0).reshape(-1, Q), sk.predict(stack(X, test)), atol=1e-5)
+
+
+def test_pls_coefficients_batch_axis_matches_loop():
+    rng = np.random.default_rng(2)
+    Xs = rng.normal(size=(3, 40, 10))
+    Ys = rng.normal(size=(3, 40, 6))
+    C = np.einsum("knf,kng->kfg", Xs, Xs)
+    S = np.einsum("knf,knq->kfq", Xs, Ys)
+    batched = pls_coefficients(C, S, 5)
+    for k in range(3):
+        np.testing.assert_allclose(batched[k], pls_coefficients(C[k], S[k], 5), atol=1e-12)
+
+
+def test_splits_follow_brainscore_convention():
+    objects = np.repeat(np.arange(8), 30)
+    splits = brainscore_splits(objects)
+    assert len(splits) == 10
+    for train, test in splits:
+        assert len(test) == 24 and len(train) == 216 and not set(train) & set(test)
+        assert set(objects[test]) == set(range(8))  # stratified: every object in every test set
+    assert np.array_equal(splits[0][1], brainscore_splits(objects)[0][1])  # seeded
+
+
+def test_pearson_columns_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(50, 3))
+    np.testing.assert_allclose(pearson_columns(a, 2 * a + 1), 1.0)
+    np.testing.assert_allclose(pearson_columns(a, -a), -1.0)
+    expected = [np.corrcoef(a[:, i], a[:, (i + 1) % 3])[0, 1] for i in range(3)]
+    np.testing.assert_allclose(pearson_columns(a, np.roll(a, -1, axis=1)), expected)
+    assert pearson_columns(np.ones((5, 1)), a[:5, :1])[0] == 0.0
+
+
+NOISE, REPS = 1.5, 4
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return synthetic_assembly(n_stimuli=400, n_neuroids=16, n_bins=3, n_repetitions=REPS, noise=NOISE, seed=5)
+
+
+def test_noiseless_features_score_at_ceiling(synthetic):
+    assembly, clean = synthetic
+    ceiling = internal_consistency(assembly)
+    score = regression_score(clean, assembly, ceiling=ceiling)
+    c = expected_ceiling(NOISE, REPS)
+    np.testing.assert_allclose(score.raw_per_bin, np.sqrt(c), atol=0.04)
+    np.testing.assert_allclose(score.per_bin, 1.0, atol=0.1)
+    assert abs(score.value - 1.0) < 0.07 and 0 < score.error < 0.05
+
+
+def test_shuffled_features_score_zero(synthetic):
+    assembly, clean = synthetic
+    shuffled = clean.copy(data=np.random.default_rng(0).permutation(clean.values))
+    score = regression_score(shuffled, assembly)
+    assert abs(score.raw) < 0.06
+    assert np.all(np.abs(score.raw_per_bin) < 0.1)
+
+
+@pytest.mark.parametrize("mapping", ["pls", "ridge"])
+def test_noisy_linear_transform_gives_analytic_r(synthetic, mapping):
+    """features = (signal + N(0, tau^2)) A, A invertible: best prediction of neuroid i is
+    (signal_i + noise_i) / (1 + tau^2), whose r with the repetition-averaged data is
+    sqrt(1/(1+tau^2)) * sqrt(1/(1+sigma^2/R))."""
+    assembly, clean = synthetic
+    tau = 0.75
+    rng = np.random.default_rng(1)
+    noisy = clean.values + tau * rng.standard_normal(clean.shape)
+    mixed = np.einsum("snt,nf->sft", noisy, rng.normal(size=(16, 16)))
+    score = regression_score(as_features(mixed, clean), assembly, mapping=mapping)
+    expected = np.sqrt(1 / (1 + tau ** 2)) * np.sqrt(expected_ceiling(NOISE, REPS))
+    assert abs(score.raw - expected) < 0.03, (score.raw, expected)
+
+
+def test_per_bin_mapping_fits_time_varying_code_span_time_cannot(synthetic):
+    """The feature code flips sign in the last bin: one shared mapping cannot follow, one per bin can."""
+    assembly, clean = synthetic
+    values = clean.values.copy()
+    values[:, :, -1] *= -1
+    features = as_features(values, clean)
+    per_bin = regression_score(features, assembly, temporal="per_bin")
+    span = regression_score(features, assembly, temporal="span")
+    c = np.sqrt(expected_ceiling(NOISE, REPS))
+    np.testing.assert_allclose(per_bin.raw_per_bin, c, atol=0.04)
+    assert span.raw_per_bin[-1] < 0  # the shared mapping fits the majority (unflipped) bins
+    assert span.raw < per_bin.raw - 0.2
+
+
+def test_static_features_broadcast_over_bins(synthetic):
+    assembly, clean = synthetic
+    static = as_features(clean.values[:, :, :1], clean)
+    score = regression_score(static, assembly)
+    assert score.raw_per_bin[0] > 0.7 and abs(score.raw_per_bin[1]) < 0.1  # bins carry independent signal
+
+
+def test_missing_stimuli_raise_clear_error(synthetic):
+    from datasets.errors import DataError
+
+    assembly, clean = synthetic
+    with pytest.raises(DataError, match="stimulus_id"):
+        regression_score(clean.isel(presentation=slice(0, 100)), assembly)

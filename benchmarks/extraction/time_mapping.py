@@ -1,0 +1,66 @@
+"""From model steps to 10 ms neural time bins.
+
+A model's temporal code is described by a step table ``(start, width, steps)``: step ``k`` covers
+``[start + k * width, start + (k + 1) * width)`` ms after stimulus onset (CORnet's Brain-Score tables in
+REFERENCE.md section 2 have this form).
+
+* ConvRNNs (REFERENCE.md section 1): one step per 10 ms from onset, ``StepTable(0, 10, 26)``: step t is
+  bin ``[10t, 10t + 10)``; Brain-Score's 70..260 ms window is steps 7..25 (19 bins).
+* Static (feed-forward) models: one step covering the whole window; the same features are repeated in
+  every bin.
+
+Each neural bin takes the step whose interval contains the bin's midpoint; bins before the first step take
+the first step and bins after the last take the last (the model's state is held).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+Bin = Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class StepTable:
+    start: float
+    width: float
+    steps: int
+
+    def intervals(self) -> np.ndarray:
+        starts = self.start + self.width * np.arange(self.steps)
+        return np.stack([starts, starts + self.width], axis=1)
+
+    def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
+        """Index of the model step used for each bin."""
+        middle = np.array([(a + b) / 2.0 for a, b in bins], dtype=np.float64)
+        index = np.floor((middle - self.start) / self.width).astype(int)
+        return np.clip(index, 0, self.steps - 1)
+
+
+def bins(start: float = 70, end: float = 260, width: float = 10) -> List[Bin]:
+    """Consecutive bins ``[start, start + width), ...`` up to ``end`` (Brain-Score's temporal window by default)."""
+    edges = np.arange(start, end, width)
+    return [(float(a), float(a + width)) for a in edges]
+
+
+#: Brain-Score's temporal window: 19 bins of 10 ms from 70 to 260 ms.
+BRAINSCORE_BINS = bins()
+
+#: ConvRNN biological unrolling: 26 steps of 10 ms from stimulus onset.
+CONVRNN = StepTable(0.0, 10.0, 26)
+
+#: Brain-Score's CORnet-S mapping (REFERENCE.md section 2), per region.
+CORNET_S: Dict[str, StepTable] = {
+    "V1": StepTable(50, 100, 1), "V2": StepTable(70, 100, 2), "V4": StepTable(90, 50, 4), "IT": StepTable(100, 100, 2),
+}
+
+
+def static(window: Sequence[Bin] = BRAINSCORE_BINS) -> StepTable:
+    """A single step spanning ``window``: features repeated across all its bins."""
+    return StepTable(window[0][0], window[-1][1] - window[0][0], 1)
+
+
+def convrnn(n_steps: int = 26, step_ms: float = 10.0) -> StepTable:
+    return StepTable(0.0, step_ms, n_steps)

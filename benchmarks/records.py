@@ -1,0 +1,162 @@
+"""The results store: one row per score, with its provenance (SQLAlchemy 2).
+
+SQLite at ``$NEUROZOO_HOME/results.sqlite`` by default; any SQLAlchemy URL otherwise
+(``postgresql+psycopg://user@host/db``). Writes are transactional: a batch of records is stored
+completely or not at all. The leaderboard builds on :class:`ResultsStore` and :class:`ScoreRow`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional
+
+import pandas as pd
+from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from benchmarks.paths import home
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ScoreRow(Base):
+    __tablename__ = "scores"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), index=True)
+    benchmark: Mapped[str] = mapped_column(String(255), index=True)
+    value: Mapped[Optional[float]] = mapped_column(Float)
+    error: Mapped[Optional[float]] = mapped_column(Float)
+    ceiling: Mapped[Optional[float]] = mapped_column(Float)
+    raw: Mapped[Optional[float]] = mapped_column(Float)
+    per_bin: Mapped[Optional[list]] = mapped_column(JSON)  # [{"time_bin_start", "time_bin_end", "value", ...}, ...]
+    code_version: Mapped[Optional[str]] = mapped_column(String(128))
+    git_commit: Mapped[Optional[str]] = mapped_column(String(64))
+    data_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    seed: Mapped[Optional[int]] = mapped_column(Integer)
+    settings: Mapped[Optional[dict]] = mapped_column(JSON)
+    device: Mapped[Optional[str]] = mapped_column(String(255))
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def _finite(value) -> Optional[float]:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(obj):
+    """Recursively make ``obj`` JSON-serialisable (numpy scalars/arrays, NaN -> None, tuples -> lists)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return _finite(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+@dataclass
+class ScoreRecord:
+    model: str
+    benchmark: str
+    value: Optional[float]
+    error: Optional[float] = None
+    ceiling: Optional[float] = None
+    raw: Optional[float] = None
+    per_bin: Optional[List[Dict[str, Any]]] = None
+    code_version: Optional[str] = None
+    git_commit: Optional[str] = None
+    data_sha256: Optional[str] = None
+    seed: Optional[int] = None
+    settings: Dict[str, Any] = field(default_factory=dict)
+    device: Optional[str] = None
+    duration_s: Optional[float] = None
+    created_at: Optional[datetime] = None
+    id: Optional[int] = None
+
+    def to_row(self) -> ScoreRow:
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
+        for name in ("value", "error", "ceiling", "raw", "duration_s"):
+            values[name] = _finite(values[name])
+        values["per_bin"] = _json_safe(values["per_bin"])
+        values["settings"] = _json_safe(values["settings"] or {})
+        values["created_at"] = values["created_at"] or datetime.now(timezone.utc)
+        return ScoreRow(**values)
+
+    @classmethod
+    def from_row(cls, row: ScoreRow) -> "ScoreRecord":
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+def default_url() -> str:
+    path = home() / "results.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+class ResultsStore:
+    """``ResultsStore(url=None).add(record)``; ``.query(model=None, benchmark=None)`` -> DataFrame."""
+
+    def __init__(self, url: Optional[str] = None, echo: bool = False):
+        self.url = url or default_url()
+        self.engine = create_engine(self.url, echo=echo, future=True)
+        Base.metadata.create_all(self.engine)
+
+    def add(self, record: ScoreRecord) -> int:
+        return self.add_many([record])[0]
+
+    def add_many(self, records: Iterable[ScoreRecord]) -> List[int]:
+        """Store all records in one transaction (all or none); returns their ids and sets ``record.id``."""
+        records = list(records)
+        with Session(self.engine) as session, session.begin():
+            rows = [record.to_row() for record in records]
+            session.add_all(rows)
+            session.flush()
+            ids = [row.id for row in rows]
+        for record, row_id in zip(records, ids):
+            record.id = row_id
+        return ids
+
+    def get(self, record_id: int) -> Optional[ScoreRecord]:
+        with Session(self.engine) as session:
+            row = session.get(ScoreRow, record_id)
+            return ScoreRecord.from_row(row) if row is not None else None
+
+    def records(self, model: Optional[str] = None, benchmark: Optional[str] = None) -> List[ScoreRecord]:
+        statement = select(ScoreRow).order_by(ScoreRow.created_at, ScoreRow.id)
+        if model is not None:
+            statement = statement.where(ScoreRow.model == model)
+        if benchmark is not None:
+            statement = statement.where(ScoreRow.benchmark == benchmark)
+        with Session(self.engine) as session:
+            return [ScoreRecord.from_row(row) for row in session.scalars(statement)]
+
+    def query(self, model: Optional[str] = None, benchmark: Optional[str] = None, latest: bool = False) -> pd.DataFrame:
+        """All matching scores, oldest first; ``latest=True`` keeps only the newest per (model, benchmark)."""
+        columns = [f.name for f in fields(ScoreRecord)]
+        frame = pd.DataFrame([asdict(r) for r in self.records(model, benchmark)], columns=columns)
+        if latest and len(frame):
+            frame = frame.groupby(["model", "benchmark"], sort=False).tail(1).reset_index(drop=True)
+        return frame
+
+    def dispose(self) -> None:
+        self.engine.dispose()

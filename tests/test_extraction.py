@@ -1,0 +1,142 @@
+"""Activation extraction: time mapping, reduction, ConvRNN recording contract, hooks, cache keys."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import datasets.torchvision_compat  # noqa: F401  (before timm)
+from benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_S, ActivationCache, RandomProjection, StepTable,
+                                   Stimuli, extract, is_convrnn, static)
+from datasets.errors import SpecError
+
+
+class ToyConvRNN(nn.Module):
+    """Follows the ConvRNN recording contract; layer output at step t is t * conv(image) (zero before the image arrives)."""
+
+    layer_names = ("conv1", "conv2")
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.calls = 0
+
+    def forward(self, images, n_steps=17, image_steps=12, record=()):
+        self.calls += 1
+        a = self.conv1(images)
+        b = self.conv2(a)
+        steps = torch.arange(n_steps, dtype=images.dtype).view(-1, 1, 1, 1, 1)
+        recorded = {"conv1": steps * a, "conv2": steps * b}
+        return SimpleNamespace(logits=torch.zeros(n_steps, len(images), 10), recorded={k: recorded[k] for k in record})
+
+
+@pytest.fixture
+def stimuli():
+    generator = torch.Generator().manual_seed(0)
+    return Stimuli([f"im{i}" for i in range(10)], torch.randn(10, 3, 8, 8, generator=generator),
+                   object_name=np.array(["a", "b"] * 5))
+
+
+def test_time_mappings():
+    assert len(BRAINSCORE_BINS) == 19 and BRAINSCORE_BINS[0] == (70.0, 80.0) and BRAINSCORE_BINS[-1] == (250.0, 260.0)
+    np.testing.assert_array_equal(CONVRNN.steps_for(BRAINSCORE_BINS), np.arange(7, 26))  # step t -> [10t, 10t+10)
+    np.testing.assert_array_equal(static().steps_for(BRAINSCORE_BINS), np.zeros(19))
+    # CORnet-S V4 (90 ms, 50 ms steps, 4 steps): bins before 90 ms hold step 0, 240-260 ms is the last step
+    v4 = CORNET_S["V4"].steps_for(BRAINSCORE_BINS)
+    assert list(v4[:4]) == [0, 0, 0, 0] and v4[BRAINSCORE_BINS.index((140.0, 150.0))] == 1 and v4[-1] == 3
+    np.testing.assert_array_equal(StepTable(0, 10, 3).intervals(), [[0, 10], [10, 20], [20, 30]])
+
+
+def test_random_projection_is_seeded_and_preserves_geometry():
+    x = torch.randn(40, 5000)
+    projection = RandomProjection(5000, 800, seed=3)
+    y = projection(x)
+    assert y.shape == (40, 800)
+    assert torch.equal(y, RandomProjection(5000, 800, seed=3)(x))
+    assert not torch.equal(y, RandomProjection(5000, 800, seed=4)(x))
+    distances = torch.pdist(x)
+    ratio = torch.pdist(y) / distances
+    assert abs(float(ratio.mean()) - 1) < 0.05 and float(ratio.std()) < 0.05  # Johnson-Lindenstrauss
+    small = RandomProjection(30, 800)
+    assert small.identity and torch.equal(small(x[:, :30]), x[:, :30])
+
+
+def test_convrnn_extraction_maps_steps_to_bins(stimuli, tmp_path):
+    model = ToyConvRNN()
+    assert is_convrnn(model)
+    out = extract(model, stimuli, ["conv1", "conv2"], max_features=1000, batch_size=4, cache=False, progress=False)
+    conv2 = out["conv2"]
+    assert conv2.dims == ("presentation", "neuroid", "time_bin") and conv2.shape == (10, 6 * 4 * 4, 19)
+    assert list(conv2["time_bin_start"].values[:2]) == [70.0, 80.0] and list(conv2["stimulus_id"].values[:2]) == ["im0", "im1"]
+    with torch.no_grad():
+        expected = model.conv2(model.conv1(stimuli.images)).reshape(10, -1).numpy()
+    # bin [10t, 10t + 10) holds step t, whose output is t * conv(image)
+    np.testing.assert_allclose(conv2.isel(time_bin=0).values, 7 * expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(conv2.isel(time_bin=-1).values, 25 * expected, rtol=1e-5, atol=1e-5)
+    assert list(out["conv1"]["object_name"].values[:2]) == ["a", "b"]
+    reduced = extract(model, stimuli, ["conv1"], max_features=50, cache=False, progress=False)["conv1"]
+    assert reduced.shape == (10, 50, 19)
+
+
+def test_static_timm_model_features_repeat_across_bins(stimuli):
+    import timm
+
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=10)
+    images = torch.nn.functional.interpolate(stimuli.images, size=32)
+    out = extract(model, Stimuli(stimuli.ids, images), ["layer2", "global_pool"], max_features=64, cache=False,
+                  progress=False)
+    pooled = out["global_pool"].values
+    assert pooled.shape[1] <= 64 and pooled.shape[2] == 19
+    np.testing.assert_array_equal(pooled[:, :, 0], pooled[:, :, -1])
+    assert out["layer2"].shape[1] == 64 and np.abs(out["layer2"].values).sum() > 0
+    with pytest.raises(SpecError, match="no layer"):
+        extract(model, Stimuli(stimuli.ids, images), ["layer9"], cache=False, progress=False)
+
+
+def test_hooked_recurrent_module_uses_step_table(stimuli):
+    class Unrolled(nn.Module):  # CORnet-like: the "V4" block is called 4 times per forward pass
+        def __init__(self):
+            super().__init__()
+            self.V4 = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            for _ in range(4):
+                x = self.V4(x)
+            return x
+
+    model = Unrolled()
+    out = extract(model, stimuli, ["V4"], timing={"V4": CORNET_S["V4"]}, cache=False, progress=False)["V4"]
+    with torch.no_grad():
+        x, calls = stimuli.images, []
+        for _ in range(4):
+            x = model.V4(x)
+            calls.append(x.reshape(10, -1).numpy())
+    steps = CORNET_S["V4"].steps_for(BRAINSCORE_BINS)
+    for b in (0, 8, 18):
+        np.testing.assert_allclose(out.isel(time_bin=b).values, calls[steps[b]], rtol=1e-5, atol=1e-6)
+    with pytest.raises(SpecError, match="steps"):
+        extract(model, stimuli, ["V4"], timing=StepTable(0, 10, 2), cache=False, progress=False)
+
+
+def test_cache_hit_and_miss_on_changed_weight(stimuli, tmp_path):
+    cache = ActivationCache(tmp_path / "acts")
+    model = ToyConvRNN()
+    first = extract(model, stimuli, ["conv2"], cache=cache, progress=False)["conv2"]
+    assert model.calls == 1  # 10 stimuli, one batch of 32
+    calls = model.calls
+    again = extract(model, stimuli, ["conv2"], cache=cache, progress=False)["conv2"]
+    assert model.calls == calls  # served from disk
+    np.testing.assert_array_equal(first.values, again.values)
+    assert list(again["stimulus_id"].values) == stimuli.ids
+    with torch.no_grad():
+        model.conv2.weight[0, 0, 0, 0] += 0.5  # change one weight
+    changed = extract(model, stimuli, ["conv2"], cache=cache, progress=False)["conv2"]
+    assert model.calls == calls + 1  # miss: the model ran again
+    assert not np.allclose(changed.values, first.values)
+    other = Stimuli(stimuli.ids, stimuli.images + 1)
+    extract(model, other, ["conv2"], cache=cache, progress=False)
+    assert model.calls == calls + 2  # different pixels: miss
+    extract(model, stimuli, ["conv2"], cache=cache, max_features=20, progress=False)
+    assert model.calls == calls + 3  # different settings: miss

@@ -1,0 +1,63 @@
+"""Figures written next to results (matplotlib, Agg canvas; no global pyplot state)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Union
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from benchmarks.score import Score
+
+
+def _save(figure: Figure, path: Union[str, Path]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def _column(rows, key):
+    return np.array([np.nan if row.get(key) is None else row[key] for row in rows], dtype=float)
+
+
+def plot_time_course(score: Score, path: Union[str, Path], title: Optional[str] = None) -> Path:
+    """Left: raw r per time bin with the ceiling band (sqrt(ceiling) +- error, the r of a noiseless model).
+    Right: normalised score r^2 / ceiling per bin."""
+    rows = score.per_bin
+    start, end = _column(rows, "time_bin_start"), _column(rows, "time_bin_end")
+    t = (start + end) / 2 if np.isfinite(start).all() else np.arange(len(rows))
+    figure = Figure(figsize=(9, 3.4))
+    raw_axis, norm_axis = figure.subplots(1, 2)
+    raw = _column(rows, "raw")
+    raw_axis.plot(t, raw, "o-", color="C0", label="model r")
+    ceiling = _column(rows, "ceiling")
+    if np.isfinite(ceiling).any():
+        c_error = _column(rows, "ceiling_error") if "ceiling_error" in rows[0] else np.zeros_like(ceiling)
+        low = np.sqrt(np.clip(ceiling - np.nan_to_num(c_error), 0, None))
+        high = np.sqrt(np.clip(ceiling + np.nan_to_num(c_error), 0, None))
+        raw_axis.fill_between(t, low, high, color="0.6", alpha=0.5, label="ceiling (sqrt)")
+    raw_axis.set(xlabel="time (ms)", ylabel="Pearson r", title="raw")
+    raw_axis.legend(frameon=False, fontsize=8)
+    value, error = _column(rows, "value"), np.nan_to_num(_column(rows, "error"))
+    norm_axis.errorbar(t, value, yerr=error, fmt="o-", color="C1", capsize=2)
+    norm_axis.axhline(1.0, color="0.5", lw=0.8, ls="--")
+    norm_axis.set(xlabel="time (ms)", ylabel="r$^2$ / ceiling", title=f"normalised (mean {score.value:.3f})")
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_layer_profile(layer_scores: Mapping[str, Score], path: Union[str, Path], title: Optional[str] = None) -> Path:
+    """Score of each layer (in the given order), with its error bar."""
+    names = list(layer_scores)
+    values = [layer_scores[n].value for n in names]
+    errors = [layer_scores[n].error or 0.0 for n in names]
+    figure = Figure(figsize=(max(4, 0.7 * len(names) + 2), 3.2))
+    axis = figure.subplots()
+    axis.errorbar(range(len(names)), values, yerr=errors, fmt="o-", capsize=2)
+    axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axis.set(ylabel="score", title=title or "per-layer score")
+    return _save(figure, path)

@@ -85,7 +85,10 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
     missing = [s for s in stimulus_ids if s not in position]
     if missing:
         raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, e.g. {missing[:3]}")
-    values = np.asarray(features.values)[[position[s] for s in stimulus_ids]]
+    rows = np.array([position[s] for s in stimulus_ids])
+    values = np.asarray(features.values)
+    if len(rows) != len(values) or np.any(rows != np.arange(len(rows))):
+        values = values[rows]
     starts = bins[0]
     if values.shape[2] == 1:
         return np.repeat(values, len(starts), axis=2)
@@ -95,4 +98,4 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
         order = [lookup[float(s)] for s in starts]
     except KeyError as error:
         raise DataError(f"features: time bins {list(f_start)} do not cover the benchmark's bin starting at {error.args[0]} ms") from None
-    return values[:, :, order]
+    return values if order == list(range(values.shape[2])) else values[:, :, order]

@@ -150,7 +150,8 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     Xs = np.ascontiguousarray(np.moveaxis(np.asarray(X, dtype=np.float64), 2, 0).reshape(T * P, F))
     Ys = np.ascontiguousarray(np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q))
     Xs -= Xs.mean(0)
-    Ys -= Ys.mean(0)
+    y_offset = Ys.mean(0)
+    Ys -= y_offset
     XtX, XtY = Xs.T @ Xs, Xs.T @ Ys
     x_sum, y_sum = Xs.sum(0), Ys.sum(0)
     predictions: List[np.ndarray] = []
@@ -172,10 +173,8 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
         for i, (mx, my, Xt) in enumerate(means):
             prediction = (Xt - mx) @ B[i] + my  # (T * n_test, Q), bin-major
             n_test = len(chunk[i][1])
-            predictions.append(prediction.reshape(T, n_test, Q).transpose(1, 2, 0) + 0.0)
-    # undo the global centring of Y
-    y_offset = np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q).mean(0)
-    return [p + y_offset[None, :, None] for p in predictions]
+            predictions.append(prediction.reshape(T, n_test, Q).transpose(1, 2, 0))
+    return [p + y_offset[None, :, None] for p in predictions]  # undo the global centring of Y
 
 
 # -------------------------------------------------------------------------------------------------- ridge

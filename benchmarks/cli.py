@@ -1,0 +1,90 @@
+"""``zoo score MODEL BENCHMARK``: score a model on a registered benchmark, store the record, plot next to it."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_commands(sub) -> None:
+    parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
+                            description="Score MODEL (a ConvRNN registry name, or timm:<name>) on BENCHMARK "
+                                        "(see `zoo score --list`); the score is written to the results store "
+                                        "and plotted next to the results.")
+    parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>")
+    parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
+    parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
+    parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint or a state dict")
+    parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
+    parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
+    parser.add_argument("--max-features", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    parser.set_defaults(handler=run_score)
+
+
+def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
+    """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights."""
+    import torch
+
+    from datasets.errors import DataError, UserFacingError
+
+    if name.startswith("timm:"):
+        import datasets.torchvision_compat  # noqa: F401
+        import timm
+
+        model = timm.create_model(name[5:], pretrained=False)
+    else:
+        import convrnn
+
+        if name not in convrnn.MODELS:
+            raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
+                                  "or timm:<name> for a timm model")
+        model = convrnn.create_model(name)
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise DataError(f"checkpoint {checkpoint} does not exist")
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = state.get("model", state) if isinstance(state, dict) else state
+        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {str(error).splitlines()[0]}") from None
+    return model.to(device).eval()
+
+
+def run_score(args) -> int:
+    import benchmarks
+    from benchmarks.paths import results_dir
+    from benchmarks.plots import plot_time_course
+    from benchmarks.records import ResultsStore
+    from datasets.errors import UserFacingError
+
+    if args.list:
+        for entry in benchmarks.BENCHMARKS.entries():
+            print(f"{entry.name:40s} {entry.description}")
+        return 0
+    if not args.model or not args.benchmark:
+        raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
+    benchmark = benchmarks.load(args.benchmark)
+    model = resolve_model(args.model, args.checkpoint, args.device)
+    layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
+    score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
+                            cache=not args.no_cache)
+    model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+    score.provenance["settings"]["checkpoint"] = str(args.checkpoint) if args.checkpoint else None
+    store = ResultsStore(args.db)
+    record_id = store.add(score.to_record(model_name, args.benchmark))
+    out = args.out or results_dir()
+    stem = f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_")
+    plot = plot_time_course(score, Path(out) / f"{stem}.png", title=f"{model_name} on {args.benchmark}")
+    summary = Path(out) / f"{stem}.json"
+    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
+                                   "error": score.error, "ceiling": score.ceiling, "raw": score.raw,
+                                   "per_bin": score.per_bin, "provenance": score.provenance}, indent=1, default=str))
+    print(f"{model_name} on {args.benchmark}: {score}")
+    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
+    return 0

@@ -1,0 +1,146 @@
+"""Neural benchmarks: a model's features against recorded responses, per time bin, with a ceiling.
+
+Layer selection. For ConvRNNs the candidate layers of a region come from the layer-to-area map of
+REFERENCE.md section 1 (conv5-conv6 -> V4, conv7-conv10 -> IT); for other models they must be given.
+With one candidate, it is scored on all stimuli. With several, the best is chosen on a held-out
+*selection* set (``selection_fraction`` of the stimuli, stratified on object_name, seeded) and the winner is
+scored with the standard 10-split cross-validation on the remaining stimuli only, so the choice never sees
+the stimuli it is scored on. The per-layer selection scores go into the provenance.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import xarray as xr
+
+from benchmarks.extraction import Stimuli, extract, is_convrnn
+from benchmarks.metrics import internal_consistency, regression_score
+from benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
+from benchmarks.provenance import code_version, device_name, git_commit, sha256_array
+from benchmarks.score import Score
+from datasets.errors import SpecError, UserFacingError
+
+#: ConvRNN layer-to-area map (REFERENCE.md section 1); pIT and cIT/aIT together form "IT".
+CONVRNN_REGION_LAYERS: Dict[str, List[str]] = {
+    "V4": ["conv5", "conv6"],
+    "IT": ["conv7", "conv8", "conv9", "conv10"],
+}
+
+
+@dataclass
+class NeuralBenchmark:
+    """Span-time (or per-bin) PLS regression of model features onto one region's responses."""
+
+    identifier: str
+    region: str
+    load_assembly: Callable[[], xr.DataArray]
+    load_stimuli: Callable[[], Stimuli]
+    temporal: str = "span"
+    mapping: str = "pls"
+    data_sha256: Optional[str] = None
+    description: str = ""
+    selection_fraction: float = 0.2
+    seed: int = 0
+    extraction: dict = field(default_factory=dict)  # defaults for benchmarks.extraction.extract
+
+    @cached_property
+    def assembly(self) -> xr.DataArray:
+        return check_assembly(self.load_assembly(), self.identifier, require=("stimulus_id", "object_name"))
+
+    @cached_property
+    def stimuli(self) -> Stimuli:
+        return self.load_stimuli()
+
+    @cached_property
+    def ceiling(self):
+        return internal_consistency(self.assembly)
+
+    @property
+    def bins(self):
+        start, end = time_bins(self.assembly)
+        return [(float(a), float(b)) for a, b in zip(start, end)]
+
+    def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
+        if layers:
+            return list(layers)
+        if is_convrnn(model):
+            if self.region not in CONVRNN_REGION_LAYERS:
+                raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
+            names = set(getattr(model, "layer_names", ()))
+            mapped = [layer for layer in CONVRNN_REGION_LAYERS[self.region] if layer in names]
+            if mapped:
+                return mapped
+        raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")
+
+    def extract(self, model: torch.nn.Module, layers: Sequence[str], **kwargs) -> Dict[str, xr.DataArray]:
+        options = {**self.extraction, **kwargs}
+        return extract(model, self.stimuli, layers, bins=self.bins, **options)
+
+    def score(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None, **extract_kwargs) -> Score:
+        """Extract the candidate layers, pick one (see module docstring), return its :class:`Score`."""
+        started = time.perf_counter()
+        layers = self.candidate_layers(model, layers)
+        features = self.extract(model, layers, **extract_kwargs)
+        selection = {}
+        if len(layers) == 1:
+            chosen, stimuli = layers[0], None
+        else:
+            selection_ids, scoring_ids = self.selection_split()
+            for layer in layers:
+                selection[layer] = regression_score(features[layer], self._subset(selection_ids), self.mapping,
+                                                    self.temporal, ceiling=None).raw
+            chosen = max(selection, key=selection.get)
+            stimuli = scoring_ids
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
+                 "selection_fraction": self.selection_fraction if selection else 0.0,
+                 "model_class": type(model).__name__}
+        return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
+                                   device=device_name(device))
+
+    def score_features(self, features: xr.DataArray, stimulus_ids: Optional[Sequence[str]] = None,
+                       settings: Optional[dict] = None, started: Optional[float] = None, device: Optional[str] = None) -> Score:
+        """Score precomputed features (presentation, neuroid, time_bin) against this benchmark's data."""
+        started = time.perf_counter() if started is None else started
+        assembly = self.assembly if stimulus_ids is None else self._subset(stimulus_ids)
+        ceiling = self.ceiling if stimulus_ids is None else internal_consistency(assembly)
+        temporal = regression_score(features, assembly, self.mapping, self.temporal, ceiling=ceiling)
+        provenance = {
+            "code_version": code_version(), "git_commit": git_commit(),
+            "data_sha256": self.data_sha256 or sha256_array(self.assembly), "seed": self.seed,
+            "device": device or "cpu", "duration_s": time.perf_counter() - started,
+        }
+        score = Score.from_temporal(temporal, provenance)
+        score.provenance["settings"].update({"benchmark": self.identifier, "region": self.region,
+                                             "n_stimuli": int(len(np.unique(coord(assembly, "stimulus_id")))),
+                                             "extraction": self.extraction, **(settings or {})})
+        return score
+
+    def selection_split(self):
+        from sklearn.model_selection import StratifiedShuffleSplit
+
+        target = average_repetitions(self.assembly)
+        ids, objects = coord(target, "stimulus_id"), coord(target, "object_name")
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=self.selection_fraction, random_state=self.seed)
+        scoring, selection = next(splitter.split(np.zeros(len(ids)), objects))
+        return ids[np.sort(selection)], ids[np.sort(scoring)]
+
+    def _subset(self, stimulus_ids) -> xr.DataArray:
+        keep = np.isin(coord(self.assembly, "stimulus_id"), np.asarray(stimulus_ids))
+        return self.assembly.isel(presentation=np.flatnonzero(keep))
+
+
+class DataOnlyBenchmark:
+    """A benchmark with recordings but no images: it scores no image-computable model."""
+
+    identifier = ""
+
+    def score(self, model=None, *args, **kwargs) -> Score:
+        raise UserFacingError(
+            f"{self.identifier} has no stimulus images, so it scores no image-computable model; "
+            f"use {type(self).__name__}.analyze() for its data-only analysis")

@@ -1,0 +1,92 @@
+"""Neural benchmarks end to end: a model's own features recover the ceiling, unrelated ones score zero."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch import nn
+
+from benchmarks.extraction import Stimuli, extract
+from benchmarks.neural import NeuralBenchmark
+from benchmarks.synthetic import expected_ceiling
+from datasets.errors import SpecError
+
+NOISE, REPS = 1.0, 4
+
+
+class Toy(nn.Module):
+    """ConvRNN recording contract; conv2's output at step t is t * conv2(relu(conv1(image)))."""
+
+    layer_names = ("conv1", "conv2")
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+
+    def forward(self, images, n_steps=17, image_steps=12, record=()):
+        a = torch.relu(self.conv1(images))
+        b = self.conv2(a)
+        steps = torch.arange(n_steps, dtype=images.dtype).view(-1, 1, 1, 1, 1)
+        out = {"conv1": steps * a, "conv2": steps * b}
+        return SimpleNamespace(recorded={k: out[k] for k in record})
+
+
+def _benchmark(teacher, layer="conv2", n=600, neuroids=10, seed=0):
+    """Responses = a random linear read-out of the teacher's layer (unit variance) + noise, 3 bins from 70 ms."""
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(rng.standard_normal((n, 3, 8, 8)).astype(np.float32))
+    stimuli = Stimuli([f"im{i:04d}" for i in range(n)], images, object_name=np.array([f"o{i % 6}" for i in range(n)]))
+    bins = [(70.0, 80.0), (80.0, 90.0), (90.0, 100.0)]
+    features = extract(teacher, stimuli, [layer], bins=bins, cache=False, progress=False)[layer].values
+    signal = np.einsum("sft,fn->snt", features, rng.standard_normal((features.shape[1], neuroids)))
+    signal = (signal - signal.mean(0)) / signal.std(0)
+    values = np.concatenate([signal + NOISE * rng.standard_normal(signal.shape) for _ in range(REPS)])
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.tile(stimuli.ids, REPS)),
+        "object_name": ("presentation", np.tile(stimuli.object_name, REPS)),
+        "repetition": ("presentation", np.repeat(np.arange(REPS), n)),
+        "neuroid_id": ("neuroid", [f"n{i}" for i in range(neuroids)]), "region": ("neuroid", ["IT"] * neuroids),
+        "time_bin_start": ("time_bin", [b[0] for b in bins]), "time_bin_end": ("time_bin", [b[1] for b in bins])})
+    return NeuralBenchmark("synthetic.IT-temporal", "IT", lambda: assembly, lambda: stimuli,
+                           extraction={"cache": False, "progress": False})
+
+
+def test_teacher_scores_at_ceiling_and_other_model_low():
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher)
+    score = benchmark.score(teacher, layers=["conv2"])
+    assert abs(benchmark.ceiling.value - expected_ceiling(NOISE, REPS)) < 0.04
+    assert abs(score.value - 1.0) < 0.08, score
+    assert len(score.per_bin) == 3 and score.per_bin[0]["time_bin_start"] == 70.0
+    settings = score.provenance["settings"]
+    assert settings["layer"] == "conv2" and settings["mapping"] == "pls" and settings["temporal"] == "span"
+    assert score.provenance["code_version"] and len(score.provenance["data_sha256"]) == 64
+    stranger = benchmark.score(Toy(seed=1), layers=["conv2"])
+    assert stranger.value < score.value - 0.2
+
+
+def test_shuffled_teacher_features_score_near_zero():
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher)
+    features = benchmark.extract(teacher, ["conv2"])["conv2"]
+    permuted = features.copy(data=np.random.default_rng(0).permutation(features.values))
+    score = benchmark.score_features(permuted)
+    assert abs(score.raw) < 0.08 and score.value < 0.02
+
+
+def test_layer_map_and_held_out_selection():
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher)
+    score = benchmark.score(teacher, layers=["conv1", "conv2"])
+    settings = score.provenance["settings"]
+    assert settings["layer"] == "conv2" and set(settings["layer_selection"]) == {"conv1", "conv2"}
+    assert settings["n_stimuli"] == 480  # the 20 % selection stimuli are not scored
+    assert score.value > 0.85
+    with pytest.raises(SpecError, match="layers"):
+        benchmark.candidate_layers(nn.Linear(2, 2))
+    convrnn_like = SimpleNamespace(layer_names=[f"conv{i}" for i in range(1, 11)])
+    convrnn_like.forward = Toy().forward
+    assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]

@@ -6,11 +6,12 @@ from pathlib import Path
 
 
 def home() -> Path:
-    return Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo")
+    return Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("NEUROZOO_CACHE") or home() / "cache")
+    """Same place as ``datasets``' cache: ``$NEUROZOO_CACHE``, default ``~/.cache/neurozoo``."""
+    return Path(os.environ.get("NEUROZOO_CACHE") or Path.home() / ".cache" / "neurozoo").expanduser()
 
 
 def results_dir() -> Path:

@@ -90,3 +90,38 @@ def test_layer_map_and_held_out_selection():
     convrnn_like = SimpleNamespace(layer_names=[f"conv{i}" for i in range(1, 11)])
     convrnn_like.forward = Toy().forward
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
+
+
+def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
+    import argparse
+    import json
+
+    import benchmarks
+    from benchmarks.cli import add_commands
+    from benchmarks.records import ResultsStore
+
+    rng = np.random.default_rng(0)
+    n, reps = 60, 2
+    stimuli = Stimuli([f"im{i}" for i in range(n)], torch.randn(n, 3, 32, 32), np.array([f"o{i % 3}" for i in range(n)]))
+    assembly = xr.DataArray(rng.standard_normal((n * reps, 5, 1)), dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.tile(stimuli.ids, reps)),
+        "object_name": ("presentation", np.tile(stimuli.object_name, reps)),
+        "repetition": ("presentation", np.repeat(np.arange(reps), n)),
+        "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
+    benchmarks.BENCHMARKS.add("test.cli-V4", lambda: NeuralBenchmark("test.cli-V4", "V4", lambda: assembly, lambda: stimuli),
+                              description="CLI test", overwrite=True)
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command"))
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    args = parser.parse_args(["score", "timm:test_resnet", "test.cli-V4", "--layers", "layer2", "--db", db,
+                              "--out", str(tmp_path / "out"), "--max-features", "50", "--no-cache"])
+    assert args.handler(args) == 0
+    frame = ResultsStore(db).query(benchmark="test.cli-V4")
+    assert len(frame) == 1 and frame["model"].iloc[0] == "timm:test_resnet"
+    assert frame["settings"].iloc[0]["layer"] == "layer2" and len(frame["per_bin"].iloc[0]) == 1
+    assert abs(frame["raw"].iloc[0]) < 0.5  # random weights, random responses
+    pngs = list((tmp_path / "out").glob("*.png"))
+    assert len(pngs) == 1 and json.loads(pngs[0].with_suffix(".json").read_text())["benchmark"] == "test.cli-V4"
+    assert "record 1" in capsys.readouterr().out
+    args = parser.parse_args(["score", "--list"])
+    assert args.handler(args) == 0 and "test.cli-V4" in capsys.readouterr().out

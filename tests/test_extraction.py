@@ -140,3 +140,23 @@ def test_cache_hit_and_miss_on_changed_weight(stimuli, tmp_path):
     assert model.calls == calls + 2  # different pixels: miss
     extract(model, stimuli, ["conv2"], cache=cache, max_features=20, progress=False)
     assert model.calls == calls + 3  # different settings: miss
+
+
+def test_stimulus_set_images_are_loaded_and_normalised(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from benchmarks.extraction.images import IMAGENET_MEAN, IMAGENET_STD, load_stimulus_set
+
+    class Table(pd.DataFrame):
+        def get_stimulus(self, stimulus_id):
+            return tmp_path / f"{stimulus_id}.png"
+
+    for i, gray in enumerate((0, 128, 255)):
+        Image.fromarray(np.full((20, 30), gray, dtype=np.uint8)).save(tmp_path / f"s{i}.png")
+    stimuli = load_stimulus_set(Table({"stimulus_id": ["s0", "s1", "s2"], "object_name": ["a", "b", "a"]}), image_size=16)
+    assert stimuli.images.shape == (3, 3, 16, 16) and stimuli.ids == ["s0", "s1", "s2"]
+    for channel in range(3):
+        expected = (1.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+        assert float(stimuli.images[2, channel].mean()) == pytest.approx(expected, abs=1e-5)
+        assert float(stimuli.images[0, channel].mean()) == pytest.approx(-IMAGENET_MEAN[channel] / IMAGENET_STD[channel], abs=1e-5)

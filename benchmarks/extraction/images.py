@@ -1,0 +1,38 @@
+"""Images of a stimulus set as a normalised tensor for a model."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from benchmarks.extraction.activations import Stimuli
+from datasets.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_tensor(pixels: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, 3) pixels in [0, 1] (or uint8) -> (N, 3, H, W) normalised float32."""
+    pixels = np.asarray(pixels)
+    pixels = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32)
+    if pixels.ndim == 3:
+        pixels = np.repeat(pixels[..., None], 3, axis=-1)
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)
+    return (tensor - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def load_stimulus_set(stimulus_set, image_size: int = 224) -> Stimuli:
+    """Read every image of a ``datasets.stimuli.StimulusSet`` (RGB, resized to ``image_size``), ImageNet-normalised."""
+    from PIL import Image
+
+    if not getattr(stimulus_set, "has_images", True):
+        raise DataError(f"stimulus set {getattr(stimulus_set, 'identifier', '?')!r} has no images")
+    ids = [str(i) for i in stimulus_set["stimulus_id"]]
+    pixels = np.empty((len(ids), image_size, image_size, 3), dtype=np.uint8)
+    for i, stimulus_id in enumerate(ids):
+        with Image.open(stimulus_set.get_stimulus(stimulus_id)) as image:
+            pixels[i] = np.asarray(image.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
+    objects = np.asarray(stimulus_set["object_name"]).astype(str) if "object_name" in stimulus_set.columns else None
+    return Stimuli(ids, to_tensor(pixels), objects)

@@ -166,3 +166,26 @@ def test_missing_stimuli_raise_clear_error(synthetic):
     assembly, clean = synthetic
     with pytest.raises(DataError, match="stimulus_id"):
         regression_score(clean.isel(presentation=slice(0, 100)), assembly)
+
+
+def test_decoding_accuracy_matches_bayes_optimal():
+    """Two Gaussian classes at Mahalanobis distance d: the optimal accuracy is Phi(d/2); pure noise is at chance."""
+    import xarray as xr
+    from scipy.stats import norm
+
+    from benchmarks.metrics.decoding import decoding_time_course
+
+    rng = np.random.default_rng(0)
+    n, neuroids, d = 1200, 10, 1.5
+    labels = np.repeat(["a", "b"], n // 2)
+    direction = rng.standard_normal(neuroids)
+    direction *= d / np.linalg.norm(direction)
+    values = rng.standard_normal((n, neuroids, 2))
+    values[labels == "b", :, 0] += direction  # bin 0 carries the object, bin 1 does not
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.arange(n).astype(str)), "object_name": ("presentation", labels),
+        "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
+    course = decoding_time_course(assembly)
+    assert abs(course.accuracy[0] - norm.cdf(d / 2)) < 0.03
+    assert abs(course.accuracy[1] - 0.5) < 0.04 and course.chance == 0.5
+    assert course.per_split.shape == (10, 2) and np.all(course.error < 0.02)

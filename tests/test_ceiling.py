@@ -47,3 +47,25 @@ def test_ceiling_needs_repetitions():
     assembly, _ = synthetic_assembly(n_stimuli=50, n_repetitions=1, seed=0)
     with pytest.raises(DataError, match="repetition"):
         internal_consistency(assembly)
+
+
+def test_missing_values_are_ignored_not_propagated():
+    from benchmarks.metrics import pearson_columns, regression_score
+
+    assembly, clean = synthetic_assembly(n_stimuli=500, n_neuroids=12, n_bins=1, n_repetitions=4, noise=1.0, seed=4)
+    values = assembly.values.copy()
+    rng = np.random.default_rng(0)
+    values[rng.random(values.shape) < 0.1] = np.nan  # 10 % of single-trial responses missing
+    values[:, 0, :] = np.nan  # one neuroid never recorded
+    holes = assembly.copy(data=values)
+    ceiling = internal_consistency(holes)
+    # fewer effective repetitions: reliability of ~3.6 trials per half-pair instead of 4
+    assert abs(ceiling.value - expected_ceiling(1.0, 4)) < 0.05
+    score = regression_score(clean, holes, ceiling=ceiling)
+    assert score.settings["n_neuroids_dropped"] >= 1 and abs(score.value - 1) < 0.1
+    a = rng.standard_normal((30, 2))
+    b = a + rng.standard_normal((30, 2))
+    b_holes = b.copy()
+    b_holes[:5, 0] = np.nan
+    expected = np.corrcoef(a[5:, 0], b[5:, 0])[0, 1]
+    np.testing.assert_allclose(pearson_columns(a, b_holes), [expected, np.corrcoef(a[:, 1], b[:, 1])[0, 1]])

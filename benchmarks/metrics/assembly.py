@@ -52,14 +52,33 @@ def group_mean_matrix(groups: np.ndarray, mask: Optional[np.ndarray] = None) -> 
     return matrix, labels
 
 
+def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of ``values`` (items, ...) over the (masked) items of each group, ignoring NaNs.
+
+    Returns (means (n_groups, ...), sorted group labels, whether each group had any selected item).
+    An entry with no finite value in its group stays NaN.
+    """
+    matrix, labels = group_mean_matrix(groups, mask)
+    indicator = matrix.copy()
+    indicator.data[:] = 1.0
+    flat = values.reshape(len(values), -1)
+    finite = np.isfinite(flat)
+    if finite.all():
+        means = np.asarray(matrix @ flat)
+    else:
+        sums = np.asarray(indicator @ np.where(finite, flat, 0.0))
+        counts = np.asarray(indicator @ finite.astype(np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(counts > 0, sums / np.where(counts > 0, counts, 1.0), np.nan)
+    seen = np.asarray(matrix.getnnz(axis=1)) > 0
+    return means.reshape((len(labels),) + values.shape[1:]), labels, seen
+
+
 def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
     """Mean over the presentations of each stimulus_id, ordered by stimulus_id; keeps object_name when present."""
     assembly = check_assembly(assembly)
     ids = coord(assembly, "stimulus_id")
-    matrix, labels = group_mean_matrix(ids)
-    values = np.asarray(assembly.values, dtype=np.float64)
-    P, N, T = values.shape
-    mean = np.asarray(matrix @ values.reshape(P, N * T)).reshape(len(labels), N, T)
+    mean, labels, _ = group_nanmean(ids, np.asarray(assembly.values, dtype=np.float64))
     first = np.unique(ids, return_index=True)[1]
     coords = {"stimulus_id": ("presentation", labels)}
     if "object_name" in assembly.coords:

@@ -30,7 +30,7 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from benchmarks.metrics.assembly import check_assembly, coord, group_mean_matrix
+from benchmarks.metrics.assembly import check_assembly, coord, group_nanmean
 from benchmarks.metrics.correlation import pearson_columns, spearman_brown
 from datasets.errors import DataError
 
@@ -60,17 +60,15 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
         raise DataError("assembly: the ceiling needs at least 2 distinct values of coordinate 'repetition'")
     ids = coord(assembly, "stimulus_id")
     values = np.asarray(assembly.values, dtype=np.float64)
-    P, N, T = values.shape
-    flat = values.reshape(P, N * T)
+    T = values.shape[2]
     splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     per_split = np.empty((n_splits, T))
     for k, (a, b) in enumerate(splitter.split(unique)):
         halves, seen = [], []
         for half in (unique[a], unique[b]):
-            mask = np.isin(repetitions, half)
-            matrix, _ = group_mean_matrix(ids, mask)
-            halves.append(np.asarray(matrix @ flat).reshape(-1, N, T))
-            seen.append(np.asarray(matrix.getnnz(axis=1)) > 0)
+            mean, _, any_selected = group_nanmean(ids, values, np.isin(repetitions, half))
+            halves.append(mean)
+            seen.append(any_selected)
         both = seen[0] & seen[1]
         r = pearson_columns(halves[0][both], halves[1][both], axis=0)  # (N, T)
         per_split[k] = np.nanmedian(spearman_brown(r), axis=0)

@@ -9,10 +9,13 @@ def pearson_columns(a: np.ndarray, b: np.ndarray, axis: int = -2) -> np.ndarray:
 
     With the default ``axis=-2`` and inputs (..., stimuli, neuroids) the result is (..., neuroids).
     A column with zero variance gives r = 0 (not NaN): a constant prediction carries no information,
-    and a NaN would silently drop the neuroid from the median.
+    and a NaN would silently drop the neuroid from the median. NaN entries (missing recordings) are
+    left out pairwise; a column with fewer than 3 finite pairs gives NaN (dropped by the nan-median).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return _pearson_nan(a, b, axis)
     a = a - a.mean(axis=axis, keepdims=True)
     b = b - b.mean(axis=axis, keepdims=True)
     numerator = (a * b).sum(axis=axis)
@@ -26,3 +29,19 @@ def spearman_brown(r, n: float = 2.0):
     """Reliability of the average of ``n`` parallel measurements given the reliability ``r`` of one: nr/(1+(n-1)r)."""
     r = np.asarray(r, dtype=np.float64)
     return n * r / (1.0 + (n - 1.0) * r)
+
+
+def _pearson_nan(a: np.ndarray, b: np.ndarray, axis: int) -> np.ndarray:
+    """Pearson r over the entries where both are finite (pairwise deletion); NaN with fewer than 3 pairs."""
+    a, b = np.broadcast_arrays(a, b)
+    valid = np.isfinite(a) & np.isfinite(b)
+    n = valid.sum(axis=axis, keepdims=True)
+    a = np.where(valid, a, 0.0)
+    b = np.where(valid, b, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(valid, a - a.sum(axis=axis, keepdims=True) / n, 0.0)
+        b = np.where(valid, b - b.sum(axis=axis, keepdims=True) / n, 0.0)
+        numerator = (a * b).sum(axis=axis)
+        denominator = np.sqrt((a * a).sum(axis=axis) * (b * b).sum(axis=axis))
+        r = np.where(denominator > 0, numerator / denominator, 0.0)
+    return np.where(np.squeeze(n, axis=axis) >= 3, r, np.nan)

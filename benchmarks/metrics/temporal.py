@@ -25,6 +25,7 @@ from benchmarks.metrics.assembly import align_features, average_repetitions, che
 from benchmarks.metrics.ceiling import Ceiling, normalize
 from benchmarks.metrics.correlation import pearson_columns
 from benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
+from datasets.errors import DataError
 
 
 @dataclass
@@ -94,6 +95,11 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     bins = time_bins(target)
     X = align_features(features, ids, bins)
     Y = np.asarray(target.values, dtype=np.float64)
+    complete = np.isfinite(Y).all(axis=(0, 2))  # a neuroid never recorded on some stimulus cannot be regressed
+    if not complete.all():
+        if not complete.any():
+            raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
+        Y = Y[:, complete]
     if splits is None:
         splits = brainscore_splits(coord(target, "object_name"))
     if temporal == "span":
@@ -109,5 +115,5 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
         for prediction, (_, test) in zip(predictions, splits)
     ])
     settings = {"mapping": mapping, "temporal": temporal, "n_components": n_components, "n_splits": len(splits),
-                "convention": convention}
+                "convention": convention, "n_neuroids": int(complete.sum()), "n_neuroids_dropped": int((~complete).sum())}
     return TemporalScore(raw, bins[0], bins[1], ceiling, convention, settings)

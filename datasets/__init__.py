@@ -8,4 +8,8 @@ from datasets.errors import DataError, SpecError, UserFacingError
 #: Registered data sets: name -> loader. ``zoo list`` and ``zoo data`` read this.
 DATASETS = Registry("data set", entry_point_group="neurozoo.datasets")
 
-__all__ = ["Registry", "UnknownNameError", "DataError", "SpecError", "UserFacingError", "DATASETS"]
+from datasets.sets import Recording, register as _register_data_sets  # noqa: E402  (light: no loader imports)
+
+_register_data_sets(DATASETS)
+
+__all__ = ["Registry", "UnknownNameError", "DataError", "SpecError", "UserFacingError", "DATASETS", "Recording"]

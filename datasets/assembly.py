@@ -1,0 +1,195 @@
+"""Neural assemblies: xarray DataArrays with dims (presentation, neuroid, time_bin), in Brain-Score's netCDF layout.
+
+In memory an assembly is a plain ``xarray.DataArray`` whose coordinates are ordinary
+(non-index) variables along their dims: ``stimulus_id``, ``object_name``, ``repetition`` along
+presentation, ``neuroid_id``, ``region`` along neuroid, ``time_bin_start``, ``time_bin_end`` (int ms)
+along time_bin, plus any extra coordinates. We deliberately keep no MultiIndexes: selecting,
+sorting and aligning by ``stimulus_id`` then works with plain numpy arrays and with
+``isel``/``sortby``, and nothing has to be unstacked before a metric. ``set_brainscore_indexes``
+rebuilds Brain-Score's MultiIndexes when a caller wants them.
+
+On disk (``write_assembly``) we produce what Brain-Score's writer produces: NETCDF4 through
+netCDF4, MultiIndexes reset, no coordinate variables for the dims, every level a plain variable,
+the values in variable ``data`` (zlib level 9 + shuffle) with attributes ``stimulus_set_identifier``
+and ``coordinates``, and the global attribute ``stimulus_set_identifier``. ``load_assembly`` reads
+such files unchanged (and the older ``image_id`` name of ``stimulus_id``) and validates them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from datasets.errors import DataError
+
+DIMS = ("presentation", "neuroid", "time_bin")
+COORDS: Dict[str, tuple] = {
+    "presentation": ("stimulus_id", "object_name", "repetition"),
+    "neuroid": ("neuroid_id", "region"),
+    "time_bin": ("time_bin_start", "time_bin_end"),
+}
+NAN_POLICIES = ("raise", "allow", "drop-neuroids")
+_ALIASES = {"image_id": "stimulus_id"}  # Brain-Score files written before 2022
+
+
+def _as_array(values) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == object and all(isinstance(v, str) for v in array.ravel()):
+        array = array.astype(str)
+    return array
+
+
+def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping[str, Sequence],
+                  time_bin: Mapping[str, Sequence], attrs: Optional[dict] = None) -> xr.DataArray:
+    """Build an assembly from a (presentation, neuroid, time_bin) array and per-dim coordinate columns."""
+    values = np.asarray(values)
+    if values.ndim != 3:
+        raise DataError(f"assembly values: expected 3 dims {DIMS}, got shape {values.shape}")
+    coords = {}
+    for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
+        for name, column in columns.items():
+            column = _as_array(column)
+            if name in ("time_bin_start", "time_bin_end", "repetition"):
+                column = column.astype(np.int64)
+            coords[name] = (dim, column)
+    assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
+    return validate_assembly(assembly, nan_policy="allow", require={})
+
+
+def _fail(source: str, message: str):
+    raise DataError(f"{source}: {message}")
+
+
+def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus_set=None,
+                      nan_policy: str = "raise", require: Mapping[str, Sequence[str]] = COORDS) -> xr.DataArray:
+    """Check dims, coordinates, time bins, stimulus ids and NaNs; returns the assembly, transposed to ``DIMS``.
+
+    ``nan_policy``: ``"raise"`` refuses any NaN; ``"allow"`` keeps them; ``"drop-neuroids"`` removes every
+    neuroid with a NaN anywhere (and refuses an assembly left with none).
+    """
+    policy = nan_policy.replace("_", "-")
+    if policy not in NAN_POLICIES:
+        raise DataError(f"{source}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    missing_dims = [d for d in DIMS if d not in assembly.dims]
+    if missing_dims or assembly.ndim != 3:
+        _fail(source, f"dims must be {DIMS}; missing {missing_dims} (found {tuple(assembly.dims)})")
+    assembly = assembly.transpose(*DIMS)
+    for dim, names in require.items():
+        for name in names:
+            if name not in assembly.coords:
+                _fail(source, f"missing coordinate {name!r} along {dim!r} (coords: {sorted(assembly.coords)})")
+    for dim, names in COORDS.items():
+        for name in names:
+            if name in assembly.coords and assembly[name].dims != (dim,):
+                _fail(source, f"coordinate {name!r} must lie along {dim!r}, found dims {assembly[name].dims}")
+    if "neuroid_id" in assembly.coords:
+        ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
+        if ids.has_duplicates:
+            _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()][:3].tolist()}")
+    if "stimulus_id" in assembly.coords and "repetition" in assembly.coords:
+        keys = pd.MultiIndex.from_arrays([np.asarray(assembly["stimulus_id"].values),
+                                          np.asarray(assembly["repetition"].values)])
+        if keys.has_duplicates:
+            _fail(source, f"presentations (stimulus_id, repetition) repeat, e.g. {keys[keys.duplicated()][:3].tolist()}")
+    _check_time_bins(assembly, source)
+    if stimulus_set is not None and "stimulus_id" in assembly.coords:
+        known = set(stimulus_set["stimulus_id"])
+        unknown = pd.unique(np.asarray(assembly["stimulus_id"].values))
+        unknown = [s for s in unknown.tolist() if s not in known]
+        if unknown:
+            _fail(source, f"{len(unknown)} stimulus_id value(s) are not in stimulus set "
+                          f"{getattr(stimulus_set, 'identifier', None)!r}, e.g. {unknown[:3]}")
+    if policy != "allow" and np.issubdtype(assembly.dtype, np.floating):
+        bad = np.isnan(assembly.values).any(axis=(0, 2))
+        if bad.any():
+            names = np.asarray(assembly["neuroid_id"].values)[bad] if "neuroid_id" in assembly.coords else np.flatnonzero(bad)
+            if policy == "raise":
+                _fail(source, f"field 'data' has NaN values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}; "
+                              "pass nan_policy='allow' or 'drop-neuroids'")
+            if bad.all():
+                _fail(source, "field 'data': every neuroid has NaN values; nothing left after nan_policy='drop-neuroids'")
+            assembly = assembly.isel(neuroid=np.flatnonzero(~bad))
+    return assembly
+
+
+def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
+    if "time_bin_start" not in assembly.coords or "time_bin_end" not in assembly.coords:
+        return
+    start = np.asarray(assembly["time_bin_start"].values, dtype=float)
+    end = np.asarray(assembly["time_bin_end"].values, dtype=float)
+    if np.any(end <= start):
+        i = int(np.flatnonzero(end <= start)[0])
+        _fail(source, f"time bin {i} ends before it starts (time_bin_start={start[i]:g}, time_bin_end={end[i]:g})")
+    if np.any(np.diff(start) <= 0):
+        i = int(np.flatnonzero(np.diff(start) <= 0)[0])
+        _fail(source, f"time bins out of order: time_bin_start {start[i]:g} is followed by {start[i + 1]:g}")
+    if np.any(end[:-1] > start[1:]):
+        i = int(np.flatnonzero(end[:-1] > start[1:])[0])
+        _fail(source, f"time bins overlap: [{start[i]:g}, {end[i]:g}) and [{start[i + 1]:g}, {end[i + 1]:g}) "
+                      "(time_bin_end must not exceed the next time_bin_start)")
+
+
+def reset_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:
+    """Drop MultiIndexes and dim coordinate variables, keeping every level as a plain coordinate."""
+    if assembly.indexes:
+        assembly = assembly.reset_index(list(assembly.indexes))
+    return assembly.drop_vars([d for d in assembly.dims if d in assembly.coords])
+
+
+def set_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:
+    """Rebuild Brain-Score's MultiIndexes presentation=(stimulus_id, object_name, repetition), etc., where present."""
+    indexes = {dim: [n for n in names if n in assembly.coords] for dim, names in COORDS.items()}
+    return assembly.set_index({dim: names for dim, names in indexes.items() if names})
+
+
+def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
+    """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped."""
+    path = Path(path)
+    assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}))
+    identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
+    attrs = {k: v for k, v in assembly.attrs.items() if isinstance(v, (str, int, float, np.number))}
+    attrs["stimulus_set_identifier"] = identifier
+    assembly = assembly.copy(deep=False)
+    assembly.attrs = attrs
+    for name in list(assembly.coords):
+        values = np.asarray(assembly[name].values)
+        if values.dtype == object:
+            assembly = assembly.assign_coords({name: (assembly[name].dims, _as_array(values))})
+    dataset = assembly.to_dataset(name="data")
+    dataset.attrs["stimulus_set_identifier"] = identifier
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dataset.to_netcdf(path, format="NETCDF4", engine="netcdf4",
+                      encoding={"data": {"zlib": True, "complevel": 9, "shuffle": True}})
+    return path
+
+
+def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
+                  require: Mapping[str, Sequence[str]] = COORDS) -> xr.DataArray:
+    """Read a Brain-Score-style netCDF assembly and validate it (see ``validate_assembly``).
+
+    Returns plain coordinates (no indexes) unless ``multiindex=True``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: assembly file not found")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as dataset:
+            dataset = dataset.load()
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path}: not a readable netCDF file ({error})") from None
+    if "data" in dataset.data_vars:
+        assembly = dataset["data"]
+    elif len(dataset.data_vars) == 1:
+        assembly = dataset[next(iter(dataset.data_vars))]
+    else:
+        raise DataError(f"{path}: no variable 'data' (variables: {sorted(dataset.data_vars)})")
+    assembly = assembly.rename({k: v for k, v in _ALIASES.items() if k in assembly.coords and v not in assembly.coords})
+    for key in ("stimulus_set_identifier",):
+        if key not in assembly.attrs and key in dataset.attrs:
+            assembly.attrs[key] = dataset.attrs[key]
+    assembly.encoding = {}
+    assembly = validate_assembly(reset_brainscore_indexes(assembly), str(path), stimulus_set, nan_policy, require)
+    return set_brainscore_indexes(assembly) if multiindex else assembly

@@ -1,0 +1,100 @@
+"""The local data cache: where imported, converted and generated data live, and how they are pinned.
+
+``$NEUROZOO_CACHE`` (default ``~/.cache/neurozoo``) holds
+
+- ``data/<path>``: raw files imported from a local source (``zoo data import``), pinned by sha256;
+- ``converted/<name>/<key>/`` and ``embedded/<key>/``: derived folders written once, with a
+  ``manifest.json`` listing the sha256 of every file in them.
+
+Every read re-hashes: a mismatch raises ``DataError``; a cached file is never silently re-used.
+Derived folders are written into a temporary sibling and renamed into place, so a crashed or
+concurrent writer never leaves a half-written folder behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, Optional
+
+from datasets.errors import DataError
+
+MANIFEST = "manifest.json"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NEUROZOO_CACHE") or Path.home() / ".cache" / "neurozoo").expanduser()
+
+
+def shared_data_dir() -> Path:
+    """The local folder of published recordings (``$NEUROZOO_SHARED_DATA``, default ``<repo>/../shared/data``)."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(os.environ.get("NEUROZOO_SHARED_DATA") or default).expanduser()
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str, what: str = "") -> None:
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DataError(f"{path}: sha256 {actual} does not match the expected {expected}"
+                        f"{' for ' + what if what else ''}; the file is corrupted or a different version")
+
+
+# ---------------------------------------------------------------- derived folders with a manifest
+def write_manifest(folder: Path, extra: Optional[dict] = None) -> Dict[str, str]:
+    files = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != MANIFEST}
+    (folder / MANIFEST).write_text(json.dumps({"files": files, **(extra or {})}, indent=1, sort_keys=True))
+    return files
+
+
+def read_manifest(folder: Path) -> dict:
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{folder}/{MANIFEST}: unreadable manifest ({error}); delete the folder to rebuild it") from None
+
+
+def verify_folder(folder: Path) -> Dict[str, str]:
+    """Re-hash every file listed in the folder's manifest; raise ``DataError`` on a missing or changed file."""
+    folder = Path(folder)
+    files = read_manifest(folder)["files"]
+    for relative, expected in files.items():
+        path = folder / relative
+        if not path.is_file():
+            raise DataError(f"{path}: listed in {folder / MANIFEST} but missing; delete {folder} to rebuild it")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise DataError(f"{path}: sha256 {actual} differs from {expected} recorded in {folder / MANIFEST}; "
+                            f"the cached file was modified: delete {folder} to rebuild it")
+    return files
+
+
+@contextmanager
+def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
+    """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        write_manifest(tmp, extra)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished first: keep its folder (verified by the caller)
+            if not (folder / MANIFEST).is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Registry of raw data files: name -> files pinned by sha256, imported from local sources into the cache.
+
+Nothing is downloaded. A file enters the cache (``$NEUROZOO_CACHE/data/<path>``) only through
+``import_files``, which hashes it first; ``fetch`` re-hashes cached files on every use and, for a
+file not yet imported, imports it from the default local source (``$NEUROZOO_SHARED_DATA``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from datasets.cache import cache_dir, check_sha256, sha256_file, shared_data_dir
+from datasets.checksums import SHA256
+from datasets.errors import DataError
+
+
+@dataclass(frozen=True)
+class DataFile:
+    path: str  # relative to the source folder and to the cache's data/ folder
+    sha256: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    files: Tuple[DataFile, ...]
+    description: str = ""
+    source: str = ""
+    license: str = ""
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> Dict[str, str]:
+        return {f.path: f.sha256 for f in self.files}
+
+
+def _files(prefix: str, names: Optional[Sequence[str]] = None) -> Tuple[DataFile, ...]:
+    paths = [p for p in SHA256 if p.startswith(prefix)] if names is None else [prefix + n for n in names]
+    return tuple(DataFile(p, *SHA256[p]) for p in sorted(paths))
+
+
+CATALOG: Dict[str, CatalogEntry] = {e.name: e for e in (
+    CatalogEntry("cowley2023.v4_210325",
+                 _files("v4_cowley2023/", ["images_210325.zip", "responses_210325_raw.npy",
+                                           "responses_210325_repeat_averaged.npy"]),
+                 "macaque V4, 50 units x 640 images x up to 10 repeats, one 100 ms window",
+                 "github.com/cowleygroup/V4_compact_models data_V4_responses/ (Cowley et al. 2023)", "GPL-3.0",
+                 {"family": "cowley2023", "region": "V4"}),
+    CatalogEntry("cowley2023.v4_190923",
+                 _files("v4_cowley2023/", ["images_190923.zip", "responses_190923_repeat_averaged.npy"]),
+                 "macaque V4, 33 units x 1200 images, repeat means only",
+                 "github.com/cowleygroup/V4_compact_models data_V4_responses/ (Cowley et al. 2023)", "GPL-3.0",
+                 {"family": "cowley2023", "region": "V4"}),
+    CatalogEntry("zhang_desimone2011.it", _files("it_zhang_desimone2011/"),
+                 "macaque IT spike rasters, 132 units, 7 objects x 3 positions, 1 ms bins",
+                 "github.com/emeyers/NeuroDecodeR data-raw/raster/ (Zhang et al. 2011)", "GPL-3",
+                 {"family": "zhang_desimone2011", "region": "IT"}),
+)}
+
+
+def get(name: str) -> CatalogEntry:
+    if name not in CATALOG:
+        raise DataError(f"unknown data set {name!r} in the catalog (known: {', '.join(sorted(CATALOG))})")
+    return CATALOG[name]
+
+
+def data_dir() -> Path:
+    return cache_dir() / "data"
+
+
+def cached_path(file: DataFile) -> Path:
+    return data_dir() / file.path
+
+
+def _find_source(file: DataFile, source: Path) -> Optional[Path]:
+    """The file under ``source``: at its relative path, or directly inside ``source`` by name."""
+    for candidate in (source / file.path, source / file.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def import_files(name: str, source: Optional[Path] = None, link: bool = False, force: bool = False,
+                 progress=None) -> List[Path]:
+    """Hash each file of ``name`` in ``source`` and copy (or symlink) it into the cache.
+
+    A file already in the cache is re-hashed: a mismatch is an error unless ``force`` replaces it.
+    """
+    entry = get(name)
+    source = Path(source) if source is not None else shared_data_dir()
+    if not source.is_dir():
+        raise DataError(f"{source}: source folder for {name!r} does not exist (give --from DIR or set NEUROZOO_SHARED_DATA)")
+    paths = []
+    for file in entry.files:
+        target = cached_path(file)
+        if target.is_file() and not force:
+            check_sha256(target, file.sha256, f"{name}:{file.path} (re-import with --force)")
+            paths.append(target)
+            continue
+        origin = _find_source(file, source)
+        if origin is None:
+            raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}")
+        check_sha256(origin, file.sha256, f"{name}:{file.path}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        if link:
+            tmp.symlink_to(origin.resolve())
+        else:
+            shutil.copyfile(origin, tmp)
+            check_sha256(tmp, file.sha256, f"{name}:{file.path} (copy)")
+        os.replace(tmp, target)
+        paths.append(target)
+        if progress is not None:
+            progress(file, target)
+    return paths
+
+
+def fetch(name: str) -> Dict[str, Path]:
+    """Verified local paths of every file of ``name`` keyed by file name, importing from the default source if needed."""
+    entry = get(name)
+    missing = [f for f in entry.files if not cached_path(f).is_file()]
+    if missing:
+        source = shared_data_dir()
+        if not source.is_dir():
+            raise DataError(f"{cached_path(missing[0])}: data set {name!r} is not in the cache and the default source "
+                            f"{source} does not exist; run `zoo data import {name} --from DIR`")
+        import_files(name, source)
+    else:
+        for file in entry.files:
+            check_sha256(cached_path(file), file.sha256, f"{name}:{file.path} (re-import with `zoo data import {name} --force`)")
+    return {f.name: cached_path(f) for f in entry.files}
+
+
+def status(name: str) -> Dict[str, str]:
+    """Per file: 'ok', 'missing' or 'MISMATCH' (re-hashes the cached copies)."""
+    result = {}
+    for file in get(name).files:
+        path = cached_path(file)
+        if not path.is_file():
+            result[file.path] = "missing"
+        else:
+            result[file.path] = "ok" if sha256_file(path) == file.sha256 else "MISMATCH"
+    return result

@@ -1,0 +1,81 @@
+"""``zoo data list|verify|import``: the data catalog and cache from the command line."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_commands(sub) -> None:
+    data = sub.add_parser("data", help="list, verify and import data sets (nothing is downloaded)")
+    commands = data.add_subparsers(dest="data_command", metavar="ACTION")
+    commands.required = True
+
+    listing = commands.add_parser("list", help="catalog entries, their cache status and the registered data sets")
+    listing.set_defaults(handler=_list)
+
+    verify = commands.add_parser("verify", help="re-hash the cached files (and generated data) against their sha256")
+    verify.add_argument("names", nargs="*", help="catalog names (default: all)")
+    verify.set_defaults(handler=_verify)
+
+    imp = commands.add_parser("import", help="hash local files and copy (or link) them into the cache")
+    imp.add_argument("names", nargs="+", help="catalog names, e.g. cowley2023.v4_210325")
+    imp.add_argument("--from", dest="source", default=None,
+                     help="folder holding the files (default: $NEUROZOO_SHARED_DATA or <repo>/../shared/data)")
+    imp.add_argument("--link", action="store_true", help="symlink instead of copying")
+    imp.add_argument("--force", action="store_true", help="replace cached copies (also ones that fail their sha256)")
+    imp.set_defaults(handler=_import)
+
+
+def _list(args: argparse.Namespace) -> int:
+    import datasets
+    from datasets import catalog
+    from datasets.cache import cache_dir
+
+    print(f"cache: {cache_dir()}")
+    print(f"{'catalog name':28s} {'files':>5s} {'MB':>7s}  status")
+    for name, entry in sorted(catalog.CATALOG.items()):
+        states = [("missing" if not catalog.cached_path(f).is_file() else "cached") for f in entry.files]
+        summary = "cached" if all(s == "cached" for s in states) else f"{states.count('missing')} missing"
+        size = sum(f.size for f in entry.files) / 1e6
+        print(f"{name:28s} {len(entry.files):5d} {size:7.1f}  {summary}  ({entry.source})")
+    print()
+    print(f"{'registered data set':28s} {'family':20s} description")
+    for entry in datasets.DATASETS.entries():
+        print(f"{entry.name:28s} {entry.tags.get('family', ''):20s} {entry.description}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from datasets import catalog
+    from datasets.cache import MANIFEST, cache_dir, verify_folder
+    from datasets.errors import DataError
+
+    names = args.names or sorted(catalog.CATALOG)
+    failures = 0
+    for name in names:
+        for path, state in catalog.status(name).items():
+            if state != "missing" or args.names:
+                print(f"{state:8s} {name}:{path}")
+            failures += state == "MISMATCH" or (state == "missing" and bool(args.names))
+    if not args.names:  # derived folders (converted and generated data) carry their own manifest
+        for manifest in sorted(cache_dir().glob(f"*/**/{MANIFEST}")):
+            folder = manifest.parent
+            try:
+                files = verify_folder(folder)
+                print(f"{'ok':8s} {folder.relative_to(cache_dir())} ({len(files)} files)")
+            except DataError as error:
+                print(f"{'MISMATCH':8s} {error}")
+                failures += 1
+    if failures:
+        print(f"{failures} problem(s); fix with `zoo data import NAME --force` or delete the derived folder")
+    return 1 if failures else 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from datasets import catalog
+
+    for name in args.names:
+        paths = catalog.import_files(name, Path(args.source) if args.source else None, link=args.link, force=args.force)
+        print(f"{name}: {len(paths)} file(s) verified in {catalog.data_dir()}")
+    return 0

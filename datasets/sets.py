@@ -1,0 +1,47 @@
+"""The registered data sets (``datasets.DATASETS``): each factory loads lazily and returns a ``Recording``.
+
+Importing this module is cheap: loaders (xarray, scipy, torch for the embedded teacher) are imported
+only when a data set is created.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Recording(NamedTuple):
+    """What a data set loads to: unpacks as ``assembly, stimulus_set = DATASETS.create(name)``."""
+
+    assembly: Any  # xarray.DataArray (presentation, neuroid, time_bin)
+    stimulus_set: Any  # datasets.stimuli.StimulusSet
+
+
+def register(registry) -> None:
+    def ventral(region):
+        def load(**kwargs):
+            from datasets.embedded import load_ventral
+
+            return Recording(*load_ventral(region, **kwargs))
+        return load
+
+    def cowley(session):
+        def load(**kwargs):
+            from datasets.converters.cowley_v4 import load_cowley_v4
+
+            return load_cowley_v4(session, **kwargs)
+        return load
+
+    def zhang(**kwargs):
+        from datasets.converters.zhang_desimone_it import load_zhang_desimone_it
+
+        return load_zhang_desimone_it(**kwargs)
+
+    for region, neurons in (("V4", "V4"), ("IT", "IT")):
+        registry.add(f"ventral_embedded.{region}", ventral(region), family="ventral_embedded", region=region,
+                     description=f"embedded default: rendered objects (V0/V3/V6), teacher-network {neurons} responses, "
+                                 "10 ms bins 70-260 ms, generated locally")
+    registry.add("cowley2023.v4_210325", cowley("210325"), family="cowley2023", region="V4",
+                 description="macaque V4, 640 natural images x up to 10 repeats, one 100 ms window (Cowley et al. 2023)")
+    registry.add("cowley2023.v4_190923", cowley("190923"), family="cowley2023", region="V4",
+                 description="macaque V4, 1200 natural images, repeat means only (Cowley et al. 2023)")
+    registry.add("zhang_desimone2011.it", zhang, family="zhang_desimone2011", region="IT",
+                 description="macaque IT, 7 objects x 3 positions, spike counts in 10 ms bins 70-260 ms (Zhang et al. 2011)")

@@ -1,0 +1,132 @@
+"""StimulusSet: a table of stimuli (one row per stimulus_id) plus the folder of their image files.
+
+Stored Brain-Score style as a CSV file (columns ``stimulus_id``, ``filename``, ``object_name``, any
+others) next to a folder of images; ``filename`` is relative to that folder. ``sha256()`` hashes the
+table (rows sorted by stimulus_id, columns by name) and every image's bytes, so it identifies the
+content independently of row order or where the folder lives: downstream caches key on it.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import numpy as np
+import pandas as pd
+
+from datasets.errors import DataError
+
+REQUIRED_COLUMNS = ("stimulus_id", "filename")
+_TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")  # never let read_csv turn "0001" into 1
+
+
+class StimulusSet(pd.DataFrame):
+    """A ``pandas.DataFrame`` with ``identifier`` and ``image_dir`` that survive slicing."""
+
+    _metadata = ["identifier", "image_dir"]
+    identifier: Optional[str] = None
+    image_dir: Optional[Path] = None
+
+    @property
+    def _constructor(self):
+        return StimulusSet
+
+    def __init__(self, *args, identifier: Optional[str] = None, image_dir: Union[str, Path, None] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if identifier is not None:
+            self.identifier = identifier
+        if image_dir is not None:
+            self.image_dir = Path(image_dir)
+
+    def get_stimulus(self, stimulus_id) -> Path:
+        """Path of the image file of ``stimulus_id``."""
+        rows = np.flatnonzero(self["stimulus_id"].to_numpy() == stimulus_id)
+        if len(rows) == 0:
+            raise DataError(f"stimulus set {self.identifier!r}: no stimulus_id {stimulus_id!r}")
+        filename = self["filename"].iloc[rows[0]] if "filename" in self.columns else None
+        if self.image_dir is None or not isinstance(filename, str) or not filename:
+            raise DataError(f"stimulus set {self.identifier!r}: no image file for stimulus_id {stimulus_id!r} "
+                            "(this set has no images)")
+        return Path(self.image_dir) / filename
+
+    def stimulus_paths(self) -> list:
+        return [self.get_stimulus(s) for s in self["stimulus_id"]]
+
+    @property
+    def has_images(self) -> bool:
+        return self.image_dir is not None and "filename" in self.columns and bool(len(self)) \
+            and self["filename"].map(lambda f: isinstance(f, str) and bool(f)).all()
+
+    def validate(self, source: str = "stimulus set") -> "StimulusSet":
+        for column in REQUIRED_COLUMNS:
+            if column not in self.columns:
+                raise DataError(f"{source}: missing column {column!r} (columns: {list(self.columns)})")
+        duplicated = self["stimulus_id"][self["stimulus_id"].duplicated()]
+        if len(duplicated):
+            raise DataError(f"{source}: column 'stimulus_id' has duplicates, e.g. {list(duplicated[:3])}")
+        if self.has_images:
+            missing = [f for f in self["filename"] if not (Path(self.image_dir) / f).is_file()]
+            if missing:
+                raise DataError(f"{source}: {len(missing)} image file(s) listed in column 'filename' are missing "
+                                f"from {self.image_dir}, e.g. {missing[:3]}")
+        return self
+
+    def table_bytes(self) -> bytes:
+        table = pd.DataFrame(self).sort_values("stimulus_id", kind="stable")
+        table = table[sorted(table.columns)]
+        return table.to_csv(index=False, lineterminator="\n").encode()
+
+    def sha256(self) -> str:
+        digest = hashlib.sha256(self.table_bytes())
+        if self.has_images:
+            for _, filename in sorted(zip(self["stimulus_id"], self["filename"])):
+                digest.update(filename.encode() + b"\0")
+                digest.update((Path(self.image_dir) / filename).read_bytes())
+        return digest.hexdigest()
+
+
+def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identifier: str,
+                      image_dir: Union[str, Path, None] = None) -> StimulusSet:
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+    if "filename" not in frame.columns:
+        frame = frame.assign(filename="")
+    return StimulusSet(frame.reset_index(drop=True), identifier=identifier, image_dir=image_dir).validate(identifier)
+
+
+def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
+                       copy_images: bool = True) -> Path:
+    """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix)."""
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
+    if copy_images and stimulus_set.has_images and Path(stimulus_set.image_dir).resolve() != target.resolve():
+        for filename in stimulus_set["filename"]:
+            destination = target / filename
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes((Path(stimulus_set.image_dir) / filename).read_bytes())
+    pd.DataFrame(stimulus_set).to_csv(csv_path, index=False, lineterminator="\n")
+    return csv_path
+
+
+def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
+                      identifier: Optional[str] = None) -> StimulusSet:
+    """Read a CSV (+ image folder, default: CSV path without suffix); checks columns, ids and image files.
+
+    Older Brain-Score CSVs name the columns ``image_id`` / ``image_file_name``; they are renamed.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"{csv_path}: stimulus set CSV not found")
+    try:
+        header = pd.read_csv(csv_path, nrows=0).columns
+        renames = {"image_id": "stimulus_id", "image_file_name": "filename"}
+        dtypes = {c: str for c in header if renames.get(c, c) in _TEXT_COLUMNS}
+        frame = pd.read_csv(csv_path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{csv_path}: not a readable CSV ({error})") from None
+    frame = frame.rename(columns={k: v for k, v in renames.items() if k in frame.columns and v not in frame.columns})
+    if "filename" in frame.columns:
+        frame["filename"] = frame["filename"].fillna("")
+    folder = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
+    result = StimulusSet(frame, identifier=identifier or csv_path.stem, image_dir=folder if folder.is_dir() else None)
+    return result.validate(str(csv_path))

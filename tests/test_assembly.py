@@ -1,0 +1,196 @@
+"""NeuroidAssembly / StimulusSet formats: Brain-Score's netCDF layout, validation on load, content hashes."""
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+from PIL import Image
+
+from datasets.assembly import load_assembly, make_assembly, set_brainscore_indexes, validate_assembly, write_assembly
+from datasets.errors import DataError
+from datasets.stimuli import StimulusSet, load_stimulus_set, make_stimulus_set, write_stimulus_set
+
+
+def _assembly(n_stimuli=5, n_reps=3, n_neuroids=4, starts=(70, 80, 90), seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"im{i:03d}" for i in range(n_stimuli)]
+    values = rng.normal(size=(n_stimuli * n_reps, n_neuroids, len(starts)))
+    return make_assembly(values,
+                         presentation=dict(stimulus_id=np.tile(ids, n_reps),
+                                           object_name=np.tile([f"obj{i % 2}" for i in range(n_stimuli)], n_reps),
+                                           repetition=np.repeat(np.arange(n_reps), n_stimuli)),
+                         neuroid=dict(neuroid_id=[f"n{i}" for i in range(n_neuroids)], region=["IT"] * n_neuroids),
+                         time_bin=dict(time_bin_start=list(starts), time_bin_end=[s + 10 for s in starts]),
+                         attrs={"stimulus_set_identifier": "toy"})
+
+
+def _write_like_brainscore(path, values, ids, objects, reps, neuroids, starts, identifier="toy"):
+    """Write the layout of REFERENCE.md section 3 directly with netCDF4, without our writer."""
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as f:
+        f.setncattr("stimulus_set_identifier", identifier)
+        for dim, n in zip(("presentation", "neuroid", "time_bin"), values.shape):
+            f.createDimension(dim, n)
+        for name, dim, column in (("stimulus_id", "presentation", ids), ("object_name", "presentation", objects),
+                                  ("neuroid_id", "neuroid", neuroids), ("region", "neuroid", ["IT"] * len(neuroids))):
+            var = f.createVariable(name, str, (dim,))
+            for i, v in enumerate(column):
+                var[i] = v
+        f.createVariable("repetition", "i8", ("presentation",))[:] = reps
+        f.createVariable("time_bin_start", "i8", ("time_bin",))[:] = starts
+        f.createVariable("time_bin_end", "i8", ("time_bin",))[:] = np.asarray(starts) + 10
+        data = f.createVariable("data", "f8", ("presentation", "neuroid", "time_bin"), zlib=True, complevel=9, shuffle=True)
+        data[:] = values
+        data.setncattr("stimulus_set_identifier", identifier)
+        data.setncattr("coordinates", "time_bin_end repetition stimulus_id region object_name neuroid_id time_bin_start")
+
+
+def test_write_produces_brainscore_layout(tmp_path):
+    assembly = _assembly()
+    path = write_assembly(set_brainscore_indexes(assembly), tmp_path / "a.nc")  # MultiIndexes are reset on write
+    with netCDF4.Dataset(path) as f:
+        assert f.data_model == "NETCDF4"
+        assert f.getncattr("stimulus_set_identifier") == "toy"
+        assert set(f.dimensions) == {"presentation", "neuroid", "time_bin"}
+        assert not {"presentation", "neuroid", "time_bin"} & set(f.variables)  # no coordinate variables for dims
+        assert f["stimulus_id"].dimensions == ("presentation",) and f["stimulus_id"].dtype is str
+        assert f["region"].dtype is str and f["object_name"].dtype is str
+        assert f["repetition"].dtype == np.int64 and f["time_bin_start"].dtype == np.int64
+        data = f["data"]
+        assert data.dimensions == ("presentation", "neuroid", "time_bin")
+        filters = data.filters()
+        assert filters["zlib"] and filters["complevel"] == 9 and filters["shuffle"]
+        assert data.getncattr("stimulus_set_identifier") == "toy"
+        assert set(data.getncattr("coordinates").split()) == {
+            "stimulus_id", "object_name", "repetition", "neuroid_id", "region", "time_bin_start", "time_bin_end"}
+        np.testing.assert_array_equal(data[:], assembly.values)
+
+
+def test_round_trip_compares_contents(tmp_path):
+    assembly = _assembly()
+    loaded = load_assembly(write_assembly(assembly, tmp_path / "a.nc"))
+    xr.testing.assert_identical(loaded.rename(None), assembly)
+    again = load_assembly(write_assembly(loaded, tmp_path / "b.nc"))
+    xr.testing.assert_identical(again, loaded)
+
+
+def test_reads_a_file_written_in_brainscore_layout(tmp_path):
+    rng = np.random.default_rng(1)
+    values = rng.poisson(3.0, size=(6, 2, 2)).astype(float)
+    ids, objects, reps = ["a", "b", "c"] * 2, ["car", "car", "dog"] * 2, [0, 0, 0, 1, 1, 1]
+    _write_like_brainscore(tmp_path / "bs.nc", values, ids, objects, reps, ["n0", "n1"], [70, 80])
+    loaded = load_assembly(tmp_path / "bs.nc")
+    assert loaded.dims == ("presentation", "neuroid", "time_bin") and not loaded.indexes
+    assert loaded.attrs["stimulus_set_identifier"] == "toy"
+    np.testing.assert_array_equal(loaded.values, values)
+    assert list(loaded["stimulus_id"].values) == ids and list(loaded["repetition"].values) == reps
+    indexed = load_assembly(tmp_path / "bs.nc", multiindex=True)
+    assert list(indexed.indexes["presentation"].names) == ["stimulus_id", "object_name", "repetition"]
+    assert list(indexed.indexes["time_bin"].names) == ["time_bin_start", "time_bin_end"]
+    # Brain-Score's selection idiom works on the rebuilt indexes
+    np.testing.assert_array_equal(indexed.sel(stimulus_id="b").values, values[[1, 4]])
+
+
+def test_old_image_id_name_is_read_as_stimulus_id(tmp_path):
+    assembly = _assembly().rename(stimulus_id="image_id")
+    write_assembly(assembly, tmp_path / "old.nc")
+    loaded = load_assembly(tmp_path / "old.nc")
+    assert "stimulus_id" in loaded.coords and "image_id" not in loaded.coords
+
+
+def test_missing_dim_and_coord_are_named(tmp_path):
+    assembly = _assembly()
+    write_assembly(assembly.drop_vars("region"), tmp_path / "a.nc")
+    with pytest.raises(DataError, match=r"a\.nc: missing coordinate 'region' along 'neuroid'"):
+        load_assembly(tmp_path / "a.nc")
+    assert "region" not in load_assembly(tmp_path / "a.nc", require={"presentation": ("stimulus_id",)}).coords
+    flat = assembly.isel(time_bin=0, drop=True)
+    flat.to_dataset(name="data").to_netcdf(tmp_path / "b.nc")
+    with pytest.raises(DataError, match=r"b\.nc: dims must be .*missing \['time_bin'\]"):
+        load_assembly(tmp_path / "b.nc")
+
+
+def test_nan_policy(tmp_path):
+    assembly = _assembly()
+    values = assembly.values.copy()
+    values[2, 1, 0] = np.nan
+    write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
+    with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN values in 1 neuroid\(s\), e.g. \['n1'\]"):
+        load_assembly(tmp_path / "nan.nc")
+    assert int(np.isnan(load_assembly(tmp_path / "nan.nc", nan_policy="allow").values).sum()) == 1
+    dropped = load_assembly(tmp_path / "nan.nc", nan_policy="drop-neuroids")
+    assert list(dropped["neuroid_id"].values) == ["n0", "n2", "n3"]
+    np.testing.assert_array_equal(dropped.values, values[:, [0, 2, 3]])
+    with pytest.raises(DataError, match="nan_policy must be one of"):
+        load_assembly(tmp_path / "nan.nc", nan_policy="ignore")
+
+
+@pytest.mark.parametrize("starts, ends, message", [
+    ([80, 70, 90], [90, 80, 100], "time bins out of order: time_bin_start 80 is followed by 70"),
+    ([70, 75, 90], [80, 85, 100], r"time bins overlap: \[70, 80\) and \[75, 85\)"),
+    ([70, 80, 90], [80, 80, 100], "time bin 1 ends before it starts"),
+])
+def test_bad_time_bins(tmp_path, starts, ends, message):
+    assembly = _assembly().assign_coords(time_bin_start=("time_bin", starts), time_bin_end=("time_bin", ends))
+    assembly.to_dataset(name="data").to_netcdf(tmp_path / "bins.nc")
+    with pytest.raises(DataError, match=r"bins\.nc: " + message):
+        load_assembly(tmp_path / "bins.nc")
+
+
+def test_stimulus_ids_must_match_the_stimulus_set(tmp_path):
+    assembly = _assembly(n_stimuli=5)
+    path = write_assembly(assembly, tmp_path / "a.nc")
+    complete = make_stimulus_set({"stimulus_id": [f"im{i:03d}" for i in range(5)]}, "toy")
+    assert load_assembly(path, stimulus_set=complete).sizes["presentation"] == 15
+    with pytest.raises(DataError, match=r"a\.nc: 2 stimulus_id value\(s\) are not in stimulus set 'toy', e.g. \['im003', 'im004'\]"):
+        load_assembly(path, stimulus_set=complete.iloc[:3])
+
+
+def test_duplicates_are_refused():
+    assembly = _assembly()
+    with pytest.raises(DataError, match="'neuroid_id' has duplicates"):
+        validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n1", "n2"])))
+    with pytest.raises(DataError, match=r"presentations \(stimulus_id, repetition\) repeat"):
+        validate_assembly(assembly.assign_coords(repetition=("presentation", np.zeros(15, int))))
+
+
+def _images(folder, n, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+    return {"stimulus_id": [f"{i:04d}" for i in range(n)], "filename": [f"img{i}.png" for i in range(n)],
+            "object_name": ["a", "b", "a", "b"][:n], "size": [1.5, 0.25, 2.0, 1.0][:n], "flag": [True, False, True, True][:n]}
+
+
+def test_stimulus_set_round_trip_and_hash(tmp_path):
+    records = _images(tmp_path / "src", 4)
+    stimuli = make_stimulus_set(records, "toy", image_dir=tmp_path / "src")
+    assert isinstance(stimuli, StimulusSet)
+    assert stimuli.get_stimulus("0002") == tmp_path / "src" / "img2.png"
+    csv = write_stimulus_set(stimuli, tmp_path / "out" / "toy.csv")
+    loaded = load_stimulus_set(csv)
+    assert loaded.identifier == "toy" and loaded.image_dir == tmp_path / "out" / "toy"
+    assert list(loaded["stimulus_id"]) == ["0000", "0001", "0002", "0003"]  # ids stay text
+    assert loaded.get_stimulus("0001").read_bytes() == (tmp_path / "src" / "img1.png").read_bytes()
+    assert loaded.sha256() == stimuli.sha256()
+    assert loaded.iloc[::-1].sha256() == stimuli.sha256()  # row order does not matter
+    subset = loaded[loaded["object_name"] == "a"]
+    assert isinstance(subset, StimulusSet) and subset.identifier == "toy" and subset.sha256() != stimuli.sha256()
+    # the hash covers the image bytes and the table
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "out" / "toy" / "img3.png")
+    assert load_stimulus_set(csv).sha256() != stimuli.sha256()
+    assert make_stimulus_set({**records, "size": [1.5, 0.25, 2.0, 1.1]}, "toy", tmp_path / "src").sha256() != stimuli.sha256()
+
+
+def test_stimulus_set_errors(tmp_path):
+    records = _images(tmp_path / "src", 3)
+    with pytest.raises(DataError, match="column 'stimulus_id' has duplicates"):
+        make_stimulus_set({**records, "stimulus_id": ["a", "a", "b"]}, "dup", tmp_path / "src")
+    (tmp_path / "src" / "img1.png").unlink()
+    with pytest.raises(DataError, match=r"1 image file\(s\) listed in column 'filename' are missing .*img1\.png"):
+        make_stimulus_set(records, "gone", tmp_path / "src")
+    (tmp_path / "bad.csv").write_text("filename\nx.png\n")
+    with pytest.raises(DataError, match=r"bad\.csv: missing column 'stimulus_id'"):
+        load_stimulus_set(tmp_path / "bad.csv")
+    no_images = make_stimulus_set({"stimulus_id": ["a"]}, "labels-only")
+    with pytest.raises(DataError, match="no image file for stimulus_id 'a'"):
+        no_images.get_stimulus("a")

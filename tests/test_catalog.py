@@ -1,0 +1,134 @@
+"""Data registry: sha256-pinned files, import into the cache, verify, and `zoo data` commands."""
+import argparse
+import hashlib
+import os
+
+import pytest
+
+from datasets import catalog
+from datasets.cache import building, cache_dir, read_manifest, verify_folder
+from datasets.catalog import CatalogEntry, DataFile
+from datasets.cli import add_commands
+from datasets.errors import DataError
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A catalog entry of two files in a private source folder and a private cache."""
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "source"
+    (source / "toy").mkdir(parents=True)
+    files = []
+    for name, content in (("a.bin", b"alpha" * 100), ("b.txt", b"beta\n")):
+        (source / "toy" / name).write_bytes(content)
+        files.append(DataFile(f"toy/{name}", hashlib.sha256(content).hexdigest(), len(content)))
+    monkeypatch.setitem(catalog.CATALOG, "toy.set", CatalogEntry("toy.set", tuple(files), "toy files"))
+    return source
+
+
+def zoo_data(*argv):
+    parser = argparse.ArgumentParser(prog="zoo")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", *argv])
+    return args.handler(args)
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("NEUROZOO_CACHE")
+    assert cache_dir() == cache_dir().home() / ".cache" / "neurozoo"
+
+
+def test_import_copies_verified_files(toy, capsys):
+    assert zoo_data("import", "toy.set", "--from", str(toy)) == 0
+    cached = catalog.cached_path(catalog.get("toy.set").files[0])
+    assert cached == cache_dir() / "data" / "toy" / "a.bin" and not cached.is_symlink()
+    assert cached.read_bytes() == b"alpha" * 100
+    assert catalog.status("toy.set") == {"toy/a.bin": "ok", "toy/b.txt": "ok"}
+    assert zoo_data("verify", "toy.set") == 0
+    assert "ok       toy.set:toy/a.bin" in capsys.readouterr().out
+
+
+def test_import_refuses_a_source_with_the_wrong_checksum(toy):
+    (toy / "toy" / "b.txt").write_bytes(b"BETA\n")
+    with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match the expected"):
+        catalog.import_files("toy.set", toy)
+    assert not catalog.cached_path(catalog.get("toy.set").files[1]).exists()
+
+
+def test_a_corrupted_cache_file_is_an_error_never_reused(toy, capsys):
+    catalog.import_files("toy.set", toy)
+    cached = catalog.cached_path(catalog.get("toy.set").files[0])
+    cached.write_bytes(b"tampered")
+    assert catalog.status("toy.set")["toy/a.bin"] == "MISMATCH"
+    assert zoo_data("verify", "toy.set") == 1
+    assert "MISMATCH toy.set:toy/a.bin" in capsys.readouterr().out
+    with pytest.raises(DataError, match=r"a\.bin: sha256 .* does not match"):
+        catalog.fetch("toy.set")
+    with pytest.raises(DataError, match="re-import with --force"):
+        catalog.import_files("toy.set", toy)
+    catalog.import_files("toy.set", toy, force=True)
+    assert catalog.fetch("toy.set")["a.bin"].read_bytes() == b"alpha" * 100
+
+
+def test_link_mode_and_lookup_by_file_name(toy, tmp_path):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for name in ("a.bin", "b.txt"):
+        os.link(toy / "toy" / name, flat / name)  # the files directly in the folder, without the toy/ prefix
+    assert zoo_data("import", "toy.set", "--from", str(flat), "--link") == 0
+    cached = catalog.cached_path(catalog.get("toy.set").files[1])
+    assert cached.is_symlink() and cached.resolve() == (flat / "b.txt").resolve()
+
+
+def test_fetch_imports_from_the_default_source(toy, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_SHARED_DATA", str(toy))
+    paths = catalog.fetch("toy.set")
+    assert set(paths) == {"a.bin", "b.txt"} and all(p.is_file() for p in paths.values())
+    monkeypatch.setenv("NEUROZOO_SHARED_DATA", str(toy / "nowhere"))
+    with pytest.raises(DataError, match="zoo data import other"):
+        monkeypatch.setitem(catalog.CATALOG, "other", CatalogEntry("other", (DataFile("x/y.bin", "0" * 64, 1),)))
+        catalog.fetch("other")
+    with pytest.raises(DataError, match="unknown data set 'nope'"):
+        catalog.fetch("nope")
+
+
+def test_derived_folder_manifest_detects_changes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = cache_dir() / "converted" / "toy" / "v1"
+    with building(folder, {"version": 1}) as tmp:
+        (tmp / "x.txt").write_text("x")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "y.txt").write_text("y")
+    assert read_manifest(folder)["version"] == 1
+    assert set(verify_folder(folder)) == {"x.txt", "sub/y.txt"}
+    assert zoo_data("verify") == 0
+    (folder / "sub" / "y.txt").write_text("z")
+    with pytest.raises(DataError, match=r"y\.txt: sha256 .* differs"):
+        verify_folder(folder)
+    assert zoo_data("verify") == 1
+    assert not list(folder.parent.glob(".v1.*"))  # no temporary folder left behind
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    folder = tmp_path / "derived"
+    with pytest.raises(RuntimeError):
+        with building(folder) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("crash")
+    assert not folder.exists() and not list(tmp_path.iterdir())
+
+
+def test_list_shows_catalog_and_registry(toy, capsys):
+    assert zoo_data("list") == 0
+    out = capsys.readouterr().out
+    assert "toy.set" in out and "2 missing" in out
+    assert "zhang_desimone2011.it" in out and "ventral_embedded.IT" in out
+
+
+def test_real_checksums_match_the_shared_data(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    catalog.import_files("cowley2023.v4_210325", shared_data, link=True)
+    assert set(catalog.status("cowley2023.v4_210325").values()) == {"ok"}
+    assert len(catalog.get("zhang_desimone2011.it").files) == 132

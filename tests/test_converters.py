@@ -1,0 +1,150 @@
+"""Converters on the real published files, checked against independent computations from the raw files."""
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+import datasets
+from datasets.cache import shared_data_dir
+from datasets.converters import converted_folder
+from datasets.converters.zhang_desimone_it import bin_counts
+from datasets.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def cowley(request):
+    shared = request.getfixturevalue("shared_data")
+    return datasets.DATASETS.create("cowley2023.v4_210325"), shared / "v4_cowley2023"
+
+
+@pytest.fixture(scope="module")
+def zhang(request):
+    shared = request.getfixturevalue("shared_data")
+    return datasets.DATASETS.create("zhang_desimone2011.it"), shared / "it_zhang_desimone2011"
+
+
+@pytest.fixture(scope="module")
+def shared_data():  # module-scoped twin of conftest's fixture
+    folder = shared_data_dir()
+    if not folder.is_dir():
+        pytest.skip(f"real recordings not found at {folder} (set NEUROZOO_SHARED_DATA)")
+    return folder
+
+
+def test_cowley_210325_assembly(cowley):
+    (assembly, stimuli), folder = cowley
+    raw = np.load(folder / "responses_210325_raw.npy")
+    shown = ~np.isnan(raw[0])
+    assert assembly.dims == ("presentation", "neuroid", "time_bin")
+    assert assembly.shape == (int(shown.sum()), 50, 1) == (4840, 50, 1)
+    assert not np.isnan(assembly.values).any()
+    assert list(assembly["time_bin_start"].values) == [70] and list(assembly["time_bin_end"].values) == [170]
+    assert set(assembly["region"].values) == {"V4"} and set(assembly["object_name"].values) == {"unlabelled"}
+    # one presentation per shown (image, repeat), holding that repeat's counts for all 50 units
+    image, repeat = 316, 4
+    row = np.flatnonzero((assembly["stimulus_id"].values == "cowley2023_210325_0317") & (assembly["repetition"].values == repeat))
+    np.testing.assert_array_equal(assembly.values[row[0], :, 0], raw[:, image, repeat])
+    counts = np.bincount(assembly["image_index"].values, minlength=640)
+    np.testing.assert_array_equal(counts, shown.sum(axis=1))
+    # the repeat means equal the separately published averaged file
+    averaged = np.load(folder / "responses_210325_repeat_averaged.npy")
+    sums = np.zeros((640, 50))
+    np.add.at(sums, assembly["image_index"].values, assembly.values[:, :, 0])
+    np.testing.assert_allclose(sums / counts[:, None], averaged.T, rtol=1e-12)
+
+
+def test_cowley_210325_stimuli(cowley):
+    (assembly, stimuli), folder = cowley
+    assert len(stimuli) == 640 and stimuli.identifier == "cowley2023.v4_210325"
+    assert set(assembly["stimulus_id"].values) == set(stimuli["stimulus_id"])
+    path = stimuli.get_stimulus("cowley2023_210325_0640")
+    with zipfile.ZipFile(folder / "images_210325.zip") as archive:
+        assert path.read_bytes() == archive.read("image0640.jpg")
+    with Image.open(path) as image:
+        assert image.size == (112, 112) and image.mode == "RGB"
+    assert stimuli.sha256() == datasets.DATASETS.create("cowley2023.v4_210325").stimulus_set.sha256()
+
+
+def test_cowley_190923_means_only(shared_data):
+    assembly, stimuli = datasets.DATASETS.create("cowley2023.v4_190923")
+    means = np.load(shared_data / "v4_cowley2023" / "responses_190923_repeat_averaged.npy")
+    assert assembly.shape == (1200, 33, 1) and len(stimuli) == 1200
+    assert assembly.attrs["repeat_averaged"] == 1 and set(assembly["repetition"].values) == {0}
+    np.testing.assert_array_equal(assembly.values[:, :, 0], means.T)
+    assert stimuli.get_stimulus("cowley2023_190923_1200").is_file()
+
+
+def test_zhang_desimone_shapes_and_labels(zhang):
+    (assembly, stimuli), folder = zhang
+    assert assembly.shape == (21 * 19, 132, 19)
+    assert list(assembly["time_bin_start"].values) == list(range(70, 260, 10))
+    assert list(assembly["time_bin_end"].values) == list(range(80, 270, 10))
+    assert set(assembly["object_name"].values) == {"car", "couch", "face", "flower", "guitar", "hand", "kiwi"}
+    assert set(assembly["position"].values) == {"lower", "middle", "upper"}
+    assert len(stimuli) == 21 and not stimuli.has_images
+    assert set(assembly["repetition"].values) == set(range(19))
+    assert (assembly.values >= 0).all() and assembly.values.sum() > 0
+    assert sorted(assembly["neuroid_id"].values)[0] == "bp1001spk_01A"
+
+
+def _trials_by_hand(path):
+    """Independent reading: default loadmat (record structs), labels combined as '<object>_<position>'."""
+    mat = scipy.io.loadmat(path)
+    labels = mat["raster_labels"][0, 0]
+    combined = [str(x[0]) for x in labels["combined_ID_position"][0]]
+    onset_ms = int(mat["raster_site_info"][0, 0]["alignment_event_time"][0, 0])  # 1-based ms of onset
+    return mat["raster_data"], combined, onset_ms
+
+
+@pytest.mark.parametrize("unit, condition, k, time_bin", [
+    ("bp1001spk_01A", "hand_upper", 0, 0),
+    ("bp1002spk_03A", "face_middle", 7, 5),
+    ("bp1021spk_04C", "kiwi_lower", 18, 18),
+])
+def test_zhang_desimone_counts_by_hand(zhang, unit, condition, k, time_bin):
+    (assembly, _), folder = zhang
+    raster, combined, onset_ms = _trials_by_hand(folder / f"{unit}_raster_data.mat")
+    trial = [i for i, c in enumerate(combined) if c == condition][k]
+    first_ms = onset_ms + 70 + 10 * time_bin  # 1-based ms column of the bin's first millisecond
+    expected = sum(int(raster[trial, ms - 1]) for ms in range(first_ms, first_ms + 10))
+    row = np.flatnonzero((assembly["stimulus_id"].values == condition) & (assembly["repetition"].values == k))[0]
+    column = list(assembly["neuroid_id"].values).index(unit)
+    assert assembly.values[row, column, time_bin] == expected
+    # and the unit's total over all its aligned trials and bins
+    trials = [[i for i, c in enumerate(combined) if c == s][:19] for s in sorted(set(combined))]
+    total = sum(int(raster[t, onset_ms - 1 + 70:onset_ms - 1 + 260].sum()) for ts in trials for t in ts)
+    assert assembly.values[:, column].sum() == total
+
+
+def test_zhang_desimone_minimum_repetitions(zhang):
+    (assembly, _), folder = zhang
+    counts = [scipy.io.loadmat(p)["raster_data"].shape[0] for p in sorted(folder.glob("*.mat"))]
+    assert min(counts) == 419 and max(counts) == 420  # a unit with one trial short sets the repetition count
+    assert list(assembly["n_trials"].values) == counts
+
+
+def test_bin_counts_known_answer():
+    raster = np.zeros((2, 400), np.uint8)
+    raster[0, 100 + 70] = 1  # first ms of the first bin
+    raster[0, 100 + 79] = 1  # last ms of the first bin
+    raster[1, 100 + 80] = 1  # first ms of the second bin
+    raster[1, 100 + 260] = 1  # just after the window
+    counts = bin_counts(raster, onset=100)
+    assert counts.shape == (2, 19)
+    assert counts[0, 0] == 2 and counts[1, 1] == 1 and counts.sum() == 3
+    with pytest.raises(DataError, match="exceeds 400 ms"):
+        bin_counts(raster, onset=200)
+
+
+def test_tampered_conversion_is_refused(cowley):
+    assembly_file = converted_folder("cowley2023.v4_190923", 1) / "assembly.nc"
+    datasets.DATASETS.create("cowley2023.v4_190923")
+    original = assembly_file.read_bytes()
+    try:
+        assembly_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(DataError, match=r"assembly\.nc: sha256 .* differs"):
+            datasets.DATASETS.create("cowley2023.v4_190923")
+    finally:
+        assembly_file.write_bytes(original)

@@ -1,0 +1,60 @@
+"""``zoo info`` and ``zoo train`` (the training options live in convrnn.training.cli)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="parameters, FLOPs per step and timing facts of a ConvRNN")
+    p.add_argument("model", help="registered model name or path to a YAML graph spec")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model override, e.g. --set n_steps=26 (YAML values)")
+    p.set_defaults(handler=_info)
+    try:
+        training_cli = importlib.import_module("convrnn.training.cli")
+    except ModuleNotFoundError as error:
+        if error.name not in ("convrnn.training", "convrnn.training.cli"):
+            raise
+    else:
+        training_cli.add_commands(sub)
+
+
+def parse_overrides(pairs) -> dict:
+    import yaml
+
+    from datasets.errors import UserFacingError
+
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserFacingError(f"override {pair!r} must look like KEY=VALUE")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _info(args) -> int:
+    import convrnn
+    from convrnn.profile import flops, parameter_counts
+    from leaderboard.commands import format_table
+
+    model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
+    counts = parameter_counts(model)
+    cost = flops(model, image_size=args.image_size)
+    spec = model.spec
+    print(f"model {spec.name}: {spec.description}")
+    print(f"steps {model.n_steps} (image for {model.image_steps}, then mean gray); first readout at step "
+          f"{model.first_readout_step}; feedback: "
+          + (", ".join(f"{e.source}->{e.target}" for e in spec.feedback) or "none"))
+    rows = []
+    for layer in spec.layers:
+        kind = (layer.cell or {}).get("kind", "-")
+        rows.append((layer.name, model.layers[layer.name].channels, kind, model.first_output_step(layer.name),
+                     counts.get(f"{layer.name}.stage", 0) + counts.get(f"{layer.name}.cell", 0)))
+    print(format_table(("layer", "channels", "cell", "first step", "params"), rows))
+    print(f"parameters: {counts['total']:,}")
+    print(f"FLOPs per step at {args.image_size}px (all layers active): {cost['per_step'] / 1e9:.3f} G")
+    print(f"FLOPs per unrolled forward ({cost['n_steps']} steps): {cost['total'] / 1e9:.3f} G")
+    return 0

@@ -1,0 +1,114 @@
+"""The ConvRNN model zoo: ``create_model(name, **overrides)`` and ``list_models()``, as in timm.
+
+Built-in models are the YAML graph specs in ``convrnn/specs`` plus ConvRNN cells placed in the
+stages of timm backbones. Third-party packages add models with ``@MODELS.register(...)`` or an
+entry point in the ``neurozoo.convrnn_models`` group.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from functools import partial
+from importlib.resources import files
+from typing import Dict, List, Optional, Tuple
+
+import torch.nn as nn
+
+from convrnn.network import ConvRNN
+from convrnn.spec import GraphSpec, load_spec
+from datasets.errors import SpecError
+from datasets.registry import Registry
+
+MODELS = Registry("ConvRNN model", entry_point_group="neurozoo.convrnn_models")
+
+SPEC_DIR = files("convrnn") / "specs"
+
+
+def build(spec: GraphSpec) -> ConvRNN:
+    """A model from a validated spec (timm stages are built when the spec names a backbone)."""
+    stages = timm_stages(spec.timm_backbone) if spec.timm_backbone else None
+    return ConvRNN(spec, backbone_stages=stages)
+
+
+def _from_spec_file(path, **overrides) -> ConvRNN:
+    return build(GraphSpec.from_yaml(str(path)).with_overrides(**overrides))
+
+
+for _path in sorted(SPEC_DIR.iterdir(), key=lambda p: p.name):
+    if _path.name.endswith(".yaml"):
+        _spec = GraphSpec.from_yaml(str(_path))
+        MODELS.add(_spec.name, partial(_from_spec_file, _path), description=_spec.description, family="convrnn",
+                   spec_file=str(_path))
+
+
+# ---------------------------------------------------------------------------- timm backbones
+def timm_stages(backbone: str) -> Dict[str, Tuple[nn.Module, int]]:
+    """Stages of a timm ResNet-family backbone as (module, output channels): stem, layer1..layer4."""
+    import datasets.torchvision_compat  # noqa: F401  (before timm)
+    import timm
+
+    try:
+        model = timm.create_model(backbone, pretrained=False, num_classes=0)
+    except RuntimeError as error:
+        raise SpecError(f"unknown timm backbone {backbone!r}: {error}") from None
+    needed = ("conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4")
+    if not all(hasattr(model, n) for n in needed):
+        raise SpecError(f"timm backbone {backbone!r} is not ResNet-like (needs stem conv1/bn1/act1/maxpool and layer1-4)")
+    channels = [info["num_chs"] for info in model.feature_info]
+    stem = nn.Sequential(model.conv1, model.bn1, model.act1, model.maxpool)
+    stages = {"stem": (stem, channels[0])}
+    for i in range(1, 5):
+        stages[f"layer{i}"] = (getattr(model, f"layer{i}"), channels[i])
+    return stages
+
+
+def timm_convrnn_spec(backbone: str = "resnet18", cell: str = "rgc", cell_stages=("layer2", "layer3", "layer4"),
+                      feedback=(("layer4", "layer3"),), name: Optional[str] = None) -> GraphSpec:
+    layers = []
+    for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
+        entry = {"name": stage, "timm_stage": stage}
+        if stage in cell_stages:
+            entry["cell"] = {"kind": cell}
+        layers.append(entry)
+    return GraphSpec.from_dict({
+        "name": name or f"{cell}_{backbone}",
+        "description": f"timm {backbone} whose stages {', '.join(cell_stages)} carry {cell} cells, feedback "
+                       + ", ".join(f"{s}->{t}" for s, t in feedback),
+        "timm_backbone": backbone,
+        "norm": "none",
+        "n_steps": 10,
+        "image_steps": 7,
+        "layers": layers,
+        "feedback": [{"source": s, "target": t} for s, t in feedback],
+    })
+
+
+def _timm_factory(backbone: str, **overrides) -> ConvRNN:
+    if "width_multiplier" in overrides:
+        raise SpecError(f"width_multiplier does not apply to the timm backbone {backbone!r}; pick a smaller backbone")
+    return build(timm_convrnn_spec(backbone).with_overrides(**overrides))
+
+
+MODELS.add("rgc_resnet18", partial(_timm_factory, "resnet18"),
+           description=timm_convrnn_spec("resnet18").description, family="convrnn")
+
+
+# ---------------------------------------------------------------------------- public API
+def list_models(pattern: str = "*") -> List[str]:
+    return [n for n in MODELS.names() if fnmatch.fnmatch(n, pattern)]
+
+
+def create_model(name, **overrides) -> nn.Module:
+    """A ConvRNN by registered name, by YAML spec path, or from a spec mapping / GraphSpec."""
+    if isinstance(name, str) and name not in MODELS and (name.endswith((".yaml", ".yml")) or os.path.exists(name)):
+        return build(load_spec(name).with_overrides(**overrides))
+    if not isinstance(name, str):
+        return build(load_spec(name).with_overrides(**overrides))
+    return MODELS.create(name, **overrides)
+
+
+def get_spec(name: str) -> GraphSpec:
+    entry = MODELS.get(name)
+    if "spec_file" in entry.tags:
+        return GraphSpec.from_yaml(entry.tags["spec_file"])
+    return create_model(name).spec

@@ -1,0 +1,313 @@
+"""Graph specifications for ConvRNNs: layers, cells, feedback edges and the unrolling schedule.
+
+A spec is plain data (readable from and writable to YAML) and is validated before any module is
+built, so a bad file fails with a message that names the file and the field.
+
+Timing semantics (biological unrolling, see REFERENCE.md section 1): every edge costs ``delay``
+steps. Feedforward edges between consecutive layers and the readout always cost one step; feedback
+and skip edges cost ``delay`` steps (default 1). A zero-delay edge is read within the same step, so
+zero-delay edges must not form a cycle.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+from datasets.errors import SpecError
+
+NORMS = ("none", "batch", "group")
+ACTIVATIONS = ("relu", "elu", "gelu", "identity")
+PROJECTIONS = ("conv1x1", "identity")
+
+
+@dataclass
+class LayerSpec:
+    name: str
+    channels: int = 0
+    kernel: int = 3
+    stride: int = 1
+    pool: Optional[Dict[str, int]] = None  # {"kernel": 3, "stride": 2} max-pool after the cell
+    cell: Optional[Dict[str, Any]] = None  # {"kind": "rgc", ...config}; None = no recurrence
+    in_channels: Optional[int] = None  # optional declaration, checked against the previous layer
+    timm_stage: Optional[str] = None  # take the feedforward part from a timm backbone's stage
+
+
+@dataclass
+class FeedbackSpec:
+    source: str
+    target: str
+    delay: int = 1
+    projection: str = "conv1x1"  # conv1x1: concat with the target's input, 1x1 conv; identity: add
+
+
+@dataclass
+class GraphSpec:
+    name: str
+    layers: List[LayerSpec]
+    feedback: List[FeedbackSpec] = field(default_factory=list)
+    input_channels: int = 3
+    num_classes: int = 1000
+    n_steps: int = 17
+    image_steps: int = 12  # the image is shown for steps [0, image_steps); mean gray afterwards
+    norm: str = "group"
+    activation: str = "elu"
+    timm_backbone: Optional[str] = None
+    description: str = ""
+
+    # ---------------------------------------------------------------- construction
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], source: str = "<dict>") -> "GraphSpec":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a graph spec must be a mapping, got {type(data).__name__}")
+        data = copy.deepcopy(data)
+        _check_keys(data, cls, source, "spec")
+        layers_raw = data.pop("layers", None)
+        if not layers_raw or not isinstance(layers_raw, list):
+            raise SpecError(f"{source}: field 'layers' must be a non-empty list of layer mappings")
+        defaults = data.pop("cell_defaults", None) or {}
+        layers = []
+        for i, raw in enumerate(layers_raw):
+            where = f"{source}: layers[{i}]"
+            if not isinstance(raw, dict):
+                raise SpecError(f"{where} must be a mapping, got {raw!r}")
+            _check_keys(raw, LayerSpec, source, f"layers[{i}]")
+            if "name" not in raw:
+                raise SpecError(f"{where} has no 'name'")
+            raw = dict(raw)
+            if raw.get("cell") is not None:
+                if isinstance(raw["cell"], str):
+                    raw["cell"] = {"kind": raw["cell"]}
+                raw["cell"] = {**defaults, **raw["cell"]}
+            layers.append(LayerSpec(**raw))
+        feedback = []
+        for i, raw in enumerate(data.pop("feedback", None) or []):
+            if not isinstance(raw, dict):
+                raise SpecError(f"{source}: feedback[{i}] must be a mapping with 'source' and 'target', got {raw!r}")
+            _check_keys(raw, FeedbackSpec, source, f"feedback[{i}]")
+            missing = {"source", "target"} - set(raw)
+            if missing:
+                raise SpecError(f"{source}: feedback[{i}] is missing {sorted(missing)}")
+            feedback.append(FeedbackSpec(**raw))
+        if "name" not in data:
+            data["name"] = os.path.splitext(os.path.basename(source))[0] if source != "<dict>" else "unnamed"
+        spec = cls(layers=layers, feedback=feedback, **data)
+        spec.validate(source)
+        return spec
+
+    @classmethod
+    def from_yaml(cls, path: str) -> "GraphSpec":
+        try:
+            with open(path) as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such spec file") from None
+        except yaml.YAMLError as error:
+            raise SpecError(f"{path}: not valid YAML: {error}") from None
+        return cls.from_dict(data, source=path)
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        for layer in data["layers"]:
+            for key in [k for k, v in layer.items() if v is None]:
+                del layer[key]
+        return data
+
+    def to_yaml(self, path: Optional[str] = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path:
+            with open(path, "w") as fh:
+                fh.write(text)
+        return text
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def layer_names(self) -> List[str]:
+        return [layer.name for layer in self.layers]
+
+    def layer(self, name: str) -> LayerSpec:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise SpecError(f"spec {self.name!r}: no layer named {name!r} (layers: {', '.join(self.layer_names)})")
+
+    def index(self, name: str) -> int:
+        """Position of a layer in the chain, counting from 1 (the image is position 0)."""
+        return self.layer_names.index(name) + 1
+
+    # ---------------------------------------------------------------- validation
+    def validate(self, source: str = "<spec>") -> None:
+        where = f"{source} (spec {self.name!r})"
+        names = self.layer_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError(f"{where}: duplicate layer names {dupes}")
+        if self.norm not in NORMS:
+            raise SpecError(f"{where}: field 'norm' is {self.norm!r}; expected one of {NORMS}")
+        if self.activation not in ACTIVATIONS:
+            raise SpecError(f"{where}: field 'activation' is {self.activation!r}; expected one of {ACTIVATIONS}")
+        if self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
+            raise SpecError(
+                f"{where}: need n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps}, "
+                f"image_steps={self.image_steps}"
+            )
+        if self.num_classes < 1 or self.input_channels < 1:
+            raise SpecError(f"{where}: num_classes and input_channels must be positive")
+        previous = self.input_channels
+        for i, layer in enumerate(self.layers):
+            lw = f"{where}: layer {layer.name!r}"
+            if layer.timm_stage is not None:
+                if not self.timm_backbone:
+                    raise SpecError(f"{lw} takes timm_stage {layer.timm_stage!r} but the spec names no timm_backbone")
+            else:
+                if not isinstance(layer.channels, int) or layer.channels < 1:
+                    raise SpecError(f"{lw}: field 'channels' must be a positive integer, got {layer.channels!r}")
+                if layer.kernel < 1 or layer.stride < 1:
+                    raise SpecError(f"{lw}: kernel and stride must be >= 1")
+                if layer.in_channels is not None and layer.in_channels != previous:
+                    raise SpecError(
+                        f"{lw}: channel mismatch: declares in_channels={layer.in_channels} but its input "
+                        f"({'image' if i == 0 else self.layers[i - 1].name}) has {previous} channels"
+                    )
+                previous = layer.channels
+            if layer.pool is not None:
+                if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"}:
+                    raise SpecError(f"{lw}: field 'pool' must be a mapping with 'kernel' and 'stride', got {layer.pool!r}")
+            if layer.cell is not None and "kind" not in layer.cell:
+                raise SpecError(f"{lw}: field 'cell' needs a 'kind' (e.g. rgc, timedecay, ugrnn, gru, lstm, plain)")
+        for i, edge in enumerate(self.feedback):
+            ew = f"{where}: feedback[{i}] {edge.source}->{edge.target}"
+            for end in (edge.source, edge.target):
+                if end not in names:
+                    raise SpecError(f"{ew}: edge to a missing layer {end!r} (layers: {', '.join(names)})")
+            if edge.delay < 0:
+                raise SpecError(f"{ew}: delay must be >= 0, got {edge.delay}")
+            if edge.projection not in PROJECTIONS:
+                raise SpecError(f"{ew}: projection {edge.projection!r}; expected one of {PROJECTIONS}")
+            if edge.projection == "identity" and not self.timm_backbone:
+                src, tgt = self.layer(edge.source), self.layer(edge.target)
+                if src.channels != tgt.channels:
+                    raise SpecError(
+                        f"{ew}: channel mismatch: identity projection needs equal channels, "
+                        f"source has {src.channels}, target has {tgt.channels}"
+                    )
+        cycle = self.zero_delay_cycle()
+        if cycle:
+            raise SpecError(f"{where}: cycle with no delay: {' -> '.join(cycle)} (give one of its edges delay >= 1)")
+
+    def zero_delay_cycle(self) -> Optional[List[str]]:
+        """A cycle made only of zero-delay edges (it could never be computed), or None."""
+        graph: Dict[str, List[str]] = {n: [] for n in self.layer_names}
+        for edge in self.feedback:
+            if edge.delay == 0:
+                graph[edge.source].append(edge.target)
+        state: Dict[str, int] = {}
+        stack: List[str] = []
+
+        def visit(node: str) -> Optional[List[str]]:
+            state[node] = 1
+            stack.append(node)
+            for nxt in graph[node]:
+                if state.get(nxt) == 1:
+                    return stack[stack.index(nxt):] + [nxt]
+                if nxt not in state:
+                    found = visit(nxt)
+                    if found:
+                        return found
+            stack.pop()
+            state[node] = 2
+            return None
+
+        for node in graph:
+            if node not in state:
+                found = visit(node)
+                if found:
+                    return found
+        return None
+
+    def compute_order(self) -> List[str]:
+        """Layers in an order where every zero-delay edge's source comes before its target."""
+        order, placed = [], set()
+        deps = {n: {e.source for e in self.feedback if e.delay == 0 and e.target == n} for n in self.layer_names}
+        while len(order) < len(deps):
+            for name in self.layer_names:
+                if name not in placed and deps[name] <= placed:
+                    order.append(name)
+                    placed.add(name)
+                    break
+        return order
+
+    # ---------------------------------------------------------------- overrides
+    def with_overrides(self, **overrides) -> "GraphSpec":
+        """A copy with model-level overrides applied (see ``OVERRIDES``)."""
+        unknown = set(overrides) - set(OVERRIDES)
+        if unknown:
+            raise SpecError(
+                f"spec {self.name!r}: unknown override(s) {sorted(unknown)}; valid: {', '.join(sorted(OVERRIDES))}"
+            )
+        data = self.to_dict()
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key == "width_multiplier":
+                for layer in data["layers"]:
+                    if layer.get("channels"):
+                        layer["channels"] = max(1, int(round(layer["channels"] * value)))
+                    layer.pop("in_channels", None)
+                    if layer.get("cell") and "cell_depth" in layer["cell"]:
+                        layer["cell"]["cell_depth"] = max(1, int(round(layer["cell"]["cell_depth"] * value)))
+            elif key == "cell":
+                for layer in data["layers"]:
+                    if layer.get("cell"):
+                        layer["cell"] = {**layer["cell"], **value}
+            elif key == "cell_kind":
+                for layer in data["layers"]:
+                    if layer.get("cell"):
+                        layer["cell"] = {"kind": value}
+            elif key == "feedback":
+                data["feedback"] = [asdict(e) if isinstance(e, FeedbackSpec) else dict(e) for e in value]
+            else:
+                data[key] = value
+        return GraphSpec.from_dict(data, source=f"{self.name} with overrides {sorted(overrides)}")
+
+
+OVERRIDES = {
+    "num_classes": "number of readout classes",
+    "n_steps": "number of unrolled steps",
+    "image_steps": "steps the image is shown before mean gray",
+    "input_channels": "image channels",
+    "width_multiplier": "scale every layer's channels (and RGC cell depth)",
+    "cell": "mapping merged into every layer's cell config",
+    "cell_kind": "replace every cell by this kind with its default config",
+    "feedback": "list of feedback edges replacing the spec's",
+    "norm": f"normalisation after each convolution: {NORMS}",
+    "activation": f"activation after each convolution: {ACTIVATIONS}",
+    "name": "model name",
+}
+
+
+def _check_keys(raw: Dict[str, Any], cls, source: str, where: str) -> None:
+    allowed = set(cls.__dataclass_fields__)
+    if cls is GraphSpec:
+        allowed |= {"cell_defaults"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise SpecError(f"{source}: {where} has unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+
+
+def load_spec(source) -> GraphSpec:
+    """A GraphSpec from a GraphSpec, a mapping, or a YAML path."""
+    if isinstance(source, GraphSpec):
+        return source
+    if isinstance(source, dict):
+        return GraphSpec.from_dict(source)
+    if isinstance(source, (str, os.PathLike)):
+        return GraphSpec.from_yaml(os.fspath(source))
+    raise SpecError(f"cannot read a graph spec from {type(source).__name__}")
+
+
+def feedback_edges(pairs: Sequence[Sequence[str]]) -> List[Dict[str, Any]]:
+    return [{"source": s, "target": t} for s, t in pairs]

@@ -1,0 +1,229 @@
+"""Timing and structure of the biologically unrolled ConvRNN."""
+import pytest
+import torch
+
+import convrnn
+from convrnn.spec import GraphSpec
+from datasets.errors import SpecError
+from datasets.registry import UnknownNameError
+
+SIZE = 32
+
+
+def tiny(name="rgc_intermediate", **overrides):
+    torch.manual_seed(0)
+    overrides.setdefault("width_multiplier", 1 / 16)
+    overrides.setdefault("num_classes", 5)
+    return convrnn.create_model(name, **overrides).eval()
+
+
+def movie(steps, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(steps, batch, 3, SIZE, SIZE, generator=g)
+
+
+def test_registry_has_the_required_models():
+    names = convrnn.list_models()
+    for required in ("rgc_intermediate", "rgc_shallow", "timedecay_intermediate", "ugrnn_intermediate",
+                     "feedforward_intermediate", "rgc_resnet18"):
+        assert required in names
+    assert convrnn.list_models("rgc_*") == [n for n in names if n.startswith("rgc_")]
+
+
+def test_rgc_intermediate_matches_the_published_graph():
+    spec = convrnn.get_spec("rgc_intermediate")
+    assert [l.channels for l in spec.layers] == [64, 128, 128, 128, 128, 256, 256, 256, 512, 512]
+    assert [l.name for l in spec.layers if l.pool] == ["conv1", "conv4", "conv6", "conv7", "conv10"]
+    assert [l.name for l in spec.layers if l.cell] == [f"conv{i}" for i in range(4, 11)]
+    assert {(e.source, e.target) for e in spec.feedback} == {
+        ("conv8", "conv5"), ("conv9", "conv6"), ("conv10", "conv7"), ("conv7", "conv6"), ("conv10", "conv9")}
+    assert (spec.n_steps, spec.image_steps) == (17, 12)
+    assert spec.layers[0].kernel == 7 and spec.layers[0].stride == 2
+
+
+@pytest.mark.parametrize("perturbed_step", [0, 3])
+def test_image_perturbation_reaches_layer_l_at_step_t_plus_l(perturbed_step):
+    model = tiny()
+    steps = 15
+    clean = movie(steps)
+    dirty = clean.clone()
+    dirty[perturbed_step] += 1.0
+    layers = model.layer_names
+    with torch.no_grad():
+        a = model(clean, record=layers)
+        b = model(dirty, record=layers)
+    for position, name in enumerate(layers, start=1):
+        first_change = perturbed_step + position
+        same = [torch.equal(a.recorded[name][t], b.recorded[name][t]) for t in range(steps)]
+        assert all(same[:first_change]), f"{name} changed before step {first_change}"
+        if first_change < steps:
+            assert not same[first_change], f"{name} did not change at step {first_change}"
+    # logits one edge after the last layer
+    first_logit_change = perturbed_step + len(layers) + 1
+    for t in range(steps):
+        equal = torch.equal(a.logits[t], b.logits[t])
+        assert equal == (t < first_logit_change)
+
+
+def test_layers_are_silent_until_reached_and_first_readout_step():
+    model = tiny()
+    with torch.no_grad():
+        out = model(movie(13), record=model.layer_names)
+    for position, name in enumerate(model.layer_names, start=1):
+        assert model.first_output_step(name) == position
+        assert torch.count_nonzero(out.recorded[name][:position]) == 0
+        assert torch.count_nonzero(out.recorded[name][position]) > 0
+    assert model.first_readout_step == 11 == out.first_readout_step
+    bias = model.readout.bias.expand(2, -1)
+    assert all(torch.equal(out.logits[t], bias) for t in range(11))
+    assert not torch.equal(out.logits[11], bias)
+
+
+def _perturb_output_at(model, layer, step):
+    """Add a constant to ``layer``'s output at one step (counting calls from its first step)."""
+    calls = {"n": 0}
+    first = model.first_output_step(layer)
+
+    def hook(module, inputs, output):
+        t = first + calls["n"]
+        calls["n"] += 1
+        return output + 0.5 if t == step else output
+
+    return model.layers[layer].pool.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("delay", [1, 2])
+def test_feedback_changes_its_target_exactly_delay_steps_after_its_source(delay):
+    model = tiny(feedback=[{"source": "conv8", "target": "conv5", "delay": delay}])
+    steps, source_step = 16, 10
+    x = movie(steps)
+    with torch.no_grad():
+        a = model(x, record=["conv5", "conv6", "conv8"])
+        handle = _perturb_output_at(model, "conv8", source_step)
+        b = model(x, record=["conv5", "conv6", "conv8"])
+        handle.remove()
+    changed = lambda name: [not torch.equal(a.recorded[name][t], b.recorded[name][t]) for t in range(steps)]
+    assert changed("conv8").index(True) == source_step
+    c5 = changed("conv5")
+    assert c5.index(True) == source_step + delay and not any(c5[: source_step + delay])
+    assert changed("conv6").index(True) == source_step + delay + 1
+
+
+def test_without_feedback_later_layers_never_change_earlier_ones():
+    model = tiny("feedforward_intermediate")
+    x = movie(14)
+    with torch.no_grad():
+        a = model(x, record=["conv5"])
+        handle = _perturb_output_at(model, "conv8", 9)
+        b = model(x, record=["conv5"])
+        handle.remove()
+    assert torch.equal(a.recorded["conv5"], b.recorded["conv5"])
+
+
+def test_static_image_follows_the_schedule():
+    model = tiny(n_steps=14, image_steps=4)
+    images = torch.randn(2, 3, SIZE, SIZE)
+    gray = model.gray.expand_as(images)
+    frames = torch.stack([images if t < 4 else gray for t in range(14)])
+    with torch.no_grad():
+        a = model(images)
+        b = model(frames)
+        c = model(images, n_steps=26, image_steps=10, record=["conv6"])
+    assert torch.equal(a.logits, b.logits)
+    assert a.logits.shape == (14, 2, 5)
+    assert c.logits.shape == (26, 2, 5) and c.recorded["conv6"].shape[:2] == (26, 2)
+    # mean gray is 0.5 in pixel space
+    pixel = gray[0, :, 0, 0] * torch.tensor([0.229, 0.224, 0.225]) + torch.tensor([0.485, 0.456, 0.406])
+    assert torch.allclose(pixel, torch.full((3,), 0.5))
+
+
+def test_gradients_reach_every_parameter_through_time():
+    model = tiny("rgc_intermediate").train()  # 17 steps: enough for the last feedback edge to reach the readout
+    with torch.no_grad():  # leave the zero-initialised residual branches, so every path carries signal
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    out = model(torch.randn(2, 3, 64, 64))
+    out.logits[-1].logsumexp(-1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing, f"no gradient reached {missing}"
+
+
+def test_max_confidence_decoder_picks_the_most_confident_step():
+    logits = torch.zeros(4, 2, 3)
+    logits[1, 0] = torch.tensor([5.0, 0, 0])  # sample 0 most confident at step 1
+    logits[3, 1] = torch.tensor([0, 0, 9.0])  # sample 1 most confident at step 3
+    decoded = convrnn.max_confidence_decoder(logits)
+    assert torch.equal(decoded[0], logits[1, 0]) and torch.equal(decoded[1], logits[3, 1])
+    assert torch.equal(convrnn.max_confidence_decoder(logits, first_step=2)[0], logits[2, 0])
+
+
+def test_timm_backbone_variant_runs_and_has_cells_in_stages():
+    model = convrnn.create_model("rgc_resnet18", num_classes=7).eval()
+    assert [l.name for l in model.spec.layers if l.cell] == ["layer2", "layer3", "layer4"]
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64), record=["layer4"])
+    assert out.logits.shape == (10, 1, 7)
+    assert out.recorded["layer4"].shape[2] == 512
+
+
+def test_yaml_round_trip_and_create_from_file(tmp_path):
+    spec = convrnn.get_spec("rgc_intermediate").with_overrides(width_multiplier=0.0625, num_classes=3)
+    path = tmp_path / "mine.yaml"
+    spec.to_yaml(str(path))
+    again = GraphSpec.from_yaml(str(path))
+    assert again.to_dict() == spec.to_dict()
+    model = convrnn.create_model(str(path))
+    assert model.readout.out_features == 3
+
+
+# ----------------------------------------------------------------------------- bad input
+def _spec(**changes):
+    data = convrnn.get_spec("rgc_shallow").to_dict()
+    data.update(changes)
+    return data
+
+
+def test_unknown_model_name_suggests_close_names():
+    with pytest.raises(UnknownNameError, match="rgc_intermediate"):
+        convrnn.create_model("rgc_intermediat")
+
+
+def test_unknown_override_is_named():
+    with pytest.raises(SpecError, match="colour"):
+        convrnn.create_model("rgc_shallow", colour="blue")
+
+
+def test_edge_to_missing_layer():
+    with pytest.raises(SpecError, match="missing layer 'conv99'"):
+        GraphSpec.from_dict(_spec(feedback=[{"source": "conv99", "target": "conv3"}]))
+
+
+def test_cycle_with_no_delay():
+    edges = [{"source": "conv5", "target": "conv3", "delay": 0}, {"source": "conv3", "target": "conv5", "delay": 0}]
+    with pytest.raises(SpecError, match="cycle with no delay: conv3 -> conv5 -> conv3|cycle with no delay: conv5 -> conv3 -> conv5"):
+        GraphSpec.from_dict(_spec(feedback=edges))
+    # with a delay on one edge the same graph is fine
+    edges[0]["delay"] = 1
+    GraphSpec.from_dict(_spec(feedback=edges))
+
+
+def test_channel_mismatch():
+    data = _spec()
+    data["layers"][2]["in_channels"] = 99
+    with pytest.raises(SpecError, match="channel mismatch.*in_channels=99.*conv2.*128"):
+        GraphSpec.from_dict(data)
+    with pytest.raises(SpecError, match="channel mismatch"):
+        GraphSpec.from_dict(_spec(feedback=[{"source": "conv5", "target": "conv3", "projection": "identity"}]))
+
+
+def test_bad_yaml_files_name_the_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("layers: [\n")
+    with pytest.raises(SpecError, match="broken.yaml: not valid YAML"):
+        GraphSpec.from_yaml(str(broken))
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("layers:\n  - {name: conv1, chanels: 3}\n")
+    with pytest.raises(SpecError, match="typo.yaml: layers\\[0\\] has unknown field.*chanels"):
+        GraphSpec.from_yaml(str(typo))
+    with pytest.raises(SpecError, match="no such spec file"):
+        GraphSpec.from_yaml(str(tmp_path / "absent.yaml"))

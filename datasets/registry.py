@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
+from datasets.errors import UserFacingError
 
-class UnknownNameError(KeyError):
+
+class UnknownNameError(UserFacingError, KeyError):
     """Raised for a name that no registry entry has; the message lists close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its message; show it plainly

@@ -1,0 +1,72 @@
+"""zoo list / zoo info, parameter counts and FLOPs against hand counts."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import convrnn
+from convrnn.profile import flops, parameter_counts
+from leaderboard.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+ONE_LAYER = {
+    "name": "one_layer",
+    "norm": "none",
+    "activation": "relu",
+    "n_steps": 4,
+    "image_steps": 4,
+    "num_classes": 10,
+    "layers": [{"name": "conv1", "channels": 8, "kernel": 3, "stride": 1}],
+}
+
+
+def test_flops_and_parameters_match_hand_counts():
+    model = convrnn.create_model(ONE_LAYER)
+    counts = parameter_counts(model)
+    assert counts["conv1.stage"] == 3 * 8 * 9 + 8
+    assert counts["readout"] == 8 * 10 + 10
+    assert counts["total"] == counts["conv1.stage"] + counts["readout"]
+    cost = flops(model, image_size=16)
+    conv = 2 * 3 * 8 * 9 * 16 * 16  # multiply-adds of a 3x3 conv, 3 -> 8 channels, 16x16 output
+    readout = 2 * 8 * 10
+    assert cost["per_step"] == conv + readout
+    # 4 steps: conv runs at steps 1..3 (silent at 0), readout at steps 2..3
+    assert cost["total"] == 3 * conv + 2 * readout
+
+
+def test_zoo_list_prints_models_benchmarks_and_datasets(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("rgc_intermediate", "rgc_shallow", "feedforward_intermediate", "rgc_resnet18"):
+        assert re.search(rf"^model\s+convrnn\s+{name}\b", out, re.M)
+    assert re.search(r"^benchmark\s", out, re.M) and re.search(r"^dataset\s", out, re.M)
+
+
+def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
+    spec = convrnn.get_spec("rgc_shallow").with_overrides(width_multiplier=0.125, num_classes=4)
+    path = tmp_path / "small.yaml"
+    spec.to_yaml(str(path))
+    assert main(["info", str(path), "--image-size", "32"]) == 0
+    out = capsys.readouterr().out
+    model = convrnn.create_model(str(path))
+    total = sum(p.numel() for p in model.parameters())
+    assert f"parameters: {total:,}" in out
+    assert re.search(r"FLOPs per step at 32px \(all layers active\): \d+\.\d+ G", out)
+    assert "first readout at step 7" in out
+
+
+def test_zoo_reports_bad_input_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "leaderboard.cli", "info", "rgc_intermediat"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "unknown ConvRNN model 'rgc_intermediat'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Set up.*?```bash\n(.*?)```", readme, re.S).group(1).strip().splitlines()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert len(block) == 2
+    for command in block:
+        assert command in ci, f"README command {command!r} is not what .ci/run runs"

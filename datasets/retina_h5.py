@@ -1,0 +1,274 @@
+"""Ganglion-cell recordings in the deep-retina HDF5 layout (McIntosh et al. 2016; REFERENCE.md section 4).
+
+Layout (``T`` frames of 10 ms, ``C`` cells)::
+
+    train/stimulus                   (T, 50, 50)
+    train/time                       (T,)
+    train/response/firing_rate_5ms   (C, T)   also _10ms, _20ms: binned spikes smoothed by a Gaussian
+    train/response/binned            (C, T)   spike counts per frame
+    test/...                         the same, responses averaged over repeats
+    test/repeats/cellNN              (n_repeats, T_test)  per-trial firing_rate_10ms
+    spikes/cellNN                    (n_spikes,)          spike times (s) of the training recording
+
+``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
+repeats present for every cell) and raises ``DataError`` naming the file, the dataset path and the
+expected shape. The stimulus stays on disk until ``Recording.stimulus`` is read.
+
+``StimulusWindows`` is the torch Dataset of 40-frame windows: item ``i`` is the window ending at frame
+``t = targets[i]`` (frames ``t-39 .. t``, oldest first) and the responses at frame ``t`` -- the target
+sits at the window's last frame. Windows are slices of the one movie tensor; only a batch is ever
+copied. ``split_blocks`` gives the train/validation split for early stopping: the recording is cut into
+``n_blocks`` contiguous blocks and the last ``val_fraction`` of each block is validation; targets whose
+window would reach back across a train/validation boundary are dropped, so no stimulus frame
+is seen by both sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from datasets.errors import DataError
+
+FRAME_SIZE = 50
+N_FRAMES = 40  # window length: 400 ms of history at 100 Hz
+RESPONSE_KEYS = ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned")
+SMOOTHING_MS = {"firing_rate_5ms": 5.0, "firing_rate_10ms": 10.0, "firing_rate_20ms": 20.0}
+
+
+def cell_name(index: int) -> str:
+    return f"cell{index + 1:02d}"
+
+
+def _cell_order(names) -> list:
+    return sorted(names, key=lambda n: (len(n), n))
+
+
+# ---- writing --------------------------------------------------------------------------------------
+def firing_rates(binned: np.ndarray, frame_ms: float = 10.0) -> Dict[str, np.ndarray]:
+    """Smoothed firing rates (spikes/s) from counts per frame, one per deep-retina key."""
+    from scipy.ndimage import gaussian_filter1d
+
+    binned = np.asarray(binned, np.float32)
+    hz = binned * (1000.0 / frame_ms)
+    return {key: gaussian_filter1d(hz, ms / frame_ms, axis=-1, mode="constant").astype(np.float32)
+            for key, ms in SMOOTHING_MS.items()}
+
+
+def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mapping[str, np.ndarray]] = None,
+                     attrs: Optional[Mapping] = None, compression: Optional[str] = None) -> Path:
+    """Write a recording. ``train``/``test``: ``stimulus``, ``time``, ``response`` (dict key -> (C, T)); ``test``
+    also ``repeats`` (dict cellNN -> (n_repeats, T)). Extra response keys are written as given."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        for split, group in (("train", train), ("test", test)):
+            g = f.create_group(split)
+            g.create_dataset("stimulus", data=group["stimulus"], compression=compression)
+            g.create_dataset("time", data=np.asarray(group["time"], np.float64))
+            r = g.create_group("response")
+            for key, value in group["response"].items():
+                r.create_dataset(key, data=value, compression=compression)
+            if "repeats" in group:
+                rep = g.create_group("repeats")
+                for cell, value in group["repeats"].items():
+                    rep.create_dataset(cell, data=value, compression=compression)
+        if spikes is not None:
+            s = f.create_group("spikes")
+            for cell, times in spikes.items():
+                s.create_dataset(cell, data=np.asarray(times, np.float64))
+    tmp.replace(path)
+    return path
+
+
+# ---- reading --------------------------------------------------------------------------------------
+@dataclass
+class Recording:
+    """One split (train or test) of an experiment file. Arrays are numpy; ``stimulus`` is read on access."""
+
+    path: Path
+    split: str
+    cells: list
+    time: np.ndarray
+    responses: Dict[str, np.ndarray]
+    repeats: Optional[np.ndarray] = None  # (C, n_repeats, T)
+    attrs: dict = field(default_factory=dict)
+    _stimulus: Optional[np.ndarray] = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.time)
+
+    @property
+    def stimulus(self) -> np.ndarray:
+        if self._stimulus is None:
+            import h5py
+
+            with h5py.File(self.path, "r") as f:
+                self._stimulus = np.asarray(f[f"{self.split}/stimulus"], np.float32)
+        return self._stimulus
+
+    def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
+        if key not in self.responses:
+            raise DataError(f"{self.path}: {self.split}/response/{key} not found "
+                            f"(available: {', '.join(sorted(self.responses))})")
+        return self.responses[key]
+
+
+def _fail(path, dataset, message):
+    raise DataError(f"{path}: dataset {dataset}: {message}")
+
+
+def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None) -> Recording:
+    """Read and validate one split of a deep-retina experiment file (repeats required for ``test``)."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with train/ and test/)")
+    if split not in ("train", "test"):
+        raise DataError(f"{path}: split must be 'train' or 'test', not {split!r}")
+    require_repeats = split == "test" if require_repeats is None else require_repeats
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
+    with f:
+        if split not in f:
+            _fail(path, f"/{split}", f"group missing (found: {', '.join(f.keys()) or 'nothing'})")
+        g = f[split]
+        for name in ("stimulus", "time", "response"):
+            if name not in g:
+                _fail(path, f"{split}/{name}", "missing")
+        stim = g["stimulus"]
+        if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
+            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
+        T = stim.shape[0]
+        time = np.asarray(g["time"])
+        if time.shape != (T,):
+            _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
+        responses, n_cells = {}, None
+        for key in g["response"]:
+            data = np.asarray(g["response"][key], np.float32)
+            where = f"{split}/response/{key}"
+            if data.ndim != 2:
+                _fail(path, where, f"expected shape (cells, {T}), got {data.shape}")
+            if n_cells is None:
+                n_cells = data.shape[0]
+            if data.shape != (n_cells, T):
+                _fail(path, where, f"expected shape ({n_cells}, {T}) (cells, T matching {split}/stimulus), got {data.shape}")
+            if not np.isfinite(data).all():
+                _fail(path, where, f"contains {int((~np.isfinite(data)).sum())} NaN/inf values")
+            responses[key] = data
+        if "firing_rate_10ms" not in responses and "binned" not in responses:
+            _fail(path, f"{split}/response", "needs at least firing_rate_10ms or binned")
+        cells = [cell_name(i) for i in range(n_cells)]
+        repeats = None
+        if "repeats" in g:
+            present = _cell_order(g["repeats"].keys())
+            missing = [c for c in cells if c not in present]
+            if missing:
+                _fail(path, f"{split}/repeats/{missing[0]}", f"missing (repeats needed for all {n_cells} cells; "
+                      f"found {', '.join(present) or 'none'})")
+            arrays = []
+            for c in cells:
+                data = np.asarray(g["repeats"][c], np.float32)
+                where = f"{split}/repeats/{c}"
+                if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
+                    _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
+                if arrays and data.shape != arrays[0].shape:
+                    _fail(path, where, f"expected shape {arrays[0].shape} like {split}/repeats/{cells[0]}, got {data.shape}")
+                if not np.isfinite(data).all():
+                    _fail(path, where, "contains NaN/inf values")
+                arrays.append(data)
+            repeats = np.stack(arrays)
+        elif require_repeats:
+            _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
+        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
+
+
+def read_spikes(path) -> Dict[str, np.ndarray]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "spikes" not in f:
+            _fail(path, "/spikes", "group missing")
+        out = {}
+        for cell in _cell_order(f["spikes"].keys()):
+            times = np.asarray(f["spikes"][cell])
+            if times.ndim != 1:
+                _fail(path, f"spikes/{cell}", f"expected shape (n_spikes,), got {times.shape}")
+            out[cell] = times
+        return out
+
+
+# ---- windows and splits ---------------------------------------------------------------------------
+def movie_windows(movie: torch.Tensor, n_frames: int = N_FRAMES) -> torch.Tensor:
+    """All windows of a movie ``(T, H, W)`` as a strided view ``(T - n_frames + 1, n_frames, H, W)``."""
+    return movie.unfold(0, n_frames, 1).permute(0, 3, 1, 2)
+
+
+class StimulusWindows(torch.utils.data.Dataset):
+    """Item ``i``: (window ``(40, 50, 50)`` ending at frame ``targets[i]``, responses ``(C,)`` at that frame)
+    and, with ``history > 0``, the ``binned`` counts of the ``history`` frames before it ``(C, history)``."""
+
+    def __init__(self, stimulus, responses, targets: Optional[Sequence[int]] = None, n_frames: int = N_FRAMES,
+                 binned=None, history: int = 0):
+        self.movie = torch.as_tensor(np.asarray(stimulus, np.float32))
+        self.responses = torch.as_tensor(np.asarray(responses, np.float32))
+        self.n_frames, self.history = n_frames, history
+        first = max(n_frames - 1, history)
+        T = self.movie.shape[0]
+        if self.responses.shape[-1] != T:
+            raise DataError(f"responses have {self.responses.shape[-1]} frames but the stimulus has {T}")
+        self.targets = torch.as_tensor(np.arange(first, T) if targets is None else np.asarray(targets), dtype=torch.long)
+        if len(self.targets) and (self.targets.min() < first or self.targets.max() >= T):
+            raise DataError(f"window targets must lie in [{first}, {T}); got {int(self.targets.min())}..{int(self.targets.max())}")
+        self.binned = torch.as_tensor(np.asarray(binned, np.float32)) if binned is not None else None
+        if history and self.binned is None:
+            raise DataError("history > 0 needs the binned spike counts")
+
+    def __len__(self):
+        return len(self.targets)
+
+    def batch(self, index) -> Dict[str, torch.Tensor]:
+        """A batch by a tensor of item indices (faster than collating items one by one)."""
+        t = self.targets[index]
+        offsets = torch.arange(-self.n_frames + 1, 1)
+        out = {"stimulus": self.movie[t[:, None] + offsets], "response": self.responses[:, t].T}
+        if self.history:
+            hist = torch.arange(-self.history, 0)
+            out["history"] = self.binned[:, t[:, None] + hist].permute(1, 0, 2)
+        return out
+
+    def __getitem__(self, i):
+        t = int(self.targets[i])
+        item = {"stimulus": self.movie[t - self.n_frames + 1:t + 1], "response": self.responses[:, t]}
+        if self.history:
+            item["history"] = self.binned[:, t - self.history:t]
+        return item
+
+
+def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
+                 window: int = N_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
+    """Train and validation target frames (see module docstring)."""
+    if not 0 < val_fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    edges = np.linspace(0, n_frames, n_blocks + 1).astype(int)
+    train, val = [], []
+    for start, end in zip(edges[:-1], edges[1:]):
+        cut = end - int(round((end - start) * val_fraction))
+        train.append(np.arange(start + window - 1, cut))
+        val.append(np.arange(cut + window - 1, end))
+    train, val = np.concatenate(train), np.concatenate(val)
+    if not len(train) or not len(val):
+        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows")
+    return train, val

@@ -1,0 +1,134 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from datasets.errors import DataError
+from datasets.retina_h5 import (N_FRAMES, StimulusWindows, firing_rates, movie_windows, read_experiment, read_spikes,
+                                split_blocks, write_experiment)
+
+
+def _experiment(tmp_path, T=120, T_test=80, cells=3, repeats=4, seed=0):
+    rng = np.random.default_rng(seed)
+    binned = rng.poisson(0.3, (cells, T)).astype(np.float32)
+    trials = rng.poisson(0.3, (repeats, cells, T_test)).astype(np.float32)
+    rates = firing_rates(trials)
+    train = {"stimulus": rng.standard_normal((T, 50, 50)).astype(np.float32), "time": np.arange(T) / 100,
+             "response": {**firing_rates(binned), "binned": binned}}
+    test = {"stimulus": rng.standard_normal((T_test, 50, 50)).astype(np.float32), "time": np.arange(T_test) / 100,
+            "response": {k: v.mean(0) for k, v in rates.items()} | {"binned": trials.mean(0)},
+            "repeats": {f"cell{c + 1:02d}": rates["firing_rate_10ms"][:, c] for c in range(cells)}}
+    spikes = {f"cell{c + 1:02d}": np.sort(rng.uniform(0, T / 100, 7)) for c in range(cells)}
+    return write_experiment(tmp_path / "expt.h5", train, test, spikes), train, test, spikes
+
+
+def test_round_trip_exact_layout(tmp_path):
+    path, train, test, spikes = _experiment(tmp_path)
+    with h5py.File(path) as f:
+        names = set()
+        f.visit(names.add)
+    for split in ("train", "test"):
+        for key in ("stimulus", "time", "response/firing_rate_5ms", "response/firing_rate_10ms",
+                    "response/firing_rate_20ms", "response/binned"):
+            assert f"{split}/{key}" in names
+    assert {"test/repeats/cell01", "test/repeats/cell03", "spikes/cell02"} <= names
+    tr, te = read_experiment(path, "train"), read_experiment(path, "test")
+    np.testing.assert_array_equal(tr.stimulus, train["stimulus"])
+    np.testing.assert_array_equal(tr.response("binned"), train["response"]["binned"])
+    assert tr.cells == ["cell01", "cell02", "cell03"] and tr.repeats is None
+    assert te.repeats.shape == (3, 4, 80)
+    np.testing.assert_allclose(te.repeats.mean(1), te.response("firing_rate_10ms"), rtol=1e-5, atol=1e-5)
+    got = read_spikes(path)
+    np.testing.assert_array_equal(got["cell02"], spikes["cell02"])
+
+
+def test_firing_rates_are_smoothed_hz():
+    binned = np.zeros((1, 200), np.float32)
+    binned[0, 100] = 1
+    rates = firing_rates(binned)
+    # one spike in a 10 ms bin = 100 spikes/s of area; wider smoothing -> lower peak
+    for key, r in rates.items():
+        assert r.sum() == pytest.approx(100.0, rel=1e-3)
+    assert rates["firing_rate_5ms"].max() > rates["firing_rate_10ms"].max() > rates["firing_rate_20ms"].max()
+
+
+def _corrupt(path, dataset, value):
+    with h5py.File(path, "a") as f:
+        del f[dataset]
+        if value is not None:
+            f[dataset] = value
+
+
+@pytest.mark.parametrize("dataset,value,split,fragment", [
+    ("train/stimulus", np.zeros((120, 40, 50), np.float32), "train", "expected shape (T, 50, 50), got (120, 40, 50)"),
+    ("train/time", np.zeros(119), "train", "expected shape (120,)"),
+    ("train/response/binned", np.zeros((3, 100), np.float32), "train", "expected shape (3, 120)"),
+    ("test/repeats/cell02", None, "test", "test/repeats/cell02: missing"),
+    ("test/repeats/cell01", np.zeros((4, 79), np.float32), "test", "expected shape (n_repeats >= 2, 80)"),
+])
+def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split, fragment):
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, dataset, value)
+    with pytest.raises(DataError) as info:
+        read_experiment(path, split)
+    message = str(info.value)
+    assert str(path) in message and fragment in message
+
+
+def test_nans_and_missing_repeats_group(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        data = f["train/response/firing_rate_10ms"][...]
+        data[1, 5] = np.nan
+        f["train/response/firing_rate_10ms"][...] = data
+        del f["test/repeats"]
+    with pytest.raises(DataError, match=r"train/response/firing_rate_10ms: contains 1 NaN"):
+        read_experiment(path, "train")
+    with pytest.raises(DataError, match=r"test/repeats: missing"):
+        read_experiment(path, "test")
+    with pytest.raises(DataError, match="no such experiment file"):
+        read_experiment(tmp_path / "absent.h5")
+
+
+def test_windows_are_lazy_and_target_the_last_frame():
+    T = 100
+    movie = torch.arange(T, dtype=torch.float32)[:, None, None].expand(T, 50, 50).contiguous()
+    responses = torch.arange(T, dtype=torch.float32)[None].repeat(2, 1)
+    ds = StimulusWindows(movie, responses)
+    assert len(ds) == T - N_FRAMES + 1
+    item = ds[0]
+    assert item["stimulus"].shape == (40, 50, 50)
+    assert item["stimulus"][-1, 0, 0] == item["response"][0] == 39  # target at the window's last frame
+    assert item["stimulus"].data_ptr() == ds.movie[0].data_ptr()  # a view into the movie, not a copy
+    batch = ds.batch(torch.tensor([0, 10, 60]))
+    assert batch["stimulus"].shape == (3, 40, 50, 50)
+    np.testing.assert_array_equal(batch["stimulus"][:, -1, 0, 0], [39, 49, 99])
+    np.testing.assert_array_equal(batch["response"][:, 1], [39, 49, 99])
+    view = movie_windows(movie)
+    assert view.shape == (T - 39, 40, 50, 50) and view.data_ptr() == movie.data_ptr()
+    torch.testing.assert_close(view[10], batch["stimulus"][1])
+
+
+def test_windows_with_spike_history():
+    T = 80
+    binned = torch.arange(T, dtype=torch.float32)[None].repeat(2, 1)
+    ds = StimulusWindows(torch.zeros(T, 50, 50), binned, binned=binned, history=45)
+    assert ds.targets[0] == 45  # room for both the window and the history
+    item = ds[0]
+    np.testing.assert_array_equal(item["history"][0], np.arange(0, 45))  # frames strictly before the target
+    assert ds.batch(torch.tensor([0, 1]))["history"].shape == (2, 2, 45)
+    with pytest.raises(DataError, match="binned"):
+        StimulusWindows(torch.zeros(T, 50, 50), binned, history=5)
+
+
+def test_split_blocks_contiguous_and_disjoint():
+    train, val = split_blocks(1000, val_fraction=0.2, n_blocks=2)
+    # block 0: frames 0..499, validation = last 100 frames; windows never straddle a boundary
+    assert train.min() == 39 and val.min() == 400 + 39
+    assert set(train).isdisjoint(val)
+    frames_train = {f for t in train for f in range(t - 39, t + 1)}
+    frames_val = {f for t in val for f in range(t - 39, t + 1)}
+    assert frames_train.isdisjoint(frames_val)
+    assert len(val) == 2 * (100 - 39)
+    with pytest.raises(DataError):
+        split_blocks(60, n_blocks=5)

@@ -1,0 +1,355 @@
+"""An embedded ground-truth retina: a small mechanistic circuit and the recordings it makes.
+
+Interface (used by retina.fit, retina.phenomena and the benchmarks; keep stable):
+
+* ``GroundTruthRetina(seed=0)`` -- the circuit; ``.simulate(stimulus, seed=None, trials=None)`` with
+  ``stimulus`` ``(T, 50, 50)`` in contrast units (0 = grey background, white noise has sd 1) returns
+  the expected firing rates ``(n_cells, T)`` in spikes/s when ``trials`` is None, else
+  ``(rates, counts)`` with Poisson spike counts ``(trials, n_cells, T)`` per 10 ms frame.
+* ``simulate(stimulus, seed=None, trials=None)`` -- the same on the default circuit.
+* ``load_embedded_retina(kind="whitenoise"|"naturalscene") -> Path`` -- a deep-retina HDF5 file
+  (see :mod:`datasets.retina_h5`), generated on first use and cached under ``$NEUROZOO_CACHE``
+  (default ``~/.cache/neurozoo``) in ``retina/``.
+* ``flash_train(period, ...)`` -- the omitted-stimulus protocol stimulus (full field).
+
+The circuit, per frame (100 Hz):
+
+1. Photoreceptor/bipolar spatial blur (Gaussian, sd 1.2 px) sampled on a 17 x 17 grid of subunits.
+2. Two bipolar pathways per subunit with their own temporal filters (40 taps): ON (fast, biphasic)
+   and OFF (slower, sign-inverted, more sustained), each rectified (threshold-linear). The ON
+   pathway's filter carries a damped oscillation (a resonance near 12 Hz).
+3. Adaptation: each bipolar terminal is a depleting synapse (vesicle pool ``u``: recovers with a
+   time constant of 40 frames, depleted in proportion to release), so sustained contrast lowers the gain.
+4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools the release of both
+   pathways over a broad Gaussian and subtracts it, low-passed and delayed, from the ganglion input.
+   Divisive gain control: the ganglion input is divided by ``1 + 0.5 * (its excitation low-passed
+   over 50 frames, relative to white noise)`` -- a contrast step's response halves within a few 100 ms.
+5. Ganglion cells (12: 4 OFF, 4 ON, 4 ON-OFF, at different positions) sum their subunits with
+   Gaussian weights and fire as an inhomogeneous Poisson process with rate ``r_max * softplus(.)``
+   (saturating smoothly at 300 spikes/s; ``r_max`` sets about 12 spikes/s under white noise).
+
+The omitted-stimulus response comes from the resonant ON pathway (step 2): its filter is a damped
+oscillation (16-frame period). During a fast train of dark flashes the ON bipolar is held below its
+threshold (1 sd); the flashes drive its oscillation in phase with the train, and when the train stops
+the rebound is no longer cancelled by the next flash, so the ON cells fire a burst whose peak
+follows the last flash by a latency that grows with the period. With 2-frame dark flashes of
+intensity -2 (8 flashes) the ON cells' peak latencies from the last flash's onset are 8, 9, 10, 10,
+11, 11, 12 frames for periods 2..8 (slope 0.7, R^2 0.89 over periods 2-5, the REFERENCE criterion;
+slope 0.6, R^2 0.95 over 2-8), each burst several times larger than any response during the train.
+(The latency is an integer number of frames, hence the coarse steps.) tests/test_synthetic_retina.py
+checks this, the ON/OFF step responses, adaptation and Poisson trial noise.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+from scipy import ndimage, signal
+
+FRAME_RATE = 100  # Hz: one frame = 10 ms
+FRAME_SIZE = 50
+N_TAPS = 40
+VERSION = 1  # bump when the circuit or the recordings change (part of the cache key)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NEUROZOO_CACHE", Path.home() / ".cache" / "neurozoo"))
+
+
+def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:
+    k = np.arange(taps, dtype=float)
+    h = (k / tau) ** n * np.exp(-k / tau)
+    return h / h.sum()
+
+
+@dataclass
+class CircuitParams:
+    blur_sd: float = 1.2
+    grid_stride: int = 3
+    # temporal filters (frames). ON: resonant, (k/tau)^2 exp(-k/tau) sin(2 pi k / period)
+    on_tau: float = 4.0
+    on_period: float = 16.0
+    off_tau: Tuple[float, float] = (2.5, 7.0)
+    off_weights: Tuple[float, float] = (1.0, 0.6)
+    on_threshold: float = 1.0
+    off_threshold: float = 0.0
+    # depleting synapse
+    recovery_frames: float = 40.0
+    depletion: float = 0.02
+    # amacrine
+    amacrine_sd: float = 10.0
+    amacrine_tau: float = 4.0
+    amacrine_delay: int = 2
+    amacrine_weight: float = 0.5
+    # divisive contrast gain control of the ganglion input by its own recent excitation
+    gain_control: float = 0.5
+    gain_control_tau: float = 50.0
+    # ganglion
+    rf_sd: Tuple[float, float] = (2.5, 4.0)
+    cell_types: Tuple[str, ...] = ("off",) * 4 + ("on",) * 4 + ("onoff",) * 4
+    mean_rate: float = 12.0  # spikes/s under white noise (sets the output scale)
+    sharpness: float = 2.0  # ganglion nonlinearity slope in units of the input's white-noise sd
+    max_rate: float = 300.0  # spikes/s: smooth saturation of the ganglion output
+
+
+class GroundTruthRetina:
+    """The embedded circuit (see module docstring). Deterministic given ``seed``."""
+
+    def __init__(self, seed: int = 0, params: Optional[CircuitParams] = None):
+        self.seed = seed
+        self.params = p = params or CircuitParams()
+        rng = np.random.default_rng(seed)
+        self.grid = np.arange(p.grid_stride // 2, FRAME_SIZE, p.grid_stride)
+        gy, gx = np.meshgrid(self.grid, self.grid, indexing="ij")
+        self.subunit_xy = np.stack([gy.ravel(), gx.ravel()], 1).astype(float)
+
+        k = np.arange(N_TAPS, dtype=float)
+        self.h_on = (k / p.on_tau) ** 2 * np.exp(-k / p.on_tau) * np.sin(2 * np.pi * k / p.on_period)
+        self.h_off = -self._biphasic(p.off_tau, p.off_weights)
+        # unit variance of each pathway's drive under unit-variance pixel white noise
+        spatial_gain = np.sqrt(4 * np.pi * p.blur_sd ** 2)
+        self.h_on *= spatial_gain / np.linalg.norm(self.h_on)
+        self.h_off *= spatial_gain / np.linalg.norm(self.h_off)
+
+        n = len(p.cell_types)
+        self.cell_types = list(p.cell_types)
+        # positions: jittered around a ring and the centre, all well inside the frame
+        angles = np.linspace(0, 2 * np.pi, n, endpoint=False) + rng.uniform(-0.3, 0.3, n)
+        radius = rng.uniform(4, 11, n)
+        self.positions = np.stack([25 + radius * np.sin(angles), 25 + radius * np.cos(angles)], 1)
+        self.rf_sd = rng.uniform(*p.rf_sd, n)
+        d2 = ((self.subunit_xy[:, None, :] - self.positions[None]) ** 2).sum(-1)
+        w = np.exp(-d2 / (2 * self.rf_sd ** 2))
+        w /= w.sum(0, keepdims=True)
+        on = np.array([t in ("on", "onoff") for t in self.cell_types], float)
+        off = np.array([t in ("off", "onoff") for t in self.cell_types], float)
+        self.w_on, self.w_off = w * on, w * off
+        wa = np.exp(-d2 / (2 * p.amacrine_sd ** 2))
+        self.w_amacrine = wa / wa.sum(0, keepdims=True)
+        self.amacrine_filter = np.concatenate([np.zeros(p.amacrine_delay), _gamma_filter(p.amacrine_tau, n=1, taps=20)])
+        self.offset = np.zeros(n)
+        self.scale = np.ones(n)
+        self.excitation_scale = np.ones(n)
+        self.r_max = np.ones(n)
+        self._calibrate()
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.cell_types)
+
+    def _biphasic(self, taus, weights) -> np.ndarray:
+        return weights[0] * _gamma_filter(taus[0]) - weights[1] * _gamma_filter(taus[1])
+
+    def _calibrate(self):
+        """Fix each cell's input offset/scale and output gain from a fixed white-noise run."""
+        rng = np.random.default_rng(10_000 + self.seed)
+        stim = white_noise(3000, rng).astype(np.float32)
+        self.excitation_scale = self._excitation(stim)[0][200:].mean(0) + 1e-9
+        g = self.ganglion_input(stim)[:, 200:]
+        self.offset = g.mean(1)
+        self.scale = g.std(1) + 1e-9
+        base = self._nonlinearity(g)
+        self.r_max = self.params.mean_rate / base.mean(1)  # set before saturation (a small correction)
+
+    # ---- stages -------------------------------------------------------------------------------
+    def subunits(self, stimulus: np.ndarray) -> np.ndarray:
+        """Blurred stimulus at the subunit grid: ``(T, n_subunits)``."""
+        blurred = ndimage.gaussian_filter(np.asarray(stimulus, np.float32), (0, self.params.blur_sd, self.params.blur_sd),
+                                          mode="nearest", truncate=3.0)
+        return blurred[:, self.grid][:, :, self.grid].reshape(len(stimulus), -1)
+
+    def bipolar(self, stimulus: np.ndarray):
+        """Rectified ON and OFF bipolar drive before the synapse: two ``(T, n_subunits)`` arrays."""
+        s = self.subunits(stimulus).astype(np.float64)
+        on = signal.lfilter(self.h_on, 1.0, s, axis=0)
+        off = signal.lfilter(self.h_off, 1.0, s, axis=0)
+        p = self.params
+        return np.maximum(on - p.on_threshold, 0.0), np.maximum(off - p.off_threshold, 0.0)
+
+    def synapse(self, drive: np.ndarray) -> np.ndarray:
+        """Depleting synapse: release = drive * u; u recovers to 1 and is used up by release."""
+        p = self.params
+        u = np.ones(drive.shape[1])
+        out = np.empty_like(drive)
+        rec, dep = 1.0 / p.recovery_frames, p.depletion
+        for t in range(len(drive)):
+            r = drive[t] * u
+            out[t] = r
+            u += rec * (1.0 - u) - dep * r
+            np.clip(u, 0.0, 1.0, out=u)
+        return out
+
+    def _excitation(self, stimulus):
+        on, off = self.bipolar(stimulus)
+        rel_on, rel_off = self.synapse(on), self.synapse(off)
+        return rel_on @ self.w_on + rel_off @ self.w_off, (rel_on + rel_off) @ self.w_amacrine
+
+    def ganglion_input(self, stimulus: np.ndarray) -> np.ndarray:
+        p = self.params
+        excitation, pooled = self._excitation(stimulus)
+        inhibition = signal.lfilter(self.amacrine_filter, 1.0, pooled, axis=0)
+        a = np.exp(-1.0 / p.gain_control_tau)
+        recent = signal.lfilter([1 - a], [1, -a], excitation / self.excitation_scale, axis=0)
+        return ((excitation - p.amacrine_weight * inhibition) / (1.0 + p.gain_control * recent)).T  # (cells, T)
+
+    def _nonlinearity(self, g: np.ndarray) -> np.ndarray:
+        z = (g - self.offset[:, None]) / self.scale[:, None]
+        return np.logaddexp(0.0, self.params.sharpness * z - 2.0)
+
+    def rates(self, stimulus: np.ndarray) -> np.ndarray:
+        """Expected firing rates (spikes/s), ``(n_cells, T)``."""
+        self._check(stimulus)
+        drive = self.r_max[:, None] * self._nonlinearity(self.ganglion_input(stimulus))
+        return (self.params.max_rate * np.tanh(drive / self.params.max_rate)).astype(np.float32)
+
+    def simulate(self, stimulus: np.ndarray, seed: Optional[int] = None, trials: Optional[int] = None):
+        """Rates ``(n_cells, T)``; with ``trials``: ``(rates, counts (trials, n_cells, T))`` Poisson per frame."""
+        rates = self.rates(stimulus)
+        if trials is None:
+            return rates
+        rng = np.random.default_rng(seed)
+        counts = rng.poisson(rates[None] / FRAME_RATE, size=(trials,) + rates.shape).astype(np.int16)
+        return rates, counts
+
+    def _check(self, stimulus):
+        shape = np.shape(stimulus)
+        if len(shape) != 3 or shape[1:] != (FRAME_SIZE, FRAME_SIZE):
+            from datasets.errors import DataError
+
+            raise DataError(f"stimulus must have shape (T, {FRAME_SIZE}, {FRAME_SIZE}); got {shape}")
+
+
+_DEFAULT: Optional[GroundTruthRetina] = None
+
+
+def default_retina() -> GroundTruthRetina:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = GroundTruthRetina(seed=0)
+    return _DEFAULT
+
+
+def simulate(stimulus, seed: Optional[int] = None, trials: Optional[int] = None):
+    """Run the default embedded circuit on any stimulus ``(T, 50, 50)`` (see ``GroundTruthRetina.simulate``)."""
+    return default_retina().simulate(stimulus, seed=seed, trials=trials)
+
+
+def flash_train(period: int, n_flashes: int = 8, flash_frames: int = 2, intensity: float = -2.0,
+                pre: int = 60, post: int = 60) -> Tuple[np.ndarray, int, int]:
+    """Full-field flash train followed by one omitted flash: ``(stimulus, last_flash_onset, omitted_onset)``."""
+    T = pre + n_flashes * period + post
+    stim = np.zeros((T, FRAME_SIZE, FRAME_SIZE), np.float32)
+    onsets = pre + period * np.arange(n_flashes)
+    for t in onsets:
+        stim[t:t + flash_frames] = intensity
+    return stim, int(onsets[-1]), int(onsets[-1] + period)
+
+
+# ---- stimuli and recordings -------------------------------------------------------------------------
+KINDS = ("whitenoise", "naturalscene")
+#: default sizes of the embedded recordings (frames at 100 Hz)
+DEFAULT_SIZES = {"n_train": 24000, "n_test": 1500, "n_repeats": 8}
+
+
+def white_noise(n_frames: int, rng: np.random.Generator, checker: int = 2) -> np.ndarray:
+    """Binary (+-1) checkerboard flicker with ``checker``-pixel squares, new pattern every frame."""
+    side = -(-FRAME_SIZE // checker)
+    small = rng.choice(np.array([-1, 1], np.int8), size=(n_frames, side, side))
+    return np.repeat(np.repeat(small, checker, 1), checker, 2)[:, :FRAME_SIZE, :FRAME_SIZE]
+
+
+def _grey_images():
+    from skimage import color, data, transform
+
+    out = []
+    for name in ("camera", "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"):
+        image = getattr(data, name)()
+        image = color.rgb2gray(image) if image.ndim == 3 else image / 255.0
+        image = transform.rescale(image.astype(np.float64), 0.35, anti_aliasing=True)  # ~180 px across
+        out.append(((image - image.mean()) / (image.std() + 1e-9)).astype(np.float32))
+    return out
+
+
+def natural_movie(n_frames: int, rng: np.random.Generator, fixation: int = 100, jitter: float = 0.7) -> np.ndarray:
+    """Jittered natural images: a 50x50 patch of a grey image, random-walk jitter (``jitter`` px per frame),
+    a new image and position every ``fixation`` frames; scaled to zero mean and unit sd."""
+    images = _grey_images()
+    movie = np.empty((n_frames, FRAME_SIZE, FRAME_SIZE), np.float32)
+    for start in range(0, n_frames, fixation):
+        image = images[rng.integers(len(images))]
+        h, w = image.shape
+        y, x = rng.uniform(10, h - FRAME_SIZE - 10), rng.uniform(10, w - FRAME_SIZE - 10)
+        for t in range(start, min(start + fixation, n_frames)):
+            y = float(np.clip(y + rng.normal(0, jitter), 0, h - FRAME_SIZE))
+            x = float(np.clip(x + rng.normal(0, jitter), 0, w - FRAME_SIZE))
+            iy, ix = int(round(y)), int(round(x))
+            movie[t] = image[iy:iy + FRAME_SIZE, ix:ix + FRAME_SIZE]
+    return (movie - movie.mean()) / movie.std()
+
+
+def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "whitenoise":
+        return white_noise(n_frames, rng)
+    if kind == "naturalscene":
+        return natural_movie(n_frames, rng)
+    from datasets.errors import DataError
+
+    raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def _spike_times(counts: np.ndarray, t0: float, rng: np.random.Generator) -> np.ndarray:
+    frames = np.repeat(np.arange(len(counts)), counts.astype(int))
+    return np.sort(t0 + (frames + rng.uniform(0, 1, len(frames))) / FRAME_RATE)
+
+
+def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SIZES["n_train"],
+                       n_test: int = DEFAULT_SIZES["n_test"], n_repeats: int = DEFAULT_SIZES["n_repeats"],
+                       seed: int = 0, retina: Optional[GroundTruthRetina] = None) -> Path:
+    """Record the circuit: one training trial of ``n_train`` frames and ``n_repeats`` trials of a held-out
+    ``n_test``-frame movie, written in the deep-retina layout. The ground-truth test rates are stored as an
+    extra dataset ``test/response/true_rate`` (readers of real files ignore it)."""
+    from datasets.retina_h5 import cell_name, firing_rates, write_experiment
+
+    retina = retina or default_retina()
+    rng = np.random.default_rng([seed, KINDS.index(kind) if kind in KINDS else 99])
+    dtype = np.int8 if kind == "whitenoise" else np.float16
+    train_stim = make_stimulus(kind, n_train, rng).astype(dtype)
+    test_stim = make_stimulus(kind, n_test, rng).astype(dtype)
+    _, train_counts = retina.simulate(train_stim.astype(np.float32), seed=int(rng.integers(2**31)), trials=1)
+    test_rates, test_counts = retina.simulate(test_stim.astype(np.float32), seed=int(rng.integers(2**31)), trials=n_repeats)
+    train_counts = train_counts[0]
+    train_resp = {**firing_rates(train_counts), "binned": train_counts.astype(np.float32)}
+    trial_rates = firing_rates(test_counts)  # each (R, C, T)
+    test_resp = {key: value.mean(0) for key, value in trial_rates.items()}
+    test_resp["binned"] = test_counts.mean(0).astype(np.float32)
+    test_resp["true_rate"] = test_rates
+    repeats = {cell_name(c): trial_rates["firing_rate_10ms"][:, c] for c in range(retina.n_cells)}
+    spikes = {cell_name(c): _spike_times(train_counts[c], 0.0, rng) for c in range(retina.n_cells)}
+    frame = 1.0 / FRAME_RATE
+    attrs = {"source": "neurozoo embedded ground-truth retina", "kind": kind, "circuit_seed": retina.seed,
+             "seed": seed, "version": VERSION, "frame_rate_hz": FRAME_RATE, "units": "spikes/s",
+             "circuit": json.dumps(asdict(retina.params)), "cell_types": json.dumps(retina.cell_types),
+             "cell_positions": json.dumps(retina.positions.round(2).tolist())}
+    return write_experiment(path, train={"stimulus": train_stim, "time": np.arange(n_train) * frame, "response": train_resp},
+                            test={"stimulus": test_stim, "time": (n_train + np.arange(n_test)) * frame,
+                                  "response": test_resp, "repeats": repeats},
+                            spikes=spikes, attrs=attrs)
+
+
+def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
+    """Path to the embedded recording ``kind`` (generated on first use, then read from the cache)."""
+    if kind not in KINDS:
+        from datasets.errors import DataError
+
+        raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
+    config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}
+    key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
+    path = cache_dir() / "retina" / f"{kind}-{key}.h5"
+    if not path.is_file():
+        generate_recording(path, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
+    return path

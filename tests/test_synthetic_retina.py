@@ -1,0 +1,117 @@
+import time
+
+import numpy as np
+import pytest
+
+from datasets.errors import DataError
+from datasets.retina_h5 import read_experiment, read_spikes
+from datasets.synthetic_retina import (GroundTruthRetina, default_retina, flash_train, generate_recording,
+                                       load_embedded_retina, simulate, white_noise)
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    return default_retina()
+
+
+def _cells(circuit, kind):
+    return [i for i, t in enumerate(circuit.cell_types) if t == kind]
+
+
+def test_deterministic_with_seed(circuit):
+    stim = white_noise(300, np.random.default_rng(0)).astype(np.float32)
+    np.testing.assert_array_equal(GroundTruthRetina(seed=0).rates(stim), circuit.rates(stim))
+    other = GroundTruthRetina(seed=1)
+    assert not np.allclose(other.positions, circuit.positions)
+    rates, counts = simulate(stim, seed=5, trials=3)
+    _, again = simulate(stim, seed=5, trials=3)
+    np.testing.assert_array_equal(counts, again)
+    assert rates.shape == (12, 300) and counts.shape == (3, 12, 300)
+    with pytest.raises(DataError, match=r"\(T, 50, 50\)"):
+        simulate(np.zeros((10, 32, 32)))
+
+
+def test_on_and_off_cells_respond_with_opposite_signs_to_a_step(circuit):
+    step = np.zeros((200, 50, 50), np.float32)
+    step[100:] = 1.0
+    for sign, excited, silent in ((1, "on", "off"), (-1, "off", "on")):
+        rates = circuit.rates(sign * step)
+        change = rates[:, 100:130].max(1) - rates[:, 90:100].mean(1)
+        assert (change[_cells(circuit, excited)] > 50).all()  # strong transient to its own polarity
+        assert (change[_cells(circuit, silent)] <= 1e-3).all()  # and none to the other
+        assert (change[_cells(circuit, "onoff")] > 50).all()
+
+
+def test_adaptation_lowers_the_response_to_sustained_contrast(circuit):
+    rng = np.random.default_rng(3)
+    low, high = 0.3 * white_noise(300, rng), 1.5 * white_noise(600, rng)
+    rates = circuit.rates(np.concatenate([low, high]).astype(np.float32))
+    early, late = rates[:, 300:400].mean(1), rates[:, 800:900].mean(1)
+    assert np.median(late / early) < 0.7
+    assert (late < early).mean() >= 0.9
+
+
+def test_trial_to_trial_noise_is_poisson(circuit):
+    stim = white_noise(1000, np.random.default_rng(1)).astype(np.float32)
+    rates, counts = circuit.simulate(stim, seed=0, trials=20)
+    assert not np.array_equal(counts[0], counts[1])
+    expected = rates / 100.0
+    np.testing.assert_allclose(counts.mean(0).mean(1), expected.mean(1), rtol=0.1)
+    busy = expected > 0.5
+    np.testing.assert_allclose(counts.var(0, ddof=1)[busy].mean(), counts.mean(0)[busy].mean(), rtol=0.15)
+
+
+def _osr_latencies(circuit, cell, periods):
+    latencies, ratios = [], []
+    for period in periods:
+        stim, last, omitted = flash_train(period, n_flashes=8, flash_frames=2, intensity=-2.0)
+        rate = circuit.rates(stim)[cell]
+        window = rate[last:last + 30]
+        latencies.append(int(np.argmax(window)))  # frames from the last flash's onset
+        ratios.append(window.max() / max(rate[last - 3 * period:last].max(), 1e-6))
+    return np.array(latencies), np.array(ratios)
+
+
+@pytest.mark.parametrize("periods", [np.arange(2, 6), np.arange(2, 9)], ids=["reference-2-5", "dense-2-8"])
+def test_omitted_stimulus_response_latency_tracks_period(circuit, periods):
+    for cell in _cells(circuit, "on"):
+        latencies, ratios = _osr_latencies(circuit, cell, periods)
+        slope, _ = np.polyfit(periods, latencies, 1)
+        r2 = np.corrcoef(periods, latencies)[0, 1] ** 2
+        assert 0.5 <= slope <= 1.5 and r2 >= 0.5, (cell, latencies)
+        assert (latencies > periods).all()  # the peak comes after the omitted flash was due
+        assert (ratios > 2).all()  # a burst bigger than anything during the train's last cycles
+
+
+def test_recording_layout_and_statistics(tmp_path):
+    path = generate_recording(tmp_path / "wn.h5", "whitenoise", n_train=1200, n_test=300, n_repeats=5, seed=2)
+    train, test = read_experiment(path, "train"), read_experiment(path, "test")
+    assert train.stimulus.shape == (1200, 50, 50) and set(np.unique(train.stimulus)) == {-1.0, 1.0}
+    assert test.repeats.shape == (12, 5, 300)
+    np.testing.assert_allclose(test.time[0], 12.0)  # the test movie follows the training one
+    spikes = read_spikes(path)
+    assert len(spikes) == 12
+    counts = np.histogram(spikes["cell01"], bins=np.arange(1201) / 100)[0]
+    np.testing.assert_array_equal(counts, train.response("binned")[0])
+    # the stored ground truth is the rate the spikes were drawn from
+    truth = test.response("true_rate")
+    np.testing.assert_allclose(test.response("binned").mean(1) * 100, truth.mean(1), rtol=0.2)
+    natural = generate_recording(tmp_path / "ns.h5", "naturalscene", n_train=400, n_test=200, n_repeats=3)
+    movie = read_experiment(natural, "train").stimulus
+    assert abs(movie.mean()) < 0.3 and 0.5 < movie.std() < 1.5
+    # jittered images: consecutive frames are far more alike than white noise frames
+    assert np.corrcoef(movie[10].ravel(), movie[11].ravel())[0, 1] > 0.5
+
+
+def test_load_embedded_retina_generates_once_and_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    start = time.perf_counter()
+    path = load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=4)
+    assert time.perf_counter() - start < 30
+    assert path.parent == tmp_path / "retina" and path.is_file()
+    stamp = path.stat().st_mtime_ns
+    assert load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=4) == path
+    assert path.stat().st_mtime_ns == stamp
+    assert load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=5) != path
+    with pytest.raises(DataError, match="naturalscene"):
+        load_embedded_retina("pinknoise")

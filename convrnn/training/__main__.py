@@ -1,0 +1,5 @@
+import sys
+
+from convrnn.training.cli import main
+
+sys.exit(main())

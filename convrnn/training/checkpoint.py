@@ -1,0 +1,79 @@
+"""Atomic checkpoints and the RNG state that makes a resumed run equal an uninterrupted one.
+
+A checkpoint is written to a temporary file in the destination folder, flushed to disk, then moved
+over the destination with ``os.replace`` (atomic on POSIX): a kill at any moment leaves either the
+previous checkpoint or the new one, never a torn file.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+from datasets.errors import DataError
+
+
+def save_checkpoint(state: Dict[str, Any], path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise DataError(f"cannot read checkpoint {path}: {error}") from None
+    missing = {"model", "epoch", "global_step"} - set(state)
+    if missing:
+        raise DataError(f"checkpoint {path} lacks field(s) {sorted(missing)}; not written by `zoo train`?")
+    return state
+
+
+def capture_rng_state(generator: torch.Generator = None) -> Dict[str, Any]:
+    """Python, numpy, torch (CPU and CUDA) and data-loader generator states, in torch-loadable types."""
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    if generator is not None:
+        state["loader"] = generator.get_state()
+    return state
+
+
+def restore_rng_state(state: Dict[str, Any], generator: torch.Generator = None) -> None:
+    random.setstate(_as_tuples(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if generator is not None and "loader" in state:
+        generator.set_state(state["loader"])
+
+
+def _as_tuples(value):
+    """``random.setstate`` needs tuples; some serialisers give lists back."""
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value

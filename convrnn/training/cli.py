@@ -1,0 +1,94 @@
+"""``zoo train MODEL --data DIR``: supervised ImageNet training of a ConvRNN (torchrun-compatible).
+
+    zoo train rgc_shallow --data /data/imagenet --epochs 90 --batch-size 256 --amp --channels-last
+    torchrun --nproc-per-node 8 -m convrnn.training rgc_intermediate --data /data/imagenet --resume auto
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a ConvRNN on an ImageNet-layout folder (train/ and val/ of WNID folders)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="registered model name or path to a YAML graph spec")
+    p.add_argument("--data", required=True, help="folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; class index "
+                   "= position of the WNID among the sorted train/ folders")
+    p.add_argument("--out", default="runs/train", help="folder for metrics.jsonl, run.json, last.pth, best.pth")
+    p.add_argument("--epochs", type=int, default=90)
+    p.add_argument("--batch-size", type=int, default=256, help="images per process and step")
+    p.add_argument("--lr", type=float, default=0.1, help="peak learning rate (after warmup)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (momentum 0.9) or adamw")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="on weights only, not on biases and norms")
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine", help="learning-rate schedule, per step")
+    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warmup from lr/warmup_steps to lr")
+    p.add_argument("--step-epochs", type=int, default=30, help="step schedule: decay every this many epochs")
+    p.add_argument("--gamma", type=float, default=0.1, help="step schedule: decay factor")
+    p.add_argument("--min-lr", type=float, default=0.0, help="cosine schedule: final learning rate")
+    p.add_argument("--loss-steps", choices=("final", "all"), default="final",
+                   help="cross-entropy at the final step, or its mean over every step from the model's first readout")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
+    p.add_argument("--workers", type=int, default=4, help="data-loading processes per training process")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--amp", action="store_true", help="autocast to bfloat16 (CPU and GPU)")
+    p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default="bfloat16",
+                   help="float16 adds a gradient scaler")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and images")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile-backend", default="inductor")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")
+    p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model override, e.g. --set n_steps=10 --set width_multiplier=0.5 (YAML values)")
+
+
+def config_from_args(args: argparse.Namespace):
+    from convrnn.cli import parse_overrides
+    from convrnn.training.engine import TrainConfig
+
+    fields = set(TrainConfig.__dataclass_fields__) - {"overrides"}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields},
+                       overrides=parse_overrides(args.overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    from convrnn.training.engine import train
+
+    final = train(config_from_args(args))
+    if final and not args.quiet and int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: checkpoints and metrics.jsonl in {args.out}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
+    import sys
+
+    from datasets.errors import UserFacingError
+
+    parser = argparse.ArgumentParser(prog="python -m convrnn.training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserFacingError as error:
+        print(f"train: error: {error}", file=sys.stderr)
+        return 2

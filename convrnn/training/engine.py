@@ -1,0 +1,476 @@
+"""Supervised ImageNet training of an unrolled ConvRNN: one ``Trainer`` per process.
+
+Reproducibility: the model is initialised from ``seed`` on every rank; shuffling comes from a
+``DistributedSampler`` (a pure function of seed and epoch, also for one process); augmentation
+randomness comes from the global RNGs (no workers) or from worker seeds drawn from a per-rank
+``torch.Generator`` (workers; PyTorch seeds python, numpy and torch in each worker from it). All of
+these states, for every rank, go into each checkpoint, which is written at epoch ends, so resuming
+from a checkpoint continues exactly the random streams the interrupted run would have used.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
+from convrnn.training.imagefolder import open_imagenet
+from convrnn.training.metrics_log import MetricsLog
+from convrnn.training.transforms import build_transform
+from datasets.errors import DataError, UserFacingError
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+LOSS_STEPS = ("final", "all")
+AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: str
+    out: str = "runs/train"
+    epochs: int = 90
+    batch_size: int = 256  # per process
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # not applied to biases and normalisation parameters
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 30  # step schedule: multiply by gamma every step_epochs epochs
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    loss_steps: str = "final"
+    label_smoothing: float = 0.0
+    grad_clip: Optional[float] = None
+    image_size: int = 224
+    augment: bool = True
+    workers: int = 4
+    seed: int = 0
+    resume: Optional[str] = None  # a checkpoint path, or "auto": OUT/last.pth when it exists
+    device: str = "auto"
+    amp: bool = False
+    amp_dtype: str = "bfloat16"
+    channels_last: bool = False
+    compile: bool = False
+    compile_backend: str = "inductor"
+    deterministic: bool = True
+    max_steps_per_epoch: Optional[int] = None
+    log_every: int = 50
+    quiet: bool = False
+    overrides: Dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        for name, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS), ("schedule", self.schedule, SCHEDULES),
+                                     ("loss_steps", self.loss_steps, LOSS_STEPS), ("amp_dtype", self.amp_dtype, AMP_DTYPES)):
+            if value not in allowed:
+                raise UserFacingError(f"--{name.replace('_', '-')} {value!r}: expected one of {', '.join(allowed)}")
+        for name in ("epochs", "batch_size", "image_size"):
+            if getattr(self, name) < 1:
+                raise UserFacingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0 or self.lr <= 0 or self.warmup_epochs < 0:
+            raise UserFacingError("--workers and --warmup-epochs must be >= 0 and --lr > 0")
+
+
+# ---------------------------------------------------------------------------- pieces
+@dataclass
+class LRFactor:
+    """Multiplier of the base learning rate at optimizer step ``step`` (linear warmup, then the schedule).
+
+    A callable object rather than a closure so that ``LambdaLR.state_dict`` records it."""
+    kind: str
+    total_steps: int
+    warmup_steps: int = 0
+    step_every: int = 1
+    gamma: float = 0.1
+    min_factor: float = 0.0
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.kind == "constant":
+            return 1.0
+        if self.kind == "step":
+            return self.gamma ** (step // max(1, self.step_every))
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim > 1 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def build_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    factor = LRFactor(config.schedule, total_steps=config.epochs * steps_per_epoch,
+                      warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+                      step_every=config.step_epochs * steps_per_epoch, gamma=config.gamma,
+                      min_factor=config.min_lr / config.lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def step_logits(output) -> torch.Tensor:
+    """(T, B, K) logits from a model output with ``.logits`` (a plain (B, K) tensor counts as T = 1)."""
+    logits = getattr(output, "logits", output)
+    return logits.unsqueeze(0) if logits.dim() == 2 else logits
+
+
+def unrolled_loss(logits: torch.Tensor, target: torch.Tensor, mode: str = "final", first_step: int = 0,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy at the final step, or its mean over every step from ``first_step`` on."""
+    if mode == "final" or logits.shape[0] == 1:
+        return F.cross_entropy(logits[-1].float(), target, label_smoothing=label_smoothing)
+    steps = logits[min(first_step, logits.shape[0] - 1):].float()
+    return F.cross_entropy(steps.flatten(0, 1), target.repeat(steps.shape[0]), label_smoothing=label_smoothing)
+
+
+def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[torch.Tensor]:
+    """Number of samples whose target is among the top-k classes, for each k (k capped at K)."""
+    top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
+    hits = top.eq(target.unsqueeze(-1))
+    return [hits[:, :k].any(-1).sum() for k in ks]
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
+                                capture_output=True, text=True, timeout=5)
+        if commit.returncode == 0:
+            return commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def file_list_sha256(dataset) -> str:
+    """Checksum of the (relative path, label) list of a split: cheap, and changes when files do."""
+    digest = hashlib.sha256()
+    for path, label in dataset.samples:
+        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------- trainer
+class Trainer:
+    """Builds data, model, optimizer and schedule for one process; ``fit()`` trains.
+
+    ``model`` (optional) replaces ``convrnn.create_model(config.model, ...)``; it must return an
+    object with ``.logits`` (T, B, K) and may define ``first_readout_step``."""
+
+    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None):
+        config.validate()
+        self.config = config
+        self._determinism = (torch.are_deterministic_algorithms_enabled(),
+                             torch.is_deterministic_algorithms_warn_only_enabled())
+        self.dist: DistInfo = init_distributed(config.device)
+        self.device = self.dist.device
+        self._configure_backends()
+        self.out = Path(config.out)
+        self.history: List[Dict[str, Any]] = []
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.best_top1 = -1.0
+
+        self._build_data()
+        seed_all(config.seed)  # the same initial weights on every rank
+        self.model = model if model is not None else self._create_model()
+        self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.first_readout_step = int(getattr(self.model, "first_readout_step", 0))
+        self.train_model = self.model
+        if self.dist.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.eval_model = self.model
+        if config.compile:
+            self.train_model = torch.compile(self.train_model, backend=config.compile_backend)
+            self.eval_model = torch.compile(self.model, backend=config.compile_backend)
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.amp_dtype = AMP_DTYPES[config.amp_dtype]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp and self.amp_dtype == torch.float16)
+        seed_all(config.seed + self.dist.rank)  # augmentation streams differ between ranks
+
+        resume = self._resume_path()
+        self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
+        if resume is not None:
+            self.load_state(load_checkpoint(resume, map_location="cpu"))
+            self.log.truncate_after(self.global_step)
+        elif self.dist.is_main:
+            self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
+        if self.dist.is_main:
+            self._write_run_info(resume)
+
+    # ------------------------------------------------------------------ setup
+    def _configure_backends(self) -> None:
+        if self.config.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def _build_data(self) -> None:
+        c, d = self.config, self.dist
+        splits = open_imagenet(c.data, build_transform(c.image_size, train=True, augment=c.augment),
+                               build_transform(c.image_size, train=False))
+        self.train_set = splits["train"]
+        self.val_set = splits.get("val")
+        self.classes = list(self.train_set.classes)
+        self.generator = torch.Generator()
+        self.generator.manual_seed(c.seed + d.rank)
+        self.train_sampler = DistributedSampler(self.train_set, num_replicas=d.world_size, rank=d.rank,
+                                                shuffle=True, seed=c.seed)
+        pin = self.device.type == "cuda"
+        self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, sampler=self.train_sampler,
+                                       num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator)
+        if len(self.train_loader) == 0:
+            raise DataError(f"{self.train_set.root}: {len(self.train_set)} training images give no full batch of "
+                            f"{c.batch_size} per process on {d.world_size} process(es); lower --batch-size")
+        self.steps_per_epoch = len(self.train_loader)
+        if c.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, c.max_steps_per_epoch)
+        self.val_loader = None
+        if self.val_set is not None:
+            shard = list(range(d.rank, len(self.val_set), d.world_size))  # every image exactly once over ranks
+            self.val_loader = DataLoader(self.val_set, batch_size=c.batch_size, sampler=shard, num_workers=c.workers,
+                                         pin_memory=pin, generator=torch.Generator().manual_seed(c.seed))
+
+    def _create_model(self) -> nn.Module:
+        import convrnn
+
+        overrides = dict(self.config.overrides)
+        overrides.setdefault("num_classes", len(self.classes))
+        return convrnn.create_model(self.config.model, **overrides)
+
+    def _resume_path(self) -> Optional[Path]:
+        resume = self.config.resume
+        if not resume:
+            return None
+        if resume == "auto":
+            path = self.out / "last.pth"
+            return path if path.is_file() else None
+        return Path(resume)
+
+    def _write_run_info(self, resume) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        info = {
+            "config": asdict(self.config),
+            "code_version": code_version(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
+            "world_size": self.dist.world_size,
+            "num_classes": len(self.classes),
+            "train_images": len(self.train_set),
+            "train_files_sha256": file_list_sha256(self.train_set),
+            "val_images": len(self.val_set) if self.val_set is not None else 0,
+            "val_files_sha256": file_list_sha256(self.val_set) if self.val_set is not None else None,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "resumed_from": str(resume) if resume else None,
+        }
+        (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str))
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "sampler_epoch": self.epoch,  # the next set_epoch value
+            "global_step": self.global_step,
+            "best_top1": self.best_top1,
+            "config": asdict(self.config),
+            "classes": self.classes,
+            "world_size": self.dist.world_size,
+        }
+
+    def load_state(self, state: Dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.best_top1 = float(state.get("best_top1", -1.0))
+        if state.get("classes") is not None and list(state["classes"]) != self.classes:
+            raise DataError(f"{self.config.data}: its classes differ from those the checkpoint was trained on")
+        rng = state.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            restore_rng_state(rng[self.dist.rank], self.generator)
+        else:
+            warnings.warn(f"checkpoint holds RNG states of {len(rng)} process(es), this run has "
+                          f"{self.dist.world_size}: random streams restart from the seed, so the result will differ "
+                          "from an uninterrupted run")
+            seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
+            self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
+
+    def save(self, is_best: bool) -> None:
+        rng = all_gather_objects(capture_rng_state(self.generator))  # every rank takes part
+        if self.dist.is_main:
+            state = self.state_dict()
+            state["rng"] = rng
+            save_checkpoint(state, self.out / "last.pth")
+            if is_best:
+                save_checkpoint(state, self.out / "best.pth")
+        barrier()
+
+    # ------------------------------------------------------------------ loops
+    def _autocast(self):
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _batch(self, images, target):
+        images = images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images, target.to(self.device, non_blocking=True)
+
+    def _progress(self, total: int, desc: str):
+        from tqdm.auto import tqdm
+
+        quiet = self.config.quiet or not self.dist.is_main or not sys.stderr.isatty()
+        return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
+
+    def train_one_epoch(self, epoch: int) -> Dict[str, float]:
+        c = self.config
+        self.train_model.train()
+        self.train_sampler.set_epoch(epoch)
+        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss * n, top-1, top-5 hits, n
+        window = torch.zeros_like(totals)
+        start = window_start = time.perf_counter()
+        bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
+        for images, target in itertools.islice(self.train_loader, self.steps_per_epoch):
+            images, target = self._batch(images, target)
+            with self._autocast():
+                logits = step_logits(self.train_model(images))
+            loss = unrolled_loss(logits, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower --lr")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if c.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            self.global_step += 1
+            with torch.no_grad():
+                top1, top5 = topk_correct(logits[-1].float(), target)
+                window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
+                                       torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
+            bar.update()
+            if c.log_every and self.global_step % c.log_every == 0:
+                totals += window
+                row = self._row(all_reduce_sum(window.clone()), time.perf_counter() - window_start)
+                window.zero_()
+                window_start = time.perf_counter()
+                self.log.write(kind="iter", epoch=epoch + 1, step=self.global_step, lr=lr, **row)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", top1=f"{row['top1']:.1f}")
+        bar.close()
+        totals += window
+        return {**self._row(all_reduce_sum(totals), time.perf_counter() - start), "lr": lr}
+
+    @staticmethod
+    def _row(sums: torch.Tensor, seconds: float) -> Dict[str, float]:
+        loss, top1, top5, n = sums.tolist()
+        n = max(n, 1.0)
+        return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n,
+                "images_per_s": n / max(seconds, 1e-9)}
+
+    @torch.no_grad()
+    def evaluate(self) -> Dict[str, float]:
+        """Final-step cross-entropy, top-1 and top-5 (percent) over the whole val split, all ranks."""
+        if self.val_loader is None:
+            return {}
+        self.model.eval()
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        start = time.perf_counter()
+        bar = self._progress(len(self.val_loader), "val")
+        for images, target in self.val_loader:
+            images, target = self._batch(images, target)
+            with self._autocast():
+                logits = step_logits(self.eval_model(images))
+            final = logits[-1].float()
+            top1, top5 = topk_correct(final, target)
+            sums += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(),
+                                 top5.double(), torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
+            bar.update()
+        bar.close()
+        self.model.train()
+        row = self._row(all_reduce_sum(sums), time.perf_counter() - start)
+        return {f"val_{k}": v for k, v in row.items()}
+
+    def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
+        """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""
+        end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
+        for epoch in range(self.epoch, end):
+            start = time.perf_counter()
+            train = self.train_one_epoch(epoch)
+            val = self.evaluate()
+            self.epoch = epoch + 1
+            is_best = bool(val) and val["val_top1"] > self.best_top1
+            if is_best:
+                self.best_top1 = val["val_top1"]
+            row = self.log.write(kind="epoch", epoch=self.epoch, step=self.global_step, **train, **val,
+                                 seconds=time.perf_counter() - start)
+            self.history.append(row)
+            self.save(is_best)
+            if self.dist.is_main and not self.config.quiet:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("kind", "epoch", "step"))
+                print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
+        return self.history[-1] if self.history else {}
+
+    def close(self) -> None:
+        self.log.close()
+        shutdown(self.dist)
+        torch.use_deterministic_algorithms(self._determinism[0], warn_only=self._determinism[1])
+
+
+def train(config: TrainConfig, model: Optional[nn.Module] = None) -> Dict[str, Any]:
+    """Train (or resume) per ``config``; returns the final epoch's metrics row."""
+    trainer = Trainer(config, model)
+    try:
+        return trainer.fit()
+    finally:
+        trainer.close()

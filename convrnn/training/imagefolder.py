@@ -1,0 +1,162 @@
+"""ImageNet-layout folders read with PIL.
+
+Two layouts:
+
+* ``split/<wnid>/<image>`` (torchvision ``ImageFolder``): the class index of a WNID is its position
+  among the sorted WNIDs of ``train/``; ``val/`` is read with that same mapping and may not name a
+  WNID that ``train/`` lacks.
+* a flat folder of ``<wnid>_<anything>.<ext>`` files (e.g. one image per class, as in the public
+  ImageNet sample), mapped to the standard ImageNet-1k index (the 1000 sorted WNIDs).
+
+Problems are reported as ``DataError`` naming the folder or file, not as a bare ``FileNotFoundError``
+or PIL traceback halfway through an epoch.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from datasets.errors import DataError
+
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+WNID = re.compile(r"^n\d{8}$")
+FLAT_NAME = re.compile(r"^(n\d{8})_.*$")
+
+
+def is_image(name: str) -> bool:
+    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
+
+
+def imagenet_wnids() -> List[str]:
+    """The 1000 ImageNet-1k WNIDs in sorted order: index i is class i of the standard label set."""
+    import datasets.torchvision_compat  # noqa: F401  (before timm)
+    from timm.data import ImageNetInfo
+
+    return list(ImageNetInfo().label_names())
+
+
+def imagenet_class_to_idx() -> Dict[str, int]:
+    return {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode with PIL and convert to RGB (greyscale, CMYK and palette images become 3 channels)."""
+    try:
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+
+
+def class_folders(root: Path) -> List[str]:
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a folder")
+    names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    if not names:
+        raise DataError(f"image folder {root} has no class folders (expected {root}/<wnid>/<image>.JPEG)")
+    return names
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """``root/<class>/<image>`` -> (transform(image), class index).
+
+    ``class_to_idx`` defaults to the sorted class folders of ``root``; pass the train split's
+    mapping when reading ``val/`` so that a class means the same index in both."""
+
+    def __init__(self, root, transform: Optional[Callable] = None, class_to_idx: Optional[Dict[str, int]] = None):
+        self.root = Path(root)
+        found = class_folders(self.root)
+        if class_to_idx is None:
+            class_to_idx = {name: i for i, name in enumerate(found)}
+        else:
+            unknown = [name for name in found if name not in class_to_idx]
+            if unknown:
+                shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                raise DataError(f"{self.root} has class folder(s) {shown} that the training split does not have; "
+                                "train/ and val/ must use the same WNIDs")
+        self.class_to_idx = dict(class_to_idx)
+        self.classes = sorted(self.class_to_idx, key=self.class_to_idx.get)
+        self.samples: List[Tuple[str, int]] = []
+        for name in found:
+            folder = self.root / name
+            files = sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image(e.name))
+            if not files:
+                raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
+            label = self.class_to_idx[name]
+            self.samples.extend((str(folder / f), label) for f in files)
+        self.targets = [label for _, label in self.samples]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        image = load_rgb(path)
+        return (self.transform(image) if self.transform else image), label
+
+
+class FlatImageFolder(ImageFolder):
+    """A flat folder of ``<wnid>_<anything>.<ext>`` files with the standard ImageNet-1k index."""
+
+    def __init__(self, root, transform: Optional[Callable] = None, class_to_idx: Optional[Dict[str, int]] = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"image folder {self.root} does not exist or is not a folder")
+        self.class_to_idx = dict(class_to_idx) if class_to_idx is not None else imagenet_class_to_idx()
+        self.classes = sorted(self.class_to_idx, key=self.class_to_idx.get)
+        self.samples = []
+        for name in sorted(e.name for e in os.scandir(self.root) if e.is_file() and is_image(e.name)):
+            match = FLAT_NAME.match(name)
+            if not match:
+                raise DataError(f"{self.root / name}: a flat image folder needs files named <wnid>_<label>.<ext>")
+            if match.group(1) not in self.class_to_idx:
+                raise DataError(f"{self.root / name}: WNID {match.group(1)} is not one of the "
+                                f"{len(self.class_to_idx)} known classes")
+            self.samples.append((str(self.root / name), self.class_to_idx[match.group(1)]))
+        if not self.samples:
+            raise DataError(f"image folder {self.root} has no images")
+        self.targets = [label for _, label in self.samples]
+        self.transform = transform
+
+
+def is_flat(root) -> bool:
+    """True when ``root`` holds ``<wnid>_*.ext`` images directly rather than class folders."""
+    root = Path(root)
+    if not root.is_dir():
+        return False
+    entries = list(os.scandir(root))
+    return not any(e.is_dir() for e in entries) and any(e.is_file() and FLAT_NAME.match(e.name) and is_image(e.name)
+                                                        for e in entries)
+
+
+def open_folder(root, transform=None, class_to_idx: Optional[Dict[str, int]] = None) -> ImageFolder:
+    """An ``ImageFolder`` or, for a flat ``<wnid>_*`` folder, a ``FlatImageFolder``."""
+    if is_flat(root):
+        return FlatImageFolder(root, transform, class_to_idx)
+    return ImageFolder(root, transform, class_to_idx)
+
+
+def open_imagenet(data_dir, train_transform=None, val_transform=None,
+                  splits: Sequence[str] = ("train", "val")) -> Dict[str, ImageFolder]:
+    """The ``train`` and ``val`` splits of an ImageNet-layout folder with one shared class index.
+
+    ``val`` is optional (absent -> not in the result)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist")
+    out: Dict[str, ImageFolder] = {}
+    if "train" in splits:
+        if not (data_dir / "train").is_dir():
+            raise DataError(f"data folder {data_dir} has no train/ folder (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
+        out["train"] = open_folder(data_dir / "train", train_transform)
+    if "val" in splits and (data_dir / "val").is_dir():
+        mapping = out["train"].class_to_idx if "train" in out else None
+        out["val"] = open_folder(data_dir / "val", val_transform, mapping)
+    return out

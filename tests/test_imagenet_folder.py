@@ -1,0 +1,152 @@
+"""ImageNet-layout folders: class index by sorted WNID, errors that name the culprit, the flat
+``<wnid>_<label>.JPEG`` layout, and the evaluation pipeline on the real ImageNet sample images."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from convrnn.training.imagefolder import (FlatImageFolder, ImageFolder, imagenet_wnids, is_flat, load_rgb,
+                                          open_folder, open_imagenet)
+from convrnn.training.synthetic import write_image_folder
+from convrnn.training.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from datasets.errors import DataError
+
+WNIDS = ["n03000134", "n01440764", "n02102040", "n01443537"]  # deliberately unsorted
+
+
+@pytest.fixture
+def folder(tmp_path):
+    return write_image_folder(tmp_path / "data", per_class=3, val_per_class=2, wnids=WNIDS, greyscale_every=5)
+
+
+def test_class_index_is_sorted_train_wnids_and_shared_with_val(folder):
+    splits = open_imagenet(folder, build_transform(32, True), build_transform(32, False))
+    train, val = splits["train"], splits["val"]
+    assert train.classes == sorted(WNIDS)
+    assert train.class_to_idx == {"n01440764": 0, "n01443537": 1, "n02102040": 2, "n03000134": 3}
+    assert val.class_to_idx == train.class_to_idx
+    assert len(train) == 12 and len(val) == 8
+    for path, label in train.samples + val.samples:
+        assert label == train.class_to_idx[os.path.basename(os.path.dirname(path))]
+    image, label = val[0]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32 and label == 0
+
+
+def test_val_may_lack_classes_but_keeps_train_indices(folder):
+    shutil.rmtree(folder / "val" / "n01440764")
+    val = open_imagenet(folder)["val"]
+    assert sorted(set(val.targets)) == [1, 2, 3]
+
+
+def test_greyscale_images_load_as_rgb(folder):
+    greys = [p for p, _ in ImageFolder(folder / "train").samples if Image.open(p).mode == "L"]
+    assert greys, "fixture should contain greyscale files"
+    image = load_rgb(greys[0])
+    assert image.mode == "RGB"
+    rgb = np.asarray(image)
+    assert rgb.shape[2] == 3 and np.array_equal(rgb[..., 0], rgb[..., 1])
+
+
+def test_no_class_folders(tmp_path):
+    (tmp_path / "train").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "train" / "stray.JPEG")
+    with pytest.raises(DataError, match="no class folders"):
+        open_imagenet(tmp_path)
+
+
+def test_missing_train_split(tmp_path):
+    (tmp_path / "val").mkdir()
+    with pytest.raises(DataError, match="no train/ folder"):
+        open_imagenet(tmp_path)
+
+
+def test_empty_class_folder_is_named(folder):
+    empty = folder / "train" / "n09999999"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError, match="n09999999 has no images"):
+        open_imagenet(folder)
+
+
+def test_val_class_missing_from_train(folder):
+    (folder / "val" / "n04000000").mkdir()
+    Image.new("RGB", (8, 8)).save(folder / "val" / "n04000000" / "x.JPEG")
+    with pytest.raises(DataError, match="n04000000.*training split does not have"):
+        open_imagenet(folder)
+
+
+def test_unreadable_file_is_named(folder):
+    bad = folder / "train" / "n01440764" / "n01440764_broken.JPEG"
+    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
+    train = open_imagenet(folder, build_transform(32, True))["train"]
+    index = [p for p, _ in train.samples].index(str(bad))
+    with pytest.raises(DataError, match="n01440764_broken.JPEG"):
+        train[index]
+    train[index - 1]  # its neighbours still load
+
+
+def test_flat_folder_maps_to_the_standard_1000_class_index(tmp_path):
+    wnids = imagenet_wnids()
+    assert len(wnids) == 1000 and wnids == sorted(wnids)
+    assert wnids[0] == "n01440764" and wnids[999] == "n15075141"
+    for wnid, name in (("n15075141", "toilet_tissue"), ("n01440764", "tench"), ("n02102040", "English_springer")):
+        Image.new("L", (40, 30), 128).save(tmp_path / f"{wnid}_{name}.JPEG")
+    assert is_flat(tmp_path)
+    data = open_folder(tmp_path, build_transform(32, False))
+    assert isinstance(data, FlatImageFolder)
+    assert data.targets == [0, wnids.index("n02102040"), 999]
+    image, label = data[2]
+    assert image.shape == (3, 32, 32) and label == 999
+
+
+def test_flat_folder_rejects_unknown_names(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "n01440764_tench.JPEG")
+    Image.new("RGB", (8, 8)).save(tmp_path / "n99999999_nothing.JPEG")
+    with pytest.raises(DataError, match="n99999999_nothing.JPEG.*not one of the 1000"):
+        FlatImageFolder(tmp_path)
+
+
+def test_eval_transform_resizes_then_center_crops():
+    # a 64x48 image whose left and right thirds differ: resize shorter side to 32/0.875 = 36, crop 32
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:, 32:] = 255
+    x = build_transform(32, train=False)(Image.fromarray(pixels))
+    assert x.shape == (3, 32, 32)
+    white = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    black = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    assert torch.allclose(x[:, 16, 0], black, atol=1e-4) and torch.allclose(x[:, 16, -1], white, atol=1e-4)
+
+
+def test_train_transform_is_random_crop_and_flip():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    transform = build_transform(32, train=True)
+    torch.manual_seed(0)
+    outputs = [transform(image) for _ in range(4)]
+    assert all(o.shape == (3, 32, 32) for o in outputs)
+    assert not torch.equal(outputs[0], outputs[1])
+
+
+def test_real_imagenet_sample_through_the_val_pipeline(shared_data):
+    root = shared_data / "imagenet_sample"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
+    data = open_folder(root, build_transform(224, train=False))
+    assert isinstance(data, FlatImageFolder)
+    assert len(data) == 1000 and len(data.classes) == 1000
+    by_wnid = {os.path.basename(p).split("_")[0]: label for p, label in data.samples}
+    assert by_wnid["n01440764"] == 0 and by_wnid["n15075141"] == 999
+    assert sorted(by_wnid.values()) == list(range(1000))
+    assert sorted(by_wnid) == imagenet_wnids()
+    greys = [i for i, (p, _) in enumerate(data.samples) if Image.open(p).mode == "L"]
+    assert len(greys) == 23
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, greys[:4] + [0, 999]), batch_size=6)
+    images, labels = next(iter(loader))
+    assert images.shape == (6, 3, 224, 224) and labels[-2:].tolist() == [0, 999]
+    pixels = images * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert torch.allclose(pixels[0, 0], pixels[0, 1], atol=1e-5) and torch.allclose(pixels[0, 0], pixels[0, 2], atol=1e-5)
+    assert not torch.allclose(pixels[4, 0], pixels[4, 2], atol=0.05)  # a colour image is not grey
+    mean = images[4:].mean(dim=(0, 2, 3))
+    assert (mean.abs() < 1.5).all()  # normalised, not raw [0, 1] or [0, 255] pixels

@@ -11,3 +11,8 @@ def list_benchmarks():
 
 def load(name: str, **kwargs):
     return BENCHMARKS.create(name, **kwargs)
+
+
+from benchmarks import registered as _registered  # noqa: E402  (after BENCHMARKS exists)
+
+_registered.register(BENCHMARKS)

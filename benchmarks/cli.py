@@ -70,6 +70,10 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     benchmark = benchmarks.load(args.benchmark)
+    from benchmarks.neural import DataOnlyBenchmark
+
+    if isinstance(benchmark, DataOnlyBenchmark):
+        benchmark.score()  # raises: it has no images, so it scores no image-computable model
     model = resolve_model(args.model, args.checkpoint, args.device)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,

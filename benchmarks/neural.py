@@ -144,3 +144,55 @@ class DataOnlyBenchmark:
         raise UserFacingError(
             f"{self.identifier} has no stimulus images, so it scores no image-computable model; "
             f"use {type(self).__name__}.analyze() for its data-only analysis")
+
+
+# ------------------------------------------------------------------------------------- registered data sets
+def _recording(dataset: str, **kwargs):
+    """``datasets.DATASETS.create(dataset)``, loaded once per process."""
+    key = (dataset, tuple(sorted(kwargs.items())))
+    if key not in _RECORDINGS:
+        from datasets import DATASETS
+
+        _RECORDINGS[key] = DATASETS.create(dataset, **kwargs)
+    return _RECORDINGS[key]
+
+
+_RECORDINGS: dict = {}
+
+
+def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: int = 224, temporal: str = "span",
+                      load_kwargs: Optional[dict] = None, description: str = "") -> NeuralBenchmark:
+    """A :class:`NeuralBenchmark` on a registered data set (assembly + stimulus set with images)."""
+    from benchmarks.extraction.images import load_stimulus_set
+
+    load_kwargs = load_kwargs or {}
+    return NeuralBenchmark(
+        identifier, region,
+        load_assembly=lambda: _recording(dataset, **load_kwargs).assembly,
+        load_stimuli=lambda: load_stimulus_set(_recording(dataset, **load_kwargs).stimulus_set, image_size),
+        temporal=temporal, description=description)
+
+
+class DecodingBenchmark(DataOnlyBenchmark):
+    """Object decoding accuracy over time and the split-half ceiling per bin, from recordings without images."""
+
+    def __init__(self, identifier: str, dataset: str, n_splits: int = 10):
+        self.identifier = identifier
+        self.dataset = dataset
+        self.n_splits = n_splits
+
+    @cached_property
+    def assembly(self) -> xr.DataArray:
+        return check_assembly(_recording(self.dataset).assembly, self.identifier, require=("stimulus_id", "object_name"))
+
+    def analyze(self):
+        """Per-bin table: time_bin_start, time_bin_end, accuracy, accuracy_error, chance, ceiling, ceiling_error."""
+        import pandas as pd
+
+        from benchmarks.metrics.decoding import decoding_time_course
+
+        course = decoding_time_course(self.assembly, n_splits=self.n_splits)
+        ceiling = internal_consistency(self.assembly)
+        return pd.DataFrame({"time_bin_start": course.bin_start, "time_bin_end": course.bin_end,
+                             "accuracy": course.accuracy, "accuracy_error": course.error, "chance": course.chance,
+                             "ceiling": ceiling.per_bin, "ceiling_error": ceiling.error_per_bin})

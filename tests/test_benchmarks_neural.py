@@ -125,3 +125,39 @@ def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
     assert "record 1" in capsys.readouterr().out
     args = parser.parse_args(["score", "--list"])
     assert args.handler(args) == 0 and "test.cli-V4" in capsys.readouterr().out
+
+
+def test_zhang_desimone_decoding_time_course(shared_data):
+    import benchmarks
+    from datasets.errors import UserFacingError
+
+    benchmark = benchmarks.load("zhang_desimone2011.IT-decoding")
+    with pytest.raises(UserFacingError, match="no image-computable model"):
+        benchmark.score(Toy())
+    table = benchmark.analyze()
+    assert list(table["time_bin_start"]) == list(range(70, 260, 10))
+    chance = table["chance"].iloc[0]
+    assert abs(chance - 1 / 7) < 1e-9
+    assert abs(table["accuracy"].iloc[0] - chance) < 0.05  # 70-80 ms: before IT responds
+    assert table["accuracy"].max() > 2.5 * chance  # 7-way object identity decodable from ~130 units
+    assert table["ceiling"].iloc[0] < 0.05 < 0.2 < table["ceiling"].iloc[7:].mean()
+
+
+def test_cowley_v4_ceiling_and_score(shared_data):
+    import datasets.torchvision_compat  # noqa: F401
+    import timm
+
+    import benchmarks
+
+    benchmark = benchmarks.load("cowley2023.V4")
+    # the data's median split-half reliability is about 0.6 (README); Spearman-Brown: 2 * 0.6 / 1.6 = 0.75
+    assert 0.68 < benchmark.ceiling.value < 0.82
+    assert benchmark.bins == [(70.0, 170.0)] and len(benchmark.stimuli.ids) == 640
+    model = timm.create_model("test_resnet", pretrained=False)
+    features = benchmark.extract(model, ["layer2"], max_features=200, cache=False, progress=False)["layer2"]
+    assert features.shape == (640, 200, 1)
+    score = benchmark.score_features(features)
+    assert len(score.per_bin) == 1 and score.per_bin[0]["time_bin_end"] == 170.0
+    assert 0.0 < score.raw < np.sqrt(benchmark.ceiling.value)
+    shuffled = features.copy(data=np.random.default_rng(0).permutation(features.values))
+    assert abs(benchmark.score_features(shuffled).raw) < 0.08

@@ -169,7 +169,7 @@ def test_missing_stimuli_raise_clear_error(synthetic):
 
 
 def test_decoding_accuracy_matches_bayes_optimal():
-    """Two Gaussian classes at Mahalanobis distance d: the optimal accuracy is Phi(d/2); pure noise is at chance."""
+    """Two Gaussian classes (identity covariance) at distance d: nearest-mean is Bayes-optimal, Phi(d/2); noise is at chance."""
     import xarray as xr
     from scipy.stats import norm
 
@@ -185,7 +185,9 @@ def test_decoding_accuracy_matches_bayes_optimal():
     assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
         "stimulus_id": ("presentation", np.arange(n).astype(str)), "object_name": ("presentation", labels),
         "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
-    course = decoding_time_course(assembly)
+    course = decoding_time_course(assembly, decoder="nearest_mean")
     assert abs(course.accuracy[0] - norm.cdf(d / 2)) < 0.03
     assert abs(course.accuracy[1] - 0.5) < 0.04 and course.chance == 0.5
     assert course.per_split.shape == (10, 2) and np.all(course.error < 0.02)
+    correlation = decoding_time_course(assembly)  # Meyers' max-correlation decoder: above chance, below optimal
+    assert 0.6 < correlation.accuracy[0] <= norm.cdf(d / 2) + 0.02 and abs(correlation.accuracy[1] - 0.5) < 0.04

@@ -1,0 +1,31 @@
+"""The suite's own benchmarks, registered in ``benchmarks.BENCHMARKS`` (factories import lazily)."""
+from __future__ import annotations
+
+
+def register(registry) -> None:
+    def ventral(region):
+        def build():
+            from benchmarks.neural import dataset_benchmark
+
+            return dataset_benchmark(f"ventral_embedded.{region}-temporal", f"ventral_embedded.{region}", region,
+                                     description=f"embedded {region} data, span-time PLS per 10 ms bin, split-half ceiling")
+        return build
+
+    def cowley():
+        from benchmarks.neural import dataset_benchmark
+
+        return dataset_benchmark("cowley2023.V4", "cowley2023.v4_210325", "V4",
+                                 description="Cowley 2023 V4 session 210325, PLS in one 70-170 ms window")
+
+    def zhang():
+        from benchmarks.neural import DecodingBenchmark
+
+        return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it")
+
+    for region in ("V4", "IT"):
+        registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region,
+                     description=f"embedded teacher {region} responses: span-time PLS per 10 ms bin 70-260 ms, ceiling")
+    registry.add("cowley2023.V4", cowley, region="V4",
+                 description="macaque V4 (Cowley et al. 2023, 640 images): PLS, one 70-170 ms bin, ceiling")
+    registry.add("zhang_desimone2011.IT-decoding", zhang, region="IT",
+                 description="macaque IT (Zhang et al. 2011): object decoding and ceiling per bin; data only, no images")

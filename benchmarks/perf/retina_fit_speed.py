@@ -1,0 +1,93 @@
+"""Training throughput of the BN-CNN: plain windows vs the fast contiguous-chunk path, side by side.
+
+Plain: a batch of ``B`` random 40-frame windows ``(B, 40, 50, 50)`` through ``model(x)`` (conv2d).
+Fast: one contiguous chunk of ``B + 39`` frames through ``model.forward_movie`` (first layer by FFT,
+shared between the overlapping windows). Both do a full training step (forward, Poisson loss,
+backward, Adam update) on the same weights; frames/s = windows (output frames) per second.
+Also checks that both paths give the same outputs on the same chunk (eval mode).
+
+    python benchmarks/perf/retina_fit_speed.py [--batch 512] [--steps 3] [--cells 5] [--device cpu|cuda|all]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import torch
+
+from retina.models.bncnn import RetinaCNN, windows
+
+
+def _step(model, optimizer, inputs, targets, fast: bool, method: str):
+    optimizer.zero_grad(set_to_none=True)
+    rates = model.forward_movie(inputs, method=method) if fast else model(inputs)
+    loss = torch.nn.functional.poisson_nll_loss(rates, targets, log_input=False)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods, seed: int = 0):
+    torch.manual_seed(seed)
+    movie = torch.randn(20 * batch + 39, 50, 50, device=device)
+    targets = torch.rand(batch, n_cells, device=device)
+    base = RetinaCNN(n_cells=n_cells).to(device)
+    results = {}
+    for name in ["plain", *methods]:
+        model = copy.deepcopy(base)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        elapsed = 0.0
+        for step in range(steps + 1):  # the first step warms up and is not timed
+            if name == "plain":
+                index = torch.randint(0, movie.shape[0] - 39, (batch,), device=device)
+                inputs = torch.stack([movie[i:i + 40] for i in index.tolist()])  # random single windows
+            else:
+                start = int(torch.randint(0, movie.shape[0] - batch - 39, ()).item())
+                inputs = movie[start:start + batch + 39]                           # one contiguous chunk
+            _sync(device)
+            tic = time.perf_counter()
+            _step(model, optimizer, inputs, targets, name != "plain", name)
+            _sync(device)
+            if step:
+                elapsed += time.perf_counter() - tic
+        results[name] = steps * batch / elapsed
+    model = base.eval()
+    with torch.no_grad():
+        chunk = movie[:batch + 39]
+        plain = model(windows(chunk).contiguous())
+        error = {m: ((model.forward_movie(chunk, method=m) - plain).abs().max() / plain.abs().max()).item()
+                 for m in methods}
+    return results, error
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")
+    args = parser.parse_args(argv)
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    methods = args.methods.split(",")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed steps")
+    for name in devices:
+        if name == "cuda" and not torch.cuda.is_available():
+            print("cuda: not available, skipped")
+            continue
+        device = torch.device(name)
+        rates, error = measure(device, args.batch, args.steps, args.cells, methods)
+        line = f"{name:5s} plain {rates['plain']:9.1f} frames/s"
+        for m in methods:
+            line += f" | fast[{m}] {rates[m]:9.1f} frames/s  ratio {rates[m] / rates['plain']:6.2f}x  max rel diff {error[m]:.1e}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""BN-CNN retina models (McIntosh, Maheswaranathan, Nayebi, Ganguli & Baccus, NIPS 2016).
+
+Input: stimulus windows ``(batch, 40, 50, 50)`` -- the 40 most recent 10 ms frames as channels, oldest
+first, so channel ``c`` of the window ending at frame ``t`` is frame ``t - 39 + c``. Output: firing
+rates ``(batch, n_cells)``. Valid convolutions: 50 -> 36 (15x15) -> 26 (11x11).
+
+Every model here also has ``forward_movie(movie)``: a contiguous movie chunk ``(T + 39, 50, 50)``
+gives the rates of its ``T`` windows at once, sharing the first layer's work between overlapping
+windows (see :mod:`retina.fast_conv`). Both paths use the same parameters and the same BatchNorm
+modules, so with the same weights they agree to float tolerance.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import retina
+from retina.fast_conv import conv_first_layer
+
+N_FRAMES = 40
+FRAME_SIZE = 50
+
+
+class GaussianNoise(nn.Module):
+    """Adds N(0, std^2) noise in training mode only (Keras ``GaussianNoise``)."""
+
+    def __init__(self, std: float = 0.05):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        if self.training and self.std > 0:
+            return x + self.std * torch.randn_like(x)
+        return x
+
+    def extra_repr(self):
+        return f"std={self.std}"
+
+
+class ParametricSoftplus(nn.Module):
+    """``alpha * softplus(beta * x)`` per output cell (the 2016 model's output nonlinearity)."""
+
+    def __init__(self, n_cells: int):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(n_cells))
+        self.beta = nn.Parameter(torch.ones(n_cells))
+
+    def forward(self, x):
+        return self.alpha * F.softplus(self.beta * x)
+
+
+class RetinaCNN(nn.Module):
+    """Two valid conv layers and a dense read-out.
+
+    ``batchnorm=True`` / ``noise_std=0.05`` / softplus output is the published BN-CNN; the 2016 variant
+    is the same graph without BatchNorm, with a biased dense layer and a parametric softplus.
+    """
+
+    def __init__(self, n_cells: int = 5, channels=(8, 8), kernel_sizes=(15, 11), n_frames: int = N_FRAMES,
+                 frame_size: int = FRAME_SIZE, batchnorm: bool = True, noise_std: float = 0.05,
+                 parametric_softplus: bool = False, first_layer: str = "auto"):
+        super().__init__()
+        self.n_cells, self.n_frames, self.frame_size = n_cells, n_frames, frame_size
+        self.first_layer = first_layer  # how forward_movie computes layer 1: "auto", "fft", "conv3d"
+        c1, c2 = channels
+        k1, k2 = kernel_sizes
+        self.conv1 = nn.Conv2d(n_frames, c1, k1, bias=not batchnorm)
+        self.bn1 = nn.BatchNorm2d(c1) if batchnorm else nn.Identity()
+        self.noise1 = GaussianNoise(noise_std)
+        self.conv2 = nn.Conv2d(c1, c2, k2, bias=not batchnorm)
+        self.bn2 = nn.BatchNorm2d(c2) if batchnorm else nn.Identity()
+        self.noise2 = GaussianNoise(noise_std)
+        side = frame_size - k1 + 1 - k2 + 1
+        if side <= 0:
+            raise ValueError(f"frame_size={frame_size} too small for kernels {kernel_sizes}")
+        self.hidden_shapes = ((c1, frame_size - k1 + 1, frame_size - k1 + 1), (c2, side, side))
+        self.dense = nn.Linear(c2 * side * side, n_cells, bias=not batchnorm)
+        self.bn3 = nn.BatchNorm1d(n_cells) if batchnorm else nn.Identity()
+        self.output_nonlinearity = ParametricSoftplus(n_cells) if parametric_softplus else nn.Softplus()
+
+    # The network after the first convolution; shared by both input paths and by attribution.
+    def layer1(self, pre):
+        return F.relu(self.noise1(self.bn1(pre)))
+
+    def layer2(self, h1):
+        return F.relu(self.noise2(self.bn2(self.conv2(h1))))
+
+    def readout(self, h2):
+        return self.output_nonlinearity(self.bn3(self.dense(h2.flatten(1))))
+
+    def forward(self, x):
+        self._check_windows(x)
+        return self.readout(self.layer2(self.layer1(self.conv1(x))))
+
+    def forward_movie(self, movie, method: Optional[str] = None):
+        """Rates ``(T, n_cells)`` for every 40-frame window of a contiguous movie ``(T + 39, H, W)``.
+
+        Equal to ``self(windows(movie))``; BatchNorm (training mode) takes its statistics over these T
+        windows, exactly as if they had been one batch of the plain model.
+        """
+        pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
+        return self.readout(self.layer2(self.layer1(pre)))
+
+    def _check_windows(self, x):
+        if x.dim() != 4 or x.shape[1] != self.n_frames or x.shape[2] != self.frame_size or x.shape[3] != self.frame_size:
+            raise ValueError(f"{type(self).__name__} expects stimulus windows (batch, {self.n_frames}, "
+                             f"{self.frame_size}, {self.frame_size}); got {tuple(x.shape)}")
+
+
+BNCNN = RetinaCNN
+
+
+def windows(movie: torch.Tensor, n_frames: int = N_FRAMES) -> torch.Tensor:
+    """All ``n_frames`` windows of a movie ``(T + n_frames - 1, H, W)`` -> ``(T, n_frames, H, W)`` (a strided view)."""
+    return movie.unfold(0, n_frames, 1).permute(0, 3, 1, 2)
+
+
+@retina.MODELS.register("bncnn", description="BN-CNN (McIntosh et al. 2016): conv 8@15x15, BN, noise, ReLU, "
+                        "conv 8@11x11, BN, noise, ReLU, dense (no bias), BN, softplus", family="retina")
+def bncnn(n_cells: int = 5, **kwargs) -> RetinaCNN:
+    return RetinaCNN(n_cells=n_cells, **kwargs)
+
+
+@retina.MODELS.register("bncnn2016", description="2016 CNN: conv 16@15x15, conv 8@9x9, dense, parametric softplus",
+                        family="retina")
+def bncnn2016(n_cells: int = 5, **kwargs) -> RetinaCNN:
+    kwargs.setdefault("channels", (16, 8))
+    kwargs.setdefault("kernel_sizes", (15, 9))
+    kwargs.setdefault("batchnorm", False)
+    kwargs.setdefault("parametric_softplus", True)
+    return RetinaCNN(n_cells=n_cells, **kwargs)

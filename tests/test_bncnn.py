@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+import retina
+import retina.models  # noqa: F401  (registers the built-in models)
+from retina.models.bncnn import GaussianNoise, RetinaCNN, windows
+
+
+def test_registered_and_published_architecture():
+    assert {"bncnn", "bncnn2016"} <= set(retina.list_models())
+    model = retina.create_model("bncnn", n_cells=7)
+    assert (model.conv1.in_channels, model.conv1.out_channels, model.conv1.kernel_size) == (40, 8, (15, 15))
+    assert (model.conv2.in_channels, model.conv2.out_channels, model.conv2.kernel_size) == (8, 8, (11, 11))
+    assert model.dense.bias is None and model.dense.in_features == 8 * 26 * 26
+    assert isinstance(model.bn1, torch.nn.BatchNorm2d) and isinstance(model.bn3, torch.nn.BatchNorm1d)
+    assert model.noise1.std == model.noise2.std == 0.05
+    assert model.hidden_shapes == ((8, 36, 36), (8, 26, 26))
+    old = retina.create_model("bncnn2016", n_cells=3)
+    assert (old.conv1.out_channels, old.conv2.kernel_size, old.hidden_shapes[1]) == (16, (9, 9), (8, 28, 28))
+    assert old.dense.bias is not None and hasattr(old.output_nonlinearity, "alpha")
+
+
+def test_forward_shapes_positive_rates_and_errors():
+    model = RetinaCNN(n_cells=4).eval()
+    rates = model(torch.randn(3, 40, 50, 50))
+    assert rates.shape == (3, 4) and (rates > 0).all()
+    with pytest.raises(ValueError, match=r"\(batch, 40, 50, 50\)"):
+        model(torch.randn(3, 39, 50, 50))
+
+
+def test_noise_only_in_training():
+    noise = GaussianNoise(0.05)
+    x = torch.zeros(20000)
+    assert torch.equal(noise.eval()(x), x)
+    assert abs(float(noise.train()(x).std()) - 0.05) < 0.003
+
+
+def test_batchnorm_uses_batch_statistics_in_training():
+    torch.manual_seed(0)
+    model = RetinaCNN(n_cells=2, noise_std=0.0).train()
+    x = torch.randn(16, 40, 50, 50)
+    pre = model.bn3(model.dense(model.layer2(model.layer1(model.conv1(x))).flatten(1)))
+    assert torch.allclose(pre.mean(0), torch.zeros(2), atol=1e-5)
+    # the window helper is a view: window t, channel c is frame t + c
+    movie = torch.randn(45, 50, 50)
+    assert torch.equal(windows(movie)[3, 7], movie[10])

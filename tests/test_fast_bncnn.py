@@ -1,0 +1,90 @@
+"""The fast contiguous-chunk path equals the plain model: outputs, gradients and BatchNorm statistics."""
+import copy
+
+import pytest
+import torch
+
+from retina.fast_conv import conv_first_layer
+from retina.models.bncnn import RetinaCNN, windows
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("method", ["fft", "fft_taps", "conv3d"])
+def test_first_layer_equals_windowed_conv2d(method):
+    torch.manual_seed(0)
+    movie = torch.randn(40 + 11, 50, 50, dtype=torch.float64)
+    weight, bias = torch.randn(8, 40, 15, 15, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
+    reference = torch.nn.functional.conv2d(windows(movie).contiguous(), weight, bias)
+    assert _rel(conv_first_layer(movie, weight, bias, method=method), reference) < 1e-10
+
+
+def test_first_layer_rejects_short_movie():
+    with pytest.raises(ValueError, match="at least 40"):
+        conv_first_layer(torch.zeros(30, 50, 50), torch.zeros(8, 40, 15, 15))
+
+
+def _perturbed_model(**factory):
+    torch.manual_seed(1)
+    model = RetinaCNN(n_cells=5, noise_std=0.0, **factory)
+    with torch.no_grad():  # non-trivial BatchNorm state and affine parameters
+        for bn in (model.bn1, model.bn2, model.bn3):
+            if isinstance(bn, torch.nn.modules.batchnorm._BatchNorm):
+                bn.running_mean.uniform_(-0.1, 0.1), bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)
+    return model
+
+
+def _run(model, movie, target, fast, dtype, train):
+    model = copy.deepcopy(model).to(dtype).train(train)
+    movie = movie.to(dtype)
+    out = model.forward_movie(movie) if fast else model(windows(movie).contiguous())
+    if train:
+        torch.nn.functional.poisson_nll_loss(out, target.to(dtype), log_input=False).backward()
+    return model, out.double()
+
+
+@pytest.mark.parametrize("factory", [dict(), dict(channels=(16, 8), kernel_sizes=(15, 9), batchnorm=False,
+                                                   parametric_softplus=True)])
+def test_fast_equals_plain_eval_and_training_with_gradients(factory):
+    """Same weights, same chunk: outputs and all gradients within 1e-4 relative of the plain model.
+
+    The reference is the plain model in float64; the fast path is checked in float64 and float32 (in float32
+    the plain conv2d backward itself deviates by ~1e-2 in conv1's gradient on this CPU, the FFT path does not)."""
+    base = _perturbed_model(**factory)
+    movie, target = torch.randn(40 + 15, 50, 50), torch.rand(16, 5)
+    for train in (False, True):  # training: BatchNorm statistics over the chunk's 16 windows
+        ref_model, ref_out = _run(base, movie, target, False, torch.float64, train)
+        for dtype in (torch.float64, torch.float32):
+            model, out = _run(base, movie, target, True, dtype, train)
+            assert _rel(out, ref_out) < 1e-4, (train, dtype)
+            if train:
+                for (name, p), q in zip(ref_model.named_parameters(), model.parameters()):
+                    assert _rel(q.grad.double(), p.grad) < 1e-4, (name, dtype)
+                for m_ref, m in zip(ref_model.modules(), model.modules()):
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        assert torch.allclose(m.running_mean.double(), m_ref.running_mean, rtol=1e-4, atol=1e-6)
+                        assert torch.allclose(m.running_var.double(), m_ref.running_var, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_training_step_is_faster():
+    """Not the benchmark (benchmarks/perf/retina_fit_speed.py), just a guard against losing the speed-up."""
+    import time
+
+    torch.manual_seed(0)
+    model = RetinaCNN(n_cells=3)
+    movie = torch.randn(48 + 39, 50, 50)
+    batch = windows(movie).contiguous()
+
+    def step(fn):
+        model.zero_grad()
+        tic = time.process_time()  # CPU time: robust to other processes on the machine
+        fn().sum().backward()
+        return time.process_time() - tic
+
+    step(lambda: model.forward_movie(movie)), step(lambda: model(batch))  # warm-up
+    fast = min(step(lambda: model.forward_movie(movie)) for _ in range(2))
+    plain = min(step(lambda: model(batch)) for _ in range(2))
+    assert plain / fast > 2.0, (plain, fast)

@@ -174,6 +174,15 @@ def code_version() -> str:
     return "unknown"
 
 
+def weights_sha256(model: nn.Module) -> str:
+    """Checksum of the exact bytes of every parameter and buffer (layout-independent)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def file_list_sha256(dataset) -> str:
     """Checksum of the (relative path, label) list of a split: cheap, and changes when files do."""
     digest = hashlib.sha256()
@@ -213,7 +222,8 @@ class Trainer:
         self.train_model = self.model
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.train_model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self._has_unused_parameters())
         self.eval_model = self.model
         if config.compile:
             self.train_model = torch.compile(self.train_model, backend=config.compile_backend)
@@ -277,6 +287,23 @@ class Trainer:
         overrides = dict(self.config.overrides)
         overrides.setdefault("num_classes", len(self.classes))
         return convrnn.create_model(self.config.model, **overrides)
+
+    def _has_unused_parameters(self) -> bool:
+        """Whether the loss leaves some parameters without gradient (a short unroll read at its final step
+        never reaches some recurrent weights); DDP must then search for them every step."""
+        channels = getattr(getattr(self.model, "spec", None), "input_channels", 3)
+        probe = torch.zeros(2, channels, self.config.image_size, self.config.image_size, device=self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        was_training = self.model.training
+        self.model.eval()  # no batch-norm statistics from the probe
+        try:
+            logits = step_logits(self.model(probe))
+            loss = unrolled_loss(logits, torch.zeros(2, dtype=torch.long, device=self.device), self.config.loss_steps,
+                                 self.first_readout_step)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        finally:
+            self.model.train(was_training)
+        return any(g is None for g in grads)
 
     def _resume_path(self) -> Optional[Path]:
         resume = self.config.resume
@@ -343,10 +370,17 @@ class Trainer:
             self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
 
     def save(self, is_best: bool) -> None:
-        rng = all_gather_objects(capture_rng_state(self.generator))  # every rank takes part
+        """Checkpoint (rank 0) with every rank's RNG state; in data-parallel runs also checks that the
+        replicas still hold bit-identical weights, which DDP should guarantee."""
+        digest = weights_sha256(self.model) if self.dist.distributed else None
+        gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest})
+        if len({g["weights"] for g in gathered}) > 1:
+            raise RuntimeError(f"after epoch {self.epoch} the {self.dist.world_size} replicas hold different weights: "
+                               f"{[g['weights'][:12] for g in gathered]}")
         if self.dist.is_main:
             state = self.state_dict()
-            state["rng"] = rng
+            state["rng"] = [g["rng"] for g in gathered]
+            state["replica_weights_sha256"] = [g["weights"] for g in gathered] if digest else []
             save_checkpoint(state, self.out / "last.pth")
             if is_best:
                 save_checkpoint(state, self.out / "best.pth")

@@ -1,0 +1,69 @@
+"""Data-parallel training under torchrun on two CPU processes (gloo): bit-identical replicas, the same
+result as one process with the doubled batch, metrics reduced over ranks, one writer (rank 0)."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics
+from convrnn.training.engine import weights_sha256
+from convrnn.training.synthetic import write_image_folder
+
+pytestmark = pytest.mark.distributed
+
+TINY = {"width_multiplier": 0.125, "n_steps": 8, "image_steps": 8, "norm": "none"}
+# 16 images: 2 ranks x 4 per step = 2 steps per epoch, the same global batches as 1 process x 8
+SETTINGS = dict(model="rgc_shallow", epochs=2, batch_size=4, lr=0.05, optimizer="sgd", weight_decay=0.0,
+                schedule="constant", image_size=32, augment=False, workers=0, seed=3, log_every=1, quiet=True)
+
+
+def torchrun(data, out, nproc=2):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+               "-m", "convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
+               "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
+               "--schedule", "constant", "--image-size", "32", "--no-augment", "--workers", "0", "--seed", "3",
+               "--log-every", "1", "--quiet"] + [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
+    out = tmp_path / "ddp"
+    result = torchrun(data, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    state = load_checkpoint(out / "last.pth")
+    assert state["world_size"] == 2 and state["epoch"] == 2 and state["global_step"] == 4
+    hashes = state["replica_weights_sha256"]  # checked by the trainer at every epoch end on every rank
+    assert len(hashes) == 2 and hashes[0] == hashes[1]
+    assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["loader"], state["rng"][1]["loader"])
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        single = Trainer(TrainConfig(data=str(data), out=str(tmp_path / "single"), overrides=dict(TINY),
+                                     **{**SETTINGS, "batch_size": 8}))
+        single.fit()
+        single.close()
+    finally:
+        torch.set_num_threads(before)
+    for name, value in single.model.state_dict().items():  # equal up to the order of float sums
+        assert torch.allclose(state["model"][name], value, atol=1e-5, rtol=1e-4), name
+    single.model.load_state_dict(state["model"])
+    assert weights_sha256(single.model) == hashes[0]  # the checkpoint holds the replicas' exact weights
+
+    ddp_rows = read_metrics(out / "metrics.jsonl")
+    single_rows = read_metrics(tmp_path / "single" / "metrics.jsonl")
+    # rank 0 alone writes: one row per logged step, none duplicated by rank 1
+    assert [(r["kind"], r["step"]) for r in ddp_rows] == [(r["kind"], r["step"]) for r in single_rows] == \
+           [("iter", 1), ("iter", 2), ("epoch", 2), ("iter", 3), ("iter", 4), ("epoch", 4)]
+    for a, b in zip(ddp_rows, single_rows):  # losses and accuracies reduced over both ranks
+        for key in ("loss", "top1", "top5", "val_loss", "val_top1", "val_top5"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-4), key
+    epochs = [r for r in ddp_rows if r["kind"] == "epoch"]
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]

@@ -199,3 +199,18 @@ def test_zoo_train_command(data, tmp_path, capsys):
 
     assert main(args[:3] + [str(tmp_path / "nowhere")] + args[4:]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):
+    from benchmarks.perf.train_throughput import main
+
+    out = tmp_path / "throughput.json"
+    assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--steps", "1", "--warmup", "0",
+                 "--set", "width_multiplier=0.0625", "--peak-tflops", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["model"] for r in rows] == ["rgc_intermediate", "feedforward_intermediate"]
+    rgc, ff = rows
+    assert rgc["gflops_fwd_per_image"] > ff["gflops_fwd_per_image"] > 0  # recurrence costs FLOPs
+    for r in rows:
+        assert r["images_per_s"] > 0 and r["mfu"] == pytest.approx(3 * r["gflops_fwd_per_image"] * 1e9 * r["images_per_s"] / 1e12)
+    assert "ratio rgc_intermediate / feedforward_intermediate" in capsys.readouterr().out

@@ -1,0 +1,130 @@
+"""Integrated gradients of a ganglion output with respect to hidden units (Tanaka et al. 2019).
+
+The path is the straight line in stimulus space from the zero stimulus (the grey baseline) to the
+stimulus, ``x(a) = baseline + a (x - baseline)``. A hidden unit ``z_i`` (a layer-1 or layer-2
+activation) is credited with
+
+    A_i = integral_0^1  dF/dz_i (z(x(a)))  dz_i(x(a))/da  da,
+
+the chain-rule split of the stimulus-space integrated gradient over the hidden layer. By the
+fundamental theorem of calculus the attributions sum to ``F(x) - F(baseline)`` (completeness). The
+integral is a midpoint sum over ``steps`` segments with the exact activation differences
+``z(a_{k+1}) - z(a_k)``, so completeness holds up to the midpoint rule's O(1/steps^2) error.
+
+Works on any model exposing ``conv1``, ``layer1``, ``layer2`` and ``readout`` (:class:`retina.models.bncnn.RetinaCNN`).
+A "unit" is a channel (a cell type): attributions are summed over its spatial positions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from retina.fast_conv import conv_first_layer
+
+
+def first_layer_input(model, x: torch.Tensor) -> torch.Tensor:
+    """conv1 pre-activations of windows ``x`` ``(B, 40, 50, 50)``, or of every window of a movie ``(T + 39, 50, 50)``."""
+    if x.dim() == 3:
+        return conv_first_layer(x, model.conv1.weight, model.conv1.bias)
+    return model.conv1(x)
+
+
+def _from_pre(model, pre: torch.Tensor, layer: int) -> torch.Tensor:
+    z = model.layer1(pre)
+    return model.layer2(z) if layer == 2 else z
+
+
+def layer_activation(model, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """Hidden activations ``(B, C, H, W)`` of ``layer`` (1 or 2, after the ReLU) for windows ``x`` (or a movie)."""
+    _check_layer(model, layer)
+    return _from_pre(model, first_layer_input(model, x), layer)
+
+
+def layer_head(model, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The rest of the network: ``layer`` activations -> rates ``(B, n_cells)``."""
+    _check_layer(model, layer)
+    if layer == 1:
+        return lambda z: model.readout(model.layer2(z))
+    return model.readout
+
+
+def _check_layer(model, layer):
+    if layer not in (1, 2):
+        raise ValueError(f"layer must be 1 or 2; got {layer!r}")
+    for name in ("conv1", "layer1", "layer2", "readout"):
+        if not hasattr(model, name):
+            raise TypeError(f"{type(model).__name__} has no {name!r}; attribution needs a RetinaCNN-like model")
+
+
+@dataclass
+class Attribution:
+    values: torch.Tensor          # (B, C, H, W): per hidden unit and position, per window
+    output: torch.Tensor          # (B,): F(x) of the attributed cell
+    baseline_output: torch.Tensor  # (B,): F(baseline)
+    cell: int
+    layer: int
+
+    def per_unit(self) -> torch.Tensor:
+        """``(B, C)``: attribution of each channel, summed over space."""
+        return self.values.sum((2, 3))
+
+    def completeness_gap(self) -> torch.Tensor:
+        """``sum of attributions - (F(x) - F(baseline))`` per window (zero up to discretisation)."""
+        return self.values.flatten(1).sum(1) - (self.output - self.baseline_output)
+
+
+def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, steps: int = 32,
+                         baseline: Optional[torch.Tensor] = None) -> Attribution:
+    """Attribution of ``model``'s output ``cell`` to the units of ``layer`` for each window of ``x``
+    (windows ``(B, 40, 50, 50)`` or a movie ``(T + 39, 50, 50)``, whose T windows are then attributed).
+
+    Runs the model in eval mode (BatchNorm running statistics, no noise) and restores its mode.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        x = x.detach()
+        baseline = torch.zeros_like(x) if baseline is None else baseline.detach().expand_as(x)
+        head = layer_head(model, layer)
+        _check_layer(model, layer)
+        with torch.no_grad():  # conv1 is affine: the path is a straight line in its pre-activations too
+            pre0 = first_layer_input(model, baseline)
+            delta = first_layer_input(model, x) - pre0
+        alphas = torch.linspace(0.0, 1.0, steps + 1, dtype=pre0.dtype, device=pre0.device)
+        total = None
+        with torch.no_grad():
+            z_prev = _from_pre(model, pre0, layer)
+            out0 = head(z_prev)[:, cell]
+        for k in range(steps):
+            with torch.no_grad():
+                z_next = _from_pre(model, pre0 + alphas[k + 1] * delta, layer)
+                mid = _from_pre(model, pre0 + 0.5 * (alphas[k] + alphas[k + 1]) * delta, layer)
+            mid.requires_grad_(True)
+            grad, = torch.autograd.grad(head(mid)[:, cell].sum(), mid)
+            step = grad * (z_next - z_prev)
+            total = step if total is None else total + step
+            z_prev = z_next
+        with torch.no_grad():
+            out1 = head(z_prev)[:, cell]
+        return Attribution(total.detach(), out1, out0, cell, layer)
+    finally:
+        model.train(was_training)
+
+
+def rank_units(attribution: Attribution, by: str = "abs") -> np.ndarray:
+    """Channels ordered from most to least important over all windows.
+
+    ``by="abs"``: mean |channel attribution| (a unit that both excites and inhibits counts); ``"signed"``:
+    mean attribution (most excitatory first)."""
+    per_unit = attribution.per_unit()
+    score = per_unit.abs().mean(0) if by == "abs" else per_unit.mean(0)
+    return torch.argsort(score, descending=True).cpu().numpy()
+
+
+def unit_importance(attribution: Attribution) -> np.ndarray:
+    """Mean |channel attribution| over windows, ``(C,)``, normalised to sum to 1."""
+    score = attribution.per_unit().abs().mean(0).cpu().numpy()
+    return score / score.sum() if score.sum() > 0 else score

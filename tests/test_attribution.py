@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from retina.attribution import integrated_gradients, layer_activation, rank_units
+from retina.models.bncnn import RetinaCNN
+from retina.reduction import reduce_model, reduction_report
+
+
+def _model(important=(2, 5)):
+    """A BN-CNN in which only the layer-1 channels ``important`` reach layer 2 (a known answer)."""
+    torch.manual_seed(0)
+    model = RetinaCNN(n_cells=3, noise_std=0.0)
+    with torch.no_grad():
+        others = [c for c in range(8) if c not in important]
+        model.conv2.weight[:, others] = 0.0
+        model.conv1.weight.mul_(5.0)
+        model.conv2.weight.mul_(3.0)
+        model.dense.weight.mul_(10.0)
+    return model.eval()
+
+
+def _movie(n=12, seed=1):
+    """A movie with ``n`` 40-frame windows (attribution and reduced models take movies or windows)."""
+    return torch.randn(n + 39, 50, 50, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("layer", [1, 2])
+def test_completeness_axiom(layer):
+    model, x = _model(), torch.randn(4, 40, 50, 50, generator=torch.Generator().manual_seed(1))
+    attribution = integrated_gradients(model, x, cell=1, layer=layer, steps=24)
+    with torch.no_grad():
+        full, zero = model(x)[:, 1], model(torch.zeros_like(x))[:, 1]
+    difference = full - zero
+    assert torch.allclose(attribution.output, full, atol=1e-5)
+    assert difference.abs().min() > 1e-3  # a non-trivial check
+    gap = attribution.completeness_gap()
+    assert (gap.abs() <= 0.01 * difference.abs() + 1e-4).all(), (gap, difference)
+    # coarse paths are less exact: the integral is real, not a tautology
+    coarse = integrated_gradients(model, x, cell=1, layer=layer, steps=1).completeness_gap().abs().mean()
+    assert gap.abs().mean() < coarse
+
+
+def test_ranking_recovers_the_units_that_matter_and_reduction_keeps_the_response():
+    model, x = _model(important=(2, 5)), _movie(12)
+    attribution = integrated_gradients(model, x, cell=0, layer=1, steps=16)
+    per_unit = attribution.per_unit()
+    assert set(rank_units(attribution)[:2].tolist()) == {2, 5}
+    assert per_unit[:, [0, 1, 3, 4, 6, 7]].abs().max() == 0.0
+
+    report = reduction_report(model, x, cell=0, layer=1, k=2, steps=16)
+    assert report["kept_units"] == [2, 5]
+    assert report["correlation"] > 0.9999 and report["variance_explained"] > 0.9999
+    wrong = reduce_model(model, 1, [0, 1])
+    with torch.no_grad():
+        r_wrong = wrong(x)[:, 0].numpy()
+        assert torch.allclose(reduce_model(model, 1, [2, 5])(x), model.forward_movie(x), rtol=1e-4, atol=1e-5)
+    # without the units that matter the response is lost (layer 2 sees nothing: a constant output)
+    assert np.std(r_wrong) < 1e-3 * np.std(report["full_rates"])
+
+
+def test_reduction_with_one_unit_keeps_part_of_the_response_and_mean_fill():
+    model, x = _model(important=(2, 5)), _movie(16, seed=3)
+    one = reduction_report(model, x, cell=2, layer=1, k=1, steps=8, fill="mean")
+    assert one["kept_units"][0] in (2, 5)
+    assert -1.0 <= one["correlation"] <= 1.0 and one["variance_explained"] < 0.9999
+    reduced = reduce_model(model, 2, range(8))  # keeping all units changes nothing
+    with torch.no_grad():
+        assert torch.allclose(reduced(x), model.forward_movie(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="layer must be 1 or 2"):
+        layer_activation(model, x, 3)

@@ -3,6 +3,10 @@ checkpoints, bf16 autocast + channels-last and torch.compile on CPU, the ``zoo t
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -58,8 +62,7 @@ def test_loss_falls_and_val_accuracy_beats_chance(data, tmp_path):
     assert state["classes"] == ["n00000001", "n00000002", "n00000003", "n00000004"]
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers):
+def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()
     straight.close()
@@ -83,6 +86,38 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, work
     # the RNG state in the checkpoint is what makes this work: without it, augmentation differs
     state = load_checkpoint(tmp_path / "resumed" / "last.pth")
     assert state["epoch"] == 2 and len(state["rng"]) == 1 and "loader" in state["rng"][0]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(data, tmp_path):
+    """``zoo train`` killed with SIGKILL mid-epoch, then resumed: the same weights and metrics as one run."""
+    settings = config(data, tmp_path / "killed", epochs=5)
+    args = [sys.executable, "-m", "convrnn.training", "rgc_shallow", "--data", str(data), "--out", settings.out,
+            "--epochs", "5", "--batch-size", "8", "--lr", str(settings.lr), "--optimizer", "adamw",
+            "--weight-decay", str(settings.weight_decay), "--warmup-epochs", str(settings.warmup_epochs),
+            "--image-size", "32", "--workers", "0", "--log-every", "1", "--quiet", "--device", "cpu"] + \
+           [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+    process = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if metrics.exists() and any(r["kind"] == "iter" and r["epoch"] == 2 for r in read_metrics(metrics)):
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate()
+    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    assert load_checkpoint(tmp_path / "killed" / "last.pth")["epoch"] < 5  # it really was cut short
+
+    resumed = train(config(data, tmp_path / "killed", epochs=5, resume="auto"))
+    straight = train(config(data, tmp_path / "straight", epochs=5))
+    assert resumed == {**straight, **{k: resumed[k] for k in ("images_per_s", "val_images_per_s", "seconds")}}
+    a = load_checkpoint(tmp_path / "straight" / "last.pth")["model"]
+    b = load_checkpoint(tmp_path / "killed" / "last.pth")["model"]
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    drop = ("images_per_s", "val_images_per_s", "seconds")
+    rows = [[{k: v for k, v in r.items() if k not in drop} for r in read_metrics(tmp_path / run / "metrics.jsonl")]
+            for run in ("straight", "killed")]
+    assert rows[0] == rows[1] and len(rows[0]) == 25  # rows logged after the last checkpoint were dropped
 
 
 def test_resume_without_rng_state_differs(data, tmp_path):

@@ -234,6 +234,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp and self.amp_dtype == torch.float16)
         seed_all(config.seed + self.dist.rank)  # augmentation streams differ between ranks
 
+        if self.dist.is_main and self.out.is_dir():
+            for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
+                stale.unlink()
         resume = self._resume_path()
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:

@@ -1,0 +1,168 @@
+"""Analyses of classic retinal phenomena. Each takes a system (see :func:`as_responder`) and returns a dict of
+per-cell numpy arrays (first axis = cell). Times are in frames (10 ms)."""
+from __future__ import annotations
+
+from typing import Dict, Sequence
+
+import numpy as np
+
+from retina.phenomena import stimuli
+from retina.phenomena.responder import as_responder
+
+
+def peak_latency(trace: np.ndarray, onset: int, window: int) -> np.ndarray:
+    """Frames from ``onset`` to the maximum of ``trace[..., onset:onset + window]`` (per row)."""
+    return np.argmax(trace[..., onset:onset + window], axis=-1)
+
+
+def _baseline(rates, onset, n=20):
+    return rates[:, max(0, onset - n):onset].mean(1)
+
+
+def _centroid_time(trace: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Time of a response peak, robust to plateaus: mean time of the samples above half the window's maximum
+    (baseline = the window's minimum), per row."""
+    part = trace[:, lo:hi]
+    floor = part.min(1, keepdims=True)
+    height = part.max(1, keepdims=True) - floor
+    weights = np.where(part - floor >= 0.5 * height, part - floor, 0.0)
+    weights[(height <= 1e-12)[:, 0]] = 1.0
+    return lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)
+
+
+def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int = 100, post: int = 100,
+                  window: int = 50) -> Dict[str, np.ndarray]:
+    """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index
+    ``(peak - sustained) / (peak - baseline)`` (1: fully transient, 0: sustained)."""
+    rates = as_responder(system)(stimuli.step(intensity, pre, duration, post))
+    baseline = _baseline(rates, pre)
+    on = rates[:, pre:pre + window]
+    off = rates[:, pre + duration:pre + duration + window]
+    sustained = rates[:, pre + duration - 20:pre + duration].mean(1)
+    peak = on.max(1)
+    gain = peak - baseline
+    return {"rates": rates, "baseline": baseline, "on_peak": peak, "on_latency": on.argmax(1),
+            "off_peak": off.max(1), "off_latency": off.argmax(1), "sustained": sustained,
+            "transience": np.where(gain > 1e-9, (peak - sustained) / np.maximum(gain, 1e-9), np.nan)}
+
+
+def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames: int = 2, intensity: float = -2.0,
+                 window: int = 25, pre: int = 60) -> Dict[str, np.ndarray]:
+    """Recovery of the response to a second flash: the second response is isolated as
+    ``R(pair) - R(first flash alone)`` and its amplitude (max |deviation|) divided by the single flash's.
+    A linear system gives exactly 1 at every gap; depression gives < 1 recovering with the gap."""
+    respond = as_responder(system)
+    gaps = np.asarray(gaps)
+    post = int(gaps.max()) + window + 10
+    single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity))
+    baseline = _baseline(single, pre)
+    first = np.abs(single[:, pre:pre + window] - baseline[:, None]).max(1)
+    ratios = np.empty((len(single), len(gaps)))
+    for j, gap in enumerate(gaps):
+        pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity))
+        second = np.abs(pair - single)[:, pre + gap:pre + gap + window].max(1)
+        ratios[:, j] = second / np.maximum(first, 1e-12)
+    return {"gaps": gaps, "first_amplitude": first, "recovery": ratios}
+
+
+def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), flash_frames: int = 10,
+                   threshold: float = None, window: int = 60, pre: int = 60) -> Dict[str, np.ndarray]:
+    """Latency vs flash intensity. ``peak_latency``: frames from onset to the response maximum;
+    ``threshold_latency``: first frame at which the response exceeds baseline + ``threshold`` (default: half the
+    smallest intensity's peak response, per cell; NaN if never). ``slope``: least-squares slope of the latency
+    against log2 intensity (threshold latency where defined); ``falls``: slope < 0."""
+    respond = as_responder(system)
+    intensities = np.asarray(intensities, float)
+    traces = []
+    for value in intensities:
+        rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value))
+        traces.append(rates - _baseline(rates, pre)[:, None])
+    traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
+    if threshold is None:
+        threshold = 0.5 * traces[:, 0].max(1)
+    threshold = np.broadcast_to(np.asarray(threshold, float), (traces.shape[0],))
+    above = traces >= np.maximum(threshold, 1e-9)[:, None, None]
+    crossing = np.where(above.any(2), above.argmax(2), np.nan)
+    peak = traces.argmax(2).astype(float)
+    x = np.log2(intensities)
+    slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
+                      else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
+    return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing, "slope": slope,
+            "falls": slope < 0}
+
+
+def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0, 0.125, 0.25, 0.375, 0.5),
+                      half_period: int = 25, n_reversals: int = 10, contrast: float = 1.0) -> Dict[str, np.ndarray]:
+    """Contrast-reversing grating: amplitude of the response at the reversal frequency (F1) and at twice it
+    (F2) per spatial phase; ``f2_f1``: max F2 / max F1 over phases (frequency doubling: > 1 for nonlinear
+    subunits, ~0 for a linear receptive field)."""
+    respond = as_responder(system)
+    period, pre = 2 * half_period, 50
+    f1, f2 = [], []
+    for phase in phases:
+        rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre))
+        steady = rates[:, pre + period:pre + n_reversals * half_period]
+        n_cycles = steady.shape[1] // period
+        cycle = steady[:, :n_cycles * period].reshape(len(rates), n_cycles, period).mean(1)
+        spectrum = np.abs(np.fft.rfft(cycle, axis=1)) * 2 / period
+        f1.append(spectrum[:, 1]), f2.append(spectrum[:, 2])
+    f1, f2 = np.stack(f1, 1), np.stack(f2, 1)
+    return {"phases": np.asarray(phases), "F1": f1, "F2": f2,
+            "f2_f1": f2.max(1) / np.maximum(f1.max(1), 1e-12)}
+
+
+def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):
+    amplitudes, latencies = [], []
+    for x in positions:
+        rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post))
+        dev = rates - _baseline(rates, pre)[:, None]
+        amplitudes.append(dev[:, pre:pre + post].max(1))
+        latencies.append(_centroid_time(dev, pre, pre + post) - pre - (flash_frames - 1) / 2)
+    amplitudes, latencies = np.stack(amplitudes, 1), np.stack(latencies, 1)
+    positions = np.asarray(positions, float)
+    weights = np.where(amplitudes >= 0.5 * amplitudes.max(1, keepdims=True), np.maximum(amplitudes, 0), 0)
+    centre = (weights * positions).sum(1) / np.maximum(weights.sum(1), 1e-12)
+    best = amplitudes.argmax(1)
+    silent = amplitudes.max(1) <= 1e-6  # no response to this polarity: no receptive field found
+    centre[silent] = np.nan
+    return centre, np.where(silent, np.nan, latencies[np.arange(len(best)), best]), amplitudes
+
+
+def motion_anticipation(system, speed: float = 1.0, width: float = 4.0, intensity: float = 1.0,
+                        flash_positions: Sequence[float] = tuple(range(3, 48, 2)), flash_frames: int = 1) -> Dict[str, np.ndarray]:
+    """Berry et al. (1999): does the response to a moving bar lead the bar?
+
+    Each cell's receptive-field centre (x) and flash latency come from brief flashed bars at
+    ``flash_positions``. For the bar moving along +x at ``speed`` px/frame, ``anticipation`` (frames) =
+    (time the bar centre crosses the RF centre + the flash latency) - time of the moving-bar response peak:
+    0 for a purely delayed linear cell, > 0 when the response leads the bar."""
+    respond = as_responder(system)
+    centre, flash_latency, _ = _rf_centres(respond, flash_positions, width, intensity, flash_frames)
+    movie, positions = stimuli.moving_bar(speed, width, intensity)
+    rates = respond(movie)
+    valid = np.flatnonzero(np.isfinite(positions))
+    crossing = np.interp(centre, positions[valid], valid.astype(float))  # bar centre at the RF centre
+    # the response peak: centroid of the suprathreshold response within +-30 frames of the expected time
+    peak = np.array([_centroid_time(rates[i:i + 1], max(0, int(c + l) - 30), int(c + l) + 30)[0]
+                     if np.isfinite(c + l) else np.nan for i, (c, l) in enumerate(zip(crossing, flash_latency))])
+    anticipation = crossing + flash_latency - peak
+    return {"rf_centre": centre, "flash_latency": flash_latency, "crossing_time": crossing, "peak_time": peak,
+            "anticipation": anticipation, "anticipation_px": anticipation * speed}
+
+
+def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width: float = 4.0, intensity: float = 1.0,
+                    window: int = 40) -> Dict[str, np.ndarray]:
+    """Schwartz et al. (2007): the response to a bar that reverses direction, minus the response to the same bar
+    continuing (control). ``reversal_response``: max of that difference within ``window`` frames after the
+    reversal; ``latency``: its time (frames after the reversal, plateau-robust centroid); ``index``: the
+    reversal response relative to the cell's peak response to the continuing bar."""
+    respond = as_responder(system)
+    movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
+    control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)
+    r_rev, r_ctl = respond(movie), respond(control)
+    diff = r_rev - r_ctl
+    response = diff[:, t_rev:t_rev + window].max(1)
+    latency = _centroid_time(diff, t_rev, t_rev + window) - t_rev
+    drive = r_ctl.max(1) - _baseline(r_ctl, 40)
+    return {"reversal_frame": t_rev, "reversal_response": response, "latency": latency,
+            "index": response / np.maximum(drive, 1e-12), "rates": r_rev, "control": r_ctl}

@@ -1,0 +1,39 @@
+"""One calling convention for every system probed: ``responder(stimulus (T, 50, 50)) -> rates (n_cells, T)``."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+N_FRAMES = 40
+
+
+def as_responder(system, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap ``system`` so it maps a movie ``(T, 50, 50)`` to rates ``(n_cells, T)`` aligned frame by frame.
+
+    * a torch model (windows -> rates): the movie is preceded by 39 grey (zero) frames so that frame ``t``'s
+      rate comes from the window ending at ``t``; run in eval mode (``retina.fit.predict``);
+    * an object with ``simulate(stimulus)`` (the ground-truth circuit, or the ``datasets.synthetic_retina``
+      module): its expected rates;
+    * any other callable with that signature: used as it is.
+    """
+    try:
+        import torch
+
+        is_module = isinstance(system, torch.nn.Module)
+    except ImportError:  # pragma: no cover
+        is_module = False
+    if is_module:
+        from retina.fit import predict
+
+        def respond(stimulus):
+            stimulus = np.asarray(stimulus, np.float32)
+            padded = np.concatenate([np.zeros((N_FRAMES - 1,) + stimulus.shape[1:], np.float32), stimulus])
+            return np.asarray(predict(system, padded, device=device), np.float64)
+
+        return respond
+    if hasattr(system, "simulate"):
+        return lambda stimulus: np.asarray(system.simulate(np.asarray(stimulus, np.float32)), np.float64)
+    if callable(system):
+        return lambda stimulus: np.asarray(system(np.asarray(stimulus, np.float32)), np.float64)
+    raise TypeError(f"cannot probe {type(system).__name__}: need a torch model, an object with simulate(), or a callable")

@@ -1,0 +1,115 @@
+"""Each in-silico analysis on hand-built systems with a known answer."""
+import numpy as np
+import pytest
+import torch
+
+from retina.phenomena import (as_responder, latency_coding, motion_anticipation, motion_reversal, paired_flash,
+                              reversing_grating, step_response, stimuli)
+
+
+def delay_model(d=3, xs=(20,), signs=(1,), baseline=1.0):
+    """Cell i: baseline + sign_i * stimulus(t - d) at pixel (25, x_i) -- linear, pure delay, point receptive field."""
+    def respond(movie):
+        out = np.zeros((len(xs), len(movie)))
+        for i, (x, sign) in enumerate(zip(xs, signs)):
+            out[i, d:] = sign * movie[:len(movie) - d, 25, x]
+        return baseline + out
+    return respond
+
+
+def transient_model(x=25, sigma=3.0):
+    """relu of the frame-to-frame change of a Gaussian-weighted row: a transient cell."""
+    w = np.exp(-0.5 * ((np.arange(50) + 0.5 - (x + 0.5)) / sigma) ** 2)
+    w /= w.sum()
+
+    def respond(movie):
+        g = movie[:, 25, :] @ w
+        return np.maximum(np.diff(g, prepend=0.0), 0.0)[None]
+    return respond
+
+
+def depressing_model(recovery=20.0, use=0.5):
+    """OFF drive through a depleting synapse: release = drive * u, u recovers with time constant ``recovery``."""
+    def respond(movie):
+        drive = np.maximum(-movie.mean((1, 2)), 0.0)
+        u, out = 1.0, np.zeros(len(movie))
+        for t, value in enumerate(drive):
+            out[t] = value * u
+            u += (1 - u) / recovery - use * value * u / 2
+        return out[None]
+    return respond
+
+
+def test_stimuli_shapes_and_protocol():
+    movie, last, omitted = stimuli.flash_train(4)
+    assert movie.shape[1:] == (50, 50) and omitted - last == 4
+    trace = movie[:, 0, 0]
+    assert (trace == -2).sum() == 16 and trace[last] == -2 and trace[omitted] == 0
+    bar, positions = stimuli.moving_bar(speed=2.0, width=4)
+    t = np.flatnonzero(positions == 20.0)[0]
+    assert np.allclose(bar[t, 10, 18:22], 1.0) and bar[t, 10, 17] == 0 and bar[t, 10, 22] == 0
+    grating = stimuli.reversing_grating(bar_width=5, half_period=10, pre=5)
+    assert np.array_equal(grating[5], -grating[15]) and (grating[:5] == 0).all()
+
+
+def test_step_response_known_latency_and_transience():
+    result = step_response(delay_model(d=7))
+    assert result["on_latency"][0] == 7 and abs(result["transience"][0]) < 1e-9
+    assert step_response(transient_model())["transience"][0] == pytest.approx(1.0)
+
+
+def test_paired_flash_linear_recovers_fully_and_depression_recovers_with_gap():
+    linear = paired_flash(delay_model(d=2, signs=(-1,)))
+    np.testing.assert_allclose(linear["recovery"], 1.0, atol=1e-9)
+    depressed = paired_flash(depressing_model())["recovery"][0]
+    assert depressed[0] < 0.9 and np.all(np.diff(depressed) > 0) and depressed[-1] > 0.9
+
+
+def test_latency_coding_integrator_known_latencies_and_delay_model_constant():
+    def integrator(movie):  # accumulates |intensity| while the flash lasts
+        return np.cumsum(np.abs(movie[:, 25, 25]))[None] * (np.abs(movie[:, 25, 25]) > 0)
+
+    result = latency_coding(integrator, intensities=(0.5, 1.0, 2.0, 4.0), threshold=2.0)
+    np.testing.assert_array_equal(result["threshold_latency"][0], [3, 1, 0, 0])  # ceil(2 / I) - 1
+    assert result["falls"][0]
+    flat = latency_coding(delay_model(d=4), intensities=(0.5, 1.0, 2.0))
+    np.testing.assert_array_equal(flat["peak_latency"][0], [4, 4, 4])
+    assert not flat["falls"][0]
+
+
+def test_reversing_grating_linear_vs_rectified_subunits():
+    linear = reversing_grating(delay_model(d=2, xs=(21,)))
+    assert linear["f2_f1"][0] < 0.05 and linear["F1"].max() > 0.5
+
+    def subunits(movie):  # rectified local changes pooled over space: responds at every reversal
+        return np.maximum(np.diff(movie[:, 25, 10:40], axis=0, prepend=0.0), 0).sum(1)[None]
+
+    assert reversing_grating(subunits)["f2_f1"][0] > 5
+
+
+def test_motion_anticipation_zero_for_delay_positive_for_transient():
+    delayed = motion_anticipation(delay_model(d=5, xs=(24,)))
+    assert delayed["rf_centre"][0] == pytest.approx(24.5, abs=0.6)
+    assert delayed["flash_latency"][0] == pytest.approx(5, abs=0.01)
+    assert abs(delayed["anticipation"][0]) < 0.6
+    transient = motion_anticipation(transient_model(x=25, sigma=3.0))
+    assert transient["anticipation"][0] > 1.5
+
+
+def test_motion_reversal_known_latency():
+    # cells at x=15 (the reversed bar comes back over it) and x=40 (beyond the reversal point)
+    result = motion_reversal(delay_model(d=3, xs=(15, 40), baseline=0.0), reverse_at=25.0)
+    assert result["latency"][0] == pytest.approx(25 - 15.5 + 3, abs=1.0)
+    assert result["index"][0] > 0.5
+    assert result["reversal_response"][1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_torch_models_are_aligned_frame_by_frame():
+    class LastFrameCentre(torch.nn.Module):  # rate = the newest frame's centre pixel
+        def forward(self, x):
+            return x[:, -1, 25, 25][:, None] + 1.0
+
+    movie = np.random.default_rng(0).standard_normal((70, 50, 50)).astype(np.float32)
+    np.testing.assert_allclose(as_responder(LastFrameCentre())(movie)[0], movie[:, 25, 25] + 1.0, atol=1e-6)
+    with pytest.raises(TypeError, match="cannot probe"):
+        as_responder(42)

@@ -249,3 +249,18 @@ def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys)
     for r in rows:
         assert r["images_per_s"] > 0 and r["mfu"] == pytest.approx(3 * r["gflops_fwd_per_image"] * 1e9 * r["images_per_s"] / 1e12)
     assert "ratio rgc_intermediate / feedforward_intermediate" in capsys.readouterr().out
+
+
+def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
+    short = Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=2))
+    short.fit()
+    short.close()
+    with pytest.warns(UserWarning, match="schedule changed"):
+        longer = Trainer(config(data, tmp_path, epochs=2, max_steps_per_epoch=2, resume="auto"))
+    assert longer.scheduler.lr_lambdas[0].total_steps == 4 and longer.global_step == 2
+    # the one-epoch cosine had reached 0; the two-epoch one (warmup 1 step) is a third of the way at step 2
+    assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.75)
+    longer.fit()
+    longer.close()
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl", kind="iter")]
+    assert lrs == pytest.approx([3e-3, 3e-3, 3e-3 * 0.75, 3e-3 * 0.25])

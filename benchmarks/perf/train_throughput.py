@@ -98,10 +98,6 @@ def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
     peak = peak_flops(device, args.peak_tflops)
     row["mfu"] = 3 * flops * images_per_s / peak if peak else None
     row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    del model, step_model, optimizer
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return row
 
 
@@ -140,7 +136,12 @@ def main(argv=None) -> int:
     print(f"training throughput on {where}: {args.image_size}px, batch {args.batch_size}, {args.steps} steps "
           f"(+{args.warmup} warmup), amp={'bf16' if args.amp else 'off'}, channels_last={args.channels_last}, "
           f"compile={args.compile}, loss={args.loss_steps}, overrides={overrides or '-'}, torch {torch.__version__}")
-    rows = [measure(name, args, overrides, device) for name in names]
+    rows = []
+    for name in names:
+        rows.append(measure(name, args, overrides, device))
+        gc.collect()  # the last model's memory back before the next one
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
 
     header = ("model", "params", "GFLOPs fwd/img", "ms/step", "images/s", "warmup s", "peak GiB", "MFU")
     table = [(r["model"], f"{r['params'] / 1e6:.2f}M", f"{r['gflops_fwd_per_image']:.3f}", f"{r['ms_per_step']:.1f}",

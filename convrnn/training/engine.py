@@ -355,7 +355,15 @@ class Trainer:
     def load_state(self, state: Dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        schedule = dict(vars(self.scheduler.lr_lambdas[0]))
+        self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...
+        if vars(self.scheduler.lr_lambdas[0]) != schedule:  # ...but this run's settings (e.g. more epochs) win
+            warnings.warn(f"learning-rate schedule changed on resume: {vars(self.scheduler.lr_lambdas[0])} -> {schedule}")
+            vars(self.scheduler.lr_lambdas[0]).update(schedule)
+            factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * factor
+            self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
         self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])

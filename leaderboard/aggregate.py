@@ -1,0 +1,89 @@
+"""Roll scores up a tree: benchmark -> region (V4, IT, ...) -> family (cortex, retina) -> overall.
+
+Each inner node is the unweighted mean of its children *that have a score*; a child without a score is
+missing (``None``), never zero, and a node all of whose children are missing is missing too. Every node
+also carries its coverage (scored leaves / leaves), which the pages show next to the value, so a model
+scored on fewer benchmarks is visibly so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+
+OVERALL = "overall"
+
+
+@dataclass
+class Node:
+    name: str
+    children: List["Node"] = field(default_factory=list)
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+    def leaves(self) -> List[str]:
+        return [self.name] if self.is_leaf else [leaf for c in self.children for leaf in c.leaves()]
+
+    def walk(self, depth: int = 0):
+        yield self, depth
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+
+def family_of(tags: Mapping) -> str:
+    family = tags.get("family") or ""
+    return "retina" if family == "retina" or tags.get("region") == "retina" else "cortex"
+
+
+def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
+    """``benchmarks``: (name, tags) pairs; tags ``region`` and ``family`` place each leaf."""
+    families: Dict[str, Dict[str, List[str]]] = {}
+    for name, tags in benchmarks:
+        region = tags.get("region") or "other"
+        families.setdefault(family_of(tags), {}).setdefault(region, []).append(name)
+    root = Node(OVERALL)
+    for family in sorted(families):
+        family_node = Node(family)
+        for region in sorted(families[family]):
+            family_node.children.append(Node(f"{family}/{region}", [Node(b) for b in sorted(families[family][region])]))
+        root.children.append(family_node)
+    return root
+
+
+def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
+    """The tree of the registered benchmarks (or of ``names`` among them)."""
+    import benchmarks
+
+    entries = benchmarks.BENCHMARKS.entries()
+    wanted = None if names is None else set(names)
+    return build_tree((e.name, e.tags) for e in entries if wanted is None or e.name in wanted)
+
+
+def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tuple[Optional[float], int, int]]:
+    """node name -> (value or None, scored leaves, leaves) for one model's ``{benchmark: value}``."""
+    out: Dict[str, Tuple[Optional[float], int, int]] = {}
+
+    def visit(node: Node) -> Tuple[Optional[float], int, int]:
+        if node.is_leaf:
+            value = scores.get(node.name)
+            result = (value, int(value is not None), 1)
+        else:
+            parts = [visit(child) for child in node.children]
+            present = [v for v, _, _ in parts if v is not None]
+            result = (sum(present) / len(present) if present else None,
+                      sum(p[1] for p in parts), sum(p[2] for p in parts))
+        out[node.name] = result
+        return result
+
+    visit(tree)
+    return out
+
+
+def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]]) -> List[Dict]:
+    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of)}}."""
+    rows = [{"model": model, "nodes": aggregate(tree, scores)} for model, scores in table.items()]
+    rows.sort(key=lambda r: (r["nodes"][OVERALL][0] is None, -(r["nodes"][OVERALL][0] or 0.0), r["model"]))
+    for i, row in enumerate(rows, 1):
+        row["rank"] = i if row["nodes"][OVERALL][0] is not None else None
+    return rows

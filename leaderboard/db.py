@@ -1,0 +1,325 @@
+"""The leaderboard database: the results store's ``scores`` table plus users, tokens, submissions and jobs.
+
+The tables share :class:`benchmarks.records.Base`, so one ``create_all`` makes them all and a score is
+always a :class:`~benchmarks.records.ScoreRow` (there is no second score table). SQLite file by default
+(``$NEUROZOO_HOME/leaderboard.sqlite``), PostgreSQL (or any SQLAlchemy database) by URL.
+
+Jobs are keyed by (model, benchmark, settings hash): queueing the same work twice is a no-op, and a job
+that is ``done`` is never recomputed. A worker *claims* a job with a conditional UPDATE (the row must still
+be queued, or running with an expired lease), so two workers never hold the same job; it renews its lease
+with heartbeats while it works; it stores the score rows and marks the job done in ONE transaction, again
+conditional on still holding the lease. A worker killed mid-run therefore leaves the job ``running`` with a
+lease that expires, no score rows, and the next worker resumes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Iterable, List, Optional
+
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select,
+                        update)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from benchmarks.paths import home
+from benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(value: Optional[datetime]) -> Optional[datetime]:
+    """SQLite returns naive datetimes for timezone-aware columns; they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+class UserRow(Base):
+    __tablename__ = "lb_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TokenRow(Base):
+    __tablename__ = "lb_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("lb_users.id"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(default=False)
+
+
+class SubmissionRow(Base):
+    __tablename__ = "lb_submissions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    folder: Mapped[str] = mapped_column(Text)  # the validated, unpacked submission
+    sha256: Mapped[str] = mapped_column(String(64))  # of the submission's files
+    meta: Mapped[dict] = mapped_column(JSON)  # metadata.yaml as parsed
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class JobRow(Base):
+    __tablename__ = "lb_jobs"
+    __table_args__ = (UniqueConstraint("model", "benchmark", "settings_sha256", name="uq_job_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(255), index=True)
+    benchmark: Mapped[str] = mapped_column(String(255), index=True)
+    settings_sha256: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict] = mapped_column(JSON)  # everything the scorer needs; hashed into settings_sha256
+    submission_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_submissions.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[Optional[str]] = mapped_column(String(255))
+    lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    error: Mapped[Optional[str]] = mapped_column(Text)
+    score_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scores.id"))
+    hidden_score_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scores.id"))
+    duration_s: Mapped[Optional[float]] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def settings_sha256(spec: Dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def default_url() -> str:
+    path = home() / "leaderboard.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _job_dict(row: JobRow) -> Dict[str, Any]:
+    out = {c.name: getattr(row, c.name) for c in JobRow.__table__.columns}
+    for key in ("lease_until", "heartbeat_at", "created_at", "updated_at"):
+        out[key] = _aware(out[key])
+    return out
+
+
+class LeaderboardDB(ResultsStore):
+    """The results store plus the leaderboard's tables and the job queue."""
+
+    def __init__(self, url: Optional[str] = None, echo: bool = False):
+        url = url or default_url()
+        super().__init__(url, echo=echo)
+        if self.engine.dialect.name == "sqlite":
+            from sqlalchemy import event
+
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(connection, _record):  # concurrent readers while a worker writes
+                cursor = connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            self.engine.dispose()
+
+    # ---------------------------------------------------------------------------------------- users / tokens
+    def create_token(self, user: str) -> str:
+        """A new random token for ``user`` (created if new); only its sha256 is stored."""
+        token = secrets.token_urlsafe(32)
+        with Session(self.engine) as session, session.begin():
+            row = session.scalars(select(UserRow).where(UserRow.name == user)).first()
+            if row is None:
+                row = UserRow(name=user, created_at=now())
+                session.add(row)
+                session.flush()
+            session.add(TokenRow(user_id=row.id, token_sha256=hash_token(token), created_at=now()))
+        return token
+
+    def user_for_token(self, token: Optional[str]) -> Optional[str]:
+        if not token:
+            return None
+        with Session(self.engine) as session:
+            row = session.execute(select(UserRow.name).join(TokenRow, TokenRow.user_id == UserRow.id)
+                                  .where(TokenRow.token_sha256 == hash_token(token), TokenRow.revoked.is_(False))).first()
+            return row[0] if row else None
+
+    def _user_id(self, session: Session, user: Optional[str]) -> Optional[int]:
+        if user is None:
+            return None
+        return session.scalars(select(UserRow.id).where(UserRow.name == user)).first()
+
+    # ------------------------------------------------------------------------------------------ submissions
+    def add_submission(self, name: str, folder: str, sha256: str, meta: dict, user: Optional[str],
+                       jobs: Iterable[Dict[str, Any]]) -> int:
+        """Store a submission and queue its jobs in one transaction; returns the submission id."""
+        with Session(self.engine) as session, session.begin():
+            row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
+                                meta=meta, status=QUEUED, created_at=now())
+            session.add(row)
+            session.flush()
+            for job in jobs:
+                self._enqueue(session, job["model"], job["benchmark"], job["spec"], submission_id=row.id)
+            return row.id
+
+    def submission(self, submission_id: int) -> Optional[Dict[str, Any]]:
+        with Session(self.engine) as session:
+            row = session.get(SubmissionRow, submission_id)
+            if row is None:
+                return None
+            out = {c.name: getattr(row, c.name) for c in SubmissionRow.__table__.columns}
+            out["user"] = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
+            out["jobs"] = [_job_dict(j) for j in session.scalars(select(JobRow).where(JobRow.submission_id == row.id)
+                                                                .order_by(JobRow.id))]
+            return out
+
+    def submissions(self) -> List[Dict[str, Any]]:
+        with Session(self.engine) as session:
+            ids = list(session.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))
+        return [self.submission(i) for i in ids]
+
+    # ------------------------------------------------------------------------------------------------- jobs
+    def _enqueue(self, session: Session, model: str, benchmark: str, spec: dict,
+                 submission_id: Optional[int] = None) -> int:
+        key = settings_sha256(spec)
+        existing = session.scalars(select(JobRow).where(JobRow.model == model, JobRow.benchmark == benchmark,
+                                                        JobRow.settings_sha256 == key)).first()
+        if existing is not None:
+            return existing.id
+        row = JobRow(model=model, benchmark=benchmark, settings_sha256=key, spec=spec, submission_id=submission_id,
+                     status=QUEUED, attempts=0, created_at=now(), updated_at=now())
+        session.add(row)
+        session.flush()
+        return row.id
+
+    def enqueue(self, model: str, benchmark: str, spec: dict) -> int:
+        """Queue (model, benchmark, spec) unless that exact job already exists; returns its id."""
+        with Session(self.engine) as session, session.begin():
+            return self._enqueue(session, model, benchmark, spec)
+
+    def job(self, job_id: int) -> Optional[Dict[str, Any]]:
+        with Session(self.engine) as session:
+            row = session.get(JobRow, job_id)
+            return _job_dict(row) if row is not None else None
+
+    def jobs(self, status: Optional[str] = None, ids: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
+        statement = select(JobRow).order_by(JobRow.id)
+        if status is not None:
+            statement = statement.where(JobRow.status == status)
+        if ids is not None:
+            statement = statement.where(JobRow.id.in_(list(ids)))
+        with Session(self.engine) as session:
+            return [_job_dict(row) for row in session.scalars(statement)]
+
+    def claim(self, worker: str, lease_s: float = 60.0, max_attempts: int = 3,
+              ids: Optional[Iterable[int]] = None) -> Optional[Dict[str, Any]]:
+        """Take the oldest job that is queued, or running with an expired lease (its worker died)."""
+        ids = None if ids is None else list(ids)
+        while True:
+            t = now()
+            with Session(self.engine) as session:
+                statement = (select(JobRow.id, JobRow.status, JobRow.attempts)
+                             .where((JobRow.status == QUEUED) | ((JobRow.status == RUNNING) & (JobRow.lease_until < t)))
+                             .order_by(JobRow.id).limit(1))
+                if ids is not None:
+                    statement = statement.where(JobRow.id.in_(ids))
+                candidate = session.execute(statement).first()
+            if candidate is None:
+                return None
+            job_id, status, attempts = candidate
+            with Session(self.engine) as session, session.begin():
+                if attempts >= max_attempts:
+                    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == status,
+                                                         JobRow.attempts == attempts)
+                                    .values(status=FAILED, updated_at=t, worker=None,
+                                            error=f"gave up after {attempts} attempts (the worker died each time)"))
+                    continue
+                claimed = session.execute(
+                    update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
+                    .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
+                            lease_until=t + timedelta(seconds=lease_s), error=None)).rowcount
+            if claimed == 1:
+                return self.job(job_id)
+
+    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0) -> bool:
+        t = now()
+        with Session(self.engine) as session, session.begin():
+            return session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
+                                                        JobRow.status == RUNNING)
+                                   .values(heartbeat_at=t, lease_until=t + timedelta(seconds=lease_s))).rowcount == 1
+
+    def finish(self, job_id: int, worker: str, record: ScoreRecord, hidden: Optional[ScoreRecord] = None,
+               duration_s: Optional[float] = None) -> bool:
+        """Store the score row(s) and mark the job done, all in one transaction, if ``worker`` still holds it."""
+        with Session(self.engine) as session, session.begin():
+            job = session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
+            if job is None or job.status != RUNNING or job.worker != worker:
+                return False
+            row = record.to_row()
+            session.add(row)
+            hidden_row = hidden.to_row() if hidden is not None else None
+            if hidden_row is not None:
+                session.add(hidden_row)
+            session.flush()
+            job.status, job.score_id, job.updated_at, job.duration_s = DONE, row.id, now(), duration_s
+            job.hidden_score_id = hidden_row.id if hidden_row is not None else None
+            job.lease_until = None
+            self._update_submission(session, job.submission_id)
+            record.id = row.id
+        return True
+
+    def fail(self, job_id: int, worker: str, reason: str) -> bool:
+        with Session(self.engine) as session, session.begin():
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
+                                                        JobRow.status == RUNNING)
+                                   .values(status=FAILED, error=reason[:4000], updated_at=now(),
+                                           lease_until=None)).rowcount == 1
+            if done:
+                self._update_submission(session, session.get(JobRow, job_id).submission_id)
+            return done
+
+    def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
+        statement = update(JobRow).where(JobRow.status == FAILED)
+        if ids is not None:
+            statement = statement.where(JobRow.id.in_(list(ids)))
+        with Session(self.engine) as session, session.begin():
+            return session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+
+    def _update_submission(self, session: Session, submission_id: Optional[int]) -> None:
+        if submission_id is None:
+            return
+        statuses = set(session.scalars(select(JobRow.status).where(JobRow.submission_id == submission_id)))
+        status = (FAILED if FAILED in statuses and not statuses & {QUEUED, RUNNING}
+                  else DONE if statuses == {DONE} else RUNNING)
+        session.execute(update(SubmissionRow).where(SubmissionRow.id == submission_id).values(status=status))
+
+    def score_for_job(self, job: Dict[str, Any], hidden: bool = False) -> Optional[ScoreRecord]:
+        record_id = job["hidden_score_id" if hidden else "score_id"]
+        return self.get(record_id) if record_id is not None else None
+
+    def leaderboard_records(self) -> List[ScoreRecord]:
+        """The score of every done job (the hidden-split score where a job has one), newest job per key."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(JobRow.model, JobRow.benchmark, JobRow.score_id, JobRow.hidden_score_id)
+                                   .where(JobRow.status == DONE).order_by(JobRow.updated_at, JobRow.id)).all()
+            ids = {(m, b): hidden or public for m, b, public, hidden in rows}
+            scores = {r.id: ScoreRecord.from_row(r) for r in
+                      session.scalars(select(ScoreRow).where(ScoreRow.id.in_(list(ids.values()))))}
+        return [scores[i] for i in ids.values() if i in scores]

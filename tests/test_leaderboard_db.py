@@ -1,0 +1,136 @@
+"""The leaderboard database and job queue, on SQLite and (when NEUROZOO_TEST_POSTGRES_URL is set) PostgreSQL."""
+import os
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from benchmarks.records import Base, ScoreRecord
+from leaderboard.aggregate import OVERALL, aggregate, build_tree, ranking
+from leaderboard.db import DONE, FAILED, QUEUED, RUNNING, LeaderboardDB, settings_sha256
+
+POSTGRES_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        store = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    else:
+        if not POSTGRES_URL:
+            pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+        store = LeaderboardDB(POSTGRES_URL)
+        Base.metadata.drop_all(store.engine)
+        Base.metadata.create_all(store.engine)
+    yield store
+    store.dispose()
+
+
+def record(model="m", benchmark="b", value=0.5):
+    return ScoreRecord(model=model, benchmark=benchmark, value=value, ceiling=0.8, settings={"k": 1})
+
+
+def test_tokens_are_stored_hashed(db):
+    token = db.create_token("alice")
+    assert db.user_for_token(token) == "alice"
+    assert db.user_for_token(token + "x") is None and db.user_for_token(None) is None
+    second = db.create_token("alice")
+    assert second != token and db.user_for_token(second) == "alice"
+    with db.engine.connect() as connection:
+        stored = [r[0] for r in connection.execute(text("SELECT token_sha256 FROM lb_tokens"))]
+    assert len(stored) == 2 and token not in stored and all(len(s) == 64 for s in stored)
+
+
+def test_enqueue_is_keyed_by_model_benchmark_settings(db):
+    a = db.enqueue("m", "b", {"width": 0.25})
+    assert db.enqueue("m", "b", {"width": 0.25}) == a
+    assert db.enqueue("m", "b", {"width": 0.5}) != a
+    assert db.enqueue("m2", "b", {"width": 0.25}) != a
+    assert db.job(a)["settings_sha256"] == settings_sha256({"width": 0.25})
+    assert [j["status"] for j in db.jobs()] == [QUEUED] * 3
+
+
+def test_claim_finish_is_atomic_and_exclusive(db):
+    job_id = db.enqueue("m", "b", {})
+    job = db.claim("w1", lease_s=60)
+    assert job["id"] == job_id and job["status"] == RUNNING and job["attempts"] == 1
+    assert db.claim("w2", lease_s=60) is None  # held by w1
+    assert db.heartbeat(job_id, "w1") and not db.heartbeat(job_id, "w2")
+    assert not db.finish(job_id, "w2", record())  # not the holder: nothing written
+    assert len(db.query()) == 0
+    assert db.finish(job_id, "w1", record(), hidden=record(value=0.4), duration_s=1.5)
+    job = db.job(job_id)
+    assert job["status"] == DONE and job["duration_s"] == 1.5
+    assert db.get(job["score_id"]).value == 0.5 and db.get(job["hidden_score_id"]).value == 0.4
+    assert [r.value for r in db.leaderboard_records()] == [0.4]  # the hidden split is what the board shows
+    assert not db.finish(job_id, "w1", record())  # done jobs are never written twice
+    assert len(db.query()) == 2
+
+
+def test_failed_transaction_leaves_no_rows(db):
+    job_id = db.enqueue("m", "b", {})
+    db.claim("w1")
+
+    class Broken:  # fails after the public row was added to the session
+        def to_row(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        db.finish(job_id, "w1", record(), hidden=Broken())
+    assert len(db.query()) == 0 and db.job(job_id)["status"] == RUNNING
+
+
+def test_expired_lease_is_resumed_and_attempts_are_bounded(db):
+    job_id = db.enqueue("m", "b", {})
+    assert db.claim("dead-worker", lease_s=0.05)["attempts"] == 1
+    time.sleep(0.1)
+    job = db.claim("w2", lease_s=60)
+    assert job["id"] == job_id and job["attempts"] == 2 and job["worker"] == "w2"
+    assert not db.finish(job_id, "dead-worker", record())  # the dead worker lost its lease
+    assert db.fail(job_id, "w2", "NaN in the model's output")
+    assert db.job(job_id)["status"] == FAILED and db.job(job_id)["error"] == "NaN in the model's output"
+    assert db.requeue_failed() == 1 and db.job(job_id)["status"] == QUEUED
+
+    other = db.enqueue("m", "b2", {})
+    for _ in range(2):
+        db.claim("w", lease_s=0.01, ids=[other])
+        time.sleep(0.03)
+    assert db.claim("w", lease_s=0.01, max_attempts=2, ids=[other]) is None
+    assert db.job(other)["status"] == FAILED and "2 attempts" in db.job(other)["error"]
+
+
+def test_concurrent_workers_claim_each_job_once(db):
+    ids = [db.enqueue("m", f"b{i}", {}) for i in range(12)]
+    claimed, errors = [], []
+
+    def work(name):
+        try:
+            while (job := db.claim(name, lease_s=60)) is not None:
+                claimed.append(job["id"])
+                assert db.finish(job["id"], name, record(benchmark=job["benchmark"]))
+        except Exception as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(claimed) == ids
+    assert len(db.query()) == 12 and all(j["status"] == DONE for j in db.jobs())
+
+
+def test_aggregation_tree_means_and_missing():
+    tree = build_tree([("v4a", {"region": "V4"}), ("v4b", {"region": "V4"}), ("it", {"region": "IT"}),
+                       ("ret", {"region": "retina", "family": "retina"})])
+    assert [c.name for c in tree.children] == ["cortex", "retina"]
+    nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9})
+    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2)
+    assert nodes["cortex"][0] == pytest.approx((0.3 + 0.9) / 2)  # unweighted over regions, not benchmarks
+    assert nodes["retina"] == (None, 0, 1) and nodes["ret"] == (None, 0, 1)  # missing, not zero
+    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4)
+    rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
+    assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
+    assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)

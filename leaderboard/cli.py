@@ -11,7 +11,8 @@ import sys
 from typing import List, Optional
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
-COMMAND_MODULES = ("datasets.cli", "convrnn.cli", "retina.cli", "benchmarks.cli", "leaderboard.commands")
+COMMAND_MODULES = ("datasets.cli", "convrnn.cli", "convrnn.search.cli", "retina.cli", "benchmarks.cli",
+                   "leaderboard.commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,174 @@
+"""``zoo search --data DIR --trials N``: TPE search over local cells and feedback motifs.
+
+    zoo search --data /data/imagenet-100 --trials 200 --space rgc_intermediate --epochs 5 --image-size 64
+    zoo search --data DIR --trials 50 --storage postgresql+psycopg2://user@db/search --study s1   # on each machine
+
+Each command runs --trials trials, split among its --workers local processes; commands on other
+machines that name the same --storage and --study join the study and run their own trials. At the
+end the best --export configurations are written as graph specs (OUT/<study>_best<k>.yaml, loadable
+with convrnn.create_model) and their validation top-1 goes to the results store with provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search local cells and feedback edges of a ConvRNN (optuna TPE + pruning)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="ImageNet-layout folder with train/<wnid>/ and val/<wnid>/")
+    p.add_argument("--trials", type=int, required=True, help="trials this command runs (split among --workers)")
+    p.add_argument("--storage", default=None,
+                   help="optuna storage URL (default sqlite:///OUT/search.sqlite; PostgreSQL for several machines)")
+    p.add_argument("--study", default=None, help="study name (default: the space's name); joined if it exists")
+    p.add_argument("--space", default="rgc_intermediate",
+                   help="search-space YAML file or built-in space name (convrnn/search/spaces)")
+    p.add_argument("--out", default="runs/search", help="folder for trial runs and exported specs")
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per trial (pruning after each)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--width", type=float, default=0.25, help="width multiplier of every trial's model")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.05, help="learning rate unless the space searches it")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--n-steps", type=int, default=None, help="unrolled steps (default: the spec's)")
+    p.add_argument("--image-steps", type=int, default=None)
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
+    p.add_argument("--seed", type=int, default=0, help="TPE sampler and training seed")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
+    p.add_argument("--worker-index", type=int, default=0,
+                   help="index of this command's first worker (distinct per machine: seeds the sampler)")
+    p.add_argument("--data-workers", type=int, default=0, help="data-loading processes per trial")
+    p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
+    p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
+    p.add_argument("--heartbeat", type=int, default=60,
+                   help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")
+    p.add_argument("--grace", type=int, default=None, help="seconds (default: 2 x --heartbeat)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--export", type=int, default=1, help="export the best K configurations (0: none)")
+    p.add_argument("--results", default=None, help="results-store URL (default: $NEUROZOO_HOME/results.sqlite)")
+    p.add_argument("--no-record", dest="record", action="store_false", help="do not write scores to the store")
+    p.add_argument("--quiet", action="store_true")
+
+
+def settings_from_args(args):
+    from convrnn.search.objective import TrialSettings
+
+    return TrialSettings(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, image_size=args.image_size, width_multiplier=args.width,
+                         n_steps=args.n_steps, image_steps=args.image_steps,
+                         max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
+                         device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from convrnn.search.space import load_space
+    from convrnn.search.study import default_storage, run_worker, split_trials
+    from datasets.errors import UserFacingError
+
+    if args.trials < 0 or args.workers < 1 or args.epochs < 1:
+        raise UserFacingError("--trials must be >= 0, --workers and --epochs >= 1")
+    space = load_space(args.space)
+    storage = args.storage or default_storage(args.out)
+    study_name = args.study or space.name
+    settings = settings_from_args(args)
+    if not args.quiet:
+        print(space.summary())
+        print(f"study {study_name!r} in {storage}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
+    if args.quiet:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    heartbeat = args.heartbeat or None
+    grace = args.grace or (2 * args.heartbeat if heartbeat else None)
+    if args.workers == 1:
+        run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, worker_index=args.worker_index,
+                   pruner=args.pruner, max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
+    else:
+        from convrnn.search.study import make_storage, open_study
+
+        open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
+        procs = []
+        for k, n in enumerate(split_trials(args.trials, args.workers)):
+            if n == 0:
+                continue
+            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--worker-index",
+                                                       str(args.worker_index + k), "--storage", storage,
+                                                       "--study", study_name, "--export", "0", "--no-record"]
+            procs.append(subprocess.Popen([sys.executable, "-m", "convrnn.search.cli", *argv]))
+        codes = [proc.wait() for proc in procs]
+        if any(codes):
+            print(f"zoo search: worker exit codes {codes}", file=sys.stderr)
+            return 1
+    return export(args, space, storage, study_name, settings)
+
+
+def _passthrough(args: argparse.Namespace):
+    """The options a local worker process inherits."""
+    skip = {"trials", "workers", "worker_index", "storage", "study", "export", "record", "results", "handler",
+            "command", "amp", "channels_last", "quiet"}
+    argv = []
+    for key, value in vars(args).items():
+        if key in skip or value is None:
+            continue
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    argv += [flag for flag, on in (("--amp", args.amp), ("--channels-last", args.channels_last),
+                                   ("--quiet", args.quiet)) if on]
+    return argv
+
+
+def export(args, space, storage: str, study_name: str, settings) -> int:
+    import optuna
+
+    from convrnn.search.export import best_trials, data_checksum, export_specs, score_records
+    from convrnn.training.engine import code_version
+
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    states = [t.state.name for t in study.trials]
+    if not args.quiet:
+        print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+    if args.export <= 0:
+        return 0
+    best = best_trials(study, args.export)
+    if not best:
+        print(f"zoo search: study {study_name!r} has no completed trial to export", file=sys.stderr)
+        return 1
+    paths = export_specs(study, space, args.out, args.export)
+    for trial, path in zip(best, paths):
+        print(f"trial {trial.number}: val top-1 {trial.value:.2f}% -> {path}")
+    if args.record:
+        from benchmarks.records import ResultsStore, ScoreRecord  # the shared results store (lazy: upper layer)
+
+        records = [ScoreRecord(**r) for r in score_records(study, space, settings, args.export,
+                                                           data_checksum(args.data), code_version())]
+        ids = ResultsStore(args.results).add_many(records)
+        if not args.quiet:
+            print(f"stored {len(ids)} score(s) as {', '.join(r.model for r in records)} ({records[0].benchmark})")
+    return 0
+
+
+def main(argv=None) -> int:
+    """``python -m convrnn.search.cli ...`` (what ``--workers K`` launches per worker)."""
+    from datasets.errors import UserFacingError
+
+    parser = argparse.ArgumentParser(prog="zoo search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserFacingError as error:
+        print(f"zoo search: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

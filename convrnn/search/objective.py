@@ -1,0 +1,92 @@
+"""One search trial: sample a configuration, write its graph spec, train it with ``convrnn.training``
+and report validation top-1 after every epoch so that the pruner can stop poor trials early."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import optuna
+
+from convrnn.search.space import SearchSpace
+
+
+@dataclass
+class TrialSettings:
+    """Training settings shared by every trial (the searched ones come from the space's ``train``)."""
+    data: str
+    out: str = "runs/search"
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    image_size: int = 64
+    width_multiplier: float = 0.25
+    n_steps: Optional[int] = None
+    image_steps: Optional[int] = None
+    max_steps_per_epoch: Optional[int] = None
+    workers: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    quiet: bool = True
+    extra: Dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
+
+
+class Objective:
+    """``study.optimize(Objective(space, settings))``: returns the best validation top-1 (percent)."""
+
+    def __init__(self, space: SearchSpace, settings: TrialSettings):
+        self.space = space
+        self.settings = settings
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from convrnn.training.engine import TrainConfig, Trainer
+
+        s = self.settings
+        config = self.space.sample(trial)
+        folder = Path(s.out) / f"trial_{trial.number:05d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = self.space.spec(config, name=f"{self.space.name}_trial{trial.number}")
+        spec_path = folder / "spec.yaml"
+        spec.to_yaml(str(spec_path))
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        trial.set_user_attr("config", config)
+        trial.set_user_attr("out", str(folder))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+
+        overrides = {"width_multiplier": s.width_multiplier, "n_steps": s.n_steps, "image_steps": s.image_steps}
+        fields = dict(
+            model=str(spec_path), data=s.data, out=str(folder), epochs=s.epochs, batch_size=s.batch_size,
+            lr=s.lr, optimizer=s.optimizer, image_size=s.image_size, workers=s.workers, seed=s.seed,
+            device=s.device, amp=s.amp, channels_last=s.channels_last, quiet=s.quiet,
+            max_steps_per_epoch=s.max_steps_per_epoch, log_every=0,
+            overrides={k: v for k, v in overrides.items() if v is not None},
+        )
+        fields.update(s.extra)
+        fields.update(config["train"])  # searched training hyperparameters win
+        train_config = TrainConfig(**fields)
+        trainer = Trainer(train_config)
+        best = float("-inf")
+        try:
+            if trainer.val_loader is None:
+                from datasets.errors import DataError
+
+                raise DataError(f"{s.data}: the search scores trials on val/ and this folder has none")
+            trial.set_user_attr("parameters", sum(p.numel() for p in trainer.model.parameters()))
+            for epoch in range(s.epochs):
+                row = trainer.fit(until_epoch=epoch + 1)
+                accuracy = float(row["val_top1"])
+                best = max(best, accuracy)
+                trial.report(accuracy, epoch)
+                trial.set_user_attr("epochs_done", epoch + 1)
+                trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"val top-1 {accuracy:.2f}% after epoch {epoch + 1}")
+        finally:
+            trainer.close()
+        return best

@@ -1,0 +1,309 @@
+"""Search spaces over local cells and feedback motifs, written down as YAML.
+
+A space names a base graph (a registered model or a spec file), the layers whose cells are searched,
+the candidate cells with a distribution per hyperparameter, and the candidate feedback edges (each a
+boolean: on or off). Every hyperparameter is one of::
+
+    0.92193                          # fixed value
+    {choice: [sigmoid, tanh]}        # categorical (also booleans and kernel sizes)
+    {float: [0.0, 2.0]}              # uniform; add `log: true` for log-uniform
+    {int: [16, 64], step: 16}        # integer range
+
+Example (see convrnn/search/spaces/)::
+
+    name: rgc_local
+    base: rgc_intermediate
+    cell_layers: [conv4, conv5, conv6, conv7, conv8, conv9, conv10]   # default: the base's cell layers
+    cells:
+      rgc: {tau_offset: {float: [0.0, 2.0]}, gate_nonlinearity: {choice: [sigmoid, tanh]}}
+      ugrnn: {kernel: {choice: [3, 5]}}
+    feedback:
+      candidates: all        # every higher -> lower pair of cell layers, or a list of "conv8->conv5"
+      fixed: []              # edges always on
+    train: {lr: {float: [0.01, 0.2], log: true}}
+
+A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feedback": [[src, tgt], ...],
+"train": {...}}``; :meth:`SearchSpace.spec` turns it into a graph spec that ``convrnn.create_model`` loads.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import yaml
+
+from convrnn.cells import CELLS, cell_config_keys, create_cell
+from convrnn.spec import GraphSpec, load_spec
+from datasets.errors import SpecError
+
+TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
+SPACE_KEYS = ("name", "description", "base", "cell_layers", "cells", "feedback", "train", "overrides")
+Edge = Tuple[str, str]
+
+
+@dataclass
+class Param:
+    """One searched (or fixed) hyperparameter."""
+    name: str
+    kind: str  # fixed | choice | float | int
+    values: Any = None  # fixed value, or list of choices
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    step: Optional[int] = None
+
+    def suggest(self, trial, key: str):
+        if self.kind == "fixed":
+            return self.values
+        if self.kind == "choice":
+            return trial.suggest_categorical(key, list(self.values))
+        if self.kind == "float":
+            return trial.suggest_float(key, self.low, self.high, log=self.log)
+        return trial.suggest_int(key, int(self.low), int(self.high), step=self.step or 1, log=self.log)
+
+    def examples(self) -> List[Any]:
+        """Values that together exercise every branch (used to validate against the cell)."""
+        if self.kind == "fixed":
+            return [self.values]
+        if self.kind == "choice":
+            return list(self.values)
+        return [self.low, self.high] if self.kind == "float" else [int(self.low), int(self.high)]
+
+
+def parse_param(raw: Any, where: str) -> Param:
+    if not isinstance(raw, dict):
+        return Param(where, "fixed", raw)
+    kinds = [k for k in ("choice", "float", "int") if k in raw]
+    extra = set(raw) - {"choice", "float", "int", "log", "step"}
+    if len(kinds) != 1 or extra:
+        raise SpecError(f"{where}: expected a value or one of {{choice: [...]}}, {{float: [low, high]}}, "
+                        f"{{int: [low, high]}} (optional log, step), got {raw!r}")
+    kind = kinds[0]
+    value = raw[kind]
+    if kind == "choice":
+        if not isinstance(value, list) or not value:
+            raise SpecError(f"{where}: 'choice' must be a non-empty list, got {value!r}")
+        return Param(where, "choice", value)
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        raise SpecError(f"{where}: {kind!r} must be a [low, high] pair of numbers, got {value!r}")
+    low, high = value
+    if not low < high:
+        raise SpecError(f"{where}: {kind!r} needs low < high, got [{low}, {high}]")
+    log = bool(raw.get("log", False))
+    if log and low <= 0:
+        raise SpecError(f"{where}: a log range needs low > 0, got {low}")
+    if kind == "int" and (int(low) != low or int(high) != high):
+        raise SpecError(f"{where}: 'int' bounds must be integers, got [{low}, {high}]")
+    step = raw.get("step")
+    if step is not None and (kind != "int" or int(step) != step or step < 1):
+        raise SpecError(f"{where}: 'step' must be a positive integer on an 'int' range, got {step!r}")
+    return Param(where, kind, None, float(low), float(high), log, None if step is None else int(step))
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    base: GraphSpec
+    cell_layers: List[str]
+    cells: Dict[str, Dict[str, Param]]
+    candidates: List[Edge]
+    fixed_edges: List[Edge] = field(default_factory=list)
+    train: Dict[str, Param] = field(default_factory=dict)
+    overrides: Dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    source: str = "<space>"
+
+    # ------------------------------------------------------------------ reading
+    @classmethod
+    def from_yaml(cls, path) -> "SearchSpace":
+        path = os.fspath(path)
+        try:
+            with open(path) as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such search-space file") from None
+        except yaml.YAMLError as error:
+            raise SpecError(f"{path}: not valid YAML: {error}") from None
+        base_dir = os.path.dirname(os.path.abspath(path))
+        return cls.from_dict(data, source=path, base_dir=base_dir)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any], source: str = "<space>", base_dir: Optional[str] = None) -> "SearchSpace":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: a search space must be a mapping, got {type(data).__name__}")
+        unknown = set(data) - set(SPACE_KEYS)
+        if unknown:
+            raise SpecError(f"{source}: unknown field(s) {sorted(unknown)}; allowed: {', '.join(SPACE_KEYS)}")
+        if "base" not in data:
+            raise SpecError(f"{source}: field 'base' (a registered model name or a graph-spec YAML path) is required")
+        base = _load_base(data["base"], source, base_dir)
+        overrides = data.get("overrides") or {}
+        if not isinstance(overrides, dict):
+            raise SpecError(f"{source}: field 'overrides' must be a mapping of model overrides, got {overrides!r}")
+        if overrides:
+            base = base.with_overrides(**overrides)
+        names = base.layer_names
+        cell_layers = data.get("cell_layers") or [l.name for l in base.layers if l.cell and l.cell.get("kind") != "identity"]
+        if not isinstance(cell_layers, list) or not cell_layers:
+            raise SpecError(f"{source}: field 'cell_layers' must be a non-empty list of layer names "
+                            f"(base {base.name!r} has no recurrent layers to default to)")
+        for layer in cell_layers:
+            if layer not in names:
+                raise SpecError(f"{source}: cell_layers names {layer!r}, not a layer of {base.name!r} "
+                                f"(layers: {', '.join(names)})")
+        cells_raw = data.get("cells")
+        if not isinstance(cells_raw, dict) or not cells_raw:
+            raise SpecError(f"{source}: field 'cells' must map cell kinds ({', '.join(CELLS.names())}) to their "
+                            "hyperparameters")
+        cells = {kind: _parse_cell(kind, params, f"{source}: cells.{kind}") for kind, params in cells_raw.items()}
+        candidates, fixed = _parse_feedback(data.get("feedback") or {}, cell_layers, names, source)
+        train_raw = data.get("train") or {}
+        if not isinstance(train_raw, dict) or set(train_raw) - set(TRAIN_KEYS):
+            raise SpecError(f"{source}: field 'train' must be a mapping with keys among {', '.join(TRAIN_KEYS)}, "
+                            f"got {train_raw!r}")
+        train = {k: parse_param(v, f"{source}: train.{k}") for k, v in train_raw.items()}
+        name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
+        return cls(name=str(name), base=base, cell_layers=list(cell_layers), cells=cells, candidates=candidates,
+                   fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
+                   source=source)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, trial) -> Dict[str, Any]:
+        """Draw a configuration through an optuna trial (cell parameters are conditional on the kind)."""
+        kinds = list(self.cells)
+        kind = trial.suggest_categorical("cell", kinds) if len(kinds) > 1 else kinds[0]
+        cell = {"kind": kind}
+        for key, param in self.cells[kind].items():
+            cell[key] = param.suggest(trial, f"{kind}.{key}")
+        edges = list(self.fixed_edges)
+        for src, tgt in self.candidates:
+            if trial.suggest_categorical(f"fb.{src}->{tgt}", [False, True]):
+                edges.append((src, tgt))
+        train = {key: param.suggest(trial, f"train.{key}") for key, param in self.train.items()}
+        return {"cell": cell, "feedback": [list(e) for e in edges], "train": train}
+
+    def config_from_params(self, params: Dict[str, Any]) -> Dict[str, Any]:
+        """The configuration of a finished trial from its ``params`` (replays :meth:`sample`)."""
+        import optuna
+
+        return self.sample(optuna.trial.FixedTrial(params))
+
+    def spec(self, config: Dict[str, Any], name: Optional[str] = None, description: str = "") -> GraphSpec:
+        data = self.base.to_dict()
+        for layer in data["layers"]:
+            if layer["name"] in self.cell_layers:
+                layer["cell"] = dict(config["cell"])
+        data["feedback"] = [{"source": s, "target": t} for s, t in config["feedback"]]
+        data["name"] = name or f"{self.name}_trial"
+        data["description"] = description or (
+            f"{self.base.name} with {config['cell']['kind']} cells at {', '.join(self.cell_layers)}, feedback "
+            + (", ".join(f"{s}->{t}" for s, t in config["feedback"]) or "none") + f" (search space {self.name})")
+        return GraphSpec.from_dict(data, source=f"search space {self.source}")
+
+    def summary(self) -> str:
+        n_params = sum(len(p) for p in self.cells.values())
+        return (f"search space {self.name!r}: base {self.base.name}, cells {', '.join(self.cells)} at "
+                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters), {len(self.candidates)} candidate "
+                f"feedback edges, {len(self.train)} training hyperparameters")
+
+
+def _load_base(base: Any, source: str, base_dir: Optional[str]) -> GraphSpec:
+    if isinstance(base, dict):
+        return GraphSpec.from_dict(base, source=f"{source}: base")
+    if not isinstance(base, str):
+        raise SpecError(f"{source}: field 'base' must be a model name, a spec path or a spec mapping, got {base!r}")
+    from convrnn.models import MODELS, get_spec
+
+    if base in MODELS:
+        return get_spec(base)
+    path = base if os.path.isabs(base) or base_dir is None else os.path.join(base_dir, base)
+    if not os.path.exists(path) and os.path.exists(base):
+        path = base
+    if not os.path.exists(path):
+        raise SpecError(f"{source}: base {base!r} is neither a registered model ({', '.join(MODELS.names())}) "
+                        "nor an existing spec file")
+    return load_spec(path)
+
+
+def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
+    if kind not in CELLS:
+        raise SpecError(f"{where}: unknown cell kind {kind!r} (expected one of {', '.join(CELLS.names())})")
+    params = params or {}
+    if not isinstance(params, dict):
+        raise SpecError(f"{where}: expected a mapping of hyperparameters, got {params!r}")
+    valid = cell_config_keys(kind)
+    if valid is not None:
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise SpecError(f"{where}: unknown hyperparameter(s) {unknown} for cell {kind!r} "
+                            f"(valid: {', '.join(valid) or 'none'})")
+    parsed = {key: parse_param(raw, f"{where}.{key}") for key, raw in params.items()}
+    for key, param in parsed.items():  # every value the space can produce must build a cell
+        for value in param.examples():
+            try:
+                create_cell(kind, 4, **{key: value})
+            except (SpecError, TypeError, ValueError) as error:
+                raise SpecError(f"{where}.{key}: value {value!r} is not accepted by cell {kind!r}: {error}") from None
+    return parsed
+
+
+def _edge(raw: Any, where: str) -> Edge:
+    if isinstance(raw, str) and "->" in raw:
+        src, tgt = (s.strip() for s in raw.split("->", 1))
+        return src, tgt
+    if isinstance(raw, (list, tuple)) and len(raw) == 2 and all(isinstance(s, str) for s in raw):
+        return raw[0], raw[1]
+    if isinstance(raw, dict) and set(raw) == {"source", "target"}:
+        return raw["source"], raw["target"]
+    raise SpecError(f"{where}: an edge is 'source->target', [source, target] or {{source:, target:}}, got {raw!r}")
+
+
+def _parse_feedback(raw: Any, cell_layers: Sequence[str], names: Sequence[str], source: str):
+    if not isinstance(raw, dict) or set(raw) - {"candidates", "fixed"}:
+        raise SpecError(f"{source}: field 'feedback' must be a mapping with 'candidates' (all, none or a list of "
+                        f"edges) and optional 'fixed', got {raw!r}")
+    cand = raw.get("candidates", "none")
+    if cand == "all":
+        order = [n for n in names if n in cell_layers]
+        edges = [(s, t) for i, t in enumerate(order) for s in order[i + 1:]]
+    elif cand in ("none", None):
+        edges = []
+    elif isinstance(cand, list):
+        edges = [_edge(e, f"{source}: feedback.candidates[{i}]") for i, e in enumerate(cand)]
+    else:
+        raise SpecError(f"{source}: feedback.candidates must be 'all', 'none' or a list of edges, got {cand!r}")
+    fixed = [_edge(e, f"{source}: feedback.fixed[{i}]") for i, e in enumerate(raw.get("fixed") or [])]
+    for kind, group in (("candidates", edges), ("fixed", fixed)):
+        for src, tgt in group:
+            for end in (src, tgt):
+                if end not in names:
+                    raise SpecError(f"{source}: feedback.{kind} edge {src}->{tgt} names {end!r}, not a layer "
+                                    f"(layers: {', '.join(names)})")
+            if names.index(src) <= names.index(tgt):
+                raise SpecError(f"{source}: feedback.{kind} edge {src}->{tgt} must go from a higher layer to a lower one")
+    dupes = sorted({f"{s}->{t}" for s, t in edges if edges.count((s, t)) > 1 or (s, t) in fixed})
+    if dupes:
+        raise SpecError(f"{source}: feedback edge(s) {dupes} listed twice (or both candidate and fixed)")
+    return edges, fixed
+
+
+def load_space(source) -> SearchSpace:
+    """A SearchSpace from a SearchSpace, a mapping, a YAML path or the name of a built-in space."""
+    if isinstance(source, SearchSpace):
+        return source
+    if isinstance(source, dict):
+        return SearchSpace.from_dict(copy.deepcopy(source))
+    path = os.fspath(source)
+    if not os.path.exists(path):
+        builtin = os.path.join(os.path.dirname(__file__), "spaces", f"{path}.yaml")
+        if os.path.exists(builtin):
+            path = builtin
+    return SearchSpace.from_yaml(path)
+
+
+def builtin_spaces() -> List[str]:
+    folder = os.path.join(os.path.dirname(__file__), "spaces")
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))

@@ -1,0 +1,89 @@
+"""Optuna studies for the ConvRNN search: seeded TPE, a pruner on per-epoch validation accuracy, and
+RDB storage shared by any number of workers.
+
+SQLite (the default) serves the workers of one machine; a PostgreSQL URL
+(``postgresql+psycopg2://user@host/db``) lets workers on several machines join the same study
+(``load_if_exists``) and split the trials. Each worker runs its own ``n_trials``, so the trials of K
+workers add up exactly, and optuna numbers every trial uniquely in the storage. A heartbeat marks
+the trial of a worker that died (SIGKILL, lost machine) as FAIL once it is ``grace_period`` seconds
+stale, when the next worker starts a trial; the study stays usable.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import optuna
+
+from convrnn.search.objective import Objective, TrialSettings
+from convrnn.search.space import SearchSpace
+from datasets.errors import UserFacingError
+
+PRUNERS = ("median", "halving", "none")
+
+
+def default_storage(out) -> str:
+    path = Path(out).expanduser().resolve() / "search.sqlite"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None):
+    """An ``RDBStorage`` with a heartbeat (``heartbeat_interval=None``: no heartbeat)."""
+    if "://" not in url:
+        raise UserFacingError(f"--storage {url!r}: expected a database URL such as sqlite:///search.sqlite or "
+                              "postgresql+psycopg2://user@host/db")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them deliberately
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period if heartbeat_interval else None)
+    except ModuleNotFoundError as error:
+        raise UserFacingError(f"--storage {url!r}: its database driver is not installed ({error.name}); "
+                              "for PostgreSQL: pip install psycopg2-binary") from None
+
+
+def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_epochs)
+    if kind == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise UserFacingError(f"--pruner {kind!r}: expected one of {', '.join(PRUNERS)}")
+
+
+def open_study(name: str, storage, seed: int = 0, pruner: str = "median", worker_index: int = 0) -> optuna.Study:
+    """Create the study or join it. Workers seed their samplers differently (``seed + worker_index``)
+    so their random start-up trials differ; ``constant_liar`` keeps parallel TPE workers apart."""
+    sampler = optuna.samplers.TPESampler(seed=seed + worker_index, constant_liar=True, n_startup_trials=5)
+    return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(pruner),
+                               direction="maximize", load_if_exists=True)
+
+
+def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, study_name: str, n_trials: int,
+               *, seed: int = 0, worker_index: int = 0, pruner: str = "median", max_total: Optional[int] = None,
+               heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
+    """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist)."""
+    storage = make_storage(storage_url, heartbeat_interval, grace_period)
+    study = open_study(study_name, storage, seed, pruner, worker_index)
+    study.set_user_attr("space", space.name)
+    callbacks = []
+    if max_total is not None:
+        from optuna.study import MaxTrialsCallback
+
+        callbacks.append(MaxTrialsCallback(max_total, states=None))
+        if len(study.trials) >= max_total:
+            return study
+    study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True,
+                   catch=(FloatingPointError,))
+    return study
+
+
+def split_trials(total: int, workers: int) -> Sequence[int]:
+    """Trials per worker: ``total`` split as evenly as possible."""
+    return [total // workers + (k < total % workers) for k in range(workers)]
+

@@ -1,0 +1,240 @@
+"""convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
+a killed worker, export of the best configurations as loadable specs and as scored records."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+import convrnn
+from convrnn.search import SearchSpace, builtin_spaces, load_space, open_study, split_trials
+from convrnn.search.study import make_pruner, make_storage
+from datasets.errors import SpecError
+
+REPO = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
+
+TINY_BASE = {
+    "name": "tiny4", "n_steps": 6, "image_steps": 4, "norm": "group",
+    "layers": [
+        {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2, "pool": {"kernel": 3, "stride": 2}},
+        {"name": "conv2", "channels": 8, "kernel": 3, "cell": {"kind": "rgc", "cell_depth": 4}},
+        {"name": "conv3", "channels": 16, "kernel": 3, "stride": 2, "cell": {"kind": "rgc", "cell_depth": 4}},
+    ],
+}
+TINY_SPACE = {
+    "name": "tiny", "base": "tiny_base.yaml",
+    "cells": {"rgc": {"tau_bias": {"float": [-3.0, 3.0]}, "gate_nonlinearity": {"choice": ["sigmoid", "tanh"]},
+                      "cell_depth": {"choice": [4, 8]}, "residual": {"choice": [True, False]}},
+              "timedecay": {"decay_init": {"float": [0.1, 0.9]}}},
+    "feedback": {"candidates": "all"},
+    "train": {"weight_decay": {"float": [1e-5, 1e-3], "log": True}},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny search space file and a 3-class, 32 px image folder."""
+    from convrnn.training.synthetic import write_image_folder
+
+    root = tmp_path_factory.mktemp("search")
+    (root / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
+    (root / "tiny_space.yaml").write_text(yaml.safe_dump(TINY_SPACE))
+    write_image_folder(root / "data", n_classes=3, per_class=6, size=32, val_per_class=3)
+    return root
+
+
+def search_argv(tiny, out, trials, *extra, storage=None, study="tiny"):
+    argv = ["--data", str(tiny / "data"), "--trials", str(trials), "--space", str(tiny / "tiny_space.yaml"),
+            "--out", str(out), "--epochs", "1", "--image-size", "32", "--width", "1", "--batch-size", "6",
+            "--study", study, "--quiet", *extra]
+    return argv + (["--storage", storage] if storage else [])
+
+
+# ---------------------------------------------------------------------------- spaces
+def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
+    assert {"rgc_intermediate", "rgc_local"} <= set(builtin_spaces())
+    space = load_space("rgc_intermediate")
+    rgc = space.cells["rgc"]
+    for key in ("tau_offset", "tau_multiplier", "tau_bias", "gate_offset", "gate_multiplier", "gate_bias",
+                "tau_nonlinearity", "gate_nonlinearity", "cell_activation", "out_activation", "gate_kernel",
+                "gate_depth_separable", "cell_depth", "input_to_cell", "input_to_out", "cell_to_out", "residual"):
+        assert key in rgc, key
+    assert set(space.cells) == {"rgc", "ugrnn", "timedecay"}
+    assert len(space.candidates) == 21  # every higher -> lower pair of conv4..conv10
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(3):
+        config = space.sample(study.ask())
+        spec = space.spec(config)
+        assert {l.cell["kind"] for l in spec.layers if l.name in space.cell_layers} == {config["cell"]["kind"]}
+        assert [[e.source, e.target] for e in spec.feedback] == config["feedback"]
+    model = convrnn.create_model(spec.to_dict(), width_multiplier=0.0625, num_classes=5)
+    assert model(torch.zeros(1, 3, 32, 32), n_steps=12).logits.shape == (12, 1, 5)
+    local = load_space("rgc_local")
+    assert local.candidates == [] and len(local.fixed_edges) == 5
+    assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
+
+
+def test_sampling_is_seeded_and_replayable(tiny):
+    space = load_space(tiny / "tiny_space.yaml")
+
+    def draws(seed):
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+        out = []
+        for _ in range(4):
+            trial = study.ask()
+            out.append(space.sample(trial))
+            study.tell(trial, 0.0)
+        return out, study
+
+    first, study = draws(7)
+    assert draws(7)[0] == first and draws(8)[0] != first
+    for config, trial in zip(first, study.trials):  # a finished trial's params give back its configuration
+        assert space.config_from_params(trial.params) == config
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"cells": {"rgc": {"tau_bias": {"float": [3.0, -3.0]}}}}, "cells.rgc.tau_bias: 'float' needs low < high"),
+    ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),
+    ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
+    ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
+    ({"cells": {"rgc": {"tau_bias": {"float": [0, 1], "lo": 2}}}}, "expected a value or one of"),
+    ({"feedback": {"candidates": ["conv2->conv3"]}}, "must go from a higher layer to a lower one"),
+    ({"feedback": {"candidates": ["conv9->conv2"]}}, "names 'conv9', not a layer"),
+    ({"feedback": {"candidates": ["conv3->conv2"], "fixed": ["conv3->conv2"]}}, "listed twice"),
+    ({"cell_layers": ["conv7"]}, "cell_layers names 'conv7'"),
+    ({"train": {"batch": 3}}, "keys among lr, weight_decay"),
+    ({"base": "no_such_model"}, "neither a registered model"),
+    ({"colour": 1}, "unknown field(s) ['colour']"),
+])
+def test_invalid_spaces_fail_with_the_field_named(tiny, patch, message):
+    data = {**TINY_SPACE, **patch}
+    path = tiny / "bad_space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as info:
+        SearchSpace.from_yaml(path)
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_median_pruner_stops_a_trial_below_the_running_median():
+    study = open_study("prune", optuna.storages.InMemoryStorage(), seed=0, pruner="median")
+    for curve in ([50, 60, 70], [52, 62, 72]):  # two start-up trials
+        trial = study.ask()
+        for epoch, value in enumerate(curve):
+            trial.report(value, epoch)
+        study.tell(trial, curve[-1])
+    good, bad = study.ask(), study.ask()
+    good.report(55, 0)
+    bad.report(10, 0)
+    assert not good.should_prune() and bad.should_prune()
+    assert isinstance(make_pruner("halving"), optuna.pruners.SuccessiveHalvingPruner)
+    assert split_trials(7, 3) == [3, 2, 2] and sum(split_trials(5, 8)) == 5
+
+
+# ---------------------------------------------------------------------------- zoo search
+def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
+    from benchmarks.records import ResultsStore
+    from leaderboard.cli import main
+
+    out = tmp_path / "run"
+    results = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 3, "--export", "2", "--results", results)]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    states = [t.state for t in study.trials]
+    assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2  # the median pruner's start-up trials
+    assert states[2] in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    assert all(len(t.intermediate_values) == 1 for t in study.trials)  # val top-1 reported per epoch
+    ranked = sorted([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE],
+                    key=lambda t: (-t.value, t.number))
+
+    best = out / "tiny_best1.yaml"
+    model = convrnn.create_model(str(best), num_classes=3)
+    spec = model.spec
+    assert spec.name == "tiny_best1" and f"trial {ranked[0].number}" in spec.description
+    config = ranked[0].user_attrs["config"]
+    assert spec.layer("conv2").cell == config["cell"] and [[e.source, e.target] for e in spec.feedback] == config["feedback"]
+    assert model(torch.zeros(2, 3, 32, 32)).logits.shape == (6, 2, 3)
+    assert (out / "tiny_best2.yaml").exists()
+
+    frame = ResultsStore(results).query(benchmark="search.val_top1")
+    assert list(frame.model) == ["tiny_best1", "tiny_best2"]
+    assert frame.value.tolist() == pytest.approx([ranked[0].value / 100, ranked[1].value / 100])
+    row = frame.iloc[0]
+    assert len(row.data_sha256) == 64 and row.seed == 0 and row.code_version
+    assert row.settings["trial"] == ranked[0].number and row.settings["training"]["image_size"] == 32
+    assert row.settings["config"] == config
+
+
+def _shared_storage(tmp_path):
+    """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one, else a SQLite file:
+    the same code path (optuna RDB storage); only PostgreSQL spans machines."""
+    return PG_URL or f"sqlite:///{tmp_path / 'shared.sqlite'}"
+
+
+def _study_name(request):
+    return f"{request.node.name[5:20]}_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request):
+    url, name = _shared_storage(tmp_path), _study_name(request)
+    argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record",
+                       storage=url, study=name)
+    done = subprocess.run([sys.executable, "-m", "convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name=name, storage=url)
+    numbers = sorted(t.number for t in study.trials)
+    assert numbers == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    workers = [t.user_attrs["worker"] for t in study.trials]
+    assert len(set(workers)) == 2 and sorted(workers.count(w) for w in set(workers)) == [2, 2]
+    assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
+
+
+def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
+    url, name = _shared_storage(tmp_path), _study_name(request)
+    slow = search_argv(tiny, tmp_path / "run", 1, "--epochs", "500", "--heartbeat", "1", "--grace", "2",
+                       "--export", "0", storage=url, study=name)
+    proc = subprocess.Popen([sys.executable, "-m", "convrnn.search.cli", *slow], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage = make_storage(url, heartbeat_interval=None)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:  # wait until its trial is running and has reported an epoch
+            time.sleep(0.5)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            try:
+                trials = optuna.load_study(study_name=name, storage=storage).trials
+            except KeyError:
+                continue
+            if trials and trials[0].intermediate_values:
+                break
+        else:
+            pytest.fail("the first worker never started a trial")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = optuna.load_study(study_name=name, storage=storage).trials[0]
+    assert killed.state == optuna.trial.TrialState.RUNNING  # nothing marked it yet
+    time.sleep(2.5)  # past the grace period
+    resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
+                         "--no-record", storage=url, study=name)
+    done = subprocess.run([sys.executable, "-m", "convrnn.search.cli", *resume], env=_env(), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert [t.number for t in trials] == [0, 1]
+    assert trials[0].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat check
+    assert trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert (tmp_path / "run" / f"{name}_best1.yaml").exists()

@@ -16,8 +16,8 @@ The circuit, per frame (100 Hz):
 
 1. Photoreceptor/bipolar spatial blur (Gaussian, sd 1.2 px) sampled on a 17 x 17 grid of subunits.
 2. Two bipolar pathways per subunit with their own temporal filters (40 taps): ON (fast, biphasic)
-   and OFF (slower, sign-inverted, more sustained), each rectified (threshold-linear). The ON
-   pathway's filter carries a damped oscillation (a resonance near 12 Hz).
+   and OFF (slower, sign-inverted, more sustained), each rectified (threshold-linear at 1 and 0.5 sd of
+   its white-noise drive). The ON pathway's filter is a damped oscillation (a resonance near 6 Hz).
 3. Adaptation: each bipolar terminal is a depleting synapse (vesicle pool ``u``: recovers with a
    time constant of 40 frames, depleted in proportion to release), so sustained contrast lowers the gain.
 4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools the release of both
@@ -26,7 +26,8 @@ The circuit, per frame (100 Hz):
    over 50 frames, relative to white noise)`` -- a contrast step's response halves within a few 100 ms.
 5. Ganglion cells (12: 4 OFF, 4 ON, 4 ON-OFF, at different positions) sum their subunits with
    Gaussian weights and fire as an inhomogeneous Poisson process with rate ``r_max * softplus(.)``
-   (saturating smoothly at 300 spikes/s; ``r_max`` sets about 12 spikes/s under white noise).
+   (saturating smoothly at 300 spikes/s; ``r_max`` sets about 25 spikes/s under white noise).
+   ON-OFF cells weight their (sparser) ON input twice as much as their OFF input.
 
 The omitted-stimulus response comes from the resonant ON pathway (step 2): its filter is a damped
 oscillation (16-frame period). During a fast train of dark flashes the ON bipolar is held below its
@@ -77,7 +78,7 @@ class CircuitParams:
     off_tau: Tuple[float, float] = (2.5, 7.0)
     off_weights: Tuple[float, float] = (1.0, 0.6)
     on_threshold: float = 1.0
-    off_threshold: float = 0.0
+    off_threshold: float = 0.5
     # depleting synapse
     recovery_frames: float = 40.0
     depletion: float = 0.02
@@ -91,9 +92,10 @@ class CircuitParams:
     gain_control_tau: float = 50.0
     # ganglion
     rf_sd: Tuple[float, float] = (2.5, 4.0)
+    onoff_on_weight: float = 2.0  # ON relative to OFF input of the ON-OFF cells
     cell_types: Tuple[str, ...] = ("off",) * 4 + ("on",) * 4 + ("onoff",) * 4
-    mean_rate: float = 12.0  # spikes/s under white noise (sets the output scale)
-    sharpness: float = 2.0  # ganglion nonlinearity slope in units of the input's white-noise sd
+    mean_rate: float = 25.0  # spikes/s under white noise (sets the output scale)
+    sharpness: float = 3.0  # ganglion nonlinearity slope in units of the input's white-noise sd
     max_rate: float = 300.0  # spikes/s: smooth saturation of the ganglion output
 
 
@@ -126,7 +128,7 @@ class GroundTruthRetina:
         d2 = ((self.subunit_xy[:, None, :] - self.positions[None]) ** 2).sum(-1)
         w = np.exp(-d2 / (2 * self.rf_sd ** 2))
         w /= w.sum(0, keepdims=True)
-        on = np.array([t in ("on", "onoff") for t in self.cell_types], float)
+        on = np.array([{"on": 1.0, "onoff": p.onoff_on_weight}.get(t, 0.0) for t in self.cell_types])
         off = np.array([t in ("off", "onoff") for t in self.cell_types], float)
         self.w_on, self.w_off = w * on, w * off
         wa = np.exp(-d2 / (2 * p.amacrine_sd ** 2))

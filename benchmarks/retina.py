@@ -1,0 +1,54 @@
+"""Retina held-out benchmarks on the embedded ground-truth retina (registered in ``benchmarks.BENCHMARKS``).
+
+``retina_embedded.whitenoise-heldout`` and ``retina_embedded.naturalscene-heldout``: a retina model
+(a ``retina.MODELS`` name, fitted on the recording's training split, or a fitted module) scored by the
+median held-out correlation over cells whose explainable variance is >= 15 % of the total; ceiling: the
+median leave-one-out oracle correlation. The retina side (fit loop, metrics) is imported lazily when a
+benchmark is created; models are looked up by name in ``retina.MODELS`` only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from benchmarks import BENCHMARKS
+from benchmarks.score import Score
+
+
+@dataclass
+class RetinaHeldoutBenchmark:
+    kind: str
+    sizes: dict = field(default_factory=dict)
+    fit_settings: dict = field(default_factory=dict)
+
+    @property
+    def identifier(self) -> str:
+        return f"retina_embedded.{self.kind}-heldout"
+
+    def score(self, model, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
+              **fit_overrides) -> Score:
+        from retina.benchmark import HeldoutBenchmark
+
+        result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(
+            model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
+        per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}
+                    for cell, row in result.frame.iterrows()]
+        provenance = dict(result.provenance)
+        provenance.setdefault("settings", {})
+        provenance["settings"] = {**provenance["settings"], "kind": self.kind, "sizes": dict(self.sizes),
+                                  "summary": result.summary}
+        return Score(value=result.value, error=result.error, ceiling=result.ceiling,
+                     per_bin=per_cell, provenance=provenance)
+
+
+def _factory(kind: str):
+    def create(**kwargs) -> RetinaHeldoutBenchmark:
+        return RetinaHeldoutBenchmark(kind, **kwargs)
+
+    return create
+
+
+for _kind in ("whitenoise", "naturalscene"):
+    BENCHMARKS.add(f"retina_embedded.{_kind}-heldout", _factory(_kind),
+                   description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
+                               f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",
+                   family="retina")

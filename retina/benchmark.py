@@ -1,0 +1,89 @@
+"""Held-out benchmark on the embedded ground-truth retina: fit (or load a fitted) model, score it per cell.
+
+``HeldoutBenchmark(kind)`` fits a ``retina.MODELS`` model to the embedded recording ``kind``
+(:func:`datasets.synthetic_retina.load_embedded_retina`) with :func:`retina.fit.fit`, or takes an already
+fitted module, and scores it on the test repeats: the value is the median over cells passing the
+explainable-variance filter (>= 0.15) of the Pearson correlation with the trial average; the ceiling is
+the median leave-one-out oracle correlation of the same cells. Fits are kept in
+``$NEUROZOO_CACHE/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>/`` and reused (the fit loop
+resumes a finished checkpoint without training further), so a score is computed once per model, data
+and seed. ``benchmarks/retina.py`` registers the benchmarks in ``benchmarks.BENCHMARKS``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+
+@dataclass
+class HeldoutResult:
+    value: float  # median held-out correlation over cells passing the filter
+    error: float  # standard error of that median over cells (bootstrap)
+    ceiling: float  # median oracle correlation over the same cells
+    frame: pd.DataFrame  # per cell: correlation, feve, oracle, explainable_fraction, noise_var, passes
+    summary: dict
+    provenance: dict = field(default_factory=dict)
+
+
+def _bootstrap_median_se(values: np.ndarray, n: int = 1000, seed: int = 0) -> float:
+    if len(values) < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    return float(np.median(rng.choice(values, (n, len(values))), axis=1).std())
+
+
+@dataclass
+class HeldoutBenchmark:
+    kind: str = "whitenoise"
+    sizes: dict = field(default_factory=dict)  # passed to load_embedded_retina (defaults: full-size recording)
+    fit_settings: dict = field(default_factory=dict)  # FitConfig overrides (epochs, lr, batch_size, ...)
+
+    @property
+    def identifier(self) -> str:
+        return f"retina_embedded.{self.kind}-heldout"
+
+    @property
+    def path(self) -> Path:
+        from datasets.synthetic_retina import load_embedded_retina
+
+        return load_embedded_retina(self.kind, **self.sizes)
+
+    def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
+              progress: bool = True, **fit_overrides) -> HeldoutResult:
+        """Score a ``retina.MODELS`` name (fitted here, or loaded from an earlier fit) or a fitted module."""
+        import torch
+
+        from datasets.retina_h5 import read_experiment
+        from retina.fit import create_model, evaluate, fit, provenance
+        from retina.metrics import summary
+
+        started = time.perf_counter()
+        path = self.path
+        info = provenance(path)
+        fit_info = {}
+        if isinstance(model, str):
+            name = model
+            n_cells = len(read_experiment(path, "train").cells)
+            torch.manual_seed(seed)
+            module = create_model(name, n_cells=n_cells)
+            out = path.parent / "fits" / f"{name}-{self.kind}-{info['data_sha256'][:12]}-seed{seed}"
+            settings = {**self.fit_settings, **fit_overrides}
+            result = fit(module, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **settings)
+            fit_info = provenance(path, result)
+            fit_info["fit_dir"] = str(out)
+        else:
+            name, module = type(model).__name__, model
+        frame = evaluate(module, path, device=device)
+        stats = summary(frame)
+        kept = frame[frame["passes"]]
+        info.update(fit_info)
+        info.update(benchmark=self.identifier, model=name, seed=seed, device=device,
+                    duration_s=round(time.perf_counter() - started, 2))
+        return HeldoutResult(value=stats["median_correlation"], error=_bootstrap_median_se(kept["correlation"].to_numpy()),
+                             ceiling=stats["median_oracle"], frame=frame, summary=stats, provenance=info)

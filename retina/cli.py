@@ -1,0 +1,90 @@
+"""Retina subcommands of ``zoo``: ``zoo fit MODEL --data FILE``.
+
+Each subcommand has its own ``_add_<name>(sub)``; ``add_commands`` lists them. The in-silico
+phenomena command (``zoo probe``) belongs next to ``_add_fit`` in ``add_commands``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    _add_fit(sub)
+
+
+# ---- zoo fit --------------------------------------------------------------------------------------
+def _add_fit(sub) -> None:
+    p = sub.add_parser("fit", help="fit a retina model to a ganglion-cell recording and score it on held-out repeats",
+                       description="Fit MODEL (a retina.MODELS name, e.g. ln, glm, bncnn) to the training split of a "
+                                   "deep-retina HDF5 file, early-stopping on validation correlation, then report "
+                                   "per-cell held-out correlation, FEVE and oracle correlation on its test repeats.")
+    p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
+    p.add_argument("--data", required=True,
+                   help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
+    p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics "
+                                            "(default: $NEUROZOO_HOME/retina/<model>-<data>); reruns resume from it")
+    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--l2", type=float, default=1e-3)
+    p.add_argument("--l1", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_fit)
+
+
+def resolve_data(spec: str) -> Path:
+    from datasets.errors import DataError
+
+    if spec.startswith("embedded:"):
+        from datasets.synthetic_retina import load_embedded_retina
+
+        return load_embedded_retina(spec.split(":", 1)[1])
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such experiment file (or use embedded:whitenoise / embedded:naturalscene)")
+    return path
+
+
+def run_fit(args) -> int:
+    import json
+    import os
+
+    import torch
+
+    from datasets.errors import UserFacingError
+    from datasets.registry import UnknownNameError
+    from datasets.retina_h5 import read_experiment
+    from retina.fit import create_model, evaluate, fit, provenance
+    from retina.metrics import summary
+
+    path = resolve_data(args.data)
+    train = read_experiment(path, "train")
+    try:
+        model = create_model(args.model, n_cells=len(train.cells))
+    except UnknownNameError as error:
+        raise UserFacingError(str(error)) from None
+    home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
+    out = args.out or home / "retina" / f"{args.model}-{path.stem}"
+    torch.manual_seed(args.seed)
+    result = fit(model, train, out=out, resume=not args.no_resume, epochs=args.epochs, lr=args.lr,
+                 batch_size=args.batch_size, l2=args.l2, l1=args.l1, patience=args.patience, seed=args.seed,
+                 device=args.device, progress=not args.quiet)
+    frame = evaluate(result.model, path, device=args.device)
+    stats = summary(frame)
+    frame.to_csv(out / "heldout_metrics.csv")
+    record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
+              "best_val_correlation": result.best_val_correlation,
+              "provenance": provenance(path, result)}
+    tmp = out / f"summary.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out / "summary.json")
+    print(frame.round(3).to_string())
+    print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
+          f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
+          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out}")
+    return 0

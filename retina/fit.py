@@ -1,0 +1,365 @@
+"""Fitting retina models to ganglion-cell recordings, and scoring them on held-out repeats.
+
+Interface (stable; other modules build on it):
+
+* A model is an ``nn.Module``: ``model(windows (B, 40, 50, 50)) -> rates (B, n_cells)`` (spikes/s, the
+  units of the file's ``firing_rate_10ms``). Optional hooks the loop uses when present:
+  ``forward_movie(movie (T + 39, 50, 50)) -> (T, n_cells)`` (all windows of a contiguous chunk at once;
+  then batches are contiguous chunks of ``batch_size`` targets in shuffled order), ``uses_history = True``
+  (then ``history=`` ``(B, n_cells, H)`` binned counts of the ``H = model.history`` frames before the
+  target are passed, and ``forward_movie(movie, history=...)``), ``init_from_data(mean_rate (n_cells,))``
+  (called once before training), ``init_from_sta(sta (n_cells, 40, 50, 50))`` (the spike-triggered
+  average of the training split, before ``init_from_data``), ``predict_movie`` (GLM: autoregressive held-out prediction).
+* ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
+  (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
+  (parameters with ndim > 1) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on
+  the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
+  With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it.
+* ``predict(model, stimulus, ...) -> (n_cells, T - 39)`` rates for targets 39..T-1 of a movie.
+* ``evaluate(model, path) -> pandas.DataFrame`` of :func:`retina.metrics.heldout_metrics` on the test split.
+* ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: registry look-up with the built-in
+  model modules imported.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+import retina
+from datasets.errors import DataError
+from datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+
+FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
+BUILTIN_MODEL_MODULES = ("retina.models.ln", "retina.models.glm", "retina.models.bncnn")
+
+
+def builtin_models() -> List[str]:
+    """Import the built-in retina model modules (registering them) and list the registry."""
+    for name in BUILTIN_MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name != name:
+                raise
+    return retina.MODELS.names()
+
+
+def create_model(name: str, n_cells: int, **kwargs) -> nn.Module:
+    builtin_models()
+    return retina.MODELS.create(name, n_cells=n_cells, **kwargs)
+
+
+@dataclass
+class FitConfig:
+    epochs: int = 40
+    lr: Optional[float] = None  # default: the model's ``default_lr`` or 1e-2 (the published BN-CNN rate)
+    batch_size: int = 512
+    l2: float = 1e-3
+    l1: float = 1e-3
+    response: Optional[str] = None  # default: the model's ``fit_response`` or "firing_rate_10ms"
+    val_fraction: float = 0.1
+    n_blocks: int = 5
+    patience: int = 5
+    seed: int = 0
+    device: str = "cpu"
+    max_steps_per_epoch: Optional[int] = None
+    batching: str = "auto"  # "chunks" (needs forward_movie), "windows", or "auto"
+    progress: bool = True
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    history: List[dict]
+    best_epoch: int
+    best_val_correlation: float
+    config: FitConfig
+    checkpoint: Optional[Path] = None
+    duration_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def poisson_loss(rates: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return (rates - target * torch.log(rates + eps)).mean()
+
+
+def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float) -> torch.Tensor:
+    penalty = rates.abs().sum(1).mean() * l1
+    if l2:
+        penalty = penalty + l2 * sum((p ** 2).sum() for p in model.parameters() if p.requires_grad and p.dim() > 1)
+    return penalty
+
+
+# ---- batches --------------------------------------------------------------------------------------
+class _Data:
+    """Tensors of one split plus helpers to run a model on a set of target frames."""
+
+    def __init__(self, recording: Recording, response: str, history: int, device):
+        self.recording = recording
+        self.movie = torch.as_tensor(recording.stimulus, dtype=torch.float32)
+        self.target = torch.as_tensor(recording.response(response))
+        if response == "binned":  # counts per frame -> spikes/s, the units of the firing rates
+            self.target = self.target * FRAME_RATE
+        self.binned = torch.as_tensor(recording.responses["binned"]) if "binned" in recording.responses else None
+        if history and self.binned is None:
+            raise DataError(f"{recording.path}: {recording.split}/response/binned is needed for a spike-history model")
+        self.history = history
+        self.device = device
+        self.windows = StimulusWindows(self.movie, self.target, binned=self.binned, history=history)
+
+    def first_target(self) -> int:
+        return max(N_FRAMES - 1, self.history)
+
+    def chunk(self, model, start: int, stop: int) -> torch.Tensor:
+        """Rates ``(stop - start, C)`` for the contiguous targets ``start .. stop - 1`` via ``forward_movie``."""
+        movie = self.movie[start - N_FRAMES + 1:stop].to(self.device)
+        if self.history:
+            hist = self.binned[:, start - self.history:stop - 1].unfold(1, self.history, 1).permute(1, 0, 2)
+            return model.forward_movie(movie, history=hist.to(self.device))
+        return model.forward_movie(movie)
+
+    def windows_batch(self, model, index: torch.Tensor) -> torch.Tensor:
+        batch = self.windows.batch(index)
+        x = batch["stimulus"].to(self.device)
+        if self.history:
+            return model(x, history=batch["history"].to(self.device))
+        return model(x)
+
+
+def _runs(targets: np.ndarray):
+    """Contiguous runs ``(start, stop)`` of a sorted array of frame indices."""
+    breaks = np.flatnonzero(np.diff(targets) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(targets, breaks) if len(r)]
+
+
+def _chunks(targets: np.ndarray, size: int):
+    out = []
+    for start, stop in _runs(targets):
+        out += [(a, min(a + size, stop)) for a in range(start, stop, size)]
+    return out
+
+
+def _predict_targets(model, data: _Data, targets: np.ndarray, batch_size: int, use_chunks: bool) -> torch.Tensor:
+    outs = []
+    with torch.no_grad():
+        if use_chunks:
+            for a, b in _chunks(targets, batch_size):
+                outs.append(data.chunk(model, a, b).cpu())
+        else:
+            pos = {int(t): i for i, t in enumerate(data.windows.targets.tolist())}
+            index = torch.as_tensor([pos[int(t)] for t in targets])
+            for part in index.split(batch_size):
+                outs.append(data.windows_batch(model, part).cpu())
+    return torch.cat(outs)  # (len(targets), C)
+
+
+def _mean_correlation(pred: torch.Tensor, target: torch.Tensor) -> float:
+    from retina.metrics import correlation
+
+    r = correlation(pred.T.numpy(), target.T.numpy())
+    return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
+
+
+def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: np.ndarray,
+                            n_frames: int = N_FRAMES) -> torch.Tensor:
+    """Response-weighted mean window minus the mean window, per cell: ``(C, n_frames, H, W)``.
+
+    One matrix product: a ``(C * n_frames, T)`` weight matrix (the responses shifted by each lag)
+    times the movie ``(T, H * W)``."""
+    T, H, W = movie.shape
+    C = target.shape[0]
+    t = torch.as_tensor(targets, dtype=torch.long)
+    y = target[:, t].float()
+    weights = torch.zeros(C, n_frames, T)
+    for lag in range(n_frames):
+        weights[:, lag, t - n_frames + 1 + lag] = y
+    total = y.sum(1).clamp_min(1e-9)
+    sta = (weights.view(C * n_frames, T) @ movie.reshape(T, H * W)).view(C, n_frames, H, W) / total[:, None, None, None]
+    return sta - movie.mean(0)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ---- the loop -------------------------------------------------------------------------------------
+def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig] = None,
+        out: Optional[Union[str, Path]] = None, resume: bool = True, **overrides) -> FitResult:
+    """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
+    from tqdm.auto import tqdm
+
+    config = dataclasses.replace(config or FitConfig(), **overrides)
+    started = time.perf_counter()
+    recording = data if isinstance(data, Recording) else read_experiment(data, "train")
+    device = torch.device(config.device)
+    history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0
+    if config.response is None:
+        config = dataclasses.replace(config, response=getattr(model, "fit_response", "firing_rate_10ms"))
+    if config.lr is None:
+        config = dataclasses.replace(config, lr=float(getattr(model, "default_lr", 1e-2)))
+    d = _Data(recording, config.response, history, device)
+    # early stopping always watches the smoothed rate when the file has it (the binned counts are too noisy)
+    val_key = "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response
+    n_cells = d.target.shape[0]
+    if getattr(model, "n_cells", n_cells) != n_cells:
+        raise DataError(f"{recording.path}: the model has {model.n_cells} outputs but the recording has {n_cells} cells")
+    use_chunks = config.batching == "chunks" or (config.batching == "auto" and hasattr(model, "forward_movie"))
+    if use_chunks and not hasattr(model, "forward_movie"):
+        raise ValueError(f"batching='chunks' needs {type(model).__name__}.forward_movie")
+    train_t, val_t = split_blocks(d.movie.shape[0], config.val_fraction, config.n_blocks,
+                                  window=d.first_target() + 1)
+    val_target = torch.as_tensor(recording.response(val_key))[:, val_t].T
+    if val_key == "binned":
+        val_target = val_target * FRAME_RATE
+
+    torch.manual_seed(config.seed)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0}
+    checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None and resume and checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state.update({k: saved[k] for k in state})
+        torch.set_rng_state(saved["torch_rng"])
+    else:
+        if hasattr(model, "init_from_sta"):
+            model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))
+        if hasattr(model, "init_from_data"):
+            model.init_from_data(d.target[:, train_t].mean(1).to(device))
+
+    epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}", disable=not config.progress,
+                  initial=state["epoch"], total=config.epochs)
+    for epoch in epochs:
+        if state["bad_epochs"] >= config.patience:
+            break
+        model.train()
+        rng = np.random.default_rng([config.seed, epoch])
+        if use_chunks:
+            chunks = _chunks(train_t, config.batch_size)
+            order = rng.permutation(len(chunks))
+            batches = [chunks[i] for i in order]
+        else:
+            pos = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), rng.permutation(train_t)))
+            batches = list(pos.split(config.batch_size))
+        if config.max_steps_per_epoch:
+            batches = batches[:config.max_steps_per_epoch]
+        total = 0.0
+        for batch in batches:
+            if use_chunks:
+                rates = d.chunk(model, *batch)
+                target = d.target[:, batch[0]:batch[1]].T.to(device)
+            else:
+                rates = d.windows_batch(model, batch)
+                target = d.target[:, d.windows.targets[batch]].T.to(device)
+            loss = poisson_loss(rates, target)
+            objective = loss + regularization(model, rates, config.l2, config.l1)
+            optimizer.zero_grad(set_to_none=True)
+            objective.backward()
+            optimizer.step()
+            total += float(loss.detach())
+        model.eval()
+        val_pred = _predict_targets(model, d, val_t, config.batch_size, use_chunks)
+        score = _mean_correlation(val_pred, val_target)
+        state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
+        if np.isfinite(score) and score > state["best_score"]:
+            state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch + 1
+        epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
+        if checkpoint is not None:
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
+                          "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+    model.eval()
+    result = FitResult(model, state["history"], state["best_epoch"], float(state["best_score"]), config, checkpoint,
+                       time.perf_counter() - started)
+    if out is not None:
+        _atomic_save(model.state_dict(), Path(out) / "model.pt")
+        (Path(out) / "history.json").write_text(json.dumps({"config": asdict(config), "history": state["history"],
+                                                            "best_epoch": state["best_epoch"],
+                                                            "best_val_correlation": result.best_val_correlation}, indent=1))
+    return result
+
+
+# ---- prediction and held-out scoring --------------------------------------------------------------
+def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cpu", n_samples: int = 20,
+            seed: int = 0) -> np.ndarray:
+    """Rates ``(n_cells, T - 39)`` for the windows ending at frames 39 .. T-1 of ``stimulus (T, 50, 50)``.
+
+    A spike-history model (``uses_history``) is run autoregressively on its own sampled spikes
+    (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history."""
+    model = model.to(device).eval()
+    movie = torch.as_tensor(np.asarray(stimulus, np.float32))
+    T = movie.shape[0]
+    with torch.no_grad():
+        if getattr(model, "uses_history", False):
+            from datasets.retina_h5 import movie_windows
+
+            drive = torch.cat([model.filter(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)])
+            return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
+        if hasattr(model, "forward_movie"):
+            outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
+                    for a in range(N_FRAMES - 1, T, batch_size)]
+        else:
+            from datasets.retina_h5 import movie_windows
+
+            outs = [model(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)]
+    return torch.cat(outs).T.numpy()
+
+
+def evaluate(model: nn.Module, path, device: str = "cpu", **kwargs):
+    """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie)."""
+    from retina.metrics import heldout_metrics
+
+    test = read_experiment(path, "test")
+    prediction = predict(model, test.stimulus, device=device, **kwargs)
+    return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1:], cells=test.cells)
+
+
+def provenance(path, result: Optional[FitResult] = None) -> dict:
+    """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks)."""
+    import hashlib
+    import subprocess
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
+                                capture_output=True, text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    try:
+        from importlib.metadata import version
+
+        code_version = version("neurozoo")
+    except Exception:  # not installed
+        code_version = "unknown"
+    info = {"code_version": code_version, "git_commit": commit, "data_sha256": digest.hexdigest(),
+            "data_path": str(path), "torch": torch.__version__}
+    if result is not None:
+        info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,
+                    duration_s=round(result.duration_s, 2), best_epoch=result.best_epoch,
+                    model_class=type(result.model).__name__)
+    return info

@@ -1,0 +1,89 @@
+"""Held-out metrics per ganglion cell (McIntosh et al. 2016; REFERENCE.md section 4).
+
+All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (single-trial firing rates).
+
+* ``correlation``: Pearson r between prediction and the trial average (the headline number).
+* ``noise_variance``: mean over time of the across-trial variance (unbiased, ddof=1).
+* ``feve``: ``1 - (MSE - noise_var) / (total_var - noise_var)`` with MSE and total variance over single
+  trials, so a prediction equal to the true rate scores about 1 whatever the trial noise.
+* ``explainable_fraction``: ``(total_var - noise_var) / total_var``; cells below ``min_explainable``
+  (0.15) are excluded from summaries.
+* ``oracle_correlation``: leave-one-out jackknife -- each trial against the mean of the others, averaged.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+MIN_EXPLAINABLE = 0.15
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    denom = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (a * b).sum(-1) / denom, np.nan)
+
+
+def correlation(prediction, target) -> np.ndarray:
+    """Per-cell Pearson r of ``(C, T)`` arrays."""
+    return _pearson(np.asarray(prediction, np.float64), np.asarray(target, np.float64))
+
+
+def noise_variance(repeats) -> np.ndarray:
+    return np.asarray(repeats, np.float64).var(axis=1, ddof=1).mean(-1)
+
+
+def total_variance(repeats) -> np.ndarray:
+    r = np.asarray(repeats, np.float64)
+    return r.reshape(r.shape[0], -1).var(-1)
+
+
+def explainable_fraction(repeats) -> np.ndarray:
+    total = total_variance(repeats)
+    return (total - noise_variance(repeats)) / total
+
+
+def feve(prediction, repeats) -> np.ndarray:
+    r = np.asarray(repeats, np.float64)
+    mse = ((r - np.asarray(prediction, np.float64)[:, None, :]) ** 2).mean(axis=(1, 2))
+    noise, total = noise_variance(r), total_variance(r)
+    return 1.0 - (mse - noise) / (total - noise)
+
+
+def oracle_correlation(repeats) -> np.ndarray:
+    r = np.asarray(repeats, np.float64)
+    n = r.shape[1]
+    others = (r.sum(1, keepdims=True) - r) / (n - 1)
+    return np.nanmean(_pearson(r, others), axis=1)
+
+
+def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
+                    min_explainable: float = MIN_EXPLAINABLE) -> pd.DataFrame:
+    """One row per cell (index ``cell``): correlation, feve, oracle, explainable_fraction, noise_var, passes."""
+    prediction, repeats = np.asarray(prediction), np.asarray(repeats)
+    if repeats.ndim != 3 or prediction.shape != (repeats.shape[0], repeats.shape[2]):
+        raise ValueError(f"prediction (C, T) and repeats (C, R, T) must agree; got {prediction.shape} and {repeats.shape}")
+    cells = list(cells) if cells is not None else [f"cell{i + 1:02d}" for i in range(len(prediction))]
+    explainable = explainable_fraction(repeats)
+    frame = pd.DataFrame({
+        "correlation": correlation(prediction, repeats.mean(1)),
+        "feve": feve(prediction, repeats),
+        "oracle": oracle_correlation(repeats),
+        "explainable_fraction": explainable,
+        "noise_var": noise_variance(repeats),
+        "passes": explainable >= min_explainable,
+    }, index=pd.Index(cells, name="cell"))
+    return frame
+
+
+def summary(frame: pd.DataFrame) -> dict:
+    """Medians over the cells that pass the explainable-variance filter."""
+    kept = frame[frame["passes"]]
+    return {"median_correlation": float(kept["correlation"].median()) if len(kept) else float("nan"),
+            "median_feve": float(kept["feve"].median()) if len(kept) else float("nan"),
+            "median_oracle": float(kept["oracle"].median()) if len(kept) else float("nan"),
+            "n_cells": int(len(frame)), "n_passing": int(len(kept))}

@@ -1,0 +1,94 @@
+"""Linear-nonlinear (LN) baseline: a low-rank spatiotemporal filter per cell and a fitted softplus.
+
+``rate = alpha * softplus(beta * <k, window> + b)`` with ``k = sum_r temporal_r (40) x spatial_r (50x50)``
+per cell (``rank`` separable components; rank 1-2 is the classic space-time separable LN model).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+import retina
+
+N_FRAMES = 40
+FRAME_SIZE = 50
+
+
+class LowRankFilter(nn.Module):
+    """Per-cell spatiotemporal filter of rank ``rank``: windows (B, 40, 50, 50) -> drive (B, n_cells)."""
+
+    def __init__(self, n_cells: int, rank: int = 2, n_frames: int = N_FRAMES, frame_size: int = FRAME_SIZE):
+        super().__init__()
+        self.n_cells, self.rank, self.n_frames, self.frame_size = n_cells, rank, n_frames, frame_size
+        # Stored scaled by sqrt(size) so that Adam's per-entry steps suit a unit-norm filter of 100k entries.
+        self.spatial_scale, self.temporal_scale = frame_size ** -1.0, n_frames ** -0.5
+        self.spatial = nn.Parameter(torch.randn(n_cells * rank, frame_size * frame_size) * 0.05)
+        self.temporal = nn.Parameter(torch.randn(n_cells * rank, n_frames) * 0.5)
+
+    def weights(self):
+        return self.spatial * self.spatial_scale, self.temporal * self.temporal_scale
+
+    def forward(self, x):
+        if x.dim() != 4 or x.shape[1:] != (self.n_frames, self.frame_size, self.frame_size):
+            raise ValueError(f"expected stimulus windows (batch, {self.n_frames}, {self.frame_size}, {self.frame_size}); "
+                             f"got {tuple(x.shape)}")
+        spatial, temporal = self.weights()
+        projected = x.flatten(2) @ spatial.T  # (B, 40, cells * rank)
+        drive = (projected * temporal.T).sum(1)  # (B, cells * rank)
+        return drive.view(-1, self.n_cells, self.rank).sum(-1)
+
+    def forward_movie(self, movie):
+        """Drive ``(T, n_cells)`` of every window of a contiguous movie ``(T + 39, 50, 50)``."""
+        spatial, temporal = self.weights()
+        projected = movie.flatten(1) @ spatial.T  # (T + 39, cells * rank): each frame projected once
+        drive = (projected.unfold(0, self.n_frames, 1) * temporal).sum(-1)  # (T, cells * rank)
+        return drive.view(-1, self.n_cells, self.rank).sum(-1)
+
+    @torch.no_grad()
+    def init_from_sta(self, sta: torch.Tensor):
+        """Start from the best rank-``rank`` approximation (SVD) of each cell's spike-triggered average,
+        scaled to unit norm (unit drive sd under unit-variance white noise)."""
+        for c in range(self.n_cells):
+            u, s, vh = torch.linalg.svd(sta[c].reshape(self.n_frames, -1), full_matrices=False)
+            s = s[:self.rank] / s[:self.rank].square().sum().sqrt().clamp_min(1e-12)
+            rows = slice(c * self.rank, (c + 1) * self.rank)
+            self.temporal[rows] = (u[:, :self.rank] * s.sqrt()).T / self.temporal_scale
+            self.spatial[rows] = vh[:self.rank] * s.sqrt()[:, None] / self.spatial_scale
+
+    def filters(self) -> torch.Tensor:
+        """The full filters ``(n_cells, 40, 50, 50)``."""
+        spatial, temporal = self.weights()
+        t = temporal.view(self.n_cells, self.rank, self.n_frames)
+        s = spatial.view(self.n_cells, self.rank, self.frame_size, self.frame_size)
+        return torch.einsum("crt,crhw->cthw", t, s)
+
+
+class LN(nn.Module):
+    def __init__(self, n_cells: int = 5, rank: int = 2, n_frames: int = N_FRAMES, frame_size: int = FRAME_SIZE):
+        super().__init__()
+        self.n_cells = n_cells
+        self.filter = LowRankFilter(n_cells, rank, n_frames, frame_size)
+        self.alpha = nn.Parameter(torch.ones(n_cells))
+        self.beta = nn.Parameter(torch.ones(n_cells))
+        self.bias = nn.Parameter(torch.zeros(n_cells))
+
+    def forward(self, x):
+        return self.alpha * F.softplus(self.beta * self.filter(x) + self.bias)
+
+    def init_from_sta(self, sta):
+        self.filter.init_from_sta(sta)
+
+    def forward_movie(self, movie):
+        return self.alpha * F.softplus(self.beta * self.filter.forward_movie(movie) + self.bias)
+
+    @torch.no_grad()
+    def init_from_data(self, mean_rate: torch.Tensor):
+        """Start at the cells' mean rates (``softplus(0) * alpha = mean``), so training starts from the right scale."""
+        self.alpha.copy_(mean_rate.clamp_min(1e-3) / F.softplus(torch.zeros(())))
+
+
+@retina.MODELS.register("ln", description="LN model: rank-2 spatiotemporal filter (40x50x50) per cell + fitted softplus",
+                        family="retina")
+def ln(n_cells: int = 5, **kwargs) -> LN:
+    return LN(n_cells=n_cells, **kwargs)

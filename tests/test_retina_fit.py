@@ -1,0 +1,168 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import retina
+from datasets.retina_h5 import firing_rates, read_experiment, write_experiment
+from datasets.synthetic_retina import generate_recording
+from leaderboard.cli import main as zoo
+from retina.fit import builtin_models, create_model, evaluate, fit, predict
+from retina.metrics import summary
+
+
+def _true_ln_filter():
+    k = np.arange(40)[::-1]  # lag of each window frame (the last frame has lag 0)
+    temporal = (k / 3.0) ** 2 * np.exp(-k / 3.0) - 0.5 * (k / 6.0) ** 2 * np.exp(-k / 6.0)
+    yy, xx = np.mgrid[:50, :50]
+    spatial = np.exp(-((yy - 22) ** 2 + (xx - 27) ** 2) / (2 * 3.0 ** 2))
+    f = temporal[:, None, None] * spatial
+    return (f / np.linalg.norm(f)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def ln_recording(tmp_path_factory):
+    """A known LN cell: rate = 20 * softplus(3 <k, window> - 1) spikes/s, Poisson spikes, 6 test repeats."""
+    rng = np.random.default_rng(0)
+    k = torch.from_numpy(_true_ln_filter())
+
+    def rates(stim):
+        windows = torch.from_numpy(stim).unfold(0, 40, 1).permute(0, 3, 1, 2)
+        drive = torch.cat([(w * k).sum((1, 2, 3)) for w in windows.split(1000)]).numpy()
+        r = 20 * np.log1p(np.exp(3 * drive / 0.5 - 1))
+        return np.concatenate([np.full(39, r.mean()), r])[None].astype(np.float32)
+
+    def checkers(n):  # 5-pixel checkers: 100 independent squares per frame
+        return np.repeat(np.repeat(rng.choice(np.array([-1, 1], np.float32), (n, 10, 10)), 5, 1), 5, 2)
+
+    train_stim, test_stim = checkers(5000), checkers(600)
+    train_counts = rng.poisson(rates(train_stim) / 100).astype(np.float32)
+    test_rate = rates(test_stim)
+    trials = rng.poisson(test_rate[None] / 100, (6,) + test_rate.shape).astype(np.float32)
+    trial_rates = firing_rates(trials)
+    path = write_experiment(
+        tmp_path_factory.mktemp("ln") / "ln.h5",
+        train={"stimulus": train_stim, "time": np.arange(5000) / 100,
+               "response": {**firing_rates(train_counts), "binned": train_counts}},
+        test={"stimulus": test_stim, "time": np.arange(600) / 100,
+              "response": {k: v.mean(0) for k, v in trial_rates.items()} | {"true_rate": test_rate},
+              "repeats": {"cell01": trial_rates["firing_rate_10ms"][:, 0]}})
+    return path
+
+
+def test_ln_recovers_a_known_ln_cell(ln_recording):
+    model = create_model("ln", n_cells=1, rank=1)
+    result = fit(model, ln_recording, epochs=6, batch_size=500, lr=2e-2, progress=False, seed=0)
+    def checker_sums(f):  # what 5-pixel checkers can identify
+        return f.reshape(40, 10, 5, 10, 5).sum((2, 4)).ravel()
+
+    filt = checker_sums(model.filter.filters()[0].detach().numpy())
+    similarity = abs(np.corrcoef(filt, checker_sums(_true_ln_filter()))[0, 1])
+    assert similarity > 0.8
+    frame = evaluate(model, ln_recording)
+    truth = read_experiment(ln_recording, "test").response("true_rate")[:, 39:]
+    # as good as the true rate itself, up to a little
+    assert frame["correlation"].iloc[0] > 0.9 * np.corrcoef(truth[0], read_experiment(
+        ln_recording, "test").repeats[0, :, 39:].mean(0))[0, 1]
+    assert result.best_val_correlation > 0.3 and result.history[-1]["epoch"] == len(result.history) - 1
+
+
+def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_path):
+    def run(out, epochs, resume=True):
+        torch.manual_seed(0)
+        model = create_model("ln", n_cells=1, rank=1)
+        return fit(model, ln_recording, out=out, resume=resume, epochs=epochs, patience=99, progress=False,
+                   max_steps_per_epoch=3, batch_size=300)
+
+    straight = run(tmp_path / "a", 3)
+    run(tmp_path / "b", 2)
+    resumed = run(tmp_path / "b", 3)
+    assert [h["val_correlation"] for h in resumed.history] == pytest.approx([h["val_correlation"] for h in straight.history])
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert not list((tmp_path / "b").glob("*.tmp*"))  # atomic writes leave no partial files
+    saved = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert len(saved["history"]) == 3
+
+
+def test_early_stopping_and_windows_batching(ln_recording):
+    model = create_model("ln", n_cells=1, rank=1)
+    result = fit(model, ln_recording, epochs=20, lr=0.0, l1=0, l2=0, patience=2, progress=False,
+                 max_steps_per_epoch=1)
+    assert len(result.history) == 3 and result.best_epoch == 0  # no improvement after the first epoch
+    # the plain-window path (for models without forward_movie) agrees with the movie path
+    stim = read_experiment(ln_recording, "test").stimulus[:200]
+    windows = torch.from_numpy(stim).unfold(0, 40, 1).permute(0, 3, 1, 2)
+    np.testing.assert_allclose(predict(model, stim), model(windows).detach().numpy().T, rtol=1e-4, atol=1e-3)
+    result = fit(model, ln_recording, epochs=1, batching="windows", batch_size=256, max_steps_per_epoch=2, progress=False)
+    assert np.isfinite(result.history[0]["train_loss"])
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return generate_recording(tmp_path_factory.mktemp("gt") / "whitenoise.h5", "whitenoise", n_train=8000, n_test=1000,
+                              n_repeats=8)
+
+
+def test_ln_on_ground_truth_is_clearly_below_oracle(embedded):
+    """The LN baseline on the embedded circuit: the numbers the CNN-beats-LN test compares against."""
+    torch.manual_seed(0)
+    model = create_model("ln", n_cells=12)
+    fit(model, embedded, epochs=6, progress=False)
+    stats = summary(evaluate(model, embedded))
+    print("LN on embedded whitenoise:", stats)
+    assert stats["n_passing"] == 12
+    assert 0.3 < stats["median_correlation"] < stats["median_oracle"] - 0.1
+    assert stats["median_feve"] < 0.75
+
+
+def test_glm_fits_with_spike_history(embedded):
+    torch.manual_seed(0)
+    model = create_model("glm", n_cells=12)
+    result = fit(model, embedded, epochs=3, progress=False)
+    assert result.config.response == "binned"
+    stats = summary(evaluate(model, embedded, n_samples=5))
+    print("GLM on embedded whitenoise:", stats)
+    assert 0.2 < stats["median_correlation"] < stats["median_oracle"]
+    assert model.post_spike.shape == (12, 20) and model.post_spike.abs().sum() > 0
+
+
+def test_registry_and_cli(embedded, tmp_path, capsys):
+    assert {"ln", "glm"} <= set(builtin_models())
+    assert retina.MODELS.get("ln").tags["family"] == "retina"
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(embedded), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "median held-out r" in printed and "cell12" in printed
+    record = json.loads((out / "summary.json").read_text())
+    assert record["provenance"]["data_sha256"] and record["provenance"]["seed"] == 0
+    assert (out / "heldout_metrics.csv").read_text().startswith("cell,correlation")
+    assert zoo(["fit", "nope", "--data", str(embedded)]) == 2
+    assert "unknown retina model 'nope'" in capsys.readouterr().err
+    assert zoo(["fit", "ln", "--data", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
+    import benchmarks
+    import benchmarks.retina  # noqa: F401  (registers the retina benchmarks)
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    names = benchmarks.list_benchmarks()
+    assert {"retina_embedded.whitenoise-heldout", "retina_embedded.naturalscene-heldout"} <= set(names)
+    bench = benchmarks.load("retina_embedded.naturalscene-heldout", sizes={"n_train": 2500, "n_test": 400, "n_repeats": 5},
+                            fit_settings={"epochs": 2})
+    score = bench.score("ln", progress=False)
+    frame = score.frame()
+    assert len(frame) == 12 and set(frame.columns) >= {"cell", "correlation", "feve", "oracle", "passes"}
+    kept = frame[frame["passes"]]
+    assert score.value == pytest.approx(kept["correlation"].median())
+    assert score.ceiling == pytest.approx(kept["oracle"].median()) and score.value < score.ceiling
+    p = score.provenance
+    assert p["data_sha256"] and p["seed"] == 0 and p["settings"]["epochs"] == 2 and p["model"] == "ln"
+    record = score.to_record("ln", bench.identifier)
+    assert record.data_sha256 == p["data_sha256"]
+    # a second score loads the finished fit instead of training again
+    again = bench.score("ln", progress=False)
+    assert again.value == pytest.approx(score.value)
+    assert again.provenance["duration_s"] < p["duration_s"]

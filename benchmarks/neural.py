@@ -68,6 +68,9 @@ class NeuralBenchmark:
     def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
         if layers:
             return list(layers)
+        names = list(getattr(model, "layer_names", ()))
+        if self.region in names:  # models with area-named layers (the embedded teacher, CORnet-like)
+            return [self.region]
         if is_convrnn(model):
             if self.region not in CONVRNN_REGION_LAYERS:
                 raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
@@ -160,9 +163,12 @@ def _recording(dataset: str, **kwargs):
 _RECORDINGS: dict = {}
 
 
-def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: int = 224, temporal: str = "span",
+def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: Optional[int] = 224, temporal: str = "span",
                       load_kwargs: Optional[dict] = None, description: str = "") -> NeuralBenchmark:
-    """A :class:`NeuralBenchmark` on a registered data set (assembly + stimulus set with images)."""
+    """A :class:`NeuralBenchmark` on a registered data set (assembly + stimulus set with images).
+
+    ``image_size``: images are resized to it (224: ImageNet models); None keeps the stimulus set's own size.
+    """
     from benchmarks.extraction.images import load_stimulus_set
 
     load_kwargs = load_kwargs or {}

@@ -8,6 +8,7 @@ def register(registry) -> None:
             from benchmarks.neural import dataset_benchmark
 
             return dataset_benchmark(f"ventral_embedded.{region}-temporal", f"ventral_embedded.{region}", region,
+                                     image_size=None,  # the rendered 64x64 images, as the teacher saw them
                                      description=f"embedded {region} data, span-time PLS per 10 ms bin, split-half ceiling")
         return build
 

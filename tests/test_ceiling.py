@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from benchmarks.metrics import internal_consistency, normalize, spearman_brown
+from benchmarks.metrics.ceiling import summarize
 from benchmarks.synthetic import expected_ceiling, synthetic_assembly
 from datasets.errors import DataError
 
@@ -37,6 +38,10 @@ def test_spearman_brown_and_normalisation_conventions():
     assert spearman_brown(0.5, n=3) == pytest.approx(0.75)
     assert normalize(0.6, 0.36) == pytest.approx(1.0)  # r = sqrt(c): at the ceiling
     assert normalize(0.3, 0.36) == pytest.approx(0.25)
+    assert normalize(-0.3, 0.36) == pytest.approx(-0.25)  # the sign of r is kept
+    # over bins: ceiling-weighted, so a bin without signal (c ~ 0) cannot blow up the mean
+    assert summarize([0.6, 0.01], [0.36, 1e-4]) == pytest.approx((0.36 + 1e-4) / (0.36 + 1e-4))
+    assert summarize([0.3, 0.3, 0.5], [0.36, -0.1, 0.5]) == pytest.approx((0.09 + 0.25) / 0.86)
     assert normalize(0.3, 0.6, convention="pre-2026") == pytest.approx(0.25)
     assert np.isnan(normalize(0.3, 0.0))
     with pytest.raises(ValueError):

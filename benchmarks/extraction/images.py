@@ -1,7 +1,7 @@
 """Images of a stimulus set as a normalised tensor for a model."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -23,16 +23,25 @@ def to_tensor(pixels: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Se
     return (tensor - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def load_stimulus_set(stimulus_set, image_size: int = 224) -> Stimuli:
-    """Read every image of a ``datasets.stimuli.StimulusSet`` (RGB, resized to ``image_size``), ImageNet-normalised."""
+def load_stimulus_set(stimulus_set, image_size: Optional[int] = 224) -> Stimuli:
+    """Read every image of a ``datasets.stimuli.StimulusSet`` (RGB, resized to ``image_size``; None: the size of
+    the first image, which all must share), ImageNet-normalised."""
     from PIL import Image
 
     if not getattr(stimulus_set, "has_images", True):
         raise DataError(f"stimulus set {getattr(stimulus_set, 'identifier', '?')!r} has no images")
     ids = [str(i) for i in stimulus_set["stimulus_id"]]
-    pixels = np.empty((len(ids), image_size, image_size, 3), dtype=np.uint8)
+    pixels = None
     for i, stimulus_id in enumerate(ids):
         with Image.open(stimulus_set.get_stimulus(stimulus_id)) as image:
-            pixels[i] = np.asarray(image.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
+            image = image.convert("RGB")
+            size = (image_size, image_size) if image_size else image.size
+            if pixels is None:
+                pixels = np.empty((len(ids), size[1], size[0], 3), dtype=np.uint8)
+            if image.size != size:
+                if not image_size:
+                    raise DataError(f"stimulus {stimulus_id}: image size {image.size} differs from {size}; pass image_size")
+                image = image.resize(size, Image.BILINEAR)
+            pixels[i] = np.asarray(image)
     objects = np.asarray(stimulus_set["object_name"]).astype(str) if "object_name" in stimulus_set.columns else None
     return Stimuli(ids, to_tensor(pixels), objects)

@@ -15,7 +15,11 @@ and the noiseless signal. A model that predicts the signal perfectly therefore r
 
 Normalised score (used here): ``r**2 / c``, where ``r`` is the model's cross-validated Pearson r
 (median over neuroids, mean over splits) and ``c`` the ceiling above, per time bin; the quantity squared
-is the model's r, never the ceiling. A model at the noise ceiling scores 1. This is Brain-Score's
+is the model's r, never the ceiling, and its sign is kept (``sign(r) r**2``: an anti-correlated
+prediction scores below zero, not above). A model at the noise ceiling scores 1. Over time bins the
+summary is ``sum_t sign(r_t) r_t**2 / sum_t c_t`` -- the ceiling-weighted mean of the per-bin scores --
+so bins where the data carry no reliable signal (``c_t`` near 0, where the per-bin ratio is noise over
+noise) neither dominate the mean nor need an arbitrary cut-off; bins with ``c_t <= 0`` are left out. This is Brain-Score's
 convention from January 2026 on (REFERENCE.md). Until then it was ``(r / c)**2``: the ratio of the raw
 r to the same ceiling ``c`` (treated as if it were in r units), squared. With ``c < 1`` that ratio is
 larger than ``r**2 / c`` (by a factor ``1 / c``), so the two are not comparable; :func:`normalize` offers
@@ -78,14 +82,14 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
 def normalize(r, ceiling, convention: str = "r2/ceiling"):
     """Normalised score from a raw Pearson ``r`` and a Spearman-Brown ceiling ``c`` (arrays broadcast).
 
-    ``"r2/ceiling"`` (default, current Brain-Score): ``r**2 / c``. ``"pre-2026"``: ``(r / c)**2``.
+    ``"r2/ceiling"`` (default, current Brain-Score): ``sign(r) r**2 / c``. ``"pre-2026"``: ``(r / c)**2``.
     A non-positive ceiling gives NaN (the data carry no reliable signal in that bin).
     """
     r = np.asarray(r, dtype=np.float64)
     c = np.asarray(ceiling, dtype=np.float64)
     safe = np.where(c > 0, c, np.nan)
     if convention == "r2/ceiling":
-        return r ** 2 / safe
+        return np.sign(r) * r ** 2 / safe
     if convention == "pre-2026":
         return (r / safe) ** 2
     raise ValueError(f"unknown convention {convention!r}; expected 'r2/ceiling' or 'pre-2026'")
@@ -93,3 +97,16 @@ def normalize(r, ceiling, convention: str = "r2/ceiling"):
 
 def ceiling_from(assembly: xr.DataArray, ceiling: Optional[Ceiling]) -> Ceiling:
     return ceiling if ceiling is not None else internal_consistency(assembly)
+
+
+def summarize(r_per_bin, ceiling_per_bin, convention: str = "r2/ceiling") -> float:
+    """One number over time bins: ceiling-weighted mean ``sum sign(r) r^2 / sum c`` (bins with c > 0);
+    for ``"pre-2026"`` the plain mean of the per-bin scores."""
+    r = np.asarray(r_per_bin, dtype=np.float64)
+    c = np.asarray(ceiling_per_bin, dtype=np.float64)
+    if convention == "pre-2026":
+        return float(np.nanmean(normalize(r, c, convention)))
+    keep = (c > 0) & np.isfinite(r)
+    if not keep.any():
+        return float("nan")
+    return float(np.sum(np.sign(r[keep]) * r[keep] ** 2) / np.sum(c[keep]))

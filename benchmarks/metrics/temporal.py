@@ -8,8 +8,9 @@ Two temporal variants (REFERENCE.md section 3):
 * ``"per_bin"``: an independent mapping per time bin.
 
 Per split and bin: Pearson r per neuroid across the held-out stimuli, median over neuroids. Per bin:
-mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean over
-bins (of the normalised per-bin scores when a ceiling is given, see :mod:`benchmarks.metrics.ceiling`).
+mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean raw r
+over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
+(:func:`benchmarks.metrics.ceiling.summarize`).
 Repetitions are averaged per stimulus before fitting; splits are drawn over the stimuli sorted by
 stimulus_id, stratified on object_name.
 """
@@ -22,7 +23,7 @@ import numpy as np
 import xarray as xr
 
 from benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
-from benchmarks.metrics.ceiling import Ceiling, normalize
+from benchmarks.metrics.ceiling import Ceiling, normalize, summarize
 from benchmarks.metrics.correlation import pearson_columns
 from benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
 from datasets.errors import DataError
@@ -64,11 +65,18 @@ class TemporalScore:
 
     @property
     def value(self) -> float:
-        return float(np.nanmean(self.per_bin))
+        """Mean raw r over bins, or with a ceiling the ceiling-weighted normalised score (see ``ceiling.summarize``)."""
+        if self.ceiling is None:
+            return float(np.nanmean(self.raw_per_bin))
+        return summarize(self.raw_per_bin, self.ceiling.per_bin, self.convention)
 
     @property
     def error(self) -> float:
-        return float(np.nanstd(np.nanmean(self.per_split_values, axis=1)) / np.sqrt(self.n_splits))
+        if self.ceiling is None:
+            per_split = np.nanmean(self.raw_per_split, axis=1)
+        else:
+            per_split = np.array([summarize(r, self.ceiling.per_bin, self.convention) for r in self.raw_per_split])
+        return float(np.nanstd(per_split) / np.sqrt(self.n_splits))
 
     @property
     def error_per_bin(self) -> np.ndarray:

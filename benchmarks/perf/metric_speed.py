@@ -40,8 +40,24 @@ import numpy as np
 d = np.load(sys.argv[1])
 coords = lambda: dict(stimulus_id=('presentation', d['stimulus_id']), object_name=('presentation', d['object_name']),
                       time_bin_start=('time_bin', d['time_bin_start']), time_bin_end=('time_bin', d['time_bin_end']))
-def report(seconds, per_bin, method):
+def cpu_seconds():
+    # this process, its worker processes still alive (Brain-Score's joblib/loky pool) and reaped children
+    total = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                for f in ('ru_utime', 'ru_stime'))
+    try:
+        import psutil
+        for child in psutil.Process().children(recursive=True):
+            try:
+                times = child.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+    except ImportError:
+        pass
+    return total
+def report(seconds, per_bin, method, cpu_start):
     print('RESULT ' + json.dumps(dict(seconds=seconds, per_bin=[float(v) for v in per_bin], method=method,
+                                      cpu_s=cpu_seconds() - cpu_start,
                                       maxrss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)))
 """
 
@@ -51,9 +67,9 @@ from benchmarks.metrics import regression_score
 dims = ('presentation', 'neuroid', 'time_bin')
 target = xr.DataArray(d['target'], dims=dims, coords={**coords(), 'neuroid_id': ('neuroid', d['neuroid_id'])})
 features = xr.DataArray(d['features'], dims=dims, coords={**coords(), 'neuroid_id': ('neuroid', np.arange(d['features'].shape[1]))})
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), cpu_seconds()
 score = regression_score(features, target, mapping='pls', temporal='span', n_components=25)
-report(time.perf_counter() - start, score.raw_per_bin, 'neurozoo exact moment-space PLS')
+report(time.perf_counter() - start, score.raw_per_bin, 'neurozoo exact moment-space PLS', cpu_start)
 """
 
 BRAINSCORE = LOAD + """
@@ -69,11 +85,11 @@ features = NeuroidAssembly(d['features'], dims=dims, coords={**coords(),
     'layer': ('neuroid', ['layer'] * d['features'].shape[1])})
 metric = SpanTimeCrossRegressedCorrelation(regression=pls_regression(), correlation=pearsonr_correlation(),
                                            crossvalidation_kwargs=dict(splits=int(sys.argv[2])))
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), cpu_seconds()
 score = metric(features, target)
 seconds = time.perf_counter() - start
 per_bin = score.sortby('time_bin_start').values if 'time_bin' in score.dims else np.atleast_1d(score.values)
-report(seconds, per_bin, 'brainscore-vision SpanTimeCrossRegressedCorrelation (PyPI)')
+report(seconds, per_bin, 'brainscore-vision SpanTimeCrossRegressedCorrelation (PyPI)', cpu_start)
 """
 
 SKLEARN = LOAD + """
@@ -88,7 +104,7 @@ order = np.argsort(d['stimulus_id'])
 X, Y, objects = X[order], Y[order], d['object_name'][order]
 splitter = StratifiedShuffleSplit(n_splits=int(sys.argv[2]), train_size=0.9, random_state=1)
 stack = lambda A: np.moveaxis(A, 2, 0).reshape(-1, A.shape[1])
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), cpu_seconds()
 scores = []
 for train, test in splitter.split(np.zeros(len(Y)), objects):
     pls = PLSRegression(n_components=25, scale=False).fit(stack(X[train]), stack(Y[train]))
@@ -98,7 +114,8 @@ for train, test in splitter.split(np.zeros(len(Y)), objects):
         r = [np.corrcoef(prediction[:, n], Y[test][:, n, t])[0, 1] for n in range(Y.shape[1])]
         per_bin.append(np.median(r))
     scores.append(per_bin)
-report(time.perf_counter() - start, np.mean(scores, 0), 'sklearn PLSRegression re-implementation (brainscore-vision unavailable)')
+report(time.perf_counter() - start, np.mean(scores, 0), 'sklearn PLSRegression re-implementation (brainscore-vision unavailable)',
+       cpu_start)
 """
 
 
@@ -172,7 +189,8 @@ def main(argv=None) -> int:
         data = os.path.join(folder, "inputs.npz")
         np.savez(data, **synthetic_inputs(args))
         ours = run_child(sys.executable, OURS, data, args.splits, env={"PYTHONPATH": str(REPO)})
-        print(f"neurozoo:   {ours['seconds']:8.2f} s   peak RSS {ours['maxrss_mb']:7.0f} MB", flush=True)
+        print(f"neurozoo:   {ours['seconds']:8.2f} s wall {ours['cpu_s']:8.1f} s CPU   peak RSS {ours['maxrss_mb']:7.0f} MB",
+              flush=True)
         baseline = None
         if args.baseline == "brainscore":
             try:
@@ -189,10 +207,11 @@ def main(argv=None) -> int:
                     subprocess.run(["rm", "-rf", str(args.venv)])
         if baseline is None:
             baseline = run_child(sys.executable, SKLEARN, data, args.splits)
-    print(f"baseline:   {baseline['seconds']:8.2f} s   peak RSS {baseline['maxrss_mb']:7.0f} MB   [{baseline['method']}]")
+    print(f"baseline:   {baseline['seconds']:8.2f} s wall {baseline['cpu_s']:8.1f} s CPU   peak RSS "
+          f"{baseline['maxrss_mb']:7.0f} MB   [{baseline['method']}]")
     ours_bins, base_bins = np.array(ours["per_bin"]), np.array(baseline["per_bin"])
-    print(f"speed-up:   {baseline['seconds'] / ours['seconds']:8.1f} x   memory ratio "
-          f"{baseline['maxrss_mb'] / ours['maxrss_mb']:.2f}")
+    print(f"speed-up:   {baseline['seconds'] / ours['seconds']:8.1f} x wall   {baseline['cpu_s'] / ours['cpu_s']:8.1f} x CPU   "
+          f"memory ratio {baseline['maxrss_mb'] / ours['maxrss_mb']:.2f}")
     print(f"score (mean over bins of median-neuroid r): neurozoo {ours_bins.mean():.6f}  baseline {base_bins.mean():.6f}  "
           f"|diff| {abs(ours_bins.mean() - base_bins.mean()):.2e}")
     if ours_bins.shape == base_bins.shape:

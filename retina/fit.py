@@ -9,7 +9,8 @@ Interface (stable; other modules build on it):
   (then ``history=`` ``(B, n_cells, H)`` binned counts of the ``H = model.history`` frames before the
   target are passed, and ``forward_movie(movie, history=...)``), ``init_from_data(mean_rate (n_cells,))``
   (called once before training), ``init_from_sta(sta (n_cells, 40, 50, 50))`` (the spike-triggered
-  average of the training split, before ``init_from_data``), ``predict_movie`` (GLM: autoregressive held-out prediction).
+  average of the training split, before ``init_from_data``), ``param_groups(lr)`` (Adam parameter
+  groups), ``predict_movie`` (GLM: autoregressive held-out prediction).
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
   (parameters with ndim > 1) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on
@@ -227,7 +228,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     torch.manual_seed(config.seed)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else model.parameters()
+    optimizer = torch.optim.Adam(groups, lr=config.lr)
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
     if checkpoint is not None:

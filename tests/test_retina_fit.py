@@ -109,7 +109,7 @@ def test_ln_on_ground_truth_is_clearly_below_oracle(embedded):
     """The LN baseline on the embedded circuit: the numbers the CNN-beats-LN test compares against."""
     torch.manual_seed(0)
     model = create_model("ln", n_cells=12)
-    fit(model, embedded, epochs=6, progress=False)
+    fit(model, embedded, epochs=5, progress=False)
     stats = summary(evaluate(model, embedded))
     print("LN on embedded whitenoise:", stats)
     assert stats["n_passing"] == 12
@@ -120,7 +120,7 @@ def test_ln_on_ground_truth_is_clearly_below_oracle(embedded):
 def test_glm_fits_with_spike_history(embedded):
     torch.manual_seed(0)
     model = create_model("glm", n_cells=12)
-    result = fit(model, embedded, epochs=3, progress=False)
+    result = fit(model, embedded, epochs=2, progress=False)
     assert result.config.response == "binned"
     stats = summary(evaluate(model, embedded, n_samples=5))
     print("GLM on embedded whitenoise:", stats)
@@ -128,7 +128,8 @@ def test_glm_fits_with_spike_history(embedded):
     assert model.post_spike.shape == (12, 20) and model.post_spike.abs().sum() > 0
 
 
-def test_registry_and_cli(embedded, tmp_path, capsys):
+def test_registry_and_cli(tmp_path, capsys):
+    embedded = generate_recording(tmp_path / "small.h5", "whitenoise", n_train=2000, n_test=300, n_repeats=4)
     assert {"ln", "glm"} <= set(builtin_models())
     assert retina.MODELS.get("ln").tags["family"] == "retina"
     out = tmp_path / "fit"

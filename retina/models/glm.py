@@ -40,15 +40,26 @@ class GLM(nn.Module):
     def forward(self, x, history=None):
         return torch.exp(self.log_rate(self.filter(x), history))
 
+    @torch.no_grad()
     def init_from_sta(self, sta):
+        """The rank-``rank`` SVD of the spike-triggered average, at norm 0.5 (drive sd 0.5 under white noise)."""
         self.filter.init_from_sta(sta)
+        self.filter.spatial.mul_(0.5 ** 0.5)
+        self.filter.temporal.mul_(0.5 ** 0.5)
+
+    def param_groups(self, lr: float):
+        """Adam groups: the stimulus filter at ``lr``, the intercept and post-spike filter 10x faster, so
+        the mean rate keeps up with the filter (with the exponential link it depends on both)."""
+        return [{"params": list(self.filter.parameters()), "lr": lr},
+                {"params": [self.bias, self.post_spike], "lr": 10 * lr}]
 
     def forward_movie(self, movie, history=None):
         return torch.exp(self.log_rate(self.filter.forward_movie(movie), history))
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):
-        self.bias.copy_(mean_rate.clamp_min(1e-3).log())
+        # E[exp(drive)] = exp(sd^2 / 2) for a Gaussian drive of sd 0.5 (the STA start)
+        self.bias.copy_(mean_rate.clamp_min(1e-3).log() - 0.125)
 
     @torch.no_grad()
     def predict_movie(self, windows_drive: torch.Tensor, n_samples: int = 20, frame_rate: float = 100.0,

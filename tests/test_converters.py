@@ -1,4 +1,5 @@
 """Converters on the real published files, checked against independent computations from the raw files."""
+import os
 import zipfile
 
 import numpy as np
@@ -14,13 +15,21 @@ from datasets.errors import DataError
 
 
 @pytest.fixture(scope="module")
-def cowley(request):
+def module_cache(tmp_path_factory):
+    """Module fixtures run before conftest's per-test cache fixture: point them at the same session cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
+        yield
+
+
+@pytest.fixture(scope="module")
+def cowley(request, module_cache):
     shared = request.getfixturevalue("shared_data")
     return datasets.DATASETS.create("cowley2023.v4_210325"), shared / "v4_cowley2023"
 
 
 @pytest.fixture(scope="module")
-def zhang(request):
+def zhang(request, module_cache):
     shared = request.getfixturevalue("shared_data")
     return datasets.DATASETS.create("zhang_desimone2011.it"), shared / "it_zhang_desimone2011"
 

@@ -236,6 +236,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
     if checkpoint is not None and resume and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        if saved.get("model_class") != type(model).__name__:
+            raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
+                            "use another output folder or start afresh (resume=False / --no-resume)")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state.update({k: saved[k] for k in state})
@@ -297,9 +300,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
                        time.perf_counter() - started)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
-        (Path(out) / "history.json").write_text(json.dumps({"config": asdict(config), "history": state["history"],
-                                                            "best_epoch": state["best_epoch"],
-                                                            "best_val_correlation": result.best_val_correlation}, indent=1))
+        tmp = Path(out) / f"history.json.tmp{os.getpid()}"
+        tmp.write_text(json.dumps({"config": asdict(config), "history": state["history"], "best_epoch": state["best_epoch"],
+                                   "best_val_correlation": result.best_val_correlation}, indent=1))
+        os.replace(tmp, Path(out) / "history.json")
     return result
 
 

@@ -167,3 +167,11 @@ def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
     again = bench.score("ln", progress=False)
     assert again.value == pytest.approx(score.value)
     assert again.provenance["duration_s"] < p["duration_s"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
+    from datasets.errors import DataError
+
+    fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
+    with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):
+        fit(create_model("glm", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False)

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
 COMMAND_MODULES = ("datasets.cli", "convrnn.cli", "convrnn.search.cli", "retina.cli", "benchmarks.cli",
-                   "leaderboard.commands")
+                   "leaderboard.commands", "leaderboard.run_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

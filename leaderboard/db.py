@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -126,8 +127,17 @@ class LeaderboardDB(ResultsStore):
     """The results store plus the leaderboard's tables and the job queue."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
         url = url or default_url()
-        super().__init__(url, echo=echo)
+        for attempt in range(5):  # two processes creating the schema at once: the loser retries
+            try:
+                super().__init__(url, echo=echo)
+                break
+            except (OperationalError, ProgrammingError) as error:
+                if "already exists" not in str(error) or attempt == 4:
+                    raise
+                time.sleep(0.2)
         if self.engine.dialect.name == "sqlite":
             from sqlalchemy import event
 

@@ -1,0 +1,44 @@
+"""Jinja2 rendering shared by the web app and the static report (templates and assets ship in the package)."""
+from __future__ import annotations
+
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES, STATIC = HERE / "templates", HERE / "static"
+
+
+@lru_cache(maxsize=1)
+def environment():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+
+
+def render(template: str, **context) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def safe_name(model: str) -> str:
+    return quote(model, safe="")
+
+
+def write_report(db, folder) -> Path:
+    """A static copy of the site: ``index.html``, ``models/<model>.html`` and ``static/``; returns index.html."""
+    from leaderboard.views import board, model_page
+
+    folder = Path(folder)
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
+    context = board(db)
+    link: Callable[[str], str] = lambda m: f"models/{safe_name(safe_name(m))}.html"
+    index = folder / "index.html"
+    index.write_text(render("index.html", static="static", home="index.html", model_link=link, **context))
+    for row in context["rows"]:
+        page = model_page(db, row["model"])
+        (folder / "models" / f"{safe_name(row['model'])}.html").write_text(
+            render("model.html", static="../static", home="../index.html", **page))
+    return index

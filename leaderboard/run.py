@@ -1,0 +1,66 @@
+"""The main job, ``zoo run``: queue the built-in zoo on the default benchmarks, score what is not done yet,
+write the leaderboard database and a static HTML report, print the ranking."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+
+def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None,
+            benchmark_names: Optional[Sequence[str]] = None, device: str = "cpu", width_multiplier: float = 0.125,
+            max_features: int = 200, checkpoints: Optional[Dict[str, str]] = None, report: Optional[Path] = None,
+            lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print) -> Dict:
+    from leaderboard.db import LeaderboardDB
+    from leaderboard.render import write_report
+    from leaderboard.scorer import release_dead_workers, work
+    from leaderboard.zoo import score_spec, zoo_specs
+
+    db = LeaderboardDB(db_url)
+    specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints)
+    ids = [db.enqueue(spec_name(s), s["benchmark"], s) for s in specs]
+    if retry_failed:
+        db.requeue_failed(ids)
+    released = release_dead_workers(db)
+    jobs = db.jobs(ids=ids)
+    done_before = sum(j["status"] == "done" for j in jobs)
+    echo(f"zoo run: {len(ids)} jobs ({done_before} already done, reused), database {db.url}")
+    if released:
+        echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
+    for note in skipped:
+        echo(f"skipped: {note}")
+    counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
+                  progress=progress)
+    failed = [j for j in db.jobs(ids=ids) if j["status"] == "failed"]
+    for job in failed:
+        echo(f"FAILED {job['model']} on {job['benchmark']}: {job['error']}")
+    report = Path(report) if report else Path(db_path_folder(db.url)) / "leaderboard_report"
+    index = write_report(db, report)
+    echo(format_ranking(db))
+    echo(f"report: {index}")
+    return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
+
+
+def spec_name(spec) -> str:
+    from leaderboard.zoo import display_name
+
+    return display_name(spec)
+
+
+def db_path_folder(url: str) -> str:
+    from benchmarks.paths import home
+
+    if url.startswith("sqlite:///"):
+        return str(Path(url[len("sqlite:///"):]).parent)
+    return str(home())
+
+
+def format_ranking(db) -> str:
+    from leaderboard.commands import format_table
+    from leaderboard.views import board
+
+    context = board(db)
+    regions = [name for name, depth, leaf in context["columns"] if depth <= 2 and not leaf]
+    fmt = lambda node: "-" if node[0] is None else f"{node[0]:.3f} ({node[1]}/{node[2]})"
+    rows = [(row["rank"] or "-", row["model"], fmt(row["nodes"]["overall"]),
+             *[fmt(row["nodes"][r]) for r in regions], row.get("weights") or "") for row in context["rows"]]
+    return format_table(("rank", "model", "overall", *regions, "weights"), rows)

@@ -1,0 +1,77 @@
+"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create``, ``zoo submit``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="score the built-in zoo on the default benchmarks, write the leaderboard",
+                       description="Queue every registered model on every default (embedded-data) benchmark, score "
+                                   "the jobs not done yet (finished results are reused, keyed by model, benchmark and "
+                                   "settings hash), write the database and a static HTML report, print the ranking. "
+                                   "ConvRNNs are untrained (random weights) unless --checkpoint is given.")
+    p.add_argument("--models", help="comma-separated model names (default: all registered)")
+    p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/leaderboard.sqlite)")
+    p.add_argument("--width-multiplier", type=float, default=0.125, help="ConvRNN width (default 0.125, CPU-friendly)")
+    p.add_argument("--max-features", type=int, default=200, help="random-projection features per layer")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                   help="trained weights for a model (repeatable)")
+    p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
+    p.add_argument("--lease", type=float, default=60.0, help="job lease in seconds (renewed by heartbeats)")
+    p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("serve", help="serve the leaderboard web app")
+    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/leaderboard.sqlite)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("token", help="manage submission tokens")
+    tsub = p.add_subparsers(dest="token_command", required=True)
+    c = tsub.add_parser("create", help="create a token for USER (printed once; only its hash is stored)")
+    c.add_argument("user")
+    c.add_argument("--db")
+    c.set_defaults(handler=_token_create)
+
+
+def _split(value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _run(args) -> int:
+    from datasets.errors import UserFacingError
+    from leaderboard.run import run_zoo
+
+    checkpoints = {}
+    for item in args.checkpoint:
+        model, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            raise UserFacingError(f"--checkpoint {item!r}: expected MODEL=PATH to an existing file")
+        checkpoints[model] = path
+    result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
+                     args.max_features, checkpoints, args.report, args.lease, args.retry_failed,
+                     progress=not args.no_progress)
+    return 1 if result["failed"] else 0
+
+
+def _serve(args) -> int:
+    import uvicorn
+
+    from leaderboard.web import create_app
+
+    uvicorn.run(create_app(args.db, args.submissions), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _token_create(args) -> int:
+    from leaderboard.db import LeaderboardDB
+
+    token = LeaderboardDB(args.db).create_token(args.user)
+    print(token)
+    return 0

@@ -1,0 +1,104 @@
+"""The scorer: claims jobs from the queue, keeps their leases alive, stores each score in one transaction.
+
+A job's result is stored by :meth:`LeaderboardDB.finish` together with its ``done`` status, or the job is
+marked ``failed`` with the reason; nothing in between ever reaches the database. A scorer that is killed
+leaves its job ``running``; :func:`release_dead_workers` (called at start-up) hands jobs of dead processes on
+this host back at once, and jobs of other hosts come back when their lease expires.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Callable, Dict, Iterable, List, Optional
+
+from leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
+
+
+class Heartbeat:
+    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread."""
+
+    def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float):
+        self.db, self.job_id, self.worker, self.lease_s = db, job_id, worker, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                self.db.heartbeat(self.job_id, self.worker, self.lease_s)
+            except Exception:  # a transient database error must not kill the job; the lease just ages
+                pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_dead_workers(db: LeaderboardDB) -> List[int]:
+    """Expire the leases of running jobs whose worker process on this host no longer exists."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from leaderboard.db import JobRow
+
+    host = socket.gethostname()
+    released = []
+    for job in db.jobs(status=RUNNING):
+        worker = job["worker"] or ""
+        name, _, pid = worker.rpartition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            with Session(db.engine) as session, session.begin():
+                session.execute(update(JobRow).where(JobRow.id == job["id"], JobRow.worker == worker,
+                                                     JobRow.status == RUNNING).values(lease_until=now()))
+            released.append(job["id"])
+    return released
+
+
+def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterable[int]] = None,
+         lease_s: float = 60.0, max_attempts: int = 3, progress: bool = True, worker: Optional[str] = None) -> Dict[str, int]:
+    """Run queued jobs (all, or ``ids``) until none is left; ``score(job) -> (record, hidden record or None)``."""
+    from tqdm.auto import tqdm
+
+    worker = worker or worker_id()
+    ids = None if ids is None else list(ids)
+    pending = [j for j in db.jobs(ids=ids) if j["status"] in ("queued", RUNNING)]
+    counts = {"done": 0, "failed": 0}
+    bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not progress)
+    while (job := db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)) is not None:
+        bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
+        started = time.perf_counter()
+        with Heartbeat(db, job["id"], worker, lease_s):
+            try:
+                record, hidden = score(job)
+            except Exception as error:
+                reason = f"{type(error).__name__}: {error}"
+                if not getattr(error, "user_facing", False) and not reason.strip():
+                    reason = traceback.format_exc(limit=3)
+                db.fail(job["id"], worker, reason)
+                counts["failed"] += 1
+                bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                bar.update()
+                continue
+        record.duration_s = time.perf_counter() - started
+        stored = db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
+        counts["done" if stored else "failed"] += 1
+        bar.update()
+    bar.close()
+    return counts

@@ -1,0 +1,227 @@
+"""The built-in zoo as job specs, and the function that scores one spec.
+
+A *spec* is a JSON-able dict holding everything that determines a score (model family and name, overrides,
+checkpoint checksum, benchmark, extraction settings, split seed); its sha256 keys the job, so a result is
+reused exactly when nothing that could change it has changed.
+
+CPU-friendly default: ConvRNNs are built with ``width_multiplier=0.125`` (1/8 of the channels; the timm-backed
+``rgc_resnet18`` has no width multiplier and runs at full width) and scored on the embedded 64x64 stimuli
+with 200 random-projection features per layer. Without ``--checkpoint`` they are **untrained, random
+weights** -- a legitimate baseline that says how much of a score the architecture alone earns.
+
+Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
+(V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.
+
+Hidden split: every image benchmark splits its stimuli, seeded and stratified by object, into a *public*
+half and a *hidden* half. Both are scored with the same features; the leaderboard shows the hidden-half
+score; a submitter gets back only the public-half score, so nobody can tune on the numbers that rank them.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from benchmarks.records import ScoreRecord
+
+DEFAULT_WIDTH = 0.125
+DEFAULT_MAX_FEATURES = 200
+HIDDEN_FRACTION = 0.5
+SPLIT_SEED = 20260101
+UNTRAINED = "untrained, random weights"
+
+
+class ScoringError(RuntimeError):
+    """A job that cannot produce a valid score (NaN, wrong shapes, ...): the job fails with this message."""
+
+
+def default_benchmarks() -> List[str]:
+    """Registered benchmarks whose data are embedded (no download, no shared recordings needed)."""
+    import benchmarks
+
+    return [e.name for e in benchmarks.BENCHMARKS.entries()
+            if e.name.startswith("ventral_embedded.") or e.tags.get("embedded") or e.tags.get("family") == "retina"]
+
+
+def benchmark_family(name: str) -> str:
+    import benchmarks
+
+    from leaderboard.aggregate import family_of
+
+    return family_of(benchmarks.BENCHMARKS.get(name).tags)
+
+
+def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
+    """(family, name) of the registered models, or of ``names`` (each looked up in both registries)."""
+    import convrnn
+    import retina
+
+    try:
+        import retina.models  # noqa: F401  (registers the built-in retina models)
+    except ImportError:
+        pass
+    known = [("convrnn", n) for n in convrnn.list_models()] + [("retina", n) for n in retina.list_models()]
+    if names is None:
+        return known
+    from datasets.errors import UserFacingError
+
+    out = []
+    for name in names:
+        match = [k for k in known if k[1] == name]
+        if not match:
+            raise UserFacingError(f"unknown model {name!r}; registered: {', '.join(n for _, n in known)}")
+        out.append(match[0])
+    return out
+
+
+def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[Sequence[str]] = None,
+              width_multiplier: float = DEFAULT_WIDTH, max_features: int = DEFAULT_MAX_FEATURES,
+              checkpoints: Optional[Dict[str, str]] = None) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Job specs for every (model, benchmark) pair that fits, and a note for each pair skipped."""
+    import benchmarks
+
+    from benchmarks.provenance import sha256_file
+    from datasets.errors import UserFacingError
+
+    names = list(benchmark_names) if benchmark_names else default_benchmarks()
+    for name in names:
+        if name not in benchmarks.BENCHMARKS:
+            raise UserFacingError(f"unknown benchmark {name!r}; registered: {', '.join(benchmarks.list_benchmarks())}")
+    checkpoints = checkpoints or {}
+    specs, skipped = [], []
+    for family, model in model_families(models):
+        checkpoint = checkpoints.get(model)
+        for bench in names:
+            bench_family = benchmark_family(bench)
+            if (family == "retina") != (bench_family == "retina"):
+                continue
+            if bench.endswith("-decoding"):
+                skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
+                continue
+            spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},
+                    "checkpoint": None, "weights": UNTRAINED,
+                    "score": {"max_features": max_features, "seed": 0},
+                    "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}
+            if family == "convrnn" and model != "rgc_resnet18":
+                spec["overrides"]["width_multiplier"] = width_multiplier
+            if checkpoint:
+                spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
+                spec["weights"] = f"checkpoint {checkpoint}"
+            specs.append(spec)
+    if models is None:
+        missing = {"retina"} - {benchmark_family(b) for b in names}
+        if missing:
+            skipped.append("retina models: no retina benchmark is registered yet")
+    return specs, skipped
+
+
+def display_name(spec: Dict[str, Any]) -> str:
+    if spec.get("checkpoint"):
+        from pathlib import Path
+
+        return f"{spec['model']}@{Path(spec['checkpoint']['path']).stem}"
+    return spec["model"]
+
+
+# ------------------------------------------------------------------------------------------------ scoring
+def build_model(spec: Dict[str, Any], device: str = "cpu"):
+    import torch
+
+    torch.manual_seed(spec["score"].get("seed", 0))  # untrained weights are reproducible (and cacheable)
+    if spec["family"] == "convrnn":
+        import convrnn
+
+        model = convrnn.create_model(spec["model"], **spec["overrides"])
+        if spec.get("checkpoint"):
+            import torch
+
+            state = torch.load(spec["checkpoint"]["path"], map_location="cpu", weights_only=True)
+            state = state.get("model", state)
+            model.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
+        return model.to(device).eval()
+    import retina
+
+    return retina.create_model(spec["model"], **spec["overrides"]).to(device)
+
+
+def region_layer(model, region: str) -> str:
+    from benchmarks.neural import CONVRNN_REGION_LAYERS
+
+    names = list(getattr(model, "layer_names", []))
+    mapped = [layer for layer in CONVRNN_REGION_LAYERS.get(region, []) if layer in names]
+    if mapped:
+        return mapped[-1]
+    if not names:
+        raise ScoringError(f"model has no layer_names; cannot pick a layer for {region}")
+    return names[-1] if region == "IT" or len(names) < 2 else names[-2]
+
+
+def split_ids(benchmark, fraction: float, seed: int):
+    """(public ids, hidden ids): a seeded split of the benchmark's stimuli, stratified by object."""
+    import numpy as np
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    from benchmarks.metrics.assembly import average_repetitions, coord
+
+    target = average_repetitions(benchmark.assembly)
+    ids, objects = coord(target, "stimulus_id"), coord(target, "object_name")
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    public, hidden = next(splitter.split(np.zeros(len(ids)), objects))
+    return ids[np.sort(public)], ids[np.sort(hidden)]
+
+
+def check_record(record: ScoreRecord) -> ScoreRecord:
+    if record.value is None or not math.isfinite(record.value):
+        raise ScoringError(f"{record.model} on {record.benchmark}: the score is {record.value} (NaN or missing); "
+                           "the model's features are probably NaN, infinite or constant")
+    for row in record.per_bin or []:
+        value = row.get("value")
+        if value is not None and not math.isfinite(float(value)):
+            raise ScoringError(f"{record.model} on {record.benchmark}: per-bin score {value} is not finite")
+    return record
+
+
+def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", layers: Optional[Dict[str, str]] = None,
+                timing=None, progress: bool = False) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
+    """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output."""
+    import numpy as np
+
+    import benchmarks
+    from benchmarks.neural import NeuralBenchmark
+
+    started = time.perf_counter()
+    benchmark = benchmarks.load(spec["benchmark"])
+    provenance = {"weights": spec.get("weights"), "overrides": spec.get("overrides"), "spec_family": spec["family"]}
+    if not isinstance(benchmark, NeuralBenchmark):
+        score = benchmark.score(model)
+        score.provenance.setdefault("settings", {}).update(provenance)
+        return check_record(score.to_record(name, spec["benchmark"])), None
+    layer = (layers or {}).get(benchmark.region) or region_layer(model, benchmark.region)
+    options = dict(spec["score"])
+    # Extract every region's layer at once: the other region's benchmark on the same stimuli then reads
+    # them from the activation cache instead of running the model again.
+    wanted = [layer] if layers or not hasattr(model, "layer_names") else \
+        sorted({layer, *(region_layer(model, r) for r in ("V4", "IT"))})
+    features = benchmark.extract(model, wanted, max_features=options["max_features"], seed=options.get("seed", 0),
+                                 cache=True, progress=progress, **({"timing": timing} if timing is not None else {}))
+    features = features[layer]
+    values = np.asarray(features.values)
+    if not np.all(np.isfinite(values)):
+        raise ScoringError(f"{name}: layer {layer} produced {int((~np.isfinite(values)).sum())} NaN/infinite "
+                           f"feature values on {spec['benchmark']}")
+    public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"], spec["split"]["seed"])
+    image_size = list(benchmark.stimuli.images.shape[-2:])
+    settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
+                "max_features": options["max_features"], **provenance}
+    records = []
+    for split, ids in (("public", public), ("hidden", hidden)):
+        score = benchmark.score_features(features, stimulus_ids=ids, settings={**settings, "split": split,
+                                                                               "split_seed": spec["split"]["seed"]},
+                                         started=started, device=device)
+        records.append(check_record(score.to_record(name, spec["benchmark"])))
+    return records[0], records[1]
+
+
+def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False):
+    """Score one built-in zoo spec (trusted code, run in the scorer's own process)."""
+    return score_model(build_model(spec, device), spec, display_name(spec), device=device, progress=progress)

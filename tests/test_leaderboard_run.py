@@ -1,0 +1,104 @@
+"""`zoo run` end to end: a scorer killed mid-job leaves no rows and the next run resumes; a third run reuses."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from leaderboard.db import DONE, RUNNING, LeaderboardDB
+
+PLUGIN = textwrap.dedent('''
+    """A small benchmark plugin registered through an entry point (as a third-party package would)."""
+    import os
+    import time
+
+    import torch
+
+    from benchmarks.extraction import Stimuli
+    from benchmarks.neural import NeuralBenchmark
+    from benchmarks.synthetic import synthetic_assembly
+
+
+    def _assembly():
+        time.sleep(float(os.environ.get("LBTEST_SLEEP", "0")))  # lets the test kill the scorer mid-job
+        return synthetic_assembly(n_stimuli=96, n_neuroids=10, n_bins=3, n_repetitions=4, n_objects=4, seed=0)[0]
+
+
+    def _stimuli():
+        ids = [f"s{i:05d}" for i in range(96)]
+        return Stimuli(ids, torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+
+
+    def make():
+        return NeuralBenchmark("lbtest.V4", "V4", _assembly, _stimuli)
+''')
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    root = tmp_path / "plugin"
+    (root / "lbtest_plugin-0.0.dist-info").mkdir(parents=True)
+    (root / "lbtest_plugin.py").write_text(PLUGIN)
+    (root / "lbtest_plugin-0.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: lbtest-plugin\nVersion: 0.0\n")
+    (root / "lbtest_plugin-0.0.dist-info" / "entry_points.txt").write_text("[neurozoo.benchmarks]\nlbtest.V4 = lbtest_plugin:make\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    return env
+
+
+def zoo_run(db_url, report, env, **popen):
+    command = [sys.executable, "-m", "leaderboard.cli", "run", "--models", "feedforward_intermediate",
+               "--benchmarks", "lbtest.V4", "--width-multiplier", "0.0625", "--max-features", "50",
+               "--db", db_url, "--report", str(report), "--no-progress", "--lease", "120"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_path, plugin_env):
+    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    first = zoo_run(db_url, tmp_path / "report", dict(plugin_env, LBTEST_SLEEP="60"))
+    db = None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (tmp_path / "lb.sqlite").exists():
+            db = db or LeaderboardDB(db_url)
+            jobs = db.jobs()
+            if jobs and jobs[0]["status"] == RUNNING:
+                break
+    else:
+        first.kill()
+        pytest.fail(f"the scorer never started its job: {first.communicate()[0]}")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    job = db.jobs()[0]
+    assert job["status"] == RUNNING and job["attempts"] == 1 and len(db.query()) == 0  # no half-written score
+
+    second = zoo_run(db_url, tmp_path / "report", plugin_env)
+    out = second.communicate(timeout=240)[0]
+    assert second.returncode == 0, out
+    assert "resuming 1 job(s)" in out
+    job = db.job(job["id"])
+    assert job["status"] == DONE and job["attempts"] == 2
+    scores = db.query()
+    assert len(scores) == 2 and set(scores["settings"].map(lambda s: s["split"])) == {"public", "hidden"}
+    assert scores["value"].notna().all()
+    hidden = db.get(job["hidden_score_id"])
+    assert hidden.settings["weights"] == "untrained, random weights" and hidden.settings["image_size"] == [32, 32]
+    assert hidden.settings["overrides"] == {"width_multiplier": 0.0625}
+    assert len(hidden.per_bin) == 3 and hidden.seed == 0
+    assert "feedforward_intermediate" in out and "overall" in out  # the ranking is printed
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "feedforward_intermediate" in index and "untrained, random weights" in index
+    page = (tmp_path / "report" / "models" / "feedforward_intermediate.html").read_text()
+    assert "<svg" in page and "lbtest.V4" in page
+
+    third = zoo_run(db_url, tmp_path / "report", plugin_env)
+    out = third.communicate(timeout=120)[0]
+    assert third.returncode == 0, out
+    assert "1 jobs (1 already done, reused)" in out
+    after = db.query()
+    assert list(after["id"]) == list(scores["id"])  # nothing recomputed, nothing lost
+    db.dispose()

@@ -10,7 +10,10 @@ from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from retina.probe_cli import add_probe_command
+
     _add_fit(sub)
+    add_probe_command(sub)
 
 
 # ---- zoo fit --------------------------------------------------------------------------------------

@@ -53,3 +53,50 @@ def test_ground_truth_circuit_on_cells_show_the_osr_and_off_cells_do_not(tmp_pat
     assert (0.5 <= result.slope[types == "on"]).all() and (result.slope[types == "on"] <= 1.5).all()
     figure = plot_osr({"ground truth": result, "again": result}, tmp_path / "osr.png")
     assert figure.stat().st_size > 10_000 and figure.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
+    import torch
+
+    from leaderboard.cli import main as zoo
+    from retina.fit import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "model.pt"
+    torch.save(create_model("bncnn", n_cells=12).state_dict(), weights)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(weights), "--out", str(out), "--periods", "2", "3", "4"]) == 0
+    record = json.loads((out / "osr.json").read_text())
+    assert record["model_osr"]["periods"] == [2, 3, 4] and len(record["model_osr"]["slope"]) == 12
+    assert record["truth_osr"]["n_osr_cells"] >= 4 and 0.0 <= record["comparison"]["value"] <= 1.0
+    assert (out / "osr.png").read_bytes()[:4] == b"\x89PNG"
+    assert "ground truth" in capsys.readouterr().out
+
+    torch.save(create_model("bncnn", n_cells=3).state_dict(), tmp_path / "wrong.pt")
+    assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(tmp_path / "wrong.pt"), "--out", str(out)]) == 2
+    assert "wrong.pt" in capsys.readouterr().err
+    assert zoo(["probe", "osr", "nosuchmodel", "--checkpoint", str(weights)]) == 2
+
+
+def test_osr_benchmark_known_answers():
+    import benchmarks
+    import benchmarks.osr  # noqa: F401  (registers retina_embedded.osr)
+    from datasets.synthetic_retina import default_retina
+
+    assert "retina_embedded.osr" in benchmarks.list_benchmarks()
+    bench = benchmarks.load("retina_embedded.osr", sizes=dict(n_train=400, n_test=100, n_repeats=2))
+    perfect = bench.score(default_retina())  # the ground truth scored against itself
+    assert perfect.value == pytest.approx(1.0) and perfect.raw == pytest.approx(1.0)
+    assert perfect.provenance["data_sha256"] and perfect.per_bin[0]["truth_slope"] > 0.5
+
+    def no_osr(movie):  # leaky integrator of darkness: peaks as the last flash ends, whatever the period
+        out, level = np.zeros((12, len(movie))), 0.0
+        for t, value in enumerate(np.maximum(-movie[:, 0, 0], 0)):
+            level = 0.8 * level + value
+            out[:, t] = level
+        return out
+
+    none = bench.score(no_osr)
+    assert none.value == 0.0 and none.raw == 0.0 and not none.provenance["settings"]["model_shows_osr"]
+    record = none.to_record("no_osr", bench.identifier)
+    assert record.benchmark == "retina_embedded.osr" and record.per_bin

@@ -111,3 +111,22 @@ def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]]
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def compare_to_ground_truth(model: OSRResult, truth: OSRResult) -> Dict:
+    """Score a model's OSR against the ground truth's, cell by cell (the fitted model's cells are the circuit's).
+
+    For each cell in which the ground truth shows an OSR: ``cell_score = called * clip(1 - |slope_model -
+    slope_truth| / |slope_truth|, 0, 1)`` where ``called`` is 1 when the model shows the OSR in that cell and 0
+    otherwise. ``value``: mean cell score; ``osr_fraction``: fraction of those cells with a model OSR. With no
+    ground-truth OSR cell the value is NaN."""
+    cells = np.flatnonzero(truth.is_osr)
+    rows = []
+    for c in cells:
+        match = float(np.clip(1 - abs(model.slope[c] - truth.slope[c]) / abs(truth.slope[c]), 0, 1))
+        rows.append({"cell": int(c), "model_slope": float(model.slope[c]), "truth_slope": float(truth.slope[c]),
+                     "model_r2": float(np.nan_to_num(model.r2[c])), "model_osr": bool(model.is_osr[c]),
+                     "slope_match": match, "score": match * bool(model.is_osr[c])})
+    value = float(np.mean([r["score"] for r in rows])) if rows else float("nan")
+    fraction = float(np.mean([r["model_osr"] for r in rows])) if rows else float("nan")
+    return {"value": value, "osr_fraction": fraction, "model_shows_osr": bool(model.is_osr.any()), "cells": rows}

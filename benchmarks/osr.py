@@ -1,0 +1,60 @@
+"""``retina_embedded.osr``: does a retina model fitted to the embedded ground-truth retina show the
+omitted-stimulus response, with the ground truth's latency-vs-period slope?
+
+Protocol (:mod:`retina.phenomena.osr`, Tanaka et al. 2019): 2-frame dark flashes of intensity -2, 8 per
+train, then one omitted; periods 2-5 frames; latency = frames from the last flash onset to the response
+peak within 30 frames; a cell shows an OSR when the slope of latency vs period is in [0.5, 1.5] with
+R^2 >= 0.5. The same analysis runs on the circuit that generated the recording.
+
+Score: mean, over the cells in which the ground truth shows an OSR, of ``called * clip(1 - |slope_model -
+slope_truth| / |slope_truth|, 0, 1)`` (``called``: the model shows an OSR in that cell). 1 = every OSR
+cell reproduced with the right slope; 0 = no OSR anywhere. ``raw``: fraction of those cells with a model
+OSR. Per-cell rows go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here on the
+recording's training split, cached and shared with the held-out benchmark) or an already fitted module.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from benchmarks import BENCHMARKS
+from benchmarks.score import Score
+
+
+@dataclass
+class OSRBenchmark:
+    kind: str = "whitenoise"
+    periods: tuple = (2, 3, 4, 5)
+    sizes: dict = field(default_factory=dict)
+    fit_settings: dict = field(default_factory=dict)
+
+    identifier = "retina_embedded.osr"
+
+    def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
+        from datasets.synthetic_retina import default_retina, load_embedded_retina
+        from retina.embedded_fit import fitted_embedded_model
+        from retina.fit import provenance
+        from retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
+
+        started = time.perf_counter()
+        if isinstance(model, str):
+            name = model
+            module, info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
+                                                 sizes=self.sizes, **{**self.fit_settings, **fit_overrides})
+        else:
+            name, module = type(model).__name__, model
+            info = provenance(load_embedded_retina(self.kind, **self.sizes))
+        truth = omitted_stimulus_response(default_retina(), periods=self.periods)
+        fitted = omitted_stimulus_response(module, periods=self.periods)
+        result = compare_to_ground_truth(fitted, truth)
+        settings = {**info.get("settings", {}), "kind": self.kind, "osr": fitted.settings,
+                    "model_osr": fitted.summary(), "truth_osr": truth.summary(),
+                    "model_shows_osr": result["model_shows_osr"]}
+        provenance_ = {**info, "model": name, "seed": seed, "device": device, "settings": settings,
+                       "duration_s": round(time.perf_counter() - started, 2)}
+        return Score(value=result["value"], raw=result["osr_fraction"], per_bin=result["cells"], provenance=provenance_)
+
+
+BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
+               description="omitted-stimulus response of a retina model fitted to the embedded ground-truth retina: "
+                           "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina")

@@ -99,6 +99,33 @@ class SameConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+def _same_offsets(k: int) -> Tuple[int, int]:
+    """First and last input offset that a SAME-padded kernel of size k reads around an output pixel."""
+    return -((k - 1) // 2), k - 1 - (k - 1) // 2
+
+
+def fused_same_conv(x: torch.Tensor, convs: Sequence["SameConv2d"]) -> Tuple[torch.Tensor, ...]:
+    """Several ungrouped SAME convolutions of the same input as one convolution (fast path).
+
+    Each kernel is placed in the union of their windows at its own offset, so a 2x2 and a 3x3 kernel
+    become one 3x3 convolution with exactly the outputs of the two. Returns one output per conv."""
+    windows = [[_same_offsets(k) for k in conv.kernel_size] for conv in convs]
+    lo = [min(w[d][0] for w in windows) for d in range(2)]
+    hi = [max(w[d][1] for w in windows) for d in range(2)]
+    size = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1)
+    weights, biases = [], []
+    for conv, window in zip(convs, windows):
+        top, left = window[0][0] - lo[0], window[1][0] - lo[1]
+        bottom, right = size[0] - top - conv.kernel_size[0], size[1] - left - conv.kernel_size[1]
+        weights.append(F.pad(conv.weight, (left, right, top, bottom)))
+        biases.append(conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels))
+    if lo[0] == -hi[0] and lo[1] == -hi[1]:
+        out = F.conv2d(x, torch.cat(weights), torch.cat(biases), padding=(hi[0], hi[1]))
+    else:
+        out = F.conv2d(F.pad(x, (-lo[1], hi[1], -lo[0], hi[0])), torch.cat(weights), torch.cat(biases))
+    return out.split([conv.out_channels for conv in convs], dim=1)
+
+
 class GateConv(nn.Module):
     """Several gate pre-activations from one input in one convolution, split by ``out_channels``.
 
@@ -226,6 +253,8 @@ class ReciprocalGatedCell(RecurrentCell):
             if self.residual:
                 nn.init.zeros_(self.input_to_out_conv.weight)
                 nn.init.zeros_(self.input_to_out_conv.bias)
+        # fast path (convrnn.fast): both convolutions of the input as one, same result
+        self.fuse_inputs = False
         # bias-free: at zero cell state this path contributes exactly nothing to the output
         self.cell_to_out_conv = (
             SameConv2d(cell_depth, channels, _kernel("cell_to_out_kernel", cell_to_out_kernel), bias=False)
@@ -244,13 +273,19 @@ class ReciprocalGatedCell(RecurrentCell):
         cell_gate_factor = self.gate_offset + self.gate_multiplier * cell_gate
         out_gate_factor = self.gate_offset + self.gate_multiplier * out_gate
 
+        if self.fuse_inputs and self.input_to_cell_conv is not None and self.input_to_out_conv is not None:
+            cell_drive, out_drive = fused_same_conv(x, (self.input_to_cell_conv, self.input_to_out_conv))
+        else:
+            cell_drive = self.input_to_cell_conv(x) if self.input_to_cell_conv is not None else None
+            out_drive = self.input_to_out_conv(x) if self.input_to_out_conv is not None else None
+
         c = cell_tau_factor * c_prev
-        if self.input_to_cell_conv is not None:
-            c = c + cell_gate_factor * self.input_to_cell_conv(x)
+        if cell_drive is not None:
+            c = c + cell_gate_factor * cell_drive
         c = self.cell_activation(c)
 
-        if self.input_to_out_conv is not None:
-            out_input = self.input_to_out_conv(x)
+        if out_drive is not None:
+            out_input = out_drive
         else:
             out_input = None if self.residual else x
         if self.cell_to_out_conv is not None:

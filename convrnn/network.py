@@ -154,6 +154,7 @@ class ConvRNN(nn.Module):
         self._order = spec.compute_order()
         self._edges = {t: [(e.source, e.delay) for e in spec.feedback if e.target == t] for t in spec.layer_names}
         self._max_delay = max([e.delay for e in spec.feedback] + [1])
+        self._fast = None  # a convrnn.fast.FastOptions once to_fast() was called; None: the reference path
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
@@ -178,6 +179,12 @@ class ConvRNN(nn.Module):
         gray = self.gray.to(images.dtype).expand_as(images)
         return [images if t < image_steps else gray for t in range(n_steps)]
 
+    def to_fast(self, **options) -> "ConvRNN":
+        """Switch this model to the fast path in place (see ``convrnn.fast.make_fast``); returns it."""
+        from convrnn.fast import make_fast
+
+        return make_fast(self, **options)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -185,6 +192,12 @@ class ConvRNN(nn.Module):
         image_steps: Optional[int] = None,
         record: Union[Iterable[str], str, None] = None,
     ) -> UnrollOutput:
+        if self._fast is not None:
+            with self._fast.autocast(x):
+                return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record)
+        return self._unroll(x, n_steps, image_steps, record)
+
+    def _unroll(self, x, n_steps, image_steps, record) -> UnrollOutput:
         if x.dim() == 5:
             frames = list(x.unbind(0))
             if n_steps is not None and n_steps != len(frames):
@@ -244,15 +257,27 @@ class ConvRNN(nn.Module):
                 f"layer {name!r} receives feedback or skip input at a step before its feedforward input arrives; "
                 "give that edge a longer delay"
             )
-        x = layer.stage(ff)
-        feedback = self.feedback[name](x, sources) if name in self.feedback else None
-        out, states[name] = layer.cell(x, states[name], feedback=feedback)
-        return layer.pool(out)
+        update = self._fast.updates[name] if self._fast is not None else layer_update
+        out, states[name] = update(layer, self.feedback[name] if name in self.feedback else None, ff, sources,
+                                   states[name])
+        return out
 
     @torch.no_grad()
     def _silent_output(self, name: str, frame: torch.Tensor) -> torch.Tensor:
         probe = self.forward(frame[:1], n_steps=self.first_output_step(name) + 1, image_steps=1, record=[name])
         return torch.zeros_like(probe.recorded[name][-1]).expand(frame.shape[0], *probe.recorded[name].shape[2:]).clone()
+
+
+def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,
+                 sources: Dict[str, Optional[torch.Tensor]], state: Optional[tuple]):
+    """One layer at one step: feedforward stage, feedback merge, cell, pool -> (output, new cell state).
+
+    Branches only on which inputs exist (None), never on tensor values, so it compiles to one graph
+    per pattern of present inputs (the fast path compiles it per layer)."""
+    x = layer.stage(ff)
+    feedback = merge(x, sources) if merge is not None else None
+    out, new_state = layer.cell(x, state, feedback=feedback)
+    return layer.pool(out), new_state
 
 
 def _lookup(history, previous, delay, source):

@@ -1,0 +1,191 @@
+"""Training speed of rgc_intermediate: the fast path against the plain implementation and a CORnet-S-like
+model of similar FLOPs, in one run, side by side.
+
+    python benchmarks/perf/convrnn_gpu_speed.py                       # GPU: 224 px, batch 64, bf16
+    python benchmarks/perf/convrnn_gpu_speed.py --device cpu --image-size 64 --batch-size 4 --width 0.25 \\
+        --iters 2 --warmup 1 --compile none                            # CPU smoke run
+
+Images/s is measured over ``--iters`` full training steps (forward over every unrolled step, final-step
+cross-entropy, backward, SGD update) after ``--warmup`` steps (which include compilation). Model-FLOP
+utilisation = 3 x forward FLOPs per image (torch.utils.flop_counter, counted on the meta device for the
+reference graph, so fused or padded kernels of the fast path earn no credit) x images/s / peak bf16 FLOP/s
+(table keyed by GPU name, or --peak-tflops). Targets on an H100: >= 40% MFU and >= 1.5x the plain path.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+import convrnn
+from convrnn.cornet import cornet_s
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def peak_flops(device: torch.device, override_tflops):
+    if override_tflops:
+        return override_tflops * 1e12, f"--peak-tflops {override_tflops}"
+    if device.type != "cuda":
+        return None, "no peak known for CPU (pass --peak-tflops)"
+    name = torch.cuda.get_device_name(device)
+    for key, value in PEAK_BF16.items():
+        if key in name:
+            return value, name
+    return None, f"{name}: not in the peak table (pass --peak-tflops)"
+
+
+def forward_flops(build, image_size: int) -> float:
+    """FLOPs of one forward per image, counted on the meta device (no memory, no compute)."""
+    with torch.device("meta"):
+        model = build()
+        x = torch.empty(1, 3, image_size, image_size)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+    return float(counter.get_total_flops())
+
+
+def matching_cornet_width(target: float, image_size: int) -> float:
+    """Width multiplier whose CORnet-S forward FLOPs match ``target`` (FLOPs ~ a w^2 + b w)."""
+    f1 = forward_flops(lambda: cornet_s(), image_size)
+    f2 = forward_flops(lambda: cornet_s(width_multiplier=2.0), image_size)
+    a, b = (f2 - 2 * f1) / 2, (4 * f1 - f2) / 2
+    return (-b + math.sqrt(b * b + 4 * a * target)) / (2 * a)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(name, model, device, args, amp: bool, channels_last: bool):
+    model.to(device).train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=gen).to(device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    target = torch.randint(0, 1000, (args.batch_size,), generator=gen).to(device)
+
+    def step():
+        context = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
+        with context:
+            logits = model(images).logits
+        loss = F.cross_entropy(logits[-1].float(), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.iters):
+        loss = step()
+    sync(device)
+    seconds = time.perf_counter() - start
+    if not torch.isfinite(loss):
+        print(f"warning: {name} loss is {loss.item()}", file=sys.stderr)
+    return args.iters * args.batch_size / seconds, warm
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier of rgc_intermediate")
+    p.add_argument("--n-steps", type=int, default=None, help="unrolled steps (default 17)")
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
+    p.add_argument("--compile", choices=("step", "model", "none"), default="step",
+                   help="fast path: compile the per-layer step update, the whole model, or nothing")
+    p.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
+    p.add_argument("--cudagraphs", action="store_true", help="fast path: mode=reduce-overhead (CUDA graphs)")
+    p.add_argument("--no-fuse", dest="fuse", action="store_false", help="fast path: keep the input convs separate")
+    p.add_argument("--cornet-width", default="match", help="CORnet-S width multiplier, or 'match' (same FLOPs)")
+    p.add_argument("--skip", default="", help="comma-separated variants to leave out: plain,fast,cornet")
+    p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s (default: table by GPU name)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.manual_seed(0)
+
+    overrides = {"width_multiplier": args.width if args.width != 1.0 else None, "n_steps": args.n_steps}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+
+    def build_rgc():
+        return convrnn.create_model("rgc_intermediate", **overrides)
+
+    rgc_flops = forward_flops(build_rgc, args.image_size)
+    cornet_width = (matching_cornet_width(rgc_flops, args.image_size) if args.cornet_width == "match"
+                    else float(args.cornet_width))
+    cornet_flops = forward_flops(lambda: cornet_s(width_multiplier=cornet_width), args.image_size)
+    peak, peak_source = peak_flops(device, args.peak_tflops)
+    skip = set(filter(None, args.skip.split(",")))
+
+    plain = build_rgc()
+    rows = []
+    variants = [
+        ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
+        ("fast", f"rgc_intermediate, fast path (bf16, channels-last, fused, compile={args.compile}"
+                 + (", CUDA graphs" if args.cudagraphs else "") + ")",
+         lambda: copy.deepcopy(plain).to_fast(compile=args.compile, mode=args.mode, cudagraphs=args.cudagraphs,
+                                              fuse_inputs=args.fuse), rgc_flops, False, False),
+        ("cornet", f"CORnet-S-like x{cornet_width:.3f} (bf16, channels-last"
+                   + (", compiled" if args.compile != "none" else "") + ")",
+         lambda: _cornet(cornet_width, args), cornet_flops, True, True),
+    ]
+    for key, label, build, flops, amp, channels_last in variants:
+        if key in skip:
+            continue
+        print(f"measuring {key}: {label} ...", file=sys.stderr, flush=True)
+        images_per_s, warm = measure(key, build(), device, args, amp, channels_last)
+        achieved = 3 * flops * images_per_s
+        rows.append((key, label, flops, images_per_s, achieved, achieved / peak if peak else None, warm))
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"\ndevice {device_name}; {args.image_size} px, batch {args.batch_size}, width {args.width}, "
+          f"{args.iters} timed steps after {args.warmup} warm-up; torch {torch.__version__}; peak: {peak_source}")
+    header = f"{'variant':<8} {'fwd GFLOP/img':>13} {'images/s':>10} {'TFLOP/s':>9} {'MFU':>7} {'warm-up s':>9}  description"
+    print(header)
+    print("-" * len(header))
+    for key, label, flops, ips, achieved, mfu, warm in rows:
+        shown = f"{100 * mfu:6.1f}%" if mfu is not None else "    n/a"
+        print(f"{key:<8} {flops / 1e9:13.2f} {ips:10.2f} {achieved / 1e12:9.3f} {shown} {warm:9.1f}  {label}")
+    speed = {key: ips for key, _, _, ips, *_ in rows}
+    if "plain" in speed and "fast" in speed:
+        print(f"fast / plain images/s:  {speed['fast'] / speed['plain']:.2f}x  (target >= 1.5x on an H100)")
+    if "cornet" in speed and "fast" in speed:
+        by_flops = {key: achieved for key, _, _, _, achieved, *_ in rows}
+        print(f"fast / cornet images/s: {speed['fast'] / speed['cornet']:.2f}x; "
+              f"fast / cornet FLOP/s: {by_flops['fast'] / by_flops['cornet']:.2f}x")
+    if peak and "fast" in speed:
+        fast_mfu = next(r[5] for r in rows if r[0] == "fast")
+        print(f"fast MFU {100 * fast_mfu:.1f}% (target >= 40% bf16 on an H100)")
+    return 0
+
+
+def _cornet(width: float, args):
+    model = cornet_s(width_multiplier=width)
+    if args.compile != "none":
+        return torch.compile(model, mode=args.mode or ("reduce-overhead" if args.cudagraphs else None))
+    return model
+
+
+if __name__ == "__main__":
+    sys.exit(main())

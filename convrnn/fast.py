@@ -1,0 +1,107 @@
+"""The fast path of a ConvRNN: same weights, same function, less time per image.
+
+``model.to_fast()`` (or ``make_fast(model)``) switches a built model in place to
+
+* bfloat16 autocast around the whole unroll (``dtype``; parameters stay float32 for the optimizer),
+* channels-last memory format for weights and inputs (cuDNN's fast layout for bf16 convolutions),
+* fused convolutions: the RGC's two convolutions of its input run as one (``fuse_inputs``), on top
+  of the gate convolutions that already share an input,
+* ``torch.compile`` of the per-layer step update (``convrnn.network.layer_update``), one compiled
+  function per layer, so every step of every layer runs a fused Inductor kernel set; ``scope="model"``
+  compiles the whole unroll instead (longer compile, one graph, best with CUDA graphs),
+* CUDA graphs through ``mode="reduce-overhead"`` (GPU only; off on CPU).
+
+Nothing in the time loop synchronises with the host: layers start on step indices (which layers
+have received input), never on tensor values, and there is no ``.item()``. ``model.to_reference()``
+turns the fast path off again. The reference path stays the default of ``create_model``.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional
+
+import torch
+
+from convrnn.cells import ReciprocalGatedCell
+from convrnn.network import ConvRNN, layer_update
+
+SCOPES = ("step", "model", "none")
+
+
+@dataclass
+class FastOptions:
+    dtype: Optional[torch.dtype] = torch.bfloat16
+    channels_last: bool = True
+    fuse_inputs: bool = True
+    compile: str = "step"  # step | model | none
+    mode: Optional[str] = None  # torch.compile mode; "reduce-overhead" adds CUDA graphs
+    updates: Dict[str, Callable] = field(default_factory=dict)
+
+    def autocast(self, x: torch.Tensor):
+        if self.dtype is None or self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(x.device.type, dtype=self.dtype)
+
+    def prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, channels_last: bool = True,
+              fuse_inputs: bool = True, compile: str = "step", mode: Optional[str] = None,
+              cudagraphs: bool = False, backend: str = "inductor", fullgraph: bool = True) -> ConvRNN:
+    """Switch ``model`` to the fast path in place and return it.
+
+    ``dtype=None`` keeps float32 (for exact comparisons with the reference path); ``compile`` is
+    ``"step"`` (per-layer step update), ``"model"`` (the whole module: returns the compiled wrapper,
+    ``model`` itself is switched too) or ``"none"``; ``cudagraphs=True`` is ``mode="reduce-overhead"``.
+    ``fullgraph=True`` makes a graph break an error: a step that needed the host would break the graph."""
+    if compile not in SCOPES:
+        raise ValueError(f"compile={compile!r}: expected one of {SCOPES}")
+    if cudagraphs:
+        mode = "reduce-overhead"
+    to_reference(model)
+    options = FastOptions(dtype=dtype, channels_last=channels_last, fuse_inputs=fuse_inputs, compile=compile, mode=mode)
+    for module in model.modules():
+        if isinstance(module, ReciprocalGatedCell):
+            module.fuse_inputs = fuse_inputs
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile == "step":
+        # one compiled function per layer; raise dynamo's recompile limit so that the few input patterns
+        # (first step without state, feedback not yet arrived) of every layer each keep their graph
+        import torch._dynamo.config as dynamo_config
+
+        limit = 8 * (len(model.layer_names) + 1)
+        dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, limit)
+        dynamo_config.accumulated_cache_size_limit = max(dynamo_config.accumulated_cache_size_limit, 4 * limit)
+        for name in model.layer_names:
+            options.updates[name] = torch.compile(_per_layer(name), dynamic=False, mode=mode, backend=backend,
+                                                 fullgraph=fullgraph)
+    else:
+        options.updates = {name: layer_update for name in model.layer_names}
+    model._fast = options
+    if compile == "model":
+        return torch.compile(model, dynamic=False, mode=mode, backend=backend)
+    return model
+
+
+def _per_layer(name: str) -> Callable:
+    """A distinct function object per layer, so each layer's compiled graphs are cached separately."""
+
+    def update(layer, merge, ff, sources, state):
+        return layer_update(layer, merge, ff, sources, state)
+
+    update.__name__ = update.__qualname__ = f"layer_update_{name}"
+    return update
+
+
+def to_reference(model: ConvRNN) -> ConvRNN:
+    """Back to the reference path (float32 autocast off, separate input convolutions, eager)."""
+    model._fast = None
+    for module in model.modules():
+        if isinstance(module, ReciprocalGatedCell):
+            module.fuse_inputs = False
+    return model

@@ -39,6 +39,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--db")
     c.set_defaults(handler=_token_create)
 
+    p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
+                       description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
+                                   "benchmark; `zoo work` scores them in isolated workers (smoke forward pass first).")
+    p.add_argument("path", type=Path)
+    p.add_argument("--db")
+    p.add_argument("--user", help="owner (default: none; the web API sets it from the token)")
+    p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
+    p.set_defaults(handler=_submit)
+
+    p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
+    p.add_argument("--db")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--timeout", type=float, default=1800.0, help="wall-clock limit per submission job (s)")
+    p.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit per submission worker (GiB)")
+    p.add_argument("--lease", type=float, default=60.0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=_work)
+
 
 def _split(value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
@@ -75,3 +93,29 @@ def _token_create(args) -> int:
     token = LeaderboardDB(args.db).create_token(args.user)
     print(token)
     return 0
+
+
+def _submit(args) -> int:
+    from benchmarks.paths import home
+    from leaderboard.db import LeaderboardDB
+    from leaderboard.submission import submit
+
+    db = LeaderboardDB(args.db)
+    submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
+    row = db.submission(submission_id)
+    print(f"submission {submission_id} ({row['name']}): {len(row['jobs'])} job(s) queued; run `zoo work` to score")
+    return 0
+
+
+def _work(args) -> int:
+    from leaderboard.db import LeaderboardDB
+    from leaderboard.scorer import release_dead_workers, work
+    from leaderboard.worker import score_job
+
+    db = LeaderboardDB(args.db)
+    release_dead_workers(db)
+    memory = int(args.memory_gb * 2 ** 30)
+    counts = work(db, lambda job: score_job(job, args.device, args.timeout, memory), lease_s=args.lease,
+                  progress=not args.no_progress)
+    print(f"done {counts['done']}, failed {counts['failed']}")
+    return 1 if counts["failed"] else 0

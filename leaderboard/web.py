@@ -1,0 +1,101 @@
+"""The web app (FastAPI + Jinja2): public read pages and a token-protected submission API.
+
+GET  /                      ranking (sortable client-side, no external assets)
+GET  /models/{name}         one model: aggregates, scores per benchmark, time courses, provenance
+GET  /api/ranking           the ranking as JSON
+POST /api/submissions       body: a .zip or .tar.gz submission; header ``Authorization: Bearer <token>``
+GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting user only
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+
+def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = None, db=None):
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+
+    from benchmarks.paths import home
+    from leaderboard.db import LeaderboardDB
+    from leaderboard.render import STATIC, render, safe_name
+    from leaderboard.submission import MAX_TOTAL_BYTES, SubmissionError, submit
+    from leaderboard.views import board, model_page
+
+    db = db or LeaderboardDB(db_url)
+    store = Path(submissions_dir or home() / "submissions")
+    app = FastAPI(title="neurozoo leaderboard")
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.state.db = db
+
+    def user_of(request: Request) -> str:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        user = db.user_for_token(token)
+        if user is None:
+            raise HTTPException(401, "a valid token is required: header 'Authorization: Bearer <token>' "
+                                     "(create one with `zoo token create USER`)")
+        return user
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        return render("index.html", static="/static", home="/", model_link=lambda m: f"/models/{safe_name(m)}",
+                      **board(db))
+
+    @app.get("/models/{name}", response_class=HTMLResponse)
+    def model(name: str):
+        page = model_page(db, name)
+        if page is None:
+            raise HTTPException(404, f"no scores for model {name!r}")
+        return render("model.html", static="/static", home="/", **page)
+
+    @app.get("/api/ranking")
+    def api_ranking():
+        context = board(db)
+        return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
+                 "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
+                for r in context["rows"]]
+
+    @app.post("/api/submissions", status_code=201)
+    async def api_submit(request: Request):
+        user = user_of(request)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_TOTAL_BYTES:
+                raise HTTPException(413, f"submission larger than {MAX_TOTAL_BYTES // 2 ** 20} MiB")
+        if not body:
+            raise HTTPException(400, "empty body: send the submission archive (.zip or .tar.gz) as the request body")
+
+        def store_and_queue():
+            store.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=store, suffix=".upload") as handle:
+                handle.write(body)
+                handle.flush()
+                return submit(db, Path(handle.name), store, user=user)
+
+        try:
+            submission_id = await run_in_threadpool(store_and_queue)
+        except SubmissionError as error:
+            return JSONResponse({"detail": str(error)}, status_code=422)
+        return {"id": submission_id, "status": "queued"}
+
+    @app.get("/api/submissions/{submission_id}")
+    def api_submission(submission_id: int, request: Request):
+        user = user_of(request)
+        row = db.submission(submission_id)
+        if row is None or row["user"] != user:
+            raise HTTPException(404, f"no submission {submission_id} of user {user!r}")
+        jobs = []
+        for job in row["jobs"]:
+            public = db.score_for_job(job) if job["status"] == "done" else None
+            jobs.append({"benchmark": job["benchmark"], "status": job["status"], "error": job["error"],
+                         "public_score": None if public is None else
+                         {"value": public.value, "ceiling": public.ceiling, "raw": public.raw, "per_bin": public.per_bin}})
+        return {"id": row["id"], "name": row["name"], "status": row["status"], "jobs": jobs,
+                "note": "scores on the public split only; the leaderboard ranks the hidden split"}
+
+    return app

@@ -1,0 +1,188 @@
+"""Submissions: validation refusals, isolated workers (crash, hang, NaN -> failed with the reason), hidden split."""
+import hashlib
+import importlib.util
+import io
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+import benchmarks
+from leaderboard.db import DONE, FAILED, LeaderboardDB
+from leaderboard.scorer import work
+from leaderboard.submission import SubmissionError, prepare, submit
+from leaderboard.worker import score_job
+
+HERE = Path(__file__).resolve().parent
+
+MODEL = '''
+import time
+import torch
+from torch import nn
+
+MODE = "{mode}"
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, stride=2)
+
+    def forward(self, x):
+        if MODE == "crash":
+            raise RuntimeError("deliberate crash in forward")
+        out = self.conv2(self.relu(self.conv1(x)))
+        return out * float("nan") if MODE == "nan" else out
+
+
+def create_model(weights):
+    if MODE == "hang":
+        time.sleep(600)
+    torch.manual_seed(0)
+    model = Net()
+    if weights:
+        model.load_state_dict(torch.load(weights, weights_only=True))
+    return model
+'''
+
+
+def load_plugin(tmp_path, monkeypatch):
+    """The entry-point benchmark plugin of test_leaderboard_run, visible here and in worker processes."""
+    spec = importlib.util.spec_from_file_location("_lb_run", HERE / "test_leaderboard_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    root = tmp_path / "plugin"
+    root.mkdir()
+    (root / "lbtest_plugin.py").write_text(module.PLUGIN)
+    (root / "lbtest_plugin-0.0.dist-info").mkdir()
+    (root / "lbtest_plugin-0.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: lbtest-plugin\nVersion: 0.0\n")
+    (root / "lbtest_plugin-0.0.dist-info" / "entry_points.txt").write_text("[neurozoo.benchmarks]\nlbtest.V4 = lbtest_plugin:make\n")
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.syspath_prepend(str(root))
+    import lbtest_plugin
+
+    benchmarks.BENCHMARKS.add("lbtest.V4", lbtest_plugin.make, region="V4", overwrite=True)
+
+
+def make_submission(folder: Path, mode="ok", name=None, weights=True, **meta_changes) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text(MODEL.format(mode=mode))
+    meta = {"name": name or f"net-{mode}", "authors": ["A. Tester"], "description": "two conv layers",
+            "licence": "MIT", "benchmarks": ["lbtest.V4"], "layers": {"V4": "conv2"}}
+    if weights:
+        import torch
+
+        sys.modules.pop("_sub_model", None)
+        torch.manual_seed(1)
+        state = {"conv1.weight": torch.randn(8, 3, 3, 3) * 0.3, "conv1.bias": torch.zeros(8),
+                 "conv2.weight": torch.randn(8, 8, 3, 3) * 0.3, "conv2.bias": torch.zeros(8)}
+        torch.save(state, folder / "weights.pt")
+        meta["weights"] = {"file": "weights.pt", "sha256": hashlib.sha256((folder / "weights.pt").read_bytes()).hexdigest()}
+    meta.update(meta_changes)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return folder
+
+
+def zip_folder(folder: Path, extra=None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.write(path, path.relative_to(folder))
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    load_plugin(tmp_path, monkeypatch)
+    store = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    yield store
+    store.dispose()
+
+
+def refusal(tmp_path, source) -> str:
+    with pytest.raises(SubmissionError) as error:
+        prepare(source, tmp_path / "store")
+    return str(error.value)
+
+
+def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
+    ok = make_submission(tmp_path / "ok")
+    assert prepare(ok, tmp_path / "store")["meta"]["name"] == "net-ok"
+
+    bad = make_submission(tmp_path / "sha")
+    meta = yaml.safe_load((bad / "metadata.yaml").read_text())
+    meta["weights"]["sha256"] = "0" * 64
+    (bad / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    assert "weights.pt: sha256 is" in refusal(tmp_path, bad) and "0" * 64 in refusal(tmp_path, bad)
+
+    assert "field 'licence' is missing" in refusal(tmp_path, _drop(make_submission(tmp_path / "lic"), "licence"))
+    assert "benchmark 'nope.V4' is not registered" in refusal(tmp_path, make_submission(tmp_path / "b", benchmarks=["nope.V4"]))
+    assert "needs layers.V4" in refusal(tmp_path, make_submission(tmp_path / "l", layers={"IT": "conv2"}))
+    assert "field 'authors' must be a non-empty list" in refusal(tmp_path, make_submission(tmp_path / "a", authors="me"))
+    nomodel = make_submission(tmp_path / "m")
+    (nomodel / "model.py").unlink()
+    assert "model.py is missing" in refusal(tmp_path, nomodel)
+    archive = tmp_path / "evil.zip"
+    archive.write_bytes(zip_folder(ok, extra={"../escape.txt": "x"}))
+    assert "points outside the archive" in refusal(tmp_path, archive)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"not an archive")
+    assert "not a folder, .zip or .tar" in refusal(tmp_path, junk)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def _drop(folder, field):
+    meta = yaml.safe_load((folder / "metadata.yaml").read_text())
+    meta.pop(field)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    return folder
+
+
+def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
+    store = tmp_path / "store"
+    archive = tmp_path / "good.zip"
+    archive.write_bytes(zip_folder(make_submission(tmp_path / "good")))
+    good = submit(db, archive, store, user=None)
+    bad = {mode: submit(db, make_submission(tmp_path / mode, mode=mode, weights=False), store)
+           for mode in ("crash", "nan", "hang")}
+
+    good_jobs = [j["id"] for j in db.submission(good)["jobs"]]
+    counts = work(db, lambda job: score_job(job, timeout_s=240), ids=good_jobs, progress=False)
+    assert counts == {"done": 1, "failed": 0}, db.submission(good)["jobs"][0]["error"]
+    row = db.submission(good)
+    assert row["status"] == DONE
+    job = row["jobs"][0]
+    public, hidden = db.score_for_job(job), db.score_for_job(job, hidden=True)
+    assert public.settings["split"] == "public" and hidden.settings["split"] == "hidden"
+    assert public.settings["submission_sha256"] == row["sha256"] and public.settings["layer"] == "conv2"
+    assert public.value != hidden.value  # different stimuli
+    assert public.settings["n_stimuli"] == hidden.settings["n_stimuli"] == 48
+    assert [r.value for r in db.leaderboard_records()] == [hidden.value]
+
+    jobs = {mode: [j["id"] for j in db.submission(i)["jobs"]] for mode, i in bad.items()}
+    counts = work(db, lambda job: score_job(job, timeout_s=240), ids=jobs["crash"] + jobs["nan"], progress=False)
+    assert counts == {"done": 0, "failed": 2}
+    assert work(db, lambda job: score_job(job, timeout_s=8), ids=jobs["hang"], progress=False)["failed"] == 1
+    errors = {mode: db.submission(i)["jobs"][0]["error"] for mode, i in bad.items()}
+    assert "deliberate crash in forward" in errors["crash"]
+    assert "NaN or infinity" in errors["nan"]
+    assert "wall-clock limit of 8 s" in errors["hang"]
+    assert all(db.submission(i)["status"] == FAILED for i in bad.values())
+    assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
+
+
+def test_worker_environment_has_no_secrets(tmp_path, monkeypatch):
+    from leaderboard.worker import clean_environment
+
+    monkeypatch.setenv("NEUROZOO_TEST_POSTGRES_URL", "postgresql://secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    env = clean_environment(tmp_path)
+    assert "secret" not in " ".join(env.values())
+    assert env["HOME"] == str(tmp_path) and env["NEUROZOO_HOME"] == str(tmp_path)

@@ -173,9 +173,18 @@ def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
 
 
 def _shared_storage(tmp_path):
-    """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one, else a SQLite file:
-    the same code path (optuna RDB storage); only PostgreSQL spans machines."""
-    return PG_URL or f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one (in its own schema, apart
+    from other tests' tables), else a SQLite file: the same code path (optuna RDB storage); only
+    PostgreSQL spans machines."""
+    if not PG_URL:
+        return f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_URL)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE SCHEMA IF NOT EXISTS zoo_search_test"))
+    engine.dispose()
+    return PG_URL + ("&" if "?" in PG_URL else "?") + "options=-csearch_path%3Dzoo_search_test"
 
 
 def _study_name(request):

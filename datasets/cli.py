@@ -38,10 +38,22 @@ def _list(args: argparse.Namespace) -> int:
         size = sum(f.size for f in entry.files) / 1e6
         print(f"{name:28s} {len(entry.files):5d} {size:7.1f}  {summary}  ({entry.source})")
     print()
-    print(f"{'registered data set':28s} {'family':20s} description")
+    print(f"{'registered data set':28s} {'family':20s} {'local':14s} description")
     for entry in datasets.DATASETS.entries():
-        print(f"{entry.name:28s} {entry.tags.get('family', ''):20s} {entry.description}")
+        print(f"{entry.name:28s} {entry.tags.get('family', ''):20s} {_local_state(entry.name):14s} {entry.description}")
     return 0
+
+
+def _local_state(name: str) -> str:
+    from datasets import catalog
+    from datasets.cache import MANIFEST
+    from datasets.embedded import ventral
+
+    if name.startswith("ventral_embedded."):
+        return "generated" if (ventral.folder() / MANIFEST).is_file() else "not generated"
+    if name in catalog.CATALOG:
+        return "imported" if all(catalog.cached_path(f).is_file() for f in catalog.get(name).files) else "not imported"
+    return "plugin"
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -52,10 +64,14 @@ def _verify(args: argparse.Namespace) -> int:
     names = args.names or sorted(catalog.CATALOG)
     failures = 0
     for name in names:
-        for path, state in catalog.status(name).items():
-            if state != "missing" or args.names:
-                print(f"{state:8s} {name}:{path}")
-            failures += state == "MISMATCH" or (state == "missing" and bool(args.names))
+        states = catalog.status(name)
+        bad = {path: state for path, state in states.items() if state == "MISMATCH" or (state == "missing" and args.names)}
+        for path, state in bad.items():
+            print(f"{state:8s} {name}:{path}")
+        failures += len(bad)
+        present = sum(state == "ok" for state in states.values())
+        if not bad and present:
+            print(f"{'ok':8s} {name} ({present} of {len(states)} files)")
     if not args.names:  # derived folders (converted and generated data) carry their own manifest
         for manifest in sorted(cache_dir().glob(f"*/**/{MANIFEST}")):
             folder = manifest.parent

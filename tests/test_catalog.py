@@ -47,7 +47,7 @@ def test_import_copies_verified_files(toy, capsys):
     assert cached.read_bytes() == b"alpha" * 100
     assert catalog.status("toy.set") == {"toy/a.bin": "ok", "toy/b.txt": "ok"}
     assert zoo_data("verify", "toy.set") == 0
-    assert "ok       toy.set:toy/a.bin" in capsys.readouterr().out
+    assert "ok       toy.set (2 of 2 files)" in capsys.readouterr().out
 
 
 def test_import_refuses_a_source_with_the_wrong_checksum(toy):

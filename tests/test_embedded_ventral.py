@@ -112,7 +112,7 @@ def test_known_latencies_and_time_course(data, expected):
     assert it[0] == pytest.approx(baseline_it, rel=1e-6) and it[1] > 1.5 * baseline_it
     assert v4[0] > 2 * teacher().baseline_V4.double().mean().item() / 100
     assert it.argmax() > v4.argmax()  # IT peaks later
-    assert v4[-1] < 0.5 * v4.max()  # offset: the image leaves at 100 ms
+    assert v4[-1] < 0.7 * v4.max() and np.all(np.diff(v4[-6:]) < 0)  # offset: the image left at 100 ms
     # split-half reliability in the data follows: no stimulus information in IT's 70 ms bin, plenty at its peak
     trials = _by_repetition(data["IT"])
     half1, half2 = trials[0::2].mean(0), trials[1::2].mean(0)
@@ -173,3 +173,16 @@ def test_tampered_cache_is_refused(data):
         path.write_bytes(original)
     with pytest.raises(DataError, match="region must be one of"):
         load_ventral("V1")
+
+
+def test_selectivity_shifts_during_the_response(expected):
+    """A static model predicts one pattern across stimuli for every bin; the teacher's patterns change over time.
+
+    The share of the (per-bin z-scored) signal that the time-averaged pattern leaves unexplained bounds
+    what any static feature set can reach with one mapping; the teacher's own features reach it exactly.
+    """
+    for region, first in (("V4", 0), ("IT", 2)):  # IT has no signal before 80 ms
+        signal = expected[region][:, :, first:]
+        z = (signal - signal.mean(0)) / signal.std(0)
+        unexplained = ((z - z.mean(axis=2, keepdims=True)) ** 2).sum() / (z ** 2).sum()
+        assert 0.04 < unexplained < 0.3

@@ -20,7 +20,7 @@ import numpy as np
 from datasets.cache import building, cache_dir, read_manifest, verify_folder
 from datasets.errors import DataError
 
-GENERATOR_VERSION = 2  # bump whenever the stimuli, teacher or noise change
+GENERATOR_VERSION = 3  # bump whenever the stimuli, teacher or noise change
 DEFAULT_SEED = 0
 N_REPETITIONS = 10
 PER_OBJECT_LEVEL = 12

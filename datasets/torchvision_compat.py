@@ -25,7 +25,8 @@ _MISSING_OPERATOR_SCHEMAS = (
 )
 
 _library = None  # keeps the torch.library.Library alive for the life of the process
-applied = False
+applied = False  # True when this module defined the schemas
+extension_available = None  # whether torchvision's compiled operators loaded (None: not checked)
 
 
 def extension_loads() -> bool:
@@ -56,10 +57,11 @@ def _operator_exists(name: str) -> bool:
 
 def apply() -> bool:
     """Define the missing schemas if needed. Returns True when the shim was applied."""
-    global _library, applied
+    global _library, applied, extension_available
     if applied or "torchvision" in sys.modules or importlib.util.find_spec("torchvision") is None:
         return applied
-    if extension_loads():
+    extension_available = extension_loads()
+    if extension_available:
         return False
     _library = torch.library.Library("torchvision", "DEF")
     for schema in _MISSING_OPERATOR_SCHEMAS:

@@ -55,7 +55,10 @@ def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping
             if name in ("time_bin_start", "time_bin_end", "repetition"):
                 column = column.astype(np.int64)
             coords[name] = (dim, column)
-    assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
+    try:
+        assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
+    except ValueError as error:  # a coordinate whose length does not match its dim
+        raise DataError(f"assembly of shape {values.shape}: {error}") from None
     return validate_assembly(assembly, nan_policy="allow", require={})
 
 
@@ -150,7 +153,8 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     path = Path(path)
     assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
-    attrs = {k: v for k, v in assembly.attrs.items() if isinstance(v, (str, int, float, np.number))}
+    attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in assembly.attrs.items()
+             if isinstance(v, (str, int, float, np.number, np.bool_))}
     attrs["stimulus_set_identifier"] = identifier
     assembly = assembly.copy(deep=False)
     assembly.attrs = attrs

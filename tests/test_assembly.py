@@ -144,6 +144,14 @@ def test_stimulus_ids_must_match_the_stimulus_set(tmp_path):
         load_assembly(path, stimulus_set=complete.iloc[:3])
 
 
+def test_construction_errors_and_unstorable_attributes(tmp_path):
+    with pytest.raises(DataError, match=r"assembly of shape \(2, 1, 1\):"):
+        make_assembly(np.zeros((2, 1, 1)), presentation={"stimulus_id": ["a", "b", "c"]}, neuroid={}, time_bin={})
+    assembly = _assembly().assign_attrs(averaged=True, stimulus_set=object(), note="kept")
+    loaded = load_assembly(write_assembly(assembly, tmp_path / "attrs.nc"))
+    assert loaded.attrs["averaged"] == 1 and loaded.attrs["note"] == "kept" and "stimulus_set" not in loaded.attrs
+
+
 def test_duplicates_are_refused():
     assembly = _assembly()
     with pytest.raises(DataError, match="'neuroid_id' has duplicates"):

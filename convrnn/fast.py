@@ -61,6 +61,8 @@ def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, 
     if compile not in SCOPES:
         raise ValueError(f"compile={compile!r}: expected one of {SCOPES}")
     if cudagraphs:
+        if not any(p.is_cuda for p in model.parameters()):
+            raise ValueError("cudagraphs=True needs the model on a GPU: move it with .to('cuda') before to_fast()")
         mode = "reduce-overhead"
     to_reference(model)
     options = FastOptions(dtype=dtype, channels_last=channels_last, fuse_inputs=fuse_inputs, compile=compile, mode=mode)

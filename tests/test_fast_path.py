@@ -131,3 +131,8 @@ def test_cornet_s_like_baseline_has_cornet_s_size_and_runs():
     assert out.logits.shape == (1, 2, 7) and out.first_readout_step == 0
     assert out.recorded["V4"].shape == (1, 2, 32, 4, 4)  # V4: 256 x 0.125 channels at 1/16 resolution
     assert len(model.V4.norm1) == 4 and len(model.IT.norm1) == 2  # a separate BatchNorm per step
+
+
+def test_cuda_graphs_are_refused_for_a_model_on_the_cpu():
+    with pytest.raises(ValueError, match="needs the model on a GPU"):
+        make_fast(reference_model(), cudagraphs=True)

@@ -144,8 +144,9 @@ def main(argv=None) -> int:
         ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
         ("fast", f"rgc_intermediate, fast path (bf16, channels-last, fused, compile={args.compile}"
                  + (", CUDA graphs" if args.cudagraphs else "") + ")",
-         lambda: copy.deepcopy(plain).to_fast(compile=args.compile, mode=args.mode, cudagraphs=args.cudagraphs,
-                                              fuse_inputs=args.fuse), rgc_flops, False, False),
+         lambda: copy.deepcopy(plain).to(device).to_fast(compile=args.compile, mode=args.mode,
+                                                         cudagraphs=args.cudagraphs, fuse_inputs=args.fuse),
+         rgc_flops, False, False),
         ("cornet", f"CORnet-S-like x{cornet_width:.3f} (bf16, channels-last"
                    + (", compiled" if args.compile != "none" else "") + ")",
          lambda: _cornet(cornet_width, args), cornet_flops, True, True),

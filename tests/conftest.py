@@ -1,14 +1,19 @@
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# One intra-op thread: the tests run many small tensors, where OpenMP threads cost more than they
+# give, and two spinning threads on a busy 2-core machine slow a step by 10-100x. Subprocesses
+# (torchrun workers, CLI runs) inherit the setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NEUROZOO_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-# Deterministic and quiet on the 2-core CI machine.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(autouse=True)

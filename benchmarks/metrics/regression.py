@@ -59,6 +59,15 @@ def pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.ndar
     C: (..., F, F) = X^T X and S: (..., F, Q) = X^T Y of centred training data, batched over leading axes.
     Returns B (..., F, Q) such that predictions are (X - x_mean) @ B + y_mean.
     """
+    from threadpoolctl import threadpool_limits
+
+    # the loop is many small eigendecompositions and matrix-vector products: BLAS threads only add
+    # synchronisation (and stall badly on a busy machine), so it runs single-threaded
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _pls_coefficients(C, S, n_components)
+
+
+def _pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.ndarray:
     C = np.asarray(C, dtype=np.float64)
     S = np.asarray(S, dtype=np.float64)
     batch, F, Q = S.shape[:-2], S.shape[-2], S.shape[-1]

@@ -80,7 +80,11 @@ class TemporalScore:
 
     @property
     def error_per_bin(self) -> np.ndarray:
-        return np.nanstd(self.per_split_values, axis=0) / np.sqrt(self.n_splits)
+        values = self.per_split_values
+        defined = np.isfinite(values).any(axis=0)  # a bin with a non-positive ceiling has no normalised score
+        error = np.full(values.shape[1], np.nan)
+        error[defined] = np.nanstd(values[:, defined], axis=0) / np.sqrt(self.n_splits)
+        return error
 
     def table(self):
         """Per-bin pandas DataFrame: time_bin_start, time_bin_end, value, error, raw, ceiling."""

@@ -110,11 +110,17 @@ def test_ln_on_ground_truth_is_clearly_below_oracle(embedded):
     torch.manual_seed(0)
     model = create_model("ln", n_cells=12)
     fit(model, embedded, epochs=5, progress=False)
-    stats = summary(evaluate(model, embedded))
-    print("LN on embedded whitenoise:", stats)
+    frame = evaluate(model, embedded)
+    stats = summary(frame)
+    print("LN on embedded whitenoise:", stats, frame["correlation"].round(3).tolist())
     assert stats["n_passing"] == 12
-    assert 0.3 < stats["median_correlation"] < stats["median_oracle"] - 0.1
-    assert stats["median_feve"] < 0.75
+    assert 0.2 < stats["median_correlation"] < stats["median_oracle"] - 0.2
+    assert stats["median_feve"] < 0.5
+    # it fits the ON and OFF cells, and fails on the near full-wave-rectifying ON-OFF cells
+    types = json.loads(read_experiment(embedded, "train").attrs["cell_types"])
+    r = frame["correlation"].to_numpy()
+    one_sided = np.median(r[[t != "onoff" for t in types]])
+    assert one_sided > 0.3 and np.median(r[[t == "onoff" for t in types]]) < one_sided - 0.1
 
 
 def test_glm_fits_with_spike_history(embedded):
@@ -124,7 +130,7 @@ def test_glm_fits_with_spike_history(embedded):
     assert result.config.response == "binned"
     stats = summary(evaluate(model, embedded, n_samples=5))
     print("GLM on embedded whitenoise:", stats)
-    assert 0.2 < stats["median_correlation"] < stats["median_oracle"]
+    assert 0.15 < stats["median_correlation"] < stats["median_oracle"]
     assert model.post_spike.shape == (12, 20) and model.post_spike.abs().sum() > 0
 
 

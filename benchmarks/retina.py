@@ -25,7 +25,10 @@ class RetinaHeldoutBenchmark:
         return f"retina_embedded.{self.kind}-heldout"
 
     def score(self, model, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
-              **fit_overrides) -> Score:
+              layers=None, max_features=None, cache=None, **fit_overrides) -> Score:
+        """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module.
+        ``layers``/``max_features``/``cache`` (the neural benchmarks' options) do not apply and are ignored;
+        other keywords override the fit settings (``epochs``, ``lr``, ``batch_size``...)."""
         from retina.benchmark import HeldoutBenchmark
 
         result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(

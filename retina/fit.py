@@ -11,6 +11,9 @@ Interface (stable; other modules build on it):
   (called once before training), ``init_from_sta(sta (n_cells, 40, 50, 50))`` (the spike-triggered
   average of the training split, before ``init_from_data``), ``param_groups(lr)`` (Adam parameter
   groups), ``predict_movie`` (GLM: autoregressive held-out prediction).
+* Units: the embedded recordings' rates are spikes/s (mean about 25, peaks near 300 under white
+  noise). A model whose output starts near 1 (softplus after BatchNorm) should set its output scale
+  in ``init_from_data`` -- Adam at 1e-2 needs thousands of steps to grow it otherwise.
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
   (parameters with ndim > 1) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on

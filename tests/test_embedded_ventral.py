@@ -145,6 +145,11 @@ def test_convrnn_contract_and_gray_input(data):
     assert recorded["V1"][:DELAYS["V1"]].abs().max() == 0
     blank = model(x, n_steps=26, image_steps=0, record=["IT"]).recorded["IT"]
     assert blank.abs().max() == 0  # mean gray drives nothing
+    # a harness that loads the images at another size gets them resized back to the generation size (approximately)
+    upsampled = torch.nn.functional.interpolate(x, size=(128, 128), mode="bilinear", align_corners=False)
+    resized = model(upsampled, record=["IT"]).recorded["IT"].flatten()
+    assert resized.numel() == recorded["IT"].numel()
+    assert np.corrcoef(resized.numpy(), recorded["IT"].flatten().numpy())[0, 1] > 0.95
     with pytest.raises(KeyError, match="no layer 'V2'"):
         model(x, record=["V2"])
 

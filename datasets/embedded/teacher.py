@@ -156,6 +156,7 @@ class VentralTeacher(nn.Module):
             torch.set_num_threads(threads)
 
     def _unroll(self, images, n_steps, image_steps, record) -> TeacherOutput:
+        images = self._resize(images)
         record = list(self.layer_names if record is None else record)
         unknown = [r for r in record if r not in self.layer_names]
         if unknown:
@@ -187,6 +188,13 @@ class VentralTeacher(nn.Module):
         zero = torch.zeros_like(image_drive)
         history["V1"] = [zero if out is None else out for out in history["V1"]]
         return TeacherOutput({name: torch.stack(history[name]) for name in record})
+
+    def _resize(self, images: torch.Tensor) -> torch.Tensor:
+        """The data were generated from 64x64 images; other sizes (e.g. a harness's 224) are resized back."""
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        return images
 
     def _integrate(self, name: str, drive: torch.Tensor, h: dict, a: dict) -> torch.Tensor:
         """One step of leaky integration and adaptation; returns the area's output."""
@@ -260,7 +268,7 @@ class VentralTeacher(nn.Module):
         one static bin (B, C*H*W, 1) -- the matched feedforward control."""
         chunks = {layer: [] for layer in layers}
         for start in range(0, images.shape[0], batch_size):
-            batch = images[start:start + batch_size]
+            batch = self._resize(images[start:start + batch_size])
             if feedforward:
                 mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
                 std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -6,7 +6,6 @@ GET  /api/ranking           the ranking as JSON
 POST /api/submissions       body: a .zip or .tar.gz submission; header ``Authorization: Bearer <token>``
 GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting user only
 """
-from __future__ import annotations
 
 import tempfile
 from pathlib import Path

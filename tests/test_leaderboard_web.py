@@ -1,0 +1,169 @@
+"""The web app: FastAPI TestClient (pages, API, tokens) and a real headless Chromium (sort, open a model page)."""
+import io
+import os
+import shutil
+import socket
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.records import ScoreRecord
+from leaderboard.db import LeaderboardDB
+
+V4, IT = "ventral_embedded.V4-temporal", "ventral_embedded.IT-temporal"
+SCORES = {"alpha": {V4: 0.30, IT: 0.10}, "beta": {V4: 0.50}, "gamma": {V4: 0.20, IT: 0.60}}
+
+
+def per_bin(value):
+    return [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": value * (1 + 0.1 * i),
+             "ceiling": 0.8, "raw": 0.5} for i in range(4)]
+
+
+def fill(db):
+    for model, scores in SCORES.items():
+        for benchmark, value in scores.items():
+            job = db.enqueue(model, benchmark, {"m": model})
+            assert db.claim("w", ids=[job])["id"] == job
+            settings = {"weights": "untrained, random weights", "layer": "conv6"}
+            db.finish(job, "w", ScoreRecord(model, benchmark, value + 0.05, per_bin=per_bin(value), settings=settings),
+                      hidden=ScoreRecord(model, benchmark, value, ceiling=0.8, per_bin=per_bin(value), settings=settings))
+
+
+@pytest.fixture
+def db(tmp_path):
+    store = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    fill(store)
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def client(db, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from leaderboard.web import create_app
+
+    return TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+
+
+def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    # overall = mean over regions present: gamma (0.2 + 0.6) / 2 = 0.4, beta 0.5 (IT missing), alpha 0.2
+    assert html.index('data-model="beta"') < html.index('data-model="gamma"') < html.index('data-model="alpha"')
+    assert "0.500 (1/2)" in html and "&mdash;" in html and "never counted as zero" in html
+    assert "https://" not in html and "http://" not in html  # no CDN: everything local
+    assert client.get("/static/sort.js").status_code == 200
+    ranking = client.get("/api/ranking").json()
+    assert [r["model"] for r in ranking] == ["beta", "gamma", "alpha"]
+    assert ranking[0]["scores"][IT]["value"] is None and ranking[1]["scores"]["overall"]["value"] == pytest.approx(0.4)
+    model = client.get("/models/gamma")
+    assert model.status_code == 200 and "<svg" in model.text and "untrained, random weights" in model.text
+    assert model.text.count("<svg") == 2 and "conv6" in model.text  # one time course per benchmark; provenance
+    assert client.get("/models/nobody").status_code == 404
+
+
+def submission_archive(tmp_path) -> bytes:
+    from test_leaderboard_submission import make_submission  # noqa: E402
+
+    folder = make_submission(tmp_path / "sub", name="webnet", weights=False, benchmarks=[V4])
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname="webnet")
+    return buffer.getvalue()
+
+
+def test_submission_api_requires_a_token_and_returns_only_public_scores(client, db, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    body = submission_archive(tmp_path)
+    assert client.post("/api/submissions", content=body).status_code == 401
+    assert client.post("/api/submissions", content=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    alice, bob = db.create_token("alice"), db.create_token("bob")
+    auth = {"Authorization": f"Bearer {alice}"}
+    refused = client.post("/api/submissions", content=b"garbage", headers=auth)
+    assert refused.status_code == 422 and "not a folder, .zip or .tar" in refused.json()["detail"]
+    created = client.post("/api/submissions", content=body, headers=auth)
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    status = client.get(f"/api/submissions/{sid}", headers=auth).json()
+    assert status["name"] == "webnet" and status["jobs"][0]["status"] == "queued"
+    assert client.get(f"/api/submissions/{sid}", headers={"Authorization": f"Bearer {bob}"}).status_code == 404
+
+    job = db.submission(sid)["jobs"][0]  # score it by hand: the API must return the public split only
+    db.claim("w", ids=[job["id"]])
+    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.11), hidden=ScoreRecord("webnet", V4, 0.77))
+    status = client.get(f"/api/submissions/{sid}", headers=auth).json()
+    assert status["jobs"][0]["public_score"]["value"] == pytest.approx(0.11)
+    assert "0.77" not in str(status)
+    assert client.get("/models/webnet").text.count("0.770") >= 1  # the board shows the hidden score
+
+
+# ------------------------------------------------------------------------------------------------ browser
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(db, tmp_path):
+    import uvicorn
+
+    from leaderboard.web import create_app
+
+    port = free_port()
+    config = uvicorn.Config(create_app(db=db, submissions_dir=tmp_path / "subs"), host="127.0.0.1", port=port,
+                            log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not instance.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(10)
+
+
+def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
+    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+        pytest.skip("headless Chromium not installed (.ci/run: apt-get install chromium chromium-driver)")
+    selenium = pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
+    del selenium
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                 f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(server + "/")
+        models = lambda: [r.get_attribute("data-model") for r in driver.find_elements(By.CSS_SELECTOR, "#ranking tbody tr")]
+        assert models() == ["beta", "gamma", "alpha"]
+        headers = driver.find_elements(By.CSS_SELECTOR, "#ranking thead th")
+        it_header = next(h for h in headers if h.text.strip().startswith(IT))
+        it_header.click()  # numeric: descending first, missing last
+        assert models() == ["gamma", "alpha", "beta"]
+        it_header.click()
+        assert models() == ["alpha", "gamma", "beta"]
+        next(h for h in headers if h.text.strip().startswith("model")).click()
+        assert models() == ["alpha", "beta", "gamma"]
+        driver.find_element(By.LINK_TEXT, "gamma").click()
+        assert driver.find_element(By.ID, "model-name").text == "gamma"
+        assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
+    finally:
+        driver.quit()

@@ -62,6 +62,19 @@ def time_course_svg(per_bin: List[Dict[str, Any]], title: str) -> Optional[str]:
     return svg[svg.index("<svg"):]
 
 
+_SVG_CACHE: Dict[Any, Optional[str]] = {}
+
+
+def cached_svg(record, title: str) -> Optional[str]:
+    """Score rows never change once written, so each one's figure is drawn once per process."""
+    key = (record.id, record.created_at, title)
+    if key not in _SVG_CACHE:
+        if len(_SVG_CACHE) > 4096:
+            _SVG_CACHE.clear()
+        _SVG_CACHE[key] = time_course_svg(record.per_bin, title)
+    return _SVG_CACHE[key]
+
+
 def model_page(db, model: str) -> Optional[Dict[str, Any]]:
     records = [r for r in db.leaderboard_records() if r.model == model]
     if not records:
@@ -73,7 +86,7 @@ def model_page(db, model: str) -> Optional[Dict[str, Any]]:
         settings = record.settings or {}
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
                        "ceiling": record.ceiling, "raw": record.raw,
-                       "svg": time_course_svg(record.per_bin, f"{model} on {record.benchmark}"),
+                       "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": settings.get("figures_svg") or {},
                        "provenance": {"code_version": record.code_version, "git_commit": record.git_commit,
                                       "data_sha256": record.data_sha256, "seed": record.seed, "device": record.device,

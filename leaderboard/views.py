@@ -2,7 +2,6 @@
 app and the static report)."""
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
@@ -37,29 +36,43 @@ def board(db) -> Dict[str, Any]:
             "hidden_note": HIDDEN_NOTE, "n_records": len(records)}
 
 
-def time_course_svg(per_bin: List[Dict[str, Any]], title: str) -> Optional[str]:
-    """Score per 10 ms bin with the ceiling, as an inline SVG (matplotlib, Agg-free SVG backend)."""
+def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520, height: int = 240) -> Optional[str]:
+    """Score per 10 ms bin with the ceiling, as a small hand-written inline SVG (no plotting library at request
+    time: a model page stays a few milliseconds)."""
+    from html import escape
+
     rows = [r for r in per_bin or [] if r.get("time_bin_start") is not None]
     if not rows:
         return None
-    from matplotlib.figure import Figure
-
     x = [(r["time_bin_start"] + r["time_bin_end"]) / 2 for r in rows]
-    nan = float("nan")
-    value = [r.get("value") if r.get("value") is not None else nan for r in rows]
-    ceiling = [r.get("ceiling") if r.get("ceiling") is not None else nan for r in rows]
-    figure = Figure(figsize=(5.5, 2.6))
-    ax = figure.add_subplot()
-    ax.plot(x, value, "o-", color="#1f77b4", label="score (r\u00b2 / ceiling)")
-    ax.plot(x, ceiling, "--", color="#777777", label="ceiling (split-half, r\u00b2)")
-    ax.set_xlabel("time after stimulus onset (ms)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False)
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    return svg[svg.index("<svg"):]
+    series = {"score (r\u00b2 / ceiling)": ([r.get("value") for r in rows], "#1f77b4", ""),
+              "ceiling (split-half, r\u00b2)": ([r.get("ceiling") for r in rows], "#777777", "5,4")}
+    values = [v for ys, _, _ in series.values() for v in ys if v is not None]
+    if not values:
+        return None
+    low, high = min(0.0, min(values)), max(1.0, max(values))
+    left, right, top, bottom = 48, 12, 24, 36
+    sx = lambda v: left + (v - x[0]) / ((x[-1] - x[0]) or 1) * (width - left - right)
+    sy = lambda v: top + (high - v) / ((high - low) or 1) * (height - top - bottom)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+             f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="11">{escape(title)}</text>',
+             f'<line x1="{left}" y1="{sy(low)}" x2="{width - right}" y2="{sy(low)}" stroke="#333"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{sy(low)}" stroke="#333"/>']
+    for tick in (low, 0.0, 0.5, high) if low < 0 else (0.0, 0.5, high):
+        parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.2g}</text>')
+    for value in (x[0], x[len(x) // 2], x[-1]):
+        parts.append(f'<text x="{sx(value):.1f}" y="{sy(low) + 12:.1f}" text-anchor="middle" font-size="9">{value:g}</text>')
+    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="10">'
+                 'time after stimulus onset (ms)</text>')
+    for i, (label, (ys, color, dash)) in enumerate(series.items()):
+        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, ys) if b is not None)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
+                     f'points="{points}"><title>{escape(label)}</title></polyline>')
+        parts.append(f'<text x="{width - right - 4}" y="{top + 12 + 12 * i}" text-anchor="end" font-size="9" '
+                     f'fill="{color}">{escape(label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 _SVG_CACHE: Dict[Any, Optional[str]] = {}

@@ -221,8 +221,14 @@ class LeaderboardDB(ResultsStore):
 
     def enqueue(self, model: str, benchmark: str, spec: dict) -> int:
         """Queue (model, benchmark, spec) unless that exact job already exists; returns its id."""
-        with Session(self.engine) as session, session.begin():
-            return self._enqueue(session, model, benchmark, spec)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with Session(self.engine) as session, session.begin():
+                return self._enqueue(session, model, benchmark, spec)
+        except IntegrityError:  # another process queued the same job between our check and insert
+            with Session(self.engine) as session, session.begin():
+                return self._enqueue(session, model, benchmark, spec)
 
     def job(self, job_id: int) -> Optional[Dict[str, Any]]:
         with Session(self.engine) as session:

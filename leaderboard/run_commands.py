@@ -48,6 +48,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_submit)
 
+    p = sub.add_parser("submission", help="status and public-split scores of a submission")
+    p.add_argument("id", type=int)
+    p.add_argument("--db")
+    p.set_defaults(handler=_submission_status)
+
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
     p.add_argument("--db")
     p.add_argument("--device", default="cpu")
@@ -119,3 +124,20 @@ def _work(args) -> int:
                   progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0
+
+
+def _submission_status(args) -> int:
+    from datasets.errors import UserFacingError
+    from leaderboard.db import LeaderboardDB
+
+    db = LeaderboardDB(args.db)
+    row = db.submission(args.id)
+    if row is None:
+        raise UserFacingError(f"no submission {args.id} in {db.url}")
+    print(f"submission {row['id']} {row['name']} ({row['sha256'][:12]}): {row['status']}")
+    for job in row["jobs"]:
+        public = db.score_for_job(job) if job["status"] == "done" else None
+        detail = f"public-split score {public.value:.4f}" if public is not None else (job["error"] or "")
+        print(f"  {job['benchmark']}: {job['status']} {detail}")
+    print("(the leaderboard ranks the hidden split; its scores are not shown to submitters)")
+    return 0

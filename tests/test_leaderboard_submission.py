@@ -66,7 +66,11 @@ def load_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(root))
     import lbtest_plugin
 
-    benchmarks.BENCHMARKS.add("lbtest.V4", lbtest_plugin.make, region="V4", overwrite=True)
+    from datasets.registry import Entry
+
+    # registered for this test only (undone afterwards, so other tests see the real registry)
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.V4",
+                        Entry("lbtest.V4", lbtest_plugin.make, "test plugin", {"region": "V4"}))
 
 
 def make_submission(folder: Path, mode="ok", name=None, weights=True, **meta_changes) -> Path:

@@ -44,7 +44,7 @@ def peak_flops(device: torch.device, override_tflops):
 def forward_flops(build, image_size: int) -> float:
     """FLOPs of one forward per image, counted on the meta device (no memory, no compute)."""
     with torch.device("meta"):
-        model = build()
+        model = build().eval()  # one image: batch statistics would be undefined
         x = torch.empty(1, 3, image_size, image_size)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(x)

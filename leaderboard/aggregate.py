@@ -51,11 +51,18 @@ def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
     return root
 
 
+def scores_models(entry) -> bool:
+    """False for data-only benchmarks (recordings without stimuli), which no model can be scored on.
+
+    Recognised by a ``data_only=True`` registry tag, or by the ``-decoding`` suffix of the suite's own."""
+    return not (entry.tags.get("data_only") or entry.name.endswith("-decoding"))
+
+
 def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
-    """The tree of the registered benchmarks (or of ``names`` among them)."""
+    """The tree of the registered model benchmarks (or of ``names`` among them)."""
     import benchmarks
 
-    entries = benchmarks.BENCHMARKS.entries()
+    entries = [e for e in benchmarks.BENCHMARKS.entries() if scores_models(e)]
     wanted = None if names is None else set(names)
     return build_tree((e.name, e.tags) for e in entries if wanted is None or e.name in wanted)
 

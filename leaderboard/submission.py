@@ -128,7 +128,9 @@ def validate(root: Path) -> Dict[str, Any]:
         if name not in benchmarks.BENCHMARKS:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered "
                                   f"(known: {', '.join(benchmarks.list_benchmarks())})")
-        if name.endswith("-decoding"):
+        from leaderboard.aggregate import scores_models
+
+        if not scores_models(benchmarks.BENCHMARKS.get(name)):
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is data-only (no stimulus images)")
     for region, layer in meta["layers"].items():
         if not isinstance(layer, str) or not layer:

@@ -95,7 +95,9 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             bench_family = benchmark_family(bench)
             if (family == "retina") != (bench_family == "retina"):
                 continue
-            if bench.endswith("-decoding"):
+            from leaderboard.aggregate import scores_models
+
+            if not scores_models(benchmarks.BENCHMARKS.get(bench)):
                 skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
                 continue
             spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},

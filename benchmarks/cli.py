@@ -59,7 +59,7 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
 def run_score(args) -> int:
     import benchmarks
     from benchmarks.paths import results_dir
-    from benchmarks.plots import plot_time_course
+    from benchmarks.plots import plot_layer_profile, plot_time_course
     from benchmarks.records import ResultsStore
     from datasets.errors import UserFacingError
 
@@ -85,6 +85,10 @@ def run_score(args) -> int:
     out = args.out or results_dir()
     stem = f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_")
     plot = plot_time_course(score, Path(out) / f"{stem}.png", title=f"{model_name} on {args.benchmark}")
+    selection = score.provenance["settings"].get("layer_selection") or {}
+    if selection:
+        plot_layer_profile(selection, Path(out) / f"{stem}_layers.png",
+                           title=f"{model_name}: layer selection (raw r on held-out selection stimuli)")
     summary = Path(out) / f"{stem}.json"
     summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
                                    "error": score.error, "ceiling": score.ceiling, "raw": score.raw,

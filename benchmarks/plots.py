@@ -50,11 +50,12 @@ def plot_time_course(score: Score, path: Union[str, Path], title: Optional[str] 
     return _save(figure, path)
 
 
-def plot_layer_profile(layer_scores: Mapping[str, Score], path: Union[str, Path], title: Optional[str] = None) -> Path:
-    """Score of each layer (in the given order), with its error bar."""
+def plot_layer_profile(layer_scores: Mapping[str, Union[Score, float]], path: Union[str, Path],
+                       title: Optional[str] = None) -> Path:
+    """Score of each layer (in the given order), with its error bar; values may be Scores or plain numbers."""
     names = list(layer_scores)
-    values = [layer_scores[n].value for n in names]
-    errors = [layer_scores[n].error or 0.0 for n in names]
+    values = [float(getattr(layer_scores[n], "value", layer_scores[n])) for n in names]
+    errors = [getattr(layer_scores[n], "error", None) or 0.0 for n in names]
     figure = Figure(figsize=(max(4, 0.7 * len(names) + 2), 3.2))
     axis = figure.subplots()
     axis.errorbar(range(len(names)), values, yerr=errors, fmt="o-", capsize=2)

@@ -9,7 +9,7 @@ from retina.models.bncnn import RetinaCNN, windows
 
 
 def _rel(a, b):
-    return float((a - b).abs().max() / b.abs().max())
+    return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
 @pytest.mark.parametrize("method", ["fft", "fft_taps", "conv3d"])
@@ -51,8 +51,9 @@ def _run(model, movie, target, fast, dtype, train):
 def test_fast_equals_plain_eval_and_training_with_gradients(factory):
     """Same weights, same chunk: outputs and all gradients within 1e-4 relative of the plain model.
 
-    The reference is the plain model in float64; the fast path is checked in float64 and float32 (in float32
-    the plain conv2d backward itself deviates by ~1e-2 in conv1's gradient on this CPU, the FFT path does not)."""
+    The reference is the plain model in float64; the fast path is checked in float64 (outputs and gradients
+    within 1e-4) and float32 (outputs within 1e-4; gradients within 1e-2, the size of the plain float32
+    model's own deviation from float64 in conv1's gradient on this CPU)."""
     base = _perturbed_model(**factory)
     movie, target = torch.randn(40 + 15, 50, 50), torch.rand(16, 5)
     for train in (False, True):  # training: BatchNorm statistics over the chunk's 16 windows
@@ -61,8 +62,11 @@ def test_fast_equals_plain_eval_and_training_with_gradients(factory):
             model, out = _run(base, movie, target, True, dtype, train)
             assert _rel(out, ref_out) < 1e-4, (train, dtype)
             if train:
+                # float32 rounding is amplified in the gradients by BatchNorm's mean subtraction (the plain
+                # float32 model deviates from float64 by up to ~1e-2 too); exactness is checked in float64
+                tolerance = 1e-4 if dtype == torch.float64 else 1e-2
                 for (name, p), q in zip(ref_model.named_parameters(), model.parameters()):
-                    assert _rel(q.grad.double(), p.grad) < 1e-4, (name, dtype)
+                    assert _rel(q.grad.double(), p.grad) < tolerance, (name, dtype)
                 for m_ref, m in zip(ref_model.modules(), model.modules()):
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         assert torch.allclose(m.running_mean.double(), m_ref.running_mean, rtol=1e-4, atol=1e-6)

@@ -3,7 +3,8 @@
 Plain: a batch of ``B`` random 40-frame windows ``(B, 40, 50, 50)`` through ``model(x)`` (conv2d).
 Fast: one contiguous chunk of ``B + 39`` frames through ``model.forward_movie`` (first layer by FFT,
 shared between the overlapping windows). Both do a full training step (forward, Poisson loss,
-backward, Adam update) on the same weights; frames/s = windows (output frames) per second.
+backward, Adam update) on the same weights; frames/s = windows (output frames) per second of wall time,
+and per CPU-second of this process (the figure to compare on a machine shared with other work).
 Also checks that both paths give the same outputs on the same chunk (eval mode).
 
     python benchmarks/perf/retina_fit_speed.py [--batch 512] [--steps 3] [--cells 5] [--device cpu|cuda|all]
@@ -42,7 +43,7 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     for name in ["plain", *methods]:
         model = copy.deepcopy(base)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        elapsed = 0.0
+        elapsed = cpu = 0.0
         for step in range(steps + 1):  # the first step warms up and is not timed
             if name == "plain":
                 index = torch.randint(0, movie.shape[0] - 39, (batch,), device=device)
@@ -51,12 +52,13 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
                 start = int(torch.randint(0, movie.shape[0] - batch - 39, ()).item())
                 inputs = movie[start:start + batch + 39]                           # one contiguous chunk
             _sync(device)
-            tic = time.perf_counter()
+            tic, cpu_tic = time.perf_counter(), time.process_time()
             _step(model, optimizer, inputs, targets, name != "plain", name)
             _sync(device)
             if step:
                 elapsed += time.perf_counter() - tic
-        results[name] = steps * batch / elapsed
+                cpu += time.process_time() - cpu_tic
+        results[name] = (steps * batch / elapsed, steps * batch / cpu)
     model = base.eval()
     with torch.no_grad():
         chunk = movie[:batch + 39]
@@ -83,9 +85,11 @@ def main(argv=None):
             continue
         device = torch.device(name)
         rates, error = measure(device, args.batch, args.steps, args.cells, methods)
-        line = f"{name:5s} plain {rates['plain']:9.1f} frames/s"
+        (wall, cpu) = rates["plain"]
+        line = f"{name:5s} plain {wall:8.1f} frames/s ({cpu:7.1f} per CPU-s)"
         for m in methods:
-            line += f" | fast[{m}] {rates[m]:9.1f} frames/s  ratio {rates[m] / rates['plain']:6.2f}x  max rel diff {error[m]:.1e}"
+            line += (f" | fast[{m}] {rates[m][0]:8.1f} frames/s ({rates[m][1]:7.1f} per CPU-s)  ratio "
+                     f"{rates[m][0] / wall:5.2f}x wall, {rates[m][1] / cpu:5.2f}x CPU  max rel diff {error[m]:.1e}")
         print(line, flush=True)
 
 

@@ -48,10 +48,22 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
                      method: str = "auto") -> torch.Tensor:
     """conv1 pre-activations ``(T, C, H-k+1, W-k+1)`` of all windows of ``movie`` ``(T + n_taps - 1, H, W)``.
 
+    ``movie`` may also be a batch of equally long chunks ``(N, T + n_taps - 1, H, W)``; the output is then
+    ``(N * T, C, ...)``, chunk by chunk (several short chunks per batch: see :mod:`retina.models.bncnn`).
     ``weight``: ``(C, n_taps, k, k)`` (a ``Conv2d`` weight with the frames as input channels).
     """
+    if movie.dim() == 4:
+        if movie.shape[1] < weight.shape[1]:
+            raise ValueError(f"movie chunks have {movie.shape[1]} frames; need at least {weight.shape[1]} (one window)")
+        if method in ("auto", "fft"):
+            out = _fft3d(movie, weight, movie.shape[1] - weight.shape[1] + 1)
+            out = out.reshape((-1,) + out.shape[2:])
+        else:
+            out = torch.cat([conv_first_layer(chunk, weight, None, method) for chunk in movie])
+        return out if bias is None else out + bias[:, None, None]
     if movie.dim() != 3:
-        raise ValueError(f"movie must be (frames, height, width); got shape {tuple(movie.shape)}")
+        raise ValueError(f"movie must be (frames, height, width) or (chunks, frames, height, width); "
+                         f"got shape {tuple(movie.shape)}")
     n_out, n_taps, kh, kw = weight.shape
     length, height, width = movie.shape
     n_windows = length - n_taps + 1
@@ -76,16 +88,17 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
 def _fft3d(movie, weight, n_windows):
     # Separable transforms, each axis as late / as small as possible: the kernel's spatial FFT runs on
     # its 40 taps only (not on the zero-padded time axis), and the inverse keeps only valid outputs
-    # before each further axis is transformed.
+    # before each further axis is transformed. ``movie``: (L, H, W) -> (T, C, h, w), or a batch of chunks
+    # (N, L, H, W) -> (N, T, C, h, w).
     n_out, n_taps, kh, kw = weight.shape
-    length, height, width = movie.shape
+    length, height, width = movie.shape[-3:]
     n_time = _fast_len(length)
-    movie_f = torch.fft.fft(torch.fft.rfft2(movie), n=n_time, dim=0)                       # (Lf, H, W//2+1)
+    movie_f = torch.fft.fft(torch.fft.rfft2(movie), n=n_time, dim=-3)                      # (..., Lf, H, W//2+1)
     kernel_f = torch.fft.fft(torch.fft.rfft2(weight, s=(height, width)), n=n_time, dim=1)  # (C, Lf, H, W//2+1)
-    out = torch.fft.ifft(kernel_f.conj() * movie_f, dim=1)[:, :n_windows]
-    out = torch.fft.ifft(out, dim=2)[:, :, :height - kh + 1]
-    out = torch.fft.irfft(out, n=width, dim=3)[..., :width - kw + 1]
-    return out.transpose(0, 1)
+    out = torch.fft.ifft(kernel_f.conj() * movie_f.unsqueeze(-4), dim=-3)[..., :n_windows, :, :]
+    out = torch.fft.ifft(out, dim=-2)[..., :height - kh + 1, :]
+    out = torch.fft.irfft(out, n=width, dim=-1)[..., :width - kw + 1]
+    return out.transpose(-4, -3)
 
 
 def _fft_taps(movie, weight, n_windows):

@@ -92,3 +92,15 @@ def test_fast_training_step_is_faster():
     fast = min(step(lambda: model.forward_movie(movie)) for _ in range(2))
     plain = min(step(lambda: model(batch)) for _ in range(2))
     assert plain / fast > 2.0, (plain, fast)
+
+
+def test_batch_of_chunks_equals_plain_batch_with_shared_batchnorm():
+    torch.manual_seed(3)
+    model = RetinaCNN(n_cells=4, noise_std=0.0).double().train()
+    chunks = torch.randn(3, 40 + 5, 50, 50, dtype=torch.float64)
+    plain = model(torch.cat([windows(c) for c in chunks]).contiguous())  # one batch of 18 windows
+    assert _rel(model.forward_movie(chunks), plain) < 1e-8
+    assert _rel(conv_first_layer(chunks, model.conv1.weight, method="conv3d"),
+                conv_first_layer(chunks, model.conv1.weight, method="fft")) < 1e-8
+    with pytest.raises(ValueError, match="need at least 40"):
+        conv_first_layer(torch.zeros(2, 30, 50, 50), model.conv1.weight)

@@ -16,7 +16,7 @@ Measured (2-core CPU shared with other jobs, torch 2.13 CPU, batch 512; no CUDA 
               ratio 10.4x wall, 10.0x CPU, max rel diff 2.3e-07 | fast[fft_taps] 3.4x CPU
     per 512-window step (CPU-s): fast first layer f+b 0.97, the rest (conv2, BN, dense) 0.85, whole 1.57;
     conv2 by FFT was tried and is 4x slower than oneDNN's conv2d (complex einsum), so conv2 stays direct.
-    Fit: 4 epochs on the 24000-frame embedded white-noise recording = 305 CPU-s (about 150 s wall on two
+    Fit: 4 epochs on the 24000-frame embedded white-noise recording = 305 CPU-s (150-300 s wall on two
     free cores), validation r 0.63, 0.70, 0.73, 0.74; held-out median r 0.867 (oracle 0.827).
 """
 from __future__ import annotations

@@ -113,6 +113,8 @@ def main(argv=None) -> int:
                    help="fast path: compile the per-layer step update, the whole model, or nothing")
     p.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     p.add_argument("--cudagraphs", action="store_true", help="fast path: mode=reduce-overhead (CUDA graphs)")
+    p.add_argument("--fast-dtype", choices=("bfloat16", "float32"), default="bfloat16",
+                   help="fast path autocast dtype (float32 on CPUs without fast bf16 convolutions)")
     p.add_argument("--no-fuse", dest="fuse", action="store_false", help="fast path: keep the input convs separate")
     p.add_argument("--cornet-width", default="match", help="CORnet-S width multiplier, or 'match' (same FLOPs)")
     p.add_argument("--skip", default="", help="comma-separated variants to leave out: plain,fast,cornet")
@@ -142,9 +144,11 @@ def main(argv=None) -> int:
     rows = []
     variants = [
         ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
-        ("fast", f"rgc_intermediate, fast path (bf16, channels-last, fused, compile={args.compile}"
+        ("fast", f"rgc_intermediate, fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, "
+                 f"{'fused' if args.fuse else 'unfused'}, compile={args.compile}"
                  + (", CUDA graphs" if args.cudagraphs else "") + ")",
-         lambda: copy.deepcopy(plain).to(device).to_fast(compile=args.compile, mode=args.mode,
+         lambda: copy.deepcopy(plain).to(device).to_fast(dtype=getattr(torch, args.fast_dtype), compile=args.compile,
+                                                         mode=args.mode,
                                                          cudagraphs=args.cudagraphs, fuse_inputs=args.fuse),
          rgc_flops, False, False),
         ("cornet", f"CORnet-S-like x{cornet_width:.3f} (bf16, channels-last"

@@ -2,7 +2,8 @@
 from datasets.registry import Registry
 
 #: Registered benchmarks: name -> factory returning a benchmark object.
-BENCHMARKS = Registry("benchmark", entry_point_group="neurozoo.benchmarks")
+BENCHMARKS = Registry("benchmark", entry_point_group="neurozoo.benchmarks",
+                      builtin_modules=("benchmarks.retina", "benchmarks.osr"))
 
 
 def list_benchmarks():

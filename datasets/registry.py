@@ -8,6 +8,7 @@ through a Python entry point in the registry's group (loaded lazily on first loo
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -31,9 +32,13 @@ class Entry:
 
 
 class Registry:
-    def __init__(self, kind: str, entry_point_group: Optional[str] = None):
+    """``builtin_modules`` are imported on the first lookup: modules whose import registers the
+    package's own entries, kept out of the package import so that ``import retina`` stays light."""
+
+    def __init__(self, kind: str, entry_point_group: Optional[str] = None, builtin_modules: tuple = ()):
         self.kind = kind
         self.entry_point_group = entry_point_group
+        self.builtin_modules = tuple(builtin_modules)
         self._entries: Dict[str, Entry] = {}
         self._entry_points_loaded = False
 
@@ -55,9 +60,13 @@ class Registry:
         self.register(name, description=description, overwrite=overwrite, **tags)(factory)
 
     def _load_entry_points(self) -> None:
-        if self._entry_points_loaded or not self.entry_point_group:
+        if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        for module in self.builtin_modules:
+            importlib.import_module(module)
+        if not self.entry_point_group:
+            return
         for ep in entry_points(group=self.entry_point_group):
             if ep.name not in self._entries:
                 self._entries[ep.name] = Entry(ep.name, _LazyEntryPoint(ep), f"(plugin {ep.value})")

@@ -22,7 +22,8 @@ def registry_rows(kind: str = "all"):
         for family, registry in (("convrnn", convrnn.MODELS), ("retina", retina.MODELS)):
             rows += [("model", family, e.name, e.description) for e in registry.entries()]
     if kind in ("benchmarks", "all"):
-        rows += [("benchmark", e.tags.get("family", ""), e.name, e.description) for e in benchmarks.BENCHMARKS.entries()]
+        rows += [("benchmark", e.tags.get("family") or e.tags.get("region", ""), e.name, e.description)
+                 for e in benchmarks.BENCHMARKS.entries()]
     if kind in ("datasets", "all"):
         rows += [("dataset", e.tags.get("family", ""), e.name, e.description) for e in datasets.DATASETS.entries()]
     return rows

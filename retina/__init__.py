@@ -2,7 +2,7 @@
 from datasets.registry import Registry
 
 #: Registered retina models: name -> factory.
-MODELS = Registry("retina model", entry_point_group="neurozoo.retina_models")
+MODELS = Registry("retina model", entry_point_group="neurozoo.retina_models", builtin_modules=("retina.models",))
 
 
 def list_models():

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Tuple
@@ -54,14 +53,12 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage, signal
 
+from datasets.cache import cache_dir
+
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
 N_TAPS = 40
 VERSION = 2  # bump when the circuit or the recordings change (part of the cache key)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("NEUROZOO_CACHE", Path.home() / ".cache" / "neurozoo"))
 
 
 def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(weights), "--out", str(out), "--periods", "2", "3", "4"]) == 0
     record = json.loads((out / "osr.json").read_text())
     assert record["model_osr"]["periods"] == [2, 3, 4] and len(record["model_osr"]["slope"]) == 12
-    assert record["truth_osr"]["n_osr_cells"] >= 4 and 0.0 <= record["comparison"]["value"] <= 1.0
+    assert record["truth_osr"]["n_osr_cells"] >= 3 and 0.0 <= record["comparison"]["value"] <= 1.0  # the ON cells
     assert (out / "osr.png").read_bytes()[:4] == b"\x89PNG"
     assert "ground truth" in capsys.readouterr().out
 

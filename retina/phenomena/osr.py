@@ -8,7 +8,7 @@ response follows the time the missing flash was due, not the last flash seen.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np

@@ -59,7 +59,7 @@ def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520,
              f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="11">{escape(title)}</text>',
              f'<line x1="{left}" y1="{sy(low)}" x2="{width - right}" y2="{sy(low)}" stroke="#333"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{sy(low)}" stroke="#333"/>']
-    for tick in (low, 0.0, 0.5, high) if low < 0 else (0.0, 0.5, high):
+    for tick in (0.0, 0.5, high):
         parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.2g}</text>')
     for value in (x[0], x[len(x) // 2], x[-1]):
         parts.append(f'<text x="{sx(value):.1f}" y="{sy(low) + 12:.1f}" text-anchor="middle" font-size="9">{value:g}</text>')

@@ -11,6 +11,10 @@ slope_truth| / |slope_truth|, 0, 1)`` (``called``: the model shows an OSR in tha
 cell reproduced with the right slope; 0 = no OSR anywhere. ``raw``: fraction of those cells with a model
 OSR. Per-cell rows go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here on the
 recording's training split, cached and shared with the held-out benchmark) or an already fitted module.
+
+Measured (`zoo probe osr bncnn --fit-embedded --epochs 4`, ground-truth circuit v2): the BN-CNN shows the
+OSR in exactly the circuit's 3 ON cells (slopes 0.60, 0.90, 0.90 vs 0.70; R^2 0.85-0.90) and in no other
+cell; score 0.762, raw 1.0.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from PIL import Image
 import datasets
 from datasets.embedded import images, load_expected, load_ventral, teacher, ventral
 from datasets.embedded.shapes import OBJECTS, VARIATIONS, render_set
-from datasets.embedded.teacher import DELAYS, TRIAL_GAIN_SD, VentralTeacher
+from datasets.embedded.teacher_network import DELAYS, TRIAL_GAIN_SD, VentralTeacher
 from datasets.errors import DataError
 
 

@@ -45,7 +45,7 @@ def _generate(target: Path, seed: int) -> None:
 
     from datasets.assembly import make_assembly, write_assembly
     from datasets.embedded.shapes import render_set
-    from datasets.embedded.teacher import BIN_STARTS, STEP_MS, TRIAL_GAIN_SD, VentralTeacher, to_input
+    from datasets.embedded.teacher_network import BIN_STARTS, STEP_MS, TRIAL_GAIN_SD, VentralTeacher, to_input
     from datasets.stimuli import make_stimulus_set, write_stimulus_set
 
     pixels, records = render_set(seed, PER_OBJECT_LEVEL)
@@ -137,7 +137,7 @@ def teacher(seed: int = DEFAULT_SEED):
     """The teacher that generated the data for ``seed`` (weights from the seed, gains from the cache); shared, frozen."""
     import torch
 
-    from datasets.embedded.teacher import VentralTeacher
+    from datasets.embedded.teacher_network import VentralTeacher
 
     with _lock:
         if seed in _teachers:
@@ -156,7 +156,7 @@ def images(stimulus_set):
     """The teacher's input for a stimulus set's PNGs: ImageNet-normalised (N, 3, 64, 64) float32, in row order."""
     from PIL import Image
 
-    from datasets.embedded.teacher import to_input
+    from datasets.embedded.teacher_network import to_input
 
     pixels = []
     for path in stimulus_set.stimulus_paths():

@@ -9,9 +9,7 @@ def home() -> Path:
     return Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
 
 
-def cache_dir() -> Path:
-    """Same place as ``datasets``' cache: ``$NEUROZOO_CACHE``, default ``~/.cache/neurozoo``."""
-    return Path(os.environ.get("NEUROZOO_CACHE") or Path.home() / ".cache" / "neurozoo").expanduser()
+from datasets.cache import cache_dir  # noqa: E402,F401  (one cache for the whole suite)
 
 
 def results_dir() -> Path:

@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from datasets.cache import cache_dir  # noqa: F401  (one cache for the whole suite)
+
 
 def home() -> Path:
     return Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
-
-
-from datasets.cache import cache_dir  # noqa: E402,F401  (one cache for the whole suite)
 
 
 def results_dir() -> Path:

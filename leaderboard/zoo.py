@@ -101,7 +101,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
                 continue
             spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},
-                    "checkpoint": None, "weights": UNTRAINED,
+                    "checkpoint": None, "weights": UNTRAINED if family == "convrnn" else "fitted",
                     "score": {"max_features": max_features, "seed": 0},
                     "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}
             if family == "convrnn" and model != "rgc_resnet18":
@@ -244,5 +244,16 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
 
 
 def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False):
-    """Score one built-in zoo spec (trusted code, run in the scorer's own process)."""
+    """Score one built-in zoo spec (trusted code, run in the scorer's own process).
+
+    Retina benchmarks take the registered model *name*: they fit it on the embedded recordings themselves."""
+    if spec["family"] == "retina":
+        import benchmarks
+
+        score = benchmarks.load(spec["benchmark"]).score(spec["model"], seed=spec["score"].get("seed", 0),
+                                                         device=device, progress=progress)
+        settings = score.provenance.setdefault("settings", {})
+        settings.update(weights=f"fitted on the embedded recordings (seed {spec['score'].get('seed', 0)})",
+                        spec_family="retina")
+        return check_record(score.to_record(display_name(spec), spec["benchmark"])), None
     return score_model(build_model(spec, device), spec, display_name(spec), device=device, progress=progress)

@@ -158,24 +158,6 @@ def region_layer(model, region: str) -> str:
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]
 
 
-def model_sha256(model) -> str:
-    """Hash of the model's class and state (0-dim buffers such as BatchNorm's counters included)."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch_uint8()).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def torch_uint8():
-    import torch
-
-    return torch.uint8
-
-
 def split_ids(benchmark, fraction: float, seed: int):
     """(public ids, hidden ids): a seeded split of the benchmark's stimuli, stratified by object."""
     import numpy as np
@@ -223,7 +205,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     wanted = [layer] if layers or not hasattr(model, "layer_names") else \
         sorted({layer, *(region_layer(model, r) for r in ("V4", "IT"))})
     features = benchmark.extract(model, wanted, max_features=options["max_features"], seed=options.get("seed", 0),
-                                 cache=True, progress=progress, model_hash=model_sha256(model),
+                                 cache=True, progress=progress,
                                  **({"timing": timing} if timing is not None else {}))
     features = features[layer]
     values = np.asarray(features.values)

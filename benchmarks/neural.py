@@ -20,6 +20,7 @@ import xarray as xr
 
 from benchmarks.extraction import Stimuli, extract, is_convrnn
 from benchmarks.metrics import internal_consistency, regression_score
+from benchmarks.metrics.regression import brainscore_splits
 from benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
 from benchmarks.provenance import code_version, device_name, git_commit, sha256_array
 from benchmarks.score import Score
@@ -94,9 +95,11 @@ class NeuralBenchmark:
             chosen, stimuli = layers[0], None
         else:
             selection_ids, scoring_ids = self.selection_split()
+            selection_set = self._subset(selection_ids)
+            splits = selection_splits(selection_set)
             for layer in layers:
-                selection[layer] = regression_score(features[layer], self._subset(selection_ids), self.mapping,
-                                                    self.temporal, ceiling=None).raw
+                selection[layer] = regression_score(features[layer], selection_set, self.mapping,
+                                                    self.temporal, ceiling=None, splits=splits).raw
             chosen = max(selection, key=selection.get)
             stimuli = scoring_ids
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -202,3 +205,12 @@ class DecodingBenchmark(DataOnlyBenchmark):
         return pd.DataFrame({"time_bin_start": course.bin_start, "time_bin_end": course.bin_end,
                              "accuracy": course.accuracy, "accuracy_error": course.error, "chance": course.chance,
                              "ceiling": ceiling.per_bin, "ceiling_error": ceiling.error_per_bin})
+
+
+def selection_splits(assembly: xr.DataArray):
+    """Brain-Score's stratified splits over a (small) layer-selection set, with a test share large enough
+    to hold every object at least once (a 10 % test share of 58 stimuli cannot hold 8 objects)."""
+    objects = coord(average_repetitions(assembly), "object_name")
+    n, k = len(objects), len(set(objects))
+    test_share = min(0.5, max(0.1, np.ceil(k * 1.0) / n))
+    return brainscore_splits(objects, train_size=1.0 - test_share)

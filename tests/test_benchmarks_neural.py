@@ -194,3 +194,22 @@ def test_embedded_teacher_scores_near_ceiling_shuffled_near_zero(embedded_it):
     static = teacher.features(benchmark.stimuli.images, ["IT"], feedforward=True)["IT"].numpy()
     control = features.isel(time_bin=[0]).copy(data=static[:, :features.shape[1]])
     assert benchmark.score_features(control).value < score.value
+
+
+def test_selection_splits_hold_every_object_on_a_small_selection_set():
+    import xarray as xr
+
+    from benchmarks.neural import selection_splits
+
+    objects = [f"obj{i % 8}" for i in range(58)]
+    assembly = xr.DataArray(
+        np.random.default_rng(0).normal(size=(58, 3, 2)), dims=("presentation", "neuroid", "time_bin"),
+        coords={"stimulus_id": ("presentation", [f"s{i}" for i in range(58)]),
+                "object_name": ("presentation", objects), "repetition": ("presentation", [0] * 58),
+                "neuroid_id": ("neuroid", ["a", "b", "c"]), "region": ("neuroid", ["IT"] * 3),
+                "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
+    splits = selection_splits(assembly)
+    assert len(splits) == 10
+    names = np.asarray(objects)
+    for train, test in splits:
+        assert set(names[test]) == set(objects) and not set(train) & set(test)

@@ -37,39 +37,75 @@ def board(db) -> Dict[str, Any]:
 
 
 def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520, height: int = 240) -> Optional[str]:
-    """Score per 10 ms bin with the ceiling, as a small hand-written inline SVG (no plotting library at request
-    time: a model page stays a few milliseconds)."""
-    from html import escape
-
+    """Score per 10 ms bin with the ceiling."""
     rows = [r for r in per_bin or [] if r.get("time_bin_start") is not None]
     if not rows:
         return None
     x = [(r["time_bin_start"] + r["time_bin_end"]) / 2 for r in rows]
-    series = {"score (r\u00b2 / ceiling)": ([r.get("value") for r in rows], "#1f77b4", ""),
-              "ceiling (split-half, r\u00b2)": ([r.get("ceiling") for r in rows], "#777777", "5,4")}
-    values = [v for ys, _, _ in series.values() for v in ys if v is not None]
-    if not values:
+    series = [("score (r\u00b2 / ceiling)", x, [r.get("value") for r in rows], "#1f77b4", ""),
+              ("ceiling (split-half, r\u00b2)", x, [r.get("ceiling") for r in rows], "#777777", "5,4")]
+    return line_chart_svg(series, title, "time after stimulus onset (ms)", y_range=(0.0, 1.0), width=width,
+                          height=height)
+
+
+OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+
+def osr_svg(settings: Dict[str, Any], title: str, width: int = 520, height: int = 260) -> Optional[str]:
+    """The OSR figure: peak latency after the last flash against flash period, per ground-truth OSR cell,
+    the model (solid) next to the ground-truth circuit (dashed), from the summaries the OSR benchmark stores."""
+    model, truth = settings.get("model_osr"), settings.get("truth_osr")
+    if not model or not truth or not truth.get("periods"):
         return None
-    low, high = min(0.0, min(values)), max(1.0, max(values))
+    periods = [10 * p for p in truth["periods"]]
+    cells = [i for i, shows in enumerate(truth.get("is_osr", [])) if shows] or list(range(len(truth["latencies"])))
+    series = []
+    for n, cell in enumerate(cells[:len(OSR_COLORS)]):
+        color = OSR_COLORS[n]
+        series.append((f"cell {cell} model (slope {model['slope'][cell]:.2f})", periods,
+                       [10 * v for v in model["latencies"][cell]], color, ""))
+        series.append((f"cell {cell} ground truth (slope {truth['slope'][cell]:.2f})", periods,
+                       [10 * v for v in truth["latencies"][cell]], color, "5,4"))
+    return line_chart_svg(series, title, "flash period (ms)", y_label="peak latency after last flash (ms)",
+                          width=width, height=height)
+
+
+def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
+                   height: int = 240) -> Optional[str]:
+    """Lines ``(label, x, y, color, dash)`` as a small hand-written inline SVG (no plotting library at request
+    time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit."""
+    from html import escape
+
+    xs = [a for _, x, _, _, _ in series for a in x]
+    values = [v for _, _, ys, _, _ in series for v in ys if v is not None]
+    if not values or not xs:
+        return None
+    low, high = min(values), max(values)
+    if y_range is not None:
+        low, high = min(y_range[0], low), max(y_range[1], high)
+    x0, x1 = min(xs), max(xs)
     left, right, top, bottom = 48, 12, 24, 36
-    sx = lambda v: left + (v - x[0]) / ((x[-1] - x[0]) or 1) * (width - left - right)
+    sx = lambda v: left + (v - x0) / ((x1 - x0) or 1) * (width - left - right)
     sy = lambda v: top + (high - v) / ((high - low) or 1) * (height - top - bottom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
              f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="11">{escape(title)}</text>',
              f'<line x1="{left}" y1="{sy(low)}" x2="{width - right}" y2="{sy(low)}" stroke="#333"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{sy(low)}" stroke="#333"/>']
-    for tick in (0.0, 0.5, high):
-        parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.2g}</text>')
-    for value in (x[0], x[len(x) // 2], x[-1]):
+    for tick in sorted({low, (low + high) / 2, high}):
+        parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.3g}</text>')
+    for value in sorted({x0, (x0 + x1) / 2, x1}):
         parts.append(f'<text x="{sx(value):.1f}" y="{sy(low) + 12:.1f}" text-anchor="middle" font-size="9">{value:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="10">'
-                 'time after stimulus onset (ms)</text>')
-    for i, (label, (ys, color, dash)) in enumerate(series.items()):
+                 f'{escape(x_label)}</text>')
+    if y_label:
+        parts.append(f'<text x="10" y="{(top + sy(low)) / 2:.1f}" text-anchor="middle" font-size="9" '
+                     f'transform="rotate(-90 10 {(top + sy(low)) / 2:.1f})">{escape(y_label)}</text>')
+    for i, (label, x, ys, color, dash) in enumerate(series):
         points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, ys) if b is not None)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
                      f'points="{points}"><title>{escape(label)}</title></polyline>')
-        parts.append(f'<text x="{width - right - 4}" y="{top + 12 + 12 * i}" text-anchor="end" font-size="9" '
+        parts.append(f'<text x="{width - right - 4}" y="{top + 12 + 11 * i}" text-anchor="end" font-size="9" '
                      f'fill="{color}">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -78,14 +114,22 @@ def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520,
 _SVG_CACHE: Dict[Any, Optional[str]] = {}
 
 
-def cached_svg(record, title: str) -> Optional[str]:
-    """Score rows never change once written, so each one's figure is drawn once per process."""
+def cached_svg(record, title: str, draw=None) -> Optional[str]:
+    """Score rows never change once written, so each one's figure is drawn once per process.
+    ``draw(record, title)``: the figure (default: the per-bin time course)."""
+    draw = draw or (lambda r, t: time_course_svg(r.per_bin, t))
     key = (record.id, record.created_at, title)
     if key not in _SVG_CACHE:
         if len(_SVG_CACHE) > 4096:
             _SVG_CACHE.clear()
-        _SVG_CACHE[key] = time_course_svg(record.per_bin, title)
+        _SVG_CACHE[key] = draw(record, title)
     return _SVG_CACHE[key]
+
+
+def figures(record, model: str) -> Dict[str, str]:
+    """Extra figures of a score row besides its time course: the OSR figure for OSR benchmarks."""
+    svg = cached_svg(record, f"{model}: omitted-stimulus response", lambda r, t: osr_svg(r.settings or {}, t))
+    return {"latency vs flash period (model solid, ground truth dashed)": svg} if svg else {}
 
 
 def model_page(db, model: str) -> Optional[Dict[str, Any]]:
@@ -100,7 +144,7 @@ def model_page(db, model: str) -> Optional[Dict[str, Any]]:
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
                        "ceiling": record.ceiling, "raw": record.raw,
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
-                       "figures": settings.get("figures_svg") or {},
+                       "figures": figures(record, model),
                        "provenance": {"code_version": record.code_version, "git_commit": record.git_commit,
                                       "data_sha256": record.data_sha256, "seed": record.seed, "device": record.device,
                                       "duration_s": record.duration_s, "created_at": str(record.created_at),

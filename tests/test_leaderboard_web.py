@@ -67,6 +67,29 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
     assert client.get("/models/nobody").status_code == 404
 
 
+def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, client):
+    import numpy as np
+
+    from retina.phenomena.osr import OSRResult, fit_line, osr_call
+
+    def summary(latencies):
+        periods = np.array([2, 3, 4, 5])
+        latencies = np.asarray(latencies, float)
+        slope, intercept, r2 = fit_line(periods, latencies)
+        return OSRResult(periods, latencies, latencies, latencies, slope, intercept, r2, osr_call(slope, r2)).summary()
+
+    truth = summary([[8, 9, 10, 10], [3, 3, 3, 3]])  # cell 0 shows the OSR (slope 0.7), cell 1 does not
+    model = summary([[7, 8, 9, 10], [4, 3, 4, 3]])
+    job = db.enqueue("bncnn", "retina_embedded.osr", {"m": "bncnn"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr", 0.57, raw=1.0,
+                                    settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
+    html = client.get("/models/bncnn").text
+    assert "latency vs flash period" in html
+    assert "cell 0 model (slope 1.00)" in html and "cell 0 ground truth (slope 0.70)" in html
+    assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
+
+
 def submission_archive(tmp_path) -> bytes:
     from test_leaderboard_submission import make_submission  # noqa: E402
 

@@ -168,32 +168,52 @@ def test_cowley_v4_ceiling_and_score(shared_data):
 
 
 @pytest.fixture(scope="module")
-def embedded_it():
-    import benchmarks
+def embedded_teacher():
     from datasets.embedded import teacher
 
-    return benchmarks.load("ventral_embedded.IT-temporal"), teacher()
+    return teacher()
 
 
-def test_embedded_teacher_scores_near_ceiling_shuffled_near_zero(embedded_it):
-    """Ground truth: the network that generated the embedded IT data, read at its own IT layer."""
-    benchmark, teacher = embedded_it
+def _as_features(values, like):
+    """Unprojected (presentation, neuroid, time_bin) features with ``like``'s stimulus ids and bins."""
+    import xarray as xr
+
+    return xr.DataArray(values, dims=like.dims, coords={
+        "stimulus_id": ("presentation", like["stimulus_id"].values),
+        "time_bin_start": ("time_bin", like["time_bin_start"].values[:values.shape[2]]),
+        "time_bin_end": ("time_bin", like["time_bin_end"].values[:values.shape[2]])})
+
+
+@pytest.mark.parametrize("region", ["V4", "IT"])
+def test_embedded_teacher_scores_near_ceiling_feedforward_lower_shuffled_near_zero(embedded_teacher, region):
+    """Ground truth: the network that generated the embedded data, read at its own layer for the region."""
+    import benchmarks
+
+    benchmark, teacher = benchmarks.load(f"ventral_embedded.{region}-temporal"), embedded_teacher
     assert benchmark.bins[0] == (70.0, 80.0) and len(benchmark.bins) == 19
     ceiling = benchmark.ceiling.per_bin
-    assert ceiling[0] < 0.05 and ceiling[5:10].min() > 0.5  # IT is silent at 70 ms and reliable from ~100 ms
-    score = benchmark.score(teacher, cache=False, progress=False)  # layer map: the region's own layer
-    assert score.provenance["settings"]["layer"] == "IT"
-    # near, not at, the ceiling: a 1000-feature PLS mapping estimated from 259 training images loses some
-    assert score.value > 0.72, score
-    per_bin = np.array([row["value"] for row in score.per_bin], dtype=float)
-    assert np.nanmedian(per_bin[1:]) > 0.75
-    features = benchmark.extract(teacher, ["IT"], cache=False, progress=False)["IT"]
+    assert ceiling[5:10].min() > 0.5  # reliable from ~100 ms
+    if region == "IT":
+        assert ceiling[0] < 0.05  # IT's first drive arrives at 80 ms: silent in the first bin
+    # The benchmark as a user runs it: 1000 projected features, PLS with 25 components (Brain-Score's), fitted
+    # on 259 images. Near, not at, the ceiling: 25 components cannot hold the read-out's time-varying mix of
+    # 2 x (12 or 16) templates (ridge on the same features reaches ~0.92 / 0.90).
+    score = benchmark.score(teacher, cache=False, progress=False)
+    assert score.provenance["settings"]["layer"] == region
+    assert score.value > {"V4": 0.85, "IT": 0.8}[region], score
+    features = benchmark.extract(teacher, [region], cache=False, progress=False)[region]
     shuffled = features.copy(data=np.random.default_rng(0).permutation(features.values))
     assert abs(benchmark.score_features(shuffled).value) < 0.05
-    # the matched feed-forward control (same weights, no dynamics), one static bin repeated over time
-    static = teacher.features(benchmark.stimuli.images, ["IT"], feedforward=True)["IT"].numpy()
-    control = features.isel(time_bin=[0]).copy(data=static[:, :features.shape[1]])
-    assert benchmark.score_features(control).value < score.value
+    # The matched feed-forward control: the same weights without dynamics, one static bin (repeated over time),
+    # against the teacher's own unprojected features -- same features, same mapping, only the dynamics differ.
+    dynamic = teacher.features(benchmark.stimuli.images, [region])[region].numpy()
+    static = teacher.features(benchmark.stimuli.images, [region], feedforward=True)[region].numpy()
+    full = benchmark.score_features(_as_features(dynamic, features))
+    control = benchmark.score_features(_as_features(static, features.isel(time_bin=[0])))
+    assert full.value > control.value + 0.04, (full.value, control.value)
+    per_bin = lambda s: np.array([np.nan if r["value"] is None else r["value"] for r in s.per_bin], float)
+    lower = per_bin(control) < per_bin(full)  # lower on the time course, bin by bin
+    assert lower[np.isfinite(per_bin(full))].all()
 
 
 def test_selection_splits_hold_every_object_on_a_small_selection_set():

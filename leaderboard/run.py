@@ -9,14 +9,16 @@ from typing import Dict, List, Optional, Sequence
 def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None,
             benchmark_names: Optional[Sequence[str]] = None, device: str = "cpu", width_multiplier: float = 0.125,
             max_features: int = 200, checkpoints: Optional[Dict[str, str]] = None, report: Optional[Path] = None,
-            lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print) -> Dict:
+            lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print,
+            fit_epochs: Optional[int] = None) -> Dict:
     from leaderboard.db import LeaderboardDB
     from leaderboard.render import write_report
     from leaderboard.scorer import release_dead_workers, work
-    from leaderboard.zoo import score_spec, zoo_specs
+    from leaderboard.zoo import DEFAULT_FIT_EPOCHS, score_spec, zoo_specs
 
     db = LeaderboardDB(db_url)
-    specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints)
+    specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints,
+                               fit_epochs or DEFAULT_FIT_EPOCHS)
     ids = [db.enqueue(spec_name(s), s["benchmark"], s) for s in specs]
     if retry_failed:
         db.requeue_failed(ids)

@@ -5,9 +5,9 @@
 fitted module, and scores it on the test repeats: the value is the median over cells passing the
 explainable-variance filter (>= 0.15) of the Pearson correlation with the trial average; the ceiling is
 the median leave-one-out oracle correlation of the same cells. Fits are kept in
-``$NEUROZOO_CACHE/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>/`` and reused (the fit loop
-resumes a finished checkpoint without training further), so a score is computed once per model, data
-and seed. ``benchmarks/retina.py`` registers the benchmarks in ``benchmarks.BENCHMARKS``.
+``$NEUROZOO_CACHE/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>/``
+(:func:`retina.embedded_fit.fit_dir`) and reused (the fit loop resumes a finished checkpoint without
+training further), so a score is computed once per model, data, seed and fitting protocol. ``benchmarks/retina.py`` registers the benchmarks in ``benchmarks.BENCHMARKS``.
 """
 from __future__ import annotations
 
@@ -57,10 +57,8 @@ class HeldoutBenchmark:
     def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
               progress: bool = True, **fit_overrides) -> HeldoutResult:
         """Score a ``retina.MODELS`` name (fitted here, or loaded from an earlier fit) or a fitted module."""
-        import torch
-
-        from datasets.retina_h5 import read_experiment
-        from retina.fit import create_model, evaluate, fit, provenance
+        from retina.embedded_fit import fitted_embedded_model
+        from retina.fit import evaluate, provenance
         from retina.metrics import summary
 
         started = time.perf_counter()
@@ -69,14 +67,9 @@ class HeldoutBenchmark:
         fit_info = {}
         if isinstance(model, str):
             name = model
-            n_cells = len(read_experiment(path, "train").cells)
-            torch.manual_seed(seed)
-            module = create_model(name, n_cells=n_cells)
-            out = path.parent / "fits" / f"{name}-{self.kind}-{info['data_sha256'][:12]}-seed{seed}"
-            settings = {**self.fit_settings, **fit_overrides}
-            result = fit(module, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **settings)
-            fit_info = provenance(path, result)
-            fit_info["fit_dir"] = str(out)
+            module, fit_info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
+                                                     sizes=self.sizes, refit=refit,
+                                                     **{**self.fit_settings, **fit_overrides})
         else:
             name, module = type(model).__name__, model
         frame = evaluate(module, path, device=device)

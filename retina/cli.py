@@ -27,12 +27,14 @@ def _add_fit(sub) -> None:
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics "
                                             "(default: $NEUROZOO_HOME/retina/<model>-<data>); reruns resume from it")
-    p.add_argument("--epochs", type=int, default=40)
+    # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--l2", type=float, default=1e-3)
-    p.add_argument("--l1", type=float, default=1e-3)
-    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
+    p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
+    p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
+    p.add_argument("--patience", type=int, help="epochs without a better validation correlation before stopping "
+                                                "(default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
@@ -74,9 +76,10 @@ def run_fit(args) -> int:
     home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
     out = args.out or home / "retina" / f"{args.model}-{path.stem}"
     torch.manual_seed(args.seed)
-    result = fit(model, train, out=out, resume=not args.no_resume, epochs=args.epochs, lr=args.lr,
-                 batch_size=args.batch_size, l2=args.l2, l1=args.l1, patience=args.patience, seed=args.seed,
-                 device=args.device, progress=not args.quiet)
+    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience")
+                 if getattr(args, key) is not None}
+    result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
+                 progress=not args.quiet, **overrides)
     frame = evaluate(result.model, path, device=args.device)
     stats = summary(frame)
     frame.to_csv(out / "heldout_metrics.csv")

@@ -9,15 +9,28 @@ import torch
 from torch import nn
 
 
-def fit_dir(path: Path, name: str, kind: str, seed: int) -> Path:
-    from retina.fit import provenance
+def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None) -> Path:
+    """``<cache>/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>``: one folder per
+    model, data, seed and fitting protocol (the :class:`retina.fit.FitConfig` it resolves to, and
+    ``FIT_PROTOCOL``), so a changed protocol never resumes or reuses an older fit."""
+    import dataclasses
+    import hashlib
+    import json
 
-    return path.parent / "fits" / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}"
+    from retina.fit import FIT_PROTOCOL, FitConfig, provenance
+
+    config = dataclasses.asdict(dataclasses.replace(FitConfig(), **(settings or {}), seed=seed))
+    for key in ("progress", "device"):  # do not change the result's meaning
+        config.pop(key)
+    digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
+    return path.parent / "fits" / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",
-                          progress: bool = True, sizes: Optional[dict] = None, **fit_settings) -> Tuple[nn.Module, dict]:
-    """``(model, provenance)``: ``name`` fitted to the embedded recording ``kind`` (reused when already fitted)."""
+                          progress: bool = True, sizes: Optional[dict] = None, refit: bool = False,
+                          **fit_settings) -> Tuple[nn.Module, dict]:
+    """``(model, provenance)``: ``name`` fitted to the embedded recording ``kind`` (reused when already fitted
+    with the same settings; ``refit=True`` starts afresh)."""
     from datasets.retina_h5 import read_experiment
     from datasets.synthetic_retina import load_embedded_retina
     from retina.fit import create_model, fit, provenance
@@ -25,8 +38,8 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    out = fit_dir(path, name, kind, seed)
-    result = fit(model, path, out=out, seed=seed, device=device, progress=progress, **fit_settings)
+    out = fit_dir(path, name, kind, seed, fit_settings)
+    result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **fit_settings)
     info = provenance(path, result)
     info["fit_dir"] = str(out)
     return result.model.eval(), info

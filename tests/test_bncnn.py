@@ -69,3 +69,15 @@ def test_bncnn_beats_ln_on_the_ground_truth_retina(tmp_path):
         scores[name] = summary(evaluate(model, path))
     print({k: {m: round(v[m], 3) for m in ("median_correlation", "median_oracle")} for k, v in scores.items()})
     assert scores["bncnn"]["median_correlation"] > scores["ln"]["median_correlation"] + 0.05
+
+
+def test_init_from_data_starts_the_output_at_the_recorded_rates():
+    """The fit's scale hook: before any step, the mean output (batch statistics) is each cell's mean rate."""
+    torch.manual_seed(0)
+    model = RetinaCNN(n_cells=3)
+    mean_rate = torch.tensor([5.0, 25.0, 80.0])
+    model.init_from_data(mean_rate)
+    with torch.no_grad():
+        rates = model.train()(torch.randn(512, 40, 50, 50))
+    assert torch.allclose(rates.mean(0), mean_rate, rtol=0.1)
+    assert dict(model.named_buffers())["output_scale"].tolist() == (mean_rate / 0.8).tolist()  # saved with the weights

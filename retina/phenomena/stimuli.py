@@ -95,3 +95,58 @@ def flashed_bar(position: float, width: float = 4.0, intensity: float = 1.0, fla
     positions = np.full(pre + flash_frames + post, np.nan)
     positions[pre:pre + flash_frames] = position
     return bar_frames(positions, width, intensity)
+
+
+def contrast_switching_noise(low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12, checker: int = 2,
+                             seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Gaussian white noise whose sd switches: each cycle is ``block`` frames at sd ``low`` then ``block`` at sd
+    ``high`` (Smirnakis et al. 1997; Baccus & Meister 2002). Squares of ``checker`` px, a new sample every frame
+    (``checker=0``: full-field flicker). Returns ``(movie, sd)`` with ``sd[t]`` the contrast of frame t."""
+    rng = np.random.default_rng(seed)
+    n_frames = 2 * block * cycles
+    sd = np.tile(np.repeat(np.float32([low, high]), block), cycles)
+    if checker == 0:
+        return full_field(rng.standard_normal(n_frames) * sd), sd
+    side = -(-FRAME_SIZE // checker)
+    small = rng.standard_normal((n_frames, side, side), dtype=np.float32) * sd[:, None, None]
+    return np.repeat(np.repeat(small, checker, 1), checker, 2)[:, :FRAME_SIZE, :FRAME_SIZE], sd
+
+
+def jitter_path(n_frames: int, rng: np.random.Generator, speed: float = 1.0, smoothness: float = 20.0) -> np.ndarray:
+    """Eye-movement-like jitter (px): a random walk whose velocity is Gaussian noise low-pass filtered with time
+    constant ``smoothness`` frames and scaled to sd ``speed`` px/frame."""
+    from scipy import signal
+
+    a = np.exp(-1.0 / smoothness)
+    velocity = signal.lfilter([1.0], [1.0, -a], rng.standard_normal(n_frames))
+    return np.cumsum(velocity * speed / velocity.std())
+
+
+OMS_CONDITIONS = ("global", "differential", "object", "static")
+
+
+def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, float] = (25.0, 25.0),
+                  radius: float = 12.0, bar_width: int = 4, contrast: float = 0.3, speed: float = 1.0,
+                  smoothness: float = 20.0, seed: int = 0) -> np.ndarray:
+    """Object-motion stimulus (Olveczky, Baccus & Meister 2003): a disc ("object", ``radius`` px around ``centre``
+    = (y, x)) and the background both carry a square-wave grating of ``bar_width`` px bars along x, jittered
+    horizontally. ``global``: object and background follow the same jitter path (the whole scene moves, as in a
+    fixational eye movement); ``differential``: independent paths; ``object``: the object jitters, the background
+    stays still; ``static``: nothing moves. The paths depend only on ``seed``, so conditions share them."""
+    if condition not in OMS_CONDITIONS:
+        from datasets.errors import SpecError
+
+        raise SpecError(f"object_motion: condition must be one of {', '.join(OMS_CONDITIONS)}; got {condition!r}")
+    rng = np.random.default_rng(seed)
+    first = jitter_path(n_frames, rng, speed, smoothness)
+    second = jitter_path(n_frames, rng, speed, smoothness)
+    still = np.zeros(n_frames)
+    shift_object, shift_background = {"global": (first, first), "differential": (first, second),
+                                      "object": (first, still), "static": (still, still)}[condition]
+    y, x = np.mgrid[:FRAME_SIZE, :FRAME_SIZE] + 0.5
+    inside = (y - centre[0]) ** 2 + (x - centre[1]) ** 2 <= radius ** 2
+
+    def texture(shift):
+        return np.where(((x[None] - shift[:, None, None]) // bar_width) % 2 == 0, contrast, -contrast)
+
+    return np.where(inside[None], texture(shift_object), texture(shift_background)).astype(np.float32)

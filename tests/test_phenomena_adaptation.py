@@ -1,0 +1,75 @@
+"""Contrast adaptation and object-motion sensitivity on the ground-truth circuit (known mechanisms) and on
+controls with the mechanism removed: the same circuit without gain control and depletion / without the
+wide-field amacrine surround, and a fixed linear filter."""
+import numpy as np
+import pytest
+from scipy import signal
+
+from datasets.synthetic_retina import CircuitParams, GroundTruthRetina, default_retina
+from retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity, stimuli
+
+KERNEL = np.array([0.0, 0.3, 1.0, 0.6, 0.1, -0.3, -0.4, -0.2])
+
+
+def linear_cell(movie):
+    """A fixed linear filter of a central 4x4 patch around a baseline of 20 spikes/s: no adaptation."""
+    return 20.0 + 5.0 * signal.lfilter(KERNEL, 1.0, movie[:, 23:27, 23:27].mean((1, 2)))[None]
+
+
+def test_stimuli_contrast_blocks_and_jitter_conditions():
+    movie, sd = stimuli.contrast_switching_noise(low=0.3, high=1.0, block=50, cycles=3, seed=4)
+    assert movie.shape == (300, 50, 50) and movie.dtype == np.float32
+    blocks = movie.reshape(3, 2, 50, 50, 50).std(axis=(0, 2, 3, 4))
+    np.testing.assert_allclose(blocks, [0.3, 1.0], rtol=0.05)
+    assert np.array_equal(movie, stimuli.contrast_switching_noise(0.3, 1.0, 50, 3, seed=4)[0])
+    flat, _ = stimuli.contrast_switching_noise(block=10, cycles=1, checker=0)
+    assert np.ptp(flat[5]) == 0 and np.ptp(flat[:, 0, 0]) > 0
+
+    kw = dict(n_frames=60, centre=(20.0, 30.0), radius=8, seed=1)
+    glob, diff = stimuli.object_motion("global", **kw), stimuli.object_motion("differential", **kw)
+    obj, static = stimuli.object_motion("object", **kw), stimuli.object_motion("static", **kw)
+    assert np.ptp(glob, axis=1).max() == 0 and np.ptp(diff, axis=1).max() > 0  # global: one seamless grating
+    assert np.array_equal(diff[:, 20, 28:33], glob[:, 20, 28:33])          # the object follows the same path
+    assert not np.array_equal(diff[:, 2], glob[:, 2])                      # the background does not
+    assert np.ptp(obj[:, 2], axis=0).max() == 0 and np.ptp(static, axis=0).max() == 0
+    assert not np.array_equal(obj[:, 20, 28:33], static[:, 20, 28:33])
+    with pytest.raises(Exception, match="condition"):
+        stimuli.object_motion("sideways")
+
+
+def test_fit_exponential_recovers_time_constant():
+    t = np.arange(150)
+    tau, amplitude, offset = fit_exponential(3.0 + 10.0 * np.exp(-t / 12.0))
+    assert tau == pytest.approx(12.0, rel=0.03) and amplitude == pytest.approx(10.0, rel=0.05)
+    assert np.isnan(fit_exponential(5.0 - 0.001 * t)[0])  # far slower than the trace: on the grid's edge
+
+
+def test_contrast_adaptation_ground_truth_vs_circuit_without_adaptation():
+    truth = contrast_adaptation(default_retina(), cycles=8)
+    frozen = contrast_adaptation(GroundTruthRetina(params=CircuitParams(gain_control=0.0, depletion=0.0)), cycles=8)
+    # after the switch up the rate decays: gain control (tau 50 frames) and depleting synapses lower it
+    assert np.all(truth["late_high"] < truth["early_high"])
+    assert np.all(truth["adaptation_index"] > 0.2)
+    # the same circuit with both mechanisms removed, same stimulus: a much smaller index in every cell
+    # (what is left is the fast transient of the delayed amacrine inhibition)
+    assert np.all(truth["adaptation_index"] - frozen["adaptation_index"] > 0.1)
+    # the decay is faster than the gain-control low-pass (50 frames): the steep output nonlinearity turns a
+    # slow fall of the gain into a fast fall of the rate; slower than one frame-to-frame step
+    assert 2.0 < np.nanmedian(truth["tau_high"]) < 50.0
+    assert truth["high"].shape == (12, 200) and truth["time"][-1] == 199
+
+    linear = contrast_adaptation(linear_cell, cycles=8)
+    assert abs(linear["adaptation_index"][0]) < 0.01 and abs(linear["recovery_index"][0]) < 0.01
+
+
+def test_object_motion_sensitivity_needs_the_amacrine_surround():
+    retina = default_retina()
+    truth = object_motion_sensitivity(retina, centres=retina.positions, n_frames=600)
+    assert np.all(truth["differential"] > truth["global"]) and np.all(truth["oms_index"] > 0.01)
+    assert np.all(truth["object"] > truth["global"])  # a still background adds no inhibition at all
+    no_surround = GroundTruthRetina(params=CircuitParams(amacrine_weight=0.0))
+    control = object_motion_sensitivity(no_surround, centres=retina.positions, n_frames=600)
+    assert np.all(np.abs(control["oms_index"]) < 0.03)
+    assert np.all(truth["oms_index"] > control["oms_index"] + 0.01)
+    with pytest.raises(Exception, match="centres"):
+        object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=50)

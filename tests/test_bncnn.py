@@ -81,3 +81,16 @@ def test_init_from_data_starts_the_output_at_the_recorded_rates():
         rates = model.train()(torch.randn(512, 40, 50, 50))
     assert torch.allclose(rates.mean(0), mean_rate, rtol=0.1)
     assert dict(model.named_buffers())["output_scale"].tolist() == (mean_rate / 0.8).tolist()  # saved with the weights
+
+
+def test_the_2016_variant_starts_at_unit_scale_with_its_own_learning_rate():
+    """Without BatchNorm, init_from_data rescales each layer to unit-variance pre-activations on white noise
+    (PyTorch's default leaves the read-out nearly constant and the fit collapses)."""
+    torch.manual_seed(0)
+    model = retina.create_model("bncnn2016", n_cells=4)
+    assert model.default_lr == 3e-4 and retina.create_model("bncnn", n_cells=4).default_lr == 1e-2
+    model.init_from_data(torch.full((4,), 20.0))
+    movie = torch.randn(40 + 255, 50, 50, generator=torch.Generator().manual_seed(1))  # other noise than the init's
+    with torch.no_grad():
+        pre = model.dense(model.layer2(model.layer1(model.conv1(windows(movie)))).flatten(1))
+    assert pre.std(0).min() > 0.7 and pre.std(0).max() < 1.3 and pre.mean(0).abs().max() < 0.3

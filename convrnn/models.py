@@ -26,7 +26,7 @@ SPEC_DIR = files("convrnn") / "specs"
 
 def build(spec: GraphSpec) -> ConvRNN:
     """A model from a validated spec (timm stages are built when the spec names a backbone)."""
-    stages = timm_stages(spec.timm_backbone) if spec.timm_backbone else None
+    stages = timm_stages(spec.timm_backbone, spec.timm_width) if spec.timm_backbone else None
     return ConvRNN(spec, backbone_stages=stages)
 
 
@@ -42,13 +42,18 @@ for _path in sorted(SPEC_DIR.iterdir(), key=lambda p: p.name):
 
 
 # ---------------------------------------------------------------------------- timm backbones
-def timm_stages(backbone: str) -> Dict[str, Tuple[nn.Module, int]]:
-    """Stages of a timm ResNet-family backbone as (module, output channels): stem, layer1..layer4."""
+def timm_stages(backbone: str, width: float = 1.0) -> Dict[str, Tuple[nn.Module, int]]:
+    """Stages of a timm ResNet-family backbone as (module, output channels): stem, layer1..layer4.
+
+    ``width`` scales the four stages' channels (timm's ``channels`` argument; the 64-channel stem is kept)."""
     import datasets.torchvision_compat  # noqa: F401  (before timm)
     import timm
 
+    kwargs = {}
+    if width != 1.0:
+        kwargs["channels"] = tuple(max(1, int(round(c * width))) for c in (64, 128, 256, 512))
     try:
-        model = timm.create_model(backbone, pretrained=False, num_classes=0)
+        model = timm.create_model(backbone, pretrained=False, num_classes=0, **kwargs)
     except RuntimeError as error:
         raise SpecError(f"unknown timm backbone {backbone!r}: {error}") from None
     needed = ("conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4")
@@ -84,8 +89,6 @@ def timm_convrnn_spec(backbone: str = "resnet18", cell: str = "rgc", cell_stages
 
 
 def _timm_factory(backbone: str, **overrides) -> ConvRNN:
-    if "width_multiplier" in overrides:
-        raise SpecError(f"width_multiplier does not apply to the timm backbone {backbone!r}; pick a smaller backbone")
     return build(timm_convrnn_spec(backbone).with_overrides(**overrides))
 
 

@@ -56,6 +56,7 @@ class GraphSpec:
     norm: str = "group"
     activation: str = "elu"
     timm_backbone: Optional[str] = None
+    timm_width: float = 1.0  # channel multiplier of the timm backbone's stages (width_multiplier scales it)
     description: str = ""
 
     # ---------------------------------------------------------------- construction
@@ -253,6 +254,8 @@ class GraphSpec:
             if value is None:
                 continue
             if key == "width_multiplier":
+                if data.get("timm_backbone"):
+                    data["timm_width"] = data.get("timm_width", 1.0) * value
                 for layer in data["layers"]:
                     if layer.get("channels"):
                         layer["channels"] = max(1, int(round(layer["channels"] * value)))

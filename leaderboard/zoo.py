@@ -4,8 +4,8 @@ A *spec* is a JSON-able dict holding everything that determines a score (model f
 checkpoint checksum, benchmark, extraction settings, split seed); its sha256 keys the job, so a result is
 reused exactly when nothing that could change it has changed.
 
-CPU-friendly default: ConvRNNs are built with ``width_multiplier=0.125`` (1/8 of the channels; the timm-backed
-``rgc_resnet18`` has no width multiplier and runs at full width) and scored on the embedded 64x64 stimuli
+CPU-friendly default: ConvRNNs are built with ``width_multiplier=0.125`` (1/8 of the channels; for the
+timm-backed ``rgc_resnet18`` 1/8 of its four stages' channels) and scored on the embedded 64x64 stimuli
 with 200 random-projection features per layer. Without ``--checkpoint`` they are **untrained, random
 weights** -- a legitimate baseline that says how much of a score the architecture alone earns.
 
@@ -113,7 +113,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                     "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}
             if family == "retina":
                 spec["fit"] = {"epochs": fit_epochs}
-            if family == "convrnn" and model != "rgc_resnet18":
+            if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}

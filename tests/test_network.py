@@ -164,6 +164,12 @@ def test_timm_backbone_variant_runs_and_has_cells_in_stages():
         out = model(torch.randn(1, 3, 64, 64), record=["layer4"])
     assert out.logits.shape == (10, 1, 7)
     assert out.recorded["layer4"].shape[2] == 512
+    thin = convrnn.create_model("rgc_resnet18", num_classes=7, width_multiplier=0.125).eval()
+    assert thin.spec.timm_width == 0.125 and GraphSpec.from_dict(thin.spec.to_dict()).timm_width == 0.125
+    with torch.no_grad():
+        out = thin(torch.randn(1, 3, 64, 64), record=["layer2", "layer4"])
+    assert out.recorded["layer2"].shape[2] == 16 and out.recorded["layer4"].shape[2] == 64  # 128 / 8, 512 / 8
+    assert sum(p.numel() for p in thin.parameters()) < sum(p.numel() for p in model.parameters()) / 20
 
 
 def test_yaml_round_trip_and_create_from_file(tmp_path):

@@ -1,19 +1,13 @@
-"""``zoo probe osr MODEL [--checkpoint PATH | --fit-embedded]``: the omitted-stimulus response of a retina model
-next to the ground-truth circuit's (figure + numbers)."""
+"""``zoo probe PHENOMENON MODEL [--checkpoint PATH | --fit-embedded]``: an in-silico experiment on a retina model
+next to the ground-truth circuit's (figure + numbers). Phenomena: ``osr`` (omitted-stimulus response),
+``adaptation`` (contrast adaptation), ``oms`` (object-motion sensitivity)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 
-def add_probe_command(sub: argparse._SubParsersAction) -> None:
-    probe = sub.add_parser("probe", help="in-silico experiments on a retina model (omitted-stimulus response, ...)")
-    phenomena = probe.add_subparsers(dest="phenomenon", metavar="PHENOMENON")
-    phenomena.required = True
-    p = phenomena.add_parser("osr", help="omitted-stimulus response: latency vs flash period, model vs ground truth",
-                             description="Run the OSR period sweep (2-frame dark flashes of intensity -2, 8 flashes, "
-                                         "one omitted) on MODEL and on the embedded ground-truth circuit; write "
-                                         "osr.png (latency vs period, side by side) and osr.json.")
+def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="weights saved by `zoo fit` (model.pt or checkpoint.pt)")
@@ -21,38 +15,94 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                         help="fit MODEL to the embedded recording first (cached; reused on later runs)")
     p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
                    help="embedded recording (fixes the number of cells and the ground truth)")
-    p.add_argument("--periods", type=int, nargs="+", default=[2, 3, 4, 5], help="flash periods in frames (10 ms)")
-    p.add_argument("--out", type=Path, default=Path("."), help="folder for osr.png and osr.json")
+    p.add_argument("--out", type=Path, default=Path("."), help=out_help)
     p.add_argument("--epochs", type=int, default=None, help="with --fit-embedded: training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
+
+
+def add_probe_command(sub: argparse._SubParsersAction) -> None:
+    probe = sub.add_parser("probe", help="in-silico experiments on a retina model (omitted-stimulus response, "
+                                         "contrast adaptation, object-motion sensitivity)")
+    phenomena = probe.add_subparsers(dest="phenomenon", metavar="PHENOMENON")
+    phenomena.required = True
+    p = phenomena.add_parser("osr", help="omitted-stimulus response: latency vs flash period, model vs ground truth",
+                             description="Run the OSR period sweep (2-frame dark flashes of intensity -2, 8 flashes, "
+                                         "one omitted) on MODEL and on the embedded ground-truth circuit; write "
+                                         "osr.png (latency vs period, side by side) and osr.json.")
+    _model_args(p, "folder for osr.png and osr.json")
+    p.add_argument("--periods", type=int, nargs="+", default=[2, 3, 4, 5], help="flash periods in frames (10 ms)")
     p.set_defaults(handler=run_probe_osr)
+
+    p = phenomena.add_parser("adaptation", help="contrast adaptation: rate after a contrast switch, model vs ground truth",
+                             description="White noise switching between a low and a high contrast; the rate after "
+                                         "each switch (averaged over cycles), the adaptation index (early vs late "
+                                         "rate in high contrast) and the decay time constant, on MODEL and on the "
+                                         "ground-truth circuit; write adaptation.png and adaptation.json.")
+    _model_args(p, "folder for adaptation.png and adaptation.json")
+    p.add_argument("--low", type=float, default=0.3, help="low contrast (noise sd)")
+    p.add_argument("--high", type=float, default=1.0, help="high contrast (noise sd)")
+    p.add_argument("--block", type=int, default=200, help="frames per contrast block")
+    p.add_argument("--cycles", type=int, default=12, help="low-high cycles (the first is dropped)")
+    p.set_defaults(handler=run_probe_adaptation)
+
+    p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",
+                             description="A jittered grating disc centred on each cell's receptive field (the "
+                                         "circuit's cell positions; the fitted model's cells are the circuit's) "
+                                         "over a jittered grating background: responses to global, differential "
+                                         "and object-only motion and the OMS index, on MODEL and on the ground-"
+                                         "truth circuit; write oms.png and oms.json.")
+    _model_args(p, "folder for oms.png and oms.json")
+    p.add_argument("--frames", type=int, default=1000, help="frames per motion condition")
+    p.add_argument("--radius", type=float, default=12.0, help="object radius (px)")
+    p.set_defaults(handler=run_probe_oms)
+
+
+def _load_model(args):
+    from datasets.errors import UserFacingError
+    from datasets.registry import UnknownNameError
+    from datasets.synthetic_retina import default_retina
+    from retina.embedded_fit import fitted_embedded_model, load_checkpoint
+    from retina.fit import create_model
+
+    try:
+        if args.fit_embedded:
+            settings = {"epochs": args.epochs} if args.epochs else {}
+            return fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
+                                         progress=not args.quiet, **settings)
+        # the embedded recordings' cells are the circuit's cells
+        model = load_checkpoint(create_model(args.model, n_cells=default_retina().n_cells), args.checkpoint)
+        return model, {"checkpoint": str(args.checkpoint)}
+    except UnknownNameError as error:
+        raise UserFacingError(str(error)) from None
+
+
+def _write(args, name, record):
+    import json
+
+    import numpy as np
+
+    def plain(value):
+        return value.tolist() if isinstance(value, np.ndarray) else value
+
+    record = {key: ({k: plain(v) for k, v in value.items()} if isinstance(value, dict) else plain(value))
+              for key, value in record.items()}
+    path = args.out / f"{name}.json"
+    path.write_text(json.dumps(record, indent=1, default=str))
+    return path
 
 
 def run_probe_osr(args) -> int:
     import json
 
-    from datasets.registry import UnknownNameError
     from datasets.errors import UserFacingError
     from datasets.synthetic_retina import default_retina
-    from retina.embedded_fit import fitted_embedded_model, load_checkpoint
-    from retina.fit import create_model
     from retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
 
     if min(args.periods) < 1:
         raise UserFacingError(f"--periods: flash periods must be >= 1 frame; got {args.periods}")
-    try:
-        if args.fit_embedded:
-            settings = {"epochs": args.epochs} if args.epochs else {}
-            model, info = fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
-                                                progress=not args.quiet, **settings)
-        else:
-            # the embedded recordings' cells are the circuit's cells
-            model = load_checkpoint(create_model(args.model, n_cells=default_retina().n_cells), args.checkpoint)
-            info = {"checkpoint": str(args.checkpoint)}
-    except UnknownNameError as error:
-        raise UserFacingError(str(error)) from None
+    model, info = _load_model(args)
     truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     fitted = omitted_stimulus_response(model, periods=args.periods)
     comparison = compare_to_ground_truth(fitted, truth)
@@ -68,4 +118,64 @@ def run_probe_osr(args) -> int:
         print(f"  cell {row['cell']:2d}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
               f"truth {row['truth_slope']:5.2f}  OSR {'yes' if row['model_osr'] else 'no'}")
     print(f"wrote {figure} and {args.out / 'osr.json'}")
+    return 0
+
+
+def run_probe_adaptation(args) -> int:
+    from datasets.errors import UserFacingError
+    from datasets.synthetic_retina import default_retina
+    from retina.phenomena.adaptation import compare_indices, contrast_adaptation, nanmedian, plot_adaptation
+
+    if not (0 < args.low < args.high):
+        raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
+    if args.block < 80 or args.cycles < 2:
+        raise UserFacingError(f"--block must be >= 80 frames and --cycles >= 2; got {args.block}, {args.cycles}")
+    model, info = _load_model(args)
+    settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
+    truth = contrast_adaptation(default_retina(), **settings)
+    fitted = contrast_adaptation(model, **settings)
+    comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = plot_adaptation({args.model: fitted, "ground truth": truth}, args.out / "adaptation.png",
+                             title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
+    keys = ("adaptation_index", "recovery_index", "tau_high", "tau_low", "early_high", "late_high")
+    path = _write(args, "adaptation", {"model": args.model, "kind": args.kind, "settings": settings,
+                                       "model_adaptation": {k: fitted[k] for k in keys},
+                                       "truth_adaptation": {k: truth[k] for k in keys},
+                                       "comparison": comparison, "provenance": info, "figure": str(figure)})
+    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f} (ground truth "
+          f"{nanmedian(truth['adaptation_index']):.2f}); across cells r = {comparison['pearson_r']:.2f}")
+    for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
+        print(f"  cell {i:2d}: index model {m:6.2f} truth {t:5.2f}   tau model {10 * fitted['tau_high'][i]:6.0f} ms "
+              f"truth {10 * truth['tau_high'][i]:4.0f} ms")
+    print(f"wrote {figure} and {path}")
+    return 0
+
+
+def run_probe_oms(args) -> int:
+    from datasets.errors import UserFacingError
+    from datasets.synthetic_retina import default_retina
+    from retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
+
+    if args.frames < 200 or args.radius <= 0:
+        raise UserFacingError(f"--frames must be >= 200 and --radius > 0; got {args.frames}, {args.radius}")
+    model, info = _load_model(args)
+    circuit = default_retina()
+    settings = {"centres": circuit.positions, "n_frames": args.frames, "radius": args.radius, "seed": args.seed}
+    truth = object_motion_sensitivity(circuit, **settings)
+    fitted = object_motion_sensitivity(model, **settings)
+    comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    figure = plot_oms({args.model: fitted, "ground truth": truth}, args.out / "oms.png",
+                      title=f"object-motion sensitivity ({args.kind})")
+    keys = ("oms_index", "global", "differential", "object", "baseline")
+    path = _write(args, "oms", {"model": args.model, "kind": args.kind, "settings": settings,
+                                "model_oms": {k: fitted[k] for k in keys}, "truth_oms": {k: truth[k] for k in keys},
+                                "comparison": comparison, "provenance": info, "figure": str(figure)})
+    print(f"{args.model}: OMS index median {nanmedian(fitted['oms_index']):.2f} (ground truth "
+          f"{nanmedian(truth['oms_index']):.2f}); same sign in "
+          f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
+    for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
+        print(f"  cell {i:2d}: OMS index model {m:6.2f} truth {t:5.2f}")
+    print(f"wrote {figure} and {path}")
     return 0

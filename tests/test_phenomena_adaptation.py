@@ -73,3 +73,34 @@ def test_object_motion_sensitivity_needs_the_amacrine_surround():
     assert np.all(truth["oms_index"] > control["oms_index"] + 0.01)
     with pytest.raises(Exception, match="centres"):
         object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=50)
+
+
+def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from leaderboard.cli import main as zoo
+    from retina.fit import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "model.pt"
+    torch.save(create_model("ln", n_cells=12).state_dict(), weights)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--out", str(out), "--block", "100",
+                "--cycles", "4", "--quiet"]) == 0
+    record = json.loads((out / "adaptation.json").read_text())
+    truth, model = record["truth_adaptation"], record["model_adaptation"]
+    assert len(model["adaptation_index"]) == 12 and record["settings"]["block"] == 100
+    assert np.median(truth["adaptation_index"]) > 0.1             # the circuit adapts (3 cycles: a noisy estimate)
+    assert max(abs(v) for v in model["adaptation_index"]) < 0.05  # an LN model (linear filter + softplus) cannot
+    assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG" and "ground truth" in capsys.readouterr().out
+
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(weights), "--out", str(out), "--frames", "300"]) == 0
+    record = json.loads((out / "oms.json").read_text())
+    assert sum(v > 0 for v in record["truth_oms"]["oms_index"]) >= 10 and len(record["settings"]["centres"]) == 12
+    assert len(record["model_oms"]["oms_index"]) == 12 and (out / "oms.png").read_bytes()[:4] == b"\x89PNG"
+
+    assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--low", "2", "--high", "1"]) == 2
+    assert "--low" in capsys.readouterr().err
+    assert zoo(["probe", "oms", "nosuchmodel", "--checkpoint", str(weights)]) == 2

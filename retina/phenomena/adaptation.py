@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from scipy import ndimage
 
 from retina.phenomena import stimuli
 from retina.phenomena.responder import as_responder
@@ -72,13 +73,12 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     e, l_ = slice(*early), slice(*late)
     early_high, late_high = high_trace[:, e].mean(1), high_trace[:, l_].mean(1)
     early_low, late_low = low_trace[:, e].mean(1), low_trace[:, l_].mean(1)
-    kernel = np.ones(smooth) / smooth
     tau_high, tau_low = np.full(n_cells, np.nan), np.full(n_cells, np.nan)
     for i in range(n_cells):
         for trace, out, sign in ((high_trace[i], tau_high, 1.0), (low_trace[i], tau_low, -1.0)):
-            smoothed = np.convolve(trace, kernel, mode="same")
+            smoothed = ndimage.uniform_filter1d(trace, smooth, mode="nearest")
             start = early[0] + int(np.argmax(sign * smoothed[early[0]:early[1]]))
-            tau, amplitude, _ = fit_exponential(smoothed[start:block - smooth // 2])
+            tau, amplitude, _ = fit_exponential(smoothed[start:])
             out[i] = tau if sign * amplitude > 0 else np.nan
     return {"time": np.arange(block), "high": high_trace, "low": low_trace, "early_high": early_high,
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
@@ -149,11 +149,10 @@ def plot_adaptation(results: Dict[str, Dict], path, title: str = "", smooth: int
     over ``smooth`` frames for display, one colour per cell, one panel per system (e.g. model and ground truth);
     saved as PNG."""
     plt, fig, axes = _panels(results)
-    kernel = np.ones(smooth) / smooth
     for ax, (name, result) in zip(axes, results.items()):
         t = result["time"] * 10
         for i, (high, low) in enumerate(zip(result["high"], result["low"])):
-            high, low = np.convolve(high, kernel, mode="same"), np.convolve(low, kernel, mode="same")
+            high, low = (ndimage.uniform_filter1d(trace, smooth, mode="nearest") for trace in (high, low))
             line, = ax.plot(t, high, lw=0.8, label=f"cell {i}: index {result['adaptation_index'][i]:.2f}")
             ax.plot(t, low, ":", lw=0.8, color=line.get_color())
         ax.set_title(f"{name}: median index {nanmedian(result['adaptation_index']):.2f}, "

@@ -132,7 +132,8 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
     = (y, x)) and the background both carry a square-wave grating of ``bar_width`` px bars along x, jittered
     horizontally. ``global``: object and background follow the same jitter path (the whole scene moves, as in a
     fixational eye movement); ``differential``: independent paths; ``object``: the object jitters, the background
-    stays still; ``static``: nothing moves. The paths depend only on ``seed``, so conditions share them."""
+    stays still; ``static``: nothing moves. The paths depend only on ``seed``, so conditions share them. Bars have
+    hard edges: a sub-pixel shift moves an edge when it crosses a pixel centre."""
     if condition not in OMS_CONDITIONS:
         from datasets.errors import SpecError
 

@@ -102,3 +102,17 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
     after = db.query()
     assert list(after["id"]) == list(scores["id"])  # nothing recomputed, nothing lost
     db.dispose()
+
+
+def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
+    from leaderboard.zoo import DEFAULT_FIT_EPOCHS, zoo_specs
+
+    specs, _ = zoo_specs()
+    models = {s["model"] for s in specs}
+    assert {"rgc_intermediate", "rgc_resnet18", "bncnn", "ln", "glm"} <= models
+    assert "bncnn2016" not in models  # registered with default_zoo=False: scored only when named
+    assert all(s["overrides"] == {"width_multiplier": 0.125} for s in specs if s["family"] == "convrnn")
+    retina_specs = [s for s in specs if s["family"] == "retina"]
+    assert retina_specs and all(s["fit"] == {"epochs": DEFAULT_FIT_EPOCHS} for s in retina_specs)
+    named, _ = zoo_specs(models=["bncnn2016"], fit_epochs=5)
+    assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}

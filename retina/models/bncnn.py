@@ -191,7 +191,7 @@ def bncnn(n_cells: int = 5, **kwargs) -> RetinaCNN:
 
 
 @retina.MODELS.register("bncnn2016", description="2016 CNN: conv 16@15x15, conv 8@9x9, dense, parametric softplus",
-                        family="retina")
+                        family="retina", default_zoo=False)
 def bncnn2016(n_cells: int = 5, **kwargs) -> RetinaCNN:
     kwargs.setdefault("channels", (16, 8))
     kwargs.setdefault("kernel_sizes", (15, 9))

@@ -56,14 +56,45 @@ def zoo_run(db_url, report, env, **popen):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_path, plugin_env):
-    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+POSTGRES_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh, empty database: a SQLite file, or a scratch schema of the CI's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    if not POSTGRES_URL:
+        pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS zoo_run_test CASCADE"))
+        connection.execute(text("CREATE SCHEMA zoo_run_test"))
+    engine.dispose()
+    return POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + "options=-csearch_path%3Dzoo_run_test"
+
+
+def _tables_exist(db_url: str, tmp_path) -> bool:
+    if db_url.startswith("sqlite"):
+        return (tmp_path / "lb.sqlite").exists()
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(db_url)
+    try:
+        return "lb_jobs" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_path, plugin_env, db_url):
     first = zoo_run(db_url, tmp_path / "report", dict(plugin_env, LBTEST_SLEEP="60"))
     db = None
     deadline = time.time() + 240  # generous: start-up is slow on a loaded 2-core machine
     while time.time() < deadline:
         time.sleep(0.5)
-        if (tmp_path / "lb.sqlite").exists():
+        if db is not None or _tables_exist(db_url, tmp_path):
             db = db or LeaderboardDB(db_url)
             jobs = db.jobs()
             if jobs and jobs[0]["status"] == RUNNING:

@@ -61,4 +61,5 @@ class OSRBenchmark:
 
 BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                description="omitted-stimulus response of a retina model fitted to the embedded ground-truth retina: "
-                           "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina")
+                           "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
+               region="phenomena")

@@ -54,4 +54,4 @@ for _kind in ("whitenoise", "naturalscene"):
     BENCHMARKS.add(f"retina_embedded.{_kind}-heldout", _factory(_kind),
                    description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
                                f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",
-                   family="retina")
+                   family="retina", region="held-out responses")

@@ -52,10 +52,9 @@ def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
 
 
 def scores_models(entry) -> bool:
-    """False for data-only benchmarks (recordings without stimuli), which no model can be scored on.
-
-    Recognised by a ``data_only=True`` registry tag, or by the ``-decoding`` suffix of the suite's own."""
-    return not (entry.tags.get("data_only") or entry.name.endswith("-decoding"))
+    """False for data-only benchmarks (recordings without stimuli, registered with ``data_only=True``), which no
+    model can be scored on."""
+    return not entry.tags.get("data_only")
 
 
 def registry_tree(names: Optional[Iterable[str]] = None) -> Node:

@@ -136,7 +136,10 @@ def validate(root: Path) -> Dict[str, Any]:
         if not isinstance(layer, str) or not layer:
             raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {layer!r}")
     for name in meta["benchmarks"]:
-        region = benchmarks.BENCHMARKS.get(name).tags.get("region")
+        from leaderboard.aggregate import family_of
+
+        tags = benchmarks.BENCHMARKS.get(name).tags
+        region = tags.get("region") if family_of(tags) == "cortex" else None  # a retina model's outputs are its cells
         if region and region not in meta["layers"]:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} needs layers.{region} (the layer to score)")
     if not (root / "model.py").is_file():

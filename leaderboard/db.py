@@ -2,7 +2,7 @@
 
 The tables share :class:`benchmarks.records.Base`, so one ``create_all`` makes them all and a score is
 always a :class:`~benchmarks.records.ScoreRow` (there is no second score table). SQLite file by default
-(``$NEUROZOO_HOME/leaderboard.sqlite``), PostgreSQL (or any SQLAlchemy database) by URL.
+(``$NEUROZOO_HOME/results.sqlite``, the one results store that ``zoo score`` writes too), PostgreSQL (or any SQLAlchemy database) by URL.
 
 Jobs are keyed by (model, benchmark, settings hash): queueing the same work twice is a no-op, and a job
 that is ``done`` is never recomputed. A worker *claims* a job with a conditional UPDATE (the row must still
@@ -26,8 +26,7 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
                         update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from benchmarks.paths import home
-from benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
+from benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
@@ -104,12 +103,6 @@ def settings_sha256(spec: Dict[str, Any]) -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def default_url() -> str:
-    path = home() / "leaderboard.sqlite"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path}"
 
 
 def worker_id() -> str:

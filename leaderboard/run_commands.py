@@ -14,7 +14,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated model names (default: all registered)")
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/leaderboard.sqlite)")
+    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--width-multiplier", type=float, default=0.125, help="ConvRNN width (default 0.125, CPU-friendly)")
     p.add_argument("--max-features", type=int, default=200, help="random-projection features per layer")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
@@ -27,7 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
-    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/leaderboard.sqlite)")
+    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")

@@ -33,8 +33,9 @@ def _add_fit(sub) -> None:
     p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
     p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
-    p.add_argument("--patience", type=int, help="epochs without a better validation correlation before stopping "
-                                                "(default 3)")
+    p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
+                                                "before stopping (default 2)")
+    p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress (default 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
@@ -76,7 +77,7 @@ def run_fit(args) -> int:
     home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
     out = args.out or home / "retina" / f"{args.model}-{path.stem}"
     torch.manual_seed(args.seed)
-    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience")
+    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                  progress=not args.quiet, **overrides)

@@ -86,6 +86,17 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_recording, monkeypatch):
+    import retina.fit as fit_module
+
+    scores = iter([0.50, 0.60, 0.605, 0.608, 0.90])  # creeping gains after epoch 1: not progress at min_delta 0.01
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=10, patience=2, min_delta=0.01,
+                 progress=False, max_steps_per_epoch=1)
+    assert [round(h["val_correlation"], 3) for h in result.history] == [0.5, 0.6, 0.605, 0.608]
+    assert result.best_epoch == 3 and result.best_val_correlation == 0.608
+
+
 def test_early_stopping_and_windows_batching(ln_recording):
     model = create_model("ln", n_cells=1, rank=1)
     result = fit(model, ln_recording, epochs=20, lr=0.0, l1=0, l2=0, patience=2, progress=False,

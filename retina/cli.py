@@ -70,13 +70,13 @@ def run_fit(args) -> int:
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
+    torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
     try:
         model = create_model(args.model, n_cells=len(train.cells))
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
     out = args.out or home / "retina" / f"{args.model}-{path.stem}"
-    torch.manual_seed(args.seed)
     overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,

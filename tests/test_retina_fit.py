@@ -156,6 +156,12 @@ def test_registry_and_cli(tmp_path, capsys):
     record = json.loads((out / "summary.json").read_text())
     assert record["provenance"]["data_sha256"] and record["provenance"]["seed"] == 0
     assert (out / "heldout_metrics.csv").read_text().startswith("cell,correlation")
+    # the seed fixes the whole fit, initial weights included: two runs give the same weights
+    for run in ("a", "b"):
+        assert zoo(["fit", "bncnn", "--data", str(embedded), "--out", str(tmp_path / run), "--epochs", "1",
+                    "--batch-size", "256", "--quiet"]) == 0
+    first, second = (torch.load(tmp_path / run / "model.pt") for run in ("a", "b"))
+    assert all(torch.equal(first[k], second[k]) for k in first)
     assert zoo(["fit", "nope", "--data", str(embedded)]) == 2
     assert "unknown retina model 'nope'" in capsys.readouterr().err
     assert zoo(["fit", "ln", "--data", str(tmp_path / "missing.h5")]) == 2

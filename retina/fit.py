@@ -23,12 +23,11 @@ Interface (stable; other modules build on it):
   L2 1e-3, L1 1e-3, up to 40 epochs; early stopping after 2 epochs without a gain of 0.01 in validation
   correlation (the best epoch's weights are kept). Deviation: batches of 128 targets, not the published
   ~2600-5000 -- an embedded recording has 24000 training frames, so a published batch gives 5-9 steps per
-  epoch. Measured on the embedded white-noise recording (BN-CNN, fast path, 2 cores): batch 128 reaches its
-  validation plateau by epoch 3-4; `zoo fit bncnn --data embedded:whitenoise` stops after 5 epochs in 214 CPU-s
-  (1 min 50 s wall), held-out r 0.844, FEVE 0.73 (held-out r 0.85 from epoch 2 on, oracle 0.84, FEVE 0.66-0.74; ~38 CPU-s
-  per epoch); batch 512 was still rising after 12 epochs (held-out r 0.82). Natural scenes: r 0.73 (oracle
-  0.88) after 8 epochs, still rising. Without ``min_delta`` a fit crept on for 10 epochs (+0.005 in
-  validation r, none held out).
+  epoch. Measured on the embedded white-noise recording (BN-CNN, fast path, 2 cores, ~38 CPU-s per epoch):
+  held-out r 0.85 (oracle 0.84) from epoch 2 on; `zoo fit bncnn --data embedded:whitenoise` stops after 5
+  epochs, 214 CPU-s (1 min 50 s wall), held-out r 0.844, FEVE 0.73. With batch 512 the validation
+  correlation was still rising after 12 epochs (held-out r 0.82); without ``min_delta`` a fit crept on for 10
+  epochs (+0.005 validation r, nothing held out). Natural scenes: r 0.73 (oracle 0.88) after 8 epochs.
 * ``predict(model, stimulus, ...) -> (n_cells, T - 39)`` rates for targets 39..T-1 of a movie.
 * ``evaluate(model, path) -> pandas.DataFrame`` of :func:`retina.metrics.heldout_metrics` on the test split.
 * ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: registry look-up with the built-in

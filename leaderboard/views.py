@@ -51,7 +51,7 @@ def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520,
 OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
-def osr_svg(settings: Dict[str, Any], title: str, width: int = 520, height: int = 260) -> Optional[str]:
+def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int = 260) -> Optional[str]:
     """The OSR figure: peak latency after the last flash against flash period, per ground-truth OSR cell,
     the model (solid) next to the ground-truth circuit (dashed), from the summaries the OSR benchmark stores."""
     model, truth = settings.get("model_osr"), settings.get("truth_osr")
@@ -67,13 +67,14 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 520, height: int 
         series.append((f"cell {cell} ground truth (slope {truth['slope'][cell]:.2f})", periods,
                        [10 * v for v in truth["latencies"][cell]], color, "5,4"))
     return line_chart_svg(series, title, "flash period (ms)", y_label="peak latency after last flash (ms)",
-                          width=width, height=height)
+                          width=width, height=height, legend_width=200)
 
 
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
-                   height: int = 240) -> Optional[str]:
+                   height: int = 240, legend_width: int = 0) -> Optional[str]:
     """Lines ``(label, x, y, color, dash)`` as a small hand-written inline SVG (no plotting library at request
-    time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit."""
+    time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
+    ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right)."""
     from html import escape
 
     xs = [a for _, x, _, _, _ in series for a in x]
@@ -84,7 +85,7 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
     if y_range is not None:
         low, high = min(y_range[0], low), max(y_range[1], high)
     x0, x1 = min(xs), max(xs)
-    left, right, top, bottom = 48, 12, 24, 36
+    left, right, top, bottom = 48, 12 + legend_width, 24, 36
     sx = lambda v: left + (v - x0) / ((x1 - x0) or 1) * (width - left - right)
     sy = lambda v: top + (high - v) / ((high - low) or 1) * (height - top - bottom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -105,7 +106,8 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
         points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, ys) if b is not None)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
                      f'points="{points}"><title>{escape(label)}</title></polyline>')
-        parts.append(f'<text x="{width - right - 4}" y="{top + 12 + 11 * i}" text-anchor="end" font-size="9" '
+        anchor, legend_x = ("start", width - right + 10) if legend_width else ("end", width - right - 4)
+        parts.append(f'<text x="{legend_x}" y="{top + 12 + 11 * i}" text-anchor="{anchor}" font-size="9" '
                      f'fill="{color}">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -22,7 +22,7 @@ from benchmarks.extraction import Stimuli, extract, is_convrnn
 from benchmarks.metrics import internal_consistency, regression_score
 from benchmarks.metrics.regression import brainscore_splits
 from benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
-from benchmarks.provenance import code_version, device_name, git_commit, sha256_array
+from datasets.provenance import code_version, device_name, git_commit, sha256_array
 from benchmarks.score import Score
 from datasets.errors import SpecError, UserFacingError
 

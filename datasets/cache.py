@@ -12,7 +12,6 @@ concurrent writer never leaves a half-written folder behind.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 from datasets.errors import DataError
+from datasets.provenance import sha256_file
 
 MANIFEST = "manifest.json"
 
@@ -34,14 +34,6 @@ def shared_data_dir() -> Path:
     """The local folder of published recordings (``$NEUROZOO_SHARED_DATA``, default ``<repo>/../shared/data``)."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"
     return Path(os.environ.get("NEUROZOO_SHARED_DATA") or default).expanduser()
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_sha256(path: Path, expected: str, what: str = "") -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from datasets.errors import UserFacingError
+from datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
@@ -71,14 +72,6 @@ def unpack(source: Path, target: Path) -> Path:
     if not (target / "metadata.yaml").exists() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]  # an archive of one top-level folder
     return target
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def tree_sha256(root: Path) -> str:

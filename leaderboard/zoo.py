@@ -91,7 +91,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
     """Job specs for every (model, benchmark) pair that fits, and a note for each pair skipped."""
     import benchmarks
 
-    from benchmarks.provenance import sha256_file
+    from datasets.provenance import sha256_file
     from datasets.errors import UserFacingError
 
     names = list(benchmark_names) if benchmark_names else default_benchmarks()

@@ -375,25 +375,9 @@ def evaluate(model: nn.Module, path, device: str = "cpu", **kwargs):
 
 def provenance(path, result: Optional[FitResult] = None) -> dict:
     """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks)."""
-    import hashlib
-    import subprocess
+    from datasets.provenance import code_version, git_commit, sha256_file
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parents[1],
-                                capture_output=True, text=True, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    try:
-        from importlib.metadata import version
-
-        code_version = version("neurozoo")
-    except Exception:  # not installed
-        code_version = "unknown"
-    info = {"code_version": code_version, "git_commit": commit, "data_sha256": digest.hexdigest(),
+    info = {"code_version": code_version(), "git_commit": git_commit(), "data_sha256": sha256_file(path),
             "data_path": str(path), "torch": torch.__version__}
     if result is not None:
         info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics
-from convrnn.training.engine import weights_sha256
+from datasets.provenance import module_sha256
 from convrnn.training.synthetic import write_image_folder
 
 pytestmark = pytest.mark.distributed
@@ -53,7 +53,7 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
     for name, value in single.model.state_dict().items():  # equal up to the order of float sums
         assert torch.allclose(state["model"][name], value, atol=1e-5, rtol=1e-4), name
     single.model.load_state_dict(state["model"])
-    assert weights_sha256(single.model) == hashes[0]  # the checkpoint holds the replicas' exact weights
+    assert module_sha256(single.model) == hashes[0]  # the checkpoint holds the replicas' exact weights
 
     ddp_rows = read_metrics(out / "metrics.jsonl")
     single_rows = read_metrics(tmp_path / "single" / "metrics.jsonl")

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from benchmarks.provenance import code_version, sha256_array
+from datasets.provenance import code_version, sha256_array
 from benchmarks.records import ResultsStore, ScoreRecord
 
 

@@ -22,7 +22,8 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from benchmarks.extraction.cache import ActivationCache, cache_key, model_sha256, stimuli_sha256
+from benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
+from datasets.provenance import module_sha256
 from benchmarks.extraction.reduction import RandomProjection
 from benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
 from datasets.errors import DataError, SpecError
@@ -119,7 +120,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     store = (ActivationCache() if cache is True else cache) or None
     keys, result = {}, {}
     if store is not None:
-        model_hash = model_hash or model_sha256(model)
+        model_hash = model_hash or module_sha256(model)
         stimuli_hash = stimuli_sha256(stimuli.ids, stimuli.images)
         for layer in layers:
             keys[layer] = cache_key(model_hash, stimuli_hash, settings, layer)

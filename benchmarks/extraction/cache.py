@@ -18,16 +18,6 @@ import xarray as xr
 from benchmarks.paths import cache_dir
 
 
-def model_sha256(model: torch.nn.Module) -> str:
-    """Hash of the class and every parameter and buffer (name, dtype, shape, bytes), 0-dim buffers included."""
-    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        tensor = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
 def stimuli_sha256(stimulus_ids, images: torch.Tensor) -> str:
     digest = hashlib.sha256("\x1f".join(map(str, stimulus_ids)).encode())
     images = images.detach().to("cpu").contiguous()

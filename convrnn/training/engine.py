@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 import warnings
@@ -37,6 +36,7 @@ from convrnn.training.imagefolder import open_imagenet
 from convrnn.training.metrics_log import MetricsLog
 from convrnn.training.transforms import build_transform
 from datasets.errors import DataError, UserFacingError
+from datasets.provenance import code_version, git_commit, module_sha256
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -161,26 +161,6 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def code_version() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-                                capture_output=True, text=True, timeout=5)
-        if commit.returncode == 0:
-            return commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """Checksum of the exact bytes of every parameter and buffer (layout-independent)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def file_list_sha256(dataset) -> str:
@@ -322,6 +302,7 @@ class Trainer:
         info = {
             "config": asdict(self.config),
             "code_version": code_version(),
+            "git_commit": git_commit(),
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
@@ -383,7 +364,7 @@ class Trainer:
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state; in data-parallel runs also checks that the
         replicas still hold bit-identical weights, which DDP should guarantee."""
-        digest = weights_sha256(self.model) if self.dist.distributed else None
+        digest = module_sha256(self.model) if self.dist.distributed else None
         gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest})
         if len({g["weights"] for g in gathered}) > 1:
             raise RuntimeError(f"after epoch {self.epoch} the {self.dist.world_size} replicas hold different weights: "

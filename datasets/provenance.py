@@ -1,7 +1,10 @@
-"""Provenance of a score: code version, data checksums, device."""
+"""Provenance of every score and fit: code version, checksums of data files, arrays and model weights, device.
+
+In the lowest package so that convrnn, retina, benchmarks and leaderboard record the same things the same way."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -54,11 +57,32 @@ def sha256_array(array) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path) -> str:
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes; remembered per (path, size, modification time), since the same recordings are
+    hashed by every fit and score of a run."""
+    stat = os.stat(path)
+    return _sha256_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, chunk)
+
+
+@lru_cache(maxsize=256)
+def _sha256_file(path: str, size: int, mtime_ns: int, chunk: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
+        for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def module_sha256(model) -> str:
+    """Hash of a torch module's class and every parameter and buffer (name, dtype, shape, bytes), 0-dim buffers
+    included: equal exactly when the weights are bit-identical."""
+    import torch
+
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 

@@ -16,8 +16,9 @@ Measured (2-core CPU shared with other jobs, torch 2.13 CPU, batch 512; no CUDA 
               ratio 10.4x wall, 10.0x CPU, max rel diff 2.3e-07 | fast[fft_taps] 3.4x CPU
     per 512-window step (CPU-s): fast first layer f+b 0.97, the rest (conv2, BN, dense) 0.85, whole 1.57;
     conv2 by FFT was tried and is 4x slower than oneDNN's conv2d (complex einsum), so conv2 stays direct.
-    Fit: 4 epochs on the 24000-frame embedded white-noise recording = 305 CPU-s (150-300 s wall on two
-    free cores), validation r 0.63, 0.70, 0.73, 0.74; held-out median r 0.867 (oracle 0.827).
+    Fit to convergence (fitting protocol 2: batch 128, output scale from the data; `zoo fit bncnn --data
+    embedded:whitenoise`): 5 epochs, 214 CPU-s, 1 min 50 s wall on two cores; validation r 0.65, 0.73,
+    0.74, 0.75, 0.75; held-out median r 0.844 (oracle 0.842), FEVE 0.73.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ Interface (stable; other modules build on it):
   (then ``history=`` ``(B, n_cells, H)`` binned counts of the ``H = model.history`` frames before the
   target are passed, and ``forward_movie(movie, history=...)``), ``init_from_data(mean_rate (n_cells,))``
   (called once before training), ``init_from_sta(sta (n_cells, 40, 50, 50))`` (the spike-triggered
-  average of the training split, before ``init_from_data``), ``param_groups(lr)`` (Adam parameter
+  average of the training split, before ``init_from_data``), ``init_from_stimulus(windows (N, 40, 50, 50))``
+  (a sample of training windows, after ``init_from_sta``), ``param_groups(lr)`` (Adam parameter
   groups), ``predict_movie`` (GLM: autoregressive held-out prediction).
 * Units: the embedded recordings' rates are spikes/s (mean about 25, peaks near 300 under white
   noise). A model whose output starts near 1 (softplus after BatchNorm) should set its output scale
@@ -53,7 +54,7 @@ from datasets.errors import DataError
 from datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
-FIT_PROTOCOL = 2  # bump when the loop or a model's initialisation changes what a fit with given settings yields
+FIT_PROTOCOL = 3  # bump when the loop or a model's initialisation changes what a fit with given settings yields
 BUILTIN_MODEL_MODULES = ("retina.models.ln", "retina.models.glm", "retina.models.bncnn")
 
 
@@ -275,6 +276,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     else:
         if hasattr(model, "init_from_sta"):
             model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))
+        if hasattr(model, "init_from_stimulus"):
+            sample = np.random.default_rng([config.seed, 1]).choice(train_t, min(2048, len(train_t)), replace=False)
+            index = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), np.sort(sample)))
+            model.init_from_stimulus(d.windows.batch(index)["stimulus"].to(device))
         if hasattr(model, "init_from_data"):
             model.init_from_data(d.target[:, train_t].mean(1).to(device))
 

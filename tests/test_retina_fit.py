@@ -143,6 +143,22 @@ def test_glm_fits_with_spike_history(embedded):
     print("GLM on embedded whitenoise:", stats)
     assert 0.15 < stats["median_correlation"] < stats["median_oracle"]
     assert model.post_spike.shape == (12, 20) and model.post_spike.abs().sum() > 0
+    assert (model.post_spike <= 0).all()  # suppressive only: the closed-loop simulation cannot run away
+
+
+def test_glm_simulation_stays_at_the_recorded_rates_on_natural_scenes(tmp_path):
+    """Natural scenes (strong spatial correlations, slow fixations) broke the GLM before: a filter scaled for white
+    noise had a drive sd of ~50, and a self-exciting post-spike filter ran the simulation to the rate ceiling."""
+    path = generate_recording(tmp_path / "ns.h5", "naturalscene", n_train=6000, n_test=600, n_repeats=5)
+    torch.manual_seed(0)
+    model = create_model("glm", n_cells=12)
+    fit(model, path, epochs=2, progress=False)
+    test = read_experiment(path, "test")
+    predicted = predict(model, test.stimulus, n_samples=5).mean(1)
+    recorded = test.repeats[:, :, 39:].mean((1, 2))  # (cells, repeats, T) firing rates in spikes/s
+    assert np.all(predicted < 2 * recorded) and np.all(predicted > recorded / 3), (predicted, recorded)
+    stats = summary(evaluate(model, path, n_samples=5))
+    assert stats["median_correlation"] > 0.3 and stats["median_feve"] > 0.0, stats
 
 
 def test_registry_and_cli(tmp_path, capsys):

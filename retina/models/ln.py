@@ -56,6 +56,16 @@ class LowRankFilter(nn.Module):
             self.temporal[rows] = (u[:, :self.rank] * s.sqrt()).T / self.temporal_scale
             self.spatial[rows] = vh[:self.rank] * s.sqrt()[:, None] / self.spatial_scale
 
+    @torch.no_grad()
+    def scale_drive(self, windows: torch.Tensor, sd: float):
+        """Rescale each cell's filter so that its drive on ``windows`` (a sample of the training stimulus) has
+        standard deviation ``sd``. The STA start is scaled for white noise; under natural scenes (strong
+        spatial correlations) the same filter's drive is ~50x larger, which an exponential link cannot fit."""
+        drive = self(windows)
+        gain = (sd / drive.std(0).clamp_min(1e-9)).sqrt().repeat_interleave(self.rank)[:, None]
+        self.spatial.mul_(gain)
+        self.temporal.mul_(gain)
+
     def filters(self) -> torch.Tensor:
         """The full filters ``(n_cells, 40, 50, 50)``."""
         spatial, temporal = self.weights()
@@ -78,6 +88,10 @@ class LN(nn.Module):
 
     def init_from_sta(self, sta):
         self.filter.init_from_sta(sta)
+
+    def init_from_stimulus(self, windows: torch.Tensor):
+        """Unit drive sd on the training stimulus (the STA start assumes white noise)."""
+        self.filter.scale_drive(windows, 1.0)
 
     def forward_movie(self, movie):
         return self.alpha * F.softplus(self.beta * self.filter.forward_movie(movie) + self.bias)

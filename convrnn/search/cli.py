@@ -129,7 +129,7 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     import optuna
 
     from convrnn.search.export import best_trials, data_checksum, export_specs, score_records
-    from convrnn.training.engine import code_version
+    from datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     states = [t.state.name for t in study.trials]

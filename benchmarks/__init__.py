@@ -3,7 +3,7 @@ from datasets.registry import Registry
 
 #: Registered benchmarks: name -> factory returning a benchmark object.
 BENCHMARKS = Registry("benchmark", entry_point_group="neurozoo.benchmarks",
-                      builtin_modules=("benchmarks.retina", "benchmarks.osr"))
+                      builtin_modules=("benchmarks.retina", "benchmarks.osr", "benchmarks.phenomena"))
 
 
 def list_benchmarks():

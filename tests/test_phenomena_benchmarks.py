@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+import benchmarks
+from benchmarks.phenomena import agreement
+
+NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms")
+SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
+
+
+def test_agreement_known_values():
+    result = agreement([0.5, -0.1, 0.2, np.nan, 0.3], [0.4, 0.1, 0.2, 0.1, np.nan])
+    # cell 0: 1 - 0.1/0.4; cell 1: wrong sign; cell 2: exact; cell 3: no model index; cell 4: truth undefined
+    assert result["value"] == pytest.approx((0.75 + 0 + 1 + 0) / 4)
+    assert result["same_sign"] == pytest.approx(2 / 4)
+    assert result["cells"][4]["agreement"] is None and result["cells"][3]["model_index"] is None
+
+
+def _linear_filter(movie):
+    """A fixed linear filter on each cell's centre pixel plus a baseline: no adaptation, no surround."""
+    from datasets.synthetic_retina import default_retina
+
+    positions = default_retina().positions.astype(int)
+    drive = movie[:, positions[:, 0], positions[:, 1]].T  # (cells, T)
+    kernel = np.exp(-np.arange(10) / 3.0)
+    return 10.0 + np.stack([np.convolve(d, kernel)[:len(d)] for d in drive])
+
+
+def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
+    from datasets.synthetic_retina import default_retina
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    for name in NAMES:
+        assert name in benchmarks.list_benchmarks()
+        assert benchmarks.BENCHMARKS.get(name).tags == {"family": "retina", "region": "phenomena"}
+        bench = benchmarks.load(name, sizes=SIZES, fit_settings={"epochs": 1})
+        assert bench.identifier == name
+        score = bench.score("ln", progress=False)
+        assert np.isfinite(score.value) and 0.0 <= score.value <= 1.0 and 0.0 <= score.raw <= 1.0
+        assert len(score.per_bin) == 12 and {"cell", "model_index", "truth_index", "agreement"} <= set(score.per_bin[0])
+        p = score.provenance
+        assert p["data_sha256"] and p["seed"] == 0 and p["model"] == "ln" and p["settings"]["epochs"] == 1
+        assert len(p["settings"]["model_index"]) == 12 and len(p["settings"]["truth_index"]) == 12
+        assert p["settings"]["analysis"] == bench.settings() and p["duration_s"] > 0
+        assert score.to_record("ln", name).settings["phenomenon"] == name.split(".")[1]
+
+        # known answers: the ground-truth circuit itself scores 1; a fixed linear filter has neither phenomenon
+        truth = bench.score(default_retina(), progress=False)
+        assert truth.value == pytest.approx(1.0) and truth.raw == 1.0
+        assert all(row["truth_index"] > 0 for row in truth.per_bin)  # the circuit adapts / is OMS in every cell
+        linear = bench.score(_linear_filter, progress=False)
+        assert linear.value < 0.1

@@ -9,7 +9,8 @@ Analyses (:mod:`retina.phenomena.adaptation`), run on the model and on the groun
   ``zoo probe adaptation`` defaults); index = ``adaptation_index`` (early vs late mean rate after the switch up);
 * OMS: a jittered grating disc (radius 12 px) centred on each cell's receptive field (the circuit's cell
   positions; the fitted model's cells are the circuit's), global vs differential jitter; index = ``oms_index``.
-  **Shortened** from the probe's 1000 to 400 frames per condition (the first 100 settle): 1000 frames cost a BN-CNN ~30 s, 500 ~9-22 s.
+  **Shortened** from the probe's 1000 to 400 frames per condition (the first 100 settle): 1000 frames cost a
+  BN-CNN ~30 s, 500 frames 9-22 s, 400 frames 6-11 s.
 
 Score: mean over the cells whose ground-truth index is defined (finite) of
 ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)``; a cell whose model index is undefined (no motion

@@ -70,6 +70,19 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int 
                           width=width, height=height, legend_width=200)
 
 
+def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
+    """The phenomenon figure (contrast adaptation, OMS): each cell's index, the model (solid) next to the
+    ground-truth circuit (dashed), from the per-cell index lists the phenomenon benchmarks store."""
+    model, truth = settings.get("model_index"), settings.get("truth_index")
+    if not model or not truth:
+        return None
+    cells = list(range(len(truth)))
+    series = [("model", cells, model, OSR_COLORS[0], ""), ("ground truth", cells, truth, OSR_COLORS[1], "5,4")]
+    label = {"contrast-adaptation": "adaptation index", "oms": "OMS index"}.get(settings.get("phenomenon"), "index")
+    return line_chart_svg(series, title, "cell", y_label=label, y_range=(0.0, 0.0), width=width, height=height,
+                          legend_width=90)
+
+
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
                    height: int = 240, legend_width: int = 0) -> Optional[str]:
     """Lines ``(label, x, y, color, dash)`` as a small hand-written inline SVG (no plotting library at request
@@ -129,9 +142,14 @@ def cached_svg(record, title: str, draw=None) -> Optional[str]:
 
 
 def figures(record, model: str) -> Dict[str, str]:
-    """Extra figures of a score row besides its time course: the OSR figure for OSR benchmarks."""
+    """Extra figures of a score row besides its time course: the OSR figure for OSR benchmarks, the per-cell
+    index for the other phenomenon benchmarks."""
     svg = cached_svg(record, f"{model}: omitted-stimulus response", lambda r, t: osr_svg(r.settings or {}, t))
-    return {"latency vs flash period (model solid, ground truth dashed)": svg} if svg else {}
+    if svg:
+        return {"latency vs flash period (model solid, ground truth dashed)": svg}
+    svg = cached_svg(record, f"{model}: {(record.settings or {}).get('phenomenon', '')} index per cell",
+                     lambda r, t: index_svg(r.settings or {}, t))
+    return {"index per cell (model solid, ground truth dashed)": svg} if svg else {}
 
 
 def model_page(db, model: str) -> Optional[Dict[str, Any]]:

@@ -90,6 +90,18 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
     assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
 
 
+def test_retina_model_page_shows_the_phenomenon_index_per_cell(db, client):
+    job = db.enqueue("ln", "retina_embedded.oms", {"m": "ln"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.oms", 0.25, raw=0.5,
+                                    settings={"phenomenon": "oms", "model_index": [0.5, None, -0.2],
+                                              "truth_index": [0.05, 0.02, 0.03], "weights": "fitted"}))
+    html = client.get("/models/ln").text
+    assert "index per cell (model solid, ground truth dashed)" in html
+    assert "ln: oms index per cell" in html and "OMS index" in html
+    assert html.count("<polyline") >= 2
+
+
 def submission_archive(tmp_path) -> bytes:
     from test_leaderboard_submission import make_submission  # noqa: E402
 

@@ -29,15 +29,15 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
     """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights."""
     import torch
 
-    from datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.errors import DataError, UserFacingError
 
     if name.startswith("timm:"):
-        import datasets.torchvision_compat  # noqa: F401
+        import neurozoo.datasets.torchvision_compat  # noqa: F401
         import timm
 
         model = timm.create_model(name[5:], pretrained=False)
     else:
-        import convrnn
+        from neurozoo import convrnn
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
@@ -57,11 +57,11 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
 
 
 def run_score(args) -> int:
-    import benchmarks
-    from benchmarks.paths import results_dir
-    from benchmarks.plots import plot_layer_profile, plot_time_course
-    from benchmarks.records import ResultsStore
-    from datasets.errors import UserFacingError
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.errors import UserFacingError
 
     if args.list:
         for entry in benchmarks.BENCHMARKS.entries():
@@ -70,7 +70,7 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     benchmark = benchmarks.load(args.benchmark)
-    from benchmarks.neural import DataOnlyBenchmark
+    from neurozoo.benchmarks.neural import DataOnlyBenchmark
 
     if isinstance(benchmark, DataOnlyBenchmark):
         benchmark.score()  # raises: it has no images, so it scores no image-computable model

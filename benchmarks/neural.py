@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from benchmarks.extraction import Stimuli, extract, is_convrnn
-from benchmarks.metrics import internal_consistency, regression_score
-from benchmarks.metrics.regression import brainscore_splits
-from benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
-from datasets.provenance import code_version, device_name, git_commit, sha256_array
-from benchmarks.score import Score
-from datasets.errors import SpecError, UserFacingError
+from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
+from neurozoo.benchmarks.metrics import internal_consistency, regression_score
+from neurozoo.benchmarks.metrics.regression import brainscore_splits
+from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
+from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
+from neurozoo.benchmarks.score import Score
+from neurozoo.datasets.errors import SpecError, UserFacingError
 
 #: ConvRNN layer-to-area map (REFERENCE.md section 1); pIT and cIT/aIT together form "IT".
 CONVRNN_REGION_LAYERS: Dict[str, List[str]] = {
@@ -157,7 +157,7 @@ def _recording(dataset: str, **kwargs):
     """``datasets.DATASETS.create(dataset)``, loaded once per process."""
     key = (dataset, tuple(sorted(kwargs.items())))
     if key not in _RECORDINGS:
-        from datasets import DATASETS
+        from neurozoo.datasets import DATASETS
 
         _RECORDINGS[key] = DATASETS.create(dataset, **kwargs)
     return _RECORDINGS[key]
@@ -172,7 +172,7 @@ def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: Op
 
     ``image_size``: images are resized to it (224: ImageNet models); None keeps the stimulus set's own size.
     """
-    from benchmarks.extraction.images import load_stimulus_set
+    from neurozoo.benchmarks.extraction.images import load_stimulus_set
 
     load_kwargs = load_kwargs or {}
     return NeuralBenchmark(
@@ -198,7 +198,7 @@ class DecodingBenchmark(DataOnlyBenchmark):
         """Per-bin table: time_bin_start, time_bin_end, accuracy, accuracy_error, chance, ceiling, ceiling_error."""
         import pandas as pd
 
-        from benchmarks.metrics.decoding import decoding_time_course
+        from neurozoo.benchmarks.metrics.decoding import decoding_time_course
 
         course = decoding_time_course(self.assembly, n_splits=self.n_splits)
         ceiling = internal_consistency(self.assembly)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from benchmarks import BENCHMARKS
-from benchmarks.score import Score
+from neurozoo.benchmarks import BENCHMARKS
+from neurozoo.benchmarks.score import Score
 
 
 @dataclass
@@ -43,10 +43,10 @@ class OSRBenchmark:
     identifier = "retina_embedded.osr"
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-        from datasets.synthetic_retina import default_retina, load_embedded_retina
-        from retina.embedded_fit import fitted_embedded_model
-        from retina.fit import provenance
-        from retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
+        from neurozoo.datasets.synthetic_retina import default_retina, load_embedded_retina
+        from neurozoo.retina.embedded_fit import fitted_embedded_model
+        from neurozoo.retina.fit import provenance
+        from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
 
         started = time.perf_counter()
         if isinstance(model, str):

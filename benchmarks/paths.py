@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from datasets.cache import cache_dir  # noqa: F401  (one cache for the whole suite)
+from neurozoo.datasets.cache import cache_dir  # noqa: F401  (one cache for the whole suite)
 
 
 def home() -> Path:

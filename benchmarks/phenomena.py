@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmarks import BENCHMARKS
-from benchmarks.score import Score
+from neurozoo.benchmarks import BENCHMARKS
+from neurozoo.benchmarks.score import Score
 
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0}
 OMS = {"n_frames": 400, "radius": 12.0, "seed": 0}
@@ -67,14 +67,14 @@ def agreement(model, truth) -> dict:
 
 
 def _adaptation(system, settings):
-    from retina.phenomena.adaptation import contrast_adaptation
+    from neurozoo.retina.phenomena.adaptation import contrast_adaptation
 
     return contrast_adaptation(system, **settings)["adaptation_index"]
 
 
 def _oms(system, settings):
-    from datasets.synthetic_retina import default_retina
-    from retina.phenomena.adaptation import object_motion_sensitivity
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena.adaptation import object_motion_sensitivity
 
     return object_motion_sensitivity(system, centres=default_retina().positions, **settings)["oms_index"]
 
@@ -85,7 +85,7 @@ ANALYSES = {"contrast-adaptation": _adaptation, "oms": _oms}
 @functools.lru_cache(maxsize=8)
 def _truth(phenomenon: str, settings: tuple) -> np.ndarray:
     """The ground-truth circuit's index (deterministic; computed once per process and settings)."""
-    from datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import default_retina
 
     return ANALYSES[phenomenon](default_retina(), dict(settings))
 
@@ -106,9 +106,9 @@ class PhenomenonBenchmark:
         return {**(ADAPTATION if self.phenomenon == "contrast-adaptation" else OMS), **self.analysis}
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-        from datasets.synthetic_retina import load_embedded_retina
-        from retina.embedded_fit import fitted_embedded_model
-        from retina.fit import provenance
+        from neurozoo.datasets.synthetic_retina import load_embedded_retina
+        from neurozoo.retina.embedded_fit import fitted_embedded_model
+        from neurozoo.retina.fit import provenance
 
         started = time.perf_counter()
         if isinstance(model, str):

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from benchmarks.score import Score
+from neurozoo.benchmarks.score import Score
 
 
 def _save(figure: Figure, path: Union[str, Path]) -> Path:

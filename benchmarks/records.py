@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from benchmarks.paths import home
+from neurozoo.benchmarks.paths import home
 
 
 class Base(DeclarativeBase):

@@ -5,7 +5,7 @@ from __future__ import annotations
 def register(registry) -> None:
     def ventral(region):
         def build():
-            from benchmarks.neural import dataset_benchmark
+            from neurozoo.benchmarks.neural import dataset_benchmark
 
             return dataset_benchmark(f"ventral_embedded.{region}-temporal", f"ventral_embedded.{region}", region,
                                      image_size=None,  # the rendered 64x64 images, as the teacher saw them
@@ -13,13 +13,13 @@ def register(registry) -> None:
         return build
 
     def cowley():
-        from benchmarks.neural import dataset_benchmark
+        from neurozoo.benchmarks.neural import dataset_benchmark
 
         return dataset_benchmark("cowley2023.V4", "cowley2023.v4_210325", "V4",
                                  description="Cowley 2023 V4 session 210325, PLS in one 70-170 ms window")
 
     def zhang():
-        from benchmarks.neural import DecodingBenchmark
+        from neurozoo.benchmarks.neural import DecodingBenchmark
 
         return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it")
 

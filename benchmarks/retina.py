@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from benchmarks import BENCHMARKS
-from benchmarks.score import Score
+from neurozoo.benchmarks import BENCHMARKS
+from neurozoo.benchmarks.score import Score
 
 
 @dataclass
@@ -29,7 +29,7 @@ class RetinaHeldoutBenchmark:
         """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module.
         ``layers``/``max_features``/``cache`` (the neural benchmarks' options) do not apply and are ignored;
         other keywords override the fit settings (``epochs``, ``lr``, ``batch_size``...)."""
-        from retina.benchmark import HeldoutBenchmark
+        from neurozoo.retina.benchmark import HeldoutBenchmark
 
         result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(
             model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)

@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from benchmarks.metrics.temporal import TemporalScore
-from benchmarks.records import ScoreRecord
+from neurozoo.benchmarks.metrics.temporal import TemporalScore
+from neurozoo.benchmarks.records import ScoreRecord
 
 
 @dataclass

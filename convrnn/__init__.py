@@ -1,8 +1,8 @@
 """Convolutional recurrent networks: cells with gating and bypassing, long-range feedback,
 biological unrolling, ImageNet training, and the search over cells and feedback motifs."""
-from convrnn.models import MODELS, build, create_model, get_spec, list_models
-from convrnn.network import ConvRNN, UnrollOutput, max_confidence_decoder
-from convrnn.spec import FeedbackSpec, GraphSpec, LayerSpec, load_spec
+from neurozoo.convrnn.models import MODELS, build, create_model, get_spec, list_models
+from neurozoo.convrnn.network import ConvRNN, UnrollOutput, max_confidence_decoder
+from neurozoo.convrnn.spec import FeedbackSpec, GraphSpec, LayerSpec, load_spec
 
 __all__ = [
     "MODELS", "build", "create_model", "get_spec", "list_models", "ConvRNN", "UnrollOutput",

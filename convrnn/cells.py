@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from datasets.errors import SpecError
-from datasets.registry import Registry, UnknownNameError
+from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.registry import Registry, UnknownNameError
 
 CELLS = Registry("cell", entry_point_group="neurozoo.convrnn_cells")
 

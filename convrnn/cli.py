@@ -13,9 +13,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="model override, e.g. --set n_steps=26 (YAML values)")
     p.set_defaults(handler=_info)
     try:
-        training_cli = importlib.import_module("convrnn.training.cli")
+        training_cli = importlib.import_module("neurozoo.convrnn.training.cli")
     except ModuleNotFoundError as error:
-        if error.name not in ("convrnn.training", "convrnn.training.cli"):
+        if error.name not in ("neurozoo.convrnn.training", "neurozoo.convrnn.training.cli"):
             raise
     else:
         training_cli.add_commands(sub)
@@ -24,7 +24,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def parse_overrides(pairs) -> dict:
     import yaml
 
-    from datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError
 
     overrides = {}
     for pair in pairs:
@@ -36,9 +36,9 @@ def parse_overrides(pairs) -> dict:
 
 
 def _info(args) -> int:
-    import convrnn
-    from convrnn.profile import flops, parameter_counts
-    from leaderboard.commands import format_table
+    from neurozoo import convrnn
+    from neurozoo.convrnn.profile import flops, parameter_counts
+    from neurozoo.leaderboard.commands import format_table
 
     model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
     counts = parameter_counts(model)

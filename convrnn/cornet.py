@@ -15,7 +15,7 @@ from typing import Iterable, Sequence, Union
 import torch
 from torch import nn
 
-from convrnn.network import UnrollOutput
+from neurozoo.convrnn.network import UnrollOutput
 
 SCALE = 4  # bottleneck expansion
 

@@ -23,8 +23,8 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from convrnn.cells import ReciprocalGatedCell
-from convrnn.network import ConvRNN, layer_update
+from neurozoo.convrnn.cells import ReciprocalGatedCell
+from neurozoo.convrnn.network import ConvRNN, layer_update
 
 SCOPES = ("step", "model", "none")
 

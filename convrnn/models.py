@@ -14,14 +14,14 @@ from typing import Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
-from convrnn.network import ConvRNN
-from convrnn.spec import GraphSpec, load_spec
-from datasets.errors import SpecError
-from datasets.registry import Registry
+from neurozoo.convrnn.network import ConvRNN
+from neurozoo.convrnn.spec import GraphSpec, load_spec
+from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.registry import Registry
 
 MODELS = Registry("ConvRNN model", entry_point_group="neurozoo.convrnn_models")
 
-SPEC_DIR = files("convrnn") / "specs"
+SPEC_DIR = files(__package__) / "specs"
 
 
 def build(spec: GraphSpec) -> ConvRNN:
@@ -46,7 +46,7 @@ def timm_stages(backbone: str, width: float = 1.0) -> Dict[str, Tuple[nn.Module,
     """Stages of a timm ResNet-family backbone as (module, output channels): stem, layer1..layer4.
 
     ``width`` scales the four stages' channels (timm's ``channels`` argument; the 64-channel stem is kept)."""
-    import datasets.torchvision_compat  # noqa: F401  (before timm)
+    import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
     import timm
 
     kwargs = {}

@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from convrnn.cells import create_cell
-from convrnn.spec import GraphSpec, LayerSpec
-from datasets.errors import SpecError
+from neurozoo.convrnn.cells import create_cell
+from neurozoo.convrnn.spec import GraphSpec, LayerSpec
+from neurozoo.datasets.errors import SpecError
 
 #: Mean gray (0.5 in [0, 1] pixels) after ImageNet normalisation, per RGB channel.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -181,7 +181,7 @@ class ConvRNN(nn.Module):
 
     def to_fast(self, **options) -> "ConvRNN":
         """Switch this model to the fast path in place (see ``convrnn.fast.make_fast``); returns it."""
-        from convrnn.fast import make_fast
+        from neurozoo.convrnn.fast import make_fast
 
         return make_fast(self, **options)
 

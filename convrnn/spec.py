@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 
-from datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError
 
 NORMS = ("none", "batch", "group")
 ACTIVATIONS = ("relu", "elu", "gelu", "identity")

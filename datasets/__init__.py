@@ -2,13 +2,13 @@
 
 Bottom layer of the suite: imports nothing from the other packages.
 """
-from datasets.registry import Registry, UnknownNameError
-from datasets.errors import DataError, SpecError, UserFacingError
+from neurozoo.datasets.registry import Registry, UnknownNameError
+from neurozoo.datasets.errors import DataError, SpecError, UserFacingError
 
 #: Registered data sets: name -> loader. ``zoo list`` and ``zoo data`` read this.
 DATASETS = Registry("data set", entry_point_group="neurozoo.datasets")
 
-from datasets.sets import Recording, register as _register_data_sets  # noqa: E402  (light: no loader imports)
+from neurozoo.datasets.sets import Recording, register as _register_data_sets  # noqa: E402  (light: no loader imports)
 
 _register_data_sets(DATASETS)
 

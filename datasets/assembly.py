@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 DIMS = ("presentation", "neuroid", "time_bin")
 COORDS: Dict[str, tuple] = {

@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
-from datasets.errors import DataError
-from datasets.provenance import sha256_file
+from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.provenance import sha256_file
 
 MANIFEST = "manifest.json"
 

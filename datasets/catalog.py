@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from datasets.cache import cache_dir, check_sha256, shared_data_dir
-from datasets.provenance import sha256_file
-from datasets.checksums import SHA256
-from datasets.errors import DataError
+from neurozoo.datasets.cache import cache_dir, check_sha256, shared_data_dir
+from neurozoo.datasets.provenance import sha256_file
+from neurozoo.datasets.checksums import SHA256
+from neurozoo.datasets.errors import DataError
 
 
 @dataclass(frozen=True)

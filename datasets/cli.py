@@ -26,9 +26,9 @@ def add_commands(sub) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    import datasets
-    from datasets import catalog
-    from datasets.cache import cache_dir
+    from neurozoo import datasets
+    from neurozoo.datasets import catalog
+    from neurozoo.datasets.cache import cache_dir
 
     print(f"cache: {cache_dir()}")
     print(f"{'catalog name':28s} {'files':>5s} {'MB':>7s}  status")
@@ -45,9 +45,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _local_state(name: str) -> str:
-    from datasets import catalog
-    from datasets.cache import MANIFEST
-    from datasets.embedded import ventral
+    from neurozoo.datasets import catalog
+    from neurozoo.datasets.cache import MANIFEST
+    from neurozoo.datasets.embedded import ventral
 
     if name.startswith("ventral_embedded."):
         return "generated" if (ventral.folder() / MANIFEST).is_file() else "not generated"
@@ -57,9 +57,9 @@ def _local_state(name: str) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from datasets import catalog
-    from datasets.cache import MANIFEST, cache_dir, verify_folder
-    from datasets.errors import DataError
+    from neurozoo.datasets import catalog
+    from neurozoo.datasets.cache import MANIFEST, cache_dir, verify_folder
+    from neurozoo.datasets.errors import DataError
 
     names = args.names or sorted(catalog.CATALOG)
     failures = 0
@@ -89,7 +89,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from datasets import catalog
+    from neurozoo.datasets import catalog
 
     for name in args.names:
         paths = catalog.import_files(name, Path(args.source) if args.source else None, link=args.link, force=args.force)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from datasets.errors import UserFacingError
+from neurozoo.datasets.errors import UserFacingError
 
 
 class UnknownNameError(UserFacingError, KeyError):

@@ -31,7 +31,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 FRAME_SIZE = 50
 N_FRAMES = 40  # window length: 400 ms of history at 100 Hz

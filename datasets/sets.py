@@ -18,20 +18,20 @@ class Recording(NamedTuple):
 def register(registry) -> None:
     def ventral(region):
         def load(**kwargs):
-            from datasets.embedded import load_ventral
+            from neurozoo.datasets.embedded import load_ventral
 
             return Recording(*load_ventral(region, **kwargs))
         return load
 
     def cowley(session):
         def load(**kwargs):
-            from datasets.converters.cowley_v4 import load_cowley_v4
+            from neurozoo.datasets.converters.cowley_v4 import load_cowley_v4
 
             return load_cowley_v4(session, **kwargs)
         return load
 
     def zhang(**kwargs):
-        from datasets.converters.zhang_desimone_it import load_zhang_desimone_it
+        from neurozoo.datasets.converters.zhang_desimone_it import load_zhang_desimone_it
 
         return load_zhang_desimone_it(**kwargs)
 

@@ -14,7 +14,7 @@ from typing import Iterable, Optional, Union
 import numpy as np
 import pandas as pd
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 REQUIRED_COLUMNS = ("stimulus_id", "filename")
 _TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")  # never let read_csv turn "0001" into 1

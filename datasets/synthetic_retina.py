@@ -53,7 +53,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage, signal
 
-from datasets.cache import cache_dir
+from neurozoo.datasets.cache import cache_dir
 
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
@@ -224,7 +224,7 @@ class GroundTruthRetina:
     def _check(self, stimulus):
         shape = np.shape(stimulus)
         if len(shape) != 3 or shape[1:] != (FRAME_SIZE, FRAME_SIZE):
-            from datasets.errors import DataError
+            from neurozoo.datasets.errors import DataError
 
             raise DataError(f"stimulus must have shape (T, {FRAME_SIZE}, {FRAME_SIZE}); got {shape}")
 
@@ -302,7 +302,7 @@ def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndar
         return white_noise(n_frames, rng)
     if kind == "naturalscene":
         return natural_movie(n_frames, rng)
-    from datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError
 
     raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
 
@@ -318,7 +318,7 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
     """Record the circuit: one training trial of ``n_train`` frames and ``n_repeats`` trials of a held-out
     ``n_test``-frame movie, written in the deep-retina layout. The ground-truth test rates are stored as an
     extra dataset ``test/response/true_rate`` (readers of real files ignore it)."""
-    from datasets.retina_h5 import cell_name, firing_rates, write_experiment
+    from neurozoo.datasets.retina_h5 import cell_name, firing_rates, write_experiment
 
     retina = retina or default_retina()
     rng = np.random.default_rng([seed, KINDS.index(kind) if kind in KINDS else 99])
@@ -349,7 +349,7 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
 def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
     """Path to the embedded recording ``kind`` (generated on first use, then read from the cache)."""
     if kind not in KINDS:
-        from datasets.errors import DataError
+        from neurozoo.datasets.errors import DataError
 
         raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
     config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}

@@ -59,7 +59,7 @@ def scores_models(entry) -> bool:
 
 def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
     """The tree of the registered model benchmarks (or of ``names`` among them)."""
-    import benchmarks
+    from neurozoo import benchmarks
 
     entries = [e for e in benchmarks.BENCHMARKS.entries() if scores_models(e)]
     wanted = None if names is None else set(names)

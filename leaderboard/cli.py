@@ -11,8 +11,8 @@ import sys
 from typing import List, Optional
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
-COMMAND_MODULES = ("datasets.cli", "convrnn.cli", "convrnn.search.cli", "retina.cli", "benchmarks.cli",
-                   "leaderboard.commands", "leaderboard.run_commands")
+COMMAND_MODULES = ("neurozoo.datasets.cli", "neurozoo.convrnn.cli", "neurozoo.convrnn.search.cli", "neurozoo.retina.cli", "neurozoo.benchmarks.cli",
+                   "neurozoo.leaderboard.commands", "neurozoo.leaderboard.run_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return int(result or 0)
 
 
-from datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)
+from neurozoo.datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)
 
 if __name__ == "__main__":
     sys.exit(main())

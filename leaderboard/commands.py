@@ -12,10 +12,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def registry_rows(kind: str = "all"):
     """(kind, family, name, description) for every registered entry."""
-    import convrnn
-    import retina
-    import benchmarks
-    import datasets
+    from neurozoo import convrnn
+    from neurozoo import retina
+    from neurozoo import benchmarks
+    from neurozoo import datasets
 
     rows = []
     if kind in ("models", "all"):

@@ -26,7 +26,7 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
                         update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
+from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)

@@ -28,7 +28,7 @@ def safe_name(model: str) -> str:
 
 def write_report(db, folder) -> Path:
     """A static copy of the site: ``index.html``, ``models/<model>.html`` and ``static/``; returns index.html."""
-    from leaderboard.views import board, model_page
+    from neurozoo.leaderboard.views import board, model_page
 
     folder = Path(folder)
     (folder / "models").mkdir(parents=True, exist_ok=True)

@@ -11,10 +11,10 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
             max_features: int = 200, checkpoints: Optional[Dict[str, str]] = None, report: Optional[Path] = None,
             lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print,
             fit_epochs: Optional[int] = None) -> Dict:
-    from leaderboard.db import LeaderboardDB
-    from leaderboard.render import write_report
-    from leaderboard.scorer import release_dead_workers, work
-    from leaderboard.zoo import DEFAULT_FIT_EPOCHS, score_spec, zoo_specs
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.render import write_report
+    from neurozoo.leaderboard.scorer import release_dead_workers, work
+    from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS, score_spec, zoo_specs
 
     db = LeaderboardDB(db_url)
     specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints,
@@ -43,13 +43,13 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
 
 
 def spec_name(spec) -> str:
-    from leaderboard.zoo import display_name
+    from neurozoo.leaderboard.zoo import display_name
 
     return display_name(spec)
 
 
 def db_path_folder(url: str) -> str:
-    from benchmarks.paths import home
+    from neurozoo.benchmarks.paths import home
 
     if url.startswith("sqlite:///"):
         return str(Path(url[len("sqlite:///"):]).parent)
@@ -57,8 +57,8 @@ def db_path_folder(url: str) -> str:
 
 
 def format_ranking(db) -> str:
-    from leaderboard.commands import format_table
-    from leaderboard.views import board
+    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.leaderboard.views import board
 
     context = board(db)
     regions = [name for name, depth, leaf in context["columns"] if depth <= 2 and not leaf]

@@ -69,8 +69,8 @@ def _split(value):
 
 
 def _run(args) -> int:
-    from datasets.errors import UserFacingError
-    from leaderboard.run import run_zoo
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.run import run_zoo
 
     checkpoints = {}
     for item in args.checkpoint:
@@ -87,14 +87,14 @@ def _run(args) -> int:
 def _serve(args) -> int:
     import uvicorn
 
-    from leaderboard.web import create_app
+    from neurozoo.leaderboard.web import create_app
 
     uvicorn.run(create_app(args.db, args.submissions), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def _token_create(args) -> int:
-    from leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.db import LeaderboardDB
 
     token = LeaderboardDB(args.db).create_token(args.user)
     print(token)
@@ -102,9 +102,9 @@ def _token_create(args) -> int:
 
 
 def _submit(args) -> int:
-    from benchmarks.paths import home
-    from leaderboard.db import LeaderboardDB
-    from leaderboard.submission import submit
+    from neurozoo.benchmarks.paths import home
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.submission import submit
 
     db = LeaderboardDB(args.db)
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
@@ -114,9 +114,9 @@ def _submit(args) -> int:
 
 
 def _work(args) -> int:
-    from leaderboard.db import LeaderboardDB
-    from leaderboard.scorer import release_dead_workers, work
-    from leaderboard.worker import score_job
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.scorer import release_dead_workers, work
+    from neurozoo.leaderboard.worker import score_job
 
     db = LeaderboardDB(args.db)
     release_dead_workers(db)
@@ -128,8 +128,8 @@ def _work(args) -> int:
 
 
 def _submission_status(args) -> int:
-    from datasets.errors import UserFacingError
-    from leaderboard.db import LeaderboardDB
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.db import LeaderboardDB
 
     db = LeaderboardDB(args.db)
     row = db.submission(args.id)

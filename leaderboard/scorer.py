@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Callable, Dict, Iterable, List, Optional
 
-from leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
+from neurozoo.leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
 
 
 class Heartbeat:
@@ -56,7 +56,7 @@ def release_dead_workers(db: LeaderboardDB) -> List[int]:
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
-    from leaderboard.db import JobRow
+    from neurozoo.leaderboard.db import JobRow
 
     host = socket.gethostname()
     released = []

@@ -25,8 +25,8 @@ import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from datasets.errors import UserFacingError
-from datasets.provenance import sha256_file
+from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
@@ -86,7 +86,7 @@ def validate(root: Path) -> Dict[str, Any]:
     """Check a submission folder; returns the parsed metadata (raises SubmissionError on the first problem)."""
     import yaml
 
-    import benchmarks
+    from neurozoo import benchmarks
 
     root = Path(root)
     files = [p for p in root.rglob("*") if p.is_file()]
@@ -121,7 +121,7 @@ def validate(root: Path) -> Dict[str, Any]:
         if name not in benchmarks.BENCHMARKS:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered "
                                   f"(known: {', '.join(benchmarks.list_benchmarks())})")
-        from leaderboard.aggregate import scores_models
+        from neurozoo.leaderboard.aggregate import scores_models
 
         if not scores_models(benchmarks.BENCHMARKS.get(name)):
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is data-only (no stimulus images)")
@@ -129,7 +129,7 @@ def validate(root: Path) -> Dict[str, Any]:
         if not isinstance(layer, str) or not layer:
             raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {layer!r}")
     for name in meta["benchmarks"]:
-        from leaderboard.aggregate import family_of
+        from neurozoo.leaderboard.aggregate import family_of
 
         tags = benchmarks.BENCHMARKS.get(name).tags
         region = tags.get("region") if family_of(tags) == "cortex" else None  # a retina model's outputs are its cells
@@ -170,7 +170,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
-    from leaderboard.zoo import HIDDEN_FRACTION, SPLIT_SEED
+    from neurozoo.leaderboard.zoo import HIDDEN_FRACTION, SPLIT_SEED
 
     meta = prepared["meta"]
     return [{"model": meta["name"], "benchmark": name,

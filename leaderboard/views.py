@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
-from leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
+from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "

@@ -18,11 +18,11 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
 
-    from benchmarks.paths import home
-    from leaderboard.db import LeaderboardDB
-    from leaderboard.render import STATIC, render, safe_name
-    from leaderboard.submission import MAX_TOTAL_BYTES, SubmissionError, submit
-    from leaderboard.views import board, model_page
+    from neurozoo.benchmarks.paths import home
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.render import STATIC, render, safe_name
+    from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, SubmissionError, submit
+    from neurozoo.leaderboard.views import board, model_page
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")

@@ -1,7 +1,7 @@
 """Score one submission job in its own process: clean environment, own working folder, limits.
 
 Parent side, :func:`run_isolated`: writes the job spec into a fresh folder and starts
-``python -m leaderboard.worker spec.json result.json`` there with an environment that holds no secrets
+``python -m neurozoo.leaderboard.worker spec.json result.json`` there with an environment that holds no secrets
 (no database URL, no tokens: only PATH, locale, thread counts, the data cache and plugin path), a
 memory limit (``RLIMIT_AS``) and a wall-clock limit (the whole process group is killed). The result file
 is parsed and checked (finite values, the expected splits); anything else -- a crash, a hang, garbage,
@@ -24,8 +24,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
-from benchmarks.records import ScoreRecord
-from leaderboard.zoo import ScoringError, check_record
+from neurozoo.benchmarks.records import ScoreRecord
+from neurozoo.leaderboard.zoo import ScoringError, check_record
 
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_MEMORY_BYTES = 8 * 2 ** 30
@@ -33,7 +33,7 @@ PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS", 
 
 
 def clean_environment(workdir: Path) -> Dict[str, str]:
-    from benchmarks.paths import cache_dir
+    from neurozoo.benchmarks.paths import cache_dir
 
     env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
     env.setdefault("PATH", os.defpath)
@@ -56,7 +56,7 @@ def run_isolated(spec: Dict[str, Any], timeout_s: float = DEFAULT_TIMEOUT_S,
     with tempfile.TemporaryDirectory(prefix="neurozoo-worker-") as scratch:
         workdir = Path(scratch)
         (workdir / "spec.json").write_text(json.dumps(spec))
-        process = subprocess.Popen([sys.executable, "-m", "leaderboard.worker", "spec.json", "result.json"],
+        process = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.worker", "spec.json", "result.json"],
                                    cwd=workdir, env=clean_environment(workdir), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    start_new_session=True, preexec_fn=_limits(memory_bytes))
@@ -100,7 +100,7 @@ def load_submission(folder: Path, weights: Optional[str]):
 
     import torch
 
-    from benchmarks.extraction.time_mapping import StepTable
+    from neurozoo.benchmarks.extraction.time_mapping import StepTable
 
     sys.path.insert(0, str(folder))
     module_spec = importlib.util.spec_from_file_location("submission_model", folder / "model.py")
@@ -132,8 +132,8 @@ def smoke_test(model, images) -> None:
 
 
 def main(argv=None) -> int:
-    import benchmarks
-    from leaderboard.zoo import score_model
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.zoo import score_model
 
     argv = argv if argv is not None else sys.argv[1:]
     spec = json.loads(Path(argv[0]).read_text())
@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 def score_job(job: Dict[str, Any], device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S,
               memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
     """Built-in zoo jobs run in this process (trusted code); submissions run isolated."""
-    from leaderboard.zoo import score_spec
+    from neurozoo.leaderboard.zoo import score_spec
 
     if job["spec"]["family"] == "submission":
         return run_isolated(job["spec"], timeout_s, memory_bytes)

@@ -30,7 +30,7 @@ import math
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from benchmarks.records import ScoreRecord
+from neurozoo.benchmarks.records import ScoreRecord
 
 DEFAULT_WIDTH = 0.125
 DEFAULT_MAX_FEATURES = 200
@@ -46,34 +46,34 @@ class ScoringError(RuntimeError):
 
 def default_benchmarks() -> List[str]:
     """Registered benchmarks whose data are embedded (no download, no shared recordings needed)."""
-    import benchmarks
+    from neurozoo import benchmarks
 
     return [e.name for e in benchmarks.BENCHMARKS.entries()
             if e.name.startswith("ventral_embedded.") or e.tags.get("embedded") or e.tags.get("family") == "retina"]
 
 
 def benchmark_family(name: str) -> str:
-    import benchmarks
+    from neurozoo import benchmarks
 
-    from leaderboard.aggregate import family_of
+    from neurozoo.leaderboard.aggregate import family_of
 
     return family_of(benchmarks.BENCHMARKS.get(name).tags)
 
 
 def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str]]:
     """(family, name) of the registered models, or of ``names`` (each looked up in both registries)."""
-    import convrnn
-    import retina
+    from neurozoo import convrnn
+    from neurozoo import retina
 
     try:
-        import retina.models  # noqa: F401  (registers the built-in retina models)
+        import neurozoo.retina.models  # noqa: F401  (registers the built-in retina models)
     except ImportError:
         pass
     known = [("convrnn", n) for n in convrnn.list_models()] + [("retina", n) for n in retina.list_models()]
     if names is None:  # the default zoo: every model not tagged ``default_zoo=False``
         registries = {"convrnn": convrnn.MODELS, "retina": retina.MODELS}
         return [(f, n) for f, n in known if registries[f].get(n).tags.get("default_zoo", True)]
-    from datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError
 
     out = []
     for name in names:
@@ -89,10 +89,10 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
               checkpoints: Optional[Dict[str, str]] = None,
               fit_epochs: int = DEFAULT_FIT_EPOCHS) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Job specs for every (model, benchmark) pair that fits, and a note for each pair skipped."""
-    import benchmarks
+    from neurozoo import benchmarks
 
-    from datasets.provenance import sha256_file
-    from datasets.errors import UserFacingError
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.errors import UserFacingError
 
     names = list(benchmark_names) if benchmark_names else default_benchmarks()
     for name in names:
@@ -106,7 +106,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             bench_family = benchmark_family(bench)
             if (family == "retina") != (bench_family == "retina"):
                 continue
-            from leaderboard.aggregate import scores_models
+            from neurozoo.leaderboard.aggregate import scores_models
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
                 skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
@@ -144,7 +144,7 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
     torch.manual_seed(spec["score"].get("seed", 0))  # untrained weights are reproducible (and cacheable)
     if spec["family"] == "convrnn":
-        import convrnn
+        from neurozoo import convrnn
 
         model = convrnn.create_model(spec["model"], **spec["overrides"])
         if spec.get("checkpoint"):
@@ -154,13 +154,13 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
             state = state.get("model", state)
             model.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
         return model.to(device).eval()
-    import retina
+    from neurozoo import retina
 
     return retina.create_model(spec["model"], **spec["overrides"]).to(device)
 
 
 def region_layer(model, region: str) -> str:
-    from benchmarks.neural import CONVRNN_REGION_LAYERS
+    from neurozoo.benchmarks.neural import CONVRNN_REGION_LAYERS
 
     names = list(getattr(model, "layer_names", []))
     mapped = [layer for layer in CONVRNN_REGION_LAYERS.get(region, []) if layer in names]
@@ -176,7 +176,7 @@ def split_ids(benchmark, fraction: float, seed: int):
     import numpy as np
     from sklearn.model_selection import StratifiedShuffleSplit
 
-    from benchmarks.metrics.assembly import average_repetitions, coord
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions, coord
 
     target = average_repetitions(benchmark.assembly)
     ids, objects = coord(target, "stimulus_id"), coord(target, "object_name")
@@ -201,8 +201,8 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output."""
     import numpy as np
 
-    import benchmarks
-    from benchmarks.neural import NeuralBenchmark
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
 
     started = time.perf_counter()
     benchmark = benchmarks.load(spec["benchmark"])
@@ -243,7 +243,7 @@ def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False
 
     Retina benchmarks take the registered model *name*: they fit it on the embedded recordings themselves."""
     if spec["family"] == "retina":
-        import benchmarks
+        from neurozoo import benchmarks
 
         seed = spec["score"].get("seed", 0)
         fit = spec.get("fit", {})

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from retina.fast_conv import conv_first_layer
+from neurozoo.retina.fast_conv import conv_first_layer
 
 
 def first_layer_input(model, x: torch.Tensor) -> torch.Tensor:

@@ -50,16 +50,16 @@ class HeldoutBenchmark:
 
     @property
     def path(self) -> Path:
-        from datasets.synthetic_retina import load_embedded_retina
+        from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
         return load_embedded_retina(self.kind, **self.sizes)
 
     def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
               progress: bool = True, **fit_overrides) -> HeldoutResult:
         """Score a ``retina.MODELS`` name (fitted here, or loaded from an earlier fit) or a fitted module."""
-        from retina.embedded_fit import fitted_embedded_model
-        from retina.fit import evaluate, provenance
-        from retina.metrics import summary
+        from neurozoo.retina.embedded_fit import fitted_embedded_model
+        from neurozoo.retina.fit import evaluate, provenance
+        from neurozoo.retina.metrics import summary
 
         started = time.perf_counter()
         path = self.path

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from retina.probe_cli import add_probe_command
+    from neurozoo.retina.probe_cli import add_probe_command
 
     _add_fit(sub)
     add_probe_command(sub)
@@ -44,10 +44,10 @@ def _add_fit(sub) -> None:
 
 
 def resolve_data(spec: str) -> Path:
-    from datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError
 
     if spec.startswith("embedded:"):
-        from datasets.synthetic_retina import load_embedded_retina
+        from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
         return load_embedded_retina(spec.split(":", 1)[1])
     path = Path(spec).expanduser()
@@ -62,11 +62,11 @@ def run_fit(args) -> int:
 
     import torch
 
-    from datasets.errors import UserFacingError
-    from datasets.registry import UnknownNameError
-    from datasets.retina_h5 import read_experiment
-    from retina.fit import create_model, evaluate, fit, provenance
-    from retina.metrics import summary
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.registry import UnknownNameError
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.retina.fit import create_model, evaluate, fit, provenance
+    from neurozoo.retina.metrics import summary
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")

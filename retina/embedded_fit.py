@@ -17,7 +17,7 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
     import hashlib
     import json
 
-    from retina.fit import FIT_PROTOCOL, FitConfig, provenance
+    from neurozoo.retina.fit import FIT_PROTOCOL, FitConfig, provenance
 
     config = dataclasses.asdict(dataclasses.replace(FitConfig(), **(settings or {}), seed=seed))
     for key in ("progress", "device"):  # do not change the result's meaning
@@ -31,9 +31,9 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
                           **fit_settings) -> Tuple[nn.Module, dict]:
     """``(model, provenance)``: ``name`` fitted to the embedded recording ``kind`` (reused when already fitted
     with the same settings; ``refit=True`` starts afresh)."""
-    from datasets.retina_h5 import read_experiment
-    from datasets.synthetic_retina import load_embedded_retina
-    from retina.fit import create_model, fit, provenance
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina.fit import create_model, fit, provenance
 
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
@@ -47,7 +47,7 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
 
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
-    from datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():

@@ -49,13 +49,13 @@ import numpy as np
 import torch
 from torch import nn
 
-import retina
-from datasets.errors import DataError
-from datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo import retina
+from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 FIT_PROTOCOL = 3  # bump when the loop or a model's initialisation changes what a fit with given settings yields
-BUILTIN_MODEL_MODULES = ("retina.models.ln", "retina.models.glm", "retina.models.bncnn")
+BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn")
 
 
 def builtin_models() -> List[str]:
@@ -192,7 +192,7 @@ def _predict_targets(model, data: _Data, targets: np.ndarray, batch_size: int, u
 
 
 def _mean_correlation(pred: torch.Tensor, target: torch.Tensor) -> float:
-    from retina.metrics import correlation
+    from neurozoo.retina.metrics import correlation
 
     r = correlation(pred.T.numpy(), target.T.numpy())
     return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
@@ -355,7 +355,7 @@ def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cp
     T = movie.shape[0]
     with torch.no_grad():
         if getattr(model, "uses_history", False):
-            from datasets.retina_h5 import movie_windows
+            from neurozoo.datasets.retina_h5 import movie_windows
 
             drive = torch.cat([model.filter(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)])
             return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
@@ -363,7 +363,7 @@ def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cp
             outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
                     for a in range(N_FRAMES - 1, T, batch_size)]
         else:
-            from datasets.retina_h5 import movie_windows
+            from neurozoo.datasets.retina_h5 import movie_windows
 
             outs = [model(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)]
     return torch.cat(outs).T.numpy()
@@ -371,7 +371,7 @@ def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cp
 
 def evaluate(model: nn.Module, path, device: str = "cpu", **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie)."""
-    from retina.metrics import heldout_metrics
+    from neurozoo.retina.metrics import heldout_metrics
 
     test = read_experiment(path, "test")
     prediction = predict(model, test.stimulus, device=device, **kwargs)
@@ -380,7 +380,7 @@ def evaluate(model: nn.Module, path, device: str = "cpu", **kwargs):
 
 def provenance(path, result: Optional[FitResult] = None) -> dict:
     """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks)."""
-    from datasets.provenance import code_version, git_commit, sha256_file
+    from neurozoo.datasets.provenance import code_version, git_commit, sha256_file
 
     info = {"code_version": code_version(), "git_commit": git_commit(), "data_sha256": sha256_file(path),
             "data_path": str(path), "torch": torch.__version__}

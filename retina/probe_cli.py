@@ -60,11 +60,11 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_model(args):
-    from datasets.errors import UserFacingError
-    from datasets.registry import UnknownNameError
-    from datasets.synthetic_retina import default_retina
-    from retina.embedded_fit import fitted_embedded_model, load_checkpoint
-    from retina.fit import create_model
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.registry import UnknownNameError
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
+    from neurozoo.retina.fit import create_model
 
     try:
         if args.fit_embedded:
@@ -96,9 +96,9 @@ def _write(args, name, record):
 def run_probe_osr(args) -> int:
     import json
 
-    from datasets.errors import UserFacingError
-    from datasets.synthetic_retina import default_retina
-    from retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
 
     if min(args.periods) < 1:
         raise UserFacingError(f"--periods: flash periods must be >= 1 frame; got {args.periods}")
@@ -122,9 +122,9 @@ def run_probe_osr(args) -> int:
 
 
 def run_probe_adaptation(args) -> int:
-    from datasets.errors import UserFacingError
-    from datasets.synthetic_retina import default_retina
-    from retina.phenomena.adaptation import compare_indices, contrast_adaptation, nanmedian, plot_adaptation
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena.adaptation import compare_indices, contrast_adaptation, nanmedian, plot_adaptation
 
     if not (0 < args.low < args.high):
         raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
@@ -153,9 +153,9 @@ def run_probe_adaptation(args) -> int:
 
 
 def run_probe_oms(args) -> int:
-    from datasets.errors import UserFacingError
-    from datasets.synthetic_retina import default_retina
-    from retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
 
     if args.frames < 200 or args.radius <= 0:
         raise UserFacingError(f"--frames must be >= 200 and --radius > 0; got {args.frames}, {args.radius}")

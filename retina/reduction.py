@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
+from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
 
 
 class ReducedModel(nn.Module):

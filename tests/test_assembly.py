@@ -5,9 +5,9 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from datasets.assembly import load_assembly, make_assembly, set_brainscore_indexes, validate_assembly, write_assembly
-from datasets.errors import DataError
-from datasets.stimuli import StimulusSet, load_stimulus_set, make_stimulus_set, write_stimulus_set
+from neurozoo.datasets.assembly import load_assembly, make_assembly, set_brainscore_indexes, validate_assembly, write_assembly
+from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.stimuli import StimulusSet, load_stimulus_set, make_stimulus_set, write_stimulus_set
 
 
 def _assembly(n_stimuli=5, n_reps=3, n_neuroids=4, starts=(70, 80, 90), seed=0):

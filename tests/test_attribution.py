@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from retina.attribution import integrated_gradients, layer_activation, rank_units
-from retina.models.bncnn import RetinaCNN
-from retina.reduction import reduce_model, reduction_report
+from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
+from neurozoo.retina.models.bncnn import RetinaCNN
+from neurozoo.retina.reduction import reduce_model, reduction_report
 
 
 def _model(important=(2, 5)):

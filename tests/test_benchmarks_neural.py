@@ -7,10 +7,10 @@ import torch
 import xarray as xr
 from torch import nn
 
-from benchmarks.extraction import Stimuli, extract
-from benchmarks.neural import NeuralBenchmark
-from benchmarks.synthetic import expected_ceiling
-from datasets.errors import SpecError
+from neurozoo.benchmarks.extraction import Stimuli, extract
+from neurozoo.benchmarks.neural import NeuralBenchmark
+from neurozoo.benchmarks.synthetic import expected_ceiling
+from neurozoo.datasets.errors import SpecError
 
 NOISE, REPS = 1.0, 4
 
@@ -96,9 +96,9 @@ def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
     import argparse
     import json
 
-    import benchmarks
-    from benchmarks.cli import add_commands
-    from benchmarks.records import ResultsStore
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.cli import add_commands
+    from neurozoo.benchmarks.records import ResultsStore
 
     rng = np.random.default_rng(0)
     n, reps = 60, 2
@@ -128,8 +128,8 @@ def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
 
 
 def test_zhang_desimone_decoding_time_course(shared_data):
-    import benchmarks
-    from datasets.errors import UserFacingError
+    from neurozoo import benchmarks
+    from neurozoo.datasets.errors import UserFacingError
 
     benchmark = benchmarks.load("zhang_desimone2011.IT-decoding")
     with pytest.raises(UserFacingError, match="no image-computable model"):
@@ -144,16 +144,16 @@ def test_zhang_desimone_decoding_time_course(shared_data):
 
 
 def test_cowley_v4_ceiling_and_score(shared_data):
-    import datasets.torchvision_compat  # noqa: F401
+    import neurozoo.datasets.torchvision_compat  # noqa: F401
     import timm
 
-    import benchmarks
+    from neurozoo import benchmarks
 
     benchmark = benchmarks.load("cowley2023.V4")
     # the data's median split-half reliability is about 0.6 (README); Spearman-Brown: 2 * 0.6 / 1.6 = 0.75
     assert 0.68 < benchmark.ceiling.value < 0.82
     assert benchmark.bins == [(70.0, 170.0)]
-    from benchmarks.neural import dataset_benchmark
+    from neurozoo.benchmarks.neural import dataset_benchmark
 
     benchmark = dataset_benchmark("cowley2023.V4", "cowley2023.v4_210325", "V4", image_size=64)  # small: fast test
     assert len(benchmark.stimuli.ids) == 640 and benchmark.stimuli.images.shape[-1] == 64
@@ -169,7 +169,7 @@ def test_cowley_v4_ceiling_and_score(shared_data):
 
 @pytest.fixture(scope="module")
 def embedded_teacher():
-    from datasets.embedded import teacher
+    from neurozoo.datasets.embedded import teacher
 
     return teacher()
 
@@ -187,7 +187,7 @@ def _as_features(values, like):
 @pytest.mark.parametrize("region", ["V4", "IT"])
 def test_embedded_teacher_scores_near_ceiling_feedforward_lower_shuffled_near_zero(embedded_teacher, region):
     """Ground truth: the network that generated the embedded data, read at its own layer for the region."""
-    import benchmarks
+    from neurozoo import benchmarks
 
     benchmark, teacher = benchmarks.load(f"ventral_embedded.{region}-temporal"), embedded_teacher
     assert benchmark.bins[0] == (70.0, 80.0) and len(benchmark.bins) == 19
@@ -219,7 +219,7 @@ def test_embedded_teacher_scores_near_ceiling_feedforward_lower_shuffled_near_ze
 def test_selection_splits_hold_every_object_on_a_small_selection_set():
     import xarray as xr
 
-    from benchmarks.neural import selection_splits
+    from neurozoo.benchmarks.neural import selection_splits
 
     objects = [f"obj{i % 8}" for i in range(58)]
     assembly = xr.DataArray(
@@ -228,7 +228,7 @@ def test_selection_splits_hold_every_object_on_a_small_selection_set():
                 "object_name": ("presentation", objects), "repetition": ("presentation", [0] * 58),
                 "neuroid_id": ("neuroid", ["a", "b", "c"]), "region": ("neuroid", ["IT"] * 3),
                 "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
-    from benchmarks.metrics.assembly import average_repetitions, coord
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions, coord
 
     splits = selection_splits(assembly)
     assert len(splits) == 10

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-import retina
-import retina.models  # noqa: F401  (registers the built-in models)
-from retina.models.bncnn import GaussianNoise, RetinaCNN, windows
+from neurozoo import retina
+import neurozoo.retina.models  # noqa: F401  (registers the built-in models)
+from neurozoo.retina.models.bncnn import GaussianNoise, RetinaCNN, windows
 
 
 def test_registered_and_published_architecture():
@@ -54,9 +54,9 @@ def test_bncnn_beats_ln_on_the_ground_truth_retina(tmp_path):
     has 24000), 3 epochs of the fast contiguous-chunk path for the BN-CNN (batch 256) and the LN fit of
     tests/test_retina_fit.py (5 epochs); both scored on the same 500-frame, 6-repeat held-out movie.
     """
-    from datasets.synthetic_retina import generate_recording
-    from retina.fit import create_model, evaluate, fit
-    from retina.metrics import summary
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.retina.fit import create_model, evaluate, fit
+    from neurozoo.retina.metrics import summary
 
     path = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=4000, n_test=500, n_repeats=6)
     scores = {}

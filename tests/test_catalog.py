@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from datasets import catalog
-from datasets.cache import building, cache_dir, read_manifest, verify_folder
-from datasets.catalog import CatalogEntry, DataFile
-from datasets.cli import add_commands
-from datasets.errors import DataError
+from neurozoo.datasets import catalog
+from neurozoo.datasets.cache import building, cache_dir, read_manifest, verify_folder
+from neurozoo.datasets.catalog import CatalogEntry, DataFile
+from neurozoo.datasets.cli import add_commands
+from neurozoo.datasets.errors import DataError
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from benchmarks.metrics import internal_consistency, normalize, spearman_brown
-from benchmarks.metrics.ceiling import summarize
-from benchmarks.synthetic import expected_ceiling, synthetic_assembly
-from datasets.errors import DataError
+from neurozoo.benchmarks.metrics import internal_consistency, normalize, spearman_brown
+from neurozoo.benchmarks.metrics.ceiling import summarize
+from neurozoo.benchmarks.synthetic import expected_ceiling, synthetic_assembly
+from neurozoo.datasets.errors import DataError
 
 
 @pytest.mark.parametrize("noise,reps", [(0.5, 4), (2.0, 6), (4.0, 2)])
@@ -55,7 +55,7 @@ def test_ceiling_needs_repetitions():
 
 
 def test_missing_values_are_ignored_not_propagated():
-    from benchmarks.metrics import pearson_columns, regression_score
+    from neurozoo.benchmarks.metrics import pearson_columns, regression_score
 
     assembly, clean = synthetic_assembly(n_stimuli=500, n_neuroids=12, n_bins=1, n_repetitions=4, noise=1.0, seed=4)
     values = assembly.values.copy()

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from convrnn.cells import CELLS, GateConv, RecurrentCell, SameConv2d, TimeDecayCell, create_cell
-from datasets.errors import SpecError
+from neurozoo.convrnn.cells import CELLS, GateConv, RecurrentCell, SameConv2d, TimeDecayCell, create_cell
+from neurozoo.datasets.errors import SpecError
 
 B, C, H, W = 2, 8, 6, 6
 SMALL = {"rgc": {"cell_depth": 4}}  # keep the RGC cell state small in these tests

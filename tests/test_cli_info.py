@@ -4,9 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import convrnn
-from convrnn.profile import flops, parameter_counts
-from leaderboard.cli import main
+from neurozoo import convrnn
+from neurozoo.convrnn.profile import flops, parameter_counts
+from neurozoo.leaderboard.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
 
 
 def test_zoo_reports_bad_input_without_a_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "leaderboard.cli", "info", "rgc_intermediat"],
+    result = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "info", "rgc_intermediat"],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown ConvRNN model 'rgc_intermediat'" in result.stderr and "Traceback" not in result.stderr

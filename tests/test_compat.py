@@ -3,7 +3,7 @@ import sys
 
 import torch
 
-from datasets import torchvision_compat
+from neurozoo.datasets import torchvision_compat
 
 
 def test_torchvision_and_timm_import_on_this_torch():

@@ -7,11 +7,11 @@ import pytest
 import scipy.io
 from PIL import Image
 
-import datasets
-from datasets.cache import shared_data_dir
-from datasets.converters import converted_folder
-from datasets.converters.zhang_desimone_it import bin_counts
-from datasets.errors import DataError
+from neurozoo import datasets
+from neurozoo.datasets.cache import shared_data_dir
+from neurozoo.datasets.converters import converted_folder
+from neurozoo.datasets.converters.zhang_desimone_it import bin_counts
+from neurozoo.datasets.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics
-from datasets.provenance import module_sha256
-from convrnn.training.synthetic import write_image_folder
+from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics
+from neurozoo.datasets.provenance import module_sha256
+from neurozoo.convrnn.training.synthetic import write_image_folder
 
 pytestmark = pytest.mark.distributed
 
@@ -21,7 +21,7 @@ SETTINGS = dict(model="rgc_shallow", epochs=2, batch_size=4, lr=0.05, optimizer=
 
 def torchrun(data, out, nproc=2):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
+               "-m", "neurozoo.convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
                "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
                "--schedule", "constant", "--image-size", "32", "--no-augment", "--workers", "0", "--seed", "3",
                "--log-every", "1", "--quiet"] + [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]

@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-import datasets
-from datasets.embedded import images, load_expected, load_ventral, teacher, ventral
-from datasets.embedded.shapes import OBJECTS, VARIATIONS, render_set
-from datasets.embedded.teacher_network import DELAYS, TRIAL_GAIN_SD, VentralTeacher
-from datasets.errors import DataError
+from neurozoo import datasets
+from neurozoo.datasets.embedded import images, load_expected, load_ventral, teacher, ventral
+from neurozoo.datasets.embedded.shapes import OBJECTS, VARIATIONS, render_set
+from neurozoo.datasets.embedded.teacher_network import DELAYS, TRIAL_GAIN_SD, VentralTeacher
+from neurozoo.datasets.errors import DataError
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-import datasets.torchvision_compat  # noqa: F401  (before timm)
-from benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_S, ActivationCache, RandomProjection, StepTable,
+import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
+from neurozoo.benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_S, ActivationCache, RandomProjection, StepTable,
                                    Stimuli, extract, is_convrnn, static)
-from datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError
 
 
 class ToyConvRNN(nn.Module):
@@ -146,7 +146,7 @@ def test_stimulus_set_images_are_loaded_and_normalised(tmp_path):
     import pandas as pd
     from PIL import Image
 
-    from benchmarks.extraction.images import IMAGENET_MEAN, IMAGENET_STD, load_stimulus_set
+    from neurozoo.benchmarks.extraction.images import IMAGENET_MEAN, IMAGENET_STD, load_stimulus_set
 
     class Table(pd.DataFrame):
         def get_stimulus(self, stimulus_id):

@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from retina.fast_conv import conv_first_layer
-from retina.models.bncnn import RetinaCNN, windows
+from neurozoo.retina.fast_conv import conv_first_layer
+from neurozoo.retina.models.bncnn import RetinaCNN, windows
 
 
 def _rel(a, b):

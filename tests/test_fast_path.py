@@ -7,10 +7,10 @@ import os
 import pytest
 import torch
 
-import convrnn
-from convrnn.cells import SameConv2d, fused_same_conv
-from convrnn.cornet import cornet_s
-from convrnn.fast import make_fast, to_reference
+from neurozoo import convrnn
+from neurozoo.convrnn.cells import SameConv2d, fused_same_conv
+from neurozoo.convrnn.cornet import cornet_s
+from neurozoo.convrnn.fast import make_fast, to_reference
 
 SPEC = {
     "name": "tiny_fast", "n_steps": 7, "image_steps": 5, "norm": "group", "num_classes": 5,

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from convrnn.training.imagefolder import (FlatImageFolder, ImageFolder, imagenet_wnids, is_flat, load_rgb,
+from neurozoo.convrnn.training.imagefolder import (FlatImageFolder, ImageFolder, imagenet_wnids, is_flat, load_rgb,
                                           open_folder, open_imagenet)
-from convrnn.training.synthetic import write_image_folder
-from convrnn.training.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from datasets.errors import DataError
+from neurozoo.convrnn.training.synthetic import write_image_folder
+from neurozoo.convrnn.training.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transform
+from neurozoo.datasets.errors import DataError
 
 WNIDS = ["n03000134", "n01440764", "n02102040", "n01443537"]  # deliberately unsorted
 

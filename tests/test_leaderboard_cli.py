@@ -1,8 +1,8 @@
 """The leaderboard's commands in process: token creation, refused submissions, submission status."""
 import yaml
 
-from leaderboard.cli import main
-from leaderboard.db import LeaderboardDB
+from neurozoo.leaderboard.cli import main
+from neurozoo.leaderboard.db import LeaderboardDB
 
 
 def test_token_submit_refusal_and_status(tmp_path, capsys):

@@ -6,9 +6,9 @@ import time
 import pytest
 from sqlalchemy import text
 
-from benchmarks.records import Base, ScoreRecord
-from leaderboard.aggregate import OVERALL, aggregate, build_tree, ranking
-from leaderboard.db import DONE, FAILED, QUEUED, RUNNING, LeaderboardDB, settings_sha256
+from neurozoo.benchmarks.records import Base, ScoreRecord
+from neurozoo.leaderboard.aggregate import OVERALL, aggregate, build_tree, ranking
+from neurozoo.leaderboard.db import DONE, FAILED, QUEUED, RUNNING, LeaderboardDB, settings_sha256
 
 POSTGRES_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from leaderboard.db import DONE, RUNNING, LeaderboardDB
+from neurozoo.leaderboard.db import DONE, RUNNING, LeaderboardDB
 
 PLUGIN = textwrap.dedent('''
     """A small benchmark plugin registered through an entry point (as a third-party package would)."""
@@ -17,9 +17,9 @@ PLUGIN = textwrap.dedent('''
 
     import torch
 
-    from benchmarks.extraction import Stimuli
-    from benchmarks.neural import NeuralBenchmark
-    from benchmarks.synthetic import synthetic_assembly
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
 
 
     def _assembly():
@@ -50,7 +50,7 @@ def plugin_env(tmp_path):
 
 
 def zoo_run(db_url, report, env, **popen):
-    command = [sys.executable, "-m", "leaderboard.cli", "run", "--models", "feedforward_intermediate",
+    command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "run", "--models", "feedforward_intermediate",
                "--benchmarks", "lbtest.V4", "--width-multiplier", "0.0625", "--max-features", "50",
                "--db", db_url, "--report", str(report), "--no-progress", "--lease", "120"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
@@ -136,7 +136,7 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
 
 
 def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
-    from leaderboard.zoo import DEFAULT_FIT_EPOCHS, zoo_specs
+    from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS, zoo_specs
 
     specs, _ = zoo_specs()
     models = {s["model"] for s in specs}

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-import benchmarks
-from leaderboard.db import DONE, FAILED, LeaderboardDB
-from leaderboard.scorer import work
-from leaderboard.submission import SubmissionError, prepare, submit
-from leaderboard.worker import score_job
+from neurozoo import benchmarks
+from neurozoo.leaderboard.db import DONE, FAILED, LeaderboardDB
+from neurozoo.leaderboard.scorer import work
+from neurozoo.leaderboard.submission import SubmissionError, prepare, submit
+from neurozoo.leaderboard.worker import score_job
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,7 +66,7 @@ def load_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(root))
     import lbtest_plugin
 
-    from datasets.registry import Entry
+    from neurozoo.datasets.registry import Entry
 
     # registered for this test only (undone afterwards, so other tests see the real registry)
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.V4",
@@ -183,7 +183,7 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
 
 
 def test_worker_environment_has_no_secrets(tmp_path, monkeypatch):
-    from leaderboard.worker import clean_environment
+    from neurozoo.leaderboard.worker import clean_environment
 
     monkeypatch.setenv("NEUROZOO_TEST_POSTGRES_URL", "postgresql://secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.records import ScoreRecord
-from leaderboard.db import LeaderboardDB
+from neurozoo.benchmarks.records import ScoreRecord
+from neurozoo.leaderboard.db import LeaderboardDB
 
 V4, IT = "ventral_embedded.V4-temporal", "ventral_embedded.IT-temporal"
 SCORES = {"alpha": {V4: 0.30, IT: 0.10}, "beta": {V4: 0.50}, "gamma": {V4: 0.20, IT: 0.60}}
@@ -44,7 +44,7 @@ def db(tmp_path):
 def client(db, tmp_path):
     from fastapi.testclient import TestClient
 
-    from leaderboard.web import create_app
+    from neurozoo.leaderboard.web import create_app
 
     return TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
 
@@ -70,7 +70,7 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
 def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, client):
     import numpy as np
 
-    from retina.phenomena.osr import OSRResult, fit_line, osr_call
+    from neurozoo.retina.phenomena.osr import OSRResult, fit_line, osr_call
 
     def summary(latencies):
         periods = np.array([2, 3, 4, 5])
@@ -151,7 +151,7 @@ def free_port() -> int:
 def server(db, tmp_path):
     import uvicorn
 
-    from leaderboard.web import create_app
+    from neurozoo.leaderboard.web import create_app
 
     port = free_port()
     config = uvicorn.Config(create_app(db=db, submissions_dir=tmp_path / "subs"), host="127.0.0.1", port=port,

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
 
-from benchmarks.metrics import FastPLS, brainscore_splits, internal_consistency, pls_fit_predict_folds, regression_score
-from benchmarks.metrics.correlation import pearson_columns
-from benchmarks.metrics.regression import pls_coefficients
-from benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
+from neurozoo.benchmarks.metrics import FastPLS, brainscore_splits, internal_consistency, pls_fit_predict_folds, regression_score
+from neurozoo.benchmarks.metrics.correlation import pearson_columns
+from neurozoo.benchmarks.metrics.regression import pls_coefficients
+from neurozoo.benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
 
 
 def _reference_nipals(X, Y, k, X_test):
@@ -161,7 +161,7 @@ def test_static_features_broadcast_over_bins(synthetic):
 
 
 def test_missing_stimuli_raise_clear_error(synthetic):
-    from datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError
 
     assembly, clean = synthetic
     with pytest.raises(DataError, match="stimulus_id"):
@@ -173,7 +173,7 @@ def test_decoding_accuracy_matches_bayes_optimal():
     import xarray as xr
     from scipy.stats import norm
 
-    from benchmarks.metrics.decoding import decoding_time_course
+    from neurozoo.benchmarks.metrics.decoding import decoding_time_course
 
     rng = np.random.default_rng(0)
     n, neuroids, d = 1200, 10, 1.5

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-import convrnn
-from convrnn.spec import GraphSpec
-from datasets.errors import SpecError
-from datasets.registry import UnknownNameError
+from neurozoo import convrnn
+from neurozoo.convrnn.spec import GraphSpec
+from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.registry import UnknownNameError
 
 SIZE = 32
 

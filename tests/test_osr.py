@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from retina.phenomena.osr import fit_line, omitted_stimulus_response, osr_call, plot_osr
+from neurozoo.retina.phenomena.osr import fit_line, omitted_stimulus_response, osr_call, plot_osr
 
 
 def test_fit_line_and_call_on_known_lines():
@@ -43,7 +43,7 @@ def test_osr_known_answers():
 
 
 def test_ground_truth_circuit_on_cells_show_the_osr_and_off_cells_do_not(tmp_path):
-    from datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import default_retina
 
     circuit = default_retina()
     result = omitted_stimulus_response(circuit)  # the reference protocol: periods 2-5 frames
@@ -58,8 +58,8 @@ def test_ground_truth_circuit_on_cells_show_the_osr_and_off_cells_do_not(tmp_pat
 def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     import torch
 
-    from leaderboard.cli import main as zoo
-    from retina.fit import create_model
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
 
     torch.manual_seed(0)
     weights = tmp_path / "model.pt"
@@ -79,9 +79,9 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
 
 
 def test_osr_benchmark_known_answers():
-    import benchmarks
-    import benchmarks.osr  # noqa: F401  (registers retina_embedded.osr)
-    from datasets.synthetic_retina import default_retina
+    from neurozoo import benchmarks
+    import neurozoo.benchmarks.osr  # noqa: F401  (registers retina_embedded.osr)
+    from neurozoo.datasets.synthetic_retina import default_retina
 
     assert "retina_embedded.osr" in benchmarks.list_benchmarks()
     bench = benchmarks.load("retina_embedded.osr", sizes=dict(n_train=400, n_test=100, n_repeats=2))

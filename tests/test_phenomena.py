@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from retina.phenomena import (as_responder, latency_coding, motion_anticipation, motion_reversal, paired_flash,
+from neurozoo.retina.phenomena import (as_responder, latency_coding, motion_anticipation, motion_reversal, paired_flash,
                               reversing_grating, step_response, stimuli)
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from datasets.synthetic_retina import CircuitParams, GroundTruthRetina, default_retina
-from retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity, stimuli
+from neurozoo.datasets.synthetic_retina import CircuitParams, GroundTruthRetina, default_retina
+from neurozoo.retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity, stimuli
 
 KERNEL = np.array([0.0, 0.3, 1.0, 0.6, 0.1, -0.3, -0.4, -0.2])
 
@@ -80,8 +80,8 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
 
     import torch
 
-    from leaderboard.cli import main as zoo
-    from retina.fit import create_model
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
 
     torch.manual_seed(0)
     weights = tmp_path / "model.pt"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import benchmarks
-from benchmarks.phenomena import agreement
+from neurozoo import benchmarks
+from neurozoo.benchmarks.phenomena import agreement
 
 NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms")
 SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
@@ -18,7 +18,7 @@ def test_agreement_known_values():
 
 def _linear_filter(movie):
     """A fixed linear filter on each cell's centre pixel plus a baseline: no adaptation, no surround."""
-    from datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import default_retina
 
     positions = default_retina().positions.astype(int)
     drive = movie[:, positions[:, 0], positions[:, 1]].T  # (cells, T)
@@ -27,7 +27,7 @@ def _linear_filter(movie):
 
 
 def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
-    from datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import default_retina
 
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
     for name in NAMES:

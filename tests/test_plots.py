@@ -1,10 +1,10 @@
 """Plots are written as PNG files with the expected content size."""
 import numpy as np
 
-from benchmarks.metrics import internal_consistency, regression_score
-from benchmarks.plots import plot_layer_profile, plot_time_course
-from benchmarks.score import Score
-from benchmarks.synthetic import synthetic_assembly
+from neurozoo.benchmarks.metrics import internal_consistency, regression_score
+from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
+from neurozoo.benchmarks.score import Score
+from neurozoo.benchmarks.synthetic import synthetic_assembly
 
 
 def test_time_course_and_layer_profile(tmp_path):

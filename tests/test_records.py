@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from datasets.provenance import code_version, sha256_array
-from benchmarks.records import ResultsStore, ScoreRecord
+from neurozoo.datasets.provenance import code_version, sha256_array
+from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
 
 
 def _record(model="m1", benchmark="b1", value=0.5, **kw):

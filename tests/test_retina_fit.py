@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-import retina
-from datasets.retina_h5 import firing_rates, read_experiment, write_experiment
-from datasets.synthetic_retina import generate_recording
-from leaderboard.cli import main as zoo
-from retina.fit import builtin_models, create_model, evaluate, fit, predict
-from retina.metrics import summary
+from neurozoo import retina
+from neurozoo.datasets.retina_h5 import firing_rates, read_experiment, write_experiment
+from neurozoo.datasets.synthetic_retina import generate_recording
+from neurozoo.leaderboard.cli import main as zoo
+from neurozoo.retina.fit import builtin_models, create_model, evaluate, fit, predict
+from neurozoo.retina.metrics import summary
 
 
 def _true_ln_filter():
@@ -87,7 +87,7 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
 
 
 def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_recording, monkeypatch):
-    import retina.fit as fit_module
+    import neurozoo.retina.fit as fit_module
 
     scores = iter([0.50, 0.60, 0.605, 0.608, 0.90])  # creeping gains after epoch 1: not progress at min_delta 0.01
     monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
@@ -184,8 +184,8 @@ def test_registry_and_cli(tmp_path, capsys):
 
 
 def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
-    import benchmarks
-    import benchmarks.retina  # noqa: F401  (registers the retina benchmarks)
+    from neurozoo import benchmarks
+    import neurozoo.benchmarks.retina  # noqa: F401  (registers the retina benchmarks)
 
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
     names = benchmarks.list_benchmarks()
@@ -209,7 +209,7 @@ def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
-    from datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError
 
     fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):

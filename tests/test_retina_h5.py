@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.errors import DataError
-from datasets.retina_h5 import (N_FRAMES, StimulusWindows, firing_rates, movie_windows, read_experiment, read_spikes,
+from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.retina_h5 import (N_FRAMES, StimulusWindows, firing_rates, movie_windows, read_experiment, read_spikes,
                                 split_blocks, write_experiment)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from retina.metrics import (correlation, explainable_fraction, feve, heldout_metrics, noise_variance,
+from neurozoo.retina.metrics import (correlation, explainable_fraction, feve, heldout_metrics, noise_variance,
                             oracle_correlation, summary)
 
 

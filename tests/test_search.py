@@ -1,4 +1,4 @@
-"""convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
+"""neurozoo.convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
 a killed worker, export of the best configurations as loadable specs and as scored records."""
 import os
 import signal
@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-import convrnn
-from convrnn.search import SearchSpace, builtin_spaces, load_space, open_study, split_trials
-from convrnn.search.study import make_pruner, make_storage
-from datasets.errors import SpecError
+from neurozoo import convrnn
+from neurozoo.convrnn.search import SearchSpace, builtin_spaces, load_space, open_study, split_trials
+from neurozoo.convrnn.search.study import make_pruner, make_storage
+from neurozoo.datasets.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
@@ -41,7 +41,7 @@ TINY_SPACE = {
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A tiny search space file and a 3-class, 32 px image folder."""
-    from convrnn.training.synthetic import write_image_folder
+    from neurozoo.convrnn.training.synthetic import write_image_folder
 
     root = tmp_path_factory.mktemp("search")
     (root / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
@@ -139,8 +139,8 @@ def test_median_pruner_stops_a_trial_below_the_running_median():
 
 # ---------------------------------------------------------------------------- zoo search
 def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
-    from benchmarks.records import ResultsStore
-    from leaderboard.cli import main
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
     results = f"sqlite:///{tmp_path / 'results.sqlite'}"
@@ -199,7 +199,7 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request)
     url, name = _shared_storage(tmp_path), _study_name(request)
     argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record",
                        storage=url, study=name)
-    done = subprocess.run([sys.executable, "-m", "convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name=name, storage=url)
@@ -215,7 +215,7 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     url, name = _shared_storage(tmp_path), _study_name(request)
     slow = search_argv(tiny, tmp_path / "run", 1, "--epochs", "500", "--heartbeat", "1", "--grace", "2",
                        "--export", "0", storage=url, study=name)
-    proc = subprocess.Popen([sys.executable, "-m", "convrnn.search.cli", *slow], env=_env(), cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *slow], env=_env(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage = make_storage(url, heartbeat_interval=None)
     deadline = time.time() + 120
@@ -239,7 +239,7 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     time.sleep(2.5)  # past the grace period
     resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
                          "--no-record", storage=url, study=name)
-    done = subprocess.run([sys.executable, "-m", "convrnn.search.cli", *resume], env=_env(), cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *resume], env=_env(), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = optuna.load_study(study_name=name, storage=storage).trials

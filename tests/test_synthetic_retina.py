@@ -3,9 +3,9 @@ import time
 import numpy as np
 import pytest
 
-from datasets.errors import DataError
-from datasets.retina_h5 import read_experiment, read_spikes
-from datasets.synthetic_retina import (GroundTruthRetina, default_retina, flash_train, generate_recording,
+from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.retina_h5 import read_experiment, read_spikes
+from neurozoo.datasets.synthetic_retina import (GroundTruthRetina, default_retina, flash_train, generate_recording,
                                        load_embedded_retina, simulate, white_noise)
 
 

@@ -11,10 +11,10 @@ import time
 import pytest
 import torch
 
-from convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
-from convrnn.training.engine import LRFactor, topk_correct, unrolled_loss
-from convrnn.training.synthetic import write_image_folder
-from datasets.errors import DataError
+from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
+from neurozoo.convrnn.training.engine import LRFactor, topk_correct, unrolled_loss
+from neurozoo.convrnn.training.synthetic import write_image_folder
+from neurozoo.datasets.errors import DataError
 
 # Tiny real ConvRNN: 8..64 channels, 8 steps (first image-dependent readout at step 7). Without
 # normalisation because 32 px images leave conv5/conv6 at 1x1, where GroupNorm erases the signal.
@@ -91,7 +91,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, work
 def test_resume_after_sigkill_equals_uninterrupted_run(data, tmp_path):
     """``zoo train`` killed with SIGKILL mid-epoch, then resumed: the same weights and metrics as one run."""
     settings = config(data, tmp_path / "killed", epochs=5)
-    args = [sys.executable, "-m", "convrnn.training", "rgc_shallow", "--data", str(data), "--out", settings.out,
+    args = [sys.executable, "-m", "neurozoo.convrnn.training", "rgc_shallow", "--data", str(data), "--out", settings.out,
             "--epochs", "5", "--batch-size", "8", "--lr", str(settings.lr), "--optimizer", "adamw",
             "--weight-decay", str(settings.weight_decay), "--warmup-epochs", str(settings.warmup_epochs),
             "--image-size", "32", "--workers", "0", "--log-every", "1", "--quiet", "--device", "cpu"] + \
@@ -216,7 +216,7 @@ def test_learning_rate_schedules():
 
 
 def test_zoo_train_command(data, tmp_path, capsys):
-    from leaderboard.cli import main
+    from neurozoo.leaderboard.cli import main
 
     args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1",
             "--batch-size", "8", "--image-size", "32", "--workers", "0", "--optimizer", "sgd", "--lr", "0.01",
@@ -237,7 +237,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
 
 
 def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):
-    from benchmarks.perf.train_throughput import main
+    from neurozoo.benchmarks.perf.train_throughput import main
 
     out = tmp_path / "throughput.json"
     assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--steps", "1", "--warmup", "0",

@@ -22,11 +22,11 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
-from datasets.provenance import module_sha256
-from benchmarks.extraction.reduction import RandomProjection
-from benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
-from datasets.errors import DataError, SpecError
+from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
+from neurozoo.datasets.provenance import module_sha256
+from neurozoo.benchmarks.extraction.reduction import RandomProjection
+from neurozoo.benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
+from neurozoo.datasets.errors import DataError, SpecError
 
 Timing = Union[StepTable, Mapping[str, StepTable], None]
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from benchmarks.paths import cache_dir
+from neurozoo.benchmarks.paths import cache_dir
 
 
 def stimuli_sha256(stimulus_ids, images: torch.Tensor) -> str:

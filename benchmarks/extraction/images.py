@@ -6,8 +6,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from benchmarks.extraction.activations import Stimuli
-from datasets.errors import DataError
+from neurozoo.benchmarks.extraction.activations import Stimuli
+from neurozoo.datasets.errors import DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

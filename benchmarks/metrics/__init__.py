@@ -1,8 +1,8 @@
 """Metrics: cross-validated regression (PLS, ridge), correlations, split-half ceilings, temporal variants."""
-from benchmarks.metrics.ceiling import Ceiling, internal_consistency, normalize
-from benchmarks.metrics.correlation import pearson_columns, spearman_brown
-from benchmarks.metrics.regression import FastPLS, RidgeMapping, brainscore_splits, pls_fit_predict_folds
-from benchmarks.metrics.temporal import TemporalScore, regression_score
+from neurozoo.benchmarks.metrics.ceiling import Ceiling, internal_consistency, normalize
+from neurozoo.benchmarks.metrics.correlation import pearson_columns, spearman_brown
+from neurozoo.benchmarks.metrics.regression import FastPLS, RidgeMapping, brainscore_splits, pls_fit_predict_folds
+from neurozoo.benchmarks.metrics.temporal import TemporalScore, regression_score
 
 __all__ = [
     "Ceiling",

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 DIMS = ("presentation", "neuroid", "time_bin")
 

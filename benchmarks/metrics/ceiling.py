@@ -34,9 +34,9 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from benchmarks.metrics.assembly import check_assembly, coord, group_nanmean
-from benchmarks.metrics.correlation import pearson_columns, spearman_brown
-from datasets.errors import DataError
+from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean
+from neurozoo.benchmarks.metrics.correlation import pearson_columns, spearman_brown
+from neurozoo.datasets.errors import DataError
 
 
 @dataclass

@@ -21,8 +21,8 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from benchmarks.metrics.assembly import check_assembly, coord, time_bins
-from datasets.errors import DataError
+from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, time_bins
+from neurozoo.datasets.errors import DataError
 
 DECODERS = ("max_correlation", "nearest_mean")
 

@@ -22,11 +22,11 @@ from typing import Optional, Sequence
 import numpy as np
 import xarray as xr
 
-from benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
-from benchmarks.metrics.ceiling import Ceiling, normalize, summarize
-from benchmarks.metrics.correlation import pearson_columns
-from benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
-from datasets.errors import DataError
+from neurozoo.benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
+from neurozoo.benchmarks.metrics.ceiling import Ceiling, normalize, summarize
+from neurozoo.benchmarks.metrics.correlation import pearson_columns
+from neurozoo.benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
+from neurozoo.datasets.errors import DataError
 
 
 @dataclass

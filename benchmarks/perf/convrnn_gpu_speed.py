@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-import convrnn
-from convrnn.cornet import cornet_s
+from neurozoo import convrnn
+from neurozoo.convrnn.cornet import cornet_s
 
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
 

@@ -27,7 +27,7 @@ MODEL_PY = "import torch\n\ndef create_model(weights):\n    return torch.nn.Conv
 
 
 def fill(db, n_models: int, benchmarks):
-    from benchmarks.records import ScoreRecord
+    from neurozoo.benchmarks.records import ScoreRecord
 
     rng = np.random.default_rng(0)
     for m in range(n_models):
@@ -74,9 +74,9 @@ def main(argv=None) -> int:
     import httpx
     import uvicorn
 
-    import benchmarks
-    from leaderboard.db import LeaderboardDB
-    from leaderboard.web import create_app
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.web import create_app
 
     scratch = Path(tempfile.mkdtemp(prefix="neurozoo-load-"))
     db = LeaderboardDB(args.db or f"sqlite:///{scratch / 'load.sqlite'}")

@@ -63,7 +63,7 @@ def report(seconds, per_bin, method, cpu_start):
 
 OURS = LOAD + """
 import xarray as xr
-from benchmarks.metrics import regression_score
+from neurozoo.benchmarks.metrics import regression_score
 dims = ('presentation', 'neuroid', 'time_bin')
 target = xr.DataArray(d['target'], dims=dims, coords={**coords(), 'neuroid_id': ('neuroid', d['neuroid_id'])})
 features = xr.DataArray(d['features'], dims=dims, coords={**coords(), 'neuroid_id': ('neuroid', np.arange(d['features'].shape[1]))})
@@ -121,8 +121,8 @@ report(time.perf_counter() - start, np.mean(scores, 0), 'sklearn PLSRegression r
 
 def synthetic_inputs(args) -> dict:
     sys.path.insert(0, str(REPO))
-    from benchmarks.metrics.assembly import average_repetitions
-    from benchmarks.synthetic import synthetic_assembly
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
 
     assembly, clean = synthetic_assembly(n_stimuli=args.presentations, n_neuroids=args.neuroids, n_bins=args.bins,
                                          n_repetitions=args.repetitions, n_objects=args.objects, noise=args.noise,

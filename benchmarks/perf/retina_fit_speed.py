@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from retina.models.bncnn import RetinaCNN, windows
+from neurozoo.retina.models.bncnn import RetinaCNN, windows
 
 
 def _step(model, optimizer, inputs, targets, fast: bool, method: str):

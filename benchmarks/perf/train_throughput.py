@@ -54,8 +54,8 @@ def forward_flops(model, image_size: int, device) -> float:
 
 
 def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
-    import convrnn
-    from convrnn.training.engine import step_logits, unrolled_loss
+    from neurozoo import convrnn
+    from neurozoo.convrnn.training.engine import step_logits, unrolled_loss
 
     torch.manual_seed(0)
     model = convrnn.create_model(name, num_classes=args.num_classes, **overrides).to(device)
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, help="also write the rows and settings to this JSON file")
     args = parser.parse_args(argv)
 
-    from convrnn.cli import parse_overrides
+    from neurozoo.convrnn.cli import parse_overrides
 
     if args.threads:
         torch.set_num_threads(args.threads)

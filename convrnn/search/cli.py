@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args):
-    from convrnn.search.objective import TrialSettings
+    from neurozoo.convrnn.search.objective import TrialSettings
 
     return TrialSettings(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          optimizer=args.optimizer, image_size=args.image_size, width_multiplier=args.width,
@@ -72,9 +72,9 @@ def settings_from_args(args):
 def run(args: argparse.Namespace) -> int:
     import optuna
 
-    from convrnn.search.space import load_space
-    from convrnn.search.study import default_storage, run_worker, split_trials
-    from datasets.errors import UserFacingError
+    from neurozoo.convrnn.search.space import load_space
+    from neurozoo.convrnn.search.study import default_storage, run_worker, split_trials
+    from neurozoo.datasets.errors import UserFacingError
 
     if args.trials < 0 or args.workers < 1 or args.epochs < 1:
         raise UserFacingError("--trials must be >= 0, --workers and --epochs >= 1")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, worker_index=args.worker_index,
                    pruner=args.pruner, max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
-        from convrnn.search.study import make_storage, open_study
+        from neurozoo.convrnn.search.study import make_storage, open_study
 
         open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
         procs = []
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--worker-index",
                                                        str(args.worker_index + k), "--storage", storage,
                                                        "--study", study_name, "--export", "0", "--no-record"]
-            procs.append(subprocess.Popen([sys.executable, "-m", "convrnn.search.cli", *argv]))
+            procs.append(subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv]))
         codes = [proc.wait() for proc in procs]
         if any(codes):
             print(f"zoo search: worker exit codes {codes}", file=sys.stderr)
@@ -128,8 +128,8 @@ def _passthrough(args: argparse.Namespace):
 def export(args, space, storage: str, study_name: str, settings) -> int:
     import optuna
 
-    from convrnn.search.export import best_trials, data_checksum, export_specs, score_records
-    from datasets.provenance import code_version
+    from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records
+    from neurozoo.datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
     states = [t.state.name for t in study.trials]
@@ -145,7 +145,7 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     for trial, path in zip(best, paths):
         print(f"trial {trial.number}: val top-1 {trial.value:.2f}% -> {path}")
     if args.record:
-        from benchmarks.records import ResultsStore, ScoreRecord  # the shared results store (lazy: upper layer)
+        from neurozoo.benchmarks.records import ResultsStore, ScoreRecord  # the shared results store (lazy: upper layer)
 
         records = [ScoreRecord(**r) for r in score_records(study, space, settings, args.export,
                                                            data_checksum(args.data), code_version())]
@@ -156,8 +156,8 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m convrnn.search.cli ...`` (what ``--workers K`` launches per worker)."""
-    from datasets.errors import UserFacingError
+    """``python -m neurozoo.convrnn.search.cli ...`` (what ``--workers K`` launches per worker)."""
+    from neurozoo.datasets.errors import UserFacingError
 
     parser = argparse.ArgumentParser(prog="zoo search", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

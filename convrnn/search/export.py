@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import optuna
 
-from convrnn.search.space import SearchSpace
+from neurozoo.convrnn.search.space import SearchSpace
 
 BENCHMARK = "search.val_top1"
 
@@ -75,8 +75,8 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
 
 def data_checksum(data_dir) -> str:
     """sha256 of the validation split's (relative path, label) list, as the trainer records it."""
-    from convrnn.training.engine import file_list_sha256
-    from convrnn.training.imagefolder import open_imagenet
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     splits = open_imagenet(data_dir)
     return file_list_sha256(splits.get("val", splits["train"]))

@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 import optuna
 
-from convrnn.search.space import SearchSpace
+from neurozoo.convrnn.search.space import SearchSpace
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Objective:
         self.settings = settings
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from convrnn.training.engine import TrainConfig, Trainer
+        from neurozoo.convrnn.training.engine import TrainConfig, Trainer
 
         s = self.settings
         config = self.space.sample(trial)
@@ -74,7 +74,7 @@ class Objective:
         best = float("-inf")
         try:
             if trainer.val_loader is None:
-                from datasets.errors import DataError
+                from neurozoo.datasets.errors import DataError
 
                 raise DataError(f"{s.data}: the search scores trials on val/ and this folder has none")
             trial.set_user_attr("parameters", sum(p.numel() for p in trainer.model.parameters()))

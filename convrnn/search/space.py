@@ -34,9 +34,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from convrnn.cells import CELLS, cell_config_keys, create_cell
-from convrnn.spec import GraphSpec, load_spec
-from datasets.errors import SpecError
+from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
+from neurozoo.convrnn.spec import GraphSpec, load_spec
+from neurozoo.datasets.errors import SpecError
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
 SPACE_KEYS = ("name", "description", "base", "cell_layers", "cells", "feedback", "train", "overrides")
@@ -215,7 +215,7 @@ def _load_base(base: Any, source: str, base_dir: Optional[str]) -> GraphSpec:
         return GraphSpec.from_dict(base, source=f"{source}: base")
     if not isinstance(base, str):
         raise SpecError(f"{source}: field 'base' must be a model name, a spec path or a spec mapping, got {base!r}")
-    from convrnn.models import MODELS, get_spec
+    from neurozoo.convrnn.models import MODELS, get_spec
 
     if base in MODELS:
         return get_spec(base)

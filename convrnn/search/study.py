@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 
 import optuna
 
-from convrnn.search.objective import Objective, TrialSettings
-from convrnn.search.space import SearchSpace
-from datasets.errors import UserFacingError
+from neurozoo.convrnn.search.objective import Objective, TrialSettings
+from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.errors import UserFacingError
 
 PRUNERS = ("median", "halving", "none")
 

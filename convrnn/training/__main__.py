@@ -1,5 +1,5 @@
 import sys
 
-from convrnn.training.cli import main
+from neurozoo.convrnn.training.cli import main
 
 sys.exit(main())

@@ -15,7 +15,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 
 def save_checkpoint(state: Dict[str, Any], path) -> Path:

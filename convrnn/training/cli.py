@@ -1,7 +1,7 @@
 """``zoo train MODEL --data DIR``: supervised ImageNet training of a ConvRNN (torchrun-compatible).
 
     zoo train rgc_shallow --data /data/imagenet --epochs 90 --batch-size 256 --amp --channels-last
-    torchrun --nproc-per-node 8 -m convrnn.training rgc_intermediate --data /data/imagenet --resume auto
+    torchrun --nproc-per-node 8 -m neurozoo.convrnn.training rgc_intermediate --data /data/imagenet --resume auto
 """
 from __future__ import annotations
 
@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from convrnn.cli import parse_overrides
-    from convrnn.training.engine import TrainConfig
+    from neurozoo.convrnn.cli import parse_overrides
+    from neurozoo.convrnn.training.engine import TrainConfig
 
     fields = set(TrainConfig.__dataclass_fields__) - {"overrides"}
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields},
@@ -69,7 +69,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from convrnn.training.engine import train
+    from neurozoo.convrnn.training.engine import train
 
     final = train(config_from_args(args))
     if final and not args.quiet and int(os.environ.get("RANK", "0")) == 0:
@@ -78,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``python -m convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
+    """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
     import sys
 
-    from datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError
 
-    parser = argparse.ArgumentParser(prog="python -m convrnn.training", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ from typing import Any, List
 import torch
 import torch.distributed as dist
 
-from datasets.errors import UserFacingError
+from neurozoo.datasets.errors import UserFacingError
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
-from convrnn.training.imagefolder import open_imagenet
-from convrnn.training.metrics_log import MetricsLog
-from convrnn.training.transforms import build_transform
-from datasets.errors import DataError, UserFacingError
-from datasets.provenance import code_version, git_commit, module_sha256
+from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
+from neurozoo.convrnn.training.imagefolder import open_imagenet
+from neurozoo.convrnn.training.metrics_log import MetricsLog
+from neurozoo.convrnn.training.transforms import build_transform
+from neurozoo.datasets.errors import DataError, UserFacingError
+from neurozoo.datasets.provenance import code_version, git_commit, module_sha256
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -265,7 +265,7 @@ class Trainer:
                                          pin_memory=pin, generator=torch.Generator().manual_seed(c.seed))
 
     def _create_model(self) -> nn.Module:
-        import convrnn
+        from neurozoo import convrnn
 
         overrides = dict(self.config.overrides)
         overrides.setdefault("num_classes", len(self.classes))

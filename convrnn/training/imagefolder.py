@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from datasets.errors import DataError
+from neurozoo.datasets.errors import DataError
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
@@ -34,7 +34,7 @@ def is_image(name: str) -> bool:
 
 def imagenet_wnids() -> List[str]:
     """The 1000 ImageNet-1k WNIDs in sorted order: index i is class i of the standard label set."""
-    import datasets.torchvision_compat  # noqa: F401  (before timm)
+    import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
     from timm.data import ImageNetInfo
 
     return list(ImageNetInfo().label_names())

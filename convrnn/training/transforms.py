@@ -9,7 +9,7 @@ CROP_PCT = 0.875
 
 def build_transform(image_size: int, train: bool, augment: bool = True, interpolation: str = "bilinear"):
     """``augment=False`` gives the evaluation transform for training too (deterministic inputs)."""
-    import datasets.torchvision_compat  # noqa: F401  (before timm)
+    import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
     from timm.data import create_transform
 
     if train and augment:

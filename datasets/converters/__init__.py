@@ -10,15 +10,15 @@ import hashlib
 from pathlib import Path
 from typing import Callable, Dict, Tuple
 
-from datasets import Recording
-from datasets.cache import building, cache_dir, verify_folder
+from neurozoo.datasets import Recording
+from neurozoo.datasets.cache import building, cache_dir, verify_folder
 
 ASSEMBLY_FILE = "assembly.nc"
 STIMULUS_FILE = "stimulus_set.csv"
 
 
 def converted_folder(name: str, version: int) -> Path:
-    from datasets import catalog
+    from neurozoo.datasets import catalog
 
     inputs = "".join(f"{f.path}={f.sha256}\n" for f in catalog.get(name).files)
     key = hashlib.sha256(f"{name}\n{version}\n{inputs}".encode()).hexdigest()[:16]
@@ -28,9 +28,9 @@ def converted_folder(name: str, version: int) -> Path:
 def load_converted(name: str, version: int, convert: Callable[[Dict[str, Path], Path], None],
                    nan_policy: str = "raise") -> Recording:
     """Fetch the raw files, convert them once (``convert(files, folder)``), then load and validate the result."""
-    from datasets import catalog
-    from datasets.assembly import load_assembly
-    from datasets.stimuli import load_stimulus_set
+    from neurozoo.datasets import catalog
+    from neurozoo.datasets.assembly import load_assembly
+    from neurozoo.datasets.stimuli import load_stimulus_set
 
     folder = converted_folder(name, version)
     if not (folder / "manifest.json").is_file():

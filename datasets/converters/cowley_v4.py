@@ -25,9 +25,9 @@ from typing import Dict
 
 import numpy as np
 
-from datasets import Recording
-from datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, load_converted
-from datasets.errors import DataError
+from neurozoo.datasets import Recording
+from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, load_converted
+from neurozoo.datasets.errors import DataError
 
 CONVERTER_VERSION = 1
 WINDOW_MS = (70, 170)
@@ -55,8 +55,8 @@ def _extract_images(zip_path: Path, folder: Path, n_images: int) -> list:
 
 
 def _convert(session: str, files: Dict[str, Path], folder: Path) -> None:
-    from datasets.assembly import make_assembly, write_assembly
-    from datasets.stimuli import make_stimulus_set, write_stimulus_set
+    from neurozoo.datasets.assembly import make_assembly, write_assembly
+    from neurozoo.datasets.stimuli import make_stimulus_set, write_stimulus_set
 
     name = SESSIONS[session]
     averaged = session != "210325"

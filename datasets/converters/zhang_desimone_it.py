@@ -23,9 +23,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from datasets import Recording
-from datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, load_converted
-from datasets.errors import DataError
+from neurozoo.datasets import Recording
+from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, load_converted
+from neurozoo.datasets.errors import DataError
 
 CONVERTER_VERSION = 1
 NAME = "zhang_desimone2011.it"
@@ -67,8 +67,8 @@ def bin_counts(raster: np.ndarray, onset: int, window=WINDOW_MS, bin_ms: int = B
 def _convert(files: Dict[str, Path], folder: Path) -> None:
     from tqdm import tqdm
 
-    from datasets.assembly import make_assembly, write_assembly
-    from datasets.stimuli import make_stimulus_set, write_stimulus_set
+    from neurozoo.datasets.assembly import make_assembly, write_assembly
+    from neurozoo.datasets.stimuli import make_stimulus_set, write_stimulus_set
 
     paths = sorted(files.values())
     units = [read_raster(p) for p in tqdm(paths, desc="Zhang-Desimone rasters", unit="unit", leave=False)]

@@ -5,6 +5,6 @@ MajajHong-like variation levels, V4 and IT responses of a hidden teacher network
 ``teacher()`` -> that teacher (a torch module: ``responses``, ``features``, ConvRNN-style ``forward``).
 Importing this package is cheap; torch is imported when data are generated or the teacher is built.
 """
-from datasets.embedded.ventral import GENERATOR_VERSION, REGIONS, images, load_expected, load_ventral, teacher
+from neurozoo.datasets.embedded.ventral import GENERATOR_VERSION, REGIONS, images, load_expected, load_ventral, teacher
 
 __all__ = ["GENERATOR_VERSION", "REGIONS", "images", "load_expected", "load_ventral", "teacher"]

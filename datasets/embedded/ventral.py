@@ -17,8 +17,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from datasets.cache import building, cache_dir, read_manifest, verify_folder
-from datasets.errors import DataError
+from neurozoo.datasets.cache import building, cache_dir, read_manifest, verify_folder
+from neurozoo.datasets.errors import DataError
 
 GENERATOR_VERSION = 3  # bump whenever the stimuli, teacher or noise change
 DEFAULT_SEED = 0
@@ -43,10 +43,10 @@ def _generate(target: Path, seed: int) -> None:
     import torch
     from PIL import Image
 
-    from datasets.assembly import make_assembly, write_assembly
-    from datasets.embedded.shapes import render_set
-    from datasets.embedded.teacher_network import BIN_STARTS, STEP_MS, TRIAL_GAIN_SD, VentralTeacher, to_input
-    from datasets.stimuli import make_stimulus_set, write_stimulus_set
+    from neurozoo.datasets.assembly import make_assembly, write_assembly
+    from neurozoo.datasets.embedded.shapes import render_set
+    from neurozoo.datasets.embedded.teacher_network import BIN_STARTS, STEP_MS, TRIAL_GAIN_SD, VentralTeacher, to_input
+    from neurozoo.datasets.stimuli import make_stimulus_set, write_stimulus_set
 
     pixels, records = render_set(seed, PER_OBJECT_LEVEL)
     image_dir = target / Path(STIMULUS_FILE).stem
@@ -84,7 +84,7 @@ def _generate(target: Path, seed: int) -> None:
             time_bin={"time_bin_start": starts, "time_bin_end": starts + STEP_MS},
             attrs={"stimulus_set_identifier": identifier(seed), "units": "spike count per bin",
                    "generator_version": GENERATOR_VERSION, "seed": seed,
-                   "source": "datasets.embedded: teacher network responses with Poisson trial noise"})
+                   "source": "neurozoo.datasets.embedded: teacher network responses with Poisson trial noise"})
         write_assembly(assembly, target / f"{region}.nc")
 
 
@@ -105,8 +105,8 @@ def ensure(seed: int = DEFAULT_SEED) -> Path:
 
 def load_ventral(region: str = "IT", seed: int = DEFAULT_SEED, nan_policy: str = "raise") -> Tuple[object, object]:
     """(assembly (2880 presentations x neuroids x 19 bins), stimulus set) of the embedded V4 or IT data."""
-    from datasets.assembly import load_assembly
-    from datasets.stimuli import load_stimulus_set
+    from neurozoo.datasets.assembly import load_assembly
+    from neurozoo.datasets.stimuli import load_stimulus_set
 
     if region not in REGIONS:
         raise DataError(f"embedded ventral data: region must be one of {REGIONS}, got {region!r}")
@@ -137,7 +137,7 @@ def teacher(seed: int = DEFAULT_SEED):
     """The teacher that generated the data for ``seed`` (weights from the seed, gains from the cache); shared, frozen."""
     import torch
 
-    from datasets.embedded.teacher_network import VentralTeacher
+    from neurozoo.datasets.embedded.teacher_network import VentralTeacher
 
     with _lock:
         if seed in _teachers:
@@ -156,7 +156,7 @@ def images(stimulus_set):
     """The teacher's input for a stimulus set's PNGs: ImageNet-normalised (N, 3, 64, 64) float32, in row order."""
     from PIL import Image
 
-    from datasets.embedded.teacher_network import to_input
+    from neurozoo.datasets.embedded.teacher_network import to_input
 
     pixels = []
     for path in stimulus_set.stimulus_paths():

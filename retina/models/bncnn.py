@@ -32,8 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import retina
-from retina.fast_conv import conv_first_layer
+from neurozoo import retina
+from neurozoo.retina.fast_conv import conv_first_layer
 
 N_FRAMES = 40
 FRAME_SIZE = 50

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import retina
-from retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
+from neurozoo import retina
+from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 MAX_LOG_RATE = 8.0  # exp(8) ~ 3000 spikes/s: keeps the exponential finite while fitting
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-import retina
+from neurozoo import retina
 
 N_FRAMES = 40
 FRAME_SIZE = 50

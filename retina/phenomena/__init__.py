@@ -1,10 +1,10 @@
 """In-silico experiments: stimulus generators and analyses that run on any model mapping stimulus windows to
 rates (via :func:`as_responder`) and on the ground-truth circuit's ``simulate``."""
-from retina.phenomena.adaptation import contrast_adaptation, fit_exponential, object_motion_sensitivity
-from retina.phenomena.analyses import (latency_coding, motion_anticipation, motion_reversal, paired_flash,
+from neurozoo.retina.phenomena.adaptation import contrast_adaptation, fit_exponential, object_motion_sensitivity
+from neurozoo.retina.phenomena.analyses import (latency_coding, motion_anticipation, motion_reversal, paired_flash,
                                        peak_latency, reversing_grating, step_response)
-from retina.phenomena.osr import OSRResult, omitted_stimulus_response, plot_osr
-from retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena.osr import OSRResult, omitted_stimulus_response, plot_osr
+from neurozoo.retina.phenomena.responder import as_responder
 
 __all__ = ["as_responder", "omitted_stimulus_response", "OSRResult", "plot_osr", "step_response", "paired_flash",
            "latency_coding", "reversing_grating", "motion_anticipation", "motion_reversal", "peak_latency",

@@ -8,8 +8,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from retina.phenomena import stimuli
-from retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena import stimuli
+from neurozoo.retina.phenomena.responder import as_responder
 
 
 def fit_exponential(trace: np.ndarray, taus: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
@@ -106,7 +106,7 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
     centres = np.asarray(centres, float)
     if centres.shape != (n_cells, 2):
-        from datasets.errors import SpecError
+        from neurozoo.datasets.errors import SpecError
 
         raise SpecError(f"object_motion_sensitivity: centres must have shape ({n_cells}, 2) (y, x per cell); "
                         f"got {centres.shape}")

@@ -6,8 +6,8 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from retina.phenomena import stimuli
-from retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena import stimuli
+from neurozoo.retina.phenomena.responder import as_responder
 
 
 def peak_latency(trace: np.ndarray, onset: int, window: int) -> np.ndarray:

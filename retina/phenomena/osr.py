@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from retina.phenomena import stimuli
-from retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena import stimuli
+from neurozoo.retina.phenomena.responder import as_responder
 
 SLOPE_RANGE = (0.5, 1.5)
 MIN_R2 = 0.5

@@ -24,7 +24,7 @@ def as_responder(system, device: str = "cpu") -> Callable[[np.ndarray], np.ndarr
     except ImportError:  # pragma: no cover
         is_module = False
     if is_module:
-        from retina.fit import predict
+        from neurozoo.retina.fit import predict
 
         def respond(stimulus):
             stimulus = np.asarray(stimulus, np.float32)

@@ -135,7 +135,7 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
     stays still; ``static``: nothing moves. The paths depend only on ``seed``, so conditions share them. Bars have
     hard edges: a sub-pixel shift moves an edge when it crosses a pixel centre."""
     if condition not in OMS_CONDITIONS:
-        from datasets.errors import SpecError
+        from neurozoo.datasets.errors import SpecError
 
         raise SpecError(f"object_motion: condition must be one of {', '.join(OMS_CONDITIONS)}; got {condition!r}")
     rng = np.random.default_rng(seed)

@@ -1,43 +1,31 @@
-"""Local recurrent cells for ConvRNNs: ``out, new_state = cell(x, state, feedback=None)``.
+"""Local recurrent cells of the published ConvRNNs: ``out, new_state = cell(x, state, feedback=None, res_input=None)``.
 
-Every cell maps a feedforward input ``x`` (B, C, H, W) and its previous state (a tuple of tensors, or None
-for the zero state) to an output of the same shape as ``x`` and a new state. ``create_cell(kind, channels,
-**config)`` builds one from the ``CELLS`` registry and rejects unknown kinds and config keys with a
-``SpecError`` that lists the valid ones.
+Every cell follows the equations of the original code, neuroailab/convrnns (Nayebi et al. 2018, 2022):
 
-The two principles of Nayebi et al. (2018, 2022) are gating (multiplication by an input-dependent tensor in
-[0, 1]) and bypassing (with a zero recurrent state the input passes unchanged).
+* ``rgc``: the median Reciprocal Gated Cell, ``utils/median_rgcell.py`` (``ReciprocalGateCell.__call__``), with
+  the median hyperparameters of ``configs/median_rgcell_cfg.py`` as defaults and the feedback entry of
+  ``models/model_func.py`` (1x1 convolution with a bias of the feedback channels only, added to ``out_input``).
+* ``timedecay``: ``utils/cell_utils.py`` ``memory``: ``state = decay * state + input``, one scalar per layer,
+  initialised at 0, unconstrained.
+* ``ugrnn``, ``gru``, ``lstm``, ``intersectionrnn``, ``simplernn``: ``utils/cells.py`` ``ConvUGRNNCell``,
+  ``ConvGRUCell``, ``ConvLSTMCell``, ``ConvIntersectionRNNCell``, ``ConvNormBasicCell``.
 
-Bypass design of the Reciprocal Gated Cell ("rgc"). The reference cell adds the layer input to ``out_input``
-*inside* the output gate and the output activation, so even with zero state its output is
-``elu(g * (conv(x) + x))``, not ``x``. Here the residual is a true bypass, added after the activation::
+``x`` is the output of the layer's feedforward convolution (B, C, H, W); ``res_input`` is the layer's *input*
+(before that convolution), used by the RGC's bypass (``out_residual``); ``feedback`` is the channel concatenation
+of the resized feedback sources for cells that own their feedback convolution (``owns_feedback``), or an already
+projected tensor of ``x``'s shape that the other cells add to ``x``.
 
-    h_t = x + act_h(tau_h (.) h_{t-1} + gate_h (.) out_input),
-    out_input = conv_io(x) [input_to_out] + conv_co(c_{t-1}) [cell_to_out] + feedback
-
-Every path into the output other than the residual add is either multiplied by a recurrent state
-(``tau_h (.) h_{t-1}``, the bias-free ``conv_co(c_{t-1})``) or is a convolution of ``x``. The input-to-output
-convolution is zero-initialised (as ResNets zero-initialise the last layer of a residual branch), so at
-initialisation, with zero state and ``residual=True``, the cell is exactly the identity; with
-``input_to_out=False`` it is the identity at zero state for any weights. All output activations satisfy
-act(0) = 0. The output ``h_t`` is also the output state fed back at the next step, as in the reference.
-With ``residual=False`` the input enters only through ``out_input`` (``x`` itself when ``input_to_out`` is
-off, as in the reference). With ``input_to_cell=False`` the cell state receives no input and stays zero.
-
-The gates that share an input are computed by one convolution: ``(cell_tau, out_gate)`` from ``c_{t-1}``
-and ``(out_tau, cell_gate)`` from ``h_{t-1}`` (the reciprocal part: the cell gates the output, the output
-gates the cell). A depthwise-separable gate convolution keeps one depthwise filter per gate (channel
-multiplier 2) and one pointwise matrix per gate, applied as a single block-diagonal 1x1 convolution.
-
-The other cells add ``feedback`` to ``x``; "ugrnn" with ``residual=True`` zero-initialises its candidate
-convolution for the same exact identity at initialisation, and keeps the un-bypassed ``h`` as its state.
+Parameter names map one to one onto the original TensorFlow variables (see ``convrnn.weights``). Kernels are
+initialised as the original initialises them (``kernel_initializer``): variance scaling with the median scale
+0.639 for the RGC, Glorot uniform (TensorFlow's default) for the other cells; ``weight_decay`` is the L2 scale
+the original applies to the cell's kernels (``decayed_parameters``).
 """
 from __future__ import annotations
 
 import difflib
 import inspect
 import math
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -49,13 +37,17 @@ from neurozoo.datasets.registry import Registry, UnknownNameError
 CELLS = Registry("cell", entry_point_group="neurozoo.convrnn_cells")
 
 State = Tuple[torch.Tensor, ...]
-Kernel = Union[int, Sequence[int]]
+Kernel = Union[int, float, Sequence[int]]
 
-# Output/cell activations: all satisfy act(0) == 0 exactly, which the bypass relies on.
+#: The median RGC's hyperparameters (configs/median_rgcell_cfg.py, median_config_dict["model_params"]["cell_params"]).
+MEDIAN_INIT_SCALE = 0.6393378386273998
+MEDIAN_WEIGHT_DECAY = 0.0002033999204146308
+
 ACTIVATIONS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "elu": F.elu,
     "relu": F.relu,
     "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
     "gelu": F.gelu,
     "silu": F.silu,
     "leaky_relu": F.leaky_relu,
@@ -67,6 +59,7 @@ GATE_NONLINEARITIES: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "hard_sigmoid": F.hardsigmoid,
     "hard_tanh": F.hardtanh,
 }
+FEEDBACK_ENTRIES = ("out", "cell", "input")
 
 
 def _choice(table: dict, key: str, value: str) -> Callable:
@@ -82,6 +75,39 @@ def _kernel(key: str, value: Kernel) -> Tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
+# ----------------------------------------------------------------------------- initialisers (TensorFlow 1.13)
+def fans(shape: Sequence[int]) -> Tuple[int, int]:
+    """TensorFlow's (fan_in, fan_out) of a kernel given in PyTorch layout (out, in, kh, kw) or (out, in)."""
+    receptive = 1
+    for k in shape[2:]:
+        receptive *= k
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def variance_scaling_(weight: torch.Tensor, scale: float = 1.0, fan_in: Optional[int] = None) -> torch.Tensor:
+    """``tf.variance_scaling_initializer(scale)``: truncated normal (2 std), fan-in mode, std corrected for
+    the truncation (``stddev = sqrt(scale / fan_in) / 0.87962566``)."""
+    n = fan_in if fan_in is not None else fans(weight.shape)[0]
+    std = math.sqrt(scale / max(1, n)) / 0.87962566103423978
+    with torch.no_grad():
+        return nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
+
+
+def tf_fan_in(conv: nn.Conv2d) -> int:
+    """TensorFlow's fan-in of a convolution kernel; a depthwise kernel [kh, kw, in, 1] has kh * kw * in."""
+    kh, kw = conv.kernel_size
+    return kh * kw * conv.in_channels
+
+
+def glorot_uniform_(weight: torch.Tensor, fan_in: Optional[int] = None, fan_out: Optional[int] = None) -> torch.Tensor:
+    """``tf.glorot_uniform_initializer`` / ``xavier_initializer()`` with TensorFlow's fans."""
+    fi, fo = fans(weight.shape)
+    fi, fo = fan_in or fi, fan_out or fo
+    limit = math.sqrt(6.0 / max(1, fi + fo))
+    with torch.no_grad():
+        return weight.uniform_(-limit, limit)
+
+
 class SameConv2d(nn.Conv2d):
     """Stride-1 convolution with TensorFlow 'SAME' padding; even kernels get the extra row/column after."""
 
@@ -92,11 +118,46 @@ class SameConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, (kh, kw), padding=(pads[0][0], pads[1][0]) if symmetric else 0,
                          groups=groups, bias=bias)
         self._pad = None if symmetric else (pads[1][0], pads[1][1], pads[0][0], pads[0][1])
+        if bias:
+            nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._pad is not None:
             x = F.pad(x, self._pad)
         return super().forward(x)
+
+
+class SeparableConv2d(nn.Module):
+    """``tf.nn.separable_conv2d`` as in ``_ds_conv`` (utils/cell_utils.py): a k x k depthwise filter per input
+    channel (channel multiplier 1, SAME padding), a 1x1 pointwise matrix, and an optional bias."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: Kernel, *, bias: bool = True):
+        super().__init__()
+        self.depthwise = SameConv2d(in_channels, in_channels, kernel, groups=in_channels, bias=False)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+        if bias:
+            nn.init.zeros_(self.pointwise.bias)
+        self.out_channels = out_channels
+
+    @property
+    def kernels(self) -> Tuple[torch.Tensor, ...]:
+        return self.depthwise.weight, self.pointwise.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+def _conv(in_channels: int, out_channels: int, kernel: Kernel, separable: bool, bias: bool = True) -> nn.Module:
+    if separable:
+        return SeparableConv2d(in_channels, out_channels, kernel, bias=bias)
+    return SameConv2d(in_channels, out_channels, kernel, bias=bias)
+
+
+def _kernels(module: nn.Module) -> Iterator[torch.Tensor]:
+    """The convolution kernels (not the biases) inside ``module``."""
+    for name, p in module.named_parameters():
+        if name.endswith("weight"):
+            yield p
 
 
 def _same_offsets(k: int) -> Tuple[int, int]:
@@ -126,54 +187,54 @@ def fused_same_conv(x: torch.Tensor, convs: Sequence["SameConv2d"]) -> Tuple[tor
     return out.split([conv.out_channels for conv in convs], dim=1)
 
 
-class GateConv(nn.Module):
-    """Several gate pre-activations from one input in one convolution, split by ``out_channels``.
+class ResidualAdd(nn.Module):
+    """``residual_add`` (utils/cell_utils.py): ``out + res`` when shapes agree; otherwise ``res`` is resized to
+    ``out``'s size (bilinear, align corners; ``sp_resize=True``) and goes through a bias-free 1x1 projection
+    ("residual_add_weights", Glorot uniform). ``in_stride > 1``: the layer's convolution downsamples, so the
+    projection exists even for equal channel counts (no released model has such a layer)."""
 
-    ``biases[j]`` initialises gate j's bias (the reference's b_tau / b_g). Depthwise-separable: one
-    depthwise filter per gate and input channel, then one pointwise matrix per gate.
-    """
-
-    def __init__(self, in_channels: int, out_channels: Sequence[int], kernel: Kernel, separable: bool,
-                 biases: Sequence[float]):
+    def __init__(self, in_channels: int, out_channels: int, in_stride: int = 1):
         super().__init__()
-        self.out_channels = tuple(out_channels)
-        n = len(self.out_channels)
-        self.separable = separable
-        if separable:
-            self.depthwise = SameConv2d(in_channels, in_channels * n, kernel, groups=in_channels, bias=False)
-            self.pointwise = nn.ParameterList(
-                nn.Parameter(torch.empty(c, in_channels)) for c in self.out_channels
-            )
-            for w in self.pointwise:
-                nn.init.kaiming_uniform_(w, a=math.sqrt(5))
-            # depthwise output channel i*n + j belongs to gate j; block_diag columns are gate-major (j*in + i)
-            order = torch.arange(n * in_channels).view(n, in_channels).t().reshape(-1)
-            self.register_buffer("_column_order", order, persistent=False)
-            self.bias = nn.Parameter(torch.empty(sum(self.out_channels)))
-        else:
-            self.conv = SameConv2d(in_channels, sum(self.out_channels), kernel)
-            self.bias = self.conv.bias
-        with torch.no_grad():
-            for chunk, value in zip(self.bias.split(self.out_channels), biases):
-                chunk.fill_(value)
+        self.projection = None
+        if in_channels != out_channels or in_stride > 1:
+            self.projection = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+            glorot_uniform_(self.projection.weight)
 
-    def forward(self, z: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        if self.separable:
-            weight = torch.block_diag(*self.pointwise)[:, self._column_order]
-            out = F.conv2d(self.depthwise(z), weight[:, :, None, None], self.bias)
-        else:
-            out = self.conv(z)
-        return out.split(self.out_channels, dim=1)
+    def forward(self, out: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+        if res.shape[-2:] != out.shape[-2:]:
+            if self.projection is None:
+                raise SpecError(f"residual add: input of size {tuple(res.shape[-2:])} cannot be added to an output "
+                                f"of size {tuple(out.shape[-2:])} without a projection")
+            res = F.interpolate(res, size=tuple(out.shape[-2:]), mode="bilinear", align_corners=True)
+        return out + (res if self.projection is None else self.projection(res))
+
+
+class LayerNorm(nn.Module):
+    """``tf.contrib.layers.layer_norm`` on NHWC: statistics over (H, W, C), gain and shift per channel."""
+
+    def __init__(self, channels: int, gain: float = 1.0, shift: float = 0.0, eps: float = 1e-12):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(gain)))
+        self.bias = nn.Parameter(torch.full((channels,), float(shift)))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        var = x.var(dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
 class RecurrentCell(nn.Module):
-    """Base class: ``forward(x, state=None, feedback=None) -> (output, new_state)``.
+    """Base class: ``forward(x, state=None, feedback=None, res_input=None) -> (output, new_state)``.
 
     ``state_channels`` lists the channel count of each state tensor (same spatial size as ``x``). Set
     ``keep_gates = True`` to keep the most recent gate values (detached) in ``last_gates``.
+    ``owns_feedback``: the cell convolves the concatenated feedback itself (else the network projects it).
     """
 
     state_channels: Tuple[int, ...] = ()
+    owns_feedback = False
+    weight_decay = 0.0
 
     def __init__(self, channels: int):
         super().__init__()
@@ -194,109 +255,221 @@ class RecurrentCell(nn.Module):
         if self.keep_gates:
             self.last_gates = {k: v.detach() for k, v in gates.items()}
 
+    def decayed_parameters(self) -> Iterator[torch.Tensor]:
+        """Parameters the original puts an L2 regulariser of scale ``weight_decay`` on (the kernels)."""
+        return _kernels(self)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}"
 
 
-@CELLS.register("rgc", description="Reciprocal Gated Cell: gating and bypassing, cell and output gate each other")
+@CELLS.register("rgc", description="median Reciprocal Gated Cell (utils/median_rgcell.py): gating and bypassing")
 class ReciprocalGatedCell(RecurrentCell):
+    owns_feedback = True
+
     def __init__(
         self,
         channels: int,
         *,
+        in_channels: Optional[int] = None,
+        in_stride: int = 1,
+        feedback_channels: int = 0,
         cell_depth: int = 64,
+        tau_filter_size: Kernel = 7,
+        gate_filter_size: Kernel = 7,
+        cell_tau_filter_size: Optional[Kernel] = None,
+        ff_filter_size: Kernel = 2,
+        in_out_filter_size: Kernel = 3,
+        feedback_filter_size: Kernel = 1,
+        tau_depth_separable: bool = True,
+        gate_depth_separable: bool = True,
+        ff_depth_separable: bool = False,
+        in_out_depth_separable: bool = False,
+        feedback_depth_separable: bool = False,
+        feedback_entry: str = "out",
+        tau_nonlinearity: str = "sigmoid",
+        gate_nonlinearity: str = "tanh",
+        tau_bias: float = 4.147336708899556,
+        gate_bias: float = 2.776542926439013,
+        tau_multiplier: float = -0.9219348064291611,
+        gate_multiplier: float = -0.7006566684988862,
+        tau_offset: float = 0.9219348064291611,
+        gate_offset: float = 0.7006566684988862,
+        input_activation: str = "elu",
+        feedback_activation: str = "identity",
+        cell_activation: str = "elu",
+        out_activation: str = "elu",
+        cell_residual: bool = False,
+        out_residual: bool = True,
+        residual_to_cell_tau: bool = False,
+        residual_to_cell_gate: bool = False,
+        residual_to_out_tau: bool = False,
+        residual_to_out_gate: bool = False,
+        input_to_tau: bool = False,
+        input_to_gate: bool = False,
         input_to_cell: bool = True,
         input_to_out: bool = True,
         cell_to_out: bool = False,
-        residual: bool = True,
-        tau_offset: float = 0.92193,
-        tau_multiplier: float = -0.92193,
-        tau_bias: float = 4.1473,
-        gate_offset: float = 0.70066,
-        gate_multiplier: float = -0.70066,
-        gate_bias: float = 2.7765,
-        tau_nonlinearity: str = "sigmoid",
-        gate_nonlinearity: str = "tanh",
-        cell_activation: str = "elu",
-        out_activation: str = "elu",
-        gate_kernel: Kernel = 7,
-        gate_depth_separable: bool = True,
-        ff_kernel: Kernel = 2,
-        input_to_out_kernel: Kernel = 3,
-        cell_to_out_kernel: Kernel = 3,
+        layer_norm: bool = False,
+        init_scale: float = MEDIAN_INIT_SCALE,
+        kernel_initializer: str = "variance_scaling",
+        weight_decay: float = MEDIAN_WEIGHT_DECAY,
+        conv_bias: bool = True,
+        separable_gate_bias: bool = False,
     ):
         super().__init__(channels)
         if int(cell_depth) != cell_depth or cell_depth < 1:
             raise SpecError(f"cell config 'cell_depth': expected a positive integer, got {cell_depth!r}")
-        cell_depth = int(cell_depth)
-        self.cell_depth = cell_depth
-        self.state_channels = (cell_depth, self.channels)  # (c, h)
-        self.input_to_cell, self.input_to_out = bool(input_to_cell), bool(input_to_out)
-        self.cell_to_out, self.residual = bool(cell_to_out), bool(residual)
-        self.tau_offset, self.tau_multiplier = float(tau_offset), float(tau_multiplier)
-        self.gate_offset, self.gate_multiplier = float(gate_offset), float(gate_multiplier)
+        if feedback_entry not in FEEDBACK_ENTRIES:
+            raise SpecError(f"cell config 'feedback_entry': unknown value {feedback_entry!r} "
+                            f"(expected one of {', '.join(FEEDBACK_ENTRIES)})")
+        if not (cell_residual or input_to_cell):
+            raise SpecError("cell config: the RGC needs 'input_to_cell' or 'cell_residual' (its cell has no input "
+                            "otherwise; utils/median_rgcell.py asserts the same)")
+        C, D = self.channels, int(cell_depth)
+        R = int(in_channels) if in_channels else C
+        self.cell_depth, self.in_channels = D, R
+        self.feedback_channels = int(feedback_channels)
+        self.state_channels = (D, C)  # (c, h)
+        self.feedback_entry = feedback_entry
+        self.cell_residual, self.out_residual = bool(cell_residual), bool(out_residual)
+        self.input_to_cell, self.input_to_out, self.cell_to_out = bool(input_to_cell), bool(input_to_out), bool(cell_to_out)
+        self.input_to_tau, self.input_to_gate = bool(input_to_tau), bool(input_to_gate)
+        self.tau_offset, self.tau_multiplier, self.tau_bias = float(tau_offset), float(tau_multiplier), float(tau_bias)
+        self.gate_offset, self.gate_multiplier, self.gate_bias = float(gate_offset), float(gate_multiplier), float(gate_bias)
+        self.weight_decay = float(weight_decay)
+        self.init_scale = float(init_scale)
         self.tau_nonlinearity = _choice(GATE_NONLINEARITIES, "tau_nonlinearity", tau_nonlinearity)
         self.gate_nonlinearity = _choice(GATE_NONLINEARITIES, "gate_nonlinearity", gate_nonlinearity)
+        self.input_activation = _choice(ACTIVATIONS, "input_activation", input_activation)
+        self.feedback_activation = _choice(ACTIVATIONS, "feedback_activation", feedback_activation)
         self.cell_activation = _choice(ACTIVATIONS, "cell_activation", cell_activation)
         self.out_activation = _choice(ACTIVATIONS, "out_activation", out_activation)
-        gate_kernel = _kernel("gate_kernel", gate_kernel)
-        separable = bool(gate_depth_separable)
-        # gates read from the cell state: (cell_tau, out_gate); from the output state: (out_tau, cell_gate)
-        self.from_cell = GateConv(cell_depth, (cell_depth, channels), gate_kernel, separable, (tau_bias, gate_bias))
-        self.from_out = GateConv(channels, (channels, cell_depth), gate_kernel, separable, (tau_bias, gate_bias))
-        self.input_to_cell_conv = (
-            SameConv2d(channels, cell_depth, _kernel("ff_kernel", ff_kernel)) if self.input_to_cell else None
-        )
-        self.input_to_out_conv = None
-        if self.input_to_out:
-            self.input_to_out_conv = SameConv2d(channels, channels, _kernel("input_to_out_kernel", input_to_out_kernel))
-            if self.residual:
-                nn.init.zeros_(self.input_to_out_conv.weight)
-                nn.init.zeros_(self.input_to_out_conv.bias)
-        # fast path (convrnn.fast): both convolutions of the input as one, same result
-        self.fuse_inputs = False
-        # bias-free: at zero cell state this path contributes exactly nothing to the output
-        self.cell_to_out_conv = (
-            SameConv2d(cell_depth, channels, _kernel("cell_to_out_kernel", cell_to_out_kernel), bias=False)
-            if self.cell_to_out
-            else None
-        )
+        tau_k = _kernel("tau_filter_size", tau_filter_size)
+        cell_tau_k = _kernel("cell_tau_filter_size", cell_tau_filter_size) if cell_tau_filter_size else tau_k
+        gate_k = _kernel("gate_filter_size", gate_filter_size)
+        ff_k = _kernel("ff_filter_size", ff_filter_size)
+        io_k = _kernel("in_out_filter_size", in_out_filter_size)
+        fb_k = _kernel("feedback_filter_size", feedback_filter_size)
+        tau_sep, gate_sep = bool(tau_depth_separable), bool(gate_depth_separable)
+        if kernel_initializer not in ("variance_scaling", "xavier"):
+            raise SpecError(f"cell config 'kernel_initializer': unknown value {kernel_initializer!r} "
+                            "(expected one of variance_scaling, xavier)")
+        # conv_bias=False: utils/cells.py's ReciprocalGateCell (rgc_shallow), whose _conv never creates a bias
+        # and which never adds tau_bias / gate_bias
+        bias = self.conv_bias = bool(conv_bias)
+        if not bias:
+            tau_bias = gate_bias = 0.0
+        # the original adds the constants tau_bias / gate_bias only in the non-separable branch
+        self.tau_constant = self.tau_bias if (not tau_sep or separable_gate_bias) else 0.0
+        self.gate_constant = self.gate_bias if (not gate_sep or separable_gate_bias) else 0.0
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+        # "cell" scope
+        self.input_to_cell_conv = _conv(C, D, ff_k, bool(ff_depth_separable), bias) if self.input_to_cell else None
+        self.res_to_cell = _conv(R, D, ff_k, bool(ff_depth_separable), bias) if self.cell_residual else None
+        self.cell_tau = _conv(D, D, cell_tau_k, tau_sep, bias)
+        self.cell_gate = _conv(C, D, gate_k, gate_sep, bias)  # "out_to_cell": the output gates the cell
+        self.input_to_cell_tau = SameConv2d(C, D, cell_tau_k, bias=False) if self.input_to_tau else None
+        self.res_to_cell_tau = SameConv2d(R, D, cell_tau_k, bias=False) if residual_to_cell_tau else None
+        self.input_to_cell_gate = SameConv2d(C, D, gate_k, bias=False) if self.input_to_gate else None
+        self.res_to_cell_gate = SameConv2d(R, D, gate_k, bias=False) if residual_to_cell_gate else None
+        self.cell_norm = LayerNorm(D) if layer_norm else None
+        # "out" scope
+        self.input_to_out_conv = _conv(C, C, io_k, bool(in_out_depth_separable), bias) if self.input_to_out else None
+        self.cell_to_out_conv = _conv(D, C, gate_k, gate_sep, bias) if self.cell_to_out else None
+        self.residual = ResidualAdd(R, C, int(in_stride)) if self.out_residual else None
+        self.out_tau = _conv(C, C, tau_k, tau_sep, bias)
+        self.out_gate = None if self.cell_to_out else _conv(D, C, gate_k, gate_sep, bias)  # the cell gates the output
+        self.input_to_out_tau = SameConv2d(C, C, tau_k, bias=False) if self.input_to_tau else None
+        self.res_to_out_tau = SameConv2d(R, C, tau_k, bias=False) if residual_to_out_tau else None
+        self.input_to_out_gate = SameConv2d(C, C, gate_k, bias=False) if self.input_to_gate else None
+        self.res_to_out_gate = _conv(R, C, gate_k, gate_sep, bias=False) if residual_to_out_gate else None
+        self.out_norm = LayerNorm(C) if layer_norm else None
+        # feedback: only the feedback channels are convolved, into the entry point's depth
+        entry_depth = {"out": C, "cell": D, "input": C}[feedback_entry]
+        self.feedback_conv = (_conv(self.feedback_channels, entry_depth, fb_k, bool(feedback_depth_separable))
+                              if self.feedback_channels else None)
+        self.fuse_inputs = False  # fast path (convrnn.fast): both non-separable convolutions of the input as one
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d) and module is not getattr(self.residual, "projection", None):
+                if kernel_initializer == "xavier":
+                    glorot_uniform_(module.weight)
+                else:
+                    variance_scaling_(module.weight, self.init_scale, fan_in=tf_fan_in(module))
+
+    def decayed_parameters(self) -> Iterator[torch.Tensor]:
+        projection = getattr(self.residual, "projection", None)  # residual_add has no regulariser
+        skip = {id(projection.weight)} if projection is not None else set()
+        return (p for p in _kernels(self) if id(p) not in skip)
+
+    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None,
+                res_input: Optional[torch.Tensor] = None):
         c_prev, h_prev = self._state(x, state)
-        cell_tau, out_gate = self.from_cell(c_prev)
-        out_tau, cell_gate = self.from_out(h_prev)
-        cell_tau, out_tau = self.tau_nonlinearity(cell_tau), self.tau_nonlinearity(out_tau)
-        cell_gate, out_gate = self.gate_nonlinearity(cell_gate), self.gate_nonlinearity(out_gate)
-        cell_tau_factor = self.tau_offset + self.tau_multiplier * cell_tau
-        out_tau_factor = self.tau_offset + self.tau_multiplier * out_tau
-        cell_gate_factor = self.gate_offset + self.gate_multiplier * cell_gate
-        out_gate_factor = self.gate_offset + self.gate_multiplier * out_gate
+        fb = feedback if self.feedback_conv is not None else None
+        if fb is not None and self.feedback_entry == "input":
+            x = x + self.feedback_activation(self.feedback_conv(fb))
+        inputs = self.input_activation(x)
 
-        if self.fuse_inputs and self.input_to_cell_conv is not None and self.input_to_out_conv is not None:
-            cell_drive, out_drive = fused_same_conv(x, (self.input_to_cell_conv, self.input_to_out_conv))
+        # cell
+        cell_input = None
+        if res_input is not None and self.res_to_cell is not None:
+            cell_input = self.res_to_cell(res_input)
+        fused = (self.fuse_inputs and isinstance(self.input_to_cell_conv, SameConv2d)
+                 and isinstance(self.input_to_out_conv, SameConv2d))
+        if fused:
+            cell_drive, out_drive = fused_same_conv(inputs, (self.input_to_cell_conv, self.input_to_out_conv))
         else:
-            cell_drive = self.input_to_cell_conv(x) if self.input_to_cell_conv is not None else None
-            out_drive = self.input_to_out_conv(x) if self.input_to_out_conv is not None else None
-
-        c = cell_tau_factor * c_prev
-        if cell_drive is not None:
-            c = c + cell_gate_factor * cell_drive
+            cell_drive = self.input_to_cell_conv(inputs) if self.input_to_cell_conv is not None else None
+            out_drive = self.input_to_out_conv(inputs) if self.input_to_out_conv is not None else None
+        cell_input = _add(cell_input, cell_drive)
+        if fb is not None and self.feedback_entry == "cell":
+            cell_input = _add(cell_input, self.feedback_activation(self.feedback_conv(fb)))
+        cell_tau = self.cell_tau(c_prev) + self.tau_constant
+        cell_gate = self.cell_gate(h_prev) + self.gate_constant
+        if self.input_to_cell_tau is not None:
+            cell_tau = cell_tau + self.input_to_cell_tau(inputs)
+        if res_input is not None and self.res_to_cell_tau is not None:
+            cell_tau = cell_tau + self.res_to_cell_tau(res_input)
+        if self.input_to_cell_gate is not None:
+            cell_gate = cell_gate + self.input_to_cell_gate(inputs)
+        if res_input is not None and self.res_to_cell_gate is not None:
+            cell_gate = cell_gate + self.res_to_cell_gate(res_input)
+        cell_tau, cell_gate = self.tau_nonlinearity(cell_tau), self.gate_nonlinearity(cell_gate)
+        cell_tau_factor = self.tau_offset + self.tau_multiplier * cell_tau
+        cell_gate_factor = self.gate_offset + self.gate_multiplier * cell_gate
+        c = cell_tau_factor * c_prev + cell_gate_factor * cell_input
+        if self.cell_norm is not None:
+            c = self.cell_norm(c)
         c = self.cell_activation(c)
 
-        if out_drive is not None:
-            out_input = out_drive
-        else:
-            out_input = None if self.residual else x
+        # out
+        out_input = out_drive if out_drive is not None else inputs
         if self.cell_to_out_conv is not None:
-            out_input = _add(out_input, self.cell_to_out_conv(c_prev))
-        out_input = _add(out_input, feedback)
-        h = out_tau_factor * h_prev
-        if out_input is not None:
-            h = h + out_gate_factor * out_input
+            out_input = out_input + self.cell_to_out_conv(c_prev) + self.gate_constant
+        if res_input is not None and self.residual is not None:
+            out_input = self.residual(out_input, res_input)
+        if fb is not None and self.feedback_entry == "out":
+            out_input = out_input + self.feedback_activation(self.feedback_conv(fb))
+        out_tau = self.out_tau(h_prev) + self.tau_constant
+        if self.out_gate is not None:
+            out_gate = self.out_gate(c_prev) + self.gate_constant
+        else:  # cell_to_out: the original sets the output gate's pre-activation to zero
+            out_gate = torch.zeros_like(out_input)
+        if self.input_to_out_tau is not None:
+            out_tau = out_tau + self.input_to_out_tau(inputs)
+        if res_input is not None and self.res_to_out_tau is not None:
+            out_tau = out_tau + self.res_to_out_tau(res_input)
+        if self.input_to_out_gate is not None:
+            out_gate = out_gate + self.input_to_out_gate(inputs)
+        if res_input is not None and self.res_to_out_gate is not None:
+            out_gate = out_gate + self.res_to_out_gate(res_input)
+        out_tau, out_gate = self.tau_nonlinearity(out_tau), self.gate_nonlinearity(out_gate)
+        out_tau_factor = self.tau_offset + self.tau_multiplier * out_tau
+        out_gate_factor = self.gate_offset + self.gate_multiplier * out_gate
+        h = out_tau_factor * h_prev + out_gate_factor * out_input
+        if self.out_norm is not None:
+            h = self.out_norm(h)
         h = self.out_activation(h)
-        if self.residual:
-            h = x + h
 
         self._keep(cell_tau=cell_tau, cell_gate=cell_gate, out_tau=out_tau, out_gate=out_gate,
                    cell_tau_factor=cell_tau_factor, cell_gate_factor=cell_gate_factor,
@@ -304,8 +477,10 @@ class ReciprocalGatedCell(RecurrentCell):
         return h, (c, h)
 
     def extra_repr(self) -> str:
-        switches = [k for k in ("input_to_cell", "input_to_out", "cell_to_out", "residual") if getattr(self, k)]
-        return f"channels={self.channels}, cell_depth={self.cell_depth}, {'+'.join(switches) or 'no switches'}"
+        switches = [k for k in ("input_to_cell", "input_to_out", "cell_to_out", "out_residual", "cell_residual")
+                    if getattr(self, k)]
+        return (f"channels={self.channels}, cell_depth={self.cell_depth}, feedback_channels={self.feedback_channels}, "
+                f"{'+'.join(switches) or 'no switches'}")
 
 
 def _add(a: Optional[torch.Tensor], b: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
@@ -318,112 +493,164 @@ def _with_feedback(x: torch.Tensor, feedback: Optional[torch.Tensor]) -> torch.T
     return x if feedback is None else x + feedback
 
 
-@CELLS.register("timedecay", description="state = decay * state + input, one trainable decay in (0, 1) per channel")
-class TimeDecayCell(RecurrentCell):
-    def __init__(self, channels: int, *, decay_init: float = 0.5):
+class _GlorotCell(RecurrentCell):
+    """Cells of utils/cells.py: kernels Glorot uniform (``kernel_initializer=None``: TensorFlow's default),
+    biases zero unless stated, L2 scale ``weight_decay`` (the released JSONs give 1e-4)."""
+
+    def __init__(self, channels: int, weight_decay: float):
         super().__init__(channels)
-        if not 0.0 < decay_init < 1.0:
-            raise SpecError(f"cell config 'decay_init': expected a value in (0, 1), got {decay_init!r}")
+        self.weight_decay = float(weight_decay)
+
+    def _init(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                glorot_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+
+@CELLS.register("timedecay", description="memory (utils/cell_utils.py): state = decay * state + input, scalar decay")
+class TimeDecayCell(RecurrentCell):
+    def __init__(self, channels: int, *, memory_decay: float = 0.0, trainable: bool = True):
+        super().__init__(channels)
         self.state_channels = (self.channels,)
-        self.decay_logit = nn.Parameter(torch.full((self.channels,), math.log(decay_init / (1 - decay_init))))
+        self.memory_decay = nn.Parameter(torch.tensor([float(memory_decay)]), requires_grad=bool(trainable))
 
-    @property
-    def decay(self) -> torch.Tensor:
-        return torch.sigmoid(self.decay_logit)
+    def decayed_parameters(self) -> Iterator[torch.Tensor]:
+        return iter(())
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None,
+                res_input: Optional[torch.Tensor] = None):
         drive = _with_feedback(x, feedback)
         (s,) = self._state(x, state)
-        s = self.decay.view(1, -1, 1, 1) * s + drive
+        s = s * self.memory_decay + drive
         return s, (s,)
 
 
-@CELLS.register("ugrnn", description="UGRNN: h = g h + (1 - g) tanh(c), c and g from [x, h]; optional bypass")
-class UGRNNCell(RecurrentCell):
-    def __init__(self, channels: int, *, kernel: Kernel = 3, residual: bool = False):
-        super().__init__(channels)
+@CELLS.register("ugrnn", description="ConvUGRNNCell (utils/cells.py): h = g h + (1 - g) tanh(c), g = sig(. + 1)")
+class UGRNNCell(_GlorotCell):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, forget_bias: float = 1.0, weight_decay: float = 1e-4):
+        super().__init__(channels, weight_decay)
         self.state_channels = (self.channels,)
-        self.residual = bool(residual)
-        self.conv = SameConv2d(2 * self.channels, 2 * self.channels, _kernel("kernel", kernel))  # [candidate | gate]
-        if self.residual:  # zero candidate at init: with zero state the output is exactly x
-            with torch.no_grad():
-                self.conv.weight[: self.channels].zero_()
-                self.conv.bias[: self.channels].zero_()
+        self.forget_bias = float(forget_bias)
+        self.conv = SameConv2d(2 * self.channels, 2 * self.channels, _kernel("filter_size", filter_size))  # [g | c]
+        self._init()
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+    def forward(self, x, state=None, feedback=None, res_input=None):
         x = _with_feedback(x, feedback)
         (h_prev,) = self._state(x, state)
-        c, g = self.conv(torch.cat([x, h_prev], dim=1)).chunk(2, dim=1)
-        g = torch.sigmoid(g)
+        g, c = self.conv(torch.cat([x, h_prev], dim=1)).chunk(2, dim=1)
+        g = torch.sigmoid(g + self.forget_bias)
         h = g * h_prev + (1 - g) * torch.tanh(c)
         self._keep(gate=g)
-        return (x + h if self.residual else h), (h,)
-
-
-@CELLS.register("gru", description="convolutional GRU (gating, no bypass)")
-class ConvGRUCell(RecurrentCell):
-    def __init__(self, channels: int, *, kernel: Kernel = 3):
-        super().__init__(channels)
-        self.state_channels = (self.channels,)
-        k = _kernel("kernel", kernel)
-        self.gates = SameConv2d(2 * self.channels, 2 * self.channels, k)  # [update | reset]
-        self.candidate = SameConv2d(2 * self.channels, self.channels, k)
-
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
-        x = _with_feedback(x, feedback)
-        (h_prev,) = self._state(x, state)
-        z, r = torch.sigmoid(self.gates(torch.cat([x, h_prev], dim=1))).chunk(2, dim=1)
-        n = torch.tanh(self.candidate(torch.cat([x, r * h_prev], dim=1)))
-        h = z * h_prev + (1 - z) * n
-        self._keep(update=z, reset=r)
         return h, (h,)
 
 
-@CELLS.register("lstm", description="convolutional LSTM (gating, no bypass); output h")
-class ConvLSTMCell(RecurrentCell):
-    def __init__(self, channels: int, *, kernel: Kernel = 3, forget_bias: float = 1.0):
-        super().__init__(channels)
-        self.state_channels = (self.channels, self.channels)  # (c, h)
-        self.conv = SameConv2d(2 * self.channels, 4 * self.channels, _kernel("kernel", kernel))  # [i | f | g | o]
-        with torch.no_grad():
-            self.conv.bias[self.channels: 2 * self.channels].add_(float(forget_bias))
+@CELLS.register("gru", description="ConvGRUCell (utils/cells.py): reset gate sig(. + 1), gate biases start at 1")
+class ConvGRUCell(_GlorotCell):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, forget_bias: float = 1.0, weight_decay: float = 1e-4):
+        super().__init__(channels, weight_decay)
+        self.state_channels = (self.channels,)
+        self.forget_bias = float(forget_bias)
+        k = _kernel("filter_size", filter_size)
+        self.gates = SameConv2d(2 * self.channels, 2 * self.channels, k)  # [r | u]
+        self.candidates = SameConv2d(2 * self.channels, self.channels, k)
+        self._init()
+        nn.init.ones_(self.gates.bias)  # "We start with bias of 1.0 to not reset and not update."
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+    def forward(self, x, state=None, feedback=None, res_input=None):
+        x = _with_feedback(x, feedback)
+        (h_prev,) = self._state(x, state)
+        r, u = self.gates(torch.cat([x, h_prev], dim=1)).chunk(2, dim=1)
+        r, u = torch.sigmoid(r + self.forget_bias), torch.sigmoid(u)
+        c = torch.tanh(self.candidates(torch.cat([x, r * h_prev], dim=1)))
+        h = u * h_prev + (1 - u) * c
+        self._keep(update=u, reset=r)
+        return h, (h,)
+
+
+@CELLS.register("lstm", description="ConvLSTMCell (utils/cells.py): gates [i | j | f | o], forget sig(f + 1)")
+class ConvLSTMCell(_GlorotCell):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, forget_bias: float = 1.0, weight_decay: float = 1e-4):
+        super().__init__(channels, weight_decay)
+        self.state_channels = (self.channels, self.channels)  # (c, h)
+        self.forget_bias = float(forget_bias)
+        self.conv = SameConv2d(2 * self.channels, 4 * self.channels, _kernel("filter_size", filter_size))
+        self._init()
+
+    def forward(self, x, state=None, feedback=None, res_input=None):
         x = _with_feedback(x, feedback)
         c_prev, h_prev = self._state(x, state)
-        i, f, g, o = self.conv(torch.cat([x, h_prev], dim=1)).chunk(4, dim=1)
-        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
-        c = f * c_prev + i * torch.tanh(g)
-        h = o * torch.tanh(c)
-        self._keep(input=i, forget=f, output=o)
+        i, j, f, o = self.conv(torch.cat([x, h_prev], dim=1)).chunk(4, dim=1)
+        c = c_prev * torch.sigmoid(f + self.forget_bias) + torch.sigmoid(i) * torch.tanh(j)
+        h = torch.tanh(c) * torch.sigmoid(o)
+        self._keep(input=torch.sigmoid(i), forget=torch.sigmoid(f + self.forget_bias), output=torch.sigmoid(o))
         return h, (c, h)
 
 
-@CELLS.register("plain", description="vanilla recurrent convolution with bypass: out = x + act(conv(h))")
-class PlainRecurrentCell(RecurrentCell):
-    def __init__(self, channels: int, *, kernel: Kernel = 3, activation: str = "elu"):
-        super().__init__(channels)
+@CELLS.register("intersectionrnn", description="ConvIntersectionRNNCell (utils/cells.py): gated through time and depth")
+class ConvIntersectionRNNCell(_GlorotCell):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, forget_bias: float = 1.0, weight_decay: float = 1e-4):
+        super().__init__(channels, weight_decay)
+        self.state_channels = (self.channels,)
+        self.forget_bias = float(forget_bias)
+        self.conv = SameConv2d(2 * self.channels, 4 * self.channels, _kernel("filter_size", filter_size))
+        self._init()
+
+    def forward(self, x, state=None, feedback=None, res_input=None):
+        x = _with_feedback(x, feedback)
+        (s_prev,) = self._state(x, state)
+        gh, h, gy, y = self.conv(torch.cat([x, s_prev], dim=1)).chunk(4, dim=1)
+        gh, gy = torch.sigmoid(gh + self.forget_bias), torch.sigmoid(gy + self.forget_bias)
+        s = gh * s_prev + (1 - gh) * torch.tanh(h)  # passed through time
+        out = gy * x + (1 - gy) * F.relu(y)  # passed through depth
+        self._keep(time_gate=gh, depth_gate=gy)
+        return out, (s,)
+
+
+@CELLS.register("simplernn", description="ConvNormBasicCell (utils/cells.py): h = elu(LN(conv(x) + conv(h)))")
+class ConvSimpleRNNCell(_GlorotCell):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, layer_norm: bool = True, activation: str = "elu",
+                 weight_decay: float = 5e-4):
+        super().__init__(channels, weight_decay)
         self.state_channels = (self.channels,)
         self.activation = _choice(ACTIVATIONS, "activation", activation)
-        self.conv = SameConv2d(self.channels, self.channels, _kernel("kernel", kernel), bias=False)
+        k = _kernel("filter_size", filter_size)
+        self.state_conv = SameConv2d(self.channels, self.channels, k)  # scope "s"
+        self.input_conv = SameConv2d(self.channels, self.channels, k)  # scope "i"
+        self.norm = LayerNorm(self.channels, eps=1e-12) if layer_norm else None
+        self._init()
 
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+    def decayed_parameters(self) -> Iterator[torch.Tensor]:  # kernel and bias regularisers, 5e-4 by default
+        return iter([self.state_conv.weight, self.state_conv.bias, self.input_conv.weight, self.input_conv.bias])
+
+    def forward(self, x, state=None, feedback=None, res_input=None):
         x = _with_feedback(x, feedback)
-        if state is None:  # conv(0) = 0 and act(0) = 0
-            return x, (x,)
-        (h_prev,) = state
-        out = x + self.activation(self.conv(h_prev))
-        return out, (out,)
+        (h_prev,) = self._state(x, state)
+        z = self.input_conv(x) + self.state_conv(h_prev)
+        h = self.activation(self.norm(z) if self.norm is not None else z)
+        return h, (h,)
 
 
 @CELLS.register("identity", description="no recurrence: out = x (+ feedback)")
 class IdentityCell(RecurrentCell):
-    def forward(self, x: torch.Tensor, state: Optional[State] = None, feedback: Optional[torch.Tensor] = None):
+    def forward(self, x, state=None, feedback=None, res_input=None):
         return _with_feedback(x, feedback), ()
+
+
+#: Keys the network passes to every cell that accepts them (not config keys of a spec).
+STRUCTURAL_KEYS = ("in_channels", "in_stride", "feedback_channels")
 
 
 def cell_config_keys(kind: str) -> Optional[Tuple[str, ...]]:
     """Config keys accepted by ``kind`` (None when its factory takes arbitrary keyword arguments)."""
+    params = _parameters(kind)
+    if params is None:
+        return None
+    return tuple(p for p in params if p not in STRUCTURAL_KEYS)
+
+
+def _parameters(kind: str) -> Optional[Tuple[str, ...]]:
     factory = _entry(kind).factory
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
@@ -443,8 +670,13 @@ def _entry(kind: str):
         raise SpecError(f"cell 'kind': {err}") from None
 
 
-def create_cell(kind: str, channels: int, **config) -> RecurrentCell:
-    """Build a registered cell; unknown kinds or config keys raise ``SpecError`` listing the valid ones."""
+def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, in_stride: int = 1,
+                feedback_channels: int = 0, **config) -> RecurrentCell:
+    """Build a registered cell; unknown kinds or config keys raise ``SpecError`` listing the valid ones.
+
+    ``in_channels`` / ``in_stride`` (the layer's input channels and convolution stride, for the bypass) and
+    ``feedback_channels`` (the concatenated
+    feedback sources) are passed to cells that accept them."""
     entry = _entry(kind)
     valid = cell_config_keys(kind)
     if valid is not None:
@@ -456,4 +688,9 @@ def create_cell(kind: str, channels: int, **config) -> RecurrentCell:
                 f"cell {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}{hint} "
                 f"(valid keys: {', '.join(valid) or 'none'})"
             )
+    accepted = _parameters(kind)
+    structural = {"in_channels": in_channels, "in_stride": in_stride, "feedback_channels": feedback_channels}
+    for key, value in structural.items():
+        if accepted is None or key in accepted:
+            config[key] = value
     return entry.factory(channels=channels, **config)

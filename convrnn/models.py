@@ -73,7 +73,8 @@ def timm_convrnn_spec(backbone: str = "resnet18", cell: str = "rgc", cell_stages
     for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
         entry = {"name": stage, "timm_stage": stage}
         if stage in cell_stages:
-            entry["cell"] = {"kind": cell}
+            # a timm stage downsamples, so the layer input cannot be added inside the RGC (out_residual)
+            entry["cell"] = {"kind": cell, "out_residual": False} if cell == "rgc" else {"kind": cell}
         layers.append(entry)
     return GraphSpec.from_dict({
         "name": name or f"{cell}_{backbone}",

@@ -1,13 +1,17 @@
-"""The biologically unrolled ConvRNN built from a GraphSpec.
+"""The biologically unrolled ConvRNN built from a GraphSpec, timed as the original (convrnns utils/main.py, unroll).
 
-Timing (REFERENCE.md section 1): the frame shown at step t is the output of position 0 at t.
-Layer l (position l in the chain) at step t reads position l-1's output from step t-1, its own
-cell state from step t-1, and each feedback source's output from step t-delay. The readout reads
-the last layer at t-1. So layer l first outputs at t = l, the first logits that depend on the image
-come at t = L + 1, and a feedback edge changes its target one step after its source changes.
+Timing: every node runs at every step from t = 0. Layer 1 (conv1) reads the frame of step t at step t; layer l > 1
+reads layer l-1's output of step t-1, its own state of step t-1, and each feedback source's output of step
+t-delay. Before a source has produced anything (t = 0) the input is zeros (the original's ``input_init`` zeros
+"standins"), so biases drive the layers from the first step. The readout reads the last layer at t-1. So the
+image reaches layer l (counting from 1) at t = l-1, and the first logits that depend on it come at t = L
+(``first_readout_step``; L = 10 for the intermediate models, whose 17 steps are the original's 17).
 
-A layer that has not been reached yet is *silent*: its output is exactly zero and it is not
-computed (a convolution of zeros would otherwise emit its bias before any signal arrives).
+Within a layer (models/*.json: harbor, pre_memory, memory, post_memory): the feedback sources are resized
+(bilinear, align corners) to the size of the layer's input and concatenated in the order of their names, the
+feedforward convolution runs on the feedforward input only, the cell gets the convolution's output, the layer's
+input (for the bypass) and the feedback, then an optional post block (convolution, residual add of the layer's
+input, ELU) and a TensorFlow-SAME max pool.
 """
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neurozoo.convrnn.cells import create_cell
+from neurozoo.convrnn.cells import ResidualAdd, create_cell, variance_scaling_
 from neurozoo.convrnn.spec import GraphSpec, LayerSpec
 from neurozoo.datasets.errors import SpecError
 
-#: Mean gray (0.5 in [0, 1] pixels) after ImageNet normalisation, per RGB channel.
+#: ImageNet normalisation (the original's run_model.normalize_ims).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -32,10 +36,11 @@ class UnrollOutput:
     logits: torch.Tensor  # (T, B, num_classes)
     recorded: Dict[str, torch.Tensor] = field(default_factory=dict)  # layer -> (T, B, C, H, W)
     first_readout_step: int = 0
+    decoded: Optional[torch.Tensor] = None  # (B, num_classes) from the model's temporal decoder, if any
 
     @property
     def final_logits(self) -> torch.Tensor:
-        return self.logits[-1]
+        return self.decoded if self.decoded is not None else self.logits[-1]
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -52,45 +57,125 @@ def _activation(kind: str) -> nn.Module:
     return {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "identity": nn.Identity}[kind]()
 
 
+def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """TensorFlow 'SAME' padding (before, after) of one dimension: output ceil(size / stride)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+class TFSameConv2d(nn.Conv2d):
+    """A convolution with TensorFlow 'SAME' padding for any stride (conv1: 7x7 stride 2 pads 2 before, 3 after
+    on 224 px)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel, stride, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        top, bottom = same_pads(x.shape[-2], kh, sh)
+        left, right = same_pads(x.shape[-1], kw, sw)
+        if top == bottom and left == right:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left))
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+class SameMaxPool2d(nn.Module):
+    """``tf.nn.max_pool(padding="SAME")``: padding never wins the max; 2x2 stride 2 gives 112->56->28->14->7->4.
+    ``padding`` (an int) gives PyTorch's symmetric padding instead."""
+
+    def __init__(self, kernel: int, stride: int, padding: Optional[int] = None):
+        super().__init__()
+        self.kernel, self.stride, self.padding = int(kernel), int(stride), padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.padding is not None:
+            return F.max_pool2d(x, self.kernel, self.stride, self.padding)
+        top, bottom = same_pads(x.shape[-2], self.kernel, self.stride)
+        left, right = same_pads(x.shape[-1], self.kernel, self.stride)
+        if top or bottom or left or right:
+            x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
+        return F.max_pool2d(x, self.kernel, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}, stride={self.stride}, padding={'SAME' if self.padding is None else self.padding}"
+
+
 class ConvStage(nn.Sequential):
-    """The feedforward part of a layer: convolution, normalisation, activation."""
+    """The feedforward part of a layer: convolution (TensorFlow SAME), normalisation, activation."""
 
     def __init__(self, in_channels: int, spec: LayerSpec, norm: str, activation: str):
         super().__init__(
-            nn.Conv2d(in_channels, spec.channels, spec.kernel, spec.stride, padding=spec.kernel // 2, bias=norm == "none"),
+            TFSameConv2d(in_channels, spec.channels, spec.kernel, spec.stride, bias=norm == "none"),
             _norm(norm, spec.channels),
             _activation(activation),
         )
 
 
-class FeedbackMerge(nn.Module):
-    """Long-range feedback into one target: sources resized to the target's size (bilinear,
-    align corners), concatenated with the target's feedforward input, and a 1x1 convolution.
-    Identity-projection edges are added instead (equal channels checked by the spec)."""
+class PostBlock(nn.Module):
+    """post_memory of the time-decay / UGRNN backbones (models/ugrnn_intermediate.json): a 3x3 convolution,
+    ``residual_add`` of the layer's input, ELU."""
 
-    def __init__(self, target_channels: int, conv_sources: Sequence[Tuple[str, int]], identity_sources: Sequence[str]):
+    def __init__(self, in_channels: int, channels: int, kernel: int = 3, residual: bool = True, activation: str = "elu",
+                 stride: int = 1):
         super().__init__()
-        self.conv_sources = [name for name, _ in conv_sources]
-        self.source_channels = dict(conv_sources)
+        self.conv = TFSameConv2d(channels, channels, kernel)
+        self.residual = ResidualAdd(in_channels, channels, stride) if residual else None
+        self.activation = _activation(activation)
+
+    def forward(self, out: torch.Tensor, res_input: torch.Tensor) -> torch.Tensor:
+        out = self.conv(out)
+        if self.residual is not None:
+            out = self.residual(out, res_input)
+        return self.activation(out)
+
+
+class ConvReadout(nn.Conv2d):
+    """models/rgc_shallow.json "imnetds": a k x k VALID convolution, then global average pooling. An input
+    smaller than the kernel (images under 224 px) is zero-padded after to the kernel's size, where the original
+    would fail."""
+
+    def __init__(self, channels: int, num_classes: int, kernel: int):
+        super().__init__(channels, num_classes, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        short_h, short_w = (max(0, k - n) for k, n in zip(self.kernel_size, x.shape[-2:]))
+        if short_h or short_w:
+            x = F.pad(x, (0, short_w, 0, short_h))
+        return super().forward(x).mean(dim=(-2, -1))
+
+
+class FeedbackMerge(nn.Module):
+    """Long-range feedback into one target: each source resized to the target's input size (bilinear, align
+    corners) and concatenated in sorted-name order (the original's ``sorted(G.predecessors(node))``). A cell that
+    owns its feedback convolution (the RGC) gets the concatenation; for other cells a 1x1 convolution with a bias
+    projects it onto the layer's channels, to be added to the cell's input. Identity-projection edges are added
+    (equal channels checked by the spec)."""
+
+    def __init__(self, target_channels: int, conv_sources: Sequence[Tuple[str, int]], identity_sources: Sequence[str],
+                 project: bool):
+        super().__init__()
+        ordered = sorted(conv_sources)
+        self.conv_sources = [name for name, _ in ordered]
+        self.source_channels = dict(ordered)
         self.identity_sources = list(identity_sources)
-        in_channels = target_channels + sum(c for _, c in conv_sources)
-        self.project = nn.Conv2d(in_channels, target_channels, 1) if conv_sources else None
+        self.concat_channels = sum(c for _, c in ordered)
+        self.project = nn.Conv2d(self.concat_channels, target_channels, 1) if (project and ordered) else None
+        if self.project is not None:
+            nn.init.zeros_(self.project.bias)
 
     def forward(self, x: torch.Tensor, sources: Dict[str, Optional[torch.Tensor]]) -> Optional[torch.Tensor]:
         size = x.shape[-2:]
         out = None
-        if self.project is not None:
-            parts = [x]
-            any_signal = False
+        if self.conv_sources:
+            parts = []
             for name in self.conv_sources:
                 src = sources.get(name)
-                if src is None:
-                    parts.append(x.new_zeros(x.shape[0], self.source_channels[name], *size))
-                else:
-                    any_signal = True
-                    parts.append(_resize(src, size))
-            if any_signal:
-                out = self.project(torch.cat(parts, dim=1))
+                parts.append(x.new_zeros(x.shape[0], self.source_channels[name], *size) if src is None
+                             else _resize(src, size))
+            out = torch.cat(parts, dim=1)
+            if self.project is not None:
+                out = self.project(out)
         for name in self.identity_sources:
             src = sources.get(name)
             if src is not None:
@@ -105,20 +190,19 @@ def _resize(x: torch.Tensor, size) -> torch.Tensor:
 
 
 class Layer(nn.Module):
-    def __init__(self, name: str, stage: nn.Module, channels: int, cell_config: Optional[dict], pool: Optional[dict]):
+    def __init__(self, name: str, stage: nn.Module, in_channels: int, channels: int, cell_config: Optional[dict],
+                 pool: Optional[dict], post: Optional[dict] = None, feedback_channels: int = 0, stride: int = 1):
         super().__init__()
         self.name = name
         self.stage = stage
         self.channels = channels
         config = dict(cell_config or {"kind": "identity"})
         kind = config.pop("kind")
-        self.cell = create_cell(kind, channels, **config)
+        self.cell = create_cell(kind, channels, in_channels=in_channels, in_stride=stride,
+                                feedback_channels=feedback_channels, **config)
         self.recurrent = kind != "identity"
-        self.pool = (
-            nn.MaxPool2d(pool["kernel"], pool["stride"], padding=pool.get("padding", pool["kernel"] // 2))
-            if pool
-            else nn.Identity()
-        )
+        self.post = PostBlock(in_channels, channels, stride=stride, **post) if post else None
+        self.pool = SameMaxPool2d(pool["kernel"], pool["stride"], pool.get("padding")) if pool else nn.Identity()
 
 
 class ConvRNN(nn.Module):
@@ -129,28 +213,43 @@ class ConvRNN(nn.Module):
         self.n_steps = spec.n_steps
         self.image_steps = spec.image_steps
         self.layer_names = spec.layer_names
-        self.register_buffer("gray", _gray(spec.input_channels), persistent=False)
-        layers = {}
+        self.register_buffer("gray", _blank(spec), persistent=False)
+        out_channels: Dict[str, int] = {}
         channels = spec.input_channels
+        stages = {}
         for layer_spec in spec.layers:
             if layer_spec.timm_stage is not None:
                 if not backbone_stages or layer_spec.timm_stage not in backbone_stages:
                     raise SpecError(f"spec {spec.name!r}: no timm stage {layer_spec.timm_stage!r} in {spec.timm_backbone}")
-                stage, out_channels = backbone_stages[layer_spec.timm_stage]
+                stages[layer_spec.name] = backbone_stages[layer_spec.timm_stage]
             else:
-                stage, out_channels = ConvStage(channels, layer_spec, spec.norm, spec.activation), layer_spec.channels
-            layers[layer_spec.name] = Layer(layer_spec.name, stage, out_channels, layer_spec.cell, layer_spec.pool)
-            channels = out_channels
-        self.layers = nn.ModuleDict(layers)
-        self.feedback = nn.ModuleDict()
-        for target in spec.layer_names:
-            edges = [e for e in spec.feedback if e.target == target]
-            if not edges:
-                continue
-            conv_sources = [(e.source, self.layers[e.source].channels) for e in edges if e.projection == "conv1x1"]
+                activation = layer_spec.activation or spec.activation
+                stages[layer_spec.name] = (ConvStage(channels, layer_spec, spec.norm, activation), layer_spec.channels)
+            channels = stages[layer_spec.name][1]
+            out_channels[layer_spec.name] = channels
+        layers, merges = {}, {}
+        previous = spec.input_channels
+        for layer_spec in spec.layers:
+            name = layer_spec.name
+            edges = [e for e in spec.feedback if e.target == name]
+            conv_sources = [(e.source, out_channels[e.source]) for e in edges if e.projection == "conv1x1"]
             identity_sources = [e.source for e in edges if e.projection == "identity"]
-            self.feedback[target] = FeedbackMerge(self.layers[target].channels, conv_sources, identity_sources)
-        self.readout = nn.Linear(channels, spec.num_classes)
+            stage, width = stages[name]
+            kind = (layer_spec.cell or {}).get("kind", "identity")
+            owns = bool(conv_sources) and create_cell_owns_feedback(kind)
+            feedback_channels = sum(c for _, c in conv_sources) if owns else 0
+            layers[name] = Layer(name, stage, previous, width, layer_spec.cell, layer_spec.pool, layer_spec.post,
+                                 feedback_channels, stride=layer_spec.stride if layer_spec.timm_stage is None else 2)
+            if edges:
+                merges[name] = FeedbackMerge(width, conv_sources, identity_sources, project=not owns)
+            previous = width
+        self.layers = nn.ModuleDict(layers)
+        self.feedback = nn.ModuleDict(merges)
+        self.readout = (nn.Linear(channels, spec.num_classes) if not spec.readout_kernel
+                        else ConvReadout(channels, spec.num_classes, spec.readout_kernel))
+        self.softmax_beta = None
+        if spec.decoder == "max_conf":  # decoders.softmax(trainable=True): beta ~ U[0, 1)
+            self.softmax_beta = nn.Parameter(torch.rand(1))
         self._order = spec.compute_order()
         self._edges = {t: [(e.source, e.delay) for e in spec.feedback if e.target == t] for t in spec.layer_names}
         self._max_delay = max([e.delay for e in spec.feedback] + [1])
@@ -158,24 +257,58 @@ class ConvRNN(nn.Module):
         self._reset_parameters()
 
     def _reset_parameters(self) -> None:
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Conv2d) and name.startswith("layers.") and ".stage." in name and not self.spec.timm_backbone:
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        """The original's initialisers: feedforward convolutions variance scaling (scale 1, biases 0), the
+        readout normal(0.01) with bias 1 (model_tool.fc's default ``bias=1``); cells initialise themselves."""
+        if not self.spec.timm_backbone:
+            for layer in self.layers.values():
+                for module in list(layer.stage.modules()) + (list(layer.post.conv.modules()) if layer.post else []):
+                    if isinstance(module, nn.Conv2d):
+                        variance_scaling_(module.weight, 1.0)
+                        if module.bias is not None:
+                            nn.init.zeros_(module.bias)
+        for merge in self.feedback.values():
+            if merge.project is not None:
+                variance_scaling_(merge.project.weight, 1.0)
         nn.init.normal_(self.readout.weight, std=0.01)
-        nn.init.zeros_(self.readout.bias)
+        nn.init.constant_(self.readout.bias, self.spec.readout_bias)
+
+    def weight_decay_groups(self) -> List[dict]:
+        """Optimizer parameter groups with the original's L2 scales: the cells' own (``cell.weight_decay`` on
+        ``cell.decayed_parameters()``; 2.03e-4 for the median RGC), ``spec.backbone_weight_decay`` (1e-4 in the
+        released JSONs) on the feedforward, post and readout weights and biases, none elsewhere."""
+        groups: Dict[float, List[nn.Parameter]] = {}
+        seen = set()
+
+        def add(params, decay):
+            for p in params:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    groups.setdefault(float(decay), []).append(p)
+
+        backbone = self.spec.backbone_weight_decay
+        for layer in self.layers.values():
+            add(layer.cell.decayed_parameters(), layer.cell.weight_decay)
+            if not self.spec.timm_backbone:
+                add(layer.stage.parameters(), backbone)
+            if layer.post is not None:
+                add(layer.post.conv.parameters(), backbone)
+        add(self.readout.parameters(), backbone)
+        add(self.parameters(), 0.0)
+        return [{"params": params, "weight_decay": decay} for decay, params in groups.items() if params]
 
     # ------------------------------------------------------------------ timing facts
     @property
     def first_readout_step(self) -> int:
-        """First step whose logits depend on the image: the readout is one edge after the last layer."""
-        return len(self.layer_names) + 1
+        """First step whose logits depend on the image: conv1 at t = 0, the readout one edge after the last layer."""
+        return len(self.layer_names)
 
     def first_output_step(self, layer: str) -> int:
-        return self.layer_names.index(layer) + 1
+        """First step at which ``layer``'s output depends on the image (it runs, on zeros, from t = 0)."""
+        return self.layer_names.index(layer)
 
     # ------------------------------------------------------------------ forward
     def frames(self, images: torch.Tensor, n_steps: int, image_steps: int) -> List[Optional[torch.Tensor]]:
-        """Per-step inputs: the image for steps < image_steps, mean gray after."""
+        """Per-step inputs: the image for steps < image_steps, the blank frame after (model_func.make_movie)."""
         gray = self.gray.to(images.dtype).expand_as(images)
         return [images if t < image_steps else gray for t in range(n_steps)]
 
@@ -215,68 +348,80 @@ class ConvRNN(nn.Module):
                 raise SpecError(f"cannot record unknown layer {name!r}; layers: {', '.join(self.layer_names)}")
 
         names = self.layer_names
-        batch = frames[0].shape[0]
-        history: List[Dict[str, Optional[torch.Tensor]]] = []  # outputs at recent steps, newest last
+        history: List[Dict[str, torch.Tensor]] = []  # outputs at recent steps, newest last
         states: Dict[str, Optional[tuple]] = {n: None for n in names}
         logits, recorded = [], {n: [] for n in record}
-        zero_logits = self.readout.bias.expand(batch, -1)
         previous: Dict[str, Optional[torch.Tensor]] = {n: None for n in names}
-        previous_frame: Optional[torch.Tensor] = None
         for t in range(n_steps):
-            current: Dict[str, Optional[torch.Tensor]] = {}
+            current: Dict[str, torch.Tensor] = {}
             for name in self._order:
                 index = names.index(name)
-                ff = previous_frame if index == 0 else previous[names[index - 1]]
+                ff = frames[t] if index == 0 else self._feedforward(names[index - 1], previous, current)
                 sources = {src: (current.get(src) if delay == 0 else _lookup(history, previous, delay, src))
                            for src, delay in self._edges[name]}
                 current[name] = self._layer_step(name, ff, sources, states)
             last = previous[names[-1]]
-            logits.append(zero_logits if last is None else self.readout(last.mean(dim=(-2, -1))))
+            if last is None:
+                last = torch.zeros_like(current[names[-1]])
+            logits.append(self.readout(last) if self.spec.readout_kernel else self.readout(last.mean(dim=(-2, -1))))
             for name in record:
                 recorded[name].append(current[name])
             history.append(previous)
             if len(history) > self._max_delay:
                 history.pop(0)
-            previous, previous_frame = current, frames[t]
+            previous = current
         out = UnrollOutput(torch.stack(logits), first_readout_step=self.first_readout_step)
+        out.decoded = self.decode(out.logits)
         for name in record:
-            steps = recorded[name]
-            template = next((s for s in steps if s is not None), None)
-            if template is None:
-                template = self._silent_output(name, frames[0])
-            out.recorded[name] = torch.stack([s if s is not None else torch.zeros_like(template) for s in steps])
+            out.recorded[name] = torch.stack(recorded[name])
         return out
 
-    def _layer_step(self, name, ff, sources, states) -> Optional[torch.Tensor]:
+    @staticmethod
+    def _feedforward(source: str, previous, current) -> torch.Tensor:
+        if previous[source] is not None:
+            return previous[source]
+        if source not in current:
+            raise SpecError(f"layer {source!r} must be computed before the layer it feeds at t = 0 "
+                            "(a zero-delay edge reorders the layers)")
+        return torch.zeros_like(current[source])  # t = 0: the original's zero standin
+
+    def _layer_step(self, name, ff, sources, states) -> torch.Tensor:
         layer = self.layers[name]
-        has_feedback = any(s is not None for s in sources.values())
-        if ff is None and states[name] is None and not has_feedback:
-            return None  # silent: nothing has reached this layer yet
-        if ff is None:
-            raise SpecError(
-                f"layer {name!r} receives feedback or skip input at a step before its feedforward input arrives; "
-                "give that edge a longer delay"
-            )
         update = self._fast.updates[name] if self._fast is not None else layer_update
         out, states[name] = update(layer, self.feedback[name] if name in self.feedback else None, ff, sources,
                                    states[name])
         return out
 
-    @torch.no_grad()
-    def _silent_output(self, name: str, frame: torch.Tensor) -> torch.Tensor:
-        probe = self.forward(frame[:1], n_steps=self.first_output_step(name) + 1, image_steps=1, record=[name])
-        return torch.zeros_like(probe.recorded[name][-1]).expand(frame.shape[0], *probe.recorded[name].shape[2:]).clone()
+    def decode(self, logits: torch.Tensor) -> Optional[torch.Tensor]:
+        """The spec's temporal decoder (models/model_func.py, utils/decoders.py): None for "last" (the last
+        step's logits); "max_conf" / "thresh" read steps [decoder_start, T)."""
+        if self.spec.decoder == "last":
+            return None
+        start = self.spec.decoder_start if self.spec.decoder_start is not None else len(self.layer_names) + 1
+        start = min(start, logits.shape[0] - 1)
+        if self.spec.decoder == "max_conf":
+            return max_confidence_decoder(logits, start, beta=self.softmax_beta)
+        return threshold_decoder(logits, start)
+
+
+def create_cell_owns_feedback(kind: str) -> bool:
+    from neurozoo.convrnn.cells import CELLS
+
+    return bool(getattr(CELLS.get(kind).factory, "owns_feedback", False))
 
 
 def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,
                  sources: Dict[str, Optional[torch.Tensor]], state: Optional[tuple]):
-    """One layer at one step: feedforward stage, feedback merge, cell, pool -> (output, new cell state).
+    """One layer at one step: feedforward stage, feedback merge, cell (with the layer input for the bypass),
+    post block, pool -> (output, new cell state).
 
     Branches only on which inputs exist (None), never on tensor values, so it compiles to one graph
     per pattern of present inputs (the fast path compiles it per layer)."""
     x = layer.stage(ff)
     feedback = merge(x, sources) if merge is not None else None
-    out, new_state = layer.cell(x, state, feedback=feedback)
+    out, new_state = layer.cell(x, state, feedback=feedback, res_input=ff)
+    if layer.post is not None:
+        out = layer.post(out, ff)
     return layer.pool(out), new_state
 
 
@@ -289,19 +434,37 @@ def _lookup(history, previous, delay, source):
     return history[-(delay - 1)].get(source)
 
 
-def _gray(channels: int) -> torch.Tensor:
-    if channels == 3:
-        values = [(0.5 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
+def _blank(spec: GraphSpec) -> torch.Tensor:
+    """The frame shown after ``image_steps``: the constant ``spec.blank`` in the model's (normalised) input space,
+    as model_func.make_movie (0.5), or "mean_gray": pixel value 0.5 after ImageNet normalisation."""
+    channels = spec.input_channels
+    if spec.blank == "mean_gray":
+        values = ([(0.5 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)] if channels == 3 else [0.0] * channels)
     else:
-        values = [0.0] * channels
+        values = [float(spec.blank)] * channels
     return torch.tensor(values).view(1, channels, 1, 1)
 
 
-def max_confidence_decoder(logits: torch.Tensor, first_step: int = 0) -> torch.Tensor:
-    """Per sample, the logits of the step whose softmax is most confident (steps >= first_step).
+def _pick(candidates: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    return candidates[steps, torch.arange(candidates.shape[1], device=candidates.device)]
+
+
+def max_confidence_decoder(logits: torch.Tensor, first_step: int = 0, beta: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Per sample, the logits of the step whose softmax(beta * logits) is most confident (steps >= first_step);
+    utils/decoders.py max_confidence_decoder (beta: the trainable "softmax_beta", 1 when None).
 
     logits: (T, B, K) -> (B, K)."""
     candidates = logits[first_step:]
-    confidence = candidates.softmax(-1).amax(-1)  # (T', B)
-    best = confidence.argmax(0)  # (B,)
-    return candidates[best, torch.arange(candidates.shape[1], device=logits.device)]
+    scaled = candidates if beta is None else beta * candidates
+    confidence = scaled.softmax(-1).amax(-1)  # (T', B)
+    return _pick(candidates, confidence.argmax(0))
+
+
+def threshold_decoder(logits: torch.Tensor, first_step: int = 0, threshold: float = 0.9) -> torch.Tensor:
+    """utils/decoders.py threshold_decoder (not trainable): the first step whose top softmax probability reaches
+    ``threshold``, else the most confident step."""
+    candidates = logits[first_step:]
+    top = candidates.softmax(-1).amax(-1)  # (T', B)
+    steps = torch.arange(top.shape[0], device=logits.device).unsqueeze(1).expand_as(top)
+    best = top.argmax(0).unsqueeze(0).expand_as(top)
+    return _pick(candidates, torch.where(top >= threshold, steps, best).amin(0))

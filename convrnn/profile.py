@@ -35,7 +35,7 @@ def flops(model: torch.nn.Module, image_size: int = 224, n_steps: int = None) ->
 
     ``per_step`` is the steady-state cost of one step once every layer is active, measured as the
     difference between unrolling ``first_readout_step + 1`` and ``first_readout_step`` steps;
-    ``total`` is the whole unrolled forward over ``n_steps`` (layers are silent until reached)."""
+    ``total`` is the whole unrolled forward over ``n_steps`` (every layer runs at every step)."""
     was_training = model.training
     model.eval()
     n_steps = n_steps or model.n_steps

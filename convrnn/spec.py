@@ -20,6 +20,7 @@ import yaml
 from neurozoo.datasets.errors import SpecError
 
 NORMS = ("none", "batch", "group")
+DECODERS = ("last", "max_conf", "thresh")
 ACTIVATIONS = ("relu", "elu", "gelu", "identity")
 PROJECTIONS = ("conv1x1", "identity")
 
@@ -30,10 +31,14 @@ class LayerSpec:
     channels: int = 0
     kernel: int = 3
     stride: int = 1
-    pool: Optional[Dict[str, int]] = None  # {"kernel": 3, "stride": 2} max-pool after the cell
+    pool: Optional[Dict[str, int]] = None  # {"kernel": 2, "stride": 2} max-pool after the cell (TensorFlow SAME
+    # unless an integer "padding" is given)
     cell: Optional[Dict[str, Any]] = None  # {"kind": "rgc", ...config}; None = no recurrence
     in_channels: Optional[int] = None  # optional declaration, checked against the previous layer
     timm_stage: Optional[str] = None  # take the feedforward part from a timm backbone's stage
+    activation: Optional[str] = None  # after the convolution; None: the spec's (RGC layers: identity, the
+    # cell applies its input_activation)
+    post: Optional[Dict[str, Any]] = None  # {"kernel": 3, "residual": true}: conv, residual add, ELU after the cell
 
 
 @dataclass
@@ -53,8 +58,14 @@ class GraphSpec:
     num_classes: int = 1000
     n_steps: int = 17
     image_steps: int = 12  # the image is shown for steps [0, image_steps); mean gray afterwards
-    norm: str = "group"
+    norm: str = "none"  # no released model normalises; "group" / "batch" are options
     activation: str = "elu"
+    blank: Any = 0.5  # frame after image_steps: 0.5 in the normalised input space (make_movie), or "mean_gray"
+    decoder: str = "last"  # last | max_conf (trainable softmax beta) | thresh
+    decoder_start: Optional[int] = None  # first step the decoder reads; None: number of layers + 1 (model_func)
+    backbone_weight_decay: float = 1e-4  # L2 on feedforward, post and readout weights and biases (models/*.json)
+    readout_bias: float = 1.0  # model_tool.fc's default bias initialiser (a conv readout's is 0)
+    readout_kernel: int = 0  # 0: global average pool then linear; k: k x k VALID conv then average (rgc_shallow)
     timm_backbone: Optional[str] = None
     timm_width: float = 1.0  # channel multiplier of the timm backbone's stages (width_multiplier scales it)
     description: str = ""
@@ -150,6 +161,10 @@ class GraphSpec:
             raise SpecError(f"{where}: field 'norm' is {self.norm!r}; expected one of {NORMS}")
         if self.activation not in ACTIVATIONS:
             raise SpecError(f"{where}: field 'activation' is {self.activation!r}; expected one of {ACTIVATIONS}")
+        if self.decoder not in DECODERS:
+            raise SpecError(f"{where}: field 'decoder' is {self.decoder!r}; expected one of {DECODERS}")
+        if self.blank != "mean_gray" and not isinstance(self.blank, (int, float)):
+            raise SpecError(f"{where}: field 'blank' is {self.blank!r}; expected a number or 'mean_gray'")
         if self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
             raise SpecError(
                 f"{where}: need n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps}, "
@@ -177,6 +192,12 @@ class GraphSpec:
             if layer.pool is not None:
                 if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"}:
                     raise SpecError(f"{lw}: field 'pool' must be a mapping with 'kernel' and 'stride', got {layer.pool!r}")
+            if layer.activation is not None and layer.activation not in ACTIVATIONS:
+                raise SpecError(f"{lw}: field 'activation' is {layer.activation!r}; expected one of {ACTIVATIONS}")
+            if layer.post is not None and (not isinstance(layer.post, dict)
+                                           or set(layer.post) - {"kernel", "residual", "activation"}):
+                raise SpecError(f"{lw}: field 'post' must be a mapping with 'kernel', 'residual', 'activation', "
+                                f"got {layer.post!r}")
             if layer.cell is not None and "kind" not in layer.cell:
                 raise SpecError(f"{lw}: field 'cell' needs a 'kind' (e.g. rgc, timedecay, ugrnn, gru, lstm, plain)")
         for i, edge in enumerate(self.feedback):
@@ -260,8 +281,9 @@ class GraphSpec:
                     if layer.get("channels"):
                         layer["channels"] = max(1, int(round(layer["channels"] * value)))
                     layer.pop("in_channels", None)
-                    if layer.get("cell") and "cell_depth" in layer["cell"]:
-                        layer["cell"]["cell_depth"] = max(1, int(round(layer["cell"]["cell_depth"] * value)))
+                    depth = _cell_depth(layer.get("cell"))
+                    if depth is not None:
+                        layer["cell"]["cell_depth"] = max(1, int(round(depth * value)))
             elif key == "cell":
                 for layer in data["layers"]:
                     if layer.get("cell"):
@@ -287,9 +309,29 @@ OVERRIDES = {
     "cell_kind": "replace every cell by this kind with its default config",
     "feedback": "list of feedback edges replacing the spec's",
     "norm": f"normalisation after each convolution: {NORMS}",
+    "blank": "frame after image_steps: a constant in the normalised input space (0.5) or 'mean_gray'",
+    "decoder": f"temporal decoder of the logits: {DECODERS}",
     "activation": f"activation after each convolution: {ACTIVATIONS}",
     "name": "model name",
 }
+
+
+def _cell_depth(cell: Optional[Dict[str, Any]]) -> Optional[int]:
+    """The cell depth a layer's cell config writes, or its kind's default (the RGC's 64) when it writes none."""
+    if not cell:
+        return None
+    if "cell_depth" in cell:
+        return cell["cell_depth"]
+    import inspect
+
+    from neurozoo.convrnn.cells import CELLS
+
+    try:
+        factory = CELLS.get(cell["kind"]).factory
+        parameter = inspect.signature(factory).parameters.get("cell_depth")
+    except Exception:  # unknown kinds are reported when the model is built
+        return None
+    return parameter.default if parameter is not None and isinstance(parameter.default, int) else None
 
 
 def _check_keys(raw: Dict[str, Any], cls, source: str, where: str) -> None:

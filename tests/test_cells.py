@@ -1,18 +1,21 @@
-"""Properties of the local recurrent cells: bypass, gating, decay, gradients through time, config errors."""
+"""Properties of the local recurrent cells: bypass, gating, decay, gradients through time, config errors.
+The equations themselves are checked against the original code in tests/test_convrnn_parity.py."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from neurozoo.convrnn.cells import CELLS, GateConv, RecurrentCell, SameConv2d, TimeDecayCell, create_cell
+from neurozoo.convrnn.cells import CELLS, RecurrentCell, SameConv2d, TimeDecayCell, create_cell
 from neurozoo.datasets.errors import SpecError
 
 B, C, H, W = 2, 8, 6, 6
 SMALL = {"rgc": {"cell_depth": 4}}  # keep the RGC cell state small in these tests
-RGC_ALL_ON = dict(cell_depth=4, input_to_cell=True, input_to_out=True, cell_to_out=True, residual=True,
+RGC_ALL_ON = dict(cell_depth=4, input_to_cell=True, input_to_out=True, cell_to_out=True, out_residual=True,
+                  cell_residual=True, residual_to_cell_tau=True, residual_to_cell_gate=True, residual_to_out_tau=True,
+                  residual_to_out_gate=True, input_to_tau=True, input_to_gate=True, layer_norm=True,
                   tau_nonlinearity="sigmoid", gate_nonlinearity="sigmoid")
-KINDS = ["rgc", "timedecay", "ugrnn", "gru", "lstm", "plain", "identity"]
+KINDS = ["rgc", "timedecay", "ugrnn", "gru", "lstm", "intersectionrnn", "simplernn", "identity"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,60 +83,47 @@ def test_rgc_state_shapes_follow_cell_depth():
     assert c.shape == (3, 5, 4, 7) and h.shape == (3, C, 4, 7)
 
 
-@pytest.mark.parametrize(
-    "kind,config",
-    [
-        ("rgc", {}),
-        ("rgc", {"input_to_out": True, "cell_to_out": True}),
-        ("timedecay", {}),
-        ("plain", {}),
-        ("ugrnn", {"residual": True}),
-        ("identity", {}),
-    ],
-)
-def test_bypass_passes_input_unchanged_at_zero_state_at_init(kind, config):
-    x = torch.randn(B, C, H, W) * 3
-    out, _ = make(kind, **config)(x, None)
-    assert torch.equal(out, x)
+def test_rgc_bypass_adds_the_layer_input_inside_the_gate_and_elu():
+    """utils/median_rgcell.py: "out_input = residual_add(out_input, res_input)" before the gate and the ELU:
+    with every kernel and bias zero and zero state, the output is elu(g * res_input), g the gate factor at 0."""
+    cell = make("rgc", input_to_out=False, input_activation="identity")
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.zero_()
+    x, res = torch.randn(B, C, H, W), torch.randn(B, C, H, W)
+    out, _ = cell(x, None, res_input=res)
+    gate = 0.7006566684988862  # offset + multiplier * tanh(0)
+    assert torch.allclose(out, F.elu(gate * (x + res)), atol=1e-6)
+    # without the bypass the layer input has no path into the output
+    no_bypass = make("rgc", input_to_out=False, out_residual=False, input_activation="identity")
+    with torch.no_grad():
+        for p in no_bypass.parameters():
+            p.zero_()
+    assert torch.allclose(no_bypass(x, None, res_input=res)[0], F.elu(gate * x), atol=1e-6)
 
 
-@pytest.mark.parametrize("kind,config", [
-    ("rgc", {"input_to_out": False}),
-    ("rgc", {"input_to_out": False, "cell_to_out": True, "gate_nonlinearity": "sigmoid", "out_activation": "tanh"}),
-    ("timedecay", {}),
-    ("plain", {"activation": "relu"}),
-])
-def test_bypass_holds_for_any_weights(kind, config):
-    cell = randomize(make(kind, **config))
+def test_rgc_bypass_projects_the_input_when_channel_counts_differ():
+    cell = create_cell("rgc", C, in_channels=3, cell_depth=4)
+    assert cell.residual.projection.weight.shape == (C, 3, 1, 1) and cell.residual.projection.bias is None
+    assert create_cell("rgc", C, in_channels=C, cell_depth=4).residual.projection is None
+    out, _ = cell(torch.randn(B, C, H, W), None, res_input=torch.randn(B, 3, H, W))
+    assert out.shape == (B, C, H, W)
+
+
+def test_rgc_feedback_convolves_only_the_feedback_channels():
+    """models/model_func.py: feedback_entry "out", feedback_filter_size 1: a 1x1 convolution with a bias from the
+    feedback channels to out_depth (the feedforward input is not part of it)."""
+    cell = create_cell("rgc", C, feedback_channels=12, cell_depth=4)
+    assert cell.feedback_conv.weight.shape == (C, 12, 1, 1) and cell.feedback_conv.bias.shape == (C,)
+    x, fb = torch.randn(B, C, H, W), torch.randn(B, 12, H, W)
+    assert not torch.allclose(cell(x, None, feedback=fb)[0], cell(x, None, feedback=torch.zeros_like(fb))[0])
+    assert create_cell("rgc", C, cell_depth=4).feedback_conv is None
+
+
+def test_cells_without_bypass_do_not_pass_their_input():
     x = torch.randn(B, C, H, W)
-    out, _ = cell(x, None)
-    assert torch.equal(out, x)
-    out, _ = cell(x, cell.zero_state(x))
-    assert torch.equal(out, x)
-
-
-def test_bypass_is_not_trivial_once_state_is_nonzero():
-    # the recurrent paths are really there: a non-zero state changes the output
-    for kind, config in [("rgc", {}), ("plain", {}), ("timedecay", {}), ("ugrnn", {"residual": True})]:
-        cell = randomize(make(kind, **config))
-        x = torch.randn(B, C, H, W)
-        _, state = cell(x, None)
-        out, _ = cell(x, state)
-        assert not torch.allclose(out, x, atol=1e-3), kind
-
-
-def test_rgc_without_bypass_is_not_identity_and_zero_init_only_with_residual():
-    x = torch.randn(B, C, H, W)
-    cell = make("rgc", residual=False)
-    assert cell.input_to_out_conv.weight.abs().sum() > 0
-    assert not torch.allclose(cell(x)[0], x, atol=1e-3)
-    assert make("rgc").input_to_out_conv.weight.abs().sum() == 0
-
-
-def test_gru_and_lstm_do_not_bypass():
-    x = torch.randn(B, C, H, W)
-    for kind in ("gru", "lstm"):
-        assert not torch.allclose(make(kind)(x)[0], x, atol=1e-2)
+    for kind in ("gru", "lstm", "ugrnn", "simplernn"):
+        assert not torch.allclose(make(kind)(x)[0], x, atol=1e-2), kind
 
 
 def _random_state(cell, x, scale=5.0):
@@ -141,11 +131,12 @@ def _random_state(cell, x, scale=5.0):
 
 
 @pytest.mark.parametrize("kind,config,names", [
-    ("rgc", {"tau_nonlinearity": "sigmoid", "gate_nonlinearity": "sigmoid", "cell_to_out": True},
+    ("rgc", {"tau_nonlinearity": "sigmoid", "gate_nonlinearity": "sigmoid"},
      ("cell_tau", "cell_gate", "out_tau", "out_gate")),
     ("gru", {}, ("update", "reset")),
     ("lstm", {}, ("input", "forget", "output")),
     ("ugrnn", {}, ("gate",)),
+    ("intersectionrnn", {}, ("time_gate", "depth_gate")),
 ])
 def test_sigmoid_gates_lie_in_unit_interval(kind, config, names):
     cell = randomize(make(kind, **config), scale=1.0)
@@ -174,37 +165,22 @@ def test_rgc_default_tau_factor_stays_within_zero_and_offset():
     x = torch.randn(B, C, H, W) * 5
     cell(x, _random_state(cell, x, scale=20.0))
     offset = cell.tau_offset
-    assert offset == pytest.approx(0.92193)
+    assert offset == pytest.approx(0.92193, abs=1e-5)
     for name in ("cell_tau_factor", "out_tau_factor"):
         f = cell.last_gates[name]
         assert f.min() >= 0 and f.max() <= offset
         expected = offset - offset * cell.last_gates[name.replace("_factor", "")]
         assert torch.allclose(f, expected)
-    # at zero state the gate is the nonlinearity of the bias: sigmoid(4.1473) -> factor 0.92193 * (1 - 0.98445)
-    cell = make("rgc")
-    cell.keep_gates = True
-    cell(x)
-    expected_tau = 0.92193 * (1 - 1 / (1 + math.exp(-4.1473)))
-    expected_gate = 0.70066 * (1 - math.tanh(2.7765))
-    assert torch.allclose(cell.last_gates["out_tau_factor"], torch.tensor(expected_tau), atol=1e-6)
-    assert torch.allclose(cell.last_gates["cell_gate_factor"], torch.tensor(expected_gate), atol=1e-6)
 
 
-def test_rgc_follows_the_reference_update_equations():
-    """Recompute one step from the gate values with the REFERENCE.md section 1 equations."""
-    cell = randomize(make("rgc", cell_to_out=True, gate_depth_separable=False), scale=0.2)
+def test_rgc_gates_are_reciprocal():
+    """The out gate reads c_{t-1} only, the cell gate reads h_{t-1} only."""
+    cell = randomize(make("rgc"), scale=0.2)
     cell.keep_gates = True
     x = torch.randn(B, C, H, W)
     c_prev, h_prev = _random_state(cell, x, scale=1.0)
-    fb = torch.randn(B, C, H, W)
-    out, (c, h) = cell(x, (c_prev, h_prev), feedback=fb)
-    g = cell.last_gates
-    c_ref = F.elu(g["cell_tau_factor"] * c_prev + g["cell_gate_factor"] * cell.input_to_cell_conv(x))
-    out_input = cell.input_to_out_conv(x) + cell.cell_to_out_conv(c_prev) + fb
-    h_ref = x + F.elu(g["out_tau_factor"] * h_prev + g["out_gate_factor"] * out_input)
-    assert torch.allclose(c, c_ref, atol=1e-6) and torch.allclose(h, h_ref, atol=1e-6)
-    assert torch.equal(out, h)
-    # reciprocal: the out gate reads c_{t-1} only, the cell gate reads h_{t-1} only
+    cell(x, (c_prev, h_prev))
+    g = dict(cell.last_gates)
     cell(x, (c_prev, h_prev + 1.0))
     assert torch.equal(cell.last_gates["out_gate"], g["out_gate"])
     assert not torch.equal(cell.last_gates["cell_gate"], g["cell_gate"])
@@ -213,87 +189,88 @@ def test_rgc_follows_the_reference_update_equations():
     assert not torch.equal(cell.last_gates["out_gate"], g["out_gate"])
 
 
+def test_rgc_cell_to_out_zeroes_the_output_gate():
+    """utils/median_rgcell.py: with cell_to_out the output gate's pre-activation is tf.zeros, so its factor is
+    gate_offset + gate_multiplier * tanh(0) = gate_offset whatever the state."""
+    cell = randomize(make("rgc", cell_to_out=True), scale=0.5)
+    cell.keep_gates = True
+    x = torch.randn(B, C, H, W)
+    cell(x, _random_state(cell, x))
+    assert torch.equal(cell.last_gates["out_gate"], torch.zeros(B, C, H, W))
+    assert torch.allclose(cell.last_gates["out_gate_factor"], torch.tensor(cell.gate_offset))
+    assert cell.out_gate is None and cell.cell_to_out_conv is not None
+
+
 def test_timedecay_impulse_response_is_exact_power_of_decay():
     cell = make("timedecay")
+    assert cell.memory_decay.shape == (1,) and cell.memory_decay.item() == 0.0  # "memory_decay": 0, trainable
     impulse = torch.randn(B, C, H, W)
     zeros = torch.zeros_like(impulse)
     with torch.no_grad():
-        cell.decay_logit.zero_()  # sigmoid(0) = 0.5 exactly: powers of 1/2 are exact in floating point
-        assert torch.equal(cell.decay, torch.full((C,), 0.5))
         out, state = cell(impulse, None)
         assert torch.equal(out, impulse)
+        assert torch.equal(cell(zeros, state)[0], zeros)  # decay 0 at initialisation: no memory
+        cell.memory_decay.fill_(0.5)  # powers of 1/2 are exact in floating point
+        out, state = cell(impulse, None)
         for t in range(1, 8):
             out, state = cell(zeros, state)
             assert torch.equal(out, impulse * 0.5 ** t)
-        # per-channel decays: each channel decays at its own rate
-        rates = torch.linspace(0.1, 0.95, C)
-        cell.decay_logit.copy_(torch.logit(rates.double()).float())
-        decay = cell.decay.view(1, C, 1, 1)
-        assert torch.allclose(cell.decay, rates, atol=1e-6)
+        cell.memory_decay.fill_(-1.5)  # unconstrained, as in the original (no sigmoid)
         out, state = cell(impulse, None)
-        for t in range(1, 6):
-            out, state = cell(zeros, state)
-            assert torch.allclose(out, impulse * decay ** t, rtol=1e-5, atol=1e-7)
+        out, state = cell(zeros, state)
+        assert torch.equal(out, impulse * -1.5)
 
 
 def test_timedecay_recovers_known_decay_by_gradient_descent():
-    true = torch.tensor([0.2, 0.5, 0.8, 0.95])
-    teacher = TimeDecayCell(4)
-    with torch.no_grad():
-        teacher.decay_logit.copy_(torch.logit(true))
+    teacher = TimeDecayCell(4, memory_decay=0.8)
     torch.manual_seed(0)
     xs = torch.randn(10, 3, 4, 2, 2)
     with torch.no_grad():
         targets = torch.stack(unroll(teacher, xs)[0])
-    student = TimeDecayCell(4, decay_init=0.5)
-    opt = torch.optim.Adam(student.parameters(), lr=0.1)
+    student = TimeDecayCell(4)
+    opt = torch.optim.Adam(student.parameters(), lr=0.05)
     for _ in range(300):
         opt.zero_grad()
         loss = F.mse_loss(torch.stack(unroll(student, xs)[0]), targets)
         loss.backward()
         opt.step()
-    assert torch.allclose(student.decay.detach(), true, atol=1e-3), student.decay
+    assert student.memory_decay.item() == pytest.approx(0.8, abs=1e-3)
     assert loss.item() < 1e-6
-
-
-def test_timedecay_decay_stays_in_unit_interval():
-    cell = make("timedecay")
-    with torch.no_grad():
-        cell.decay_logit.copy_(torch.tensor([-50.0, -5, 0, 5, 50, 1, 2, 3]))
-    assert cell.decay.min() >= 0 and cell.decay.max() <= 1
-    with pytest.raises(SpecError, match="decay_init"):
-        create_cell("timedecay", C, decay_init=1.5)
+    frozen = TimeDecayCell(4, trainable=False)
+    assert not frozen.memory_decay.requires_grad
 
 
 @pytest.mark.parametrize("kind,config", [
     ("rgc", {}),
     ("rgc", RGC_ALL_ON),
-    ("rgc", {**RGC_ALL_ON, "gate_depth_separable": False, "ff_kernel": 3, "gate_kernel": 2}),
+    ("rgc", {**RGC_ALL_ON, "gate_depth_separable": False, "ff_filter_size": 3, "gate_filter_size": 2}),
+    ("rgc", {**RGC_ALL_ON, "cell_to_out": False, "feedback_entry": "cell"}),
     ("timedecay", {}),
     ("ugrnn", {}),
-    ("ugrnn", {"residual": True}),
     ("gru", {}),
     ("lstm", {}),
-    ("plain", {}),
+    ("intersectionrnn", {}),
+    ("simplernn", {}),
 ])
 def test_gradients_reach_every_parameter_through_time(kind, config):
     cell = make(kind, **config)
     torch.manual_seed(5)
     xs = torch.randn(4, B, C, H, W)
 
+    if kind == "rgc":  # a cell with every switch on, fed its input, feedback and the layer input
+        cell = create_cell("rgc", C, in_channels=5, feedback_channels=3, **{**SMALL["rgc"], **config})
+        res, fb = torch.randn(B, 5, H, W), torch.randn(B, 3, H, W)
+    else:
+        res = fb = None
+
     def backward():
         cell.zero_grad()
-        outs, _ = unroll(cell, xs)
+        state, outs = None, []
+        for x in xs:
+            out, state = cell(x, state, feedback=fb, res_input=res)
+            outs.append(out)
         (outs[-1] ** 2).sum().backward()
 
-    zero_init_branch = (kind == "rgc" and cell.residual and cell.input_to_out) or config.get("residual")
-    if zero_init_branch:
-        # a zero-initialised branch (RGC input-to-output conv, UGRNN candidate) blocks the gradient to the
-        # parameters behind it until it has moved once, as in a ResNet with zero-initialised last layers
-        backward()
-        with torch.no_grad():
-            for p in cell.parameters():
-                p -= 0.1 * p.grad
     backward()
     params = dict(cell.named_parameters())
     assert params
@@ -304,7 +281,8 @@ def test_gradients_reach_every_parameter_through_time(kind, config):
 
 
 def test_gradient_reaches_early_input_through_the_state():
-    for kind, config in [("rgc", {}), ("timedecay", {}), ("lstm", {}), ("gru", {}), ("ugrnn", {}), ("plain", {})]:
+    for kind, config in [("rgc", {}), ("timedecay", {"memory_decay": 0.5}), ("lstm", {}), ("gru", {}), ("ugrnn", {}),
+                         ("intersectionrnn", {}), ("simplernn", {})]:
         cell = make(kind, **config)
         xs = torch.randn(4, B, C, H, W, requires_grad=True)
         outs, _ = unroll(cell, xs)
@@ -315,7 +293,10 @@ def test_gradient_reaches_early_input_through_the_state():
 def test_feedback_enters_every_cell():
     x, fb = torch.randn(B, C, H, W), torch.randn(B, C, H, W)
     for kind in KINDS:
-        cell = randomize(make(kind)) if kind != "identity" else make(kind)
+        if kind == "rgc":
+            cell = randomize(create_cell("rgc", C, feedback_channels=C, cell_depth=4))
+        else:
+            cell = randomize(make(kind)) if kind != "identity" else make(kind)
         assert not torch.allclose(cell(x, None, feedback=fb)[0], cell(x, None)[0]), kind
     assert torch.equal(make("identity")(x, feedback=fb)[0], x + fb)
 
@@ -335,39 +316,43 @@ def test_same_conv_pads_like_tensorflow_same_for_even_kernels():
     assert SameConv2d(3, 5, 7)(torch.randn(1, 3, 6, 6)).shape == (1, 5, 6, 6)
 
 
-def test_fused_separable_gate_conv_equals_one_separable_conv_per_gate():
-    torch.manual_seed(0)
-    conv = GateConv(3, (4, 6), 3, separable=True, biases=(1.5, -2.0))
-    z = torch.randn(2, 3, 5, 5)
-    a, b = conv(z)
-    assert a.shape == (2, 4, 5, 5) and b.shape == (2, 6, 5, 5)
-    depth_w = conv.depthwise.weight  # (3 * 2, 1, 3, 3): channel i * 2 + j is gate j's filter for input i
-    for j, (out, pw) in enumerate(zip((a, b), conv.pointwise)):
-        d = F.conv2d(z, depth_w[j::2], padding=1, groups=3)
-        expected = F.conv2d(d, pw[:, :, None, None], conv.bias.split((4, 6))[j])
-        assert torch.allclose(out, expected, atol=1e-6)
-    assert torch.equal(conv.bias.detach(), torch.tensor([1.5] * 4 + [-2.0] * 6))
-
-
 def test_rgc_defaults_are_the_median_hyperparameters():
+    """configs/median_rgcell_cfg.py median_config_dict, with model_func.py's feedback settings."""
     cell = create_cell("rgc", C)
     assert cell.cell_depth == 64
-    assert (cell.tau_offset, cell.tau_multiplier, cell.gate_offset, cell.gate_multiplier) == (
-        0.92193, -0.92193, 0.70066, -0.70066)
+    assert (cell.tau_offset, cell.tau_multiplier, cell.tau_bias) == (0.9219348064291611, -0.9219348064291611,
+                                                                     4.147336708899556)
+    assert (cell.gate_offset, cell.gate_multiplier, cell.gate_bias) == (0.7006566684988862, -0.7006566684988862,
+                                                                        2.776542926439013)
     assert cell.tau_nonlinearity is torch.sigmoid and cell.gate_nonlinearity is torch.tanh
-    assert cell.residual and cell.input_to_cell and cell.input_to_out and not cell.cell_to_out
-    assert cell.from_cell.separable and cell.from_cell.depthwise.kernel_size == (7, 7)
+    assert cell.out_residual and cell.input_to_cell and cell.input_to_out and not cell.cell_to_out
+    assert not cell.cell_residual and cell.cell_norm is None and cell.feedback_entry == "out"
+    assert cell.cell_tau.depthwise.kernel_size == (7, 7) and cell.out_gate.depthwise.kernel_size == (7, 7)
     assert cell.input_to_cell_conv.kernel_size == (2, 2) and cell.input_to_out_conv.kernel_size == (3, 3)
-    tau_b, gate_b = cell.from_out.bias.split((C, 64))
-    assert torch.allclose(tau_b, torch.tensor(4.1473)) and torch.allclose(gate_b, torch.tensor(2.7765))
+    # depth-separable gates: tau_bias / gate_bias are not used; the gate biases start at zero
+    assert (cell.tau_constant, cell.gate_constant) == (0.0, 0.0)
+    assert all(torch.count_nonzero(m.pointwise.bias) == 0 for m in (cell.cell_tau, cell.cell_gate, cell.out_tau,
+                                                                      cell.out_gate))
+    assert cell.weight_decay == pytest.approx(2.034e-4, rel=1e-3) and cell.init_scale == pytest.approx(0.6393, rel=1e-3)
+
+
+def test_rgc_kernels_start_from_variance_scaling_0639():
+    """kernel_initializer "variance_scaling", scale 0.639: truncated normal, std sqrt(0.639 / fan_in) / 0.8796."""
+    torch.manual_seed(0)
+    cell = create_cell("rgc", 256, cell_depth=64)
+    w = cell.input_to_out_conv.weight  # 3x3, 256 -> 256: fan_in 2304
+    std = math.sqrt(0.6393378386273998 / 2304) / 0.87962566103423978
+    assert w.std().item() == pytest.approx(std * 0.87962566, rel=0.02)  # truncation at 2 std shrinks it
+    assert w.abs().max().item() <= 2 * std + 1e-6
+    depthwise = cell.out_tau.depthwise.weight  # TensorFlow's fan-in of a depthwise kernel: 7 * 7 * 256
+    assert depthwise.abs().max().item() <= 2 * math.sqrt(0.6393378386273998 / (49 * 256)) / 0.8796256 + 1e-6
 
 
 def test_rgc_switches_remove_their_paths():
-    cell = make("rgc", input_to_cell=False, input_to_out=False, cell_to_out=False)
+    cell = make("rgc", input_to_cell=False, cell_residual=True, input_to_out=False, cell_to_out=False)
     assert cell.input_to_cell_conv is None and cell.input_to_out_conv is None and cell.cell_to_out_conv is None
-    x = torch.randn(B, C, H, W)
-    _, (c, _) = cell(x)
-    assert torch.equal(c, torch.zeros_like(c))  # no input to the cell: c stays at zero
+    with pytest.raises(SpecError, match="input_to_cell"):
+        make("rgc", input_to_cell=False, cell_residual=False)
 
 
 def test_unknown_kind_raises_spec_error_with_suggestions():
@@ -380,16 +365,17 @@ def test_unknown_config_key_raises_spec_error_listing_valid_keys():
         create_cell("rgc", C, tau_ofset=0.5)
     msg = str(err.value)
     assert "'tau_ofset'" in msg and "did you mean 'tau_offset'" in msg and "gate_depth_separable" in msg
-    with pytest.raises(SpecError, match=r"'kernal'.*did you mean 'kernel'.*valid keys: kernel, forget_bias"):
-        create_cell("lstm", C, kernel=3, kernal=5)
+    with pytest.raises(SpecError, match=r"'kernel'.*valid keys: filter_size, forget_bias"):
+        create_cell("lstm", C, kernel=3)
     with pytest.raises(SpecError, match="valid keys: none"):
         create_cell("identity", C, depth=3)
 
 
 @pytest.mark.parametrize("config,key", [
     ({"tau_nonlinearity": "softmax"}, "tau_nonlinearity"),
-    ({"out_activation": "sigmoid"}, "out_activation"),
-    ({"gate_kernel": 0}, "gate_kernel"),
+    ({"out_activation": "softplus"}, "out_activation"),
+    ({"gate_filter_size": 0}, "gate_filter_size"),
+    ({"feedback_entry": "harbor"}, "feedback_entry"),
     ({"cell_depth": 2.5}, "cell_depth"),
 ])
 def test_bad_config_values_name_the_key(config, key):

@@ -31,8 +31,8 @@ def test_flops_and_parameters_match_hand_counts():
     conv = 2 * 3 * 8 * 9 * 16 * 16  # multiply-adds of a 3x3 conv, 3 -> 8 channels, 16x16 output
     readout = 2 * 8 * 10
     assert cost["per_step"] == conv + readout
-    # 4 steps: conv runs at steps 1..3 (silent at 0), readout at steps 2..3
-    assert cost["total"] == 3 * conv + 2 * readout
+    # 4 steps: every node runs at every step from t = 0 (utils/main.py unroll)
+    assert cost["total"] == 4 * conv + 4 * readout
 
 
 def test_zoo_list_prints_models_benchmarks_and_datasets(capsys):
@@ -53,7 +53,7 @@ def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
     total = sum(p.numel() for p in model.parameters())
     assert f"parameters: {total:,}" in out
     assert re.search(r"FLOPs per step at 32px \(all layers active\): \d+\.\d+ G", out)
-    assert "first readout at step 7" in out
+    assert "first readout at step 5" in out
 
 
 def test_zoo_reports_bad_input_without_a_traceback(tmp_path):

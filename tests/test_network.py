@@ -31,20 +31,56 @@ def test_registry_has_the_required_models():
 
 
 def test_rgc_intermediate_matches_the_published_graph():
+    """models/rgc_intermediate_t22.json nodes, configs/median_rgcell_cfg.py edges_5, model_func.py steps."""
     spec = convrnn.get_spec("rgc_intermediate")
     assert [l.channels for l in spec.layers] == [64, 128, 128, 128, 128, 256, 256, 256, 512, 512]
     assert [l.name for l in spec.layers if l.pool] == ["conv1", "conv4", "conv6", "conv7", "conv10"]
+    assert all(l.pool == {"kernel": 2, "stride": 2} for l in spec.layers if l.pool)  # 2x2 SAME max pools
     assert [l.name for l in spec.layers if l.cell] == [f"conv{i}" for i in range(4, 11)]
     assert {(e.source, e.target) for e in spec.feedback} == {
         ("conv8", "conv5"), ("conv9", "conv6"), ("conv10", "conv7"), ("conv7", "conv6"), ("conv10", "conv9")}
     assert (spec.n_steps, spec.image_steps) == (17, 12)
     assert spec.layers[0].kernel == 7 and spec.layers[0].stride == 2
+    assert spec.norm == "none" and spec.blank == 0.5
+
+
+def test_rgc_intermediate_has_the_original_parameter_count():
+    """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
+    of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the
+    feedback 1x1 convolutions of the five edges (623,744)."""
+    model = convrnn.create_model("rgc_intermediate")
+    counts = {"stage": 0, "cell": 0, "projection": 0, "feedback": 0, "readout": 0}
+    for name, p in model.named_parameters():
+        part = ("projection" if "residual.projection" in name else "feedback" if "feedback_conv" in name
+                else "stage" if ".stage." in name else "cell" if ".cell." in name else "readout")
+        counts[part] += p.numel()
+    assert counts["stage"] + counts["readout"] == 6_054_376 == sum(
+        p.numel() for p in convrnn.create_model("feedforward_intermediate").parameters())
+    assert (counts["cell"], counts["projection"], counts["feedback"]) == (8_603_840, 163_840, 623_744)
+    assert sum(counts.values()) == 15_445_800
+
+
+def test_spatial_sizes_follow_tensorflow_same_pooling():
+    """2x2 stride-2 SAME pools: 224 -> 112 (conv1) -> 56 -> 28 -> 14 -> 7 -> 4, not 57 / 29 / 5."""
+    model = tiny(width_multiplier=1 / 32)
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, 224, 224), n_steps=1, record=model.layer_names)
+    sizes = {name: out.recorded[name].shape[-1] for name in model.layer_names}
+    assert sizes == {"conv1": 56, "conv2": 56, "conv3": 56, "conv4": 28, "conv5": 28, "conv6": 14, "conv7": 7,
+                     "conv8": 7, "conv9": 7, "conv10": 4}
+
+
+def test_width_multiplier_scales_the_cell_depth():
+    spec = convrnn.get_spec("rgc_intermediate").with_overrides(width_multiplier=0.125)
+    assert spec.layer("conv5").cell["cell_depth"] == 8 and spec.layer("conv5").channels == 16
+    assert convrnn.create_model("rgc_intermediate", width_multiplier=0.25).layers["conv9"].cell.cell_depth == 16
 
 
 @pytest.mark.parametrize("perturbed_step", [0, 3])
-def test_image_perturbation_reaches_layer_l_at_step_t_plus_l(perturbed_step):
+def test_image_perturbation_reaches_layer_l_at_step_t_plus_l_minus_1(perturbed_step):
+    """utils/main.py unroll: conv1 reads frame t at step t; every other edge costs one step."""
     model = tiny()
-    steps = 15
+    steps = 14
     clean = movie(steps)
     dirty = clean.clone()
     dirty[perturbed_step] += 1.0
@@ -53,39 +89,38 @@ def test_image_perturbation_reaches_layer_l_at_step_t_plus_l(perturbed_step):
         a = model(clean, record=layers)
         b = model(dirty, record=layers)
     for position, name in enumerate(layers, start=1):
-        first_change = perturbed_step + position
+        first_change = perturbed_step + position - 1
         same = [torch.equal(a.recorded[name][t], b.recorded[name][t]) for t in range(steps)]
         assert all(same[:first_change]), f"{name} changed before step {first_change}"
         if first_change < steps:
             assert not same[first_change], f"{name} did not change at step {first_change}"
-    # logits one edge after the last layer
-    first_logit_change = perturbed_step + len(layers) + 1
+    first_logit_change = perturbed_step + len(layers)  # one edge after conv10
     for t in range(steps):
-        equal = torch.equal(a.logits[t], b.logits[t])
-        assert equal == (t < first_logit_change)
+        assert torch.equal(a.logits[t], b.logits[t]) == (t < first_logit_change)
 
 
-def test_layers_are_silent_until_reached_and_first_readout_step():
+def test_layers_run_from_the_first_step_driven_by_their_biases():
+    """utils/main.py unroll: at t = 0 every node runs on zero "standins", so its biases drive it."""
     model = tiny()
     with torch.no_grad():
-        out = model(movie(13), record=model.layer_names)
-    for position, name in enumerate(model.layer_names, start=1):
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.add_(0.1)
+        out = model(torch.zeros(2, 3, SIZE, SIZE), n_steps=12, image_steps=0, record=model.layer_names)
+    for position, name in enumerate(model.layer_names):
         assert model.first_output_step(name) == position
-        assert torch.count_nonzero(out.recorded[name][:position]) == 0
-        assert torch.count_nonzero(out.recorded[name][position]) > 0
-    assert model.first_readout_step == 11 == out.first_readout_step
-    bias = model.readout.bias.expand(2, -1)
-    assert all(torch.equal(out.logits[t], bias) for t in range(11))
-    assert not torch.equal(out.logits[11], bias)
+        assert torch.count_nonzero(out.recorded[name][1]) > 0, name
+    assert model.first_readout_step == 10 == out.first_readout_step
+    # the logits change from step to step although no image was ever shown
+    assert not torch.allclose(out.logits[1], out.logits[5])
 
 
 def _perturb_output_at(model, layer, step):
-    """Add a constant to ``layer``'s output at one step (counting calls from its first step)."""
+    """Add a constant to ``layer``'s output at one step (the layer runs once per step from t = 0)."""
     calls = {"n": 0}
-    first = model.first_output_step(layer)
 
     def hook(module, inputs, output):
-        t = first + calls["n"]
+        t = calls["n"]
         calls["n"] += 1
         return output + 0.5 if t == step else output
 
@@ -121,6 +156,8 @@ def test_without_feedback_later_layers_never_change_earlier_ones():
 
 
 def test_static_image_follows_the_schedule():
+    """models/model_func.py make_movie: the image for image_off steps, then the constant 0.5 (in the normalised
+    input space, as run_model.normalize_ims is applied before)."""
     model = tiny(n_steps=14, image_steps=4)
     images = torch.randn(2, 3, SIZE, SIZE)
     gray = model.gray.expand_as(images)
@@ -132,16 +169,15 @@ def test_static_image_follows_the_schedule():
     assert torch.equal(a.logits, b.logits)
     assert a.logits.shape == (14, 2, 5)
     assert c.logits.shape == (26, 2, 5) and c.recorded["conv6"].shape[:2] == (26, 2)
-    # mean gray is 0.5 in pixel space
-    pixel = gray[0, :, 0, 0] * torch.tensor([0.229, 0.224, 0.225]) + torch.tensor([0.485, 0.456, 0.406])
+    assert torch.equal(gray[0, :, 0, 0], torch.full((3,), 0.5))
+    # the named option "mean_gray": pixel value 0.5 after ImageNet normalisation
+    gray = tiny(blank="mean_gray").gray[0, :, 0, 0]
+    pixel = gray * torch.tensor([0.229, 0.224, 0.225]) + torch.tensor([0.485, 0.456, 0.406])
     assert torch.allclose(pixel, torch.full((3,), 0.5))
 
 
 def test_gradients_reach_every_parameter_through_time():
     model = tiny("rgc_intermediate").train()  # 17 steps: enough for the last feedback edge to reach the readout
-    with torch.no_grad():  # leave the zero-initialised residual branches, so every path carries signal
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
     out = model(torch.randn(2, 3, 64, 64))
     out.logits[-1].logsumexp(-1).sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
 
 TINY_BASE = {
-    "name": "tiny4", "n_steps": 6, "image_steps": 4, "norm": "group",
+    "name": "tiny4", "n_steps": 6, "image_steps": 4,
     "layers": [
-        {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2, "pool": {"kernel": 3, "stride": 2}},
+        {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2, "pool": {"kernel": 2, "stride": 2}},
         {"name": "conv2", "channels": 8, "kernel": 3, "cell": {"kind": "rgc", "cell_depth": 4}},
         {"name": "conv3", "channels": 16, "kernel": 3, "stride": 2, "cell": {"kind": "rgc", "cell_depth": 4}},
     ],
@@ -31,8 +31,8 @@ TINY_BASE = {
 TINY_SPACE = {
     "name": "tiny", "base": "tiny_base.yaml",
     "cells": {"rgc": {"tau_bias": {"float": [-3.0, 3.0]}, "gate_nonlinearity": {"choice": ["sigmoid", "tanh"]},
-                      "cell_depth": {"choice": [4, 8]}, "residual": {"choice": [True, False]}},
-              "timedecay": {"decay_init": {"float": [0.1, 0.9]}}},
+                      "cell_depth": {"choice": [4, 8]}, "out_residual": {"choice": [True, False]}},
+              "timedecay": {"memory_decay": {"float": [0.1, 0.9]}}},
     "feedback": {"candidates": "all"},
     "train": {"weight_decay": {"float": [1e-5, 1e-3], "log": True}},
 }
@@ -62,10 +62,18 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert {"rgc_intermediate", "rgc_local"} <= set(builtin_spaces())
     space = load_space("rgc_intermediate")
     rgc = space.cells["rgc"]
-    for key in ("tau_offset", "tau_multiplier", "tau_bias", "gate_offset", "gate_multiplier", "gate_bias",
-                "tau_nonlinearity", "gate_nonlinearity", "cell_activation", "out_activation", "gate_kernel",
-                "gate_depth_separable", "cell_depth", "input_to_cell", "input_to_out", "cell_to_out", "residual"):
-        assert key in rgc, key
+    # every argument of the original cell that configs/median_rgcell_cfg.py or models/model_func.py sets
+    median = {"tau_depth_separable", "tau_filter_size", "residual_to_out_gate", "feedback_activation",
+              "residual_to_cell_gate", "out_residual", "feedback_depth_separable", "tau_nonlinearity",
+              "ff_depth_separable", "gate_nonlinearity", "cell_to_out", "input_to_cell", "cell_residual",
+              "in_out_depth_separable", "layer_norm", "input_activation", "ff_filter_size", "feedback_filter_size",
+              "feedback_entry", "input_to_out", "in_out_filter_size", "tau_offset", "tau_multiplier", "tau_bias",
+              "out_activation", "weight_decay", "init_scale", "cell_depth", "gate_depth_separable",
+              "gate_filter_size", "gate_offset", "gate_multiplier", "gate_bias", "cell_activation"}
+    assert median <= set(rgc), median - set(rgc)
+    assert {"residual_to_cell_tau", "residual_to_out_tau", "input_to_tau", "input_to_gate"} <= set(rgc)
+    assert len(rgc) == 38
+    assert space.image_size == 224  # conv8-conv10 are 7x7 there
     assert set(space.cells) == {"rgc", "ugrnn", "timedecay"}
     assert len(space.candidates) == 21  # every higher -> lower pair of conv4..conv10
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
@@ -74,8 +82,10 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
         spec = space.spec(config)
         assert {l.cell["kind"] for l in spec.layers if l.name in space.cell_layers} == {config["cell"]["kind"]}
         assert [[e.source, e.target] for e in spec.feedback] == config["feedback"]
-    model = convrnn.create_model(spec.to_dict(), width_multiplier=0.0625, num_classes=5)
-    assert model(torch.zeros(1, 3, 32, 32), n_steps=12).logits.shape == (12, 1, 5)
+    for _ in range(6):  # every sampled configuration builds and runs
+        spec = space.spec(space.sample(study.ask()))
+        model = convrnn.create_model(spec.to_dict(), width_multiplier=0.0625, num_classes=5)
+        assert model(torch.zeros(1, 3, 32, 32), n_steps=3).logits.shape == (3, 1, 5)
     local = load_space("rgc_local")
     assert local.candidates == [] and len(local.fixed_edges) == 5
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"

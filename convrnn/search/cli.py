@@ -1,6 +1,6 @@
 """``zoo search --data DIR --trials N``: TPE search over local cells and feedback motifs.
 
-    zoo search --data /data/imagenet-100 --trials 200 --space rgc_intermediate --epochs 5 --image-size 64
+    zoo search --data /data/imagenet-100 --trials 200 --space rgc_intermediate --epochs 5
     zoo search --data DIR --trials 50 --storage postgresql+psycopg2://user@db/search --study s1   # on each machine
 
 Each command runs --trials trials, split among its --workers local processes; commands on other
@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="search-space YAML file or built-in space name (convrnn/search/spaces)")
     p.add_argument("--out", default="runs/search", help="folder for trial runs and exported specs")
     p.add_argument("--epochs", type=int, default=2, help="training epochs per trial (pruning after each)")
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--image-size", type=int, default=None,
+                   help="training image size (default: the space's image_size, 224 for the built-in spaces)")
     p.add_argument("--width", type=float, default=0.25, help="width multiplier of every trial's model")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05, help="learning rate unless the space searches it")
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     storage = args.storage or default_storage(args.out)
     study_name = args.study or space.name
+    if args.image_size is None:
+        args.image_size = space.image_size
     settings = settings_from_args(args)
     if not args.quiet:
         print(space.summary())

@@ -23,7 +23,7 @@ class TrialSettings:
     batch_size: int = 32
     lr: float = 0.05
     optimizer: str = "sgd"
-    image_size: int = 64
+    image_size: int = 224
     width_multiplier: float = 0.25
     n_steps: Optional[int] = None
     image_steps: Optional[int] = None

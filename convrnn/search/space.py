@@ -39,7 +39,10 @@ from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
-SPACE_KEYS = ("name", "description", "base", "cell_layers", "cells", "feedback", "train", "overrides")
+SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "feedback", "train", "overrides")
+#: The image size of a search unless the space or the command line says otherwise: the published models' 224 px,
+#: where conv8-conv10 of the intermediate backbone are 7x7.
+DEFAULT_IMAGE_SIZE = 224
 Edge = Tuple[str, str]
 
 
@@ -115,6 +118,7 @@ class SearchSpace:
     overrides: Dict[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = "<space>"
+    image_size: int = DEFAULT_IMAGE_SIZE
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -166,9 +170,12 @@ class SearchSpace:
                             f"got {train_raw!r}")
         train = {k: parse_param(v, f"{source}: train.{k}") for k, v in train_raw.items()}
         name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
+        image_size = data.get("image_size", DEFAULT_IMAGE_SIZE)
+        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
+            raise SpecError(f"{source}: field 'image_size' must be an integer >= 8, got {image_size!r}")
         return cls(name=str(name), base=base, cell_layers=list(cell_layers), cells=cells, candidates=candidates,
                    fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
-                   source=source)
+                   source=source, image_size=image_size)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, trial) -> Dict[str, Any]:
@@ -178,6 +185,8 @@ class SearchSpace:
         cell = {"kind": kind}
         for key, param in self.cells[kind].items():
             cell[key] = param.suggest(trial, f"{kind}.{key}")
+        if kind == "rgc" and not cell.get("input_to_cell", True) and not cell.get("cell_residual", False):
+            cell["input_to_cell"] = True  # the RGC's cell needs an input (utils/median_rgcell.py asserts it)
         edges = list(self.fixed_edges)
         for src, tgt in self.candidates:
             if trial.suggest_categorical(f"fb.{src}->{tgt}", [False, True]):
@@ -243,8 +252,9 @@ def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
     parsed = {key: parse_param(raw, f"{where}.{key}") for key, raw in params.items()}
     for key, param in parsed.items():  # every value the space can produce must build a cell
         for value in param.examples():
+            companion = {"cell_residual": True} if (kind, key, value) == ("rgc", "input_to_cell", False) else {}
             try:
-                create_cell(kind, 4, **{key: value})
+                create_cell(kind, 4, **{key: value, **companion})
             except (SpecError, TypeError, ValueError) as error:
                 raise SpecError(f"{where}.{key}: value {value!r} is not accepted by cell {kind!r}: {error}") from None
     return parsed

@@ -1,0 +1,377 @@
+"""An independent NumPy reference of the original ConvRNN equations (neuroailab/convrnns, TensorFlow 1.13).
+
+Written from the original code, not from ours: NHWC tensors, HWIO kernels, weights looked up by the original's
+TensorFlow variable names (scopes as the original opens them). Each function names the original file and the
+statement it reproduces (the repository at commit cab32bb; "file: function / statement").
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+Weights = Dict[str, np.ndarray]
+
+
+# ----------------------------------------------------------------------------- TensorFlow ops
+def same_pads(size: int, kernel: int, stride: int) -> Tuple[int, int]:
+    """tf.nn.conv2d / max_pool padding="SAME": output ceil(size / stride), the extra row after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, stride: int = 1, padding: str = "SAME") -> np.ndarray:
+    """tf.nn.conv2d(x, w, strides=[1, s, s, 1], padding): x (N, H, W, I), w (kh, kw, I, O)."""
+    kh, kw, _, o = w.shape
+    if padding == "SAME":
+        (t, b), (l, r) = same_pads(x.shape[1], kh, stride), same_pads(x.shape[2], kw, stride)
+        x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+    n, h, wd, _ = x.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    out = np.zeros((n, oh, ow, o), dtype=np.float64)
+    for a in range(kh):
+        for c in range(kw):
+            patch = x[:, a:a + stride * (oh - 1) + 1:stride, c:c + stride * (ow - 1) + 1:stride, :]
+            out += patch @ w[a, c]
+    return out
+
+
+def depthwise_conv2d(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """tf.nn.depthwise_conv2d, channel multiplier 1, SAME: w (kh, kw, C, 1)."""
+    kh, kw = w.shape[:2]
+    (t, b), (l, r) = same_pads(x.shape[1], kh, 1), same_pads(x.shape[2], kw, 1)
+    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+    out = np.zeros(x.shape, dtype=np.float64)
+    for a in range(kh):
+        for c in range(kw):
+            out += xp[:, a:a + x.shape[1], c:c + x.shape[2], :] * w[a, c, :, 0]
+    return out
+
+
+def separable_conv2d(x, depthwise, pointwise) -> np.ndarray:
+    """tf.nn.separable_conv2d: depthwise, then the 1x1 pointwise kernel."""
+    return depthwise_conv2d(x, depthwise) @ pointwise[0, 0]
+
+
+def max_pool_same(x: np.ndarray, k: int = 2, s: int = 2) -> np.ndarray:
+    """tf.nn.max_pool(ksize=[1, k, k, 1], strides=[1, s, s, 1], padding="SAME"): padding never wins."""
+    (t, b), (l, r) = same_pads(x.shape[1], k, s), same_pads(x.shape[2], k, s)
+    xp = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=-np.inf)
+    oh, ow = (xp.shape[1] - k) // s + 1, (xp.shape[2] - k) // s + 1
+    out = np.full((x.shape[0], oh, ow, x.shape[3]), -np.inf)
+    for a in range(k):
+        for c in range(k):
+            out = np.maximum(out, xp[:, a:a + s * (oh - 1) + 1:s, c:c + s * (ow - 1) + 1:s, :])
+    return out
+
+
+def resize_bilinear_align_corners(x: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """tf.image.resize_images(x, size, align_corners=True) (cell_utils.input_aggregator, spatial_op="resize")."""
+    def axis(n_in, n_out):
+        if n_out == 1:
+            pos = np.zeros(1)
+        else:
+            pos = np.arange(n_out) * (n_in - 1) / (n_out - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, pos - lo
+
+    (y0, y1, fy), (x0, x1, fx) = axis(x.shape[1], size[0]), axis(x.shape[2], size[1])
+    top = x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y0][:, :, x1] * fx[None, None, :, None]
+    bottom = x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y1][:, :, x1] * fx[None, None, :, None]
+    return top * (1 - fy)[None, :, None, None] + bottom * fy[None, :, None, None]
+
+
+def elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def identity(x):
+    return x
+
+
+FUNCTIONS: Dict[str, Callable] = {"elu": elu, "sigmoid": sigmoid, "tanh": np.tanh, "relu": relu,
+                                  "identity": identity}
+
+
+def layer_norm(x, gamma, beta, eps=1e-12):
+    """tf.contrib.layers.layer_norm (begin_norm_axis=1): moments over H, W, C; gain and shift over C."""
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    var = x.var(axis=(1, 2, 3), keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * gamma + beta
+
+
+# ----------------------------------------------------------------------------- cells
+def residual_add(inp, res_inp, kernel: Optional[np.ndarray]):
+    """utils/cell_utils.py: residual_add / "if inp.shape.as_list() == res_inp.shape.as_list(): return tf.add(...)"
+    else a 1x1 "residual_add_weights" projection of res_inp (no bias)."""
+    if inp.shape == res_inp.shape:
+        return inp + res_inp
+    return inp + conv2d(res_inp, kernel)
+
+
+def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
+    """utils/median_rgcell.py: ReciprocalGateCell.__call__ (scope "<node>/ReciprocalGateCell").
+
+    ``cfg``: the constructor arguments (configs/median_rgcell_cfg.py median_config_dict; feedback_entry "out",
+    feedback_activation identity, feedback_filter_size 1 set in models/model_func.py)."""
+    s = scope + "/ReciprocalGateCell/"
+    f = lambda name: FUNCTIONS[cfg[name]]
+    prev_cell, prev_out = state
+
+    def ds(x, name):  # utils/cell_utils.py _ds_conv(..., bias=True): separable_conv2d + "bias"
+        return separable_conv2d(x, w[name + "/depthwise_weights"], w[name + "/pointwise_weights"]) + w[name + "/bias"]
+
+    # "input" scope: feedback_entry == "input", then "inputs = self._input_activation(inputs)"
+    if cfg["feedback_entry"] == "input" and fb_input is not None:
+        inputs = inputs + f("feedback_activation")(conv2d(fb_input, w[s + "input/feedback_to_input_weights"])
+                                                   + w[s + "input/feedback_to_input_bias"])
+    inputs = f("input_activation")(inputs)
+    # "cell" scope
+    cell_input = np.zeros_like(prev_cell)
+    if cfg["input_to_cell"]:  # ff_depth_separable False: "input_to_cell_weights" + "input_to_cell_bias"
+        cell_input = cell_input + conv2d(inputs, w[s + "cell/input_to_cell_weights"]) + w[s + "cell/input_to_cell_bias"]
+    if cfg["tau_depth_separable"]:  # "cell_tau = _ds_conv(prev_cell, ..., scope='tau')": no tau_bias
+        cell_tau = ds(prev_cell, s + "cell/tau")
+    else:  # "... + cell_to_cell_bias + self._tau_bias"
+        cell_tau = conv2d(prev_cell, w[s + "cell/cell_to_cell_weights"]) + w[s + "cell/cell_to_cell_bias"] + cfg["tau_bias"]
+    if cfg["gate_depth_separable"]:  # "cell_gate = _ds_conv(prev_out, ..., scope='out_to_cell')": no gate_bias
+        cell_gate = ds(prev_out, s + "cell/out_to_cell")
+    else:
+        cell_gate = conv2d(prev_out, w[s + "cell/out_to_cell_weights"]) + w[s + "cell/out_to_cell_bias"] + cfg["gate_bias"]
+    cell_tau, cell_gate = f("tau_nonlinearity")(cell_tau), f("gate_nonlinearity")(cell_gate)
+    # "next_cell = (tau_offset + tau_k * cell_tau) * prev_cell + (gate_offset + gate_k * cell_gate) * cell_input"
+    next_cell = ((cfg["tau_offset"] + cfg["tau_multiplier"] * cell_tau) * prev_cell
+                 + (cfg["gate_offset"] + cfg["gate_multiplier"] * cell_gate) * cell_input)
+    next_cell = f("cell_activation")(next_cell)
+    # "out" scope
+    if cfg["input_to_out"]:
+        out_input = conv2d(inputs, w[s + "out/input_to_out_weights"]) + w[s + "out/input_to_out_bias"]
+    else:
+        out_input = inputs
+    if cfg["cell_to_out"]:
+        if cfg["gate_depth_separable"]:
+            out_input = out_input + ds(prev_cell, s + "out/cell_to_out")
+        else:
+            out_input = (out_input + conv2d(prev_cell, w[s + "out/cell_to_out_weights"]) + w[s + "out/cell_to_out_bias"]
+                         + cfg["gate_bias"])
+    if res_input is not None and cfg["out_residual"]:  # "out_input = residual_add(out_input, res_input)"
+        out_input = residual_add(out_input, res_input, w.get(s + "out/residual_add_weights"))
+    if fb_input is not None and cfg["feedback_entry"] == "out":  # "feedback_to_out_weights" + bias, same size: SAME
+        out_input = out_input + f("feedback_activation")(conv2d(fb_input, w[s + "out/feedback_to_out_weights"])
+                                                         + w[s + "out/feedback_to_out_bias"])
+    if cfg["tau_depth_separable"]:
+        out_tau = ds(prev_out, s + "out/tau")
+    else:
+        out_tau = conv2d(prev_out, w[s + "out/out_to_out_weights"]) + w[s + "out/out_to_out_bias"] + cfg["tau_bias"]
+    if not cfg["cell_to_out"]:
+        if cfg["gate_depth_separable"]:
+            out_gate = ds(prev_cell, s + "out/gate")
+        else:
+            out_gate = conv2d(prev_cell, w[s + "out/cell_to_out_weights"]) + w[s + "out/cell_to_out_bias"] + cfg["gate_bias"]
+    else:  # "out_gate = tf.zeros(shape=out_input.shape.as_list(), ...)"
+        out_gate = np.zeros_like(out_input)
+    out_tau, out_gate = f("tau_nonlinearity")(out_tau), f("gate_nonlinearity")(out_gate)
+    next_out = ((cfg["tau_offset"] + cfg["tau_multiplier"] * out_tau) * prev_out
+                + (cfg["gate_offset"] + cfg["gate_multiplier"] * out_gate) * out_input)
+    next_out = f("out_activation")(next_out)
+    return next_out, (next_cell, next_out)
+
+
+def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
+    """utils/cells.py: ReciprocalGateCell.__call__ (rgc_shallow). ``_apply_temporal_op`` -> ``_conv``, which never
+    adds a bias (its bias_initializer is set to xavier before "if bias_initializer is None"), and the constants
+    tau_bias / gate_bias are never used; input_to_out off: "out_input = tf.identity(inputs)"."""
+    s = scope + "/ReciprocalGateCell/"
+    f = lambda name: FUNCTIONS[cfg[name]]
+    prev_cell, prev_out = state
+    inputs = f("input_activation")(inputs)
+    cell_input = conv2d(inputs, w[s + "cell/input_to_cell/weights"])
+    cell_tau = f("tau_nonlinearity")(conv2d(prev_cell, w[s + "cell/tau/weights"]))
+    cell_gate = f("gate_nonlinearity")(conv2d(prev_out, w[s + "cell/gate/weights"]))
+    next_cell = ((cfg["tau_offset"] + cfg["tau_multiplier"] * cell_tau) * prev_cell
+                 + (cfg["gate_offset"] + cfg["gate_multiplier"] * cell_gate) * cell_input)
+    next_cell = f("cell_activation")(next_cell)
+    out_input = inputs
+    out_tau = conv2d(prev_out, w[s + "out/tau/weights"])
+    out_gate = conv2d(prev_cell, w[s + "out/gate/weights"])
+    if res_input is not None and cfg["residual_to_out_gate"]:  # scope "residual_to_out_gate"
+        out_gate = out_gate + conv2d(res_input, w[s + "out/residual_to_out_gate/weights"])
+    out_tau, out_gate = f("tau_nonlinearity")(out_tau), f("gate_nonlinearity")(out_gate)
+    next_out = ((cfg["tau_offset"] + cfg["tau_multiplier"] * out_tau) * prev_out
+                + (cfg["gate_offset"] + cfg["gate_multiplier"] * out_gate) * out_input)
+    next_out = f("out_activation")(next_out)
+    return next_out, (next_cell, next_out)
+
+
+def memory(w: Weights, scope: str, inputs, state):
+    """utils/cell_utils.py memory: "state = tf.add(state * mem, inp)" with the scalar "memory_decay"."""
+    decay = w.get(scope + "/memory_decay", np.zeros(1))
+    state = state[0] if state is not None else np.zeros_like(inputs)
+    new = state * decay[0] + inputs
+    return new, (new,)
+
+
+def ugrnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
+    """utils/cells.py ConvUGRNNCell.__call__: "g_act, c_act = tf.split(concat)", "g = sigmoid(g_act + forget_bias)",
+    "new_state = g * state + (1.0 - g) * c"."""
+    s = scope + "/ConvUGRNNCell/"
+    h = state[0]
+    concat = conv2d(np.concatenate([inputs, h], -1), w[s + "weights"]) + w[s + "bias"]
+    g_act, c_act = np.split(concat, 2, axis=-1)
+    g = sigmoid(g_act + forget_bias)
+    new = g * h + (1 - g) * np.tanh(c_act)
+    return new, (new,)
+
+
+def gru(w: Weights, scope: str, inputs, state, forget_bias=1.0):
+    """utils/cells.py ConvGRUCell.__call__: "r = sigmoid(r_pre + forget_bias)", "u = sigmoid(u_pre)",
+    candidates from [inputs, r * state], "new_h = u * state + (1 - u) * c"."""
+    s = scope + "/ConvGRUCell/"
+    h = state[0]
+    value = conv2d(np.concatenate([inputs, h], -1), w[s + "gates/weights"]) + w[s + "gates/bias"]
+    r_pre, u_pre = np.split(value, 2, axis=-1)
+    r, u = sigmoid(r_pre + forget_bias), sigmoid(u_pre)
+    c = np.tanh(conv2d(np.concatenate([inputs, r * h], -1), w[s + "candidates/weights"]) + w[s + "candidates/bias"])
+    new = u * h + (1 - u) * c
+    return new, (new,)
+
+
+def lstm(w: Weights, scope: str, inputs, state, forget_bias=1.0):
+    """utils/cells.py ConvLSTMCell.__call__: "i, j, f, o = tf.split(concat)", "new_c = c * sigmoid(f + forget_bias)
+    + sigmoid(i) * tanh(j)", "new_h = tanh(new_c) * sigmoid(o)"."""
+    s = scope + "/ConvLSTMCell/"
+    c, h = state
+    concat = conv2d(np.concatenate([inputs, h], -1), w[s + "weights"]) + w[s + "bias"]
+    i, j, f, o = np.split(concat, 4, axis=-1)
+    new_c = c * sigmoid(f + forget_bias) + sigmoid(i) * np.tanh(j)
+    new_h = np.tanh(new_c) * sigmoid(o)
+    return new_h, (new_c, new_h)
+
+
+def intersection_rnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
+    """utils/cells.py ConvIntersectionRNNCell.__call__: "gh_act, h_act, gy_act, y_act = tf.split(...)",
+    "new_state = gh * state + (1.0 - gh) * h", "new_y = gy * inputs + (1.0 - gy) * y" (y = relu)."""
+    s = scope + "/ConvIntersectionRNNCell/"
+    st = state[0]
+    concat = conv2d(np.concatenate([inputs, st], -1), w[s + "weights"]) + w[s + "bias"]
+    gh_act, h_act, gy_act, y_act = np.split(concat, 4, axis=-1)
+    gh, gy = sigmoid(gh_act + forget_bias), sigmoid(gy_act + forget_bias)
+    new_state = gh * st + (1 - gh) * np.tanh(h_act)
+    new_y = gy * inputs + (1 - gy) * relu(y_act)
+    return new_y, (new_state,)
+
+
+def simple_rnn(w: Weights, scope: str, inputs, state, layer_norm_on=True):
+    """utils/cells.py ConvNormBasicCell.__call__: "s" = conv(state), "i" = conv(inputs), both with bias;
+    "new_state = layer_norm(i + s, activation_fn=elu)" (or elu(i + s))."""
+    s = scope + "/ConvNormBasicCell/"
+    h = state[0]
+    z = conv2d(inputs, w[s + "i/weights"]) + w[s + "i/bias"] + conv2d(h, w[s + "s/weights"]) + w[s + "s/bias"]
+    if layer_norm_on:
+        z = layer_norm(z, w[s + "layer_norm/gamma"], w[s + "layer_norm/beta"])
+    new = elu(z)
+    return new, (new,)
+
+
+# ----------------------------------------------------------------------------- nodes and unrolling
+class Node:
+    """One node of the original graph (utils/cells.py GenFuncCell, tnn_median_ReciprocalGateCell):
+    harbor (resize + concat, feedforward first), pre_memory conv (``pre_0``, "weights_basenet" + "bias",
+    optional activation), memory (the cell), post_memory ops."""
+
+    def __init__(self, name: str, ff: Optional[str], stride: int = 1, pre_activation: Optional[str] = None,
+                 cell: Optional[Callable] = None, zero_state: Optional[Callable] = None, post: Sequence[str] = (),
+                 split_feedback: bool = False):
+        self.name, self.ff, self.stride, self.pre_activation = name, ff, stride, pre_activation
+        self.cell, self.post, self.split_feedback = cell, list(post), split_feedback
+        self.zero_state = zero_state or (lambda shape: (np.zeros(shape),))
+
+    def __call__(self, w: Weights, harbor: np.ndarray, ff_depth: int, state):
+        scope = "tnn_model/" + self.name
+        fb = None
+        if self.split_feedback and harbor.shape[-1] > ff_depth:  # tnn_median: "output, fb_input = tf.split(...)"
+            harbor, fb = harbor[..., :ff_depth], harbor[..., ff_depth:]
+        res_input = harbor  # component_conv(return_input=True) returns its input
+        x = conv2d(harbor, w[scope + "/pre_0/weights_basenet"], self.stride) + w[scope + "/pre_0/bias"]
+        if self.pre_activation:
+            x = FUNCTIONS[self.pre_activation](x)
+        if self.cell is None:  # memory with memory_decay 0, not trainable: the identity
+            out, new_state = x, None
+        else:
+            out, new_state = self.cell(w, scope, x, state, fb, res_input)
+        for op in self.post:
+            if op == "elu":
+                out = elu(out)
+            elif op == "pool":
+                out = max_pool_same(out)
+            elif op == "conv":  # model_tool.conv in scope post_0
+                out = conv2d(out, w[scope + "/post_0/weights"]) + w[scope + "/post_0/bias"]
+            elif op == "residual":  # residual_add in scope post_1
+                out = residual_add(out, res_input, w.get(scope + "/post_1/residual_add_weights"))
+        return out, new_state
+
+
+def readout_fc(w: Weights, x: np.ndarray) -> np.ndarray:
+    """imnetds: global_pool(avg), dropout, flatten, fc ("pre_3/weights", "pre_3/bias")."""
+    return x.mean(axis=(1, 2)) @ w["tnn_model/imnetds/pre_3/weights"] + w["tnn_model/imnetds/pre_3/bias"]
+
+
+def readout_conv(w: Weights, x: np.ndarray) -> np.ndarray:
+    """rgc_shallow imnetds: conv 2x2 VALID ("pre_1"), then global average pooling."""
+    y = conv2d(x, w["tnn_model/imnetds/pre_1/weights"], padding="VALID") + w["tnn_model/imnetds/pre_1/bias"]
+    return y.mean(axis=(1, 2))
+
+
+def unroll(nodes: List[Node], w: Weights, frames: Sequence[np.ndarray], feedback: Sequence[Tuple[str, str]] = (),
+           readout: Callable = readout_fc) -> Tuple[np.ndarray, Dict[str, List[np.ndarray]]]:
+    """utils/main.py unroll: at t = 0 every input is a zero "standin" of its predecessor's output shape and the
+    input node reads input_seq[conv1][0]; at t > 0 a node reads "G.node[pred]['outputs'][t - 1]" for every
+    predecessor in ``sorted(G.predecessors(node))``; the harbor (cell_utils.input_aggregator) resizes them to the
+    feedforward input's size and concatenates them, the feedforward input first. ``imnetds`` is a node too.
+
+    Returns logits (T, N, K) and every node's outputs per step."""
+    preds = {n.name: ([n.ff] if n.ff else []) + [s for s, t in feedback if t == n.name] for n in nodes}
+    # output shapes: one pass on zeros, layer by layer (init_nodes)
+    shapes: Dict[str, Tuple[int, ...]] = {}
+    for n in nodes:
+        inp = np.zeros_like(frames[0]) if n.ff is None else np.zeros(shapes[n.ff])
+        out, _ = n(w, inp, inp.shape[-1], None if n.cell is None else _zero_state(n, w, inp))
+        shapes[n.name] = out.shape
+    outputs: Dict[str, List[np.ndarray]] = {n.name: [] for n in nodes}
+    states: Dict[str, object] = {}
+    logits = []
+    for t in range(len(frames)):
+        for n in nodes:
+            if n.ff is None:
+                ff = frames[t]
+                others = []
+            else:
+                get = (lambda p: np.zeros(shapes[p])) if t == 0 else (lambda p: outputs[p][t - 1])
+                ff = get(n.ff)
+                others = [get(p) for p in sorted(preds[n.name]) if p != n.ff]
+            size = ff.shape[1:3]
+            harbor = np.concatenate([ff] + [resize_bilinear_align_corners(o, size) for o in others], -1)
+            state = states.get(n.name)
+            if state is None and n.cell is not None:
+                state = _zero_state(n, w, ff)
+            out, states[n.name] = n(w, harbor, ff.shape[-1], state)
+            outputs[n.name].append(out)
+        last = np.zeros(shapes[nodes[-1].name]) if t == 0 else outputs[nodes[-1].name][t - 1]
+        logits.append(readout(w, last))
+    return np.stack(logits), outputs
+
+
+def _zero_state(n: Node, w: Weights, inp: np.ndarray):
+    """The cell's zero state, sized from its kernels and the pre_memory conv's output."""
+    x = conv2d(inp, w[f"tnn_model/{n.name}/pre_0/weights_basenet"], n.stride)
+    return n.zero_state(x.shape)

@@ -1,0 +1,244 @@
+"""Parity of our ConvRNNs with an independent NumPy reference of the original code (tests/convrnn_reference.py).
+
+Both implementations get the same random weights under the original's TensorFlow variable names (ours through
+convrnn.weights, the name mapping that also loads the released checkpoints); outputs must agree in float64.
+Citations name the original file (neuroailab/convrnns) and the statement."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from neurozoo import convrnn
+from neurozoo.convrnn import weights as W
+from neurozoo.convrnn.cells import create_cell
+
+sys.path.insert(0, os.path.dirname(__file__))
+import convrnn_reference as ref  # noqa: E402
+
+B, H = 2, 6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def random_arrays(entries, seed=0):
+    """Random values for every variable, in the original's layout, scaled so that activations stay O(1)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, (param, layout) in sorted(entries.items()):
+        shape = W.to_tf(param, layout).shape
+        if layout == "vector":
+            value = rng.uniform(0.2, 0.6, shape) if name.endswith("memory_decay") else rng.normal(0, 0.3, shape)
+            if name.endswith("gamma"):
+                value = 1 + value
+        else:
+            fan_in = int(np.prod(shape[:-1])) if layout != "depthwise" else int(np.prod(shape[:2]))
+            value = rng.normal(0, 1.0 / np.sqrt(fan_in), shape)
+        out[name] = value
+    return out
+
+
+def load_cell(cell, scope, seed=0):
+    entries = W.cell_variables(scope, cell)
+    arrays = random_arrays(entries, seed)
+    with torch.no_grad():
+        for name, (param, layout) in entries.items():
+            param.copy_(W.to_torch(arrays[name], layout))
+    return arrays
+
+
+def nchw(a):
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
+
+
+def nhwc(t):
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def run_both(cell, reference, arrays, channels, state_channels, steps=3, feedback=0, res=0, seed=1):
+    rng = np.random.default_rng(seed)
+    state_t, state_r = None, tuple(np.zeros((B, H, H, c)) for c in state_channels)
+    for _ in range(steps):
+        x = rng.normal(size=(B, H, H, channels))
+        fb = rng.normal(size=(B, H, H, feedback)) if feedback else None
+        r = rng.normal(size=(B, H, H, res)) if res else None
+        out_t, state_t = cell(nchw(x), state_t, feedback=None if fb is None else nchw(fb),
+                              res_input=None if r is None else nchw(r))
+        out_r, state_r = reference(arrays, x, state_r, fb, r)
+        np.testing.assert_allclose(nhwc(out_t), out_r, rtol=1e-9, atol=1e-10)
+        for a, b in zip(state_t, state_r):
+            np.testing.assert_allclose(nhwc(a), b, rtol=1e-9, atol=1e-10)
+
+
+MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinearity="sigmoid",
+              gate_nonlinearity="tanh", tau_offset=0.9219348064291611, tau_multiplier=-0.9219348064291611,
+              tau_bias=4.147336708899556, gate_offset=0.7006566684988862, gate_multiplier=-0.7006566684988862,
+              gate_bias=2.776542926439013, input_activation="elu", feedback_activation="identity",
+              cell_activation="elu", out_activation="elu", input_to_cell=True, input_to_out=True, cell_to_out=False,
+              out_residual=True, feedback_entry="out")
+
+
+@pytest.mark.parametrize("change, in_channels, feedback", [
+    ({}, 8, 5),  # the median cell; bypass without projection; feedback entry "out"
+    ({}, 6, 0),  # bypass through the 1x1 residual_add projection (channel counts differ)
+    ({"tau_depth_separable": False, "gate_depth_separable": False}, 8, 5),  # tau_bias / gate_bias added
+    ({"cell_to_out": True}, 8, 0),  # the output gate's pre-activation zeroed
+    ({"cell_to_out": True, "gate_depth_separable": False}, 8, 0),
+    ({"feedback_entry": "input"}, 8, 5),
+    ({"input_to_out": False, "out_residual": False}, 8, 0),
+])
+def test_median_rgc_matches_the_original_equations(change, in_channels, feedback):
+    """utils/median_rgcell.py ReciprocalGateCell.__call__; defaults from configs/median_rgcell_cfg.py."""
+    torch.manual_seed(0)
+    cfg = {**MEDIAN, **change}
+    config = {k: v for k, v in cfg.items()}
+    cell = create_cell("rgc", 8, in_channels=in_channels, feedback_channels=feedback, cell_depth=4,
+                       tau_filter_size=3, gate_filter_size=3, **config).double()
+    arrays = load_cell(cell, "tnn_model/conv5")
+    reference = lambda w, x, s, fb, r: ref.median_rgc(w, "tnn_model/conv5", cfg, x, s, fb, r)
+    run_both(cell, reference, arrays, 8, (4, 8), feedback=feedback, res=in_channels)
+
+
+def test_shallow_rgc_matches_utils_cells_reciprocal_gate_cell():
+    """utils/cells.py ReciprocalGateCell.__call__ as configured by models/rgc_shallow.json (no biases,
+    residual_to_out_gate, sigmoid gates, offsets 1, multipliers -1)."""
+    spec = convrnn.get_spec("rgc_shallow").layer("conv4").cell
+    config = {k: v for k, v in spec.items() if k not in ("kind", "cell_depth")}
+    cell = create_cell("rgc", 8, in_channels=6, cell_depth=5, **config).double()
+    arrays = load_cell(cell, "tnn_model/conv4")
+    cfg = {**config, "residual_to_out_gate": True}
+    reference = lambda w, x, s, fb, r: ref.cells_rgc(w, "tnn_model/conv4", cfg, x, s, fb, r)
+    run_both(cell, reference, arrays, 8, (5, 8), res=6)
+    assert not any(n.endswith("bias") for n in arrays)  # _conv never creates one
+
+
+@pytest.mark.parametrize("kind, reference, states", [
+    ("ugrnn", ref.ugrnn, 1), ("gru", ref.gru, 1), ("lstm", ref.lstm, 2), ("intersectionrnn", ref.intersection_rnn, 1),
+    ("simplernn", ref.simple_rnn, 1), ("timedecay", None, 1),
+])
+def test_other_cells_match_utils_cells(kind, reference, states):
+    """utils/cells.py ConvUGRNNCell, ConvGRUCell, ConvLSTMCell, ConvIntersectionRNNCell, ConvNormBasicCell;
+    utils/cell_utils.py memory (time decay)."""
+    torch.manual_seed(0)
+    cell = create_cell(kind, 8).double()
+    arrays = load_cell(cell, "tnn_model/conv6")
+    if kind == "timedecay":
+        run = lambda w, x, s, fb, r: ref.memory(w, "tnn_model/conv6", x, s)
+    else:
+        run = lambda w, x, s, fb, r: reference(w, "tnn_model/conv6", x, s)
+    run_both(cell, run, arrays, 8, (8,) * states)
+
+
+def test_original_cell_initialisation():
+    """UGRNN: "g = sigmoid(g_act + forget_bias)" with forget_bias 1 and a zero bias; GRU: "bias_ones =
+    constant_initializer(1.0)" on the gates plus forget_bias 1 on r; time decay: "memory_decay": 0 trainable."""
+    ugrnn = create_cell("ugrnn", 4)
+    assert torch.count_nonzero(ugrnn.conv.bias) == 0 and ugrnn.forget_bias == 1.0
+    gru = create_cell("gru", 4)
+    assert torch.equal(gru.gates.bias, torch.ones(8)) and torch.count_nonzero(gru.candidates.bias) == 0
+    decay = create_cell("timedecay", 4)
+    assert decay.memory_decay.shape == (1,) and decay.memory_decay.item() == 0.0 and decay.memory_decay.requires_grad
+    rgc = create_cell("rgc", 16)
+    # at initialisation (zero state, zero biases) the median factors are 0.46 (tau) and 0.70 (gate), as in the
+    # original; with the old 4.147 / 2.777 gate biases they would be 0.014 and 0.005
+    rgc.keep_gates = True
+    rgc(torch.zeros(1, 16, 7, 7))
+    assert rgc.last_gates["cell_tau_factor"].mean().item() == pytest.approx(0.9219348 * 0.5, abs=1e-6)
+    assert rgc.last_gates["out_gate_factor"].mean().item() == pytest.approx(0.7006567, abs=1e-6)
+    old = create_cell("rgc", 16, separable_gate_bias=True)
+    old.keep_gates = True
+    old(torch.zeros(1, 16, 7, 7))
+    assert old.last_gates["cell_tau_factor"].mean().item() == pytest.approx(0.014, abs=1e-3)
+    assert old.last_gates["out_gate_factor"].mean().item() == pytest.approx(0.005, abs=1e-3)
+
+
+# ----------------------------------------------------------------------------- whole networks
+def _median_node(name, ff, post):
+    cfg = dict(MEDIAN)
+    return ref.Node(name, ff, cell=lambda w, scope, x, s, fb, r: ref.median_rgc(w, scope, cfg, x, s, fb, r),
+                    zero_state=None, post=post, split_feedback=True)
+
+
+def rgc_intermediate_nodes(cell_depth):
+    """models/rgc_intermediate_t22.json nodes + model_func.py (median cells at conv4-conv10, edges_5)."""
+    pools = {"conv1", "conv4", "conv6", "conv7", "conv10"}
+    nodes = [ref.Node("conv1", None, stride=2, post=["elu", "pool"]),
+             ref.Node("conv2", "conv1", post=["elu"]), ref.Node("conv3", "conv2", post=["elu"])]
+    for i in range(4, 11):
+        node = _median_node(f"conv{i}", f"conv{i - 1}", ["pool"] if f"conv{i}" in pools else [])
+        node.zero_state = lambda shape: (np.zeros(shape[:-1] + (cell_depth,)), np.zeros(shape))
+        nodes.append(node)
+    return nodes
+
+
+def resblock_nodes(kind):
+    """models/{timedecay,ugrnn}_intermediate.json: conv+elu (pre_0), memory / cell, conv (post_0), residual_add
+    (post_1), elu, max_pool."""
+    pools = {"conv4", "conv6", "conv7", "conv10"}
+    nodes = [ref.Node("conv1", None, stride=2, post=["elu", "pool"])]
+    for i in range(2, 11):
+        name = f"conv{i}"
+        cell = None
+        if i >= 4:
+            cell = ((lambda w, scope, x, s, fb, r: ref.memory(w, scope, x, s)) if kind == "timedecay"
+                    else (lambda w, scope, x, s, fb, r: ref.ugrnn(w, scope, x, s)))
+        nodes.append(ref.Node(name, f"conv{i - 1}", pre_activation="elu", cell=cell,
+                              post=["conv", "residual", "elu"] + (["pool"] if name in pools else [])))
+    return nodes
+
+
+def rgc_shallow_nodes():
+    cfg = {k: v for k, v in convrnn.get_spec("rgc_shallow").layer("conv3").cell.items()}
+    nodes = [ref.Node("conv1", None, stride=2, pre_activation="elu", post=["pool"]),
+             ref.Node("conv2", "conv1", pre_activation="elu", post=["pool"])]
+    for i in range(3, 6):
+        node = ref.Node(f"conv{i}", f"conv{i - 1}", pre_activation="elu", post=["pool"],
+                        cell=lambda w, scope, x, s, fb, r: ref.cells_rgc(w, scope, cfg, x, s, fb, r),
+                        zero_state=lambda shape: (np.zeros(shape), np.zeros(shape)))  # cell_depth = out_depth
+        nodes.append(node)
+    return nodes
+
+
+def compare_network(name, nodes, steps, size, readout=ref.readout_fc, feedback=(), **overrides):
+    torch.manual_seed(0)
+    model = convrnn.create_model(name, width_multiplier=1 / 16, num_classes=7, **overrides).double().eval()
+    entries = W.tf_variables(model)
+    arrays = random_arrays(entries, seed=3)
+    assert W.load_tf_variables(model, arrays) == []
+    frames = np.random.default_rng(4).normal(size=(steps, 1, size, size, 3))
+    image = torch.from_numpy(frames.transpose(0, 1, 4, 2, 3).copy())
+    with torch.no_grad():
+        out = model(image, record=model.layer_names)
+    logits, outputs = ref.unroll(nodes, arrays, list(frames), feedback=feedback, readout=readout)
+    np.testing.assert_allclose(out.logits.numpy(), logits, rtol=1e-8, atol=1e-9)
+    for layer in model.layer_names:
+        ours = out.recorded[layer].numpy().transpose(0, 1, 3, 4, 2)
+        np.testing.assert_allclose(ours, np.stack(outputs[layer]), rtol=1e-8, atol=1e-9)
+    return model, out, logits
+
+
+def test_rgc_intermediate_unrolls_like_the_original():
+    """A whole unroll (utils/main.py unroll, models/model_func.py, median cells, five feedback edges, 2x2 SAME
+    pools, bypass of the layer input, feedback entry at out_input) on shared random weights."""
+    depth = convrnn.create_model("rgc_intermediate", width_multiplier=1 / 16).layers["conv4"].cell.cell_depth
+    edges = [("conv8", "conv5"), ("conv9", "conv6"), ("conv10", "conv7"), ("conv7", "conv6"), ("conv10", "conv9")]
+    model, out, logits = compare_network("rgc_intermediate", rgc_intermediate_nodes(depth), 12, 64, feedback=edges)
+    assert depth == 4  # width_multiplier scales cell_depth (64 / 16)
+    # the logits move at every step: biases drive every layer from t = 0 (no silent layers)
+    assert all(not np.allclose(logits[t], logits[t + 1]) for t in range(3))
+
+
+@pytest.mark.parametrize("name", ["ugrnn_intermediate", "timedecay_intermediate"])
+def test_resblock_baselines_unroll_like_the_original(name):
+    compare_network(name, resblock_nodes(name.split("_")[0]), 8, 48)
+
+
+def test_rgc_shallow_unrolls_like_the_original():
+    compare_network("rgc_shallow", rgc_shallow_nodes(), 7, 128, readout=ref.readout_conv)

@@ -12,6 +12,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model override, e.g. --set n_steps=26 (YAML values)")
     p.set_defaults(handler=_info)
+    from neurozoo.convrnn import convert
+
+    convert.add_commands(sub)
     try:
         training_cli = importlib.import_module("neurozoo.convrnn.training.cli")
     except ModuleNotFoundError as error:

@@ -122,12 +122,22 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
+                published = _published_weights(checkpoint) if family == "convrnn" else None
+                if published:  # zoo convert-weights: the released model at its own width
+                    spec["weights"] = published["label"]
+                    spec["overrides"] = dict(published.get("overrides") or {})
             specs.append(spec)
     if models is None:
         missing = {"retina"} - {benchmark_family(b) for b in names}
         if missing:
             skipped.append("retina models: no retina benchmark is registered yet")
     return specs, skipped
+
+
+def _published_weights(path) -> Optional[Dict[str, Any]]:
+    from neurozoo.convrnn.convert import published_weights
+
+    return published_weights(path)
 
 
 def display_name(spec: Dict[str, Any]) -> str:

@@ -178,6 +178,14 @@ def rgc_intermediate_nodes(cell_depth):
     return nodes
 
 
+RESBLOCK_CELLS = {
+    "timedecay": lambda w, scope, x, s, fb, r: ref.memory(w, scope, x, s),
+    "ugrnn": lambda w, scope, x, s, fb, r: ref.ugrnn(w, scope, x, s),
+    "lstm": lambda w, scope, x, s, fb, r: ref.lstm(w, scope, x, s),
+    "simplernn": lambda w, scope, x, s, fb, r: ref.simple_rnn(w, scope, x, s, layer_norm_on=False),
+}
+
+
 def resblock_nodes(kind):
     """models/{timedecay,ugrnn}_intermediate.json: conv+elu (pre_0), memory / cell, conv (post_0), residual_add
     (post_1), elu, max_pool."""
@@ -185,11 +193,10 @@ def resblock_nodes(kind):
     nodes = [ref.Node("conv1", None, stride=2, post=["elu", "pool"])]
     for i in range(2, 11):
         name = f"conv{i}"
-        cell = None
-        if i >= 4:
-            cell = ((lambda w, scope, x, s, fb, r: ref.memory(w, scope, x, s)) if kind == "timedecay"
-                    else (lambda w, scope, x, s, fb, r: ref.ugrnn(w, scope, x, s)))
+        cell = RESBLOCK_CELLS[kind] if i >= 4 else None
+        two = kind == "lstm"  # (c, h)
         nodes.append(ref.Node(name, f"conv{i - 1}", pre_activation="elu", cell=cell,
+                              zero_state=(lambda shape: (np.zeros(shape), np.zeros(shape))) if two else None,
                               post=["conv", "residual", "elu"] + (["pool"] if name in pools else [])))
     return nodes
 
@@ -235,10 +242,28 @@ def test_rgc_intermediate_unrolls_like_the_original():
     assert all(not np.allclose(logits[t], logits[t + 1]) for t in range(3))
 
 
-@pytest.mark.parametrize("name", ["ugrnn_intermediate", "timedecay_intermediate"])
+@pytest.mark.parametrize("name", ["ugrnn_intermediate", "timedecay_intermediate", "lstm_intermediate",
+                                  "simplernn_intermediate"])
 def test_resblock_baselines_unroll_like_the_original(name):
     compare_network(name, resblock_nodes(name.split("_")[0]), 8, 48)
 
 
 def test_rgc_shallow_unrolls_like_the_original():
     compare_network("rgc_shallow", rgc_shallow_nodes(), 7, 128, readout=ref.readout_conv)
+
+
+def test_the_parity_check_rejects_the_old_behaviours():
+    """The reference tells right from wrong: the named legacy options fail it."""
+    torch.manual_seed(0)
+    cell = create_cell("rgc", 8, feedback_channels=5, cell_depth=4, tau_filter_size=3, gate_filter_size=3,
+                       separable_gate_bias=True, **MEDIAN).double()  # gate biases 4.147 / 2.777 in the separable branch
+    arrays = load_cell(cell, "tnn_model/conv5")
+    reference = lambda w, x, s, fb, r: ref.median_rgc(w, "tnn_model/conv5", MEDIAN, x, s, fb, r)
+    with pytest.raises(AssertionError):
+        run_both(cell, reference, arrays, 8, (4, 8), feedback=5, res=8)
+    # and a cell without the bypass of the layer input
+    plain = create_cell("rgc", 8, cell_depth=4, tau_filter_size=3, gate_filter_size=3,
+                        **{**MEDIAN, "out_residual": False}).double()
+    arrays = load_cell(plain, "tnn_model/conv5")
+    with pytest.raises(AssertionError):
+        run_both(plain, reference, arrays, 8, (4, 8), res=8)

@@ -60,6 +60,24 @@ def test_rgc_intermediate_has_the_original_parameter_count():
     assert sum(counts.values()) == 15_445_800
 
 
+def test_weight_decay_groups_follow_the_original_regularisers():
+    """median cell kernels: l2_regularizer(2.034e-4) (utils/median_rgcell.py, configs/median_rgcell_cfg.py);
+    component_conv and fc weights and biases: 1e-4 (models/*.json); residual_add projections and cell biases: none."""
+    from neurozoo.convrnn.training.engine import TrainConfig, build_optimizer
+
+    model = convrnn.create_model("rgc_intermediate")
+    groups = {round(g["weight_decay"], 10): g["params"] for g in model.weight_decay_groups()}
+    assert set(groups) == {round(0.0002033999204146308, 10), 1e-4, 0.0}
+    count = lambda key: sum(p.numel() for p in groups[key])
+    assert count(1e-4) == 6_054_376 and sum(count(k) for k in groups) == 15_445_800
+    zero = {id(p) for p in groups[0.0]}
+    assert id(model.layers["conv6"].cell.residual.projection.weight) in zero
+    assert id(model.layers["conv6"].cell.out_tau.pointwise.bias) in zero
+    assert id(model.layers["conv6"].cell.feedback_conv.weight) not in zero
+    optimizer = build_optimizer(model, TrainConfig(model="rgc_intermediate", data=".", original_weight_decay=True))
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 1e-4, 0.0002033999204146308]
+
+
 def test_spatial_sizes_follow_tensorflow_same_pooling():
     """2x2 stride-2 SAME pools: 224 -> 112 (conv1) -> 56 -> 28 -> 14 -> 7 -> 4, not 57 / 29 / 5."""
     model = tiny(width_multiplier=1 / 32)

@@ -55,6 +55,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4  # not applied to biases and normalisation parameters
+    original_weight_decay: bool = False  # the original's L2 scales per part (model.weight_decay_groups()) instead
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     step_epochs: int = 30  # step schedule: multiply by gamma every step_epochs epochs
@@ -117,11 +118,16 @@ class LRFactor:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim > 1 else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.original_weight_decay and hasattr(model, "weight_decay_groups"):
+        groups = [{"params": [p for p in g["params"] if p.requires_grad], "weight_decay": g["weight_decay"]}
+                  for g in model.weight_decay_groups()]
+        groups = [g for g in groups if g["params"]]
+    else:
+        decay, no_decay = [], []
+        for param in model.parameters():
+            if param.requires_grad:
+                (decay if param.ndim > 1 else no_decay).append(param)
+        groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     return torch.optim.AdamW(groups, lr=config.lr)

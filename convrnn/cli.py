@@ -48,7 +48,8 @@ def _info(args) -> int:
     cost = flops(model, image_size=args.image_size)
     spec = model.spec
     print(f"model {spec.name}: {spec.description}")
-    print(f"steps {model.n_steps} (image for {model.image_steps}, then mean gray); first readout at step "
+    print(f"steps {model.n_steps} (image for {model.image_steps}, then the blank frame {spec.blank}); image-dependent "
+          f"logits from step "
           f"{model.first_readout_step}; feedback: "
           + (", ".join(f"{e.source}->{e.target}" for e in spec.feedback) or "none"))
     rows = []
@@ -56,7 +57,7 @@ def _info(args) -> int:
         kind = (layer.cell or {}).get("kind", "-")
         rows.append((layer.name, model.layers[layer.name].channels, kind, model.first_output_step(layer.name),
                      counts.get(f"{layer.name}.stage", 0) + counts.get(f"{layer.name}.cell", 0)))
-    print(format_table(("layer", "channels", "cell", "first step", "params"), rows))
+    print(format_table(("layer", "channels", "cell", "image reaches it at step", "params"), rows))
     print(f"parameters: {counts['total']:,}")
     print(f"FLOPs per step at {args.image_size}px (all layers active): {cost['per_step'] / 1e9:.3f} G")
     print(f"FLOPs per unrolled forward ({cost['n_steps']} steps): {cost['total'] / 1e9:.3f} G")

@@ -53,7 +53,7 @@ def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
     total = sum(p.numel() for p in model.parameters())
     assert f"parameters: {total:,}" in out
     assert re.search(r"FLOPs per step at 32px \(all layers active\): \d+\.\d+ G", out)
-    assert "first readout at step 5" in out
+    assert "image-dependent logits from step 5" in out
 
 
 def test_zoo_reports_bad_input_without_a_traceback(tmp_path):

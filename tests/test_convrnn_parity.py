@@ -213,6 +213,16 @@ def rgc_shallow_nodes():
     return nodes
 
 
+def shallow_nodes(kind):
+    """models/{timedecay,ugrnn}_shallow.json: conv1, conv2 with ELU and pools; conv3-conv5 convolution without
+    activation, the cell, a pool."""
+    nodes = [ref.Node("conv1", None, stride=2, pre_activation="elu", post=["pool"]),
+             ref.Node("conv2", "conv1", pre_activation="elu", post=["pool"])]
+    for i in range(3, 6):
+        nodes.append(ref.Node(f"conv{i}", f"conv{i - 1}", cell=RESBLOCK_CELLS[kind], post=["pool"]))
+    return nodes
+
+
 def compare_network(name, nodes, steps, size, readout=ref.readout_fc, feedback=(), **overrides):
     torch.manual_seed(0)
     model = convrnn.create_model(name, width_multiplier=1 / 16, num_classes=7, **overrides).double().eval()
@@ -246,6 +256,11 @@ def test_rgc_intermediate_unrolls_like_the_original():
                                   "simplernn_intermediate"])
 def test_resblock_baselines_unroll_like_the_original(name):
     compare_network(name, resblock_nodes(name.split("_")[0]), 8, 48)
+
+
+@pytest.mark.parametrize("name", ["timedecay_shallow", "ugrnn_shallow"])
+def test_shallow_baselines_unroll_like_the_original(name):
+    compare_network(name, shallow_nodes(name.split("_")[0]), 6, 128, readout=ref.readout_conv)
 
 
 def test_rgc_shallow_unrolls_like_the_original():

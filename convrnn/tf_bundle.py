@@ -9,7 +9,10 @@ tensor_bundle.proto): dtype (1), shape (2), shard_id (3), offset (4), size (5), 
 The data files hold each tensor's raw little-endian bytes at ``offset``.
 
 ``read_bundle(prefix)`` returns ``{name: numpy array}``; ``write_bundle(prefix, arrays)`` writes the same format
-(uncompressed blocks, as TensorFlow's BundleWriter writes them), used to test the reader and the conversion.
+as TensorFlow's BundleWriter (tensorflow/core/util/tensor_bundle/tensor_bundle.cc: ``BundleWriter::Finish`` builds
+the index with ``options.compression = table::kNoCompression`` and a header of num_shards 1, endianness LITTLE;
+``BundleWriter::Add`` stores ``crc32c::Mask(crc32c)`` of the tensor bytes), used to test the reader and the
+conversion.
 """
 from __future__ import annotations
 

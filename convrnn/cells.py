@@ -610,15 +610,18 @@ class ConvIntersectionRNNCell(_GlorotCell):
 
 @CELLS.register("simplernn", description="ConvNormBasicCell (utils/cells.py): h = elu(LN(conv(x) + conv(h)))")
 class ConvSimpleRNNCell(_GlorotCell):
-    def __init__(self, channels: int, *, filter_size: Kernel = 3, layer_norm: bool = True, activation: str = "elu",
-                 weight_decay: float = 5e-4):
+    def __init__(self, channels: int, *, filter_size: Kernel = 3, out_depth: Optional[int] = None,
+                 layer_norm: bool = True, activation: str = "elu", weight_decay: float = 5e-4):
         super().__init__(channels, weight_decay)
-        self.state_channels = (self.channels,)
+        if out_depth is not None and (int(out_depth) != out_depth or out_depth < 1):
+            raise SpecError(f"cell config 'out_depth': expected a positive integer, got {out_depth!r}")
+        self.out_channels = int(out_depth or self.channels)  # the output (and state) depth, as the JSON's out_depth
+        self.state_channels = (self.out_channels,)
         self.activation = _choice(ACTIVATIONS, "activation", activation)
         k = _kernel("filter_size", filter_size)
-        self.state_conv = SameConv2d(self.channels, self.channels, k)  # scope "s"
-        self.input_conv = SameConv2d(self.channels, self.channels, k)  # scope "i"
-        self.norm = LayerNorm(self.channels, eps=1e-12) if layer_norm else None
+        self.state_conv = SameConv2d(self.out_channels, self.out_channels, k)  # scope "s"
+        self.input_conv = SameConv2d(self.channels, self.out_channels, k)  # scope "i"
+        self.norm = LayerNorm(self.out_channels, eps=1e-12) if layer_norm else None
         self._init()
 
     def decayed_parameters(self) -> Iterator[torch.Tensor]:  # kernel and bias regularisers, 5e-4 by default

@@ -34,11 +34,16 @@ def _from_spec_file(path, **overrides) -> ConvRNN:
     return build(GraphSpec.from_yaml(str(path)).with_overrides(**overrides))
 
 
+#: Scored by the leaderboard's default zoo run; the other released variants (decoders, longer unrolls, the other
+#: cells) are scored when named (``--models``), which keeps the default run's cost.
+DEFAULT_ZOO = ("rgc_intermediate", "rgc_shallow", "timedecay_intermediate", "ugrnn_intermediate",
+               "feedforward_intermediate", "rgc_resnet18")
+
 for _path in sorted(SPEC_DIR.iterdir(), key=lambda p: p.name):
     if _path.name.endswith(".yaml"):
         _spec = GraphSpec.from_yaml(str(_path))
         MODELS.add(_spec.name, partial(_from_spec_file, _path), description=_spec.description, family="convrnn",
-                   spec_file=str(_path))
+                   spec_file=str(_path), default_zoo=_spec.name in DEFAULT_ZOO)
 
 
 # ---------------------------------------------------------------------------- timm backbones

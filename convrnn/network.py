@@ -201,6 +201,7 @@ class Layer(nn.Module):
         self.cell = create_cell(kind, channels, in_channels=in_channels, in_stride=stride,
                                 feedback_channels=feedback_channels, **config)
         self.recurrent = kind != "identity"
+        self.channels = getattr(self.cell, "out_channels", channels)
         self.post = PostBlock(in_channels, channels, stride=stride, **post) if post else None
         self.pool = SameMaxPool2d(pool["kernel"], pool["stride"], pool.get("padding")) if pool else nn.Identity()
 
@@ -225,7 +226,8 @@ class ConvRNN(nn.Module):
             else:
                 activation = layer_spec.activation or spec.activation
                 stages[layer_spec.name] = (ConvStage(channels, layer_spec, spec.norm, activation), layer_spec.channels)
-            channels = stages[layer_spec.name][1]
+            # a cell may change the depth (utils/cells.py ConvNormBasicCell's out_depth in simplernn_shallow)
+            channels = (layer_spec.cell or {}).get("out_depth") or stages[layer_spec.name][1]
             out_channels[layer_spec.name] = channels
         layers, merges = {}, {}
         previous = spec.input_channels
@@ -242,7 +244,7 @@ class ConvRNN(nn.Module):
                                  feedback_channels, stride=layer_spec.stride if layer_spec.timm_stage is None else 2)
             if edges:
                 merges[name] = FeedbackMerge(width, conv_sources, identity_sources, project=not owns)
-            previous = width
+            previous = out_channels[name]
         self.layers = nn.ModuleDict(layers)
         self.feedback = nn.ModuleDict(merges)
         self.readout = (nn.Linear(channels, spec.num_classes) if not spec.readout_kernel

@@ -284,6 +284,8 @@ class GraphSpec:
                     depth = _cell_depth(layer.get("cell"))
                     if depth is not None:
                         layer["cell"]["cell_depth"] = max(1, int(round(depth * value)))
+                    if layer.get("cell") and layer["cell"].get("out_depth"):
+                        layer["cell"]["out_depth"] = max(1, int(round(layer["cell"]["out_depth"] * value)))
             elif key == "cell":
                 for layer in data["layers"]:
                     if layer.get("cell"):

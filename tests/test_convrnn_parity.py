@@ -183,6 +183,7 @@ RESBLOCK_CELLS = {
     "ugrnn": lambda w, scope, x, s, fb, r: ref.ugrnn(w, scope, x, s),
     "lstm": lambda w, scope, x, s, fb, r: ref.lstm(w, scope, x, s),
     "simplernn": lambda w, scope, x, s, fb, r: ref.simple_rnn(w, scope, x, s, layer_norm_on=False),
+    "simplernn_ln": lambda w, scope, x, s, fb, r: ref.simple_rnn(w, scope, x, s, layer_norm_on=True),
 }
 
 
@@ -213,13 +214,14 @@ def rgc_shallow_nodes():
     return nodes
 
 
-def shallow_nodes(kind):
+def shallow_nodes(kind, out_depths=None):
     """models/{timedecay,ugrnn}_shallow.json: conv1, conv2 with ELU and pools; conv3-conv5 convolution without
     activation, the cell, a pool."""
     nodes = [ref.Node("conv1", None, stride=2, pre_activation="elu", post=["pool"]),
              ref.Node("conv2", "conv1", pre_activation="elu", post=["pool"])]
-    for i in range(3, 6):
-        nodes.append(ref.Node(f"conv{i}", f"conv{i - 1}", cell=RESBLOCK_CELLS[kind], post=["pool"]))
+    for i, depth in zip(range(3, 6), out_depths or (None,) * 3):
+        zero = (lambda shape, d=depth: (np.zeros(shape[:-1] + (d,)),)) if depth else None
+        nodes.append(ref.Node(f"conv{i}", f"conv{i - 1}", cell=RESBLOCK_CELLS[kind], zero_state=zero, post=["pool"]))
     return nodes
 
 
@@ -261,6 +263,14 @@ def test_resblock_baselines_unroll_like_the_original(name):
 @pytest.mark.parametrize("name", ["timedecay_shallow", "ugrnn_shallow"])
 def test_shallow_baselines_unroll_like_the_original(name):
     compare_network(name, shallow_nodes(name.split("_")[0]), 6, 128, readout=ref.readout_conv)
+
+
+def test_simplernn_shallow_unrolls_like_the_original():
+    """models/simplernn_shallow.json: the cell's out_depth (half the convolution's at conv3 and conv5) is the layer's
+    depth; layer norm on (utils/cells.py ConvNormBasicCell)."""
+    model = compare_network("simplernn_shallow", shallow_nodes("simplernn_ln", (8, 16, 16)), 6, 128,
+                            readout=ref.readout_conv)[0]
+    assert [model.layers[n].channels for n in ("conv3", "conv4", "conv5")] == [8, 16, 16]  # 128, 256, 256 / 16
 
 
 def test_rgc_shallow_unrolls_like_the_original():

@@ -211,6 +211,32 @@ def test_max_confidence_decoder_picks_the_most_confident_step():
     assert torch.equal(convrnn.max_confidence_decoder(logits, first_step=2)[0], logits[2, 0])
 
 
+def test_released_decoders():
+    """models/model_func.py + utils/decoders.py: max_conf with a trainable softmax beta (U[0, 1) at start) and
+    thresh (0.9, not trainable) read the logits of steps [11, T); rgc_intermediate reads the last step."""
+    logits = torch.zeros(6, 2, 3)
+    logits[2, 0] = torch.tensor([0.0, 0, 3.0])  # sample 0: softmax max 0.91 at step 2, 0.98 at step 4
+    logits[4, 0] = torch.tensor([5.0, 0, 0])
+    logits[3, 1] = torch.tensor([0.0, 1.0, 0])  # sample 1 never reaches 0.9: its most confident step
+    from neurozoo.convrnn.network import threshold_decoder
+
+    decoded = threshold_decoder(logits)
+    assert torch.equal(decoded[0], logits[2, 0]) and torch.equal(decoded[1], logits[3, 1])
+    assert torch.equal(convrnn.max_confidence_decoder(logits, beta=torch.tensor([1.0]))[0], logits[4, 0])
+    tmaxconf = tiny("rgc_intermediate_tmaxconf", n_steps=13)
+    assert tmaxconf.softmax_beta.requires_grad and 0 <= tmaxconf.softmax_beta.item() < 1
+    with torch.no_grad():
+        out = tmaxconf(torch.randn(2, 3, SIZE, SIZE))
+    expected = convrnn.max_confidence_decoder(out.logits, 11, beta=tmaxconf.softmax_beta)
+    assert torch.equal(out.final_logits, expected)
+    plain = tiny(n_steps=13)
+    with torch.no_grad():
+        out = plain(torch.randn(2, 3, SIZE, SIZE))
+    assert out.decoded is None and torch.equal(out.final_logits, out.logits[-1])
+    t22 = convrnn.get_spec("rgc_intermediate_t22_tmaxconf")
+    assert (t22.n_steps, t22.image_steps, t22.decoder) == (22, 22, "max_conf")
+
+
 def test_timm_backbone_variant_runs_and_has_cells_in_stages():
     model = convrnn.create_model("rgc_resnet18", num_classes=7).eval()
     assert [l.name for l in model.spec.layers if l.cell] == ["layer2", "layer3", "layer4"]

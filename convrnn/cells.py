@@ -187,6 +187,30 @@ def fused_same_conv(x: torch.Tensor, convs: Sequence["SameConv2d"]) -> Tuple[tor
     return out.split([conv.out_channels for conv in convs], dim=1)
 
 
+def fusable_separable(convs: Sequence[nn.Module]) -> bool:
+    """Separable convolutions of one input that ``fused_separable_conv`` can run as one."""
+    return (all(isinstance(c, SeparableConv2d) for c in convs)
+            and len({c.depthwise.kernel_size for c in convs}) == 1
+            and len({c.pointwise.bias is None for c in convs}) == 1)
+
+
+def fused_separable_conv(x: torch.Tensor, convs: Sequence[SeparableConv2d]) -> Tuple[torch.Tensor, ...]:
+    """Several separable convolutions of the same input as one depthwise (channel multiplier n) and one pointwise
+    convolution (fast path; the RGC's two gates that read the same state). Returns one output per conv."""
+    n, first = len(convs), convs[0].depthwise
+    depthwise = torch.stack([c.depthwise.weight for c in convs], dim=1).flatten(0, 1)  # channel i * n + j: conv j
+    d = F.conv2d(F.pad(x, first._pad) if first._pad is not None else x, depthwise, None, padding=first.padding,
+                 groups=first.in_channels)
+    rows = []
+    for j, c in enumerate(convs):
+        w = c.pointwise.weight.new_zeros(c.out_channels, first.in_channels, n)
+        w[:, :, j] = c.pointwise.weight[:, :, 0, 0]
+        rows.append(w.flatten(1))
+    bias = None if convs[0].pointwise.bias is None else torch.cat([c.pointwise.bias for c in convs])
+    out = F.conv2d(d, torch.cat(rows)[:, :, None, None], bias)
+    return out.split([c.out_channels for c in convs], dim=1)
+
+
 class ResidualAdd(nn.Module):
     """``residual_add`` (utils/cell_utils.py): ``out + res`` when shapes agree; otherwise ``res`` is resized to
     ``out``'s size (bilinear, align corners; ``sp_resize=True``) and goes through a bias-free 1x1 projection
@@ -424,8 +448,16 @@ class ReciprocalGatedCell(RecurrentCell):
         cell_input = _add(cell_input, cell_drive)
         if fb is not None and self.feedback_entry == "cell":
             cell_input = _add(cell_input, self.feedback_activation(self.feedback_conv(fb)))
-        cell_tau = self.cell_tau(c_prev) + self.tau_constant
-        cell_gate = self.cell_gate(h_prev) + self.gate_constant
+        from_cell = (self.cell_tau, self.out_gate)  # the gates that read c_{t-1}, and those that read h_{t-1}
+        from_out = (self.out_tau, self.cell_gate)
+        fuse_gates = self.fuse_inputs and fusable_separable(from_cell + from_out)
+        if fuse_gates:
+            cell_tau, out_gate_pre = fused_separable_conv(c_prev, from_cell)
+            out_tau_pre, cell_gate = fused_separable_conv(h_prev, from_out)
+            cell_tau, cell_gate = cell_tau + self.tau_constant, cell_gate + self.gate_constant
+        else:
+            cell_tau = self.cell_tau(c_prev) + self.tau_constant
+            cell_gate = self.cell_gate(h_prev) + self.gate_constant
         if self.input_to_cell_tau is not None:
             cell_tau = cell_tau + self.input_to_cell_tau(inputs)
         if res_input is not None and self.res_to_cell_tau is not None:
@@ -450,9 +482,9 @@ class ReciprocalGatedCell(RecurrentCell):
             out_input = self.residual(out_input, res_input)
         if fb is not None and self.feedback_entry == "out":
             out_input = out_input + self.feedback_activation(self.feedback_conv(fb))
-        out_tau = self.out_tau(h_prev) + self.tau_constant
+        out_tau = (out_tau_pre if fuse_gates else self.out_tau(h_prev)) + self.tau_constant
         if self.out_gate is not None:
-            out_gate = self.out_gate(c_prev) + self.gate_constant
+            out_gate = (out_gate_pre if fuse_gates else self.out_gate(c_prev)) + self.gate_constant
         else:  # cell_to_out: the original sets the output gate's pre-activation to zero
             out_gate = torch.zeros_like(out_input)
         if self.input_to_out_tau is not None:

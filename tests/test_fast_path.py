@@ -64,6 +64,18 @@ def test_fused_same_conv_equals_the_separate_convolutions(kernels):
         torch.testing.assert_close(fused, conv(x), atol=1e-5, rtol=1e-5)
 
 
+def test_fused_separable_gates_equal_the_separate_gates():
+    from neurozoo.convrnn.cells import SeparableConv2d, fused_separable_conv
+
+    torch.manual_seed(0)
+    convs = [SeparableConv2d(5, c, 3) for c in (4, 6)]
+    for conv in convs:
+        torch.nn.init.normal_(conv.pointwise.bias)
+    x = torch.randn(2, 5, 7, 6)
+    for fused, conv in zip(fused_separable_conv(x, convs), convs):
+        torch.testing.assert_close(fused, conv(x), atol=1e-5, rtol=1e-5)
+
+
 def test_fast_path_float32_matches_the_reference_logits_layers_and_gradients():
     ref = reference_model()
     fast = make_fast(copy.deepcopy(ref), dtype=None, compile="none")

@@ -4,8 +4,9 @@
 
 * bfloat16 autocast around the whole unroll (``dtype``; parameters stay float32 for the optimizer),
 * channels-last memory format for weights and inputs (cuDNN's fast layout for bf16 convolutions),
-* fused convolutions: the RGC's two convolutions of its input run as one (``fuse_inputs``), on top
-  of the gate convolutions that already share an input,
+* fused convolutions (``fuse_inputs``): the RGC's two convolutions of its input run as one, and each pair of
+  separable gate convolutions that read the same state (c: cell tau and output gate; h: output tau and cell
+  gate) runs as one depthwise and one pointwise convolution,
 * ``torch.compile`` of the per-layer step update (``convrnn.network.layer_update``), one compiled
   function per layer, so every step of every layer runs a fused Inductor kernel set; ``scope="model"``
   compiles the whole unroll instead (longer compile, one graph, best with CUDA graphs),

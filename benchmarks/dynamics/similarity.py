@@ -1,0 +1,137 @@
+"""Similarity of representations over time: RSA (rsatoolbox), linear and debiased CKA, and a Procrustes
+shape similarity of trajectories (the dynamics).
+
+Activity travels as an ``xarray.DataArray`` with dims (stimulus_id, time_bin, neuroid) and
+``time_bin_start``/``time_bin_end`` coordinates in ms (see ``trajectories.condition_means``). Two systems
+are compared on the stimuli they share, bin against bin: ``similarity_over_time`` returns the matrix
+(time_bin_a, time_bin_b), whose diagonal is the per-bin similarity when the bins match.
+
+CKA (Kornblith, Norouzi, Lee & Hinton 2019) is computed from Gram matrices: linear CKA from the doubly
+centred Grams, debiased CKA from the unbiased HSIC estimator of Song et al. (2012), which removes the
+positive bias that CKA has when there are few stimuli per feature (Davari et al. 2022).
+
+Procrustes similarity (Williams, Kunz, Kornblith & Linderman 2021): after centring and scaling to unit
+Frobenius norm, max over orthogonal Q of tr(Q^T X^T Y) = ||X^T Y||_* (nuclear norm; widths may differ);
+1 when Y is a rotated or reflected X. Rows are (condition, time) samples, so it compares whole
+trajectories: how the population moves, not only where it is in one bin.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence
+
+import numpy as np
+import xarray as xr
+
+DIMS = ("stimulus_id", "time_bin", "neuroid")
+
+
+def _centred_gram(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    gram = x @ x.T
+    h = np.eye(len(x)) - 1.0 / len(x)
+    return h @ gram @ h
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear CKA of (stimuli, features) matrices with the same stimuli in the same order."""
+    kx, ky = _centred_gram(x), _centred_gram(y)
+    return float((kx * ky).sum() / np.sqrt((kx * kx).sum() * (ky * ky).sum()))
+
+
+def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
+    """Song et al. (2012) eq. 5, with the diagonals of K and L set to zero."""
+    n = len(k)
+    k, l = k.copy(), l.copy()
+    np.fill_diagonal(k, 0.0)
+    np.fill_diagonal(l, 0.0)
+    ones_k, ones_l = k.sum(0), l.sum(0)
+    return float(((k * l).sum() + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2))
+                  - 2.0 / (n - 2) * ones_k @ ones_l) / (n * (n - 3)))
+
+
+def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 4:
+        raise ValueError(f"debiased CKA needs at least 4 stimuli, got {len(x)}")
+    k, l = x @ x.T, y @ y.T
+    return float(_unbiased_hsic(k, l) / np.sqrt(_unbiased_hsic(k, k) * _unbiased_hsic(l, l)))
+
+
+def rdm(x: np.ndarray, method: str = "correlation"):
+    """rsatoolbox RDMs object of a (stimuli, features) matrix."""
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm
+
+    return calc_rdm(Dataset(np.asarray(x, dtype=float)), method=method)
+
+
+def rsa(x: np.ndarray, y: np.ndarray, rdm_method: str = "correlation", compare: str = "spearman") -> float:
+    """Similarity of the two RDMs (rsatoolbox ``compare``: spearman, corr, cosine, kendall tau-a...)."""
+    from rsatoolbox.rdm import compare as compare_rdms
+
+    return float(compare_rdms(rdm(x, rdm_method), rdm(y, rdm_method), method=compare)[0, 0])
+
+
+def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float) - np.mean(x, axis=0)
+    y = np.asarray(y, dtype=float) - np.mean(y, axis=0)
+    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+    return float(np.linalg.svd(x.T @ y, compute_uv=False).sum())
+
+
+METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "rsa": rsa, "cka": linear_cka, "debiased_cka": debiased_cka, "procrustes": procrustes_similarity}
+
+
+def align(a: xr.DataArray, b: xr.DataArray):
+    """Both restricted to their shared stimuli, in one order."""
+    for name, array in (("a", a), ("b", b)):
+        if tuple(array.dims) != DIMS:
+            raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
+    shared = [s for s in a["stimulus_id"].values if s in set(b["stimulus_id"].values)]
+    if len(shared) < 4:
+        raise ValueError(f"the two systems share {len(shared)} stimuli; at least 4 are needed")
+    return a.sel(stimulus_id=shared), b.sel(stimulus_id=shared)
+
+
+def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") -> xr.DataArray:
+    """(time_bin_a, time_bin_b) similarity of the per-bin representations of the shared stimuli."""
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
+    a, b = align(a, b)
+    function = METRICS[metric]
+    values = np.array([[function(a.values[:, i], b.values[:, j]) for j in range(b.sizes["time_bin"])]
+                       for i in range(a.sizes["time_bin"])])
+    return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric, attrs={"metric": metric},
+                        coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
+
+
+def trajectory_similarity(a: xr.DataArray, b: xr.DataArray, window: int = None) -> xr.DataArray:
+    """Procrustes similarity of whole trajectories (rows: stimulus x time) in sliding windows of ``window``
+    bins (all bins when None); both must have the same number of bins."""
+    a, b = align(a, b)
+    if a.sizes["time_bin"] != b.sizes["time_bin"]:
+        raise ValueError(f"trajectories of {a.sizes['time_bin']} and {b.sizes['time_bin']} bins; resample to one grid")
+    window = window or a.sizes["time_bin"]
+    starts = range(0, a.sizes["time_bin"] - window + 1)
+    values = [procrustes_similarity(a.values[:, s: s + window].reshape(-1, a.sizes["neuroid"]),
+                                    b.values[:, s: s + window].reshape(-1, b.sizes["neuroid"])) for s in starts]
+    return xr.DataArray(values, dims=("window",), coords={"window": a["time_bin_start"].values[list(starts)]},
+                        name="procrustes", attrs={"window_bins": window})
+
+
+def pairwise(systems: Dict[str, xr.DataArray], metric: str = "cka") -> xr.DataArray:
+    """(system_a, system_b, time_bin) per-bin similarity of every pair (the diagonal of each bin matrix)."""
+    names: Sequence[str] = list(systems)
+    n_bins = min(s.sizes["time_bin"] for s in systems.values())
+    out = np.full((len(names), len(names), n_bins), np.nan)
+    for i, first in enumerate(names):
+        for j, second in enumerate(names):
+            if j < i:
+                out[i, j] = out[j, i]
+                continue
+            matrix = similarity_over_time(systems[first].isel(time_bin=slice(n_bins)),
+                                          systems[second].isel(time_bin=slice(n_bins)), metric)
+            out[i, j] = np.diag(matrix.values)
+    return xr.DataArray(out, dims=("system_a", "system_b", "time_bin"), name=metric,
+                        coords={"system_a": names, "system_b": names, "time_bin": np.arange(n_bins)})

@@ -1,0 +1,117 @@
+"""Activity over time for ``zoo compare``, by name.
+
+- ``<convrnn model>[:<layer>]``: a ConvRNN's layer output at every 10 ms step on the embedded ventral stimulus
+  set (the image held for the model's ``image_steps``, gray after); default layer: the last one.
+- ``neural:V4`` / ``neural:IT``: the embedded ventral assemblies (19 bins, 70-260 ms), averaged per stimulus.
+- ``neural:zhang_desimone2011.it``: the Zhang-Desimone IT rasters (21 object x position conditions); their
+  images were not published, so they share stimuli only with themselves: compare the ``/even`` and ``/odd``
+  repetitions (split halves) for the reliability of the representation over time.
+- ``<example>`` (``flipflop-gru``, ``integration-lstm``...): a trained example's states on a fixed task batch,
+  shared by every example of the same task.
+Any name may end in ``/even`` or ``/odd`` for neural data (repetition parity).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurozoo.benchmarks.dynamics.trajectories import condition_means, from_states, record_convrnn
+from neurozoo.datasets.errors import UserFacingError
+
+EXAMPLE_TRIALS = 48
+
+
+def _split(assembly: xr.DataArray, half: Optional[str]) -> xr.DataArray:
+    if half is None:
+        return assembly
+    if half not in ("even", "odd"):
+        raise UserFacingError(f"unknown split {half!r}: expected /even or /odd")
+    keep = assembly["repetition"].values % 2 == (0 if half == "even" else 1)
+    return assembly.isel(presentation=np.flatnonzero(keep))
+
+
+def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
+    from neurozoo.datasets.provenance import sha256_array
+
+    if name in ("V4", "IT"):
+        from neurozoo.datasets.embedded.ventral import load_ventral
+
+        assembly, _ = load_ventral(name)
+    elif name == "zhang_desimone2011.it":
+        from neurozoo import datasets
+
+        assembly, _ = datasets.DATASETS.create(name)
+    else:
+        raise UserFacingError(f"unknown neural data {name!r}: expected neural:V4, neural:IT or "
+                              "neural:zhang_desimone2011.it")
+    assembly = _split(assembly, half)
+    label = f"neural:{name}" + (f"/{half}" if half else "")
+    return condition_means(assembly, label), sha256_array(assembly)
+
+
+def ventral_images():
+    from neurozoo.datasets.embedded.ventral import images, load_ventral
+
+    _, stimulus_set = load_ventral("IT")
+    return images(stimulus_set), list(stimulus_set["stimulus_id"].astype(str))
+
+
+def convrnn(name: str, layer: Optional[str], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
+            n_steps: Optional[int] = None) -> xr.DataArray:
+    from neurozoo.benchmarks.cli import resolve_model
+
+    model = resolve_model(name, checkpoint)
+    layer = layer or model.layer_names[-1]
+    if layer not in model.layer_names:
+        raise UserFacingError(f"{name}: no layer {layer!r}; layers: {', '.join(model.layer_names)}")
+    out = record_convrnn(model, images, ids, [layer], n_steps=n_steps)[layer]
+    return out.rename(f"{name}:{layer}")
+
+
+def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.DataArray:
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+    from neurozoo.benchmarks.dynamics.tasks import TASKS
+
+    task_name = name.split("-")[0]
+    options = {} if train_steps is None else {"steps": train_steps}
+    case = EXAMPLES[name](seed=seed, **options)
+    inputs, _, _ = TASKS[task_name]().batch(EXAMPLE_TRIALS, torch.Generator().manual_seed(12345))
+    with torch.no_grad():
+        states = case.model.states(inputs)[..., : case.model.n_hidden]
+    return from_states(states, [f"trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
+
+
+def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
+         n_steps: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
+    from neurozoo import convrnn as convrnn_package
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+
+    systems, hashes, images = {}, [], None
+    for full in names:
+        name, _, half = full.partition("/")
+        if name.startswith("neural:"):
+            systems[full], digest = neural(name[len("neural:"):], half or None)
+            hashes.append(digest)
+        elif name in EXAMPLES:
+            systems[full] = example(name, seed, train_steps)
+        elif name.split(":")[0] in convrnn_package.MODELS:
+            model_name, _, layer = name.partition(":")
+            if images is None:
+                images = ventral_images()
+            systems[full] = convrnn(model_name, layer or None, *images, checkpoint=checkpoint, n_steps=n_steps)
+        else:
+            raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
+                                  f"({', '.join(convrnn_package.list_models())}), an example "
+                                  f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+    if len(systems) < 2:
+        raise UserFacingError("zoo compare needs at least two systems")
+    data_sha = None
+    if hashes:
+        import hashlib
+
+        data_sha = hashlib.sha256("".join(hashes).encode()).hexdigest()
+    return systems, data_sha

@@ -77,3 +77,44 @@ def test_universality_same_topology_different_geometry(flipflops):
     # the linearised dynamics differ too: the slowest decay at the memories
     radius = {a: np.median(f.spectral_radius[(f.kind == "fixed") & f.stable]) for a, (_, f) in flipflops.items()}
     assert max(radius.values()) - min(radius.values()) > 0.05
+
+
+@pytest.fixture(scope="module")
+def integrators():
+    torch.set_num_threads(1)
+    out = {}
+    for architecture in ARCHITECTURES:
+        case = integration_case(architecture, seed=0)
+        out[architecture] = (case, analyse(case, n_initial=128, steps=800, slow_tol=1e-4, unique_tol=1e-2))
+    return out
+
+
+def _line(points):
+    centred = points - points.mean(0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    return singular[0] ** 2 / (singular ** 2).sum()
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_context_integration_line_attractor_per_context(integrators, flipflops, architecture):
+    """Mante et al. (2013): per context, the fixed and slow points lie on a line that spans both choices, with one
+    eigenvalue near 1 (the integration mode), and the relevant evidence input projects onto the selection vector
+    (left eigenvector of that mode) more strongly than the irrelevant one."""
+    from neurozoo.benchmarks.dynamics.fixedpoints import input_jacobians
+
+    case, results = integrators[architecture]
+    for context, found in results.items():
+        relevant, irrelevant = (0, 1) if context == "motion" else (1, 0)
+        assert len(found) >= 3
+        assert _line(found.points) > 0.85
+        with torch.no_grad():
+            choice = case.model.read(torch.as_tensor(found.points, dtype=torch.float32))[:, 0].numpy()
+        assert choice.min() < -0.3 and choice.max() > 0.3
+        assert np.median(found.spectral_radius) > 0.9
+        inputs = input_jacobians(case.maps[context], found.points)
+        projection = np.array([[abs(found.linearise(i).slowest_mode()[2].real @ inputs[i][:, k]) for k in (0, 1)]
+                               for i in range(len(found))])
+        assert np.median(projection[:, relevant]) > 2 * np.median(projection[:, irrelevant])
+    # the wrong class: the flip-flop's memories are a cube, not a line
+    _, memories = flipflops[architecture]
+    assert _line(memories.points[(memories.kind == "fixed") & memories.stable]) < 0.6

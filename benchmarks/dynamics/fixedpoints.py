@@ -13,6 +13,7 @@ stable when |lambda| < 1, and its time constant is tau = -dt / ln|lambda| (dt = 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -70,12 +71,34 @@ class Linearisation:
     def time_constants(self) -> np.ndarray:
         return time_constants(self.eigenvalues, self.dt)
 
+    def slowest_mode(self):
+        """(eigenvalue, right vector r, left vector l with l . r = 1) of the eigenvalue largest in modulus: along
+        a line attractor r is the line's direction and l the selection vector (Mante et al. 2013): an input
+        pulse b moves the state along the line by l . b."""
+        values, vectors = self.modes()
+        left = np.linalg.inv(vectors)[0]
+        return values[0], vectors[:, 0], left
+
     def simulate(self, start: np.ndarray, steps: int) -> np.ndarray:
         """(steps + 1, D): the linearised trajectory from ``start``."""
         out = [np.asarray(start, dtype=float)]
         for _ in range(steps):
             out.append(self.point + self.jacobian @ (out[-1] - self.point))
         return np.stack(out)
+
+
+def input_jacobians(system, points: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """(N, D, I): dF/du at each point, for a map that holds its constant input in ``system.u`` (TorchRNNMap)."""
+    system = system.to(dtype)
+
+    def with_input(u):
+        clone = copy.copy(system)
+        clone.u = u
+        return clone
+
+    out = [torch.autograd.functional.jacobian(lambda u: with_input(u)(torch.as_tensor(p, dtype=dtype)[None])[0],
+                                              system.u.detach()) for p in np.asarray(points)]
+    return torch.stack(out).numpy() if out else np.zeros((0, system.dim, system.u.numel()))
 
 
 def time_constants(eigenvalues: np.ndarray, dt: float = 1.0) -> np.ndarray:

@@ -6,9 +6,10 @@ Activity travels as an ``xarray.DataArray`` with dims (stimulus_id, time_bin, ne
 are compared on the stimuli they share, bin against bin: ``similarity_over_time`` returns the matrix
 (time_bin_a, time_bin_b), whose diagonal is the per-bin similarity when the bins match.
 
-CKA (Kornblith, Norouzi, Lee & Hinton 2019) is computed from Gram matrices: linear CKA from the doubly
-centred Grams, debiased CKA from the unbiased HSIC estimator of Song et al. (2012), which removes the
-positive bias that CKA has when there are few stimuli per feature (Davari et al. 2022).
+CKA (Kornblith, Norouzi, Lee & Hinton 2019) is the cosine between centred Gram matrices; debiased CKA uses
+U-centred Grams (the unbiased HSIC of Song et al. 2012), which removes the positive bias CKA has when there
+are few stimuli per feature. Over time, each bin's Gram (or RDM) is computed once and all bin pairs
+compared at once.
 
 Procrustes similarity (Williams, Kunz, Kornblith & Linderman 2021): after centring and scaling to unit
 Frobenius norm, max over orthogonal Q of tr(Q^T X^T Y) = ||X^T Y||_* (nuclear norm; widths may differ);
@@ -27,41 +28,46 @@ DIMS = ("stimulus_id", "time_bin", "neuroid")
 
 def _centred_gram(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=float)
+    x = x - x.mean(axis=0)
+    return x @ x.T
+
+
+def _u_centred_gram(x: np.ndarray) -> np.ndarray:
+    """U-centred Gram matrix (Szekely & Rizzo 2014): <U(K), U(L)> / (n (n - 3)) is the unbiased HSIC of
+    Song et al. (2012)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 stimuli, got {n}")
     gram = x @ x.T
-    h = np.eye(len(x)) - 1.0 / len(x)
-    return h @ gram @ h
+    np.fill_diagonal(gram, 0.0)
+    rows = gram.sum(0) / (n - 2)
+    gram = gram - rows[:, None] - rows[None, :] + gram.sum() / ((n - 1) * (n - 2))
+    np.fill_diagonal(gram, 0.0)
+    return gram
+
+
+def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Rows of a against rows of b: <a_i, b_j> / (|a_i| |b_j|)."""
+    return (a @ b.T) / np.sqrt(np.outer((a * a).sum(1), (b * b).sum(1)))
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA of (stimuli, features) matrices with the same stimuli in the same order."""
-    kx, ky = _centred_gram(x), _centred_gram(y)
-    return float((kx * ky).sum() / np.sqrt((kx * kx).sum() * (ky * ky).sum()))
-
-
-def _unbiased_hsic(k: np.ndarray, l: np.ndarray) -> float:
-    """Song et al. (2012) eq. 5, with the diagonals of K and L set to zero."""
-    n = len(k)
-    k, l = k.copy(), l.copy()
-    np.fill_diagonal(k, 0.0)
-    np.fill_diagonal(l, 0.0)
-    ones_k, ones_l = k.sum(0), l.sum(0)
-    return float(((k * l).sum() + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2))
-                  - 2.0 / (n - 2) * ones_k @ ones_l) / (n * (n - 3)))
+    return float(_cosine_matrix(_centred_gram(x).reshape(1, -1), _centred_gram(y).reshape(1, -1))[0, 0])
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 4:
-        raise ValueError(f"debiased CKA needs at least 4 stimuli, got {len(x)}")
-    k, l = x @ x.T, y @ y.T
-    return float(_unbiased_hsic(k, l) / np.sqrt(_unbiased_hsic(k, k) * _unbiased_hsic(l, l)))
+    return float(_cosine_matrix(_u_centred_gram(x).reshape(1, -1), _u_centred_gram(y).reshape(1, -1))[0, 0])
 
 
 def rdm(x: np.ndarray, method: str = "correlation"):
-    """rsatoolbox RDMs object of a (stimuli, features) matrix."""
+    """rsatoolbox RDMs object of a (stimuli, features) matrix, or of a list of them (one RDM each)."""
     from rsatoolbox.data import Dataset
     from rsatoolbox.rdm import calc_rdm
 
+    if isinstance(x, (list, tuple)):
+        return calc_rdm([Dataset(np.asarray(m, dtype=float)) for m in x], method=method)
     return calc_rdm(Dataset(np.asarray(x, dtype=float)), method=method)
 
 
@@ -99,9 +105,17 @@ def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") 
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     a, b = align(a, b)
-    function = METRICS[metric]
-    values = np.array([[function(a.values[:, i], b.values[:, j]) for j in range(b.sizes["time_bin"])]
-                       for i in range(a.sizes["time_bin"])])
+    bins_a = [a.values[:, i] for i in range(a.sizes["time_bin"])]
+    bins_b = [b.values[:, j] for j in range(b.sizes["time_bin"])]
+    if metric == "rsa":
+        from rsatoolbox.rdm import compare as compare_rdms
+
+        values = compare_rdms(rdm(bins_a), rdm(bins_b), method="spearman")
+    elif metric in ("cka", "debiased_cka"):
+        gram = _centred_gram if metric == "cka" else _u_centred_gram
+        values = _cosine_matrix(np.stack([gram(x).ravel() for x in bins_a]), np.stack([gram(y).ravel() for y in bins_b]))
+    else:
+        values = np.array([[METRICS[metric](x, y) for y in bins_b] for x in bins_a])
     return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric, attrs={"metric": metric},
                         coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
 

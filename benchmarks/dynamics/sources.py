@@ -45,8 +45,7 @@ def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
 
         assembly, _ = datasets.DATASETS.create(name)
     else:
-        raise UserFacingError(f"unknown neural data {name!r}: expected neural:V4, neural:IT or "
-                              "neural:zhang_desimone2011.it")
+        raise UserFacingError(f"unknown neural data {name!r}: expected one of {', '.join(NEURAL)}")
     assembly = _split(assembly, half)
     label = f"neural:{name}" + (f"/{half}" if half else "")
     return condition_means(assembly, label), sha256_array(assembly)
@@ -84,31 +83,51 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.D
     return from_states(states, [f"trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
 
 
-def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
-         n_steps: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
-    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
+NEURAL = ("V4", "IT", "zhang_desimone2011.it")
+
+
+def _kind(full: str) -> str:
     from neurozoo import convrnn as convrnn_package
     from neurozoo.benchmarks.dynamics.cases import EXAMPLES
 
+    name, _, half = full.partition("/")
+    if half and half not in ("even", "odd"):
+        raise UserFacingError(f"{full}: unknown split {half!r}: expected /even or /odd")
+    if name.startswith("neural:"):
+        if name[len("neural:"):] not in NEURAL:
+            raise UserFacingError(f"unknown neural data {name[len('neural:'):]!r}: expected neural:V4, neural:IT or "
+                                  "neural:zhang_desimone2011.it")
+        return "neural"
+    if half:
+        raise UserFacingError(f"{full}: /even and /odd split neural data only")
+    if name in EXAMPLES:
+        return "example"
+    if name.split(":")[0] in convrnn_package.MODELS:
+        return "convrnn"
+    raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
+                          f"({', '.join(convrnn_package.list_models())}), an example "
+                          f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+
+
+def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
+         n_steps: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
+    if len(set(names)) < 2:
+        raise UserFacingError("zoo compare needs at least two systems")
+    kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
     systems, hashes, images = {}, [], None
-    for full in names:
+    for full, kind in kinds.items():
         name, _, half = full.partition("/")
-        if name.startswith("neural:"):
+        if kind == "neural":
             systems[full], digest = neural(name[len("neural:"):], half or None)
             hashes.append(digest)
-        elif name in EXAMPLES:
+        elif kind == "example":
             systems[full] = example(name, seed, train_steps)
-        elif name.split(":")[0] in convrnn_package.MODELS:
+        else:
             model_name, _, layer = name.partition(":")
             if images is None:
                 images = ventral_images()
             systems[full] = convrnn(model_name, layer or None, *images, checkpoint=checkpoint, n_steps=n_steps)
-        else:
-            raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
-                                  f"({', '.join(convrnn_package.list_models())}), an example "
-                                  f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
-    if len(systems) < 2:
-        raise UserFacingError("zoo compare needs at least two systems")
     data_sha = None
     if hashes:
         import hashlib

@@ -85,7 +85,7 @@ def integrators():
     out = {}
     for architecture in ARCHITECTURES:
         case = integration_case(architecture, seed=0)
-        out[architecture] = (case, analyse(case, n_initial=128, steps=800, slow_tol=1e-4, unique_tol=1e-2))
+        out[architecture] = (case, analyse(case, n_initial=128, steps=800))
     return out
 
 

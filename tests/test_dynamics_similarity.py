@@ -106,5 +106,6 @@ def test_condition_means_and_pca_trajectories():
     means = condition_means(assembly, "toy")
     assert means.dims == ("stimulus_id", "time_bin", "neuroid")
     np.testing.assert_allclose(means.sel(stimulus_id="b").values, (counts[1] + counts[4]).T / 2)
-    projection, explained = pca_trajectories(means, 2)
+    projection, explained, pca = pca_trajectories(means, 2)
     assert projection.dims == ("stimulus_id", "time_bin", "pc") and explained[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(pca.transform(means.values[1]), projection.values[1], atol=1e-9)

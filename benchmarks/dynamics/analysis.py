@@ -20,34 +20,41 @@ from neurozoo.benchmarks.dynamics.cases import Case
 from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints, find_fixed_points, sample_states
 from neurozoo.benchmarks.dynamics.plots import plot_similarity_over_time, plot_spectra, plot_trajectories
 from neurozoo.benchmarks.dynamics.similarity import similarity_over_time, trajectory_similarity
-from neurozoo.benchmarks.dynamics.trajectories import from_states, pca_trajectories
+from neurozoo.benchmarks.dynamics.trajectories import from_states, pca_trajectories, record_convrnn
 from neurozoo.benchmarks.records import ScoreRecord
 
 N_EIGENVALUES_STORED = 6
 
 
 def analyse(case: Case, n_initial: int = 256, noise: float = 0.05, seed: int = 0, **finder) -> Dict[str, FixedPoints]:
-    finder.setdefault("dt", case.step_ms)
+    finder = {"dt": case.step_ms, **case.finder, **{k: v for k, v in finder.items() if v is not None}}
     return {condition: find_fixed_points(system, sample_states(case.states[condition], n_initial, noise, seed), **finder)
             for condition, system in case.maps.items()}
 
 
 def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -> List[Path]:
     """Per condition: trajectories in the PCA plane of the visited states with the fixed points, and spectra."""
-    from sklearn.decomposition import PCA
-
     paths = []
     for condition, found in results.items():
         states = case.states[condition]
         ids = [f"trial{i:03d}" for i in range(states.shape[1])]
         activity = from_states(states, ids, case.step_ms, name=case.name)
-        projection, explained = pca_trajectories(activity, 2)
-        pca = PCA(2).fit(activity.values.reshape(-1, activity.sizes["neuroid"]))
+        projection, explained, pca = pca_trajectories(activity, 2)
         points = pca.transform(found.points) if len(found) else None
         name = condition.replace(" ", "_").replace("/", "_")
         paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
                                        explained, points, found.stable, title=f"{case.name}: {condition}"))
         paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}"))
+    if case.stimuli is not None:  # a ConvRNN: its layer output every 10 ms, from the step it first responds
+        images, ids, labels = case.stimuli
+        layer, model = case.settings["layer"], case.model
+        first = model.first_output_step(layer)  # index of the first step with output
+        n_steps = max(model.n_steps, model.image_steps + first + 8)  # long enough to see the offset response
+        outputs = record_convrnn(model, images, ids, [layer], n_steps=n_steps)[layer].isel(time_bin=slice(first, None))
+        projection, explained, _ = pca_trajectories(outputs, 2)
+        paths.append(plot_trajectories(projection, out / f"{stem}_layer_output_trajectories.png", labels, explained,
+                                       title=f"{case.name} output: image for {model.image_steps} steps (0-"
+                                             f"{10 * model.image_steps} ms), then gray"))
     return paths
 
 

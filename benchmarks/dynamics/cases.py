@@ -38,6 +38,13 @@ class Case:
     step_ms: float = 1.0
     model: Optional[torch.nn.Module] = None
     settings: Dict = field(default_factory=dict)
+    finder: Dict = field(default_factory=dict)  # fixed-point finder settings suited to this system
+    stimuli: Optional[tuple] = None  # ConvRNN: (images, stimulus ids, labels) for the layer-output trajectories
+
+
+#: A line attractor is a continuum of slow points (q ~ 1e-5 along the line in the trained examples), sampled
+#: at 1e-2 spacing.
+LINE_ATTRACTOR_FINDER = {"slow_tol": 1e-4, "unique_tol": 1e-2}
 
 
 def linear_system(eigenvalues: Sequence[complex] = LINEAR_EIGENVALUES, seed: int = 0):
@@ -127,16 +134,18 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
         maps[name] = model.state_map(task.constant_input(context))
         labels[name] = ["choice +" if t > 0 else "choice -" for t in targets[-1, :, 0].tolist()]
     return Case(f"integration-{architecture}", maps, states, labels, expected={"line_attractor": True}, model=model,
-                settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:]))})
+                finder=dict(LINE_ATTRACTOR_FINDER), settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:]))})
 
 
 def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_ids: Sequence[str],
-                 positions: Optional[Sequence] = None, n_steps: Optional[int] = None, image_index: int = 0) -> Case:
+                 positions: Optional[Sequence] = None, n_steps: Optional[int] = None, image_index: int = 0,
+                 labels: Optional[Sequence[str]] = None) -> Case:
     """A ConvRNN layer's cell under image ``image_index`` held constant; all images' trajectories seed the search."""
     system = ConvRNNCellMap(model, layer, images, n_steps=n_steps, positions=positions, image_index=image_index)
     condition = f"{stimulus_ids[image_index]}"
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
-                {condition: [str(s) for s in stimulus_ids]}, step_ms=10.0, model=model,
+                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, model=model,
+                stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
                 settings={"layer": layer, "positions": positions, "dim": system.dim, "steps_run": system.steps_run})
 
 

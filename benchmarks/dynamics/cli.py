@@ -23,6 +23,9 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--points", type=int, default=256, help="initial states")
     dynamics.add_argument("--steps", type=int, default=3000, help="optimiser steps")
     dynamics.add_argument("--train-steps", type=int, help="examples: training steps (default: the example's)")
+    dynamics.add_argument("--slow-tol", type=float, help="largest q of a slow point (default 1e-6; 1e-4 for the "
+                                                        "integration examples' line attractors)")
+    dynamics.add_argument("--unique-tol", type=float, help="points closer than this are one (default 1e-3)")
     dynamics.add_argument("--seed", type=int, default=0)
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
@@ -38,6 +41,7 @@ def add_commands(sub) -> None:
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
     compare.add_argument("--n-steps", type=int, help="ConvRNN steps (default: the model's)")
     compare.add_argument("--train-steps", type=int)
+    compare.add_argument("--max-stimuli", type=int, help="ConvRNNs: this many ventral stimuli, spread over the set")
     compare.add_argument("--seed", type=int, default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
@@ -86,13 +90,12 @@ def _case(args):
     layer = args.layer or (recurrent[-1] if recurrent else None)
     if layer not in model.layer_names:
         raise UserFacingError(f"{args.model}: --layer {layer!r} is not a layer; layers: {', '.join(model.layer_names)}")
-    images, ids = sources.ventral_images()
-    images, ids = images[: args.n_images], ids[: args.n_images]
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
     if not 0 <= args.image < len(ids):
         raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
-                                  image_index=args.image)
+                                  image_index=args.image, labels=objects)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
     return case, sha256_array(images.numpy())
@@ -107,7 +110,8 @@ def run_dynamics(args) -> int:
 
     with Timer() as timer:
         case, data_sha = _case(args)
-        finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64}
+        finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
+                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol}
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
@@ -145,7 +149,8 @@ def run_compare(args) -> int:
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
     with Timer() as timer:
-        systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps)
+        systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
+                                            args.max_stimuli)
         try:
             results = compare(systems, metrics)
         except ValueError as error:

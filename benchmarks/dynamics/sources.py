@@ -51,11 +51,18 @@ def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
     return condition_means(assembly, label), sha256_array(assembly)
 
 
-def ventral_images():
+def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None):
+    """(images, stimulus ids[, object names]) of the embedded ventral stimulus set; ``max_stimuli`` of them spread
+    evenly over the set (so over objects and variation levels)."""
     from neurozoo.datasets.embedded.ventral import images, load_ventral
 
     _, stimulus_set = load_ventral("IT")
-    return images(stimulus_set), list(stimulus_set["stimulus_id"].astype(str))
+    keep = np.arange(len(stimulus_set))
+    if max_stimuli:
+        keep = np.unique(np.linspace(0, len(stimulus_set) - 1, max_stimuli).round().astype(int))
+    stimulus_set = stimulus_set.iloc[keep].reset_index(drop=True)
+    out = (images(stimulus_set), list(stimulus_set["stimulus_id"].astype(str)))
+    return out + (list(stimulus_set["object_name"].astype(str)),) if with_objects else out
 
 
 def convrnn(name: str, layer: Optional[str], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
@@ -110,7 +117,7 @@ def _kind(full: str) -> str:
 
 
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
-         n_steps: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
+         n_steps: Optional[int] = None, max_stimuli: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
     """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
@@ -126,7 +133,7 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
         else:
             model_name, _, layer = name.partition(":")
             if images is None:
-                images = ventral_images()
+                images = ventral_images(max_stimuli=max_stimuli)
             systems[full] = convrnn(model_name, layer or None, *images, checkpoint=checkpoint, n_steps=n_steps)
     data_sha = None
     if hashes:

@@ -69,16 +69,17 @@ def condition_means(assembly: xr.DataArray, name: str = "") -> xr.DataArray:
 def pca_trajectories(activity_: xr.DataArray, n_components: int = 3):
     """Project every (stimulus, bin) onto the top principal components of all of them.
 
-    Returns (projection (stimulus_id, time_bin, pc), explained variance ratio per component)."""
+    Returns (projection (stimulus_id, time_bin, pc), explained variance ratio per component, the fitted PCA
+    (``.transform`` projects other states, e.g. fixed points, onto the same axes))."""
     from sklearn.decomposition import PCA
 
     stimuli, bins, neuroids = activity_.shape
     flat = activity_.values.reshape(stimuli * bins, neuroids)
     n_components = min(n_components, *flat.shape)
-    pca = PCA(n_components=n_components).fit(flat)
+    pca = PCA(n_components=n_components, svd_solver="full").fit(flat)
     projected = pca.transform(flat).reshape(stimuli, bins, n_components)
     out = xr.DataArray(projected, dims=("stimulus_id", "time_bin", "pc"),
                        coords={"stimulus_id": activity_["stimulus_id"].values,
                                "time_bin_start": ("time_bin", activity_["time_bin_start"].values),
                                "pc": np.arange(1, n_components + 1)}, name=activity_.name)
-    return out, pca.explained_variance_ratio_
+    return out, pca.explained_variance_ratio_, pca

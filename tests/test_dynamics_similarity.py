@@ -92,6 +92,11 @@ def test_systems_are_aligned_on_shared_stimuli_and_checked():
     a = _system(rng.standard_normal((6, 3, 4)), "a")
     b = a.isel(stimulus_id=[5, 4, 3, 2, 1, 0])  # same stimuli, other order
     assert np.diag(similarity_over_time(a, b, "cka").values) == pytest.approx(1.0)
+    silent = a.copy(data=a.values.copy())
+    silent.values[:, 0] = 0.0  # a layer the signal has not reached yet
+    for metric in ("rsa", "cka", "debiased_cka"):
+        matrix = similarity_over_time(silent, a, metric).values
+        assert np.isnan(matrix[0]).all() and np.isfinite(matrix[1:]).all()
     with pytest.raises(ValueError, match="share 0 stimuli"):
         similarity_over_time(a, a.assign_coords(stimulus_id=[f"x{i}" for i in range(6)]))
     with pytest.raises(ValueError, match=r"expected dims \('stimulus_id', 'time_bin', 'neuroid'\)"):

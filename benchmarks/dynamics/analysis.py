@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
-import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.cases import Case
@@ -114,11 +113,15 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
             values = matrix.values
             rows = []
             for i, start in enumerate(a["time_bin_start"].values):
-                j = i if same else int(np.nanargmax(values[i]))
-                rows.append({"time_bin_start": float(start), "time_bin_end": float(a["time_bin_end"].values[i]),
-                             "value": float(values[i, j]), "best_b_start": float(matrix["time_bin_b"].values[j])})
+                row = {"time_bin_start": float(start), "time_bin_end": float(a["time_bin_end"].values[i]),
+                       "value": None, "best_b_start": None}
+                if np.isfinite(values[i]).any():  # else the bin carries no information (e.g. a silent layer)
+                    j = i if same else int(np.nanargmax(values[i]))
+                    row.update(value=float(values[i, j]), best_b_start=float(matrix["time_bin_b"].values[j]))
+                rows.append(row)
+            finite = [r["value"] for r in rows if r["value"] is not None and np.isfinite(r["value"])]
             records.append(ScoreRecord(model=pair, benchmark=f"compare.{metric}",
-                                       value=float(np.nanmean([r["value"] for r in rows])), per_bin=rows,
+                                       value=float(np.mean(finite)) if finite else None, per_bin=rows,
                                        settings={"matrix": values, "bins_a": matrix["time_bin_a"].values,
                                                  "bins_b": matrix["time_bin_b"].values, "same_grid": same},
                                        duration_s=duration_s, **provenance(None, data_sha256)))

@@ -134,7 +134,8 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
         maps[name] = model.state_map(task.constant_input(context))
         labels[name] = ["choice +" if t > 0 else "choice -" for t in targets[-1, :, 0].tolist()]
     return Case(f"integration-{architecture}", maps, states, labels, expected={"line_attractor": True}, model=model,
-                finder=dict(LINE_ATTRACTOR_FINDER), settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:]))})
+                finder=dict(LINE_ATTRACTOR_FINDER),
+                settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:]))})
 
 
 def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_ids: Sequence[str],

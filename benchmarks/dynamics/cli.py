@@ -2,7 +2,6 @@
 similarity matrices over time. Both write figures, a JSON summary and records to the results store."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -156,11 +155,12 @@ def run_compare(args) -> int:
         except ValueError as error:
             raise UserFacingError(str(error)) from None
     out = Path(args.out or results_dir())
-    stem = "compare_" + "_".join(n.replace(":", "-").replace("/", "-") for n in args.systems)[:120]
+    stem = "compare"
     paths = compare_figures(results, out, stem)
     records = compare_records(systems, results, timer.seconds, data_sha)
     for record in records:
-        print(f"{record.model}: {record.benchmark} {record.value:.3f}")
+        value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
+        print(f"{record.model}: {record.benchmark} {value}")
     if not args.no_store:
         store = ResultsStore(args.db)
         ids = store.add_many(records)

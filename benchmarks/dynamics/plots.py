@@ -94,16 +94,3 @@ def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike,
     if title:
         figure.suptitle(title)
     return _save(figure, path)
-
-
-def plot_pairwise(similarity: xr.DataArray, path: PathLike, title: Optional[str] = None) -> Path:
-    """Per-bin similarity between every pair of systems (system_a, system_b, time_bin): one line per pair."""
-    names = list(similarity["system_a"].values)
-    figure = Figure(figsize=(5.5, 3.4))
-    axis = figure.subplots()
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            axis.plot(similarity["time_bin"].values, similarity.values[i, j], "o-", ms=3, label=f"{names[i]} ~ {names[j]}")
-    axis.set(xlabel="time bin", ylabel=similarity.name, title=title or f"{similarity.name} over time")
-    axis.legend(frameon=False, fontsize=7)
-    return _save(figure, path)

@@ -18,7 +18,7 @@ trajectories: how the population moves, not only where it is in one bin.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict
 
 import numpy as np
 import xarray as xr
@@ -101,23 +101,38 @@ def align(a: xr.DataArray, b: xr.DataArray):
 
 
 def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") -> xr.DataArray:
-    """(time_bin_a, time_bin_b) similarity of the per-bin representations of the shared stimuli."""
+    """(time_bin_a, time_bin_b) similarity of the per-bin representations of the shared stimuli; NaN where a bin
+    carries no information (constant over stimuli, or a pattern constant over units)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     a, b = align(a, b)
     bins_a = [a.values[:, i] for i in range(a.sizes["time_bin"])]
     bins_b = [b.values[:, j] for j in range(b.sizes["time_bin"])]
+    valid_a, valid_b = np.array([_informative(x) for x in bins_a]), np.array([_informative(y) for y in bins_b])
+    values = np.full((len(bins_a), len(bins_b)), np.nan)
+    if valid_a.any() and valid_b.any():
+        inner = _bin_matrix([x for x, ok in zip(bins_a, valid_a) if ok], [y for y, ok in zip(bins_b, valid_b) if ok],
+                            metric)
+        values[np.ix_(valid_a, valid_b)] = inner
+    return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric, attrs={"metric": metric},
+                        coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
+
+
+def _informative(x: np.ndarray) -> bool:
+    """A bin whose representation varies over stimuli and whose every pattern varies over units (else its RDM
+    or Gram is undefined: e.g. a ConvRNN layer before the signal reaches it)."""
+    return bool(np.ptp(x, axis=0).max() > 0 and np.ptp(x, axis=1).min() > 0)
+
+
+def _bin_matrix(bins_a, bins_b, metric: str) -> np.ndarray:
     if metric == "rsa":
         from rsatoolbox.rdm import compare as compare_rdms
 
-        values = compare_rdms(rdm(bins_a), rdm(bins_b), method="spearman")
-    elif metric in ("cka", "debiased_cka"):
+        return compare_rdms(rdm(bins_a), rdm(bins_b), method="spearman")
+    if metric in ("cka", "debiased_cka"):
         gram = _centred_gram if metric == "cka" else _u_centred_gram
-        values = _cosine_matrix(np.stack([gram(x).ravel() for x in bins_a]), np.stack([gram(y).ravel() for y in bins_b]))
-    else:
-        values = np.array([[METRICS[metric](x, y) for y in bins_b] for x in bins_a])
-    return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric, attrs={"metric": metric},
-                        coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
+        return _cosine_matrix(np.stack([gram(x).ravel() for x in bins_a]), np.stack([gram(y).ravel() for y in bins_b]))
+    return np.array([[METRICS[metric](x, y) for y in bins_b] for x in bins_a])
 
 
 def trajectory_similarity(a: xr.DataArray, b: xr.DataArray, window: int = None) -> xr.DataArray:
@@ -132,20 +147,3 @@ def trajectory_similarity(a: xr.DataArray, b: xr.DataArray, window: int = None) 
                                     b.values[:, s: s + window].reshape(-1, b.sizes["neuroid"])) for s in starts]
     return xr.DataArray(values, dims=("window",), coords={"window": a["time_bin_start"].values[list(starts)]},
                         name="procrustes", attrs={"window_bins": window})
-
-
-def pairwise(systems: Dict[str, xr.DataArray], metric: str = "cka") -> xr.DataArray:
-    """(system_a, system_b, time_bin) per-bin similarity of every pair (the diagonal of each bin matrix)."""
-    names: Sequence[str] = list(systems)
-    n_bins = min(s.sizes["time_bin"] for s in systems.values())
-    out = np.full((len(names), len(names), n_bins), np.nan)
-    for i, first in enumerate(names):
-        for j, second in enumerate(names):
-            if j < i:
-                out[i, j] = out[j, i]
-                continue
-            matrix = similarity_over_time(systems[first].isel(time_bin=slice(n_bins)),
-                                          systems[second].isel(time_bin=slice(n_bins)), metric)
-            out[i, j] = np.diag(matrix.values)
-    return xr.DataArray(out, dims=("system_a", "system_b", "time_bin"), name=metric,
-                        coords={"system_a": names, "system_b": names, "time_bin": np.arange(n_bins)})

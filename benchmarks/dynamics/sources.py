@@ -65,16 +65,18 @@ def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None
     return out + (list(stimulus_set["object_name"].astype(str)),) if with_objects else out
 
 
-def convrnn(name: str, layer: Optional[str], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
-            n_steps: Optional[int] = None) -> xr.DataArray:
+def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
+            n_steps: Optional[int] = None) -> Dict[Optional[str], xr.DataArray]:
+    """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
     from neurozoo.benchmarks.cli import resolve_model
 
     model = resolve_model(name, checkpoint)
-    layer = layer or model.layer_names[-1]
-    if layer not in model.layer_names:
-        raise UserFacingError(f"{name}: no layer {layer!r}; layers: {', '.join(model.layer_names)}")
-    out = record_convrnn(model, images, ids, [layer], n_steps=n_steps)[layer]
-    return out.rename(f"{name}:{layer}")
+    chosen = {layer: layer or model.layer_names[-1] for layer in layers}
+    for layer in chosen.values():
+        if layer not in model.layer_names:
+            raise UserFacingError(f"{name}: no layer {layer!r}; layers: {', '.join(model.layer_names)}")
+    recorded = record_convrnn(model, images, ids, sorted(set(chosen.values())), n_steps=n_steps)
+    return {asked: recorded[layer].rename(f"{name}:{layer}") for asked, layer in chosen.items()}
 
 
 def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.DataArray:
@@ -122,7 +124,7 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
     kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
-    systems, hashes, images = {}, [], None
+    systems, hashes, by_model = {}, [], {}
     for full, kind in kinds.items():
         name, _, half = full.partition("/")
         if kind == "neural":
@@ -132,9 +134,13 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
             systems[full] = example(name, seed, train_steps)
         else:
             model_name, _, layer = name.partition(":")
-            if images is None:
-                images = ventral_images(max_stimuli=max_stimuli)
-            systems[full] = convrnn(model_name, layer or None, *images, checkpoint=checkpoint, n_steps=n_steps)
+            by_model.setdefault(model_name, {})[full] = layer or None
+    if by_model:
+        images = ventral_images(max_stimuli=max_stimuli)
+        for model_name, wanted in by_model.items():
+            outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps)
+            systems.update({full: outputs[layer] for full, layer in wanted.items()})
+    systems = {full: systems[full] for full in kinds}  # in the order asked
     data_sha = None
     if hashes:
         import hashlib

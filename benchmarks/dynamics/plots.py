@@ -81,7 +81,7 @@ def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str]
 def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None) -> Path:
     """One panel per comparison: similarity of bin a (rows) against bin b (columns)."""
     n = len(matrices)
-    figure = Figure(figsize=(3.3 * n + 0.6, 3.2))
+    figure = Figure(figsize=(3.8 * n + 0.6, 3.3), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, n))
     for axis, (name, matrix) in zip(axes, matrices.items()):
         a, b = matrix["time_bin_a"].values, matrix["time_bin_b"].values

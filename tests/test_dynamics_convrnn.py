@@ -47,6 +47,8 @@ def test_positions_agree_with_the_whole_map(tiny):
     np.testing.assert_allclose(found.points[0], expected, atol=1e-4)
     with pytest.raises(ValueError, match=r"position \(9, 0\) outside the 4x4 map of layer 'conv5'"):
         ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(9, 0)])
+    with pytest.raises(ValueError, match="layer 'conv2' has no recurrent state"):
+        ConvRNNCellMap(model, "conv2", images, n_steps=4)
     with pytest.raises(ValueError, match="no recurrent cell for layer 'nope'"):
         ConvRNNCellMap(model, "nope", images)
 
@@ -56,13 +58,15 @@ def test_convrnn_case_analysis_figures_and_records(tiny, tmp_path):
     from neurozoo.benchmarks.dynamics.cases import convrnn_case
 
     model, images = tiny
-    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"])
+    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"],
+                        trajectory_layers=["conv2", "conv5"])
     results = analyse(case, n_initial=8, steps=50, dtype=torch.float32, fixed_tol=1e-9)
     [found] = results.values()
     assert found.summary()["n_stable_fixed"] == 1 and found.settings["dim"] == sum(case.maps["a"].channels)
     paths = figures(case, results, tmp_path, "tiny")
     assert [p.name for p in paths] == ["tiny_a_trajectories.png", "tiny_a_spectra.png",
-                                       "tiny_layer_output_trajectories.png"]
+                                       "tiny_layer_output_trajectories_conv2.png",
+                                       "tiny_layer_output_trajectories_conv5.png"]
     [record] = dynamics_records(case, results, 1.0, seed=0)
     assert (record.model, record.benchmark, record.value) == ("tiny:conv5", "dynamics.fixed_points", 1.0)
     assert record.settings["layer"] == "conv5" and record.settings["positions"] == [(1, 1)]

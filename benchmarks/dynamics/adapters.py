@@ -119,6 +119,8 @@ class ConvRNNCellMap:
             handle.remove()
         if not calls:
             raise ValueError(f"layer {layer!r} never ran in {n_steps} steps; give more steps")
+        if not calls[reference_step][3]:
+            raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
         self.cell = cell
         drive, _, feedback, _ = calls[reference_step]
         self.drive = drive[image_index: image_index + 1]

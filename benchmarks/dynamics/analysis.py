@@ -44,16 +44,19 @@ def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -
         paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
                                        explained, points, found.stable, title=f"{case.name}: {condition}"))
         paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}"))
-    if case.stimuli is not None:  # a ConvRNN: its layer output every 10 ms, from the step it first responds
+    if case.stimuli is not None:  # a ConvRNN: each layer's output every 10 ms, from the step it first responds
         images, ids, labels = case.stimuli
-        layer, model = case.settings["layer"], case.model
-        first = model.first_output_step(layer)  # index of the first step with output
-        n_steps = max(model.n_steps, model.image_steps + first + 8)  # long enough to see the offset response
-        outputs = record_convrnn(model, images, ids, [layer], n_steps=n_steps)[layer].isel(time_bin=slice(first, None))
-        projection, explained, _ = pca_trajectories(outputs, 2)
-        paths.append(plot_trajectories(projection, out / f"{stem}_layer_output_trajectories.png", labels, explained,
-                                       title=f"{case.name} output: image for {model.image_steps} steps (0-"
-                                             f"{10 * model.image_steps} ms), then gray"))
+        model = case.model
+        layers = case.settings.get("trajectory_layers") or [case.settings["layer"]]
+        n_steps = max(model.n_steps, model.image_steps + max(model.first_output_step(l) for l in layers) + 8)
+        outputs = record_convrnn(model, images, ids, layers, n_steps=n_steps)  # long enough for the offset response
+        for layer in layers:
+            responding = outputs[layer].isel(time_bin=slice(model.first_output_step(layer), None))
+            projection, explained, _ = pca_trajectories(responding, 2)
+            suffix = "" if len(layers) == 1 else f"_{layer}"
+            paths.append(plot_trajectories(projection, out / f"{stem}_layer_output_trajectories{suffix}.png", labels,
+                                           explained, title=f"{case.model_name(layer)} output: image for "
+                                           f"{model.image_steps} steps (0-{10 * model.image_steps} ms), then gray"))
     return paths
 
 
@@ -128,8 +131,14 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
     return records
 
 
-def compare_figures(results, out: Path, stem: str) -> List[Path]:
+def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, xr.DataArray]] = None) -> List[Path]:
+    """A (bin x bin) similarity figure per pair; with ``systems``, also each system's PCA trajectories."""
     paths = []
+    for name, activity in (systems or {}).items():
+        projection, explained, _ = pca_trajectories(activity, 2)
+        file = name.replace(":", "-").replace("/", "-")
+        paths.append(plot_trajectories(projection, out / f"{stem}_{file}_trajectories.png", explained=explained,
+                                       title=f"{name}: {activity.sizes['stimulus_id']} stimuli"))
     for pair, by_metric in results.items():
         matrices = {f"{metric}": m for metric, m in by_metric.items() if metric != "procrustes"}
         name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")

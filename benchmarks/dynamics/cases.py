@@ -41,6 +41,9 @@ class Case:
     finder: Dict = field(default_factory=dict)  # fixed-point finder settings suited to this system
     stimuli: Optional[tuple] = None  # ConvRNN: (images, stimulus ids, labels) for the layer-output trajectories
 
+    def model_name(self, layer: str) -> str:
+        return f"{self.name.split(':')[0]}:{layer}"
+
 
 #: A line attractor is a continuum of slow points (q ~ 1e-5 along the line in the trained examples), sampled
 #: at 1e-2 spacing.
@@ -140,14 +143,15 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
 
 def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_ids: Sequence[str],
                  positions: Optional[Sequence] = None, n_steps: Optional[int] = None, image_index: int = 0,
-                 labels: Optional[Sequence[str]] = None) -> Case:
+                 labels: Optional[Sequence[str]] = None, trajectory_layers: Optional[Sequence[str]] = None) -> Case:
     """A ConvRNN layer's cell under image ``image_index`` held constant; all images' trajectories seed the search."""
     system = ConvRNNCellMap(model, layer, images, n_steps=n_steps, positions=positions, image_index=image_index)
     condition = f"{stimulus_ids[image_index]}"
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
                 {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
-                settings={"layer": layer, "positions": positions, "dim": system.dim, "steps_run": system.steps_run})
+                settings={"layer": layer, "positions": positions, "dim": system.dim, "steps_run": system.steps_run,
+                          "trajectory_layers": list(trajectory_layers or [layer])})
 
 
 EXAMPLES = {"linear": linear_case, "bistable": bistable_case,

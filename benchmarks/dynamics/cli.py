@@ -16,6 +16,8 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--layer", help="ConvRNN layer whose cell is analysed (default: the last recurrent one)")
     dynamics.add_argument("--position", action="append", default=None, metavar="ROW,COL",
                           help="ConvRNN: analyse the state at this position only (repeatable); default: the whole map")
+    dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
+                                                       "time (default: the analysed layer)")
     dynamics.add_argument("--image", type=int, default=0, help="ConvRNN: index of the held image (embedded ventral set)")
     dynamics.add_argument("--n-images", type=int, default=16, help="ConvRNN: images whose trajectories seed the search")
     dynamics.add_argument("--checkpoint", type=Path)
@@ -84,17 +86,22 @@ def _case(args):
     from neurozoo.datasets.provenance import sha256_array
 
     model = resolve_model(args.model, args.checkpoint)
-    recurrent = [n for n in model.layer_names if dict(model.named_modules()).get(f"layers.{n}.cell") is not None
-                 and type(dict(model.named_modules())[f"layers.{n}.cell"]).__name__ != "IdentityCell"]
+    modules = dict(model.named_modules())
+    recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
     layer = args.layer or (recurrent[-1] if recurrent else None)
     if layer not in model.layer_names:
         raise UserFacingError(f"{args.model}: --layer {layer!r} is not a layer; layers: {', '.join(model.layer_names)}")
+    trajectory_layers = [l.strip() for l in args.trajectory_layers.split(",")] if args.trajectory_layers else None
+    unknown = [l for l in trajectory_layers or [] if l not in model.layer_names]
+    if unknown:
+        raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
+                              f"layers: {', '.join(model.layer_names)}")
     images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
     if not 0 <= args.image < len(ids):
         raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
-                                  image_index=args.image, labels=objects)
+                                  image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
     return case, sha256_array(images.numpy())
@@ -156,7 +163,7 @@ def run_compare(args) -> int:
             raise UserFacingError(str(error)) from None
     out = Path(args.out or results_dir())
     stem = "compare"
-    paths = compare_figures(results, out, stem)
+    paths = compare_figures(results, out, stem, systems)
     records = compare_records(systems, results, timer.seconds, data_sha)
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"

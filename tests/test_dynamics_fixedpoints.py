@@ -91,3 +91,18 @@ def test_torch_module_map_reproduces_the_module_step(kind):
 def test_bad_initial_states_are_rejected_with_the_expected_shape():
     with pytest.raises(ValueError, match=r"expected shape \(N, 2\)"):
         find_fixed_points(bistable_case().maps["none"], torch.zeros(5, 3))
+
+
+def test_large_states_get_the_leading_eigenvalues_from_jacobian_vector_products(monkeypatch):
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)  # the ARPACK path, on a small system
+    values = (0.9, -0.85, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.01)
+    matrix, bias = linear_system(eigenvalues=values, seed=2)
+    point = np.linalg.solve(np.eye(12) - matrix, bias)
+    starts = torch.as_tensor(point + 0.01 * np.random.default_rng(0).standard_normal((4, 12)))
+    found = find_fixed_points(linear_map(torch.tensor(matrix), torch.tensor(bias)), starts, steps=200, lr=1e-3,
+                              n_eigenvalues=5)
+    assert len(found) == 1 and found.jacobians is None and found.eigenvalues.shape == (1, 5)
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)  # the GMRES-Newton polish
+    np.testing.assert_allclose(found.eigenvalues[0].real, values[:5], atol=1e-8)

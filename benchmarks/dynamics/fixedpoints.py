@@ -4,7 +4,8 @@ q(x) = 1/2 ||F(x) - x||^2 is minimised from many initial states at once (one aut
 each q depends on its own row only, so the gradient of sum(q) is every point's own gradient), with Adam
 as in Golub & Sussillo's FixedPointFinder, then polished by Newton steps x <- x - (J - I)^-1 (F(x) - x),
 each kept only where it lowers q (Newton runs on one point per cluster of Adam's results, the
-``max_newton`` lowest in q, so its Jacobians stay few). Points with q below ``fixed_tol`` are fixed points; between
+``max_newton`` lowest in q, so its Jacobians stay few; above ``DENSE_LIMIT`` state dimensions the Newton
+system is solved by GMRES on Jacobian-vector products instead). Points with q below ``fixed_tol`` are fixed points; between
 ``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow but not zero);
 the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
 
@@ -197,6 +198,34 @@ def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
     return x
 
 
+def _newton_krylov(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Newton without the Jacobian matrix, for large states: (J - I) d = F(x) - x solved by GMRES on
+    Jacobian-vector products, point by point; a step is kept only where it lowers q."""
+    from scipy.sparse.linalg import LinearOperator, gmres
+
+    dim = x.shape[1]
+    rows = []
+    for point in x:
+        point = point[None]
+        q = float(speed(system, point).detach())
+        for _ in range(steps):
+            def product(v, at=point):
+                v = torch.as_tensor(np.asarray(v).reshape(1, dim), dtype=at.dtype)
+                return (torch.autograd.functional.jvp(system, at, v)[1] - v).reshape(dim).numpy()
+
+            with torch.no_grad():
+                residual = (system(point) - point).reshape(dim).numpy()
+            delta, _ = gmres(LinearOperator((dim, dim), matvec=product, dtype=float), residual, rtol=1e-12,
+                             restart=min(dim, 50), maxiter=20)
+            candidate = point - torch.as_tensor(delta, dtype=point.dtype)[None]
+            q_new = float(speed(system, candidate).detach())
+            if not np.isfinite(q_new) or q_new >= q:
+                break
+            point, q = candidate, q_new
+        rows.append(point)
+    return torch.cat(rows).detach()
+
+
 def _candidates(system, x: torch.Tensor, tol: float, unique_tol: float):
     """Rows with finite q below ``tol``, one per cluster (the lowest q), as numpy arrays by increasing q."""
     with torch.no_grad():
@@ -242,9 +271,10 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol)
     dense = system.dim <= DENSE_LIMIT
     points, q = _candidates(system, x, np.inf, unique_tol)
-    if newton_steps and dense and len(points):
+    if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
-        points, q = _candidates(system, _newton(system, torch.as_tensor(points), newton_steps), slow_tol, unique_tol)
+        polish = _newton if dense else _newton_krylov
+        points, q = _candidates(system, polish(system, torch.as_tensor(points), newton_steps), slow_tol, unique_tol)
     else:
         keep = q < slow_tol
         points, q = points[keep], q[keep]

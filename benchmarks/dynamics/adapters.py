@@ -1,0 +1,178 @@
+"""State maps: ``F(x)`` for a constant input, on flat states x of shape (B, D).
+
+The fixed-point finder needs only ``system(x) -> F(x)``, ``system.dim`` and ``system.to(dtype)``:
+
+- :class:`FunctionMap`: any differentiable callable (analytic systems, linear RNNs);
+- :class:`TorchRNNMap`: ``torch.nn.RNN``/``GRU``/``LSTM`` (any number of layers) or ``RNNCell``/``GRUCell``/
+  ``LSTMCell`` under a constant input u; LSTM states are h then c, layer by layer;
+- :class:`ConvRNNCellMap`: one recurrent layer of a ConvRNN under a constant image, at chosen spatial
+  positions or over the whole map.
+
+ConvRNN has no single-step state function in its public API, so the ConvRNN adapter drives one cell: it
+runs the public ``forward`` with the image held for every step, captures that layer's cell calls with a
+forward hook (feedforward drive, feedback, state before and after), and then maps a state to the cell's
+new state with the drive and feedback frozen at their values at ``reference_step``. It needs only the
+cell contract ``out, new_state = cell(x, state, feedback=...)`` and a module named ``layers.<layer>.cell``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+
+class FunctionMap:
+    def __init__(self, function: Callable[[torch.Tensor], torch.Tensor], dim: int):
+        self.function, self.dim = function, int(dim)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.function(x)
+
+    def to(self, dtype: torch.dtype) -> "FunctionMap":
+        return self
+
+
+def linear_map(matrix: torch.Tensor, bias: Optional[torch.Tensor] = None) -> FunctionMap:
+    """x -> A x + b."""
+    matrix = torch.as_tensor(matrix)
+    bias = torch.zeros(matrix.shape[0], dtype=matrix.dtype) if bias is None else torch.as_tensor(bias)
+    return FunctionMap(lambda x: x @ matrix.to(x.dtype).T + bias.to(x.dtype), matrix.shape[0])
+
+
+class TorchRNNMap:
+    CELLS = (nn.RNNCell, nn.GRUCell, nn.LSTMCell)
+    MODULES = (nn.RNN, nn.GRU, nn.LSTM)
+
+    def __init__(self, module: nn.Module, u: torch.Tensor):
+        if not isinstance(module, self.CELLS + self.MODULES):
+            raise TypeError(f"TorchRNNMap takes torch.nn RNN/GRU/LSTM modules or cells, got {type(module).__name__}")
+        self.module = module.eval()
+        self.u = torch.as_tensor(u).reshape(-1)
+        if self.u.numel() != module.input_size:
+            raise ValueError(f"constant input has {self.u.numel()} entries; the module expects {module.input_size}")
+        self.is_cell = isinstance(module, self.CELLS)
+        self.layers = 1 if self.is_cell else module.num_layers * (2 if module.bidirectional else 1)
+        self.lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
+        self.hidden = module.hidden_size
+        self.dim = self.layers * self.hidden * (2 if self.lstm else 1)
+
+    def to(self, dtype: torch.dtype) -> "TorchRNNMap":
+        return TorchRNNMap(copy.deepcopy(self.module).to(dtype), self.u.to(dtype))
+
+    @staticmethod
+    def flatten(state) -> torch.Tensor:
+        """A module's state ((L, B, H) tensor, or a (h, c) pair) as (B, D); a cell's (B, H) state likewise."""
+        parts = state if isinstance(state, tuple) else (state,)
+        if parts[0].dim() == 2:
+            return torch.cat(parts, dim=-1)
+        return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=-1)
+
+    def _unflatten(self, x: torch.Tensor):
+        parts = x.split(self.layers * self.hidden, dim=-1)
+        if not self.is_cell:
+            parts = [p.reshape(x.shape[0], self.layers, self.hidden).transpose(0, 1).contiguous() for p in parts]
+        return tuple(parts) if self.lstm else parts[0]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.u.to(x.dtype).expand(x.shape[0], -1)
+        state = self._unflatten(x)
+        if self.is_cell:
+            return self.flatten(self.module(u, state))
+        if self.module.batch_first:
+            u = u[:, None]
+        else:
+            u = u[None]
+        _, new_state = self.module(u, state)
+        return self.flatten(new_state)
+
+
+class ConvRNNCellMap:
+    """F(state) of one ConvRNN layer's cell under a constant image (see the module docstring).
+
+    ``positions``: None for the whole map (D = sum(state channels) * H * W), or a list of (row, column):
+    then only the state at those positions varies (D = sum(state channels) * len(positions)) and the rest
+    of the map stays at the reference state, the dynamics of those columns given their surround.
+    ``trajectory`` (T, B, D): the states the layer visited for every image in ``images`` (initial states
+    for the search); the constant input is image ``image_index``.
+    """
+
+    def __init__(self, model: nn.Module, layer: str, images: torch.Tensor, n_steps: Optional[int] = None,
+                 positions: Optional[Sequence[Tuple[int, int]]] = None, image_index: int = 0,
+                 reference_step: int = -1):
+        cell = dict(model.named_modules()).get(f"layers.{layer}.cell")
+        if cell is None:
+            raise ValueError(f"model has no recurrent cell for layer {layer!r} (no module 'layers.{layer}.cell')")
+        calls: List[tuple] = []
+
+        def hook(module, args, kwargs, output):
+            calls.append((args[0].detach(), args[1] if len(args) > 1 else kwargs.get("state"),
+                          kwargs.get("feedback", args[2] if len(args) > 2 else None), output[1]))
+
+        n_steps = n_steps or getattr(model, "n_steps", 10)
+        handle = cell.register_forward_hook(hook, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                model.eval()(images, n_steps=n_steps, image_steps=n_steps)
+        finally:
+            handle.remove()
+        if not calls:
+            raise ValueError(f"layer {layer!r} never ran in {n_steps} steps; give more steps")
+        if not calls[reference_step][3]:
+            raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
+        self.cell = cell
+        drive, _, feedback, _ = calls[reference_step]
+        self.drive = drive[image_index: image_index + 1]
+        self.feedback = None if feedback is None else feedback.detach()[image_index: image_index + 1]
+        self.shapes = [tuple(s.shape[1:]) for s in calls[reference_step][3]]
+        self.reference = tuple(s.detach()[image_index: image_index + 1] for s in calls[reference_step][3])
+        self.positions = None if positions is None else [tuple(map(int, p)) for p in positions]
+        height, width = self.shapes[0][1:]
+        for row, column in self.positions or []:
+            if not (0 <= row < height and 0 <= column < width):
+                raise ValueError(f"position ({row}, {column}) outside the {height}x{width} map of layer {layer!r}")
+        self.channels = [s[0] for s in self.shapes]
+        per_site = sum(self.channels)
+        self.dim = per_site * (len(self.positions) if self.positions else height * width)
+        self.trajectory = torch.stack([self.select(tuple(s.detach() for s in c[3])) for c in calls])
+        self.steps_run = len(calls)
+
+    def to(self, dtype: torch.dtype) -> "ConvRNNCellMap":
+        other = copy.copy(self)
+        other.cell = copy.deepcopy(self.cell).to(dtype)
+        other.drive = self.drive.to(dtype)
+        other.feedback = None if self.feedback is None else self.feedback.to(dtype)
+        other.reference = tuple(r.to(dtype) for r in self.reference)
+        other.trajectory = self.trajectory.to(dtype)
+        return other
+
+    def select(self, state: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """A cell state tuple -> flat (B, D)."""
+        if self.positions is None:
+            return torch.cat([s.flatten(1) for s in state], dim=1)
+        rows = torch.tensor([p[0] for p in self.positions])
+        columns = torch.tensor([p[1] for p in self.positions])
+        return torch.cat([s[:, :, rows, columns].flatten(1) for s in state], dim=1)
+
+    def _expand(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        batch = x.shape[0]
+        if self.positions is None:
+            parts = x.split([c * self.shapes[0][1] * self.shapes[0][2] for c in self.channels], dim=1)
+            return tuple(p.reshape(batch, *shape) for p, shape in zip(parts, self.shapes))
+        rows = torch.tensor([p[0] for p in self.positions])
+        columns = torch.tensor([p[1] for p in self.positions])
+        parts = x.split([c * len(self.positions) for c in self.channels], dim=1)
+        state = []
+        for part, reference, channels in zip(parts, self.reference, self.channels):
+            full = reference.to(x.dtype).expand(batch, *reference.shape[1:]).clone()
+            full[:, :, rows, columns] = part.reshape(batch, channels, len(self.positions))
+            state.append(full)
+        return tuple(state)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        batch = x.shape[0]
+        drive = self.drive.to(x.dtype).expand(batch, *self.drive.shape[1:])
+        feedback = None if self.feedback is None else self.feedback.to(x.dtype).expand(batch, *self.feedback.shape[1:])
+        _, new_state = self.cell(drive, self._expand(x), feedback=feedback)
+        return self.select(tuple(new_state))

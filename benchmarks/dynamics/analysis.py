@@ -1,0 +1,157 @@
+"""Run the fixed-point analysis of a :class:`cases.Case` and the comparison of systems; figures and records.
+
+Records (one row each, ``benchmarks.records``):
+- ``dynamics.fixed_points[/condition]``: value = number of stable fixed points; settings hold the finder
+  settings, the counts of fixed/slow/saddle points and, per point, q, stability and the 6 largest eigenvalues.
+- ``compare.<metric>`` with model ``A ~ B``: per_bin = for each bin of A, the similarity to the same bin of B
+  when both share one time grid, else the best bin of B (``best_b_start``); value = their mean.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import xarray as xr
+
+from neurozoo.benchmarks.dynamics.cases import Case
+from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints, find_fixed_points, sample_states
+from neurozoo.benchmarks.dynamics.plots import plot_similarity_over_time, plot_spectra, plot_trajectories
+from neurozoo.benchmarks.dynamics.similarity import similarity_over_time, trajectory_similarity
+from neurozoo.benchmarks.dynamics.trajectories import from_states, pca_trajectories, record_convrnn
+from neurozoo.benchmarks.records import ScoreRecord
+
+N_EIGENVALUES_STORED = 6
+
+
+def analyse(case: Case, n_initial: int = 256, noise: float = 0.05, seed: int = 0, **finder) -> Dict[str, FixedPoints]:
+    finder = {"dt": case.step_ms, **case.finder, **{k: v for k, v in finder.items() if v is not None}}
+    return {condition: find_fixed_points(system, sample_states(case.states[condition], n_initial, noise, seed), **finder)
+            for condition, system in case.maps.items()}
+
+
+def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -> List[Path]:
+    """Per condition: trajectories in the PCA plane of the visited states with the fixed points, and spectra."""
+    paths = []
+    for condition, found in results.items():
+        states = case.states[condition]
+        ids = [f"trial{i:03d}" for i in range(states.shape[1])]
+        activity = from_states(states, ids, case.step_ms, name=case.name)
+        projection, explained, pca = pca_trajectories(activity, 2)
+        points = pca.transform(found.points) if len(found) else None
+        name = condition.replace(" ", "_").replace("/", "_")
+        paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
+                                       explained, points, found.stable, title=f"{case.name}: {condition}"))
+        paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}"))
+    if case.stimuli is not None:  # a ConvRNN: each layer's output every 10 ms, from the step it first responds
+        images, ids, labels = case.stimuli
+        model = case.model
+        layers = case.settings.get("trajectory_layers") or [case.settings["layer"]]
+        n_steps = max(model.n_steps, model.image_steps + max(model.first_output_step(l) for l in layers) + 8)
+        outputs = record_convrnn(model, images, ids, layers, n_steps=n_steps)  # long enough for the offset response
+        for layer in layers:
+            responding = outputs[layer].isel(time_bin=slice(model.first_output_step(layer), None))
+            projection, explained, _ = pca_trajectories(responding, 2)
+            suffix = "" if len(layers) == 1 else f"_{layer}"
+            paths.append(plot_trajectories(projection, out / f"{stem}_layer_output_trajectories{suffix}.png", labels,
+                                           explained, title=f"{case.model_name(layer)} output: image for "
+                                           f"{model.image_steps} steps (0-{10 * model.image_steps} ms), then gray"))
+    return paths
+
+
+def provenance(seed: Optional[int] = None, data_sha256: Optional[str] = None) -> Dict:
+    from neurozoo.datasets.provenance import code_version, device_name, git_commit
+
+    return {"code_version": code_version(), "git_commit": git_commit(), "device": device_name(),
+            "seed": seed, "data_sha256": data_sha256}
+
+
+def dynamics_records(case: Case, results: Dict[str, FixedPoints], duration_s: float, seed: int,
+                     data_sha256: Optional[str] = None) -> List[ScoreRecord]:
+    records = []
+    for condition, found in results.items():
+        table = found.table()
+        points = [{"q": float(row.q), "kind": row.kind, "stable": bool(row.stable), "n_unstable": int(row.n_unstable),
+                   "eigenvalues_re": found.eigenvalues[i, :N_EIGENVALUES_STORED].real,
+                   "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag}
+                  for i, row in enumerate(table.itertuples())]
+        benchmark = "dynamics.fixed_points" + ("" if len(results) == 1 else f"/{condition}")
+        records.append(ScoreRecord(model=case.name, benchmark=benchmark, value=float(found.summary()["n_stable_fixed"]),
+                                   settings={**case.settings, **found.settings, **found.summary(),
+                                             "condition": condition, "points": points},
+                                   duration_s=duration_s, **provenance(seed, data_sha256)))
+    return records
+
+
+def compare(systems: Dict[str, xr.DataArray], metrics=("rsa", "cka", "debiased_cka")) -> Dict[str, Dict[str, xr.DataArray]]:
+    """{"A ~ B": {metric: (time_bin_a, time_bin_b) matrix, "procrustes": window similarity if grids match}}."""
+    names = list(systems)
+    out = {}
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            pair = {metric: similarity_over_time(systems[first], systems[second], metric) for metric in metrics}
+            if _same_grid(systems[first], systems[second]):
+                pair["procrustes"] = trajectory_similarity(systems[first], systems[second])
+            out[f"{first} ~ {second}"] = pair
+    return out
+
+
+def _same_grid(a: xr.DataArray, b: xr.DataArray) -> bool:
+    return a.sizes["time_bin"] == b.sizes["time_bin"] and np.allclose(a["time_bin_start"].values, b["time_bin_start"].values)
+
+
+def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float, data_sha256=None) -> List[ScoreRecord]:
+    records = []
+    for pair, by_metric in results.items():
+        first, second = pair.split(" ~ ")
+        a = systems[first]
+        same = _same_grid(systems[first], systems[second])
+        for metric, matrix in by_metric.items():
+            if metric == "procrustes":
+                records.append(ScoreRecord(model=pair, benchmark="compare.procrustes", value=float(matrix.values[0]),
+                                           settings={"window_bins": matrix.attrs["window_bins"]}, duration_s=duration_s,
+                                           **provenance(None, data_sha256)))
+                continue
+            values = matrix.values
+            rows = []
+            for i, start in enumerate(a["time_bin_start"].values):
+                row = {"time_bin_start": float(start), "time_bin_end": float(a["time_bin_end"].values[i]),
+                       "value": None, "best_b_start": None}
+                if np.isfinite(values[i]).any():  # else the bin carries no information (e.g. a silent layer)
+                    j = i if same else int(np.nanargmax(values[i]))
+                    row.update(value=float(values[i, j]), best_b_start=float(matrix["time_bin_b"].values[j]))
+                rows.append(row)
+            finite = [r["value"] for r in rows if r["value"] is not None and np.isfinite(r["value"])]
+            records.append(ScoreRecord(model=pair, benchmark=f"compare.{metric}",
+                                       value=float(np.mean(finite)) if finite else None, per_bin=rows,
+                                       settings={"matrix": values, "bins_a": matrix["time_bin_a"].values,
+                                                 "bins_b": matrix["time_bin_b"].values, "same_grid": same},
+                                       duration_s=duration_s, **provenance(None, data_sha256)))
+    return records
+
+
+def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, xr.DataArray]] = None) -> List[Path]:
+    """A (bin x bin) similarity figure per pair; with ``systems``, also each system's PCA trajectories."""
+    paths = []
+    for name, activity in (systems or {}).items():
+        projection, explained, _ = pca_trajectories(activity, 2)
+        file = name.replace(":", "-").replace("/", "-")
+        paths.append(plot_trajectories(projection, out / f"{stem}_{file}_trajectories.png", explained=explained,
+                                       title=f"{name}: {activity.sizes['stimulus_id']} stimuli"))
+    for pair, by_metric in results.items():
+        matrices = {f"{metric}": m for metric, m in by_metric.items() if metric != "procrustes"}
+        name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
+        procrustes = by_metric.get("procrustes")
+        suffix = "" if procrustes is None else f" (trajectory Procrustes {float(procrustes.values[0]):.3f})"
+        paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix))
+    return paths
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

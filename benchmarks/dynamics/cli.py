@@ -1,0 +1,176 @@
+"""``zoo dynamics MODEL``: fixed points, eigenvalue spectra and trajectory plots; ``zoo compare SYSTEM...``:
+similarity matrices over time. Both write figures, a JSON summary and records to the results store."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_commands(sub) -> None:
+    dynamics = sub.add_parser("dynamics", help="fixed points, linearised dynamics and trajectories of a recurrent model",
+                              description="Fixed and slow points (Sussillo & Barak 2013) of MODEL under a constant "
+                                          "input, their Jacobian spectra, and PCA trajectories. MODEL: an example "
+                                          "(linear, bistable, flipflop-rnn|gru|lstm, integration-rnn|gru|lstm; "
+                                          "trained on the CPU first) or a ConvRNN name with --layer.")
+    dynamics.add_argument("model")
+    dynamics.add_argument("--layer", help="ConvRNN layer whose cell is analysed (default: the last recurrent one)")
+    dynamics.add_argument("--position", action="append", default=None, metavar="ROW,COL",
+                          help="ConvRNN: analyse the state at this position only (repeatable); default: the whole map")
+    dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
+                                                       "time (default: the analysed layer)")
+    dynamics.add_argument("--image", type=int, default=0, help="ConvRNN: index of the held image (embedded ventral set)")
+    dynamics.add_argument("--n-images", type=int, default=16, help="ConvRNN: images whose trajectories seed the search")
+    dynamics.add_argument("--checkpoint", type=Path)
+    dynamics.add_argument("--points", type=int, default=256, help="initial states")
+    dynamics.add_argument("--steps", type=int, default=3000, help="optimiser steps")
+    dynamics.add_argument("--train-steps", type=int, help="examples: training steps (default: the example's)")
+    dynamics.add_argument("--slow-tol", type=float, help="largest q of a slow point (default 1e-6; 1e-4 for the "
+                                                        "integration examples' line attractors)")
+    dynamics.add_argument("--unique-tol", type=float, help="points closer than this are one (default 1e-3)")
+    dynamics.add_argument("--seed", type=int, default=0)
+    dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
+    _store_arguments(dynamics)
+    dynamics.set_defaults(handler=run_dynamics)
+
+    compare = sub.add_parser("compare", help="similarity of models and neural data over time (RSA, CKA, Procrustes)",
+                             description="Per time bin RSA, linear and debiased CKA between every pair of SYSTEMs, "
+                                         "and the Procrustes similarity of whole trajectories when two systems share "
+                                         "a time grid. SYSTEM: ConvRNN name[:layer], neural:V4|IT|"
+                                         "zhang_desimone2011.it[/even|/odd], or an example (flipflop-gru...).")
+    compare.add_argument("systems", nargs="+")
+    compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
+    compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
+    compare.add_argument("--n-steps", type=int, help="ConvRNN steps (default: the model's)")
+    compare.add_argument("--train-steps", type=int)
+    compare.add_argument("--max-stimuli", type=int, help="ConvRNNs: this many ventral stimuli, spread over the set")
+    compare.add_argument("--seed", type=int, default=0)
+    _store_arguments(compare)
+    compare.set_defaults(handler=run_compare)
+
+
+def _store_arguments(parser) -> None:
+    parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    parser.add_argument("--out", type=Path, help="folder for figures and the JSON summary (default: $NEUROZOO_HOME/results)")
+    parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
+
+
+def _positions(values):
+    from neurozoo.datasets.errors import UserFacingError
+
+    if not values:
+        return None
+    positions = []
+    for value in values:
+        try:
+            row, column = (int(v) for v in value.split(","))
+        except ValueError:
+            raise UserFacingError(f"--position {value!r}: expected ROW,COL (two integers)") from None
+        positions.append((row, column))
+    return positions
+
+
+def _case(args):
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.dynamics import cases, sources
+    from neurozoo.datasets.errors import UserFacingError
+
+    if args.model in cases.EXAMPLES:
+        options = {"seed": args.seed}
+        if args.train_steps and args.model not in ("linear", "bistable"):
+            options["steps"] = args.train_steps
+        return cases.EXAMPLES[args.model](**options), None
+    if args.model not in convrnn.MODELS:
+        raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
+                              f"or a ConvRNN ({', '.join(convrnn.list_models())})")
+    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.datasets.provenance import sha256_array
+
+    model = resolve_model(args.model, args.checkpoint)
+    modules = dict(model.named_modules())
+    recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
+    layer = args.layer or (recurrent[-1] if recurrent else None)
+    if layer not in model.layer_names:
+        raise UserFacingError(f"{args.model}: --layer {layer!r} is not a layer; layers: {', '.join(model.layer_names)}")
+    trajectory_layers = [l.strip() for l in args.trajectory_layers.split(",")] if args.trajectory_layers else None
+    unknown = [l for l in trajectory_layers or [] if l not in model.layer_names]
+    if unknown:
+        raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
+                              f"layers: {', '.join(model.layer_names)}")
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
+    if not 0 <= args.image < len(ids):
+        raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
+    try:
+        case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
+                                  image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
+    except ValueError as error:
+        raise UserFacingError(str(error)) from None
+    return case, sha256_array(images.numpy())
+
+
+def run_dynamics(args) -> int:
+    import torch
+
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures
+    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.records import ResultsStore
+
+    with Timer() as timer:
+        case, data_sha = _case(args)
+        finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
+                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol}
+        if args.float32:
+            finder["fixed_tol"] = 1e-9
+        results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"dynamics_{case.name}".replace(":", "-").replace("/", "-")
+    paths = figures(case, results, out, stem)
+    summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
+               for condition, found in results.items()}
+    (out / f"{stem}.json").write_text(json.dumps({"model": case.name, "settings": case.settings, "conditions": summary},
+                                                 indent=1, default=str))
+    for condition, found in results.items():
+        counts = found.summary()
+        radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
+        print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
+              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}")
+    if not args.no_store:
+        store = ResultsStore(args.db)
+        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, data_sha))
+        print(f"records {', '.join(map(str, ids))} in {store.url}")
+    print("figures: " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def run_compare(args) -> int:
+    from neurozoo.benchmarks.dynamics import sources
+    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records
+    from neurozoo.benchmarks.dynamics.similarity import METRICS
+    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.errors import UserFacingError
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS or m == "procrustes"]
+    if unknown:
+        raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
+    with Timer() as timer:
+        systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
+                                            args.max_stimuli)
+        try:
+            results = compare(systems, metrics)
+        except ValueError as error:
+            raise UserFacingError(str(error)) from None
+    out = Path(args.out or results_dir())
+    stem = "compare"
+    paths = compare_figures(results, out, stem, systems)
+    records = compare_records(systems, results, timer.seconds, data_sha)
+    for record in records:
+        value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
+        print(f"{record.model}: {record.benchmark} {value}")
+    if not args.no_store:
+        store = ResultsStore(args.db)
+        ids = store.add_many(records)
+        print(f"records {', '.join(map(str, ids))} in {store.url}")
+    print("figures: " + ", ".join(str(p) for p in paths))
+    return 0

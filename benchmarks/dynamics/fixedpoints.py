@@ -1,0 +1,293 @@
+"""Fixed and slow points of a state map F (Sussillo & Barak 2013), and the linearised dynamics around them.
+
+q(x) = 1/2 ||F(x) - x||^2 is minimised from many initial states at once (one autograd graph for the batch;
+each q depends on its own row only, so the gradient of sum(q) is every point's own gradient), with Adam
+as in Golub & Sussillo's FixedPointFinder, then polished by Newton steps x <- x - (J - I)^-1 (F(x) - x),
+each kept only where it lowers q (Newton runs on one point per cluster of Adam's results, the
+``max_newton`` lowest in q, so its Jacobians stay few; above ``DENSE_LIMIT`` state dimensions the Newton
+system is solved by GMRES on Jacobian-vector products instead). Points with q below ``fixed_tol`` are fixed points; between
+``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow but not zero);
+the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
+
+F is a discrete-time map (one step of the model), so eigenvalue lambda of J = dF/dx at a point is
+stable when |lambda| < 1, and its time constant is tau = -dt / ln|lambda| (dt = the step length).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+DENSE_LIMIT = 2048  # above this state size, eigenvalues come from ARPACK (top ``n_eigenvalues`` by modulus)
+
+
+def sample_states(trajectories, n: int, noise: float = 0.0, seed: int = 0) -> torch.Tensor:
+    """``n`` states drawn from visited states (T, B, D) or (N, D), plus Gaussian noise of sd ``noise``
+    times the states' overall sd (to reach slow regions the trajectories pass near)."""
+    states = torch.as_tensor(trajectories).reshape(-1, torch.as_tensor(trajectories).shape[-1])
+    generator = torch.Generator().manual_seed(seed)
+    picks = states[torch.randint(0, states.shape[0], (n,), generator=generator)].clone()
+    if noise:
+        picks += noise * states.std() * torch.randn(picks.shape, generator=generator, dtype=picks.dtype)
+    return picks
+
+
+def jacobians(system, x: torch.Tensor) -> torch.Tensor:
+    """(B, D, D): dF/dx at each row of x (rows are independent, so the batch sum's Jacobian splits)."""
+    x = x.detach()
+    try:
+        full = torch.autograd.functional.jacobian(lambda z: system(z).sum(0), x, vectorize=True)
+    except RuntimeError:  # an op without a batching rule: one backward per output coordinate
+        full = torch.autograd.functional.jacobian(lambda z: system(z).sum(0), x)
+    return full.permute(1, 0, 2)
+
+
+def speed(system, x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * ((system(x) - x) ** 2).sum(-1)
+
+
+@dataclass
+class Linearisation:
+    """x_{t+1} - x* = J (x_t - x*) around a fixed point x*."""
+
+    point: np.ndarray
+    jacobian: np.ndarray
+    dt: float = 1.0
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        values = np.linalg.eigvals(self.jacobian)
+        return values[np.argsort(-np.abs(values), kind="stable")]
+
+    def modes(self):
+        """Eigenvalues (by decreasing modulus) and right eigenvectors (columns)."""
+        values, vectors = np.linalg.eig(self.jacobian)
+        order = np.argsort(-np.abs(values), kind="stable")
+        return values[order], vectors[:, order]
+
+    def time_constants(self) -> np.ndarray:
+        return time_constants(self.eigenvalues, self.dt)
+
+    def slowest_mode(self):
+        """(eigenvalue, right vector r, left vector l with l . r = 1) of the eigenvalue largest in modulus: along
+        a line attractor r is the line's direction and l the selection vector (Mante et al. 2013): an input
+        pulse b moves the state along the line by l . b."""
+        values, vectors = self.modes()
+        left = np.linalg.inv(vectors)[0]
+        return values[0], vectors[:, 0], left
+
+    def simulate(self, start: np.ndarray, steps: int) -> np.ndarray:
+        """(steps + 1, D): the linearised trajectory from ``start``."""
+        out = [np.asarray(start, dtype=float)]
+        for _ in range(steps):
+            out.append(self.point + self.jacobian @ (out[-1] - self.point))
+        return np.stack(out)
+
+
+def input_jacobians(system, points: np.ndarray, dtype: torch.dtype = torch.float64) -> np.ndarray:
+    """(N, D, I): dF/du at each point, for a map that holds its constant input in ``system.u`` (TorchRNNMap)."""
+    system = system.to(dtype)
+
+    def with_input(u):
+        clone = copy.copy(system)
+        clone.u = u
+        return clone
+
+    out = [torch.autograd.functional.jacobian(lambda u: with_input(u)(torch.as_tensor(p, dtype=dtype)[None])[0],
+                                              system.u.detach()) for p in np.asarray(points)]
+    return torch.stack(out).numpy() if out else np.zeros((0, system.dim, system.u.numel()))
+
+
+def time_constants(eigenvalues: np.ndarray, dt: float = 1.0) -> np.ndarray:
+    """tau = -dt / ln|lambda|: decay (|lambda| < 1) or growth (negative tau) time; inf at |lambda| = 1."""
+    modulus = np.abs(np.asarray(eigenvalues))
+    with np.errstate(divide="ignore"):
+        return -dt / np.log(np.where(modulus == 0, np.finfo(float).tiny, modulus))
+
+
+@dataclass
+class FixedPoints:
+    points: np.ndarray  # (N, D)
+    q: np.ndarray  # (N,)
+    kind: np.ndarray  # (N,) "fixed" or "slow"
+    eigenvalues: np.ndarray  # (N, K) complex, by decreasing modulus (K = D when dense)
+    jacobians: Optional[np.ndarray] = None  # (N, D, D) when dense
+    dt: float = 1.0
+    settings: Dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.q)
+
+    @property
+    def spectral_radius(self) -> np.ndarray:
+        return np.abs(self.eigenvalues).max(axis=1) if len(self) else np.zeros(0)
+
+    @property
+    def n_unstable(self) -> np.ndarray:
+        """Number of unstable modes (|lambda| > 1 + 1e-6) per point: 0 stable, 1 saddle with one unstable mode..."""
+        return (np.abs(self.eigenvalues) > 1 + 1e-6).sum(axis=1) if len(self) else np.zeros(0, int)
+
+    @property
+    def stable(self) -> np.ndarray:
+        return self.n_unstable == 0
+
+    def subset(self, mask) -> "FixedPoints":
+        mask = np.asarray(mask)
+        return FixedPoints(self.points[mask], self.q[mask], self.kind[mask], self.eigenvalues[mask],
+                           None if self.jacobians is None else self.jacobians[mask], self.dt, self.settings)
+
+    def linearise(self, index: int) -> Linearisation:
+        if self.jacobians is None:
+            raise ValueError("no dense Jacobians kept (state larger than the dense limit)")
+        return Linearisation(self.points[index], self.jacobians[index], self.dt)
+
+    def time_constants(self) -> np.ndarray:
+        return time_constants(self.eigenvalues, self.dt)
+
+    def table(self) -> pd.DataFrame:
+        tau = self.time_constants()
+        return pd.DataFrame({
+            "kind": self.kind, "q": self.q, "stable": self.stable, "n_unstable": self.n_unstable,
+            "spectral_radius": self.spectral_radius,
+            "slowest_tau": tau.max(axis=1) if len(self) else [],
+            "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
+        })
+
+    def summary(self) -> Dict:
+        return {"n_fixed": int((self.kind == "fixed").sum()), "n_slow": int((self.kind == "slow").sum()),
+                "n_stable_fixed": int(((self.kind == "fixed") & self.stable).sum()),
+                "n_saddles_1": int(((self.kind == "fixed") & (self.n_unstable == 1)).sum()),
+                "n_unstable_fixed": int(((self.kind == "fixed") & ~self.stable).sum())}
+
+
+def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=(1e-2) ** (1 / max(steps, 1)))
+    for _ in range(steps):
+        q = speed(system, x)
+        if float(q.detach().max()) < fixed_tol:
+            break
+        optimiser.zero_grad()
+        q.sum().backward()
+        optimiser.step()
+        schedule.step()
+    return x.detach()
+
+
+def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+    identity = torch.eye(x.shape[1], dtype=x.dtype)
+    q = speed(system, x).detach()
+    for _ in range(steps):
+        with torch.no_grad():
+            residual = system(x) - x
+        try:
+            delta = torch.linalg.lstsq(jacobians(system, x) - identity, residual[..., None]).solution[..., 0]
+        except RuntimeError:
+            break
+        candidate = x - delta
+        with torch.no_grad():
+            q_new = speed(system, candidate)
+        better = torch.isfinite(q_new) & (q_new < q)
+        x = torch.where(better[:, None], candidate, x)
+        q = torch.where(better, q_new, q)
+    return x
+
+
+def _newton_krylov(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Newton without the Jacobian matrix, for large states: (J - I) d = F(x) - x solved by GMRES on
+    Jacobian-vector products, point by point; a step is kept only where it lowers q."""
+    from scipy.sparse.linalg import LinearOperator, gmres
+
+    dim = x.shape[1]
+    rows = []
+    for point in x:
+        point = point[None]
+        q = float(speed(system, point).detach())
+        for _ in range(steps):
+            def product(v, at=point):
+                v = torch.as_tensor(np.asarray(v).reshape(1, dim), dtype=at.dtype)
+                return (torch.autograd.functional.jvp(system, at, v)[1] - v).reshape(dim).numpy()
+
+            with torch.no_grad():
+                residual = (system(point) - point).reshape(dim).numpy()
+            delta, _ = gmres(LinearOperator((dim, dim), matvec=product, dtype=float), residual, rtol=1e-12,
+                             restart=min(dim, 50), maxiter=20)
+            candidate = point - torch.as_tensor(delta, dtype=point.dtype)[None]
+            q_new = float(speed(system, candidate).detach())
+            if not np.isfinite(q_new) or q_new >= q:
+                break
+            point, q = candidate, q_new
+        rows.append(point)
+    return torch.cat(rows).detach()
+
+
+def _candidates(system, x: torch.Tensor, tol: float, unique_tol: float):
+    """Rows with finite q below ``tol``, one per cluster (the lowest q), as numpy arrays by increasing q."""
+    with torch.no_grad():
+        q = speed(system, x).numpy()
+    points = x.numpy()
+    keep = np.flatnonzero(np.isfinite(q) & (q < tol))
+    keep = keep[_unique(points[keep], q[keep], unique_tol)]
+    return points[keep], q[keep]
+
+
+def _unique(points: np.ndarray, q: np.ndarray, tol: float) -> List[int]:
+    kept: List[int] = []
+    for index in np.argsort(q, kind="stable"):
+        if all(np.linalg.norm(points[index] - points[k]) > tol for k in kept):
+            kept.append(int(index))
+    return kept
+
+
+def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
+    from scipy.sparse.linalg import LinearOperator, eigs
+
+    dim = point.numel()
+
+    def product(v):
+        v = torch.as_tensor(np.real_if_close(v).reshape(1, dim), dtype=point.dtype)
+        _, jv = torch.autograd.functional.jvp(system, point[None], v)
+        return jv.reshape(dim).numpy()
+
+    values = eigs(LinearOperator((dim, dim), matvec=product, dtype=float), k=min(k, dim - 2),
+                  which="LM", return_eigenvectors=False)
+    return values[np.argsort(-np.abs(values), kind="stable")]
+
+
+def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
+                      fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
+                      newton_steps: int = 6, dt: float = 1.0, dtype: torch.dtype = torch.float64,
+                      n_eigenvalues: int = 20, max_newton: int = 512) -> FixedPoints:
+    """Fixed and slow points of ``system`` from ``initial_states`` (N, D); see the module docstring."""
+    initial_states = torch.as_tensor(initial_states)
+    if initial_states.dim() != 2 or initial_states.shape[1] != system.dim:
+        raise ValueError(f"initial_states: expected shape (N, {system.dim}), got {tuple(initial_states.shape)}")
+    system = system.to(dtype)
+    x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol)
+    dense = system.dim <= DENSE_LIMIT
+    points, q = _candidates(system, x, np.inf, unique_tol)
+    if newton_steps and len(points):
+        points, q = points[:max_newton], q[:max_newton]
+        polish = _newton if dense else _newton_krylov
+        points, q = _candidates(system, polish(system, torch.as_tensor(points), newton_steps), slow_tol, unique_tol)
+    else:
+        keep = q < slow_tol
+        points, q = points[keep], q[keep]
+    kind = np.where(q < fixed_tol, "fixed", "slow")
+    if dense:
+        J = jacobians(system, torch.as_tensor(points)).numpy() if len(points) else np.zeros((0, system.dim, system.dim))
+        values = [np.linalg.eigvals(j) for j in J]
+        eigenvalues = np.array([v[np.argsort(-np.abs(v), kind="stable")] for v in values]).reshape(len(J), system.dim)
+    else:
+        J = None
+        eigenvalues = np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues) for p in points])
+        eigenvalues = eigenvalues.reshape(len(points), -1)
+    settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
+                "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
+                "dense": dense}
+    return FixedPoints(points, q, kind, eigenvalues, J, dt, settings)

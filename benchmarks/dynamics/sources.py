@@ -1,0 +1,149 @@
+"""Activity over time for ``zoo compare``, by name.
+
+- ``<convrnn model>[:<layer>]``: a ConvRNN's layer output at every 10 ms step on the embedded ventral stimulus
+  set (the image held for the model's ``image_steps``, gray after); default layer: the last one.
+- ``neural:V4`` / ``neural:IT``: the embedded ventral assemblies (19 bins, 70-260 ms), averaged per stimulus.
+- ``neural:zhang_desimone2011.it``: the Zhang-Desimone IT rasters (21 object x position conditions); their
+  images were not published, so they share stimuli only with themselves: compare the ``/even`` and ``/odd``
+  repetitions (split halves) for the reliability of the representation over time.
+- ``<example>`` (``flipflop-gru``, ``integration-lstm``...): a trained example's states on a fixed task batch,
+  shared by every example of the same task.
+Any name may end in ``/even`` or ``/odd`` for neural data (repetition parity).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurozoo.benchmarks.dynamics.trajectories import condition_means, from_states, record_convrnn
+from neurozoo.datasets.errors import UserFacingError
+
+EXAMPLE_TRIALS = 48
+
+
+def _split(assembly: xr.DataArray, half: Optional[str]) -> xr.DataArray:
+    if half is None:
+        return assembly
+    if half not in ("even", "odd"):
+        raise UserFacingError(f"unknown split {half!r}: expected /even or /odd")
+    keep = assembly["repetition"].values % 2 == (0 if half == "even" else 1)
+    return assembly.isel(presentation=np.flatnonzero(keep))
+
+
+def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
+    from neurozoo.datasets.provenance import sha256_array
+
+    if name in ("V4", "IT"):
+        from neurozoo.datasets.embedded.ventral import load_ventral
+
+        assembly, _ = load_ventral(name)
+    elif name == "zhang_desimone2011.it":
+        from neurozoo import datasets
+
+        assembly, _ = datasets.DATASETS.create(name)
+    else:
+        raise UserFacingError(f"unknown neural data {name!r}: expected one of {', '.join(NEURAL)}")
+    assembly = _split(assembly, half)
+    label = f"neural:{name}" + (f"/{half}" if half else "")
+    return condition_means(assembly, label), sha256_array(assembly)
+
+
+def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None):
+    """(images, stimulus ids[, object names]) of the embedded ventral stimulus set; ``max_stimuli`` of them spread
+    evenly over the set (so over objects and variation levels)."""
+    from neurozoo.datasets.embedded.ventral import images, load_ventral
+
+    _, stimulus_set = load_ventral("IT")
+    keep = np.arange(len(stimulus_set))
+    if max_stimuli:
+        keep = np.unique(np.linspace(0, len(stimulus_set) - 1, max_stimuli).round().astype(int))
+    stimulus_set = stimulus_set.iloc[keep].reset_index(drop=True)
+    out = (images(stimulus_set), list(stimulus_set["stimulus_id"].astype(str)))
+    return out + (list(stimulus_set["object_name"].astype(str)),) if with_objects else out
+
+
+def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
+            n_steps: Optional[int] = None) -> Dict[Optional[str], xr.DataArray]:
+    """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
+    from neurozoo.benchmarks.cli import resolve_model
+
+    model = resolve_model(name, checkpoint)
+    chosen = {layer: layer or model.layer_names[-1] for layer in layers}
+    for layer in chosen.values():
+        if layer not in model.layer_names:
+            raise UserFacingError(f"{name}: no layer {layer!r}; layers: {', '.join(model.layer_names)}")
+    recorded = record_convrnn(model, images, ids, sorted(set(chosen.values())), n_steps=n_steps)
+    return {asked: recorded[layer].rename(f"{name}:{layer}") for asked, layer in chosen.items()}
+
+
+def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.DataArray:
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+    from neurozoo.benchmarks.dynamics.tasks import TASKS
+
+    task_name = name.split("-")[0]
+    options = {} if train_steps is None else {"steps": train_steps}
+    case = EXAMPLES[name](seed=seed, **options)
+    inputs, _, _ = TASKS[task_name]().batch(EXAMPLE_TRIALS, torch.Generator().manual_seed(12345))
+    with torch.no_grad():
+        states = case.model.states(inputs)[..., : case.model.n_hidden]
+    return from_states(states, [f"trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
+
+
+NEURAL = ("V4", "IT", "zhang_desimone2011.it")
+
+
+def _kind(full: str) -> str:
+    from neurozoo import convrnn as convrnn_package
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+
+    name, _, half = full.partition("/")
+    if half and half not in ("even", "odd"):
+        raise UserFacingError(f"{full}: unknown split {half!r}: expected /even or /odd")
+    if name.startswith("neural:"):
+        if name[len("neural:"):] not in NEURAL:
+            raise UserFacingError(f"unknown neural data {name[len('neural:'):]!r}: expected neural:V4, neural:IT or "
+                                  "neural:zhang_desimone2011.it")
+        return "neural"
+    if half:
+        raise UserFacingError(f"{full}: /even and /odd split neural data only")
+    if name in EXAMPLES:
+        return "example"
+    if name.split(":")[0] in convrnn_package.MODELS:
+        return "convrnn"
+    raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
+                          f"({', '.join(convrnn_package.list_models())}), an example "
+                          f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+
+
+def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
+         n_steps: Optional[int] = None, max_stimuli: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
+    if len(set(names)) < 2:
+        raise UserFacingError("zoo compare needs at least two systems")
+    kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
+    systems, hashes, by_model = {}, [], {}
+    for full, kind in kinds.items():
+        name, _, half = full.partition("/")
+        if kind == "neural":
+            systems[full], digest = neural(name[len("neural:"):], half or None)
+            hashes.append(digest)
+        elif kind == "example":
+            systems[full] = example(name, seed, train_steps)
+        else:
+            model_name, _, layer = name.partition(":")
+            by_model.setdefault(model_name, {})[full] = layer or None
+    if by_model:
+        images = ventral_images(max_stimuli=max_stimuli)
+        for model_name, wanted in by_model.items():
+            outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps)
+            systems.update({full: outputs[layer] for full, layer in wanted.items()})
+    systems = {full: systems[full] for full in kinds}  # in the order asked
+    data_sha = None
+    if hashes:
+        import hashlib
+
+        data_sha = hashlib.sha256("".join(hashes).encode()).hexdigest()
+    return systems, data_sha

@@ -1,0 +1,85 @@
+"""Population activity over time as (stimulus_id, time_bin, neuroid) arrays, and its PCA trajectories.
+
+Sources: a ConvRNN's recorded layer outputs (public ``forward(..., record=[...])``, one bin per 10 ms step),
+the states of a small RNN, or a neural assembly (presentations averaged per stimulus).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from neurozoo.benchmarks.dynamics.similarity import DIMS
+
+STEP_MS = 10  # one ConvRNN step (REFERENCE.md section 1)
+
+
+def activity(values: np.ndarray, stimulus_ids: Sequence[str], bin_starts: Sequence[float], bin_ms: float,
+             name: str = "") -> xr.DataArray:
+    """(stimuli, bins, neuroids) values as a labelled array."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 3 or values.shape[:2] != (len(stimulus_ids), len(bin_starts)):
+        raise ValueError(f"activity {name!r}: expected (stimuli={len(stimulus_ids)}, bins={len(bin_starts)}, "
+                         f"neuroids), got {values.shape}")
+    starts = np.asarray(bin_starts, dtype=float)
+    return xr.DataArray(values, dims=DIMS, name=name, coords={
+        "stimulus_id": np.asarray(stimulus_ids, dtype=str), "time_bin_start": ("time_bin", starts),
+        "time_bin_end": ("time_bin", starts + bin_ms)})
+
+
+def from_states(states: torch.Tensor, stimulus_ids: Sequence[str], step_ms: float = 1.0, name: str = "") -> xr.DataArray:
+    """(T, B, D) states of an RNN -> (stimulus_id, time_bin, neuroid)."""
+    values = torch.as_tensor(states).detach().double().numpy().transpose(1, 0, 2)
+    return activity(values, stimulus_ids, np.arange(values.shape[1]) * step_ms, step_ms, name)
+
+
+def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], layers: Sequence[str],
+                   n_steps: Optional[int] = None, image_steps: Optional[int] = None, pool: Optional[int] = 2,
+                   batch_size: int = 32) -> Dict[str, xr.DataArray]:
+    """Each layer's output at every step (bin [10 t, 10 t + 10) ms); ``pool``: average-pool the map to at most
+    pool x pool positions first (None keeps every unit)."""
+    outputs: Dict[str, list] = {layer: [] for layer in layers}
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            recorded = model.eval()(images[start: start + batch_size], n_steps=n_steps, image_steps=image_steps,
+                                    record=list(layers)).recorded
+            for layer in layers:
+                out = recorded[layer]  # (T, B, C, H, W)
+                if pool:
+                    steps, batch = out.shape[:2]
+                    out = torch.nn.functional.adaptive_avg_pool2d(out.flatten(0, 1), pool).unflatten(0, (steps, batch))
+                outputs[layer].append(out.flatten(2))
+    result = {}
+    for layer, chunks in outputs.items():
+        states = torch.cat(chunks, dim=1)
+        result[layer] = from_states(states, stimulus_ids, STEP_MS, name=layer)
+    return result
+
+
+def condition_means(assembly: xr.DataArray, name: str = "") -> xr.DataArray:
+    """A (presentation, neuroid, time_bin) assembly averaged over repetitions of each stimulus."""
+    means = assembly.groupby("stimulus_id").mean("presentation")
+    starts, ends = assembly["time_bin_start"].values, assembly["time_bin_end"].values
+    values = means.transpose("stimulus_id", "time_bin", "neuroid").values
+    return activity(values, means["stimulus_id"].values, starts, float(np.median(ends - starts)), name or assembly.name or "")
+
+
+def pca_trajectories(activity_: xr.DataArray, n_components: int = 3):
+    """Project every (stimulus, bin) onto the top principal components of all of them.
+
+    Returns (projection (stimulus_id, time_bin, pc), explained variance ratio per component, the fitted PCA
+    (``.transform`` projects other states, e.g. fixed points, onto the same axes))."""
+    from sklearn.decomposition import PCA
+
+    stimuli, bins, neuroids = activity_.shape
+    flat = activity_.values.reshape(stimuli * bins, neuroids)
+    n_components = min(n_components, *flat.shape)
+    pca = PCA(n_components=n_components, svd_solver="full").fit(flat)
+    projected = pca.transform(flat).reshape(stimuli, bins, n_components)
+    out = xr.DataArray(projected, dims=("stimulus_id", "time_bin", "pc"),
+                       coords={"stimulus_id": activity_["stimulus_id"].values,
+                               "time_bin_start": ("time_bin", activity_["time_bin_start"].values),
+                               "pc": np.arange(1, n_components + 1)}, name=activity_.name)
+    return out, pca.explained_variance_ratio_, pca

@@ -1,0 +1,45 @@
+"""`zoo dynamics` and `zoo compare`: records with provenance in the results store, figures, exit 2 on bad input."""
+import json
+
+import pytest
+
+from neurozoo.benchmarks.records import ResultsStore
+from neurozoo.leaderboard.cli import main
+
+
+def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["dynamics", "bistable", "--steps", "300", "--points", "64", "--db", db, "--out", str(tmp_path)]) == 0
+    [record] = ResultsStore(db).records(model="bistable")
+    assert record.benchmark == "dynamics.fixed_points" and record.value == 2.0
+    assert record.settings["n_fixed"] == 3 and record.settings["n_saddles_1"] == 1
+    assert sorted(p["stable"] for p in record.settings["points"]) == [False, True, True]
+    assert record.code_version and record.seed == 0 and record.duration_s > 0
+    assert (tmp_path / "dynamics_bistable_none_spectra.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "dynamics_bistable.json").read_text())
+    assert summary["conditions"]["none"]["n_stable_fixed"] == 2
+
+
+def test_zoo_compare_examples_over_time(tmp_path):
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["compare", "flipflop-rnn", "flipflop-gru", "--train-steps", "30", "--db", db,
+                 "--out", str(tmp_path)]) == 0
+    records = {r.benchmark: r for r in ResultsStore(db).records(model="flipflop-rnn ~ flipflop-gru")}
+    assert set(records) == {"compare.rsa", "compare.cka", "compare.debiased_cka", "compare.procrustes"}
+    cka = records["compare.cka"]
+    assert len(cka.per_bin) == 64 and cka.settings["same_grid"] is True
+    assert 0 < cka.value < 1 and cka.value == pytest.approx(sum(r["value"] for r in cka.per_bin) / 64)
+    assert (tmp_path / "compare_flipflop-rnn__flipflop-gru.png").is_file()
+    assert (tmp_path / "compare_flipflop-gru_trajectories.png").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dynamics", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+    (["compare", "flipflop-rnn"], "at least two systems"),
+    (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
+    (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
+])
+def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1

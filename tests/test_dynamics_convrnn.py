@@ -1,0 +1,72 @@
+"""The ConvRNN cell adapter reproduces the network's own step, through the public forward only."""
+import numpy as np
+import pytest
+import torch
+
+from neurozoo import convrnn
+from neurozoo.benchmarks.dynamics.adapters import ConvRNNCellMap
+from neurozoo.benchmarks.dynamics.fixedpoints import find_fixed_points, sample_states
+from neurozoo.benchmarks.dynamics.trajectories import record_convrnn
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_intermediate", width_multiplier=1 / 16, num_classes=5).eval()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    return model, images
+
+
+def test_cell_map_reproduces_the_last_step_and_the_recorded_output(tiny):
+    model, images = tiny
+    system = ConvRNNCellMap(model, "conv5", images, n_steps=10, image_index=1)
+    trajectory = system.trajectory  # (steps the cell ran, images, D)
+    assert system.dim == trajectory.shape[2] == sum(system.channels) * 4 * 4
+    with torch.no_grad():
+        step = system(trajectory[-2, 1:2])
+    torch.testing.assert_close(step, trajectory[-1, 1:2])
+    # the same states are what forward(record=...) shows: the cell's output state h is the layer output (no pool)
+    recorded = record_convrnn(model, images, ["a", "b", "c"], ["conv5"], n_steps=10, image_steps=10, pool=None)["conv5"]
+    h = trajectory[-1, :, -system.channels[-1] * 16:]
+    np.testing.assert_allclose(recorded.values[:, -1], h.numpy(), atol=1e-5)
+
+
+def test_positions_agree_with_the_whole_map(tiny):
+    model, images = tiny
+    whole = ConvRNNCellMap(model, "conv5", images, n_steps=12)
+    local = ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(2, 1)])
+    assert local.dim == sum(local.channels)
+    found = find_fixed_points(local, sample_states(local.trajectory, 16, noise=0.2), steps=150,
+                              dtype=torch.float32, fixed_tol=1e-9)
+    assert found.summary()["n_fixed"] == 1
+    with torch.no_grad():
+        full_point = whole.trajectory[-1, :1]
+        for _ in range(30):
+            full_point = whole(full_point)
+    expected = local.select(whole._expand(full_point))[0].numpy()
+    np.testing.assert_allclose(found.points[0], expected, atol=1e-4)
+    with pytest.raises(ValueError, match=r"position \(9, 0\) outside the 4x4 map of layer 'conv5'"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(9, 0)])
+    with pytest.raises(ValueError, match="layer 'conv2' has no recurrent state"):
+        ConvRNNCellMap(model, "conv2", images, n_steps=4)
+    with pytest.raises(ValueError, match="no recurrent cell for layer 'nope'"):
+        ConvRNNCellMap(model, "nope", images)
+
+
+def test_convrnn_case_analysis_figures_and_records(tiny, tmp_path):
+    from neurozoo.benchmarks.dynamics.analysis import analyse, dynamics_records, figures
+    from neurozoo.benchmarks.dynamics.cases import convrnn_case
+
+    model, images = tiny
+    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"],
+                        trajectory_layers=["conv2", "conv5"])
+    results = analyse(case, n_initial=8, steps=50, dtype=torch.float32, fixed_tol=1e-9)
+    [found] = results.values()
+    assert found.summary()["n_stable_fixed"] == 1 and found.settings["dim"] == sum(case.maps["a"].channels)
+    paths = figures(case, results, tmp_path, "tiny")
+    assert [p.name for p in paths] == ["tiny_a_trajectories.png", "tiny_a_spectra.png",
+                                       "tiny_layer_output_trajectories_conv2.png",
+                                       "tiny_layer_output_trajectories_conv5.png"]
+    [record] = dynamics_records(case, results, 1.0, seed=0)
+    assert (record.model, record.benchmark, record.value) == ("tiny:conv5", "dynamics.fixed_points", 1.0)
+    assert record.settings["layer"] == "conv5" and record.settings["positions"] == [(1, 1)]

@@ -1,0 +1,108 @@
+"""Fixed-point finder on systems with known answers, and the state-map adapters against the models' own steps."""
+import numpy as np
+import pytest
+import torch
+
+from neurozoo.benchmarks.dynamics.adapters import FunctionMap, TorchRNNMap, linear_map
+from neurozoo.benchmarks.dynamics.cases import LINEAR_EIGENVALUES, bistable_case, linear_case, linear_system
+from neurozoo.benchmarks.dynamics.fixedpoints import find_fixed_points, jacobians, sample_states
+
+
+def _sorted(values):
+    values = np.asarray(values)
+    return values[np.lexsort((np.round(values.imag, 8), np.round(values.real, 8)))]
+
+
+def test_linear_rnn_fixed_point_and_eigenvalues():
+    case = linear_case()
+    system = case.maps["none"]
+    found = find_fixed_points(system, sample_states(case.states["none"], 64, noise=0.5), steps=300)
+    assert len(found) == 1 and found.kind[0] == "fixed"
+    np.testing.assert_allclose(found.points[0], case.expected["points"][0], atol=1e-9)
+    np.testing.assert_allclose(_sorted(found.eigenvalues[0]), _sorted(LINEAR_EIGENVALUES), atol=1e-9)
+    assert found.stable[0]
+    np.testing.assert_allclose(found.time_constants()[0, 0], -1 / np.log(0.95), rtol=1e-9)  # 19.5 steps
+    # the linearisation of a linear system is the system itself
+    linear = found.linearise(0)
+    start = np.random.default_rng(3).normal(size=6)
+    exact = [torch.as_tensor(start)[None]]
+    for _ in range(5):
+        exact.append(system(exact[-1]))
+    np.testing.assert_allclose(linear.simulate(start, 5), torch.cat(exact).numpy(), atol=1e-9)
+
+
+def test_an_unstable_linear_rnn_is_reported_unstable():
+    matrix, bias = linear_system(eigenvalues=(1.2, 0.5, 0.3))
+    found = find_fixed_points(linear_map(torch.tensor(matrix), torch.tensor(bias)), torch.randn(16, 3), steps=50)
+    assert len(found) == 1 and found.n_unstable.tolist() == [1]
+    assert found.time_constants()[0, 0] < 0  # growth
+
+
+def test_bistable_system_three_fixed_points_with_known_stability():
+    case = bistable_case()
+    found = find_fixed_points(case.maps["none"], sample_states(case.states["none"], 100, noise=0.3), steps=400)
+    order = np.argsort(found.points[:, 0])
+    np.testing.assert_allclose(found.points[order], case.expected["points"], atol=1e-9)
+    assert found.stable[order].tolist() == [True, False, True]
+    assert found.n_unstable[order].tolist() == [0, 1, 0]
+    np.testing.assert_allclose(np.sort(found.eigenvalues[order].real, axis=1),
+                               np.sort(case.expected["eigenvalues"], axis=1), atol=1e-9)
+
+
+@pytest.mark.parametrize("eps, kinds", [(1e-2, ["slow"]), (-1e-2, ["fixed", "fixed"])])
+def test_slow_point_of_a_saddle_node_ghost_is_not_a_fixed_point(eps, kinds):
+    """x -> x + 0.1 (x^2 + eps): for eps > 0 there is no fixed point, only a slow point at 0 with
+    q = (0.1 eps)^2 / 2 = 5e-7; for eps < 0 two fixed points at +-sqrt(-eps)."""
+    system = FunctionMap(lambda x: x + 0.1 * (x ** 2 + eps), 1)
+    found = find_fixed_points(system, torch.linspace(-0.5, 0.5, 21)[:, None], steps=2000, lr=1e-2, unique_tol=1e-2)
+    assert sorted(found.kind.tolist()) == kinds
+    if eps > 0:
+        np.testing.assert_allclose(found.points[0], [0.0], atol=1e-3)
+        np.testing.assert_allclose(found.q[0], 0.5 * (0.1 * eps) ** 2, rtol=1e-3)
+    else:
+        np.testing.assert_allclose(np.sort(found.points[:, 0]), [-0.1, 0.1], atol=1e-9)
+        assert found.stable[np.argsort(found.points[:, 0])].tolist() == [True, False]
+
+
+def test_jacobian_of_a_vanilla_rnn_is_the_analytic_one():
+    torch.manual_seed(0)
+    cell = torch.nn.RNNCell(3, 5).double()
+    u = torch.randn(3, dtype=torch.float64)
+    system = TorchRNNMap(cell, u)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    h = system(x)
+    expected = (1 - h ** 2)[:, :, None] * cell.weight_hh[None]
+    torch.testing.assert_close(jacobians(system, x), expected)
+
+
+@pytest.mark.parametrize("kind", ["RNN", "GRU", "LSTM"])
+def test_torch_module_map_reproduces_the_module_step(kind):
+    torch.manual_seed(0)
+    module = getattr(torch.nn, kind)(3, 4, num_layers=2)
+    inputs = torch.randn(6, 2, 3)
+    _, state = module(inputs[:5])
+    _, after = module(inputs[5:6], state)
+    system = TorchRNNMap(module, inputs[5, 0])
+    flat = TorchRNNMap.flatten(state)
+    assert system.dim == flat.shape[1] == 4 * 2 * (2 if kind == "LSTM" else 1)
+    torch.testing.assert_close(system(flat)[0], TorchRNNMap.flatten(after)[0])
+
+
+def test_bad_initial_states_are_rejected_with_the_expected_shape():
+    with pytest.raises(ValueError, match=r"expected shape \(N, 2\)"):
+        find_fixed_points(bistable_case().maps["none"], torch.zeros(5, 3))
+
+
+def test_large_states_get_the_leading_eigenvalues_from_jacobian_vector_products(monkeypatch):
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)  # the ARPACK path, on a small system
+    values = (0.9, -0.85, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.01)
+    matrix, bias = linear_system(eigenvalues=values, seed=2)
+    point = np.linalg.solve(np.eye(12) - matrix, bias)
+    starts = torch.as_tensor(point + 0.01 * np.random.default_rng(0).standard_normal((4, 12)))
+    found = find_fixed_points(linear_map(torch.tensor(matrix), torch.tensor(bias)), starts, steps=200, lr=1e-3,
+                              n_eigenvalues=5)
+    assert len(found) == 1 and found.jacobians is None and found.eigenvalues.shape == (1, 5)
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)  # the GMRES-Newton polish
+    np.testing.assert_allclose(found.eigenvalues[0].real, values[:5], atol=1e-8)

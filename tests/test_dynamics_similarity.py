@@ -1,0 +1,116 @@
+"""Similarity measures against independent references, and similarity over time on constructed systems."""
+import numpy as np
+import pytest
+import scipy.spatial
+import scipy.stats
+import xarray as xr
+
+from neurozoo.benchmarks.dynamics.similarity import (debiased_cka, linear_cka, procrustes_similarity, rsa,
+                                                      similarity_over_time, trajectory_similarity)
+from neurozoo.benchmarks.dynamics.trajectories import activity, condition_means, pca_trajectories
+
+
+def kornblith_feature_space_cka(x, y, debiased=False):
+    """Reference: google-research/google-research representation_similarity/demo.ipynb,
+    ``feature_space_linear_cka`` and ``_debiased_dot_product_similarity_helper`` (Kornblith et al. 2019)."""
+    x = x - x.mean(0, keepdims=True)
+    y = y - y.mean(0, keepdims=True)
+    dot = np.linalg.norm(x.T @ y) ** 2
+    norm_x, norm_y = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
+    if debiased:
+        n = x.shape[0]
+
+        def helper(xty, rows_x, rows_y, sq_x, sq_y):
+            return xty - n / (n - 2.0) * rows_x.dot(rows_y) + sq_x * sq_y / ((n - 1) * (n - 2))
+
+        rows_x, rows_y = np.einsum("ij,ij->i", x, x), np.einsum("ij,ij->i", y, y)
+        sq_x, sq_y = rows_x.sum(), rows_y.sum()
+        dot = helper(dot, rows_x, rows_y, sq_x, sq_y)
+        norm_x = np.sqrt(helper(norm_x ** 2, rows_x, rows_x, sq_x, sq_x))
+        norm_y = np.sqrt(helper(norm_y ** 2, rows_y, rows_y, sq_y, sq_y))
+    return dot / (norm_x * norm_y)
+
+
+@pytest.fixture
+def pair():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 12))
+    return x, x @ rng.standard_normal((12, 7)) + 0.8 * rng.standard_normal((40, 7))
+
+
+def test_cka_matches_kornblith_reference(pair):
+    x, y = pair
+    assert linear_cka(x, y) == pytest.approx(kornblith_feature_space_cka(x, y), abs=1e-12)
+    assert debiased_cka(x, y) == pytest.approx(kornblith_feature_space_cka(x, y, debiased=True), abs=1e-12)
+    # debiasing matters with few stimuli: independent noise has a large biased CKA, a near-zero debiased one
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((20, 200)), rng.standard_normal((20, 200))
+    assert linear_cka(a, b) > 0.5 and abs(debiased_cka(a, b)) < 0.1
+
+
+def test_rsa_is_spearman_of_correlation_distance_rdms(pair):
+    x, y = pair
+    expected = scipy.stats.spearmanr(scipy.spatial.distance.pdist(x, "correlation"),
+                                     scipy.spatial.distance.pdist(y, "correlation")).statistic
+    assert rsa(x, y) == pytest.approx(expected, abs=1e-10)
+
+
+def test_procrustes_matches_scipy_and_is_rotation_invariant(pair):
+    x, _ = pair
+    rng = np.random.default_rng(2)
+    other = x @ rng.standard_normal((12, 12)) + rng.standard_normal((40, 12))
+    _, _, disparity = scipy.spatial.procrustes(x, other)
+    assert procrustes_similarity(x, other) == pytest.approx(np.sqrt(1 - disparity), abs=1e-10)
+    rotation = np.linalg.qr(rng.standard_normal((12, 12)))[0]
+    assert procrustes_similarity(x, 3 * x @ rotation + 5) == pytest.approx(1.0, abs=1e-12)
+
+
+def _system(values, name, start=0.0):
+    return activity(values, [f"s{i}" for i in range(values.shape[0])], start + 10.0 * np.arange(values.shape[1]), 10.0, name)
+
+
+def test_similarity_over_time_finds_the_lag():
+    """b at bin j is a rotated copy of a at bin j - 2 (a 20 ms lag): every row's best match is two bins later."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((24, 10, 15))
+    rotation = np.linalg.qr(rng.standard_normal((15, 15)))[0]
+    b = np.concatenate([rng.standard_normal((24, 2, 15)), a[:, :-2] @ rotation], axis=1)
+    for metric in ("cka", "rsa", "debiased_cka"):
+        matrix = similarity_over_time(_system(a, "a"), _system(b, "b"), metric)
+        assert matrix.dims == ("time_bin_a", "time_bin_b")
+        np.testing.assert_array_equal(matrix.values[:8].argmax(1), np.arange(8) + 2)
+        if metric != "rsa":  # correlation distance centres each pattern over units: not rotation invariant
+            assert matrix.values[np.arange(8), np.arange(8) + 2] == pytest.approx(1.0, abs=1e-9)
+    window = trajectory_similarity(_system(a[:, :-2], "a"), _system(b[:, 2:], "b"), window=4)
+    assert window.values == pytest.approx(1.0, abs=1e-12)
+    unrelated = trajectory_similarity(_system(a, "a"), _system(rng.standard_normal((24, 10, 15)), "c"))
+    assert float(unrelated.values[0]) < 0.6
+
+
+def test_systems_are_aligned_on_shared_stimuli_and_checked():
+    rng = np.random.default_rng(4)
+    a = _system(rng.standard_normal((6, 3, 4)), "a")
+    b = a.isel(stimulus_id=[5, 4, 3, 2, 1, 0])  # same stimuli, other order
+    assert np.diag(similarity_over_time(a, b, "cka").values) == pytest.approx(1.0)
+    silent = a.copy(data=a.values.copy())
+    silent.values[:, 0] = 0.0  # a layer the signal has not reached yet
+    for metric in ("rsa", "cka", "debiased_cka"):
+        matrix = similarity_over_time(silent, a, metric).values
+        assert np.isnan(matrix[0]).all() and np.isfinite(matrix[1:]).all()
+    with pytest.raises(ValueError, match="share 0 stimuli"):
+        similarity_over_time(a, a.assign_coords(stimulus_id=[f"x{i}" for i in range(6)]))
+    with pytest.raises(ValueError, match=r"expected dims \('stimulus_id', 'time_bin', 'neuroid'\)"):
+        similarity_over_time(a.transpose("time_bin", "stimulus_id", "neuroid"), a)
+
+
+def test_condition_means_and_pca_trajectories():
+    counts = np.arange(2 * 3 * 4 * 2, dtype=float).reshape(6, 4, 2)  # presentations (3 stimuli x 2 reps), 4 neuroids, 2 bins
+    assembly = xr.DataArray(counts, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", ["a", "b", "c"] * 2), "time_bin_start": ("time_bin", [70, 80]),
+        "time_bin_end": ("time_bin", [80, 90])})
+    means = condition_means(assembly, "toy")
+    assert means.dims == ("stimulus_id", "time_bin", "neuroid")
+    np.testing.assert_allclose(means.sel(stimulus_id="b").values, (counts[1] + counts[4]).T / 2)
+    projection, explained, pca = pca_trajectories(means, 2)
+    assert projection.dims == ("stimulus_id", "time_bin", "pc") and explained[0] == pytest.approx(1.0)
+    np.testing.assert_allclose(pca.transform(means.values[1]), projection.values[1], atol=1e-9)

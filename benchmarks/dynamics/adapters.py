@@ -10,9 +10,9 @@ The fixed-point finder needs only ``system(x) -> F(x)``, ``system.dim`` and ``sy
 
 ConvRNN has no single-step state function in its public API, so the ConvRNN adapter drives one cell: it
 runs the public ``forward`` with the image held for every step, captures that layer's cell calls with a
-forward hook (feedforward drive, feedback, state before and after), and then maps a state to the cell's
-new state with the drive and feedback frozen at their values at ``reference_step``. It needs only the
-cell contract ``out, new_state = cell(x, state, feedback=...)`` and a module named ``layers.<layer>.cell``.
+forward hook (feedforward drive, feedback, the bypassed layer input, state before and after), and then maps a state to the cell's
+new state with the drive, feedback and bypass frozen at their values at ``reference_step``. It needs only the
+cell contract ``out, new_state = cell(x, state, feedback=..., res_input=...)`` and a module named ``layers.<layer>.cell``.
 """
 from __future__ import annotations
 
@@ -107,8 +107,10 @@ class ConvRNNCellMap:
         calls: List[tuple] = []
 
         def hook(module, args, kwargs, output):
+            res_input = kwargs.get("res_input", args[3] if len(args) > 3 else None)
             calls.append((args[0].detach(), args[1] if len(args) > 1 else kwargs.get("state"),
-                          kwargs.get("feedback", args[2] if len(args) > 2 else None), output[1]))
+                          kwargs.get("feedback", args[2] if len(args) > 2 else None), output[1],
+                          None if res_input is None else res_input.detach()))
 
         n_steps = n_steps or getattr(model, "n_steps", 10)
         handle = cell.register_forward_hook(hook, with_kwargs=True)
@@ -122,8 +124,9 @@ class ConvRNNCellMap:
         if not calls[reference_step][3]:
             raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
         self.cell = cell
-        drive, _, feedback, _ = calls[reference_step]
+        drive, _, feedback, _, res_input = calls[reference_step]
         self.drive = drive[image_index: image_index + 1]
+        self.res_input = None if res_input is None else res_input[image_index: image_index + 1]
         self.feedback = None if feedback is None else feedback.detach()[image_index: image_index + 1]
         self.shapes = [tuple(s.shape[1:]) for s in calls[reference_step][3]]
         self.reference = tuple(s.detach()[image_index: image_index + 1] for s in calls[reference_step][3])
@@ -143,6 +146,7 @@ class ConvRNNCellMap:
         other.cell = copy.deepcopy(self.cell).to(dtype)
         other.drive = self.drive.to(dtype)
         other.feedback = None if self.feedback is None else self.feedback.to(dtype)
+        other.res_input = None if self.res_input is None else self.res_input.to(dtype)
         other.reference = tuple(r.to(dtype) for r in self.reference)
         other.trajectory = self.trajectory.to(dtype)
         return other
@@ -174,5 +178,7 @@ class ConvRNNCellMap:
         batch = x.shape[0]
         drive = self.drive.to(x.dtype).expand(batch, *self.drive.shape[1:])
         feedback = None if self.feedback is None else self.feedback.to(x.dtype).expand(batch, *self.feedback.shape[1:])
-        _, new_state = self.cell(drive, self._expand(x), feedback=feedback)
+        res_input = (None if self.res_input is None
+                     else self.res_input.to(x.dtype).expand(batch, *self.res_input.shape[1:]))
+        _, new_state = self.cell(drive, self._expand(x), feedback=feedback, res_input=res_input)
         return self.select(tuple(new_state))

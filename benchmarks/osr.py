@@ -62,3 +62,52 @@ BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                description="omitted-stimulus response of a retina model fitted to the embedded ground-truth retina: "
                            "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
                region="phenomena")
+
+
+@dataclass
+class OSRMechanismBenchmark:
+    """``retina_embedded.osr-mechanism``: are a fitted model's most important first-layer units, for the
+    post-omission response of each ground-truth OSR cell, the circuit's ON-like and OFF-like pathways?
+    (:mod:`retina.mechanism`: integrated gradients around the post-omission response, channels typed by their
+    correlation with the circuit's pathways, reduction with the other units at their baseline activity.)
+    Score: mean per-cell score (1: both pathways among the top 2 units; 0.5: one; 0: none). A model without
+    first-layer units (LN, GLM) has no pathway to recover and scores 0. ``raw``: fraction of cells whose
+    reduced model (top 2 units) keeps the OSR."""
+
+    kind: str = "whitenoise"
+    k: int = 2
+    sizes: dict = field(default_factory=dict)
+    fit_settings: dict = field(default_factory=dict)
+
+    identifier = "retina_embedded.osr-mechanism"
+
+    def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
+        from neurozoo.datasets.synthetic_retina import load_embedded_retina
+        from neurozoo.retina.embedded_fit import fitted_embedded_model
+        from neurozoo.retina.fit import provenance
+        from neurozoo.retina.mechanism import mechanism_recovery
+
+        started = time.perf_counter()
+        if isinstance(model, str):
+            name = model
+            module, info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
+                                                 sizes=self.sizes, **{**self.fit_settings, **fit_overrides})
+        else:
+            name, module = type(model).__name__, model
+            info = provenance(load_embedded_retina(self.kind, **self.sizes))
+        if all(hasattr(module, a) for a in ("conv1", "layer1", "layer2", "readout")):
+            result = mechanism_recovery(module, k=self.k)
+            raw = float(sum(r.get("reduced_osr", False) for r in result["cells"]) / max(len(result["cells"]), 1))
+        else:
+            result = {"value": 0.0, "cells": [], "channels": {}, "note": "no first-layer units to attribute"}
+            raw = 0.0
+        settings = {**info.get("settings", {}), "kind": self.kind, "k": self.k, "mechanism": result}
+        provenance_ = {**info, "model": name, "seed": seed, "device": device, "settings": settings,
+                       "duration_s": round(time.perf_counter() - started, 2)}
+        return Score(value=result["value"], raw=raw, per_bin=result["cells"], provenance=provenance_)
+
+
+BENCHMARKS.add("retina_embedded.osr-mechanism", OSRMechanismBenchmark,
+               description="mechanism recovery on the omitted-stimulus response: are a fitted model's top first-layer "
+                           "units (integrated gradients after the omission) the ground truth's ON and OFF pathways",
+               family="retina", region="phenomena")

@@ -55,7 +55,8 @@ from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, re
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 FIT_PROTOCOL = 3  # bump when the loop or a model's initialisation changes what a fit with given settings yields
-BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn")
+BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
+                         "neurozoo.retina.models.subunits")
 
 
 def builtin_models() -> List[str]:

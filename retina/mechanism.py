@@ -29,15 +29,9 @@ import torch
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
-from neurozoo.retina.reduction import reduce_model
+from neurozoo.retina.reduction import _correlation, reduce_model
 
 N_FRAMES = 40
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
 
 def osr_movie(periods: Sequence[int] = PERIODS) -> np.ndarray:
@@ -54,8 +48,8 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     padded = torch.as_tensor(np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
     with torch.no_grad():
         activity = layer_activation(model.eval(), padded, 1).mean((2, 3)).double().numpy()  # (T, C)
-    r_on = np.array([_correlation(a, on) for a in activity.T])
-    r_off = np.array([_correlation(a, off) for a in activity.T])
+    r_on = np.nan_to_num([_correlation(a, on) for a in activity.T])  # a silent channel: 0
+    r_off = np.nan_to_num([_correlation(a, off) for a in activity.T])
     kind = np.where((r_on >= min_correlation) & (r_on > r_off), "on",
                     np.where((r_off >= min_correlation) & (r_off > r_on), "off", ""))
     return {"r_on": r_on, "r_off": r_off, "type": kind}

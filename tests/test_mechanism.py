@@ -37,3 +37,16 @@ def test_channels_typed_by_the_ground_truth_pathways_and_ranked_after_the_omissi
     assert (types["type"][2:] == "").all()  # silent channels are nothing
     ranking = post_omission_ranking(model, cell=0, period=10, steps=8)
     assert set(ranking[:2].tolist()) <= {0, 1} and 0 in ranking[:2].tolist()
+
+
+def test_mechanism_benchmark_registered_and_a_model_without_hidden_units_scores_zero(tmp_path, monkeypatch):
+    from neurozoo import benchmarks
+    import neurozoo.benchmarks.osr  # noqa: F401  (registers retina_embedded.osr-mechanism)
+    from neurozoo.retina.fit import create_model
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    assert "retina_embedded.osr-mechanism" in benchmarks.list_benchmarks()
+    bench = benchmarks.load("retina_embedded.osr-mechanism", sizes=dict(n_train=300, n_test=100, n_repeats=2))
+    score = bench.score(create_model("ln", n_cells=12))
+    assert score.value == 0.0 and score.raw == 0.0 and score.provenance["data_sha256"]
+    assert score.provenance["settings"]["mechanism"]["note"] == "no first-layer units to attribute"

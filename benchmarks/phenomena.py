@@ -20,14 +20,7 @@ model index, truth index, agreement) go to ``per_bin``. The model is a ``retina.
 exactly as in :mod:`benchmarks.osr`, so the fit is shared with the OSR and held-out benchmarks) or any system
 :func:`retina.phenomena.responder.as_responder` accepts (a fitted module, the circuit, a callable).
 
-Measured (`zoo run`'s 2-epoch fits on the whitenoise recording, ``fitted_embedded_model(name, 'whitenoise',
-epochs=2)``; seconds per benchmark on 2 CPU cores shared with other jobs, fit cached, truth included):
-
-* contrast-adaptation: truth 1.0 (indices 0.21-0.52, > 0 in every cell; 1.9 s); LN 0.066, same sign in 5/12
-  cells (indices -0.12..0.09: an LN cascade has no slow gain control; 2.5 s); BN-CNN 0.0, same sign in 0/12
-  (indices -0.36..-0.03: its rate rises after the switch instead of decaying; 3.5 s).
-* oms (400 frames): truth 1.0 (indices 0.015-0.076, > 0 in every cell; 4.4 s); LN 0.0, same sign in 6/12 but
-  indices -0.24..1.0, far off (1.7 s); BN-CNN 0.031, same sign in 4/12 (6.2 s; 11 s in a busier run).
+Measured scores of converged fits: README, retina section.
 
 The circuit's OMS indices are small (wide-field inhibition is weak), so the relative-error term is strict:
 a model must match the sign and roughly the size of a few-percent suppression.

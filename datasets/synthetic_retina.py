@@ -15,32 +15,39 @@ Interface (used by retina.fit, retina.phenomena and the benchmarks; keep stable)
 The circuit, per frame (100 Hz):
 
 1. Photoreceptor/bipolar spatial blur (Gaussian, sd 1.2 px) sampled on a 17 x 17 grid of subunits.
-2. Bipolar pathways per subunit with their own temporal filters (40 taps), each rectified
-   (threshold-linear at 1 sd of its white-noise drive): a resonant ON type (a damped oscillation,
-   about 6 Hz), an OFF type (biphasic, sign-inverted, slower) and a transient ON type whose kinetics
-   mirror the OFF type's.
+2. Bipolar pathways per subunit, each with its own temporal filter (40 taps) and rectified: an OFF type
+   (biphasic, sign-inverted) and an ON type with the OFF kinetics mirrored (the inputs of the OFF and ON cells).
 3. Adaptation: each bipolar terminal is a depleting synapse (vesicle pool ``u``: recovers with a
    time constant of 40 frames, depleted in proportion to release), so sustained contrast lowers the gain.
-4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools the release of the
-   resonant ON and OFF pathways over a broad Gaussian and subtracts it, low-passed and delayed, from the ganglion input.
+4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools the ON and OFF release over a broad
+   Gaussian and subtracts it, low-passed and delayed, from the ganglion input (object-motion sensitivity).
    Divisive gain control: the ganglion input is divided by ``1 + 0.5 * (its excitation low-passed
    over 50 frames, relative to white noise)`` -- a contrast step's response halves within a few 100 ms.
-5. Ganglion cells (12 at different positions: 3 OFF, 3 ON (resonant ON input), 6 ON-OFF (OFF plus
-   transient ON input, weighted 1 : 2 -- close to full-wave rectifiers, which no LN model can fit;
-   about the worst case for the LN baseline, a two-channel CNN fits them)) sum their subunits with
-   Gaussian weights and fire as an inhomogeneous Poisson process with rate ``r_max * softplus(.)``
-   (saturating smoothly at 300 spikes/s; ``r_max`` sets about 25 spikes/s under white noise).
+5. Ganglion cells (12 at different positions: 3 OFF, 3 ON, 6 ON-OFF) sum their subunits with Gaussian weights
+   and fire as an inhomogeneous Poisson process with rate ``r_max * softplus(.)`` (saturating smoothly at
+   300 spikes/s; ``r_max`` sets about 25 spikes/s under white noise).
 
-The omitted-stimulus response comes from the resonant ON pathway (step 2): its filter is a damped
-oscillation (16-frame period). During a fast train of dark flashes the ON bipolar is held below its
-threshold (1 sd); the flashes drive its oscillation in phase with the train, and when the train stops
-the rebound is no longer cancelled by the next flash, so the ON cells fire a burst whose peak
-follows the last flash by a latency that grows with the period. With 2-frame dark flashes of
-intensity -2 (8 flashes) the ON cells' peak latencies from the last flash's onset are 8, 9, 10, 10,
-11, 11, 12 frames for periods 2..8 (slope 0.7, R^2 0.89 over periods 2-5, the REFERENCE criterion;
-slope 0.6, R^2 0.95 over 2-8), each burst several times larger than any response during the train.
-(The latency is an integer number of frames, hence the coarse steps.) tests/test_synthetic_retina.py
-checks this, the ON/OFF step responses, adaptation and Poisson trial noise.
+The OSR (the ON-OFF cells; :meth:`GroundTruthRetina.osr_pathways`). Two rectified pathways per subunit
+converge nonlinearly, as in the reduced model of Tanaka et al. (2019):
+
+* a fast, transient OFF bipolar (``osr_off_tau``), rectified at 1 sd: it fires at each dark flash's onset;
+* a delayed ON bipolar (2 frames, then a biphasic filter), driven at the flash offsets;
+* an amacrine cell driven by the OFF bipolar through a **depressing** synapse (recovery 14.5 frames) and
+  low-passed (14 frames) inhibits the ON terminal (subtractive, before its threshold): during a train each
+  flash's OFF response vetoes the ON rebound of the flash before; when a flash is omitted the ON terminal
+  escapes as the inhibition decays, and the ON-OFF cell bursts;
+* the period dependence comes from the depression: at short periods the amacrine synapse is depleted and the
+  inhibition it holds is weaker relative to the ON drive, so the escape comes sooner after the last flash; at
+  long periods later. The latency from the last flash grows with the period with a slope of 0.84-0.90
+  (R^2 0.96-0.98, periods 6-16 frames; centroid latencies 30-39 frames from the last flash), and the burst
+  is far above the train's responses (the OFF input is depleted during the train, the ON terminal vetoed).
+
+Removing the fast OFF pathway (``osr_off_gain=0``: no veto), the ON pathway (``osr_on_gain=0``) or the
+depression (``osr_amacrine_depression=False``: availability frozen at its mean during the trains, 0.26)
+abolishes the OSR (slopes 0.2-0.5 or no burst; tests/test_osr.py). The ON rebound's threshold sits behind the
+amacrine's inhibition, so white noise, which drives the OFF pathway all the time, rarely recruits it.
+(Version 2 of this circuit made the OSR with one resonant ON filter before a threshold, which an LN model
+reproduces; see the retina section of the README.)
 """
 from __future__ import annotations
 
@@ -58,7 +65,7 @@ from neurozoo.datasets.cache import cache_dir
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
 N_TAPS = 40
-VERSION = 2  # bump when the circuit or the recordings change (part of the cache key)
+VERSION = 3  # bump when the circuit or the recordings change (part of the cache key)
 
 
 def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:
@@ -71,9 +78,7 @@ def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:
 class CircuitParams:
     blur_sd: float = 1.2
     grid_stride: int = 3
-    # temporal filters (frames). ON: resonant, (k/tau)^2 exp(-k/tau) sin(2 pi k / period)
-    on_tau: float = 4.0
-    on_period: float = 16.0
+    # temporal filters (frames): OFF biphasic (sign-inverted), ON = the OFF kinetics mirrored
     off_tau: Tuple[float, float] = (2.5, 7.0)
     off_weights: Tuple[float, float] = (1.0, 0.6)
     on_threshold: float = 1.0
@@ -81,7 +86,7 @@ class CircuitParams:
     # depleting synapse
     recovery_frames: float = 40.0
     depletion: float = 0.02
-    # amacrine
+    # wide-field amacrine
     amacrine_sd: float = 10.0
     amacrine_tau: float = 4.0
     amacrine_delay: int = 2
@@ -89,13 +94,52 @@ class CircuitParams:
     # divisive contrast gain control of the ganglion input by its own recent excitation
     gain_control: float = 0.5
     gain_control_tau: float = 50.0
+    # --- the omitted-stimulus circuit of the ON-OFF cells (module docstring, "The OSR") ---
+    osr_off_tau: float = 1.14          # fast transient OFF bipolar: gamma(tau) - 0.8 gamma(3 tau), sign-inverted
+    osr_on_delay: int = 2              # delayed ON bipolar: 2 frames, then gamma(tau) - surround * gamma(3 tau)
+    osr_on_tau: float = 2.92
+    osr_on_surround: float = 1.19
+    osr_on_threshold: float = 0.30     # of the ON terminal, after the amacrine inhibition
+    osr_inhibition: float = 6.3        # OFF-driven amacrine -> ON terminal (subtractive, presynaptic)
+    osr_amacrine_tau: float = 14.0     # the amacrine's low-pass (frames)
+    osr_amacrine_recovery: float = 14.5  # its depressing input synapse: recovery time (frames) ...
+    osr_amacrine_depletion: float = 0.003  # ... and depletion per unit release
+    osr_amacrine_depression: bool = True   # False: the synapse's availability frozen at osr_static_availability
+    osr_static_availability: float = 0.26
+    osr_terminal_tau: float = 5.9      # ON terminal release, low-passed (frames)
+    osr_off_weight: float = 0.2        # OFF excitation of the ON-OFF cell relative to the ON terminal's
+    osr_off_depletion: float = 0.066   # its depleting synapse (recovery 40 frames)
+    osr_off_gain: float = 1.0          # ablations: 0 removes the fast OFF pathway (its excitation and inhibition)
+    osr_on_gain: float = 1.0           # 0 removes the delayed ON pathway
     # ganglion
     rf_sd: Tuple[float, float] = (2.5, 4.0)
-    onoff_on_weight: float = 2.0  # transient-ON relative to OFF input of the ON-OFF cells
     cell_types: Tuple[str, ...] = ("off",) * 3 + ("on",) * 3 + ("onoff",) * 6
     mean_rate: float = 25.0  # spikes/s under white noise (sets the output scale)
     sharpness: float = 3.0  # ganglion nonlinearity slope in units of the input's white-noise sd
     max_rate: float = 300.0  # spikes/s: smooth saturation of the ganglion output
+
+
+def _normalized(h: np.ndarray, gain: float) -> np.ndarray:
+    return h * gain / np.linalg.norm(h)
+
+
+def _low_pass(x: np.ndarray, tau: float) -> np.ndarray:
+    a = np.exp(-1.0 / tau)
+    return signal.lfilter([1 - a], [1, -a], x, axis=0)
+
+
+def depleting_synapse(drive: np.ndarray, recovery_frames: float, depletion: float) -> np.ndarray:
+    """Release = drive * u; the availability u recovers to 1 with ``recovery_frames`` and is used up in
+    proportion to release (``depletion`` per unit). ``drive``: ``(T, ...)``."""
+    u = np.ones(drive.shape[1:])
+    out = np.empty_like(drive)
+    rec = 1.0 / recovery_frames
+    for t in range(len(drive)):
+        r = drive[t] * u
+        out[t] = r
+        u += rec * (1.0 - u) - depletion * r
+        np.clip(u, 0.0, 1.0, out=u)
+    return out
 
 
 class GroundTruthRetina:
@@ -109,13 +153,13 @@ class GroundTruthRetina:
         gy, gx = np.meshgrid(self.grid, self.grid, indexing="ij")
         self.subunit_xy = np.stack([gy.ravel(), gx.ravel()], 1).astype(float)
 
-        k = np.arange(N_TAPS, dtype=float)
-        self.h_on = (k / p.on_tau) ** 2 * np.exp(-k / p.on_tau) * np.sin(2 * np.pi * k / p.on_period)
-        self.h_off = -self._biphasic(p.off_tau, p.off_weights)
         # unit variance of each pathway's drive under unit-variance pixel white noise
         spatial_gain = np.sqrt(4 * np.pi * p.blur_sd ** 2)
-        self.h_on *= spatial_gain / np.linalg.norm(self.h_on)
-        self.h_off *= spatial_gain / np.linalg.norm(self.h_off)
+        self.h_off = _normalized(-self._biphasic(p.off_tau, p.off_weights), spatial_gain)
+        self.h_osr_off = _normalized(-(_gamma_filter(p.osr_off_tau) - 0.8 * _gamma_filter(3 * p.osr_off_tau)),
+                                     spatial_gain)
+        on = _gamma_filter(p.osr_on_tau) - p.osr_on_surround * _gamma_filter(3 * p.osr_on_tau)
+        self.h_osr_on = _normalized(np.concatenate([np.zeros(p.osr_on_delay), on])[:N_TAPS], spatial_gain)
 
         n = len(p.cell_types)
         self.cell_types = list(p.cell_types)
@@ -127,10 +171,9 @@ class GroundTruthRetina:
         d2 = ((self.subunit_xy[:, None, :] - self.positions[None]) ** 2).sum(-1)
         w = np.exp(-d2 / (2 * self.rf_sd ** 2))
         w /= w.sum(0, keepdims=True)
-        on = np.array([t == "on" for t in self.cell_types], float)
-        off = np.array([t in ("off", "onoff") for t in self.cell_types], float)
-        on_transient = np.array([t == "onoff" for t in self.cell_types], float) * p.onoff_on_weight
-        self.w_on, self.w_off, self.w_on_transient = w * on, w * off, w * on_transient
+        types = np.array(self.cell_types)
+        self.w_on, self.w_off = w * (types == "on"), w * (types == "off")
+        self.w_osr = w * (types == "onoff")
         wa = np.exp(-d2 / (2 * p.amacrine_sd ** 2))
         self.w_amacrine = wa / wa.sum(0, keepdims=True)
         self.amacrine_filter = np.concatenate([np.zeros(p.amacrine_delay), _gamma_filter(p.amacrine_tau, n=1, taps=20)])
@@ -166,32 +209,42 @@ class GroundTruthRetina:
         return blurred[:, self.grid][:, :, self.grid].reshape(len(stimulus), -1)
 
     def bipolar(self, stimulus: np.ndarray):
-        """Rectified bipolar drive before the synapse, three ``(T, n_subunits)`` arrays: resonant ON, OFF,
-        and a transient ON type with the OFF kinetics mirrored (the ON input of the ON-OFF cells)."""
+        """Rectified bipolar drive before the synapse, ``(T, n_subunits)`` each: ON (the OFF kinetics mirrored)
+        and OFF, the inputs of the ON and OFF cells."""
         s = self.subunits(stimulus).astype(np.float64)
-        on = signal.lfilter(self.h_on, 1.0, s, axis=0)
         off = signal.lfilter(self.h_off, 1.0, s, axis=0)
         p = self.params
-        return (np.maximum(on - p.on_threshold, 0.0), np.maximum(off - p.off_threshold, 0.0),
-                np.maximum(-off - p.off_threshold, 0.0))
+        return np.maximum(-off - p.on_threshold, 0.0), np.maximum(off - p.off_threshold, 0.0)
 
     def synapse(self, drive: np.ndarray) -> np.ndarray:
-        """Depleting synapse: release = drive * u; u recovers to 1 and is used up by release."""
+        """Depleting synapse of the ON and OFF cells' bipolar terminals."""
+        return depleting_synapse(drive, self.params.recovery_frames, self.params.depletion)
+
+    def osr_pathways(self, stimulus: np.ndarray) -> dict:
+        """The ON-OFF cells' circuit per subunit, ``(T, n_subunits)`` each: ``off`` (fast transient OFF bipolar,
+        rectified), ``amacrine`` (its depressed, low-passed release), ``on`` (delayed ON bipolar, linear),
+        ``terminal`` (ON terminal after the amacrine's inhibition, rectified and low-passed) and ``excitation``
+        (the ON-OFF cell's input per subunit: depleted OFF release plus the ON terminal)."""
         p = self.params
-        u = np.ones(drive.shape[1])
-        out = np.empty_like(drive)
-        rec, dep = 1.0 / p.recovery_frames, p.depletion
-        for t in range(len(drive)):
-            r = drive[t] * u
-            out[t] = r
-            u += rec * (1.0 - u) - dep * r
-            np.clip(u, 0.0, 1.0, out=u)
-        return out
+        s = self.subunits(stimulus).astype(np.float64)
+        off = p.osr_off_gain * np.maximum(signal.lfilter(self.h_osr_off, 1.0, s, axis=0) - 1.0, 0.0)
+        on = p.osr_on_gain * signal.lfilter(self.h_osr_on, 1.0, s, axis=0)
+        if p.osr_amacrine_depression:
+            released = depleting_synapse(off, p.osr_amacrine_recovery, p.osr_amacrine_depletion)
+        else:
+            released = off * p.osr_static_availability
+        amacrine = _low_pass(released, p.osr_amacrine_tau)
+        terminal = _low_pass(np.maximum(on - p.osr_inhibition * amacrine - p.osr_on_threshold, 0.0), p.osr_terminal_tau)
+        off_release = depleting_synapse(off, 40.0, p.osr_off_depletion)
+        return {"off": off, "amacrine": amacrine, "on": on, "terminal": terminal,
+                "excitation": p.osr_off_weight * off_release + terminal}
 
     def _excitation(self, stimulus):
-        on, off, on_transient = self.bipolar(stimulus)
-        rel_on, rel_off, rel_on_t = self.synapse(on), self.synapse(off), self.synapse(on_transient)
-        excitation = rel_on @ self.w_on + rel_off @ self.w_off + rel_on_t @ self.w_on_transient
+        on, off = self.bipolar(stimulus)
+        rel_on, rel_off = self.synapse(on), self.synapse(off)
+        excitation = rel_on @ self.w_on + rel_off @ self.w_off
+        if self.w_osr.any():
+            excitation = excitation + self.osr_pathways(stimulus)["excitation"] @ self.w_osr
         return excitation, (rel_on + rel_off) @ self.w_amacrine
 
     def ganglion_input(self, stimulus: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-features", type=int, default=200, help="random-projection features per layer")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                    help="trained weights for a model (repeatable)")
-    p.add_argument("--fit-epochs", type=int, help="retina fitting budget in epochs (default 2; a full fit: 40)")
+    p.add_argument("--fit-epochs", type=int, help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
     p.add_argument("--lease", type=float, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")

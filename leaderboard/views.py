@@ -66,8 +66,25 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int 
                        [10 * v for v in model["latencies"][cell]], color, ""))
         series.append((f"cell {cell} ground truth (slope {truth['slope'][cell]:.2f})", periods,
                        [10 * v for v in truth["latencies"][cell]], color, "5,4"))
-    return line_chart_svg(series, title, "flash period (ms)", y_label="peak latency after last flash (ms)",
+    return line_chart_svg(series, title, "flash period (ms)", y_label="response latency after last flash (ms)",
                           width=width, height=height, legend_width=200)
+
+
+def mechanism_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
+    """The mechanism-recovery figure: per first-layer channel, its correlation with the ground truth's ON and OFF
+    pathways, and the share of the ground truth's OSR cells whose top units (attribution after the omission)
+    include it, from what ``retina_embedded.osr-mechanism`` stores."""
+    mechanism = settings.get("mechanism") or {}
+    channels, cells = mechanism.get("channels") or {}, mechanism.get("cells") or []
+    if not channels.get("r_on") or not cells:
+        return None
+    x = list(range(len(channels["r_on"])))
+    share = [sum(c in row["top_units"] for row in cells) / len(cells) for c in x]
+    series = [("r with ON pathway", x, channels["r_on"], OSR_COLORS[0], ""),
+              ("r with OFF pathway", x, channels["r_off"], OSR_COLORS[1], ""),
+              ("share of OSR cells ranking it top", x, share, "#333333", "5,4")]
+    return line_chart_svg(series, title, "first-layer channel", y_range=(0.0, 1.0), width=width, height=height,
+                          legend_width=170)
 
 
 def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
@@ -147,6 +164,9 @@ def figures(record, model: str) -> Dict[str, str]:
     svg = cached_svg(record, f"{model}: omitted-stimulus response", lambda r, t: osr_svg(r.settings or {}, t))
     if svg:
         return {"latency vs flash period (model solid, ground truth dashed)": svg}
+    svg = cached_svg(record, f"{model}: OSR mechanism recovery", lambda r, t: mechanism_svg(r.settings or {}, t))
+    if svg:
+        return {"first-layer units vs the ground truth's ON and OFF pathways": svg}
     svg = cached_svg(record, f"{model}: {(record.settings or {}).get('phenomenon', '')} index per cell",
                      lambda r, t: index_svg(r.settings or {}, t))
     return {"index per cell (model solid, ground truth dashed)": svg} if svg else {}

@@ -9,13 +9,12 @@ timm-backed ``rgc_resnet18`` 1/8 of its four stages' channels) and scored on the
 with 200 random-projection features per layer. Without ``--checkpoint`` they are **untrained, random
 weights** -- a legitimate baseline that says how much of a score the architecture alone earns.
 
-Retina models are fitted by the retina benchmarks on the embedded recordings with a fixed budget of
-``fit_epochs`` (default 2) epochs of :class:`retina.fit.FitConfig`, early-stopped on validation correlation;
-the budget is part of the job's spec, so changing it queues new jobs. Models registered with
+Retina models are fitted by the retina benchmarks on the embedded recordings with at most ``fit_epochs``
+(default 40, the published budget) epochs of :class:`retina.fit.FitConfig`, early-stopped on validation
+correlation (converged fits; cached under model, data sha256, fitting protocol and seed, so a re-run fits
+nothing); the budget is part of the job's spec, so changing it queues new jobs. Models registered with
 ``default_zoo=False`` (``bncnn2016``: twice the BN-CNN's cost per epoch, and slow to fit without
-BatchNorm) are scored only when named (``--models``). Measured on the embedded white-noise
-recording: after 2 epochs a BN-CNN has held-out r 0.85 (oracle 0.84; FEVE 0.74); its validation correlation
-peaks at epoch 3-4.
+BatchNorm) are scored only when named (``--models``). Converged fits measured: README, retina section.
 
 Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
 (V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.
@@ -34,7 +33,7 @@ from neurozoo.benchmarks.records import ScoreRecord
 
 DEFAULT_WIDTH = 0.125
 DEFAULT_MAX_FEATURES = 200
-DEFAULT_FIT_EPOCHS = 2  # the zoo's retina fitting budget; `zoo fit` / --fit-epochs 40 for a full fit
+DEFAULT_FIT_EPOCHS = 40  # the zoo's retina fitting budget (early-stopped: converged fits, issue 14)
 HIDDEN_FRACTION = 0.5
 SPLIT_SEED = 20260101
 UNTRAINED = "untrained, random weights"

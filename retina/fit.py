@@ -24,7 +24,8 @@ Interface (stable; other modules build on it):
   L2 1e-3, L1 1e-3, up to 40 epochs; early stopping after 2 epochs without a gain of 0.01 in validation
   correlation (the best epoch's weights are kept). Deviation: batches of 128 targets, not the published
   ~2600-5000 -- an embedded recording has 24000 training frames, so a published batch gives 5-9 steps per
-  epoch. Measured on the embedded white-noise recording (BN-CNN, fast path, 2 cores, ~38 CPU-s per epoch):
+  epoch. Measured on the embedded white-noise recording of circuit version 2 (BN-CNN with output_scale="data",
+  fast path, 2 cores, ~38 CPU-s per epoch; converged fits of the current circuit: README, retina section):
   held-out r 0.85 (oracle 0.84) from epoch 2 on; `zoo fit bncnn --data embedded:whitenoise` stops after 5
   epochs, 214 CPU-s (1 min 50 s wall), held-out r 0.844, FEVE 0.73. With batch 512 the validation
   correlation was still rising after 12 epochs (held-out r 0.82); without ``min_delta`` a fit crept on for 10
@@ -54,8 +55,9 @@ from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
-FIT_PROTOCOL = 3  # bump when the loop or a model's initialisation changes what a fit with given settings yields
-BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn")
+FIT_PROTOCOL = 4  # bump when the loop or a model's initialisation changes what a fit with given settings yields
+BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
+                         "neurozoo.retina.models.subunits")
 
 
 def builtin_models() -> List[str]:

@@ -32,7 +32,8 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "one omitted) on MODEL and on the embedded ground-truth circuit; write "
                                          "osr.png (latency vs period, side by side) and osr.json.")
     _model_args(p, "folder for osr.png and osr.json")
-    p.add_argument("--periods", type=int, nargs="+", default=[2, 3, 4, 5], help="flash periods in frames (10 ms)")
+    p.add_argument("--periods", type=int, nargs="+", default=[6, 8, 10, 12, 14, 16],
+                   help="flash periods in frames (10 ms); each longer than the 2-frame flash, at least 3")
     p.set_defaults(handler=run_probe_osr)
 
     p = phenomena.add_parser("adaptation", help="contrast adaptation: rate after a contrast switch, model vs ground truth",
@@ -100,8 +101,9 @@ def run_probe_osr(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
 
-    if min(args.periods) < 1:
-        raise UserFacingError(f"--periods: flash periods must be >= 1 frame; got {args.periods}")
+    from neurozoo.retina.phenomena.osr import check_protocol
+
+    check_protocol(args.periods, 8, 2, -2.0, 40, 60)  # a bad --periods fails before the model is loaded
     model, info = _load_model(args)
     truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     fitted = omitted_stimulus_response(model, periods=args.periods)

@@ -1,9 +1,11 @@
 """Reduced models: keep the few most important hidden units, silence the rest, and measure what is kept.
 
 The reduced model is the full model with a channel mask after ``layer`` (1 or 2): kept units pass
-their stimulus-dependent activations unchanged; the others are replaced by zero (``fill="zero"``,
-silenced) or by their mean activation over the analysed stimulus (``fill="mean"``, their
-stimulus-independent part). :func:`reduction_report` compares the reduced responses with the
+their stimulus-dependent activations unchanged; the others are held at their baseline activity
+(``fill="baseline"``, the default: each unit's activation on the grey, zero-contrast stimulus -- the
+integrated-gradients baseline, so a dropped unit contributes what it does at rest, as in Tanaka et al. 2019),
+replaced by zero (``fill="zero"``, silenced) or by their mean activation over the analysed stimulus
+(``fill="mean"``). :func:`reduction_report` compares the reduced responses with the
 full model's on a stimulus.
 """
 from __future__ import annotations
@@ -28,25 +30,46 @@ class ReducedModel(nn.Module):
         mask = torch.zeros(n_channels)
         mask[self.keep] = 1.0
         self.register_buffer("mask", mask[None, :, None, None])
-        self.register_buffer("fill", torch.zeros(1, n_channels, 1, 1) if fill is None else fill.reshape(1, -1, 1, 1))
+        if fill is None:
+            fill = torch.zeros(1, n_channels, 1, 1)
+        elif fill.dim() == 1:  # one value per channel
+            fill = fill.reshape(1, -1, 1, 1)
+        else:  # one value per unit (channel, position)
+            fill = fill.reshape(1, *full.hidden_shapes[layer - 1])
+        self.register_buffer("fill", fill)
         self.n_cells = full.n_cells
 
     def forward(self, x):
         z = layer_activation(self.full, x, self.layer)
         return layer_head(self.full, self.layer)(z * self.mask + self.fill * (1 - self.mask))
 
+    def forward_movie(self, movie):
+        """Rates of every window of a contiguous movie ``(T + 39, 50, 50)`` (the first layer's fast path)."""
+        return self(movie)
 
-def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = "zero",
+
+def baseline_activity(model: nn.Module, layer: int) -> torch.Tensor:
+    """``(C, H, W)``: each unit's activation on the grey (zero) stimulus window, in eval mode."""
+    model.eval()
+    grey = torch.zeros(1, model.n_frames, model.frame_size, model.frame_size,
+                       dtype=model.conv1.weight.dtype, device=model.conv1.weight.device)
+    with torch.no_grad():
+        return layer_activation(model, grey, layer)[0]
+
+
+def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = "baseline",
                  x: Optional[torch.Tensor] = None) -> ReducedModel:
     """A :class:`ReducedModel`; ``fill="mean"`` needs stimulus windows ``x`` to average the dropped units over."""
     fill_values = None
-    if fill == "mean":
+    if fill == "baseline":
+        fill_values = baseline_activity(model, layer)
+    elif fill == "mean":
         if x is None:
             raise ValueError("fill='mean' needs stimulus windows x")
         with torch.no_grad():
             fill_values = layer_activation(model.eval(), x, layer).mean((0, 2, 3))
     elif fill != "zero":
-        raise ValueError(f"fill must be 'zero' or 'mean'; got {fill!r}")
+        raise ValueError(f"fill must be 'baseline', 'zero' or 'mean'; got {fill!r}")
     return ReducedModel(model, layer, keep, fill_values).eval()
 
 
@@ -57,7 +80,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 1, k: int = 2, steps: int = 32,
-                     fill: str = "zero") -> Dict[str, object]:
+                     fill: str = "baseline") -> Dict[str, object]:
     """Rank ``layer``'s units for ``cell`` by integrated gradients on windows ``x``, keep the top ``k``, and report
     how much of the full model's response to ``x`` the reduced model keeps.
 

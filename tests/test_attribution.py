@@ -69,3 +69,18 @@ def test_reduction_with_one_unit_keeps_part_of_the_response_and_mean_fill():
         assert torch.allclose(reduced(x), model.forward_movie(x), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="layer must be 1 or 2"):
         layer_activation(model, x, 3)
+
+
+def test_baseline_fill_holds_dropped_units_at_their_resting_activity():
+    """On the grey stimulus a reduced model with baseline fill is the full model, whatever it keeps; silencing
+    (zero fill) is not -- the dropped units' resting activity reaches the output."""
+    model = _model(important=(2, 5))
+    grey, x = torch.zeros(2 + 39, 50, 50), _movie(6, seed=4)
+    with torch.no_grad():
+        full = model.forward_movie(grey)
+        baseline = reduce_model(model, 1, [0])
+        assert tuple(baseline.fill.shape) == (1, 8, 36, 36) and baseline.fill.abs().sum() > 0
+        torch.testing.assert_close(baseline(grey), full, rtol=1e-5, atol=1e-6)
+        assert (reduce_model(model, 1, [0], fill="zero")(grey) - full).abs().max() > 1e-3
+        # the kept unit still carries its stimulus-dependent part
+        assert not torch.allclose(reduce_model(model, 1, [2])(x), baseline(x))

@@ -11,13 +11,57 @@ def test_registered_and_published_architecture():
     model = retina.create_model("bncnn", n_cells=7)
     assert (model.conv1.in_channels, model.conv1.out_channels, model.conv1.kernel_size) == (40, 8, (15, 15))
     assert (model.conv2.in_channels, model.conv2.out_channels, model.conv2.kernel_size) == (8, 8, (11, 11))
+    assert model.conv1.bias is not None and model.conv2.bias is not None
     assert model.dense.bias is None and model.dense.in_features == 8 * 26 * 26
-    assert isinstance(model.bn1, torch.nn.BatchNorm2d) and isinstance(model.bn3, torch.nn.BatchNorm1d)
+    # BatchNorm1d over the flattened units (a gain and offset per unit), eps 1e-3, momentum 0.01
+    assert (model.bn1.num_features, model.bn2.num_features, model.bn3.num_features) == (8 * 36 * 36, 8 * 26 * 26, 7)
+    assert all(isinstance(bn, torch.nn.BatchNorm1d) and bn.eps == 1e-3 and bn.momentum == 0.01
+               for bn in (model.bn1, model.bn2, model.bn3))
     assert model.noise1.std == model.noise2.std == 0.05
     assert model.hidden_shapes == ((8, 36, 36), (8, 26, 26))
+    assert not model.scale_from_data  # published: no output scale
+    # torch-deep-retina's BNCNN(n_units=5) has 138,362 parameters
+    assert sum(p.numel() for p in retina.create_model("bncnn", n_cells=5).parameters()) == 138_362
     old = retina.create_model("bncnn2016", n_cells=3)
     assert (old.conv1.out_channels, old.conv2.kernel_size, old.hidden_shapes[1]) == (16, (9, 9), (8, 28, 28))
     assert old.dense.bias is not None and hasattr(old.output_nonlinearity, "alpha")
+    assert old.noise1.std == old.noise2.std == 0.1  # the 2016 model's noise
+    with pytest.raises(ValueError, match="output_scale"):
+        RetinaCNN(n_cells=2, output_scale="mean")
+
+
+def _reference_bncnn(n_units):
+    """torch-deep-retina ``torchdeepretina/models.py`` (commit 00bb0ca), class ``BNCNN`` lines 37-62 with the
+    ``TDRModel`` defaults of line 13 (noise .05, bias=True, linear_bias=None, chans [8, 8], bn_moment .01,
+    ksizes (15, 11)), written out as its ``nn.Sequential``: Conv2d(bias) -> Flatten -> BatchNorm1d(C*H*W,
+    eps=1e-3) -> noise -> ReLU -> Reshape -> Conv2d(bias) -> Flatten -> BatchNorm1d -> noise -> ReLU ->
+    Linear(bias=None) -> BatchNorm1d(n_units, eps=1e-3) -> Softplus. (Noise is off in eval mode.)"""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(40, 8, 15, bias=True), nn.Flatten(), nn.BatchNorm1d(8 * 36 * 36, eps=1e-3, momentum=.01),
+                         nn.ReLU(), nn.Unflatten(1, (8, 36, 36)), nn.Conv2d(8, 8, 11, bias=True), nn.Flatten(),
+                         nn.BatchNorm1d(8 * 26 * 26, eps=1e-3, momentum=.01), nn.ReLU(),
+                         nn.Linear(8 * 26 * 26, n_units, bias=None), nn.BatchNorm1d(n_units, eps=1e-3, momentum=.01),
+                         nn.Softplus())
+
+
+def test_parity_with_the_published_bncnn_in_training_and_eval():
+    """Same parameters in the same order, same outputs and the same running statistics after a training step."""
+    torch.manual_seed(0)
+    ours, reference = RetinaCNN(n_cells=5, noise_std=0.0), _reference_bncnn(5)
+    ours_params, ref_params = list(ours.parameters()), list(reference.parameters())
+    assert [p.shape for p in ours_params] == [p.shape for p in ref_params]
+    with torch.no_grad():
+        for a, b in zip(ours_params, ref_params):
+            a.uniform_(-0.1, 0.1) if a.dim() > 1 else a.uniform_(0.5, 1.5)
+            b.copy_(a)
+    x = torch.randn(32, 40, 50, 50)
+    for train in (True, False):
+        ours.train(train), reference.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.bn1.running_var, reference[2].running_var)
+    torch.testing.assert_close(ours.bn3.running_mean, reference[10].running_mean)
 
 
 def test_forward_shapes_positive_rates_and_errors():
@@ -72,15 +116,18 @@ def test_bncnn_beats_ln_on_the_ground_truth_retina(tmp_path):
 
 
 def test_init_from_data_starts_the_output_at_the_recorded_rates():
-    """The fit's scale hook: before any step, the mean output (batch statistics) is each cell's mean rate."""
+    """The named deviation ``output_scale="data"``: before any step, the mean output (batch statistics) is each cell's mean rate."""
     torch.manual_seed(0)
-    model = RetinaCNN(n_cells=3)
+    model = RetinaCNN(n_cells=3, output_scale="data")
     mean_rate = torch.tensor([5.0, 25.0, 80.0])
     model.init_from_data(mean_rate)
     with torch.no_grad():
         rates = model.train()(torch.randn(512, 40, 50, 50))
     assert torch.allclose(rates.mean(0), mean_rate, rtol=0.1)
     assert dict(model.named_buffers())["output_scale"].tolist() == (mean_rate / 0.8).tolist()  # saved with the weights
+    published = RetinaCNN(n_cells=3)
+    published.init_from_data(mean_rate)
+    assert published.output_scale.tolist() == [1.0, 1.0, 1.0]  # published: the scale is learned (BatchNorm gain)
 
 
 def test_the_2016_variant_starts_at_unit_scale_with_its_own_learning_rate():

@@ -66,6 +66,11 @@ def test_fast_equals_plain_eval_and_training_with_gradients(factory):
                 # float32 model deviates from float64 by up to ~1e-2 too); exactness is checked in float64
                 tolerance = 1e-4 if dtype == torch.float64 else 1e-2
                 for (name, p), q in zip(ref_model.named_parameters(), model.parameters()):
+                    if name.endswith("bias") and name[:5] in ("conv1", "conv2") and factory.get("batchnorm", True):
+                        # a per-channel bias before a per-unit BatchNorm: its gradient is exactly zero in training
+                        # (the published model has it all the same); both paths agree to rounding
+                        assert p.grad.abs().max() < 1e-12 and q.grad.abs().max() < 1e-4, (name, dtype)
+                        continue
                     assert _rel(q.grad.double(), p.grad) < tolerance, (name, dtype)
                 for m_ref, m in zip(ref_model.modules(), model.modules()):
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

@@ -78,7 +78,7 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
         slope, intercept, r2 = fit_line(periods, latencies)
         return OSRResult(periods, latencies, latencies, latencies, slope, intercept, r2, osr_call(slope, r2)).summary()
 
-    truth = summary([[8, 9, 10, 10], [3, 3, 3, 3]])  # cell 0 shows the OSR (slope 0.7), cell 1 does not
+    truth = summary([[8, 9, 10, 11], [3, 3, 3, 3]])  # cell 0 shows the OSR (slope 1.0), cell 1 does not
     model = summary([[7, 8, 9, 10], [4, 3, 4, 3]])
     job = db.enqueue("bncnn", "retina_embedded.osr", {"m": "bncnn"})
     db.claim("w", ids=[job])
@@ -86,7 +86,7 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
                                     settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
     html = client.get("/models/bncnn").text
     assert "latency vs flash period" in html
-    assert "cell 0 model (slope 1.00)" in html and "cell 0 ground truth (slope 0.70)" in html
+    assert "cell 0 model (slope 1.00)" in html and "cell 0 ground truth (slope 1.00)" in html
     assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
 
 
@@ -202,3 +202,15 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
     finally:
         driver.quit()
+
+
+def test_retina_model_page_shows_the_mechanism_recovery_figure(db, client):
+    mechanism = {"channels": {"r_on": [0.9, 0.1, 0.2], "r_off": [0.0, 0.8, 0.1], "type": ["on", "off", ""]},
+                 "cells": [{"cell": 6, "top_units": [0, 1], "score": 1.0}, {"cell": 7, "top_units": [0, 2], "score": 0.5}]}
+    job = db.enqueue("bncnn", "retina_embedded.osr-mechanism", {"m": "bncnn"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr-mechanism", 0.75, raw=0.5,
+                                    settings={"mechanism": mechanism, "weights": "fitted"}))
+    html = client.get("/models/bncnn").text
+    assert "first-layer units vs the ground truth&#39;s ON and OFF pathways" in html
+    assert "r with ON pathway" in html and "share of OSR cells ranking it top" in html

@@ -1,10 +1,21 @@
 """The omitted-stimulus response (Schwartz et al. 2007) as probed in Tanaka et al. (2019).
 
-Protocol: full-field 2-frame (20 ms) dark flashes of intensity -2, 8 flashes every ``period`` frames, then
-one omitted. For each period the latency is the time from the last flash's onset to the peak of the
-response within ``window`` frames (30) after it. Periods 2-5 frames (the public analysis). A cell shows an
-OSR when the least-squares slope of latency against period lies in [0.5, 1.5] and R^2 >= 0.5: the
-response follows the time the missing flash was due, not the last flash seen.
+Protocol: full-field 2-frame (20 ms) dark flashes of intensity -2, 8 flashes every ``period`` frames, then one
+omitted; periods 6-16 frames (60-160 ms, about 6-17 Hz: the range of Schwartz et al. 2007, where each flash
+is resolved). Per cell and period:
+
+* the response is the rate minus the pre-train baseline (mean of the ``pre`` grey frames before the first
+  flash);
+* its time is the **centroid** of the response from the last flash's onset to ``window`` frames after the
+  omitted flash was due (the mean time of the samples above half the window's maximum, robust to plateaus);
+  ``latencies`` are measured from the last flash's onset, ``omission_latencies`` from the omitted flash;
+* ``peaks``: the response's maximum in that window; ``train_peaks``: the mean over the three flashes before
+  the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``.
+
+A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within
+1 +- 0.25 (the response is timed by the flash that did not come, not by the last one seen), with R^2 >= 0.8,
+and the post-omission peak is at least twice the train's per-flash peak at every period (the response is
+specific to the omission). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
 """
 from __future__ import annotations
 
@@ -14,18 +25,21 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from neurozoo.retina.phenomena import stimuli
+from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
 
-SLOPE_RANGE = (0.5, 1.5)
-MIN_R2 = 0.5
+PERIODS = (6, 8, 10, 12, 14, 16)
+SLOPE_RANGE = (0.75, 1.25)
+MIN_R2 = 0.8
+MIN_PEAK_RATIO = 2.0
 
 
 @dataclass
 class OSRResult:
     periods: np.ndarray           # (P,) frames
-    latencies: np.ndarray         # (cells, P) frames from the last flash onset to the peak
-    peaks: np.ndarray             # (cells, P) peak rate after the last flash
-    train_peaks: np.ndarray       # (cells, P) peak rate during the last 3 periods of the train
+    latencies: np.ndarray         # (cells, P) frames from the last flash onset to the response centroid
+    peaks: np.ndarray             # (cells, P) post-omission peak (above baseline)
+    train_peaks: np.ndarray       # (cells, P) mean per-flash peak over the three flashes before the last
     slope: np.ndarray             # (cells,)
     intercept: np.ndarray
     r2: np.ndarray
@@ -33,10 +47,23 @@ class OSRResult:
     traces: List[np.ndarray] = field(default_factory=list)  # per period: rates (cells, T) aligned to the last flash
     settings: Dict = field(default_factory=dict)
 
+    @property
+    def peak_ratio(self) -> np.ndarray:
+        """``(cells, P)``: post-omission peak over the train's per-flash peak."""
+        return self.peaks / np.maximum(self.train_peaks, 1e-9)
+
+    @property
+    def omission_latencies(self) -> np.ndarray:
+        """``(cells, P)``: frames from the omitted flash's onset to the response centroid."""
+        return self.latencies - self.periods[None, :]
+
     def summary(self) -> Dict:
-        return {"periods": self.periods.tolist(), "latencies": self.latencies.tolist(), "slope": self.slope.tolist(),
+        return {"periods": self.periods.tolist(), "latencies": self.latencies.tolist(),
+                "omission_latencies": self.omission_latencies.tolist(), "slope": self.slope.tolist(),
                 "intercept": self.intercept.tolist(), "r2": self.r2.tolist(), "is_osr": self.is_osr.tolist(),
-                "n_osr_cells": int(self.is_osr.sum()), "peaks": self.peaks.tolist(), "settings": self.settings}
+                "n_osr_cells": int(self.is_osr.sum()), "peaks": self.peaks.tolist(),
+                "train_peaks": self.train_peaks.tolist(), "peak_ratio": self.peak_ratio.tolist(),
+                "settings": self.settings}
 
 
 def fit_line(x: np.ndarray, y: np.ndarray):
@@ -53,36 +80,74 @@ def fit_line(x: np.ndarray, y: np.ndarray):
     return slope, intercept, r2
 
 
-def osr_call(slope, r2, slope_range=SLOPE_RANGE, min_r2=MIN_R2) -> np.ndarray:
+def osr_call(slope, r2, peak_ratio=None, slope_range=SLOPE_RANGE, min_r2=MIN_R2,
+             min_peak_ratio=MIN_PEAK_RATIO) -> np.ndarray:
+    """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peak_ratio`` ``(cells,
+    P)`` is given) a post-omission peak at least ``min_peak_ratio`` times the train's at every period."""
     slope, r2 = np.asarray(slope, float), np.asarray(r2, float)
-    return (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
+    called = (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
+    if peak_ratio is not None:
+        called &= (np.asarray(peak_ratio, float) >= min_peak_ratio).all(1)
+    return called
 
 
-def omitted_stimulus_response(system, periods: Sequence[int] = (2, 3, 4, 5), n_flashes: int = 8, flash_frames: int = 2,
-                              intensity: float = -2.0, window: int = 30, pre: int = 60,
+def check_protocol(periods, n_flashes: int, flash_frames: int, intensity: float, window: int, pre: int) -> None:
+    """Raise a one-line :class:`SpecError` for stimulus parameters the analysis cannot use."""
+    from neurozoo.datasets.errors import SpecError
+
+    periods = np.asarray(periods)
+    problems = []
+    if periods.ndim != 1 or len(np.unique(periods)) < 3:
+        problems.append(f"periods: need at least 3 distinct flash periods to fit a slope; got {periods.tolist()}")
+    elif (periods != np.round(periods)).any():
+        problems.append(f"periods: whole frames expected; got {periods.tolist()}")
+    elif periods.min() <= flash_frames:
+        problems.append(f"periods: every period must be longer than the flash ({flash_frames} frames), or the "
+                        f"train is a continuous step; got {periods.tolist()}")
+    if flash_frames < 1:
+        problems.append(f"flash_frames: at least 1 frame; got {flash_frames}")
+    if n_flashes < 4:
+        problems.append(f"n_flashes: at least 4 (the train's peak is taken over the three flashes before the last); "
+                        f"got {n_flashes}")
+    if intensity == 0:
+        problems.append("intensity: a flash of intensity 0 is no flash")
+    if window < 1 or pre < 1:
+        problems.append(f"window and pre: at least 1 frame; got window={window}, pre={pre}")
+    if problems:
+        raise SpecError("omitted-stimulus protocol: " + "; ".join(problems))
+
+
+def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashes: int = 8, flash_frames: int = 2,
+                              intensity: float = -2.0, window: int = 40, pre: int = 60,
                               cells: Optional[Sequence[int]] = None) -> OSRResult:
     """Run the period sweep on ``system`` (a torch model, the ground-truth circuit, or a callable; see
-    :func:`retina.phenomena.as_responder`) and call the OSR per cell."""
+    :func:`retina.phenomena.as_responder`) and call the OSR per cell (module docstring)."""
+    check_protocol(periods, n_flashes, flash_frames, intensity, window, pre)
     respond = as_responder(system)
     periods = np.asarray(periods, int)
     latencies, peaks, train_peaks, traces = [], [], [], []
     for period in periods:
-        movie, last, _ = stimuli.flash_train(int(period), n_flashes, flash_frames, intensity, pre=pre,
-                                             post=window + 10)
+        movie, last, omitted = stimuli.flash_train(int(period), n_flashes, flash_frames, intensity, pre=pre,
+                                                   post=period + window + 10)
         rates = respond(movie)
         if cells is not None:
             rates = rates[list(cells)]
-        part = rates[:, last:last + window]
-        latencies.append(part.argmax(1))
-        peaks.append(part.max(1))
-        train_peaks.append(rates[:, last - 3 * period:last].max(1))
-        traces.append(rates[:, last - 3 * period - 10:last + window])
+        response = rates - rates[:, :pre].mean(1, keepdims=True)
+        stop = omitted + window
+        latencies.append(_centroid_time(response, last, stop) - last)
+        peaks.append(response[:, last:stop].max(1))
+        flashes = [last - k * period for k in (3, 2, 1)]
+        train_peaks.append(np.mean([response[:, t:t + period].max(1) for t in flashes], 0))
+        traces.append(rates[:, last - 3 * period - 10:stop])
     latencies = np.stack(latencies, 1).astype(float)
+    peaks, train_peaks = np.stack(peaks, 1), np.stack(train_peaks, 1)
     slope, intercept, r2 = fit_line(periods, latencies)
+    ratio = peaks / np.maximum(train_peaks, 1e-9)
     settings = {"periods": periods.tolist(), "n_flashes": n_flashes, "flash_frames": flash_frames, "intensity": intensity,
-                "window": window, "slope_range": list(SLOPE_RANGE), "min_r2": MIN_R2}
-    return OSRResult(periods, latencies, np.stack(peaks, 1), np.stack(train_peaks, 1), slope, intercept, r2,
-                     osr_call(slope, r2), traces, settings)
+                "window": window, "pre": pre, "latency": "centroid", "slope_range": list(SLOPE_RANGE),
+                "min_r2": MIN_R2, "min_peak_ratio": MIN_PEAK_RATIO}
+    return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2, osr_call(slope, r2, ratio),
+                     traces, settings)
 
 
 def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = ""):
@@ -104,7 +169,7 @@ def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]]
         ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR")
         ax.set_xlabel("flash period (ms)")
         ax.legend(fontsize=5, loc="upper left")
-    axes[0][0].set_ylabel("peak latency after last flash (ms)")
+    axes[0][0].set_ylabel("response centroid after last flash (ms)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -207,7 +207,8 @@ def _env():
 
 def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request):
     url, name = _shared_storage(tmp_path), _study_name(request)
-    argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record",
+    # no pruner: whether a trial is pruned depends on which of the two workers reports first
+    argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record", "--pruner", "none",
                        storage=url, study=name)
     done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)

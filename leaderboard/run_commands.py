@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -58,7 +59,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db")
     p.add_argument("--device", default="cpu")
     p.add_argument("--timeout", type=float, default=1800.0, help="wall-clock limit per submission job (s)")
-    p.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit per submission worker (GiB)")
+    p.add_argument("--memory-gb", type=float, default=8.0,
+                   help="memory limit of a submission's whole sandboxed job (GiB)")
+    p.add_argument("--cpu-s", type=float, help="CPU-time limit of a submission's whole job (default: 2 x --timeout)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
+                        "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
     p.add_argument("--lease", type=float, default=60.0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_work)
@@ -118,10 +124,20 @@ def _work(args) -> int:
     from neurozoo.leaderboard.scorer import release_dead_workers, work
     from neurozoo.leaderboard.worker import score_job
 
+    from neurozoo.leaderboard.sandbox import Limits, require_sandbox
+
     db = LeaderboardDB(args.db)
+    pending = [j for j in db.jobs() if j["status"] in ("queued", "running")]
+    sandbox = True
+    if any(j["spec"].get("family") == "submission" for j in pending):
+        sandbox = require_sandbox(unsafe=args.unsafe_no_sandbox)
+        if not sandbox:
+            print("zoo work: WARNING: no sandbox; submitted code runs without isolation (--unsafe-no-sandbox)",
+                  file=sys.stderr)
     release_dead_workers(db)
-    memory = int(args.memory_gb * 2 ** 30)
-    counts = work(db, lambda job: score_job(job, args.device, args.timeout, memory), lease_s=args.lease,
+    limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
+                    cpu_s=args.cpu_s or 2 * args.timeout)
+    counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
                   progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0

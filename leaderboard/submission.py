@@ -170,7 +170,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
-    from neurozoo.leaderboard.zoo import HIDDEN_FRACTION, SPLIT_SEED
+    from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]
     return [{"model": meta["name"], "benchmark": name,
@@ -178,7 +178,7 @@ def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[
                       "sha256": prepared["sha256"], "layers": meta["layers"],
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
-                      "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}}
+                      "split": split_spec()}}
             for name in meta["benchmarks"]]
 
 

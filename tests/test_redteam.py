@@ -1,0 +1,266 @@
+"""Red team: every attack of issue 12 as a submission (or the intake step it targets), each asserting that it
+is held. Submissions run in the real bubblewrap sandbox; without bwrap the sandboxed ones skip with the reason."""
+import importlib.util
+import os
+import socket
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurozoo.leaderboard.db import DONE, FAILED
+from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+from neurozoo.leaderboard.scorer import work
+from neurozoo.leaderboard.submission import submit
+from neurozoo.leaderboard.worker import score_job
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("_lb_sub", HERE / "test_leaderboard_submission.py")
+lb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lb)
+db = lb.db  # the fixture: a fresh database with the small lbtest.V4 benchmark registered
+
+needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox: {sandbox_problem()}")
+
+HONEST = lb.MODEL.format(mode="ok")
+
+
+def submission(tmp_path, name, attack="", create_attack="", weights=True, **meta):
+    """The honest two-layer model of test_leaderboard_submission plus ``attack`` at import time and
+    ``create_attack`` inside create_model."""
+    folder = lb.make_submission(tmp_path / name, name=name, weights=weights, **meta)
+    source = HONEST.replace("def create_model(weights):\n", "def create_model(weights):\n"
+                            + textwrap.indent(textwrap.dedent(create_attack), "    ") + "\n")
+    (folder / "model.py").write_text(textwrap.dedent(attack) + "\n" + source)
+    return folder
+
+
+def score(db, folder, limits=None, user=None):
+    """Submit ``folder`` and score it in the sandbox; returns (submission row, seconds)."""
+    submission_id = submit(db, folder, db.url_folder / "store", user=user)
+    ids = [j["id"] for j in db.submission(submission_id)["jobs"]]
+    started = time.monotonic()
+    work(db, lambda job: score_job(job, limits=limits or Limits(wall_s=120, memory_bytes=3 * 2 ** 30)), ids=ids,
+         progress=False)
+    return db.submission(submission_id), time.monotonic() - started
+
+
+@pytest.fixture
+def board(db, tmp_path):
+    db.url_folder = tmp_path
+    return db
+
+
+def hidden_value(db, row):
+    return db.score_for_job(row["jobs"][0], hidden=True).value
+
+
+# ----------------------------------------------------------------------------------- forged results
+@needs_sandbox
+def test_forged_result_from_atexit_is_not_read(board, tmp_path):
+    honest, _ = score(board, submission(tmp_path, "honest"))
+    assert honest["status"] == DONE, honest["jobs"][0]["error"]
+    forged = '''
+    import atexit, json, os
+    channel = os.dup(int(os.environ["NEUROZOO_RESULT_FD"]))  # survives the runner closing its own copy
+    def forge():
+        record = {"model": "honest", "benchmark": "lbtest.V4", "value": 1.0, "per_bin": [{"value": "x"}]}
+        for path in ("result.json", "/tmp/result.json", "../result.json"):
+            try:
+                open(path, "w").write(json.dumps({"public": record, "hidden": record}))
+            except OSError:
+                pass
+        os.write(channel, json.dumps(record).encode())
+    atexit.register(forge)
+    '''
+    row, _ = score(board, submission(tmp_path, "forger", attack=forged))
+    assert row["status"] == FAILED and "more than the requested arrays" in row["jobs"][0]["error"]
+    values = [r.value for r in board.leaderboard_records()]
+    assert values == [hidden_value(board, honest)] and 1.0 not in values  # the honest model's score is intact
+
+
+# ---------------------------------------------------------------------- what the model process can see
+PROBE = '''
+import json, os, socket
+FOUND = {{}}
+def _try(name, action):
+    try:
+        FOUND[name] = repr(action())[:80]
+    except Exception as error:
+        FOUND[name] = "refused " + type(error).__name__
+_try("home", lambda: os.listdir({home!r}))
+_try("secret", lambda: open({home!r} + "/secret.key").read())
+_try("cache", lambda: os.listdir({cache!r}))
+_try("database", lambda: open({database!r}, "rb").read(16))
+_try("store", lambda: os.listdir({store!r}))
+_try("parent_environ", lambda: [v for v in open("/proc/1/environ").read().split("\\0") if "SECRET" in v or "DB" in v])
+_try("host_processes", lambda: len([p for p in os.listdir("/proc") if p.isdigit()]))
+_try("env", lambda: sorted(os.environ))
+_try("loopback", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2))
+_try("outside", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
+_try("write_package", lambda: open(os.path.join(os.path.dirname(socket.__file__), "evil.py"), "w"))
+import neurozoo.leaderboard as _lb
+_try("write_neurozoo", lambda: open(os.path.join(list(_lb.__path__)[0], "evil.py"), "w"))
+_try("write_submission", lambda: open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evil"), "w"))
+_try("tmp", lambda: open("/tmp/scratch", "w").write("ok"))
+raise SystemExit("\\n".join(f"PROBE {{k}}={{v}}" for k, v in FOUND.items()))
+'''
+
+
+@needs_sandbox
+def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_path, monkeypatch):
+    from neurozoo.benchmarks.extraction.cache import server_secret
+    from neurozoo.benchmarks.paths import cache_dir, home
+
+    server_secret()  # exists, as on a server
+    other = score(board, submission(tmp_path, "other"))[0]  # another submission in the store
+    monkeypatch.setenv("NEUROZOO_DB_SECRET", "postgresql://user:SECRETPASSWORD@db/x")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    probe = PROBE.format(home=str(home()), cache=str(cache_dir()), database=str(tmp_path / "lb.sqlite"),
+                         store=str(tmp_path / "store"), port=listener.getsockname()[1])
+    row, _ = score(board, submission(tmp_path, "probe", attack=probe))
+    listener.close()
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and "PROBE " in error, error
+    found = dict(line.split("PROBE ", 1)[1].split("=", 1) for line in error.splitlines() if "PROBE " in line)
+    for name in ("home", "secret", "cache", "database", "store", "loopback", "outside", "write_package",
+                 "write_neurozoo", "write_submission"):
+        assert found[name].startswith("refused"), (name, found[name])
+    assert found["parent_environ"] == "[]" and "SECRETPASSWORD" not in error
+    assert int(found["host_processes"]) <= 3  # its own PID namespace: bwrap's init and the job
+    assert "NEUROZOO_DB_SECRET" not in found["env"] and "SECRET" not in found["env"]
+    assert found["tmp"] == "2" and not Path("/tmp/scratch").exists()  # a private writable tmpfs
+    assert other["status"] == DONE and not (Path(other["folder"]) / "evil").exists()
+
+
+# ------------------------------------------------------------------------------------ job lifetime
+@needs_sandbox
+def test_daemons_die_with_the_job_and_cannot_hold_the_scorer(board, tmp_path):
+    marker = f"nz-daemon-{os.getpid()}-{time.time_ns()}"
+    daemon = f'''
+    import os, subprocess, sys
+    if os.fork() == 0:  # a setsid daemon holding stdout, meant to outlive the job
+        os.setsid()
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", "{marker}"])
+    '''
+    row, seconds = score(board, submission(tmp_path, "daemon", attack=daemon), limits=Limits(wall_s=60))
+    assert row["status"] == DONE, row["jobs"][0]["error"]
+    assert seconds < 45  # not blocked by the daemon's open pipe
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                leftovers.append(pid)
+        except OSError:
+            pass
+    assert leftovers == []
+
+
+MEMORY_HOG = '''
+import os
+children = []
+for _ in range(3):  # three children, each under the limit, together over it
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(400 * 2 ** 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        import time; time.sleep(60)
+        os._exit(0)
+    children.append(pid)
+import time; time.sleep(60)
+'''
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enforcement):
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    row, seconds = score(board, submission(tmp_path, f"hog-{enforcement}", attack=MEMORY_HOG),
+                         limits=Limits(wall_s=50, memory_bytes=2 ** 30 + 2 ** 29))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and "memory limit of 1.50 GiB" in error, error
+    assert seconds < 45
+
+
+@needs_sandbox
+def test_cpu_and_output_limits(board, tmp_path):
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+    row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=4))
+    assert "CPU-time limit of 4 s" in row["jobs"][0]["error"] and seconds < 25
+    flood = "import sys\nfor _ in range(3000): sys.stdout.write('x' * 10000 + '\\n')\n"
+    row, _ = score(board, submission(tmp_path, "flood", attack=flood),
+                   limits=Limits(wall_s=60, console_bytes=2 ** 20))
+    error = row["jobs"][0]["error"]
+    assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
+
+
+def test_result_stream_is_checked_before_it_is_trusted():
+    import io
+
+    from neurozoo.leaderboard.worker import read_arrays
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def npy(array):
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+
+    good = np.ones((4, 3, 2), "<f4")
+    assert read_arrays(npy(good), 1, 4, 5, 2)[0].shape == (4, 3, 2)
+    cases = {"dtype float64": npy(good.astype("f8")), "shape (4, 6, 2)": npy(np.ones((4, 6, 2), "<f4")),
+             "shape (3, 3, 2)": npy(np.ones((3, 3, 2), "<f4")), "NaN/infinite": npy(good * np.nan),
+             "not a .npy array": b"\x93NUMPY garbage", "truncated": npy(good)[:-8],
+             "more than the requested": npy(good) + b"x", "dtype object": npy(np.array([{}], dtype=object))}
+    for expected, stream in cases.items():
+        with pytest.raises(ScoringError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            read_arrays(stream, 1, 4, 5, 2)
+
+
+# ------------------------------------------------------------------------------ cache and hidden split
+def test_tampered_activation_cache_is_recomputed(tmp_path):
+    import torch
+
+    from neurozoo.benchmarks.extraction import ActivationCache, Stimuli, extract
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    stimuli = Stimuli([f"s{i}" for i in range(6)], torch.randn(6, 3, 8, 8))
+    cache = ActivationCache(tmp_path / "acts")
+    honest = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
+    [path] = list((tmp_path / "acts").rglob("*.nc"))
+    (honest * 0 - 1).to_netcdf(path)  # overwritten by someone without the host's secret
+    with pytest.warns(UserWarning, match="digest missing or wrong"):
+        again = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
+    np.testing.assert_array_equal(again.values, honest.values)
+    path.with_name(path.name + ".hmac").unlink()
+    with pytest.warns(UserWarning):
+        assert cache.load(path.stem) is None
+        extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)
+    assert cache.load(path.stem) is not None  # rewritten with a valid digest
+
+
+def test_hidden_split_comes_from_the_host_secret(tmp_path, monkeypatch):
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+    from neurozoo.leaderboard.zoo import split_ids, split_key_id
+
+    class Bench:
+        identifier = "lbtest.V4"
+        assembly = synthetic_assembly(n_stimuli=96, n_neuroids=4, n_bins=2, n_repetitions=2, n_objects=4, seed=0)[0]
+
+    halves = []
+    for host in ("a", "b"):
+        monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / host))
+        halves.append((set(split_ids(Bench, 0.5)[1]), split_key_id()))
+        assert oct((tmp_path / host / "secret.key").stat().st_mode & 0o777) == "0o600"
+        assert halves[-1] == (set(split_ids(Bench, 0.5)[1]), split_key_id())  # stable on one host
+    assert halves[0][0] != halves[1][0] and halves[0][1] != halves[1][1]
+    assert len(halves[0][0]) == 48

@@ -74,6 +74,16 @@ class SubmissionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ModelNameRow(Base):
+    """Who owns a submitted model's name: the first user to submit it (``user_id`` None: the operator's CLI)."""
+    __tablename__ = "lb_model_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class JobRow(Base):
     __tablename__ = "lb_jobs"
     __table_args__ = (UniqueConstraint("model", "benchmark", "settings_sha256", name="uq_job_key"),)
@@ -172,8 +182,45 @@ class LeaderboardDB(ResultsStore):
     # ------------------------------------------------------------------------------------------ submissions
     def add_submission(self, name: str, folder: str, sha256: str, meta: dict, user: Optional[str],
                        jobs: Iterable[Dict[str, Any]]) -> int:
-        """Store a submission and queue its jobs in one transaction; returns the submission id."""
+        """Store a submission and queue its jobs in one transaction; returns the submission id. The name must
+        be new or already the user's (:class:`leaderboard.submission.NameTaken` otherwise)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._add_submission(name, folder, sha256, meta, user, jobs)
+        except IntegrityError:  # another user claimed the name between our check and insert
+            self._claim_name(None, name, user, check_only=True)
+            raise
+
+    def _claim_name(self, session: Optional[Session], name: str, user: Optional[str], check_only: bool = False):
+        from neurozoo.leaderboard.submission import NameTaken
+
+        own = session or Session(self.engine)
+        try:
+            user_id = self._user_id(own, user)
+            owner = own.scalars(select(ModelNameRow).where(ModelNameRow.name == name)).first()
+            owners = {owner.user_id} if owner is not None else \
+                set(own.scalars(select(SubmissionRow.user_id).where(SubmissionRow.name == name)))
+            if own.scalars(select(JobRow.id).where(JobRow.model == name, JobRow.submission_id.is_(None))).first():
+                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo; "
+                                "choose another name")
+            if owners and owners != {user_id}:
+                holder = own.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
+                raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
+                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
+            if owner is None and not check_only:
+                own.add(ModelNameRow(name=name, user_id=user_id, created_at=now()))
+                own.flush()
+        finally:
+            if session is None:
+                own.close()
+
+    def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
         with Session(self.engine) as session, session.begin():
+            if user is not None and self._user_id(session, user) is None:
+                session.add(UserRow(name=user, created_at=now()))
+                session.flush()
+            self._claim_name(session, name, user)
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)

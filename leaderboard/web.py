@@ -21,7 +21,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     from neurozoo.benchmarks.paths import home
     from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.render import STATIC, render, safe_name
-    from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, SubmissionError, submit
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
     from neurozoo.leaderboard.views import board, model_page
 
     db = db or LeaderboardDB(db_url)
@@ -78,7 +79,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
         try:
             submission_id = await run_in_threadpool(store_and_queue)
-        except SubmissionError as error:
+        except NameTaken as error:
+            return JSONResponse({"detail": str(error)}, status_code=409)
+        except UserFacingError as error:  # invalid or corrupt submission: the message names file and field
             return JSONResponse({"detail": str(error)}, status_code=422)
         return {"id": submission_id, "status": "queued"}
 

@@ -28,10 +28,16 @@ needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sa
 HONEST = lb.MODEL.format(mode="ok")
 
 
-def submission(tmp_path, name, attack="", create_attack="", weights=True, **meta):
+def submission(tmp_path, name, attack="", create_attack="", with_weights=True, **meta):
     """The honest two-layer model of test_leaderboard_submission plus ``attack`` at import time and
-    ``create_attack`` inside create_model."""
-    folder = lb.make_submission(tmp_path / name, name=name, weights=weights, **meta)
+    ``create_attack`` inside create_model; ``meta`` changes metadata.yaml (``model_name``: its name)."""
+    import yaml
+
+    weights_field = meta.pop("weights", None)
+    folder = lb.make_submission(tmp_path / name, name=meta.pop("model_name", name), weights=with_weights, **meta)
+    if weights_field is not None:
+        changed = {**yaml.safe_load((folder / "metadata.yaml").read_text()), "weights": weights_field}
+        (folder / "metadata.yaml").write_text(yaml.safe_dump(changed))
     source = HONEST.replace("def create_model(weights):\n", "def create_model(weights):\n"
                             + textwrap.indent(textwrap.dedent(create_attack), "    ") + "\n")
     (folder / "model.py").write_text(textwrap.dedent(attack) + "\n" + source)
@@ -264,3 +270,111 @@ def test_hidden_split_comes_from_the_host_secret(tmp_path, monkeypatch):
         assert halves[-1] == (set(split_ids(Bench, 0.5)[1]), split_key_id())  # stable on one host
     assert halves[0][0] != halves[1][0] and halves[0][1] != halves[1][1]
     assert len(halves[0][0]) == 48
+
+
+# ------------------------------------------------------------------------------------------------ intake
+def _refused(tmp_path, source, match):
+    from neurozoo.leaderboard.submission import SubmissionError, prepare
+
+    with pytest.raises(SubmissionError, match=match):
+        prepare(source, tmp_path / "store")
+
+
+def test_symlinks_in_a_folder_are_refused_before_copying(board, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("host secret")
+    folder = submission(tmp_path, "linked")
+    (folder / "stolen.txt").symlink_to(secret)
+    _refused(tmp_path, folder, "stolen.txt is a symbolic link")
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not any(p.read_bytes() == b"host secret" for p in stored)
+
+
+def test_archives_are_capped_while_extracting_and_corrupt_ones_get_a_clear_error(board, tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from neurozoo.leaderboard import submission as intake
+
+    good = lb.zip_folder(submission(tmp_path, "zipped"))
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(good[:30] + b"\0" * 200 + good[230:])
+    _refused(tmp_path, corrupt, "corrupt.zip: corrupt or unreadable archive")
+    tar = tmp_path / "corrupt.tar.gz"
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(tmp_path / "zipped", arcname="sub")
+    tar.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    _refused(tmp_path, tar, "corrupt.tar.gz: corrupt or unreadable archive")
+
+    monkeypatch.setattr(intake, "MAX_TOTAL_BYTES", 2 ** 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\0" * 8 * 2 ** 20)
+    assert bomb.stat().st_size < 100_000
+    _refused(tmp_path, bomb, "unpacked size exceeds 1 MiB")
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as archive:
+        for i in range(intake.MAX_FILES + 1):
+            archive.writestr(f"f{i}.txt", "x")
+    _refused(tmp_path, many, "more than 200 files")
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as archive:
+        info = zipfile.ZipInfo("evil")
+        info.external_attr = (0o120777 << 16)
+        archive.writestr(info, "/etc/passwd")
+    _refused(tmp_path, link, "symbolic link")
+
+    from neurozoo.leaderboard.cli import main
+
+    code = main(["submit", str(corrupt), "--db", f"sqlite:///{tmp_path / 'cli.sqlite'}", "--store", str(tmp_path / "s")])
+    assert code == 2
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"benchmarks": [["lbtest.V4", "x"]]}, "field 'benchmarks' must be a list of benchmark names"),
+    ({"layers": {5: "conv2"}}, "layers: key 5 must be a region name"),
+    ({"layers": {"V4": ["conv2"]}}, "layers.V4 must be a layer name"),
+    ({"model_name": "x" * 300}, "field 'name' is 300 characters; at most 64"),
+    ({"model_name": "../evil"}, "field 'name' '../evil' may use letters"),
+    ({"authors": [{"a": 1}]}, "field 'authors' must be a list of names"),
+    ({"description": 5}, "field 'description' must be a non-empty str"),
+    ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
+    ({"extra": 1}, "unknown field"),
+])
+def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
+    _refused(tmp_path, submission(tmp_path, "typed", **change), match)
+
+
+def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):
+    folder = submission(tmp_path, "bomb")
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f'{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]' for p, c in zip("abcdefgh", "bcdefghi")]
+    (folder / "metadata.yaml").write_text((folder / "metadata.yaml").read_text() + "\n".join(lines) + "\n")
+    assert (folder / "metadata.yaml").stat().st_size < 1000
+    _refused(tmp_path, folder, "anchors and aliases")
+    (folder / "metadata.yaml").write_text("description: " + "x" * 70000 + "\n")
+    _refused(tmp_path, folder, "at most 64 KiB")
+
+
+def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.submission import NameTaken
+    from neurozoo.leaderboard.web import create_app
+
+    alice, bob = board.create_token("alice"), board.create_token("bob")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "subs"))
+    body = lb.zip_folder(submission(tmp_path, "shared-name"))
+    assert client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"}).status_code == 201
+    taken = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {bob}"})
+    assert taken.status_code == 409 and "belongs to user 'alice'" in taken.json()["detail"]
+    again = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"})
+    assert again.status_code == 201  # the owner may resubmit
+    with pytest.raises(NameTaken, match="built-in model"):
+        submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")
+    corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
+    assert corrupt.status_code == 422
+    assert [s["user"] for s in board.submissions()] == ["alice", "alice"]

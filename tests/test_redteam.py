@@ -378,3 +378,21 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
     assert corrupt.status_code == 422
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]
+
+
+def test_generated_data_are_checked_against_the_digest_pinned_in_code(tmp_path):
+    from neurozoo.datasets.cache import building, folder_digest, verify_pinned, write_manifest
+    from neurozoo.datasets.checksums import EMBEDDED_SHA256
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.embedded import ventral
+
+    folder = tmp_path / "gen-v1"
+    with building(folder) as tmp:
+        (tmp / "IT.nc").write_bytes(b"teacher responses")
+    pins = {"gen-v1": folder_digest(folder)}
+    verify_pinned(folder, pins)
+    (folder / "IT.nc").write_bytes(b"the mean responses, leaked")
+    write_manifest(folder)  # the attacker rewrites the manifest too: the folder is self-consistent again
+    with pytest.raises(DataError, match="differ from the digest pinned in neurozoo.datasets.checksums"):
+        verify_pinned(folder, pins)
+    assert ventral.folder().name in EMBEDDED_SHA256  # the embedded benchmark's data are pinned

@@ -27,6 +27,7 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
+from neurozoo.datasets.errors import UserFacingError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
@@ -107,6 +108,31 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class DatabaseUnavailable(UserFacingError):
+    """A --db URL that cannot be parsed, has no driver, or names a database that cannot be opened."""
+
+
+def _database_problem(url: str, error: Exception) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        shown = url if len(url) < 200 else url[:200] + "..."
+    if isinstance(error, (NoSuchModuleError, ImportError)):
+        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
+    if isinstance(error, ArgumentError):
+        return (f"--db {shown!r}: not a database URL; expected e.g. sqlite:////path/results.sqlite or "
+                "postgresql+psycopg2://user:password@host/database")
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = detail[0] if detail else type(error).__name__
+    if shown.startswith("sqlite:///") and "unable to open database file" in detail:
+        folder = os.path.dirname(shown[len("sqlite:///"):]) or "."
+        return f"--db {shown!r}: cannot open the SQLite file (does the folder {folder!r} exist and is it writable?)"
+    return f"--db {shown!r}: cannot open the database ({detail})"
+
+
 def settings_sha256(spec: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -130,7 +156,7 @@ class LeaderboardDB(ResultsStore):
     """The results store plus the leaderboard's tables and the job queue."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
         url = url or default_url()
         for attempt in range(5):  # two processes creating the schema at once: the loser retries
@@ -139,8 +165,10 @@ class LeaderboardDB(ResultsStore):
                 break
             except (OperationalError, ProgrammingError) as error:
                 if "already exists" not in str(error) or attempt == 4:
-                    raise
+                    raise DatabaseUnavailable(_database_problem(url, error)) from None
                 time.sleep(0.2)
+            except (ArgumentError, NoSuchModuleError, DBAPIError, ImportError) as error:
+                raise DatabaseUnavailable(_database_problem(url, error)) from None
         if self.engine.dialect.name == "sqlite":
             from sqlalchemy import event
 

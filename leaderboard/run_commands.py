@@ -83,6 +83,7 @@ def _run(args) -> int:
         model, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             raise UserFacingError(f"--checkpoint {item!r}: expected MODEL=PATH to an existing file")
+        check_checkpoint(item, path)
         checkpoints[model] = path
     result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
                      args.max_features, checkpoints, args.report, args.lease, args.retry_failed,
@@ -90,12 +91,35 @@ def _run(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def check_checkpoint(item: str, path: str) -> None:
+    """A checkpoint must be a PyTorch state dict (or {'model': state dict}) of tensors, loadable without pickle."""
+    import torch
+
+    from neurozoo.datasets.errors import UserFacingError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise UserFacingError(f"--checkpoint {item!r}: {path} is not a readable PyTorch checkpoint "
+                              f"({type(error).__name__}: {first})") from None
+    state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserFacingError(f"--checkpoint {item!r}: {path} holds no state dict of tensors "
+                              "(expected {parameter name: tensor} or {'model': {...}})")
+
+
 def _serve(args) -> int:
     import uvicorn
 
+    from neurozoo.datasets.errors import UserFacingError
+
+    if not 0 < args.port < 65536:
+        raise UserFacingError(f"--port {args.port}: expected a TCP port between 1 and 65535")
     from neurozoo.leaderboard.web import create_app
 
-    uvicorn.run(create_app(args.db, args.submissions), host=args.host, port=args.port, log_level="warning")
+    app = create_app(args.db, args.submissions)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -127,7 +151,13 @@ def _work(args) -> int:
     from neurozoo.leaderboard.sandbox import Limits, require_sandbox
 
     db = LeaderboardDB(args.db)
-    pending = [j for j in db.jobs() if j["status"] in ("queued", "running")]
+    jobs = db.jobs()
+    if not jobs:
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"the database {db.engine.url.render_as_string(hide_password=True)} holds no jobs "
+                              "(is --db right? queue work with `zoo submit` or `zoo run`)")
+    pending = [j for j in jobs if j["status"] in ("queued", "running")]
     sandbox = True
     if any(j["spec"].get("family") == "submission" for j in pending):
         sandbox = require_sandbox(unsafe=args.unsafe_no_sandbox)

@@ -325,8 +325,18 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
         cpu = int(limits.cpu_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.result_bytes, limits.result_bytes))
+        _die_with_parent()
     return apply
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the job is killed if the scorer itself dies (its limits die with it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limits: Optional[Limits] = None,
@@ -338,6 +348,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     unsafe choice) the same limits apply, with ``read_only`` paths used in place."""
     limits = limits or Limits()
     read_only = dict(read_only or {})
+    scratch = None
     if sandbox:
         bwrap = bwrap_path()
         if bwrap is None:
@@ -352,8 +363,11 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         if bwrap_dir not in env["PATH"].split(":"):
             env["PATH"] += ":" + bwrap_dir
     else:
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
-        env.update(HOME=os.getcwd(), TMPDIR=os.getcwd())
+        env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
     cgroup = Cgroup.make(limits)
     result_read, result_write = os.pipe()
     console_read, console_write = os.pipe()
@@ -365,13 +379,15 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     try:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=console_write,
                                    stderr=console_write, pass_fds=(result_write,), start_new_session=True,
-                                   close_fds=True, cwd="/" if sandbox else None,
+                                   close_fds=True, cwd=scratch or "/",
                                    preexec_fn=_preexec(limits, cgroup.join_file() if cgroup else [], cgroup is None))
     except BaseException:
         for fd in (result_read, result_write, console_read, console_write):
             os.close(fd)
         if cgroup:
             cgroup.remove()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
     os.close(result_write)
     os.close(console_write)
@@ -382,6 +398,8 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         os.close(console_read)
         if cgroup:
             cgroup.remove()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:

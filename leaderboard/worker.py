@@ -14,6 +14,7 @@ first lines, truncated: it was printed before any neural data was touched (the s
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sys
@@ -111,6 +112,8 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     cached = cache.load(key)
     if cached is not None:
         return cached
+    expected_bytes = len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096
+    limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
     with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
         job = Path(scratch)
         np.save(job / "stimuli.npy", np.ascontiguousarray(stimuli.images.numpy(), dtype=np.float32))

@@ -112,6 +112,7 @@ import neurozoo.leaderboard as _lb
 _try("write_neurozoo", lambda: open(os.path.join(list(_lb.__path__)[0], "evil.py"), "w"))
 _try("write_submission", lambda: open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evil"), "w"))
 _try("tmp", lambda: open("/tmp/scratch", "w").write("ok"))
+_try("benchmark", lambda: __import__("neurozoo.benchmarks", fromlist=["load"]).load("lbtest.V4").assembly)
 raise SystemExit("\\n".join(f"PROBE {{k}}={{v}}" for k, v in FOUND.items()))
 '''
 
@@ -122,7 +123,7 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     from neurozoo.benchmarks.paths import cache_dir, home
 
     server_secret()  # exists, as on a server
-    other = score(board, submission(tmp_path, "other"))[0]  # another submission in the store
+    other = board.submission(submit(board, submission(tmp_path, "other"), tmp_path / "store"))  # another one, stored
     monkeypatch.setenv("NEUROZOO_DB_SECRET", "postgresql://user:SECRETPASSWORD@db/x")
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -135,13 +136,13 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert row["status"] == FAILED and "PROBE " in error, error
     found = dict(line.split("PROBE ", 1)[1].split("=", 1) for line in error.splitlines() if "PROBE " in line)
     for name in ("home", "secret", "cache", "database", "store", "loopback", "outside", "write_package",
-                 "write_neurozoo", "write_submission"):
+                 "write_neurozoo", "write_submission", "benchmark"):
         assert found[name].startswith("refused"), (name, found[name])
     assert found["parent_environ"] == "[]" and "SECRETPASSWORD" not in error
     assert int(found["host_processes"]) <= 3  # its own PID namespace: bwrap's init and the job
     assert "NEUROZOO_DB_SECRET" not in found["env"] and "SECRET" not in found["env"]
     assert found["tmp"] == "2" and not Path("/tmp/scratch").exists()  # a private writable tmpfs
-    assert other["status"] == DONE and not (Path(other["folder"]) / "evil").exists()
+    assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
 # ------------------------------------------------------------------------------------ job lifetime
@@ -200,8 +201,8 @@ def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enfo
 @needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
-    row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=4))
-    assert "CPU-time limit of 4 s" in row["jobs"][0]["error"] and seconds < 25
+    row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))
+    assert "CPU-time limit of 2.5 s" in row["jobs"][0]["error"] and seconds < 25
     flood = "import sys\nfor _ in range(3000): sys.stdout.write('x' * 10000 + '\\n')\n"
     row, _ = score(board, submission(tmp_path, "flood", attack=flood),
                    limits=Limits(wall_s=60, console_bytes=2 ** 20))
@@ -396,3 +397,20 @@ def test_generated_data_are_checked_against_the_digest_pinned_in_code(tmp_path):
     with pytest.raises(DataError, match="differ from the digest pinned in neurozoo.datasets.checksums"):
         verify_pinned(folder, pins)
     assert ventral.folder().name in EMBEDDED_SHA256  # the embedded benchmark's data are pinned
+
+
+def test_without_a_sandbox_submissions_are_refused_unless_the_operator_opts_out(board, tmp_path, monkeypatch, capsys):
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.cli import main
+
+    submit(board, submission(tmp_path, "waiting"), tmp_path / "store")
+    monkeypatch.setitem(sandbox._PROBE, "problem", "bubblewrap (bwrap) is not installed")
+    url = str(board.engine.url)
+    assert main(["work", "--db", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot score submissions: bubblewrap (bwrap) is not installed" in err and "--unsafe-no-sandbox" in err
+    assert board.jobs()[0]["status"] == "queued"  # nothing ran
+    assert main(["work", "--db", url, "--no-progress", "--unsafe-no-sandbox", "--timeout", "120"]) == 0
+    assert "WARNING: no sandbox" in capsys.readouterr().err
+    record = board.score_for_job(board.jobs()[0], hidden=True)
+    assert record.settings["sandboxed"] is False and np.isfinite(record.value)

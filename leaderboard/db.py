@@ -398,6 +398,14 @@ class LeaderboardDB(ResultsStore):
         record_id = job["hidden_score_id" if hidden else "score_id"]
         return self.get(record_id) if record_id is not None else None
 
+    def board_version(self) -> tuple:
+        """Changes whenever the board's content can change (a job finished, failed or was requeued)."""
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))).one()
+        return count, str(latest)
+
     def leaderboard_records(self) -> List[ScoreRecord]:
         """The score of every done job (the hidden-split score where a job has one), newest job per key."""
         with Session(self.engine) as session:

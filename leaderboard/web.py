@@ -8,8 +8,42 @@ GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting u
 """
 
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Dict, Optional, Tuple
+
+
+class PageCache:
+    """Rendered pages, valid while the database's board version is unchanged. The version is read at most
+    once per ``ttl_s`` seconds, so many readers cost one cheap query per second and no re-rendering; a new
+    score shows within ``ttl_s``."""
+
+    def __init__(self, db, ttl_s: float = 1.0, max_pages: int = 4096):
+        self.db, self.ttl_s, self.max_pages = db, ttl_s, max_pages
+        self._lock = threading.Lock()
+        self._version: Any = None
+        self._checked = float("-inf")
+        self._pages: Dict[Any, Tuple[Any, Any]] = {}
+
+    def _current(self):
+        now = time.monotonic()
+        if now - self._checked >= self.ttl_s:
+            self._version, self._checked = self.db.board_version(), now
+        return self._version
+
+    def get(self, key, make: Callable[[], Any]):
+        with self._lock:
+            version = self._current()
+            cached = self._pages.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        page = make()
+        with self._lock:
+            if len(self._pages) >= self.max_pages:
+                self._pages.clear()
+            self._pages[key] = (version, page)
+        return page
 
 
 def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = None, db=None):
@@ -40,24 +74,34 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                                      "(create one with `zoo token create USER`)")
         return user
 
+    pages = PageCache(db)
+    app.state.pages = pages
+
     @app.get("/", response_class=HTMLResponse)
     def index():
-        return render("index.html", static="/static", home="/", model_link=lambda m: f"/models/{safe_name(m)}",
-                      **board(db))
+        return pages.get("/", lambda: render("index.html", static="/static", home="/",
+                                             model_link=lambda m: f"/models/{safe_name(m)}", **board(db)))
 
     @app.get("/models/{name}", response_class=HTMLResponse)
     def model(name: str):
-        page = model_page(db, name)
-        if page is None:
-            raise HTTPException(404, f"no scores for model {name!r}")
-        return render("model.html", static="/static", home="/", **page)
+        def make():
+            page = model_page(db, name)
+            return None if page is None else render("model.html", static="/static", home="/", **page)
+
+        html = pages.get(("model", name), make) if len(name) <= 255 else None
+        if html is None:
+            raise HTTPException(404, f"no scores for model {name[:100]!r}")
+        return html
 
     @app.get("/api/ranking")
     def api_ranking():
-        context = board(db)
-        return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
-                 "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
-                for r in context["rows"]]
+        def make():
+            context = board(db)
+            return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
+                     "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
+                    for r in context["rows"]]
+
+        return pages.get("/api/ranking", make)
 
     @app.post("/api/submissions", status_code=201)
     async def api_submit(request: Request):

@@ -202,3 +202,13 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
     finally:
         driver.quit()
+
+
+def test_cached_pages_show_a_new_score_within_a_second(client, db):
+    assert "delta" not in client.get("/").text
+    job = db.enqueue("delta", V4, {"m": "delta"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("delta", V4, 0.9, per_bin=per_bin(0.9)))
+    time.sleep(1.05)
+    assert 'data-model="delta"' in client.get("/").text
+    assert client.get("/models/delta").status_code == 200

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -40,6 +40,7 @@ from neurozoo.datasets.errors import UserFacingError
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
+WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -66,7 +67,6 @@ class Outcome:
     killed: Optional[str] = None  # why the job was killed (limit), None if it ended by itself
     peak_memory_bytes: int = 0
     cpu_s: float = 0.0
-    notes: List[str] = field(default_factory=list)
 
 
 def bwrap_path() -> Optional[str]:
@@ -106,17 +106,27 @@ def require_sandbox(unsafe: bool = False) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- mounts
+PACKAGES = ("datasets", "convrnn", "retina", "benchmarks", "leaderboard")  # setup.py's FOLDERS
+
+
 def environment_paths() -> List[Path]:
-    """Folders the interpreter, its packages and neurozoo live in (read-only in the sandbox). Other entries of
-    ``sys.path`` (a script's folder, the current folder, test plugins) are not bound."""
+    """Folders the interpreter, its packages and neurozoo's packages live in (read-only in the sandbox): the
+    Python prefixes, each ``neurozoo.<package>`` folder (an editable install maps them onto the checkout's
+    folders; the checkout root itself is not bound), and a folder that holds a ``neurozoo`` symlink on
+    ``sys.path``. Other entries of ``sys.path`` (a script's folder, the current folder, plugins) are not bound."""
+    import importlib.util
+
     import neurozoo
 
-    prefixes = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
-                Path(os.path.realpath(sys.executable)).parent.parent}
-    paths = set(prefixes)
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+             Path(os.path.realpath(sys.executable)).parent.parent}
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(f"neurozoo.{name}")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            paths.update({Path(location), Path(os.path.realpath(location))})
     for entry in neurozoo.__path__:
-        if os.path.exists(entry):
-            paths.update({Path(entry).parent, Path(os.path.realpath(entry))})
+        if os.path.islink(entry):  # e.g. <folder>/neurozoo -> checkout root, with <folder> on sys.path
+            paths.add(Path(entry).parent)
     paths = {p for p in paths if p.exists() and str(p) != "/" and p != Path(os.path.realpath("/tmp"))}
     outermost = []
     for path in sorted(paths, key=lambda p: len(p.parts)):
@@ -445,7 +455,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if killed is None and now - started > limits.wall_s:
             killed = f"it exceeded the wall-clock limit of {limits.wall_s:g} s"
         if killed is None and now >= next_watch:
-            next_watch = now + poll_s
+            next_watch = now + WATCH_S
             rss, cpu = usage(descendants(process.pid))
             peak = max(peak, rss)
             if rss > limits.memory_bytes:
@@ -479,11 +489,10 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 killed = f"its {'result' if fd == result_fd else 'console output'} exceeded the limit of {caps[fd]} bytes"
                 break
     selector.close()
-    notes = []
     if cgroup is not None:
         peak = max(peak, cgroup.peak())
         if killed is None and cgroup.oom_killed():
             killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB (cgroup)"
     if killed is None and process.returncode == -signal.SIGXCPU:
         killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
-    return Outcome(process.returncode, bytes(buffers[result_fd]), bytes(buffers[console_fd]), killed, peak, cpu, notes)
+    return Outcome(process.returncode, bytes(buffers[result_fd]), bytes(buffers[console_fd]), killed, peak, cpu)

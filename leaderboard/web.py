@@ -16,8 +16,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 class PageCache:
     """Rendered pages, valid while the database's board version is unchanged. The version is read at most
-    once per ``ttl_s`` seconds, so many readers cost one cheap query per second and no re-rendering; a new
-    score shows within ``ttl_s``."""
+    once per ``ttl_s`` seconds, so many readers cost one cheap query per second, and a new score shows within
+    ``ttl_s``. After a change, one request re-renders a page while the others get the previous rendering
+    (stale while revalidating), so a finished job never makes every reader wait."""
 
     def __init__(self, db, ttl_s: float = 1.0, max_pages: int = 4096):
         self.db, self.ttl_s, self.max_pages = db, ttl_s, max_pages
@@ -25,6 +26,7 @@ class PageCache:
         self._version: Any = None
         self._checked = float("-inf")
         self._pages: Dict[Any, Tuple[Any, Any]] = {}
+        self._rendering: set = set()
 
     def _current(self):
         now = time.monotonic()
@@ -32,13 +34,18 @@ class PageCache:
             self._version, self._checked = self.db.board_version(), now
         return self._version
 
-    def get(self, key, make: Callable[[], Any]):
+    def get(self, key, make: Callable[[], Any], stale_ok: bool = True):
         with self._lock:
             version = self._current()
             cached = self._pages.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        page = make()
+            if cached is not None and (cached[0] == version or (stale_ok and key in self._rendering)):
+                return cached[1]
+            self._rendering.add(key)
+        try:
+            page = make()
+        finally:
+            with self._lock:
+                self._rendering.discard(key)
         with self._lock:
             if len(self._pages) >= self.max_pages:
                 self._pages.clear()
@@ -77,15 +84,21 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     pages = PageCache(db)
     app.state.pages = pages
 
+    records_lock = threading.Lock()
+
+    def records():  # every score row of the board, read once per board version and shared by all pages
+        with records_lock:  # one reader fetches, the others wait for it: a page is never built on stale rows
+            return pages.get("records", db.leaderboard_records, stale_ok=False)
+
     @app.get("/", response_class=HTMLResponse)
     def index():
         return pages.get("/", lambda: render("index.html", static="/static", home="/",
-                                             model_link=lambda m: f"/models/{safe_name(m)}", **board(db)))
+                                             model_link=lambda m: f"/models/{safe_name(m)}", **board(db, records())))
 
     @app.get("/models/{name}", response_class=HTMLResponse)
     def model(name: str):
         def make():
-            page = model_page(db, name)
+            page = model_page(db, name, records())
             return None if page is None else render("model.html", static="/static", home="/", **page)
 
         html = pages.get(("model", name), make) if len(name) <= 255 else None
@@ -96,7 +109,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     @app.get("/api/ranking")
     def api_ranking():
         def make():
-            context = board(db)
+            context = board(db, records())
             return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
                      "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
                     for r in context["rows"]]

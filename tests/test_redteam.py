@@ -102,6 +102,7 @@ _try("secret", lambda: open({home!r} + "/secret.key").read())
 _try("cache", lambda: os.listdir({cache!r}))
 _try("database", lambda: open({database!r}, "rb").read(16))
 _try("store", lambda: os.listdir({store!r}))
+_try("checkout", lambda: os.listdir({checkout!r}))
 _try("parent_environ", lambda: [v for v in open("/proc/1/environ").read().split("\\0") if "SECRET" in v or "DB" in v])
 _try("host_processes", lambda: len([p for p in os.listdir("/proc") if p.isdigit()]))
 _try("env", lambda: sorted(os.environ))
@@ -129,13 +130,14 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     listener.bind(("127.0.0.1", 0))
     listener.listen()
     probe = PROBE.format(home=str(home()), cache=str(cache_dir()), database=str(tmp_path / "lb.sqlite"),
+                         checkout=str(HERE),  # the tests folder: the checkout's root is not mounted, only packages
                          store=str(tmp_path / "store"), port=listener.getsockname()[1])
     row, _ = score(board, submission(tmp_path, "probe", attack=probe))
     listener.close()
     error = row["jobs"][0]["error"]
     assert row["status"] == FAILED and "PROBE " in error, error
     found = dict(line.split("PROBE ", 1)[1].split("=", 1) for line in error.splitlines() if "PROBE " in line)
-    for name in ("home", "secret", "cache", "database", "store", "loopback", "outside", "write_package",
+    for name in ("home", "secret", "cache", "database", "store", "checkout", "loopback", "outside", "write_package",
                  "write_neurozoo", "write_submission", "benchmark"):
         assert found[name].startswith("refused"), (name, found[name])
     assert found["parent_environ"] == "[]" and "SECRETPASSWORD" not in error

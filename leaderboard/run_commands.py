@@ -66,6 +66,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
     p.add_argument("--lease", type=float, default=60.0)
+    p.add_argument("--nice", type=int, default=10,
+                   help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_work)
 
@@ -119,7 +121,8 @@ def _serve(args) -> int:
     from neurozoo.leaderboard.web import create_app
 
     app = create_app(args.db, args.submissions)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # keep-alive beyond a reader's think time, so a reused connection is rarely closed under a request
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
     return 0
 
 
@@ -165,6 +168,10 @@ def _work(args) -> int:
             print("zoo work: WARNING: no sandbox; submitted code runs without isolation (--unsafe-no-sandbox)",
                   file=sys.stderr)
     release_dead_workers(db)
+    if args.nice:
+        import os
+
+        os.nice(args.nice)
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
     counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,

@@ -156,6 +156,7 @@ def worker_loop(argv) -> int:
     from neurozoo.leaderboard.worker import score_job
 
     url, until, deadline, unsafe = argv[0], int(argv[1]), float(argv[2]), argv[3] == "1"
+    os.nice(10)  # as `zoo work` does by default: page readers keep priority over scoring
     db = LeaderboardDB(url)
     sandbox = require_sandbox(unsafe)
     limits = Limits(wall_s=120, memory_bytes=3 * 2 ** 30)

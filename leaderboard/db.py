@@ -399,11 +399,12 @@ class LeaderboardDB(ResultsStore):
         return self.get(record_id) if record_id is not None else None
 
     def board_version(self) -> tuple:
-        """Changes whenever the board's content can change (a job finished, failed or was requeued)."""
+        """Changes whenever the board's content changes: a job finished (only done jobs' scores are shown)."""
         from sqlalchemy import func
 
         with Session(self.engine) as session:
-            count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))).one()
+            count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))
+                                            .where(JobRow.status == DONE)).one()
         return count, str(latest)
 
     def leaderboard_records(self) -> List[ScoreRecord]:

@@ -17,17 +17,22 @@ import sys
 from pathlib import Path
 
 
-def load_submission(folder: Path, weights):
+def import_submission(folder: Path):
+    """Run the submission's ``model.py`` (its top level runs here, before anything else is imported)."""
     import importlib.util
-
-    import torch
-
-    from neurozoo.benchmarks.extraction.time_mapping import StepTable
 
     sys.path.insert(0, str(folder))
     module_spec = importlib.util.spec_from_file_location("submission_model", folder / "model.py")
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    return module
+
+
+def build_model(module, folder: Path, weights):
+    import torch
+
+    from neurozoo.benchmarks.extraction.time_mapping import StepTable
+
     built = module.create_model(str(folder / weights) if weights else None)
     model, mapping = (built if isinstance(built, tuple) else (built, None))
     if not isinstance(model, torch.nn.Module):
@@ -54,18 +59,20 @@ def smoke_test(model, images) -> None:
 
 
 def main(argv=None) -> int:
+    argv = argv if argv is not None else sys.argv[1:]
+    job, submission = Path(argv[0]), Path(argv[1])
+    out = os.fdopen(int(os.environ["NEUROZOO_RESULT_FD"]), "wb")
+    request = json.loads((job / "request.json").read_text())
+    module = import_submission(submission)
+
     import numpy as np
     import torch
 
     from neurozoo.benchmarks.extraction import Stimuli, extract
 
-    argv = argv if argv is not None else sys.argv[1:]
-    job, submission = Path(argv[0]), Path(argv[1])
-    out = os.fdopen(int(os.environ["NEUROZOO_RESULT_FD"]), "wb")
-    request = json.loads((job / "request.json").read_text())
-    images = torch.from_numpy(np.load(job / "stimuli.npy", allow_pickle=False))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    model, timing = load_submission(submission, request.get("weights"))
+    images = torch.from_numpy(np.load(job / "stimuli.npy", allow_pickle=False))
+    model, timing = build_model(module, submission, request.get("weights"))
     smoke_test(model, images[:2])
     stimuli = Stimuli([str(i) for i in range(len(images))], images)
     features = extract(model, stimuli, request["layers"], bins=[tuple(b) for b in request["bins"]],

@@ -118,9 +118,10 @@ def _serve(args) -> int:
 
     if not 0 < args.port < 65536:
         raise UserFacingError(f"--port {args.port}: expected a TCP port between 1 and 65535")
-    from neurozoo.leaderboard.web import create_app
+    from neurozoo.leaderboard.web import create_app, warm_up
 
     app = create_app(args.db, args.submissions)
+    warm_up()
     # keep-alive beyond a reader's think time, so a reused connection is rarely closed under a request
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
     return 0

@@ -194,9 +194,9 @@ def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enfo
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
     row, seconds = score(board, submission(tmp_path, f"hog-{enforcement}", attack=MEMORY_HOG),
-                         limits=Limits(wall_s=50, memory_bytes=2 ** 30 + 2 ** 29))
+                         limits=Limits(wall_s=50, memory_bytes=2 ** 30))
     error = row["jobs"][0]["error"]
-    assert row["status"] == FAILED and "memory limit of 1.50 GiB" in error, error
+    assert row["status"] == FAILED and "memory limit of 1.00 GiB" in error, error
     assert seconds < 45
 
 

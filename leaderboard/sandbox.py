@@ -262,6 +262,18 @@ class Cgroup:
                 counters.update({f"{name}:{k}": int(v) for k, v in (line.split() for line in text.splitlines())})
         return any(v > 0 for k, v in counters.items() if k.endswith(("failcnt", ":oom_kill")))
 
+    def oom_kills(self) -> int:
+        """How many of the job's processes the kernel killed at the limit (the job is then ended whole)."""
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                for line in (self.memory / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
     def kill_all(self) -> None:
         for _ in range(50):
             pids = self.processes()
@@ -458,7 +470,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             next_watch = now + WATCH_S
             rss, cpu = usage(descendants(process.pid))
             peak = max(peak, rss)
-            if rss > limits.memory_bytes:
+            if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
             elif cpu > limits.cpu_s:
                 killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"

@@ -263,15 +263,16 @@ def main(argv=None) -> int:
     failed = [(i, stored[i]["jobs"][0]["error"]) for i in accepted if i in stored and stored[i]["status"] == "failed"]
     print(f"database {db.engine.dialect.name}; board {args.models} models x {len(names)} benchmarks; {args.readers} "
           f"readers, think time {args.think:g} s; {args.workers} scorer process(es)")
-    print(f"{'':14s} {'phase':11s} {'n':>6s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s}  "
-          f"p99 vs baseline")
+    print(f"{'':14s} {'phase':11s} {'n':>6s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
+          f"{'>300 ms':>8s}  p99 vs baseline")
     for kind in ("ranking page", "model page"):
         base_p = percentiles(phases["baseline"][kind])
         for phase in ("baseline", "under load"):
             p = percentiles(phases[phase][kind])
             ratio = f"x{p[2] / base_p[2]:.2f}" if phase != "baseline" else ""
+            slow = np.mean(np.asarray(phases[phase][kind]) > 0.3) * 100 if phases[phase][kind] else float("nan")
             print(f"{kind:14s} {phase:11s} {len(phases[phase][kind]):6d} " + " ".join(f"{v:8.1f}" for v in p)
-                  + f"  {ratio}")
+                  + f" {slow:7.2f}%  {ratio}")
     p = percentiles(post_latency)
     print(f"{'submission':14s} {'POST':11s} {len(post_latency):6d} " + " ".join(f"{v:8.1f}" for v in p))
     print(f"submissions: accepted {len(accepted)}/{args.submissions}, done {len(done)}, failed {len(failed)}, "

@@ -205,8 +205,8 @@ class GraphSpec:
             for end in (edge.source, edge.target):
                 if end not in names:
                     raise SpecError(f"{ew}: edge to a missing layer {end!r} (layers: {', '.join(names)})")
-            if edge.delay < 0:
-                raise SpecError(f"{ew}: delay must be >= 0, got {edge.delay}")
+            if not isinstance(edge.delay, int) or isinstance(edge.delay, bool) or edge.delay < 0:
+                raise SpecError(f"{ew}: field 'delay' must be an integer >= 0 (time steps), got {edge.delay!r}")
             if edge.projection not in PROJECTIONS:
                 raise SpecError(f"{ew}: projection {edge.projection!r}; expected one of {PROJECTIONS}")
             if edge.projection == "identity" and not self.timm_backbone:

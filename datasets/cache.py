@@ -73,6 +73,26 @@ def verify_folder(folder: Path) -> Dict[str, str]:
     return files
 
 
+def folder_digest(folder: Path) -> str:
+    """sha256 of the folder's verified ``{file: sha256}`` (the value :data:`checksums.EMBEDDED_SHA256` pins)."""
+    import hashlib
+
+    files = verify_folder(folder)
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+def verify_pinned(folder: Path, pins: Dict[str, str]) -> None:
+    """Verify a generated folder against its manifest and, when its name is pinned, against the digest pinned
+    in code: a cache whose files AND manifest were rewritten is refused, not used."""
+    folder = Path(folder)
+    actual = folder_digest(folder)
+    expected = pins.get(folder.name)
+    if expected is not None and actual != expected:
+        raise DataError(f"{folder}: contents (digest {actual}) differ from the digest pinned in "
+                        f"neurozoo.datasets.checksums ({expected}); the cached data were modified: delete {folder} "
+                        "to rebuild it")
+
+
 @contextmanager
 def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
     """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success."""

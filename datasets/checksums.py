@@ -142,3 +142,12 @@ SHA256 = {
     "it_zhang_desimone2011/bp1021spk_04B_raster_data.mat": ("c2533a86b052e9f276bada89f533499afa3e7d767cd31e946220ff9b6e0d1df3", 17179),
     "it_zhang_desimone2011/bp1021spk_04C_raster_data.mat": ("ea92d05410fdd10df5e55e66b6e66a96383c2eb7590227c4bc61830e2135cbdf", 13623),
 }
+
+#: Generated (embedded) data folders, by folder name: sha256 of the JSON ``{file: sha256}`` of every file in
+#: the folder (sorted keys), pinned HERE rather than only in the folder's own manifest.json, which anyone
+#: who can write the cache could rewrite together with the files. Regenerate a value after bumping a
+#: generator's version: ``python -c "from neurozoo.datasets.cache import folder_digest; from neurozoo.datasets.embedded
+#: import ventral; print(folder_digest(ventral.ensure()))"`` on a fresh cache.
+EMBEDDED_SHA256 = {
+    "ventral-v3-seed0": "4b69731035f530d10b2857ee6b344b8649b5b92e6681d64936463b129f337e6e",
+}

@@ -113,7 +113,13 @@ class Recording:
             import h5py
 
             with h5py.File(self.path, "r") as f:
-                self._stimulus = np.asarray(f[f"{self.split}/stimulus"], np.float32)
+                stimulus = np.asarray(f[f"{self.split}/stimulus"], np.float32)
+            bad = ~np.isfinite(stimulus)
+            if bad.any():
+                frame = int(np.argmax(bad.reshape(len(bad), -1).any(axis=1)))
+                raise DataError(f"{self.path}: {self.split}/stimulus contains {int(bad.sum())} NaN/inf values "
+                                f"(first in frame {frame}); expected finite intensities")
+            self._stimulus = stimulus
         return self._stimulus
 
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:

@@ -27,6 +27,7 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
+from neurozoo.datasets.errors import UserFacingError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
@@ -74,6 +75,16 @@ class SubmissionRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ModelNameRow(Base):
+    """Who owns a submitted model's name: the first user to submit it (``user_id`` None: the operator's CLI)."""
+    __tablename__ = "lb_model_names"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class JobRow(Base):
     __tablename__ = "lb_jobs"
     __table_args__ = (UniqueConstraint("model", "benchmark", "settings_sha256", name="uq_job_key"),)
@@ -95,6 +106,31 @@ class JobRow(Base):
     duration_s: Mapped[Optional[float]] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DatabaseUnavailable(UserFacingError):
+    """A --db URL that cannot be parsed, has no driver, or names a database that cannot be opened."""
+
+
+def _database_problem(url: str, error: Exception) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        shown = url if len(url) < 200 else url[:200] + "..."
+    if isinstance(error, (NoSuchModuleError, ImportError)):
+        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
+    if isinstance(error, ArgumentError):
+        return (f"--db {shown!r}: not a database URL; expected e.g. sqlite:////path/results.sqlite or "
+                "postgresql+psycopg2://user:password@host/database")
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = detail[0] if detail else type(error).__name__
+    if shown.startswith("sqlite:///") and "unable to open database file" in detail:
+        folder = os.path.dirname(shown[len("sqlite:///"):]) or "."
+        return f"--db {shown!r}: cannot open the SQLite file (does the folder {folder!r} exist and is it writable?)"
+    return f"--db {shown!r}: cannot open the database ({detail})"
 
 
 def settings_sha256(spec: Dict[str, Any]) -> str:
@@ -120,7 +156,7 @@ class LeaderboardDB(ResultsStore):
     """The results store plus the leaderboard's tables and the job queue."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
-        from sqlalchemy.exc import OperationalError, ProgrammingError
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
         url = url or default_url()
         for attempt in range(5):  # two processes creating the schema at once: the loser retries
@@ -129,8 +165,10 @@ class LeaderboardDB(ResultsStore):
                 break
             except (OperationalError, ProgrammingError) as error:
                 if "already exists" not in str(error) or attempt == 4:
-                    raise
+                    raise DatabaseUnavailable(_database_problem(url, error)) from None
                 time.sleep(0.2)
+            except (ArgumentError, NoSuchModuleError, DBAPIError, ImportError) as error:
+                raise DatabaseUnavailable(_database_problem(url, error)) from None
         if self.engine.dialect.name == "sqlite":
             from sqlalchemy import event
 
@@ -172,8 +210,45 @@ class LeaderboardDB(ResultsStore):
     # ------------------------------------------------------------------------------------------ submissions
     def add_submission(self, name: str, folder: str, sha256: str, meta: dict, user: Optional[str],
                        jobs: Iterable[Dict[str, Any]]) -> int:
-        """Store a submission and queue its jobs in one transaction; returns the submission id."""
+        """Store a submission and queue its jobs in one transaction; returns the submission id. The name must
+        be new or already the user's (:class:`leaderboard.submission.NameTaken` otherwise)."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._add_submission(name, folder, sha256, meta, user, jobs)
+        except IntegrityError:  # another user claimed the name between our check and insert
+            self._claim_name(None, name, user, check_only=True)
+            raise
+
+    def _claim_name(self, session: Optional[Session], name: str, user: Optional[str], check_only: bool = False):
+        from neurozoo.leaderboard.submission import NameTaken
+
+        own = session or Session(self.engine)
+        try:
+            user_id = self._user_id(own, user)
+            owner = own.scalars(select(ModelNameRow).where(ModelNameRow.name == name)).first()
+            owners = {owner.user_id} if owner is not None else \
+                set(own.scalars(select(SubmissionRow.user_id).where(SubmissionRow.name == name)))
+            if own.scalars(select(JobRow.id).where(JobRow.model == name, JobRow.submission_id.is_(None))).first():
+                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo; "
+                                "choose another name")
+            if owners and owners != {user_id}:
+                holder = own.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
+                raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
+                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
+            if owner is None and not check_only:
+                own.add(ModelNameRow(name=name, user_id=user_id, created_at=now()))
+                own.flush()
+        finally:
+            if session is None:
+                own.close()
+
+    def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
         with Session(self.engine) as session, session.begin():
+            if user is not None and self._user_id(session, user) is None:
+                session.add(UserRow(name=user, created_at=now()))
+                session.flush()
+            self._claim_name(session, name, user)
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)
@@ -322,6 +397,15 @@ class LeaderboardDB(ResultsStore):
     def score_for_job(self, job: Dict[str, Any], hidden: bool = False) -> Optional[ScoreRecord]:
         record_id = job["hidden_score_id" if hidden else "score_id"]
         return self.get(record_id) if record_id is not None else None
+
+    def board_version(self) -> tuple:
+        """Changes whenever the board's content changes: a job finished (only done jobs' scores are shown)."""
+        from sqlalchemy import func
+
+        with Session(self.engine) as session:
+            count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))
+                                            .where(JobRow.status == DONE)).one()
+        return count, str(latest)
 
     def leaderboard_records(self) -> List[ScoreRecord]:
         """The score of every done job (the hidden-split score where a job has one), newest job per key."""

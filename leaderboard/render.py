@@ -26,6 +26,14 @@ def safe_name(model: str) -> str:
     return quote(model, safe="")
 
 
+def page_file(model: str) -> str:
+    """A model page's file name: the quoted name, or its hash where that would be too long for a file system."""
+    import hashlib
+
+    name = safe_name(model)
+    return name if len(name) <= 200 else "model-" + hashlib.sha256(model.encode()).hexdigest()
+
+
 def write_report(db, folder) -> Path:
     """A static copy of the site: ``index.html``, ``models/<model>.html`` and ``static/``; returns index.html."""
     from neurozoo.leaderboard.views import board, model_page
@@ -34,11 +42,11 @@ def write_report(db, folder) -> Path:
     (folder / "models").mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     context = board(db)
-    link: Callable[[str], str] = lambda m: f"models/{safe_name(safe_name(m))}.html"
+    link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     index = folder / "index.html"
     index.write_text(render("index.html", static="static", home="index.html", model_link=link, **context))
     for row in context["rows"]:
         page = model_page(db, row["model"])
-        (folder / "models" / f"{safe_name(row['model'])}.html").write_text(
+        (folder / "models" / f"{page_file(row['model'])}.html").write_text(
             render("model.html", static="../static", home="../index.html", **page))
     return index

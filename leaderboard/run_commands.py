@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -58,8 +59,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db")
     p.add_argument("--device", default="cpu")
     p.add_argument("--timeout", type=float, default=1800.0, help="wall-clock limit per submission job (s)")
-    p.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit per submission worker (GiB)")
+    p.add_argument("--memory-gb", type=float, default=8.0,
+                   help="memory limit of a submission's whole sandboxed job (GiB)")
+    p.add_argument("--cpu-s", type=float, help="CPU-time limit of a submission's whole job (default: 2 x --timeout)")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
+                        "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
     p.add_argument("--lease", type=float, default=60.0)
+    p.add_argument("--nice", type=int, default=10,
+                   help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_work)
 
@@ -77,6 +85,7 @@ def _run(args) -> int:
         model, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():
             raise UserFacingError(f"--checkpoint {item!r}: expected MODEL=PATH to an existing file")
+        check_checkpoint(item, path)
         checkpoints[model] = path
     result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
                      args.max_features, checkpoints, args.report, args.lease, args.retry_failed,
@@ -84,12 +93,37 @@ def _run(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def check_checkpoint(item: str, path: str) -> None:
+    """A checkpoint must be a PyTorch state dict (or {'model': state dict}) of tensors, loadable without pickle."""
+    import torch
+
+    from neurozoo.datasets.errors import UserFacingError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise UserFacingError(f"--checkpoint {item!r}: {path} is not a readable PyTorch checkpoint "
+                              f"({type(error).__name__}: {first})") from None
+    state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserFacingError(f"--checkpoint {item!r}: {path} holds no state dict of tensors "
+                              "(expected {parameter name: tensor} or {'model': {...}})")
+
+
 def _serve(args) -> int:
     import uvicorn
 
-    from neurozoo.leaderboard.web import create_app
+    from neurozoo.datasets.errors import UserFacingError
 
-    uvicorn.run(create_app(args.db, args.submissions), host=args.host, port=args.port, log_level="warning")
+    if not 0 < args.port < 65536:
+        raise UserFacingError(f"--port {args.port}: expected a TCP port between 1 and 65535")
+    from neurozoo.leaderboard.web import create_app, warm_up
+
+    app = create_app(args.db, args.submissions)
+    warm_up()
+    # keep-alive beyond a reader's think time, so a reused connection is rarely closed under a request
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
     return 0
 
 
@@ -118,10 +152,30 @@ def _work(args) -> int:
     from neurozoo.leaderboard.scorer import release_dead_workers, work
     from neurozoo.leaderboard.worker import score_job
 
+    from neurozoo.leaderboard.sandbox import Limits, require_sandbox
+
     db = LeaderboardDB(args.db)
+    jobs = db.jobs()
+    if not jobs:
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"the database {db.engine.url.render_as_string(hide_password=True)} holds no jobs "
+                              "(is --db right? queue work with `zoo submit` or `zoo run`)")
+    pending = [j for j in jobs if j["status"] in ("queued", "running")]
+    sandbox = True
+    if any(j["spec"].get("family") == "submission" for j in pending):
+        sandbox = require_sandbox(unsafe=args.unsafe_no_sandbox)
+        if not sandbox:
+            print("zoo work: WARNING: no sandbox; submitted code runs without isolation (--unsafe-no-sandbox)",
+                  file=sys.stderr)
     release_dead_workers(db)
-    memory = int(args.memory_gb * 2 ** 30)
-    counts = work(db, lambda job: score_job(job, args.device, args.timeout, memory), lease_s=args.lease,
+    if args.nice:
+        import os
+
+        os.nice(args.nice)
+    limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
+                    cpu_s=args.cpu_s or 2 * args.timeout)
+    counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
                   progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0

@@ -18,10 +18,14 @@ first does a smoke forward pass.
 from __future__ import annotations
 
 import hashlib
+import lzma
+import os
+import re
 import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -30,7 +34,11 @@ from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
+MAX_METADATA_BYTES = 64 * 1024
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
+OPTIONAL = {"weights": dict}
+TEXT_LIMITS = {"name": 64, "description": 5000, "licence": 200}
 REGIONS = ("V4", "IT")
 
 
@@ -38,36 +46,111 @@ class SubmissionError(UserFacingError):
     pass
 
 
-def _safe_members(names: List[str], archive: Path) -> None:
-    for name in names:
-        path = Path(name)
-        if path.is_absolute() or ".." in path.parts:
-            raise SubmissionError(f"{archive.name}: member {name!r} points outside the archive; use relative paths")
+class NameTaken(SubmissionError):
+    """The model name belongs to another user (or to the built-in zoo)."""
+
+
+class _Budget:
+    """Counts files and bytes while a submission is copied or extracted; refuses past the caps."""
+
+    def __init__(self, source: Path):
+        self.source, self.files, self.bytes = source, 0, 0
+
+    def add_file(self, name: str) -> None:
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise SubmissionError(f"{self.source.name}: more than {MAX_FILES} files; at most {MAX_FILES} are allowed")
+
+    def copy(self, reader, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            while chunk := reader.read(1 << 20):
+                self.bytes += len(chunk)
+                if self.bytes > MAX_TOTAL_BYTES:
+                    raise SubmissionError(f"{self.source.name}: unpacked size exceeds {MAX_TOTAL_BYTES // 2 ** 20} MiB")
+                out.write(chunk)
+
+
+def _member_path(name: str, archive: Path) -> Path:
+    path = Path(name)
+    if path.is_absolute() or ".." in path.parts or not name or "\0" in name:
+        raise SubmissionError(f"{archive.name}: member {name!r} points outside the archive; use relative paths")
+    return path
+
+
+def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
+    """Refuses symbolic links and special files BEFORE anything is copied; counts while copying."""
+    entries = []
+    for folder, dirs, files in os.walk(source, followlinks=False):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise SubmissionError(f"submission: {path.relative_to(source)} is a symbolic link; "
+                                      "links are not allowed (copy the file in)")
+            if not (path.is_dir() or path.is_file()):
+                raise SubmissionError(f"submission: {path.relative_to(source)} is not a plain file or folder")
+            if path.is_file():
+                budget.add_file(name)
+                entries.append(path)
+    for path in entries:
+        with open(path, "rb") as reader:
+            budget.copy(reader, target / path.relative_to(source))
+
+
+def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
+    import stat
+
+    with zipfile.ZipFile(source) as archive:
+        for info in archive.infolist():
+            path = _member_path(info.filename, source)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise SubmissionError(f"{source.name}: member {info.filename!r} is a symbolic link; not allowed")
+            if info.is_dir():
+                continue
+            budget.add_file(info.filename)
+            with archive.open(info) as reader:
+                budget.copy(reader, target / path)
+
+
+def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
+    with tarfile.open(source) as archive:
+        for member in archive:  # streamed: the caps hold before the whole archive is read
+            path = _member_path(member.name, source)
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise SubmissionError(f"{source.name}: member {member.name!r} is not a plain file or folder "
+                                      "(links and devices are not allowed)")
+            budget.add_file(member.name)
+            budget.copy(archive.extractfile(member), target / path)
 
 
 def unpack(source: Path, target: Path) -> Path:
-    """Copy a folder, or safely extract an archive, into ``target``; returns the submission root inside it."""
+    """Copy a folder, or safely extract an archive, into ``target``; returns the submission root inside it.
+    Symbolic links are refused before copying; file count and size are capped while extracting; a corrupt
+    archive is a :class:`SubmissionError` naming it."""
     source = Path(source)
-    if source.is_dir():
-        shutil.copytree(source, target, symlinks=False, dirs_exist_ok=True)
-    elif zipfile.is_zipfile(source):
-        with zipfile.ZipFile(source) as archive:
-            _safe_members(archive.namelist(), source)
-            if sum(i.file_size for i in archive.infolist()) > MAX_TOTAL_BYTES:
-                raise SubmissionError(f"{source.name}: unpacked size exceeds {MAX_TOTAL_BYTES // 2 ** 20} MiB")
-            archive.extractall(target)
-    elif source.is_file() and tarfile.is_tarfile(source):
-        with tarfile.open(source) as archive:
-            members = archive.getmembers()
-            _safe_members([m.name for m in members], source)
-            bad = [m.name for m in members if not (m.isfile() or m.isdir())]
-            if bad:
-                raise SubmissionError(f"{source.name}: only plain files and folders are allowed; found {bad[:3]}")
-            if sum(m.size for m in members) > MAX_TOTAL_BYTES:
-                raise SubmissionError(f"{source.name}: unpacked size exceeds {MAX_TOTAL_BYTES // 2 ** 20} MiB")
-            archive.extractall(target, filter="data")
-    else:
-        raise SubmissionError(f"{source}: not a folder, .zip or .tar(.gz) archive")
+    budget = _Budget(source)
+    target.mkdir(parents=True, exist_ok=True)
+    if source.is_symlink():
+        raise SubmissionError(f"{source}: is a symbolic link; pass the folder or archive itself")
+    try:
+        if source.is_dir():
+            _copy_folder(source, target, budget)
+        elif source.is_file() and zipfile.is_zipfile(source):
+            _extract_zip(source, target, budget)
+        elif source.is_file() and tarfile.is_tarfile(source):
+            _extract_tar(source, target, budget)
+        elif not source.exists():
+            raise SubmissionError(f"{source}: no such file or folder")
+        else:
+            raise SubmissionError(f"{source}: not a folder, .zip or .tar(.gz) archive")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
+            OSError, ValueError, NotImplementedError) as error:
+        if isinstance(error, SubmissionError):
+            raise
+        raise SubmissionError(f"{source.name}: corrupt or unreadable archive ({type(error).__name__}: "
+                              f"{str(error)[:200]})") from None
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "metadata.yaml").exists() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]  # an archive of one top-level folder
@@ -82,10 +165,69 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
-def validate(root: Path) -> Dict[str, Any]:
-    """Check a submission folder; returns the parsed metadata (raises SubmissionError on the first problem)."""
+def load_metadata(path: Path) -> Dict[str, Any]:
+    """metadata.yaml, size-capped, with YAML anchors/aliases refused, every field type-checked."""
     import yaml
 
+    size = path.stat().st_size
+    if size > MAX_METADATA_BYTES:
+        raise SubmissionError(f"metadata.yaml: {size} bytes; at most {MAX_METADATA_BYTES // 1024} KiB are allowed")
+    text = path.read_text(errors="replace")
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise SubmissionError("metadata.yaml: YAML anchors and aliases (&, *) are not allowed; "
+                                      "write every value out")
+        meta = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(meta, dict):
+        raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
+    unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]
+    if unknown:
+        raise SubmissionError(f"metadata.yaml: unknown field(s) {', '.join(map(repr, unknown))}; "
+                              f"known: {', '.join([*REQUIRED, *OPTIONAL])}")
+    for field, kind in REQUIRED.items():
+        if field not in meta:
+            raise SubmissionError(f"metadata.yaml: field {field!r} is missing (expected {kind.__name__})")
+        if not isinstance(meta[field], kind) or not meta[field]:
+            raise SubmissionError(f"metadata.yaml: field {field!r} must be a non-empty {kind.__name__}, "
+                                  f"got {_short(meta[field])}")
+    for field, limit in TEXT_LIMITS.items():
+        if len(meta[field]) > limit:
+            raise SubmissionError(f"metadata.yaml: field {field!r} is {len(meta[field])} characters; at most {limit}")
+    if not re.fullmatch(NAME_PATTERN, meta["name"]):
+        raise SubmissionError(f"metadata.yaml: field 'name' {_short(meta['name'])} may use letters, digits, '-', '_', "
+                              "'.' and must start with a letter or digit")
+    if len(meta["authors"]) > 50 or not all(isinstance(a, str) and a.strip() and len(a) <= 200 for a in meta["authors"]):
+        raise SubmissionError("metadata.yaml: field 'authors' must be a list of names (strings, at most 50 of at "
+                              f"most 200 characters), got {_short(meta['authors'])}")
+    if len(meta["benchmarks"]) > 50 or not all(isinstance(b, str) for b in meta["benchmarks"]):
+        raise SubmissionError(f"metadata.yaml: field 'benchmarks' must be a list of benchmark names (strings), "
+                              f"got {_short(meta['benchmarks'])}")
+    for region, layer in meta["layers"].items():
+        if not isinstance(region, str) or region not in REGIONS:
+            raise SubmissionError(f"metadata.yaml: layers: key {_short(region)} must be a region name "
+                                  f"({', '.join(REGIONS)})")
+        if not isinstance(layer, str) or not layer or len(layer) > 200:
+            raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {_short(layer)}")
+    weights = meta.get("weights")
+    if weights is not None:
+        if not isinstance(weights, dict) or set(weights) != {"file", "sha256"} \
+                or not isinstance(weights.get("file"), str) or not isinstance(weights.get("sha256"), str) \
+                or not re.fullmatch(r"[0-9a-fA-F]{64}", weights["sha256"]):
+            raise SubmissionError("metadata.yaml: field 'weights' must be {file: <name>, sha256: <64 hex digits>}, "
+                                  f"got {_short(weights)}")
+    return meta
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate(root: Path) -> Dict[str, Any]:
+    """Check a submission folder; returns the parsed metadata (raises SubmissionError on the first problem)."""
     from neurozoo import benchmarks
 
     root = Path(root)
@@ -100,23 +242,7 @@ def validate(root: Path) -> Dict[str, Any]:
     meta_path = root / "metadata.yaml"
     if not meta_path.is_file():
         raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
-    try:
-        meta = yaml.safe_load(meta_path.read_text())
-    except yaml.YAMLError as error:
-        raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
-    if not isinstance(meta, dict):
-        raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
-    for field, kind in REQUIRED.items():
-        if field not in meta:
-            raise SubmissionError(f"metadata.yaml: field {field!r} is missing (expected {kind.__name__})")
-        if not isinstance(meta[field], kind) or (kind in (str, list, dict) and not meta[field]):
-            raise SubmissionError(f"metadata.yaml: field {field!r} must be a non-empty {kind.__name__}, "
-                                  f"got {meta[field]!r}")
-    if not all(isinstance(a, str) and a.strip() for a in meta["authors"]):
-        raise SubmissionError("metadata.yaml: field 'authors' must be a list of names (strings)")
-    if not all(c.isalnum() or c in "-_." for c in meta["name"]) or len(meta["name"]) > 100:
-        raise SubmissionError(f"metadata.yaml: field 'name' {meta['name']!r} may use letters, digits, '-', '_', '.' "
-                              "(at most 100 characters)")
+    meta = load_metadata(meta_path)
     for name in meta["benchmarks"]:
         if name not in benchmarks.BENCHMARKS:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered "
@@ -125,14 +251,14 @@ def validate(root: Path) -> Dict[str, Any]:
 
         if not scores_models(benchmarks.BENCHMARKS.get(name)):
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is data-only (no stimulus images)")
-    for region, layer in meta["layers"].items():
-        if not isinstance(layer, str) or not layer:
-            raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {layer!r}")
     for name in meta["benchmarks"]:
         from neurozoo.leaderboard.aggregate import family_of
 
         tags = benchmarks.BENCHMARKS.get(name).tags
-        region = tags.get("region") if family_of(tags) == "cortex" else None  # a retina model's outputs are its cells
+        if family_of(tags) != "cortex":
+            raise SubmissionError(f"metadata.yaml: benchmark {name!r} fits registered models by name; submissions "
+                                  "are scored on image benchmarks (cortex) only")
+        region = tags.get("region")
         if region and region not in meta["layers"]:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} needs layers.{region} (the layer to score)")
     if not (root / "model.py").is_file():
@@ -142,9 +268,6 @@ def validate(root: Path) -> Dict[str, Any]:
         raise SubmissionError("model.py: no `def create_model(weights)` found")
     weights = meta.get("weights")
     if weights is not None:
-        if not isinstance(weights, dict) or not isinstance(weights.get("file"), str) \
-                or not isinstance(weights.get("sha256"), str):
-            raise SubmissionError("metadata.yaml: field 'weights' must be {file: <name>, sha256: <64 hex digits>}")
         path = root / weights["file"]
         if not path.is_file() or Path(weights["file"]).is_absolute() or ".." in Path(weights["file"]).parts:
             raise SubmissionError(f"metadata.yaml: weights.file {weights['file']!r} is not a file in the submission")
@@ -170,7 +293,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
-    from neurozoo.leaderboard.zoo import HIDDEN_FRACTION, SPLIT_SEED
+    from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]
     return [{"model": meta["name"], "benchmark": name,
@@ -178,12 +301,26 @@ def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[
                       "sha256": prepared["sha256"], "layers": meta["layers"],
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
-                      "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}}
+                      "split": split_spec()}}
             for name in meta["benchmarks"]]
 
 
+def builtin_model_names() -> List[str]:
+    from neurozoo import convrnn, retina
+
+    try:
+        import neurozoo.retina.models  # noqa: F401  (registers the built-in retina models)
+    except ImportError:
+        pass
+    return list(convrnn.list_models()) + list(retina.list_models())
+
+
 def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
-    """Validate ``source`` and queue one job per benchmark; returns the submission id."""
+    """Validate ``source`` and queue one job per benchmark; returns the submission id. A model name belongs
+    to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
+    name = prepared["meta"]["name"]
+    if name in builtin_model_names():
+        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo; choose another name")
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

@@ -14,8 +14,8 @@ HIDDEN_NOTE = ("Image benchmarks are scored on a seeded hidden half of their sti
                "hidden-half scores. Submitters receive only the public-half scores.")
 
 
-def board(db) -> Dict[str, Any]:
-    records = db.leaderboard_records()
+def board(db, records=None) -> Dict[str, Any]:
+    records = db.leaderboard_records() if records is None else records
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
     for record in records:
@@ -172,8 +172,8 @@ def figures(record, model: str) -> Dict[str, str]:
     return {"index per cell (model solid, ground truth dashed)": svg} if svg else {}
 
 
-def model_page(db, model: str) -> Optional[Dict[str, Any]]:
-    records = [r for r in db.leaderboard_records() if r.model == model]
+def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
+    records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     if not records:
         return None
     tree = registry_tree()

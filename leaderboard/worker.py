@@ -1,164 +1,174 @@
-"""Score one submission job in its own process: clean environment, own working folder, limits.
+"""Score one submission job. This is the TRUSTED side: it never imports submission code.
 
-Parent side, :func:`run_isolated`: writes the job spec into a fresh folder and starts
-``python -m neurozoo.leaderboard.worker spec.json result.json`` there with an environment that holds no secrets
-(no database URL, no tokens: only PATH, locale, thread counts, the data cache and plugin path), a
-memory limit (``RLIMIT_AS``) and a wall-clock limit (the whole process group is killed). The result file
-is parsed and checked (finite values, the expected splits); anything else -- a crash, a hang, garbage,
-NaN -- raises :class:`~leaderboard.zoo.ScoringError` with the reason, so the job fails and no score is
-stored.
+:func:`score_submission` loads the benchmark (stimuli, neural data, ceilings) here, gives the untrusted
+side only the images (``stimuli.npy``) and the list of layers (``request.json``), runs
+:mod:`leaderboard.model_runner` in the sandbox (:mod:`leaderboard.sandbox`), and reads back nothing but a
+byte-capped stream of ``.npy`` arrays, one per layer. Each array is checked before it is trusted (dtype
+float32, exact shape (stimuli, 1..max_features, bins), finite values) and becomes a labelled array with
+the trusted side's own coordinates; the public and hidden splits are scored here and every field of both
+records is built here. Anything else -- a crash, a hang, a limit, garbage, NaN -- raises
+:class:`~leaderboard.zoo.ScoringError`, so the job fails with the reason and no score is stored.
 
-Worker side, :func:`main`: imports the submission's ``model.py``, builds the model, runs a smoke forward
-pass on two benchmark images, then scores it with :func:`leaderboard.zoo.score_model`.
+The submitter sees the model process's console output only through a failure message, and only its
+first lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
 """
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.benchmarks.records import ScoreRecord
-from neurozoo.leaderboard.zoo import ScoringError, check_record
+from neurozoo.leaderboard.sandbox import Limits
+from neurozoo.leaderboard.zoo import ScoringError
 
 DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_MEMORY_BYTES = 8 * 2 ** 30
-PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH", "NEUROZOO_CACHE")
+CONSOLE_CHARS = 2000
+CONSOLE_LINES = 20
 
 
-def clean_environment(workdir: Path) -> Dict[str, str]:
-    from neurozoo.benchmarks.paths import cache_dir
-
-    env = {k: os.environ[k] for k in PASS_THROUGH if k in os.environ}
-    env.setdefault("PATH", os.defpath)
-    env.update(HOME=str(workdir), TMPDIR=str(workdir), NEUROZOO_HOME=str(workdir), NEUROZOO_CACHE=str(cache_dir()),
-               PYTHONDONTWRITEBYTECODE="1")
-    return env
+def shown_console(console: bytes) -> str:
+    """What a submitter may see of the model process's output: printable text, at most 20 lines / 2000 chars."""
+    text = console.decode("utf-8", errors="replace")
+    text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+    lines = [line[:200] for line in text.strip().splitlines()][-CONSOLE_LINES:]
+    return "\n".join(lines)[-CONSOLE_CHARS:]
 
 
-def _limits(memory_bytes: int):
-    def apply():
-        import resource
+def read_arrays(stream: bytes, count: int, n_stimuli: int, max_features: int, n_bins: int) -> List[Any]:
+    """``count`` float32 arrays of shape (n_stimuli, 1..max_features, n_bins), finite, from ``.npy`` bytes.
+    Headers are checked before any data is read, and pickles are refused."""
+    import numpy as np
+    from numpy.lib import format as npy
 
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    return apply
-
-
-def run_isolated(spec: Dict[str, Any], timeout_s: float = DEFAULT_TIMEOUT_S,
-                 memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
-    with tempfile.TemporaryDirectory(prefix="neurozoo-worker-") as scratch:
-        workdir = Path(scratch)
-        (workdir / "spec.json").write_text(json.dumps(spec))
-        process = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.worker", "spec.json", "result.json"],
-                                   cwd=workdir, env=clean_environment(workdir), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True, preexec_fn=_limits(memory_bytes))
+    handle = io.BytesIO(stream)
+    arrays = []
+    for index in range(count):
+        where = f"the model process's output array {index + 1} of {count}"
         try:
-            output, _ = process.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            raise ScoringError(f"the submission exceeded the wall-clock limit of {timeout_s:g} s and was killed") from None
-        tail = "\n".join((output or "").strip().splitlines()[-8:])
-        if process.returncode != 0:
-            why = f"killed by signal {-process.returncode}" if process.returncode < 0 else f"exit status {process.returncode}"
-            if "MemoryError" in tail or "std::bad_alloc" in tail or "Cannot allocate memory" in tail:
-                why += f" (out of memory: limit {memory_bytes / 2 ** 30:.1f} GiB)"
-            raise ScoringError(f"the submission's worker failed ({why}):\n{tail}")
-        return parse_result(workdir / "result.json", tail)
+            version = npy.read_magic(handle)
+            header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, fortran, dtype = header(handle, max_header_size=10000)
+        except Exception as error:
+            raise ScoringError(f"{where} is not a .npy array ({type(error).__name__}: {error})") from None
+        if dtype != np.dtype("<f4") or fortran:
+            raise ScoringError(f"{where} has dtype {dtype}{' (Fortran order)' if fortran else ''}; expected float32")
+        if len(shape) != 3 or shape[0] != n_stimuli or shape[2] != n_bins or not 1 <= shape[1] <= max_features:
+            raise ScoringError(f"{where} has shape {shape}; expected ({n_stimuli}, 1..{max_features}, {n_bins})")
+        size = int(np.prod(shape)) * 4
+        data = handle.read(size)
+        if len(data) != size:
+            raise ScoringError(f"{where} is truncated ({len(data)} of {size} bytes)")
+        array = np.frombuffer(data, dtype="<f4").reshape(shape).copy()
+        if not np.isfinite(array).all():
+            raise ScoringError(f"{where} holds {int((~np.isfinite(array)).sum())} NaN/infinite values")
+        arrays.append(array)
+    if handle.read(1):
+        raise ScoringError("the model process wrote more than the requested arrays")
+    return arrays
 
 
-def parse_result(path: Path, tail: str = "") -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
-    if not path.is_file():
-        raise ScoringError(f"the worker wrote no result:\n{tail}")
-    try:
-        data = json.loads(path.read_text())
-        records = []
-        for split in ("public", "hidden"):
-            fields = {k: v for k, v in data[split].items() if k not in ("id", "created_at")}
-            record = ScoreRecord(**fields)
-            if not isinstance(record.value, (int, float)) or isinstance(record.value, bool):
-                raise TypeError(f"{split} value {record.value!r} is not a number")
-            records.append(check_record(record))
-    except ScoringError:
-        raise
-    except Exception as error:
-        raise ScoringError(f"the worker's result is malformed ({type(error).__name__}: {error})") from None
-    return records[0], records[1]
+def features_array(values, benchmark, layer: str):
+    """Trusted coordinates around the checked values: stimulus ids, object names and bins come from here."""
+    import numpy as np
+    import xarray as xr
+
+    stimuli, bins = benchmark.stimuli, benchmark.bins
+    coords = {"stimulus_id": ("presentation", np.array(stimuli.ids)),
+              "neuroid_id": ("neuroid", np.array([f"{layer}.{i}" for i in range(values.shape[1])])),
+              "layer": ("neuroid", np.array([layer] * values.shape[1])),
+              "time_bin_start": ("time_bin", np.array([b[0] for b in bins])),
+              "time_bin_end": ("time_bin", np.array([b[1] for b in bins]))}
+    if stimuli.object_name is not None:
+        coords["object_name"] = ("presentation", np.asarray(stimuli.object_name).astype(str))
+    return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords, name="activations")
 
 
-# ------------------------------------------------------------------------------------------- worker side
-def load_submission(folder: Path, weights: Optional[str]):
-    import importlib.util
-
-    import torch
-
-    from neurozoo.benchmarks.extraction.time_mapping import StepTable
-
-    sys.path.insert(0, str(folder))
-    module_spec = importlib.util.spec_from_file_location("submission_model", folder / "model.py")
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    built = module.create_model(str(folder / weights) if weights else None)
-    model, mapping = (built if isinstance(built, tuple) else (built, None))
-    if not isinstance(model, torch.nn.Module):
-        raise ScoringError(f"model.py: create_model returned {type(model).__name__}, expected a torch.nn.Module")
-    timing = None
-    if mapping is not None:
-        try:
-            timing = {layer: StepTable(float(a), float(b), int(c)) for layer, (a, b, c) in dict(mapping).items()}
-        except (TypeError, ValueError) as error:
-            raise ScoringError(f"model.py: the time mapping must map layer -> [start_ms, width_ms, steps] ({error})") from None
-    return model.eval(), timing
+def extraction_request(benchmark, spec: Dict[str, Any], layer: str) -> Dict[str, Any]:
+    extraction = {k: v for k, v in benchmark.extraction.items() if k in ("n_steps", "image_steps", "batch_size")}
+    return {"layers": [layer], "bins": [list(b) for b in benchmark.bins], "max_features": spec["score"]["max_features"],
+            "seed": spec["score"].get("seed", 0), "extraction": extraction, "weights": spec.get("weights")}
 
 
-def smoke_test(model, images) -> None:
-    import torch
+def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, sandbox: bool = True):
+    """The submission's features for ``layer`` on the benchmark's stimuli: from the activation cache (written
+    and verified by this side only), else computed by the model process in the sandbox."""
+    import numpy as np
 
-    with torch.inference_mode():
-        output = model(images)
-    tensors = [output] if torch.is_tensor(output) else [v for v in getattr(output, "__dict__", {}).values()
-                                                        if torch.is_tensor(v)]
-    for tensor in tensors:
-        if not torch.isfinite(tensor).all():
-            raise ScoringError("smoke test: the model's output on two benchmark images contains NaN or infinity")
+    from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
+    from neurozoo.leaderboard import sandbox as jail
+
+    request = extraction_request(benchmark, spec, layer)
+    stimuli = benchmark.stimuli
+    key = cache_key("submission:" + spec["sha256"], stimuli_sha256(stimuli.ids, stimuli.images),
+                    {k: v for k, v in request.items() if k != "weights"}, layer)
+    cache = ActivationCache()
+    cached = cache.load(key)
+    if cached is not None:
+        return cached
+    expected_bytes = len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096
+    limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
+    with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
+        job = Path(scratch)
+        np.save(job / "stimuli.npy", np.ascontiguousarray(stimuli.images.numpy(), dtype=np.float32))
+        (job / "request.json").write_text(json.dumps(request))
+        folder = Path(spec["folder"])
+        where = ("/job", "/submission") if sandbox else (str(job), str(folder))
+        outcome = jail.run([sys.executable, "-m", "neurozoo.leaderboard.model_runner", *where],
+                           read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
+                           limits=limits, sandbox=sandbox)
+    console = shown_console(outcome.console)
+    if outcome.killed:
+        raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip())
+    if outcome.returncode != 0:
+        code = outcome.returncode
+        why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        raise ScoringError(f"the submission's model process failed ({why}):\n{console}".strip())
+    values = read_arrays(outcome.result, 1, len(stimuli.ids), request["max_features"], len(benchmark.bins))[0]
+    features = features_array(values, benchmark, layer)
+    cache.save(key, features)
+    return features
 
 
-def main(argv=None) -> int:
+def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sandbox: bool = True,
+                     device: str = "cpu") -> Tuple[ScoreRecord, ScoreRecord]:
+    """(public record, hidden record) of a submission job; see the module docstring."""
     from neurozoo import benchmarks
-    from neurozoo.leaderboard.zoo import score_model
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.leaderboard.zoo import score_splits
 
-    argv = argv if argv is not None else sys.argv[1:]
-    spec = json.loads(Path(argv[0]).read_text())
     started = time.perf_counter()
-    model, timing = load_submission(Path(spec["folder"]), spec.get("weights"))
     benchmark = benchmarks.load(spec["benchmark"])
-    smoke_test(model, benchmark.stimuli.images[:2])
-    public, hidden = score_model(model, spec, spec["model"], layers=spec["layers"], timing=timing)
+    if not isinstance(benchmark, NeuralBenchmark):
+        raise ScoringError(f"{spec['benchmark']}: submissions are scored on image benchmarks only")
+    layer = spec["layers"].get(benchmark.region)
+    if not isinstance(layer, str):
+        raise ScoringError(f"{spec['benchmark']}: the submission names no layer for region {benchmark.region}")
+    features = model_features(benchmark, spec, layer, limits or Limits(), sandbox)
+    settings = {"layer": layer, "layer_choice": "named by the submission", "image_size":
+                list(benchmark.stimuli.images.shape[-2:]), "max_features": spec["score"]["max_features"],
+                "weights": "submitted" if spec.get("weights") else "none (as built by create_model)",
+                "spec_family": "submission", "submission_sha256": spec["sha256"],
+                "sandboxed": bool(sandbox)}
+    public, hidden = score_splits(benchmark, features, spec, spec["model"], settings, started, device)
     for record in (public, hidden):
-        record.settings["submission_sha256"] = spec["sha256"]
         record.duration_s = time.perf_counter() - started
-    Path(argv[1]).write_text(json.dumps({"public": asdict(public), "hidden": asdict(hidden)}, default=str))
-    return 0
-
+    return public, hidden
 
 
 def score_job(job: Dict[str, Any], device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S,
-              memory_bytes: int = DEFAULT_MEMORY_BYTES) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
-    """Built-in zoo jobs run in this process (trusted code); submissions run isolated."""
+              memory_bytes: int = DEFAULT_MEMORY_BYTES, sandbox: bool = True,
+              limits: Optional[Limits] = None) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
+    """Built-in zoo jobs run in this process (trusted code); submissions run sandboxed."""
     from neurozoo.leaderboard.zoo import score_spec
 
     if job["spec"]["family"] == "submission":
-        return run_isolated(job["spec"], timeout_s, memory_bytes)
+        limits = limits or Limits(memory_bytes=memory_bytes, wall_s=timeout_s, cpu_s=2 * timeout_s)
+        return score_submission(job["spec"], limits, sandbox=sandbox, device=device)
     return score_spec(job["spec"], device=device)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,9 +19,13 @@ BatchNorm) are scored only when named (``--models``). Converged fits measured: R
 Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
 (V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.
 
-Hidden split: every image benchmark splits its stimuli, seeded and stratified by object, into a *public*
-half and a *hidden* half. Both are scored with the same features; the leaderboard shows the hidden-half
-score; a submitter gets back only the public-half score, so nobody can tune on the numbers that rank them.
+Hidden split: every image benchmark splits its stimuli, stratified by object, into a *public* half and a
+*hidden* half. Which stimulus is in which half comes from the host's secret (:func:`split_seed`: an HMAC of
+the benchmark's name keyed by ``$NEUROZOO_HOME/secret.key``), not from a seed in the code, so a submitter
+cannot compute the hidden half. Both are scored with the same features; the leaderboard shows the
+hidden-half score; a submitter gets back only the public-half score, so nobody can tune on the numbers
+that rank them. A spec records only the secret's fingerprint (:func:`split_key_id`), which changes the job
+key when the secret changes.
 """
 from __future__ import annotations
 
@@ -35,7 +39,6 @@ DEFAULT_WIDTH = 0.125
 DEFAULT_MAX_FEATURES = 200
 DEFAULT_FIT_EPOCHS = 40  # the zoo's retina fitting budget (early-stopped: converged fits, issue 14)
 HIDDEN_FRACTION = 0.5
-SPLIT_SEED = 20260101
 UNTRAINED = "untrained, random weights"
 
 
@@ -113,7 +116,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},
                     "checkpoint": None, "weights": UNTRAINED if family == "convrnn" else "fitted",
                     "score": {"max_features": max_features, "seed": 0},
-                    "split": {"hidden_fraction": HIDDEN_FRACTION, "seed": SPLIT_SEED}}
+                    "split": split_spec()}
             if family == "retina":
                 spec["fit"] = {"epochs": fit_epochs}
             if family == "convrnn":
@@ -180,8 +183,28 @@ def region_layer(model, region: str) -> str:
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]
 
 
-def split_ids(benchmark, fraction: float, seed: int):
-    """(public ids, hidden ids): a seeded split of the benchmark's stimuli, stratified by object."""
+def split_spec() -> Dict[str, Any]:
+    return {"hidden_fraction": HIDDEN_FRACTION, "key": split_key_id()}
+
+
+def split_key_id() -> str:
+    """A fingerprint of the host's secret (it does not reveal the secret)."""
+    import hashlib
+
+    from neurozoo.benchmarks.extraction.cache import server_secret
+
+    return hashlib.sha256(b"split-key-id\0" + server_secret()).hexdigest()[:16]
+
+
+def split_seed(benchmark_id: str) -> int:
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+
+    return int(keyed_digest("hidden-split", benchmark_id.encode())[:8], 16)
+
+
+def split_ids(benchmark, fraction: float, seed: Optional[int] = None):
+    """(public ids, hidden ids): a split of the benchmark's stimuli, stratified by object, drawn with
+    :func:`split_seed` (the host's secret) unless ``seed`` is given."""
     import numpy as np
     from sklearn.model_selection import StratifiedShuffleSplit
 
@@ -189,6 +212,7 @@ def split_ids(benchmark, fraction: float, seed: int):
 
     target = average_repetitions(benchmark.assembly)
     ids, objects = coord(target, "stimulus_id"), coord(target, "object_name")
+    seed = split_seed(benchmark.identifier) if seed is None else seed
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
     public, hidden = next(splitter.split(np.zeros(len(ids)), objects))
     return ids[np.sort(public)], ids[np.sort(hidden)]
@@ -229,19 +253,27 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     features = benchmark.extract(model, wanted, max_features=options["max_features"], seed=options.get("seed", 0),
                                  cache=True, progress=progress,
                                  **({"timing": timing} if timing is not None else {}))
-    features = features[layer]
-    values = np.asarray(features.values)
-    if not np.all(np.isfinite(values)):
-        raise ScoringError(f"{name}: layer {layer} produced {int((~np.isfinite(values)).sum())} NaN/infinite "
-                           f"feature values on {spec['benchmark']}")
-    public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"], spec["split"]["seed"])
     image_size = list(benchmark.stimuli.images.shape[-2:])
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
                 "max_features": options["max_features"], **provenance}
+    return score_splits(benchmark, features[layer], spec, name, settings, started, device)
+
+
+def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings: Dict[str, Any], started: float,
+                 device: str = "cpu") -> Tuple[ScoreRecord, ScoreRecord]:
+    """(public record, hidden record) of precomputed ``features`` (presentation, neuroid, time_bin); every
+    field is computed here, on the trusted side."""
+    import numpy as np
+
+    values = np.asarray(features.values)
+    if not np.all(np.isfinite(values)):
+        raise ScoringError(f"{name}: layer {settings.get('layer')} produced {int((~np.isfinite(values)).sum())} "
+                           f"NaN/infinite feature values on {spec['benchmark']}")
+    public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"])
     records = []
     for split, ids in (("public", public), ("hidden", hidden)):
         score = benchmark.score_features(features, stimulus_ids=ids, settings={**settings, "split": split,
-                                                                               "split_seed": spec["split"]["seed"]},
+                                                                               "split_key": spec["split"]["key"]},
                                          started=started, device=device)
         records.append(check_record(score.to_record(name, spec["benchmark"])))
     return records[0], records[1]

@@ -27,3 +27,65 @@ def test_token_submit_refusal_and_status(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "ventral_embedded.V4-temporal: queued" in out
     assert main(["submission", "7", "--db", url]) == 2
+
+
+def _nan_recording(tmp_path):
+    import numpy as np
+
+    from neurozoo.datasets.retina_h5 import write_experiment
+
+    rng = np.random.default_rng(0)
+    stimulus = rng.standard_normal((300, 50, 50)).astype("f4")
+    stimulus[120, 3, 4] = np.nan
+    train = {"stimulus": stimulus, "time": np.arange(300) * 0.01, "response": {"firing_rate_10ms": rng.random((2, 300))}}
+    test = {"stimulus": stimulus[:100], "time": np.arange(100) * 0.01, "response": {"firing_rate_10ms": rng.random((2, 100))},
+            "repeats": {"cell01": rng.random((3, 100)), "cell02": rng.random((3, 100))}}
+    return write_experiment(tmp_path / "nan.h5", train=train, test=test)
+
+
+def _delay_spec(tmp_path):
+    from neurozoo import convrnn
+
+    spec = convrnn.create_model("rgc_shallow", width_multiplier=0.125).spec.to_dict()
+    layers = [layer["name"] for layer in spec["layers"]]
+    spec["feedback"] = [{"source": layers[-1], "target": layers[0], "delay": "soon"}]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+BAD_INPUT = {
+    "garbage checkpoint": (lambda t: ["run", "--models", "rgc_shallow", "--checkpoint",
+                                      f"rgc_shallow={_garbage(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                           "is not a readable PyTorch checkpoint"),
+    "NaN stimulus": (lambda t: ["fit", "ln", "--data", str(_nan_recording(t)), "--out", str(t / "fit"), "--quiet"],
+                     "train/stimulus contains 1 NaN/inf values (first in frame 120)"),
+    "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
+                    "field 'delay' must be an integer >= 0 (time steps), got 'soon'"),
+    "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                   "--port 99999: expected a TCP port between 1 and 65535"),
+    "--db notaurl": (lambda t: ["work", "--db", "notaurl"], "'notaurl': not a database URL"),
+    "--db foo://x": (lambda t: ["work", "--db", "foo://x"], "no database driver for this URL's scheme"),
+    "unreachable PostgreSQL": (lambda t: ["work", "--db", "postgresql+psycopg2://u:pw@127.0.0.1:9/db"],
+                               "postgresql+psycopg2://u:***@127.0.0.1:9/db': cannot open the database"),
+    "SQLite in a missing folder": (lambda t: ["work", "--db", f"sqlite:///{t / 'missing' / 'x.sqlite'}"],
+                                   "cannot open the SQLite file (does the folder"),
+    "work on an empty database": (lambda t: ["work", "--db", f"sqlite:///{t / 'empty.sqlite'}"], "holds no jobs"),
+}
+
+
+def _garbage(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"garbage, not a checkpoint")
+    return path
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_gets_a_one_line_error_and_exit_2(case, tmp_path, capsys):
+    argv, expected = BAD_INPUT[case]
+    assert main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err, err

@@ -182,11 +182,13 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
 
 
-def test_worker_environment_has_no_secrets(tmp_path, monkeypatch):
-    from neurozoo.leaderboard.worker import clean_environment
+def test_sandbox_environment_has_no_secrets(monkeypatch):
+    from neurozoo.leaderboard.sandbox import sandbox_environment
 
     monkeypatch.setenv("NEUROZOO_TEST_POSTGRES_URL", "postgresql://secret")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    env = clean_environment(tmp_path)
+    env = sandbox_environment(python_path="/x")
     assert "secret" not in " ".join(env.values())
-    assert env["HOME"] == str(tmp_path) and env["NEUROZOO_HOME"] == str(tmp_path)
+    assert env["HOME"] == "/tmp" and env["NEUROZOO_HOME"] == "/tmp/home" and env["NEUROZOO_CACHE"] == "/tmp/cache"
+    assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "NEUROZOO_HOME", "NEUROZOO_CACHE", "PYTHONDONTWRITEBYTECODE",
+                        "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}

@@ -214,3 +214,15 @@ def test_retina_model_page_shows_the_mechanism_recovery_figure(db, client):
     html = client.get("/models/bncnn").text
     assert "first-layer units vs the ground truth&#39;s ON and OFF pathways" in html
     assert "r with ON pathway" in html and "share of OSR cells ranking it top" in html
+
+
+def test_cached_pages_show_a_new_score_within_a_second(client, db):
+    assert "delta" not in client.get("/").text
+    job = db.enqueue("delta", V4, {"m": "delta"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("delta", V4, 0.9, per_bin=per_bin(0.9)))
+    deadline = time.monotonic() + 5
+    while 'data-model="delta"' not in client.get("/").text:  # the stale page while a new one renders
+        assert time.monotonic() < deadline, "the new score never showed"
+        time.sleep(0.2)
+    assert client.get("/models/delta").status_code == 200

@@ -2,12 +2,23 @@
 
 key = sha256(model weights and buffers) + sha256(stimulus ids and pixels) + extraction settings + layer.
 A changed weight changes the model hash, so a changed model can never read a stale cache.
+
+Integrity: each file ``<key>.nc`` has a digest ``<key>.nc.hmac``, an HMAC-SHA256 of the file's bytes keyed
+by the host's secret (:func:`server_secret`, ``$NEUROZOO_HOME/secret.key``, not in the cache folder). A read
+hashes the bytes it then parses (a private copy, so the file cannot change in between) and treats a missing
+or wrong digest as a miss: the activations are recomputed and the entry rewritten. Whoever can write the
+cache folder but not read the secret therefore cannot make a model score with activations it did not
+produce. Only trusted code writes here: submitted models run sandboxed, without a view of the cache.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -15,7 +26,36 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurozoo.benchmarks.paths import cache_dir
+from neurozoo.benchmarks.paths import cache_dir, home
+
+SECRET_FILE = "secret.key"
+
+
+def server_secret() -> bytes:
+    """The host's random secret (created on first use, mode 0600, under ``$NEUROZOO_HOME``). It keys the
+    activation cache's digests and the leaderboard's hidden split; it never leaves the trusted side."""
+    path = home() / SECRET_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret.")
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(temporary, path)  # atomic, and never replaces a secret another process made first
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    value = path.read_text().strip()
+    if len(value) < 32:
+        from neurozoo.datasets.errors import DataError
+
+        raise DataError(f"{path}: the secret key is too short; delete the file to make a new one")
+    return value.encode()
+
+
+def keyed_digest(purpose: str, data: bytes) -> str:
+    return hmac.new(server_secret(), purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
 
 def stimuli_sha256(stimulus_ids, images: torch.Tensor) -> str:
@@ -43,8 +83,18 @@ class ActivationCache:
         path = self.path(key)
         if not path.is_file():
             return None
-        with xr.open_dataarray(path) as array:
-            array = array.load()
+        data = path.read_bytes()
+        digest = path.with_name(path.name + ".hmac")
+        expected = digest.read_text().strip() if digest.is_file() else ""
+        if not hmac.compare_digest(expected, keyed_digest("activation-cache:" + key, data)):
+            warnings.warn(f"{path}: digest missing or wrong (the file was modified or written by someone else); "
+                          "recomputing the activations", stacklevel=2)
+            return None
+        with tempfile.NamedTemporaryFile(suffix=".nc") as copy:  # parse exactly the bytes that were verified
+            copy.write(data)
+            copy.flush()
+            with xr.open_dataarray(copy.name) as array:
+                array = array.load()
         for name in ("stimulus_id", "neuroid_id", "layer", "object_name"):
             if name in array.coords:
                 array = array.assign_coords({name: (array[name].dims, np.asarray(array[name].values).astype(str))})
@@ -55,5 +105,8 @@ class ActivationCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         array.to_netcdf(temporary)
+        digest = path.with_name(f"{path.name}.{os.getpid()}.hmac.tmp")
+        digest.write_text(keyed_digest("activation-cache:" + key, temporary.read_bytes()))
         os.replace(temporary, path)  # atomic: readers never see a half-written file
+        os.replace(digest, path.with_name(path.name + ".hmac"))
         return path

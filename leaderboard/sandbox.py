@@ -1,0 +1,510 @@
+"""Run untrusted code in a bubblewrap sandbox with hard limits on the whole job.
+
+What the sandbox gives the code (see leaderboard/SECURITY.md for the threat model):
+
+- its own network namespace (no interface but an unconnected loopback), PID namespace (every descendant,
+  ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
+  process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities;
+- a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
+  package) and of the paths given in ``read_only``; a private writable tmpfs at ``/tmp``; a fresh ``/proc``
+  of its own namespace and a minimal ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
+  cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
+  bound folder are covered by an empty tmpfs;
+- an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
+
+Limits, enforced whatever way the job ends:
+
+- memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
+  ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
+  processes and kills the job above the limit;
+- CPU time: ``RLIMIT_CPU`` on every process plus the watchdog's sum over the job; wall clock;
+- output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
+  pipes with byte caps; a job that writes more is killed. Reads never block on a pipe a daemon holds
+  open: the job ends when its main process ends, and the whole namespace is killed then.
+"""
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from neurozoo.datasets.errors import UserFacingError
+
+UNSAFE_FLAG = "--unsafe-no-sandbox"
+SANDBOX_UID = 65534
+WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class SandboxUnavailable(UserFacingError):
+    """No sandbox can be made on this host: untrusted code is refused."""
+
+
+@dataclass
+class Limits:
+    memory_bytes: int = 8 * 2 ** 30
+    cpu_s: float = 3600.0
+    wall_s: float = 1800.0
+    result_bytes: int = 256 * 2 ** 20
+    console_bytes: int = 4 * 2 ** 20  # kept: the first 64 KiB; more than this kills the job
+    max_processes: int = 256
+
+
+@dataclass
+class Outcome:
+    returncode: Optional[int]
+    result: bytes
+    console: bytes  # the first 64 KiB the job printed
+    killed: Optional[str] = None  # why the job was killed (limit), None if it ended by itself
+    peak_memory_bytes: int = 0
+    cpu_s: float = 0.0
+
+
+def bwrap_path() -> Optional[str]:
+    return shutil.which("bwrap")
+
+
+_PROBE: Dict[str, Optional[str]] = {}
+
+
+def sandbox_problem() -> Optional[str]:
+    """None if a bubblewrap sandbox can be made here, else why not (cached per process)."""
+    if "problem" in _PROBE:
+        return _PROBE["problem"]
+    path = bwrap_path()
+    if path is None:
+        problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    else:
+        try:
+            probe = subprocess.run(_bwrap_argv(path, {}, []) + ["/bin/true"], capture_output=True, timeout=30)
+            problem = None if probe.returncode == 0 else \
+                f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace').strip()[:300]}"
+        except (OSError, subprocess.TimeoutExpired) as error:
+            problem = f"bwrap failed to start: {error}"
+    _PROBE["problem"] = problem
+    return problem
+
+
+def require_sandbox(unsafe: bool = False) -> bool:
+    """True if jobs will be sandboxed; raises SandboxUnavailable unless ``unsafe`` allows running without."""
+    problem = sandbox_problem()
+    if problem is None:
+        return True
+    if unsafe:
+        return False
+    raise SandboxUnavailable(f"cannot score submissions: {problem}. Submitted code only runs sandboxed; install "
+                             f"bubblewrap, or pass {UNSAFE_FLAG} to run it WITHOUT isolation (only for code you trust)")
+
+
+# --------------------------------------------------------------------------------------------- mounts
+PACKAGES = ("datasets", "convrnn", "retina", "benchmarks", "leaderboard")  # setup.py's FOLDERS
+
+
+def environment_paths() -> List[Path]:
+    """Folders the interpreter, its packages and neurozoo's packages live in (read-only in the sandbox): the
+    Python prefixes, each ``neurozoo.<package>`` folder (an editable install maps them onto the checkout's
+    folders; the checkout root itself is not bound), and a folder that holds a ``neurozoo`` symlink on
+    ``sys.path``. Other entries of ``sys.path`` (a script's folder, the current folder, plugins) are not bound."""
+    import importlib.util
+
+    import neurozoo
+
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix),
+             Path(os.path.realpath(sys.executable)).parent.parent}
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(f"neurozoo.{name}")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            paths.update({Path(location), Path(os.path.realpath(location))})
+    for entry in neurozoo.__path__:
+        if os.path.islink(entry):  # e.g. <folder>/neurozoo -> checkout root, with <folder> on sys.path
+            paths.add(Path(entry).parent)
+    paths = {p for p in paths if p.exists() and str(p) != "/" and p != Path(os.path.realpath("/tmp"))}
+    outermost = []
+    for path in sorted(paths, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(kept) for kept in outermost):
+            outermost.append(path)
+    return outermost
+
+
+def sandbox_python_path(bound: Sequence[Path]) -> str:
+    return os.pathsep.join(p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)
+                           and any(Path(p).is_relative_to(b) for b in bound))
+
+
+def hidden_paths() -> List[Path]:
+    """Host folders the sandbox must never see, covered by tmpfs where they lie inside a bound folder."""
+    from neurozoo.benchmarks.paths import cache_dir, home
+
+    paths = [home(), cache_dir(), Path.home()]
+    for name in ("NEUROZOO_SHARED_DATA",):
+        if os.environ.get(name):
+            paths.append(Path(os.environ[name]))
+    return [Path(os.path.realpath(p)) for p in paths]
+
+
+def _system_binds() -> List[str]:
+    argv = []
+    for name in ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            argv += ["--ro-bind", str(path), str(path)]
+    for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime"):
+        if os.path.exists(name):
+            argv += ["--ro-bind", name, name]
+    return argv
+
+
+def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
+                tmp_bytes: int = 2 ** 30) -> List[str]:
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+    argv += _system_binds()
+    bound = []
+    for path in env_paths:
+        argv += ["--ro-bind", str(path), str(path)]
+        bound.append(path)
+    for host, inside in read_only.items():
+        argv += ["--ro-bind", str(host), inside]
+    for secret in hidden_paths():
+        if any(secret.is_relative_to(b) for b in bound) and secret.is_dir():
+            argv += ["--tmpfs", str(secret)]
+    return argv
+
+
+def sandbox_environment(threads: int = 1, python_path: str = "") -> Dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+            "NEUROZOO_HOME": "/tmp/home", "NEUROZOO_CACHE": "/tmp/cache", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": python_path,
+            "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
+# --------------------------------------------------------------------------------------------- cgroups
+class Cgroup:
+    """A memory (+ pids) cgroup for one job, v1 or v2; ``Cgroup.make`` returns None where none is writable."""
+
+    def __init__(self, memory: Path, pids: Optional[Path], v2: bool):
+        self.memory, self.pids, self.v2 = memory, pids, v2
+
+    @classmethod
+    def make(cls, limits: Limits) -> Optional["Cgroup"]:
+        name = f"neurozoo-sandbox-{uuid.uuid4().hex[:12]}"
+        root = Path("/sys/fs/cgroup")
+        try:
+            if (root / "cgroup.controllers").is_file():  # v2, unified
+                group = root / name
+                group.mkdir()
+                (group / "memory.max").write_text(str(limits.memory_bytes))
+                if (group / "memory.swap.max").exists():
+                    (group / "memory.swap.max").write_text("0")
+                if (group / "pids.max").exists():
+                    (group / "pids.max").write_text(str(limits.max_processes))
+                return cls(group, None, True)
+            group = root / "memory" / name
+            group.mkdir()
+            (group / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+            swap = group / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                try:
+                    swap.write_text(str(limits.memory_bytes))
+                except OSError:
+                    pass
+            pids = None
+            if (root / "pids").is_dir():
+                try:
+                    pids = root / "pids" / name
+                    pids.mkdir()
+                    (pids / "pids.max").write_text(str(limits.max_processes))
+                except OSError:
+                    pids = None
+            return cls(group, pids, False)
+        except OSError:
+            return None
+
+    def join_file(self) -> List[str]:
+        return [str(g / "cgroup.procs") for g in (self.memory, self.pids) if g is not None]
+
+    def processes(self) -> List[int]:
+        try:
+            return [int(p) for p in (self.memory / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def peak(self) -> int:
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            try:
+                return int((self.memory / name).read_text())
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def oom_killed(self) -> bool:
+        counters = {}
+        for name in ("memory.events", "memory.oom_control", "memory.failcnt", "memory.memsw.failcnt"):
+            try:
+                text = (self.memory / name).read_text()
+            except OSError:
+                continue
+            if name.endswith("failcnt"):
+                counters[name] = int(text or 0)
+            else:
+                counters.update({f"{name}:{k}": int(v) for k, v in (line.split() for line in text.splitlines())})
+        return any(v > 0 for k, v in counters.items() if k.endswith(("failcnt", ":oom_kill")))
+
+    def oom_kills(self) -> int:
+        """How many of the job's processes the kernel killed at the limit (the job is then ended whole)."""
+        for name in ("memory.events", "memory.oom_control"):
+            try:
+                for line in (self.memory / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def kill_all(self) -> None:
+        for _ in range(50):
+            pids = self.processes()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for group in (self.memory, self.pids):
+            if group is not None:
+                for _ in range(50):
+                    try:
+                        group.rmdir()
+                        break
+                    except OSError:
+                        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------------------ process tree
+def descendants(root: int) -> List[int]:
+    """``root`` and every process below it (reparented daemons stay below the namespace's init)."""
+    children: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def usage(pids: Sequence[int]) -> tuple:
+    """(resident bytes, CPU seconds including reaped children) summed over ``pids``."""
+    rss, ticks = 0, 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+            with open(f"/proc/{pid}/statm") as handle:
+                rss += int(handle.read().split()[1]) * PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return rss, ticks / TICKS
+
+
+# ------------------------------------------------------------------------------------------------- run
+def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
+    def apply():
+        import resource
+
+        for path in cgroup_files:  # join before exec: every later process is born inside the cgroup
+            with open(path, "w") as handle:
+                handle.write(str(os.getpid()))
+        if address_space:
+            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        cpu = int(limits.cpu_s) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _die_with_parent()
+    return apply
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the job is killed if the scorer itself dies (its limits die with it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limits: Optional[Limits] = None,
+        sandbox: bool = True, threads: int = 1, poll_s: float = 0.1) -> Outcome:
+    """Run ``command`` (inside the sandbox unless ``sandbox=False``); the job writes its result to the file
+    descriptor named by ``$NEUROZOO_RESULT_FD``.
+
+    ``read_only`` maps host paths to paths inside the sandbox. Without a sandbox (the operator's explicit
+    unsafe choice) the same limits apply, with ``read_only`` paths used in place."""
+    limits = limits or Limits()
+    read_only = dict(read_only or {})
+    scratch = None
+    if sandbox:
+        bwrap = bwrap_path()
+        if bwrap is None:
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+        bound = environment_paths()
+        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes)
+        for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
+            argv += ["--setenv", key, value]
+        argv += ["--chdir", "/tmp", "--"] + list(command)
+        env = {"PATH": "/usr/bin:/bin"}  # bwrap's own (it is the namespace's init: its environ is visible)
+        bwrap_dir = os.path.dirname(bwrap)
+        if bwrap_dir not in env["PATH"].split(":"):
+            env["PATH"] += ":" + bwrap_dir
+    else:
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
+        argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
+        env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
+    cgroup = Cgroup.make(limits)
+    result_read, result_write = os.pipe()
+    console_read, console_write = os.pipe()
+    os.set_inheritable(result_write, True)
+    if sandbox:
+        argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)]
+    else:
+        env["NEUROZOO_RESULT_FD"] = str(result_write)
+    try:
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=console_write,
+                                   stderr=console_write, pass_fds=(result_write,), start_new_session=True,
+                                   close_fds=True, cwd=scratch or "/",
+                                   preexec_fn=_preexec(limits, cgroup.join_file() if cgroup else [], cgroup is None))
+    except BaseException:
+        for fd in (result_read, result_write, console_read, console_write):
+            os.close(fd)
+        if cgroup:
+            cgroup.remove()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    os.close(result_write)
+    os.close(console_write)
+    try:
+        return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
+    finally:
+        os.close(result_read)
+        os.close(console_read)
+        if cgroup:
+            cgroup.remove()
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:
+    for pid in reversed(descendants(process.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if cgroup:
+        cgroup.kill_all()
+
+
+def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup: Optional[Cgroup],
+               poll_s: float) -> Outcome:
+    selector = selectors.DefaultSelector()
+    buffers = {result_fd: bytearray(), console_fd: bytearray()}
+    totals = {result_fd: 0, console_fd: 0}
+    caps = {result_fd: limits.result_bytes, console_fd: limits.console_bytes}
+    for fd in buffers:
+        os.set_blocking(fd, False)
+        selector.register(fd, selectors.EVENT_READ)
+    started = time.monotonic()
+    killed, peak, cpu = None, 0, 0.0
+    next_watch = 0.0
+    while process.poll() is None:
+        for key, _ in selector.select(timeout=poll_s):
+            try:
+                chunk = os.read(key.fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                selector.unregister(key.fd)
+                continue
+            totals[key.fd] += len(chunk)
+            keep = 64 * 1024 if key.fd == console_fd else caps[key.fd]
+            room = keep - len(buffers[key.fd])
+            if room > 0:
+                buffers[key.fd] += chunk[:room]
+            if totals[key.fd] > caps[key.fd]:
+                what = "result" if key.fd == result_fd else "console output"
+                killed = f"its {what} exceeded the limit of {caps[key.fd]} bytes"
+        now = time.monotonic()
+        if killed is None and now - started > limits.wall_s:
+            killed = f"it exceeded the wall-clock limit of {limits.wall_s:g} s"
+        if killed is None and now >= next_watch:
+            next_watch = now + WATCH_S
+            rss, cpu = usage(descendants(process.pid))
+            peak = max(peak, rss)
+            if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
+                killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
+            elif cpu > limits.cpu_s:
+                killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
+        if killed is not None:
+            _kill(process, cgroup)
+            break
+    # The main process has ended (or was killed): end whatever is left of the job, then drain what is
+    # already in the pipes without waiting for writers that may still hold them.
+    _kill(process, cgroup)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for fd in list(buffers):
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except (BlockingIOError, OSError):
+                break
+            if not chunk:
+                break
+            totals[fd] += len(chunk)
+            keep = 64 * 1024 if fd == console_fd else caps[fd]
+            room = keep - len(buffers[fd])
+            if room > 0:
+                buffers[fd] += chunk[:room]
+            if totals[fd] > caps[fd] and killed is None:
+                killed = f"its {'result' if fd == result_fd else 'console output'} exceeded the limit of {caps[fd]} bytes"
+                break
+    selector.close()
+    if cgroup is not None:
+        peak = max(peak, cgroup.peak())
+        if killed is None and cgroup.oom_killed():
+            killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB (cgroup)"
+    if killed is None and process.returncode == -signal.SIGXCPU:
+        killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
+    return Outcome(process.returncode, bytes(buffers[result_fd]), bytes(buffers[console_fd]), killed, peak, cpu)

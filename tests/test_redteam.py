@@ -1,0 +1,418 @@
+"""Red team: every attack of issue 12 as a submission (or the intake step it targets), each asserting that it
+is held. Submissions run in the real bubblewrap sandbox; without bwrap the sandboxed ones skip with the reason."""
+import importlib.util
+import os
+import socket
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurozoo.leaderboard.db import DONE, FAILED
+from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+from neurozoo.leaderboard.scorer import work
+from neurozoo.leaderboard.submission import submit
+from neurozoo.leaderboard.worker import score_job
+
+HERE = Path(__file__).resolve().parent
+_spec = importlib.util.spec_from_file_location("_lb_sub", HERE / "test_leaderboard_submission.py")
+lb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(lb)
+db = lb.db  # the fixture: a fresh database with the small lbtest.V4 benchmark registered
+
+needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox: {sandbox_problem()}")
+
+HONEST = lb.MODEL.format(mode="ok")
+
+
+def submission(tmp_path, name, attack="", create_attack="", with_weights=True, **meta):
+    """The honest two-layer model of test_leaderboard_submission plus ``attack`` at import time and
+    ``create_attack`` inside create_model; ``meta`` changes metadata.yaml (``model_name``: its name)."""
+    import yaml
+
+    weights_field = meta.pop("weights", None)
+    folder = lb.make_submission(tmp_path / name, name=meta.pop("model_name", name), weights=with_weights, **meta)
+    if weights_field is not None:
+        changed = {**yaml.safe_load((folder / "metadata.yaml").read_text()), "weights": weights_field}
+        (folder / "metadata.yaml").write_text(yaml.safe_dump(changed))
+    source = HONEST.replace("def create_model(weights):\n", "def create_model(weights):\n"
+                            + textwrap.indent(textwrap.dedent(create_attack), "    ") + "\n")
+    (folder / "model.py").write_text(textwrap.dedent(attack) + "\n" + source)
+    return folder
+
+
+def score(db, folder, limits=None, user=None):
+    """Submit ``folder`` and score it in the sandbox; returns (submission row, seconds)."""
+    submission_id = submit(db, folder, db.url_folder / "store", user=user)
+    ids = [j["id"] for j in db.submission(submission_id)["jobs"]]
+    started = time.monotonic()
+    work(db, lambda job: score_job(job, limits=limits or Limits(wall_s=120, memory_bytes=3 * 2 ** 30)), ids=ids,
+         progress=False)
+    return db.submission(submission_id), time.monotonic() - started
+
+
+@pytest.fixture
+def board(db, tmp_path):
+    db.url_folder = tmp_path
+    return db
+
+
+def hidden_value(db, row):
+    return db.score_for_job(row["jobs"][0], hidden=True).value
+
+
+# ----------------------------------------------------------------------------------- forged results
+@needs_sandbox
+def test_forged_result_from_atexit_is_not_read(board, tmp_path):
+    honest, _ = score(board, submission(tmp_path, "honest"))
+    assert honest["status"] == DONE, honest["jobs"][0]["error"]
+    forged = '''
+    import atexit, json, os
+    channel = os.dup(int(os.environ["NEUROZOO_RESULT_FD"]))  # survives the runner closing its own copy
+    def forge():
+        record = {"model": "honest", "benchmark": "lbtest.V4", "value": 1.0, "per_bin": [{"value": "x"}]}
+        for path in ("result.json", "/tmp/result.json", "../result.json"):
+            try:
+                open(path, "w").write(json.dumps({"public": record, "hidden": record}))
+            except OSError:
+                pass
+        os.write(channel, json.dumps(record).encode())
+    atexit.register(forge)
+    '''
+    row, _ = score(board, submission(tmp_path, "forger", attack=forged))
+    assert row["status"] == FAILED and "more than the requested arrays" in row["jobs"][0]["error"]
+    values = [r.value for r in board.leaderboard_records()]
+    assert values == [hidden_value(board, honest)] and 1.0 not in values  # the honest model's score is intact
+
+
+# ---------------------------------------------------------------------- what the model process can see
+PROBE = '''
+import json, os, socket
+FOUND = {{}}
+def _try(name, action):
+    try:
+        FOUND[name] = repr(action())[:80]
+    except Exception as error:
+        FOUND[name] = "refused " + type(error).__name__
+_try("home", lambda: os.listdir({home!r}))
+_try("secret", lambda: open({home!r} + "/secret.key").read())
+_try("cache", lambda: os.listdir({cache!r}))
+_try("database", lambda: open({database!r}, "rb").read(16))
+_try("store", lambda: os.listdir({store!r}))
+_try("checkout", lambda: os.listdir({checkout!r}))
+_try("parent_environ", lambda: [v for v in open("/proc/1/environ").read().split("\\0") if "SECRET" in v or "DB" in v])
+_try("host_processes", lambda: len([p for p in os.listdir("/proc") if p.isdigit()]))
+_try("env", lambda: sorted(os.environ))
+_try("loopback", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=2))
+_try("outside", lambda: socket.create_connection(("1.1.1.1", 53), timeout=2))
+_try("write_package", lambda: open(os.path.join(os.path.dirname(socket.__file__), "evil.py"), "w"))
+import neurozoo.leaderboard as _lb
+_try("write_neurozoo", lambda: open(os.path.join(list(_lb.__path__)[0], "evil.py"), "w"))
+_try("write_submission", lambda: open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evil"), "w"))
+_try("tmp", lambda: open("/tmp/scratch", "w").write("ok"))
+_try("benchmark", lambda: __import__("neurozoo.benchmarks", fromlist=["load"]).load("lbtest.V4").assembly)
+raise SystemExit("\\n".join(f"PROBE {{k}}={{v}}" for k, v in FOUND.items()))
+'''
+
+
+@needs_sandbox
+def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_path, monkeypatch):
+    from neurozoo.benchmarks.extraction.cache import server_secret
+    from neurozoo.benchmarks.paths import cache_dir, home
+
+    server_secret()  # exists, as on a server
+    other = board.submission(submit(board, submission(tmp_path, "other"), tmp_path / "store"))  # another one, stored
+    monkeypatch.setenv("NEUROZOO_DB_SECRET", "postgresql://user:SECRETPASSWORD@db/x")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    probe = PROBE.format(home=str(home()), cache=str(cache_dir()), database=str(tmp_path / "lb.sqlite"),
+                         checkout=str(HERE),  # the tests folder: the checkout's root is not mounted, only packages
+                         store=str(tmp_path / "store"), port=listener.getsockname()[1])
+    row, _ = score(board, submission(tmp_path, "probe", attack=probe))
+    listener.close()
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and "PROBE " in error, error
+    found = dict(line.split("PROBE ", 1)[1].split("=", 1) for line in error.splitlines() if "PROBE " in line)
+    for name in ("home", "secret", "cache", "database", "store", "checkout", "loopback", "outside", "write_package",
+                 "write_neurozoo", "write_submission", "benchmark"):
+        assert found[name].startswith("refused"), (name, found[name])
+    assert found["parent_environ"] == "[]" and "SECRETPASSWORD" not in error
+    assert int(found["host_processes"]) <= 3  # its own PID namespace: bwrap's init and the job
+    assert "NEUROZOO_DB_SECRET" not in found["env"] and "SECRET" not in found["env"]
+    assert found["tmp"] == "2" and not Path("/tmp/scratch").exists()  # a private writable tmpfs
+    assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
+
+
+# ------------------------------------------------------------------------------------ job lifetime
+@needs_sandbox
+def test_daemons_die_with_the_job_and_cannot_hold_the_scorer(board, tmp_path):
+    marker = f"nz-daemon-{os.getpid()}-{time.time_ns()}"
+    daemon = f'''
+    import os, subprocess, sys
+    if os.fork() == 0:  # a setsid daemon holding stdout, meant to outlive the job
+        os.setsid()
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", "{marker}"])
+    '''
+    row, seconds = score(board, submission(tmp_path, "daemon", attack=daemon), limits=Limits(wall_s=60))
+    assert row["status"] == DONE, row["jobs"][0]["error"]
+    assert seconds < 45  # not blocked by the daemon's open pipe
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                leftovers.append(pid)
+        except OSError:
+            pass
+    assert leftovers == []
+
+
+MEMORY_HOG = '''
+import os
+children = []
+for _ in range(3):  # three children, each under the limit, together over it
+    pid = os.fork()
+    if pid == 0:
+        block = bytearray(400 * 2 ** 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        import time; time.sleep(60)
+        os._exit(0)
+    children.append(pid)
+import time; time.sleep(60)
+'''
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enforcement):
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    row, seconds = score(board, submission(tmp_path, f"hog-{enforcement}", attack=MEMORY_HOG),
+                         limits=Limits(wall_s=50, memory_bytes=2 ** 30))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and "memory limit of 1.00 GiB" in error, error
+    assert seconds < 45
+
+
+@needs_sandbox
+def test_cpu_and_output_limits(board, tmp_path):
+    spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+    row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))
+    assert "CPU-time limit of 2.5 s" in row["jobs"][0]["error"] and seconds < 25
+    flood = "import sys\nfor _ in range(3000): sys.stdout.write('x' * 10000 + '\\n')\n"
+    row, _ = score(board, submission(tmp_path, "flood", attack=flood),
+                   limits=Limits(wall_s=60, console_bytes=2 ** 20))
+    error = row["jobs"][0]["error"]
+    assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
+
+
+def test_result_stream_is_checked_before_it_is_trusted():
+    import io
+
+    from neurozoo.leaderboard.worker import read_arrays
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def npy(array):
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+
+    good = np.ones((4, 3, 2), "<f4")
+    assert read_arrays(npy(good), 1, 4, 5, 2)[0].shape == (4, 3, 2)
+    cases = {"dtype float64": npy(good.astype("f8")), "shape (4, 6, 2)": npy(np.ones((4, 6, 2), "<f4")),
+             "shape (3, 3, 2)": npy(np.ones((3, 3, 2), "<f4")), "NaN/infinite": npy(good * np.nan),
+             "not a .npy array": b"\x93NUMPY garbage", "truncated": npy(good)[:-8],
+             "more than the requested": npy(good) + b"x", "dtype object": npy(np.array([{}], dtype=object))}
+    for expected, stream in cases.items():
+        with pytest.raises(ScoringError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            read_arrays(stream, 1, 4, 5, 2)
+
+
+# ------------------------------------------------------------------------------ cache and hidden split
+def test_tampered_activation_cache_is_recomputed(tmp_path):
+    import torch
+
+    from neurozoo.benchmarks.extraction import ActivationCache, Stimuli, extract
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())
+    stimuli = Stimuli([f"s{i}" for i in range(6)], torch.randn(6, 3, 8, 8))
+    cache = ActivationCache(tmp_path / "acts")
+    honest = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
+    [path] = list((tmp_path / "acts").rglob("*.nc"))
+    (honest * 0 - 1).to_netcdf(path)  # overwritten by someone without the host's secret
+    with pytest.warns(UserWarning, match="digest missing or wrong"):
+        again = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
+    np.testing.assert_array_equal(again.values, honest.values)
+    path.with_name(path.name + ".hmac").unlink()
+    with pytest.warns(UserWarning):
+        assert cache.load(path.stem) is None
+        extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)
+    assert cache.load(path.stem) is not None  # rewritten with a valid digest
+
+
+def test_hidden_split_comes_from_the_host_secret(tmp_path, monkeypatch):
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+    from neurozoo.leaderboard.zoo import split_ids, split_key_id
+
+    class Bench:
+        identifier = "lbtest.V4"
+        assembly = synthetic_assembly(n_stimuli=96, n_neuroids=4, n_bins=2, n_repetitions=2, n_objects=4, seed=0)[0]
+
+    halves = []
+    for host in ("a", "b"):
+        monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / host))
+        halves.append((set(split_ids(Bench, 0.5)[1]), split_key_id()))
+        assert oct((tmp_path / host / "secret.key").stat().st_mode & 0o777) == "0o600"
+        assert halves[-1] == (set(split_ids(Bench, 0.5)[1]), split_key_id())  # stable on one host
+    assert halves[0][0] != halves[1][0] and halves[0][1] != halves[1][1]
+    assert len(halves[0][0]) == 48
+
+
+# ------------------------------------------------------------------------------------------------ intake
+def _refused(tmp_path, source, match):
+    from neurozoo.leaderboard.submission import SubmissionError, prepare
+
+    with pytest.raises(SubmissionError, match=match):
+        prepare(source, tmp_path / "store")
+
+
+def test_symlinks_in_a_folder_are_refused_before_copying(board, tmp_path):
+    secret = tmp_path / "outside.txt"
+    secret.write_text("host secret")
+    folder = submission(tmp_path, "linked")
+    (folder / "stolen.txt").symlink_to(secret)
+    _refused(tmp_path, folder, "stolen.txt is a symbolic link")
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not any(p.read_bytes() == b"host secret" for p in stored)
+
+
+def test_archives_are_capped_while_extracting_and_corrupt_ones_get_a_clear_error(board, tmp_path, monkeypatch):
+    import io
+    import zipfile
+
+    from neurozoo.leaderboard import submission as intake
+
+    good = lb.zip_folder(submission(tmp_path, "zipped"))
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(good[:30] + b"\0" * 200 + good[230:])
+    _refused(tmp_path, corrupt, "corrupt.zip: corrupt or unreadable archive")
+    tar = tmp_path / "corrupt.tar.gz"
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(tmp_path / "zipped", arcname="sub")
+    tar.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    _refused(tmp_path, tar, "corrupt.tar.gz: corrupt or unreadable archive")
+
+    monkeypatch.setattr(intake, "MAX_TOTAL_BYTES", 2 ** 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("zeros.bin", b"\0" * 8 * 2 ** 20)
+    assert bomb.stat().st_size < 100_000
+    _refused(tmp_path, bomb, "unpacked size exceeds 1 MiB")
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as archive:
+        for i in range(intake.MAX_FILES + 1):
+            archive.writestr(f"f{i}.txt", "x")
+    _refused(tmp_path, many, "more than 200 files")
+    link = tmp_path / "link.zip"
+    with zipfile.ZipFile(link, "w") as archive:
+        info = zipfile.ZipInfo("evil")
+        info.external_attr = (0o120777 << 16)
+        archive.writestr(info, "/etc/passwd")
+    _refused(tmp_path, link, "symbolic link")
+
+    from neurozoo.leaderboard.cli import main
+
+    code = main(["submit", str(corrupt), "--db", f"sqlite:///{tmp_path / 'cli.sqlite'}", "--store", str(tmp_path / "s")])
+    assert code == 2
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"benchmarks": [["lbtest.V4", "x"]]}, "field 'benchmarks' must be a list of benchmark names"),
+    ({"layers": {5: "conv2"}}, "layers: key 5 must be a region name"),
+    ({"layers": {"V4": ["conv2"]}}, "layers.V4 must be a layer name"),
+    ({"model_name": "x" * 300}, "field 'name' is 300 characters; at most 64"),
+    ({"model_name": "../evil"}, "field 'name' '../evil' may use letters"),
+    ({"authors": [{"a": 1}]}, "field 'authors' must be a list of names"),
+    ({"description": 5}, "field 'description' must be a non-empty str"),
+    ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
+    ({"extra": 1}, "unknown field"),
+])
+def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
+    _refused(tmp_path, submission(tmp_path, "typed", **change), match)
+
+
+def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):
+    folder = submission(tmp_path, "bomb")
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f'{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]' for p, c in zip("abcdefgh", "bcdefghi")]
+    (folder / "metadata.yaml").write_text((folder / "metadata.yaml").read_text() + "\n".join(lines) + "\n")
+    assert (folder / "metadata.yaml").stat().st_size < 1000
+    _refused(tmp_path, folder, "anchors and aliases")
+    (folder / "metadata.yaml").write_text("description: " + "x" * 70000 + "\n")
+    _refused(tmp_path, folder, "at most 64 KiB")
+
+
+def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.submission import NameTaken
+    from neurozoo.leaderboard.web import create_app
+
+    alice, bob = board.create_token("alice"), board.create_token("bob")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "subs"))
+    body = lb.zip_folder(submission(tmp_path, "shared-name"))
+    assert client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"}).status_code == 201
+    taken = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {bob}"})
+    assert taken.status_code == 409 and "belongs to user 'alice'" in taken.json()["detail"]
+    again = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"})
+    assert again.status_code == 201  # the owner may resubmit
+    with pytest.raises(NameTaken, match="built-in model"):
+        submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")
+    corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
+    assert corrupt.status_code == 422
+    assert [s["user"] for s in board.submissions()] == ["alice", "alice"]
+
+
+def test_generated_data_are_checked_against_the_digest_pinned_in_code(tmp_path):
+    from neurozoo.datasets.cache import building, folder_digest, verify_pinned, write_manifest
+    from neurozoo.datasets.checksums import EMBEDDED_SHA256
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.embedded import ventral
+
+    folder = tmp_path / "gen-v1"
+    with building(folder) as tmp:
+        (tmp / "IT.nc").write_bytes(b"teacher responses")
+    pins = {"gen-v1": folder_digest(folder)}
+    verify_pinned(folder, pins)
+    (folder / "IT.nc").write_bytes(b"the mean responses, leaked")
+    write_manifest(folder)  # the attacker rewrites the manifest too: the folder is self-consistent again
+    with pytest.raises(DataError, match="differ from the digest pinned in neurozoo.datasets.checksums"):
+        verify_pinned(folder, pins)
+    assert ventral.folder().name in EMBEDDED_SHA256  # the embedded benchmark's data are pinned
+
+
+def test_without_a_sandbox_submissions_are_refused_unless_the_operator_opts_out(board, tmp_path, monkeypatch, capsys):
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.cli import main
+
+    submit(board, submission(tmp_path, "waiting"), tmp_path / "store")
+    monkeypatch.setitem(sandbox._PROBE, "problem", "bubblewrap (bwrap) is not installed")
+    url = str(board.engine.url)
+    assert main(["work", "--db", url, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot score submissions: bubblewrap (bwrap) is not installed" in err and "--unsafe-no-sandbox" in err
+    assert board.jobs()[0]["status"] == "queued"  # nothing ran
+    assert main(["work", "--db", url, "--no-progress", "--unsafe-no-sandbox", "--timeout", "120"]) == 0
+    assert "WARNING: no sandbox" in capsys.readouterr().err
+    record = board.score_for_job(board.jobs()[0], hidden=True)
+    assert record.settings["sandboxed"] is False and np.isfinite(record.value)

@@ -18,8 +18,9 @@ then prints, side by side:
 3. **Scaling** of this harness's time and memory with stimuli, features, bins and folds, one at a time
    around 2560 stimuli, 1000 features, 19 bins, 10 folds (``--scaling``).
 
-Every measurement runs in its own child process: peak memory is that child's ``ru_maxrss`` (which includes
-the loaded inputs; "inputs" is the RSS after loading, before scoring), CPU is its user+system time
+Every measurement runs in its own child process: peak memory is that child's own high-water RSS (``VmHWM``;
+``ru_maxrss`` would include this script's memory at fork time), which includes the imports and the loaded
+inputs ("inputs" is the peak after loading, before scoring), CPU is its user+system time
 (with Brain-Score's joblib workers). The machine's load average is printed beside each row: the ratios
 measured side by side in one run are what counts on a shared machine.
 
@@ -55,7 +56,14 @@ options = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 coords = lambda: dict(stimulus_id=('presentation', d['stimulus_id']), object_name=('presentation', d['object_name']),
                       time_bin_start=('time_bin', d['time_bin_start']), time_bin_end=('time_bin', d['time_bin_end']))
 features_values, target_values = d['features'], d['target']
-maxrss_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def maxrss_mb():
+    # VmHWM: this process's own peak RSS. ru_maxrss would also count the parent's peak at fork time (Linux keeps
+    # the pre-exec high-water mark), i.e. the memory of the script that generated the data.
+    try:
+        with open('/proc/self/status') as status:
+            return next(int(line.split()[1]) for line in status if line.startswith('VmHWM')) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 def cpu_seconds():
     # this process, its worker processes still alive (Brain-Score's joblib/loky pool) and reaped children
     total = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -176,6 +184,12 @@ def run_child(python: str, code: str, data: str, splits: int, options=None, env=
     raise RuntimeError(f"{python} failed:\n{completed.stderr[-3000:]}")
 
 
+def median_run(repeat: int, *child_args, **child_kwargs) -> dict:
+    """The run with the median wall time of ``repeat`` runs (a busy machine adds noise; the baseline runs once)."""
+    runs = sorted((run_child(*child_args, **child_kwargs) for _ in range(repeat)), key=lambda result: result["seconds"])
+    return runs[len(runs) // 2]
+
+
 def brainscore_venv(path: Path) -> str:
     """Create the throw-away venv with brainscore-vision from PyPI; returns its python or raises."""
     python = path / "bin" / "python"
@@ -210,8 +224,8 @@ def compare(args, folder: str, ours_env: dict, baseline_python) -> None:
     for n_features in args.features:
         data = write_inputs(folder, f"compare{n_features}", features=n_features, **sizes(args))
         print(f"\n{args_line(args, n_features, args.splits)}\n{HEADER}", flush=True)
-        ours = run_child(sys.executable, OURS, data, args.splits, env=ours_env)
-        print(row("neurozoo", ours), flush=True)
+        ours = median_run(args.repeat, sys.executable, OURS, data, args.splits, env=ours_env)
+        print(row(f"neurozoo (median of {args.repeat})", ours), flush=True)
         if baseline_python:
             baseline = run_child(baseline_python, BRAINSCORE, data, args.splits)
         else:
@@ -279,6 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--neuroids", type=int, default=256)
     parser.add_argument("--bins", type=int, default=19)
     parser.add_argument("--objects", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of this harness in section 1 (median reported)")
     parser.add_argument("--explain", action="store_true", help="section 2: sklearn NIPALS at two tolerances")
     parser.add_argument("--max-iter", type=int, default=5000, help="sklearn max_iter for the converged NIPALS")
     parser.add_argument("--scaling", action="store_true", help="section 3: this harness's scaling table")

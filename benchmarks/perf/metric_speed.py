@@ -10,12 +10,12 @@ then prints, side by side:
    installed from PyPI into a throw-away venv (never a project dependency; when that install fails the
    script says so and uses a re-implementation of Brain-Score's loop with sklearn ``PLSRegression``):
    wall and CPU time, peak memory, the ratios, the mean score and the largest per-bin difference.
-2. **Why the per-bin scores differ** (``--explain``): on the first split only, sklearn's NIPALS
+3. **Why the per-bin scores differ** (``--explain``): on the first split only, sklearn's NIPALS
    (Brain-Score's regression) at its default ``tol=1e-6`` and converged (``tol=1e-12``) against this
    harness's exact solution. sklearn stops a component's power iteration when the squared change of its
    weight vector is below ``tol``, i.e. the weights carry errors of order ``sqrt(tol) = 1e-3``; converged,
    it lands on this harness's answer.
-3. **Scaling** of this harness's time and memory with stimuli, features, bins and folds, one at a time
+2. **Scaling** of this harness's time and memory with stimuli, features, bins and folds, one at a time
    around 2560 stimuli, 1000 features, 19 bins, 10 folds (``--scaling``).
 
 Every measurement runs in its own child process: peak memory is that child's own high-water RSS (``VmHWM``;
@@ -221,15 +221,16 @@ HEADER = f"{'':38s} {'wall s':>9s} {'CPU s':>9s} {'peak MB':>8s} {'inputs':>8s} 
 
 def compare(args, folder: str, ours_env: dict, baseline_python) -> None:
     print("\n== 1. this harness vs Brain-Score, same inputs, same splits ==", flush=True)
+    baseline_splits = args.baseline_splits or args.splits
     for n_features in args.features:
         data = write_inputs(folder, f"compare{n_features}", features=n_features, **sizes(args))
-        print(f"\n{args_line(args, n_features, args.splits)}\n{HEADER}", flush=True)
-        ours = median_run(args.repeat, sys.executable, OURS, data, args.splits, env=ours_env)
+        print(f"\n{args_line(args, n_features, baseline_splits)}\n{HEADER}", flush=True)
+        ours = median_run(args.repeat, sys.executable, OURS, data, baseline_splits, env=ours_env)
         print(row(f"neurozoo (median of {args.repeat})", ours), flush=True)
         if baseline_python:
-            baseline = run_child(baseline_python, BRAINSCORE, data, args.splits)
+            baseline = run_child(baseline_python, BRAINSCORE, data, baseline_splits)
         else:
-            baseline = run_child(sys.executable, SKLEARN, data, args.splits)
+            baseline = run_child(sys.executable, SKLEARN, data, baseline_splits)
         print(row("baseline", baseline) + f"   [{baseline['method']}]")
         ours_bins, base_bins = np.array(ours["per_bin"]), np.array(baseline["per_bin"])
         print(f"ratio: {baseline['seconds'] / ours['seconds']:.1f}x wall, {baseline['cpu_s'] / ours['cpu_s']:.1f}x CPU, "
@@ -237,11 +238,19 @@ def compare(args, folder: str, ours_env: dict, baseline_python) -> None:
         print(f"score (mean over bins of the median-neuroid r): neurozoo {ours_bins.mean():.6f}, baseline "
               f"{base_bins.mean():.6f}, |diff| {abs(ours_bins.mean() - base_bins.mean()):.1e}; largest per-bin |diff| "
               f"{np.abs(ours_bins - base_bins).max():.1e} (bin {int(np.abs(ours_bins - base_bins).argmax())})", flush=True)
+        if baseline_splits != args.splits:
+            # Brain-Score fits every split from scratch (its cost is linear in splits); this harness shares one Gram
+            full = median_run(args.repeat, sys.executable, OURS, data, args.splits, env=ours_env)
+            factor = args.splits / baseline_splits
+            print(row(f"neurozoo, {args.splits} splits", full), flush=True)
+            print(f"{args.splits} splits: baseline extrapolated x{factor:g} from {baseline_splits} (linear in splits): "
+                  f"{baseline['seconds'] * factor / full['seconds']:.1f}x wall, "
+                  f"{baseline['cpu_s'] * factor / full['cpu_s']:.1f}x CPU", flush=True)
 
 
 def explain(args, folder: str, ours_env: dict) -> None:
-    print("\n== 2. per-bin differences come from NIPALS's stopping tolerance (first split only) ==", flush=True)
-    for n_features in args.features:
+    print("\n== 3. per-bin differences come from NIPALS's stopping tolerance (first split only) ==", flush=True)
+    for n_features in args.explain_features or args.features:
         data = os.path.join(folder, f"compare{n_features}.npz")
         if not os.path.exists(data):
             data = write_inputs(folder, f"compare{n_features}", features=n_features, **sizes(args))
@@ -257,7 +266,7 @@ def explain(args, folder: str, ours_env: dict) -> None:
 
 
 def scaling(args, folder: str, ours_env: dict) -> None:
-    print("\n== 3. scaling of this harness (one size varied at a time; base 2560 stimuli, 1000 features, 19 bins, "
+    print("\n== 2. scaling of this harness (one size varied at a time; base 2560 stimuli, 1000 features, 19 bins, "
           "10 folds) ==", flush=True)
     print(f"{'stimuli':>8s} {'features':>8s} {'bins':>5s} {'folds':>5s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} "
           f"{'inputs':>8s} {'metric':>8s} {'load':>5s}", flush=True)
@@ -289,6 +298,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--features", default="300,1000", type=lambda text: [int(v) for v in text.split(",")])
     parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--baseline-splits", type=int, default=None,
+                        help="splits for the (slow) baseline when fewer than --splits; its time is then extrapolated "
+                             "linearly to --splits (each split is an independent fit there)")
+    parser.add_argument("--explain-features", default=None, type=lambda text: [int(v) for v in text.split(",")],
+                        help="feature counts of section 2 (default: --features)")
     parser.add_argument("--presentations", type=int, default=2560, help="stimuli of sections 1 and 2")
     parser.add_argument("--neuroids", type=int, default=256)
     parser.add_argument("--bins", type=int, default=19)
@@ -322,10 +336,10 @@ def main(argv=None) -> int:
         try:
             if not args.no_compare:
                 compare(args, folder, ours_env, baseline_python)
-            if args.explain:
-                explain(args, folder, ours_env)
             if args.scaling:
                 scaling(args, folder, ours_env)
+            if args.explain:
+                explain(args, folder, ours_env)
         finally:
             if baseline_python and not args.keep_venv:
                 subprocess.run(["rm", "-rf", str(args.venv)])

@@ -8,14 +8,14 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
   ``git show``): every layer output of all 26 steps recorded, the reference path;
 * **after**: the current extraction: the unroll stops after the last step the bins need (step 12 of 26
   here), the fast path where the device supports it, each batch's needed steps streamed into the reduction;
-* **after, reference path** (``--reference``): the current extraction with ``fast=False``, to separate
-  the two gains.
+* ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
+  and with the fast path in bfloat16 on the CPU (``fast={"dtype": torch.bfloat16, "compile": "none"}``).
 
 Each runs in its own child process: wall and CPU time, peak memory (the child's own ``VmHWM``), the score
 and the raw r. ``--images N`` scores the first N of the 640 images (the whole benchmark costs about 20
 minutes on 2 cores before); the images loaded are always all 640, for both.
 
-    python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--reference]
+    python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
 """
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ if mode == 'before':
     neural.extract = before.extract
 elif mode == 'reference':
     options['fast'] = False
+elif mode == 'bf16':
+    options['fast'] = {'dtype': torch.bfloat16, 'compile': 'none'}
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=640, help="score the first N images (sorted by stimulus_id)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--before-commit", default=BEFORE_COMMIT)
-    parser.add_argument("--reference", action="store_true", help="also run the current extraction with fast=False")
+    parser.add_argument("--variants", default="", help="comma-separated extra runs: reference (fast=False), bf16")
     args = parser.parse_args(argv)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
@@ -112,9 +114,9 @@ def main(argv=None) -> int:
     print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'score':>9s} {'raw r':>9s} {'layer':>6s} {'load':>5s}",
           flush=True)
     results = {}
-    for mode in ["before", "after"] + (["reference"] if args.reference else []):
+    for mode in ["before", "after"] + [v for v in args.variants.split(",") if v]:
         result = results[mode] = run(mode, args)
-        label = {"before": "before", "after": "after", "reference": "after, reference path"}[mode]
+        label = {"before": "before", "after": "after", "reference": "after, reference path", "bf16": "after, bfloat16"}[mode]
         print(f"{label:24s} {result['seconds']:8.1f} {result['cpu_s']:8.1f} {result['peak_mb']:8.0f} "
               f"{result['value']:9.5f} {result['raw']:9.5f} {result['layer']:>6s} {result['load']:5.1f}   "
               f"selection {json.dumps(result['selection'])}", flush=True)
@@ -122,6 +124,10 @@ def main(argv=None) -> int:
     print(f"after vs before: {before['seconds'] / after['seconds']:.2f}x wall, {before['cpu_s'] / after['cpu_s']:.2f}x CPU, "
           f"peak memory {after['peak_mb']:.0f} MB vs {before['peak_mb']:.0f} MB; |score diff| "
           f"{abs(after['value'] - before['value']):.1e}, |raw r diff| {abs(after['raw'] - before['raw']):.1e}")
+    for mode in set(results) - {"before", "after"}:
+        other = results[mode]
+        print(f"{mode} vs before: {before['seconds'] / other['seconds']:.2f}x wall, {before['cpu_s'] / other['cpu_s']:.2f}x CPU, "
+              f"|score diff| {abs(other['value'] - before['value']):.1e}, |raw r diff| {abs(other['raw'] - before['raw']):.1e}")
     return 0
 
 

@@ -98,6 +98,20 @@ def test_float32_features_match_float64_to_float_precision():
         np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
 
 
+def test_fewer_training_samples_than_components_stop_at_the_rank_in_float32():
+    """18 training samples, 25 components: the fit stops once the samples are exhausted, so float32 features
+    give the float64 predictions instead of components fitted to rounding noise."""
+    rng = np.random.default_rng(6)
+    P, F, Q = 20, 50, 6
+    X = rng.normal(size=(P, F, 1))
+    Y = np.einsum("pft,fq->pqt", X, rng.normal(size=(F, Q))) + rng.normal(size=(P, Q, 1))
+    splits = brainscore_splits(np.zeros(P), n_splits=3)
+    exact = pls_fit_predict_folds(X, Y, splits, n_components=25)
+    single = pls_fit_predict_folds(X.astype(np.float32), Y, splits, n_components=25)
+    for a, b in zip(exact, single):
+        np.testing.assert_allclose(b, a, atol=1e-3 * np.abs(a).max())
+
+
 def test_pls_coefficients_batch_axis_matches_loop():
     rng = np.random.default_rng(2)
     Xs = rng.normal(size=(3, 40, 10))

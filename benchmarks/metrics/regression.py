@@ -35,8 +35,8 @@ samples, one fold's test samples and ``folds x F x (F + Q)`` moments; no copy of
 
 Against Brain-Score. sklearn's NIPALS stops a component's power iteration once the squared change of the
 weight vector falls below ``tol=1e-6``, so its weights carry errors of order 1e-3; per-bin scores differ
-from the exact solution by up to a few 1e-3 at 1000 features, and sklearn converged to ``tol=1e-12`` agrees
-with it to about 1e-7 (``benchmarks/perf/metric_speed.py --explain``).
+from the exact solution by a few 1e-4 (``benchmarks/perf/metric_speed.py``, 300 and 1000 features), and
+sklearn run to ``tol=1e-12`` closes the gap (``--explain``).
 """
 from __future__ import annotations
 
@@ -74,17 +74,21 @@ def pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.ndar
     return rotations @ np.swapaxes(loadings, -1, -2)
 
 
-def pls_components(C: np.ndarray, S: np.ndarray, n_components: int) -> Tuple[np.ndarray, np.ndarray]:
+def pls_components(C: np.ndarray, S: np.ndarray, n_components: int,
+                   tolerance: float = 1e-12) -> Tuple[np.ndarray, np.ndarray]:
     """x-rotations R (..., F, k) and y-loadings L (..., Q, k) of PLS; the coefficients are ``R @ L^T``.
 
     Predicting through the factors, ``((X - x_mean) @ R) @ L^T``, costs k/Q of the product with B.
+    A fold stops once its deflated cross-covariance is below ``tolerance`` times the initial one: the
+    training samples are exhausted (fewer samples than components); past that, components would fit the
+    rounding noise of the moments (float32 products leave it near 1e-7, so their callers pass 1e-5).
     """
     from threadpoolctl import threadpool_limits
 
     # the loop is many small eigendecompositions and matrix-vector products: BLAS threads only add
     # synchronisation (and stall badly on a busy machine), so it runs single-threaded
     with threadpool_limits(limits=1, user_api="blas"):
-        return _pls_components(C, S, n_components)
+        return _pls_components(C, S, n_components, tolerance)
 
 
 def _top_eigenvectors(H: np.ndarray) -> np.ndarray:
@@ -95,7 +99,7 @@ def _top_eigenvectors(H: np.ndarray) -> np.ndarray:
     return np.stack([eigh(h, subset_by_index=[n - 1, n - 1], driver="evx", check_finite=False)[1][:, 0] for h in H])
 
 
-def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int) -> Tuple[np.ndarray, np.ndarray]:
+def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int, tolerance: float) -> Tuple[np.ndarray, np.ndarray]:
     C = np.asarray(C, dtype=np.float64)
     S = np.asarray(S, dtype=np.float64)
     batch, F, Q = S.shape[:-2], S.shape[-2], S.shape[-1]
@@ -115,7 +119,7 @@ def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int) -> Tuple[np
     for k in range(n_components):
         # stop a fold once its cross-covariance is exhausted (sklearn: "y residual is constant")
         norm = np.sqrt(np.einsum("kfq,kfq->k", M, M))
-        active &= norm > 1e-12 * scale
+        active &= norm > tolerance * scale
         if not active.any():
             break
         if np.any(active & (norm < 1e-4 * scale)):
@@ -238,7 +242,7 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
             np.subtract(cross, test_cross, out=S[i])
             S[i] -= n_train * np.outer(mx, my)
             means.append((mx, my))
-        rotations, loadings = pls_components(C, S, n_components)
+        rotations, loadings = pls_components(C, S, n_components, tolerance=1e-5 if dtype == np.float32 else 1e-12)
         del C, S
         for i, test in enumerate(chunk):
             mx, my = means[i]

@@ -160,3 +160,62 @@ def test_stimulus_set_images_are_loaded_and_normalised(tmp_path):
         expected = (1.0 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
         assert float(stimuli.images[2, channel].mean()) == pytest.approx(expected, abs=1e-5)
         assert float(stimuli.images[0, channel].mean()) == pytest.approx(-IMAGENET_MEAN[channel] / IMAGENET_STD[channel], abs=1e-5)
+
+
+TINY_CONVRNN = {  # two RGC layers with feedback: the recorded layers depend on every earlier step
+    "name": "tiny_extraction", "n_steps": 26, "image_steps": 10, "norm": "group", "num_classes": 5,
+    "layers": [
+        {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2},
+        {"name": "conv2", "channels": 8, "kernel": 3, "cell": {"kind": "rgc", "cell_depth": 4, "cell_to_out": True}},
+        {"name": "conv3", "channels": 8, "kernel": 3, "stride": 2, "cell": {"kind": "rgc", "cell_depth": 4}},
+    ],
+    "feedback": [{"source": "conv3", "target": "conv2"}],
+}
+
+
+def _tiny_convrnn():
+    from neurozoo import convrnn
+
+    torch.manual_seed(0)
+    model = convrnn.create_model(TINY_CONVRNN)
+    with torch.no_grad():  # non-zero recurrent weights, so later steps differ from earlier ones
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.normal_(0, 0.3)
+    return model.eval()
+
+
+def test_unroll_stops_after_the_last_needed_step_with_the_same_features(stimuli):
+    """Cowley's 70-170 ms window reads step 12: the model runs 13 steps, and the features equal step 12 of the
+    full 26-step unroll (causality), reduced by the same projection."""
+    model = _tiny_convrnn()
+    calls = []
+    original = model.forward
+
+    def spy(images, n_steps=None, image_steps=None, record=None):
+        calls.append({"n_steps": n_steps, "image_steps": image_steps})
+        return original(images, n_steps=n_steps, image_steps=image_steps, record=record)
+
+    model.forward = spy
+    window = [(70.0, 170.0)]
+    out = extract(model, stimuli, ["conv2", "conv3"], bins=window, max_features=20, batch_size=4, cache=False,
+                  progress=False, fast=False)
+    assert [c["n_steps"] for c in calls] == [13, 13, 13] and all(c["image_steps"] == 10 for c in calls)
+    with torch.inference_mode():
+        full = original(stimuli.images, n_steps=26, image_steps=10, record=["conv2", "conv3"]).recorded
+    for layer in ("conv2", "conv3"):
+        step = full[layer][12].reshape(10, -1)
+        expected = RandomProjection(step.shape[1], 20, 0)(step).numpy()
+        assert out[layer].shape == (10, 20, 1)
+        np.testing.assert_allclose(out[layer].values[:, :, 0], expected, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(full[layer][12], full[layer][25], atol=1e-3)  # a later step would have differed
+
+
+def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimuli):
+    model = _tiny_convrnn()
+    bins = [(70.0, 80.0), (120.0, 130.0), (150.0, 160.0)]
+    reference = extract(model, stimuli, ["conv3"], bins=bins, cache=False, progress=False, fast=False)["conv3"]
+    fast = extract(model, stimuli, ["conv3"], bins=bins, cache=False, progress=False)["conv3"]  # CPU: float32 fast path
+    assert model._fast is None and all(p.is_contiguous() for p in model.parameters())  # switched back
+    np.testing.assert_allclose(fast.values, reference.values, rtol=1e-4, atol=1e-5 * np.abs(reference.values).max())
+    assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])

@@ -67,6 +67,51 @@ def test_batched_folds_equal_separate_fits_on_stacked_bins():
         np.testing.assert_allclose(np.moveaxis(prediction, 2, 0).reshape(-1, Q), sk.predict(stack(X, test)), atol=1e-5)
 
 
+def test_streamed_blocks_and_fold_batches_equal_one_pass(monkeypatch):
+    """Moments summed over many small blocks, folds solved a few at a time: same predictions as one block."""
+    from neurozoo.benchmarks.metrics import regression
+
+    rng = np.random.default_rng(4)
+    P, F, Q, T = 90, 12, 5, 4
+    X = rng.normal(size=(P, F, T)) + 5.0
+    Y = np.einsum("pft,fq->pqt", X, rng.normal(size=(F, Q))) + rng.normal(size=(P, Q, T))
+    splits = brainscore_splits(np.arange(P) % 6, n_splits=5)
+    whole = pls_fit_predict_folds(X, Y, splits, n_components=8)
+    monkeypatch.setattr(regression, "BLOCK_ROWS", 7)  # 1 presentation (4 rows) per block
+    monkeypatch.setattr(regression, "FOLD_MEMORY", 2 * 8 * F * (F + Q))  # 2 folds per batch
+    for a, b in zip(whole, pls_fit_predict_folds(X, Y, splits, n_components=8)):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_float32_features_match_float64_to_float_precision():
+    """float32 features run the products in float32 (summed in float64): predictions agree to ~1e-5."""
+    rng = np.random.default_rng(5)
+    P, F, Q, T = 400, 60, 8, 5
+    latent = rng.normal(size=(P, 10, T))
+    X = np.einsum("plt,lf->pft", latent, rng.normal(size=(10, F))) + 0.5 * rng.normal(size=(P, F, T)) + 3.0
+    Y = np.einsum("plt,lq->pqt", latent, rng.normal(size=(10, Q))) + rng.normal(size=(P, Q, T))
+    splits = brainscore_splits(np.arange(P) % 8, n_splits=3)
+    exact = pls_fit_predict_folds(X, Y, splits, n_components=25)
+    single = pls_fit_predict_folds(X.astype(np.float32), Y, splits, n_components=25)
+    for a, b in zip(exact, single):
+        assert b.dtype == np.float32
+        np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
+
+
+def test_fewer_training_samples_than_components_stop_at_the_rank_in_float32():
+    """18 training samples, 25 components: the fit stops once the samples are exhausted, so float32 features
+    give the float64 predictions instead of components fitted to rounding noise."""
+    rng = np.random.default_rng(6)
+    P, F, Q = 20, 50, 6
+    X = rng.normal(size=(P, F, 1))
+    Y = np.einsum("pft,fq->pqt", X, rng.normal(size=(F, Q))) + rng.normal(size=(P, Q, 1))
+    splits = brainscore_splits(np.zeros(P), n_splits=3)
+    exact = pls_fit_predict_folds(X, Y, splits, n_components=25)
+    single = pls_fit_predict_folds(X.astype(np.float32), Y, splits, n_components=25)
+    for a, b in zip(exact, single):
+        np.testing.assert_allclose(b, a, atol=1e-3 * np.abs(a).max())
+
+
 def test_pls_coefficients_batch_axis_matches_loop():
     rng = np.random.default_rng(2)
     Xs = rng.normal(size=(3, 40, 10))

@@ -2,14 +2,17 @@
 
 * ConvRNNs (the ``convrnn`` contract: ``model(images, n_steps=26, image_steps=10, record=layers)`` returns
   ``out.recorded[layer]`` of shape (T, B, C, H, W)) are recorded at every step; steps map to 10 ms bins by
-  :mod:`benchmarks.extraction.time_mapping` (step t -> [10t, 10t + 10) ms).
+  :mod:`benchmarks.extraction.time_mapping` (step t -> [10t, 10t + 10) ms). The unroll is causal, so it
+  stops after the last step the benchmark's bins need (Cowley's 70-170 ms window: 13 of 26 steps), and it
+  runs through the model's fast path where the device supports it (:func:`inference_options`).
 * Any other module (timm, torchvision, CORnet-like) is read through forward hooks on named submodules;
   each call of a hooked module is one model step, mapped to bins by a :class:`StepTable` (default: one
   step spanning the window, i.e. static features repeated in every bin).
 
 Every layer is reduced to at most ``max_features`` units by a fixed seeded sparse random projection
-(:mod:`benchmarks.extraction.reduction`) batch by batch, and cached on disk
-(:mod:`benchmarks.extraction.cache`).
+(:mod:`benchmarks.extraction.reduction`) as each batch comes out of the model, one needed step at a time,
+so memory holds one batch of layer outputs and images x reduced features x bins, never whole layer outputs
+over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
 """
 from __future__ import annotations
 
@@ -94,18 +97,46 @@ class _Hooks:
             handle.remove()
 
 
-def _select_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], layer: str) -> torch.Tensor:
-    """(S, B, ...) per-step outputs -> (len(bins), B, ...) by the step table."""
-    if steps.shape[0] != table.steps:
+def last_needed_step(tables: Mapping[str, StepTable], bins: Sequence[Bin]) -> int:
+    """Index of the last model step any layer's bins read: a causal unroll can stop after it."""
+    return max(int(table.steps_for(bins).max()) for table in tables.values())
+
+
+def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], layer: str,
+                  projection: "RandomProjection", truncated: bool) -> torch.Tensor:
+    """(S, B, ...) per-step outputs -> (B, features, len(bins)) reduced features, one needed step at a time."""
+    index = table.steps_for(bins)
+    if steps.shape[0] != table.steps and not (truncated and steps.shape[0] > index.max()):
         raise SpecError(f"layer {layer!r} produced {steps.shape[0]} steps but its time mapping has {table.steps}")
-    return steps[torch.as_tensor(table.steps_for(bins))]
+    needed, inverse = np.unique(index, return_inverse=True)
+    reduced = torch.stack([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed])  # (U, B, F)
+    return reduced[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+
+
+def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = None) -> Optional[dict]:
+    """``model.to_fast`` options for extraction, or None for the reference path.
+
+    ``fast=None`` (default): the fast path where the device supports it -- on a GPU ``to_fast()``'s defaults
+    (bfloat16, compiled steps); on a CPU float32 with channels-last weights and fused input convolutions,
+    not compiled (compiling costs minutes per shape; bfloat16 on a CPU changes activations by ~1e-2).
+    ``False``: the reference path. ``True``: ``to_fast()``'s defaults. A dict: those ``to_fast`` options.
+    """
+    if fast is False or not hasattr(model, "to_fast"):
+        return None
+    if isinstance(fast, dict):
+        return dict(fast)
+    if fast is True or _model_device(model).type == "cuda":
+        return {}
+    return {"dtype": None, "compile": "none"}
 
 
 def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = BRAINSCORE_BINS,
             timing: Timing = None, n_steps: int = 26, image_steps: int = 10, max_features: int = 1000, seed: int = 0,
             batch_size: int = 32, cache: Union[bool, ActivationCache] = True, progress: bool = True,
-            model_hash: Optional[str] = None) -> Dict[str, xr.DataArray]:
-    """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default)."""
+            model_hash: Optional[str] = None, fast: Union[bool, None, dict] = None) -> Dict[str, xr.DataArray]:
+    """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
+
+    ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards)."""
     layers = list(layers)
     recurrent = is_convrnn(model)
     if timing is None:
@@ -115,8 +146,11 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 "timing": {layer: [t.start, t.width, t.steps] for layer, t in tables.items()},
                 "reduction": {"method": "sparse_random_projection", "max_features": max_features, "seed": seed},
                 "dtype": "float32"}
+    inference = inference_options(model, fast) if recurrent else None
     if recurrent:
         settings.update(n_steps=n_steps, image_steps=image_steps)
+        if inference is not None:  # the fast path's features equal the reference's to float (or bf16) precision
+            settings["inference"] = {"path": "fast", **{k: str(v) for k, v in sorted(inference.items())}}
     store = (ActivationCache() if cache is True else cache) or None
     keys, result = {}, {}
     if store is not None:
@@ -130,7 +164,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     missing = [layer for layer in layers if layer not in result]
     if missing:
         computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-                        batch_size, progress)
+                        batch_size, progress, inference)
         for layer, array in computed.items():
             array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
                                max_features=max_features, seed=seed)
@@ -142,33 +176,42 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
 
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-         batch_size, progress) -> Dict[str, xr.DataArray]:
+         batch_size, progress, inference=None) -> Dict[str, xr.DataArray]:
     was_training = model.training
     model.eval()
     device = _model_device(model)
     hooks = None if recurrent else _Hooks(model, layers)
     projections: Dict[str, RandomProjection] = {}
     chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
+    switched = recurrent and inference is not None and getattr(model, "_fast", None) is None
+    runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
+    # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
+    run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
     try:
         for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
             images = stimuli.images[start:start + batch_size].to(device)
             if recurrent:
-                steps = model(images, n_steps=n_steps, image_steps=image_steps, record=layers).recorded
+                steps = runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers).recorded
             else:
                 hooks.clear()
                 model(images)
                 steps = {layer: torch.stack(hooks.outputs[layer]) for layer in layers}
             for layer in layers:
-                selected = _select_steps(steps[layer], tables[layer], bins, layer)  # (T, B, ...)
-                T, B = selected.shape[:2]
-                flat = selected.reshape(T * B, -1)
                 if layer not in projections:
-                    projections[layer] = RandomProjection(flat.shape[1], max_features, seed)
-                reduced = projections[layer](flat).reshape(T, B, -1)
-                chunks[layer].append(reduced.permute(1, 2, 0).contiguous())  # (B, F, T)
+                    projections[layer] = RandomProjection(steps[layer][0, 0].numel(), max_features, seed)
+                chunks[layer].append(_reduce_steps(steps[layer], tables[layer], bins, layer, projections[layer],
+                                                   truncated=recurrent))  # (B, F, T)
+            del steps, images  # free this batch's layer outputs before the next forward pass
+            if hooks is not None:
+                hooks.clear()
     finally:
         if hooks is not None:
             hooks.remove()
+        if switched:
+            from neurozoo.convrnn.fast import to_reference
+
+            to_reference(model)
+            model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     out = {}
     for layer in layers:

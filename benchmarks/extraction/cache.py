@@ -62,7 +62,7 @@ def stimuli_sha256(stimulus_ids, images: torch.Tensor) -> str:
     digest = hashlib.sha256("\x1f".join(map(str, stimulus_ids)).encode())
     images = images.detach().to("cpu").contiguous()
     digest.update(f"{images.dtype}:{tuple(images.shape)}".encode())
-    digest.update(images.view(torch.uint8).numpy().tobytes())
+    digest.update(images.view(torch.uint8).numpy())  # the buffer itself: no copy of every pixel
     return digest.hexdigest()
 
 

@@ -13,14 +13,23 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def to_tensor(pixels: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
-    """(N, H, W) or (N, H, W, 3) pixels in [0, 1] (or uint8) -> (N, 3, H, W) normalised float32."""
+def to_tensor(pixels: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+              chunk: int = 64) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, 3) pixels in [0, 1] (or uint8) -> (N, 3, H, W) normalised float32.
+
+    Converted ``chunk`` images at a time into the output, so memory is the pixels plus the output (640
+    ImageNet-size images: 0.1 + 0.4 GB), not three float copies of it."""
     pixels = np.asarray(pixels)
-    pixels = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32)
-    if pixels.ndim == 3:
-        pixels = np.repeat(pixels[..., None], 3, axis=-1)
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2)
-    return (tensor - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+    scale = 255.0 if pixels.dtype == np.uint8 else 1.0
+    n, height, width = pixels.shape[:3]
+    out = torch.empty((n, 3, height, width), dtype=torch.float32)
+    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    for start in range(0, n, chunk):
+        part = torch.from_numpy(np.ascontiguousarray(pixels[start:start + chunk], dtype=np.float32))
+        part = part.unsqueeze(-1).expand(-1, -1, -1, 3) if part.ndim == 3 else part
+        torch.sub(part.permute(0, 3, 1, 2) / scale, mean_t, out=out[start:start + chunk])
+        out[start:start + chunk].div_(std_t)
+    return out
 
 
 def load_stimulus_set(stimulus_set, image_size: Optional[int] = 224) -> Stimuli:

@@ -15,17 +15,28 @@ algorithm in the space of the sufficient statistics ``C = X^T X`` (features x fe
 
 * regression-mode deflation keeps ``X_k = X G_k`` with ``G_k = I - sum_{j<k} r_j p_j^T``, so
   ``X_k^T Y_k = X_k^T Y = M_k`` with the rank-one update ``M_{k+1} = M_k - p_k (w_k^T M_k)``;
-* ``w_k`` = top eigenvector of ``M_k^T M_k`` (targets x targets) mapped back through ``M_k`` (or of
-  ``M_k M_k^T`` when there are more targets than features); the sign is irrelevant to predictions;
+* ``w_k`` = top eigenvector of ``H_k = M_k^T M_k`` (targets x targets, LAPACK ``?syevx`` for that one
+  vector) mapped back through ``M_k`` (or of ``M_k M_k^T`` when there are more targets than features);
+  the deflation changes ``H`` by a rank-one term, so it is updated, not recomputed (recomputed once
+  ``M`` has shrunk by 1e-4, where the updates would lose relative precision); the sign is irrelevant;
 * rotation ``r_k = G_k w_k = w_k - R_{<k} P_{<k}^T w_k``, score norm ``t_k.t_k = r_k^T C r_k``,
   x-loading ``p_k = C r_k / t_k.t_k`` (scores are mutually orthogonal), y-loading
   ``c_k = S^T r_k / t_k.t_k``; the regression coefficients are ``sum_k r_k c_k^T`` -- the same
-  ``x_rotations_ @ y_loadings_.T`` sklearn builds.
+  ``x_rotations_ @ y_loadings_.T`` sklearn builds. Predictions go through the factors
+  (``(X R) L^T``: 25 columns, not the targets').
 
-Each fold's statistics are the full-data statistics minus those of its (small) test part, so the 10 folds
-cost one pass over the features plus 10 passes over 10 % of them, and are solved together as a batch.
-For span-time fits the stacked (presentation x time bin) samples are never copied per fold. Memory is
-bounded by the features and ``folds x features^2``; nothing scales with bins x folds.
+Folds (span-time: the presentation x bin samples stacked). One streamed pass over the features builds the
+Gram ``X^T X`` and the cross-covariance ``X^T Y`` of all samples (centred on the global means); each fold's
+training moments are these *downdated* by the moments of its test presentations (10 % of the samples) and
+a rank-one mean correction, so 10 folds cost about two passes over the data, and the folds' PLS problems
+are solved together as a batch. float32 features (what the extraction produces) are multiplied in float32
+block by block and summed in float64; float64 features stay float64. Memory: the features, one block of
+samples, one fold's test samples and ``folds x F x (F + Q)`` moments; no copy of features x bins x folds.
+
+Against Brain-Score. sklearn's NIPALS stops a component's power iteration once the squared change of the
+weight vector falls below ``tol=1e-6``, so its weights carry errors of order 1e-3; per-bin scores differ
+from the exact solution by a few 1e-4 (``benchmarks/perf/metric_speed.py``, 300 and 1000 features), and
+sklearn run to ``tol=1e-12`` closes the gap (``--explain``).
 """
 from __future__ import annotations
 
@@ -59,15 +70,36 @@ def pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.ndar
     C: (..., F, F) = X^T X and S: (..., F, Q) = X^T Y of centred training data, batched over leading axes.
     Returns B (..., F, Q) such that predictions are (X - x_mean) @ B + y_mean.
     """
+    rotations, loadings = pls_components(C, S, n_components)
+    return rotations @ np.swapaxes(loadings, -1, -2)
+
+
+def pls_components(C: np.ndarray, S: np.ndarray, n_components: int,
+                   tolerance: float = 1e-12) -> Tuple[np.ndarray, np.ndarray]:
+    """x-rotations R (..., F, k) and y-loadings L (..., Q, k) of PLS; the coefficients are ``R @ L^T``.
+
+    Predicting through the factors, ``((X - x_mean) @ R) @ L^T``, costs k/Q of the product with B.
+    A fold stops once its deflated cross-covariance is below ``tolerance`` times the initial one: the
+    training samples are exhausted (fewer samples than components); past that, components would fit the
+    rounding noise of the moments (float32 products leave it near 1e-7, so their callers pass 1e-5).
+    """
     from threadpoolctl import threadpool_limits
 
     # the loop is many small eigendecompositions and matrix-vector products: BLAS threads only add
     # synchronisation (and stall badly on a busy machine), so it runs single-threaded
     with threadpool_limits(limits=1, user_api="blas"):
-        return _pls_coefficients(C, S, n_components)
+        return _pls_components(C, S, n_components, tolerance)
 
 
-def _pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.ndarray:
+def _top_eigenvectors(H: np.ndarray) -> np.ndarray:
+    """(K, n) eigenvector of the largest eigenvalue of each symmetric (K, n, n) matrix (LAPACK ?syevx, one value)."""
+    from scipy.linalg import eigh
+
+    n = H.shape[-1]
+    return np.stack([eigh(h, subset_by_index=[n - 1, n - 1], driver="evx", check_finite=False)[1][:, 0] for h in H])
+
+
+def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int, tolerance: float) -> Tuple[np.ndarray, np.ndarray]:
     C = np.asarray(C, dtype=np.float64)
     S = np.asarray(S, dtype=np.float64)
     batch, F, Q = S.shape[:-2], S.shape[-2], S.shape[-1]
@@ -78,23 +110,22 @@ def _pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.nda
     M = S.copy()
     R = np.zeros((K, F, n_components))
     P = np.zeros((K, F, n_components))
-    B = np.zeros((K, F, Q))
+    L = np.zeros((K, Q, n_components))
+    targets_first = Q <= F  # w from the smaller Gram: M^T M (Q x Q) mapped back through M, or M M^T (F x F)
+    gram = lambda: M.transpose(0, 2, 1) @ M if targets_first else M @ M.transpose(0, 2, 1)  # noqa: E731
+    H = gram()
     scale = np.sqrt(np.einsum("kfq,kfq->k", S, S)) + 1e-300
     active = np.ones(K, dtype=bool)
     for k in range(n_components):
         # stop a fold once its cross-covariance is exhausted (sklearn: "y residual is constant")
         norm = np.sqrt(np.einsum("kfq,kfq->k", M, M))
-        active &= norm > 1e-12 * scale
+        active &= norm > tolerance * scale
         if not active.any():
             break
-        if Q <= F:
-            gram = M.transpose(0, 2, 1) @ M  # (K, Q, Q)
-            _, vectors = np.linalg.eigh(gram)
-            w = np.einsum("kfq,kq->kf", M, vectors[..., -1])
-        else:
-            gram = M @ M.transpose(0, 2, 1)  # (K, F, F)
-            _, vectors = np.linalg.eigh(gram)
-            w = vectors[..., -1]
+        if np.any(active & (norm < 1e-4 * scale)):
+            H = gram()  # the rank-one updates below lose relative precision once M has shrunk a lot
+        top = _top_eigenvectors(H)
+        w = np.einsum("kfq,kq->kf", M, top) if targets_first else top
         w /= np.linalg.norm(w, axis=1, keepdims=True) + 1e-300
         if k:
             w_proj = np.einsum("kfj,kf->kj", P[..., :k], w)
@@ -106,13 +137,21 @@ def _pls_coefficients(C: np.ndarray, S: np.ndarray, n_components: int) -> np.nda
         ok = active & (tt > 1e-300)
         inv = np.where(ok, 1.0 / np.where(ok, tt, 1.0), 0.0)
         p = Cr * inv[:, None]
-        c = np.einsum("kfq,kf->kq", S, r) * inv[:, None]
-        r = r * ok[:, None]
-        R[..., k] = r
+        R[..., k] = r * ok[:, None]
         P[..., k] = p
-        B += r[:, :, None] * c[:, None, :]
-        M -= p[:, :, None] * np.einsum("kf,kfq->kq", w, M)[:, None, :]
-    return B.reshape(batch + (F, Q))
+        L[..., k] = np.einsum("kfq,kf->kq", S, r) * inv[:, None]
+        # deflation M <- M - p v^T with v = M^T w, and the same rank-one change of the Gram H
+        v = np.einsum("kf,kfq->kq", w, M)
+        if targets_first:
+            a = np.einsum("kfq,kf->kq", M, p)
+            pp = np.einsum("kf,kf->k", p, p)
+            H -= a[:, :, None] * v[:, None, :] + v[:, :, None] * a[:, None, :] - pp[:, None, None] * v[:, :, None] * v[:, None, :]
+        else:
+            b = np.einsum("kfq,kq->kf", M, v)
+            vv = np.einsum("kq,kq->k", v, v)
+            H -= b[:, :, None] * p[:, None, :] + p[:, :, None] * b[:, None, :] - vv[:, None, None] * p[:, :, None] * p[:, None, :]
+        M -= p[:, :, None] * v[:, None, :]
+    return R.reshape(batch + (F, n_components)), L.reshape(batch + (Q, n_components))
 
 
 @dataclass
@@ -145,45 +184,81 @@ def _rows(presentations: np.ndarray, n_presentations: int, n_bins: int) -> np.nd
     return (np.arange(n_bins)[:, None] * n_presentations + presentations[None, :]).ravel()
 
 
-def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: int = 25,
-                          fold_batch: int = 10) -> List[np.ndarray]:
+#: presentations per block when streaming the moments (a block is presentations x bins rows)
+BLOCK_ROWS = 4096
+#: memory for the folds' F x F Gram matrices solved together (float64)
+FOLD_MEMORY = 256 * 2 ** 20
+
+
+def _columns(A: np.ndarray, presentations, dtype, offset) -> np.ndarray:
+    """(D, n * T) samples of A[presentations] (n, D, T) as columns (presentation-major), minus ``offset``, in ``dtype``.
+
+    Moving the presentation axis keeps the bins' contiguous runs, which copies (and multiplies) faster
+    than rows of features."""
+    block = A[presentations]  # a view for a slice, a gathered copy of only these presentations otherwise
+    n, D, T = block.shape
+    columns = np.empty((D, n, T), dtype=dtype)
+    np.subtract(block.transpose(1, 0, 2), offset.astype(dtype)[:, None, None], out=columns, casting="unsafe")
+    return columns.reshape(D, n * T)
+
+
+def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: int = 25) -> List[np.ndarray]:
     """Fit PLS on each split's training presentations, predict its test presentations.
 
     X: (P, F, T) features and Y: (P, Q, T) responses; the T time bins are stacked into the sample axis
     (span-time: one mapping shared by all bins). Pass T = 1 for a plain (single-bin) fit.
     Returns per split the predictions (n_test, Q, T) for that split's test presentations.
+
+    Products run in float32 when X is float32 (the extraction's dtype) and are summed in float64 block
+    by block; float64 features keep float64 throughout. Memory: the features, one block of rows, and
+    the folds' moments (folds x F x (F + Q)) -- nothing of size presentations x bins x folds.
     """
+    X = np.asarray(X)
+    dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
     P, F, T = X.shape
     Q = Y.shape[1]
-    # one bin-major copy of each (bounded by the data), globally centred to avoid cancellation in the moments
-    Xs = np.ascontiguousarray(np.moveaxis(np.asarray(X, dtype=np.float64), 2, 0).reshape(T * P, F))
-    Ys = np.ascontiguousarray(np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q))
-    Xs -= Xs.mean(0)
-    y_offset = Ys.mean(0)
-    Ys -= y_offset
-    XtX, XtY = Xs.T @ Xs, Xs.T @ Ys
-    x_sum, y_sum = Xs.sum(0), Ys.sum(0)
+    # centring on the means of all samples keeps the downdated moments free of cancellation
+    x_mean = X.mean(axis=(0, 2), dtype=np.float64)
+    y_mean = np.asarray(Y).mean(axis=(0, 2), dtype=np.float64)
+    moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype)  # noqa: E731
+    step = max(1, BLOCK_ROWS // T)
+    gram, cross, x_sum, y_sum = (0.0,) * 4
+    for start in range(0, P, step):
+        block = moments(slice(start, start + step))
+        gram, cross, x_sum, y_sum = (total + part for total, part in zip((gram, cross, x_sum, y_sum), block))
     predictions: List[np.ndarray] = []
-    for start in range(0, len(splits), fold_batch):
-        chunk = splits[start:start + fold_batch]
+    fold_batch = max(1, FOLD_MEMORY // (8 * F * (F + Q)))
+    for first in range(0, len(splits), fold_batch):
+        chunk = [np.asarray(test) for _, test in splits[first:first + fold_batch]]
         C = np.empty((len(chunk), F, F))
         S = np.empty((len(chunk), F, Q))
         means = []
-        for i, (_, test) in enumerate(chunk):
-            rows = _rows(np.asarray(test), P, T)
-            Xt, Yt = Xs[rows], Ys[rows]
-            n_train = T * P - len(rows)
-            mx = (x_sum - Xt.sum(0)) / n_train
-            my = (y_sum - Yt.sum(0)) / n_train
-            C[i] = XtX - Xt.T @ Xt - n_train * np.outer(mx, mx)
-            S[i] = XtY - Xt.T @ Yt - n_train * np.outer(mx, my)
-            means.append((mx, my, Xt))
-        B = pls_coefficients(C, S, n_components)
-        for i, (mx, my, Xt) in enumerate(means):
-            prediction = (Xt - mx) @ B[i] + my  # (T * n_test, Q), bin-major
-            n_test = len(chunk[i][1])
-            predictions.append(prediction.reshape(T, n_test, Q).transpose(1, 2, 0))
-    return [p + y_offset[None, :, None] for p in predictions]  # undo the global centring of Y
+        for i, test in enumerate(chunk):
+            test_gram, test_cross, test_x, test_y = moments(test)
+            n_train = T * (P - len(test))
+            mx, my = (x_sum - test_x) / n_train, (y_sum - test_y) / n_train
+            np.subtract(gram, test_gram, out=C[i])
+            C[i] -= n_train * np.outer(mx, mx)
+            np.subtract(cross, test_cross, out=S[i])
+            S[i] -= n_train * np.outer(mx, my)
+            means.append((mx, my))
+        rotations, loadings = pls_components(C, S, n_components, tolerance=1e-5 if dtype == np.float32 else 1e-12)
+        del C, S
+        for i, test in enumerate(chunk):
+            mx, my = means[i]
+            scores = rotations[i].T.astype(dtype) @ _columns(X, test, dtype, x_mean)  # (k, n_test * T)
+            scores -= (mx @ rotations[i]).astype(dtype)[:, None]
+            prediction = loadings[i].astype(dtype) @ scores + (my + y_mean).astype(dtype)[:, None]  # (Q, n_test * T)
+            predictions.append(prediction.reshape(Q, len(test), T).transpose(1, 0, 2))
+    return predictions
+
+
+def _moments(X, Y, presentations, x_mean, y_mean, dtype):
+    """Float64 (X^T X, X^T Y, column sums of X, of Y) of the centred rows of ``presentations``, all bins."""
+    features = _columns(X, presentations, dtype, x_mean)
+    targets = _columns(Y, presentations, dtype, y_mean)
+    return ((features @ features.T).astype(np.float64), (features @ targets.T).astype(np.float64),
+            features.sum(1, dtype=np.float64), targets.sum(1, dtype=np.float64))
 
 
 # -------------------------------------------------------------------------------------------------- ridge

@@ -1,0 +1,135 @@
+"""Speed and memory of scoring a ConvRNN on the Cowley 2023 V4 benchmark: extraction before and after, in one run.
+
+Scores full-width ``rgc_intermediate`` (seeded random weights: nothing is downloaded) on ``cowley2023.V4``
+(real V4 recordings from ``$NEUROZOO_SHARED_DATA``, one 70-170 ms bin, layers conv5/conv6 with layer
+selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -- with
+
+* **before**: ``benchmarks/extraction/activations.py`` as it was at ``--before-commit`` (read with
+  ``git show``): every layer output of all 26 steps recorded, the reference path;
+* **after**: the current extraction: the unroll stops after the last step the bins need (step 12 of 26
+  here), the fast path where the device supports it, each batch's needed steps streamed into the reduction;
+* ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
+  and with the fast path in bfloat16 on the CPU (``fast={"dtype": torch.bfloat16, "compile": "none"}``).
+
+Each runs in its own child process: wall and CPU time, peak memory (the child's own ``VmHWM``), the score
+and the raw r. ``--images N`` scores the first N of the 640 images (the whole benchmark costs about 20
+minutes on 2 cores before); the images loaded are always all 640, for both.
+
+    python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BEFORE_COMMIT = "357f43b"  # the extraction before issue 15 (all 26 steps recorded, reference path)
+
+CHILD = r"""
+import json, resource, subprocess, sys, time, types
+import numpy as np
+import torch
+
+mode, n_images, batch_size, commit, repo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def peak_mb():
+    with open('/proc/self/status') as status:
+        return next(int(line.split()[1]) for line in status if line.startswith('VmHWM')) / 1024
+def cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+from neurozoo import benchmarks, convrnn
+import neurozoo.benchmarks.neural as neural
+from neurozoo.benchmarks.extraction import Stimuli
+from neurozoo.benchmarks.metrics.assembly import coord
+
+options = {}
+if mode == 'before':
+    source = subprocess.run(['git', '-C', repo, 'show', f'{commit}:benchmarks/extraction/activations.py'],
+                            check=True, capture_output=True, text=True).stdout
+    before = sys.modules['activations_before'] = types.ModuleType('activations_before')  # dataclasses look it up
+    exec(compile(source, f'{commit}:benchmarks/extraction/activations.py', 'exec'), before.__dict__)
+    neural.extract = before.extract
+elif mode == 'reference':
+    options['fast'] = False
+elif mode == 'bf16':
+    options['fast'] = {'dtype': torch.bfloat16, 'compile': 'none'}
+
+start, cpu_start = time.perf_counter(), cpu_s()
+full = benchmarks.load('cowley2023.V4')
+stimuli = full.stimuli
+ids = sorted(stimuli.ids)[:n_images]
+keep = [stimuli.ids.index(i) for i in ids]
+subset = Stimuli(ids, stimuli.images[keep], None if stimuli.object_name is None else stimuli.object_name[keep])
+assembly = full.assembly.isel(presentation=np.flatnonzero(np.isin(coord(full.assembly, 'stimulus_id'), ids)))
+benchmark = neural.NeuralBenchmark(full.identifier, full.region, load_assembly=lambda: assembly,
+                                   load_stimuli=lambda: subset, data_sha256='subset')
+del stimuli
+torch.manual_seed(0)
+model = convrnn.create_model('rgc_intermediate').eval()
+loaded = time.perf_counter()
+score = benchmark.score(model, batch_size=batch_size, cache=False, progress=False, **options)
+settings = score.provenance['settings']
+print('RESULT ' + json.dumps(dict(
+    seconds=time.perf_counter() - start, scoring_s=time.perf_counter() - loaded, cpu_s=cpu_s() - cpu_start,
+    peak_mb=peak_mb(), value=float(score.value), raw=float(score.raw), layer=settings.get('layer'),
+    selection={k: float(v) for k, v in settings.get('layer_selection', {}).items()},
+    threads=torch.get_num_threads())))
+"""
+
+
+def run(mode: str, args) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
+        handle.write(CHILD)
+    load = os.getloadavg()[0]
+    try:
+        completed = subprocess.run([sys.executable, handle.name, mode, str(args.images), str(args.batch_size),
+                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO)
+    finally:
+        os.unlink(handle.name)
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return {**json.loads(line[7:]), "load": (load + os.getloadavg()[0]) / 2}
+    raise RuntimeError(f"{mode} failed:\n{completed.stderr[-3000:]}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=640, help="score the first N images (sorted by stimulus_id)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--before-commit", default=BEFORE_COMMIT)
+    parser.add_argument("--variants", default="", help="comma-separated extra runs: reference (fast=False), bf16")
+    args = parser.parse_args(argv)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
+          f"load average at start {os.getloadavg()[0]:.1f}")
+    print(f"rgc_intermediate (full width, seeded weights) on cowley2023.V4, first {args.images} of 640 images, "
+          f"batch {args.batch_size}; before = extraction at {args.before_commit}", flush=True)
+    print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'score':>9s} {'raw r':>9s} {'layer':>6s} {'load':>5s}",
+          flush=True)
+    results = {}
+    for mode in ["before", "after"] + [v for v in args.variants.split(",") if v]:
+        result = results[mode] = run(mode, args)
+        label = {"before": "before", "after": "after", "reference": "after, reference path", "bf16": "after, bfloat16"}[mode]
+        print(f"{label:24s} {result['seconds']:8.1f} {result['cpu_s']:8.1f} {result['peak_mb']:8.0f} "
+              f"{result['value']:9.5f} {result['raw']:9.5f} {result['layer']:>6s} {result['load']:5.1f}   "
+              f"selection {json.dumps(result['selection'])}", flush=True)
+    before, after = results["before"], results["after"]
+    print(f"after vs before: {before['seconds'] / after['seconds']:.2f}x wall, {before['cpu_s'] / after['cpu_s']:.2f}x CPU, "
+          f"peak memory {after['peak_mb']:.0f} MB vs {before['peak_mb']:.0f} MB; |score diff| "
+          f"{abs(after['value'] - before['value']):.1e}, |raw r diff| {abs(after['raw'] - before['raw']):.1e}")
+    for mode in set(results) - {"before", "after"}:
+        other = results[mode]
+        print(f"{mode} vs before: {before['seconds'] / other['seconds']:.2f}x wall, {before['cpu_s'] / other['cpu_s']:.2f}x CPU, "
+              f"|score diff| {abs(other['value'] - before['value']):.1e}, |raw r diff| {abs(other['raw'] - before['raw']):.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

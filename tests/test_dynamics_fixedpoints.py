@@ -106,3 +106,17 @@ def test_large_states_get_the_leading_eigenvalues_from_jacobian_vector_products(
     assert len(found) == 1 and found.jacobians is None and found.eigenvalues.shape == (1, 5)
     np.testing.assert_allclose(found.points[0], point, atol=1e-9)  # the GMRES-Newton polish
     np.testing.assert_allclose(found.eigenvalues[0].real, values[:5], atol=1e-8)
+
+
+def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):
+    """A map with no fixed point (a constant drift) on the GMRES path: nothing is polished (GMRES would run to its
+    cap for nothing) and the answer is an empty set, not an error."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)
+    calls = []
+    monkeypatch.setattr(fixedpoints, "_newton_krylov", lambda *args, **kwargs: calls.append(args) or args[1])
+    drift = FunctionMap(lambda x: x + 1.0, dim=12)  # q = 6 everywhere
+    found = find_fixed_points(drift, torch.randn(8, 12, dtype=torch.float64), steps=20, n_eigenvalues=5)
+    assert len(found) == 0 and found.eigenvalues.shape == (0, 5) and not calls
+    assert found.settings["krylov_below"] == 1.0

@@ -117,7 +117,7 @@ def run_dynamics(args) -> int:
     with Timer() as timer:
         case, data_sha = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
-                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol}
+                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "progress": True}
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)

@@ -5,7 +5,9 @@ each q depends on its own row only, so the gradient of sum(q) is every point's o
 as in Golub & Sussillo's FixedPointFinder, then polished by Newton steps x <- x - (J - I)^-1 (F(x) - x),
 each kept only where it lowers q (Newton runs on one point per cluster of Adam's results, the
 ``max_newton`` lowest in q, so its Jacobians stay few; above ``DENSE_LIMIT`` state dimensions the Newton
-system is solved by GMRES on Jacobian-vector products instead). Points with q below ``fixed_tol`` are fixed points; between
+system is solved by GMRES on Jacobian-vector products instead, and only for points whose q is already below
+``krylov_below``: far from a fixed point GMRES runs to its iteration cap for nothing, and on a whole ConvRNN map
+that cost minutes a point). Points with q below ``fixed_tol`` are fixed points; between
 ``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow but not zero);
 the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
 
@@ -21,6 +23,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 DENSE_LIMIT = 2048  # above this state size, eigenvalues come from ARPACK (top ``n_eigenvalues`` by modulus)
 
@@ -164,18 +167,21 @@ class FixedPoints:
                 "n_unstable_fixed": int(((self.kind == "fixed") & ~self.stable).sum())}
 
 
-def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float) -> torch.Tensor:
+def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float, progress: bool = False) -> torch.Tensor:
     x = x.clone().requires_grad_(True)
     optimiser = torch.optim.Adam([x], lr=lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=(1e-2) ** (1 / max(steps, 1)))
+    bar = tqdm(total=steps, desc="fixed points: minimising q", disable=not progress, leave=False)
     for _ in range(steps):
         q = speed(system, x)
+        bar.update()
         if float(q.detach().max()) < fixed_tol:
             break
         optimiser.zero_grad()
         q.sum().backward()
         optimiser.step()
         schedule.step()
+    bar.close()
     return x.detach()
 
 
@@ -198,14 +204,14 @@ def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
     return x
 
 
-def _newton_krylov(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+def _newton_krylov(system, x: torch.Tensor, steps: int, progress: bool = False) -> torch.Tensor:
     """Newton without the Jacobian matrix, for large states: (J - I) d = F(x) - x solved by GMRES on
     Jacobian-vector products, point by point; a step is kept only where it lowers q."""
     from scipy.sparse.linalg import LinearOperator, gmres
 
     dim = x.shape[1]
     rows = []
-    for point in x:
+    for point in tqdm(x, desc="fixed points: Newton-GMRES", disable=not progress, leave=False):
         point = point[None]
         q = float(speed(system, point).detach())
         for _ in range(steps):
@@ -262,19 +268,21 @@ def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
                       newton_steps: int = 6, dt: float = 1.0, dtype: torch.dtype = torch.float64,
-                      n_eigenvalues: int = 20, max_newton: int = 512) -> FixedPoints:
+                      n_eigenvalues: int = 20, max_newton: int = 512, krylov_below: float = 1.0,
+                      progress: bool = False) -> FixedPoints:
     """Fixed and slow points of ``system`` from ``initial_states`` (N, D); see the module docstring."""
     initial_states = torch.as_tensor(initial_states)
     if initial_states.dim() != 2 or initial_states.shape[1] != system.dim:
         raise ValueError(f"initial_states: expected shape (N, {system.dim}), got {tuple(initial_states.shape)}")
     system = system.to(dtype)
-    x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol)
+    x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol, progress)
     dense = system.dim <= DENSE_LIMIT
-    points, q = _candidates(system, x, np.inf, unique_tol)
+    points, q = _candidates(system, x, np.inf if dense else krylov_below, unique_tol)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
-        polish = _newton if dense else _newton_krylov
-        points, q = _candidates(system, polish(system, torch.as_tensor(points), newton_steps), slow_tol, unique_tol)
+        polished = (_newton(system, torch.as_tensor(points), newton_steps) if dense
+                    else _newton_krylov(system, torch.as_tensor(points), newton_steps, progress))
+        points, q = _candidates(system, polished, slow_tol, unique_tol)
     else:
         keep = q < slow_tol
         points, q = points[keep], q[keep]
@@ -285,9 +293,9 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
         eigenvalues = np.array([v[np.argsort(-np.abs(v), kind="stable")] for v in values]).reshape(len(J), system.dim)
     else:
         J = None
-        eigenvalues = np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues) for p in points])
-        eigenvalues = eigenvalues.reshape(len(points), -1)
+        eigenvalues = (np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues) for p in points])
+                       if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
-                "dense": dense}
+                "dense": dense, **({} if dense else {"krylov_below": krylov_below})}
     return FixedPoints(points, q, kind, eigenvalues, J, dt, settings)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from neurozoo.benchmarks import BENCHMARKS
+from neurozoo.benchmarks.retina import fitted_or_given
 from neurozoo.benchmarks.score import Score
 
 
@@ -34,19 +35,11 @@ class OSRBenchmark:
     identifier = "retina_embedded.osr"
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-        from neurozoo.datasets.synthetic_retina import default_retina, load_embedded_retina
-        from neurozoo.retina.embedded_fit import fitted_embedded_model
-        from neurozoo.retina.fit import provenance
+        from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
 
         started = time.perf_counter()
-        if isinstance(model, str):
-            name = model
-            module, info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
-                                                 sizes=self.sizes, **{**self.fit_settings, **fit_overrides})
-        else:
-            name, module = type(model).__name__, model
-            info = provenance(load_embedded_retina(self.kind, **self.sizes))
+        name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         truth = omitted_stimulus_response(default_retina(), periods=self.periods)
         fitted = omitted_stimulus_response(module, periods=self.periods)
         result = compare_to_ground_truth(fitted, truth)
@@ -82,19 +75,10 @@ class OSRMechanismBenchmark:
     identifier = "retina_embedded.osr-mechanism"
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-        from neurozoo.datasets.synthetic_retina import load_embedded_retina
-        from neurozoo.retina.embedded_fit import fitted_embedded_model
-        from neurozoo.retina.fit import provenance
         from neurozoo.retina.mechanism import mechanism_recovery
 
         started = time.perf_counter()
-        if isinstance(model, str):
-            name = model
-            module, info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
-                                                 sizes=self.sizes, **{**self.fit_settings, **fit_overrides})
-        else:
-            name, module = type(model).__name__, model
-            info = provenance(load_embedded_retina(self.kind, **self.sizes))
+        name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         if all(hasattr(module, a) for a in ("conv1", "layer1", "layer2", "readout")):
             result = mechanism_recovery(module, k=self.k)
             raw = float(sum(r.get("reduced_osr", False) for r in result["cells"]) / max(len(result["cells"]), 1))

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurozoo.benchmarks import BENCHMARKS
+from neurozoo.benchmarks.retina import fitted_or_given
 from neurozoo.benchmarks.score import Score
 
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0}
@@ -99,18 +100,9 @@ class PhenomenonBenchmark:
         return {**(ADAPTATION if self.phenomenon == "contrast-adaptation" else OMS), **self.analysis}
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-        from neurozoo.datasets.synthetic_retina import load_embedded_retina
-        from neurozoo.retina.embedded_fit import fitted_embedded_model
-        from neurozoo.retina.fit import provenance
 
         started = time.perf_counter()
-        if isinstance(model, str):
-            name = model
-            module, info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
-                                                 sizes=self.sizes, **{**self.fit_settings, **fit_overrides})
-        else:
-            name, module = type(model).__name__, model
-            info = provenance(load_embedded_retina(self.kind, **self.sizes))
+        name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         analysis = self.settings()
         truth = _truth(self.phenomenon, tuple(sorted(analysis.items())))
         fitted = ANALYSES[self.phenomenon](module, analysis)

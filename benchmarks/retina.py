@@ -55,3 +55,17 @@ for _kind in ("whitenoise", "naturalscene"):
                    description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
                                f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",
                    family="retina", region="held-out responses")
+
+
+def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fit_overrides: dict):
+    """(name, module, provenance) of a phenomenon benchmark's model: a registered name is fitted (or read from the
+    fit cache) on ``benchmark.kind``'s embedded recording; a module is used as given."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina.embedded_fit import fitted_embedded_model
+    from neurozoo.retina.fit import provenance
+
+    if isinstance(model, str):
+        module, info = fitted_embedded_model(model, benchmark.kind, seed=seed, device=device, progress=progress,
+                                             sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})
+        return model, module, info
+    return type(model).__name__, model, provenance(load_embedded_retina(benchmark.kind, **benchmark.sizes))

@@ -76,18 +76,9 @@ def read_arrays(stream: bytes, count: int, n_stimuli: int, max_features: int, n_
 
 def features_array(values, benchmark, layer: str):
     """Trusted coordinates around the checked values: stimulus ids, object names and bins come from here."""
-    import numpy as np
-    import xarray as xr
+    from neurozoo.benchmarks.extraction.activations import activation_array
 
-    stimuli, bins = benchmark.stimuli, benchmark.bins
-    coords = {"stimulus_id": ("presentation", np.array(stimuli.ids)),
-              "neuroid_id": ("neuroid", np.array([f"{layer}.{i}" for i in range(values.shape[1])])),
-              "layer": ("neuroid", np.array([layer] * values.shape[1])),
-              "time_bin_start": ("time_bin", np.array([b[0] for b in bins])),
-              "time_bin_end": ("time_bin", np.array([b[1] for b in bins]))}
-    if stimuli.object_name is not None:
-        coords["object_name"] = ("presentation", np.asarray(stimuli.object_name).astype(str))
-    return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords, name="activations")
+    return activation_array(values, benchmark.stimuli, benchmark.bins, layer)
 
 
 def extraction_request(benchmark, spec: Dict[str, Any], layer: str) -> Dict[str, Any]:

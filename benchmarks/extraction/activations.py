@@ -213,15 +213,16 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
             to_reference(model)
             model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
-    out = {}
-    for layer in layers:
-        values = torch.cat(chunks[layer]).numpy()
-        coords = {"stimulus_id": ("presentation", np.array(stimuli.ids)),
-                  "neuroid_id": ("neuroid", np.array([f"{layer}.{i}" for i in range(values.shape[1])])),
-                  "layer": ("neuroid", np.array([layer] * values.shape[1])),
-                  "time_bin_start": ("time_bin", np.array([b[0] for b in bins])),
-                  "time_bin_end": ("time_bin", np.array([b[1] for b in bins]))}
-        if stimuli.object_name is not None:
-            coords["object_name"] = ("presentation", np.asarray(stimuli.object_name).astype(str))
-        out[layer] = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords, name="activations")
-    return out
+    return {layer: activation_array(torch.cat(chunks[layer]).numpy(), stimuli, bins, layer) for layer in layers}
+
+
+def activation_array(values: np.ndarray, stimuli, bins, layer: str) -> xr.DataArray:
+    """(presentation, neuroid, time_bin) features of one layer, labelled by the stimuli and the time bins."""
+    coords = {"stimulus_id": ("presentation", np.array(stimuli.ids)),
+              "neuroid_id": ("neuroid", np.array([f"{layer}.{i}" for i in range(values.shape[1])])),
+              "layer": ("neuroid", np.array([layer] * values.shape[1])),
+              "time_bin_start": ("time_bin", np.array([b[0] for b in bins])),
+              "time_bin_end": ("time_bin", np.array([b[1] for b in bins]))}
+    if stimuli.object_name is not None:
+        coords["object_name"] = ("presentation", np.asarray(stimuli.object_name).astype(str))
+    return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords, name="activations")

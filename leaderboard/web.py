@@ -15,11 +15,13 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 
 class PageCache:
-    """Rendered pages, valid while the database's board version is unchanged. The version is read at most
-    once per ``ttl_s`` seconds, so many readers cost one cheap query per second. After a change, requests
-    keep getting the previous rendering while one background thread reads the rows and renders the new one
-    (stale while revalidating): no reader waits for the database or a render, except the very first of a page.
-    A new score shows within about a second."""
+    """Rendered pages, valid while the database's board version is unchanged.
+
+    A request never waits for the database or a render, except the very first request of a page: the board
+    version is re-read at most once per ``ttl_s`` seconds by one background thread, and after a change requests
+    keep getting the previous rendering while that thread reads the rows and renders the new one (stale while
+    revalidating). A new score shows within about a second. ``peek`` is the non-blocking path for the event
+    loop; ``entry`` also makes a missing page (in a worker thread)."""
 
     def __init__(self, db, ttl_s: float = 1.0, max_pages: int = 4096):
         from concurrent.futures import ThreadPoolExecutor
@@ -29,18 +31,31 @@ class PageCache:
         self._version: Any = None
         self._checked = float("-inf")
         self._pages: Dict[Any, Tuple[Any, Any]] = {}
-        self._rendering: set = set()
-        self._renderer = ThreadPoolExecutor(1, thread_name_prefix="page-render")
+        self._pending: set = set()  # page keys being rendered, and "version" while the version is being read
+        self._background = ThreadPoolExecutor(1, thread_name_prefix="page-render")
+
+    def _read_version(self) -> None:
+        try:
+            version = self.db.board_version()
+            with self._lock:
+                self._version, self._checked = version, time.monotonic()
+        finally:
+            with self._lock:
+                self._pending.discard("version")
 
     def _current(self):
-        now = time.monotonic()
-        if now - self._checked >= self.ttl_s:
-            self._version, self._checked = self.db.board_version(), now
+        """The board version; called under the lock. Only the first call reads the database here; later ones
+        schedule a background re-read once ``ttl_s`` has passed and answer with the version known now."""
+        if self._version is None:
+            self._version, self._checked = self.db.board_version(), time.monotonic()
+        elif time.monotonic() - self._checked >= self.ttl_s and "version" not in self._pending:
+            self._pending.add("version")
+            self._background.submit(self._read_version)
         return self._version
 
     def _store(self, key, version, page) -> None:
         with self._lock:
-            self._rendering.discard(key)
+            self._pending.discard(key)
             if len(self._pages) >= self.max_pages:
                 self._pages.clear()
             self._pages[key] = (version, page)
@@ -50,27 +65,46 @@ class PageCache:
             self._store(key, version, make())
         except Exception:  # the stale page stays; the next request after ttl_s tries again
             with self._lock:
-                self._rendering.discard(key)
+                self._pending.discard(key)
+
+    def peek(self, key, make: Callable[[], Any], version: Any = None) -> Optional[Tuple[Any, Any]]:
+        """(the version it was made for, the page) for ``key`` if any rendering of it exists (scheduling a
+        background re-render when it is stale), else None; never blocks on the database or a render.
+        ``version``: what the page depends on, when not the whole board (a model page: its own score rows)."""
+        with self._lock:
+            if version is None:
+                if self._version is None:
+                    return None
+                version = self._current()
+            cached = self._pages.get(key)
+            if cached is not None and cached[0] != version and key not in self._pending:
+                self._pending.add(key)
+                self._background.submit(self._refresh, key, version, make)
+            return cached
 
     def entry(self, key, make: Callable[[], Any], version: Any = None) -> Tuple[Any, Any]:
-        """(the version it was made for, the page) for ``key``; ``version``: what the page depends on, when
-        not the whole board (a model page: its own score rows), so other changes do not re-render it."""
+        """Like ``peek``, but a page never rendered is made here (blocking)."""
+        cached = self.peek(key, make, version)
+        if cached is not None:
+            return cached
         with self._lock:
             version = self._current() if version is None else version
-            cached = self._pages.get(key)
-            if cached is not None and cached[0] == version:
-                return cached
-            if cached is not None:
-                if key not in self._rendering:
-                    self._rendering.add(key)
-                    self._renderer.submit(self._refresh, key, version, make)
-                return cached
         page = make()
         self._store(key, version, page)
         return version, page
 
     def get(self, key, make: Callable[[], Any], version: Any = None):
         return self.entry(key, make, version)[1]
+
+    async def aentry(self, key, make: Callable[[], Any], version: Any = None) -> Tuple[Any, Any]:
+        """``entry`` for the event loop: a hit is answered in the loop, a miss is made in a worker thread."""
+        from starlette.concurrency import run_in_threadpool
+
+        cached = self.peek(key, make, version)
+        return cached if cached is not None else await run_in_threadpool(self.entry, key, make, version)
+
+    async def aget(self, key, make: Callable[[], Any], version: Any = None):
+        return (await self.aentry(key, make, version))[1]
 
 
 def warm_up() -> None:
@@ -121,30 +155,31 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
             by_model.setdefault(row.model, []).append(row)
         return rows, by_model
 
-    def records():
+    async def records():
         """(version, (rows, rows by model)): every score row of the board, read once per board version in the
         background and shared by all pages; a page is tagged with the version of the rows it was built on."""
-        return pages.entry("records", fetch_records)
+        return await pages.aentry("records", fetch_records)
 
+    # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
-    def index():
-        version, (rows, _) = records()
-        return pages.get("/", lambda: render("index.html", static="/static", home="/",
-                                             model_link=lambda m: f"/models/{safe_name(m)}", **board(db, rows)),
-                         version=version)
+    async def index():
+        version, (rows, _) = await records()
+        return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
+                                                    model_link=lambda m: f"/models/{safe_name(m)}",
+                                                    **board(db, rows)), version=version)
 
     @app.get("/models/{name}", response_class=HTMLResponse)
-    def model(name: str):
-        mine = records()[1][1].get(name)
+    async def model(name: str):
+        mine = (await records())[1][1].get(name)
         if not mine:
             raise HTTPException(404, f"no scores for model {name[:100]!r}")
-        return pages.get(("model", name), lambda: render("model.html", static="/static", home="/",
-                                                         **model_page(db, name, mine)),
-                         version=tuple((r.id, r.benchmark) for r in mine))
+        return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
+                                                                **model_page(db, name, mine)),
+                                version=tuple((r.id, r.benchmark) for r in mine))
 
     @app.get("/api/ranking")
-    def api_ranking():
-        version, (rows, _) = records()
+    async def api_ranking():
+        version, (rows, _) = await records()
 
         def make():
             context = board(db, rows)
@@ -152,7 +187,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                      "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
                     for r in context["rows"]]
 
-        return pages.get("/api/ranking", make, version=version)
+        return await pages.aget("/api/ranking", make, version=version)
 
     @app.post("/api/submissions", status_code=201)
     async def api_submit(request: Request):

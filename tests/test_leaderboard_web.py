@@ -226,3 +226,36 @@ def test_cached_pages_show_a_new_score_within_a_second(client, db):
         assert time.monotonic() < deadline, "the new score never showed"
         time.sleep(0.2)
     assert client.get("/models/delta").status_code == 200
+
+
+def test_a_cached_page_is_served_without_touching_the_database_and_refreshed_in_the_background():
+    from neurozoo.leaderboard.web import PageCache
+
+    class Board:  # a database whose version the test changes; records which threads read it
+        version, readers = 1, []
+
+        def board_version(self):
+            self.readers.append(threading.current_thread().name)
+            time.sleep(0.05)
+            return self.version
+
+    board, renders = Board(), []
+
+    def make():
+        renders.append(board.version)
+        return f"page v{board.version}"
+
+    cache = PageCache(board, ttl_s=0.1)
+    assert cache.peek("/", make) is None  # never rendered: the caller makes it (in a worker thread)
+    assert cache.get("/", make) == "page v1" and board.readers == ["MainThread"]
+    board.version = 2
+    time.sleep(0.15)
+    started = time.perf_counter()
+    assert cache.peek("/", make) == (1, "page v1")  # the ttl passed: the stale page now, the version re-read later
+    assert time.perf_counter() - started < 0.04, "a request waited for the database"
+    deadline = time.monotonic() + 5
+    while cache.peek("/", make) != (2, "page v2"):
+        assert time.monotonic() < deadline, "the page was never re-rendered"
+        time.sleep(0.02)
+    assert renders == [1, 2] and board.readers[0] == "MainThread"
+    assert all(name.startswith("page-render") for name in board.readers[1:])

@@ -133,6 +133,15 @@ async def readers(base: str, n: int, think: float, n_models: int, stop: asyncio.
         await asyncio.gather(*(reader(k, client) for k in range(n)))
 
 
+async def loop_lag(stop: asyncio.Event, lags: list, every: float = 0.01):
+    """How late this (the readers') event loop wakes up: a page latency includes it, so it is reported beside
+    the latencies (a stalled load generator is not a slow server)."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(every)
+        lags.append(time.perf_counter() - started - every)
+
+
 async def submitter(base: str, token: str, n: int, accepted: list, errors: list, latency: list):
     import httpx
 
@@ -212,15 +221,18 @@ def main(argv=None) -> int:
             except httpx.HTTPError:
                 time.sleep(0.2)
         phases = {}
+        lags = {"baseline": [], "under load": []}
         errors: list = []
 
         async def baseline():
             stop = asyncio.Event()
             latency = {"ranking page": [], "model page": []}
             task = asyncio.create_task(readers(base, args.readers, args.think, args.models, stop, latency, errors))
+            lag = asyncio.create_task(loop_lag(stop, lags["baseline"]))
             await asyncio.sleep(args.baseline_seconds)
             stop.set()
             await task
+            await lag
             return latency
 
         phases["baseline"] = asyncio.run(baseline())
@@ -236,14 +248,16 @@ def main(argv=None) -> int:
             stop = asyncio.Event()
             latency = {"ranking page": [], "model page": []}
             task = asyncio.create_task(readers(base, args.readers, args.think, args.models, stop, latency, errors))
+            lag = asyncio.create_task(loop_lag(stop, lags["under load"]))
             await submitter(base, token, args.submissions, accepted, errors, post_latency)
             while time.time() < deadline:
-                finished = [s for s in db.submissions() if s["status"] in ("done", "failed")]
-                if len(finished) >= len(accepted):
+                rows = await asyncio.to_thread(db.submissions)  # never block the readers' loop on the database
+                if len([s for s in rows if s["status"] in ("done", "failed")]) >= len(accepted):
                     break
                 await asyncio.sleep(1)
             stop.set()
             await task
+            await lag
             return latency
 
         phases["under load"] = asyncio.run(under_load())
@@ -273,6 +287,10 @@ def main(argv=None) -> int:
             slow = np.mean(np.asarray(phases[phase][kind]) > 0.3) * 100 if phases[phase][kind] else float("nan")
             print(f"{kind:14s} {phase:11s} {len(phases[phase][kind]):6d} " + " ".join(f"{v:8.1f}" for v in p)
                   + f" {slow:7.2f}%  {ratio}")
+    for phase, values in lags.items():
+        p = percentiles(values)
+        print(f"{'load generator':14s} {phase:11s} {len(values):6d} " + " ".join(f"{v:8.1f}" for v in p)
+              + "  (its own event-loop lag: part of every latency above)")
     p = percentiles(post_latency)
     print(f"{'submission':14s} {'POST':11s} {len(post_latency):6d} " + " ".join(f"{v:8.1f}" for v in p))
     print(f"submissions: accepted {len(accepted)}/{args.submissions}, done {len(done)}, failed {len(failed)}, "

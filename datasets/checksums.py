@@ -149,5 +149,5 @@ SHA256 = {
 #: generator's version: ``python -c "from neurozoo.datasets.cache import folder_digest; from neurozoo.datasets.embedded
 #: import ventral; print(folder_digest(ventral.ensure()))"`` on a fresh cache.
 EMBEDDED_SHA256 = {
-    "ventral-v3-seed0": "4b69731035f530d10b2857ee6b344b8649b5b92e6681d64936463b129f337e6e",
+    "ventral-v4-seed0": "67f95d13d22686f5bb06d92fe29d441bda08a4e35d4c9cf10e74a4ee971ca122",
 }

@@ -21,7 +21,7 @@ from neurozoo.datasets.cache import building, cache_dir, read_manifest, verify_p
 from neurozoo.datasets.checksums import EMBEDDED_SHA256
 from neurozoo.datasets.errors import DataError
 
-GENERATOR_VERSION = 3  # bump whenever the stimuli, teacher or noise change
+GENERATOR_VERSION = 4  # bump whenever the stimuli, teacher or noise change (4: teacher run in float64)
 DEFAULT_SEED = 0
 N_REPETITIONS = 10
 PER_OBJECT_LEVEL = 12
@@ -57,13 +57,16 @@ def _generate(target: Path, seed: int) -> None:
     stimulus_set = make_stimulus_set(records, identifier(seed), image_dir=image_dir)
     write_stimulus_set(stimulus_set, target / STIMULUS_FILE)
 
-    teacher = VentralTeacher(seed, N_NEURONS)
-    images = to_input(pixels)
+    # The files are pinned by sha256 in code, so they must come out bit-identical on every machine: float32
+    # convolutions differ in their last bits between CPUs (SIMD width, oneDNN kernels), so the teacher runs in
+    # float64 and its results are rounded to float32, where a difference of 1e-16 almost never survives.
+    teacher = VentralTeacher(seed, N_NEURONS).double()
+    images = to_input(pixels).double()
     with torch.inference_mode():
         raw = teacher.readouts(images, REGIONS)
         teacher.calibrate_from(raw)
-        expected = teacher.rates_from(raw)
-    np.savez(target / "teacher.npz", **{f"gain_{r}": getattr(teacher, f"gain_{r}").numpy() for r in REGIONS})
+        expected = {region: value.float() for region, value in teacher.rates_from(raw).items()}
+    np.savez(target / "teacher.npz", **{f"gain_{r}": getattr(teacher, f"gain_{r}").float().numpy() for r in REGIONS})
     np.savez_compressed(target / "expected.npz", **{r: expected[r].numpy() for r in REGIONS})
 
     ids = stimulus_set["stimulus_id"].to_numpy().astype(str)

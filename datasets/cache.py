@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.provenance import sha256_file
@@ -81,16 +81,18 @@ def folder_digest(folder: Path) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
-def verify_pinned(folder: Path, pins: Dict[str, str]) -> None:
-    """Verify a generated folder against its manifest and, when its name is pinned, against the digest pinned
-    in code: a cache whose files AND manifest were rewritten is refused, not used."""
+def verify_pinned(folder: Path, pins: Dict[str, Union[str, Tuple[str, ...]]]) -> None:
+    """Verify a generated folder against its manifest and, when its name is pinned, against the digest(s) pinned
+    in code: a cache whose files AND manifest were rewritten is refused, not used. A pin may list several
+    digests: the builds of the same generator on CPUs whose random or math kernels differ in their last bits."""
     folder = Path(folder)
     actual = folder_digest(folder)
     expected = pins.get(folder.name)
-    if expected is not None and actual != expected:
+    accepted = (expected,) if isinstance(expected, str) else tuple(expected or ())
+    if accepted and actual not in accepted:
         raise DataError(f"{folder}: contents (digest {actual}) differ from the digest pinned in "
-                        f"neurozoo.datasets.checksums ({expected}); the cached data were modified: delete {folder} "
-                        "to rebuild it")
+                        f"neurozoo.datasets.checksums ({' or '.join(accepted)}); the cached data were modified "
+                        f"(or this CPU computes the generator's numbers differently): delete {folder} to rebuild it")
 
 
 @contextmanager

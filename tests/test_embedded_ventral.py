@@ -191,3 +191,20 @@ def test_selectivity_shifts_during_the_response(expected):
         z = (signal - signal.mean(0)) / signal.std(0)
         unexplained = ((z - z.mean(axis=2, keepdims=True)) ** 2).sum() / (z ** 2).sum()
         assert 0.04 < unexplained < 0.3
+
+
+@pytest.mark.parametrize("cpu", [{"ONEDNN_MAX_CPU_ISA": "AVX2"}, {"ATEN_CPU_CAPABILITY": "default"}],
+                         ids=["avx2-convolutions", "no-avx2"])
+def test_the_data_generated_with_other_cpu_kernels_match_a_digest_pinned_in_code(tmp_path, cpu):
+    """The pinned digest must hold on other CPUs: rebuild with oneDNN limited to AVX2 (float32 convolutions
+    then differ in their last bits) and with torch's scalar kernels (as on CPUs without AVX2)."""
+    import subprocess
+    import sys
+
+    from neurozoo.datasets.checksums import EMBEDDED_SHA256
+
+    env = dict(os.environ, NEUROZOO_CACHE=str(tmp_path), OMP_NUM_THREADS="1", **cpu)
+    code = "from neurozoo.datasets.embedded import ventral; ventral.ensure(); print(ventral.folder().name)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]  # ensure() raises DataError on an unpinned digest
+    assert done.stdout.split()[-1] in EMBEDDED_SHA256

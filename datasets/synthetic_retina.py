@@ -65,7 +65,7 @@ from neurozoo.datasets.cache import cache_dir
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
 N_TAPS = 40
-VERSION = 3  # bump when the circuit or the recordings change (part of the cache key)
+VERSION = 4  # bump when the circuit or the recordings change (part of the cache key)
 
 
 def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:
@@ -90,27 +90,36 @@ class CircuitParams:
     amacrine_sd: float = 10.0
     amacrine_tau: float = 4.0
     amacrine_delay: int = 2
-    amacrine_weight: float = 0.5
+    amacrine_weight: float = 1.0  # relative to the cell's excitation (white-noise means)
     # divisive contrast gain control of the ganglion input by its own recent excitation
     gain_control: float = 0.5
     gain_control_tau: float = 50.0
     # --- the omitted-stimulus circuit of the ON-OFF cells (module docstring, "The OSR") ---
     osr_off_tau: float = 1.14          # fast transient OFF bipolar: gamma(tau) - 0.8 gamma(3 tau), sign-inverted
-    osr_on_delay: int = 2              # delayed ON bipolar: 2 frames, then gamma(tau) - surround * gamma(3 tau)
-    osr_on_tau: float = 2.92
-    osr_on_surround: float = 1.19
-    osr_on_threshold: float = 0.30     # of the ON terminal, after the amacrine inhibition
-    osr_inhibition: float = 6.3        # OFF-driven amacrine -> ON terminal (subtractive, presynaptic)
-    osr_amacrine_tau: float = 14.0     # the amacrine's low-pass (frames)
-    osr_amacrine_recovery: float = 14.5  # its depressing input synapse: recovery time (frames) ...
-    osr_amacrine_depletion: float = 0.003  # ... and depletion per unit release
+    osr_off_surround: float = 0.3
+    osr_off_threshold: float = 1.0     # its rectification (white-noise sd units)
+    osr_on_delay: int = 1              # fast transient ON bipolar: 2 frames, then gamma(tau) - gamma(tau2)
+    osr_on_tau: float = 0.5
+    osr_on_tau2: float = 1.0
+    osr_on_order: int = 2
+    osr_on_threshold: float = 1.75      # its rectification: high, white noise rarely crosses it
+    osr_on_summation_tau: float = 23.0  # the ON terminal sums its bipolar's release (low-pass, frames)
+    osr_inhibition: float = 11.0        # OFF-driven amacrine -> ON terminal (subtractive, before its threshold)
+    osr_amacrine_tau: float = 7.0      # the amacrine's low-pass (frames)
+    osr_amacrine_recovery: float = 7.0  # its depressing input synapse: recovery time (frames) ...
+    osr_amacrine_sensitivity: float = 1.0  # ... releasing 1 - exp(-sensitivity * OFF drive) of its pool a frame
     osr_amacrine_depression: bool = True   # False: the synapse's availability frozen at osr_static_availability
-    osr_static_availability: float = 0.26
-    osr_terminal_tau: float = 5.9      # ON terminal release, low-passed (frames)
-    osr_off_weight: float = 0.2        # OFF excitation of the ON-OFF cell relative to the ON terminal's
-    osr_off_depletion: float = 0.066   # its depleting synapse (recovery 40 frames)
+    osr_static_availability: float = 0.34  # the pool's mean during the OSR trains (periods 6-16)
+    osr_terminal_threshold: float = 0.0  # of the ON terminal, after the amacrine inhibition
+    osr_terminal_recovery: float = 150.0  # the ON terminal's own depleting release (a transient burst) ...
+    osr_terminal_sensitivity: float = 1.5
+    osr_terminal_depression: bool = True  # False: the pool held full
+    osr_off_weight: float = 0.01       # OFF excitation of the ON-OFF cell relative to the ON terminal's
+    osr_off_recovery: float = 40.0     # its depressing synapse onto the ON-OFF cell: recovery (frames) ...
+    osr_off_sensitivity: float = 1.0   # ... and release fraction per unit drive
+    osr_off_depression: bool = True    # False: the pool held full
     osr_off_gain: float = 1.0          # ablations: 0 removes the fast OFF pathway (its excitation and inhibition)
-    osr_on_gain: float = 1.0           # 0 removes the delayed ON pathway
+    osr_on_gain: float = 1.0           # 0 removes the ON pathway
     # ganglion
     rf_sd: Tuple[float, float] = (2.5, 4.0)
     cell_types: Tuple[str, ...] = ("off",) * 3 + ("on",) * 3 + ("onoff",) * 6
@@ -142,6 +151,24 @@ def depleting_synapse(drive: np.ndarray, recovery_frames: float, depletion: floa
     return out
 
 
+def pool_release(drive: np.ndarray, recovery_frames: float, sensitivity: float,
+                 frozen: Optional[float] = None) -> np.ndarray:
+    """A depressing synapse that releases a fraction ``1 - exp(-sensitivity * drive)`` of its vesicle pool per
+    frame (a strong drive empties it) and refills with ``recovery_frames``: the release per event is the
+    pool refilled since the last event. ``frozen``: the pool held at that value (no depression).
+    ``drive``: ``(T, ...)``, non-negative."""
+    fraction = -np.expm1(-sensitivity * drive)
+    if frozen is not None:
+        return frozen * fraction
+    pool = np.ones(drive.shape[1:])
+    out = np.empty_like(drive)
+    refill = 1.0 - np.exp(-1.0 / recovery_frames)
+    for t in range(len(drive)):
+        out[t] = pool * fraction[t]
+        pool += refill * (1.0 - pool) - out[t]
+    return out
+
+
 class GroundTruthRetina:
     """The embedded circuit (see module docstring). Deterministic given ``seed``."""
 
@@ -156,9 +183,9 @@ class GroundTruthRetina:
         # unit variance of each pathway's drive under unit-variance pixel white noise
         spatial_gain = np.sqrt(4 * np.pi * p.blur_sd ** 2)
         self.h_off = _normalized(-self._biphasic(p.off_tau, p.off_weights), spatial_gain)
-        self.h_osr_off = _normalized(-(_gamma_filter(p.osr_off_tau) - 0.8 * _gamma_filter(3 * p.osr_off_tau)),
+        self.h_osr_off = _normalized(-(_gamma_filter(p.osr_off_tau) - p.osr_off_surround * _gamma_filter(3 * p.osr_off_tau)),
                                      spatial_gain)
-        on = _gamma_filter(p.osr_on_tau) - p.osr_on_surround * _gamma_filter(3 * p.osr_on_tau)
+        on = _gamma_filter(p.osr_on_tau, p.osr_on_order) - _gamma_filter(p.osr_on_tau2, p.osr_on_order)
         self.h_osr_on = _normalized(np.concatenate([np.zeros(p.osr_on_delay), on])[:N_TAPS], spatial_gain)
 
         n = len(p.cell_types)
@@ -180,6 +207,7 @@ class GroundTruthRetina:
         self.offset = np.zeros(n)
         self.scale = np.ones(n)
         self.excitation_scale = np.ones(n)
+        self.inhibition_scale = np.ones(n)
         self.r_max = np.ones(n)
         self._calibrate()
 
@@ -194,7 +222,10 @@ class GroundTruthRetina:
         """Fix each cell's input offset/scale and output gain from a fixed white-noise run."""
         rng = np.random.default_rng(10_000 + self.seed)
         stim = white_noise(3000, rng).astype(np.float32)
-        self.excitation_scale = self._excitation(stim)[0][200:].mean(0) + 1e-9
+        excitation, pooled = self._excitation(stim)
+        self.excitation_scale = excitation[200:].mean(0) + 1e-9
+        # the wide-field inhibition in proportion to each cell's own excitation (white noise, means)
+        self.inhibition_scale = self.excitation_scale / (pooled[200:].mean(0) + 1e-9)
         g = self.ganglion_input(stim)[:, 200:]
         self.offset = g.mean(1)
         self.scale = g.std(1) + 1e-9
@@ -227,25 +258,33 @@ class GroundTruthRetina:
         (the ON-OFF cell's input per subunit: depleted OFF release plus the ON terminal)."""
         p = self.params
         s = self.subunits(stimulus).astype(np.float64)
-        off = p.osr_off_gain * np.maximum(signal.lfilter(self.h_osr_off, 1.0, s, axis=0) - 1.0, 0.0)
-        on = p.osr_on_gain * signal.lfilter(self.h_osr_on, 1.0, s, axis=0)
-        if p.osr_amacrine_depression:
-            released = depleting_synapse(off, p.osr_amacrine_recovery, p.osr_amacrine_depletion)
-        else:
-            released = off * p.osr_static_availability
+        off = p.osr_off_gain * np.maximum(signal.lfilter(self.h_osr_off, 1.0, s, axis=0) - p.osr_off_threshold, 0.0)
+        on = p.osr_on_gain * np.maximum(signal.lfilter(self.h_osr_on, 1.0, s, axis=0) - p.osr_on_threshold, 0.0)
+        summed = _low_pass(on, p.osr_on_summation_tau)
+        released = pool_release(off, p.osr_amacrine_recovery, p.osr_amacrine_sensitivity,
+                                None if p.osr_amacrine_depression else p.osr_static_availability)
         amacrine = _low_pass(released, p.osr_amacrine_tau)
-        terminal = _low_pass(np.maximum(on - p.osr_inhibition * amacrine - p.osr_on_threshold, 0.0), p.osr_terminal_tau)
-        off_release = depleting_synapse(off, 40.0, p.osr_off_depletion)
-        return {"off": off, "amacrine": amacrine, "on": on, "terminal": terminal,
+        drive = np.maximum(summed - p.osr_inhibition * amacrine - p.osr_terminal_threshold, 0.0)
+        terminal = pool_release(drive, p.osr_terminal_recovery, p.osr_terminal_sensitivity,
+                                None if p.osr_terminal_depression else 1.0)
+        off_release = pool_release(off, p.osr_off_recovery, p.osr_off_sensitivity,
+                                   None if p.osr_off_depression else 1.0)
+        return {"off": off, "on": on, "summed": summed, "amacrine": amacrine, "drive": drive, "terminal": terminal,
                 "excitation": p.osr_off_weight * off_release + terminal}
 
     def _excitation(self, stimulus):
+        """Each cell's excitation and the release its wide-field amacrine pools, ``(T, n_cells)`` each: the ON
+        and OFF cells' bipolars for the ON and OFF cells, the ON-OFF cells' own inputs for the ON-OFF cells."""
         on, off = self.bipolar(stimulus)
         rel_on, rel_off = self.synapse(on), self.synapse(off)
         excitation = rel_on @ self.w_on + rel_off @ self.w_off
+        pooled = (rel_on + rel_off) @ self.w_amacrine
         if self.w_osr.any():
-            excitation = excitation + self.osr_pathways(stimulus)["excitation"] @ self.w_osr
-        return excitation, (rel_on + rel_off) @ self.w_amacrine
+            onoff = self.w_osr.any(0)
+            osr = self.osr_pathways(stimulus)["excitation"]
+            excitation = excitation + osr @ self.w_osr
+            pooled[:, onoff] = osr @ self.w_amacrine[:, onoff]
+        return excitation, pooled
 
     def ganglion_input(self, stimulus: np.ndarray) -> np.ndarray:
         p = self.params
@@ -253,7 +292,7 @@ class GroundTruthRetina:
         inhibition = signal.lfilter(self.amacrine_filter, 1.0, pooled, axis=0)
         a = np.exp(-1.0 / p.gain_control_tau)
         recent = signal.lfilter([1 - a], [1, -a], excitation / self.excitation_scale, axis=0)
-        return ((excitation - p.amacrine_weight * inhibition) / (1.0 + p.gain_control * recent)).T  # (cells, T)
+        return ((excitation - p.amacrine_weight * self.inhibition_scale * inhibition) / (1.0 + p.gain_control * recent)).T  # (cells, T)
 
     def _nonlinearity(self, g: np.ndarray) -> np.ndarray:
         z = (g - self.offset[:, None]) / self.scale[:, None]

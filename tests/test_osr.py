@@ -170,18 +170,41 @@ def test_osr_benchmark_known_answers():
     assert record.benchmark == "retina_embedded.osr" and record.per_bin
 
 
-def test_an_ln_model_fitted_to_the_circuits_recording_fails_the_call(tmp_path):
-    """The wrong model class: a linear filter and a static nonlinearity cannot veto each flash's ON rebound by
-    the next flash's OFF response, so no cell of an LN model fitted to the circuit's white-noise recording shows
-    the OSR (a small recording and fit, to keep the test fast; the converged fit is measured in the README)."""
+@pytest.fixture(scope="module")
+def small_recording(tmp_path_factory):
+    """A short white-noise recording of the circuit (4000 training frames): the fast stand-in for the embedded
+    recording (24000) in the fitted-model tests; the converged fits are measured in the README."""
+    from neurozoo.datasets.synthetic_retina import generate_recording
+
+    return generate_recording(tmp_path_factory.mktemp("osr") / "wn.h5", "whitenoise", n_train=4000, n_test=100,
+                              n_repeats=2)
+
+
+def _fitted_osr(name, path, epochs=4):
     import torch
 
-    from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.retina.fit import create_model, fit
 
-    path = generate_recording(tmp_path / "wn.h5", "whitenoise", n_train=4000, n_test=100, n_repeats=2)
     torch.manual_seed(0)
-    model = fit(create_model("ln", n_cells=12), path, epochs=4, progress=False, seed=0).model
+    model = fit(create_model(name, n_cells=12), path, epochs=epochs, progress=False, seed=0).model
     result = omitted_stimulus_response(model)
-    print("LN slopes", result.slope.round(2), "min peak ratio", result.peak_ratio.min(1).round(2))
-    assert not result.is_osr.any()
+    print(name, "slopes", result.slope.round(2), "min peak ratio", result.peak_ratio.min(1).round(2))
+    return result
+
+
+def test_an_ln_model_fitted_to_the_circuits_recording_fails_the_call(small_recording):
+    """The wrong model class: one linear filter and a static nonlinearity cannot sum the rectified ON rebounds
+    and veto them with the rectified OFF responses, so no cell of an LN model fitted to the circuit's white-noise
+    recording shows the OSR (converged fit on the 24000-frame recording: slopes 0.37-0.59)."""
+    assert not _fitted_osr("ln", small_recording).is_osr.any()
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 acceptance test not met by circuit version 4: the two-subunit model "
+                                       "fitted to the recording learns an omission burst whose latency tracks the "
+                                       "period with a slope of about 0.5 (converged fit: 0.41-0.61; README)")
+def test_a_two_subunit_model_fitted_to_the_circuits_recording_passes_the_call(small_recording):
+    """The right model class (rectified ON and OFF subunits converging) should show the OSR in the ON-OFF cells."""
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    result = _fitted_osr("twosubunit", small_recording)
+    assert result.is_osr[np.array(default_retina().cell_types) == "onoff"].sum() >= 4

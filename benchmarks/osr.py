@@ -5,8 +5,8 @@ Protocol (:mod:`retina.phenomena.osr`): 2-frame dark flashes of intensity -2, 8 
 periods 6-16 frames; latency = centroid of the response after the last flash; a cell shows an OSR when the
 slope of latency against period is within 1 +- 0.25 with R^2 >= 0.8 and the post-omission peak is at least
 twice the train's per-flash peak at every period. The same analysis runs on the circuit that generated the
-recording, whose six ON-OFF cells show the OSR by construction (rectified fast OFF and delayed ON pathways
-converging through a depressing amacrine synapse; :mod:`datasets.synthetic_retina`).
+recording, whose six ON-OFF cells show the OSR by construction (a summed, high-threshold rectified ON pathway
+vetoed by a rectified OFF pathway through a depressing amacrine synapse; :mod:`datasets.synthetic_retina`).
 
 Score: mean, over the cells in which the ground truth shows an OSR, of ``called * clip(1 - |slope_model -
 slope_truth| / |slope_truth|, 0, 1)`` (``called``: the model shows an OSR in that cell). 1 = every OSR

@@ -10,7 +10,9 @@ Analyses (:mod:`retina.phenomena.adaptation`), run on the model and on the groun
 * OMS: a jittered grating disc (radius 12 px) centred on each cell's receptive field (the circuit's cell
   positions; the fitted model's cells are the circuit's), global vs differential jitter; index = ``oms_index``.
   **Shortened** from the probe's 1000 to 400 frames per condition (the first 100 settle): 1000 frames cost a
-  BN-CNN ~30 s, 500 frames 9-22 s, 400 frames 6-11 s.
+  BN-CNN ~30 s, 500 frames 9-22 s, 400 frames 6-11 s. A cell whose motion responses sum to under 1 spike/s
+  (``min_response``) has no index: the circuit's ON-OFF cells (version 4) answer the jitter with 0.2-0.4
+  spikes/s, too little for an index, so the score is over the ON and OFF cells.
 
 Score: mean over the cells whose ground-truth index is defined (finite) of
 ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)``; a cell whose model index is undefined (no motion
@@ -38,7 +40,7 @@ from neurozoo.benchmarks.retina import fitted_or_given
 from neurozoo.benchmarks.score import Score
 
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0}
-OMS = {"n_frames": 400, "radius": 12.0, "seed": 0}
+OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0}
 
 
 def agreement(model, truth) -> dict:

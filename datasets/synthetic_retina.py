@@ -19,35 +19,51 @@ The circuit, per frame (100 Hz):
    (biphasic, sign-inverted) and an ON type with the OFF kinetics mirrored (the inputs of the OFF and ON cells).
 3. Adaptation: each bipolar terminal is a depleting synapse (vesicle pool ``u``: recovers with a
    time constant of 40 frames, depleted in proportion to release), so sustained contrast lowers the gain.
-4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools the ON and OFF release over a broad
-   Gaussian and subtracts it, low-passed and delayed, from the ganglion input (object-motion sensitivity).
-   Divisive gain control: the ganglion input is divided by ``1 + 0.5 * (its excitation low-passed
-   over 50 frames, relative to white noise)`` -- a contrast step's response halves within a few 100 ms.
+4. Amacrine inhibition: a wide-field amacrine cell per ganglion cell pools release over a broad Gaussian (the ON
+   and OFF cells' bipolars for the ON and OFF cells, the ON-OFF cells' own inputs for the ON-OFF cells) and
+   subtracts it, low-passed and delayed, from the ganglion input, in proportion to the cell's excitation
+   (white-noise means): object-motion sensitivity. Divisive gain control: the ganglion input is divided by
+   ``1 + 0.5 * (its excitation low-passed over 50 frames, relative to white noise)`` -- a contrast step's
+   response halves within a few 100 ms.
 5. Ganglion cells (12 at different positions: 3 OFF, 3 ON, 6 ON-OFF) sum their subunits with Gaussian weights
    and fire as an inhomogeneous Poisson process with rate ``r_max * softplus(.)`` (saturating smoothly at
    300 spikes/s; ``r_max`` sets about 25 spikes/s under white noise).
 
-The OSR (the ON-OFF cells; :meth:`GroundTruthRetina.osr_pathways`). Two rectified pathways per subunit
-converge nonlinearly, as in the reduced model of Tanaka et al. (2019):
+The OSR (the ON-OFF cells; :meth:`GroundTruthRetina.osr_pathways`). Rectified ON and OFF pathways per subunit
+converge nonlinearly at the ON terminal, as in the reduced model of Tanaka et al. (2019):
 
-* a fast, transient OFF bipolar (``osr_off_tau``), rectified at 1 sd: it fires at each dark flash's onset;
-* a delayed ON bipolar (2 frames, then a biphasic filter), driven at the flash offsets;
-* an amacrine cell driven by the OFF bipolar through a **depressing** synapse (recovery 14.5 frames) and
-  low-passed (14 frames) inhibits the ON terminal (subtractive, before its threshold): during a train each
-  flash's OFF response vetoes the ON rebound of the flash before; when a flash is omitted the ON terminal
-  escapes as the inhibition decays, and the ON-OFF cell bursts;
-* the period dependence comes from the depression: at short periods the amacrine synapse is depleted and the
-  inhibition it holds is weaker relative to the ON drive, so the escape comes sooner after the last flash; at
-  long periods later. The latency from the last flash grows with the period with a slope of 0.84-0.90
-  (R^2 0.96-0.98, periods 6-16 frames; centroid latencies 30-39 frames from the last flash), and the burst
-  is far above the train's responses (the OFF input is depleted during the train, the ON terminal vetoed).
+* a fast, transient OFF bipolar (``osr_off_tau``), rectified at 1 white-noise sd: it fires at each dark
+  flash's onset (2-4 frames);
+* a fast, transient ON bipolar (1 frame, then a difference of gammas), rectified at a high threshold
+  (``osr_on_threshold``, 1.75 sd): it fires at each flash's offset (4-7 frames after the onset);
+* the ON terminal **sums** its bipolar's release (low-pass, 23 frames), so after a train its level is about
+  proportional to the flash rate (``summed`` ~ 1 / period);
+* an amacrine cell driven by the OFF bipolar through a **depressing** synapse (a vesicle pool that a flash
+  empties and that refills with 7 frames), low-passed with 7 frames, inhibits the ON terminal (subtractive,
+  before its threshold). Each flash releases what the pool refilled since the previous one, which offsets
+  the summation of the inhibition: its peak just after the last flash is the same at every period;
+* during a train each flash's inhibition vetoes the terminal; after the omission the inhibition decays and the
+  terminal escapes when ``I0 exp(-t / 7)`` falls below the (slowly decaying) ON level ~ 1 / period:
+  ``t* ~ tau_eff ln(period)`` with ``tau_eff = 1 / (1/7 - 1/23) ~ 10`` frames, nearly linear in the period over
+  6-16 frames with a slope of about 1;
+* the terminal releases through its own depressing pool (``osr_terminal_*``): a brief burst (the ON-OFF cell's
+  excitation, with a small depressed OFF input, ``osr_off_weight``).
 
-Removing the fast OFF pathway (``osr_off_gain=0``: no veto), the ON pathway (``osr_on_gain=0``) or the
-depression (``osr_amacrine_depression=False``: availability frozen at its mean during the trains, 0.26)
-abolishes the OSR (slopes 0.2-0.5 or no burst; tests/test_osr.py). The ON rebound's threshold sits behind the
-amacrine's inhibition, so white noise, which drives the OFF pathway all the time, rarely recruits it.
-(Version 2 of this circuit made the OSR with one resonant ON filter before a threshold, which an LN model
-reproduces; see the retina section of the README.)
+Measured (:mod:`retina.phenomena.osr`, periods 6-16): slope of the latency from the last flash against the period
+1.00 in every ON-OFF cell, R^2 0.96-0.97, the burst's centroid 6.1-7.9 frames after the omitted flash (12-22 from
+the last flash: a 40-frame window ending at the burst holds the last two flashes at every period), its peak
+6-2800 times the train's per-flash responses. Removing the OFF pathway (``osr_off_gain=0``: no veto, the
+terminal answers every flash; slope 0.17), the ON pathway (``osr_on_gain=0``: no burst) or the depression
+(``osr_amacrine_depression=False``: the pool frozen at its mean during the trains, 0.34; the inhibition then
+grows at short periods and the slope falls to 0.61) abolishes the OSR (tests/test_osr.py). Under white noise
+the ON terminal releases in 26 % of a subunit's frames, but above 10 % of its OSR burst's size (pooled over an
+ON-OFF cell's receptive field) in 1-4 % of frames: the rectified ON bipolar's threshold and the inhibition keep
+white noise from recruiting the rebound; it still gives most of the ON-OFF cells' mean white-noise excitation.
+The ON-OFF cells hardly answer the small texture jitter of the object-motion stimulus, and after a contrast
+increase they are suppressed for ~40 frames before they adapt (fast inhibition, slow ON summation).
+(Version 3 made the period dependence with a slow terminal: its burst came 30-39 frames after the last flash,
+beyond what a 40-frame model window can time; version 2 made the OSR with one resonant ON filter before a
+threshold, which an LN model reproduces. See the retina section of the README.)
 """
 from __future__ import annotations
 
@@ -65,7 +81,7 @@ from neurozoo.datasets.cache import cache_dir
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
 N_TAPS = 40
-VERSION = 3  # bump when the circuit or the recordings change (part of the cache key)
+VERSION = 4  # bump when the circuit or the recordings change (part of the cache key)
 
 
 def _gamma_filter(tau: float, n: int = 3, taps: int = N_TAPS) -> np.ndarray:
@@ -90,27 +106,36 @@ class CircuitParams:
     amacrine_sd: float = 10.0
     amacrine_tau: float = 4.0
     amacrine_delay: int = 2
-    amacrine_weight: float = 0.5
+    amacrine_weight: float = 1.0  # relative to the cell's excitation (white-noise means)
     # divisive contrast gain control of the ganglion input by its own recent excitation
     gain_control: float = 0.5
     gain_control_tau: float = 50.0
     # --- the omitted-stimulus circuit of the ON-OFF cells (module docstring, "The OSR") ---
-    osr_off_tau: float = 1.14          # fast transient OFF bipolar: gamma(tau) - 0.8 gamma(3 tau), sign-inverted
-    osr_on_delay: int = 2              # delayed ON bipolar: 2 frames, then gamma(tau) - surround * gamma(3 tau)
-    osr_on_tau: float = 2.92
-    osr_on_surround: float = 1.19
-    osr_on_threshold: float = 0.30     # of the ON terminal, after the amacrine inhibition
-    osr_inhibition: float = 6.3        # OFF-driven amacrine -> ON terminal (subtractive, presynaptic)
-    osr_amacrine_tau: float = 14.0     # the amacrine's low-pass (frames)
-    osr_amacrine_recovery: float = 14.5  # its depressing input synapse: recovery time (frames) ...
-    osr_amacrine_depletion: float = 0.003  # ... and depletion per unit release
-    osr_amacrine_depression: bool = True   # False: the synapse's availability frozen at osr_static_availability
-    osr_static_availability: float = 0.26
-    osr_terminal_tau: float = 5.9      # ON terminal release, low-passed (frames)
-    osr_off_weight: float = 0.2        # OFF excitation of the ON-OFF cell relative to the ON terminal's
-    osr_off_depletion: float = 0.066   # its depleting synapse (recovery 40 frames)
+    osr_off_tau: float = 1.14          # fast transient OFF bipolar: gamma(tau) - surround * gamma(3 tau), sign-inverted
+    osr_off_surround: float = 0.3
+    osr_off_threshold: float = 1.0     # its rectification (white-noise sd units)
+    osr_on_delay: int = 1              # fast transient ON bipolar: 1 frame, then gamma(tau) - gamma(tau2) ...
+    osr_on_tau: float = 0.5
+    osr_on_tau2: float = 1.0
+    osr_on_order: int = 2              # ... of this order
+    osr_on_threshold: float = 1.75     # its rectification: high, white noise rarely crosses it
+    osr_on_summation_tau: float = 23.0  # the ON terminal sums its bipolar's release (low-pass, frames)
+    osr_inhibition: float = 11.0       # OFF-driven amacrine -> ON terminal (subtractive, before its threshold)
+    osr_amacrine_tau: float = 7.0      # the amacrine's low-pass (frames)
+    osr_amacrine_recovery: float = 7.0  # its depressing input synapse: pool refill time (frames) ...
+    osr_amacrine_sensitivity: float = 1.0  # ... releasing 1 - exp(-sensitivity * OFF drive) of the pool a frame
+    osr_amacrine_depression: bool = True   # False: the pool frozen at osr_static_availability
+    osr_static_availability: float = 0.34  # the pool's mean during the OSR trains (periods 6-16)
+    osr_terminal_threshold: float = 0.0  # of the ON terminal, after the amacrine inhibition
+    osr_terminal_recovery: float = 150.0  # the ON terminal's own depressing pool (a brief burst): refill ...
+    osr_terminal_sensitivity: float = 1.5  # ... and release fraction per unit drive
+    osr_terminal_depression: bool = True  # False: the pool held full
+    osr_off_weight: float = 0.01       # OFF excitation of the ON-OFF cell relative to the ON terminal's
+    osr_off_recovery: float = 40.0     # its depressing synapse onto the ON-OFF cell: refill (frames) ...
+    osr_off_sensitivity: float = 1.0   # ... and release fraction per unit drive
+    osr_off_depression: bool = True    # False: the pool held full
     osr_off_gain: float = 1.0          # ablations: 0 removes the fast OFF pathway (its excitation and inhibition)
-    osr_on_gain: float = 1.0           # 0 removes the delayed ON pathway
+    osr_on_gain: float = 1.0           # 0 removes the ON pathway
     # ganglion
     rf_sd: Tuple[float, float] = (2.5, 4.0)
     cell_types: Tuple[str, ...] = ("off",) * 3 + ("on",) * 3 + ("onoff",) * 6
@@ -142,6 +167,24 @@ def depleting_synapse(drive: np.ndarray, recovery_frames: float, depletion: floa
     return out
 
 
+def pool_release(drive: np.ndarray, recovery_frames: float, sensitivity: float,
+                 frozen: Optional[float] = None) -> np.ndarray:
+    """A depressing synapse that releases a fraction ``1 - exp(-sensitivity * drive)`` of its vesicle pool per
+    frame (a strong drive empties it) and refills with ``recovery_frames``: the release per event is the
+    pool refilled since the last event. ``frozen``: the pool held at that value (no depression).
+    ``drive``: ``(T, ...)``, non-negative."""
+    fraction = -np.expm1(-sensitivity * drive)
+    if frozen is not None:
+        return frozen * fraction
+    pool = np.ones(drive.shape[1:])
+    out = np.empty_like(drive)
+    refill = 1.0 - np.exp(-1.0 / recovery_frames)
+    for t in range(len(drive)):
+        out[t] = pool * fraction[t]
+        pool += refill * (1.0 - pool) - out[t]
+    return out
+
+
 class GroundTruthRetina:
     """The embedded circuit (see module docstring). Deterministic given ``seed``."""
 
@@ -156,9 +199,9 @@ class GroundTruthRetina:
         # unit variance of each pathway's drive under unit-variance pixel white noise
         spatial_gain = np.sqrt(4 * np.pi * p.blur_sd ** 2)
         self.h_off = _normalized(-self._biphasic(p.off_tau, p.off_weights), spatial_gain)
-        self.h_osr_off = _normalized(-(_gamma_filter(p.osr_off_tau) - 0.8 * _gamma_filter(3 * p.osr_off_tau)),
+        self.h_osr_off = _normalized(-(_gamma_filter(p.osr_off_tau) - p.osr_off_surround * _gamma_filter(3 * p.osr_off_tau)),
                                      spatial_gain)
-        on = _gamma_filter(p.osr_on_tau) - p.osr_on_surround * _gamma_filter(3 * p.osr_on_tau)
+        on = _gamma_filter(p.osr_on_tau, p.osr_on_order) - _gamma_filter(p.osr_on_tau2, p.osr_on_order)
         self.h_osr_on = _normalized(np.concatenate([np.zeros(p.osr_on_delay), on])[:N_TAPS], spatial_gain)
 
         n = len(p.cell_types)
@@ -180,6 +223,7 @@ class GroundTruthRetina:
         self.offset = np.zeros(n)
         self.scale = np.ones(n)
         self.excitation_scale = np.ones(n)
+        self.inhibition_scale = np.ones(n)
         self.r_max = np.ones(n)
         self._calibrate()
 
@@ -194,7 +238,10 @@ class GroundTruthRetina:
         """Fix each cell's input offset/scale and output gain from a fixed white-noise run."""
         rng = np.random.default_rng(10_000 + self.seed)
         stim = white_noise(3000, rng).astype(np.float32)
-        self.excitation_scale = self._excitation(stim)[0][200:].mean(0) + 1e-9
+        excitation, pooled = self._excitation(stim)
+        self.excitation_scale = excitation[200:].mean(0) + 1e-9
+        # the wide-field inhibition in proportion to each cell's own excitation (white noise, means)
+        self.inhibition_scale = self.excitation_scale / (pooled[200:].mean(0) + 1e-9)
         g = self.ganglion_input(stim)[:, 200:]
         self.offset = g.mean(1)
         self.scale = g.std(1) + 1e-9
@@ -222,30 +269,40 @@ class GroundTruthRetina:
 
     def osr_pathways(self, stimulus: np.ndarray) -> dict:
         """The ON-OFF cells' circuit per subunit, ``(T, n_subunits)`` each: ``off`` (fast transient OFF bipolar,
-        rectified), ``amacrine`` (its depressed, low-passed release), ``on`` (delayed ON bipolar, linear),
-        ``terminal`` (ON terminal after the amacrine's inhibition, rectified and low-passed) and ``excitation``
-        (the ON-OFF cell's input per subunit: depleted OFF release plus the ON terminal)."""
+        rectified), ``on`` (fast transient ON bipolar, rectified at a high threshold), ``summed`` (its release
+        summed at the ON terminal), ``amacrine`` (the OFF bipolar's depressed, low-passed release), ``drive``
+        (the summed ON level minus the amacrine's inhibition, rectified), ``terminal`` (the ON terminal's release
+        through its depressing pool) and ``excitation`` (the ON-OFF cell's input per subunit: the terminal plus
+        a small depressed OFF release)."""
         p = self.params
         s = self.subunits(stimulus).astype(np.float64)
-        off = p.osr_off_gain * np.maximum(signal.lfilter(self.h_osr_off, 1.0, s, axis=0) - 1.0, 0.0)
-        on = p.osr_on_gain * signal.lfilter(self.h_osr_on, 1.0, s, axis=0)
-        if p.osr_amacrine_depression:
-            released = depleting_synapse(off, p.osr_amacrine_recovery, p.osr_amacrine_depletion)
-        else:
-            released = off * p.osr_static_availability
+        off = p.osr_off_gain * np.maximum(signal.lfilter(self.h_osr_off, 1.0, s, axis=0) - p.osr_off_threshold, 0.0)
+        on = p.osr_on_gain * np.maximum(signal.lfilter(self.h_osr_on, 1.0, s, axis=0) - p.osr_on_threshold, 0.0)
+        summed = _low_pass(on, p.osr_on_summation_tau)
+        released = pool_release(off, p.osr_amacrine_recovery, p.osr_amacrine_sensitivity,
+                                None if p.osr_amacrine_depression else p.osr_static_availability)
         amacrine = _low_pass(released, p.osr_amacrine_tau)
-        terminal = _low_pass(np.maximum(on - p.osr_inhibition * amacrine - p.osr_on_threshold, 0.0), p.osr_terminal_tau)
-        off_release = depleting_synapse(off, 40.0, p.osr_off_depletion)
-        return {"off": off, "amacrine": amacrine, "on": on, "terminal": terminal,
+        drive = np.maximum(summed - p.osr_inhibition * amacrine - p.osr_terminal_threshold, 0.0)
+        terminal = pool_release(drive, p.osr_terminal_recovery, p.osr_terminal_sensitivity,
+                                None if p.osr_terminal_depression else 1.0)
+        off_release = pool_release(off, p.osr_off_recovery, p.osr_off_sensitivity,
+                                   None if p.osr_off_depression else 1.0)
+        return {"off": off, "on": on, "summed": summed, "amacrine": amacrine, "drive": drive, "terminal": terminal,
                 "excitation": p.osr_off_weight * off_release + terminal}
 
     def _excitation(self, stimulus):
+        """Each cell's excitation and the release its wide-field amacrine pools, ``(T, n_cells)`` each: the ON
+        and OFF cells' bipolars for the ON and OFF cells, the ON-OFF cells' own inputs for the ON-OFF cells."""
         on, off = self.bipolar(stimulus)
         rel_on, rel_off = self.synapse(on), self.synapse(off)
         excitation = rel_on @ self.w_on + rel_off @ self.w_off
+        pooled = (rel_on + rel_off) @ self.w_amacrine
         if self.w_osr.any():
-            excitation = excitation + self.osr_pathways(stimulus)["excitation"] @ self.w_osr
-        return excitation, (rel_on + rel_off) @ self.w_amacrine
+            onoff = self.w_osr.any(0)
+            osr = self.osr_pathways(stimulus)["excitation"]
+            excitation = excitation + osr @ self.w_osr
+            pooled[:, onoff] = osr @ self.w_amacrine[:, onoff]
+        return excitation, pooled
 
     def ganglion_input(self, stimulus: np.ndarray) -> np.ndarray:
         p = self.params
@@ -253,7 +310,7 @@ class GroundTruthRetina:
         inhibition = signal.lfilter(self.amacrine_filter, 1.0, pooled, axis=0)
         a = np.exp(-1.0 / p.gain_control_tau)
         recent = signal.lfilter([1 - a], [1, -a], excitation / self.excitation_scale, axis=0)
-        return ((excitation - p.amacrine_weight * inhibition) / (1.0 + p.gain_control * recent)).T  # (cells, T)
+        return ((excitation - p.amacrine_weight * self.inhibition_scale * inhibition) / (1.0 + p.gain_control * recent)).T  # (cells, T)
 
     def _nonlinearity(self, g: np.ndarray) -> np.ndarray:
         z = (g - self.offset[:, None]) / self.scale[:, None]

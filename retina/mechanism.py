@@ -10,7 +10,7 @@ For each ground-truth OSR cell (the circuit's ON-OFF cells):
 2. **What each first-layer channel is.** Every channel's activation (mean over space) on the full-field OSR
    trains (all periods, concatenated) is correlated with the circuit's two pathways on the same stimulus
    (:meth:`datasets.synthetic_retina.GroundTruthRetina.osr_pathways`): the fast OFF bipolar (rectified) and
-   the delayed ON bipolar (rectified). A channel is ON-like (OFF-like) when its correlation with that pathway
+   the transient ON bipolar (rectified). A channel is ON-like (OFF-like) when its correlation with that pathway
    is at least ``min_correlation`` and above its correlation with the other.
 3. **Reduction.** The model with only the top ``k`` channels, the others held at their baseline (grey-stimulus)
    activity (:func:`retina.reduction.reduce_model`), probed with the OSR protocol: does the reduced model keep

@@ -9,7 +9,7 @@ from neurozoo.retina.models.bncnn import RetinaCNN
 
 
 def _pathway_model():
-    """Channel 0: the circuit's delayed ON filter; channel 1: its fast OFF filter (full field, rectified by the
+    """Channel 0: the circuit's ON bipolar filter; channel 1: its fast OFF filter (full field, rectified by the
     ReLU); channels 2-7 silent. Only channels 0 and 1 reach the output of cell 0."""
     truth = default_retina()
     torch.manual_seed(0)

@@ -48,7 +48,7 @@ def test_contrast_adaptation_ground_truth_vs_circuit_without_adaptation():
     truth = contrast_adaptation(default_retina(), cycles=8)
     # every adaptation mechanism removed: gain control, the depleting synapses (the ON-OFF cells' too)
     frozen = contrast_adaptation(GroundTruthRetina(params=CircuitParams(
-        gain_control=0.0, depletion=0.0, osr_off_depletion=0.0, osr_amacrine_depression=False)), cycles=8)
+        gain_control=0.0, depletion=0.0, osr_off_depression=False, osr_terminal_depression=False, osr_amacrine_depression=False)), cycles=8)
     # after the switch up the rate decays: gain control (tau 50 frames) and depleting synapses lower it
     assert np.all(truth["late_high"] < truth["early_high"])
     assert np.all(truth["adaptation_index"] > 0.12)
@@ -71,8 +71,15 @@ def test_object_motion_sensitivity_needs_the_amacrine_surround():
     assert np.mean(truth["object"] > truth["global"]) >= 0.9  # a still background adds no inhibition
     no_surround = GroundTruthRetina(params=CircuitParams(amacrine_weight=0.0))
     control = object_motion_sensitivity(no_surround, centres=retina.positions, n_frames=600)
-    assert np.all(np.abs(control["oms_index"]) < 0.03)
-    assert np.all(truth["oms_index"] > control["oms_index"] + 0.01)
+    # the ON and OFF cells: the same motion responses without the surround, no OMS
+    one_sided = np.array(retina.cell_types) != "onoff"
+    assert np.all(np.abs(control["oms_index"][one_sided]) < 0.03)
+    assert np.all(truth["oms_index"][one_sided] > control["oms_index"][one_sided] + 0.01)
+    # the ON-OFF cells (circuit version 4) hardly answer the small jitter of the textures: their high-threshold,
+    # vetoed ON terminal stays silent; without the surround they do not respond at all (no index), with it
+    # they respond weakly (< 1 spike/s), more to differential than to global motion
+    assert np.isnan(control["oms_index"][~one_sided]).all()
+    assert (np.abs(truth["differential"][~one_sided]) < 1.0).all()
     with pytest.raises(Exception, match="centres"):
         object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=50)
 
@@ -94,7 +101,10 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     record = json.loads((out / "adaptation.json").read_text())
     truth, model = record["truth_adaptation"], record["model_adaptation"]
     assert len(model["adaptation_index"]) == 12 and record["settings"]["block"] == 100
-    assert np.median(truth["adaptation_index"]) > 0.1             # the circuit adapts (3 cycles: a noisy estimate)
+    # the ON and OFF cells adapt (3 cycles: a noisy estimate). The ON-OFF cells (circuit version 4) are suppressed
+    # for the first ~40 frames after a contrast increase -- their OFF-driven inhibition is fast, their ON summation
+    # slow -- so in 100-frame blocks their index is negative; the 200-frame test above checks them.
+    assert np.median(np.array(truth["adaptation_index"])[:6]) > 0.1
     assert max(abs(v) for v in model["adaptation_index"]) < 0.05  # an LN model (linear filter + softplus) cannot
     assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG" and "ground truth" in capsys.readouterr().out
 

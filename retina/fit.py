@@ -55,6 +55,7 @@ from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
+EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
 FIT_PROTOCOL = 4  # bump when the loop or a model's initialisation changes what a fit with given settings yields
 BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
                          "neurozoo.retina.models.subunits")
@@ -316,7 +317,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             optimizer.step()
             total += float(loss.detach())
         model.eval()
-        val_pred = _predict_targets(model, d, val_t, config.batch_size, use_chunks)
+        # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
+        # share the first layer's transforms over more windows)
+        val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
         score = _mean_correlation(val_pred, val_target)
         state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
         if np.isfinite(score) and score > state["best_score"]:
@@ -346,7 +349,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
 
 # ---- prediction and held-out scoring --------------------------------------------------------------
-def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cpu", n_samples: int = 20,
+def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: str = "cpu", n_samples: int = 20,
             seed: int = 0) -> np.ndarray:
     """Rates ``(n_cells, T - 39)`` for the windows ending at frames 39 .. T-1 of ``stimulus (T, 50, 50)``.
 

@@ -24,7 +24,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -79,6 +86,31 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     return results, error
 
 
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0) -> dict:
+    """Time ``zoo fit MODEL --data DATA`` from a fresh output folder (the CLI as a user runs it, start-up, data
+    reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", out,
+                   "--no-resume", "--quiet"]
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        tic = time.perf_counter()
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - tic
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        history = json.loads((Path(out) / "history.json").read_text())
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    return {"wall_s": wall, "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
+            "epochs": len(history["history"]), "best_epoch": history["best_epoch"],
+            "val_r": [round(h["val_correlation"], 3) for h in history["history"]],
+            "heldout_r": summary["median_correlation"], "feve": summary["median_feve"],
+            "oracle": summary["median_oracle"]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=512)
@@ -86,11 +118,16 @@ def main(argv=None):
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")
+    parser.add_argument("--fit", action="store_true",
+                        help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute)")
+    parser.add_argument("--fit-threads", type=int, default=0, help="OMP_NUM_THREADS for the fit (default: torch's)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the frames/s comparison")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     methods = args.methods.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed steps")
-    for name in devices:
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed steps; "
+          f"{_load()}")
+    for name in devices if not args.no_speed else []:
         if name == "cuda" and not torch.cuda.is_available():
             print("cuda: not available, skipped")
             continue
@@ -102,6 +139,12 @@ def main(argv=None):
             line += (f" | fast[{m}] {rates[m][0]:8.1f} frames/s ({rates[m][1]:7.1f} per CPU-s)  ratio "
                      f"{rates[m][0] / wall:5.2f}x wall, {rates[m][1] / cpu:5.2f}x CPU  max rel diff {error[m]:.1e}")
         print(line, flush=True)
+    if args.fit:
+        print(f"zoo fit bncnn --data embedded:whitenoise ({_load()}) ...", flush=True)
+        r = fit_to_convergence(threads=args.fit_threads)
+        print(f"fit to convergence: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, {r['epochs']} epochs (best "
+              f"{r['best_epoch']}), validation r per epoch {r['val_r']}; held-out median r {r['heldout_r']:.3f} "
+              f"(oracle {r['oracle']:.3f}), FEVE {r['feve']:.3f}; {_load()}", flush=True)
 
 
 if __name__ == "__main__":

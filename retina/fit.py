@@ -56,7 +56,7 @@ from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, re
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
-FIT_PROTOCOL = 4  # bump when the loop or a model's initialisation changes what a fit with given settings yields
+FIT_PROTOCOL = 5  # bump when the loop or a model's initialisation changes what a fit with given settings yields
 BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
                          "neurozoo.retina.models.subunits")
 
@@ -87,7 +87,7 @@ class FitConfig:
     response: Optional[str] = None  # default: the model's ``fit_response`` or "firing_rate_10ms"
     val_fraction: float = 0.1
     n_blocks: int = 5
-    patience: int = 2
+    patience: Optional[int] = None  # default: the model's ``default_patience`` or 2
     min_delta: float = 0.01  # a validation correlation this much above the reference resets the patience
     seed: int = 0
     device: str = "cpu"
@@ -241,6 +241,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         config = dataclasses.replace(config, response=getattr(model, "fit_response", "firing_rate_10ms"))
     if config.lr is None:
         config = dataclasses.replace(config, lr=float(getattr(model, "default_lr", 1e-2)))
+    if config.patience is None:
+        config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
     d = _Data(recording, config.response, history, device)
     # early stopping always watches the smoothed rate when the file has it (the binned counts are too noisy)
     val_key = "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response

@@ -33,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (leaderboard/cli.py); before torch loads
+import torch  # noqa: E402
 
-from neurozoo.retina.models.bncnn import RetinaCNN, windows
+from neurozoo.retina.models.bncnn import RetinaCNN, windows  # noqa: E402
 
 
 def _step(model, optimizer, inputs, targets, fast: bool, method: str):

@@ -114,8 +114,8 @@ def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=128, help="windows per step (default: the fit's 128)")
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")

@@ -53,7 +53,7 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods, seed: int = 0):
+def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods, seed: int = 0, fast_steps: int = 0):
     torch.manual_seed(seed)
     movie = torch.randn(20 * batch + 39, 50, 50, device=device)
     targets = torch.rand(batch, n_cells, device=device)
@@ -63,7 +63,8 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
         model = copy.deepcopy(base)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         elapsed = cpu = 0.0
-        for step in range(steps + 1):  # the first step warms up and is not timed
+        n_steps = steps if name == "plain" else max(steps, fast_steps)
+        for step in range(n_steps + 1):  # the first step warms up and is not timed
             if name == "plain":
                 index = torch.randint(0, movie.shape[0] - 39, (batch,), device=device)
                 inputs = torch.stack([movie[i:i + 40] for i in index.tolist()])  # random single windows
@@ -77,7 +78,7 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
             if step:
                 elapsed += time.perf_counter() - tic
                 cpu += time.process_time() - cpu_tic
-        results[name] = (steps * batch / elapsed, steps * batch / cpu)
+        results[name] = (n_steps * batch / elapsed, n_steps * batch / cpu)
     model = base.eval()
     with torch.no_grad():
         chunk = movie[:batch + 39]
@@ -115,7 +116,9 @@ def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128, help="windows per step (default: the fit's 128)")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps of the plain model")
+    parser.add_argument("--fast-steps", type=int, default=25, help="timed steps of the fast path (cheap; more average "
+                                                                    "out the other processes' interference)")
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")
@@ -126,14 +129,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     methods = args.methods.split(",")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed steps; "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed plain "
+          f"steps, {max(args.steps, args.fast_steps)} fast; "
           f"{_load()}")
     for name in devices if not args.no_speed else []:
         if name == "cuda" and not torch.cuda.is_available():
             print("cuda: not available, skipped")
             continue
         device = torch.device(name)
-        rates, error = measure(device, args.batch, args.steps, args.cells, methods)
+        rates, error = measure(device, args.batch, args.steps, args.cells, methods, fast_steps=args.fast_steps)
         (wall, cpu) = rates["plain"]
         line = f"{name:5s} plain {wall:8.1f} frames/s ({cpu:7.1f} per CPU-s)"
         for m in methods:

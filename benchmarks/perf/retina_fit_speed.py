@@ -7,18 +7,26 @@ backward, Adam update) on the same weights; frames/s = windows (output frames) p
 and per CPU-second of this process (the figure to compare on a machine shared with other work).
 Also checks that both paths give the same outputs on the same chunk (eval mode).
 
-    python benchmarks/perf/retina_fit_speed.py [--batch 512] [--steps 3] [--cells 5] [--device cpu|cuda|all]
+    python benchmarks/perf/retina_fit_speed.py [--batch 128] [--steps 5] [--fast-steps 25] [--cells 5]
+        [--device cpu|cuda|all] [--fit [--fit-threads N]] [--no-speed]
 
-Measured (2-core CPU shared with other jobs, torch 2.13 CPU, batch 512; no CUDA device on that machine):
+``--fit`` also runs ``zoo fit bncnn --data embedded:whitenoise`` from a fresh folder (the command as a user runs
+it: start-up, data, fit to convergence, held-out evaluation) and prints wall and CPU seconds, epochs, validation r
+per epoch, held-out median r and FEVE, with the load average before and after (the machine is shared).
 
-    load ~9:  plain 13.6 frames/s | fast[fft] 245.9 frames/s   ratio 18.1x wall
-    load ~12: plain  5.9 frames/s (29.0 per CPU-s) | fast[fft] 61.3 frames/s (291.0 per CPU-s)
-              ratio 10.4x wall, 10.0x CPU, max rel diff 2.3e-07 | fast[fft_taps] 3.4x CPU
-    per 512-window step (CPU-s): fast first layer f+b 0.97, the rest (conv2, BN, dense) 0.85, whole 1.57;
-    conv2 by FFT was tried and is 4x slower than oneDNN's conv2d (complex einsum), so conv2 stays direct.
-    Fit to convergence (fitting protocol 2: batch 128, output scale from the data; `zoo fit bncnn --data
-    embedded:whitenoise`): 5 epochs, 214 CPU-s, 1 min 50 s wall on two cores; validation r 0.65, 0.73,
-    0.74, 0.75, 0.75; held-out median r 0.844 (oracle 0.842), FEVE 0.73.
+Measured 2026-12-01 (2-core AMD EPYC shared with three other engineers' jobs, torch 2.13 CPU, batch 128, the
+fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that machine):
+
+    load 6.4, 2 threads: plain 39.0 frames/s (40.8 per CPU-s) | fast[fft] 825.1 frames/s (929.6 per CPU-s)
+                         ratio 21.15x wall, 22.76x CPU, max rel diff 2.2e-07
+    load 6.6, 1 thread:  plain 22.8 frames/s (34.0 per CPU-s) | fast[fft] 531.8 frames/s (789.6 per CPU-s)
+                         ratio 23.35x wall, 23.25x CPU
+    fit to convergence (fitting protocol 5), load 5.8: 96.0 s wall, 87.6 CPU-s, 4 epochs (best 3), validation
+        r 0.581, 0.605, 0.647, 0.651; held-out median r 0.795 (oracle 0.853), FEVE -0.007 (protocol 4 on the
+        slow settings: 5 epochs, the same best epoch and r, 16-18 min at load 7-9); --fit-threads 1: 108.5 s
+        wall, 82.5 CPU-s, held-out r 0.794.
+    per 128-target step, 1 thread (least disturbed of 8): first layer (FFT, per channel) 38 ms, conv2 by FFT
+    28 ms (oneDNN direct: 92 ms), the rest 20 ms (Gaussian noise 7 ms). Before: fast path 10-18x at batch 512.
 """
 from __future__ import annotations
 

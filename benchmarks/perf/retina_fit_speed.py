@@ -17,14 +17,17 @@ per epoch, held-out median r and FEVE, with the load average before and after (t
 Measured 2026-12-01 (2-core AMD EPYC shared with three other engineers' jobs, torch 2.13 CPU, batch 128, the
 fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that machine):
 
+    load 5.4, 2 threads: plain 39.2 frames/s (39.7 per CPU-s) | fast[fft] 928.6 frames/s (934.3 per CPU-s)
+                         ratio 23.70x wall, 23.51x CPU, max rel diff 2.2e-07
     load 6.4, 2 threads: plain 39.0 frames/s (40.8 per CPU-s) | fast[fft] 825.1 frames/s (929.6 per CPU-s)
-                         ratio 21.15x wall, 22.76x CPU, max rel diff 2.2e-07
+                         ratio 21.15x wall, 22.76x CPU
     load 6.6, 1 thread:  plain 22.8 frames/s (34.0 per CPU-s) | fast[fft] 531.8 frames/s (789.6 per CPU-s)
                          ratio 23.35x wall, 23.25x CPU
     fit to convergence (fitting protocol 5), load 5.8: 96.0 s wall, 87.6 CPU-s, 4 epochs (best 3), validation
         r 0.581, 0.605, 0.647, 0.651; held-out median r 0.795 (oracle 0.853), FEVE -0.007 (protocol 4 on the
         slow settings: 5 epochs, the same best epoch and r, 16-18 min at load 7-9); --fit-threads 1: 108.5 s
-        wall, 82.5 CPU-s, held-out r 0.794.
+        wall, 82.5 CPU-s, held-out r 0.794. Again at load 4.2-5.4 (2 threads): 111.5 s wall, 102.9 CPU-s, the
+        same epochs and r. The 60 s target needs both cores nearly free; the machine never was (load >= 3.9).
     per 128-target step, 1 thread (least disturbed of 8): first layer (FFT, per channel) 38 ms, conv2 by FFT
     28 ms (oneDNN direct: 92 ms), the rest 20 ms (Gaussian noise 7 ms). Before: fast path 10-18x at batch 512.
 """

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
+
+# Idle OpenMP threads sleep instead of spinning (set before any torch import). On a machine shared with other work,
+# libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for a
+# descheduled thread: 2 threads ran 3-5x slower than 1 (retina README, "Fast path").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
 COMMAND_MODULES = ("neurozoo.datasets.cli", "neurozoo.convrnn.cli", "neurozoo.convrnn.search.cli", "neurozoo.retina.cli", "neurozoo.benchmarks.cli",

@@ -21,8 +21,9 @@ Interface (stable; other modules build on it):
   the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it.
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published),
-  L2 1e-3, L1 1e-3, up to 40 epochs; early stopping after 2 epochs without a gain of 0.01 in validation
-  correlation (the best epoch's weights are kept). Deviation: batches of 128 targets, not the published
+  L2 1e-3, L1 1e-3, up to 40 epochs; early stopping after ``patience`` epochs without a gain of 0.01 in
+  validation correlation (the best epoch's weights are kept; patience: the model's ``default_patience``, 1 for the
+  BN-CNN since protocol 5, else 2). Deviation: batches of 128 targets, not the published
   ~2600-5000 -- an embedded recording has 24000 training frames, so a published batch gives 5-9 steps per
   epoch. Measured on the embedded white-noise recording of circuit version 2 (BN-CNN with output_scale="data",
   fast path, 2 cores, ~38 CPU-s per epoch; converged fits of the current circuit: README, retina section):
@@ -30,6 +31,9 @@ Interface (stable; other modules build on it):
   epochs, 214 CPU-s (1 min 50 s wall), held-out r 0.844, FEVE 0.73. With batch 512 the validation
   correlation was still rising after 12 epochs (held-out r 0.82); without ``min_delta`` a fit crept on for 10
   epochs (+0.005 validation r, nothing held out). Natural scenes: r 0.73 (oracle 0.88) after 8 epochs.
+  Protocol 5 on the current circuit (published BN-CNN, `zoo fit bncnn --data embedded:whitenoise`): 4 epochs
+  (validation r 0.581, 0.605, 0.647, 0.651), held-out r 0.795 (oracle 0.853), ~110 CPU-s; wall time and the
+  machine's load: benchmarks/perf/retina_fit_speed.py.
 * ``predict(model, stimulus, ...) -> (n_cells, T - 39)`` rates for targets 39..T-1 of a movie.
 * ``evaluate(model, path) -> pandas.DataFrame`` of :func:`retina.metrics.heldout_metrics` on the test split.
 * ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: registry look-up with the built-in
@@ -55,7 +59,8 @@ from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
-FIT_PROTOCOL = 4  # bump when the loop or a model's initialisation changes what a fit with given settings yields
+EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
+FIT_PROTOCOL = 5  # bump when the loop or a model's initialisation changes what a fit with given settings yields
 BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
                          "neurozoo.retina.models.subunits")
 
@@ -86,7 +91,7 @@ class FitConfig:
     response: Optional[str] = None  # default: the model's ``fit_response`` or "firing_rate_10ms"
     val_fraction: float = 0.1
     n_blocks: int = 5
-    patience: int = 2
+    patience: Optional[int] = None  # default: the model's ``default_patience`` or 2
     min_delta: float = 0.01  # a validation correlation this much above the reference resets the patience
     seed: int = 0
     device: str = "cpu"
@@ -240,6 +245,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         config = dataclasses.replace(config, response=getattr(model, "fit_response", "firing_rate_10ms"))
     if config.lr is None:
         config = dataclasses.replace(config, lr=float(getattr(model, "default_lr", 1e-2)))
+    if config.patience is None:
+        config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
     d = _Data(recording, config.response, history, device)
     # early stopping always watches the smoothed rate when the file has it (the binned counts are too noisy)
     val_key = "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response
@@ -316,7 +323,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             optimizer.step()
             total += float(loss.detach())
         model.eval()
-        val_pred = _predict_targets(model, d, val_t, config.batch_size, use_chunks)
+        # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
+        # share the first layer's transforms over more windows)
+        val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
         score = _mean_correlation(val_pred, val_target)
         state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
         if np.isfinite(score) and score > state["best_score"]:
@@ -346,7 +355,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
 
 # ---- prediction and held-out scoring --------------------------------------------------------------
-def predict(model: nn.Module, stimulus, batch_size: int = 512, device: str = "cpu", n_samples: int = 20,
+def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: str = "cpu", n_samples: int = 20,
             seed: int = 0) -> np.ndarray:
     """Rates ``(n_cells, T - 39)`` for the windows ending at frames 39 .. T-1 of ``stimulus (T, 50, 50)``.
 

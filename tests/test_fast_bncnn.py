@@ -4,7 +4,7 @@ import copy
 import pytest
 import torch
 
-from neurozoo.retina.fast_conv import conv_first_layer
+from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer
 from neurozoo.retina.models.bncnn import RetinaCNN, windows
 
 
@@ -19,6 +19,40 @@ def test_first_layer_equals_windowed_conv2d(method):
     weight, bias = torch.randn(8, 40, 15, 15, dtype=torch.float64), torch.randn(8, dtype=torch.float64)
     reference = torch.nn.functional.conv2d(windows(movie).contiguous(), weight, bias)
     assert _rel(conv_first_layer(movie, weight, bias, method=method), reference) < 1e-10
+
+
+@pytest.mark.parametrize("x_shape,w_shape", [((6, 8, 36, 36), (8, 8, 11, 11)), ((3, 2, 9, 7), (5, 2, 3, 4))])
+def test_conv2d_fft_equals_conv2d_with_gradients(x_shape, w_shape):
+    """The FFT second layer: outputs and the gradients of input, weight and bias equal F.conv2d's (float64)."""
+    torch.manual_seed(2)
+    x = torch.randn(*x_shape, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(*w_shape, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(w_shape[0], dtype=torch.float64, requires_grad=True)
+    reference = torch.nn.functional.conv2d(x, weight, bias)
+    out = conv2d_fft(x, weight, bias)
+    assert out.shape == reference.shape and _rel(out, reference) < 1e-12
+    upstream = torch.randn_like(reference)
+    expected = torch.autograd.grad((reference * upstream).sum(), (x, weight, bias))
+    got = torch.autograd.grad((out * upstream).sum(), (x, weight, bias))
+    for name, g, e in zip(("input", "weight", "bias"), got, expected):
+        assert _rel(g, e) < 1e-12, name
+    with pytest.raises(ValueError, match="conv2d_fft needs"):
+        conv2d_fft(x[0], weight)
+
+
+def test_fft_first_layer_weight_gradient_and_no_stimulus_gradient():
+    """The FFT first layer's own backward: the weight gradient equals conv3d's, for a chunk and a batch of chunks."""
+    torch.manual_seed(4)
+    weight = torch.randn(3, 6, 5, 4, dtype=torch.float64, requires_grad=True)  # any sizes: small ones are quick
+    for movie in (torch.randn(6 + 9, 20, 17, dtype=torch.float64), torch.randn(2, 6 + 4, 20, 17, dtype=torch.float64)):
+        reference = conv_first_layer(movie, weight, method="conv3d")
+        upstream = torch.randn_like(reference)
+        expected, = torch.autograd.grad((reference * upstream).sum(), weight)
+        out = conv_first_layer(movie, weight, method="fft")
+        got, = torch.autograd.grad((out * upstream).sum(), weight)
+        assert _rel(out, reference) < 1e-12 and _rel(got, expected) < 1e-12
+    with pytest.raises(ValueError, match="no gradient with respect to the movie"):
+        conv_first_layer(movie.requires_grad_(), weight, method="fft")
 
 
 def test_first_layer_rejects_short_movie():

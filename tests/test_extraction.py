@@ -211,6 +211,36 @@ def test_unroll_stops_after_the_last_needed_step_with_the_same_features(stimuli)
         assert not np.allclose(full[layer][12], full[layer][25], atol=1e-3)  # a later step would have differed
 
 
+@pytest.mark.parametrize("fast", [False, None])
+def test_streamed_step_reduction_equals_the_stacked_one(stimuli, fast):
+    """A ConvRNN hands each step to the reduction as it is computed (``on_step``) and keeps no recording; the
+    features are exactly those of reducing the stacked (T, B, C, H, W) recording, on both paths."""
+    model = _tiny_convrnn()
+    original = model.forward
+    bins = [(120.0, 130.0), (70.0, 80.0), (100.0, 110.0), (120.0, 130.0)]  # unsorted, one step read twice
+    streamed_calls = []
+
+    def streaming(images, n_steps=None, image_steps=None, record=None, on_step=None):
+        out = original(images, n_steps=n_steps, image_steps=image_steps, record=record, on_step=on_step)
+        streamed_calls.append((on_step is not None, dict(out.recorded)))
+        return out
+
+    def stacking(images, n_steps=None, image_steps=None, record=None):
+        return original(images, n_steps=n_steps, image_steps=image_steps, record=record)
+
+    options = dict(bins=bins, max_features=20, batch_size=4, cache=False, progress=False, fast=fast)
+    model.forward = streaming
+    streamed = extract(model, stimuli, ["conv2", "conv3"], **options)
+    model.forward = stacking
+    stacked = extract(model, stimuli, ["conv2", "conv3"], **options)
+    assert streamed_calls == [(True, {})] * 3
+    for layer in ("conv2", "conv3"):
+        assert streamed[layer].shape == (10, 20, 4)
+        np.testing.assert_array_equal(streamed[layer].values, stacked[layer].values)
+        np.testing.assert_array_equal(streamed[layer].values[..., 0], streamed[layer].values[..., 3])
+        assert not np.allclose(streamed[layer].values[..., 0], streamed[layer].values[..., 2])
+
+
 def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimuli):
     model = _tiny_convrnn()
     bins = [(70.0, 80.0), (120.0, 130.0), (150.0, 160.0)]

@@ -105,12 +105,57 @@ def last_needed_step(tables: Mapping[str, StepTable], bins: Sequence[Bin]) -> in
 def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], layer: str,
                   projection: "RandomProjection", truncated: bool) -> torch.Tensor:
     """(S, B, ...) per-step outputs -> (B, features, len(bins)) reduced features, one needed step at a time."""
-    index = table.steps_for(bins)
-    if steps.shape[0] != table.steps and not (truncated and steps.shape[0] > index.max()):
-        raise SpecError(f"layer {layer!r} produced {steps.shape[0]} steps but its time mapping has {table.steps}")
-    needed, inverse = np.unique(index, return_inverse=True)
-    reduced = torch.stack([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed])  # (U, B, F)
-    return reduced[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+    _check_steps(steps.shape[0], table, bins, layer, truncated)
+    needed, inverse = np.unique(table.steps_for(bins), return_inverse=True)
+    return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], inverse)
+
+
+def _check_steps(produced: int, table: StepTable, bins: Sequence[Bin], layer: str, truncated: bool) -> None:
+    if produced != table.steps and not (truncated and produced > table.steps_for(bins).max()):
+        raise SpecError(f"layer {layer!r} produced {produced} steps but its time mapping has {table.steps}")
+
+
+def _by_bin(reduced: Sequence[torch.Tensor], inverse: np.ndarray) -> torch.Tensor:
+    """The needed steps' (B, F) features -> (B, F, bins), each bin reading its step."""
+    return torch.stack(list(reduced))[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+
+
+class _StepReducer:
+    """``on_step`` consumer of a ConvRNN unroll: projects each needed step of each layer as soon as the model
+    produces it, so a batch never holds a layer's outputs over time (the model keeps only its current state)."""
+
+    def __init__(self, tables: Mapping[str, StepTable], bins: Sequence[Bin], projections: Dict[str, "RandomProjection"],
+                 max_features: int, seed: int):
+        self.tables, self.bins, self.projections = tables, bins, projections
+        self.max_features, self.seed = max_features, seed
+        self.needed = {layer: np.unique(table.steps_for(bins), return_inverse=True) for layer, table in tables.items()}
+        self.reduced: Dict[str, Dict[int, torch.Tensor]] = {layer: {} for layer in tables}
+        self.produced = 0
+
+    def __call__(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
+        self.produced = step + 1
+        for layer, output in outputs.items():
+            if step in self.needed[layer][0]:
+                if layer not in self.projections:
+                    self.projections[layer] = RandomProjection(output[0].numel(), self.max_features, self.seed)
+                self.reduced[layer][step] = self.projections[layer](output.reshape(output.shape[0], -1))
+
+    def features(self, layer: str) -> torch.Tensor:
+        """This batch's (B, F, bins) features of ``layer``; resets for the next batch."""
+        _check_steps(self.produced, self.tables[layer], self.bins, layer, truncated=True)
+        needed, inverse = self.needed[layer]
+        reduced = self.reduced[layer]
+        self.reduced[layer] = {}
+        return _by_bin([reduced[int(step)] for step in needed], inverse)
+
+
+def _streams_steps(runner) -> bool:
+    """True when the model's forward takes ``on_step`` (``convrnn.network.ConvRNN``): each step is handed over
+    as it is computed instead of being stacked over time."""
+    try:
+        return "on_step" in inspect.signature(runner.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = None) -> Optional[dict]:
@@ -187,9 +232,18 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
     runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
     # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
     run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
+    # a compiled wrapper (to_fast(compile="model")) would break its graph at a callback: it records stacked steps
+    reducer = (_StepReducer({layer: tables[layer] for layer in layers}, bins, projections, max_features, seed)
+               if recurrent and runner is model and _streams_steps(model) else None)
     try:
         for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
             images = stimuli.images[start:start + batch_size].to(device)
+            if reducer is not None:
+                runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers, on_step=reducer)
+                del images
+                for layer in layers:
+                    chunks[layer].append(reducer.features(layer))  # (B, F, T)
+                continue
             if recurrent:
                 steps = runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers).recorded
             else:

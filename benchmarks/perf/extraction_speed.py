@@ -63,14 +63,15 @@ elif mode == 'bf16':
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
-stimuli = full.stimuli
+stimuli = full.stimuli  # uint8 pixels, normalised batch by batch (benchmarks.extraction.images.PixelStimuli)
 ids = sorted(stimuli.ids)[:n_images]
-keep = [stimuli.ids.index(i) for i in ids]
-subset = Stimuli(ids, stimuli.images[keep], None if stimuli.object_name is None else stimuli.object_name[keep])
+subset = stimuli.select([stimuli.ids.index(i) for i in ids])
+if mode == 'before':  # the old extraction reads one float32 tensor of all normalised images, as it was loaded then
+    subset = Stimuli(subset.ids, subset.images, subset.object_name)
 assembly = full.assembly.isel(presentation=np.flatnonzero(np.isin(coord(full.assembly, 'stimulus_id'), ids)))
 benchmark = neural.NeuralBenchmark(full.identifier, full.region, load_assembly=lambda: assembly,
                                    load_stimuli=lambda: subset, data_sha256='subset')
-del stimuli
+del stimuli, full.__dict__['stimuli']  # only the subset stays in memory
 torch.manual_seed(0)
 model = convrnn.create_model('rgc_intermediate').eval()
 loaded = time.perf_counter()

@@ -19,7 +19,8 @@ then only the N kept).
 
 Measured on 2026-12-01 (2 shared cores, load average 4-6), batch 32, all 640 images: see README.md,
 "Speed and memory of scoring".
-After: 3411 s wall, 2670 CPU-s, peak 1.45 GB, score 0.21342, raw r 0.40316.
+Before (extraction at 357f43b): 4380 s wall, 3675 CPU-s, peak 3.05 GB; after: 3411 s wall, 2670 CPU-s, peak
+1.45 GB (the two ran at the same time); score 0.21342 and raw r 0.40316 on both: 1.28x wall, 1.38x CPU.
 
     python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
 """

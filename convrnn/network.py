@@ -16,7 +16,7 @@ input, ELU) and a TensorFlow-SAME max pool.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -326,13 +326,19 @@ class ConvRNN(nn.Module):
         n_steps: Optional[int] = None,
         image_steps: Optional[int] = None,
         record: Union[Iterable[str], str, None] = None,
+        on_step: Optional[Callable[[int, Dict[str, torch.Tensor]], None]] = None,
     ) -> UnrollOutput:
+        """Unroll over ``n_steps``; ``out.recorded[layer]`` holds the ``record`` layers' outputs, (T, B, C, H, W).
+
+        ``on_step(t, {layer: output})`` instead receives the ``record`` layers' outputs of each step as soon as
+        the step is computed, and nothing is kept in ``out.recorded``: a consumer that reduces each step (the
+        feature extraction) then never holds the layers' outputs over time."""
         if self._fast is not None:
             with self._fast.autocast(x):
-                return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record)
-        return self._unroll(x, n_steps, image_steps, record)
+                return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record, on_step)
+        return self._unroll(x, n_steps, image_steps, record, on_step)
 
-    def _unroll(self, x, n_steps, image_steps, record) -> UnrollOutput:
+    def _unroll(self, x, n_steps, image_steps, record, on_step=None) -> UnrollOutput:
         if x.dim() == 5:
             frames = list(x.unbind(0))
             if n_steps is not None and n_steps != len(frames):
@@ -350,10 +356,11 @@ class ConvRNN(nn.Module):
                 raise SpecError(f"cannot record unknown layer {name!r}; layers: {', '.join(self.layer_names)}")
 
         names = self.layer_names
-        history: List[Dict[str, torch.Tensor]] = []  # outputs at recent steps, newest last
+        history: List[Dict[str, torch.Tensor]] = []  # outputs of steps t-2 .. t-max_delay, newest last
         states: Dict[str, Optional[tuple]] = {n: None for n in names}
         logits, recorded = [], {n: [] for n in record}
         previous: Dict[str, Optional[torch.Tensor]] = {n: None for n in names}
+        release = self._last_reads() if self._max_delay == 1 else {}
         for t in range(n_steps):
             current: Dict[str, torch.Tensor] = {}
             for name in self._order:
@@ -362,21 +369,48 @@ class ConvRNN(nn.Module):
                 sources = {src: (current.get(src) if delay == 0 else _lookup(history, previous, delay, src))
                            for src, delay in self._edges[name]}
                 current[name] = self._layer_step(name, ff, sources, states)
+                del ff, sources
+                for source in release.get(name, ()):  # no later layer of this step reads it: free it now
+                    del previous[source]
             last = previous[names[-1]]
             if last is None:
                 last = torch.zeros_like(current[names[-1]])
             logits.append(self.readout(last) if self.spec.readout_kernel else self.readout(last.mean(dim=(-2, -1))))
-            for name in record:
-                recorded[name].append(current[name])
-            history.append(previous)
-            if len(history) > self._max_delay:
-                history.pop(0)
+            if on_step is not None:
+                on_step(t, {name: current[name] for name in record})
+            else:
+                for name in record:
+                    recorded[name].append(current[name])
+            if self._max_delay > 1:  # delay d reads history[-(d - 1)]: keep max_delay - 1 steps, not one more
+                history.append(previous)
+                if len(history) > self._max_delay - 1:
+                    history.pop(0)
             previous = current
         out = UnrollOutput(torch.stack(logits), first_readout_step=self.first_readout_step)
         out.decoded = self.decode(out.logits)
-        for name in record:
-            out.recorded[name] = torch.stack(recorded[name])
+        if on_step is None:
+            for name in record:
+                out.recorded[name] = torch.stack(recorded[name])
         return out
+
+    def _last_reads(self) -> Dict[str, List[str]]:
+        """Layer -> the layers whose previous-step output no layer computed after it (in this step) reads.
+
+        Without delays above one step, the unroll frees each previous output once its last reader has run,
+        so a step holds about one set of layer outputs, not two (the last layer's stays for the readout)."""
+        last_reader = {}
+        for name in self._order:
+            index = self.layer_names.index(name)
+            if index > 0:
+                last_reader[self.layer_names[index - 1]] = name
+            for source, delay in self._edges[name]:
+                if delay == 1:
+                    last_reader[source] = name
+        release: Dict[str, List[str]] = {}
+        for source, reader in last_reader.items():
+            if source != self.layer_names[-1]:
+                release.setdefault(reader, []).append(source)
+        return release
 
     @staticmethod
     def _feedforward(source: str, previous, current) -> torch.Tensor:

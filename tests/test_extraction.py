@@ -162,6 +162,33 @@ def test_stimulus_set_images_are_loaded_and_normalised(tmp_path):
         assert float(stimuli.images[0, channel].mean()) == pytest.approx(-IMAGENET_MEAN[channel] / IMAGENET_STD[channel], abs=1e-5)
 
 
+def test_pixel_stimuli_give_the_float_images_batch_by_batch(stimuli, monkeypatch):
+    """Stimuli kept as uint8 pixels: every batch, the hash and the features are those of the float32 images
+    normalised all at once, and the extraction never asks for the whole float tensor."""
+    from neurozoo.benchmarks.extraction.images import PixelStimuli, to_tensor
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(10, 8, 8, 3), dtype=np.uint8)
+    pixel_stimuli = PixelStimuli(stimuli.ids, pixels, stimuli.object_name)
+    images = to_tensor(pixels)
+    assert pixel_stimuli.shape == (10, 3, 8, 8) and torch.equal(pixel_stimuli.images, images)
+    assert torch.equal(torch.cat([pixel_stimuli.batch(s, s + 3) for s in range(0, 10, 3)]), images)
+    assert pixel_stimuli.sha256() == Stimuli(stimuli.ids, images).sha256() != Stimuli(stimuli.ids, images + 1).sha256()
+    subset = pixel_stimuli.select([7, 2])
+    assert subset.ids == ["im7", "im2"] and torch.equal(subset.images, images[[7, 2]])
+    assert list(subset.object_name) == ["b", "a"]
+
+    model = _tiny_convrnn()
+    monkeypatch.setattr(PixelStimuli, "images", property(lambda self: pytest.fail("read the whole float tensor")))
+    from_pixels = extract(model, pixel_stimuli, ["conv3"], batch_size=4, max_features=20, progress=False,
+                          cache=False)["conv3"]
+    monkeypatch.undo()
+    from_floats = extract(model, Stimuli(stimuli.ids, images, stimuli.object_name), ["conv3"], batch_size=4,
+                          max_features=20, progress=False, cache=False)["conv3"]
+    np.testing.assert_array_equal(from_pixels.values, from_floats.values)
+    with pytest.raises(Exception, match="pixels must be"):
+        PixelStimuli(["a"], np.zeros((1, 8, 8, 4), dtype=np.uint8))
+
+
 TINY_CONVRNN = {  # two RGC layers with feedback: the recorded layers depend on every earlier step
     "name": "tiny_extraction", "n_steps": 26, "image_steps": 10, "norm": "group", "num_classes": 5,
     "layers": [
@@ -209,6 +236,36 @@ def test_unroll_stops_after_the_last_needed_step_with_the_same_features(stimuli)
         assert out[layer].shape == (10, 20, 1)
         np.testing.assert_allclose(out[layer].values[:, :, 0], expected, rtol=1e-5, atol=1e-5)
         assert not np.allclose(full[layer][12], full[layer][25], atol=1e-3)  # a later step would have differed
+
+
+@pytest.mark.parametrize("fast", [False, None])
+def test_streamed_step_reduction_equals_the_stacked_one(stimuli, fast):
+    """A ConvRNN hands each step to the reduction as it is computed (``on_step``) and keeps no recording; the
+    features are exactly those of reducing the stacked (T, B, C, H, W) recording, on both paths."""
+    model = _tiny_convrnn()
+    original = model.forward
+    bins = [(120.0, 130.0), (70.0, 80.0), (100.0, 110.0), (120.0, 130.0)]  # unsorted, one step read twice
+    streamed_calls = []
+
+    def streaming(images, n_steps=None, image_steps=None, record=None, on_step=None):
+        out = original(images, n_steps=n_steps, image_steps=image_steps, record=record, on_step=on_step)
+        streamed_calls.append((on_step is not None, dict(out.recorded)))
+        return out
+
+    def stacking(images, n_steps=None, image_steps=None, record=None):
+        return original(images, n_steps=n_steps, image_steps=image_steps, record=record)
+
+    options = dict(bins=bins, max_features=20, batch_size=4, cache=False, progress=False, fast=fast)
+    model.forward = streaming
+    streamed = extract(model, stimuli, ["conv2", "conv3"], **options)
+    model.forward = stacking
+    stacked = extract(model, stimuli, ["conv2", "conv3"], **options)
+    assert streamed_calls == [(True, {})] * 3
+    for layer in ("conv2", "conv3"):
+        assert streamed[layer].shape == (10, 20, 4)
+        np.testing.assert_array_equal(streamed[layer].values, stacked[layer].values)
+        np.testing.assert_array_equal(streamed[layer].values[..., 0], streamed[layer].values[..., 3])
+        assert not np.allclose(streamed[layer].values[..., 0], streamed[layer].values[..., 2])
 
 
 def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimuli):

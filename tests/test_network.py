@@ -145,7 +145,7 @@ def _perturb_output_at(model, layer, step):
     return model.layers[layer].pool.register_forward_hook(hook)
 
 
-@pytest.mark.parametrize("delay", [1, 2])
+@pytest.mark.parametrize("delay", [1, 2, 3])
 def test_feedback_changes_its_target_exactly_delay_steps_after_its_source(delay):
     model = tiny(feedback=[{"source": "conv8", "target": "conv5", "delay": delay}])
     steps, source_step = 16, 10

@@ -16,7 +16,9 @@ over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
 """
 from __future__ import annotations
 
+import ctypes
 import inspect
+import platform
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -43,13 +45,23 @@ class Stimuli:
     object_name: Optional[np.ndarray] = None
 
     def __post_init__(self):
-        self.ids = [str(i) for i in self.ids]
         self.images = torch.as_tensor(self.images)
-        if self.images.ndim != 4 or len(self.ids) != self.images.shape[0]:
+        self._check(self.images.shape)
+
+    def _check(self, shape) -> None:
+        self.ids = [str(i) for i in self.ids]
+        if len(shape) != 4 or len(self.ids) != shape[0]:
             raise DataError(f"stimuli: images must be (N, C, H, W) with one stimulus_id each; "
-                            f"got images {tuple(self.images.shape)} and {len(self.ids)} ids")
+                            f"got images {tuple(shape)} and {len(self.ids)} ids")
         if len(set(self.ids)) != len(self.ids):
             raise DataError("stimuli: stimulus ids must be unique")
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        """Images ``start:stop``, as the model reads them."""
+        return self.images[start:stop]
+
+    def sha256(self) -> str:
+        return stimuli_sha256(self.ids, self.images)
 
 
 def is_convrnn(model: torch.nn.Module) -> bool:
@@ -105,12 +117,57 @@ def last_needed_step(tables: Mapping[str, StepTable], bins: Sequence[Bin]) -> in
 def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], layer: str,
                   projection: "RandomProjection", truncated: bool) -> torch.Tensor:
     """(S, B, ...) per-step outputs -> (B, features, len(bins)) reduced features, one needed step at a time."""
-    index = table.steps_for(bins)
-    if steps.shape[0] != table.steps and not (truncated and steps.shape[0] > index.max()):
-        raise SpecError(f"layer {layer!r} produced {steps.shape[0]} steps but its time mapping has {table.steps}")
-    needed, inverse = np.unique(index, return_inverse=True)
-    reduced = torch.stack([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed])  # (U, B, F)
-    return reduced[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+    _check_steps(steps.shape[0], table, bins, layer, truncated)
+    needed, inverse = np.unique(table.steps_for(bins), return_inverse=True)
+    return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], inverse)
+
+
+def _check_steps(produced: int, table: StepTable, bins: Sequence[Bin], layer: str, truncated: bool) -> None:
+    if produced != table.steps and not (truncated and produced > table.steps_for(bins).max()):
+        raise SpecError(f"layer {layer!r} produced {produced} steps but its time mapping has {table.steps}")
+
+
+def _by_bin(reduced: Sequence[torch.Tensor], inverse: np.ndarray) -> torch.Tensor:
+    """The needed steps' (B, F) features -> (B, F, bins), each bin reading its step."""
+    return torch.stack(list(reduced))[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+
+
+class _StepReducer:
+    """``on_step`` consumer of a ConvRNN unroll: projects each needed step of each layer as soon as the model
+    produces it, so a batch never holds a layer's outputs over time (the model keeps only its current state)."""
+
+    def __init__(self, tables: Mapping[str, StepTable], bins: Sequence[Bin], projections: Dict[str, "RandomProjection"],
+                 max_features: int, seed: int):
+        self.tables, self.bins, self.projections = tables, bins, projections
+        self.max_features, self.seed = max_features, seed
+        self.needed = {layer: np.unique(table.steps_for(bins), return_inverse=True) for layer, table in tables.items()}
+        self.reduced: Dict[str, Dict[int, torch.Tensor]] = {layer: {} for layer in tables}
+        self.produced = 0
+
+    def __call__(self, step: int, outputs: Mapping[str, torch.Tensor]) -> None:
+        self.produced = step + 1
+        for layer, output in outputs.items():
+            if step in self.needed[layer][0]:
+                if layer not in self.projections:
+                    self.projections[layer] = RandomProjection(output[0].numel(), self.max_features, self.seed)
+                self.reduced[layer][step] = self.projections[layer](output.reshape(output.shape[0], -1))
+
+    def features(self, layer: str) -> torch.Tensor:
+        """This batch's (B, F, bins) features of ``layer``; resets for the next batch."""
+        _check_steps(self.produced, self.tables[layer], self.bins, layer, truncated=True)
+        needed, inverse = self.needed[layer]
+        reduced = self.reduced[layer]
+        self.reduced[layer] = {}
+        return _by_bin([reduced[int(step)] for step in needed], inverse)
+
+
+def _streams_steps(runner) -> bool:
+    """True when the model's forward takes ``on_step`` (``convrnn.network.ConvRNN``): each step is handed over
+    as it is computed instead of being stacked over time."""
+    try:
+        return "on_step" in inspect.signature(runner.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
 
 
 def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = None) -> Optional[dict]:
@@ -155,7 +212,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     keys, result = {}, {}
     if store is not None:
         model_hash = model_hash or module_sha256(model)
-        stimuli_hash = stimuli_sha256(stimuli.ids, stimuli.images)
+        stimuli_hash = stimuli.sha256()
         for layer in layers:
             keys[layer] = cache_key(model_hash, stimuli_hash, settings, layer)
             cached = store.load(keys[layer])
@@ -174,12 +231,35 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     return {layer: result[layer] for layer in layers}
 
 
+#: glibc's mallopt parameter M_MMAP_THRESHOLD and the value the CPU extraction sets (see below)
+M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 1 << 20
+
+
+def return_freed_maps_to_the_system() -> bool:
+    """Make glibc's malloc serve blocks of 1 MB and more by mmap, so that freeing them returns them to the
+    system at once (process-wide, from now on; False where the C library is not glibc).
+
+    Torch's CPU tensors come straight from malloc. By default glibc raises its mmap threshold up to 32 MB
+    each time a mapped block is freed, so a ConvRNN unroll's per-step maps (1-32 MB each at batch 32) land
+    on the heap afterwards, where freed ones stay resident and fragment it: the full-width Cowley V4
+    scoring (32 images, batch 32) peaked at 2.31 GB resident, and at 1.73 GB with this setting (given
+    through the environment, ``MALLOC_MMAP_THRESHOLD_=1048576``). The values are unchanged."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
          batch_size, progress, inference=None) -> Dict[str, xr.DataArray]:
     was_training = model.training
     model.eval()
     device = _model_device(model)
+    if device.type == "cpu":
+        return_freed_maps_to_the_system()
     hooks = None if recurrent else _Hooks(model, layers)
     projections: Dict[str, RandomProjection] = {}
     chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
@@ -187,9 +267,18 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
     runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
     # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
     run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
+    # a compiled wrapper (to_fast(compile="model")) would break its graph at a callback: it records stacked steps
+    reducer = (_StepReducer({layer: tables[layer] for layer in layers}, bins, projections, max_features, seed)
+               if recurrent and runner is model and _streams_steps(model) else None)
     try:
         for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
-            images = stimuli.images[start:start + batch_size].to(device)
+            images = stimuli.batch(start, start + batch_size).to(device)
+            if reducer is not None:
+                runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers, on_step=reducer)
+                del images
+                for layer in layers:
+                    chunks[layer].append(reducer.features(layer))  # (B, F, T)
+                continue
             if recurrent:
                 steps = runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers).recorded
             else:

@@ -20,7 +20,7 @@ import secrets
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -58,11 +58,14 @@ def keyed_digest(purpose: str, data: bytes) -> str:
     return hmac.new(server_secret(), purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
 
-def stimuli_sha256(stimulus_ids, images: torch.Tensor) -> str:
+def stimuli_sha256(stimulus_ids, images: torch.Tensor, chunks: Optional[Iterable[torch.Tensor]] = None) -> str:
+    """Hash of the ids and the images; ``chunks``: the images in consecutive slices along the first dimension,
+    ``images`` then only needs ``dtype`` and ``shape`` (the same hash, never the whole tensor at once)."""
     digest = hashlib.sha256("\x1f".join(map(str, stimulus_ids)).encode())
-    images = images.detach().to("cpu").contiguous()
     digest.update(f"{images.dtype}:{tuple(images.shape)}".encode())
-    digest.update(images.view(torch.uint8).numpy())  # the buffer itself: no copy of every pixel
+    for chunk in ([images] if chunks is None else chunks):
+        chunk = chunk.detach().to("cpu").contiguous()
+        digest.update(chunk.view(torch.uint8).numpy())  # the buffer itself: no copy of every pixel
     return digest.hexdigest()
 
 

@@ -7,13 +7,20 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
 * **before**: ``benchmarks/extraction/activations.py`` as it was at ``--before-commit`` (read with
   ``git show``): every layer output of all 26 steps recorded, the reference path;
 * **after**: the current extraction: the unroll stops after the last step the bins need (step 12 of 26
-  here), the fast path where the device supports it, each batch's needed steps streamed into the reduction;
+  here), the fast path where the device supports it, each step reduced as the model computes it
+  (``on_step``), the images kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 1 MB;
 * ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
   and with the fast path in bfloat16 on the CPU (``fast={"dtype": torch.bfloat16, "compile": "none"}``).
 
-Each runs in its own child process: wall and CPU time, peak memory (the child's own ``VmHWM``), the score
-and the raw r. ``--images N`` scores the first N of the 640 images (the whole benchmark costs about 20
-minutes on 2 cores before); the images loaded are always all 640, for both.
+Both run the current model code (``convrnn``); before reads the images as one float32 tensor, as the old
+loader gave them. Each runs in its own child process: wall and CPU time, peak memory (the child's own
+``VmHWM``), the score and the raw r. ``--images N`` scores the first N of the 640 images (all 640 are loaded,
+then only the N kept).
+
+Measured on 2026-12-01 (2 shared cores, load average 4-6), batch 32, all 640 images: see README.md,
+"Speed and memory of scoring".
+Before (extraction at 357f43b): 4380 s wall, 3675 CPU-s, peak 3.05 GB; after: 3411 s wall, 2670 CPU-s, peak
+1.45 GB (the two ran at the same time); score 0.21342 and raw r 0.40316 on both: 1.28x wall, 1.38x CPU.
 
     python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
 """
@@ -63,14 +70,15 @@ elif mode == 'bf16':
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
-stimuli = full.stimuli
+stimuli = full.stimuli  # uint8 pixels, normalised batch by batch (benchmarks.extraction.images.PixelStimuli)
 ids = sorted(stimuli.ids)[:n_images]
-keep = [stimuli.ids.index(i) for i in ids]
-subset = Stimuli(ids, stimuli.images[keep], None if stimuli.object_name is None else stimuli.object_name[keep])
+subset = stimuli.select([stimuli.ids.index(i) for i in ids])
+if mode == 'before':  # the old extraction reads one float32 tensor of all normalised images, as it was loaded then
+    subset = Stimuli(subset.ids, subset.images, subset.object_name)
 assembly = full.assembly.isel(presentation=np.flatnonzero(np.isin(coord(full.assembly, 'stimulus_id'), ids)))
 benchmark = neural.NeuralBenchmark(full.identifier, full.region, load_assembly=lambda: assembly,
                                    load_stimuli=lambda: subset, data_sha256='subset')
-del stimuli
+del stimuli, full.__dict__['stimuli']  # only the subset stays in memory
 torch.manual_seed(0)
 model = convrnn.create_model('rgc_intermediate').eval()
 loaded = time.perf_counter()

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given
+from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance
 from neurozoo.benchmarks.score import Score
 
 
@@ -43,11 +43,9 @@ class OSRBenchmark:
         truth = omitted_stimulus_response(default_retina(), periods=self.periods)
         fitted = omitted_stimulus_response(module, periods=self.periods)
         result = compare_to_ground_truth(fitted, truth)
-        settings = {**info.get("settings", {}), "kind": self.kind, "osr": fitted.settings,
-                    "model_osr": fitted.summary(), "truth_osr": truth.summary(),
-                    "model_shows_osr": result["model_shows_osr"]}
-        provenance_ = {**info, "model": name, "seed": seed, "device": device, "settings": settings,
-                       "duration_s": round(time.perf_counter() - started, 2)}
+        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, osr=fitted.settings,
+                                            model_osr=fitted.summary(), truth_osr=truth.summary(),
+                                            model_shows_osr=result["model_shows_osr"])
         return Score(value=result["value"], raw=result["osr_fraction"], per_bin=result["cells"], provenance=provenance_)
 
 
@@ -85,9 +83,7 @@ class OSRMechanismBenchmark:
         else:
             result = {"value": 0.0, "cells": [], "channels": {}, "note": "no first-layer units to attribute"}
             raw = 0.0
-        settings = {**info.get("settings", {}), "kind": self.kind, "k": self.k, "mechanism": result}
-        provenance_ = {**info, "model": name, "seed": seed, "device": device, "settings": settings,
-                       "duration_s": round(time.perf_counter() - started, 2)}
+        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, k=self.k, mechanism=result)
         return Score(value=result["value"], raw=raw, per_bin=result["cells"], provenance=provenance_)
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given
+from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance
 from neurozoo.benchmarks.score import Score
 
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0}
@@ -110,11 +110,9 @@ class PhenomenonBenchmark:
         fitted = ANALYSES[self.phenomenon](module, analysis)
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
-        settings = {**info.get("settings", {}), "kind": self.kind, "phenomenon": self.phenomenon,
-                    "analysis": analysis, "model_index": plain,
-                    "truth_index": [None if not np.isfinite(v) else float(v) for v in truth]}
-        provenance_ = {**info, "model": name, "seed": seed, "device": device, "settings": settings,
-                       "duration_s": round(time.perf_counter() - started, 2)}
+        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, phenomenon=self.phenomenon,
+                                            analysis=analysis, model_index=plain,
+                                            truth_index=[None if not np.isfinite(v) else float(v) for v in truth])
         return Score(value=result["value"], raw=result["same_sign"], per_bin=result["cells"], provenance=provenance_)
 
 

@@ -69,3 +69,15 @@ def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fi
                                              sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})
         return model, module, info
     return type(model).__name__, model, provenance(load_embedded_retina(benchmark.kind, **benchmark.sizes))
+
+
+def phenomenon_provenance(benchmark, name: str, info: dict, seed: int, device: str, started: float,
+                          **settings) -> dict:
+    """A phenomenon benchmark's provenance: the fit's (``info`` from :func:`fitted_or_given`), the model, seed and
+    device, the settings (the fit's, the recording kind and the benchmark's own ``settings``) and the duration
+    since ``started`` (``time.perf_counter()``)."""
+    import time
+
+    return {**info, "model": name, "seed": seed, "device": device,
+            "settings": {**info.get("settings", {}), "kind": benchmark.kind, **settings},
+            "duration_s": round(time.perf_counter() - started, 2)}

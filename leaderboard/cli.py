@@ -11,11 +11,6 @@ import os
 import sys
 from typing import List, Optional
 
-# Idle OpenMP threads sleep instead of spinning (set before any torch import). On a machine shared with other work,
-# libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for a
-# descheduled thread: 2 threads ran 3-5x slower than 1 (retina README, "Fast path").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
 COMMAND_MODULES = ("neurozoo.datasets.cli", "neurozoo.convrnn.cli", "neurozoo.convrnn.search.cli", "neurozoo.retina.cli", "neurozoo.benchmarks.cli",
                    "neurozoo.leaderboard.commands", "neurozoo.leaderboard.run_commands", "neurozoo.benchmarks.dynamics.cli")
@@ -37,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # Idle OpenMP threads sleep instead of spinning; set here, before the command modules import torch, and not
+    # at import time, so that importing this module changes nothing. On a machine shared with other work,
+    # libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for
+    # a descheduled thread: 2 threads ran 3-5x slower than 1 (retina README, "Fast path").
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -97,17 +97,18 @@ def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_re
     assert result.best_epoch == 3 and result.best_val_correlation == 0.608
 
 
-def test_default_patience_is_the_models_one_for_the_bncnn_else_two(ln_recording, monkeypatch):
-    """Fitting protocol 5: the BN-CNN stops after 1 epoch without a gain of min_delta, the other models after 2."""
+def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
+    """Fitting protocol 6: every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
+    patience 1 for the BN-CNN cut its natural-scene fit short)."""
     import neurozoo.retina.fit as fit_module
 
-    for name, kwargs, expected_epochs in (("bncnn", {}, 3), ("ln", {"rank": 1}, 4)):
+    for name, kwargs, expected_epochs in (("bncnn", {}, 4), ("ln", {"rank": 1}, 4)):
         scores = iter([0.50, 0.60, 0.605, 0.608, 0.90])
         monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
         torch.manual_seed(0)
         result = fit(create_model(name, n_cells=1, **kwargs), ln_recording, epochs=10, progress=False,
                      max_steps_per_epoch=1)
-        assert result.config.patience == (1 if name == "bncnn" else 2)
+        assert result.config.patience == 2
         assert len(result.history) == expected_epochs and result.best_epoch == expected_epochs - 1, name
 
 

@@ -141,15 +141,6 @@ class RetinaCNN(nn.Module):
         return 1e-2 if self.has_batchnorm else 3e-4
 
     @property
-    def default_patience(self) -> int:
-        """Early stopping after 1 epoch without a gain of ``min_delta`` for the BN-CNN (fitting protocol 5; 2 for the
-        other models). Its validation correlation on the embedded white-noise recording rose 0.575, 0.623, 0.650,
-        0.655 (held-out r 0.699, 0.772, 0.791, 0.798): the first epoch below the 0.01 gain is the best one or
-        next to it, and with patience 2 a fit spent a fifth of its time on an epoch it then discarded. The
-        2016 variant (Adam 3e-4, no BatchNorm) learns slowly and keeps 2."""
-        return 1 if self.has_batchnorm else 2
-
-    @property
     def has_batchnorm(self) -> bool:
         return isinstance(self.bn1, nn.BatchNorm1d)
 

@@ -66,7 +66,8 @@ if mode == 'before':
 elif mode == 'reference':
     options['fast'] = False
 elif mode == 'bf16':
-    options['fast'] = {'dtype': torch.bfloat16, 'compile': 'none'}
+    from neurozoo.benchmarks.extraction.activations import CPU_FAST
+    options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -96,9 +97,12 @@ def run(mode: str, args) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(CHILD)
     load = os.getloadavg()[0]
+    # as the zoo CLI runs (leaderboard/cli.py): idle OpenMP threads sleep instead of spinning, which on shared
+    # cores would count as CPU time
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     try:
         completed = subprocess.run([sys.executable, handle.name, mode, str(args.images), str(args.batch_size),
-                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO)
+                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO, env=env)
     finally:
         os.unlink(handle.name)
     for line in completed.stdout.splitlines():
@@ -116,7 +120,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
-          f"load average at start {os.getloadavg()[0]:.1f}")
+          f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"rgc_intermediate (full width, seeded weights) on cowley2023.V4, first {args.images} of 640 images, "
           f"batch {args.batch_size}; before = extraction at {args.before_commit}", flush=True)
     print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'score':>9s} {'raw r':>9s} {'layer':>6s} {'load':>5s}",
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
     print(f"after vs before: {before['seconds'] / after['seconds']:.2f}x wall, {before['cpu_s'] / after['cpu_s']:.2f}x CPU, "
           f"peak memory {after['peak_mb']:.0f} MB vs {before['peak_mb']:.0f} MB; |score diff| "
           f"{abs(after['value'] - before['value']):.1e}, |raw r diff| {abs(after['raw'] - before['raw']):.1e}")
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC; load average at the end "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; the runs were sequential, one child at a time")
     for mode in set(results) - {"before", "after"}:
         other = results[mode]
         print(f"{mode} vs before: {before['seconds'] / other['seconds']:.2f}x wall, {before['cpu_s'] / other['cpu_s']:.2f}x CPU, "

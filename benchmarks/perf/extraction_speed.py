@@ -7,20 +7,25 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
 * **before**: ``benchmarks/extraction/activations.py`` as it was at ``--before-commit`` (read with
   ``git show``): every layer output of all 26 steps recorded, the reference path;
 * **after**: the current extraction: the unroll stops after the last step the bins need (step 12 of 26
-  here), the fast path where the device supports it, each step reduced as the model computes it
-  (``on_step``), the images kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 1 MB;
+  here) and computes only the layer steps the recorded layers depend on (``readout=False``), the CPU fast
+  path (``activations.CPU_FAST``: channels-last, separate gate convolutions, each layer's image-free first
+  steps computed once for the batch), each step reduced as the model computes it (``on_step``), the images
+  kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 32 MB and the heap trimmed after
+  each batch;
 * ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
-  and with the fast path in bfloat16 on the CPU (``fast={"dtype": torch.bfloat16, "compile": "none"}``).
+  and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``).
 
-Both run the current model code (``convrnn``); before reads the images as one float32 tensor, as the old
-loader gave them. Each runs in its own child process: wall and CPU time, peak memory (the child's own
-``VmHWM``), the score and the raw r. ``--images N`` scores the first N of the 640 images (all 640 are loaded,
-then only the N kept).
+Both run the current model code (``convrnn``, including the RGC's in-place gate arithmetic without autograd);
+before reads the images as one float32 tensor, as the old loader gave them. Each runs in its own child process,
+one after the other (never side by side), with ``OMP_WAIT_POLICY=PASSIVE`` as the zoo CLI sets it: wall and
+CPU time, peak memory (the child's own ``VmHWM``), the score and the raw r; the load average is printed at the
+start and the end. ``--images N`` scores the first N of the 640 images (all 640 are loaded, then only the N
+kept).
 
-Measured on 2026-12-01 (2 shared cores, load average 4-6), batch 32, all 640 images: see README.md,
-"Speed and memory of scoring".
-Before (extraction at 357f43b): 4380 s wall, 3675 CPU-s, peak 3.05 GB; after: 3411 s wall, 2670 CPU-s, peak
-1.45 GB (the two ran at the same time); score 0.21342 and raw r 0.40316 on both: 1.28x wall, 1.38x CPU.
+Measured on 2026-12-01 from 16:27 UTC (2 shared cores, the other engineer's work running: load average 1.45
+at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before then after: see README.md,
+"Speed and memory of scoring". Before (extraction at 357f43b): 2329 s wall, 2301 CPU-s, peak 3.21 GB; after:
+472 s wall, 644 CPU-s, peak 1.66 GB; score 0.21342 on both (2.1e-7 apart): 4.94x wall, 3.57x CPU.
 
     python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
 """

@@ -4,9 +4,16 @@
 
 * bfloat16 autocast around the whole unroll (``dtype``; parameters stay float32 for the optimizer),
 * channels-last memory format for weights and inputs (cuDNN's fast layout for bf16 convolutions),
-* fused convolutions (``fuse_inputs``): the RGC's two convolutions of its input run as one, and each pair of
+* fused convolutions: the RGC's two convolutions of its input run as one (``fuse_inputs``), and each pair of
   separable gate convolutions that read the same state (c: cell tau and output gate; h: output tau and cell
-  gate) runs as one depthwise and one pointwise convolution,
+  gate) runs as one depthwise and one pointwise convolution (``fuse_gates``; on a CPU oneDNN's depthwise
+  convolution with channel multiplier 2 is 3-5 times slower than two with multiplier 1, so the CPU
+  extraction turns it off),
+* shared image-free steps (``share_image_free_steps``, off by default): a layer's steps before the image
+  reaches it (layer l, counting from 0, at steps t < l) depend only on the biases and the blank standins, so
+  they are computed for one image and broadcast to the batch (on rgc_intermediate at 13 steps about a third
+  of the work; the values agree with the per-image computation to float rounding; a compiled step would
+  compile once more for the one-image shapes, so it is meant for eager runs),
 * ``torch.compile`` of the per-layer step update (``convrnn.network.layer_update``), one compiled
   function per layer, so every step of every layer runs a fused Inductor kernel set; ``scope="model"``
   compiles the whole unroll instead (longer compile, one graph, best with CUDA graphs),
@@ -35,6 +42,8 @@ class FastOptions:
     dtype: Optional[torch.dtype] = torch.bfloat16
     channels_last: bool = True
     fuse_inputs: bool = True
+    fuse_gates: bool = True
+    share_image_free_steps: bool = False
     compile: str = "step"  # step | model | none
     mode: Optional[str] = None  # torch.compile mode; "reduce-overhead" adds CUDA graphs
     updates: Dict[str, Callable] = field(default_factory=dict)
@@ -51,7 +60,8 @@ class FastOptions:
 
 
 def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, channels_last: bool = True,
-              fuse_inputs: bool = True, compile: str = "step", mode: Optional[str] = None,
+              fuse_inputs: bool = True, fuse_gates: bool = True, share_image_free_steps: bool = False,
+              compile: str = "step", mode: Optional[str] = None,
               cudagraphs: bool = False, backend: str = "inductor", fullgraph: bool = True) -> ConvRNN:
     """Switch ``model`` to the fast path in place and return it.
 
@@ -66,10 +76,11 @@ def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, 
             raise ValueError("cudagraphs=True needs the model on a GPU: move it with .to('cuda') before to_fast()")
         mode = "reduce-overhead"
     to_reference(model)
-    options = FastOptions(dtype=dtype, channels_last=channels_last, fuse_inputs=fuse_inputs, compile=compile, mode=mode)
+    options = FastOptions(dtype=dtype, channels_last=channels_last, fuse_inputs=fuse_inputs, fuse_gates=fuse_gates,
+                          share_image_free_steps=share_image_free_steps, compile=compile, mode=mode)
     for module in model.modules():
         if isinstance(module, ReciprocalGatedCell):
-            module.fuse_inputs = fuse_inputs
+            module.fuse_inputs, module.fuse_gates = fuse_inputs, fuse_gates
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile == "step":
@@ -106,5 +117,5 @@ def to_reference(model: ConvRNN) -> ConvRNN:
     model._fast = None
     for module in model.modules():
         if isinstance(module, ReciprocalGatedCell):
-            module.fuse_inputs = False
+            module.fuse_inputs = module.fuse_gates = False
     return model

@@ -327,18 +327,23 @@ class ConvRNN(nn.Module):
         image_steps: Optional[int] = None,
         record: Union[Iterable[str], str, None] = None,
         on_step: Optional[Callable[[int, Dict[str, torch.Tensor]], None]] = None,
+        readout: bool = True,
     ) -> UnrollOutput:
         """Unroll over ``n_steps``; ``out.recorded[layer]`` holds the ``record`` layers' outputs, (T, B, C, H, W).
 
         ``on_step(t, {layer: output})`` instead receives the ``record`` layers' outputs of each step as soon as
         the step is computed, and nothing is kept in ``out.recorded``: a consumer that reduces each step (the
-        feature extraction) then never holds the layers' outputs over time."""
+        feature extraction) then never holds the layers' outputs over time.
+
+        ``readout=False``: no logits (``out.logits`` is empty), and only the layer steps that a recorded output
+        depends on are computed (:meth:`needed_layers`; the last steps skip the layers the recording no longer
+        reads); the recorded values are the same."""
         if self._fast is not None:
             with self._fast.autocast(x):
-                return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record, on_step)
-        return self._unroll(x, n_steps, image_steps, record, on_step)
+                return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record, on_step, readout)
+        return self._unroll(x, n_steps, image_steps, record, on_step, readout)
 
-    def _unroll(self, x, n_steps, image_steps, record, on_step=None) -> UnrollOutput:
+    def _unroll(self, x, n_steps, image_steps, record, on_step=None, readout=True) -> UnrollOutput:
         if x.dim() == 5:
             frames = list(x.unbind(0))
             if n_steps is not None and n_steps != len(frames):
@@ -356,6 +361,11 @@ class ConvRNN(nn.Module):
                 raise SpecError(f"cannot record unknown layer {name!r}; layers: {', '.join(self.layer_names)}")
 
         names = self.layer_names
+        batch = frames[0].shape[0]
+        # fast path option: a layer's steps before the image reaches it are the same for every image, so they
+        # are computed for one image and broadcast
+        share = self._fast is not None and getattr(self._fast, "share_image_free_steps", False) and batch > 1
+        needed = None if readout else self.needed_layers(record, n_steps)
         history: List[Dict[str, torch.Tensor]] = []  # outputs of steps t-2 .. t-max_delay, newest last
         states: Dict[str, Optional[tuple]] = {n: None for n in names}
         logits, recorded = [], {n: [] for n in record}
@@ -364,34 +374,72 @@ class ConvRNN(nn.Module):
         for t in range(n_steps):
             current: Dict[str, torch.Tensor] = {}
             for name in self._order:
+                if needed is not None and name not in needed[t]:
+                    continue
                 index = names.index(name)
-                ff = frames[t] if index == 0 else self._feedforward(names[index - 1], previous, current)
+                ff = frames[t] if index == 0 else self._feedforward(names[index - 1], previous, current, share)
                 sources = {src: (current.get(src) if delay == 0 else _lookup(history, previous, delay, src))
                            for src, delay in self._edges[name]}
+                if share:
+                    ff, sources, states[name] = _common_batch(ff, sources, states[name], self._fast.prepare_input)
                 current[name] = self._layer_step(name, ff, sources, states)
                 del ff, sources
                 for source in release.get(name, ()):  # no later layer of this step reads it: free it now
-                    del previous[source]
-            last = previous[names[-1]]
-            if last is None:
-                last = torch.zeros_like(current[names[-1]])
-            logits.append(self.readout(last) if self.spec.readout_kernel else self.readout(last.mean(dim=(-2, -1))))
+                    previous.pop(source, None)
+            if readout:
+                last = previous[names[-1]]
+                if last is None:
+                    last = torch.zeros_like(current[names[-1]])
+                step_logits = self.readout(last) if self.spec.readout_kernel else self.readout(last.mean(dim=(-2, -1)))
+                logits.append(_to_batch(step_logits, batch))
+            outputs = {name: _to_batch(current[name], batch) for name in record}
             if on_step is not None:
-                on_step(t, {name: current[name] for name in record})
+                on_step(t, outputs)
             else:
                 for name in record:
-                    recorded[name].append(current[name])
+                    recorded[name].append(outputs[name])
+            del outputs
             if self._max_delay > 1:  # delay d reads history[-(d - 1)]: keep max_delay - 1 steps, not one more
                 history.append(previous)
                 if len(history) > self._max_delay - 1:
                     history.pop(0)
             previous = current
-        out = UnrollOutput(torch.stack(logits), first_readout_step=self.first_readout_step)
-        out.decoded = self.decode(out.logits)
+        out = UnrollOutput(torch.stack(logits) if logits else x.new_zeros(0, batch, self.spec.num_classes),
+                           first_readout_step=self.first_readout_step)
+        out.decoded = self.decode(out.logits) if readout else None
         if on_step is None:
             for name in record:
                 out.recorded[name] = torch.stack(recorded[name])
         return out
+
+    def needed_layers(self, record: Sequence[str], n_steps: int) -> List[set]:
+        """Per step, the layers that the ``record`` layers' outputs (at every step up to ``n_steps - 1``) depend
+        on: a layer at step t is needed if a needed layer reads it -- its own state and the next layer at t + 1,
+        a feedback target at t + delay, a zero-delay target at t."""
+        names = self.layer_names
+        needed: List[set] = [set() for _ in range(n_steps)]
+        for t in reversed(range(n_steps)):
+            need = set(record)
+            for target in needed[t + 1] if t + 1 < n_steps else ():  # its own state, and the layer below
+                need.add(target)
+                index = names.index(target)
+                if index > 0:
+                    need.add(names[index - 1])
+            for target in names:
+                for source, delay in self._edges[target]:
+                    if delay >= 1 and t + delay < n_steps and target in needed[t + delay]:
+                        need.add(source)
+            grown = True
+            while grown:  # zero-delay edges, and at t = 0 the feedforward source (its shape makes the zero standin)
+                before = len(need)
+                for target in list(need):
+                    index = names.index(target)
+                    need.update(source for source, delay in self._edges[target] if delay == 0)
+                    if t == 0 and index > 0:
+                        need.add(names[index - 1])
+                grown = len(need) > before
+            needed[t] = need
+        return needed
 
     def _last_reads(self) -> Dict[str, List[str]]:
         """Layer -> the layers whose previous-step output no layer computed after it (in this step) reads.
@@ -413,13 +461,14 @@ class ConvRNN(nn.Module):
         return release
 
     @staticmethod
-    def _feedforward(source: str, previous, current) -> torch.Tensor:
-        if previous[source] is not None:
+    def _feedforward(source: str, previous, current, share: bool = False) -> torch.Tensor:
+        if previous.get(source) is not None:
             return previous[source]
         if source not in current:
             raise SpecError(f"layer {source!r} must be computed before the layer it feeds at t = 0 "
                             "(a zero-delay edge reorders the layers)")
-        return torch.zeros_like(current[source])  # t = 0: the original's zero standin
+        # t = 0: the original's zero standin (the same for every image: one image's when shared)
+        return torch.zeros_like(current[source][:1] if share else current[source])
 
     def _layer_step(self, name, ff, sources, states) -> torch.Tensor:
         layer = self.layers[name]
@@ -461,10 +510,33 @@ def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,
     return layer.pool(out), new_state
 
 
+def _to_batch(x: torch.Tensor, batch: int) -> torch.Tensor:
+    """A shared (one-image) output broadcast to the batch (a view); other outputs unchanged."""
+    return x.expand(batch, *x.shape[1:]) if x.shape[0] != batch else x
+
+
+def _common_batch(ff: torch.Tensor, sources: Dict[str, Optional[torch.Tensor]], state: Optional[tuple],
+                  prepare: Callable[[torch.Tensor], torch.Tensor]):
+    """A layer's inputs with shared (one-image) and per-image tensors mixed: the shared ones repeated to the batch
+    (in the fast path's memory format), so that the cell sees one batch size; unmixed inputs unchanged."""
+    tensors = [ff, *(s for s in sources.values() if s is not None), *(state or ())]
+    batch = max(x.shape[0] for x in tensors)
+    if all(x.shape[0] == batch for x in tensors):
+        return ff, sources, state
+
+    def full(x):
+        if x is None or x.shape[0] == batch:
+            return x
+        x = prepare(x.expand(batch, *x.shape[1:]))
+        return x.contiguous() if x.stride(0) == 0 else x
+
+    return full(ff), {k: full(v) for k, v in sources.items()}, None if state is None else tuple(full(s) for s in state)
+
+
 def _lookup(history, previous, delay, source):
     """Output of ``source`` ``delay`` steps before the current one (None if not yet produced)."""
     if delay == 1:
-        return previous[source]
+        return previous.get(source)
     if delay - 1 > len(history):
         return None
     return history[-(delay - 1)].get(source)

@@ -276,3 +276,69 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
     assert model._fast is None and all(p.is_contiguous() for p in model.parameters())  # switched back
     np.testing.assert_allclose(fast.values, reference.values, rtol=1e-4, atol=1e-5 * np.abs(reference.values).max())
     assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])
+
+
+def _layer_batches(model):
+    """Spy on the unroll: (step, layer, batch size of the layer's input) for every layer step computed."""
+    calls, original, step = [], model._layer_step, {"t": -1, "seen": set()}
+
+    def spy(name, ff, sources, states):
+        if name in step["seen"]:
+            step["t"], step["seen"] = step["t"] + 1, set()
+        step["seen"].add(name)
+        calls.append((name, ff.shape[0]))
+        return original(name, ff, sources, states)
+
+    model._layer_step = spy
+    return calls
+
+
+def test_unroll_without_readout_skips_the_layer_steps_no_recording_reads():
+    """``readout=False``: no logits, and the last steps skip the layers the recorded one no longer depends on
+    (conv2 at step 5 reads conv1 and conv3 of step 4 only); the recorded values are the same."""
+    model = _tiny_convrnn()
+    images = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        full = model(images, n_steps=6, image_steps=4, record=["conv2"])
+        calls = _layer_batches(model)
+        pruned = model(images, n_steps=6, image_steps=4, record=["conv2"], readout=False)
+    assert torch.equal(full.recorded["conv2"], pruned.recorded["conv2"])
+    assert pruned.logits.shape == (0, 3, 5) and full.logits.shape == (6, 3, 5)
+    assert len(calls) == 3 * 6 - 2 and [name for name, _ in calls[-1:]] == ["conv2"]
+    assert [sorted(s) for s in model.needed_layers(["conv2"], 6)[-2:]] == [["conv1", "conv2", "conv3"], ["conv2"]]
+
+
+def test_image_free_steps_run_once_for_the_batch_with_the_same_features():
+    """``share_image_free_steps``: layer l (from 0) before step l has not seen the image: it runs for one image
+    and is broadcast; the outputs equal the per-image fast path's to float rounding."""
+    from neurozoo.convrnn.fast import to_reference
+
+    model = _tiny_convrnn()
+    images = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        model.to_fast(dtype=None, compile="none", fuse_gates=False)
+        separate = model(images, n_steps=5, image_steps=4, record=["conv2", "conv3"])
+        model.to_fast(dtype=None, compile="none", fuse_gates=False, share_image_free_steps=True)
+        calls = _layer_batches(model)
+        shared = model(images, n_steps=5, image_steps=4, record=["conv2", "conv3"])
+        to_reference(model)
+    assert calls[:6] == [("conv1", 3), ("conv2", 1), ("conv3", 1), ("conv1", 3), ("conv2", 3), ("conv3", 1)]
+    assert all(batch == 3 for _, batch in calls[6:])
+    for layer, size in (("conv2", 4), ("conv3", 2)):
+        assert shared.recorded[layer].shape == separate.recorded[layer].shape == (5, 3, 8, size, size)
+        torch.testing.assert_close(shared.recorded[layer], separate.recorded[layer], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shared.logits, separate.logits, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(shared.recorded["conv3"][4, 0], shared.recorded["conv3"][4, 1])  # per image by then
+
+
+def test_gate_arithmetic_in_place_without_autograd_gives_the_same_values():
+    """Without autograd the RGC updates its gates in place: bit for bit the values of the out-of-place code."""
+    model = _tiny_convrnn()
+    images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    tracked = model(images, n_steps=6, image_steps=4, record=["conv2", "conv3"])  # autograd on: out of place
+    assert tracked.logits.requires_grad
+    with torch.inference_mode():
+        untracked = model(images, n_steps=6, image_steps=4, record=["conv2", "conv3"])
+    for layer in ("conv2", "conv3"):
+        assert torch.equal(tracked.recorded[layer].detach(), untracked.recorded[layer])
+    assert torch.equal(tracked.logits.detach(), untracked.logits)

@@ -161,11 +161,12 @@ class _StepReducer:
         return _by_bin([reduced[int(step)] for step in needed], inverse)
 
 
-def _streams_steps(runner) -> bool:
-    """True when the model's forward takes ``on_step`` (``convrnn.network.ConvRNN``): each step is handed over
-    as it is computed instead of being stacked over time."""
+def _takes(runner, argument: str) -> bool:
+    """True when the model's forward takes ``argument`` (``convrnn.network.ConvRNN``: ``on_step``, each step
+    handed over as it is computed instead of stacked over time; ``readout``, False skips the logits and the
+    layer steps no recorded output depends on)."""
     try:
-        return "on_step" in inspect.signature(runner.forward).parameters
+        return argument in inspect.signature(runner.forward).parameters
     except (TypeError, ValueError, AttributeError):
         return False
 
@@ -174,8 +175,11 @@ def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = No
     """``model.to_fast`` options for extraction, or None for the reference path.
 
     ``fast=None`` (default): the fast path where the device supports it -- on a GPU ``to_fast()``'s defaults
-    (bfloat16, compiled steps); on a CPU float32 with channels-last weights and fused input convolutions,
-    not compiled (compiling costs minutes per shape; bfloat16 on a CPU changes activations by ~1e-2).
+    (bfloat16, compiled steps); on a CPU :data:`CPU_FAST`: float32 with channels-last weights, fused input
+    convolutions, the image-free first steps of each layer computed once for the batch, not compiled
+    (compiling costs minutes per shape; bfloat16 on a CPU changes activations by ~1e-2), and the separable
+    gates not fused (oneDNN's depthwise convolution with channel multiplier 2 is 3-5 times slower on a CPU
+    than two with multiplier 1: with them fused the CPU fast path was slower than the reference path).
     ``False``: the reference path. ``True``: ``to_fast()``'s defaults. A dict: those ``to_fast`` options.
     """
     if fast is False or not hasattr(model, "to_fast"):
@@ -184,7 +188,11 @@ def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = No
         return dict(fast)
     if fast is True or _model_device(model).type == "cuda":
         return {}
-    return {"dtype": None, "compile": "none"}
+    return dict(CPU_FAST)
+
+
+#: ``to_fast`` options of the CPU extraction's fast path (``fast=None`` on a CPU)
+CPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
 
 
 def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = BRAINSCORE_BINS,
@@ -231,25 +239,49 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     return {layer: result[layer] for layer in layers}
 
 
-#: glibc's mallopt parameter M_MMAP_THRESHOLD and the value the CPU extraction sets (see below)
-M_MMAP_THRESHOLD, MMAP_THRESHOLD = -3, 1 << 20
+#: glibc's mallopt parameters M_TRIM_THRESHOLD and M_MMAP_THRESHOLD, and the mmap threshold the CPU extraction sets
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20
 
 
-def return_freed_maps_to_the_system() -> bool:
-    """Make glibc's malloc serve blocks of 1 MB and more by mmap, so that freeing them returns them to the
-    system at once (process-wide, from now on; False where the C library is not glibc).
+def _glibc():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
+    """Serve blocks of ``mmap_threshold`` bytes and more by mmap (returned to the system when freed), smaller
+    ones from the heap, where freed blocks are reused without being paged in again (process-wide, from now on;
+    False where the C library is not glibc). The values are unchanged.
 
     Torch's CPU tensors come straight from malloc. By default glibc raises its mmap threshold up to 32 MB
-    each time a mapped block is freed, so a ConvRNN unroll's per-step maps (1-32 MB each at batch 32) land
-    on the heap afterwards, where freed ones stay resident and fragment it: the full-width Cowley V4
-    scoring (32 images, batch 32) peaked at 2.31 GB resident, and at 1.73 GB with this setting (given
-    through the environment, ``MALLOC_MMAP_THRESHOLD_=1048576``). The values are unchanged."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    each time a mapped block is freed: a ConvRNN unroll's per-step maps (1-51 MB at batch 32) then either
+    land on the heap, where freed ones stay resident and fragment it (the full-width Cowley V4 scoring, 32
+    images, batch 32, peaked at 2.31 GB), or, above 32 MB, are mapped afresh each time: every 4 kB page of a
+    fresh 51 MB map faults on first touch, ~24 ms a map, more than the elementwise operation that fills it.
+    Measured on the first 96 images (batch 32, one thread, :func:`release_free_heap` after each batch): at 1 MB
+    (the previous setting) every map is paged in afresh (on 32 images: 1.24 GB peak, 38 CPU-s against 33 at
+    32 MB); with no mmap at all 80 CPU-s but a peak of 1.69-1.86 GB (the heap's fragments; 1.98 GB at 64 MB),
+    too close to the 2 GB target; at 32 MB 90 CPU-s and 1.60 GB."""
+    libc = _glibc()
+    if libc is None:
         return False
     try:
-        return bool(ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
+    except AttributeError:
         return False
+
+
+def release_free_heap() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``): after each batch, so that the heap's
+    fragments do not accumulate from batch to batch."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @torch.inference_mode()
@@ -259,7 +291,7 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
     model.eval()
     device = _model_device(model)
     if device.type == "cpu":
-        return_freed_maps_to_the_system()
+        set_malloc_thresholds()
     hooks = None if recurrent else _Hooks(model, layers)
     projections: Dict[str, RandomProjection] = {}
     chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
@@ -269,18 +301,23 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
     run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
     # a compiled wrapper (to_fast(compile="model")) would break its graph at a callback: it records stacked steps
     reducer = (_StepReducer({layer: tables[layer] for layer in layers}, bins, projections, max_features, seed)
-               if recurrent and runner is model and _streams_steps(model) else None)
+               if recurrent and runner is model and _takes(model, "on_step") else None)
+    unroll = dict(n_steps=run_steps, image_steps=min(image_steps, run_steps)) if recurrent else {}
+    if recurrent and _takes(runner, "readout"):
+        unroll["readout"] = False  # no logits: the unroll computes only what the recorded layers need
     try:
         for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
             images = stimuli.batch(start, start + batch_size).to(device)
             if reducer is not None:
-                runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers, on_step=reducer)
+                runner(images, record=layers, on_step=reducer, **unroll)
                 del images
                 for layer in layers:
                     chunks[layer].append(reducer.features(layer))  # (B, F, T)
+                if device.type == "cpu":
+                    release_free_heap()
                 continue
             if recurrent:
-                steps = runner(images, n_steps=run_steps, image_steps=min(image_steps, run_steps), record=layers).recorded
+                steps = runner(images, record=layers, **unroll).recorded
             else:
                 hooks.clear()
                 model(images)

@@ -7,20 +7,25 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
 * **before**: ``benchmarks/extraction/activations.py`` as it was at ``--before-commit`` (read with
   ``git show``): every layer output of all 26 steps recorded, the reference path;
 * **after**: the current extraction: the unroll stops after the last step the bins need (step 12 of 26
-  here), the fast path where the device supports it, each step reduced as the model computes it
-  (``on_step``), the images kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 1 MB;
+  here) and computes only the layer steps the recorded layers depend on (``readout=False``), the CPU fast
+  path (``activations.CPU_FAST``: channels-last, separate gate convolutions, each layer's image-free first
+  steps computed once for the batch), each step reduced as the model computes it (``on_step``), the images
+  kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 32 MB and the heap trimmed after
+  each batch;
 * ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
-  and with the fast path in bfloat16 on the CPU (``fast={"dtype": torch.bfloat16, "compile": "none"}``).
+  and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``).
 
-Both run the current model code (``convrnn``); before reads the images as one float32 tensor, as the old
-loader gave them. Each runs in its own child process: wall and CPU time, peak memory (the child's own
-``VmHWM``), the score and the raw r. ``--images N`` scores the first N of the 640 images (all 640 are loaded,
-then only the N kept).
+Both run the current model code (``convrnn``, including the RGC's in-place gate arithmetic without autograd);
+before reads the images as one float32 tensor, as the old loader gave them. Each runs in its own child process,
+one after the other (never side by side), with ``OMP_WAIT_POLICY=PASSIVE`` as the zoo CLI sets it: wall and
+CPU time, peak memory (the child's own ``VmHWM``), the score and the raw r; the load average is printed at the
+start and the end. ``--images N`` scores the first N of the 640 images (all 640 are loaded, then only the N
+kept).
 
-Measured on 2026-12-01 (2 shared cores, load average 4-6), batch 32, all 640 images: see README.md,
-"Speed and memory of scoring".
-Before (extraction at 357f43b): 4380 s wall, 3675 CPU-s, peak 3.05 GB; after: 3411 s wall, 2670 CPU-s, peak
-1.45 GB (the two ran at the same time); score 0.21342 and raw r 0.40316 on both: 1.28x wall, 1.38x CPU.
+Measured on 2026-12-01 from 16:27 UTC (2 shared cores, the other engineer's work running: load average 1.45
+at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before then after: see README.md,
+"Speed and memory of scoring". Before (extraction at 357f43b): 2329 s wall, 2301 CPU-s, peak 3.21 GB; after:
+472 s wall, 644 CPU-s, peak 1.66 GB; score 0.21342 on both (2.1e-7 apart): 4.94x wall, 3.57x CPU.
 
     python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
 """
@@ -66,7 +71,8 @@ if mode == 'before':
 elif mode == 'reference':
     options['fast'] = False
 elif mode == 'bf16':
-    options['fast'] = {'dtype': torch.bfloat16, 'compile': 'none'}
+    from neurozoo.benchmarks.extraction.activations import CPU_FAST
+    options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -96,9 +102,12 @@ def run(mode: str, args) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
         handle.write(CHILD)
     load = os.getloadavg()[0]
+    # as the zoo CLI runs (leaderboard/cli.py): idle OpenMP threads sleep instead of spinning, which on shared
+    # cores would count as CPU time
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     try:
         completed = subprocess.run([sys.executable, handle.name, mode, str(args.images), str(args.batch_size),
-                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO)
+                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO, env=env)
     finally:
         os.unlink(handle.name)
     for line in completed.stdout.splitlines():
@@ -116,7 +125,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
-          f"load average at start {os.getloadavg()[0]:.1f}")
+          f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"rgc_intermediate (full width, seeded weights) on cowley2023.V4, first {args.images} of 640 images, "
           f"batch {args.batch_size}; before = extraction at {args.before_commit}", flush=True)
     print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'score':>9s} {'raw r':>9s} {'layer':>6s} {'load':>5s}",
@@ -132,6 +141,8 @@ def main(argv=None) -> int:
     print(f"after vs before: {before['seconds'] / after['seconds']:.2f}x wall, {before['cpu_s'] / after['cpu_s']:.2f}x CPU, "
           f"peak memory {after['peak_mb']:.0f} MB vs {before['peak_mb']:.0f} MB; |score diff| "
           f"{abs(after['value'] - before['value']):.1e}, |raw r diff| {abs(after['raw'] - before['raw']):.1e}")
+    print(f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC; load average at the end "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; the runs were sequential, one child at a time")
     for mode in set(results) - {"before", "after"}:
         other = results[mode]
         print(f"{mode} vs before: {before['seconds'] / other['seconds']:.2f}x wall, {before['cpu_s'] / other['cpu_s']:.2f}x CPU, "

@@ -1,17 +1,24 @@
-"""A candidate ground truth tried for issue 14 and not adopted: circuit version 4 with the ON pathway's
-summation moved *before* its rectification (a linear ON bipolar filter with a slow rebound lobe), the
-depressing OFF -> amacrine -> ON-terminal veto kept, no ON-terminal depression. Prints the numbers quoted in
-the README's retina section ("Not the summation after the rectification alone").
+"""Two candidate ground truths tried for issue 14 and not adopted. Prints the numbers quoted in the README's
+retina section ("Not the summation after the rectification alone").
 
-    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py circuit      # the circuit's OSR and its ablations (s)
-    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py whitenoise   # models fitted to its white noise (~6 min)
-    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py flashtrains  # ... and to random flash trains (~20 min)
+* ``depressing`` (default): circuit version 4 with the ON pathway's summation moved *before* its rectification
+  (a linear ON bipolar filter with a slow rebound lobe), the depressing OFF -> amacrine -> ON-terminal veto
+  kept, no ON-terminal depression.
+* ``linear``: the veto made of linear blocks too -- a transient (biphasic) OFF filter, rectified, low-passed --
+  no depression, no OFF excitation, and the ON-OFF cells' rate read from their excitation without the
+  white-noise calibration (which saturates their responses to the train's flashes): ``300 tanh(g e / 300)``,
+  ``g`` putting the 10-frame train's burst at 150 spikes/s.
+
+    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py circuit [linear]      # OSR and ablations (s)
+    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py whitenoise [linear]   # models fitted to its white noise
+    PYTHONPATH=.nz python docs/figures/retina/osr_linear_on.py flashtrains [linear]  # ... to random flash trains
 
 The ON-OFF cells' pathway per subunit ``s`` (full-field stimuli: every subunit alike):
 ``drive = relu(h_on * s - k * lowpass(depressing_pool(relu(h_off * s - off_threshold))) - on_threshold)``.
 Its parameters came from a search of the pathway alone for the OSR call with the pathways active in at least
 15 % of white-noise frames (so that a fit can see them), then checked in the full circuit.
 """
+import dataclasses
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -46,28 +53,53 @@ class LinearOn:
     frozen: float = 0.5            # ablation: the pool held at this availability (no depression)
 
 
+#: the ``linear`` candidate: the same ON pathway form, a linear transient veto (no depression, no OFF excitation)
+LINEAR = LinearOn(on_delay=0, on_tau=2.32, on_rebound=1.75, on_tau2=5.33, on_order=2.26, amacrine_tau=6.42,
+                  inhibition=19.6, on_threshold=0.002, off_weight=0.0)
+VETO_FILTER = (1.56, 6.1, 0.926, 0.955)  # linear veto: gamma(tau1) - dc gamma(tau2), sign-inverted, rectified at
+
+
 class LinearOnRetina(synthetic.GroundTruthRetina):
-    def __init__(self, pathway: LinearOn = LinearOn(), ablation: str = "", seed: int = 0):
-        self.pathway, self.ablation = pathway, ablation
+    def __init__(self, pathway: LinearOn = LinearOn(), ablation: str = "", seed: int = 0, linear: bool = False,
+                 output_gain=None):
+        self.pathway, self.ablation, self.linear, self.output_gain = pathway, ablation, linear, output_gain
         gain = np.sqrt(4 * np.pi * synthetic.CircuitParams().blur_sd ** 2)
         q = pathway
         off = -(synthetic._gamma_filter(q.off_tau) - 0.3 * synthetic._gamma_filter(3 * q.off_tau))
         on = np.concatenate([np.zeros(q.on_delay), synthetic._gamma_filter(q.on_tau, 3)
                              - q.on_rebound * synthetic._gamma_filter(q.on_tau2, q.on_order)])[:synthetic.N_TAPS]
-        self.h_lin_off, self.h_lin_on = (h * gain / np.linalg.norm(h) for h in (off, on))
+        tau1, tau2, dc, _ = VETO_FILTER
+        veto = -(synthetic._gamma_filter(tau1) - dc * synthetic._gamma_filter(tau2))
+        self.h_lin_off, self.h_lin_on, self.h_veto = (h * gain / np.linalg.norm(h) for h in (off, on, veto))
         super().__init__(seed=seed)
+        if linear and output_gain is None:
+            movie, _, _ = synthetic.flash_train(10)
+            self.output_gain = 150.0 / (self.osr_pathways(movie)["excitation"] @ self.w_osr).max()
+
+    def rates(self, stimulus):
+        rates = super().rates(stimulus)
+        if self.linear:  # the ON-OFF cells' rate straight from their excitation (module docstring)
+            onoff = np.array(self.cell_types) == "onoff"
+            excitation = (self.osr_pathways(stimulus)["excitation"] @ self.w_osr)[:, onoff].T
+            rates[onoff] = 300 * np.tanh(self.output_gain * excitation / 300) + 0.5
+        return rates
 
     def osr_pathways(self, stimulus):
         q, s = self.pathway, self.subunits(stimulus).astype(np.float64)
         off = np.maximum(signal.lfilter(self.h_lin_off, 1.0, s, axis=0) - q.off_threshold, 0.0) * (self.ablation != "off")
         on = signal.lfilter(self.h_lin_on, 1.0, s, axis=0) - 1e3 * (self.ablation == "on")
-        released = synthetic.pool_release(off, q.recovery, q.sensitivity, q.frozen if self.ablation == "depression" else None)
+        if self.linear:
+            released = np.maximum(signal.lfilter(self.h_veto, 1.0, s, axis=0) - VETO_FILTER[3], 0.0) * (self.ablation != "off")
+        else:
+            released = synthetic.pool_release(off, q.recovery, q.sensitivity,
+                                              q.frozen if self.ablation == "depression" else None)
         amacrine = synthetic._low_pass(released, q.amacrine_tau)
         drive = np.maximum(on - q.inhibition * amacrine - q.on_threshold, 0.0)
         return {"off": off, "on": on, "amacrine": amacrine, "drive": drive, "excitation": drive + q.off_weight * off}
 
 
-CIRCUIT = LinearOnRetina()
+KIND = sys.argv[2] if len(sys.argv) > 2 else "depressing"
+CIRCUIT = LinearOnRetina(LINEAR, linear=True) if KIND == "linear" else LinearOnRetina()
 ONOFF = np.flatnonzero(np.array(CIRCUIT.cell_types) == "onoff")
 
 
@@ -78,8 +110,13 @@ def show(name, result):
 
 def circuit():
     show("circuit", omitted_stimulus_response(CIRCUIT))
-    for ablation in ("off", "on", "depression"):
-        show(f"circuit without {ablation}", omitted_stimulus_response(LinearOnRetina(ablation=ablation)))
+    for ablation in ("off", "on") + (("depression",) if KIND != "linear" else ()):
+        show(f"circuit without {ablation}", omitted_stimulus_response(LinearOnRetina(CIRCUIT.pathway, ablation, linear=CIRCUIT.linear,
+                                                                           output_gain=CIRCUIT.output_gain)))
+    if KIND == "linear":  # the veto's low-pass after its rectification is what times the burst
+        for tau in (1.01, 3.0):
+            short = LinearOnRetina(dataclasses.replace(LINEAR, amacrine_tau=tau), linear=True)
+            show(f"veto low-pass {tau:g} frames", omitted_stimulus_response(short))
     pathways = CIRCUIT.osr_pathways(synthetic.white_noise(3000, np.random.default_rng(1)).astype(np.float32))
     print("white noise: ON terminal active in %.0f %% of frames, OFF bipolar in %.0f %%"
           % (100 * (pathways["drive"] > 0).mean(), 100 * (pathways["off"] > 0).mean()))

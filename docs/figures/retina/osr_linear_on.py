@@ -86,10 +86,11 @@ class LinearOnRetina(synthetic.GroundTruthRetina):
 
     def osr_pathways(self, stimulus):
         q, s = self.pathway, self.subunits(stimulus).astype(np.float64)
-        off = np.maximum(signal.lfilter(self.h_lin_off, 1.0, s, axis=0) - q.off_threshold, 0.0) * (self.ablation != "off")
+        keep_off = self.ablation != "off"
+        off = np.maximum(signal.lfilter(self.h_lin_off, 1.0, s, axis=0) - q.off_threshold, 0.0) * keep_off
         on = signal.lfilter(self.h_lin_on, 1.0, s, axis=0) - 1e3 * (self.ablation == "on")
         if self.linear:
-            released = np.maximum(signal.lfilter(self.h_veto, 1.0, s, axis=0) - VETO_FILTER[3], 0.0) * (self.ablation != "off")
+            released = np.maximum(signal.lfilter(self.h_veto, 1.0, s, axis=0) - VETO_FILTER[3], 0.0) * keep_off
         else:
             released = synthetic.pool_release(off, q.recovery, q.sensitivity,
                                               q.frozen if self.ablation == "depression" else None)
@@ -111,8 +112,8 @@ def show(name, result):
 def circuit():
     show("circuit", omitted_stimulus_response(CIRCUIT))
     for ablation in ("off", "on") + (("depression",) if KIND != "linear" else ()):
-        show(f"circuit without {ablation}", omitted_stimulus_response(LinearOnRetina(CIRCUIT.pathway, ablation, linear=CIRCUIT.linear,
-                                                                           output_gain=CIRCUIT.output_gain)))
+        ablated = LinearOnRetina(CIRCUIT.pathway, ablation, linear=CIRCUIT.linear, output_gain=CIRCUIT.output_gain)
+        show(f"circuit without {ablation}", omitted_stimulus_response(ablated))
     if KIND == "linear":  # the veto's low-pass after its rectification is what times the burst
         for tau in (1.01, 3.0):
             short = LinearOnRetina(dataclasses.replace(LINEAR, amacrine_tau=tau), linear=True)

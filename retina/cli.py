@@ -34,7 +34,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
-                                                "before stopping (default: the model's; 1 for the BN-CNN, else 2)")
+                                                "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress (default 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

@@ -17,6 +17,7 @@ over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
 from __future__ import annotations
 
 import ctypes
+import functools
 import inspect
 import platform
 from dataclasses import dataclass
@@ -244,7 +245,9 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD = 32 << 20
 
 
+@functools.lru_cache(maxsize=None)
 def _glibc():
+    """The C library when it is glibc (loaded once: ``release_free_heap`` runs after every batch), else None."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
     try:

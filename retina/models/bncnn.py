@@ -148,8 +148,10 @@ class RetinaCNN(nn.Module):
     def layer1(self, pre):
         return F.relu(self.noise1(self.bn1(pre)))
 
-    def layer2(self, h1):
-        return F.relu(self.noise2(self.bn2(self.conv2(h1))))
+    def layer2(self, h1, fft: bool = False):
+        """The second layer; ``fft``: its convolution by :func:`conv2d_fft` (``forward_movie``'s fast path)."""
+        pre2 = conv2d_fft(h1, self.conv2.weight, self.conv2.bias) if fft else self.conv2(h1)
+        return F.relu(self.noise2(self.bn2(pre2)))
 
     def readout(self, h2):
         return self.output_scale * self.output_nonlinearity(self.bn3(self.dense(h2.flatten(1))))
@@ -166,9 +168,7 @@ class RetinaCNN(nn.Module):
         windows, exactly as if they had been one batch of the plain model.
         """
         pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
-        h1 = self.layer1(pre)
-        pre2 = conv2d_fft(h1, self.conv2.weight, self.conv2.bias) if self.second_layer == "fft" else self.conv2(h1)
-        return self.readout(F.relu(self.noise2(self.bn2(pre2))))
+        return self.readout(self.layer2(self.layer1(pre), fft=self.second_layer == "fft"))
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):

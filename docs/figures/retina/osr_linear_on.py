@@ -70,7 +70,7 @@ class LinearOnRetina(synthetic.GroundTruthRetina):
                              - q.on_rebound * synthetic._gamma_filter(q.on_tau2, q.on_order)])[:synthetic.N_TAPS]
         tau1, tau2, dc, _ = VETO_FILTER
         veto = -(synthetic._gamma_filter(tau1) - dc * synthetic._gamma_filter(tau2))
-        self.h_lin_off, self.h_lin_on, self.h_veto = (h * gain / np.linalg.norm(h) for h in (off, on, veto))
+        self.h_lin_off, self.h_lin_on, self.h_veto = (synthetic._normalized(h, gain) for h in (off, on, veto))
         super().__init__(seed=seed)
         if linear and output_gain is None:
             movie, _, _ = synthetic.flash_train(10)

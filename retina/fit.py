@@ -113,6 +113,21 @@ class FitResult:
     extra: dict = field(default_factory=dict)
 
 
+def _check_config(config: FitConfig) -> None:
+    """A one-line :class:`SpecError` for settings the loop cannot use (``patience=0`` would stop before the first
+    epoch and return the untrained model as if fitted)."""
+    from neurozoo.datasets.errors import SpecError
+
+    problems = [f"{name} must be at least 1 (got {getattr(config, name)})"
+                for name in ("epochs", "patience", "batch_size") if getattr(config, name) < 1]
+    problems += [f"{name} must not be negative (got {getattr(config, name)})"
+                 for name in ("lr", "l2", "l1", "min_delta") if getattr(config, name) < 0]
+    if not 0 < config.val_fraction < 1:
+        problems.append(f"val_fraction must be between 0 and 1 (got {config.val_fraction})")
+    if problems:
+        raise SpecError("fit settings: " + "; ".join(problems))
+
+
 def poisson_loss(rates: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return (rates - target * torch.log(rates + eps)).mean()
 
@@ -248,6 +263,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         config = dataclasses.replace(config, lr=float(getattr(model, "default_lr", 1e-2)))
     if config.patience is None:
         config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
+    _check_config(config)
     d = _Data(recording, config.response, history, device)
     # early stopping always watches the smoothed rate when the file has it (the binned counts are too noisy)
     val_key = "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response

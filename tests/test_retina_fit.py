@@ -229,3 +229,14 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
     fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):
         fit(create_model("glm", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("setting, message", [({"patience": 0}, "patience must be at least 1"),
+                                              ({"epochs": 0}, "epochs must be at least 1"),
+                                              ({"lr": -1e-3}, "lr must not be negative"),
+                                              ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1")])
+def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, setting, message):
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, progress=False, **setting)

@@ -42,11 +42,13 @@ Interface (stable; other modules build on it):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
@@ -247,6 +249,49 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 # ---- the loop -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _fit_threads(model: nn.Module, use_chunks: bool, device: torch.device):
+    """The threads of a fit: the fast path's layers split their work over torch's threads
+    (:func:`retina.fast_conv.split_threads`; on 2 cores torch's own threading did not shorten a step), and a model
+    with ``draw_noise_ahead`` (the BN-CNN) has its training noise drawn one step ahead on a thread of its own
+    (yielded; ``None`` otherwise): the same numbers in the same order, off the step's critical path."""
+    from neurozoo.retina.fast_conv import split_threads
+
+    on_cpu = use_chunks and device.type == "cpu"
+    noise_thread = ThreadPoolExecutor(1, thread_name_prefix="retina-noise") if (
+        on_cpu and hasattr(model, "draw_noise_ahead")) else None
+    try:
+        with split_threads(torch.get_num_threads() if on_cpu else 1):
+            yield noise_thread
+    finally:
+        if noise_thread is not None:
+            model.drop_noise_ahead()
+            noise_thread.shutdown()
+
+
+def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool, noise_thread) -> float:
+    """One epoch's training steps over ``batches``; the summed Poisson loss."""
+    device = d.device
+    total = 0.0
+    for i, batch in enumerate(batches):
+        if noise_thread is not None:  # this step's noise (first step only) and the next step's
+            for ahead in batches[i:i + 2] if i == 0 else batches[i + 1:i + 2]:
+                model.draw_noise_ahead(ahead[1] - ahead[0], noise_thread)
+        if use_chunks:
+            rates = d.chunk(model, *batch)
+            target = d.target[:, batch[0]:batch[1]].T.to(device)
+        else:
+            rates = d.windows_batch(model, batch)
+            target = d.target[:, d.windows.targets[batch]].T.to(device)
+        loss = poisson_loss(rates, target)
+        objective = loss + regularization(model, rates, config.l2, config.l1)
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        total += float(loss.detach())
+    return total
+
+
 def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig] = None,
         out: Optional[Union[str, Path]] = None, resume: bool = True, **overrides) -> FitResult:
     """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
@@ -311,52 +356,40 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}", disable=not config.progress,
                   initial=state["epoch"], total=config.epochs)
-    for epoch in epochs:
-        if state["bad_epochs"] >= config.patience:
-            break
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        if use_chunks:
-            chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))
-            order = rng.permutation(len(chunks))
-            batches = [chunks[i] for i in order]
-        else:
-            pos = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), rng.permutation(train_t)))
-            batches = list(pos.split(config.batch_size))
-        if config.max_steps_per_epoch:
-            batches = batches[:config.max_steps_per_epoch]
-        total = 0.0
-        for batch in batches:
+    with _fit_threads(model, use_chunks, device) as noise_thread:
+        for epoch in epochs:
+            if state["bad_epochs"] >= config.patience:
+                break
+            model.train()
+            rng = np.random.default_rng([config.seed, epoch])
             if use_chunks:
-                rates = d.chunk(model, *batch)
-                target = d.target[:, batch[0]:batch[1]].T.to(device)
+                chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))
+                order = rng.permutation(len(chunks))
+                batches = [chunks[i] for i in order]
             else:
-                rates = d.windows_batch(model, batch)
-                target = d.target[:, d.windows.targets[batch]].T.to(device)
-            loss = poisson_loss(rates, target)
-            objective = loss + regularization(model, rates, config.l2, config.l1)
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        model.eval()
-        # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
-        # share the first layer's transforms over more windows)
-        val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
-        score = _mean_correlation(val_pred, val_target)
-        state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
-        if np.isfinite(score) and score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch,
-                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        if np.isfinite(score) and score >= state["reference"] + config.min_delta:
-            state.update(reference=score, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
-        if checkpoint is not None:
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
-                          "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
+                pos = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), rng.permutation(train_t)))
+                batches = list(pos.split(config.batch_size))
+            if config.max_steps_per_epoch:
+                batches = batches[:config.max_steps_per_epoch]
+            total = _train_steps(model, d, optimizer, batches, config, use_chunks, noise_thread)
+            model.eval()
+            # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
+            # share the first layer's transforms over more windows)
+            val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
+            score = _mean_correlation(val_pred, val_target)
+            state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
+            if np.isfinite(score) and score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch,
+                             best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            if np.isfinite(score) and score >= state["reference"] + config.min_delta:
+                state.update(reference=score, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
+            if checkpoint is not None:
+                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
+                              "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()

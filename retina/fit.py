@@ -421,8 +421,11 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
             drive = torch.cat([model.filter(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)])
             return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
         if hasattr(model, "forward_movie"):
-            outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
-                    for a in range(N_FRAMES - 1, T, batch_size)]
+            from neurozoo.retina.fast_conv import split_threads
+
+            with split_threads(torch.get_num_threads() if torch.device(device).type == "cpu" else 1):
+                outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
+                        for a in range(N_FRAMES - 1, T, batch_size)]
         else:
             from neurozoo.datasets.retina_h5 import movie_windows
 

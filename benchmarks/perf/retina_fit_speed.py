@@ -8,7 +8,7 @@ and per CPU-second of this process (the figure to compare on a machine shared wi
 Also checks that both paths give the same outputs on the same chunk (eval mode).
 
     python benchmarks/perf/retina_fit_speed.py [--batch 128] [--steps 5] [--fast-steps 25] [--cells 5]
-        [--device cpu|cuda|all] [--fit [--fit-threads N]] [--no-speed]
+        [--device cpu|cuda|all] [--fit [--fit-threads N] [--compare-ref REV]] [--no-speed]
 
 ``--fit`` also runs ``zoo fit bncnn --data embedded:whitenoise`` from a fresh folder (the command as a user runs
 it: start-up, data, fit to convergence, held-out evaluation) and prints wall and CPU seconds, epochs, validation r
@@ -99,17 +99,39 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     return results, error
 
 
+def checkout(rev: str, folder: str) -> str:
+    """A PYTHONPATH under which ``neurozoo`` is git revision ``rev`` of this repository (``git archive`` into
+    ``folder``), for timing it back to back with the working tree."""
+    root = Path(__file__).resolve().parents[2]
+    code, namespace = Path(folder) / "code", Path(folder) / "namespace"
+    code.mkdir()
+    namespace.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    (namespace / "neurozoo").symlink_to(code)
+    return str(namespace)
+
+
+def _print_fit(label: str, r: dict) -> None:
+    print(f"{label}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, {r['epochs']} epochs (best {r['best_epoch']}), "
+          f"validation r per epoch {r['val_r']}; held-out median r {r['heldout_r']:.3f} (oracle {r['oracle']:.3f}), "
+          f"FEVE {r['feve']:.3f}; {_load()}", flush=True)
+
+
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0) -> dict:
+def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0,
+                       pythonpath: str = "") -> dict:
     """Time ``zoo fit MODEL --data DATA`` from a fresh output folder (the CLI as a user runs it, start-up, data
-    reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached."""
+    reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached.
+    ``pythonpath``: run the ``neurozoo`` found there (:func:`checkout`) instead of this one."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", out,
                    "--no-resume", "--quiet"]
-        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
+                   **({"PYTHONPATH": pythonpath} if pythonpath else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         tic = time.perf_counter()
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -136,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--fit", action="store_true",
                         help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute)")
     parser.add_argument("--fit-threads", type=int, default=0, help="OMP_NUM_THREADS for the fit (default: torch's)")
+    parser.add_argument("--compare-ref", metavar="REV", help="with --fit: first time the fit at git revision REV "
+                                                             "(e.g. main), then this tree's, back to back")
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s comparison")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -157,10 +181,15 @@ def main(argv=None):
         print(line, flush=True)
     if args.fit:
         print(f"zoo fit bncnn --data embedded:whitenoise ({_load()}) ...", flush=True)
+        if args.compare_ref:
+            with tempfile.TemporaryDirectory() as folder:
+                ref = fit_to_convergence(threads=args.fit_threads, pythonpath=checkout(args.compare_ref, folder))
+            _print_fit(f"fit to convergence at {args.compare_ref}", ref)
         r = fit_to_convergence(threads=args.fit_threads)
-        print(f"fit to convergence: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, {r['epochs']} epochs (best "
-              f"{r['best_epoch']}), validation r per epoch {r['val_r']}; held-out median r {r['heldout_r']:.3f} "
-              f"(oracle {r['oracle']:.3f}), FEVE {r['feve']:.3f}; {_load()}", flush=True)
+        _print_fit("fit to convergence" + (" (this tree)" if args.compare_ref else ""), r)
+        if args.compare_ref:
+            print(f"this tree vs {args.compare_ref}: {ref['wall_s'] / r['wall_s']:.2f}x wall, "
+                  f"{ref['cpu_s'] / r['cpu_s']:.2f}x CPU", flush=True)
 
 
 if __name__ == "__main__":

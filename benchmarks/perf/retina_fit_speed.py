@@ -30,6 +30,15 @@ fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that ma
         same epochs and r. The 60 s target needs both cores nearly free; the machine never was (load >= 3.9).
     per 128-target step, 1 thread (least disturbed of 8): first layer (FFT, per channel) 38 ms, conv2 by FFT
     28 ms (oneDNN direct: 92 ms), the rest 20 ms (Gaussian noise 7 ms). Before: fast path 10-18x at batch 512.
+
+Fit to convergence with the FFT layers split over the threads and the noise drawn ahead (fitting protocol 6,
+``--fit --compare-ref e7d8b26``: the fit before that change, then this tree's, back to back; 2026-12-01, the lead's
+jobs on the same 2 cores; 4 epochs, best 2, held-out median r 0.670, oracle 0.844 in every run):
+
+    one other job, load 1.6-3.1:  e7d8b26 85.6 s wall, 84.9 CPU-s | this 67.0 s wall, 76.5 CPU-s: 1.28x wall
+    (earlier pair, load 1.6-3.6:  e7d8b26 103.7 s, 98.1 CPU-s     | this 75.3 s, 73.4 CPU-s)
+    two other jobs, load 2.9-3.7: e7d8b26 80.7 s wall, 77.3 CPU-s | this 77.8 s wall, 74.3 CPU-s: 1.04x wall
+    --fit-threads 1, load 3.1-3.2: e7d8b26 75.3 s, 73.2 CPU-s     | this 76.1 s, 74.4 CPU-s (nothing is split)
 """
 from __future__ import annotations
 

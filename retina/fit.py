@@ -42,13 +42,11 @@ Interface (stable; other modules build on it):
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
@@ -249,34 +247,11 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 # ---- the loop -------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _fit_threads(model: nn.Module, use_chunks: bool, device: torch.device):
-    """The threads of a fit: the fast path's layers split their work over torch's threads
-    (:func:`retina.fast_conv.split_threads`; on 2 cores torch's own threading did not shorten a step), and a model
-    with ``draw_noise_ahead`` (the BN-CNN) has its training noise drawn one step ahead on a thread of its own
-    (yielded; ``None`` otherwise): the same numbers in the same order, off the step's critical path."""
-    from neurozoo.retina.fast_conv import split_threads
-
-    on_cpu = use_chunks and device.type == "cpu"
-    noise_thread = ThreadPoolExecutor(1, thread_name_prefix="retina-noise") if (
-        on_cpu and hasattr(model, "draw_noise_ahead")) else None
-    try:
-        with split_threads(torch.get_num_threads() if on_cpu else 1):
-            yield noise_thread
-    finally:
-        if noise_thread is not None:
-            model.drop_noise_ahead()
-            noise_thread.shutdown()
-
-
-def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool, noise_thread) -> float:
+def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool) -> float:
     """One epoch's training steps over ``batches``; the summed Poisson loss."""
     device = d.device
     total = 0.0
-    for i, batch in enumerate(batches):
-        if noise_thread is not None:  # this step's noise (first step only) and the next step's
-            for ahead in batches[i:i + 2] if i == 0 else batches[i + 1:i + 2]:
-                model.draw_noise_ahead(ahead[1] - ahead[0], noise_thread)
+    for batch in batches:
         if use_chunks:
             rates = d.chunk(model, *batch)
             target = d.target[:, batch[0]:batch[1]].T.to(device)
@@ -356,7 +331,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}", disable=not config.progress,
                   initial=state["epoch"], total=config.epochs)
-    with _fit_threads(model, use_chunks, device) as noise_thread:
+    # on the CPU the fast path's layers split their work over torch's threads (torch's own threading did not
+    # shorten a step on 2 cores; see retina.fast_conv.split_threads)
+    from neurozoo.retina.fast_conv import split_threads
+
+    with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
         for epoch in epochs:
             if state["bad_epochs"] >= config.patience:
                 break
@@ -371,7 +350,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
                 batches = list(pos.split(config.batch_size))
             if config.max_steps_per_epoch:
                 batches = batches[:config.max_steps_per_epoch]
-            total = _train_steps(model, d, optimizer, batches, config, use_chunks, noise_thread)
+            total = _train_steps(model, d, optimizer, batches, config, use_chunks)
             model.eval()
             # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
             # share the first layer's transforms over more windows)

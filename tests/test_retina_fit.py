@@ -242,22 +242,26 @@ def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, s
         fit(create_model("ln", n_cells=1, rank=1), ln_recording, progress=False, **setting)
 
 
-def test_bncnn_noise_drawn_ahead_gives_the_same_fit_bit_for_bit(ln_recording, monkeypatch):
-    """The fit draws the BN-CNN's training noise one step ahead on another thread: the same weights, history and
-    generator state as drawing it in the forward pass."""
-    from neurozoo.retina.models.bncnn import RetinaCNN
+def test_bncnn_fit_split_over_two_threads_restores_torch_threads(ln_recording, monkeypatch):
+    """A fit on the CPU splits the FFT layers over torch's threads (retina.fast_conv.split_threads, one torch thread
+    each) and gives torch its thread count back afterwards, also when it stops with an error."""
+    from neurozoo.retina import fit as fit_module
 
-    def run():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
         torch.manual_seed(0)
-        model = create_model("bncnn", n_cells=1)
-        result = fit(model, ln_recording, epochs=2, max_steps_per_epoch=3, batch_size=24, progress=False)
-        return result, torch.get_rng_state()
+        result = fit(create_model("bncnn", n_cells=1), ln_recording, epochs=1, max_steps_per_epoch=2, batch_size=24,
+                     progress=False)
+        assert torch.get_num_threads() == 2 and np.isfinite(result.history[0]["val_correlation"])
 
-    ahead, rng_ahead = run()
-    assert not ahead.model.noise1.drawn and not ahead.model.noise2.drawn
-    monkeypatch.delattr(RetinaCNN, "draw_noise_ahead")
-    inline, rng_inline = run()
-    assert torch.equal(rng_ahead, rng_inline)
-    assert [h["train_loss"] for h in ahead.history] == [h["train_loss"] for h in inline.history]
-    for key, value in inline.model.state_dict().items():
-        assert torch.equal(ahead.model.state_dict()[key], value), key
+        def stop(*args):
+            assert torch.get_num_threads() == 1  # inside the fit: the layers' parts are single-threaded
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(fit_module, "_mean_correlation", stop)
+        with pytest.raises(KeyboardInterrupt):
+            fit(create_model("bncnn", n_cells=1), ln_recording, epochs=1, max_steps_per_epoch=1, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -31,7 +31,7 @@ fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that ma
     per 128-target step, 1 thread (least disturbed of 8): first layer (FFT, per channel) 38 ms, conv2 by FFT
     28 ms (oneDNN direct: 92 ms), the rest 20 ms (Gaussian noise 7 ms). Before: fast path 10-18x at batch 512.
 
-Fit to convergence with the FFT layers split over the threads and the noise drawn ahead (fitting protocol 6,
+Fit to convergence with the FFT layers split over the threads (fitting protocol 6,
 ``--fit --compare-ref e7d8b26``: the fit before that change, then this tree's, back to back; 2026-12-01, the lead's
 jobs on the same 2 cores; 4 epochs, best 2, held-out median r 0.670, oracle 0.844 in every run):
 

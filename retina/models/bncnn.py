@@ -26,7 +26,6 @@ BatchNorm then pools all ``N * T`` windows, and the first layer still shares wor
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Optional
 
 import torch
@@ -41,21 +40,15 @@ FRAME_SIZE = 50
 
 
 class GaussianNoise(nn.Module):
-    """Adds N(0, std^2) noise in training mode only (Keras ``GaussianNoise``).
-
-    ``drawn``: futures of noise tensors drawn ahead (:meth:`RetinaCNN.draw_noise_ahead`), used first in order."""
+    """Adds N(0, std^2) noise in training mode only (Keras ``GaussianNoise``)."""
 
     def __init__(self, std: float = 0.05):
         super().__init__()
         self.std = std
-        self.drawn = deque()
 
     def forward(self, x):
         if self.training and self.std > 0:
-            noise = self.drawn.popleft().result() if self.drawn else torch.randn_like(x)
-            if noise.shape != x.shape:
-                raise RuntimeError(f"noise drawn ahead for shape {tuple(noise.shape)} met activity {tuple(x.shape)}")
-            return x + self.std * noise
+            return x + self.std * torch.randn_like(x)
         return x
 
     def extra_repr(self):
@@ -176,23 +169,6 @@ class RetinaCNN(nn.Module):
         """
         pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
         return self.readout(self.layer2(self.layer1(pre), fft=self.second_layer == "fft"))
-
-    def draw_noise_ahead(self, n_windows: int, executor) -> None:
-        """Queue the training noise of a later forward pass over ``n_windows`` windows, drawn by ``executor``
-        (one thread) from torch's global generator in the order the forward pass draws it (layer 1, then 2):
-        queued for every training step in turn, the numbers are the ones drawn without it, bit for bit, and the
-        generator ends in the same state; the drawing (2 M normal numbers per 128-window step, 7 ms) leaves the
-        step's critical path (``retina.fit`` does this on the CPU). Call nothing else that draws from the
-        global generator while noise is queued."""
-        for module, shape in ((self.noise1, self.hidden_shapes[0]), (self.noise2, self.hidden_shapes[1])):
-            if module.std > 0:
-                module.drawn.append(executor.submit(torch.randn, (n_windows, *shape), dtype=self.conv1.weight.dtype))
-
-    def drop_noise_ahead(self) -> None:
-        """Wait for and discard noise still queued (an interrupted step)."""
-        for module in (self.noise1, self.noise2):
-            while module.drawn:
-                module.drawn.popleft().result()
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):

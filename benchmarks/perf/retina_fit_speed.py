@@ -35,12 +35,15 @@ Fit to convergence with the FFT layers split over the threads (fitting protocol 
 ``--fit --compare-ref e7d8b26``: the fit before that change, then this tree's, back to back; 2026-12-01, the lead's
 jobs on the same 2 cores; 4 epochs, best 2, held-out median r 0.670, oracle 0.844 in every run):
 
+    (the two idle-machine pairs with the noise also drawn on a third thread, since dropped: no gain)
     idle machine, load 0.2-1.9:   e7d8b26 63.2 s wall, 85.0 CPU-s | this 54.8 s wall, 66.5 CPU-s: 1.15x wall
     idle machine, load 1.2-1.6:   e7d8b26 78.6 s wall, 106.5 CPU-s | this 46.2 s wall, 69.7 CPU-s: 1.70x wall
     one other job, load 1.6-3.1:  e7d8b26 85.6 s wall, 84.9 CPU-s | this 67.0 s wall, 76.5 CPU-s: 1.28x wall
     (earlier pair, load 1.6-3.6:  e7d8b26 103.7 s, 98.1 CPU-s     | this 75.3 s, 73.4 CPU-s)
     two other jobs, load 2.9-3.7: e7d8b26 80.7 s wall, 77.3 CPU-s | this 77.8 s wall, 74.3 CPU-s: 1.04x wall
     --fit-threads 1, load 3.1-3.2: e7d8b26 75.3 s, 73.2 CPU-s     | this 76.1 s, 74.4 CPU-s (nothing is split)
+    three other jobs, load 3.5-3.8, this/ref/ref/this: e7d8b26 108.4 and 101.6 s, 101.1 and 96.4 CPU-s |
+                                  this 98.0 and 100.7 s, 94.2 and 97.3 CPU-s: 1.06x wall
 """
 from __future__ import annotations
 

@@ -38,6 +38,8 @@ jobs on the same 2 cores; 4 epochs, best 2, held-out median r 0.670, oracle 0.84
     (the two idle-machine pairs with the noise also drawn on a third thread, since dropped: no gain)
     idle machine, load 0.2-1.9:   e7d8b26 63.2 s wall, 85.0 CPU-s | this 54.8 s wall, 66.5 CPU-s: 1.15x wall
     idle machine, load 1.2-1.6:   e7d8b26 78.6 s wall, 106.5 CPU-s | this 46.2 s wall, 69.7 CPU-s: 1.70x wall
+    idle, final code, load 1.0-1.4: e7d8b26 91.1 s wall, 116.7 CPU-s | this 65.2 s wall, 95.1 CPU-s: 1.40x wall
+    (the idle machine's own speed varied 1.5x between these runs: e7d8b26 63-91 s)
     one other job, load 1.6-3.1:  e7d8b26 85.6 s wall, 84.9 CPU-s | this 67.0 s wall, 76.5 CPU-s: 1.28x wall
     (earlier pair, load 1.6-3.6:  e7d8b26 103.7 s, 98.1 CPU-s     | this 75.3 s, 73.4 CPU-s)
     two other jobs, load 2.9-3.7: e7d8b26 80.7 s wall, 77.3 CPU-s | this 77.8 s wall, 74.3 CPU-s: 1.04x wall

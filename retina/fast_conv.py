@@ -20,12 +20,72 @@ Methods (all exact up to float rounding; autograd flows through each):
 """
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, Optional, Sequence
 
 import torch
 from torch.nn import functional as F
 
 METHODS = ("auto", "fft", "fft_taps", "conv3d", "windows")
+
+
+# ---- splitting the FFT layers' work over threads ---------------------------------------------------------
+# torch's own intra-op threads did not speed the fit up on 2 cores (119 ms per training step with 2 threads,
+# 120 ms with 1, at 1.4x the CPU time): a step is ~300 small ops, each split into pieces too small to pay for
+# the hand-over. Inside :func:`split_threads`, the layers instead split their work into ``ways`` independent
+# parts of ~10 ops each (the first layer's output channels, the second layer's batch) and run them on their
+# own threads, every torch op single-threaded. The parts are the same computations as the unsplit layer
+# (per channel exactly; per batch part up to the order of the weight gradient's sum).
+_WAYS = 1
+_POOL: Optional[ThreadPoolExecutor] = None  # ``_WAYS - 1`` worker threads (or more), kept for later fits
+_POOL_SIZE = 0
+
+
+@contextlib.contextmanager
+def split_threads(ways: int):
+    """Within, the FFT layers split their work over ``ways`` threads and torch runs single-threaded; torch's
+    thread count is restored on exit. ``ways=1``: torch's threads unchanged, nothing split."""
+    global _WAYS, _POOL, _POOL_SIZE
+    if ways < 2:
+        yield
+        return
+    if _POOL_SIZE < ways - 1:
+        _POOL, _POOL_SIZE = ThreadPoolExecutor(ways - 1, thread_name_prefix="retina-fast-conv"), ways - 1
+    previous = torch.get_num_threads(), _WAYS
+    torch.set_num_threads(1)
+    _WAYS = ways
+    try:
+        yield
+    finally:
+        _WAYS = previous[1]
+        torch.set_num_threads(previous[0])
+
+
+def _parts(n: int) -> List[range]:
+    """``range(n)`` cut into ``_WAYS`` contiguous parts (fewer if ``n`` is smaller)."""
+    ways = max(1, min(_WAYS, n))
+    bounds = [n * i // ways for i in range(ways + 1)]
+    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _in_worker(task: Callable):
+    if torch.get_num_threads() != 1:  # a worker thread started outside split_threads
+        torch.set_num_threads(1)
+    with torch.no_grad():  # the layers' own forward and backward: nothing to record (grad mode is per thread)
+        return task()
+
+
+def _run_parts(task: Callable, parts: Sequence[range]) -> list:
+    """``[task(part) for part in parts]``, the first part on this thread and the others on the pool."""
+    if len(parts) == 1:
+        return [task(parts[0])]
+    futures = [_POOL.submit(_in_worker, lambda part=part: task(part)) for part in parts[1:]]
+    try:
+        first = task(parts[0])
+    finally:  # never leave a worker writing into a tensor after this returns or raises
+        rest = [future.result() for future in futures]
+    return [first, *rest]
 
 
 def _fast_len(n: int) -> int:
@@ -105,11 +165,15 @@ class _FirstLayerFFT(torch.autograd.Function):
         n_time, n_windows = _fast_len(length), length - n_taps + 1
         movie_f = torch.fft.fft(torch.fft.rfft2(movie).permute(0, 2, 3, 1), n=n_time, dim=-1)       # (N, H, Wf, Lf)
         out = movie.new_empty(n_chunks, n_windows, weight.shape[0], height - k_h + 1, width - k_w + 1)
-        for c in range(weight.shape[0]):
-            kernel_fc = _conj_spectrum(weight[c:c + 1], height, width, n_time)                      # (1, H, Wf, Lf)
-            channel = torch.fft.ifft(movie_f * kernel_fc, dim=-1)[..., :n_windows]                   # (N, H, Wf, T)
-            channel = torch.fft.ifft(channel.permute(0, 3, 1, 2), dim=-2)[..., :height - k_h + 1, :]  # (N, T, h, Wf)
-            out[:, :, c] = torch.fft.irfft(channel, n=width, dim=-1)[..., :width - k_w + 1]
+
+        def channels(part):
+            for c in part:
+                kernel_fc = _conj_spectrum(weight[c:c + 1], height, width, n_time)                  # (1, H, Wf, Lf)
+                channel = torch.fft.ifft(movie_f * kernel_fc, dim=-1)[..., :n_windows]               # (N, H, Wf, T)
+                channel = torch.fft.ifft(channel.permute(0, 3, 1, 2), dim=-2)[..., :height - k_h + 1, :]  # (N, T, h, Wf)
+                out[:, :, c] = torch.fft.irfft(channel, n=width, dim=-1)[..., :width - k_w + 1]
+
+        _run_parts(channels, _parts(weight.shape[0]))
         ctx.save_for_backward(movie_f)
         ctx.sizes = (n_taps, k_h, k_w, height, width, n_time)
         return out
@@ -119,11 +183,15 @@ class _FirstLayerFFT(torch.autograd.Function):
         movie_f, = ctx.saved_tensors
         n_taps, k_h, k_w, height, width, n_time = ctx.sizes
         grad_w = grad.new_empty(grad.shape[2], n_taps, k_h, k_w)
-        for c in range(grad.shape[2]):
-            product = _conj_spectrum(grad[:, :, c:c + 1], height, width, n_time)[:, 0] * movie_f     # (N, H, Wf, Lf)
-            product = product[0] if product.shape[0] == 1 else product.sum(0)
-            channel = torch.fft.ifft(product, dim=-1)[..., :n_taps].permute(2, 0, 1)                 # (taps, H, Wf)
-            grad_w[c] = torch.fft.irfft(torch.fft.ifft(channel, dim=-2)[..., :k_h, :], n=width, dim=-1)[..., :k_w]
+
+        def channels(part):
+            for c in part:
+                product = _conj_spectrum(grad[:, :, c:c + 1], height, width, n_time)[:, 0] * movie_f  # (N, H, Wf, Lf)
+                product = product[0] if product.shape[0] == 1 else product.sum(0)
+                channel = torch.fft.ifft(product, dim=-1)[..., :n_taps].permute(2, 0, 1)             # (taps, H, Wf)
+                grad_w[c] = torch.fft.irfft(torch.fft.ifft(channel, dim=-2)[..., :k_h, :], n=width, dim=-1)[..., :k_w]
+
+        _run_parts(channels, _parts(grad.shape[2]))
         return None, grad_w
 
 
@@ -207,22 +275,38 @@ class _Conv2dFFT(torch.autograd.Function):
     def forward(ctx, x, weight, n):
         height, width = x.shape[-2:]
         k_h, k_w = weight.shape[-2:]
-        xf = _rfft2_freq_major(x, n)                                          # (F, B, I)
         wf = _rfft2_freq_major(weight, n)                                     # (F, O, I)
-        ctx.save_for_backward(xf, wf)
-        ctx.sizes = (n, height, width, k_h, k_w)
-        return _irfft2_freq_major(_cmatmul(xf, wf.transpose(1, 2).conj()), n, height - k_h + 1, width - k_w + 1)
+        parts = _parts(x.shape[0])  # the batch, split over threads (split_threads)
+
+        def forward_part(part):
+            xf = _rfft2_freq_major(x[part.start:part.stop], n)                # (F, b, I)
+            return xf, _irfft2_freq_major(_cmatmul(xf, wf.transpose(1, 2).conj()), n, height - k_h + 1, width - k_w + 1)
+
+        xfs, outs = zip(*_run_parts(forward_part, parts))
+        ctx.save_for_backward(wf, *xfs)
+        ctx.sizes = (n, height, width, k_h, k_w, parts)
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     @staticmethod
     def backward(ctx, grad):
-        xf, wf = ctx.saved_tensors
-        n, height, width, k_h, k_w = ctx.sizes
-        gf = _rfft2_freq_major(grad, n)                                       # (F, B, O)
+        wf, *xfs = ctx.saved_tensors
+        n, height, width, k_h, k_w, parts = ctx.sizes
+        need_x, need_w = ctx.needs_input_grad[:2]
+
+        def backward_part(part_and_xf):
+            part, xf = part_and_xf
+            gf = _rfft2_freq_major(grad[part.start:part.stop], n)             # (F, b, O)
+            # the full convolution of the gradient with the kernel; the correlation of the input with the gradient
+            return (_irfft2_freq_major(_cmatmul(gf, wf), n, height, width) if need_x else None,
+                    _cgram(gf, xf) if need_w else None)
+
+        grads_x, grams = zip(*_run_parts(backward_part, list(zip(parts, xfs))))
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:   # full convolution of the gradient with the kernel
-            grad_x = _irfft2_freq_major(_cmatmul(gf, wf), n, height, width)
-        if ctx.needs_input_grad[1]:   # correlation of the input with the gradient, summed over the batch
-            grad_w = _irfft2_freq_major(_cgram(gf, xf).permute(0, 2, 1), n, k_h, k_w).transpose(0, 1)
+        if need_x:
+            grad_x = grads_x[0] if len(grads_x) == 1 else torch.cat(grads_x)
+        if need_w:   # summed over the batch
+            gram = grams[0] if len(grams) == 1 else sum(grams[1:], grams[0])
+            grad_w = _irfft2_freq_major(gram.permute(0, 2, 1), n, k_h, k_w).transpose(0, 1)
         return grad_x, grad_w, None
 
 

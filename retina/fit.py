@@ -247,6 +247,26 @@ def _atomic_save(obj, path: Path) -> None:
 
 
 # ---- the loop -------------------------------------------------------------------------------------
+def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool) -> float:
+    """One epoch's training steps over ``batches``; the summed Poisson loss."""
+    device = d.device
+    total = 0.0
+    for batch in batches:
+        if use_chunks:
+            rates = d.chunk(model, *batch)
+            target = d.target[:, batch[0]:batch[1]].T.to(device)
+        else:
+            rates = d.windows_batch(model, batch)
+            target = d.target[:, d.windows.targets[batch]].T.to(device)
+        loss = poisson_loss(rates, target)
+        objective = loss + regularization(model, rates, config.l2, config.l1)
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        total += float(loss.detach())
+    return total
+
+
 def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig] = None,
         out: Optional[Union[str, Path]] = None, resume: bool = True, **overrides) -> FitResult:
     """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
@@ -311,52 +331,44 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}", disable=not config.progress,
                   initial=state["epoch"], total=config.epochs)
-    for epoch in epochs:
-        if state["bad_epochs"] >= config.patience:
-            break
-        model.train()
-        rng = np.random.default_rng([config.seed, epoch])
-        if use_chunks:
-            chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))
-            order = rng.permutation(len(chunks))
-            batches = [chunks[i] for i in order]
-        else:
-            pos = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), rng.permutation(train_t)))
-            batches = list(pos.split(config.batch_size))
-        if config.max_steps_per_epoch:
-            batches = batches[:config.max_steps_per_epoch]
-        total = 0.0
-        for batch in batches:
+    # on the CPU the fast path's layers split their work over torch's threads (torch's own threading did not
+    # shorten a step on 2 cores; see retina.fast_conv.split_threads)
+    from neurozoo.retina.fast_conv import split_threads
+
+    with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
+        for epoch in epochs:
+            if state["bad_epochs"] >= config.patience:
+                break
+            model.train()
+            rng = np.random.default_rng([config.seed, epoch])
             if use_chunks:
-                rates = d.chunk(model, *batch)
-                target = d.target[:, batch[0]:batch[1]].T.to(device)
+                chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))
+                order = rng.permutation(len(chunks))
+                batches = [chunks[i] for i in order]
             else:
-                rates = d.windows_batch(model, batch)
-                target = d.target[:, d.windows.targets[batch]].T.to(device)
-            loss = poisson_loss(rates, target)
-            objective = loss + regularization(model, rates, config.l2, config.l1)
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            total += float(loss.detach())
-        model.eval()
-        # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
-        # share the first layer's transforms over more windows)
-        val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
-        score = _mean_correlation(val_pred, val_target)
-        state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
-        if np.isfinite(score) and score > state["best_score"]:
-            state.update(best_score=score, best_epoch=epoch,
-                         best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-        if np.isfinite(score) and score >= state["reference"] + config.min_delta:
-            state.update(reference=score, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch + 1
-        epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
-        if checkpoint is not None:
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
-                          "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
+                pos = torch.as_tensor(np.searchsorted(d.windows.targets.numpy(), rng.permutation(train_t)))
+                batches = list(pos.split(config.batch_size))
+            if config.max_steps_per_epoch:
+                batches = batches[:config.max_steps_per_epoch]
+            total = _train_steps(model, d, optimizer, batches, config, use_chunks)
+            model.eval()
+            # no gradient and BatchNorm in eval mode: the chunk length changes nothing but the speed (longer chunks
+            # share the first layer's transforms over more windows)
+            val_pred = _predict_targets(model, d, val_t, max(config.batch_size, EVAL_CHUNK), use_chunks)
+            score = _mean_correlation(val_pred, val_target)
+            state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": score})
+            if np.isfinite(score) and score > state["best_score"]:
+                state.update(best_score=score, best_epoch=epoch,
+                             best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            if np.isfinite(score) and score >= state["reference"] + config.min_delta:
+                state.update(reference=score, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch + 1
+            epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
+            if checkpoint is not None:
+                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
+                              "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
@@ -388,8 +400,11 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
             drive = torch.cat([model.filter(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)])
             return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
         if hasattr(model, "forward_movie"):
-            outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
-                    for a in range(N_FRAMES - 1, T, batch_size)]
+            from neurozoo.retina.fast_conv import split_threads
+
+            with split_threads(torch.get_num_threads() if torch.device(device).type == "cpu" else 1):
+                outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
+                        for a in range(N_FRAMES - 1, T, batch_size)]
         else:
             from neurozoo.datasets.retina_h5 import movie_windows
 

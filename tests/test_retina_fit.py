@@ -240,3 +240,28 @@ def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, s
 
     with pytest.raises(SpecError, match=message):
         fit(create_model("ln", n_cells=1, rank=1), ln_recording, progress=False, **setting)
+
+
+def test_bncnn_fit_split_over_two_threads_restores_torch_threads(ln_recording, monkeypatch):
+    """A fit on the CPU splits the FFT layers over torch's threads (retina.fast_conv.split_threads, one torch thread
+    each) and gives torch its thread count back afterwards, also when it stops with an error."""
+    from neurozoo.retina import fit as fit_module
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        result = fit(create_model("bncnn", n_cells=1), ln_recording, epochs=1, max_steps_per_epoch=2, batch_size=24,
+                     progress=False)
+        assert torch.get_num_threads() == 2 and np.isfinite(result.history[0]["val_correlation"])
+
+        def stop(*args):
+            assert torch.get_num_threads() == 1  # inside the fit: the layers' parts are single-threaded
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(fit_module, "_mean_correlation", stop)
+        with pytest.raises(KeyboardInterrupt):
+            fit(create_model("bncnn", n_cells=1), ln_recording, epochs=1, max_steps_per_epoch=1, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

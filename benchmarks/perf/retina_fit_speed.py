@@ -8,7 +8,7 @@ and per CPU-second of this process (the figure to compare on a machine shared wi
 Also checks that both paths give the same outputs on the same chunk (eval mode).
 
     python benchmarks/perf/retina_fit_speed.py [--batch 128] [--steps 5] [--fast-steps 25] [--cells 5]
-        [--device cpu|cuda|all] [--fit [--fit-threads N]] [--no-speed]
+        [--device cpu|cuda|all] [--fit [--fit-threads N] [--compare-ref REV]] [--no-speed]
 
 ``--fit`` also runs ``zoo fit bncnn --data embedded:whitenoise`` from a fresh folder (the command as a user runs
 it: start-up, data, fit to convergence, held-out evaluation) and prints wall and CPU seconds, epochs, validation r
@@ -30,6 +30,22 @@ fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that ma
         same epochs and r. The 60 s target needs both cores nearly free; the machine never was (load >= 3.9).
     per 128-target step, 1 thread (least disturbed of 8): first layer (FFT, per channel) 38 ms, conv2 by FFT
     28 ms (oneDNN direct: 92 ms), the rest 20 ms (Gaussian noise 7 ms). Before: fast path 10-18x at batch 512.
+
+Fit to convergence with the FFT layers split over the threads (fitting protocol 6,
+``--fit --compare-ref e7d8b26``: the fit before that change, then this tree's, back to back; 2026-12-01, the lead's
+jobs on the same 2 cores; 4 epochs, best 2, held-out median r 0.670, oracle 0.844 in every run):
+
+    (the two idle-machine pairs with the noise also drawn on a third thread, since dropped: no gain)
+    idle machine, load 0.2-1.9:   e7d8b26 63.2 s wall, 85.0 CPU-s | this 54.8 s wall, 66.5 CPU-s: 1.15x wall
+    idle machine, load 1.2-1.6:   e7d8b26 78.6 s wall, 106.5 CPU-s | this 46.2 s wall, 69.7 CPU-s: 1.70x wall
+    idle, final code, load 1.0-1.4: e7d8b26 91.1 s wall, 116.7 CPU-s | this 65.2 s wall, 95.1 CPU-s: 1.40x wall
+    (the idle machine's own speed varied 1.5x between these runs: e7d8b26 63-91 s)
+    one other job, load 1.6-3.1:  e7d8b26 85.6 s wall, 84.9 CPU-s | this 67.0 s wall, 76.5 CPU-s: 1.28x wall
+    (earlier pair, load 1.6-3.6:  e7d8b26 103.7 s, 98.1 CPU-s     | this 75.3 s, 73.4 CPU-s)
+    two other jobs, load 2.9-3.7: e7d8b26 80.7 s wall, 77.3 CPU-s | this 77.8 s wall, 74.3 CPU-s: 1.04x wall
+    --fit-threads 1, load 3.1-3.2: e7d8b26 75.3 s, 73.2 CPU-s     | this 76.1 s, 74.4 CPU-s (nothing is split)
+    three other jobs, load 3.5-3.8, this/ref/ref/this: e7d8b26 108.4 and 101.6 s, 101.1 and 96.4 CPU-s |
+                                  this 98.0 and 100.7 s, 94.2 and 97.3 CPU-s: 1.06x wall
 """
 from __future__ import annotations
 
@@ -99,17 +115,39 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     return results, error
 
 
+def checkout(rev: str, folder: str) -> str:
+    """A PYTHONPATH under which ``neurozoo`` is git revision ``rev`` of this repository (``git archive`` into
+    ``folder``), for timing it back to back with the working tree."""
+    root = Path(__file__).resolve().parents[2]
+    code, namespace = Path(folder) / "code", Path(folder) / "namespace"
+    code.mkdir()
+    namespace.mkdir()
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    (namespace / "neurozoo").symlink_to(code)
+    return str(namespace)
+
+
+def _print_fit(label: str, r: dict) -> None:
+    print(f"{label}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, {r['epochs']} epochs (best {r['best_epoch']}), "
+          f"validation r per epoch {r['val_r']}; held-out median r {r['heldout_r']:.3f} (oracle {r['oracle']:.3f}), "
+          f"FEVE {r['feve']:.3f}; {_load()}", flush=True)
+
+
 def _load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0) -> dict:
+def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0,
+                       pythonpath: str = "") -> dict:
     """Time ``zoo fit MODEL --data DATA`` from a fresh output folder (the CLI as a user runs it, start-up, data
-    reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached."""
+    reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached.
+    ``pythonpath``: run the ``neurozoo`` found there (:func:`checkout`) instead of this one."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", out,
                    "--no-resume", "--quiet"]
-        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+        env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
+                   **({"PYTHONPATH": pythonpath} if pythonpath else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         tic = time.perf_counter()
         subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -136,6 +174,8 @@ def main(argv=None):
     parser.add_argument("--fit", action="store_true",
                         help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute)")
     parser.add_argument("--fit-threads", type=int, default=0, help="OMP_NUM_THREADS for the fit (default: torch's)")
+    parser.add_argument("--compare-ref", metavar="REV", help="with --fit: first time the fit at git revision REV "
+                                                             "(e.g. main), then this tree's, back to back")
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s comparison")
     args = parser.parse_args(argv)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
@@ -157,10 +197,15 @@ def main(argv=None):
         print(line, flush=True)
     if args.fit:
         print(f"zoo fit bncnn --data embedded:whitenoise ({_load()}) ...", flush=True)
+        if args.compare_ref:
+            with tempfile.TemporaryDirectory() as folder:
+                ref = fit_to_convergence(threads=args.fit_threads, pythonpath=checkout(args.compare_ref, folder))
+            _print_fit(f"fit to convergence at {args.compare_ref}", ref)
         r = fit_to_convergence(threads=args.fit_threads)
-        print(f"fit to convergence: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} CPU-s, {r['epochs']} epochs (best "
-              f"{r['best_epoch']}), validation r per epoch {r['val_r']}; held-out median r {r['heldout_r']:.3f} "
-              f"(oracle {r['oracle']:.3f}), FEVE {r['feve']:.3f}; {_load()}", flush=True)
+        _print_fit("fit to convergence" + (" (this tree)" if args.compare_ref else ""), r)
+        if args.compare_ref:
+            print(f"this tree vs {args.compare_ref}: {ref['wall_s'] / r['wall_s']:.2f}x wall, "
+                  f"{ref['cpu_s'] / r['cpu_s']:.2f}x CPU", flush=True)
 
 
 if __name__ == "__main__":

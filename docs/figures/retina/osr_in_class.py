@@ -34,8 +34,8 @@ Printed per fit: correlation with the true rate on the training frames, then the
 ``depression``: the OFF pathway's adaptation made by a depressing synapse instead of the linear lobe. The cone's
 darkness signal (a fast gamma filter) drives a synapse that releases tonically at grey: ``u * relu(rest +
 drive)``, whose pool ``u`` refills and is used up by release. Its parameters were found by the same search, with
-the depression required: pool frozen means no OSR. Its rate is 10 spikes/s under white noise, and both circuits
-saturate smoothly at 300 spikes/s (tanh).
+the depression required: pool frozen means no OSR. Its rate is 10 spikes/s under white noise and saturates
+smoothly at 300 spikes/s (tanh); the default circuit's rate (25 spikes/s under white noise) does not saturate.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ import torch
 from scipy import signal
 from torch.nn import functional as F
 
-from neurozoo.datasets.synthetic_retina import N_TAPS, _gamma_filter
+from neurozoo.datasets.synthetic_retina import N_TAPS, _gamma_filter, _normalized
 from neurozoo.retina.phenomena.osr import omitted_stimulus_response
 
 SPATIAL_GAIN = np.sqrt(4 * np.pi * 1.2 ** 2)  # the circuit's subunit normalisation (unit-variance drive)
@@ -64,22 +64,18 @@ DEPRESSION = dict(on_tau=0.892, on_order=1, on_lobe=0.7255, on_lobe_tau=3.190, o
                   th=0.7966)
 
 
-def _unit(h):
-    return h * SPATIAL_GAIN / np.linalg.norm(h)
-
-
 def kernels(p):
     n = p["on_order"]
     on = (_gamma_filter(p["on_tau"], n) - p["on_lobe"] * _gamma_filter(p["on_lobe_tau"], n)
           - p["on_adapt"] * _gamma_filter(p["on_adapt_tau"], 1))
     on = np.concatenate([np.zeros(p.get("on_delay", 0)), on])[:N_TAPS]
     off = -(_gamma_filter(p["off_tau"]) - p.get("off_adapt", 0.0) * _gamma_filter(p.get("off_adapt_tau", 10.0)))
-    return _unit(on), _unit(off)
+    return _normalized(on, SPATIAL_GAIN), _normalized(off, SPATIAL_GAIN)
 
 
 def depressing_off(s, p, frozen=False):
     """The OFF bipolar behind a tonically releasing, depressing cone synapse (unit small-signal gain)."""
-    drive = np.maximum(p["rest"] + signal.lfilter(_unit(_gamma_filter(p["off_tau"])), 1.0, -s), 0.0)
+    drive = np.maximum(p["rest"] + signal.lfilter(_normalized(_gamma_filter(p["off_tau"]), SPATIAL_GAIN), 1.0, -s), 0.0)
     refill = 1.0 / p["refill"]
     u_rest = refill / (refill + p["use"] * p["rest"])
     if frozen:
@@ -157,11 +153,15 @@ def full_field_flicker(rng, n=FRAMES):
     return np.repeat(rng.choice([-1.0, 1.0], size=(n, 1)), N_SUB, 1)
 
 
+def rate(subunits, rate_gain, **options):
+    """The ground truth's firing rate (spikes/s); the depressing variant's saturates smoothly at 300."""
+    rates = rate_gain * truth(subunits, **options)
+    return 300.0 * np.tanh(rates / 300.0) if "rest" in TRUTH else rates
+
+
 def fit(subunits, rate_gain, pathways=2, seed=0, epochs=30, init_truth=False):
     rng = np.random.default_rng(seed)
-    rates = rate_gain * truth(subunits)
-    if "rest" in TRUTH:
-        rates = 300.0 * np.tanh(rates / 300.0)
+    rates = rate(subunits, rate_gain)
     counts = torch.tensor(rng.poisson(rates / 100.0)[N_TAPS - 1:], dtype=torch.float32)
     torch.manual_seed(seed)
     model = PooledModel(pathways)
@@ -204,12 +204,11 @@ def main_depression():
     rng = np.random.default_rng(0)
     white = noise(rng)
     gain = 10.0 / truth(white).mean()
-    saturated = lambda s, **k: 300.0 * np.tanh(gain * truth(s, **k) / 300.0)  # noqa: E731
     print(f"depressing OFF synapse: cell active in {(truth(white) > 0).mean():.0%} of white-noise frames")
-    line("circuit", osr_of(saturated))
-    line("  depression removed (pool frozen at rest)", osr_of(lambda s: saturated(s, frozen=True)))
-    line("  OFF pathway removed", osr_of(lambda s: saturated(s, off=False)))
-    line("  OFF not rectified", osr_of(lambda s: saturated(s, rectify_off=False)))
+    line("circuit", osr_of(lambda s: rate(s, gain)))
+    line("  depression removed (pool frozen at rest)", osr_of(lambda s: rate(s, gain, frozen=True)))
+    line("  OFF pathway removed", osr_of(lambda s: rate(s, gain, off=False)))
+    line("  OFF not rectified", osr_of(lambda s: rate(s, gain, rectify_off=False)))
     for seed in (0, 1, 2):
         model, r = fit(white, gain, 2, seed, 150)
         line(f"two-subunit, white noise, 150 epochs, seed {seed}", model_osr(model), r)

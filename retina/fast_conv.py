@@ -317,3 +317,77 @@ def conv2d_fft(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
                          f"got {tuple(x.shape)} and {tuple(weight.shape)}")
     out = _Conv2dFFT.apply(x, weight, _fast_len(max(x.shape[-2:])))
     return out if bias is None else out + bias[:, None, None]
+
+
+# ---- BatchNorm over units, Gaussian noise and ReLU in one pass, split over threads -----------------------------
+# After each convolution the BN-CNN (training mode) runs BatchNorm1d over the flattened units, adds N(0, std^2)
+# noise and applies ReLU: ~15 elementwise ops and the noise draw (about 1.9 M normal numbers per 128-target step,
+# the single largest item outside the convolutions) that ran on one thread while the other waited. Every unit is
+# independent here, so the Function below computes them a block of channels per thread (split_threads), forward
+# and backward written out (the batch-norm gradient in its closed form). The noise of channel c is drawn from its own
+# generator, seeded from torch's global generator once per call (``seed + c``), so a fit is reproducible and does
+# not depend on the number of threads; its statistics are the published layer's (i.i.d. N(0, std^2) per unit).
+
+class _UnitBatchNormNoiseReLU(torch.autograd.Function):
+    """``relu(batch_norm(x) + std * noise)`` for ``x`` ``(B, C, H, W)`` with per-unit ``weight``/``bias``/running
+    statistics ``(C * H * W,)`` (training mode: batch statistics, running statistics updated in place). Each block
+    of channels goes through torch's own batch-norm kernels (``native_batch_norm`` and its backward)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, momentum, eps, std, seed):
+        batch, channels = x.shape[:2]
+        x2 = x.reshape(batch, -1)
+        unit = x2.shape[1] // channels
+        out = torch.empty_like(x2)
+        saved = [None] * channels
+
+        def block(part):
+            a, z = part.start * unit, part.stop * unit
+            x_block = x2[:, a:z].contiguous()  # torch's batch-norm kernels are ~3x slower on a strided block
+            normed, mean, invstd = torch.native_batch_norm(
+                x_block, weight[a:z], bias[a:z], None if running_mean is None else running_mean[a:z],
+                None if running_var is None else running_var[a:z], True, momentum, eps)
+            saved[part.start] = (x_block, mean, invstd)
+            if std > 0:
+                for c in part:
+                    noise = torch.randn(batch, unit, generator=torch.Generator(x.device).manual_seed(seed + c),
+                                        device=x.device, dtype=x.dtype)
+                    normed[:, (c - part.start) * unit:(c - part.start + 1) * unit].add_(noise, alpha=std)
+            torch.clamp_min(normed, 0, out=out[:, a:z])
+
+        parts = _parts(channels)
+        _run_parts(block, parts)
+        ctx.save_for_backward(weight, out, *[s for p in parts for s in saved[p.start]])
+        ctx.parts, ctx.unit, ctx.eps = parts, unit, eps
+        return out.view(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, out, *saved = ctx.saved_tensors
+        unit, eps = ctx.unit, ctx.eps
+        g2 = grad.reshape(out.shape)
+        grad_x, grad_w, grad_b = torch.empty_like(out), torch.empty_like(weight), torch.empty_like(weight)
+
+        def block(part_and_saved):
+            part, x_block, mean, invstd = part_and_saved
+            a, z = part.start * unit, part.stop * unit
+            g = torch.ops.aten.threshold_backward(g2[:, a:z], out[:, a:z], 0).contiguous()  # ReLU's backward
+            dx, dw, db = torch.ops.aten.native_batch_norm_backward(g, x_block, weight[a:z], None, None, mean, invstd,
+                                                                  True, eps, [True, True, True])
+            grad_x[:, a:z], grad_w[a:z], grad_b[a:z] = dx, dw, db
+
+        _run_parts(block, list(zip(ctx.parts, saved[0::3], saved[1::3], saved[2::3])))
+        return grad_x.view(grad.shape), grad_w, grad_b, None, None, None, None, None, None
+
+
+def unit_batchnorm_noise_relu(x: torch.Tensor, norm: torch.nn.BatchNorm1d, std: float) -> torch.Tensor:
+    """``relu(norm(x.flatten(1)).view(x.shape) + std * noise)`` of a BatchNorm1d over the units of ``x``
+    ``(B, C, H, W)`` in training mode (the published BN-CNN's hidden layers while fitting), split over threads."""
+    if x.shape[0] < 2:
+        raise ValueError(f"BatchNorm in training needs more than 1 value per unit (got input shape {tuple(x.shape)})")
+    if norm.track_running_stats and norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+    seed = int(torch.randint(0, 2 ** 62, (), device="cpu")) if std > 0 else 0
+    momentum = 0.0 if norm.momentum is None else norm.momentum
+    return _UnitBatchNormNoiseReLU.apply(x, norm.weight, norm.bias, norm.running_mean, norm.running_var, momentum,
+                                         norm.eps, float(std), seed)

@@ -169,3 +169,42 @@ def test_layers_split_over_threads_equal_the_unsplit_layers():
     assert torch.get_num_threads() == threads
     for a, b in zip(split, unsplit):
         assert a.shape == b.shape and _rel(a, b) < 1e-12
+
+
+def test_fused_batchnorm_noise_relu_equals_the_module_layers_split_or_not():
+    """unit_batchnorm_noise_relu (the hidden layers in training): without noise, the outputs, the input, gain and
+    offset gradients and the running statistics of BatchNorm1d -> ReLU (float64), unsplit and split over two threads;
+    with noise, the same draw for the same global seed whatever the split, zero-mean with sd ``std``."""
+    from neurozoo.retina.fast_conv import split_threads, unit_batchnorm_noise_relu
+    from neurozoo.retina.models.bncnn import UnitBatchNorm
+
+    torch.manual_seed(6)
+    x = torch.randn(9, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    reference = UnitBatchNorm((3, 5, 4), eps=1e-3, momentum=0.01).double()
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5), reference.bias.uniform_(-0.5, 0.5)
+        reference.running_var.uniform_(0.5, 2.0)
+    upstream = torch.randn_like(x)
+    fused = copy.deepcopy(reference)
+    expected = torch.relu(reference(x))
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (x, reference.weight, reference.bias))
+    for ways in (1, 2):
+        norm = copy.deepcopy(fused)
+        with split_threads(ways):
+            out = unit_batchnorm_noise_relu(x, norm, 0.0)
+            grads = torch.autograd.grad((out * upstream).sum(), (x, norm.weight, norm.bias))
+        assert _rel(out, expected) < 1e-12, ways
+        for name, g, e in zip(("input", "weight", "bias"), grads, expected_grads):
+            assert _rel(g, e) < 1e-12, (ways, name)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.allclose(getattr(norm, name), getattr(reference, name), rtol=1e-12, atol=0), (ways, name)
+    noisy = []
+    for ways in (1, 2):
+        torch.manual_seed(7)
+        with split_threads(ways):
+            noisy.append(unit_batchnorm_noise_relu(torch.zeros(400, 4, 10, 10), UnitBatchNorm((4, 10, 10)), 0.05).detach())
+    assert torch.equal(noisy[0], noisy[1])
+    noise = noisy[0][noisy[0] > 0]  # zero input normalises to zero: the output is relu(noise)
+    assert 0.45 < noise.numel() / noisy[0].numel() < 0.55 and abs(float(noise.pow(2).mean().sqrt()) - 0.05) < 0.001
+    with pytest.raises(ValueError, match="more than 1 value"):
+        unit_batchnorm_noise_relu(torch.zeros(1, 4, 10, 10), UnitBatchNorm((4, 10, 10)), 0.05)

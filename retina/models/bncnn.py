@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neurozoo import retina
-from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer
+from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer, unit_batchnorm_noise_relu
 
 N_FRAMES = 40
 FRAME_SIZE = 50
@@ -146,12 +146,19 @@ class RetinaCNN(nn.Module):
 
     # The network after the first convolution; shared by both input paths and by attribution.
     def layer1(self, pre):
-        return F.relu(self.noise1(self.bn1(pre)))
+        return self._norm_noise_relu(pre, self.bn1, self.noise1)
 
     def layer2(self, h1, fft: bool = False):
         """The second layer; ``fft``: its convolution by :func:`conv2d_fft` (``forward_movie``'s fast path)."""
         pre2 = conv2d_fft(h1, self.conv2.weight, self.conv2.bias) if fft else self.conv2(h1)
-        return F.relu(self.noise2(self.bn2(pre2)))
+        return self._norm_noise_relu(pre2, self.bn2, self.noise2)
+
+    def _norm_noise_relu(self, pre, norm, noise):
+        """ReLU(noise(BatchNorm(pre))); in training with BatchNorm in one pass split over threads
+        (:func:`retina.fast_conv.unit_batchnorm_noise_relu`: the same layer, its noise from per-channel generators)."""
+        if self.training and isinstance(norm, UnitBatchNorm) and norm.momentum is not None:
+            return unit_batchnorm_noise_relu(pre, norm, noise.std)
+        return F.relu(noise(norm(pre)))
 
     def readout(self, h2):
         return self.output_scale * self.output_nonlinearity(self.bn3(self.dense(h2.flatten(1))))

@@ -116,10 +116,9 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
         if movie.shape[1] < weight.shape[1]:
             raise ValueError(f"movie chunks have {movie.shape[1]} frames; need at least {weight.shape[1]} (one window)")
         if method in ("auto", "fft"):
-            out = _fft3d(movie, weight, movie.shape[1] - weight.shape[1] + 1)
-            out = out.reshape((-1,) + out.shape[2:])
-        else:
-            out = torch.cat([conv_first_layer(chunk, weight, None, method) for chunk in movie])
+            out = _fft3d(movie, weight, bias)
+            return out.reshape((-1,) + out.shape[2:])
+        out = torch.cat([conv_first_layer(chunk, weight, None, method) for chunk in movie])
         return out if bias is None else out + bias[:, None, None]
     if movie.dim() != 3:
         raise ValueError(f"movie must be (frames, height, width) or (chunks, frames, height, width); "
@@ -135,7 +134,7 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     elif method == "conv3d":
         out = F.conv3d(movie[None, None], weight[:, None])[0].transpose(0, 1)
     elif method == "fft":
-        out = _fft3d(movie, weight, n_windows)
+        return _fft3d(movie, weight, bias)
     elif method == "fft_taps":
         out = _fft_taps(movie, weight, n_windows)
     else:
@@ -146,7 +145,8 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
 
 
 class _FirstLayerFFT(torch.autograd.Function):
-    """3D correlation of chunks ``(N, L, H, W)`` with ``weight`` ``(C, taps, kh, kw)`` -> ``(N, T, C, h, w)``.
+    """3D correlation of chunks ``(N, L, H, W)`` with ``weight`` ``(C, taps, kh, kw)`` -> ``(N, T, C, h, w)``, plus
+    ``bias`` ``(C,)`` (or None) per channel.
 
     Real FFT over the width, FFT over the height, then over time with time as the last (contiguous) axis, so
     the kernel product is one broadcast multiply. Each inverse keeps only valid outputs before the next axis
@@ -159,11 +159,11 @@ class _FirstLayerFFT(torch.autograd.Function):
     autograd differentiate the transforms instead costs ~20 % more than either)."""
 
     @staticmethod
-    def forward(ctx, movie, weight):
+    def forward(ctx, movie, weight, bias):
         n_taps, k_h, k_w = weight.shape[1:]
         n_chunks, length, height, width = movie.shape
         n_time, n_windows = _fast_len(length), length - n_taps + 1
-        movie_f = torch.fft.fft(torch.fft.rfft2(movie).permute(0, 2, 3, 1), n=n_time, dim=-1)       # (N, H, Wf, Lf)
+        movie_f = _movie_spectrum(movie, n_time)                                                   # (N, H, Wf, Lf)
         out = movie.new_empty(n_chunks, n_windows, weight.shape[0], height - k_h + 1, width - k_w + 1)
 
         def channels(part):
@@ -171,7 +171,11 @@ class _FirstLayerFFT(torch.autograd.Function):
                 kernel_fc = _conj_spectrum(weight[c:c + 1], height, width, n_time)                  # (1, H, Wf, Lf)
                 channel = torch.fft.ifft(movie_f * kernel_fc, dim=-1)[..., :n_windows]               # (N, H, Wf, T)
                 channel = torch.fft.ifft(channel.permute(0, 3, 1, 2), dim=-2)[..., :height - k_h + 1, :]  # (N, T, h, Wf)
-                out[:, :, c] = torch.fft.irfft(channel, n=width, dim=-1)[..., :width - k_w + 1]
+                channel = torch.fft.irfft(channel, n=width, dim=-1)[..., :width - k_w + 1]
+                if bias is None:
+                    out[:, :, c] = channel
+                else:
+                    torch.add(channel, bias[c], out=out[:, :, c])
 
         _run_parts(channels, _parts(weight.shape[0]))
         ctx.save_for_backward(movie_f)
@@ -183,16 +187,37 @@ class _FirstLayerFFT(torch.autograd.Function):
         movie_f, = ctx.saved_tensors
         n_taps, k_h, k_w, height, width, n_time = ctx.sizes
         grad_w = grad.new_empty(grad.shape[2], n_taps, k_h, k_w)
+        grad_b = grad.new_empty(grad.shape[2]) if ctx.needs_input_grad[2] else None
 
         def channels(part):
             for c in part:
+                if grad_b is not None:
+                    grad_b[c] = grad[:, :, c].sum()
                 product = _conj_spectrum(grad[:, :, c:c + 1], height, width, n_time)[:, 0] * movie_f  # (N, H, Wf, Lf)
                 product = product[0] if product.shape[0] == 1 else product.sum(0)
                 channel = torch.fft.ifft(product, dim=-1)[..., :n_taps].permute(2, 0, 1)             # (taps, H, Wf)
                 grad_w[c] = torch.fft.irfft(torch.fft.ifft(channel, dim=-2)[..., :k_h, :], n=width, dim=-1)[..., :k_w]
 
         _run_parts(channels, _parts(grad.shape[2]))
-        return None, grad_w
+        return None, grad_w, grad_b
+
+
+def _movie_spectrum(movie, n_time):
+    """The 3D spectrum ``(N, H, Wf, n_time)`` of chunks ``(N, L, H, W)``: the frames' real 2D FFTs, then the FFT over
+    time, each step split over threads (by frames; by rows)."""
+    n_chunks, length, height, width = movie.shape
+    spatial = movie.new_empty(n_chunks, height, width // 2 + 1, length, dtype=movie.dtype.to_complex())
+    out = spatial.new_empty(n_chunks, height, width // 2 + 1, n_time)
+
+    def frames(part):
+        spatial[..., part.start:part.stop] = torch.fft.rfft2(movie[:, part.start:part.stop]).permute(0, 2, 3, 1)
+
+    def rows(part):
+        out[:, part.start:part.stop] = torch.fft.fft(spatial[:, part.start:part.stop], n=n_time, dim=-1)
+
+    _run_parts(frames, _parts(length))
+    _run_parts(rows, _parts(height))
+    return out
 
 
 def _conj_spectrum(x, height, width, n_time):
@@ -202,13 +227,13 @@ def _conj_spectrum(x, height, width, n_time):
     return torch.fft.ifft(spec.movedim(1, -1), n=n_time, dim=-1, norm="forward")
 
 
-def _fft3d(movie, weight, n_windows):
+def _fft3d(movie, weight, bias=None):
     """``(L, H, W)`` -> ``(T, C, h, w)``, or chunks ``(N, L, H, W)`` -> ``(N, T, C, h, w)``."""
     if movie.requires_grad:
         raise ValueError("the FFT first layer has no gradient with respect to the movie; use method='conv3d'")
     if movie.dim() == 3:
-        return _FirstLayerFFT.apply(movie[None], weight)[0]
-    return _FirstLayerFFT.apply(movie, weight)
+        return _FirstLayerFFT.apply(movie[None], weight, bias)[0]
+    return _FirstLayerFFT.apply(movie, weight, bias)
 
 
 def _fft_taps(movie, weight, n_windows):
@@ -272,42 +297,51 @@ class _Conv2dFFT(torch.autograd.Function):
     wrap-around never reaches the valid outputs, nor the full-size input gradient, nor the kernel gradient)."""
 
     @staticmethod
-    def forward(ctx, x, weight, n):
+    def forward(ctx, x, weight, bias, n):
         height, width = x.shape[-2:]
         k_h, k_w = weight.shape[-2:]
         wf = _rfft2_freq_major(weight, n)                                     # (F, O, I)
         parts = _parts(x.shape[0])  # the batch, split over threads (split_threads)
+        out = x.new_empty(x.shape[0], weight.shape[0], height - k_h + 1, width - k_w + 1)
 
         def forward_part(part):
             xf = _rfft2_freq_major(x[part.start:part.stop], n)                # (F, b, I)
-            return xf, _irfft2_freq_major(_cmatmul(xf, wf.transpose(1, 2).conj()), n, height - k_h + 1, width - k_w + 1)
+            y = _irfft2_freq_major(_cmatmul(xf, wf.transpose(1, 2).conj()), n, height - k_h + 1, width - k_w + 1)
+            if bias is None:
+                out[part.start:part.stop] = y
+            else:
+                torch.add(y, bias[:, None, None], out=out[part.start:part.stop])
+            return xf
 
-        xfs, outs = zip(*_run_parts(forward_part, parts))
+        xfs = _run_parts(forward_part, parts)
         ctx.save_for_backward(wf, *xfs)
         ctx.sizes = (n, height, width, k_h, k_w, parts)
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         wf, *xfs = ctx.saved_tensors
         n, height, width, k_h, k_w, parts = ctx.sizes
-        need_x, need_w = ctx.needs_input_grad[:2]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = grad.new_empty(grad.shape[0], wf.shape[2], height, width) if need_x else None
 
         def backward_part(part_and_xf):
             part, xf = part_and_xf
-            gf = _rfft2_freq_major(grad[part.start:part.stop], n)             # (F, b, O)
+            g = grad[part.start:part.stop]
+            gf = _rfft2_freq_major(g, n)                                      # (F, b, O)
             # the full convolution of the gradient with the kernel; the correlation of the input with the gradient
-            return (_irfft2_freq_major(_cmatmul(gf, wf), n, height, width) if need_x else None,
-                    _cgram(gf, xf) if need_w else None)
+            if need_x:
+                grad_x[part.start:part.stop] = _irfft2_freq_major(_cmatmul(gf, wf), n, height, width)
+            return _cgram(gf, xf) if need_w else None, g.sum((0, 2, 3)) if need_b else None
 
-        grads_x, grams = zip(*_run_parts(backward_part, list(zip(parts, xfs))))
-        grad_x = grad_w = None
-        if need_x:
-            grad_x = grads_x[0] if len(grads_x) == 1 else torch.cat(grads_x)
+        grams, grads_b = zip(*_run_parts(backward_part, list(zip(parts, xfs))))
+        grad_w = grad_b = None
         if need_w:   # summed over the batch
             gram = grams[0] if len(grams) == 1 else sum(grams[1:], grams[0])
             grad_w = _irfft2_freq_major(gram.permute(0, 2, 1), n, k_h, k_w).transpose(0, 1)
-        return grad_x, grad_w, None
+        if need_b:
+            grad_b = grads_b[0] if len(grads_b) == 1 else sum(grads_b[1:], grads_b[0])
+        return grad_x, grad_w, grad_b, None
 
 
 def conv2d_fft(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -315,8 +349,7 @@ def conv2d_fft(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tenso
     if x.dim() != 4 or weight.dim() != 4 or x.shape[1] != weight.shape[1]:
         raise ValueError(f"conv2d_fft needs x (batch, {weight.shape[1]}, H, W) and weight (out, in, kh, kw); "
                          f"got {tuple(x.shape)} and {tuple(weight.shape)}")
-    out = _Conv2dFFT.apply(x, weight, _fast_len(max(x.shape[-2:])))
-    return out if bias is None else out + bias[:, None, None]
+    return _Conv2dFFT.apply(x, weight, bias, _fast_len(max(x.shape[-2:])))
 
 
 # ---- BatchNorm over units, Gaussian noise and ReLU in one pass, split over threads -----------------------------

@@ -146,23 +146,29 @@ def test_batch_of_chunks_equals_plain_batch_with_shared_batchnorm():
 
 
 def test_layers_split_over_threads_equal_the_unsplit_layers():
-    """split_threads: the first layer's channels and the second layer's batch computed in parts on two threads give
-    the unsplit outputs and gradients (float64), and torch's thread count is restored after."""
+    """split_threads: the first layer's channels (and the movie's spectrum) and the second layer's batch computed in
+    parts on two threads give the unsplit outputs and gradients, biases included (float64), which equal conv3d's and
+    conv2d's; torch's thread count is restored after."""
     from neurozoo.retina.fast_conv import split_threads
 
     torch.manual_seed(5)
     movie = torch.randn(2, 6 + 9, 20, 17, dtype=torch.float64)
     w1 = torch.randn(3, 6, 5, 4, dtype=torch.float64, requires_grad=True)
+    b1 = torch.randn(3, dtype=torch.float64, requires_grad=True)
     x = torch.randn(5, 4, 12, 11, dtype=torch.float64, requires_grad=True)
     w2 = torch.randn(3, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    b2 = torch.randn(3, dtype=torch.float64, requires_grad=True)
 
-    def run():
-        out1, out2 = conv_first_layer(movie, w1, method="fft"), conv2d_fft(x, w2)
-        grads = torch.autograd.grad((out1 * out1.detach()).sum() + (out2 * out2.detach()).sum(), (w1, x, w2))
+    def run(method="fft"):
+        out1 = conv_first_layer(movie, w1, b1, method=method)
+        out2 = conv2d_fft(x, w2, b2) if method == "fft" else torch.nn.functional.conv2d(x, w2, b2)
+        grads = torch.autograd.grad((out1 * out1.detach()).sum() + (out2 * out2.detach()).sum(), (w1, b1, x, w2, b2))
         return (out1, out2, *grads)
 
     threads = torch.get_num_threads()
     unsplit = run()
+    for a, b in zip(unsplit, run("conv3d")):
+        assert a.shape == b.shape and _rel(a, b) < 1e-12
     with split_threads(2):
         assert torch.get_num_threads() == 1
         split = run()

@@ -21,6 +21,7 @@ Methods (all exact up to float rounding; autograd flows through each):
 from __future__ import annotations
 
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Optional, Sequence
 
@@ -88,9 +89,9 @@ def keep_freed_memory() -> bool:
 _MALLOC_TUNED: Optional[bool] = None
 
 
-def _parts(n: int) -> List[range]:
-    """``range(n)`` cut into ``_WAYS`` contiguous parts (fewer if ``n`` is smaller)."""
-    ways = max(1, min(_WAYS, n))
+def _parts(n: int, per_way: int = 1) -> List[range]:
+    """``range(n)`` cut into ``per_way`` contiguous parts per thread (fewer if ``n`` is smaller); one part unsplit."""
+    ways = max(1, min(_WAYS * per_way if _WAYS > 1 else 1, n))
     bounds = [n * i // ways for i in range(ways + 1)]
     return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -102,16 +103,29 @@ def _in_worker(task: Callable):
         return task()
 
 
-def _run_parts(task: Callable, parts: Sequence[range]) -> list:
-    """``[task(part) for part in parts]``, the first part on this thread and the others on the pool."""
+def _run_parts(task: Callable, parts: Sequence) -> list:
+    """``[task(part) for part in parts]``: this thread and the pool's take the next part as each becomes free (a
+    thread still busy with other pool work, or slowed by other processes, simply takes fewer); results in order."""
     if len(parts) == 1:
         return [task(parts[0])]
-    futures = [_POOL.submit(_in_worker, lambda part=part: task(part)) for part in parts[1:]]
+    results, claimed, lock = [None] * len(parts), iter(range(len(parts))), threading.Lock()
+
+    def take_parts():
+        while True:
+            with lock:
+                index = next(claimed, None)
+            if index is None:
+                return
+            results[index] = task(parts[index])
+
+    futures = [_POOL.submit(_in_worker, take_parts) for _ in range(_WAYS - 1)]
     try:
-        first = task(parts[0])
-    finally:  # never leave a worker writing into a tensor after this returns or raises
-        rest = [future.result() for future in futures]
-    return [first, *rest]
+        take_parts()
+    finally:  # never leave a worker writing into a tensor after this returns or raises; one still queued behind other
+        for future in futures:  # pool work (normals_ahead) would find nothing left: drop it rather than wait for it
+            if not future.cancel():
+                future.result()
+    return results
 
 
 def _fast_len(n: int) -> int:
@@ -203,7 +217,7 @@ class _FirstLayerFFT(torch.autograd.Function):
                 else:
                     torch.add(channel, bias[c], out=out[:, :, c])
 
-        _run_parts(channels, _parts(weight.shape[0]))
+        _run_parts(channels, _parts(weight.shape[0], per_way=4))  # a channel each: taken as threads come free
         ctx.save_for_backward(movie_f)
         ctx.sizes = (n_taps, k_h, k_w, height, width, n_time)
         return out
@@ -224,7 +238,7 @@ class _FirstLayerFFT(torch.autograd.Function):
                 channel = torch.fft.ifft(product, dim=-1)[..., :n_taps].permute(2, 0, 1)             # (taps, H, Wf)
                 grad_w[c] = torch.fft.irfft(torch.fft.ifft(channel, dim=-2)[..., :k_h, :], n=width, dim=-1)[..., :k_w]
 
-        _run_parts(channels, _parts(grad.shape[2]))
+        _run_parts(channels, _parts(grad.shape[2], per_way=4))
         return None, grad_w, grad_b
 
 
@@ -241,8 +255,8 @@ def _movie_spectrum(movie, n_time):
     def rows(part):
         out[:, part.start:part.stop] = torch.fft.fft(spatial[:, part.start:part.stop], n=n_time, dim=-1)
 
-    _run_parts(frames, _parts(length))
-    _run_parts(rows, _parts(height))
+    _run_parts(frames, _parts(length, per_way=4))
+    _run_parts(rows, _parts(height, per_way=4))
     return out
 
 
@@ -438,14 +452,38 @@ class _UnitBatchNormNoiseReLU(torch.autograd.Function):
         return grad_x.view(grad.shape), grad_w, grad_b, None, None, None, None, None, None
 
 
-def unit_batchnorm_noise_relu(x: torch.Tensor, norm: torch.nn.BatchNorm1d, std: float) -> torch.Tensor:
+def unit_batchnorm_noise_relu(x: torch.Tensor, norm: torch.nn.BatchNorm1d, std: float,
+                              noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``relu(norm(x.flatten(1)).view(x.shape) + std * noise)`` of a BatchNorm1d over the units of ``x``
-    ``(B, C, H, W)`` in training mode (the published BN-CNN's hidden layers while fitting), split over threads."""
+    ``(B, C, H, W)`` in training mode (the published BN-CNN's hidden layers while fitting), split over threads.
+    ``noise``: standard normal ``(B, C * H * W)`` drawn beforehand (:func:`normals_ahead`); default: drawn here."""
     if x.shape[0] < 2:
         raise ValueError(f"BatchNorm in training needs more than 1 value per unit (got input shape {tuple(x.shape)})")
+    if noise is not None and noise.shape != (x.shape[0], x[0].numel()):
+        raise ValueError(f"noise must be (batch, units) = {(x.shape[0], x[0].numel())}; got {tuple(noise.shape)}")
     if norm.track_running_stats and norm.num_batches_tracked is not None:
         norm.num_batches_tracked.add_(1)
-    noise = torch.randn(x.shape[0], x[0].numel(), dtype=x.dtype, device=x.device) if std > 0 else None
+    if std > 0 and noise is None:
+        noise = torch.randn(x.shape[0], x[0].numel(), dtype=x.dtype, device=x.device)
+    elif std <= 0:
+        noise = None
     momentum = 0.0 if norm.momentum is None else norm.momentum
     return _UnitBatchNormNoiseReLU.apply(x, norm.weight, norm.bias, norm.running_mean, norm.running_var, momentum,
                                          norm.eps, noise, float(std))
+
+
+def normals_ahead(shapes: Sequence[tuple], dtype: torch.dtype = torch.float32) -> Callable[[], List[torch.Tensor]]:
+    """Standard normal CPU tensors of ``shapes`` from torch's global generator, in this order -- the values ``randn``
+    calls made here would give -- drawn on the pool's thread when the layers are split (split_threads): this thread
+    goes on with the first layer, taking more of its parts meanwhile (:func:`_run_parts`). Nothing else may draw from
+    the global generator before they are taken. Returns a function that waits for the tensors and returns them.
+
+    The BN-CNN draws its two hidden layers' noise this way at the start of a training step: ~8 ms on one thread a
+    128-target step, the largest item left outside the split layers (see above why per-thread generators are not used)."""
+    def draw():
+        return [torch.randn(shape, dtype=dtype) for shape in shapes]
+
+    if _WAYS < 2:
+        drawn = draw()
+        return lambda: drawn
+    return _POOL.submit(_in_worker, draw).result

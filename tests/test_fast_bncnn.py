@@ -234,3 +234,30 @@ def test_keep_freed_memory_stops_page_faults_on_large_temporaries():
         blocks = [torch.ones(n << 18) for n in (5, 3, 8, 2, 1, 6)]  # n MB each
         del blocks
     assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 3 * pages_per_round
+
+
+def test_training_step_noise_drawn_ahead_is_the_published_draw():
+    """forward_movie in training draws both hidden layers' noise before the first layer (on the pool's thread when
+    split): the outputs equal the published graph's Conv -> BatchNorm -> GaussianNoise -> ReLU (x2) run with the same
+    global seed (float64), split or not, and the global generator ends in the same state."""
+    from torch.nn import functional as F_
+
+    from neurozoo.retina.fast_conv import split_threads
+
+    base = _perturbed_model()
+    for module in (base.noise1, base.noise2):
+        module.std = 0.05
+    base = base.double().train()
+    movie = torch.randn(40 + 11, 50, 50, dtype=torch.float64)
+    published = copy.deepcopy(base)
+    torch.manual_seed(11)
+    h1 = F_.relu(published.noise1(published.bn1(published.conv1(windows(movie).contiguous()))))
+    expected = published.readout(F_.relu(published.noise2(published.bn2(published.conv2(h1)))))
+    after = torch.rand(3)
+    for ways in (1, 2):
+        model = copy.deepcopy(base)
+        torch.manual_seed(11)
+        with split_threads(ways):
+            out = model.forward_movie(movie)
+        assert _rel(out, expected) < 1e-8, ways
+        assert torch.equal(torch.rand(3), after), ways

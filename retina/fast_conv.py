@@ -68,7 +68,7 @@ def keep_freed_memory() -> bool:
 
     A BN-CNN training step allocates and frees ~15 MB of 1-5 MB temporaries (spectra, products); by default glibc
     serves blocks this large with fresh ``mmap``s (its adaptive threshold keeps resetting), so every step
-    page-faulted ~2700 fresh pages in (10 ms of kernel time per step, 12 % of the step's CPU time on the 2-core
+    page-faulted ~2700 fresh pages in (10-12 ms of kernel time per step, ~7 % of the step's CPU time on the 2-core
     machine; with this: ~200 faults, 3 ms). Process-wide and not undone (freed memory stays with the process);
     returns False where the C library has no ``mallopt`` (not glibc): nothing changes there."""
     global _MALLOC_TUNED

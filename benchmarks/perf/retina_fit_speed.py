@@ -63,6 +63,7 @@ others with this session's group at ``echo -10 > /proc/self/autogroup`` (what "t
     final code, -10, load 3.4-3.7:               701bcd8 75.3 s wall, 97.6 CPU-s  | this 68.7 s, 103.0 CPU-s: 1.10x
     final code, -10, one job ending, load 1.4-1.6: 701bcd8 71.6 s wall, 104.3 CPU-s | this 72.4 s, 111.6 CPU-s: 0.99x
     final code, -10, no other job, load 1.3-1.4: 701bcd8 79.5 s wall, 113.4 CPU-s | this 67.5 s, 111.7 CPU-s: 1.18x
+    final code, group at 0, no other job, load 0.9-1.5: 701bcd8 75.3 s, 108.2 CPU-s | this 70.6 s, 112.2 CPU-s: 1.07x
     (* the noise then drawn per channel on the threads, since dropped: see retina.fast_conv)
 
 4 epochs (best 2) in every run; 701bcd8 and the code since the published noise draw: validation r 0.500, 0.536,
@@ -72,8 +73,8 @@ and 0.668). Per training step (40 steps, 2 threads, alternating runs): at load ~
 about the same CPU time (150-165 ms a step: the idle machine was no faster than the loaded one). Where the step went
 (this tree, load ~5): time outside the split parts ~40 ms -> ~10 ms; kernel time 10-12 ms a step before the freed
 memory was kept (~2700 page faults a step), ~3 ms after. The fit's own speed varied by 1.3x between runs of the same
-code (701bcd8: 71.6-90.2 s), so single pairs mislead: over the five pairs since the published noise draw the ratio
-was 0.99-1.20x (mean 1.12x). Natural scenes (``zoo fit bncnn --data embedded:naturalscene``, final code, load
+code (701bcd8: 71.6-90.2 s; 67.7 s at 20:55 UTC on the idle machine, 75.3-79.5 s on it at 22:15-22:24), so single
+pairs mislead: over the six pairs since the published noise draw the ratio was 0.99-1.20x (mean 1.11x). Natural scenes (``zoo fit bncnn --data embedded:naturalscene``, final code, load
 ~1.4, twice): held-out median r 0.599, 6 epochs, 93 s; 701bcd8 (load ~5): 0.581, 9 epochs, 188 s (a min_delta
 decision at epoch 5 went the other way at rounding level).
 """

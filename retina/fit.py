@@ -333,8 +333,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
                   initial=state["epoch"], total=config.epochs)
     # on the CPU the fast path's layers split their work over torch's threads (torch's own threading did not
     # shorten a step on 2 cores; see retina.fast_conv.split_threads)
-    from neurozoo.retina.fast_conv import split_threads
+    from neurozoo.retina.fast_conv import keep_freed_memory, split_threads
 
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults on each step's large temporaries (see there)
     with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
         for epoch in epochs:
             if state["bad_epochs"] >= config.patience:

@@ -146,26 +146,118 @@ def test_batch_of_chunks_equals_plain_batch_with_shared_batchnorm():
 
 
 def test_layers_split_over_threads_equal_the_unsplit_layers():
-    """split_threads: the first layer's channels and the second layer's batch computed in parts on two threads give
-    the unsplit outputs and gradients (float64), and torch's thread count is restored after."""
+    """split_threads: the first layer's channels (and the movie's spectrum) and the second layer's batch computed in
+    parts on two threads give the unsplit outputs and gradients, biases included (float64), which equal conv3d's and
+    conv2d's; torch's thread count is restored after."""
     from neurozoo.retina.fast_conv import split_threads
 
     torch.manual_seed(5)
     movie = torch.randn(2, 6 + 9, 20, 17, dtype=torch.float64)
     w1 = torch.randn(3, 6, 5, 4, dtype=torch.float64, requires_grad=True)
+    b1 = torch.randn(3, dtype=torch.float64, requires_grad=True)
     x = torch.randn(5, 4, 12, 11, dtype=torch.float64, requires_grad=True)
     w2 = torch.randn(3, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    b2 = torch.randn(3, dtype=torch.float64, requires_grad=True)
 
-    def run():
-        out1, out2 = conv_first_layer(movie, w1, method="fft"), conv2d_fft(x, w2)
-        grads = torch.autograd.grad((out1 * out1.detach()).sum() + (out2 * out2.detach()).sum(), (w1, x, w2))
+    def run(method="fft"):
+        out1 = conv_first_layer(movie, w1, b1, method=method)
+        out2 = conv2d_fft(x, w2, b2) if method == "fft" else torch.nn.functional.conv2d(x, w2, b2)
+        grads = torch.autograd.grad((out1 * out1.detach()).sum() + (out2 * out2.detach()).sum(), (w1, b1, x, w2, b2))
         return (out1, out2, *grads)
 
     threads = torch.get_num_threads()
     unsplit = run()
+    for a, b in zip(unsplit, run("conv3d")):
+        assert a.shape == b.shape and _rel(a, b) < 1e-12
     with split_threads(2):
         assert torch.get_num_threads() == 1
         split = run()
     assert torch.get_num_threads() == threads
     for a, b in zip(split, unsplit):
         assert a.shape == b.shape and _rel(a, b) < 1e-12
+
+
+def test_fused_batchnorm_noise_relu_equals_the_module_layers_split_or_not():
+    """unit_batchnorm_noise_relu (the hidden layers in training): without noise, the outputs, the input, gain and
+    offset gradients and the running statistics of BatchNorm1d -> ReLU (float64), unsplit and split over two threads;
+    with noise, bit for bit the published layers' BatchNorm -> GaussianNoise -> ReLU for the same global seed (the
+    same draw: a fit follows the same path), split or not."""
+    from neurozoo.retina.fast_conv import split_threads, unit_batchnorm_noise_relu
+    from neurozoo.retina.models.bncnn import GaussianNoise, UnitBatchNorm
+
+    torch.manual_seed(6)
+    x = torch.randn(9, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    reference = UnitBatchNorm((3, 5, 4), eps=1e-3, momentum=0.01).double()
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5), reference.bias.uniform_(-0.5, 0.5)
+        reference.running_var.uniform_(0.5, 2.0)
+    upstream = torch.randn_like(x)
+    fused = copy.deepcopy(reference)
+    expected = torch.relu(reference(x))
+    expected_grads = torch.autograd.grad((expected * upstream).sum(), (x, reference.weight, reference.bias))
+    for ways in (1, 2):
+        norm = copy.deepcopy(fused)
+        with split_threads(ways):
+            out = unit_batchnorm_noise_relu(x, norm, 0.0)
+            grads = torch.autograd.grad((out * upstream).sum(), (x, norm.weight, norm.bias))
+        assert _rel(out, expected) < 1e-12, ways
+        for name, g, e in zip(("input", "weight", "bias"), grads, expected_grads):
+            assert _rel(g, e) < 1e-12, (ways, name)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.allclose(getattr(norm, name), getattr(reference, name), rtol=1e-12, atol=0), (ways, name)
+    x32 = torch.randn(64, 4, 10, 10)
+    norm = UnitBatchNorm((4, 10, 10))
+    torch.manual_seed(7)
+    published = torch.relu(GaussianNoise(0.05).train()(norm(x32))).detach()
+    for ways in (1, 2):
+        torch.manual_seed(7)
+        with split_threads(ways):
+            assert torch.equal(unit_batchnorm_noise_relu(x32, UnitBatchNorm((4, 10, 10)), 0.05).detach(), published)
+    with pytest.raises(ValueError, match="more than 1 value"):
+        unit_batchnorm_noise_relu(torch.zeros(1, 4, 10, 10), UnitBatchNorm((4, 10, 10)), 0.05)
+
+
+def test_keep_freed_memory_stops_page_faults_on_large_temporaries():
+    """After keep_freed_memory (the fit calls it on the CPU), freeing and reallocating step-sized temporaries (1-8 MB)
+    reuses the process's memory: 30 rounds fault in about one round's pages, not every round's (~130 000 without)."""
+    import platform
+    import resource
+
+    from neurozoo.retina.fast_conv import keep_freed_memory
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    assert keep_freed_memory() and keep_freed_memory()  # idempotent
+    pages_per_round = sum((5, 3, 8, 2, 1, 6)) * (1 << 20) // resource.getpagesize()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(30):
+        blocks = [torch.ones(n << 18) for n in (5, 3, 8, 2, 1, 6)]  # n MB each
+        del blocks
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 3 * pages_per_round
+
+
+def test_training_step_noise_drawn_ahead_is_the_published_draw():
+    """forward_movie in training draws both hidden layers' noise before the first layer (on the pool's thread when
+    split): the outputs equal the published graph's Conv -> BatchNorm -> GaussianNoise -> ReLU (x2) run with the same
+    global seed (float64), split or not, and the global generator ends in the same state."""
+    from torch.nn import functional as F_
+
+    from neurozoo.retina.fast_conv import split_threads
+
+    base = _perturbed_model()
+    for module in (base.noise1, base.noise2):
+        module.std = 0.05
+    base = base.double().train()
+    movie = torch.randn(40 + 11, 50, 50, dtype=torch.float64)
+    published = copy.deepcopy(base)
+    torch.manual_seed(11)
+    h1 = F_.relu(published.noise1(published.bn1(published.conv1(windows(movie).contiguous()))))
+    expected = published.readout(F_.relu(published.noise2(published.bn2(published.conv2(h1)))))
+    after = torch.rand(3)
+    for ways in (1, 2):
+        model = copy.deepcopy(base)
+        torch.manual_seed(11)
+        with split_threads(ways):
+            out = model.forward_movie(movie)
+        assert _rel(out, expected) < 1e-8, ways
+        assert torch.equal(torch.rand(3), after), ways

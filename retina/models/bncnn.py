@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from neurozoo import retina
-from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer
+from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer, normals_ahead, unit_batchnorm_noise_relu
 
 N_FRAMES = 40
 FRAME_SIZE = 50
@@ -145,13 +145,24 @@ class RetinaCNN(nn.Module):
         return isinstance(self.bn1, nn.BatchNorm1d)
 
     # The network after the first convolution; shared by both input paths and by attribution.
-    def layer1(self, pre):
-        return F.relu(self.noise1(self.bn1(pre)))
+    def layer1(self, pre, noise: Optional[torch.Tensor] = None):
+        return self._norm_noise_relu(pre, self.bn1, self.noise1, noise)
 
-    def layer2(self, h1, fft: bool = False):
+    def layer2(self, h1, fft: bool = False, noise: Optional[torch.Tensor] = None):
         """The second layer; ``fft``: its convolution by :func:`conv2d_fft` (``forward_movie``'s fast path)."""
         pre2 = conv2d_fft(h1, self.conv2.weight, self.conv2.bias) if fft else self.conv2(h1)
-        return F.relu(self.noise2(self.bn2(pre2)))
+        return self._norm_noise_relu(pre2, self.bn2, self.noise2, noise)
+
+    def _fused(self, norm) -> bool:
+        return self.training and isinstance(norm, UnitBatchNorm) and norm.momentum is not None
+
+    def _norm_noise_relu(self, pre, norm, noise_layer, noise=None):
+        """ReLU(noise(BatchNorm(pre))); in training with BatchNorm in one pass split over threads
+        (:func:`retina.fast_conv.unit_batchnorm_noise_relu`: the same layer and the same noise draw, to the last bit).
+        ``noise``: the standard normal draw, if made beforehand (``forward_movie``)."""
+        if self._fused(norm):
+            return unit_batchnorm_noise_relu(pre, norm, noise_layer.std, noise)
+        return F.relu(noise_layer(norm(pre)))
 
     def readout(self, h2):
         return self.output_scale * self.output_nonlinearity(self.bn3(self.dense(h2.flatten(1))))
@@ -167,8 +178,23 @@ class RetinaCNN(nn.Module):
         Equal to ``self(windows(movie))``; BatchNorm (training mode) takes its statistics over all these
         windows, exactly as if they had been one batch of the plain model.
         """
+        take_noise = self._noise_ahead(movie)  # drawn while the first layer runs
         pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
-        return self.readout(self.layer2(self.layer1(pre), fft=self.second_layer == "fft"))
+        noise1, noise2 = take_noise()
+        return self.readout(self.layer2(self.layer1(pre, noise1), fft=self.second_layer == "fft", noise=noise2))
+
+    def _noise_ahead(self, movie):
+        """A function giving both hidden layers' standard normal draws ``[noise1, noise2]`` (None: drawn by the layer
+        itself) for a training step on ``movie``, started before the first layer (:func:`retina.fast_conv.normals_ahead`:
+        the values, in the order, that the layers' own draws would give)."""
+        layers = [(self.bn1, self.noise1), (self.bn2, self.noise2)]
+        n_windows = movie.shape[-3] - self.n_frames + 1
+        batch = n_windows * (movie.shape[0] if movie.dim() == 4 else 1)
+        drawing = [i for i, (_, noise) in enumerate(layers) if noise.std > 0]
+        if movie.device.type != "cpu" or not all(self._fused(norm) for norm, _ in layers) or batch < 2 or not drawing:
+            return lambda: [None, None]
+        take = normals_ahead([(batch, int(torch.tensor(self.hidden_shapes[i]).prod())) for i in drawing], movie.dtype)
+        return lambda: [take()[drawing.index(i)] if i in drawing else None for i in range(2)]
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):

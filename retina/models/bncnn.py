@@ -26,6 +26,7 @@ BatchNorm then pools all ``N * T`` windows, and the first layer still shares wor
 """
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -193,8 +194,12 @@ class RetinaCNN(nn.Module):
         drawing = [i for i, (_, noise) in enumerate(layers) if noise.std > 0]
         if movie.device.type != "cpu" or not all(self._fused(norm) for norm, _ in layers) or batch < 2 or not drawing:
             return lambda: [None, None]
-        take = normals_ahead([(batch, int(torch.tensor(self.hidden_shapes[i]).prod())) for i in drawing], movie.dtype)
-        return lambda: [take()[drawing.index(i)] if i in drawing else None for i in range(2)]
+        take = normals_ahead([(batch, math.prod(self.hidden_shapes[i])) for i in drawing], movie.dtype)
+
+        def taken():
+            drawn = iter(take())
+            return [next(drawn) if i in drawing else None for i in range(2)]
+        return taken
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):

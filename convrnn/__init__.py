@@ -1,10 +1,10 @@
 """Convolutional recurrent networks: cells with gating and bypassing, long-range feedback,
 biological unrolling, ImageNet training, and the search over cells and feedback motifs."""
-from neurozoo.convrnn.models import MODELS, build, create_model, get_spec, list_models
-from neurozoo.convrnn.network import ConvRNN, UnrollOutput, max_confidence_decoder
-from neurozoo.convrnn.spec import FeedbackSpec, GraphSpec, LayerSpec, load_spec
+from neurozoo.datasets.lazy_exports import lazy_exports
 
-__all__ = [
-    "MODELS", "build", "create_model", "get_spec", "list_models", "ConvRNN", "UnrollOutput",
-    "max_confidence_decoder", "GraphSpec", "LayerSpec", "FeedbackSpec", "load_spec",
-]
+# imported on first use (see there): ``zoo`` imports this package's ``cli`` without torch
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "neurozoo.convrnn.models": ["MODELS", "build", "create_model", "get_spec", "list_models"],
+    "neurozoo.convrnn.network": ["ConvRNN", "UnrollOutput", "max_confidence_decoder"],
+    "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "load_spec"],
+})

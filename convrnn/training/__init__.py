@@ -1,13 +1,12 @@
 """ImageNet training of ConvRNNs: image folders, transforms, the training loop, atomic checkpoints,
 torchrun-compatible distributed data parallel, JSON-lines metrics. ``zoo train`` is ``cli``."""
-from neurozoo.convrnn.training.checkpoint import load_checkpoint, save_checkpoint
-from neurozoo.convrnn.training.engine import TrainConfig, Trainer, train, unrolled_loss
-from neurozoo.convrnn.training.imagefolder import FlatImageFolder, ImageFolder, imagenet_wnids, open_folder, open_imagenet
-from neurozoo.convrnn.training.metrics_log import MetricsLog, read_metrics
-from neurozoo.convrnn.training.transforms import build_transform
+from neurozoo.datasets.lazy_exports import lazy_exports
 
-__all__ = [
-    "TrainConfig", "Trainer", "train", "unrolled_loss", "save_checkpoint", "load_checkpoint", "ImageFolder",
-    "FlatImageFolder", "imagenet_wnids", "open_folder", "open_imagenet", "MetricsLog", "read_metrics",
-    "build_transform",
-]
+# imported on first use (see there): ``zoo`` imports this package's ``cli`` without torch
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "neurozoo.convrnn.training.checkpoint": ["load_checkpoint", "save_checkpoint"],
+    "neurozoo.convrnn.training.engine": ["TrainConfig", "Trainer", "train", "unrolled_loss"],
+    "neurozoo.convrnn.training.imagefolder": ["FlatImageFolder", "ImageFolder", "imagenet_wnids", "open_folder", "open_imagenet"],
+    "neurozoo.convrnn.training.metrics_log": ["MetricsLog", "read_metrics"],
+    "neurozoo.convrnn.training.transforms": ["build_transform"],
+})

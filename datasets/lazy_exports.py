@@ -1,0 +1,25 @@
+"""Package attributes imported on first use (PEP 562), so that importing a package's light submodule -- its
+``cli``, which ``zoo`` imports to build its parser -- does not import torch and the models behind the package's
+public names."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Dict, Iterable, List, Tuple
+
+
+def lazy_exports(package: str, exports: Dict[str, Iterable[str]]) -> Tuple[Callable, Callable, List[str]]:
+    """``__getattr__``, ``__dir__`` and ``__all__`` for ``package`` exporting the names of each submodule in
+    ``exports`` (``{"neurozoo.x.models": ("create_model", ...)}``)."""
+    owner = {name: module for module, names in exports.items() for name in names}
+
+    def __getattr__(name: str):
+        if name not in owner:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(owner[name]), name)
+        setattr(importlib.import_module(package), name, value)  # later lookups skip this function
+        return value
+
+    def __dir__() -> List[str]:
+        return sorted(set(vars(importlib.import_module(package))) | set(owner))
+
+    return __getattr__, __dir__, list(owner)

@@ -13,7 +13,7 @@ slope_truth| / |slope_truth|, 0, 1)`` (``called``: the model shows an OSR in tha
 cell reproduced with the right slope; 0 = no OSR anywhere. ``raw``: fraction of those cells with a model
 OSR. Per-cell rows go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here on the
 recording's training split, cached and shared with the held-out benchmark) or an already fitted module.
-Measured scores: README, retina section.
+Measured scores: docs/retina.md ("Measured").
 """
 from __future__ import annotations
 

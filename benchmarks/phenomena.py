@@ -22,7 +22,7 @@ model index, truth index, agreement) go to ``per_bin``. The model is a ``retina.
 exactly as in :mod:`benchmarks.osr`, so the fit is shared with the OSR and held-out benchmarks) or any system
 :func:`retina.phenomena.responder.as_responder` accepts (a fitted module, the circuit, a callable).
 
-Measured scores of converged fits: README, retina section.
+Measured scores of converged fits: docs/retina.md ("Measured").
 
 The circuit's OMS indices are small (wide-field inhibition is weak), so the relative-error term is strict:
 a model must match the sign and roughly the size of a few-percent suppression.

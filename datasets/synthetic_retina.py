@@ -63,7 +63,7 @@ The ON-OFF cells hardly answer the small texture jitter of the object-motion sti
 increase they are suppressed for ~40 frames before they adapt (fast inhibition, slow ON summation).
 (Version 3 made the period dependence with a slow terminal: its burst came 30-39 frames after the last flash,
 beyond what a 40-frame model window can time; version 2 made the OSR with one resonant ON filter before a
-threshold, which an LN model reproduces. See the retina section of the README.)
+threshold, which an LN model reproduces. See docs/retina.md and docs/osr-investigation.md.)
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     # Idle OpenMP threads sleep instead of spinning; set here, before the command modules import torch, and not
     # at import time, so that importing this module changes nothing. On a machine shared with other work,
     # libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for
-    # a descheduled thread: 2 threads ran 3-5x slower than 1 (retina README, "Fast path").
+    # a descheduled thread: 2 threads ran 3-5x slower than 1 (docs/performance.md, "OpenMP spin-waiting on a shared machine").
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)

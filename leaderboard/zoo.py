@@ -14,7 +14,7 @@ Retina models are fitted by the retina benchmarks on the embedded recordings wit
 correlation (converged fits; cached under model, data sha256, fitting protocol and seed, so a re-run fits
 nothing); the budget is part of the job's spec, so changing it queues new jobs. Models registered with
 ``default_zoo=False`` (``bncnn2016``: twice the BN-CNN's cost per epoch, and slow to fit without
-BatchNorm) are scored only when named (``--models``). Converged fits measured: README, retina section.
+BatchNorm) are scored only when named (``--models``). Converged fits measured: docs/retina.md.
 
 Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
 (V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.

@@ -173,7 +173,7 @@ def test_osr_benchmark_known_answers():
 @pytest.fixture(scope="module")
 def small_recording(tmp_path_factory):
     """A short white-noise recording of the circuit (4000 training frames): the fast stand-in for the embedded
-    recording (24000) in the fitted-model tests; the converged fits are measured in the README."""
+    recording (24000) in the fitted-model tests; the converged fits are measured in docs/retina.md."""
     from neurozoo.datasets.synthetic_retina import generate_recording
 
     return generate_recording(tmp_path_factory.mktemp("osr") / "wn.h5", "whitenoise", n_train=4000, n_test=100,
@@ -201,7 +201,7 @@ def test_an_ln_model_fitted_to_the_circuits_recording_fails_the_call(small_recor
 
 @pytest.mark.xfail(strict=True, reason="issue 14 acceptance test not met by circuit version 4: the two-subunit model "
                                        "fitted to the recording learns an omission burst whose latency tracks the "
-                                       "period with a slope of about 0.5 (converged fit: 0.41-0.61; README)")
+                                       "period with a slope of about 0.5 (converged fit: 0.41-0.61; docs/retina.md)")
 def test_a_two_subunit_model_fitted_to_the_circuits_recording_passes_the_call(small_recording):
     """The right model class (rectified ON and OFF subunits converging) should show the OSR in the ON-OFF cells."""
     from neurozoo.datasets.synthetic_retina import default_retina

@@ -23,7 +23,7 @@ start and the end. ``--images N`` scores the first N of the 640 images (all 640 
 kept).
 
 Measured on 2026-12-01 from 16:27 UTC (2 shared cores, the other engineer's work running: load average 1.45
-at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before then after: see README.md,
+at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before then after: see docs/performance.md,
 "Speed and memory of scoring". Before (extraction at 357f43b): 2329 s wall, 2301 CPU-s, peak 3.21 GB; after:
 472 s wall, 644 CPU-s, peak 1.66 GB; score 0.21342 on both (2.1e-7 apart): 4.94x wall, 3.57x CPU.
 

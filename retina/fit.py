@@ -17,7 +17,7 @@ Interface (stable; other modules build on it):
   in ``init_from_data`` -- Adam at 1e-2 needs thousands of steps to grow it otherwise.
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
-  (parameters with ndim > 1) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on
+  (parameters with ndim > 1, biases excepted) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on
   the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it.
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1
@@ -61,7 +61,9 @@ from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, re
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
-FIT_PROTOCOL = 6  # bump when the loop or a model's initialisation changes what a fit with given settings yields
+# bump when the loop or a model's initialisation changes what a fit with given settings yields; 7: no L2 on the
+# two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged)
+FIT_PROTOCOL = 7
 BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
                          "neurozoo.retina.models.subunits")
 
@@ -133,9 +135,12 @@ def poisson_loss(rates: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
 
 
 def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float) -> torch.Tensor:
+    """L1 on the rates plus L2 on the weights: parameters with ndim > 1 (as Keras' kernel regularisers on the
+    published model's kernels), never a bias, whatever its shape."""
     penalty = rates.abs().sum(1).mean() * l1
     if l2:
-        penalty = penalty + l2 * sum((p ** 2).sum() for p in model.parameters() if p.requires_grad and p.dim() > 1)
+        penalty = penalty + l2 * sum((p ** 2).sum() for name, p in model.named_parameters()
+                                     if p.requires_grad and p.dim() > 1 and not name.endswith("bias"))
     return penalty
 
 

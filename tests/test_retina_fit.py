@@ -98,7 +98,7 @@ def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_re
 
 
 def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
-    """Fitting protocol 6: every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
+    """Fitting protocol 6 (and 7): every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
     patience 1 for the BN-CNN cut its natural-scene fit short)."""
     import neurozoo.retina.fit as fit_module
 
@@ -265,3 +265,22 @@ def test_bncnn_fit_split_over_two_threads_restores_torch_threads(ln_recording, m
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_l2_penalises_weights_and_never_biases_whatever_their_shape():
+    """The two-subunit model keeps its subunit biases in a (2, n_cells) tensor; protocol 6 decayed them like weights."""
+    from neurozoo.retina.fit import regularization
+
+    torch.manual_seed(0)
+    model = create_model("twosubunit", n_cells=3)
+    with torch.no_grad():
+        model.subunit_bias.fill_(10.0)  # a penalised bias would add l2 * 6 * 100 = 600
+        model.bias.fill_(10.0)
+    weights = [model.weights, model.on.spatial, model.on.temporal, model.off.spatial, model.off.temporal]
+    expected = sum(float((w ** 2).sum()) for w in weights)
+    assert float(regularization(model, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(expected, rel=1e-6)
+    # the BN-CNN: its conv and dense kernels (not the convs' biases, not BatchNorm's gains and offsets)
+    cnn = create_model("bncnn", n_cells=3)
+    kernels = [cnn.conv1.weight, cnn.conv2.weight, cnn.dense.weight]
+    assert float(regularization(cnn, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(
+        sum(float((k ** 2).sum()) for k in kernels), rel=1e-6)

@@ -102,6 +102,9 @@ def test_motion_reversal_known_latency():
     assert result["latency"][0] == pytest.approx(25 - 15.5 + 3, abs=1.0)
     assert result["index"][0] > 0.5
     assert result["reversal_response"][1] == pytest.approx(0.0, abs=1e-9)
+    # a cell that the bar never drives (opposite polarity: a rectified OFF cell and a bright bar) has no index
+    silent = motion_reversal(lambda movie: np.maximum(delay_model(d=3, xs=(15,), signs=(-1,), baseline=0.0)(movie), 0))
+    assert np.isnan(silent["index"][0]) and silent["reversal_response"][0] == 0.0
 
 
 def test_torch_models_are_aligned_frame_by_frame():

@@ -155,7 +155,8 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     """Schwartz et al. (2007): the response to a bar that reverses direction, minus the response to the same bar
     continuing (control). ``reversal_response``: max of that difference within ``window`` frames after the
     reversal; ``latency``: its time (frames after the reversal, plateau-robust centroid); ``index``: the
-    reversal response relative to the cell's peak response to the continuing bar."""
+    reversal response relative to the cell's peak response to the continuing bar (NaN for a cell the continuing
+    bar does not drive: a ratio to zero is not an index)."""
     respond = as_responder(system)
     movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
     control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)
@@ -165,4 +166,4 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     latency = _centroid_time(diff, t_rev, t_rev + window) - t_rev
     drive = r_ctl.max(1) - _baseline(r_ctl, 40)
     return {"reversal_frame": t_rev, "reversal_response": response, "latency": latency,
-            "index": response / np.maximum(drive, 1e-12), "rates": r_rev, "control": r_ctl}
+            "index": np.where(drive > 1e-9, response / np.maximum(drive, 1e-9), np.nan), "rates": r_rev, "control": r_ctl}

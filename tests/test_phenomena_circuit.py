@@ -23,7 +23,7 @@ def cells(kind):
 
 def test_paired_flash_depression_needs_the_depleting_synapse():
     """OFF cells, two dark flashes: the second response is smaller at short gaps and recovers with the gap
-    (0.73-0.84 at 4 frames, ~1 from 8 on); without depletion it is whole at every gap (1.01)."""
+    (0.73-0.84 at 4 frames, ~1 from 8 on); without depletion it is whole at every gap (1.00-1.02)."""
     off = cells("off")
     full = paired_flash(circuit().simulate)["recovery"][off]
     assert full[:, 0].max() < 0.9 and np.all(full[:, -1] > 0.97)

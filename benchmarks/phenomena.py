@@ -1,5 +1,6 @@
-"""``retina_embedded.contrast-adaptation`` and ``retina_embedded.oms``: does a retina model fitted to the
-embedded ground-truth retina adapt to contrast, and is it object-motion sensitive, cell by cell as the circuit
+"""``retina_embedded.contrast-adaptation``, ``.oms``, ``.paired-flash`` and ``.frequency-doubling``: does a retina
+model fitted to the embedded ground-truth retina adapt to contrast, is it object-motion sensitive, is its response to
+a second flash depressed, and does it answer a reversing grating at twice its frequency, cell by cell as the circuit
 that generated the recording?
 
 Analyses (:mod:`retina.phenomena.adaptation`), run on the model and on the ground-truth circuit
@@ -13,6 +14,18 @@ Analyses (:mod:`retina.phenomena.adaptation`), run on the model and on the groun
   BN-CNN ~30 s, 500 frames 9-22 s, 400 frames 6-11 s. A cell whose motion responses sum to under 1 spike/s
   (``min_response``) has no index: the circuit's ON-OFF cells (version 4) answer the jitter with 0.2-0.4
   spikes/s, too little for an index, so the score is over the ON and OFF cells.
+* paired flash: two 2-frame dark flashes 4 frames apart (:func:`retina.phenomena.paired_flash`); index = 1 - the
+  second response's recovery (the depleting synapse's depression: 0 for a linear cell). OFF cells only: a dark flash
+  is their stimulus (an ON cell's "response" to it is a suppression, and its ratio means nothing).
+* frequency doubling: a contrast-reversing grating of 8 px bars (:func:`retina.phenomena.reversing_grating`);
+  index = log2(F2/F1): positive when a cell answers every reversal more than the grating's own frequency
+  (rectified subunits), negative for a nearly linear receptive field, so the sign term of the score is the doubling
+  call (F2/F1 itself is never negative, and a linear model's 0.35 would earn a third of the credit). ON and OFF
+  cells (the ON-OFF cells carry the OSR circuit).
+
+  Both need their mechanism in the circuit: without depletion the depression index is 0, with linear subunits F2/F1
+  falls from 0.99-1.51 to 0.14-0.26 (tests/test_phenomena_circuit.py). Step transience and latency coding are not
+  scored: a linear filter reproduces them here (docs/retina.md, "Phenomena on the ground truth").
 
 Score: mean over the cells whose ground-truth index is defined (finite) of
 ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)``; a cell whose model index is undefined (no motion
@@ -41,6 +54,8 @@ from neurozoo.benchmarks.score import Score
 
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0}
 OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0}
+PAIRED_FLASH = {"gap": 4, "flash_frames": 2, "intensity": -2.0}
+FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10}
 
 
 def agreement(model, truth) -> dict:
@@ -75,7 +90,31 @@ def _oms(system, settings):
     return object_motion_sensitivity(system, centres=default_retina().positions, **settings)["oms_index"]
 
 
-ANALYSES = {"contrast-adaptation": _adaptation, "oms": _oms}
+def _cells_of(*kinds) -> np.ndarray:
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    return np.isin(np.array(default_retina().cell_types), kinds)
+
+
+def _paired_flash(system, settings):
+    from neurozoo.retina.phenomena.analyses import paired_flash
+
+    recovery = paired_flash(system, gaps=(settings["gap"],), flash_frames=settings["flash_frames"],
+                            intensity=settings["intensity"])["recovery"][:, 0]
+    return np.where(_cells_of("off"), 1.0 - recovery, np.nan)
+
+
+def _frequency_doubling(system, settings):
+    from neurozoo.retina.phenomena.analyses import reversing_grating
+
+    ratio = reversing_grating(system, **settings)["f2_f1"]
+    return np.where(_cells_of("on", "off") & (ratio > 0), np.log2(np.maximum(ratio, 1e-12)), np.nan)
+
+
+ANALYSES = {"contrast-adaptation": _adaptation, "oms": _oms, "paired-flash": _paired_flash,
+            "frequency-doubling": _frequency_doubling}
+SETTINGS = {"contrast-adaptation": ADAPTATION, "oms": OMS, "paired-flash": PAIRED_FLASH,
+            "frequency-doubling": FREQUENCY_DOUBLING}
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,7 +138,7 @@ class PhenomenonBenchmark:
         return f"retina_embedded.{self.phenomenon}"
 
     def settings(self) -> dict:
-        return {**(ADAPTATION if self.phenomenon == "contrast-adaptation" else OMS), **self.analysis}
+        return {**SETTINGS[self.phenomenon], **self.analysis}
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
 
@@ -131,3 +170,11 @@ BENCHMARKS.add("retina_embedded.oms", _factory("oms"),
                description="object-motion sensitivity of a retina model fitted to the embedded ground-truth "
                            "retina: per-cell OMS index (differential vs global jitter) vs the ground truth's",
                family="retina", region="phenomena")
+BENCHMARKS.add("retina_embedded.paired-flash", _factory("paired-flash"),
+               description="paired-flash depression of a retina model fitted to the embedded ground-truth retina: "
+                           "per-OFF-cell depression of the response to a second dark flash 4 frames after the first "
+                           "vs the ground truth's (its depleting synapses)", family="retina", region="phenomena")
+BENCHMARKS.add("retina_embedded.frequency-doubling", _factory("frequency-doubling"),
+               description="frequency doubling of a retina model fitted to the embedded ground-truth retina: per-cell "
+                           "log2(F2/F1) to a contrast-reversing grating (ON and OFF cells) vs the ground truth's (its "
+                           "rectified subunits)", family="retina", region="phenomena")

@@ -88,14 +88,15 @@ def mechanism_svg(settings: Dict[str, Any], title: str, width: int = 620, height
 
 
 def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
-    """The phenomenon figure (contrast adaptation, OMS): each cell's index, the model (solid) next to the
+    """The phenomenon figure (contrast adaptation, OMS, paired flash, frequency doubling): each cell's index, the model (solid) next to the
     ground-truth circuit (dashed), from the per-cell index lists the phenomenon benchmarks store."""
     model, truth = settings.get("model_index"), settings.get("truth_index")
     if not model or not truth:
         return None
     cells = list(range(len(truth)))
     series = [("model", cells, model, OSR_COLORS[0], ""), ("ground truth", cells, truth, OSR_COLORS[1], "5,4")]
-    label = {"contrast-adaptation": "adaptation index", "oms": "OMS index"}.get(settings.get("phenomenon"), "index")
+    label = {"contrast-adaptation": "adaptation index", "oms": "OMS index", "paired-flash": "depression index",
+             "frequency-doubling": "log2 F2/F1"}.get(settings.get("phenomenon"), "index")
     return line_chart_svg(series, title, "cell", y_label=label, y_range=(0.0, 0.0), width=width, height=height,
                           legend_width=90)
 

@@ -4,7 +4,9 @@ import pytest
 from neurozoo import benchmarks
 from neurozoo.benchmarks.phenomena import agreement
 
-NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms")
+NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms", "retina_embedded.paired-flash",
+         "retina_embedded.frequency-doubling")
+DEFINED_CELLS = {"contrast-adaptation": 12, "oms": 6, "paired-flash": 3, "frequency-doubling": 6}
 SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
 
 
@@ -48,7 +50,8 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         truth = bench.score(default_retina(), progress=False)
         assert truth.value == pytest.approx(1.0) and truth.raw == 1.0
         defined = [row["truth_index"] for row in truth.per_bin if row["truth_index"] is not None]
-        # the circuit adapts in every cell; it is OMS in every cell that answers the jitter (the ON and OFF cells)
-        assert len(defined) == (12 if "adaptation" in name else 6) and all(v > 0 for v in defined)
+        # the circuit adapts in every cell; it is OMS in every cell that answers the jitter (the ON and OFF cells);
+        # its OFF cells' second response is depressed; its ON and OFF cells double the grating's frequency
+        assert len(defined) == DEFINED_CELLS[name.split(".")[1]] and all(v > 0 for v in defined)
         linear = bench.score(_linear_filter, progress=False)
         assert linear.value < 0.1

@@ -3,7 +3,7 @@ model fitted to the embedded ground-truth retina adapt to contrast, is it object
 a second flash depressed, and does it answer a reversing grating at twice its frequency, cell by cell as the circuit
 that generated the recording?
 
-Analyses (:mod:`retina.phenomena.adaptation`), run on the model and on the ground-truth circuit
+Analyses (:mod:`retina.phenomena.adaptation`, :mod:`retina.phenomena.analyses`), run on the model and on the ground-truth circuit
 (``datasets.synthetic_retina.default_retina()``) with the same stimuli:
 
 * contrast adaptation: white noise switching between sd 0.3 and 1.0 every 200 frames, 12 cycles (the

@@ -88,8 +88,9 @@ def mechanism_svg(settings: Dict[str, Any], title: str, width: int = 620, height
 
 
 def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
-    """The phenomenon figure (contrast adaptation, OMS, paired flash, frequency doubling): each cell's index, the model (solid) next to the
-    ground-truth circuit (dashed), from the per-cell index lists the phenomenon benchmarks store."""
+    """The phenomenon figure (contrast adaptation, OMS, paired flash, frequency doubling): each cell's index, the
+    model (solid) next to the ground-truth circuit (dashed), from the per-cell index lists the phenomenon benchmarks
+    store."""
     model, truth = settings.get("model_index"), settings.get("truth_index")
     if not model or not truth:
         return None

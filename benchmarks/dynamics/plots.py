@@ -89,7 +89,7 @@ def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike,
                             extent=(b[0], b[-1] + (b[1] - b[0] if len(b) > 1 else 1),
                                     a[0], a[-1] + (a[1] - a[0] if len(a) > 1 else 1)))
         figure.colorbar(image, ax=axis, fraction=0.046)
-        axis.set(title=name, xlabel="bin b start", ylabel="bin a start")
+        axis.set(title=name, xlabel="bin b start (ms)", ylabel="bin a start (ms)")
         axis.title.set_fontsize(8)
     if title:
         figure.suptitle(title)

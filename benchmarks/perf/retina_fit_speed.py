@@ -5,7 +5,12 @@ Fast: one contiguous chunk of ``B + 39`` frames through ``model.forward_movie`` 
 shared between the overlapping windows). Both do a full training step (forward, Poisson loss,
 backward, Adam update) on the same weights; frames/s = windows (output frames) per second of wall time,
 and per CPU-second of this process (the figure to compare on a machine shared with other work).
-Also checks that both paths give the same outputs on the same chunk (eval mode).
+Also checks that both paths give the same outputs on the same chunk (eval mode). On the CPU the fast path runs as
+:func:`retina.fit.fit` runs it: its FFT layers split over the threads (``fast_conv.split_threads``), freed memory kept
+(``fast_conv.keep_freed_memory``). Until 2026-12-02 this script timed it on torch's own threads instead, a path no fit
+takes (1.4 of the 2 cores busy): the frames/s figures below dated before that are of that path. With the fit's path,
+on the idle machine (2026-12-02 00:55 UTC, load ~1): plain 57.0-60.7 frames/s, fast 1382-1834 frames/s,
+**24.3-30.2x wall**, 26.6-30.8x CPU (three runs).
 
     python benchmarks/perf/retina_fit_speed.py [--batch 128] [--steps 5] [--fast-steps 25] [--cells 5]
         [--device cpu|cuda|all] [--fit [--fit-threads N] [--compare-ref REV]] [--no-speed]
@@ -94,6 +99,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (leaderboard/cli.py); before torch loads
 import torch  # noqa: E402
 
+from neurozoo.retina.fast_conv import keep_freed_memory, split_threads  # noqa: E402
 from neurozoo.retina.models.bncnn import RetinaCNN, windows  # noqa: E402
 
 
@@ -111,6 +117,26 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def _timed_steps(model, optimizer, movie, targets, batch: int, n_steps: int, name: str, device):
+    """Wall and CPU seconds of ``n_steps`` training steps after one untimed warm-up step."""
+    elapsed = cpu = 0.0
+    for step in range(n_steps + 1):
+        if name == "plain":
+            index = torch.randint(0, movie.shape[0] - 39, (batch,), device=device)
+            inputs = torch.stack([movie[i:i + 40] for i in index.tolist()])  # random single windows
+        else:
+            start = int(torch.randint(0, movie.shape[0] - batch - 39, ()).item())
+            inputs = movie[start:start + batch + 39]                           # one contiguous chunk
+        _sync(device)
+        tic, cpu_tic = time.perf_counter(), time.process_time()
+        _step(model, optimizer, inputs, targets, name != "plain", name)
+        _sync(device)
+        if step:
+            elapsed += time.perf_counter() - tic
+            cpu += time.process_time() - cpu_tic
+    return elapsed, cpu
+
+
 def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods, seed: int = 0, fast_steps: int = 0):
     torch.manual_seed(seed)
     movie = torch.randn(20 * batch + 39, 50, 50, device=device)
@@ -120,22 +146,14 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     for name in ["plain", *methods]:
         model = copy.deepcopy(base)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        elapsed = cpu = 0.0
         n_steps = steps if name == "plain" else max(steps, fast_steps)
-        for step in range(n_steps + 1):  # the first step warms up and is not timed
-            if name == "plain":
-                index = torch.randint(0, movie.shape[0] - 39, (batch,), device=device)
-                inputs = torch.stack([movie[i:i + 40] for i in index.tolist()])  # random single windows
-            else:
-                start = int(torch.randint(0, movie.shape[0] - batch - 39, ()).item())
-                inputs = movie[start:start + batch + 39]                           # one contiguous chunk
-            _sync(device)
-            tic, cpu_tic = time.perf_counter(), time.process_time()
-            _step(model, optimizer, inputs, targets, name != "plain", name)
-            _sync(device)
-            if step:
-                elapsed += time.perf_counter() - tic
-                cpu += time.process_time() - cpu_tic
+        # the fast path as retina.fit runs it on the CPU: its FFT layers split over the threads, freed memory kept
+        # (process-wide from here on, so after the plain path's timing); the plain path as torch runs it
+        fast_cpu = name != "plain" and device.type == "cpu"
+        if fast_cpu:
+            keep_freed_memory()
+        with split_threads(torch.get_num_threads() if fast_cpu else 1):
+            elapsed, cpu = _timed_steps(model, optimizer, movie, targets, batch, n_steps, name, device)
         results[name] = (n_steps * batch / elapsed, n_steps * batch / cpu)
     model = base.eval()
     with torch.no_grad():

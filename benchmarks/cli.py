@@ -8,10 +8,12 @@ from pathlib import Path
 
 def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
-                            description="Score MODEL (a ConvRNN registry name, or timm:<name>) on BENCHMARK "
-                                        "(see `zoo score --list`); the score is written to the results store "
-                                        "and plotted next to the results.")
-    parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>")
+                            description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
+                                        "benchmark a retina model name, fitted to the embedded recording or read "
+                                        "from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
+                                        "written to the results store and plotted next to the results.")
+    parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>; for a "
+                                                 "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
     parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint or a state dict")
@@ -21,6 +23,7 @@ def add_commands(sub) -> None:
     parser.add_argument("--max-features", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0, help="retina benchmarks: the fit's seed (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     parser.set_defaults(handler=run_score)
 
@@ -70,10 +73,17 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     benchmark = benchmarks.load(args.benchmark)
+    if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
+        return _score_retina(args, benchmark)
     from neurozoo.benchmarks.neural import DataOnlyBenchmark
 
     if isinstance(benchmark, DataOnlyBenchmark):
         benchmark.score()  # raises: it has no images, so it scores no image-computable model
+    from neurozoo.retina.fit import builtin_models
+
+    if args.model in builtin_models():
+        raise UserFacingError(f"{args.model} is a retina model: it scores on the retina benchmarks "
+                              f"(retina_embedded.*; see `zoo score --list`), not on {args.benchmark}")
     model = resolve_model(args.model, args.checkpoint, args.device)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
@@ -95,4 +105,37 @@ def run_score(args) -> int:
                                    "per_bin": score.per_bin, "provenance": score.provenance}, indent=1, default=str))
     print(f"{model_name} on {args.benchmark}: {score}")
     print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
+    return 0
+
+
+def _score_retina(args, benchmark) -> int:
+    """A retina benchmark: it fits the named retina model on its embedded recording (or reads the fit cache that
+    ``zoo run`` shares), or scores the weights of ``--checkpoint``; the record goes to the results store."""
+    from neurozoo import retina
+    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina.fit import builtin_models, create_model
+
+    if args.model not in builtin_models():
+        raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
+                              f"(registered: {', '.join(retina.list_models())})")
+    model = args.model
+    if args.checkpoint is not None:
+        from neurozoo.datasets.synthetic_retina import default_retina
+        from neurozoo.retina.embedded_fit import load_checkpoint
+
+        model = load_checkpoint(create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
+    score = benchmark.score(model, seed=args.seed, device=args.device)
+    model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+    store = ResultsStore(args.db)
+    record_id = store.add(score.to_record(model_name, args.benchmark))
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    summary = out / f"{record_id:06d}_{args.benchmark}_{args.model}.json"
+    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
+                                   "raw": score.raw, "ceiling": score.ceiling, "per_bin": score.per_bin,
+                                   "provenance": score.provenance}, indent=1, default=str))
+    print(f"{model_name} on {args.benchmark}: {score}")
+    print(f"record {record_id} in {store.url}; summary {summary}")
     return 0

@@ -284,3 +284,27 @@ def test_l2_penalises_weights_and_never_biases_whatever_their_shape():
     kernels = [cnn.conv1.weight, cnn.conv2.weight, cnn.dense.weight]
     assert float(regularization(cnn, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(
         sum(float((k ** 2).sum()) for k in kernels), rel=1e-6)
+
+
+def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path, monkeypatch, capsys):
+    """`zoo score MODEL BENCHMARK` takes retina models too: the benchmark fits the named model on its embedded
+    recording (or reads the fit cache) and the record goes to the results store; a retina model on a cortex
+    benchmark, or a ConvRNN on a retina benchmark, is a one-line error."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.records import ResultsStore
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    load = benchmarks.load
+    small = {"sizes": {"n_train": 2500, "n_test": 400, "n_repeats": 5}, "fit_settings": {"epochs": 1}}
+    monkeypatch.setattr(benchmarks, "load", lambda name: load(name, **(small if name.startswith("retina_") else {})))
+    assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout"]) == 0
+    out = capsys.readouterr().out
+    assert "ln on retina_embedded.whitenoise-heldout" in out
+    records = ResultsStore(f"sqlite:///{tmp_path / 'home' / 'results.sqlite'}").query()
+    assert list(records["model"]) == ["ln"] and list(records["benchmark"]) == ["retina_embedded.whitenoise-heldout"]
+    assert 0 < records["value"].iloc[0] < 1 and records["data_sha256"].iloc[0]
+    assert zoo(["score", "ln", "ventral_embedded.IT-temporal"]) == 2
+    assert "ln is a retina model" in capsys.readouterr().err
+    assert zoo(["score", "rgc_intermediate", "retina_embedded.osr"]) == 2
+    assert "unknown retina model 'rgc_intermediate'" in capsys.readouterr().err

@@ -334,8 +334,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         if hasattr(model, "init_from_data"):
             model.init_from_data(d.target[:, train_t].mean(1).to(device))
 
-    epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}", disable=not config.progress,
-                  initial=state["epoch"], total=config.epochs)
+    finished = state["bad_epochs"] >= config.patience or state["epoch"] >= config.epochs  # a resumed, finished fit
+    epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}",
+                  disable=not config.progress or finished, initial=state["epoch"], total=config.epochs)
     # on the CPU the fast path's layers split their work over torch's threads (torch's own threading did not
     # shorten a step on 2 cores; see retina.fast_conv.split_threads)
     from neurozoo.retina.fast_conv import keep_freed_memory, split_threads

@@ -136,6 +136,10 @@ def _score_retina(args, benchmark) -> int:
     summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
                                    "raw": score.raw, "ceiling": score.ceiling, "per_bin": score.per_bin,
                                    "provenance": score.provenance}, indent=1, default=str))
-    print(f"{model_name} on {args.benchmark}: {score}")
+    # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
+    details = [f"+- {score.error:.3f}"] if score.error is not None else []
+    details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
+    details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
+    print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
     print(f"record {record_id} in {store.url}; summary {summary}")
     return 0

@@ -272,7 +272,8 @@ def _fft3d(movie, weight, bias=None):
     if movie.requires_grad:
         raise ValueError("the FFT first layer has no gradient with respect to the movie; use method='conv3d'")
     if movie.dim() == 3:
-        return _FirstLayerFFT.apply(movie[None], weight, bias).squeeze(0)  # a view both ways ([0]'s backward zero-fills)
+        # squeeze: a view both ways (indexing [0] made autograd zero-fill and copy the whole gradient every step)
+        return _FirstLayerFFT.apply(movie[None], weight, bias).squeeze(0)
     return _FirstLayerFFT.apply(movie, weight, bias)
 
 

@@ -17,8 +17,8 @@ Interface (stable; other modules build on it):
   in ``init_from_data`` -- Adam at 1e-2 needs thousands of steps to grow it otherwise.
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
-  (parameters with ndim > 1, biases excepted) + ``l1`` * mean over the batch of the summed |rates|; Adam; early stopping on
-  the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
+  (parameters with ndim > 1, biases excepted) + ``l1`` * mean over the batch of the summed |rates|; Adam; early
+  stopping on the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it.
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1
   1e-3, up to 40 epochs; early stopping after ``patience`` epochs without a gain of 0.01 in validation correlation

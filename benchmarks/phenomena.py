@@ -111,10 +111,20 @@ def _frequency_doubling(system, settings):
     return np.where(_cells_of("on", "off") & (ratio > 0), np.log2(np.maximum(ratio, 1e-12)), np.nan)
 
 
-ANALYSES = {"contrast-adaptation": _adaptation, "oms": _oms, "paired-flash": _paired_flash,
-            "frequency-doubling": _frequency_doubling}
-SETTINGS = {"contrast-adaptation": ADAPTATION, "oms": OMS, "paired-flash": PAIRED_FLASH,
-            "frequency-doubling": FREQUENCY_DOUBLING}
+# phenomenon -> (analysis, its default settings, the registered benchmark's description)
+PHENOMENA = {
+    "contrast-adaptation": (_adaptation, ADAPTATION, "contrast adaptation of a retina model fitted to the embedded "
+                            "ground-truth retina: per-cell adaptation index (early vs late rate after a switch to "
+                            "high contrast) vs the ground truth's"),
+    "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded ground-truth retina: "
+            "per-cell OMS index (differential vs global jitter) vs the ground truth's"),
+    "paired-flash": (_paired_flash, PAIRED_FLASH, "paired-flash depression of a retina model fitted to the embedded "
+                     "ground-truth retina: per-OFF-cell depression of the response to a second dark flash 4 frames "
+                     "after the first vs the ground truth's (its depleting synapses)"),
+    "frequency-doubling": (_frequency_doubling, FREQUENCY_DOUBLING, "frequency doubling of a retina model fitted to "
+                           "the embedded ground-truth retina: per-cell log2(F2/F1) to a contrast-reversing grating "
+                           "(ON and OFF cells) vs the ground truth's (its rectified subunits)"),
+}
 
 
 @functools.lru_cache(maxsize=8)
@@ -122,7 +132,7 @@ def _truth(phenomenon: str, settings: tuple) -> np.ndarray:
     """The ground-truth circuit's index (deterministic; computed once per process and settings)."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
-    return ANALYSES[phenomenon](default_retina(), dict(settings))
+    return PHENOMENA[phenomenon][0](default_retina(), dict(settings))
 
 
 @dataclass
@@ -138,7 +148,7 @@ class PhenomenonBenchmark:
         return f"retina_embedded.{self.phenomenon}"
 
     def settings(self) -> dict:
-        return {**SETTINGS[self.phenomenon], **self.analysis}
+        return {**PHENOMENA[self.phenomenon][1], **self.analysis}
 
     def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
 
@@ -146,7 +156,7 @@ class PhenomenonBenchmark:
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         analysis = self.settings()
         truth = _truth(self.phenomenon, tuple(sorted(analysis.items())))
-        fitted = ANALYSES[self.phenomenon](module, analysis)
+        fitted = PHENOMENA[self.phenomenon][0](module, analysis)
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
         provenance_ = phenomenon_provenance(self, name, info, seed, device, started, phenomenon=self.phenomenon,
@@ -162,19 +172,6 @@ def _factory(phenomenon: str):
     return create
 
 
-BENCHMARKS.add("retina_embedded.contrast-adaptation", _factory("contrast-adaptation"),
-               description="contrast adaptation of a retina model fitted to the embedded ground-truth retina: "
-                           "per-cell adaptation index (early vs late rate after a switch to high contrast) vs the "
-                           "ground truth's", family="retina", region="phenomena")
-BENCHMARKS.add("retina_embedded.oms", _factory("oms"),
-               description="object-motion sensitivity of a retina model fitted to the embedded ground-truth "
-                           "retina: per-cell OMS index (differential vs global jitter) vs the ground truth's",
-               family="retina", region="phenomena")
-BENCHMARKS.add("retina_embedded.paired-flash", _factory("paired-flash"),
-               description="paired-flash depression of a retina model fitted to the embedded ground-truth retina: "
-                           "per-OFF-cell depression of the response to a second dark flash 4 frames after the first "
-                           "vs the ground truth's (its depleting synapses)", family="retina", region="phenomena")
-BENCHMARKS.add("retina_embedded.frequency-doubling", _factory("frequency-doubling"),
-               description="frequency doubling of a retina model fitted to the embedded ground-truth retina: per-cell "
-                           "log2(F2/F1) to a contrast-reversing grating (ON and OFF cells) vs the ground truth's (its "
-                           "rectified subunits)", family="retina", region="phenomena")
+for _phenomenon, (_, _, _description) in PHENOMENA.items():
+    BENCHMARKS.add(f"retina_embedded.{_phenomenon}", _factory(_phenomenon), description=_description, family="retina",
+                   region="phenomena")

@@ -61,9 +61,7 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
 
 def run_score(args) -> int:
     from neurozoo import benchmarks
-    from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
-    from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets.errors import UserFacingError
 
     if args.list:
@@ -90,30 +88,38 @@ def run_score(args) -> int:
                             cache=not args.no_cache)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     score.provenance["settings"]["checkpoint"] = str(args.checkpoint) if args.checkpoint else None
-    store = ResultsStore(args.db)
-    record_id = store.add(score.to_record(model_name, args.benchmark))
-    out = args.out or results_dir()
-    stem = f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_")
-    plot = plot_time_course(score, Path(out) / f"{stem}.png", title=f"{model_name} on {args.benchmark}")
+    store, record_id, summary = _store(args, score, model_name)
+    stem = summary.with_suffix("")
+    plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
     selection = score.provenance["settings"].get("layer_selection") or {}
     if selection:
-        plot_layer_profile(selection, Path(out) / f"{stem}_layers.png",
+        plot_layer_profile(selection, Path(f"{stem}_layers.png"),
                            title=f"{model_name}: layer selection (raw r on held-out selection stimuli)")
-    summary = Path(out) / f"{stem}.json"
-    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
-                                   "error": score.error, "ceiling": score.ceiling, "raw": score.raw,
-                                   "per_bin": score.per_bin, "provenance": score.provenance}, indent=1, default=str))
     print(f"{model_name} on {args.benchmark}: {score}")
     print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
     return 0
+
+
+def _store(args, score, model_name: str):
+    """The score's record in the results store and its JSON summary beside the plots: ``(store, record id, path)``."""
+    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.records import ResultsStore
+
+    store = ResultsStore(args.db)
+    record_id = store.add(score.to_record(model_name, args.benchmark))
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    summary = out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")
+    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
+                                   "error": score.error, "ceiling": score.ceiling, "raw": score.raw,
+                                   "per_bin": score.per_bin, "provenance": score.provenance}, indent=1, default=str))
+    return store, record_id, summary
 
 
 def _score_retina(args, benchmark) -> int:
     """A retina benchmark: it fits the named retina model on its embedded recording (or reads the fit cache that
     ``zoo run`` shares), or scores the weights of ``--checkpoint``; the record goes to the results store."""
     from neurozoo import retina
-    from neurozoo.benchmarks.paths import results_dir
-    from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.retina.fit import builtin_models, create_model
 
@@ -128,14 +134,7 @@ def _score_retina(args, benchmark) -> int:
         model = load_checkpoint(create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
     score = benchmark.score(model, seed=args.seed, device=args.device)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
-    store = ResultsStore(args.db)
-    record_id = store.add(score.to_record(model_name, args.benchmark))
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)
-    summary = out / f"{record_id:06d}_{args.benchmark}_{args.model}.json"
-    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
-                                   "raw": score.raw, "ceiling": score.ceiling, "per_bin": score.per_bin,
-                                   "provenance": score.provenance}, indent=1, default=str))
+    store, record_id, summary = _store(args, score, model_name)
     # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
     details = [f"+- {score.error:.3f}"] if score.error is not None else []
     details += [f"raw {score.raw:.4f}"] if score.raw is not None else []

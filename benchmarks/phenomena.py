@@ -16,7 +16,7 @@ Analyses (:mod:`retina.phenomena.adaptation`, :mod:`retina.phenomena.analyses`),
   spikes/s, too little for an index, so the score is over the ON and OFF cells.
 * paired flash: two 2-frame dark flashes 4 frames apart (:func:`retina.phenomena.paired_flash`); index = 1 - the
   second response's recovery (the depleting synapse's depression: 0 for a linear cell). OFF cells only: a dark flash
-  is their stimulus (an ON cell's "response" to it is a suppression, and its ratio means nothing).
+  is their stimulus (it silences an ON cell, and ``paired_flash`` gives a cell it does not excite no recovery).
 * frequency doubling: a contrast-reversing grating of 8 px bars (:func:`retina.phenomena.reversing_grating`);
   index = log2(F2/F1): positive when a cell answers every reversal more than the grating's own frequency
   (rectified subunits), negative for a nearly linear receptive field, so the sign term of the score is the doubling

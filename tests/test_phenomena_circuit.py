@@ -25,11 +25,16 @@ def test_paired_flash_depression_needs_the_depleting_synapse():
     """OFF cells, two dark flashes: the second response is smaller at short gaps and recovers with the gap
     (0.73-0.84 at 4 frames, ~1 from 8 on); without depletion it is whole at every gap (1.00-1.02)."""
     off = cells("off")
-    full = paired_flash(circuit().simulate)["recovery"][off]
+    result = paired_flash(circuit().simulate)
+    full = result["recovery"][off]
     assert full[:, 0].max() < 0.9 and np.all(full[:, -1] > 0.97)
     assert np.all(full[:, -1] - full[:, 0] > 0.1)
     ablated = paired_flash(circuit(depletion=0.0).simulate)["recovery"][off]
     np.testing.assert_allclose(ablated, 1.0, atol=0.03)
+    # a dark flash silences the ON cells (first response: their baseline, ~4.9 spikes/s, down to 0); the ratio
+    # would measure what the second flash changed instead (4-61), so they have none
+    assert result["driven"][off].all() and not result["driven"][cells("on")].any()
+    assert np.isnan(result["recovery"][cells("on")]).all()
 
 
 def test_step_transience_needs_adaptation():

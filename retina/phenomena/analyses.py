@@ -47,22 +47,29 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
 
 
 def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames: int = 2, intensity: float = -2.0,
-                 window: int = 25, pre: int = 60) -> Dict[str, np.ndarray]:
+                 window: int = 25, pre: int = 60, min_response: float = 1.0) -> Dict[str, np.ndarray]:
     """Recovery of the response to a second flash: the second response is isolated as
     ``R(pair) - R(first flash alone)`` and its amplitude (max |deviation|) divided by the single flash's.
-    A linear system gives exactly 1 at every gap; depression gives < 1 recovering with the gap."""
+    A linear system gives exactly 1 at every gap; depression gives < 1 recovering with the gap.
+
+    ``driven``: the flash excites the cell (its largest deviation from baseline is a rise of at least
+    ``min_response``, in the rates' units). Elsewhere ``recovery`` is NaN: a cell the flash silences has a first
+    response bounded by its baseline (rates cannot fall below 0), and the ratio measured whatever the second flash
+    changed instead (the circuit's ON cells gave 4-61)."""
     respond = as_responder(system)
     gaps = np.asarray(gaps)
     post = int(gaps.max()) + window + 10
     single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity))
-    baseline = _baseline(single, pre)
-    first = np.abs(single[:, pre:pre + window] - baseline[:, None]).max(1)
-    ratios = np.empty((len(single), len(gaps)))
+    deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
+    first = np.abs(deviation).max(1)
+    rise = deviation.max(1)
+    driven = (rise >= first) & (rise >= min_response)
+    ratios = np.full((len(single), len(gaps)), np.nan)
     for j, gap in enumerate(gaps):
         pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity))
         second = np.abs(pair - single)[:, pre + gap:pre + gap + window].max(1)
-        ratios[:, j] = second / np.maximum(first, 1e-12)
-    return {"gaps": gaps, "first_amplitude": first, "recovery": ratios}
+        ratios[driven, j] = second[driven] / first[driven]
+    return {"gaps": gaps, "first_amplitude": first, "driven": driven, "recovery": ratios}
 
 
 def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), flash_frames: int = 10,

@@ -65,6 +65,12 @@ def _corrupt(path, dataset, value):
     ("train/response/binned", np.zeros((3, 100), np.float32), "train", "expected shape (3, 120)"),
     ("test/repeats/cell02", None, "test", "test/repeats/cell02: missing"),
     ("test/repeats/cell01", np.zeros((4, 79), np.float32), "test", "expected shape (n_repeats >= 2, 80)"),
+    ("train/response/binned", np.array([b"a", b"b"]), "train",
+     "train/response/binned: holds |S1 values, expected numbers, shape (cells, 120)"),
+    ("test/repeats/cell02", np.array(["x"], dtype=h5py.string_dtype()), "test",
+     "test/repeats/cell02: holds object values, expected numbers, shape (n_repeats, 80)"),
+    ("test/stimulus", np.zeros((39, 50, 50), np.float32), "test",
+     "test/stimulus: expected shape (T, 50, 50) with T >= 40 (one 40-frame window), got (39, 50, 50)"),
 ])
 def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split, fragment):
     path, *_ = _experiment(tmp_path)
@@ -73,6 +79,14 @@ def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split
         read_experiment(path, split)
     message = str(info.value)
     assert str(path) in message and fragment in message
+
+
+def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f.create_group("train/response/extra")
+    with pytest.raises(DataError, match=r"train/response/extra: is a group, expected a dataset of shape \(cells, 120\)"):
+        read_experiment(path, "train")
 
 
 def test_nans_and_missing_repeats_group(tmp_path):

@@ -62,7 +62,7 @@ def run_fit(args) -> int:
 
     import torch
 
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.fit import create_model, evaluate, fit, provenance
@@ -70,6 +70,10 @@ def run_fit(args) -> int:
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
+    test = read_experiment(path, "test")  # validated before the fit, which would otherwise fail only after it
+    if test.cells != train.cells:
+        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                        f"got {len(test.cells)}")
     torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
     try:
         model = create_model(args.model, n_cells=len(train.cells))

@@ -89,6 +89,23 @@ def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
         read_experiment(path, "train")
 
 
+def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        for key in list(f["test/response"]):
+            kept = f["test/response"][key][:2]
+            del f["test/response"][key]
+            f["test/response"][key] = kept
+        del f["test/repeats/cell03"]
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/response: expected 3 cells "
+                                               "as in train/response, got 2")
+    assert not out.exists()  # refused before the fit: no checkpoint, no weights
+
+
 def test_nans_and_missing_repeats_group(tmp_path):
     path, *_ = _experiment(tmp_path)
     with h5py.File(path, "a") as f:

@@ -291,5 +291,7 @@ def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
         val.append(np.arange(cut + window - 1, end))
     train, val = np.concatenate(train), np.concatenate(val)
     if not len(train) or not len(val):
-        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows")
+        needed = n_blocks * int(np.ceil((window - 0.5) / val_fraction))  # each block's validation part holds a window
+        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows "
+                        f"(about {needed} needed)")
     return train, val

@@ -163,3 +163,17 @@ def test_split_blocks_contiguous_and_disjoint():
     assert len(val) == 2 * (100 - 39)
     with pytest.raises(DataError):
         split_blocks(60, n_blocks=5)
+
+
+def test_a_recording_too_short_to_split_names_the_file_and_the_frames_needed(tmp_path):
+    from neurozoo.retina.fit import create_model, fit
+
+    path, *_ = _experiment(tmp_path)
+    with pytest.raises(DataError) as info:
+        fit(create_model("ln", n_cells=3), path, progress=False)
+    assert str(info.value) == (f"{path}: dataset train/stimulus: 120 frames are too few for 5 blocks with 40-frame "
+                               "windows (about 1975 needed)")
+    train, val = split_blocks(1975)  # the number named is enough
+    assert len(train) and len(val)
+    with pytest.raises(DataError, match="too few"):
+        split_blocks(1970)

@@ -80,6 +80,8 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if missing_dims or assembly.ndim != 3:
         _fail(source, f"dims must be {DIMS}; missing {missing_dims} (found {tuple(assembly.dims)})")
     assembly = assembly.transpose(*DIMS)
+    if assembly.dtype.kind not in "biuf":
+        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
     for dim, names in require.items():
         for name in names:
             if name not in assembly.coords:

@@ -401,8 +401,11 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
 
     A spike-history model (``uses_history``) is run autoregressively on its own sampled spikes
     (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history."""
-    model = model.to(device).eval()
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
+    if movie.dim() != 3 or movie.shape[0] < N_FRAMES:
+        raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, height, width), one {N_FRAMES}-frame window "
+                        f"or more, got {tuple(movie.shape)}")
+    model = model.to(device).eval()
     T = movie.shape[0]
     with torch.no_grad():
         if getattr(model, "uses_history", False):

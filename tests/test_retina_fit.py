@@ -308,3 +308,13 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     assert "ln is a retina model" in capsys.readouterr().err
     assert zoo(["score", "rgc_intermediate", "retina_embedded.osr"]) == 2
     assert "unknown retina model 'rgc_intermediate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(39, 50, 50), (50, 50)])
+def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
+    from neurozoo.datasets.errors import DataError
+
+    with pytest.raises(DataError) as info:
+        predict(create_model("bncnn", n_cells=2), np.zeros(shape, np.float32))
+    assert str(info.value) == (f"stimulus: expected shape (T >= 40, height, width), one 40-frame window or more, "
+                               f"got {shape}")

@@ -71,6 +71,10 @@ BAD_INPUT = {
     "SQLite in a missing folder": (lambda t: ["work", "--db", f"sqlite:///{t / 'missing' / 'x.sqlite'}"],
                                    "cannot open the SQLite file (does the folder"),
     "work on an empty database": (lambda t: ["work", "--db", f"sqlite:///{t / 'empty.sqlite'}"], "holds no jobs"),
+    "--fit-epochs 0": (lambda t: ["run", "--fit-epochs", "0", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                       "--fit-epochs 0: expected a positive number"),
+    "--memory-gb -1": (lambda t: ["work", "--memory-gb", "-1", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                       "--memory-gb -1.0: expected a positive number"),
 }
 
 

@@ -75,6 +75,13 @@ BAD_INPUT = {
                        "--fit-epochs 0: expected a positive number"),
     "--memory-gb -1": (lambda t: ["work", "--memory-gb", "-1", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                        "--memory-gb -1.0: expected a positive number"),
+    "score --max-features 0": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--max-features", "0"],
+                               "--max-features 0: expected an integer >= 1"),
+    "score --seed -1": (lambda t: ["score", "ln", "retina_embedded.osr", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
+    "score timm:nosuchnet": (lambda t: ["score", "timm:nosuchnet", "ventral_embedded.V4-temporal"],
+                             "unknown timm model 'nosuchnet' (see timm.list_models())"),
+    "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
+                                            str(_garbage(t))], "garbage.pt: not a readable PyTorch checkpoint"),
 }
 
 

@@ -41,9 +41,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.handler(args)
+        sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output left (`zoo data list | head`): stop without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 1
     except UserFacingError as error:
         print(f"zoo {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -100,3 +100,17 @@ def test_bad_input_gets_a_one_line_error_and_exit_2(case, tmp_path, capsys):
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`zoo list | head -1`: the pipe's reader is gone before zoo writes; zoo stops quietly with exit status 1."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has left before zoo writes its first line
+    done = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "list", "--kind", "models"],
+                          stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 1 and done.stderr == ""

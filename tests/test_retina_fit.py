@@ -320,7 +320,7 @@ def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
                                f"got {shape}")
 
 
-def test_zoo_fit_does_not_resume_a_fit_to_another_recording(tmp_path, monkeypatch, capsys):
+def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, monkeypatch, capsys):
     """day1/expt.h5 and day2/expt.h5 share the default folder $NEUROZOO_HOME/retina/ln-expt: the second must not
     resume (and report) the first one's fit."""
     def recording(folder, seed):
@@ -347,3 +347,12 @@ def test_zoo_fit_does_not_resume_a_fit_to_another_recording(tmp_path, monkeypatc
     assert zoo(["fit", "ln", "--data", str(day2), "--no-resume"] + fit_args) == 0
     assert zoo(["fit", "ln", "--data", str(day2)] + fit_args) == 0  # now the folder holds day2's fit: it resumes
     assert json.loads((out / "summary.json").read_text())["data"] == str(day2)
+    # nor a fit with another seed or learning rate (it had resumed seed 0's fit and recorded it as seed 1's)
+    second = (out / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert zoo(["fit", "ln", "--data", str(day2), "--seed", "1", "--lr", "0.1"] + fit_args) == 2
+    assert capsys.readouterr().err == (f"zoo fit: error: {out}: holds a fit with other settings (--seed 0 -> 1, "
+                                       "--lr None -> 0.1; None: the default); give another --out, or --no-resume to "
+                                       "start afresh there\n")
+    assert (out / "model.pt").read_bytes() == second
+    assert zoo(["fit", "ln", "--data", str(day2), "--epochs", "2", "--quiet"]) == 0  # more epochs: it resumes

@@ -15,7 +15,7 @@ def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
                         help="fit MODEL to the embedded recording first (cached; reused on later runs)")
     p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
                    help="embedded recording (fixes the number of cells and the ground truth)")
-    p.add_argument("--out", type=Path, default=Path("."), help=out_help)
+    p.add_argument("--out", type=Path, default=Path("."), help=f"{out_help} (default: the current folder)")
     p.add_argument("--epochs", type=int, default=None, help="with --fit-embedded: training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")

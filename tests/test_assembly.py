@@ -166,8 +166,8 @@ def test_construction_errors_and_unstorable_attributes(tmp_path):
 
 def test_duplicates_are_refused():
     assembly = _assembly()
-    with pytest.raises(DataError, match="'neuroid_id' has duplicates"):
-        validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n1", "n2"])))
+    with pytest.raises(DataError, match=r"'neuroid_id' has duplicates, e.g. \['n0'\]$"):
+        validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n0", "n2"])))
     with pytest.raises(DataError, match=r"presentations \(stimulus_id, repetition\) repeat"):
         validate_assembly(assembly.assign_coords(repetition=("presentation", np.zeros(15, int))))
 

@@ -67,9 +67,11 @@ def _load_model(args):
     from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
     from neurozoo.retina.fit import create_model
 
+    if args.epochs is not None and args.epochs < 1:  # 0 had meant the default budget
+        raise UserFacingError(f"--epochs {args.epochs}: expected an integer >= 1")
     try:
         if args.fit_embedded:
-            settings = {"epochs": args.epochs} if args.epochs else {}
+            settings = {"epochs": args.epochs} if args.epochs is not None else {}
             return fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
                                          progress=not args.quiet, **settings)
         # the embedded recordings' cells are the circuit's cells

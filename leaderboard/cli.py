@@ -51,6 +51,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UserFacingError as error:
         print(f"zoo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
+        if error.filename is None:  # not about a path the user gave: a bug, keep its traceback
+            raise
+        print(f"zoo {args.command}: error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

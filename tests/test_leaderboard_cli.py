@@ -114,3 +114,11 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
                           stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
     os.close(write)
     assert done.returncode == 1 and done.stderr == ""
+
+
+def test_an_unusable_output_path_is_one_line_not_a_traceback(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["dynamics", "linear", "--steps", "10", "--points", "4", "--no-store", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"zoo dynamics: error: {blocker / 'sub'}: Not a directory" and "Traceback" not in err

@@ -84,6 +84,9 @@ def run_score(args) -> int:
                                  ("--seed", args.seed, 0)):
         if value < least:
             raise UserFacingError(f"{option} {value}: expected an integer >= {least}")
+    from neurozoo.benchmarks.paths import results_dir
+
+    Path(args.out or results_dir()).mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
     benchmark = benchmarks.load(args.benchmark)
     if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
         return _score_retina(args, benchmark)

@@ -122,3 +122,13 @@ def test_an_unusable_output_path_is_one_line_not_a_traceback(tmp_path, capsys):
     assert main(["dynamics", "linear", "--steps", "10", "--points", "4", "--no-store", "--out", str(blocker / "sub")]) == 2
     err = capsys.readouterr().err
     assert err.splitlines()[-1] == f"zoo dynamics: error: {blocker / 'sub'}: Not a directory" and "Traceback" not in err
+
+
+def test_zoo_score_checks_its_output_folder_before_scoring(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    db = tmp_path / "results.sqlite"
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--db", f"sqlite:///{db}",
+                 "--out", str(blocker / "sub")]) == 2
+    assert capsys.readouterr().err == f"zoo score: error: {blocker / 'sub'}: Not a directory\n"
+    assert not db.exists()  # nothing fitted, scored or stored

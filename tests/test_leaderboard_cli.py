@@ -80,6 +80,8 @@ BAD_INPUT = {
     "score --seed -1": (lambda t: ["score", "ln", "retina_embedded.osr", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
     "score timm:nosuchnet": (lambda t: ["score", "timm:nosuchnet", "ventral_embedded.V4-temporal"],
                              "unknown timm model 'nosuchnet' (see timm.list_models())"),
+    "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
+                     "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch checkpoint"),
 }
@@ -132,3 +134,11 @@ def test_zoo_score_checks_its_output_folder_before_scoring(tmp_path, capsys):
                  "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err == f"zoo score: error: {blocker / 'sub'}: Not a directory\n"
     assert not db.exists()  # nothing fitted, scored or stored
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_gpu_device_on_a_machine_without_one_is_refused_before_any_work(tmp_path, capsys):
+    db = tmp_path / "results.sqlite"
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--device", "cuda", "--db", f"sqlite:///{db}"]) == 2
+    assert capsys.readouterr().err == "zoo score: error: --device cuda: this torch build or machine has no CUDA GPU\n"
+    assert not db.exists()

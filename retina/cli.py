@@ -25,8 +25,9 @@ def _add_fit(sub) -> None:
     p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
-    p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics "
-                                            "(default: $NEUROZOO_HOME/retina/<model>-<data>); reruns resume from it")
+    p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: "
+                                            "$NEUROZOO_HOME/retina/<model>-<data>); a rerun on the same data with "
+                                            "the same seed and settings resumes from it")
     # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")

@@ -38,6 +38,8 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
         import neurozoo.datasets.torchvision_compat  # noqa: F401
         import timm
 
+        if not timm.is_model(name[5:]):
+            raise UserFacingError(f"unknown timm model {name[5:]!r} (see timm.list_models())")
         model = timm.create_model(name[5:], pretrained=False)
     else:
         from neurozoo import convrnn
@@ -49,8 +51,16 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise DataError(f"checkpoint {checkpoint} does not exist")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # pickle, zip and torch errors alike: the file is no torch checkpoint
+            first = (str(error).strip().splitlines() or [""])[0][:200]
+            raise DataError(f"checkpoint {checkpoint}: not a readable PyTorch checkpoint "
+                            f"({type(error).__name__}: {first})") from None
         state = state.get("model", state) if isinstance(state, dict) else state
+        if not isinstance(state, dict):
+            raise DataError(f"checkpoint {checkpoint}: holds no state dict (expected {{parameter name: tensor}} "
+                            f"or {{'model': {{...}}}}), got {type(state).__name__}")
         state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
         try:
             model.load_state_dict(state)
@@ -70,6 +80,13 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
+    for option, value, least in (("--max-features", args.max_features, 1), ("--batch-size", args.batch_size, 1),
+                                 ("--seed", args.seed, 0)):
+        if value < least:
+            raise UserFacingError(f"{option} {value}: expected an integer >= {least}")
+    from neurozoo.benchmarks.paths import results_dir
+
+    Path(args.out or results_dir()).mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
     benchmark = benchmarks.load(args.benchmark)
     if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
         return _score_retina(args, benchmark)

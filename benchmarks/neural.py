@@ -68,7 +68,7 @@ class NeuralBenchmark:
 
     def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
         if layers:
-            return list(layers)
+            return [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
         names = list(getattr(model, "layer_names", ()))
         if self.region in names:  # models with area-named layers (the embedded teacher, CORnet-like)
             return [self.region]

@@ -41,8 +41,11 @@ def parse_overrides(pairs) -> dict:
 def _info(args) -> int:
     from neurozoo import convrnn
     from neurozoo.convrnn.profile import flops, parameter_counts
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.commands import format_table
 
+    if args.image_size < 1:
+        raise UserFacingError(f"--image-size {args.image_size}: expected an integer >= 1 (pixels)")
     model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
     counts = parameter_counts(model)
     cost = flops(model, image_size=args.image_size)

@@ -344,6 +344,9 @@ class ConvRNN(nn.Module):
         return self._unroll(x, n_steps, image_steps, record, on_step, readout)
 
     def _unroll(self, x, n_steps, image_steps, record, on_step=None, readout=True) -> UnrollOutput:
+        if x.dim() in (4, 5) and x.shape[-3] != self.spec.input_channels:
+            raise ValueError(f"expected {self.spec.input_channels}-channel images (B, {self.spec.input_channels}, H, W) "
+                             f"or a movie of them, got shape {tuple(x.shape)}")
         if x.dim() == 5:
             frames = list(x.unbind(0))
             if n_steps is not None and n_steps != len(frames):

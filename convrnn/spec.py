@@ -275,6 +275,8 @@ class GraphSpec:
             if value is None:
                 continue
             if key == "width_multiplier":
+                if not value > 0:
+                    raise SpecError(f"spec {self.name!r}: width_multiplier must be > 0, got {value}")
                 if data.get("timm_backbone"):
                     data["timm_width"] = data.get("timm_width", 1.0) * value
                 for layer in data["layers"]:

@@ -80,6 +80,8 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if missing_dims or assembly.ndim != 3:
         _fail(source, f"dims must be {DIMS}; missing {missing_dims} (found {tuple(assembly.dims)})")
     assembly = assembly.transpose(*DIMS)
+    if assembly.dtype.kind not in "biuf":
+        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
     for dim, names in require.items():
         for name in names:
             if name not in assembly.coords:
@@ -91,12 +93,12 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if "neuroid_id" in assembly.coords:
         ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
         if ids.has_duplicates:
-            _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()][:3].tolist()}")
+            _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()].unique()[:3].tolist()}")
     if "stimulus_id" in assembly.coords and "repetition" in assembly.coords:
         keys = pd.MultiIndex.from_arrays([np.asarray(assembly["stimulus_id"].values),
                                           np.asarray(assembly["repetition"].values)])
         if keys.has_duplicates:
-            _fail(source, f"presentations (stimulus_id, repetition) repeat, e.g. {keys[keys.duplicated()][:3].tolist()}")
+            _fail(source, f"presentations (stimulus_id, repetition) repeat, e.g. {keys[keys.duplicated()].unique()[:3].tolist()}")
     _check_time_bins(assembly, source)
     if stimulus_set is not None and "stimulus_id" in assembly.coords:
         known = set(stimulus_set["stimulus_id"])

@@ -133,6 +133,18 @@ def _fail(path, dataset, message):
     raise DataError(f"{path}: dataset {dataset}: {message}")
 
 
+def _numeric(path, f, name, shape):
+    """``f[name]`` if it is a dataset of numbers, else a ``DataError`` naming it and its expected shape."""
+    import h5py
+
+    node = f[name]
+    if not isinstance(node, h5py.Dataset):
+        _fail(path, name, f"is a group, expected a dataset of shape {shape}")
+    if node.dtype.kind not in "biuf":
+        _fail(path, name, f"holds {node.dtype} values, expected numbers, shape {shape}")
+    return node
+
+
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``)."""
     import h5py
@@ -154,17 +166,20 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         for name in ("stimulus", "time", "response"):
             if name not in g:
                 _fail(path, f"{split}/{name}", "missing")
-        stim = g["stimulus"]
+        stim = _numeric(path, f, f"{split}/stimulus", f"(T, {FRAME_SIZE}, {FRAME_SIZE})")
         if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
         T = stim.shape[0]
-        time = np.asarray(g["time"])
+        if T < N_FRAMES:
+            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}) with T >= {N_FRAMES} "
+                  f"(one {N_FRAMES}-frame window), got {stim.shape}")
+        time = np.asarray(_numeric(path, f, f"{split}/time", f"({T},)"))
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
         responses, n_cells = {}, None
         for key in g["response"]:
-            data = np.asarray(g["response"][key], np.float32)
             where = f"{split}/response/{key}"
+            data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
             if data.ndim != 2:
                 _fail(path, where, f"expected shape (cells, {T}), got {data.shape}")
             if n_cells is None:
@@ -186,8 +201,8 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
                       f"found {', '.join(present) or 'none'})")
             arrays = []
             for c in cells:
-                data = np.asarray(g["repeats"][c], np.float32)
                 where = f"{split}/repeats/{c}"
+                data = np.asarray(_numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
                 if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
                     _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
                 if arrays and data.shape != arrays[0].shape:
@@ -276,5 +291,7 @@ def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
         val.append(np.arange(cut + window - 1, end))
     train, val = np.concatenate(train), np.concatenate(val)
     if not len(train) or not len(val):
-        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows")
+        needed = n_blocks * int(np.ceil((window - 0.5) / val_fraction))  # each block's validation part holds a window
+        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows "
+                        f"(about {needed} needed)")
     return train, val

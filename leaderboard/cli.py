@@ -40,14 +40,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_device(getattr(args, "device", None))
         result = args.handler(args)
+        sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output left (`zoo data list | head`): stop without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again
+        return 1
     except UserFacingError as error:
         print(f"zoo {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as error:
+        if error.filename is None:  # not about a path the user gave: a bug, keep its traceback
+            raise
+        print(f"zoo {args.command}: error: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 2
     return int(result or 0)
+
+
+def _check_device(name: Optional[str]) -> None:
+    """Every command's --device, checked before any work: a GPU name on a machine without one had failed inside the
+    fit or the scoring (torch's 'Torch not compiled with CUDA enabled'), after the data were read."""
+    if name in (None, "cpu", "auto"):  # no torch import for the usual case: `zoo --help` and friends stay fast
+        return
+    from neurozoo.convrnn.training.distributed import resolve_device
+
+    resolve_device(name)
 
 
 from neurozoo.datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)

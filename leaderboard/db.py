@@ -184,6 +184,8 @@ class LeaderboardDB(ResultsStore):
     # ---------------------------------------------------------------------------------------- users / tokens
     def create_token(self, user: str) -> str:
         """A new random token for ``user`` (created if new); only its sha256 is stored."""
+        if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
+            raise UserFacingError(f"user name {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
         token = secrets.token_urlsafe(32)
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(UserRow).where(UserRow.name == user)).first()

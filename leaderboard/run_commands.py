@@ -76,10 +76,21 @@ def _split(value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+def _require_positive(args, *names) -> None:
+    """Refuse a zero or negative numeric option (None: not given) before any job is queued or scored."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected a positive number")
+
+
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.run import run_zoo
 
+    _require_positive(args, "fit_epochs", "width_multiplier", "max_features", "lease")
     checkpoints = {}
     for item in args.checkpoint:
         model, sep, path = item.partition("=")
@@ -154,6 +165,7 @@ def _work(args) -> int:
 
     from neurozoo.leaderboard.sandbox import Limits, require_sandbox
 
+    _require_positive(args, "timeout", "memory_gb", "cpu_s", "lease")  # a bad limit would fail every job it scores
     db = LeaderboardDB(args.db)
     jobs = db.jobs()
     if not jobs:

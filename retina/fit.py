@@ -298,8 +298,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     use_chunks = config.batching == "chunks" or (config.batching == "auto" and hasattr(model, "forward_movie"))
     if use_chunks and not hasattr(model, "forward_movie"):
         raise ValueError(f"batching='chunks' needs {type(model).__name__}.forward_movie")
-    train_t, val_t = split_blocks(d.movie.shape[0], config.val_fraction, config.n_blocks,
-                                  window=d.first_target() + 1)
+    try:
+        train_t, val_t = split_blocks(d.movie.shape[0], config.val_fraction, config.n_blocks,
+                                      window=d.first_target() + 1)
+    except DataError as error:
+        raise DataError(f"{recording.path}: dataset {recording.split}/stimulus: {error}") from None
     val_target = torch.as_tensor(recording.response(val_key))[:, val_t].T
     if val_key == "binned":
         val_target = val_target * FRAME_RATE
@@ -398,8 +401,11 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
 
     A spike-history model (``uses_history``) is run autoregressively on its own sampled spikes
     (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history."""
-    model = model.to(device).eval()
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
+    if movie.dim() != 3 or movie.shape[0] < N_FRAMES:
+        raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, height, width), one {N_FRAMES}-frame window "
+                        f"or more, got {tuple(movie.shape)}")
+    model = model.to(device).eval()
     T = movie.shape[0]
     with torch.no_grad():
         if getattr(model, "uses_history", False):

@@ -15,7 +15,7 @@ def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
                         help="fit MODEL to the embedded recording first (cached; reused on later runs)")
     p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
                    help="embedded recording (fixes the number of cells and the ground truth)")
-    p.add_argument("--out", type=Path, default=Path("."), help=out_help)
+    p.add_argument("--out", type=Path, default=Path("."), help=f"{out_help} (default: the current folder)")
     p.add_argument("--epochs", type=int, default=None, help="with --fit-embedded: training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
@@ -67,9 +67,11 @@ def _load_model(args):
     from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
     from neurozoo.retina.fit import create_model
 
+    if args.epochs is not None and args.epochs < 1:  # 0 had meant the default budget
+        raise UserFacingError(f"--epochs {args.epochs}: expected an integer >= 1")
     try:
         if args.fit_embedded:
-            settings = {"epochs": args.epochs} if args.epochs else {}
+            settings = {"epochs": args.epochs} if args.epochs is not None else {}
             return fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
                                          progress=not args.quiet, **settings)
         # the embedded recordings' cells are the circuit's cells
@@ -77,6 +79,15 @@ def _load_model(args):
         return model, {"checkpoint": str(args.checkpoint)}
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
+
+
+def _make_out(out: Path) -> None:
+    from neurozoo.datasets.errors import UserFacingError
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserFacingError(f"--out {out}: cannot create the folder ({error.strerror})") from None
 
 
 def _write(args, name, record):
@@ -104,11 +115,11 @@ def run_probe_osr(args) -> int:
     from neurozoo.retina.phenomena.osr import check_protocol
 
     check_protocol(args.periods, 8, 2, -2.0, 40, 60)  # a bad --periods fails before the model is loaded
+    _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     fitted = omitted_stimulus_response(model, periods=args.periods)
     comparison = compare_to_ground_truth(fitted, truth)
-    args.out.mkdir(parents=True, exist_ok=True)
     figure = plot_osr({args.model: fitted, "ground truth": truth}, args.out / "osr.png",
                       title=f"omitted-stimulus response ({args.kind})")
     record = {"model": args.model, "kind": args.kind, "model_osr": fitted.summary(), "truth_osr": truth.summary(),
@@ -132,12 +143,12 @@ def run_probe_adaptation(args) -> int:
         raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
     if args.block < 80 or args.cycles < 2:
         raise UserFacingError(f"--block must be >= 80 frames and --cycles >= 2; got {args.block}, {args.cycles}")
+    _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
     truth = contrast_adaptation(default_retina(), **settings)
     fitted = contrast_adaptation(model, **settings)
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
-    args.out.mkdir(parents=True, exist_ok=True)
     figure = plot_adaptation({args.model: fitted, "ground truth": truth}, args.out / "adaptation.png",
                              title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
     keys = ("adaptation_index", "recovery_index", "tau_high", "tau_low", "early_high", "late_high")
@@ -161,13 +172,13 @@ def run_probe_oms(args) -> int:
 
     if args.frames < 200 or args.radius <= 0:
         raise UserFacingError(f"--frames must be >= 200 and --radius > 0; got {args.frames}, {args.radius}")
+    _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     circuit = default_retina()
     settings = {"centres": circuit.positions, "n_frames": args.frames, "radius": args.radius, "seed": args.seed}
     truth = object_motion_sensitivity(circuit, **settings)
     fitted = object_motion_sensitivity(model, **settings)
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
-    args.out.mkdir(parents=True, exist_ok=True)
     figure = plot_oms({args.model: fitted, "ground truth": truth}, args.out / "oms.png",
                       title=f"object-motion sensitivity ({args.kind})")
     keys = ("oms_index", "global", "differential", "object", "baseline")

@@ -108,6 +108,18 @@ def test_missing_dim_and_coord_are_named(tmp_path):
         load_assembly(tmp_path / "b.nc")
 
 
+def test_data_that_are_not_numbers_are_refused(tmp_path):
+    assembly = _assembly()
+    text = assembly.copy(data=np.full(assembly.shape, "x"))
+    text.to_dataset(name="data").to_netcdf(tmp_path / "text.nc")
+    with pytest.raises(DataError, match=r"text\.nc: field 'data' holds <U1 values; expected numbers, "
+                                        r"shape \(presentation, neuroid, time_bin\)"):
+        load_assembly(tmp_path / "text.nc")
+    with pytest.raises(DataError, match=r"out\.nc: field 'data' holds <U1 values"):
+        write_assembly(text, tmp_path / "out.nc")
+    assert not (tmp_path / "out.nc").exists()
+
+
 def test_nan_policy(tmp_path):
     assembly = _assembly()
     values = assembly.values.copy()
@@ -154,8 +166,8 @@ def test_construction_errors_and_unstorable_attributes(tmp_path):
 
 def test_duplicates_are_refused():
     assembly = _assembly()
-    with pytest.raises(DataError, match="'neuroid_id' has duplicates"):
-        validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n1", "n2"])))
+    with pytest.raises(DataError, match=r"'neuroid_id' has duplicates, e.g. \['n0'\]$"):
+        validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n0", "n2"])))
     with pytest.raises(DataError, match=r"presentations \(stimulus_id, repetition\) repeat"):
         validate_assembly(assembly.assign_coords(repetition=("presentation", np.zeros(15, int))))
 

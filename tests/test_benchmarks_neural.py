@@ -235,3 +235,9 @@ def test_selection_splits_hold_every_object_on_a_small_selection_set():
     names = np.asarray(coord(average_repetitions(assembly), "object_name"))  # the order splits index
     for train, test in splits:
         assert set(names[test]) == set(objects) and not set(train) & set(test)
+
+
+def test_one_layer_name_is_one_candidate_layer():
+    benchmark = NeuralBenchmark("test.layers-V4", "V4", lambda: None, lambda: None)  # the data are never loaded
+    assert benchmark.candidate_layers(torch.nn.Identity(), "conv3") == ["conv3"]
+    assert benchmark.candidate_layers(torch.nn.Identity(), ("conv3", "conv4")) == ["conv3", "conv4"]

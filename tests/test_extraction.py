@@ -80,6 +80,16 @@ def test_convrnn_extraction_maps_steps_to_bins(stimuli, tmp_path):
     assert reduced.shape == (10, 50, 19)
 
 
+def test_one_layer_name_is_a_layer_and_sizes_below_one_are_refused(stimuli):
+    model = ToyConvRNN()
+    one = extract(model, stimuli, "conv2", max_features=50, cache=False, progress=False)
+    assert list(one) == ["conv2"] and one["conv2"].shape == (10, 50, 19)  # "conv2", not "c", "o", ...
+    for setting, message in (({"max_features": 0}, "max_features must be at least 1, got 0"),
+                             ({"batch_size": 0}, "batch_size must be at least 1, got 0")):
+        with pytest.raises(SpecError, match=f"extraction: {message}"):
+            extract(model, stimuli, ["conv1"], cache=False, progress=False, **setting)
+
+
 def test_static_timm_model_features_repeat_across_bins(stimuli):
     import timm
 

@@ -71,6 +71,23 @@ BAD_INPUT = {
     "SQLite in a missing folder": (lambda t: ["work", "--db", f"sqlite:///{t / 'missing' / 'x.sqlite'}"],
                                    "cannot open the SQLite file (does the folder"),
     "work on an empty database": (lambda t: ["work", "--db", f"sqlite:///{t / 'empty.sqlite'}"], "holds no jobs"),
+    "--fit-epochs 0": (lambda t: ["run", "--fit-epochs", "0", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                       "--fit-epochs 0: expected a positive number"),
+    "--memory-gb -1": (lambda t: ["work", "--memory-gb", "-1", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                       "--memory-gb -1.0: expected a positive number"),
+    "score --max-features 0": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--max-features", "0"],
+                               "--max-features 0: expected an integer >= 1"),
+    "score --seed -1": (lambda t: ["score", "ln", "retina_embedded.osr", "--seed", "-1"], "--seed -1: expected an integer >= 0"),
+    "score timm:nosuchnet": (lambda t: ["score", "timm:nosuchnet", "ventral_embedded.V4-temporal"],
+                             "unknown timm model 'nosuchnet' (see timm.list_models())"),
+    "token for an empty user": (lambda t: ["token", "create", "", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                                "user name '': expected 1 to 255 printable characters, no surrounding spaces"),
+    "token for a 300-character user": (lambda t: ["token", "create", "x" * 300, "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                                       "expected 1 to 255 printable characters"),
+    "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
+                     "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
+    "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
+                                            str(_garbage(t))], "garbage.pt: not a readable PyTorch checkpoint"),
 }
 
 
@@ -89,3 +106,43 @@ def test_bad_input_gets_a_one_line_error_and_exit_2(case, tmp_path, capsys):
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`zoo list | head -1`: the pipe's reader is gone before zoo writes; zoo stops quietly with exit status 1."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader has left before zoo writes its first line
+    done = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "list", "--kind", "models"],
+                          stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(write)
+    assert done.returncode == 1 and done.stderr == ""
+
+
+def test_an_unusable_output_path_is_one_line_not_a_traceback(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main(["dynamics", "linear", "--steps", "10", "--points", "4", "--no-store", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == f"zoo dynamics: error: {blocker / 'sub'}: Not a directory" and "Traceback" not in err
+
+
+def test_zoo_score_checks_its_output_folder_before_scoring(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    db = tmp_path / "results.sqlite"
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--db", f"sqlite:///{db}",
+                 "--out", str(blocker / "sub")]) == 2
+    assert capsys.readouterr().err == f"zoo score: error: {blocker / 'sub'}: Not a directory\n"
+    assert not db.exists()  # nothing fitted, scored or stored
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_gpu_device_on_a_machine_without_one_is_refused_before_any_work(tmp_path, capsys):
+    db = tmp_path / "results.sqlite"
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--device", "cuda", "--db", f"sqlite:///{db}"]) == 2
+    assert capsys.readouterr().err == "zoo score: error: --device cuda: this torch build or machine has no CUDA GPU\n"
+    assert not db.exists()

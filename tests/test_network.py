@@ -279,6 +279,20 @@ def test_unknown_override_is_named():
         convrnn.create_model("rgc_shallow", colour="blue")
 
 
+@pytest.mark.parametrize("width", [0, -1])
+def test_a_width_multiplier_that_is_not_positive_is_refused(width):
+    with pytest.raises(SpecError, match=rf"spec 'rgc_shallow': width_multiplier must be > 0, got {width}$"):
+        convrnn.create_model("rgc_shallow", width_multiplier=width)
+
+
+def test_images_with_the_wrong_number_of_channels_are_named():
+    model = tiny("rgc_shallow")
+    with pytest.raises(ValueError, match=r"expected 3-channel images \(B, 3, H, W\) or a movie of them, got shape \(2, 1, 32, 32\)"):
+        model(torch.zeros(2, 1, SIZE, SIZE))
+    with pytest.raises(ValueError, match=r"got shape \(4, 2, 1, 32, 32\)"):
+        model(torch.zeros(4, 2, 1, SIZE, SIZE))
+
+
 def test_edge_to_missing_layer():
     with pytest.raises(SpecError, match="missing layer 'conv99'"):
         GraphSpec.from_dict(_spec(feedback=[{"source": "conv99", "target": "conv3"}]))

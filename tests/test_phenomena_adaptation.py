@@ -116,3 +116,20 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--low", "2", "--high", "1"]) == 2
     assert "--low" in capsys.readouterr().err
     assert zoo(["probe", "oms", "nosuchmodel", "--checkpoint", str(weights)]) == 2
+
+
+def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(tmp_path, capsys):
+    from neurozoo.leaderboard.cli import main as zoo
+
+    not_weights = tmp_path / "recording.h5"
+    not_weights.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(not_weights), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zoo probe: error: {not_weights}: not a checkpoint saved by `zoo fit` (model.pt or "
+                          "checkpoint.pt): UnpicklingError") and err.count("\n") == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(not_weights), "--out", str(blocker / "sub")]) == 2
+    assert capsys.readouterr().err == f"zoo probe: error: --out {blocker / 'sub'}: cannot create the folder (Not a directory)\n"
+    assert zoo(["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0", "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == "zoo probe: error: --epochs 0: expected an integer >= 1\n"  # not the default 40

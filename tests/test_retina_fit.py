@@ -308,3 +308,51 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     assert "ln is a retina model" in capsys.readouterr().err
     assert zoo(["score", "rgc_intermediate", "retina_embedded.osr"]) == 2
     assert "unknown retina model 'rgc_intermediate'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(39, 50, 50), (50, 50)])
+def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
+    from neurozoo.datasets.errors import DataError
+
+    with pytest.raises(DataError) as info:
+        predict(create_model("bncnn", n_cells=2), np.zeros(shape, np.float32))
+    assert str(info.value) == (f"stimulus: expected shape (T >= 40, height, width), one 40-frame window or more, "
+                               f"got {shape}")
+
+
+def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, monkeypatch, capsys):
+    """day1/expt.h5 and day2/expt.h5 share the default folder $NEUROZOO_HOME/retina/ln-expt: the second must not
+    resume (and report) the first one's fit."""
+    def recording(folder, seed):
+        rng = np.random.default_rng(seed)
+        binned = rng.poisson(0.3, (2, 2000)).astype(np.float32)
+        trials = rng.poisson(0.3, (3, 2, 100)).astype(np.float32)
+        rates = firing_rates(trials)["firing_rate_10ms"]
+        train = {"stimulus": rng.standard_normal((2000, 50, 50)).astype(np.float32), "time": np.arange(2000) / 100,
+                 "response": {**firing_rates(binned), "binned": binned}}
+        test = {"stimulus": rng.standard_normal((100, 50, 50)).astype(np.float32), "time": np.arange(100) / 100,
+                "response": {"firing_rate_10ms": rates.mean(0)}, "repeats": {"cell01": rates[:, 0], "cell02": rates[:, 1]}}
+        return write_experiment(tmp_path / folder / "expt.h5", train, test)
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    day1, day2 = recording("day1", 0), recording("day2", 1)
+    fit_args = ["--epochs", "1", "--quiet"]
+    assert zoo(["fit", "ln", "--data", str(day1)] + fit_args) == 0
+    out = tmp_path / "home" / "retina" / "ln-expt"
+    first = (out / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert zoo(["fit", "ln", "--data", str(day2)] + fit_args) == 2
+    assert capsys.readouterr().err.startswith(f"zoo fit: error: {out}: holds a fit to {day1} (sha256 ")
+    assert (out / "model.pt").read_bytes() == first
+    assert zoo(["fit", "ln", "--data", str(day2), "--no-resume"] + fit_args) == 0
+    assert zoo(["fit", "ln", "--data", str(day2)] + fit_args) == 0  # now the folder holds day2's fit: it resumes
+    assert json.loads((out / "summary.json").read_text())["data"] == str(day2)
+    # nor a fit with another seed or learning rate (it had resumed seed 0's fit and recorded it as seed 1's)
+    second = (out / "model.pt").read_bytes()
+    capsys.readouterr()
+    assert zoo(["fit", "ln", "--data", str(day2), "--seed", "1", "--lr", "0.1"] + fit_args) == 2
+    assert capsys.readouterr().err == (f"zoo fit: error: {out}: holds a fit with other settings (--seed 0 -> 1, "
+                                       "--lr None -> 0.1; None: the default); give another --out, or --no-resume to "
+                                       "start afresh there\n")
+    assert (out / "model.pt").read_bytes() == second
+    assert zoo(["fit", "ln", "--data", str(day2), "--epochs", "2", "--quiet"]) == 0  # more epochs: it resumes

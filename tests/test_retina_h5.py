@@ -65,6 +65,12 @@ def _corrupt(path, dataset, value):
     ("train/response/binned", np.zeros((3, 100), np.float32), "train", "expected shape (3, 120)"),
     ("test/repeats/cell02", None, "test", "test/repeats/cell02: missing"),
     ("test/repeats/cell01", np.zeros((4, 79), np.float32), "test", "expected shape (n_repeats >= 2, 80)"),
+    ("train/response/binned", np.array([b"a", b"b"]), "train",
+     "train/response/binned: holds |S1 values, expected numbers, shape (cells, 120)"),
+    ("test/repeats/cell02", np.array(["x"], dtype=h5py.string_dtype()), "test",
+     "test/repeats/cell02: holds object values, expected numbers, shape (n_repeats, 80)"),
+    ("test/stimulus", np.zeros((39, 50, 50), np.float32), "test",
+     "test/stimulus: expected shape (T, 50, 50) with T >= 40 (one 40-frame window), got (39, 50, 50)"),
 ])
 def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split, fragment):
     path, *_ = _experiment(tmp_path)
@@ -73,6 +79,31 @@ def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split
         read_experiment(path, split)
     message = str(info.value)
     assert str(path) in message and fragment in message
+
+
+def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f.create_group("train/response/extra")
+    with pytest.raises(DataError, match=r"train/response/extra: is a group, expected a dataset of shape \(cells, 120\)"):
+        read_experiment(path, "train")
+
+
+def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        for key in list(f["test/response"]):
+            kept = f["test/response"][key][:2]
+            del f["test/response"][key]
+            f["test/response"][key] = kept
+        del f["test/repeats/cell03"]
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/response: expected 3 cells "
+                                               "as in train/response, got 2")
+    assert not out.exists()  # refused before the fit: no checkpoint, no weights
 
 
 def test_nans_and_missing_repeats_group(tmp_path):
@@ -132,3 +163,17 @@ def test_split_blocks_contiguous_and_disjoint():
     assert len(val) == 2 * (100 - 39)
     with pytest.raises(DataError):
         split_blocks(60, n_blocks=5)
+
+
+def test_a_recording_too_short_to_split_names_the_file_and_the_frames_needed(tmp_path):
+    from neurozoo.retina.fit import create_model, fit
+
+    path, *_ = _experiment(tmp_path)
+    with pytest.raises(DataError) as info:
+        fit(create_model("ln", n_cells=3), path, progress=False)
+    assert str(info.value) == (f"{path}: dataset train/stimulus: 120 frames are too few for 5 blocks with 40-frame "
+                               "windows (about 1975 needed)")
+    train, val = split_blocks(1975)  # the number named is enough
+    assert len(train) and len(val)
+    with pytest.raises(DataError, match="too few"):
+        split_blocks(1970)

@@ -258,3 +258,17 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     assert trials[0].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat check
     assert trials[1].state == optuna.trial.TrialState.COMPLETE
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
+
+
+def test_a_bad_data_folder_or_count_is_refused_before_the_study_exists(tmp_path, capsys):
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "search"
+    (tmp_path / "no_train").mkdir()
+    for data, message in ((tmp_path / "missing", "does not exist"), (tmp_path / "no_train", "has no train/ folder")):
+        assert main(["search", "--data", str(data), "--trials", "1", "--out", str(out), "--quiet"]) == 2
+        assert capsys.readouterr().err == (f"zoo search: error: data folder {data} {message} "
+                                           "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)\n")
+    assert main(["search", "--data", str(tmp_path), "--trials", "1", "--epochs", "0", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == "zoo search: error: --epochs must be >= 1, got 0\n"
+    assert not out.exists()  # no study, so no failed trial was recorded in it

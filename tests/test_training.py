@@ -264,3 +264,19 @@ def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
     longer.close()
     lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl", kind="iter")]
     assert lrs == pytest.approx([3e-3, 3e-3, 3e-3 * 0.75, 3e-3 * 0.25])
+
+
+@pytest.mark.parametrize("setting,message", [({"lr": -1.0}, "--lr must be > 0, got -1.0"),
+                                             ({"workers": -1}, "--workers must be >= 0, got -1"),
+                                             ({"momentum": -0.9}, "--momentum must be >= 0, got -0.9"),
+                                             ({"weight_decay": -1e-4}, "--weight-decay must be >= 0, got -0.0001"),
+                                             ({"label_smoothing": 1.5}, "--label-smoothing must be in [0, 1], got 1.5"),
+                                             ({"grad_clip": 0.0}, "--grad-clip must be > 0, got 0.0"),
+                                             ({"step_epochs": 0}, "--step-epochs must be >= 1, got 0")])
+def test_a_nonsensical_training_setting_is_named_with_its_value(setting, message):
+    from neurozoo.datasets.errors import UserFacingError
+
+    with pytest.raises(UserFacingError) as info:
+        TrainConfig(model="rgc_shallow", data="unused", **setting).validate()
+    assert str(info.value) == message
+    TrainConfig(model="rgc_shallow", data="unused", max_steps_per_epoch=0, log_every=0).validate()  # 0: no limit, no logs

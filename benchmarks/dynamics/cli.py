@@ -54,6 +54,20 @@ def _store_arguments(parser) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
 
 
+def _check_numbers(args, at_least: dict, positive: tuple = ()) -> None:
+    """Refuse numeric options out of range (None: not given) before any model is built or trained."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    for name, least in at_least.items():
+        value = getattr(args, name)
+        if value is not None and value < least:
+            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected an integer >= {least}")
+    for name in positive:
+        value = getattr(args, name)
+        if value is not None and not value > 0:
+            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected a positive number")
+
+
 def _positions(values):
     from neurozoo.datasets.errors import UserFacingError
 
@@ -114,6 +128,8 @@ def run_dynamics(args) -> int:
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
+    _check_numbers(args, {"points": 1, "steps": 0, "n_images": 1, "image": 0, "train_steps": 0},
+                   positive=("slow_tol", "unique_tol"))
     with Timer() as timer:
         case, data_sha = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -154,6 +170,7 @@ def run_compare(args) -> int:
     unknown = [m for m in metrics if m not in METRICS or m == "procrustes"]
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
+    _check_numbers(args, {"max_stimuli": 1, "n_steps": 1, "train_steps": 0})
     with Timer() as timer:
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
                                             args.max_stimuli)

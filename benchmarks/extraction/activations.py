@@ -203,7 +203,10 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards)."""
-    layers = list(layers)
+    layers = [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+    for name, value in (("max_features", max_features), ("batch_size", batch_size)):
+        if value < 1:
+            raise SpecError(f"extraction: {name} must be at least 1, got {value}")
     recurrent = is_convrnn(model)
     if timing is None:
         timing = convrnn(n_steps) if recurrent else static(bins)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -77,8 +78,12 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.search.study import default_storage, run_worker, split_trials
     from neurozoo.datasets.errors import UserFacingError
 
-    if args.trials < 0 or args.workers < 1 or args.epochs < 1:
-        raise UserFacingError("--trials must be >= 0, --workers and --epochs >= 1")
+    for option, value, least in (("--trials", args.trials, 0), ("--workers", args.workers, 1), ("--epochs", args.epochs, 1)):
+        if value < least:
+            raise UserFacingError(f"{option} must be >= {least}, got {value}")
+    if not (Path(args.data) / "train").is_dir():  # before the study exists: a bad --data must not record failed trials
+        problem = "has no train/ folder" if Path(args.data).is_dir() else "does not exist"
+        raise UserFacingError(f"data folder {args.data} {problem} (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
     space = load_space(args.space)
     storage = args.storage or default_storage(args.out)
     study_name = args.study or space.name

@@ -32,7 +32,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> the local GPU when there is one, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserFacingError(f"--device {name!r}: expected cpu, cuda or cuda:N (auto where the command offers it)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserFacingError(f"--device {name}: this torch build or machine has no CUDA GPU")

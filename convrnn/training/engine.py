@@ -89,8 +89,18 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.workers < 0 or self.lr <= 0 or self.warmup_epochs < 0:
-            raise UserFacingError("--workers and --warmup-epochs must be >= 0 and --lr > 0")
+        for name, ok, expected in (("lr", self.lr > 0, "> 0"), ("workers", self.workers >= 0, ">= 0"),
+                                   ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
+                                   ("momentum", self.momentum >= 0, ">= 0"),
+                                   ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                                   ("step_epochs", self.step_epochs >= 1, ">= 1"), ("gamma", self.gamma > 0, "> 0"),
+                                   ("min_lr", self.min_lr >= 0, ">= 0"),
+                                   ("label_smoothing", 0 <= self.label_smoothing <= 1, "in [0, 1]"),
+                                   ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0"),
+                                   ("max_steps_per_epoch", (self.max_steps_per_epoch or 0) >= 0, ">= 0 (0: whole epochs)"),
+                                   ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
+            if not ok:
+                raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
 
 
 # ---------------------------------------------------------------------------- pieces

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least
+
 
 def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
@@ -20,10 +22,10 @@ def add_commands(sub) -> None:
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
-    parser.add_argument("--max-features", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-features", type=at_least(1), default=1000)
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0, help="retina benchmarks: the fit's seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="retina benchmarks: the fit's seed (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     parser.set_defaults(handler=run_score)
 
@@ -80,10 +82,6 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
-    for option, value, least in (("--max-features", args.max_features, 1), ("--batch-size", args.batch_size, 1),
-                                 ("--seed", args.seed, 0)):
-        if value < least:
-            raise UserFacingError(f"{option} {value}: expected an integer >= {least}")
     from neurozoo.benchmarks.paths import results_dir
 
     Path(args.out or results_dir()).mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring

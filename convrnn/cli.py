@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from neurozoo.datasets.cli_args import at_least
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameters, FLOPs per step and timing facts of a ConvRNN")
     p.add_argument("model", help="registered model name or path to a YAML graph spec")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", type=at_least(1), default=224, help="pixels")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model override, e.g. --set n_steps=26 (YAML values)")
     p.set_defaults(handler=_info)
@@ -41,11 +43,8 @@ def parse_overrides(pairs) -> dict:
 def _info(args) -> int:
     from neurozoo import convrnn
     from neurozoo.convrnn.profile import flops, parameter_counts
-    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.commands import format_table
 
-    if args.image_size < 1:
-        raise UserFacingError(f"--image-size {args.image_size}: expected an integer >= 1 (pixels)")
     model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
     counts = parameter_counts(model)
     cost = flops(model, image_size=args.image_size)

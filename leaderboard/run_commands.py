@@ -5,6 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least, positive
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="score the built-in zoo on the default benchmarks, write the leaderboard",
@@ -16,13 +18,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
-    p.add_argument("--width-multiplier", type=float, default=0.125, help="ConvRNN width (default 0.125, CPU-friendly)")
-    p.add_argument("--max-features", type=int, default=200, help="random-projection features per layer")
+    p.add_argument("--width-multiplier", type=positive, default=0.125,
+                   help="ConvRNN width (default 0.125, CPU-friendly)")
+    p.add_argument("--max-features", type=at_least(1), default=200, help="random-projection features per layer")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                    help="trained weights for a model (repeatable)")
-    p.add_argument("--fit-epochs", type=int, help="retina fitting budget in epochs (default 40, early-stopped)")
+    p.add_argument("--fit-epochs", type=at_least(1), help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
-    p.add_argument("--lease", type=float, default=60.0, help="job lease in seconds (renewed by heartbeats)")
+    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_run)
@@ -58,14 +61,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
     p.add_argument("--db")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--timeout", type=float, default=1800.0, help="wall-clock limit per submission job (s)")
-    p.add_argument("--memory-gb", type=float, default=8.0,
+    p.add_argument("--timeout", type=positive, default=1800.0, help="wall-clock limit per submission job (s)")
+    p.add_argument("--memory-gb", type=positive, default=8.0,
                    help="memory limit of a submission's whole sandboxed job (GiB)")
-    p.add_argument("--cpu-s", type=float, help="CPU-time limit of a submission's whole job (default: 2 x --timeout)")
+    p.add_argument("--cpu-s", type=positive, help="CPU-time limit of a submission's whole job (default: 2 x --timeout)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
-    p.add_argument("--lease", type=float, default=60.0)
+    p.add_argument("--lease", type=positive, default=60.0)
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
@@ -76,21 +79,10 @@ def _split(value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _require_positive(args, *names) -> None:
-    """Refuse a zero or negative numeric option (None: not given) before any job is queued or scored."""
-    from neurozoo.datasets.errors import UserFacingError
-
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected a positive number")
-
-
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.run import run_zoo
 
-    _require_positive(args, "fit_epochs", "width_multiplier", "max_features", "lease")
     checkpoints = {}
     for item in args.checkpoint:
         model, sep, path = item.partition("=")
@@ -165,7 +157,6 @@ def _work(args) -> int:
 
     from neurozoo.leaderboard.sandbox import Limits, require_sandbox
 
-    _require_positive(args, "timeout", "memory_gb", "cpu_s", "lease")  # a bad limit would fail every job it scores
     db = LeaderboardDB(args.db)
     jobs = db.jobs()
     if not jobs:

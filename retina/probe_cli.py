@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least, positive
+
 
 def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
@@ -16,7 +18,7 @@ def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
                    help="embedded recording (fixes the number of cells and the ground truth)")
     p.add_argument("--out", type=Path, default=Path("."), help=f"{out_help} (default: the current folder)")
-    p.add_argument("--epochs", type=int, default=None, help="with --fit-embedded: training epochs")
+    p.add_argument("--epochs", type=at_least(1), default=None, help="with --fit-embedded: training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -42,10 +44,10 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "rate in high contrast) and the decay time constant, on MODEL and on the "
                                          "ground-truth circuit; write adaptation.png and adaptation.json.")
     _model_args(p, "folder for adaptation.png and adaptation.json")
-    p.add_argument("--low", type=float, default=0.3, help="low contrast (noise sd)")
-    p.add_argument("--high", type=float, default=1.0, help="high contrast (noise sd)")
-    p.add_argument("--block", type=int, default=200, help="frames per contrast block")
-    p.add_argument("--cycles", type=int, default=12, help="low-high cycles (the first is dropped)")
+    p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
+    p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
+    p.add_argument("--block", type=at_least(80), default=200, help="frames per contrast block")
+    p.add_argument("--cycles", type=at_least(2), default=12, help="low-high cycles (the first is dropped)")
     p.set_defaults(handler=run_probe_adaptation)
 
     p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",
@@ -55,8 +57,8 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "and object-only motion and the OMS index, on MODEL and on the ground-"
                                          "truth circuit; write oms.png and oms.json.")
     _model_args(p, "folder for oms.png and oms.json")
-    p.add_argument("--frames", type=int, default=1000, help="frames per motion condition")
-    p.add_argument("--radius", type=float, default=12.0, help="object radius (px)")
+    p.add_argument("--frames", type=at_least(200), default=1000, help="frames per motion condition")
+    p.add_argument("--radius", type=positive, default=12.0, help="object radius (px)")
     p.set_defaults(handler=run_probe_oms)
 
 
@@ -67,8 +69,6 @@ def _load_model(args):
     from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
     from neurozoo.retina.fit import create_model
 
-    if args.epochs is not None and args.epochs < 1:  # 0 had meant the default budget
-        raise UserFacingError(f"--epochs {args.epochs}: expected an integer >= 1")
     try:
         if args.fit_embedded:
             settings = {"epochs": args.epochs} if args.epochs is not None else {}
@@ -108,7 +108,6 @@ def _write(args, name, record):
 def run_probe_osr(args) -> int:
     import json
 
-    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
 
@@ -141,8 +140,6 @@ def run_probe_adaptation(args) -> int:
 
     if not (0 < args.low < args.high):
         raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
-    if args.block < 80 or args.cycles < 2:
-        raise UserFacingError(f"--block must be >= 80 frames and --cycles >= 2; got {args.block}, {args.cycles}")
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
@@ -166,12 +163,9 @@ def run_probe_adaptation(args) -> int:
 
 
 def run_probe_oms(args) -> int:
-    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
 
-    if args.frames < 200 or args.radius <= 0:
-        raise UserFacingError(f"--frames must be >= 200 and --radius > 0; got {args.frames}, {args.radius}")
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     circuit = default_retina()

@@ -89,9 +89,3 @@ def test_zoo_parser_imports_no_torch_and_package_names_still_resolve():
     assert callable(search.open_study) and callable(training.train) and callable(dynamics.find_fixed_points)
     with pytest.raises(AttributeError, match="'neurozoo.convrnn' has no attribute 'no_such_name'"):
         convrnn.no_such_name
-
-
-@pytest.mark.parametrize("size", ["0", "-5"])
-def test_zoo_info_refuses_an_image_size_below_one_pixel(size, capsys):
-    assert main(["info", "rgc_shallow", "--image-size", size]) == 2
-    assert capsys.readouterr().err == f"zoo info: error: --image-size {size}: expected an integer >= 1 (pixels)\n"

@@ -131,5 +131,3 @@ def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(
     blocker.write_text("")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(not_weights), "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err == f"zoo probe: error: --out {blocker / 'sub'}: cannot create the folder (Not a directory)\n"
-    assert zoo(["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0", "--out", str(tmp_path / "out")]) == 2
-    assert capsys.readouterr().err == "zoo probe: error: --epochs 0: expected an integer >= 1\n"  # not the default 40

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least, positive
+
 
 def add_commands(sub) -> None:
     dynamics = sub.add_parser("dynamics", help="fixed points, linearised dynamics and trajectories of a recurrent model",
@@ -18,15 +20,17 @@ def add_commands(sub) -> None:
                           help="ConvRNN: analyse the state at this position only (repeatable); default: the whole map")
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
-    dynamics.add_argument("--image", type=int, default=0, help="ConvRNN: index of the held image (embedded ventral set)")
-    dynamics.add_argument("--n-images", type=int, default=16, help="ConvRNN: images whose trajectories seed the search")
+    dynamics.add_argument("--image", type=at_least(0), default=0,
+                          help="ConvRNN: index of the held image (embedded ventral set)")
+    dynamics.add_argument("--n-images", type=at_least(1), default=16,
+                          help="ConvRNN: images whose trajectories seed the search")
     dynamics.add_argument("--checkpoint", type=Path)
-    dynamics.add_argument("--points", type=int, default=256, help="initial states")
-    dynamics.add_argument("--steps", type=int, default=3000, help="optimiser steps")
-    dynamics.add_argument("--train-steps", type=int, help="examples: training steps (default: the example's)")
-    dynamics.add_argument("--slow-tol", type=float, help="largest q of a slow point (default 1e-6; 1e-4 for the "
+    dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
+    dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
+    dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
+    dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")
-    dynamics.add_argument("--unique-tol", type=float, help="points closer than this are one (default 1e-3)")
+    dynamics.add_argument("--unique-tol", type=positive, help="points closer than this are one (default 1e-3)")
     dynamics.add_argument("--seed", type=int, default=0)
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
@@ -40,9 +44,10 @@ def add_commands(sub) -> None:
     compare.add_argument("systems", nargs="+")
     compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
-    compare.add_argument("--n-steps", type=int, help="ConvRNN steps (default: the model's)")
-    compare.add_argument("--train-steps", type=int)
-    compare.add_argument("--max-stimuli", type=int, help="ConvRNNs: this many ventral stimuli, spread over the set")
+    compare.add_argument("--n-steps", type=at_least(1), help="ConvRNN steps (default: the model's)")
+    compare.add_argument("--train-steps", type=at_least(0))
+    compare.add_argument("--max-stimuli", type=at_least(1),
+                         help="ConvRNNs: this many ventral stimuli, spread over the set")
     compare.add_argument("--seed", type=int, default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
@@ -52,20 +57,6 @@ def _store_arguments(parser) -> None:
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     parser.add_argument("--out", type=Path, help="folder for figures and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
-
-
-def _check_numbers(args, at_least: dict, positive: tuple = ()) -> None:
-    """Refuse numeric options out of range (None: not given) before any model is built or trained."""
-    from neurozoo.datasets.errors import UserFacingError
-
-    for name, least in at_least.items():
-        value = getattr(args, name)
-        if value is not None and value < least:
-            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected an integer >= {least}")
-    for name in positive:
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            raise UserFacingError(f"--{name.replace('_', '-')} {value}: expected a positive number")
 
 
 def _positions(values):
@@ -128,8 +119,6 @@ def run_dynamics(args) -> int:
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
-    _check_numbers(args, {"points": 1, "steps": 0, "n_images": 1, "image": 0, "train_steps": 0},
-                   positive=("slow_tol", "unique_tol"))
     with Timer() as timer:
         case, data_sha = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -170,7 +159,6 @@ def run_compare(args) -> int:
     unknown = [m for m in metrics if m not in METRICS or m == "procrustes"]
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
-    _check_numbers(args, {"max_stimuli": 1, "n_steps": 1, "train_steps": 0})
     with Timer() as timer:
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
                                             args.max_stimuli)

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least, positive
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search local cells and feedback edges of a ConvRNN (optuna TPE + pruning)",
@@ -25,28 +27,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="ImageNet-layout folder with train/<wnid>/ and val/<wnid>/")
-    p.add_argument("--trials", type=int, required=True, help="trials this command runs (split among --workers)")
+    p.add_argument("--trials", type=at_least(0), required=True, help="trials this command runs (split among --workers)")
     p.add_argument("--storage", default=None,
                    help="optuna storage URL (default sqlite:///OUT/search.sqlite; PostgreSQL for several machines)")
     p.add_argument("--study", default=None, help="study name (default: the space's name); joined if it exists")
     p.add_argument("--space", default="rgc_intermediate",
                    help="search-space YAML file or built-in space name (convrnn/search/spaces)")
     p.add_argument("--out", default="runs/search", help="folder for trial runs and exported specs")
-    p.add_argument("--epochs", type=int, default=2, help="training epochs per trial (pruning after each)")
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--epochs", type=at_least(1), default=2, help="training epochs per trial (pruning after each)")
+    p.add_argument("--image-size", type=at_least(1), default=None,
                    help="training image size (default: the space's image_size, 224 for the built-in spaces)")
-    p.add_argument("--width", type=float, default=0.25, help="width multiplier of every trial's model")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.05, help="learning rate unless the space searches it")
+    p.add_argument("--width", type=positive, default=0.25, help="width multiplier of every trial's model")
+    p.add_argument("--batch-size", type=at_least(1), default=64)
+    p.add_argument("--lr", type=positive, default=0.05, help="learning rate unless the space searches it")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--n-steps", type=int, default=None, help="unrolled steps (default: the spec's)")
+    p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler and training seed")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes sharing the study")
+    p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
     p.add_argument("--worker-index", type=int, default=0,
                    help="index of this command's first worker (distinct per machine: seeds the sampler)")
-    p.add_argument("--data-workers", type=int, default=0, help="data-loading processes per trial")
+    p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
     p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
     p.add_argument("--heartbeat", type=int, default=60,
@@ -78,9 +80,6 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.search.study import default_storage, run_worker, split_trials
     from neurozoo.datasets.errors import UserFacingError
 
-    for option, value, least in (("--trials", args.trials, 0), ("--workers", args.workers, 1), ("--epochs", args.epochs, 1)):
-        if value < least:
-            raise UserFacingError(f"{option} must be >= {least}, got {value}")
     if not (Path(args.data) / "train").is_dir():  # before the study exists: a bad --data must not record failed trials
         problem = "has no train/ folder" if Path(args.data).is_dir() else "does not exist"
         raise UserFacingError(f"data folder {args.data} {problem} (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")

@@ -1,0 +1,37 @@
+"""argparse types for the numeric options of the ``zoo`` commands.
+
+A value out of range is refused while the command line is parsed, before any data are read or any model is built:
+argparse prints the usage and ``zoo CMD: error: argument --OPTION: expected an integer >= 1, got 0`` and exits with
+status 2. (A zero count had silently meant a command's default in some commands, and failed deep inside a fit or a
+sandboxed job in others.) Checks that involve two options, or the Python API's own settings, stay with the code
+that uses them."""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable
+
+
+def at_least(least: int) -> Callable[[str], int]:
+    """The type of an integer option whose value must be ``>= least``."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {value}")
+        return value
+
+    return integer
+
+
+def positive(text: str) -> float:
+    """The type of a number option whose value must be finite and ``> 0``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value

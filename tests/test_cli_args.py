@@ -1,0 +1,53 @@
+"""Numeric options of the ``zoo`` commands are checked while the command line is parsed (datasets.cli_args):
+one usage line and one error line naming the option, exit status 2, before any data are read or models built."""
+import argparse
+
+import pytest
+
+from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.leaderboard.cli import main
+
+
+def test_at_least_and_positive_parse_and_refuse():
+    assert at_least(1)("3") == 3 and at_least(0)("0") == 0 and positive("0.5") == 0.5
+    for parse, text, message in ((at_least(1), "0", "expected an integer >= 1, got 0"),
+                                 (at_least(80), "79", "expected an integer >= 80, got 79"),
+                                 (at_least(1), "2.5", "expected an integer >= 1, got '2.5'"),
+                                 (positive, "0", "expected a positive number, got 0"),
+                                 (positive, "-1", "expected a positive number, got -1"),
+                                 (positive, "inf", "expected a positive number, got inf"),
+                                 (positive, "nan", "expected a positive number, got nan"),
+                                 (positive, "x", "expected a positive number, got 'x'")):
+        with pytest.raises(argparse.ArgumentTypeError, match=f"^{message}$".replace(".", r"\.")):
+            parse(text)
+
+
+BAD_NUMBERS = [  # one option of each command; each had been a traceback, a silent default, or a failed job
+    (["info", "rgc_shallow", "--image-size", "0"], "--image-size: expected an integer >= 1, got 0"),
+    (["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--max-features", "0"],
+     "--max-features: expected an integer >= 1, got 0"),
+    (["score", "ln", "retina_embedded.osr", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["run", "--fit-epochs", "0"], "--fit-epochs: expected an integer >= 1, got 0"),  # 0 had meant 40
+    (["work", "--memory-gb", "-1"], "--memory-gb: expected a positive number, got -1"),  # every job's sandbox limit
+    (["dynamics", "linear", "--points", "0"], "--points: expected an integer >= 1, got 0"),
+    (["dynamics", "linear", "--slow-tol", "-1"], "--slow-tol: expected a positive number, got -1"),
+    (["compare", "rgc_shallow:conv5", "neural:V4", "--max-stimuli", "-5"],
+     "--max-stimuli: expected an integer >= 1, got -5"),
+    (["search", "--data", "d", "--trials", "1", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    (["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer >= 80, got 40"),
+    (["probe", "oms", "ln", "--fit-embedded", "--radius", "0"], "--radius: expected a positive number, got 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_NUMBERS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD_NUMBERS])
+def test_a_number_out_of_range_is_refused_while_parsing(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path))
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    error = err.strip().splitlines()[-1]
+    assert err.startswith("usage: zoo ") and "Traceback" not in err
+    assert error.startswith("zoo ") and error.endswith(f": error: argument {message}"), error
+    assert not any(tmp_path.iterdir())  # nothing read, fitted or written

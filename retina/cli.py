@@ -57,34 +57,6 @@ def resolve_data(spec: str) -> Path:
     return path
 
 
-def _record_fitted_data(out: Path, path: Path, settings: dict, resume: bool) -> None:
-    """A rerun resumes from ``out/checkpoint.pt``; that checkpoint must come from the same recording (two files named
-    alike, e.g. day1/expt.h5 and day2/expt.h5, share the default folder) and the same seed and optimisation settings
-    (the resumed weights and optimizer state would otherwise be reported under the new ones). ``out/data.json``
-    records them; the stopping rules (epochs, patience, min_delta) may change between runs."""
-    import json
-    import os
-
-    from neurozoo.datasets.errors import DataError
-    from neurozoo.datasets.provenance import sha256_file
-
-    digest, marker = sha256_file(path), out / "data.json"
-    if resume and (out / "checkpoint.pt").is_file() and marker.is_file():
-        fitted = json.loads(marker.read_text())
-        if fitted.get("sha256") != digest:
-            raise DataError(f"{out}: holds a fit to {fitted.get('path')} (sha256 {str(fitted.get('sha256'))[:12]}), "
-                            f"not to {path} ({digest[:12]}); give another --out, or --no-resume to start afresh there")
-        changed = [f"--{key.replace('_', '-')} {fitted['settings'][key]} -> {value}" for key, value in settings.items()
-                   if key in fitted.get("settings", {}) and fitted["settings"][key] != value]
-        if changed:
-            raise DataError(f"{out}: holds a fit with other settings ({', '.join(changed)}; None: the default); "
-                            "give another --out, or --no-resume to start afresh there")
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_name(f"data.json.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"path": str(path), "sha256": digest, "settings": settings}))
-    tmp.replace(marker)
-
-
 def run_fit(args) -> int:
     import json
     import os
@@ -110,8 +82,6 @@ def run_fit(args) -> int:
         raise UserFacingError(str(error)) from None
     home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
     out = args.out or home / "retina" / f"{args.model}-{path.stem}"
-    fixed = {key: getattr(args, key) for key in ("seed", "lr", "batch_size", "l2", "l1")}
-    _record_fitted_data(out, path, fixed, resume=not args.no_resume)
     overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,

@@ -19,7 +19,8 @@ Interface (stable; other modules build on it):
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
   (parameters with ndim > 1, biases excepted) + ``l1`` * mean over the batch of the summed |rates|; Adam; early
   stopping on the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
-  With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it.
+  With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
+  same recording (sha256) with the same ``RESUME_FIXED`` settings (else a ``DataError``).
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1
   1e-3, up to 40 epochs; early stopping after ``patience`` epochs without a gain of 0.01 in validation correlation
   (the best epoch's weights are kept; patience: the model's ``default_patience``, else 2; protocol 6 gives every
@@ -101,6 +102,12 @@ class FitConfig:
     max_steps_per_epoch: Optional[int] = None
     batching: str = "auto"  # "chunks" (needs forward_movie), "windows", or "auto"
     progress: bool = True
+
+
+#: What a resumed fit must share with its checkpoint: the settings that set the path of the optimisation (the
+#: stopping rules, device and progress bar may change between runs, e.g. a rerun with more epochs).
+RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_blocks", "seed", "max_steps_per_epoch",
+                "batching")
 
 
 @dataclass
@@ -316,13 +323,28 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
              "reference": -np.inf}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
+    data_sha256 = None
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        if recording.path is not None and Path(recording.path).is_file():
+            from neurozoo.datasets.provenance import sha256_file
+
+            data_sha256 = sha256_file(recording.path)
     if checkpoint is not None and resume and checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=False)
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
                             "use another output folder or start afresh (resume=False / --no-resume)")
+        # two recordings named alike share `zoo fit`'s default folder (day1/expt.h5, day2/expt.h5): resuming would report
+        # one recording's fit as the other's, or a fit of another seed or learning rate as this one
+        if saved.get("data_sha256") not in (None, data_sha256):
+            raise DataError(f"{checkpoint}: a fit to other data (sha256 {saved['data_sha256'][:12]}; {recording.path}: "
+                            f"{data_sha256[:12]}); use another output folder or start afresh (resume=False / --no-resume)")
+        changed = [f"{key} {saved['config'][key]} -> {getattr(config, key)}" for key in RESUME_FIXED
+                   if key in saved.get("config", {}) and saved["config"][key] != getattr(config, key)]
+        if changed:
+            raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
+                            "folder or start afresh (resume=False / --no-resume)")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state.update({k: saved.get(k, state[k]) for k in state})
@@ -379,7 +401,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{score:.3f}")
             if checkpoint is not None:
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
-                              "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__, **state}, checkpoint)
+                              "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
+                              "data_sha256": data_sha256, **state}, checkpoint)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()

@@ -1,11 +1,10 @@
 """``zoo score MODEL BENCHMARK``: score a model on a registered benchmark, store the record, plot next to it."""
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least
+from neurozoo.datasets.json_files import write_json
 
 
 def add_commands(sub) -> None:
@@ -125,9 +124,9 @@ def _store(args, score, model_name: str):
     out = Path(args.out or results_dir())
     out.mkdir(parents=True, exist_ok=True)
     summary = out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")
-    summary.write_text(json.dumps({"model": model_name, "benchmark": args.benchmark, "value": score.value,
-                                   "error": score.error, "ceiling": score.ceiling, "raw": score.raw,
-                                   "per_bin": score.per_bin, "provenance": score.provenance}, indent=1, default=str))
+    write_json(summary, {"model": model_name, "benchmark": args.benchmark, "value": score.value, "error": score.error,
+                         "ceiling": score.ceiling, "raw": score.raw, "per_bin": score.per_bin,
+                         "provenance": score.provenance})
     return store, record_id, summary
 
 

@@ -6,10 +6,8 @@ completely or not at all. The leaderboard builds on :class:`ResultsStore` and :c
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import pandas as pd
@@ -17,6 +15,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, se
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
+from neurozoo.datasets.json_files import finite, json_safe
 
 
 class Base(DeclarativeBase):
@@ -44,36 +43,6 @@ class ScoreRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-def _finite(value) -> Optional[float]:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _json_safe(obj):
-    """Recursively make ``obj`` JSON-serialisable (numpy scalars/arrays, NaN -> None, tuples -> lists)."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        return _finite(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (str, int, bool)) or obj is None:
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    return repr(obj)
-
-
 @dataclass
 class ScoreRecord:
     model: str
@@ -96,9 +65,9 @@ class ScoreRecord:
     def to_row(self) -> ScoreRow:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "id"}
         for name in ("value", "error", "ceiling", "raw", "duration_s"):
-            values[name] = _finite(values[name])
-        values["per_bin"] = _json_safe(values["per_bin"])
-        values["settings"] = _json_safe(values["settings"] or {})
+            values[name] = finite(values[name])
+        values["per_bin"] = json_safe(values["per_bin"])
+        values["settings"] = json_safe(values["settings"] or {})
         values["created_at"] = values["created_at"] or datetime.now(timezone.utc)
         return ScoreRow(**values)
 

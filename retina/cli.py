@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurozoo.datasets.json_files import write_json
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from neurozoo.retina.probe_cli import add_probe_command
@@ -58,7 +60,6 @@ def resolve_data(spec: str) -> Path:
 
 
 def run_fit(args) -> int:
-    import json
     import os
 
     import torch
@@ -92,9 +93,7 @@ def run_fit(args) -> int:
     record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
               "best_val_correlation": result.best_val_correlation,
               "provenance": provenance(path, result)}
-    tmp = out / f"summary.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(out / "summary.json")
+    write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -58,6 +57,7 @@ from torch import nn
 
 from neurozoo import retina
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
@@ -410,10 +410,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
                        time.perf_counter() - started)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
-        tmp = Path(out) / f"history.json.tmp{os.getpid()}"
-        tmp.write_text(json.dumps({"config": asdict(config), "history": state["history"], "best_epoch": state["best_epoch"],
-                                   "best_val_correlation": result.best_val_correlation}, indent=1))
-        os.replace(tmp, Path(out) / "history.json")
+        write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],
+                                                "best_epoch": state["best_epoch"],
+                                                "best_val_correlation": result.best_val_correlation})
     return result
 
 

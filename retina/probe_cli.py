@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.json_files import write_json
 
 
 def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
@@ -91,23 +92,10 @@ def _make_out(out: Path) -> None:
 
 
 def _write(args, name, record):
-    import json
-
-    import numpy as np
-
-    def plain(value):
-        return value.tolist() if isinstance(value, np.ndarray) else value
-
-    record = {key: ({k: plain(v) for k, v in value.items()} if isinstance(value, dict) else plain(value))
-              for key, value in record.items()}
-    path = args.out / f"{name}.json"
-    path.write_text(json.dumps(record, indent=1, default=str))
-    return path
+    return write_json(args.out / f"{name}.json", record)
 
 
 def run_probe_osr(args) -> int:
-    import json
-
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response, plot_osr
 
@@ -123,7 +111,7 @@ def run_probe_osr(args) -> int:
                       title=f"omitted-stimulus response ({args.kind})")
     record = {"model": args.model, "kind": args.kind, "model_osr": fitted.summary(), "truth_osr": truth.summary(),
               "comparison": comparison, "provenance": info, "figure": str(figure)}
-    (args.out / "osr.json").write_text(json.dumps(record, indent=1, default=str))
+    write_json(args.out / "osr.json", record)
     print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells; ground truth: "
           f"{int(truth.is_osr.sum())}/{len(truth.is_osr)}; score {comparison['value']:.3f}")
     for row in comparison["cells"]:

@@ -2,10 +2,10 @@
 similarity matrices over time. Both write figures, a JSON summary and records to the results store."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.json_files import write_json
 
 
 def add_commands(sub) -> None:
@@ -132,8 +132,7 @@ def run_dynamics(args) -> int:
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
-    (out / f"{stem}.json").write_text(json.dumps({"model": case.name, "settings": case.settings, "conditions": summary},
-                                                 indent=1, default=str))
+    write_json(out / f"{stem}.json", {"model": case.name, "settings": case.settings, "conditions": summary})
     for condition, found in results.items():
         counts = found.summary()
         radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])

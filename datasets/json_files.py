@@ -1,0 +1,51 @@
+"""JSON files that people and other programs read (summaries, histories, probe records): strict JSON, where a NaN
+or an infinity is ``null`` (Python's ``json`` writes a bare ``NaN``, which JSON readers reject) and numpy values are
+plain numbers; written whole or not at all (a temporary file renamed into place)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+
+def finite(value) -> Optional[float]:
+    """``float(value)``, or None for None, NaN and infinities."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` made JSON-serialisable, recursively: numpy scalars and arrays -> numbers and lists, NaN -> None,
+    tuples -> lists, paths -> strings; anything else -> its ``repr``."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return finite(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    return repr(obj)
+
+
+def write_json(path, obj: Any, indent: int = 1) -> Path:
+    """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False))
+    os.replace(tmp, path)
+    return path

@@ -38,13 +38,12 @@ Interface (stable; other modules build on it):
   benchmarks/perf/retina_fit_speed.py.
 * ``predict(model, stimulus, ...) -> (n_cells, T - 39)`` rates for targets 39..T-1 of a movie.
 * ``evaluate(model, path) -> pandas.DataFrame`` of :func:`retina.metrics.heldout_metrics` on the test split.
-* ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: registry look-up with the built-in
-  model modules imported.
+* ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: :func:`retina.create_model` and
+  :func:`retina.list_models` (the registry imports the built-in models).
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,24 +64,13 @@ EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation
 # bump when the loop or a model's initialisation changes what a fit with given settings yields; 7: no L2 on the
 # two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged)
 FIT_PROTOCOL = 7
-BUILTIN_MODEL_MODULES = ("neurozoo.retina.models.ln", "neurozoo.retina.models.glm", "neurozoo.retina.models.bncnn",
-                         "neurozoo.retina.models.subunits")
-
-
 def builtin_models() -> List[str]:
-    """Import the built-in retina model modules (registering them) and list the registry."""
-    for name in BUILTIN_MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-    return retina.MODELS.names()
+    """The registered retina models (the registry imports the built-in ones on its first look-up)."""
+    return retina.list_models()
 
 
 def create_model(name: str, n_cells: int, **kwargs) -> nn.Module:
-    builtin_models()
-    return retina.MODELS.create(name, n_cells=n_cells, **kwargs)
+    return retina.create_model(name, n_cells=n_cells, **kwargs)
 
 
 @dataclass

@@ -358,3 +358,17 @@ def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, mo
                                        "/ --no-resume)\n")
     assert (out / "model.pt").read_bytes() == second
     assert zoo(["fit", "ln", "--data", str(day2), "--epochs", "2", "--quiet"]) == 0  # more epochs: it resumes
+
+
+def test_a_model_needs_cells_and_frames_of_its_size():
+    """n_cells=0 had built a model with no outputs; 40x40 frames failed inside BatchNorm ('running_mean should
+    contain 5408 elements not 10368')."""
+    from neurozoo import retina
+    from neurozoo.datasets.errors import SpecError
+
+    for name in ("bncnn", "ln"):
+        with pytest.raises(SpecError, match=r"^n_cells must be an integer >= 1 \(one output per ganglion cell\); got 0$"):
+            retina.create_model(name, n_cells=0)
+    assert create_model("ln", n_cells=np.int64(2)).n_cells == 2
+    with pytest.raises(ValueError, match=r"RetinaCNN expects a movie \(39 \+ T frames, 50, 50\) .* got \(60, 40, 40\)"):
+        predict(create_model("bncnn", n_cells=2), np.zeros((60, 40, 40), np.float32))

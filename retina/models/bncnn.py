@@ -179,6 +179,11 @@ class RetinaCNN(nn.Module):
         Equal to ``self(windows(movie))``; BatchNorm (training mode) takes its statistics over all these
         windows, exactly as if they had been one batch of the plain model.
         """
+        if movie.dim() not in (3, 4) or movie.shape[-2:] != (self.frame_size, self.frame_size) \
+                or movie.shape[-3] < self.n_frames:
+            raise ValueError(f"{type(self).__name__} expects a movie ({self.n_frames - 1} + T frames, {self.frame_size}, "
+                             f"{self.frame_size}) or chunks (N, {self.n_frames - 1} + T, {self.frame_size}, "
+                             f"{self.frame_size}), T >= 1; got {tuple(movie.shape)}")
         take_noise = self._noise_ahead(movie)  # drawn while the first layer runs
         pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
         noise1, noise2 = take_noise()

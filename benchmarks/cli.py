@@ -31,8 +31,6 @@ def add_commands(sub) -> None:
 
 def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
     """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights."""
-    import torch
-
     from neurozoo.datasets.errors import DataError, UserFacingError
 
     if name.startswith("timm:"):
@@ -50,19 +48,9 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
                                   "or timm:<name> for a timm model")
         model = convrnn.create_model(name)
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise DataError(f"checkpoint {checkpoint} does not exist")
-        try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as error:  # pickle, zip and torch errors alike: the file is no torch checkpoint
-            first = (str(error).strip().splitlines() or [""])[0][:200]
-            raise DataError(f"checkpoint {checkpoint}: not a readable PyTorch checkpoint "
-                            f"({type(error).__name__}: {first})") from None
-        state = state.get("model", state) if isinstance(state, dict) else state
-        if not isinstance(state, dict):
-            raise DataError(f"checkpoint {checkpoint}: holds no state dict (expected {{parameter name: tensor}} "
-                            f"or {{'model': {{...}}}}), got {type(state).__name__}")
-        state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
+        from neurozoo.datasets.torch_files import model_state, read_torch_file
+
+        state = model_state(read_torch_file(checkpoint), f"checkpoint {checkpoint}")
         try:
             model.load_state_dict(state)
         except RuntimeError as error:

@@ -100,16 +100,14 @@ def check_checkpoint(item: str, path: str) -> None:
     """A checkpoint must be a PyTorch state dict (or {'model': state dict}) of tensors, loadable without pickle."""
     import torch
 
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.torch_files import model_state, read_torch_file
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise UserFacingError(f"--checkpoint {item!r}: {path} is not a readable PyTorch checkpoint "
-                              f"({type(error).__name__}: {first})") from None
-    state = state.get("model", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        state = model_state(read_torch_file(path))
+    except DataError as error:
+        raise UserFacingError(f"--checkpoint {item!r}: {error}") from None
+    if not state or not all(torch.is_tensor(v) for v in state.values()):
         raise UserFacingError(f"--checkpoint {item!r}: {path} holds no state dict of tensors "
                               "(expected {parameter name: tensor} or {'model': {...}})")
 

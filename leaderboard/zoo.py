@@ -160,11 +160,9 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
         model = convrnn.create_model(spec["model"], **spec["overrides"])
         if spec.get("checkpoint"):
-            import torch
+            from neurozoo.datasets.torch_files import model_state, read_torch_file
 
-            state = torch.load(spec["checkpoint"]["path"], map_location="cpu", weights_only=True)
-            state = state.get("model", state)
-            model.load_state_dict({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
+            model.load_state_dict(model_state(read_torch_file(spec["checkpoint"]["path"])))
         return model.to(device).eval()
     from neurozoo import retina
 

@@ -49,16 +49,11 @@ def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
     from neurozoo.datasets.errors import DataError
 
+    from neurozoo.datasets.torch_files import model_state, read_torch_file
+
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise DataError(f"{checkpoint}: no such checkpoint file")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    except Exception as error:  # pickle, zip and torch errors alike: the file is no torch checkpoint
-        raise DataError(f"{checkpoint}: not a checkpoint saved by `zoo fit` (model.pt or checkpoint.pt): "
-                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
+    state = model_state(read_torch_file(checkpoint, "checkpoint (zoo fit's model.pt or checkpoint.pt)"),
+                        f"checkpoint {checkpoint}")
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:

@@ -58,6 +58,7 @@ from neurozoo import retina
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo.datasets.torch_files import read_torch_file
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
@@ -319,7 +320,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
             data_sha256 = sha256_file(recording.path)
     if checkpoint is not None and resume and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = read_torch_file(checkpoint, map_location=device)
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
                             "use another output folder or start afresh (resume=False / --no-resume)")

@@ -57,7 +57,7 @@ def _delay_spec(tmp_path):
 BAD_INPUT = {
     "garbage checkpoint": (lambda t: ["run", "--models", "rgc_shallow", "--checkpoint",
                                       f"rgc_shallow={_garbage(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
-                           "is not a readable PyTorch checkpoint"),
+                           "garbage.pt: not a readable PyTorch file of tensors (UnpicklingError; "),
     "NaN stimulus": (lambda t: ["fit", "ln", "--data", str(_nan_recording(t)), "--out", str(t / "fit"), "--quiet"],
                      "train/stimulus contains 1 NaN/inf values (first in frame 120)"),
     "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
@@ -80,7 +80,7 @@ BAD_INPUT = {
     "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
                      "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
-                                            str(_garbage(t))], "garbage.pt: not a readable PyTorch checkpoint"),
+                                            str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.torch_files import read_torch_file
 
 
 def save_checkpoint(state: Dict[str, Any], path) -> Path:
@@ -37,12 +38,7 @@ def save_checkpoint(state: Dict[str, Any], path) -> Path:
 
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise DataError(f"cannot read checkpoint {path}: {error}") from None
+    state = read_torch_file(path, map_location=map_location)
     missing = {"model", "epoch", "global_step"} - set(state)
     if missing:
         raise DataError(f"checkpoint {path} lacks field(s) {sorted(missing)}; not written by `zoo train`?")

@@ -243,17 +243,17 @@ def validate(root: Path) -> Dict[str, Any]:
     if not meta_path.is_file():
         raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
     meta = load_metadata(meta_path)
+    from neurozoo.leaderboard.aggregate import family_of, scores_models
+
     for name in meta["benchmarks"]:
         if name not in benchmarks.BENCHMARKS:
-            raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered "
-                                  f"(known: {', '.join(benchmarks.list_benchmarks())})")
-        from neurozoo.leaderboard.aggregate import scores_models
-
+            open_to_submissions = [entry.name for entry in benchmarks.BENCHMARKS.entries()
+                                   if scores_models(entry) and family_of(entry.tags) == "cortex"]
+            raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered (submissions are scored on: "
+                                  f"{', '.join(open_to_submissions)})")
         if not scores_models(benchmarks.BENCHMARKS.get(name)):
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is data-only (no stimulus images)")
     for name in meta["benchmarks"]:
-        from neurozoo.leaderboard.aggregate import family_of
-
         tags = benchmarks.BENCHMARKS.get(name).tags
         if family_of(tags) != "cortex":
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} fits registered models by name; submissions "

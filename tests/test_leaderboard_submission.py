@@ -127,7 +127,9 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     assert "weights.pt: sha256 is" in refusal(tmp_path, bad) and "0" * 64 in refusal(tmp_path, bad)
 
     assert "field 'licence' is missing" in refusal(tmp_path, _drop(make_submission(tmp_path / "lic"), "licence"))
-    assert "benchmark 'nope.V4' is not registered" in refusal(tmp_path, make_submission(tmp_path / "b", benchmarks=["nope.V4"]))
+    unknown = refusal(tmp_path, make_submission(tmp_path / "b", benchmarks=["nope.V4"]))
+    assert "benchmark 'nope.V4' is not registered (submissions are scored on: " in unknown
+    assert "ventral_embedded.V4-temporal" in unknown and "retina_embedded" not in unknown  # only what it can take
     assert "needs layers.V4" in refusal(tmp_path, make_submission(tmp_path / "l", layers={"IT": "conv2"}))
     assert "field 'authors' must be a non-empty list" in refusal(tmp_path, make_submission(tmp_path / "a", authors="me"))
     nomodel = make_submission(tmp_path / "m")

@@ -115,12 +115,14 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
                            read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
                            limits=limits, sandbox=sandbox)
     console = shown_console(outcome.console)
+    last = console.splitlines()[-1] if console else ""  # a traceback's last line is the error itself: shown first
     if outcome.killed:
         raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip())
     if outcome.returncode != 0:
         code = outcome.returncode
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        raise ScoringError(f"the submission's model process failed ({why}):\n{console}".strip())
+        raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
+                           f"{console}".strip())
     values = read_arrays(outcome.result, 1, len(stimuli.ids), request["max_features"], len(benchmark.bins))[0]
     features = features_array(values, benchmark, layer)
     cache.save(key, features)

@@ -370,7 +370,13 @@ def flash_train(period: int, n_flashes: int = 8, flash_frames: int = 2, intensit
 
 
 # ---- stimuli and recordings -------------------------------------------------------------------------
-KINDS = ("whitenoise", "naturalscene")
+#: the embedded recordings (``zoo fit MODEL --data embedded:KIND``) and what ``zoo list`` says of each
+DESCRIPTIONS = {
+    "whitenoise": "embedded default: the ground-truth retina circuit's 12 ganglion cells under 2 px white noise, "
+                  "24000 training frames at 100 Hz and 8 repeats of 1500 test frames (deep-retina HDF5), generated locally",
+    "naturalscene": "embedded default: the same circuit under jittered natural images, same sizes, generated locally",
+}
+KINDS = tuple(DESCRIPTIONS)
 #: default sizes of the embedded recordings (frames at 100 Hz)
 DEFAULT_SIZES = {"n_train": 24000, "n_test": 1500, "n_repeats": 8}
 

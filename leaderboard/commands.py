@@ -26,6 +26,9 @@ def registry_rows(kind: str = "all"):
                  for e in benchmarks.BENCHMARKS.entries()]
     if kind in ("datasets", "all"):
         rows += [("dataset", e.tags.get("family", ""), e.name, e.description) for e in datasets.DATASETS.entries()]
+        from neurozoo.datasets.synthetic_retina import DESCRIPTIONS  # recordings for `zoo fit --data`, not assemblies
+
+        rows += [("dataset", "retina", f"embedded:{kind}", text) for kind, text in DESCRIPTIONS.items()]
     return rows
 
 

@@ -15,8 +15,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "the jobs not done yet (finished results are reused, keyed by model, benchmark and "
                                    "settings hash), write the database and a static HTML report, print the ranking. "
                                    "ConvRNNs are untrained (random weights) unless --checkpoint is given.")
-    p.add_argument("--models", help="comma-separated model names (default: the default zoo, "
-                                                                    "every registered model not tagged default_zoo=False)")
+    p.add_argument("--models", help="comma-separated model names (default: the default zoo, every registered "
+                                    "model not tagged default_zoo=False)")
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")

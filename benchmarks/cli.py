@@ -24,14 +24,21 @@ def add_commands(sub) -> None:
     parser.add_argument("--max-features", type=at_least(1), default=1000)
     parser.add_argument("--batch-size", type=at_least(1), default=32)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=at_least(0), default=0, help="retina benchmarks: the fit's seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
+                        "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     parser.set_defaults(handler=run_score)
 
 
-def resolve_model(name: str, checkpoint=None, device: str = "cpu"):
-    """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights."""
+def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0):
+    """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights. Without a
+    checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
+    random at start-up, so an untrained model would otherwise differ from run to run."""
+    import torch
+
     from neurozoo.datasets.errors import DataError, UserFacingError
+
+    torch.manual_seed(seed)
 
     if name.startswith("timm:"):
         import neurozoo.datasets.torchvision_compat  # noqa: F401
@@ -84,7 +91,7 @@ def run_score(args) -> int:
     if args.model in builtin_models():
         raise UserFacingError(f"{args.model} is a retina model: it scores on the retina benchmarks "
                               f"(retina_embedded.*; see `zoo score --list`), not on {args.benchmark}")
-    model = resolve_model(args.model, args.checkpoint, args.device)
+    model = resolve_model(args.model, args.checkpoint, args.device, seed=args.seed)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
                             cache=not args.no_cache)

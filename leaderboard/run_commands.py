@@ -10,11 +10,13 @@ from neurozoo.datasets.cli_args import at_least, positive
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="score the built-in zoo on the default benchmarks, write the leaderboard",
-                       description="Queue every registered model on every default (embedded-data) benchmark, score "
+                       description="Queue every model of the default zoo (the registered models not tagged "
+                                   "default_zoo=False) on every default (embedded-data) benchmark, score "
                                    "the jobs not done yet (finished results are reused, keyed by model, benchmark and "
                                    "settings hash), write the database and a static HTML report, print the ranking. "
                                    "ConvRNNs are untrained (random weights) unless --checkpoint is given.")
-    p.add_argument("--models", help="comma-separated model names (default: all registered)")
+    p.add_argument("--models", help="comma-separated model names (default: the default zoo, every registered "
+                                    "model not tagged default_zoo=False)")
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")

@@ -28,7 +28,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: "
-                                            "$NEUROZOO_HOME/retina/<model>-<data>); a rerun on the same data with "
+                                            "$NEUROZOO_HOME/retina/<model>-<recording file's stem>, e.g. "
+                                            "ln-whitenoise-<hash> for embedded:whitenoise); a rerun on the same data with "
                                             "the same seed and settings resumes from it")
     # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")

@@ -43,3 +43,24 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_untrained_convrnn_weights_come_from_the_seed_not_from_the_process():
+    """torch seeds itself at random at start-up: `zoo compare` / `zoo dynamics` / `zoo score` of an untrained
+    ConvRNN gave different weights, hence different similarities, in every run while recording seed 0."""
+    import torch
+
+    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.benchmarks.dynamics import sources
+
+    images, ids = torch.rand(2, 3, 32, 32), ["a", "b"]
+    runs = []
+    for consumed in (0, 7):
+        torch.rand(consumed)  # the global generator left in another state by whatever ran before
+        runs.append(sources.convrnn("rgc_shallow", ["conv4"], images, ids, n_steps=6)["conv4"].values)
+    assert abs(runs[0]).max() > 0 and (runs[0] == runs[1]).all()
+    torch.rand(3)
+    other = sources.convrnn("rgc_shallow", ["conv4"], images, ids, n_steps=6, seed=1)["conv4"].values
+    assert not (other == runs[0]).all()
+    first, second = resolve_model("rgc_shallow", seed=0), (torch.rand(5), resolve_model("rgc_shallow", seed=0))[1]
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))

@@ -90,7 +90,7 @@ def _case(args):
     from neurozoo.benchmarks.cli import resolve_model
     from neurozoo.datasets.provenance import sha256_array
 
-    model = resolve_model(args.model, args.checkpoint)
+    model = resolve_model(args.model, args.checkpoint, seed=args.seed)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
     layer = args.layer or (recurrent[-1] if recurrent else None)

@@ -66,11 +66,11 @@ def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None
 
 
 def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
-            n_steps: Optional[int] = None) -> Dict[Optional[str], xr.DataArray]:
+            n_steps: Optional[int] = None, seed: int = 0) -> Dict[Optional[str], xr.DataArray]:
     """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
     from neurozoo.benchmarks.cli import resolve_model
 
-    model = resolve_model(name, checkpoint)
+    model = resolve_model(name, checkpoint, seed=seed)
     chosen = {layer: layer or model.layer_names[-1] for layer in layers}
     for layer in chosen.values():
         if layer not in model.layer_names:
@@ -138,7 +138,8 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     if by_model:
         images = ventral_images(max_stimuli=max_stimuli)
         for model_name, wanted in by_model.items():
-            outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps)
+            outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps,
+                              seed=seed)
             systems.update({full: outputs[layer] for full, layer in wanted.items()})
     systems = {full: systems[full] for full in kinds}  # in the order asked
     data_sha = None

@@ -301,3 +301,13 @@ def test_an_unroll_too_short_for_the_image_to_reach_the_logits_is_refused(data, 
                                               r"step 5.*set n_steps > 5"):
         Trainer(config(data, tmp_path, overrides=short))
     Trainer(config(data, tmp_path / "ok", overrides={**TINY, "n_steps": 6, "image_steps": 6})).close()
+
+
+def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
+    from neurozoo.datasets.errors import UserFacingError
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    before = (tmp_path / "last.pth").read_bytes()
+    with pytest.raises(UserFacingError, match=rf"--out {tmp_path} already holds a run \(last.pth\): pass --resume"):
+        Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    assert (tmp_path / "last.pth").read_bytes() == before

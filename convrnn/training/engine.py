@@ -239,6 +239,9 @@ class Trainer:
             for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
                 stale.unlink()
         resume = self._resume_path()
+        if not config.resume and (self.out / "last.pth").is_file():
+            raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
+                                  f"or choose another --out (starting afresh would overwrite its checkpoints)")
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
             self.load_state(load_checkpoint(resume, map_location="cpu"))

@@ -248,6 +248,12 @@ class LayerNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
+def _check_cell_input(cell: "RecurrentCell", args: tuple) -> None:
+    x = args[0] if args else None
+    if isinstance(x, torch.Tensor) and (x.dim() != 4 or x.shape[1] != cell.channels):
+        raise ValueError(f"{type(cell).__name__}: expected input (B, {cell.channels}, H, W), got shape {tuple(x.shape)}")
+
+
 class RecurrentCell(nn.Module):
     """Base class: ``forward(x, state=None, feedback=None, res_input=None) -> (output, new_state)``.
 
@@ -267,6 +273,7 @@ class RecurrentCell(nn.Module):
         self.channels = int(channels)
         self.keep_gates = False
         self.last_gates: Dict[str, torch.Tensor] = {}
+        self.register_forward_pre_hook(_check_cell_input)
 
     def zero_state(self, x: torch.Tensor) -> State:
         b, _, h, w = x.shape

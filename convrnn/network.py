@@ -354,10 +354,15 @@ class ConvRNN(nn.Module):
             n_steps = len(frames)
         elif x.dim() == 4:
             n_steps = self.n_steps if n_steps is None else n_steps
-            image_steps = self.image_steps if image_steps is None else min(image_steps, n_steps)
-            frames = self.frames(x, n_steps, image_steps)
+            image_steps = self.image_steps if image_steps is None else image_steps
+            frames = self.frames(x, n_steps, min(image_steps, n_steps))
         else:
             raise ValueError(f"expected images (B, C, H, W) or a movie (T, B, C, H, W), got shape {tuple(x.shape)}")
+        if not x.is_floating_point():
+            raise ValueError(f"expected floating-point (ImageNet-normalised) images, got dtype {x.dtype}")
+        if n_steps < 1 or (image_steps is not None and image_steps < 0):
+            raise ValueError(f"need n_steps >= 1 (frames of a movie) and image_steps >= 0, got n_steps={n_steps}, "
+                             f"image_steps={image_steps}")
         record = [record] if isinstance(record, str) else list(record or [])
         for name in record:
             if name not in self.layers:

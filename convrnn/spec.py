@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
@@ -165,10 +165,11 @@ class GraphSpec:
             raise SpecError(f"{where}: field 'decoder' is {self.decoder!r}; expected one of {DECODERS}")
         if self.blank != "mean_gray" and not isinstance(self.blank, (int, float)):
             raise SpecError(f"{where}: field 'blank' is {self.blank!r}; expected a number or 'mean_gray'")
-        if self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (self.n_steps, self.image_steps)) \
+                or self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
             raise SpecError(
-                f"{where}: need n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps}, "
-                f"image_steps={self.image_steps}"
+                f"{where}: need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps!r}, "
+                f"image_steps={self.image_steps!r}"
             )
         if self.num_classes < 1 or self.input_channels < 1:
             raise SpecError(f"{where}: num_classes and input_channels must be positive")
@@ -275,8 +276,8 @@ class GraphSpec:
             if value is None:
                 continue
             if key == "width_multiplier":
-                if not value > 0:
-                    raise SpecError(f"spec {self.name!r}: width_multiplier must be > 0, got {value}")
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                    raise SpecError(f"spec {self.name!r}: width_multiplier must be > 0, got {value!r}")
                 if data.get("timm_backbone"):
                     data["timm_width"] = data.get("timm_width", 1.0) * value
                 for layer in data["layers"]:
@@ -289,6 +290,9 @@ class GraphSpec:
                     if layer.get("cell") and layer["cell"].get("out_depth"):
                         layer["cell"]["out_depth"] = max(1, int(round(layer["cell"]["out_depth"] * value)))
             elif key == "cell":
+                if not isinstance(value, Mapping):
+                    raise SpecError(f"spec {self.name!r}: override 'cell' must be a mapping of cell config keys "
+                                    f"(e.g. {{filter_size: 5}}), got {value!r}; to change the cell type use cell_kind")
                 for layer in data["layers"]:
                     if layer.get("cell"):
                         layer["cell"] = {**layer["cell"], **value}

@@ -381,3 +381,13 @@ def test_unknown_config_key_raises_spec_error_listing_valid_keys():
 def test_bad_config_values_name_the_key(config, key):
     with pytest.raises(SpecError, match=key):
         create_cell("rgc", C, **config)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_cell_input_of_the_wrong_shape_names_the_expected_one(kind):
+    cell = create_cell(kind, 8, in_channels=8)
+    with pytest.raises(ValueError, match=r"expected input \(B, 8, H, W\), got shape \(2, 5, 4, 4\)"):
+        cell(torch.zeros(2, 5, 4, 4))
+    with pytest.raises(ValueError, match=r"expected input \(B, 8, H, W\), got shape \(8, 4, 4\)"):
+        cell(torch.zeros(8, 4, 4))
+    assert cell(torch.zeros(2, 8, 5, 3))[0].shape[-2:] == (5, 3)

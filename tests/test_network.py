@@ -327,3 +327,31 @@ def test_bad_yaml_files_name_the_file(tmp_path):
         GraphSpec.from_yaml(str(typo))
     with pytest.raises(SpecError, match="no such spec file"):
         GraphSpec.from_yaml(str(tmp_path / "absent.yaml"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_steps": 0}, r"need n_steps >= 1 \(frames of a movie\) and image_steps >= 0, got n_steps=0, image_steps=\d+"),
+    ({"n_steps": -1}, r"got n_steps=-1"),
+    ({"image_steps": -3}, r"got n_steps=16, image_steps=-3"),
+])
+def test_a_schedule_without_steps_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny("rgc_shallow")(torch.zeros(2, 3, SIZE, SIZE), **kwargs)
+
+
+def test_an_empty_movie_and_integer_images_are_named():
+    model = tiny("rgc_shallow")
+    with pytest.raises(ValueError, match=r"got n_steps=0"):
+        model(torch.zeros(0, 2, 3, SIZE, SIZE))
+    with pytest.raises(ValueError, match=r"expected floating-point \(ImageNet-normalised\) images, got dtype torch.uint8"):
+        model(torch.zeros(2, 3, SIZE, SIZE, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"width_multiplier": "abc"}, r"spec 'rgc_shallow': width_multiplier must be > 0, got 'abc'$"),
+    ({"cell": "ugrnn"}, r"override 'cell' must be a mapping of cell config keys .*got 'ugrnn'; to change the cell type use cell_kind"),
+    ({"n_steps": 2.5}, r"need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps=2.5, image_steps=2"),
+])
+def test_an_override_of_the_wrong_type_is_named(override, message):
+    with pytest.raises(SpecError, match=message):
+        convrnn.create_model("rgc_shallow", **{"image_steps": 2, **override} if "n_steps" in override else override)

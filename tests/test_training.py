@@ -280,3 +280,34 @@ def test_a_nonsensical_training_setting_is_named_with_its_value(setting, message
         TrainConfig(model="rgc_shallow", data="unused", **setting).validate()
     assert str(info.value) == message
     TrainConfig(model="rgc_shallow", data="unused", max_steps_per_epoch=0, log_every=0).validate()  # 0: no limit, no logs
+
+
+def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path):
+    from neurozoo.datasets.errors import UserFacingError
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    wider = {**TINY, "width_multiplier": 0.25}
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint's weights do not fit this model \(checkpoint: "
+                                              r"model 'rgc_shallow', overrides \{.*'width_multiplier': 0.125.*\}; this run: "
+                                              r".*'width_multiplier': 0.25.*first mismatch: size mismatch"):
+        Trainer(config(data, tmp_path, epochs=1, resume="auto", overrides=wider))
+
+
+def test_an_unroll_too_short_for_the_image_to_reach_the_logits_is_refused(data, tmp_path):
+    from neurozoo.datasets.errors import UserFacingError
+
+    short = {**TINY, "n_steps": 5, "image_steps": 5}  # rgc_shallow: the image reaches the logits at step 5
+    with pytest.raises(UserFacingError, match=r"rgc_shallow with n_steps=5: the image first reaches the logits at "
+                                              r"step 5.*set n_steps > 5"):
+        Trainer(config(data, tmp_path, overrides=short))
+    Trainer(config(data, tmp_path / "ok", overrides={**TINY, "n_steps": 6, "image_steps": 6})).close()
+
+
+def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
+    from neurozoo.datasets.errors import UserFacingError
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    before = (tmp_path / "last.pth").read_bytes()
+    with pytest.raises(UserFacingError, match=rf"--out {tmp_path} already holds a run \(last.pth\): pass --resume"):
+        Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    assert (tmp_path / "last.pth").read_bytes() == before

@@ -215,6 +215,11 @@ class Trainer:
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.first_readout_step = int(getattr(self.model, "first_readout_step", 0))
+        n_steps = getattr(self.model, "n_steps", None)
+        if n_steps is not None and n_steps <= self.first_readout_step:
+            raise UserFacingError(f"{config.model} with n_steps={n_steps}: the image first reaches the logits at step "
+                                  f"{self.first_readout_step}, so no trained output would depend on it; "
+                                  f"set n_steps > {self.first_readout_step}")
         self.train_model = self.model
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -234,6 +239,9 @@ class Trainer:
             for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
                 stale.unlink()
         resume = self._resume_path()
+        if not config.resume and (self.out / "last.pth").is_file():
+            raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
+                                  f"or choose another --out (starting afresh would overwrite its checkpoints)")
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
             self.load_state(load_checkpoint(resume, map_location="cpu"))
@@ -350,7 +358,15 @@ class Trainer:
         }
 
     def load_state(self, state: Dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            saved = state.get("config") or {}
+            first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
+            raise UserFacingError(
+                f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
+                f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
+                f"{self.config.overrides}); first mismatch: {first}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...

@@ -78,7 +78,8 @@ def run_score(args) -> int:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     from neurozoo.benchmarks.paths import results_dir
 
-    Path(args.out or results_dir()).mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
+    args.out = Path(args.out or results_dir())
+    args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
     benchmark = benchmarks.load(args.benchmark)
     if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
         return _score_retina(args, benchmark)
@@ -86,9 +87,9 @@ def run_score(args) -> int:
 
     if isinstance(benchmark, DataOnlyBenchmark):
         benchmark.score()  # raises: it has no images, so it scores no image-computable model
-    from neurozoo.retina.fit import builtin_models
+    from neurozoo import retina
 
-    if args.model in builtin_models():
+    if args.model in retina.list_models():
         raise UserFacingError(f"{args.model} is a retina model: it scores on the retina benchmarks "
                               f"(retina_embedded.*; see `zoo score --list`), not on {args.benchmark}")
     model = resolve_model(args.model, args.checkpoint, args.device, seed=args.seed)
@@ -110,15 +111,13 @@ def run_score(args) -> int:
 
 
 def _store(args, score, model_name: str):
-    """The score's record in the results store and its JSON summary beside the plots: ``(store, record id, path)``."""
-    from neurozoo.benchmarks.paths import results_dir
+    """The score's record in the results store and its JSON summary beside the plots (in ``args.out``, which
+    :func:`run_score` made): ``(store, record id, path)``."""
     from neurozoo.benchmarks.records import ResultsStore
 
     store = ResultsStore(args.db)
     record_id = store.add(score.to_record(model_name, args.benchmark))
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)
-    summary = out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")
+    summary = args.out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")
     write_json(summary, {"model": model_name, "benchmark": args.benchmark, "value": score.value, "error": score.error,
                          "ceiling": score.ceiling, "raw": score.raw, "per_bin": score.per_bin,
                          "provenance": score.provenance})
@@ -130,9 +129,8 @@ def _score_retina(args, benchmark) -> int:
     ``zoo run`` shares), or scores the weights of ``--checkpoint``; the record goes to the results store."""
     from neurozoo import retina
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.retina.fit import builtin_models, create_model
 
-    if args.model not in builtin_models():
+    if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
     model = args.model
@@ -140,7 +138,7 @@ def _score_retina(args, benchmark) -> int:
         from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.embedded_fit import load_checkpoint
 
-        model = load_checkpoint(create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
+        model = load_checkpoint(retina.create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
     score = benchmark.score(model, seed=args.seed, device=args.device)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     store, record_id, summary = _store(args, score, model_name)

@@ -28,7 +28,7 @@ def registry_rows(kind: str = "all"):
         rows += [("dataset", e.tags.get("family", ""), e.name, e.description) for e in datasets.DATASETS.entries()]
         from neurozoo.datasets.synthetic_retina import DESCRIPTIONS  # recordings for `zoo fit --data`, not assemblies
 
-        rows += [("dataset", "retina", f"embedded:{kind}", text) for kind, text in DESCRIPTIONS.items()]
+        rows += [("dataset", "retina", f"embedded:{name}", text) for name, text in DESCRIPTIONS.items()]
     return rows
 
 

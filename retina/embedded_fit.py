@@ -48,7 +48,6 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
     from neurozoo.datasets.errors import DataError
-
     from neurozoo.datasets.torch_files import model_state, read_torch_file
 
     checkpoint = Path(checkpoint)

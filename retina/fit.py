@@ -65,6 +65,8 @@ EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation
 # bump when the loop or a model's initialisation changes what a fit with given settings yields; 7: no L2 on the
 # two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged)
 FIT_PROTOCOL = 7
+
+
 def builtin_models() -> List[str]:
     """The registered retina models (the registry imports the built-in ones on its first look-up)."""
     return retina.list_models()

@@ -12,8 +12,12 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
   steps computed once for the batch), each step reduced as the model computes it (``on_step``), the images
   kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 32 MB and the heap trimmed after
   each batch;
-* ``--variants reference,bf16``: the current extraction with ``fast=False`` (to separate the two gains),
-  and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``).
+* ``--runs before,after,reference,bf16``: also the current extraction with ``fast=False`` (to separate the two
+  gains), and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``); ``eager``: the
+  GPU fast path (``to_fast()``'s defaults) without ``torch.compile``. The first run is the baseline of the ratios.
+* ``--device cuda``: the model and extraction on the GPU (there the fast path is ``to_fast()``'s defaults:
+  bfloat16, channels-last, compiled steps), with the GPU's peak allocated memory; e.g.
+  ``--device cuda --runs reference,after,eager`` where the git history is not at hand.
 
 Both run the current model code (``convrnn``, including the RGC's in-place gate arithmetic without autograd);
 before reads the images as one float32 tensor, as the old loader gave them. Each runs in its own child process,
@@ -27,7 +31,8 @@ at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before
 "Speed and memory of scoring". Before (extraction at 357f43b): 2329 s wall, 2301 CPU-s, peak 3.21 GB; after:
 472 s wall, 644 CPU-s, peak 1.66 GB; score 0.21342 on both (2.1e-7 apart): 4.94x wall, 3.57x CPU.
 
-    python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--variants reference,bf16]
+    python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--device cpu|cuda]
+        [--runs before,after[,reference,bf16,eager]]
 """
 from __future__ import annotations
 
@@ -48,7 +53,8 @@ import json, resource, subprocess, sys, time, types
 import numpy as np
 import torch
 
-mode, n_images, batch_size, commit, repo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+mode, n_images, batch_size, commit, repo, device = (sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                                                    sys.argv[5], sys.argv[6])
 def peak_mb():
     with open('/proc/self/status') as status:
         return next(int(line.split()[1]) for line in status if line.startswith('VmHWM')) / 1024
@@ -73,6 +79,8 @@ elif mode == 'reference':
 elif mode == 'bf16':
     from neurozoo.benchmarks.extraction.activations import CPU_FAST
     options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
+elif mode == 'eager':  # the GPU fast path's defaults (bfloat16, channels-last, fused gates) without torch.compile
+    options['fast'] = {'compile': 'none'}
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -86,13 +94,14 @@ benchmark = neural.NeuralBenchmark(full.identifier, full.region, load_assembly=l
                                    load_stimuli=lambda: subset, data_sha256='subset')
 del stimuli, full.__dict__['stimuli']  # only the subset stays in memory
 torch.manual_seed(0)
-model = convrnn.create_model('rgc_intermediate').eval()
+model = convrnn.create_model('rgc_intermediate').eval().to(device)
 loaded = time.perf_counter()
 score = benchmark.score(model, batch_size=batch_size, cache=False, progress=False, **options)
 settings = score.provenance['settings']
 print('RESULT ' + json.dumps(dict(
     seconds=time.perf_counter() - start, scoring_s=time.perf_counter() - loaded, cpu_s=cpu_s() - cpu_start,
-    peak_mb=peak_mb(), value=float(score.value), raw=float(score.raw), layer=settings.get('layer'),
+    peak_mb=peak_mb(), gpu_peak_mb=torch.cuda.max_memory_allocated() / 2**20 if device.startswith('cuda') else None,
+    device=device if device == 'cpu' else torch.cuda.get_device_name(), value=float(score.value), raw=float(score.raw), layer=settings.get('layer'),
     selection={k: float(v) for k, v in settings.get('layer_selection', {}).items()},
     threads=torch.get_num_threads())))
 """
@@ -107,7 +116,7 @@ def run(mode: str, args) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     try:
         completed = subprocess.run([sys.executable, handle.name, mode, str(args.images), str(args.batch_size),
-                                    args.before_commit, str(REPO)], capture_output=True, text=True, cwd=REPO, env=env)
+                                    args.before_commit, str(REPO), args.device], capture_output=True, text=True, cwd=REPO, env=env)
     finally:
         os.unlink(handle.name)
     for line in completed.stdout.splitlines():
@@ -116,37 +125,49 @@ def run(mode: str, args) -> dict:
     raise RuntimeError(f"{mode} failed:\n{completed.stderr[-3000:]}")
 
 
+LABELS = {"before": "before", "after": "after", "reference": "after, reference path", "bf16": "after, bfloat16",
+          "eager": "after, not compiled"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=640, help="score the first N images (sorted by stimulus_id)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--before-commit", default=BEFORE_COMMIT)
-    parser.add_argument("--variants", default="", help="comma-separated extra runs: reference (fast=False), bf16")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the model and extraction on that device)")
+    parser.add_argument("--runs", default="before,after",
+                        help=f"comma-separated runs, in order, the first the baseline: {', '.join(LABELS)} "
+                             "(reference: fast=False; bf16: the CPU fast path in bfloat16; eager: the GPU fast path "
+                             "without torch.compile; before needs the git history)")
+    parser.add_argument("--variants", default="", help="runs added after --runs (kept for older command lines)")
     args = parser.parse_args(argv)
+    runs = [r for r in (args.runs + "," + args.variants).split(",") if r]
+    unknown = sorted(set(runs) - set(LABELS))
+    if unknown or not runs:
+        parser.error(f"--runs: unknown {', '.join(unknown) or '(none given)'}; choose among {', '.join(LABELS)}")
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
-          f"load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+          f"device {args.device}; load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"rgc_intermediate (full width, seeded weights) on cowley2023.V4, first {args.images} of 640 images, "
           f"batch {args.batch_size}; before = extraction at {args.before_commit}", flush=True)
-    print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'score':>9s} {'raw r':>9s} {'layer':>6s} {'load':>5s}",
-          flush=True)
+    print(f"{'':24s} {'wall s':>8s} {'CPU s':>8s} {'peak MB':>8s} {'GPU MB':>7s} {'score':>9s} {'raw r':>9s} "
+          f"{'layer':>6s} {'load':>5s}", flush=True)
     results = {}
-    for mode in ["before", "after"] + [v for v in args.variants.split(",") if v]:
+    for mode in runs:
         result = results[mode] = run(mode, args)
-        label = {"before": "before", "after": "after", "reference": "after, reference path", "bf16": "after, bfloat16"}[mode]
-        print(f"{label:24s} {result['seconds']:8.1f} {result['cpu_s']:8.1f} {result['peak_mb']:8.0f} "
+        gpu = "" if result.get("gpu_peak_mb") is None else f"{result['gpu_peak_mb']:.0f}"
+        print(f"{LABELS[mode]:24s} {result['seconds']:8.1f} {result['cpu_s']:8.1f} {result['peak_mb']:8.0f} {gpu:>7s} "
               f"{result['value']:9.5f} {result['raw']:9.5f} {result['layer']:>6s} {result['load']:5.1f}   "
-              f"selection {json.dumps(result['selection'])}", flush=True)
-    before, after = results["before"], results["after"]
-    print(f"after vs before: {before['seconds'] / after['seconds']:.2f}x wall, {before['cpu_s'] / after['cpu_s']:.2f}x CPU, "
-          f"peak memory {after['peak_mb']:.0f} MB vs {before['peak_mb']:.0f} MB; |score diff| "
-          f"{abs(after['value'] - before['value']):.1e}, |raw r diff| {abs(after['raw'] - before['raw']):.1e}")
+              f"selection {json.dumps(result['selection'])}; {result['device']}", flush=True)
+    base = results[runs[0]]
+    for mode in runs[1:]:
+        other = results[mode]
+        print(f"{mode} vs {runs[0]}: {base['seconds'] / other['seconds']:.2f}x wall, "
+              f"{base['cpu_s'] / other['cpu_s']:.2f}x CPU, peak memory {other['peak_mb']:.0f} MB vs "
+              f"{base['peak_mb']:.0f} MB; |score diff| {abs(other['value'] - base['value']):.1e}, "
+              f"|raw r diff| {abs(other['raw'] - base['raw']):.1e}")
     print(f"{datetime.datetime.now(datetime.timezone.utc):%H:%M} UTC; load average at the end "
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}; the runs were sequential, one child at a time")
-    for mode in set(results) - {"before", "after"}:
-        other = results[mode]
-        print(f"{mode} vs before: {before['seconds'] / other['seconds']:.2f}x wall, {before['cpu_s'] / other['cpu_s']:.2f}x CPU, "
-              f"|score diff| {abs(other['value'] - before['value']):.1e}, |raw r diff| {abs(other['raw'] - before['raw']):.1e}")
     return 0
 
 

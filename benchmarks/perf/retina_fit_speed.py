@@ -188,13 +188,13 @@ def _load() -> str:
 
 
 def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", threads: int = 0,
-                       pythonpath: str = "") -> dict:
+                       pythonpath: str = "", device: str = "cpu") -> dict:
     """Time ``zoo fit MODEL --data DATA`` from a fresh output folder (the CLI as a user runs it, start-up, data
     reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached.
     ``pythonpath``: run the ``neurozoo`` found there (:func:`checkout`) instead of this one."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", out,
-                   "--no-resume", "--quiet"]
+                   "--no-resume", "--quiet", "--device", device]
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
                    **({"PYTHONPATH": pythonpath} if pythonpath else {}))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -221,7 +221,8 @@ def main(argv=None):
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
     parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")
     parser.add_argument("--fit", action="store_true",
-                        help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute)")
+                        help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute), "
+                             "on the GPU with --device cuda")
     parser.add_argument("--fit-threads", type=int, default=0, help="OMP_NUM_THREADS for the fit (default: torch's)")
     parser.add_argument("--compare-ref", metavar="REV", help="with --fit: first time the fit at git revision REV "
                                                              "(e.g. main), then this tree's, back to back")
@@ -245,12 +246,14 @@ def main(argv=None):
                      f"{rates[m][0] / wall:5.2f}x wall, {rates[m][1] / cpu:5.2f}x CPU  max rel diff {error[m]:.1e}")
         print(line, flush=True)
     if args.fit:
-        print(f"zoo fit bncnn --data embedded:whitenoise ({_load()}) ...", flush=True)
+        fit_device = "cuda" if args.device == "cuda" else "cpu"
+        print(f"zoo fit bncnn --data embedded:whitenoise --device {fit_device} ({_load()}) ...", flush=True)
         if args.compare_ref:
             with tempfile.TemporaryDirectory() as folder:
-                ref = fit_to_convergence(threads=args.fit_threads, pythonpath=checkout(args.compare_ref, folder))
+                ref = fit_to_convergence(threads=args.fit_threads, pythonpath=checkout(args.compare_ref, folder),
+                                         device=fit_device)
             _print_fit(f"fit to convergence at {args.compare_ref}", ref)
-        r = fit_to_convergence(threads=args.fit_threads)
+        r = fit_to_convergence(threads=args.fit_threads, device=fit_device)
         _print_fit("fit to convergence" + (" (this tree)" if args.compare_ref else ""), r)
         if args.compare_ref:
             print(f"this tree vs {args.compare_ref}: {ref['wall_s'] / r['wall_s']:.2f}x wall, "

@@ -132,7 +132,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")
-    app = FastAPI(title="neurozoo leaderboard")
+    # no /docs or /redoc: FastAPI serves them with scripts from a CDN, so offline they were blank pages; the API's
+    # machine-readable description stays at /openapi.json
+    app = FastAPI(title="neurozoo leaderboard", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.db = db
 

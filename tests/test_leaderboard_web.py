@@ -65,6 +65,9 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
     assert model.status_code == 200 and "<svg" in model.text and "untrained, random weights" in model.text
     assert model.text.count("<svg") == 2 and "conv6" in model.text  # one time course per benchmark; provenance
     assert client.get("/models/nobody").status_code == 404
+    # every page works offline: no CDN-backed API explorer; the API is described at /openapi.json
+    assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert {"/api/ranking", "/api/submissions"} <= set(client.get("/openapi.json").json()["paths"])
 
 
 def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, client):

@@ -1,5 +1,6 @@
 """neurozoo.convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
 a killed worker, export of the best configurations as loadable specs and as scored records."""
+import math
 import os
 import signal
 import subprocess
@@ -33,6 +34,7 @@ TINY_SPACE = {
     "cells": {"rgc": {"tau_bias": {"float": [-3.0, 3.0]}, "gate_nonlinearity": {"choice": ["sigmoid", "tanh"]},
                       "cell_depth": {"choice": [4, 8]}, "out_residual": {"choice": [True, False]}},
               "timedecay": {"memory_decay": {"float": [0.1, 0.9]}}},
+    "wiring": {"rgc": "rgc_intermediate", "timedecay": "timedecay_intermediate"},  # no published model has its layers
     "feedback": {"candidates": "all"},
     "train": {"weight_decay": {"float": [1e-5, 1e-3], "log": True}},
 }
@@ -91,6 +93,107 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
 
 
+def _trial(space, kind, **params):
+    """A fixed trial drawing ``kind`` with ``params``, no feedback edge and lr 0.05."""
+    return optuna.trial.FixedTrial({"cell": kind, **params, "train.lr": 0.05,
+                                    **{f"fb.{s}->{t}": False for s, t in space.candidates}})
+
+
+def _wiring(layer):
+    return layer.activation, layer.post, {k: v for k, v in layer.cell.items() if k != "kind"}
+
+
+@pytest.mark.parametrize("kind, params, published", [
+    ("ugrnn", {"ugrnn.filter_size": 5}, "ugrnn_intermediate"),
+    ("timedecay", {"timedecay.memory_decay": 0.3}, "timedecay_intermediate"),
+    ("rgc", None, "rgc_intermediate"),
+])
+def test_a_sampled_cell_takes_its_published_models_layer_wiring(kind, params, published):
+    space = load_space("rgc_intermediate")
+    if params is None:  # an RGC trial: every searched hyperparameter at its lowest value
+        params = {f"rgc.{k}": p.examples()[0] for k, p in space.cells["rgc"].items()}
+    config = space.sample(_trial(space, kind, **params))
+    spec, reference = space.spec(config), convrnn.models.get_spec(published)
+    base = convrnn.models.get_spec("rgc_intermediate")
+    for name in space.cell_layers:
+        layer = spec.layer(name)
+        activation, post, _ = _wiring(reference.layer(name))
+        assert (layer.activation, layer.post) == (activation, post)
+        assert layer.cell == config["cell"]  # these published cells set no configuration of their own
+        # the base keeps the backbone: channels, kernel, stride, pool
+        assert (layer.channels, layer.kernel, layer.stride, layer.pool) == (
+            base.layer(name).channels, base.layer(name).kernel, base.layer(name).stride, base.layer(name).pool)
+    conv7 = spec.layer("conv7")
+    if kind == "rgc":  # convrnns models/rgc_intermediate_t22.json conv4-conv10: pre_memory activation null, no post
+        assert (conv7.activation, conv7.post) == ("identity", None)
+    else:  # models/ugrnn_intermediate.json conv4-conv10: pre_memory elu; post_memory conv 3x3, residual_add, elu
+        assert (conv7.activation or spec.activation, conv7.post) == ("elu", {"kernel": 3, "residual": True})
+    assert [l.name for l in spec.layers if l.post] == ([] if kind == "rgc" else space.cell_layers)
+    assert f"{kind} layers wired as in {published}" in spec.description
+
+
+def test_published_cell_configurations_come_along_and_unpublished_cells_need_a_named_wiring():
+    space = load_space({"base": "rgc_intermediate", "cells": {"simplernn": {"filter_size": {"choice": [3, 5]}},
+                                                              "lstm": {}}})
+    spec = space.spec(space.sample(_trial(space, "simplernn", **{"simplernn.filter_size": 5})))
+    # simplernn_intermediate's cell (no layer norm, weight decay 1e-4) with the sampled filter size on top
+    assert spec.layer("conv9").cell == {"kind": "simplernn", "filter_size": 5, "layer_norm": False,
+                                        "weight_decay": 1e-4}
+    spec = space.spec(space.sample(_trial(space, "lstm")))
+    assert spec.layer("conv4").cell == {"kind": "lstm", "filter_size": 3, "weight_decay": 1e-4}
+    # the shallow family: rgc_shallow's own per-layer cells are kept under the sampled values (they were dropped)
+    shallow = load_space({"base": "rgc_shallow", "cells": {"rgc": {"tau_bias": {"float": [-1.0, 1.0]}}, "ugrnn": {}}})
+    assert shallow.wiring_models == {"rgc": "rgc_shallow", "ugrnn": "ugrnn_shallow"}
+    spec = shallow.spec(shallow.sample(_trial(shallow, "rgc", **{"rgc.tau_bias": 0.5})))
+    assert [spec.layer(n).cell["cell_depth"] for n in ("conv3", "conv4", "conv5")] == [256, 256, 512]
+    assert spec.layer("conv5").cell["tau_bias"] == 0.5 and spec.layer("conv5").cell["tau_multiplier"] == -1.0
+    spec = shallow.spec(shallow.sample(_trial(shallow, "ugrnn")))
+    assert (spec.layer("conv4").activation, spec.layer("conv4").post) == ("identity", None)  # ugrnn_shallow's
+    # no released model has GRU or intersection-RNN layers: the space must say which wiring they take
+    for kind in ("gru", "intersectionrnn", "identity"):
+        with pytest.raises(SpecError, match=f"no published model of cell '{kind}'.*'wiring: {{{kind}: MODEL}}'"):
+            load_space({"base": "rgc_intermediate", "cells": {kind: {}}})
+    lent = load_space({"base": "rgc_intermediate", "cells": {"gru": {}}, "wiring": {"gru": "ugrnn_intermediate"}})
+    conv8 = lent.spec(lent.sample(_trial(lent, "gru"))).layer("conv8")
+    assert (conv8.activation, conv8.post, conv8.cell) == (None, {"kernel": 3, "residual": True}, {"kind": "gru"})
+    # a base whose searched layers carry the kind and no released model of it has those layers: wired as the base
+    assert load_space({"base": "rgc_resnet18", "cells": {"rgc": {}}}).wiring_models == {"rgc": "base"}
+    kept = load_space({"base": "rgc_intermediate", "cells": {"gru": {}}, "wiring": {"gru": "base"}})
+    conv8 = kept.spec(kept.sample(_trial(kept, "gru"))).layer("conv8")
+    assert (conv8.activation, conv8.post, conv8.cell) == ("identity", None, {"kind": "gru"})
+
+
+def test_a_ugrnn_trial_carries_the_image_and_learns_only_with_its_own_wiring():
+    """The review's defect: UGRNN cells in the RGC's layers (no activation, no residual) shrank conv10's output
+    to ~1e-6 and gave every image the same logits, so the loss sat at ln(n_classes)."""
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    labels = torch.arange(4)
+    measured = {}
+    for wiring in ({}, {"ugrnn": "base"}):  # published (the default), then the base's (the former behaviour)
+        space = load_space({"base": "rgc_intermediate", "cells": {"ugrnn": {"filter_size": 3}}, "wiring": wiring})
+        torch.manual_seed(0)
+        spec = space.spec(space.sample(_trial(space, "ugrnn")))
+        model = convrnn.create_model(spec.to_dict(), width_multiplier=0.125, num_classes=4)
+        with torch.no_grad():
+            out = model(x, record=["conv10"])
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses = []
+        for _ in range(5):
+            loss = torch.nn.functional.cross_entropy(model(x).logits[-1], labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        measured[space.wiring_models["ugrnn"]] = (out.recorded["conv10"][-1].std().item(),
+                                                  out.logits[-1].std(0).mean().item(), losses)
+    sd, spread, losses = measured["ugrnn_intermediate"]
+    assert 0.2 < sd < 5 and spread > 1e-3  # measured 0.55 and 8.5e-3
+    assert losses[-1] < losses[0] - 0.05  # measured 1.389 -> 1.280
+    sd, spread, losses = measured["base"]
+    assert sd < 1e-4 and spread < 1e-6  # measured 1.4e-6 and 2.4e-8
+    assert losses == pytest.approx([math.log(4)] * 5, abs=1e-4)
+
+
 def test_sampling_is_seeded_and_replayable(tiny):
     space = load_space(tiny / "tiny_space.yaml")
 
@@ -122,6 +225,10 @@ def test_sampling_is_seeded_and_replayable(tiny):
     ({"train": {"batch": 3}}, "keys among lr, weight_decay"),
     ({"base": "no_such_model"}, "neither a registered model"),
     ({"colour": 1}, "unknown field(s) ['colour']"),
+    ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
+    ({"wiring": {"rgc": "no_such_model"}}, "wiring.rgc names 'no_such_model', not a registered model"),
+    ({"wiring": {"rgc": "feedforward_intermediate"}}, "has no recurrent layer to take the wiring from"),
+    ({"wiring": {"rgc": "rgc_shallow", "timedecay": "base"}}, "rgc_shallow' has no layer 'conv2' wired for 'rgc'"),
 ])
 def test_invalid_spaces_fail_with_the_field_named(tiny, patch, message):
     data = {**TINY_SPACE, **patch}

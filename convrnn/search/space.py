@@ -16,11 +16,17 @@ Example (see convrnn/search/spaces/)::
     cell_layers: [conv4, conv5, conv6, conv7, conv8, conv9, conv10]   # default: the base's cell layers
     cells:
       rgc: {tau_offset: {float: [0.0, 2.0]}, gate_nonlinearity: {choice: [sigmoid, tanh]}}
-      ugrnn: {kernel: {choice: [3, 5]}}
+      ugrnn: {filter_size: {choice: [3, 5]}}
+    wiring: {ugrnn: ugrnn_intermediate}   # optional: the model whose layer wiring a kind's layers take
     feedback:
       candidates: all        # every higher -> lower pair of cell layers, or a list of "conv8->conv5"
       fixed: []              # edges always on
     train: {lr: {float: [0.01, 0.2], log: true}}
+
+A searched layer takes the sampled kind's layer wiring (activation after the convolution, post block, cell
+configuration) from the registered spec of that kind's published model with the base's layers (``ugrnn`` on base
+``rgc_intermediate``: ``ugrnn_intermediate``), see :mod:`neurozoo.convrnn.search.wiring`; ``wiring`` names another
+model, or ``base`` to keep the base's layers as they are.
 
 A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feedback": [[src, tgt], ...],
 "train": {...}}``; :meth:`SearchSpace.spec` turns it into a graph spec that ``convrnn.create_model`` loads.
@@ -35,11 +41,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
+from neurozoo.convrnn.search.wiring import LayerWiring, resolve_wiring
 from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
-SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "feedback", "train", "overrides")
+SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "wiring", "feedback", "train",
+              "overrides")
 #: The image size of a search unless the space or the command line says otherwise: the published models' 224 px,
 #: where conv8-conv10 of the intermediate backbone are 7x7.
 DEFAULT_IMAGE_SIZE = 224
@@ -119,6 +127,8 @@ class SearchSpace:
     description: str = ""
     source: str = "<space>"
     image_size: int = DEFAULT_IMAGE_SIZE
+    wiring: Dict[str, Dict[str, LayerWiring]] = field(default_factory=dict)  # kind -> layer -> its wiring
+    wiring_models: Dict[str, str] = field(default_factory=dict)  # kind -> the model it is wired as (or "base")
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -163,6 +173,14 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'cells' must map cell kinds ({', '.join(CELLS.names())}) to their "
                             "hyperparameters")
         cells = {kind: _parse_cell(kind, params, f"{source}: cells.{kind}") for kind, params in cells_raw.items()}
+        named = data.get("wiring") or {}
+        if not isinstance(named, dict) or not all(isinstance(v, str) for v in named.values()):
+            raise SpecError(f"{source}: field 'wiring' must map cell kinds to a registered model name or 'base', "
+                            f"got {named!r}")
+        for kind in named:
+            if kind not in cells:
+                raise SpecError(f"{source}: wiring names cell {kind!r}, not among the space's cells ({', '.join(cells)})")
+        wiring_models, wiring = resolve_wiring(list(cells), named, base, list(cell_layers), overrides, source)
         candidates, fixed = _parse_feedback(data.get("feedback") or {}, cell_layers, names, source)
         train_raw = data.get("train") or {}
         if not isinstance(train_raw, dict) or set(train_raw) - set(TRAIN_KEYS):
@@ -175,7 +193,7 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'image_size' must be an integer >= 8, got {image_size!r}")
         return cls(name=str(name), base=base, cell_layers=list(cell_layers), cells=cells, candidates=candidates,
                    fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
-                   source=source, image_size=image_size)
+                   source=source, image_size=image_size, wiring=wiring, wiring_models=wiring_models)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, trial) -> Dict[str, Any]:
@@ -201,22 +219,27 @@ class SearchSpace:
         return self.sample(optuna.trial.FixedTrial(params))
 
     def spec(self, config: Dict[str, Any], name: Optional[str] = None, description: str = "") -> GraphSpec:
+        """The graph spec of a configuration: the base, whose searched layers take the sampled cell and its kind's
+        layer wiring (:mod:`neurozoo.convrnn.search.wiring`), and the sampled feedback."""
+        kind = config["cell"]["kind"]
         data = self.base.to_dict()
         for layer in data["layers"]:
             if layer["name"] in self.cell_layers:
-                layer["cell"] = dict(config["cell"])
+                self.wiring[kind][layer["name"]].apply(layer, config["cell"])
         data["feedback"] = [{"source": s, "target": t} for s, t in config["feedback"]]
         data["name"] = name or f"{self.name}_trial"
-        data["description"] = description or (
-            f"{self.base.name} with {config['cell']['kind']} cells at {', '.join(self.cell_layers)}, feedback "
+        data["description"] = (description or (
+            f"{self.base.name} with {kind} cells at {', '.join(self.cell_layers)}, feedback "
             + (", ".join(f"{s}->{t}" for s, t in config["feedback"]) or "none") + f" (search space {self.name})")
+        ) + f"; {kind} layers wired as in {self.wiring_models[kind]}"
         return GraphSpec.from_dict(data, source=f"search space {self.source}")
 
     def summary(self) -> str:
         n_params = sum(len(p) for p in self.cells.values())
         return (f"search space {self.name!r}: base {self.base.name}, cells {', '.join(self.cells)} at "
-                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters), {len(self.candidates)} candidate "
-                f"feedback edges, {len(self.train)} training hyperparameters")
+                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters; layers wired as in "
+                + ", ".join(f"{model} ({kind})" for kind, model in self.wiring_models.items())
+                + f"), {len(self.candidates)} candidate feedback edges, {len(self.train)} training hyperparameters")
 
 
 def _load_base(base: Any, source: str, base_dir: Optional[str]) -> GraphSpec:

@@ -310,7 +310,8 @@ class Trainer:
 
     def _has_unused_parameters(self) -> bool:
         """Whether the loss leaves some parameters without gradient (a short unroll read at its final step
-        never reaches some recurrent weights); DDP must then search for them every step."""
+        never reaches some recurrent weights; the max-confidence decoder's softmax_beta only picks the step);
+        DDP must then search for them every step."""
         channels = getattr(getattr(self.model, "spec", None), "input_channels", 3)
         probe = torch.zeros(2, channels, self.config.image_size, self.config.image_size, device=self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]

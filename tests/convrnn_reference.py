@@ -375,3 +375,45 @@ def _zero_state(n: Node, w: Weights, inp: np.ndarray):
     """The cell's zero state, sized from its kernels and the pre_memory conv's output."""
     x = conv2d(inp, w[f"tnn_model/{n.name}/pre_0/weights_basenet"], n.stride)
     return n.zero_state(x.shape)
+
+
+# ----------------------------------------------------------------------------- temporal decoders
+def softmax_beta(x: np.ndarray, axis: int, beta: float = 1.0) -> np.ndarray:
+    """utils/decoders.py softmax (lines 8-26): exp(beta (x - max)) / sum exp(beta (x - max)) along ``axis``."""
+    e = np.exp(beta * (x - x.max(axis=axis, keepdims=True)))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def max_confidence_decode(logits: np.ndarray, beta: float) -> Tuple[np.ndarray, np.ndarray]:
+    """utils/decoders.py max_confidence_decoder (lines 116-129): logits (B, T, K) -> (the gathered unscaled
+    logits (B, K), the chosen step per sample). probs = softmax over categories with the trainable beta (line 120),
+    step = argmax over time of the top probability (line 122), gather_nd of the logits, not of probs (line 129)."""
+    probs = softmax_beta(logits, axis=2, beta=beta)
+    steps = np.argmax(probs.max(axis=2), axis=1)
+    return logits[np.arange(logits.shape[0]), steps], steps
+
+
+def threshold_decode(logits: np.ndarray, threshold: float = 0.9) -> Tuple[np.ndarray, np.ndarray]:
+    """utils/decoders.py threshold_decoder (lines 157-202), not trainable (beta 1, threshold 0.9): the first step
+    whose top probability is >= threshold (lines 188-194), else the step of the largest top probability (lines
+    179-184); the logits of that step (line 202)."""
+    top = softmax_beta(logits, axis=2).max(axis=2)  # (B, T)
+    steps = []
+    for row in top:
+        crossed = [t for t, p in enumerate(row) if p >= threshold]
+        steps.append(crossed[0] if crossed else int(np.argmax(row)))
+    steps = np.asarray(steps)
+    return logits[np.arange(logits.shape[0]), steps], steps
+
+
+def model_func_logits(step_logits: np.ndarray, decoder_type: str, num_nodes: int, beta: float = 1.0):
+    """models/model_func.py lines 192-209: "last" -> the last step's logits; otherwise the decoder over the
+    imnetds outputs of steps range(decoder_start, decoder_end) with decoder_start = num_layers (the graph's node
+    count: 11 for the intermediate models, the 10 convolutions and imnetds) and decoder_end = times.
+    step_logits: (T, B, K) as the unroll's imnetds outputs. Returns (logits (B, K), chosen step per sample)."""
+    times = step_logits.shape[0]
+    if decoder_type == "last":
+        return step_logits[-1], np.full(step_logits.shape[1], times - 1)
+    window = np.transpose(step_logits[num_nodes:times], (1, 0, 2))  # tf.stack(logits_list, axis=1): (B, T', K)
+    decoded, steps = (max_confidence_decode(window, beta) if decoder_type == "max_conf" else threshold_decode(window))
+    return decoded, steps + num_nodes

@@ -55,7 +55,7 @@ def forward_flops(model, image_size: int, device) -> float:
 
 def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
     from neurozoo import convrnn
-    from neurozoo.convrnn.training.engine import step_logits, unrolled_loss
+    from neurozoo.convrnn.training.engine import unrolled_loss
 
     torch.manual_seed(0)
     model = convrnn.create_model(name, num_classes=args.num_classes, **overrides).to(device)
@@ -72,8 +72,8 @@ def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            logits = step_logits(step_model(images))
-        loss = unrolled_loss(logits, target, args.loss_steps, first)
+            output = step_model(images)
+        loss = unrolled_loss(output, target, args.loss_steps, first)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

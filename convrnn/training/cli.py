@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=float, default=0.1, help="step schedule: decay factor")
     p.add_argument("--min-lr", type=float, default=0.0, help="cosine schedule: final learning rate")
     p.add_argument("--loss-steps", choices=("final", "all"), default="final",
-                   help="cross-entropy at the final step, or its mean over every step from the model's first readout")
+                   help="final: cross-entropy of the model's answer (its decoder's output for *_tmaxconf / *_dthresh, "
+                        "else the last step), as the original; all: the mean over every step's logits from the first readout")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
     p.add_argument("--image-size", type=int, default=224)

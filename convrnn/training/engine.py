@@ -157,11 +157,23 @@ def step_logits(output) -> torch.Tensor:
     return logits.unsqueeze(0) if logits.dim() == 2 else logits
 
 
-def unrolled_loss(logits: torch.Tensor, target: torch.Tensor, mode: str = "final", first_step: int = 0,
+def model_answer(output) -> torch.Tensor:
+    """The model's (B, K) answer: ``output.final_logits`` (a ConvRNN's decoder: max-confidence / threshold for
+    *_tmaxconf / *_dthresh, the last step otherwise); the last step of an output without one.
+
+    The original's model_func returns only the decoded logits (models/model_func.py: ``logits =
+    temporal_decoder(...)``, ``assert len(logits.shape) == 2``), so its loss and its top-1 see the decoder's answer."""
+    final = getattr(output, "final_logits", None)
+    return final if final is not None else step_logits(output)[-1]
+
+
+def unrolled_loss(output, target: torch.Tensor, mode: str = "final", first_step: int = 0,
                   label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy at the final step, or its mean over every step from ``first_step`` on."""
+    """Cross-entropy of the model's answer (``model_answer``), or its mean over every step's logits from
+    ``first_step`` on. ``output``: a model output or its (T, B, K) logits."""
+    logits = step_logits(output)
     if mode == "final" or logits.shape[0] == 1:
-        return F.cross_entropy(logits[-1].float(), target, label_smoothing=label_smoothing)
+        return F.cross_entropy(model_answer(output).float(), target, label_smoothing=label_smoothing)
     steps = logits[min(first_step, logits.shape[0] - 1):].float()
     return F.cross_entropy(steps.flatten(0, 1), target.repeat(steps.shape[0]), label_smoothing=label_smoothing)
 
@@ -192,7 +204,8 @@ class Trainer:
     """Builds data, model, optimizer and schedule for one process; ``fit()`` trains.
 
     ``model`` (optional) replaces ``convrnn.create_model(config.model, ...)``; it must return an
-    object with ``.logits`` (T, B, K) and may define ``first_readout_step``."""
+    object with ``.logits`` (T, B, K), may give its answer as ``.final_logits`` (B, K) (else the last step is
+    its answer) and may define ``first_readout_step``."""
 
     def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None):
         config.validate()
@@ -297,15 +310,15 @@ class Trainer:
 
     def _has_unused_parameters(self) -> bool:
         """Whether the loss leaves some parameters without gradient (a short unroll read at its final step
-        never reaches some recurrent weights); DDP must then search for them every step."""
+        never reaches some recurrent weights; the max-confidence decoder's softmax_beta only picks the step);
+        DDP must then search for them every step."""
         channels = getattr(getattr(self.model, "spec", None), "input_channels", 3)
         probe = torch.zeros(2, channels, self.config.image_size, self.config.image_size, device=self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         was_training = self.model.training
         self.model.eval()  # no batch-norm statistics from the probe
         try:
-            logits = step_logits(self.model(probe))
-            loss = unrolled_loss(logits, torch.zeros(2, dtype=torch.long, device=self.device), self.config.loss_steps,
+            loss = unrolled_loss(self.model(probe), torch.zeros(2, dtype=torch.long, device=self.device), self.config.loss_steps,
                                  self.first_readout_step)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
         finally:
@@ -439,8 +452,8 @@ class Trainer:
         for images, target in itertools.islice(self.train_loader, self.steps_per_epoch):
             images, target = self._batch(images, target)
             with self._autocast():
-                logits = step_logits(self.train_model(images))
-            loss = unrolled_loss(logits, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
+                output = self.train_model(images)
+            loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower --lr")
             self.optimizer.zero_grad(set_to_none=True)
@@ -454,7 +467,7 @@ class Trainer:
             self.scheduler.step()
             self.global_step += 1
             with torch.no_grad():
-                top1, top5 = topk_correct(logits[-1].float(), target)
+                top1, top5 = topk_correct(model_answer(output).float(), target)
                 window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
                                        torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
             bar.update()
@@ -478,7 +491,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Final-step cross-entropy, top-1 and top-5 (percent) over the whole val split, all ranks."""
+        """Cross-entropy, top-1 and top-5 (percent) of the model's answer (``model_answer``: its decoder's output
+        when it has one, else the last step) over the whole val split, all ranks."""
         if self.val_loader is None:
             return {}
         self.model.eval()
@@ -488,8 +502,7 @@ class Trainer:
         for images, target in self.val_loader:
             images, target = self._batch(images, target)
             with self._autocast():
-                logits = step_logits(self.eval_model(images))
-            final = logits[-1].float()
+                final = model_answer(self.eval_model(images)).float()
             top1, top5 = topk_correct(final, target)
             sums += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(),
                                  top5.double(), torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])

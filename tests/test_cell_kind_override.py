@@ -69,7 +69,7 @@ def test_a_kind_without_a_published_model_needs_a_named_wiring():
     assert (kept.activation, kept.post, kept.cell) == ("identity", None, {"kind": "gru"})
     # rgc_resnet18's timm stages: no released model has them, a wiring must be named
     with pytest.raises(SpecError, match=r"no published model of cell 'ugrnn' has the layers of 'rgc_resnet18'"):
-        convrnn.get_spec("rgc_resnet18").with_overrides(cell_kind="ugrnn")
+        convrnn.models.timm_convrnn_spec("resnet18", name="rgc_resnet18").with_overrides(cell_kind="ugrnn")
     for overrides, message in [
         ({"wiring": "base"}, r"override wiring='base' says how the cells of cell_kind are wired; give cell_kind too"),
         ({"cell_kind": "gru", "wiring": "nope"}, r"override wiring=nope: 'nope' is not a registered model \("),
@@ -77,6 +77,9 @@ def test_a_kind_without_a_published_model_needs_a_named_wiring():
     ]:
         with pytest.raises(SpecError, match=message):
             base.with_overrides(**overrides)
+    with pytest.raises(SpecError, match=r"^spec 'feedforward_intermediate': override cell_kind='ugrnn', but the "
+                                        r"model has no cell to replace$"):  # was silently ignored
+        convrnn.get_spec("feedforward_intermediate").with_overrides(cell_kind="ugrnn")
 
 
 def test_zoo_info_set_cell_kind(capsys):

@@ -272,8 +272,14 @@ class GraphSpec:
                 f"spec {self.name!r}: unknown override(s) {sorted(unknown)}; valid: {', '.join(sorted(OVERRIDES))}"
             )
         data = self.to_dict()
-        for key, value in overrides.items():
-            if value is None:
+        if overrides.get("wiring") is not None and overrides.get("cell_kind") is None:
+            raise SpecError(f"spec {self.name!r}: override wiring={overrides['wiring']!r} says how the cells of "
+                            f"cell_kind are wired; give cell_kind too")
+        # the cell kind first: the cell configuration and width_multiplier then apply to the new cells
+        order = sorted(overrides, key=lambda key: key != "cell_kind")
+        for key in order:
+            value = overrides[key]
+            if value is None or key == "wiring":
                 continue
             if key == "width_multiplier":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -297,9 +303,11 @@ class GraphSpec:
                     if layer.get("cell"):
                         layer["cell"] = {**layer["cell"], **value}
             elif key == "cell_kind":
-                for layer in data["layers"]:
-                    if layer.get("cell"):
-                        layer["cell"] = {"kind": value}
+                from neurozoo.convrnn.wiring import with_cell_kind
+
+                model = with_cell_kind(data, value, overrides.get("wiring"), f"spec {self.name!r}")
+                data["description"] = (f"{data.get('description') or self.name}; every cell {value}, wired as in "
+                                       f"{self.name if model == 'base' else model}")
             elif key == "feedback":
                 data["feedback"] = [asdict(e) if isinstance(e, FeedbackSpec) else dict(e) for e in value]
             else:
@@ -314,7 +322,10 @@ OVERRIDES = {
     "input_channels": "image channels",
     "width_multiplier": "scale every layer's channels (and RGC cell depth)",
     "cell": "mapping merged into every layer's cell config",
-    "cell_kind": "replace every cell by this kind with its default config",
+    "cell_kind": "give every cell layer this cell kind, wired as the kind's published model with these layers "
+                 "(its activation, post block and cell config; ugrnn on rgc_intermediate: ugrnn_intermediate's)",
+    "wiring": "with cell_kind: the registered model whose layer wiring the new cells take, or 'base' to keep the "
+              "layers as they are (the former behaviour)",
     "feedback": "list of feedback edges replacing the spec's",
     "norm": f"normalisation after each convolution: {NORMS}",
     "blank": "frame after image_steps: a constant in the normalised input space (0.5) or 'mean_gray'",

@@ -226,7 +226,7 @@ def test_sampling_is_seeded_and_replayable(tiny):
     ({"base": "no_such_model"}, "neither a registered model"),
     ({"colour": 1}, "unknown field(s) ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
-    ({"wiring": {"rgc": "no_such_model"}}, "wiring.rgc names 'no_such_model', not a registered model"),
+    ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': 'no_such_model' is not a registered model"),
     ({"wiring": {"rgc": "feedforward_intermediate"}}, "has no recurrent layer to take the wiring from"),
     ({"wiring": {"rgc": "rgc_shallow", "timedecay": "base"}}, "rgc_shallow' has no layer 'conv2' wired for 'rgc'"),
 ])

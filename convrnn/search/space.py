@@ -25,7 +25,7 @@ Example (see convrnn/search/spaces/)::
 
 A searched layer takes the sampled kind's layer wiring (activation after the convolution, post block, cell
 configuration) from the registered spec of that kind's published model with the base's layers (``ugrnn`` on base
-``rgc_intermediate``: ``ugrnn_intermediate``), see :mod:`neurozoo.convrnn.search.wiring`; ``wiring`` names another
+``rgc_intermediate``: ``ugrnn_intermediate``), see :mod:`neurozoo.convrnn.wiring`; ``wiring`` names another
 model, or ``base`` to keep the base's layers as they are.
 
 A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feedback": [[src, tgt], ...],
@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import yaml
 
 from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
-from neurozoo.convrnn.search.wiring import LayerWiring, resolve_wiring
+from neurozoo.convrnn.wiring import LayerWiring, resolve_wiring
 from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError
 
@@ -220,7 +220,7 @@ class SearchSpace:
 
     def spec(self, config: Dict[str, Any], name: Optional[str] = None, description: str = "") -> GraphSpec:
         """The graph spec of a configuration: the base, whose searched layers take the sampled cell and its kind's
-        layer wiring (:mod:`neurozoo.convrnn.search.wiring`), and the sampled feedback."""
+        layer wiring (:mod:`neurozoo.convrnn.wiring`), and the sampled feedback."""
         kind = config["cell"]["kind"]
         data = self.base.to_dict()
         for layer in data["layers"]:

@@ -25,6 +25,12 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--n-images", type=at_least(1), default=16,
                           help="ConvRNN: images whose trajectories seed the search")
     dynamics.add_argument("--checkpoint", type=Path)
+    dynamics.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width; "
+                                                         "same as --set width_multiplier=W)")
+    dynamics.add_argument("--image-size", type=at_least(1), help="ConvRNN: resize the images to this many pixels "
+                                                                 "(default: the ventral set's own 64)")
+    dynamics.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
     dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
     dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
     dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
@@ -74,12 +80,31 @@ def _positions(values):
     return positions
 
 
+def _overrides(args) -> dict:
+    from neurozoo.convrnn.cli import parse_overrides
+    from neurozoo.datasets.errors import UserFacingError
+
+    overrides = parse_overrides(args.overrides)
+    if args.width is not None:
+        if overrides.get("width_multiplier", args.width) != args.width:
+            raise UserFacingError(f"--width {args.width} and --set width_multiplier={overrides['width_multiplier']} "
+                                  "disagree")
+        overrides["width_multiplier"] = args.width
+    return overrides
+
+
 def _case(args):
+    import torch
+
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
+        given = [flag for flag, value in (("--width", args.width), ("--image-size", args.image_size),
+                                          ("--set", args.overrides)) if value]
+        if given:
+            raise UserFacingError(f"{args.model}: {', '.join(given)} apply to ConvRNNs only")
         options = {"seed": args.seed}
         if args.train_steps and args.model not in ("linear", "bistable"):
             options["steps"] = args.train_steps
@@ -90,7 +115,8 @@ def _case(args):
     from neurozoo.benchmarks.cli import resolve_model
     from neurozoo.datasets.provenance import sha256_array
 
-    model = resolve_model(args.model, args.checkpoint, seed=args.seed)
+    overrides = _overrides(args)
+    model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
     layer = args.layer or (recurrent[-1] if recurrent else None)
@@ -102,6 +128,9 @@ def _case(args):
         raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
                               f"layers: {', '.join(model.layer_names)}")
     images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
+    if args.image_size and args.image_size != images.shape[-1]:
+        images = torch.nn.functional.interpolate(images, size=(args.image_size, args.image_size), mode="bilinear",
+                                                 antialias=True, align_corners=False)
     if not 0 <= args.image < len(ids):
         raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
     try:
@@ -109,6 +138,7 @@ def _case(args):
                                   image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
+    case.settings.update(overrides=overrides, image_size=int(images.shape[-1]))
     return case, sha256_array(images.numpy())
 
 

@@ -58,13 +58,13 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0
                                   "or timm:<name> for a timm model")
         model = convrnn.create_model(name, **(overrides or {}))
     if checkpoint is not None:
-        from neurozoo.datasets.torch_files import model_state, read_torch_file
+        from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
 
         state = model_state(read_torch_file(checkpoint), f"checkpoint {checkpoint}")
         try:
             model.load_state_dict(state)
-        except RuntimeError as error:
-            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {str(error).splitlines()[0]}") from None
+        except RuntimeError:
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
     return model.to(device).eval()
 
 

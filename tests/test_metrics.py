@@ -144,6 +144,9 @@ def test_an_assembly_without_object_names_is_scored_on_plain_shuffle_splits(synt
     assert all(np.array_equal(test, want) for (_, test), want in zip(brainscore_splits(None, n_presentations=n), expected))
     score = regression_score(clean, assembly)
     assert score.settings["n_splits"] == 10
+    from neurozoo.benchmarks.neural import selection_splits  # the layer selection's splits too
+
+    assert [len(test) for _, test in selection_splits(assembly)] == [n // 10] * 10
     np.testing.assert_allclose(score.raw_per_bin, np.sqrt(expected_ceiling(NOISE, REPS)), atol=0.04)  # noiseless features
 
 

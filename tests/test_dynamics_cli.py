@@ -94,3 +94,16 @@ def test_zoo_dynamics_model_option_values_refused_while_parsing(option, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["dynamics", "rgc_shallow", option])
     assert exit_.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
+
+
+def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
+    """compare records carried seed None and no settings, though an untrained ConvRNN's weights come from --seed."""
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["compare", "rgc_shallow:conv4", "rgc_shallow:conv5", "--width", "0.125", "--image-size", "32",
+                 "--max-stimuli", "8", "--metrics", "cka", "--seed", "3", "--db", db, "--out", str(tmp_path)]) == 0
+    records = ResultsStore(db).records(model="rgc_shallow:conv4 ~ rgc_shallow:conv5")
+    assert {r.benchmark for r in records} == {"compare.cka", "compare.procrustes"}
+    for record in records:
+        assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
+        assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8
+    assert main(["compare", "flipflop-rnn", "flipflop-gru", "--width", "0.5", "--db", db, "--out", str(tmp_path)]) == 2

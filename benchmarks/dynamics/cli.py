@@ -25,12 +25,7 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--n-images", type=at_least(1), default=16,
                           help="ConvRNN: images whose trajectories seed the search")
     dynamics.add_argument("--checkpoint", type=Path)
-    dynamics.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width; "
-                                                         "same as --set width_multiplier=W)")
-    dynamics.add_argument("--image-size", type=at_least(1), help="ConvRNN: resize the images to this many pixels "
-                                                                 "(default: the ventral set's own 64)")
-    dynamics.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
+    _convrnn_arguments(dynamics)
     dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
     dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
     dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
@@ -50,6 +45,7 @@ def add_commands(sub) -> None:
     compare.add_argument("systems", nargs="+")
     compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
+    _convrnn_arguments(compare)
     compare.add_argument("--n-steps", type=at_least(1), help="ConvRNN steps (default: the model's)")
     compare.add_argument("--train-steps", type=at_least(0))
     compare.add_argument("--max-stimuli", type=at_least(1),
@@ -57,6 +53,15 @@ def add_commands(sub) -> None:
     compare.add_argument("--seed", type=int, default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
+
+
+def _convrnn_arguments(parser) -> None:
+    parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width; "
+                                                       "same as --set width_multiplier=W)")
+    parser.add_argument("--image-size", type=at_least(1), help="ConvRNN: resize the images to this many pixels "
+                                                               "(default: the ventral set's own 64)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
 
 
 def _store_arguments(parser) -> None:
@@ -94,8 +99,6 @@ def _overrides(args) -> dict:
 
 
 def _case(args):
-    import torch
-
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
     from neurozoo.datasets.errors import UserFacingError
@@ -127,10 +130,8 @@ def _case(args):
     if unknown:
         raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
                               f"layers: {', '.join(model.layer_names)}")
-    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
-    if args.image_size and args.image_size != images.shape[-1]:
-        images = torch.nn.functional.interpolate(images, size=(args.image_size, args.image_size), mode="bilinear",
-                                                 antialias=True, align_corners=False)
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images,
+                                                  image_size=args.image_size)
     if not 0 <= args.image < len(ids):
         raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
     try:
@@ -189,8 +190,9 @@ def run_compare(args) -> int:
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
     with Timer() as timer:
+        overrides = _overrides(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
-                                            args.max_stimuli)
+                                         args.max_stimuli, overrides=overrides, image_size=args.image_size)
         try:
             results = compare(systems, metrics)
         except ValueError as error:
@@ -198,7 +200,10 @@ def run_compare(args) -> int:
     out = Path(args.out or results_dir())
     stem = "compare"
     paths = compare_figures(results, out, stem, systems)
-    records = compare_records(systems, results, timer.seconds, data_sha)
+    settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
+                "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
+                "image_size": args.image_size}
+    records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")

@@ -69,13 +69,20 @@ def test_untrained_convrnn_weights_come_from_the_seed_not_from_the_process():
 def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp_path):
     """A full-width ConvRNN at 64 px took minutes on one thread even with 4 points and 20 steps; --width,
     --image-size and --set make a quick run, and the record says which model and images were analysed."""
-    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    import torch
+
+    from neurozoo import convrnn
+
+    db, weights = f"sqlite:///{tmp_path / 'results.sqlite'}", tmp_path / "weights.pt"
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.125).state_dict(), weights)
     assert main(["dynamics", "rgc_shallow", "--points", "2", "--steps", "3", "--n-images", "2", "--db", db,
-                 "--width", "0.125", "--image-size", "32", "--set", "n_steps=14", "--out", str(tmp_path)]) == 0
+                 "--width", "0.125", "--image-size", "32", "--set", "n_steps=14", "--checkpoint", str(weights),
+                 "--out", str(tmp_path)]) == 0
     [record] = ResultsStore(db).records(model="rgc_shallow:conv5")
     assert record.settings["overrides"] == {"width_multiplier": 0.125, "n_steps": 14}
     assert record.settings["image_size"] == 32 and record.settings["steps_run"] == 14
     assert record.settings["dim"] == 2 * 64  # h and c of conv5's 512 / 8 channels, 1x1 at 32 px (2x2 at 64)
+    assert record.settings["checkpoint"] == str(weights) and record.settings["n_images"] == 2 and record.seed == 0
 
 
 @pytest.mark.parametrize("argv, message", [

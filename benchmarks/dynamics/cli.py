@@ -139,7 +139,8 @@ def _case(args):
                                   image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
-    case.settings.update(overrides=overrides, image_size=int(images.shape[-1]))
+    case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
+                         checkpoint=str(args.checkpoint) if args.checkpoint else None)
     return case, sha256_array(images.numpy())
 
 

@@ -234,3 +234,13 @@ def test_stimulus_set_errors(tmp_path):
     no_images = make_stimulus_set({"stimulus_id": ["a"]}, "labels-only")
     with pytest.raises(DataError, match="no image file for stimulus_id 'a'"):
         no_images.get_stimulus("a")
+
+
+def test_an_empty_stimulus_set_csv_is_named(tmp_path):
+    """A 0-byte CSV raised pandas' EmptyDataError (a traceback); a header without rows loaded as a set of 0."""
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.csv: empty file; expected a CSV with columns stimulus_id, filename"):
+        load_stimulus_set(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("stimulus_id,filename,object_name\n")
+    with pytest.raises(DataError, match=r"header\.csv: no stimuli \(a header and no rows\)"):
+        load_stimulus_set(tmp_path / "header.csv")

@@ -210,7 +210,8 @@ class DecodingBenchmark(DataOnlyBenchmark):
 def selection_splits(assembly: xr.DataArray):
     """Brain-Score's stratified splits over a (small) layer-selection set, with a test share large enough
     to hold every object at least once (a 10 % test share of 58 stimuli cannot hold 8 objects)."""
-    objects = coord(average_repetitions(assembly), "object_name")
-    n, k = len(objects), len(set(objects))
+    target = average_repetitions(assembly)
+    objects = coord(target, "object_name")
+    n, k = target.sizes["presentation"], len(set(objects)) if objects is not None else 1
     test_share = min(0.5, max(0.1, np.ceil(k * 1.0) / n))
-    return brainscore_splits(objects, train_size=1.0 - test_share)
+    return brainscore_splits(objects, train_size=1.0 - test_share, n_presentations=n)

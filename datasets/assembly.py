@@ -70,8 +70,8 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
                       nan_policy: str = "raise", require: Mapping[str, Sequence[str]] = COORDS) -> xr.DataArray:
     """Check dims, coordinates, time bins, stimulus ids and NaNs; returns the assembly, transposed to ``DIMS``.
 
-    ``nan_policy``: ``"raise"`` refuses any NaN; ``"allow"`` keeps them; ``"drop-neuroids"`` removes every
-    neuroid with a NaN anywhere (and refuses an assembly left with none).
+    ``nan_policy``: ``"raise"`` refuses any NaN or inf; ``"allow"`` keeps them; ``"drop-neuroids"`` removes every
+    neuroid with a NaN or inf anywhere (and refuses an assembly left with none).
     """
     policy = nan_policy.replace("_", "-")
     if policy not in NAN_POLICIES:
@@ -80,6 +80,9 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if missing_dims or assembly.ndim != 3:
         _fail(source, f"dims must be {DIMS}; missing {missing_dims} (found {tuple(assembly.dims)})")
     assembly = assembly.transpose(*DIMS)
+    if 0 in assembly.shape:
+        _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
+                      "and time bin")
     if assembly.dtype.kind not in "biuf":
         _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
     for dim, names in require.items():
@@ -108,14 +111,14 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             _fail(source, f"{len(unknown)} stimulus_id value(s) are not in stimulus set "
                           f"{getattr(stimulus_set, 'identifier', None)!r}, e.g. {unknown[:3]}")
     if policy != "allow" and np.issubdtype(assembly.dtype, np.floating):
-        bad = np.isnan(assembly.values).any(axis=(0, 2))
+        bad = ~np.isfinite(assembly.values).all(axis=(0, 2))  # an inf would drop the neuroid silently later
         if bad.any():
             names = np.asarray(assembly["neuroid_id"].values)[bad] if "neuroid_id" in assembly.coords else np.flatnonzero(bad)
             if policy == "raise":
-                _fail(source, f"field 'data' has NaN values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}; "
+                _fail(source, f"field 'data' has NaN/inf values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}; "
                               "pass nan_policy='allow' or 'drop-neuroids'")
             if bad.all():
-                _fail(source, "field 'data': every neuroid has NaN values; nothing left after nan_policy='drop-neuroids'")
+                _fail(source, "field 'data': every neuroid has NaN/inf values; nothing left after nan_policy='drop-neuroids'")
             assembly = assembly.isel(neuroid=np.flatnonzero(~bad))
     return assembly
 

@@ -180,14 +180,17 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         for key in g["response"]:
             where = f"{split}/response/{key}"
             data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
-            if data.ndim != 2:
-                _fail(path, where, f"expected shape (cells, {T}), got {data.shape}")
+            if data.ndim != 2 or data.shape[0] == 0:
+                _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
             if n_cells is None:
                 n_cells = data.shape[0]
             if data.shape != (n_cells, T):
                 _fail(path, where, f"expected shape ({n_cells}, {T}) (cells, T matching {split}/stimulus), got {data.shape}")
             if not np.isfinite(data).all():
                 _fail(path, where, f"contains {int((~np.isfinite(data)).sum())} NaN/inf values")
+            if (data < 0).any():  # the Poisson loss would run to NaN on a negative target
+                _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
+                      "firing rates >= 0")
             responses[key] = data
         if "firing_rate_10ms" not in responses and "binned" not in responses:
             _fail(path, f"{split}/response", "needs at least firing_rate_10ms or binned")

@@ -122,8 +122,13 @@ def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, No
         renames = {"image_id": "stimulus_id", "image_file_name": "filename"}
         dtypes = {c: str for c in header if renames.get(c, c) in _TEXT_COLUMNS}
         frame = pd.read_csv(csv_path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{csv_path}: empty file; expected a CSV with columns {', '.join(REQUIRED_COLUMNS)} and a "
+                        "row per stimulus") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{csv_path}: not a readable CSV ({error})") from None
+    if frame.empty:
+        raise DataError(f"{csv_path}: no stimuli (a header and no rows); expected a row per stimulus")
     frame = frame.rename(columns={k: v for k, v in renames.items() if k in frame.columns and v not in frame.columns})
     if "filename" in frame.columns:
         frame["filename"] = frame["filename"].fillna("")

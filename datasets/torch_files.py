@@ -34,3 +34,23 @@ def model_state(saved: Any, what: str = "checkpoint") -> dict:
         raise DataError(f"{what}: holds no state dict (expected {{parameter name: tensor}} or {{'model': {{...}}}}), "
                         f"got {type(state).__name__}")
     return {key[7:] if key.startswith("module.") else key: value for key, value in state.items()}
+
+
+def state_mismatch(model, state: dict) -> str:
+    """Where ``state`` does not fit ``model``, named: missing and unexpected parameters, the first shape that
+    differs (torch's own message starts with a line that names none of them)."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    resized = [key for key in expected if key in state and hasattr(state[key], "shape")
+               and tuple(state[key].shape) != tuple(expected[key].shape)]
+
+    def some(keys):
+        return keys[0] + (f" and {len(keys) - 1} more" if len(keys) > 1 else "")
+
+    parts = ([f"missing {some(missing)}"] if missing else []) + ([f"unexpected {some(unexpected)}"] if unexpected else [])
+    if resized:
+        key = resized[0]
+        parts.append(f"{key} has shape {tuple(state[key].shape)}, the model's is {tuple(expected[key].shape)}"
+                     + (f" ({len(resized) - 1} more shapes differ)" if len(resized) > 1 else ""))
+    return "; ".join(parts) or "parameters do not fit"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_json
 
 
@@ -40,7 +41,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
                                                 "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress (default 0.01)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -48,7 +48,7 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
     from neurozoo.datasets.errors import DataError
-    from neurozoo.datasets.torch_files import model_state, read_torch_file
+    from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
 
     checkpoint = Path(checkpoint)
     state = model_state(read_torch_file(checkpoint, "checkpoint (zoo fit's model.pt or checkpoint.pt)"),
@@ -56,6 +56,7 @@ def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as error:
+        detail = state_mismatch(model, state) if isinstance(error, RuntimeError) else str(error).splitlines()[0]
         raise DataError(f"{checkpoint}: does not hold weights of {type(model).__name__} with "
-                        f"{getattr(model, 'n_cells', '?')} cells ({str(error).splitlines()[0]})") from None
+                        f"{getattr(model, 'n_cells', '?')} cells ({detail})") from None
     return model.eval()

@@ -44,6 +44,7 @@ Interface (stable; other modules build on it):
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -120,8 +121,8 @@ def _check_config(config: FitConfig) -> None:
 
     problems = [f"{name} must be at least 1 (got {getattr(config, name)})"
                 for name in ("epochs", "patience", "batch_size") if getattr(config, name) < 1]
-    problems += [f"{name} must not be negative (got {getattr(config, name)})"
-                 for name in ("lr", "l2", "l1", "min_delta") if getattr(config, name) < 0]
+    problems += [f"{name} must be a finite number >= 0 (got {getattr(config, name)})"
+                 for name in ("lr", "l2", "l1", "min_delta") if not 0 <= getattr(config, name) < math.inf]
     if not 0 < config.val_fraction < 1:
         problems.append(f"val_fraction must be between 0 and 1 (got {config.val_fraction})")
     if problems:

@@ -42,23 +42,31 @@ def total_variance(repeats) -> np.ndarray:
     return r.reshape(r.shape[0], -1).var(-1)
 
 
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """NaN where the denominator is 0: a cell silent in every repeat has no variance to explain."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator != 0, numerator / denominator, np.nan)
+
+
 def explainable_fraction(repeats) -> np.ndarray:
     total = total_variance(repeats)
-    return (total - noise_variance(repeats)) / total
+    return _ratio(total - noise_variance(repeats), total)
 
 
 def feve(prediction, repeats) -> np.ndarray:
     r = np.asarray(repeats, np.float64)
     mse = ((r - np.asarray(prediction, np.float64)[:, None, :]) ** 2).mean(axis=(1, 2))
     noise, total = noise_variance(r), total_variance(r)
-    return 1.0 - (mse - noise) / (total - noise)
+    return 1.0 - _ratio(mse - noise, total - noise)
 
 
 def oracle_correlation(repeats) -> np.ndarray:
     r = np.asarray(repeats, np.float64)
     n = r.shape[1]
     others = (r.sum(1, keepdims=True) - r) / (n - 1)
-    return np.nanmean(_pearson(r, others), axis=1)
+    per_trial = _pearson(r, others)  # NaN for a silent trial
+    counted = np.isfinite(per_trial).sum(1)
+    return _ratio(np.nansum(per_trial, axis=1), counted)
 
 
 def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,

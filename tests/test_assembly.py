@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from PIL import Image
 
-from neurozoo.datasets.assembly import load_assembly, make_assembly, set_brainscore_indexes, validate_assembly, write_assembly
+from neurozoo.datasets.assembly import load_assembly, make_assembly, reset_brainscore_indexes, set_brainscore_indexes, validate_assembly, write_assembly
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.stimuli import StimulusSet, load_stimulus_set, make_stimulus_set, write_stimulus_set
 
@@ -125,7 +125,7 @@ def test_nan_policy(tmp_path):
     values = assembly.values.copy()
     values[2, 1, 0] = np.nan
     write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
-    with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN values in 1 neuroid\(s\), e.g. \['n1'\]"):
+    with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n1'\]"):
         load_assembly(tmp_path / "nan.nc")
     assert int(np.isnan(load_assembly(tmp_path / "nan.nc", nan_policy="allow").values).sum()) == 1
     dropped = load_assembly(tmp_path / "nan.nc", nan_policy="drop-neuroids")
@@ -133,6 +133,26 @@ def test_nan_policy(tmp_path):
     np.testing.assert_array_equal(dropped.values, values[:, [0, 2, 3]])
     with pytest.raises(DataError, match="nan_policy must be one of"):
         load_assembly(tmp_path / "nan.nc", nan_policy="ignore")
+
+
+def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
+    """An inf passed the NaN check, and the scorer then dropped that neuroid without a word (it is not finite after
+    averaging repetitions); an assembly with no presentations loaded and failed later with a ceiling error about
+    repetitions."""
+    assembly = _assembly()
+    values = assembly.values.copy()
+    values[0, 2, 1] = -np.inf
+    write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
+    with pytest.raises(DataError, match=r"inf\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n2'\]"):
+        load_assembly(tmp_path / "inf.nc")
+    assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n1", "n3"]
+    empty = assembly.isel(presentation=[])
+    with pytest.raises(DataError, match=r"out\.nc: field 'data' has shape \{'presentation': 0"):
+        write_assembly(empty, tmp_path / "out.nc")
+    reset_brainscore_indexes(empty).to_netcdf(tmp_path / "empty.nc")  # written by another tool
+    with pytest.raises(DataError, match=r"empty\.nc: field 'data' has shape \{'presentation': 0, 'neuroid': 4, "
+                                        r"'time_bin': 3\}; expected at least one presentation"):
+        load_assembly(tmp_path / "empty.nc")
 
 
 @pytest.mark.parametrize("starts, ends, message", [
@@ -214,3 +234,13 @@ def test_stimulus_set_errors(tmp_path):
     no_images = make_stimulus_set({"stimulus_id": ["a"]}, "labels-only")
     with pytest.raises(DataError, match="no image file for stimulus_id 'a'"):
         no_images.get_stimulus("a")
+
+
+def test_an_empty_stimulus_set_csv_is_named(tmp_path):
+    """A 0-byte CSV raised pandas' EmptyDataError (a traceback); a header without rows loaded as a set of 0."""
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.csv: empty file; expected a CSV with columns stimulus_id, filename"):
+        load_stimulus_set(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("stimulus_id,filename,object_name\n")
+    with pytest.raises(DataError, match=r"header\.csv: no stimuli \(a header and no rows\)"):
+        load_stimulus_set(tmp_path / "header.csv")

@@ -64,3 +64,53 @@ def test_untrained_convrnn_weights_come_from_the_seed_not_from_the_process():
     assert not (other == runs[0]).all()
     first, second = resolve_model("rgc_shallow", seed=0), (torch.rand(5), resolve_model("rgc_shallow", seed=0))[1]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp_path):
+    """A full-width ConvRNN at 64 px took minutes on one thread even with 4 points and 20 steps; --width,
+    --image-size and --set make a quick run, and the record says which model and images were analysed."""
+    import torch
+
+    from neurozoo import convrnn
+
+    db, weights = f"sqlite:///{tmp_path / 'results.sqlite'}", tmp_path / "weights.pt"
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.125).state_dict(), weights)
+    assert main(["dynamics", "rgc_shallow", "--points", "2", "--steps", "3", "--n-images", "2", "--db", db,
+                 "--width", "0.125", "--image-size", "32", "--set", "n_steps=14", "--checkpoint", str(weights),
+                 "--out", str(tmp_path)]) == 0
+    [record] = ResultsStore(db).records(model="rgc_shallow:conv5")
+    assert record.settings["overrides"] == {"width_multiplier": 0.125, "n_steps": 14}
+    assert record.settings["image_size"] == 32 and record.settings["steps_run"] == 14
+    assert record.settings["dim"] == 2 * 64  # h and c of conv5's 512 / 8 channels, 1x1 at 32 px (2x2 at 64)
+    assert record.settings["checkpoint"] == str(weights) and record.settings["n_images"] == 2 and record.seed == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dynamics", "rgc_shallow", "--width", "0.25", "--set", "width_multiplier=0.5"], "disagree"),
+    (["dynamics", "rgc_shallow", "--set", "bogus=1"], "unknown override(s) ['bogus']"),
+    (["dynamics", "flipflop-gru", "--width", "0.5"], "--width apply to ConvRNNs only"),
+])
+def test_zoo_dynamics_model_options_refused_with_one_line(argv, message, capsys, tmp_path):
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--width=0", "--image-size=0", "--width=nan"])
+def test_zoo_dynamics_model_option_values_refused_while_parsing(option, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["dynamics", "rgc_shallow", option])
+    assert exit_.value.code == 2 and option.split("=")[0] in capsys.readouterr().err
+
+
+def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
+    """compare records carried seed None and no settings, though an untrained ConvRNN's weights come from --seed."""
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["compare", "rgc_shallow:conv4", "rgc_shallow:conv5", "--width", "0.125", "--image-size", "32",
+                 "--max-stimuli", "8", "--metrics", "cka", "--seed", "3", "--db", db, "--out", str(tmp_path)]) == 0
+    records = ResultsStore(db).records(model="rgc_shallow:conv4 ~ rgc_shallow:conv5")
+    assert {r.benchmark for r in records} == {"compare.cka", "compare.procrustes"}
+    for record in records:
+        assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
+        assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8
+    assert main(["compare", "flipflop-rnn", "flipflop-gru", "--width", "0.5", "--db", db, "--out", str(tmp_path)]) == 2

@@ -352,3 +352,111 @@ def test_gate_arithmetic_in_place_without_autograd_gives_the_same_values():
     for layer in ("conv2", "conv3"):
         assert torch.equal(tracked.recorded[layer].detach(), untracked.recorded[layer])
     assert torch.equal(tracked.logits.detach(), untracked.logits)
+
+
+def _entry(value: float):
+    import xarray as xr
+
+    return xr.DataArray(np.full((3, 2, 1), value), dims=("presentation", "neuroid", "time_bin"),
+                        coords={"stimulus_id": ("presentation", ["a", "b", "c"])}, name="activations")
+
+
+def _load_strictly(cache, key):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "digest missing or wrong" would be a wasted recomputation
+        return cache.load(key)
+
+
+class Killed(BaseException):
+    """What a SIGKILL or KeyboardInterrupt looks like to the code it lands in."""
+
+
+def _replace_calls_of_one_save(cache, monkeypatch) -> int:
+    import os
+
+    calls, real = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda *args: (calls.append(args), real(*args))[1])
+    cache.save("probe" * 8, _entry(0.0))
+    monkeypatch.setattr(os, "replace", real)
+    return len(calls)
+
+
+def test_cache_entry_is_whole_or_as_before_when_a_save_is_killed(tmp_path, monkeypatch):
+    """The digest and the data were two renames: a kill between them left the new data under the old digest,
+    and the next run warned "digest missing or wrong" and recomputed."""
+    import os
+
+    import xarray as xr
+
+    cache, key = ActivationCache(tmp_path / "acts"), "ab" * 32
+    real_replace = os.replace
+    for kill_at in range(_replace_calls_of_one_save(cache, monkeypatch)):
+        cache.save(key, _entry(1.0))
+        seen = []
+
+        def replace(*args):
+            seen.append(args)
+            if len(seen) > kill_at:
+                raise Killed
+            return real_replace(*args)
+
+        monkeypatch.setattr(os, "replace", replace)
+        with pytest.raises(Killed):
+            cache.save(key, _entry(2.0))
+        monkeypatch.setattr(os, "replace", real_replace)
+        assert float(_load_strictly(cache, key).values.max()) == 1.0  # nothing of the killed save landed
+    monkeypatch.setattr(xr.DataArray, "to_netcdf", lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        cache.save("cd" * 32, _entry(3.0))
+    assert _load_strictly(cache, "cd" * 32) is None
+    assert not [p.name for p in (tmp_path / "acts").rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_interleaved_cache_writers_leave_one_whole_entry(tmp_path, monkeypatch):
+    """Two writers of the same key whose renames interleave (processes, or threads of one process, which had
+    shared a temporary file name): the reader gets one writer's whole entry."""
+    import itertools
+    import os
+
+    cache, key = ActivationCache(tmp_path / "acts"), "ef" * 32
+    real_replace = os.replace
+    n = _replace_calls_of_one_save(cache, monkeypatch)
+    for order in sorted(set(itertools.permutations("a" * n + "b" * n))):
+        pending = {"a": [], "b": []}
+        for writer, value in (("a", 1.0), ("b", 2.0)):
+            monkeypatch.setattr(os, "replace", lambda *args, writer=writer: pending[writer].append(args))
+            cache.save(key, _entry(value))
+        monkeypatch.setattr(os, "replace", real_replace)
+        for writer in order:
+            real_replace(*pending[writer].pop(0))
+        assert float(_load_strictly(cache, key).values.max()) == {"a": 1.0, "b": 2.0}[order[-1]]
+
+
+def test_cache_entries_of_the_two_file_layout_are_read_then_replaced(tmp_path):
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+
+    cache, key = ActivationCache(tmp_path / "acts"), "12" * 32
+    data, digest = cache.legacy_paths(key)
+    data.parent.mkdir(parents=True)
+    _entry(4.0).to_netcdf(data)
+    digest.write_text(keyed_digest("activation-cache:" + key, data.read_bytes()))
+    assert float(_load_strictly(cache, key).values.max()) == 4.0
+    assert list(_load_strictly(cache, key)["stimulus_id"].values) == ["a", "b", "c"]
+    digest.write_text("0" * 64)  # a mismatched pair: a clean miss, with the warning
+    with pytest.warns(UserWarning, match="digest missing or wrong"):
+        assert cache.load(key) is None
+    cache.save(key, _entry(5.0))
+    assert not data.exists() and not digest.exists() and cache.path(key).is_file()
+    assert float(_load_strictly(cache, key).values.max()) == 5.0
+
+
+def test_cache_entry_with_a_changed_byte_or_no_digest_line_is_a_miss(tmp_path):
+    cache, key = ActivationCache(tmp_path / "acts"), "34" * 32
+    path = cache.save(key, _entry(6.0))
+    signed = path.read_bytes()
+    for tampered in (signed[:-1] + bytes([signed[-1] ^ 1]), signed.partition(b"\n")[2], b""):
+        path.write_bytes(tampered)
+        with pytest.warns(UserWarning, match="digest missing or wrong"):
+            assert cache.load(key) is None

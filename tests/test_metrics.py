@@ -133,6 +133,23 @@ def test_splits_follow_brainscore_convention():
     assert np.array_equal(splits[0][1], brainscore_splits(objects)[0][1])  # seeded
 
 
+def test_an_assembly_without_object_names_is_scored_on_plain_shuffle_splits(synthetic):
+    """brainscore_splits(None), documented as a plain shuffle split, took len(None): a TypeError from
+    regression_score on any assembly without an object_name coordinate."""
+    from sklearn.model_selection import ShuffleSplit
+
+    assembly, clean = (a.drop_vars("object_name") for a in synthetic)
+    n = clean.sizes["presentation"]
+    expected = [np.sort(test) for _, test in ShuffleSplit(10, train_size=0.9, random_state=1).split(np.zeros(n))]
+    assert all(np.array_equal(test, want) for (_, test), want in zip(brainscore_splits(None, n_presentations=n), expected))
+    score = regression_score(clean, assembly)
+    assert score.settings["n_splits"] == 10
+    from neurozoo.benchmarks.neural import selection_splits  # the layer selection's splits too
+
+    assert [len(test) for _, test in selection_splits(assembly)] == [n // 10] * 10
+    np.testing.assert_allclose(score.raw_per_bin, np.sqrt(expected_ceiling(NOISE, REPS)), atol=0.04)  # noiseless features
+
+
 def test_pearson_columns_known_values():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(50, 3))

@@ -245,16 +245,19 @@ def test_tampered_activation_cache_is_recomputed(tmp_path):
     stimuli = Stimuli([f"s{i}" for i in range(6)], torch.randn(6, 3, 8, 8))
     cache = ActivationCache(tmp_path / "acts")
     honest = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
-    [path] = list((tmp_path / "acts").rglob("*.nc"))
-    (honest * 0 - 1).to_netcdf(path)  # overwritten by someone without the host's secret
+    [path] = list((tmp_path / "acts").rglob("*.nc.signed"))
+    digest_line = path.read_bytes().partition(b"\n")[0]
+    (honest * 0 - 1).to_netcdf(tmp_path / "forged.nc")  # written under the old digest by someone without the secret
+    path.write_bytes(digest_line + b"\n" + (tmp_path / "forged.nc").read_bytes())
     with pytest.warns(UserWarning, match="digest missing or wrong"):
         again = extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)["0"]
     np.testing.assert_array_equal(again.values, honest.values)
-    path.with_name(path.name + ".hmac").unlink()
+    path.write_bytes(path.read_bytes().partition(b"\n")[2])  # the digest line dropped
+    key = path.name.split(".")[0]
     with pytest.warns(UserWarning):
-        assert cache.load(path.stem) is None
+        assert cache.load(key) is None
         extract(model, stimuli, ["0"], bins=[(70, 80)], max_features=5, cache=cache, progress=False)
-    assert cache.load(path.stem) is not None  # rewritten with a valid digest
+    assert cache.load(key) is not None  # rewritten with a valid digest
 
 
 def test_hidden_split_comes_from_the_host_secret(tmp_path, monkeypatch):

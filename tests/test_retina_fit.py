@@ -233,7 +233,10 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
 
 @pytest.mark.parametrize("setting, message", [({"patience": 0}, "patience must be at least 1"),
                                               ({"epochs": 0}, "epochs must be at least 1"),
-                                              ({"lr": -1e-3}, "lr must not be negative"),
+                                              ({"lr": -1e-3}, r"lr must be a finite number >= 0 \(got -0.001\)"),
+                                              ({"lr": float("nan")}, r"lr must be a finite number >= 0 \(got nan\)"),
+                                              ({"min_delta": float("nan")}, "min_delta must be a finite number"),
+                                              ({"l2": float("inf")}, "l2 must be a finite number"),
                                               ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1")])
 def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, setting, message):
     from neurozoo.datasets.errors import SpecError
@@ -372,3 +375,16 @@ def test_a_model_needs_cells_and_frames_of_its_size():
     assert create_model("ln", n_cells=np.int64(2)).n_cells == 2
     with pytest.raises(ValueError, match=r"RetinaCNN expects a movie \(39 \+ T frames, 50, 50\) .* got \(60, 40, 40\)"):
         predict(create_model("bncnn", n_cells=2), np.zeros((60, 40, 40), np.float32))
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["fit", "ln", "--data", "embedded:whitenoise", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
+    (["probe", "osr", "ln", "--fit-embedded", "--seed", "-2"], "argument --seed: expected an integer >= 0, got -2"),
+])
+def test_negative_seed_is_refused_while_parsing(argv, fragment, capsys):
+    """--seed -1 reached numpy's seeding deep in the fit: a ValueError traceback, exit 1."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    with pytest.raises(SystemExit) as exit_:
+        zoo(argv)
+    assert exit_.value.code == 2 and fragment in capsys.readouterr().err

@@ -177,3 +177,29 @@ def test_a_recording_too_short_to_split_names_the_file_and_the_frames_needed(tmp
     assert len(train) and len(val)
     with pytest.raises(DataError, match="too few"):
         split_blocks(1970)
+
+
+def test_responses_without_cells_or_with_negative_rates_are_named(tmp_path, capsys):
+    """No cells ended in a traceback (np.stack of no repeats, exit 1); a negative rate was fitted with a Poisson
+    loss that ran to NaN, and zoo fit reported the result as if nothing had happened."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        data = f["train/response/firing_rate_10ms"][...]
+        data[2, 7] = -0.5
+        f["train/response/firing_rate_10ms"][...] = data
+    with pytest.raises(DataError, match=r"train/response/firing_rate_10ms: contains 1 negative values; expected spike "
+                                        r"counts or firing rates >= 0"):
+        read_experiment(path, "train")
+    with h5py.File(path, "a") as f:
+        for split in ("train", "test"):
+            for key in list(f[f"{split}/response"]):
+                length = f[f"{split}/response/{key}"].shape[1]
+                del f[f"{split}/response/{key}"]
+                f[f"{split}/response/{key}"] = np.zeros((0, length), np.float32)
+        del f["test/repeats"]
+        f.create_group("test/repeats")
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset train/response/binned: expected shape "
+                                               "(cells >= 1, 120), got (0, 120)")

@@ -49,3 +49,23 @@ def test_heldout_metrics_frame_filter_and_summary():
     assert stats["median_correlation"] == pytest.approx(frame.loc[["a", "b"], "correlation"].median())
     with pytest.raises(ValueError, match="must agree"):
         heldout_metrics(truth[:, :10], repeats)
+
+
+def test_a_cell_silent_in_every_repeat_gets_nan_metrics_without_warnings():
+    """Real recordings have cells that never fire during the test movie: FEVE was -inf and numpy printed
+    'invalid value encountered in divide' and 'Mean of empty slice' to stderr for each."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    repeats = rng.poisson(3.0, (3, 5, 200)).astype(float)
+    repeats[1] = 0.0
+    prediction = repeats.mean(1) + 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = heldout_metrics(prediction, repeats)
+    assert frame.loc["cell02", ["feve", "oracle", "explainable_fraction", "correlation"]].isna().all()
+    assert not frame.loc["cell02", "passes"]
+    kept = frame.drop("cell02")
+    np.testing.assert_allclose(kept["feve"], feve(prediction[[0, 2]], repeats[[0, 2]]))
+    np.testing.assert_allclose(kept["oracle"], oracle_correlation(repeats[[0, 2]]))
+    assert np.isfinite(kept.values.astype(float)).all()

@@ -36,3 +36,25 @@ def test_state_dicts_are_read_and_unwrapped(tmp_path):
         read_torch_file(tmp_path / "missing.pt")
     with pytest.raises(DataError, match=r"^x: holds no state dict .* got list$"):
         model_state([1, 2], "x")
+
+
+def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_path):
+    """The error was torch's first line, 'Error(s) in loading state_dict for ConvRNN:', naming no parameter."""
+    from neurozoo import convrnn, retina
+    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.retina.embedded_fit import load_checkpoint
+
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.5).state_dict(), tmp_path / "half.pt")
+    with pytest.raises(DataError) as info:
+        resolve_model("rgc_shallow", tmp_path / "half.pt")
+    assert str(info.value) == (f"checkpoint {tmp_path / 'half.pt'} does not fit model rgc_shallow: "
+                               "layers.conv1.stage.0.weight has shape (32, 3, 7, 7), the model's is (64, 3, 7, 7) "
+                               "(28 more shapes differ)")
+    torch.save({"model": {"x": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match=r"other\.pt does not fit model rgc_shallow: missing layers\.conv1\.stage\.0"
+                                        r"\.weight and 29 more; unexpected x$"):
+        resolve_model("rgc_shallow", tmp_path / "other.pt")
+    torch.save(retina.create_model("ln", n_cells=3).state_dict(), tmp_path / "ln.pt")
+    with pytest.raises(DataError, match=r"ln\.pt: does not hold weights of RetinaCNN with 3 cells \(missing [\w.]+ and "
+                                        r"\d+ more; unexpected [\w.]+ and \d+ more\)$"):
+        load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")

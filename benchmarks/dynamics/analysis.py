@@ -101,8 +101,11 @@ def _same_grid(a: xr.DataArray, b: xr.DataArray) -> bool:
     return a.sizes["time_bin"] == b.sizes["time_bin"] and np.allclose(a["time_bin_start"].values, b["time_bin_start"].values)
 
 
-def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float, data_sha256=None) -> List[ScoreRecord]:
-    records = []
+def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float, data_sha256=None,
+                    seed: Optional[int] = None, settings: Optional[dict] = None) -> List[ScoreRecord]:
+    """``seed`` and ``settings`` (how the systems were made: checkpoint, steps, model overrides...) go into every
+    record: an untrained ConvRNN's weights and a trained example depend on them."""
+    records, settings = [], settings or {}
     for pair, by_metric in results.items():
         first, second = pair.split(" ~ ")
         a = systems[first]
@@ -110,8 +113,8 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
         for metric, matrix in by_metric.items():
             if metric == "procrustes":
                 records.append(ScoreRecord(model=pair, benchmark="compare.procrustes", value=float(matrix.values[0]),
-                                           settings={"window_bins": matrix.attrs["window_bins"]}, duration_s=duration_s,
-                                           **provenance(None, data_sha256)))
+                                           settings={**settings, "window_bins": matrix.attrs["window_bins"]},
+                                           duration_s=duration_s, **provenance(seed, data_sha256)))
                 continue
             values = matrix.values
             rows = []
@@ -125,9 +128,9 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
             finite = [r["value"] for r in rows if r["value"] is not None and np.isfinite(r["value"])]
             records.append(ScoreRecord(model=pair, benchmark=f"compare.{metric}",
                                        value=float(np.mean(finite)) if finite else None, per_bin=rows,
-                                       settings={"matrix": values, "bins_a": matrix["time_bin_a"].values,
+                                       settings={**settings, "matrix": values, "bins_a": matrix["time_bin_a"].values,
                                                  "bins_b": matrix["time_bin_b"].values, "same_grid": same},
-                                       duration_s=duration_s, **provenance(None, data_sha256)))
+                                       duration_s=duration_s, **provenance(seed, data_sha256)))
     return records
 
 

@@ -25,6 +25,7 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--n-images", type=at_least(1), default=16,
                           help="ConvRNN: images whose trajectories seed the search")
     dynamics.add_argument("--checkpoint", type=Path)
+    _convrnn_arguments(dynamics)
     dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
     dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
     dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
@@ -44,6 +45,7 @@ def add_commands(sub) -> None:
     compare.add_argument("systems", nargs="+")
     compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
+    _convrnn_arguments(compare)
     compare.add_argument("--n-steps", type=at_least(1), help="ConvRNN steps (default: the model's)")
     compare.add_argument("--train-steps", type=at_least(0))
     compare.add_argument("--max-stimuli", type=at_least(1),
@@ -51,6 +53,15 @@ def add_commands(sub) -> None:
     compare.add_argument("--seed", type=int, default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
+
+
+def _convrnn_arguments(parser) -> None:
+    parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width; "
+                                                       "same as --set width_multiplier=W)")
+    parser.add_argument("--image-size", type=at_least(1), help="ConvRNN: resize the images to this many pixels "
+                                                               "(default: the ventral set's own 64)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
 
 
 def _store_arguments(parser) -> None:
@@ -74,12 +85,29 @@ def _positions(values):
     return positions
 
 
+def _overrides(args) -> dict:
+    from neurozoo.convrnn.cli import parse_overrides
+    from neurozoo.datasets.errors import UserFacingError
+
+    overrides = parse_overrides(args.overrides)
+    if args.width is not None:
+        if overrides.get("width_multiplier", args.width) != args.width:
+            raise UserFacingError(f"--width {args.width} and --set width_multiplier={overrides['width_multiplier']} "
+                                  "disagree")
+        overrides["width_multiplier"] = args.width
+    return overrides
+
+
 def _case(args):
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
+        given = [flag for flag, value in (("--width", args.width), ("--image-size", args.image_size),
+                                          ("--set", args.overrides)) if value]
+        if given:
+            raise UserFacingError(f"{args.model}: {', '.join(given)} apply to ConvRNNs only")
         options = {"seed": args.seed}
         if args.train_steps and args.model not in ("linear", "bistable"):
             options["steps"] = args.train_steps
@@ -90,7 +118,8 @@ def _case(args):
     from neurozoo.benchmarks.cli import resolve_model
     from neurozoo.datasets.provenance import sha256_array
 
-    model = resolve_model(args.model, args.checkpoint, seed=args.seed)
+    overrides = _overrides(args)
+    model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
     layer = args.layer or (recurrent[-1] if recurrent else None)
@@ -101,7 +130,8 @@ def _case(args):
     if unknown:
         raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
                               f"layers: {', '.join(model.layer_names)}")
-    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images)
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images,
+                                                  image_size=args.image_size)
     if not 0 <= args.image < len(ids):
         raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
     try:
@@ -109,6 +139,8 @@ def _case(args):
                                   image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
+    case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
+                         checkpoint=str(args.checkpoint) if args.checkpoint else None)
     return case, sha256_array(images.numpy())
 
 
@@ -159,8 +191,9 @@ def run_compare(args) -> int:
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
     with Timer() as timer:
+        overrides = _overrides(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
-                                            args.max_stimuli)
+                                         args.max_stimuli, overrides=overrides, image_size=args.image_size)
         try:
             results = compare(systems, metrics)
         except ValueError as error:
@@ -168,7 +201,10 @@ def run_compare(args) -> int:
     out = Path(args.out or results_dir())
     stem = "compare"
     paths = compare_figures(results, out, stem, systems)
-    records = compare_records(systems, results, timer.seconds, data_sha)
+    settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
+                "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
+                "image_size": args.image_size}
+    records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")

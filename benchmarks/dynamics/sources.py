@@ -51,9 +51,9 @@ def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
     return condition_means(assembly, label), sha256_array(assembly)
 
 
-def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None):
+def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None, image_size: Optional[int] = None):
     """(images, stimulus ids[, object names]) of the embedded ventral stimulus set; ``max_stimuli`` of them spread
-    evenly over the set (so over objects and variation levels)."""
+    evenly over the set (so over objects and variation levels); ``image_size``: resized from their own 64 px."""
     from neurozoo.datasets.embedded.ventral import images, load_ventral
 
     _, stimulus_set = load_ventral("IT")
@@ -61,16 +61,20 @@ def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None
     if max_stimuli:
         keep = np.unique(np.linspace(0, len(stimulus_set) - 1, max_stimuli).round().astype(int))
     stimulus_set = stimulus_set.iloc[keep].reset_index(drop=True)
-    out = (images(stimulus_set), list(stimulus_set["stimulus_id"].astype(str)))
+    pixels = images(stimulus_set)
+    if image_size and image_size != pixels.shape[-1]:
+        pixels = torch.nn.functional.interpolate(pixels, size=(image_size, image_size), mode="bilinear",
+                                                 antialias=True, align_corners=False)
+    out = (pixels, list(stimulus_set["stimulus_id"].astype(str)))
     return out + (list(stimulus_set["object_name"].astype(str)),) if with_objects else out
 
 
 def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
-            n_steps: Optional[int] = None, seed: int = 0) -> Dict[Optional[str], xr.DataArray]:
+            n_steps: Optional[int] = None, seed: int = 0, overrides: Optional[dict] = None) -> Dict[Optional[str], xr.DataArray]:
     """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
     from neurozoo.benchmarks.cli import resolve_model
 
-    model = resolve_model(name, checkpoint, seed=seed)
+    model = resolve_model(name, checkpoint, seed=seed, overrides=overrides)
     chosen = {layer: layer or model.layer_names[-1] for layer in layers}
     for layer in chosen.values():
         if layer not in model.layer_names:
@@ -119,11 +123,15 @@ def _kind(full: str) -> str:
 
 
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
-         n_steps: Optional[int] = None, max_stimuli: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
-    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used."""
+         n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
+         image_size: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used;
+    ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
     kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
+    if (overrides or image_size) and "convrnn" not in kinds.values():
+        raise UserFacingError("--width, --image-size and --set apply to ConvRNN systems only; none was named")
     systems, hashes, by_model = {}, [], {}
     for full, kind in kinds.items():
         name, _, half = full.partition("/")
@@ -136,10 +144,10 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
             model_name, _, layer = name.partition(":")
             by_model.setdefault(model_name, {})[full] = layer or None
     if by_model:
-        images = ventral_images(max_stimuli=max_stimuli)
+        images = ventral_images(max_stimuli=max_stimuli, image_size=image_size)
         for model_name, wanted in by_model.items():
             outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps,
-                              seed=seed)
+                              seed=seed, overrides=overrides)
             systems.update({full: outputs[layer] for full, layer in wanted.items()})
     systems = {full: systems[full] for full in kinds}  # in the order asked
     data_sha = None

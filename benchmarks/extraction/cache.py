@@ -3,12 +3,17 @@
 key = sha256(model weights and buffers) + sha256(stimulus ids and pixels) + extraction settings + layer.
 A changed weight changes the model hash, so a changed model can never read a stale cache.
 
-Integrity: each file ``<key>.nc`` has a digest ``<key>.nc.hmac``, an HMAC-SHA256 of the file's bytes keyed
-by the host's secret (:func:`server_secret`, ``$NEUROZOO_HOME/secret.key``, not in the cache folder). A read
-hashes the bytes it then parses (a private copy, so the file cannot change in between) and treats a missing
-or wrong digest as a miss: the activations are recomputed and the entry rewritten. Whoever can write the
+Integrity: each entry is one file ``<key>.nc.signed``: a line with an HMAC-SHA256 of the netCDF bytes keyed by
+the host's secret (:func:`server_secret`, ``$NEUROZOO_HOME/secret.key``, not in the cache folder), then those
+bytes. A read hashes the bytes it then parses (a private copy, so the file cannot change in between) and treats a
+missing or wrong digest as a miss: the activations are recomputed and the entry rewritten. Whoever can write the
 cache folder but not read the secret therefore cannot make a model score with activations it did not
 produce. Only trusted code writes here: submitted models run sandboxed, without a view of the cache.
+
+Digest and data land together in one rename, so concurrent writers or a kill mid-write leave the entry either
+complete and valid or as it was (the earlier layout, ``<key>.nc`` beside ``<key>.nc.hmac``, renamed the two one
+after the other and could leave a mismatched pair). Entries of that layout are still read when their pair
+matches; a save replaces them.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import secrets
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Tuple
 
 import numpy as np
 import torch
@@ -80,16 +85,24 @@ class ActivationCache:
         self.root = Path(root) if root is not None else cache_dir() / "activations"
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.nc"
+        return self.root / key[:2] / f"{key}.nc.signed"
+
+    def legacy_paths(self, key: str) -> Tuple[Path, Path]:
+        """(data, digest) of the earlier two-file layout."""
+        data = self.root / key[:2] / f"{key}.nc"
+        return data, data.with_name(data.name + ".hmac")
 
     def load(self, key: str) -> Optional[xr.DataArray]:
         path = self.path(key)
-        if not path.is_file():
-            return None
-        data = path.read_bytes()
-        digest = path.with_name(path.name + ".hmac")
-        expected = digest.read_text().strip() if digest.is_file() else ""
-        if not hmac.compare_digest(expected, keyed_digest("activation-cache:" + key, data)):
+        if path.is_file():
+            expected, _, data = path.read_bytes().partition(b"\n")
+        else:
+            path, digest = self.legacy_paths(key)
+            if not path.is_file():
+                return None
+            data = path.read_bytes()
+            expected = digest.read_bytes().strip() if digest.is_file() else b""
+        if not hmac.compare_digest(expected, keyed_digest("activation-cache:" + key, data).encode()):
             warnings.warn(f"{path}: digest missing or wrong (the file was modified or written by someone else); "
                           "recomputing the activations", stacklevel=2)
             return None
@@ -106,10 +119,17 @@ class ActivationCache:
     def save(self, key: str, array: xr.DataArray) -> Path:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        array.to_netcdf(temporary)
-        digest = path.with_name(f"{path.name}.{os.getpid()}.hmac.tmp")
-        digest.write_text(keyed_digest("activation-cache:" + key, temporary.read_bytes()))
-        os.replace(temporary, path)  # atomic: readers never see a half-written file
-        os.replace(digest, path.with_name(path.name + ".hmac"))
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+        try:
+            os.close(descriptor)
+            array.to_netcdf(temporary)
+            data = Path(temporary).read_bytes()
+            with open(temporary, "wb") as handle:
+                handle.write(keyed_digest("activation-cache:" + key, data).encode() + b"\n" + data)
+            os.replace(temporary, path)  # atomic: readers see the whole entry, digest and data, or none of it
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        for legacy in self.legacy_paths(key):
+            legacy.unlink(missing_ok=True)
         return path

@@ -52,10 +52,15 @@ Split = Tuple[np.ndarray, np.ndarray]
 N_SPLITS, TRAIN_SIZE, SPLIT_SEED = 10, 0.9, 1
 
 
-def brainscore_splits(object_names: Sequence, n_splits: int = N_SPLITS, train_size: float = TRAIN_SIZE,
-                      random_state: int = SPLIT_SEED) -> List[Split]:
-    """(train, test) index arrays over presentations, stratified on ``object_names`` (None: plain shuffle split)."""
-    n = len(object_names)
+def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS, train_size: float = TRAIN_SIZE,
+                      random_state: int = SPLIT_SEED, n_presentations: Optional[int] = None) -> List[Split]:
+    """(train, test) index arrays over presentations, stratified on ``object_names`` (None: plain shuffle split
+    over ``n_presentations``)."""
+    if n_presentations is None:
+        if object_names is None:
+            raise TypeError("brainscore_splits: pass object_names or n_presentations")
+        n_presentations = len(object_names)
+    n = n_presentations
     if object_names is None or len(set(object_names)) < 2:
         splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
         return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]

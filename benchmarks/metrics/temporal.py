@@ -113,7 +113,7 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
             raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
         Y = Y[:, complete]
     if splits is None:
-        splits = brainscore_splits(coord(target, "object_name"))
+        splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids))
     if temporal == "span":
         predictions = fit_predict_folds(mapping, X, Y, splits, n_components=n_components)
     elif temporal == "per_bin":

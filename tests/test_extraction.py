@@ -434,22 +434,22 @@ def test_interleaved_cache_writers_leave_one_whole_entry(tmp_path, monkeypatch):
         assert float(_load_strictly(cache, key).values.max()) == {"a": 1.0, "b": 2.0}[order[-1]]
 
 
-def test_cache_entries_of_the_two_file_layout_are_read_then_replaced(tmp_path):
-    from neurozoo.benchmarks.extraction.cache import keyed_digest
-
-    cache, key = ActivationCache(tmp_path / "acts"), "12" * 32
-    data, digest = cache.legacy_paths(key)
-    data.parent.mkdir(parents=True)
-    _entry(4.0).to_netcdf(data)
-    digest.write_text(keyed_digest("activation-cache:" + key, data.read_bytes()))
-    assert float(_load_strictly(cache, key).values.max()) == 4.0
-    assert list(_load_strictly(cache, key)["stimulus_id"].values) == ["a", "b", "c"]
-    digest.write_text("0" * 64)  # a mismatched pair: a clean miss, with the warning
-    with pytest.warns(UserWarning, match="digest missing or wrong"):
-        assert cache.load(key) is None
-    cache.save(key, _entry(5.0))
-    assert not data.exists() and not digest.exists() and cache.path(key).is_file()
-    assert float(_load_strictly(cache, key).values.max()) == 5.0
+def test_homes_sharing_a_cache_folder_keep_their_own_entries(tmp_path, monkeypatch):
+    """Homes share $NEUROZOO_CACHE but each signs with its own secret: in one folder every new home found all
+    entries "modified or written by someone else", recomputed and overwrote them, and so did the first home after
+    it (a fresh home's `zoo run` warned once per ConvRNN layer)."""
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    key = "56" * 32
+    for home, value in (("a", 7.0), ("b", 8.0)):
+        monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / home))
+        assert _load_strictly(ActivationCache(), key) is None  # a miss without the warning
+        ActivationCache().save(key, _entry(value))
+    for home, value in (("a", 7.0), ("b", 8.0)):
+        monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / home))
+        assert float(_load_strictly(ActivationCache(), key).values.max()) == value
+    partitions = sorted(p.name for p in (tmp_path / "cache" / "activations").iterdir())
+    secrets = [(tmp_path / home / "secret.key").read_text().strip() for home in "ab"]
+    assert len(partitions) == 2 and not any(secret[:8] in name for secret in secrets for name in partitions)
 
 
 def test_cache_entry_with_a_changed_byte_or_no_digest_line_is_a_miss(tmp_path):

@@ -11,9 +11,9 @@ cache folder but not read the secret therefore cannot make a model score with ac
 produce. Only trusted code writes here: submitted models run sandboxed, without a view of the cache.
 
 Digest and data land together in one rename, so concurrent writers or a kill mid-write leave the entry either
-complete and valid or as it was (the earlier layout, ``<key>.nc`` beside ``<key>.nc.hmac``, renamed the two one
-after the other and could leave a mismatched pair). Entries of that layout are still read when their pair
-matches; a save replaces them.
+complete and valid or as it was (an earlier layout, ``<key>.nc`` beside ``<key>.nc.hmac``, renamed the two one
+after the other and could leave a mismatched pair; its entries, in the folder above the partitions, are no longer
+read).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import secrets
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional
 
 import numpy as np
 import torch
@@ -63,6 +63,11 @@ def keyed_digest(purpose: str, data: bytes) -> str:
     return hmac.new(server_secret(), purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
 
+def secret_partition() -> str:
+    """A folder name for the entries signed with this host's secret: a keyed digest, which tells nothing of it."""
+    return "s" + keyed_digest("activation-cache-partition", b"")[:15]
+
+
 def stimuli_sha256(stimulus_ids, images: torch.Tensor, chunks: Optional[Iterable[torch.Tensor]] = None) -> str:
     """Hash of the ids and the images; ``chunks``: the images in consecutive slices along the first dimension,
     ``images`` then only needs ``dtype`` and ``shape`` (the same hash, never the whole tensor at once)."""
@@ -81,27 +86,22 @@ def cache_key(model_hash: str, stimuli_hash: str, settings: dict, layer: str) ->
 
 
 class ActivationCache:
+    """``root`` default: ``$NEUROZOO_CACHE/activations/<partition>``, one partition per secret
+    (:func:`secret_partition`). Homes share ``$NEUROZOO_CACHE`` but not their secret, and an entry is only valid
+    under the secret that signed it; in one folder each new home found every entry "modified or written by
+    someone else", recomputed it and overwrote it with its own, so two homes invalidated each other's entries."""
+
     def __init__(self, root: Optional[Path] = None):
-        self.root = Path(root) if root is not None else cache_dir() / "activations"
+        self.root = Path(root) if root is not None else cache_dir() / "activations" / secret_partition()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.nc.signed"
 
-    def legacy_paths(self, key: str) -> Tuple[Path, Path]:
-        """(data, digest) of the earlier two-file layout."""
-        data = self.root / key[:2] / f"{key}.nc"
-        return data, data.with_name(data.name + ".hmac")
-
     def load(self, key: str) -> Optional[xr.DataArray]:
         path = self.path(key)
-        if path.is_file():
-            expected, _, data = path.read_bytes().partition(b"\n")
-        else:
-            path, digest = self.legacy_paths(key)
-            if not path.is_file():
-                return None
-            data = path.read_bytes()
-            expected = digest.read_bytes().strip() if digest.is_file() else b""
+        if not path.is_file():
+            return None
+        expected, _, data = path.read_bytes().partition(b"\n")
         if not hmac.compare_digest(expected, keyed_digest("activation-cache:" + key, data).encode()):
             warnings.warn(f"{path}: digest missing or wrong (the file was modified or written by someone else); "
                           "recomputing the activations", stacklevel=2)
@@ -130,6 +130,4 @@ class ActivationCache:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
-        for legacy in self.legacy_paths(key):
-            legacy.unlink(missing_ok=True)
         return path

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_json
 
@@ -27,6 +28,7 @@ def add_commands(sub) -> None:
     parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
                         "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    add_override_arguments(parser)  # e.g. --width 0.125, the ConvRNNs of zoo run's default zoo
     parser.set_defaults(handler=run_score)
 
 
@@ -95,12 +97,14 @@ def run_score(args) -> int:
     if args.model in retina.list_models():
         raise UserFacingError(f"{args.model} is a retina model: it scores on the retina benchmarks "
                               f"(retina_embedded.*; see `zoo score --list`), not on {args.benchmark}")
-    model = resolve_model(args.model, args.checkpoint, args.device, seed=args.seed)
+    overrides = overrides_from_args(args)
+    model = resolve_model(args.model, args.checkpoint, args.device, seed=args.seed, overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
                             cache=not args.no_cache)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
-    score.provenance["settings"]["checkpoint"] = str(args.checkpoint) if args.checkpoint else None
+    score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
+                                        overrides=overrides)
     store, record_id, summary = _store(args, score, model_name)
     stem = summary.with_suffix("")
     plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
@@ -136,6 +140,8 @@ def _score_retina(args, benchmark) -> int:
     if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
+    if args.width is not None or args.overrides:
+        raise UserFacingError(f"{args.model}: --width and --set apply to ConvRNNs only")
     model = args.model
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import default_retina

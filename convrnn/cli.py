@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from neurozoo.datasets.cli_args import at_least
+from neurozoo.datasets.cli_args import at_least, positive
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +24,28 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
             raise
     else:
         training_cli.add_commands(sub)
+
+
+def add_override_arguments(parser) -> None:
+    """``--width`` and ``--set KEY=VALUE``: how the commands that build a ConvRNN from its registry name (zoo score,
+    zoo dynamics, zoo compare) change it; :func:`overrides_from_args` reads them."""
+    parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width and zoo run "
+                                                       "--width-multiplier; same as --set width_multiplier=W)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
+
+
+def overrides_from_args(args) -> dict:
+    """The model overrides of :func:`add_override_arguments`'s options."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    overrides = parse_overrides(args.overrides)
+    if args.width is not None:
+        if overrides.get("width_multiplier", args.width) != args.width:
+            raise UserFacingError(f"--width {args.width} and --set width_multiplier={overrides['width_multiplier']} "
+                                  "disagree")
+        overrides["width_multiplier"] = args.width
+    return overrides
 
 
 def parse_overrides(pairs) -> dict:

@@ -92,7 +92,7 @@ def test_layer_map_and_held_out_selection():
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
 
 
-def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
+def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys, monkeypatch):
     import argparse
     import json
 
@@ -123,6 +123,18 @@ def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys):
     pngs = list((tmp_path / "out").glob("*.png"))
     assert len(pngs) == 1 and json.loads(pngs[0].with_suffix(".json").read_text())["benchmark"] == "test.cli-V4"
     assert "record 1" in capsys.readouterr().out
+    # a ConvRNN as zoo run scores it (width 0.125): the width reaches the model and the record
+    from neurozoo.benchmarks import cli as benchmarks_cli
+
+    built = []
+    resolve = benchmarks_cli.resolve_model
+    monkeypatch.setattr(benchmarks_cli, "resolve_model", lambda *a, **k: built.append(resolve(*a, **k)) or built[-1])
+    args = parser.parse_args(["score", "rgc_shallow", "test.cli-V4", "--width", "0.125", "--set", "n_steps=12",
+                              "--db", db, "--out", str(tmp_path / "out"), "--max-features", "50", "--no-cache"])
+    assert args.handler(args) == 0
+    assert built[0].spec.layer("conv1").channels == 8 and built[0].n_steps == 12  # 64 at full width
+    settings = ResultsStore(db).query(benchmark="test.cli-V4", model="rgc_shallow")["settings"].iloc[0]
+    assert settings["overrides"] == {"width_multiplier": 0.125, "n_steps": 12}
     args = parser.parse_args(["score", "--list"])
     assert args.handler(args) == 0 and "test.cli-V4" in capsys.readouterr().out
 

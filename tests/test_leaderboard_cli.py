@@ -79,6 +79,10 @@ BAD_INPUT = {
                                        "expected 1 to 255 printable characters"),
     "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
                      "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
+    "score a retina model --width": (lambda t: ["score", "ln", "retina_embedded.osr", "--width", "0.5"],
+                                     "ln: --width and --set apply to ConvRNNs only"),
+    "score --width against --set": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--width",
+                                               "0.125", "--set", "width_multiplier=0.25"], "disagree"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.json_files import write_json
 
@@ -56,12 +57,9 @@ def add_commands(sub) -> None:
 
 
 def _convrnn_arguments(parser) -> None:
-    parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width; "
-                                                       "same as --set width_multiplier=W)")
+    add_override_arguments(parser)
     parser.add_argument("--image-size", type=at_least(1), help="ConvRNN: resize the images to this many pixels "
                                                                "(default: the ventral set's own 64)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
 
 
 def _store_arguments(parser) -> None:
@@ -85,19 +83,6 @@ def _positions(values):
     return positions
 
 
-def _overrides(args) -> dict:
-    from neurozoo.convrnn.cli import parse_overrides
-    from neurozoo.datasets.errors import UserFacingError
-
-    overrides = parse_overrides(args.overrides)
-    if args.width is not None:
-        if overrides.get("width_multiplier", args.width) != args.width:
-            raise UserFacingError(f"--width {args.width} and --set width_multiplier={overrides['width_multiplier']} "
-                                  "disagree")
-        overrides["width_multiplier"] = args.width
-    return overrides
-
-
 def _case(args):
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
@@ -118,7 +103,7 @@ def _case(args):
     from neurozoo.benchmarks.cli import resolve_model
     from neurozoo.datasets.provenance import sha256_array
 
-    overrides = _overrides(args)
+    overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
@@ -191,7 +176,7 @@ def run_compare(args) -> int:
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
     with Timer() as timer:
-        overrides = _overrides(args)
+        overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
                                          args.max_stimuli, overrides=overrides, image_size=args.image_size)
         try:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.synthetic_retina import CircuitParams, GroundTruthRetina, default_retina
 from neurozoo.retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity, stimuli
 
@@ -35,6 +36,12 @@ def test_stimuli_contrast_blocks_and_jitter_conditions():
     assert not np.array_equal(obj[:, 20, 28:33], static[:, 20, 28:33])
     with pytest.raises(Exception, match="condition"):
         stimuli.object_motion("sideways")
+    # a disc covering the whole frame (or none of it) has no background to move apart from: refused, not an OMS
+    # index of a stimulus whose global and differential movies are one and the same
+    with pytest.raises(SpecError, match="covers the whole 50x50 frame"):
+        stimuli.object_motion("differential", n_frames=4, centre=(25.0, 25.0), radius=40)
+    with pytest.raises(SpecError, match="misses every pixel"):
+        stimuli.object_motion("differential", n_frames=4, centre=(90.0, 90.0), radius=3)
 
 
 def test_fit_exponential_recovers_time_constant():

@@ -146,6 +146,12 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
                                       "object": (first, still), "static": (still, still)}[condition]
     y, x = np.mgrid[:FRAME_SIZE, :FRAME_SIZE] + 0.5
     inside = (y - centre[0]) ** 2 + (x - centre[1]) ** 2 <= radius ** 2
+    if inside.all() or not inside.any():  # global and differential motion would be the same movie
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"object_motion: a disc of radius {radius:g} px around ({centre[0]:.1f}, {centre[1]:.1f}) "
+                        f"{'covers the whole' if inside.any() else 'misses every pixel of the'} {FRAME_SIZE}x"
+                        f"{FRAME_SIZE} frame, so object and background cannot move apart")
 
     def texture(shift):
         return np.where(((x[None] - shift[:, None, None]) // bar_width) % 2 == 0, contrast, -contrast)

@@ -251,6 +251,13 @@ class LeaderboardDB(ResultsStore):
                 session.add(UserRow(name=user, created_at=now()))
                 session.flush()
             self._claim_name(session, name, user)
+            earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
+                                                                  SubmissionRow.sha256 == sha256)).first()
+            if earlier is not None:  # its jobs have the same keys: a new row would get none and stay queued
+                from neurozoo.leaderboard.submission import AlreadySubmitted
+
+                raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
+                                       f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)

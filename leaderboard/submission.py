@@ -50,6 +50,10 @@ class NameTaken(SubmissionError):
     """The model name belongs to another user (or to the built-in zoo)."""
 
 
+class AlreadySubmitted(NameTaken):
+    """The same files under the same name were submitted before: their jobs exist already."""
+
+
 class _Budget:
     """Counts files and bytes while a submission is copied or extracted; refuses past the caps."""
 

@@ -194,3 +194,20 @@ def test_sandbox_environment_has_no_secrets(monkeypatch):
     assert env["HOME"] == "/tmp" and env["NEUROZOO_HOME"] == "/tmp/home" and env["NEUROZOO_CACHE"] == "/tmp/cache"
     assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "NEUROZOO_HOME", "NEUROZOO_CACHE", "PYTHONDONTWRITEBYTECODE",
                         "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+
+
+def test_an_identical_resubmission_is_refused_naming_the_first(tmp_path, db):
+    """Its jobs already exist (same key), so a second submission row had no jobs and stayed 'queued' forever."""
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    first = submit(db, folder, tmp_path / "store")
+    with pytest.raises(AlreadySubmitted, match=rf"identical to submission {first} \(net-ok, sha256 [0-9a-f]{{12}}, "
+                                               r"status queued\)"):
+        submit(db, folder, tmp_path / "store")
+    assert [s["id"] for s in db.submissions()] == [first] and len(db.submission(first)["jobs"]) == 1
+    (folder / "metadata.yaml").write_text((folder / "metadata.yaml").read_text().replace("two conv", "2 conv"))
+    assert len(db.submission(submit(db, folder, tmp_path / "store"))["jobs"]) == 1  # changed: new jobs
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store")]) == 2

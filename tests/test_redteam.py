@@ -375,6 +375,9 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     taken = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {bob}"})
     assert taken.status_code == 409 and "belongs to user 'alice'" in taken.json()["detail"]
     again = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"})
+    assert again.status_code == 409 and "identical to submission" in again.json()["detail"]  # its jobs exist
+    changed = lb.zip_folder(submission(tmp_path, "shared-name-2", model_name="shared-name", description="v2"))
+    again = client.post("/api/submissions", content=changed, headers={"Authorization": f"Bearer {alice}"})
     assert again.status_code == 201  # the owner may resubmit
     with pytest.raises(NameTaken, match="built-in model"):
         submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")

@@ -6,8 +6,9 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
-  package) and of the paths given in ``read_only``; a private writable tmpfs at ``/tmp``; a fresh ``/proc``
-  of its own namespace and a minimal ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
+  package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
+  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
+  ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
   cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
   bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
@@ -16,7 +17,7 @@ Limits, enforced whatever way the job ends:
 
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
-  processes and kills the job above the limit;
+  processes and the files in its tmpfs mounts and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process plus the watchdog's sum over the job; wall clock;
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
   pipes with byte caps; a job that writes more is killed. Reads never block on a pipe a daemon holds
@@ -169,7 +170,8 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
     bound = []
     for path in env_paths:
@@ -334,6 +336,27 @@ def usage(pids: Sequence[int]) -> tuple:
     return rss, ticks / TICKS
 
 
+MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: their files are host memory
+
+
+def tmpfs_bytes(pids: Sequence[int]) -> int:
+    """Bytes of files in the job's tmpfs mounts, seen through the first process inside its mount namespace
+    (the watchdog's share of memory that no process's resident size shows)."""
+    for pid in pids:
+        total = 0
+        try:
+            for name in MEMORY_FILESYSTEMS:
+                inside = f"/proc/{pid}/root/{name}"
+                if os.stat(inside).st_dev == os.stat(f"/{name}").st_dev:  # the host's own: not in the sandbox yet
+                    raise LookupError
+                info = os.statvfs(inside)
+                total += (info.f_blocks - info.f_bfree) * info.f_frsize
+        except (OSError, LookupError):
+            continue
+        return total
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- run
 def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
     def apply():
@@ -468,7 +491,10 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             killed = f"it exceeded the wall-clock limit of {limits.wall_s:g} s"
         if killed is None and now >= next_watch:
             next_watch = now + WATCH_S
-            rss, cpu = usage(descendants(process.pid))
+            pids = descendants(process.pid)
+            rss, cpu = usage(pids)
+            if cgroup is None:  # a memory cgroup charges tmpfs pages to the job itself
+                rss += tmpfs_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"

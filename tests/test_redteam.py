@@ -200,6 +200,42 @@ def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enfo
     assert seconds < 45
 
 
+FILL_TMPFS = """
+import os, sys, time
+try:
+    open("/dev/evil", "w")
+    print("dev writable")
+except OSError as error:
+    print("dev refused", error.errno)
+with open(sys.argv[1] + "/fill", "wb") as handle:
+    for _ in range(200):  # under the tmpfs's own cap (the memory limit), but with the heap below, over the limit
+        handle.write(b"x" * 2 ** 20)
+print("filled", flush=True)
+heap = bytearray(150 * 2 ** 20)
+for i in range(0, len(heap), 4096):
+    heap[i] = 1
+time.sleep(20)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+@pytest.mark.parametrize("folder", ["/dev/shm", "/tmp"])
+def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement, folder):
+    """/tmp and /dev/shm are tmpfs (host memory): without a cgroup the watchdog had counted only resident memory,
+    and /dev itself was a writable tmpfs without a size limit, so a job could fill the host's memory."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    started = time.monotonic()
+    outcome = sandbox.run([sys.executable, "-c", FILL_TMPFS, folder],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    assert outcome.killed and "memory limit of 0.25 GiB" in outcome.killed, (outcome.killed, outcome.console)
+    assert b"dev refused 30" in outcome.console  # EROFS
+    assert time.monotonic() - started < 15
+
+
 @needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"

@@ -343,6 +343,7 @@ class LeaderboardDB(ResultsStore):
                                                          JobRow.attempts == attempts)
                                     .values(status=FAILED, updated_at=t, worker=None,
                                             error=f"gave up after {attempts} attempts (the worker died each time)"))
+                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
                     continue
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)

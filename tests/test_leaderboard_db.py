@@ -134,3 +134,15 @@ def test_aggregation_tree_means_and_missing():
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
+
+
+def test_a_submission_whose_job_is_given_up_shows_failed(db):
+    """A job whose worker died every attempt was marked failed, but its submission had stayed 'running'."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None,
+                            [{"model": "sub", "benchmark": "b", "spec": {"benchmark": "b"}}])
+    for _ in range(3):
+        assert db.claim("dead", lease_s=-1, max_attempts=3) is not None  # its worker dies: the lease runs out
+    assert db.claim("w", lease_s=60, max_attempts=3) is None
+    row = db.submission(sid)
+    assert row["jobs"][0]["status"] == FAILED and "gave up after 3 attempts" in row["jobs"][0]["error"]
+    assert row["status"] == FAILED

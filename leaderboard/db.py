@@ -349,6 +349,8 @@ class LeaderboardDB(ResultsStore):
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
                             lease_until=t + timedelta(seconds=lease_s), error=None)).rowcount
+                if claimed == 1:
+                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
             if claimed == 1:
                 return self.job(job_id)
 

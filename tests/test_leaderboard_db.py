@@ -136,6 +136,20 @@ def test_aggregation_tree_means_and_missing():
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
 
 
+def test_a_submission_shows_running_while_one_of_its_jobs_runs(db):
+    """`zoo submission` had said 'queued' while its job was being scored: the status changed only at the end."""
+    jobs = [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2")]
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, jobs)
+    assert db.submission(sid)["status"] == QUEUED
+    first = db.claim("w1")
+    assert db.submission(sid)["status"] == RUNNING
+    db.finish(first["id"], "w1", record("sub", "b1"))
+    assert db.submission(sid)["status"] == RUNNING  # b2 still queued
+    second = db.claim("w1")
+    db.fail(second["id"], "w1", "crashed")
+    assert db.submission(sid)["status"] == FAILED
+
+
 def test_a_submission_whose_job_is_given_up_shows_failed(db):
     """A job whose worker died every attempt was marked failed, but its submission had stayed 'running'."""
     sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None,

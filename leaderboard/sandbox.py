@@ -19,6 +19,7 @@ Limits, enforced whatever way the job ends:
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes and the files in its tmpfs mounts and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process plus the watchdog's sum over the job; wall clock;
+- processes: the cgroup's pids limit, else the watchdog's count of the job's processes;
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
   pipes with byte caps; a job that writes more is killed. Reads never block on a pipe a daemon holds
   open: the job ends when its main process ends, and the whole namespace is killed then.
@@ -500,6 +501,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
             elif cpu > limits.cpu_s:
                 killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
+            elif len(pids) > limits.max_processes + 2:  # bwrap's monitor and the namespace's init are not the job's
+                killed = f"it ran more than the limit of {limits.max_processes} processes"
         if killed is not None:
             _kill(process, cgroup)
             break

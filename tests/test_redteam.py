@@ -236,6 +236,38 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
     assert time.monotonic() - started < 15
 
 
+FORKS = """
+import os, time
+forked = 0
+for _ in range(120):
+    try:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        forked += 1
+    except OSError:
+        break
+print("forked", forked, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
+    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
+    process table. The watchdog now counts them."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", FORKS], limits=Limits(wall_s=30, max_processes=40))
+    if enforcement == "watchdog":
+        assert outcome.killed == "it ran more than the limit of 40 processes", (outcome.killed, outcome.console)
+    else:  # the pids cgroup refuses the 40th fork
+        assert outcome.killed is None and 20 <= int(outcome.console.split(b"forked ")[1].split()[0]) < 40
+
+
 @needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"

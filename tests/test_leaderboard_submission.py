@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -211,3 +212,27 @@ def test_an_identical_resubmission_is_refused_naming_the_first(tmp_path, db):
     assert len(db.submission(submit(db, folder, tmp_path / "store"))["jobs"]) == 1  # changed: new jobs
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store")]) == 2
+
+
+def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monkeypatch):
+    """V4 and IT benchmarks on the same stimuli, scored at different layers, had run the model once per layer."""
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import model_features
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    runs = []
+    real_run = sandbox.run
+    monkeypatch.setattr(sandbox, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
+    prepared = prepare(make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "conv1"}),
+                       tmp_path / "store")
+    spec = submission_specs(prepared)[0]["spec"]
+    benchmark = benchmarks.load("lbtest.V4")
+    limits = Limits(wall_s=120, memory_bytes=3 * 2 ** 30)
+    conv2 = model_features(benchmark, spec, "conv2", limits)
+    conv1 = model_features(benchmark, spec, "conv1", limits)  # what an IT benchmark on these stimuli asks next
+    assert len(runs) == 1
+    assert conv2.shape[0] == conv1.shape[0] == 96 and not np.allclose(conv1.values[:, :8], conv2.values[:, :8])
+    alone = dict(spec, layers={"V4": "conv1"}, sha256="0" * 64)  # a run asking for conv1 alone: the same features
+    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits).values, conv1.values, rtol=1e-6)

@@ -57,7 +57,7 @@ class Limits:
     cpu_s: float = 3600.0
     wall_s: float = 1800.0
     result_bytes: int = 256 * 2 ** 20
-    console_bytes: int = 4 * 2 ** 20  # kept: the first 64 KiB; more than this kills the job
+    console_bytes: int = 4 * 2 ** 20  # kept: the last 64 KiB; more than this kills the job
     max_processes: int = 256
 
 
@@ -65,7 +65,7 @@ class Limits:
 class Outcome:
     returncode: Optional[int]
     result: bytes
-    console: bytes  # the first 64 KiB the job printed
+    console: bytes  # the last 64 KiB the job printed
     killed: Optional[str] = None  # why the job was killed (limit), None if it ended by itself
     peak_memory_bytes: int = 0
     cpu_s: float = 0.0
@@ -458,6 +458,18 @@ def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:
         cgroup.kill_all()
 
 
+CONSOLE_KEPT = 64 * 1024
+
+
+def _keep(buffer: bytearray, chunk: bytes, console: bool, cap: int) -> None:
+    """Of the console, the last ``CONSOLE_KEPT`` bytes (a traceback comes last); of the result, up to ``cap``."""
+    if console:
+        buffer += chunk
+        del buffer[:-CONSOLE_KEPT]
+    else:
+        buffer += chunk[:max(cap - len(buffer), 0)]
+
+
 def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup: Optional[Cgroup],
                poll_s: float) -> Outcome:
     selector = selectors.DefaultSelector()
@@ -480,10 +492,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 selector.unregister(key.fd)
                 continue
             totals[key.fd] += len(chunk)
-            keep = 64 * 1024 if key.fd == console_fd else caps[key.fd]
-            room = keep - len(buffers[key.fd])
-            if room > 0:
-                buffers[key.fd] += chunk[:room]
+            _keep(buffers[key.fd], chunk, key.fd == console_fd, caps[key.fd])
             if totals[key.fd] > caps[key.fd]:
                 what = "result" if key.fd == result_fd else "console output"
                 killed = f"its {what} exceeded the limit of {caps[key.fd]} bytes"
@@ -522,10 +531,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             if not chunk:
                 break
             totals[fd] += len(chunk)
-            keep = 64 * 1024 if fd == console_fd else caps[fd]
-            room = keep - len(buffers[fd])
-            if room > 0:
-                buffers[fd] += chunk[:room]
+            _keep(buffers[fd], chunk, fd == console_fd, caps[fd])
             if totals[fd] > caps[fd] and killed is None:
                 killed = f"its {'result' if fd == result_fd else 'console output'} exceeded the limit of {caps[fd]} bytes"
                 break

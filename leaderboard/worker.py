@@ -10,7 +10,7 @@ records is built here. Anything else -- a crash, a hang, a limit, garbage, NaN -
 :class:`~leaderboard.zoo.ScoringError`, so the job fails with the reason and no score is stored.
 
 The submitter sees the model process's console output only through a failure message, and only its
-first lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
+last lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
 """
 from __future__ import annotations
 

@@ -269,6 +269,17 @@ def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enf
 
 
 @needs_sandbox
+def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
+    """A model that printed more than 64 KiB (progress lines) before failing had its traceback dropped (only the
+    first 64 KiB were kept), and stdout's last buffered block, flushed at exit, came after the traceback: the
+    failure message showed progress lines instead of the error."""
+    chatty = "for i in range(20000):\n    print('progress', i)\nraise RuntimeError('the real error')"
+    row, _ = score(board, submission(tmp_path, "chatty", create_attack=chatty), limits=Limits(wall_s=60))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and error.splitlines()[0].endswith("RuntimeError: the real error"), error[:300]
+
+
+@needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
     row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))

@@ -175,7 +175,13 @@ def _work(args) -> int:
     if args.nice:
         import os
 
-        os.nice(args.nice)
+        from neurozoo.datasets.errors import UserFacingError
+
+        try:
+            os.nice(args.nice)
+        except PermissionError:
+            raise UserFacingError(f"--nice {args.nice}: a negative niceness (higher priority) needs root; "
+                                  "use 0 or more") from None
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
     counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,

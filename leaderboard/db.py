@@ -133,6 +133,11 @@ def _database_problem(url: str, error: Exception) -> str:
     return f"--db {shown!r}: cannot open the database ({detail})"
 
 
+def check_user_name(user: str, what: str = "user name") -> None:
+    if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
+        raise UserFacingError(f"{what} {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
+
+
 def settings_sha256(spec: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -184,8 +189,7 @@ class LeaderboardDB(ResultsStore):
     # ---------------------------------------------------------------------------------------- users / tokens
     def create_token(self, user: str) -> str:
         """A new random token for ``user`` (created if new); only its sha256 is stored."""
-        if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
-            raise UserFacingError(f"user name {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
+        check_user_name(user)
         token = secrets.token_urlsafe(32)
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(UserRow).where(UserRow.name == user)).first()

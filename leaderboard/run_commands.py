@@ -140,9 +140,11 @@ def _token_create(args) -> int:
 
 def _submit(args) -> int:
     from neurozoo.benchmarks.paths import home
-    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.db import LeaderboardDB, check_user_name
     from neurozoo.leaderboard.submission import submit
 
+    if args.user is not None:
+        check_user_name(args.user, "--user")
     db = LeaderboardDB(args.db)
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
     row = db.submission(submission_id)

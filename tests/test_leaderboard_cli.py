@@ -65,6 +65,8 @@ BAD_INPUT = {
     "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                    "--port 99999: expected a TCP port between 1 and 65535"),
     "--db notaurl": (lambda t: ["work", "--db", "notaurl"], "'notaurl': not a database URL"),
+    "--user ''": (lambda t: ["submit", str(t), "--user", "", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                  "--user '': expected 1 to 255 printable characters"),
     "--db foo://x": (lambda t: ["work", "--db", "foo://x"], "no database driver for this URL's scheme"),
     "unreachable PostgreSQL": (lambda t: ["work", "--db", "postgresql+psycopg2://u:pw@127.0.0.1:9/db"],
                                "postgresql+psycopg2://u:***@127.0.0.1:9/db': cannot open the database"),

@@ -21,7 +21,6 @@ import hashlib
 import lzma
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 import zipfile
@@ -292,7 +291,11 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
         digest = tree_sha256(root)
         folder = store / digest[:32]
         if not folder.exists():
-            shutil.copytree(root, folder)
+            try:  # one rename: a process killed here leaves the whole folder or none (a copy left a partial one)
+                os.rename(root, folder)
+            except OSError:
+                if not folder.is_dir():  # else another process stored the same files first
+                    raise
     return {"meta": meta, "folder": str(folder), "sha256": digest}
 
 

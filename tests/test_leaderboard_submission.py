@@ -236,3 +236,30 @@ def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monk
     assert conv2.shape[0] == conv1.shape[0] == 96 and not np.allclose(conv1.values[:, :8], conv2.values[:, :8])
     alone = dict(spec, layers={"V4": "conv1"}, sha256="0" * 64)  # a run asking for conv1 alone: the same features
     np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits).values, conv1.values, rtol=1e-6)
+
+
+def test_a_copy_into_the_store_cut_short_is_not_reused(tmp_path, db, monkeypatch):
+    """The store kept a submission under its digest with a plain copy: a server killed mid-copy left a partial
+    folder that every later submission of the same files reused (`if not folder.exists()`)."""
+    import shutil
+
+    folder = make_submission(tmp_path / "sub", weights=True)
+    real_copy = shutil.copy2
+    calls = []
+
+    def killed_after_one_file(source, target, *args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # the process dies here
+        calls.append(source)
+        return real_copy(source, target, *args, **kwargs)
+
+    real_copytree = shutil.copytree
+    monkeypatch.setattr(shutil, "copytree", lambda source, target, **kwargs:
+                        real_copytree(source, target, **{**kwargs, "copy_function": killed_after_one_file}))
+    try:
+        prepare(folder, tmp_path / "store")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(shutil, "copytree", real_copytree)
+    stored = Path(prepare(folder, tmp_path / "store")["folder"])
+    assert sorted(p.name for p in stored.iterdir()) == ["metadata.yaml", "model.py", "weights.pt"]

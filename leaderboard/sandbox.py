@@ -343,18 +343,18 @@ MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: thei
 def tmpfs_bytes(pids: Sequence[int]) -> int:
     """Bytes of files in the job's tmpfs mounts, seen through the first process inside its mount namespace
     (the watchdog's share of memory that no process's resident size shows)."""
+    host = os.readlink("/proc/self/ns/mnt")
     for pid in pids:
-        total = 0
         try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == host:  # bwrap's monitor, or a process not in the sandbox yet
+                continue
+            total = 0
             for name in MEMORY_FILESYSTEMS:
-                inside = f"/proc/{pid}/root/{name}"
-                if os.stat(inside).st_dev == os.stat(f"/{name}").st_dev:  # the host's own: not in the sandbox yet
-                    raise LookupError
-                info = os.statvfs(inside)
+                info = os.statvfs(f"/proc/{pid}/root/{name}")
                 total += (info.f_blocks - info.f_bfree) * info.f_frsize
-        except (OSError, LookupError):
+            return total
+        except OSError:
             continue
-        return total
     return 0
 
 

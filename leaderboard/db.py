@@ -395,6 +395,17 @@ class LeaderboardDB(ResultsStore):
                 self._update_submission(session, session.get(JobRow, job_id).submission_id)
             return done
 
+    def release(self, job_id: int, worker: str) -> bool:
+        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault)."""
+        with Session(self.engine) as session, session.begin():
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
+                                                        JobRow.status == RUNNING)
+                                   .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
+                                           updated_at=now())).rowcount == 1
+            if done:
+                self._update_submission(session, session.get(JobRow, job_id).submission_id)
+            return done
+
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
         statement = update(JobRow).where(JobRow.status == FAILED)
         if ids is not None:

@@ -186,10 +186,21 @@ def _work(args) -> int:
                                   "use 0 or more") from None
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
+    stop_on_sigterm()
     counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
                   progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a service manager stopping the worker) ends it like Ctrl-C: its job goes back to the queue."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _submission_status(args) -> int:

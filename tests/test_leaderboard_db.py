@@ -160,3 +160,21 @@ def test_a_submission_whose_job_is_given_up_shows_failed(db):
     row = db.submission(sid)
     assert row["jobs"][0]["status"] == FAILED and "gave up after 3 attempts" in row["jobs"][0]["error"]
     assert row["status"] == FAILED
+
+
+def test_an_interrupted_worker_hands_its_job_back(db):
+    """Ctrl-C (or SIGTERM) on `zoo work` had left its job 'running' with the attempt spent: three stops of a long
+    job failed it with 'gave up after 3 attempts (the worker died each time)'."""
+    from neurozoo.leaderboard.scorer import work
+
+    job_id = db.enqueue("m", "b", {})
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            work(db, interrupted, progress=False)
+        job = db.job(job_id)
+        assert (job["status"], job["attempts"], job["worker"], job["lease_until"]) == (QUEUED, 0, None, None)
+    assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}

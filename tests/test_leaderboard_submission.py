@@ -263,3 +263,34 @@ def test_a_copy_into_the_store_cut_short_is_not_reused(tmp_path, db, monkeypatch
     monkeypatch.setattr(shutil, "copytree", real_copytree)
     stored = Path(prepare(folder, tmp_path / "store")["folder"])
     assert sorted(p.name for p in stored.iterdir()) == ["metadata.yaml", "model.py", "weights.pt"]
+
+
+def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
+    """SIGTERM (a service manager stopping `zoo work`) had killed the worker outright: its job stayed 'running'
+    with the attempt spent, until the next start released it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import neurozoo
+    from neurozoo.leaderboard.db import QUEUED, RUNNING
+    from neurozoo.leaderboard.sandbox import sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    sid = submit(db, make_submission(tmp_path / "hang", mode="hang", weights=False), tmp_path / "store")
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    worker = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.cli", "work", "--db", url, "--no-progress",
+                               "--nice", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env={**os.environ, "NEUROZOO_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(
+                                  [os.environ["PYTHONPATH"], str(Path(neurozoo.__path__[0]).parent)])})
+    deadline = time.monotonic() + 60
+    while db.submission(sid)["jobs"][0]["status"] != RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the sandboxed job
+    worker.send_signal(signal.SIGTERM)
+    output = worker.communicate(timeout=30)[0].decode()
+    job = db.submission(sid)["jobs"][0]
+    assert worker.returncode == 130 and "interrupted" in output, output
+    assert (job["status"], job["attempts"], job["worker"]) == (QUEUED, 0, None)

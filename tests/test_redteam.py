@@ -248,7 +248,7 @@ for _ in range(120):
     except OSError:
         break
 print("forked", forked, flush=True)
-time.sleep(5)
+time.sleep(2)
 """
 
 

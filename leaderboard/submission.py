@@ -300,12 +300,17 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
+    """One job per benchmark. A job's layers are those of the submitted benchmarks' regions: one model run
+    extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out."""
+    from neurozoo import benchmarks
     from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]
+    regions = {benchmarks.BENCHMARKS.get(name).tags.get("region") for name in meta["benchmarks"]}
+    layers = {region: layer for region, layer in meta["layers"].items() if region in regions}
     return [{"model": meta["name"], "benchmark": name,
              "spec": {"family": "submission", "model": meta["name"], "benchmark": name, "folder": prepared["folder"],
-                      "sha256": prepared["sha256"], "layers": meta["layers"],
+                      "sha256": prepared["sha256"], "layers": layers,
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
                       "split": split_spec()}}

@@ -225,8 +225,13 @@ def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monk
     runs = []
     real_run = sandbox.run
     monkeypatch.setattr(sandbox, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
-    prepared = prepare(make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "conv1"}),
-                       tmp_path / "store")
+    from neurozoo.datasets.registry import Entry
+
+    v4 = benchmarks.BENCHMARKS._entries["lbtest.V4"]  # an IT benchmark on the same stimuli
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.IT", Entry("lbtest.IT", v4.factory, "test plugin",
+                                                                           {"region": "IT"}))
+    prepared = prepare(make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "conv1"},
+                                       benchmarks=["lbtest.V4", "lbtest.IT"]), tmp_path / "store")
     spec = submission_specs(prepared)[0]["spec"]
     benchmark = benchmarks.load("lbtest.V4")
     limits = Limits(wall_s=120, memory_bytes=3 * 2 ** 30)
@@ -294,3 +299,14 @@ def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
     job = db.submission(sid)["jobs"][0]
     assert worker.returncode == 130 and "interrupted" in output, output
     assert (job["status"], job["attempts"], job["worker"]) == (QUEUED, 0, None)
+
+
+def test_a_layer_for_a_region_not_submitted_is_not_extracted(tmp_path, db):
+    """Only the layers of the submitted benchmarks' regions go to the model run (all of them run at once)."""
+    from neurozoo.leaderboard.submission import submission_specs
+
+    folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "no_such_layer"})
+    assert submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]["layers"] == {"V4": "conv2"}
+    sid = submit(db, folder, tmp_path / "store")
+    work(db, lambda job: score_job(job, timeout_s=120), progress=False)
+    assert db.submission(sid)["status"] == DONE, db.submission(sid)["jobs"][0]["error"]

@@ -280,7 +280,7 @@ def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
 
     import neurozoo
     from neurozoo.leaderboard.db import QUEUED, RUNNING
-    from neurozoo.leaderboard.sandbox import sandbox_problem
+    from neurozoo.leaderboard.sandbox import descendants, sandbox_problem
 
     if sandbox_problem():
         pytest.skip(f"no sandbox: {sandbox_problem()}")
@@ -291,9 +291,10 @@ def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
                               env={**os.environ, "NEUROZOO_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(
                                   [os.environ["PYTHONPATH"], str(Path(neurozoo.__path__[0]).parent)])})
     deadline = time.monotonic() + 60
-    while db.submission(sid)["jobs"][0]["status"] != RUNNING and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (db.submission(sid)["jobs"][0]["status"] != RUNNING
+                                           or len(descendants(worker.pid)) < 3):  # bwrap, its init, the model
         time.sleep(0.2)
-    time.sleep(1.0)  # inside the sandboxed job
+    time.sleep(0.5)  # inside the sandboxed job (a signal during an import can end Python with SIGINT instead)
     worker.send_signal(signal.SIGTERM)
     output = worker.communicate(timeout=30)[0].decode()
     job = db.submission(sid)["jobs"][0]

@@ -133,6 +133,11 @@ def _database_problem(url: str, error: Exception) -> str:
     return f"--db {shown!r}: cannot open the database ({detail})"
 
 
+def check_user_name(user: str, what: str = "user name") -> None:
+    if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
+        raise UserFacingError(f"{what} {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
+
+
 def settings_sha256(spec: Dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -184,8 +189,7 @@ class LeaderboardDB(ResultsStore):
     # ---------------------------------------------------------------------------------------- users / tokens
     def create_token(self, user: str) -> str:
         """A new random token for ``user`` (created if new); only its sha256 is stored."""
-        if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
-            raise UserFacingError(f"user name {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
+        check_user_name(user)
         token = secrets.token_urlsafe(32)
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(UserRow).where(UserRow.name == user)).first()
@@ -251,6 +255,13 @@ class LeaderboardDB(ResultsStore):
                 session.add(UserRow(name=user, created_at=now()))
                 session.flush()
             self._claim_name(session, name, user)
+            earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
+                                                                  SubmissionRow.sha256 == sha256)).first()
+            if earlier is not None:  # its jobs have the same keys: a new row would get none and stay queued
+                from neurozoo.leaderboard.submission import AlreadySubmitted
+
+                raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
+                                       f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)
@@ -336,11 +347,14 @@ class LeaderboardDB(ResultsStore):
                                                          JobRow.attempts == attempts)
                                     .values(status=FAILED, updated_at=t, worker=None,
                                             error=f"gave up after {attempts} attempts (the worker died each time)"))
+                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
                     continue
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
                             lease_until=t + timedelta(seconds=lease_s), error=None)).rowcount
+                if claimed == 1:
+                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
             if claimed == 1:
                 return self.job(job_id)
 
@@ -377,6 +391,17 @@ class LeaderboardDB(ResultsStore):
                                                         JobRow.status == RUNNING)
                                    .values(status=FAILED, error=reason[:4000], updated_at=now(),
                                            lease_until=None)).rowcount == 1
+            if done:
+                self._update_submission(session, session.get(JobRow, job_id).submission_id)
+            return done
+
+    def release(self, job_id: int, worker: str) -> bool:
+        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault)."""
+        with Session(self.engine) as session, session.begin():
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
+                                                        JobRow.status == RUNNING)
+                                   .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
+                                           updated_at=now())).rowcount == 1
             if done:
                 self._update_submission(session, session.get(JobRow, job_id).submission_id)
             return done

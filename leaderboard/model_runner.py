@@ -62,6 +62,7 @@ def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
     job, submission = Path(argv[0]), Path(argv[1])
     out = os.fdopen(int(os.environ["NEUROZOO_RESULT_FD"]), "wb")
+    sys.stdout.reconfigure(line_buffering=True)  # the model's prints stay before its traceback on the console
     request = json.loads((job / "request.json").read_text())
     module = import_submission(submission)
 

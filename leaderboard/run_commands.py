@@ -140,9 +140,11 @@ def _token_create(args) -> int:
 
 def _submit(args) -> int:
     from neurozoo.benchmarks.paths import home
-    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.db import LeaderboardDB, check_user_name
     from neurozoo.leaderboard.submission import submit
 
+    if args.user is not None:
+        check_user_name(args.user, "--user")
     db = LeaderboardDB(args.db)
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
     row = db.submission(submission_id)
@@ -175,13 +177,30 @@ def _work(args) -> int:
     if args.nice:
         import os
 
-        os.nice(args.nice)
+        from neurozoo.datasets.errors import UserFacingError
+
+        try:
+            os.nice(args.nice)
+        except PermissionError:
+            raise UserFacingError(f"--nice {args.nice}: a negative niceness (higher priority) needs root; "
+                                  "use 0 or more") from None
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
+    stop_on_sigterm()
     counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
                   progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (a service manager stopping the worker) ends it like Ctrl-C: its job goes back to the queue."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _submission_status(args) -> int:

@@ -6,8 +6,9 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
-  package) and of the paths given in ``read_only``; a private writable tmpfs at ``/tmp``; a fresh ``/proc``
-  of its own namespace and a minimal ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
+  package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
+  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
+  ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
   cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
   bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
@@ -16,8 +17,9 @@ Limits, enforced whatever way the job ends:
 
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
-  processes and kills the job above the limit;
+  processes and the files in its tmpfs mounts and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process plus the watchdog's sum over the job; wall clock;
+- processes: the cgroup's pids limit, else the watchdog's count of the job's processes;
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
   pipes with byte caps; a job that writes more is killed. Reads never block on a pipe a daemon holds
   open: the job ends when its main process ends, and the whole namespace is killed then.
@@ -55,7 +57,7 @@ class Limits:
     cpu_s: float = 3600.0
     wall_s: float = 1800.0
     result_bytes: int = 256 * 2 ** 20
-    console_bytes: int = 4 * 2 ** 20  # kept: the first 64 KiB; more than this kills the job
+    console_bytes: int = 4 * 2 ** 20  # kept: the last 64 KiB; more than this kills the job
     max_processes: int = 256
 
 
@@ -63,7 +65,7 @@ class Limits:
 class Outcome:
     returncode: Optional[int]
     result: bytes
-    console: bytes  # the first 64 KiB the job printed
+    console: bytes  # the last 64 KiB the job printed
     killed: Optional[str] = None  # why the job was killed (limit), None if it ended by itself
     peak_memory_bytes: int = 0
     cpu_s: float = 0.0
@@ -169,7 +171,8 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
+            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
     bound = []
     for path in env_paths:
@@ -334,6 +337,27 @@ def usage(pids: Sequence[int]) -> tuple:
     return rss, ticks / TICKS
 
 
+MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: their files are host memory
+
+
+def tmpfs_bytes(pids: Sequence[int]) -> int:
+    """Bytes of files in the job's tmpfs mounts, seen through the first process inside its mount namespace
+    (the watchdog's share of memory that no process's resident size shows)."""
+    host = os.readlink("/proc/self/ns/mnt")
+    for pid in pids:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == host:  # bwrap's monitor, or a process not in the sandbox yet
+                continue
+            total = 0
+            for name in MEMORY_FILESYSTEMS:
+                info = os.statvfs(f"/proc/{pid}/root/{name}")
+                total += (info.f_blocks - info.f_bfree) * info.f_frsize
+            return total
+        except OSError:
+            continue
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------- run
 def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
     def apply():
@@ -434,6 +458,18 @@ def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:
         cgroup.kill_all()
 
 
+CONSOLE_KEPT = 64 * 1024
+
+
+def _keep(buffer: bytearray, chunk: bytes, console: bool, cap: int) -> None:
+    """Of the console, the last ``CONSOLE_KEPT`` bytes (a traceback comes last); of the result, up to ``cap``."""
+    if console:
+        buffer += chunk
+        del buffer[:-CONSOLE_KEPT]
+    else:
+        buffer += chunk[:max(cap - len(buffer), 0)]
+
+
 def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup: Optional[Cgroup],
                poll_s: float) -> Outcome:
     selector = selectors.DefaultSelector()
@@ -456,10 +492,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 selector.unregister(key.fd)
                 continue
             totals[key.fd] += len(chunk)
-            keep = 64 * 1024 if key.fd == console_fd else caps[key.fd]
-            room = keep - len(buffers[key.fd])
-            if room > 0:
-                buffers[key.fd] += chunk[:room]
+            _keep(buffers[key.fd], chunk, key.fd == console_fd, caps[key.fd])
             if totals[key.fd] > caps[key.fd]:
                 what = "result" if key.fd == result_fd else "console output"
                 killed = f"its {what} exceeded the limit of {caps[key.fd]} bytes"
@@ -468,12 +501,17 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             killed = f"it exceeded the wall-clock limit of {limits.wall_s:g} s"
         if killed is None and now >= next_watch:
             next_watch = now + WATCH_S
-            rss, cpu = usage(descendants(process.pid))
+            pids = descendants(process.pid)
+            rss, cpu = usage(pids)
+            if cgroup is None:  # a memory cgroup charges tmpfs pages to the job itself
+                rss += tmpfs_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
             elif cpu > limits.cpu_s:
                 killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
+            elif len(pids) > limits.max_processes + 2:  # bwrap's monitor and the namespace's init are not the job's
+                killed = f"it ran more than the limit of {limits.max_processes} processes"
         if killed is not None:
             _kill(process, cgroup)
             break
@@ -493,10 +531,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             if not chunk:
                 break
             totals[fd] += len(chunk)
-            keep = 64 * 1024 if fd == console_fd else caps[fd]
-            room = keep - len(buffers[fd])
-            if room > 0:
-                buffers[fd] += chunk[:room]
+            _keep(buffers[fd], chunk, fd == console_fd, caps[fd])
             if totals[fd] > caps[fd] and killed is None:
                 killed = f"its {'result' if fd == result_fd else 'console output'} exceeded the limit of {caps[fd]} bytes"
                 break

@@ -87,6 +87,9 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
         with Heartbeat(db, job["id"], worker, lease_s):
             try:
                 record, hidden = score(job)
+            except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: see `zoo work`)
+                db.release(job["id"], worker)
+                raise
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():

@@ -21,7 +21,6 @@ import hashlib
 import lzma
 import os
 import re
-import shutil
 import tarfile
 import tempfile
 import zipfile
@@ -48,6 +47,10 @@ class SubmissionError(UserFacingError):
 
 class NameTaken(SubmissionError):
     """The model name belongs to another user (or to the built-in zoo)."""
+
+
+class AlreadySubmitted(NameTaken):
+    """The same files under the same name were submitted before: their jobs exist already."""
 
 
 class _Budget:
@@ -288,17 +291,26 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
         digest = tree_sha256(root)
         folder = store / digest[:32]
         if not folder.exists():
-            shutil.copytree(root, folder)
+            try:  # one rename: a process killed here leaves the whole folder or none (a copy left a partial one)
+                os.rename(root, folder)
+            except OSError:
+                if not folder.is_dir():  # else another process stored the same files first
+                    raise
     return {"meta": meta, "folder": str(folder), "sha256": digest}
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
+    """One job per benchmark. A job's layers are those of the submitted benchmarks' regions: one model run
+    extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out."""
+    from neurozoo import benchmarks
     from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]
+    regions = {benchmarks.BENCHMARKS.get(name).tags.get("region") for name in meta["benchmarks"]}
+    layers = {region: layer for region, layer in meta["layers"].items() if region in regions}
     return [{"model": meta["name"], "benchmark": name,
              "spec": {"family": "submission", "model": meta["name"], "benchmark": name, "folder": prepared["folder"],
-                      "sha256": prepared["sha256"], "layers": meta["layers"],
+                      "sha256": prepared["sha256"], "layers": layers,
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
                       "split": split_spec()}}

@@ -202,19 +202,28 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         if not body:
             raise HTTPException(400, "empty body: send the submission archive (.zip or .tar.gz) as the request body")
 
+        uploads = []
+
         def store_and_queue():
             store.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=store, suffix=".upload") as handle:
+                uploads.append(handle.name)
                 handle.write(body)
                 handle.flush()
                 return submit(db, Path(handle.name), store, user=user)
 
+        def shown(error: Exception) -> str:  # the upload's temporary file is "upload", not a path on this host
+            text = str(error)
+            for name in uploads:
+                text = text.replace(name, "upload").replace(Path(name).name, "upload")
+            return text
+
         try:
             submission_id = await run_in_threadpool(store_and_queue)
         except NameTaken as error:
-            return JSONResponse({"detail": str(error)}, status_code=409)
+            return JSONResponse({"detail": shown(error)}, status_code=409)
         except UserFacingError as error:  # invalid or corrupt submission: the message names file and field
-            return JSONResponse({"detail": str(error)}, status_code=422)
+            return JSONResponse({"detail": shown(error)}, status_code=422)
         return {"id": submission_id, "status": "queued"}
 
     @app.get("/api/submissions/{submission_id}")

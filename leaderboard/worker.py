@@ -10,7 +10,7 @@ records is built here. Anything else -- a crash, a hang, a limit, garbage, NaN -
 :class:`~leaderboard.zoo.ScoringError`, so the job fails with the reason and no score is stored.
 
 The submitter sees the model process's console output only through a failure message, and only its
-first lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
+last lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
 """
 from __future__ import annotations
 
@@ -81,29 +81,33 @@ def features_array(values, benchmark, layer: str):
     return activation_array(values, benchmark.stimuli, benchmark.bins, layer)
 
 
-def extraction_request(benchmark, spec: Dict[str, Any], layer: str) -> Dict[str, Any]:
+def extraction_request(benchmark, spec: Dict[str, Any], layers: List[str]) -> Dict[str, Any]:
     extraction = {k: v for k, v in benchmark.extraction.items() if k in ("n_steps", "image_steps", "batch_size")}
-    return {"layers": [layer], "bins": [list(b) for b in benchmark.bins], "max_features": spec["score"]["max_features"],
+    return {"layers": layers, "bins": [list(b) for b in benchmark.bins], "max_features": spec["score"]["max_features"],
             "seed": spec["score"].get("seed", 0), "extraction": extraction, "weights": spec.get("weights")}
 
 
 def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, sandbox: bool = True):
     """The submission's features for ``layer`` on the benchmark's stimuli: from the activation cache (written
-    and verified by this side only), else computed by the model process in the sandbox."""
+    and verified by this side only), else computed by the model process in the sandbox. One run extracts every
+    layer the submission names, so the other region's benchmark on the same stimuli finds its layer cached."""
     import numpy as np
 
     from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
     from neurozoo.leaderboard import sandbox as jail
 
-    request = extraction_request(benchmark, spec, layer)
+    layers = list(dict.fromkeys([layer, *spec["layers"].values()]))
+    request = extraction_request(benchmark, spec, layers)
     stimuli = benchmark.stimuli
-    key = cache_key("submission:" + spec["sha256"], stimuli_sha256(stimuli.ids, stimuli.images),
-                    {k: v for k, v in request.items() if k != "weights"}, layer)
+    stimuli_hash = stimuli_sha256(stimuli.ids, stimuli.images)
+    keys = {name: cache_key("submission:" + spec["sha256"], stimuli_hash,
+                            {k: v for k, v in request.items() if k not in ("weights", "layers")}, name)
+            for name in layers}
     cache = ActivationCache()
-    cached = cache.load(key)
+    cached = cache.load(keys[layer])
     if cached is not None:
         return cached
-    expected_bytes = len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096
+    expected_bytes = len(layers) * (len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096)
     limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
     with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
         job = Path(scratch)
@@ -123,10 +127,11 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
                            f"{console}".strip())
-    values = read_arrays(outcome.result, 1, len(stimuli.ids), request["max_features"], len(benchmark.bins))[0]
-    features = features_array(values, benchmark, layer)
-    cache.save(key, features)
-    return features
+    arrays = read_arrays(outcome.result, len(layers), len(stimuli.ids), request["max_features"], len(benchmark.bins))
+    features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
+    for name in layers:
+        cache.save(keys[name], features[name])
+    return features[layer]
 
 
 def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sandbox: bool = True,

@@ -65,6 +65,8 @@ BAD_INPUT = {
     "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                    "--port 99999: expected a TCP port between 1 and 65535"),
     "--db notaurl": (lambda t: ["work", "--db", "notaurl"], "'notaurl': not a database URL"),
+    "--user ''": (lambda t: ["submit", str(t), "--user", "", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                  "--user '': expected 1 to 255 printable characters"),
     "--db foo://x": (lambda t: ["work", "--db", "foo://x"], "no database driver for this URL's scheme"),
     "unreachable PostgreSQL": (lambda t: ["work", "--db", "postgresql+psycopg2://u:pw@127.0.0.1:9/db"],
                                "postgresql+psycopg2://u:***@127.0.0.1:9/db': cannot open the database"),
@@ -143,3 +145,18 @@ def test_a_gpu_device_on_a_machine_without_one_is_refused_before_any_work(tmp_pa
     assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--device", "cuda", "--db", f"sqlite:///{db}"]) == 2
     assert capsys.readouterr().err == "zoo score: error: --device cuda: this torch build or machine has no CUDA GPU\n"
     assert not db.exists()
+
+
+def test_a_negative_nice_without_privilege_is_one_line(tmp_path, capsys, monkeypatch):
+    """`zoo work --nice -5` as a normal user had ended in os.nice's PermissionError traceback."""
+    import os
+
+    def refuse(increment):
+        raise PermissionError(1, "Operation not permitted")
+
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    LeaderboardDB(url).enqueue("m", "b", {"family": "convrnn"})
+    monkeypatch.setattr(os, "nice", refuse)
+    assert main(["work", "--db", url, "--nice", "-5", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--nice -5" in err and "Traceback" not in err, err

@@ -134,3 +134,47 @@ def test_aggregation_tree_means_and_missing():
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
+
+
+def test_a_submission_shows_running_while_one_of_its_jobs_runs(db):
+    """`zoo submission` had said 'queued' while its job was being scored: the status changed only at the end."""
+    jobs = [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2")]
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, jobs)
+    assert db.submission(sid)["status"] == QUEUED
+    first = db.claim("w1")
+    assert db.submission(sid)["status"] == RUNNING
+    db.finish(first["id"], "w1", record("sub", "b1"))
+    assert db.submission(sid)["status"] == RUNNING  # b2 still queued
+    second = db.claim("w1")
+    db.fail(second["id"], "w1", "crashed")
+    assert db.submission(sid)["status"] == FAILED
+
+
+def test_a_submission_whose_job_is_given_up_shows_failed(db):
+    """A job whose worker died every attempt was marked failed, but its submission had stayed 'running'."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None,
+                            [{"model": "sub", "benchmark": "b", "spec": {"benchmark": "b"}}])
+    for _ in range(3):
+        assert db.claim("dead", lease_s=-1, max_attempts=3) is not None  # its worker dies: the lease runs out
+    assert db.claim("w", lease_s=60, max_attempts=3) is None
+    row = db.submission(sid)
+    assert row["jobs"][0]["status"] == FAILED and "gave up after 3 attempts" in row["jobs"][0]["error"]
+    assert row["status"] == FAILED
+
+
+def test_an_interrupted_worker_hands_its_job_back(db):
+    """Ctrl-C (or SIGTERM) on `zoo work` had left its job 'running' with the attempt spent: three stops of a long
+    job failed it with 'gave up after 3 attempts (the worker died each time)'."""
+    from neurozoo.leaderboard.scorer import work
+
+    job_id = db.enqueue("m", "b", {})
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):
+            work(db, interrupted, progress=False)
+        job = db.job(job_id)
+        assert (job["status"], job["attempts"], job["worker"], job["lease_until"]) == (QUEUED, 0, None, None)
+    assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}

@@ -6,6 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -194,3 +195,119 @@ def test_sandbox_environment_has_no_secrets(monkeypatch):
     assert env["HOME"] == "/tmp" and env["NEUROZOO_HOME"] == "/tmp/home" and env["NEUROZOO_CACHE"] == "/tmp/cache"
     assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "NEUROZOO_HOME", "NEUROZOO_CACHE", "PYTHONDONTWRITEBYTECODE",
                         "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+
+
+def test_an_identical_resubmission_is_refused_naming_the_first(tmp_path, db):
+    """Its jobs already exist (same key), so a second submission row had no jobs and stayed 'queued' forever."""
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    first = submit(db, folder, tmp_path / "store")
+    with pytest.raises(AlreadySubmitted, match=rf"identical to submission {first} \(net-ok, sha256 [0-9a-f]{{12}}, "
+                                               r"status queued\)"):
+        submit(db, folder, tmp_path / "store")
+    assert [s["id"] for s in db.submissions()] == [first] and len(db.submission(first)["jobs"]) == 1
+    (folder / "metadata.yaml").write_text((folder / "metadata.yaml").read_text().replace("two conv", "2 conv"))
+    assert len(db.submission(submit(db, folder, tmp_path / "store"))["jobs"]) == 1  # changed: new jobs
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store")]) == 2
+
+
+def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monkeypatch):
+    """V4 and IT benchmarks on the same stimuli, scored at different layers, had run the model once per layer."""
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import model_features
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    runs = []
+    real_run = sandbox.run
+    monkeypatch.setattr(sandbox, "run", lambda *a, **k: runs.append(a) or real_run(*a, **k))
+    from neurozoo.datasets.registry import Entry
+
+    v4 = benchmarks.BENCHMARKS._entries["lbtest.V4"]  # an IT benchmark on the same stimuli
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.IT", Entry("lbtest.IT", v4.factory, "test plugin",
+                                                                           {"region": "IT"}))
+    prepared = prepare(make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "conv1"},
+                                       benchmarks=["lbtest.V4", "lbtest.IT"]), tmp_path / "store")
+    spec = submission_specs(prepared)[0]["spec"]
+    benchmark = benchmarks.load("lbtest.V4")
+    limits = Limits(wall_s=120, memory_bytes=3 * 2 ** 30)
+    conv2 = model_features(benchmark, spec, "conv2", limits)
+    conv1 = model_features(benchmark, spec, "conv1", limits)  # what an IT benchmark on these stimuli asks next
+    assert len(runs) == 1
+    assert conv2.shape[0] == conv1.shape[0] == 96 and not np.allclose(conv1.values[:, :8], conv2.values[:, :8])
+    alone = dict(spec, layers={"V4": "conv1"}, sha256="0" * 64)  # a run asking for conv1 alone: the same features
+    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits).values, conv1.values, rtol=1e-6)
+
+
+def test_a_copy_into_the_store_cut_short_is_not_reused(tmp_path, db, monkeypatch):
+    """The store kept a submission under its digest with a plain copy: a server killed mid-copy left a partial
+    folder that every later submission of the same files reused (`if not folder.exists()`)."""
+    import shutil
+
+    folder = make_submission(tmp_path / "sub", weights=True)
+    real_copy = shutil.copy2
+    calls = []
+
+    def killed_after_one_file(source, target, *args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt  # the process dies here
+        calls.append(source)
+        return real_copy(source, target, *args, **kwargs)
+
+    real_copytree = shutil.copytree
+    monkeypatch.setattr(shutil, "copytree", lambda source, target, **kwargs:
+                        real_copytree(source, target, **{**kwargs, "copy_function": killed_after_one_file}))
+    try:
+        prepare(folder, tmp_path / "store")
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(shutil, "copytree", real_copytree)
+    stored = Path(prepare(folder, tmp_path / "store")["folder"])
+    assert sorted(p.name for p in stored.iterdir()) == ["metadata.yaml", "model.py", "weights.pt"]
+
+
+def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
+    """SIGTERM (a service manager stopping `zoo work`) had killed the worker outright: its job stayed 'running'
+    with the attempt spent, until the next start released it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import neurozoo
+    from neurozoo.leaderboard.db import QUEUED, RUNNING
+    from neurozoo.leaderboard.sandbox import descendants, sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    sid = submit(db, make_submission(tmp_path / "hang", mode="hang", weights=False), tmp_path / "store")
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    worker = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.cli", "work", "--db", url, "--no-progress",
+                               "--nice", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env={**os.environ, "NEUROZOO_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(
+                                  [os.environ["PYTHONPATH"], str(Path(neurozoo.__path__[0]).parent)])})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (db.submission(sid)["jobs"][0]["status"] != RUNNING
+                                           or len(descendants(worker.pid)) < 3):  # bwrap, its init, the model
+        time.sleep(0.2)
+    time.sleep(0.5)  # inside the sandboxed job (a signal during an import can end Python with SIGINT instead)
+    worker.send_signal(signal.SIGTERM)
+    output = worker.communicate(timeout=30)[0].decode()
+    job = db.submission(sid)["jobs"][0]
+    assert worker.returncode == 130 and "interrupted" in output, output
+    assert (job["status"], job["attempts"], job["worker"]) == (QUEUED, 0, None)
+
+
+def test_a_layer_for_a_region_not_submitted_is_not_extracted(tmp_path, db):
+    """Only the layers of the submitted benchmarks' regions go to the model run (all of them run at once)."""
+    from neurozoo.leaderboard.submission import submission_specs
+
+    folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv2", "IT": "no_such_layer"})
+    assert submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]["layers"] == {"V4": "conv2"}
+    sid = submit(db, folder, tmp_path / "store")
+    work(db, lambda job: score_job(job, timeout_s=120), progress=False)
+    assert db.submission(sid)["status"] == DONE, db.submission(sid)["jobs"][0]["error"]

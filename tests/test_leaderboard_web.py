@@ -124,6 +124,7 @@ def test_submission_api_requires_a_token_and_returns_only_public_scores(client, 
     auth = {"Authorization": f"Bearer {alice}"}
     refused = client.post("/api/submissions", content=b"garbage", headers=auth)
     assert refused.status_code == 422 and "not a folder, .zip or .tar" in refused.json()["detail"]
+    assert refused.json()["detail"].startswith("upload: ") and ".upload" not in refused.json()["detail"]  # no host path
     created = client.post("/api/submissions", content=body, headers=auth)
     assert created.status_code == 201, created.text
     sid = created.json()["id"]

@@ -200,6 +200,85 @@ def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enfo
     assert seconds < 45
 
 
+FILL_TMPFS = """
+import os, sys, time
+try:
+    open("/dev/evil", "w")
+    print("dev writable")
+except OSError as error:
+    print("dev refused", error.errno)
+with open(sys.argv[1] + "/fill", "wb") as handle:
+    for _ in range(200):  # under the tmpfs's own cap (the memory limit), but with the heap below, over the limit
+        handle.write(b"x" * 2 ** 20)
+print("filled", flush=True)
+heap = bytearray(150 * 2 ** 20)
+for i in range(0, len(heap), 4096):
+    heap[i] = 1
+time.sleep(20)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+@pytest.mark.parametrize("folder", ["/dev/shm", "/tmp"])
+def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement, folder):
+    """/tmp and /dev/shm are tmpfs (host memory): without a cgroup the watchdog had counted only resident memory,
+    and /dev itself was a writable tmpfs without a size limit, so a job could fill the host's memory."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    started = time.monotonic()
+    outcome = sandbox.run([sys.executable, "-c", FILL_TMPFS, folder],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    assert outcome.killed and "memory limit of 0.25 GiB" in outcome.killed, (outcome.killed, outcome.console)
+    assert b"dev refused 30" in outcome.console  # EROFS
+    assert time.monotonic() - started < 15
+
+
+FORKS = """
+import os, time
+forked = 0
+for _ in range(120):
+    try:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        forked += 1
+    except OSError:
+        break
+print("forked", forked, flush=True)
+time.sleep(2)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
+    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
+    process table. The watchdog now counts them."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", FORKS], limits=Limits(wall_s=30, max_processes=40))
+    if enforcement == "watchdog":
+        assert outcome.killed == "it ran more than the limit of 40 processes", (outcome.killed, outcome.console)
+    else:  # the pids cgroup refuses the 40th fork
+        assert outcome.killed is None and 20 <= int(outcome.console.split(b"forked ")[1].split()[0]) < 40
+
+
+@needs_sandbox
+def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
+    """A model that printed more than 64 KiB (progress lines) before failing had its traceback dropped (only the
+    first 64 KiB were kept), and stdout's last buffered block, flushed at exit, came after the traceback: the
+    failure message showed progress lines instead of the error."""
+    chatty = "for i in range(20000):\n    print('progress', i)\nraise RuntimeError('the real error')"
+    row, _ = score(board, submission(tmp_path, "chatty", create_attack=chatty), limits=Limits(wall_s=60))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED and error.splitlines()[0].endswith("RuntimeError: the real error"), error[:300]
+
+
 @needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
@@ -378,6 +457,9 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     taken = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {bob}"})
     assert taken.status_code == 409 and "belongs to user 'alice'" in taken.json()["detail"]
     again = client.post("/api/submissions", content=body, headers={"Authorization": f"Bearer {alice}"})
+    assert again.status_code == 409 and "identical to submission" in again.json()["detail"]  # its jobs exist
+    changed = lb.zip_folder(submission(tmp_path, "shared-name-2", model_name="shared-name", description="v2"))
+    again = client.post("/api/submissions", content=changed, headers={"Authorization": f"Bearer {alice}"})
     assert again.status_code == 201  # the owner may resubmit
     with pytest.raises(NameTaken, match="built-in model"):
         submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")

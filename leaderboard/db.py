@@ -200,6 +200,22 @@ class LeaderboardDB(ResultsStore):
             session.add(TokenRow(user_id=row.id, token_sha256=hash_token(token), created_at=now()))
         return token
 
+    def revoke_tokens(self, token: Optional[str] = None, user: Optional[str] = None) -> int:
+        """Revoke ``token``, or every token of ``user``; returns how many were live. A revoked token is refused
+        from then on (:meth:`user_for_token`); its row stays, so the user keeps their submissions."""
+        if (token is None) == (user is None):
+            raise ValueError("revoke_tokens: give a token or a user, not both")
+        with Session(self.engine) as session, session.begin():
+            query = select(TokenRow).where(TokenRow.revoked.is_(False))
+            if token is not None:
+                query = query.where(TokenRow.token_sha256 == hash_token(token))
+            else:
+                query = query.join(UserRow, TokenRow.user_id == UserRow.id).where(UserRow.name == user)
+            rows = session.scalars(query).all()
+            for row in rows:
+                row.revoked = True
+        return len(rows)
+
     def user_for_token(self, token: Optional[str]) -> Optional[str]:
         if not token:
             return None

@@ -45,6 +45,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("user")
     c.add_argument("--db")
     c.set_defaults(handler=_token_create)
+    r = tsub.add_parser("revoke", help="revoke TOKEN, or every token of --user USER (refused from then on)")
+    r.add_argument("token", nargs="?")
+    r.add_argument("--user")
+    r.add_argument("--db")
+    r.set_defaults(handler=_token_revoke)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
                        description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
@@ -135,6 +140,20 @@ def _token_create(args) -> int:
 
     token = LeaderboardDB(args.db).create_token(args.user)
     print(token)
+    return 0
+
+
+def _token_revoke(args) -> int:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.db import LeaderboardDB
+
+    if (args.token is None) == (args.user is None):
+        raise UserFacingError("zoo token revoke: give a TOKEN or --user USER (one of the two)")
+    count = LeaderboardDB(args.db).revoke_tokens(token=args.token, user=args.user)
+    if not count:
+        raise UserFacingError("no live token of user " + repr(args.user) if args.user
+                              else "no live token matches (unknown or already revoked)")
+    print(f"revoked {count} token{'s' if count > 1 else ''}" + (f" of {args.user}" if args.user else ""))
     return 0
 
 

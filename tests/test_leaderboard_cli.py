@@ -5,6 +5,23 @@ from neurozoo.leaderboard.cli import main
 from neurozoo.leaderboard.db import LeaderboardDB
 
 
+def test_a_leaked_token_is_revoked_and_refused(tmp_path, capsys):
+    """The database had a revoked flag, but no command set it: a leaked token stayed valid for good."""
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    tokens = []
+    for user in ("dave", "dave", "erin"):
+        assert main(["token", "create", user, "--db", url]) == 0
+        tokens.append(capsys.readouterr().out.strip())
+    db = LeaderboardDB(url)
+    assert main(["token", "revoke", tokens[0], "--db", url]) == 0 and "revoked 1 token" in capsys.readouterr().out
+    assert [db.user_for_token(t) for t in tokens] == [None, "dave", "erin"]
+    assert main(["token", "revoke", tokens[0], "--db", url]) == 2  # already revoked
+    assert "no live token matches" in capsys.readouterr().err
+    assert main(["token", "revoke", "--user", "dave", "--db", url]) == 0
+    assert [db.user_for_token(t) for t in tokens] == [None, None, "erin"]
+    assert main(["token", "revoke", "--db", url]) == 2 and "give a TOKEN or --user USER" in capsys.readouterr().err
+
+
 def test_token_submit_refusal_and_status(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     assert main(["token", "create", "carol", "--db", url]) == 0

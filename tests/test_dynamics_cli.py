@@ -38,6 +38,7 @@ def test_zoo_compare_examples_over_time(tmp_path):
     (["compare", "flipflop-rnn"], "at least two systems"),
     (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
     (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
+    (["compare", "a", "b", "--metrics", ","], "--metrics: none given"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2

@@ -175,6 +175,8 @@ def run_compare(args) -> int:
     unknown = [m for m in metrics if m not in METRICS or m == "procrustes"]
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
+    if not metrics:
+        raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     with Timer() as timer:
         overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,

@@ -115,3 +115,18 @@ def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
         assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
         assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8
     assert main(["compare", "flipflop-rnn", "flipflop-gru", "--width", "0.5", "--db", db, "--out", str(tmp_path)]) == 2
+
+
+def test_zoo_compare_of_convrnns_records_the_checksum_of_the_images_they_saw():
+    """A compare of ConvRNNs alone recorded data_sha256 None, though its systems are the model on the ventral
+    images (which --max-stimuli and --image-size change)."""
+    from neurozoo.benchmarks.dynamics import sources
+
+    def checksum(**options):
+        return sources.load(["rgc_shallow:conv4", "rgc_shallow:conv5"], n_steps=6,
+                            overrides={"width_multiplier": 0.125}, **options)[1]
+
+    small, large, fewer = checksum(max_stimuli=4, image_size=16), checksum(max_stimuli=4, image_size=32), \
+        checksum(max_stimuli=5, image_size=16)
+    assert small is not None and len(small) == 64
+    assert len({small, large, fewer}) == 3

@@ -125,7 +125,8 @@ def _kind(full: str) -> str:
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
          n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
          image_size: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
-    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used;
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data and of the
+    ConvRNNs' images used;
     ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
@@ -144,7 +145,10 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
             model_name, _, layer = name.partition(":")
             by_model.setdefault(model_name, {})[full] = layer or None
     if by_model:
+        from neurozoo.datasets.provenance import sha256_array
+
         images = ventral_images(max_stimuli=max_stimuli, image_size=image_size)
+        hashes.append(sha256_array(images[0].numpy()))
         for model_name, wanted in by_model.items():
             outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps,
                               seed=seed, overrides=overrides)

@@ -130,3 +130,12 @@ def test_zoo_compare_of_convrnns_records_the_checksum_of_the_images_they_saw():
         checksum(max_stimuli=5, image_size=16)
     assert small is not None and len(small) == 64
     assert len({small, large, fewer}) == 3
+
+
+def test_zoo_compare_refuses_examples_of_different_tasks(capsys, tmp_path):
+    """Every example's trials were named trial000..., so a flip-flop network and an integrator were compared
+    trial by trial though they had seen different inputs (flip-flop pulses against noisy evidence)."""
+    argv = ["compare", "flipflop-rnn", "integration-rnn", "--train-steps", "1", "--no-store", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "share 0 stimuli" in error and len(error.splitlines()) == 1

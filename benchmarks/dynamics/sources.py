@@ -93,7 +93,8 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.D
     inputs, _, _ = TASKS[task_name]().batch(EXAMPLE_TRIALS, torch.Generator().manual_seed(12345))
     with torch.no_grad():
         states = case.model.states(inputs)[..., : case.model.n_hidden]
-    return from_states(states, [f"trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
+    # trial ids name the task: examples of one task see the same trials, those of different tasks share none
+    return from_states(states, [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
 
 
 NEURAL = ("V4", "IT", "zhang_desimone2011.it")

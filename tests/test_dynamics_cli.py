@@ -138,4 +138,4 @@ def test_zoo_compare_refuses_examples_of_different_tasks(capsys, tmp_path):
     argv = ["compare", "flipflop-rnn", "integration-rnn", "--train-steps", "1", "--no-store", "--out", str(tmp_path)]
     assert main(argv) == 2
     error = capsys.readouterr().err.strip()
-    assert "share 0 stimuli" in error and len(error.splitlines()) == 1
+    assert "flipflop-rnn and integration-rnn share 0 stimuli" in error and len(error.splitlines()) == 1

@@ -96,7 +96,7 @@ def align(a: xr.DataArray, b: xr.DataArray):
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
     shared = [s for s in a["stimulus_id"].values if s in set(b["stimulus_id"].values)]
     if len(shared) < 4:
-        raise ValueError(f"the two systems share {len(shared)} stimuli; at least 4 are needed")
+        raise ValueError(f"{a.name or 'a'} and {b.name or 'b'} share {len(shared)} stimuli; at least 4 are needed")
     return a.sel(stimulus_id=shared), b.sel(stimulus_id=shared)
 
 

@@ -139,3 +139,14 @@ def test_zoo_compare_refuses_examples_of_different_tasks(capsys, tmp_path):
     assert main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert "flipflop-rnn and integration-rnn share 0 stimuli" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("db", ["foo://x", "not a url", "sqlite:////nonexistent-folder/r.sqlite"])
+def test_a_results_store_that_cannot_be_opened_is_refused_before_the_analysis(db, capsys, tmp_path, monkeypatch):
+    """A bad --db was a SQLAlchemy traceback (exit 1), and only after the whole analysis had run."""
+    from neurozoo.benchmarks.dynamics import analysis
+
+    monkeypatch.setattr(analysis, "analyse", lambda *a, **k: pytest.fail("analysed before opening the store"))
+    assert main(["dynamics", "linear", "--db", db, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"results store {db!r} (--db)" in error and len(error.splitlines()) == 1

@@ -96,7 +96,7 @@ class ResultsStore:
             Base.metadata.create_all(self.engine)
         except (ArgumentError, NoSuchModuleError, OperationalError) as error:
             reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise UserFacingError(f"results store {self.url!r} (--db): cannot open it ({reason})") from None
+            raise UserFacingError(f"results store {self.url!r}: cannot open it ({reason})") from None
 
     def add(self, record: ScoreRecord) -> int:
         return self.add_many([record])[0]

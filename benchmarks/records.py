@@ -86,9 +86,17 @@ class ResultsStore:
     """``ResultsStore(url=None).add(record)``; ``.query(model=None, benchmark=None)`` -> DataFrame."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+        from neurozoo.datasets.errors import UserFacingError
+
         self.url = url or default_url()
-        self.engine = create_engine(self.url, echo=echo, future=True)
-        Base.metadata.create_all(self.engine)
+        try:
+            self.engine = create_engine(self.url, echo=echo, future=True)
+            Base.metadata.create_all(self.engine)
+        except (ArgumentError, NoSuchModuleError, OperationalError) as error:
+            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+            raise UserFacingError(f"results store {self.url!r}: cannot open it ({reason})") from None
 
     def add(self, record: ScoreRecord) -> int:
         return self.add_many([record])[0]

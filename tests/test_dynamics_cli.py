@@ -38,6 +38,7 @@ def test_zoo_compare_examples_over_time(tmp_path):
     (["compare", "flipflop-rnn"], "at least two systems"),
     (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
     (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
+    (["compare", "a", "b", "--metrics", ","], "--metrics: none given"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
@@ -114,3 +115,38 @@ def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
         assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
         assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8
     assert main(["compare", "flipflop-rnn", "flipflop-gru", "--width", "0.5", "--db", db, "--out", str(tmp_path)]) == 2
+
+
+def test_zoo_compare_of_convrnns_records_the_checksum_of_the_images_they_saw():
+    """A compare of ConvRNNs alone recorded data_sha256 None, though its systems are the model on the ventral
+    images (which --max-stimuli and --image-size change)."""
+    from neurozoo.benchmarks.dynamics import sources
+
+    def checksum(**options):
+        return sources.load(["rgc_shallow:conv4", "rgc_shallow:conv5"], n_steps=6,
+                            overrides={"width_multiplier": 0.125}, **options)[1]
+
+    small, large, fewer = checksum(max_stimuli=4, image_size=16), checksum(max_stimuli=4, image_size=32), \
+        checksum(max_stimuli=5, image_size=16)
+    assert small is not None and len(small) == 64
+    assert len({small, large, fewer}) == 3
+
+
+def test_zoo_compare_refuses_examples_of_different_tasks(capsys, tmp_path):
+    """Every example's trials were named trial000..., so a flip-flop network and an integrator were compared
+    trial by trial though they had seen different inputs (flip-flop pulses against noisy evidence)."""
+    argv = ["compare", "flipflop-rnn", "integration-rnn", "--train-steps", "1", "--no-store", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert "flipflop-rnn and integration-rnn share 0 stimuli" in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("db", ["foo://x", "not a url", "sqlite:////nonexistent-folder/r.sqlite"])
+def test_a_results_store_that_cannot_be_opened_is_refused_before_the_analysis(db, capsys, tmp_path, monkeypatch):
+    """A bad --db was a SQLAlchemy traceback (exit 1), and only after the whole analysis had run."""
+    from neurozoo.benchmarks.dynamics import analysis
+
+    monkeypatch.setattr(analysis, "analyse", lambda *a, **k: pytest.fail("analysed before opening the store"))
+    assert main(["dynamics", "linear", "--db", db, "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"results store {db!r}: cannot open it" in error and len(error.splitlines()) == 1

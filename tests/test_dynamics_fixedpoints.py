@@ -88,6 +88,32 @@ def test_torch_module_map_reproduces_the_module_step(kind):
     torch.testing.assert_close(system(flat)[0], TorchRNNMap.flatten(after)[0])
 
 
+def test_projected_lstm_map_reproduces_the_module_step():
+    """An LSTM with proj_size has h of proj_size and c of hidden_size; the map split the state as two hidden_size
+    halves and torch refused the call ("Expected hidden[0] size (1, 1, 2), got [1, 1, 5]")."""
+    torch.manual_seed(0)
+    module = torch.nn.LSTM(3, 5, num_layers=2, proj_size=2)
+    inputs = torch.randn(6, 2, 3)
+    _, state = module(inputs[:5])
+    _, after = module(inputs[5:6], state)
+    system = TorchRNNMap(module, inputs[5, 0])
+    flat = TorchRNNMap.flatten(state)
+    assert system.dim == flat.shape[1] == 2 * (2 + 5)
+    torch.testing.assert_close(system(flat)[0], TorchRNNMap.flatten(after)[0])
+
+
+@pytest.mark.parametrize("kind", ["GRUCell", "LSTMCell"])
+def test_gated_cell_jacobian_equals_central_differences(kind):
+    torch.manual_seed(0)
+    cell = getattr(torch.nn, kind)(3, 5).double()
+    system = TorchRNNMap(cell, torch.randn(3, dtype=torch.float64))
+    x = torch.randn(1, system.dim, dtype=torch.float64)
+    step = 1e-6 * torch.eye(system.dim, dtype=torch.float64)
+    with torch.no_grad():
+        differences = ((system(x + step) - system(x - step)) / 2e-6).T
+    torch.testing.assert_close(jacobians(system, x)[0], differences, atol=1e-8, rtol=0)
+
+
 def test_bad_initial_states_are_rejected_with_the_expected_shape():
     with pytest.raises(ValueError, match=r"expected shape \(N, 2\)"):
         find_fixed_points(bistable_case().maps["none"], torch.zeros(5, 3))

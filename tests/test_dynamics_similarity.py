@@ -103,6 +103,20 @@ def test_systems_are_aligned_on_shared_stimuli_and_checked():
         similarity_over_time(a.transpose("time_bin", "stimulus_id", "neuroid"), a)
 
 
+def test_procrustes_of_a_trajectory_without_variance_is_undefined_not_an_error():
+    """A ConvRNN layer the image has not reached in the steps run is the same for every stimulus at every step: its
+    centred trajectory is zero, and `zoo compare --n-steps 1` failed with 'SVD did not converge' from 0/0."""
+    from neurozoo.benchmarks.dynamics.analysis import compare, compare_records
+
+    rng = np.random.default_rng(5)
+    silent, a = _system(np.ones((6, 3, 4)), "silent"), _system(rng.standard_normal((6, 3, 4)), "a")
+    assert np.isnan(procrustes_similarity(silent.values.reshape(-1, 4), a.values.reshape(-1, 4)))
+    assert np.isnan(trajectory_similarity(silent, a).values).all()
+    results = compare({"silent": silent, "a": a}, ["cka"])
+    records = {r.benchmark: r for r in compare_records({"silent": silent, "a": a}, results, 0.0)}
+    assert records["compare.procrustes"].value is None and records["compare.cka"].value is None
+
+
 def test_condition_means_and_pca_trajectories():
     counts = np.arange(2 * 3 * 4 * 2, dtype=float).reshape(6, 4, 2)  # presentations (3 stimuli x 2 reps), 4 neuroids, 2 bins
     assembly = xr.DataArray(counts, dims=("presentation", "neuroid", "time_bin"), coords={

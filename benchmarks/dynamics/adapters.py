@@ -4,7 +4,7 @@ The fixed-point finder needs only ``system(x) -> F(x)``, ``system.dim`` and ``sy
 
 - :class:`FunctionMap`: any differentiable callable (analytic systems, linear RNNs);
 - :class:`TorchRNNMap`: ``torch.nn.RNN``/``GRU``/``LSTM`` (any number of layers) or ``RNNCell``/``GRUCell``/
-  ``LSTMCell`` under a constant input u; LSTM states are h then c, layer by layer;
+  ``LSTMCell`` under a constant input u; LSTM states are h then c, layer by layer (h of ``proj_size`` when set);
 - :class:`ConvRNNCellMap`: one recurrent layer of a ConvRNN under a constant image, at chosen spatial
   positions or over the whole map.
 
@@ -56,7 +56,9 @@ class TorchRNNMap:
         self.layers = 1 if self.is_cell else module.num_layers * (2 if module.bidirectional else 1)
         self.lstm = isinstance(module, (nn.LSTM, nn.LSTMCell))
         self.hidden = module.hidden_size
-        self.dim = self.layers * self.hidden * (2 if self.lstm else 1)
+        # widths of the state's parts: h (proj_size when an LSTM projects it), then c for an LSTM
+        self.widths = ([getattr(module, "proj_size", 0) or self.hidden, self.hidden] if self.lstm else [self.hidden])
+        self.dim = self.layers * sum(self.widths)
 
     def to(self, dtype: torch.dtype) -> "TorchRNNMap":
         return TorchRNNMap(copy.deepcopy(self.module).to(dtype), self.u.to(dtype))
@@ -70,9 +72,10 @@ class TorchRNNMap:
         return torch.cat([p.transpose(0, 1).reshape(p.shape[1], -1) for p in parts], dim=-1)
 
     def _unflatten(self, x: torch.Tensor):
-        parts = x.split(self.layers * self.hidden, dim=-1)
+        parts = x.split([self.layers * width for width in self.widths], dim=-1)
         if not self.is_cell:
-            parts = [p.reshape(x.shape[0], self.layers, self.hidden).transpose(0, 1).contiguous() for p in parts]
+            parts = [p.reshape(x.shape[0], self.layers, width).transpose(0, 1).contiguous()
+                     for p, width in zip(parts, self.widths)]
         return tuple(parts) if self.lstm else parts[0]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

@@ -112,7 +112,9 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
         same = _same_grid(systems[first], systems[second])
         for metric, matrix in by_metric.items():
             if metric == "procrustes":
-                records.append(ScoreRecord(model=pair, benchmark="compare.procrustes", value=float(matrix.values[0]),
+                value = float(matrix.values[0])  # NaN when a trajectory is constant (e.g. a layer not reached yet)
+                records.append(ScoreRecord(model=pair, benchmark="compare.procrustes",
+                                           value=value if np.isfinite(value) else None,
                                            settings={**settings, "window_bins": matrix.attrs["window_bins"]},
                                            duration_s=duration_s, **provenance(seed, data_sha256)))
                 continue

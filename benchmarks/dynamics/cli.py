@@ -136,6 +136,7 @@ def run_dynamics(args) -> int:
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
+    store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     with Timer() as timer:
         case, data_sha = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -155,8 +156,7 @@ def run_dynamics(args) -> int:
         radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
         print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
               f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}")
-    if not args.no_store:
-        store = ResultsStore(args.db)
+    if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, data_sha))
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
@@ -175,6 +175,9 @@ def run_compare(args) -> int:
     unknown = [m for m in metrics if m not in METRICS or m == "procrustes"]
     if unknown:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
+    if not metrics:
+        raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
+    store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
     with Timer() as timer:
         overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
@@ -193,8 +196,7 @@ def run_compare(args) -> int:
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")
-    if not args.no_store:
-        store = ResultsStore(args.db)
+    if store is not None:
         ids = store.add_many(records)
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))

@@ -12,7 +12,8 @@ that cost minutes a point). Points with q below ``fixed_tol`` are fixed points; 
 the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
 
 F is a discrete-time map (one step of the model), so eigenvalue lambda of J = dF/dx at a point is
-stable when |lambda| < 1, and its time constant is tau = -dt / ln|lambda| (dt = the step length).
+stable when |lambda| < 1 (a point counts as stable when no |lambda| exceeds 1 + 1e-6: marginal modes, as along
+a line attractor, are not called unstable by rounding), and its time constant is tau = -dt / ln|lambda| (dt = the step length).
 """
 from __future__ import annotations
 

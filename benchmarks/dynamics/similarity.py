@@ -81,7 +81,10 @@ def rsa(x: np.ndarray, y: np.ndarray, rdm_method: str = "correlation", compare: 
 def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
     x = np.asarray(x, dtype=float) - np.mean(x, axis=0)
     y = np.asarray(y, dtype=float) - np.mean(y, axis=0)
-    x, y = x / np.linalg.norm(x), y / np.linalg.norm(y)
+    norms = np.linalg.norm(x), np.linalg.norm(y)
+    if not min(norms) > 0:  # a representation constant over its rows has no shape to compare
+        return float("nan")
+    x, y = x / norms[0], y / norms[1]
     return float(np.linalg.svd(x.T @ y, compute_uv=False).sum())
 
 
@@ -96,7 +99,7 @@ def align(a: xr.DataArray, b: xr.DataArray):
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
     shared = [s for s in a["stimulus_id"].values if s in set(b["stimulus_id"].values)]
     if len(shared) < 4:
-        raise ValueError(f"the two systems share {len(shared)} stimuli; at least 4 are needed")
+        raise ValueError(f"{a.name or 'a'} and {b.name or 'b'} share {len(shared)} stimuli; at least 4 are needed")
     return a.sel(stimulus_id=shared), b.sel(stimulus_id=shared)
 
 

@@ -93,7 +93,8 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.D
     inputs, _, _ = TASKS[task_name]().batch(EXAMPLE_TRIALS, torch.Generator().manual_seed(12345))
     with torch.no_grad():
         states = case.model.states(inputs)[..., : case.model.n_hidden]
-    return from_states(states, [f"trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
+    # trial ids name the task: examples of one task see the same trials, those of different tasks share none
+    return from_states(states, [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
 
 
 NEURAL = ("V4", "IT", "zhang_desimone2011.it")
@@ -125,7 +126,8 @@ def _kind(full: str) -> str:
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
          n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
          image_size: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
-    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data used;
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data and of the
+    ConvRNNs' images used;
     ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
@@ -144,7 +146,10 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
             model_name, _, layer = name.partition(":")
             by_model.setdefault(model_name, {})[full] = layer or None
     if by_model:
+        from neurozoo.datasets.provenance import sha256_array
+
         images = ventral_images(max_stimuli=max_stimuli, image_size=image_size)
+        hashes.append(sha256_array(images[0].numpy()))
         for model_name, wanted in by_model.items():
             outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps,
                               seed=seed, overrides=overrides)

@@ -6,6 +6,8 @@ completely or not at all. The leaderboard builds on :class:`ResultsStore` and :c
 """
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
@@ -15,6 +17,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, se
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
+from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
 
 
@@ -82,21 +85,50 @@ def default_url() -> str:
     return f"sqlite:///{path}"
 
 
+class DatabaseUnavailable(UserFacingError):
+    """A --db URL that cannot be parsed, has no driver, or names a database that cannot be opened."""
+
+
+def database_problem(url: str, error: Exception) -> str:
+    """One line on why ``url`` cannot be opened, its password hidden."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        shown = url if len(url) < 200 else url[:200] + "..."
+    if isinstance(error, (NoSuchModuleError, ImportError)):
+        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
+    if isinstance(error, ArgumentError):
+        return (f"--db {shown!r}: not a database URL; expected e.g. sqlite:////path/results.sqlite or "
+                "postgresql+psycopg2://user:password@host/database")
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    detail = detail[0] if detail else type(error).__name__
+    if shown.startswith("sqlite:///") and "unable to open database file" in detail:
+        folder = os.path.dirname(shown[len("sqlite:///"):]) or "."
+        return f"--db {shown!r}: cannot open the SQLite file (does the folder {folder!r} exist and is it writable?)"
+    return f"--db {shown!r}: cannot open the database ({detail})"
+
+
 class ResultsStore:
     """``ResultsStore(url=None).add(record)``; ``.query(model=None, benchmark=None)`` -> DataFrame."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-
-        from neurozoo.datasets.errors import UserFacingError
+        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
 
         self.url = url or default_url()
-        try:
-            self.engine = create_engine(self.url, echo=echo, future=True)
-            Base.metadata.create_all(self.engine)
-        except (ArgumentError, NoSuchModuleError, OperationalError) as error:
-            reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-            raise UserFacingError(f"results store {self.url!r}: cannot open it ({reason})") from None
+        for attempt in range(5):  # two processes creating the schema at once: the loser retries
+            try:
+                self.engine = create_engine(self.url, echo=echo, future=True)
+                Base.metadata.create_all(self.engine)  # the leaderboard's tables too, once its module is imported
+                break
+            except (OperationalError, ProgrammingError) as error:
+                if "already exists" not in str(error) or attempt == 4:
+                    raise DatabaseUnavailable(database_problem(self.url, error)) from None
+                time.sleep(0.2)
+            except (ArgumentError, NoSuchModuleError, DBAPIError, ImportError) as error:
+                raise DatabaseUnavailable(database_problem(self.url, error)) from None
 
     def add(self, record: ScoreRecord) -> int:
         return self.add_many([record])[0]

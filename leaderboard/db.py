@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import socket
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -26,7 +25,7 @@ from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text
                         update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow, default_url
+from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
 from neurozoo.datasets.errors import UserFacingError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
@@ -108,31 +107,6 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class DatabaseUnavailable(UserFacingError):
-    """A --db URL that cannot be parsed, has no driver, or names a database that cannot be opened."""
-
-
-def _database_problem(url: str, error: Exception) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        shown = url if len(url) < 200 else url[:200] + "..."
-    if isinstance(error, (NoSuchModuleError, ImportError)):
-        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
-    if isinstance(error, ArgumentError):
-        return (f"--db {shown!r}: not a database URL; expected e.g. sqlite:////path/results.sqlite or "
-                "postgresql+psycopg2://user:password@host/database")
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-    detail = detail[0] if detail else type(error).__name__
-    if shown.startswith("sqlite:///") and "unable to open database file" in detail:
-        folder = os.path.dirname(shown[len("sqlite:///"):]) or "."
-        return f"--db {shown!r}: cannot open the SQLite file (does the folder {folder!r} exist and is it writable?)"
-    return f"--db {shown!r}: cannot open the database ({detail})"
-
-
 def check_user_name(user: str, what: str = "user name") -> None:
     if not user or user != user.strip() or len(user) > 255 or not user.isprintable():
         raise UserFacingError(f"{what} {user!r}: expected 1 to 255 printable characters, no surrounding spaces")
@@ -161,19 +135,7 @@ class LeaderboardDB(ResultsStore):
     """The results store plus the leaderboard's tables and the job queue."""
 
     def __init__(self, url: Optional[str] = None, echo: bool = False):
-        from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, ProgrammingError
-
-        url = url or default_url()
-        for attempt in range(5):  # two processes creating the schema at once: the loser retries
-            try:
-                super().__init__(url, echo=echo)
-                break
-            except (OperationalError, ProgrammingError) as error:
-                if "already exists" not in str(error) or attempt == 4:
-                    raise DatabaseUnavailable(_database_problem(url, error)) from None
-                time.sleep(0.2)
-            except (ArgumentError, NoSuchModuleError, DBAPIError, ImportError) as error:
-                raise DatabaseUnavailable(_database_problem(url, error)) from None
+        super().__init__(url, echo=echo)
         if self.engine.dialect.name == "sqlite":
             from sqlalchemy import event
 

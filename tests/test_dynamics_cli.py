@@ -149,4 +149,4 @@ def test_a_results_store_that_cannot_be_opened_is_refused_before_the_analysis(db
     monkeypatch.setattr(analysis, "analyse", lambda *a, **k: pytest.fail("analysed before opening the store"))
     assert main(["dynamics", "linear", "--db", db, "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
-    assert f"results store {db!r}: cannot open it" in error and len(error.splitlines()) == 1
+    assert error.startswith(f"zoo dynamics: error: --db {db!r}: ") and len(error.splitlines()) == 1

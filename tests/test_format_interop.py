@@ -9,6 +9,8 @@ The readers here are written from the original sources, not from ours:
   response at frame ``i + history``; repeats are read as ``test/repeats/cell{c+1:02d}`` (datas.py's STA key
   pattern ``train/stas/cell{cells[0]+1:02d}``).
 """
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -121,3 +123,155 @@ def test_target_lag_refuses_negative_values():
     from neurozoo.datasets.errors import DataError
     with pytest.raises(DataError, match="target_lag"):
         StimulusWindows(np.zeros((50, 50, 50), np.float32), np.zeros((1, 50), np.float32), target_lag=-1)
+
+
+# ---- Brain-Score (brainio), re-implemented from brain-score/core brainscore_core/supported_data_standards/brainio --
+# packaging.py write_netcdf(compress=True): assembly.reset_index(list(assembly.indexes)); attrs that are DataFrames,
+#   DataArrays or None deleted; ds = assembly.to_dataset(name="data"); encoding zlib complevel 1 on every variable.
+# assemblies.py AssemblyLoader.load: xr.open_dataarray(file); correct_stimulus_id_name (stimulus_id assigned from
+#   image_id when missing); DataAssembly.__init__ -> gather_indexes: set_index(append=True) per dim over every
+#   non-index coordinate along it. StimulusReferenceAssemblyLoader sets attrs stimulus_set_identifier.
+# stimuli.py StimulusSetLoader.load: pd.read_csv(csv); stimulus_id from image_id when missing; paths
+#   Path(dir) / row['filename'] per row['stimulus_id'], each asserted to be a file.
+import pandas as pd
+import xarray as xr
+
+from neurozoo.datasets.assembly import load_assembly, make_assembly, write_assembly
+from neurozoo.datasets.stimuli import load_stimulus_set, make_stimulus_set, write_stimulus_set
+
+
+def _brainio_write_netcdf(assembly, path):
+    assembly = assembly.copy()
+    assembly = assembly.reset_index(list(assembly.indexes))
+    for name in list(assembly.attrs):
+        if isinstance(assembly.attrs[name], (pd.DataFrame, xr.DataArray)) or assembly.attrs[name] is None:
+            del assembly.attrs[name]
+    ds = assembly.to_dataset(name="data")
+    ds.to_netcdf(path, encoding={var: dict(zlib=True, complevel=1) for var in ds.variables})
+
+
+def _brainio_gather_indexes(assembly):
+    coords_d = {}
+    for dim in assembly.dims:
+        names = [n for n, v in assembly.coords.variables.items()
+                 if v.dims == (dim,) and not isinstance(v, xr.IndexVariable)]
+        if names:
+            coords_d[dim] = names
+    return assembly.set_index(append=True, **coords_d) if coords_d else assembly
+
+
+def _brainio_load(path, stimulus_set_identifier=None):
+    result = xr.open_dataarray(path)
+    if "image_id" in result.coords and "stimulus_id" not in result.coords:
+        result = result.assign_coords(stimulus_id=("presentation", result["image_id"].values))
+    result = _brainio_gather_indexes(xr.DataArray(result))
+    result.attrs["stimulus_set_identifier"] = stimulus_set_identifier
+    return result
+
+
+def _brainio_stimulus_set(csv_path, directory):
+    frame = pd.read_csv(csv_path)
+    if "image_id" in frame and "stimulus_id" not in frame:
+        frame["stimulus_id"] = frame["image_id"]
+    paths = {row["stimulus_id"]: Path(directory) / row["filename"] for _, row in frame.iterrows()}
+    assert all(p.is_file() for p in paths.values())
+    return frame, paths
+
+
+def _values(seed=0, P=12, N=5, T=3):
+    return np.random.default_rng(seed).gamma(2.0, 1.0, (P, N, T))
+
+
+def _coords(P=12, N=5, T=3):
+    objects = np.array(["car", "face", "chair"])
+    presentation = {"stimulus_id": [f"img{i % 6:02d}" for i in range(P)], "object_name": objects[np.arange(P) % 3],
+                    "repetition": np.arange(P) // 6, "variation": np.arange(P) % 2}
+    neuroid = {"neuroid_id": [f"n{j}" for j in range(N)], "region": ["V4"] * 2 + ["IT"] * (N - 2),
+               "animal": ["m1", "m2"] * (N // 2) + ["m1"] * (N % 2)}
+    time_bin = {"time_bin_start": 70 + 10 * np.arange(T), "time_bin_end": 80 + 10 * np.arange(T)}
+    return presentation, neuroid, time_bin
+
+
+def test_brainio_loader_reads_our_assembly(tmp_path):
+    values = _values()
+    ours = make_assembly(values, *_coords(), attrs={"stimulus_set_identifier": "lab.Test2026"})
+    path = write_assembly(ours, tmp_path / "assy.nc")
+    theirs = _brainio_load(path)
+    assert theirs.dims == ("presentation", "neuroid", "time_bin") and theirs.name == "data"
+    np.testing.assert_array_equal(theirs.values, values)
+    assert list(theirs.indexes["presentation"].names) == ["stimulus_id", "object_name", "repetition", "variation"]
+    assert list(theirs.indexes["neuroid"].names) == ["neuroid_id", "region", "animal"]
+    assert list(theirs.indexes["time_bin"].names) == ["time_bin_start", "time_bin_end"]
+    assert theirs["time_bin_start"].dtype == np.int64 and theirs["repetition"].dtype == np.int64
+    np.testing.assert_array_equal(theirs["stimulus_id"].values, ours["stimulus_id"].values)
+    np.testing.assert_array_equal(theirs["region"].values, ours["region"].values)
+    # Brain-Score selects by level, e.g. one region and one stimulus
+    it = theirs.sel(region="IT")
+    np.testing.assert_array_equal(it.values, values[:, 2:])
+    np.testing.assert_array_equal(theirs.sel(stimulus_id="img03").values, values[[3, 9]])
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["stimulus_set_identifier"] == "lab.Test2026"
+        assert ds["data"].attrs["stimulus_set_identifier"] == "lab.Test2026"
+
+
+def test_our_loader_reads_a_brainio_written_assembly(tmp_path):
+    values = _values(1)
+    presentation, neuroid, time_bin = _coords()
+    coords = {k: ("presentation", np.asarray(v)) for k, v in presentation.items()}
+    coords |= {k: ("neuroid", np.asarray(v)) for k, v in neuroid.items()}
+    coords |= {k: ("time_bin", np.asarray(v)) for k, v in time_bin.items()}
+    theirs = _brainio_gather_indexes(xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords))
+    theirs.attrs = {"stimulus_set_identifier": "lab.Test2026", "stimulus_set": None}
+    _brainio_write_netcdf(theirs, tmp_path / "brainio.nc")
+    ours = load_assembly(tmp_path / "brainio.nc")
+    np.testing.assert_array_equal(ours.values, values)
+    for name in list(presentation) + list(neuroid) + list(time_bin):
+        np.testing.assert_array_equal(ours[name].values, coords[name][1])
+        assert ours[name].dims == (coords[name][0],)
+    assert ours.attrs["stimulus_set_identifier"] == "lab.Test2026"
+    indexed = load_assembly(tmp_path / "brainio.nc", multiindex=True)
+    np.testing.assert_array_equal(indexed.sel(region="V4").values, values[:, :2])
+
+
+def test_our_loader_reads_a_legacy_brainio_file_with_image_id_and_no_variable_name(tmp_path):
+    """brainio before 2022 (packaging.write_netcdf: reset_index, then assembly.to_netcdf of an unnamed array)."""
+    values = _values(2)
+    presentation, neuroid, time_bin = _coords()
+    presentation["image_id"] = presentation.pop("stimulus_id")
+    coords = {k: ("presentation", np.asarray(v)) for k, v in presentation.items()}
+    coords |= {k: ("neuroid", np.asarray(v)) for k, v in neuroid.items()}
+    coords |= {k: ("time_bin", np.asarray(v)) for k, v in time_bin.items()}
+    legacy = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords)
+    legacy.to_netcdf(tmp_path / "legacy.nc")
+    ours = load_assembly(tmp_path / "legacy.nc")
+    theirs = _brainio_load(tmp_path / "legacy.nc")
+    np.testing.assert_array_equal(ours.values, theirs.values)
+    np.testing.assert_array_equal(ours["stimulus_id"].values, theirs["stimulus_id"].values)
+
+
+def test_brainio_stimulus_set_loader_reads_our_csv_and_merges_into_our_assembly(tmp_path):
+    images = tmp_path / "src"
+    images.mkdir()
+    ids = [f"img{i:02d}" for i in range(6)]
+    for i in ids:
+        (images / f"{i}.png").write_bytes(b"\x89PNG" + i.encode())
+    stimuli = make_stimulus_set({"stimulus_id": ids, "filename": [f"{i}.png" for i in ids],
+                                 "object_name": ["car", "face", "chair"] * 2, "size_deg": np.arange(6) * 1.5},
+                                identifier="lab.Test2026", image_dir=images)
+    csv = write_stimulus_set(stimuli, tmp_path / "out" / "stimulus_set.csv")
+    frame, paths = _brainio_stimulus_set(csv, csv.with_suffix(""))
+    assert list(frame["stimulus_id"]) == ids and paths["img04"].read_bytes() == b"\x89PNGimg04"
+    np.testing.assert_array_equal(frame["size_deg"].values, np.arange(6) * 1.5)
+    # StimulusMergeAssemblyLoader.merge_stimulus_set_meta: left merge of the presentation coords on stimulus_id
+    assembly = make_assembly(_values(), *_coords())
+    write_assembly(assembly, tmp_path / "assy.nc")
+    loaded = _brainio_load(tmp_path / "assy.nc").reset_index(["presentation", "neuroid", "time_bin"])
+    presentation = pd.DataFrame({n: loaded[n].values for n in ("stimulus_id", "object_name", "repetition", "variation")})
+    columns = frame.columns.difference(presentation.columns.difference(["stimulus_id"]))
+    merged = presentation.merge(frame[columns], on="stimulus_id", how="left")
+    assert not merged["filename"].isna().any()
+    np.testing.assert_array_equal(merged["size_deg"].values, (np.arange(12) % 6) * 1.5)
+    # and ours reads a CSV as brainio's packaging writes it (create_stimulus_csv: to_csv(index=False))
+    frame.to_csv(tmp_path / "theirs.csv", index=False)
+    again = load_stimulus_set(tmp_path / "theirs.csv", image_dir=csv.with_suffix(""))
+    assert list(again["stimulus_id"]) == ids and again.get_stimulus("img02").read_bytes() == b"\x89PNGimg02"

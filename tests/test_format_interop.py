@@ -275,3 +275,26 @@ def test_brainio_stimulus_set_loader_reads_our_csv_and_merges_into_our_assembly(
     frame.to_csv(tmp_path / "theirs.csv", index=False)
     again = load_stimulus_set(tmp_path / "theirs.csv", image_dir=csv.with_suffix(""))
     assert list(again["stimulus_id"]) == ids and again.get_stimulus("img02").read_bytes() == b"\x89PNGimg02"
+
+
+def test_our_loader_reads_a_two_dim_brainio_neuroid_assembly(tmp_path):
+    """brainio's NeuroidAssembly.validate and verify_assembly accept dims {presentation, neuroid} (assemblies.py,
+    packaging.py); such a file is one time bin, its window given or kept as scalar coordinates."""
+    values = _values(4)[:, :, 0]
+    presentation, neuroid, _ = _coords()
+    coords = {k: ("presentation", np.asarray(v)) for k, v in presentation.items()}
+    coords |= {k: ("neuroid", np.asarray(v)) for k, v in neuroid.items()}
+    two_dim = _brainio_gather_indexes(xr.DataArray(values, dims=("presentation", "neuroid"), coords=coords))
+    _brainio_write_netcdf(two_dim, tmp_path / "2d.nc")
+    from neurozoo.datasets.errors import DataError
+    with pytest.raises(DataError, match=r"pass time_bin=\(start_ms, end_ms\)"):
+        load_assembly(tmp_path / "2d.nc")
+    ours = load_assembly(tmp_path / "2d.nc", time_bin=(70, 170))
+    assert ours.shape == (12, 5, 1) and ours["time_bin_start"].values.tolist() == [70]
+    np.testing.assert_array_equal(ours.values[:, :, 0], values)
+    # a 3-dim assembly after Brain-Score's .sel(time_bin=...) / squeeze keeps the window as scalar coordinates
+    squeezed = two_dim.assign_coords(time_bin_start=np.int64(70), time_bin_end=np.int64(170))
+    _brainio_write_netcdf(squeezed, tmp_path / "squeezed.nc")
+    again = load_assembly(tmp_path / "squeezed.nc")
+    assert again["time_bin_end"].values.tolist() == [170] and again["time_bin_end"].dims == ("time_bin",)
+    np.testing.assert_array_equal(again.values[:, :, 0], values)

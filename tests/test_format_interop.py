@@ -298,3 +298,51 @@ def test_our_loader_reads_a_two_dim_brainio_neuroid_assembly(tmp_path):
     again = load_assembly(tmp_path / "squeezed.nc")
     assert again["time_bin_end"].values.tolist() == [170] and again["time_bin_end"].dims == ("time_bin",)
     np.testing.assert_array_equal(again.values[:, :, 0], values)
+
+
+# ---- the converters' output (real recordings), read by the brainio re-implementation -----------------------------
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    import os
+
+    from neurozoo import datasets
+    from neurozoo.datasets.cache import shared_data_dir
+
+    if not shared_data_dir().is_dir():
+        pytest.skip(f"real recordings not found at {shared_data_dir()} (set NEUROZOO_SHARED_DATA)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
+        from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, converted_folder
+        from neurozoo.datasets.converters.cowley_v4 import CONVERTER_VERSION as COWLEY
+        from neurozoo.datasets.converters.zhang_desimone_it import CONVERTER_VERSION as ZHANG
+        out = {}
+        for name, version in (("cowley2023.v4_210325", COWLEY), ("zhang_desimone2011.it", ZHANG)):
+            recording = datasets.DATASETS.create(name)
+            folder = converted_folder(name, version)
+            out[name] = recording, folder / ASSEMBLY_FILE, folder / STIMULUS_FILE
+        yield out
+
+
+@pytest.mark.parametrize("name", ["cowley2023.v4_210325", "zhang_desimone2011.it"])
+def test_brainio_reads_the_converted_real_recordings(converted, name):
+    (ours, stimuli), nc, csv = converted[name]
+    theirs = _brainio_load(nc)
+    assert theirs.dims == ours.dims and theirs.shape == ours.shape
+    np.testing.assert_array_equal(theirs.values, ours.values)
+    for level in ("stimulus_id", "object_name", "repetition", "neuroid_id", "region", "time_bin_start", "time_bin_end"):
+        np.testing.assert_array_equal(theirs[level].values, ours[level].values)
+    if name.startswith("zhang"):  # no images published: brainio's StimulusSetLoader needs a file per row
+        assert (pd.read_csv(csv)["filename"].isna()).all()
+        with pytest.raises(TypeError):
+            _brainio_stimulus_set(csv, csv.with_suffix(""))
+        frame = pd.read_csv(csv)
+    else:
+        frame, paths = _brainio_stimulus_set(csv, csv.with_suffix(""))
+        assert len(paths) == len(stimuli)
+        assert paths["cowley2023_210325_0640"].read_bytes() == stimuli.get_stimulus("cowley2023_210325_0640").read_bytes()
+    # strings for plain pd.read_csv too (no id that reads as a number), so a merge on stimulus_id matches
+    assert all(isinstance(v, str) for v in frame["stimulus_id"])
+    assert set(theirs["stimulus_id"].values) <= set(frame["stimulus_id"])
+    # one presentation selected the Brain-Score way equals ours
+    sid, rep = str(ours["stimulus_id"].values[5]), int(ours["repetition"].values[5])
+    np.testing.assert_array_equal(theirs.sel(stimulus_id=sid, repetition=rep).values.ravel(), ours.values[5].ravel())

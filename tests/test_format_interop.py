@@ -346,3 +346,46 @@ def test_brainio_reads_the_converted_real_recordings(converted, name):
     # one presentation selected the Brain-Score way equals ours
     sid, rep = str(ours["stimulus_id"].values[5]), int(ours["repetition"].values[5])
     np.testing.assert_array_equal(theirs.sel(stimulus_id=sid, repetition=rep).values.ravel(), ours.values[5].ravel())
+
+
+# ---- ImageNet folders, against torchvision's ImageFolder (pytorch/vision torchvision/datasets/folder.py) -----------
+# find_classes: sorted(entry.name for entry in os.scandir(directory) if entry.is_dir()), index = position;
+# make_dataset: for target_class in sorted(class_to_idx): for root, _, fnames in sorted(os.walk(target_dir,
+# followlinks=True)): for fname in sorted(fnames): kept if fname.lower().endswith(IMG_EXTENSIONS).
+TV_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def _torchvision_samples(directory):
+    import os
+
+    classes = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    class_to_idx = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for target_class in sorted(class_to_idx):
+        target_dir = os.path.join(directory, target_class)
+        for root, _, fnames in sorted(os.walk(target_dir, followlinks=True)):
+            for fname in sorted(fnames):
+                path = os.path.join(root, fname)
+                if path.lower().endswith(TV_EXTENSIONS):
+                    samples.append((path, class_to_idx[target_class]))
+    return class_to_idx, samples
+
+
+def test_imagefolder_matches_torchvision_including_nested_folders(tmp_path):
+    from PIL import Image
+
+    from neurozoo.convrnn.training.imagefolder import ImageFolder
+
+    files = ["n02102040/b.JPEG", "n02102040/a.jpeg", "n02102040/sub/c.png", "n02102040/sub/deeper/d.JPEG",
+             "n01440764/z.JPEG", "n01440764/A.JPG", "n01440764/notes.txt", "n03000134/only/nested.JPEG"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".txt"):
+            (tmp_path / name).write_text("x")
+        else:
+            Image.new("RGB", (4, 4), (len(name), 0, 0)).save(tmp_path / name, format="PNG")
+    class_to_idx, samples = _torchvision_samples(tmp_path)
+    ours = ImageFolder(tmp_path)
+    assert ours.class_to_idx == class_to_idx
+    assert [(str(p), label) for p, label in ours.samples] == samples
+    assert len(samples) == 7 and ours.targets == [label for _, label in samples]

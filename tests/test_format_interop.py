@@ -389,3 +389,17 @@ def test_imagefolder_matches_torchvision_including_nested_folders(tmp_path):
     assert ours.class_to_idx == class_to_idx
     assert [(str(p), label) for p, label in ours.samples] == samples
     assert len(samples) == 7 and ours.targets == [label for _, label in samples]
+
+
+def test_torchdeepretina_repeat_reading_matches_our_repeats_at_the_window_targets(recording):
+    """torch-deep-retina fnn/notebook/sci_optimize2.py: per cell f['test']['repeats'][cell], np.stack, swapaxes to
+    (repeats, T, cells), then [:, 40:...] -- the trials at the targets of the 40-frame windows (resp[history:])."""
+    ours = read_experiment(recording, "test")
+    with h5py.File(recording, "r") as f:
+        single_trial = np.stack([f["test"]["repeats"][cell] for cell in ours.cells])
+    single_trial = np.swapaxes(np.swapaxes(single_trial, 0, 1), 1, 2)[:, N_FRAMES:, :]
+    windows = StimulusWindows(ours.stimulus, ours.response(), target_lag=1)
+    targets = windows.targets.numpy()
+    np.testing.assert_array_equal(single_trial, ours.repeats[:, :, targets].transpose(1, 2, 0))
+    _, y, _ = _deepretina_loadexpt(recording, list(range(len(ours.cells))), "test", N_FRAMES)
+    np.testing.assert_allclose(single_trial.mean(0), y, rtol=1e-5, atol=1e-3)

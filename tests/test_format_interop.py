@@ -231,6 +231,12 @@ def test_our_loader_reads_a_brainio_written_assembly(tmp_path):
     assert ours.attrs["stimulus_set_identifier"] == "lab.Test2026"
     indexed = load_assembly(tmp_path / "brainio.nc", multiindex=True)
     np.testing.assert_array_equal(indexed.sel(region="V4").values, values[:, :2])
+    # a brainio DataAssembly (MultiIndexes on every dim) handed to our writer, read back by both
+    write_assembly(theirs, tmp_path / "ours.nc")
+    np.testing.assert_array_equal(load_assembly(tmp_path / "ours.nc")["variation"].values, presentation["variation"])
+    back = _brainio_load(tmp_path / "ours.nc")
+    assert list(back.indexes["neuroid"].names) == list(theirs.indexes["neuroid"].names)
+    np.testing.assert_array_equal(back.values, values)
 
 
 def test_our_loader_reads_a_legacy_brainio_file_with_image_id_and_no_variable_name(tmp_path):

@@ -106,6 +106,7 @@ def test_our_reader_reads_a_file_laid_out_as_deepretina_reads_it(tmp_path):
             for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned"):
                 f[f"{split}/response/{key}"] = rng.gamma(2.0, 3.0, (C, n))
         for c in range(C):
+            f[f"train/stas/cell{c + 1:02d}"] = rng.standard_normal((N_FRAMES, 50, 50))  # datas.py reads these
             f[f"test/repeats/cell{c + 1:02d}"] = rng.gamma(2.0, 3.0, (R, Tt))
             f[f"spikes/cell{c + 1:02d}"] = np.sort(rng.uniform(0, 0.6, 9))
     train, test = read_experiment(path, "train"), read_experiment(path, "test")

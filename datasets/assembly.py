@@ -175,11 +175,26 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     return path
 
 
+def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray:
+    """A (presentation, neuroid) assembly, which Brain-Score's NeuroidAssembly allows, as one time bin: its window is
+    ``time_bin=(start, end)`` or the scalar ``time_bin_start``/``time_bin_end`` coordinates the file keeps."""
+    scalar = [n for n in COORDS["time_bin"] if n in assembly.coords and assembly[n].ndim == 0]
+    if time_bin is None and len(scalar) == 2:
+        time_bin = tuple(int(assembly[n].values) for n in COORDS["time_bin"])
+    if time_bin is None:
+        _fail(source, "dims are (presentation, neuroid) with no time window; pass time_bin=(start_ms, end_ms) "
+                      "(e.g. (70, 170)) to read it as one time bin")
+    assembly = assembly.drop_vars(scalar).expand_dims("time_bin", axis=2)
+    return assembly.assign_coords(time_bin_start=("time_bin", np.array([time_bin[0]], np.int64)),
+                                  time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
-                  require: Mapping[str, Sequence[str]] = COORDS) -> xr.DataArray:
+                  require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None) -> xr.DataArray:
     """Read a Brain-Score-style netCDF assembly and validate it (see ``validate_assembly``).
 
-    Returns plain coordinates (no indexes) unless ``multiindex=True``.
+    Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
+    becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
     """
     path = Path(path)
     if not path.is_file():
@@ -200,5 +215,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         if key not in assembly.attrs and key in dataset.attrs:
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
-    assembly = validate_assembly(reset_brainscore_indexes(assembly), str(path), stimulus_set, nan_policy, require)
+    assembly = reset_brainscore_indexes(assembly)
+    if set(assembly.dims) == {"presentation", "neuroid"}:
+        assembly = _add_time_bin(assembly, time_bin, str(path))
+    assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     return set_brainscore_indexes(assembly) if multiindex else assembly

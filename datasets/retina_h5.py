@@ -16,7 +16,9 @@ expected shape. The stimulus stays on disk until ``Recording.stimulus`` is read.
 
 ``StimulusWindows`` is the torch Dataset of 40-frame windows: item ``i`` is the window ending at frame
 ``t = targets[i]`` (frames ``t-39 .. t``, oldest first) and the responses at frame ``t`` -- the target
-sits at the window's last frame. Windows are slices of the one movie tensor; only a batch is ever
+sits at the window's last frame. ``target_lag=1`` gives deep-retina's alignment instead (``loadexpt``,
+deepretina/experiments.py; torchdeepretina/datas.py): the window holds frames ``t-40 .. t-1``, strictly
+before the target frame ``t``. Windows are slices of the one movie tensor; only a batch is ever
 copied. ``split_blocks`` gives the train/validation split for early stopping: the recording is cut into
 ``n_blocks`` contiguous blocks and the last ``val_fraction`` of each block is validation; targets whose
 window would reach back across a train/validation boundary are dropped, so no stimulus frame
@@ -242,14 +244,17 @@ def movie_windows(movie: torch.Tensor, n_frames: int = N_FRAMES) -> torch.Tensor
 
 class StimulusWindows(torch.utils.data.Dataset):
     """Item ``i``: (window ``(40, 50, 50)`` ending at frame ``targets[i]``, responses ``(C,)`` at that frame)
-    and, with ``history > 0``, the ``binned`` counts of the ``history`` frames before it ``(C, history)``."""
+    and, with ``history > 0``, the ``binned`` counts of the ``history`` frames before it ``(C, history)``.
+    ``target_lag``: frames from the window's last frame to the target (0: ours; 1: deep-retina's)."""
 
     def __init__(self, stimulus, responses, targets: Optional[Sequence[int]] = None, n_frames: int = N_FRAMES,
-                 binned=None, history: int = 0):
+                 binned=None, history: int = 0, target_lag: int = 0):
         self.movie = torch.as_tensor(np.asarray(stimulus, np.float32))
         self.responses = torch.as_tensor(np.asarray(responses, np.float32))
-        self.n_frames, self.history = n_frames, history
-        first = max(n_frames - 1, history)
+        if target_lag < 0:
+            raise DataError(f"target_lag must be >= 0 frames, got {target_lag}")
+        self.n_frames, self.history, self.target_lag = n_frames, history, target_lag
+        first = max(n_frames - 1 + target_lag, history)
         T = self.movie.shape[0]
         if self.responses.shape[-1] != T:
             raise DataError(f"responses have {self.responses.shape[-1]} frames but the stimulus has {T}")
@@ -266,7 +271,7 @@ class StimulusWindows(torch.utils.data.Dataset):
     def batch(self, index) -> Dict[str, torch.Tensor]:
         """A batch by a tensor of item indices (faster than collating items one by one)."""
         t = self.targets[index]
-        offsets = torch.arange(-self.n_frames + 1, 1)
+        offsets = torch.arange(-self.n_frames + 1, 1) - self.target_lag
         out = {"stimulus": self.movie[t[:, None] + offsets], "response": self.responses[:, t].T}
         if self.history:
             hist = torch.arange(-self.history, 0)
@@ -275,7 +280,8 @@ class StimulusWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         t = int(self.targets[i])
-        item = {"stimulus": self.movie[t - self.n_frames + 1:t + 1], "response": self.responses[:, t]}
+        last = t - self.target_lag
+        item = {"stimulus": self.movie[last - self.n_frames + 1:last + 1], "response": self.responses[:, t]}
         if self.history:
             item["history"] = self.binned[:, t - self.history:t]
         return item

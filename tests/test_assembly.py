@@ -104,7 +104,7 @@ def test_missing_dim_and_coord_are_named(tmp_path):
     assert "region" not in load_assembly(tmp_path / "a.nc", require={"presentation": ("stimulus_id",)}).coords
     flat = assembly.isel(time_bin=0, drop=True)
     flat.to_dataset(name="data").to_netcdf(tmp_path / "b.nc")
-    with pytest.raises(DataError, match=r"b\.nc: dims must be .*missing \['time_bin'\]"):
+    with pytest.raises(DataError, match=r"b\.nc: dims are \(presentation, neuroid\) with no time window; pass time_bin"):
         load_assembly(tmp_path / "b.nc")
 
 

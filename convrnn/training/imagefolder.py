@@ -63,6 +63,13 @@ def class_folders(root: Path) -> List[str]:
     return names
 
 
+def _images_below(folder: Path) -> List[str]:
+    """Image files in ``folder`` and its subfolders, in torchvision ``make_dataset``'s order (sorted ``os.walk``
+    with links followed, names sorted within each folder)."""
+    return [os.path.join(root, name) for root, _, names in sorted(os.walk(folder, followlinks=True))
+            for name in sorted(names) if is_image(name)]
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """``root/<class>/<image>`` -> (transform(image), class index).
 
@@ -85,11 +92,11 @@ class ImageFolder(torch.utils.data.Dataset):
         self.samples: List[Tuple[str, int]] = []
         for name in found:
             folder = self.root / name
-            files = sorted(e.name for e in os.scandir(folder) if e.is_file() and is_image(e.name))
+            files = _images_below(folder)
             if not files:
                 raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
             label = self.class_to_idx[name]
-            self.samples.extend((str(folder / f), label) for f in files)
+            self.samples.extend((path, label) for path in files)
         self.targets = [label for _, label in self.samples]
         self.transform = transform
 

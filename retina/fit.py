@@ -440,13 +440,19 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
     return torch.cat(outs).T.numpy()
 
 
-def evaluate(model: nn.Module, path, device: str = "cpu", **kwargs):
-    """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie)."""
+def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, **kwargs):
+    """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
+
+    ``target_lag=1``: deep-retina's alignment (:class:`~neurozoo.datasets.retina_h5.StimulusWindows`), the window
+    of frames t-40 .. t-1 predicting the response at t (targets 40 .. T-1), for weights fitted that way."""
     from neurozoo.retina.metrics import heldout_metrics
 
+    if target_lag not in (0, 1):
+        raise DataError(f"target_lag must be 0 (ours) or 1 (deep-retina's), got {target_lag}")
     test = read_experiment(path, "test")
-    prediction = predict(model, test.stimulus, device=device, **kwargs)
-    return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1:], cells=test.cells)
+    prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
+    prediction = prediction[:, :prediction.shape[1] - target_lag]
+    return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1 + target_lag:], cells=test.cells)
 
 
 def provenance(path, result: Optional[FitResult] = None) -> dict:

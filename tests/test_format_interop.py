@@ -410,3 +410,28 @@ def test_torchdeepretina_repeat_reading_matches_our_repeats_at_the_window_target
     np.testing.assert_array_equal(single_trial, ours.repeats[:, :, targets].transpose(1, 2, 0))
     _, y, _ = _deepretina_loadexpt(recording, list(range(len(ours.cells))), "test", N_FRAMES)
     np.testing.assert_allclose(single_trial.mean(0), y, rtol=1e-5, atol=1e-3)
+
+
+def test_heldout_evaluation_with_deepretinas_alignment(tmp_path):
+    """Weights fitted with deep-retina's windows (frames t-40 .. t-1 -> response at t) are scored with
+    ``evaluate(..., target_lag=1)``: a cell driven by the frame before each response bin is predicted exactly by a
+    model reading its window's last frame only under that alignment."""
+    import torch
+
+    from neurozoo.retina.fit import evaluate
+
+    rng = np.random.default_rng(0)
+    T = 200
+    stim = rng.standard_normal((T, 50, 50)).astype(np.float32)
+    drive = np.exp(np.r_[0.0, stim[:-1, 25, 25]]).astype(np.float32)  # response at t: the frame at t-1
+    repeats = {"cell01": np.tile(drive, (4, 1))}
+    split = {"stimulus": stim, "time": np.arange(T) * 0.01, "response": {"firing_rate_10ms": drive[None]}}
+    path = write_experiment(tmp_path / "lag.h5", split, {**split, "repeats": repeats})
+
+    class LastFrame(torch.nn.Module):  # the rate is the window's last frame at the cell's pixel
+        def forward(self, x):
+            return torch.exp(x[:, -1, 25, 25])[:, None]
+
+    ours = evaluate(LastFrame(), path)["correlation"].iloc[0]
+    theirs = evaluate(LastFrame(), path, target_lag=1)["correlation"].iloc[0]
+    assert theirs == pytest.approx(1.0, abs=1e-6) and abs(ours) < 0.2

@@ -1,5 +1,6 @@
 """The ImageNet training loop on a tiny synthetic folder: learning, exact resume, atomic
 checkpoints, bf16 autocast + channels-last and torch.compile on CPU, the ``zoo train`` command."""
+import itertools
 import json
 import math
 import os
@@ -311,3 +312,29 @@ def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
     with pytest.raises(UserFacingError, match=rf"--out {tmp_path} already holds a run \(last.pth\): pass --resume"):
         Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     assert (tmp_path / "last.pth").read_bytes() == before
+
+
+def test_data_parallel_epoch_has_the_steps_of_one_process_and_no_repeated_image(tmp_path):
+    """11 images, global batch 4: one process trains 2 steps of distinct images; two ranks x 2 must too.
+    DistributedSampler's default padding (a copy of image 0 to make 12) gave each rank 6 indices, 3 steps:
+    one more step than one process (a different schedule length) and an image seen twice."""
+    from neurozoo.convrnn.training.distributed import DistInfo
+
+    data = write_image_folder(tmp_path / "odd", n_classes=1, per_class=11, val_per_class=0, size=8)
+
+    def built(world_size, rank, batch_size):
+        trainer = Trainer.__new__(Trainer)
+        trainer.config = config(data, tmp_path / "out", batch_size=batch_size)
+        trainer.dist = DistInfo(rank=rank, world_size=world_size)
+        trainer.device = torch.device("cpu")
+        trainer._build_data()
+        trainer.train_sampler.set_epoch(1)
+        return trainer
+
+    single = built(1, 0, 4)
+    ranks = [built(2, r, 2) for r in (0, 1)]
+    assert single.steps_per_epoch == 2
+    assert [t.steps_per_epoch for t in ranks] == [2, 2]
+    seen = [i for t in ranks for batch in itertools.islice(t.train_loader.batch_sampler, t.steps_per_epoch) for i in batch]
+    assert len(seen) == 8 and len(set(seen)) == 8
+

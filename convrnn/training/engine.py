@@ -284,8 +284,11 @@ class Trainer:
         self.classes = list(self.train_set.classes)
         self.generator = torch.Generator()
         self.generator.manual_seed(c.seed + d.rank)
+        # drop_last: the tail of the shuffled order that does not divide among the ranks is left out, not padded
+        # with copies of the first images, so an epoch has N // (W * B) steps of distinct images, as one process
+        # with the global batch W * B (the loader drops the incomplete batch either way)
         self.train_sampler = DistributedSampler(self.train_set, num_replicas=d.world_size, rank=d.rank,
-                                                shuffle=True, seed=c.seed)
+                                                shuffle=True, seed=c.seed, drop_last=True)
         pin = self.device.type == "cuda"
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, sampler=self.train_sampler,
                                        num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator)

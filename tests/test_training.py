@@ -338,3 +338,19 @@ def test_data_parallel_epoch_has_the_steps_of_one_process_and_no_repeated_image(
     seen = [i for t in ranks for batch in itertools.islice(t.train_loader.batch_sampler, t.steps_per_epoch) for i in batch]
     assert len(seen) == 8 and len(set(seen)) == 8
 
+
+def test_resume_with_another_global_batch_is_refused(data, tmp_path):
+    """32 images: batch 8 gives 4 steps per epoch. Resumed after epoch 1 with batch 16 (2 steps per epoch, e.g. twice
+    the processes), the schedule read global step 4 as the end of a 2 x 2 step run: epoch 2 trained at lr 0."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    first = Trainer(config(data, tmp_path, warmup_epochs=0))
+    first.fit(until_epoch=1)
+    first.close()
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint ran 4 steps per epoch \(global batch 8 = "
+                                              r"--batch-size 8 x 1 process\(es\)\); this run would run 2 \(global batch "
+                                              r"16 = --batch-size 16 x 1 process\(es\)\).*same global batch"):
+        Trainer(config(data, tmp_path, warmup_epochs=0, batch_size=16, resume="auto"))
+    same = Trainer(config(data, tmp_path, warmup_epochs=0, resume="auto"))
+    assert same.global_step == 4 and same.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5)
+    same.close()

@@ -383,6 +383,7 @@ class Trainer:
                 f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); first mismatch: {first}") from None
+        self._check_steps_per_epoch(state)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...
@@ -408,6 +409,21 @@ class Trainer:
                           "from an uninterrupted run")
             seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
             self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
+
+    def _check_steps_per_epoch(self, state: Dict[str, Any]) -> None:
+        """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
+        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it."""
+        epochs, steps = int(state["epoch"]), int(state["global_step"])
+        if epochs < 1 or steps == epochs * self.steps_per_epoch:
+            return
+        def batches(batch_size: int, world_size: int) -> str:
+            return f"global batch {batch_size * world_size} = --batch-size {batch_size} x {world_size} process(es)"
+
+        before = batches(int((state.get("config") or {}).get("batch_size", 0)), int(state.get("world_size", 1)))
+        now = batches(self.config.batch_size, self.dist.world_size)
+        raise UserFacingError(f"--resume: the checkpoint ran {steps // epochs} steps per epoch ({before}); this run "
+                              f"would run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be "
+                              f"misplaced; resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state; in data-parallel runs also checks that the

@@ -354,3 +354,40 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     same = Trainer(config(data, tmp_path, warmup_epochs=0, resume="auto"))
     assert same.global_step == 4 and same.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5)
     same.close()
+
+
+def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_adamw():
+    """The original adds tf.contrib.layers.l2_regularizer(wd)(w) = wd * sum(w**2) / 2 to the loss for every kernel and
+    bias (convrnns utils/model_tool.py, conv(): ``regularizer=tf.contrib.layers.l2_regularizer(weight_decay)``).
+    Two momentum-SGD steps with our groups equal two plain-SGD steps on that loss; AdamW's decay is decoupled
+    from the gradient, another regulariser, so the combination is refused rather than silently different."""
+    from neurozoo import convrnn
+    from neurozoo.convrnn.training.engine import build_optimizer
+    from neurozoo.datasets.errors import UserFacingError
+
+    def two_steps(l2_in_loss: bool, decay: bool = True):
+        torch.manual_seed(0)
+        model = convrnn.create_model("rgc_shallow", num_classes=3, **TINY)
+        images, target = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 2])
+        settings = TrainConfig(model="rgc_shallow", data=".", lr=0.05, momentum=0.9, weight_decay=0.0,
+                               original_weight_decay=decay)
+        groups = model.weight_decay_groups()
+        optimizer = (torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if l2_in_loss
+                     else build_optimizer(model, settings))
+        for _ in range(2):
+            loss = unrolled_loss(model(images), target)
+            if l2_in_loss:
+                loss = loss + sum(g["weight_decay"] * p.pow(2).sum() / 2 for g in groups for p in g["params"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return model.state_dict()
+
+    ours, original, undecayed = two_steps(False), two_steps(True), two_steps(False, decay=False)
+    for name in ours:
+        assert torch.allclose(ours[name], original[name], atol=1e-8, rtol=1e-6), name
+    # the decay is visible at that tolerance, so the comparison can fail
+    assert not all(torch.allclose(undecayed[k], original[k], atol=1e-8, rtol=1e-6) for k in ours)
+    with pytest.raises(UserFacingError, match=r"--original-weight-decay is the original's L2 term in the loss.*"
+                                              r"--optimizer adamw.*--optimizer sgd"):
+        TrainConfig(model="rgc_shallow", data=".", optimizer="adamw", original_weight_decay=True).validate()

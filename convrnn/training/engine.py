@@ -101,6 +101,10 @@ class TrainConfig:
                                    ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
             if not ok:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
+        if self.original_weight_decay and self.optimizer != "sgd":
+            raise UserFacingError(f"--original-weight-decay is the original's L2 term in the loss (tf l2_regularizer), "
+                                  f"which SGD's weight decay equals; --optimizer {self.optimizer} decouples the decay from "
+                                  f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -128,7 +132,10 @@ class LRFactor:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.original_weight_decay and hasattr(model, "weight_decay_groups"):
+    if config.original_weight_decay and not hasattr(model, "weight_decay_groups"):
+        raise UserFacingError(f"--original-weight-decay: {config.model} has no original per-part L2 scales "
+                              f"(weight_decay_groups); use --weight-decay")
+    if config.original_weight_decay:
         groups = [{"params": [p for p in g["params"] if p.requires_grad], "weight_decay": g["weight_decay"]}
                   for g in model.weight_decay_groups()]
         groups = [g for g in groups if g["params"]]

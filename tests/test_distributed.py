@@ -41,7 +41,7 @@ def torchrun(data, out, nproc=2, augment=False, extra=()):
 def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
     data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
     out = tmp_path / "ddp"
-    result = torchrun(data, out)
+    result = torchrun(data, out, extra=["--channels-last"])  # DDP synchronises buffers (1x1 channels-last ones too)
     assert result.returncode == 0, result.stderr[-3000:]
 
     state = load_checkpoint(out / "last.pth")
@@ -54,7 +54,7 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
     torch.set_num_threads(1)
     try:
         single = Trainer(TrainConfig(data=str(data), out=str(tmp_path / "single"), overrides=dict(TINY),
-                                     **{**SETTINGS, "batch_size": 8}))
+                                     **{**SETTINGS, "batch_size": 8, "channels_last": True}))
         single.fit()
         single.close()
     finally:

@@ -192,6 +192,19 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[
     return [hits[:, :k].any(-1).sum() for k in ks]
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
+    memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
+    buffer (torch 2.x: 'some elements of the input tensor and the written-to tensor refer to a single memory
+    location'), which a ConvRNN has (its mean-gray blank image)."""
+    model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.dim() == 4 and buffer.shape[-2:] == (1, 1):
+                module._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
+    return model
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -233,7 +246,7 @@ class Trainer:
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
         if config.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            to_channels_last(self.model)
         self.first_readout_step = int(getattr(self.model, "first_readout_step", 0))
         n_steps = getattr(self.model, "n_steps", None)
         if n_steps is not None and n_steps <= self.first_readout_step:

@@ -391,3 +391,22 @@ def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_ad
     with pytest.raises(UserFacingError, match=r"--original-weight-decay is the original's L2 term in the loss.*"
                                               r"--optimizer adamw.*--optimizer sgd"):
         TrainConfig(model="rgc_shallow", data=".", optimizer="adamw", original_weight_decay=True).validate()
+
+
+def test_gpu_of_each_process_under_torchrun_or_one_gpu_per_task(monkeypatch):
+    """``cuda`` is cuda:LOCAL_RANK among 8 visible GPUs, cuda:0 when the launcher shows each task only its own GPU
+    (was cuda:LOCAL_RANK, an invalid device there); an explicit cuda:N that is not the process's own GPU is refused."""
+    from neurozoo.convrnn.training.distributed import resolve_device
+    from neurozoo.datasets.errors import UserFacingError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert resolve_device("cuda", local_rank=3, world_size=8) == torch.device("cuda", 3)
+    assert resolve_device("cuda:3", local_rank=3, world_size=8) == torch.device("cuda", 3)
+    assert resolve_device("cuda:5", local_rank=0, world_size=1) == torch.device("cuda", 5)
+    with pytest.raises(UserFacingError, match=r"--device cuda:0 in a run of 8 processes: this process \(LOCAL_RANK 3\) "
+                                              r"has GPU cuda:3.*share one GPU; pass --device cuda"):
+        resolve_device("cuda:0", local_rank=3, world_size=8)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto", local_rank=5, world_size=8) == torch.device("cuda", 0)
+    assert resolve_device("cuda:0", local_rank=5, world_size=8) == torch.device("cuda", 0)

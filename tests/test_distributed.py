@@ -1,8 +1,10 @@
 """Data-parallel training under torchrun on two CPU processes (gloo): bit-identical replicas, the same
 result as one process with the doubled batch, metrics reduced over ranks, one writer (rank 0)."""
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -19,20 +21,27 @@ SETTINGS = dict(model="rgc_shallow", epochs=2, batch_size=4, lr=0.05, optimizer=
                 schedule="constant", image_size=32, augment=False, workers=0, seed=3, log_every=1, quiet=True)
 
 
-def torchrun(data, out, nproc=2):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-               "-m", "neurozoo.convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
-               "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
-               "--schedule", "constant", "--image-size", "32", "--no-augment", "--workers", "0", "--seed", "3",
-               "--log-every", "1", "--quiet"] + [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+def torchrun_command(data, out, nproc=2, augment=False, extra=()):
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
+            "-m", "neurozoo.convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
+            "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
+            "--schedule", "constant", "--image-size", "32", "--workers", "0", "--seed", "3",
+            "--log-every", "1", "--quiet", *([] if augment else ["--no-augment"]), *extra] + \
+           [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(data, out, nproc=2, augment=False, extra=()):
+    return subprocess.run(torchrun_command(data, out, nproc, augment, extra), env=ENV, capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
     data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
     out = tmp_path / "ddp"
-    result = torchrun(data, out)
+    result = torchrun(data, out, extra=["--channels-last"])  # DDP synchronises buffers (1x1 channels-last ones too)
     assert result.returncode == 0, result.stderr[-3000:]
 
     state = load_checkpoint(out / "last.pth")
@@ -45,7 +54,7 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
     torch.set_num_threads(1)
     try:
         single = Trainer(TrainConfig(data=str(data), out=str(tmp_path / "single"), overrides=dict(TINY),
-                                     **{**SETTINGS, "batch_size": 8}))
+                                     **{**SETTINGS, "batch_size": 8, "channels_last": True}))
         single.fit()
         single.close()
     finally:
@@ -67,3 +76,35 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
     epochs = [r for r in ddp_rows if r["kind"] == "epoch"]
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]
+
+
+def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path):
+    """Rank 1 killed (SIGKILL) in epoch 2, torchrun stops, ``--resume`` on two ranks: the weights and every logged
+    loss equal an uninterrupted run's, with augmentation on (each rank's RNG state restored from the checkpoint)."""
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(torchrun_command(data, killed, augment=True), env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    metrics, deadline, victim = killed / "metrics.jsonl", time.time() + 120, None
+    while time.time() < deadline and process.poll() is None and victim is None:
+        if metrics.exists() and any(r["kind"] == "iter" and r["epoch"] == 2 for r in read_metrics(metrics)):
+            for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split():
+                if "RANK=1" in open(f"/proc/{pid}/environ").read().split("\0"):
+                    victim = int(pid)
+                    os.kill(victim, signal.SIGKILL)
+        time.sleep(0.01)
+    _, stderr = process.communicate(timeout=120)
+    assert victim is not None and process.returncode != 0, stderr.decode()[-2000:]
+    assert load_checkpoint(killed / "last.pth")["epoch"] == 1  # it really was cut short
+
+    resumed = torchrun(data, killed, augment=True, extra=["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = torchrun(data, tmp_path / "straight", augment=True)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    a, b = (load_checkpoint(run / "last.pth") for run in (tmp_path / "straight", killed))
+    assert a["global_step"] == b["global_step"] == 4
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+    keep = ("kind", "step", "loss", "top1", "lr", "val_loss", "val_top1")
+    rows = [[{k: r[k] for k in keep if k in r} for r in read_metrics(run / "metrics.jsonl")]
+            for run in (tmp_path / "straight", killed)]
+    assert rows[0] == rows[1] and len(rows[0]) == 6

@@ -150,3 +150,37 @@ def test_real_imagenet_sample_through_the_val_pipeline(shared_data):
     assert not torch.allclose(pixels[4, 0], pixels[4, 2], atol=0.05)  # a colour image is not grey
     mean = images[4:].mean(dim=(0, 2, 3))
     assert (mean.abs() < 1.5).all()  # normalised, not raw [0, 1] or [0, 255] pixels
+
+
+def test_classes_samples_and_preprocessing_equal_torchvisions(tmp_path):
+    """Independent reference: torchvision's ImageFolder (class index = sorted folder names, files sorted) and the
+    standard ImageNet preprocessing written out with torchvision (resize the short side to 256, center crop 224;
+    RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + horizontal flip p=0.5 for training), with the mean/std the
+    original normalises by (convrnns run_model.py normalize_ims)."""
+    import neurozoo.datasets.torchvision_compat  # noqa: F401
+    import torchvision
+    from torchvision import transforms as T
+
+    rng = np.random.default_rng(0)
+    for name in ("n02", "n10", "n01", "B", "a"):  # unsorted, mixed case: byte order as Python's sorted()
+        (tmp_path / "train" / name).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 255, (300 + 37 * i, 411, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "train" / name / f"im{i}.JPEG")
+    reference = torchvision.datasets.ImageFolder(tmp_path / "train")
+    ours = open_imagenet(tmp_path)["train"]
+    assert ours.class_to_idx == reference.class_to_idx and ours.classes == reference.classes == ["B", "a", "n01", "n02", "n10"]
+    assert ours.samples == [(str(p), label) for p, label in reference.samples]
+
+    image = load_rgb(ours.samples[-1][0])  # 337 x 411: a non-square image
+    normalise = [T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    evaluation = T.Compose([T.Resize(256), T.CenterCrop(224), *normalise])
+    assert torch.equal(build_transform(224, train=False)(image), evaluation(image))
+    training = build_transform(224, train=True)
+    crops = [t for t in training.transforms if "RandomResizedCrop" in type(t).__name__]
+    flips = [t for t in training.transforms if isinstance(t, T.RandomHorizontalFlip)]
+    assert len(crops) == 1 and crops[0].size == (224, 224) and tuple(crops[0].scale) == (0.08, 1.0)
+    assert tuple(crops[0].ratio) == pytest.approx((3 / 4, 4 / 3)) and len(flips) == 1 and flips[0].p == 0.5
+    assert len(training.transforms) == 4  # crop, flip, to-tensor, normalise: no colour jitter or other augmentation
+    assert torch.equal(training.transforms[-1].mean, torch.tensor(IMAGENET_MEAN))
+    assert torch.equal(training.transforms[-1].std, torch.tensor(IMAGENET_STD))

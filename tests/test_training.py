@@ -1,5 +1,6 @@
 """The ImageNet training loop on a tiny synthetic folder: learning, exact resume, atomic
 checkpoints, bf16 autocast + channels-last and torch.compile on CPU, the ``zoo train`` command."""
+import itertools
 import json
 import math
 import os
@@ -311,3 +312,101 @@ def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
     with pytest.raises(UserFacingError, match=rf"--out {tmp_path} already holds a run \(last.pth\): pass --resume"):
         Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     assert (tmp_path / "last.pth").read_bytes() == before
+
+
+def test_data_parallel_epoch_has_the_steps_of_one_process_and_no_repeated_image(tmp_path):
+    """11 images, global batch 4: one process trains 2 steps of distinct images; two ranks x 2 must too.
+    DistributedSampler's default padding (a copy of image 0 to make 12) gave each rank 6 indices, 3 steps:
+    one more step than one process (a different schedule length) and an image seen twice."""
+    from neurozoo.convrnn.training.distributed import DistInfo
+
+    data = write_image_folder(tmp_path / "odd", n_classes=1, per_class=11, val_per_class=0, size=8)
+
+    def built(world_size, rank, batch_size):
+        trainer = Trainer.__new__(Trainer)
+        trainer.config = config(data, tmp_path / "out", batch_size=batch_size)
+        trainer.dist = DistInfo(rank=rank, world_size=world_size)
+        trainer.device = torch.device("cpu")
+        trainer._build_data()
+        trainer.train_sampler.set_epoch(1)
+        return trainer
+
+    single = built(1, 0, 4)
+    ranks = [built(2, r, 2) for r in (0, 1)]
+    assert single.steps_per_epoch == 2
+    assert [t.steps_per_epoch for t in ranks] == [2, 2]
+    seen = [i for t in ranks for batch in itertools.islice(t.train_loader.batch_sampler, t.steps_per_epoch) for i in batch]
+    assert len(seen) == 8 and len(set(seen)) == 8
+
+
+def test_resume_with_another_global_batch_is_refused(data, tmp_path):
+    """32 images: batch 8 gives 4 steps per epoch. Resumed after epoch 1 with batch 16 (2 steps per epoch, e.g. twice
+    the processes), the schedule read global step 4 as the end of a 2 x 2 step run: epoch 2 trained at lr 0."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    first = Trainer(config(data, tmp_path, warmup_epochs=0))
+    first.fit(until_epoch=1)
+    first.close()
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint ran 4 steps per epoch \(global batch 8 = "
+                                              r"--batch-size 8 x 1 process\(es\)\); this run would run 2 \(global batch "
+                                              r"16 = --batch-size 16 x 1 process\(es\)\).*same global batch"):
+        Trainer(config(data, tmp_path, warmup_epochs=0, batch_size=16, resume="auto"))
+    same = Trainer(config(data, tmp_path, warmup_epochs=0, resume="auto"))
+    assert same.global_step == 4 and same.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5)
+    same.close()
+
+
+def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_adamw():
+    """The original adds tf.contrib.layers.l2_regularizer(wd)(w) = wd * sum(w**2) / 2 to the loss for every kernel and
+    bias (convrnns utils/model_tool.py, conv(): ``regularizer=tf.contrib.layers.l2_regularizer(weight_decay)``).
+    Two momentum-SGD steps with our groups equal two plain-SGD steps on that loss; AdamW's decay is decoupled
+    from the gradient, another regulariser, so the combination is refused rather than silently different."""
+    from neurozoo import convrnn
+    from neurozoo.convrnn.training.engine import build_optimizer
+    from neurozoo.datasets.errors import UserFacingError
+
+    def two_steps(l2_in_loss: bool, decay: bool = True):
+        torch.manual_seed(0)
+        model = convrnn.create_model("rgc_shallow", num_classes=3, **TINY)
+        images, target = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 2])
+        settings = TrainConfig(model="rgc_shallow", data=".", lr=0.05, momentum=0.9, weight_decay=0.0,
+                               original_weight_decay=decay)
+        groups = model.weight_decay_groups()
+        optimizer = (torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if l2_in_loss
+                     else build_optimizer(model, settings))
+        for _ in range(2):
+            loss = unrolled_loss(model(images), target)
+            if l2_in_loss:
+                loss = loss + sum(g["weight_decay"] * p.pow(2).sum() / 2 for g in groups for p in g["params"])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return model.state_dict()
+
+    ours, original, undecayed = two_steps(False), two_steps(True), two_steps(False, decay=False)
+    for name in ours:
+        assert torch.allclose(ours[name], original[name], atol=1e-8, rtol=1e-6), name
+    # the decay is visible at that tolerance, so the comparison can fail
+    assert not all(torch.allclose(undecayed[k], original[k], atol=1e-8, rtol=1e-6) for k in ours)
+    with pytest.raises(UserFacingError, match=r"--original-weight-decay is the original's L2 term in the loss.*"
+                                              r"--optimizer adamw.*--optimizer sgd"):
+        TrainConfig(model="rgc_shallow", data=".", optimizer="adamw", original_weight_decay=True).validate()
+
+
+def test_gpu_of_each_process_under_torchrun_or_one_gpu_per_task(monkeypatch):
+    """``cuda`` is cuda:LOCAL_RANK among 8 visible GPUs, cuda:0 when the launcher shows each task only its own GPU
+    (was cuda:LOCAL_RANK, an invalid device there); an explicit cuda:N that is not the process's own GPU is refused."""
+    from neurozoo.convrnn.training.distributed import resolve_device
+    from neurozoo.datasets.errors import UserFacingError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    assert resolve_device("cuda", local_rank=3, world_size=8) == torch.device("cuda", 3)
+    assert resolve_device("cuda:3", local_rank=3, world_size=8) == torch.device("cuda", 3)
+    assert resolve_device("cuda:5", local_rank=0, world_size=1) == torch.device("cuda", 5)
+    with pytest.raises(UserFacingError, match=r"--device cuda:0 in a run of 8 processes: this process \(LOCAL_RANK 3\) "
+                                              r"has GPU cuda:3.*share one GPU; pass --device cuda"):
+        resolve_device("cuda:0", local_rank=3, world_size=8)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto", local_rank=5, world_size=8) == torch.device("cuda", 0)
+    assert resolve_device("cuda:0", local_rank=5, world_size=8) == torch.device("cuda", 0)

@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4, help="on weights only, not on biases and norms")
     p.add_argument("--original-weight-decay", action="store_true",
                    help="the original's L2 scales instead: 2.03e-4 on median RGC kernels, 1e-4 on the feedforward "
-                        "and readout weights and biases, none elsewhere (model.weight_decay_groups())")
+                        "and readout weights and biases, none elsewhere (model.weight_decay_groups()); with --optimizer sgd "
+                        "only, whose decay equals the original's L2 loss term")
     p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine", help="learning-rate schedule, per step")
     p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warmup from lr/warmup_steps to lr")
     p.add_argument("--step-epochs", type=int, default=30, help="step schedule: decay every this many epochs")

@@ -28,8 +28,10 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> the local GPU when there is one, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK``."""
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """``auto`` -> the local GPU when there is one, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK`` modulo the visible GPUs
+    (a launcher that shows each process only its own GPU, e.g. SLURM with one GPU per task, gives LOCAL_RANK 0..7
+    and one visible device: cuda:0). An explicit ``cuda:N`` in a multi-process run must be that GPU."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -39,8 +41,13 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserFacingError(f"--device {name}: this torch build or machine has no CUDA GPU")
+        own = local_rank % max(1, torch.cuda.device_count())
         if device.index is None:
-            device = torch.device("cuda", local_rank)
+            device = torch.device("cuda", own)
+        elif world_size > 1 and device.index != own:
+            raise UserFacingError(f"--device {name} in a run of {world_size} processes: this process (LOCAL_RANK "
+                                  f"{local_rank}) has GPU cuda:{own}, and every process given cuda:{device.index} would "
+                                  f"share one GPU; pass --device cuda (or auto)")
     return device
 
 
@@ -48,7 +55,7 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    resolved = resolve_device(device, local_rank)
+    resolved = resolve_device(device, local_rank, world_size)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     if world_size > 1 and not dist.is_initialized():

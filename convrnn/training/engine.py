@@ -101,6 +101,10 @@ class TrainConfig:
                                    ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
             if not ok:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
+        if self.original_weight_decay and self.optimizer != "sgd":
+            raise UserFacingError(f"--original-weight-decay is the original's L2 term in the loss (tf l2_regularizer), "
+                                  f"which SGD's weight decay equals; --optimizer {self.optimizer} decouples the decay from "
+                                  f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -128,7 +132,10 @@ class LRFactor:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.original_weight_decay and hasattr(model, "weight_decay_groups"):
+    if config.original_weight_decay and not hasattr(model, "weight_decay_groups"):
+        raise UserFacingError(f"--original-weight-decay: {config.model} has no original per-part L2 scales "
+                              f"(weight_decay_groups); use --weight-decay")
+    if config.original_weight_decay:
         groups = [{"params": [p for p in g["params"] if p.requires_grad], "weight_decay": g["weight_decay"]}
                   for g in model.weight_decay_groups()]
         groups = [g for g in groups if g["params"]]
@@ -185,6 +192,19 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[
     return [hits[:, :k].any(-1).sum() for k in ks]
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
+    memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
+    buffer (torch 2.x: 'some elements of the input tensor and the written-to tensor refer to a single memory
+    location'), which a ConvRNN has (its mean-gray blank image)."""
+    model.to(memory_format=torch.channels_last)
+    for module in model.modules():
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.dim() == 4 and buffer.shape[-2:] == (1, 1):
+                module._buffers[name] = buffer.clone(memory_format=torch.contiguous_format)
+    return model
+
+
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -226,7 +246,7 @@ class Trainer:
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
         if config.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            to_channels_last(self.model)
         self.first_readout_step = int(getattr(self.model, "first_readout_step", 0))
         n_steps = getattr(self.model, "n_steps", None)
         if n_steps is not None and n_steps <= self.first_readout_step:
@@ -284,8 +304,11 @@ class Trainer:
         self.classes = list(self.train_set.classes)
         self.generator = torch.Generator()
         self.generator.manual_seed(c.seed + d.rank)
+        # drop_last: the tail of the shuffled order that does not divide among the ranks is left out, not padded
+        # with copies of the first images, so an epoch has N // (W * B) steps of distinct images, as one process
+        # with the global batch W * B (the loader drops the incomplete batch either way)
         self.train_sampler = DistributedSampler(self.train_set, num_replicas=d.world_size, rank=d.rank,
-                                                shuffle=True, seed=c.seed)
+                                                shuffle=True, seed=c.seed, drop_last=True)
         pin = self.device.type == "cuda"
         self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, sampler=self.train_sampler,
                                        num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator)
@@ -380,6 +403,7 @@ class Trainer:
                 f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); first mismatch: {first}") from None
+        self._check_steps_per_epoch(state)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...
@@ -405,6 +429,21 @@ class Trainer:
                           "from an uninterrupted run")
             seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
             self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
+
+    def _check_steps_per_epoch(self, state: Dict[str, Any]) -> None:
+        """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
+        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it."""
+        epochs, steps = int(state["epoch"]), int(state["global_step"])
+        if epochs < 1 or steps == epochs * self.steps_per_epoch:
+            return
+        def batches(batch_size: int, world_size: int) -> str:
+            return f"global batch {batch_size * world_size} = --batch-size {batch_size} x {world_size} process(es)"
+
+        before = batches(int((state.get("config") or {}).get("batch_size", 0)), int(state.get("world_size", 1)))
+        now = batches(self.config.batch_size, self.dist.world_size)
+        raise UserFacingError(f"--resume: the checkpoint ran {steps // epochs} steps per epoch ({before}); this run "
+                              f"would run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be "
+                              f"misplaced; resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state; in data-parallel runs also checks that the

@@ -171,6 +171,12 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         stim = _numeric(path, f, f"{split}/stimulus", f"(T, {FRAME_SIZE}, {FRAME_SIZE})")
         if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
+        if stim.dtype == np.uint8:  # models and fits here take the stimulus as stored (README, data sets)
+            import warnings
+
+            warnings.warn(f"{path}: {split}/stimulus is uint8 (0-255 intensities); it is used as stored, while "
+                          "deep-retina z-scores it on load: z-score it first (zero mean, unit variance) to fit as "
+                          "they did", stacklevel=2)
         T = stim.shape[0]
         if T < N_FRAMES:
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}) with T >= {N_FRAMES} "

@@ -109,7 +109,8 @@ def test_our_reader_reads_a_file_laid_out_as_deepretina_reads_it(tmp_path):
             f[f"train/stas/cell{c + 1:02d}"] = rng.standard_normal((N_FRAMES, 50, 50))  # datas.py reads these
             f[f"test/repeats/cell{c + 1:02d}"] = rng.gamma(2.0, 3.0, (R, Tt))
             f[f"spikes/cell{c + 1:02d}"] = np.sort(rng.uniform(0, 0.6, 9))
-    train, test = read_experiment(path, "train"), read_experiment(path, "test")
+    with pytest.warns(UserWarning, match="is uint8"):  # see test_a_uint8_stimulus_is_read_with_a_warning_to_zscore_it
+        train, test = read_experiment(path, "train"), read_experiment(path, "test")
     X, y, _ = _deepretina_loadexpt(path, list(range(C)), "train", N_FRAMES)
     w = StimulusWindows(train.stimulus, train.response(), target_lag=1)
     b = w.batch(np.arange(len(w)))
@@ -435,3 +436,15 @@ def test_heldout_evaluation_with_deepretinas_alignment(tmp_path):
     ours = evaluate(LastFrame(), path)["correlation"].iloc[0]
     theirs = evaluate(LastFrame(), path, target_lag=1)["correlation"].iloc[0]
     assert theirs == pytest.approx(1.0, abs=1e-6) and abs(ours) < 0.2
+
+
+def test_a_uint8_stimulus_is_read_with_a_warning_to_zscore_it(tmp_path):
+    """deep-retina z-scores the stimulus on load; we use it as stored, so raw 0-255 intensities would be fitted as
+    such without a word."""
+    T = 60
+    stim = np.random.default_rng(1).integers(0, 256, (T, 50, 50)).astype(np.uint8)
+    split = {"stimulus": stim, "time": np.arange(T) * 0.01, "response": {"firing_rate_10ms": np.ones((1, T))}}
+    path = write_experiment(tmp_path / "u8.h5", split, {**split, "repeats": {"cell01": np.ones((2, T))}})
+    with pytest.warns(UserWarning, match="train/stimulus is uint8 .* z-score it first"):
+        recording = read_experiment(path, "train")
+    assert recording.stimulus.max() > 1  # as stored

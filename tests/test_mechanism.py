@@ -65,7 +65,9 @@ def test_the_pathway_model_scores_one_and_models_missing_a_pathway_score_less():
     no_on = _pathway_model()
     with torch.no_grad():
         no_on.conv1.weight[0] = 0.0
+    no_on.train()  # analysed in eval mode, handed back in training mode
     ablated = mechanism_recovery(no_on, truth, k=2, cells=[0], reduce=False)
+    assert no_on.training
     assert ablated["value"] == 0.5 and "on" not in ablated["channels"]["type"]
 
     neither = _pathway_model()

@@ -46,8 +46,12 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     pathways = truth.osr_pathways(movie)
     on, off = np.maximum(pathways["on"], 0).mean(1), pathways["off"].mean(1)  # full field: subunits alike
     padded = torch.as_tensor(np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
-    with torch.no_grad():
-        activity = layer_activation(model.eval(), padded, 1).mean((2, 3)).double().numpy()  # (T, C)
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            activity = layer_activation(model.eval(), padded, 1).mean((2, 3)).double().numpy()  # (T, C)
+    finally:
+        model.train(was_training)
     r_on = np.nan_to_num([_correlation(a, on) for a in activity.T])  # a silent channel: 0
     r_off = np.nan_to_num([_correlation(a, off) for a in activity.T])
     kind = np.where((r_on >= min_correlation) & (r_on > r_off), "on",
@@ -67,10 +71,18 @@ def post_omission_ranking(model, cell: int, period: int = 10, window: int = 40, 
 def mechanism_recovery(model, truth=None, k: int = 2, period: int = 10, cells: Optional[Sequence[int]] = None,
                        reduce: bool = True) -> Dict:
     """Per ground-truth OSR cell: the top ``k`` channels, their types, the score and whether the reduced model keeps
-    the OSR; ``value``: mean score; ``channels``: each channel's correlations and type."""
+    the OSR; ``value``: mean score; ``channels``: each channel's correlations and type. Runs in eval mode and
+    restores the model's mode."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
-    truth = truth or default_retina()
+    was_training = model.training
+    try:
+        return _mechanism_recovery(model.eval(), truth or default_retina(), k, period, cells, reduce)
+    finally:
+        model.train(was_training)
+
+
+def _mechanism_recovery(model, truth, k, period, cells, reduce):
     if cells is None:
         cells = np.flatnonzero(omitted_stimulus_response(truth).is_osr)
     types = channel_types(model, truth)

@@ -49,17 +49,22 @@ class ReducedModel(nn.Module):
 
 
 def baseline_activity(model: nn.Module, layer: int) -> torch.Tensor:
-    """``(C, H, W)``: each unit's activation on the grey (zero) stimulus window, in eval mode."""
-    model.eval()
+    """``(C, H, W)``: each unit's activation on the grey (zero) stimulus window, in eval mode (the model's mode is
+    restored)."""
+    was_training = model.training
     grey = torch.zeros(1, model.n_frames, model.frame_size, model.frame_size,
                        dtype=model.conv1.weight.dtype, device=model.conv1.weight.device)
-    with torch.no_grad():
-        return layer_activation(model, grey, layer)[0]
+    try:
+        with torch.no_grad():
+            return layer_activation(model.eval(), grey, layer)[0]
+    finally:
+        model.train(was_training)
 
 
 def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = "baseline",
                  x: Optional[torch.Tensor] = None) -> ReducedModel:
-    """A :class:`ReducedModel`; ``fill="mean"`` needs stimulus windows ``x`` to average the dropped units over."""
+    """A :class:`ReducedModel`; ``fill="mean"`` needs stimulus windows ``x`` to average the dropped units over.
+    The reduced model is returned in eval mode, and with it ``model`` (its submodule)."""
     fill_values = None
     if fill == "baseline":
         fill_values = baseline_activity(model, layer)
@@ -85,8 +90,16 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     how much of the full model's response to ``x`` the reduced model keeps.
 
     ``correlation``: Pearson r between reduced and full responses over the windows; ``variance_explained``:
-    ``1 - var(full - reduced) / var(full)``; also the ranking, normalised importances and the completeness gap."""
-    model.eval()
+    ``1 - var(full - reduced) / var(full)``; also the ranking, normalised importances and the completeness gap.
+    Runs in eval mode and restores the model's mode."""
+    was_training = model.training
+    try:
+        return _reduction_report(model.eval(), x, cell, layer, k, steps, fill)
+    finally:
+        model.train(was_training)
+
+
+def _reduction_report(model, x, cell, layer, k, steps, fill):
     attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps)
     order = rank_units(attribution)
     reduced = reduce_model(model, layer, order[:k], fill=fill, x=x)

@@ -84,3 +84,19 @@ def test_baseline_fill_holds_dropped_units_at_their_resting_activity():
         assert (reduce_model(model, 1, [0], fill="zero")(grey) - full).abs().max() > 1e-3
         # the kept unit still carries its stimulus-dependent part
         assert not torch.allclose(reduce_model(model, 1, [2])(x), baseline(x))
+
+
+def test_reduction_leaves_the_model_in_the_mode_it_was_in():
+    """Like integrated_gradients, the reduction's analyses run in eval mode and hand the model back as they found it
+    (a model analysed mid-training must keep training with batch statistics and noise)."""
+    from neurozoo.retina.reduction import baseline_activity
+
+    model, x = _model(important=(2, 5)), _movie(4)
+    model.train()
+    baseline_activity(model, 1)
+    assert model.training
+    report = reduction_report(model, x, cell=0, layer=1, k=2, steps=4)
+    assert model.training and report["kept_units"] == [2, 5]
+    model.eval()
+    reduction_report(model, x, cell=0, layer=1, k=2, steps=4)
+    assert not model.training

@@ -50,3 +50,31 @@ def test_mechanism_benchmark_registered_and_a_model_without_hidden_units_scores_
     score = bench.score(create_model("ln", n_cells=12))
     assert score.value == 0.0 and score.raw == 0.0 and score.provenance["data_sha256"]
     assert score.provenance["settings"]["mechanism"]["note"] == "no first-layer units to attribute"
+
+
+def test_the_pathway_model_scores_one_and_models_missing_a_pathway_score_less():
+    """The score tells the right circuit from ablated ones: both pathways -> 1; the ON pathway removed -> 0.5 (its
+    OFF channel found, no ON one); both replaced by a channel of neither kind (a sustained, unrectified-looking
+    full-field filter) -> 0."""
+    from neurozoo.retina.mechanism import mechanism_recovery
+
+    truth = default_retina()
+    full = mechanism_recovery(_pathway_model(), truth, k=2, cells=[0], reduce=False)
+    assert full["value"] == 1.0 and sorted(full["cells"][0]["top_types"]) == ["off", "on"]
+
+    no_on = _pathway_model()
+    with torch.no_grad():
+        no_on.conv1.weight[0] = 0.0
+    no_on.train()  # analysed in eval mode, handed back in training mode
+    ablated = mechanism_recovery(no_on, truth, k=2, cells=[0], reduce=False)
+    assert no_on.training
+    assert ablated["value"] == 0.5 and "on" not in ablated["channels"]["type"]
+
+    neither = _pathway_model()
+    with torch.no_grad():
+        neither.conv1.weight[:2] = 0.0
+        neither.conv1.weight[2, -20:] = 1.0 / (20 * 225)  # a 20-frame box filter: a slow, linear-like channel
+        neither.conv1.bias[2] = 0.5
+        neither.conv2.weight[0, 2] = 1.0 / 121
+    wrong = mechanism_recovery(neither, truth, k=2, cells=[0], reduce=False)
+    assert wrong["value"] == 0.0 and wrong["channels"]["type"][2] == "", wrong["channels"]

@@ -21,6 +21,7 @@ A "unit" is a channel (a cell type): attributions are summed over its spatial po
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -28,6 +29,17 @@ import numpy as np
 import torch
 
 from neurozoo.retina.fast_conv import conv_first_layer
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """``model`` in eval mode within (BatchNorm's running statistics, no noise); its own mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def first_layer_input(model, x: torch.Tensor) -> torch.Tensor:
@@ -88,9 +100,7 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
 
     Runs the model in eval mode (BatchNorm running statistics, no noise) and restores its mode.
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = x.detach()
         baseline = torch.zeros_like(x) if baseline is None else baseline.detach().expand_as(x)
         head = layer_head(model, layer)
@@ -115,8 +125,6 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
         with torch.no_grad():
             out1 = head(z_prev)[:, cell]
         return Attribution(total.detach(), out1, out0, cell, layer)
-    finally:
-        model.train(was_training)
 
 
 def rank_units(attribution: Attribution, by: str = "abs") -> np.ndarray:

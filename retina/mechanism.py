@@ -26,7 +26,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
+from neurozoo.retina.attribution import eval_mode, integrated_gradients, layer_activation, rank_units
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
 from neurozoo.retina.reduction import _correlation, reduce_model
@@ -46,12 +46,8 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     pathways = truth.osr_pathways(movie)
     on, off = np.maximum(pathways["on"], 0).mean(1), pathways["off"].mean(1)  # full field: subunits alike
     padded = torch.as_tensor(np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            activity = layer_activation(model.eval(), padded, 1).mean((2, 3)).double().numpy()  # (T, C)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        activity = layer_activation(model, padded, 1).mean((2, 3)).double().numpy()  # (T, C)
     r_on = np.nan_to_num([_correlation(a, on) for a in activity.T])  # a silent channel: 0
     r_off = np.nan_to_num([_correlation(a, off) for a in activity.T])
     kind = np.where((r_on >= min_correlation) & (r_on > r_off), "on",
@@ -75,28 +71,22 @@ def mechanism_recovery(model, truth=None, k: int = 2, period: int = 10, cells: O
     restores the model's mode."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
-    was_training = model.training
-    try:
-        return _mechanism_recovery(model.eval(), truth or default_retina(), k, period, cells, reduce)
-    finally:
-        model.train(was_training)
-
-
-def _mechanism_recovery(model, truth, k, period, cells, reduce):
-    if cells is None:
-        cells = np.flatnonzero(omitted_stimulus_response(truth).is_osr)
-    types = channel_types(model, truth)
-    rows = []
-    for cell in cells:
-        top = post_omission_ranking(model, int(cell), period)[:k]
-        kinds = {str(types["type"][c]) for c in top} - {""}
-        row = {"cell": int(cell), "top_units": [int(c) for c in top], "top_types": [str(types["type"][c]) for c in top],
-               "score": len(kinds & {"on", "off"}) / 2}
-        if reduce:
-            reduced = reduce_model(model, 1, top, fill="baseline")
-            result = omitted_stimulus_response(reduced, cells=[int(cell)])
-            row.update(reduced_osr=bool(result.is_osr[0]), reduced_slope=float(result.slope[0]))
-        rows.append(row)
-    return {"value": float(np.mean([r["score"] for r in rows])) if rows else float("nan"), "cells": rows,
-            "channels": {"r_on": types["r_on"].round(3).tolist(), "r_off": types["r_off"].round(3).tolist(),
-                         "type": types["type"].tolist()}}
+    truth = truth or default_retina()
+    with eval_mode(model):
+        if cells is None:
+            cells = np.flatnonzero(omitted_stimulus_response(truth).is_osr)
+        types = channel_types(model, truth)
+        rows = []
+        for cell in cells:
+            top = post_omission_ranking(model, int(cell), period)[:k]
+            kinds = {str(types["type"][c]) for c in top} - {""}
+            row = {"cell": int(cell), "top_units": [int(c) for c in top],
+                   "top_types": [str(types["type"][c]) for c in top], "score": len(kinds & {"on", "off"}) / 2}
+            if reduce:
+                reduced = reduce_model(model, 1, top, fill="baseline")
+                result = omitted_stimulus_response(reduced, cells=[int(cell)])
+                row.update(reduced_osr=bool(result.is_osr[0]), reduced_slope=float(result.slope[0]))
+            rows.append(row)
+        return {"value": float(np.mean([r["score"] for r in rows])) if rows else float("nan"), "cells": rows,
+                "channels": {"r_on": types["r_on"].round(3).tolist(), "r_off": types["r_off"].round(3).tolist(),
+                             "type": types["type"].tolist()}}

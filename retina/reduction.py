@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
+from neurozoo.retina.attribution import eval_mode, integrated_gradients, layer_activation, layer_head, rank_units
 
 
 class ReducedModel(nn.Module):
@@ -51,14 +51,10 @@ class ReducedModel(nn.Module):
 def baseline_activity(model: nn.Module, layer: int) -> torch.Tensor:
     """``(C, H, W)``: each unit's activation on the grey (zero) stimulus window, in eval mode (the model's mode is
     restored)."""
-    was_training = model.training
     grey = torch.zeros(1, model.n_frames, model.frame_size, model.frame_size,
                        dtype=model.conv1.weight.dtype, device=model.conv1.weight.device)
-    try:
-        with torch.no_grad():
-            return layer_activation(model.eval(), grey, layer)[0]
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        return layer_activation(model, grey, layer)[0]
 
 
 def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = "baseline",
@@ -92,30 +88,23 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     ``correlation``: Pearson r between reduced and full responses over the windows; ``variance_explained``:
     ``1 - var(full - reduced) / var(full)``; also the ranking, normalised importances and the completeness gap.
     Runs in eval mode and restores the model's mode."""
-    was_training = model.training
-    try:
-        return _reduction_report(model.eval(), x, cell, layer, k, steps, fill)
-    finally:
-        model.train(was_training)
-
-
-def _reduction_report(model, x, cell, layer, k, steps, fill):
-    attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps)
-    order = rank_units(attribution)
-    reduced = reduce_model(model, layer, order[:k], fill=fill, x=x)
-    with torch.no_grad():
-        full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
-        reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
-    residual = full_rates - reduced_rates
-    variance = full_rates.var()
-    per_unit = attribution.per_unit().abs().mean(0).cpu().numpy()
-    return {
-        "cell": cell, "layer": layer, "k": k, "fill": fill,
-        "ranking": order.tolist(),
-        "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
-        "kept_units": sorted(order[:k].tolist()),
-        "correlation": _correlation(full_rates, reduced_rates),
-        "variance_explained": float(1 - residual.var() / variance) if variance > 0 else float("nan"),
-        "completeness_gap": float(attribution.completeness_gap().abs().max()),
-        "reduced_rates": reduced_rates, "full_rates": full_rates,
-    }
+    with eval_mode(model):
+        attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps)
+        order = rank_units(attribution)
+        reduced = reduce_model(model, layer, order[:k], fill=fill, x=x)
+        with torch.no_grad():
+            full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
+            reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
+        residual = full_rates - reduced_rates
+        variance = full_rates.var()
+        per_unit = attribution.per_unit().abs().mean(0).cpu().numpy()
+        return {
+            "cell": cell, "layer": layer, "k": k, "fill": fill,
+            "ranking": order.tolist(),
+            "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
+            "kept_units": sorted(order[:k].tolist()),
+            "correlation": _correlation(full_rates, reduced_rates),
+            "variance_explained": float(1 - residual.var() / variance) if variance > 0 else float("nan"),
+            "completeness_gap": float(attribution.completeness_gap().abs().max()),
+            "reduced_rates": reduced_rates, "full_rates": full_rates,
+        }

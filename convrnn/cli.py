@@ -65,7 +65,7 @@ def parse_overrides(pairs) -> dict:
 def _info(args) -> int:
     from neurozoo import convrnn
     from neurozoo.convrnn.profile import flops, parameter_counts
-    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.datasets.text_table import format_table
 
     model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
     counts = parameter_counts(model)

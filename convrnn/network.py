@@ -320,6 +320,12 @@ class ConvRNN(nn.Module):
 
         return make_fast(self, **options)
 
+    def to_reference(self) -> "ConvRNN":
+        """Switch this model back to the reference path in place (see ``convrnn.fast.to_reference``); returns it."""
+        from neurozoo.convrnn.fast import to_reference
+
+        return to_reference(self)
+
     def forward(
         self,
         x: torch.Tensor,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from neurozoo.datasets.text_table import format_table
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered models, benchmarks and data sets")
@@ -30,15 +32,6 @@ def registry_rows(kind: str = "all"):
 
         rows += [("dataset", "retina", f"embedded:{name}", text) for name, text in DESCRIPTIONS.items()]
     return rows
-
-
-def format_table(header, rows) -> str:
-    rows = [tuple(str(c) for c in r) for r in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    out = [line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
 
 
 def _list(args) -> int:

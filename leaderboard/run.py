@@ -57,7 +57,7 @@ def db_path_folder(url: str) -> str:
 
 
 def format_ranking(db) -> str:
-    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.datasets.text_table import format_table
     from neurozoo.leaderboard.views import board
 
     context = board(db)

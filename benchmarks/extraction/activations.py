@@ -340,9 +340,7 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
         if hooks is not None:
             hooks.remove()
         if switched:
-            from neurozoo.convrnn.fast import to_reference
-
-            to_reference(model)
+            model.to_reference()
             model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     return {layer: activation_array(torch.cat(chunks[layer]).numpy(), stimuli, bins, layer) for layer in layers}

@@ -37,6 +37,7 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.provenance import code_version, git_commit, module_sha256
+from neurozoo.datasets.torch_files import state_mismatch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -396,13 +397,12 @@ class Trainer:
     def load_state(self, state: Dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(state["model"])
-        except RuntimeError as error:
+        except RuntimeError:
             saved = state.get("config") or {}
-            first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
             raise UserFacingError(
                 f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
-                f"{self.config.overrides}); first mismatch: {first}") from None
+                f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
         self._check_steps_per_epoch(state)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))

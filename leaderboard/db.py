@@ -166,7 +166,7 @@ class LeaderboardDB(ResultsStore):
         """Revoke ``token``, or every token of ``user``; returns how many were live. A revoked token is refused
         from then on (:meth:`user_for_token`); its row stays, so the user keeps their submissions."""
         if (token is None) == (user is None):
-            raise ValueError("revoke_tokens: give a token or a user, not both")
+            raise ValueError("give a token or a user (one of the two)")
         with Session(self.engine) as session, session.begin():
             query = select(TokenRow).where(TokenRow.revoked.is_(False))
             if token is not None:

@@ -1,4 +1,4 @@
-"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create``, ``zoo submit``."""
+"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create|revoke``, ``zoo submit``."""
 from __future__ import annotations
 
 import argparse
@@ -147,9 +147,10 @@ def _token_revoke(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.db import LeaderboardDB
 
-    if (args.token is None) == (args.user is None):
-        raise UserFacingError("zoo token revoke: give a TOKEN or --user USER (one of the two)")
-    count = LeaderboardDB(args.db).revoke_tokens(token=args.token, user=args.user)
+    try:
+        count = LeaderboardDB(args.db).revoke_tokens(token=args.token, user=args.user)
+    except ValueError as error:
+        raise UserFacingError(f"token revoke: {error}") from None
     if not count:
         raise UserFacingError("no live token of user " + repr(args.user) if args.user
                               else "no live token matches (unknown or already revoked)")

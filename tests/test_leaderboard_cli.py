@@ -19,7 +19,14 @@ def test_a_leaked_token_is_revoked_and_refused(tmp_path, capsys):
     assert "no live token matches" in capsys.readouterr().err
     assert main(["token", "revoke", "--user", "dave", "--db", url]) == 0
     assert [db.user_for_token(t) for t in tokens] == [None, None, "erin"]
-    assert main(["token", "revoke", "--db", url]) == 2 and "give a TOKEN or --user USER" in capsys.readouterr().err
+
+
+def test_token_revoke_without_or_with_both_token_and_user_is_one_line_from_the_db_check(tmp_path, capsys):
+    """The check lives once, in LeaderboardDB.revoke_tokens; the command turns its ValueError into exit 2."""
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    for argv in (["token", "revoke"], ["token", "revoke", "some-token", "--user", "dave"]):
+        assert main(argv + ["--db", url]) == 2
+        assert capsys.readouterr().err == "zoo token: error: token revoke: give a token or a user (one of the two)\n"
 
 
 def test_token_submit_refusal_and_status(tmp_path, capsys):

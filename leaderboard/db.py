@@ -178,6 +178,17 @@ class LeaderboardDB(ResultsStore):
                 row.revoked = True
         return len(rows)
 
+    def tokens(self, user: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Every token (or ``user``'s), oldest first: id, user, the first 8 hex digits of its sha256 (the secret
+        itself is never stored), created_at, revoked."""
+        with Session(self.engine) as session:
+            query = (select(TokenRow.id, UserRow.name, TokenRow.token_sha256, TokenRow.created_at, TokenRow.revoked)
+                     .join(UserRow, TokenRow.user_id == UserRow.id).order_by(TokenRow.id))
+            if user is not None:
+                query = query.where(UserRow.name == user)
+            return [{"id": id_, "user": name, "sha256_prefix": digest[:8], "created_at": _aware(created),
+                     "revoked": bool(revoked)} for id_, name, digest, created, revoked in session.execute(query)]
+
     def user_for_token(self, token: Optional[str]) -> Optional[str]:
         if not token:
             return None

@@ -1,4 +1,4 @@
-"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create|revoke``, ``zoo submit``."""
+"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create|revoke|list``, ``zoo submit``."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--user")
     r.add_argument("--db")
     r.set_defaults(handler=_token_revoke)
+    t = tsub.add_parser("list", help="list tokens (of --user USER, or all): id, user, sha256 prefix, created, revoked; "
+                                     "never the secret, which is not stored")
+    t.add_argument("--user")
+    t.add_argument("--db")
+    t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
                        description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
@@ -155,6 +160,20 @@ def _token_revoke(args) -> int:
         raise UserFacingError("no live token of user " + repr(args.user) if args.user
                               else "no live token matches (unknown or already revoked)")
     print(f"revoked {count} token{'s' if count > 1 else ''}" + (f" of {args.user}" if args.user else ""))
+    return 0
+
+
+def _token_list(args) -> int:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.leaderboard.db import LeaderboardDB
+
+    tokens = LeaderboardDB(args.db).tokens(user=args.user)
+    if not tokens and args.user is not None:
+        raise UserFacingError(f"token list: no token of user {args.user!r}")
+    print(format_table(("id", "user", "sha256 prefix", "created", "revoked"),
+                       [(t["id"], t["user"], t["sha256_prefix"], t["created_at"].isoformat(timespec="seconds"),
+                         "yes" if t["revoked"] else "no") for t in tokens]))
     return 0
 
 

@@ -21,8 +21,8 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select,
-                        update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select,
+                        text, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
@@ -63,6 +63,9 @@ class TokenRow(Base):
 
 class SubmissionRow(Base):
     __tablename__ = "lb_submissions"
+    # the same files under the same name once: enforced by the database, so two identical uploads at the same
+    # instant cannot both insert (a check before the insert could not stop that)
+    __table_args__ = (Index("uq_submission_files", "name", "sha256", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"), index=True)
@@ -147,6 +150,30 @@ class LeaderboardDB(ResultsStore):
                 cursor.close()
 
             self.engine.dispose()
+        self._add_unique_submission_index()
+
+    def _add_unique_submission_index(self) -> None:
+        """``create_all`` makes the index with a new table, not on an older database's existing one."""
+        import warnings
+
+        from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+        [index] = [i for i in SubmissionRow.__table__.indexes if i.name == "uq_submission_files"]
+        try:
+            index.create(self.engine, checkfirst=True)
+        except IntegrityError:
+            warnings.warn(f"{self.url}: identical submissions (same name and files) are stored twice, so the unique "
+                          "index uq_submission_files cannot be added; new duplicates are refused by a check only")
+        except (OperationalError, ProgrammingError) as error:
+            if "already exists" not in str(error):  # another process added it at the same time
+                raise
+
+    def _begin_writing(self, session: Session) -> None:
+        """SQLite: take the write lock at once (BEGIN IMMEDIATE). A concurrent writer then waits (busy_timeout)
+        and reads what this transaction wrote; with a deferred BEGIN, a transaction that had read before the
+        other committed failed with 'database is locked'. Other databases lock rows as they write."""
+        if self.engine.dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
 
     # ---------------------------------------------------------------------------------------- users / tokens
     def create_token(self, user: str) -> str:
@@ -211,8 +238,10 @@ class LeaderboardDB(ResultsStore):
 
         try:
             return self._add_submission(name, folder, sha256, meta, user, jobs)
-        except IntegrityError:  # another user claimed the name between our check and insert
+        except IntegrityError:  # a concurrent submission of the name, or of the same files, committed first
             self._claim_name(None, name, user, check_only=True)
+            with Session(self.engine) as session:
+                self._refuse_identical(session, name, sha256)
             raise
 
     def _claim_name(self, session: Optional[Session], name: str, user: Optional[str], check_only: bool = False):
@@ -238,19 +267,25 @@ class LeaderboardDB(ResultsStore):
             if session is None:
                 own.close()
 
+    @staticmethod
+    def _refuse_identical(session: Session, name: str, sha256: str) -> None:
+        """Its jobs have the same keys: a new row would get none and stay queued for good."""
+        earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
+                                                              SubmissionRow.sha256 == sha256)).first()
+        if earlier is not None:
+            from neurozoo.leaderboard.submission import AlreadySubmitted
+
+            raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
+                                   f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
+
     def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
         with Session(self.engine) as session, session.begin():
+            self._begin_writing(session)
             if user is not None and self._user_id(session, user) is None:
                 session.add(UserRow(name=user, created_at=now()))
                 session.flush()
             self._claim_name(session, name, user)
-            earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
-                                                                  SubmissionRow.sha256 == sha256)).first()
-            if earlier is not None:  # its jobs have the same keys: a new row would get none and stay queued
-                from neurozoo.leaderboard.submission import AlreadySubmitted
-
-                raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
-                                       f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
+            self._refuse_identical(session, name, sha256)  # the usual case; the unique index covers a race
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)

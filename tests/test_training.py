@@ -411,3 +411,13 @@ def test_gpu_of_each_process_under_torchrun_or_one_gpu_per_task(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("auto", local_rank=5, world_size=8) == torch.device("cuda", 0)
     assert resolve_device("cuda:0", local_rank=5, world_size=8) == torch.device("cuda", 0)
+
+
+def test_evaluation_hands_the_model_back_in_training_mode_even_when_it_fails(data, tmp_path):
+    """evaluate() set eval mode and train mode again by hand: a failing batch left the model in eval mode."""
+    trainer = Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    trainer.model.train()
+    trainer.eval_model = lambda images: (_ for _ in ()).throw(RuntimeError("a failing batch"))
+    with pytest.raises(RuntimeError, match="a failing batch"):
+        trainer.evaluate()
+    assert trainer.model.training

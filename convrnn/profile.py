@@ -7,6 +7,8 @@ from typing import Dict
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from neurozoo.datasets.model_modes import eval_mode
+
 
 def parameter_counts(model: torch.nn.Module) -> "OrderedDict[str, int]":
     """Trainable parameters per part: each layer's feedforward stage and cell, feedback, readout."""
@@ -36,11 +38,9 @@ def flops(model: torch.nn.Module, image_size: int = 224, n_steps: int = None) ->
     ``per_step`` is the steady-state cost of one step once every layer is active, measured as the
     difference between unrolling ``first_readout_step + 1`` and ``first_readout_step`` steps;
     ``total`` is the whole unrolled forward over ``n_steps`` (every layer runs at every step)."""
-    was_training = model.training
-    model.eval()
     n_steps = n_steps or model.n_steps
     warm = model.first_readout_step
-    per_step = _forward_flops(model, image_size, warm + 1) - _forward_flops(model, image_size, warm)
-    total = _forward_flops(model, image_size, n_steps)
-    model.train(was_training)
+    with eval_mode(model):
+        per_step = _forward_flops(model, image_size, warm + 1) - _forward_flops(model, image_size, warm)
+        total = _forward_flops(model, image_size, n_steps)
     return {"per_step": float(per_step), "total": float(total), "n_steps": n_steps, "image_size": image_size}

@@ -21,8 +21,8 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, select,
-                        update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select,
+                        text, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
@@ -63,6 +63,9 @@ class TokenRow(Base):
 
 class SubmissionRow(Base):
     __tablename__ = "lb_submissions"
+    # the same files under the same name once: enforced by the database, so two identical uploads at the same
+    # instant cannot both insert (a check before the insert could not stop that)
+    __table_args__ = (Index("uq_submission_files", "name", "sha256", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"), index=True)
@@ -147,6 +150,30 @@ class LeaderboardDB(ResultsStore):
                 cursor.close()
 
             self.engine.dispose()
+        self._add_unique_submission_index()
+
+    def _add_unique_submission_index(self) -> None:
+        """``create_all`` makes the index with a new table, not on an older database's existing one."""
+        import warnings
+
+        from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+        [index] = [i for i in SubmissionRow.__table__.indexes if i.name == "uq_submission_files"]
+        try:
+            index.create(self.engine, checkfirst=True)
+        except IntegrityError:
+            warnings.warn(f"{self.url}: identical submissions (same name and files) are stored twice, so the unique "
+                          "index uq_submission_files cannot be added; new duplicates are refused by a check only")
+        except (OperationalError, ProgrammingError) as error:
+            if "already exists" not in str(error):  # another process added it at the same time
+                raise
+
+    def _begin_writing(self, session: Session) -> None:
+        """SQLite: take the write lock at once (BEGIN IMMEDIATE). A concurrent writer then waits (busy_timeout)
+        and reads what this transaction wrote; with a deferred BEGIN, a transaction that had read before the
+        other committed failed with 'database is locked'. Other databases lock rows as they write."""
+        if self.engine.dialect.name == "sqlite":
+            session.execute(text("BEGIN IMMEDIATE"))
 
     # ---------------------------------------------------------------------------------------- users / tokens
     def create_token(self, user: str) -> str:
@@ -166,7 +193,7 @@ class LeaderboardDB(ResultsStore):
         """Revoke ``token``, or every token of ``user``; returns how many were live. A revoked token is refused
         from then on (:meth:`user_for_token`); its row stays, so the user keeps their submissions."""
         if (token is None) == (user is None):
-            raise ValueError("revoke_tokens: give a token or a user, not both")
+            raise ValueError("give a token or a user (one of the two)")
         with Session(self.engine) as session, session.begin():
             query = select(TokenRow).where(TokenRow.revoked.is_(False))
             if token is not None:
@@ -177,6 +204,17 @@ class LeaderboardDB(ResultsStore):
             for row in rows:
                 row.revoked = True
         return len(rows)
+
+    def tokens(self, user: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Every token (or ``user``'s), oldest first: id, user, the first 8 hex digits of its sha256 (the secret
+        itself is never stored), created_at, revoked."""
+        with Session(self.engine) as session:
+            query = (select(TokenRow.id, UserRow.name, TokenRow.token_sha256, TokenRow.created_at, TokenRow.revoked)
+                     .join(UserRow, TokenRow.user_id == UserRow.id).order_by(TokenRow.id))
+            if user is not None:
+                query = query.where(UserRow.name == user)
+            return [{"id": id_, "user": name, "sha256_prefix": digest[:8], "created_at": _aware(created),
+                     "revoked": bool(revoked)} for id_, name, digest, created, revoked in session.execute(query)]
 
     def user_for_token(self, token: Optional[str]) -> Optional[str]:
         if not token:
@@ -200,8 +238,10 @@ class LeaderboardDB(ResultsStore):
 
         try:
             return self._add_submission(name, folder, sha256, meta, user, jobs)
-        except IntegrityError:  # another user claimed the name between our check and insert
+        except IntegrityError:  # a concurrent submission of the name, or of the same files, committed first
             self._claim_name(None, name, user, check_only=True)
+            with Session(self.engine) as session:
+                self._refuse_identical(session, name, sha256)
             raise
 
     def _claim_name(self, session: Optional[Session], name: str, user: Optional[str], check_only: bool = False):
@@ -227,19 +267,25 @@ class LeaderboardDB(ResultsStore):
             if session is None:
                 own.close()
 
+    @staticmethod
+    def _refuse_identical(session: Session, name: str, sha256: str) -> None:
+        """Its jobs have the same keys: a new row would get none and stay queued for good."""
+        earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
+                                                              SubmissionRow.sha256 == sha256)).first()
+        if earlier is not None:
+            from neurozoo.leaderboard.submission import AlreadySubmitted
+
+            raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
+                                   f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
+
     def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
         with Session(self.engine) as session, session.begin():
+            self._begin_writing(session)
             if user is not None and self._user_id(session, user) is None:
                 session.add(UserRow(name=user, created_at=now()))
                 session.flush()
             self._claim_name(session, name, user)
-            earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
-                                                                  SubmissionRow.sha256 == sha256)).first()
-            if earlier is not None:  # its jobs have the same keys: a new row would get none and stay queued
-                from neurozoo.leaderboard.submission import AlreadySubmitted
-
-                raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
-                                       f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
+            self._refuse_identical(session, name, sha256)  # the usual case; the unique index covers a race
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
                                 meta=meta, status=QUEUED, created_at=now())
             session.add(row)

@@ -1,4 +1,4 @@
-"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create``, ``zoo submit``."""
+"""``zoo run`` (score the built-in zoo), ``zoo serve`` (web app), ``zoo token create|revoke|list``, ``zoo submit``."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--user")
     r.add_argument("--db")
     r.set_defaults(handler=_token_revoke)
+    t = tsub.add_parser("list", help="list tokens (of --user USER, or all): id, user, sha256 prefix, created, revoked; "
+                                     "never the secret, which is not stored")
+    t.add_argument("--user")
+    t.add_argument("--db")
+    t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
                        description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
@@ -147,13 +152,28 @@ def _token_revoke(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.db import LeaderboardDB
 
-    if (args.token is None) == (args.user is None):
-        raise UserFacingError("zoo token revoke: give a TOKEN or --user USER (one of the two)")
-    count = LeaderboardDB(args.db).revoke_tokens(token=args.token, user=args.user)
+    try:
+        count = LeaderboardDB(args.db).revoke_tokens(token=args.token, user=args.user)
+    except ValueError as error:
+        raise UserFacingError(f"token revoke: {error}") from None
     if not count:
         raise UserFacingError("no live token of user " + repr(args.user) if args.user
                               else "no live token matches (unknown or already revoked)")
     print(f"revoked {count} token{'s' if count > 1 else ''}" + (f" of {args.user}" if args.user else ""))
+    return 0
+
+
+def _token_list(args) -> int:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.leaderboard.db import LeaderboardDB
+
+    tokens = LeaderboardDB(args.db).tokens(user=args.user)
+    if not tokens and args.user is not None:
+        raise UserFacingError(f"token list: no token of user {args.user!r}")
+    print(format_table(("id", "user", "sha256 prefix", "created", "revoked"),
+                       [(t["id"], t["user"], t["sha256_prefix"], t["created_at"].isoformat(timespec="seconds"),
+                         "yes" if t["revoked"] else "no") for t in tokens]))
     return 0
 
 

@@ -7,6 +7,7 @@ POST /api/submissions       body: a .zip or .tar.gz submission; header ``Authori
 GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting user only
 """
 
+import os
 import tempfile
 import threading
 import time
@@ -194,32 +195,30 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     @app.post("/api/submissions", status_code=201)
     async def api_submit(request: Request):
         user = user_of(request)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_TOTAL_BYTES:
-                raise HTTPException(413, f"submission larger than {MAX_TOTAL_BYTES // 2 ** 20} MiB")
-        if not body:
-            raise HTTPException(400, "empty body: send the submission archive (.zip or .tar.gz) as the request body")
+        store.mkdir(parents=True, exist_ok=True)
+        # streamed to disk as it arrives (it was held in memory, up to the cap); the file is "upload" in messages
+        upload = tempfile.NamedTemporaryFile(dir=store, suffix=".upload", delete=False, buffering=0)
+        try:
+            with upload:
+                size = 0
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_TOTAL_BYTES:
+                        raise HTTPException(413, f"submission larger than {MAX_TOTAL_BYTES // 2 ** 20} MiB")
+                    upload.write(chunk)  # to the page cache: no wait on the disk in the event loop
+            if not size:
+                raise HTTPException(400, "empty body: send the submission archive (.zip or .tar.gz) as the request "
+                                         "body")
+            return await queue(upload.name, user)
+        finally:
+            os.unlink(upload.name)
 
-        uploads = []
-
-        def store_and_queue():
-            store.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=store, suffix=".upload") as handle:
-                uploads.append(handle.name)
-                handle.write(body)
-                handle.flush()
-                return submit(db, Path(handle.name), store, user=user)
-
+    async def queue(upload: str, user: str):
         def shown(error: Exception) -> str:  # the upload's temporary file is "upload", not a path on this host
-            text = str(error)
-            for name in uploads:
-                text = text.replace(name, "upload").replace(Path(name).name, "upload")
-            return text
+            return str(error).replace(upload, "upload").replace(Path(upload).name, "upload")
 
         try:
-            submission_id = await run_in_threadpool(store_and_queue)
+            submission_id = await run_in_threadpool(submit, db, Path(upload), store, user=user)
         except NameTaken as error:
             return JSONResponse({"detail": shown(error)}, status_code=409)
         except UserFacingError as error:  # invalid or corrupt submission: the message names file and field

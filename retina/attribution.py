@@ -21,25 +21,14 @@ A "unit" is a channel (a cell type): attributions are summed over its spatial po
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
+from neurozoo.datasets.model_modes import eval_mode  # noqa: F401  (also imported from here)
 from neurozoo.retina.fast_conv import conv_first_layer
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """``model`` in eval mode within (BatchNorm's running statistics, no noise); its own mode is restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def first_layer_input(model, x: torch.Tensor) -> torch.Tensor:

@@ -112,6 +112,7 @@ class FitResult:
     checkpoint: Optional[Path] = None
     duration_s: float = 0.0
     extra: dict = field(default_factory=dict)
+    data_sha256: Optional[str] = None  # of the recording file read (None: fitted to a Recording held in memory only)
 
 
 def _check_config(config: FitConfig) -> None:
@@ -315,13 +316,13 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
              "reference": -np.inf}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
-    data_sha256 = None
+    data_sha256 = None  # hashed once: the checkpoint's resume check and provenance() use it
+    if recording.path is not None and Path(recording.path).is_file():
+        from neurozoo.datasets.provenance import sha256_file
+
+        data_sha256 = sha256_file(recording.path)
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        if recording.path is not None and Path(recording.path).is_file():
-            from neurozoo.datasets.provenance import sha256_file
-
-            data_sha256 = sha256_file(recording.path)
     if checkpoint is not None and resume and checkpoint.is_file():
         saved = read_torch_file(checkpoint, map_location=device)
         if saved.get("model_class") != type(model).__name__:
@@ -399,7 +400,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         model.load_state_dict(state["best_state"])
     model.eval()
     result = FitResult(model, state["history"], state["best_epoch"], float(state["best_score"]), config, checkpoint,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, data_sha256=data_sha256)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],
@@ -456,10 +457,12 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, *
 
 
 def provenance(path, result: Optional[FitResult] = None) -> dict:
-    """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks)."""
+    """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks); the checksum
+    is the one ``result``'s fit took of the recording it read, else ``path``'s."""
     from neurozoo.datasets.provenance import code_version, git_commit, sha256_file
 
-    info = {"code_version": code_version(), "git_commit": git_commit(), "data_sha256": sha256_file(path),
+    data_sha256 = result.data_sha256 if result is not None and result.data_sha256 else sha256_file(path)
+    info = {"code_version": code_version(), "git_commit": git_commit(), "data_sha256": data_sha256,
             "data_path": str(path), "torch": torch.__version__}
     if result is not None:
         info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,

@@ -26,7 +26,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
-from neurozoo.retina.attribution import eval_mode, integrated_gradients, layer_activation, rank_units
+from neurozoo.datasets.model_modes import eval_mode
+from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
 from neurozoo.retina.reduction import _correlation, reduce_model

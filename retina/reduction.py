@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurozoo.retina.attribution import eval_mode, integrated_gradients, layer_activation, layer_head, rank_units
+from neurozoo.datasets.model_modes import eval_mode
+from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
 
 
 class ReducedModel(nn.Module):

@@ -50,6 +50,10 @@ def test_positions_agree_with_the_whole_map(tiny):
     np.testing.assert_allclose(found.points[0], expected, atol=1e-4)
     with pytest.raises(ValueError, match=r"position \(9, 0\) outside the 4x4 map of layer 'conv5'"):
         ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(9, 0)])
+    with pytest.raises(ValueError, match=r"position \(-5, 0\) outside the 4x4 map of layer 'conv5'"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-5, 0)])
+    from_end = ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-2, -3)])  # as Python indexes
+    assert from_end.positions == [(2, 1)] and torch.equal(from_end.trajectory, local.trajectory)
     with pytest.raises(ValueError, match="layer 'conv2' has no recurrent state"):
         ConvRNNCellMap(model, "conv2", images, n_steps=4)
     with pytest.raises(ValueError, match="no recurrent cell for layer 'nope'"):

@@ -414,6 +414,43 @@ def test_cache_entry_is_whole_or_as_before_when_a_save_is_killed(tmp_path, monke
     assert not [p.name for p in (tmp_path / "acts").rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_cache_entry_is_a_digest_line_then_netcdf4_bytes_and_a_kill_mid_write_keeps_the_old_one(tmp_path, monkeypatch):
+    """The entry is written once (digest line, then the netCDF4 bytes made in memory), no longer written as netCDF
+    and rewritten with the digest in front; a kill between the two writes leaves the old entry and no temporary."""
+    import os
+
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+
+    cache, key = ActivationCache(tmp_path / "acts"), "12" * 32
+    digest, _, data = cache.save(key, _entry(1.0)).read_bytes().partition(b"\n")
+    assert data[:8] == b"\x89HDF\r\n\x1a\n"  # netCDF4 (HDF5), as before
+    assert digest == keyed_digest("activation-cache:" + key, data).encode()
+    real_fdopen = os.fdopen
+
+    class Handle:
+        def __init__(self, *args, **kwargs):
+            self.file, self.writes = real_fdopen(*args, **kwargs), 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, chunk):
+            self.writes += 1
+            if self.writes > 1:
+                raise Killed
+            return self.file.write(chunk)
+
+    monkeypatch.setattr(os, "fdopen", Handle)
+    with pytest.raises(Killed):
+        cache.save(key, _entry(2.0))
+    monkeypatch.setattr(os, "fdopen", real_fdopen)
+    assert float(_load_strictly(cache, key).values.max()) == 1.0
+    assert not [p.name for p in (tmp_path / "acts").rglob("*") if p.name.endswith(".tmp")]
+
+
 def test_interleaved_cache_writers_leave_one_whole_entry(tmp_path, monkeypatch):
     """Two writers of the same key whose renames interleave (processes, or threads of one process, which had
     shared a temporary file name): the reader gets one writer's whole entry."""

@@ -19,7 +19,14 @@ def test_a_leaked_token_is_revoked_and_refused(tmp_path, capsys):
     assert "no live token matches" in capsys.readouterr().err
     assert main(["token", "revoke", "--user", "dave", "--db", url]) == 0
     assert [db.user_for_token(t) for t in tokens] == [None, None, "erin"]
-    assert main(["token", "revoke", "--db", url]) == 2 and "give a TOKEN or --user USER" in capsys.readouterr().err
+
+
+def test_token_revoke_without_or_with_both_token_and_user_is_one_line_from_the_db_check(tmp_path, capsys):
+    """The check lives once, in LeaderboardDB.revoke_tokens; the command turns its ValueError into exit 2."""
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    for argv in (["token", "revoke"], ["token", "revoke", "some-token", "--user", "dave"]):
+        assert main(argv + ["--db", url]) == 2
+        assert capsys.readouterr().err == "zoo token: error: token revoke: give a token or a user (one of the two)\n"
 
 
 def test_token_submit_refusal_and_status(tmp_path, capsys):
@@ -177,3 +184,29 @@ def test_a_negative_nice_without_privilege_is_one_line(tmp_path, capsys, monkeyp
     assert main(["work", "--db", url, "--nice", "-5", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--nice -5" in err and "Traceback" not in err, err
+
+
+def test_token_list_shows_ids_users_and_states_but_never_the_secret(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    tokens = []
+    for user in ("dave", "erin", "dave"):
+        assert main(["token", "create", user, "--db", url]) == 0
+        tokens.append(capsys.readouterr().out.strip())
+    assert main(["token", "revoke", tokens[0], "--db", url]) == 0
+    capsys.readouterr()
+
+    assert main(["token", "list", "--db", url]) == 0
+    out = capsys.readouterr().out
+    header, rule, *rows = out.splitlines()
+    assert header.split() == ["id", "user", "sha256", "prefix", "created", "revoked"]
+    cells = [row.split() for row in rows]
+    assert [(c[0], c[1], c[-1]) for c in cells] == [("1", "dave", "yes"), ("2", "erin", "no"), ("3", "dave", "no")]
+    import hashlib
+
+    assert [c[2] for c in cells] == [hashlib.sha256(t.encode()).hexdigest()[:8] for t in tokens]
+    assert not any(token in out or token[:8] in out for token in tokens)
+
+    assert main(["token", "list", "--user", "dave", "--db", url]) == 0
+    assert [row.split()[0] for row in capsys.readouterr().out.splitlines()[2:]] == ["1", "3"]
+    assert main(["token", "list", "--user", "nobody", "--db", url]) == 2
+    assert capsys.readouterr().err == "zoo token: error: token list: no token of user 'nobody'\n"

@@ -197,6 +197,56 @@ def test_sandbox_environment_has_no_secrets(monkeypatch):
                         "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
 
 
+def test_two_identical_submissions_at_the_same_instant_make_one(tmp_path, db, monkeypatch):
+    """Each checked for an identical submission, found none, and inserted (or, on SQLite, the second failed with
+    'database is locked'): the check now runs under the write lock and a unique index enforces it."""
+    import threading
+    import time
+
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    claim = LeaderboardDB._claim_name
+    monkeypatch.setattr(LeaderboardDB, "_claim_name", lambda *a, **k: (claim(*a, **k), time.sleep(0.3))[0])
+    start, outcomes = threading.Barrier(2), []
+
+    def submit_now():
+        start.wait()
+        try:
+            outcomes.append(submit(db, folder, tmp_path / "store", user="dora"))
+        except Exception as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=submit_now) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [first] = [s["id"] for s in db.submissions()]
+    [created] = [outcome for outcome in outcomes if isinstance(outcome, int)]
+    [refused] = [outcome for outcome in outcomes if not isinstance(outcome, int)]
+    assert created == first and isinstance(refused, AlreadySubmitted), outcomes
+
+
+def test_the_unique_index_refuses_an_identical_submission_the_check_missed(tmp_path, db, monkeypatch):
+    """What a race looks like on a database without a write lock (PostgreSQL): the check saw nothing."""
+    from sqlalchemy import inspect, text
+
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    first = submit(db, folder, tmp_path / "store")
+    check, calls = LeaderboardDB._refuse_identical, []
+    monkeypatch.setattr(LeaderboardDB, "_refuse_identical",
+                        staticmethod(lambda *a: calls.append(1) if len(calls) == 0 else check(*a)))
+    with pytest.raises(AlreadySubmitted, match=rf"identical to submission {first} "):
+        submit(db, folder, tmp_path / "store")
+    assert [s["id"] for s in db.submissions()] == [first]
+    with db.engine.begin() as connection:  # a database made before the index: opening it adds the index
+        connection.execute(text("DROP INDEX uq_submission_files"))
+    assert "uq_submission_files" in [i["name"] for i in inspect(LeaderboardDB(db.url).engine).get_indexes("lb_submissions")]
+
+
 def test_an_identical_resubmission_is_refused_naming_the_first(tmp_path, db):
     """Its jobs already exist (same key), so a second submission row had no jobs and stayed 'queued' forever."""
     from neurozoo.leaderboard.cli import main

@@ -141,6 +141,47 @@ def test_submission_api_requires_a_token_and_returns_only_public_scores(client, 
     assert client.get("/models/webnet").text.count("0.770") >= 1  # the board shows the hidden score
 
 
+def test_an_upload_is_streamed_to_disk_not_held_in_memory(server, db, tmp_path, monkeypatch):
+    """The body was gathered in memory (up to 512 MiB per request) before anything was written."""
+    import http.client
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    body, store = submission_archive(tmp_path), tmp_path / "subs"
+    host, port = server[len("http://"):].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/api/submissions")
+    connection.putheader("Authorization", f"Bearer {db.create_token('erin')}")
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    half = len(body) // 2
+    connection.send(b"%x\r\n%s\r\n" % (half, body[:half]))
+    deadline = time.time() + 10
+    while not [p for p in store.glob("*.upload") if p.stat().st_size == half] and time.time() < deadline:
+        time.sleep(0.02)
+    [partial] = store.glob("*.upload")  # half the body is on disk while the rest has not been sent
+    assert partial.read_bytes() == body[:half]
+    connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - half, body[half:]))
+    response = connection.getresponse()
+    assert response.status == 201, response.read()
+    assert not list(store.glob("*.upload"))
+
+
+def test_an_upload_over_the_cap_is_refused_and_leaves_no_file(db, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.web import create_app
+
+    monkeypatch.setattr(submission, "MAX_TOTAL_BYTES", 2 ** 20)
+    client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+    auth = {"Authorization": f"Bearer {db.create_token('erin')}"}
+    refused = client.post("/api/submissions", content=b"x" * (2 ** 20 + 1), headers=auth)
+    assert refused.status_code == 413 and refused.json()["detail"] == "submission larger than 1 MiB"
+    empty = client.post("/api/submissions", content=b"", headers=auth)
+    assert empty.status_code == 400 and empty.json()["detail"].startswith("empty body")
+    assert not list((tmp_path / "subs").glob("*.upload")) and db.submissions() == []
+
+
 # ------------------------------------------------------------------------------------------------ browser
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 

@@ -13,8 +13,10 @@ def test_fit_line_and_call_on_known_lines():
     assert r2[0] == pytest.approx(1.0) and np.isnan(r2[2]) and r2[3] < 0.5
     np.testing.assert_array_equal(osr_call(slope, r2), [True, False, False, False])
     assert osr_call([0.75, 1.25, 0.74, 1.0], [0.8, 0.9, 1.0, 0.79]).tolist() == [True, True, False, False]
-    ratio = np.array([[2.0, 5.0, 9.0], [2.0, 1.9, 9.0]])  # the second cell's omission burst is too small once
-    assert osr_call([1.0, 1.0], [0.9, 0.9], ratio).tolist() == [True, False]
+    peaks = np.array([[2.0, 5.0, 9.0], [2.0, 1.9, 9.0]])  # the second cell's omission burst is too small once
+    assert osr_call([1.0, 1.0], [0.9, 0.9], peaks, np.ones((2, 3))).tolist() == [True, False]
+    # a train that evoked nothing above baseline: any post-omission peak above it is specific, none is not
+    assert osr_call([1.0, 1.0], [0.9, 0.9], [[3.0, 0.1], [3.0, 0.0]], [[1.0, 0.0], [1.0, -0.5]]).tolist() == [True, False]
 
 
 def _omission_detector(delay=4):
@@ -44,6 +46,34 @@ def test_osr_known_answers():
     assert result.slope[0] == pytest.approx(1.0) and result.r2[0] == pytest.approx(1.0)
     assert result.is_osr.tolist() == [True, False]
     json.dumps(result.summary())
+
+
+def test_peak_ratio_is_undefined_where_the_train_evoked_nothing_and_nothing_downstream_breaks(tmp_path):
+    """Cell 0 answers only the omission (train peak 0): its ratio had been 10 / 1e-9 = 1e10."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.datasets.json_files import write_json
+    from neurozoo.retina.phenomena.osr import compare_to_ground_truth
+
+    result = omitted_stimulus_response(_omission_detector(delay=4), periods=(6, 8, 10, 12))
+    np.testing.assert_array_equal(result.train_peaks[0], 0.0)
+    assert np.isnan(result.peak_ratio[0]).all() and result.peak_ratio[1] == pytest.approx(1.0)
+    assert result.is_osr.tolist() == [True, False]  # the call is unchanged: the omission burst is specific
+    summary = result.summary()
+    assert "train's per-flash peak is <= 0" in summary["peak_ratio_undefined"]
+    written = json.loads(write_json(tmp_path / "osr.json", summary).read_text())
+    assert written["peak_ratio"][0] == [None] * 4 and written["peak_ratio"][1] == pytest.approx([1.0] * 4)
+    record = ScoreRecord(model="m", benchmark="b", value=compare_to_ground_truth(result, result)["value"],
+                         settings={"model_osr": summary}).to_row()
+    assert record.value == 1.0 and record.settings["model_osr"]["peak_ratio"][0] == [None] * 4
+    assert plot_osr({"m": result}, tmp_path / "osr.png").is_file()
+    assert omitted_stimulus_response(lambda movie: np.full((1, len(movie)), 2.0), periods=(6, 8, 10)).summary()[
+        "peak_ratio_undefined"] is not None  # a flat cell: ratio undefined, no OSR
+    assert _summary_of_a_responsive_train()["peak_ratio_undefined"] is None
+
+
+def _summary_of_a_responsive_train():
+    result = omitted_stimulus_response(_omission_detector(delay=4), periods=(6, 8, 10, 12), cells=[1])
+    return result.summary()
 
 
 @pytest.mark.parametrize("kwargs, message", [

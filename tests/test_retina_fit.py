@@ -86,6 +86,23 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_a_fit_hashes_its_recording_once_and_its_provenance_reuses_that_hash(ln_recording, tmp_path, monkeypatch):
+    import hashlib
+
+    import neurozoo.datasets.provenance as provenance_module
+    from neurozoo.retina.fit import provenance
+
+    hashed = []
+    monkeypatch.setattr(provenance_module, "sha256_file", lambda path: hashed.append(path) or "f" * 64)
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False,
+                 max_steps_per_epoch=1, batch_size=300)
+    info = provenance(ln_recording, result)
+    assert len(hashed) == 1 and info["data_sha256"] == result.data_sha256 == "f" * 64
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["data_sha256"] == "f" * 64
+    monkeypatch.undo()
+    assert provenance(ln_recording)["data_sha256"] == hashlib.sha256(ln_recording.read_bytes()).hexdigest()
+
+
 def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_recording, monkeypatch):
     import neurozoo.retina.fit as fit_module
 

@@ -290,7 +290,8 @@ def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path
     wider = {**TINY, "width_multiplier": 0.25}
     with pytest.raises(UserFacingError, match=r"--resume: the checkpoint's weights do not fit this model \(checkpoint: "
                                               r"model 'rgc_shallow', overrides \{.*'width_multiplier': 0.125.*\}; this run: "
-                                              r".*'width_multiplier': 0.25.*first mismatch: size mismatch"):
+                                              r".*'width_multiplier': 0.25.*\); [\w.]+ has shape \(\d+, .*\), the model's is "
+                                              r"\(\d+, .*\) \(\d+ more shapes differ\)$"):
         Trainer(config(data, tmp_path, epochs=1, resume="auto", overrides=wider))
 
 
@@ -410,3 +411,13 @@ def test_gpu_of_each_process_under_torchrun_or_one_gpu_per_task(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("auto", local_rank=5, world_size=8) == torch.device("cuda", 0)
     assert resolve_device("cuda:0", local_rank=5, world_size=8) == torch.device("cuda", 0)
+
+
+def test_evaluation_hands_the_model_back_in_training_mode_even_when_it_fails(data, tmp_path):
+    """evaluate() set eval mode and train mode again by hand: a failing batch left the model in eval mode."""
+    trainer = Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    trainer.model.train()
+    trainer.eval_model = lambda images: (_ for _ in ()).throw(RuntimeError("a failing batch"))
+    with pytest.raises(RuntimeError, match="a failing batch"):
+        trainer.evaluate()
+    assert trainer.model.training

@@ -150,8 +150,8 @@ def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_id
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
                 {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
-                settings={"layer": layer, "positions": positions, "dim": system.dim, "steps_run": system.steps_run,
-                          "trajectory_layers": list(trajectory_layers or [layer])})
+                settings={"layer": layer, "positions": system.positions, "dim": system.dim,
+                          "steps_run": system.steps_run, "trajectory_layers": list(trajectory_layers or [layer])})
 
 
 EXAMPLES = {"linear": linear_case, "bistable": bistable_case,

@@ -33,6 +33,7 @@ from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
 from neurozoo.datasets.errors import DataError, SpecError
+from neurozoo.datasets.model_modes import eval_mode
 
 Timing = Union[StepTable, Mapping[str, StepTable], None]
 
@@ -293,56 +294,54 @@ def release_free_heap() -> None:
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
          batch_size, progress, inference=None) -> Dict[str, xr.DataArray]:
-    was_training = model.training
-    model.eval()
-    device = _model_device(model)
-    if device.type == "cpu":
-        set_malloc_thresholds()
-    hooks = None if recurrent else _Hooks(model, layers)
-    projections: Dict[str, RandomProjection] = {}
-    chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
-    switched = recurrent and inference is not None and getattr(model, "_fast", None) is None
-    runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
-    # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
-    run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
-    # a compiled wrapper (to_fast(compile="model")) would break its graph at a callback: it records stacked steps
-    reducer = (_StepReducer({layer: tables[layer] for layer in layers}, bins, projections, max_features, seed)
-               if recurrent and runner is model and _takes(model, "on_step") else None)
-    unroll = dict(n_steps=run_steps, image_steps=min(image_steps, run_steps)) if recurrent else {}
-    if recurrent and _takes(runner, "readout"):
-        unroll["readout"] = False  # no logits: the unroll computes only what the recorded layers need
-    try:
-        for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
-            images = stimuli.batch(start, start + batch_size).to(device)
-            if reducer is not None:
-                runner(images, record=layers, on_step=reducer, **unroll)
-                del images
+    with eval_mode(model):
+        device = _model_device(model)
+        if device.type == "cpu":
+            set_malloc_thresholds()
+        hooks = None if recurrent else _Hooks(model, layers)
+        projections: Dict[str, RandomProjection] = {}
+        chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
+        switched = recurrent and inference is not None and getattr(model, "_fast", None) is None
+        runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
+        # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
+        run_steps = min(n_steps, last_needed_step({layer: tables[layer] for layer in layers}, bins) + 1) if recurrent else None
+        # a compiled wrapper (to_fast(compile="model")) would break its graph at a callback: it records stacked steps
+        reducer = (_StepReducer({layer: tables[layer] for layer in layers}, bins, projections, max_features, seed)
+                   if recurrent and runner is model and _takes(model, "on_step") else None)
+        unroll = dict(n_steps=run_steps, image_steps=min(image_steps, run_steps)) if recurrent else {}
+        if recurrent and _takes(runner, "readout"):
+            unroll["readout"] = False  # no logits: the unroll computes only what the recorded layers need
+        try:
+            for start in tqdm(range(0, len(stimuli.ids), batch_size), desc="activations", unit="batch", disable=not progress):
+                images = stimuli.batch(start, start + batch_size).to(device)
+                if reducer is not None:
+                    runner(images, record=layers, on_step=reducer, **unroll)
+                    del images
+                    for layer in layers:
+                        chunks[layer].append(reducer.features(layer))  # (B, F, T)
+                    if device.type == "cpu":
+                        release_free_heap()
+                    continue
+                if recurrent:
+                    steps = runner(images, record=layers, **unroll).recorded
+                else:
+                    hooks.clear()
+                    model(images)
+                    steps = {layer: torch.stack(hooks.outputs[layer]) for layer in layers}
                 for layer in layers:
-                    chunks[layer].append(reducer.features(layer))  # (B, F, T)
-                if device.type == "cpu":
-                    release_free_heap()
-                continue
-            if recurrent:
-                steps = runner(images, record=layers, **unroll).recorded
-            else:
-                hooks.clear()
-                model(images)
-                steps = {layer: torch.stack(hooks.outputs[layer]) for layer in layers}
-            for layer in layers:
-                if layer not in projections:
-                    projections[layer] = RandomProjection(steps[layer][0, 0].numel(), max_features, seed)
-                chunks[layer].append(_reduce_steps(steps[layer], tables[layer], bins, layer, projections[layer],
-                                                   truncated=recurrent))  # (B, F, T)
-            del steps, images  # free this batch's layer outputs before the next forward pass
+                    if layer not in projections:
+                        projections[layer] = RandomProjection(steps[layer][0, 0].numel(), max_features, seed)
+                    chunks[layer].append(_reduce_steps(steps[layer], tables[layer], bins, layer, projections[layer],
+                                                       truncated=recurrent))  # (B, F, T)
+                del steps, images  # free this batch's layer outputs before the next forward pass
+                if hooks is not None:
+                    hooks.clear()
+        finally:
             if hooks is not None:
-                hooks.clear()
-    finally:
-        if hooks is not None:
-            hooks.remove()
-        if switched:
-            model.to_reference()
-            model.to(memory_format=torch.contiguous_format)
-        model.train(was_training)
+                hooks.remove()
+            if switched:
+                model.to_reference()
+                model.to(memory_format=torch.contiguous_format)
     return {layer: activation_array(torch.cat(chunks[layer]).numpy(), stimuli, bins, layer) for layer in layers}
 
 

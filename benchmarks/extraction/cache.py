@@ -119,13 +119,13 @@ class ActivationCache:
     def save(self, key: str, array: xr.DataArray) -> Path:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        data = array.to_netcdf(engine="netcdf4")  # netCDF4 (HDF5) bytes in memory, as a file would hold them
+        digest = keyed_digest("activation-cache:" + key, data).encode()
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
         try:
-            os.close(descriptor)
-            array.to_netcdf(temporary)
-            data = Path(temporary).read_bytes()
-            with open(temporary, "wb") as handle:
-                handle.write(keyed_digest("activation-cache:" + key, data).encode() + b"\n" + data)
+            with os.fdopen(descriptor, "wb") as handle:  # written once: digest line, then the data
+                handle.write(digest + b"\n")
+                handle.write(data)
             os.replace(temporary, path)  # atomic: readers see the whole entry, digest and data, or none of it
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

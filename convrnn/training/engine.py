@@ -36,7 +36,9 @@ from neurozoo.convrnn.training.imagefolder import open_imagenet
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.errors import DataError, UserFacingError
+from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.provenance import code_version, git_commit, module_sha256
+from neurozoo.datasets.torch_files import state_mismatch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -338,14 +340,10 @@ class Trainer:
         channels = getattr(getattr(self.model, "spec", None), "input_channels", 3)
         probe = torch.zeros(2, channels, self.config.image_size, self.config.image_size, device=self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        was_training = self.model.training
-        self.model.eval()  # no batch-norm statistics from the probe
-        try:
+        with eval_mode(self.model):  # no batch-norm statistics from the probe
             loss = unrolled_loss(self.model(probe), torch.zeros(2, dtype=torch.long, device=self.device), self.config.loss_steps,
                                  self.first_readout_step)
             grads = torch.autograd.grad(loss, params, allow_unused=True)
-        finally:
-            self.model.train(was_training)
         return any(g is None for g in grads)
 
     def _resume_path(self) -> Optional[Path]:
@@ -396,13 +394,12 @@ class Trainer:
     def load_state(self, state: Dict[str, Any]) -> None:
         try:
             self.model.load_state_dict(state["model"])
-        except RuntimeError as error:
+        except RuntimeError:
             saved = state.get("config") or {}
-            first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
             raise UserFacingError(
                 f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
-                f"{self.config.overrides}); first mismatch: {first}") from None
+                f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
         self._check_steps_per_epoch(state)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
@@ -534,20 +531,19 @@ class Trainer:
         when it has one, else the last step) over the whole val split, all ranks."""
         if self.val_loader is None:
             return {}
-        self.model.eval()
         sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         start = time.perf_counter()
         bar = self._progress(len(self.val_loader), "val")
-        for images, target in self.val_loader:
-            images, target = self._batch(images, target)
-            with self._autocast():
-                final = model_answer(self.eval_model(images)).float()
-            top1, top5 = topk_correct(final, target)
-            sums += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(),
-                                 top5.double(), torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
-            bar.update()
+        with eval_mode(self.model):
+            for images, target in self.val_loader:
+                images, target = self._batch(images, target)
+                with self._autocast():
+                    final = model_answer(self.eval_model(images)).float()
+                top1, top5 = topk_correct(final, target)
+                sums += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(), top5.double(),
+                                     torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
+                bar.update()
         bar.close()
-        self.model.train()
         row = self._row(all_reduce_sum(sums), time.perf_counter() - start)
         return {f"val_{k}": v for k, v in row.items()}
 

@@ -10,12 +10,14 @@ is resolved). Per cell and period:
   omitted flash was due (the mean time of the samples above half the window's maximum, robust to plateaus);
   ``latencies`` are measured from the last flash's onset, ``omission_latencies`` from the omitted flash;
 * ``peaks``: the response's maximum in that window; ``train_peaks``: the mean over the three flashes before
-  the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``.
+  the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``, undefined
+  (NaN; ``null`` in JSON, with the reason in the summary) where the train evoked nothing above baseline
+  (``train_peaks <= 0``): dividing by a floor had reported ratios of ~1e10 there.
 
 A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within
 1 +- 0.25 (the response is timed by the flash that did not come, not by the last one seen), with R^2 >= 0.8,
 and the post-omission peak is at least twice the train's per-flash peak at every period (the response is
-specific to the omission). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
+specific to the omission; where the train evoked nothing above baseline, a post-omission peak above it is). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
 """
 from __future__ import annotations
 
@@ -49,8 +51,8 @@ class OSRResult:
 
     @property
     def peak_ratio(self) -> np.ndarray:
-        """``(cells, P)``: post-omission peak over the train's per-flash peak."""
-        return self.peaks / np.maximum(self.train_peaks, 1e-9)
+        """``(cells, P)``: post-omission peak over the train's per-flash peak; NaN where the latter is <= 0."""
+        return peak_ratio(self.peaks, self.train_peaks)
 
     @property
     def omission_latencies(self) -> np.ndarray:
@@ -63,7 +65,19 @@ class OSRResult:
                 "intercept": self.intercept.tolist(), "r2": self.r2.tolist(), "is_osr": self.is_osr.tolist(),
                 "n_osr_cells": int(self.is_osr.sum()), "peaks": self.peaks.tolist(),
                 "train_peaks": self.train_peaks.tolist(), "peak_ratio": self.peak_ratio.tolist(),
+                "peak_ratio_undefined": (UNDEFINED_RATIO if (self.train_peaks <= 0).any() else None),
                 "settings": self.settings}
+
+
+UNDEFINED_RATIO = ("NaN (null) where the train's per-flash peak is <= 0: the flashes evoked nothing above baseline, "
+                   "so the ratio is undefined; the OSR call then asks for a post-omission peak above baseline")
+
+
+def peak_ratio(peaks, train_peaks) -> np.ndarray:
+    """``peaks / train_peaks``, NaN where ``train_peaks <= 0``."""
+    peaks, train_peaks = np.asarray(peaks, float), np.asarray(train_peaks, float)
+    defined = train_peaks > 0
+    return np.where(defined, peaks / np.where(defined, train_peaks, 1.0), np.nan)
 
 
 def fit_line(x: np.ndarray, y: np.ndarray):
@@ -80,14 +94,17 @@ def fit_line(x: np.ndarray, y: np.ndarray):
     return slope, intercept, r2
 
 
-def osr_call(slope, r2, peak_ratio=None, slope_range=SLOPE_RANGE, min_r2=MIN_R2,
+def osr_call(slope, r2, peaks=None, train_peaks=None, slope_range=SLOPE_RANGE, min_r2=MIN_R2,
              min_peak_ratio=MIN_PEAK_RATIO) -> np.ndarray:
-    """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peak_ratio`` ``(cells,
-    P)`` is given) a post-omission peak at least ``min_peak_ratio`` times the train's at every period."""
+    """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peaks`` and
+    ``train_peaks`` ``(cells, P)`` are given) a post-omission peak at least ``min_peak_ratio`` times the train's
+    at every period; where the train's peak is <= 0 (ratio undefined), a post-omission peak above 0."""
     slope, r2 = np.asarray(slope, float), np.asarray(r2, float)
     called = (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
-    if peak_ratio is not None:
-        called &= (np.asarray(peak_ratio, float) >= min_peak_ratio).all(1)
+    if peaks is not None:
+        peaks, train_peaks = np.asarray(peaks, float), np.asarray(train_peaks, float)
+        specific = np.where(train_peaks > 0, peaks >= min_peak_ratio * train_peaks, peaks > 0)
+        called &= specific.all(1)
     return called
 
 
@@ -142,11 +159,10 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
     latencies = np.stack(latencies, 1).astype(float)
     peaks, train_peaks = np.stack(peaks, 1), np.stack(train_peaks, 1)
     slope, intercept, r2 = fit_line(periods, latencies)
-    ratio = peaks / np.maximum(train_peaks, 1e-9)
     settings = {"periods": periods.tolist(), "n_flashes": n_flashes, "flash_frames": flash_frames, "intensity": intensity,
                 "window": window, "pre": pre, "latency": "centroid", "slope_range": list(SLOPE_RANGE),
                 "min_r2": MIN_R2, "min_peak_ratio": MIN_PEAK_RATIO}
-    return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2, osr_call(slope, r2, ratio),
+    return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2, osr_call(slope, r2, peaks, train_peaks),
                      traces, settings)
 
 

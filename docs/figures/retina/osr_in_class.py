@@ -197,7 +197,7 @@ def model_osr(model):
 def line(name, result, r=None):
     fitted = "" if r is None else f"train r {r:.3f}  "
     print(f"{name:<58} {fitted}slope {result.slope[0]:5.2f}  R² {np.nan_to_num(result.r2[0]):.2f}  "
-          f"min ratio {min(result.peak_ratio[0].min(), 999):7.1f}  OSR {bool(result.is_osr[0])}")
+          f"min ratio {np.fmin.reduce(result.peak_ratio[0]):7.1f}  OSR {bool(result.is_osr[0])}")
 
 
 def main_depression():

@@ -106,7 +106,7 @@ ONOFF = np.flatnonzero(np.array(CIRCUIT.cell_types) == "onoff")
 
 def show(name, result):
     print(f"{name:28s} slopes {result.slope[ONOFF].round(2)} R2 {np.nan_to_num(result.r2[ONOFF]).round(2)} "
-          f"min peak ratio {result.peak_ratio[ONOFF].min(1).round(1)} OSR cells {int(result.is_osr[ONOFF].sum())}/6")
+          f"min peak ratio {np.fmin.reduce(result.peak_ratio[ONOFF], axis=1).round(1)} OSR cells {int(result.is_osr[ONOFF].sum())}/6")
 
 
 def circuit():

@@ -21,7 +21,7 @@ ONOFF = np.flatnonzero(np.array(CIRCUIT.cell_types) == "onoff")
 
 def summary(result):
     return {"slopes": result.slope[ONOFF].round(2).tolist(), "r2": result.r2[ONOFF].round(2).tolist(),
-            "min_peak_ratio": result.peak_ratio[ONOFF].min(1).round(2).tolist(),
+            "min_peak_ratio": np.fmin.reduce(result.peak_ratio[ONOFF], axis=1).round(2).tolist(),
             "latency_cell6": result.latencies[ONOFF[0]].round(1).tolist()}
 
 

@@ -1,0 +1,123 @@
+"""Our phenomenon stimuli against independent re-implementations of the original code's (baccuslab/torch-deep-retina,
+figs/deep-retina-figures/stimuli.py and osr.py at commit dfdfe2f, torchdeepretina/retinal_phenomena.py at 00255c7).
+The references rebuild the frames the original hands to ``concat`` (before its rolling 40-frame windows)."""
+import math
+
+import numpy as np
+import pytest
+
+from neurozoo.retina.phenomena import stimuli
+
+
+def ref_flash(duration, delay, nsamples, intensity):
+    """stimuli.py ``flash``: zeros, ``intensity`` on samples delay .. delay + duration - 1."""
+    trace = np.zeros(nsamples)
+    trace[delay:delay + duration] = intensity
+    return trace
+
+
+def ref_osr_figure(duration=2, interval=6, nflashes=8, intensity=-2.0):
+    """osr.py ``osr`` (the OSR figure: duration 2, interval 6, 8 flashes, intensity -2, noise_std 0): each flash is
+    a group of ``interval`` grey frames then the flash, so the period is ``duration + interval``; a grey group takes
+    the omitted flash's place. Returns ``(trace, first_onset, omitted_onset)``."""
+    single = ref_flash(duration, interval, duration + interval, intensity)
+    omitted = ref_flash(duration, interval, duration + interval, 0.0)
+    start_pad, zero_pad = np.zeros(interval * (nflashes - 1)), np.zeros(40 - interval)
+    trace = np.concatenate([start_pad, zero_pad, *[single] * nflashes, omitted, zero_pad])
+    first = len(start_pad) + len(zero_pad) + interval
+    return trace, first, first + nflashes * (duration + interval)
+
+
+def ref_osr_phenomena(duration=2, interval=10, nflashes=5, intensity=-2.0):
+    """retinal_phenomena.py ``osr``: groups of ``2 * interval`` frames with the flash at ``interval``: period
+    ``2 * interval``; after the omitted group the train resumes."""
+    single = ref_flash(duration, interval, 2 * interval, intensity)
+    omitted = ref_flash(duration, interval, 2 * interval, 0.0)
+    trace = np.concatenate([np.zeros(interval), *[single] * nflashes, omitted, *[single] * nflashes])
+    first = 2 * interval
+    return trace, first, first + nflashes * 2 * interval
+
+
+@pytest.mark.parametrize("reference, period, n_flashes", [
+    (lambda: ref_osr_figure(), 8, 8),                       # the published figure: 80 ms period
+    (lambda: ref_osr_figure(interval=10, nflashes=6), 12, 6),
+    (lambda: ref_osr_phenomena(), 20, 5),
+])
+def test_flash_train_equals_the_originals_omitted_stimulus_protocol(reference, period, n_flashes):
+    trace, first, omitted = reference()
+    movie, last, our_omitted = stimuli.flash_train(period, n_flashes=n_flashes, flash_frames=2, intensity=-2.0, pre=60,
+                                                   post=period)
+    ours = movie[:, 17, 33]
+    assert np.array_equal(movie, np.broadcast_to(ours[:, None, None], movie.shape))  # full field, as spatialize
+    our_first = last - (n_flashes - 1) * period
+    # from the first flash to the end of the omitted flash's period, frame for frame
+    np.testing.assert_array_equal(ours[our_first:our_omitted + period], trace[first:omitted + period])
+    assert our_omitted - our_first == omitted - first and (ours[:our_first] == 0).all()
+
+
+@pytest.mark.parametrize("ifi", [2, 5, 19])
+def test_paired_flash_equals_the_originals_paired_flashes(ifi):
+    """stimuli.py ``paired_flashes(ifi, duration, intensity, total_length, delay)``: the second flash starts
+    ``duration + ifi`` frames after the first's onset; our ``gap`` is that onset-to-onset interval."""
+    duration, delay, total = 2, 40, 100
+    reference = ref_flash(duration, delay, total, -2.0) + ref_flash(duration, delay + duration + ifi, total, -2.0)
+    movie, first, second = stimuli.paired_flash(gap=duration + ifi, flash_frames=duration, intensity=-2.0, pre=delay,
+                                                post=total - delay - duration - ifi)
+    np.testing.assert_array_equal(movie[:, 3, 3], reference)
+    assert (first, second) == (delay, delay + duration + ifi)
+
+
+def test_step_equals_the_originals_step_response_stimulus():
+    """retinal_phenomena.py ``step_response``: ``flash(duration=100, delay=50, nsamples=200, intensity=-1)``."""
+    movie = stimuli.step(intensity=-1.0, pre=50, duration=100, post=50)
+    np.testing.assert_array_equal(movie[:, 10, 40], ref_flash(100, 50, 200, -1.0))
+
+
+def ref_square(halfperiod, nsamples, phase=0.0, intensity=1.0):
+    """stimuli.py ``square``: ``halfperiod`` samples of +intensity, then of -intensity, repeated, started
+    ``int(2 * phase * halfperiod)`` samples in."""
+    offset = int(2 * phase * halfperiod)
+    waveform = np.concatenate([np.full(halfperiod, intensity), np.full(halfperiod, -intensity)])
+    repeats = int(np.ceil(nsamples / (2 * halfperiod)) + 1)
+    return np.tile(waveform, repeats)[offset:offset + nsamples]
+
+
+def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
+    """stimuli.py ``reversing_grating(..., waveform='square')`` = ``reverse(grating(barsize=(barsize, 0),
+    phase=(phase, 0)))``: a square wave along x (columns), constant along y, times a square wave in time."""
+    frame = np.outer(np.ones(50), ref_square(barsize, 50, phase))
+    return np.stack([sign * frame for sign in ref_square(halfperiod, nsamples)])
+
+
+@pytest.mark.parametrize("bar_width", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("phase", [0.0, 0.125, 0.25, 0.375, 0.5, 0.75])
+def test_reversing_grating_equals_the_originals(bar_width, phase):
+    """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py: widths 1-8 checkers, half
+    period 25 frames) and retinal_phenomena.py ``reversing_grating`` (size 5, half period 50)."""
+    for half_period, n_reversals in ((25, 6), (50, 6)):
+        ours = stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast=1.0, pre=7)
+        assert (ours[:7] == 0).all()
+        np.testing.assert_array_equal(ours[7:], ref_reversing_grating(n_reversals * half_period, half_period,
+                                                                      bar_width, phase))
+
+
+def ref_bar(centre, width, intensity=-1.0, us_factor=5):
+    """stimuli.py ``bar((centre, 0), width, np.Inf, us_factor=5, blur=0.)``: drawn on a 5x finer grid, the centre
+    truncated to that grid (``int``), then each 5x5 block averaged (``downscale_local_mean``); full height."""
+    nx, width = 50 * us_factor, width * us_factor
+    cx = int(centre * us_factor + nx // 2)
+    fine = np.zeros(nx)
+    fine[max(0, cx - width // 2):max(0, min(nx, cx + width // 2))] = intensity
+    return np.outer(np.ones(50), fine.reshape(50, us_factor).mean(1))
+
+
+def test_moving_bar_frames_equal_the_originals_driftingbar():
+    """stimuli.py ``driftingbar(speed, width=2, intensity=-1, x=(-30, 30))``: centres ``linspace(-30, 30,
+    1 + floor(60 / speed))`` relative to the frame centre, each frame a ``bar``. Our ``bar_frames`` draws the same
+    bar at x = 25 + the centre the original actually draws (its 1/5-pixel grid)."""
+    for speed in (0.08, 0.176, 1.0):  # the default, the anticipation figure's, ours
+        centres = np.linspace(-30, 30, int(1 + math.floor(60 / speed)))
+        drawn = np.array([int(c * 5 + 125) / 5 for c in centres])
+        ours = stimuli.bar_frames(drawn, width=2.0, intensity=-1.0)
+        reference = np.stack([ref_bar(c, 2) for c in centres])
+        np.testing.assert_allclose(ours, reference, atol=1e-6)

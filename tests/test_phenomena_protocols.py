@@ -121,3 +121,37 @@ def test_moving_bar_frames_equal_the_originals_driftingbar():
         ours = stimuli.bar_frames(drawn, width=2.0, intensity=-1.0)
         reference = np.stack([ref_bar(c, 2) for c in centres])
         np.testing.assert_allclose(ours, reference, atol=1e-6)
+
+
+def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
+    """f2_response.py ``freq_doubling``: |FFT| of the response at the reversal frequency and at twice it, per phase;
+    the figure's ratio is the mean over phases of F2 / F1 (``ratio="phase_mean"``). Reference: numpy's FFT of the
+    steady response (4 whole cycles, the first dropped as ours), bins 4 and 8."""
+    from neurozoo.retina.phenomena import reversing_grating
+
+    def cell(movie):  # a linear centre (8 px, phase dependent) plus rectified local changes (subunits)
+        centre = movie[:, 25, 20:28].mean(1)
+        subunits = np.maximum(np.diff(movie[:, 25, 10:40], axis=0, prepend=0.0), 0).sum(1)
+        return np.stack([5 + 4 * centre + 0.5 * subunits, 5 + 4 * centre])
+
+    phases = (0.0, 0.125, 0.25, 0.375, 0.5)
+    reference_f1, reference_f2 = [], []
+    for phase in phases:
+        response = cell(stimuli.reversing_grating(8, phase, 25, 10, pre=50))[:, 100:300]
+        spectrum = np.abs(np.fft.fft(response, axis=1))
+        reference_f1.append(spectrum[:, 4]), reference_f2.append(spectrum[:, 8])
+    reference_f1, reference_f2 = np.stack(reference_f1, 1), np.stack(reference_f2, 1)
+    result = reversing_grating(cell, phases=phases, ratio="phase_mean")
+    np.testing.assert_allclose(result["F1"], reference_f1 / 100, rtol=1e-9, atol=1e-12)  # amplitude: |FFT| * 2 / 200
+    np.testing.assert_allclose(result["F2"], reference_f2 / 100, rtol=1e-9, atol=1e-12)
+    # the subunit cell (the linear cell's F1 vanishes at its null phase, where the figure's ratio is 0 / 0)
+    np.testing.assert_allclose(result["f2_f1"][0], (reference_f2[0] / reference_f1[0]).mean(), rtol=1e-9)
+    assert result["f2_f1"][0] > 2 * reversing_grating(cell, phases=phases)["f2_f1"][0]  # the null phase weighs in
+    by_max = reversing_grating(cell, phases=phases)["f2_f1"]
+    np.testing.assert_allclose(by_max, reference_f2.max(1) / reference_f1.max(1), rtol=1e-9, atol=1e-12)
+    assert by_max[1] < 1e-9 < by_max[0]  # the linear cell has no F2
+
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match="ratio must be one of max, phase_mean"):
+        reversing_grating(cell, ratio="mean")

@@ -98,11 +98,25 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
             "falls": slope < 0}
 
 
+F2_F1_RATIOS = ("max", "phase_mean")
+
+
 def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0, 0.125, 0.25, 0.375, 0.5),
-                      half_period: int = 25, n_reversals: int = 10, contrast: float = 1.0) -> Dict[str, np.ndarray]:
+                      half_period: int = 25, n_reversals: int = 10, contrast: float = 1.0,
+                      ratio: str = "max") -> Dict[str, np.ndarray]:
     """Contrast-reversing grating: amplitude of the response at the reversal frequency (F1) and at twice it
-    (F2) per spatial phase; ``f2_f1``: max F2 / max F1 over phases (frequency doubling: > 1 for nonlinear
-    subunits, ~0 for a linear receptive field)."""
+    (F2) per spatial phase, from the cycles after the first; ``f2_f1`` (frequency doubling: > 1 for nonlinear
+    subunits, ~0 for a linear receptive field):
+
+    * ``ratio="max"``: max F2 / max F1 over phases (Hochstein & Shapley 1976: F1 is largest where F2 is smallest,
+      so each is taken at its best phase);
+    * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
+      frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py: ``fratio = F2 / F1``,
+      ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
+    if ratio not in F2_F1_RATIOS:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
     respond = as_responder(system)
     period, pre = 2 * half_period, 50
     f1, f2 = [], []
@@ -114,8 +128,11 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
         spectrum = np.abs(np.fft.rfft(cycle, axis=1)) * 2 / period
         f1.append(spectrum[:, 1]), f2.append(spectrum[:, 2])
     f1, f2 = np.stack(f1, 1), np.stack(f2, 1)
-    return {"phases": np.asarray(phases), "F1": f1, "F2": f2,
-            "f2_f1": f2.max(1) / np.maximum(f1.max(1), 1e-12)}
+    if ratio == "max":
+        f2_f1 = f2.max(1) / np.maximum(f1.max(1), 1e-12)
+    else:
+        f2_f1 = (f2 / np.maximum(f1, 1e-12)).mean(1)
+    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1}
 
 
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):

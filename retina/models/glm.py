@@ -6,6 +6,10 @@ loop to pass them). On held-out stimuli the history is not observed for the tria
 ``predict_movie`` simulates the model autoregressively (sampled Poisson spikes feed the history) and
 averages the rates over samples.
 
+The published GLM (deep-retina scripts/glm.py: ``PoissonGLM([f_stim, f_hist])``, a full stimulus filter and the
+cell's rate over the 50 frames before the target, exponential link) is this model with a full-rank filter and a
+history of 50 frames (``rank=40, history=50``), less the constraint below.
+
 Two choices keep the closed-loop simulation stable (Gerhard et al. 2017 on unstable spike-history GLMs):
 
 * the stimulus filter starts from the spike-triggered average scaled to drive sd 0.5 *on the training

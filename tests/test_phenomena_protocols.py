@@ -155,3 +155,30 @@ def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
 
     with pytest.raises(SpecError, match="ratio must be one of max, phase_mean"):
         reversing_grating(cell, ratio="mean")
+
+
+def test_latency_coding_runs_the_originals_dark_flash_protocol():
+    """latency_encoding.py flashes 2-frame dark flashes (intensities 0 to -3). An OFF integrator (accumulates
+    darkness while the flash lasts, then holds it for 10 frames) crosses a threshold of 2 sooner for darker flashes:
+    latency = ceil(2 / |I|) - 1 frames while the flash lasts, never for a flash too dim to reach it. The slope is
+    taken against log2 |intensity|, the threshold from the weakest flash whatever the order given."""
+    from neurozoo.retina.phenomena import latency_coding
+
+    def off_integrator(movie):
+        dark = np.maximum(-movie[:, 25, 25], 0)
+        level = np.cumsum(dark)
+        return np.where(np.convolve(dark > 0, np.ones(11))[:len(dark)] > 0, level, 0.0)[None]
+
+    result = latency_coding(off_integrator, intensities=(-3.0, -2.0, -1.5, -0.5), flash_frames=2, threshold=2.0)
+    np.testing.assert_array_equal(result["threshold_latency"][0], [0, 0, 1, np.nan])
+    assert np.isfinite(result["slope"][0]) and result["falls"][0]
+    by_default = latency_coding(off_integrator, intensities=(-3.0, -2.0, -1.5, -1.0), flash_frames=2)
+    ascending = latency_coding(off_integrator, intensities=(-1.0, -1.5, -2.0, -3.0), flash_frames=2)
+    # default threshold: half the weakest flash's peak (2 frames of -1: 1.0), whatever the order
+    np.testing.assert_array_equal(by_default["threshold_latency"][0], [0, 0, 0, 0])
+    np.testing.assert_array_equal(ascending["threshold_latency"][0], by_default["threshold_latency"][0][::-1])
+
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match="intensities"):
+        latency_coding(off_integrator, intensities=(0.0, -1.0, -2.0))

@@ -76,22 +76,29 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
                    threshold: float = None, window: int = 60, pre: int = 60) -> Dict[str, np.ndarray]:
     """Latency vs flash intensity. ``peak_latency``: frames from onset to the response maximum;
     ``threshold_latency``: first frame at which the response exceeds baseline + ``threshold`` (default: half the
-    smallest intensity's peak response, per cell; NaN if never). ``slope``: least-squares slope of the latency
-    against log2 intensity (threshold latency where defined); ``falls``: slope < 0."""
+    weakest flash's peak response, per cell; NaN if never). ``slope``: least-squares slope of the latency
+    against log2 |intensity| (threshold latency where defined); ``falls``: slope < 0. Dark flashes (negative
+    intensities, as torch-deep-retina's latency_encoding.py: 2-frame flashes of 0 to -3) are measured by their
+    magnitude; a zero intensity is refused (no flash, no latency)."""
     respond = as_responder(system)
     intensities = np.asarray(intensities, float)
+    if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any():
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"latency_coding: intensities: at least 2 non-zero flash intensities expected (a slope "
+                        f"against log2 |intensity|); got {intensities.tolist()}")
     traces = []
     for value in intensities:
         rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value))
         traces.append(rates - _baseline(rates, pre)[:, None])
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
     if threshold is None:
-        threshold = 0.5 * traces[:, 0].max(1)
+        threshold = 0.5 * traces[:, np.argmin(np.abs(intensities))].max(1)
     threshold = np.broadcast_to(np.asarray(threshold, float), (traces.shape[0],))
     above = traces >= np.maximum(threshold, 1e-9)[:, None, None]
     crossing = np.where(above.any(2), above.argmax(2), np.nan)
     peak = traces.argmax(2).astype(float)
-    x = np.log2(intensities)
+    x = np.log2(np.abs(intensities))
     slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
                       else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
     return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing, "slope": slope,

@@ -182,3 +182,30 @@ def test_latency_coding_runs_the_originals_dark_flash_protocol():
 
     with pytest.raises(SpecError, match="intensities"):
         latency_coding(off_integrator, intensities=(0.0, -1.0, -2.0))
+
+
+def test_centroid_latency_equals_the_originals_centre_of_mass():
+    """latency_encoding.py: rates under 3 spikes/s set to 0, then ``(idxs * temp).sum(1) / temp.sum(1)`` over the
+    window (here without its cubic upsampling). A cell answering a dark flash of intensity I with a triangle
+    peaking 8 / |I| frames after onset, over a silent baseline: the centre of mass is that delay, falling with I."""
+    from neurozoo.retina.phenomena import latency_coding
+
+    def off_cell(movie):
+        dark = -movie[:, 25, 25]
+        onset = int(np.argmax(dark > 0))
+        rate = np.zeros(len(movie))
+        if dark.max() > 0:
+            centre = onset + 8 / dark.max()
+            rate = np.maximum(40 * (1 - np.abs(np.arange(len(movie)) - centre) / 4), 0)
+        return np.stack([rate, rate + 10.0])  # the second cell: a 10 spikes/s baseline, above the floor
+
+    intensities = (-0.5, -1.0, -1.5, -2.0)
+    result = latency_coding(off_cell, intensities=intensities, flash_frames=2, window=30, latency="centroid")
+    for k, value in enumerate(intensities):
+        rates = off_cell(stimuli.flashes([60], 110, 2, value))[:, 60:90]
+        temp = np.where(rates < 3, 0.0, rates)
+        np.testing.assert_allclose(result["centroid_latency"][:, k], (np.arange(30) * temp).sum(1) / temp.sum(1))
+    np.testing.assert_allclose(result["centroid_latency"][0], [16, 8, 16 / 3, 4], atol=1e-5)  # float32 movie
+    assert result["falls"].all() and result["slope"][0] < 2 * result["slope"][1] < 0  # the baseline dilutes it (-6.1 vs -2.1)
+    with pytest.raises(Exception, match="latency must be one of threshold, centroid"):
+        latency_coding(off_cell, intensities=intensities, latency="com")

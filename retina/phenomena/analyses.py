@@ -72,26 +72,43 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     return {"gaps": gaps, "first_amplitude": first, "driven": driven, "recovery": ratios}
 
 
+LATENCIES = ("threshold", "centroid")
+
+
 def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), flash_frames: int = 10,
-                   threshold: float = None, window: int = 60, pre: int = 60) -> Dict[str, np.ndarray]:
+                   threshold: float = None, window: int = 60, pre: int = 60, latency: str = "threshold",
+                   rate_floor: float = 3.0) -> Dict[str, np.ndarray]:
     """Latency vs flash intensity. ``peak_latency``: frames from onset to the response maximum;
     ``threshold_latency``: first frame at which the response exceeds baseline + ``threshold`` (default: half the
-    weakest flash's peak response, per cell; NaN if never). ``slope``: least-squares slope of the latency
-    against log2 |intensity| (threshold latency where defined); ``falls``: slope < 0. Dark flashes (negative
-    intensities, as torch-deep-retina's latency_encoding.py: 2-frame flashes of 0 to -3) are measured by their
-    magnitude; a zero intensity is refused (no flash, no latency)."""
+    weakest flash's peak response, per cell; NaN if never); ``centroid_latency``: torch-deep-retina's measure
+    (figs/deep-retina-figures/latency_encoding.py): the centre of mass over the window of the rate, with rates
+    under ``rate_floor`` spikes/s (there 3) set to 0 -- the rate itself, not above baseline, as there, so a
+    baseline above the floor pulls it toward the window's middle; NaN where nothing is above the floor. ``slope``:
+    least-squares slope against log2 |intensity| of the ``latency`` chosen (``"threshold"``: the threshold latency
+    where defined, else the peak latency; ``"centroid"``: the centroid latency, NaN with fewer than 2 defined);
+    ``falls``: slope < 0. Dark flashes (negative intensities, as latency_encoding.py: 2-frame flashes of 0 to -3,
+    over 150 ms: ``flash_frames=2, window=15, latency="centroid"``) are measured by their magnitude; a zero
+    intensity is refused (no flash, no latency)."""
+    from neurozoo.datasets.errors import SpecError
+
     respond = as_responder(system)
     intensities = np.asarray(intensities, float)
     if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any():
-        from neurozoo.datasets.errors import SpecError
-
         raise SpecError(f"latency_coding: intensities: at least 2 non-zero flash intensities expected (a slope "
                         f"against log2 |intensity|); got {intensities.tolist()}")
-    traces = []
+    if latency not in LATENCIES:
+        raise SpecError(f"latency_coding: latency must be one of {', '.join(LATENCIES)}; got {latency!r}")
+    traces, raw = [], []
     for value in intensities:
         rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value))
         traces.append(rates - _baseline(rates, pre)[:, None])
+        raw.append(rates)
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
+    kept = np.stack(raw, 1)[:, :, pre:pre + window]
+    kept = np.where(kept >= rate_floor, kept, 0.0)
+    mass = kept.sum(2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroid = np.where(mass > 0, (kept * np.arange(window)).sum(2) / mass, np.nan)
     if threshold is None:
         threshold = 0.5 * traces[:, np.argmin(np.abs(intensities))].max(1)
     threshold = np.broadcast_to(np.asarray(threshold, float), (traces.shape[0],))
@@ -99,10 +116,14 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     crossing = np.where(above.any(2), above.argmax(2), np.nan)
     peak = traces.argmax(2).astype(float)
     x = np.log2(np.abs(intensities))
-    slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
-                      else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
-    return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing, "slope": slope,
-            "falls": slope < 0}
+    if latency == "threshold":
+        slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
+                          else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
+    else:
+        slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
+                          else np.nan for c in centroid])
+    return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing,
+            "centroid_latency": centroid, "slope": slope, "falls": slope < 0}
 
 
 F2_F1_RATIOS = ("max", "phase_mean")

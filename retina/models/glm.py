@@ -6,9 +6,11 @@ loop to pass them). On held-out stimuli the history is not observed for the tria
 ``predict_movie`` simulates the model autoregressively (sampled Poisson spikes feed the history) and
 averages the rates over samples.
 
-The published GLM (deep-retina scripts/glm.py: ``PoissonGLM([f_stim, f_hist])``, a full stimulus filter and the
-cell's rate over the 50 frames before the target, exponential link) is this model with a full-rank filter and a
-history of 50 frames (``rank=40, history=50``), less the constraint below.
+The published GLM (deep-retina scripts/glm.py: ``PoissonGLM([f_stim, f_hist])``, a full stimulus filter and a
+filter over 50 frames of the cell's past, exponential link) is this model with ``rank=40, history=50``, less the
+constraint below. Its history feature was the recorded rate (``firing_rate_10ms``, which loadexpt returns as y);
+ours holds the binned spike counts, as the later loadexpt's ``spk_hist`` (``response/binned``) and Pillow et al.
+2008 (which deepretina/glms.py cites): a Gaussian-smoothed rate reaches into the frame being predicted.
 
 Two choices keep the closed-loop simulation stable (Gerhard et al. 2017 on unstable spike-history GLMs):
 

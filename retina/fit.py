@@ -11,7 +11,8 @@ Interface (stable; other modules build on it):
   (called once before training), ``init_from_sta(sta (n_cells, 40, 50, 50))`` (the spike-triggered
   average of the training split, before ``init_from_data``), ``init_from_stimulus(windows (N, 40, 50, 50))``
   (a sample of training windows, after ``init_from_sta``), ``param_groups(lr)`` (Adam parameter
-  groups), ``predict_movie`` (GLM: autoregressive held-out prediction).
+  groups), ``predict_movie`` (GLM: autoregressive held-out prediction), ``validation_response`` (the response
+  early stopping watches; default the smoothed ``firing_rate_10ms``).
 * Units: the embedded recordings' rates are spikes/s (mean about 25, peaks near 300 under white
   noise). A model whose output starts near 1 (softplus after BatchNorm) should set its output scale
   in ``init_from_data`` -- Adam at 1e-2 needs thousands of steps to grow it otherwise.
@@ -64,8 +65,10 @@ from neurozoo.datasets.torch_files import read_torch_file
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
 # bump when the loop or a model's initialisation changes what a fit with given settings yields; 7: no L2 on the
-# two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged)
-FIT_PROTOCOL = 7
+# two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged); 8: the GLM's
+# early stopping watches the binned counts, not the smoothed rate, which discarded its post-spike filter (the others
+# are unchanged)
+FIT_PROTOCOL = 8
 
 
 def builtin_models() -> List[str]:
@@ -290,8 +293,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
     _check_config(config)
     d = _Data(recording, config.response, history, device)
-    # early stopping always watches the smoothed rate when the file has it (the binned counts are too noisy)
-    val_key = "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response
+    # early stopping watches the smoothed rate when the file has it (the binned counts are too noisy), unless the
+    # model names its own validation response (a spike-history model: see GLM.validation_response)
+    val_key = getattr(model, "validation_response", None) or (
+        "firing_rate_10ms" if "firing_rate_10ms" in recording.responses else config.response)
     n_cells = d.target.shape[0]
     if getattr(model, "n_cells", n_cells) != n_cells:
         raise DataError(f"{recording.path}: the model has {model.n_cells} outputs but the recording has {n_cells} cells")

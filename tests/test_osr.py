@@ -131,6 +131,27 @@ def test_the_amacrine_inhibition_after_the_last_flash_is_the_same_at_every_perio
     assert frozen[0] > 1.3 * frozen[2]
 
 
+def test_a_single_resonant_linear_pathway_never_shows_the_osr():
+    """The hypothesis Tanaka et al. (2019) argue against: one resonant (damped-oscillation) linear filter before a
+    rectifier. Tuned to any period of the sweep or beyond (6-20 frames), damped over 5-40 frames, ON or OFF: its
+    ringing after the omission is never above its response to a flash (peak ratio <= 1.03, where the call needs 2;
+    measured), and its latency does not follow the period (slopes -1.05 to 0.98 with R^2 < 0.8 wherever the slope
+    is near 1), so no cell is called."""
+    cells = [(p, tau, sign) for p in (6, 8, 10, 12, 14, 16, 20) for tau in (5, 10, 20, 40) for sign in (1, -1)]
+    t = np.arange(40)
+    filters = np.array([sign * np.exp(-t / tau) * np.sin(2 * np.pi * (t + 1) / p) for p, tau, sign in cells])
+
+    def respond(movie):
+        trace = movie[:, 0, 0].astype(float)
+        return np.maximum(5 + 10 * np.array([np.convolve(trace, k)[:len(trace)] for k in filters]), 0)
+
+    result = omitted_stimulus_response(respond)
+    assert not result.is_osr.any()
+    assert (result.peak_ratio.min(1) < 1.1).all()
+    near_one = np.abs(result.slope - 1) <= 0.25
+    assert (np.nan_to_num(result.r2[near_one]) < 0.8).all()
+
+
 @pytest.mark.parametrize("ablation", [dict(osr_off_gain=0.0), dict(osr_on_gain=0.0),
                                       dict(osr_amacrine_depression=False)],
                          ids=["no-OFF-pathway", "no-ON-pathway", "no-depression"])

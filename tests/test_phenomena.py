@@ -96,6 +96,20 @@ def test_motion_anticipation_zero_for_delay_positive_for_transient():
     assert transient["anticipation"][0] > 1.5
 
 
+@pytest.mark.parametrize("speed", [1.0, 0.5, 0.176, 0.08])  # ours, ..., the anticipation figure's, Berry et al.'s
+def test_motion_anticipation_is_unbiased_at_the_originals_slow_speeds(speed):
+    """torch-deep-retina moves a 2-px bar at 0.08-0.176 px/frame. A pure delay anticipates nothing at any speed, and
+    the transient cell leads the bar by the same distance (~3 px: it answers the bar entering its Gaussian field).
+    Measured before: the delay cell 0.5, 1.0, 2.8, 6.4 frames (flashed bars centred on pixel edges, 2 px apart, put
+    its centre half a pixel off), the transient cell 2.9, 3.1, 3.2, 1.7 px (a +-30-frame search window cut its slow
+    response short)."""
+    delayed = motion_anticipation(delay_model(d=5, xs=(24,)), speed=speed, width=2.0)
+    assert delayed["rf_centre"][0] == pytest.approx(24.5, abs=0.05)
+    assert abs(delayed["anticipation_px"][0]) < 0.1
+    transient = motion_anticipation(transient_model(x=25, sigma=3.0), speed=speed, width=2.0)
+    assert 2.5 < transient["anticipation_px"][0] < 3.5
+
+
 def test_motion_reversal_known_latency():
     # cells at x=15 (the reversed bar comes back over it) and x=40 (beyond the reversal point)
     result = motion_reversal(delay_model(d=3, xs=(15, 40), baseline=0.0), reverse_at=25.0)

@@ -6,6 +6,12 @@ loop to pass them). On held-out stimuli the history is not observed for the tria
 ``predict_movie`` simulates the model autoregressively (sampled Poisson spikes feed the history) and
 averages the rates over samples.
 
+The published GLM (deep-retina scripts/glm.py: ``PoissonGLM([f_stim, f_hist])``, a full stimulus filter and a
+filter over 50 frames of the cell's past, exponential link) is this model with ``rank=40, history=50``, less the
+constraint below. Its history feature was the recorded rate (``firing_rate_10ms``, which loadexpt returns as y);
+ours holds the binned spike counts, as the later loadexpt's ``spk_hist`` (``response/binned``) and Pillow et al.
+2008 (which deepretina/glms.py cites): a Gaussian-smoothed rate reaches into the frame being predicted.
+
 Two choices keep the closed-loop simulation stable (Gerhard et al. 2017 on unstable spike-history GLMs):
 
 * the stimulus filter starts from the spike-triggered average scaled to drive sd 0.5 *on the training
@@ -34,6 +40,11 @@ class GLM(nn.Module):
     #: fitted to the spike counts per frame (in spikes/s), not to a Gaussian-smoothed rate: the smoothing
     #: reaches into the future, which a causal history filter would learn to exploit
     fit_response = "binned"
+    #: early stopping watches the same counts, predicted from the observed history before each frame. Against the
+    #: smoothed rate (the default) the validation correlation fell as the post-spike filter was learned -- the
+    #: smoothed rate at t holds the spike at t - 1 that a refractory filter answers with a dip -- so the best epoch
+    #: was the first, before any history filter: a known refractory filter (-2.0 at lag 1) came back as -0.03
+    validation_response = "binned"
     #: Adam's step for the exponential link (1e-2 overshoots from the spike-triggered-average start)
     default_lr = 1e-3
 

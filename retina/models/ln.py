@@ -1,7 +1,10 @@
 """Linear-nonlinear (LN) baseline: a low-rank spatiotemporal filter per cell and a fitted softplus.
 
 ``rate = alpha * softplus(beta * <k, window> + b)`` with ``k = sum_r temporal_r (40) x spatial_r (50x50)``
-per cell (``rank`` separable components; rank 1-2 is the classic space-time separable LN model).
+per cell (``rank`` separable components; rank 1-2 is the classic space-time separable LN model). The published
+LN baseline (deep-retina ``models.linear_nonlinear``: ``Dense`` on the flattened window, then softplus) has a
+full-rank filter: ``rank=40`` (a 40 x 2500 filter has rank <= 40). It overfits the embedded recording (held-out r
+0.449 against 0.547 at rank 2; docs/retina.md, "LN, GLM and phenomenon protocols against the original code").
 """
 from __future__ import annotations
 

@@ -72,37 +72,79 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     return {"gaps": gaps, "first_amplitude": first, "driven": driven, "recovery": ratios}
 
 
+LATENCIES = ("threshold", "centroid")
+
+
 def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), flash_frames: int = 10,
-                   threshold: float = None, window: int = 60, pre: int = 60) -> Dict[str, np.ndarray]:
+                   threshold: float = None, window: int = 60, pre: int = 60, latency: str = "threshold",
+                   rate_floor: float = 3.0) -> Dict[str, np.ndarray]:
     """Latency vs flash intensity. ``peak_latency``: frames from onset to the response maximum;
     ``threshold_latency``: first frame at which the response exceeds baseline + ``threshold`` (default: half the
-    smallest intensity's peak response, per cell; NaN if never). ``slope``: least-squares slope of the latency
-    against log2 intensity (threshold latency where defined); ``falls``: slope < 0."""
+    weakest flash's peak response, per cell; NaN if never); ``centroid_latency``: torch-deep-retina's measure
+    (figs/deep-retina-figures/latency_encoding.py): the centre of mass over the window of the rate, with rates
+    under ``rate_floor`` spikes/s (there 3) set to 0 -- the rate itself, not above baseline, as there, so a
+    baseline above the floor pulls it toward the window's middle; NaN where nothing is above the floor. ``slope``:
+    least-squares slope against log2 |intensity| of the ``latency`` chosen (``"threshold"``: the threshold latency
+    where defined, else the peak latency; ``"centroid"``: the centroid latency, NaN with fewer than 2 defined);
+    ``falls``: slope < 0. Dark flashes (negative intensities, as latency_encoding.py: 2-frame flashes of 0 to -3,
+    over 150 ms: ``flash_frames=2, window=15, latency="centroid"``) are measured by their magnitude; a zero
+    intensity is refused (no flash, no latency)."""
+    from neurozoo.datasets.errors import SpecError
+
     respond = as_responder(system)
     intensities = np.asarray(intensities, float)
-    traces = []
+    if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any():
+        raise SpecError(f"latency_coding: intensities: at least 2 non-zero flash intensities expected (a slope "
+                        f"against log2 |intensity|); got {intensities.tolist()}")
+    if latency not in LATENCIES:
+        raise SpecError(f"latency_coding: latency must be one of {', '.join(LATENCIES)}; got {latency!r}")
+    traces, raw = [], []
     for value in intensities:
         rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value))
         traces.append(rates - _baseline(rates, pre)[:, None])
+        raw.append(rates)
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
+    kept = np.stack(raw, 1)[:, :, pre:pre + window]
+    kept = np.where(kept >= rate_floor, kept, 0.0)
+    mass = kept.sum(2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centroid = np.where(mass > 0, (kept * np.arange(window)).sum(2) / mass, np.nan)
     if threshold is None:
-        threshold = 0.5 * traces[:, 0].max(1)
+        threshold = 0.5 * traces[:, np.argmin(np.abs(intensities))].max(1)
     threshold = np.broadcast_to(np.asarray(threshold, float), (traces.shape[0],))
     above = traces >= np.maximum(threshold, 1e-9)[:, None, None]
     crossing = np.where(above.any(2), above.argmax(2), np.nan)
     peak = traces.argmax(2).astype(float)
-    x = np.log2(intensities)
-    slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
-                      else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
-    return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing, "slope": slope,
-            "falls": slope < 0}
+    x = np.log2(np.abs(intensities))
+    if latency == "threshold":
+        slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
+                          else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
+    else:
+        slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
+                          else np.nan for c in centroid])
+    return {"intensities": intensities, "peak_latency": peak, "threshold_latency": crossing,
+            "centroid_latency": centroid, "slope": slope, "falls": slope < 0}
+
+
+F2_F1_RATIOS = ("max", "phase_mean")
 
 
 def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0, 0.125, 0.25, 0.375, 0.5),
-                      half_period: int = 25, n_reversals: int = 10, contrast: float = 1.0) -> Dict[str, np.ndarray]:
+                      half_period: int = 25, n_reversals: int = 10, contrast: float = 1.0,
+                      ratio: str = "max") -> Dict[str, np.ndarray]:
     """Contrast-reversing grating: amplitude of the response at the reversal frequency (F1) and at twice it
-    (F2) per spatial phase; ``f2_f1``: max F2 / max F1 over phases (frequency doubling: > 1 for nonlinear
-    subunits, ~0 for a linear receptive field)."""
+    (F2) per spatial phase, from the cycles after the first; ``f2_f1`` (frequency doubling: > 1 for nonlinear
+    subunits, ~0 for a linear receptive field):
+
+    * ``ratio="max"``: max F2 / max F1 over phases (Hochstein & Shapley 1976: F1 is largest where F2 is smallest,
+      so each is taken at its best phase);
+    * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
+      frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py: ``fratio = F2 / F1``,
+      ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
+    if ratio not in F2_F1_RATIOS:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
     respond = as_responder(system)
     period, pre = 2 * half_period, 50
     f1, f2 = [], []
@@ -114,8 +156,11 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
         spectrum = np.abs(np.fft.rfft(cycle, axis=1)) * 2 / period
         f1.append(spectrum[:, 1]), f2.append(spectrum[:, 2])
     f1, f2 = np.stack(f1, 1), np.stack(f2, 1)
-    return {"phases": np.asarray(phases), "F1": f1, "F2": f2,
-            "f2_f1": f2.max(1) / np.maximum(f1.max(1), 1e-12)}
+    if ratio == "max":
+        f2_f1 = f2.max(1) / np.maximum(f1.max(1), 1e-12)
+    else:
+        f2_f1 = (f2 / np.maximum(f1, 1e-12)).mean(1)
+    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1}
 
 
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):
@@ -135,22 +180,29 @@ def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post
     return centre, np.where(silent, np.nan, latencies[np.arange(len(best)), best]), amplitudes
 
 
+#: flashed-bar centres: every pixel centre (x + 0.5), away from the edges
+FLASH_POSITIONS = tuple(np.arange(3, 47) + 0.5)
+
+
 def motion_anticipation(system, speed: float = 1.0, width: float = 4.0, intensity: float = 1.0,
-                        flash_positions: Sequence[float] = tuple(range(3, 48, 2)), flash_frames: int = 1) -> Dict[str, np.ndarray]:
+                        flash_positions: Sequence[float] = FLASH_POSITIONS, flash_frames: int = 1) -> Dict[str, np.ndarray]:
     """Berry et al. (1999): does the response to a moving bar lead the bar?
 
     Each cell's receptive-field centre (x) and flash latency come from brief flashed bars at
-    ``flash_positions``. For the bar moving along +x at ``speed`` px/frame, ``anticipation`` (frames) =
-    (time the bar centre crosses the RF centre + the flash latency) - time of the moving-bar response peak:
-    0 for a purely delayed linear cell, > 0 when the response leads the bar."""
+    ``flash_positions`` (default: centred on every pixel; bars centred on pixel edges 2 px apart put a one-pixel
+    cell's centre half a pixel off, 6 frames of false anticipation at the 0.08 px/frame of Berry et al.). For the
+    bar moving along +x at ``speed`` px/frame, ``anticipation`` (frames) = (time the bar centre crosses the RF
+    centre + the flash latency) - time of the moving-bar response peak: 0 for a purely delayed linear cell, > 0
+    when the response leads the bar. The peak is the centroid of the suprathreshold response within
+    ``max(30, 10 / speed)`` frames of the expected time (the bar's passage over +-10 px at slow speeds)."""
     respond = as_responder(system)
     centre, flash_latency, _ = _rf_centres(respond, flash_positions, width, intensity, flash_frames)
     movie, positions = stimuli.moving_bar(speed, width, intensity)
     rates = respond(movie)
     valid = np.flatnonzero(np.isfinite(positions))
     crossing = np.interp(centre, positions[valid], valid.astype(float))  # bar centre at the RF centre
-    # the response peak: centroid of the suprathreshold response within +-30 frames of the expected time
-    peak = np.array([_centroid_time(rates[i:i + 1], max(0, int(c + l) - 30), int(c + l) + 30)[0]
+    reach = int(np.ceil(max(30.0, 10.0 / speed)))
+    peak = np.array([_centroid_time(rates[i:i + 1], max(0, int(c + l) - reach), int(c + l) + reach)[0]
                      if np.isfinite(c + l) else np.nan for i, (c, l) in enumerate(zip(crossing, flash_latency))])
     anticipation = crossing + flash_latency - peak
     return {"rf_centre": centre, "flash_latency": flash_latency, "crossing_time": crossing, "peak_time": peak,

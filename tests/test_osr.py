@@ -147,7 +147,8 @@ def test_a_single_resonant_linear_pathway_never_shows_the_osr():
 
     result = omitted_stimulus_response(respond)
     assert not result.is_osr.any()
-    assert (result.peak_ratio.min(1) < 1.1).all()
+    smallest = np.fmin.reduce(result.peak_ratio, axis=1)  # periods where the train's peak is <= 0 have no ratio (NaN)
+    assert np.isfinite(smallest).all() and (smallest < 1.1).all()
     near_one = np.abs(result.slope - 1) <= 0.25
     assert (np.nan_to_num(result.r2[near_one]) < 0.8).all()
 

@@ -212,6 +212,32 @@ def test_sampling_is_seeded_and_replayable(tiny):
         assert space.config_from_params(trial.params) == config
 
 
+def _run_study(space, storage, name, n_trials, seed=0):
+    """``n_trials`` trials in a freshly opened study object (as a new process would open it), each scored by a
+    fixed function of its configuration; returns the study's params in trial order."""
+    study = open_study(name, storage, seed=seed, pruner="none")
+    for _ in range(n_trials):
+        trial = study.ask()
+        config = space.sample(trial)
+        score = config["train"]["weight_decay"] * 1e3 + (config["cell"]["kind"] == "rgc") + len(config["feedback"])
+        study.tell(trial, score)
+    return [t.params for t in study.trials]
+
+
+def test_a_resumed_study_continues_the_seeded_sequence_without_repeating_it(tiny, tmp_path):
+    """The review's defect: TPESampler(seed) restarts its random state in every process, so a study run again with
+    the same seed drew its first start-up configurations again (resumed trials 3, 4 = trials 0, 1)."""
+    space = load_space(tiny / "tiny_space.yaml")
+    storage = make_storage(f"sqlite:///{tmp_path / 's.sqlite'}", heartbeat_interval=None)
+    whole = _run_study(space, storage, "whole", 8)
+    _run_study(space, storage, "resumed", 3)
+    _run_study(space, storage, "resumed", 2)
+    resumed = _run_study(space, storage, "resumed", 3)
+    assert resumed == whole  # the same sequence as one uninterrupted run: nothing lost or repeated
+    assert all(whole[i] != whole[j] for i in range(8) for j in range(i))
+    assert _run_study(space, storage, "other_seed", 3, seed=1) != whole[:3]
+
+
 @pytest.mark.parametrize("patch, message", [
     ({"cells": {"rgc": {"tau_bias": {"float": [3.0, -3.0]}}}}, "cells.rgc.tau_bias: 'float' needs low < high"),
     ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),
@@ -364,6 +390,7 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     assert [t.number for t in trials] == [0, 1]
     assert trials[0].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat check
     assert trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1].params != trials[0].params  # the rerun draws trial 1's configuration, not trial 0's again
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 

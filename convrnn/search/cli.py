@@ -44,10 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
-    p.add_argument("--seed", type=int, default=0, help="TPE sampler and training seed")
+    p.add_argument("--seed", type=int, default=0,
+                   help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
-    p.add_argument("--worker-index", type=int, default=0,
-                   help="index of this command's first worker (distinct per machine: seeds the sampler)")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
     p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
@@ -97,18 +96,17 @@ def run(args: argparse.Namespace) -> int:
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
     if args.workers == 1:
-        run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, worker_index=args.worker_index,
-                   pruner=args.pruner, max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
+        run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
+                   max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
         from neurozoo.convrnn.search.study import make_storage, open_study
 
         open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
         procs = []
-        for k, n in enumerate(split_trials(args.trials, args.workers)):
+        for n in split_trials(args.trials, args.workers):
             if n == 0:
                 continue
-            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--worker-index",
-                                                       str(args.worker_index + k), "--storage", storage,
+            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--storage", storage,
                                                        "--study", study_name, "--export", "0", "--no-record"]
             procs.append(subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv]))
         codes = [proc.wait() for proc in procs]
@@ -120,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
-    skip = {"trials", "workers", "worker_index", "storage", "study", "export", "record", "results", "handler",
+    skip = {"trials", "workers", "storage", "study", "export", "record", "results", "handler",
             "command", "amp", "channels_last", "quiet"}
     argv = []
     for key, value in vars(args).items():

@@ -1,5 +1,6 @@
 """neurozoo.convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
 a killed worker, export of the best configurations as loadable specs and as scored records."""
+import json
 import math
 import os
 import signal
@@ -281,13 +282,19 @@ def test_median_pruner_stops_a_trial_below_the_running_median():
 
 
 # ---------------------------------------------------------------------------- zoo search
-def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
+def test_zoo_search_exports_the_trained_models_with_provenance_and_records_scores(tiny, tmp_path):
+    """The exported spec is the trained model (the review's defect: it was the configuration at width 1, 5197
+    parameters for a trial trained at width 0.5 with 1385, so the trial's weights did not fit it)."""
+    import json
+
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
     results = f"sqlite:///{tmp_path / 'results.sqlite'}"
-    assert main(["search", *search_argv(tiny, out, 3, "--export", "2", "--results", results)]) == 0
+    argv = search_argv(tiny, out, 3, "--export", "2", "--results", results)
+    argv[argv.index("--width") + 1] = "0.5"
+    assert main(["search", *argv, "--n-steps", "5"]) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     assert [t.number for t in study.trials] == [0, 1, 2]
     states = [t.state for t in study.trials]
@@ -296,15 +303,34 @@ def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
     assert all(len(t.intermediate_values) == 1 for t in study.trials)  # val top-1 reported per epoch
     ranked = sorted([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE],
                     key=lambda t: (-t.value, t.number))
+    assert [Path(t.user_attrs["out"]) for t in study.trials] == [out / "tiny" / f"trial_{n:05d}" for n in range(3)]
 
-    best = out / "tiny_best1.yaml"
-    model = convrnn.create_model(str(best), num_classes=3)
+    best, trial = out / "tiny_best1.yaml", ranked[0]
+    model = convrnn.create_model(str(best))  # no overrides: the spec alone is the trained model
     spec = model.spec
-    assert spec.name == "tiny_best1" and f"trial {ranked[0].number}" in spec.description
-    config = ranked[0].user_attrs["config"]
-    assert spec.layer("conv2").cell == config["cell"] and [[e.source, e.target] for e in spec.feedback] == config["feedback"]
-    assert model(torch.zeros(2, 3, 32, 32)).logits.shape == (6, 2, 3)
-    assert (out / "tiny_best2.yaml").exists()
+    assert spec.name == "tiny_best1" and f"trial {trial.number}" in spec.description
+    assert (spec.n_steps, spec.num_classes, spec.layer("conv2").channels) == (5, 3, 4)
+    assert sum(p.numel() for p in model.parameters()) == trial.user_attrs["parameters"]
+    config = trial.user_attrs["config"]
+    assert spec.layer("conv2").cell["kind"] == config["cell"]["kind"]
+    assert [[e.source, e.target] for e in spec.feedback] == config["feedback"]
+    # the trial's checkpoint loads as it is, and gives the outputs of the model the trainer built
+    weights = torch.load(Path(trial.user_attrs["out"]) / "best.pth", map_location="cpu", weights_only=False)["model"]
+    model.load_state_dict(weights)
+    trained = convrnn.create_model(str(Path(trial.user_attrs["out"]) / "spec.yaml"), width_multiplier=0.5, n_steps=5,
+                                   num_classes=3)
+    trained.load_state_dict(weights)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, trained(x).logits) and model(x).logits.shape == (5, 2, 3)
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["trial"] == trial.number and provenance["val_top1"] == trial.value
+    assert provenance["model_overrides"] == {"width_multiplier": 0.5, "n_steps": 5, "num_classes": 3}
+    assert provenance["config"] == config and provenance["sampler_seed"] == 0
+    assert provenance["training"]["seed"] == 0 and provenance["training"]["image_size"] == 32
+    assert provenance["trial_code_version"] and provenance["exported_by"]
+    assert Path(provenance["weights"]) == (Path(trial.user_attrs["out"]) / "best.pth").resolve()
+    assert (out / "tiny_best2.yaml").exists() and (out / "tiny_best2.json").exists()
 
     frame = ResultsStore(results).query(benchmark="search.val_top1")
     assert list(frame.model) == ["tiny_best1", "tiny_best2"]
@@ -312,7 +338,28 @@ def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
     row = frame.iloc[0]
     assert len(row.data_sha256) == 64 and row.seed == 0 and row.code_version
     assert row.settings["trial"] == ranked[0].number and row.settings["training"]["image_size"] == 32
-    assert row.settings["config"] == config
+    assert row.settings["config"] == config and row.settings["model_overrides"]["width_multiplier"] == 0.5
+
+
+def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
+    """The review's defect: trial folders were OUT/trial_<n> for every study, so a second study's trial 0 wrote
+    its spec and config over the first study's, then stopped on the first study's checkpoint (exit 2)."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    for study in ("first", "second"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "1", "--no-record", study=study)]) == 0
+    storage = f"sqlite:///{out / 'search.sqlite'}"
+    for study in ("first", "second"):
+        trial = optuna.load_study(study_name=study, storage=storage).trials[0]
+        folder = out / study / "trial_00000"
+        assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["out"] == str(folder)
+        assert json.loads((folder / "config.json").read_text()) == trial.user_attrs["config"]
+    # a trial folder left by a deleted study of the same name is refused before anything is written over it
+    optuna.delete_study(study_name="first", storage=storage)
+    before = (out / "first" / "trial_00000" / "config.json").read_text()
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", study="first")]) == 2
+    assert (out / "first" / "trial_00000" / "config.json").read_text() == before
 
 
 def _shared_storage(tmp_path):

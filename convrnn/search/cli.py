@@ -69,7 +69,8 @@ def settings_from_args(args):
                          optimizer=args.optimizer, image_size=args.image_size, width_multiplier=args.width,
                          n_steps=args.n_steps, image_steps=args.image_steps,
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
-                         device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True)
+                         device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True,
+                         progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:

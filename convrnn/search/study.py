@@ -109,6 +109,7 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
     storage = make_storage(storage_url, heartbeat_interval, grace_period)
     study = open_study(study_name, storage, seed, pruner)
     study.set_user_attr("space", space.name)
+    study.set_user_attr("seed", seed)
     callbacks = []
     if max_total is not None:
         from optuna.study import MaxTrialsCallback

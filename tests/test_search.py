@@ -94,6 +94,48 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
 
 
+# configs/median_rgcell_cfg.py median_config_dict["model_params"]["cell_params"] (convrnns commit cab32bb), activations
+# by name; the four switches it leaves out at utils/median_rgcell.py's defaults (False)
+MEDIAN_AS_SEARCHED = {
+    "tau_depth_separable": True, "tau_filter_size": 7, "residual_to_out_gate": False, "feedback_activation": "elu",
+    "residual_to_cell_gate": False, "out_residual": True, "feedback_depth_separable": True,
+    "tau_nonlinearity": "sigmoid", "ff_depth_separable": False, "gate_nonlinearity": "tanh", "cell_to_out": False,
+    "input_to_cell": True, "cell_residual": False, "in_out_depth_separable": False, "layer_norm": False,
+    "input_activation": "elu", "ff_filter_size": 2, "feedback_filter_size": 8, "feedback_entry": "input",
+    "input_to_out": True, "in_out_filter_size": 3, "tau_offset": 0.9219348064291611,
+    "tau_multiplier": -0.9219348064291611, "tau_bias": 4.147336708899556, "out_activation": "elu",
+    "weight_decay": 0.0002033999204146308, "init_scale": 0.6393378386273998, "cell_depth": 64,
+    "gate_depth_separable": True, "gate_filter_size": 7, "gate_offset": 0.7006566684988862,
+    "gate_multiplier": -0.7006566684988862, "gate_bias": 2.776542926439013, "cell_activation": "elu",
+    "residual_to_cell_tau": False, "residual_to_out_tau": False, "input_to_tau": False, "input_to_gate": False,
+}
+# models/model_func.py model_func: the released rgc_intermediate overrides the feedback entries
+MEDIAN_AS_RELEASED = {**MEDIAN_AS_SEARCHED, "feedback_activation": "identity", "feedback_entry": "out",
+                      "feedback_depth_separable": False, "feedback_filter_size": 1}
+
+
+def test_the_median_cell_is_a_point_of_the_builtin_spaces_with_its_gates_tied():
+    """The review's defects: the median cell as searched (8x8 feedback kernel) was outside the space (feedback
+    kernels {1, 3}), and gate offset and multiplier were drawn apart although the search drew one number per gate
+    (the median has multiplier = -offset to the last digit)."""
+    space = load_space("rgc_intermediate")
+    assert space.outside("rgc", MEDIAN_AS_SEARCHED) == [] and space.outside("rgc", MEDIAN_AS_RELEASED) == []
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "tau_multiplier": -0.5}) == [
+        "tau_multiplier=-0.5 (tied: -1 x tau_offset)"]
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "feedback_filter_size": 9}) == ["feedback_filter_size=9"]
+    local = load_space("rgc_local")
+    assert local.outside("rgc", {k: MEDIAN_AS_SEARCHED[k] for k in local.cells["rgc"]}) == []
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        cell = space.sample(trial)["cell"]
+        if cell["kind"] == "rgc":
+            assert cell["tau_multiplier"] == -cell["tau_offset"] and cell["gate_multiplier"] == -cell["gate_offset"]
+            assert "rgc.tau_multiplier" not in trial.params and space.outside("rgc", cell) == []
+            assert space.config_from_params(trial.params)["cell"] == cell
+    assert sum(p.kind != "tied" for p in space.cells["rgc"].values()) == 36  # searched; 38 set
+
+
 def _trial(space, kind, **params):
     """A fixed trial drawing ``kind`` with ``params``, no feedback edge and lr 0.05."""
     return optuna.trial.FixedTrial({"cell": kind, **params, "train.lr": 0.05,
@@ -244,6 +286,9 @@ def test_a_resumed_study_continues_the_seeded_sequence_without_repeating_it(tiny
     ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),
     ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
     ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
+    ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_ofset"}}}}, "'tied' must name a numeric, untied hyperparameter"),
+    ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_offset", "scale": "minus"}}}}, "expected {tied: OTHER"),
+    ({"train": {"lr": {"tied": "weight_decay"}}}, "'tied' links hyperparameters of one cell, not training ones"),
     ({"cells": {"rgc": {"tau_bias": {"float": [0, 1], "lo": 2}}}}, "expected a value or one of"),
     ({"feedback": {"candidates": ["conv2->conv3"]}}, "must go from a higher layer to a lower one"),
     ({"feedback": {"candidates": ["conv9->conv2"]}}, "names 'conv9', not a layer"),

@@ -8,6 +8,7 @@ boolean: on or off). Every hyperparameter is one of::
     {choice: [sigmoid, tanh]}        # categorical (also booleans and kernel sizes)
     {float: [0.0, 2.0]}              # uniform; add `log: true` for log-uniform
     {int: [16, 64], step: 16}        # integer range
+    {tied: tau_offset, scale: -1.0}  # (cells only) scale x another hyperparameter of the same cell, not searched
 
 Example (see convrnn/search/spaces/)::
 
@@ -34,6 +35,7 @@ A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feed
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -58,8 +60,8 @@ Edge = Tuple[str, str]
 class Param:
     """One searched (or fixed) hyperparameter."""
     name: str
-    kind: str  # fixed | choice | float | int
-    values: Any = None  # fixed value, or list of choices
+    kind: str  # fixed | choice | float | int | tied
+    values: Any = None  # fixed value, list of choices, or the name of the hyperparameter a tied one follows
     low: float = 0.0
     high: float = 0.0
     log: bool = False
@@ -74,6 +76,16 @@ class Param:
             return trial.suggest_float(key, self.low, self.high, log=self.log)
         return trial.suggest_int(key, int(self.low), int(self.high), step=self.step or 1, log=self.log)
 
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this distribution (not for a tied one: see ``SearchSpace.outside``)."""
+        if self.kind in ("fixed", "choice"):
+            return value in (self.values if self.kind == "choice" else [self.values])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and (int(value) != value or (value - self.low) % (self.step or 1)):
+            return False
+        return self.kind != "tied" and self.low <= value <= self.high
+
     def examples(self) -> List[Any]:
         """Values that together exercise every branch (used to validate against the cell)."""
         if self.kind == "fixed":
@@ -86,11 +98,17 @@ class Param:
 def parse_param(raw: Any, where: str) -> Param:
     if not isinstance(raw, dict):
         return Param(where, "fixed", raw)
+    if "tied" in raw:
+        scale = raw.get("scale", 1.0)
+        if (set(raw) - {"tied", "scale"} or not isinstance(raw["tied"], str) or isinstance(scale, bool)
+                or not isinstance(scale, (int, float))):
+            raise SpecError(f"{where}: expected {{tied: OTHER_HYPERPARAMETER, scale: NUMBER}}, got {raw!r}")
+        return Param(where, "tied", raw["tied"], float(scale))
     kinds = [k for k in ("choice", "float", "int") if k in raw]
     extra = set(raw) - {"choice", "float", "int", "log", "step"}
     if len(kinds) != 1 or extra:
         raise SpecError(f"{where}: expected a value or one of {{choice: [...]}}, {{float: [low, high]}}, "
-                        f"{{int: [low, high]}} (optional log, step), got {raw!r}")
+                        f"{{int: [low, high]}} (optional log, step), {{tied: OTHER, scale: NUMBER}}, got {raw!r}")
     kind = kinds[0]
     value = raw[kind]
     if kind == "choice":
@@ -187,6 +205,9 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'train' must be a mapping with keys among {', '.join(TRAIN_KEYS)}, "
                             f"got {train_raw!r}")
         train = {k: parse_param(v, f"{source}: train.{k}") for k, v in train_raw.items()}
+        for key, param in train.items():
+            if param.kind == "tied":
+                raise SpecError(f"{source}: train.{key}: 'tied' links hyperparameters of one cell, not training ones")
         name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
         image_size = data.get("image_size", DEFAULT_IMAGE_SIZE)
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
@@ -200,9 +221,11 @@ class SearchSpace:
         """Draw a configuration through an optuna trial (cell parameters are conditional on the kind)."""
         kinds = list(self.cells)
         kind = trial.suggest_categorical("cell", kinds) if len(kinds) > 1 else kinds[0]
+        params = self.cells[kind]
+        drawn = {key: param.suggest(trial, f"{kind}.{key}") for key, param in params.items() if param.kind != "tied"}
         cell = {"kind": kind}
-        for key, param in self.cells[kind].items():
-            cell[key] = param.suggest(trial, f"{kind}.{key}")
+        for key, param in params.items():
+            cell[key] = param.low * drawn[param.values] if param.kind == "tied" else drawn[key]
         if kind == "rgc" and not cell.get("input_to_cell", True) and not cell.get("cell_residual", False):
             cell["input_to_cell"] = True  # the RGC's cell needs an input (utils/median_rgcell.py asserts it)
         edges = list(self.fixed_edges)
@@ -211,6 +234,23 @@ class SearchSpace:
                 edges.append((src, tgt))
         train = {key: param.suggest(trial, f"train.{key}") for key, param in self.train.items()}
         return {"cell": cell, "feedback": [list(e) for e in edges], "train": train}
+
+    def outside(self, kind: str, values: Dict[str, Any]) -> List[str]:
+        """The hyperparameters of cell ``kind`` whose value in ``values`` the space cannot produce (missing ones
+        and tied ones off their tie included); empty when ``values`` is a point of the space."""
+        params = self.cells.get(kind)
+        if params is None:
+            return [f"cell {kind!r}"]
+        problems = []
+        for key, param in params.items():
+            if key not in values:
+                problems.append(f"{key} (missing)")
+            elif param.kind == "tied":
+                if not math.isclose(values[key], param.low * values.get(param.values, math.nan), rel_tol=1e-12):
+                    problems.append(f"{key}={values[key]!r} (tied: {param.low:g} x {param.values})")
+            elif not param.admits(values[key]):
+                problems.append(f"{key}={values[key]!r}")
+        return problems
 
     def config_from_params(self, params: Dict[str, Any]) -> Dict[str, Any]:
         """The configuration of a finished trial from its ``params`` (replays :meth:`sample`)."""
@@ -273,8 +313,18 @@ def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
             raise SpecError(f"{where}: unknown hyperparameter(s) {unknown} for cell {kind!r} "
                             f"(valid: {', '.join(valid) or 'none'})")
     parsed = {key: parse_param(raw, f"{where}.{key}") for key, raw in params.items()}
+    for key, param in parsed.items():
+        if param.kind != "tied":
+            continue
+        followed = parsed.get(param.values)
+        if followed is None or followed.kind == "tied" or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in followed.examples()):
+            raise SpecError(f"{where}.{key}: 'tied' must name a numeric, untied hyperparameter of this cell "
+                            f"({', '.join(k for k, p in parsed.items() if p.kind != 'tied')}), got {param.values!r}")
     for key, param in parsed.items():  # every value the space can produce must build a cell
-        for value in param.examples():
+        examples = ([param.low * v for v in parsed[param.values].examples()] if param.kind == "tied"
+                    else param.examples())
+        for value in examples:
             companion = {"cell_residual": True} if (kind, key, value) == ("rgc", "input_to_cell", False) else {}
             try:
                 create_cell(kind, 4, **{key: value, **companion})

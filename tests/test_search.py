@@ -407,6 +407,62 @@ def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_
     assert (out / "first" / "trial_00000" / "config.json").read_text() == before
 
 
+# ---------------------------------------------------------------------------- ground truth
+# The image is shown at step 0 only and the answer is read at step 5: through the feedforward path alone the last
+# readout sees only the grey that follows (conv1 -> conv2 -> conv3 -> readout takes 3 steps), so a model without
+# memory answers every image alike and scores exactly chance, 100/3 %. Memory comes from a time-decay cell with
+# decay 0.9 (not 0) or from the feedback loop conv3 -> conv2; with either, the colour classes are easy. Drawn at
+# random, 5 configurations in 8 have memory.
+MEMORY_BASE = {"name": "memory3", "n_steps": 6, "image_steps": 1, "layers": [
+    {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2, "pool": {"kernel": 2, "stride": 2}},
+    {"name": "conv2", "channels": 8, "kernel": 3, "cell": {"kind": "identity"}},
+    {"name": "conv3", "channels": 8, "kernel": 3, "stride": 2, "cell": {"kind": "identity"}}]}
+MEMORY_SPACE = {"name": "memory", "base": MEMORY_BASE, "cell_layers": ["conv2", "conv3"],
+                "cells": {"identity": {}, "timedecay": {"memory_decay": {"choice": [0.0, 0.9]}, "trainable": False}},
+                "wiring": {"identity": "base", "timedecay": "base"}, "feedback": {"candidates": ["conv3->conv2"]}}
+
+
+def _has_memory(config):
+    return bool(config["feedback"]) or (config["cell"]["kind"] == "timedecay" and config["cell"]["memory_decay"] > 0)
+
+
+def test_the_search_finds_the_memory_a_task_needs_and_scores_ablations_at_chance(tmp_path):
+    """Ground truth: a task that only models with memory can solve. The objective must score the ablated
+    configurations (no feedback edge, decay 0) at exactly chance and their intact twins far above it, and the TPE
+    search must end on a configuration with memory and propose memory more often once past its start-up trials."""
+    from neurozoo.convrnn.search import Objective, TrialSettings, export_specs, run_worker
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=8, size=16, val_per_class=4)
+    space = load_space(MEMORY_SPACE)
+    settings = TrialSettings(data=str(data), out=str(tmp_path / "run"), epochs=6, batch_size=6, lr=0.05,
+                             image_size=16, width_multiplier=1.0)
+    url = f"sqlite:///{tmp_path / 'memory.sqlite'}"
+    study = open_study("memory", make_storage(url, heartbeat_interval=None), seed=0, pruner="none")
+    pairs = [({"cell": "identity", "fb.conv3->conv2": True}, {"cell": "identity", "fb.conv3->conv2": False}),
+             ({"cell": "timedecay", "timedecay.memory_decay": 0.9, "fb.conv3->conv2": False},
+              {"cell": "timedecay", "timedecay.memory_decay": 0.0, "fb.conv3->conv2": False})]
+    for intact, ablated in pairs:
+        study.enqueue_trial(intact)
+        study.enqueue_trial(ablated)
+    study = run_worker(space, settings, url, "memory", 10, seed=0, pruner="none", heartbeat_interval=None)
+    trials = study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 10
+    values = [t.value for t in trials]
+    memory = [_has_memory(t.user_attrs["config"]) for t in trials]
+    # the objective: ablated twins at exactly chance, intact ones far above (measured 100, 100)
+    assert values[1] == values[3] == pytest.approx(100 / 3, abs=1e-9)
+    assert values[0] >= 75 and values[2] >= 75
+    assert all(v == pytest.approx(100 / 3, abs=1e-9) for v, m in zip(values, memory) if not m)
+    # the search: it ends on memory, and TPE past the start-up trials proposes it more often than not
+    assert memory[study.best_trial.number] and study.best_value >= 90
+    assert all(v >= 60 for v, m in zip(values, memory) if m)  # measured 66.7 to 100
+    assert sum(memory[5:]) >= 4  # measured 4 of 5
+    exported = convrnn.create_model(str(export_specs(study, space, tmp_path / "run")[0])).spec
+    assert exported.feedback or exported.layer("conv2").cell == {"kind": "timedecay", "memory_decay": 0.9,
+                                                                 "trainable": False}
+
+
 def _shared_storage(tmp_path):
     """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one (in its own schema, apart
     from other tests' tables), else a SQLite file: the same code path (optuna RDB storage); only

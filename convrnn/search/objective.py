@@ -104,7 +104,7 @@ class Objective:
                 if s.progress:
                     print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: val top-1 {accuracy:.2f}% "
                           f"(train loss {row['loss']:.4g}, {row['seconds']:.0f} s)", flush=True)
-                if trial.should_prune():
+                if epoch + 1 < s.epochs and trial.should_prune():  # after the last epoch there is nothing to save
                     raise optuna.TrialPruned(f"val top-1 {accuracy:.2f}% after epoch {epoch + 1}")
         finally:
             trainer.close()

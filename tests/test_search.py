@@ -543,6 +543,38 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 
+def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request):
+    """SIGTERM (kill, preemption) used to leave the trial RUNNING until a later worker's heartbeat check (for good
+    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were."""
+    url, name = _shared_storage(tmp_path), _study_name(request)
+    argv = search_argv(tiny, tmp_path / "run", 2, "--heartbeat", "0", "--export", "0", storage=url, study=name)
+    argv[argv.index("--epochs") + 1] = "1"
+    from neurozoo.convrnn.search.cli import main
+
+    assert main([*argv[:3], "1", *argv[4:]]) == 0  # one finished trial
+    argv[argv.index("--epochs") + 1] = "500"
+    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage = make_storage(url, heartbeat_interval=None)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:  # until the second trial has reported an epoch
+            time.sleep(0.5)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            trials = optuna.load_study(study_name=name, storage=storage).trials
+            if len(trials) == 2 and trials[1].intermediate_values:
+                break
+        else:
+            pytest.fail("the second trial never reported an epoch")
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=60)
+    assert code == 130 and b"zoo search: interrupted" in proc.stderr.read()
+    first, stopped = optuna.load_study(study_name=name, storage=storage).trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.value is not None
+    assert stopped.state == optuna.trial.TrialState.FAIL and stopped.value is None
+
+
 def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
     from neurozoo.leaderboard.cli import main
 

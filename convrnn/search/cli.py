@@ -11,8 +11,11 @@ with convrnn.create_model) and their validation top-1 goes to the results store 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
@@ -97,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
     if args.workers == 1:
-        run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
-                   max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
+        with sigterm_as_interrupt():
+            run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
+                       max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
         from neurozoo.convrnn.search.study import make_storage, open_study
 
@@ -110,11 +114,37 @@ def run(args: argparse.Namespace) -> int:
             argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--storage", storage,
                                                        "--study", study_name, "--export", "0", "--no-record"]
             procs.append(subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv]))
-        codes = [proc.wait() for proc in procs]
+        try:
+            with sigterm_as_interrupt():
+                codes = [proc.wait() for proc in procs]
+        except KeyboardInterrupt:  # the workers stop too, each marking its running trial FAIL
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait()
+            raise
         if any(codes):
             print(f"zoo search: worker exit codes {codes}", file=sys.stderr)
             return 1
     return export(args, space, storage, study_name, settings)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (``kill``, a cluster's preemption) raises KeyboardInterrupt, so optuna marks the running trial FAIL
+    at once; it used to stay RUNNING until a later worker's heartbeat check, or for good without a heartbeat."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _passthrough(args: argparse.Namespace):
@@ -174,6 +204,10 @@ def main(argv=None) -> int:
     except UserFacingError as error:
         print(f"zoo search: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         problem = "has no train/ folder" if Path(args.data).is_dir() else "does not exist"
         raise UserFacingError(f"data folder {args.data} {problem} (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
     space = load_space(args.space)
+    if space.cell_weight_decay and args.optimizer != "sgd":
+        raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "
+                              "original's L2 term in the loss, which trials train with SGD only; use --optimizer sgd "
+                              "or remove weight_decay from the space's cells")
     storage = args.storage or default_storage(args.out)
     study_name = args.study or space.name
     if args.image_size is None:

@@ -81,6 +81,8 @@ class Objective:
             max_steps_per_epoch=s.max_steps_per_epoch, log_every=0,
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
+        if self.space.cell_weight_decay:  # the cells' own L2 scales, as the original trained them
+            fields["original_weight_decay"] = True
         fields.update(s.extra)
         fields.update(config["train"])  # searched training hyperparameters win
         train_config = TrainConfig(**fields)

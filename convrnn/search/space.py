@@ -208,6 +208,11 @@ class SearchSpace:
         for key, param in train.items():
             if param.kind == "tied":
                 raise SpecError(f"{source}: train.{key}: 'tied' links hyperparameters of one cell, not training ones")
+        with_decay = [kind for kind, params in cells.items() if "weight_decay" in params]
+        if with_decay and "weight_decay" in train:
+            raise SpecError(f"{source}: cells.{with_decay[0]}.weight_decay and train.weight_decay: a cell's weight_decay "
+                            "is the original's per-part L2 (trials then train with it, and train.weight_decay would "
+                            "be ignored); give one of the two")
         name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
         image_size = data.get("image_size", DEFAULT_IMAGE_SIZE)
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
@@ -215,6 +220,12 @@ class SearchSpace:
         return cls(name=str(name), base=base, cell_layers=list(cell_layers), cells=cells, candidates=candidates,
                    fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
                    source=source, image_size=image_size, wiring=wiring, wiring_models=wiring_models)
+
+    @property
+    def cell_weight_decay(self) -> bool:
+        """Whether a cell's ``weight_decay`` is set by the space: trials then train with the original's per-part L2
+        (``TrainConfig.original_weight_decay``), where it takes effect (SGD only); with the global decay it did not."""
+        return any("weight_decay" in params for params in self.cells.values())
 
     # ------------------------------------------------------------------ sampling
     def sample(self, trial) -> Dict[str, Any]:

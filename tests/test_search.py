@@ -403,6 +403,13 @@ def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_
         assert json.loads((folder / "config.json").read_text()) == trial.user_attrs["config"]
     # the same seed gives the same configuration and the same score
     assert trials[0].params == trials[1].params and trials[0].value == trials[1].value
+    # the study's space, not another one: its trials' configurations belong to it
+    other = tmp_path / "other_space.yaml"
+    other.write_text(yaml.safe_dump({**TINY_SPACE, "name": "other", "base": str(tiny / "tiny_base.yaml")}))
+    argv = search_argv(tiny, out, 1, "--export", "1", "--no-record", study="first")
+    argv[argv.index("--space") + 1] = str(other)
+    assert main(["search", *argv]) == 2
+    assert len(optuna.load_study(study_name="first", storage=storage).trials) == 1
     # a trial folder left by a deleted study of the same name is refused before anything is written over it
     optuna.delete_study(study_name="first", storage=storage)
     before = (out / "first" / "trial_00000" / "config.json").read_text()

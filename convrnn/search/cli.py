@@ -169,9 +169,11 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     import optuna
 
     from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records
+    from neurozoo.convrnn.search.study import check_space
     from neurozoo.datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
+    check_space(study, space)
     states = [t.state.name for t in study.trials]
     if not args.quiet:
         print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))

@@ -102,14 +102,25 @@ def open_study(name: str, storage, seed: int = 0, pruner: str = "median") -> opt
                                direction="maximize", load_if_exists=True)
 
 
+def check_space(study: optuna.Study, space: SearchSpace) -> None:
+    """Refuse a space other than the one the study was run with (its trials' configurations belong to that one;
+    TPE would mix the two, and an exported spec would take the other space's base and wiring)."""
+    recorded = study.user_attrs.get("space")
+    if recorded is not None and recorded != space.name:
+        raise UserFacingError(f"study {study.study_name!r} searches space {recorded!r}; this command gives space "
+                              f"{space.name!r} ({space.source}): pass --space {recorded}, or another --study")
+
+
 def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, study_name: str, n_trials: int,
                *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
                heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
     """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist)."""
     storage = make_storage(storage_url, heartbeat_interval, grace_period)
     study = open_study(study_name, storage, seed, pruner)
+    check_space(study, space)
     study.set_user_attr("space", space.name)
-    study.set_user_attr("seed", seed)
+    if "seed" not in study.user_attrs:
+        study.set_user_attr("seed", seed)
     callbacks = []
     if max_total is not None:
         from optuna.study import MaxTrialsCallback

@@ -287,8 +287,9 @@ class SearchSpace:
 
     def summary(self) -> str:
         n_params = sum(len(p) for p in self.cells.values())
+        n_drawn = sum(p.kind not in ("fixed", "tied") for params in self.cells.values() for p in params.values())
         return (f"search space {self.name!r}: base {self.base.name}, cells {', '.join(self.cells)} at "
-                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters; layers wired as in "
+                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters, {n_drawn} drawn; layers wired as in "
                 + ", ".join(f"{model} ({kind})" for kind, model in self.wiring_models.items())
                 + f"), {len(self.candidates)} candidate feedback edges, {len(self.train)} training hyperparameters")
 

@@ -129,6 +129,8 @@ def parse_param(raw: Any, where: str) -> Param:
     step = raw.get("step")
     if step is not None and (kind != "int" or int(step) != step or step < 1):
         raise SpecError(f"{where}: 'step' must be a positive integer on an 'int' range, got {step!r}")
+    if step is not None and (high - low) % step:
+        raise SpecError(f"{where}: 'step' {step} does not divide [{low}, {high}] (the high end would never be drawn)")
     return Param(where, kind, None, float(low), float(high), log, None if step is None else int(step))
 
 
@@ -178,10 +180,14 @@ class SearchSpace:
         if overrides:
             base = base.with_overrides(**overrides)
         names = base.layer_names
-        cell_layers = data.get("cell_layers") or [l.name for l in base.layers if l.cell and l.cell.get("kind") != "identity"]
-        if not isinstance(cell_layers, list) or not cell_layers:
-            raise SpecError(f"{source}: field 'cell_layers' must be a non-empty list of layer names "
-                            f"(base {base.name!r} has no recurrent layers to default to)")
+        given = data.get("cell_layers")
+        if given is not None and (not isinstance(given, list) or not given
+                                  or not all(isinstance(name, str) for name in given)):
+            raise SpecError(f"{source}: field 'cell_layers' must be a non-empty list of layer names, got {given!r}")
+        cell_layers = given or [l.name for l in base.layers if l.cell and l.cell.get("kind") != "identity"]
+        if not cell_layers:
+            raise SpecError(f"{source}: field 'cell_layers' is needed: base {base.name!r} has no recurrent layers "
+                            "to default to")
         for layer in cell_layers:
             if layer not in names:
                 raise SpecError(f"{source}: cell_layers names {layer!r}, not a layer of {base.name!r} "
@@ -213,6 +219,8 @@ class SearchSpace:
             raise SpecError(f"{source}: cells.{with_decay[0]}.weight_decay and train.weight_decay: a cell's weight_decay "
                             "is the original's per-part L2 (trials then train with it, and train.weight_decay would "
                             "be ignored); give one of the two")
+        if data.get("name") is not None and not isinstance(data["name"], str):
+            raise SpecError(f"{source}: field 'name' must be a string, got {data['name']!r}")
         name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
         image_size = data.get("image_size", DEFAULT_IMAGE_SIZE)
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
@@ -370,6 +378,8 @@ def _parse_feedback(raw: Any, cell_layers: Sequence[str], names: Sequence[str], 
         edges = [_edge(e, f"{source}: feedback.candidates[{i}]") for i, e in enumerate(cand)]
     else:
         raise SpecError(f"{source}: feedback.candidates must be 'all', 'none' or a list of edges, got {cand!r}")
+    if not isinstance(raw.get("fixed") or [], list):
+        raise SpecError(f"{source}: feedback.fixed must be a list of edges, got {raw['fixed']!r}")
     fixed = [_edge(e, f"{source}: feedback.fixed[{i}]") for i, e in enumerate(raw.get("fixed") or [])]
     for kind, group in (("candidates", edges), ("fixed", fixed)):
         for src, tgt in group:

@@ -281,6 +281,25 @@ def test_a_resumed_study_continues_the_seeded_sequence_without_repeating_it(tiny
     assert _run_study(space, storage, "other_seed", 3, seed=1) != whole[:3]
 
 
+def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
+    """The review's defect: input_to_cell False without cell_residual (a cell without input) was drawn, recorded in
+    the trial's params and built as True, so TPE credited False with True's score; it is now drawn only when the
+    residual gives the cell an input."""
+    space = load_space("rgc_intermediate")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        cell = space.sample(trial)["cell"]
+        if cell["kind"] == "rgc":
+            assert cell["input_to_cell"] == trial.params.get("rgc.input_to_cell", True)
+            assert cell["input_to_cell"] or cell["cell_residual"]
+            assert ("rgc.input_to_cell" in trial.params) == cell["cell_residual"]
+            assert space.config_from_params(trial.params)["cell"] == cell
+            seen.add((cell["cell_residual"], cell["input_to_cell"]))
+    assert seen == {(False, True), (True, True), (True, False)}
+
+
 @pytest.mark.parametrize("patch, message", [
     ({"cells": {"rgc": {"tau_bias": {"float": [3.0, -3.0]}}}}, "cells.rgc.tau_bias: 'float' needs low < high"),
     ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),

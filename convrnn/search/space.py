@@ -241,12 +241,17 @@ class SearchSpace:
         kinds = list(self.cells)
         kind = trial.suggest_categorical("cell", kinds) if len(kinds) > 1 else kinds[0]
         params = self.cells[kind]
-        drawn = {key: param.suggest(trial, f"{kind}.{key}") for key, param in params.items() if param.kind != "tied"}
+        # the RGC's cell needs an input (utils/median_rgcell.py asserts cell_residual or input_to_cell): without the
+        # residual input_to_cell is True and not drawn, so that a trial never records False for a cell built with True
+        needs_input = kind == "rgc" and "input_to_cell" in params
+        drawn = {key: param.suggest(trial, f"{kind}.{key}") for key, param in params.items()
+                 if param.kind != "tied" and not (needs_input and key == "input_to_cell")}
+        if needs_input:
+            drawn["input_to_cell"] = (params["input_to_cell"].suggest(trial, f"{kind}.input_to_cell")
+                                      if drawn.get("cell_residual", False) else True)
         cell = {"kind": kind}
         for key, param in params.items():
             cell[key] = param.low * drawn[param.values] if param.kind == "tied" else drawn[key]
-        if kind == "rgc" and not cell.get("input_to_cell", True) and not cell.get("cell_residual", False):
-            cell["input_to_cell"] = True  # the RGC's cell needs an input (utils/median_rgcell.py asserts it)
         edges = list(self.fixed_edges)
         for src, tgt in self.candidates:
             if trial.suggest_categorical(f"fb.{src}->{tgt}", [False, True]):

@@ -1,5 +1,6 @@
 """neurozoo.convrnn.search: YAML search spaces, seeded TPE studies with pruning, workers sharing one study,
 a killed worker, export of the best configurations as loadable specs and as scored records."""
+import json
 import math
 import os
 import signal
@@ -91,6 +92,48 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     local = load_space("rgc_local")
     assert local.candidates == [] and len(local.fixed_edges) == 5
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
+
+
+# configs/median_rgcell_cfg.py median_config_dict["model_params"]["cell_params"] (convrnns commit cab32bb), activations
+# by name; the four switches it leaves out at utils/median_rgcell.py's defaults (False)
+MEDIAN_AS_SEARCHED = {
+    "tau_depth_separable": True, "tau_filter_size": 7, "residual_to_out_gate": False, "feedback_activation": "elu",
+    "residual_to_cell_gate": False, "out_residual": True, "feedback_depth_separable": True,
+    "tau_nonlinearity": "sigmoid", "ff_depth_separable": False, "gate_nonlinearity": "tanh", "cell_to_out": False,
+    "input_to_cell": True, "cell_residual": False, "in_out_depth_separable": False, "layer_norm": False,
+    "input_activation": "elu", "ff_filter_size": 2, "feedback_filter_size": 8, "feedback_entry": "input",
+    "input_to_out": True, "in_out_filter_size": 3, "tau_offset": 0.9219348064291611,
+    "tau_multiplier": -0.9219348064291611, "tau_bias": 4.147336708899556, "out_activation": "elu",
+    "weight_decay": 0.0002033999204146308, "init_scale": 0.6393378386273998, "cell_depth": 64,
+    "gate_depth_separable": True, "gate_filter_size": 7, "gate_offset": 0.7006566684988862,
+    "gate_multiplier": -0.7006566684988862, "gate_bias": 2.776542926439013, "cell_activation": "elu",
+    "residual_to_cell_tau": False, "residual_to_out_tau": False, "input_to_tau": False, "input_to_gate": False,
+}
+# models/model_func.py model_func: the released rgc_intermediate overrides the feedback entries
+MEDIAN_AS_RELEASED = {**MEDIAN_AS_SEARCHED, "feedback_activation": "identity", "feedback_entry": "out",
+                      "feedback_depth_separable": False, "feedback_filter_size": 1}
+
+
+def test_the_median_cell_is_a_point_of_the_builtin_spaces_with_its_gates_tied():
+    """The review's defects: the median cell as searched (8x8 feedback kernel) was outside the space (feedback
+    kernels {1, 3}), and gate offset and multiplier were drawn apart although the search drew one number per gate
+    (the median has multiplier = -offset to the last digit)."""
+    space = load_space("rgc_intermediate")
+    assert space.outside("rgc", MEDIAN_AS_SEARCHED) == [] and space.outside("rgc", MEDIAN_AS_RELEASED) == []
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "tau_multiplier": -0.5}) == [
+        "tau_multiplier=-0.5 (tied: -1 x tau_offset)"]
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "feedback_filter_size": 9}) == ["feedback_filter_size=9"]
+    local = load_space("rgc_local")
+    assert local.outside("rgc", {k: MEDIAN_AS_SEARCHED[k] for k in local.cells["rgc"]}) == []
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(3):
+        trial = study.ask()
+        cell = space.sample(trial)["cell"]
+        if cell["kind"] == "rgc":
+            assert cell["tau_multiplier"] == -cell["tau_offset"] and cell["gate_multiplier"] == -cell["gate_offset"]
+            assert "rgc.tau_multiplier" not in trial.params and space.outside("rgc", cell) == []
+            assert space.config_from_params(trial.params)["cell"] == cell
+    assert sum(p.kind != "tied" for p in space.cells["rgc"].values()) == 36  # searched; 38 set
 
 
 def _trial(space, kind, **params):
@@ -212,17 +255,71 @@ def test_sampling_is_seeded_and_replayable(tiny):
         assert space.config_from_params(trial.params) == config
 
 
+def _run_study(space, storage, name, n_trials, seed=0):
+    """``n_trials`` trials in a freshly opened study object (as a new process would open it), each scored by a
+    fixed function of its configuration; returns the study's params in trial order."""
+    study = open_study(name, storage, seed=seed, pruner="none")
+    for _ in range(n_trials):
+        trial = study.ask()
+        config = space.sample(trial)
+        score = config["train"]["weight_decay"] * 1e3 + (config["cell"]["kind"] == "rgc") + len(config["feedback"])
+        study.tell(trial, score)
+    return [t.params for t in study.trials]
+
+
+def test_a_resumed_study_continues_the_seeded_sequence_without_repeating_it(tiny, tmp_path):
+    """The review's defect: TPESampler(seed) restarts its random state in every process, so a study run again with
+    the same seed drew its first start-up configurations again (resumed trials 3, 4 = trials 0, 1)."""
+    space = load_space(tiny / "tiny_space.yaml")
+    storage = make_storage(f"sqlite:///{tmp_path / 's.sqlite'}", heartbeat_interval=None)
+    whole = _run_study(space, storage, "whole", 8)
+    _run_study(space, storage, "resumed", 3)
+    _run_study(space, storage, "resumed", 2)
+    resumed = _run_study(space, storage, "resumed", 3)
+    assert resumed == whole  # the same sequence as one uninterrupted run: nothing lost or repeated
+    assert all(whole[i] != whole[j] for i in range(8) for j in range(i))
+    assert _run_study(space, storage, "other_seed", 3, seed=1) != whole[:3]
+
+
+def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
+    """The review's defect: input_to_cell False without cell_residual (a cell without input) was drawn, recorded in
+    the trial's params and built as True, so TPE credited False with True's score; it is now drawn only when the
+    residual gives the cell an input."""
+    space = load_space("rgc_intermediate")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(60):
+        trial = study.ask()
+        cell = space.sample(trial)["cell"]
+        if cell["kind"] == "rgc":
+            assert cell["input_to_cell"] == trial.params.get("rgc.input_to_cell", True)
+            assert cell["input_to_cell"] or cell["cell_residual"]
+            assert ("rgc.input_to_cell" in trial.params) == cell["cell_residual"]
+            assert space.config_from_params(trial.params)["cell"] == cell
+            seen.add((cell["cell_residual"], cell["input_to_cell"]))
+    assert seen == {(False, True), (True, True), (True, False)}
+
+
 @pytest.mark.parametrize("patch, message", [
     ({"cells": {"rgc": {"tau_bias": {"float": [3.0, -3.0]}}}}, "cells.rgc.tau_bias: 'float' needs low < high"),
     ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),
     ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
     ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
+    ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_ofset"}}}}, "'tied' must name a numeric, untied hyperparameter"),
+    ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_offset", "scale": "minus"}}}}, "expected {tied: OTHER"),
+    ({"train": {"lr": {"tied": "weight_decay"}}}, "'tied' links hyperparameters of one cell, not training ones"),
     ({"cells": {"rgc": {"tau_bias": {"float": [0, 1], "lo": 2}}}}, "expected a value or one of"),
     ({"feedback": {"candidates": ["conv2->conv3"]}}, "must go from a higher layer to a lower one"),
     ({"feedback": {"candidates": ["conv9->conv2"]}}, "names 'conv9', not a layer"),
     ({"feedback": {"candidates": ["conv3->conv2"], "fixed": ["conv3->conv2"]}}, "listed twice"),
     ({"cell_layers": ["conv7"]}, "cell_layers names 'conv7'"),
     ({"train": {"batch": 3}}, "keys among lr, weight_decay"),
+    ({"feedback": {"fixed": "conv3->conv2"}}, "feedback.fixed must be a list of edges, got 'conv3->conv2'"),
+    ({"cell_layers": "conv2"}, "field 'cell_layers' must be a non-empty list of layer names, got 'conv2'"),
+    ({"cells": {"rgc": {"cell_depth": {"int": [4, 8], "step": 3}}}}, "'step' 3 does not divide [4, 8]"),
+    ({"name": ["x"]}, "field 'name' must be a string, got ['x']"),
+    ({"cells": {"rgc": {"weight_decay": 1e-4}}, "wiring": {"rgc": "rgc_intermediate"}},
+     "cells.rgc.weight_decay and train.weight_decay"),
     ({"base": "no_such_model"}, "neither a registered model"),
     ({"colour": 1}, "unknown field(s) ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
@@ -255,30 +352,54 @@ def test_median_pruner_stops_a_trial_below_the_running_median():
 
 
 # ---------------------------------------------------------------------------- zoo search
-def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
+def test_zoo_search_exports_the_trained_models_with_provenance_and_records_scores(tiny, tmp_path):
+    """The exported spec is the trained model (the review's defect: it was the configuration at width 1, 5197
+    parameters for a trial trained at width 0.5 with 1385, so the trial's weights did not fit it)."""
+    import json
+
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
     results = f"sqlite:///{tmp_path / 'results.sqlite'}"
-    assert main(["search", *search_argv(tiny, out, 3, "--export", "2", "--results", results)]) == 0
+    argv = search_argv(tiny, out, 3, "--export", "2", "--results", results)
+    argv[argv.index("--width") + 1] = "0.5"
+    assert main(["search", *argv, "--n-steps", "5"]) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     assert [t.number for t in study.trials] == [0, 1, 2]
-    states = [t.state for t in study.trials]
-    assert states[:2] == [optuna.trial.TrialState.COMPLETE] * 2  # the median pruner's start-up trials
-    assert states[2] in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    # one epoch each: a trial is never pruned after its last epoch (trial 2, below the median, used to be)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
     assert all(len(t.intermediate_values) == 1 for t in study.trials)  # val top-1 reported per epoch
     ranked = sorted([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE],
                     key=lambda t: (-t.value, t.number))
+    assert [Path(t.user_attrs["out"]) for t in study.trials] == [out / "tiny" / f"trial_{n:05d}" for n in range(3)]
 
-    best = out / "tiny_best1.yaml"
-    model = convrnn.create_model(str(best), num_classes=3)
+    best, trial = out / "tiny_best1.yaml", ranked[0]
+    model = convrnn.create_model(str(best))  # no overrides: the spec alone is the trained model
     spec = model.spec
-    assert spec.name == "tiny_best1" and f"trial {ranked[0].number}" in spec.description
-    config = ranked[0].user_attrs["config"]
-    assert spec.layer("conv2").cell == config["cell"] and [[e.source, e.target] for e in spec.feedback] == config["feedback"]
-    assert model(torch.zeros(2, 3, 32, 32)).logits.shape == (6, 2, 3)
-    assert (out / "tiny_best2.yaml").exists()
+    assert spec.name == "tiny_best1" and f"trial {trial.number}" in spec.description
+    assert (spec.n_steps, spec.num_classes, spec.layer("conv2").channels) == (5, 3, 4)
+    assert sum(p.numel() for p in model.parameters()) == trial.user_attrs["parameters"]
+    config = trial.user_attrs["config"]
+    assert spec.layer("conv2").cell["kind"] == config["cell"]["kind"]
+    assert [[e.source, e.target] for e in spec.feedback] == config["feedback"]
+    # the trial's checkpoint loads as it is, and gives the outputs of the model the trainer built
+    weights = torch.load(Path(trial.user_attrs["out"]) / "best.pth", map_location="cpu", weights_only=False)["model"]
+    model.load_state_dict(weights)
+    trained = convrnn.create_model(str(Path(trial.user_attrs["out"]) / "spec.yaml"), width_multiplier=0.5, n_steps=5,
+                                   num_classes=3)
+    trained.load_state_dict(weights)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, trained(x).logits) and model(x).logits.shape == (5, 2, 3)
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["trial"] == trial.number and provenance["val_top1"] == trial.value
+    assert provenance["model_overrides"] == {"width_multiplier": 0.5, "n_steps": 5, "num_classes": 3}
+    assert provenance["config"] == config and provenance["sampler_seed"] == 0
+    assert provenance["training"]["seed"] == 0 and provenance["training"]["image_size"] == 32
+    assert provenance["trial_code_version"] and provenance["exported_by"]
+    assert Path(provenance["weights"]) == (Path(trial.user_attrs["out"]) / "best.pth").resolve()
+    assert (out / "tiny_best2.yaml").exists() and (out / "tiny_best2.json").exists()
 
     frame = ResultsStore(results).query(benchmark="search.val_top1")
     assert list(frame.model) == ["tiny_best1", "tiny_best2"]
@@ -286,7 +407,124 @@ def test_zoo_search_exports_loadable_specs_and_records_scores(tiny, tmp_path):
     row = frame.iloc[0]
     assert len(row.data_sha256) == 64 and row.seed == 0 and row.code_version
     assert row.settings["trial"] == ranked[0].number and row.settings["training"]["image_size"] == 32
-    assert row.settings["config"] == config
+    assert row.settings["config"] == config and row.settings["model_overrides"]["width_multiplier"] == 0.5
+
+
+def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
+    """The review's defect: trial folders were OUT/trial_<n> for every study, so a second study's trial 0 wrote
+    its spec and config over the first study's, then stopped on the first study's checkpoint (exit 2)."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    for study in ("first", "second"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "1", "--no-record", study=study)]) == 0
+    storage = f"sqlite:///{out / 'search.sqlite'}"
+    trials = [optuna.load_study(study_name=study, storage=storage).trials[0] for study in ("first", "second")]
+    for study, trial in zip(("first", "second"), trials):
+        folder = out / study / "trial_00000"
+        assert trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs["out"] == str(folder)
+        assert json.loads((folder / "config.json").read_text()) == trial.user_attrs["config"]
+    # the same seed gives the same configuration and the same score
+    assert trials[0].params == trials[1].params and trials[0].value == trials[1].value
+    # the study's space, not another one: its trials' configurations belong to it
+    other = tmp_path / "other_space.yaml"
+    other.write_text(yaml.safe_dump({**TINY_SPACE, "name": "other", "base": str(tiny / "tiny_base.yaml")}))
+    argv = search_argv(tiny, out, 1, "--export", "1", "--no-record", study="first")
+    argv[argv.index("--space") + 1] = str(other)
+    assert main(["search", *argv]) == 2
+    assert len(optuna.load_study(study_name="first", storage=storage).trials) == 1
+    # a trial folder left by a deleted study of the same name is refused before anything is written over it
+    optuna.delete_study(study_name="first", storage=storage)
+    before = (out / "first" / "trial_00000" / "config.json").read_text()
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", study="first")]) == 2
+    assert (out / "first" / "trial_00000" / "config.json").read_text() == before
+
+
+def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
+    """The review's defect: the RGC's weight_decay (one of the 38, the original's L2 on the cell's kernels) was
+    drawn but trials trained with the global --weight-decay, so two trials differing only in it ended with the
+    same weights, bit for bit. Trials of a space that sets a cell's weight_decay now train with the per-part L2."""
+    from neurozoo.convrnn.search import Objective, TrialSettings
+    from neurozoo.leaderboard.cli import main
+
+    space = load_space({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"), "train": {},
+                        "cells": {"rgc": {"weight_decay": {"choice": [0.0, 0.5]}}}, "wiring": {"rgc": "rgc_intermediate"}})
+    assert space.cell_weight_decay and load_space("rgc_intermediate").cell_weight_decay
+    settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / "run"), epochs=1, batch_size=6,
+                             image_size=32, width_multiplier=1.0)
+    study = optuna.create_study(direction="maximize")
+    for decay in (0.0, 0.5):
+        study.enqueue_trial({"rgc.weight_decay": decay, "fb.conv3->conv2": False})
+    study.optimize(Objective(space, settings), n_trials=2)
+
+    def cell_norm(trial):
+        state = torch.load(Path(trial.user_attrs["out"]) / "last.pth", map_location="cpu", weights_only=False)
+        return sum(v.norm() ** 2 for k, v in state["model"].items() if ".cell." in k and v.ndim == 4).sqrt().item()
+
+    free, decayed = (cell_norm(t) for t in study.trials)
+    assert decayed < 0.99 * free  # 3 SGD steps at lr 0.05 with L2 0.5: 16.18 against 17.47 (equal before)
+    bad = tmp_path / "decay_adamw.yaml"
+    bad.write_text(yaml.safe_dump({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"), "train": {},
+                                   "cells": {"rgc": {"weight_decay": 1e-4}}, "wiring": {"rgc": "rgc_intermediate"}}))
+    argv = search_argv(tiny, tmp_path / "run2", 1, "--optimizer", "adamw")
+    argv[argv.index("--space") + 1] = str(bad)
+    assert main(["search", *argv]) == 2 and not (tmp_path / "run2").exists()
+
+
+# ---------------------------------------------------------------------------- ground truth
+# The image is shown at step 0 only and the answer is read at step 5: through the feedforward path alone the last
+# readout sees only the grey that follows (conv1 -> conv2 -> conv3 -> readout takes 3 steps), so a model without
+# memory answers every image alike and scores exactly chance, 100/3 %. Memory comes from a time-decay cell with
+# decay 0.9 (not 0) or from the feedback loop conv3 -> conv2; with either, the colour classes are easy. Drawn at
+# random, 5 configurations in 8 have memory.
+MEMORY_BASE = {"name": "memory3", "n_steps": 6, "image_steps": 1, "layers": [
+    {"name": "conv1", "channels": 8, "kernel": 3, "stride": 2, "pool": {"kernel": 2, "stride": 2}},
+    {"name": "conv2", "channels": 8, "kernel": 3, "cell": {"kind": "identity"}},
+    {"name": "conv3", "channels": 8, "kernel": 3, "stride": 2, "cell": {"kind": "identity"}}]}
+MEMORY_SPACE = {"name": "memory", "base": MEMORY_BASE, "cell_layers": ["conv2", "conv3"],
+                "cells": {"identity": {}, "timedecay": {"memory_decay": {"choice": [0.0, 0.9]}, "trainable": False}},
+                "wiring": {"identity": "base", "timedecay": "base"}, "feedback": {"candidates": ["conv3->conv2"]}}
+
+
+def _has_memory(config):
+    return bool(config["feedback"]) or (config["cell"]["kind"] == "timedecay" and config["cell"]["memory_decay"] > 0)
+
+
+def test_the_search_finds_the_memory_a_task_needs_and_scores_ablations_at_chance(tmp_path):
+    """Ground truth: a task that only models with memory can solve. The objective must score the ablated
+    configurations (no feedback edge, decay 0) at exactly chance and their intact twins far above it, and the TPE
+    search must end on a configuration with memory and propose memory more often once past its start-up trials."""
+    from neurozoo.convrnn.search import Objective, TrialSettings, export_specs, run_worker
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=8, size=16, val_per_class=4)
+    space = load_space(MEMORY_SPACE)
+    settings = TrialSettings(data=str(data), out=str(tmp_path / "run"), epochs=6, batch_size=6, lr=0.05,
+                             image_size=16, width_multiplier=1.0)
+    url = f"sqlite:///{tmp_path / 'memory.sqlite'}"
+    study = open_study("memory", make_storage(url, heartbeat_interval=None), seed=0, pruner="none")
+    pairs = [({"cell": "identity", "fb.conv3->conv2": True}, {"cell": "identity", "fb.conv3->conv2": False}),
+             ({"cell": "timedecay", "timedecay.memory_decay": 0.9, "fb.conv3->conv2": False},
+              {"cell": "timedecay", "timedecay.memory_decay": 0.0, "fb.conv3->conv2": False})]
+    for intact, ablated in pairs:
+        study.enqueue_trial(intact)
+        study.enqueue_trial(ablated)
+    study = run_worker(space, settings, url, "memory", 10, seed=0, pruner="none", heartbeat_interval=None)
+    trials = study.trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 10
+    values = [t.value for t in trials]
+    memory = [_has_memory(t.user_attrs["config"]) for t in trials]
+    # the objective: ablated twins at exactly chance, intact ones far above (measured 100, 100)
+    assert values[1] == values[3] == pytest.approx(100 / 3, abs=1e-9)
+    assert values[0] >= 75 and values[2] >= 75
+    assert all(v == pytest.approx(100 / 3, abs=1e-9) for v, m in zip(values, memory) if not m)
+    # the search: it ends on memory, and TPE past the start-up trials proposes it more often than not
+    assert memory[study.best_trial.number] and study.best_value >= 90
+    assert all(v >= 60 for v, m in zip(values, memory) if m)  # measured 66.7 to 100
+    assert sum(memory[5:]) >= 4  # measured 4 of 5
+    exported = convrnn.create_model(str(export_specs(study, space, tmp_path / "run")[0])).spec
+    assert exported.feedback or exported.layer("conv2").cell == {"kind": "timedecay", "memory_decay": 0.9,
+                                                                 "trainable": False}
 
 
 def _shared_storage(tmp_path):
@@ -364,7 +602,40 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     assert [t.number for t in trials] == [0, 1]
     assert trials[0].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat check
     assert trials[1].state == optuna.trial.TrialState.COMPLETE
+    assert trials[1].params != trials[0].params  # the rerun draws trial 1's configuration, not trial 0's again
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
+
+
+def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request):
+    """SIGTERM (kill, preemption) used to leave the trial RUNNING until a later worker's heartbeat check (for good
+    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were."""
+    url, name = _shared_storage(tmp_path), _study_name(request)
+    argv = search_argv(tiny, tmp_path / "run", 2, "--heartbeat", "0", "--export", "0", storage=url, study=name)
+    argv[argv.index("--epochs") + 1] = "1"
+    from neurozoo.convrnn.search.cli import main
+
+    assert main([*argv[:3], "1", *argv[4:]]) == 0  # one finished trial
+    argv[argv.index("--epochs") + 1] = "500"
+    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage = make_storage(url, heartbeat_interval=None)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:  # until the second trial has reported an epoch
+            time.sleep(0.5)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            trials = optuna.load_study(study_name=name, storage=storage).trials
+            if len(trials) == 2 and trials[1].intermediate_values:
+                break
+        else:
+            pytest.fail("the second trial never reported an epoch")
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=60)
+    assert code == 130 and b"zoo search: interrupted" in proc.stderr.read()
+    first, stopped = optuna.load_study(study_name=name, storage=storage).trials
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.value is not None
+    assert stopped.state == optuna.trial.TrialState.FAIL and stopped.value is None
 
 
 def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):

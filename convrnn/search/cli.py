@@ -11,8 +11,11 @@ with convrnn.create_model) and their validation top-1 goes to the results store 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
@@ -44,10 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
-    p.add_argument("--seed", type=int, default=0, help="TPE sampler and training seed")
+    p.add_argument("--seed", type=int, default=0,
+                   help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
-    p.add_argument("--worker-index", type=int, default=0,
-                   help="index of this command's first worker (distinct per machine: seeds the sampler)")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
     p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
@@ -70,7 +72,8 @@ def settings_from_args(args):
                          optimizer=args.optimizer, image_size=args.image_size, width_multiplier=args.width,
                          n_steps=args.n_steps, image_steps=args.image_steps,
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
-                         device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True)
+                         device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True,
+                         progress=not args.quiet)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -84,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         problem = "has no train/ folder" if Path(args.data).is_dir() else "does not exist"
         raise UserFacingError(f"data folder {args.data} {problem} (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
     space = load_space(args.space)
+    if space.cell_weight_decay and args.optimizer != "sgd":
+        raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "
+                              "original's L2 term in the loss, which trials train with SGD only; use --optimizer sgd "
+                              "or remove weight_decay from the space's cells")
     storage = args.storage or default_storage(args.out)
     study_name = args.study or space.name
     if args.image_size is None:
@@ -97,30 +104,56 @@ def run(args: argparse.Namespace) -> int:
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
     if args.workers == 1:
-        run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, worker_index=args.worker_index,
-                   pruner=args.pruner, max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
+        with sigterm_as_interrupt():
+            run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
+                       max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
         from neurozoo.convrnn.search.study import make_storage, open_study
 
         open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
         procs = []
-        for k, n in enumerate(split_trials(args.trials, args.workers)):
+        for n in split_trials(args.trials, args.workers):
             if n == 0:
                 continue
-            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--worker-index",
-                                                       str(args.worker_index + k), "--storage", storage,
+            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--storage", storage,
                                                        "--study", study_name, "--export", "0", "--no-record"]
             procs.append(subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv]))
-        codes = [proc.wait() for proc in procs]
+        try:
+            with sigterm_as_interrupt():
+                codes = [proc.wait() for proc in procs]
+        except KeyboardInterrupt:  # the workers stop too, each marking its running trial FAIL
+            for proc in procs:
+                proc.terminate()
+            for proc in procs:
+                proc.wait()
+            raise
         if any(codes):
             print(f"zoo search: worker exit codes {codes}", file=sys.stderr)
             return 1
     return export(args, space, storage, study_name, settings)
 
 
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM (``kill``, a cluster's preemption) raises KeyboardInterrupt, so optuna marks the running trial FAIL
+    at once; it used to stay RUNNING until a later worker's heartbeat check, or for good without a heartbeat."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
-    skip = {"trials", "workers", "worker_index", "storage", "study", "export", "record", "results", "handler",
+    skip = {"trials", "workers", "storage", "study", "export", "record", "results", "handler",
             "command", "amp", "channels_last", "quiet"}
     argv = []
     for key, value in vars(args).items():
@@ -136,9 +169,11 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     import optuna
 
     from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records
+    from neurozoo.convrnn.search.study import check_space
     from neurozoo.datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
+    check_space(study, space)
     states = [t.state.name for t in study.trials]
     if not args.quiet:
         print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
@@ -175,6 +210,10 @@ def main(argv=None) -> int:
     except UserFacingError as error:
         print(f"zoo search: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

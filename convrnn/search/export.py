@@ -1,8 +1,14 @@
-"""Best configurations of a study as graph specs (YAML that ``convrnn.create_model`` loads) and as
-score records with provenance for the results store."""
+"""Best configurations of a study as graph specs (YAML that ``convrnn.create_model`` loads), each with a
+provenance file beside it, and as score records for the results store.
+
+An exported spec is the trained model: the trial's width multiplier, steps and classes are applied to it, so
+``create_model(spec)`` has the trial's parameters and takes its ``best.pth`` weights as they are (it used to be
+the configuration at width 1: 5197 parameters for a trial trained with 1385)."""
 from __future__ import annotations
 
+import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -24,22 +30,61 @@ def trial_config(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> Dict[st
     return trial.user_attrs.get("config") or space.config_from_params(trial.params)
 
 
+def trial_run(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
+    """The trainer's ``run.json`` of the trial (code version, training configuration, data checksums), if kept."""
+    path = Path(trial.user_attrs.get("out", "")) / "run.json"
+    return json.loads(path.read_text()) if trial.user_attrs.get("out") and path.is_file() else {}
+
+
+def model_overrides(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
+    """The overrides the trial's model was built with on top of its configuration (width, steps, classes)."""
+    if "model_overrides" in trial.user_attrs:
+        return dict(trial.user_attrs["model_overrides"])
+    run = trial_run(trial)  # trials recorded before the attribute existed
+    if run:
+        return {**run["config"].get("overrides", {}), "num_classes": run["num_classes"]}
+    warnings.warn(f"trial {trial.number}: neither its model overrides nor its run.json are kept; the exported spec "
+                  "is its configuration without the trial's width multiplier, steps and classes")
+    return {}
+
+
 def spec_name(study_name: str, rank: int) -> str:
     return f"{study_name}_best{rank}"
 
 
 def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -> List[Path]:
-    """Write the ``k`` best configurations as ``OUT/<study>_best<rank>.yaml``; returns the paths."""
+    """Write the ``k`` best trials' models as ``OUT/<study>_best<rank>.yaml`` with their provenance in
+    ``OUT/<study>_best<rank>.json``; returns the spec paths."""
+    from neurozoo.datasets.provenance import code_version
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for rank, trial in enumerate(best_trials(study, k), start=1):
         name = spec_name(study.study_name, rank)
+        overrides = model_overrides(trial)
+        built = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items())) or "as configured"
         description = (f"search {study.study_name} (space {space.name}) rank {rank}: trial {trial.number}, "
-                       f"val top-1 {trial.value:.2f}% after {trial.user_attrs.get('epochs_done', '?')} epoch(s)")
-        spec = space.spec(trial_config(space, trial), name=name, description=description)
+                       f"val top-1 {trial.value:.2f}% after {trial.user_attrs.get('epochs_done', '?')} epoch(s); "
+                       f"built as trained ({built})")
+        config = trial_config(space, trial)
+        spec = space.spec(config, name=name, description=description).with_overrides(**overrides)
         path = out_dir / f"{name}.yaml"
         spec.to_yaml(str(path))
+        run = trial_run(trial)
+        weights = (Path(trial.user_attrs["out"]) / "best.pth").resolve() if trial.user_attrs.get("out") else None
+        provenance = {
+            "spec": path.name, "study": study.study_name, "trial": trial.number, "rank": rank,
+            "val_top1": trial.value, "val_top5": trial.user_attrs.get("val_top5"),
+            "epochs_done": trial.user_attrs.get("epochs_done"), "parameters": trial.user_attrs.get("parameters"),
+            "space": space.name, "space_file": str(Path(space.source).resolve()), "sampler_seed": study.user_attrs.get("seed"),
+            "params": dict(trial.params), "config": config, "model_overrides": overrides,
+            "weights": str(weights) if weights is not None and weights.is_file() else None,
+            "trial_code_version": run.get("code_version"), "trial_git_commit": run.get("git_commit"),
+            "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
+            "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
+        }
+        (out_dir / f"{name}.json").write_text(json.dumps(provenance, indent=2, default=str))
         paths.append(path)
     return paths
 
@@ -64,7 +109,8 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
             "seed": settings.seed,
             "settings": {"study": study.study_name, "trial": trial.number, "space": space.name,
                          "space_file": space.source, "params": dict(trial.params),
-                         "config": trial_config(space, trial), "training": asdict(settings),
+                         "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
+                         "training": asdict(settings),
                          "val_top5": trial.user_attrs.get("val_top5"),
                          "epochs_done": trial.user_attrs.get("epochs_done")},
             "device": settings.device,

@@ -1,5 +1,9 @@
 """One search trial: sample a configuration, write its graph spec, train it with ``convrnn.training``
-and report validation top-1 after every epoch so that the pruner can stop poor trials early."""
+and report validation top-1 after every epoch so that the pruner can stop poor trials early.
+
+A trial runs in ``OUT/<study>/trial_<number>`` (studies sharing ``--out`` and the default storage kept their
+trials apart only by number, so a second study's trial 0 overwrote the first study's spec and config, then
+stopped on its checkpoint)."""
 from __future__ import annotations
 
 import json
@@ -34,7 +38,12 @@ class TrialSettings:
     amp: bool = False
     channels_last: bool = False
     quiet: bool = True
+    progress: bool = False  # a line per trial epoch (the trainer itself stays quiet)
     extra: Dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
+
+
+def trial_folder(out, study_name: str, number: int) -> Path:
+    return Path(out) / study_name / f"trial_{number:05d}"
 
 
 class Objective:
@@ -49,7 +58,12 @@ class Objective:
 
         s = self.settings
         config = self.space.sample(trial)
-        folder = Path(s.out) / f"trial_{trial.number:05d}"
+        folder = trial_folder(s.out, trial.study.study_name, trial.number)
+        if folder.is_dir() and any(folder.iterdir()):
+            from neurozoo.datasets.errors import UserFacingError
+
+            raise UserFacingError(f"{folder} already holds the files of a trial {trial.number} (of a study of the "
+                                  f"same name deleted from the storage?); choose another --out or --study")
         folder.mkdir(parents=True, exist_ok=True)
         spec = self.space.spec(config, name=f"{self.space.name}_trial{trial.number}")
         spec_path = folder / "spec.yaml"
@@ -67,6 +81,8 @@ class Objective:
             max_steps_per_epoch=s.max_steps_per_epoch, log_every=0,
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
+        if self.space.cell_weight_decay:  # the cells' own L2 scales, as the original trained them
+            fields["original_weight_decay"] = True
         fields.update(s.extra)
         fields.update(config["train"])  # searched training hyperparameters win
         train_config = TrainConfig(**fields)
@@ -78,6 +94,8 @@ class Objective:
 
                 raise DataError(f"{s.data}: the search scores trials on val/ and this folder has none")
             trial.set_user_attr("parameters", sum(p.numel() for p in trainer.model.parameters()))
+            # what the trained model was built with on top of spec.yaml: an exported spec must carry it too
+            trial.set_user_attr("model_overrides", {**train_config.overrides, "num_classes": len(trainer.classes)})
             for epoch in range(s.epochs):
                 row = trainer.fit(until_epoch=epoch + 1)
                 accuracy = float(row["val_top1"])
@@ -85,7 +103,10 @@ class Objective:
                 trial.report(accuracy, epoch)
                 trial.set_user_attr("epochs_done", epoch + 1)
                 trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
-                if trial.should_prune():
+                if s.progress:
+                    print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: val top-1 {accuracy:.2f}% "
+                          f"(train loss {row['loss']:.4g}, {row['seconds']:.0f} s)", flush=True)
+                if epoch + 1 < s.epochs and trial.should_prune():  # after the last epoch there is nothing to save
                     raise optuna.TrialPruned(f"val top-1 {accuracy:.2f}% after epoch {epoch + 1}")
         finally:
             trainer.close()

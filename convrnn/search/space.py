@@ -8,6 +8,7 @@ boolean: on or off). Every hyperparameter is one of::
     {choice: [sigmoid, tanh]}        # categorical (also booleans and kernel sizes)
     {float: [0.0, 2.0]}              # uniform; add `log: true` for log-uniform
     {int: [16, 64], step: 16}        # integer range
+    {tied: tau_offset, scale: -1.0}  # (cells only) scale x another hyperparameter of the same cell, not searched
 
 Example (see convrnn/search/spaces/)::
 
@@ -34,6 +35,7 @@ A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feed
 from __future__ import annotations
 
 import copy
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -58,8 +60,8 @@ Edge = Tuple[str, str]
 class Param:
     """One searched (or fixed) hyperparameter."""
     name: str
-    kind: str  # fixed | choice | float | int
-    values: Any = None  # fixed value, or list of choices
+    kind: str  # fixed | choice | float | int | tied
+    values: Any = None  # fixed value, list of choices, or the name of the hyperparameter a tied one follows
     low: float = 0.0
     high: float = 0.0
     log: bool = False
@@ -74,6 +76,16 @@ class Param:
             return trial.suggest_float(key, self.low, self.high, log=self.log)
         return trial.suggest_int(key, int(self.low), int(self.high), step=self.step or 1, log=self.log)
 
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this distribution (not for a tied one: see ``SearchSpace.outside``)."""
+        if self.kind in ("fixed", "choice"):
+            return value in (self.values if self.kind == "choice" else [self.values])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.kind == "int" and (int(value) != value or (value - self.low) % (self.step or 1)):
+            return False
+        return self.kind != "tied" and self.low <= value <= self.high
+
     def examples(self) -> List[Any]:
         """Values that together exercise every branch (used to validate against the cell)."""
         if self.kind == "fixed":
@@ -86,11 +98,17 @@ class Param:
 def parse_param(raw: Any, where: str) -> Param:
     if not isinstance(raw, dict):
         return Param(where, "fixed", raw)
+    if "tied" in raw:
+        scale = raw.get("scale", 1.0)
+        if (set(raw) - {"tied", "scale"} or not isinstance(raw["tied"], str) or isinstance(scale, bool)
+                or not isinstance(scale, (int, float))):
+            raise SpecError(f"{where}: expected {{tied: OTHER_HYPERPARAMETER, scale: NUMBER}}, got {raw!r}")
+        return Param(where, "tied", raw["tied"], float(scale))
     kinds = [k for k in ("choice", "float", "int") if k in raw]
     extra = set(raw) - {"choice", "float", "int", "log", "step"}
     if len(kinds) != 1 or extra:
         raise SpecError(f"{where}: expected a value or one of {{choice: [...]}}, {{float: [low, high]}}, "
-                        f"{{int: [low, high]}} (optional log, step), got {raw!r}")
+                        f"{{int: [low, high]}} (optional log, step), {{tied: OTHER, scale: NUMBER}}, got {raw!r}")
     kind = kinds[0]
     value = raw[kind]
     if kind == "choice":
@@ -111,6 +129,8 @@ def parse_param(raw: Any, where: str) -> Param:
     step = raw.get("step")
     if step is not None and (kind != "int" or int(step) != step or step < 1):
         raise SpecError(f"{where}: 'step' must be a positive integer on an 'int' range, got {step!r}")
+    if step is not None and (high - low) % step:
+        raise SpecError(f"{where}: 'step' {step} does not divide [{low}, {high}] (the high end would never be drawn)")
     return Param(where, kind, None, float(low), float(high), log, None if step is None else int(step))
 
 
@@ -160,10 +180,14 @@ class SearchSpace:
         if overrides:
             base = base.with_overrides(**overrides)
         names = base.layer_names
-        cell_layers = data.get("cell_layers") or [l.name for l in base.layers if l.cell and l.cell.get("kind") != "identity"]
-        if not isinstance(cell_layers, list) or not cell_layers:
-            raise SpecError(f"{source}: field 'cell_layers' must be a non-empty list of layer names "
-                            f"(base {base.name!r} has no recurrent layers to default to)")
+        given = data.get("cell_layers")
+        if given is not None and (not isinstance(given, list) or not given
+                                  or not all(isinstance(name, str) for name in given)):
+            raise SpecError(f"{source}: field 'cell_layers' must be a non-empty list of layer names, got {given!r}")
+        cell_layers = given or [l.name for l in base.layers if l.cell and l.cell.get("kind") != "identity"]
+        if not cell_layers:
+            raise SpecError(f"{source}: field 'cell_layers' is needed: base {base.name!r} has no recurrent layers "
+                            "to default to")
         for layer in cell_layers:
             if layer not in names:
                 raise SpecError(f"{source}: cell_layers names {layer!r}, not a layer of {base.name!r} "
@@ -187,6 +211,16 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'train' must be a mapping with keys among {', '.join(TRAIN_KEYS)}, "
                             f"got {train_raw!r}")
         train = {k: parse_param(v, f"{source}: train.{k}") for k, v in train_raw.items()}
+        for key, param in train.items():
+            if param.kind == "tied":
+                raise SpecError(f"{source}: train.{key}: 'tied' links hyperparameters of one cell, not training ones")
+        with_decay = [kind for kind, params in cells.items() if "weight_decay" in params]
+        if with_decay and "weight_decay" in train:
+            raise SpecError(f"{source}: cells.{with_decay[0]}.weight_decay and train.weight_decay: a cell's weight_decay "
+                            "is the original's per-part L2 (trials then train with it, and train.weight_decay would "
+                            "be ignored); give one of the two")
+        if data.get("name") is not None and not isinstance(data["name"], str):
+            raise SpecError(f"{source}: field 'name' must be a string, got {data['name']!r}")
         name = data.get("name") or (os.path.splitext(os.path.basename(source))[0] if source != "<space>" else "search")
         image_size = data.get("image_size", DEFAULT_IMAGE_SIZE)
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
@@ -195,22 +229,52 @@ class SearchSpace:
                    fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
                    source=source, image_size=image_size, wiring=wiring, wiring_models=wiring_models)
 
+    @property
+    def cell_weight_decay(self) -> bool:
+        """Whether a cell's ``weight_decay`` is set by the space: trials then train with the original's per-part L2
+        (``TrainConfig.original_weight_decay``), where it takes effect (SGD only); with the global decay it did not."""
+        return any("weight_decay" in params for params in self.cells.values())
+
     # ------------------------------------------------------------------ sampling
     def sample(self, trial) -> Dict[str, Any]:
         """Draw a configuration through an optuna trial (cell parameters are conditional on the kind)."""
         kinds = list(self.cells)
         kind = trial.suggest_categorical("cell", kinds) if len(kinds) > 1 else kinds[0]
+        params = self.cells[kind]
+        # the RGC's cell needs an input (utils/median_rgcell.py asserts cell_residual or input_to_cell): without the
+        # residual input_to_cell is True and not drawn, so that a trial never records False for a cell built with True
+        needs_input = kind == "rgc" and "input_to_cell" in params
+        drawn = {key: param.suggest(trial, f"{kind}.{key}") for key, param in params.items()
+                 if param.kind != "tied" and not (needs_input and key == "input_to_cell")}
+        if needs_input:
+            drawn["input_to_cell"] = (params["input_to_cell"].suggest(trial, f"{kind}.input_to_cell")
+                                      if drawn.get("cell_residual", False) else True)
         cell = {"kind": kind}
-        for key, param in self.cells[kind].items():
-            cell[key] = param.suggest(trial, f"{kind}.{key}")
-        if kind == "rgc" and not cell.get("input_to_cell", True) and not cell.get("cell_residual", False):
-            cell["input_to_cell"] = True  # the RGC's cell needs an input (utils/median_rgcell.py asserts it)
+        for key, param in params.items():
+            cell[key] = param.low * drawn[param.values] if param.kind == "tied" else drawn[key]
         edges = list(self.fixed_edges)
         for src, tgt in self.candidates:
             if trial.suggest_categorical(f"fb.{src}->{tgt}", [False, True]):
                 edges.append((src, tgt))
         train = {key: param.suggest(trial, f"train.{key}") for key, param in self.train.items()}
         return {"cell": cell, "feedback": [list(e) for e in edges], "train": train}
+
+    def outside(self, kind: str, values: Dict[str, Any]) -> List[str]:
+        """The hyperparameters of cell ``kind`` whose value in ``values`` the space cannot produce (missing ones
+        and tied ones off their tie included); empty when ``values`` is a point of the space."""
+        params = self.cells.get(kind)
+        if params is None:
+            return [f"cell {kind!r}"]
+        problems = []
+        for key, param in params.items():
+            if key not in values:
+                problems.append(f"{key} (missing)")
+            elif param.kind == "tied":
+                if not math.isclose(values[key], param.low * values.get(param.values, math.nan), rel_tol=1e-12):
+                    problems.append(f"{key}={values[key]!r} (tied: {param.low:g} x {param.values})")
+            elif not param.admits(values[key]):
+                problems.append(f"{key}={values[key]!r}")
+        return problems
 
     def config_from_params(self, params: Dict[str, Any]) -> Dict[str, Any]:
         """The configuration of a finished trial from its ``params`` (replays :meth:`sample`)."""
@@ -236,8 +300,9 @@ class SearchSpace:
 
     def summary(self) -> str:
         n_params = sum(len(p) for p in self.cells.values())
+        n_drawn = sum(p.kind not in ("fixed", "tied") for params in self.cells.values() for p in params.values())
         return (f"search space {self.name!r}: base {self.base.name}, cells {', '.join(self.cells)} at "
-                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters; layers wired as in "
+                f"{len(self.cell_layers)} layers ({n_params} cell hyperparameters, {n_drawn} drawn; layers wired as in "
                 + ", ".join(f"{model} ({kind})" for kind, model in self.wiring_models.items())
                 + f"), {len(self.candidates)} candidate feedback edges, {len(self.train)} training hyperparameters")
 
@@ -273,8 +338,18 @@ def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
             raise SpecError(f"{where}: unknown hyperparameter(s) {unknown} for cell {kind!r} "
                             f"(valid: {', '.join(valid) or 'none'})")
     parsed = {key: parse_param(raw, f"{where}.{key}") for key, raw in params.items()}
+    for key, param in parsed.items():
+        if param.kind != "tied":
+            continue
+        followed = parsed.get(param.values)
+        if followed is None or followed.kind == "tied" or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in followed.examples()):
+            raise SpecError(f"{where}.{key}: 'tied' must name a numeric, untied hyperparameter of this cell "
+                            f"({', '.join(k for k, p in parsed.items() if p.kind != 'tied')}), got {param.values!r}")
     for key, param in parsed.items():  # every value the space can produce must build a cell
-        for value in param.examples():
+        examples = ([param.low * v for v in parsed[param.values].examples()] if param.kind == "tied"
+                    else param.examples())
+        for value in examples:
             companion = {"cell_residual": True} if (kind, key, value) == ("rgc", "input_to_cell", False) else {}
             try:
                 create_cell(kind, 4, **{key: value, **companion})
@@ -308,6 +383,8 @@ def _parse_feedback(raw: Any, cell_layers: Sequence[str], names: Sequence[str], 
         edges = [_edge(e, f"{source}: feedback.candidates[{i}]") for i, e in enumerate(cand)]
     else:
         raise SpecError(f"{source}: feedback.candidates must be 'all', 'none' or a list of edges, got {cand!r}")
+    if not isinstance(raw.get("fixed") or [], list):
+        raise SpecError(f"{source}: feedback.fixed must be a list of edges, got {raw['fixed']!r}")
     fixed = [_edge(e, f"{source}: feedback.fixed[{i}]") for i, e in enumerate(raw.get("fixed") or [])]
     for kind, group in (("candidates", edges), ("fixed", fixed)):
         for src, tgt in group:

@@ -1,6 +1,11 @@
 """Optuna studies for the ConvRNN search: seeded TPE, a pruner on per-epoch validation accuracy, and
 RDB storage shared by any number of workers.
 
+The sampler draws trial N from a random state seeded by (seed, N), not by a state that runs on from the start of
+the process: a study stopped and run again (or joined by another worker) goes on with new configurations instead
+of replaying the first ones, and for a fixed seed the sequence of configurations depends only on the finished
+trials, not on where the runs were interrupted.
+
 SQLite (the default) serves the workers of one machine; a PostgreSQL URL
 (``postgresql+psycopg2://user@host/db``) lets workers on several machines join the same study
 (``load_if_exists``) and split the trials. Each worker runs its own ``n_trials``, so the trials of K
@@ -12,8 +17,9 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
 import optuna
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
@@ -56,21 +62,65 @@ def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.
     raise UserFacingError(f"--pruner {kind!r}: expected one of {', '.join(PRUNERS)}")
 
 
-def open_study(name: str, storage, seed: int = 0, pruner: str = "median", worker_index: int = 0) -> optuna.Study:
-    """Create the study or join it. Workers seed their samplers differently (``seed + worker_index``)
-    so their random start-up trials differ; ``constant_liar`` keeps parallel TPE workers apart."""
-    sampler = optuna.samplers.TPESampler(seed=seed + worker_index, constant_liar=True, n_startup_trials=5)
+def trial_seed(seed: int, number: int) -> int:
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class TrialSeededTPE(optuna.samplers.BaseSampler):
+    """``TPESampler`` whose random state is seeded by (seed, trial number) at the start of every trial.
+
+    A plain ``TPESampler(seed)`` starts its random state afresh in every process, so a study resumed with the same
+    seed drew its first start-up configurations again (trials 3 and 4 of a resumed 3-trial study repeated trials
+    0 and 1); workers on one study no longer need distinct seeds either, as their trial numbers differ."""
+
+    def __init__(self, seed: int = 0, **tpe_options: Any):
+        self.seed = int(seed)
+        self.tpe_options = tpe_options
+        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, 0), **tpe_options)
+
+    def before_trial(self, study, trial) -> None:
+        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, trial.number), **self.tpe_options)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial) -> Dict[str, Any]:
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space) -> Dict[str, Any]:
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution) -> Any:
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self._tpe.after_trial(study, trial, state, values)
+
+
+def open_study(name: str, storage, seed: int = 0, pruner: str = "median") -> optuna.Study:
+    """Create the study or join it; ``constant_liar`` keeps parallel TPE workers apart."""
+    sampler = TrialSeededTPE(seed, constant_liar=True, n_startup_trials=5)
     return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(pruner),
                                direction="maximize", load_if_exists=True)
 
 
+def check_space(study: optuna.Study, space: SearchSpace) -> None:
+    """Refuse a space other than the one the study was run with (its trials' configurations belong to that one;
+    TPE would mix the two, and an exported spec would take the other space's base and wiring)."""
+    recorded = study.user_attrs.get("space")
+    if recorded is not None and recorded != space.name:
+        raise UserFacingError(f"study {study.study_name!r} searches space {recorded!r}; this command gives space "
+                              f"{space.name!r} ({space.source}): pass --space {recorded}, or another --study")
+
+
 def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, study_name: str, n_trials: int,
-               *, seed: int = 0, worker_index: int = 0, pruner: str = "median", max_total: Optional[int] = None,
+               *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
                heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
     """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist)."""
     storage = make_storage(storage_url, heartbeat_interval, grace_period)
-    study = open_study(study_name, storage, seed, pruner, worker_index)
+    study = open_study(study_name, storage, seed, pruner)
+    check_space(study, space)
     study.set_user_attr("space", space.name)
+    if "seed" not in study.user_attrs:
+        study.set_user_attr("seed", seed)
     callbacks = []
     if max_total is not None:
         from optuna.study import MaxTrialsCallback

@@ -157,6 +157,7 @@ def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sand
     public, hidden = score_splits(benchmark, features, spec, spec["model"], settings, started, device)
     for record in (public, hidden):
         record.duration_s = time.perf_counter() - started
+        record.settings["rerun"] = {"command": "zoo work", "spec": spec}  # for zoo reproduce
     return public, hidden
 
 

@@ -2,11 +2,26 @@
 the OSR benchmark and the held-out benchmark (same folder layout as :mod:`retina.benchmark`)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
 from torch import nn
+
+_FITS_ROOT: ContextVar[Optional[Path]] = ContextVar("fits_root", default=None)
+
+
+@contextmanager
+def fits_in(folder):
+    """Fits made in this block go to ``folder`` instead of the shared fit cache: ``zoo reproduce`` refits from
+    scratch there, without reading or replacing the fits that ``zoo run`` reuses."""
+    token = _FITS_ROOT.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _FITS_ROOT.reset(token)
 
 
 def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None) -> Path:
@@ -23,7 +38,7 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
     for key in ("progress", "device"):  # do not change the result's meaning
         config.pop(key)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
-    return path.parent / "fits" / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
+    return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",

@@ -1,0 +1,139 @@
+"""`zoo reproduce RECORD`: a stored score is computed again from its record alone and compared number by number.
+
+Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
+rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
+import shutil
+import sqlite3
+
+import pytest
+import torch
+
+from neurozoo import benchmarks
+from neurozoo.benchmarks.records import ResultsStore
+from neurozoo.leaderboard.cli import main
+
+NEURAL, RETINA = "reprotest.V4", "reprotest.retina-heldout"
+RETINA_SIZES = dict(n_train=2500, n_test=200, n_repeats=2)
+
+
+def _neural():
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+
+    assembly = synthetic_assembly(n_stimuli=96, n_neuroids=8, n_bins=2, n_repetitions=4, n_objects=4, seed=0)[0]
+    ids = [f"s{i:05d}" for i in range(96)]
+    images = torch.randn(96, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    return NeuralBenchmark(NEURAL, "V4", lambda: assembly, lambda: Stimuli(ids, images))
+
+
+def _retina():
+    from neurozoo.benchmarks.retina import RetinaHeldoutBenchmark
+
+    return RetinaHeldoutBenchmark("whitenoise", sizes=dict(RETINA_SIZES), fit_settings={"epochs": 1})
+
+
+@pytest.fixture
+def tiny_benchmarks():
+    benchmarks.BENCHMARKS.add(NEURAL, _neural, overwrite=True, region="V4")
+    benchmarks.BENCHMARKS.add(RETINA, _retina, overwrite=True, family="retina", region="held-out responses")
+    yield
+    for name in (NEURAL, RETINA):
+        benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
+def _zoo(*argv):
+    return main([str(a) for a in argv])
+
+
+def _score(db, *extra):
+    assert _zoo("score", "feedforward_intermediate", NEURAL, "--width", "0.0625", "--max-features", "20",
+                "--layers", "conv3", "--db", db, *extra) == 0
+
+
+def _tamper(db_file, record_id, **values):
+    with sqlite3.connect(db_file) as connection:
+        for column, value in values.items():
+            connection.execute(f"UPDATE scores SET {column} = ? WHERE id = ?", (value, record_id))
+
+
+def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tmp_path, tiny_benchmarks, capsys):
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--seed", "3", "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    settings = record.settings
+    assert settings["rerun"]["seed"] == 3 and settings["model_seed"] == 3 and settings["max_features"] == 20
+    assert settings["rerun"]["width"] == 0.0625 and settings["rerun"]["layers"] == "conv3"
+    assert len(settings["model_sha256"]) == 64 and settings["environment"]["torch"] == torch.__version__
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "reproduced: bit-identical" in out and "differs" not in out
+    # another seed is another model: its record differs and is not a rerun of the first
+    _score(db, "--seed", "4", "--out", tmp_path / "out")
+    other = ResultsStore(db).records()[-1]
+    assert other.settings["model_sha256"] != settings["model_sha256"] and other.value != record.value
+    # the comparison can fail: a stored number that the rerun does not give
+    _tamper(db_file, record.id, value=record.value + 1e-9)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 1
+    assert "NOT reproduced: largest difference 1e-09 > tolerance 0" in capsys.readouterr().out
+    assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-8") == 0
+
+
+def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):
+    from neurozoo import convrnn
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    checkpoint = tmp_path / "w.pt"
+    torch.manual_seed(0)
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.0625).state_dict(), checkpoint)
+    _score(db, "--checkpoint", checkpoint, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    assert record.settings["rerun"]["checkpoint"]["sha256"] and record.model == "feedforward_intermediate@w.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    next(iter(state.values())).add_(1.0)
+    torch.save(state, checkpoint)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    err = capsys.readouterr().err
+    assert "has changed since" in err and "w.pt" in err and err.count("\n") == 1
+    from neurozoo.benchmarks.records import ScoreRecord
+
+    old = ResultsStore(db).add(ScoreRecord(model="m", benchmark=NEURAL, value=0.5))
+    assert _zoo("reproduce", old, "--db", db) == 2
+    assert "does not keep how it was produced" in capsys.readouterr().err
+    assert _zoo("reproduce", 999, "--db", db) == 2
+
+
+def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_benchmarks, capsys):
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    for record_id in (job["score_id"], job["hidden_score_id"]):
+        record = ResultsStore(db).get(record_id)
+        assert record.settings["rerun"] == {"command": "zoo run", "spec": job["spec"]}
+        capsys.readouterr()
+        assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
+        assert "bit-identical" in capsys.readouterr().out
+
+
+def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path, tiny_benchmarks, capsys):
+    """The rerun fits again in a temporary folder (the fit cache is neither read nor replaced)."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    record = ResultsStore(db).records()[-1]
+    fits = load_embedded_retina("whitenoise", **RETINA_SIZES).parent / "fits"
+    assert any(fits.rglob("checkpoint.pt")) and len(record.per_bin) > 0
+    shutil.rmtree(fits)  # the rerun cannot read the fit: it fits again, elsewhere
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    assert not fits.exists()  # the shared fit cache was neither read nor written

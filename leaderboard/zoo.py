@@ -143,11 +143,31 @@ def _published_weights(path) -> Optional[Dict[str, Any]]:
 
 
 def display_name(spec: Dict[str, Any]) -> str:
+    """The model's name on the leaderboard, which keeps one score per (name, benchmark): every setting that makes
+    another model of the same registered name is in it (a width, a feature count or a fitting budget other than the
+    zoo's default, the checkpoint's file name and sha256), so that two configurations never replace or mix with
+    each other's scores in one row."""
+    name, variant = spec["model"], []
     if spec.get("checkpoint"):
         from pathlib import Path
 
-        return f"{spec['model']}@{Path(spec['checkpoint']['path']).stem}"
-    return spec["model"]
+        name += f"@{Path(spec['checkpoint']['path']).stem}"
+        variant.append(f"weights {spec['checkpoint']['sha256'][:8]}")
+    if spec["family"] == "convrnn":
+        width = (spec.get("overrides") or {}).get("width_multiplier")
+        if width is not None and width != DEFAULT_WIDTH and not _published_label(spec):
+            variant.append(f"width {width:g}")
+        if spec["score"]["max_features"] != DEFAULT_MAX_FEATURES:
+            variant.append(f"{spec['score']['max_features']} features")
+    epochs = (spec.get("fit") or {}).get("epochs", DEFAULT_FIT_EPOCHS)
+    if spec["family"] == "retina" and epochs != DEFAULT_FIT_EPOCHS:
+        variant.append(f"fit {epochs} epochs")
+    return f"{name} ({', '.join(variant)})" if variant else name
+
+
+def _published_label(spec: Dict[str, Any]) -> bool:
+    """Converted published weights run at their own width: the name need not say it."""
+    return bool(spec.get("checkpoint")) and spec.get("weights", "").startswith("published")
 
 
 # ------------------------------------------------------------------------------------------------ scoring

@@ -137,3 +137,23 @@ def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path
     assert _zoo("reproduce", record.id, "--db", db) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
     assert not fits.exists()  # the shared fit cache was neither read nor written
+
+
+def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):
+    """Before: both widths were 'feedforward_intermediate', and the board showed only the newer run's score."""
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.leaderboard.views import board
+    from neurozoo.leaderboard.zoo import DEFAULT_WIDTH
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    for width, features in ((DEFAULT_WIDTH, 200), (0.0625, 200), (0.0625, 20)):
+        run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=width, max_features=features,
+                report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    lb = LeaderboardDB(db)
+    rows = {row["model"]: row["nodes"][NEURAL][0] for row in board(lb)["rows"]}
+    assert set(rows) == {"feedforward_intermediate", "feedforward_intermediate (width 0.0625)",
+                         "feedforward_intermediate (width 0.0625, 20 features)"}
+    stored = {job["model"]: lb.get(job["hidden_score_id"]).value for job in lb.jobs()}
+    assert rows == stored  # each row shows its own job's score (the two widths score differently)
+    assert rows["feedforward_intermediate"] != rows["feedforward_intermediate (width 0.0625)"]

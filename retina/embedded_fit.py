@@ -54,10 +54,29 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     out = fit_dir(path, name, kind, seed, fit_settings)
+    refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
     result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **fit_settings)
     info = provenance(path, result)
     info["fit_dir"] = str(out)
     return result.model.eval(), info
+
+
+def _readable_checkpoint(checkpoint: Path) -> bool:
+    """False, with a one-line warning, for a cached fit's checkpoint that cannot be read (truncated by a full disk,
+    damaged): the cache is then refitted rather than failing every later score until someone deletes it."""
+    import warnings
+
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.torch_files import read_torch_file
+
+    if not checkpoint.is_file():
+        return True
+    try:
+        read_torch_file(checkpoint, "cached fit")
+    except DataError as error:
+        warnings.warn(f"{error}; fitting again", stacklevel=3)
+        return False
+    return True
 
 
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:

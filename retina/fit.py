@@ -323,7 +323,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
             data_sha256 = sha256_file(recording.path)
     if checkpoint is not None and resume and checkpoint.is_file():
-        saved = read_torch_file(checkpoint, map_location=device)
+        try:
+            saved = read_torch_file(checkpoint, map_location=device)
+        except DataError as error:
+            raise DataError(f"{error}; delete it, or start afresh (resume=False / --no-resume)") from None
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
                             "use another output folder or start afresh (resume=False / --no-resume)")

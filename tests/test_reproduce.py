@@ -157,3 +157,33 @@ def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny
     stored = {job["model"]: lb.get(job["hidden_score_id"]).value for job in lb.jobs()}
     assert rows == stored  # each row shows its own job's score (the two widths score differently)
     assert rows["feedforward_intermediate"] != rows["feedforward_intermediate (width 0.0625)"]
+
+
+def test_a_truncated_cached_fit_is_fitted_again_and_scores_the_same(tmp_path, tiny_benchmarks, capsys):
+    """Before: every later zoo score / zoo run / zoo probe of that model failed on the damaged cache entry."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    fits = load_embedded_retina("whitenoise", **RETINA_SIZES).parent / "fits"
+    for checkpoint in fits.rglob("checkpoint.pt"):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="cached fit .*checkpoint.pt: not a readable PyTorch file.*fitting again"):
+        assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    first, second = ResultsStore(db).records()[-2:]
+    assert second.value == first.value and second.per_bin == first.per_bin
+
+
+def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
+    assert _zoo(*argv) == 0
+    checkpoint = tmp_path / "fit" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    capsys.readouterr()
+    assert _zoo(*argv) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: not a readable PyTorch file" in err and "--no-resume" in err and err.count("\n") == 1
+    assert _zoo(*argv, "--no-resume") == 0

@@ -187,3 +187,16 @@ def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "checkpoint.pt: not a readable PyTorch file" in err and "--no-resume" in err and err.count("\n") == 1
     assert _zoo(*argv, "--no-resume") == 0
+
+
+def test_a_truncated_embedded_recording_is_generated_again_bit_identically():
+    """Before: every retina score and fit failed on the damaged file ('not a readable HDF5 file') until deleted."""
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    path = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    digest = sha256_file(path)
+    path.write_bytes(path.read_bytes()[:20000])
+    with pytest.warns(UserWarning, match="cached recording cannot be read .*generating it again"):
+        assert load_embedded_retina("whitenoise", **RETINA_SIZES) == path
+    assert sha256_file(path) == digest

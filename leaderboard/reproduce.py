@@ -72,7 +72,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
             from neurozoo.leaderboard.sandbox import require_sandbox
             from neurozoo.leaderboard.worker import score_submission
 
-            public, hidden = score_submission(spec, sandbox=require_sandbox(), device=device)
+            public, hidden = score_submission(spec, sandbox=require_sandbox(), device=device, use_cache=use_caches)
         else:
             from neurozoo.leaderboard.zoo import score_spec
 

@@ -107,7 +107,7 @@ def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, ti
     assert _zoo("reproduce", 999, "--db", db) == 2
 
 
-def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_benchmarks, capsys):
+def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_benchmarks, capsys, monkeypatch):
     from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.run import run_zoo
 
@@ -121,6 +121,9 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
         capsys.readouterr()
         assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
         assert "bit-identical" in capsys.readouterr().out
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "another-home"))  # another secret: another split
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db) == 2
+    assert "drawn with another host's secret" in capsys.readouterr().err
 
 
 def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path, tiny_benchmarks, capsys):
@@ -200,3 +203,23 @@ def test_a_truncated_embedded_recording_is_generated_again_bit_identically():
     with pytest.warns(UserWarning, match="cached recording cannot be read .*generating it again"):
         assert load_embedded_retina("whitenoise", **RETINA_SIZES) == path
     assert sha256_file(path) == digest
+
+
+def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it(tmp_path, monkeypatch):
+    """Before: zoo fit --no-resume (or other settings) killed mid-way left the earlier fit's model.pt and
+    summary.json beside the new fit's checkpoint, as if they were its results."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina import fit as fitting
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
+    assert _zoo(*argv) == 0
+    results = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+    assert all((tmp_path / "fit" / name).is_file() for name in results)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting, "_train_steps", killed)
+    assert _zoo(*argv, "--no-resume", "--lr", "0.003") == 130
+    assert [name for name in results if (tmp_path / "fit" / name).exists()] == []

@@ -102,6 +102,10 @@ RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_b
                 "batching")
 
 
+#: What a finished fit leaves in ``out`` beside its checkpoint (``zoo fit`` adds the last two).
+RESULT_FILES = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+
+
 @dataclass
 class FitResult:
     model: nn.Module
@@ -345,6 +349,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
     else:
+        if out is not None:  # a fresh fit in a used folder: the earlier fit's results go, so that a kill
+            for name in RESULT_FILES:  # leaves no final-looking files beside this fit's first checkpoints
+                (Path(out) / name).unlink(missing_ok=True)
         if hasattr(model, "init_from_sta"):
             model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))
         if hasattr(model, "init_from_stimulus"):

@@ -136,6 +136,25 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
     return largest, notes
 
 
+def _recorded_threads(record: ScoreRecord) -> Optional[int]:
+    return ((record.settings or {}).get("environment") or {}).get("torch_threads")
+
+
+def _with_threads(threads: Optional[int], run):
+    """``run()`` with torch's intra-op thread count set to the record's: float sums are grouped per thread, so
+    another count moves the last bits (README, "Reproducibility and interrupted runs")."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads and threads != before:
+        print(f"using {threads} torch threads, as the record was scored (this process had {before})")
+        torch.set_num_threads(threads)
+    try:
+        return run()
+    finally:
+        torch.set_num_threads(before)
+
+
 def add_command(sub) -> None:
     p = sub.add_parser("reproduce", help="score a stored record again from what it keeps, and compare",
                        description="Rebuild the model, data and settings of a stored score (zoo score, zoo run or "
@@ -162,7 +181,7 @@ def run_reproduce(args) -> int:
     record = store.get(args.record)
     if record is None:
         raise UserFacingError(f"no record {args.record} in {store.url}")
-    new = rerun(record, device=args.device, use_caches=args.use_caches)
+    new = _with_threads(_recorded_threads(record), lambda: rerun(record, device=args.device, use_caches=args.use_caches))
     largest, notes = compare(record, new)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:

@@ -2,6 +2,7 @@
 
 Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
 rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
+import json
 import shutil
 import sqlite3
 
@@ -57,7 +58,8 @@ def _tamper(db_file, record_id, **values):
             connection.execute(f"UPDATE scores SET {column} = ? WHERE id = ?", (value, record_id))
 
 
-def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tmp_path, tiny_benchmarks, capsys):
+def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tmp_path, tiny_benchmarks, capsys,
+                                                                             monkeypatch):
     db_file = tmp_path / "r.sqlite"
     db = f"sqlite:///{db_file}"
     _score(db, "--seed", "3", "--out", tmp_path / "out")
@@ -80,6 +82,16 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     assert _zoo("reproduce", record.id, "--db", db) == 1
     assert "NOT reproduced: largest difference 1e-09 > tolerance 0" in capsys.readouterr().out
     assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-8") == 0
+    # the rerun uses the thread count the record was scored with (float sums are grouped per thread)
+    seen = []
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+    with sqlite3.connect(db_file) as connection:
+        settings = {**record.settings, "environment": {**record.settings["environment"], "torch_threads": 2}}
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+    capsys.readouterr()
+    _zoo("reproduce", record.id, "--db", db)
+    assert seen == [2] and "using 2 torch threads" in capsys.readouterr().out and torch.get_num_threads() == 1
 
 
 def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):

@@ -24,9 +24,11 @@ from neurozoo.datasets.errors import DataError, UserFacingError
 COMPARED = ("value", "error", "ceiling", "raw")
 
 
-def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False) -> ScoreRecord:
-    """A new record of the same model on the same benchmark, computed from ``record.settings["rerun"]``."""
-    how = (record.settings or {}).get("rerun")
+def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
+          how: Optional[Dict[str, Any]] = None) -> ScoreRecord:
+    """A new record of the same model on the same benchmark, computed from ``record.settings["rerun"]`` (or
+    ``how``: the same, found elsewhere, see :func:`job_rerun`)."""
+    how = how or (record.settings or {}).get("rerun")
     if not how:
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
@@ -81,6 +83,16 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
     raise UserFacingError(f"record {record.id}: unknown rerun command {command!r}")
 
 
+def job_rerun(db, record_id: int) -> Optional[Dict[str, Any]]:
+    """How a leaderboard job's record was produced, from the job's spec: records that zoo run and zoo work stored
+    before they kept it themselves are reproducible too."""
+    for job in db.jobs(status="done"):
+        if record_id in (job["score_id"], job["hidden_score_id"]):
+            family = job["spec"].get("family")
+            return {"command": "zoo work" if family == "submission" else "zoo run", "spec": job["spec"]}
+    return None
+
+
 def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optional[Path]:
     """The checkpoint a record was scored with, if it is still there with the same bytes."""
     if not saved:
@@ -130,6 +142,10 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
     if old.code_version != new.code_version:
         notes.append(f"code {old.code_version} then, {new.code_version} now")
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
+    if not then:
+        notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
+                     f"versions); now: {', '.join(f'{k} {v}' for k, v in sorted(now.items()))}")
+        return largest, notes
     for key in sorted(set(then) | set(now)):
         if then.get(key) != now.get(key):
             notes.append(f"{key} {then.get(key)} then, {now.get(key)} now")
@@ -173,15 +189,17 @@ def add_command(sub) -> None:
 
 
 def run_reproduce(args) -> int:
-    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.db import LeaderboardDB
 
     if args.tolerance < 0 or not math.isfinite(args.tolerance):
         raise UserFacingError(f"--tolerance {args.tolerance}: expected a finite number >= 0")
-    store = ResultsStore(args.db)
+    store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:
         raise UserFacingError(f"no record {args.record} in {store.url}")
-    new = _with_threads(_recorded_threads(record), lambda: rerun(record, device=args.device, use_caches=args.use_caches))
+    how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
+    new = _with_threads(_recorded_threads(record),
+                        lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
     largest, notes = compare(record, new)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:

@@ -133,6 +133,13 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
         capsys.readouterr()
         assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
         assert "bit-identical" in capsys.readouterr().out
+    # a record stored before records kept their rerun: the job's spec says it
+    record = ResultsStore(db).get(job["score_id"])
+    settings = {k: v for k, v in record.settings.items() if k != "rerun"}
+    with sqlite3.connect(tmp_path / "lb.sqlite") as connection:
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0 and "bit-identical" in capsys.readouterr().out
     monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "another-home"))  # another secret: another split
     assert _zoo("reproduce", job["hidden_score_id"], "--db", db) == 2
     assert "drawn with another host's secret" in capsys.readouterr().err

@@ -242,3 +242,17 @@ def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it
     monkeypatch.setattr(fitting, "_train_steps", killed)
     assert _zoo(*argv, "--no-resume", "--lr", "0.003") == 130
     assert [name for name in results if (tmp_path / "fit" / name).exists()] == []
+
+
+def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, tiny_benchmarks):
+    """Before: both were 'feedforward_intermediate@w', one row for two sets of weights."""
+    from neurozoo.leaderboard.zoo import display_name, zoo_specs
+
+    names = []
+    for folder, value in (("a", 0.0), ("b", 1.0)):
+        (tmp_path / folder).mkdir()
+        torch.save({"x": torch.full((2,), value)}, tmp_path / folder / "w.pt")
+        specs, _ = zoo_specs(["feedforward_intermediate"], [NEURAL],
+                             checkpoints={"feedforward_intermediate": str(tmp_path / folder / "w.pt")})
+        names.append(display_name(specs[0]))
+    assert names[0] != names[1] and all(n.startswith("feedforward_intermediate@w (weights ") for n in names)

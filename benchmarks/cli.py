@@ -148,7 +148,10 @@ def score_from_args(args):
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
                                         overrides=overrides, model_seed=args.seed, max_features=args.max_features,
-                                        batch_size=args.batch_size, model_sha256=module_sha256(model), rerun=rerun)
+                                        batch_size=args.batch_size, model_sha256=module_sha256(model), rerun=rerun,
+                                        selection_seed=score.provenance.get("seed"))
+    # the record's seed is --seed, as for a retina model's fit: the benchmark's own split seed never changes
+    score.provenance["seed"] = args.seed
     return score, model_name
 
 

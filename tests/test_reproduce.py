@@ -76,6 +76,7 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     _score(db, "--seed", "4", "--out", tmp_path / "out")
     other = ResultsStore(db).records()[-1]
     assert other.settings["model_sha256"] != settings["model_sha256"] and other.value != record.value
+    assert (record.seed, other.seed) == (3, 4)  # before: both 0, the benchmark's split seed
     # the comparison can fail: a stored number that the rerun does not give
     _tamper(db_file, record.id, value=record.value + 1e-9)
     capsys.readouterr()

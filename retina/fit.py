@@ -254,6 +254,25 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Half-written ``<file>.tmp<pid>`` of a process killed while saving (a live process's are its own business):
+    they would otherwise stay in the fit cache for good."""
+    for tmp in folder.glob("*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # ---- the loop -------------------------------------------------------------------------------------
 def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool) -> float:
     """One epoch's training steps over ``batches``; the summed Poisson loss."""
@@ -322,6 +341,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     data_sha256 = None
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_temporaries(checkpoint.parent)
         if recording.path is not None and Path(recording.path).is_file():
             from neurozoo.datasets.provenance import sha256_file
 

@@ -257,3 +257,24 @@ def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, ti
                              checkpoints={"feedforward_intermediate": str(tmp_path / folder / "w.pt")})
         names.append(display_name(specs[0]))
     assert names[0] != names[1] and all(n.startswith("feedforward_intermediate@w (weights ") for n in names)
+
+
+def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
+    """A process killed inside torch.save leaves checkpoint.pt.tmp<pid> behind; the next fit in the folder removes
+    it (before: it stayed in the fit cache for good); a live process's temporary file is left alone."""
+    import os
+    import subprocess
+
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina import create_model
+    from neurozoo.retina.fit import fit
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    out = tmp_path / "fit"
+    out.mkdir()
+    (out / f"checkpoint.pt.tmp{ended.pid}").write_bytes(b"half a checkpoint")
+    (out / f"checkpoint.pt.tmp{os.getppid()}").write_bytes(b"being written by a live process")
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    fit(create_model("ln", n_cells=12), data, out=out, epochs=1, progress=False)
+    assert not (out / f"checkpoint.pt.tmp{ended.pid}").exists() and (out / f"checkpoint.pt.tmp{os.getppid()}").exists()

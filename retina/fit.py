@@ -257,20 +257,12 @@ def _atomic_save(obj, path: Path) -> None:
 def _remove_dead_temporaries(folder: Path) -> None:
     """Half-written ``<file>.tmp<pid>`` of a process killed while saving (a live process's are its own business):
     they would otherwise stay in the fit cache for good."""
+    from neurozoo.datasets.cache import process_alive
+
     for tmp in folder.glob("*.tmp*"):
         pid = tmp.name.rpartition(".tmp")[2]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---- the loop -------------------------------------------------------------------------------------

@@ -85,9 +85,52 @@ def run_score(args) -> int:
 
     args.out = Path(args.out or results_dir())
     args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
+    score, model_name = score_from_args(args)
+    store, record_id, summary = _store(args, score, model_name)
+    if score.provenance.get("family") == "retina":
+        # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
+        details = [f"+- {score.error:.3f}"] if score.error is not None else []
+        details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
+        details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
+        print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
+        print(f"record {record_id} in {store.url}; summary {summary}")
+        return 0
+    stem = summary.with_suffix("")
+    plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
+    selection = score.provenance["settings"].get("layer_selection") or {}
+    if selection:
+        plot_layer_profile(selection, Path(f"{stem}_layers.png"),
+                           title=f"{model_name}: layer selection (raw r on held-out selection stimuli)")
+    print(f"{model_name} on {args.benchmark}: {score}")
+    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
+    return 0
+
+
+def rerun_arguments(args) -> dict:
+    """What ``zoo score`` was given, as its record keeps it: ``zoo reproduce`` rebuilds the command from this
+    alone (the checkpoint by path and sha256, so that changed weights are noticed)."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    checkpoint = ({"path": str(Path(args.checkpoint).resolve()), "sha256": sha256_file(args.checkpoint)}
+                  if args.checkpoint else None)
+    return {"command": "zoo score", "model": args.model, "benchmark": args.benchmark, "seed": args.seed,
+            "width": args.width, "set": list(args.overrides or []), "layers": args.layers,
+            "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint}
+
+
+def score_from_args(args):
+    """``(Score, model name)`` of ``zoo score``'s arguments; the score's settings keep them under ``rerun``."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.provenance import module_sha256
+
     benchmark = benchmarks.load(args.benchmark)
+    rerun = rerun_arguments(args)
     if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
-        return _score_retina(args, benchmark)
+        score, model_name = _score_retina(args, benchmark)
+        score.provenance["family"] = "retina"
+        score.provenance.setdefault("settings", {})["rerun"] = rerun
+        return score, model_name
     from neurozoo.benchmarks.neural import DataOnlyBenchmark
 
     if isinstance(benchmark, DataOnlyBenchmark):
@@ -104,17 +147,12 @@ def run_score(args) -> int:
                             cache=not args.no_cache)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
-                                        overrides=overrides)
-    store, record_id, summary = _store(args, score, model_name)
-    stem = summary.with_suffix("")
-    plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
-    selection = score.provenance["settings"].get("layer_selection") or {}
-    if selection:
-        plot_layer_profile(selection, Path(f"{stem}_layers.png"),
-                           title=f"{model_name}: layer selection (raw r on held-out selection stimuli)")
-    print(f"{model_name} on {args.benchmark}: {score}")
-    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
-    return 0
+                                        overrides=overrides, model_seed=args.seed, max_features=args.max_features,
+                                        batch_size=args.batch_size, model_sha256=module_sha256(model), rerun=rerun,
+                                        selection_seed=score.provenance.get("seed"))
+    # the record's seed is --seed, as for a retina model's fit: the benchmark's own split seed never changes
+    score.provenance["seed"] = args.seed
+    return score, model_name
 
 
 def _store(args, score, model_name: str):
@@ -131,9 +169,9 @@ def _store(args, score, model_name: str):
     return store, record_id, summary
 
 
-def _score_retina(args, benchmark) -> int:
+def _score_retina(args, benchmark):
     """A retina benchmark: it fits the named retina model on its embedded recording (or reads the fit cache that
-    ``zoo run`` shares), or scores the weights of ``--checkpoint``; the record goes to the results store."""
+    ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model name)``."""
     from neurozoo import retina
     from neurozoo.datasets.errors import UserFacingError
 
@@ -149,12 +187,4 @@ def _score_retina(args, benchmark) -> int:
 
         model = load_checkpoint(retina.create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
     score = benchmark.score(model, seed=args.seed, device=args.device)
-    model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
-    store, record_id, summary = _store(args, score, model_name)
-    # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
-    details = [f"+- {score.error:.3f}"] if score.error is not None else []
-    details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
-    details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
-    print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
-    print(f"record {record_id} in {store.url}; summary {summary}")
-    return 0
+    return score, args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from neurozoo.benchmarks.paths import home
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
+from neurozoo.datasets.provenance import environment
 
 
 class Base(DeclarativeBase):
@@ -70,7 +71,8 @@ class ScoreRecord:
         for name in ("value", "error", "ceiling", "raw", "duration_s"):
             values[name] = finite(values[name])
         values["per_bin"] = json_safe(values["per_bin"])
-        values["settings"] = json_safe(values["settings"] or {})
+        # the versions beside the code that a rerun needs to match (kept when the record already says them)
+        values["settings"] = json_safe({"environment": environment(), **(values["settings"] or {})})
         values["created_at"] = values["created_at"] or datetime.now(timezone.utc)
         return ScoreRow(**values)
 

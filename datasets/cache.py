@@ -30,6 +30,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("NEUROZOO_CACHE") or Path.home() / ".cache" / "neurozoo").expanduser()
 
 
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with ``pid`` exists (one of another user counts): its temporary files or
+    leases are still its own."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def shared_data_dir() -> Path:
     """The local folder of published recordings (``$NEUROZOO_SHARED_DATA``, default ``<repo>/../shared/data``)."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"

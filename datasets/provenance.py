@@ -18,8 +18,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 @lru_cache(maxsize=1)
 def git_commit() -> Optional[str]:
-    """The checkout's commit (with ``-dirty`` when tracked files changed), or None outside a git checkout."""
+    """The checkout's commit (with ``-dirty`` when tracked files changed), or None outside a git checkout.
+
+    Only a checkout whose top folder is the suite's own root counts: an installed copy (a wheel or sdist in a
+    virtual environment) often lies inside some other repository, e.g. a project's ``.venv``, whose commit says
+    nothing about this code."""
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=REPO, capture_output=True, text=True,
+                             timeout=5)
+        if top.returncode or Path(top.stdout.strip()).resolve() != REPO:
+            return None
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5)
         if commit.returncode:
             return None
@@ -31,10 +39,27 @@ def git_commit() -> Optional[str]:
 
 
 def package_version() -> str:
+    """The installed distribution's version; for a source tree that was never installed, setup.cfg's."""
     try:
         return version("neurozoo")
     except PackageNotFoundError:
-        return "unknown"
+        import configparser
+
+        config = configparser.ConfigParser()
+        config.read(REPO / "setup.cfg")
+        return config.get("metadata", "version", fallback="unknown")
+
+
+def environment() -> dict:
+    """The versions a score depends on beside the code: Python, torch, numpy, the platform and torch's threads
+    (float sums are grouped by thread, so the thread count can change the last bits)."""
+    import platform
+    import sys
+
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "platform": f"{sys.platform}-{platform.machine()}", "torch_threads": torch.get_num_threads()}
 
 
 def code_version() -> str:

@@ -475,6 +475,23 @@ def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
     config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     path = cache_dir() / "retina" / f"{kind}-{key}.h5"
+    if path.is_file() and not _readable_hdf5(path):
+        import warnings
+
+        warnings.warn(f"{path}: the cached recording cannot be read (truncated or damaged); generating it again",
+                      stacklevel=2)
+        path.unlink()
     if not path.is_file():
         generate_recording(path, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
     return path
+
+
+def _readable_hdf5(path: Path) -> bool:
+    """Whether HDF5 opens the file: a truncated file fails its end-of-file check."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False

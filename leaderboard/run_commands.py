@@ -86,6 +86,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=_work)
 
+    from neurozoo.leaderboard.reproduce import add_command as add_reproduce
+
+    add_reproduce(sub)
+
 
 def _split(value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None

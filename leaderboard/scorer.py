@@ -7,13 +7,13 @@ this host back at once, and jobs of other hosts come back when their lease expir
 """
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 import traceback
 from typing import Callable, Dict, Iterable, List, Optional
 
+from neurozoo.datasets.cache import process_alive
 from neurozoo.leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
 
 
@@ -41,16 +41,6 @@ class Heartbeat:
         self._thread.join()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def release_dead_workers(db: LeaderboardDB) -> List[int]:
     """Expire the leases of running jobs whose worker process on this host no longer exists."""
     from sqlalchemy import update
@@ -63,7 +53,7 @@ def release_dead_workers(db: LeaderboardDB) -> List[int]:
     for job in db.jobs(status=RUNNING):
         worker = job["worker"] or ""
         name, _, pid = worker.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
+        if name == host and pid.isdigit() and not process_alive(int(pid)):
             with Session(db.engine) as session, session.begin():
                 session.execute(update(JobRow).where(JobRow.id == job["id"], JobRow.worker == worker,
                                                      JobRow.status == RUNNING).values(lease_until=now()))

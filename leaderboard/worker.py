@@ -87,10 +87,12 @@ def extraction_request(benchmark, spec: Dict[str, Any], layers: List[str]) -> Di
             "seed": spec["score"].get("seed", 0), "extraction": extraction, "weights": spec.get("weights")}
 
 
-def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, sandbox: bool = True):
+def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, sandbox: bool = True,
+                   use_cache: bool = True):
     """The submission's features for ``layer`` on the benchmark's stimuli: from the activation cache (written
     and verified by this side only), else computed by the model process in the sandbox. One run extracts every
-    layer the submission names, so the other region's benchmark on the same stimuli finds its layer cached."""
+    layer the submission names, so the other region's benchmark on the same stimuli finds its layer cached.
+    ``use_cache=False`` (``zoo reproduce``): computed by the model process, the cache neither read nor written."""
     import numpy as np
 
     from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
@@ -103,8 +105,8 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     keys = {name: cache_key("submission:" + spec["sha256"], stimuli_hash,
                             {k: v for k, v in request.items() if k not in ("weights", "layers")}, name)
             for name in layers}
-    cache = ActivationCache()
-    cached = cache.load(keys[layer])
+    cache = ActivationCache() if use_cache else None
+    cached = cache.load(keys[layer]) if cache is not None else None
     if cached is not None:
         return cached
     expected_bytes = len(layers) * (len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096)
@@ -130,12 +132,13 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     arrays = read_arrays(outcome.result, len(layers), len(stimuli.ids), request["max_features"], len(benchmark.bins))
     features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
     for name in layers:
-        cache.save(keys[name], features[name])
+        if cache is not None:
+            cache.save(keys[name], features[name])
     return features[layer]
 
 
 def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sandbox: bool = True,
-                     device: str = "cpu") -> Tuple[ScoreRecord, ScoreRecord]:
+                     device: str = "cpu", use_cache: bool = True) -> Tuple[ScoreRecord, ScoreRecord]:
     """(public record, hidden record) of a submission job; see the module docstring."""
     from neurozoo import benchmarks
     from neurozoo.benchmarks.neural import NeuralBenchmark
@@ -148,7 +151,7 @@ def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sand
     layer = spec["layers"].get(benchmark.region)
     if not isinstance(layer, str):
         raise ScoringError(f"{spec['benchmark']}: the submission names no layer for region {benchmark.region}")
-    features = model_features(benchmark, spec, layer, limits or Limits(), sandbox)
+    features = model_features(benchmark, spec, layer, limits or Limits(), sandbox, use_cache)
     settings = {"layer": layer, "layer_choice": "named by the submission", "image_size":
                 list(benchmark.stimuli.images.shape[-2:]), "max_features": spec["score"]["max_features"],
                 "weights": "submitted" if spec.get("weights") else "none (as built by create_model)",
@@ -157,6 +160,7 @@ def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sand
     public, hidden = score_splits(benchmark, features, spec, spec["model"], settings, started, device)
     for record in (public, hidden):
         record.duration_s = time.perf_counter() - started
+        record.settings["rerun"] = {"command": "zoo work", "spec": spec}  # for zoo reproduce
     return public, hidden
 
 

@@ -143,11 +143,31 @@ def _published_weights(path) -> Optional[Dict[str, Any]]:
 
 
 def display_name(spec: Dict[str, Any]) -> str:
+    """The model's name on the leaderboard, which keeps one score per (name, benchmark): every setting that makes
+    another model of the same registered name is in it (a width, a feature count or a fitting budget other than the
+    zoo's default, the checkpoint's file name and sha256), so that two configurations never replace or mix with
+    each other's scores in one row."""
+    name, variant = spec["model"], []
     if spec.get("checkpoint"):
         from pathlib import Path
 
-        return f"{spec['model']}@{Path(spec['checkpoint']['path']).stem}"
-    return spec["model"]
+        name += f"@{Path(spec['checkpoint']['path']).stem}"
+        variant.append(f"weights {spec['checkpoint']['sha256'][:8]}")
+    if spec["family"] == "convrnn":
+        width = (spec.get("overrides") or {}).get("width_multiplier")
+        if width is not None and width != DEFAULT_WIDTH and not _published_label(spec):
+            variant.append(f"width {width:g}")
+        if spec["score"]["max_features"] != DEFAULT_MAX_FEATURES:
+            variant.append(f"{spec['score']['max_features']} features")
+    epochs = (spec.get("fit") or {}).get("epochs", DEFAULT_FIT_EPOCHS)
+    if spec["family"] == "retina" and epochs != DEFAULT_FIT_EPOCHS:
+        variant.append(f"fit {epochs} epochs")
+    return f"{name} ({', '.join(variant)})" if variant else name
+
+
+def _published_label(spec: Dict[str, Any]) -> bool:
+    """Converted published weights run at their own width: the name need not say it."""
+    return bool(spec.get("checkpoint")) and spec.get("weights", "").startswith("published")
 
 
 # ------------------------------------------------------------------------------------------------ scoring
@@ -228,8 +248,9 @@ def check_record(record: ScoreRecord) -> ScoreRecord:
 
 
 def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", layers: Optional[Dict[str, str]] = None,
-                timing=None, progress: bool = False) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
-    """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output."""
+                timing=None, progress: bool = False, cache: bool = True) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
+    """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output.
+    ``cache=False``: the activations are computed, never read from (or written to) the activation cache."""
     import numpy as np
 
     from neurozoo import benchmarks
@@ -249,7 +270,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     wanted = [layer] if layers or not hasattr(model, "layer_names") else \
         sorted({layer, *(region_layer(model, r) for r in ("V4", "IT"))})
     features = benchmark.extract(model, wanted, max_features=options["max_features"], seed=options.get("seed", 0),
-                                 cache=True, progress=progress,
+                                 cache=cache, progress=progress,
                                  **({"timing": timing} if timing is not None else {}))
     image_size = list(benchmark.stimuli.images.shape[-2:])
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
@@ -277,10 +298,19 @@ def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings:
     return records[0], records[1]
 
 
-def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False):
-    """Score one built-in zoo spec (trusted code, run in the scorer's own process).
+def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False, cache: bool = True):
+    """Score one built-in zoo spec (trusted code, run in the scorer's own process). Each record keeps the spec
+    (``settings["rerun"]``), from which ``zoo reproduce`` scores it again.
 
     Retina benchmarks take the registered model *name*: they fit it on the embedded recordings themselves."""
+    records = _score_spec(spec, device, progress, cache)
+    for record in records:
+        if record is not None:
+            record.settings["rerun"] = {"command": "zoo run", "spec": spec}
+    return records
+
+
+def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
     if spec["family"] == "retina":
         from neurozoo import benchmarks
 
@@ -292,4 +322,10 @@ def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False
         budget = f", at most {fit['epochs']} epochs" if "epochs" in fit else ""
         settings.update(weights=f"fitted on the embedded recordings (seed {seed}{budget})", spec_family="retina")
         return check_record(score.to_record(display_name(spec), spec["benchmark"])), None
-    return score_model(build_model(spec, device), spec, display_name(spec), device=device, progress=progress)
+    model = build_model(spec, device)
+    from neurozoo.datasets.provenance import module_sha256
+
+    public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache)
+    for record in (public, hidden):
+        record.settings["model_sha256"] = module_sha256(model)
+    return public, hidden

@@ -2,11 +2,26 @@
 the OSR benchmark and the held-out benchmark (same folder layout as :mod:`retina.benchmark`)."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
 from torch import nn
+
+_FITS_ROOT: ContextVar[Optional[Path]] = ContextVar("fits_root", default=None)
+
+
+@contextmanager
+def fits_in(folder):
+    """Fits made in this block go to ``folder`` instead of the shared fit cache: ``zoo reproduce`` refits from
+    scratch there, without reading or replacing the fits that ``zoo run`` reuses."""
+    token = _FITS_ROOT.set(Path(folder))
+    try:
+        yield Path(folder)
+    finally:
+        _FITS_ROOT.reset(token)
 
 
 def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None) -> Path:
@@ -23,7 +38,7 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
     for key in ("progress", "device"):  # do not change the result's meaning
         config.pop(key)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
-    return path.parent / "fits" / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
+    return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",
@@ -39,10 +54,29 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     out = fit_dir(path, name, kind, seed, fit_settings)
+    refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
     result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **fit_settings)
     info = provenance(path, result)
     info["fit_dir"] = str(out)
     return result.model.eval(), info
+
+
+def _readable_checkpoint(checkpoint: Path) -> bool:
+    """False, with a one-line warning, for a cached fit's checkpoint that cannot be read (truncated by a full disk,
+    damaged): the cache is then refitted rather than failing every later score until someone deletes it."""
+    import warnings
+
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.torch_files import read_torch_file
+
+    if not checkpoint.is_file():
+        return True
+    try:
+        read_torch_file(checkpoint, "cached fit")
+    except DataError as error:
+        warnings.warn(f"{error}; fitting again", stacklevel=3)
+        return False
+    return True
 
 
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:

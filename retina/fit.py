@@ -105,6 +105,10 @@ RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_b
                 "batching")
 
 
+#: What a finished fit leaves in ``out`` beside its checkpoint (``zoo fit`` adds the last two).
+RESULT_FILES = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+
+
 @dataclass
 class FitResult:
     model: nn.Module
@@ -254,6 +258,17 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _remove_dead_temporaries(folder: Path) -> None:
+    """Half-written ``<file>.tmp<pid>`` of a process killed while saving (a live process's are its own business):
+    they would otherwise stay in the fit cache for good."""
+    from neurozoo.datasets.cache import process_alive
+
+    for tmp in folder.glob("*.tmp*"):
+        pid = tmp.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 # ---- the loop -------------------------------------------------------------------------------------
 def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool) -> float:
     """One epoch's training steps over ``batches``; the summed Poisson loss."""
@@ -328,8 +343,12 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         data_sha256 = sha256_file(recording.path)
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_temporaries(checkpoint.parent)
     if checkpoint is not None and resume and checkpoint.is_file():
-        saved = read_torch_file(checkpoint, map_location=device)
+        try:
+            saved = read_torch_file(checkpoint, map_location=device)
+        except DataError as error:
+            raise DataError(f"{error}; delete it, or start afresh (resume=False / --no-resume)") from None
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
                             "use another output folder or start afresh (resume=False / --no-resume)")
@@ -348,6 +367,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
     else:
+        if out is not None:  # a fresh fit in a used folder: the earlier fit's results go, so that a kill
+            for name in RESULT_FILES:  # leaves no final-looking files beside this fit's first checkpoints
+                (Path(out) / name).unlink(missing_ok=True)
         if hasattr(model, "init_from_sta"):
             model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))
         if hasattr(model, "init_from_stimulus"):

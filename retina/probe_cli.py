@@ -70,16 +70,24 @@ def _load_model(args):
     from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
     from neurozoo.retina.fit import create_model
 
+    from neurozoo.datasets.provenance import code_version, environment, git_commit, sha256_file
+
     try:
         if args.fit_embedded:
             settings = {"epochs": args.epochs} if args.epochs is not None else {}
-            return fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
-                                         progress=not args.quiet, **settings)
-        # the embedded recordings' cells are the circuit's cells
-        model = load_checkpoint(create_model(args.model, n_cells=default_retina().n_cells), args.checkpoint)
-        return model, {"checkpoint": str(args.checkpoint)}
+            model, info = fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
+                                                progress=not args.quiet, **settings)
+        else:  # the embedded recordings' cells are the circuit's cells
+            model = load_checkpoint(create_model(args.model, n_cells=default_retina().n_cells), args.checkpoint)
+            info = {"code_version": code_version(), "git_commit": git_commit(), "checkpoint": str(args.checkpoint),
+                    "checkpoint_sha256": sha256_file(args.checkpoint)}
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
+    # what a rerun needs: the probe's arguments as given, and the versions beside the code
+    info["arguments"] = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+                         if key != "handler"}
+    info["environment"] = environment()
+    return model, info
 
 
 def _make_out(out: Path) -> None:

@@ -15,9 +15,17 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert record.settings["n_fixed"] == 3 and record.settings["n_saddles_1"] == 1
     assert sorted(p["stable"] for p in record.settings["points"]) == [False, True, True]
     assert record.code_version and record.seed == 0 and record.duration_s > 0
-    assert (tmp_path / "dynamics_bistable_none_spectra.png").stat().st_size > 1000
-    summary = json.loads((tmp_path / "dynamics_bistable.json").read_text())
-    assert summary["conditions"]["none"]["n_stable_fixed"] == 2
+    [spectra] = tmp_path.glob("dynamics_bistable_*_none_spectra.png")
+    assert spectra.stat().st_size > 1000
+    [summary] = tmp_path.glob("dynamics_bistable_*.json")
+    assert json.loads(summary.read_text())["conditions"]["none"]["n_stable_fixed"] == 2
+    assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
+    # another seed is another run: its files are written beside the first run's, not over them (before: the same
+    # dynamics_bistable.json and figures, overwritten)
+    assert main(["dynamics", "bistable", "--steps", "300", "--points", "64", "--seed", "1", "--db", db,
+                 "--out", str(tmp_path)]) == 0
+    assert len(list(tmp_path.glob("dynamics_bistable_*.json"))) == 2
+    assert len(list(tmp_path.glob("dynamics_bistable_*_none_spectra.png"))) == 2
 
 
 def test_zoo_compare_examples_over_time(tmp_path):
@@ -29,8 +37,9 @@ def test_zoo_compare_examples_over_time(tmp_path):
     cka = records["compare.cka"]
     assert len(cka.per_bin) == 64 and cka.settings["same_grid"] is True
     assert 0 < cka.value < 1 and cka.value == pytest.approx(sum(r["value"] for r in cka.per_bin) / 64)
-    assert (tmp_path / "compare_flipflop-rnn__flipflop-gru.png").is_file()
-    assert (tmp_path / "compare_flipflop-gru_trajectories.png").is_file()
+    assert len(list(tmp_path.glob("compare_*_flipflop-rnn__flipflop-gru.png"))) == 1
+    assert len(list(tmp_path.glob("compare_*_flipflop-gru_trajectories.png"))) == 1
+    assert cka.settings["arguments"]["train_steps"] == 30
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -123,7 +123,11 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
     assert "feedforward_intermediate" in out and "overall" in out  # the ranking is printed
     index = (tmp_path / "report" / "index.html").read_text()
     assert "feedforward_intermediate" in index and "untrained, random weights" in index
-    page = (tmp_path / "report" / "models" / "feedforward_intermediate.html").read_text()
+    from neurozoo.leaderboard.render import page_file
+
+    name = "feedforward_intermediate (width 0.0625, 50 features)"  # not the zoo's defaults: the name says them
+    assert job["model"] == name
+    page = (tmp_path / "report" / "models" / f"{page_file(name)}.html").read_text()
     assert "<svg" in page and "lbtest.V4" in page
 
     third = zoo_run(db_url, tmp_path / "report", plugin_env)

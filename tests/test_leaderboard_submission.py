@@ -361,3 +361,19 @@ def test_a_layer_for_a_region_not_submitted_is_not_extracted(tmp_path, db):
     sid = submit(db, folder, tmp_path / "store")
     work(db, lambda job: score_job(job, timeout_s=120), progress=False)
     assert db.submission(sid)["status"] == DONE, db.submission(sid)["jobs"][0]["error"]
+
+
+def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, db, monkeypatch):
+    """``zoo reproduce`` of a ``zoo work`` record runs the submitted model again in the sandbox (the activation
+    cache neither read nor written) and compares the hidden-split score number by number."""
+    from neurozoo.benchmarks.extraction import cache as activation_cache
+    from neurozoo.leaderboard.reproduce import rerun
+
+    submission = submit(db, make_submission(tmp_path / "good"), tmp_path / "store")
+    job = db.submission(submission)["jobs"][0]
+    assert work(db, lambda j: score_job(j, timeout_s=240), ids=[job["id"]], progress=False)["done"] == 1
+    hidden = db.score_for_job(db.job(job["id"]), hidden=True)
+    assert hidden.settings["rerun"]["command"] == "zoo work"
+    monkeypatch.setattr(activation_cache.ActivationCache, "load", lambda *a: pytest.fail("read the cache"))
+    again = rerun(hidden)
+    assert again.value == hidden.value and again.per_bin == hidden.per_bin and again.settings["split"] == "hidden"

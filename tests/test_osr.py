@@ -176,6 +176,7 @@ def test_removing_either_pathway_or_the_depression_abolishes_the_osr(ablation):
 def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     import torch
 
+    from neurozoo.datasets.provenance import sha256_file
     from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina.fit import create_model
 
@@ -188,6 +189,9 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     assert record["model_osr"]["periods"] == [6, 10, 14] and len(record["model_osr"]["slope"]) == 12
     assert record["truth_osr"]["n_osr_cells"] == 6 and 0.0 <= record["comparison"]["value"] <= 1.0  # the ON-OFF cells
     assert (out / "osr.png").read_bytes()[:4] == b"\x89PNG"
+    provenance = record["provenance"]  # before: only the checkpoint's path
+    assert provenance["checkpoint_sha256"] == sha256_file(weights) and provenance["code_version"]
+    assert provenance["arguments"]["periods"] == [6, 10, 14] and provenance["environment"]["torch"] == torch.__version__
     assert "ground truth" in capsys.readouterr().out
 
     torch.save(create_model("bncnn", n_cells=3).state_dict(), tmp_path / "wrong.pt")

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
+import torch
 
 from neurozoo.datasets.provenance import code_version, sha256_array
 from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
@@ -25,7 +26,9 @@ def test_round_trip_and_query(tmp_path):
     record = store.get(first)
     assert record.model == "m1" and record.value == 0.5 and record.ceiling == 0.8
     assert record.per_bin[0]["value"] == 0.4 and record.per_bin[1]["value"] is None  # NaN stored as null
+    environment = record.settings.pop("environment")  # added to every record: the versions a rerun must match
     assert record.settings == {"mapping": "pls", "layers": ["conv5", "conv6"], "n": 25}
+    assert environment["torch"] == torch.__version__ and environment["numpy"] == np.__version__
     assert record.created_at is not None and record.code_version.startswith("0.")
     frame = store.query(model="m1")
     assert list(frame["value"]) == [0.5, 0.6] and set(frame["benchmark"]) == {"b1"}

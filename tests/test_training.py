@@ -165,6 +165,14 @@ def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):
         load_checkpoint(tmp_path / "missing.pth")
 
 
+def test_a_damaged_last_checkpoint_says_how_to_go_on(data, tmp_path):
+    train(config(data, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    last = tmp_path / "run" / "last.pth"
+    last.write_bytes(last.read_bytes()[:3000])  # a full disk or a copy cut short
+    with pytest.raises(DataError, match=r"last.pth: not a readable .*cannot be resumed: --resume PATH .*another --out"):
+        train(config(data, tmp_path / "run", epochs=2, resume="auto"))
+
+
 def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     trainer = Trainer(config(data, tmp_path, epochs=1, amp=True, channels_last=True, max_steps_per_epoch=2,
                              loss_steps="all"))

@@ -151,7 +151,9 @@ def run_dynamics(args) -> int:
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
     out = Path(args.out or results_dir())
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"dynamics_{case.name}".replace(":", "-").replace("/", "-")
+    tag, arguments = run_tag(args)
+    case.settings["arguments"] = arguments
+    stem = f"dynamics_{case.name}_{tag}".replace(":", "-").replace("/", "-")
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
@@ -192,11 +194,12 @@ def run_compare(args) -> int:
         except ValueError as error:
             raise UserFacingError(str(error)) from None
     out = Path(args.out or results_dir())
-    stem = "compare"
+    tag, arguments = run_tag(args)
+    stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems)
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
-                "image_size": args.image_size}
+                "image_size": args.image_size, "arguments": arguments}
     records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
@@ -206,3 +209,16 @@ def run_compare(args) -> int:
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def run_tag(args):
+    """``(tag, arguments)``: the arguments that can change a result (not where it is written) and a short digest
+    of them for the output files' names, so that runs with other settings (a seed, a width, a checkpoint) write
+    their figures and JSON summary beside the earlier ones, not over them; the records keep the arguments."""
+    import hashlib
+    import json
+
+    skip = {"handler", "command", "db", "out", "no_store"}
+    arguments = {key: (str(value) if isinstance(value, Path) else value) for key, value in sorted(vars(args).items())
+                 if key not in skip}
+    return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:8], arguments

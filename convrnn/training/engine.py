@@ -279,7 +279,14 @@ class Trainer:
                                   f"or choose another --out (starting afresh would overwrite its checkpoints)")
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
-            self.load_state(load_checkpoint(resume, map_location="cpu"))
+            try:
+                saved = load_checkpoint(resume, map_location="cpu")
+            except DataError as error:
+                if "not a readable PyTorch file" not in str(error):
+                    raise
+                raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
+                                f"(best.pth: the best epoch's), or start afresh with another --out") from None
+            self.load_state(saved)
             self.log.truncate_after(self.global_step)
         elif self.dist.is_main:
             self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log

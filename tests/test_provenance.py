@@ -1,0 +1,70 @@
+"""Provenance of a record: the code version of a checkout, of an installed copy and of a bare source tree."""
+import shutil
+import subprocess
+
+import pytest
+
+from neurozoo.datasets import provenance
+
+
+@pytest.fixture
+def fresh_commit_cache():
+    provenance.git_commit.cache_clear()
+    yield
+    provenance.git_commit.cache_clear()
+
+
+def _git(folder, *args):
+    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_an_installed_copy_inside_another_repository_reports_no_commit(tmp_path, monkeypatch, fresh_commit_cache):
+    """A wheel in a project's .venv lies inside the project's repository: that repository's HEAD is not the
+    suite's code version (before the fix: its commit, and -dirty from its files)."""
+    project = tmp_path / "project"
+    installed = project / ".venv" / "site-packages" / "neurozoo"
+    installed.mkdir(parents=True)
+    _git(project, "init", "-q")
+    (project / "notes.txt").write_text("x")
+    _git(project, "add", "notes.txt")
+    _git(project, "commit", "-q", "-m", "x")
+    monkeypatch.setattr(provenance, "REPO", installed.resolve())
+    assert provenance.git_commit() is None
+    assert "+g" not in provenance.code_version()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_checkout_reports_its_own_commit(tmp_path, monkeypatch, fresh_commit_cache):
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "setup.cfg").write_text("[metadata]\nversion = 9.8.7\n")
+    _git(tmp_path, "add", "setup.cfg")
+    _git(tmp_path, "commit", "-q", "-m", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    assert provenance.git_commit() == head
+    (tmp_path / "setup.cfg").write_text("[metadata]\nversion = 9.8.8\n")
+    provenance.git_commit.cache_clear()
+    assert provenance.git_commit() == head + "-dirty"
+
+
+def test_a_source_tree_never_installed_states_its_setup_cfg_version(tmp_path, monkeypatch, fresh_commit_cache):
+    def not_installed(name):
+        raise provenance.PackageNotFoundError(name)
+
+    (tmp_path / "setup.cfg").write_text("[metadata]\nname = neurozoo\nversion = 9.8.7\n")
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    monkeypatch.setattr(provenance, "version", not_installed)
+    assert provenance.package_version() == "9.8.7"
+    assert provenance.code_version() == "9.8.7"  # not a git checkout: no commit, no crash
+
+
+def test_environment_states_the_versions_a_score_depends_on():
+    import numpy as np
+    import torch
+
+    env = provenance.environment()
+    assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
+    assert env["python"].count(".") == 2 and env["torch_threads"] == torch.get_num_threads()

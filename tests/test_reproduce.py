@@ -1,0 +1,280 @@
+"""`zoo reproduce RECORD`: a stored score is computed again from its record alone and compared number by number.
+
+Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
+rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
+import json
+import shutil
+import sqlite3
+
+import pytest
+import torch
+
+from neurozoo import benchmarks
+from neurozoo.benchmarks.records import ResultsStore
+from neurozoo.leaderboard.cli import main
+
+NEURAL, RETINA = "reprotest.V4", "reprotest.retina-heldout"
+RETINA_SIZES = dict(n_train=2500, n_test=200, n_repeats=2)
+
+
+def _neural():
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+
+    assembly = synthetic_assembly(n_stimuli=96, n_neuroids=8, n_bins=2, n_repetitions=4, n_objects=4, seed=0)[0]
+    ids = [f"s{i:05d}" for i in range(96)]
+    images = torch.randn(96, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    return NeuralBenchmark(NEURAL, "V4", lambda: assembly, lambda: Stimuli(ids, images))
+
+
+def _retina():
+    from neurozoo.benchmarks.retina import RetinaHeldoutBenchmark
+
+    return RetinaHeldoutBenchmark("whitenoise", sizes=dict(RETINA_SIZES), fit_settings={"epochs": 1})
+
+
+@pytest.fixture
+def tiny_benchmarks():
+    benchmarks.BENCHMARKS.add(NEURAL, _neural, overwrite=True, region="V4")
+    benchmarks.BENCHMARKS.add(RETINA, _retina, overwrite=True, family="retina", region="held-out responses")
+    yield
+    for name in (NEURAL, RETINA):
+        benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
+def _zoo(*argv):
+    return main([str(a) for a in argv])
+
+
+def _score(db, *extra):
+    assert _zoo("score", "feedforward_intermediate", NEURAL, "--width", "0.0625", "--max-features", "20",
+                "--layers", "conv3", "--db", db, *extra) == 0
+
+
+def _tamper(db_file, record_id, **values):
+    with sqlite3.connect(db_file) as connection:
+        for column, value in values.items():
+            connection.execute(f"UPDATE scores SET {column} = ? WHERE id = ?", (value, record_id))
+
+
+def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tmp_path, tiny_benchmarks, capsys,
+                                                                             monkeypatch):
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--seed", "3", "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    settings = record.settings
+    assert settings["rerun"]["seed"] == 3 and settings["model_seed"] == 3 and settings["max_features"] == 20
+    assert settings["rerun"]["width"] == 0.0625 and settings["rerun"]["layers"] == "conv3"
+    assert len(settings["model_sha256"]) == 64 and settings["environment"]["torch"] == torch.__version__
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "reproduced: bit-identical" in out and "differs" not in out
+    # another seed is another model: its record differs and is not a rerun of the first
+    _score(db, "--seed", "4", "--out", tmp_path / "out")
+    other = ResultsStore(db).records()[-1]
+    assert other.settings["model_sha256"] != settings["model_sha256"] and other.value != record.value
+    assert (record.seed, other.seed) == (3, 4)  # before: both 0, the benchmark's split seed
+    # the comparison can fail: a stored number that the rerun does not give
+    _tamper(db_file, record.id, value=record.value + 1e-9)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 1
+    assert "NOT reproduced: largest difference 1e-09 > tolerance 0" in capsys.readouterr().out
+    assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-8") == 0
+    # the rerun uses the thread count the record was scored with (float sums are grouped per thread)
+    seen = []
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+    with sqlite3.connect(db_file) as connection:
+        settings = {**record.settings, "environment": {**record.settings["environment"], "torch_threads": 2}}
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+    capsys.readouterr()
+    _zoo("reproduce", record.id, "--db", db)
+    assert seen == [2] and "using 2 torch threads" in capsys.readouterr().out and torch.get_num_threads() == 1
+
+
+def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):
+    from neurozoo import convrnn
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    checkpoint = tmp_path / "w.pt"
+    torch.manual_seed(0)
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.0625).state_dict(), checkpoint)
+    _score(db, "--checkpoint", checkpoint, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    assert record.settings["rerun"]["checkpoint"]["sha256"] and record.model == "feedforward_intermediate@w.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    next(iter(state.values())).add_(1.0)
+    torch.save(state, checkpoint)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    err = capsys.readouterr().err
+    assert "has changed since" in err and "w.pt" in err and err.count("\n") == 1
+    from neurozoo.benchmarks.records import ScoreRecord
+
+    old = ResultsStore(db).add(ScoreRecord(model="m", benchmark=NEURAL, value=0.5))
+    assert _zoo("reproduce", old, "--db", db) == 2
+    assert "does not keep how it was produced" in capsys.readouterr().err
+    assert _zoo("reproduce", 999, "--db", db) == 2
+
+
+def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    for record_id in (job["score_id"], job["hidden_score_id"]):
+        record = ResultsStore(db).get(record_id)
+        assert record.settings["rerun"] == {"command": "zoo run", "spec": job["spec"]}
+        capsys.readouterr()
+        assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
+        assert "bit-identical" in capsys.readouterr().out
+    # a record stored before records kept their rerun: the job's spec says it
+    record = ResultsStore(db).get(job["score_id"])
+    settings = {k: v for k, v in record.settings.items() if k != "rerun"}
+    with sqlite3.connect(tmp_path / "lb.sqlite") as connection:
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0 and "bit-identical" in capsys.readouterr().out
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "another-home"))  # another secret: another split
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db) == 2
+    assert "drawn with another host's secret" in capsys.readouterr().err
+
+
+def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path, tiny_benchmarks, capsys):
+    """The rerun fits again in a temporary folder (the fit cache is neither read nor replaced)."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    record = ResultsStore(db).records()[-1]
+    fits = load_embedded_retina("whitenoise", **RETINA_SIZES).parent / "fits"
+    assert any(fits.rglob("checkpoint.pt")) and len(record.per_bin) > 0
+    shutil.rmtree(fits)  # the rerun cannot read the fit: it fits again, elsewhere
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    assert not fits.exists()  # the shared fit cache was neither read nor written
+
+
+def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):
+    """Before: both widths were 'feedforward_intermediate', and the board showed only the newer run's score."""
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.leaderboard.views import board
+    from neurozoo.leaderboard.zoo import DEFAULT_WIDTH
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    for width, features in ((DEFAULT_WIDTH, 200), (0.0625, 200), (0.0625, 20)):
+        run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=width, max_features=features,
+                report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    lb = LeaderboardDB(db)
+    rows = {row["model"]: row["nodes"][NEURAL][0] for row in board(lb)["rows"]}
+    assert set(rows) == {"feedforward_intermediate", "feedforward_intermediate (width 0.0625)",
+                         "feedforward_intermediate (width 0.0625, 20 features)"}
+    stored = {job["model"]: lb.get(job["hidden_score_id"]).value for job in lb.jobs()}
+    assert rows == stored  # each row shows its own job's score (the two widths score differently)
+    assert rows["feedforward_intermediate"] != rows["feedforward_intermediate (width 0.0625)"]
+
+
+def test_a_truncated_cached_fit_is_fitted_again_and_scores_the_same(tmp_path, tiny_benchmarks, capsys):
+    """Before: every later zoo score / zoo run / zoo probe of that model failed on the damaged cache entry."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    fits = load_embedded_retina("whitenoise", **RETINA_SIZES).parent / "fits"
+    for checkpoint in fits.rglob("checkpoint.pt"):
+        checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="cached fit .*checkpoint.pt: not a readable PyTorch file.*fitting again"):
+        assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    first, second = ResultsStore(db).records()[-2:]
+    assert second.value == first.value and second.per_bin == first.per_bin
+
+
+def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
+    assert _zoo(*argv) == 0
+    checkpoint = tmp_path / "fit" / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    capsys.readouterr()
+    assert _zoo(*argv) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: not a readable PyTorch file" in err and "--no-resume" in err and err.count("\n") == 1
+    assert _zoo(*argv, "--no-resume") == 0
+
+
+def test_a_truncated_embedded_recording_is_generated_again_bit_identically():
+    """Before: every retina score and fit failed on the damaged file ('not a readable HDF5 file') until deleted."""
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    path = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    digest = sha256_file(path)
+    path.write_bytes(path.read_bytes()[:20000])
+    with pytest.warns(UserWarning, match="cached recording cannot be read .*generating it again"):
+        assert load_embedded_retina("whitenoise", **RETINA_SIZES) == path
+    assert sha256_file(path) == digest
+
+
+def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it(tmp_path, monkeypatch):
+    """Before: zoo fit --no-resume (or other settings) killed mid-way left the earlier fit's model.pt and
+    summary.json beside the new fit's checkpoint, as if they were its results."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina import fit as fitting
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
+    assert _zoo(*argv) == 0
+    results = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+    assert all((tmp_path / "fit" / name).is_file() for name in results)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting, "_train_steps", killed)
+    assert _zoo(*argv, "--no-resume", "--lr", "0.003") == 130
+    assert [name for name in results if (tmp_path / "fit" / name).exists()] == []
+
+
+def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, tiny_benchmarks):
+    """Before: both were 'feedforward_intermediate@w', one row for two sets of weights."""
+    from neurozoo.leaderboard.zoo import display_name, zoo_specs
+
+    names = []
+    for folder, value in (("a", 0.0), ("b", 1.0)):
+        (tmp_path / folder).mkdir()
+        torch.save({"x": torch.full((2,), value)}, tmp_path / folder / "w.pt")
+        specs, _ = zoo_specs(["feedforward_intermediate"], [NEURAL],
+                             checkpoints={"feedforward_intermediate": str(tmp_path / folder / "w.pt")})
+        names.append(display_name(specs[0]))
+    assert names[0] != names[1] and all(n.startswith("feedforward_intermediate@w (weights ") for n in names)
+
+
+def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
+    """A process killed inside torch.save leaves checkpoint.pt.tmp<pid> behind; the next fit in the folder removes
+    it (before: it stayed in the fit cache for good); a live process's temporary file is left alone."""
+    import os
+    import subprocess
+
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina import create_model
+    from neurozoo.retina.fit import fit
+
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    out = tmp_path / "fit"
+    out.mkdir()
+    (out / f"checkpoint.pt.tmp{ended.pid}").write_bytes(b"half a checkpoint")
+    (out / f"checkpoint.pt.tmp{os.getppid()}").write_bytes(b"being written by a live process")
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    fit(create_model("ln", n_cells=12), data, out=out, epochs=1, progress=False)
+    assert not (out / f"checkpoint.pt.tmp{ended.pid}").exists() and (out / f"checkpoint.pt.tmp{os.getppid()}").exists()

@@ -16,10 +16,12 @@ import argparse
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from neurozoo.benchmarks.records import ScoreRecord
 from neurozoo.datasets.errors import DataError, UserFacingError
+
+if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, numpy) load when a command runs
+    from neurozoo.benchmarks.records import ScoreRecord
 
 COMPARED = ("value", "error", "ceiling", "raw")
 

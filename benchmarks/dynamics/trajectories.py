@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.similarity import DIMS
+from neurozoo.datasets.model_modes import eval_mode
 
 STEP_MS = 10  # one ConvRNN step (REFERENCE.md section 1)
 
@@ -41,10 +42,10 @@ def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], lay
     """Each layer's output at every step (bin [10 t, 10 t + 10) ms); ``pool``: average-pool the map to at most
     pool x pool positions first (None keeps every unit)."""
     outputs: Dict[str, list] = {layer: [] for layer in layers}
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         for start in range(0, len(images), batch_size):
-            recorded = model.eval()(images[start: start + batch_size], n_steps=n_steps, image_steps=image_steps,
-                                    record=list(layers)).recorded
+            recorded = model(images[start: start + batch_size], n_steps=n_steps, image_steps=image_steps,
+                             record=list(layers)).recorded
             for layer in layers:
                 out = recorded[layer]  # (T, B, C, H, W)
                 if pool:

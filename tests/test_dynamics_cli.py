@@ -18,6 +18,34 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert (tmp_path / "dynamics_bistable_none_spectra.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "dynamics_bistable.json").read_text())
     assert summary["conditions"]["none"]["n_stable_fixed"] == 2
+    # the summary carries the record's provenance (it had no seed, code version or data checksum)
+    assert summary["provenance"] == {"code_version": record.code_version, "git_commit": record.git_commit,
+                                     "device": record.device, "seed": 0, "data_sha256": record.data_sha256,
+                                     "duration_s": pytest.approx(record.duration_s)}
+    assert len(record.data_sha256) == 64
+
+
+def test_examples_records_carry_the_checksum_of_their_generated_data(tmp_path):
+    """The examples' records had data_sha256 None: their data (training batches, analysed trials, initial states)
+    are generated from the seed, so the same seed must show the same checksum and another seed another."""
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+
+    def checksum(*options):
+        argv = ["dynamics", "flipflop-rnn", "--train-steps", "3", "--steps", "2", "--points", "4", *options]
+        assert main(argv + ["--db", db, "--out", str(tmp_path)]) == 0
+        record = ResultsStore(db).records(model="flipflop-rnn")[-1]
+        assert json.loads((tmp_path / "dynamics_flipflop-rnn.json").read_text())["provenance"]["data_sha256"] == \
+            record.data_sha256
+        return record.data_sha256
+
+    first, again, other_seed, longer = checksum(), checksum(), checksum("--seed", "1"), checksum("--train-steps", "4")
+    assert len(first) == 64 and first == again and len({first, other_seed, longer}) == 3
+    from neurozoo.benchmarks.dynamics import cases
+
+    for make in (cases.linear_case, cases.bistable_case):
+        assert make(seed=0).data_sha256 == make(seed=0).data_sha256 != make(seed=1).data_sha256
+    integration = [cases.integration_case("gru", steps=2, seed=s).data_sha256 for s in (0, 0, 1)]
+    assert integration[0] == integration[1] != integration[2]
 
 
 def test_zoo_compare_examples_over_time(tmp_path):
@@ -31,6 +59,15 @@ def test_zoo_compare_examples_over_time(tmp_path):
     assert 0 < cka.value < 1 and cka.value == pytest.approx(sum(r["value"] for r in cka.per_bin) / 64)
     assert (tmp_path / "compare_flipflop-rnn__flipflop-gru.png").is_file()
     assert (tmp_path / "compare_flipflop-gru_trajectories.png").is_file()
+    # a JSON summary with the records' numbers and provenance (compare wrote none); the examples' data checksum
+    summary = json.loads((tmp_path / "compare_flipflop-rnn__flipflop-gru.json").read_text())
+    assert summary["systems"]["flipflop-rnn"] == {"stimulus_id": 48, "time_bin": 64, "neuroid": 16}
+    pair = summary["pairs"]["flipflop-rnn ~ flipflop-gru"]
+    assert pair["cka"]["value"] == pytest.approx(cka.value) and len(pair["cka"]["per_bin"]) == 64
+    assert pair["procrustes"]["value"] == pytest.approx(records["compare.procrustes"].value)
+    assert summary["provenance"]["seed"] == cka.seed == 0 and summary["settings"]["train_steps"] == 30
+    assert summary["provenance"]["data_sha256"] == cka.data_sha256 and len(cka.data_sha256) == 64
+    assert summary["provenance"]["code_version"] == cka.code_version
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -101,12 +101,11 @@ def _case(args):
         options = {"seed": args.seed}
         if args.train_steps and args.model not in ("linear", "bistable"):
             options["steps"] = args.train_steps
-        return cases.EXAMPLES[args.model](**options), None
+        return cases.EXAMPLES[args.model](**options)
     if args.model not in convrnn.MODELS:
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
                               f"or a ConvRNN ({', '.join(convrnn.list_models())})")
     from neurozoo.benchmarks.cli import resolve_model
-    from neurozoo.datasets.provenance import sha256_array
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
@@ -131,19 +130,19 @@ def _case(args):
         raise UserFacingError(str(error)) from None
     case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
                          checkpoint=str(args.checkpoint) if args.checkpoint else None)
-    return case, sha256_array(images.numpy())
+    return case
 
 
 def run_dynamics(args) -> int:
     import torch
 
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, provenance
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     with Timer() as timer:
-        case, data_sha = _case(args)
+        case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
                   "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "progress": True}
         if args.float32:
@@ -151,26 +150,45 @@ def run_dynamics(args) -> int:
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
     out = Path(args.out or results_dir())
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"dynamics_{case.name}".replace(":", "-").replace("/", "-")
+    stem = _file_name(f"dynamics_{case.name}")
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
-    write_json(out / f"{stem}.json", {"model": case.name, "settings": case.settings, "conditions": summary})
+    summary_path = out / f"{stem}.json"
+    write_json(summary_path, {"model": case.name, "settings": case.settings, "conditions": summary,
+                              "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
     for condition, found in results.items():
         counts = found.summary()
         radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
         print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
               f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}")
     if store is not None:
-        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, data_sha))
+        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
+    print(f"summary: {summary_path}")
     return 0
+
+
+def _file_name(text: str) -> str:
+    return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
+
+
+def _compare_summary(systems, records, settings, provenance: dict) -> dict:
+    """What the records hold, in one file: per pair and metric the value and its bins, and their provenance."""
+    pairs = {}
+    for record in records:
+        metric = record.benchmark.split(".", 1)[1]
+        pairs.setdefault(record.model, {})[metric] = (
+            {"value": record.value, "window_bins": record.settings["window_bins"]} if metric == "procrustes" else
+            {"value": record.value, "same_grid": record.settings["same_grid"], "per_bin": record.per_bin})
+    return {"systems": {name: dict(activity.sizes) for name, activity in systems.items()}, "settings": settings,
+            "pairs": pairs, "provenance": provenance}
 
 
 def run_compare(args) -> int:
     from neurozoo.benchmarks.dynamics import sources
-    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records
+    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records, provenance
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -192,12 +210,16 @@ def run_compare(args) -> int:
         except ValueError as error:
             raise UserFacingError(str(error)) from None
     out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)
     stem = "compare"
     paths = compare_figures(results, out, stem, systems)
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size}
     records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
+    summary = out / f"{_file_name('compare_' + '__'.join(systems))}.json"
+    write_json(summary, _compare_summary(systems, records, settings,
+                                         {**provenance(args.seed, data_sha), "duration_s": timer.seconds}))
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")
@@ -205,4 +227,5 @@ def run_compare(args) -> int:
         ids = store.add_many(records)
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
+    print(f"summary: {summary}")
     return 0

@@ -128,6 +128,14 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     (["dynamics", "rgc_shallow", "--width", "0.25", "--set", "width_multiplier=0.5"], "disagree"),
     (["dynamics", "rgc_shallow", "--set", "bogus=1"], "unknown override(s) ['bogus']"),
     (["dynamics", "flipflop-gru", "--width", "0.5"], "--width apply to ConvRNNs only"),
+    # options that do not apply were ignored: `zoo dynamics linear --layer conv4` analysed the linear system
+    (["dynamics", "linear", "--layer", "conv4"], "linear: --layer apply to ConvRNNs only"),
+    (["dynamics", "flipflop-gru", "--image", "0", "--checkpoint", "w.pt"], "--image, --checkpoint apply to ConvRNNs"),
+    (["dynamics", "bistable", "--train-steps", "5"], "bistable: --train-steps applies to the trained examples only"),
+    (["dynamics", "rgc_shallow", "--train-steps", "5"], "rgc_shallow: --train-steps applies to the trained examples"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--max-stimuli", "8"], "--max-stimuli applies to ConvRNN systems only"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--n-steps", "8"], "--n-steps applies to ConvRNN systems only"),
+    (["compare", "neural:IT", "neural:V4", "--train-steps", "3"], "--train-steps applies to the examples only"),
 ])
 def test_zoo_dynamics_model_options_refused_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2

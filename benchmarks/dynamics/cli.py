@@ -26,11 +26,11 @@ def add_commands(sub) -> None:
     dynamics._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$|^-\d*\.\d+$")
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
-    dynamics.add_argument("--image", type=at_least(0), default=0,
-                          help="ConvRNN: index of the held image (embedded ventral set)")
-    dynamics.add_argument("--n-images", type=at_least(1), default=16,
-                          help="ConvRNN: images whose trajectories seed the search")
-    dynamics.add_argument("--checkpoint", type=Path)
+    dynamics.add_argument("--image", type=at_least(0),
+                          help="ConvRNN: index of the held image (embedded ventral set; default 0)")
+    dynamics.add_argument("--n-images", type=at_least(1),
+                          help="ConvRNN: images whose trajectories seed the search (default 16)")
+    dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
     _convrnn_arguments(dynamics)
     dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
     dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
@@ -73,6 +73,12 @@ def _store_arguments(parser) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
 
 
+#: ``zoo dynamics`` options for a ConvRNN only, and their argparse names
+CONVRNN_ONLY = {"--layer": "layer", "--position": "position", "--trajectory-layers": "trajectory_layers",
+                "--image": "image", "--n-images": "n_images", "--checkpoint": "checkpoint", "--width": "width",
+                "--image-size": "image_size", "--set": "overrides"}
+
+
 def _positions(values):
     from neurozoo.datasets.errors import UserFacingError
 
@@ -94,17 +100,23 @@ def _case(args):
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
-        given = [flag for flag, value in (("--width", args.width), ("--image-size", args.image_size),
-                                          ("--set", args.overrides)) if value]
+        # options that do not apply were silently ignored: `zoo dynamics linear --layer conv4` ran the linear system
+        given = [flag for flag, value in CONVRNN_ONLY.items() if getattr(args, value) not in (None, [])]
         if given:
             raise UserFacingError(f"{args.model}: {', '.join(given)} apply to ConvRNNs only")
         options = {"seed": args.seed}
-        if args.train_steps and args.model not in ("linear", "bistable"):
+        if args.train_steps is not None:
+            if args.model in ("linear", "bistable"):
+                raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only "
+                                      "(flipflop-*, integration-*); this system is not trained")
             options["steps"] = args.train_steps
         return cases.EXAMPLES[args.model](**options)
     if args.model not in convrnn.MODELS:
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
                               f"or a ConvRNN ({', '.join(convrnn.list_models())})")
+    if args.train_steps is not None:
+        raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
+                              "analysed with the weights it has (--checkpoint)")
     from neurozoo.benchmarks.cli import resolve_model
 
     overrides = overrides_from_args(args)
@@ -119,13 +131,14 @@ def _case(args):
     if unknown:
         raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
                               f"layers: {', '.join(model.layer_names)}")
-    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images,
+    image = args.image or 0
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images or 16,
                                                   image_size=args.image_size)
-    if not 0 <= args.image < len(ids):
-        raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
+    if not 0 <= image < len(ids):
+        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
-                                  image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
+                                  image_index=image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
     case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),

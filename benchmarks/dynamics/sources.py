@@ -135,8 +135,14 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
     kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
+    # an option that shapes no named system was silently ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
     if (overrides or image_size) and "convrnn" not in kinds.values():
         raise UserFacingError("--width, --image-size and --set apply to ConvRNN systems only; none was named")
+    for flag, value, kind in (("--checkpoint", checkpoint, "convrnn"), ("--n-steps", n_steps, "convrnn"),
+                              ("--max-stimuli", max_stimuli, "convrnn"), ("--train-steps", train_steps, "example")):
+        if value is not None and kind not in kinds.values():
+            raise UserFacingError(f"{flag} applies to {'ConvRNN systems' if kind == 'convrnn' else 'the examples'} "
+                                  "only; none was named")
     systems, hashes, by_model = {}, [], {}
     for full, kind in kinds.items():
         name, _, half = full.partition("/")

@@ -23,6 +23,7 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
                                      "device": record.device, "seed": 0, "data_sha256": record.data_sha256,
                                      "duration_s": pytest.approx(record.duration_s)}
     assert len(record.data_sha256) == 64
+    assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants (slowest_tau)
 
 
 def test_examples_records_carry_the_checksum_of_their_generated_data(tmp_path):
@@ -61,9 +62,11 @@ def test_zoo_compare_examples_over_time(tmp_path):
     assert (tmp_path / "compare_flipflop-gru_trajectories.png").is_file()
     # a JSON summary with the records' numbers and provenance (compare wrote none); the examples' data checksum
     summary = json.loads((tmp_path / "compare_flipflop-rnn__flipflop-gru.json").read_text())
-    assert summary["systems"]["flipflop-rnn"] == {"stimulus_id": 48, "time_bin": 64, "neuroid": 16}
+    assert summary["systems"]["flipflop-rnn"] == {"stimulus_id": 48, "time_bin": 64, "neuroid": 16,
+                                                  "time_unit": "steps"}
     pair = summary["pairs"]["flipflop-rnn ~ flipflop-gru"]
     assert pair["cka"]["value"] == pytest.approx(cka.value) and len(pair["cka"]["per_bin"]) == 64
+    assert pair["cka"]["n_stimuli"] == 48 and summary["systems"]["flipflop-gru"]["time_unit"] == "steps"
     assert pair["procrustes"]["value"] == pytest.approx(records["compare.procrustes"].value)
     assert summary["provenance"]["seed"] == cka.seed == 0 and summary["settings"]["train_steps"] == 30
     assert summary["provenance"]["data_sha256"] == cka.data_sha256 and len(cka.data_sha256) == 64
@@ -122,6 +125,8 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     assert record.settings["image_size"] == 32 and record.settings["steps_run"] == 14
     assert record.settings["dim"] == 2 * 64  # h and c of conv5's 512 / 8 channels, 1x1 at 32 px (2x2 at 64)
     assert record.settings["checkpoint"] == str(weights) and record.settings["n_images"] == 2 and record.seed == 0
+    summary = json.loads((tmp_path / "dynamics_rgc_shallow-conv5.json").read_text())
+    assert (summary["time_unit"], summary["dt"]) == ("ms", 10.0)  # one ConvRNN step is 10 ms
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -133,7 +138,7 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     (["dynamics", "flipflop-gru", "--image", "0", "--checkpoint", "w.pt"], "--image, --checkpoint apply to ConvRNNs"),
     (["dynamics", "bistable", "--train-steps", "5"], "bistable: --train-steps applies to the trained examples only"),
     (["dynamics", "rgc_shallow", "--train-steps", "5"], "rgc_shallow: --train-steps applies to the trained examples"),
-    (["compare", "flipflop-rnn", "flipflop-gru", "--max-stimuli", "8"], "--max-stimuli applies to ConvRNN systems only"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--max-stimuli", "8"], "--max-stimuli applies to ConvRNN systems"),
     (["compare", "flipflop-rnn", "flipflop-gru", "--n-steps", "8"], "--n-steps applies to ConvRNN systems only"),
     (["compare", "neural:IT", "neural:V4", "--train-steps", "3"], "--train-steps applies to the examples only"),
 ])
@@ -157,6 +162,7 @@ def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
                  "--max-stimuli", "8", "--metrics", "cka", "--seed", "3", "--db", db, "--out", str(tmp_path)]) == 0
     records = ResultsStore(db).records(model="rgc_shallow:conv4 ~ rgc_shallow:conv5")
     assert {r.benchmark for r in records} == {"compare.cka", "compare.procrustes"}
+    assert next(r for r in records if r.benchmark == "compare.cka").settings["n_stimuli"] == 8
     for record in records:
         assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
         assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8

@@ -36,7 +36,8 @@ class Case:
     states: Dict[str, torch.Tensor]  # condition -> (T, B, D) visited states
     labels: Dict[str, List[str]] = field(default_factory=dict)  # condition -> label per trajectory (colours)
     expected: Dict = field(default_factory=dict)
-    step_ms: float = 1.0
+    step_ms: float = 1.0  # one step of the map, in ``time_unit``
+    time_unit: str = "steps"  # the examples have no time scale; a ConvRNN step is 10 ms
     model: Optional[torch.nn.Module] = None
     settings: Dict = field(default_factory=dict)
     finder: Dict = field(default_factory=dict)  # fixed-point finder settings suited to this system
@@ -161,7 +162,7 @@ def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_id
     system = ConvRNNCellMap(model, layer, images, n_steps=n_steps, positions=positions, image_index=image_index)
     condition = f"{stimulus_ids[image_index]}"
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
-                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, model=model,
+                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, time_unit="ms", model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
                 data_sha256=sha256_array(images.numpy()),
                 settings={"layer": layer, "positions": system.positions, "dim": system.dim,

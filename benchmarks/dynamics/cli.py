@@ -168,7 +168,8 @@ def run_dynamics(args) -> int:
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
     summary_path = out / f"{stem}.json"
-    write_json(summary_path, {"model": case.name, "settings": case.settings, "conditions": summary,
+    write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,
+                              "dt": case.step_ms, "conditions": summary,  # slowest_tau in time_unit
                               "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
     for condition, found in results.items():
         counts = found.summary()
@@ -187,6 +188,11 @@ def _file_name(text: str) -> str:
     return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
 
 
+COMPARE_VALUE = ("per pair A ~ B and metric, value = the mean over A's bins of the similarity of A's bin to B's same "
+                 "bin when both share one time grid (same_grid), else to B's best bin (per_bin: best_b_start), on "
+                 "the n_stimuli stimuli both share; procrustes: whole trajectories, shared grids only")
+
+
 def _compare_summary(systems, records, settings, provenance: dict) -> dict:
     """What the records hold, in one file: per pair and metric the value and its bins, and their provenance."""
     pairs = {}
@@ -194,9 +200,11 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
         metric = record.benchmark.split(".", 1)[1]
         pairs.setdefault(record.model, {})[metric] = (
             {"value": record.value, "window_bins": record.settings["window_bins"]} if metric == "procrustes" else
-            {"value": record.value, "same_grid": record.settings["same_grid"], "per_bin": record.per_bin})
-    return {"systems": {name: dict(activity.sizes) for name, activity in systems.items()}, "settings": settings,
-            "pairs": pairs, "provenance": provenance}
+            {"value": record.value, "n_stimuli": record.settings["n_stimuli"],
+             "same_grid": record.settings["same_grid"], "per_bin": record.per_bin})
+    return {"systems": {name: {**activity.sizes, "time_unit": activity.attrs.get("time_unit", "ms")}
+                        for name, activity in systems.items()},
+            "value": COMPARE_VALUE, "settings": settings, "pairs": pairs, "provenance": provenance}
 
 
 def run_compare(args) -> int:

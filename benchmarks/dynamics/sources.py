@@ -97,7 +97,7 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> Tupl
         states = case.model.states(inputs)[..., : case.model.n_hidden]
     # trial ids name the task: examples of one task see the same trials, those of different tasks share none
     ids = [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)]
-    return from_states(states, ids, 1.0, name=name), checksum(case.data_sha256, inputs)
+    return from_states(states, ids, 1.0, name=name, time_unit="steps"), checksum(case.data_sha256, inputs)
 
 
 NEURAL = ("V4", "IT", "zhang_desimone2011.it")
@@ -135,7 +135,7 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
     kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
-    # an option that shapes no named system was silently ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
+    # an option that shapes no named system was ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
     if (overrides or image_size) and "convrnn" not in kinds.values():
         raise UserFacingError("--width, --image-size and --set apply to ConvRNN systems only; none was named")
     for flag, value, kind in (("--checkpoint", checkpoint, "convrnn"), ("--n-steps", n_steps, "convrnn"),

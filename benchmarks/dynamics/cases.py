@@ -119,14 +119,17 @@ def bistable_case(seed: int = 0) -> Case:
 
 def flipflop_case(architecture: str, hidden: int = 16, steps: int = 500, seed: int = 0, trials: int = 32) -> Case:
     model, losses, training_sha = train_example("flipflop", architecture, hidden=hidden, steps=steps, seed=seed)
-    inputs, _, _ = FlipFlop().batch(trials, torch.Generator().manual_seed(seed + 1000))
+    inputs, targets, _ = FlipFlop().batch(trials, torch.Generator().manual_seed(seed + 1000))
     with torch.no_grad():
         states = model.states(inputs)
         memory = torch.sign(model.read(states[-1]))
+        held = targets != 0  # a bit is held once its first pulse came
+        accuracy = float((torch.sign(model.read(states)) == targets)[held].float().mean())
     labels = ["".join("+" if v > 0 else "-" for v in row) for row in memory.tolist()]
     return Case(f"flipflop-{architecture}", {"no input": model.state_map(torch.zeros(3))}, {"no input": states},
                 {"no input": labels}, expected={"n_stable": 8}, model=model, data_sha256=checksum(training_sha, inputs),
-                settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:]))})
+                settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:])),
+                          "accuracy": accuracy})
 
 
 #: Training settings per architecture with which the integration examples learn the task in seconds (a GRU of
@@ -142,17 +145,21 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
     hidden, steps, lr = hidden or defaults["hidden"], steps or defaults["steps"], lr or defaults["lr"]
     model, losses, training_sha = train_example("integration", architecture, hidden=hidden, steps=steps, seed=seed,
                                                 lr=lr)
-    maps, states, labels, trial_inputs = {}, {}, {}, []
+    maps, states, labels, trial_inputs, correct, ideal = {}, {}, {}, [], [], []
     for context, name in enumerate(task.CONTEXTS):
         inputs, targets, _ = task.batch(trials, torch.Generator().manual_seed(seed + 1000 + context), context=context)
         trial_inputs.append(inputs)
         with torch.no_grad():
             states[name] = model.states(inputs)
+            correct.append(torch.sign(model.read(states[name][-1])) == targets[-1])
+        ideal.append(torch.sign(inputs[:, :, context].sum(0)) == targets[-1, :, 0])  # the summed relevant evidence
         maps[name] = model.state_map(task.constant_input(context))
         labels[name] = ["choice +" if t > 0 else "choice -" for t in targets[-1, :, 0].tolist()]
     return Case(f"integration-{architecture}", maps, states, labels, expected={"line_attractor": True}, model=model,
                 finder=dict(LINE_ATTRACTOR_FINDER), data_sha256=checksum(training_sha, *trial_inputs),
-                settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:]))})
+                settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:])),
+                          "accuracy": float(torch.cat(correct).float().mean()),
+                          "ideal_accuracy": float(torch.cat(ideal).float().mean())})
 
 
 def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_ids: Sequence[str],

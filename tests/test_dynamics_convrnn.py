@@ -104,3 +104,22 @@ def test_the_analysis_leaves_the_users_model_in_the_mode_it_was_in(tmp_path):
     with torch.no_grad():
         _, expected = gru.eval()(torch.ones(1, 4, 3), x.reshape(4, 2, 8).transpose(0, 1).contiguous())
     torch.testing.assert_close(first, TorchRNNMap.flatten(expected))
+
+
+def test_the_cell_trajectories_mark_the_held_image(tiny, tmp_path, monkeypatch):
+    """The fixed points are those of the cell under one held image, but its trajectory looked like every other."""
+    from neurozoo.benchmarks.dynamics import plots
+    from neurozoo.benchmarks.dynamics.analysis import analyse, figures
+    from neurozoo.benchmarks.dynamics.cases import convrnn_case
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.setdefault(path.name, figure) and path)
+    model, images = tiny
+    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"],
+                        image_index=1, n_steps=6)
+    figures(case, analyse(case, n_initial=4, steps=3, dtype=torch.float32), tmp_path, "tiny")
+    plane = drawn["tiny_b_trajectories.png"].axes[0]
+    [held] = [line for line in plane.get_lines() if line.get_label() == "held: b (y)"]
+    assert held.get_color() == "k" and held.get_linewidth() == 2
+    assert "held: b (y)" in [text.get_text() for text in plane.get_legend().get_texts()]
+    assert case.settings["image_index"] == 1

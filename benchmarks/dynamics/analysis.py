@@ -41,8 +41,12 @@ def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -
         projection, explained, pca = pca_trajectories(activity, 2)
         points = pca.transform(found.points) if len(found) else None
         name = condition.replace(" ", "_").replace("/", "_")
+        # a ConvRNN's fixed points are those of its cell under the held image: mark that image's trajectory
+        held = case.settings.get("image_index") if case.stimuli is not None else None
+        held_label = "" if held is None else f"held: {condition} ({case.labels[condition][held]})"
         paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
-                                       explained, points, found.stable, title=f"{case.name}: {condition}"))
+                                       explained, points, found.stable, title=f"{case.name}: {condition}",
+                                       highlight=held, highlight_label=held_label))
         paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}",
                                   time_unit=case.time_unit))
     if case.stimuli is not None:  # a ConvRNN: each layer's output every 10 ms, from the step it first responds

@@ -172,7 +172,7 @@ def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_id
                 {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, time_unit="ms", model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
                 data_sha256=sha256_array(images.numpy()),
-                settings={"layer": layer, "positions": system.positions, "dim": system.dim,
+                settings={"layer": layer, "image_index": image_index, "positions": system.positions, "dim": system.dim,
                           "steps_run": system.steps_run, "trajectory_layers": list(trajectory_layers or [layer])})
 
 

@@ -174,8 +174,10 @@ def run_dynamics(args) -> int:
     for condition, found in results.items():
         counts = found.summary()
         radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
+        shown = "" if len(found) <= 8 else f" (first 8 of {len(found)} points, in the summary's order)"
         print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
-              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}")
+              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}"
+              + shown)
     if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
         print(f"records {', '.join(map(str, ids))} in {store.url}")

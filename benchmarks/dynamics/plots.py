@@ -22,9 +22,11 @@ def _groups(labels: Optional[Sequence], n: int):
 
 def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional[Sequence] = None,
                       explained=None, fixed_points: Optional[np.ndarray] = None, stable: Optional[np.ndarray] = None,
-                      title: Optional[str] = None) -> Path:
+                      title: Optional[str] = None, highlight: Optional[int] = None,
+                      highlight_label: str = "") -> Path:
     """PC1-PC2 (and PC1 over time) of every stimulus, coloured by ``labels``; ``fixed_points`` are already
-    projected (N, >=2): filled = stable, open = unstable."""
+    projected (N, >=2): filled = stable, open = unstable. ``highlight``: the index of a trajectory drawn thick in
+    black (a ConvRNN's held image, whose map the fixed points are of), labelled ``highlight_label``."""
     labels, colours = _groups(labels, projection.sizes["stimulus_id"])
     figure = Figure(figsize=(9, 3.8), layout="constrained")
     plane, time_axis = figure.subplots(1, 2)
@@ -34,11 +36,16 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
         plane.plot(trace[:, 0], trace[:, 1], color=colours[labels[i]], lw=0.8, alpha=0.7)
         plane.plot(trace[-1, 0], trace[-1, 1], ".", color=colours[labels[i]], ms=4)
         time_axis.plot(t, trace[:, 0], color=colours[labels[i]], lw=0.8, alpha=0.7)
+    if highlight is not None:
+        trace = projection.values[highlight]
+        plane.plot(trace[:, 0], trace[:, 1], color="k", lw=2, label=highlight_label, zorder=2)
+        time_axis.plot(t, trace[:, 0], color="k", lw=2, zorder=2)
     if fixed_points is not None and len(fixed_points):
         stable = np.ones(len(fixed_points), bool) if stable is None else np.asarray(stable)
         plane.scatter(fixed_points[stable, 0], fixed_points[stable, 1], s=40, c="k", marker="o", zorder=3, label="stable")
         plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
                       marker="o", zorder=3, label="unstable")
+    if highlight is not None or (fixed_points is not None and len(fixed_points)):
         plane.legend(frameon=False, fontsize=8)
     ratio = "" if explained is None else f" ({100 * explained[0]:.0f}%, {100 * explained[1]:.0f}% var.)"
     plane.set(xlabel="PC1", ylabel="PC2", title="state space" + ratio)

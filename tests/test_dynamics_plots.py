@@ -47,3 +47,7 @@ def test_spectra_count_the_points_by_kind_and_mark_growth_modes(tmp_path, drawn)
     assert plane.get_title() == "1 point (1 fixed): 1 stable (black)" and taus.get_yscale() == "linear"
     assert taus.get_xlim() == (-0.5, 0.5) and [t for t in taus.get_xticks() if -0.5 <= t <= 0.5] == [0]
     assert taus.get_ylabel() == "|tau| (steps)"
+    # above the dense limit only the largest eigenvalues are computed: the title says it is not the whole spectrum
+    krylov = FixedPoints(np.zeros((1, 3000)), np.zeros(1), np.array(["fixed"]), np.full((1, 20), 0.5, dtype=complex))
+    assert plots.spectra_figure(krylov).axes[0].get_title() == \
+        "1 point (1 fixed): 1 stable (black)\nlargest 20 of 3000 eigenvalues each"

@@ -84,9 +84,12 @@ def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_
         plane.plot(values.real, values.imag, ".", color=colour, ms=3, alpha=0.6)
     kinds = ", ".join(f"{int((fixed_points.kind == kind).sum())} {kind}" for kind in ("fixed", "slow")
                       if (fixed_points.kind == kind).any())
+    n_values, dim = fixed_points.eigenvalues.shape[1], fixed_points.points.shape[1]
+    # above the dense limit only the largest eigenvalues are computed (ARPACK): say so, they are not the spectrum
+    part = f"\nlargest {n_values} of {dim} eigenvalues each" if len(fixed_points) and n_values < dim else ""
     plane.set(xlabel="Re $\\lambda$", ylabel="Im $\\lambda$", aspect="equal",
               title=f"{_count(len(fixed_points), 'point')}{f' ({kinds})' if kinds else ''}: "
-                    f"{int(fixed_points.stable.sum())} stable (black)")
+                    f"{int(fixed_points.stable.sum())} stable (black){part}")
     plane.title.set_fontsize(10)
     tau = fixed_points.time_constants()
     k = min(5, tau.shape[1]) if len(tau) else 0

@@ -17,8 +17,15 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert record.code_version and record.seed == 0 and record.duration_s > 0
     [spectra] = tmp_path.glob("dynamics_bistable_*_none_spectra.png")
     assert spectra.stat().st_size > 1000
-    [summary] = tmp_path.glob("dynamics_bistable_*.json")
-    assert json.loads(summary.read_text())["conditions"]["none"]["n_stable_fixed"] == 2
+    [summary_path] = tmp_path.glob("dynamics_bistable_*.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["conditions"]["none"]["n_stable_fixed"] == 2
+    # the summary carries the record's provenance (it had no seed, code version or data checksum)
+    assert summary["provenance"] == {"code_version": record.code_version, "git_commit": record.git_commit,
+                                     "device": record.device, "seed": 0, "data_sha256": record.data_sha256,
+                                     "duration_s": pytest.approx(record.duration_s)}
+    assert len(record.data_sha256) == 64
+    assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants (slowest_tau)
     assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
     # another seed is another run: its files are written beside the first run's, not over them (before: the same
     # dynamics_bistable.json and figures, overwritten)
@@ -26,6 +33,29 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
                  "--out", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("dynamics_bistable_*.json"))) == 2
     assert len(list(tmp_path.glob("dynamics_bistable_*_none_spectra.png"))) == 2
+
+
+def test_examples_records_carry_the_checksum_of_their_generated_data(tmp_path):
+    """The examples' records had data_sha256 None: their data (training batches, analysed trials, initial states)
+    are generated from the seed, so the same seed must show the same checksum and another seed another."""
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+
+    def checksum(*options):
+        argv = ["dynamics", "flipflop-rnn", "--train-steps", "3", "--steps", "2", "--points", "4", *options]
+        assert main(argv + ["--db", db, "--out", str(tmp_path)]) == 0
+        record = ResultsStore(db).records(model="flipflop-rnn")[-1]
+        newest = max(tmp_path.glob("dynamics_flipflop-rnn_*.json"), key=lambda path: path.stat().st_mtime_ns)
+        assert json.loads(newest.read_text())["provenance"]["data_sha256"] == record.data_sha256
+        return record.data_sha256
+
+    first, again, other_seed, longer = checksum(), checksum(), checksum("--seed", "1"), checksum("--train-steps", "4")
+    assert len(first) == 64 and first == again and len({first, other_seed, longer}) == 3
+    from neurozoo.benchmarks.dynamics import cases
+
+    for make in (cases.linear_case, cases.bistable_case):
+        assert make(seed=0).data_sha256 == make(seed=0).data_sha256 != make(seed=1).data_sha256
+    integration = [cases.integration_case("gru", steps=2, seed=s).data_sha256 for s in (0, 0, 1)]
+    assert integration[0] == integration[1] != integration[2]
 
 
 def test_zoo_compare_examples_over_time(tmp_path):
@@ -40,6 +70,18 @@ def test_zoo_compare_examples_over_time(tmp_path):
     assert len(list(tmp_path.glob("compare_*_flipflop-rnn__flipflop-gru.png"))) == 1
     assert len(list(tmp_path.glob("compare_*_flipflop-gru_trajectories.png"))) == 1
     assert cka.settings["arguments"]["train_steps"] == 30
+    # a JSON summary with the records' numbers and provenance (compare wrote none); the examples' data checksum
+    [summary_path] = tmp_path.glob("compare_flipflop-rnn__flipflop-gru_*.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["systems"]["flipflop-rnn"] == {"stimulus_id": 48, "time_bin": 64, "neuroid": 16,
+                                                  "time_unit": "steps"}
+    pair = summary["pairs"]["flipflop-rnn ~ flipflop-gru"]
+    assert pair["cka"]["value"] == pytest.approx(cka.value) and len(pair["cka"]["per_bin"]) == 64
+    assert pair["cka"]["n_stimuli"] == 48 and summary["systems"]["flipflop-gru"]["time_unit"] == "steps"
+    assert pair["procrustes"]["value"] == pytest.approx(records["compare.procrustes"].value)
+    assert summary["provenance"]["seed"] == cka.seed == 0 and summary["settings"]["train_steps"] == 30
+    assert summary["provenance"]["data_sha256"] == cka.data_sha256 and len(cka.data_sha256) == 64
+    assert summary["provenance"]["code_version"] == cka.code_version
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -94,12 +136,23 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     assert record.settings["image_size"] == 32 and record.settings["steps_run"] == 14
     assert record.settings["dim"] == 2 * 64  # h and c of conv5's 512 / 8 channels, 1x1 at 32 px (2x2 at 64)
     assert record.settings["checkpoint"] == str(weights) and record.settings["n_images"] == 2 and record.seed == 0
+    [summary_path] = tmp_path.glob("dynamics_rgc_shallow-conv5_*.json")
+    summary = json.loads(summary_path.read_text())
+    assert (summary["time_unit"], summary["dt"]) == ("ms", 10.0)  # one ConvRNN step is 10 ms
 
 
 @pytest.mark.parametrize("argv, message", [
     (["dynamics", "rgc_shallow", "--width", "0.25", "--set", "width_multiplier=0.5"], "disagree"),
     (["dynamics", "rgc_shallow", "--set", "bogus=1"], "unknown override(s) ['bogus']"),
     (["dynamics", "flipflop-gru", "--width", "0.5"], "--width apply to ConvRNNs only"),
+    # options that do not apply were ignored: `zoo dynamics linear --layer conv4` analysed the linear system
+    (["dynamics", "linear", "--layer", "conv4"], "linear: --layer apply to ConvRNNs only"),
+    (["dynamics", "flipflop-gru", "--image", "0", "--checkpoint", "w.pt"], "--image, --checkpoint apply to ConvRNNs"),
+    (["dynamics", "bistable", "--train-steps", "5"], "bistable: --train-steps applies to the trained examples only"),
+    (["dynamics", "rgc_shallow", "--train-steps", "5"], "rgc_shallow: --train-steps applies to the trained examples"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--max-stimuli", "8"], "--max-stimuli applies to ConvRNN systems"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--n-steps", "8"], "--n-steps applies to ConvRNN systems only"),
+    (["compare", "neural:IT", "neural:V4", "--train-steps", "3"], "--train-steps applies to the examples only"),
 ])
 def test_zoo_dynamics_model_options_refused_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
@@ -121,6 +174,7 @@ def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
                  "--max-stimuli", "8", "--metrics", "cka", "--seed", "3", "--db", db, "--out", str(tmp_path)]) == 0
     records = ResultsStore(db).records(model="rgc_shallow:conv4 ~ rgc_shallow:conv5")
     assert {r.benchmark for r in records} == {"compare.cka", "compare.procrustes"}
+    assert next(r for r in records if r.benchmark == "compare.cka").settings["n_stimuli"] == 8
     for record in records:
         assert record.seed == 3 and record.settings["overrides"] == {"width_multiplier": 0.125}
         assert record.settings["image_size"] == 32 and record.settings["max_stimuli"] == 8

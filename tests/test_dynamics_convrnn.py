@@ -77,3 +77,49 @@ def test_convrnn_case_analysis_figures_and_records(tiny, tmp_path):
     [record] = dynamics_records(case, results, 1.0, seed=0)
     assert (record.model, record.benchmark, record.value) == ("tiny:conv5", "dynamics.fixed_points", 1.0)
     assert record.settings["layer"] == "conv5" and record.settings["positions"] == [(1, 1)]
+
+
+def test_the_analysis_leaves_the_users_model_in_the_mode_it_was_in(tmp_path):
+    """The adapters, the trajectory recorder and the figures put the model they were given in eval mode for
+    good: a model being trained came back in eval mode, and its BatchNorm then used running statistics."""
+    from neurozoo.benchmarks.dynamics.adapters import TorchRNNMap
+    from neurozoo.benchmarks.dynamics.analysis import analyse, figures
+    from neurozoo.benchmarks.dynamics.cases import convrnn_case
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_shallow", width_multiplier=1 / 16, norm="batch", num_classes=5).train()
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(0, 0)], n_steps=8)
+    figures(case, analyse(case, n_initial=4, steps=3, dtype=torch.float32), tmp_path, "tiny")
+    record_convrnn(model, images, ["a", "b", "c"], ["conv4"], n_steps=4)
+    assert all(module.training for module in model.modules())
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 5 and all(int(m.num_batches_tracked) == 0 for m in norms)  # every run was in eval mode
+    # a 2-layer GRU with dropout between its layers: the map is the eval-mode map, and the module stays in training
+    gru = torch.nn.GRU(3, 8, num_layers=2, dropout=0.5).train()
+    system, x = TorchRNNMap(gru, torch.ones(3)), torch.randn(4, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        first, second = system(x), system(x)
+    assert torch.equal(first, second) and gru.training
+    with torch.no_grad():
+        _, expected = gru.eval()(torch.ones(1, 4, 3), x.reshape(4, 2, 8).transpose(0, 1).contiguous())
+    torch.testing.assert_close(first, TorchRNNMap.flatten(expected))
+
+
+def test_the_cell_trajectories_mark_the_held_image(tiny, tmp_path, monkeypatch):
+    """The fixed points are those of the cell under one held image, but its trajectory looked like every other."""
+    from neurozoo.benchmarks.dynamics import plots
+    from neurozoo.benchmarks.dynamics.analysis import analyse, figures
+    from neurozoo.benchmarks.dynamics.cases import convrnn_case
+
+    drawn = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.setdefault(path.name, figure) and path)
+    model, images = tiny
+    case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"],
+                        image_index=1, n_steps=6)
+    figures(case, analyse(case, n_initial=4, steps=3, dtype=torch.float32), tmp_path, "tiny")
+    plane = drawn["tiny_b_trajectories.png"].axes[0]
+    [held] = [line for line in plane.get_lines() if line.get_label() == "held: b (y)"]
+    assert held.get_color() == "k" and held.get_linewidth() == 2
+    assert "held: b (y)" in [text.get_text() for text in plane.get_legend().get_texts()]
+    assert case.settings["image_index"] == 1

@@ -22,6 +22,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from neurozoo.datasets.model_modes import eval_mode
+
 
 class FunctionMap:
     def __init__(self, function: Callable[[torch.Tensor], torch.Tensor], dim: int):
@@ -48,7 +50,7 @@ class TorchRNNMap:
     def __init__(self, module: nn.Module, u: torch.Tensor):
         if not isinstance(module, self.CELLS + self.MODULES):
             raise TypeError(f"TorchRNNMap takes torch.nn RNN/GRU/LSTM modules or cells, got {type(module).__name__}")
-        self.module = module.eval()
+        self.module = module  # run in eval mode call by call (no dropout between layers); its own mode is kept
         self.u = torch.as_tensor(u).reshape(-1)
         if self.u.numel() != module.input_size:
             raise ValueError(f"constant input has {self.u.numel()} entries; the module expects {module.input_size}")
@@ -81,13 +83,10 @@ class TorchRNNMap:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         u = self.u.to(x.dtype).expand(x.shape[0], -1)
         state = self._unflatten(x)
-        if self.is_cell:
-            return self.flatten(self.module(u, state))
-        if self.module.batch_first:
-            u = u[:, None]
-        else:
-            u = u[None]
-        _, new_state = self.module(u, state)
+        with eval_mode(self.module):
+            if self.is_cell:
+                return self.flatten(self.module(u, state))
+            _, new_state = self.module(u[:, None] if self.module.batch_first else u[None], state)
         return self.flatten(new_state)
 
 
@@ -118,8 +117,8 @@ class ConvRNNCellMap:
         n_steps = n_steps or getattr(model, "n_steps", 10)
         handle = cell.register_forward_hook(hook, with_kwargs=True)
         try:
-            with torch.no_grad():
-                model.eval()(images, n_steps=n_steps, image_steps=n_steps)
+            with torch.no_grad(), eval_mode(model):
+                model(images, n_steps=n_steps, image_steps=n_steps)
         finally:
             handle.remove()
         if not calls:
@@ -184,5 +183,6 @@ class ConvRNNCellMap:
         feedback = None if self.feedback is None else self.feedback.to(x.dtype).expand(batch, *self.feedback.shape[1:])
         res_input = (None if self.res_input is None
                      else self.res_input.to(x.dtype).expand(batch, *self.res_input.shape[1:]))
-        _, new_state = self.cell(drive, self._expand(x), feedback=feedback, res_input=res_input)
+        with eval_mode(self.cell):  # the cell stays in the user's model, in the mode the user left it
+            _, new_state = self.cell(drive, self._expand(x), feedback=feedback, res_input=res_input)
         return self.select(tuple(new_state))

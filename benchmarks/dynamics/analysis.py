@@ -37,13 +37,18 @@ def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -
     for condition, found in results.items():
         states = case.states[condition]
         ids = [f"trial{i:03d}" for i in range(states.shape[1])]
-        activity = from_states(states, ids, case.step_ms, name=case.name)
+        activity = from_states(states, ids, case.step_ms, name=case.name, time_unit=case.time_unit)
         projection, explained, pca = pca_trajectories(activity, 2)
         points = pca.transform(found.points) if len(found) else None
         name = condition.replace(" ", "_").replace("/", "_")
+        # a ConvRNN's fixed points are those of its cell under the held image: mark that image's trajectory
+        held = case.settings.get("image_index") if case.stimuli is not None else None
+        held_label = "" if held is None else f"held: {condition} ({case.labels[condition][held]})"
         paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
-                                       explained, points, found.stable, title=f"{case.name}: {condition}"))
-        paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}"))
+                                       explained, points, found.stable, title=f"{case.name}: {condition}",
+                                       highlight=held, highlight_label=held_label))
+        paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}",
+                                  time_unit=case.time_unit))
     if case.stimuli is not None:  # a ConvRNN: each layer's output every 10 ms, from the step it first responds
         images, ids, labels = case.stimuli
         model = case.model
@@ -131,7 +136,8 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
             records.append(ScoreRecord(model=pair, benchmark=f"compare.{metric}",
                                        value=float(np.mean(finite)) if finite else None, per_bin=rows,
                                        settings={**settings, "matrix": values, "bins_a": matrix["time_bin_a"].values,
-                                                 "bins_b": matrix["time_bin_b"].values, "same_grid": same},
+                                                 "bins_b": matrix["time_bin_b"].values, "same_grid": same,
+                                                 "n_stimuli": matrix.attrs["n_stimuli"]},
                                        duration_s=duration_s, **provenance(seed, data_sha256)))
     return records
 
@@ -149,7 +155,10 @@ def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, x
         name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
         procrustes = by_metric.get("procrustes")
         suffix = "" if procrustes is None else f" (trajectory Procrustes {float(procrustes.values[0]):.3f})"
-        paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix))
+        first, second = pair.split(" ~ ")
+        axes = [(system, (systems or {}).get(system, xr.DataArray()).attrs.get("time_unit", "ms"))
+                for system in (first, second)]
+        paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix, axes=axes))
     return paths
 
 

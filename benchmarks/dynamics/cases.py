@@ -23,6 +23,7 @@ import torch
 from neurozoo.benchmarks.dynamics.adapters import ConvRNNCellMap, FunctionMap, linear_map
 from neurozoo.benchmarks.dynamics.examples import ARCHITECTURES, train_example
 from neurozoo.benchmarks.dynamics.tasks import ContextIntegration, FlipFlop
+from neurozoo.datasets.provenance import sha256_array
 
 LINEAR_EIGENVALUES = (0.95, 0.8, -0.5, 0.3, 0.9 * np.exp(0.4j), 0.9 * np.exp(-0.4j))
 BISTABLE_DT = 0.1
@@ -35,11 +36,13 @@ class Case:
     states: Dict[str, torch.Tensor]  # condition -> (T, B, D) visited states
     labels: Dict[str, List[str]] = field(default_factory=dict)  # condition -> label per trajectory (colours)
     expected: Dict = field(default_factory=dict)
-    step_ms: float = 1.0
+    step_ms: float = 1.0  # one step of the map, in ``time_unit``
+    time_unit: str = "steps"  # the examples have no time scale; a ConvRNN step is 10 ms
     model: Optional[torch.nn.Module] = None
     settings: Dict = field(default_factory=dict)
     finder: Dict = field(default_factory=dict)  # fixed-point finder settings suited to this system
     stimuli: Optional[tuple] = None  # ConvRNN: (images, stimulus ids, labels) for the layer-output trajectories
+    data_sha256: Optional[str] = None  # of the data the system was made from and run on (see ``checksum``)
 
     def model_name(self, layer: str) -> str:
         return f"{self.name.split(':')[0]}:{layer}"
@@ -48,6 +51,13 @@ class Case:
 #: A line attractor is a continuum of slow points (q ~ 1e-5 along the line in the trained examples), sampled
 #: at 1e-2 spacing.
 LINE_ATTRACTOR_FINDER = {"slow_tol": 1e-4, "unique_tol": 1e-2}
+
+
+def checksum(*parts) -> str:
+    """One sha256 of arrays or tensors (values, shape and dtype) and of other data's checksums (hex strings), in
+    order: the examples' data are generated from the seed, so equal seeds give equal checksums."""
+    digests = [part if isinstance(part, str) else sha256_array(torch.as_tensor(part).numpy()) for part in parts]
+    return sha256_array(np.array(digests))
 
 
 def linear_system(eigenvalues: Sequence[complex] = LINEAR_EIGENVALUES, seed: int = 0):
@@ -86,7 +96,8 @@ def linear_case(seed: int = 0) -> Case:
     starts = torch.as_tensor(np.random.default_rng(seed + 1).normal(0, 3, (16, len(bias))))
     point = np.linalg.solve(np.eye(len(bias)) - matrix, bias)
     return Case("linear", {"none": system}, {"none": _simulate(system, starts, 40)},
-                expected={"points": point[None], "eigenvalues": np.array(LINEAR_EIGENVALUES)})
+                expected={"points": point[None], "eigenvalues": np.array(LINEAR_EIGENVALUES)},
+                data_sha256=checksum(matrix, bias, starts))
 
 
 def bistable_map(dt: float = BISTABLE_DT) -> FunctionMap:
@@ -102,19 +113,23 @@ def bistable_case(seed: int = 0) -> Case:
                 expected={"points": np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]),
                           "eigenvalues": np.array([[1 - 2 * BISTABLE_DT, 1 - BISTABLE_DT],
                                                    [1 + BISTABLE_DT, 1 - BISTABLE_DT],
-                                                   [1 - 2 * BISTABLE_DT, 1 - BISTABLE_DT]])})
+                                                   [1 - 2 * BISTABLE_DT, 1 - BISTABLE_DT]])},
+                data_sha256=checksum(starts))
 
 
 def flipflop_case(architecture: str, hidden: int = 16, steps: int = 500, seed: int = 0, trials: int = 32) -> Case:
-    model, losses = train_example("flipflop", architecture, hidden=hidden, steps=steps, seed=seed)
-    inputs, _, _ = FlipFlop().batch(trials, torch.Generator().manual_seed(seed + 1000))
+    model, losses, training_sha = train_example("flipflop", architecture, hidden=hidden, steps=steps, seed=seed)
+    inputs, targets, _ = FlipFlop().batch(trials, torch.Generator().manual_seed(seed + 1000))
     with torch.no_grad():
         states = model.states(inputs)
         memory = torch.sign(model.read(states[-1]))
+        held = targets != 0  # a bit is held once its first pulse came
+        accuracy = float((torch.sign(model.read(states)) == targets)[held].float().mean())
     labels = ["".join("+" if v > 0 else "-" for v in row) for row in memory.tolist()]
     return Case(f"flipflop-{architecture}", {"no input": model.state_map(torch.zeros(3))}, {"no input": states},
-                {"no input": labels}, expected={"n_stable": 8}, model=model,
-                settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:]))})
+                {"no input": labels}, expected={"n_stable": 8}, model=model, data_sha256=checksum(training_sha, inputs),
+                settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:])),
+                          "accuracy": accuracy})
 
 
 #: Training settings per architecture with which the integration examples learn the task in seconds (a GRU of
@@ -128,17 +143,23 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
     task = ContextIntegration()
     defaults = INTEGRATION_TRAINING[architecture]
     hidden, steps, lr = hidden or defaults["hidden"], steps or defaults["steps"], lr or defaults["lr"]
-    model, losses = train_example("integration", architecture, hidden=hidden, steps=steps, seed=seed, lr=lr)
-    maps, states, labels = {}, {}, {}
+    model, losses, training_sha = train_example("integration", architecture, hidden=hidden, steps=steps, seed=seed,
+                                                lr=lr)
+    maps, states, labels, trial_inputs, correct, ideal = {}, {}, {}, [], [], []
     for context, name in enumerate(task.CONTEXTS):
         inputs, targets, _ = task.batch(trials, torch.Generator().manual_seed(seed + 1000 + context), context=context)
+        trial_inputs.append(inputs)
         with torch.no_grad():
             states[name] = model.states(inputs)
+            correct.append(torch.sign(model.read(states[name][-1])) == targets[-1])
+        ideal.append(torch.sign(inputs[:, :, context].sum(0)) == targets[-1, :, 0])  # the summed relevant evidence
         maps[name] = model.state_map(task.constant_input(context))
         labels[name] = ["choice +" if t > 0 else "choice -" for t in targets[-1, :, 0].tolist()]
     return Case(f"integration-{architecture}", maps, states, labels, expected={"line_attractor": True}, model=model,
-                finder=dict(LINE_ATTRACTOR_FINDER),
-                settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:]))})
+                finder=dict(LINE_ATTRACTOR_FINDER), data_sha256=checksum(training_sha, *trial_inputs),
+                settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:])),
+                          "accuracy": float(torch.cat(correct).float().mean()),
+                          "ideal_accuracy": float(torch.cat(ideal).float().mean())})
 
 
 def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_ids: Sequence[str],
@@ -148,9 +169,10 @@ def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_id
     system = ConvRNNCellMap(model, layer, images, n_steps=n_steps, positions=positions, image_index=image_index)
     condition = f"{stimulus_ids[image_index]}"
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
-                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, model=model,
+                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, time_unit="ms", model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
-                settings={"layer": layer, "positions": system.positions, "dim": system.dim,
+                data_sha256=sha256_array(images.numpy()),
+                settings={"layer": layer, "image_index": image_index, "positions": system.positions, "dim": system.dim,
                           "steps_run": system.steps_run, "trajectory_layers": list(trajectory_layers or [layer])})
 
 

@@ -26,11 +26,11 @@ def add_commands(sub) -> None:
     dynamics._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$|^-\d*\.\d+$")
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
-    dynamics.add_argument("--image", type=at_least(0), default=0,
-                          help="ConvRNN: index of the held image (embedded ventral set)")
-    dynamics.add_argument("--n-images", type=at_least(1), default=16,
-                          help="ConvRNN: images whose trajectories seed the search")
-    dynamics.add_argument("--checkpoint", type=Path)
+    dynamics.add_argument("--image", type=at_least(0),
+                          help="ConvRNN: index of the held image (embedded ventral set; default 0)")
+    dynamics.add_argument("--n-images", type=at_least(1),
+                          help="ConvRNN: images whose trajectories seed the search (default 16)")
+    dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
     _convrnn_arguments(dynamics)
     dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
     dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
@@ -73,6 +73,12 @@ def _store_arguments(parser) -> None:
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
 
 
+#: ``zoo dynamics`` options for a ConvRNN only, and their argparse names
+CONVRNN_ONLY = {"--layer": "layer", "--position": "position", "--trajectory-layers": "trajectory_layers",
+                "--image": "image", "--n-images": "n_images", "--checkpoint": "checkpoint", "--width": "width",
+                "--image-size": "image_size", "--set": "overrides"}
+
+
 def _positions(values):
     from neurozoo.datasets.errors import UserFacingError
 
@@ -94,19 +100,24 @@ def _case(args):
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
-        given = [flag for flag, value in (("--width", args.width), ("--image-size", args.image_size),
-                                          ("--set", args.overrides)) if value]
+        # options that do not apply were silently ignored: `zoo dynamics linear --layer conv4` ran the linear system
+        given = [flag for flag, value in CONVRNN_ONLY.items() if getattr(args, value) not in (None, [])]
         if given:
             raise UserFacingError(f"{args.model}: {', '.join(given)} apply to ConvRNNs only")
         options = {"seed": args.seed}
-        if args.train_steps and args.model not in ("linear", "bistable"):
+        if args.train_steps is not None:
+            if args.model in ("linear", "bistable"):
+                raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only "
+                                      "(flipflop-*, integration-*); this system is not trained")
             options["steps"] = args.train_steps
-        return cases.EXAMPLES[args.model](**options), None
+        return cases.EXAMPLES[args.model](**options)
     if args.model not in convrnn.MODELS:
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
                               f"or a ConvRNN ({', '.join(convrnn.list_models())})")
+    if args.train_steps is not None:
+        raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
+                              "analysed with the weights it has (--checkpoint)")
     from neurozoo.benchmarks.cli import resolve_model
-    from neurozoo.datasets.provenance import sha256_array
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
@@ -120,30 +131,31 @@ def _case(args):
     if unknown:
         raise UserFacingError(f"{args.model}: --trajectory-layers {', '.join(unknown)} not layers; "
                               f"layers: {', '.join(model.layer_names)}")
-    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images,
+    image = args.image or 0
+    images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images or 16,
                                                   image_size=args.image_size)
-    if not 0 <= args.image < len(ids):
-        raise UserFacingError(f"--image {args.image}: expected 0..{len(ids) - 1}")
+    if not 0 <= image < len(ids):
+        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
-                                  image_index=args.image, labels=objects, trajectory_layers=trajectory_layers)
+                                  image_index=image, labels=objects, trajectory_layers=trajectory_layers)
     except ValueError as error:
         raise UserFacingError(str(error)) from None
     case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
                          checkpoint=str(args.checkpoint) if args.checkpoint else None)
-    return case, sha256_array(images.numpy())
+    return case
 
 
 def run_dynamics(args) -> int:
     import torch
 
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, provenance
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     with Timer() as timer:
-        case, data_sha = _case(args)
+        case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
                   "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "progress": True}
         if args.float32:
@@ -153,26 +165,55 @@ def run_dynamics(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
-    stem = f"dynamics_{case.name}_{tag}".replace(":", "-").replace("/", "-")
+    stem = _file_name(f"dynamics_{case.name}_{tag}")
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
-    write_json(out / f"{stem}.json", {"model": case.name, "settings": case.settings, "conditions": summary})
+    summary_path = out / f"{stem}.json"
+    write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,
+                              "dt": case.step_ms, "conditions": summary,  # slowest_tau in time_unit
+                              "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
     for condition, found in results.items():
         counts = found.summary()
         radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
+        shown = "" if len(found) <= 8 else f" (first 8 of {len(found)} points, in the summary's order)"
         print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
-              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}")
+              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}"
+              + shown)
     if store is not None:
-        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, data_sha))
+        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
+    print(f"summary: {summary_path}")
     return 0
+
+
+def _file_name(text: str) -> str:
+    return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
+
+
+COMPARE_VALUE = ("per pair A ~ B and metric, value = the mean over A's bins of the similarity of A's bin to B's same "
+                 "bin when both share one time grid (same_grid), else to B's best bin (per_bin: best_b_start), on "
+                 "the n_stimuli stimuli both share; procrustes: whole trajectories, shared grids only")
+
+
+def _compare_summary(systems, records, settings, provenance: dict) -> dict:
+    """What the records hold, in one file: per pair and metric the value and its bins, and their provenance."""
+    pairs = {}
+    for record in records:
+        metric = record.benchmark.split(".", 1)[1]
+        pairs.setdefault(record.model, {})[metric] = (
+            {"value": record.value, "window_bins": record.settings["window_bins"]} if metric == "procrustes" else
+            {"value": record.value, "n_stimuli": record.settings["n_stimuli"],
+             "same_grid": record.settings["same_grid"], "per_bin": record.per_bin})
+    return {"systems": {name: {**activity.sizes, "time_unit": activity.attrs.get("time_unit", "ms")}
+                        for name, activity in systems.items()},
+            "value": COMPARE_VALUE, "settings": settings, "pairs": pairs, "provenance": provenance}
 
 
 def run_compare(args) -> int:
     from neurozoo.benchmarks.dynamics import sources
-    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records
+    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records, provenance
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -195,12 +236,16 @@ def run_compare(args) -> int:
             raise UserFacingError(str(error)) from None
     out = Path(args.out or results_dir())
     tag, arguments = run_tag(args)
+    out.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems)
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
     records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
+    summary = out / f"{_file_name('compare_' + '__'.join(systems))}_{tag}.json"
+    write_json(summary, _compare_summary(systems, records, settings,
+                                         {**provenance(args.seed, data_sha), "duration_s": timer.seconds}))
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")
@@ -208,6 +253,7 @@ def run_compare(args) -> int:
         ids = store.add_many(records)
         print(f"records {', '.join(map(str, ids))} in {store.url}")
     print("figures: " + ", ".join(str(p) for p in paths))
+    print(f"summary: {summary}")
     return 0
 
 

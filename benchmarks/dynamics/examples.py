@@ -1,17 +1,20 @@
 """Small trainable RNNs (vanilla tanh RNN, GRU, LSTM) for the tasks in ``tasks``, trained on the CPU.
 
-``train_example("flipflop", "gru", hidden=16, steps=600, seed=0)`` returns a trained :class:`TaskRNN`
-and its loss history. ``TaskRNN.states(inputs)`` gives the full state at every step (for the LSTM,
-h and c concatenated), the state that ``adapters.TorchRNNMap`` maps.
+``train_example("flipflop", "gru", hidden=16, steps=600, seed=0)`` returns a trained :class:`TaskRNN`,
+its loss history and the sha256 of the training batches it saw (all drawn from the seed).
+``TaskRNN.states(inputs)`` gives the full state at every step (for the LSTM, h and c concatenated), the state
+that ``adapters.TorchRNNMap`` maps.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+import hashlib
+from typing import List, NamedTuple
 
 import torch
 from torch import nn
 
 from neurozoo.benchmarks.dynamics.tasks import TASKS
+from neurozoo.datasets.provenance import sha256_array
 
 ARCHITECTURES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -54,8 +57,14 @@ class TaskRNN(nn.Module):
         return TorchRNNMap(self.rnn, u)
 
 
+class Trained(NamedTuple):
+    model: TaskRNN
+    losses: List[float]
+    data_sha256: str  # of every training batch's inputs, targets and mask, in order
+
+
 def train_example(task: str, architecture: str, hidden: int = 16, steps: int = 600, batch: int = 64,
-                  lr: float = 1e-2, seed: int = 0, **task_options) -> Tuple[TaskRNN, List[float]]:
+                  lr: float = 1e-2, seed: int = 0, **task_options) -> Trained:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     spec = TASKS[task](**task_options)
@@ -64,9 +73,11 @@ def train_example(task: str, architecture: str, hidden: int = 16, steps: int = 6
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     generator = torch.Generator().manual_seed(seed)
-    losses = []
+    losses, digest = [], hashlib.sha256()
     for _ in range(steps):
         inputs, targets, mask = spec.batch(batch, generator)
+        for tensor in (inputs, targets, mask):
+            digest.update(sha256_array(tensor.numpy()).encode())
         loss = (((model(inputs) - targets) ** 2) * mask).sum() / (mask.sum() * spec.n_outputs)
         optimiser.zero_grad()
         loss.backward()
@@ -74,4 +85,4 @@ def train_example(task: str, architecture: str, hidden: int = 16, steps: int = 6
         optimiser.step()
         schedule.step()
         losses.append(float(loss.detach()))
-    return model.eval(), losses
+    return Trained(model.eval(), losses, digest.hexdigest())  # a model of its own, made for analysis: eval

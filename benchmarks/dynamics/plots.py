@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import xarray as xr
@@ -22,9 +22,11 @@ def _groups(labels: Optional[Sequence], n: int):
 
 def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional[Sequence] = None,
                       explained=None, fixed_points: Optional[np.ndarray] = None, stable: Optional[np.ndarray] = None,
-                      title: Optional[str] = None) -> Path:
+                      title: Optional[str] = None, highlight: Optional[int] = None,
+                      highlight_label: str = "") -> Path:
     """PC1-PC2 (and PC1 over time) of every stimulus, coloured by ``labels``; ``fixed_points`` are already
-    projected (N, >=2): filled = stable, open = unstable."""
+    projected (N, >=2): filled = stable, open = unstable. ``highlight``: the index of a trajectory drawn thick in
+    black (a ConvRNN's held image, whose map the fixed points are of), labelled ``highlight_label``."""
     labels, colours = _groups(labels, projection.sizes["stimulus_id"])
     figure = Figure(figsize=(9, 3.8), layout="constrained")
     plane, time_axis = figure.subplots(1, 2)
@@ -34,15 +36,21 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
         plane.plot(trace[:, 0], trace[:, 1], color=colours[labels[i]], lw=0.8, alpha=0.7)
         plane.plot(trace[-1, 0], trace[-1, 1], ".", color=colours[labels[i]], ms=4)
         time_axis.plot(t, trace[:, 0], color=colours[labels[i]], lw=0.8, alpha=0.7)
+    if highlight is not None:
+        trace = projection.values[highlight]
+        plane.plot(trace[:, 0], trace[:, 1], color="k", lw=2, label=highlight_label, zorder=2)
+        time_axis.plot(t, trace[:, 0], color="k", lw=2, zorder=2)
     if fixed_points is not None and len(fixed_points):
         stable = np.ones(len(fixed_points), bool) if stable is None else np.asarray(stable)
         plane.scatter(fixed_points[stable, 0], fixed_points[stable, 1], s=40, c="k", marker="o", zorder=3, label="stable")
         plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
                       marker="o", zorder=3, label="unstable")
+    if highlight is not None or (fixed_points is not None and len(fixed_points)):
         plane.legend(frameon=False, fontsize=8)
     ratio = "" if explained is None else f" ({100 * explained[0]:.0f}%, {100 * explained[1]:.0f}% var.)"
     plane.set(xlabel="PC1", ylabel="PC2", title="state space" + ratio)
-    time_axis.set(xlabel="time (ms)" if t[-1] > len(t) else "time (steps)", ylabel="PC1", title="PC1 over time")
+    unit = projection.attrs.get("time_unit") or ("ms" if t[-1] > len(t) else "steps")
+    time_axis.set(xlabel=f"time ({unit})", ylabel="PC1", title="PC1 over time")
     if len(colours) > 1 and len(colours) <= 10:
         for name, colour in colours.items():
             time_axis.plot([], [], color=colour, label=name)
@@ -52,9 +60,21 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
     return _save(figure, path)
 
 
-def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str] = None) -> Path:
-    """Eigenvalues of every fixed point's Jacobian in the complex plane with the unit circle (left), and the
-    time constants of the slowest modes (right)."""
+def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str] = None,
+                 time_unit: Optional[str] = None) -> Path:
+    return _save(spectra_figure(fixed_points, title, time_unit), path)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_unit: Optional[str] = None) -> Figure:
+    """Eigenvalues of every point's Jacobian in the complex plane with the unit circle (left), and the time
+    constants |tau| = dt / |ln|lambda|| of its slowest modes (right): filled, a decay (|lambda| < 1); open, a
+    growth (|lambda| > 1, an unstable mode); modes with |tau| above 1e6 (|lambda| = 1) are left out."""
+    from matplotlib.ticker import MaxNLocator
+
     figure = Figure(figsize=(8.5, 3.8), layout="constrained")
     plane, taus = figure.subplots(1, 2)
     angle = np.linspace(0, 2 * np.pi, 200)
@@ -62,35 +82,67 @@ def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str]
     for i, values in enumerate(fixed_points.eigenvalues):
         colour = "k" if fixed_points.stable[i] else "r"
         plane.plot(values.real, values.imag, ".", color=colour, ms=3, alpha=0.6)
+    kinds = ", ".join(f"{int((fixed_points.kind == kind).sum())} {kind}" for kind in ("fixed", "slow")
+                      if (fixed_points.kind == kind).any())
+    n_values, dim = fixed_points.eigenvalues.shape[1], fixed_points.points.shape[1]
+    # above the dense limit only the largest eigenvalues are computed (ARPACK): say so, they are not the spectrum
+    part = f"\nlargest {n_values} of {dim} eigenvalues each" if len(fixed_points) and n_values < dim else ""
     plane.set(xlabel="Re $\\lambda$", ylabel="Im $\\lambda$", aspect="equal",
-              title=f"{len(fixed_points)} points: {int(fixed_points.stable.sum())} stable (black)")
+              title=f"{_count(len(fixed_points), 'point')}{f' ({kinds})' if kinds else ''}: "
+                    f"{int(fixed_points.stable.sum())} stable (black){part}")
+    plane.title.set_fontsize(10)
     tau = fixed_points.time_constants()
     k = min(5, tau.shape[1]) if len(tau) else 0
+    shown = []
     for i in range(k):
         finite = np.abs(tau[:, i]) < 1e6
-        taus.plot(np.flatnonzero(finite), np.abs(tau[finite, i]), ".", label=f"mode {i + 1}")
-    taus.set(yscale="log", xlabel="fixed point", ylabel=f"|tau| ({'steps' if fixed_points.dt == 1 else 'ms'})",
-             title="slowest time constants")
+        growth = finite & (tau[:, i] < 0)
+        line, = taus.plot(np.flatnonzero(finite & ~growth), np.abs(tau[finite & ~growth, i]), ".", ms=7,
+                          label=f"mode {i + 1}")
+        taus.plot(np.flatnonzero(growth), np.abs(tau[growth, i]), "o", ms=5, mfc="none", color=line.get_color())
+        shown.append(np.abs(tau[finite, i]))
+    shown = np.concatenate(shown) if shown else np.array([])
+    # a log axis over less than a decade labelled its ticks 1.525x10^1, 1.52x10^1...
+    if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
+        taus.set_yscale("log")
+    unit = time_unit or ("steps" if fixed_points.dt == 1 else "ms")
+    taus.set(xlabel="point (row of the summary table)", ylabel=f"|tau| ({unit})",
+             title="slowest time constants (open: growth, |$\\lambda$| > 1)")
+    taus.title.set_fontsize(10)
+    taus.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    taus.set_xlim(-0.5, max(len(fixed_points), 1) - 0.5)
     if k:
         taus.legend(frameon=False, fontsize=7)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return figure
 
 
-def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None) -> Path:
-    """One panel per comparison: similarity of bin a (rows) against bin b (columns)."""
+METRIC_TITLES = {"rsa": "RSA (Spearman of RDMs)", "cka": "linear CKA", "debiased_cka": "debiased CKA"}
+
+
+def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None,
+                              axes: Sequence[Tuple[str, str]] = (("bin a", "ms"), ("bin b", "ms"))) -> Path:
+    return _save(similarity_figure(matrices, title, axes), path)
+
+
+def similarity_figure(matrices: Dict[str, xr.DataArray], title: Optional[str] = None,
+                      axes: Sequence[Tuple[str, str]] = (("bin a", "ms"), ("bin b", "ms"))) -> Figure:
+    """One panel per metric: the similarity of each bin of the first system (rows) to each bin of the second
+    (columns); ``axes``: (name, time unit) of the two systems (the axes said "bin a (ms)" for every system, and
+    ms for the examples, whose bins are steps)."""
+    (name_a, unit_a), (name_b, unit_b) = axes
     n = len(matrices)
     figure = Figure(figsize=(3.8 * n + 0.6, 3.3), layout="constrained")
-    axes = np.atleast_1d(figure.subplots(1, n))
-    for axis, (name, matrix) in zip(axes, matrices.items()):
+    for axis, (name, matrix) in zip(np.atleast_1d(figure.subplots(1, n)), matrices.items()):
         a, b = matrix["time_bin_a"].values, matrix["time_bin_b"].values
         image = axis.imshow(matrix.values, origin="lower", aspect="auto", cmap="viridis",
                             extent=(b[0], b[-1] + (b[1] - b[0] if len(b) > 1 else 1),
                                     a[0], a[-1] + (a[1] - a[0] if len(a) > 1 else 1)))
         figure.colorbar(image, ax=axis, fraction=0.046)
-        axis.set(title=name, xlabel="bin b start (ms)", ylabel="bin a start (ms)")
-        axis.title.set_fontsize(8)
+        axis.set(title=METRIC_TITLES.get(name, name), xlabel=f"{name_b}: bin start ({unit_b})",
+                 ylabel=f"{name_a}: bin start ({unit_a})")
+        axis.title.set_fontsize(9)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return figure

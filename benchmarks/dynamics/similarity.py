@@ -117,7 +117,8 @@ def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") 
         inner = _bin_matrix([x for x, ok in zip(bins_a, valid_a) if ok], [y for y, ok in zip(bins_b, valid_b) if ok],
                             metric)
         values[np.ix_(valid_a, valid_b)] = inner
-    return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric, attrs={"metric": metric},
+    return xr.DataArray(values, dims=("time_bin_a", "time_bin_b"), name=metric,
+                        attrs={"metric": metric, "n_stimuli": a.sizes["stimulus_id"]},
                         coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
 
 

@@ -83,8 +83,10 @@ def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, id
     return {asked: recorded[layer].rename(f"{name}:{layer}") for asked, layer in chosen.items()}
 
 
-def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.DataArray:
-    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> Tuple[xr.DataArray, str]:
+    """The example's hidden states on a fixed batch of its task, and the checksum of its training data and of
+    that batch."""
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES, checksum
     from neurozoo.benchmarks.dynamics.tasks import TASKS
 
     task_name = name.split("-")[0]
@@ -94,7 +96,8 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> xr.D
     with torch.no_grad():
         states = case.model.states(inputs)[..., : case.model.n_hidden]
     # trial ids name the task: examples of one task see the same trials, those of different tasks share none
-    return from_states(states, [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)], 1.0, name=name)
+    ids = [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)]
+    return from_states(states, ids, 1.0, name=name, time_unit="steps"), checksum(case.data_sha256, inputs)
 
 
 NEURAL = ("V4", "IT", "zhang_desimone2011.it")
@@ -126,14 +129,20 @@ def _kind(full: str) -> str:
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
          n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
          image_size: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
-    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the neural data and of the
-    ConvRNNs' images used;
+    """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the data used: the neural data,
+    the ConvRNNs' images and the examples' generated training and trial data;
     ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
     if len(set(names)) < 2:
         raise UserFacingError("zoo compare needs at least two systems")
     kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
+    # an option that shapes no named system was ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
     if (overrides or image_size) and "convrnn" not in kinds.values():
         raise UserFacingError("--width, --image-size and --set apply to ConvRNN systems only; none was named")
+    for flag, value, kind in (("--checkpoint", checkpoint, "convrnn"), ("--n-steps", n_steps, "convrnn"),
+                              ("--max-stimuli", max_stimuli, "convrnn"), ("--train-steps", train_steps, "example")):
+        if value is not None and kind not in kinds.values():
+            raise UserFacingError(f"{flag} applies to {'ConvRNN systems' if kind == 'convrnn' else 'the examples'} "
+                                  "only; none was named")
     systems, hashes, by_model = {}, [], {}
     for full, kind in kinds.items():
         name, _, half = full.partition("/")
@@ -141,7 +150,8 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
             systems[full], digest = neural(name[len("neural:"):], half or None)
             hashes.append(digest)
         elif kind == "example":
-            systems[full] = example(name, seed, train_steps)
+            systems[full], digest = example(name, seed, train_steps)
+            hashes.append(digest)
         else:
             model_name, _, layer = name.partition(":")
             by_model.setdefault(model_name, {})[full] = layer or None

@@ -12,27 +12,31 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.similarity import DIMS
+from neurozoo.datasets.model_modes import eval_mode
 
 STEP_MS = 10  # one ConvRNN step (REFERENCE.md section 1)
 
 
 def activity(values: np.ndarray, stimulus_ids: Sequence[str], bin_starts: Sequence[float], bin_ms: float,
-             name: str = "") -> xr.DataArray:
-    """(stimuli, bins, neuroids) values as a labelled array."""
+             name: str = "", time_unit: str = "ms") -> xr.DataArray:
+    """(stimuli, bins, neuroids) values as a labelled array; ``time_unit`` of the bins: "ms", or "steps" for a
+    model without a time scale (the examples), kept in ``attrs`` for the figures' axes."""
     values = np.asarray(values, dtype=float)
     if values.ndim != 3 or values.shape[:2] != (len(stimulus_ids), len(bin_starts)):
         raise ValueError(f"activity {name!r}: expected (stimuli={len(stimulus_ids)}, bins={len(bin_starts)}, "
                          f"neuroids), got {values.shape}")
     starts = np.asarray(bin_starts, dtype=float)
-    return xr.DataArray(values, dims=DIMS, name=name, coords={
+    return xr.DataArray(values, dims=DIMS, name=name, attrs={"time_unit": time_unit}, coords={
         "stimulus_id": np.asarray(stimulus_ids, dtype=str), "time_bin_start": ("time_bin", starts),
         "time_bin_end": ("time_bin", starts + bin_ms)})
 
 
-def from_states(states: torch.Tensor, stimulus_ids: Sequence[str], step_ms: float = 1.0, name: str = "") -> xr.DataArray:
-    """(T, B, D) states of an RNN -> (stimulus_id, time_bin, neuroid)."""
+def from_states(states: torch.Tensor, stimulus_ids: Sequence[str], step_ms: float = 1.0, name: str = "",
+                time_unit: str = "ms") -> xr.DataArray:
+    """(T, B, D) states of an RNN -> (stimulus_id, time_bin, neuroid); ``step_ms``: one step's length in
+    ``time_unit``."""
     values = torch.as_tensor(states).detach().double().numpy().transpose(1, 0, 2)
-    return activity(values, stimulus_ids, np.arange(values.shape[1]) * step_ms, step_ms, name)
+    return activity(values, stimulus_ids, np.arange(values.shape[1]) * step_ms, step_ms, name, time_unit)
 
 
 def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], layers: Sequence[str],
@@ -41,10 +45,10 @@ def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], lay
     """Each layer's output at every step (bin [10 t, 10 t + 10) ms); ``pool``: average-pool the map to at most
     pool x pool positions first (None keeps every unit)."""
     outputs: Dict[str, list] = {layer: [] for layer in layers}
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model):
         for start in range(0, len(images), batch_size):
-            recorded = model.eval()(images[start: start + batch_size], n_steps=n_steps, image_steps=image_steps,
-                                    record=list(layers)).recorded
+            recorded = model(images[start: start + batch_size], n_steps=n_steps, image_steps=image_steps,
+                             record=list(layers)).recorded
             for layer in layers:
                 out = recorded[layer]  # (T, B, C, H, W)
                 if pool:
@@ -81,5 +85,5 @@ def pca_trajectories(activity_: xr.DataArray, n_components: int = 3):
     out = xr.DataArray(projected, dims=("stimulus_id", "time_bin", "pc"),
                        coords={"stimulus_id": activity_["stimulus_id"].values,
                                "time_bin_start": ("time_bin", activity_["time_bin_start"].values),
-                               "pc": np.arange(1, n_components + 1)}, name=activity_.name)
+                               "pc": np.arange(1, n_components + 1)}, name=activity_.name, attrs=activity_.attrs)
     return out, pca.explained_variance_ratio_, pca

@@ -1,0 +1,53 @@
+"""The dynamics figures say what they show: which system is on which axis, in which time unit, and how many points
+of which kind."""
+import numpy as np
+import pytest
+
+from neurozoo.benchmarks.dynamics import analysis, plots
+from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
+from neurozoo.benchmarks.dynamics.trajectories import activity, from_states
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the plot functions would save, by file name."""
+    figures = {}
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.setdefault(path.name, figure) and path)
+    return figures
+
+
+def test_similarity_axes_name_the_systems_and_their_time_units(drawn, tmp_path):
+    """Every panel read "bin a start (ms)" / "bin b start (ms)": which system was a, and the examples' bins are steps."""
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(8)]
+    systems = {"model:conv4": activity(rng.normal(size=(8, 3, 5)), ids, [0, 10, 20], 10.0),
+               "example": from_states(rng.normal(size=(4, 8, 6)), ids, time_unit="steps")}
+    analysis.compare_figures(analysis.compare(systems, ["rsa", "cka"]), tmp_path, "c", systems)
+    rsa, cka = drawn["c_model-conv4__example.png"].axes[:2]  # then their colour bars
+    assert [rsa.get_title(), cka.get_title()] == ["RSA (Spearman of RDMs)", "linear CKA"]
+    assert cka.get_ylabel() == "model:conv4: bin start (ms)" and cka.get_xlabel() == "example: bin start (steps)"
+    assert drawn["c_example_trajectories.png"].axes[1].get_xlabel() == "time (steps)"
+    assert drawn["c_model-conv4_trajectories.png"].axes[1].get_xlabel() == "time (ms)"
+
+
+def test_spectra_count_the_points_by_kind_and_mark_growth_modes(tmp_path, drawn):
+    """The title read "1 points", the index axis of one point ran -0.04..0.04, a log axis over less than a decade
+    labelled its ticks 1.525x10^1, and a saddle's growth time looked like a decay time."""
+    saddle = FixedPoints(np.zeros((3, 2)), np.zeros(3), np.array(["fixed", "fixed", "slow"]),
+                         np.array([[0.9, 0.8], [1.1, 0.9], [0.95, 0.5]], dtype=complex))
+    figure = plots.spectra_figure(saddle, time_unit="ms")
+    plane, taus = figure.axes
+    assert plane.get_title() == "3 points (2 fixed, 1 slow): 2 stable (black)"
+    assert taus.get_ylabel() == "|tau| (ms)" and taus.get_yscale() == "log"  # 1.4 to 19.5: over a decade
+    growth = [line for line in taus.get_lines() if line.get_markerfacecolor() == "none" and len(line.get_xdata())]
+    assert len(growth) == 1 and list(growth[0].get_xdata()) == [1]
+    assert growth[0].get_ydata()[0] == pytest.approx(1 / np.log(1.1))
+    one = plots.spectra_figure(saddle.subset([True, False, False]))
+    plane, taus = one.axes
+    assert plane.get_title() == "1 point (1 fixed): 1 stable (black)" and taus.get_yscale() == "linear"
+    assert taus.get_xlim() == (-0.5, 0.5) and [t for t in taus.get_xticks() if -0.5 <= t <= 0.5] == [0]
+    assert taus.get_ylabel() == "|tau| (steps)"
+    # above the dense limit only the largest eigenvalues are computed: the title says it is not the whole spectrum
+    krylov = FixedPoints(np.zeros((1, 3000)), np.zeros(1), np.array(["fixed"]), np.full((1, 20), 0.5, dtype=complex))
+    assert plots.spectra_figure(krylov).axes[0].get_title() == \
+        "1 point (1 fixed): 1 stable (black)\nlargest 20 of 3000 eigenvalues each"

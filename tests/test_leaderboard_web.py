@@ -304,3 +304,31 @@ def test_a_cached_page_is_served_without_touching_the_database_and_refreshed_in_
         time.sleep(0.02)
     assert renders == [1, 2] and board.readers[0] == "MainThread"
     assert all(name.startswith("page-render") for name in board.readers[1:])
+
+
+def test_an_unknown_page_is_an_html_404_and_the_api_keeps_json(client):
+    page = client.get("/models/nobody")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "No scores for model &#39;nobody&#39;." in page.text and 'href="/"' in page.text
+    other = client.get("/no/such/page")
+    assert other.status_code == 404 and "No page at /no/such/page." in other.text
+    hostile = client.get("/models/<script>alert(1)<")
+    assert hostile.status_code == 404 and "<script>" not in hostile.text and "&lt;script&gt;" in hostile.text
+    api = client.get("/api/submissions/1")
+    assert api.status_code == 401 and api.json()["detail"].startswith("a valid token is required")
+
+
+def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, client):
+    from urllib.parse import quote
+
+    name = '<script>alert("x")</script>/v2'
+    job = db.enqueue(name, V4, {"m": name})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord(name, V4, 0.9, per_bin=per_bin(0.9)))
+    ranking = client.get("/").text
+    assert "<script>alert" not in ranking and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2" in ranking
+    link = f'href="/models/{quote(name, safe="")}"'
+    assert link in ranking
+    page = client.get(f"/models/{quote(name, safe='')}")  # the link of the ranking page: "/" as %2F
+    assert page.status_code == 200 and "<script>alert" not in page.text
+    assert page.text.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2") >= 2  # heading and figure title

@@ -37,15 +37,23 @@ def board(db, records=None) -> Dict[str, Any]:
 
 
 def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520, height: int = 240) -> Optional[str]:
-    """Score per 10 ms bin with the ceiling."""
+    """Score per 10 ms bin with its error bar, and the ceiling; each bin's point shows its values on hover."""
     rows = [r for r in per_bin or [] if r.get("time_bin_start") is not None]
     if not rows:
         return None
     x = [(r["time_bin_start"] + r["time_bin_end"]) / 2 for r in rows]
-    series = [("score (r\u00b2 / ceiling)", x, [r.get("value") for r in rows], "#1f77b4", ""),
+    tips = [f"{r['time_bin_start']:g}-{r['time_bin_end']:g} ms: score {_number(r.get('value'))}"
+            + (f" \u00b1 {_number(r['error'])}" if r.get("error") is not None else "")
+            + f", ceiling {_number(r.get('ceiling'))}, raw r {_number(r.get('raw'))}" for r in rows]
+    series = [("score (r\u00b2 / ceiling) \u00b1 error", x, [r.get("value") for r in rows], "#1f77b4", "",
+               [r.get("error") for r in rows], tips),
               ("ceiling (split-half, r\u00b2)", x, [r.get("ceiling") for r in rows], "#777777", "5,4")]
-    return line_chart_svg(series, title, "time after stimulus onset (ms)", y_range=(0.0, 1.0), width=width,
-                          height=height)
+    return line_chart_svg(series, title, "time after stimulus onset (ms)", y_label="score; ceiling (r\u00b2)",
+                          y_range=(0.0, 1.0), width=width, height=height)
+
+
+def _number(value) -> str:
+    return "\u2014" if value is None else f"{value:.3f}"
 
 
 OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
@@ -83,8 +91,8 @@ def mechanism_svg(settings: Dict[str, Any], title: str, width: int = 620, height
     series = [("r with ON pathway", x, channels["r_on"], OSR_COLORS[0], ""),
               ("r with OFF pathway", x, channels["r_off"], OSR_COLORS[1], ""),
               ("share of OSR cells ranking it top", x, share, "#333333", "5,4")]
-    return line_chart_svg(series, title, "first-layer channel", y_range=(0.0, 1.0), width=width, height=height,
-                          legend_width=170)
+    return line_chart_svg(series, title, "first-layer channel", y_label="r; share of cells", y_range=(0.0, 1.0),
+                          width=width, height=height, legend_width=170, integer_x=True)
 
 
 def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
@@ -95,29 +103,61 @@ def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: in
     if not model or not truth:
         return None
     cells = list(range(len(truth)))
-    series = [("model", cells, model, OSR_COLORS[0], ""), ("ground truth", cells, truth, OSR_COLORS[1], "5,4")]
+    series = [(name, cells, values, color, dash, None, [f"cell {c}: {name} {_number(v)}" for c, v in zip(cells, values)])
+              for name, values, color, dash in (("model", model, OSR_COLORS[0], ""),
+                                                ("ground truth", truth, OSR_COLORS[1], "5,4"))]
     label = {"contrast-adaptation": "adaptation index", "oms": "OMS index", "paired-flash": "depression index",
              "frequency-doubling": "log2 F2/F1"}.get(settings.get("phenomenon"), "index")
     return line_chart_svg(series, title, "cell", y_label=label, y_range=(0.0, 0.0), width=width, height=height,
-                          legend_width=90)
+                          legend_width=90, integer_x=True)
+
+
+def ticks(low: float, high: float, integer: bool = False) -> List[float]:
+    """At most about five round tick values within [low, high] (matplotlib's MaxNLocator: 0.2, 0.4, ... rather
+    than the ends and the middle)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if high <= low:
+        return [low]
+    values = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=integer).tick_values(low, high)
+    span = (high - low) * 1e-9
+    return [float(v) + 0.0 for v in values if low - span <= v <= high + span]
+
+
+def _segments(x, ys):
+    """Runs of consecutive points with a value: a missing value (None) breaks the line."""
+    run = []
+    for a, b in zip(x, ys):
+        if b is None:
+            if run:
+                yield run
+            run = []
+        else:
+            run.append((a, b))
+    if run:
+        yield run
 
 
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
-                   height: int = 240, legend_width: int = 0) -> Optional[str]:
-    """Lines ``(label, x, y, color, dash)`` as a small hand-written inline SVG (no plotting library at request
-    time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
-    ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right)."""
+                   height: int = 240, legend_width: int = 0, integer_x: bool = False) -> Optional[str]:
+    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no plotting library at
+    request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
+    ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
+    ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
+    ``integer_x``: the x values are indices (cells, channels): integer ticks."""
     from html import escape
 
-    xs = [a for _, x, _, _, _ in series for a in x]
-    values = [v for _, _, ys, _, _ in series for v in ys if v is not None]
+    xs = [a for s in series for a in s[1]]
+    values = [v for s in series for v in s[2] if v is not None]
+    values += [v + sign * e for s in series if len(s) > 5 and s[5] for v, e in zip(s[2], s[5]) if v is not None and e
+               for sign in (-1, 1)]
     if not values or not xs:
         return None
     low, high = min(values), max(values)
     if y_range is not None:
         low, high = min(y_range[0], low), max(y_range[1], high)
     x0, x1 = min(xs), max(xs)
-    left, right, top, bottom = 48, 12 + legend_width, 24, 36
+    left, right, top, bottom = 52, 12 + legend_width, 24, 36
     sx = lambda v: left + (v - x0) / ((x1 - x0) or 1) * (width - left - right)
     sy = lambda v: top + (high - v) / ((high - low) or 1) * (height - top - bottom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -125,19 +165,36 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
              f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="11">{escape(title)}</text>',
              f'<line x1="{left}" y1="{sy(low)}" x2="{width - right}" y2="{sy(low)}" stroke="#333"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{sy(low)}" stroke="#333"/>']
-    for tick in sorted({low, (low + high) / 2, high}):
-        parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.3g}</text>')
-    for value in sorted({x0, (x0 + x1) / 2, x1}):
-        parts.append(f'<text x="{sx(value):.1f}" y="{sy(low) + 12:.1f}" text-anchor="middle" font-size="9">{value:g}</text>')
+    for tick in ticks(low, high):
+        parts.append(f'<line x1="{left - 3}" y1="{sy(tick):.1f}" x2="{left}" y2="{sy(tick):.1f}" stroke="#333"/>'
+                     f'<text x="{left - 5}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:g}</text>')
+    if low < 0 < high:
+        parts.append(f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#bbb" '
+                     f'stroke-width="0.8"/>')
+    for value in ticks(x0, x1, integer=integer_x):
+        parts.append(f'<line x1="{sx(value):.1f}" y1="{sy(low):.1f}" x2="{sx(value):.1f}" y2="{sy(low) + 3:.1f}" '
+                     f'stroke="#333"/><text x="{sx(value):.1f}" y="{sy(low) + 13:.1f}" text-anchor="middle" '
+                     f'font-size="9">{value:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="10">'
                  f'{escape(x_label)}</text>')
     if y_label:
         parts.append(f'<text x="10" y="{(top + sy(low)) / 2:.1f}" text-anchor="middle" font-size="9" '
                      f'transform="rotate(-90 10 {(top + sy(low)) / 2:.1f})">{escape(y_label)}</text>')
-    for i, (label, x, ys, color, dash) in enumerate(series):
-        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, ys) if b is not None)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
-                     f'points="{points}"><title>{escape(label)}</title></polyline>')
+    for i, (label, x, ys, color, dash, *rest) in enumerate(series):
+        errors, tips = (rest + [None, None])[:2]
+        for run in _segments(x, ys):
+            points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in run)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
+                         f'points="{points}"><title>{escape(label)}</title></polyline>')
+        for k, (a, b) in enumerate(zip(x, ys)):
+            if b is None:
+                continue
+            if errors and errors[k]:
+                parts.append(f'<line class="error-bar" x1="{sx(a):.1f}" y1="{sy(b - errors[k]):.1f}" x2="{sx(a):.1f}" '
+                             f'y2="{sy(b + errors[k]):.1f}" stroke="{color}" stroke-width="1"/>')
+            if tips:
+                parts.append(f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2.5" fill="{color}">'
+                             f'<title>{escape(tips[k])}</title></circle>')
         anchor, legend_x = ("start", width - right + 10) if legend_width else ("end", width - right - 4)
         parts.append(f'<text x="{legend_x}" y="{top + 12 + 11 * i}" text-anchor="{anchor}" font-size="9" '
                      f'fill="{color}">{escape(label)}</text>')

@@ -332,3 +332,38 @@ def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, 
     page = client.get(f"/models/{quote(name, safe='')}")  # the link of the ranking page: "/" as %2F
     assert page.status_code == 200 and "<script>alert" not in page.text
     assert page.text.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2") >= 2  # heading and figure title
+
+
+def test_time_course_figure_labels_its_axes_and_shows_each_bins_values_and_error(client):
+    import re
+
+    html = client.get("/models/gamma").text
+    section = html[html.index(f'<section id="{V4}">'):]
+    figure = section[:section.index("</svg>")]
+    assert "time after stimulus onset (ms)" in figure and "score; ceiling (r²)" in figure  # both axes labelled
+    # one point per bin whose hover text is the record's numbers (gamma on V4: 0.2 * (1 + 0.1 i), ceiling 0.8)
+    tips = re.findall(r"<circle [^>]*><title>([^<]*)</title>", figure)
+    assert tips == [f"{70 + 10 * i}-{80 + 10 * i} ms: score {0.2 * (1 + 0.1 * i):.3f}, ceiling 0.800, raw r 0.500"
+                    for i in range(4)]
+    assert re.findall(r'y="[\d.]+" text-anchor="end" font-size="9">([^<]*)<', figure) == ["0", "0.2", "0.4", "0.6",
+                                                                                        "0.8", "1"]
+    assert "provenance: code " in section and ", seed " in section  # a provenance line per score, without a click
+
+
+def test_figures_break_lines_at_missing_values_and_draw_error_bars():
+    import re
+
+    from neurozoo.leaderboard.views import index_svg, time_course_svg
+
+    svg = index_svg({"phenomenon": "oms", "model_index": [0.5, None, -0.2, 0.1], "truth_index": [0.1, 0.2, 0.3, 0.4]},
+                    "ln")
+    assert svg.count("<polyline") == 3  # the model's line stops at cell 1 (it joined cells 0 and 2 before)
+    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["0", "1", "2", "3"]  # cells: integers
+    rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.5, "error": 0.1, "ceiling": 0.8}
+            for i in range(3)]
+    svg = time_course_svg(rows, "t")
+    bars = re.findall(r'class="error-bar" x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="([\d.]+)"', svg)
+    assert len(bars) == 3 and "± error" in svg
+    y = lambda v: 24 + (1 - v) * (240 - 24 - 36)  # the y scale: 0 to 1 over the plot's height
+    assert [(float(a), float(b)) for a, b in bars] == [(pytest.approx(y(0.4), abs=0.06),
+                                                        pytest.approx(y(0.6), abs=0.06))] * 3

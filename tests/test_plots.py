@@ -21,3 +21,33 @@ def test_time_course_and_layer_profile(tmp_path):
     assert image.shape[0] > 200 and image.shape[1] > 500 and np.std(image) > 0.01
     layer = plot_layer_profile({"conv5": score, "conv6": score}, tmp_path / "layers.png")
     assert layer.stat().st_size > 5000
+
+
+def overlapping_texts(figure):
+    """Pairs of visible texts of the drawn figure whose boxes overlap, one of them a title, axis label or legend
+    entry (tick labels of two axes may touch at a corner)."""
+    from matplotlib.text import Text
+
+    renderer = figure.canvas.get_renderer()
+    ticks = {id(t) for axis in figure.axes for t in axis.get_xticklabels() + axis.get_yticklabels()}
+    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), id(t) in ticks, t.get_window_extent(renderer)) for t in texts]
+    return [(a, b) for i, (a, tick_a, box_a) in enumerate(boxes) for b, tick_b, box_b in boxes[i + 1:]
+            if not (tick_a and tick_b) and box_a.overlaps(box_b)]
+
+
+def test_time_course_figure_labels_axes_with_units_and_no_text_overlaps():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.benchmarks.plots import time_course_figure
+
+    rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.3, "error": 0.05,
+             "ceiling": 0.7, "ceiling_error": 0.02, "raw": 0.45} for i in range(5)]
+    figure = time_course_figure(Score(value=0.3, error=0.05, ceiling=0.7, per_bin=rows), title="toy on V4")
+    FigureCanvasAgg(figure).draw()
+    raw, normalised = figure.axes
+    assert raw.get_xlabel() == normalised.get_xlabel() == "time after stimulus onset (ms)"
+    assert (raw.get_ylabel(), normalised.get_ylabel()) == ("Pearson r", "r$^2$ / ceiling")
+    assert [t.get_text() for t in raw.get_legend().get_texts()] == ["model r", "ceiling (√ split-half r²)"]
+    assert sorted(t.get_text() for t in normalised.get_legend().get_texts()) == ["ceiling", "score ± error"]
+    assert overlapping_texts(figure) == []  # the suptitle covered the "raw" panel title before

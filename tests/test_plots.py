@@ -51,3 +51,45 @@ def test_time_course_figure_labels_axes_with_units_and_no_text_overlaps():
     assert [t.get_text() for t in raw.get_legend().get_texts()] == ["model r", "ceiling (√ split-half r²)"]
     assert sorted(t.get_text() for t in normalised.get_legend().get_texts()) == ["ceiling", "score ± error"]
     assert overlapping_texts(figure) == []  # the suptitle covered the "raw" panel title before
+
+
+def legends_clear_of_axes(figure):
+    """True when no legend's box overlaps the data area of any axes (a legend inside covered the curves)."""
+    renderer = figure.canvas.get_renderer()
+    legends = [axis.get_legend() for axis in figure.axes if axis.get_legend() is not None]
+    return bool(legends) and not any(legend.get_window_extent(renderer).overlaps(axis.get_window_extent(renderer))
+                                     for legend in legends for axis in figure.axes)
+
+
+def test_phenomenon_figures_keep_legends_off_the_data_and_leave_the_backend_alone(tmp_path):
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.phenomena.adaptation import adaptation_figure, oms_figure, plot_oms
+    from neurozoo.retina.phenomena.osr import OSRResult, fit_line, osr_call, osr_figure
+
+    rng = np.random.default_rng(0)
+    periods = np.array([6, 8, 10, 12])
+    latencies = periods[None] + rng.normal(0, 0.3, (12, 4)) + 20
+    slope, intercept, r2 = fit_line(periods, latencies)
+    osr = OSRResult(periods, latencies, latencies, latencies, slope, intercept, r2, osr_call(slope, r2))
+    t = np.arange(200)
+    adaptation = {"time": t, "high": rng.random((12, 200)) * 30, "low": rng.random((12, 200)) * 10,
+                  "adaptation_index": rng.random(12), "tau_high": rng.random(12) * 10}
+    oms = {"oms_index": rng.random(12), "global": rng.random(12), "differential": rng.random(12),
+           "object": rng.random(12)}
+    backend = matplotlib.get_backend()
+    for figure, y_label, x_label in (
+            (osr_figure({"m": osr, "ground truth": osr}, title="osr"), "response centroid after last flash (ms)",
+             "flash period (ms)"),
+            (adaptation_figure({"m": adaptation, "ground truth": adaptation}, title="a"), "rate (spikes/s)",
+             "time after contrast switch (ms)"),
+            (oms_figure({"m": oms, "ground truth": oms}, title="o"), "response above grey (spikes/s)", "cell")):
+        FigureCanvasAgg(figure).draw()
+        assert figure.axes[0].get_ylabel() == y_label and figure.axes[1].get_xlabel() == x_label
+        assert legends_clear_of_axes(figure)  # the OSR and adaptation legends covered the lines before
+        assert overlapping_texts(figure) == []
+    labels = [t.get_text() for t in adaptation_figure({"m": adaptation}).axes[0].get_legend().get_texts()]
+    assert labels[-2:] == ["after switch to high", "after switch to low"]  # what solid and dotted mean
+    assert plot_oms({"m": oms}, tmp_path / "oms.png").read_bytes()[:4] == b"\x89PNG"
+    assert matplotlib.get_backend() == backend  # matplotlib.use("Agg") switched a notebook's backend before

@@ -1,5 +1,6 @@
 """Plots are written as PNG files with the expected content size."""
 import numpy as np
+import pytest
 
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
@@ -93,3 +94,24 @@ def test_phenomenon_figures_keep_legends_off_the_data_and_leave_the_backend_alon
     assert labels[-2:] == ["after switch to high", "after switch to low"]  # what solid and dotted mean
     assert plot_oms({"m": oms}, tmp_path / "oms.png").read_bytes()[:4] == b"\x89PNG"
     assert matplotlib.get_backend() == backend  # matplotlib.use("Agg") switched a notebook's backend before
+
+
+def test_similarity_figure_names_each_systems_time_axis_and_greys_bins_without_information():
+    import xarray as xr
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.benchmarks.dynamics.plots import similarity_figure
+
+    values = np.arange(12.0).reshape(3, 4) / 12
+    values[0] = np.nan  # the model's first bin: nothing has reached the layer yet
+    matrix = xr.DataArray(values, dims=("time_bin_a", "time_bin_b"),
+                          coords={"time_bin_a": [0, 10, 20], "time_bin_b": [70, 80, 90, 100]})
+    figure = similarity_figure({"cka": matrix, "rsa": matrix}, title="m ~ V4", names=["rgc:conv5", "neural:V4"])
+    FigureCanvasAgg(figure).draw()
+    axis = figure.axes[0]
+    assert (axis.get_ylabel(), axis.get_xlabel()) == ("rgc:conv5: bin start (ms)", "neural:V4: bin start (ms)")
+    assert [a.get_title() for a in figure.axes[:2]] == ["linear CKA", "RSA (Spearman r of RDMs)"]
+    image = axis.get_images()[0]
+    assert image.cmap.get_bad()[:3] == pytest.approx((0.85, 0.85, 0.85))  # NaN bins grey, explained in a note
+    assert any("grey: a bin without information" in t.get_text() for t in figure.texts)
+    assert overlapping_texts(figure) == []

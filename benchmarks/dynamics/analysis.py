@@ -149,7 +149,8 @@ def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, x
         name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
         procrustes = by_metric.get("procrustes")
         suffix = "" if procrustes is None else f" (trajectory Procrustes {float(procrustes.values[0]):.3f})"
-        paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix))
+        paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix,
+                                               names=pair.split(" ~ ")))
     return paths
 
 

@@ -78,19 +78,45 @@ def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str]
     return _save(figure, path)
 
 
-def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None) -> Path:
-    """One panel per comparison: similarity of bin a (rows) against bin b (columns)."""
+METRIC_LABELS = {"rsa": "RSA (Spearman r of RDMs)", "cka": "linear CKA", "debiased_cka": "debiased linear CKA"}
+
+
+def _time_label(values) -> str:
+    """Bin starts in ms (10 ms bins), or plain steps for the examples, whose grid is 0, 1, 2, ..."""
+    return "ms" if len(values) > 1 and values[-1] > len(values) else "step"
+
+
+def similarity_figure(matrices: Dict[str, xr.DataArray], title: Optional[str] = None,
+                      names: Optional[Sequence[str]] = None) -> Figure:
+    """One panel per comparison: similarity of bin a (rows, system ``names[0]``) against bin b (columns,
+    ``names[1]``); a bin without information (NaN: constant over stimuli, e.g. before the image reaches a layer)
+    is grey."""
+    import matplotlib
+
     n = len(matrices)
-    figure = Figure(figsize=(3.8 * n + 0.6, 3.3), layout="constrained")
+    first, second = names if names is not None else ("system a", "system b")
+    figure = Figure(figsize=(3.9 * n + 0.6, 3.5), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, n))
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     for axis, (name, matrix) in zip(axes, matrices.items()):
         a, b = matrix["time_bin_a"].values, matrix["time_bin_b"].values
-        image = axis.imshow(matrix.values, origin="lower", aspect="auto", cmap="viridis",
+        image = axis.imshow(np.ma.masked_invalid(matrix.values), origin="lower", aspect="auto", cmap=colours,
                             extent=(b[0], b[-1] + (b[1] - b[0] if len(b) > 1 else 1),
                                     a[0], a[-1] + (a[1] - a[0] if len(a) > 1 else 1)))
-        figure.colorbar(image, ax=axis, fraction=0.046)
-        axis.set(title=name, xlabel="bin b start (ms)", ylabel="bin a start (ms)")
-        axis.title.set_fontsize(8)
+        figure.colorbar(image, ax=axis, fraction=0.046)  # the panel title names the metric
+        axis.set(xlabel=f"{second}: bin start ({_time_label(b)})", ylabel=f"{first}: bin start ({_time_label(a)})")
+        axis.set_title(METRIC_LABELS.get(name, name), fontsize=9)
+        axis.xaxis.label.set_fontsize(8)
+        axis.yaxis.label.set_fontsize(8)
+    if any(np.isnan(m.values).any() for m in matrices.values()):
+        figure.text(0.5, 0, "grey: a bin without information (constant over stimuli)", ha="center", va="bottom",
+                    fontsize=7, color="0.35")
+        figure.get_layout_engine().set(h_pad=0.2)
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return figure
+
+
+def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None,
+                              names: Optional[Sequence[str]] = None) -> Path:
+    return _save(similarity_figure(matrices, title, names), path)

@@ -115,3 +115,23 @@ def test_similarity_figure_names_each_systems_time_axis_and_greys_bins_without_i
     assert image.cmap.get_bad()[:3] == pytest.approx((0.85, 0.85, 0.85))  # NaN bins grey, explained in a note
     assert any("grey: a bin without information" in t.get_text() for t in figure.texts)
     assert overlapping_texts(figure) == []
+
+
+def test_dynamics_figures_put_legends_beside_the_traces(monkeypatch, tmp_path):
+    import xarray as xr
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.benchmarks.dynamics import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    rng = np.random.default_rng(0)
+    projection = xr.DataArray(rng.normal(size=(8, 20, 2)), dims=("stimulus_id", "time_bin", "pc"),
+                              coords={"time_bin_start": ("time_bin", np.arange(20))})
+    plots.plot_trajectories(projection, tmp_path / "t.png", labels=list("abcdabcd"), explained=[0.4, 0.3],
+                            fixed_points=rng.normal(size=(3, 2)), stable=np.array([True, False, True]))
+    figure = drawn[0]
+    FigureCanvasAgg(figure).draw()
+    assert figure.axes[1].get_xlabel() == "time (steps)"
+    assert legends_clear_of_axes(figure)  # the input legend sat over the PC1 traces before
+    assert overlapping_texts(figure) == []

@@ -39,14 +39,15 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
         plane.scatter(fixed_points[stable, 0], fixed_points[stable, 1], s=40, c="k", marker="o", zorder=3, label="stable")
         plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
                       marker="o", zorder=3, label="unstable")
-        plane.legend(frameon=False, fontsize=8)
+        plane.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ratio = "" if explained is None else f" ({100 * explained[0]:.0f}%, {100 * explained[1]:.0f}% var.)"
     plane.set(xlabel="PC1", ylabel="PC2", title="state space" + ratio)
     time_axis.set(xlabel="time (ms)" if t[-1] > len(t) else "time (steps)", ylabel="PC1", title="PC1 over time")
     if len(colours) > 1 and len(colours) <= 10:
         for name, colour in colours.items():
             time_axis.plot([], [], color=colour, label=name)
-        time_axis.legend(frameon=False, fontsize=7)
+        time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="input",
+                         title_fontsize=7)  # beside the panel, not over the traces
     if title:
         figure.suptitle(title)
     return _save(figure, path)
@@ -72,7 +73,7 @@ def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str]
     taus.set(yscale="log", xlabel="fixed point", ylabel=f"|tau| ({'steps' if fixed_points.dt == 1 else 'ms'})",
              title="slowest time constants")
     if k:
-        taus.legend(frameon=False, fontsize=7)
+        taus.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     if title:
         figure.suptitle(title)
     return _save(figure, path)

@@ -135,3 +135,22 @@ def test_dynamics_figures_put_legends_beside_the_traces(monkeypatch, tmp_path):
     assert figure.axes[1].get_xlabel() == "time (steps)"
     assert legends_clear_of_axes(figure)  # the input legend sat over the PC1 traces before
     assert overlapping_texts(figure) == []
+
+
+def test_fit_curve_marks_the_kept_epoch_and_says_why_the_fit_stopped():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.fit_figure import fit_curve_figure
+
+    history = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_correlation": r}
+               for e, r in enumerate([0.30, 0.42, 0.45, 0.44, 0.44])]
+    figure = fit_curve_figure(history, best_epoch=2, epochs=40, patience=2, title="ln on toy.h5")
+    FigureCanvasAgg(figure).draw()
+    loss, validation = figure.axes
+    assert (loss.get_xlabel(), validation.get_xlabel()) == ("epoch", "epoch")
+    assert list(validation.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5]  # every epoch, 1-based
+    assert [t.get_text() for t in validation.get_legend().get_texts()] == ["validation r",
+                                                                          "best: epoch 3, r 0.450 (kept)"]
+    assert figure.get_suptitle() == "ln on toy.h5: early-stopped: 2 epochs without a gain in validation r"
+    assert fit_curve_figure(history, 2, epochs=5, patience=2).get_suptitle().startswith("stopped at the epoch limit (5)")
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)

@@ -252,3 +252,51 @@ def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
     return {"model": model, "scores": scores, "weights": weights,
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
+
+
+def registered_benchmarks() -> set:
+    """The benchmarks a model can be scored on (data-only ones are not)."""
+    return set(registry_tree().leaves())
+
+
+BENCHMARK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                    "#bcbd22", "#17becf")
+
+
+def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
+    """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
+    with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure.
+    None when the benchmark is neither registered nor scored."""
+    from neurozoo import benchmarks
+
+    records = [r for r in records if r.benchmark == benchmark]
+    if benchmark not in registered_benchmarks() and not records:
+        return None
+    description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
+    records.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.model))
+    rows, previous = [], None
+    for i, record in enumerate(records, 1):
+        rank = None if record.value is None else (rows[-1]["rank"] if previous is not None and previous.value == record.value
+                                                  else i)
+        rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
+                     "ceiling": record.ceiling, "raw": record.raw,
+                     "weights": (record.settings or {}).get("weights"),
+                     "provenance": f"code {record.code_version or 'unknown'}, data sha256 "
+                                   f"{(record.data_sha256 or 'unknown')[:12]}, seed "
+                                   f"{'unknown' if record.seed is None else record.seed}, scored "
+                                   f"{str(record.created_at)[:16]} UTC"})
+        previous = record
+    timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
+                                                                for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
+    series = []
+    for record, color in zip(timed, BENCHMARK_COLORS):
+        bins = [b for b in record.per_bin if b.get("time_bin_start") is not None]
+        x = [(b["time_bin_start"] + b["time_bin_end"]) / 2 for b in bins]
+        series.append((record.model, x, [b.get("value") for b in bins], color, "", None,
+                       [f"{record.model}, {b['time_bin_start']:g}-{b['time_bin_end']:g} ms: score "
+                        f"{_number(b.get('value'))}" for b in bins]))
+    svg = line_chart_svg(series, f"{benchmark}: score over time", "time after stimulus onset (ms)",
+                         y_label="score (r\u00b2 / ceiling)", y_range=(0.0, 1.0), width=720, height=260,
+                         legend_width=180) if series else None
+    return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
+            "n_timed": len(timed), "hidden_note": HIDDEN_NOTE}

@@ -2,10 +2,11 @@
 
 GET  /                      ranking (sortable client-side, no external assets)
 GET  /models/{name}         one model: aggregates, scores per benchmark, time courses, provenance (a name may hold "/")
-(any other page that does not exist: an HTML page with status 404; under /api/: JSON)
+GET  /benchmarks/{name}     one benchmark: every model's score, error, ceiling, provenance; the time courses together
 GET  /api/ranking           the ranking as JSON
 POST /api/submissions       body: a .zip or .tar.gz submission; header ``Authorization: Bearer <token>``
 GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting user only
+A page that does not exist is an HTML page with status 404 (under /api/: JSON).
 """
 
 import os
@@ -132,7 +133,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     from neurozoo.leaderboard.render import STATIC, render, safe_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
-    from neurozoo.leaderboard.views import board, model_page
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page, registered_benchmarks
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")
@@ -180,6 +181,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         version, (rows, _) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=lambda m: f"/models/{safe_name(m)}",
+                                                    benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
                                                     **board(db, rows)), version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
@@ -188,8 +190,18 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         if not mine:
             raise HTTPException(404, f"No scores for model {name[:100]!r}.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
+                                                                benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
                                                                 **model_page(db, name, mine)),
                                 version=tuple((r.id, r.benchmark) for r in mine))
+
+    @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
+    async def benchmark(name: str):
+        version, (rows, _) = await records()
+        if name not in registered_benchmarks() and not any(r.benchmark == name for r in rows):
+            raise HTTPException(404, f"No benchmark {name[:100]!r}.")
+        return await pages.aget(("benchmark", name), lambda: render(
+            "benchmark.html", static="/static", home="/", model_link=lambda m: f"/models/{safe_name(m)}",
+            **benchmark_page(name, rows)), version=version)
 
     @app.get("/api/ranking")
     async def api_ranking():

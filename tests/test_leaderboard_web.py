@@ -367,3 +367,23 @@ def test_figures_break_lines_at_missing_values_and_draw_error_bars():
     y = lambda v: 24 + (1 - v) * (240 - 24 - 36)  # the y scale: 0 to 1 over the plot's height
     assert [(float(a), float(b)) for a, b in bars] == [(pytest.approx(y(0.4), abs=0.06),
                                                         pytest.approx(y(0.6), abs=0.06))] * 3
+
+
+def test_a_benchmark_page_ranks_every_model_on_it_with_ceiling_and_provenance(db, client):
+    import re
+
+    job = db.enqueue("delta", V4, {"m": "delta"})  # ties gamma's 0.2 on V4: the rank is shared
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("delta", V4, 0.2, ceiling=0.8, per_bin=per_bin(0.2), seed=3, data_sha256="ab" * 32,
+                                    code_version="9.9"))
+    assert f'href="/benchmarks/{V4}"' in client.get("/").text and f'href="/benchmarks/{V4}"' in client.get(
+        "/models/gamma").text
+    page = client.get(f"/benchmarks/{V4}")
+    assert page.status_code == 200
+    ranks = re.findall(r'<tr data-model="([^"]+)"><td data-value="(\d*)"', page.text)
+    assert ranks == [("beta", "1"), ("alpha", "2"), ("delta", "3"), ("gamma", "3")]
+    assert "0.800" in page.text and "code 9.9, data sha256 abababababab, seed 3, scored " in page.text
+    assert page.text.count("<polyline") == 4 and "score (r² / ceiling)" in page.text  # every model's time course
+    assert client.get(f"/benchmarks/{IT}").status_code == 200
+    assert "No scores on this benchmark yet." in client.get("/benchmarks/retina_embedded.osr").text
+    assert client.get("/benchmarks/nothing").status_code == 404

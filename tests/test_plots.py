@@ -30,8 +30,14 @@ def overlapping_texts(figure):
     from matplotlib.text import Text
 
     renderer = figure.canvas.get_renderer()
-    ticks = {id(t) for axis in figure.axes for t in axis.get_xticklabels() + axis.get_yticklabels()}
-    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    ticks, hidden = set(), set()  # tick labels drawn; those of ticks outside the view, which are not drawn
+    for axis in figure.axes:
+        for ruler in (axis.xaxis, axis.yaxis):
+            low, high = sorted(ruler.get_view_interval())
+            for tick in ruler.get_major_ticks():
+                inside = low - 1e-9 * (high - low) <= tick.get_loc() <= high + 1e-9 * (high - low)
+                (ticks if inside else hidden).update(id(label) for label in (tick.label1, tick.label2))
+    texts = [t for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
     boxes = [(t.get_text(), id(t) in ticks, t.get_window_extent(renderer)) for t in texts]
     return [(a, b) for i, (a, tick_a, box_a) in enumerate(boxes) for b, tick_b, box_b in boxes[i + 1:]
             if not (tick_a and tick_b) and box_a.overlaps(box_b)]
@@ -44,7 +50,8 @@ def test_time_course_figure_labels_axes_with_units_and_no_text_overlaps():
 
     rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.3, "error": 0.05,
              "ceiling": 0.7, "ceiling_error": 0.02, "raw": 0.45} for i in range(5)]
-    figure = time_course_figure(Score(value=0.3, error=0.05, ceiling=0.7, per_bin=rows), title="toy on V4")
+    figure = time_course_figure(Score(value=0.3, error=0.05, ceiling=0.7, per_bin=rows),
+                                title="rgc_shallow on ventral_embedded.V4-temporal")
     FigureCanvasAgg(figure).draw()
     raw, normalised = figure.axes
     assert raw.get_xlabel() == normalised.get_xlabel() == "time after stimulus onset (ms)"
@@ -153,4 +160,24 @@ def test_fit_curve_marks_the_kept_epoch_and_says_why_the_fit_stopped():
                                                                           "best: epoch 3, r 0.450 (kept)"]
     assert figure.get_suptitle() == "ln on toy.h5: early-stopped: 2 epochs without a gain in validation r"
     assert fit_curve_figure(history, 2, epochs=5, patience=2).get_suptitle().startswith("stopped at the epoch limit (5)")
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
+
+def test_training_curve_plots_every_logged_step_and_says_when_the_run_is_unfinished():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.convrnn.training.curve import training_curve_figure
+
+    rows = [{"kind": "iter", "epoch": 1, "step": s, "loss": 7.0 - s * 0.1} for s in (1, 2, 3, 4)]
+    rows += [{"kind": "epoch", "epoch": 1, "step": 4, "loss": 6.8, "top1": 1.0, "val_loss": 6.9, "val_top1": 0.5},
+             {"kind": "iter", "epoch": 2, "step": 5, "loss": 6.4},
+             {"kind": "epoch", "epoch": 2, "step": 5, "loss": 6.4, "top1": 2.0, "val_loss": 6.6, "val_top1": 1.5}]
+    figure = training_curve_figure(rows, epochs=90, title="rgc_intermediate")
+    FigureCanvasAgg(figure).draw()
+    loss, top1 = figure.axes
+    assert list(loss.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5] and list(loss.get_lines()[1].get_xdata()) == [4, 5]
+    assert (loss.get_xlabel(), loss.get_ylabel()) == ("training step", "cross-entropy loss")
+    assert (top1.get_xlabel(), top1.get_ylabel()) == ("epoch", "top-1 accuracy (%)")
+    assert figure.get_suptitle() == "rgc_intermediate: in progress: epoch 2 of 90"  # never titled as finished
+    assert training_curve_figure(rows, epochs=2).get_suptitle() == "finished, 2 epochs"
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)

@@ -181,3 +181,31 @@ def test_training_curve_plots_every_logged_step_and_says_when_the_run_is_unfinis
     assert figure.get_suptitle() == "rgc_intermediate: in progress: epoch 2 of 90"  # never titled as finished
     assert training_curve_figure(rows, epochs=2).get_suptitle() == "finished, 2 epochs"
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
+
+def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials():
+    import optuna
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    space = {"x": FloatDistribution(0, 1)}
+    make = lambda state, value=None, steps=None: create_trial(state=state, value=value, params={"x": 0.5},
+                                                              distributions=space, intermediate_values=steps or {})
+    trials = [make(TrialState.COMPLETE, 10.0, {0: 10.0}), make(TrialState.PRUNED, steps={0: 3.0}),
+              make(TrialState.COMPLETE, 8.0, {0: 8.0}), make(TrialState.COMPLETE, 12.0, {0: 12.0}),
+              make(TrialState.RUNNING)]
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        study.add_trial(trial)
+    from neurozoo.convrnn.search.history_figure import search_history_figure
+
+    figure = search_history_figure(study.trials, title="tiny")
+    FigureCanvasAgg(figure).draw()
+    axis = figure.axes[0]
+    complete, pruned, best = axis.get_lines()
+    assert list(complete.get_xdata()) == [0, 2, 3] and list(pruned.get_ydata()) == [3.0]
+    assert list(best.get_ydata()) == [10.0, 10.0, 12.0]  # best so far after trials 0, 2, 3
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("trial", "validation top-1 (%)")
+    assert figure.get_suptitle() == "tiny: 3 complete, 1 pruned, 0 failed, 1 still running"
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)

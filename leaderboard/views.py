@@ -231,6 +231,27 @@ def figures(record, model: str) -> Dict[str, str]:
     return {"index per cell (model solid, ground truth dashed)": svg} if svg else {}
 
 
+RAW_MEANINGS = {  # by the module of the benchmark's factory (and its name for the two OSR benchmarks)
+    "neurozoo.benchmarks.registered": "Pearson r before the ceiling normalisation",
+    "osr": "fraction of the ground truth's OSR cells in which the model shows an OSR",
+    "osr-mechanism": "fraction of the OSR cells whose reduced model (its top 2 first-layer units) keeps the OSR",
+    "neurozoo.benchmarks.phenomena": "fraction of cells whose model index has the ground truth's sign",
+}
+
+
+def raw_meaning(benchmark: str) -> Optional[str]:
+    """What the ``raw`` number of a benchmark's score is: Pearson r for the neural benchmarks, a fraction of
+    cells for the retina phenomena (the pages said "raw r" for all of them)."""
+    from neurozoo import benchmarks
+
+    if benchmark not in benchmarks.BENCHMARKS:
+        return None
+    module = getattr(benchmarks.BENCHMARKS.get(benchmark).factory, "__module__", "")
+    if module == "neurozoo.benchmarks.osr":
+        return RAW_MEANINGS["osr-mechanism" if benchmark.endswith("osr-mechanism") else "osr"]
+    return RAW_MEANINGS.get(module)
+
+
 def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     if not records:
@@ -241,7 +262,7 @@ def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
-                       "ceiling": record.ceiling, "raw": record.raw,
+                       "ceiling": record.ceiling, "raw": record.raw, "raw_meaning": raw_meaning(record.benchmark),
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": figures(record, model),
                        "provenance": {"code_version": record.code_version, "git_commit": record.git_commit,
@@ -299,4 +320,5 @@ def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
                          y_label="score (r\u00b2 / ceiling)", y_range=(0.0, 1.0), width=720, height=260,
                          legend_width=180) if series else None
     return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
+            "raw_meaning": raw_meaning(benchmark),
             "n_timed": len(timed), "hidden_note": HIDDEN_NOTE}

@@ -387,3 +387,15 @@ def test_a_benchmark_page_ranks_every_model_on_it_with_ceiling_and_provenance(db
     assert client.get(f"/benchmarks/{IT}").status_code == 200
     assert "No scores on this benchmark yet." in client.get("/benchmarks/retina_embedded.osr").text
     assert client.get("/benchmarks/nothing").status_code == 404
+
+
+def test_the_raw_column_says_what_raw_is_for_each_benchmark(db, client):
+    job = db.enqueue("gamma", "retina_embedded.oms", {"m": "gamma"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("gamma", "retina_embedded.oms", 0.25, raw=0.5, settings={"phenomenon": "oms"}))
+    html = client.get("/models/gamma").text
+    assert ">raw r<" not in html  # a phenomenon's raw is a fraction of cells, not a correlation
+    note = html[html.index('id="raw-meanings"'):].split("</p>")[0]
+    assert "retina_embedded.oms: fraction of cells whose model index has the ground truth&#39;s sign" in note
+    bench = client.get(f"/benchmarks/{V4}").text
+    assert "raw: Pearson r before the ceiling normalisation." in bench

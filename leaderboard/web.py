@@ -188,7 +188,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     async def model(name: str):
         mine = (await records())[1][1].get(name)
         if not mine:
-            raise HTTPException(404, f"No scores for model {name[:100]!r}.")
+            raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
+                                     "scored; its status (queued, running, failed and why) is at "
+                                     "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
                                                                 **model_page(db, name, mine)),

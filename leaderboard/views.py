@@ -112,6 +112,24 @@ def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: in
                           legend_width=90, integer_x=True)
 
 
+def heldout_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 620, height: int = 240) -> Optional[str]:
+    """The held-out figure of a retina fit: each cell's held-out correlation (model) next to its oracle
+    correlation (the repeat-to-repeat reliability the median is compared with), from the per-cell rows the
+    held-out benchmarks store; hovering a point names the cell and whether it passes the explainable-variance
+    cut."""
+    rows = [r for r in per_bin or [] if r.get("correlation") is not None or r.get("oracle") is not None]
+    if not rows or not all("oracle" in r for r in rows):
+        return None
+    cells = list(range(1, len(rows) + 1))
+    note = lambda r: "" if r.get("passes", True) else " (fails the explainable-variance cut: left out)"
+    series = [("model held-out r", cells, [r.get("correlation") for r in rows], OSR_COLORS[0], "", None,
+               [f"{r.get('cell')}: model r {_number(r.get('correlation'))}{note(r)}" for r in rows]),
+              ("oracle r (repeat reliability)", cells, [r.get("oracle") for r in rows], "#777777", "5,4", None,
+               [f"{r.get('cell')}: oracle r {_number(r.get('oracle'))}" for r in rows])]
+    return line_chart_svg(series, title, "cell", y_label="correlation r", y_range=(0.0, 1.0), width=width,
+                          height=height, legend_width=150, integer_x=True)
+
+
 def ticks(low: float, high: float, integer: bool = False) -> List[float]:
     """At most about five round tick values within [low, high] (matplotlib's MaxNLocator: 0.2, 0.4, ... rather
     than the ends and the middle)."""
@@ -220,6 +238,9 @@ def cached_svg(record, title: str, draw=None) -> Optional[str]:
 def figures(record, model: str) -> Dict[str, str]:
     """Extra figures of a score row besides its time course: the OSR figure for OSR benchmarks, the per-cell
     index for the other phenomenon benchmarks."""
+    svg = cached_svg(record, f"{model}: held-out correlation per cell", lambda r, t: heldout_svg(r.per_bin, t))
+    if svg:
+        return {"held-out correlation per cell (model solid, oracle dashed)": svg}
     svg = cached_svg(record, f"{model}: omitted-stimulus response", lambda r, t: osr_svg(r.settings or {}, t))
     if svg:
         return {"latency vs flash period (model solid, ground truth dashed)": svg}

@@ -399,3 +399,19 @@ def test_the_raw_column_says_what_raw_is_for_each_benchmark(db, client):
     assert "retina_embedded.oms: fraction of cells whose model index has the ground truth&#39;s sign" in note
     bench = client.get(f"/benchmarks/{V4}").text
     assert "raw: Pearson r before the ceiling normalisation." in bench
+
+
+def test_retina_held_out_page_draws_each_cells_correlation_beside_its_oracle(db, client):
+    import re
+
+    rows = [{"cell": f"cell{i:02d}", "correlation": r, "oracle": o, "passes": p}
+            for i, (r, o, p) in enumerate([(0.6, 0.8, True), (0.5, 0.9, True), (0.1, 0.3, False)], 1)]
+    job = db.enqueue("ln", "retina_embedded.whitenoise-heldout", {"m": "ln"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.whitenoise-heldout", 0.55, ceiling=0.85, per_bin=rows))
+    html = client.get("/models/ln").text
+    assert "held-out correlation per cell (model solid, oracle dashed)" in html
+    tips = re.findall(r"<circle [^>]*><title>([^<]*)</title>", html)
+    assert tips[:3] == ["cell01: model r 0.600", "cell02: model r 0.500",
+                        "cell03: model r 0.100 (fails the explainable-variance cut: left out)"]
+    assert tips[3:] == ["cell01: oracle r 0.800", "cell02: oracle r 0.900", "cell03: oracle r 0.300"]

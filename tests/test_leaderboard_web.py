@@ -415,3 +415,15 @@ def test_retina_held_out_page_draws_each_cells_correlation_beside_its_oracle(db,
     assert tips[:3] == ["cell01: model r 0.600", "cell02: model r 0.500",
                         "cell03: model r 0.100 (fails the explainable-variance cut: left out)"]
     assert tips[3:] == ["cell01: oracle r 0.800", "cell02: oracle r 0.900", "cell03: oracle r 0.300"]
+
+
+def test_the_static_report_has_benchmark_pages_and_no_broken_link(db, tmp_path):
+    import re
+    from urllib.parse import unquote
+
+    from neurozoo.leaderboard.render import write_report
+
+    root = write_report(db, tmp_path / "report").parent
+    assert (root / "benchmarks" / f"{V4}.html").is_file()
+    links = [(page, href) for page in root.rglob("*.html") for href in re.findall(r'href="([^"#]+)"', page.read_text())]
+    assert len(links) > 20 and [h for p, h in links if not (p.parent / unquote(h)).resolve().exists()] == []

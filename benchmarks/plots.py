@@ -58,14 +58,19 @@ def plot_time_course(score: Score, path: Union[str, Path], title: Optional[str] 
 
 
 def plot_layer_profile(layer_scores: Mapping[str, Union[Score, float]], path: Union[str, Path],
-                       title: Optional[str] = None, ylabel: str = "score") -> Path:
-    """Score of each layer (in the given order), with its error bar; values may be Scores or plain numbers."""
+                       title: Optional[str] = None, ylabel: str = "score", chosen: Optional[str] = None) -> Path:
+    """Score of each layer (in the given order), with its error bar; values may be Scores or plain numbers.
+    ``chosen``: the layer the score was computed on, ringed and named in the legend."""
     names = list(layer_scores)
     values = [float(getattr(layer_scores[n], "value", layer_scores[n])) for n in names]
     errors = [getattr(layer_scores[n], "error", None) or 0.0 for n in names]
     figure = Figure(figsize=(max(4, 0.7 * len(names) + 2), 3.2), layout="constrained")
     axis = figure.subplots()
     axis.errorbar(range(len(names)), values, yerr=errors, fmt="o-", capsize=2)
+    if chosen in names:
+        k = names.index(chosen)
+        axis.plot([k], [values[k]], "o", ms=12, mfc="none", mec="C3", mew=1.5, label=f"chosen: {chosen}")
+        axis.legend(frameon=False, fontsize=8)
     axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axis.set(xlabel="layer", ylabel=ylabel, title=title or "per-layer score")
     return _save(figure, path)

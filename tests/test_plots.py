@@ -209,3 +209,16 @@ def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials()
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("trial", "validation top-1 (%)")
     assert figure.get_suptitle() == "tiny: 3 complete, 1 pruned, 0 failed, 1 still running"
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
+
+def test_layer_profile_rings_the_chosen_layer(monkeypatch, tmp_path):
+    from neurozoo.benchmarks import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    plots.plot_layer_profile({"conv4": 0.2, "conv5": 0.5, "conv6": 0.4}, tmp_path / "l.png", ylabel="raw r",
+                             chosen="conv5")
+    axis = drawn[0].axes[0]
+    assert [t.get_text() for t in axis.get_legend().get_texts()] == ["chosen: conv5"]
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("layer", "raw r")
+    assert list(axis.get_lines()[-1].get_xdata()) == [1] and list(axis.get_lines()[-1].get_ydata()) == [0.5]

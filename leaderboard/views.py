@@ -36,7 +36,7 @@ def board(db, records=None) -> Dict[str, Any]:
             "hidden_note": HIDDEN_NOTE, "n_records": len(records)}
 
 
-def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520, height: int = 240) -> Optional[str]:
+def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 680, height: int = 240) -> Optional[str]:
     """Score per 10 ms bin with its error bar, and the ceiling; each bin's point shows its values on hover."""
     rows = [r for r in per_bin or [] if r.get("time_bin_start") is not None]
     if not rows:
@@ -49,7 +49,7 @@ def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520,
                [r.get("error") for r in rows], tips),
               ("ceiling (split-half, r\u00b2)", x, [r.get("ceiling") for r in rows], "#777777", "5,4")]
     return line_chart_svg(series, title, "time after stimulus onset (ms)", y_label="score; ceiling (r\u00b2)",
-                          y_range=(0.0, 1.0), width=width, height=height)
+                          y_range=(0.0, 1.0), width=width, height=height, legend_width=160)  # legend beside the lines
 
 
 def _number(value) -> str:

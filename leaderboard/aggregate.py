@@ -87,9 +87,14 @@ def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tu
 
 
 def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]]) -> List[Dict]:
-    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of)}}."""
+    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of)}}.
+    Equal scores share a rank and the next score skips the shared places (1, 1, 3: "standard competition"
+    ranking); a model without an overall score has no rank."""
     rows = [{"model": model, "nodes": aggregate(tree, scores)} for model, scores in table.items()]
     rows.sort(key=lambda r: (r["nodes"][OVERALL][0] is None, -(r["nodes"][OVERALL][0] or 0.0), r["model"]))
+    previous = None
     for i, row in enumerate(rows, 1):
-        row["rank"] = i if row["nodes"][OVERALL][0] is not None else None
+        value = row["nodes"][OVERALL][0]
+        row["rank"] = None if value is None else previous["rank"] if previous and previous["nodes"][OVERALL][0] == value else i
+        previous = row
     return rows

@@ -35,18 +35,29 @@ def page_file(model: str) -> str:
 
 
 def write_report(db, folder) -> Path:
-    """A static copy of the site: ``index.html``, ``models/<model>.html`` and ``static/``; returns index.html."""
-    from neurozoo.leaderboard.views import board, model_page
+    """A static copy of the site: ``index.html``, ``models/<model>.html``, ``benchmarks/<benchmark>.html`` and
+    ``static/``; returns index.html."""
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page
 
     folder = Path(folder)
     (folder / "models").mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
-    context = board(db)
+    (folder / "benchmarks").mkdir(exist_ok=True)
+    records = db.leaderboard_records()
+    context = board(db, records)
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
+    bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
+    up = lambda make: (lambda name: "../" + make(name))  # from a page in models/ or benchmarks/
     index = folder / "index.html"
-    index.write_text(render("index.html", static="static", home="index.html", model_link=link, **context))
+    index.write_text(render("index.html", static="static", home="index.html", model_link=link,
+                            benchmark_link=bench_link, **context))
     for row in context["rows"]:
-        page = model_page(db, row["model"])
+        page = model_page(db, row["model"], records)
         (folder / "models" / f"{page_file(row['model'])}.html").write_text(
-            render("model.html", static="../static", home="../index.html", **page))
+            render("model.html", static="../static", home="../index.html", benchmark_link=up(bench_link), **page))
+    for name, _, leaf in context["columns"]:
+        if leaf:
+            (folder / "benchmarks" / f"{page_file(name)}.html").write_text(
+                render("benchmark.html", static="../static", home="../index.html", model_link=up(link),
+                       **benchmark_page(name, records)))
     return index

@@ -36,16 +36,24 @@ def board(db, records=None) -> Dict[str, Any]:
             "hidden_note": HIDDEN_NOTE, "n_records": len(records)}
 
 
-def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 520, height: int = 240) -> Optional[str]:
-    """Score per 10 ms bin with the ceiling."""
+def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 680, height: int = 240) -> Optional[str]:
+    """Score per 10 ms bin with its error bar, and the ceiling; each bin's point shows its values on hover."""
     rows = [r for r in per_bin or [] if r.get("time_bin_start") is not None]
     if not rows:
         return None
     x = [(r["time_bin_start"] + r["time_bin_end"]) / 2 for r in rows]
-    series = [("score (r\u00b2 / ceiling)", x, [r.get("value") for r in rows], "#1f77b4", ""),
+    tips = [f"{r['time_bin_start']:g}-{r['time_bin_end']:g} ms: score {_number(r.get('value'))}"
+            + (f" \u00b1 {_number(r['error'])}" if r.get("error") is not None else "")
+            + f", ceiling {_number(r.get('ceiling'))}, raw r {_number(r.get('raw'))}" for r in rows]
+    series = [("score (r\u00b2 / ceiling) \u00b1 error", x, [r.get("value") for r in rows], "#1f77b4", "",
+               [r.get("error") for r in rows], tips),
               ("ceiling (split-half, r\u00b2)", x, [r.get("ceiling") for r in rows], "#777777", "5,4")]
-    return line_chart_svg(series, title, "time after stimulus onset (ms)", y_range=(0.0, 1.0), width=width,
-                          height=height)
+    return line_chart_svg(series, title, "time after stimulus onset (ms)", y_label="score; ceiling (r\u00b2)",
+                          y_range=(0.0, 1.0), width=width, height=height, legend_width=160)  # legend beside the lines
+
+
+def _number(value) -> str:
+    return "\u2014" if value is None else f"{value:.3f}"
 
 
 OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
@@ -83,8 +91,8 @@ def mechanism_svg(settings: Dict[str, Any], title: str, width: int = 620, height
     series = [("r with ON pathway", x, channels["r_on"], OSR_COLORS[0], ""),
               ("r with OFF pathway", x, channels["r_off"], OSR_COLORS[1], ""),
               ("share of OSR cells ranking it top", x, share, "#333333", "5,4")]
-    return line_chart_svg(series, title, "first-layer channel", y_range=(0.0, 1.0), width=width, height=height,
-                          legend_width=170)
+    return line_chart_svg(series, title, "first-layer channel", y_label="r; share of cells", y_range=(0.0, 1.0),
+                          width=width, height=height, legend_width=170, integer_x=True)
 
 
 def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: int = 240) -> Optional[str]:
@@ -95,29 +103,79 @@ def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: in
     if not model or not truth:
         return None
     cells = list(range(len(truth)))
-    series = [("model", cells, model, OSR_COLORS[0], ""), ("ground truth", cells, truth, OSR_COLORS[1], "5,4")]
+    series = [(name, cells, values, color, dash, None, [f"cell {c}: {name} {_number(v)}" for c, v in zip(cells, values)])
+              for name, values, color, dash in (("model", model, OSR_COLORS[0], ""),
+                                                ("ground truth", truth, OSR_COLORS[1], "5,4"))]
     label = {"contrast-adaptation": "adaptation index", "oms": "OMS index", "paired-flash": "depression index",
              "frequency-doubling": "log2 F2/F1"}.get(settings.get("phenomenon"), "index")
     return line_chart_svg(series, title, "cell", y_label=label, y_range=(0.0, 0.0), width=width, height=height,
-                          legend_width=90)
+                          legend_width=90, integer_x=True)
+
+
+def heldout_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 620, height: int = 240) -> Optional[str]:
+    """The held-out figure of a retina fit: each cell's held-out correlation (model) next to its oracle
+    correlation (the repeat-to-repeat reliability the median is compared with), from the per-cell rows the
+    held-out benchmarks store; hovering a point names the cell and whether it passes the explainable-variance
+    cut."""
+    rows = [r for r in per_bin or [] if r.get("correlation") is not None or r.get("oracle") is not None]
+    if not rows or not all("oracle" in r for r in rows):
+        return None
+    cells = list(range(1, len(rows) + 1))
+    note = lambda r: "" if r.get("passes", True) else " (fails the explainable-variance cut: left out)"
+    series = [("model held-out r", cells, [r.get("correlation") for r in rows], OSR_COLORS[0], "", None,
+               [f"{r.get('cell')}: model r {_number(r.get('correlation'))}{note(r)}" for r in rows]),
+              ("oracle r (repeat reliability)", cells, [r.get("oracle") for r in rows], "#777777", "5,4", None,
+               [f"{r.get('cell')}: oracle r {_number(r.get('oracle'))}" for r in rows])]
+    return line_chart_svg(series, title, "cell", y_label="correlation r", y_range=(0.0, 1.0), width=width,
+                          height=height, legend_width=150, integer_x=True)
+
+
+def ticks(low: float, high: float, integer: bool = False) -> List[float]:
+    """At most about five round tick values within [low, high] (matplotlib's MaxNLocator: 0.2, 0.4, ... rather
+    than the ends and the middle)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if high <= low:
+        return [low]
+    values = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=integer).tick_values(low, high)
+    span = (high - low) * 1e-9
+    return [float(v) + 0.0 for v in values if low - span <= v <= high + span]
+
+
+def _segments(x, ys):
+    """Runs of consecutive points with a value: a missing value (None) breaks the line."""
+    run = []
+    for a, b in zip(x, ys):
+        if b is None:
+            if run:
+                yield run
+            run = []
+        else:
+            run.append((a, b))
+    if run:
+        yield run
 
 
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
-                   height: int = 240, legend_width: int = 0) -> Optional[str]:
-    """Lines ``(label, x, y, color, dash)`` as a small hand-written inline SVG (no plotting library at request
-    time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
-    ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right)."""
+                   height: int = 240, legend_width: int = 0, integer_x: bool = False) -> Optional[str]:
+    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no plotting library at
+    request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
+    ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
+    ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
+    ``integer_x``: the x values are indices (cells, channels): integer ticks."""
     from html import escape
 
-    xs = [a for _, x, _, _, _ in series for a in x]
-    values = [v for _, _, ys, _, _ in series for v in ys if v is not None]
+    xs = [a for s in series for a in s[1]]
+    values = [v for s in series for v in s[2] if v is not None]
+    values += [v + sign * e for s in series if len(s) > 5 and s[5] for v, e in zip(s[2], s[5]) if v is not None and e
+               for sign in (-1, 1)]
     if not values or not xs:
         return None
     low, high = min(values), max(values)
     if y_range is not None:
         low, high = min(y_range[0], low), max(y_range[1], high)
     x0, x1 = min(xs), max(xs)
-    left, right, top, bottom = 48, 12 + legend_width, 24, 36
+    left, right, top, bottom = 52, 12 + legend_width, 24, 36
     sx = lambda v: left + (v - x0) / ((x1 - x0) or 1) * (width - left - right)
     sy = lambda v: top + (high - v) / ((high - low) or 1) * (height - top - bottom)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -125,19 +183,36 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
              f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="11">{escape(title)}</text>',
              f'<line x1="{left}" y1="{sy(low)}" x2="{width - right}" y2="{sy(low)}" stroke="#333"/>',
              f'<line x1="{left}" y1="{top}" x2="{left}" y2="{sy(low)}" stroke="#333"/>']
-    for tick in sorted({low, (low + high) / 2, high}):
-        parts.append(f'<text x="{left - 4}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:.3g}</text>')
-    for value in sorted({x0, (x0 + x1) / 2, x1}):
-        parts.append(f'<text x="{sx(value):.1f}" y="{sy(low) + 12:.1f}" text-anchor="middle" font-size="9">{value:g}</text>')
+    for tick in ticks(low, high):
+        parts.append(f'<line x1="{left - 3}" y1="{sy(tick):.1f}" x2="{left}" y2="{sy(tick):.1f}" stroke="#333"/>'
+                     f'<text x="{left - 5}" y="{sy(tick) + 3:.1f}" text-anchor="end" font-size="9">{tick:g}</text>')
+    if low < 0 < high:
+        parts.append(f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#bbb" '
+                     f'stroke-width="0.8"/>')
+    for value in ticks(x0, x1, integer=integer_x):
+        parts.append(f'<line x1="{sx(value):.1f}" y1="{sy(low):.1f}" x2="{sx(value):.1f}" y2="{sy(low) + 3:.1f}" '
+                     f'stroke="#333"/><text x="{sx(value):.1f}" y="{sy(low) + 13:.1f}" text-anchor="middle" '
+                     f'font-size="9">{value:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 4}" text-anchor="middle" font-size="10">'
                  f'{escape(x_label)}</text>')
     if y_label:
         parts.append(f'<text x="10" y="{(top + sy(low)) / 2:.1f}" text-anchor="middle" font-size="9" '
                      f'transform="rotate(-90 10 {(top + sy(low)) / 2:.1f})">{escape(y_label)}</text>')
-    for i, (label, x, ys, color, dash) in enumerate(series):
-        points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(x, ys) if b is not None)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
-                     f'points="{points}"><title>{escape(label)}</title></polyline>')
+    for i, (label, x, ys, color, dash, *rest) in enumerate(series):
+        errors, tips = (rest + [None, None])[:2]
+        for run in _segments(x, ys):
+            points = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in run)
+            parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" stroke-dasharray="{dash}" '
+                         f'points="{points}"><title>{escape(label)}</title></polyline>')
+        for k, (a, b) in enumerate(zip(x, ys)):
+            if b is None:
+                continue
+            if errors and errors[k]:
+                parts.append(f'<line class="error-bar" x1="{sx(a):.1f}" y1="{sy(b - errors[k]):.1f}" x2="{sx(a):.1f}" '
+                             f'y2="{sy(b + errors[k]):.1f}" stroke="{color}" stroke-width="1"/>')
+            if tips:
+                parts.append(f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2.5" fill="{color}">'
+                             f'<title>{escape(tips[k])}</title></circle>')
         anchor, legend_x = ("start", width - right + 10) if legend_width else ("end", width - right - 4)
         parts.append(f'<text x="{legend_x}" y="{top + 12 + 11 * i}" text-anchor="{anchor}" font-size="9" '
                      f'fill="{color}">{escape(label)}</text>')
@@ -163,6 +238,9 @@ def cached_svg(record, title: str, draw=None) -> Optional[str]:
 def figures(record, model: str) -> Dict[str, str]:
     """Extra figures of a score row besides its time course: the OSR figure for OSR benchmarks, the per-cell
     index for the other phenomenon benchmarks."""
+    svg = cached_svg(record, f"{model}: held-out correlation per cell", lambda r, t: heldout_svg(r.per_bin, t))
+    if svg:
+        return {"held-out correlation per cell (model solid, oracle dashed)": svg}
     svg = cached_svg(record, f"{model}: omitted-stimulus response", lambda r, t: osr_svg(r.settings or {}, t))
     if svg:
         return {"latency vs flash period (model solid, ground truth dashed)": svg}
@@ -172,6 +250,27 @@ def figures(record, model: str) -> Dict[str, str]:
     svg = cached_svg(record, f"{model}: {(record.settings or {}).get('phenomenon', '')} index per cell",
                      lambda r, t: index_svg(r.settings or {}, t))
     return {"index per cell (model solid, ground truth dashed)": svg} if svg else {}
+
+
+RAW_MEANINGS = {  # by the module of the benchmark's factory (and its name for the two OSR benchmarks)
+    "neurozoo.benchmarks.registered": "Pearson r before the ceiling normalisation",
+    "osr": "fraction of the ground truth's OSR cells in which the model shows an OSR",
+    "osr-mechanism": "fraction of the OSR cells whose reduced model (its top 2 first-layer units) keeps the OSR",
+    "neurozoo.benchmarks.phenomena": "fraction of cells whose model index has the ground truth's sign",
+}
+
+
+def raw_meaning(benchmark: str) -> Optional[str]:
+    """What the ``raw`` number of a benchmark's score is: Pearson r for the neural benchmarks, a fraction of
+    cells for the retina phenomena (the pages said "raw r" for all of them)."""
+    from neurozoo import benchmarks
+
+    if benchmark not in benchmarks.BENCHMARKS:
+        return None
+    module = getattr(benchmarks.BENCHMARKS.get(benchmark).factory, "__module__", "")
+    if module == "neurozoo.benchmarks.osr":
+        return RAW_MEANINGS["osr-mechanism" if benchmark.endswith("osr-mechanism") else "osr"]
+    return RAW_MEANINGS.get(module)
 
 
 def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
@@ -184,7 +283,7 @@ def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
-                       "ceiling": record.ceiling, "raw": record.raw,
+                       "ceiling": record.ceiling, "raw": record.raw, "raw_meaning": raw_meaning(record.benchmark),
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": figures(record, model),
                        "provenance": {"code_version": record.code_version, "git_commit": record.git_commit,
@@ -195,3 +294,52 @@ def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
     return {"model": model, "scores": scores, "weights": weights,
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
+
+
+def registered_benchmarks() -> set:
+    """The benchmarks a model can be scored on (data-only ones are not)."""
+    return set(registry_tree().leaves())
+
+
+BENCHMARK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                    "#bcbd22", "#17becf")
+
+
+def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
+    """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
+    with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure.
+    None when the benchmark is neither registered nor scored."""
+    from neurozoo import benchmarks
+
+    records = [r for r in records if r.benchmark == benchmark]
+    if benchmark not in registered_benchmarks() and not records:
+        return None
+    description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
+    records.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.model))
+    rows, previous = [], None
+    for i, record in enumerate(records, 1):
+        rank = None if record.value is None else (rows[-1]["rank"] if previous is not None and previous.value == record.value
+                                                  else i)
+        rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
+                     "ceiling": record.ceiling, "raw": record.raw,
+                     "weights": (record.settings or {}).get("weights"),
+                     "provenance": f"code {record.code_version or 'unknown'}, data sha256 "
+                                   f"{(record.data_sha256 or 'unknown')[:12]}, seed "
+                                   f"{'unknown' if record.seed is None else record.seed}, scored "
+                                   f"{str(record.created_at)[:16]} UTC"})
+        previous = record
+    timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
+                                                                for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
+    series = []
+    for record, color in zip(timed, BENCHMARK_COLORS):
+        bins = [b for b in record.per_bin if b.get("time_bin_start") is not None]
+        x = [(b["time_bin_start"] + b["time_bin_end"]) / 2 for b in bins]
+        series.append((record.model, x, [b.get("value") for b in bins], color, "", None,
+                       [f"{record.model}, {b['time_bin_start']:g}-{b['time_bin_end']:g} ms: score "
+                        f"{_number(b.get('value'))}" for b in bins]))
+    svg = line_chart_svg(series, f"{benchmark}: score over time", "time after stimulus onset (ms)",
+                         y_label="score (r\u00b2 / ceiling)", y_range=(0.0, 1.0), width=720, height=260,
+                         legend_width=180) if series else None
+    return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
+            "raw_meaning": raw_meaning(benchmark),
+            "n_timed": len(timed), "hidden_note": HIDDEN_NOTE}

@@ -1,10 +1,12 @@
 """The web app (FastAPI + Jinja2): public read pages and a token-protected submission API.
 
 GET  /                      ranking (sortable client-side, no external assets)
-GET  /models/{name}         one model: aggregates, scores per benchmark, time courses, provenance
+GET  /models/{name}         one model: aggregates, scores per benchmark, time courses, provenance (a name may hold "/")
+GET  /benchmarks/{name}     one benchmark: every model's score, error, ceiling, provenance; the time courses together
 GET  /api/ranking           the ranking as JSON
 POST /api/submissions       body: a .zip or .tar.gz submission; header ``Authorization: Bearer <token>``
 GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting user only
+A page that does not exist is an HTML page with status 404 (under /api/: JSON).
 """
 
 import os
@@ -121,7 +123,9 @@ def warm_up() -> None:
 def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = None, db=None):
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from starlette.concurrency import run_in_threadpool
 
     from neurozoo.benchmarks.paths import home
@@ -129,7 +133,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     from neurozoo.leaderboard.render import STATIC, render, safe_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
-    from neurozoo.leaderboard.views import board, model_page
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page, registered_benchmarks
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")
@@ -138,6 +142,14 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     app = FastAPI(title="neurozoo leaderboard", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.db = db
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_found_page(request: Request, error: StarletteHTTPException):
+        """A page (not under /api/) that does not exist is an HTML page with its status; the API answers JSON."""
+        if error.status_code != 404 or request.url.path.startswith("/api/"):
+            return await http_exception_handler(request, error)
+        message = error.detail if error.detail != "Not Found" else f"No page at {request.url.path[:200]}."
+        return HTMLResponse(render("not_found.html", static="/static", home="/", message=message), status_code=404)
 
     def user_of(request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -169,16 +181,29 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         version, (rows, _) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=lambda m: f"/models/{safe_name(m)}",
+                                                    benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
                                                     **board(db, rows)), version=version)
 
-    @app.get("/models/{name}", response_class=HTMLResponse)
+    @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
         mine = (await records())[1][1].get(name)
         if not mine:
-            raise HTTPException(404, f"no scores for model {name[:100]!r}")
+            raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
+                                     "scored; its status (queued, running, failed and why) is at "
+                                     "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
+                                                                benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
                                                                 **model_page(db, name, mine)),
                                 version=tuple((r.id, r.benchmark) for r in mine))
+
+    @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
+    async def benchmark(name: str):
+        version, (rows, _) = await records()
+        if name not in registered_benchmarks() and not any(r.benchmark == name for r in rows):
+            raise HTTPException(404, f"No benchmark {name[:100]!r}.")
+        return await pages.aget(("benchmark", name), lambda: render(
+            "benchmark.html", static="/static", home="/", model_link=lambda m: f"/models/{safe_name(m)}",
+            **benchmark_page(name, rows)), version=version)
 
     @app.get("/api/ranking")
     async def api_ranking():

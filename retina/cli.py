@@ -95,9 +95,12 @@ def run_fit(args) -> int:
     record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
               "best_val_correlation": result.best_val_correlation,
               "provenance": provenance(path, result)}
+    from neurozoo.retina.fit_figure import plot_fit_curve
+
+    record["figure"] = str(plot_fit_curve(result, out / "fit_curve.png", title=f"{args.model} on {path.name}"))
     write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
-          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out}")
+          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (learning curve: fit_curve.png)")
     return 0

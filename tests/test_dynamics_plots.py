@@ -24,7 +24,7 @@ def test_similarity_axes_name_the_systems_and_their_time_units(drawn, tmp_path):
                "example": from_states(rng.normal(size=(4, 8, 6)), ids, time_unit="steps")}
     analysis.compare_figures(analysis.compare(systems, ["rsa", "cka"]), tmp_path, "c", systems)
     rsa, cka = drawn["c_model-conv4__example.png"].axes[:2]  # then their colour bars
-    assert [rsa.get_title(), cka.get_title()] == ["RSA (Spearman of RDMs)", "linear CKA"]
+    assert [rsa.get_title(), cka.get_title()] == ["RSA (Spearman r of RDMs)", "linear CKA"]
     assert cka.get_ylabel() == "model:conv4: bin start (ms)" and cka.get_xlabel() == "example: bin start (steps)"
     assert drawn["c_example_trajectories.png"].axes[1].get_xlabel() == "time (steps)"
     assert drawn["c_model-conv4_trajectories.png"].axes[1].get_xlabel() == "time (ms)"

@@ -136,6 +136,13 @@ def test_aggregation_tree_means_and_missing():
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
 
 
+def test_equal_scores_share_a_rank_and_the_next_skips_their_places():
+    tree = build_tree([("v4", {"region": "V4"})])
+    rows = ranking(tree, {"z": {"v4": 0.5}, "a": {"v4": 0.5}, "m": {"v4": 0.2}, "n": {"v4": None}})
+    # the order within a tie is by name, the rank is shared (it was 1, 2 for the same score)
+    assert [(r["model"], r["rank"]) for r in rows] == [("a", 1), ("z", 1), ("m", 3), ("n", None)]
+
+
 def test_a_submission_shows_running_while_one_of_its_jobs_runs(db):
     """`zoo submission` had said 'queued' while its job was being scored: the status changed only at the end."""
     jobs = [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2")]

@@ -304,3 +304,126 @@ def test_a_cached_page_is_served_without_touching_the_database_and_refreshed_in_
         time.sleep(0.02)
     assert renders == [1, 2] and board.readers[0] == "MainThread"
     assert all(name.startswith("page-render") for name in board.readers[1:])
+
+
+def test_an_unknown_page_is_an_html_404_and_the_api_keeps_json(client):
+    page = client.get("/models/nobody")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "No scores for model &#39;nobody&#39;." in page.text and 'href="/"' in page.text
+    other = client.get("/no/such/page")
+    assert other.status_code == 404 and "No page at /no/such/page." in other.text
+    hostile = client.get("/models/<script>alert(1)<")
+    assert hostile.status_code == 404 and "<script>" not in hostile.text and "&lt;script&gt;" in hostile.text
+    api = client.get("/api/submissions/1")
+    assert api.status_code == 401 and api.json()["detail"].startswith("a valid token is required")
+
+
+def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, client):
+    from urllib.parse import quote
+
+    name = '<script>alert("x")</script>/v2'
+    job = db.enqueue(name, V4, {"m": name})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord(name, V4, 0.9, per_bin=per_bin(0.9)))
+    ranking = client.get("/").text
+    assert "<script>alert" not in ranking and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2" in ranking
+    link = f'href="/models/{quote(name, safe="")}"'
+    assert link in ranking
+    page = client.get(f"/models/{quote(name, safe='')}")  # the link of the ranking page: "/" as %2F
+    assert page.status_code == 200 and "<script>alert" not in page.text
+    assert page.text.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2") >= 2  # heading and figure title
+
+
+def test_time_course_figure_labels_its_axes_and_shows_each_bins_values_and_error(client):
+    import re
+
+    html = client.get("/models/gamma").text
+    section = html[html.index(f'<section id="{V4}">'):]
+    figure = section[:section.index("</svg>")]
+    assert "time after stimulus onset (ms)" in figure and "score; ceiling (r²)" in figure  # both axes labelled
+    # one point per bin whose hover text is the record's numbers (gamma on V4: 0.2 * (1 + 0.1 i), ceiling 0.8)
+    tips = re.findall(r"<circle [^>]*><title>([^<]*)</title>", figure)
+    assert tips == [f"{70 + 10 * i}-{80 + 10 * i} ms: score {0.2 * (1 + 0.1 * i):.3f}, ceiling 0.800, raw r 0.500"
+                    for i in range(4)]
+    assert re.findall(r'y="[\d.]+" text-anchor="end" font-size="9">([^<]*)<', figure) == ["0", "0.2", "0.4", "0.6",
+                                                                                        "0.8", "1"]
+    assert "provenance: code " in section and ", seed " in section  # a provenance line per score, without a click
+
+
+def test_figures_break_lines_at_missing_values_and_draw_error_bars():
+    import re
+
+    from neurozoo.leaderboard.views import index_svg, time_course_svg
+
+    svg = index_svg({"phenomenon": "oms", "model_index": [0.5, None, -0.2, 0.1], "truth_index": [0.1, 0.2, 0.3, 0.4]},
+                    "ln")
+    assert svg.count("<polyline") == 3  # the model's line stops at cell 1 (it joined cells 0 and 2 before)
+    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["0", "1", "2", "3"]  # cells: integers
+    rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.5, "error": 0.1, "ceiling": 0.8}
+            for i in range(3)]
+    svg = time_course_svg(rows, "t")
+    bars = re.findall(r'class="error-bar" x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="([\d.]+)"', svg)
+    assert len(bars) == 3 and "± error" in svg
+    y = lambda v: 24 + (1 - v) * (240 - 24 - 36)  # the y scale: 0 to 1 over the plot's height
+    assert [(float(a), float(b)) for a, b in bars] == [(pytest.approx(y(0.4), abs=0.06),
+                                                        pytest.approx(y(0.6), abs=0.06))] * 3
+
+
+def test_a_benchmark_page_ranks_every_model_on_it_with_ceiling_and_provenance(db, client):
+    import re
+
+    job = db.enqueue("delta", V4, {"m": "delta"})  # ties gamma's 0.2 on V4: the rank is shared
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("delta", V4, 0.2, ceiling=0.8, per_bin=per_bin(0.2), seed=3, data_sha256="ab" * 32,
+                                    code_version="9.9"))
+    assert f'href="/benchmarks/{V4}"' in client.get("/").text and f'href="/benchmarks/{V4}"' in client.get(
+        "/models/gamma").text
+    page = client.get(f"/benchmarks/{V4}")
+    assert page.status_code == 200
+    ranks = re.findall(r'<tr data-model="([^"]+)"><td data-value="(\d*)"', page.text)
+    assert ranks == [("beta", "1"), ("alpha", "2"), ("delta", "3"), ("gamma", "3")]
+    assert "0.800" in page.text and "code 9.9, data sha256 abababababab, seed 3, scored " in page.text
+    assert page.text.count("<polyline") == 4 and "score (r² / ceiling)" in page.text  # every model's time course
+    assert client.get(f"/benchmarks/{IT}").status_code == 200
+    assert "No scores on this benchmark yet." in client.get("/benchmarks/retina_embedded.osr").text
+    assert client.get("/benchmarks/nothing").status_code == 404
+
+
+def test_the_raw_column_says_what_raw_is_for_each_benchmark(db, client):
+    job = db.enqueue("gamma", "retina_embedded.oms", {"m": "gamma"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("gamma", "retina_embedded.oms", 0.25, raw=0.5, settings={"phenomenon": "oms"}))
+    html = client.get("/models/gamma").text
+    assert ">raw r<" not in html  # a phenomenon's raw is a fraction of cells, not a correlation
+    note = html[html.index('id="raw-meanings"'):].split("</p>")[0]
+    assert "retina_embedded.oms: fraction of cells whose model index has the ground truth&#39;s sign" in note
+    bench = client.get(f"/benchmarks/{V4}").text
+    assert "raw: Pearson r before the ceiling normalisation." in bench
+
+
+def test_retina_held_out_page_draws_each_cells_correlation_beside_its_oracle(db, client):
+    import re
+
+    rows = [{"cell": f"cell{i:02d}", "correlation": r, "oracle": o, "passes": p}
+            for i, (r, o, p) in enumerate([(0.6, 0.8, True), (0.5, 0.9, True), (0.1, 0.3, False)], 1)]
+    job = db.enqueue("ln", "retina_embedded.whitenoise-heldout", {"m": "ln"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.whitenoise-heldout", 0.55, ceiling=0.85, per_bin=rows))
+    html = client.get("/models/ln").text
+    assert "held-out correlation per cell (model solid, oracle dashed)" in html
+    tips = re.findall(r"<circle [^>]*><title>([^<]*)</title>", html)
+    assert tips[:3] == ["cell01: model r 0.600", "cell02: model r 0.500",
+                        "cell03: model r 0.100 (fails the explainable-variance cut: left out)"]
+    assert tips[3:] == ["cell01: oracle r 0.800", "cell02: oracle r 0.900", "cell03: oracle r 0.300"]
+
+
+def test_the_static_report_has_benchmark_pages_and_no_broken_link(db, tmp_path):
+    import re
+    from urllib.parse import unquote
+
+    from neurozoo.leaderboard.render import write_report
+
+    root = write_report(db, tmp_path / "report").parent
+    assert (root / "benchmarks" / f"{V4}.html").is_file()
+    links = [(page, href) for page in root.rglob("*.html") for href in re.findall(r'href="([^"#]+)"', page.read_text())]
+    assert len(links) > 20 and [h for p, h in links if not (p.parent / unquote(h)).resolve().exists()] == []

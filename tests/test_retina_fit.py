@@ -204,6 +204,7 @@ def test_registry_and_cli(tmp_path, capsys):
     record = json.loads((out / "summary.json").read_text())
     assert record["provenance"]["data_sha256"] and record["provenance"]["seed"] == 0
     assert (out / "heldout_metrics.csv").read_text().startswith("cell,correlation")
+    assert record["figure"] == str(out / "fit_curve.png") and (out / "fit_curve.png").read_bytes()[:4] == b"\x89PNG"
     # the seed fixes the whole fit, initial weights included: two runs give the same weights
     for run in ("a", "b"):
         assert zoo(["fit", "bncnn", "--data", str(embedded), "--out", str(tmp_path / run), "--epochs", "1",

@@ -373,6 +373,7 @@ def test_zoo_search_exports_the_trained_models_with_provenance_and_records_score
     ranked = sorted([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE],
                     key=lambda t: (-t.value, t.number))
     assert [Path(t.user_attrs["out"]) for t in study.trials] == [out / "tiny" / f"trial_{n:05d}" for n in range(3)]
+    assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"  # the search history figure
 
     best, trial = out / "tiny_best1.yaml", ranked[0]
     model = convrnn.create_model(str(best))  # no overrides: the spec alone is the trained model

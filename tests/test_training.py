@@ -240,6 +240,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
     assert state["config"]["overrides"] == {"width_multiplier": 0.125, "n_steps": 8, "image_steps": 8,
                                                   "norm": "none"}
     assert state["config"]["loss_steps"] == "all"
+    assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"  # the learning curve, drawn at the end
 
     assert main(args[:3] + [str(tmp_path / "nowhere")] + args[4:]) == 2
     assert "does not exist" in capsys.readouterr().err

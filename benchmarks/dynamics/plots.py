@@ -46,7 +46,7 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
         plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
                       marker="o", zorder=3, label="unstable")
     if highlight is not None or (fixed_points is not None and len(fixed_points)):
-        plane.legend(frameon=False, fontsize=8)
+        plane.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ratio = "" if explained is None else f" ({100 * explained[0]:.0f}%, {100 * explained[1]:.0f}% var.)"
     plane.set(xlabel="PC1", ylabel="PC2", title="state space" + ratio)
     unit = projection.attrs.get("time_unit") or ("ms" if t[-1] > len(t) else "steps")
@@ -54,7 +54,8 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
     if len(colours) > 1 and len(colours) <= 10:
         for name, colour in colours.items():
             time_axis.plot([], [], color=colour, label=name)
-        time_axis.legend(frameon=False, fontsize=7)
+        time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="input",
+                         title_fontsize=7)  # beside the panel, not over the traces
     if title:
         figure.suptitle(title)
     return _save(figure, path)
@@ -112,13 +113,13 @@ def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_
     taus.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     taus.set_xlim(-0.5, max(len(fixed_points), 1) - 0.5)
     if k:
-        taus.legend(frameon=False, fontsize=7)
+        taus.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     if title:
         figure.suptitle(title)
     return figure
 
 
-METRIC_TITLES = {"rsa": "RSA (Spearman of RDMs)", "cka": "linear CKA", "debiased_cka": "debiased CKA"}
+METRIC_TITLES = {"rsa": "RSA (Spearman r of RDMs)", "cka": "linear CKA", "debiased_cka": "debiased linear CKA"}
 
 
 def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None,
@@ -130,19 +131,28 @@ def similarity_figure(matrices: Dict[str, xr.DataArray], title: Optional[str] = 
                       axes: Sequence[Tuple[str, str]] = (("bin a", "ms"), ("bin b", "ms"))) -> Figure:
     """One panel per metric: the similarity of each bin of the first system (rows) to each bin of the second
     (columns); ``axes``: (name, time unit) of the two systems (the axes said "bin a (ms)" for every system, and
-    ms for the examples, whose bins are steps)."""
+    ms for the examples, whose bins are steps). A bin without information (NaN: constant over stimuli, e.g. before
+    the image reaches a layer) is grey."""
+    import matplotlib
+
     (name_a, unit_a), (name_b, unit_b) = axes
     n = len(matrices)
-    figure = Figure(figsize=(3.8 * n + 0.6, 3.3), layout="constrained")
+    figure = Figure(figsize=(3.9 * n + 0.6, 3.5), layout="constrained")
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
     for axis, (name, matrix) in zip(np.atleast_1d(figure.subplots(1, n)), matrices.items()):
         a, b = matrix["time_bin_a"].values, matrix["time_bin_b"].values
-        image = axis.imshow(matrix.values, origin="lower", aspect="auto", cmap="viridis",
+        image = axis.imshow(np.ma.masked_invalid(matrix.values), origin="lower", aspect="auto", cmap=colours,
                             extent=(b[0], b[-1] + (b[1] - b[0] if len(b) > 1 else 1),
                                     a[0], a[-1] + (a[1] - a[0] if len(a) > 1 else 1)))
-        figure.colorbar(image, ax=axis, fraction=0.046)
-        axis.set(title=METRIC_TITLES.get(name, name), xlabel=f"{name_b}: bin start ({unit_b})",
-                 ylabel=f"{name_a}: bin start ({unit_a})")
-        axis.title.set_fontsize(9)
+        figure.colorbar(image, ax=axis, fraction=0.046)  # the panel title names the metric
+        axis.set(xlabel=f"{name_b}: bin start ({unit_b})", ylabel=f"{name_a}: bin start ({unit_a})")
+        axis.set_title(METRIC_TITLES.get(name, name), fontsize=9)
+        axis.xaxis.label.set_fontsize(8)
+        axis.yaxis.label.set_fontsize(8)
+    if any(np.isnan(m.values).any() for m in matrices.values()):
+        figure.text(0.5, 0, "grey: a bin without information (constant over stimuli)", ha="center", va="bottom",
+                    fontsize=7, color="0.35")
+        figure.get_layout_engine().set(h_pad=0.2)
     if title:
         figure.suptitle(title)
     return figure

@@ -177,6 +177,12 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     states = [t.state.name for t in study.trials]
     if not args.quiet:
         print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+    if study.trials and (args.export > 0 or args.record):  # not in the worker processes (--export 0 --no-record)
+        from neurozoo.convrnn.search.history_figure import plot_search_history
+
+        figure = plot_search_history(study, Path(args.out) / f"{study_name}_history.png")
+        if not args.quiet:
+            print(f"search history: {figure}")
     if args.export <= 0:
         return 0
     best = best_trials(study, args.export)

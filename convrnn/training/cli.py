@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -76,9 +77,15 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.engine import train
 
-    final = train(config_from_args(args))
-    if final and not args.quiet and int(os.environ.get("RANK", "0")) == 0:
-        print(f"done: checkpoints and metrics.jsonl in {args.out}")
+    config = config_from_args(args)
+    final = train(config)
+    if final and int(os.environ.get("RANK", "0")) == 0:
+        from neurozoo.convrnn.training.curve import plot_training_curve
+
+        out = Path(args.out)
+        plot_training_curve(out / "metrics.jsonl", config.epochs, out / "training_curve.png", title=config.model)
+        if not args.quiet:
+            print(f"done: checkpoints, metrics.jsonl and training_curve.png in {args.out}")
     return 0
 
 

@@ -124,57 +124,63 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                                   _index(responses["differential"], responses["global"]), np.nan)}
 
 
-def _panels(results, height=3.4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.4 * len(results), height), squeeze=False)
-    return plt, fig, axes[0]
-
-
-def _save(plt, fig, axes, path, title, ylabel):
-    axes[0].set_ylabel(ylabel)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_adaptation(results: Dict[str, Dict], path, title: str = "", smooth: int = 10):
+def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 10):
     """Rate after the switch to high contrast (solid) and back to low (dotted), averaged over cycles and smoothed
-    over ``smooth`` frames for display, one colour per cell, one panel per system (e.g. model and ground truth);
-    saved as PNG."""
-    plt, fig, axes = _panels(results)
+    over ``smooth`` frames for display, one colour per cell, one panel per system (e.g. model and ground truth)."""
+    from neurozoo.retina.phenomena.figures import legend_below, panels
+
+    figure, axes = panels(len(results), height=4.4)
     for ax, (name, result) in zip(axes, results.items()):
         t = result["time"] * 10
         for i, (high, low) in enumerate(zip(result["high"], result["low"])):
             high, low = (ndimage.uniform_filter1d(trace, smooth, mode="nearest") for trace in (high, low))
             line, = ax.plot(t, high, lw=0.8, label=f"cell {i}: index {result['adaptation_index'][i]:.2f}")
             ax.plot(t, low, ":", lw=0.8, color=line.get_color())
+        ax.plot([], [], "k-", lw=0.8, label="after switch to high")
+        ax.plot([], [], "k:", lw=0.8, label="after switch to low")
         ax.set_title(f"{name}: median index {nanmedian(result['adaptation_index']):.2f}, "
                      f"tau {10 * nanmedian(result['tau_high']):.0f} ms", fontsize=9)
         ax.set_xlabel("time after contrast switch (ms)")
-        ax.legend(fontsize=5, loc="upper right")
-    return _save(plt, fig, axes, path, title, "rate (spikes/s)")
+        legend_below(ax)
+    axes[0].set_ylabel("rate (spikes/s)")
+    if title:
+        figure.suptitle(title)
+    return figure
 
 
-def plot_oms(results: Dict[str, Dict], path, title: str = ""):
+def plot_adaptation(results: Dict[str, Dict], path, title: str = "", smooth: int = 10):
+    """``adaptation_figure`` saved as PNG."""
+    from neurozoo.retina.phenomena.figures import save
+
+    return save(adaptation_figure(results, title, smooth), path)
+
+
+def oms_figure(results: Dict[str, Dict], title: str = ""):
     """Per-cell responses (rate above grey) to global, differential and object-only motion, one panel per
-    system; saved as PNG."""
-    plt, fig, axes = _panels(results)
+    system."""
+    from neurozoo.retina.phenomena.figures import legend_below, panels
+
+    figure, axes = panels(len(results), height=3.6)
     for ax, (name, result) in zip(axes, results.items()):
         cells = np.arange(len(result["oms_index"]))
         for k, condition in enumerate(("global", "differential", "object")):
-            ax.bar(cells + (k - 1) * 0.27, result[condition], width=0.27, label=condition)
+            ax.bar(cells + (k - 1) * 0.27, result[condition], width=0.27, label=f"{condition} motion")
+        ax.axhline(0, color="0.4", lw=0.6)
         ax.set_title(f"{name}: median OMS index {nanmedian(result['oms_index']):.2f}", fontsize=9)
         ax.set_xlabel("cell")
         ax.set_xticks(cells)
-        ax.legend(fontsize=6)
-    return _save(plt, fig, axes, path, title, "response above grey (spikes/s)")
+        legend_below(ax, fontsize=7)
+    axes[0].set_ylabel("response above grey (spikes/s)")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_oms(results: Dict[str, Dict], path, title: str = ""):
+    """``oms_figure`` saved as PNG."""
+    from neurozoo.retina.phenomena.figures import save
+
+    return save(oms_figure(results, title), path)
 
 
 def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:

@@ -166,32 +166,33 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
                      traces, settings)
 
 
-def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = ""):
+def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = None, title: str = ""):
     """Latency-vs-period panels side by side (one per system, e.g. model and ground truth), one line per cell
-    (OSR cells solid, others dotted) with the fitted slope in the legend; saved as PNG."""
-    import matplotlib
+    (OSR cells solid, others dotted) with the fitted slope in the legend under the panel."""
+    from neurozoo.retina.phenomena.figures import panels
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.6), sharey=True, squeeze=False)
-    for ax, (name, result) in zip(axes[0], results.items()):
+    figure, axes = panels(len(results), height=4.6, width=4.4, sharey=True)
+    for ax, (name, result) in zip(axes, results.items()):
         chosen = range(len(result.slope)) if cells is None else cells
         for i in chosen:
             style = "-" if result.is_osr[i] else ":"
             ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3,
                     label=f"cell {i}: slope {result.slope[i]:.2f}, R$^2$ {np.nan_to_num(result.r2[i]):.2f}")
         ax.plot(result.periods * 10, result.periods * 10, "k--", lw=0.8, label="slope 1")
-        ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR")
+        ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR (solid)", fontsize=10)
         ax.set_xlabel("flash period (ms)")
-        ax.legend(fontsize=5, loc="upper left")
-    axes[0][0].set_ylabel("response centroid after last flash (ms)")
+        ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.18), frameon=False)
+    axes[0].set_ylabel("response centroid after last flash (ms)")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        figure.suptitle(title)
+    return figure
+
+
+def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = ""):
+    """``osr_figure`` saved as PNG."""
+    from neurozoo.retina.phenomena.figures import save
+
+    return save(osr_figure(results, cells, title), path)
 
 
 def compare_to_ground_truth(model: OSRResult, truth: OSRResult) -> Dict:

@@ -1,0 +1,46 @@
+"""The search history (``zoo search``): each trial's validation top-1 by trial number, the best so far, and the
+pruned trials at the last value they reported. Drawn from the study as it stands when the command ends; the title
+counts the trials still running or waiting, so a study that other workers are still extending is never shown as
+finished."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def search_history_figure(trials, title: str = "") -> Figure:
+    """``trials``: optuna FrozenTrials."""
+    from optuna.trial import TrialState
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
+    figure = Figure(figsize=(7, 3.8), layout="constrained")
+    axis = figure.subplots()
+    axis.plot([t.number for t in complete], [t.value for t in complete], "o", color="C0", ms=4, label="complete")
+    if pruned:
+        axis.plot([t.number for t in pruned], [t.intermediate_values[max(t.intermediate_values)] for t in pruned],
+                  "x", color="C3", ms=5, label="pruned (last reported)")
+    best, running = [], float("-inf")
+    for trial in sorted(complete, key=lambda t: t.number):
+        running = max(running, trial.value)
+        best.append((trial.number, running))
+    if best:
+        axis.step(*zip(*best), where="post", color="0.3", lw=1, label="best so far")
+    axis.set(xlabel="trial", ylabel="validation top-1 (%)")
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
+    counts = {state: sum(t.state == state for t in trials) for state in TrialState}
+    unfinished = counts[TrialState.RUNNING] + counts[TrialState.WAITING]
+    state = (f"{counts[TrialState.COMPLETE]} complete, {counts[TrialState.PRUNED]} pruned, "
+             f"{counts[TrialState.FAIL]} failed" + (f", {unfinished} still running" if unfinished else ""))
+    figure.suptitle(f"{title}: {state}" if title else state, fontsize=11)
+    return figure
+
+
+def plot_search_history(study, path, title: str = "") -> Path:
+    figure = search_history_figure(study.trials, title or f"study {study.study_name!r}")
+    FigureCanvasAgg(figure)
+    figure.savefig(path, dpi=120)
+    return Path(path)

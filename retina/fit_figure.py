@@ -1,0 +1,43 @@
+"""The learning curve of a retina fit (``zoo fit``): training loss and validation correlation per epoch, the
+best epoch (whose weights are kept) marked, and why the fit stopped. Drawn once the fit has returned, from its
+whole history, never from a fit in progress."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+from matplotlib.figure import Figure
+
+
+def stop_reason(history: List[Dict], epochs: int, patience: int) -> str:
+    if len(history) >= epochs:
+        return f"stopped at the epoch limit ({epochs}); may not have converged"
+    return f"early-stopped: {patience} epochs without a gain in validation r"
+
+
+def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience: int, title: str = "") -> Figure:
+    epoch = [row["epoch"] + 1 for row in history]  # shown 1-based: "epoch 1" is the first pass over the data
+    figure = Figure(figsize=(9, 3.6), layout="constrained")
+    loss_axis, r_axis = figure.subplots(1, 2)
+    loss_axis.plot(epoch, [row["train_loss"] for row in history], "o-", color="C0", ms=3)
+    loss_axis.set(xlabel="epoch", ylabel="Poisson loss (up to a constant)", title="training loss")
+    r_axis.plot(epoch, [row["val_correlation"] for row in history], "o-", color="C1", ms=3, label="validation r")
+    if best_epoch >= 0:
+        best = next(row for row in history if row["epoch"] == best_epoch)
+        r_axis.axvline(best_epoch + 1, color="0.5", ls="--", lw=0.8,
+                       label=f"best: epoch {best_epoch + 1}, r {best['val_correlation']:.3f} (kept)")
+    r_axis.set(xlabel="epoch", ylabel="validation r (mean over cells)", title="validation correlation")
+    r_axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    for axis in (loss_axis, r_axis):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    figure.suptitle(f"{title}: {stop_reason(history, epochs, patience)}" if title else
+                    stop_reason(history, epochs, patience), fontsize=11)
+    return figure
+
+
+def plot_fit_curve(result, path, title: str = "") -> Path:
+    """``result``: a finished :class:`retina.fit.FitResult`."""
+    from neurozoo.retina.phenomena.figures import save
+
+    return save(fit_curve_figure(result.history, result.best_epoch, result.config.epochs, result.config.patience,
+                                 title), path)

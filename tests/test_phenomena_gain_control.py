@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from neurozoo.datasets.errors import SpecError
 from neurozoo.retina.phenomena import contrast_gain_control
 
 LAGS = np.arange(40)
@@ -14,6 +15,9 @@ LAGS = np.arange(40)
 def gamma_filter(tau: float, n: int = 3) -> np.ndarray:
     h = (LAGS / tau) ** n * np.exp(-LAGS / tau)
     return h / np.abs(h).sum()
+
+
+SLOW, FAST = gamma_filter(3.0) - 0.5 * gamma_filter(6.0), gamma_filter(1.5) - 0.5 * gamma_filter(3.0)
 
 
 @dataclass
@@ -28,20 +32,20 @@ class GainControlCell:
     tau: float = 30.0
     scale: float = 30.0
 
-    def filter(self, contrast_sq: float) -> np.ndarray:
-        slow, fast = gamma_filter(3.0) - 0.5 * gamma_filter(6.0), gamma_filter(1.5) - 0.5 * gamma_filter(3.0)
+    def _mix(self, slow, fast, contrast_sq):
         m = self.speed * contrast_sq
         return (slow + m * fast) / (1 + m) * self.scale / (1 + self.divisive * contrast_sq)
+
+    def filter(self, contrast_sq: float) -> np.ndarray:
+        """The effective linear filter in steady state at contrast ``sqrt(contrast_sq)``."""
+        return self._mix(SLOW, FAST, contrast_sq)
 
     def __call__(self, movie):
         patch = movie[:, 22:28, 22:28].reshape(len(movie), -1)
         a = np.exp(-1 / self.tau)
         contrast_sq = signal.lfilter([1 - a], [1, -a], (patch ** 2).mean(1))
-        slow, fast = (signal.lfilter(h, 1.0, patch.mean(1)) for h in
-                      (gamma_filter(3.0) - 0.5 * gamma_filter(6.0), gamma_filter(1.5) - 0.5 * gamma_filter(3.0)))
-        m = self.speed * contrast_sq
-        drive = (slow + m * fast) / (1 + m) * self.scale / (1 + self.divisive * contrast_sq)
-        return (20.0 * np.logaddexp(0.0, 1.0 + drive))[None]
+        slow, fast = (signal.lfilter(h, 1.0, patch.mean(1)) for h in (SLOW, FAST))
+        return (20.0 * np.logaddexp(0.0, 1.0 + self._mix(slow, fast, contrast_sq)))[None]
 
 
 def expected_ratio(cell, low=0.3, high=1.0):
@@ -108,3 +112,10 @@ def test_unresolved_cells_get_nan_and_a_reason():
     for key in ("gain_ratio", "gain_low", "latency_low", "latency_high", "latency_shift"):
         assert np.isnan(result[key][1:]).all(), key
     assert not result["adapting"][1:].any()
+
+
+def test_bad_contrasts_and_short_runs_are_refused():
+    with pytest.raises(SpecError, match="need 0 < low < high"):
+        contrast_gain_control(GainControlCell(), low=1.0, high=0.3)
+    with pytest.raises(SpecError, match="frames=900 leaves 700 frames after settle=200"):
+        contrast_gain_control(GainControlCell(), frames=900)

@@ -161,6 +161,15 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
 
     from neurozoo.retina.fit import spike_triggered_average
 
+    if not 0 < low < high:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"contrast_gain_control: need 0 < low < high (white-noise sds); got low={low:g}, high={high:g}")
+    if frames - max(settle, n_lags - 1) < 1000:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"contrast_gain_control: frames={frames} leaves {frames - max(settle, n_lags - 1)} frames after "
+                        f"settle={settle}; need at least 1000 for an STA")
     respond = as_responder(system)
     targets = np.arange(max(settle, n_lags - 1), frames)
     runs = {}

@@ -1,6 +1,7 @@
 """In-silico experiments: stimulus generators and analyses that run on any model mapping stimulus windows to
 rates (via :func:`as_responder`) and on the ground-truth circuit's ``simulate``."""
-from neurozoo.retina.phenomena.adaptation import contrast_adaptation, fit_exponential, object_motion_sensitivity
+from neurozoo.retina.phenomena.adaptation import (contrast_adaptation, contrast_gain_control, fit_exponential,
+                                                  object_motion_sensitivity)
 from neurozoo.retina.phenomena.analyses import (latency_coding, motion_anticipation, motion_reversal, paired_flash,
                                        peak_latency, reversing_grating, step_response)
 from neurozoo.retina.phenomena.osr import OSRResult, omitted_stimulus_response, plot_osr
@@ -8,4 +9,4 @@ from neurozoo.retina.phenomena.responder import as_responder
 
 __all__ = ["as_responder", "omitted_stimulus_response", "OSRResult", "plot_osr", "step_response", "paired_flash",
            "latency_coding", "reversing_grating", "motion_anticipation", "motion_reversal", "peak_latency",
-           "contrast_adaptation", "object_motion_sensitivity", "fit_exponential"]
+           "contrast_adaptation", "contrast_gain_control", "object_motion_sensitivity", "fit_exponential"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.responder import as_responder
@@ -84,6 +84,150 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
             "adaptation_index": _index(early_high, late_high), "recovery_index": _index(late_low, early_low),
             "tau_high": tau_high, "tau_low": tau_low}
+
+
+FAST_ADAPTATION_SOURCE = ("torch-deep-retina torchdeepretina/retinal_phenomena.py (commit 00255c7, 'Fast Contrast "
+                          "adaptation figure': normalize_filter, filter_and_nonlinearity, contrast_fig)")
+
+
+def _rank_one(sta: np.ndarray, crop: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Best rank-1 (SVD) approximation of an STA ``(lags, 50, 50)`` within the ``crop``-px square around its
+    largest entry (zero outside): ``(temporal (lags,), spatial (50, 50))`` with the spatial peak positive, so the
+    temporal part carries the polarity (OFF cells: negative lobe first)."""
+    _, y, x = np.unravel_index(np.argmax(np.abs(sta)), sta.shape)
+    ys = slice(max(0, y - crop // 2), min(sta.shape[1], y - crop // 2 + crop))
+    xs = slice(max(0, x - crop // 2), min(sta.shape[2], x - crop // 2 + crop))
+    part = sta[:, ys, xs]
+    u, s, vh = np.linalg.svd(part.reshape(len(sta), -1), full_matrices=False)
+    temporal, spatial = u[:, 0] * s[0], np.zeros(sta.shape[1:])
+    spatial[ys, xs] = vh[0].reshape(part.shape[1:])
+    sign = np.sign(spatial.flat[np.argmax(np.abs(spatial))]) or 1.0
+    return temporal * sign, spatial * sign
+
+
+def _peak_latency(temporal: np.ndarray) -> float:
+    """Frame of the filter's largest lobe (|value|), refined by a parabola through it and its neighbours."""
+    a = np.abs(temporal)
+    k = int(np.argmax(a))
+    if 0 < k < len(a) - 1:
+        denominator = a[k - 1] - 2 * a[k] + a[k + 1]
+        if denominator < 0:
+            return k + 0.5 * (a[k - 1] - a[k + 1]) / denominator
+    return float(k)
+
+
+def _binned_nonlinearity(drive: np.ndarray, rate: np.ndarray, edges: np.ndarray, min_count: int) -> np.ndarray:
+    """Mean rate per bin of the filtered stimulus (NaN where a bin holds fewer than ``min_count`` frames)."""
+    which = np.digitize(drive, edges) - 1
+    inside = (which >= 0) & (which < len(edges) - 1)
+    counts = np.bincount(which[inside], minlength=len(edges) - 1)
+    sums = np.bincount(which[inside], rate[inside], minlength=len(edges) - 1)
+    return np.where(counts >= min_count, sums / np.maximum(counts, 1), np.nan)
+
+
+def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: int = 8000, checker: int = 2,
+                          seed: int = 0, settle: int = 200, n_lags: int = 40, crop: int = 15, resolve_sd: float = 6.0,
+                          window_sd: float = 2.0, n_bins: int = 12, min_count: int = 20,
+                          max_ratio: float = 0.9) -> Dict[str, np.ndarray]:
+    """Fast contrast adaptation as an LN model at two contrasts (Baccus & Meister 2002; the deep-retina models'
+    figure, McIntosh et al. 2016): at high contrast the filter's gain falls and its kinetics speed up.
+
+    Follows ``FAST_ADAPTATION_SOURCE``: per contrast, white noise of sd ``low`` / ``high`` (one ``seed``: the same
+    sample scaled), the STA, the filter normalised so that the filtered stimulus has the stimulus's sd (the
+    original's ``normalize_filter``, target ``0.35 * contrast`` in its units): the normalised filters then have one
+    norm, so the gain is the slope of the nonlinearity fitted to the rate against the filtered stimulus (the
+    original fits ``pyret.nonlinearities.Binterp(80)``: 80 equal-count bins per contrast, interpolated; here fixed
+    bins shared by the two contrasts, so both nonlinearities are compared at the same inputs), and the kinetics are the rank-1 temporal
+    component's (the original's ``pyret.filtertools.decompose``). Deviations, for any system rather than a
+    differentiable model: the STA is reverse correlation of the rates (``retina.fit.spike_triggered_average``,
+    as ``pyret.filtertools.revcorr``), not the mean gradient of the model output; the filtered stimulus uses the
+    rank-1 filter within the ``crop``-px square (the BN-CNN's first-layer kernel size) around the STA's largest
+    entry (the full 40 x 50 x 50 STA of a finite run is mostly estimation noise); a new noise frame every
+    frame (the original holds each for 3 frames); frames before ``settle`` (the system adapting to the run's
+    contrast) are left out.
+
+    Gain: both nonlinearities are binned on the same ``n_bins`` edges, ``window_sd`` low-contrast sds either side
+    of 0 (inside both runs' ranges), and a line is fitted to each; ``gain_low`` / ``gain_high`` are the slopes
+    (spikes/s per unit of the normalised filter's output), ``gain_ratio = gain_high / gain_low``. A fixed LN cell
+    has one nonlinearity at both contrasts: ratio 1 (within 0.05 on the tests' cell); a cell with divisive gain
+    control ~ the ratio of its effective filter gains. ``latency_low`` / ``latency_high``: frames to the rank-1
+    temporal filter's largest lobe (sub-frame, parabolic). ``adapting``: ``gain_ratio < max_ratio`` and an
+    earlier peak at high contrast.
+
+    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
+    ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
+    / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
+    (fewer than 3 shared bins, or no slope at low contrast)."""
+    import torch
+
+    from neurozoo.retina.fit import spike_triggered_average
+
+    if not 0 < low < high:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"contrast_gain_control: need 0 < low < high (white-noise sds); got low={low:g}, high={high:g}")
+    if frames - max(settle, n_lags - 1) < 1000:
+        from neurozoo.datasets.errors import SpecError
+
+        raise SpecError(f"contrast_gain_control: frames={frames} leaves {frames - max(settle, n_lags - 1)} frames after "
+                        f"settle={settle}; need at least 1000 for an STA")
+    respond = as_responder(system)
+    targets = np.arange(max(settle, n_lags - 1), frames)
+    runs = {}
+    for name, contrast in (("low", low), ("high", high)):
+        movie = stimuli.white_noise(frames, contrast, checker, seed)
+        rates = respond(movie)
+        sta = spike_triggered_average(torch.from_numpy(movie), torch.from_numpy(rates.astype(np.float32)), targets,
+                                      n_lags).numpy()[:, ::-1]  # lag 0 (the current frame) first
+        # minus each lag's own window mean rather than the whole movie's (their difference, the same at every lag,
+        # would be the STA's first singular vector): the STA of the rates' fluctuations, sum (r - mean r) s / sum r
+        summed = np.concatenate([np.zeros((1,) + movie.shape[1:]), np.cumsum(movie, 0, dtype=np.float64)])
+        lags = np.arange(n_lags)[:, None, None]
+        window_mean = (summed[targets[-1] + 1 - lags[:, 0, 0]] - summed[targets[0] - lags[:, 0, 0]]) / len(targets)
+        sta = sta + (movie.mean(0, dtype=np.float64) - window_mean)[None]
+        runs[name] = (contrast, movie, rates, sta)
+    n_cells = len(runs["low"][2])
+    out = {f"{key}_{name}": np.full(n_cells, np.nan) for key in ("gain", "latency") for name in runs}
+    out.update({f"temporal_{name}": np.full((n_cells, n_lags), np.nan) for name in runs})
+    out.update({f"spatial_{name}": np.full((n_cells,) + runs["low"][1].shape[1:], np.nan) for name in runs})
+    edges = np.linspace(-window_sd * low, window_sd * low, n_bins + 1)
+    out.update({f"nonlinearity_{name}": np.full((n_cells, n_bins), np.nan) for name in runs})
+    reason = np.full(n_cells, "", dtype=object)
+    for i in range(n_cells):
+        for name, (contrast, movie, rates, sta) in runs.items():
+            r = rates[i, targets]
+            if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
+                reason[i] = reason[i] or f"no response ({name} contrast)"
+                continue
+            null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
+            if np.abs(sta[i]).max() < resolve_sd * null_sd:
+                reason[i] = reason[i] or f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
+                continue
+            temporal, spatial = _rank_one(sta[i], crop)
+            drive = signal.lfilter(temporal, 1.0, movie.reshape(len(movie), -1) @ spatial.ravel())[targets]
+            theta = contrast / drive.std()
+            out[f"temporal_{name}"][i], out[f"spatial_{name}"][i] = theta * temporal, spatial
+            out[f"latency_{name}"][i] = _peak_latency(temporal)
+            out[f"nonlinearity_{name}"][i] = _binned_nonlinearity(theta * drive, r, edges, min_count)
+        if reason[i]:
+            out["latency_low"][i] = out["latency_high"][i] = np.nan
+            continue
+        centres = (edges[:-1] + edges[1:]) / 2
+        shared = np.isfinite(out["nonlinearity_low"][i]) & np.isfinite(out["nonlinearity_high"][i])
+        if shared.sum() < 3:
+            reason[i] = f"nonlinearity not resolved ({shared.sum()} shared bins)"
+            continue
+        for name in runs:
+            out[f"gain_{name}"][i] = np.polyfit(centres[shared], out[f"nonlinearity_{name}"][i][shared], 1)[0]
+        if abs(out["gain_low"][i]) <= 1e-9:
+            reason[i] = "nonlinearity not resolved (flat at low contrast)"
+            out["gain_low"][i] = out["gain_high"][i] = np.nan
+    out["gain_ratio"] = out["gain_high"] / out["gain_low"]
+    out["latency_shift"] = out["latency_high"] - out["latency_low"]
+    out["adapting"] = (out["gain_ratio"] < max_ratio) & (out["latency_shift"] < 0)
+    out["reason"] = reason
+    out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
+    return out
 
 
 def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_frames: int = 1000, radius: float = 12.0,

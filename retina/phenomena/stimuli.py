@@ -97,19 +97,31 @@ def flashed_bar(position: float, width: float = 4.0, intensity: float = 1.0, fla
     return bar_frames(positions, width, intensity)
 
 
+def gaussian_noise(sd: np.ndarray, checker: int = 2, seed: int = 0) -> np.ndarray:
+    """Gaussian white noise, frame ``t`` with sd ``sd[t]``: squares of ``checker`` px, a new sample every frame
+    (``checker=0``: full-field flicker)."""
+    rng = np.random.default_rng(seed)
+    sd = np.asarray(sd, np.float32)
+    if checker == 0:
+        return full_field(rng.standard_normal(len(sd)) * sd)
+    side = -(-FRAME_SIZE // checker)
+    small = rng.standard_normal((len(sd), side, side), dtype=np.float32) * sd[:, None, None]
+    return np.repeat(np.repeat(small, checker, 1), checker, 2)[:, :FRAME_SIZE, :FRAME_SIZE]
+
+
+def white_noise(n_frames: int, contrast: float = 1.0, checker: int = 2, seed: int = 0) -> np.ndarray:
+    """Gaussian white noise of sd ``contrast`` (see :func:`gaussian_noise`); one ``seed`` gives the same sample
+    scaled at every contrast."""
+    return gaussian_noise(np.full(n_frames, contrast, np.float32), checker, seed)
+
+
 def contrast_switching_noise(low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12, checker: int = 2,
                              seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Gaussian white noise whose sd switches: each cycle is ``block`` frames at sd ``low`` then ``block`` at sd
     ``high`` (Smirnakis et al. 1997; Baccus & Meister 2002). Squares of ``checker`` px, a new sample every frame
     (``checker=0``: full-field flicker). Returns ``(movie, sd)`` with ``sd[t]`` the contrast of frame t."""
-    rng = np.random.default_rng(seed)
-    n_frames = 2 * block * cycles
     sd = np.tile(np.repeat(np.float32([low, high]), block), cycles)
-    if checker == 0:
-        return full_field(rng.standard_normal(n_frames) * sd), sd
-    side = -(-FRAME_SIZE // checker)
-    small = rng.standard_normal((n_frames, side, side), dtype=np.float32) * sd[:, None, None]
-    return np.repeat(np.repeat(small, checker, 1), checker, 2)[:, :FRAME_SIZE, :FRAME_SIZE], sd
+    return gaussian_noise(sd, checker, seed), sd
 
 
 def jitter_path(n_frames: int, rng: np.random.Generator, speed: float = 1.0, smoothness: float = 20.0) -> np.ndarray:

@@ -1,0 +1,121 @@
+"""Fast contrast adaptation (contrast_gain_control: an LN model at low and high contrast) on a cell with a known
+contrast gain control and on the same cell with it switched off."""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from neurozoo.datasets.errors import SpecError
+from neurozoo.retina.phenomena import contrast_gain_control
+
+LAGS = np.arange(40)
+
+
+def gamma_filter(tau: float, n: int = 3) -> np.ndarray:
+    h = (LAGS / tau) ** n * np.exp(-LAGS / tau)
+    return h / np.abs(h).sum()
+
+
+SLOW, FAST = gamma_filter(3.0) - 0.5 * gamma_filter(6.0), gamma_filter(1.5) - 0.5 * gamma_filter(3.0)
+
+
+@dataclass
+class GainControlCell:
+    """An LN cell on a central 6x6 patch whose filter is divided by its recent stimulus contrast and sped up.
+
+    ``contrast_sq``: the patch's squared pixel values low-passed over ``tau`` frames (in steady state the
+    contrast squared, ``c^2``). Filter ``(slow + m * fast) / (1 + divisive * c^2)`` with ``m = speed * c^2``: the
+    gain falls and the peak comes earlier as contrast rises. ``divisive = speed = 0``: a fixed LN cell."""
+    divisive: float = 3.0
+    speed: float = 2.0
+    tau: float = 30.0
+    scale: float = 30.0
+
+    def _mix(self, slow, fast, contrast_sq):
+        m = self.speed * contrast_sq
+        return (slow + m * fast) / (1 + m) * self.scale / (1 + self.divisive * contrast_sq)
+
+    def filter(self, contrast_sq: float) -> np.ndarray:
+        """The effective linear filter in steady state at contrast ``sqrt(contrast_sq)``."""
+        return self._mix(SLOW, FAST, contrast_sq)
+
+    def __call__(self, movie):
+        patch = movie[:, 22:28, 22:28].reshape(len(movie), -1)
+        a = np.exp(-1 / self.tau)
+        contrast_sq = signal.lfilter([1 - a], [1, -a], (patch ** 2).mean(1))
+        slow, fast = (signal.lfilter(h, 1.0, patch.mean(1)) for h in (SLOW, FAST))
+        return (20.0 * np.logaddexp(0.0, 1.0 + self._mix(slow, fast, contrast_sq)))[None]
+
+
+def expected_ratio(cell, low=0.3, high=1.0):
+    norm = [np.linalg.norm(cell.filter(c ** 2)) for c in (low, high)]
+    return norm[1] / norm[0]
+
+
+def test_gain_control_cell_adapts_and_fixed_cell_does_not():
+    adapting, fixed = GainControlCell(), GainControlCell(divisive=0.0, speed=0.0)
+    truth, control = contrast_gain_control(adapting), contrast_gain_control(fixed)
+    assert truth["reason"][0] == "" and control["reason"][0] == ""
+    # the gain falls as the cell's effective filter does (0.379 of its low-contrast norm); measured 0.389
+    assert truth["gain_ratio"][0] == pytest.approx(expected_ratio(adapting), rel=0.06)
+    # the kinetics speed up: the true filters peak at 7 and 4.5 frames (0.3 and 1.0 contrast); measured 6.85, 4.49
+    true_peaks = [np.argmax(adapting.filter(c ** 2)) for c in (0.3, 1.0)]
+    assert true_peaks == [7, 4]
+    assert truth["latency_low"][0] == pytest.approx(6.9, abs=0.3)
+    assert truth["latency_high"][0] == pytest.approx(4.5, abs=0.3)
+    assert truth["adapting"][0]
+    # the same cell without the divisive term and the speed-up: one nonlinearity and one filter at both contrasts
+    # (measured 1.016; 0.96-1.04 over seeds 0-3), so it fails the call
+    assert control["gain_ratio"][0] == pytest.approx(1.0, abs=0.05)
+    assert abs(control["latency_shift"][0]) < 0.1
+    assert not control["adapting"][0]
+    # the normalised filters have one norm (the gain is in the nonlinearity), and the low-contrast filter's shape
+    # is the cell's: correlation with the true filter
+    for result, cell in ((truth, adapting), (control, fixed)):
+        norms = [np.linalg.norm(result[f"temporal_{k}"][0]) * np.linalg.norm(result[f"spatial_{k}"][0]) for k in ("low", "high")]
+        assert norms[0] == pytest.approx(norms[1], rel=0.05)
+        assert np.corrcoef(result["temporal_low"][0, :30], cell.filter(0.09)[:30])[0, 1] > 0.98
+
+
+def test_repo_ln_model_is_a_fixed_ln_cell():
+    """The repo's LN model (torch, via as_responder) with a known OFF filter: no contrast gain control."""
+    import torch
+
+    from neurozoo.retina.models.ln import LN
+
+    y, x = np.mgrid[:50, :50]
+    spot = np.exp(-((y - 20) ** 2 + (x - 28) ** 2) / (2 * 3.0 ** 2))
+    temporal = -(gamma_filter(3.0) - 0.5 * gamma_filter(6.0))  # OFF: a negative lobe peaking at 8 frames
+    model = LN(n_cells=1, rank=1)
+    model.init_from_sta(torch.tensor(temporal[::-1].copy()[:, None, None] * spot, dtype=torch.float32)[None])
+    with torch.no_grad():
+        model.alpha.fill_(20.0), model.beta.fill_(2.0), model.bias.fill_(0.5)
+    result = contrast_gain_control(model)
+    assert result["reason"][0] == ""
+    assert result["gain_ratio"][0] == pytest.approx(1.0, abs=0.05)  # measured 1.009
+    assert result["latency_low"][0] == pytest.approx(8.3, abs=0.3) and abs(result["latency_shift"][0]) < 0.1
+    assert result["temporal_low"][0, 8] < 0 and not result["adapting"][0]  # polarity kept: an OFF filter
+
+
+def test_unresolved_cells_get_nan_and_a_reason():
+    noise = np.random.default_rng(7)
+
+    def system(movie):
+        return np.concatenate([GainControlCell()(movie), np.full((1, len(movie)), 5.0),
+                               20 + 5 * noise.standard_normal((1, len(movie)))])
+
+    result = contrast_gain_control(system, frames=3000)
+    assert result["reason"][0] == "" and result["gain_ratio"][0] < 0.5
+    assert result["reason"][1] == "no response (low contrast)"
+    assert result["reason"][2].startswith("STA not resolved (low contrast: peak ")
+    for key in ("gain_ratio", "gain_low", "latency_low", "latency_high", "latency_shift"):
+        assert np.isnan(result[key][1:]).all(), key
+    assert not result["adapting"][1:].any()
+
+
+def test_bad_contrasts_and_short_runs_are_refused():
+    with pytest.raises(SpecError, match="need 0 < low < high"):
+        contrast_gain_control(GainControlCell(), low=1.0, high=0.3)
+    with pytest.raises(SpecError, match="frames=900 leaves 700 frames after settle=200"):
+        contrast_gain_control(GainControlCell(), frames=900)

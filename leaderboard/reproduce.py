@@ -31,6 +31,11 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
     """A new record of the same model on the same benchmark, computed from ``record.settings["rerun"]`` (or
     ``how``: the same, found elsewhere, see :func:`job_rerun`)."""
     how = how or (record.settings or {}).get("rerun")
+    analysis = analysis_command(record)
+    if not how and analysis:
+        raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) was stored by "
+                              f"{' '.join(analysis.split()[:2])}, which zoo reproduce does not rerun; run it again "
+                              f"with: {analysis}")
     if not how:
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
@@ -83,6 +88,33 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
             public, hidden = score_spec(spec, device=device, progress=False, cache=use_caches)
         return hidden if split == "hidden" else public
     raise UserFacingError(f"record {record.id}: unknown rerun command {command!r}")
+
+
+def analysis_command(record: ScoreRecord) -> Optional[str]:
+    """The ``zoo dynamics`` / ``zoo compare`` command line that made ``record``, from the arguments it keeps
+    (``settings["arguments"]``); None for the records of other commands."""
+    command = record.benchmark.split(".", 1)[0]
+    arguments = (record.settings or {}).get("arguments")
+    if command not in ("dynamics", "compare") or not isinstance(arguments, dict):
+        return None
+    import shlex
+
+    from neurozoo.leaderboard.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    words = ["zoo", command]
+    for action in commands.choices[command]._actions:
+        value = arguments.get(action.dest)
+        if value is None or value is False or value == [] or value == action.default:
+            continue
+        option = max(action.option_strings, key=len) if action.option_strings else None
+        if option is None:
+            words += value if isinstance(value, list) else [value]
+        elif action.nargs == 0:
+            words.append(option)
+        else:
+            words += [w for v in (value if isinstance(action, argparse._AppendAction) else [value]) for w in (option, v)]
+    return " ".join(shlex.quote(str(word)) for word in words)
 
 
 def job_rerun(db, record_id: int) -> Optional[Dict[str, Any]]:

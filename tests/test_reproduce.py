@@ -280,31 +280,31 @@ def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
     assert not (out / f"checkpoint.pt.tmp{ended.pid}").exists() and (out / f"checkpoint.pt.tmp{os.getppid()}").exists()
 
 
-def test_a_dynamics_or_compare_record_is_refused_with_the_command_that_makes_it_again(tmp_path, capsys):
-    """zoo reproduce had no path for zoo dynamics / zoo compare records: it said they did not keep how they were
-    produced, though they keep their arguments. It names the command line they give, and that line makes the same
-    records again."""
-    import shlex
-
-    db, again = f"sqlite:///{tmp_path / 'r.sqlite'}", f"sqlite:///{tmp_path / 'again.sqlite'}"
+def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_number_is_compared(tmp_path, capsys):
+    """zoo reproduce had no path for zoo dynamics / zoo compare records, though they keep their arguments: it runs
+    the command line they give again (rebuilt through zoo's parser) and compares the value and every number of the
+    settings (fixed points' q and eigenvalues, similarity matrices); a changed one is named."""
+    db = tmp_path / "r.sqlite"
+    url = f"sqlite:///{db}"
     assert _zoo("dynamics", "bistable", "--steps", "300", "--points", "64", "--seed", "1", "--slow-tol", "1e-5",
-                "--db", db, "--out", tmp_path / "a") == 0
-    assert _zoo("compare", "flipflop-rnn", "flipflop-gru", "--train-steps", "3", "--metrics", "cka", "--db", db,
+                "--db", url, "--out", tmp_path / "a") == 0
+    assert _zoo("compare", "flipflop-rnn", "flipflop-gru", "--train-steps", "3", "--metrics", "cka", "--db", url,
                 "--out", tmp_path / "a") == 0
-    records = ResultsStore(db).records()
-    kinds = {record.benchmark.split(".")[0]: record for record in records}
+    kinds = {record.benchmark.split(".")[0]: record for record in ResultsStore(url).records()}
     assert set(kinds) == {"dynamics", "compare"}
-    capsys.readouterr()
-    lines = {}
+    lines = {
+        "dynamics": "running again: zoo dynamics bistable --points 64 --steps 300 --slow-tol 1e-05 --seed 1",
+        "compare": "running again: zoo compare flipflop-rnn flipflop-gru --metrics cka --train-steps 3"}
     for kind, record in kinds.items():
-        assert _zoo("reproduce", record.id, "--db", db) == 2
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"stored by zoo {kind}, which zoo reproduce does not rerun" in err
-        lines[kind] = err.split("run it again with: ", 1)[1].strip()
-    assert lines["dynamics"] == "zoo dynamics bistable --points 64 --steps 300 --slow-tol 1e-05 --seed 1"
-    assert lines["compare"] == "zoo compare flipflop-rnn flipflop-gru --metrics cka --train-steps 3"
-    for line in lines.values():
-        assert _zoo(*shlex.split(line)[1:], "--db", again, "--out", tmp_path / "b") == 0
-    rerun = ResultsStore(again).records()
-    assert [(r.model, r.benchmark, r.value, r.settings["arguments"]) for r in rerun] == \
-           [(r.model, r.benchmark, r.value, r.settings["arguments"]) for r in records]
+        capsys.readouterr()
+        assert _zoo("reproduce", record.id, "--db", url) == 0
+        out = capsys.readouterr().out
+        assert lines[kind] in out and "reproduced: bit-identical" in out and "numbers of the settings" in out
+    settings = json.loads(sqlite3.connect(db).execute("SELECT settings FROM scores WHERE id = ?",
+                                                      (kinds["dynamics"].id,)).fetchone()[0])
+    settings["points"][0]["eigenvalues_re"][0] += 1e-3
+    _tamper(db, kinds["dynamics"].id, settings=json.dumps(settings))
+    capsys.readouterr()
+    assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 1
+    out = capsys.readouterr().out
+    assert "NOT reproduced: largest difference 0.001" in out and "settings.points[0].eigenvalues_re[0]" in out

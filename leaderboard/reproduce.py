@@ -35,6 +35,11 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
     """A new record of the same model on the same benchmark, computed from ``record.settings["rerun"]`` (or
     ``how``: the same, found elsewhere, see :func:`job_rerun`)."""
     how = how or (record.settings or {}).get("rerun") or analysis_command(record)
+    analysis = record.benchmark.split(".", 1)[0]
+    if not how and analysis in ANALYSES:
+        raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep its "
+                              f"arguments (stored by a version before zoo {analysis} kept them); run zoo {analysis} "
+                              "again")
     if not how:
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "

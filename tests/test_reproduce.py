@@ -308,3 +308,8 @@ def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_numbe
     assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 1
     out = capsys.readouterr().out
     assert "NOT reproduced: largest difference 0.001" in out and "settings.points[0].eigenvalues_re[0]" in out
+    settings.pop("arguments")  # a record stored before zoo dynamics kept its arguments
+    _tamper(db, kinds["dynamics"].id, settings=json.dumps(settings))
+    assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not keep its arguments" in err and "run zoo dynamics again" in err

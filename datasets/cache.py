@@ -42,6 +42,15 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*") -> None:
+    """Remove the half-written ``<name>.tmp<pid>`` files in ``folder`` of processes killed while writing (a live
+    process's are its own business): nothing reads them, so they would otherwise stay for good."""
+    for temporary in Path(folder).glob(pattern):
+        pid = temporary.name.rpartition(".tmp")[2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
 def shared_data_dir() -> Path:
     """The local folder of published recordings (``$NEUROZOO_SHARED_DATA``, default ``<repo>/../shared/data``)."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -2,6 +2,9 @@
 
 Every record that ``zoo score``, ``zoo run`` and ``zoo work`` store keeps what produced it in
 ``settings["rerun"]``: the command's arguments (``zoo score``) or the job's spec (``zoo run``, ``zoo work``).
+The records of ``zoo dynamics`` and ``zoo compare`` keep their arguments (``settings["arguments"]``): the command
+line they give is run again into a scratch store, and every number of the settings (fixed points, spectra,
+similarity matrices) is compared too.
 The rerun computes everything afresh: activations are not read from the activation cache and a retina model is
 fitted from scratch in a temporary folder (``--use-caches`` reads both, as a normal run does). It then compares
 the value, error, ceiling, raw value and every number per time bin (per cell for retina benchmarks).
@@ -24,13 +27,19 @@ if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, nu
     from neurozoo.benchmarks.records import ScoreRecord
 
 COMPARED = ("value", "error", "ceiling", "raw")
+ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 
 
 def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
           how: Optional[Dict[str, Any]] = None) -> ScoreRecord:
     """A new record of the same model on the same benchmark, computed from ``record.settings["rerun"]`` (or
     ``how``: the same, found elsewhere, see :func:`job_rerun`)."""
-    how = how or (record.settings or {}).get("rerun")
+    how = how or (record.settings or {}).get("rerun") or analysis_command(record)
+    analysis = record.benchmark.split(".", 1)[0]
+    if not how and analysis in ANALYSES:
+        raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep its "
+                              f"arguments (stored by a version before zoo {analysis} kept them); run zoo {analysis} "
+                              "again")
     if not how:
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
@@ -39,7 +48,9 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
     from neurozoo.retina.embedded_fit import fits_in
 
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-") as scratch:
-        if use_caches:
+        if isinstance(how, str):
+            new = _rerun_analysis(record, how, Path(scratch))
+        elif use_caches:
             new = _rerun(record, how, device, use_caches)
         else:
             with fits_in(Path(scratch) / "fits"):
@@ -85,6 +96,51 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
     raise UserFacingError(f"record {record.id}: unknown rerun command {command!r}")
 
 
+def _rerun_analysis(record: ScoreRecord, command: str, scratch: Path) -> ScoreRecord:
+    """Run ``command`` (``zoo dynamics ...`` / ``zoo compare ...``) again into a scratch store and folder; its
+    record of the same model and benchmark."""
+    import shlex
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import build_parser
+
+    print(f"running again: {command}")
+    db = f"sqlite:///{scratch / 'rerun.sqlite'}"
+    args = build_parser().parse_args(shlex.split(command)[1:] + ["--db", db, "--out", str(scratch / "out")])
+    args.handler(args)
+    for new in ResultsStore(db).records():
+        if (new.model, new.benchmark) == (record.model, record.benchmark):
+            return new
+    raise UserFacingError(f"record {record.id}: `{command}` made no record of {record.model} on {record.benchmark}")
+
+
+def analysis_command(record: ScoreRecord) -> Optional[str]:
+    """The ``zoo dynamics`` / ``zoo compare`` command line that made ``record``, from the arguments it keeps
+    (``settings["arguments"]``); None for the records of other commands."""
+    command = record.benchmark.split(".", 1)[0]
+    arguments = (record.settings or {}).get("arguments")
+    if command not in ANALYSES or not isinstance(arguments, dict):
+        return None
+    import shlex
+
+    from neurozoo.leaderboard.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    words = ["zoo", command]
+    for action in commands.choices[command]._actions:
+        value = arguments.get(action.dest)
+        if value is None or value is False or value == [] or value == action.default:
+            continue
+        option = max(action.option_strings, key=len) if action.option_strings else None
+        if option is None:
+            words += value if isinstance(value, list) else [value]
+        elif action.nargs == 0:
+            words.append(option)
+        else:
+            words += [w for v in (value if isinstance(action, argparse._AppendAction) else [value]) for w in (option, v)]
+    return " ".join(shlex.quote(str(word)) for word in words)
+
+
 def job_rerun(db, record_id: int) -> Optional[Dict[str, Any]]:
     """How a leaderboard job's record was produced, from the job's spec: records that zoo run and zoo work stored
     before they kept it themselves are reproducible too."""
@@ -113,6 +169,9 @@ def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optiona
 def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
     """``(field, stored, rerun)`` of every compared number, the summary values and each per-bin (per-cell) entry."""
     pairs = [(name, getattr(old, name), getattr(new, name)) for name in COMPARED]
+    if old.benchmark.split(".", 1)[0] in ANALYSES:  # their numbers are in the settings: points, spectra, matrices
+        then, now = (dict(_numbers(record.settings or {}, "settings")) for record in (old, new))
+        pairs += [(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
     old_bins, new_bins = old.per_bin or [], new.per_bin or []
     if len(old_bins) != len(new_bins):
         pairs.append(("per_bin rows", len(old_bins), len(new_bins)))
@@ -122,6 +181,19 @@ def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]
             if isinstance(a.get(key), (int, float)) or isinstance(b.get(key), (int, float)):
                 pairs.append((f"per_bin[{label}].{key}", a.get(key), b.get(key)))
     return pairs
+
+
+def _numbers(value, name: str):
+    """``(path, number)`` of every number in a record's settings (the environment, compared apart, aside)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key != "environment":
+                yield from _numbers(item, f"{name}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{name}[{index}]")
+    elif isinstance(value, (int, float)):
+        yield name, value
 
 
 def gap(stored, rerun_value) -> float:
@@ -175,8 +247,8 @@ def _with_threads(threads: Optional[int], run):
 
 def add_command(sub) -> None:
     p = sub.add_parser("reproduce", help="score a stored record again from what it keeps, and compare",
-                       description="Rebuild the model, data and settings of a stored score (zoo score, zoo run or "
-                                   "zoo work) from its record alone, compute it afresh (no activation cache, the "
+                       description="Rebuild the model, data and settings of a stored score (zoo score, zoo run, "
+                                   "zoo work, zoo dynamics or zoo compare) from its record alone, compute it afresh (no activation cache, the "
                                    "retina fit redone in a temporary folder) and compare every number; exit 1 when "
                                    "a difference exceeds --tolerance.")
     p.add_argument("record", type=int, help="record id (zoo score prints it; the leaderboard's model page shows it)")
@@ -208,7 +280,9 @@ def run_reproduce(args) -> int:
         print(f"  differs: {note}")
     if largest <= args.tolerance:
         what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
-        print(f"reproduced: {what} (value, error, ceiling, raw and {len(record.per_bin or [])} per-bin rows)")
+        settings = sum(name.startswith("settings") for name, _, _ in differences(record, new))
+        print(f"reproduced: {what} (value, error, ceiling, raw and {len(record.per_bin or [])} per-bin rows"
+              + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
     worst = max(differences(record, new), key=lambda row: gap(row[1], row[2]))
     print(f"NOT reproduced: largest difference {largest:.3g} > tolerance {args.tolerance:g} "

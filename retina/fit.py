@@ -258,17 +258,6 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _remove_dead_temporaries(folder: Path) -> None:
-    """Half-written ``<file>.tmp<pid>`` of a process killed while saving (a live process's are its own business):
-    they would otherwise stay in the fit cache for good."""
-    from neurozoo.datasets.cache import process_alive
-
-    for tmp in folder.glob("*.tmp*"):
-        pid = tmp.name.rpartition(".tmp")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
 # ---- the loop -------------------------------------------------------------------------------------
 def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chunks: bool) -> float:
     """One epoch's training steps over ``batches``; the summed Poisson loss."""
@@ -343,7 +332,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         data_sha256 = sha256_file(recording.path)
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        _remove_dead_temporaries(checkpoint.parent)
+        from neurozoo.datasets.cache import remove_dead_temporaries
+
+        remove_dead_temporaries(checkpoint.parent)
     if checkpoint is not None and resume and checkpoint.is_file():
         try:
             saved = read_torch_file(checkpoint, map_location=device)

@@ -278,3 +278,38 @@ def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
     data = load_embedded_retina("whitenoise", **RETINA_SIZES)
     fit(create_model("ln", n_cells=12), data, out=out, epochs=1, progress=False)
     assert not (out / f"checkpoint.pt.tmp{ended.pid}").exists() and (out / f"checkpoint.pt.tmp{os.getppid()}").exists()
+
+
+def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_number_is_compared(tmp_path, capsys):
+    """zoo reproduce had no path for zoo dynamics / zoo compare records, though they keep their arguments: it runs
+    the command line they give again (rebuilt through zoo's parser) and compares the value and every number of the
+    settings (fixed points' q and eigenvalues, similarity matrices); a changed one is named."""
+    db = tmp_path / "r.sqlite"
+    url = f"sqlite:///{db}"
+    assert _zoo("dynamics", "bistable", "--steps", "300", "--points", "64", "--seed", "1", "--slow-tol", "1e-5",
+                "--db", url, "--out", tmp_path / "a") == 0
+    assert _zoo("compare", "flipflop-rnn", "flipflop-gru", "--train-steps", "3", "--metrics", "cka", "--db", url,
+                "--out", tmp_path / "a") == 0
+    kinds = {record.benchmark.split(".")[0]: record for record in ResultsStore(url).records()}
+    assert set(kinds) == {"dynamics", "compare"}
+    lines = {
+        "dynamics": "running again: zoo dynamics bistable --points 64 --steps 300 --slow-tol 1e-05 --seed 1",
+        "compare": "running again: zoo compare flipflop-rnn flipflop-gru --metrics cka --train-steps 3"}
+    for kind, record in kinds.items():
+        capsys.readouterr()
+        assert _zoo("reproduce", record.id, "--db", url) == 0
+        out = capsys.readouterr().out
+        assert lines[kind] in out and "reproduced: bit-identical" in out and "numbers of the settings" in out
+    settings = json.loads(sqlite3.connect(db).execute("SELECT settings FROM scores WHERE id = ?",
+                                                      (kinds["dynamics"].id,)).fetchone()[0])
+    settings["points"][0]["eigenvalues_re"][0] += 1e-3
+    _tamper(db, kinds["dynamics"].id, settings=json.dumps(settings))
+    capsys.readouterr()
+    assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 1
+    out = capsys.readouterr().out
+    assert "NOT reproduced: largest difference 0.001" in out and "settings.points[0].eigenvalues_re[0]" in out
+    settings.pop("arguments")  # a record stored before zoo dynamics kept its arguments
+    _tamper(db, kinds["dynamics"].id, settings=json.dumps(settings))
+    assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not keep its arguments" in err and "run zoo dynamics again" in err

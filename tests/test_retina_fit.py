@@ -77,11 +77,17 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
 
     straight = run(tmp_path / "a", 3)
     run(tmp_path / "b", 2)
+    import subprocess
+    import sys
+
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()
+    (tmp_path / "b" / f"checkpoint.pt.tmp{killed.pid}").write_bytes(b"half")  # a save killed mid-write
     resumed = run(tmp_path / "b", 3)
     assert [h["val_correlation"] for h in resumed.history] == pytest.approx([h["val_correlation"] for h in straight.history])
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b)
-    assert not list((tmp_path / "b").glob("*.tmp*"))  # atomic writes leave no partial files
+    assert not list((tmp_path / "b").glob("*.tmp*"))  # atomic writes leave no partial files, and a dead writer's is removed
     saved = json.loads((tmp_path / "b" / "history.json").read_text())
     assert len(saved["history"]) == 3
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,10 +72,17 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, work
     first = Trainer(config(data, tmp_path / "resumed", workers=workers))
     first.fit(until_epoch=1)  # as if killed during epoch 2, after the epoch-1 checkpoint
     first.close()
+    run = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert run["finished"] is False and run["final_epoch"] is None  # a cut-short run must not look finished
     resumed = Trainer(config(data, tmp_path / "resumed", workers=workers, resume="auto"))
     assert resumed.epoch == 1 and resumed.global_step == 4
     resumed.fit()
     resumed.close()
+    for folder in ("straight", "resumed"):  # a resumed run that completes is finished like an uninterrupted one
+        run = json.loads((tmp_path / folder / "run.json").read_text())
+        assert run["finished"] is True and run["final_epoch"] == 2
+        assert run["environment"]["numpy"] == np.__version__ and run["environment"]["torch"] == torch.__version__
+    assert run["resumed_from"] == str(tmp_path / "resumed" / "last.pth")
 
     for name, value in straight.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name

@@ -32,8 +32,10 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.paths import cache_dir, home
+from neurozoo.datasets.cache import remove_dead_temporaries
 
 SECRET_FILE = "secret.key"
+TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp<pid>``: a save in progress, or one killed mid-write
 
 
 def server_secret() -> bytes:
@@ -93,6 +95,7 @@ class ActivationCache:
 
     def __init__(self, root: Optional[Path] = None):
         self.root = Path(root) if root is not None else cache_dir() / "activations" / secret_partition()
+        remove_dead_temporaries(self.root, f"*/{TEMPORARY}")
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.nc.signed"
@@ -119,9 +122,11 @@ class ActivationCache:
     def save(self, key: str, array: xr.DataArray) -> Path:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_dead_temporaries(path.parent, TEMPORARY)
         data = array.to_netcdf(engine="netcdf4")  # netCDF4 (HDF5) bytes in memory, as a file would hold them
         digest = keyed_digest("activation-cache:" + key, data).encode()
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.",
+                                               suffix=f".tmp{os.getpid()}")  # the pid: see remove_dead_temporaries
         try:
             with os.fdopen(descriptor, "wb") as handle:  # written once: digest line, then the data
                 handle.write(digest + b"\n")

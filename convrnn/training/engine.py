@@ -15,7 +15,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import random
 import sys
 import time
@@ -35,9 +34,10 @@ from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, 
 from neurozoo.convrnn.training.imagefolder import open_imagenet
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
+from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.model_modes import eval_mode
-from neurozoo.datasets.provenance import code_version, git_commit, module_sha256
+from neurozoo.datasets.provenance import code_version, environment, git_commit, module_sha256
 from neurozoo.datasets.torch_files import state_mismatch
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -273,6 +273,7 @@ class Trainer:
         if self.dist.is_main and self.out.is_dir():
             for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
                 stale.unlink()
+            remove_dead_temporaries(self.out, ".run.json.tmp*")  # left by a kill while marking the run finished
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():
             raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
@@ -368,8 +369,7 @@ class Trainer:
             "config": asdict(self.config),
             "code_version": code_version(),
             "git_commit": git_commit(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
+            "environment": environment(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "world_size": self.dist.world_size,
             "num_classes": len(self.classes),
@@ -379,8 +379,18 @@ class Trainer:
             "val_files_sha256": file_list_sha256(self.val_set) if self.val_set is not None else None,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "resumed_from": str(resume) if resume else None,
+            "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
+            "final_epoch": None,
         }
         (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str))
+
+    def _mark_finished(self) -> None:
+        path = self.out / "run.json"
+        info = json.loads(path.read_text())
+        info.update(finished=True, final_epoch=self.epoch)
+        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        temporary.write_text(json.dumps(info, indent=2, default=str))
+        os.replace(temporary, path)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
@@ -572,6 +582,8 @@ class Trainer:
             if self.dist.is_main and not self.config.quiet:
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
+        if self.epoch == self.config.epochs and self.dist.is_main:
+            self._mark_finished()
         return self.history[-1] if self.history else {}
 
     def close(self) -> None:

@@ -75,7 +75,8 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-4), key
     epochs = [r for r in ddp_rows if r["kind"] == "epoch"]
     assert epochs[-1]["loss"] < epochs[0]["loss"]
-    assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]
+    assert sorted(p.name for p in out.iterdir()) == [  # rank 0 writes every file, the curve once
+        "best.pth", "last.pth", "metrics.jsonl", "run.json", "training_curve.png"]
 
 
 def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path):

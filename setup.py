@@ -29,17 +29,16 @@ def _git_checkout():
 
 
 def _write_build_info(target: Path) -> None:
-    """Writes the checkout's commit; outside a checkout (building from an unpacked sdist) keeps the file the sdist
-    carries, or states None when there is none."""
+    """Writes the checkout's commit; outside a checkout (building from an unpacked sdist) the file the sdist
+    carries, or None when there is none (never a stale one left in build/ by an earlier build)."""
     git = _git_checkout()
     commit = git.checkout_commit(ROOT)
-    if commit is None and target.exists():
-        return
-    if commit is None and (ROOT / BUILD_INFO).exists():
-        target.write_text((ROOT / BUILD_INFO).read_text())
-        return
+    carried = ROOT / BUILD_INFO
+    text = git.build_info_source(commit) if commit or not carried.exists() else carried.read_text()
+    if target.exists():  # may be a hard link to the source copy (sdist): replace, never write through it
+        target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(git.build_info_source(commit))
+    target.write_text(text)
 
 
 class BuildPyWithCommit(build_py):
@@ -52,10 +51,7 @@ class BuildPyWithCommit(build_py):
 class SdistWithCommit(sdist):
     def make_release_tree(self, base_dir, files):
         super().make_release_tree(base_dir, files)
-        target = Path(base_dir) / BUILD_INFO
-        if target.exists():  # a hard link to a stale source copy: replace, never write through it
-            target.unlink()
-        _write_build_info(target)
+        _write_build_info(Path(base_dir) / BUILD_INFO)
 
 
 packages = [f"neurozoo.{package}" for folder in FOLDERS

@@ -32,6 +32,7 @@ def test_an_installed_copy_inside_another_repository_reports_no_commit(tmp_path,
     _git(project, "add", "notes.txt")
     _git(project, "commit", "-q", "-m", "x")
     monkeypatch.setattr(provenance, "REPO", installed.resolve())
+    monkeypatch.setattr(provenance, "build_commit", lambda: None)  # a copy built outside any checkout
     assert provenance.git_commit() is None
     assert "+g" not in provenance.code_version()
 

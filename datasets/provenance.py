@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -13,29 +12,29 @@ from typing import Optional
 
 import numpy as np
 
+from neurozoo.datasets.git_checkout import checkout_commit
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @lru_cache(maxsize=1)
 def git_commit() -> Optional[str]:
-    """The checkout's commit (with ``-dirty`` when tracked files changed), or None outside a git checkout.
+    """The commit of this code (with ``-dirty`` when tracked files had changed), or None when unknown.
 
-    Only a checkout whose top folder is the suite's own root counts: an installed copy (a wheel or sdist in a
-    virtual environment) often lies inside some other repository, e.g. a project's ``.venv``, whose commit says
-    nothing about this code."""
+    First the live checkout the code runs from (an editable install in a checkout reports the commit checked out
+    now, not the one it was installed at); else the commit a wheel or sdist was built from, which setup.py writes
+    into ``_build_info.py``; else None (a copy built outside a git checkout)."""
+    return checkout_commit(REPO) or build_commit()
+
+
+def build_commit() -> Optional[str]:
+    """The commit setup.py embedded when this copy was built (``-dirty`` appended when its tree had changed)."""
     try:
-        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=REPO, capture_output=True, text=True,
-                             timeout=5)
-        if top.returncode or Path(top.stdout.strip()).resolve() != REPO:
-            return None
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=5)
-        if commit.returncode:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
+        from neurozoo.datasets import _build_info
+    except ImportError:
         return None
+    commit = getattr(_build_info, "COMMIT", None)
+    return commit + ("-dirty" if getattr(_build_info, "DIRTY", False) else "") if commit else None
 
 
 def package_version() -> str:
@@ -63,7 +62,8 @@ def environment() -> dict:
 
 
 def code_version() -> str:
-    """``<package version>+g<commit>`` when the commit is known, else the package version."""
+    """``<package version>+g<commit>[-dirty]`` when the commit is known (of the checkout, else the one the wheel or
+    sdist was built from), else the package version."""
     commit = git_commit()
     return f"{package_version()}+g{commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}" if commit else package_version()
 

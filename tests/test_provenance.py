@@ -32,6 +32,7 @@ def test_an_installed_copy_inside_another_repository_reports_no_commit(tmp_path,
     _git(project, "add", "notes.txt")
     _git(project, "commit", "-q", "-m", "x")
     monkeypatch.setattr(provenance, "REPO", installed.resolve())
+    monkeypatch.setattr(provenance, "build_commit", lambda: None)  # a copy built outside any checkout
     assert provenance.git_commit() is None
     assert "+g" not in provenance.code_version()
 
@@ -68,3 +69,23 @@ def test_environment_states_the_versions_a_score_depends_on():
     env = provenance.environment()
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
     assert env["python"].count(".") == 2 and env["torch_threads"] == torch.get_num_threads()
+
+
+def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fresh_commit_cache, tmp_path):
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())  # not a checkout
+    monkeypatch.setattr(provenance, "package_version", lambda: "0.1.0")
+    monkeypatch.setattr(provenance, "build_commit", lambda: "0123456789abcdef0123-dirty")
+    assert provenance.code_version() == "0.1.0+g0123456789ab-dirty"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_live_checkout_wins_over_a_stale_build_commit(tmp_path, monkeypatch, fresh_commit_cache):
+    """An editable install in a checkout reports the commit checked out now, not one written at install time."""
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "a.txt").write_text("x")
+    _git(tmp_path, "add", "a.txt")
+    _git(tmp_path, "commit", "-q", "-m", "x")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    monkeypatch.setattr(provenance, "build_commit", lambda: "f" * 40)
+    assert provenance.git_commit() == head

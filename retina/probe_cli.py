@@ -1,6 +1,7 @@
 """``zoo probe PHENOMENON MODEL [--checkpoint PATH | --fit-embedded]``: an in-silico experiment on a retina model
 next to the ground-truth circuit's (figure + numbers). Phenomena: ``osr`` (omitted-stimulus response),
-``adaptation`` (contrast adaptation), ``oms`` (object-motion sensitivity)."""
+``adaptation`` (contrast adaptation), ``gain-control`` (fast contrast adaptation: LN models at two contrasts),
+``oms`` (object-motion sensitivity)."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +51,20 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--block", type=at_least(80), default=200, help="frames per contrast block")
     p.add_argument("--cycles", type=at_least(2), default=12, help="low-high cycles (the first is dropped)")
     p.set_defaults(handler=run_probe_adaptation)
+
+    p = phenomena.add_parser("gain-control", help="fast contrast adaptation: LN model at low and high contrast, "
+                                                  "model vs ground truth",
+                             description="White noise at a low and at a high contrast (the same sample scaled): per "
+                                         "cell an LN model at each (rank-1 STA filter, normalised; binned "
+                                         "nonlinearity), the gain ratio high/low (slope of the nonlinearities) and "
+                                         "the filter's peak latency at each contrast, on MODEL and on the ground-"
+                                         "truth circuit; write gain-control.png and gain-control.json.")
+    _model_args(p, "folder for gain-control.png and gain-control.json")
+    p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
+    p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
+    p.add_argument("--frames", type=at_least(1200), default=8000,
+                   help="frames per contrast (the first 200 are left out: the system settling)")
+    p.set_defaults(handler=run_probe_gain_control)
 
     p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",
                              description="A jittered grating disc centred on each cell's receptive field (the "
@@ -182,3 +197,49 @@ def run_probe_oms(args) -> int:
         print(f"  cell {i:2d}: OMS index model {m:6.2f} truth {t:5.2f}")
     print(f"wrote {figure} and {path}")
     return 0
+
+
+GAIN_CONTROL_KEYS = ("gain_ratio", "gain_low", "gain_high", "latency_low", "latency_high", "latency_shift", "adapting",
+                     "reason")
+
+
+def run_probe_gain_control(args) -> int:
+    import numpy as np
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena.adaptation import (compare_indices, contrast_gain_control, nanmedian,
+                                                      plot_gain_control)
+
+    if not (0 < args.low < args.high):
+        raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
+    _make_out(args.out)  # before the model is fitted or loaded
+    model, info = _load_model(args)
+    settings = {"low": args.low, "high": args.high, "frames": args.frames, "seed": args.seed}
+    truth = contrast_gain_control(default_retina(), **settings)
+    fitted = contrast_gain_control(model, **settings)
+    with np.errstate(invalid="ignore"):  # a negative ratio (a sign flip) has no log: NaN, left out of the r
+        log_ratios = np.log(fitted["gain_ratio"]), np.log(truth["gain_ratio"])
+    comparison = {"log_gain_ratio": compare_indices(*log_ratios),
+                  "latency_shift": compare_indices(fitted["latency_shift"], truth["latency_shift"])}
+    figure = plot_gain_control({args.model: fitted, "ground truth": truth}, args.out / "gain-control.png",
+                               title=f"fast contrast adaptation, sd {args.low:g} vs {args.high:g} ({args.kind})")
+    path = _write(args, "gain-control", {"model": args.model, "kind": args.kind, "settings": settings,
+                                         "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
+                                         "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
+                                         "comparison": comparison, "provenance": info, "figure": str(figure)})
+    print(f"{args.model}: gain ratio high/low median {nanmedian(fitted['gain_ratio']):.2f}, adapting in "
+          f"{int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells (ground truth "
+          f"{nanmedian(truth['gain_ratio']):.2f}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
+    for i in range(len(fitted["gain_ratio"])):
+        print(f"  cell {i:2d}: model {_gain_control_row(fitted, i)}\n           truth {_gain_control_row(truth, i)}")
+    print(f"wrote {figure} and {path}")
+    return 0
+
+
+def _gain_control_row(result, i) -> str:
+    """One system's numbers for cell ``i``: gain ratio, peak latency low -> high (ms), the call; or the reason."""
+    if result["reason"][i]:
+        return f"n/a ({result['reason'][i]})"
+    return (f"gain ratio {result['gain_ratio'][i]:5.2f}  latency {10 * result['latency_low'][i]:3.0f} -> "
+            f"{10 * result['latency_high'][i]:3.0f} ms  adapting {'yes' if result['adapting'][i] else 'no'}")

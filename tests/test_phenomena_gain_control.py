@@ -119,3 +119,55 @@ def test_bad_contrasts_and_short_runs_are_refused():
         contrast_gain_control(GainControlCell(), low=1.0, high=0.3)
     with pytest.raises(SpecError, match="frames=900 leaves 700 frames after settle=200"):
         contrast_gain_control(GainControlCell(), frames=900)
+
+
+def test_probe_gain_control_cli_with_a_fixed_ln_checkpoint(tmp_path, capsys):
+    """``zoo probe gain-control`` on the repo's LN model with one known OFF filter in every cell (a fixed LN cell:
+    gain ratio 1, no speed-up; measured 0.99, latency 8.4 -> 8.3 frames. At 1500 frames the same cell measured 0.58,
+    hence 3000) beside the ground-truth circuit; a short run, so the circuit's cells are reported
+    unresolved with their reason rather than given numbers."""
+    import json
+    import re
+
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    y, x = np.mgrid[:50, :50]
+    spot = np.exp(-((y - 20.5) ** 2 + (x - 28.5) ** 2) / (2 * 1.0 ** 2))  # about one 2x2 checker: a strong STA
+    temporal = -(gamma_filter(3.0) - 0.5 * gamma_filter(6.0))
+    model = create_model("ln", n_cells=12)
+    model.init_from_sta(torch.tensor(temporal[::-1].copy()[:, None, None] * spot, dtype=torch.float32)[None].repeat(12, 1, 1, 1))
+    with torch.no_grad():
+        model.alpha.fill_(20.0), model.beta.fill_(2.0), model.bias.fill_(0.5)
+    weights = tmp_path / "model.pt"
+    torch.save(model.state_dict(), weights)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "gain-control", "ln", "--checkpoint", str(weights), "--out", str(out), "--frames", "3000",
+                "--low", "0.3", "--high", "1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    record = json.loads((out / "gain-control.json").read_text())
+    fitted, truth = record["model_gain_control"], record["truth_gain_control"]
+    assert record["settings"] == {"low": 0.3, "high": 1.0, "frames": 3000, "seed": 0}
+    assert record["provenance"]["checkpoint_sha256"] and record["provenance"]["arguments"]["frames"] == 3000
+    assert len(fitted["gain_ratio"]) == 12 and fitted["reason"] == [""] * 12
+    assert all(abs(r - 1) < 0.1 for r in fitted["gain_ratio"]) and not any(fitted["adapting"])
+    assert all(abs(lat - 8.3) < 0.4 for lat in fitted["latency_low"] + fitted["latency_high"])
+    # 1300 analysed frames resolve no STA of the circuit: NaN (null in JSON) with the reason, printed as such
+    assert truth["gain_ratio"] == [None] * 12 and all(r.startswith("STA not resolved") for r in truth["reason"])
+    assert re.search(r"\n  cell  0: model gain ratio  (0\.9\d|1\.0\d)  latency  8\d ->  8\d ms  adapting no\n", printed)
+    assert "truth n/a (STA not resolved (low contrast: peak " in printed
+    assert (out / "gain-control.png").read_bytes()[:4] == b"\x89PNG"
+
+    for bad, message in ((["--low", "2", "--high", "1"],
+                          "zoo probe: error: --low/--high: need 0 < low < high contrast; got 2.0, 1.0\n"),
+                         (["--frames", "1000"],
+                          "zoo probe gain-control: error: argument --frames: expected an integer >= 1200, got 1000\n"),
+                         (["--high", "-1"],
+                          "zoo probe gain-control: error: argument --high: expected a positive number, got -1\n")):
+        try:  # argparse's refusals exit 2 from inside main
+            code = zoo(["probe", "gain-control", "ln", "--checkpoint", str(weights), "--out", str(out)] + bad)
+        except SystemExit as exit:
+            code = exit.code
+        assert code == 2 and capsys.readouterr().err.endswith(message)

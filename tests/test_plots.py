@@ -222,3 +222,39 @@ def test_layer_profile_rings_the_chosen_layer(monkeypatch, tmp_path):
     assert [t.get_text() for t in axis.get_legend().get_texts()] == ["chosen: conv5"]
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("layer", "raw r")
     assert list(axis.get_lines()[-1].get_xdata()) == [1] and list(axis.get_lines()[-1].get_ydata()) == [0.5]
+
+
+def test_gain_control_figure_shows_both_contrasts_per_cell_model_beside_truth():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.phenomena.adaptation import gain_control_figure
+
+    rng = np.random.default_rng(0)
+    lags = np.arange(40)
+    result = {"contrasts": np.array([0.3, 1.0]), "nonlinearity_x": np.linspace(-0.55, 0.55, 12),
+              "gain_ratio": np.array([0.4, np.nan]), "latency_low": np.array([7.0, np.nan]),
+              "latency_high": np.array([4.5, np.nan]), "adapting": np.array([True, False]),
+              "reason": np.array(["", "STA not resolved (low contrast: peak 4.1 null sd)"], dtype=object)}
+    for contrast, tau in (("low", 3.0), ("high", 1.5)):
+        result[f"temporal_{contrast}"] = np.stack([(lags / tau) ** 3 * np.exp(-lags / tau), np.full(40, np.nan)])
+        result[f"spatial_{contrast}"] = rng.random((2, 50, 50))
+        result[f"nonlinearity_{contrast}"] = 20 + rng.random((2, 12)) * 10
+    figure = gain_control_figure({"bncnn": result, "ground truth": result}, title="fast contrast adaptation")
+    FigureCanvasAgg(figure).draw()
+    axes = figure.axes
+    assert len(axes) == 8  # 2 cells x (filters, nonlinearity) x (model, ground truth)
+    assert [axes[i].get_ylabel() for i in range(4)] == ["filter (low peak = 1)", "rate (spikes/s)"] * 2
+    assert [axes[4 + i].get_xlabel() for i in range(4)] == ["time before spike (ms)",
+                                                            "filtered stimulus (low-contrast sd)"] * 2
+    assert axes[0].get_title() == "bncnn, cell 0: peak 70 -> 45 ms" and axes[1].get_title() == "gain ratio 0.40 (adapting)"
+    assert axes[2].get_title().startswith("ground truth, cell 0")
+    low, high = axes[0].get_lines()[:2]
+    assert np.abs(low.get_ydata()).max() == pytest.approx(1.0) and low.get_xdata()[-1] == 390  # lag 39 at 100 Hz
+    np.testing.assert_allclose(axes[1].get_lines()[0].get_xdata()[[0, -1]], [-0.55 / 0.3, 0.55 / 0.3])
+    # the unresolved cell shows its reason, no lines
+    assert not axes[4].get_lines() and [t.get_text() for t in axes[4].texts] == [result["reason"][1]]
+    legend, = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["low contrast (sd 0.3)", "high contrast (sd 1)"]
+    renderer = figure.canvas.get_renderer()
+    assert not any(legend.get_window_extent(renderer).overlaps(axis.get_window_extent(renderer)) for axis in axes)
+    assert overlapping_texts(figure) == []

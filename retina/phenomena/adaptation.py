@@ -227,6 +227,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out["adapting"] = (out["gain_ratio"] < max_ratio) & (out["latency_shift"] < 0)
     out["reason"] = reason
     out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
+    out["contrasts"] = np.array([low, high])
     return out
 
 
@@ -325,6 +326,62 @@ def plot_oms(results: Dict[str, Dict], path, title: str = ""):
     from neurozoo.retina.phenomena.figures import save
 
     return save(oms_figure(results, title), path)
+
+
+def gain_control_figure(results: Dict[str, Dict], title: str = ""):
+    """Per cell (rows) and system (model beside ground truth): the rank-1 temporal filters at low and high contrast
+    (each times its spatial part's norm, so they keep the one norm :func:`contrast_gain_control` gives them, then
+    scaled so the low-contrast peak is 1) and the two nonlinearities, rate against the filtered stimulus in units
+    of the low contrast's sd. A cell with nothing resolved shows its reason instead."""
+    from matplotlib.figure import Figure
+
+    n_cells = max(len(result["gain_ratio"]) for result in results.values())
+    figure = Figure(figsize=(3.3 * 2 * len(results), 2.1 * n_cells + 0.8), layout="constrained")
+    axes = figure.subplots(n_cells, 2 * len(results), squeeze=False)
+    for k, (name, result) in enumerate(results.items()):
+        low, high = result["contrasts"]
+        lags_ms = 10 * np.arange(result["temporal_low"].shape[1])
+        x_sd = result["nonlinearity_x"] / low
+        for i in range(n_cells):
+            filters, curves = axes[i, 2 * k], axes[i, 2 * k + 1]
+            for ax in (filters, curves):
+                ax.tick_params(labelsize=7)
+            filters.set_ylabel("filter (low peak = 1)", fontsize=8)
+            curves.set_ylabel("rate (spikes/s)", fontsize=8)
+            if i >= len(result["gain_ratio"]) or np.isnan(result["gain_ratio"][i]):
+                reason = result["reason"][i] if i < len(result["gain_ratio"]) else "no such cell"
+                filters.set_title(f"{name}, cell {i}", fontsize=8)
+                for ax in (filters, curves):
+                    ax.set(xticks=[], yticks=[], ylabel="")
+                    ax.text(0.5, 0.5, reason or "not resolved", ha="center", va="center", fontsize=7,
+                            transform=ax.transAxes, wrap=True)
+                continue
+            scale = {c: result[f"temporal_{c}"][i] * np.linalg.norm(result[f"spatial_{c}"][i]) for c in ("low", "high")}
+            peak = np.abs(scale["low"]).max()
+            for c, contrast, style in (("low", low, "-"), ("high", high, "--")):
+                filters.plot(lags_ms, scale[c] / peak, style, lw=1, label=f"{c} contrast (sd {contrast:g})")
+                curves.plot(x_sd, result[f"nonlinearity_{c}"][i], style + "o", ms=2.5, lw=1,
+                            label=f"{c} contrast (sd {contrast:g})")
+            filters.axhline(0, color="0.6", lw=0.5)
+            filters.set_title(f"{name}, cell {i}: peak {10 * result['latency_low'][i]:.0f} -> "
+                              f"{10 * result['latency_high'][i]:.0f} ms", fontsize=8)
+            curves.set_title(f"gain ratio {result['gain_ratio'][i]:.2f}"
+                             f"{' (adapting)' if result['adapting'][i] else ''}", fontsize=8)
+        axes[-1, 2 * k].set_xlabel("time before spike (ms)", fontsize=8)
+        axes[-1, 2 * k + 1].set_xlabel("filtered stimulus (low-contrast sd)", fontsize=8)
+    handles = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.get_lines()), None)
+    if handles:  # one legend for every panel, under the figure: never over a filter or a nonlinearity
+        figure.legend(*handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def plot_gain_control(results: Dict[str, Dict], path, title: str = ""):
+    """``gain_control_figure`` saved as PNG."""
+    from neurozoo.retina.phenomena.figures import save
+
+    return save(gain_control_figure(results, title), path)
 
 
 def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:

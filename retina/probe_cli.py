@@ -62,8 +62,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
     _model_args(p, "folder for gain-control.png and gain-control.json")
     p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
     p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
-    p.add_argument("--frames", type=at_least(1200), default=8000,
-                   help="frames per contrast (the first 200 are left out: the system settling)")
+    p.add_argument("--frames", type=at_least(3000), default=8000,
+                   help="frames per contrast (the first 200 are left out: the system settling; fewer than 3000 read a "
+                        "fixed cell as adapting)")
     p.set_defaults(handler=run_probe_gain_control)
 
     p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",

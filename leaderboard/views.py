@@ -162,8 +162,10 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
     request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
     ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
     ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
-    ``integer_x``: the x values are indices (cells, channels): integer ticks."""
+    ``integer_x``: the x values are indices (cells, channels): integer ticks that include the first one."""
     from html import escape
+
+    from neurozoo.retina.phenomena.figures import index_ticks
 
     xs = [a for s in series for a in s[1]]
     values = [v for s in series for v in s[2] if v is not None]
@@ -189,7 +191,7 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
     if low < 0 < high:
         parts.append(f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#bbb" '
                      f'stroke-width="0.8"/>')
-    for value in ticks(x0, x1, integer=integer_x):
+    for value in (index_ticks(x0, x1) if integer_x else ticks(x0, x1)):
         parts.append(f'<line x1="{sx(value):.1f}" y1="{sy(low):.1f}" x2="{sx(value):.1f}" y2="{sy(low) + 3:.1f}" '
                      f'stroke="#333"/><text x="{sx(value):.1f}" y="{sy(low) + 13:.1f}" text-anchor="middle" '
                      f'font-size="9">{value:g}</text>')

@@ -449,3 +449,16 @@ def test_a_models_failed_jobs_show_on_its_page_and_in_the_static_report_with_the
     assert "failed-jobs" not in client.get("/models/beta").text  # no failed job: no table
     report = write_report(db, tmp_path / "report").parent
     assert "ValueError: responses &lt;NaN&gt; for cell 3" in (report / "models" / f"{page_file('gamma')}.html").read_text()
+
+
+@pytest.mark.parametrize("cells, expected", [(12, [str(c) for c in range(1, 13)]), (45, ["1", "10", "20", "30", "40"])])
+def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
+    import re
+
+    from neurozoo.leaderboard.views import heldout_svg
+
+    rows = [{"cell": f"c{i}", "correlation": 0.5, "oracle": 0.8} for i in range(cells)]
+    svg = heldout_svg(rows, "t")
+    x_axis_y = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="9"', svg))
+    labels = re.findall(rf'<text x="[\d.]+" y="{x_axis_y:.1f}" text-anchor="middle" font-size="9">([^<]*)</text>', svg)
+    assert labels == expected

@@ -222,3 +222,12 @@ def test_layer_profile_rings_the_chosen_layer(monkeypatch, tmp_path):
     assert [t.get_text() for t in axis.get_legend().get_texts()] == ["chosen: conv5"]
     assert (axis.get_xlabel(), axis.get_ylabel()) == ("layer", "raw r")
     assert list(axis.get_lines()[-1].get_xdata()) == [1] and list(axis.get_lines()[-1].get_ydata()) == [0.5]
+
+
+def test_the_oms_figure_labels_the_first_cell_and_thins_ticks_over_twenty_cells():
+    from neurozoo.retina.phenomena.adaptation import oms_figure
+
+    rng = np.random.default_rng(0)
+    for cells, expected in ((12, list(range(12))), (45, [0, 10, 20, 30, 40])):
+        oms = {key: rng.random(cells) for key in ("oms_index", "global", "differential", "object")}
+        assert list(oms_figure({"m": oms}).axes[0].get_xticks()) == expected

@@ -74,3 +74,19 @@ def test_a_conjugate_pair_is_one_mode_in_the_time_constants_so_no_mode_hides_ano
     labels = [line.get_label() for line in plots.spectra_figure(mixed).axes[1].get_lines()
               if not line.get_label().startswith("_")]
     assert labels == ["slowest mode 1 (a pair at some points)", "slowest mode 2"]
+
+
+def test_compare_trajectory_titles_count_the_examples_rows_as_trials(drawn, tmp_path):
+    """The examples' trajectories were titled "48 stimuli", though their rows are task trials."""
+    from neurozoo.benchmarks.dynamics import sources
+
+    example, _ = sources.example("flipflop-rnn", train_steps=2)
+    assert example.attrs["rows"] == "trials"
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(8)]
+    systems = {"model:conv4": activity(rng.normal(size=(8, 3, 5)), ids, [0, 10, 20], 10.0),
+               "flipflop-rnn": example}
+    analysis.compare_figures({}, tmp_path, "c", systems)
+    assert drawn["c_flipflop-rnn_trajectories.png"]._suptitle.get_text() == \
+        f"flipflop-rnn: {example.sizes['stimulus_id']} trials"
+    assert drawn["c_model-conv4_trajectories.png"]._suptitle.get_text() == "model:conv4: 8 stimuli"

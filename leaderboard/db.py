@@ -445,17 +445,27 @@ class LeaderboardDB(ResultsStore):
                   else DONE if statuses == {DONE} else RUNNING)
         session.execute(update(SubmissionRow).where(SubmissionRow.id == submission_id).values(status=status))
 
+    def failed_jobs(self) -> List[Dict[str, Any]]:
+        """Every failed job (zoo run or submission), oldest first, without its spec: what the pages show so a
+        user sees why a score is missing."""
+        columns = (JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id, JobRow.attempts, JobRow.error,
+                   JobRow.updated_at)
+        with Session(self.engine) as session:
+            rows = session.execute(select(*columns).where(JobRow.status == FAILED).order_by(JobRow.id)).all()
+        return [{**row._asdict(), "updated_at": _aware(row.updated_at)} for row in rows]
+
     def score_for_job(self, job: Dict[str, Any], hidden: bool = False) -> Optional[ScoreRecord]:
         record_id = job["hidden_score_id" if hidden else "score_id"]
         return self.get(record_id) if record_id is not None else None
 
     def board_version(self) -> tuple:
-        """Changes whenever the board's content changes: a job finished (only done jobs' scores are shown)."""
+        """Changes whenever the board's content changes: a job finished or failed (the pages show done jobs'
+        scores and failed jobs' errors)."""
         from sqlalchemy import func
 
         with Session(self.engine) as session:
             count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))
-                                            .where(JobRow.status == DONE)).one()
+                                            .where(JobRow.status.in_([DONE, FAILED]))).one()
         return count, str(latest)
 
     def leaderboard_records(self) -> List[ScoreRecord]:

@@ -43,7 +43,7 @@ def write_report(db, folder) -> Path:
     (folder / "models").mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     (folder / "benchmarks").mkdir(exist_ok=True)
-    records = db.leaderboard_records()
+    records, failures = db.leaderboard_records(), db.failed_jobs()
     context = board(db, records)
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
@@ -52,7 +52,7 @@ def write_report(db, folder) -> Path:
     index.write_text(render("index.html", static="static", home="index.html", model_link=link,
                             benchmark_link=bench_link, **context))
     for row in context["rows"]:
-        page = model_page(db, row["model"], records)
+        page = model_page(db, row["model"], records, failures)
         (folder / "models" / f"{page_file(row['model'])}.html").write_text(
             render("model.html", static="../static", home="../index.html", benchmark_link=up(bench_link), **page))
     for name, _, leaf in context["columns"]:

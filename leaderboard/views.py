@@ -162,8 +162,10 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
     request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
     ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
     ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
-    ``integer_x``: the x values are indices (cells, channels): integer ticks."""
+    ``integer_x``: the x values are indices (cells, channels): integer ticks that include the first one."""
     from html import escape
+
+    from neurozoo.retina.phenomena.figures import index_ticks
 
     xs = [a for s in series for a in s[1]]
     values = [v for s in series for v in s[2] if v is not None]
@@ -189,7 +191,7 @@ def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=
     if low < 0 < high:
         parts.append(f'<line x1="{left}" y1="{sy(0):.1f}" x2="{width - right}" y2="{sy(0):.1f}" stroke="#bbb" '
                      f'stroke-width="0.8"/>')
-    for value in ticks(x0, x1, integer=integer_x):
+    for value in (index_ticks(x0, x1) if integer_x else ticks(x0, x1)):
         parts.append(f'<line x1="{sx(value):.1f}" y1="{sy(low):.1f}" x2="{sx(value):.1f}" y2="{sy(low) + 3:.1f}" '
                      f'stroke="#333"/><text x="{sx(value):.1f}" y="{sy(low) + 13:.1f}" text-anchor="middle" '
                      f'font-size="9">{value:g}</text>')
@@ -273,9 +275,26 @@ def raw_meaning(benchmark: str) -> Optional[str]:
     return RAW_MEANINGS.get(module)
 
 
-def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
+ERROR_LINES = 8  # the last lines of a failed job's error a page shows (the traceback's end says why)
+
+
+def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """A model's failed jobs as the page shows them: job, benchmark, when, the last lines of the error."""
+    rows = []
+    for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
+        lines = (job.get("error") or "no error message was kept").rstrip().splitlines()
+        when = job.get("updated_at")
+        rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
+                     "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",
+                     "error": "\n".join(lines[-ERROR_LINES:]), "cut": max(0, len(lines) - ERROR_LINES)})
+    return rows
+
+
+def model_page(db, model: str, records=None, failures=None) -> Optional[Dict[str, Any]]:
+    """``failures``: the failed jobs (``db.failed_jobs()``, any model's; default: read here)."""
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
-    if not records:
+    failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
+    if not records and not failures:
         return None
     tree = registry_tree()
     nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
@@ -290,8 +309,8 @@ def model_page(db, model: str, records=None) -> Optional[Dict[str, Any]]:
                                       "data_sha256": record.data_sha256, "seed": record.seed, "device": record.device,
                                       "duration_s": record.duration_s, "created_at": str(record.created_at),
                                       **settings}})
-    weights = (records[0].settings or {}).get("weights")
-    return {"model": model, "scores": scores, "weights": weights,
+    weights = (records[0].settings or {}).get("weights") if records else None
+    return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
 

@@ -164,11 +164,14 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     app.state.pages = pages
 
     def fetch_records():
-        rows = db.leaderboard_records()
+        rows, failures = db.leaderboard_records(), db.failed_jobs()
         by_model: Dict[str, list] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)
-        return rows, by_model
+        failed_by_model: Dict[str, list] = {}
+        for job in failures:
+            failed_by_model.setdefault(job["model"], []).append(job)
+        return rows, by_model, failed_by_model
 
     async def records():
         """(version, (rows, rows by model)): every score row of the board, read once per board version in the
@@ -178,7 +181,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        version, (rows, _) = await records()
+        version, (rows, *_) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=lambda m: f"/models/{safe_name(m)}",
                                                     benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
@@ -186,19 +189,21 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        mine = (await records())[1][1].get(name)
-        if not mine:
+        _, by_model, failed_by_model = (await records())[1]
+        mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
+        if not mine and not failed:
             raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
-                                     "scored; its status (queued, running, failed and why) is at "
+                                     "scored or failed; its status (queued, running, failed and why) is at "
                                      "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                                **model_page(db, name, mine)),
-                                version=tuple((r.id, r.benchmark) for r in mine))
+                                                                **model_page(db, name, mine, failed)),
+                                version=(tuple((r.id, r.benchmark) for r in mine),
+                                         tuple((j["id"], str(j["updated_at"])) for j in failed)))
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):
-        version, (rows, _) = await records()
+        version, (rows, *_) = await records()
         if name not in registered_benchmarks() and not any(r.benchmark == name for r in rows):
             raise HTTPException(404, f"No benchmark {name[:100]!r}.")
         return await pages.aget(("benchmark", name), lambda: render(
@@ -207,7 +212,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/api/ranking")
     async def api_ranking():
-        version, (rows, _) = await records()
+        version, (rows, *_) = await records()
 
         def make():
             context = board(db, rows)

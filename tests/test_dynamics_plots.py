@@ -51,3 +51,42 @@ def test_spectra_count_the_points_by_kind_and_mark_growth_modes(tmp_path, drawn)
     krylov = FixedPoints(np.zeros((1, 3000)), np.zeros(1), np.array(["fixed"]), np.full((1, 20), 0.5, dtype=complex))
     assert plots.spectra_figure(krylov).axes[0].get_title() == \
         "1 point (1 fixed): 1 stable (black)\nlargest 20 of 3000 eigenvalues each"
+
+
+def test_a_conjugate_pair_is_one_mode_in_the_time_constants_so_no_mode_hides_another():
+    """Modes 3 and 4 of a rotation have the same |tau|: "mode 4" sat exactly on "mode 3"."""
+    rotation = 0.8 * np.exp(0.3j)
+    values = np.array([[0.95, 0.9, rotation, np.conj(rotation), 0.5, 0.4, 0.3],
+                       [0.97, 0.85, 0.7 * np.exp(0.2j), 0.7 * np.exp(-0.2j), 0.6, 0.2, 0.1]])
+    points = FixedPoints(np.zeros((2, 7)), np.zeros(2), np.array(["fixed", "fixed"]), values)
+    taus = plots.spectra_figure(points).axes[1]
+    drawn = [line for line in taus.get_lines() if len(line.get_xdata()) and not line.get_label().startswith("_")]
+    assert [line.get_label() for line in drawn] == ["mode 1", "mode 2", "modes 3-4 (pair)", "mode 5", "mode 6"]
+    pair = drawn[2].get_ydata()
+    assert pair == pytest.approx([-1 / np.log(0.8), -1 / np.log(0.7)])
+    assert drawn[3].get_ydata() == pytest.approx([-1 / np.log(0.5), -1 / np.log(0.6)])
+    # every (point, |tau|) shown once: no two modes' markers on top of each other
+    xy = [(x, round(y, 9)) for line in drawn for x, y in zip(line.get_xdata(), line.get_ydata())]
+    assert len(xy) == len(set(xy)) == 10
+    # spectra grouped differently at different points: the label says so
+    mixed = FixedPoints(np.zeros((2, 3)), np.zeros(2), np.array(["fixed", "fixed"]),
+                        np.array([[rotation, np.conj(rotation), 0.5], [0.9, 0.7, 0.5]]))
+    labels = [line.get_label() for line in plots.spectra_figure(mixed).axes[1].get_lines()
+              if not line.get_label().startswith("_")]
+    assert labels == ["slowest mode 1 (a pair at some points)", "slowest mode 2"]
+
+
+def test_compare_trajectory_titles_count_the_examples_rows_as_trials(drawn, tmp_path):
+    """The examples' trajectories were titled "48 stimuli", though their rows are task trials."""
+    from neurozoo.benchmarks.dynamics import sources
+
+    example, _ = sources.example("flipflop-rnn", train_steps=2)
+    assert example.attrs["rows"] == "trials"
+    rng = np.random.default_rng(0)
+    ids = [f"s{i}" for i in range(8)]
+    systems = {"model:conv4": activity(rng.normal(size=(8, 3, 5)), ids, [0, 10, 20], 10.0),
+               "flipflop-rnn": example}
+    analysis.compare_figures({}, tmp_path, "c", systems)
+    assert drawn["c_flipflop-rnn_trajectories.png"]._suptitle.get_text() == \
+        f"flipflop-rnn: {example.sizes['stimulus_id']} trials"
+    assert drawn["c_model-conv4_trajectories.png"]._suptitle.get_text() == "model:conv4: 8 stimuli"

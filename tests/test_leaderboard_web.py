@@ -427,3 +427,38 @@ def test_the_static_report_has_benchmark_pages_and_no_broken_link(db, tmp_path):
     assert (root / "benchmarks" / f"{V4}.html").is_file()
     links = [(page, href) for page in root.rglob("*.html") for href in re.findall(r'href="([^"#]+)"', page.read_text())]
     assert len(links) > 20 and [h for p, h in links if not (p.parent / unquote(h)).resolve().exists()] == []
+
+
+def test_a_models_failed_jobs_show_on_its_page_and_in_the_static_report_with_the_errors_end_escaped(db, client,
+                                                                                                     tmp_path):
+    from neurozoo.leaderboard.render import page_file, write_report
+
+    error = "\n".join(f"  frame {i}" for i in range(20)) + "\nValueError: responses <NaN> for cell 3"
+    job = db.enqueue("gamma", "retina_embedded.whitenoise-heldout", {"m": "gamma"})
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", error)
+    alone = db.enqueue("delta", V4, {"m": "delta"})  # a model whose only job failed still has a page
+    db.claim("w", ids=[alone])
+    db.fail(alone, "w", "RuntimeError: out of memory")
+    html = client.get("/models/gamma").text
+    assert 'id="failed-jobs"' in html and f"<td>{job}</td>" in html and "retina_embedded.whitenoise-heldout" in html
+    assert "ValueError: responses &lt;NaN&gt; for cell 3" in html and "<NaN>" not in html  # escaped
+    assert "frame 19" in html and "frame 13" in html and "frame 12" not in html and "[13 earlier lines]" in html
+    assert "UTC" in html.split('id="failed-jobs"')[1]
+    assert "RuntimeError: out of memory" in client.get("/models/delta").text
+    assert "failed-jobs" not in client.get("/models/beta").text  # no failed job: no table
+    report = write_report(db, tmp_path / "report").parent
+    assert "ValueError: responses &lt;NaN&gt; for cell 3" in (report / "models" / f"{page_file('gamma')}.html").read_text()
+
+
+@pytest.mark.parametrize("cells, expected", [(12, [str(c) for c in range(1, 13)]), (45, ["1", "10", "20", "30", "40"])])
+def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
+    import re
+
+    from neurozoo.leaderboard.views import heldout_svg
+
+    rows = [{"cell": f"c{i}", "correlation": 0.5, "oracle": 0.8} for i in range(cells)]
+    svg = heldout_svg(rows, "t")
+    x_axis_y = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="9"', svg))
+    labels = re.findall(rf'<text x="[\d.]+" y="{x_axis_y:.1f}" text-anchor="middle" font-size="9">([^<]*)</text>', svg)
+    assert labels == expected

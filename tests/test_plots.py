@@ -258,3 +258,12 @@ def test_gain_control_figure_shows_both_contrasts_per_cell_model_beside_truth():
     renderer = figure.canvas.get_renderer()
     assert not any(legend.get_window_extent(renderer).overlaps(axis.get_window_extent(renderer)) for axis in axes)
     assert overlapping_texts(figure) == []
+
+
+def test_the_oms_figure_labels_the_first_cell_and_thins_ticks_over_twenty_cells():
+    from neurozoo.retina.phenomena.adaptation import oms_figure
+
+    rng = np.random.default_rng(0)
+    for cells, expected in ((12, list(range(12))), (45, [0, 10, 20, 30, 40])):
+        oms = {key: rng.random(cells) for key in ("oms_index", "global", "differential", "object")}
+        assert list(oms_figure({"m": oms}).axes[0].get_xticks()) == expected

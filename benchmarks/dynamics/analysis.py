@@ -37,7 +37,8 @@ def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -
     for condition, found in results.items():
         states = case.states[condition]
         ids = [f"trial{i:03d}" for i in range(states.shape[1])]
-        activity = from_states(states, ids, case.step_ms, name=case.name, time_unit=case.time_unit)
+        activity = from_states(states, ids, case.step_ms, name=case.name, time_unit=case.time_unit,
+                               rows="stimuli" if case.stimuli is not None else "trials")
         projection, explained, pca = pca_trajectories(activity, 2)
         points = pca.transform(found.points) if len(found) else None
         name = condition.replace(" ", "_").replace("/", "_")
@@ -149,7 +150,8 @@ def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, x
         projection, explained, _ = pca_trajectories(activity, 2)
         file = name.replace(":", "-").replace("/", "-")
         paths.append(plot_trajectories(projection, out / f"{stem}_{file}_trajectories.png", explained=explained,
-                                       title=f"{name}: {activity.sizes['stimulus_id']} stimuli"))
+                                       title=f"{name}: {activity.sizes['stimulus_id']} "
+                                             f"{activity.attrs.get('rows', 'stimuli')}"))
     for pair, by_metric in results.items():
         matrices = {f"{metric}": m for metric, m in by_metric.items() if metric != "procrustes"}
         name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import xarray as xr
@@ -70,6 +70,41 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def conjugate_groups(values: np.ndarray) -> List[Tuple[int, int]]:
+    """(first, last) eigenvalue index of each mode of one point's spectrum (sorted by modulus): a complex-conjugate
+    pair is one oscillating mode with one time constant, so it is one group (first < last)."""
+    groups, i = [], 0
+    while i < len(values):
+        pair = (values[i].imag != 0 and i + 1 < len(values)
+                and np.isclose(values[i + 1], np.conj(values[i]), rtol=1e-6, atol=1e-12))
+        groups.append((i, i + 1 if pair else i))
+        i += 2 if pair else 1
+    return groups
+
+
+def mode_time_constants(fixed_points: FixedPoints, most: int = 5) -> Tuple[np.ndarray, List[str]]:
+    """(N, k) time constants of each point's ``most`` slowest modes, a conjugate pair counted once (its two
+    eigenvalues have the same |tau|: plotted apart, "mode 4" hid exactly behind "mode 3"), and each column's legend
+    label: "mode 3", "modes 3-4 (pair)", or, where the points' spectra group differently, "slowest mode 3 (a pair
+    at some points)"."""
+    tau = fixed_points.time_constants()
+    if not len(tau):
+        return np.zeros((0, 0)), []
+    groups = [conjugate_groups(values)[:most] for values in fixed_points.eigenvalues]
+    k = min(len(g) for g in groups)
+    out = np.array([[tau[n, g[j][0]] for j in range(k)] for n, g in enumerate(groups)])
+    labels = []
+    for j in range(k):
+        spans = {g[j] for g in groups}
+        first, last = next(iter(spans))
+        if len(spans) > 1:
+            pairs = " (a pair at some points)" if any(b > a for a, b in spans) else ""
+            labels.append(f"slowest mode {j + 1}{pairs}")
+        else:
+            labels.append(f"modes {first + 1}-{last + 1} (pair)" if last > first else f"mode {first + 1}")
+    return out, labels
+
+
 def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_unit: Optional[str] = None) -> Figure:
     """Eigenvalues of every point's Jacobian in the complex plane with the unit circle (left), and the time
     constants |tau| = dt / |ln|lambda|| of its slowest modes (right): filled, a decay (|lambda| < 1); open, a
@@ -92,14 +127,14 @@ def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_
               title=f"{_count(len(fixed_points), 'point')}{f' ({kinds})' if kinds else ''}: "
                     f"{int(fixed_points.stable.sum())} stable (black){part}")
     plane.title.set_fontsize(10)
-    tau = fixed_points.time_constants()
-    k = min(5, tau.shape[1]) if len(tau) else 0
+    tau, labels = mode_time_constants(fixed_points)
+    k = len(labels)
     shown = []
     for i in range(k):
         finite = np.abs(tau[:, i]) < 1e6
         growth = finite & (tau[:, i] < 0)
         line, = taus.plot(np.flatnonzero(finite & ~growth), np.abs(tau[finite & ~growth, i]), ".", ms=7,
-                          label=f"mode {i + 1}")
+                          label=labels[i])
         taus.plot(np.flatnonzero(growth), np.abs(tau[growth, i]), "o", ms=5, mfc="none", color=line.get_color())
         shown.append(np.abs(tau[finite, i]))
     shown = np.concatenate(shown) if shown else np.array([])

@@ -97,7 +97,8 @@ def example(name: str, seed: int = 0, train_steps: Optional[int] = None) -> Tupl
         states = case.model.states(inputs)[..., : case.model.n_hidden]
     # trial ids name the task: examples of one task see the same trials, those of different tasks share none
     ids = [f"{task_name}-trial{i:03d}" for i in range(EXAMPLE_TRIALS)]
-    return from_states(states, ids, 1.0, name=name, time_unit="steps"), checksum(case.data_sha256, inputs)
+    return (from_states(states, ids, 1.0, name=name, time_unit="steps", rows="trials"),
+            checksum(case.data_sha256, inputs))
 
 
 NEURAL = ("V4", "IT", "zhang_desimone2011.it")

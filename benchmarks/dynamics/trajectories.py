@@ -18,25 +18,26 @@ STEP_MS = 10  # one ConvRNN step (REFERENCE.md section 1)
 
 
 def activity(values: np.ndarray, stimulus_ids: Sequence[str], bin_starts: Sequence[float], bin_ms: float,
-             name: str = "", time_unit: str = "ms") -> xr.DataArray:
+             name: str = "", time_unit: str = "ms", rows: str = "stimuli") -> xr.DataArray:
     """(stimuli, bins, neuroids) values as a labelled array; ``time_unit`` of the bins: "ms", or "steps" for a
-    model without a time scale (the examples), kept in ``attrs`` for the figures' axes."""
+    model without a time scale (the examples), and ``rows``: what a row is ("stimuli", or "trials" for the
+    examples' task trials), kept in ``attrs`` for the figures' axes and titles."""
     values = np.asarray(values, dtype=float)
     if values.ndim != 3 or values.shape[:2] != (len(stimulus_ids), len(bin_starts)):
         raise ValueError(f"activity {name!r}: expected (stimuli={len(stimulus_ids)}, bins={len(bin_starts)}, "
                          f"neuroids), got {values.shape}")
     starts = np.asarray(bin_starts, dtype=float)
-    return xr.DataArray(values, dims=DIMS, name=name, attrs={"time_unit": time_unit}, coords={
+    return xr.DataArray(values, dims=DIMS, name=name, attrs={"time_unit": time_unit, "rows": rows}, coords={
         "stimulus_id": np.asarray(stimulus_ids, dtype=str), "time_bin_start": ("time_bin", starts),
         "time_bin_end": ("time_bin", starts + bin_ms)})
 
 
 def from_states(states: torch.Tensor, stimulus_ids: Sequence[str], step_ms: float = 1.0, name: str = "",
-                time_unit: str = "ms") -> xr.DataArray:
+                time_unit: str = "ms", rows: str = "stimuli") -> xr.DataArray:
     """(T, B, D) states of an RNN -> (stimulus_id, time_bin, neuroid); ``step_ms``: one step's length in
-    ``time_unit``."""
+    ``time_unit``; ``rows``: what the batch's rows are (see ``activity``)."""
     values = torch.as_tensor(states).detach().double().numpy().transpose(1, 0, 2)
-    return activity(values, stimulus_ids, np.arange(values.shape[1]) * step_ms, step_ms, name, time_unit)
+    return activity(values, stimulus_ids, np.arange(values.shape[1]) * step_ms, step_ms, name, time_unit, rows)
 
 
 def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], layers: Sequence[str],

@@ -308,7 +308,7 @@ def plot_adaptation(results: Dict[str, Dict], path, title: str = "", smooth: int
 def oms_figure(results: Dict[str, Dict], title: str = ""):
     """Per-cell responses (rate above grey) to global, differential and object-only motion, one panel per
     system."""
-    from neurozoo.retina.phenomena.figures import legend_below, panels
+    from neurozoo.retina.phenomena.figures import index_ticks, legend_below, panels
 
     figure, axes = panels(len(results), height=3.6)
     for ax, (name, result) in zip(axes, results.items()):
@@ -318,7 +318,7 @@ def oms_figure(results: Dict[str, Dict], title: str = ""):
         ax.axhline(0, color="0.4", lw=0.6)
         ax.set_title(f"{name}: median OMS index {nanmedian(result['oms_index']):.2f}", fontsize=9)
         ax.set_xlabel("cell")
-        ax.set_xticks(cells)
+        ax.set_xticks(index_ticks(0, len(cells) - 1))
         legend_below(ax, fontsize=7)
     axes[0].set_ylabel("response above grey (spikes/s)")
     if title:

@@ -5,18 +5,10 @@ from pathlib import Path
 from typing import Mapping, Optional, Union
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from neurozoo.benchmarks.score import Score
-
-
-def _save(figure: Figure, path: Union[str, Path]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+from neurozoo.datasets.figures import save_figure
 
 
 def _column(rows, key):
@@ -54,7 +46,7 @@ def time_course_figure(score: Score, title: Optional[str] = None) -> Figure:
 
 
 def plot_time_course(score: Score, path: Union[str, Path], title: Optional[str] = None) -> Path:
-    return _save(time_course_figure(score, title), path)
+    return save_figure(time_course_figure(score, title), path)
 
 
 def plot_layer_profile(layer_scores: Mapping[str, Union[Score, float]], path: Union[str, Path],
@@ -73,4 +65,4 @@ def plot_layer_profile(layer_scores: Mapping[str, Union[Score, float]], path: Un
         axis.legend(frameon=False, fontsize=8)
     axis.set_xticks(range(len(names)), names, rotation=45, ha="right")
     axis.set(xlabel="layer", ylabel=ylabel, title=title or "per-layer score")
-    return _save(figure, path)
+    return save_figure(figure, path)

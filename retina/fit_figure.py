@@ -37,7 +37,7 @@ def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience
 
 def plot_fit_curve(result, path, title: str = "") -> Path:
     """``result``: a finished :class:`retina.fit.FitResult`."""
-    from neurozoo.retina.phenomena.figures import save
+    from neurozoo.datasets.figures import save_figure
 
-    return save(fit_curve_figure(result.history, result.best_epoch, result.config.epochs, result.config.patience,
+    return save_figure(fit_curve_figure(result.history, result.best_epoch, result.config.epochs, result.config.patience,
                                  title), path)

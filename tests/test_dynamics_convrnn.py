@@ -113,7 +113,7 @@ def test_the_cell_trajectories_mark_the_held_image(tiny, tmp_path, monkeypatch):
     from neurozoo.benchmarks.dynamics.cases import convrnn_case
 
     drawn = {}
-    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.setdefault(path.name, figure) and path)
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault(path.name, figure) and path)
     model, images = tiny
     case = convrnn_case(model, "tiny", "conv5", images, ["a", "b", "c"], positions=[(1, 1)], labels=["x", "y", "x"],
                         image_index=1, n_steps=6)

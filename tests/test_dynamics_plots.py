@@ -12,7 +12,7 @@ from neurozoo.benchmarks.dynamics.trajectories import activity, from_states
 def drawn(monkeypatch):
     """The figures the plot functions would save, by file name."""
     figures = {}
-    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.setdefault(path.name, figure) and path)
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: figures.setdefault(path.name, figure) and path)
     return figures
 
 

@@ -131,7 +131,7 @@ def test_dynamics_figures_put_legends_beside_the_traces(monkeypatch, tmp_path):
     from neurozoo.benchmarks.dynamics import plots
 
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.append(figure) or path)
     rng = np.random.default_rng(0)
     projection = xr.DataArray(rng.normal(size=(8, 20, 2)), dims=("stimulus_id", "time_bin", "pc"),
                               coords={"time_bin_start": ("time_bin", np.arange(20))})
@@ -215,7 +215,7 @@ def test_layer_profile_rings_the_chosen_layer(monkeypatch, tmp_path):
     from neurozoo.benchmarks import plots
 
     drawn = []
-    monkeypatch.setattr(plots, "_save", lambda figure, path: drawn.append(figure) or path)
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.append(figure) or path)
     plots.plot_layer_profile({"conv4": 0.2, "conv5": 0.5, "conv6": 0.4}, tmp_path / "l.png", ylabel="raw r",
                              chosen="conv5")
     axis = drawn[0].axes[0]

@@ -9,7 +9,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
-from neurozoo.benchmarks.plots import _save
+from neurozoo.datasets.figures import save_figure
 
 PathLike = Union[str, Path]
 
@@ -58,12 +58,12 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
                          title_fontsize=7)  # beside the panel, not over the traces
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str] = None,
                  time_unit: Optional[str] = None) -> Path:
-    return _save(spectra_figure(fixed_points, title, time_unit), path)
+    return save_figure(spectra_figure(fixed_points, title, time_unit), path)
 
 
 def _count(n: int, noun: str) -> str:
@@ -159,7 +159,7 @@ METRIC_TITLES = {"rsa": "RSA (Spearman r of RDMs)", "cka": "linear CKA", "debias
 
 def plot_similarity_over_time(matrices: Dict[str, xr.DataArray], path: PathLike, title: Optional[str] = None,
                               axes: Sequence[Tuple[str, str]] = (("bin a", "ms"), ("bin b", "ms"))) -> Path:
-    return _save(similarity_figure(matrices, title, axes), path)
+    return save_figure(similarity_figure(matrices, title, axes), path)
 
 
 def similarity_figure(matrices: Dict[str, xr.DataArray], title: Optional[str] = None,

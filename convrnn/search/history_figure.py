@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -40,7 +39,7 @@ def search_history_figure(trials, title: str = "") -> Figure:
 
 
 def plot_search_history(study, path, title: str = "") -> Path:
+    from neurozoo.datasets.figures import save_figure
+
     figure = search_history_figure(study.trials, title or f"study {study.study_name!r}")
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=120)
-    return Path(path)
+    return save_figure(figure, path)

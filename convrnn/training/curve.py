@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -42,7 +41,7 @@ def training_curve_figure(rows: List[Dict[str, Any]], epochs: int, title: str = 
 def plot_training_curve(metrics_path, epochs: int, path, title: str = "") -> Path:
     from neurozoo.convrnn.training.metrics_log import read_metrics
 
+    from neurozoo.datasets.figures import save_figure
+
     figure = training_curve_figure(read_metrics(metrics_path), epochs, title)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=120)
-    return Path(path)
+    return save_figure(figure, path)

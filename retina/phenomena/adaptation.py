@@ -3,7 +3,7 @@ as :mod:`retina.phenomena.analyses` (any system via :func:`as_responder`; dict o
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage, signal
@@ -300,9 +300,9 @@ def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 1
 
 def plot_adaptation(results: Dict[str, Dict], path, title: str = "", smooth: int = 10):
     """``adaptation_figure`` saved as PNG."""
-    from neurozoo.retina.phenomena.figures import save
+    from neurozoo.datasets.figures import save_figure
 
-    return save(adaptation_figure(results, title, smooth), path)
+    return save_figure(adaptation_figure(results, title, smooth), path)
 
 
 def oms_figure(results: Dict[str, Dict], title: str = ""):
@@ -328,9 +328,9 @@ def oms_figure(results: Dict[str, Dict], title: str = ""):
 
 def plot_oms(results: Dict[str, Dict], path, title: str = ""):
     """``oms_figure`` saved as PNG."""
-    from neurozoo.retina.phenomena.figures import save
+    from neurozoo.datasets.figures import save_figure
 
-    return save(oms_figure(results, title), path)
+    return save_figure(oms_figure(results, title), path)
 
 
 def gain_control_figure(results: Dict[str, Dict], title: str = ""):
@@ -384,9 +384,9 @@ def gain_control_figure(results: Dict[str, Dict], title: str = ""):
 
 def plot_gain_control(results: Dict[str, Dict], path, title: str = ""):
     """``gain_control_figure`` saved as PNG."""
-    from neurozoo.retina.phenomena.figures import save
+    from neurozoo.datasets.figures import save_figure
 
-    return save(gain_control_figure(results, title), path)
+    return save_figure(gain_control_figure(results, title), path)
 
 
 def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:

@@ -3,9 +3,7 @@ canvas: no pyplot, so drawing one never switches the backend of the caller's ses
 backend was replaced by Agg) and leaves no figure open."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -32,11 +30,3 @@ def index_ticks(first: int, last: int, every_up_to: int = 20) -> list:
 def legend_below(axis, ncol: int = 3, fontsize: float = 6.5) -> None:
     """The axis's legend under its x label, never over its lines."""
     axis.legend(fontsize=fontsize, ncol=ncol, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-
-
-def save(figure: Figure, path, title: str = "") -> Path:
-    if title:
-        figure.suptitle(title)
-    FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=120)
-    return Path(path)

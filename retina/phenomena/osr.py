@@ -190,9 +190,9 @@ def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = N
 
 def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = ""):
     """``osr_figure`` saved as PNG."""
-    from neurozoo.retina.phenomena.figures import save
+    from neurozoo.datasets.figures import save_figure
 
-    return save(osr_figure(results, cells, title), path)
+    return save_figure(osr_figure(results, cells, title), path)
 
 
 def compare_to_ground_truth(model: OSRResult, truth: OSRResult) -> Dict:

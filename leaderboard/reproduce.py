@@ -138,7 +138,9 @@ def analysis_command(record: ScoreRecord) -> Optional[str]:
         elif action.nargs == 0:
             words.append(option)
         else:
-            words += [w for v in (value if isinstance(action, argparse._AppendAction) else [value]) for w in (option, v)]
+            for v in (value if isinstance(action, argparse._AppendAction) else [value]):
+                # argparse reads a value that starts with '-' (--position=-1,0) only when joined to its option
+                words += [f"{option}={v}"] if str(v).startswith("-") else [option, v]
     return " ".join(shlex.quote(str(word)) for word in words)
 
 

@@ -80,22 +80,9 @@ def keep_freed_memory() -> bool:
     this setting for any later work. Under the dynamic default, each freed mapped block of up to 32 MB raises the
     thresholds to its size (mmap) and twice that (trim), so torch's work soon reaches 32 and 64 MB anyway; this
     setting differs from there in keeping up to 256 MB free at the heap's top, and in not adapting."""
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED is None:
-        import ctypes
-        import ctypes.util
+    from neurozoo.datasets import malloc
 
-        try:
-            mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-        except (OSError, AttributeError):
-            _MALLOC_TUNED = False
-        else:
-            m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-            _MALLOC_TUNED = bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
-    return _MALLOC_TUNED
-
-
-_MALLOC_TUNED: Optional[bool] = None
+    return malloc.set_thresholds(32 << 20, 256 << 20)
 
 
 def _parts(n: int, per_way: int = 1) -> List[range]:

@@ -28,10 +28,20 @@ def at_least(least: int) -> Callable[[str], int]:
 
 def positive(text: str) -> float:
     """The type of a number option whose value must be finite and ``> 0``."""
+    return _finite_number(text, "a positive number", lambda value: value > 0)
+
+
+def non_negative(text: str) -> float:
+    """The type of a number option whose value must be finite and ``>= 0`` (a tolerance: a negative one, or NaN,
+    would accept nothing; an infinite one everything)."""
+    return _finite_number(text, "a finite number >= 0", lambda value: value >= 0)
+
+
+def _finite_number(text: str, expected: str, accept: Callable[[float], bool]) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (accept(value) and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value

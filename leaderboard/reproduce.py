@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from neurozoo.datasets.cli_args import non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
 
 if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, numpy) load when a command runs
@@ -137,7 +138,9 @@ def analysis_command(record: ScoreRecord) -> Optional[str]:
         elif action.nargs == 0:
             words.append(option)
         else:
-            words += [w for v in (value if isinstance(action, argparse._AppendAction) else [value]) for w in (option, v)]
+            for v in (value if isinstance(action, argparse._AppendAction) else [value]):
+                # argparse reads a value that starts with '-' (--position=-1,0) only when joined to its option
+                words += [f"{option}={v}"] if str(v).startswith("-") else [option, v]
     return " ".join(shlex.quote(str(word)) for word in words)
 
 
@@ -254,7 +257,7 @@ def add_command(sub) -> None:
     p.add_argument("record", type=int, help="record id (zoo score prints it; the leaderboard's model page shows it)")
     p.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tolerance", type=float, default=0.0,
+    p.add_argument("--tolerance", type=non_negative, default=0.0,
                    help="largest accepted absolute difference (default 0: bit-identical, as on the same machine "
                         "with the same thread count)")
     p.add_argument("--use-caches", action="store_true",
@@ -265,8 +268,6 @@ def add_command(sub) -> None:
 def run_reproduce(args) -> int:
     from neurozoo.leaderboard.db import LeaderboardDB
 
-    if args.tolerance < 0 or not math.isfinite(args.tolerance):
-        raise UserFacingError(f"--tolerance {args.tolerance}: expected a finite number >= 0")
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:

@@ -69,24 +69,20 @@ def keep_freed_memory() -> bool:
     A BN-CNN training step allocates and frees ~15 MB of 1-5 MB temporaries (spectra, products); by default glibc
     serves blocks this large with fresh ``mmap``s (its adaptive threshold keeps resetting), so every step
     page-faulted ~2700 fresh pages in (10-12 ms of kernel time per step, ~7 % of the step's CPU time on the 2-core
-    machine; with this: ~200 faults, 3 ms). Process-wide and not undone (freed memory stays with the process);
-    returns False where the C library has no ``mallopt`` (not glibc): nothing changes there."""
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED is None:
-        import ctypes
-        import ctypes.util
+    machine; with this: ~200 faults, 3 ms). Returns False where the C library has no ``mallopt`` (not glibc):
+    nothing changes there.
 
-        try:
-            mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-        except (OSError, AttributeError):
-            _MALLOC_TUNED = False
-        else:
-            m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
-            _MALLOC_TUNED = bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 256 << 20))
-    return _MALLOC_TUNED
+    Process-wide and not undone, because glibc cannot undo it: ``mallopt`` has no getter (``mallinfo2`` and
+    ``malloc_info`` report usage, not thresholds), and setting either threshold turns off glibc's default dynamic
+    mmap threshold for good (``mp_.no_dyn_threshold = 1`` in malloc.c; mallopt(3): "dynamic adjustment ... is
+    disabled if any of ... is set"), which no ``mallopt`` call turns on again. "Restoring" the documented initial
+    values (128 kB) would leave fixed 128 kB thresholds, which fault in every tensor above 128 kB afresh: worse than
+    this setting for any later work. Under the dynamic default, each freed mapped block of up to 32 MB raises the
+    thresholds to its size (mmap) and twice that (trim), so torch's work soon reaches 32 and 64 MB anyway; this
+    setting differs from there in keeping up to 256 MB free at the heap's top, and in not adapting."""
+    from neurozoo.datasets import malloc
 
-
-_MALLOC_TUNED: Optional[bool] = None
+    return malloc.set_thresholds(32 << 20, 256 << 20)
 
 
 def _parts(n: int, per_way: int = 1) -> List[range]:

@@ -18,7 +18,7 @@ Interface (stable; other modules build on it):
   in ``init_from_data`` -- Adam at 1e-2 needs thousands of steps to grow it otherwise.
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
-  (parameters with ndim > 1, biases excepted) + ``l1`` * mean over the batch of the summed |rates|; Adam; early
+  (parameters with ndim > 1, biases excepted, or the model's ``penalised_weights()``) + ``l1`` * mean over the batch of the summed |rates|; Adam; early
   stopping on the mean validation correlation (contiguous validation blocks, :func:`datasets.retina_h5.split_blocks`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
   same recording (sha256) with the same ``RESUME_FIXED`` settings (else a ``DataError``).
@@ -143,11 +143,14 @@ def poisson_loss(rates: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
 
 def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float) -> torch.Tensor:
     """L1 on the rates plus L2 on the weights: parameters with ndim > 1 (as Keras' kernel regularisers on the
-    published model's kernels), never a bias, whatever its shape."""
+    published model's kernels), never a bias, whatever its shape; a model whose parameters are not the weights
+    they stand for names its weights itself (``penalised_weights()``, e.g. the GLM's post-spike filter)."""
     penalty = rates.abs().sum(1).mean() * l1
     if l2:
-        penalty = penalty + l2 * sum((p ** 2).sum() for name, p in model.named_parameters()
-                                     if p.requires_grad and p.dim() > 1 and not name.endswith("bias"))
+        own = getattr(model, "penalised_weights", None)
+        weights = own() if own is not None else [p for name, p in model.named_parameters()
+                                                 if p.requires_grad and p.dim() > 1 and not name.endswith("bias")]
+        penalty = penalty + l2 * sum((w ** 2).sum() for w in weights)
     return penalty
 
 

@@ -26,6 +26,19 @@ def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _contrast_args(p: argparse.ArgumentParser) -> None:
+    """The two contrasts of ``zoo probe adaptation`` and ``gain-control``; :func:`_check_contrasts` orders them."""
+    p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
+    p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
+
+
+def _check_contrasts(args) -> None:
+    from neurozoo.datasets.errors import UserFacingError
+
+    if not (0 < args.low < args.high):
+        raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
+
+
 def add_probe_command(sub: argparse._SubParsersAction) -> None:
     probe = sub.add_parser("probe", help="in-silico experiments on a retina model (omitted-stimulus response, "
                                          "contrast adaptation, object-motion sensitivity)")
@@ -46,8 +59,7 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "rate in high contrast) and the decay time constant, on MODEL and on the "
                                          "ground-truth circuit; write adaptation.png and adaptation.json.")
     _model_args(p, "folder for adaptation.png and adaptation.json")
-    p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
-    p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
+    _contrast_args(p)
     p.add_argument("--block", type=at_least(80), default=200, help="frames per contrast block")
     p.add_argument("--cycles", type=at_least(2), default=12, help="low-high cycles (the first is dropped)")
     p.set_defaults(handler=run_probe_adaptation)
@@ -60,8 +72,7 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "the filter's peak latency at each contrast, on MODEL and on the ground-"
                                          "truth circuit; write gain-control.png and gain-control.json.")
     _model_args(p, "folder for gain-control.png and gain-control.json")
-    p.add_argument("--low", type=positive, default=0.3, help="low contrast (noise sd)")
-    p.add_argument("--high", type=positive, default=1.0, help="high contrast (noise sd)")
+    _contrast_args(p)
     p.add_argument("--frames", type=at_least(3000), default=8000,
                    help="frames per contrast (the first 200 are left out: the system settling; fewer than 3000 read a "
                         "fixed cell as adapting)")
@@ -146,12 +157,10 @@ def run_probe_osr(args) -> int:
 
 
 def run_probe_adaptation(args) -> int:
-    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.adaptation import compare_indices, contrast_adaptation, nanmedian, plot_adaptation
 
-    if not (0 < args.low < args.high):
-        raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
+    _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
@@ -207,13 +216,11 @@ GAIN_CONTROL_KEYS = ("gain_ratio", "gain_low", "gain_high", "latency_low", "late
 def run_probe_gain_control(args) -> int:
     import numpy as np
 
-    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.adaptation import (compare_indices, contrast_gain_control, nanmedian,
                                                       plot_gain_control)
 
-    if not (0 < args.low < args.high):
-        raise UserFacingError(f"--low/--high: need 0 < low < high contrast; got {args.low}, {args.high}")
+    _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     settings = {"low": args.low, "high": args.high, "frames": args.frames, "seed": args.seed}

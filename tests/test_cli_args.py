@@ -4,12 +4,13 @@ import argparse
 
 import pytest
 
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import at_least, non_negative, positive
 from neurozoo.leaderboard.cli import main
 
 
 def test_at_least_and_positive_parse_and_refuse():
     assert at_least(1)("3") == 3 and at_least(0)("0") == 0 and positive("0.5") == 0.5
+    assert non_negative("0") == 0.0 and non_negative("1e-8") == 1e-8
     for parse, text, message in ((at_least(1), "0", "expected an integer >= 1, got 0"),
                                  (at_least(80), "79", "expected an integer >= 80, got 79"),
                                  (at_least(1), "2.5", "expected an integer >= 1, got '2.5'"),
@@ -17,7 +18,10 @@ def test_at_least_and_positive_parse_and_refuse():
                                  (positive, "-1", "expected a positive number, got -1"),
                                  (positive, "inf", "expected a positive number, got inf"),
                                  (positive, "nan", "expected a positive number, got nan"),
-                                 (positive, "x", "expected a positive number, got 'x'")):
+                                 (positive, "x", "expected a positive number, got 'x'"),
+                                 (non_negative, "-1e-9", "expected a finite number >= 0, got -1e-9"),
+                                 (non_negative, "nan", "expected a finite number >= 0, got nan"),
+                                 (non_negative, "inf", "expected a finite number >= 0, got inf")):
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{message}$".replace(".", r"\.")):
             parse(text)
 
@@ -37,6 +41,9 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     (["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer >= 80, got 40"),
     (["probe", "oms", "ln", "--fit-embedded", "--radius", "0"], "--radius: expected a positive number, got 0"),
+    # a negative or NaN tolerance lets no record pass, whatever the rerun gives
+    (["reproduce", "1", "--tolerance", "-1"], "--tolerance: expected a finite number >= 0, got -1"),
+    (["reproduce", "1", "--tolerance", "nan"], "--tolerance: expected a finite number >= 0, got nan"),
 ]
 
 

@@ -129,7 +129,7 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.125).state_dict(), weights)
     assert main(["dynamics", "rgc_shallow", "--points", "2", "--steps", "3", "--n-images", "2", "--db", db,
                  "--width", "0.125", "--image-size", "32", "--set", "n_steps=14", "--checkpoint", str(weights),
-                 "--position", "-1,-1", "--out", str(tmp_path)]) == 0  # argparse had taken -1,-1 for an option
+                 "--position=-1,-1", "--out", str(tmp_path)]) == 0  # argparse's form of a value starting with -
     [record] = ResultsStore(db).records(model="rgc_shallow:conv5")
     assert record.settings["positions"] == [[0, 0]]  # the last row and column of the 1x1 map
     assert record.settings["overrides"] == {"width_multiplier": 0.125, "n_steps": 14}

@@ -5,13 +5,19 @@ from neurozoo.leaderboard.cli import main
 from neurozoo.leaderboard.db import LeaderboardDB
 
 
+def _create_tokens(url, users, capsys):
+    """``zoo token create`` for each user in turn; the tokens it printed."""
+    tokens = []
+    for user in users:
+        assert main(["token", "create", user, "--db", url]) == 0
+        tokens.append(capsys.readouterr().out.strip())
+    return tokens
+
+
 def test_a_leaked_token_is_revoked_and_refused(tmp_path, capsys):
     """The database had a revoked flag, but no command set it: a leaked token stayed valid for good."""
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
-    tokens = []
-    for user in ("dave", "dave", "erin"):
-        assert main(["token", "create", user, "--db", url]) == 0
-        tokens.append(capsys.readouterr().out.strip())
+    tokens = _create_tokens(url, ("dave", "dave", "erin"), capsys)
     db = LeaderboardDB(url)
     assert main(["token", "revoke", tokens[0], "--db", url]) == 0 and "revoked 1 token" in capsys.readouterr().out
     assert [db.user_for_token(t) for t in tokens] == [None, "dave", "erin"]
@@ -188,10 +194,7 @@ def test_a_negative_nice_without_privilege_is_one_line(tmp_path, capsys, monkeyp
 
 def test_token_list_shows_ids_users_and_states_but_never_the_secret(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
-    tokens = []
-    for user in ("dave", "erin", "dave"):
-        assert main(["token", "create", user, "--db", url]) == 0
-        tokens.append(capsys.readouterr().out.strip())
+    tokens = _create_tokens(url, ("dave", "erin", "dave"), capsys)
     assert main(["token", "revoke", tokens[0], "--db", url]) == 0
     capsys.readouterr()
 

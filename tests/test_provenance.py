@@ -14,36 +14,46 @@ def fresh_commit_cache():
     provenance.git_commit.cache_clear()
 
 
-def _git(folder, *args):
-    subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True,
-                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"})
+def _git(folder, *args) -> str:
+    return subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}).stdout.strip()
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_an_installed_copy_inside_another_repository_reports_no_commit(tmp_path, monkeypatch, fresh_commit_cache):
+@pytest.fixture
+def committed_repository():
+    """``make(folder, {name: text})``: a new git repository at ``folder`` holding those files in one commit; its
+    HEAD commit."""
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+
+    def make(folder, files) -> str:
+        _git(folder, "init", "-q")
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        _git(folder, "add", *files)
+        _git(folder, "commit", "-q", "-m", "x")
+        return _git(folder, "rev-parse", "HEAD")
+
+    return make
+
+
+def test_an_installed_copy_inside_another_repository_reports_no_commit(tmp_path, monkeypatch, fresh_commit_cache,
+                                                                       committed_repository):
     """A wheel in a project's .venv lies inside the project's repository: that repository's HEAD is not the
     suite's code version (before the fix: its commit, and -dirty from its files)."""
     project = tmp_path / "project"
     installed = project / ".venv" / "site-packages" / "neurozoo"
     installed.mkdir(parents=True)
-    _git(project, "init", "-q")
-    (project / "notes.txt").write_text("x")
-    _git(project, "add", "notes.txt")
-    _git(project, "commit", "-q", "-m", "x")
+    committed_repository(project, {"notes.txt": "x"})
     monkeypatch.setattr(provenance, "REPO", installed.resolve())
     monkeypatch.setattr(provenance, "build_commit", lambda: None)  # a copy built outside any checkout
     assert provenance.git_commit() is None
     assert "+g" not in provenance.code_version()
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_a_checkout_reports_its_own_commit(tmp_path, monkeypatch, fresh_commit_cache):
-    _git(tmp_path, "init", "-q")
-    (tmp_path / "setup.cfg").write_text("[metadata]\nversion = 9.8.7\n")
-    _git(tmp_path, "add", "setup.cfg")
-    _git(tmp_path, "commit", "-q", "-m", "x")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+def test_a_checkout_reports_its_own_commit(tmp_path, monkeypatch, fresh_commit_cache, committed_repository):
+    head = committed_repository(tmp_path, {"setup.cfg": "[metadata]\nversion = 9.8.7\n"})
     monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
     assert provenance.git_commit() == head
     (tmp_path / "setup.cfg").write_text("[metadata]\nversion = 9.8.8\n")
@@ -78,14 +88,10 @@ def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fre
     assert provenance.code_version() == "0.1.0+g0123456789ab-dirty"
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_a_live_checkout_wins_over_a_stale_build_commit(tmp_path, monkeypatch, fresh_commit_cache):
+def test_a_live_checkout_wins_over_a_stale_build_commit(tmp_path, monkeypatch, fresh_commit_cache,
+                                                       committed_repository):
     """An editable install in a checkout reports the commit checked out now, not one written at install time."""
-    _git(tmp_path, "init", "-q")
-    (tmp_path / "a.txt").write_text("x")
-    _git(tmp_path, "add", "a.txt")
-    _git(tmp_path, "commit", "-q", "-m", "x")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    head = committed_repository(tmp_path, {"a.txt": "x"})
     monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
     monkeypatch.setattr(provenance, "build_commit", lambda: "f" * 40)
     assert provenance.git_commit() == head

@@ -313,3 +313,21 @@ def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_numbe
     assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not keep its arguments" in err and "run zoo dynamics again" in err
+
+
+def test_the_command_line_of_a_dynamics_record_at_negative_positions_parses_again():
+    """A ROW,COL position counted from the end (-1,0) is passed as --position=-1,0: argparse reads "-1,0" after a
+    space as an option (only -1 and -1.5 look like negative numbers to it), and the dynamics parser no longer
+    overrides argparse's private _negative_number_matcher to accept it."""
+    import shlex
+
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.cli import build_parser
+    from neurozoo.leaderboard.reproduce import analysis_command
+
+    kept = {"model": "rgc_shallow", "position": ["-1,0", "2,-3"], "points": 4, "seed": 0}
+    command = analysis_command(ScoreRecord("rgc_shallow:conv5", "dynamics.rgc_shallow:conv5", 0.0,
+                                           settings={"arguments": kept}))
+    assert command == "zoo dynamics rgc_shallow --position=-1,0 --position 2,-3 --points 4"
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.position, args.points) == (["-1,0", "2,-3"], 4)

@@ -132,3 +132,31 @@ def test_ln_recovers_a_known_nonlinearity_in_spikes_per_second_and_agrees_with_t
                                                                  + model.bias)).numpy()
     print("parametric", parametric.round(1), "\nbinned    ", binned.round(1))
     np.testing.assert_allclose(parametric, binned, rtol=0.15, atol=1.5)
+
+
+def test_the_glm_l2_penalty_acts_on_the_post_spike_filter_with_the_option_as_deep_retina_does():
+    """deep-retina's GLMs penalise the history filter's own coefficients (deepretina/glms.py ``train_on_batch``:
+    ``0.5 * l2[key] * ||theta[key]||^2``, key ``'history'``; scripts/glm.py: ``Feature(..., l2=l2_hist_params)``), so
+    the penalty pulls the filter towards 0. Ours stores ``post_spike_raw`` with filter ``-softplus(raw)``, and by
+    default (protocol 8's cached fits) penalises the raw parameter: towards raw 0, a filter of -softplus(0) = -0.69
+    per lag. ``post_spike_penalty="filter"`` penalises the filter; the default is unchanged to the bit."""
+    from neurozoo.retina.fit import regularization
+
+    rates = torch.ones(4, 3)
+    for mode, towards_zero in (("raw", False), ("filter", True)):
+        torch.manual_seed(0)
+        model = create_model("glm", n_cells=3, post_spike_penalty=mode)
+        penalty = regularization(model, rates, l2=1e-3, l1=0.0)
+        weights = [model.post_spike if mode == "filter" else model.post_spike_raw, model.filter.spatial,
+                   model.filter.temporal]
+        assert torch.equal(penalty, 1e-3 * sum((w ** 2).sum() for w in weights))
+        if mode == "raw":  # the rule every other model follows (parameters with ndim > 1, no bias): the same sum
+            generic = sum((p ** 2).sum() for name, p in model.named_parameters() if p.dim() > 1 and "bias" not in name)
+            assert torch.equal(penalty, 1e-3 * generic)
+        before = model.post_spike.detach().abs().sum()
+        penalty.backward()
+        with torch.no_grad():  # one descent step on the penalty alone
+            model.post_spike_raw -= 100.0 * model.post_spike_raw.grad
+        assert (model.post_spike.detach().abs().sum() < before) == towards_zero, mode
+    with pytest.raises(ValueError, match="post_spike_penalty"):
+        create_model("glm", n_cells=3, post_spike_penalty="weights")

@@ -2,7 +2,6 @@
 similarity matrices over time. Both write figures, a JSON summary and records to the results store."""
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
@@ -20,10 +19,8 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--layer", help="ConvRNN layer whose cell is analysed (default: the last recurrent one)")
     dynamics.add_argument("--position", action="append", default=None, metavar="ROW,COL",
                           help="ConvRNN: analyse the state at this position only (repeatable; negative indices count "
-                               "from the end: -1,0 is the last row's first column); default: the whole map")
-    # argparse takes "-1,0" for an option (only "-1" and "-1.5" count as negative numbers): accept ROW,COL values
-    # too, so `--position -1,0` works and not only `--position=-1,0` (this parser has no option that looks numeric)
-    dynamics._negative_number_matcher = re.compile(r"^-\d+(,-?\d+)*$|^-\d*\.\d+$")
+                               "from the end, written with '=': --position=-1,0 is the last row's first column); "
+                               "default: the whole map")
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
     dynamics.add_argument("--image", type=at_least(0),

@@ -16,10 +16,7 @@ over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
 """
 from __future__ import annotations
 
-import ctypes
-import functools
 import inspect
-import platform
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -32,6 +29,7 @@ from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, sti
 from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
+from neurozoo.datasets import malloc
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.model_modes import eval_mode
 
@@ -244,20 +242,8 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     return {layer: result[layer] for layer in layers}
 
 
-#: glibc's mallopt parameters M_TRIM_THRESHOLD and M_MMAP_THRESHOLD, and the mmap threshold the CPU extraction sets
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: the mmap threshold the CPU extraction sets (glibc's own dynamic threshold stops there too)
 MMAP_THRESHOLD = 32 << 20
-
-
-@functools.lru_cache(maxsize=None)
-def _glibc():
-    """The C library when it is glibc (loaded once: ``release_free_heap`` runs after every batch), else None."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        return ctypes.CDLL(None)
-    except OSError:
-        return None
 
 
 def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
@@ -270,25 +256,11 @@ def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
     land on the heap, where freed ones stay resident and fragment it (the full-width Cowley V4 scoring, 32
     images, batch 32, peaked at 2.31 GB), or, above 32 MB, are mapped afresh each time: every 4 kB page of a
     fresh 51 MB map faults on first touch, ~24 ms a map, more than the elementwise operation that fills it.
-    Measured on the first 96 images (batch 32, one thread, :func:`release_free_heap` after each batch): at 1 MB
-    (the previous setting) every map is paged in afresh (on 32 images: 1.24 GB peak, 38 CPU-s against 33 at
-    32 MB); with no mmap at all 80 CPU-s but a peak of 1.69-1.86 GB (the heap's fragments; 1.98 GB at 64 MB),
+    Measured on the first 96 images (batch 32, one thread, :func:`datasets.malloc.release_free_heap` after each
+    batch): at 1 MB (the previous setting) every map is paged in afresh (on 32 images: 1.24 GB peak, 38 CPU-s
+    against 33 at 32 MB); with no mmap at all 80 CPU-s but a peak of 1.69-1.86 GB (the heap's fragments; 1.98 GB at 64 MB),
     too close to the 2 GB target; at 32 MB 90 CPU-s and 1.60 GB."""
-    libc = _glibc()
-    if libc is None:
-        return False
-    try:
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2 * mmap_threshold))
-    except AttributeError:
-        return False
-
-
-def release_free_heap() -> None:
-    """Return the heap's free pages to the system (glibc ``malloc_trim``): after each batch, so that the heap's
-    fragments do not accumulate from batch to batch."""
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
+    return malloc.set_thresholds(mmap_threshold, 2 * mmap_threshold)
 
 
 @torch.inference_mode()
@@ -320,7 +292,7 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
                     for layer in layers:
                         chunks[layer].append(reducer.features(layer))  # (B, F, T)
                     if device.type == "cpu":
-                        release_free_heap()
+                        malloc.release_free_heap()  # the heap's fragments do not pile up batch by batch
                     continue
                 if recurrent:
                     steps = runner(images, record=layers, **unroll).recorded

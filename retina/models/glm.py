@@ -20,6 +20,13 @@ Two choices keep the closed-loop simulation stable (Gerhard et al. 2017 on unsta
   learned self-excitation from the stimulus-driven autocorrelation of natural-scene responses (slow
   fixations), and the simulation ran away to the rate ceiling (~2000 spikes/s against 58).
 
+The fit's L2 penalty (``l2`` of :class:`retina.fit.FitConfig`) acts by default on the stored parameter
+``post_spike_raw``, not on the filter ``-softplus(raw)``: it pulls the filter towards ``-softplus(0) = -0.69`` per lag,
+a refractory prior, where deep-retina's GLMs penalise the history filter's own coefficients
+(deepretina/glms.py ``train_on_batch``: ``0.5 * l2[key] * ||theta[key]||^2`` for ``'history'``; scripts/glm.py gives
+``f_hist`` its own ``l2=1.0``), which pulls it towards 0. ``post_spike_penalty="filter"`` is theirs; the default
+``"raw"`` stays until the fitting protocol changes, since the cached fits were made with it.
+
 Measured (2 epochs, median over cells): white noise held-out r 0.44, FEVE 0.13; natural scenes r 0.46,
 FEVE 0.19 (before: r 0.28, FEVE -93).
 """
@@ -49,9 +56,11 @@ class GLM(nn.Module):
     default_lr = 1e-3
 
     def __init__(self, n_cells: int = 5, rank: int = 2, history: int = 20, n_frames: int = N_FRAMES,
-                 frame_size: int = FRAME_SIZE):
+                 frame_size: int = FRAME_SIZE, post_spike_penalty: str = "raw"):
         super().__init__()
-        self.n_cells, self.history = n_cells, history
+        if post_spike_penalty not in ("raw", "filter"):
+            raise ValueError(f"GLM post_spike_penalty: expected 'raw' or 'filter', got {post_spike_penalty!r}")
+        self.n_cells, self.history, self.post_spike_penalty = n_cells, history, post_spike_penalty
         self.filter = LowRankFilter(n_cells, rank, n_frames, frame_size)
         # the post-spike filter is -softplus(raw): suppressive only (see the module docstring); starts at ~ -0.007
         self.post_spike_raw = nn.Parameter(torch.full((n_cells, history), -5.0))  # oldest first
@@ -61,6 +70,13 @@ class GLM(nn.Module):
     def post_spike(self) -> torch.Tensor:
         """The post-spike filter ``(n_cells, history)``, oldest first; <= 0 by construction."""
         return -F.softplus(self.post_spike_raw)
+
+    def penalised_weights(self):
+        """What the fit's L2 penalty acts on: the stimulus filter's factors and the post-spike filter (``"filter"``,
+        as deep-retina) or its raw parameter (``"raw"``, the default; see the module docstring)."""
+        post_spike = self.post_spike if self.post_spike_penalty == "filter" else self.post_spike_raw
+        # named_parameters' order, so that the default sums as every other model's penalty (protocol 8, to the bit)
+        return [post_spike, self.filter.spatial, self.filter.temporal]
 
     def log_rate(self, drive, history):
         h = (history * self.post_spike).sum(-1) if history is not None else 0.0

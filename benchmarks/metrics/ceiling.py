@@ -94,8 +94,9 @@ def balanced_halves(ids: np.ndarray, repetitions: np.ndarray, shown: np.ndarray,
     ceiling would be biased either way. Instead each stimulus puts ``round(n * |second| / R)`` of its ``n``
     shown presentations in the second half, moving the last ones (in the split's order) of the fuller half.
     """
-    position = {value: i for i, value in enumerate(np.concatenate([first, second]))}
-    order = np.array([position[value] for value in repetitions])
+    split_order = np.concatenate([first, second])
+    by_value = np.argsort(split_order, kind="stable")
+    order = by_value[np.searchsorted(split_order[by_value], repetitions)]  # each repetition's place in the split
     in_second = np.isin(repetitions, second)
     stimulus = np.unique(ids, return_inverse=True)[1]
     n = np.bincount(stimulus, weights=shown, minlength=stimulus.max() + 1)

@@ -167,3 +167,31 @@ def test_tampered_conversion_is_refused(cowley):
             datasets.DATASETS.create("cowley2023.v4_190923")
     finally:
         assembly_file.write_bytes(original)
+
+
+def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):
+    """Brain-Score's split-half ceiling per 10 ms bin, computed here straight from the MATLAB files: condition
+    means over each half of the 20 repetition numbers (ShuffleSplit(10, 0.5, seed 1); a missing trial skipped),
+    Pearson r per unit over the 21 conditions (0 for a unit silent in a half), Spearman-Brown, median over units."""
+    from sklearn.model_selection import ShuffleSplit
+
+    from neurozoo.benchmarks.metrics import internal_consistency
+
+    (assembly, _), folder = zhang
+    counts = np.full((132, 21, 20, 19), np.nan)  # unit, condition, repetition, bin
+    for u, path in enumerate(sorted(folder.glob("*.mat"))):
+        raster, combined, onset_ms = _trials_by_hand(path)
+        binned = raster[:, onset_ms - 1 + 70:onset_ms - 1 + 260].reshape(len(raster), 19, 10).sum(axis=2)
+        for c, condition in enumerate(sorted(set(combined))):
+            trials = [i for i, label in enumerate(combined) if label == condition]
+            counts[u, c, :len(trials)] = binned[trials]
+    per_split = []
+    for a, b in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.arange(20)):
+        means = [np.nanmean(counts[:, :, half], axis=2) for half in (a, b)]  # (unit, condition, bin)
+        halves = [m - m.mean(axis=1, keepdims=True) for m in means]
+        norms = np.sqrt((halves[0] ** 2).sum(1) * (halves[1] ** 2).sum(1))
+        r = np.where(norms > 0, (halves[0] * halves[1]).sum(1) / np.where(norms > 0, norms, 1), 0.0)
+        per_split.append(np.median(2 * r / (1 + r), axis=0))
+    expected = np.mean(per_split, axis=0)
+    np.testing.assert_allclose(internal_consistency(assembly).per_bin, expected, atol=1e-12)
+    assert abs(expected[0]) < 0.05 and expected[7:].mean() > 0.2  # no reliable signal at 70-80 ms; IT responds later

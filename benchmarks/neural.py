@@ -149,7 +149,8 @@ class DataOnlyBenchmark:
     def score(self, model=None, *args, **kwargs) -> Score:
         raise UserFacingError(
             f"{self.identifier} has no stimulus images, so it scores no image-computable model; "
-            f"use {type(self).__name__}.analyze() for its data-only analysis")
+            f"its data-only analysis is neurozoo.benchmarks.load({self.identifier!r}).analyze() in Python "
+            "(docs/benchmarks.md, Real-data benchmarks)")
 
 
 # ------------------------------------------------------------------------------------- registered data sets

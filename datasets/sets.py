@@ -40,8 +40,9 @@ def register(registry) -> None:
                      description=f"embedded default: rendered objects (V0/V3/V6), teacher-network {neurons} responses, "
                                  "10 ms bins 70-260 ms, generated locally")
     registry.add("cowley2023.v4_210325", cowley("210325"), family="cowley2023", region="V4",
-                 description="macaque V4, 640 natural images x up to 10 repeats, one 100 ms window (Cowley et al. 2023)")
+                 description="macaque V4, 640 grey object renderings on natural backgrounds (Bashivan et al. 2019's set) "
+                             "x 6-10 repeats, one 100 ms window (Cowley et al. 2023)")
     registry.add("cowley2023.v4_190923", cowley("190923"), family="cowley2023", region="V4",
-                 description="macaque V4, 1200 natural images, repeat means only (Cowley et al. 2023)")
+                 description="macaque V4, 1200 natural colour photographs, repeat means only (Cowley et al. 2023)")
     registry.add("zhang_desimone2011.it", zhang, family="zhang_desimone2011", region="IT",
                  description="macaque IT, 7 objects x 3 positions, spike counts in 10 ms bins 70-260 ms (Zhang et al. 2011)")

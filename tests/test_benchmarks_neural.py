@@ -162,8 +162,9 @@ def test_cowley_v4_ceiling_and_score(shared_data):
     from neurozoo import benchmarks
 
     benchmark = benchmarks.load("cowley2023.V4")
-    # the data's median split-half reliability is about 0.6 (README); Spearman-Brown: 2 * 0.6 / 1.6 = 0.75
-    assert 0.68 < benchmark.ceiling.value < 0.82
+    # the data's median split-half r is 0.61 (README: about 0.6); Spearman-Brown: 0.765, the repeat means'
+    # reliability (tests/test_ceiling.py computes it independently)
+    assert 0.755 < benchmark.ceiling.value < 0.775
     assert benchmark.bins == [(70.0, 170.0)]
     from neurozoo.benchmarks.neural import dataset_benchmark
 
@@ -177,6 +178,10 @@ def test_cowley_v4_ceiling_and_score(shared_data):
     assert 0.0 < score.raw < np.sqrt(benchmark.ceiling.value)
     shuffled = features.copy(data=np.random.default_rng(0).permutation(features.values))
     assert abs(benchmark.score_features(shuffled).raw) < 0.08
+    # a pixel baseline (32x32 grey) predicts some V4 variance (raw r 0.20), far less than a random CNN's layer (0.36)
+    pixels = benchmark.stimuli.pixels.astype(float).mean(-1).reshape(640, 32, 2, 32, 2).mean((2, 4)).reshape(640, -1, 1)
+    pixel_score = benchmark.score_features(_as_features(pixels, features))
+    assert 0.12 < pixel_score.raw < 0.28 and pixel_score.value < 0.5 * score.value
 
 
 @pytest.fixture(scope="module")

@@ -87,14 +87,14 @@ def test_cowley_190923_means_only(shared_data):
 
 def test_zhang_desimone_shapes_and_labels(zhang):
     (assembly, stimuli), folder = zhang
-    assert assembly.shape == (21 * 19, 132, 19)
+    assert assembly.shape == (21 * 20, 132, 19)
     assert list(assembly["time_bin_start"].values) == list(range(70, 260, 10))
     assert list(assembly["time_bin_end"].values) == list(range(80, 270, 10))
     assert set(assembly["object_name"].values) == {"car", "couch", "face", "flower", "guitar", "hand", "kiwi"}
     assert set(assembly["position"].values) == {"lower", "middle", "upper"}
     assert len(stimuli) == 21 and not stimuli.has_images
-    assert set(assembly["repetition"].values) == set(range(19))
-    assert (assembly.values >= 0).all() and assembly.values.sum() > 0
+    assert set(assembly["repetition"].values) == set(range(20))
+    assert (assembly.values[np.isfinite(assembly.values)] >= 0).all() and np.nansum(assembly.values) > 0
     assert sorted(assembly["neuroid_id"].values)[0] == "bp1001spk_01A"
 
 
@@ -111,6 +111,7 @@ def _trials_by_hand(path):
     ("bp1001spk_01A", "hand_upper", 0, 0),
     ("bp1002spk_03A", "face_middle", 7, 5),
     ("bp1021spk_04C", "kiwi_lower", 18, 18),
+    ("bp1021spk_04C", "flower_middle", 19, 9),  # a 20th trial: every trial is kept
 ])
 def test_zhang_desimone_counts_by_hand(zhang, unit, condition, k, time_bin):
     (assembly, _), folder = zhang
@@ -121,17 +122,26 @@ def test_zhang_desimone_counts_by_hand(zhang, unit, condition, k, time_bin):
     row = np.flatnonzero((assembly["stimulus_id"].values == condition) & (assembly["repetition"].values == k))[0]
     column = list(assembly["neuroid_id"].values).index(unit)
     assert assembly.values[row, column, time_bin] == expected
-    # and the unit's total over all its aligned trials and bins
-    trials = [[i for i, c in enumerate(combined) if c == s][:19] for s in sorted(set(combined))]
-    total = sum(int(raster[t, onset_ms - 1 + 70:onset_ms - 1 + 260].sum()) for ts in trials for t in ts)
-    assert assembly.values[:, column].sum() == total
+    # and the unit's total over all its trials and bins
+    total = int(raster[:, onset_ms - 1 + 70:onset_ms - 1 + 260].sum())
+    assert np.nansum(assembly.values[:, column]) == total
 
 
-def test_zhang_desimone_minimum_repetitions(zhang):
+def test_zhang_desimone_keeps_every_trial(zhang):
+    """Seven units of session bp1006 have 19 trials of flower_middle, every other unit and condition 20: the
+    missing trial is NaN in those units' column of one presentation; no other trial is dropped."""
     (assembly, _), folder = zhang
     counts = [scipy.io.loadmat(p)["raster_data"].shape[0] for p in sorted(folder.glob("*.mat"))]
-    assert min(counts) == 419 and max(counts) == 420  # a unit with one trial short sets the repetition count
+    assert min(counts) == 419 and max(counts) == 420
     assert list(assembly["n_trials"].values) == counts
+    finite = np.isfinite(assembly.values).all(axis=2)  # (presentation, neuroid): a whole trial or none
+    assert not (np.isnan(assembly.values).any(axis=2) & finite).any()
+    np.testing.assert_array_equal(finite.sum(axis=0), counts)
+    short = np.flatnonzero(np.array(counts) == 419)
+    assert all(assembly["neuroid_id"].values[u].startswith("bp1006") for u in short) and len(short) == 7
+    row = np.flatnonzero((assembly["stimulus_id"].values == "flower_middle") & (assembly["repetition"].values == 19))
+    np.testing.assert_array_equal(np.flatnonzero(~finite[row[0]]), short)
+    assert finite.sum() == sum(counts)
 
 
 def test_bin_counts_known_answer():
@@ -157,3 +167,31 @@ def test_tampered_conversion_is_refused(cowley):
             datasets.DATASETS.create("cowley2023.v4_190923")
     finally:
         assembly_file.write_bytes(original)
+
+
+def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):
+    """Brain-Score's split-half ceiling per 10 ms bin, computed here straight from the MATLAB files: condition
+    means over each half of the 20 repetition numbers (ShuffleSplit(10, 0.5, seed 1); a missing trial skipped),
+    Pearson r per unit over the 21 conditions (0 for a unit silent in a half), Spearman-Brown, median over units."""
+    from sklearn.model_selection import ShuffleSplit
+
+    from neurozoo.benchmarks.metrics import internal_consistency
+
+    (assembly, _), folder = zhang
+    counts = np.full((132, 21, 20, 19), np.nan)  # unit, condition, repetition, bin
+    for u, path in enumerate(sorted(folder.glob("*.mat"))):
+        raster, combined, onset_ms = _trials_by_hand(path)
+        binned = raster[:, onset_ms - 1 + 70:onset_ms - 1 + 260].reshape(len(raster), 19, 10).sum(axis=2)
+        for c, condition in enumerate(sorted(set(combined))):
+            trials = [i for i, label in enumerate(combined) if label == condition]
+            counts[u, c, :len(trials)] = binned[trials]
+    per_split = []
+    for a, b in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.arange(20)):
+        means = [np.nanmean(counts[:, :, half], axis=2) for half in (a, b)]  # (unit, condition, bin)
+        halves = [m - m.mean(axis=1, keepdims=True) for m in means]
+        norms = np.sqrt((halves[0] ** 2).sum(1) * (halves[1] ** 2).sum(1))
+        r = np.where(norms > 0, (halves[0] * halves[1]).sum(1) / np.where(norms > 0, norms, 1), 0.0)
+        per_split.append(np.median(2 * r / (1 + r), axis=0))
+    expected = np.mean(per_split, axis=0)
+    np.testing.assert_allclose(internal_consistency(assembly).per_bin, expected, atol=1e-12)
+    assert abs(expected[0]) < 0.05 and expected[7:].mean() > 0.2  # no reliable signal at 70-80 ms; IT responds later

@@ -253,3 +253,23 @@ def test_decoding_accuracy_matches_bayes_optimal():
     assert course.per_split.shape == (10, 2) and np.all(course.error < 0.02)
     correlation = decoding_time_course(assembly)  # Meyers' max-correlation decoder: above chance, below optimal
     assert 0.6 < correlation.accuracy[0] <= norm.cdf(d / 2) + 0.02 and abs(correlation.accuracy[1] - 0.5) < 0.04
+
+
+@pytest.mark.parametrize("decoder", ["max_correlation", "nearest_mean"])
+def test_decoding_a_missing_trial_carries_no_information(decoder):
+    """A pseudo-population misses a few units' trials (NaN): those entries must not decode. Here the classes differ
+    only in which trials are missing; read as 0 spikes (the old ``nan_to_num`` of the counts) class b's gaps gave it
+    away (accuracy 0.71 and 0.74); imputed at the training mean, decoding stays at chance."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.decoding import decoding_time_course
+
+    rng = np.random.default_rng(1)
+    n, neuroids = 1200, 10
+    labels = np.repeat(["a", "b"], n // 2)
+    values = 5.0 + rng.standard_normal((n, neuroids, 1))
+    values[(labels == "b") & (rng.random(n) < 0.5), :3, :] = np.nan
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.arange(n).astype(str)), "object_name": ("presentation", labels)})
+    course = decoding_time_course(assembly, decoder=decoder)
+    assert abs(course.accuracy[0] - 0.5) < 0.04

@@ -3,7 +3,9 @@
 Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time bin:
 
 1. ``ShuffleSplit(n_splits=10, train_size=0.5, random_state=1)`` over the unique repetition numbers;
-2. each half = the presentations whose repetition is in that half, averaged per stimulus;
+2. each half = the presentations whose repetition is in that half, averaged per stimulus; where stimuli
+   miss repetitions, each stimulus's shown ones are split in the same proportion (:func:`balanced_halves`;
+   with every repetition shown this is Brain-Score's split exactly);
 3. Pearson r per neuroid between the two halves across stimuli (stimuli seen in both halves);
 4. Spearman-Brown with n = 2: ``c = 2r / (1 + r)``, the reliability of the average of all repetitions;
 5. median over neuroids, then mean over the 10 splits (error = std / sqrt(10)).
@@ -66,17 +68,49 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     values = np.asarray(assembly.values, dtype=np.float64)
     T = values.shape[2]
     splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
+    shown = np.isfinite(values).reshape(len(values), -1).any(axis=1)  # an all-NaN row is a repeat never shown
     per_split = np.empty((n_splits, T))
     for k, (a, b) in enumerate(splitter.split(unique)):
+        in_second = balanced_halves(ids, repetitions, shown, unique[a], unique[b])
         halves, seen = [], []
-        for half in (unique[a], unique[b]):
-            mean, _, any_selected = group_nanmean(ids, values, np.isin(repetitions, half))
+        for mask in (shown & ~in_second, shown & in_second):
+            mean, _, any_selected = group_nanmean(ids, values, mask)
             halves.append(mean)
             seen.append(any_selected)
         both = seen[0] & seen[1]
         r = pearson_columns(halves[0][both], halves[1][both], axis=0)  # (N, T)
         per_split[k] = np.nanmedian(spearman_brown(r), axis=0)
     return Ceiling(per_split.mean(0), per_split, per_split.std(0) / np.sqrt(n_splits))
+
+
+def balanced_halves(ids: np.ndarray, repetitions: np.ndarray, shown: np.ndarray, first, second) -> np.ndarray:
+    """Whether each presentation goes to the second half of a split of the repetition numbers into ``first``
+    and ``second`` (in the splitter's random order), rebalanced per stimulus over its *shown* repetitions.
+
+    With every repetition shown for every stimulus this is exactly ``isin(repetitions, second)`` (Brain-Score's
+    split). Where stimuli miss repetitions (Cowley's session 210325: 6 to 10 of 10, the missing ones trailing),
+    that global split would give a stimulus halves of 5 and 1 repetitions, or all of them in one half (the
+    stimulus then drops out of the ceiling): the Spearman-Brown step assumes halves of equal reliability, so the
+    ceiling would be biased either way. Instead each stimulus puts ``round(n * |second| / R)`` of its ``n``
+    shown presentations in the second half, moving the last ones (in the split's order) of the fuller half.
+    """
+    split_order = np.concatenate([first, second])
+    by_value = np.argsort(split_order, kind="stable")
+    order = by_value[np.searchsorted(split_order[by_value], repetitions)]  # each repetition's place in the split
+    in_second = np.isin(repetitions, second)
+    stimulus = np.unique(ids, return_inverse=True)[1]
+    n = np.bincount(stimulus, weights=shown, minlength=stimulus.max() + 1)
+    target = np.floor(n * len(second) / (len(first) + len(second)) + 0.5)
+    target = np.where(n >= 2, np.clip(target, 1, n - 1), target)  # both halves hold one where there are two
+    rows = np.flatnonzero(shown)
+    rows = rows[np.lexsort((order[rows], in_second[rows], stimulus[rows]))]  # by stimulus, half, split order
+    group = stimulus[rows] * 2 + in_second[rows]
+    starts = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+    rank = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    t = target[stimulus[rows]]
+    result = np.zeros(len(ids), dtype=bool)
+    result[rows] = np.where(in_second[rows], rank < t, rank >= n[stimulus[rows]] - t)
+    return result
 
 
 def normalize(r, ceiling, convention: str = "r2/ceiling"):

@@ -11,10 +11,11 @@ the training trials' mean and standard deviation. Two decoders, both closed form
 * ``"nearest_mean"``: the object whose template is closest in Euclidean distance. For Gaussian classes with
   identity covariance and Mahalanobis distance d this is the Bayes-optimal rule, accuracy Phi(d / 2).
 
-Chance is the largest class fraction.
+Chance is the largest class fraction. Missing responses (NaN) are imputed at the training mean (see ``_predict``).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,10 +45,16 @@ class DecodingTimeCourse:
 
 
 def _predict(train_x, train_y, test_x, classes, decoder):
-    """train_x (n, N, T), test_x (m, N, T) -> predicted class index (m, T)."""
-    mean, std = train_x.mean(0), train_x.std(0)
+    """train_x (n, N, T), test_x (m, N, T) -> predicted class index (m, T).
+
+    A missing response (NaN: a unit without that trial in a pseudo-population) is imputed at the training mean,
+    i.e. 0 after z-scoring, so it pulls no template and no test trial towards any class."""
+    with warnings.catch_warnings():  # a unit missing from every training trial: mean 0, std 1 below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean, std = np.nanmean(train_x, 0), np.nanstd(train_x, 0)
+    mean = np.nan_to_num(mean)
     std = np.where(std > 0, std, 1.0)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    train_x, test_x = np.nan_to_num((train_x - mean) / std), np.nan_to_num((test_x - mean) / std)
     templates = np.stack([train_x[train_y == c].mean(0) for c in range(len(classes))])  # (C, N, T)
     if decoder == "nearest_mean":
         distance = ((test_x[:, None] - templates[None]) ** 2).sum(2)  # (m, C, T)
@@ -68,7 +75,7 @@ def decoding_time_course(assembly: xr.DataArray, n_splits: int = 10, train_size:
     classes, labels = np.unique(coord(assembly, "object_name").astype(str), return_inverse=True)
     if len(classes) < 2:
         raise DataError("assembly: decoding needs at least 2 distinct values of 'object_name'")
-    values = np.nan_to_num(np.asarray(assembly.values, dtype=np.float64))
+    values = np.asarray(assembly.values, dtype=np.float64)
     splitter = StratifiedShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     per_split = np.stack([
         (_predict(values[train], labels[train], values[test], classes, decoder) == labels[test][:, None]).mean(0)

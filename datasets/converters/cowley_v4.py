@@ -1,21 +1,26 @@
-"""Cowley, Stan, Pillow & Smith (2023) macaque V4 responses to natural images -> assembly + stimulus set.
+"""Cowley, Stan, Pillow & Smith (2023) macaque V4 responses to images -> assembly + stimulus set.
 
 Sessions (files as published in cowleygroup/V4_compact_models, data_V4_responses/):
 
-- ``210325``: ``images_210325.zip`` (640 JPEGs ``image0001.jpg``..) and ``responses_210325_raw.npy``
+- ``210325``: ``images_210325.zip`` (640 JPEGs ``image0001.jpg``..: the image set of Bashivan et al. 2019,
+  per the data table of data_V4_responses/readme.txt -- grey renderings of objects on natural backgrounds in
+  a round aperture, in blocks by object: the first ones a bear) and ``responses_210325_raw.npy``
   (50 units x 640 images x 10 repeats, spike counts, NaN where an image had fewer repeats).
   Presentations are (image, repeat) pairs; a repeat that is NaN for every unit was never shown and
   is dropped, so images keep 6 to 10 presentations (``repetition`` is the repeat's index in the raw
   array). Any NaN left (a unit missing on a shown repeat) goes through ``nan_policy``.
-- ``190923``: ``images_190923.zip`` (1200 JPEGs) and ``responses_190923_repeat_averaged.npy``
+- ``190923``: ``images_190923.zip`` (1200 JPEGs, natural colour photographs) and ``responses_190923_repeat_averaged.npy``
   (33 units x 1200 images): one presentation per image with ``repetition`` 0 and the attribute
   ``repeat_averaged = 1``; split-half ceilings cannot be computed from it.
 
-Image ``k`` (0-based) of the response arrays is ``image{k+1:04d}.jpg``. The recordings give one
+Image ``k`` (0-based) of the response arrays is ``image{k+1:04d}.jpg`` (the source's readme: images[i] and
+responses_raw[:, i, :] correspond; its classes/class_neural_data.py reads the zip at indices 1..n, "zip files
+start at 1"). The recordings give one
 100 ms spike-count window after stimulus onset; we label it with one time bin [70, 170) ms, the
 usual V4 response window (the exact window of the source is not part of the files). Values stay
-spike counts (attribute ``units``). Images carry no object labels: ``object_name`` is
-``"unlabelled"`` for all, so a split stratified on it is a plain shuffle split.
+spike counts (attribute ``units``). The files carry no object labels (210325's blocks are not
+labelled, and their length is not stated): ``object_name`` is ``"unlabelled"`` for all, so a split
+stratified on it is a plain shuffle split.
 """
 from __future__ import annotations
 

@@ -12,9 +12,12 @@ Presentations: units were not recorded together and every file has its own ~420 
 no shared trial axis. We build a pseudo-population, as population decoding of these data does: a
 stimulus is an (object, position) condition (``stimulus_id`` = ``<object>_<position>``, 21 of
 them), and presentation (condition, k) takes, for every unit, that unit's k-th trial of the
-condition in file order, for k below the smallest repetition count of any unit and condition
-(19: a few units have 419 trials). Trials of different units in one presentation were therefore
-not simultaneous. The stimulus set holds the labels only: the images were not published.
+condition in file order, for k below the largest repetition count of any unit and condition (20).
+Every trial is kept: a unit with fewer trials of a condition is NaN in the presentations it lacks
+(the 7 units of session bp1006 have 19 trials of flower_middle, so their ``repetition`` 19 of it is
+NaN), which the ceiling and the decoding skip; the assembly therefore loads with
+``nan_policy="allow"``. Trials of different units in one presentation were not simultaneous. The
+stimulus set holds the labels only: the images were not published.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from neurozoo.datasets import Recording
 from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, load_converted
 from neurozoo.datasets.errors import DataError
 
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: every trial kept (NaN where a unit has fewer), was the first 19 of each
 NAME = "zhang_desimone2011.it"
 BIN_MS = 10
 WINDOW_MS = (70, 260)
@@ -79,14 +82,15 @@ def _convert(files: Dict[str, Path], folder: Path) -> None:
         if sorted(set(labels)) != conditions:
             raise DataError(f"{path}: stimulus_ID x stimulus_position conditions differ from {paths[0].name}'s")
         per_unit.append({c: np.flatnonzero([lab == c for lab in labels]) for c in conditions})
-    n_rep = min(len(trials) for unit in per_unit for trials in unit.values())
+    n_rep = max(len(trials) for unit in per_unit for trials in unit.values())
 
     n_bins = (WINDOW_MS[1] - WINDOW_MS[0]) // BIN_MS
-    values = np.empty((len(conditions) * n_rep, len(units), n_bins))
+    values = np.full((len(conditions) * n_rep, len(units), n_bins), np.nan)  # condition-major, repetition minor
     for u, (unit, trials) in enumerate(zip(units, per_unit)):
         counts = bin_counts(unit["raster"], unit["onset"])
-        order = np.concatenate([trials[c][:n_rep] for c in conditions])  # condition-major, repetition minor
-        values[:, u] = counts[order]
+        for c, condition in enumerate(conditions):
+            rows = trials[condition]
+            values[c * n_rep:c * n_rep + len(rows), u] = counts[rows]
 
     stimulus_ids = [f"{o}_{p}" for o, p in conditions]
     stimulus_set = make_stimulus_set({"stimulus_id": stimulus_ids, "object_name": [o for o, _ in conditions],
@@ -108,6 +112,9 @@ def _convert(files: Dict[str, Path], folder: Path) -> None:
     write_assembly(assembly, folder / ASSEMBLY_FILE)
 
 
-def load_zhang_desimone_it(nan_policy: str = "raise") -> Recording:
-    """(assembly (399 presentations x 132 units x 19 bins), labels-only stimulus set), converted once into the cache."""
+def load_zhang_desimone_it(nan_policy: str = "allow") -> Recording:
+    """(assembly (420 presentations x 132 units x 19 bins), labels-only stimulus set), converted once into the cache.
+
+    ``nan_policy="allow"``: the NaN are the trials a unit lacks (module docstring); ``"drop-neuroids"`` keeps only
+    the 125 units with every trial."""
     return load_converted(NAME, CONVERTER_VERSION, _convert, nan_policy=nan_policy)

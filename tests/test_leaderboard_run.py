@@ -151,3 +151,23 @@ def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     assert retina_specs and all(s["fit"] == {"epochs": DEFAULT_FIT_EPOCHS} for s in retina_specs)
     named, _ = zoo_specs(models=["bncnn2016"], fit_epochs=5)
     assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}
+
+
+def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
+    """Before: a checkpoint for a misspelled model (or one not in --models) was dropped silently, so the model was
+    scored with random weights; one for a retina model renamed its rows 'ln@w (weights ...)' while the benchmark
+    fitted the model afresh and never read the file."""
+    import torch
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    weights = tmp_path / "w.pt"
+    torch.save({"x": torch.zeros(2)}, weights)
+    with pytest.raises(UserFacingError, match=r"--checkpoint rgc_intermedate=.*w\.pt: no model rgc_intermedate in "
+                                              r"this run \(its models: rgc_intermediate\)"):
+        zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermedate": str(weights)})
+    with pytest.raises(UserFacingError, match=r"--checkpoint ln=.*w\.pt: ln is a retina model"):
+        zoo_specs(["ln"], checkpoints={"ln": str(weights)})
+    specs, _ = zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermediate": str(weights)})
+    assert specs and all(s["checkpoint"]["path"] == str(weights) for s in specs)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from captum import attr as captum_attr  # a test dependency (setup.cfg [test]): never a silent skip
 from torch import nn
 import torch.nn.functional as F
 
@@ -120,7 +121,6 @@ def test_channel_attributions_match_captum_layer_conductance(layer):
     doubling, 0.007 at 128 steps, 0.0017 at 512), ours a midpoint sum (0.001 at 128 steps); at 512 captum steps
     the two agree to 0.003 of the largest channel's attribution. (The ReLUs make the integrand jump, so neither is
     exact; both converge to the same integral.)"""
-    captum_attr = pytest.importorskip("captum.attr")
     model = _retina_cnn()
     x = torch.randn(1, 40, 30, 30, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     ours = integrated_gradients(model, x, cell=1, layer=layer, steps=256)

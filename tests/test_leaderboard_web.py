@@ -215,8 +215,6 @@ def server(db, tmp_path):
 def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("headless Chromium not installed (.ci/run: apt-get install chromium chromium-driver)")
-    selenium = pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
-    del selenium
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

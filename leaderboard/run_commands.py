@@ -169,7 +169,7 @@ def _token_revoke(args) -> int:
 
 def _token_list(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.datasets.text_table import format_table
     from neurozoo.leaderboard.db import LeaderboardDB
 
     tokens = LeaderboardDB(args.db).tokens(user=args.user)

@@ -337,5 +337,6 @@ def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
 
     public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache)
     for record in (public, hidden):
-        record.settings["model_sha256"] = module_sha256(model)
+        if record is not None:  # None: a benchmark without a hidden split
+            record.settings["model_sha256"] = module_sha256(model)
     return public, hidden

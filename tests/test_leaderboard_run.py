@@ -171,3 +171,23 @@ def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
         zoo_specs(["ln"], checkpoints={"ln": str(weights)})
     specs, _ = zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermediate": str(weights)})
     assert specs and all(s["checkpoint"]["path"] == str(weights) for s in specs)
+
+
+def test_a_benchmark_without_a_hidden_split_is_scored_by_zoo_run(monkeypatch):
+    """score_model returns (record, None) for a benchmark that is not a NeuralBenchmark (no public/hidden split);
+    score_spec then stamped every record with the weights' hash and failed on the None: 'NoneType' object has no
+    attribute 'settings', after the scoring was done."""
+    import torch
+
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.datasets.provenance import module_sha256
+    from neurozoo.leaderboard import zoo
+
+    model = torch.nn.Linear(2, 1)
+    monkeypatch.setattr(zoo, "build_model", lambda spec, device: model)
+    monkeypatch.setattr(zoo, "score_model", lambda *a, **k: (ScoreRecord("m", "plugin.behaviour", 0.5, settings={}), None))
+    spec = {"family": "convrnn", "model": "m", "benchmark": "plugin.behaviour", "overrides": {}, "checkpoint": None,
+            "score": {"max_features": 200, "seed": 0}}
+    public, hidden = zoo.score_spec(spec)
+    assert hidden is None and public.settings["model_sha256"] == module_sha256(model)
+    assert public.settings["rerun"] == {"command": "zoo run", "spec": spec}

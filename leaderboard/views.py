@@ -158,8 +158,8 @@ def _segments(x, ys):
 
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
                    height: int = 240, legend_width: int = 0, integer_x: bool = False) -> Optional[str]:
-    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no plotting library at
-    request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
+    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no figure drawn by a
+    plotting library at request time, only matplotlib's tick locator: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
     ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
     ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
     ``integer_x``: the x values are indices (cells, channels): integer ticks that include the first one."""

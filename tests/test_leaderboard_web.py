@@ -460,3 +460,24 @@ def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
     x_axis_y = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="9"', svg))
     labels = re.findall(rf'<text x="[\d.]+" y="{x_axis_y:.1f}" text-anchor="middle" font-size="9">([^<]*)</text>', svg)
     assert labels == expected
+
+
+def test_warm_up_imports_what_the_first_page_draws_with():
+    """zoo serve's warm_up imports what the first page would, so that no reader stalls on imports under the GIL;
+    the figures' ticks came from matplotlib, imported at the first page (about 1 s) after warm_up."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from neurozoo.leaderboard.web import warm_up
+from neurozoo.leaderboard.views import index_svg, time_course_svg
+warm_up()
+before = set(sys.modules)
+rows = [{"time_bin_start": 70, "time_bin_end": 80, "value": 0.5, "error": 0.1, "ceiling": 0.8}]
+assert time_course_svg(rows, "t") and index_svg({"model_index": [0.1, 0.2], "truth_index": [0.2, 0.1]}, "t")
+print(sorted(m for m in set(sys.modules) - before if not m.startswith("encodings")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -399,6 +399,7 @@ def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:
     circuit's): Pearson r across cells, mean absolute difference, and the fraction of cells with the same sign."""
     model, truth = np.asarray(model, float), np.asarray(truth, float)
     ok = np.isfinite(model) & np.isfinite(truth)
-    r = float(np.corrcoef(model[ok], truth[ok])[0, 1]) if ok.sum() > 2 and model[ok].std() > 0 else float("nan")
+    defined = ok.sum() > 2 and model[ok].std() > 0 and truth[ok].std() > 0
+    r = float(np.corrcoef(model[ok], truth[ok])[0, 1]) if defined else float("nan")
     return {"pearson_r": r, "mean_abs_difference": float(np.abs(model[ok] - truth[ok]).mean()) if ok.any() else float("nan"),
             "same_sign": float((np.sign(model[ok]) == np.sign(truth[ok])).mean()) if ok.any() else float("nan")}

@@ -24,7 +24,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="ConvRNN width (default 0.125, CPU-friendly)")
     p.add_argument("--max-features", type=at_least(1), default=200, help="random-projection features per layer")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
-                   help="trained weights for a model (repeatable)")
+                   help="trained weights for a ConvRNN of the run (repeatable; retina models are fitted by their benchmarks)")
     p.add_argument("--fit-epochs", type=at_least(1), help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
     p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
@@ -169,7 +169,7 @@ def _token_revoke(args) -> int:
 
 def _token_list(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.leaderboard.commands import format_table
+    from neurozoo.datasets.text_table import format_table
     from neurozoo.leaderboard.db import LeaderboardDB
 
     tokens = LeaderboardDB(args.db).tokens(user=args.user)

@@ -158,8 +158,8 @@ def _segments(x, ys):
 
 def line_chart_svg(series, title: str, x_label: str, y_label: str = "", y_range=None, width: int = 520,
                    height: int = 240, legend_width: int = 0, integer_x: bool = False) -> Optional[str]:
-    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no plotting library at
-    request time: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
+    """Lines ``(label, x, y, color, dash[, errors, tips])`` as a small hand-written inline SVG (no figure drawn by a
+    plotting library at request time, only matplotlib's tick locator: a model page stays a few milliseconds). ``None`` values are gaps; ``y_range`` is widened to fit.
     ``errors``: a bar of +- that much at each point; ``tips``: each point's text on hover (points are drawn then).
     ``legend_width``: a column that wide right of the plot holds the legend (default: inside, top right).
     ``integer_x``: the x values are indices (cells, channels): integer ticks that include the first one."""
@@ -305,10 +305,12 @@ def model_page(db, model: str, records=None, failures=None) -> Optional[Dict[str
                        "ceiling": record.ceiling, "raw": record.raw, "raw_meaning": raw_meaning(record.benchmark),
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": figures(record, model),
-                       "provenance": {"code_version": record.code_version, "git_commit": record.git_commit,
-                                      "data_sha256": record.data_sha256, "seed": record.seed, "device": record.device,
-                                      "duration_s": record.duration_s, "created_at": str(record.created_at),
-                                      **settings}})
+                       "provenance": {"record": record.id, "code_version": record.code_version,
+                                      "git_commit": record.git_commit, "data_sha256": record.data_sha256,
+                                      "seed": record.seed, "device": record.device, "duration_s": record.duration_s,
+                                      "created_at": str(record.created_at),
+                                      # the rerun spec is for zoo reproduce (by record id); it holds host paths
+                                      **{k: v for k, v in settings.items() if k != "rerun"}}})
     weights = (records[0].settings or {}).get("weights") if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
@@ -342,7 +344,7 @@ def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": (record.settings or {}).get("weights"),
-                     "provenance": f"code {record.code_version or 'unknown'}, data sha256 "
+                     "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
                                    f"{str(record.created_at)[:16]} UTC"})

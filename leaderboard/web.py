@@ -111,13 +111,17 @@ class PageCache:
 
 
 def warm_up() -> None:
-    """Import what the first submission and the first page would import (model and benchmark registries):
-    seconds of imports under the GIL would otherwise stall every reader once, at the first upload."""
+    """Import what the first submission and the first page would import (model and benchmark registries, the
+    figures' tick helpers: matplotlib's locator): seconds of imports under the GIL would otherwise stall every
+    reader once, at the first upload or page."""
     from neurozoo.leaderboard.aggregate import registry_tree
     from neurozoo.leaderboard.submission import builtin_model_names
+    from neurozoo.leaderboard.views import ticks
+    from neurozoo.retina.phenomena.figures import index_ticks
 
     builtin_model_names()
     registry_tree()
+    ticks(0.0, 1.0), index_ticks(0, 1)
 
 
 def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = None, db=None):

@@ -101,8 +101,18 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
         if name not in benchmarks.BENCHMARKS:
             raise UserFacingError(f"unknown benchmark {name!r}; registered: {', '.join(benchmarks.list_benchmarks())}")
     checkpoints = checkpoints or {}
+    families = model_families(models)
+    for model, path in checkpoints.items():  # one the run would not read must not pass as scored
+        family = dict((name, f) for f, name in families).get(model)
+        if family is None:
+            raise UserFacingError(f"--checkpoint {model}={path}: no model {model} in this run (its models: "
+                                  f"{', '.join(name for _, name in families)})")
+        if family == "retina":
+            raise UserFacingError(f"--checkpoint {model}={path}: {model} is a retina model, which its benchmarks fit "
+                                  "on the embedded recordings themselves; a checkpoint applies to ConvRNNs (a fitted "
+                                  "retina model: zoo probe --checkpoint)")
     specs, skipped = [], []
-    for family, model in model_families(models):
+    for family, model in families:
         checkpoint = checkpoints.get(model)
         for bench in names:
             bench_family = benchmark_family(bench)
@@ -327,5 +337,6 @@ def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
 
     public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache)
     for record in (public, hidden):
-        record.settings["model_sha256"] = module_sha256(model)
+        if record is not None:  # None: a benchmark without a hidden split
+            record.settings["model_sha256"] = module_sha256(model)
     return public, hidden

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from neurozoo.datasets.model_modes import eval_mode  # noqa: F401  (also imported from here)
+from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.retina.fast_conv import conv_first_layer
 
 

@@ -105,8 +105,8 @@ RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_b
                 "batching")
 
 
-#: What a finished fit leaves in ``out`` beside its checkpoint (``zoo fit`` adds the last two).
-RESULT_FILES = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+#: What a finished fit leaves in ``out`` beside its checkpoint (``zoo fit`` adds the last three).
+RESULT_FILES = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv", "fit_curve.png")
 
 
 @dataclass

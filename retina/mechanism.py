@@ -30,7 +30,8 @@ from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
-from neurozoo.retina.reduction import _correlation, reduce_model
+from neurozoo.retina.metrics import correlation
+from neurozoo.retina.reduction import reduce_model
 
 N_FRAMES = 40
 
@@ -49,8 +50,8 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     padded = torch.as_tensor(np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
     with eval_mode(model), torch.no_grad():
         activity = layer_activation(model, padded, 1).mean((2, 3)).double().numpy()  # (T, C)
-    r_on = np.nan_to_num([_correlation(a, on) for a in activity.T])  # a silent channel: 0
-    r_off = np.nan_to_num([_correlation(a, off) for a in activity.T])
+    r_on = np.nan_to_num(correlation(activity.T, np.broadcast_to(on, activity.T.shape)))  # a silent channel: 0
+    r_off = np.nan_to_num(correlation(activity.T, np.broadcast_to(off, activity.T.shape)))
     kind = np.where((r_on >= min_correlation) & (r_on > r_off), "on",
                     np.where((r_off >= min_correlation) & (r_off > r_on), "off", ""))
     return {"r_on": r_on, "r_off": r_off, "type": kind}

@@ -18,6 +18,7 @@ from torch import nn
 
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
+from neurozoo.retina.metrics import correlation
 
 
 class ReducedModel(nn.Module):
@@ -75,12 +76,6 @@ def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = 
     return ReducedModel(model, layer, keep, fill_values).eval()
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
-
-
 def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 1, k: int = 2, steps: int = 32,
                      fill: str = "baseline") -> Dict[str, object]:
     """Rank ``layer``'s units for ``cell`` by integrated gradients on windows ``x``, keep the top ``k``, and report
@@ -104,7 +99,7 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
             "ranking": order.tolist(),
             "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
             "kept_units": sorted(order[:k].tolist()),
-            "correlation": _correlation(full_rates, reduced_rates),
+            "correlation": float(correlation(full_rates, reduced_rates)),
             "variance_explained": float(1 - residual.var() / variance) if variance > 0 else float("nan"),
             "completeness_gap": float(attribution.completeness_gap().abs().max()),
             "reduced_rates": reduced_rates, "full_rates": full_rates,

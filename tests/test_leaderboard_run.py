@@ -151,3 +151,43 @@ def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     assert retina_specs and all(s["fit"] == {"epochs": DEFAULT_FIT_EPOCHS} for s in retina_specs)
     named, _ = zoo_specs(models=["bncnn2016"], fit_epochs=5)
     assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}
+
+
+def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
+    """Before: a checkpoint for a misspelled model (or one not in --models) was dropped silently, so the model was
+    scored with random weights; one for a retina model renamed its rows 'ln@w (weights ...)' while the benchmark
+    fitted the model afresh and never read the file."""
+    import torch
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    weights = tmp_path / "w.pt"
+    torch.save({"x": torch.zeros(2)}, weights)
+    with pytest.raises(UserFacingError, match=r"--checkpoint rgc_intermedate=.*w\.pt: no model rgc_intermedate in "
+                                              r"this run \(its models: rgc_intermediate\)"):
+        zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermedate": str(weights)})
+    with pytest.raises(UserFacingError, match=r"--checkpoint ln=.*w\.pt: ln is a retina model"):
+        zoo_specs(["ln"], checkpoints={"ln": str(weights)})
+    specs, _ = zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermediate": str(weights)})
+    assert specs and all(s["checkpoint"]["path"] == str(weights) for s in specs)
+
+
+def test_a_benchmark_without_a_hidden_split_is_scored_by_zoo_run(monkeypatch):
+    """score_model returns (record, None) for a benchmark that is not a NeuralBenchmark (no public/hidden split);
+    score_spec then stamped every record with the weights' hash and failed on the None: 'NoneType' object has no
+    attribute 'settings', after the scoring was done."""
+    import torch
+
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.datasets.provenance import module_sha256
+    from neurozoo.leaderboard import zoo
+
+    model = torch.nn.Linear(2, 1)
+    monkeypatch.setattr(zoo, "build_model", lambda spec, device: model)
+    monkeypatch.setattr(zoo, "score_model", lambda *a, **k: (ScoreRecord("m", "plugin.behaviour", 0.5, settings={}), None))
+    spec = {"family": "convrnn", "model": "m", "benchmark": "plugin.behaviour", "overrides": {}, "checkpoint": None,
+            "score": {"max_features": 200, "seed": 0}}
+    public, hidden = zoo.score_spec(spec)
+    assert hidden is None and public.settings["model_sha256"] == module_sha256(model)
+    assert public.settings["rerun"] == {"command": "zoo run", "spec": spec}

@@ -215,8 +215,6 @@ def server(db, tmp_path):
 def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("headless Chromium not installed (.ci/run: apt-get install chromium chromium-driver)")
-    selenium = pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
-    del selenium
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -347,7 +345,7 @@ def test_time_course_figure_labels_its_axes_and_shows_each_bins_values_and_error
                     for i in range(4)]
     assert re.findall(r'y="[\d.]+" text-anchor="end" font-size="9">([^<]*)<', figure) == ["0", "0.2", "0.4", "0.6",
                                                                                         "0.8", "1"]
-    assert "provenance: code " in section and ", seed " in section  # a provenance line per score, without a click
+    assert "provenance: record " in section and ", code " in section and ", seed " in section  # a line per score, no click
 
 
 def test_figures_break_lines_at_missing_values_and_draw_error_bars():
@@ -462,3 +460,39 @@ def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
     x_axis_y = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="9"', svg))
     labels = re.findall(rf'<text x="[\d.]+" y="{x_axis_y:.1f}" text-anchor="middle" font-size="9">([^<]*)</text>', svg)
     assert labels == expected
+
+
+def test_warm_up_imports_what_the_first_page_draws_with():
+    """zoo serve's warm_up imports what the first page would, so that no reader stalls on imports under the GIL;
+    the figures' ticks came from matplotlib, imported at the first page (about 1 s) after warm_up."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from neurozoo.leaderboard.web import warm_up
+from neurozoo.leaderboard.views import index_svg, time_course_svg
+warm_up()
+before = set(sys.modules)
+rows = [{"time_bin_start": 70, "time_bin_end": 80, "value": 0.5, "error": 0.1, "ceiling": 0.8}]
+assert time_course_svg(rows, "t") and index_svg({"model_index": [0.1, 0.2], "truth_index": [0.2, 0.1]}, "t")
+print(sorted(m for m in set(sys.modules) - before if not m.startswith("encodings")))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_model_page_names_each_scores_record_id_and_no_host_path(db, client):
+    """zoo reproduce takes a record id, which its help says the model page shows: it did not. The record's rerun
+    spec (for zoo reproduce) holds the host's submission folder; the public page shows no such path."""
+    spec = {"family": "submission", "model": "webnet", "folder": "/srv/secret-home/submissions/abc123", "sha256": "ab"}
+    job = db.enqueue("webnet", V4, spec)
+    db.claim("w", ids=[job])
+    settings = {"rerun": {"command": "zoo work", "spec": spec}, "layer": "conv2"}
+    db.finish(job, "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings=settings),
+              hidden=ScoreRecord("webnet", V4, 0.25, per_bin=per_bin(0.25), settings=settings))
+    shown = db.jobs(ids=[job])[0]["hidden_score_id"]
+    html = client.get("/models/webnet").text
+    assert f"provenance: record {shown}, code " in html and "zoo reproduce" in html
+    assert "/srv/secret-home" not in html and "conv2" in html

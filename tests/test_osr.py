@@ -17,6 +17,9 @@ def test_fit_line_and_call_on_known_lines():
     assert osr_call([1.0, 1.0], [0.9, 0.9], peaks, np.ones((2, 3))).tolist() == [True, False]
     # a train that evoked nothing above baseline: any post-omission peak above it is specific, none is not
     assert osr_call([1.0, 1.0], [0.9, 0.9], [[3.0, 0.1], [3.0, 0.0]], [[1.0, 0.0], [1.0, -0.5]]).tolist() == [True, False]
+    # peaks without the train's peaks was read as "the train evoked nothing" (every cell specific): refused
+    with pytest.raises(ValueError, match="osr_call: peaks and train_peaks go together"):
+        osr_call([1.0], [0.9], [[0.5, 0.5]])
 
 
 def _omission_detector(delay=4):

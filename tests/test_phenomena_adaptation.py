@@ -138,3 +138,21 @@ def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(
     blocker.write_text("")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(not_weights), "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err == f"zoo probe: error: --out {blocker / 'sub'}: cannot create the folder (Not a directory)\n"
+
+
+def test_compare_indices_known_answers_and_undefined_cases_without_warnings():
+    """The probes' model-vs-truth comparison: Pearson r across cells (NaN where either side is constant, or fewer
+    than 3 cells have both), mean |difference| and same-sign fraction over the cells where both are finite."""
+    import warnings
+
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+
+    result = compare_indices([1.0, 2.0, -3.0, 4.0, np.nan], [2.0, 4.0, -6.0, 8.0, 1.0])
+    assert result["pearson_r"] == pytest.approx(1.0)
+    assert result["mean_abs_difference"] == pytest.approx((1 + 2 + 3 + 4) / 4) and result["same_sign"] == 1.0
+    assert compare_indices([1.0, -1.0, 2.0], [1.0, 1.0, -2.0])["same_sign"] == pytest.approx(1 / 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a constant truth printed 'invalid value encountered in divide'
+        flat = compare_indices([0.1, 0.5, 0.9], [1.0, 1.0, 1.0])
+        assert np.isnan(flat["pearson_r"]) and flat["mean_abs_difference"] == pytest.approx(0.5)
+        assert np.isnan(compare_indices([np.nan, 1.0], [1.0, np.nan])["same_sign"])

@@ -102,13 +102,17 @@ def test_unresolved_cells_get_nan_and_a_reason():
     noise = np.random.default_rng(7)
 
     def system(movie):
-        return np.concatenate([GainControlCell()(movie), np.full((1, len(movie)), 5.0),
-                               20 + 5 * noise.standard_normal((1, len(movie)))])
+        adapting = GainControlCell()(movie)
+        diverged = adapting.copy()  # a diverged model: one NaN frame (SVD of its STA did not converge, for all cells)
+        diverged[0, len(movie) // 2] = np.nan
+        return np.concatenate([adapting, np.full((1, len(movie)), 5.0),
+                               20 + 5 * noise.standard_normal((1, len(movie))), diverged])
 
     result = contrast_gain_control(system, frames=3000)
     assert result["reason"][0] == "" and result["gain_ratio"][0] < 0.5
     assert result["reason"][1] == "no response (low contrast)"
     assert result["reason"][2].startswith("STA not resolved (low contrast: peak ")
+    assert result["reason"][3] == "non-finite rates (low contrast: 1 of 2800 frames)"
     for key in ("gain_ratio", "gain_low", "latency_low", "latency_high", "latency_shift"):
         assert np.isnan(result[key][1:]).all(), key
     assert not result["adapting"][1:].any()
@@ -154,7 +158,7 @@ def test_probe_gain_control_cli_with_a_fixed_ln_checkpoint(tmp_path, capsys):
     assert len(fitted["gain_ratio"]) == 12 and fitted["reason"] == [""] * 12
     assert all(abs(r - 1) < 0.1 for r in fitted["gain_ratio"]) and not any(fitted["adapting"])
     assert all(abs(lat - 8.3) < 0.4 for lat in fitted["latency_low"] + fitted["latency_high"])
-    # 1300 analysed frames resolve no STA of the circuit: NaN (null in JSON) with the reason, printed as such
+    # 2800 analysed frames resolve no STA of the circuit: NaN (null in JSON) with the reason, printed as such
     assert truth["gain_ratio"] == [None] * 12 and all(r.startswith("STA not resolved") for r in truth["reason"])
     assert re.search(r"\n  cell  0: model gain ratio  (0\.9\d|1\.0\d)  latency  8\d ->  8\d ms  adapting no\n", printed)
     assert "truth n/a (STA not resolved (low contrast: peak " in printed

@@ -155,6 +155,11 @@ def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
 
     with pytest.raises(SpecError, match="ratio must be one of max, phase_mean"):
         reversing_grating(cell, ratio="mean")
+    # too short for one whole cycle after the first (dropped): F1 and F2 were NaN with 'Mean of empty slice'
+    with pytest.raises(SpecError, match=r"n_reversals=3 leaves no whole cycle after the first \(need >= 4\)"):
+        reversing_grating(cell, n_reversals=3)
+    with pytest.raises(SpecError, match=r"half_period=1: need >= 2 frames"):  # an IndexError before
+        reversing_grating(cell, half_period=1)
 
 
 def test_latency_coding_runs_the_originals_dark_flash_protocol():

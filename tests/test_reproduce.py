@@ -234,7 +234,7 @@ def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it
     data = load_embedded_retina("whitenoise", **RETINA_SIZES)
     argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
     assert _zoo(*argv) == 0
-    results = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv")
+    results = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv", "fit_curve.png")
     assert all((tmp_path / "fit" / name).is_file() for name in results)
 
     def killed(*args, **kwargs):

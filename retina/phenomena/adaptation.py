@@ -157,7 +157,8 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     temporal filter's largest lobe (sub-frame, parabolic). ``adapting``: ``gain_ratio < max_ratio`` and an
     earlier peak at high contrast.
 
-    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
+    Per cell NaN with ``reason`` where nothing is resolved: ``non-finite rates`` (NaN or inf in the analysed
+    frames: a diverged model), ``no response`` (rates constant over the run),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast)."""
@@ -201,6 +202,10 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
+            if not np.isfinite(r).all():  # a diverged model: its STA's SVD would fail for every cell
+                reason[i] = reason[i] or (f"non-finite rates ({name} contrast: {np.count_nonzero(~np.isfinite(r))} "
+                                          f"of {len(r)} frames)")
+                continue
             if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
@@ -394,6 +399,7 @@ def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:
     circuit's): Pearson r across cells, mean absolute difference, and the fraction of cells with the same sign."""
     model, truth = np.asarray(model, float), np.asarray(truth, float)
     ok = np.isfinite(model) & np.isfinite(truth)
-    r = float(np.corrcoef(model[ok], truth[ok])[0, 1]) if ok.sum() > 2 and model[ok].std() > 0 else float("nan")
+    defined = ok.sum() > 2 and model[ok].std() > 0 and truth[ok].std() > 0
+    r = float(np.corrcoef(model[ok], truth[ok])[0, 1]) if defined else float("nan")
     return {"pearson_r": r, "mean_abs_difference": float(np.abs(model[ok] - truth[ok]).mean()) if ok.any() else float("nan"),
             "same_sign": float((np.sign(model[ok]) == np.sign(truth[ok])).mean()) if ok.any() else float("nan")}

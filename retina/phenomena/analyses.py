@@ -141,10 +141,16 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
       frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py: ``fratio = F2 / F1``,
       ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
-    if ratio not in F2_F1_RATIOS:
-        from neurozoo.datasets.errors import SpecError
+    from neurozoo.datasets.errors import SpecError
 
+    if ratio not in F2_F1_RATIOS:
         raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
+    if half_period < 2:
+        raise SpecError(f"reversing_grating: half_period={half_period}: need >= 2 frames (F2 is the second harmonic "
+                        "of a cycle of 2 * half_period frames)")
+    if n_reversals < 4:
+        raise SpecError(f"reversing_grating: n_reversals={n_reversals} leaves no whole cycle after the first "
+                        "(need >= 4)")
     respond = as_responder(system)
     period, pre = 2 * half_period, 50
     f1, f2 = [], []

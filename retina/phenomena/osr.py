@@ -99,6 +99,8 @@ def osr_call(slope, r2, peaks=None, train_peaks=None, slope_range=SLOPE_RANGE, m
     """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peaks`` and
     ``train_peaks`` ``(cells, P)`` are given) a post-omission peak at least ``min_peak_ratio`` times the train's
     at every period; where the train's peak is <= 0 (ratio undefined), a post-omission peak above 0."""
+    if (peaks is None) != (train_peaks is None):
+        raise ValueError("osr_call: peaks and train_peaks go together (both (cells, P)), or neither")
     slope, r2 = np.asarray(slope, float), np.asarray(r2, float)
     called = (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
     if peaks is not None:

@@ -3,7 +3,7 @@ write the leaderboard database and a static HTML report, print the ranking."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 
 def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None,

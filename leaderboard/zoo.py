@@ -261,8 +261,6 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
                 timing=None, progress: bool = False, cache: bool = True) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
     """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output.
     ``cache=False``: the activations are computed, never read from (or written to) the activation cache."""
-    import numpy as np
-
     from neurozoo import benchmarks
     from neurozoo.benchmarks.neural import NeuralBenchmark
 

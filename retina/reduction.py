@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
 
-import numpy as np
 import torch
 from torch import nn
 

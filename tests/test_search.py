@@ -411,6 +411,29 @@ def test_zoo_search_exports_the_trained_models_with_provenance_and_records_score
     assert row.settings["config"] == config and row.settings["model_overrides"]["width_multiplier"] == 0.5
 
 
+def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_commands_options(tiny, tmp_path):
+    """The review's defect: the search.val_top1 record took its training settings, seed, code version and data
+    checksum from the command that exported it, so `zoo search --trials 0 --export 1` (export only, without every
+    option of the search repeated) recorded width 0.5, 7 epochs and seed 0 for a trial trained at width 1, 1 epoch,
+    seed 3 (and its .json provenance beside the spec said the truth)."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", "3")]) == 0
+    argv = search_argv(tiny, out, 0, "--export", "1", "--results", results)
+    argv[argv.index("--width") + 1], argv[argv.index("--epochs") + 1] = "0.5", "7"
+    assert main(["search", *argv]) == 0
+    [trial] = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+    row = ResultsStore(results).query(benchmark="search.val_top1").iloc[0]
+    assert row.settings["training"] == run["config"]
+    assert (run["config"]["epochs"], run["config"]["seed"], run["config"]["overrides"]["width_multiplier"]) == (1, 3, 1.0)
+    assert row.seed == 3 and row.data_sha256 == run["val_files_sha256"] and row.device == run["device"]
+    assert (row.code_version, row.git_commit) == (run["code_version"], run["git_commit"])
+    assert json.loads((out / "tiny_best1.json").read_text())["training"] == row.settings["training"]
+
+
 def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
     """The review's defect: trial folders were OUT/trial_<n> for every study, so a second study's trial 0 wrote
     its spec and config over the first study's, then stopped on the first study's checkpoint (exit 2)."""

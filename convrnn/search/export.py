@@ -94,26 +94,31 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
     """Keyword arguments for ``benchmarks.records.ScoreRecord``, one per exported configuration.
 
     ``value`` is the validation top-1 as a fraction; ``settings`` hold the study, trial, configuration
-    and training settings, so the score can be reproduced."""
+    and training settings, so the score can be reproduced. Training settings, seed, device, code version and data
+    checksum are the trial's own (its ``run.json``): the exporting command may be a later one with other options
+    (``--trials 0``); ``settings`` and the arguments stand in only for a trial whose ``run.json`` is gone."""
     from dataclasses import asdict
 
     records = []
     for rank, trial in enumerate(best_trials(study, k), start=1):
+        run = trial_run(trial)
+        training = run.get("config") or asdict(settings)
         records.append({
             "model": spec_name(study.study_name, rank),
             "benchmark": BENCHMARK,
             "value": trial.value / 100.0,
             "raw": trial.value,
-            "code_version": code_version,
-            "data_sha256": data_sha256,
-            "seed": settings.seed,
+            "code_version": run.get("code_version") or code_version,
+            "git_commit": run.get("git_commit"),
+            "data_sha256": run.get("val_files_sha256") or data_sha256,
+            "seed": training.get("seed", settings.seed),
             "settings": {"study": study.study_name, "trial": trial.number, "space": space.name,
                          "space_file": space.source, "params": dict(trial.params),
                          "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
-                         "training": asdict(settings),
+                         "training": training,
                          "val_top5": trial.user_attrs.get("val_top5"),
                          "epochs_done": trial.user_attrs.get("epochs_done")},
-            "device": settings.device,
+            "device": run.get("device") or settings.device,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
         })
     return records

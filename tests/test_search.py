@@ -420,18 +420,26 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
     from neurozoo.leaderboard.cli import main
 
     out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", "3")]) == 0
-    argv = search_argv(tiny, out, 0, "--export", "1", "--results", results)
+    for seed in ("3", "5"):  # a study continued with another seed: trial 1 is drawn and trained with seed 5
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", seed)]) == 0
+    argv = search_argv(tiny, out, 0, "--export", "2", "--results", results)
     argv[argv.index("--width") + 1], argv[argv.index("--epochs") + 1] = "0.5", "7"
     assert main(["search", *argv]) == 0
-    [trial] = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
-    run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
-    row = ResultsStore(results).query(benchmark="search.val_top1").iloc[0]
-    assert row.settings["training"] == run["config"]
-    assert (run["config"]["epochs"], run["config"]["seed"], run["config"]["overrides"]["width_multiplier"]) == (1, 3, 1.0)
-    assert row.seed == 3 and row.data_sha256 == run["val_files_sha256"] and row.device == run["device"]
-    assert (row.code_version, row.git_commit) == (run["code_version"], run["git_commit"])
-    assert json.loads((out / "tiny_best1.json").read_text())["training"] == row.settings["training"]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    rows = ResultsStore(results).query(benchmark="search.val_top1")
+    assert sorted(rows.settings.map(lambda settings: settings["trial"])) == [0, 1]
+    for _, row in rows.iterrows():
+        trial = study.trials[row.settings["trial"]]
+        run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+        seed = 3 + 2 * trial.number
+        assert row.settings["training"] == run["config"]
+        assert (run["config"]["epochs"], run["config"]["seed"], run["config"]["overrides"]["width_multiplier"]) == (
+            1, seed, 1.0)
+        assert row.seed == seed and row.data_sha256 == run["val_files_sha256"] and row.device == run["device"]
+        assert (row.code_version, row.git_commit) == (run["code_version"], run["git_commit"])
+        provenance = json.loads((out / f"{row.model}.json").read_text())
+        assert provenance["training"] == row.settings["training"] and provenance["trial"] == trial.number
+        assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both
 
 
 def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):

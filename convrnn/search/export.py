@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 import optuna
 
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.json_files import write_json
 
 BENCHMARK = "search.val_top1"
 
@@ -77,14 +78,16 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
             "spec": path.name, "study": study.study_name, "trial": trial.number, "rank": rank,
             "val_top1": trial.value, "val_top5": trial.user_attrs.get("val_top5"),
             "epochs_done": trial.user_attrs.get("epochs_done"), "parameters": trial.user_attrs.get("parameters"),
-            "space": space.name, "space_file": str(Path(space.source).resolve()), "sampler_seed": study.user_attrs.get("seed"),
+            # the seed of the command that drew and trained the trial (a study may be continued with another)
+            "space": space.name, "space_file": str(Path(space.source).resolve()),
+            "sampler_seed": (run.get("config") or {}).get("seed", study.user_attrs.get("seed")),
             "params": dict(trial.params), "config": config, "model_overrides": overrides,
             "weights": str(weights) if weights is not None and weights.is_file() else None,
             "trial_code_version": run.get("code_version"), "trial_git_commit": run.get("git_commit"),
             "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
             "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
         }
-        (out_dir / f"{name}.json").write_text(json.dumps(provenance, indent=2, default=str))
+        write_json(out_dir / f"{name}.json", provenance, indent=2)  # strict JSON (a NaN is null), written whole
         paths.append(path)
     return paths
 

@@ -38,7 +38,7 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")
     dynamics.add_argument("--unique-tol", type=positive, help="points closer than this are one (default 1e-3)")
-    dynamics.add_argument("--seed", type=int, default=0)
+    dynamics.add_argument("--seed", type=at_least(0), default=0)
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
     dynamics.set_defaults(handler=run_dynamics)
@@ -56,7 +56,7 @@ def add_commands(sub) -> None:
     compare.add_argument("--train-steps", type=at_least(0))
     compare.add_argument("--max-stimuli", type=at_least(1),
                          help="ConvRNNs: this many ventral stimuli, spread over the set")
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--seed", type=at_least(0), default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
 

@@ -36,6 +36,7 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
+from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.provenance import code_version, environment, git_commit, module_sha256
 from neurozoo.datasets.torch_files import state_mismatch
@@ -273,7 +274,7 @@ class Trainer:
         if self.dist.is_main and self.out.is_dir():
             for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
                 stale.unlink()
-            remove_dead_temporaries(self.out, ".run.json.tmp*")  # left by a kill while marking the run finished
+            remove_dead_temporaries(self.out, "run.json.tmp*")  # left by a kill while writing run.json
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():
             raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
@@ -382,15 +383,11 @@ class Trainer:
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
         }
-        (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str))
+        write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
 
     def _mark_finished(self) -> None:
         path = self.out / "run.json"
-        info = json.loads(path.read_text())
-        info.update(finished=True, final_epoch=self.epoch)
-        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        temporary.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(temporary, path)
+        write_json(path, {**json.loads(path.read_text()), "finished": True, "final_epoch": self.epoch}, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:

@@ -272,9 +272,10 @@ class Trainer:
         seed_all(config.seed + self.dist.rank)  # augmentation streams differ between ranks
 
         if self.dist.is_main and self.out.is_dir():
-            for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
-                stale.unlink()
-            remove_dead_temporaries(self.out, "run.json.tmp*")  # left by a kill while writing run.json
+            # left by a kill while writing a checkpoint or run.json (a live writer's are its own: another run may
+            # still be writing here, and this one may be about to refuse the folder)
+            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")
+            remove_dead_temporaries(self.out, "run.json.tmp*")
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():
             raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "

@@ -149,7 +149,7 @@ def _case(args):
 def run_dynamics(args) -> int:
     import torch
 
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, provenance
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
@@ -165,7 +165,7 @@ def run_dynamics(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
-    stem = _file_name(f"dynamics_{case.name}_{tag}")
+    stem = file_name(f"dynamics_{case.name}_{tag}")
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
@@ -186,10 +186,6 @@ def run_dynamics(args) -> int:
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
     return 0
-
-
-def _file_name(text: str) -> str:
-    return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
 
 
 COMPARE_VALUE = ("per pair A ~ B and metric, value = the mean over A's bins of the similarity of A's bin to B's same "
@@ -213,7 +209,8 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
 
 def run_compare(args) -> int:
     from neurozoo.benchmarks.dynamics import sources
-    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records, provenance
+    from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
+                                                       provenance)
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -243,7 +240,7 @@ def run_compare(args) -> int:
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
     records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
-    summary = out / f"{_file_name('compare_' + '__'.join(systems))}_{tag}.json"
+    summary = out / f"{file_name('compare_' + '__'.join(systems))}_{tag}.json"
     write_json(summary, _compare_summary(systems, records, settings,
                                          {**provenance(args.seed, data_sha), "duration_s": timer.seconds}))
     for record in records:

@@ -39,7 +39,7 @@ from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.provenance import code_version, environment, git_commit, module_sha256
-from neurozoo.datasets.torch_files import state_mismatch
+from neurozoo.datasets.torch_files import UnreadableTorchFile, state_mismatch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -284,9 +284,7 @@ class Trainer:
         if resume is not None:
             try:
                 saved = load_checkpoint(resume, map_location="cpu")
-            except DataError as error:
-                if "not a readable PyTorch file" not in str(error):
-                    raise
+            except UnreadableTorchFile as error:
                 raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
                                 f"(best.pth: the best epoch's), or start afresh with another --out") from None
             self.load_state(saved)

@@ -154,6 +154,8 @@ def run_dynamics(args) -> int:
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
     with Timer() as timer:
         case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -161,8 +163,6 @@ def run_dynamics(args) -> int:
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
@@ -223,6 +223,8 @@ def run_compare(args) -> int:
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
     with Timer() as timer:
         overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
@@ -231,9 +233,7 @@ def run_compare(args) -> int:
             results = compare(systems, metrics)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
-    out = Path(args.out or results_dir())
     tag, arguments = run_tag(args)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems)
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,

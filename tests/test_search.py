@@ -422,10 +422,14 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
     out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
     for seed in ("3", "5"):  # a study continued with another seed: trial 1 is drawn and trained with seed 5
         assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", seed)]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    for trial in study.trials:  # as if trained on another machine: the record must say that machine's versions
+        run_json = Path(trial.user_attrs["out"]) / "run.json"
+        run = json.loads(run_json.read_text())
+        run_json.write_text(json.dumps({**run, "environment": {**run["environment"], "torch_threads": 97}}))
     argv = search_argv(tiny, out, 0, "--export", "2", "--results", results)
     argv[argv.index("--width") + 1], argv[argv.index("--epochs") + 1] = "0.5", "7"
     assert main(["search", *argv]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     rows = ResultsStore(results).query(benchmark="search.val_top1")
     assert sorted(rows.settings.map(lambda settings: settings["trial"])) == [0, 1]
     for _, row in rows.iterrows():
@@ -437,6 +441,7 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
             1, seed, 1.0)
         assert row.seed == seed and row.data_sha256 == run["val_files_sha256"] and row.device == run["device"]
         assert (row.code_version, row.git_commit) == (run["code_version"], run["git_commit"])
+        assert row.settings["environment"] == run["environment"] and run["environment"]["torch_threads"] == 97
         provenance = json.loads((out / f"{row.model}.json").read_text())
         assert provenance["training"] == row.settings["training"] and provenance["trial"] == trial.number
         assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both

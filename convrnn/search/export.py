@@ -97,8 +97,8 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
     """Keyword arguments for ``benchmarks.records.ScoreRecord``, one per exported configuration.
 
     ``value`` is the validation top-1 as a fraction; ``settings`` hold the study, trial, configuration
-    and training settings, so the score can be reproduced. Training settings, seed, device, code version and data
-    checksum are the trial's own (its ``run.json``): the exporting command may be a later one with other options
+    and training settings, so the score can be reproduced. Training settings, seed, device, environment, code version
+    and data checksum are the trial's own (its ``run.json``): the exporting command may be a later one with other options
     (``--trials 0``); ``settings`` and the arguments stand in only for a trial whose ``run.json`` is gone."""
     from dataclasses import asdict
 
@@ -120,7 +120,9 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
                          "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
                          "training": training,
                          "val_top5": trial.user_attrs.get("val_top5"),
-                         "epochs_done": trial.user_attrs.get("epochs_done")},
+                         "epochs_done": trial.user_attrs.get("epochs_done"),
+                         # the versions the trial ran with (without them the store would add the exporting process's)
+                         **({"environment": run["environment"]} if run.get("environment") else {})},
             "device": run.get("device") or settings.device,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
         })

@@ -531,7 +531,7 @@ def test_the_search_finds_the_memory_a_task_needs_and_scores_ablations_at_chance
     """Ground truth: a task that only models with memory can solve. The objective must score the ablated
     configurations (no feedback edge, decay 0) at exactly chance and their intact twins far above it, and the TPE
     search must end on a configuration with memory and propose memory more often once past its start-up trials."""
-    from neurozoo.convrnn.search import Objective, TrialSettings, export_specs, run_worker
+    from neurozoo.convrnn.search import TrialSettings, export_specs, run_worker
     from neurozoo.convrnn.training.synthetic import write_image_folder
 
     data = write_image_folder(tmp_path / "data", n_classes=3, per_class=8, size=16, val_per_class=4)

@@ -306,6 +306,11 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
     ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
     ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_ofset"}}}}, "'tied' must name a numeric, untied hyperparameter"),
+    # the RGC's cell needs an input: a trial drawing cell_residual false was built with input_to_cell true, silently
+    # against the space's fixed false
+    ({"cells": {"rgc": {"input_to_cell": False, "cell_residual": {"choice": [True, False]}}}},
+     "cells.rgc.input_to_cell: false needs cell_residual: true"),
+    ({"cells": {"rgc": {"input_to_cell": False}}}, "cells.rgc.input_to_cell: false needs cell_residual: true"),
     ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_offset", "scale": "minus"}}}}, "expected {tied: OTHER"),
     ({"train": {"lr": {"tied": "weight_decay"}}}, "'tied' links hyperparameters of one cell, not training ones"),
     ({"cells": {"rgc": {"tau_bias": {"float": [0, 1], "lo": 2}}}}, "expected a value or one of"),

@@ -87,7 +87,7 @@ def run_score(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
     score, model_name = score_from_args(args)
     store, record_id, summary = _store(args, score, model_name)
-    if score.provenance.get("family") == "retina":
+    if _is_retina(args.benchmark):
         # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
         details = [f"+- {score.error:.3f}"] if score.error is not None else []
         details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
@@ -127,9 +127,8 @@ def score_from_args(args):
 
     benchmark = benchmarks.load(args.benchmark)
     rerun = rerun_arguments(args)
-    if benchmarks.BENCHMARKS.get(args.benchmark).tags.get("family") == "retina":
+    if _is_retina(args.benchmark):
         score, model_name = _score_retina(args, benchmark)
-        score.provenance["family"] = "retina"
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
     from neurozoo.benchmarks.neural import DataOnlyBenchmark
@@ -154,6 +153,12 @@ def score_from_args(args):
     # the record's seed is --seed, as for a retina model's fit: the benchmark's own split seed never changes
     score.provenance["seed"] = args.seed
     return score, model_name
+
+
+def _is_retina(benchmark: str) -> bool:
+    from neurozoo import benchmarks
+
+    return benchmarks.BENCHMARKS.get(benchmark).tags.get("family") == "retina"
 
 
 def _store(args, score, model_name: str):

@@ -26,6 +26,8 @@ is seen by both sides.
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -33,6 +35,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError
 
 FRAME_SIZE = 50
@@ -64,11 +67,25 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
                      attrs: Optional[Mapping] = None, compression: Optional[str] = None) -> Path:
     """Write a recording. ``train``/``test``: ``stimulus``, ``time``, ``response`` (dict key -> (C, T)); ``test``
     also ``repeats`` (dict cellNN -> (n_repeats, T)). Extra response keys are written as given."""
-    import h5py
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    # a temporary of this writer's own: two processes generating one recording at once (a cold cache) each write
+    # theirs and rename it into place, where one shared ``<name>.tmp`` failed the second on HDF5's file lock
+    remove_dead_temporaries(path.parent, f".{path.name}.*.tmp*")
+    descriptor, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{os.getpid()}")
+    os.close(descriptor)
+    try:
+        _write_groups(tmp, train, test, spikes, attrs, compression)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_groups(tmp, train: Mapping, test: Mapping, spikes, attrs, compression) -> None:
+    import h5py
+
     with h5py.File(tmp, "w") as f:
         for key, value in (attrs or {}).items():
             f.attrs[key] = value
@@ -87,8 +104,6 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
             s = f.create_group("spikes")
             for cell, times in spikes.items():
                 s.create_dataset(cell, data=np.asarray(times, np.float64))
-    tmp.replace(path)
-    return path
 
 
 # ---- reading --------------------------------------------------------------------------------------

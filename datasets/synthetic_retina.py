@@ -480,7 +480,7 @@ def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
 
         warnings.warn(f"{path}: the cached recording cannot be read (truncated or damaged); generating it again",
                       stacklevel=2)
-        path.unlink()
+        path.unlink(missing_ok=True)  # another run that found it damaged may have removed it first
     if not path.is_file():
         generate_recording(path, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
     return path

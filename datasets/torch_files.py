@@ -12,8 +12,13 @@ from typing import Any
 from neurozoo.datasets.errors import DataError
 
 
+class UnreadableTorchFile(DataError):
+    """A file that exists but is no PyTorch file of tensors (damaged, cut short, or another format)."""
+
+
 def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``, or a ``DataError`` naming ``what`` and ``path``."""
+    """``torch.load(path, weights_only=True)``, or a ``DataError`` naming ``what`` and ``path``
+    (``UnreadableTorchFile`` when the file exists but cannot be read)."""
     import torch
 
     path = Path(path)
@@ -22,7 +27,7 @@ def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu") -
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # pickle, zip, unpickler and torch errors alike
-        raise DataError(f"{what} {path}: not a readable PyTorch file of tensors ({type(error).__name__}; expected "
+        raise UnreadableTorchFile(f"{what} {path}: not a readable PyTorch file of tensors ({type(error).__name__}; expected "
                         "what torch.save writes from state dicts)") from None
 
 

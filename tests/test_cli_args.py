@@ -38,6 +38,12 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     (["compare", "rgc_shallow:conv5", "neural:V4", "--max-stimuli", "-5"],
      "--max-stimuli: expected an integer >= 1, got -5"),
     (["search", "--data", "d", "--trials", "1", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    # tracebacks deep in the command: numpy's SeedSequence, optuna's heartbeat storage, np.random.default_rng
+    (["search", "--data", "d", "--trials", "1", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["search", "--data", "d", "--trials", "1", "--heartbeat", "-1"], "--heartbeat: expected an integer >= 0, got -1"),
+    (["search", "--data", "d", "--trials", "1", "--grace", "0"], "--grace: expected an integer >= 1, got 0"),
+    (["dynamics", "linear", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["compare", "flipflop-rnn", "flipflop-gru", "--seed", "-2"], "--seed: expected an integer >= 0, got -2"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer >= 80, got 40"),
     (["probe", "oms", "ln", "--fit-embedded", "--radius", "0"], "--radius: expected a positive number, got 0"),

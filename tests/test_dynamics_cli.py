@@ -214,3 +214,17 @@ def test_a_results_store_that_cannot_be_opened_is_refused_before_the_analysis(db
     assert main(["dynamics", "linear", "--db", db, "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"zoo dynamics: error: --db {db!r}: ") and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [["dynamics", "linear"], ["compare", "flipflop-rnn", "flipflop-gru"]])
+def test_an_unusable_out_folder_is_refused_before_the_analysis(argv, capsys, tmp_path, monkeypatch):
+    """A --out that cannot be a folder failed only once the analysis (or the examples' training) had run; zoo
+    score checks it first, and so do these now."""
+    from neurozoo.benchmarks.dynamics import analysis, sources
+
+    monkeypatch.setattr(analysis, "analyse", lambda *a, **k: pytest.fail("analysed before checking --out"))
+    monkeypatch.setattr(sources, "load", lambda *a, **k: pytest.fail("loaded the systems before checking --out"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert main([*argv, "--no-store", "--out", str(blocker / "sub")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {blocker / 'sub'}: Not a directory")

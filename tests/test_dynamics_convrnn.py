@@ -60,6 +60,20 @@ def test_positions_agree_with_the_whole_map(tiny):
         ConvRNNCellMap(model, "nope", images)
 
 
+def test_positions_as_an_array_and_an_empty_list(tiny):
+    """A (N, 2) array of positions (the documented Sequence of (row, column)) failed with "truth value of an array
+    is ambiguous" since negative indices were accepted; an empty list gave dim = the whole map's while the map's
+    states had no entries at all (D 0), so every state had the wrong size."""
+    model, images = tiny
+    listed = ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=[(2, 1), (-1, 0)])
+    array = ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=np.array([[2, 1], [-1, 0]]))
+    assert array.positions == listed.positions == [(2, 1), (3, 0)]
+    assert array.dim == array.trajectory.shape[2] == 2 * sum(array.channels)
+    torch.testing.assert_close(array.trajectory, listed.trajectory)
+    with pytest.raises(ValueError, match=r"positions: an empty list \(None analyses the whole 4x4 map of layer 'conv5'\)"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=[])
+
+
 def test_convrnn_case_analysis_figures_and_records(tiny, tmp_path):
     from neurozoo.benchmarks.dynamics.analysis import analyse, dynamics_records, figures
     from neurozoo.benchmarks.dynamics.cases import convrnn_case

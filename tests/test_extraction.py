@@ -105,6 +105,17 @@ def test_static_timm_model_features_repeat_across_bins(stimuli):
         extract(model, Stimuli(stimuli.ids, images), ["layer9"], cache=False, progress=False)
 
 
+def test_an_empty_stimulus_set_is_refused_with_its_shape(stimuli):
+    """No images reached the extraction and failed there in torch.cat ("expected a non-empty list of Tensors")."""
+    from neurozoo.benchmarks.extraction.images import PixelStimuli
+    from neurozoo.datasets.errors import DataError
+
+    with pytest.raises(DataError, match=r"stimuli: no images \(got images \(0, 3, 8, 8\) and 0 ids\)"):
+        Stimuli([], torch.zeros(0, 3, 8, 8))
+    with pytest.raises(DataError, match="stimuli: no images"):
+        PixelStimuli([], np.zeros((0, 8, 8, 3), dtype=np.uint8))
+
+
 def test_hooked_recurrent_module_uses_step_table(stimuli):
     class Unrolled(nn.Module):  # CORnet-like: the "V4" block is called 4 times per forward pass
         def __init__(self):

@@ -331,6 +331,11 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     records = ResultsStore(f"sqlite:///{tmp_path / 'home' / 'results.sqlite'}").query()
     assert list(records["model"]) == ["ln"] and list(records["benchmark"]) == ["retina_embedded.whitenoise-heldout"]
     assert 0 < records["value"].iloc[0] < 1 and records["data_sha256"].iloc[0]
+    import json
+
+    [summary] = (tmp_path / "home" / "results").glob("*.json")
+    provenance = json.loads(summary.read_text())["provenance"]
+    assert provenance["settings"]["rerun"]["model"] == "ln" and "family" not in provenance  # no internal flag
     assert zoo(["score", "ln", "ventral_embedded.IT-temporal"]) == 2
     assert "ln is a retina model" in capsys.readouterr().err
     assert zoo(["score", "rgc_intermediate", "retina_embedded.osr"]) == 2

@@ -203,3 +203,46 @@ def test_responses_without_cells_or_with_negative_rates_are_named(tmp_path, caps
     assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset train/response/binned: expected shape "
                                                "(cells >= 1, 120), got (0, 120)")
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+
+import numpy as np
+
+from neurozoo.datasets.retina_h5 import write_experiment
+
+path, ready, go = map(Path, sys.argv[1:])
+T = 2000  # 20 MB of stimulus: a write lasts long enough for the other writer to start meanwhile
+split = {"stimulus": np.ones((T, 50, 50), np.float32), "time": np.arange(T) / 100,
+         "response": {"firing_rate_10ms": np.ones((1, T), np.float32)}}
+ready.touch()
+while not go.exists():
+    time.sleep(0.001)
+write_experiment(path, split, {**split, "repeats": {"cell01": np.ones((2, T), np.float32)}})
+"""
+
+
+def test_two_processes_writing_the_same_recording_at_once_both_succeed(tmp_path):
+    """Two first uses of an embedded recording at once (two `zoo score` runs, two scoring workers on a cold cache)
+    each generate it and write it to the same path. Both wrote it through one temporary, ``<name>.tmp``: the
+    second failed on HDF5's file lock (BlockingIOError: unable to lock file). Each writer now has its own."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    path, go = tmp_path / "cold-cache.h5", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(tmp_path / f"ready{k}"), str(go)],
+                                env=env, stderr=subprocess.PIPE, text=True) for k in range(2)]
+    deadline = time.time() + 60
+    while not all((tmp_path / f"ready{k}").exists() for k in range(2)) and time.time() < deadline:
+        time.sleep(0.01)
+    go.touch()
+    errors = [writer.communicate(timeout=120)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], "\n".join(errors)[-3000:]
+    recording = read_experiment(path, "test")
+    assert recording.stimulus.shape == (2000, 50, 50) and recording.repeats.shape == (1, 2, 2000)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]  # no temporary left

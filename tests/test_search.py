@@ -306,6 +306,11 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
     ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
     ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_ofset"}}}}, "'tied' must name a numeric, untied hyperparameter"),
+    # the RGC's cell needs an input: a trial drawing cell_residual false was built with input_to_cell true, silently
+    # against the space's fixed false
+    ({"cells": {"rgc": {"input_to_cell": False, "cell_residual": {"choice": [True, False]}}}},
+     "cells.rgc.input_to_cell: false needs cell_residual: true"),
+    ({"cells": {"rgc": {"input_to_cell": False}}}, "cells.rgc.input_to_cell: false needs cell_residual: true"),
     ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_offset", "scale": "minus"}}}}, "expected {tied: OTHER"),
     ({"train": {"lr": {"tied": "weight_decay"}}}, "'tied' links hyperparameters of one cell, not training ones"),
     ({"cells": {"rgc": {"tau_bias": {"float": [0, 1], "lo": 2}}}}, "expected a value or one of"),
@@ -411,6 +416,42 @@ def test_zoo_search_exports_the_trained_models_with_provenance_and_records_score
     assert row.settings["config"] == config and row.settings["model_overrides"]["width_multiplier"] == 0.5
 
 
+def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_commands_options(tiny, tmp_path):
+    """The review's defect: the search.val_top1 record took its training settings, seed, code version and data
+    checksum from the command that exported it, so `zoo search --trials 0 --export 1` (export only, without every
+    option of the search repeated) recorded width 0.5, 7 epochs and seed 0 for a trial trained at width 1, 1 epoch,
+    seed 3 (and its .json provenance beside the spec said the truth)."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    for seed in ("3", "5"):  # a study continued with another seed: trial 1 is drawn and trained with seed 5
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", seed)]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    for trial in study.trials:  # as if trained on another machine: the record must say that machine's versions
+        run_json = Path(trial.user_attrs["out"]) / "run.json"
+        run = json.loads(run_json.read_text())
+        run_json.write_text(json.dumps({**run, "environment": {**run["environment"], "torch_threads": 97}}))
+    argv = search_argv(tiny, out, 0, "--export", "2", "--results", results)
+    argv[argv.index("--width") + 1], argv[argv.index("--epochs") + 1] = "0.5", "7"
+    assert main(["search", *argv]) == 0
+    rows = ResultsStore(results).query(benchmark="search.val_top1")
+    assert sorted(rows.settings.map(lambda settings: settings["trial"])) == [0, 1]
+    for _, row in rows.iterrows():
+        trial = study.trials[row.settings["trial"]]
+        run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+        seed = 3 + 2 * trial.number
+        assert row.settings["training"] == run["config"]
+        assert (run["config"]["epochs"], run["config"]["seed"], run["config"]["overrides"]["width_multiplier"]) == (
+            1, seed, 1.0)
+        assert row.seed == seed and row.data_sha256 == run["val_files_sha256"] and row.device == run["device"]
+        assert (row.code_version, row.git_commit) == (run["code_version"], run["git_commit"])
+        assert row.settings["environment"] == run["environment"] and run["environment"]["torch_threads"] == 97
+        provenance = json.loads((out / f"{row.model}.json").read_text())
+        assert provenance["training"] == row.settings["training"] and provenance["trial"] == trial.number
+        assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both
+
+
 def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
     """The review's defect: trial folders were OUT/trial_<n> for every study, so a second study's trial 0 wrote
     its spec and config over the first study's, then stopped on the first study's checkpoint (exit 2)."""
@@ -495,7 +536,7 @@ def test_the_search_finds_the_memory_a_task_needs_and_scores_ablations_at_chance
     """Ground truth: a task that only models with memory can solve. The objective must score the ablated
     configurations (no feedback edge, decay 0) at exactly chance and their intact twins far above it, and the TPE
     search must end on a configuration with memory and propose memory more often once past its start-up trials."""
-    from neurozoo.convrnn.search import Objective, TrialSettings, export_specs, run_worker
+    from neurozoo.convrnn.search import TrialSettings, export_specs, run_worker
     from neurozoo.convrnn.training.synthetic import write_image_folder
 
     data = write_image_folder(tmp_path / "data", n_classes=3, per_class=8, size=16, val_per_class=4)

@@ -93,3 +93,23 @@ def test_load_embedded_retina_generates_once_and_caches(tmp_path, monkeypatch):
     assert load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=5) != path
     with pytest.raises(DataError, match="naturalscene"):
         load_embedded_retina("pinknoise")
+
+
+def test_a_damaged_recording_removed_meanwhile_by_another_process_is_generated_again(tmp_path, monkeypatch):
+    """Two runs that find the same damaged cached recording both remove it: the second's unlink found no file and
+    failed (FileNotFoundError) instead of generating it. Simulated: the check itself sees the file vanish."""
+    from neurozoo.datasets import synthetic_retina
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    sizes = dict(n_train=2000, n_test=300, n_repeats=2)
+    path = load_embedded_retina("whitenoise", **sizes)
+    path.write_bytes(path.read_bytes()[:20000])
+
+    def removed_by_the_other_process(file):
+        file.unlink()
+        return False
+
+    monkeypatch.setattr(synthetic_retina, "_readable_hdf5", removed_by_the_other_process)
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert load_embedded_retina("whitenoise", **sizes) == path
+    assert read_experiment(path, "test").repeats.shape[1] == 2

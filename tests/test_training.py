@@ -16,7 +16,7 @@ import torch
 from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
 from neurozoo.convrnn.training.engine import LRFactor, topk_correct, unrolled_loss
 from neurozoo.convrnn.training.synthetic import write_image_folder
-from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.errors import DataError, UserFacingError
 
 # Tiny real ConvRNN: 8..64 channels, 8 steps (first image-dependent readout at step 7). Without
 # normalisation because 32 px images leave conv5/conv6 at 1x1, where GroupNorm erases the signal.
@@ -160,6 +160,49 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     state = load_checkpoint(path)
     assert state["epoch"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
     assert os.listdir(tmp_path) == ["last.pth"]  # no temp file left behind
+
+
+def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_write_alone(data, tmp_path,
+                                                                                             monkeypatch):
+    """A trainer removed every checkpoint temporary in its --out before refusing a folder that holds a run: a second
+    run started there by mistake deleted the first run's checkpoint as it was being written, and the first run then
+    failed on its rename. Only the temporaries of dead processes are removed now (the writer's pid ends the name)."""
+    import threading
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    killed = tmp_path / f".last.pth.d4e5f6.tmp{dead.pid}"  # left by a run killed while writing a checkpoint
+    killed.write_bytes(b"PK\x03\x04 half a zip")
+    started, resume, errors = threading.Event(), threading.Event(), []
+    real_save = torch.save
+
+    def slow_save(obj, handle, *args, **kwargs):  # the first run, half-way through writing last.pth
+        handle.write(b"PK")
+        started.set()
+        resume.wait(30)
+        handle.seek(0)
+        real_save(obj, handle, *args, **kwargs)
+
+    def first_run():
+        try:
+            save_checkpoint({"model": {"w": torch.ones(1)}, "epoch": 2, "global_step": 2}, tmp_path / "last.pth")
+        except BaseException as error:
+            errors.append(error)
+
+    monkeypatch.setattr(torch, "save", slow_save)
+    writer = threading.Thread(target=first_run)
+    writer.start()
+    assert started.wait(30)
+    monkeypatch.setattr(torch, "save", real_save)
+    try:
+        with pytest.raises(UserFacingError, match="already holds a run"):
+            Trainer(config(data, tmp_path, epochs=1))
+    finally:
+        resume.set()
+        writer.join(30)
+    assert errors == [] and load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
+    assert not killed.exists() and not list(tmp_path.glob(".last.pth.*"))
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):

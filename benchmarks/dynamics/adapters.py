@@ -133,11 +133,15 @@ class ConvRNNCellMap:
         self.shapes = [tuple(s.shape[1:]) for s in calls[reference_step][3]]
         self.reference = tuple(s.detach()[image_index: image_index + 1] for s in calls[reference_step][3])
         height, width = self.shapes[0][1:]
-        for row, column in [tuple(map(int, p)) for p in positions or []]:
+        given = None if positions is None else [tuple(map(int, p)) for p in positions]
+        if given == []:
+            raise ValueError(f"positions: an empty list (None analyses the whole {height}x{width} map of layer "
+                             f"{layer!r})")
+        for row, column in given or []:
             if not (-height <= row < height and -width <= column < width):
                 raise ValueError(f"position ({row}, {column}) outside the {height}x{width} map of layer {layer!r}")
         # negative indices count from the end, as in Python: (-1, 0) is the last row's first column
-        self.positions = None if positions is None else [(int(r) % height, int(c) % width) for r, c in positions]
+        self.positions = None if given is None else [(row % height, column % width) for row, column in given]
         self.channels = [s[0] for s in self.shapes]
         per_site = sum(self.channels)
         self.dim = per_site * (len(self.positions) if self.positions else height * width)

@@ -148,13 +148,13 @@ def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, x
     paths = []
     for name, activity in (systems or {}).items():
         projection, explained, _ = pca_trajectories(activity, 2)
-        file = name.replace(":", "-").replace("/", "-")
-        paths.append(plot_trajectories(projection, out / f"{stem}_{file}_trajectories.png", explained=explained,
+        paths.append(plot_trajectories(projection, out / f"{stem}_{file_name(name)}_trajectories.png",
+                                       explained=explained,
                                        title=f"{name}: {activity.sizes['stimulus_id']} "
                                              f"{activity.attrs.get('rows', 'stimuli')}"))
     for pair, by_metric in results.items():
         matrices = {f"{metric}": m for metric, m in by_metric.items() if metric != "procrustes"}
-        name = pair.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
+        name = file_name(pair)
         procrustes = by_metric.get("procrustes")
         suffix = "" if procrustes is None else f" (trajectory Procrustes {float(procrustes.values[0]):.3f})"
         first, second = pair.split(" ~ ")
@@ -162,6 +162,11 @@ def compare_figures(results, out: Path, stem: str, systems: Optional[Dict[str, x
                 for system in (first, second)]
         paths.append(plot_similarity_over_time(matrices, out / f"{stem}_{name}.png", title=pair + suffix, axes=axes))
     return paths
+
+
+def file_name(text: str) -> str:
+    """A system's, pair's or run's name as part of a file name: "A ~ B" -> "A__B", ":" and "/" -> "-"."""
+    return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
 
 
 class Timer:

@@ -35,7 +35,7 @@ def add_commands(sub) -> None:
     dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")
     dynamics.add_argument("--unique-tol", type=positive, help="points closer than this are one (default 1e-3)")
-    dynamics.add_argument("--seed", type=int, default=0)
+    dynamics.add_argument("--seed", type=at_least(0), default=0)
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
     dynamics.set_defaults(handler=run_dynamics)
@@ -53,7 +53,7 @@ def add_commands(sub) -> None:
     compare.add_argument("--train-steps", type=at_least(0))
     compare.add_argument("--max-stimuli", type=at_least(1),
                          help="ConvRNNs: this many ventral stimuli, spread over the set")
-    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--seed", type=at_least(0), default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
 
@@ -146,11 +146,13 @@ def _case(args):
 def run_dynamics(args) -> int:
     import torch
 
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, provenance
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
     with Timer() as timer:
         case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -158,11 +160,9 @@ def run_dynamics(args) -> int:
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
-    stem = _file_name(f"dynamics_{case.name}_{tag}")
+    stem = file_name(f"dynamics_{case.name}_{tag}")
     paths = figures(case, results, out, stem)
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
@@ -183,10 +183,6 @@ def run_dynamics(args) -> int:
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
     return 0
-
-
-def _file_name(text: str) -> str:
-    return text.replace(" ~ ", "__").replace(":", "-").replace("/", "-")
 
 
 COMPARE_VALUE = ("per pair A ~ B and metric, value = the mean over A's bins of the similarity of A's bin to B's same "
@@ -210,7 +206,8 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
 
 def run_compare(args) -> int:
     from neurozoo.benchmarks.dynamics import sources
-    from neurozoo.benchmarks.dynamics.analysis import Timer, compare, compare_figures, compare_records, provenance
+    from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
+                                                       provenance)
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -223,6 +220,8 @@ def run_compare(args) -> int:
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
+    out = Path(args.out or results_dir())
+    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
     with Timer() as timer:
         overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
@@ -231,16 +230,14 @@ def run_compare(args) -> int:
             results = compare(systems, metrics)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
-    out = Path(args.out or results_dir())
     tag, arguments = run_tag(args)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems)
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
     records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
-    summary = out / f"{_file_name('compare_' + '__'.join(systems))}_{tag}.json"
+    summary = out / f"{file_name('compare_' + '__'.join(systems))}_{tag}.json"
     write_json(summary, _compare_summary(systems, records, settings,
                                          {**provenance(args.seed, data_sha), "duration_s": timer.seconds}))
     for record in records:

@@ -50,6 +50,8 @@ class Stimuli:
 
     def _check(self, shape) -> None:
         self.ids = [str(i) for i in self.ids]
+        if len(shape) >= 1 and shape[0] == 0:
+            raise DataError(f"stimuli: no images (got images {tuple(shape)} and {len(self.ids)} ids)")
         if len(shape) != 4 or len(self.ids) != shape[0]:
             raise DataError(f"stimuli: images must be (N, C, H, W) with one stimulus_id each; "
                             f"got images {tuple(shape)} and {len(self.ids)} ids")

@@ -47,15 +47,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=int, default=None)
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=at_least(0), default=0,
                    help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
     p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
-    p.add_argument("--heartbeat", type=int, default=60,
+    p.add_argument("--heartbeat", type=at_least(0), default=60,
                    help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")
-    p.add_argument("--grace", type=int, default=None, help="seconds (default: 2 x --heartbeat)")
+    p.add_argument("--grace", type=at_least(1), default=None, help="seconds (default: 2 x --heartbeat)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 import optuna
 
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.json_files import write_json
 
 BENCHMARK = "search.val_top1"
 
@@ -77,14 +78,16 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
             "spec": path.name, "study": study.study_name, "trial": trial.number, "rank": rank,
             "val_top1": trial.value, "val_top5": trial.user_attrs.get("val_top5"),
             "epochs_done": trial.user_attrs.get("epochs_done"), "parameters": trial.user_attrs.get("parameters"),
-            "space": space.name, "space_file": str(Path(space.source).resolve()), "sampler_seed": study.user_attrs.get("seed"),
+            # the seed of the command that drew and trained the trial (a study may be continued with another)
+            "space": space.name, "space_file": str(Path(space.source).resolve()),
+            "sampler_seed": (run.get("config") or {}).get("seed", study.user_attrs.get("seed")),
             "params": dict(trial.params), "config": config, "model_overrides": overrides,
             "weights": str(weights) if weights is not None and weights.is_file() else None,
             "trial_code_version": run.get("code_version"), "trial_git_commit": run.get("git_commit"),
             "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
             "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
         }
-        (out_dir / f"{name}.json").write_text(json.dumps(provenance, indent=2, default=str))
+        write_json(out_dir / f"{name}.json", provenance, indent=2)  # strict JSON (a NaN is null), written whole
         paths.append(path)
     return paths
 
@@ -94,26 +97,33 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
     """Keyword arguments for ``benchmarks.records.ScoreRecord``, one per exported configuration.
 
     ``value`` is the validation top-1 as a fraction; ``settings`` hold the study, trial, configuration
-    and training settings, so the score can be reproduced."""
+    and training settings, so the score can be reproduced. Training settings, seed, device, environment, code version
+    and data checksum are the trial's own (its ``run.json``): the exporting command may be a later one with other options
+    (``--trials 0``); ``settings`` and the arguments stand in only for a trial whose ``run.json`` is gone."""
     from dataclasses import asdict
 
     records = []
     for rank, trial in enumerate(best_trials(study, k), start=1):
+        run = trial_run(trial)
+        training = run.get("config") or asdict(settings)
         records.append({
             "model": spec_name(study.study_name, rank),
             "benchmark": BENCHMARK,
             "value": trial.value / 100.0,
             "raw": trial.value,
-            "code_version": code_version,
-            "data_sha256": data_sha256,
-            "seed": settings.seed,
+            "code_version": run.get("code_version") or code_version,
+            "git_commit": run.get("git_commit"),
+            "data_sha256": run.get("val_files_sha256") or data_sha256,
+            "seed": training.get("seed", settings.seed),
             "settings": {"study": study.study_name, "trial": trial.number, "space": space.name,
                          "space_file": space.source, "params": dict(trial.params),
                          "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
-                         "training": asdict(settings),
+                         "training": training,
                          "val_top5": trial.user_attrs.get("val_top5"),
-                         "epochs_done": trial.user_attrs.get("epochs_done")},
-            "device": settings.device,
+                         "epochs_done": trial.user_attrs.get("epochs_done"),
+                         # the versions the trial ran with (without them the store would add the exporting process's)
+                         **({"environment": run["environment"]} if run.get("environment") else {})},
+            "device": run.get("device") or settings.device,
             "duration_s": trial.duration.total_seconds() if trial.duration else None,
         })
     return records

@@ -346,6 +346,12 @@ def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in followed.examples()):
             raise SpecError(f"{where}.{key}: 'tied' must name a numeric, untied hyperparameter of this cell "
                             f"({', '.join(k for k, p in parsed.items() if p.kind != 'tied')}), got {param.values!r}")
+    without_input = parsed.get("input_to_cell")
+    if (kind == "rgc" and without_input is not None and without_input.examples() == [False]
+            and False in (parsed["cell_residual"].examples() if "cell_residual" in parsed else [False])):
+        raise SpecError(f"{where}.input_to_cell: false needs cell_residual: true (the RGC's cell needs an input, "
+                        "utils/median_rgcell.py asserts cell_residual or input_to_cell): a trial without the residual "
+                        "is built with input_to_cell true")
     for key, param in parsed.items():  # every value the space can produce must build a cell
         examples = ([param.low * v for v in parsed[param.values].examples()] if param.kind == "tied"
                     else param.examples())

@@ -22,7 +22,8 @@ from neurozoo.datasets.torch_files import read_torch_file
 def save_checkpoint(state: Dict[str, Any], path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid ends the name: a trainer starting in this folder removes only dead processes' temporaries
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{os.getpid()}", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)

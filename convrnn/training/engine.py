@@ -36,9 +36,10 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
+from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.provenance import code_version, environment, git_commit, module_sha256
-from neurozoo.datasets.torch_files import state_mismatch
+from neurozoo.datasets.torch_files import UnreadableTorchFile, state_mismatch
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -271,9 +272,10 @@ class Trainer:
         seed_all(config.seed + self.dist.rank)  # augmentation streams differ between ranks
 
         if self.dist.is_main and self.out.is_dir():
-            for stale in self.out.glob(".*.pth.*.tmp"):  # left by a kill during a checkpoint write
-                stale.unlink()
-            remove_dead_temporaries(self.out, ".run.json.tmp*")  # left by a kill while marking the run finished
+            # left by a kill while writing a checkpoint or run.json (a live writer's are its own: another run may
+            # still be writing here, and this one may be about to refuse the folder)
+            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")
+            remove_dead_temporaries(self.out, "run.json.tmp*")
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():
             raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
@@ -282,9 +284,7 @@ class Trainer:
         if resume is not None:
             try:
                 saved = load_checkpoint(resume, map_location="cpu")
-            except DataError as error:
-                if "not a readable PyTorch file" not in str(error):
-                    raise
+            except UnreadableTorchFile as error:
                 raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
                                 f"(best.pth: the best epoch's), or start afresh with another --out") from None
             self.load_state(saved)
@@ -382,15 +382,11 @@ class Trainer:
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
         }
-        (self.out / "run.json").write_text(json.dumps(info, indent=2, default=str))
+        write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
 
     def _mark_finished(self) -> None:
         path = self.out / "run.json"
-        info = json.loads(path.read_text())
-        info.update(finished=True, final_epoch=self.epoch)
-        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        temporary.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(temporary, path)
+        write_json(path, {**json.loads(path.read_text()), "finished": True, "final_epoch": self.epoch}, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:

@@ -1,6 +1,5 @@
 """Mechanism recovery on the OSR: known answers from a BN-CNN whose first layer is built from the ground-truth
 circuit's own ON and OFF pathway filters."""
-import numpy as np
 import torch
 
 from neurozoo.datasets.synthetic_retina import default_retina

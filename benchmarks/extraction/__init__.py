@@ -1,7 +1,6 @@
 """Activation extraction: models -> (presentation, neuroid, time_bin) features, reduced and cached."""
 from neurozoo.benchmarks.extraction.activations import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.extraction.cache import ActivationCache, stimuli_sha256
-from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import BRAINSCORE_BINS, CONVRNN, CORNET_S, StepTable, bins, convrnn, static
 

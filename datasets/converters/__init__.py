@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict
 
 from neurozoo.datasets import Recording
 from neurozoo.datasets.cache import building, cache_dir, verify_folder

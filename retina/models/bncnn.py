@@ -142,6 +142,12 @@ class RetinaCNN(nn.Module):
         return 1e-2 if self.has_batchnorm else 3e-4
 
     @property
+    def default_output_calibration(self) -> bool:
+        """After early stopping, fit the output BatchNorm's gain and offset to the training data
+        (:func:`retina.fit.calibrate_output`; fitting protocol 9): with BatchNorm and the data's own scale only."""
+        return self.has_batchnorm and not self.scale_from_data
+
+    @property
     def has_batchnorm(self) -> bool:
         return isinstance(self.bn1, nn.BatchNorm1d)
 

@@ -346,9 +346,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else model.parameters()
     optimizer = torch.optim.Adam(groups, lr=config.lr)
     # best_score / best_state: the best epoch (its weights are returned); reference: the score that last reset the
-    # patience (an epoch must beat it by min_delta to count as progress)
+    # patience (an epoch must beat it by min_delta to count as progress); calibration: the output calibration of the
+    # best epoch, kept so that a finished fit read again (every cached benchmark score) does not repeat it
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
-             "reference": -np.inf}
+             "reference": -np.inf, "calibration": None}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
     data_sha256 = None  # hashed once: the checkpoint's resume check and provenance() use it
     if recording.path is not None and Path(recording.path).is_file():
@@ -447,8 +448,19 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     model.eval()
     extra = {}
     if config.output_calibration:
-        with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
-            extra["output_calibration"] = calibrate_output(model, d, _spread(train_t, CALIBRATION_TARGETS), use_chunks)
+        done = state["calibration"]
+        if done is not None and done["best_epoch"] == state["best_epoch"]:
+            with torch.no_grad():
+                model.bn3.weight.copy_(done["gain"])
+                model.bn3.bias.copy_(done["offset"])
+        else:
+            with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
+                info = calibrate_output(model, d, _spread(train_t, CALIBRATION_TARGETS), use_chunks)
+            done = {"best_epoch": state["best_epoch"], "gain": model.bn3.weight.detach().cpu().clone(),
+                    "offset": model.bn3.bias.detach().cpu().clone(), "info": info}
+            if checkpoint is not None and checkpoint.is_file():
+                _atomic_save({**read_torch_file(checkpoint, map_location="cpu"), "calibration": done}, checkpoint)
+        extra["output_calibration"] = done["info"]
     best_r = state["history"][state["best_epoch"]]["val_correlation"] if state["best_epoch"] >= 0 else float("nan")
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
                        time.perf_counter() - started, extra=extra, data_sha256=data_sha256)

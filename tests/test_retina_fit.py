@@ -97,7 +97,7 @@ def scaled_bncnn_recording(tmp_path_factory):
 
 
 def test_output_calibration_recovers_a_known_output_scale_that_early_stopping_on_correlation_misses(
-        scaled_bncnn_recording):
+        scaled_bncnn_recording, tmp_path, monkeypatch):
     """Fitting protocol 9. A BN-CNN with the right features but the output gain and offset at their initial 1 and
     0 (near where a fit early-stopped on the scale-free validation correlation leaves them: protocol 8's embedded
     white-noise fit stopped at gains 3.2-4.1, where calibration finds 11-27; docs/retina.md) predicts the right
@@ -116,8 +116,8 @@ def test_output_calibration_recovers_a_known_output_scale_that_early_stopping_on
     frames, infos = {}, {}
     for protocol, settings in (("old", {"output_calibration": False}), ("new", {})):  # new: the BN-CNN's default
         # lr 1e-6: the features stay the true ones, as if learned; the output scale stays where the stop left it
-        result = fit(copy.deepcopy(student), path, epochs=1, max_steps_per_epoch=2, lr=1e-6, n_blocks=2,
-                     progress=False, **settings)
+        result = fit(copy.deepcopy(student), path, out=tmp_path / protocol, epochs=1, max_steps_per_epoch=2, lr=1e-6,
+                     n_blocks=2, progress=False, **settings)
         frames[protocol], infos[protocol] = evaluate(result.model, path), result.extra.get("output_calibration")
     old, new = frames["old"], frames["new"]
     np.testing.assert_allclose(old["correlation"], true_frame["correlation"], atol=0.06)  # the shape is right ...
@@ -125,6 +125,16 @@ def test_output_calibration_recovers_a_known_output_scale_that_early_stopping_on
     np.testing.assert_allclose(new["feve"], true_frame["feve"], atol=0.03)
     np.testing.assert_allclose(new["correlation"], true_frame["correlation"], atol=0.01)
     np.testing.assert_allclose(infos["new"]["gain"], [20.0, 16.0], rtol=0.2)
+    # a finished fit read again (a cached benchmark fit) takes its calibration from the checkpoint, not anew
+    import neurozoo.retina.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "calibrate_output", lambda *args, **kwargs: pytest.fail("calibrated again"))
+    again = fit(copy.deepcopy(student), path, out=tmp_path / "new", epochs=1, max_steps_per_epoch=2, lr=1e-6,
+                n_blocks=2, progress=False)
+    from pandas.testing import assert_frame_equal
+
+    assert_frame_equal(evaluate(again.model, path), new)
+    assert again.extra["output_calibration"] == infos["new"]
 
 
 def test_ln_recovers_a_known_ln_cell(ln_recording):

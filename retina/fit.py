@@ -99,7 +99,8 @@ class FitConfig:
     val_fraction: float = 0.1
     n_blocks: int = 5
     patience: Optional[int] = None  # default: the model's ``default_patience`` or 2
-    min_delta: float = 0.01  # a validation correlation this much above the reference resets the patience
+    # a validation score (the correlation, or minus the Poisson loss) this much above the reference resets the patience
+    min_delta: float = 0.01
     monitor: str = "correlation"  # what early stopping and the best epoch watch: "correlation" or "poisson" (loss)
     # after early stopping, fit the output BatchNorm's per-cell gain and offset alone to the training data (Poisson);
     # default: the model's ``default_output_calibration`` (the BN-CNN: True), else False
@@ -314,7 +315,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     if config.patience is None:
         config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
     if config.output_calibration is None:
-        config = dataclasses.replace(config, output_calibration=bool(getattr(model, "default_output_calibration", False)))
+        calibrate = bool(getattr(model, "default_output_calibration", False))
+        config = dataclasses.replace(config, output_calibration=calibrate)
     _check_config(config)
     if config.output_calibration and not _has_output_batchnorm(model):
         from neurozoo.datasets.errors import SpecError
@@ -428,8 +430,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             val_r = _mean_correlation(val_pred, val_target)
             val_loss = float(poisson_loss(val_pred, val_target))
             score = val_r if config.monitor == "correlation" else -val_loss
-            state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1), "val_correlation": val_r,
-                                     "val_poisson": val_loss})
+            state["history"].append({"epoch": epoch, "train_loss": total / max(len(batches), 1),
+                                     "val_correlation": val_r, "val_poisson": val_loss})
             if np.isfinite(score) and score > state["best_score"]:
                 state.update(best_score=score, best_epoch=epoch,
                              best_state={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})

@@ -41,6 +41,12 @@ def _add_fit(sub) -> None:
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
                                                 "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress (default 0.01)")
+    p.add_argument("--monitor", choices=("correlation", "poisson"),
+                   help="what early stopping and the kept epoch watch on the validation split (default correlation; "
+                        "poisson: the loss, as deep-retina's Keras EarlyStopping)")
+    p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
+                   help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
+                        "data (default: on for the BN-CNN, fitting protocol 9; docs/retina.md)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")
@@ -85,7 +91,8 @@ def run_fit(args) -> int:
         raise UserFacingError(str(error)) from None
     home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
     out = args.out or home / "retina" / f"{args.model}-{path.stem}"
-    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta")
+    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta",
+                                                     "monitor", "output_calibration")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                  progress=not args.quiet, **overrides)
@@ -94,6 +101,7 @@ def run_fit(args) -> int:
     frame.to_csv(out / "heldout_metrics.csv")
     record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
               "best_val_correlation": result.best_val_correlation,
+              "output_calibration": result.extra.get("output_calibration"),
               "provenance": provenance(path, result)}
     from neurozoo.retina.fit_figure import plot_fit_curve
 
@@ -103,4 +111,10 @@ def run_fit(args) -> int:
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
           f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (learning curve: fit_curve.png)")
+    if stats["median_feve"] < 0:
+        print("FEVE below 0: in spikes/s the predictions miss the trial average by more than a constant at each "
+              "cell's mean rate would. "
+              "Correlation does not see the output's scale and FEVE does: a fit stopped early on correlation can "
+              "have the right shape at the wrong scale (--output-calibration fits the BN-CNN's output gain and "
+              "offset; docs/retina.md, \"Fitting\").")
     return 0

@@ -39,7 +39,7 @@ def ln_recording(tmp_path_factory):
     train_stim, test_stim = checkers(5000), checkers(600)
     train_counts = rng.poisson(rates(train_stim) / 100).astype(np.float32)
     test_rate = rates(test_stim)
-    trials = rng.poisson(test_rate[None] / 100, (6,) + test_rate.shape).astype(np.float32)
+    trials = rng.poisson(test_rate[None] / 100, (10,) + test_rate.shape).astype(np.float32)
     trial_rates = firing_rates(trials)
     path = write_experiment(
         tmp_path_factory.mktemp("ln") / "ln.h5",
@@ -49,6 +49,92 @@ def ln_recording(tmp_path_factory):
               "response": {k: v.mean(0) for k, v in trial_rates.items()} | {"true_rate": test_rate},
               "repeats": {"cell01": trial_rates["firing_rate_10ms"][:, 0]}})
     return path
+
+
+@pytest.fixture(scope="module")
+def scaled_bncnn_recording(tmp_path_factory):
+    """A recording made by a known BN-CNN (2 channels per layer) whose output BatchNorm has spikes/s gains and offsets
+    (20 and 12, 16 and 10, as calibration finds on the embedded retina): Poisson spikes, 10 test repeats."""
+    rng = np.random.default_rng(3)
+    torch.manual_seed(3)
+    truth = create_model("bncnn", n_cells=2, channels=(2, 2))
+    with torch.no_grad():  # temporal filters smooth over ~8 frames, as a retina's: rates the 10 ms smoothing keeps
+        from scipy.ndimage import gaussian_filter1d
+
+        truth.conv1.weight.copy_(torch.from_numpy(gaussian_filter1d(truth.conv1.weight.numpy(), 8.0, axis=1)))
+
+    def checkers(n):  # 5-pixel checkers, each held for 4 frames (rates slower than the 10 ms smoothing of the data)
+        frames = rng.choice(np.array([-1, 1], np.float32), (n // 4, 10, 10))
+        return np.repeat(np.repeat(np.repeat(frames, 4, 0), 5, 1), 5, 2)
+
+    train_stim, test_stim = checkers(1200), checkers(800)
+    with torch.no_grad():  # BatchNorm statistics of this stimulus (cumulative averages), then the known scale
+        for norm in (truth.bn1, truth.bn2, truth.bn3):
+            norm.momentum = None
+        truth.train()
+        truth.forward_movie(torch.from_numpy(train_stim[:600]))
+        for norm in (truth.bn1, truth.bn2, truth.bn3):
+            norm.momentum = 0.01
+        truth.bn3.weight.copy_(torch.tensor([20.0, 16.0]))
+        truth.bn3.bias.copy_(torch.tensor([12.0, 10.0]))
+    truth.eval()
+
+    def rates(stim):
+        r = predict(truth, stim)
+        return np.concatenate([np.repeat(r[:, :1], 39, 1), r], 1).astype(np.float32)
+
+    train_counts = rng.poisson(rates(train_stim) / 100).astype(np.float32)
+    test_rate = rates(test_stim)
+    trials = firing_rates(rng.poisson(test_rate[None] / 100, (10,) + test_rate.shape).astype(np.float32))
+    path = write_experiment(
+        tmp_path_factory.mktemp("scaled") / "scaled.h5",
+        train={"stimulus": train_stim, "time": np.arange(1200) / 100,
+               "response": {**firing_rates(train_counts), "binned": train_counts}},
+        test={"stimulus": test_stim, "time": np.arange(800) / 100,
+              "response": {k: v.mean(0) for k, v in trials.items()},
+              "repeats": {f"cell0{i + 1}": trials["firing_rate_10ms"][:, i] for i in range(2)}})
+    return path, truth
+
+
+def test_output_calibration_recovers_a_known_output_scale_that_early_stopping_on_correlation_misses(
+        scaled_bncnn_recording, tmp_path, monkeypatch):
+    """Fitting protocol 9. A BN-CNN with the right features but the output gain and offset at their initial 1 and
+    0 (near where a fit early-stopped on the scale-free validation correlation leaves them: protocol 8's embedded
+    white-noise fit stopped at gains 3.2-4.1, where calibration finds 11-27; docs/retina.md) predicts the right
+    shape at the wrong scale: held-out r near the true model's, FEVE below zero. Calibrating the output
+    BatchNorm's gain and offset on the training data (the BN-CNN's default) recovers the scale: FEVE and r as the
+    true model's, the gains near the true 20 and 16."""
+    import copy
+
+    path, truth = scaled_bncnn_recording
+    true_frame = evaluate(truth, path)
+    assert (true_frame["feve"] > 0.7).all()
+    student = copy.deepcopy(truth)
+    with torch.no_grad():
+        student.bn3.weight.fill_(1.0)
+        student.bn3.bias.zero_()
+    frames, infos = {}, {}
+    for protocol, settings in (("old", {"output_calibration": False}), ("new", {})):  # new: the BN-CNN's default
+        # lr 1e-6: the features stay the true ones, as if learned; the output scale stays where the stop left it
+        result = fit(copy.deepcopy(student), path, out=tmp_path / protocol, epochs=1, max_steps_per_epoch=2, lr=1e-6,
+                     n_blocks=2, progress=False, **settings)
+        frames[protocol], infos[protocol] = evaluate(result.model, path), result.extra.get("output_calibration")
+    old, new = frames["old"], frames["new"]
+    np.testing.assert_allclose(old["correlation"], true_frame["correlation"], atol=0.06)  # the shape is right ...
+    assert (old["feve"] < 0).all() and infos["old"] is None  # ... and the scale wrong: FEVE below zero
+    np.testing.assert_allclose(new["feve"], true_frame["feve"], atol=0.03)
+    np.testing.assert_allclose(new["correlation"], true_frame["correlation"], atol=0.01)
+    np.testing.assert_allclose(infos["new"]["gain"], [20.0, 16.0], rtol=0.2)
+    # a finished fit read again (a cached benchmark fit) takes its calibration from the checkpoint, not anew
+    import neurozoo.retina.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "calibrate_output", lambda *args, **kwargs: pytest.fail("calibrated again"))
+    again = fit(copy.deepcopy(student), path, out=tmp_path / "new", epochs=1, max_steps_per_epoch=2, lr=1e-6,
+                n_blocks=2, progress=False)
+    from pandas.testing import assert_frame_equal
+
+    assert_frame_equal(evaluate(again.model, path), new)
+    assert again.extra["output_calibration"] == infos["new"]
 
 
 def test_ln_recovers_a_known_ln_cell(ln_recording):
@@ -118,6 +204,23 @@ def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_re
                  progress=False, max_steps_per_epoch=1)
     assert [round(h["val_correlation"], 3) for h in result.history] == [0.5, 0.6, 0.605, 0.608]
     assert result.best_epoch == 3 and result.best_val_correlation == 0.608
+
+
+def test_early_stopping_on_the_validation_poisson_loss_ignores_the_correlation(ln_recording, monkeypatch):
+    """``monitor="poisson"`` (deep-retina's Keras ``EarlyStopping(monitor='val_loss')``): the stop and the kept
+    epoch follow the validation loss, the same min_delta counting as progress, while the correlation keeps rising."""
+    import neurozoo.retina.fit as fit_module
+
+    losses = iter([-1.0, -2.0, -2.005, -2.008, -3.0])  # creeping after epoch 1
+    correlations = iter([0.1, 0.2, 0.3, 0.4, 0.5])
+    poisson_loss = fit_module.poisson_loss
+    monkeypatch.setattr(fit_module, "poisson_loss", lambda rates, target: poisson_loss(rates, target)  # training
+                        if rates.requires_grad else torch.tensor(next(losses), dtype=torch.float64))  # validation
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(correlations))
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=10, patience=2, min_delta=0.01,
+                 monitor="poisson", progress=False, max_steps_per_epoch=1)
+    assert [h["val_poisson"] for h in result.history] == pytest.approx([-1.0, -2.0, -2.005, -2.008])
+    assert result.best_epoch == 3 and result.best_val_correlation == 0.4
 
 
 def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
@@ -261,7 +364,9 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
                                               ({"lr": float("nan")}, r"lr must be a finite number >= 0 \(got nan\)"),
                                               ({"min_delta": float("nan")}, "min_delta must be a finite number"),
                                               ({"l2": float("inf")}, "l2 must be a finite number"),
-                                              ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1")])
+                                              ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
+                                              ({"monitor": "r2"}, r"monitor must be one of \('correlation', 'poiss"),
+                                              ({"output_calibration": True}, "output_calibration needs a model whose")])
 def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, setting, message):
     from neurozoo.datasets.errors import SpecError
 

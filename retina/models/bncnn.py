@@ -142,6 +142,14 @@ class RetinaCNN(nn.Module):
         return 1e-2 if self.has_batchnorm else 3e-4
 
     @property
+    def default_output_calibration(self) -> bool:
+        """After early stopping, fit the output BatchNorm's gain and offset to the training data
+        (:func:`retina.fit.calibrate_output`; fitting protocol 9). With ``output_scale="data"`` too: on embedded white
+        noise it raised that fit's FEVE from 0.264 (one cell at -0.97) to 0.502, on natural scenes it lowered it from
+        0.187 to 0.142 (docs/retina.md)."""
+        return self.has_batchnorm
+
+    @property
     def has_batchnorm(self) -> bool:
         return isinstance(self.bn1, nn.BatchNorm1d)
 

@@ -25,7 +25,9 @@ The fit's L2 penalty (``l2`` of :class:`retina.fit.FitConfig`) acts by default o
 a refractory prior, where deep-retina's GLMs penalise the history filter's own coefficients
 (deepretina/glms.py ``train_on_batch``: ``0.5 * l2[key] * ||theta[key]||^2`` for ``'history'``; scripts/glm.py gives
 ``f_hist`` its own ``l2=1.0``), which pulls it towards 0. ``post_spike_penalty="filter"`` is theirs; the default
-``"raw"`` stays until the fitting protocol changes, since the cached fits were made with it.
+``"raw"`` stays the default under protocol 9 as well: on a simulated refractory cell ``"filter"`` stopped two epochs
+sooner and recovered less of the filter's tail (lags 1-3: -1.83, -1.21, -0.76 against -1.88, -1.28, -0.83; true
+-2.00, -1.43, -1.03; docs/retina.md).
 
 Measured (2 epochs, median over cells): white noise held-out r 0.44, FEVE 0.13; natural scenes r 0.46,
 FEVE 0.19 (before: r 0.28, FEVE -93).

@@ -56,6 +56,11 @@ def _number(value) -> str:
     return "\u2014" if value is None else f"{value:.3f}"
 
 
+def _slope(value) -> str:
+    """An OSR slope as the figure legend shows it; a cell without a response to time has none (null)."""
+    return "none (no response)" if value is None else f"{value:.2f}"
+
+
 OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
@@ -70,10 +75,10 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int 
     series = []
     for n, cell in enumerate(cells[:len(OSR_COLORS)]):
         color = OSR_COLORS[n]
-        series.append((f"cell {cell} model (slope {model['slope'][cell]:.2f})", periods,
-                       [10 * v for v in model["latencies"][cell]], color, ""))
-        series.append((f"cell {cell} ground truth (slope {truth['slope'][cell]:.2f})", periods,
-                       [10 * v for v in truth["latencies"][cell]], color, "5,4"))
+        series.append((f"cell {cell} model (slope {_slope(model['slope'][cell])})", periods,
+                       [None if v is None else 10 * v for v in model["latencies"][cell]], color, ""))
+        series.append((f"cell {cell} ground truth (slope {_slope(truth['slope'][cell])})", periods,
+                       [None if v is None else 10 * v for v in truth["latencies"][cell]], color, "5,4"))
     return line_chart_svg(series, title, "flash period (ms)", y_label="response latency after last flash (ms)",
                           width=width, height=height, legend_width=200)
 

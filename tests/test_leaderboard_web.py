@@ -93,6 +93,43 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
     assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
 
 
+def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
+    """A model cell with no response has NaN latencies and slope, stored as null: formatting None with :.2f had
+    broken the model page."""
+    import json
+
+    import numpy as np
+
+    from neurozoo.datasets.json_files import json_safe
+    from neurozoo.leaderboard.views import osr_svg
+    from neurozoo.retina.phenomena.osr import omitted_stimulus_response
+
+    periods = (6, 8, 10, 12)
+    truth = omitted_stimulus_response(_omission, periods=periods)
+    silent = omitted_stimulus_response(lambda m: np.full((2, len(m)), 0.5), periods=periods)
+    job = db.enqueue("ln", "retina_embedded.osr", {"m": "ln"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.osr", 0.0, raw=0.0,
+                                    settings={"model_osr": silent.summary(), "truth_osr": truth.summary()}))
+    stored = json.loads(json.dumps(json_safe({"model_osr": silent.summary(), "truth_osr": truth.summary()})))
+    assert stored["model_osr"]["slope"] == [None, None] and stored["truth_osr"]["is_osr"] == [True, False]
+    assert "cell 0 model (slope none (no response))" in osr_svg(stored, "ln")
+    page = client.get("/models/ln")
+    assert page.status_code == 200 and "cell 0 model (slope none (no response))" in page.text
+
+
+def _omission(movie):
+    """Cell 0 fires 4 frames after the flash that did not come (an OSR with slope 1)."""
+    import numpy as np
+
+    dark = movie[:, 0, 0] < 0
+    onsets = np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
+    out = np.zeros((2, len(movie)))
+    if len(onsets) >= 2 and 2 * onsets[-1] - onsets[-2] + 4 < len(movie):
+        out[0, 2 * onsets[-1] - onsets[-2] + 4] = 10.0
+    return out
+
+
 def test_retina_model_page_shows_the_phenomenon_index_per_cell(db, client):
     job = db.enqueue("ln", "retina_embedded.oms", {"m": "ln"})
     db.claim("w", ids=[job])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
@@ -75,9 +76,9 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int 
     series = []
     for n, cell in enumerate(cells[:len(OSR_COLORS)]):
         color = OSR_COLORS[n]
-        series.append((f"cell {cell} model (slope {_slope(model['slope'][cell])})", periods,
+        series.append((f"{cell_name(cell)} model (slope {_slope(model['slope'][cell])})", periods,
                        [None if v is None else 10 * v for v in model["latencies"][cell]], color, ""))
-        series.append((f"cell {cell} ground truth (slope {_slope(truth['slope'][cell])})", periods,
+        series.append((f"{cell_name(cell)} ground truth (slope {_slope(truth['slope'][cell])})", periods,
                        [None if v is None else 10 * v for v in truth["latencies"][cell]], color, "5,4"))
     return line_chart_svg(series, title, "flash period (ms)", y_label="response latency after last flash (ms)",
                           width=width, height=height, legend_width=200)
@@ -107,8 +108,9 @@ def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: in
     model, truth = settings.get("model_index"), settings.get("truth_index")
     if not model or not truth:
         return None
-    cells = list(range(len(truth)))
-    series = [(name, cells, values, color, dash, None, [f"cell {c}: {name} {_number(v)}" for c, v in zip(cells, values)])
+    cells = list(range(1, len(truth) + 1))  # numbered as the tables name them: cell01 is 1
+    series = [(name, cells, values, color, dash, None, [f"{cell_name(c - 1)}: {name} {_number(v)}"
+                                                        for c, v in zip(cells, values)])
               for name, values, color, dash in (("model", model, OSR_COLORS[0], ""),
                                                 ("ground truth", truth, OSR_COLORS[1], "5,4"))]
     label = {"contrast-adaptation": "adaptation index", "oms": "OMS index", "paired-flash": "depression index",

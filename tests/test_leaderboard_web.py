@@ -89,8 +89,8 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
                                     settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
     html = client.get("/models/bncnn").text
     assert "latency vs flash period" in html
-    assert "cell 0 model (slope 1.00)" in html and "cell 0 ground truth (slope 1.00)" in html
-    assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
+    assert "cell01 model (slope 1.00)" in html and "cell01 ground truth (slope 1.00)" in html
+    assert "cell02 " not in html  # only the ground truth's OSR cells are drawn
 
 
 def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
@@ -113,9 +113,9 @@ def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
                                     settings={"model_osr": silent.summary(), "truth_osr": truth.summary()}))
     stored = json.loads(json.dumps(json_safe({"model_osr": silent.summary(), "truth_osr": truth.summary()})))
     assert stored["model_osr"]["slope"] == [None, None] and stored["truth_osr"]["is_osr"] == [True, False]
-    assert "cell 0 model (slope none (no response))" in osr_svg(stored, "ln")
+    assert "cell01 model (slope none (no response))" in osr_svg(stored, "ln")
     page = client.get("/models/ln")
-    assert page.status_code == 200 and "cell 0 model (slope none (no response))" in page.text
+    assert page.status_code == 200 and "cell01 model (slope none (no response))" in page.text
 
 
 def _omission(movie):
@@ -392,8 +392,10 @@ def test_figures_break_lines_at_missing_values_and_draw_error_bars():
 
     svg = index_svg({"phenomenon": "oms", "model_index": [0.5, None, -0.2, 0.1], "truth_index": [0.1, 0.2, 0.3, 0.4]},
                     "ln")
-    assert svg.count("<polyline") == 3  # the model's line stops at cell 1 (it joined cells 0 and 2 before)
-    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["0", "1", "2", "3"]  # cells: integers
+    assert svg.count("<polyline") == 3  # the model's line stops at cell02 (it joined cell01 and cell03 before)
+    # cells numbered as the tables name them (cell01 is 1; the index figure counted from 0, the held-out one from 1)
+    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["1", "2", "3", "4"]
+    assert "cell01: model 0.500" in svg and "cell04: ground truth 0.400" in svg
     rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.5, "error": 0.1, "ceiling": 0.8}
             for i in range(3)]
     svg = time_course_svg(rows, "t")

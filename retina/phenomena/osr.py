@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
@@ -188,7 +189,7 @@ def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = N
             style = "-" if result.is_osr[i] else ":"
             fit = (f"slope {result.slope[i]:.2f}, R$^2$ {np.nan_to_num(result.r2[i]):.2f}" if np.isfinite(result.slope[i])
                    else "no response to time")
-            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3, label=f"cell {i}: {fit}")
+            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3, label=f"{cell_name(i)}: {fit}")
         ax.plot(result.periods * 10, result.periods * 10, "k--", lw=0.8, label="slope 1")
         ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR (solid)", fontsize=10)
         ax.set_xlabel("flash period (ms)")

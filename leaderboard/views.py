@@ -2,6 +2,7 @@
 app and the static report)."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
@@ -285,11 +286,27 @@ def raw_meaning(benchmark: str) -> Optional[str]:
 ERROR_LINES = 8  # the last lines of a failed job's error a page shows (the traceback's end says why)
 
 
+#: an absolute POSIX path of at least two components, not part of a URL or a relative path (``a/b``, ``http://h/x``)
+HOST_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/\"'<>():,;]+/)+[^\s/\"'<>():,;]*")
+
+
+def without_host_paths(text: str) -> str:
+    """``text`` for the public pages: each absolute host path (a traceback's ``/home/...``, a submission's folder)
+    shortened to its file name (``.../model.py``), or to ``<host path>`` when it names a folder; the public
+    provenance leaves the rerun spec out for the same reason (host paths)."""
+    def shorten(match):
+        name = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f".../{name}" if "." in name.strip(".") else "<host path>"
+
+    return HOST_PATH.sub(shorten, text)
+
+
 def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A model's failed jobs as the page shows them: job, benchmark, when, the last lines of the error."""
+    """A model's failed jobs as the public pages show them: job, benchmark, when, the last lines of the error with
+    host paths shortened (:func:`without_host_paths`; the owner's ``/api/submissions/{id}`` keeps them whole)."""
     rows = []
     for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
-        lines = (job.get("error") or "no error message was kept").rstrip().splitlines()
+        lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",

@@ -488,6 +488,31 @@ def test_a_models_failed_jobs_show_on_its_page_and_in_the_static_report_with_the
     assert "ValueError: responses &lt;NaN&gt; for cell 3" in (report / "models" / f"{page_file('gamma')}.html").read_text()
 
 
+def test_a_failed_jobs_error_on_the_public_pages_shows_no_host_path(db, client, tmp_path):
+    """A failed job's traceback named the worker's home and the submission's folder on the public model page (its
+    provenance already left host paths out): shortened to the file name there; the stored error, which the owner's
+    /api/submissions/{id} shows, is kept whole."""
+    from neurozoo.leaderboard.render import page_file, write_report
+    from neurozoo.leaderboard.views import without_host_paths
+
+    error = ('Traceback (most recent call last):\n  File "/home/alice/neurozoo/leaderboard/run.py", line 9, in run\n'
+             "FileNotFoundError: [Errno 2] No such file: '/srv/secret-home/submissions/abc123/weights.pt' "
+             "(folder /srv/secret-home/submissions/abc123/)")
+    job = db.enqueue("gamma", "retina_embedded.osr", {"m": "gamma"})  # a model with scores: the report has its page
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", error)
+    html = client.get("/models/gamma").text
+    report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('gamma')}.html").read_text()
+    for page in (html, report):
+        assert "/home/alice" not in page and "/srv/secret-home" not in page and "abc123" not in page
+        assert "File &#34;.../run.py&#34;, line 9, in run" in page
+        assert "No such file: &#39;.../weights.pt&#39; (folder &lt;host path&gt;)" in page
+    assert [j["error"] for j in db.failed_jobs() if j["id"] == job] == [error]  # the owner's view: whole
+    # a URL, a relative path and a bare root folder are not host paths
+    assert without_host_paths("see https://example.org/a/b, retina/fit.py and /tmp") == (
+        "see https://example.org/a/b, retina/fit.py and /tmp")
+
+
 @pytest.mark.parametrize("cells, expected", [(12, [str(c) for c in range(1, 13)]), (45, ["1", "10", "20", "30", "40"])])
 def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
     import re

@@ -6,11 +6,15 @@ from pathlib import Path
 
 
 def save_figure(figure, path) -> Path:
-    """``figure`` (a ``matplotlib.figure.Figure``) as a PNG at 120 dpi, cropped to its content."""
+    """``figure`` (a ``matplotlib.figure.Figure``) as a PNG at 120 dpi, cropped to its content; written whole or
+    not at all (a killed process leaves the previous figure, not half of a new one)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.datasets.json_files import written_whole
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
+    with written_whole(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
     return path

@@ -3,11 +3,12 @@ or an infinity is ``null`` (Python's ``json`` writes a bare ``NaN``, which JSON 
 plain numbers; written whole or not at all (a temporary file renamed into place)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 
 def finite(value) -> Optional[float]:
@@ -42,10 +43,23 @@ def json_safe(obj: Any) -> Any:
     return repr(obj)
 
 
+@contextlib.contextmanager
+def written_whole(path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` to write; on success it is renamed over ``path`` (atomic on POSIX),
+    on an error removed: a reader, or a rerun after a kill, sees the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # the pid: see datasets.cache.remove_dead_temporaries
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path, obj: Any, indent: int = 1) -> Path:
     """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False))
-    os.replace(tmp, path)
+    text = json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+    with written_whole(path) as tmp:
+        tmp.write_text(text)
     return path

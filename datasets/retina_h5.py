@@ -36,16 +36,13 @@ import numpy as np
 import torch
 
 from neurozoo.datasets.cache import remove_dead_temporaries
+from neurozoo.datasets.cell_names import cell_name  # noqa: F401 (re-exported)
 from neurozoo.datasets.errors import DataError
 
 FRAME_SIZE = 50
 N_FRAMES = 40  # window length: 400 ms of history at 100 Hz
 RESPONSE_KEYS = ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned")
 SMOOTHING_MS = {"firing_rate_5ms": 5.0, "firing_rate_10ms": 10.0, "firing_rate_20ms": 20.0}
-
-
-def cell_name(index: int) -> str:
-    return f"cell{index + 1:02d}"
 
 
 def _cell_order(names) -> list:

@@ -2,9 +2,11 @@
 app and the static report)."""
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
@@ -56,6 +58,11 @@ def _number(value) -> str:
     return "\u2014" if value is None else f"{value:.3f}"
 
 
+def _slope(value) -> str:
+    """An OSR slope as the figure legend shows it; a cell without a response to time has none (null)."""
+    return "none (no response)" if value is None else f"{value:.2f}"
+
+
 OSR_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 
 
@@ -70,10 +77,10 @@ def osr_svg(settings: Dict[str, Any], title: str, width: int = 700, height: int 
     series = []
     for n, cell in enumerate(cells[:len(OSR_COLORS)]):
         color = OSR_COLORS[n]
-        series.append((f"cell {cell} model (slope {model['slope'][cell]:.2f})", periods,
-                       [10 * v for v in model["latencies"][cell]], color, ""))
-        series.append((f"cell {cell} ground truth (slope {truth['slope'][cell]:.2f})", periods,
-                       [10 * v for v in truth["latencies"][cell]], color, "5,4"))
+        series.append((f"{cell_name(cell)} model (slope {_slope(model['slope'][cell])})", periods,
+                       [None if v is None else 10 * v for v in model["latencies"][cell]], color, ""))
+        series.append((f"{cell_name(cell)} ground truth (slope {_slope(truth['slope'][cell])})", periods,
+                       [None if v is None else 10 * v for v in truth["latencies"][cell]], color, "5,4"))
     return line_chart_svg(series, title, "flash period (ms)", y_label="response latency after last flash (ms)",
                           width=width, height=height, legend_width=200)
 
@@ -102,8 +109,9 @@ def index_svg(settings: Dict[str, Any], title: str, width: int = 620, height: in
     model, truth = settings.get("model_index"), settings.get("truth_index")
     if not model or not truth:
         return None
-    cells = list(range(len(truth)))
-    series = [(name, cells, values, color, dash, None, [f"cell {c}: {name} {_number(v)}" for c, v in zip(cells, values)])
+    cells = list(range(1, len(truth) + 1))  # numbered as the tables name them: cell01 is 1
+    series = [(name, cells, values, color, dash, None, [f"{cell_name(c - 1)}: {name} {_number(v)}"
+                                                        for c, v in zip(cells, values)])
               for name, values, color, dash in (("model", model, OSR_COLORS[0], ""),
                                                 ("ground truth", truth, OSR_COLORS[1], "5,4"))]
     label = {"contrast-adaptation": "adaptation index", "oms": "OMS index", "paired-flash": "depression index",
@@ -278,11 +286,27 @@ def raw_meaning(benchmark: str) -> Optional[str]:
 ERROR_LINES = 8  # the last lines of a failed job's error a page shows (the traceback's end says why)
 
 
+#: an absolute POSIX path of at least two components, not part of a URL or a relative path (``a/b``, ``http://h/x``)
+HOST_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/\"'<>():,;]+/)+[^\s/\"'<>():,;]*")
+
+
+def without_host_paths(text: str) -> str:
+    """``text`` for the public pages: each absolute host path (a traceback's ``/home/...``, a submission's folder)
+    shortened to its file name (``.../model.py``), or to ``<host path>`` when it names a folder; the public
+    provenance leaves the rerun spec out for the same reason (host paths)."""
+    def shorten(match):
+        name = match.group(0).rstrip("/").rsplit("/", 1)[-1]
+        return f".../{name}" if "." in name.strip(".") else "<host path>"
+
+    return HOST_PATH.sub(shorten, text)
+
+
 def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A model's failed jobs as the page shows them: job, benchmark, when, the last lines of the error."""
+    """A model's failed jobs as the public pages show them: job, benchmark, when, the last lines of the error with
+    host paths shortened (:func:`without_host_paths`; the owner's ``/api/submissions/{id}`` keeps them whole)."""
     rows = []
     for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
-        lines = (job.get("error") or "no error message was kept").rstrip().splitlines()
+        lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",

@@ -138,6 +138,7 @@ class FitResult:
     duration_s: float = 0.0
     extra: dict = field(default_factory=dict)
     data_sha256: Optional[str] = None  # of the recording file read (None: fitted to a Recording held in memory only)
+    early_stopped: bool = False  # the patience ran out (possibly on the last allowed epoch too)
 
 
 def _check_config(config: FitConfig) -> None:
@@ -469,7 +470,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         extra["output_calibration"] = done["info"]
     best_r = state["history"][state["best_epoch"]]["val_correlation"] if state["best_epoch"] >= 0 else float("nan")
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
-                       time.perf_counter() - started, extra=extra, data_sha256=data_sha256)
+                       time.perf_counter() - started, extra=extra, data_sha256=data_sha256,
+                       early_stopped=state["bad_epochs"] >= config.patience)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],

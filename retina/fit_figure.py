@@ -9,13 +9,16 @@ from typing import Dict, List
 from matplotlib.figure import Figure
 
 
-def stop_reason(history: List[Dict], epochs: int, patience: int) -> str:
-    if len(history) >= epochs:
-        return f"stopped at the epoch limit ({epochs}); may not have converged"
-    return f"early-stopped: {patience} epochs without a gain in validation r"
+def stop_reason(history: List[Dict], epochs: int, patience: int, early_stopped: bool = False) -> str:
+    """``early_stopped``: the patience ran out (:attr:`retina.fit.FitResult.early_stopped`); it wins over the epoch
+    limit when both came on the last allowed epoch (the fit had converged by its own rule)."""
+    if early_stopped or len(history) < epochs:
+        return f"early-stopped: {patience} epochs without a gain in validation r"
+    return f"stopped at the epoch limit ({epochs}); may not have converged"
 
 
-def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience: int, title: str = "") -> Figure:
+def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience: int, title: str = "",
+                     early_stopped: bool = False) -> Figure:
     epoch = [row["epoch"] + 1 for row in history]  # shown 1-based: "epoch 1" is the first pass over the data
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     loss_axis, r_axis = figure.subplots(1, 2)
@@ -30,8 +33,8 @@ def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience
     r_axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     for axis in (loss_axis, r_axis):
         axis.xaxis.get_major_locator().set_params(integer=True)
-    figure.suptitle(f"{title}: {stop_reason(history, epochs, patience)}" if title else
-                    stop_reason(history, epochs, patience), fontsize=11)
+    reason = stop_reason(history, epochs, patience, early_stopped)
+    figure.suptitle(f"{title}: {reason}" if title else reason, fontsize=11)
     return figure
 
 
@@ -40,4 +43,4 @@ def plot_fit_curve(result, path, title: str = "") -> Path:
     from neurozoo.datasets.figures import save_figure
 
     return save_figure(fit_curve_figure(result.history, result.best_epoch, result.config.epochs, result.config.patience,
-                                 title), path)
+                                        title, early_stopped=result.early_stopped), path)

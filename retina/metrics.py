@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from neurozoo.datasets.cell_names import cell_name
+
 MIN_EXPLAINABLE = 0.15
 
 
@@ -75,7 +77,7 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
     prediction, repeats = np.asarray(prediction), np.asarray(repeats)
     if repeats.ndim != 3 or prediction.shape != (repeats.shape[0], repeats.shape[2]):
         raise ValueError(f"prediction (C, T) and repeats (C, R, T) must agree; got {prediction.shape} and {repeats.shape}")
-    cells = list(cells) if cells is not None else [f"cell{i + 1:02d}" for i in range(len(prediction))]
+    cells = list(cells) if cells is not None else [cell_name(i) for i in range(len(prediction))]
     explainable = explainable_fraction(repeats)
     frame = pd.DataFrame({
         "correlation": correlation(prediction, repeats.mean(1)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.json_files import write_json
 
@@ -150,7 +151,7 @@ def run_probe_osr(args) -> int:
     print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells; ground truth: "
           f"{int(truth.is_osr.sum())}/{len(truth.is_osr)}; score {comparison['value']:.3f}")
     for row in comparison["cells"]:
-        print(f"  cell {row['cell']:2d}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
+        print(f"  {cell_name(row['cell'])}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
               f"truth {row['truth_slope']:5.2f}  OSR {'yes' if row['model_osr'] else 'no'}")
     print(f"wrote {figure} and {args.out / 'osr.json'}")
     return 0
@@ -177,7 +178,7 @@ def run_probe_adaptation(args) -> int:
     print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f} (ground truth "
           f"{nanmedian(truth['adaptation_index']):.2f}); across cells r = {comparison['pearson_r']:.2f}")
     for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
-        print(f"  cell {i:2d}: index model {m:6.2f} truth {t:5.2f}   tau model {10 * fitted['tau_high'][i]:6.0f} ms "
+        print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {10 * fitted['tau_high'][i]:6.0f} ms "
               f"truth {10 * truth['tau_high'][i]:4.0f} ms")
     print(f"wrote {figure} and {path}")
     return 0
@@ -204,7 +205,7 @@ def run_probe_oms(args) -> int:
           f"{nanmedian(truth['oms_index']):.2f}); same sign in "
           f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
-        print(f"  cell {i:2d}: OMS index model {m:6.2f} truth {t:5.2f}")
+        print(f"  {cell_name(i)}: OMS index model {m:6.2f} truth {t:5.2f}")
     print(f"wrote {figure} and {path}")
     return 0
 
@@ -240,7 +241,7 @@ def run_probe_gain_control(args) -> int:
           f"{int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells (ground truth "
           f"{nanmedian(truth['gain_ratio']):.2f}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
-        print(f"  cell {i:2d}: model {_gain_control_row(fitted, i)}\n           truth {_gain_control_row(truth, i)}")
+        print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
     print(f"wrote {figure} and {path}")
     return 0
 

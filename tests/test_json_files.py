@@ -26,3 +26,24 @@ def test_json_safe_keeps_plain_values_and_names_other_objects():
     assert json_safe({1: object}) == {"1": repr(object)}
     with pytest.raises(ValueError):
         strict('{"a": NaN}')
+
+
+def test_save_figure_killed_mid_write_leaves_the_previous_figure_whole(tmp_path, monkeypatch):
+    """A process killed while the PNG was being written had left a half-written figure as the final one."""
+    from matplotlib.figure import Figure
+
+    from neurozoo.datasets.figures import save_figure
+
+    path = save_figure(Figure(figsize=(2, 2)), tmp_path / "fit.png")
+    whole = path.read_bytes()
+    assert whole[:4] == b"\x89PNG"
+
+    def dies_mid_write(self, target, **kwargs):
+        with open(target, "wb") as handle:
+            handle.write(whole[:20])
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(Figure, "savefig", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(Figure(figsize=(2, 2)), path)
+    assert path.read_bytes() == whole and [p.name for p in tmp_path.iterdir()] == ["fit.png"]

@@ -89,8 +89,45 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
                                     settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
     html = client.get("/models/bncnn").text
     assert "latency vs flash period" in html
-    assert "cell 0 model (slope 1.00)" in html and "cell 0 ground truth (slope 1.00)" in html
-    assert "cell 1 " not in html  # only the ground truth's OSR cells are drawn
+    assert "cell01 model (slope 1.00)" in html and "cell01 ground truth (slope 1.00)" in html
+    assert "cell02 " not in html  # only the ground truth's OSR cells are drawn
+
+
+def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
+    """A model cell with no response has NaN latencies and slope, stored as null: formatting None with :.2f had
+    broken the model page."""
+    import json
+
+    import numpy as np
+
+    from neurozoo.datasets.json_files import json_safe
+    from neurozoo.leaderboard.views import osr_svg
+    from neurozoo.retina.phenomena.osr import omitted_stimulus_response
+
+    periods = (6, 8, 10, 12)
+    truth = omitted_stimulus_response(_omission, periods=periods)
+    silent = omitted_stimulus_response(lambda m: np.full((2, len(m)), 0.5), periods=periods)
+    job = db.enqueue("ln", "retina_embedded.osr", {"m": "ln"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.osr", 0.0, raw=0.0,
+                                    settings={"model_osr": silent.summary(), "truth_osr": truth.summary()}))
+    stored = json.loads(json.dumps(json_safe({"model_osr": silent.summary(), "truth_osr": truth.summary()})))
+    assert stored["model_osr"]["slope"] == [None, None] and stored["truth_osr"]["is_osr"] == [True, False]
+    assert "cell01 model (slope none (no response))" in osr_svg(stored, "ln")
+    page = client.get("/models/ln")
+    assert page.status_code == 200 and "cell01 model (slope none (no response))" in page.text
+
+
+def _omission(movie):
+    """Cell 0 fires 4 frames after the flash that did not come (an OSR with slope 1)."""
+    import numpy as np
+
+    dark = movie[:, 0, 0] < 0
+    onsets = np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
+    out = np.zeros((2, len(movie)))
+    if len(onsets) >= 2 and 2 * onsets[-1] - onsets[-2] + 4 < len(movie):
+        out[0, 2 * onsets[-1] - onsets[-2] + 4] = 10.0
+    return out
 
 
 def test_retina_model_page_shows_the_phenomenon_index_per_cell(db, client):
@@ -355,8 +392,10 @@ def test_figures_break_lines_at_missing_values_and_draw_error_bars():
 
     svg = index_svg({"phenomenon": "oms", "model_index": [0.5, None, -0.2, 0.1], "truth_index": [0.1, 0.2, 0.3, 0.4]},
                     "ln")
-    assert svg.count("<polyline") == 3  # the model's line stops at cell 1 (it joined cells 0 and 2 before)
-    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["0", "1", "2", "3"]  # cells: integers
+    assert svg.count("<polyline") == 3  # the model's line stops at cell02 (it joined cell01 and cell03 before)
+    # cells numbered as the tables name them (cell01 is 1; the index figure counted from 0, the held-out one from 1)
+    assert re.findall(r'text-anchor="middle" font-size="9">([^<]*)<', svg) == ["1", "2", "3", "4"]
+    assert "cell01: model 0.500" in svg and "cell04: ground truth 0.400" in svg
     rows = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": 0.5, "error": 0.1, "ceiling": 0.8}
             for i in range(3)]
     svg = time_course_svg(rows, "t")
@@ -447,6 +486,31 @@ def test_a_models_failed_jobs_show_on_its_page_and_in_the_static_report_with_the
     assert "failed-jobs" not in client.get("/models/beta").text  # no failed job: no table
     report = write_report(db, tmp_path / "report").parent
     assert "ValueError: responses &lt;NaN&gt; for cell 3" in (report / "models" / f"{page_file('gamma')}.html").read_text()
+
+
+def test_a_failed_jobs_error_on_the_public_pages_shows_no_host_path(db, client, tmp_path):
+    """A failed job's traceback named the worker's home and the submission's folder on the public model page (its
+    provenance already left host paths out): shortened to the file name there; the stored error, which the owner's
+    /api/submissions/{id} shows, is kept whole."""
+    from neurozoo.leaderboard.render import page_file, write_report
+    from neurozoo.leaderboard.views import without_host_paths
+
+    error = ('Traceback (most recent call last):\n  File "/home/alice/neurozoo/leaderboard/run.py", line 9, in run\n'
+             "FileNotFoundError: [Errno 2] No such file: '/srv/secret-home/submissions/abc123/weights.pt' "
+             "(folder /srv/secret-home/submissions/abc123/)")
+    job = db.enqueue("gamma", "retina_embedded.osr", {"m": "gamma"})  # a model with scores: the report has its page
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", error)
+    html = client.get("/models/gamma").text
+    report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('gamma')}.html").read_text()
+    for page in (html, report):
+        assert "/home/alice" not in page and "/srv/secret-home" not in page and "abc123" not in page
+        assert "File &#34;.../run.py&#34;, line 9, in run" in page
+        assert "No such file: &#39;.../weights.pt&#39; (folder &lt;host path&gt;)" in page
+    assert [j["error"] for j in db.failed_jobs() if j["id"] == job] == [error]  # the owner's view: whole
+    # a URL, a relative path and a bare root folder are not host paths
+    assert without_host_paths("see https://example.org/a/b, retina/fit.py and /tmp") == (
+        "see https://example.org/a/b, retina/fit.py and /tmp")
 
 
 @pytest.mark.parametrize("cells, expected", [(12, [str(c) for c in range(1, 13)]), (45, ["1", "10", "20", "30", "40"])])

@@ -74,6 +74,34 @@ def test_peak_ratio_is_undefined_where_the_train_evoked_nothing_and_nothing_down
     assert _summary_of_a_responsive_train()["peak_ratio_undefined"] is None
 
 
+def test_a_silent_cell_has_no_latency_slope_or_match(tmp_path):
+    """A cell with no response had been given the window's middle as its latency (last flash + (period + 40) / 2):
+    slope 0.50 with R^2 1.00 in the JSON and the figure. Now NaN (null in JSON, with the reason), and a model
+    whose OSR cell falls silent scores 0 there, without numpy warnings."""
+    import warnings
+
+    from neurozoo.datasets.json_files import write_json
+    from neurozoo.retina.phenomena.osr import compare_to_ground_truth
+
+    detector = _omission_detector(delay=4)
+    truth = omitted_stimulus_response(detector, periods=(6, 8, 10, 12))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        silent = omitted_stimulus_response(lambda movie: np.full((2, len(movie)), 0.5), periods=(6, 8, 10, 12))
+        assert np.isnan(silent.latencies).all() and np.isnan(silent.slope).all() and np.isnan(silent.r2).all()
+        assert not silent.is_osr.any()
+        summary = silent.summary()
+        assert "never rose above the pre-train baseline" in summary["latency_undefined"]
+        assert json.loads(write_json(tmp_path / "osr.json", summary).read_text())["slope"] == [None, None]
+        comparison = compare_to_ground_truth(silent, truth)
+        assert comparison["value"] == 0.0 and comparison["cells"][0]["slope_match"] == 0.0
+        assert plot_osr({"silent": silent, "truth": truth}, tmp_path / "osr.png").is_file()
+    assert truth.summary()["latency_undefined"] is None
+    # a cell suppressed below its baseline, with no rise above it, has nothing to time either
+    dip = omitted_stimulus_response(lambda movie: 5 + 3 * np.minimum(movie[None, :, 0, 0], 0), periods=(6, 8, 10))
+    assert np.isnan(dip.latencies).all()
+
+
 def _summary_of_a_responsive_train():
     result = omitted_stimulus_response(_omission_detector(delay=4), periods=(6, 8, 10, 12), cells=[1])
     return result.summary()

@@ -119,6 +119,13 @@ def test_motion_reversal_known_latency():
     # a cell that the bar never drives (opposite polarity: a rectified OFF cell and a bright bar) has no index
     silent = motion_reversal(lambda movie: np.maximum(delay_model(d=3, xs=(15,), signs=(-1,), baseline=0.0)(movie), 0))
     assert np.isnan(silent["index"][0]) and silent["reversal_response"][0] == 0.0
+    assert np.isnan(silent["latency"][0]) and np.isnan(result["latency"][1])  # nothing to time (had been 19.5)
+
+
+def test_a_silent_cell_has_no_step_latency():
+    """A cell that never rises above its baseline: argmax of a flat window had reported an onset latency of 0."""
+    result = step_response(lambda movie: np.stack([delay_model(d=7)(movie)[0], np.full(len(movie), 2.0)]))
+    assert result["on_latency"][0] == 7 and np.isnan(result["on_latency"][1]) and np.isnan(result["off_latency"][1])
 
 
 def test_torch_models_are_aligned_frame_by_frame():

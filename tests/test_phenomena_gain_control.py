@@ -160,7 +160,7 @@ def test_probe_gain_control_cli_with_a_fixed_ln_checkpoint(tmp_path, capsys):
     assert all(abs(lat - 8.3) < 0.4 for lat in fitted["latency_low"] + fitted["latency_high"])
     # 2800 analysed frames resolve no STA of the circuit: NaN (null in JSON) with the reason, printed as such
     assert truth["gain_ratio"] == [None] * 12 and all(r.startswith("STA not resolved") for r in truth["reason"])
-    assert re.search(r"\n  cell  0: model gain ratio  (0\.9\d|1\.0\d)  latency  8\d ->  8\d ms  adapting no\n", printed)
+    assert re.search(r"\n  cell01: model gain ratio  (0\.9\d|1\.0\d)  latency  8\d ->  8\d ms  adapting no\n", printed)
     assert "truth n/a (STA not resolved (low contrast: peak " in printed
     assert (out / "gain-control.png").read_bytes()[:4] == b"\x89PNG"
 

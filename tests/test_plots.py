@@ -103,6 +103,35 @@ def test_phenomenon_figures_keep_legends_off_the_data_and_leave_the_backend_alon
     assert matplotlib.get_backend() == backend  # matplotlib.use("Agg") switched a notebook's backend before
 
 
+def test_phenomenon_figures_number_cells_as_the_tables_name_them():
+    """The held-out figure numbered cells from 1 (cell01, as the tables print), the phenomenon figures from 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.phenomena.adaptation import adaptation_figure, gain_control_figure, oms_figure
+    from neurozoo.retina.phenomena.osr import OSRResult, fit_line, osr_call, osr_figure
+
+    periods = np.array([6, 8, 10, 12])
+    latencies = np.stack([periods + 4.0, np.full(4, np.nan)])  # cell02 silent: no latency
+    slope, intercept, r2 = fit_line(periods, latencies)
+    osr = OSRResult(periods, latencies, latencies, latencies, slope, intercept, r2, osr_call(slope, r2))
+    legend = [t.get_text() for t in osr_figure({"m": osr}).axes[0].get_legend().get_texts()]
+    assert legend[:2] == ["cell01: slope 1.00, R$^2$ 1.00", "cell02: no response to time"]
+    adaptation = {"time": np.arange(50), "high": np.ones((2, 50)), "low": np.ones((2, 50)),
+                  "adaptation_index": np.array([0.5, 0.25]), "tau_high": np.ones(2)}
+    legend = [t.get_text() for t in adaptation_figure({"m": adaptation}).axes[0].get_legend().get_texts()]
+    assert legend[:2] == ["cell01: index 0.50", "cell02: index 0.25"]
+    oms = {key: np.arange(3.0) for key in ("oms_index", "global", "differential", "object")}
+    figure = oms_figure({"m": oms})
+    FigureCanvasAgg(figure).draw()
+    assert list(figure.axes[0].get_xticks()) == [1, 2, 3]
+    assert [round(p.get_x() + p.get_width() / 2, 2) for p in figure.axes[0].patches[3:6]] == [1, 2, 3]
+    nan = np.full(2, np.nan)
+    gain = {"contrasts": (0.3, 1.0), "temporal_low": np.zeros((2, 5)), "nonlinearity_x": np.zeros(3),
+            "gain_ratio": nan, "reason": ["silent", "silent"]}
+    titles = [a.get_title() for a in gain_control_figure({"m": gain}).axes if a.get_title()]
+    assert titles == ["m, cell01", "m, cell02"]
+
+
 def test_similarity_figure_names_each_systems_time_axis_and_greys_bins_without_information():
     import xarray as xr
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -246,8 +275,8 @@ def test_gain_control_figure_shows_both_contrasts_per_cell_model_beside_truth():
     assert [axes[i].get_ylabel() for i in range(4)] == ["filter (low peak = 1)", "rate (spikes/s)"] * 2
     assert [axes[4 + i].get_xlabel() for i in range(4)] == ["time before spike (ms)",
                                                             "filtered stimulus (low-contrast sd)"] * 2
-    assert axes[0].get_title() == "bncnn, cell 0: peak 70 -> 45 ms" and axes[1].get_title() == "gain ratio 0.40 (adapting)"
-    assert axes[2].get_title().startswith("ground truth, cell 0")
+    assert axes[0].get_title() == "bncnn, cell01: peak 70 -> 45 ms" and axes[1].get_title() == "gain ratio 0.40 (adapting)"
+    assert axes[2].get_title().startswith("ground truth, cell01")
     low, high = axes[0].get_lines()[:2]
     assert np.abs(low.get_ydata()).max() == pytest.approx(1.0) and low.get_xdata()[-1] == 390  # lag 39 at 100 Hz
     np.testing.assert_allclose(axes[1].get_lines()[0].get_xdata()[[0, -1]], [-0.55 / 0.3, 0.55 / 0.3])
@@ -264,6 +293,6 @@ def test_the_oms_figure_labels_the_first_cell_and_thins_ticks_over_twenty_cells(
     from neurozoo.retina.phenomena.adaptation import oms_figure
 
     rng = np.random.default_rng(0)
-    for cells, expected in ((12, list(range(12))), (45, [0, 10, 20, 30, 40])):
+    for cells, expected in ((12, list(range(1, 13))), (45, [1, 10, 20, 30, 40])):  # numbered as cell01, cell02, ...
         oms = {key: rng.random(cells) for key in ("oms_index", "global", "differential", "object")}
         assert list(oms_figure({"m": oms}).axes[0].get_xticks()) == expected

@@ -223,6 +223,25 @@ def test_early_stopping_on_the_validation_poisson_loss_ignores_the_correlation(l
     assert result.best_epoch == 3 and result.best_val_correlation == 0.4
 
 
+@pytest.mark.parametrize("epochs, early", [(4, True), (3, False)])
+def test_the_fit_curve_says_early_stop_when_the_patience_ran_out_on_the_last_allowed_epoch(ln_recording, monkeypatch,
+                                                                                           epochs, early):
+    """Epochs 3 and 4 gain less than min_delta: with 4 epochs allowed the patience (2) runs out on the last one, which
+    the figure had called the epoch limit ("may not have converged")."""
+    import neurozoo.retina.fit as fit_module
+    from neurozoo.retina.fit_figure import fit_curve_figure
+
+    scores = iter([0.50, 0.60, 0.605, 0.608])
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=epochs, patience=2, min_delta=0.01,
+                 progress=False, max_steps_per_epoch=1)
+    assert len(result.history) == epochs and result.early_stopped is early
+    title = fit_curve_figure(result.history, result.best_epoch, epochs, 2,
+                             early_stopped=result.early_stopped).get_suptitle()
+    assert title == ("early-stopped: 2 epochs without a gain in validation r" if early else
+                     f"stopped at the epoch limit ({epochs}); may not have converged")
+
+
 def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
     """Fitting protocol 6 (and 7): every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
     patience 1 for the BN-CNN cut its natural-scene fit short)."""

@@ -8,6 +8,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from scipy import ndimage, signal
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.responder import as_responder
 
@@ -289,7 +290,7 @@ def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 1
         t = result["time"] * 10
         for i, (high, low) in enumerate(zip(result["high"], result["low"])):
             high, low = (ndimage.uniform_filter1d(trace, smooth, mode="nearest") for trace in (high, low))
-            line, = ax.plot(t, high, lw=0.8, label=f"cell {i}: index {result['adaptation_index'][i]:.2f}")
+            line, = ax.plot(t, high, lw=0.8, label=f"{cell_name(i)}: index {result['adaptation_index'][i]:.2f}")
             ax.plot(t, low, ":", lw=0.8, color=line.get_color())
         ax.plot([], [], "k-", lw=0.8, label="after switch to high")
         ax.plot([], [], "k:", lw=0.8, label="after switch to low")
@@ -317,13 +318,13 @@ def oms_figure(results: Dict[str, Dict], title: str = ""):
 
     figure, axes = panels(len(results), height=3.6)
     for ax, (name, result) in zip(axes, results.items()):
-        cells = np.arange(len(result["oms_index"]))
+        cells = np.arange(1, len(result["oms_index"]) + 1)  # numbered as the tables name them: cell01 is 1
         for k, condition in enumerate(("global", "differential", "object")):
             ax.bar(cells + (k - 1) * 0.27, result[condition], width=0.27, label=f"{condition} motion")
         ax.axhline(0, color="0.4", lw=0.6)
         ax.set_title(f"{name}: median OMS index {nanmedian(result['oms_index']):.2f}", fontsize=9)
         ax.set_xlabel("cell")
-        ax.set_xticks(index_ticks(0, len(cells) - 1))
+        ax.set_xticks(index_ticks(1, len(cells)))
         legend_below(ax, fontsize=7)
     axes[0].set_ylabel("response above grey (spikes/s)")
     if title:
@@ -360,7 +361,7 @@ def gain_control_figure(results: Dict[str, Dict], title: str = ""):
             curves.set_ylabel("rate (spikes/s)", fontsize=8)
             if i >= len(result["gain_ratio"]) or np.isnan(result["gain_ratio"][i]):
                 reason = result["reason"][i] if i < len(result["gain_ratio"]) else "no such cell"
-                filters.set_title(f"{name}, cell {i}", fontsize=8)
+                filters.set_title(f"{name}, {cell_name(i)}", fontsize=8)
                 for ax in (filters, curves):
                     ax.set(xticks=[], yticks=[], ylabel="")
                     ax.text(0.5, 0.5, reason or "not resolved", ha="center", va="center", fontsize=7,
@@ -373,7 +374,7 @@ def gain_control_figure(results: Dict[str, Dict], title: str = ""):
                 curves.plot(x_sd, result[f"nonlinearity_{c}"][i], style + "o", ms=2.5, lw=1,
                             label=f"{c} contrast (sd {contrast:g})")
             filters.axhline(0, color="0.6", lw=0.5)
-            filters.set_title(f"{name}, cell {i}: peak {10 * result['latency_low'][i]:.0f} -> "
+            filters.set_title(f"{name}, {cell_name(i)}: peak {10 * result['latency_low'][i]:.0f} -> "
                               f"{10 * result['latency_high'][i]:.0f} ms", fontsize=8)
             curves.set_title(f"gain ratio {result['gain_ratio'][i]:.2f}"
                              f"{' (adapting)' if result['adapting'][i] else ''}", fontsize=8)

@@ -19,21 +19,30 @@ def _baseline(rates, onset, n=20):
     return rates[:, max(0, onset - n):onset].mean(1)
 
 
-def _centroid_time(trace: np.ndarray, lo: int, hi: int) -> np.ndarray:
+def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None) -> np.ndarray:
     """Time of a response peak, robust to plateaus: mean time of the samples above half the window's maximum
-    (baseline = the window's minimum), per row."""
+    (floor = the window's minimum), per row. NaN for a row without a response: a flat window, or (``baseline``
+    given: the trace's level with no response, e.g. 0 for a trace minus its baseline) a window that never rises
+    above ``baseline``. Such a row had been given the window's middle, a made-up latency (a silent cell then
+    showed an OSR slope of 0.50 with R^2 1.00)."""
     part = trace[:, lo:hi]
     floor = part.min(1, keepdims=True)
-    height = part.max(1, keepdims=True) - floor
+    peak = part.max(1, keepdims=True)
+    height = peak - floor
+    silent = (height <= 1e-12)[:, 0]
+    if baseline is not None:
+        silent |= (peak <= baseline + 1e-12)[:, 0]
     weights = np.where(part - floor >= 0.5 * height, part - floor, 0.0)
-    weights[(height <= 1e-12)[:, 0]] = 1.0
-    return lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)
+    weights[silent] = 1.0
+    times = lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)
+    return np.where(silent, np.nan, times)
 
 
 def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int = 100, post: int = 100,
                   window: int = 50) -> Dict[str, np.ndarray]:
     """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index
-    ``(peak - sustained) / (peak - baseline)`` (1: fully transient, 0: sustained)."""
+    ``(peak - sustained) / (peak - baseline)`` (1: fully transient, 0: sustained). A latency is NaN where its
+    window never rises above the pre-step baseline (no response to time)."""
     rates = as_responder(system)(stimuli.step(intensity, pre, duration, post))
     baseline = _baseline(rates, pre)
     on = rates[:, pre:pre + window]
@@ -41,8 +50,11 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
     sustained = rates[:, pre + duration - 20:pre + duration].mean(1)
     peak = on.max(1)
     gain = peak - baseline
-    return {"rates": rates, "baseline": baseline, "on_peak": peak, "on_latency": on.argmax(1),
-            "off_peak": off.max(1), "off_latency": off.argmax(1), "sustained": sustained,
+    # a window that never rises above the baseline has no peak to time (argmax would say 0)
+    on_latency = np.where(gain > 1e-9, on.argmax(1), np.nan)
+    off_latency = np.where(off.max(1) - baseline > 1e-9, off.argmax(1), np.nan)
+    return {"rates": rates, "baseline": baseline, "on_peak": peak, "on_latency": on_latency,
+            "off_peak": off.max(1), "off_latency": off_latency, "sustained": sustained,
             "transience": np.where(gain > 1e-9, (peak - sustained) / np.maximum(gain, 1e-9), np.nan)}
 
 
@@ -175,7 +187,7 @@ def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post
         rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post))
         dev = rates - _baseline(rates, pre)[:, None]
         amplitudes.append(dev[:, pre:pre + post].max(1))
-        latencies.append(_centroid_time(dev, pre, pre + post) - pre - (flash_frames - 1) / 2)
+        latencies.append(_centroid_time(dev, pre, pre + post, baseline=0.0) - pre - (flash_frames - 1) / 2)
     amplitudes, latencies = np.stack(amplitudes, 1), np.stack(latencies, 1)
     positions = np.asarray(positions, float)
     weights = np.where(amplitudes >= 0.5 * amplitudes.max(1, keepdims=True), np.maximum(amplitudes, 0), 0)
@@ -219,7 +231,8 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
                     window: int = 40) -> Dict[str, np.ndarray]:
     """Schwartz et al. (2007): the response to a bar that reverses direction, minus the response to the same bar
     continuing (control). ``reversal_response``: max of that difference within ``window`` frames after the
-    reversal; ``latency``: its time (frames after the reversal, plateau-robust centroid); ``index``: the
+    reversal; ``latency``: its time (frames after the reversal, plateau-robust centroid; NaN where the difference
+    never rises above 0); ``index``: the
     reversal response relative to the cell's peak response to the continuing bar (NaN for a cell the continuing
     bar does not drive: a ratio to zero is not an index)."""
     respond = as_responder(system)
@@ -228,7 +241,7 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     r_rev, r_ctl = respond(movie), respond(control)
     diff = r_rev - r_ctl
     response = diff[:, t_rev:t_rev + window].max(1)
-    latency = _centroid_time(diff, t_rev, t_rev + window) - t_rev
+    latency = _centroid_time(diff, t_rev, t_rev + window, baseline=0.0) - t_rev
     drive = r_ctl.max(1) - _baseline(r_ctl, 40)
     return {"reversal_frame": t_rev, "reversal_response": response, "latency": latency,
             "index": np.where(drive > 1e-9, response / np.maximum(drive, 1e-9), np.nan), "rates": r_rev, "control": r_ctl}

@@ -8,6 +8,8 @@ is resolved). Per cell and period:
   flash);
 * its time is the **centroid** of the response from the last flash's onset to ``window`` frames after the
   omitted flash was due (the mean time of the samples above half the window's maximum, robust to plateaus);
+  NaN where the response never rises above the baseline there (nothing to time; the cell's slope and R^2 are
+  then NaN and it shows no OSR);
   ``latencies`` are measured from the last flash's onset, ``omission_latencies`` from the omitted flash;
 * ``peaks``: the response's maximum in that window; ``train_peaks``: the mean over the three flashes before
   the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``, undefined
@@ -26,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from neurozoo.datasets.cell_names import cell_name
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
@@ -66,11 +69,17 @@ class OSRResult:
                 "n_osr_cells": int(self.is_osr.sum()), "peaks": self.peaks.tolist(),
                 "train_peaks": self.train_peaks.tolist(), "peak_ratio": self.peak_ratio.tolist(),
                 "peak_ratio_undefined": (UNDEFINED_RATIO if (self.train_peaks <= 0).any() else None),
+                "latency_undefined": (UNDEFINED_LATENCY if not np.isfinite(self.latencies).all() else None),
                 "settings": self.settings}
 
 
 UNDEFINED_RATIO = ("NaN (null) where the train's per-flash peak is <= 0: the flashes evoked nothing above baseline, "
                    "so the ratio is undefined; the OSR call then asks for a post-omission peak above baseline")
+
+
+UNDEFINED_LATENCY = ("NaN (null) latency where the response never rose above the pre-train baseline after the last "
+                     "flash (a silent cell has no response to time); that cell's slope and R^2 are then NaN (null) "
+                     "and it shows no OSR")
 
 
 def peak_ratio(peaks, train_peaks) -> np.ndarray:
@@ -153,7 +162,7 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
             rates = rates[list(cells)]
         response = rates - rates[:, :pre].mean(1, keepdims=True)
         stop = omitted + window
-        latencies.append(_centroid_time(response, last, stop) - last)
+        latencies.append(_centroid_time(response, last, stop, baseline=0.0) - last)
         peaks.append(response[:, last:stop].max(1))
         flashes = [last - k * period for k in (3, 2, 1)]
         train_peaks.append(np.mean([response[:, t:t + period].max(1) for t in flashes], 0))
@@ -178,8 +187,9 @@ def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = N
         chosen = range(len(result.slope)) if cells is None else cells
         for i in chosen:
             style = "-" if result.is_osr[i] else ":"
-            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3,
-                    label=f"cell {i}: slope {result.slope[i]:.2f}, R$^2$ {np.nan_to_num(result.r2[i]):.2f}")
+            fit = (f"slope {result.slope[i]:.2f}, R$^2$ {np.nan_to_num(result.r2[i]):.2f}" if np.isfinite(result.slope[i])
+                   else "no response to time")
+            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3, label=f"{cell_name(i)}: {fit}")
         ax.plot(result.periods * 10, result.periods * 10, "k--", lw=0.8, label="slope 1")
         ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR (solid)", fontsize=10)
         ax.set_xlabel("flash period (ms)")
@@ -207,7 +217,9 @@ def compare_to_ground_truth(model: OSRResult, truth: OSRResult) -> Dict:
     cells = np.flatnonzero(truth.is_osr)
     rows = []
     for c in cells:
-        match = float(np.clip(1 - abs(model.slope[c] - truth.slope[c]) / abs(truth.slope[c]), 0, 1))
+        # a model cell without a slope (no response to time) matches nothing
+        match = (float(np.clip(1 - abs(model.slope[c] - truth.slope[c]) / abs(truth.slope[c]), 0, 1))
+                 if np.isfinite(model.slope[c]) else 0.0)
         rows.append({"cell": int(c), "model_slope": float(model.slope[c]), "truth_slope": float(truth.slope[c]),
                      "model_r2": float(np.nan_to_num(model.r2[c])), "model_osr": bool(model.is_osr[c]),
                      "slope_match": match, "score": match * bool(model.is_osr[c])})

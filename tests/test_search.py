@@ -482,6 +482,45 @@ def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_
     assert (out / "first" / "trial_00000" / "config.json").read_text() == before
 
 
+def test_an_edited_copy_of_the_space_under_its_name_is_refused_by_the_study(tiny, tmp_path, capsys):
+    """The review's defect: the study recorded only the space's name, so an edited copy of the space file under the
+    same name joined a study whose trials were drawn from the other content."""
+    from neurozoo.convrnn.search.study import record_space
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.cli import main
+
+    out, edited = tmp_path / "run", tmp_path / "edited" / "tiny_space.yaml"
+    edited.parent.mkdir()
+    edited.write_text(yaml.safe_dump({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"),
+                                      "train": {"weight_decay": {"float": [1e-4, 1e-2], "log": True}}}))
+    moved = tmp_path / "moved.yaml"  # the same content elsewhere, its base given by another path: the same space
+    moved.write_text(yaml.safe_dump({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"), "description": "moved"}))
+    assert load_space(moved).digest == load_space(tiny / "tiny_space.yaml").digest != load_space(edited).digest
+    assert main(["search", *search_argv(tiny, out, 0, "--export", "0", "--no-record")]) == 0
+    storage = f"sqlite:///{out / 'search.sqlite'}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.user_attrs["space_sha256"] == load_space(tiny / "tiny_space.yaml").digest
+    argv = search_argv(tiny, out, 0, "--export", "0", "--no-record")
+    argv[argv.index("--space") + 1] = str(edited)
+    capsys.readouterr()
+    assert main(["search", *argv]) == 2
+    error = capsys.readouterr().err
+    for part in (str(tiny / "tiny_space.yaml"), str(edited), load_space(edited).digest[:16],
+                 study.user_attrs["space_sha256"][:16], "--study NEW_NAME"):
+        assert part in error
+    argv[argv.index("--space") + 1] = str(moved)
+    assert main(["search", *argv]) == 0
+    # a study of before the digest: accepted, and the digest of the space it is run with recorded
+    old = open_study("old", make_storage(storage, None), seed=0, pruner="none")
+    old.set_user_attr("space", "tiny")
+    old.enqueue_trial({})
+    old.tell(old.ask(), 1.0)
+    with pytest.warns(UserWarning, match="started before space contents were recorded"):
+        record_space(old, load_space(tiny / "tiny_space.yaml"))
+    with pytest.raises(UserFacingError, match="same name with other content"):
+        record_space(optuna.load_study(study_name="old", storage=storage), load_space(edited))
+
+
 def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
     """The review's defect: the RGC's weight_decay (one of the 38, the original's L2 on the cell's kernels) was
     drawn but trials trained with the global --weight-decay, so two trials differing only in it ended with the

@@ -136,6 +136,21 @@ def test_the_median_cell_is_a_point_of_the_builtin_spaces_with_its_gates_tied():
     assert sum(p.kind != "tied" for p in space.cells["rgc"].values()) == 36  # searched; 38 set
 
 
+def test_a_bool_is_not_a_point_of_a_numeric_parameter_nor_a_number_of_a_boolean_one():
+    """The review's defect: True == 1 in Python, so a choice of numbers admitted True (and a boolean choice 1)."""
+    from neurozoo.convrnn.search.space import parse_param
+
+    numbers, switch, fixed = (parse_param({"choice": [1, 3]}, "n"), parse_param({"choice": [False, True]}, "b"),
+                              parse_param(0, "z"))
+    assert numbers.admits(1) and numbers.admits(3.0) and not numbers.admits(True)
+    assert switch.admits(True) and not switch.admits(1) and not switch.admits(0)
+    assert fixed.admits(0) and not fixed.admits(False)
+    assert parse_param({"int": [0, 4]}, "i").admits(1) and not parse_param({"int": [0, 4]}, "i").admits(True)
+    assert not parse_param({"float": [0.0, 2.0]}, "f").admits(True)
+    space = load_space("rgc_intermediate")  # out_residual is a boolean choice, cell_depth a choice of numbers
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "out_residual": 1}) == ["out_residual=1"]
+
+
 def _trial(space, kind, **params):
     """A fixed trial drawing ``kind`` with ``params``, no feedback edge and lr 0.05."""
     return optuna.trial.FixedTrial({"cell": kind, **params, "train.lr": 0.05,

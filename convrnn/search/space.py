@@ -80,8 +80,9 @@ class Param:
 
     def admits(self, value: Any) -> bool:
         """Whether ``value`` is a point of this distribution (not for a tied one: see ``SearchSpace.outside``)."""
-        if self.kind in ("fixed", "choice"):
-            return value in (self.values if self.kind == "choice" else [self.values])
+        if self.kind in ("fixed", "choice"):  # True == 1 in Python: a bool is not a number here, nor a number a bool
+            return any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                       for v in (self.values if self.kind == "choice" else [self.values]))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind == "int" and (int(value) != value or (value - self.low) % (self.step or 1)):

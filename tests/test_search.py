@@ -536,6 +536,29 @@ def test_an_edited_copy_of_the_space_under_its_name_is_refused_by_the_study(tiny
         record_space(optuna.load_study(study_name="old", storage=storage), load_space(edited))
 
 
+def test_the_file_of_a_space_built_from_a_mapping_is_none_not_a_path_in_the_current_folder(tiny, tmp_path,
+                                                                                             monkeypatch):
+    """The review's defect: an exported spec's provenance resolved the label "<space>" of a space built from a
+    mapping against the current folder (``/cwd/<space>``), as if it had been read from there."""
+    from neurozoo.convrnn.search.export import export_specs, score_records
+    from neurozoo.convrnn.search.objective import TrialSettings
+
+    monkeypatch.chdir(tmp_path)
+    from_file = load_space(tiny / "tiny_space.yaml")
+    for space, expected in ((load_space({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml")}), None),
+                            (from_file, str((tiny / "tiny_space.yaml").resolve()))):
+        assert space.path == expected
+        study = optuna.create_study(study_name=f"s{expected is None}", direction="maximize")
+        trial = study.ask()
+        trial.set_user_attr("config", space.sample(trial))
+        trial.set_user_attr("model_overrides", {})
+        study.tell(trial, 50.0)
+        export_specs(study, space, tmp_path / "out")
+        provenance = json.loads((tmp_path / "out" / f"{study.study_name}_best1.json").read_text())
+        assert provenance["space_file"] == expected
+        assert score_records(study, space, TrialSettings(data="d"))[0]["settings"]["space_file"] == expected
+
+
 def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
     """The review's defect: the RGC's weight_decay (one of the 38, the original's L2 on the cell's kernels) was
     drawn but trials trained with the global --weight-decay, so two trials differing only in it ended with the

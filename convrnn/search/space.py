@@ -153,6 +153,7 @@ class SearchSpace:
     wiring: Dict[str, Dict[str, LayerWiring]] = field(default_factory=dict)  # kind -> layer -> its wiring
     wiring_models: Dict[str, str] = field(default_factory=dict)  # kind -> the model it is wired as (or "base")
     base_ref: Any = None  # the base as given: a registered model's name, or the mapping of its spec (file or inline)
+    path: Optional[str] = None  # the resolved file the space was read from; None for one built from a mapping
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -166,7 +167,9 @@ class SearchSpace:
         except yaml.YAMLError as error:
             raise SpecError(f"{path}: not valid YAML: {error}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
-        return cls.from_dict(data, source=path, base_dir=base_dir)
+        space = cls.from_dict(data, source=path, base_dir=base_dir)
+        space.path = os.path.realpath(path)
+        return space
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], source: str = "<space>", base_dir: Optional[str] = None) -> "SearchSpace":

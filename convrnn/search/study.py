@@ -112,8 +112,9 @@ def check_space(study: optuna.Study, space: SearchSpace) -> None:
                               f"{space.name!r} ({space.source}): pass --space {recorded}, or another --study")
     digest = study.user_attrs.get("space_sha256")
     if digest is not None and digest != space.digest:
+        recorded_file = study.user_attrs.get("space_file") or "a mapping"
         raise UserFacingError(
-            f"study {study.study_name!r} searches space {space.name!r} as in {study.user_attrs.get('space_file')} "
+            f"study {study.study_name!r} searches space {space.name!r} as in {recorded_file} "
             f"(content sha256 {digest[:16]}); this command gives {space.source} (sha256 {space.digest[:16]}), a space "
             f"of the same name with other content, from which the study's trials were not drawn: pass the study's "
             f"space file, or start a new study of the edited space with --study NEW_NAME")
@@ -129,7 +130,7 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
                           f"{space.source} (sha256 {space.digest[:16]}) as its space; another content under the name "
                           f"{space.name!r} is refused from now on")
         study.set_user_attr("space_sha256", space.digest)
-        study.set_user_attr("space_file", space.source)
+        study.set_user_attr("space_file", space.path)  # None: built from a mapping
     study.set_user_attr("space", space.name)
 
 

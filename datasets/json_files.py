@@ -1,13 +1,14 @@
 """JSON files that people and other programs read (summaries, histories, probe records): strict JSON, where a NaN
 or an infinity is ``null`` (Python's ``json`` writes a bare ``NaN``, which JSON readers reject) and numpy values are
-plain numbers; written whole or not at all (a temporary file renamed into place)."""
+plain numbers; written whole or not at all (a temporary file renamed into place: ``write_atomic``, for any text or
+bytes)."""
 from __future__ import annotations
 
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 
 def finite(value) -> Optional[float]:
@@ -42,10 +43,21 @@ def json_safe(obj: Any) -> Any:
     return repr(obj)
 
 
-def write_json(path, obj: Any, indent: int = 1) -> Path:
-    """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
+def write_atomic(path, data: Union[str, bytes]) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all: into the sibling ``<name>.tmp<pid>``,
+    renamed into place, so a process killed mid-write leaves the previous file (or none), never a torn one; returns
+    the path."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(json_safe(obj), indent=indent, allow_nan=False))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_json(path, obj: Any, indent: int = 1) -> Path:
+    """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
+    return write_atomic(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False))

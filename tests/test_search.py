@@ -559,6 +559,42 @@ def test_the_file_of_a_space_built_from_a_mapping_is_none_not_a_path_in_the_curr
         assert score_records(study, space, TrialSettings(data="d"))[0]["settings"]["space_file"] == expected
 
 
+EXPORT_ONE = """
+import resource, signal, sys
+import optuna
+from neurozoo.convrnn.search import load_space
+from neurozoo.convrnn.search.export import export_specs
+
+space = load_space(sys.argv[1])
+study = optuna.create_study(study_name="tiny", direction="maximize", sampler=optuna.samplers.RandomSampler(int(sys.argv[3])))
+trial = study.ask()
+trial.set_user_attr("config", space.sample(trial))
+trial.set_user_attr("model_overrides", {})
+study.tell(trial, 50.0)
+if len(sys.argv) > 4:  # files may grow to this many bytes: the process is killed (SIGXFSZ) by a write beyond
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it (the write would raise instead)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), resource.RLIM_INFINITY))
+export_specs(study, space, sys.argv[2])
+"""
+
+
+def test_an_export_killed_mid_write_leaves_the_previous_spec_whole(tiny, tmp_path):
+    """The review's defect: OUT/<study>_best<k>.yaml was written in place, so a process killed mid-write left a torn
+    spec as the final file; it is now written to a temporary file renamed into place (``write_atomic``)."""
+    def export(seed, *limit):
+        return subprocess.run([sys.executable, "-c", EXPORT_ONE, str(tiny / "tiny_space.yaml"), str(tmp_path), str(seed),
+                               *limit], capture_output=True, text=True)
+
+    assert export(0).returncode == 0
+    spec = tmp_path / "tiny_best1.yaml"
+    before = spec.read_text()
+    assert len(before) > 600 and convrnn.create_model(str(spec)) is not None
+    killed = export(1, "512")
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr
+    assert spec.read_text() == before  # whole: the previous spec (it was cut at 512 bytes)
+    assert [p.stat().st_size for p in tmp_path.glob("tiny_best1.yaml.tmp*")] == [512]  # what the kill left
+
+
 def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
     """The review's defect: the RGC's weight_decay (one of the 38, the original's L2 on the cell's kernels) was
     drawn but trials trained with the global --weight-decay, so two trials differing only in it ended with the

@@ -44,11 +44,13 @@ def json_safe(obj: Any) -> Any:
 
 
 def write_atomic(path, data: Union[str, bytes]) -> Path:
-    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all: into the sibling ``<name>.tmp<pid>``,
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all: into the sibling ``<name>.tmp-<host>-<pid>``,
     renamed into place, so a process killed mid-write leaves the previous file (or none), never a torn one; returns
     the path."""
+    from neurozoo.datasets.cache import temporary_suffix  # here: zoo's parser imports this module, cache needs numpy
+
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(path.name + temporary_suffix())
     try:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)

@@ -125,7 +125,7 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
     before digests were recorded (its space's name only) is accepted and takes this space's digest from now on."""
     check_space(study, space)
     if "space_sha256" not in study.user_attrs:
-        if study.trials:
+        if "space" in study.user_attrs:  # run before, by a version that recorded the name only
             warnings.warn(f"study {study.study_name!r} was started before space contents were recorded: taking "
                           f"{space.source} (sha256 {space.digest[:16]}) as its space; another content under the name "
                           f"{space.name!r} is refused from now on")

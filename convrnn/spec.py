@@ -18,6 +18,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import yaml
 
 from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.json_files import write_atomic
 
 NORMS = ("none", "batch", "group")
 DECODERS = ("last", "max_conf", "thresh")
@@ -129,10 +130,10 @@ class GraphSpec:
         return data
 
     def to_yaml(self, path: Optional[str] = None) -> str:
+        """The spec as YAML, written to ``path`` whole or not at all (a kill mid-write leaves no torn spec)."""
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         if path:
-            with open(path, "w") as fh:
-                fh.write(text)
+            write_atomic(path, text)
         return text
 
     # ---------------------------------------------------------------- queries

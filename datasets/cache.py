@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple, Union
@@ -42,13 +45,43 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*") -> None:
-    """Remove the half-written ``<name>.tmp<pid>`` files in ``folder`` of processes killed while writing (a live
-    process's are its own business): nothing reads them, so they would otherwise stay for good."""
+#: How long a temporary whose writer this host cannot check (another host's, or one named before the host was) stays
+#: untouched before it counts as abandoned: far longer than any write, which keeps touching its file.
+TEMPORARY_MAX_AGE_S = 24 * 3600
+
+
+def host_name() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> str:
+    """``.tmp-<host>-<pid>``: ends the name of a file being written (this process's unless given), so that
+    :func:`remove_dead_temporaries` can tell whose it is."""
+    return f".tmp-{host or host_name()}-{os.getpid() if pid is None else pid}"
+
+
+def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S) -> None:
+    """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`) in ``folder`` of
+    processes killed while writing (a live process's are its own business): nothing reads them, so they would
+    otherwise stay for good. A pid names a process of its own host only, and a cache may be shared by several
+    machines (an NFS home): a temporary of this host goes when its process is gone; one of another host, or one
+    named without host and pid (``.tmp<pid>`` and the checkpoints' ``.tmp`` of before), only once untouched for
+    ``max_age_s`` (24 h)."""
+    host, now = host_name(), time.time()
     for temporary in Path(folder).glob(pattern):
-        pid = temporary.name.rpartition(".tmp")[2]
-        if pid.isdigit() and not process_alive(int(pid)):
-            temporary.unlink(missing_ok=True)
+        writer = temporary.name.rpartition(".tmp")[2]
+        owner, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else ("", "", "")
+        try:
+            if temporary.is_dir() and not temporary.is_symlink():
+                continue
+            if owner == host and pid.isdigit():
+                abandoned = not process_alive(int(pid))
+            else:
+                abandoned = now - temporary.lstat().st_mtime > max_age_s
+            if abandoned:
+                temporary.unlink(missing_ok=True)
+        except FileNotFoundError:  # its writer renamed it into place meanwhile
+            continue
 
 
 def shared_data_dir() -> Path:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from neurozoo.datasets.cache import cache_dir, check_sha256, shared_data_dir
+from neurozoo.datasets.cache import (cache_dir, check_sha256, remove_dead_temporaries, shared_data_dir,
+                                     temporary_suffix)
 from neurozoo.datasets.provenance import sha256_file
 from neurozoo.datasets.checksums import SHA256
 from neurozoo.datasets.errors import DataError
@@ -111,7 +112,8 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
             raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}")
         check_sha256(origin, file.sha256, f"{name}:{file.path}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # of an import killed while copying
+        tmp = target.with_name(f".{target.name}{temporary_suffix()}")
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
         if link:

@@ -1,6 +1,7 @@
 """JSON files that people and other programs read (summaries, histories, probe records): strict JSON, where a NaN
 or an infinity is ``null`` (Python's ``json`` writes a bare ``NaN``, which JSON readers reject) and numpy values are
-plain numbers; written whole or not at all (a temporary file renamed into place)."""
+plain numbers; written whole or not at all (a temporary file renamed into place: ``write_atomic``, for any text or
+bytes)."""
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
 
 def finite(value) -> Optional[float]:
@@ -45,10 +46,13 @@ def json_safe(obj: Any) -> Any:
 
 @contextlib.contextmanager
 def written_whole(path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` to write; on success it is renamed over ``path`` (atomic on POSIX),
-    on an error removed: a reader, or a rerun after a kill, sees the old file or the new one, never half of one."""
+    """Yields a temporary path beside ``path`` (``<name>.tmp-<host>-<pid>``) to write; on success it is renamed over
+    ``path`` (atomic on POSIX), on an error removed: a reader, or a rerun after a kill, sees the old file or the new
+    one, never half of one."""
+    from neurozoo.datasets.cache import temporary_suffix  # here: zoo's parser imports this module, cache needs numpy
+
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")  # the pid: see datasets.cache.remove_dead_temporaries
+    tmp = path.with_name(path.name + temporary_suffix())
     try:
         yield tmp
         os.replace(tmp, path)
@@ -56,10 +60,14 @@ def written_whole(path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_atomic(path, data: Union[str, bytes]) -> Path:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all (:func:`written_whole`); returns the
+    path."""
+    with written_whole(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
 def write_json(path, obj: Any, indent: int = 1) -> Path:
     """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
-    path = Path(path)
-    text = json.dumps(json_safe(obj), indent=indent, allow_nan=False)
-    with written_whole(path) as tmp:
-        tmp.write_text(text)
-    return path
+    return write_atomic(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False))

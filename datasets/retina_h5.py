@@ -35,7 +35,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from neurozoo.datasets.cache import remove_dead_temporaries
+from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
 from neurozoo.datasets.cell_names import cell_name  # noqa: F401 (re-exported)
 from neurozoo.datasets.errors import DataError
 
@@ -69,7 +69,7 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
     # a temporary of this writer's own: two processes generating one recording at once (a cold cache) each write
     # theirs and rename it into place, where one shared ``<name>.tmp`` failed the second on HDF5's file lock
     remove_dead_temporaries(path.parent, f".{path.name}.*.tmp*")
-    descriptor, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{os.getpid()}")
+    descriptor, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=temporary_suffix())
     os.close(descriptor)
     try:
         _write_groups(tmp, train, test, spikes, attrs, compression)

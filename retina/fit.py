@@ -277,7 +277,9 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    from neurozoo.datasets.cache import temporary_suffix
+
+    tmp = path.with_name(path.name + temporary_suffix())
     torch.save(obj, tmp)
     os.replace(tmp, path)
 

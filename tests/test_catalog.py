@@ -120,6 +120,38 @@ def test_failed_build_leaves_nothing(tmp_path):
     assert not folder.exists() and not list(tmp_path.iterdir())
 
 
+def test_a_temporary_of_another_host_is_left_until_a_day_old_and_one_without_a_writer_goes_then(tmp_path):
+    """The review's defects: a temporary counted as abandoned when its pid was not alive on THIS machine, so on a
+    cache shared by several machines (an NFS home) one machine deleted another's half-written entry; and a temporary
+    without a pid (the checkpoints' ``.tmp`` of before) was never removed. Names carry the host now
+    (``.tmp-<host>-<pid>``): this host's go when their process is gone, others only once 24 h untouched."""
+    import subprocess
+    import sys
+    import time
+
+    from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    names = {
+        "mine_dead": f"a.h5{temporary_suffix(ended.pid)}", "mine_alive": f"b.h5{temporary_suffix()}",
+        "other_host": f"c.h5{temporary_suffix(ended.pid, host='node-7.cluster')}",
+        "other_host_old": f"d.h5{temporary_suffix(ended.pid, host='node-7.cluster')}",
+        "pid_only": f"run.json.tmp{ended.pid}", "pid_only_old": f"e.json.tmp{ended.pid}",
+        "unnamed": ".best.pth.k2j3.tmp", "unnamed_old": ".last.pth.q9z1.tmp",
+    }
+    day_ago = time.time() - 24 * 3600 - 60
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"half")
+        if key.endswith("_old"):
+            os.utime(tmp_path / name, (day_ago, day_ago))
+    (tmp_path / f"folder{temporary_suffix(ended.pid)}").mkdir()  # not a temporary file: left alone
+    remove_dead_temporaries(tmp_path)
+    left = {key for key, name in names.items() if (tmp_path / name).exists()}
+    assert left == {"mine_alive", "other_host", "pid_only", "unnamed"}
+    assert (tmp_path / f"folder{temporary_suffix(ended.pid)}").is_dir()
+
+
 def test_list_shows_catalog_and_registry(toy, capsys):
     assert zoo_data("list") == 0
     out = capsys.readouterr().out

@@ -522,18 +522,20 @@ def _dead_pid() -> int:
 def test_temporaries_of_a_killed_cache_writer_are_removed_on_the_next_save_or_open(tmp_path):
     """A writer killed between mkstemp and the rename left ``.<key>.<random>.tmp<pid>`` in the cache for good:
     never read, but it accumulated. The next save (its folder) or open (every folder) removes those of dead
-    processes; a live writer's (this process's) are left alone."""
+    processes (``.tmp-<host>-<pid>`` now); a live writer's (this process's) are left alone."""
     import os
+
+    from neurozoo.datasets.cache import temporary_suffix
 
     cache, key = ActivationCache(tmp_path / "acts"), "ab" * 32
     folder = cache.save(key, _entry(1.0)).parent
     dead, alive = _dead_pid(), os.getpid()
-    stray = [folder / f".{key}.x1{suffix}.tmp{pid}" for suffix, pid in (("a", dead), ("b", alive))]
+    stray = [folder / f".{key}.x1{suffix}{temporary_suffix(pid)}" for suffix, pid in (("a", dead), ("b", alive))]
     for path in stray:
         path.write_bytes(b"half")
     cache.save(key, _entry(2.0))
     assert [p.exists() for p in stray] == [False, True]
-    other = tmp_path / "acts" / "cd" / f".{'cd' * 32}.x2.tmp{dead}"
+    other = tmp_path / "acts" / "cd" / f".{'cd' * 32}.x2{temporary_suffix(dead)}"
     other.parent.mkdir()
     other.write_bytes(b"half")
     ActivationCache(tmp_path / "acts")

@@ -260,11 +260,12 @@ def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, ti
 
 
 def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
-    """A process killed inside torch.save leaves checkpoint.pt.tmp<pid> behind; the next fit in the folder removes
+    """A process killed inside torch.save leaves checkpoint.pt.tmp-<host>-<pid> behind; the next fit in the folder removes
     it (before: it stayed in the fit cache for good); a live process's temporary file is left alone."""
     import os
     import subprocess
 
+    from neurozoo.datasets.cache import temporary_suffix
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina import create_model
     from neurozoo.retina.fit import fit
@@ -273,11 +274,11 @@ def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
     ended.wait()
     out = tmp_path / "fit"
     out.mkdir()
-    (out / f"checkpoint.pt.tmp{ended.pid}").write_bytes(b"half a checkpoint")
-    (out / f"checkpoint.pt.tmp{os.getppid()}").write_bytes(b"being written by a live process")
+    (out / f"checkpoint.pt{temporary_suffix(ended.pid)}").write_bytes(b"half a checkpoint")
+    (out / f"checkpoint.pt{temporary_suffix(os.getppid())}").write_bytes(b"being written by a live process")
     data = load_embedded_retina("whitenoise", **RETINA_SIZES)
     fit(create_model("ln", n_cells=12), data, out=out, epochs=1, progress=False)
-    assert not (out / f"checkpoint.pt.tmp{ended.pid}").exists() and (out / f"checkpoint.pt.tmp{os.getppid()}").exists()
+    assert not (out / f"checkpoint.pt{temporary_suffix(ended.pid)}").exists() and (out / f"checkpoint.pt{temporary_suffix(os.getppid())}").exists()
 
 
 def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_number_is_compared(tmp_path, capsys):

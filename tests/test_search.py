@@ -136,6 +136,21 @@ def test_the_median_cell_is_a_point_of_the_builtin_spaces_with_its_gates_tied():
     assert sum(p.kind != "tied" for p in space.cells["rgc"].values()) == 36  # searched; 38 set
 
 
+def test_a_bool_is_not_a_point_of_a_numeric_parameter_nor_a_number_of_a_boolean_one():
+    """The review's defect: True == 1 in Python, so a choice of numbers admitted True (and a boolean choice 1)."""
+    from neurozoo.convrnn.search.space import parse_param
+
+    numbers, switch, fixed = (parse_param({"choice": [1, 3]}, "n"), parse_param({"choice": [False, True]}, "b"),
+                              parse_param(0, "z"))
+    assert numbers.admits(1) and numbers.admits(3.0) and not numbers.admits(True)
+    assert switch.admits(True) and not switch.admits(1) and not switch.admits(0)
+    assert fixed.admits(0) and not fixed.admits(False)
+    assert parse_param({"int": [0, 4]}, "i").admits(1) and not parse_param({"int": [0, 4]}, "i").admits(True)
+    assert not parse_param({"float": [0.0, 2.0]}, "f").admits(True)
+    space = load_space("rgc_intermediate")  # out_residual is a boolean choice, cell_depth a choice of numbers
+    assert space.outside("rgc", {**MEDIAN_AS_SEARCHED, "out_residual": 1}) == ["out_residual=1"]
+
+
 def _trial(space, kind, **params):
     """A fixed trial drawing ``kind`` with ``params``, no feedback edge and lr 0.05."""
     return optuna.trial.FixedTrial({"cell": kind, **params, "train.lr": 0.05,
@@ -480,6 +495,104 @@ def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_
     before = (out / "first" / "trial_00000" / "config.json").read_text()
     assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", study="first")]) == 2
     assert (out / "first" / "trial_00000" / "config.json").read_text() == before
+
+
+def test_an_edited_copy_of_the_space_under_its_name_is_refused_by_the_study(tiny, tmp_path, capsys):
+    """The review's defect: the study recorded only the space's name, so an edited copy of the space file under the
+    same name joined a study whose trials were drawn from the other content."""
+    from neurozoo.convrnn.search.study import record_space
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.cli import main
+
+    out, edited = tmp_path / "run", tmp_path / "edited" / "tiny_space.yaml"
+    edited.parent.mkdir()
+    edited.write_text(yaml.safe_dump({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"),
+                                      "train": {"weight_decay": {"float": [1e-4, 1e-2], "log": True}}}))
+    moved = tmp_path / "moved.yaml"  # the same content elsewhere, its base given by another path: the same space
+    moved.write_text(yaml.safe_dump({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml"), "description": "moved"}))
+    assert load_space(moved).digest == load_space(tiny / "tiny_space.yaml").digest != load_space(edited).digest
+    assert main(["search", *search_argv(tiny, out, 0, "--export", "0", "--no-record")]) == 0
+    storage = f"sqlite:///{out / 'search.sqlite'}"
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert study.user_attrs["space_sha256"] == load_space(tiny / "tiny_space.yaml").digest
+    argv = search_argv(tiny, out, 0, "--export", "0", "--no-record")
+    argv[argv.index("--space") + 1] = str(edited)
+    capsys.readouterr()
+    assert main(["search", *argv]) == 2
+    error = capsys.readouterr().err
+    for part in (str(tiny / "tiny_space.yaml"), str(edited), load_space(edited).digest[:16],
+                 study.user_attrs["space_sha256"][:16], "--study NEW_NAME"):
+        assert part in error
+    argv[argv.index("--space") + 1] = str(moved)
+    assert main(["search", *argv]) == 0
+    # a study of before the digest: accepted, and the digest of the space it is run with recorded
+    old = open_study("old", make_storage(storage, None), seed=0, pruner="none")
+    old.set_user_attr("space", "tiny")
+    old.enqueue_trial({})
+    old.tell(old.ask(), 1.0)
+    with pytest.warns(UserWarning, match="started before space contents were recorded"):
+        record_space(old, load_space(tiny / "tiny_space.yaml"))
+    with pytest.raises(UserFacingError, match="same name with other content"):
+        record_space(optuna.load_study(study_name="old", storage=storage), load_space(edited))
+
+
+def test_the_file_of_a_space_built_from_a_mapping_is_none_not_a_path_in_the_current_folder(tiny, tmp_path,
+                                                                                             monkeypatch):
+    """The review's defect: an exported spec's provenance resolved the label "<space>" of a space built from a
+    mapping against the current folder (``/cwd/<space>``), as if it had been read from there."""
+    from neurozoo.convrnn.search.export import export_specs, score_records
+    from neurozoo.convrnn.search.objective import TrialSettings
+
+    monkeypatch.chdir(tmp_path)
+    from_file = load_space(tiny / "tiny_space.yaml")
+    for space, expected in ((load_space({**TINY_SPACE, "base": str(tiny / "tiny_base.yaml")}), None),
+                            (from_file, str((tiny / "tiny_space.yaml").resolve()))):
+        assert space.path == expected
+        study = optuna.create_study(study_name=f"s{expected is None}", direction="maximize")
+        trial = study.ask()
+        trial.set_user_attr("config", space.sample(trial))
+        trial.set_user_attr("model_overrides", {})
+        study.tell(trial, 50.0)
+        export_specs(study, space, tmp_path / "out")
+        provenance = json.loads((tmp_path / "out" / f"{study.study_name}_best1.json").read_text())
+        assert provenance["space_file"] == expected
+        assert score_records(study, space, TrialSettings(data="d"))[0]["settings"]["space_file"] == expected
+
+
+EXPORT_ONE = """
+import resource, signal, sys
+import optuna
+from neurozoo.convrnn.search import load_space
+from neurozoo.convrnn.search.export import export_specs
+
+space = load_space(sys.argv[1])
+study = optuna.create_study(study_name="tiny", direction="maximize", sampler=optuna.samplers.RandomSampler(int(sys.argv[3])))
+trial = study.ask()
+trial.set_user_attr("config", space.sample(trial))
+trial.set_user_attr("model_overrides", {})
+study.tell(trial, 50.0)
+if len(sys.argv) > 4:  # files may grow to this many bytes: the process is killed (SIGXFSZ) by a write beyond
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it (the write would raise instead)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), resource.RLIM_INFINITY))
+export_specs(study, space, sys.argv[2])
+"""
+
+
+def test_an_export_killed_mid_write_leaves_the_previous_spec_whole(tiny, tmp_path):
+    """The review's defect: OUT/<study>_best<k>.yaml was written in place, so a process killed mid-write left a torn
+    spec as the final file; it is now written to a temporary file renamed into place (``write_atomic``)."""
+    def export(seed, *limit):
+        return subprocess.run([sys.executable, "-c", EXPORT_ONE, str(tiny / "tiny_space.yaml"), str(tmp_path), str(seed),
+                               *limit], capture_output=True, text=True)
+
+    assert export(0).returncode == 0
+    spec = tmp_path / "tiny_best1.yaml"
+    before = spec.read_text()
+    assert len(before) > 600 and convrnn.create_model(str(spec)) is not None
+    killed = export(1, "512")
+    assert killed.returncode == -signal.SIGXFSZ, killed.stderr
+    assert spec.read_text() == before  # whole: the previous spec (it was cut at 512 bytes)
+    assert [p.stat().st_size for p in tmp_path.glob("tiny_best1.yaml.tmp*")] == [512]  # what the kill left
 
 
 def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):

@@ -166,14 +166,20 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
                                                                                              monkeypatch):
     """A trainer removed every checkpoint temporary in its --out before refusing a folder that holds a run: a second
     run started there by mistake deleted the first run's checkpoint as it was being written, and the first run then
-    failed on its rename. Only the temporaries of dead processes are removed now (the writer's pid ends the name)."""
+    failed on its rename. Only the temporaries of dead processes are removed now (the writer's host and pid end the
+    name), and those named without them once a day old."""
     import threading
+
+    from neurozoo.datasets.cache import temporary_suffix
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    killed = tmp_path / f".last.pth.d4e5f6.tmp{dead.pid}"  # left by a run killed while writing a checkpoint
+    killed = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # left by a run killed while writing
     killed.write_bytes(b"PK\x03\x04 half a zip")
+    unnamed = tmp_path / ".best.pth.a1b2c3.tmp"  # the naming of before (no host, no pid), two days untouched
+    unnamed.write_bytes(b"PK")
+    os.utime(unnamed, (time.time() - 2 * 86400,) * 2)
     started, resume, errors = threading.Event(), threading.Event(), []
     real_save = torch.save
 
@@ -202,7 +208,7 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
         resume.set()
         writer.join(30)
     assert errors == [] and load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
-    assert not killed.exists() and not list(tmp_path.glob(".last.pth.*"))
+    assert not killed.exists() and not unnamed.exists() and not list(tmp_path.glob(".last.pth.*"))
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):

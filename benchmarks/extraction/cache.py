@@ -32,10 +32,10 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.paths import cache_dir, home
-from neurozoo.datasets.cache import remove_dead_temporaries
+from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
 
 SECRET_FILE = "secret.key"
-TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp<pid>``: a save in progress, or one killed mid-write
+TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp-<host>-<pid>``: a save in progress, or one killed mid-write
 
 
 def server_secret() -> bytes:
@@ -126,7 +126,7 @@ class ActivationCache:
         data = array.to_netcdf(engine="netcdf4")  # netCDF4 (HDF5) bytes in memory, as a file would hold them
         digest = keyed_digest("activation-cache:" + key, data).encode()
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.",
-                                               suffix=f".tmp{os.getpid()}")  # the pid: see remove_dead_temporaries
+                                               suffix=temporary_suffix())  # host and pid: see remove_dead_temporaries
         try:
             with os.fdopen(descriptor, "wb") as handle:  # written once: digest line, then the data
                 handle.write(digest + b"\n")

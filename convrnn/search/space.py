@@ -35,6 +35,8 @@ A trial's configuration is plain data: ``{"cell": {"kind": ..., **config}, "feed
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -78,8 +80,9 @@ class Param:
 
     def admits(self, value: Any) -> bool:
         """Whether ``value`` is a point of this distribution (not for a tied one: see ``SearchSpace.outside``)."""
-        if self.kind in ("fixed", "choice"):
-            return value in (self.values if self.kind == "choice" else [self.values])
+        if self.kind in ("fixed", "choice"):  # True == 1 in Python: a bool is not a number here, nor a number a bool
+            return any(value == v and isinstance(value, bool) == isinstance(v, bool)
+                       for v in (self.values if self.kind == "choice" else [self.values]))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         if self.kind == "int" and (int(value) != value or (value - self.low) % (self.step or 1)):
@@ -149,6 +152,8 @@ class SearchSpace:
     image_size: int = DEFAULT_IMAGE_SIZE
     wiring: Dict[str, Dict[str, LayerWiring]] = field(default_factory=dict)  # kind -> layer -> its wiring
     wiring_models: Dict[str, str] = field(default_factory=dict)  # kind -> the model it is wired as (or "base")
+    base_ref: Any = None  # the base as given: a registered model's name, or the mapping of its spec (file or inline)
+    path: Optional[str] = None  # the resolved file the space was read from; None for one built from a mapping
 
     # ------------------------------------------------------------------ reading
     @classmethod
@@ -162,7 +167,9 @@ class SearchSpace:
         except yaml.YAMLError as error:
             raise SpecError(f"{path}: not valid YAML: {error}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
-        return cls.from_dict(data, source=path, base_dir=base_dir)
+        space = cls.from_dict(data, source=path, base_dir=base_dir)
+        space.path = os.path.realpath(path)
+        return space
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], source: str = "<space>", base_dir: Optional[str] = None) -> "SearchSpace":
@@ -173,7 +180,7 @@ class SearchSpace:
             raise SpecError(f"{source}: unknown field(s) {sorted(unknown)}; allowed: {', '.join(SPACE_KEYS)}")
         if "base" not in data:
             raise SpecError(f"{source}: field 'base' (a registered model name or a graph-spec YAML path) is required")
-        base = _load_base(data["base"], source, base_dir)
+        base, base_ref = _load_base(data["base"], source, base_dir)
         overrides = data.get("overrides") or {}
         if not isinstance(overrides, dict):
             raise SpecError(f"{source}: field 'overrides' must be a mapping of model overrides, got {overrides!r}")
@@ -227,7 +234,28 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'image_size' must be an integer >= 8, got {image_size!r}")
         return cls(name=str(name), base=base, cell_layers=list(cell_layers), cells=cells, candidates=candidates,
                    fixed_edges=fixed, train=train, overrides=overrides, description=data.get("description", ""),
-                   source=source, image_size=image_size, wiring=wiring, wiring_models=wiring_models)
+                   source=source, image_size=image_size, wiring=wiring, wiring_models=wiring_models,
+                   base_ref=base_ref)
+
+    def content(self) -> Dict[str, Any]:
+        """What the space's trials are drawn from, as plain data: its parsed fields with the base's spec mapping (a
+        registered base by name), not its name, description or file; cells and feedback candidates in their order
+        (the order of the cell kinds is that of the drawn categorical)."""
+        def param(p: Param) -> Dict[str, Any]:
+            return {"kind": p.kind, "values": p.values, "low": p.low, "high": p.high, "log": p.log, "step": p.step}
+
+        return {"base": self.base_ref, "overrides": self.overrides, "cell_layers": list(self.cell_layers),
+                "cells": [[kind, {key: param(p) for key, p in params.items()}] for kind, params in self.cells.items()],
+                "wiring": self.wiring_models, "candidates": [list(e) for e in self.candidates],
+                "fixed": [list(e) for e in self.fixed_edges], "train": {k: param(p) for k, p in self.train.items()},
+                "image_size": self.image_size}
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of :meth:`content`: two files with the same name and this digest draw the same
+        trials; an edited copy under the same name does not (``study.check_space`` refuses it)."""
+        text = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def cell_weight_decay(self) -> bool:
@@ -307,22 +335,25 @@ class SearchSpace:
                 + f"), {len(self.candidates)} candidate feedback edges, {len(self.train)} training hyperparameters")
 
 
-def _load_base(base: Any, source: str, base_dir: Optional[str]) -> GraphSpec:
+def _load_base(base: Any, source: str, base_dir: Optional[str]) -> Tuple[GraphSpec, Any]:
+    """The base's spec and how it was given (see ``SearchSpace.base_ref``)."""
     if isinstance(base, dict):
-        return GraphSpec.from_dict(base, source=f"{source}: base")
+        return GraphSpec.from_dict(base, source=f"{source}: base"), copy.deepcopy(base)
     if not isinstance(base, str):
         raise SpecError(f"{source}: field 'base' must be a model name, a spec path or a spec mapping, got {base!r}")
     from neurozoo.convrnn.models import MODELS, get_spec
 
     if base in MODELS:
-        return get_spec(base)
+        return get_spec(base), base
     path = base if os.path.isabs(base) or base_dir is None else os.path.join(base_dir, base)
     if not os.path.exists(path) and os.path.exists(base):
         path = base
     if not os.path.exists(path):
         raise SpecError(f"{source}: base {base!r} is neither a registered model ({', '.join(MODELS.names())}) "
                         "nor an existing spec file")
-    return load_spec(path)
+    spec = load_spec(path)
+    with open(path) as fh:  # load_spec read it: YAML (or JSON, which YAML reads)
+        return spec, yaml.safe_load(fh)
 
 
 def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:

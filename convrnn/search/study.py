@@ -104,11 +104,34 @@ def open_study(name: str, storage, seed: int = 0, pruner: str = "median") -> opt
 
 def check_space(study: optuna.Study, space: SearchSpace) -> None:
     """Refuse a space other than the one the study was run with (its trials' configurations belong to that one;
-    TPE would mix the two, and an exported spec would take the other space's base and wiring)."""
+    TPE would mix the two, and an exported spec would take the other space's base and wiring): another name, or
+    the same name with other content (an edited copy of the file), told by the digest of the space's content."""
     recorded = study.user_attrs.get("space")
     if recorded is not None and recorded != space.name:
         raise UserFacingError(f"study {study.study_name!r} searches space {recorded!r}; this command gives space "
                               f"{space.name!r} ({space.source}): pass --space {recorded}, or another --study")
+    digest = study.user_attrs.get("space_sha256")
+    if digest is not None and digest != space.digest:
+        recorded_file = study.user_attrs.get("space_file") or "a mapping"
+        raise UserFacingError(
+            f"study {study.study_name!r} searches space {space.name!r} as in {recorded_file} "
+            f"(content sha256 {digest[:16]}); this command gives {space.source} (sha256 {space.digest[:16]}), a space "
+            f"of the same name with other content, from which the study's trials were not drawn: pass the study's "
+            f"space file, or start a new study of the edited space with --study NEW_NAME")
+
+
+def record_space(study: optuna.Study, space: SearchSpace) -> None:
+    """:func:`check_space`, then record the space's name, content digest and file in the study. A study started
+    before digests were recorded (its space's name only) is accepted and takes this space's digest from now on."""
+    check_space(study, space)
+    if "space_sha256" not in study.user_attrs:
+        if "space" in study.user_attrs:  # run before, by a version that recorded the name only
+            warnings.warn(f"study {study.study_name!r} was started before space contents were recorded: taking "
+                          f"{space.source} (sha256 {space.digest[:16]}) as its space; another content under the name "
+                          f"{space.name!r} is refused from now on")
+        study.set_user_attr("space_sha256", space.digest)
+        study.set_user_attr("space_file", space.path)  # None: built from a mapping
+    study.set_user_attr("space", space.name)
 
 
 def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, study_name: str, n_trials: int,
@@ -117,8 +140,7 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
     """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist)."""
     storage = make_storage(storage_url, heartbeat_interval, grace_period)
     study = open_study(study_name, storage, seed, pruner)
-    check_space(study, space)
-    study.set_user_attr("space", space.name)
+    record_space(study, space)
     if "seed" not in study.user_attrs:
         study.set_user_attr("seed", seed)
     callbacks = []

@@ -15,6 +15,7 @@ from typing import Any, Dict
 import numpy as np
 import torch
 
+from neurozoo.datasets.cache import temporary_suffix
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.torch_files import read_torch_file
 
@@ -22,8 +23,8 @@ from neurozoo.datasets.torch_files import read_torch_file
 def save_checkpoint(state: Dict[str, Any], path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the writer's pid ends the name: a trainer starting in this folder removes only dead processes' temporaries
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{os.getpid()}", dir=path.parent)
+    # the writer's host and pid end the name: a trainer starting in this folder removes only dead processes' temporaries
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temporary_suffix(), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)

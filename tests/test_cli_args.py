@@ -34,6 +34,7 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     (["compare", "rgc_shallow:conv5", "neural:V4", "--max-stimuli", "-5"],
      "--max-stimuli: expected an integer >= 1, got -5"),
     (["search", "--data", "d", "--trials", "1", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    (["search", "--data", "d", "--trials", "1", "--export", "-1"], "--export: expected an integer >= 0, got -1"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer from 80 to 5000, got 40"),
     # a few zeros too many: numpy's MemoryError traceback (559 GiB) after the model was loaded

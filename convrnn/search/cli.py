@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
-    p.add_argument("--max-steps-per-epoch", type=at_least(1), default=None, help="cut every epoch short")
+    p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None, help="cut every epoch short (0: whole epochs)")
     p.add_argument("--seed", type=int, default=0,
                    help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")

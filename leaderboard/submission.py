@@ -64,9 +64,14 @@ class _Budget:
         if self.files > MAX_FILES:
             raise SubmissionError(f"{self.source.name}: more than {MAX_FILES} files; at most {MAX_FILES} are allowed")
 
-    def copy(self, reader, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as out:
+    def copy(self, reader, target: Path, member: str = "") -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = open(target, "wb")
+        except OSError:  # the host's path stays out of the message: it reaches web submitters
+            raise SubmissionError(f"{self.source.name}: member {member!r} cannot be unpacked: a file and a folder "
+                                  "share its name or a parent's name (or it names the archive's root)") from None
+        with out:
             while chunk := reader.read(1 << 20):
                 self.bytes += len(chunk)
                 if self.bytes > MAX_TOTAL_BYTES:
@@ -112,7 +117,7 @@ def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
                 continue
             budget.add_file(info.filename)
             with archive.open(info) as reader:
-                budget.copy(reader, target / path)
+                budget.copy(reader, target / path, info.filename)
 
 
 def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
@@ -125,7 +130,7 @@ def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
                 raise SubmissionError(f"{source.name}: member {member.name!r} is not a plain file or folder "
                                       "(links and devices are not allowed)")
             budget.add_file(member.name)
-            budget.copy(archive.extractfile(member), target / path)
+            budget.copy(archive.extractfile(member), target / path, member.name)
 
 
 def unpack(source: Path, target: Path) -> Path:
@@ -152,8 +157,8 @@ def unpack(source: Path, target: Path) -> Path:
             OSError, ValueError, NotImplementedError) as error:
         if isinstance(error, SubmissionError):
             raise
-        raise SubmissionError(f"{source.name}: corrupt or unreadable archive ({type(error).__name__}: "
-                              f"{str(error)[:200]})") from None
+        why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)[:200]  # no host path
+        raise SubmissionError(f"{source.name}: corrupt or unreadable archive ({type(error).__name__}: {why})") from None
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "metadata.yaml").exists() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]  # an archive of one top-level folder

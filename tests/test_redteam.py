@@ -418,6 +418,38 @@ def test_archives_are_capped_while_extracting_and_corrupt_ones_get_a_clear_error
     assert code == 2
 
 
+def test_colliding_archive_members_are_refused_without_naming_host_paths(board, tmp_path):
+    """A file 'a' then a member 'a/b' (or a member '.') failed to unpack with the OSError's text, which held the
+    store's host path: the web answered 422 'File exists: /home/op/.neurozoo/submissions/tmp.../unpacked/a'."""
+    import io
+    import tarfile
+    import zipfile
+
+    from neurozoo.leaderboard.submission import SubmissionError, prepare
+
+    honest = submission(tmp_path, "colliding")
+    files = [(name, (honest / name).read_bytes()) for name in ("metadata.yaml", "model.py")]
+    cases = {"file-then-folder.zip": [("a", b"x"), ("a/b", b"y")], "folder-then-file.zip": [("a/b", b"y"), ("a", b"x")],
+             "dot.zip": [(".", b"x")], "file-then-folder.tar": [("a", b"x"), ("a/b", b"y")]}
+    for archive_name, members in cases.items():
+        path = tmp_path / archive_name
+        if archive_name.endswith(".zip"):
+            with zipfile.ZipFile(path, "w") as archive:
+                for name, data in files + members:
+                    archive.writestr(name, data)
+        else:
+            with tarfile.open(path, "w") as archive:
+                for name, data in files + members:
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    archive.addfile(info, io.BytesIO(data))
+        with pytest.raises(SubmissionError) as refused:
+            prepare(path, tmp_path / "store")
+        message = str(refused.value)
+        assert message.startswith(f"{archive_name}: member '{members[-1][0]}' cannot be unpacked"), message
+        assert str(tmp_path) not in message
+
+
 @pytest.mark.parametrize("change, match", [
     ({"benchmarks": [["lbtest.V4", "x"]]}, "field 'benchmarks' must be a list of benchmark names"),
     ({"layers": {5: "conv2"}}, "layers: key 5 must be a region name"),

@@ -173,6 +173,30 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_METADATA_DEPTH = 8
+
+
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """SafeLoader refusing a key given twice (``name: a`` then ``name: b``: the reader sees one, the last wins)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a collection as a key: SafeLoader's own "unhashable key" error
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise SubmissionError(f"metadata.yaml: field {key!r} is given twice "
+                                          f"(line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_metadata(path: Path) -> Dict[str, Any]:
     """metadata.yaml, size-capped, with YAML anchors/aliases refused, every field type-checked."""
     import yaml
@@ -182,11 +206,17 @@ def load_metadata(path: Path) -> Dict[str, Any]:
         raise SubmissionError(f"metadata.yaml: {size} bytes; at most {MAX_METADATA_BYTES // 1024} KiB are allowed")
     text = path.read_text(errors="replace")
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise SubmissionError("metadata.yaml: YAML anchors and aliases (&, *) are not allowed; "
                                       "write every value out")
-        meta = yaml.safe_load(text)
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_METADATA_DEPTH:  # PyYAML builds nested values recursively: '[' x 30000 was a
+                raise SubmissionError(  # RecursionError traceback (web: 500)
+                    f"metadata.yaml: values nested more than {MAX_METADATA_DEPTH} deep (line {event.start_mark.line + 1}); "
+                    "the fields need 3 at most")
+        meta = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as error:
         raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(meta, dict):

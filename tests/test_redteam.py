@@ -476,6 +476,26 @@ def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):
     _refused(tmp_path, folder, "at most 64 KiB")
 
 
+def test_deeply_nested_metadata_and_repeated_fields_are_refused(board, tmp_path):
+    """60 KB of '[' was a RecursionError traceback in `zoo submit` and a 500 from the web API (PyYAML builds
+    nested values recursively); a field given twice was read as its last value while a reviewer sees the first."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    folder = submission(tmp_path, "nested")
+    honest = (folder / "metadata.yaml").read_text()
+    for nested in ("[" * 30000 + "]" * 30000, "{a: " * 10000 + "1" + "}" * 10000):
+        (folder / "metadata.yaml").write_text(honest + f"extra: {nested}\n")
+        _refused(tmp_path, folder, r"values nested more than 8 deep \(line \d+\); the fields need 3 at most")
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"))
+    answer = client.post("/api/submissions", content=lb.zip_folder(folder), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422 and "nested more than 8 deep" in answer.json()["detail"]
+    (folder / "metadata.yaml").write_text(honest + "name: someone-else\n")
+    _refused(tmp_path, folder, r"field 'name' is given twice \(line \d+\)")
+
+
 def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     from fastapi.testclient import TestClient
 

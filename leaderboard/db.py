@@ -21,7 +21,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select,
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
                         text, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -250,16 +250,23 @@ class LeaderboardDB(ResultsStore):
         own = session or Session(self.engine)
         try:
             user_id = self._user_id(own, user)
-            owner = own.scalars(select(ModelNameRow).where(ModelNameRow.name == name)).first()
-            owners = {owner.user_id} if owner is not None else \
-                set(own.scalars(select(SubmissionRow.user_id).where(SubmissionRow.name == name)))
-            if own.scalars(select(JobRow.id).where(JobRow.model == name, JobRow.submission_id.is_(None))).first():
-                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo; "
+            # names compare case-insensitively: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+            key = name.lower()
+            owned = list(own.scalars(select(ModelNameRow).where(func.lower(ModelNameRow.name) == key)))
+            owner = next((row for row in owned if row.name == name), owned[0] if owned else None)
+            owners = {row.user_id for row in owned} if owned else \
+                set(own.scalars(select(SubmissionRow.user_id).where(func.lower(SubmissionRow.name) == key)))
+            builtin = own.scalars(select(JobRow.model).where(func.lower(JobRow.model) == key,
+                                                             JobRow.submission_id.is_(None))).first()
+            if builtin is not None:
+                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo ({builtin}); "
                                 "choose another name")
             if owners and owners != {user_id}:
                 holder = own.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
+                spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
                 raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
-                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
+                                f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
+            owner = next((row for row in owned if row.name == name), None)
             if owner is None and not check_only:
                 own.add(ModelNameRow(name=name, user_id=user_id, created_at=now()))
                 own.flush()

@@ -367,7 +367,8 @@ def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
     name = prepared["meta"]["name"]
-    if name in builtin_model_names():
-        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo; choose another name")
+    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
+    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

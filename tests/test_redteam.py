@@ -515,6 +515,12 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     assert again.status_code == 201  # the owner may resubmit
     with pytest.raises(NameTaken, match="built-in model"):
         submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")
+    # another spelling was a new name: 'Shared-Name' beside alice's shared-name, 'RGC_Intermediate' beside the zoo's
+    respelled = lb.zip_folder(submission(tmp_path, "respelled", model_name="Shared-Name", description="v3"))
+    taken = client.post("/api/submissions", content=respelled, headers={"Authorization": f"Bearer {bob}"})
+    assert taken.status_code == 409 and "belongs to user 'alice' (as 'shared-name')" in taken.json()["detail"]
+    with pytest.raises(NameTaken, match=r"built-in model of the zoo \(rgc_intermediate\)"):
+        submit(board, submission(tmp_path, "RGC_Intermediate"), tmp_path / "store", user="bob")
     corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
     assert corrupt.status_code == 422
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]

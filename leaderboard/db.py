@@ -442,14 +442,20 @@ class LeaderboardDB(ResultsStore):
         if ids is not None:
             statement = statement.where(JobRow.id.in_(list(ids)))
         with Session(self.engine) as session, session.begin():
-            return session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+            submissions = set(session.scalars(select(JobRow.submission_id).where(statement.whereclause)))
+            count = session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+            for submission_id in submissions:  # it said failed while its jobs were queued again
+                self._update_submission(session, submission_id)
+            return count
 
     def _update_submission(self, session: Session, submission_id: Optional[int]) -> None:
         if submission_id is None:
             return
         statuses = set(session.scalars(select(JobRow.status).where(JobRow.submission_id == submission_id)))
         status = (FAILED if FAILED in statuses and not statuses & {QUEUED, RUNNING}
-                  else DONE if statuses == {DONE} else RUNNING)
+                  else DONE if statuses == {DONE}
+                  else QUEUED if statuses == {QUEUED}  # a worker stopped by Ctrl-C handed back its only job: it said running
+                  else RUNNING)
         session.execute(update(SubmissionRow).where(SubmissionRow.id == submission_id).values(status=status))
 
     def failed_jobs(self) -> List[Dict[str, Any]]:

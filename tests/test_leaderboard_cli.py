@@ -109,9 +109,26 @@ BAD_INPUT = {
                                      "ln: --width and --set apply to ConvRNNs only"),
     "score --width against --set": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--width",
                                                "0.125", "--set", "width_multiplier=0.25"], "disagree"),
+    # was queued, and each job failed with torch's size-mismatch report (dozens of lines) as its stored error
+    "run checkpoint of another width": (lambda t: ["run", "--models", "rgc_shallow", "--benchmarks",
+                                                   "ventral_embedded.V4-temporal", "--checkpoint",
+                                                   f"rgc_shallow={_other_width(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                                        "--checkpoint rgc_shallow=" + "{t}/w025.pt does not fit rgc_shallow at "
+                                        "--width-multiplier 0.125: layers.conv1.stage.0.weight has shape (16, 3, 7, 7), "
+                                        "the model's is (8, 3, 7, 7)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
 }
+
+
+def _other_width(tmp_path):
+    import torch
+
+    from neurozoo import convrnn
+
+    path = tmp_path / "w025.pt"
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.25).state_dict(), path)
+    return path
 
 
 def _garbage(tmp_path):
@@ -126,6 +143,7 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_gets_a_one_line_error_and_exit_2(case, tmp_path, capsys):
     argv, expected = BAD_INPUT[case]
+    expected = expected.replace("{t}", str(tmp_path))
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err, err

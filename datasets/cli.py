@@ -62,7 +62,7 @@ def _verify(args: argparse.Namespace) -> int:
     from neurozoo.datasets.errors import DataError
 
     names = args.names or sorted(catalog.CATALOG)
-    failures = 0
+    failures = checked = 0
     for name in names:
         states = catalog.status(name)
         bad = {path: state for path, state in states.items() if state == "MISMATCH" or (state == "missing" and args.names)}
@@ -70,6 +70,7 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{state:8s} {name}:{path}")
         failures += len(bad)
         present = sum(state == "ok" for state in states.values())
+        checked += present
         if not bad and present:
             print(f"{'ok':8s} {name} ({present} of {len(states)} files)")
     if not args.names:  # derived folders (converted and generated data) carry their own manifest
@@ -78,11 +79,15 @@ def _verify(args: argparse.Namespace) -> int:
             try:
                 files = verify_folder(folder)
                 print(f"{'ok':8s} {folder.relative_to(cache_dir())} ({len(files)} files)")
+                checked += len(files)
             except DataError as error:
                 print(f"{'MISMATCH':8s} {error}")
                 failures += 1
     if failures:
         print(f"{failures} problem(s); fix with `zoo data import NAME --force` or delete the derived folder")
+    elif not checked:  # silence read as "all verified"
+        print(f"nothing to verify in {cache_dir()}: no catalog file imported (`zoo data import NAME`), "
+              "no data generated yet (`zoo run` generates the embedded data)")
     return 1 if failures else 0
 
 

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from typing import Callable, Optional
 
 
-def at_least(least: int) -> Callable[[str], int]:
-    """The type of an integer option whose value must be ``>= least``."""
+def at_least(least: int, most: Optional[int] = None) -> Callable[[str], int]:
+    """The type of an integer option whose value must be ``>= least`` (and ``<= most``: for a length of stimulus
+    held in memory, where a typo of a few zeros would otherwise fail deep inside with numpy's MemoryError)."""
+    expected = f"an integer >= {least}" if most is None else f"an integer from {least} to {most}"
+
     def integer(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}") from None
-        if value < least:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < least or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
         return value
 
     return integer

@@ -21,7 +21,7 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, select,
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
                         text, update)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -250,16 +250,23 @@ class LeaderboardDB(ResultsStore):
         own = session or Session(self.engine)
         try:
             user_id = self._user_id(own, user)
-            owner = own.scalars(select(ModelNameRow).where(ModelNameRow.name == name)).first()
-            owners = {owner.user_id} if owner is not None else \
-                set(own.scalars(select(SubmissionRow.user_id).where(SubmissionRow.name == name)))
-            if own.scalars(select(JobRow.id).where(JobRow.model == name, JobRow.submission_id.is_(None))).first():
-                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo; "
+            # names compare case-insensitively: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+            key = name.lower()
+            owned = list(own.scalars(select(ModelNameRow).where(func.lower(ModelNameRow.name) == key)))
+            owner = next((row for row in owned if row.name == name), owned[0] if owned else None)
+            owners = {row.user_id for row in owned} if owned else \
+                set(own.scalars(select(SubmissionRow.user_id).where(func.lower(SubmissionRow.name) == key)))
+            builtin = own.scalars(select(JobRow.model).where(func.lower(JobRow.model) == key,
+                                                             JobRow.submission_id.is_(None))).first()
+            if builtin is not None:
+                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo ({builtin}); "
                                 "choose another name")
             if owners and owners != {user_id}:
                 holder = own.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
+                spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
                 raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
-                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
+                                f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
+            owner = next((row for row in owned if row.name == name), None)
             if owner is None and not check_only:
                 own.add(ModelNameRow(name=name, user_id=user_id, created_at=now()))
                 own.flush()
@@ -435,14 +442,20 @@ class LeaderboardDB(ResultsStore):
         if ids is not None:
             statement = statement.where(JobRow.id.in_(list(ids)))
         with Session(self.engine) as session, session.begin():
-            return session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+            submissions = set(session.scalars(select(JobRow.submission_id).where(statement.whereclause)))
+            count = session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+            for submission_id in submissions:  # it said failed while its jobs were queued again
+                self._update_submission(session, submission_id)
+            return count
 
     def _update_submission(self, session: Session, submission_id: Optional[int]) -> None:
         if submission_id is None:
             return
         statuses = set(session.scalars(select(JobRow.status).where(JobRow.submission_id == submission_id)))
         status = (FAILED if FAILED in statuses and not statuses & {QUEUED, RUNNING}
-                  else DONE if statuses == {DONE} else RUNNING)
+                  else DONE if statuses == {DONE}
+                  else QUEUED if statuses == {QUEUED}  # a worker stopped by Ctrl-C handed back its only job: it said running
+                  else RUNNING)
         session.execute(update(SubmissionRow).where(SubmissionRow.id == submission_id).values(status=status))
 
     def failed_jobs(self) -> List[Dict[str, Any]]:

@@ -34,8 +34,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
     p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_serve)
 
@@ -137,11 +137,32 @@ def _serve(args) -> int:
         raise UserFacingError(f"--port {args.port}: expected a TCP port between 1 and 65535")
     from neurozoo.leaderboard.web import create_app, warm_up
 
+    listener = _listen(args.host, args.port)
     app = create_app(args.db, args.submissions)
     warm_up()
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving the leaderboard at http://{shown}:{args.port}/ (Ctrl-C stops)", flush=True)
     # keep-alive beyond a reader's think time, so a reused connection is rarely closed under a request
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_keep_alive=30)
+    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30)
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int):
+    """Bind before anything else, so a busy port or an unknown host is a one-line error rather than uvicorn's log."""
+    import socket
+
+    from neurozoo.datasets.errors import UserFacingError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listener = socket.socket(family, kind, proto)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as error:
+        raise UserFacingError(f"--host {host!r} --port {port}: cannot listen there ({error.strerror or error})") from None
+    return listener
 
 
 def _token_create(args) -> int:

@@ -64,9 +64,14 @@ class _Budget:
         if self.files > MAX_FILES:
             raise SubmissionError(f"{self.source.name}: more than {MAX_FILES} files; at most {MAX_FILES} are allowed")
 
-    def copy(self, reader, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "wb") as out:
+    def copy(self, reader, target: Path, member: str = "") -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out = open(target, "wb")
+        except OSError:  # the host's path stays out of the message: it reaches web submitters
+            raise SubmissionError(f"{self.source.name}: member {member!r} cannot be unpacked: a file and a folder "
+                                  "share its name or a parent's name (or it names the archive's root)") from None
+        with out:
             while chunk := reader.read(1 << 20):
                 self.bytes += len(chunk)
                 if self.bytes > MAX_TOTAL_BYTES:
@@ -112,7 +117,7 @@ def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
                 continue
             budget.add_file(info.filename)
             with archive.open(info) as reader:
-                budget.copy(reader, target / path)
+                budget.copy(reader, target / path, info.filename)
 
 
 def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
@@ -125,7 +130,7 @@ def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
                 raise SubmissionError(f"{source.name}: member {member.name!r} is not a plain file or folder "
                                       "(links and devices are not allowed)")
             budget.add_file(member.name)
-            budget.copy(archive.extractfile(member), target / path)
+            budget.copy(archive.extractfile(member), target / path, member.name)
 
 
 def unpack(source: Path, target: Path) -> Path:
@@ -152,8 +157,8 @@ def unpack(source: Path, target: Path) -> Path:
             OSError, ValueError, NotImplementedError) as error:
         if isinstance(error, SubmissionError):
             raise
-        raise SubmissionError(f"{source.name}: corrupt or unreadable archive ({type(error).__name__}: "
-                              f"{str(error)[:200]})") from None
+        why = error.strerror if isinstance(error, OSError) and error.strerror else str(error)[:200]  # no host path
+        raise SubmissionError(f"{source.name}: corrupt or unreadable archive ({type(error).__name__}: {why})") from None
     entries = [p for p in target.iterdir() if not p.name.startswith(".")]
     if not (target / "metadata.yaml").exists() and len(entries) == 1 and entries[0].is_dir():
         return entries[0]  # an archive of one top-level folder
@@ -168,6 +173,30 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+MAX_METADATA_DEPTH = 8
+
+
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """SafeLoader refusing a key given twice (``name: a`` then ``name: b``: the reader sees one, the last wins)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # a collection as a key: SafeLoader's own "unhashable key" error
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise SubmissionError(f"metadata.yaml: field {key!r} is given twice "
+                                          f"(line {key_node.start_mark.line + 1})")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_metadata(path: Path) -> Dict[str, Any]:
     """metadata.yaml, size-capped, with YAML anchors/aliases refused, every field type-checked."""
     import yaml
@@ -177,11 +206,17 @@ def load_metadata(path: Path) -> Dict[str, Any]:
         raise SubmissionError(f"metadata.yaml: {size} bytes; at most {MAX_METADATA_BYTES // 1024} KiB are allowed")
     text = path.read_text(errors="replace")
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise SubmissionError("metadata.yaml: YAML anchors and aliases (&, *) are not allowed; "
                                       "write every value out")
-        meta = yaml.safe_load(text)
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_METADATA_DEPTH:  # PyYAML builds nested values recursively: '[' x 30000 was a
+                raise SubmissionError(  # RecursionError traceback (web: 500)
+                    f"metadata.yaml: values nested more than {MAX_METADATA_DEPTH} deep (line {event.start_mark.line + 1}); "
+                    "the fields need 3 at most")
+        meta = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as error:
         raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(meta, dict):
@@ -332,7 +367,8 @@ def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
     name = prepared["meta"]["name"]
-    if name in builtin_model_names():
-        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo; choose another name")
+    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
+    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

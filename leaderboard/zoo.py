@@ -138,12 +138,34 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 if published:  # zoo convert-weights: the released model at its own width
                     spec["weights"] = published["label"]
                     spec["overrides"] = dict(published.get("overrides") or {})
+                if not any(s["model"] == model for s in specs):
+                    _check_checkpoint_fits(spec)
             specs.append(spec)
     if models is None:
         missing = {"retina"} - {benchmark_family(b) for b in names}
         if missing:
             skipped.append("retina models: no retina benchmark is registered yet")
     return specs, skipped
+
+
+def _check_checkpoint_fits(spec: Dict[str, Any]) -> None:
+    """Before any job is queued: a checkpoint of another width or model failed every job with torch's size-mismatch
+    report (dozens of lines, stored as the jobs' error and shown on the model page)."""
+    if spec["family"] != "convrnn":
+        return
+    from neurozoo import convrnn
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+
+    model = convrnn.create_model(spec["model"], **spec["overrides"])
+    state = model_state(read_torch_file(spec["checkpoint"]["path"]))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        width = spec["overrides"].get("width_multiplier")
+        raise UserFacingError(f"--checkpoint {spec['model']}={spec['checkpoint']['path']} does not fit {spec['model']}"
+                              + (f" at --width-multiplier {width:g}" if width is not None else "")
+                              + f": {state_mismatch(model, state)}") from None
 
 
 def _published_weights(path) -> Optional[Dict[str, Any]]:

@@ -148,8 +148,10 @@ def _check_config(config: FitConfig) -> None:
 
     problems = [f"{name} must be at least 1 (got {getattr(config, name)})"
                 for name in ("epochs", "patience", "batch_size") if getattr(config, name) < 1]
+    if not 0 < config.lr < math.inf:  # lr 0 would "fit" nothing and store the initial weights as the fit
+        problems.append(f"lr must be a finite number > 0 (got {config.lr})")
     problems += [f"{name} must be a finite number >= 0 (got {getattr(config, name)})"
-                 for name in ("lr", "l2", "l1", "min_delta") if not 0 <= getattr(config, name) < math.inf]
+                 for name in ("l2", "l1", "min_delta") if not 0 <= getattr(config, name) < math.inf]
     if config.monitor not in MONITORS:
         problems.append(f"monitor must be one of {MONITORS} (got {config.monitor!r})")
     if not 0 < config.val_fraction < 1:

@@ -61,8 +61,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "ground-truth circuit; write adaptation.png and adaptation.json.")
     _model_args(p, "folder for adaptation.png and adaptation.json")
     _contrast_args(p)
-    p.add_argument("--block", type=at_least(80), default=200, help="frames per contrast block")
-    p.add_argument("--cycles", type=at_least(2), default=12, help="low-high cycles (the first is dropped)")
+    p.add_argument("--block", type=at_least(80, 5000), default=200, help="frames per contrast block (at most 5000)")
+    p.add_argument("--cycles", type=at_least(2, 100), default=12,
+                   help="low-high cycles (the first is dropped; at most 100)")
     p.set_defaults(handler=run_probe_adaptation)
 
     p = phenomena.add_parser("gain-control", help="fast contrast adaptation: LN model at low and high contrast, "
@@ -74,9 +75,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "truth circuit; write gain-control.png and gain-control.json.")
     _model_args(p, "folder for gain-control.png and gain-control.json")
     _contrast_args(p)
-    p.add_argument("--frames", type=at_least(3000), default=8000,
+    p.add_argument("--frames", type=at_least(3000, 50000), default=8000,
                    help="frames per contrast (the first 200 are left out: the system settling; fewer than 3000 read a "
-                        "fixed cell as adapting)")
+                        "fixed cell as adapting; at most 50000)")
     p.set_defaults(handler=run_probe_gain_control)
 
     p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",
@@ -86,7 +87,8 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "and object-only motion and the OMS index, on MODEL and on the ground-"
                                          "truth circuit; write oms.png and oms.json.")
     _model_args(p, "folder for oms.png and oms.json")
-    p.add_argument("--frames", type=at_least(200), default=1000, help="frames per motion condition")
+    p.add_argument("--frames", type=at_least(200, 20000), default=1000,
+                   help="frames per motion condition (at most 20000)")
     p.add_argument("--radius", type=positive, default=12.0, help="object radius (px)")
     p.set_defaults(handler=run_probe_oms)
 

@@ -50,6 +50,16 @@ def test_import_copies_verified_files(toy, capsys):
     assert "ok       toy.set (2 of 2 files)" in capsys.readouterr().out
 
 
+def test_verify_of_an_empty_cache_says_so(toy, capsys):
+    """On a fresh machine `zoo data verify` printed nothing and exited 0: silence read as "everything verified"."""
+    assert zoo_data("verify") == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"nothing to verify in {cache_dir()}: no catalog file imported") and len(out.splitlines()) == 1
+    catalog.import_files("toy.set", toy)
+    assert zoo_data("verify") == 0
+    assert capsys.readouterr().out == "ok       toy.set (2 of 2 files)\n"
+
+
 def test_import_refuses_a_source_with_the_wrong_checksum(toy):
     (toy / "toy" / "b.txt").write_bytes(b"BETA\n")
     with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match the expected"):

@@ -115,9 +115,26 @@ BAD_INPUT = {
                                      "ln: --width and --set apply to ConvRNNs only"),
     "score --width against --set": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--width",
                                                "0.125", "--set", "width_multiplier=0.25"], "disagree"),
+    # was queued, and each job failed with torch's size-mismatch report (dozens of lines) as its stored error
+    "run checkpoint of another width": (lambda t: ["run", "--models", "rgc_shallow", "--benchmarks",
+                                                   "ventral_embedded.V4-temporal", "--checkpoint",
+                                                   f"rgc_shallow={_other_width(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                                        "--checkpoint rgc_shallow=" + "{t}/w025.pt does not fit rgc_shallow at "
+                                        "--width-multiplier 0.125: layers.conv1.stage.0.weight has shape (16, 3, 7, 7), "
+                                        "the model's is (8, 3, 7, 7)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
 }
+
+
+def _other_width(tmp_path):
+    import torch
+
+    from neurozoo import convrnn
+
+    path = tmp_path / "w025.pt"
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.25).state_dict(), path)
+    return path
 
 
 def _garbage(tmp_path):
@@ -132,6 +149,7 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_gets_a_one_line_error_and_exit_2(case, tmp_path, capsys):
     argv, expected = BAD_INPUT[case]
+    expected = expected.replace("{t}", str(tmp_path))
     assert main(argv(tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
@@ -213,3 +231,45 @@ def test_token_list_shows_ids_users_and_states_but_never_the_secret(tmp_path, ca
     assert [row.split()[0] for row in capsys.readouterr().out.splitlines()[2:]] == ["1", "3"]
     assert main(["token", "list", "--user", "nobody", "--db", url]) == 2
     assert capsys.readouterr().err == "zoo token: error: token list: no token of user 'nobody'\n"
+
+
+def test_serve_says_where_it_listens_and_a_busy_port_is_one_line(tmp_path, capsys):
+    """`zoo serve` printed nothing (a newcomer had to guess the URL), and a port in use was uvicorn's log line
+    'ERROR: [Errno 98] ...' with exit 3; it now binds first, says the URL, and stops on Ctrl-C (status 130, as every command) without a traceback."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert err == f"zoo serve: error: --host '127.0.0.1' --port {port}: cannot listen there (Address already in use)\n"
+    env = {**os.environ, "NEUROZOO_HOME": str(tmp_path / "home")}
+    server = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.cli", "serve", "--port", str(port),
+                               "--db", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stdout.readline()
+        assert line == f"serving the leaderboard at http://127.0.0.1:{port}/ (Ctrl-C stops)\n"
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ranking", timeout=5) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert time.time() < deadline
+                time.sleep(0.2)
+        server.send_signal(signal.SIGINT)
+        assert server.wait(20) == 130
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -185,3 +185,22 @@ def test_an_interrupted_worker_hands_its_job_back(db):
         job = db.job(job_id)
         assert (job["status"], job["attempts"], job["worker"], job["lease_until"]) == (QUEUED, 0, None, None)
     assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}
+
+
+def test_a_submission_handed_back_or_requeued_says_queued(db):
+    """After Ctrl-C on `zoo work` a submission whose jobs were all back in the queue said 'running', and one whose
+    failed jobs were queued again (`--retry-failed`) said 'failed'."""
+    from neurozoo.leaderboard.scorer import work
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None,
+                            [{"model": "sub", "benchmark": "b", "spec": {"benchmark": "b"}}])
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        work(db, interrupted, progress=False)
+    assert db.submission(sid)["status"] == QUEUED
+    db.fail(db.claim("w")["id"], "w", "crashed")
+    assert db.submission(sid)["status"] == FAILED
+    assert db.requeue_failed() == 1 and db.submission(sid)["status"] == QUEUED

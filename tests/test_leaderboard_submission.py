@@ -377,3 +377,29 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     monkeypatch.setattr(activation_cache.ActivationCache, "load", lambda *a: pytest.fail("read the cache"))
     again = rerun(hidden)
     assert again.value == hidden.value and again.per_bin == hidden.per_bin and again.settings["split"] == "hidden"
+
+
+def test_the_readme_example_submission_passes_intake_and_names_real_layers(tmp_path, monkeypatch):
+    """leaderboard/README.md showed the format only in prose: a newcomer had to guess a first submission. Its
+    example is taken from the README as written, validated as `zoo submit` does, and its layers exist."""
+    import re
+
+    import torch
+
+    from neurozoo.leaderboard.model_runner import build_model, import_submission
+    from neurozoo.leaderboard.submission import prepare
+
+    monkeypatch.setattr(sys, "path", list(sys.path))  # import_submission puts the submission's folder first
+    readme = (HERE.parent / "leaderboard" / "README.md").read_text()
+    folder = tmp_path / "mynet"
+    folder.mkdir()
+    for name in ("metadata.yaml", "model.py"):
+        block = re.search(rf"```\w+\n# mynet/{re.escape(name)}\n(.*?)```", readme, re.S)
+        assert block, f"README example {name} not found"
+        (folder / name).write_text(block.group(1))
+    prepared = prepare(folder, tmp_path / "store")
+    assert prepared["meta"]["layers"] == {"V4": "conv1", "IT": "conv2"}
+    model, timing = build_model(import_submission(Path(prepared["folder"])), Path(prepared["folder"]), None)
+    names = dict(model.named_modules())
+    assert timing is None and {"conv1", "conv2"} <= set(names)
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 8, 15, 15)

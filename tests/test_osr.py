@@ -231,6 +231,8 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     assert zoo(["probe", "osr", "nosuchmodel", "--checkpoint", str(weights)]) == 2
     assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(weights), "--periods", "2", "3", "4"]) == 2
     assert "longer than the flash" in capsys.readouterr().err
+    assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(weights), "--periods", "6", "10", "100000"]) == 2
+    assert "periods: at most 100 frames" in capsys.readouterr().err  # was a movie of gigabytes, hours of work
 
 
 def test_osr_benchmark_known_answers():

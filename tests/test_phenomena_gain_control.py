@@ -167,7 +167,7 @@ def test_probe_gain_control_cli_with_a_fixed_ln_checkpoint(tmp_path, capsys):
     for bad, message in ((["--low", "2", "--high", "1"],
                           "zoo probe: error: --low/--high: need 0 < low < high contrast; got 2.0, 1.0\n"),
                          (["--frames", "1000"],
-                          "zoo probe gain-control: error: argument --frames: expected an integer >= 3000, got 1000\n"),
+                          "zoo probe gain-control: error: argument --frames: expected an integer from 3000 to 50000, got 1000\n"),
                          (["--high", "-1"],
                           "zoo probe gain-control: error: argument --high: expected a positive number, got -1\n")):
         try:  # argparse's refusals exit 2 from inside main

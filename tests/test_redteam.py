@@ -418,6 +418,38 @@ def test_archives_are_capped_while_extracting_and_corrupt_ones_get_a_clear_error
     assert code == 2
 
 
+def test_colliding_archive_members_are_refused_without_naming_host_paths(board, tmp_path):
+    """A file 'a' then a member 'a/b' (or a member '.') failed to unpack with the OSError's text, which held the
+    store's host path: the web answered 422 'File exists: /home/op/.neurozoo/submissions/tmp.../unpacked/a'."""
+    import io
+    import tarfile
+    import zipfile
+
+    from neurozoo.leaderboard.submission import SubmissionError, prepare
+
+    honest = submission(tmp_path, "colliding")
+    files = [(name, (honest / name).read_bytes()) for name in ("metadata.yaml", "model.py")]
+    cases = {"file-then-folder.zip": [("a", b"x"), ("a/b", b"y")], "folder-then-file.zip": [("a/b", b"y"), ("a", b"x")],
+             "dot.zip": [(".", b"x")], "file-then-folder.tar": [("a", b"x"), ("a/b", b"y")]}
+    for archive_name, members in cases.items():
+        path = tmp_path / archive_name
+        if archive_name.endswith(".zip"):
+            with zipfile.ZipFile(path, "w") as archive:
+                for name, data in files + members:
+                    archive.writestr(name, data)
+        else:
+            with tarfile.open(path, "w") as archive:
+                for name, data in files + members:
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    archive.addfile(info, io.BytesIO(data))
+        with pytest.raises(SubmissionError) as refused:
+            prepare(path, tmp_path / "store")
+        message = str(refused.value)
+        assert message.startswith(f"{archive_name}: member '{members[-1][0]}' cannot be unpacked"), message
+        assert str(tmp_path) not in message
+
+
 @pytest.mark.parametrize("change, match", [
     ({"benchmarks": [["lbtest.V4", "x"]]}, "field 'benchmarks' must be a list of benchmark names"),
     ({"layers": {5: "conv2"}}, "layers: key 5 must be a region name"),
@@ -444,6 +476,26 @@ def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):
     _refused(tmp_path, folder, "at most 64 KiB")
 
 
+def test_deeply_nested_metadata_and_repeated_fields_are_refused(board, tmp_path):
+    """60 KB of '[' was a RecursionError traceback in `zoo submit` and a 500 from the web API (PyYAML builds
+    nested values recursively); a field given twice was read as its last value while a reviewer sees the first."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    folder = submission(tmp_path, "nested")
+    honest = (folder / "metadata.yaml").read_text()
+    for nested in ("[" * 30000 + "]" * 30000, "{a: " * 10000 + "1" + "}" * 10000):
+        (folder / "metadata.yaml").write_text(honest + f"extra: {nested}\n")
+        _refused(tmp_path, folder, r"values nested more than 8 deep \(line \d+\); the fields need 3 at most")
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"))
+    answer = client.post("/api/submissions", content=lb.zip_folder(folder), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422 and "nested more than 8 deep" in answer.json()["detail"]
+    (folder / "metadata.yaml").write_text(honest + "name: someone-else\n")
+    _refused(tmp_path, folder, r"field 'name' is given twice \(line \d+\)")
+
+
 def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     from fastapi.testclient import TestClient
 
@@ -463,6 +515,12 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     assert again.status_code == 201  # the owner may resubmit
     with pytest.raises(NameTaken, match="built-in model"):
         submit(board, submission(tmp_path, "feedforward_intermediate"), tmp_path / "store", user="bob")
+    # another spelling was a new name: 'Shared-Name' beside alice's shared-name, 'RGC_Intermediate' beside the zoo's
+    respelled = lb.zip_folder(submission(tmp_path, "respelled", model_name="Shared-Name", description="v3"))
+    taken = client.post("/api/submissions", content=respelled, headers={"Authorization": f"Bearer {bob}"})
+    assert taken.status_code == 409 and "belongs to user 'alice' (as 'shared-name')" in taken.json()["detail"]
+    with pytest.raises(NameTaken, match=r"built-in model of the zoo \(rgc_intermediate\)"):
+        submit(board, submission(tmp_path, "RGC_Intermediate"), tmp_path / "store", user="bob")
     corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
     assert corrupt.status_code == 422
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]

@@ -249,10 +249,14 @@ def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, ti
     """Before: both were 'feedforward_intermediate@w', one row for two sets of weights."""
     from neurozoo.leaderboard.zoo import display_name, zoo_specs
 
+    from neurozoo import convrnn
+
     names = []
-    for folder, value in (("a", 0.0), ("b", 1.0)):
+    state = convrnn.create_model("feedforward_intermediate", width_multiplier=0.125).state_dict()
+    for folder, value in (("a", 0.0), ("b", 1.0)):  # weights that fit: zoo_specs refuses others before queueing
         (tmp_path / folder).mkdir()
-        torch.save({"x": torch.full((2,), value)}, tmp_path / folder / "w.pt")
+        torch.save({**state, "layers.conv1.stage.0.bias": torch.full_like(state["layers.conv1.stage.0.bias"], value)},
+                   tmp_path / folder / "w.pt")
         specs, _ = zoo_specs(["feedforward_intermediate"], [NEURAL],
                              checkpoints={"feedforward_intermediate": str(tmp_path / folder / "w.pt")})
         names.append(display_name(specs[0]))

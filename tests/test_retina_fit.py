@@ -379,8 +379,9 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
 
 @pytest.mark.parametrize("setting, message", [({"patience": 0}, "patience must be at least 1"),
                                               ({"epochs": 0}, "epochs must be at least 1"),
-                                              ({"lr": -1e-3}, r"lr must be a finite number >= 0 \(got -0.001\)"),
-                                              ({"lr": float("nan")}, r"lr must be a finite number >= 0 \(got nan\)"),
+                                              ({"lr": -1e-3}, r"lr must be a finite number > 0 \(got -0.001\)"),
+                                              ({"lr": 0.0}, r"lr must be a finite number > 0 \(got 0.0\)"),
+                                              ({"lr": float("nan")}, r"lr must be a finite number > 0 \(got nan\)"),
                                               ({"min_delta": float("nan")}, "min_delta must be a finite number"),
                                               ({"l2": float("inf")}, "l2 must be a finite number"),
                                               ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),

@@ -803,3 +803,16 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
         assert capsys.readouterr().err == (f"zoo search: error: data folder {data} {message} "
                                            "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)\n")
     assert not out.exists()  # no study, so no failed trial was recorded in it
+    # --n-steps shorter than the spec's image_steps: optuna's traceback, a FAIL trial in the study, then the error
+    (tmp_path / "ok" / "train").mkdir(parents=True)
+    assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
+                 "--n-steps", "6"]) == 2
+    assert capsys.readouterr().err == ("zoo search: error: --n-steps/--image-steps: rgc_intermediate with overrides "
+                                       "['n_steps'] (spec 'rgc_intermediate'): need integers n_steps >= 1 and 0 <= "
+                                       "image_steps <= n_steps, got n_steps=6, image_steps=12\n")
+    assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
+                 "--n-steps", "6", "--image-steps", "3"]) == 2
+    assert capsys.readouterr().err == ("zoo search: error: --n-steps 6: in rgc_intermediate the image first reaches "
+                                       "the logits at step 10, so no trained output would depend on it; set "
+                                       "--n-steps > 10\n")
+    assert not out.exists()

@@ -45,21 +45,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=positive, default=0.05, help="learning rate unless the space searches it")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
-    p.add_argument("--image-steps", type=int, default=None)
-    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short")
+    p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
+    p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None, help="cut every epoch short (0: whole epochs)")
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
-    p.add_argument("--max-total", type=int, default=None, help="stop once the study holds this many trials")
+    p.add_argument("--max-total", type=at_least(1), default=None, help="stop once the study holds this many trials")
     p.add_argument("--heartbeat", type=at_least(0), default=60,
                    help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")
     p.add_argument("--grace", type=at_least(1), default=None, help="seconds (default: 2 x --heartbeat)")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--export", type=int, default=1, help="export the best K configurations (0: none)")
+    p.add_argument("--export", type=at_least(0), default=1, help="export the best K configurations (0: none)")
     p.add_argument("--results", default=None, help="results-store URL (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--no-record", dest="record", action="store_false", help="do not write scores to the store")
     p.add_argument("--quiet", action="store_true")
@@ -74,6 +74,24 @@ def settings_from_args(args):
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
                          device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True,
                          progress=not args.quiet)
+
+
+def _check_unroll(space, n_steps, image_steps) -> None:
+    """Before the study exists, the unroll the trials will use: an impossible one recorded a FAIL trial in the study,
+    with optuna's traceback, before the one-line error (a trial's feedback never shortens the image's path)."""
+    from neurozoo.convrnn import create_model
+    from neurozoo.datasets.errors import SpecError, UserFacingError
+
+    steps = {key: value for key, value in (("n_steps", n_steps), ("image_steps", image_steps)) if value is not None}
+    try:
+        spec = space.base.with_overrides(**steps)
+    except SpecError as error:
+        raise UserFacingError(f"--n-steps/--image-steps: {error}") from None
+    model = create_model(spec, width_multiplier=0.0625)  # the unroll only: the narrowest model builds fastest
+    if model.n_steps <= model.first_readout_step:
+        raise UserFacingError(f"--n-steps {model.n_steps}: in {space.base.name} the image first reaches the logits at "
+                              f"step {model.first_readout_step}, so no trained output would depend on it; set "
+                              f"--n-steps > {model.first_readout_step}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "
                               "original's L2 term in the loss, which trials train with SGD only; use --optimizer sgd "
                               "or remove weight_decay from the space's cells")
+    _check_unroll(space, args.n_steps, args.image_steps)
     storage = args.storage or default_storage(args.out)
     study_name = args.study or space.name
     if args.image_size is None:

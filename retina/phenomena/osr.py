@@ -34,6 +34,7 @@ from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
 
 PERIODS = (6, 8, 10, 12, 14, 16)
+MAX_PERIOD = 100
 SLOPE_RANGE = (0.75, 1.25)
 MIN_R2 = 0.8
 MIN_PEAK_RATIO = 2.0
@@ -132,6 +133,9 @@ def check_protocol(periods, n_flashes: int, flash_frames: int, intensity: float,
     elif periods.min() <= flash_frames:
         problems.append(f"periods: every period must be longer than the flash ({flash_frames} frames), or the "
                         f"train is a continuous step; got {periods.tolist()}")
+    elif periods.max() > MAX_PERIOD:  # a typo (100000) built a movie of gigabytes and ran for hours
+        problems.append(f"periods: at most {MAX_PERIOD} frames (1 s; the OSR is a response to 6-17 Hz flash trains); "
+                        f"got {periods.tolist()}")
     if flash_frames < 1:
         problems.append(f"flash_frames: at least 1 frame; got {flash_frames}")
     if n_flashes < 4:

@@ -155,7 +155,7 @@ def run_probe_osr(args) -> int:
     for row in comparison["cells"]:
         print(f"  {cell_name(row['cell'])}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
               f"truth {row['truth_slope']:5.2f}  OSR {'yes' if row['model_osr'] else 'no'}")
-    print(f"wrote {figure} and {args.out / 'osr.json'}")
+    print(f"wrote {Path(figure).resolve()} and {(args.out / 'osr.json').resolve()}")
     return 0
 
 
@@ -182,7 +182,7 @@ def run_probe_adaptation(args) -> int:
     for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {10 * fitted['tau_high'][i]:6.0f} ms "
               f"truth {10 * truth['tau_high'][i]:4.0f} ms")
-    print(f"wrote {figure} and {path}")
+    print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 
@@ -208,7 +208,7 @@ def run_probe_oms(args) -> int:
           f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
         print(f"  {cell_name(i)}: OMS index model {m:6.2f} truth {t:5.2f}")
-    print(f"wrote {figure} and {path}")
+    print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 
@@ -244,7 +244,7 @@ def run_probe_gain_control(args) -> int:
           f"{nanmedian(truth['gain_ratio']):.2f}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
-    print(f"wrote {figure} and {path}")
+    print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 

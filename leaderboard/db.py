@@ -180,6 +180,8 @@ class LeaderboardDB(ResultsStore):
         """A new random token for ``user`` (created if new); only its sha256 is stored."""
         check_user_name(user)
         token = secrets.token_urlsafe(32)
+        while token.startswith("-"):  # one in 64 would read as an option on a command line (`zoo token revoke TOKEN`)
+            token = secrets.token_urlsafe(32)
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(UserRow).where(UserRow.name == user)).first()
             if row is None:

@@ -169,8 +169,12 @@ def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
         zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermedate": str(weights)})
     with pytest.raises(UserFacingError, match=r"--checkpoint ln=.*w\.pt: ln is a retina model"):
         zoo_specs(["ln"], checkpoints={"ln": str(weights)})
-    specs, _ = zoo_specs(["rgc_intermediate"], checkpoints={"rgc_intermediate": str(weights)})
-    assert specs and all(s["checkpoint"]["path"] == str(weights) for s in specs)
+    from neurozoo import convrnn
+
+    fitting = tmp_path / "fits.pt"  # weights that fit: zoo_specs refuses others before queueing
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.125).state_dict(), fitting)
+    specs, _ = zoo_specs(["feedforward_intermediate"], checkpoints={"feedforward_intermediate": str(fitting)})
+    assert specs and all(s["checkpoint"]["path"] == str(fitting) for s in specs)
 
 
 def test_a_benchmark_without_a_hidden_split_is_scored_by_zoo_run(monkeypatch):

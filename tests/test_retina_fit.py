@@ -168,7 +168,9 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
 
     killed = subprocess.Popen([sys.executable, "-c", "pass"])
     killed.wait()
-    (tmp_path / "b" / f"checkpoint.pt.tmp{killed.pid}").write_bytes(b"half")  # a save killed mid-write
+    from neurozoo.datasets.cache import temporary_suffix
+
+    (tmp_path / "b" / ("checkpoint.pt" + temporary_suffix(pid=killed.pid))).write_bytes(b"half")  # killed mid-write
     resumed = run(tmp_path / "b", 3)
     assert [h["val_correlation"] for h in resumed.history] == pytest.approx([h["val_correlation"] for h in straight.history])
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
@@ -259,7 +261,7 @@ def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, mo
 
 def test_early_stopping_and_windows_batching(ln_recording):
     model = create_model("ln", n_cells=1, rank=1)
-    result = fit(model, ln_recording, epochs=20, lr=0.0, l1=0, l2=0, patience=2, progress=False,
+    result = fit(model, ln_recording, epochs=20, lr=1e-12, l1=0, l2=0, patience=2, progress=False,
                  max_steps_per_epoch=1)
     assert len(result.history) == 3 and result.best_epoch == 0  # no improvement after the first epoch
     # the plain-window path (for models without forward_movie) agrees with the movie path

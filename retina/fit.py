@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -279,11 +278,10 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
-    from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import written_whole
 
-    tmp = path.with_name(path.name + temporary_suffix())
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with written_whole(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # ---- the loop -------------------------------------------------------------------------------------

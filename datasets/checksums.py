@@ -146,12 +146,13 @@ SHA256 = {
 #: Generated (embedded) data folders, by folder name: sha256 of the JSON ``{file: sha256}`` of every file in
 #: the folder (sorted keys), pinned HERE rather than only in the folder's own manifest.json, which anyone
 #: who can write the cache could rewrite together with the files. One digest per build: x86 CPUs with AVX2 or
-#: AVX-512 give the first; CPUs without AVX2 (ARM, or ``ATEN_CPU_CAPABILITY=default``) draw torch's normal
-#: numbers on a scalar path whose last bits differ, and give the second. Regenerate both after bumping a
-#: generator's version: ``python -c "from neurozoo.datasets.cache import folder_digest; from neurozoo.datasets.embedded
-#: import ventral; print(folder_digest(ventral.ensure()))"`` on a fresh cache (with an empty pin), once as is
-#: and once with ``ATEN_CPU_CAPABILITY=default``; tests/test_embedded_ventral.py checks the second.
+#: AVX-512 (whatever MKL's and oneDNN's kernels) give the first; CPUs without AVX2 (ARM, or
+#: ``ATEN_CPU_CAPABILITY=default``) draw torch's normal numbers on a scalar path whose last bits differ, and
+#: give the second. Regenerate both after bumping a generator's version: ``python -c "from neurozoo.datasets.cache
+#: import folder_digest; from neurozoo.datasets.embedded import ventral; print(folder_digest(ventral.ensure()))"``
+#: on a fresh cache (with an empty pin), once as is and once with ``ATEN_CPU_CAPABILITY=default``;
+#: tests/test_embedded_ventral.py rebuilds the data under other CPU kernels and checks both.
 EMBEDDED_SHA256 = {
-    "ventral-v4-seed0": ("67f95d13d22686f5bb06d92fe29d441bda08a4e35d4c9cf10e74a4ee971ca122",
-                         "e7679a14d773e7330fbfd3490304fadd426ca6b52441f07fa5d7db222f576bcb"),
+    "ventral-v5-seed0": ("be4dcb26167ab5fa075c40ea5f4943199f768bfc2a9b19b4e8d2dfe7aac5121e",
+                         "952642b3526cca4024e536d843017d3b02dd03356b3dbec9a6c3b9e13b277045"),
 }

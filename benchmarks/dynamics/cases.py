@@ -133,8 +133,10 @@ def flipflop_case(architecture: str, hidden: int = 16, steps: int = 500, seed: i
 
 
 #: Training settings per architecture with which the integration examples learn the task in seconds (a GRU of
-#: 32 units at lr 5e-3 settled in one context on a single fixed point instead of integrating).
-INTEGRATION_TRAINING = {"rnn": {"hidden": 32, "steps": 800, "lr": 5e-3}, "lstm": {"hidden": 32, "steps": 800, "lr": 5e-3},
+#: 32 units at lr 5e-3 settled in one context on a single fixed point instead of integrating; the vanilla RNN at
+#: lr 5e-3 became a different network on each CPU's float32 kernels, with 3 to 13 slow points in a context, and at
+#: 2e-3 is the same line attractor on each, 72 and 6 points).
+INTEGRATION_TRAINING = {"rnn": {"hidden": 32, "steps": 800, "lr": 2e-3}, "lstm": {"hidden": 32, "steps": 800, "lr": 5e-3},
                         "gru": {"hidden": 16, "steps": 500, "lr": 1e-2}}
 
 

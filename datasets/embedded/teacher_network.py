@@ -122,10 +122,12 @@ class VentralTeacher(nn.Module):
             sigma, n_templates = READOUT[region]
             size, channels = sizes[region], CHANNELS[region]
             centres = (size / 4 + (size / 2) * torch.rand(n_templates, 2, generator=g))
-            grid = torch.arange(size, dtype=torch.float32) + 0.5
-            spatial = torch.exp(-((grid.view(1, size, 1) - centres[:, 0].view(-1, 1, 1)) ** 2
-                                  + (grid.view(1, 1, size) - centres[:, 1].view(-1, 1, 1)) ** 2) / (2 * sigma ** 2))
-            spatial /= spatial.sum(dim=(1, 2), keepdim=True)
+            # float64, then rounded: float32 exp (MKL's vector math, by instruction set) and sums (by SIMD width)
+            # differ in their last bits between CPUs, and the generated data are pinned by digest
+            grid, centres64 = torch.arange(size, dtype=torch.float64) + 0.5, centres.double()
+            spatial = torch.exp(-((grid.view(1, size, 1) - centres64[:, 0].view(-1, 1, 1)) ** 2
+                                  + (grid.view(1, 1, size) - centres64[:, 1].view(-1, 1, 1)) ** 2) / (2 * sigma ** 2))
+            spatial = (spatial / spatial.sum(dim=(1, 2), keepdim=True)).float()
             mixture = torch.zeros(n_templates, channels)
             half = channels // 2
             for k in range(n_templates):  # even templates read transient channels, odd ones sustained channels
@@ -138,7 +140,10 @@ class VentralTeacher(nn.Module):
                 weights[i, transient] = 0.3 + 0.7 * torch.rand(1, generator=g)
                 sustained = 2 * torch.randint(n_templates // 2, (1,), generator=g) + 1
                 weights[i, sustained] = 0.3 + 0.7 * torch.rand(1, generator=g)
-            self.register_buffer(f"readout_{region}", (weights @ templates).view(n, channels, size, size))
+            # Each row of ``weights`` has two non-zero entries: the sum of the two scaled templates is rounded the
+            # same on every CPU, where a matrix product's kernels (FMA or not, by instruction set) are not.
+            readout = (weights[:, :, None] * templates[None]).sum(1)
+            self.register_buffer(f"readout_{region}", readout.view(n, channels, size, size))
             self.register_buffer(f"baseline_{region}", 5.0 + 25.0 * torch.rand(n, generator=g))
             self.register_buffer(f"peak_{region}", 80.0 + 170.0 * torch.rand(n, generator=g))
             self.register_buffer(f"gain_{region}", torch.ones(n))

@@ -102,6 +102,9 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
 
     ``correlation``: Pearson r between reduced and full responses over the windows; ``variance_explained``:
     ``1 - var(full - reduced) / var(full)``; also the ranking, normalised importances and the completeness gap.
+    ``contribution_rates``: ``F(baseline) + sum of the kept units' attributions`` per window, the response as the
+    kept units' stimulus-dependent contributions alone (by completeness, all units give ``F(x)`` up to the gap), with
+    ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
     ``rule``, ``site`` (:func:`integrated_gradients`) and ``by`` (:func:`rank_units`) choose torch-deep-retina's
     variants. Runs in eval mode and restores the model's mode."""
     with eval_mode(model):
@@ -111,8 +114,8 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
         with torch.no_grad():
             full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
             reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
-        residual = full_rates - reduced_rates
-        variance = full_rates.var()
+        kept = torch.as_tensor(order[:k].copy())
+        contribution_rates = (attribution.baseline_output + attribution.per_unit()[:, kept].sum(1)).double().cpu().numpy()
         per_unit = attribution.per_unit().abs().mean(0).cpu().numpy()
         return {
             "cell": cell, "layer": layer, "k": k, "fill": fill, "rule": rule, "site": site, "by": by,
@@ -120,7 +123,15 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
             "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
             "kept_units": sorted(order[:k].tolist()),
             "correlation": float(correlation(full_rates, reduced_rates)),
-            "variance_explained": float(1 - residual.var() / variance) if variance > 0 else float("nan"),
+            "variance_explained": _variance_explained(full_rates, reduced_rates),
+            "contribution_correlation": float(correlation(full_rates, contribution_rates)),
+            "contribution_variance_explained": _variance_explained(full_rates, contribution_rates),
+            "contribution_rates": contribution_rates,
             "completeness_gap": float(attribution.completeness_gap().abs().max()),
             "reduced_rates": reduced_rates, "full_rates": full_rates,
         }
+
+
+def _variance_explained(full, approximation) -> float:
+    variance = full.var()
+    return float(1 - (full - approximation).var() / variance) if variance > 0 else float("nan")

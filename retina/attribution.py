@@ -9,8 +9,10 @@ activation) is credited with
 the chain-rule split of the stimulus-space integrated gradient over the hidden layer. By the
 fundamental theorem of calculus the attributions sum to ``F(x) - F(baseline)`` (completeness). The
 integral is a midpoint sum over ``steps`` segments with the exact activation differences
-``z(a_{k+1}) - z(a_k)`` (the quantity of baccuslab/torch-deep-retina's ``integrated_gradient`` and captum's
-``LayerConductance``, which take the gradient at one end of each segment instead). The error is O(1/steps^2)
+``z(a_{k+1}) - z(a_k)``: the quantity of baccuslab/torch-deep-retina's ``torchdeepretina/utils.py``
+``integrated_gradient``, which takes the gradient at the upper end of each segment (``rule="right"``) and
+attributes the BatchNorm output before the ReLU (``site="pre"``), and of captum's ``LayerConductance`` (lower end).
+Those choices change the discretisation, not the integral (tests/test_attribution_reference.py). The error is O(1/steps^2)
 only where the rest of the network is smooth along the path (layer 2 under the softplus readout: completeness
 gap 3.7e-3, 2.0e-4, 8.8e-6 of F(x) - F(baseline) at 4, 16, 64 steps). For layer 1 the layer-2 ReLUs switch
 inside segments, the gradient jumps there, and the error is first order and not monotone (12.6%, 4.4%, 0.16%,
@@ -82,32 +84,65 @@ class Attribution:
         return self.values.flatten(1).sum(1) - (self.output - self.baseline_output)
 
 
+RULES = ("midpoint", "right")
+SITES = ("post", "pre")
+
+
+def _site(model, layer: int, site: str):
+    """``(to_site, head)``: conv1 pre-activations -> the attributed tensor ``(B, C, H, W)``, and that tensor -> rates.
+
+    ``site="post"``: the layer's activations (after the ReLU). ``"pre"``: its BatchNorm output before the ReLU, the
+    tensor torch-deep-retina attributes (``integrated_gradient(layer='sequential.2')`` hooks ``BNCNN.sequential[2]``,
+    the first layer's ``BatchNorm1d``; ``'sequential.8'`` the second's). The noise layers are the identity in eval mode.
+    """
+    _check_layer(model, layer)
+    if site == "post":
+        return (lambda pre: _from_pre(model, pre, layer)), layer_head(model, layer)
+    if site != "pre":
+        raise ValueError(f"site must be one of {SITES}; got {site!r}")
+    for name in ("bn1", "conv2", "bn2"):
+        if not hasattr(model, name):
+            raise TypeError(f"{type(model).__name__} has no {name!r}; site='pre' needs a RetinaCNN (BatchNorm before the ReLU)")
+    if layer == 1:
+        return model.bn1, lambda u: model.readout(model.layer2(torch.relu(u)))
+    return (lambda pre: model.bn2(model.conv2(model.layer1(pre)))), lambda u: model.readout(torch.relu(u))
+
+
 def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, steps: int = 32,
-                         baseline: Optional[torch.Tensor] = None) -> Attribution:
+                         baseline: Optional[torch.Tensor] = None, rule: str = "midpoint",
+                         site: str = "post") -> Attribution:
     """Attribution of ``model``'s output ``cell`` to the units of ``layer`` for each window of ``x``
     (windows ``(B, 40, 50, 50)`` or a movie ``(T + 39, 50, 50)``, whose T windows are then attributed).
 
-    Runs the model in eval mode (BatchNorm running statistics, no noise) and restores its mode.
+    ``rule``: where each of the ``steps`` segments takes the gradient -- ``"midpoint"`` (ours, second order where the
+    head is smooth) or ``"right"`` (its upper end: torch-deep-retina ``utils.integrated_gradient``, whose
+    ``alpha_steps`` points ``linspace(0, 1, alpha_steps)`` are ``steps + 1`` here). ``site``: ``"post"`` (the ReLU
+    output, default) or ``"pre"`` (the BatchNorm output before it, torch-deep-retina's hooked layer). Both rules and
+    both sites converge to the same integral (the ReLU is elementwise, so ``dF/du du = dF/dz dz`` along the path);
+    they differ by discretisation only. Runs the model in eval mode (BatchNorm running statistics, no noise) and
+    restores its mode.
     """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
     with eval_mode(model):
         x = x.detach()
         baseline = torch.zeros_like(x) if baseline is None else baseline.detach().expand_as(x)
-        head = layer_head(model, layer)
-        _check_layer(model, layer)
+        to_site, head = _site(model, layer, site)
         with torch.no_grad():  # conv1 is affine: the path is a straight line in its pre-activations too
             pre0 = first_layer_input(model, baseline)
             delta = first_layer_input(model, x) - pre0
         alphas = torch.linspace(0.0, 1.0, steps + 1, dtype=pre0.dtype, device=pre0.device)
         total = None
         with torch.no_grad():
-            z_prev = _from_pre(model, pre0, layer)
+            z_prev = to_site(pre0)
             out0 = head(z_prev)[:, cell]
         for k in range(steps):
             with torch.no_grad():
-                z_next = _from_pre(model, pre0 + alphas[k + 1] * delta, layer)
-                mid = _from_pre(model, pre0 + 0.5 * (alphas[k] + alphas[k + 1]) * delta, layer)
-            mid.requires_grad_(True)
-            grad, = torch.autograd.grad(head(mid)[:, cell].sum(), mid)
+                z_next = to_site(pre0 + alphas[k + 1] * delta)
+                point = z_next.clone() if rule == "right" else \
+                    to_site(pre0 + 0.5 * (alphas[k] + alphas[k + 1]) * delta)
+            point.requires_grad_(True)
+            grad, = torch.autograd.grad(head(point)[:, cell].sum(), point)
             step = grad * (z_next - z_prev)
             total = step if total is None else total + step
             z_prev = z_next
@@ -116,13 +151,24 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
         return Attribution(total.detach(), out1, out0, cell, layer)
 
 
+RANKINGS = ("abs", "abs_positions", "signed")
+
+
 def rank_units(attribution: Attribution, by: str = "abs") -> np.ndarray:
     """Channels ordered from most to least important over all windows.
 
-    ``by="abs"``: mean |channel attribution| (a unit that both excites and inhibits counts); ``"signed"``:
-    mean attribution (most excitatory first)."""
-    per_unit = attribution.per_unit()
-    score = per_unit.abs().mean(0) if by == "abs" else per_unit.mean(0)
+    ``by="abs"``: mean over windows of |channel attribution summed over space| (a unit that both excites and inhibits
+    counts); torch-deep-retina ``pruning.prune_channels`` with ``abssum=False``. ``"abs_positions"``: mean over windows
+    of the sum over positions of |attribution| (``abssum=True``: positions that cancel each other still count).
+    ``"signed"``: mean attribution (most excitatory first)."""
+    if by == "abs":
+        score = attribution.per_unit().abs().mean(0)
+    elif by == "abs_positions":
+        score = attribution.values.abs().sum((2, 3)).mean(0)
+    elif by == "signed":
+        score = attribution.per_unit().mean(0)
+    else:
+        raise ValueError(f"by must be one of {RANKINGS}; got {by!r}")
     return torch.argsort(score, descending=True).cpu().numpy()
 
 

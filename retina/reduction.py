@@ -3,10 +3,14 @@
 The reduced model is the full model with a channel mask after ``layer`` (1 or 2): kept units pass
 their stimulus-dependent activations unchanged; the others are held at their baseline activity
 (``fill="baseline"``, the default: each unit's activation on the grey, zero-contrast stimulus -- the
-integrated-gradients baseline, so a dropped unit contributes what it does at rest, as in Tanaka et al. 2019),
-replaced by zero (``fill="zero"``, silenced) or by their mean activation over the analysed stimulus
-(``fill="mean"``). :func:`reduction_report` compares the reduced responses with the
-full model's on a stimulus.
+integrated-gradients baseline, so a dropped unit contributes what it does at rest; our choice: Tanaka et al.'s
+reduction code was not found, docs/retina.md),
+replaced by zero (``fill="zero"``, silenced), by their mean activation over the analysed stimulus
+(``fill="mean"``), or by their activation when their convolution is zeroed, weights and bias (``fill="pruned"``:
+``ReLU(BatchNorm(0))``, baccuslab/torch-deep-retina's ``pruning.zero_chans`` default). torch-deep-retina's
+``zero_chans(zero_bias=False)`` (weights zeroed, bias kept) is ``fill="baseline"`` for layer 1 (the bias is the
+unit's input on the grey stimulus); for layer 2 it is neither (the bias stands in for the whole layer-1 input).
+:func:`reduction_report` compares the reduced responses with the full model's on a stimulus.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from torch import nn
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
 from neurozoo.retina.metrics import correlation
+
+FILLS = ("baseline", "zero", "mean", "pruned")
 
 
 class ReducedModel(nn.Module):
@@ -58,6 +64,17 @@ def baseline_activity(model: nn.Module, layer: int) -> torch.Tensor:
         return layer_activation(model, grey, layer)[0]
 
 
+def pruned_activity(model: nn.Module, layer: int) -> torch.Tensor:
+    """``(C, H, W)``: each unit's activation when its convolution's output is zero (weights and bias zeroed),
+    ``ReLU(BatchNorm(0))`` in eval mode -- torch-deep-retina ``pruning.zero_chans(zero_bias=True)``, its default."""
+    if not hasattr(model, f"bn{layer}"):
+        raise TypeError(f"{type(model).__name__} has no 'bn{layer}'; fill='pruned' needs a RetinaCNN")
+    zeros = torch.zeros(1, *model.hidden_shapes[layer - 1], dtype=model.conv1.weight.dtype,
+                        device=model.conv1.weight.device)
+    with eval_mode(model), torch.no_grad():
+        return torch.relu(getattr(model, f"bn{layer}")(zeros))[0]
+
+
 def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = "baseline",
                  x: Optional[torch.Tensor] = None) -> ReducedModel:
     """A :class:`ReducedModel`; ``fill="mean"`` needs stimulus windows ``x`` to average the dropped units over.
@@ -70,36 +87,51 @@ def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = 
             raise ValueError("fill='mean' needs stimulus windows x")
         with torch.no_grad():
             fill_values = layer_activation(model.eval(), x, layer).mean((0, 2, 3))
+    elif fill == "pruned":
+        fill_values = pruned_activity(model, layer)
     elif fill != "zero":
-        raise ValueError(f"fill must be 'baseline', 'zero' or 'mean'; got {fill!r}")
+        raise ValueError(f"fill must be one of {FILLS}; got {fill!r}")
     return ReducedModel(model, layer, keep, fill_values).eval()
 
 
 def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 1, k: int = 2, steps: int = 32,
-                     fill: str = "baseline") -> Dict[str, object]:
+                     fill: str = "baseline", rule: str = "midpoint", site: str = "post",
+                     by: str = "abs") -> Dict[str, object]:
     """Rank ``layer``'s units for ``cell`` by integrated gradients on windows ``x``, keep the top ``k``, and report
     how much of the full model's response to ``x`` the reduced model keeps.
 
     ``correlation``: Pearson r between reduced and full responses over the windows; ``variance_explained``:
     ``1 - var(full - reduced) / var(full)``; also the ranking, normalised importances and the completeness gap.
-    Runs in eval mode and restores the model's mode."""
+    ``contribution_rates``: ``F(baseline) + sum of the kept units' attributions`` per window, the response as the
+    kept units' stimulus-dependent contributions alone (by completeness, all units give ``F(x)`` up to the gap), with
+    ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
+    ``rule``, ``site`` (:func:`integrated_gradients`) and ``by`` (:func:`rank_units`) choose torch-deep-retina's
+    variants. Runs in eval mode and restores the model's mode."""
     with eval_mode(model):
-        attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps)
-        order = rank_units(attribution)
+        attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps, rule=rule, site=site)
+        order = rank_units(attribution, by=by)
         reduced = reduce_model(model, layer, order[:k], fill=fill, x=x)
         with torch.no_grad():
             full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
             reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
-        residual = full_rates - reduced_rates
-        variance = full_rates.var()
+        kept = torch.as_tensor(order[:k].copy())
+        contribution_rates = (attribution.baseline_output + attribution.per_unit()[:, kept].sum(1)).double().cpu().numpy()
         per_unit = attribution.per_unit().abs().mean(0).cpu().numpy()
         return {
-            "cell": cell, "layer": layer, "k": k, "fill": fill,
+            "cell": cell, "layer": layer, "k": k, "fill": fill, "rule": rule, "site": site, "by": by,
             "ranking": order.tolist(),
             "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
             "kept_units": sorted(order[:k].tolist()),
             "correlation": float(correlation(full_rates, reduced_rates)),
-            "variance_explained": float(1 - residual.var() / variance) if variance > 0 else float("nan"),
+            "variance_explained": _variance_explained(full_rates, reduced_rates),
+            "contribution_correlation": float(correlation(full_rates, contribution_rates)),
+            "contribution_variance_explained": _variance_explained(full_rates, contribution_rates),
+            "contribution_rates": contribution_rates,
             "completeness_gap": float(attribution.completeness_gap().abs().max()),
             "reduced_rates": reduced_rates, "full_rates": full_rates,
         }
+
+
+def _variance_explained(full, approximation) -> float:
+    variance = full.var()
+    return float(1 - (full - approximation).var() / variance) if variance > 0 else float("nan")

@@ -78,13 +78,19 @@ class SubmissionRow(Base):
 
 
 class ModelNameRow(Base):
-    """Who owns a submitted model's name: the first user to submit it (``user_id`` None: the operator's CLI)."""
+    """Who owns a submitted model's name: the first user to submit it (``user_id`` None: the operator's CLI).
+    One row per name in any spelling (``uq_model_names_lower``)."""
     __tablename__ = "lb_model_names"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# names compare case-insensitively ('Foo' is 'foo'): enforced by the database too, so two submissions of 'Foo' and
+# 'foo' at the same instant, each checked before the other inserted, cannot both claim the name
+Index("uq_model_names_lower", func.lower(ModelNameRow.name), unique=True)
 
 
 class JobRow(Base):
@@ -150,23 +156,44 @@ class LeaderboardDB(ResultsStore):
                 cursor.close()
 
             self.engine.dispose()
-        self._add_unique_submission_index()
+        self._add_unique_index(SubmissionRow, "uq_submission_files", lambda: (
+            "identical submissions (same name and files) are stored twice, so the unique index uq_submission_files "
+            "cannot be added; new duplicates are refused by a check only"))
+        self._add_unique_index(ModelNameRow, "uq_model_names_lower", self._colliding_names)
 
-    def _add_unique_submission_index(self) -> None:
-        """``create_all`` makes the index with a new table, not on an older database's existing one."""
+    def _add_unique_index(self, table, name: str, why_not) -> None:
+        """``create_all`` makes the index with a new table, not on an older database's existing one. Rows that
+        already break it leave it out, with a warning (``why_not()``: which rows) rather than a refusal to open the
+        database: the check before each insert still refuses new ones."""
         import warnings
 
         from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+        from sqlalchemy.schema import CreateIndex
 
-        [index] = [i for i in SubmissionRow.__table__.indexes if i.name == "uq_submission_files"]
-        try:
-            index.create(self.engine, checkfirst=True)
+        [index] = [i for i in table.__table__.indexes if i.name == name]
+        try:  # IF NOT EXISTS, not checkfirst: SQLAlchemy does not reflect SQLite's expression indexes (and warns)
+            with self.engine.begin() as connection:
+                connection.execute(CreateIndex(index, if_not_exists=True))
         except IntegrityError:
-            warnings.warn(f"{self.url}: identical submissions (same name and files) are stored twice, so the unique "
-                          "index uq_submission_files cannot be added; new duplicates are refused by a check only")
+            warnings.warn(f"{self.url}: {why_not()}", stacklevel=3)
         except (OperationalError, ProgrammingError) as error:
             if "already exists" not in str(error):  # another process added it at the same time
                 raise
+
+    def _colliding_names(self) -> str:
+        """What keeps ``uq_model_names_lower`` out: the model names stored in several spellings, with their owners."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(ModelNameRow.name, UserRow.name)
+                                   .join(UserRow, ModelNameRow.user_id == UserRow.id, isouter=True)
+                                   .order_by(ModelNameRow.id)).all()
+        spellings: Dict[str, List[str]] = {}
+        for name, user in rows:
+            spellings.setdefault(name.lower(), []).append(f"{name!r} ({'user ' + repr(user) if user else 'the operator'})")
+        clashes = "; ".join(" and ".join(group) for group in spellings.values() if len(group) > 1)
+        return (f"lb_model_names holds model names that differ only in case: {clashes}; the unique index "
+                "uq_model_names_lower cannot be added, so a name is refused in another spelling by a check only (two "
+                "simultaneous submissions could still claim it twice); rename or delete all but one spelling of each "
+                "in lb_model_names and open the database again")
 
     def _begin_writing(self, session: Session) -> None:
         """SQLite: take the write lock at once (BEGIN IMMEDIATE). A concurrent writer then waits (busy_timeout)
@@ -240,41 +267,40 @@ class LeaderboardDB(ResultsStore):
 
         try:
             return self._add_submission(name, folder, sha256, meta, user, jobs)
-        except IntegrityError:  # a concurrent submission of the name, or of the same files, committed first
-            self._claim_name(None, name, user, check_only=True)
-            with Session(self.engine) as session:
-                self._refuse_identical(session, name, sha256)
-            raise
+        except IntegrityError:
+            # a concurrent submission of the name (in any spelling) or of the same files committed first, after
+            # this one's checks: run again, the checks see it now and refuse as they would have (NameTaken,
+            # AlreadySubmitted), or pass (the same user's name) and the submission is stored
+            return self._add_submission(name, folder, sha256, meta, user, jobs)
 
-    def _claim_name(self, session: Optional[Session], name: str, user: Optional[str], check_only: bool = False):
+    def _claim_name(self, session: Session, name: str, user: Optional[str]) -> None:
+        """Refuse a name that is not ``user``'s (:meth:`_check_name`); record ``user`` as its owner when it is new."""
+        if not self._check_name(session, name, user):
+            session.add(ModelNameRow(name=name, user_id=self._user_id(session, user), created_at=now()))
+            session.flush()
+
+    def _check_name(self, session: Session, name: str, user: Optional[str]) -> List[ModelNameRow]:
+        """The rows of ``name`` in any spelling (empty: a new name); NameTaken when the name is not ``user``'s."""
         from neurozoo.leaderboard.submission import NameTaken
 
-        own = session or Session(self.engine)
-        try:
-            user_id = self._user_id(own, user)
-            # names compare case-insensitively: 'RGC_Intermediate' beside rgc_intermediate impersonated it
-            key = name.lower()
-            owned = list(own.scalars(select(ModelNameRow).where(func.lower(ModelNameRow.name) == key)))
-            owner = next((row for row in owned if row.name == name), owned[0] if owned else None)
-            owners = {row.user_id for row in owned} if owned else \
-                set(own.scalars(select(SubmissionRow.user_id).where(func.lower(SubmissionRow.name) == key)))
-            builtin = own.scalars(select(JobRow.model).where(func.lower(JobRow.model) == key,
+        user_id = self._user_id(session, user)
+        # names compare case-insensitively: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+        key = name.lower()
+        owned = list(session.scalars(select(ModelNameRow).where(func.lower(ModelNameRow.name) == key)))
+        owner = next((row for row in owned if row.name == name), owned[0] if owned else None)
+        owners = {row.user_id for row in owned} if owned else \
+            set(session.scalars(select(SubmissionRow.user_id).where(func.lower(SubmissionRow.name) == key)))
+        builtin = session.scalars(select(JobRow.model).where(func.lower(JobRow.model) == key,
                                                              JobRow.submission_id.is_(None))).first()
-            if builtin is not None:
-                raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo ({builtin}); "
-                                "choose another name")
-            if owners and owners != {user_id}:
-                holder = own.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
-                spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
-                raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
-                                f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
-            owner = next((row for row in owned if row.name == name), None)
-            if owner is None and not check_only:
-                own.add(ModelNameRow(name=name, user_id=user_id, created_at=now()))
-                own.flush()
-        finally:
-            if session is None:
-                own.close()
+        if builtin is not None:
+            raise NameTaken(f"metadata.yaml: name {name!r} is taken by a model of the built-in zoo ({builtin}); "
+                            "choose another name")
+        if owners and owners != {user_id}:
+            holder = session.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
+            spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
+            raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
+                            f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
+        return owned
 
     @staticmethod
     def _refuse_identical(session: Session, name: str, sha256: str) -> None:

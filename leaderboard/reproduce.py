@@ -122,26 +122,9 @@ def analysis_command(record: ScoreRecord) -> Optional[str]:
     arguments = (record.settings or {}).get("arguments")
     if command not in ANALYSES or not isinstance(arguments, dict):
         return None
-    import shlex
+    from neurozoo.benchmarks.dynamics.cli import command_line
 
-    from neurozoo.leaderboard.cli import build_parser
-
-    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    words = ["zoo", command]
-    for action in commands.choices[command]._actions:
-        value = arguments.get(action.dest)
-        if value is None or value is False or value == [] or value == action.default:
-            continue
-        option = max(action.option_strings, key=len) if action.option_strings else None
-        if option is None:
-            words += value if isinstance(value, list) else [value]
-        elif action.nargs == 0:
-            words.append(option)
-        else:
-            for v in (value if isinstance(action, argparse._AppendAction) else [value]):
-                # argparse reads a value that starts with '-' (--position=-1,0) only when joined to its option
-                words += [f"{option}={v}"] if str(v).startswith("-") else [option, v]
-    return " ".join(shlex.quote(str(word)) for word in words)
+    return command_line(command, arguments)
 
 
 def job_rerun(db, record_id: int) -> Optional[Dict[str, Any]]:

@@ -22,7 +22,7 @@ def board(db, records=None) -> Dict[str, Any]:
     info: Dict[str, Dict[str, Any]] = {}
     for record in records:
         table[record.model][record.benchmark] = record.value
-        info.setdefault(record.model, {"weights": (record.settings or {}).get("weights"),
+        info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
     scored = sorted({r.benchmark for r in records})
     tree = registry_tree()
@@ -290,15 +290,39 @@ ERROR_LINES = 8  # the last lines of a failed job's error a page shows (the trac
 HOST_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/\"'<>():,;]+/)+[^\s/\"'<>():,;]*")
 
 
+def _shortened(path: str) -> str:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return f".../{name}" if "." in name.strip(".") else "<host path>"
+
+
 def without_host_paths(text: str) -> str:
     """``text`` for the public pages: each absolute host path (a traceback's ``/home/...``, a submission's folder)
-    shortened to its file name (``.../model.py``), or to ``<host path>`` when it names a folder; the public
-    provenance leaves the rerun spec out for the same reason (host paths)."""
-    def shorten(match):
-        name = match.group(0).rstrip("/").rsplit("/", 1)[-1]
-        return f".../{name}" if "." in name.strip(".") else "<host path>"
+    shortened to its file name (``.../model.py``), or to ``<host path>`` when it names a folder (the settings of a
+    score too: :func:`public_settings`)."""
+    return HOST_PATH.sub(lambda match: _shortened(match.group(0)), text)
 
-    return HOST_PATH.sub(shorten, text)
+
+def public_value(value):
+    """A setting as the public pages and API show it: every string in it (keys too, at any depth) without host
+    paths (:func:`without_host_paths`); a string that is one absolute path is shortened whole, so that a path with
+    a space in it (``/home/a/my runs/c.pt``) does not leave its end behind."""
+    if isinstance(value, str):
+        whole = value.startswith("/") and "\n" not in value and value.rstrip("/").count("/") >= 2
+        return _shortened(value) if whole else without_host_paths(value)
+    if isinstance(value, dict):
+        return {public_value(key): public_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public_value(item) for item in value]
+    return value
+
+
+def public_settings(settings: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """A record's settings as the public pages and API show them. Settings name files and folders of the host that
+    scored: ``weights`` ("checkpoint /home/..."), ``checkpoint``, a zoo dynamics / zoo compare record's
+    ``arguments``, and any benchmark's own (a data or cache folder); each is shortened as a failed job's error is.
+    The ``rerun`` spec (a job's whole spec: a submission's folder, a checkpoint's path) is left out: zoo reproduce
+    reads it from the database, by record id."""
+    return {key: public_value(value) for key, value in (settings or {}).items() if key != "rerun"}
 
 
 def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -332,10 +356,8 @@ def model_page(db, model: str, records=None, failures=None) -> Optional[Dict[str
                        "provenance": {"record": record.id, "code_version": record.code_version,
                                       "git_commit": record.git_commit, "data_sha256": record.data_sha256,
                                       "seed": record.seed, "device": record.device, "duration_s": record.duration_s,
-                                      "created_at": str(record.created_at),
-                                      # the rerun spec is for zoo reproduce (by record id); it holds host paths
-                                      **{k: v for k, v in settings.items() if k != "rerun"}}})
-    weights = (records[0].settings or {}).get("weights") if records else None
+                                      "created_at": str(record.created_at), **public_settings(settings)}})
+    weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
@@ -367,7 +389,7 @@ def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
                                                   else i)
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
                      "ceiling": record.ceiling, "raw": record.raw,
-                     "weights": (record.settings or {}).get("weights"),
+                     "weights": public_value((record.settings or {}).get("weights")),
                      "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "

@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from neurozoo.benchmarks.records import Base, ScoreRecord
+from neurozoo.benchmarks.records import ScoreRecord
 from neurozoo.leaderboard.aggregate import OVERALL, aggregate, build_tree, ranking
 from neurozoo.leaderboard.db import DONE, FAILED, QUEUED, RUNNING, LeaderboardDB, settings_sha256
 
@@ -17,14 +17,24 @@ POSTGRES_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
 def db(request, tmp_path):
     if request.param == "sqlite":
         store = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
-    else:
-        if not POSTGRES_URL:
-            pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
-        store = LeaderboardDB(POSTGRES_URL)
-        Base.metadata.drop_all(store.engine)
-        Base.metadata.create_all(store.engine)
+        yield store
+        store.dispose()
+        return
+    if not POSTGRES_URL:
+        pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    from sqlalchemy import create_engine
+
+    # a schema of this process's own: the PostgreSQL database may be shared with other test runs
+    schema, admin = f"lb_db_test_{os.getpid()}", create_engine(POSTGRES_URL)
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    store = LeaderboardDB(POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}")
     yield store
     store.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
 
 
 def record(model="m", benchmark="b", value=0.5):
@@ -215,3 +225,103 @@ def test_a_submission_handed_back_or_requeued_says_queued(db):
     db.fail(db.claim("w")["id"], "w", "crashed")
     assert db.submission(sid)["status"] == FAILED
     assert db.requeue_failed() == 1 and db.submission(sid)["status"] == QUEUED
+
+
+def name_rows(db):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import ModelNameRow
+
+    with Session(db.engine) as session:
+        return sorted(session.scalars(select(ModelNameRow.name)))
+
+
+def test_two_spellings_of_a_name_submitted_at_the_same_instant_give_one_owner(db, monkeypatch):
+    """'Foo' and 'foo' compared equal in Python only: on PostgreSQL two submissions at the same instant each checked
+    before the other inserted, and both claimed the name. A unique index on lower(name) refuses the second insert,
+    which is then refused as the check refuses it."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    claim = LeaderboardDB._claim_name
+    monkeypatch.setattr(LeaderboardDB, "_claim_name", lambda *a, **k: (claim(*a, **k), time.sleep(0.3))[0])
+    start, outcomes = threading.Barrier(2), {}
+
+    def submit(user, name):
+        start.wait()
+        try:
+            outcomes[user] = db.add_submission(name, f"/store/{user}", user[0] * 64, {}, user, [])
+        except Exception as error:
+            outcomes[user] = error
+
+    threads = [threading.Thread(target=submit, args=pair) for pair in (("alice", "Foo"), ("bob", "foo"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    [winner] = [user for user, outcome in outcomes.items() if isinstance(outcome, int)]
+    [refused] = [outcome for outcome in outcomes.values() if not isinstance(outcome, int)]
+    spelled = {"alice": "Foo", "bob": "foo"}[winner]
+    assert isinstance(refused, NameTaken), outcomes
+    assert f"belongs to user {winner!r} (as {spelled!r}); choose another name" in str(refused)
+    assert name_rows(db) == [spelled] and [s["user"] for s in db.submissions()] == [winner]
+
+
+def test_the_lower_name_index_refuses_a_spelling_the_check_missed(db, monkeypatch):
+    """What the race looks like on any database: the check saw no owner. The insert's IntegrityError becomes the
+    check's NameTaken; the owner's own new spelling is stored (no second name row)."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    first = db.add_submission("Foo", "/store/a", "a" * 64, {}, "alice", [])
+    check, missed = LeaderboardDB._check_name, []
+
+    def misses_once(self, *args):
+        if not missed:
+            missed.append(1)
+            return []
+        return check(self, *args)
+
+    monkeypatch.setattr(LeaderboardDB, "_check_name", misses_once)
+    with pytest.raises(NameTaken, match=r"name 'foo' belongs to user 'alice' \(as 'Foo'\); choose another name"):
+        db.add_submission("foo", "/store/b", "b" * 64, {}, "bob", [])
+    missed.clear()
+    again = db.add_submission("FOO", "/store/a2", "c" * 64, {}, "alice", [])  # the owner, the check missed too
+    assert [(s["id"], s["user"]) for s in db.submissions()] == [(first, "alice"), (again, "alice")]
+    assert name_rows(db) == ["Foo"]
+
+
+def test_an_older_database_gets_the_name_index_or_a_warning_naming_the_clashing_names(db):
+    """A database made before the index gets it when opened; one whose names already clash in case (stored before
+    names compared case-insensitively) cannot: a warning names them, and the check still refuses a new spelling."""
+    from sqlalchemy import inspect
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import ModelNameRow, now
+    from neurozoo.leaderboard.submission import NameTaken
+
+    def indexes(store):  # SQLAlchemy does not reflect SQLite's expression indexes
+        if store.engine.dialect.name != "sqlite":
+            return [i["name"] for i in inspect(store.engine).get_indexes("lb_model_names")]
+        with store.engine.connect() as connection:
+            return list(connection.scalars(text("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                                "AND tbl_name = 'lb_model_names'")))
+
+    db.add_submission("Foo", "/store/a", "a" * 64, {}, "alice", [])
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP INDEX uq_model_names_lower"))
+    assert "uq_model_names_lower" not in indexes(db)
+    reopened = LeaderboardDB(db.url)
+    assert "uq_model_names_lower" in indexes(reopened)
+    reopened.dispose()
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP INDEX uq_model_names_lower"))
+    db.create_token("bob")
+    with Session(db.engine) as session, session.begin():
+        session.add(ModelNameRow(name="FOO", user_id=db._user_id(session, "bob"), created_at=now()))
+    with pytest.warns(UserWarning, match=r"model names that differ only in case: 'Foo' \(user 'alice'\) and 'FOO' "
+                                         r"\(user 'bob'\); the unique index uq_model_names_lower cannot be added"):
+        reopened = LeaderboardDB(db.url)
+    assert "uq_model_names_lower" not in indexes(reopened)
+    with pytest.raises(NameTaken, match="name 'foo' belongs to user"):
+        reopened.add_submission("foo", "/store/c", "c" * 64, {}, "carol", [])
+    reopened.dispose()

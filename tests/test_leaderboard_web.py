@@ -560,3 +560,37 @@ def test_a_model_page_names_each_scores_record_id_and_no_host_path(db, client):
     html = client.get("/models/webnet").text
     assert f"provenance: record {shown}, code " in html and "zoo reproduce" in html
     assert "/srv/secret-home" not in html and "conv2" in html
+
+
+def test_no_setting_of_a_score_shows_a_host_path_on_the_pages_the_api_or_the_report(db, client, tmp_path):
+    """Only the rerun spec was left out of the public provenance: a zoo run with --checkpoint published
+    'weights: checkpoint /home/.../ckpt.pt' in the ranking (page and API), the model and benchmark pages and the
+    static report, and every other setting (a checkpoint, an analysis's arguments, a data or cache folder) was shown
+    whole. Each is shortened as a failed job's error is: to the file name, or <host path> for a folder."""
+    import json
+
+    from neurozoo.leaderboard.render import write_report
+
+    secret = ("/home/alice", "/srv/lab-data", "/var/cache/neurozoo", "my runs")
+    settings = {"weights": "checkpoint /home/alice/runs/ckpt-7.pt", "checkpoint": "/home/alice/runs/ckpt-7.pt",
+                "layer": "conv6", "data_path": "/srv/lab-data/retina/whitenoise.h5",
+                "arguments": {"checkpoint": "/home/alice/my runs/best.pt", "out": "/home/alice/results/",
+                              "systems": ["rgc_shallow", "/srv/lab-data/extra/it.nc"]},
+                "cache": {"/var/cache/neurozoo/activations": "activations of /var/cache/neurozoo/x/a.npz, reused"},
+                "rerun": {"command": "zoo run", "spec": {"checkpoint": {"path": "/home/alice/runs/ckpt-7.pt"}}}}
+    job = db.enqueue("epsilon@ckpt-7", V4, {"m": "epsilon"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("epsilon@ckpt-7", V4, 0.4, per_bin=per_bin(0.4), settings=settings),
+              hidden=ScoreRecord("epsilon@ckpt-7", V4, 0.35, per_bin=per_bin(0.35), settings=settings))
+    report = write_report(db, tmp_path / "report").parent
+    shown = {"index": client.get("/").text, "api": json.dumps(client.get("/api/ranking").json()),
+             "model": client.get("/models/epsilon@ckpt-7").text, "benchmark": client.get(f"/benchmarks/{V4}").text,
+             "report": "".join(page.read_text() for page in report.rglob("*.html"))}
+    for where, text in shown.items():
+        assert [s for s in secret if s in text] == [], where
+        assert "checkpoint .../ckpt-7.pt" in text, where
+    model = shown["model"]
+    for kept in (".../whitenoise.h5", ".../best.pt", ".../it.nc", "activations of .../a.npz, reused", "conv6"):
+        assert kept in model
+    assert '"out": "\\u003chost path\\u003e"' in model and '"\\u003chost path\\u003e": "activations' in model
+    assert db.get(db.jobs(ids=[job])[0]["hidden_score_id"]).settings["checkpoint"] == "/home/alice/runs/ckpt-7.pt"

@@ -336,3 +336,39 @@ def test_the_command_line_of_a_dynamics_record_at_negative_positions_parses_agai
     assert command == "zoo dynamics rgc_shallow --position=-1,0 --position 2,-3 --points 4"
     args = build_parser().parse_args(shlex.split(command)[1:])
     assert (args.position, args.points) == (["-1,0", "2,-3"], 4)
+
+
+@pytest.mark.parametrize("line", [
+    "dynamics rgc_shallow --layer conv5 --position=-1,0 --position 2,3 --trajectory-layers conv4,conv5 --image 2 "
+    "--n-images 4 --checkpoint /w/c.pt --width 0.5 --set n_steps=4 --image-size 32 --points 8 --steps 5 "
+    "--slow-tol 1e-05 --unique-tol 0.01 --seed 3 --float32",
+    "compare flipflop-rnn rgc_shallow:conv5 --metrics cka --checkpoint c.pt --set a=1 --set b=2 --n-steps 4 "
+    "--train-steps 3 --max-stimuli 5 --seed 2"])
+def test_every_option_of_an_analysis_record_is_written_back_and_reads_the_same(line):
+    """zoo reproduce rebuilds the command line of a zoo dynamics / zoo compare record from the arguments it keeps,
+    through the options the commands record as they add them (it walked argparse's private _actions and
+    _SubParsersAction/_AppendAction, which any Python release may change): every kind of option (a positional list,
+    a repeated option, a flag, a path) reads back as the same arguments."""
+    import shlex
+
+    from neurozoo.benchmarks.dynamics.cli import run_tag
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.cli import build_parser
+    from neurozoo.leaderboard.reproduce import analysis_command
+
+    _, kept = run_tag(build_parser().parse_args(shlex.split(line)))
+    command = analysis_command(ScoreRecord("m", f"{line.split()[0]}.m", 0.0, settings={"arguments": kept}))
+    assert command.startswith(f"zoo {line.split()[0]} ") and run_tag(build_parser().parse_args(shlex.split(command)[1:]))[1] == kept
+
+
+def test_reproduce_reads_no_private_argparse_names():
+    """argparse's _actions, _SubParsersAction and _AppendAction are private: a Python release may rename them."""
+    import re
+    from pathlib import Path
+
+    import neurozoo.benchmarks.dynamics.cli as dynamics_cli
+    import neurozoo.leaderboard.reproduce as reproduce
+
+    for module in (reproduce, dynamics_cli):
+        source = Path(module.__file__).read_text()
+        assert re.findall(r"argparse\._\w+|\._actions\b|\._option_string_actions\b", source) == [], module.__file__

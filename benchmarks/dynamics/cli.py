@@ -9,12 +9,30 @@ from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.json_files import write_json
 
 
-def add_commands(sub) -> None:
-    dynamics = sub.add_parser("dynamics", help="fixed points, linearised dynamics and trajectories of a recurrent model",
-                              description="Fixed and slow points (Sussillo & Barak 2013) of MODEL under a constant "
-                                          "input, their Jacobian spectra, and PCA trajectories. MODEL: an example "
-                                          "(linear, bistable, flipflop-rnn|gru|lstm, integration-rnn|gru|lstm; "
-                                          "trained on the CPU first) or a ConvRNN name with --layer.")
+class Recorded:
+    """A subcommand's parser that keeps each argument added to it, as ``(action, kind)`` (``kind``: add_argument's
+    ``action=``, None for a plain value): argparse keeps them in private attributes only, and :func:`command_line`
+    writes a record's arguments back into a command line from them."""
+
+    def __init__(self, parser):
+        self.parser, self.arguments = parser, []
+
+    def add_argument(self, *flags, **options):
+        action = self.parser.add_argument(*flags, **options)
+        self.arguments.append((action, options.get("action")))
+        return action
+
+    def set_defaults(self, **defaults) -> None:
+        self.parser.set_defaults(**defaults)
+
+
+def add_commands(sub) -> dict:
+    """Adds ``zoo dynamics`` and ``zoo compare`` to ``sub``; returns their arguments (:class:`Recorded`) by command."""
+    dynamics = Recorded(sub.add_parser(
+        "dynamics", help="fixed points, linearised dynamics and trajectories of a recurrent model",
+        description="Fixed and slow points (Sussillo & Barak 2013) of MODEL under a constant input, their Jacobian "
+                    "spectra, and PCA trajectories. MODEL: an example (linear, bistable, flipflop-rnn|gru|lstm, "
+                    "integration-rnn|gru|lstm; trained on the CPU first) or a ConvRNN name with --layer."))
     dynamics.add_argument("model")
     dynamics.add_argument("--layer", help="ConvRNN layer whose cell is analysed (default: the last recurrent one)")
     dynamics.add_argument("--position", action="append", default=None, metavar="ROW,COL",
@@ -40,11 +58,11 @@ def add_commands(sub) -> None:
     _store_arguments(dynamics)
     dynamics.set_defaults(handler=run_dynamics)
 
-    compare = sub.add_parser("compare", help="similarity of models and neural data over time (RSA, CKA, Procrustes)",
-                             description="Per time bin RSA, linear and debiased CKA between every pair of SYSTEMs, "
-                                         "and the Procrustes similarity of whole trajectories when two systems share "
-                                         "a time grid. SYSTEM: ConvRNN name[:layer], neural:V4|IT|"
-                                         "zhang_desimone2011.it[/even|/odd], or an example (flipflop-gru...).")
+    compare = Recorded(sub.add_parser(
+        "compare", help="similarity of models and neural data over time (RSA, CKA, Procrustes)",
+        description="Per time bin RSA, linear and debiased CKA between every pair of SYSTEMs, and the Procrustes "
+                    "similarity of whole trajectories when two systems share a time grid. SYSTEM: ConvRNN "
+                    "name[:layer], neural:V4|IT|zhang_desimone2011.it[/even|/odd], or an example (flipflop-gru...)."))
     compare.add_argument("systems", nargs="+")
     compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
@@ -56,6 +74,30 @@ def add_commands(sub) -> None:
     compare.add_argument("--seed", type=at_least(0), default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
+    return {"dynamics": dynamics.arguments, "compare": compare.arguments}
+
+
+def command_line(command: str, arguments: dict) -> str:
+    """The ``zoo dynamics ...`` / ``zoo compare ...`` command line of a record's ``arguments`` (:func:`run_tag`):
+    each argument that differs from its default, as this version's parser reads it back."""
+    import argparse
+    import shlex
+
+    words = ["zoo", command]
+    for action, kind in add_commands(argparse.ArgumentParser(prog="zoo").add_subparsers())[command]:
+        value = arguments.get(action.dest)
+        if value is None or value is False or value == [] or value == action.default:
+            continue
+        option = max(action.option_strings, key=len) if action.option_strings else None
+        if option is None:
+            words += value if isinstance(value, list) else [value]
+        elif kind == "store_true":
+            words.append(option)
+        else:
+            for v in (value if kind == "append" else [value]):
+                # argparse reads a value that starts with '-' (--position=-1,0) only when joined to its option
+                words += [f"{option}={v}"] if str(v).startswith("-") else [option, v]
+    return " ".join(shlex.quote(str(word)) for word in words)
 
 
 def _convrnn_arguments(parser) -> None:

@@ -60,25 +60,30 @@ def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> s
     return f".tmp-{host or host_name()}-{os.getpid() if pid is None else pid}"
 
 
-def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S) -> None:
+def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S,
+                            folders: bool = False) -> None:
     """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`) in ``folder`` of
     processes killed while writing (a live process's are its own business): nothing reads them, so they would
     otherwise stay for good. A pid names a process of its own host only, and a cache may be shared by several
     machines (an NFS home): a temporary of this host goes when its process is gone; one of another host, or one
     named without host and pid (``.tmp<pid>`` and the checkpoints' ``.tmp`` of before), only once untouched for
-    ``max_age_s`` (24 h)."""
+    ``max_age_s`` (24 h). Folders matching ``pattern`` are left alone unless ``folders`` (:func:`building`'s
+    temporary folders): a caller's pattern must not reach a user's own folder."""
     host, now = host_name(), time.time()
     for temporary in Path(folder).glob(pattern):
         writer = temporary.name.rpartition(".tmp")[2]
         owner, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else ("", "", "")
         try:
-            if temporary.is_dir() and not temporary.is_symlink():
+            is_folder = temporary.is_dir() and not temporary.is_symlink()
+            if is_folder and not folders:
                 continue
             if owner == host and pid.isdigit():
                 abandoned = not process_alive(int(pid))
             else:
                 abandoned = now - temporary.lstat().st_mtime > max_age_s
-            if abandoned:
+            if abandoned and is_folder:
+                shutil.rmtree(temporary, ignore_errors=True)
+            elif abandoned:
                 temporary.unlink(missing_ok=True)
         except FileNotFoundError:  # its writer renamed it into place meanwhile
             continue
@@ -151,10 +156,13 @@ def verify_pinned(folder: Path, pins: Dict[str, Union[str, Tuple[str, ...]]]) ->
 
 @contextmanager
 def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
-    """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success."""
+    """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success. The temporary
+    (``.<name>.<random>.tmp-<host>-<pid>``) of a build killed before its rename, here or in a sibling folder, is
+    removed by the next build in this parent once its writer is dead (:func:`remove_dead_temporaries`)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    remove_dead_temporaries(folder.parent, ".*.tmp-*", folders=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=temporary_suffix(), dir=folder.parent))
     try:
         yield tmp
         write_manifest(tmp, extra)

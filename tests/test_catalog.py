@@ -219,3 +219,25 @@ def test_a_build_killed_before_its_rename_leaves_a_folder_that_the_next_build_re
     assert sorted(p.name for p in parent.iterdir()) == sorted([alive.name, other.name, "v1"])
     assert set(verify_folder(parent / "v1")) == {"x.txt"}
 
+
+def test_an_import_killed_while_copying_leaves_a_temporary_that_the_next_import_removes(toy, monkeypatch):
+    """The import writes through datasets.json_files.written_whole: its temporary is ``temporary_path(target)``, and
+    the next import removes a dead importer's of that name (and of the name of before, ``.<name>.tmp-...``)."""
+    import shutil
+
+    from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import temporary_path
+
+    target = catalog.cached_path(catalog.get("toy.set").files[0])
+    target.parent.mkdir(parents=True)
+    dead = _dead_pid()
+    planted = [temporary_path(target, dead), target.with_name(f".{target.name}{temporary_suffix(dead)}")]
+    for path in planted:
+        path.write_bytes(b"half")
+    copies = []
+    real_copy = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", lambda src, dst: copies.append(dst) or real_copy(src, dst))
+    catalog.import_files("toy.set", toy)
+    assert copies[0] == temporary_path(target)
+    assert not any(path.exists() for path in planted)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin", "b.txt"]

@@ -171,12 +171,15 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
     import threading
 
     from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import temporary_path
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    killed = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # left by a run killed while writing
-    killed.write_bytes(b"PK\x03\x04 half a zip")
+    killed = temporary_path(tmp_path / "best.pth", dead.pid)  # left by a run killed while writing
+    killed_before = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # the same, named so before
+    for path in (killed, killed_before):
+        path.write_bytes(b"PK\x03\x04 half a zip")
     unnamed = tmp_path / ".best.pth.a1b2c3.tmp"  # the naming of before (no host, no pid), two days untouched
     unnamed.write_bytes(b"PK")
     os.utime(unnamed, (time.time() - 2 * 86400,) * 2)
@@ -208,7 +211,8 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
         resume.set()
         writer.join(30)
     assert errors == [] and load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
-    assert not killed.exists() and not unnamed.exists() and not list(tmp_path.glob(".last.pth.*"))
+    assert not killed.exists() and not killed_before.exists() and not unnamed.exists()
+    assert not list(tmp_path.glob("*.pth.tmp*"))
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):

@@ -274,7 +274,8 @@ class Trainer:
         if self.dist.is_main and self.out.is_dir():
             # left by a kill while writing a checkpoint or run.json (a live writer's are its own: another run may
             # still be writing here, and this one may be about to refuse the folder)
-            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")
+            remove_dead_temporaries(self.out, "*.pth.tmp*")
+            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")  # the checkpoints' temporaries of before
             remove_dead_temporaries(self.out, "run.json.tmp*")
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():

@@ -491,3 +491,26 @@ def test_evaluation_hands_the_model_back_in_training_mode_even_when_it_fails(dat
     with pytest.raises(RuntimeError, match="a failing batch"):
         trainer.evaluate()
     assert trainer.model.training
+
+
+@pytest.mark.parametrize("cpus, expected", [(1, 0), (2, 1), (3, 2), (16, 4)])
+def test_the_default_number_of_loading_workers_follows_the_cpus_this_process_may_use(cpus, expected, monkeypatch,
+                                                                                     capsys):
+    """A fixed 4 workers made torch warn on a 2-CPU machine (more workers than CPUs, less one); the default is
+    min(4, available CPUs - 1) now, the affinity mask counting (a container's limit), said in --help."""
+    import argparse
+
+    from neurozoo.convrnn.training import cli as train_cli
+    from neurozoo.convrnn.training.cpus import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == expected and TrainConfig(model="m", data="d").workers == expected
+    parser = argparse.ArgumentParser(prog="zoo train")
+    train_cli.add_arguments(parser)
+    assert parser.parse_args(["m", "--data", "d"]).workers == expected
+    assert parser.parse_args(["m", "--data", "d", "--workers", "3"]).workers == 3
+    parser.print_help()
+    assert f"min(4, available CPUs - 1), {expected} here" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: every CPU of the machine
+    assert default_workers() == 4

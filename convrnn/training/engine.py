@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from neurozoo.convrnn.training.cpus import default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
 from neurozoo.convrnn.training.imagefolder import open_imagenet
@@ -69,7 +70,7 @@ class TrainConfig:
     grad_clip: Optional[float] = None
     image_size: int = 224
     augment: bool = True
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)  # min(4, available CPUs - 1)
     seed: int = 0
     resume: Optional[str] = None  # a checkpoint path, or "auto": OUT/last.pth when it exists
     device: str = "auto"

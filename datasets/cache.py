@@ -24,9 +24,14 @@ from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple, Union
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import write_atomic
 from neurozoo.datasets.provenance import sha256_file
 
 MANIFEST = "manifest.json"
+#: A manifest key: the folder's files are generated one at a time, each on its first use (the embedded retina
+#: recordings), and the manifest grows by :func:`record_generated`; a listed file that is gone is not an error (it is
+#: generated again on its next use), one that differs is.
+MADE_ON_USE = "made_on_use"
 
 
 def cache_dir() -> Path:
@@ -60,25 +65,30 @@ def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> s
     return f".tmp-{host or host_name()}-{os.getpid() if pid is None else pid}"
 
 
-def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S) -> None:
+def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S,
+                            folders: bool = False) -> None:
     """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`) in ``folder`` of
     processes killed while writing (a live process's are its own business): nothing reads them, so they would
     otherwise stay for good. A pid names a process of its own host only, and a cache may be shared by several
     machines (an NFS home): a temporary of this host goes when its process is gone; one of another host, or one
     named without host and pid (``.tmp<pid>`` and the checkpoints' ``.tmp`` of before), only once untouched for
-    ``max_age_s`` (24 h)."""
+    ``max_age_s`` (24 h). Folders matching ``pattern`` are left alone unless ``folders`` (:func:`building`'s
+    temporary folders): a caller's pattern must not reach a user's own folder."""
     host, now = host_name(), time.time()
     for temporary in Path(folder).glob(pattern):
         writer = temporary.name.rpartition(".tmp")[2]
         owner, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else ("", "", "")
         try:
-            if temporary.is_dir() and not temporary.is_symlink():
+            is_folder = temporary.is_dir() and not temporary.is_symlink()
+            if is_folder and not folders:
                 continue
             if owner == host and pid.isdigit():
                 abandoned = not process_alive(int(pid))
             else:
                 abandoned = now - temporary.lstat().st_mtime > max_age_s
-            if abandoned:
+            if abandoned and is_folder:
+                shutil.rmtree(temporary, ignore_errors=True)
+            elif abandoned:
                 temporary.unlink(missing_ok=True)
         except FileNotFoundError:  # its writer renamed it into place meanwhile
             continue
@@ -113,18 +123,61 @@ def read_manifest(folder: Path) -> dict:
 
 
 def verify_folder(folder: Path) -> Dict[str, str]:
-    """Re-hash every file listed in the folder's manifest; raise ``DataError`` on a missing or changed file."""
+    """Re-hash every file listed in the folder's manifest; raise ``DataError`` on a missing (unless the folder's
+    files are :data:`MADE_ON_USE`) or changed file. Returns the verified ``{file: sha256}``."""
     folder = Path(folder)
-    files = read_manifest(folder)["files"]
-    for relative, expected in files.items():
+    manifest = read_manifest(folder)
+    on_use = bool(manifest.get(MADE_ON_USE))
+    verified = {}
+    for relative, expected in manifest["files"].items():
         path = folder / relative
         if not path.is_file():
+            if on_use:
+                continue
             raise DataError(f"{path}: listed in {folder / MANIFEST} but missing; delete {folder} to rebuild it")
         actual = sha256_file(path)
         if actual != expected:
             raise DataError(f"{path}: sha256 {actual} differs from {expected} recorded in {folder / MANIFEST}; "
-                            f"the cached file was modified: delete {folder} to rebuild it")
-    return files
+                            f"the cached file was modified: delete {path if on_use else folder} to "
+                            f"{'generate it again' if on_use else 'rebuild it'}")
+        verified[relative] = actual
+    return verified
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``)."""
+    import fcntl
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_generated(path: Path) -> str:
+    """Record the sha256 of ``path``, just generated into place, in the manifest of its folder (one of
+    :data:`MADE_ON_USE` files); returns it. The file is hashed under the manifest's lock, after its own rename: when
+    two processes generate it at once, the digest recorded last is of the file that stays."""
+    path = Path(path)
+    folder = path.parent
+    with locked(folder / f"{MANIFEST}.lock"):
+        digest = sha256_file(path)
+        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else {"files": {}, MADE_ON_USE: True}
+        manifest["files"][path.name] = digest
+        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    return digest
+
+
+def recorded_sha256(path: Path) -> Optional[str]:
+    """The sha256 recorded for ``path`` in its folder's manifest, or None (none recorded, or no manifest)."""
+    path = Path(path)
+    if not (path.parent / MANIFEST).is_file():
+        return None
+    return read_manifest(path.parent)["files"].get(path.name)
 
 
 def folder_digest(folder: Path) -> str:
@@ -151,10 +204,13 @@ def verify_pinned(folder: Path, pins: Dict[str, Union[str, Tuple[str, ...]]]) ->
 
 @contextmanager
 def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
-    """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success."""
+    """Build a derived folder atomically: yields a temporary folder that becomes ``folder`` on success. The temporary
+    (``.<name>.<random>.tmp-<host>-<pid>``) of a build killed before its rename, here or in a sibling folder, is
+    removed by the next build in this parent once its writer is dead (:func:`remove_dead_temporaries`)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    remove_dead_temporaries(folder.parent, ".*.tmp-*", folders=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=temporary_suffix(), dir=folder.parent))
     try:
         yield tmp
         write_manifest(tmp, extra)

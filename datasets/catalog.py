@@ -6,17 +6,16 @@ file not yet imported, imports it from the default local source (``$NEUROZOO_SHA
 """
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from neurozoo.datasets.cache import (cache_dir, check_sha256, remove_dead_temporaries, shared_data_dir,
-                                     temporary_suffix)
+from neurozoo.datasets.cache import cache_dir, check_sha256, remove_dead_temporaries, shared_data_dir
 from neurozoo.datasets.provenance import sha256_file
 from neurozoo.datasets.checksums import SHA256
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 
 
 @dataclass(frozen=True)
@@ -112,16 +111,15 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
             raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}")
         check_sha256(origin, file.sha256, f"{name}:{file.path}")
         target.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # of an import killed while copying
-        tmp = target.with_name(f".{target.name}{temporary_suffix()}")
-        if tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
-        if link:
-            tmp.symlink_to(origin.resolve())
-        else:
-            shutil.copyfile(origin, tmp)
-            check_sha256(tmp, file.sha256, f"{name}:{file.path} (copy)")
-        os.replace(tmp, target)
+        remove_dead_temporaries(target.parent, f"{target.name}.tmp*")  # of an import killed while copying
+        remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # (named so before)
+        with written_whole(target) as tmp:  # renamed into place only once verified
+            tmp.unlink(missing_ok=True)  # a dead process's of this pid: symlink_to would fail on it
+            if link:
+                tmp.symlink_to(origin.resolve())
+            else:
+                shutil.copyfile(origin, tmp)
+                check_sha256(tmp, file.sha256, f"{name}:{file.path} (copy)")
         paths.append(target)
         if progress is not None:
             progress(file, target)

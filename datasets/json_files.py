@@ -44,26 +44,47 @@ def json_safe(obj: Any) -> Any:
     return repr(obj)
 
 
-@contextlib.contextmanager
-def written_whole(path) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` (``<name>.tmp-<host>-<pid>``) to write; on success it is renamed over
-    ``path`` (atomic on POSIX), on an error removed: a reader, or a rerun after a kill, sees the old file or the new
-    one, never half of one."""
+def temporary_path(path, pid: Optional[int] = None, host: Optional[str] = None) -> Path:
+    """``<path>.tmp-<host>-<pid>``: where :func:`written_whole` writes ``path`` (this process's unless given); a
+    cleanup matches it with the pattern ``<name>.tmp*`` (:func:`datasets.cache.remove_dead_temporaries`)."""
     from neurozoo.datasets.cache import temporary_suffix  # here: zoo's parser imports this module, cache needs numpy
 
     path = Path(path)
-    tmp = path.with_name(path.name + temporary_suffix())
+    return path.with_name(path.name + temporary_suffix(pid, host))
+
+
+@contextlib.contextmanager
+def written_whole(path, fsync: bool = False) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` (:func:`temporary_path`) to write; on success it is renamed over
+    ``path`` (atomic on POSIX), on an error removed: a reader, or a rerun after a kill, sees the old file or the new
+    one, never half of one. ``fsync``: the data reach the disk before the rename and the rename before the return,
+    so that a power cut too leaves the old file or the new one (without, a crash of the machine may leave the new
+    name on an empty file); costs a disk flush. The caller must have closed the file it wrote."""
+    path = Path(path)
+    tmp = temporary_path(path)
     try:
         yield tmp
+        if fsync:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if fsync:
+            _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path, data: Union[str, bytes]) -> Path:
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)  # the data of the file (or the entries of a folder), whoever wrote them
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_atomic(path, data: Union[str, bytes], fsync: bool = False) -> Path:
     """Write ``data`` (text as UTF-8, or bytes) to ``path`` whole or not at all (:func:`written_whole`); returns the
     path."""
-    with written_whole(path) as tmp:
+    with written_whole(path, fsync=fsync) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
     return Path(path)
 

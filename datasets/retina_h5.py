@@ -26,8 +26,6 @@ is seen by both sides.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -35,9 +33,10 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
+from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.cell_names import cell_name  # noqa: F401 (re-exported)
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 
 FRAME_SIZE = 50
 N_FRAMES = 40  # window length: 400 ms of history at 100 Hz
@@ -66,17 +65,13 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
     also ``repeats`` (dict cellNN -> (n_repeats, T)). Extra response keys are written as given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # a temporary of this writer's own: two processes generating one recording at once (a cold cache) each write
-    # theirs and rename it into place, where one shared ``<name>.tmp`` failed the second on HDF5's file lock
+    # the temporary is this writer's own (host and pid): two processes generating one recording at once (a cold
+    # cache) each write theirs and rename it into place, where one shared ``<name>.tmp`` failed the second on
+    # HDF5's file lock; those of writers killed meanwhile go (and the mkstemp names of before)
+    remove_dead_temporaries(path.parent, f"{path.name}.tmp*")
     remove_dead_temporaries(path.parent, f".{path.name}.*.tmp*")
-    descriptor, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=temporary_suffix())
-    os.close(descriptor)
-    try:
+    with written_whole(path) as tmp:
         _write_groups(tmp, train, test, spikes, attrs, compression)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

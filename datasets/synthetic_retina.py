@@ -75,7 +75,8 @@ from typing import Optional, Tuple
 
 import numpy as np  # scipy is imported where used: `zoo fit` reads a cached recording without it (0.9 s)
 
-from neurozoo.datasets.cache import cache_dir
+from neurozoo.datasets.cache import cache_dir, record_generated, recorded_sha256
+from neurozoo.datasets.provenance import sha256_file
 
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
@@ -466,24 +467,46 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
                             spikes=spikes, attrs=attrs)
 
 
+def recordings_folder() -> Path:
+    """Where the embedded recordings are cached, with a manifest of the digest of each as generated."""
+    return cache_dir() / "retina"
+
+
 def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
-    """Path to the embedded recording ``kind`` (generated on first use, then read from the cache)."""
+    """Path to the embedded recording ``kind`` (generated on first use, then read from the cache). The sha256 of what
+    was generated is recorded in ``retina/manifest.json`` (``zoo data verify`` checks it); a cached file that is no
+    longer readable, or differs from that digest, is generated again. The digest is this machine's, never pinned:
+    another CPU may compute the generator's floats differently in their last bits."""
     if kind not in KINDS:
         from neurozoo.datasets.errors import DataError
 
         raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
     config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    path = cache_dir() / "retina" / f"{kind}-{key}.h5"
-    if path.is_file() and not _readable_hdf5(path):
-        import warnings
+    path = recordings_folder() / f"{kind}-{key}.h5"
+    damage = _damage(path) if path.is_file() else "missing"
+    if damage:
+        if damage != "missing":
+            import warnings
 
-        warnings.warn(f"{path}: the cached recording cannot be read (truncated or damaged); generating it again",
-                      stacklevel=2)
-        path.unlink(missing_ok=True)  # another run that found it damaged may have removed it first
-    if not path.is_file():
+            warnings.warn(f"{path}: the cached recording {damage}; generating it again", stacklevel=2)
+        # written whole over the damaged file, never unlinked first: another run that found it damaged too, or that
+        # is generating it, keeps a file to record and read
         generate_recording(path, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
+        record_generated(path)
     return path
+
+
+def _damage(path: Path) -> Optional[str]:
+    """What is wrong with a cached recording (None: nothing found)."""
+    if not _readable_hdf5(path):
+        return "cannot be read (truncated or damaged)"
+    expected = recorded_sha256(path)
+    if expected is None:  # generated before digests were recorded (zoo data verify says so)
+        return None
+    actual = sha256_file(path)  # remembered: the provenance of the fit or score that follows hashes it too
+    return None if actual == expected else f"differs from the digest recorded when it was generated (sha256 " \
+                                           f"{actual}, recorded {expected}: modified or damaged)"
 
 
 def _readable_hdf5(path: Path) -> bool:

@@ -478,7 +478,12 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],
                                                 "best_epoch": state["best_epoch"],
-                                                "best_val_correlation": result.best_val_correlation})
+                                                "best_val_correlation": result.best_val_correlation,
+                                                # whether the patience stopped the fit, after which epoch (as
+                                                # numbered in history; None: it ran to the epoch limit)
+                                                "early_stopped": result.early_stopped,
+                                                "stopped_after_epoch": (state["history"][-1]["epoch"]
+                                                                        if result.early_stopped else None)})
     return result
 
 

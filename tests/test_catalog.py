@@ -174,3 +174,70 @@ def test_real_checksums_match_the_shared_data(shared_data, tmp_path, monkeypatch
     catalog.import_files("cowley2023.v4_210325", shared_data, link=True)
     assert set(catalog.status("cowley2023.v4_210325").values()) == {"ok"}
     assert len(catalog.get("zhang_desimone2011.it").files) == 132
+
+
+def _dead_pid():
+    import subprocess
+    import sys
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    return ended.pid
+
+
+KILLED_BUILD = """
+import os, signal, sys
+from neurozoo.datasets.cache import building
+with building(sys.argv[1]) as tmp:
+    (tmp / "half.nc").write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_build_killed_before_its_rename_leaves_a_folder_that_the_next_build_removes(tmp_path):
+    """building() made its temporary with mkdtemp (``.<name>.<random>``): a process killed while building left the
+    folder for good. It is named like every other temporary now (``...tmp-<host>-<pid>``) and the next build in that
+    parent removes a dead writer's; a live one's, and another host's younger than a day, stay."""
+    import signal
+    import subprocess
+    import sys
+
+    from neurozoo.datasets.cache import temporary_suffix
+
+    parent = tmp_path / "converted"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(parent / "v1")], env=env)
+    assert killed.returncode == -signal.SIGKILL
+    [left] = parent.iterdir()
+    assert left.is_dir() and left.name.startswith(".v1.") and (left / "half.nc").is_file()
+    alive = parent / f".v2.a1b2c3{temporary_suffix()}"  # a build of this (live) process
+    other = parent / f".v3.q9z1x8{temporary_suffix(_dead_pid(), host='node-7.cluster')}"
+    alive.mkdir(), other.mkdir()
+    with building(parent / "v1") as tmp:
+        assert tmp.name.startswith(".v1.") and tmp.name.endswith(temporary_suffix())
+        (tmp / "x.txt").write_text("x")
+    assert sorted(p.name for p in parent.iterdir()) == sorted([alive.name, other.name, "v1"])
+    assert set(verify_folder(parent / "v1")) == {"x.txt"}
+
+
+def test_an_import_killed_while_copying_leaves_a_temporary_that_the_next_import_removes(toy, monkeypatch):
+    """The import writes through datasets.json_files.written_whole: its temporary is ``temporary_path(target)``, and
+    the next import removes a dead importer's of that name (and of the name of before, ``.<name>.tmp-...``)."""
+    import shutil
+
+    from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import temporary_path
+
+    target = catalog.cached_path(catalog.get("toy.set").files[0])
+    target.parent.mkdir(parents=True)
+    dead = _dead_pid()
+    planted = [temporary_path(target, dead), target.with_name(f".{target.name}{temporary_suffix(dead)}")]
+    for path in planted:
+        path.write_bytes(b"half")
+    copies = []
+    real_copy = shutil.copyfile
+    monkeypatch.setattr(shutil, "copyfile", lambda src, dst: copies.append(dst) or real_copy(src, dst))
+    catalog.import_files("toy.set", toy)
+    assert copies[0] == temporary_path(target)
+    assert not any(path.exists() for path in planted)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin", "b.txt"]

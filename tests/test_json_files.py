@@ -47,3 +47,27 @@ def test_save_figure_killed_mid_write_leaves_the_previous_figure_whole(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         save_figure(Figure(figsize=(2, 2)), path)
     assert path.read_bytes() == whole and [p.name for p in tmp_path.iterdir()] == ["fit.png"]
+
+
+def test_fsync_flushes_the_data_before_the_rename_and_the_rename_before_the_return(tmp_path, monkeypatch):
+    """The one atomic writer now serves the checkpoints, which were flushed to disk before their rename (a power cut
+    could otherwise leave the new name on an empty file): ``fsync=True`` flushes the file, then its folder."""
+    import os
+
+    from neurozoo.convrnn.training.checkpoint import save_checkpoint
+    from neurozoo.datasets.json_files import temporary_path, write_atomic
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)) or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", os.stat(a).st_ino)) or real_replace(a, b))
+    path = write_atomic(tmp_path / "a.json", "{}", fsync=True)
+    file, folder = path.stat().st_ino, tmp_path.stat().st_ino
+    assert events == [("fsync", file), ("replace", file), ("fsync", folder)] and path.read_text() == "{}"
+    events.clear()
+    write_atomic(tmp_path / "b.json", "{}")
+    assert [kind for kind, _ in events] == ["replace"]
+    events.clear()
+    checkpoint = save_checkpoint({"model": {}, "epoch": 0, "global_step": 0}, tmp_path / "last.pth")
+    assert events == [("fsync", checkpoint.stat().st_ino), ("replace", checkpoint.stat().st_ino), ("fsync", folder)]
+    assert not temporary_path(checkpoint).exists()

@@ -244,6 +244,21 @@ def test_the_fit_curve_says_early_stop_when_the_patience_ran_out_on_the_last_all
                      f"stopped at the epoch limit ({epochs}); may not have converged")
 
 
+@pytest.mark.parametrize("epochs, stopped_after", [(10, 3), (3, None)])
+def test_history_json_says_whether_the_patience_stopped_the_fit_and_after_which_epoch(ln_recording, monkeypatch,
+                                                                                     tmp_path, epochs, stopped_after):
+    """history.json said neither (a reader had to redo the patience arithmetic from the scores)."""
+    import neurozoo.retina.fit as fit_module
+
+    scores = iter([0.50, 0.60, 0.605, 0.608, 0.90])  # no gain of min_delta after epoch 1: the patience (2) ends epoch 3
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=epochs, patience=2, min_delta=0.01,
+                 progress=False, max_steps_per_epoch=1, out=tmp_path)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["early_stopped"] is result.early_stopped is (stopped_after is not None)
+    assert saved["stopped_after_epoch"] == stopped_after and len(saved["history"]) == min(epochs, 4)
+
+
 def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
     """Fitting protocol 6 (and 7): every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
     patience 1 for the BN-CNN cut its natural-scene fit short)."""

@@ -246,3 +246,27 @@ def test_two_processes_writing_the_same_recording_at_once_both_succeed(tmp_path)
     recording = read_experiment(path, "test")
     assert recording.stimulus.shape == (2000, 50, 50) and recording.repeats.shape == (1, 2, 2000)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [path.name]  # no temporary left
+
+
+def test_a_write_killed_midway_leaves_a_temporary_that_the_next_write_removes(tmp_path, monkeypatch):
+    """write_experiment writes through datasets.json_files.written_whole: its temporary is ``temporary_path(path)``;
+    the next write removes a dead writer's of that name and of the mkstemp name of before."""
+    import subprocess
+    import sys
+
+    from neurozoo.datasets import retina_h5
+    from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import temporary_path
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    path = tmp_path / "expt.h5"
+    planted = [temporary_path(path, ended.pid), tmp_path / f".expt.h5.x1y2z3{temporary_suffix(ended.pid)}"]
+    for stale in planted:
+        stale.write_bytes(b"\x89HDF half")
+    written = []
+    real = retina_h5._write_groups
+    monkeypatch.setattr(retina_h5, "_write_groups", lambda tmp, *a: written.append(tmp) or real(tmp, *a))
+    _experiment(tmp_path)
+    assert written == [temporary_path(path)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["expt.h5"]

@@ -95,6 +95,56 @@ def test_load_embedded_retina_generates_once_and_caches(tmp_path, monkeypatch):
         load_embedded_retina("pinknoise")
 
 
+def _zoo_data(*argv):
+    import argparse
+
+    from neurozoo.datasets.cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="zoo")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["data", *argv])
+    return args.handler(args)
+
+
+def test_zoo_data_verify_checks_a_generated_recording_against_the_digest_recorded_when_it_was_generated(
+        tmp_path, monkeypatch, capsys):
+    """`zoo data verify` skipped the generated recordings (no digest is pinned for them: another CPU may compute the
+    generator's floats differently), so a corrupted one went unreported. The digest of what was generated is
+    recorded beside it now (retina/manifest.json) and checked like a download's."""
+    import h5py
+
+    from neurozoo.datasets.cache import recorded_sha256
+    from neurozoo.datasets.provenance import sha256_file
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    sizes = dict(n_train=2000, n_test=300, n_repeats=2)
+    path = load_embedded_retina("whitenoise", **sizes)
+    generated = sha256_file(path)
+    assert recorded_sha256(path) == generated
+    assert _zoo_data("verify") == 0
+    assert "ok       retina (1 files)" in capsys.readouterr().out
+    with h5py.File(path, "r") as f:  # a bit flipped in the stimulus: the file stays a readable recording
+        offset = f["train/stimulus"].id.get_offset() + 1234
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x02
+    path.write_bytes(bytes(data))
+    assert _zoo_data("verify") == 1
+    out = capsys.readouterr().out
+    assert f"MISMATCH {path}: sha256 {sha256_file(path)} differs from {generated}" in out
+    assert f"delete {path} to generate it again" in out and "1 problem(s)" in out
+    with pytest.warns(UserWarning, match="differs from the digest recorded when it was generated"):
+        assert load_embedded_retina("whitenoise", **sizes) == path  # the next use generates it again
+    assert sha256_file(path) == generated and _zoo_data("verify") == 0
+    legacy = path.with_name("naturalscene-0123456789.h5")  # generated before digests were recorded
+    legacy.write_bytes(b"anything")
+    path.unlink()  # a generated file that is gone is generated again on use: not an error
+    capsys.readouterr()
+    assert _zoo_data("verify") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("unknown  retina/naturalscene-0123456789.h5: generated before digests were recorded")
+    assert len(out.splitlines()) == 1
+
+
 def test_a_damaged_recording_removed_meanwhile_by_another_process_is_generated_again(tmp_path, monkeypatch):
     """Two runs that find the same damaged cached recording both remove it: the second's unlink found no file and
     failed (FileNotFoundError) instead of generating it. Simulated: the check itself sees the file vanish."""

@@ -171,12 +171,15 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
     import threading
 
     from neurozoo.datasets.cache import temporary_suffix
+    from neurozoo.datasets.json_files import temporary_path
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    killed = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # left by a run killed while writing
-    killed.write_bytes(b"PK\x03\x04 half a zip")
+    killed = temporary_path(tmp_path / "best.pth", dead.pid)  # left by a run killed while writing
+    killed_before = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # the same, named so before
+    for path in (killed, killed_before):
+        path.write_bytes(b"PK\x03\x04 half a zip")
     unnamed = tmp_path / ".best.pth.a1b2c3.tmp"  # the naming of before (no host, no pid), two days untouched
     unnamed.write_bytes(b"PK")
     os.utime(unnamed, (time.time() - 2 * 86400,) * 2)
@@ -208,7 +211,8 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
         resume.set()
         writer.join(30)
     assert errors == [] and load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
-    assert not killed.exists() and not unnamed.exists() and not list(tmp_path.glob(".last.pth.*"))
+    assert not killed.exists() and not killed_before.exists() and not unnamed.exists()
+    assert not list(tmp_path.glob("*.pth.tmp*"))
 
 
 def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):
@@ -487,3 +491,26 @@ def test_evaluation_hands_the_model_back_in_training_mode_even_when_it_fails(dat
     with pytest.raises(RuntimeError, match="a failing batch"):
         trainer.evaluate()
     assert trainer.model.training
+
+
+@pytest.mark.parametrize("cpus, expected", [(1, 0), (2, 1), (3, 2), (16, 4)])
+def test_the_default_number_of_loading_workers_follows_the_cpus_this_process_may_use(cpus, expected, monkeypatch,
+                                                                                     capsys):
+    """A fixed 4 workers made torch warn on a 2-CPU machine (more workers than CPUs, less one); the default is
+    min(4, available CPUs - 1) now, the affinity mask counting (a container's limit), said in --help."""
+    import argparse
+
+    from neurozoo.convrnn.training import cli as train_cli
+    from neurozoo.convrnn.training.cpus import default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == expected and TrainConfig(model="m", data="d").workers == expected
+    parser = argparse.ArgumentParser(prog="zoo train")
+    train_cli.add_arguments(parser)
+    assert parser.parse_args(["m", "--data", "d"]).workers == expected
+    assert parser.parse_args(["m", "--data", "d", "--workers", "3"]).workers == 3
+    parser.print_help()
+    assert f"min(4, available CPUs - 1), {expected} here" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: every CPU of the machine
+    assert default_workers() == 4

@@ -1,40 +1,30 @@
 """Atomic checkpoints and the RNG state that makes a resumed run equal an uninterrupted one.
 
 A checkpoint is written to a temporary file in the destination folder, flushed to disk, then moved
-over the destination with ``os.replace`` (atomic on POSIX): a kill at any moment leaves either the
-previous checkpoint or the new one, never a torn file.
+over the destination with ``os.replace`` (atomic on POSIX; ``datasets.json_files.written_whole``): a kill at any
+moment leaves either the previous checkpoint or the new one, never a torn file.
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import numpy as np
 import torch
 
-from neurozoo.datasets.cache import temporary_suffix
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 from neurozoo.datasets.torch_files import read_torch_file
 
 
 def save_checkpoint(state: Dict[str, Any], path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the writer's host and pid end the name: a trainer starting in this folder removes only dead processes' temporaries
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=temporary_suffix(), dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # the writer's host and pid end the temporary's name: a trainer starting in this folder removes only dead
+    # processes' temporaries
+    with written_whole(path, fsync=True) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
     return path
 
 

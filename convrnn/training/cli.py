@@ -9,6 +9,8 @@ import argparse
 import os
 from pathlib import Path
 
+from neurozoo.convrnn.training.cpus import default_workers
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a ConvRNN on an ImageNet-layout folder (train/ and val/ of WNID folders)",
@@ -45,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
-    p.add_argument("--workers", type=int, default=4, help="data-loading processes per training process")
+    p.add_argument("--workers", type=int, default=default_workers(),
+                   help="data-loading processes per training process (default: min(4, available CPUs - 1), "
+                        "%(default)s here; 0 loads in the training process)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")

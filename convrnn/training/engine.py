@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from neurozoo.convrnn.training.cpus import default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
 from neurozoo.convrnn.training.imagefolder import open_imagenet
@@ -69,7 +70,7 @@ class TrainConfig:
     grad_clip: Optional[float] = None
     image_size: int = 224
     augment: bool = True
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)  # min(4, available CPUs - 1)
     seed: int = 0
     resume: Optional[str] = None  # a checkpoint path, or "auto": OUT/last.pth when it exists
     device: str = "auto"
@@ -274,7 +275,8 @@ class Trainer:
         if self.dist.is_main and self.out.is_dir():
             # left by a kill while writing a checkpoint or run.json (a live writer's are its own: another run may
             # still be writing here, and this one may be about to refuse the folder)
-            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")
+            remove_dead_temporaries(self.out, "*.pth.tmp*")
+            remove_dead_temporaries(self.out, ".*.pth.*.tmp*")  # the checkpoints' temporaries of before
             remove_dead_temporaries(self.out, "run.json.tmp*")
         resume = self._resume_path()
         if not config.resume and (self.out / "last.pth").is_file():

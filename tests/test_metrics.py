@@ -160,6 +160,28 @@ def test_pearson_columns_known_values():
     assert pearson_columns(np.ones((5, 1)), a[:5, :1])[0] == 0.0
 
 
+def test_pearson_columns_constant_columns_as_scipy_tests_them():
+    """A column of equal values is constant even where its mean is not exact (21 x 0.1: the centred values are
+    rounding residue, not 0): r = ``constant`` (0 by default, NaN as scipy.stats.pearsonr), with or without NaNs."""
+    import scipy.stats
+
+    rng = np.random.default_rng(1)
+    a = np.column_stack([np.full(21, 0.1), np.zeros(21), rng.normal(size=21)])
+    b = rng.normal(size=(21, 3))
+    assert np.ptp(a[:, 0] - a[:, 0].mean()) == 0 and (a[:, 0] - a[:, 0].mean()).any()
+    expected = [scipy.stats.pearsonr(a[:, 2], b[:, 2])[0]]
+    np.testing.assert_allclose(pearson_columns(a, b, axis=0), [0.0, 0.0] + expected, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(pearson_columns(a, b, axis=0, constant=np.nan), [np.nan, np.nan] + expected,
+                               rtol=0, atol=1e-14)
+    np.testing.assert_allclose(pearson_columns(b, a, axis=0, constant=np.nan)[:2], np.nan)  # either input
+    holes = a.copy()
+    holes[:3, 0] = holes[:3, 2] = np.nan  # missing entries are left out pairwise, and so from the constancy test
+    expected = [scipy.stats.pearsonr(a[3:, 2], b[3:, 2])[0]]
+    np.testing.assert_allclose(pearson_columns(holes, b, axis=0, constant=np.nan), [np.nan, np.nan] + expected,
+                               rtol=0, atol=1e-14)
+    assert (pearson_columns(holes, b, axis=0)[:2] == 0).all()
+
+
 NOISE, REPS = 1.5, 4
 
 

@@ -20,6 +20,7 @@ import xarray as xr
 
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
+from neurozoo.benchmarks.metrics.ceiling import check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits
 from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
 from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
@@ -48,6 +49,10 @@ class NeuralBenchmark:
     selection_fraction: float = 0.2
     seed: int = 0
     extraction: dict = field(default_factory=dict)  # defaults for benchmarks.extraction.extract
+    ceiling_silent: str = "zero"  # a unit silent in one half: r = 0, or "drop" it as Brain-Score does (ceiling.py)
+
+    def __post_init__(self):
+        check_silent(self.ceiling_silent)
 
     @cached_property
     def assembly(self) -> xr.DataArray:
@@ -59,7 +64,7 @@ class NeuralBenchmark:
 
     @cached_property
     def ceiling(self):
-        return internal_consistency(self.assembly)
+        return internal_consistency(self.assembly, silent=self.ceiling_silent)
 
     @property
     def bins(self):
@@ -114,7 +119,7 @@ class NeuralBenchmark:
         """Score precomputed features (presentation, neuroid, time_bin) against this benchmark's data."""
         started = time.perf_counter() if started is None else started
         assembly = self.assembly if stimulus_ids is None else self._subset(stimulus_ids)
-        ceiling = self.ceiling if stimulus_ids is None else internal_consistency(assembly)
+        ceiling = self.ceiling if stimulus_ids is None else internal_consistency(assembly, silent=self.ceiling_silent)
         temporal = regression_score(features, assembly, self.mapping, self.temporal, ceiling=ceiling)
         provenance = {
             "code_version": code_version(), "git_commit": git_commit(),
@@ -125,6 +130,8 @@ class NeuralBenchmark:
         score.provenance["settings"].update({"benchmark": self.identifier, "region": self.region,
                                              "n_stimuli": int(len(np.unique(coord(assembly, "stimulus_id")))),
                                              "extraction": self.extraction, **(settings or {})})
+        if self.ceiling_silent != "zero":  # the default is left out, so earlier records keep their settings
+            score.provenance["settings"]["ceiling_silent"] = self.ceiling_silent
         return score
 
     def selection_split(self):
@@ -168,10 +175,12 @@ _RECORDINGS: dict = {}
 
 
 def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: Optional[int] = 224, temporal: str = "span",
-                      load_kwargs: Optional[dict] = None, description: str = "") -> NeuralBenchmark:
+                      load_kwargs: Optional[dict] = None, description: str = "",
+                      ceiling_silent: str = "zero") -> NeuralBenchmark:
     """A :class:`NeuralBenchmark` on a registered data set (assembly + stimulus set with images).
 
     ``image_size``: images are resized to it (224: ImageNet models); None keeps the stimulus set's own size.
+    ``ceiling_silent``: ``internal_consistency``'s ``silent`` ("zero", or Brain-Score's "drop").
     """
     from neurozoo.benchmarks.extraction.images import load_stimulus_set
 
@@ -180,16 +189,17 @@ def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: Op
         identifier, region,
         load_assembly=lambda: _recording(dataset, **load_kwargs).assembly,
         load_stimuli=lambda: load_stimulus_set(_recording(dataset, **load_kwargs).stimulus_set, image_size),
-        temporal=temporal, description=description)
+        temporal=temporal, description=description, ceiling_silent=ceiling_silent)
 
 
 class DecodingBenchmark(DataOnlyBenchmark):
     """Object decoding accuracy over time and the split-half ceiling per bin, from recordings without images."""
 
-    def __init__(self, identifier: str, dataset: str, n_splits: int = 10):
+    def __init__(self, identifier: str, dataset: str, n_splits: int = 10, ceiling_silent: str = "zero"):
         self.identifier = identifier
         self.dataset = dataset
         self.n_splits = n_splits
+        self.ceiling_silent = check_silent(ceiling_silent)
 
     @cached_property
     def assembly(self) -> xr.DataArray:
@@ -202,7 +212,7 @@ class DecodingBenchmark(DataOnlyBenchmark):
         from neurozoo.benchmarks.metrics.decoding import decoding_time_course
 
         course = decoding_time_course(self.assembly, n_splits=self.n_splits)
-        ceiling = internal_consistency(self.assembly)
+        ceiling = internal_consistency(self.assembly, silent=self.ceiling_silent)
         return pd.DataFrame({"time_bin_start": course.bin_start, "time_bin_end": course.bin_end,
                              "accuracy": course.accuracy, "accuracy_error": course.error, "chance": course.chance,
                              "ceiling": ceiling.per_bin, "ceiling_error": ceiling.error_per_bin})

@@ -3,25 +3,29 @@ from __future__ import annotations
 
 
 def register(registry) -> None:
+    # each factory takes ceiling_silent="zero" (default) or "drop" (Brain-Score's), e.g.
+    # benchmarks.load("cowley2023.V4", ceiling_silent="drop"): see benchmarks.metrics.ceiling
     def ventral(region):
-        def build():
+        def build(ceiling_silent: str = "zero"):
             from neurozoo.benchmarks.neural import dataset_benchmark
 
             return dataset_benchmark(f"ventral_embedded.{region}-temporal", f"ventral_embedded.{region}", region,
                                      image_size=None,  # the rendered 64x64 images, as the teacher saw them
-                                     description=f"embedded {region} data, span-time PLS per 10 ms bin, split-half ceiling")
+                                     description=f"embedded {region} data, span-time PLS per 10 ms bin, split-half ceiling",
+                                     ceiling_silent=ceiling_silent)
         return build
 
-    def cowley():
+    def cowley(ceiling_silent: str = "zero"):
         from neurozoo.benchmarks.neural import dataset_benchmark
 
         return dataset_benchmark("cowley2023.V4", "cowley2023.v4_210325", "V4",
-                                 description="Cowley 2023 V4 session 210325, PLS in one 70-170 ms window")
+                                 description="Cowley 2023 V4 session 210325, PLS in one 70-170 ms window",
+                                 ceiling_silent=ceiling_silent)
 
-    def zhang():
+    def zhang(ceiling_silent: str = "zero"):
         from neurozoo.benchmarks.neural import DecodingBenchmark
 
-        return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it")
+        return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it", ceiling_silent=ceiling_silent)
 
     for region in ("V4", "IT"):
         registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region,

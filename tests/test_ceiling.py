@@ -131,3 +131,128 @@ def test_cowley_210325_ceiling_equals_the_reliability_of_its_repeat_means(shared
                             coords={"stimulus_id": ("presentation", image), "repetition": ("presentation", repeat)})
     ceiling = internal_consistency(assembly)
     assert abs(ceiling.value - expected) < 0.003 and ceiling.error < 0.003
+
+
+def _with_a_silent_unit(n_stimuli=30, repetitions=6, seed=0):
+    """Counts of 5 units in 2 bins; unit 0 fires only on repetition 0: in the half of each split without it,
+    it is silent in bin 0 and fires a constant 0.1 in bin 1 (constant, so no r, though not zero). Units 1-4 are
+    reliable (Poisson around a stimulus-dependent rate), so their Spearman-Brown values are all above 0."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    rates = rng.uniform(1, 12, (n_stimuli, 5, 2))
+    values = rng.poisson(np.tile(rates, (repetitions, 1, 1))).astype(np.float64)
+    repetition = np.repeat(np.arange(repetitions), n_stimuli)
+    values[repetition > 0, 0, 0] = 0.0
+    values[repetition > 0, 0, 1] = 0.1
+    ids = np.array([f"s{i:03d}" for i in range(n_stimuli)])
+    return xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.tile(ids, repetitions)),
+        "object_name": ("presentation", np.tile([f"o{i % 3}" for i in range(n_stimuli)], repetitions)),
+        "repetition": ("presentation", repetition),
+        "neuroid_id": ("neuroid", [f"n{i}" for i in range(5)]), "region": ("neuroid", ["IT"] * 5),
+        "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
+
+
+def _brainscore_ceiling_splits(assembly):
+    """Brain-Score's internal consistency, (splits, bins) of per-split medians, written from brain-score/vision
+    (brainscore_vision/metrics/internal_consistency/ceiling.py at 0971191): TemporalCeiling runs the ceiling per
+    time bin; _SplitHalvesConsistency (lines 39-42) has CrossValidationSingle split np.unique(repetition) by
+    ShuffleSplit(10, train_size=0.5, random_state=1) (metric_helpers/transformations.py: Split.build_splits,
+    extract_coord); SplitHalfWrapper (lines 53-57) averages each half over repetitions per stimulus, correlates,
+    applies Spearman-Brown with n=2; PearsonCorrelation uses scipy.stats.pearsonr (line 74), called per neuroid by
+    XarrayCorrelation (metric_helpers/xarray_utils.py at 14dbe13, line 76), NaN for a constant input; its aggregate
+    is scores.median(dim='neuroid') (line 83), which skips NaN (xarray's default skipna; Score does not override
+    median)."""
+    import warnings
+
+    import scipy.stats
+    import xarray as xr
+    from sklearn.model_selection import ShuffleSplit
+
+    repetitions = np.unique(assembly["repetition"].values)
+    per_bin = []
+    for t in range(assembly.sizes["time_bin"]):
+        one_bin = assembly.isel(time_bin=t)
+        medians = []
+        for first, second in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.zeros(len(repetitions))):
+            half1, half2 = (one_bin.isel(presentation=np.isin(one_bin["repetition"].values, repetitions[h]))
+                            .groupby("stimulus_id").mean("presentation").transpose("stimulus_id", "neuroid")
+                            for h in (first, second))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+                r = np.array([scipy.stats.pearsonr(half2.values[:, n], half1.values[:, n])[0]
+                              for n in range(half1.sizes["neuroid"])])
+            corrected = xr.DataArray(2 * r / (1 + r), dims=("neuroid",))
+            medians.append(float(corrected.median("neuroid")))
+        per_bin.append(medians)
+    return np.array(per_bin).T
+
+
+def test_silent_drop_equals_brainscore_and_zero_counts_the_unit():
+    assembly = _with_a_silent_unit()
+    reference = _brainscore_ceiling_splits(assembly)  # (10, 2)
+    assert np.isfinite(reference).all()
+    dropped = internal_consistency(assembly, silent="drop")
+    np.testing.assert_allclose(dropped.per_split, reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dropped.per_bin, reference.mean(0), rtol=0, atol=1e-12)
+    # by hand: the 4 firing units' Spearman-Brown values v1 < v2 < v3 < v4 (all > 0) have median (v2 + v3) / 2
+    # without the silent unit; with it as 0 the 5 values' median is v2: lower by (v3 - v2) / 2 in every split
+    ours = internal_consistency(assembly)
+    values = np.empty((10, 2, 4))
+    from sklearn.model_selection import ShuffleSplit
+
+    for k, (first, second) in enumerate(ShuffleSplit(10, train_size=0.5, random_state=1).split(np.arange(6))):
+        means = [assembly.isel(presentation=np.isin(assembly["repetition"].values, h)).groupby("stimulus_id")
+                 .mean("presentation").transpose("stimulus_id", "neuroid", "time_bin").values for h in (first, second)]
+        for t in range(2):
+            r = [np.corrcoef(means[0][:, n, t], means[1][:, n, t])[0, 1] for n in range(1, 5)]
+            values[k, t] = np.sort(2 * np.array(r) / (1 + np.array(r)))
+    assert (values > 0).all()
+    np.testing.assert_allclose(reference, (values[:, :, 1] + values[:, :, 2]) / 2, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.per_split, values[:, :, 1], rtol=0, atol=1e-12)
+    lower = ((values[:, :, 2] - values[:, :, 1]) / 2).mean(0)
+    np.testing.assert_allclose(dropped.per_bin - ours.per_bin, lower, rtol=0, atol=1e-12)
+    assert (lower > 0.005).all()
+
+
+def test_silent_option_is_checked_and_leaves_units_that_fire_alone():
+    assembly, _ = synthetic_assembly(n_stimuli=60, n_neuroids=6, n_bins=2, n_repetitions=4, noise=1.0, seed=5)
+    np.testing.assert_array_equal(internal_consistency(assembly, silent="drop").per_split,
+                                  internal_consistency(assembly).per_split)
+    with pytest.raises(ValueError, match="silent='nan'.*'zero', 'drop'"):
+        internal_consistency(assembly, silent="nan")
+
+
+def test_benchmarks_take_the_silent_option_and_record_it():
+    import xarray as xr
+
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+
+    assembly = _with_a_silent_unit()
+    ids = np.unique(assembly["stimulus_id"].values)
+    rng = np.random.default_rng(1)
+    features = xr.DataArray(
+        rng.standard_normal((len(ids), 4, 2)), dims=("presentation", "neuroid", "time_bin"),
+        coords={"stimulus_id": ("presentation", ids), "time_bin_start": ("time_bin", [70, 80]),
+                "time_bin_end": ("time_bin", [80, 90])})
+    scores = {}
+    for silent in ("zero", "drop"):
+        benchmark = NeuralBenchmark("silent.IT", "IT", lambda: assembly, lambda: None, ceiling_silent=silent)
+        scores[silent] = benchmark.score_features(features)
+        subset = benchmark.score_features(features, stimulus_ids=ids[:24])  # the ceiling recomputed on a subset
+        assert subset.provenance["settings"].get("ceiling_silent") == (None if silent == "zero" else silent)
+        assert subset.ceiling == pytest.approx(internal_consistency(
+            assembly.isel(presentation=np.isin(assembly["stimulus_id"].values, ids[:24])), silent=silent).value)
+    assert "ceiling_silent" not in scores["zero"].provenance["settings"]  # the default leaves records as they were
+    assert scores["drop"].provenance["settings"]["ceiling_silent"] == "drop"
+    assert scores["drop"].ceiling == pytest.approx(_brainscore_ceiling_splits(assembly).mean(), abs=1e-12)
+    assert scores["zero"].ceiling < scores["drop"].ceiling - 0.005
+    assert scores["zero"].raw == scores["drop"].raw  # the option touches the ceiling only
+    # through the registry (no data is loaded until the assembly is needed)
+    assert benchmarks.load("cowley2023.V4", ceiling_silent="drop").ceiling_silent == "drop"
+    assert benchmarks.load("ventral_embedded.V4-temporal").ceiling_silent == "zero"
+    assert benchmarks.load("zhang_desimone2011.IT-decoding", ceiling_silent="drop").ceiling_silent == "drop"
+    with pytest.raises(ValueError, match="silent='nan'"):
+        benchmarks.load("cowley2023.V4", ceiling_silent="nan")

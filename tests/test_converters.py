@@ -172,7 +172,8 @@ def test_tampered_conversion_is_refused(cowley):
 def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):
     """Brain-Score's split-half ceiling per 10 ms bin, computed here straight from the MATLAB files: condition
     means over each half of the 20 repetition numbers (ShuffleSplit(10, 0.5, seed 1); a missing trial skipped),
-    Pearson r per unit over the 21 conditions (0 for a unit silent in a half), Spearman-Brown, median over units."""
+    Pearson r per unit over the 21 conditions (0 for a unit silent in a half), Spearman-Brown, median over units.
+    With silent="drop" (Brain-Score's pearsonr NaN) the silent units leave the median instead."""
     from sklearn.model_selection import ShuffleSplit
 
     from neurozoo.benchmarks.metrics import internal_consistency
@@ -185,13 +186,21 @@ def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):
         for c, condition in enumerate(sorted(set(combined))):
             trials = [i for i, label in enumerate(combined) if label == condition]
             counts[u, c, :len(trials)] = binned[trials]
-    per_split = []
+    per_split, per_split_dropped = [], []
     for a, b in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.arange(20)):
         means = [np.nanmean(counts[:, :, half], axis=2) for half in (a, b)]  # (unit, condition, bin)
         halves = [m - m.mean(axis=1, keepdims=True) for m in means]
         norms = np.sqrt((halves[0] ** 2).sum(1) * (halves[1] ** 2).sum(1))
         r = np.where(norms > 0, (halves[0] * halves[1]).sum(1) / np.where(norms > 0, norms, 1), 0.0)
         per_split.append(np.median(2 * r / (1 + r), axis=0))
-    expected = np.mean(per_split, axis=0)
+        per_split_dropped.append(np.nanmedian(np.where(norms > 0, 2 * r / (1 + r), np.nan), axis=0))
+    expected, dropped = np.mean(per_split, axis=0), np.mean(per_split_dropped, axis=0)
     np.testing.assert_allclose(internal_consistency(assembly).per_bin, expected, atol=1e-12)
     assert abs(expected[0]) < 0.05 and expected[7:].mean() > 0.2  # no reliable signal at 70-80 ms; IT responds later
+    np.testing.assert_allclose(internal_consistency(assembly, silent="drop").per_bin, dropped, atol=1e-12)
+    # measured effect (README): counting the silent units as 0 lowers the ceiling by 0.009-0.028 in the 18 bins
+    # where it is above 0, and raises it by 0.020 in the 80-90 ms bin, where it is below 0 (-0.052)
+    difference = dropped - expected
+    assert (expected > 0).sum() == 18 and expected[1] < 0
+    assert 0.0085 < difference[expected > 0].min() and difference[expected > 0].max() < 0.0285
+    assert -0.021 < difference[1] < -0.019

@@ -10,6 +10,15 @@ Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time
 4. Spearman-Brown with n = 2: ``c = 2r / (1 + r)``, the reliability of the average of all repetitions;
 5. median over neuroids, then mean over the 10 splits (error = std / sqrt(10)).
 
+A neuroid constant across the stimuli in one half (in practice: silent in that bin over that half's repeats)
+has no defined r. ``silent="zero"`` (ours, the default) counts it as r = 0 in the median, as a constant
+prediction is counted; ``silent="drop"`` is Brain-Score's behaviour: scipy.stats.pearsonr gives NaN
+(brainscore_vision/metrics/internal_consistency/ceiling.py, ``PearsonCorrelation``), the median over neuroids
+and the mean and std over splits skip NaN (xarray's default ``skipna``), so the neuroid drops out of that
+split's median. Counting it keeps the ceiling a property of all recorded units, not of those that happened to
+fire in both halves; in sparse bins the two differ (Zhang-Desimone: "drop" is 0.009-0.028 higher where the
+ceiling is above 0, README).
+
 ``c`` is a *variance fraction* (r^2 units): for responses ``s + noise`` it estimates
 ``var(s) / var(s + mean noise)``, i.e. the squared correlation between the repetition-averaged data
 and the noiseless signal. A model that predicts the signal perfectly therefore reaches a Pearson r of
@@ -29,6 +38,7 @@ it as ``convention="pre-2026"`` only to compare with old leaderboards.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -56,9 +66,14 @@ class Ceiling:
         return float(np.std(self.per_split.mean(1)) / np.sqrt(len(self.per_split)))
 
 
+#: How a neuroid constant in one half (silent) enters the ceiling: "zero" (ours) or "drop" (Brain-Score's NaN).
+SILENT = ("zero", "drop")
+
+
 def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size: float = 0.5,
-                         random_state: int = 1) -> Ceiling:
+                         random_state: int = 1, silent: str = "zero") -> Ceiling:
     """Spearman-Brown corrected split-half reliability per time bin (see module docstring)."""
+    check_silent(silent)
     assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
     repetitions = coord(assembly, "repetition")
     unique = np.unique(repetitions)
@@ -78,9 +93,23 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
             halves.append(mean)
             seen.append(any_selected)
         both = seen[0] & seen[1]
-        r = pearson_columns(halves[0][both], halves[1][both], axis=0)  # (N, T)
-        per_split[k] = np.nanmedian(spearman_brown(r), axis=0)
-    return Ceiling(per_split.mean(0), per_split, per_split.std(0) / np.sqrt(n_splits))
+        r = pearson_columns(halves[0][both], halves[1][both], axis=0,
+                            constant=0.0 if silent == "zero" else np.nan)  # (N, T)
+        with warnings.catch_warnings():
+            if silent == "drop":  # a bin where every neuroid is silent in a half has no median (NaN, skipped below)
+                warnings.simplefilter("ignore", RuntimeWarning)
+            per_split[k] = np.nanmedian(spearman_brown(r), axis=0)
+    if silent == "zero":
+        return Ceiling(per_split.mean(0), per_split, per_split.std(0) / np.sqrt(n_splits))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return Ceiling(np.nanmean(per_split, 0), per_split, np.nanstd(per_split, 0) / np.sqrt(n_splits))
+
+
+def check_silent(silent: str) -> str:
+    if silent not in SILENT:
+        raise ValueError(f"unknown silent={silent!r}; expected one of {', '.join(map(repr, SILENT))}")
+    return silent
 
 
 def balanced_halves(ids: np.ndarray, repetitions: np.ndarray, shown: np.ndarray, first, second) -> np.ndarray:

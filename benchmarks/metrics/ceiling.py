@@ -158,10 +158,6 @@ def normalize(r, ceiling, convention: str = "r2/ceiling"):
     raise ValueError(f"unknown convention {convention!r}; expected 'r2/ceiling' or 'pre-2026'")
 
 
-def ceiling_from(assembly: xr.DataArray, ceiling: Optional[Ceiling]) -> Ceiling:
-    return ceiling if ceiling is not None else internal_consistency(assembly)
-
-
 def summarize(r_per_bin, ceiling_per_bin, convention: str = "r2/ceiling") -> float:
     """One number over time bins: ceiling-weighted mean ``sum sign(r) r^2 / sum c`` (bins with c > 0);
     for ``"pre-2026"`` the plain mean of the per-bin scores."""

@@ -40,7 +40,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
                                                 "before stopping (default: the model's default_patience, else 2)")
-    p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress (default 0.01)")
+    p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress "
+                                                  "(default: the model's default_min_delta, else 0.01)")
     p.add_argument("--monitor", choices=("correlation", "poisson"),
                    help="what early stopping and the kept epoch watch on the validation split (default correlation; "
                         "poisson: the loss, as deep-retina's Keras EarlyStopping)")

@@ -260,8 +260,9 @@ def test_history_json_says_whether_the_patience_stopped_the_fit_and_after_which_
 
 
 def test_default_patience_is_two_epochs_for_every_builtin_model(ln_recording, monkeypatch):
-    """Fitting protocol 6 (and 7): every built-in model stops after 2 epochs without a gain of min_delta (protocol 5's
-    patience 1 for the BN-CNN cut its natural-scene fit short)."""
+    """Fitting protocol 6 (and 7): every built-in model but the GLM (patience 3 and min_delta 0.001 since protocol 10)
+    stops after 2 epochs without a gain of min_delta (protocol 5's patience 1 for the BN-CNN cut its natural-scene fit
+    short)."""
     import neurozoo.retina.fit as fit_module
 
     for name, kwargs, expected_epochs in (("bncnn", {}, 4), ("ln", {"rank": 1}, 4)):

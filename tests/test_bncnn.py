@@ -95,8 +95,11 @@ def test_bncnn_beats_ln_on_the_ground_truth_retina(tmp_path):
     held-out responses clearly better than the LN model.
 
     Reduced but honest setting to keep the suite fast: a 4000-frame training recording (the full embedded one
-    has 24000), 3 epochs of the fast contiguous-chunk path for the BN-CNN (batch 256) and the LN fit of
+    has 24000), 2 epochs of the fast contiguous-chunk path for the BN-CNN (batch 256) and the LN fit of
     tests/test_retina_fit.py (5 epochs); both scored on the same 500-frame, 6-repeat held-out movie.
+    Measured median correlations (fit seeds 0-2): BN-CNN 0.43-0.44 after 2 epochs (0.47 after 3), LN 0.08-0.11,
+    a margin of 0.32-0.37 over the 0.05 asked. Fewer frames is a cliff, not a saving: with 2000 the BN-CNN
+    falls to 0.09, below the LN.
     """
     from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.retina.fit import create_model, evaluate, fit
@@ -104,7 +107,7 @@ def test_bncnn_beats_ln_on_the_ground_truth_retina(tmp_path):
 
     path = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=4000, n_test=500, n_repeats=6)
     scores = {}
-    for name, settings in {"ln": dict(epochs=5), "bncnn": dict(epochs=3, batch_size=256)}.items():
+    for name, settings in {"ln": dict(epochs=5), "bncnn": dict(epochs=2, batch_size=256)}.items():
         torch.manual_seed(0)
         model = create_model(name, n_cells=12)
         result = fit(model, path, progress=False, seed=0, **settings)

@@ -3,6 +3,7 @@ import hashlib
 import importlib.util
 import io
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -160,6 +161,28 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     bad = {mode: submit(db, make_submission(tmp_path / mode, mode=mode, weights=False), store)
            for mode in ("crash", "nan", "hang")}
 
+    jobs = {mode: [j["id"] for j in db.submission(i)["jobs"]] for mode, i in bad.items()}
+    # the hanging submission sleeps through its 8 s limit while the others are scored (a second worker, as a
+    # second `zoo work` would be): it costs no CPU, so waiting for it after them only added 8 s
+    hang = {}
+    hang_worker = threading.Thread(target=lambda: hang.update(work(
+        db, lambda job: score_job(job, timeout_s=8), ids=jobs["hang"], progress=False, worker="test-hang-worker")),
+        daemon=True)
+    hang_worker.start()
+    try:
+        _score_the_good_then_the_failing(db, good, jobs)
+    finally:
+        hang_worker.join(timeout=120)
+    assert hang == {"done": 0, "failed": 1}
+    errors = {mode: db.submission(i)["jobs"][0]["error"] for mode, i in bad.items()}
+    assert "deliberate crash in forward" in errors["crash"].splitlines()[0]  # the error first, then the console tail
+    assert "NaN or infinity" in errors["nan"]
+    assert "wall-clock limit of 8 s" in errors["hang"]
+    assert all(db.submission(i)["status"] == FAILED for i in bad.values())
+    assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
+
+
+def _score_the_good_then_the_failing(db, good, jobs):
     good_jobs = [j["id"] for j in db.submission(good)["jobs"]]
     counts = work(db, lambda job: score_job(job, timeout_s=240), ids=good_jobs, progress=False)
     assert counts == {"done": 1, "failed": 0}, db.submission(good)["jobs"][0]["error"]
@@ -173,16 +196,8 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     assert public.settings["n_stimuli"] == hidden.settings["n_stimuli"] == 48
     assert [r.value for r in db.leaderboard_records()] == [hidden.value]
 
-    jobs = {mode: [j["id"] for j in db.submission(i)["jobs"]] for mode, i in bad.items()}
     counts = work(db, lambda job: score_job(job, timeout_s=240), ids=jobs["crash"] + jobs["nan"], progress=False)
     assert counts == {"done": 0, "failed": 2}
-    assert work(db, lambda job: score_job(job, timeout_s=8), ids=jobs["hang"], progress=False)["failed"] == 1
-    errors = {mode: db.submission(i)["jobs"][0]["error"] for mode, i in bad.items()}
-    assert "deliberate crash in forward" in errors["crash"].splitlines()[0]  # the error first, then the console tail
-    assert "NaN or infinity" in errors["nan"]
-    assert "wall-clock limit of 8 s" in errors["hang"]
-    assert all(db.submission(i)["status"] == FAILED for i in bad.values())
-    assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
 
 
 def test_sandbox_environment_has_no_secrets(monkeypatch):

@@ -705,14 +705,22 @@ def _env():
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
-def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request):
+def _in_worker_environment(monkeypatch, tmp_path):
+    """What a command run as ``python -m neurozoo.convrnn.search.cli`` with ``_env()`` in ``tmp_path`` sees, for a
+    command run in this process (the worker processes it starts inherit it): no interpreter and torch to start."""
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    monkeypatch.chdir(tmp_path)
+
+
+def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request, monkeypatch):
+    from neurozoo.convrnn.search.cli import main
+
     url, name = _shared_storage(tmp_path), _study_name(request)
     # no pruner: whether a trial is pruned depends on which of the two workers reports first
     argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record", "--pruner", "none",
                        storage=url, study=name)
-    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _in_worker_environment(monkeypatch, tmp_path)
+    assert main(argv) == 0  # it starts the two worker processes
     study = optuna.load_study(study_name=name, storage=url)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == [0, 1, 2, 3]
@@ -722,7 +730,7 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request)
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 
-def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
+def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypatch):
     url, name = _shared_storage(tmp_path), _study_name(request)
     slow = search_argv(tiny, tmp_path / "run", 1, "--epochs", "500", "--heartbeat", "1", "--grace", "2",
                        "--export", "0", storage=url, study=name)
@@ -750,9 +758,10 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request):
     time.sleep(2.5)  # past the grace period
     resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
                          "--no-record", storage=url, study=name)
-    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *resume], env=_env(), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    from neurozoo.convrnn.search.cli import main
+
+    _in_worker_environment(monkeypatch, tmp_path)
+    assert main(resume) == 0  # the next worker, in this process
     trials = optuna.load_study(study_name=name, storage=storage).trials
     assert [t.number for t in trials] == [0, 1]
     assert trials[0].state == optuna.trial.TrialState.FAIL  # failed by the heartbeat check

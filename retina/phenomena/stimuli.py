@@ -165,7 +165,7 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
                         f"{'covers the whole' if inside.any() else 'misses every pixel of the'} {FRAME_SIZE}x"
                         f"{FRAME_SIZE} frame, so object and background cannot move apart")
 
-    def texture(shift):
-        return np.where(((x[None] - shift[:, None, None]) // bar_width) % 2 == 0, contrast, -contrast)
+    def texture(shift):  # the bars vary along x only: one row per frame, broadcast over y
+        return np.where(((x[0] - shift[:, None]) // bar_width) % 2 == 0, contrast, -contrast)[:, None, :]
 
     return np.where(inside[None], texture(shift_object), texture(shift_background)).astype(np.float32)

@@ -64,6 +64,12 @@ CATALOG: Dict[str, CatalogEntry] = {e.name: e for e in (
                  "macaque IT spike rasters, 132 units, 7 objects x 3 positions, 1 ms bins",
                  "github.com/emeyers/NeuroDecodeR data-raw/raster/ (Zhang et al. 2011)", "GPL-3",
                  {"family": "zhang_desimone2011", "region": "IT"}),
+    CatalogEntry("allen_bo.v1_natural_scenes", _files("v1_allen_natural_scenes/"),
+                 "mouse V1 (calcium imaging), 212 neurons x 118 natural scenes 31x31 grey, trial averages, "
+                 "published split train 100 / test 18 scenes",
+                 "github.com/psailamul/Allen_Brain_Observatory (Allen Brain Observatory natural scenes)",
+                 "Allen Institute terms of use",
+                 {"family": "allen_bo", "region": "V1"}),
 )}
 
 

@@ -141,6 +141,11 @@ SHA256 = {
     "it_zhang_desimone2011/bp1021spk_04A_raster_data.mat": ("b70394133d5e3b6b6ad531dc816dd942e8eb4fa5b08874fba92c6b24608d39ab", 8906),
     "it_zhang_desimone2011/bp1021spk_04B_raster_data.mat": ("c2533a86b052e9f276bada89f533499afa3e7d767cd31e946220ff9b6e0d1df3", 17179),
     "it_zhang_desimone2011/bp1021spk_04C_raster_data.mat": ("ea92d05410fdd10df5e55e66b6e66a96383c2eb7590227c4bc61830e2135cbdf", 13623),
+    "v1_allen_natural_scenes/Allen_test_input.npy": ("737078f8c73a67eba504b62a11657a3bb85a838af71a47f85acb35b319b2215e", 138464),
+    "v1_allen_natural_scenes/Allen_test_output.npy": ("4a761c48fc020acac16f993199d82c6243bcbde846878ea6fd488832bae5cb33", 30608),
+    "v1_allen_natural_scenes/Allen_train_input.npy": ("1e688234d71453e655dd8d3b1122c149986fd56a79c8bb86d36d1224443a72e4", 768880),
+    "v1_allen_natural_scenes/Allen_train_output.npy": ("d51c2606fc7df9f4caa747fdb10f9da7ef46786009167a5a66a3ca4290aeabc8", 169680),
+    "v1_allen_natural_scenes/all_input_scenes_118_961.npy": ("0d40bbf7490200a0f833c8ca942773c60e72959c32a9810baeae73972ac73ea2", 907264),
 }
 
 #: Generated (embedded) data folders, by folder name: sha256 of the JSON ``{file: sha256}`` of every file in

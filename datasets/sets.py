@@ -30,6 +30,11 @@ def register(registry) -> None:
             return load_cowley_v4(session, **kwargs)
         return load
 
+    def allen(**kwargs):
+        from neurozoo.datasets.converters.allen_v1 import load_allen_v1
+
+        return load_allen_v1(**kwargs)
+
     def zhang(**kwargs):
         from neurozoo.datasets.converters.zhang_desimone_it import load_zhang_desimone_it
 
@@ -46,3 +51,6 @@ def register(registry) -> None:
                  description="macaque V4, 1200 natural colour photographs, repeat means only (Cowley et al. 2023)")
     registry.add("zhang_desimone2011.it", zhang, family="zhang_desimone2011", region="IT",
                  description="macaque IT, 7 objects x 3 positions, spike counts in 10 ms bins 70-260 ms (Zhang et al. 2011)")
+    registry.add("allen_bo.v1_natural_scenes", allen, family="allen_bo", region="V1",
+                 description="mouse V1 (Allen Brain Observatory), 118 natural scenes 31x31 grey, 212 neurons, "
+                             "trial averages, published split train 100 / test 18")

@@ -174,6 +174,9 @@ def test_real_checksums_match_the_shared_data(shared_data, tmp_path, monkeypatch
     catalog.import_files("cowley2023.v4_210325", shared_data, link=True)
     assert set(catalog.status("cowley2023.v4_210325").values()) == {"ok"}
     assert len(catalog.get("zhang_desimone2011.it").files) == 132
+    catalog.import_files("allen_bo.v1_natural_scenes", shared_data, link=True)
+    assert set(catalog.status("allen_bo.v1_natural_scenes").values()) == {"ok"}
+    assert len(catalog.get("allen_bo.v1_natural_scenes").files) == 5
 
 
 def _dead_pid():

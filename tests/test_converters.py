@@ -35,6 +35,12 @@ def zhang(request, module_cache):
 
 
 @pytest.fixture(scope="module")
+def allen(request, module_cache):
+    shared = request.getfixturevalue("shared_data")
+    return datasets.DATASETS.create("allen_bo.v1_natural_scenes"), shared / "v1_allen_natural_scenes"
+
+
+@pytest.fixture(scope="module")
 def shared_data():  # module-scoped twin of conftest's fixture
     folder = shared_data_dir()
     if not folder.is_dir():
@@ -204,3 +210,46 @@ def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):
     assert (expected > 0).sum() == 18 and expected[1] < 0
     assert 0.0085 < difference[expected > 0].min() and difference[expected > 0].max() < 0.0285
     assert -0.021 < difference[1] < -0.019
+
+
+def test_allen_v1_assembly_and_images_match_the_npy_files(allen):
+    (assembly, stimuli), folder = allen
+    scenes = np.load(folder / "all_input_scenes_118_961.npy")
+    assert assembly.shape == (118, 212, 1) and len(stimuli) == 118
+    assert list(assembly["time_bin_start"].values) == [0] and list(assembly["time_bin_end"].values) == [250]
+    assert set(assembly["region"].values) == {"V1"} and set(assembly["repetition"].values) == {0}
+    assert assembly.attrs["repeat_averaged"] == 1
+    split = assembly["split"].values
+    assert list(split) == ["train"] * 100 + ["test"] * 18
+    for name in ("train", "test"):
+        rows = split == name
+        inputs, outputs = np.load(folder / f"Allen_{name}_input.npy"), np.load(folder / f"Allen_{name}_output.npy")
+        np.testing.assert_array_equal(assembly.values[rows, :, 0], outputs)  # the published values, in their order
+        np.testing.assert_array_equal(scenes[assembly["image_index"].values[rows]], inputs)
+        ids = assembly["stimulus_id"].values[rows]
+        assert set(stimuli[stimuli["split"] == name]["stimulus_id"]) == set(ids)
+        for stimulus_id, row in zip(ids[:3], inputs[:3]):  # the PNG holds the published pixels (31x31, row-major)
+            with Image.open(stimuli.get_stimulus(stimulus_id)) as image:
+                assert image.mode == "L" and image.size == (31, 31)
+                np.testing.assert_array_equal(np.asarray(image), row.reshape(31, 31))
+    assert len(set(assembly["stimulus_id"].values)) == 118  # every scene once: 100 train and 18 test, disjoint
+
+
+def test_allen_v1_refuses_a_scene_row_it_cannot_find(tmp_path):
+    from neurozoo.datasets.converters.allen_v1 import _convert
+
+    rng = np.random.default_rng(0)
+    scenes = rng.integers(0, 256, (118, 961)).astype(float)
+    files = {"all_input_scenes_118_961.npy": scenes, "Allen_train_input.npy": scenes[:100],
+             "Allen_test_input.npy": scenes[100:].copy(), "Allen_train_output.npy": rng.standard_normal((100, 5)),
+             "Allen_test_output.npy": rng.standard_normal((18, 5))}
+    files["Allen_test_input.npy"][3, 0] = 0.5  # no longer any scene
+    paths = {}
+    for name, array in files.items():
+        np.save(tmp_path / name, array)
+        paths[name] = tmp_path / name
+    with pytest.raises(DataError, match=r"Allen_test_input\.npy: input row 3 matches 0 scenes"):
+        _convert(paths, tmp_path / "out")
+    np.save(tmp_path / "Allen_test_output.npy", rng.standard_normal((17, 5)))
+    with pytest.raises(DataError, match=r"Allen_test_output\.npy: expected shape \(18, n\)"):
+        _convert(paths, tmp_path / "out")

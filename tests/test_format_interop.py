@@ -321,17 +321,19 @@ def converted(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
         from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, converted_folder
+        from neurozoo.datasets.converters.allen_v1 import CONVERTER_VERSION as ALLEN
         from neurozoo.datasets.converters.cowley_v4 import CONVERTER_VERSION as COWLEY
         from neurozoo.datasets.converters.zhang_desimone_it import CONVERTER_VERSION as ZHANG
         out = {}
-        for name, version in (("cowley2023.v4_210325", COWLEY), ("zhang_desimone2011.it", ZHANG)):
+        for name, version in (("cowley2023.v4_210325", COWLEY), ("zhang_desimone2011.it", ZHANG),
+                              ("allen_bo.v1_natural_scenes", ALLEN)):
             recording = datasets.DATASETS.create(name)
             folder = converted_folder(name, version)
             out[name] = recording, folder / ASSEMBLY_FILE, folder / STIMULUS_FILE
         yield out
 
 
-@pytest.mark.parametrize("name", ["cowley2023.v4_210325", "zhang_desimone2011.it"])
+@pytest.mark.parametrize("name", ["cowley2023.v4_210325", "zhang_desimone2011.it", "allen_bo.v1_natural_scenes"])
 def test_brainio_reads_the_converted_real_recordings(converted, name):
     (ours, stimuli), nc, csv = converted[name]
     theirs = _brainio_load(nc)
@@ -347,7 +349,8 @@ def test_brainio_reads_the_converted_real_recordings(converted, name):
     else:
         frame, paths = _brainio_stimulus_set(csv, csv.with_suffix(""))
         assert len(paths) == len(stimuli)
-        assert paths["cowley2023_210325_0640"].read_bytes() == stimuli.get_stimulus("cowley2023_210325_0640").read_bytes()
+        last = str(stimuli["stimulus_id"].iloc[-1])
+        assert paths[last].read_bytes() == stimuli.get_stimulus(last).read_bytes()
     # strings for plain pd.read_csv too (no id that reads as a number), so a merge on stimulus_id matches
     assert all(isinstance(v, str) for v in frame["stimulus_id"])
     assert set(theirs["stimulus_id"].values) <= set(frame["stimulus_id"])

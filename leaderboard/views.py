@@ -290,6 +290,10 @@ ERROR_LINES = 8  # the last lines of a failed job's error a page shows (the trac
 HOST_PATH = re.compile(r"(?<![\w.~/-])/(?:[^\s/\"'<>():,;]+/)+[^\s/\"'<>():,;]*")
 
 
+#: a setting that is one absolute path of at least two components (spaces allowed), alone or after one word
+WHOLE_PATH = re.compile(r"(?P<word>[A-Za-z_]+ )?(?P<path>/[^\n/]+/[^\n]*)\Z")
+
+
 def _shortened(path: str) -> str:
     name = path.rstrip("/").rsplit("/", 1)[-1]
     return f".../{name}" if "." in name.strip(".") else "<host path>"
@@ -304,11 +308,12 @@ def without_host_paths(text: str) -> str:
 
 def public_value(value):
     """A setting as the public pages and API show it: every string in it (keys too, at any depth) without host
-    paths (:func:`without_host_paths`); a string that is one absolute path is shortened whole, so that a path with
-    a space in it (``/home/a/my runs/c.pt``) does not leave its end behind."""
+    paths (:func:`without_host_paths`); a string that is one absolute path, alone or after one word (``weights``:
+    ``checkpoint /home/...``), is shortened whole, so that a path with a space in it (``/home/a/my runs/c.pt``) does
+    not leave its end behind."""
     if isinstance(value, str):
-        whole = value.startswith("/") and "\n" not in value and value.rstrip("/").count("/") >= 2
-        return _shortened(value) if whole else without_host_paths(value)
+        whole = WHOLE_PATH.match(value)
+        return (whole["word"] or "") + _shortened(whole["path"]) if whole else without_host_paths(value)
     if isinstance(value, dict):
         return {public_value(key): public_value(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

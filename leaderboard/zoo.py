@@ -12,7 +12,7 @@ weights** -- a legitimate baseline that says how much of a score the architectur
 Retina models are fitted by the retina benchmarks on the embedded recordings with at most ``fit_epochs``
 (default 40, the published budget) epochs of :class:`retina.fit.FitConfig`, early-stopped on validation
 correlation (converged fits; cached under model, data sha256, fitting protocol and seed, so a re-run fits
-nothing); the budget is part of the job's spec, so changing it queues new jobs. Models registered with
+nothing); the budget and the fitting protocol are part of the job's spec, so changing either queues new jobs. Models registered with
 ``default_zoo=False`` (``bncnn2016``: twice the BN-CNN's cost per epoch, and slow to fit without
 BatchNorm) are scored only when named (``--models``). Converged fits measured: docs/retina.md.
 
@@ -128,7 +128,12 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                     "score": {"max_features": max_features, "seed": 0},
                     "split": split_spec()}
             if family == "retina":
+                from neurozoo.retina.fit import FIT_PROTOCOL
+
                 spec["fit"] = {"epochs": fit_epochs}
+                # in the job key: a new protocol changes the fits (protocol 10: the GLM's), so a re-run must score
+                # them again rather than reuse the old protocol's scores (the fit cache is keyed by it too)
+                spec["fit_protocol"] = FIT_PROTOCOL
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
             if checkpoint:

@@ -594,3 +594,16 @@ def test_no_setting_of_a_score_shows_a_host_path_on_the_pages_the_api_or_the_rep
         assert kept in model
     assert '"out": "\\u003chost path\\u003e"' in model and '"\\u003chost path\\u003e": "activations' in model
     assert db.get(db.jobs(ids=[job])[0]["hidden_score_id"]).settings["checkpoint"] == "/home/alice/runs/ckpt-7.pt"
+
+
+def test_a_checkpoint_path_with_spaces_in_weights_is_shortened_whole():
+    """``weights`` is ``checkpoint <path>`` (zoo run --checkpoint): only a string that was a path alone was shortened
+    whole, so 'checkpoint /home/alice/my secret runs/ckpt-7.pt' showed 'checkpoint <host path> secret runs/ckpt-7.pt'
+    on the public pages, the folders after the first space left behind."""
+    from neurozoo.leaderboard.views import public_settings, public_value
+
+    assert public_value("checkpoint /home/alice/my secret runs/ckpt-7.pt") == "checkpoint .../ckpt-7.pt"
+    assert public_settings({"weights": "checkpoint /home/a b/c d/"})["weights"] == "checkpoint <host path>"
+    # text around a path is not one path: each path in it is shortened where it stops
+    assert public_value("activations of /var/cache/x/a.npz, reused") == "activations of .../a.npz, reused"
+    assert public_value("published /home/alice/x.pt") == "published .../x.pt" and public_value("rgc_shallow") == "rgc_shallow"

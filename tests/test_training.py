@@ -145,6 +145,22 @@ def test_resume_without_rng_state_differs(data, tmp_path):
     assert not torch.equal(straight.model.readout.weight, other.model.readout.weight)
 
 
+def test_resuming_with_another_number_of_loading_workers_warns(data, tmp_path):
+    """The default --workers follows the CPUs this process may use (min(4, CPUs - 1)), so a plain --resume on a
+    machine (or a batch allocation) with other CPUs changed the augmentation streams without a word, where the
+    resumed run is meant to equal an uninterrupted one."""
+    import warnings
+
+    first = Trainer(config(data, tmp_path))
+    first.fit(until_epoch=1)
+    first.close()
+    with pytest.warns(UserWarning, match=r"loaded its data with 0 worker\(s\), this run with 2: .* pass --workers 0"):
+        Trainer(config(data, tmp_path, resume="auto", workers=2)).close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(config(data, tmp_path, resume="auto")).close()  # the same number: no warning
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "last.pth"
     save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1, "global_step": 10}, path)

@@ -432,6 +432,11 @@ class Trainer:
         self.best_top1 = float(state.get("best_top1", -1.0))
         if state.get("classes") is not None and list(state["classes"]) != self.classes:
             raise DataError(f"{self.config.data}: its classes differ from those the checkpoint was trained on")
+        workers = (state.get("config") or {}).get("workers")
+        if workers is not None and workers != self.config.workers:  # the default follows this machine's CPUs
+            warnings.warn(f"--resume: the checkpoint's run loaded its data with {workers} worker(s), this run with "
+                          f"{self.config.workers}: the augmentation streams depend on the number, so the result will "
+                          f"differ from an uninterrupted run; pass --workers {workers} to continue them")
         rng = state.get("rng") or []
         if len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank], self.generator)

@@ -128,12 +128,15 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                     "score": {"max_features": max_features, "seed": 0},
                     "split": split_spec()}
             if family == "retina":
+                from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
                 from neurozoo.retina.fit import FIT_PROTOCOL
 
                 spec["fit"] = {"epochs": fit_epochs}
-                # in the job key: a new protocol changes the fits (protocol 10: the GLM's), so a re-run must score
-                # them again rather than reuse the old protocol's scores (the fit cache is keyed by it too)
+                # in the job key: a new protocol changes the fits (protocol 10: the GLM's), and a new version of the
+                # embedded circuit its recordings, so a re-run must score them again rather than reuse the old scores
+                # (the fit cache is keyed by both too: fitting protocol, data sha256)
                 spec["fit_protocol"] = FIT_PROTOCOL
+                spec["recording_version"] = RECORDING_VERSION
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
             if checkpoint:

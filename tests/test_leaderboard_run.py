@@ -176,7 +176,7 @@ def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}
 
 
-def test_a_new_fitting_protocol_gives_the_retina_jobs_new_keys(monkeypatch):
+def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):
     """The fitting protocol was in the fit cache's key but not in the job's: after protocol 10 changed the GLM's fits,
     a re-run of zoo run reused the protocol-9 scores as done jobs, and the board kept them."""
     import neurozoo.retina.fit as retina_fit
@@ -187,11 +187,17 @@ def test_a_new_fitting_protocol_gives_the_retina_jobs_new_keys(monkeypatch):
         specs, _ = zoo_specs(models=["glm", "rgc_shallow"])
         return {(s["model"], s["benchmark"]): settings_sha256(s) for s in specs}
 
+    import neurozoo.datasets.synthetic_retina as recordings
+
     before = keys()
     monkeypatch.setattr(retina_fit, "FIT_PROTOCOL", retina_fit.FIT_PROTOCOL + 1)
     after = keys()
     changed = {job for job in before if before[job] != after[job]}
     assert changed and changed == {job for job in before if job[0] == "glm"}  # the ConvRNN's jobs keep theirs
+    # so does a new version of the embedded circuit (its recordings, hence every retina fit and score)
+    monkeypatch.setattr(recordings, "VERSION", recordings.VERSION + 1)
+    again = keys()
+    assert {job for job in after if after[job] != again[job]} == changed
 
 
 def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):

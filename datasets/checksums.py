@@ -156,7 +156,7 @@ SHA256 = {
 #: give the second. Regenerate both after bumping a generator's version: ``python -c "from neurozoo.datasets.cache
 #: import folder_digest; from neurozoo.datasets.embedded import ventral; print(folder_digest(ventral.ensure()))"``
 #: on a fresh cache (with an empty pin), once as is and once with ``ATEN_CPU_CAPABILITY=default``;
-#: tests/test_embedded_ventral.py rebuilds the data under other CPU kernels and checks both.
+#: tests/test_embedded_ventral.py rebuilds the data under other CPU kernels and checks that each build gives one of them.
 EMBEDDED_SHA256 = {
     "ventral-v5-seed0": ("be4dcb26167ab5fa075c40ea5f4943199f768bfc2a9b19b4e8d2dfe7aac5121e",
                          "952642b3526cca4024e536d843017d3b02dd03356b3dbec9a6c3b9e13b277045"),

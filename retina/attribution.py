@@ -154,25 +154,34 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
 RANKINGS = ("abs", "abs_positions", "signed")
 
 
-def rank_units(attribution: Attribution, by: str = "abs") -> np.ndarray:
-    """Channels ordered from most to least important over all windows.
+def check_ranking(by: str) -> None:
+    if by not in RANKINGS:
+        raise ValueError(f"by must be one of {RANKINGS}; got {by!r}")
+
+
+def unit_scores(attribution: Attribution, by: str = "abs") -> torch.Tensor:
+    """Each channel's score over all windows, ``(C,)``.
 
     ``by="abs"``: mean over windows of |channel attribution summed over space| (a unit that both excites and inhibits
     counts); torch-deep-retina ``pruning.prune_channels`` with ``abssum=False``. ``"abs_positions"``: mean over windows
     of the sum over positions of |attribution| (``abssum=True``: positions that cancel each other still count).
     ``"signed"``: mean attribution (most excitatory first)."""
+    check_ranking(by)
     if by == "abs":
-        score = attribution.per_unit().abs().mean(0)
-    elif by == "abs_positions":
-        score = attribution.values.abs().sum((2, 3)).mean(0)
-    elif by == "signed":
-        score = attribution.per_unit().mean(0)
-    else:
-        raise ValueError(f"by must be one of {RANKINGS}; got {by!r}")
-    return torch.argsort(score, descending=True).cpu().numpy()
+        return attribution.per_unit().abs().mean(0)
+    if by == "abs_positions":
+        return attribution.values.abs().sum((2, 3)).mean(0)
+    return attribution.per_unit().mean(0)
 
 
-def unit_importance(attribution: Attribution) -> np.ndarray:
-    """Mean |channel attribution| over windows, ``(C,)``, normalised to sum to 1."""
-    score = attribution.per_unit().abs().mean(0).cpu().numpy()
-    return score / score.sum() if score.sum() > 0 else score
+def rank_units(attribution: Attribution, by: str = "abs") -> np.ndarray:
+    """Channels ordered from most to least important over all windows (:func:`unit_scores`)."""
+    return torch.argsort(unit_scores(attribution, by), descending=True).cpu().numpy()
+
+
+def unit_importance(attribution: Attribution, by: str = "abs") -> np.ndarray:
+    """:func:`unit_scores` as shares, ``(C,)``: divided by the sum of their magnitudes (for ``"signed"``, an inhibitory
+    unit's share is negative)."""
+    score = unit_scores(attribution, by).double().cpu().numpy()
+    total = np.abs(score).sum()
+    return score / total if total > 0 else score

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from neurozoo.datasets.model_modes import eval_mode
-from neurozoo.retina.attribution import integrated_gradients, layer_activation, layer_head, rank_units
+from neurozoo.retina.attribution import (check_ranking, integrated_gradients, layer_activation, layer_head, rank_units,
+                                         unit_importance)
 from neurozoo.retina.metrics import correlation
 
 FILLS = ("baseline", "zero", "mean", "pruned")
@@ -107,6 +108,9 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
     ``rule``, ``site`` (:func:`integrated_gradients`) and ``by`` (:func:`rank_units`) choose torch-deep-retina's
     variants. Runs in eval mode and restores the model's mode."""
+    check_ranking(by)  # before the attribution, which is the expensive part
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}; got {fill!r}")
     with eval_mode(model):
         attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps, rule=rule, site=site)
         order = rank_units(attribution, by=by)
@@ -116,11 +120,10 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
             reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
         kept = torch.as_tensor(order[:k].copy())
         contribution_rates = (attribution.baseline_output + attribution.per_unit()[:, kept].sum(1)).double().cpu().numpy()
-        per_unit = attribution.per_unit().abs().mean(0).cpu().numpy()
         return {
             "cell": cell, "layer": layer, "k": k, "fill": fill, "rule": rule, "site": site, "by": by,
             "ranking": order.tolist(),
-            "importance": (per_unit / per_unit.sum()).tolist() if per_unit.sum() > 0 else per_unit.tolist(),
+            "importance": unit_importance(attribution, by).tolist(),  # the ranking's own scores, as shares
             "kept_units": sorted(order[:k].tolist()),
             "correlation": float(correlation(full_rates, reduced_rates)),
             "variance_explained": _variance_explained(full_rates, reduced_rates),

@@ -122,3 +122,32 @@ def test_reduction_leaves_the_model_in_the_mode_it_was_in():
     model.eval()
     reduction_report(model, x, cell=0, layer=1, k=2, steps=4)
     assert not model.training
+
+
+@pytest.mark.parametrize("by", ["abs", "abs_positions", "signed"])
+def test_the_reports_importances_are_the_rankings_own_scores(by):
+    """The report's importances were mean |per-unit attribution| whatever ``by`` ranked with, so with
+    ``abs_positions`` or ``signed`` they could disagree with the ranking beside them."""
+    from neurozoo.retina.attribution import unit_scores
+
+    model, x = _model(important=(0, 1, 2, 3, 4, 5, 6, 7)), _movie(6)
+    report = reduction_report(model, x, cell=0, layer=1, k=2, steps=4, by=by)
+    importance = np.array(report["importance"])
+    assert np.abs(importance).sum() == pytest.approx(1.0)
+    # ranked by the importances, highest first: the report's ranking
+    assert np.argsort(-importance, kind="stable").tolist() == report["ranking"]
+    scores = unit_scores(integrated_gradients(model, x, cell=0, layer=1, steps=4), by).double().numpy()
+    np.testing.assert_allclose(importance, scores / np.abs(scores).sum(), rtol=1e-9)
+
+
+@pytest.mark.parametrize("option,message", [({"by": "absolute"}, "by must be one of"),
+                                            ({"fill": "grey"}, "fill must be one of")])
+def test_a_bad_ranking_or_fill_is_refused_before_the_attribution(option, message, monkeypatch):
+    import neurozoo.retina.reduction as reduction
+
+    def attribution_started(*args, **kwargs):
+        raise AssertionError("the attribution ran before the options were checked")
+
+    monkeypatch.setattr(reduction, "integrated_gradients", attribution_started)
+    with pytest.raises(ValueError, match=message):
+        reduction_report(_model(), _movie(4), cell=0, layer=1, **option)

@@ -146,3 +146,21 @@ def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatc
     found = find_fixed_points(drift, torch.randn(8, 12, dtype=torch.float64), steps=20, n_eigenvalues=5)
     assert len(found) == 0 and found.eigenvalues.shape == (0, 5) and not calls
     assert found.settings["krylov_below"] == 1.0
+
+
+def test_newton_polish_is_bit_identical_whatever_memory_it_finds():
+    """torch.linalg.lstsq's CPU gelsy read an uninitialised pivot array, so the same Newton step from the same
+    points gave a different last bit after other tensors had used (and freed) that memory: a ConvRNN dynamics
+    record moved by ~2.5e-15 run to run. Every repeat must now be bit-identical."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(48, 48, generator=generator, dtype=torch.float64) / 48 ** 0.5
+    system = FunctionMap(lambda x: torch.tanh(x @ weights.T + 0.1), 48)
+    start = torch.randn(4, 48, generator=generator, dtype=torch.float64)
+    results = set()
+    for fill in range(1, 9):
+        dirty = [torch.full((fill * 7,), fill * 1001, dtype=torch.int32) for _ in range(4)]
+        del dirty  # freed memory with nonzero contents, as a run's other tensors leave it
+        results.add(fixedpoints._newton(system, start, 2).numpy().tobytes())
+    assert len(results) == 1

@@ -186,6 +186,17 @@ def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float, 
     return x.detach()
 
 
+def _newton_steps(matrices: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Least-squares solutions of matrices[i] d = residuals[i] by LAPACK gelsy (QR with column pivoting), through
+    SciPy: torch.linalg.lstsq's CPU gelsy passes LAPACK an uninitialised pivot array (nonzero entries fix columns
+    in front), so its answer followed leftover memory and a ConvRNN dynamics record moved by ~1e-15 run to run
+    (pytorch/pytorch#187411); SciPy zeroes it. rcond as torch's default, eps * max(m, n)."""
+    from scipy.linalg import lstsq
+
+    cond = np.finfo(matrices.dtype).eps * max(matrices.shape[1:])
+    return np.stack([lstsq(m, r, cond=cond, lapack_driver="gelsy")[0] for m, r in zip(matrices, residuals)])
+
+
 def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
     identity = torch.eye(x.shape[1], dtype=x.dtype)
     q = speed(system, x).detach()
@@ -193,8 +204,8 @@ def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
         with torch.no_grad():
             residual = system(x) - x
         try:
-            delta = torch.linalg.lstsq(jacobians(system, x) - identity, residual[..., None]).solution[..., 0]
-        except RuntimeError:
+            delta = torch.as_tensor(_newton_steps((jacobians(system, x) - identity).numpy(), residual.numpy()))
+        except (RuntimeError, ValueError):  # LinAlgError is a ValueError, as is a non-finite Jacobian
             break
         candidate = x - delta
         with torch.no_grad():

@@ -158,6 +158,17 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _made_on_use_manifest(folder: Path) -> dict:
+    """The manifest of a :data:`MADE_ON_USE` folder. It lists files generated one at a time beside others that it does
+    not list (the retina recordings beside their cached fits), so an unreadable one is to be deleted alone, not with
+    its folder as :func:`read_manifest` says of a derived folder."""
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{folder / MANIFEST}: unreadable manifest ({error}); delete this file alone (the files it "
+                        f"listed are then unverified until generated again; the rest of {folder} stays)") from None
+
+
 def record_generated(path: Path) -> str:
     """Record the sha256 of ``path``, just generated into place, in the manifest of its folder (one of
     :data:`MADE_ON_USE` files); returns it. The file is hashed under the manifest's lock, after its own rename: when
@@ -166,7 +177,7 @@ def record_generated(path: Path) -> str:
     folder = path.parent
     with locked(folder / f"{MANIFEST}.lock"):
         digest = sha256_file(path)
-        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else {"files": {}, MADE_ON_USE: True}
+        manifest = _made_on_use_manifest(folder) if (folder / MANIFEST).is_file() else {"files": {}, MADE_ON_USE: True}
         manifest["files"][path.name] = digest
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return digest
@@ -177,7 +188,7 @@ def recorded_sha256(path: Path) -> Optional[str]:
     path = Path(path)
     if not (path.parent / MANIFEST).is_file():
         return None
-    return read_manifest(path.parent)["files"].get(path.name)
+    return _made_on_use_manifest(path.parent)["files"].get(path.name)
 
 
 def folder_digest(folder: Path) -> str:

@@ -115,11 +115,12 @@ def write_manifest(folder: Path, extra: Optional[dict] = None) -> Dict[str, str]
     return files
 
 
-def read_manifest(folder: Path) -> dict:
+def read_manifest(folder: Path, remedy: str = "delete the folder to rebuild it") -> dict:
+    """The folder's manifest; ``remedy``: what the error of an unreadable one tells the user to do."""
     try:
         return json.loads((Path(folder) / MANIFEST).read_text())
     except (OSError, ValueError) as error:
-        raise DataError(f"{folder}/{MANIFEST}: unreadable manifest ({error}); delete the folder to rebuild it") from None
+        raise DataError(f"{folder}/{MANIFEST}: unreadable manifest ({error}); {remedy}") from None
 
 
 def verify_folder(folder: Path) -> Dict[str, str]:
@@ -162,11 +163,8 @@ def _made_on_use_manifest(folder: Path) -> dict:
     """The manifest of a :data:`MADE_ON_USE` folder. It lists files generated one at a time beside others that it does
     not list (the retina recordings beside their cached fits), so an unreadable one is to be deleted alone, not with
     its folder as :func:`read_manifest` says of a derived folder."""
-    try:
-        return json.loads((folder / MANIFEST).read_text())
-    except (OSError, ValueError) as error:
-        raise DataError(f"{folder / MANIFEST}: unreadable manifest ({error}); delete this file alone (the files it "
-                        f"listed are then unverified until generated again; the rest of {folder} stays)") from None
+    return read_manifest(folder, f"delete this file alone (the files it listed are then unverified until generated "
+                                 f"again; the rest of {folder} stays)")
 
 
 def record_generated(path: Path) -> str:

@@ -18,7 +18,8 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes and the files in its tmpfs mounts and kills the job above the limit;
-- CPU time: ``RLIMIT_CPU`` on every process plus the watchdog's sum over the job; wall clock;
+- CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later) plus the
+  watchdog's sum over the job; wall clock;
 - processes: the cgroup's pids limit, else the watchdog's count of the job's processes;
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
   pipes with byte caps; a job that writes more is killed. Reads never block on a pipe a daemon holds
@@ -43,6 +44,7 @@ from neurozoo.datasets.errors import UserFacingError
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
+CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -368,11 +370,25 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
                 handle.write(str(os.getpid()))
         if address_space:
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        cpu = int(limits.cpu_s) + 1
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        soft = cpu_rlimit_soft_s(limits)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_HARD_MARGIN_S))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         _die_with_parent()
     return apply
+
+
+def cpu_rlimit_soft_s(limits: Limits) -> int:
+    """Each process's ``RLIMIT_CPU`` soft limit (whole seconds, past the job's limit): the kernel sends SIGXCPU there,
+    which names the cause, and SIGKILL at the hard limit ``CPU_HARD_MARGIN_S`` later, for a process that ignores
+    SIGXCPU. Equal soft and hard limits made the kernel send SIGKILL alone: a job the watchdog had not caught yet
+    (a loaded host) ended with a bare "exit status 137"."""
+    return int(limits.cpu_s) + 1
+
+
+def killed_by_cpu_rlimit(returncode: Optional[int]) -> bool:
+    """SIGXCPU ended the job's main process: ``-SIGXCPU`` without a sandbox, ``128 + SIGXCPU`` through bwrap (which
+    exits with its child's status)."""
+    return returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
 
 
 def _die_with_parent() -> None:
@@ -540,6 +556,6 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         peak = max(peak, cgroup.peak())
         if killed is None and cgroup.oom_killed():
             killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB (cgroup)"
-    if killed is None and process.returncode == -signal.SIGXCPU:
+    if killed is None and killed_by_cpu_rlimit(process.returncode):
         killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
     return Outcome(process.returncode, bytes(buffers[result_fd]), bytes(buffers[console_fd]), killed, peak, cpu)

@@ -291,6 +291,32 @@ def test_cpu_and_output_limits(board, tmp_path):
     assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
 
 
+SPIN = "import signal, sys, time\nif sys.argv[1:] == ['ignore']: signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n" \
+       "end = time.time() + 30\nwhile time.time() < end: pass\n"
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["sandbox", "unsandboxed"])
+def test_the_cpu_rlimit_names_its_cause_when_the_watchdog_is_late(monkeypatch, isolated):
+    """On a loaded host the watchdog (every 0.25 s) can miss a job's CPU limit; the per-process RLIMIT_CPU then
+    stops it. Its soft and hard limits were equal, so the kernel sent SIGKILL alone and the job failed with a bare
+    "exit status 137". Now SIGXCPU comes first (exit 152 through bwrap) and names the limit; a process that ignores
+    SIGXCPU is still killed at the hard limit (checked without the sandbox: the same limits). The watchdog is
+    switched off here to play the late one."""
+    from neurozoo.leaderboard import sandbox
+
+    if isolated and sandbox_problem() is not None:
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setattr(sandbox, "WATCH_S", 1e9)
+    outcome = sandbox.run([sys.executable, "-c", SPIN], limits=Limits(wall_s=60, cpu_s=0.5), sandbox=isolated)
+    assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
+    if isolated:
+        return
+    started = time.monotonic()
+    outcome = sandbox.run([sys.executable, "-c", SPIN, "ignore"], limits=Limits(wall_s=60, cpu_s=0.5),
+                          sandbox=isolated)
+    assert outcome.returncode in (-9, 137) and time.monotonic() - started < 25, outcome
+
+
 def test_result_stream_is_checked_before_it_is_trusted():
     import io
 

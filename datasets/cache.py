@@ -123,11 +123,13 @@ def read_manifest(folder: Path, remedy: str = "delete the folder to rebuild it")
         raise DataError(f"{folder}/{MANIFEST}: unreadable manifest ({error}); {remedy}") from None
 
 
-def verify_folder(folder: Path) -> Dict[str, str]:
+def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
     """Re-hash every file listed in the folder's manifest; raise ``DataError`` on a missing (unless the folder's
-    files are :data:`MADE_ON_USE`) or changed file. Returns the verified ``{file: sha256}``."""
+    files are :data:`MADE_ON_USE`) or changed file. Returns the verified ``{file: sha256}``. ``made_on_use``: the
+    caller knows the folder is one of :data:`MADE_ON_USE` files (an unreadable manifest cannot say so), so the error
+    of an unreadable one gives their remedy (:func:`_made_on_use_manifest`), not the derived folders'."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = _made_on_use_manifest(folder) if made_on_use else read_manifest(folder)
     on_use = bool(manifest.get(MADE_ON_USE))
     verified = {}
     for relative, expected in manifest["files"].items():

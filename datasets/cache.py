@@ -67,7 +67,8 @@ def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> s
 
 def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S,
                             folders: bool = False) -> None:
-    """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`) in ``folder`` of
+    """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`, or
+    ``<name>.tmp-<host>-<pid>.<writer>``, :func:`datasets.json_files.temporary_path`) in ``folder`` of
     processes killed while writing (a live process's are its own business): nothing reads them, so they would
     otherwise stay for good. A pid names a process of its own host only, and a cache may be shared by several
     machines (an NFS home): a temporary of this host goes when its process is gone; one of another host, or one
@@ -78,6 +79,7 @@ def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: fl
     for temporary in Path(folder).glob(pattern):
         writer = temporary.name.rpartition(".tmp")[2]
         owner, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else ("", "", "")
+        pid = pid.partition(".")[0]  # written_whole's number of the writer in its process follows the pid
         try:
             is_folder = temporary.is_dir() and not temporary.is_symlink()
             if is_folder and not folders:

@@ -67,7 +67,8 @@ def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> s
 
 def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S,
                             folders: bool = False) -> None:
-    """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`) in ``folder`` of
+    """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`, or
+    ``<name>.tmp-<host>-<pid>.<writer>``, :func:`datasets.json_files.temporary_path`) in ``folder`` of
     processes killed while writing (a live process's are its own business): nothing reads them, so they would
     otherwise stay for good. A pid names a process of its own host only, and a cache may be shared by several
     machines (an NFS home): a temporary of this host goes when its process is gone; one of another host, or one
@@ -78,6 +79,7 @@ def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: fl
     for temporary in Path(folder).glob(pattern):
         writer = temporary.name.rpartition(".tmp")[2]
         owner, _, pid = writer[1:].rpartition("-") if writer.startswith("-") else ("", "", "")
+        pid = pid.partition(".")[0]  # written_whole's number of the writer in its process follows the pid
         try:
             is_folder = temporary.is_dir() and not temporary.is_symlink()
             if is_folder and not folders:
@@ -123,11 +125,13 @@ def read_manifest(folder: Path, remedy: str = "delete the folder to rebuild it")
         raise DataError(f"{folder}/{MANIFEST}: unreadable manifest ({error}); {remedy}") from None
 
 
-def verify_folder(folder: Path) -> Dict[str, str]:
+def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
     """Re-hash every file listed in the folder's manifest; raise ``DataError`` on a missing (unless the folder's
-    files are :data:`MADE_ON_USE`) or changed file. Returns the verified ``{file: sha256}``."""
+    files are :data:`MADE_ON_USE`) or changed file. Returns the verified ``{file: sha256}``. ``made_on_use``: the
+    caller knows the folder is one of :data:`MADE_ON_USE` files (an unreadable manifest cannot say so), so the error
+    of an unreadable one gives their remedy (:func:`_made_on_use_manifest`), not the derived folders'."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = _made_on_use_manifest(folder) if made_on_use else read_manifest(folder)
     on_use = bool(manifest.get(MADE_ON_USE))
     verified = {}
     for relative, expected in manifest["files"].items():

@@ -60,6 +60,7 @@ def _verify(args: argparse.Namespace) -> int:
     from neurozoo.datasets import catalog
     from neurozoo.datasets.cache import MADE_ON_USE, MANIFEST, cache_dir, read_manifest, verify_folder
     from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.synthetic_retina import recordings_folder
 
     names = args.names or sorted(catalog.CATALOG)
     failures = checked = unknown = 0
@@ -77,7 +78,7 @@ def _verify(args: argparse.Namespace) -> int:
         for manifest in sorted(cache_dir().glob(f"*/**/{MANIFEST}")):
             folder = manifest.parent
             try:
-                files = verify_folder(folder)
+                files = verify_folder(folder, made_on_use=folder == recordings_folder())
                 if not files and read_manifest(folder).get(MADE_ON_USE):
                     continue  # every file it recorded was deleted since (each is generated again on use)
                 print(f"{'ok':8s} {folder.relative_to(cache_dir())} ({len(files)} files)")
@@ -87,8 +88,8 @@ def _verify(args: argparse.Namespace) -> int:
                 failures += 1
         unknown = _unrecorded_recordings()
     if failures:
-        print(f"{failures} problem(s); fix with `zoo data import NAME --force` or delete the derived folder "
-              "(or the generated file)")
+        print(f"{failures} problem(s); fix a catalog file with `zoo data import NAME --force`, anything else as its "
+              "line says")
     elif not checked and not unknown:  # silence read as "all verified"
         print(f"nothing to verify in {cache_dir()}: no catalog file imported (`zoo data import NAME`), "
               "no data generated yet (`zoo run` generates the embedded data)")

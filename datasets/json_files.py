@@ -5,6 +5,7 @@ bytes)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -44,24 +45,30 @@ def json_safe(obj: Any) -> Any:
     return repr(obj)
 
 
-def temporary_path(path, pid: Optional[int] = None, host: Optional[str] = None) -> Path:
-    """``<path>.tmp-<host>-<pid>``: where :func:`written_whole` writes ``path`` (this process's unless given); a
-    cleanup matches it with the pattern ``<name>.tmp*`` (:func:`datasets.cache.remove_dead_temporaries`)."""
+#: Numbers the writers of this process: two threads writing one file must not share a temporary.
+_WRITERS = itertools.count()
+
+
+def temporary_path(path, pid: Optional[int] = None, host: Optional[str] = None, writer: Optional[int] = None) -> Path:
+    """``<path>.tmp-<host>-<pid>.<writer>``: where :func:`written_whole`'s ``writer``-th call of this process (unless
+    ``pid`` and ``host`` are given) writes ``path``; a cleanup matches it with the pattern ``<name>.tmp*`` and reads
+    the host and pid in it (:func:`datasets.cache.remove_dead_temporaries`). Without ``writer``, the name of before."""
     from neurozoo.datasets.cache import temporary_suffix  # here: zoo's parser imports this module, cache needs numpy
 
     path = Path(path)
-    return path.with_name(path.name + temporary_suffix(pid, host))
+    return path.with_name(path.name + temporary_suffix(pid, host) + ("" if writer is None else f".{writer}"))
 
 
 @contextlib.contextmanager
 def written_whole(path, fsync: bool = False) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` (:func:`temporary_path`) to write; on success it is renamed over
-    ``path`` (atomic on POSIX), on an error removed: a reader, or a rerun after a kill, sees the old file or the new
-    one, never half of one. ``fsync``: the data reach the disk before the rename and the rename before the return,
+    """Yields a temporary path beside ``path`` (:func:`temporary_path`, this call's own: threads of one process
+    writing one file each write theirs) to write; on success it is renamed over ``path`` (atomic on POSIX), on an
+    error removed: a reader, or a rerun after a kill, sees the old file or the new one, never half of one (nor a mix
+    of two writers'). ``fsync``: the data reach the disk before the rename and the rename before the return,
     so that a power cut too leaves the old file or the new one (without, a crash of the machine may leave the new
     name on an empty file); costs a disk flush. The caller must have closed the file it wrote."""
     path = Path(path)
-    tmp = temporary_path(path)
+    tmp = temporary_path(path, writer=next(_WRITERS))
     try:
         yield tmp
         if fsync:

@@ -65,9 +65,9 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
     also ``repeats`` (dict cellNN -> (n_repeats, T)). Extra response keys are written as given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # the temporary is this writer's own (host and pid): two processes generating one recording at once (a cold
-    # cache) each write theirs and rename it into place, where one shared ``<name>.tmp`` failed the second on
-    # HDF5's file lock; those of writers killed meanwhile go (and the mkstemp names of before)
+    # the temporary is this writer's own (host, pid and its number in the process): two processes generating one
+    # recording at once (a cold cache) each write theirs and rename it into place, where one shared ``<name>.tmp``
+    # failed the second on HDF5's file lock; those of writers killed meanwhile go (and the mkstemp names of before)
     remove_dead_temporaries(path.parent, f"{path.name}.tmp*")
     remove_dead_temporaries(path.parent, f".{path.name}.*.tmp*")
     with written_whole(path) as tmp:

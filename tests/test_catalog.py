@@ -2,6 +2,7 @@
 import argparse
 import hashlib
 import os
+import re
 
 import pytest
 
@@ -145,6 +146,9 @@ def test_a_temporary_of_another_host_is_left_until_a_day_old_and_one_without_a_w
     ended.wait()
     names = {
         "mine_dead": f"a.h5{temporary_suffix(ended.pid)}", "mine_alive": f"b.h5{temporary_suffix()}",
+        # written_whole's: the writer's number in its process follows the pid
+        "mine_dead_writer": f"f.h5{temporary_suffix(ended.pid)}.3", "mine_alive_writer": f"g.h5{temporary_suffix()}.3",
+        "other_host_writer": f"h.h5{temporary_suffix(ended.pid, host='node-7.cluster')}.3",
         "other_host": f"c.h5{temporary_suffix(ended.pid, host='node-7.cluster')}",
         "other_host_old": f"d.h5{temporary_suffix(ended.pid, host='node-7.cluster')}",
         "pid_only": f"run.json.tmp{ended.pid}", "pid_only_old": f"e.json.tmp{ended.pid}",
@@ -158,7 +162,7 @@ def test_a_temporary_of_another_host_is_left_until_a_day_old_and_one_without_a_w
     (tmp_path / f"folder{temporary_suffix(ended.pid)}").mkdir()  # not a temporary file: left alone
     remove_dead_temporaries(tmp_path)
     left = {key for key, name in names.items() if (tmp_path / name).exists()}
-    assert left == {"mine_alive", "other_host", "pid_only", "unnamed"}
+    assert left == {"mine_alive", "mine_alive_writer", "other_host", "other_host_writer", "pid_only", "unnamed"}
     assert (tmp_path / f"folder{temporary_suffix(ended.pid)}").is_dir()
 
 
@@ -234,13 +238,15 @@ def test_an_import_killed_while_copying_leaves_a_temporary_that_the_next_import_
     target = catalog.cached_path(catalog.get("toy.set").files[0])
     target.parent.mkdir(parents=True)
     dead = _dead_pid()
-    planted = [temporary_path(target, dead), target.with_name(f".{target.name}{temporary_suffix(dead)}")]
+    planted = [temporary_path(target, dead, writer=0), temporary_path(target, dead),
+               target.with_name(f".{target.name}{temporary_suffix(dead)}")]
     for path in planted:
         path.write_bytes(b"half")
     copies = []
     real_copy = shutil.copyfile
     monkeypatch.setattr(shutil, "copyfile", lambda src, dst: copies.append(dst) or real_copy(src, dst))
     catalog.import_files("toy.set", toy)
-    assert copies[0] == temporary_path(target)
+    assert copies[0].parent == target.parent and re.fullmatch(re.escape(temporary_path(target).name) + r"\.\d+",
+                                                              copies[0].name)
     assert not any(path.exists() for path in planted)
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin", "b.txt"]

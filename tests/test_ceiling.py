@@ -256,3 +256,36 @@ def test_benchmarks_take_the_silent_option_and_record_it():
     assert benchmarks.load("zhang_desimone2011.IT-decoding", ceiling_silent="drop").ceiling_silent == "drop"
     with pytest.raises(ValueError, match="silent='nan'"):
         benchmarks.load("cowley2023.V4", ceiling_silent="nan")
+
+
+def test_a_bin_without_a_ceiling_is_named_and_left_out_of_the_summary():
+    """With silent="drop", a bin where every unit is silent in a half in every split has no ceiling (Brain-Score's
+    median over NaN). The ceiling's summary leaves it out, as the score's does, and says which bin it is."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+
+    assembly = _with_a_silent_unit()
+    values = assembly.values.copy()
+    values[assembly["repetition"].values > 0, :, 1] = 0.0  # every unit fires on repetition 0 only in bin 1
+    assembly = assembly.copy(data=values)
+    with pytest.warns(UserWarning, match=r"no ceiling in time bin \[80, 90\) ms.*silent='drop'"):
+        ceiling = internal_consistency(assembly, silent="drop")
+    assert np.isnan(ceiling.per_bin[1]) and np.isfinite(ceiling.per_bin[0])
+    np.testing.assert_array_equal(ceiling.defined, [True, False])
+    assert ceiling.value == pytest.approx(ceiling.per_bin[0], abs=1e-12)
+    assert ceiling.error == pytest.approx(np.std(ceiling.per_split[:, 0]) / np.sqrt(10), abs=1e-12)
+    assert internal_consistency(assembly).defined.all()  # silent="zero" counts the units as r = 0: a ceiling of 0
+
+    ids = np.unique(assembly["stimulus_id"].values)
+    features = xr.DataArray(
+        np.random.default_rng(1).standard_normal((len(ids), 4, 2)), dims=("presentation", "neuroid", "time_bin"),
+        coords={"stimulus_id": ("presentation", ids), "time_bin_start": ("time_bin", [70, 80]),
+                "time_bin_end": ("time_bin", [80, 90])})
+    benchmark = NeuralBenchmark("silent.IT", "IT", lambda: assembly, lambda: None, ceiling_silent="drop")
+    with pytest.warns(UserWarning, match="no ceiling"):
+        score = benchmark.score_features(features)
+    assert score.ceiling == pytest.approx(ceiling.per_bin[0], abs=1e-12)
+    assert score.per_bin[1]["ceiling"] is None and score.per_bin[1]["value"] is None
+    raw = score.per_bin[0]["raw"]
+    assert score.value == pytest.approx(np.sign(raw) * raw ** 2 / ceiling.per_bin[0], abs=1e-12)

@@ -55,7 +55,7 @@ def test_fsync_flushes_the_data_before_the_rename_and_the_rename_before_the_retu
     import os
 
     from neurozoo.convrnn.training.checkpoint import save_checkpoint
-    from neurozoo.datasets.json_files import temporary_path, write_atomic
+    from neurozoo.datasets.json_files import write_atomic
 
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -70,4 +70,40 @@ def test_fsync_flushes_the_data_before_the_rename_and_the_rename_before_the_retu
     events.clear()
     checkpoint = save_checkpoint({"model": {}, "epoch": 0, "global_step": 0}, tmp_path / "last.pth")
     assert events == [("fsync", checkpoint.stat().st_ino), ("replace", checkpoint.stat().st_ino), ("fsync", folder)]
-    assert not temporary_path(checkpoint).exists()
+    assert not list(tmp_path.glob("last.pth.tmp*"))
+
+
+def test_two_threads_writing_one_file_each_publish_their_whole_content(tmp_path):
+    """The temporary was named by host and pid alone: two threads of one process writing the same file shared it, so
+    one could publish a mix of both writes (or find it renamed away by the other). Each writer has its own now."""
+    import threading
+    import time
+
+    from neurozoo.datasets.json_files import written_whole
+
+    path = tmp_path / "summary.json"
+    contents = {name: [name * 4000 + str(i) for i in range(100)] for name in "ab"}
+    barrier, errors, seen = threading.Barrier(2), [], set()
+
+    def write(name):
+        try:
+            barrier.wait(10)
+            for content in contents[name]:
+                with written_whole(path) as tmp:
+                    with open(tmp, "w") as handle:
+                        for start in range(0, len(content), 1000):  # in pieces, yielding to the other writer
+                            handle.write(content[start:start + 1000])
+                            handle.flush()
+                            time.sleep(0)
+                seen.add(path.read_text())
+        except Exception as error:  # noqa: BLE001 -- reported below
+            errors.append(repr(error))
+
+    writers = [threading.Thread(target=write, args=(name,)) for name in "ab"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+    assert errors == []
+    assert seen and seen <= set(contents["a"]) | set(contents["b"])  # always one writer's whole content
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]

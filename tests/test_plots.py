@@ -240,6 +240,40 @@ def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials()
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
 
 
+
+def test_search_history_shows_diverged_trials_on_the_bottom_edge_not_as_pruned_values():
+    """A diverged trial (pruned on a non-finite loss, user attribute ``diverged``) has no accuracy: it is drawn on
+    the axis' bottom edge whatever it reported before diverging, and counted in the title."""
+    import optuna
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    space = {"x": FloatDistribution(0, 1)}
+    make = lambda state, value=None, steps=None, attrs=None: create_trial(
+        state=state, value=value, params={"x": 0.5}, distributions=space, intermediate_values=steps or {},
+        user_attrs=attrs or {})
+    trials = [make(TrialState.COMPLETE, 10.0, {0: 10.0}),
+              make(TrialState.PRUNED, attrs={"diverged": {"epoch": 1, "error": "loss is nan at step 3"}}),
+              make(TrialState.PRUNED, steps={0: 20.0}, attrs={"diverged": {"epoch": 2, "error": "loss is inf"}}),
+              make(TrialState.PRUNED, steps={0: 3.0})]
+    study = optuna.create_study(direction="maximize")
+    for trial in trials:
+        study.add_trial(trial)
+    from neurozoo.convrnn.search.history_figure import search_history_figure
+
+    figure = search_history_figure(study.trials, title="tiny")
+    FigureCanvasAgg(figure).draw()
+    axis = figure.axes[0]
+    complete, pruned, diverged, best = axis.get_lines()
+    assert list(pruned.get_xdata()) == [3] and list(pruned.get_ydata()) == [3.0]
+    assert list(diverged.get_xdata()) == [1, 2] and diverged.get_label() == "diverged (pruned)"
+    bottom = axis.transAxes.transform((0, 0))[1]
+    assert all(y == pytest.approx(bottom) for _, y in diverged.get_transform().transform(diverged.get_xydata()))
+    assert max(axis.get_ylim()) < 20.0  # the diverged trial's earlier value is not drawn
+    assert figure.get_suptitle() == "tiny: 1 complete, 3 pruned (2 diverged), 0 failed"
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
 def test_layer_profile_rings_the_chosen_layer(monkeypatch, tmp_path):
     from neurozoo.benchmarks import plots
 

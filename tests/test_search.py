@@ -825,3 +825,23 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
                                        "the logits at step 10, so no trained output would depend on it; set "
                                        "--n-steps > 10\n")
     assert not out.exists()
+
+
+def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys):
+    """A trial whose loss went non-finite (the trainer's FloatingPointError) ended FAIL, which TPE ignores: the
+    sampler never learnt that the region diverges. It ends PRUNED now (TPE ranks it below every completed trial),
+    marked ``diverged`` with the epoch, and shown so in the summary and the history figure."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 1, "--export", "0", "--lr", "1e6")  # SGD at lr 1e6: the loss is NaN at once
+    argv.remove("--quiet")
+    assert main(["search", *argv]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["diverged"]["epoch"] == 1
+    assert "loss is nan" in trial.user_attrs["diverged"]["error"]
+    text = capsys.readouterr().out
+    assert "trial 0 epoch 1/1: diverged (loss is nan" in text
+    assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
+    assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"

@@ -179,3 +179,21 @@ def test_an_unreadable_recordings_manifest_is_to_be_deleted_alone_not_with_the_c
         with pytest.raises(DataError, match="delete this file alone") as error:
             read(recording)
         assert str(tmp_path / "retina" / MANIFEST) in str(error.value) and "delete the folder" not in str(error.value)
+
+
+def test_zoo_data_verify_says_to_delete_an_unreadable_recordings_manifest_alone(tmp_path, monkeypatch, capsys):
+    """`zoo data verify` read every manifest with the derived folders' remedy, "delete the folder", where the load
+    path says to delete retina/manifest.json alone (the folder holds the cached retina fits too)."""
+    from neurozoo.datasets.cache import MANIFEST
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    fits = tmp_path / "retina" / "fits" / "bncnn-whitenoise"
+    fits.mkdir(parents=True)
+    (fits / "weights.pt").write_bytes(b"fit")
+    (tmp_path / "retina" / "whitenoise-0123456789.h5").write_bytes(b"recording")
+    (tmp_path / "retina" / MANIFEST).write_text('{"files": {"whitenoise-0123456789.h5": "ab')  # cut short
+    assert _zoo_data("verify") == 1
+    out = capsys.readouterr().out
+    assert f"MISMATCH {tmp_path / 'retina' / MANIFEST}: unreadable manifest" in out
+    assert "delete this file alone" in out and "delete the folder" not in out and "derived folder" not in out
+    assert "1 problem(s)" in out

@@ -192,7 +192,7 @@ def test_a_second_run_started_in_a_used_folder_leaves_the_first_runs_checkpoint_
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    killed = temporary_path(tmp_path / "best.pth", dead.pid)  # left by a run killed while writing
+    killed = temporary_path(tmp_path / "best.pth", dead.pid, writer=0)  # left by a run killed while writing
     killed_before = tmp_path / f".last.pth.d4e5f6{temporary_suffix(dead.pid)}"  # the same, named so before
     for path in (killed, killed_before):
         path.write_bytes(b"PK\x03\x04 half a zip")

@@ -17,7 +17,10 @@ prediction is counted; ``silent="drop"`` is Brain-Score's behaviour: scipy.stats
 and the mean and std over splits skip NaN (xarray's default ``skipna``), so the neuroid drops out of that
 split's median. Counting it keeps the ceiling a property of all recorded units, not of those that happened to
 fire in both halves; in sparse bins the two differ (Zhang-Desimone: "drop" is 0.009-0.028 higher where the
-ceiling is above 0, README).
+ceiling is above 0, README). With "drop", a bin where every neuroid is silent in a half in every split has no
+ceiling at all (NaN in ``per_bin``; ``Ceiling.defined`` is False there, and :func:`internal_consistency` warns
+naming the bins): like Brain-Score's mean over time bins (``skipna``) and like the normalised score
+(:func:`summarize`), ``Ceiling.value`` and ``Ceiling.error`` leave such bins out.
 
 ``c`` is a *variance fraction* (r^2 units): for responses ``s + noise`` it estimates
 ``var(s) / var(s + mean noise)``, i.e. the squared correlation between the repetition-averaged data
@@ -45,7 +48,7 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean
+from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, time_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
@@ -57,12 +60,23 @@ class Ceiling:
     error_per_bin: np.ndarray  # (T,)
 
     @property
+    def defined(self) -> np.ndarray:
+        """(T,) whether the bin has a ceiling (with ``silent="drop"`` a bin whose neuroids are all silent has none)."""
+        return np.isfinite(self.per_bin)
+
+    @property
     def value(self) -> float:
-        return float(np.mean(self.per_bin))
+        """Mean over the bins with a ceiling (NaN if none has one)."""
+        return float(np.mean(self.per_bin[self.defined])) if self.defined.any() else float("nan")
 
     @property
     def error(self) -> float:
-        return float(np.std(self.per_split.mean(1)) / np.sqrt(len(self.per_split)))
+        if not self.defined.any():
+            return float("nan")
+        with warnings.catch_warnings():  # a split without a ceiling in any of those bins is left out (NaN)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_split = np.nanmean(self.per_split[:, self.defined], axis=1)
+        return float(np.nanstd(per_split) / np.sqrt(len(self.per_split)))
 
 
 #: How a neuroid constant in one half (silent) enters the ceiling: "zero" (ours) or "drop" (Brain-Score's NaN).
@@ -102,7 +116,13 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
         return Ceiling(per_split.mean(0), per_split, per_split.std(0) / np.sqrt(n_splits))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return Ceiling(np.nanmean(per_split, 0), per_split, np.nanstd(per_split, 0) / np.sqrt(n_splits))
+        ceiling = Ceiling(np.nanmean(per_split, 0), per_split, np.nanstd(per_split, 0) / np.sqrt(n_splits))
+    if not ceiling.defined.all():
+        starts, ends = (bounds[~ceiling.defined] for bounds in time_bins(assembly))
+        names = ", ".join(f"[{start:g}, {end:g}) ms" for start, end in zip(starts, ends))
+        warnings.warn(f"assembly: no ceiling in time bin {names}: every neuroid is silent in a half in every split "
+                      f"(silent='drop'); the ceiling's value and the normalised score leave the bin out", stacklevel=2)
+    return ceiling
 
 
 def check_silent(silent: str) -> str:

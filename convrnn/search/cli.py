@@ -194,8 +194,10 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     study = optuna.load_study(study_name=study_name, storage=storage)
     check_space(study, space)
     states = [t.state.name for t in study.trials]
+    diverged = sum("diverged" in t.user_attrs for t in study.trials)  # pruned on a non-finite loss (objective.py)
     if not args.quiet:
-        print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states))))
+        print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
+              + (f" ({diverged} diverged: pruned on a non-finite loss)" if diverged else ""))
     if study.trials and (args.export > 0 or args.record):  # not in the worker processes (--export 0 --no-record)
         from neurozoo.convrnn.search.history_figure import plot_search_history
 

@@ -3,7 +3,12 @@ and report validation top-1 after every epoch so that the pruner can stop poor t
 
 A trial runs in ``OUT/<study>/trial_<number>`` (studies sharing ``--out`` and the default storage kept their
 trials apart only by number, so a second study's trial 0 overwrote the first study's spec and config, then
-stopped on its checkpoint)."""
+stopped on its checkpoint).
+
+A trial whose training diverges (the trainer stops on a non-finite loss, ``FloatingPointError``) ends PRUNED with
+the user attribute ``diverged`` (``{"epoch", "error"}``), keeping the values it reported before. It ended FAIL, and
+TPE ignores failed trials, so the sampler kept drawing from a region that diverges; a pruned trial is one it learns
+from, ranked below every completed trial (and, with no epoch reported, below every other pruned one)."""
 from __future__ import annotations
 
 import json
@@ -97,7 +102,14 @@ class Objective:
             # what the trained model was built with on top of spec.yaml: an exported spec must carry it too
             trial.set_user_attr("model_overrides", {**train_config.overrides, "num_classes": len(trainer.classes)})
             for epoch in range(s.epochs):
-                row = trainer.fit(until_epoch=epoch + 1)
+                try:
+                    row = trainer.fit(until_epoch=epoch + 1)
+                except FloatingPointError as error:  # the trainer's non-finite loss: see the module docstring
+                    trial.set_user_attr("diverged", {"epoch": epoch + 1, "error": str(error)})
+                    if s.progress:
+                        print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: diverged ({error}); pruned",
+                              flush=True)
+                    raise optuna.TrialPruned(f"diverged in epoch {epoch + 1}: {error}") from None
                 accuracy = float(row["val_top1"])
                 best = max(best, accuracy)
                 trial.report(accuracy, epoch)

@@ -150,8 +150,7 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
         callbacks.append(MaxTrialsCallback(max_total, states=None))
         if len(study.trials) >= max_total:
             return study
-    study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True,
-                   catch=(FloatingPointError,))
+    study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
     return study
 
 

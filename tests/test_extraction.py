@@ -49,6 +49,36 @@ def test_time_mappings():
     np.testing.assert_array_equal(StepTable(0, 10, 3).intervals(), [[0, 10], [10, 20], [20, 30]])
 
 
+def _brainscore_cornet_steps(time_mapping, requested_bins):
+    """Brain-Score's CORnet bin-to-step rule, written from brain-score/vision
+    brainscore_vision/models/cornet_s/helpers/helpers.py (commit 098ed26): ``_build_time_mappings`` gives step t the
+    bin (start + t * size, start + (t + 1) * size); ``CORnetCommitment.look_at_cached`` labels each step's responses
+    with that bin's start and, per requested (start, end), selects ``find_nearest(time_bin_starts, start)``, where
+    ``find_nearest`` is ``array[np.abs(array - value).argmin()]`` (the first such step on a tie)."""
+    start, size, steps = time_mapping
+    mapping = {t: (start + t * size, start + (t + 1) * size) for t in range(steps)}
+    starts = np.asarray([mapping[t][0] for t in sorted(mapping)])
+    chosen = []
+    for bin_start, _ in requested_bins:
+        nearest = starts[np.abs(starts - bin_start).argmin()]
+        chosen.append(int(np.flatnonzero(starts == nearest)[0]))
+    return chosen
+
+
+def test_cornet_s_tables_pick_brainscores_steps():
+    """REFERENCE.md section 2: CORnet-S (start, width, steps) per region, read as Brain-Score reads it."""
+    published = {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4), "IT": (100, 100, 2)}
+    requested = BRAINSCORE_BINS + [(70.0, 170.0), (0.0, 50.0), (300.0, 400.0), (115.0, 125.0)]
+    for region, table in CORNET_S.items():
+        assert (table.start, table.width, table.steps) == published[region]
+        assert list(table.steps_for(requested)) == _brainscore_cornet_steps(published[region], requested), region
+    # the rule matters: by the midpoint, V4's [120, 130) ms is step 0 and IT's [160, 170) ms step 0; Brain-Score: 1 and 1
+    assert StepTable(90, 50, 4).steps_for([(120.0, 130.0)])[0] == 0 and CORNET_S["V4"].steps_for([(120.0, 130.0)])[0] == 1
+    assert StepTable(100, 100, 2).steps_for([(160.0, 170.0)])[0] == 0 and CORNET_S["IT"].steps_for([(160.0, 170.0)])[0] == 1
+    with pytest.raises(ValueError, match="rule"):
+        StepTable(0, 10, 2, rule="nearest")
+
+
 def test_random_projection_is_seeded_and_preserves_geometry():
     x = torch.randn(40, 5000)
     projection = RandomProjection(5000, 800, seed=3)

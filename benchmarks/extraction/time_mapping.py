@@ -9,8 +9,13 @@ REFERENCE.md section 2 have this form).
 * Static (feed-forward) models: one step covering the whole window; the same features are repeated in
   every bin.
 
-Each neural bin takes the step whose interval contains the bin's midpoint; bins before the first step take
-the first step and bins after the last take the last (the model's state is held).
+Each neural bin takes the step whose interval contains the bin's midpoint (``rule="midpoint"``, ours); bins before
+the first step take the first step and bins after the last take the last (the model's state is held).
+``rule="nearest_start"`` is Brain-Score's CORnet rule (brain-score/vision
+brainscore_vision/models/cornet_s/helpers/helpers.py, ``CORnetCommitment.look_at_cached`` with ``find_nearest``):
+the step whose start is nearest the bin's start, the earlier step on a tie. The two agree when bins and steps are
+aligned (the ConvRNN table on 10 ms bins); on coarser steps they differ (CORnet-S V4's 50 ms steps: the bin
+[120, 130) ms is step 0 by its midpoint, step 1 by its start), so :data:`CORNET_S` uses Brain-Score's rule.
 """
 from __future__ import annotations
 
@@ -22,11 +27,19 @@ import numpy as np
 Bin = Tuple[float, float]
 
 
+RULES = ("midpoint", "nearest_start")
+
+
 @dataclass(frozen=True)
 class StepTable:
     start: float
     width: float
     steps: int
+    rule: str = "midpoint"
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"StepTable rule must be one of {RULES}; got {self.rule!r}")
 
     def intervals(self) -> np.ndarray:
         starts = self.start + self.width * np.arange(self.steps)
@@ -34,6 +47,9 @@ class StepTable:
 
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
         """Index of the model step used for each bin."""
+        if self.rule == "nearest_start":
+            starts = self.start + self.width * np.arange(self.steps)
+            return np.array([int(np.argmin(np.abs(starts - a))) for a, _ in bins], dtype=int)
         middle = np.array([(a + b) / 2.0 for a, b in bins], dtype=np.float64)
         index = np.floor((middle - self.start) / self.width).astype(int)
         return np.clip(index, 0, self.steps - 1)
@@ -51,9 +67,11 @@ BRAINSCORE_BINS = bins()
 #: ConvRNN biological unrolling: 26 steps of 10 ms from stimulus onset.
 CONVRNN = StepTable(0.0, 10.0, 26)
 
-#: Brain-Score's CORnet-S mapping (REFERENCE.md section 2), per region.
+#: Brain-Score's CORnet-S mapping (REFERENCE.md section 2), per region, with Brain-Score's bin-to-step rule.
 CORNET_S: Dict[str, StepTable] = {
-    "V1": StepTable(50, 100, 1), "V2": StepTable(70, 100, 2), "V4": StepTable(90, 50, 4), "IT": StepTable(100, 100, 2),
+    region: StepTable(start, width, steps, rule="nearest_start")
+    for region, (start, width, steps) in {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4),
+                                          "IT": (100, 100, 2)}.items()
 }
 
 

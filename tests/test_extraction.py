@@ -329,6 +329,31 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
     assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])
 
 
+def test_convrnns_see_the_originals_neural_presentation():
+    """neuroailab/convrnns models/model_func.py ``set_imagepres(image_pres="neural")``: ``image_off = 10``,
+    ``times = 26``; ``make_movie``: ``[ims] * image_off + [blank] * (times - image_off)`` with ``blank =
+    tf.constant(0.5)`` in the normalised input space. Step t is read for the bin [10t, 10t + 10) ms (README there:
+    each step ~10 ms). A model whose own presentation is the training one (17 steps, image off after 12) is
+    shown the neural one, not its own."""
+    from neurozoo import convrnn
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_intermediate", width_multiplier=1 / 16, num_classes=5).eval()
+    assert (model.n_steps, model.image_steps) == (17, 12)
+    images = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    stimuli = Stimuli(["a", "b", "c"], images)
+    layers = ["conv5", "conv10"]
+    out = extract(model, stimuli, layers, max_features=10 ** 6, cache=False, progress=False, fast=False)
+    movie = torch.stack([images] * 10 + [torch.full_like(images, 0.5)] * 16)
+    with torch.no_grad():
+        recorded = model(movie, record=layers).recorded
+    for layer in layers:
+        for k, (start, _) in enumerate(BRAINSCORE_BINS):
+            step = int(start) // 10
+            np.testing.assert_allclose(out[layer].values[:, :, k], recorded[layer][step].reshape(3, -1).numpy(),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{layer} bin {start}")
+
+
 def _layer_batches(model):
     """Spy on the unroll: (step, layer, batch size of the layer's input) for every layer step computed."""
     calls, original, step = [], model._layer_step, {"t": -1, "seen": set()}

@@ -44,6 +44,27 @@ def test_rgc_intermediate_matches_the_published_graph():
     assert spec.norm == "none" and spec.blank == 0.5
 
 
+def test_feedforward_and_readout_start_from_the_originals_initialisers():
+    """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (TensorFlow 1.13's
+    tf.variance_scaling_initializer: scale 1, fan-in, truncated normal at 2 std, stddev sqrt(1 / fan_in) / 0.87962566)
+    and "bias": 0; imnetds's fc has "kernel_init": "random_normal", "stddev": 0.01 and no bias given, so
+    utils/model_tool.py fc's default ``bias=1``."""
+    import math
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_intermediate", width_multiplier=0.5)
+    for name in ("conv2", "conv6", "conv9"):
+        conv = model.layers[name].stage[0]
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        bound = 2 * math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        assert conv.weight.abs().max().item() <= bound * (1 + 1e-6)
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(1.0 / fan_in), rel=0.03)  # truncation restores it
+        assert torch.count_nonzero(conv.bias) == 0
+    assert model.readout.weight.std().item() == pytest.approx(0.01, rel=0.03)
+    assert model.readout.weight.abs().max().item() > 2 * 0.01  # a plain normal, not truncated
+    assert torch.equal(model.readout.bias, torch.ones(1000))
+
+
 def test_rgc_intermediate_has_the_original_parameter_count():
     """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
     of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the

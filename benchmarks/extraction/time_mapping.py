@@ -5,7 +5,7 @@ A model's temporal code is described by a step table ``(start, width, steps)``: 
 REFERENCE.md section 2 have this form).
 
 * ConvRNNs (REFERENCE.md section 1): one step per 10 ms from onset, ``StepTable(0, 10, 26)``: step t is
-  bin ``[10t, 10t + 10)``; Brain-Score's 70..260 ms window is steps 7..25 (19 bins).
+  bin ``[10t, 10t + 10)``; the 70..260 ms fitting window of Nayebi et al. is steps 7..25 (19 bins).
 * Static (feed-forward) models: one step covering the whole window; the same features are repeated in
   every bin.
 
@@ -56,12 +56,14 @@ class StepTable:
 
 
 def bins(start: float = 70, end: float = 260, width: float = 10) -> List[Bin]:
-    """Consecutive bins ``[start, start + width), ...`` up to ``end`` (Brain-Score's temporal window by default)."""
+    """Consecutive bins ``[start, start + width), ...`` up to ``end`` (by default the ConvRNN papers' window)."""
     edges = np.arange(start, end, width)
     return [(float(a), float(a + width)) for a in edges]
 
 
-#: Brain-Score's temporal window: 19 bins of 10 ms from 70 to 260 ms.
+#: The neural-fitting window of Nayebi et al. 2018/2022 (REFERENCE.md section 1): 19 bins of 10 ms from 70 to 260 ms.
+#: (Brain-Score's MajajHong2015public temporal benchmarks cut 10 ms bins from 0 ms: majajhong2015/benchmark.py
+#: ``load_assembly``.) The name is kept for the code that imports it.
 BRAINSCORE_BINS = bins()
 
 #: ConvRNN biological unrolling: 26 steps of 10 ms from stimulus onset.

@@ -99,6 +99,36 @@ def test_ugrnn_intermediate_has_the_released_json_layers():
             assert layer.post.residual is not None, name
 
 
+#: neuroailab/convrnns models/rgc_shallow.json: component_conv (out_depth, ksize, stride; ELU), a 2x2 max_pool after
+#: every node, and at conv3-conv5 a ReciprocalGateCell with cell_depth = out_depth and 3x3 tau, gate and ff filters
+#: (utils/cells.py: residual_to_out_gate uses gate_filter_size); imnetds: conv 2x2 VALID to 1000, then global_pool.
+RGC_SHALLOW_JSON = [("conv1", 64, 7, 2, None), ("conv2", 128, 3, 1, None), ("conv3", 256, 3, 1, 256),
+                    ("conv4", 256, 3, 1, 256), ("conv5", 512, 3, 1, 512)]
+
+
+def test_rgc_shallow_has_the_released_json_layers():
+    with torch.device("meta"):  # shapes only
+        model = convrnn.create_model("rgc_shallow")
+    assert model.layer_names == [row[0] for row in RGC_SHALLOW_JSON]
+    previous = 3
+    for name, depth, ksize, stride, cell_depth in RGC_SHALLOW_JSON:
+        layer, spec = model.layers[name], model.spec.layer(name)
+        conv = layer.stage[0]
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (
+            previous, depth, (ksize, ksize), (stride, stride)), name
+        assert spec.pool == {"kernel": 2, "stride": 2}, name
+        if cell_depth is None:
+            assert spec.cell is None, name
+        else:
+            cell = layer.cell
+            assert cell.cell_depth == cell_depth, name
+            for part in (cell.input_to_cell_conv, cell.cell_tau, cell.cell_gate, cell.out_tau, cell.out_gate):
+                assert part.kernel_size == (3, 3), name
+            assert (cell.res_to_out_gate.in_channels, cell.res_to_out_gate.kernel_size) == (previous, (3, 3)), name
+        previous = depth
+    assert (model.readout.in_channels, model.readout.out_channels, model.readout.kernel_size) == (512, 1000, (2, 2))
+
+
 def test_rgc_intermediate_has_the_original_parameter_count():
     """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
     of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the

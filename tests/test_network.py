@@ -129,6 +129,27 @@ def test_rgc_shallow_has_the_released_json_layers():
     assert (model.readout.in_channels, model.readout.out_channels, model.readout.kernel_size) == (512, 1000, (2, 2))
 
 
+#: neuroailab/convrnns models/timedecay_shallow.json: component_conv (out_depth, ksize, stride, activation), a 2x2
+#: max_pool after every node, a trainable memory (time decay) at conv3-conv5, imnetds conv 2x2 VALID to 1000.
+TIMEDECAY_SHALLOW_JSON = [("conv1", 64, 7, 2, "elu", None), ("conv2", 128, 3, 1, "elu", None),
+                          ("conv3", 256, 3, 1, "identity", "timedecay"), ("conv4", 256, 3, 1, "identity", "timedecay"),
+                          ("conv5", 512, 3, 1, "identity", "timedecay")]
+
+
+def test_timedecay_shallow_has_the_released_json_layers():
+    spec = convrnn.get_spec("timedecay_shallow")
+    assert spec.layer_names == [row[0] for row in TIMEDECAY_SHALLOW_JSON]
+    for name, depth, ksize, stride, activation, cell in TIMEDECAY_SHALLOW_JSON:
+        layer = spec.layer(name)
+        assert (layer.channels, layer.kernel, layer.stride) == (depth, ksize, stride), name
+        assert (layer.activation or spec.activation) == activation, name
+        assert layer.pool == {"kernel": 2, "stride": 2}, name
+        assert (layer.cell or {}).get("kind") == cell, name
+    with torch.device("meta"):
+        readout = convrnn.create_model("timedecay_shallow").readout
+    assert (readout.in_channels, readout.out_channels, readout.kernel_size) == (512, 1000, (2, 2))
+
+
 def test_rgc_intermediate_has_the_original_parameter_count():
     """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
     of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the

@@ -65,10 +65,11 @@ def test_feedforward_and_readout_start_from_the_originals_initialisers():
     assert torch.equal(model.readout.bias, torch.ones(1000))
 
 
-#: neuroailab/convrnns models/ugrnn_intermediate.json, node by node: the component_conv's out_depth, ksize and stride,
-#: whether post_memory ends in a 2x2 max_pool, the memory's (ConvUGRNNCell) out_depth and filter_size, and the
+#: neuroailab/convrnns models/ugrnn_intermediate.json and models/timedecay_intermediate.json, node by node (the same
+#: backbone): the component_conv's out_depth, ksize and stride, whether post_memory ends in a 2x2 max_pool, the
+#: memory's out_depth and filter_size (ConvUGRNNCell; the time decay has a trainable memory_decay only), and the
 #: post_memory conv's ksize (followed by residual_add and elu in conv2-conv10).
-UGRNN_INTERMEDIATE_JSON = [
+INTERMEDIATE_RESBLOCK_JSON = [
     ("conv1", 64, 7, 2, True, None, None), ("conv2", 64, 3, 1, False, None, 3), ("conv3", 64, 3, 1, False, None, 3),
     ("conv4", 128, 3, 1, True, (128, 3), 3), ("conv5", 128, 3, 1, False, (128, 3), 3),
     ("conv6", 256, 3, 1, True, (256, 3), 3), ("conv7", 256, 3, 1, True, (256, 3), 3),
@@ -77,21 +78,24 @@ UGRNN_INTERMEDIATE_JSON = [
 ]
 
 
-def test_ugrnn_intermediate_has_the_released_json_layers():
+@pytest.mark.parametrize("model_name, kind", [("ugrnn_intermediate", "ugrnn"), ("timedecay_intermediate", "timedecay")])
+def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
     """The parity tests take every shape from our model; this checks the shapes themselves against the JSON."""
     with torch.device("meta"):  # shapes only
-        model = convrnn.create_model("ugrnn_intermediate")
-    assert model.layer_names == [row[0] for row in UGRNN_INTERMEDIATE_JSON]
-    for name, depth, ksize, stride, pool, memory, post in UGRNN_INTERMEDIATE_JSON:
+        model = convrnn.create_model(model_name)
+    assert model.layer_names == [row[0] for row in INTERMEDIATE_RESBLOCK_JSON]
+    for name, depth, ksize, stride, pool, memory, post in INTERMEDIATE_RESBLOCK_JSON:
         layer, spec = model.layers[name], model.spec.layer(name)
         conv = layer.stage[0]
         assert (conv.out_channels, conv.kernel_size, conv.stride) == (depth, (ksize, ksize), (stride, stride)), name
         assert (spec.pool == {"kernel": 2, "stride": 2}) if pool else not spec.pool, name
         if memory is None:
             assert spec.cell is None, name  # memory_decay 0, not trainable: no cell
-        else:  # one convolution of [input, state] giving the gate and the candidate: 2 * out_depth channels
-            assert (layer.cell.channels, layer.cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
-            assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (2 * memory[0], 2 * memory[0]), name
+        else:
+            assert spec.cell["kind"] == kind, name
+            if kind == "ugrnn":  # one convolution of [input, state] to the gate and the candidate: 2 * out_depth
+                assert (layer.cell.channels, layer.cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
+                assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (2 * memory[0],) * 2, name
         if post is None:
             assert layer.post is None, name
         else:

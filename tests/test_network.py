@@ -65,10 +65,11 @@ def test_feedforward_and_readout_start_from_the_originals_initialisers():
     assert torch.equal(model.readout.bias, torch.ones(1000))
 
 
-#: neuroailab/convrnns models/ugrnn_intermediate.json and models/timedecay_intermediate.json, node by node (the same
-#: backbone): the component_conv's out_depth, ksize and stride, whether post_memory ends in a 2x2 max_pool, the
-#: memory's out_depth and filter_size (ConvUGRNNCell; the time decay has a trainable memory_decay only), and the
-#: post_memory conv's ksize (followed by residual_add and elu in conv2-conv10).
+#: neuroailab/convrnns models/ugrnn_intermediate.json, models/lstm_intermediate.json and
+#: models/timedecay_intermediate.json, node by node (the same backbone): the component_conv's out_depth, ksize and
+#: stride, whether post_memory ends in a 2x2 max_pool, the memory's out_depth and filter_size (ConvUGRNNCell,
+#: ConvLSTMCell; the time decay has a trainable memory_decay only), and the post_memory conv's ksize (followed by
+#: residual_add and elu in conv2-conv10).
 INTERMEDIATE_RESBLOCK_JSON = [
     ("conv1", 64, 7, 2, True, None, None), ("conv2", 64, 3, 1, False, None, 3), ("conv3", 64, 3, 1, False, None, 3),
     ("conv4", 128, 3, 1, True, (128, 3), 3), ("conv5", 128, 3, 1, False, (128, 3), 3),
@@ -78,7 +79,8 @@ INTERMEDIATE_RESBLOCK_JSON = [
 ]
 
 
-@pytest.mark.parametrize("model_name, kind", [("ugrnn_intermediate", "ugrnn"), ("timedecay_intermediate", "timedecay")])
+@pytest.mark.parametrize("model_name, kind", [("ugrnn_intermediate", "ugrnn"), ("lstm_intermediate", "lstm"),
+                                              ("timedecay_intermediate", "timedecay")])
 def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
     """The parity tests take every shape from our model; this checks the shapes themselves against the JSON."""
     with torch.device("meta"):  # shapes only
@@ -93,9 +95,11 @@ def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
             assert spec.cell is None, name  # memory_decay 0, not trainable: no cell
         else:
             assert spec.cell["kind"] == kind, name
-            if kind == "ugrnn":  # one convolution of [input, state] to the gate and the candidate: 2 * out_depth
+            if kind != "timedecay":  # one convolution of [input, h] to the UGRNN's 2 or the LSTM's 4 pre-activations
+                gates = {"ugrnn": 2, "lstm": 4}[kind]
                 assert (layer.cell.channels, layer.cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
-                assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (2 * memory[0],) * 2, name
+                assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (
+                    2 * memory[0], gates * memory[0]), name
         if post is None:
             assert layer.post is None, name
         else:

@@ -27,10 +27,16 @@ from neurozoo.datasets.provenance import code_version, device_name, git_commit, 
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.errors import SpecError, UserFacingError
 
-#: ConvRNN layer-to-area map (REFERENCE.md section 1); pIT and cIT/aIT together form "IT".
+#: ConvRNN layer-to-area maps (REFERENCE.md section 1; neuroailab/convrnns README, "Extracting Model Features"): the
+#: intermediate models' conv5-conv6 -> V4, conv7-conv8 -> pIT, conv9-conv10 -> cIT/aIT; the shallow models' conv3 ->
+#: V4, conv4 -> pIT, conv5 -> cIT/aIT. pIT and cIT/aIT together form "IT".
 CONVRNN_REGION_LAYERS: Dict[str, List[str]] = {
     "V4": ["conv5", "conv6"],
     "IT": ["conv7", "conv8", "conv9", "conv10"],
+}
+CONVRNN_SHALLOW_REGION_LAYERS: Dict[str, List[str]] = {
+    "V4": ["conv3"],
+    "IT": ["conv4", "conv5"],
 }
 
 
@@ -81,7 +87,9 @@ class NeuralBenchmark:
             if self.region not in CONVRNN_REGION_LAYERS:
                 raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
             names = set(getattr(model, "layer_names", ()))
-            mapped = [layer for layer in CONVRNN_REGION_LAYERS[self.region] if layer in names]
+            shallow = names == {f"conv{i}" for i in range(1, 6)}  # the original's 6-node graphs (5 convolutions)
+            table = CONVRNN_SHALLOW_REGION_LAYERS if shallow else CONVRNN_REGION_LAYERS
+            mapped = [layer for layer in table[self.region] if layer in names]
             if mapped:
                 return mapped
         raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")

@@ -40,6 +40,14 @@ CONVRNN_SHALLOW_REGION_LAYERS: Dict[str, List[str]] = {
 }
 
 
+def convrnn_region_layers(layer_names: Sequence[str], region: str) -> List[str]:
+    """The layers of a ConvRNN with ``layer_names`` that the released map gives ``region`` (empty if none): the
+    shallow map for the original's 6-node graphs (conv1-conv5), the intermediate map otherwise."""
+    names = set(layer_names)
+    table = CONVRNN_SHALLOW_REGION_LAYERS if names == {f"conv{i}" for i in range(1, 6)} else CONVRNN_REGION_LAYERS
+    return [layer for layer in table.get(region, []) if layer in names]
+
+
 @dataclass
 class NeuralBenchmark:
     """Span-time (or per-bin) PLS regression of model features onto one region's responses."""
@@ -86,10 +94,7 @@ class NeuralBenchmark:
         if is_convrnn(model):
             if self.region not in CONVRNN_REGION_LAYERS:
                 raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
-            names = set(getattr(model, "layer_names", ()))
-            shallow = names == {f"conv{i}" for i in range(1, 6)}  # the original's 6-node graphs (5 convolutions)
-            table = CONVRNN_SHALLOW_REGION_LAYERS if shallow else CONVRNN_REGION_LAYERS
-            mapped = [layer for layer in table[self.region] if layer in names]
+            mapped = convrnn_region_layers(getattr(model, "layer_names", ()), self.region)
             if mapped:
                 return mapped
         raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")

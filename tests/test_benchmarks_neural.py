@@ -104,9 +104,12 @@ def test_convrnn_layers_per_area_follow_the_released_map(name, v4, it):
     from neurozoo import convrnn
 
     model = SimpleNamespace(layer_names=convrnn.get_spec(name).layer_names, forward=Toy().forward)  # names only
+    from neurozoo.leaderboard.zoo import region_layer
+
     for region, expected in (("V4", v4), ("IT", it)):
         benchmark = NeuralBenchmark(f"synthetic.{region}-temporal", region, lambda: None, lambda: None)
         assert benchmark.candidate_layers(model) == expected, region
+        assert region_layer(model, region) == expected[-1], region  # zoo run: the map's last layer
 
 
 def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys, monkeypatch):

@@ -27,11 +27,25 @@ from neurozoo.datasets.provenance import code_version, device_name, git_commit, 
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.errors import SpecError, UserFacingError
 
-#: ConvRNN layer-to-area map (REFERENCE.md section 1); pIT and cIT/aIT together form "IT".
+#: ConvRNN layer-to-area maps (REFERENCE.md section 1; neuroailab/convrnns README, "Extracting Model Features"): the
+#: intermediate models' conv5-conv6 -> V4, conv7-conv8 -> pIT, conv9-conv10 -> cIT/aIT; the shallow models' conv3 ->
+#: V4, conv4 -> pIT, conv5 -> cIT/aIT. pIT and cIT/aIT together form "IT".
 CONVRNN_REGION_LAYERS: Dict[str, List[str]] = {
     "V4": ["conv5", "conv6"],
     "IT": ["conv7", "conv8", "conv9", "conv10"],
 }
+CONVRNN_SHALLOW_REGION_LAYERS: Dict[str, List[str]] = {
+    "V4": ["conv3"],
+    "IT": ["conv4", "conv5"],
+}
+
+
+def convrnn_region_layers(layer_names: Sequence[str], region: str) -> List[str]:
+    """The layers of a ConvRNN with ``layer_names`` that the released map gives ``region`` (empty if none): the
+    shallow map for the original's 6-node graphs (conv1-conv5), the intermediate map otherwise."""
+    names = set(layer_names)
+    table = CONVRNN_SHALLOW_REGION_LAYERS if names == {f"conv{i}" for i in range(1, 6)} else CONVRNN_REGION_LAYERS
+    return [layer for layer in table.get(region, []) if layer in names]
 
 
 @dataclass
@@ -80,8 +94,7 @@ class NeuralBenchmark:
         if is_convrnn(model):
             if self.region not in CONVRNN_REGION_LAYERS:
                 raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
-            names = set(getattr(model, "layer_names", ()))
-            mapped = [layer for layer in CONVRNN_REGION_LAYERS[self.region] if layer in names]
+            mapped = convrnn_region_layers(getattr(model, "layer_names", ()), self.region)
             if mapped:
                 return mapped
         raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")

@@ -40,9 +40,15 @@ def build_model(module, folder: Path, weights):
     timing = None
     if mapping is not None:
         try:
-            timing = {layer: StepTable(float(a), float(b), int(c)) for layer, (a, b, c) in dict(mapping).items()}
+            timing = {}
+            for layer, entry in dict(mapping).items():
+                entry = list(entry)
+                if len(entry) not in (3, 4):
+                    raise ValueError(f"{layer!r} has {len(entry)} values")
+                timing[layer] = StepTable(float(entry[0]), float(entry[1]), int(entry[2]), *map(str, entry[3:]))
         except (TypeError, ValueError) as error:
-            raise SystemExit(f"model.py: the time mapping must map layer -> [start_ms, width_ms, steps] ({error})")
+            raise SystemExit(f"model.py: the time mapping must map layer -> [start_ms, width_ms, steps] or [start_ms, "
+                             f"width_ms, steps, rule] with rule 'midpoint' or 'nearest_start' ({error})")
     return model.eval(), timing
 
 

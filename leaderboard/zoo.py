@@ -230,10 +230,10 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
 
 def region_layer(model, region: str) -> str:
-    from neurozoo.benchmarks.neural import CONVRNN_REGION_LAYERS
+    from neurozoo.benchmarks.neural import convrnn_region_layers
 
     names = list(getattr(model, "layer_names", []))
-    mapped = [layer for layer in CONVRNN_REGION_LAYERS.get(region, []) if layer in names]
+    mapped = convrnn_region_layers(names, region)
     if mapped:
         return mapped[-1]
     if not names:

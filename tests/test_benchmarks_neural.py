@@ -92,6 +92,26 @@ def test_layer_map_and_held_out_selection():
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
 
 
+@pytest.mark.parametrize("name, v4, it", [
+    ("rgc_intermediate", ["conv5", "conv6"], ["conv7", "conv8", "conv9", "conv10"]),
+    ("ugrnn_intermediate", ["conv5", "conv6"], ["conv7", "conv8", "conv9", "conv10"]),
+    ("rgc_shallow", ["conv3"], ["conv4", "conv5"]),
+    ("timedecay_shallow", ["conv3"], ["conv4", "conv5"]),
+])
+def test_convrnn_layers_per_area_follow_the_released_map(name, v4, it):
+    """neuroailab/convrnns README, "Extracting Model Features": for the shallow ConvRNNs conv3 best matches V4, conv4
+    pIT and conv5 cIT/aIT; for the intermediate ones conv5-conv6 V4, conv7-conv8 pIT, conv9-conv10 cIT/aIT."""
+    from neurozoo import convrnn
+
+    model = SimpleNamespace(layer_names=convrnn.get_spec(name).layer_names, forward=Toy().forward)  # names only
+    from neurozoo.leaderboard.zoo import region_layer
+
+    for region, expected in (("V4", v4), ("IT", it)):
+        benchmark = NeuralBenchmark(f"synthetic.{region}-temporal", region, lambda: None, lambda: None)
+        assert benchmark.candidate_layers(model) == expected, region
+        assert region_layer(model, region) == expected[-1], region  # zoo run: the map's last layer
+
+
 def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys, monkeypatch):
     import argparse
     import json

@@ -64,6 +64,45 @@ def test_parity_with_the_published_bncnn_in_training_and_eval():
     torch.testing.assert_close(ours.bn3.running_mean, reference[10].running_mean)
 
 
+class _AddedNoise(torch.nn.Module):
+    """torch-deep-retina's GaussianNoise as the BN-CNN uses it (deep-retina's Keras ``GaussianNoise``): in training,
+    ``x + std * N(0, 1)`` drawn like ``x``; nothing in eval mode."""
+
+    def __init__(self, std):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        return x + self.std * torch.randn_like(x) if self.training else x
+
+
+def test_training_noise_sits_between_batchnorm_and_relu_as_published():
+    """deep-retina deepretina/models.py ``bn_layer``: ``Activation('relu')(GaussianNoise(sigma)(Reshape(
+    BatchNormalization(Flatten(conv)))))`` with sigma 0.05, as torch-deep-retina's BNCNN (the reference above with its
+    noise modules put back). Same seed, same draws: the outputs agree only if the noise enters where it did there."""
+    torch.manual_seed(0)
+    ours, reference = RetinaCNN(n_cells=5), _reference_bncnn(5)
+    modules = list(reference)
+    for index in (8, 3):  # after each hidden BatchNorm1d, before its ReLU
+        modules.insert(index, _AddedNoise(0.05))
+    reference = torch.nn.Sequential(*modules)
+    with torch.no_grad():
+        for a, b in zip(ours.parameters(), reference.parameters()):
+            a.uniform_(-0.1, 0.1) if a.dim() > 1 else a.uniform_(0.5, 1.5)
+            b.copy_(a)
+    x = torch.randn(16, 40, 50, 50)
+    ours.train(), reference.train()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        mine = ours(x)
+        torch.manual_seed(7)
+        theirs = reference(x)
+        torch.manual_seed(8)
+        other_draw = ours(x)
+    torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(mine, other_draw, rtol=1e-4, atol=1e-5)  # the noise is there at all
+
+
 def test_forward_shapes_positive_rates_and_errors():
     model = RetinaCNN(n_cells=4).eval()
     rates = model(torch.randn(3, 40, 50, 50))

@@ -49,6 +49,36 @@ def test_time_mappings():
     np.testing.assert_array_equal(StepTable(0, 10, 3).intervals(), [[0, 10], [10, 20], [20, 30]])
 
 
+def _brainscore_cornet_steps(time_mapping, requested_bins):
+    """Brain-Score's CORnet bin-to-step rule, written from brain-score/vision
+    brainscore_vision/models/cornet_s/helpers/helpers.py (commit 098ed26): ``_build_time_mappings`` gives step t the
+    bin (start + t * size, start + (t + 1) * size); ``CORnetCommitment.look_at_cached`` labels each step's responses
+    with that bin's start and, per requested (start, end), selects ``find_nearest(time_bin_starts, start)``, where
+    ``find_nearest`` is ``array[np.abs(array - value).argmin()]`` (the first such step on a tie)."""
+    start, size, steps = time_mapping
+    mapping = {t: (start + t * size, start + (t + 1) * size) for t in range(steps)}
+    starts = np.asarray([mapping[t][0] for t in sorted(mapping)])
+    chosen = []
+    for bin_start, _ in requested_bins:
+        nearest = starts[np.abs(starts - bin_start).argmin()]
+        chosen.append(int(np.flatnonzero(starts == nearest)[0]))
+    return chosen
+
+
+def test_cornet_s_tables_pick_brainscores_steps():
+    """REFERENCE.md section 2: CORnet-S (start, width, steps) per region, read as Brain-Score reads it."""
+    published = {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4), "IT": (100, 100, 2)}
+    requested = BRAINSCORE_BINS + [(70.0, 170.0), (0.0, 50.0), (300.0, 400.0), (115.0, 125.0)]
+    for region, table in CORNET_S.items():
+        assert (table.start, table.width, table.steps) == published[region]
+        assert list(table.steps_for(requested)) == _brainscore_cornet_steps(published[region], requested), region
+    # the rule matters: by the midpoint, V4's [120, 130) ms is step 0 and IT's [160, 170) ms step 0; Brain-Score: 1 and 1
+    assert StepTable(90, 50, 4).steps_for([(120.0, 130.0)])[0] == 0 and CORNET_S["V4"].steps_for([(120.0, 130.0)])[0] == 1
+    assert StepTable(100, 100, 2).steps_for([(160.0, 170.0)])[0] == 0 and CORNET_S["IT"].steps_for([(160.0, 170.0)])[0] == 1
+    with pytest.raises(ValueError, match="rule"):
+        StepTable(0, 10, 2, rule="nearest")
+
+
 def test_random_projection_is_seeded_and_preserves_geometry():
     x = torch.randn(40, 5000)
     projection = RandomProjection(5000, 800, seed=3)
@@ -297,6 +327,31 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
     assert model._fast is None and all(p.is_contiguous() for p in model.parameters())  # switched back
     np.testing.assert_allclose(fast.values, reference.values, rtol=1e-4, atol=1e-5 * np.abs(reference.values).max())
     assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])
+
+
+def test_convrnns_see_the_originals_neural_presentation():
+    """neuroailab/convrnns models/model_func.py ``set_imagepres(image_pres="neural")``: ``image_off = 10``,
+    ``times = 26``; ``make_movie``: ``[ims] * image_off + [blank] * (times - image_off)`` with ``blank =
+    tf.constant(0.5)`` in the normalised input space. Step t is read for the bin [10t, 10t + 10) ms (README there:
+    each step ~10 ms). A model whose own presentation is the training one (17 steps, image off after 12) is
+    shown the neural one, not its own."""
+    from neurozoo import convrnn
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_intermediate", width_multiplier=1 / 16, num_classes=5).eval()
+    assert (model.n_steps, model.image_steps) == (17, 12)
+    images = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    stimuli = Stimuli(["a", "b", "c"], images)
+    layers = ["conv5", "conv10"]
+    out = extract(model, stimuli, layers, max_features=10 ** 6, cache=False, progress=False, fast=False)
+    movie = torch.stack([images] * 10 + [torch.full_like(images, 0.5)] * 16)
+    with torch.no_grad():
+        recorded = model(movie, record=layers).recorded
+    for layer in layers:
+        for k, (start, _) in enumerate(BRAINSCORE_BINS):
+            step = int(start) // 10
+            np.testing.assert_allclose(out[layer].values[:, :, k], recorded[layer][step].reshape(3, -1).numpy(),
+                                       rtol=1e-5, atol=1e-6, err_msg=f"{layer} bin {start}")
 
 
 def _layer_batches(model):

@@ -418,3 +418,24 @@ def test_the_readme_example_submission_passes_intake_and_names_real_layers(tmp_p
     names = dict(model.named_modules())
     assert timing is None and {"conv1", "conv2"} <= set(names)
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 8, 15, 15)
+
+
+def test_a_submissions_time_mapping_may_name_brainscores_step_rule():
+    """[start_ms, width_ms, steps] reads a bin at the step holding its midpoint; a fourth element "nearest_start"
+    asks for Brain-Score's CORnet rule (the step whose start is nearest the bin's start)."""
+    import types
+
+    from torch import nn
+
+    from neurozoo.leaderboard.model_runner import build_model
+
+    def submission(mapping):
+        return types.SimpleNamespace(create_model=lambda weights: (nn.Conv2d(3, 4, 3), mapping))
+
+    _, timing = build_model(submission({"V4": [90, 50, 4, "nearest_start"], "IT": [100, 100, 2]}), Path("."), None)
+    assert (timing["V4"].rule, timing["IT"].rule) == ("nearest_start", "midpoint")
+    assert timing["V4"].steps_for([(120.0, 130.0)])[0] == 1 and timing["IT"].steps_for([(160.0, 170.0)])[0] == 0
+    for bad in ({"V4": [90, 50, 4, "nearest"]}, {"V4": [90, 50]}, {"V4": [90, 50, 4, "midpoint", 1]}):
+        with pytest.raises(SystemExit, match="nearest_start"):
+            build_model(submission(bad), Path("."), None)
+

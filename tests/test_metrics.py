@@ -208,6 +208,59 @@ def test_shuffled_features_score_zero(synthetic):
     assert np.all(np.abs(score.raw_per_bin) < 0.1)
 
 
+def _brainscore_span_time_pls(features, assembly):
+    """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code:
+    benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
+    repetition, mean over presentations; groups come out in sorted key order); metrics/regression_correlation/metric.py
+    ``SpanTimeCrossRegressedCorrelation`` (``SpanTimeRegression`` of metric_helpers/temporal.py: one
+    ``PLSRegression(n_components=25, scale=False)`` fitted on the time bins stacked into the sample axis, predicted per
+    bin), ``pearsonr_correlation`` (scipy.stats.pearsonr per neuroid) and ``aggregate`` (median over neuroids);
+    metric_helpers/transformations.py ``Split`` (``StratifiedShuffleSplit(n_splits=10, train_size=.9, test_size=None,
+    random_state=1)`` over the target's stimulus_id values in order, stratified on object_name) and
+    ``Split.aggregate`` (mean over splits, ``standard_error_of_the_mean``: xarray std / sqrt(n)). PLS runs to
+    convergence here (tol 1e-14): Brain-Score's default tol=1e-6 is our named deviation (README)."""
+    import scipy.stats
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    target = assembly.groupby("stimulus_id").mean("presentation")
+    ids = target["stimulus_id"].values
+    objects = dict(zip(assembly["stimulus_id"].values, assembly["object_name"].values))
+    source = features.set_index(presentation="stimulus_id").sel(presentation=ids).values  # aligned on stimulus_id
+    Y = target.values
+    splitter = StratifiedShuffleSplit(n_splits=10, train_size=.9, test_size=None, random_state=1)
+    per_split = []
+    for train, test in splitter.split(np.zeros(len(ids)), [objects[i] for i in ids]):
+        stack = lambda A, idx: np.concatenate([A[idx, :, t] for t in range(A.shape[2])])  # noqa: E731
+        pls = PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000)
+        pls.fit(stack(source, train), stack(Y, train))
+        medians = []
+        for t in range(Y.shape[2]):
+            prediction = pls.predict(source[test, :, t])
+            medians.append(np.median([scipy.stats.pearsonr(prediction[:, n], Y[test, n, t])[0]
+                                      for n in range(Y.shape[1])]))
+        per_split.append(medians)
+    per_split = np.array(per_split)
+    return per_split.mean(0), per_split.std(0) / np.sqrt(len(per_split))
+
+
+def test_span_time_pls_equals_brainscores_pipeline():
+    """regression_score (span-time PLS) against brain-score/vision's own steps on a small recording whose
+    presentations come in no particular order (Brain-Score's average_repetition sorts them by stimulus)."""
+    assembly, clean = synthetic_assembly(n_stimuli=120, n_neuroids=6, n_bins=3, n_repetitions=3, noise=1.0,
+                                         latent=5, seed=11)
+    order = np.random.default_rng(0).permutation(assembly.sizes["presentation"])
+    assembly = assembly.isel(presentation=order)
+    rng = np.random.default_rng(1)
+    mixed = np.einsum("pnt,nf->pft", clean.values, rng.normal(size=(6, 30))) + 0.5 * rng.normal(size=(120, 30, 3))
+    features = clean.isel(neuroid=0, drop=True).expand_dims(neuroid=30).transpose("presentation", "neuroid", "time_bin")
+    features = features.copy(data=mixed).drop_vars([c for c in ("neuroid_id", "region") if c in features.coords])
+    score = regression_score(features, assembly)
+    expected, error = _brainscore_span_time_pls(features, assembly)
+    np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-4, atol=1e-7)
+    assert 0.3 < expected.min()  # the features carry signal: a wrong split or alignment would show
+
+
 @pytest.mark.parametrize("mapping", ["pls", "ridge"])
 def test_noisy_linear_transform_gives_analytic_r(synthetic, mapping):
     """features = (signal + N(0, tau^2)) A, A invertible: best prediction of neuroid i is

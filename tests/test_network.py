@@ -44,6 +44,120 @@ def test_rgc_intermediate_matches_the_published_graph():
     assert spec.norm == "none" and spec.blank == 0.5
 
 
+def test_feedforward_and_readout_start_from_the_originals_initialisers():
+    """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (TensorFlow 1.13's
+    tf.variance_scaling_initializer: scale 1, fan-in, truncated normal at 2 std, stddev sqrt(1 / fan_in) / 0.87962566)
+    and "bias": 0; imnetds's fc has "kernel_init": "random_normal", "stddev": 0.01 and no bias given, so
+    utils/model_tool.py fc's default ``bias=1``."""
+    import math
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_intermediate", width_multiplier=0.5)
+    for name in ("conv2", "conv6", "conv9"):
+        conv = model.layers[name].stage[0]
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        bound = 2 * math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        assert conv.weight.abs().max().item() <= bound * (1 + 1e-6)
+        assert conv.weight.std().item() == pytest.approx(math.sqrt(1.0 / fan_in), rel=0.03)  # truncation restores it
+        assert torch.count_nonzero(conv.bias) == 0
+    assert model.readout.weight.std().item() == pytest.approx(0.01, rel=0.03)
+    assert model.readout.weight.abs().max().item() > 2 * 0.01  # a plain normal, not truncated
+    assert torch.equal(model.readout.bias, torch.ones(1000))
+
+
+#: neuroailab/convrnns models/ugrnn_intermediate.json, models/lstm_intermediate.json and
+#: models/timedecay_intermediate.json, node by node (the same backbone): the component_conv's out_depth, ksize and
+#: stride, whether post_memory ends in a 2x2 max_pool, the memory's out_depth and filter_size (ConvUGRNNCell,
+#: ConvLSTMCell; the time decay has a trainable memory_decay only), and the post_memory conv's ksize (followed by
+#: residual_add and elu in conv2-conv10).
+INTERMEDIATE_RESBLOCK_JSON = [
+    ("conv1", 64, 7, 2, True, None, None), ("conv2", 64, 3, 1, False, None, 3), ("conv3", 64, 3, 1, False, None, 3),
+    ("conv4", 128, 3, 1, True, (128, 3), 3), ("conv5", 128, 3, 1, False, (128, 3), 3),
+    ("conv6", 256, 3, 1, True, (256, 3), 3), ("conv7", 256, 3, 1, True, (256, 3), 3),
+    ("conv8", 512, 3, 1, False, (512, 3), 3), ("conv9", 512, 3, 1, False, (512, 3), 3),
+    ("conv10", 512, 3, 1, True, (512, 3), 3),
+]
+
+
+@pytest.mark.parametrize("model_name, kind", [("ugrnn_intermediate", "ugrnn"), ("lstm_intermediate", "lstm"),
+                                              ("timedecay_intermediate", "timedecay")])
+def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
+    """The parity tests take every shape from our model; this checks the shapes themselves against the JSON."""
+    with torch.device("meta"):  # shapes only
+        model = convrnn.create_model(model_name)
+    assert model.layer_names == [row[0] for row in INTERMEDIATE_RESBLOCK_JSON]
+    for name, depth, ksize, stride, pool, memory, post in INTERMEDIATE_RESBLOCK_JSON:
+        layer, spec = model.layers[name], model.spec.layer(name)
+        conv = layer.stage[0]
+        assert (conv.out_channels, conv.kernel_size, conv.stride) == (depth, (ksize, ksize), (stride, stride)), name
+        assert (spec.pool == {"kernel": 2, "stride": 2}) if pool else not spec.pool, name
+        if memory is None:
+            assert spec.cell is None, name  # memory_decay 0, not trainable: no cell
+        else:
+            assert spec.cell["kind"] == kind, name
+            if kind != "timedecay":  # one convolution of [input, h] to the UGRNN's 2 or the LSTM's 4 pre-activations
+                gates = {"ugrnn": 2, "lstm": 4}[kind]
+                assert (layer.cell.channels, layer.cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
+                assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (
+                    2 * memory[0], gates * memory[0]), name
+        if post is None:
+            assert layer.post is None, name
+        else:
+            assert (layer.post.conv.kernel_size, layer.post.conv.out_channels) == ((post, post), depth), name
+            assert layer.post.residual is not None, name
+
+
+#: neuroailab/convrnns models/rgc_shallow.json: component_conv (out_depth, ksize, stride; ELU), a 2x2 max_pool after
+#: every node, and at conv3-conv5 a ReciprocalGateCell with cell_depth = out_depth and 3x3 tau, gate and ff filters
+#: (utils/cells.py: residual_to_out_gate uses gate_filter_size); imnetds: conv 2x2 VALID to 1000, then global_pool.
+RGC_SHALLOW_JSON = [("conv1", 64, 7, 2, None), ("conv2", 128, 3, 1, None), ("conv3", 256, 3, 1, 256),
+                    ("conv4", 256, 3, 1, 256), ("conv5", 512, 3, 1, 512)]
+
+
+def test_rgc_shallow_has_the_released_json_layers():
+    with torch.device("meta"):  # shapes only
+        model = convrnn.create_model("rgc_shallow")
+    assert model.layer_names == [row[0] for row in RGC_SHALLOW_JSON]
+    previous = 3
+    for name, depth, ksize, stride, cell_depth in RGC_SHALLOW_JSON:
+        layer, spec = model.layers[name], model.spec.layer(name)
+        conv = layer.stage[0]
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (
+            previous, depth, (ksize, ksize), (stride, stride)), name
+        assert spec.pool == {"kernel": 2, "stride": 2}, name
+        if cell_depth is None:
+            assert spec.cell is None, name
+        else:
+            cell = layer.cell
+            assert cell.cell_depth == cell_depth, name
+            for part in (cell.input_to_cell_conv, cell.cell_tau, cell.cell_gate, cell.out_tau, cell.out_gate):
+                assert part.kernel_size == (3, 3), name
+            assert (cell.res_to_out_gate.in_channels, cell.res_to_out_gate.kernel_size) == (previous, (3, 3)), name
+        previous = depth
+    assert (model.readout.in_channels, model.readout.out_channels, model.readout.kernel_size) == (512, 1000, (2, 2))
+
+
+#: neuroailab/convrnns models/timedecay_shallow.json: component_conv (out_depth, ksize, stride, activation), a 2x2
+#: max_pool after every node, a trainable memory (time decay) at conv3-conv5, imnetds conv 2x2 VALID to 1000.
+TIMEDECAY_SHALLOW_JSON = [("conv1", 64, 7, 2, "elu", None), ("conv2", 128, 3, 1, "elu", None),
+                          ("conv3", 256, 3, 1, "identity", "timedecay"), ("conv4", 256, 3, 1, "identity", "timedecay"),
+                          ("conv5", 512, 3, 1, "identity", "timedecay")]
+
+
+def test_timedecay_shallow_has_the_released_json_layers():
+    spec = convrnn.get_spec("timedecay_shallow")
+    assert spec.layer_names == [row[0] for row in TIMEDECAY_SHALLOW_JSON]
+    for name, depth, ksize, stride, activation, cell in TIMEDECAY_SHALLOW_JSON:
+        layer = spec.layer(name)
+        assert (layer.channels, layer.kernel, layer.stride) == (depth, ksize, stride), name
+        assert (layer.activation or spec.activation) == activation, name
+        assert layer.pool == {"kernel": 2, "stride": 2}, name
+        assert (layer.cell or {}).get("kind") == cell, name
+    with torch.device("meta"):
+        readout = convrnn.create_model("timedecay_shallow").readout
+    assert (readout.in_channels, readout.out_channels, readout.kernel_size) == (512, 1000, (2, 2))
+
+
 def test_rgc_intermediate_has_the_original_parameter_count():
     """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
     of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the

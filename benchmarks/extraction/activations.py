@@ -213,7 +213,8 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
         timing = convrnn(n_steps) if recurrent else static(bins)
     tables = {layer: timing[layer] if isinstance(timing, Mapping) else timing for layer in layers}
     settings = {"kind": "convrnn" if recurrent else "hooks", "bins": [list(b) for b in bins],
-                "timing": {layer: [t.start, t.width, t.steps] for layer, t in tables.items()},
+                "timing": {layer: [t.start, t.width, t.steps] + ([t.rule] if t.rule != "midpoint" else [])
+                           for layer, t in tables.items()},
                 "reduction": {"method": "sparse_random_projection", "max_features": max_features, "seed": seed},
                 "dtype": "float32"}
     inference = inference_options(model, fast) if recurrent else None

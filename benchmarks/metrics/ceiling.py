@@ -164,7 +164,8 @@ def balanced_halves(ids: np.ndarray, repetitions: np.ndarray, shown: np.ndarray,
 def normalize(r, ceiling, convention: str = "r2/ceiling"):
     """Normalised score from a raw Pearson ``r`` and a Spearman-Brown ceiling ``c`` (arrays broadcast).
 
-    ``"r2/ceiling"`` (default, current Brain-Score): ``sign(r) r**2 / c``. ``"pre-2026"``: ``(r / c)**2``.
+    ``"r2/ceiling"`` (default): ``sign(r) r**2 / c``, Brain-Score's convention from 2026 with the sign of ``r`` kept
+    (Brain-Score squares, README "Deviations from Brain-Score"). ``"pre-2026"``: ``(r / c)**2``.
     A non-positive ceiling gives NaN (the data carry no reliable signal in that bin).
     """
     r = np.asarray(r, dtype=np.float64)

@@ -250,6 +250,30 @@ def server(db, tmp_path):
     thread.join(10)
 
 
+def loaded(driver, url: str, timeout_s: float = 30.0) -> None:
+    """Wait until the browser shows the document at ``url`` fully parsed (readyState "complete").
+
+    ChromeDriver 150 can answer a navigation while the new document is still loading, even with the "normal" page
+    load strategy: with both cores busy, 7 of 143 navigations returned with the ranking page still "loading" and no row
+    parsed, and the same document showed all three rows a moment later (served once, whole). In ChromeDriver's log its
+    wait for pending navigations ended in the millisecond Page.navigate answered. So the test navigates with the "none"
+    strategy and waits here for the document itself; nothing reloads, so a page served without rows still fails."""
+    from selenium.common.exceptions import WebDriverException
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            state = driver.execute_script("return [location.href, document.readyState]")
+        except WebDriverException as error:  # the page's script context can be replaced while it navigates
+            state = error.msg
+        if state == [url, "complete"]:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not finish loading within {timeout_s:g} s; the browser shows {state}:\n"
+                                 f"{driver.page_source[:1500]}")
+        time.sleep(0.05)
+
+
 def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.skip("headless Chromium not installed (.ci/run: apt-get install chromium chromium-driver)")
@@ -260,21 +284,17 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download a driver
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.page_load_strategy = "none"  # navigations return at once; loaded() waits for the document (see there)
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                  f"--user-data-dir={tmp_path / 'chromium-profile'}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     try:
-        driver.set_page_load_timeout(30)
         driver.get(server + "/")
+        loaded(driver, server + "/")
         models = lambda: [r.get_attribute("data-model") for r in driver.find_elements(By.CSS_SELECTOR, "#ranking tbody tr")]
-        # once in a fresh-clone CI run the page had no rows (not reproduced in 4 runs since): wait for them (no reload,
-        # which would hide a page served empty), and say what the browser was showing if they never come
-        deadline = time.time() + 15
-        while not models() and time.time() < deadline:
-            time.sleep(0.2)
-        assert models() == ["beta", "gamma", "alpha"], (driver.current_url, driver.page_source[:1500])
+        assert models() == ["beta", "gamma", "alpha"], driver.page_source[:1500]
         headers = driver.find_elements(By.CSS_SELECTOR, "#ranking thead th")
         it_header = next(h for h in headers if h.text.strip().startswith(IT))
         it_header.click()  # numeric: descending first, missing last
@@ -284,6 +304,7 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         next(h for h in headers if h.text.strip().startswith("model")).click()
         assert models() == ["alpha", "beta", "gamma"]
         driver.find_element(By.LINK_TEXT, "gamma").click()
+        loaded(driver, server + "/models/gamma")
         assert driver.find_element(By.ID, "model-name").text == "gamma"
         assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
     finally:

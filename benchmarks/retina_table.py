@@ -14,6 +14,7 @@ numbers belong to the host named.
 
     python benchmarks/retina_table.py [--models bncnn,ln] [--kinds whitenoise,naturalscene] [--refit]
         [--device cpu] [--json FILE]
+    python benchmarks/retina_table.py --from-json FILE   # the table of a saved run, nothing fitted
 
 Progress goes to stderr, the table to stdout. A BN-CNN fits in 1-2 min per recording on 2 cores, the other
 models in seconds; the phenomenon benchmarks take about a minute per model. Measured tables: README ("Retina
@@ -70,6 +71,7 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     fit_settings = dict(fit_settings) if fit_settings is not None else {"epochs": DEFAULT_FIT_EPOCHS}
     folder = fit_dir(load_embedded_retina(kind, **sizes), model, kind, seed, fit_settings)
     cached = not refit and (folder / "history.json").is_file()
+    load = os.getloadavg()[0]  # the machine may be shared: the wall time depends on it, the CPU time less
     tic, cpu_tic = time.perf_counter(), _cpu_seconds()
     _, info = fitted_embedded_model(model, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
                                     **fit_settings)
@@ -77,7 +79,7 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     history = json.loads((Path(info["fit_dir"]) / "history.json").read_text())
     row = {"model": model, "kind": kind, "epochs": len(history["history"]), "best_epoch": history["best_epoch"],
            "fit_wall_s": None if cached else wall, "fit_cpu_s": None if cached else cpu, "cached": cached,
-           "load_average": os.getloadavg()[0], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
+           "load_average": [load, os.getloadavg()[0]], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
            "scores": {}}
     for name in names:
         tic = time.perf_counter()
@@ -95,17 +97,22 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     return row
 
 
+#: /proc/cpuinfo flags named in the host's description: the vector units whose kernels a float32 fit runs on
+ISA_FLAGS = {"avx512f": "AVX-512", "amx_tile": "AMX", "avx2": "AVX2"}
+
+
 def host_cpu() -> str:
-    """The CPU's model name (/proc/cpuinfo), else the platform's processor string."""
+    """The CPU's model name and vector units (/proc/cpuinfo), else the platform's processor string."""
     import platform
 
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    info = {key.strip(): value.strip() for key, value in info.items()}
+    flags = set(info.get("flags", "").split())
+    units = [name for flag, name in ISA_FLAGS.items() if flag in flags]
+    return info.get("model name", platform.machine()) + (f" ({', '.join(units)})" if units else "")
 
 
 def header() -> List[str]:
@@ -140,6 +147,21 @@ def markdown(rows: Sequence[dict], by_kind: Dict[str, List[str]]) -> str:
     return "\n".join(lines)
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def report(run: dict) -> str:
+    """A run's header lines, its duration and load, and its table (``run``: what ``--json`` writes)."""
+    rows = run["rows"]
+    by_kind = retina_benchmarks(list(dict.fromkeys(row["kind"] for row in rows)))
+    loads = [load for row in rows for load in _as_list(row.get("load_average", []))]
+    timing = [f"{len(rows)} fits and their benchmarks" + (f" in {run['seconds']:.0f} s" if "seconds" in run else "")]
+    if loads:
+        timing.append(f"load average {min(loads):.1f}-{max(loads):.1f} before and after the fits")
+    return "\n".join(list(run["header"]) + ["; ".join(timing), "", markdown(rows, by_kind)])
+
+
 def main(argv=None) -> int:
     from neurozoo import retina
 
@@ -148,8 +170,13 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated embedded recordings")
     parser.add_argument("--refit", action="store_true", help="fit afresh (replacing the cached fits) and time each fit")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json", type=Path, help="also write the rows and the header to this file")
+    parser.add_argument("--json", type=Path, help="also write the run (header and rows) to this file, row by row")
+    parser.add_argument("--from-json", type=Path, metavar="FILE",
+                        help="fit nothing: print the table of a run saved with --json (also of an interrupted one)")
     args = parser.parse_args(argv)
+    if args.from_json:
+        print(report(json.loads(args.from_json.read_text())))
+        return 0
     models = args.models.split(",") if args.models else retina.list_models()
     unknown = sorted(set(models) - set(retina.list_models()))
     if unknown:
@@ -160,18 +187,17 @@ def main(argv=None) -> int:
                      f"choose from {', '.join(KINDS)}")
     by_kind = retina_benchmarks(kinds)
     started = time.perf_counter()
-    rows = []
+    run = {"header": header(), "rows": []}
     for model in models:
         for kind in kinds:
             print(f"{model} on embedded:{kind} (load average {os.getloadavg()[0]:.1f}) ...", file=sys.stderr, flush=True)
-            rows.append(measure(model, kind, by_kind[kind], device=args.device, refit=args.refit))
+            run["rows"].append(measure(model, kind, by_kind[kind], device=args.device, refit=args.refit))
             if args.json:  # kept as it goes: a long run interrupted still leaves its finished rows
-                args.json.write_text(json.dumps({"header": header(), "rows": rows}, indent=1))
-    lines = header() + [f"{len(rows)} fits and their benchmarks in {time.perf_counter() - started:.0f} s", "",
-                        markdown(rows, by_kind)]
-    print("\n".join(lines))
+                args.json.write_text(json.dumps(run, indent=1))
+    run["seconds"] = time.perf_counter() - started
     if args.json:
-        args.json.write_text(json.dumps({"header": header(), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps(run, indent=1))
+    print(report(run))
     return 0
 
 

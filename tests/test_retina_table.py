@@ -40,6 +40,22 @@ def test_row_is_the_zoo_fit_scored_by_the_benchmarks_and_a_rerun_reads_the_cache
     assert second[4] == "nan"
 
 
+def test_a_saved_run_prints_as_its_header_and_table(tmp_path, capsys):
+    import json
+
+    from neurozoo.benchmarks.retina_table import main
+
+    row = {"model": "glm", "kind": "naturalscene", "epochs": 9, "best_epoch": 5, "fit_wall_s": 30.4, "fit_cpu_s": 20.2,
+           "cached": False, "load_average": [1.5, 2.5], "heldout_r": 0.5, "feve": 0.2, "oracle": 0.9,
+           "scores": {"retina_embedded.naturalscene-heldout": 0.5}}
+    (tmp_path / "run.json").write_text(json.dumps({"header": ["date X; host Y"], "rows": [row], "seconds": 61.2}))
+    assert main(["--from-json", str(tmp_path / "run.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["date X; host Y", "1 fits and their benchmarks in 61 s; load average 1.5-2.5 before and after "
+                         "the fits", ""]
+    assert lines[-1] == "| `glm` | naturalscene | 9 (5) | 0.500 | 0.200 | 0.900 | 30 (20) |"
+
+
 @pytest.mark.parametrize("bad", [["nosuchmodel"], ["--kinds", "moving"]])
 def test_unknown_model_or_recording_is_refused_by_name(bad, capsys):
     from neurozoo.benchmarks.retina_table import main

@@ -16,8 +16,9 @@ numbers belong to the host named.
         [--device cpu] [--json FILE]
     python benchmarks/retina_table.py --from-json FILE   # the table of a saved run, nothing fitted
 
-Progress goes to stderr, the table to stdout. A BN-CNN fits in 1-2 min per recording on 2 cores, the other
-models in seconds; the phenomenon benchmarks take about a minute per model. Measured tables: README ("Retina
+Progress goes to stderr, the table to stdout. Measured 2026-12-02 on 2 shared cores: a BN-CNN fit takes 74-138
+CPU-s per recording, ``bncnn2016`` 149-264, the others 4-11; every model's fits and benchmarks 24.5 min from an
+empty fit cache (load average 2-12), 69 s with the fits cached (the same numbers). Measured tables: README ("Retina
 models") and docs/retina.md ("Measured").
 """
 from __future__ import annotations

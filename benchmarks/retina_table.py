@@ -8,7 +8,8 @@ redone), then every registered retina benchmark defined on that recording (``ben
 ``retina``: the held-out one per recording, the phenomena on white noise) scored on it as ``zoo run`` scores it.
 Columns: epochs run (best epoch, numbered from 0 as in the fit's ``history.json``), the held-out benchmark's median
 r, FEVE and oracle r, each phenomenon benchmark's score, and the fit's wall and CPU seconds on this host ("cached"
-when the fit was read from the cache: ``--refit`` times every fit afresh). The header gives the date, the host's CPU,
+when the fit was read from the cache: ``--refit`` times every fit afresh; "resumed": only the rest of a fit killed
+part-way was timed). The header gives the date, the host's CPU,
 the code version, the fitting protocol and torch. float32 fits take other paths on other CPUs' kernels, so the
 numbers belong to the host named.
 
@@ -72,6 +73,8 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     fit_settings = dict(fit_settings) if fit_settings is not None else {"epochs": DEFAULT_FIT_EPOCHS}
     folder = fit_dir(load_embedded_retina(kind, **sizes), model, kind, seed, fit_settings)
     cached = not refit and (folder / "history.json").is_file()
+    # a fit killed part-way left its checkpoint and no history.json: this run's time is only that of the rest
+    resumed = not refit and not cached and (folder / "checkpoint.pt").is_file()
     load = os.getloadavg()[0]  # the machine may be shared: the wall time depends on it, the CPU time less
     tic, cpu_tic = time.perf_counter(), _cpu_seconds()
     _, info = fitted_embedded_model(model, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
@@ -80,7 +83,7 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     history = json.loads((Path(info["fit_dir"]) / "history.json").read_text())
     row = {"model": model, "kind": kind, "epochs": len(history["history"]), "best_epoch": history["best_epoch"],
            "fit_wall_s": None if cached else wall, "fit_cpu_s": None if cached else cpu, "cached": cached,
-           "load_average": [load, os.getloadavg()[0]], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
+           "resumed": resumed, "load_average": [load, os.getloadavg()[0]], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
            "scores": {}}
     for name in names:
         tic = time.perf_counter()
@@ -141,6 +144,8 @@ def markdown(rows: Sequence[dict], by_kind: Dict[str, List[str]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         time_ = "cached" if row["cached"] else f"{row['fit_wall_s']:.0f} ({row['fit_cpu_s']:.0f})"
+        if row.get("resumed"):
+            time_ += ", resumed"
         cells = [f"`{row['model']}`", row["kind"], f"{row['epochs']} ({row['best_epoch']})",
                  _number(row.get("heldout_r")), _number(row.get("feve")), _number(row.get("oracle"))]
         cells += [_number(row["scores"].get(name)) for name in phenomena] + [time_]

@@ -1,4 +1,6 @@
 """benchmarks/retina_table.py: the retina models' key-numbers table, from the zoo's fits and registered benchmarks."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,10 @@ def test_row_is_the_zoo_fit_scored_by_the_benchmarks_and_a_rerun_reads_the_cache
 
     again = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
     assert again["cached"] and again["fit_wall_s"] is None and again["heldout_r"] == row["heldout_r"]
+    (Path(row["fit_dir"]) / "history.json").unlink()  # as a fit killed after its last checkpoint leaves it
+    resumed = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
+    assert resumed["resumed"] and not resumed["cached"] and resumed["heldout_r"] == row["heldout_r"]
+    assert markdown([resumed], {"whitenoise": [HELDOUT]}).endswith(", resumed |")
 
     natural = {**again, "kind": "naturalscene", "scores": {"retina_embedded.naturalscene-heldout": 0.5},
                "heldout_r": 0.5, "feve": np.nan}

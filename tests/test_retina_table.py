@@ -1,0 +1,71 @@
+"""benchmarks/retina_table.py: the retina models' key-numbers table, from the zoo's fits and registered benchmarks."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurozoo import benchmarks
+from neurozoo.benchmarks.retina_table import markdown, measure, retina_benchmarks
+
+SIZES = dict(n_train=2500, n_test=200, n_repeats=2)
+HELDOUT, PAIRED = "retina_embedded.whitenoise-heldout", "retina_embedded.paired-flash"
+
+
+def test_every_registered_retina_benchmark_is_scored_on_its_recording_held_out_first():
+    by_kind = retina_benchmarks()
+    retina = {e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("family") == "retina"}
+    assert sorted(n for names in by_kind.values() for n in names) == sorted(retina)
+    assert by_kind["whitenoise"][0] == HELDOUT and PAIRED in by_kind["whitenoise"]
+    assert by_kind["naturalscene"] == ["retina_embedded.naturalscene-heldout"]
+
+
+def test_row_is_the_zoo_fit_scored_by_the_benchmarks_and_a_rerun_reads_the_cached_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    row = measure("ln", "whitenoise", [HELDOUT, PAIRED], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
+    assert (row["epochs"], row["best_epoch"], row["cached"]) == (1, 0, False) and row["fit_wall_s"] > 0
+    heldout = benchmarks.load(HELDOUT, sizes=SIZES).score("ln", progress=False, epochs=1)
+    assert row["heldout_r"] == heldout.value and row["oracle"] == heldout.ceiling
+    assert row["feve"] == heldout.provenance["settings"]["summary"]["median_feve"]
+    assert set(row["scores"]) == {HELDOUT, PAIRED} and 0 <= row["scores"][PAIRED] <= 1
+
+    again = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
+    assert again["cached"] and again["fit_wall_s"] is None and again["heldout_r"] == row["heldout_r"]
+    (Path(row["fit_dir"]) / "history.json").unlink()  # as a fit killed after its last checkpoint leaves it
+    resumed = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
+    assert resumed["resumed"] and not resumed["cached"] and resumed["heldout_r"] == row["heldout_r"]
+    assert markdown([resumed], {"whitenoise": [HELDOUT]}).endswith(", resumed |")
+
+    natural = {**again, "kind": "naturalscene", "scores": {"retina_embedded.naturalscene-heldout": 0.5},
+               "heldout_r": 0.5, "feve": np.nan}
+    table = markdown([row, natural], {"whitenoise": [HELDOUT, PAIRED],
+                                      "naturalscene": ["retina_embedded.naturalscene-heldout"]}).splitlines()
+    assert table[0].split(" | ")[6:] == ["paired-flash", "fit wall s (CPU s) |"]
+    first, second = ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])
+    assert first[:3] == ["`ln`", "whitenoise", "1 (0)"] and first[3] == f"{row['heldout_r']:.3f}"
+    assert first[6] == f"{row['scores'][PAIRED]:.3f}" and second[6] == "–" and second[-1] == "cached"
+    assert second[4] == "nan"
+
+
+def test_a_saved_run_prints_as_its_header_and_table(tmp_path, capsys):
+    import json
+
+    from neurozoo.benchmarks.retina_table import main
+
+    row = {"model": "glm", "kind": "naturalscene", "epochs": 9, "best_epoch": 5, "fit_wall_s": 30.4, "fit_cpu_s": 20.2,
+           "cached": False, "load_average": [1.5, 2.5], "heldout_r": 0.5, "feve": 0.2, "oracle": 0.9,
+           "scores": {"retina_embedded.naturalscene-heldout": 0.5}}
+    (tmp_path / "run.json").write_text(json.dumps({"header": ["date X; host Y"], "rows": [row], "seconds": 61.2}))
+    assert main(["--from-json", str(tmp_path / "run.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == ["date X; host Y", "1 fits and their benchmarks in 61 s; load average 1.5-2.5 before and after "
+                         "the fits", ""]
+    assert lines[-1] == "| `glm` | naturalscene | 9 (5) | 0.500 | 0.200 | 0.900 | 30 (20) |"
+
+
+@pytest.mark.parametrize("bad", [["nosuchmodel"], ["--kinds", "moving"]])
+def test_unknown_model_or_recording_is_refused_by_name(bad, capsys):
+    from neurozoo.benchmarks.retina_table import main
+
+    with pytest.raises(SystemExit):
+        main(["--models", bad[0]] if len(bad) == 1 else bad)
+    assert f"unknown {'retina model' if len(bad) == 1 else 'recording'}(s) {bad[-1]}" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 For every registered retina model (``retina.MODELS``; ``--models`` to choose) and both embedded recordings
 (``embedded:whitenoise``, ``embedded:naturalscene``): the fit that ``zoo run`` scores (seed 0, the zoo's
-budget of at most ``leaderboard.zoo.DEFAULT_FIT_EPOCHS`` epochs, early-stopped; :func:`retina.embedded_fit.
+budget of at most ``retina.embedded_fit.DEFAULT_FIT_EPOCHS`` epochs, early-stopped; :func:`retina.embedded_fit.
 fitted_embedded_model`, cached per model, data sha256, seed and fitting protocol, so a cached fit is read, not
 redone), then every registered retina benchmark defined on that recording (``benchmarks.BENCHMARKS``, family
 ``retina``: the held-out one per recording, the phenomena on white noise) scored on it as ``zoo run`` scores it.
@@ -65,8 +65,7 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     """One table row: ``model`` fitted to the embedded recording ``kind`` (or read from the fit cache), then scored by
     the benchmarks ``names``. ``fit_settings``: the fit's overrides (default: the zoo's, ``epochs`` its budget)."""
     from neurozoo import benchmarks
-    from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS
-    from neurozoo.retina.embedded_fit import fit_dir, fitted_embedded_model
+    from neurozoo.retina.embedded_fit import DEFAULT_FIT_EPOCHS, fit_dir, fitted_embedded_model
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
     sizes = dict(sizes or {})

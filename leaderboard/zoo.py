@@ -34,10 +34,10 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.benchmarks.records import ScoreRecord
+from neurozoo.retina.embedded_fit import DEFAULT_FIT_EPOCHS
 
 DEFAULT_WIDTH = 0.125
 DEFAULT_MAX_FEATURES = 200
-DEFAULT_FIT_EPOCHS = 40  # the zoo's retina fitting budget (early-stopped: converged fits, issue 14)
 HIDDEN_FRACTION = 0.5
 UNTRAINED = "untrained, random weights"
 

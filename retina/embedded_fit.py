@@ -5,10 +5,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
+
+#: The zoo's budget for a fit to an embedded recording (early-stopped before it: converged fits, issue 14); `zoo run`
+#: and benchmarks/retina_table.py fit with it, so they share the cached fits.
+DEFAULT_FIT_EPOCHS = 40
 
 _FITS_ROOT: ContextVar[Optional[Path]] = ContextVar("fits_root", default=None)
 
@@ -46,6 +50,8 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
                           **fit_settings) -> Tuple[nn.Module, dict]:
     """``(model, provenance)``: ``name`` fitted to the embedded recording ``kind`` (reused when already fitted
     with the same settings; ``refit=True`` starts afresh)."""
+    import torch
+
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.fit import create_model, fit, provenance

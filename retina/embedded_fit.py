@@ -52,6 +52,7 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     with the same settings; ``refit=True`` starts afresh)."""
     import torch
 
+    from neurozoo.datasets.cache import locked
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.fit import create_model, fit, provenance
@@ -60,8 +61,12 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     out = fit_dir(path, name, kind, seed, fit_settings)
-    refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
-    result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress, **fit_settings)
+    # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
+    # reads the finished fit, instead of fitting into the same folder beside it
+    with locked(out.parent / f"{out.name}.lock"):
+        refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
+        result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
+                     **fit_settings)
     info = provenance(path, result)
     info["fit_dir"] = str(out)
     return result.model.eval(), info

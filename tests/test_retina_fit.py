@@ -560,3 +560,38 @@ def test_negative_seed_is_refused_while_parsing(argv, fragment, capsys):
     with pytest.raises(SystemExit) as exit_:
         zoo(argv)
     assert exit_.value.code == 2 and fragment in capsys.readouterr().err
+
+
+def test_two_concurrent_fits_of_one_cached_model_train_it_once(tmp_path, monkeypatch):
+    """Two zoo workers (or processes of a parallel test run) asking for the same embedded fit both trained it, into
+    one folder: the second now waits for the first and reads its finished fit."""
+    import shutil
+    import threading
+
+    from neurozoo.retina import embedded_fit, fit as fit_module
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    trained, real_fit = [], fit_module.fit
+
+    def counting_fit(model, path, out, **kwargs):
+        if not (out / "history.json").is_file():  # nothing finished there yet: this call trains
+            trained.append(threading.current_thread().name)
+        return real_fit(model, path, out=out, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", counting_fit)
+    sizes = dict(n_train=2500, n_test=200, n_repeats=2)
+    first = embedded_fit.fitted_embedded_model("ln", progress=False, sizes=sizes, epochs=1)[1]  # the recording too
+    shutil.rmtree(first["fit_dir"])  # the recording stays: the two threads below only fit
+    trained.clear()
+    results = {}
+
+    def worker(name):
+        results[name] = embedded_fit.fitted_embedded_model("ln", progress=False, sizes=sizes, epochs=1)[1]
+
+    threads = [threading.Thread(target=worker, args=(name,), name=name) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(trained) == 1, trained
+    assert results["a"]["fit_dir"] == results["b"]["fit_dir"]

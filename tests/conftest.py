@@ -16,12 +16,24 @@ SHARED_DATA = Path(os.environ.get("NEUROZOO_SHARED_DATA", REPO.parent / "shared"
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session writes generated data and results into its own cache and home."""
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> str:
+    """The test run's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per run.
+    The workers of a parallel run (pytest-xdist) share it, as processes of one host share a user's cache (its
+    folders are written atomically and a fit is locked), so no worker generates what another has made."""
+    if os.environ.get("NEUROZOO_TEST_CACHE"):
+        return os.environ["NEUROZOO_TEST_CACHE"]
     root = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(root / "cache")))
-    monkeypatch.setenv("NEUROZOO_HOME", str(root / "home"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    return str(root / "cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch, session_cache):
+    """Each test session writes generated data and results into its own cache and home."""
+    monkeypatch.setenv("NEUROZOO_CACHE", session_cache)
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path_factory.getbasetemp() / "home"))
 
 
 @pytest.fixture

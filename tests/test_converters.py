@@ -1,5 +1,4 @@
 """Converters on the real published files, checked against independent computations from the raw files."""
-import os
 import zipfile
 
 import numpy as np
@@ -15,10 +14,10 @@ from neurozoo.datasets.errors import DataError
 
 
 @pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
+def module_cache(session_cache):
     """Module fixtures run before conftest's per-test cache fixture: point them at the same session cache."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
+        patch.setenv("NEUROZOO_CACHE", session_cache)
         yield
 
 

@@ -310,16 +310,14 @@ def test_our_loader_reads_a_two_dim_brainio_neuroid_assembly(tmp_path):
 
 # ---- the converters' output (real recordings), read by the brainio re-implementation -----------------------------
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    import os
-
+def converted(session_cache):
     from neurozoo import datasets
     from neurozoo.datasets.cache import shared_data_dir
 
     if not shared_data_dir().is_dir():
         pytest.skip(f"real recordings not found at {shared_data_dir()} (set NEUROZOO_SHARED_DATA)")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NEUROZOO_CACHE", os.environ.get("NEUROZOO_TEST_CACHE", str(tmp_path_factory.getbasetemp() / "cache")))
+        patch.setenv("NEUROZOO_CACHE", session_cache)
         from neurozoo.datasets.converters import ASSEMBLY_FILE, STIMULUS_FILE, converted_folder
         from neurozoo.datasets.converters.allen_v1 import CONVERTER_VERSION as ALLEN
         from neurozoo.datasets.converters.cowley_v4 import CONVERTER_VERSION as COWLEY

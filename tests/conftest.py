@@ -16,6 +16,32 @@ SHARED_DATA = Path(os.environ.get("NEUROZOO_SHARED_DATA", REPO.parent / "shared"
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+GIB_PER_WORKER = 4  # the suite's largest process peaked at 2.6 GB (2026-12-02)
+
+
+def _cgroup_limit(name: str):
+    """A cgroup v2 limit of this process's group as its fields, or None where there is none (``max``, no file)."""
+    try:
+        fields = Path("/sys/fs/cgroup", name).read_text().split()
+    except OSError:
+        return None
+    return None if not fields or fields[0] == "max" else [int(f) for f in fields]
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per CPU this process may use (its affinity, and a cgroup CPU quota: a container may
+    see all of its host's cores and be allowed two), and no more than memory holds."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    quota = _cgroup_limit("cpu.max")
+    if quota:
+        cpus = min(cpus, max(1, quota[0] // quota[1]))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = _cgroup_limit("memory.max")
+    if limit:
+        memory = min(memory, limit[0])
+    return max(1, min(cpus, memory // (GIB_PER_WORKER * 2 ** 30)))
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> str:
     """The test run's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per run.

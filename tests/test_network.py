@@ -44,6 +44,27 @@ def test_rgc_intermediate_matches_the_published_graph():
     assert spec.norm == "none" and spec.blank == 0.5
 
 
+#: utils/loader.py MODEL_TO_KWARGS: each variant's base_name and decoder_type (max_conf trainable, thresh not).
+RGC_INTERMEDIATE_VARIANTS = {"rgc_intermediate_tmaxconf": ("models/rgc_intermediate", "max_conf"),
+                             "rgc_intermediate_dthresh": ("models/rgc_intermediate", "thresh"),
+                             "rgc_intermediate_t22_tmaxconf": ("models/rgc_intermediate_t22", "max_conf")}
+
+
+@pytest.mark.parametrize("variant", list(RGC_INTERMEDIATE_VARIANTS))
+def test_rgc_intermediate_variants_are_its_released_graph(variant):
+    """The loader builds every variant from rgc_intermediate's graph ("models/rgc_intermediate": that JSON is not in
+    the released code, so all four are built from models/rgc_intermediate_t22.json, README) with the median cells and
+    edges_5; only the decoder and the schedule differ: models/model_func.py set_imagepres unrolls 22 steps of a
+    constant image when "t22" is in base_name, else 17 steps with the image for 12."""
+    base_name, decoder = RGC_INTERMEDIATE_VARIANTS[variant]
+    spec, base = convrnn.get_spec(variant).to_dict(), convrnn.get_spec("rgc_intermediate").to_dict()
+    schedule = (22, 22) if "t22" in base_name else (17, 12)
+    assert (spec.pop("decoder"), spec.pop("n_steps"), spec.pop("image_steps")) == (decoder, *schedule)
+    for key in ("name", "description", "decoder", "n_steps", "image_steps"):
+        spec.pop(key, None), base.pop(key, None)
+    assert spec == base
+
+
 def test_feedforward_and_readout_start_from_the_originals_initialisers():
     """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (TensorFlow 1.13's
     tf.variance_scaling_initializer: scale 1, fan-in, truncated normal at 2 std, stddev sqrt(1 / fan_in) / 0.87962566)

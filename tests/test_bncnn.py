@@ -103,6 +103,92 @@ def test_training_noise_sits_between_batchnorm_and_relu_as_published():
     assert not torch.allclose(mine, other_draw, rtol=1e-4, atol=1e-5)  # the noise is there at all
 
 
+class _KerasDense(torch.nn.Module):
+    """Keras 1 ``Dense(num_cells)``: ``K.dot(x, W) + b`` with ``W`` of shape (inputs, outputs)."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.zeros(n_in, n_out))
+        self.b = torch.nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return x @ self.W + self.b
+
+
+class _KerasParametricSoftplus(torch.nn.Module):
+    """Keras 1 keras/layers/advanced_activations.py ``ParametricSoftplus`` (alpha_init 0.2, beta_init 5.0): ``alphas``
+    and ``betas`` of the input's ``shape[1:]`` (one per cell after the dense layer), ``call``:
+    ``K.softplus(self.betas * x) * self.alphas``, i.e. ``alpha * log(1 + exp(beta * x))``."""
+
+    def __init__(self, n_cells):
+        super().__init__()
+        self.alphas = torch.nn.Parameter(torch.full((n_cells,), 0.2))
+        self.betas = torch.nn.Parameter(torch.full((n_cells,), 5.0))
+
+    def forward(self, x):
+        return torch.log1p(torch.exp(self.betas * x)) * self.alphas
+
+
+def _reference_nips_conv(num_cells):
+    """deep-retina deepretina/models.py at 60cb3a3 (Keras 1), ``nips_conv(num_cells)``, written out: sigma = 0.1; for
+    ``(n, size)`` in ``convlayers = [(16, 15), (8, 9)]``: ``Convolution2D(n, size, size, border_mode='valid')`` (with
+    bias; ``W_regularizer=l1l2(0., 1e-3)``) -> ``GaussianNoise(sigma)`` -> ``Activation('relu')``; then ``Flatten()``
+    -> ``Dense(num_cells)`` (bias; ``W_regularizer=l1l2(0., 1e-3)``, ``activity_regularizer=activity_l1l2(1e-3, 0.)``)
+    -> ``ParametricSoftplus()``. Input (40, 50, 50), channels first. The convolutions are written as TensorFlow's
+    cross-correlation (the same function as ours); Theano's backend flips the kernel, which matters only to weights
+    imported from such a file (we import none)."""
+    from torch import nn
+
+    return nn.Sequential(nn.Conv2d(40, 16, 15), _AddedNoise(0.1), nn.ReLU(), nn.Conv2d(16, 8, 9), _AddedNoise(0.1),
+                         nn.ReLU(), nn.Flatten(), _KerasDense(8 * 28 * 28, num_cells),
+                         _KerasParametricSoftplus(num_cells))
+
+
+def test_bncnn2016_is_deep_retinas_nips_conv():
+    """Same layers in the same order (noise on the biased convolution, before the ReLU), the same parametric softplus
+    and the same L2 penalty, so the same rates given the same weights, in training (same noise draws) and in eval, on
+    both input paths. Named deviations (README "Retina models"): the output_scale="data" factor in front, alpha = beta
+    = 1 at the start (Keras: 0.2, 5), the L1 activity penalty on the rates rather than on the dense output."""
+    from neurozoo.retina.fit import regularization
+
+    torch.manual_seed(0)
+    ours, reference = retina.create_model("bncnn2016", n_cells=5), _reference_nips_conv(5)
+    assert torch.equal(ours.output_nonlinearity.alpha, torch.ones(5))  # named deviation: Keras starts at 0.2
+    assert torch.equal(ours.output_nonlinearity.beta, torch.ones(5))  # and 5.0
+    ref_params = list(reference.parameters())
+    as_ours = lambda p: p.T if p is reference[7].W else p  # Keras Dense keeps W as (inputs, outputs)
+    assert [tuple(p.shape) for p in ours.parameters()] == [tuple(as_ours(p).shape) for p in ref_params]
+    with torch.no_grad():
+        for a, b in zip(ours.parameters(), ref_params):
+            a.uniform_(-0.05, 0.05) if a.dim() > 1 else a.uniform_(0.5, 1.5)
+            as_ours(b).copy_(a)
+        ours.output_scale.uniform_(5.0, 30.0)  # named deviation: a fixed per-cell factor on the rates
+    x = torch.randn(6, 40, 50, 50)
+    with torch.no_grad():
+        ours.train(), reference.train()
+        torch.manual_seed(7)
+        mine = ours(x)
+        torch.manual_seed(7)
+        theirs = ours.output_scale * reference(x)
+        torch.manual_seed(8)
+        other_draw = ours(x)
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(mine, other_draw, rtol=1e-4, atol=1e-5)  # the noise is there at all
+        ours.eval(), reference.eval()
+        movie = torch.randn(39 + 4, 50, 50)
+        expected = ours.output_scale * reference(windows(movie))
+        torch.testing.assert_close(ours(windows(movie)), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours.forward_movie(movie), expected, rtol=1e-4, atol=1e-4)
+    # Keras 1 l1l2(0., l2): l2 * K.sum(K.square(W)) on the three kernels only (no bias, no alphas or betas);
+    # activity_l1l2(l1, 0.): l1 * K.sum(K.mean(K.abs(output), axis=0)), here of the rates
+    with torch.no_grad():
+        kernels = [reference[0].weight, reference[3].weight, reference[7].W]
+        expected_l2 = 1e-3 * sum(float((w ** 2).sum()) for w in kernels)
+        assert float(regularization(ours, mine, l2=1e-3, l1=0.0)) == pytest.approx(expected_l2, rel=1e-5)
+        expected_l1 = 1e-3 * float(mine.abs().mean(0).sum())
+        assert float(regularization(ours, mine, l2=0.0, l1=1e-3)) == pytest.approx(expected_l1, rel=1e-5)
+
+
 def test_forward_shapes_positive_rates_and_errors():
     model = RetinaCNN(n_cells=4).eval()
     rates = model(torch.randn(3, 40, 50, 50))

@@ -44,6 +44,27 @@ def test_rgc_intermediate_matches_the_published_graph():
     assert spec.norm == "none" and spec.blank == 0.5
 
 
+#: utils/loader.py MODEL_TO_KWARGS: each variant's base_name and decoder_type (max_conf trainable, thresh not).
+RGC_INTERMEDIATE_VARIANTS = {"rgc_intermediate_tmaxconf": ("models/rgc_intermediate", "max_conf"),
+                             "rgc_intermediate_dthresh": ("models/rgc_intermediate", "thresh"),
+                             "rgc_intermediate_t22_tmaxconf": ("models/rgc_intermediate_t22", "max_conf")}
+
+
+@pytest.mark.parametrize("variant", list(RGC_INTERMEDIATE_VARIANTS))
+def test_rgc_intermediate_variants_are_its_released_graph(variant):
+    """The loader builds every variant from rgc_intermediate's graph ("models/rgc_intermediate": that JSON is not in
+    the released code, so all four are built from models/rgc_intermediate_t22.json, README) with the median cells and
+    edges_5; only the decoder and the schedule differ: models/model_func.py set_imagepres unrolls 22 steps of a
+    constant image when "t22" is in base_name, else 17 steps with the image for 12."""
+    base_name, decoder = RGC_INTERMEDIATE_VARIANTS[variant]
+    spec, base = convrnn.get_spec(variant).to_dict(), convrnn.get_spec("rgc_intermediate").to_dict()
+    schedule = (22, 22) if "t22" in base_name else (17, 12)
+    assert (spec.pop("decoder"), spec.pop("n_steps"), spec.pop("image_steps")) == (decoder, *schedule)
+    for key in ("name", "description", "decoder", "n_steps", "image_steps"):
+        spec.pop(key, None), base.pop(key, None)
+    assert spec == base
+
+
 def test_feedforward_and_readout_start_from_the_originals_initialisers():
     """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (TensorFlow 1.13's
     tf.variance_scaling_initializer: scale 1, fan-in, truncated normal at 2 std, stddev sqrt(1 / fan_in) / 0.87962566)
@@ -65,11 +86,13 @@ def test_feedforward_and_readout_start_from_the_originals_initialisers():
     assert torch.equal(model.readout.bias, torch.ones(1000))
 
 
-#: neuroailab/convrnns models/ugrnn_intermediate.json, models/lstm_intermediate.json and
-#: models/timedecay_intermediate.json, node by node (the same backbone): the component_conv's out_depth, ksize and
-#: stride, whether post_memory ends in a 2x2 max_pool, the memory's out_depth and filter_size (ConvUGRNNCell,
-#: ConvLSTMCell; the time decay has a trainable memory_decay only), and the post_memory conv's ksize (followed by
-#: residual_add and elu in conv2-conv10).
+#: neuroailab/convrnns models/ugrnn_intermediate.json, models/lstm_intermediate.json,
+#: models/timedecay_intermediate.json and models/simplernn_intermediate.json, node by node (the same backbone): the
+#: component_conv's out_depth, ksize and stride, whether post_memory ends in a 2x2 max_pool, the memory's out_depth
+#: and filter_size (ConvUGRNNCell, ConvLSTMCell, ConvNormBasicCell; the time decay has a trainable memory_decay only),
+#: and the post_memory conv's ksize (followed by residual_add and elu in conv2-conv10). simplernn_intermediate.json's
+#: conv1 moves its elu from the component_conv to post_memory, before the pool: the same node, the memory between
+#: being the identity (memory_decay 0, not trainable).
 INTERMEDIATE_RESBLOCK_JSON = [
     ("conv1", 64, 7, 2, True, None, None), ("conv2", 64, 3, 1, False, None, 3), ("conv3", 64, 3, 1, False, None, 3),
     ("conv4", 128, 3, 1, True, (128, 3), 3), ("conv5", 128, 3, 1, False, (128, 3), 3),
@@ -79,8 +102,22 @@ INTERMEDIATE_RESBLOCK_JSON = [
 ]
 
 
+def assert_simplernn_memory(cell, in_depth, memory, layer_norm, name):
+    """A ConvNormBasicCell memory {"out_depth", "filter_size", "layer_norm", "kernel_regularizer": 1e-4,
+    "bias_regularizer": 1e-4} fed a convolution of ``in_depth`` channels."""
+    out_depth, k = memory
+    assert (cell.input_conv.in_channels, cell.input_conv.out_channels, cell.input_conv.kernel_size) == (
+        in_depth, out_depth, (k, k)), name
+    assert (cell.state_conv.in_channels, cell.state_conv.out_channels, cell.state_conv.kernel_size) == (
+        out_depth, out_depth, (k, k)), name
+    assert cell.state_channels == (out_depth,), name
+    assert (cell.norm is not None) == layer_norm, name
+    assert cell.weight_decay == 1e-4, name
+
+
 @pytest.mark.parametrize("model_name, kind", [("ugrnn_intermediate", "ugrnn"), ("lstm_intermediate", "lstm"),
-                                              ("timedecay_intermediate", "timedecay")])
+                                              ("timedecay_intermediate", "timedecay"),
+                                              ("simplernn_intermediate", "simplernn")])
 def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
     """The parity tests take every shape from our model; this checks the shapes themselves against the JSON."""
     with torch.device("meta"):  # shapes only
@@ -95,7 +132,9 @@ def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
             assert spec.cell is None, name  # memory_decay 0, not trainable: no cell
         else:
             assert spec.cell["kind"] == kind, name
-            if kind != "timedecay":  # one convolution of [input, h] to the UGRNN's 2 or the LSTM's 4 pre-activations
+            if kind == "simplernn":  # ConvNormBasicCell: "i" = conv(inputs) + "s" = conv(state), no layer_norm
+                assert_simplernn_memory(layer.cell, depth, memory, layer_norm=False, name=name)
+            elif kind != "timedecay":  # one convolution of [input, h] to the UGRNN's 2 or the LSTM's 4 pre-activations
                 gates = {"ugrnn": 2, "lstm": 4}[kind]
                 assert (layer.cell.channels, layer.cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
                 assert (layer.cell.conv.in_channels, layer.cell.conv.out_channels) == (
@@ -105,6 +144,10 @@ def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
         else:
             assert (layer.post.conv.kernel_size, layer.post.conv.out_channels) == ((post, post), depth), name
             assert layer.post.residual is not None, name
+    # imnetds: global_pool (avg), flatten, fc to 1000 (utils/model_tool.py fc: with a bias)
+    readout = model.readout
+    assert (type(readout), readout.in_features, readout.out_features) == (torch.nn.Linear, 512, 1000)
+    assert readout.bias is not None
 
 
 #: neuroailab/convrnns models/rgc_shallow.json: component_conv (out_depth, ksize, stride; ELU), a 2x2 max_pool after
@@ -137,25 +180,49 @@ def test_rgc_shallow_has_the_released_json_layers():
     assert (model.readout.in_channels, model.readout.out_channels, model.readout.kernel_size) == (512, 1000, (2, 2))
 
 
-#: neuroailab/convrnns models/timedecay_shallow.json: component_conv (out_depth, ksize, stride, activation), a 2x2
-#: max_pool after every node, a trainable memory (time decay) at conv3-conv5, imnetds conv 2x2 VALID to 1000.
-TIMEDECAY_SHALLOW_JSON = [("conv1", 64, 7, 2, "elu", None), ("conv2", 128, 3, 1, "elu", None),
-                          ("conv3", 256, 3, 1, "identity", "timedecay"), ("conv4", 256, 3, 1, "identity", "timedecay"),
-                          ("conv5", 512, 3, 1, "identity", "timedecay")]
+#: neuroailab/convrnns models/timedecay_shallow.json, models/ugrnn_shallow.json and models/simplernn_shallow.json (the
+#: same backbone): component_conv (out_depth, ksize, stride, activation: elu at conv1-conv2, null at conv3-conv5), a
+#: 2x2 max_pool after every node, imnetds conv 2x2 VALID to 1000.
+SHALLOW_JSON = [("conv1", 64, 7, 2, "elu"), ("conv2", 128, 3, 1, "elu"), ("conv3", 256, 3, 1, "identity"),
+                ("conv4", 256, 3, 1, "identity"), ("conv5", 512, 3, 1, "identity")]
+
+#: Their memories at conv3-conv5 (conv1-conv2: memory_decay 0, not trainable): timedecay_shallow.json a trainable
+#: memory_decay (None: the convolution's depth passes); ugrnn_shallow.json ConvUGRNNCell out_depth and filter_size;
+#: simplernn_shallow.json ConvNormBasicCell out_depth and filter_size with "layer_norm": true, whose out_depth (128 at
+#: conv3, 256 at conv5) is the node's output depth, the next component_conv's and imnetds's input.
+SHALLOW_MEMORY_JSON = {
+    "timedecay_shallow": ("timedecay", {"conv3": None, "conv4": None, "conv5": None}),
+    "ugrnn_shallow": ("ugrnn", {"conv3": (256, 3), "conv4": (256, 3), "conv5": (512, 3)}),
+    "simplernn_shallow": ("simplernn", {"conv3": (128, 3), "conv4": (256, 3), "conv5": (256, 3)}),
+}
 
 
-def test_timedecay_shallow_has_the_released_json_layers():
-    spec = convrnn.get_spec("timedecay_shallow")
-    assert spec.layer_names == [row[0] for row in TIMEDECAY_SHALLOW_JSON]
-    for name, depth, ksize, stride, activation, cell in TIMEDECAY_SHALLOW_JSON:
-        layer = spec.layer(name)
-        assert (layer.channels, layer.kernel, layer.stride) == (depth, ksize, stride), name
+@pytest.mark.parametrize("model_name", list(SHALLOW_MEMORY_JSON))
+def test_shallow_baselines_have_the_released_json_layers(model_name):
+    kind, memories = SHALLOW_MEMORY_JSON[model_name]
+    with torch.device("meta"):  # shapes only
+        model = convrnn.create_model(model_name)
+    spec = model.spec
+    assert spec.layer_names == [row[0] for row in SHALLOW_JSON]
+    previous = 3
+    for name, depth, ksize, stride, activation in SHALLOW_JSON:
+        layer, conv = spec.layer(name), model.layers[name].stage[0]
+        assert (conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride) == (
+            previous, depth, (ksize, ksize), (stride, stride)), name
         assert (layer.activation or spec.activation) == activation, name
         assert layer.pool == {"kernel": 2, "stride": 2}, name
-        assert (layer.cell or {}).get("kind") == cell, name
-    with torch.device("meta"):
-        readout = convrnn.create_model("timedecay_shallow").readout
-    assert (readout.in_channels, readout.out_channels, readout.kernel_size) == (512, 1000, (2, 2))
+        assert (layer.cell or {}).get("kind") == (kind if name in memories else None), name
+        memory, cell = memories.get(name), model.layers[name].cell
+        if memory is not None and kind == "ugrnn":  # one convolution of [input, h] to [g | c]
+            assert (cell.channels, cell.conv.kernel_size) == (memory[0], (memory[1], memory[1])), name
+            assert (cell.conv.in_channels, cell.conv.out_channels) == (depth + memory[0], 2 * memory[0]), name
+        elif memory is not None and kind == "simplernn":
+            assert_simplernn_memory(cell, depth, memory, layer_norm=True, name=name)
+        elif name in memories:  # "memory_decay": 0.0, "trainable": true
+            assert cell.memory_decay.requires_grad and cell.memory_decay.numel() == 1, name
+        previous = memory[0] if memory else depth
+    readout = model.readout
+    assert (readout.in_channels, readout.out_channels, readout.kernel_size) == (previous, 1000, (2, 2))
 
 
 def test_rgc_intermediate_has_the_original_parameter_count():

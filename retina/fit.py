@@ -33,15 +33,8 @@ Interface (stable; other modules build on it):
   model patience 2 again -- protocol 5's patience 1 for the BN-CNN stopped its natural-scene fit at validation r
   0.466, 0.526, 0.523, held-out r 0.539, where patience 2 reaches 0.573 in 7 epochs). Deviation: batches of 128
   targets, not the published ~2600-5000 -- an embedded recording has 24000 training frames, so a published batch
-  gives 5-9 steps per epoch. Measured on the embedded white-noise recording of circuit version 2 (BN-CNN with
-  output_scale="data", fast path, 2 cores, ~38 CPU-s per epoch; converged fits of the current circuit: docs/retina.md,
-  "Measured"): held-out r 0.85 (oracle 0.84) from epoch 2 on; `zoo fit bncnn --data embedded:whitenoise` stops after 5
-  epochs, 214 CPU-s (1 min 50 s wall), held-out r 0.844, FEVE 0.73. With batch 512 the validation correlation was
-  still rising after 12 epochs (held-out r 0.82); without ``min_delta`` a fit crept on for 10 epochs (+0.005
-  validation r, nothing held out). Natural scenes: r 0.73 (oracle 0.88) after 8 epochs. Protocol 5 on the current
-  circuit (published BN-CNN, `zoo fit bncnn --data embedded:whitenoise`): 4 epochs (validation r 0.581, 0.605, 0.647,
-  0.651), held-out r 0.795 (oracle 0.853), ~110 CPU-s; wall time and the machine's load:
-  benchmarks/perf/retina_fit_speed.py.
+  gives 5-9 steps per epoch. Measured fits of every built-in model: docs/retina.md, "Measured"
+  (benchmarks/retina_table.py); the fit's speed: benchmarks/perf/retina_fit_speed.py.
 * ``predict(model, stimulus, ...) -> (n_cells, T - 39)`` rates for targets 39..T-1 of a movie.
 * ``evaluate(model, path) -> pandas.DataFrame`` of :func:`retina.metrics.heldout_metrics` on the test split.
 * ``create_model(name, n_cells, **kwargs)`` / ``builtin_models()``: :func:`retina.create_model` and

@@ -212,25 +212,31 @@ def test_training_curve_plots_every_logged_step_and_says_when_the_run_is_unfinis
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
 
 
-def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials():
+def drawn_search_history(*trials):
+    """The search's history figure, drawn, of a study of ``(state, value, intermediate values, user attrs)`` trials."""
     import optuna
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from optuna.distributions import FloatDistribution
-    from optuna.trial import TrialState, create_trial
+    from optuna.trial import create_trial
 
-    space = {"x": FloatDistribution(0, 1)}
-    make = lambda state, value=None, steps=None: create_trial(state=state, value=value, params={"x": 0.5},
-                                                              distributions=space, intermediate_values=steps or {})
-    trials = [make(TrialState.COMPLETE, 10.0, {0: 10.0}), make(TrialState.PRUNED, steps={0: 3.0}),
-              make(TrialState.COMPLETE, 8.0, {0: 8.0}), make(TrialState.COMPLETE, 12.0, {0: 12.0}),
-              make(TrialState.RUNNING)]
-    study = optuna.create_study(direction="maximize")
-    for trial in trials:
-        study.add_trial(trial)
     from neurozoo.convrnn.search.history_figure import search_history_figure
 
+    study = optuna.create_study(direction="maximize")
+    for state, value, steps, attrs in trials:
+        study.add_trial(create_trial(state=state, value=value, params={"x": 0.5},
+                                     distributions={"x": FloatDistribution(0, 1)}, intermediate_values=steps or {},
+                                     user_attrs=attrs or {}))
     figure = search_history_figure(study.trials, title="tiny")
     FigureCanvasAgg(figure).draw()
+    return figure
+
+
+def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials():
+    from optuna.trial import TrialState
+
+    figure = drawn_search_history((TrialState.COMPLETE, 10.0, {0: 10.0}, None), (TrialState.PRUNED, None, {0: 3.0}, None),
+                                  (TrialState.COMPLETE, 8.0, {0: 8.0}, None), (TrialState.COMPLETE, 12.0, {0: 12.0}, None),
+                                  (TrialState.RUNNING, None, None, None))
     axis = figure.axes[0]
     complete, pruned, best = axis.get_lines()
     assert list(complete.get_xdata()) == [0, 2, 3] and list(pruned.get_ydata()) == [3.0]
@@ -240,30 +246,16 @@ def test_search_history_shows_each_trial_the_best_so_far_and_unfinished_trials()
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
 
 
-
 def test_search_history_shows_diverged_trials_on_the_bottom_edge_not_as_pruned_values():
     """A diverged trial (pruned on a non-finite loss, user attribute ``diverged``) has no accuracy: it is drawn on
     the axis' bottom edge whatever it reported before diverging, and counted in the title."""
-    import optuna
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from optuna.distributions import FloatDistribution
-    from optuna.trial import TrialState, create_trial
+    from optuna.trial import TrialState
 
-    space = {"x": FloatDistribution(0, 1)}
-    make = lambda state, value=None, steps=None, attrs=None: create_trial(
-        state=state, value=value, params={"x": 0.5}, distributions=space, intermediate_values=steps or {},
-        user_attrs=attrs or {})
-    trials = [make(TrialState.COMPLETE, 10.0, {0: 10.0}),
-              make(TrialState.PRUNED, attrs={"diverged": {"epoch": 1, "error": "loss is nan at step 3"}}),
-              make(TrialState.PRUNED, steps={0: 20.0}, attrs={"diverged": {"epoch": 2, "error": "loss is inf"}}),
-              make(TrialState.PRUNED, steps={0: 3.0})]
-    study = optuna.create_study(direction="maximize")
-    for trial in trials:
-        study.add_trial(trial)
-    from neurozoo.convrnn.search.history_figure import search_history_figure
-
-    figure = search_history_figure(study.trials, title="tiny")
-    FigureCanvasAgg(figure).draw()
+    figure = drawn_search_history(
+        (TrialState.COMPLETE, 10.0, {0: 10.0}, None),
+        (TrialState.PRUNED, None, None, {"diverged": {"epoch": 1, "error": "loss is nan at step 3"}}),
+        (TrialState.PRUNED, None, {0: 20.0}, {"diverged": {"epoch": 2, "error": "loss is inf"}}),
+        (TrialState.PRUNED, None, {0: 3.0}, None))
     axis = figure.axes[0]
     complete, pruned, diverged, best = axis.get_lines()
     assert list(pruned.get_xdata()) == [3] and list(pruned.get_ydata()) == [3.0]

@@ -102,6 +102,25 @@ MODELS.add("rgc_resnet18", partial(_timm_factory, "resnet18"),
            description=timm_convrnn_spec("resnet18").description, family="convrnn")
 
 
+# ---------------------------------------------------------------------------- CORnet
+def _register_cornets() -> None:
+    """CORnet-Z, -S and -RT (convrnn.cornet; REFERENCE.md section 2), full size by default (``width_multiplier``
+    scales the areas' channels). Scored when named (``zoo run --models cornet_s``), not in the default zoo."""
+    from neurozoo.convrnn import cornet
+
+    for name, factory, description in (
+            ("cornet_z", cornet.cornet_z, "CORnet-Z (dicarlolab/CORnet): V1, V2, V4, IT of conv, ReLU, max-pool; "
+                                          "feed-forward"),
+            ("cornet_s", cornet.cornet_s, "CORnet-S (dicarlolab/CORnet): bottleneck areas V2, V4, IT unrolled 2, 4, "
+                                          "2 times, a BatchNorm per step; 53.4 M parameters"),
+            ("cornet_rt", cornet.cornet_rt, "CORnet-RT (dicarlolab/CORnet): V1, V2, V4, IT biologically unrolled "
+                                            "over 5 steps, GroupNorm(32)")):
+        MODELS.add(name, factory, description=description, family="cornet", default_zoo=False)
+
+
+_register_cornets()
+
+
 # ---------------------------------------------------------------------------- public API
 def list_models(pattern: str = "*") -> List[str]:
     return [n for n in MODELS.names() if fnmatch.fnmatch(n, pattern)]

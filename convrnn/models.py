@@ -1,7 +1,7 @@
 """The ConvRNN model zoo: ``create_model(name, **overrides)`` and ``list_models()``, as in timm.
 
-Built-in models are the YAML graph specs in ``convrnn/specs`` plus ConvRNN cells placed in the
-stages of timm backbones. Third-party packages add models with ``@MODELS.register(...)`` or an
+Built-in models are the YAML graph specs in ``convrnn/specs``, ConvRNN cells placed in the
+stages of timm backbones, and the CORnets (``convrnn.cornet``; not in the default zoo). Third-party packages add models with ``@MODELS.register(...)`` or an
 entry point in the ``neurozoo.convrnn_models`` group.
 """
 from __future__ import annotations

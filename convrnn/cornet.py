@@ -52,13 +52,17 @@ class _CORnet(nn.Module):
     #: the model's name in Brain-Score: its time mapping (benchmarks.extraction.time_mapping.CORNET_TIMING)
     brainscore_identifier = ""
 
-    def _readout(self, x: torch.Tensor, steps: Dict[str, List[torch.Tensor]], record) -> UnrollOutput:
+    def _recorder(self, record: Union[Iterable[str], str, None]) -> Dict[str, List[torch.Tensor]]:
+        """An empty list of steps per recorded area (only those are kept: not every step of every area)."""
         record = [record] if isinstance(record, str) else list(record or [])
         unknown = [name for name in record if name not in self.layer_names]
         if unknown:
             raise SpecError(f"{type(self).__name__}: no layer {unknown[0]!r} to record (layers: {self.layer_names})")
+        return {name: [] for name in record}
+
+    def _readout(self, x: torch.Tensor, steps: Dict[str, List[torch.Tensor]]) -> UnrollOutput:
         logits = self.readout(x.mean(dim=(-2, -1)))
-        return UnrollOutput(logits.unsqueeze(0), {name: torch.stack(steps[name]) for name in record},
+        return UnrollOutput(logits.unsqueeze(0), {name: torch.stack(s) for name, s in steps.items()},
                             first_readout_step=0)
 
 
@@ -91,11 +95,12 @@ class CORnetZ(_CORnet):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor, record: Union[Iterable[str], str, None] = None, **_) -> UnrollOutput:
-        steps = {}
+        steps = self._recorder(record)
         for name in self.layer_names:
             x = getattr(self, name)(x)
-            steps[name] = [x]
-        return self._readout(x, steps, record)
+            if name in steps:
+                steps[name].append(x)
+        return self._readout(x, steps)
 
 
 # ------------------------------------------------------------------------------------------------ CORnet-S
@@ -151,14 +156,15 @@ class CORnetS(_CORnet):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor, record: Union[Iterable[str], str, None] = None, **_) -> UnrollOutput:
+        steps = self._recorder(record)
         x = self.V1(x)
-        steps = {"V1": [x]}
+        steps.get("V1", []).append(x)
         for name in self.layer_names[1:]:
-            area, steps[name] = getattr(self, name), []
+            area = getattr(self, name)
             for step in range(area.times):
                 x = area(x, step)
-                steps[name].append(x)
-        return self._readout(x, steps, record)
+                steps.get(name, []).append(x)
+        return self._readout(x, steps)
 
 
 # ------------------------------------------------------------------------------------------------ CORnet-RT
@@ -201,7 +207,7 @@ class CORnetRT(_CORnet):
                  input_channels: int = 3):
         super().__init__()
         w = scaled_widths(width_multiplier)
-        self.times = self.n_steps = times
+        self.times = times  # n_steps stays 1: one readout, after the last step
         self.V1 = RTArea(input_channels, w[0], kernel_size=7, stride=4)
         self.V2, self.V4, self.IT = RTArea(w[0], w[1], stride=2), RTArea(w[1], w[2], stride=2), RTArea(w[2], w[3], stride=2)
         self.readout = nn.Linear(w[3], num_classes)
@@ -211,16 +217,16 @@ class CORnetRT(_CORnet):
         for name in self.layer_names:  # each area's output size, for its zero input at t = 0
             size = tuple(getattr(self, name).output_size(s) for s in size)
             sizes[name] = size
-        steps: Dict[str, List[torch.Tensor]] = {name: [] for name in self.layer_names}
+        steps = self._recorder(record)
         previous: Dict[str, torch.Tensor] = {}
         for t in range(self.times):
             current = {}
             for i, name in enumerate(self.layer_names):
                 below = x if i == 0 else previous.get(self.layer_names[i - 1])  # None at t = 0 above V1
                 current[name] = getattr(self, name)(below, previous.get(name), x, sizes[name])
-                steps[name].append(current[name])
+                steps.get(name, []).append(current[name])
             previous = current
-        return self._readout(previous["IT"], steps, record)
+        return self._readout(previous["IT"], steps)
 
 
 def cornet_z(num_classes: int = 1000, width_multiplier: float = 1.0) -> CORnetZ:

@@ -68,6 +68,8 @@ def _info(args) -> int:
     from neurozoo.datasets.text_table import format_table
 
     model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
+    if not hasattr(model, "spec"):  # a CORnet (convrnn.cornet): areas, not a graph spec
+        return _cornet_info(args.model, model, args.image_size)
     counts = parameter_counts(model)
     cost = flops(model, image_size=args.image_size)
     spec = model.spec
@@ -85,4 +87,25 @@ def _info(args) -> int:
     print(f"parameters: {counts['total']:,}")
     print(f"FLOPs per step at {args.image_size}px (all layers active): {cost['per_step'] / 1e9:.3f} G")
     print(f"FLOPs per unrolled forward ({cost['n_steps']} steps): {cost['total'] / 1e9:.3f} G")
+    return 0
+
+
+def _cornet_info(name: str, model, image_size: int) -> int:
+    """``zoo info`` of a CORnet: each area's channels, output size, steps per forward and parameters; FLOPs."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.model_modes import eval_mode
+    from neurozoo.datasets.text_table import format_table
+
+    x = torch.zeros(1, 3, image_size, image_size)
+    with eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
+        recorded = model(x, record=list(model.layer_names)).recorded
+    print(f"model {name}: {convrnn.MODELS.get(name).description}")
+    rows = [(area, steps.shape[2], f"{steps.shape[3]}x{steps.shape[4]}", steps.shape[0],
+             sum(p.numel() for p in getattr(model, area).parameters())) for area, steps in recorded.items()]
+    print(format_table(("area", "channels", f"output at {image_size}px", "steps per forward", "params"), rows))
+    print(f"parameters: {sum(p.numel() for p in model.parameters()):,}")
+    print(f"FLOPs per forward at {image_size}px: {counter.get_total_flops() / 1e9:.3f} G")
     return 0

@@ -1,7 +1,7 @@
 """The ConvRNN model zoo: ``create_model(name, **overrides)`` and ``list_models()``, as in timm.
 
-Built-in models are the YAML graph specs in ``convrnn/specs`` plus ConvRNN cells placed in the
-stages of timm backbones. Third-party packages add models with ``@MODELS.register(...)`` or an
+Built-in models are the YAML graph specs in ``convrnn/specs``, ConvRNN cells placed in the
+stages of timm backbones, and the CORnets (``convrnn.cornet``; not in the default zoo). Third-party packages add models with ``@MODELS.register(...)`` or an
 entry point in the ``neurozoo.convrnn_models`` group.
 """
 from __future__ import annotations
@@ -100,6 +100,25 @@ def _timm_factory(backbone: str, **overrides) -> ConvRNN:
 
 MODELS.add("rgc_resnet18", partial(_timm_factory, "resnet18"),
            description=timm_convrnn_spec("resnet18").description, family="convrnn")
+
+
+# ---------------------------------------------------------------------------- CORnet
+def _register_cornets() -> None:
+    """CORnet-Z, -S and -RT (convrnn.cornet; REFERENCE.md section 2), full size by default (``width_multiplier``
+    scales the areas' channels). Scored when named (``zoo run --models cornet_s``), not in the default zoo."""
+    from neurozoo.convrnn import cornet
+
+    for name, factory, description in (
+            ("cornet_z", cornet.cornet_z, "CORnet-Z (dicarlolab/CORnet): V1, V2, V4, IT of conv, ReLU, max-pool; "
+                                          "feed-forward"),
+            ("cornet_s", cornet.cornet_s, "CORnet-S (dicarlolab/CORnet): bottleneck areas V2, V4, IT unrolled 2, 4, "
+                                          "2 times, a BatchNorm per step; 53.4 M parameters"),
+            ("cornet_rt", cornet.cornet_rt, "CORnet-RT (dicarlolab/CORnet): V1, V2, V4, IT biologically unrolled "
+                                            "over 5 steps, GroupNorm(32)")):
+        MODELS.add(name, factory, description=description, family="cornet", default_zoo=False)
+
+
+_register_cornets()
 
 
 # ---------------------------------------------------------------------------- public API

@@ -139,6 +139,8 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["recording_version"] = RECORDING_VERSION
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
+                if not any(s["model"] == model for s in specs):
+                    _check_builds(model, spec["overrides"])
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
@@ -154,6 +156,24 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
         if missing:
             skipped.append("retina models: no retina benchmark is registered yet")
     return specs, skipped
+
+
+def _check_builds(model: str, overrides: Dict[str, Any]) -> None:
+    """A CORnet at a width it cannot take (CORnet-RT's GroupNorm(32) needs 32 channels per area: width 0.5 and up)
+    fails here, before any job is queued, instead of failing every job of the run. Built on the meta device: no
+    weights are allocated."""
+    import torch
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.errors import UserFacingError
+
+    if convrnn.MODELS.get(model).tags.get("family") != "cornet":
+        return
+    try:
+        with torch.device("meta"):
+            convrnn.create_model(model, **overrides)
+    except UserFacingError as error:
+        raise UserFacingError(f"{model} with {overrides}: {error}") from None
 
 
 def _check_checkpoint_fits(spec: Dict[str, Any]) -> None:
@@ -233,6 +253,8 @@ def region_layer(model, region: str) -> str:
     from neurozoo.benchmarks.neural import convrnn_region_layers
 
     names = list(getattr(model, "layer_names", []))
+    if region in names:  # models with area-named layers (CORnet): the area of that name
+        return region
     mapped = convrnn_region_layers(names, region)
     if mapped:
         return mapped[-1]

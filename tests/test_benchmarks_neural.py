@@ -278,3 +278,42 @@ def test_one_layer_name_is_one_candidate_layer():
     benchmark = NeuralBenchmark("test.layers-V4", "V4", lambda: None, lambda: None)  # the data are never loaded
     assert benchmark.candidate_layers(torch.nn.Identity(), "conv3") == ["conv3"]
     assert benchmark.candidate_layers(torch.nn.Identity(), ("conv3", "conv4")) == ["conv3", "conv4"]
+
+
+@pytest.mark.parametrize("name, width", [("cornet_z", 0.125), ("cornet_s", 0.125), ("cornet_rt", 0.5)])
+def test_cornets_score_their_area_at_brainscores_steps(name, width):
+    """A CORnet's layer for a region is the area of that name (`zoo score` and `zoo run` alike), read at the steps of
+    its Brain-Score time mapping over 10 ms bins (a table that did not fit the model's steps would raise)."""
+    from neurozoo import convrnn
+    from neurozoo.leaderboard.zoo import region_layer
+
+    torch.manual_seed(0)
+    model = convrnn.create_model(name, width_multiplier=width, num_classes=3).eval()
+    rng = np.random.default_rng(0)
+    n, reps, bins = 40, 2, [(70.0 + 10 * k, 80.0 + 10 * k) for k in range(19)]
+    stimuli = Stimuli([f"im{i}" for i in range(n)], torch.randn(n, 3, 32, 32), np.array([f"o{i % 4}" for i in range(n)]))
+    assembly = xr.DataArray(rng.standard_normal((n * reps, 4, len(bins))), dims=("presentation", "neuroid", "time_bin"),
+                            coords={"stimulus_id": ("presentation", np.tile(stimuli.ids, reps)),
+                                    "object_name": ("presentation", np.tile(stimuli.object_name, reps)),
+                                    "repetition": ("presentation", np.repeat(np.arange(reps), n)),
+                                    "time_bin_start": ("time_bin", [a for a, _ in bins]),
+                                    "time_bin_end": ("time_bin", [b for _, b in bins])})
+    for region in ("V4", "IT"):
+        benchmark = NeuralBenchmark(f"test.cornet-{region}", region, lambda: assembly, lambda: stimuli)
+        assert benchmark.candidate_layers(model) == [region] and region_layer(model, region) == region
+        score = benchmark.score(model, max_features=50, cache=False, progress=False)
+        assert score.provenance["settings"]["layer"] == region and len(score.per_bin) == len(bins)
+
+
+def test_cornets_are_scored_when_named_not_in_the_default_zoo():
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    bench = ["ventral_embedded.V4-temporal"]
+    default, _ = zoo_specs(benchmark_names=bench)
+    assert not {s["model"] for s in default} & {"cornet_z", "cornet_s", "cornet_rt"}
+    named, _ = zoo_specs(["cornet_s", "cornet_rt"], bench, width_multiplier=0.5)
+    assert [(s["model"], s["overrides"]) for s in named] == [("cornet_s", {"width_multiplier": 0.5}),
+                                                             ("cornet_rt", {"width_multiplier": 0.5})]
+    with pytest.raises(UserFacingError, match=r"cornet_rt .*GroupNorm\(32\)"):  # before any job is queued
+        zoo_specs(["cornet_rt"], bench, width_multiplier=0.125)

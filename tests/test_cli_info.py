@@ -60,6 +60,15 @@ def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
     assert "image-dependent logits from step 5" in out
 
 
+def test_zoo_info_reports_a_cornets_areas(capsys):
+    assert main(["info", "cornet_s", "--set", "width_multiplier=0.125", "--image-size", "64"]) == 0
+    out = capsys.readouterr().out
+    model = convrnn.create_model("cornet_s", width_multiplier=0.125)
+    assert f"parameters: {sum(p.numel() for p in model.parameters()):,}" in out
+    assert re.search(r"^V4\s+32\s+4x4\s+4\s+\d+$", out, re.M)  # 256 x 0.125 channels at 1/16 size, 4 steps
+    assert re.search(r"FLOPs per forward at 64px: \d+\.\d+ G", out)
+
+
 def test_zoo_reports_bad_input_without_a_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "info", "rgc_intermediat"],
                             capture_output=True, text=True)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
-from neurozoo.benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_S, ActivationCache, RandomProjection, StepTable,
-                                   Stimuli, extract, is_convrnn, static)
+from neurozoo.benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_RT, CORNET_S, CORNET_Z, ActivationCache, RandomProjection, StepTable,
+                                   StepBins, Stimuli, extract, is_convrnn, static)
 from neurozoo.datasets.errors import SpecError
 
 
@@ -49,20 +49,46 @@ def test_time_mappings():
     np.testing.assert_array_equal(StepTable(0, 10, 3).intervals(), [[0, 10], [10, 20], [20, 30]])
 
 
-def _brainscore_cornet_steps(time_mapping, requested_bins):
+def _brainscore_cornet_steps(time_mapping, requested_bins, steps_produced=None):
     """Brain-Score's CORnet bin-to-step rule, written from brain-score/vision
     brainscore_vision/models/cornet_s/helpers/helpers.py (commit 098ed26): ``_build_time_mappings`` gives step t the
     bin (start + t * size, start + (t + 1) * size); ``CORnetCommitment.look_at_cached`` labels each step's responses
-    with that bin's start and, per requested (start, end), selects ``find_nearest(time_bin_starts, start)``, where
-    ``find_nearest`` is ``array[np.abs(array - value).argmin()]`` (the first such step on a tie)."""
-    start, size, steps = time_mapping
-    mapping = {t: (start + t * size, start + (t + 1) * size) for t in range(steps)}
-    starts = np.asarray([mapping[t][0] for t in sorted(mapping)])
+    with that bin's start (a step the mapping leaves out gets None and is dropped) and, per requested (start, end),
+    selects ``find_nearest(time_bin_starts, start)``, where ``find_nearest`` is ``array[np.abs(array - value).argmin()]``
+    (the first such step on a tie). ``time_mapping``: (start, size, steps), or a {step: (start, end)} dict as
+    candidate_models' cornets.py writes CORnet-Z's and CORnet-R's."""
+    if isinstance(time_mapping, tuple):
+        start, size, steps = time_mapping
+        time_mapping = {t: (start + t * size, start + (t + 1) * size) for t in range(steps)}
+    steps = range(steps_produced or max(time_mapping) + 1)
+    kept = [t for t in steps if t in time_mapping]
+    starts = np.asarray([time_mapping[t][0] for t in kept])
     chosen = []
     for bin_start, _ in requested_bins:
         nearest = starts[np.abs(starts - bin_start).argmin()]
-        chosen.append(int(np.flatnonzero(starts == nearest)[0]))
+        chosen.append(kept[int(np.flatnonzero(starts == nearest)[0])])
     return chosen
+
+
+def test_cornet_z_and_rt_tables_pick_brainscores_steps():
+    """brain-score/candidate_models candidate_models/model_commitments/cornets.py (commit 0d645e5):
+    ``cornet_z_brainmodel`` and ``cornet_r_brainmodel`` (the 5-step commitment CORnet-RT takes), as published."""
+    published = {
+        "Z": {"V1": {0: (50, 150)}, "V2": {0: (70, 170)}, "V4": {0: (90, 190)}, "IT": {0: (100, 200)}},
+        "RT": {"V1": {0: (50, 80), 1: (80, 110), 2: (110, 140), 3: (140, 170), 4: (170, 200)},
+               "V2": {1: (60, 110), 2: (110, 140), 3: (140, 170), 4: (170, 200)},
+               "V4": {1: (70, 110), 2: (140, 170), 3: (170, 200), 4: (200, 250)},
+               "IT": {1: (70, 110), 2: (140, 170), 3: (170, 200), 4: (200, 250)}}}
+    requested = BRAINSCORE_BINS + [(0.0, 50.0), (300.0, 400.0), (95.0, 105.0), (125.0, 135.0)]
+    for name, tables, produced in (("Z", CORNET_Z, 1), ("RT", CORNET_RT, 5)):
+        for region, mapping in published[name].items():
+            assert tables[region].steps == produced
+            assert list(tables[region].steps_for(requested)) == \
+                _brainscore_cornet_steps(mapping, requested, produced), (name, region)
+    np.testing.assert_array_equal(CORNET_RT["V2"].intervals()[1:], [[60, 110], [110, 140], [140, 170], [170, 200]])
+    assert np.isnan(CORNET_RT["V2"].intervals()[0]).all()
+    with pytest.raises(ValueError, match="at least one mapped step"):
+        StepBins((None, None))
 
 
 def test_cornet_s_tables_pick_brainscores_steps():
@@ -169,6 +195,8 @@ def test_hooked_recurrent_module_uses_step_table(stimuli):
         np.testing.assert_allclose(out.isel(time_bin=b).values, calls[steps[b]], rtol=1e-5, atol=1e-6)
     with pytest.raises(SpecError, match="steps"):
         extract(model, stimuli, ["V4"], timing=StepTable(0, 10, 2), cache=False, progress=False)
+    with pytest.raises(SpecError, match="no step table for layer 'V4' \\(the time mapping has V2\\)"):
+        extract(model, stimuli, ["V4"], timing={"V2": CORNET_S["V2"]}, cache=False, progress=False)
 
 
 def test_cache_hit_and_miss_on_changed_weight(stimuli, tmp_path):
@@ -596,3 +624,27 @@ def test_temporaries_of_a_killed_cache_writer_are_removed_on_the_next_save_or_op
     ActivationCache(tmp_path / "acts")
     assert not other.exists() and stray[1].exists()
     assert float(_load_strictly(cache, key).values.max()) == 2.0
+
+
+@pytest.mark.parametrize("name, layer", [("cornet_s", "V4"), ("cornet_z", "IT"), ("cornet_rt", "IT")])
+def test_cornets_are_extracted_with_brainscores_time_mapping(stimuli, name, layer):
+    """No timing given: a CORnet's area is read at the step its Brain-Score table gives each bin (steps recorded by
+    the model's own ``record=``; the layers are small enough that the projection keeps every unit)."""
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.extraction import CORNET_TIMING
+
+    torch.manual_seed(0)
+    width = 0.5 if name == "cornet_rt" else 0.125  # GroupNorm(32) needs 32 channels
+    model = convrnn.create_model(name, width_multiplier=width, num_classes=3).eval()
+    images = torch.nn.functional.interpolate(stimuli.images, size=32)
+    small = Stimuli(stimuli.ids, images)
+    out = extract(model, small, [layer], cache=False, progress=False, max_features=10_000)[layer]
+    table = CORNET_TIMING[model.brainscore_identifier][layer]
+    with torch.no_grad():
+        steps = model(images, record=layer).recorded[layer]
+    assert steps.shape[0] == table.steps and out.sizes["neuroid"] == steps[0, 0].numel()
+    for b, step in enumerate(table.steps_for(BRAINSCORE_BINS)):
+        np.testing.assert_allclose(out.isel(time_bin=b).values, steps[step].reshape(10, -1).numpy(), rtol=1e-5,
+                                   atol=1e-6)
+    if name == "cornet_rt":  # the bins do read different steps
+        assert len(set(table.steps_for(BRAINSCORE_BINS))) == 4

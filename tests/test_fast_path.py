@@ -145,7 +145,7 @@ def test_cornet_s_like_baseline_has_cornet_s_size_and_runs():
     model = cornet_s(num_classes=7, width_multiplier=0.125)
     out = model(torch.randn(2, 3, 64, 64), record="V4")
     assert out.logits.shape == (1, 2, 7) and out.first_readout_step == 0
-    assert out.recorded["V4"].shape == (1, 2, 32, 4, 4)  # V4: 256 x 0.125 channels at 1/16 resolution
+    assert out.recorded["V4"].shape == (4, 2, 32, 4, 4)  # V4's 4 steps: 256 x 0.125 channels at 1/16 resolution
     assert len(model.V4.norm1) == 4 and len(model.IT.norm1) == 2  # a separate BatchNorm per step
 
 

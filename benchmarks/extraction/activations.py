@@ -28,12 +28,13 @@ from tqdm.auto import tqdm
 from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
 from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
-from neurozoo.benchmarks.extraction.time_mapping import BRAINSCORE_BINS, Bin, StepTable, convrnn, static
+from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, convrnn, model_timing,
+                                                         static)
 from neurozoo.datasets import malloc
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.model_modes import eval_mode
 
-Timing = Union[StepTable, Mapping[str, StepTable], None]
+Timing = Union[StepTable, Mapping[str, Union[StepTable, StepBins]], None]
 
 
 @dataclass
@@ -209,12 +210,16 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
         if value < 1:
             raise SpecError(f"extraction: {name} must be at least 1, got {value}")
     recurrent = is_convrnn(model)
-    if timing is None:
-        timing = convrnn(n_steps) if recurrent else static(bins)
+    if timing is None:  # a CORnet's layers are its areas: Brain-Score's tables for them (time_mapping.model_timing)
+        timing = convrnn(n_steps) if recurrent else model_timing(model) or static(bins)
+    if isinstance(timing, Mapping):
+        missing = [layer for layer in layers if layer not in timing]
+        if missing:
+            raise SpecError(f"extraction: no step table for layer {missing[0]!r} (the time mapping has "
+                            f"{', '.join(timing) or 'none'})")
     tables = {layer: timing[layer] if isinstance(timing, Mapping) else timing for layer in layers}
     settings = {"kind": "convrnn" if recurrent else "hooks", "bins": [list(b) for b in bins],
-                "timing": {layer: [t.start, t.width, t.steps] + ([t.rule] if t.rule != "midpoint" else [])
-                           for layer, t in tables.items()},
+                "timing": {layer: _describe(t) for layer, t in tables.items()},
                 "reduction": {"method": "sparse_random_projection", "max_features": max_features, "seed": seed},
                 "dtype": "float32"}
     inference = inference_options(model, fast) if recurrent else None
@@ -243,6 +248,13 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 store.save(keys[layer], array)
             result[layer] = array
     return {layer: result[layer] for layer in layers}
+
+
+def _describe(table) -> list:
+    """A step table in the extraction settings: [start, width, steps(, rule)], or a StepBins' own description."""
+    if hasattr(table, "describe"):
+        return table.describe()
+    return [table.start, table.width, table.steps] + ([table.rule] if table.rule != "midpoint" else [])
 
 
 #: the mmap threshold the CPU extraction sets (glibc's own dynamic threshold stops there too)

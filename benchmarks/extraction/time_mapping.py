@@ -16,11 +16,15 @@ brainscore_vision/models/cornet_s/helpers/helpers.py, ``CORnetCommitment.look_at
 the step whose start is nearest the bin's start, the earlier step on a tie. The two agree when bins and steps are
 aligned (the ConvRNN table on 10 ms bins); on coarser steps they differ (CORnet-S V4's 50 ms steps: the bin
 [120, 130) ms is step 0 by its midpoint, step 1 by its start), so :data:`CORNET_S` uses Brain-Score's rule.
+
+The CORnets (convrnn.cornet) carry their Brain-Score mapping: :data:`CORNET_S`, :data:`CORNET_Z` (one step per
+region) and :data:`CORNET_RT` (partly irregular steps, a :class:`StepBins`), found by :func:`model_timing` from the
+model's ``brainscore_identifier``; the extraction uses them when it is given no timing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -75,6 +79,68 @@ CORNET_S: Dict[str, StepTable] = {
     for region, (start, width, steps) in {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4),
                                           "IT": (100, 100, 2)}.items()
 }
+
+
+#: Brain-Score's CORnet-Z mapping: feed-forward, one step per region (brain-score/candidate_models
+#: candidate_models/model_commitments/cornets.py ``cornet_z_brainmodel``, commit 0d645e5: V1 (50, 150), V2 (70, 170),
+#: V4 (90, 190), IT (100, 200)); every bin reads that step.
+CORNET_Z: Dict[str, StepTable] = {
+    region: StepTable(start, 100, 1, rule="nearest_start")
+    for region, start in {"V1": 50, "V2": 70, "V4": 90, "IT": 100}.items()
+}
+
+@dataclass(frozen=True)
+class StepBins:
+    """A step table given step by step, as Brain-Score's CORnet commitments write theirs: ``bins[k]`` is step k's
+    (start, end) ms, or None for a step the mapping leaves out (never read). Bins are read by
+    ``rule="nearest_start"`` among the mapped steps (``CORnetCommitment.look_at_cached`` drops the unmapped ones)."""
+
+    bins: Tuple[Optional[Bin], ...]
+    rule: str = "nearest_start"
+
+    def __post_init__(self):
+        if self.rule != "nearest_start" or not any(b is not None for b in self.bins):
+            raise ValueError(f"StepBins: rule 'nearest_start' and at least one mapped step; got {self.rule!r}, "
+                             f"{self.bins!r}")
+
+    @property
+    def steps(self) -> int:
+        return len(self.bins)
+
+    def intervals(self) -> np.ndarray:
+        return np.array([b if b is not None else (np.nan, np.nan) for b in self.bins], dtype=np.float64)
+
+    def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
+        mapped = [k for k, b in enumerate(self.bins) if b is not None]
+        starts = np.array([self.bins[k][0] for k in mapped], dtype=np.float64)
+        return np.array([mapped[int(np.argmin(np.abs(starts - a)))] for a, _ in bins], dtype=int)
+
+    def describe(self) -> list:
+        """For the extraction settings (and so the activation cache key)."""
+        return [list(b) if b is not None else None for b in self.bins] + [self.rule]
+
+
+#: CORnet-RT (biologically unrolled, 5 steps): Brain-Score commits no CORnet-RT, so this is its commitment for the
+#: 5-step recurrent CORnet it scored, CORnet-R (brain-score/candidate_models candidate_models/model_commitments/
+#: cornets.py ``cornet_r_brainmodel``, commit 0d645e5): V1 steps 0..4 at 50 + 30k ms; V2, V4 and IT leave step 0
+#: out (no image has reached them yet) and their steps 1..4 start at 60, 110, 140, 170 ms (V2) and 70, 140, 170,
+#: 200 ms (V4, IT).
+CORNET_RT: Dict[str, Union[StepTable, StepBins]] = {
+    "V1": StepTable(50, 30, 5, rule="nearest_start"),
+    "V2": StepBins((None, (60, 110), (110, 140), (140, 170), (170, 200))),
+    "V4": StepBins((None, (70, 110), (140, 170), (170, 200), (200, 250))),
+    "IT": StepBins((None, (70, 110), (140, 170), (170, 200), (200, 250))),
+}
+
+#: The step tables of models that carry a Brain-Score time mapping, by their ``brainscore_identifier``
+#: (convrnn.cornet): :func:`model_timing`.
+CORNET_TIMING: Dict[str, Dict[str, Union[StepTable, StepBins]]] = {"CORnet-S": CORNET_S, "CORnet-Z": CORNET_Z, "CORnet-RT": CORNET_RT}
+
+
+def model_timing(model) -> Optional[Dict[str, Union[StepTable, StepBins]]]:
+    """The per-layer step tables of a model with a committed time mapping (a CORnet: layer = region), else None."""
+    identifier = getattr(model, "brainscore_identifier", "")
+    return CORNET_TIMING.get(identifier) if identifier else None
 
 
 def static(window: Sequence[Bin] = BRAINSCORE_BINS) -> StepTable:

@@ -16,6 +16,7 @@ fill the model's input (``image_size``), as everywhere in the harness: no placem
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -65,7 +66,7 @@ class BrainModel:
 
             self.model = resolve_model(model, checkpoint, device, seed=model_seed, overrides=overrides)
             settings = "".join(f",{k}={v}" for k, v in sorted((overrides or {}).items()))
-            default_identifier = model + (f"@{checkpoint}" if checkpoint else "") + (f"({settings[1:]})" if settings else "")
+            default_identifier = model + (f"@{Path(checkpoint).name}" if checkpoint else "") + (f"({settings[1:]})" if settings else "")
         elif isinstance(model, torch.nn.Module):
             if checkpoint is not None or overrides:
                 raise SpecError("BrainModel: checkpoint= and overrides= apply to a model given by name, not to a module")

@@ -11,6 +11,7 @@ from torch import nn
 
 from neurozoo.benchmarks.brain_model import BrainModel
 from neurozoo.benchmarks.extraction import StepTable
+from neurozoo.benchmarks.extraction.images import load_stimulus_set
 from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.stimuli import make_stimulus_set
 
@@ -90,6 +91,10 @@ def test_full_features_and_the_projection(stimulus_set):
         model.start_recording("V4", [(70, 170)])
     assert full.look_at(stimulus_set).sizes["neuroid"] == 6 * 4 * 4  # every unit of conv2 at 8x8 input
     assert reduced.look_at(stimulus_set).sizes["neuroid"] == 10
+    # the harness's own Stimuli (already normalised images) give the same features as their stimulus set
+    images = load_stimulus_set(stimulus_set, None)
+    np.testing.assert_array_equal(reduced.look_at(images).values, reduced.look_at(stimulus_set).values)
+    assert list(reduced.look_at(images)["object_name"].values) == list(stimulus_set["object_name"])
 
 
 def test_hooked_module_with_a_time_mapping(stimulus_set):

@@ -56,6 +56,8 @@ class BrainModel:
     ``max_features``: units per layer after the random projection (None: every unit).
     """
 
+    RecordingTarget, Task = RecordingTarget, Task  # as Brain-Score's code names them: model.Task.passive
+
     def __init__(self, model: Union[str, torch.nn.Module], region_layers: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
                  *, identifier: Optional[str] = None, timing: Timing = None, image_size: Optional[int] = 224,
                  visual_degrees: float = 8, max_features: Optional[int] = 1000, seed: int = 0, batch_size: int = 32,

@@ -142,7 +142,8 @@ def test_commitment_tasks_and_errors(stimulus_set):
     model.start_recording("V4", [(70, 80)])
     with pytest.raises(SpecError, match="number_of_trials"):
         model.look_at(stimulus_set, number_of_trials=0)
-    model.start_task("passive")
+    model.start_task(model.Task.passive)
+    assert model.RecordingTarget.IT == "IT"
     with pytest.raises(NotImplementedError, match="'label'.*only 'passive'"):
         model.start_task("label")
     # an area-named layer is its region's default (the embedded teacher, CORnet-like models)

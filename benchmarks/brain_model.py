@@ -48,8 +48,8 @@ class Task:
 class BrainModel:
     """A model as Brain-Score's ``BrainModel``: ``start_recording(region, time_bins)``, ``look_at(stimuli)``.
 
-    ``model``: a ConvRNN registry name or ``timm:<name>`` (built by ``benchmarks.cli.resolve_model``, as ``zoo score``
-    builds it: weights drawn after ``torch.manual_seed(model_seed)`` or read from ``checkpoint``; ``overrides`` such as
+    ``model``: a ConvRNN registry name or ``timm:<name>`` (built by ``named_models.resolve_model``, as ``zoo score`` builds
+    it: weights drawn after ``torch.manual_seed(model_seed)`` or read from ``checkpoint``; ``overrides`` such as
     ``{"width_multiplier": 0.125}``), or a ``torch.nn.Module``. ``region_layers``: ``{region: layer or [layers]}``.
     ``timing``: steps per bin for a hooked module (default: one static step); ConvRNNs map step t to
     [10t, 10t + 10) ms. ``image_size``: pixels of the model's input (None: the stimulus set's own size).
@@ -64,7 +64,7 @@ class BrainModel:
                  cache=True, progress: bool = False, fast=None, n_steps: int = 26, image_steps: int = 10,
                  model_seed: int = 0, checkpoint=None, device: str = "cpu", overrides: Optional[dict] = None):
         if isinstance(model, str):
-            from neurozoo.benchmarks.cli import resolve_model  # the registries' lookup that `zoo score` uses
+            from neurozoo.benchmarks.named_models import resolve_model  # the registries' lookup that `zoo score` uses
 
             self.model = resolve_model(model, checkpoint, device, seed=model_seed, overrides=overrides)
             settings = "".join(f",{k}={v}" for k, v in sorted((overrides or {}).items()))

@@ -156,7 +156,7 @@ def _case(args):
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
                               "analysed with the weights it has (--checkpoint)")
-    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.benchmarks.named_models import resolve_model
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)

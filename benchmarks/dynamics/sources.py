@@ -72,7 +72,7 @@ def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None
 def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
             n_steps: Optional[int] = None, seed: int = 0, overrides: Optional[dict] = None) -> Dict[Optional[str], xr.DataArray]:
     """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
-    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.benchmarks.named_models import resolve_model
 
     model = resolve_model(name, checkpoint, seed=seed, overrides=overrides)
     chosen = {layer: layer or model.layer_names[-1] for layer in layers}

@@ -1,0 +1,41 @@
+"""A model given by name, as ``zoo score``, ``zoo dynamics`` and ``BrainModel`` take it: a ConvRNN registry name or
+``timm:<name>``, with optional weights."""
+from __future__ import annotations
+
+
+def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):
+    """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights. Without a
+    checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
+    random at start-up, so an untrained model would otherwise differ from run to run. ``overrides``: ConvRNN
+    settings (``width_multiplier``, ``n_steps``...) as ``zoo train --set`` takes them."""
+    import torch
+
+    from neurozoo.datasets.errors import DataError, UserFacingError
+
+    torch.manual_seed(seed)
+
+    if name.startswith("timm:"):
+        import neurozoo.datasets.torchvision_compat  # noqa: F401
+        import timm
+
+        if not timm.is_model(name[5:]):
+            raise UserFacingError(f"unknown timm model {name[5:]!r} (see timm.list_models())")
+        if overrides:
+            raise UserFacingError(f"{name}: model overrides ({', '.join(overrides)}) apply to ConvRNNs only")
+        model = timm.create_model(name[5:], pretrained=False)
+    else:
+        from neurozoo import convrnn
+
+        if name not in convrnn.MODELS:
+            raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
+                                  "or timm:<name> for a timm model")
+        model = convrnn.create_model(name, **(overrides or {}))
+    if checkpoint is not None:
+        from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+
+        state = model_state(read_torch_file(checkpoint), f"checkpoint {checkpoint}")
+        try:
+            model.load_state_dict(state)
+        except RuntimeError:
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
+    return model.to(device).eval()

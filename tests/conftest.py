@@ -44,15 +44,13 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> str:
-    """The test run's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per run.
-    The workers of a parallel run (pytest-xdist) share it, as processes of one host share a user's cache (its
-    folders are written atomically and a fit is locked), so no worker generates what another has made."""
+    """The test session's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per
+    session. Each worker of a parallel run (pytest-xdist) has its own: some tests damage a cached file on purpose
+    (then restore it or check that it is made again), which a test of another worker reading it at that moment would
+    see; within a worker, tests run one at a time."""
     if os.environ.get("NEUROZOO_TEST_CACHE"):
         return os.environ["NEUROZOO_TEST_CACHE"]
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the run's folder, above each worker's own
-    return str(root / "cache")
+    return str(tmp_path_factory.getbasetemp() / "cache")
 
 
 @pytest.fixture(autouse=True)

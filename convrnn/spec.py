@@ -94,6 +94,9 @@ class GraphSpec:
             if raw.get("cell") is not None:
                 if isinstance(raw["cell"], str):
                     raw["cell"] = {"kind": raw["cell"]}
+                if not isinstance(raw["cell"], dict):
+                    raise SpecError(f"{where} ({raw['name']!r}): field 'cell' must be a mapping with a 'kind' (or a "
+                                    f"kind's name, e.g. rgc), got {raw['cell']!r}")
                 raw["cell"] = {**defaults, **raw["cell"]}
             layers.append(LayerSpec(**raw))
         feedback = []
@@ -166,14 +169,20 @@ class GraphSpec:
             raise SpecError(f"{where}: field 'decoder' is {self.decoder!r}; expected one of {DECODERS}")
         if self.blank != "mean_gray" and not isinstance(self.blank, (int, float)):
             raise SpecError(f"{where}: field 'blank' is {self.blank!r}; expected a number or 'mean_gray'")
+        for key, minimum in (("num_classes", 1), ("input_channels", 1), ("readout_kernel", 0)):
+            _require_int(getattr(self, key), minimum, f"{where}: field {key!r}")
+        if self.decoder_start is not None:
+            _require_int(self.decoder_start, 0, f"{where}: field 'decoder_start'")
+        for key in ("backbone_weight_decay", "readout_bias", "timm_width"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"{where}: field {key!r} must be a number, got {value!r}")
         if any(isinstance(v, bool) or not isinstance(v, int) for v in (self.n_steps, self.image_steps)) \
                 or self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
             raise SpecError(
                 f"{where}: need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps!r}, "
                 f"image_steps={self.image_steps!r}"
             )
-        if self.num_classes < 1 or self.input_channels < 1:
-            raise SpecError(f"{where}: num_classes and input_channels must be positive")
         previous = self.input_channels
         for i, layer in enumerate(self.layers):
             lw = f"{where}: layer {layer.name!r}"
@@ -183,8 +192,8 @@ class GraphSpec:
             else:
                 if not isinstance(layer.channels, int) or layer.channels < 1:
                     raise SpecError(f"{lw}: field 'channels' must be a positive integer, got {layer.channels!r}")
-                if layer.kernel < 1 or layer.stride < 1:
-                    raise SpecError(f"{lw}: kernel and stride must be >= 1")
+                for key in ("kernel", "stride"):
+                    _require_int(getattr(layer, key), 1, f"{lw}: field {key!r}")
                 if layer.in_channels is not None and layer.in_channels != previous:
                     raise SpecError(
                         f"{lw}: channel mismatch: declares in_channels={layer.in_channels} but its input "
@@ -192,14 +201,19 @@ class GraphSpec:
                     )
                 previous = layer.channels
             if layer.pool is not None:
-                if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"}:
+                if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"} \
+                        or not {"kernel", "stride"} <= set(layer.pool):
                     raise SpecError(f"{lw}: field 'pool' must be a mapping with 'kernel' and 'stride', got {layer.pool!r}")
+                for key, value in layer.pool.items():
+                    _require_int(value, 0 if key == "padding" else 1, f"{lw}: field 'pool.{key}'")
             if layer.activation is not None and layer.activation not in ACTIVATIONS:
                 raise SpecError(f"{lw}: field 'activation' is {layer.activation!r}; expected one of {ACTIVATIONS}")
             if layer.post is not None and (not isinstance(layer.post, dict)
                                            or set(layer.post) - {"kernel", "residual", "activation"}):
                 raise SpecError(f"{lw}: field 'post' must be a mapping with 'kernel', 'residual', 'activation', "
                                 f"got {layer.post!r}")
+            if layer.cell is not None and not isinstance(layer.cell, dict):
+                raise SpecError(f"{lw}: field 'cell' must be a mapping with a 'kind' (or a kind's name), got {layer.cell!r}")
             if layer.cell is not None and "kind" not in layer.cell:
                 raise SpecError(f"{lw}: field 'cell' needs a 'kind' (e.g. rgc, timedecay, ugrnn, gru, lstm, plain)")
         for i, edge in enumerate(self.feedback):
@@ -352,6 +366,12 @@ def _cell_depth(cell: Optional[Dict[str, Any]]) -> Optional[int]:
     except Exception:  # unknown kinds are reported when the model is built
         return None
     return parameter.default if parameter is not None and isinstance(parameter.default, int) else None
+
+
+def _require_int(value, minimum: int, what: str) -> None:
+    """YAML gives ``kernel: "3"`` or ``kernel: 3.0`` as str and float: refuse them here, not as a TypeError later."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_keys(raw: Dict[str, Any], cls, source: str, where: str) -> None:

@@ -154,8 +154,14 @@ def _numeric(path, f, name, shape):
     return node
 
 
-def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None) -> Recording:
-    """Read and validate one split of a deep-retina experiment file (repeats required for ``test``)."""
+def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
+                    check_stimulus: Optional[bool] = None) -> Recording:
+    """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
+
+    ``check_stimulus`` (default: for ``test``, whose held-out movie is short) reads the stimulus now and checks that
+    it is finite, so that a caller validating the file before a long fit is not told of a NaN only after it; the
+    training movie (gigabytes for a real recording) is checked when ``Recording.stimulus`` first reads it.
+    """
     import h5py
 
     path = Path(path)
@@ -197,6 +203,9 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
             data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
             if data.ndim != 2 or data.shape[0] == 0:
                 _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
+            if data.shape[0] == T != data.shape[1]:  # Keras-style (T, cells): say so, not a shape (T, T)
+                _fail(path, where, f"expected shape (cells, {T}) with the cells first, got {data.shape}: frames on the "
+                      f"first axis; store it transposed, as ({data.shape[1]}, {T})")
             if n_cells is None:
                 n_cells = data.shape[0]
             if data.shape != (n_cells, T):
@@ -231,7 +240,10 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
             repeats = np.stack(arrays)
         elif require_repeats:
             _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
-        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
+        recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
+    if split == "test" if check_stimulus is None else check_stimulus:
+        recording.stimulus  # noqa: B018 (read and validated now; kept, the test movie is small)
+    return recording
 
 
 def read_spikes(path) -> Dict[str, np.ndarray]:

@@ -108,6 +108,33 @@ def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
     assert not out.exists()  # refused before the fit: no checkpoint, no weights
 
 
+def test_zoo_fit_checks_the_test_stimulus_for_nans_before_fitting(tmp_path, capsys):
+    # the held-out movie's NaN used to surface in evaluate(), after the fit had written checkpoint.pt and model.pt
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["test/stimulus"][10, 3, 4] = np.nan
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: test/stimulus contains 1 NaN/inf values "
+                                               "(first in frame 10); expected finite intensities")
+    assert not out.exists()
+
+
+def test_responses_stored_frames_first_are_named_as_transposed(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        for key in list(f["train/response"]):
+            data = f["train/response"][key][...]
+            del f["train/response"][key]
+            f["train/response"][key] = data.T
+    with pytest.raises(DataError) as info:
+        read_experiment(path, "train")
+    assert str(info.value) == (f"{path}: dataset train/response/binned: expected shape (cells, 120) with the cells "
+                               "first, got (120, 3): frames on the first axis; store it transposed, as (3, 120)")
+
+
 def test_nans_and_missing_repeats_group(tmp_path):
     path, *_ = _experiment(tmp_path)
     with h5py.File(path, "a") as f:

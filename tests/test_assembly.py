@@ -244,3 +244,28 @@ def test_an_empty_stimulus_set_csv_is_named(tmp_path):
     (tmp_path / "header.csv").write_text("stimulus_id,filename,object_name\n")
     with pytest.raises(DataError, match=r"header\.csv: no stimuli \(a header and no rows\)"):
         load_stimulus_set(tmp_path / "header.csv")
+
+
+def test_a_stimulus_set_whose_image_folder_is_missing_is_named(tmp_path):
+    """The set loaded as one 'without images' and failed later with 'this set has no images'."""
+    records = _images(tmp_path / "src", 3)
+    csv = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "out" / "toy.csv")
+    for name in ("img0.png", "img1.png", "img2.png"):
+        (tmp_path / "out" / "toy" / name).unlink()
+    (tmp_path / "out" / "toy").rmdir()
+    with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image file\(s\), e\.g\. \['img0\.png', "
+                                        rf"'img1\.png', 'img2\.png'\], but the image folder {tmp_path}/out/toy does not "
+                                        r"exist \(expected beside the CSV, named as it without \.csv\)"):
+        load_stimulus_set(csv)
+    with pytest.raises(DataError, match=r"the image folder .*elsewhere does not exist \(expected as image_dir\)"):
+        load_stimulus_set(csv, image_dir=tmp_path / "elsewhere")
+
+
+def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):
+    from neurozoo.benchmarks.extraction.images import load_stimulus_set as read_images
+
+    stimuli = make_stimulus_set(_images(tmp_path / "src", 3), "toy", image_dir=tmp_path / "src")
+    (tmp_path / "src" / "img1.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"^cannot read image {tmp_path}/src/img1\.png \(stimulus_id '0001'\): not an "
+                                        r"image PIL can decode"):
+        read_images(stimuli, image_size=8)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images; imported from here too)
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
@@ -42,16 +42,6 @@ def imagenet_wnids() -> List[str]:
 
 def imagenet_class_to_idx() -> Dict[str, int]:
     return {wnid: i for i, wnid in enumerate(imagenet_wnids())}
-
-
-def load_rgb(path: str) -> Image.Image:
-    """Decode with PIL and convert to RGB (greyscale, CMYK and palette images become 3 channels)."""
-    try:
-        with open(path, "rb") as f:
-            image = Image.open(f)
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise DataError(f"cannot read image {path}: {error}") from None
 
 
 def class_folders(root: Path) -> List[str]:

@@ -120,6 +120,26 @@ def test_data_that_are_not_numbers_are_refused(tmp_path):
     assert not (tmp_path / "out.nc").exists()
 
 
+def test_time_bins_and_repetitions_that_are_not_numbers_are_named(tmp_path):
+    # text time bins failed with a bare "could not convert string to float"; text repetitions were accepted
+    assembly = _assembly()
+    for name, values, unit in (("time_bin_start", ["a", "b", "c"], "ms"), ("repetition", ["x"] * 15, "trial numbers")):
+        dataset = assembly.to_dataset(name="data")
+        dataset[name] = (dataset[name].dims, np.array(values))
+        dataset.to_netcdf(tmp_path / f"{name}.nc")
+        with pytest.raises(DataError, match=rf"{name}\.nc: coordinate '{name}' holds <U1 values, e\.g\. "
+                                            rf"\['{values[0]}', '{values[1]}', '{values[2]}'\]; expected numbers \({unit}\)"):
+            load_assembly(tmp_path / f"{name}.nc")
+
+
+def test_an_extra_dim_is_named(tmp_path):
+    trials = _assembly().expand_dims(trial=2, axis=3)
+    trials.to_dataset(name="data").to_netcdf(tmp_path / "trials.nc")
+    with pytest.raises(DataError, match=r"trials\.nc: dims must be exactly \('presentation', 'neuroid', 'time_bin'\); "
+                                        r"found \('presentation', 'neuroid', 'time_bin', 'trial'\), with extra \['trial'\]"):
+        load_assembly(tmp_path / "trials.nc")
+
+
 def test_nan_policy(tmp_path):
     assembly = _assembly()
     values = assembly.values.copy()

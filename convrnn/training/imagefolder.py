@@ -140,6 +140,29 @@ def open_folder(root, transform=None, class_to_idx: Optional[Dict[str, int]] = N
     return ImageFolder(root, transform, class_to_idx)
 
 
+def check_imagenet(data_dir, require_val: bool = False) -> None:
+    """The checks of ``open_imagenet`` that need no full listing (folders, class folders, an image in each), for a
+    caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder)."""
+    data_dir = Path(data_dir)
+    expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist {expected}")
+    for split in ("train", "val") if require_val else ("train",):
+        if not (data_dir / split).is_dir():
+            raise DataError(f"data folder {data_dir} has no {split}/ folder {expected}")
+    classes = {split: class_folders(data_dir / split) for split in ("train", "val")
+               if (data_dir / split).is_dir() and not is_flat(data_dir / split)}
+    unknown = sorted(set(classes.get("val", ())) - set(classes.get("train", classes.get("val", ()))))
+    if unknown:
+        raise DataError(f"{data_dir / 'val'} has class folder(s) {', '.join(unknown[:5])} that the training split "
+                        "does not have; train/ and val/ must use the same WNIDs")
+    for split, names in classes.items():
+        for name in names:
+            folder = data_dir / split / name
+            if not any(is_image(f) for _, _, files in os.walk(folder, followlinks=True) for f in files):
+                raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
+
+
 def open_imagenet(data_dir, train_transform=None, val_transform=None,
                   splits: Sequence[str] = ("train", "val")) -> Dict[str, ImageFolder]:
     """The ``train`` and ``val`` splits of an ImageNet-layout folder with one shared class index.

@@ -154,6 +154,16 @@ def _numeric(path, f, name, shape):
     return node
 
 
+def _group(path, f, name, holds):
+    """``f[name]`` if it is a group, else a ``DataError`` saying what the group holds in this layout."""
+    import h5py
+
+    node = f[name]
+    if not isinstance(node, h5py.Group):
+        _fail(path, name, f"is a dataset of shape {node.shape}, expected a group holding {holds}")
+    return node
+
+
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
                     check_stimulus: Optional[bool] = None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
@@ -198,7 +208,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
         responses, n_cells = {}, None
-        for key in g["response"]:
+        for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
             where = f"{split}/response/{key}"
             data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
             if data.ndim != 2 or data.shape[0] == 0:
@@ -221,7 +231,8 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         cells = [cell_name(i) for i in range(n_cells)]
         repeats = None
         if "repeats" in g:
-            present = _cell_order(g["repeats"].keys())
+            present = _cell_order(_group(path, f, f"{split}/repeats", f"one dataset (n_repeats, {T}) per cell: "
+                                         "cell01, cell02, ...").keys())
             missing = [c for c in cells if c not in present]
             if missing:
                 _fail(path, f"{split}/repeats/{missing[0]}", f"missing (repeats needed for all {n_cells} cells; "

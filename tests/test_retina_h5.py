@@ -91,6 +91,21 @@ def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
         read_experiment(path, "train")
 
 
+def test_a_dataset_where_a_group_belongs_is_named(tmp_path):
+    # response/ or repeats/ stored as one array: a KeyError and an AttributeError traceback before
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["train/response"], f["test/repeats"]
+        f["train/response"] = np.zeros((3, 120), np.float32)
+        f["test/repeats"] = np.zeros((3, 4, 80), np.float32)
+    with pytest.raises(DataError, match=r"train/response: is a dataset of shape \(3, 120\), expected a group holding "
+                                        r"one dataset \(cells, 120\) per key: firing_rate_5ms, firing_rate_10ms"):
+        read_experiment(path, "train")
+    with pytest.raises(DataError, match=r"test/repeats: is a dataset of shape \(3, 4, 80\), expected a group holding "
+                                        r"one dataset \(n_repeats, 80\) per cell: cell01, cell02, \.\.\."):
+        read_experiment(path, "test")
+
+
 def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
     from neurozoo.leaderboard.cli import main as zoo
 

@@ -252,7 +252,9 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         elif require_repeats:
             _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
         recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
-    if split == "test" if check_stimulus is None else check_stimulus:
+    if check_stimulus is None:
+        check_stimulus = split == "test"
+    if check_stimulus:
         recording.stimulus  # noqa: B018 (read and validated now; kept, the test movie is small)
     return recording
 

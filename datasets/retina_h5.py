@@ -176,7 +176,8 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with train/ and test/)")
+        problem = "is a folder, not an experiment file" if path.is_dir() else "no such experiment file"
+        raise DataError(f"{path}: {problem} (expected a deep-retina HDF5 file with train/ and test/)")
     if split not in ("train", "test"):
         raise DataError(f"{path}: split must be 'train' or 'test', not {split!r}")
     require_repeats = split == "test" if require_repeats is None else require_repeats

@@ -163,6 +163,8 @@ def test_nans_and_missing_repeats_group(tmp_path):
         read_experiment(path, "test")
     with pytest.raises(DataError, match="no such experiment file"):
         read_experiment(tmp_path / "absent.h5")
+    with pytest.raises(DataError, match=rf"^{tmp_path}: is a folder, not an experiment file \(expected a deep-retina"):
+        read_experiment(tmp_path)  # was 'no such experiment file', for a folder that is there
 
 
 def test_windows_are_lazy_and_target_the_last_frame():

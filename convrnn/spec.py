@@ -324,6 +324,9 @@ class GraphSpec:
                 data["description"] = (f"{data.get('description') or self.name}; every cell {value}, wired as in "
                                        f"{self.name if model == 'base' else model}")
             elif key == "feedback":
+                if not isinstance(value, (list, tuple)) or not all(isinstance(e, (FeedbackSpec, Mapping)) for e in value):
+                    raise SpecError(f"spec {self.name!r}: override 'feedback' must be a list of edges "
+                                    f"[{{source: conv8, target: conv5}}, ...], got {value!r}")
                 data["feedback"] = [asdict(e) if isinstance(e, FeedbackSpec) else dict(e) for e in value]
             else:
                 data[key] = value

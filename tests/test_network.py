@@ -532,6 +532,9 @@ def test_an_empty_movie_and_integer_images_are_named():
     ({"width_multiplier": "abc"}, r"spec 'rgc_shallow': width_multiplier must be > 0, got 'abc'$"),
     ({"cell": "ugrnn"}, r"override 'cell' must be a mapping of cell config keys .*got 'ugrnn'; to change the cell type use cell_kind"),
     ({"n_steps": 2.5}, r"need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps=2.5, image_steps=2"),
+    ({"num_classes": "abc"}, r"field 'num_classes' must be an integer >= 1, got 'abc'$"),  # was a TypeError
+    ({"feedback": "conv5"}, r"override 'feedback' must be a list of edges \[\{source: conv8, target: conv5\}, "
+                            r"\.\.\.\], got 'conv5'$"),  # was a ValueError from dict()
 ])
 def test_an_override_of_the_wrong_type_is_named(override, message):
     with pytest.raises(SpecError, match=message):

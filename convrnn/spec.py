@@ -157,6 +157,8 @@ class GraphSpec:
     # ---------------------------------------------------------------- validation
     def validate(self, source: str = "<spec>") -> None:
         where = f"{source} (spec {self.name!r})"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"{where}: field 'name' must be non-empty text, got {self.name!r}")
         names = self.layer_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

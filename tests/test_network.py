@@ -533,12 +533,18 @@ def test_an_empty_movie_and_integer_images_are_named():
     ({"cell": "ugrnn"}, r"override 'cell' must be a mapping of cell config keys .*got 'ugrnn'; to change the cell type use cell_kind"),
     ({"n_steps": 2.5}, r"need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps=2.5, image_steps=2"),
     ({"num_classes": "abc"}, r"field 'num_classes' must be an integer >= 1, got 'abc'$"),  # was a TypeError
+    ({"name": [1]}, r"field 'name' must be non-empty text, got \[1\]$"),  # was create_model()'s TypeError
     ({"feedback": "conv5"}, r"override 'feedback' must be a list of edges \[\{source: conv8, target: conv5\}, "
                             r"\.\.\.\], got 'conv5'$"),  # was a ValueError from dict()
 ])
 def test_an_override_of_the_wrong_type_is_named(override, message):
     with pytest.raises(SpecError, match=message):
         convrnn.create_model("rgc_shallow", **{"image_steps": 2, **override} if "n_steps" in override else override)
+
+
+def test_the_name_override_renames_the_model():
+    # create_model(name, **overrides) took name=... as its own argument: "got multiple values for argument 'name'"
+    assert convrnn.create_model("rgc_shallow", name="mine", width_multiplier=1 / 16).spec.name == "mine"
 
 
 def _with(change):

@@ -781,4 +781,24 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
     for key, value in structural.items():
         if accepted is None or key in accepted:
             config[key] = value
+    wrong = _mistyped(entry.factory, config)
+    if wrong:
+        raise SpecError(f"cell {kind!r}: " + "; ".join(wrong))
     return entry.factory(channels=channels, **config)
+
+
+def _mistyped(factory, config) -> list:
+    """Text where the factory's default is a number or a flag (YAML reads ``tau_offset: "0.9"`` and ``no`` in quotes
+    as strings: one would fail inside the cell with a bare ValueError, the other would silently count as true)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        defaults = {p.name: p.default for p in inspect.signature(target).parameters.values()}
+    except (TypeError, ValueError):
+        return []
+    wrong = []
+    for key, value in config.items():
+        default = defaults.get(key)
+        if isinstance(value, str) and isinstance(default, (bool, int, float)):
+            expected = "true or false" if isinstance(default, bool) else "a number"
+            wrong.append(f"config {key!r} must be {expected}, got {value!r}")
+    return wrong

@@ -126,10 +126,16 @@ def list_models(pattern: str = "*") -> List[str]:
     return [n for n in MODELS.names() if fnmatch.fnmatch(n, pattern)]
 
 
-def create_model(name, **overrides) -> nn.Module:
-    """A ConvRNN by registered name, by YAML spec path, or from a spec mapping / GraphSpec."""
+def create_model(name, /, **overrides) -> nn.Module:
+    """A ConvRNN by registered name, by YAML spec path, or from a spec mapping / GraphSpec.
+
+    ``name`` is positional-only, so that the override ``name=...`` (the model's new name) is an override."""
     if isinstance(name, str) and name not in MODELS and (name.endswith((".yaml", ".yml")) or os.path.exists(name)):
-        return build(load_spec(name).with_overrides(**overrides))
+        spec = load_spec(name).with_overrides(**overrides)
+        try:
+            return build(spec)
+        except SpecError as error:  # a cell's config, checked only when the cell is built: name the file too
+            raise SpecError(f"{name}: {error}") from None
     if not isinstance(name, str):
         return build(load_spec(name).with_overrides(**overrides))
     return MODELS.create(name, **overrides)

@@ -240,8 +240,11 @@ class ConvRNN(nn.Module):
             kind = (layer_spec.cell or {}).get("kind", "identity")
             owns = bool(conv_sources) and create_cell_owns_feedback(kind)
             feedback_channels = sum(c for _, c in conv_sources) if owns else 0
-            layers[name] = Layer(name, stage, previous, width, layer_spec.cell, layer_spec.pool, layer_spec.post,
-                                 feedback_channels, stride=layer_spec.stride if layer_spec.timm_stage is None else 2)
+            try:
+                layers[name] = Layer(name, stage, previous, width, layer_spec.cell, layer_spec.pool, layer_spec.post,
+                                     feedback_channels, stride=layer_spec.stride if layer_spec.timm_stage is None else 2)
+            except SpecError as error:  # a cell's config is checked as the cell is built: name the layer
+                raise SpecError(f"spec {spec.name!r}: layer {name!r}: {error}") from None
             if edges:
                 merges[name] = FeedbackMerge(width, conv_sources, identity_sources, project=not owns)
             previous = out_channels[name]

@@ -94,6 +94,9 @@ class GraphSpec:
             if raw.get("cell") is not None:
                 if isinstance(raw["cell"], str):
                     raw["cell"] = {"kind": raw["cell"]}
+                if not isinstance(raw["cell"], dict):
+                    raise SpecError(f"{where} ({raw['name']!r}): field 'cell' must be a mapping with a 'kind' (or a "
+                                    f"kind's name, e.g. rgc), got {raw['cell']!r}")
                 raw["cell"] = {**defaults, **raw["cell"]}
             layers.append(LayerSpec(**raw))
         feedback = []
@@ -154,6 +157,8 @@ class GraphSpec:
     # ---------------------------------------------------------------- validation
     def validate(self, source: str = "<spec>") -> None:
         where = f"{source} (spec {self.name!r})"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpecError(f"{where}: field 'name' must be non-empty text, got {self.name!r}")
         names = self.layer_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -166,14 +171,20 @@ class GraphSpec:
             raise SpecError(f"{where}: field 'decoder' is {self.decoder!r}; expected one of {DECODERS}")
         if self.blank != "mean_gray" and not isinstance(self.blank, (int, float)):
             raise SpecError(f"{where}: field 'blank' is {self.blank!r}; expected a number or 'mean_gray'")
+        for key, minimum in (("num_classes", 1), ("input_channels", 1), ("readout_kernel", 0)):
+            _require_int(getattr(self, key), minimum, f"{where}: field {key!r}")
+        if self.decoder_start is not None:
+            _require_int(self.decoder_start, 0, f"{where}: field 'decoder_start'")
+        for key in ("backbone_weight_decay", "readout_bias", "timm_width"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"{where}: field {key!r} must be a number, got {value!r}")
         if any(isinstance(v, bool) or not isinstance(v, int) for v in (self.n_steps, self.image_steps)) \
                 or self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
             raise SpecError(
                 f"{where}: need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps!r}, "
                 f"image_steps={self.image_steps!r}"
             )
-        if self.num_classes < 1 or self.input_channels < 1:
-            raise SpecError(f"{where}: num_classes and input_channels must be positive")
         previous = self.input_channels
         for i, layer in enumerate(self.layers):
             lw = f"{where}: layer {layer.name!r}"
@@ -183,8 +194,8 @@ class GraphSpec:
             else:
                 if not isinstance(layer.channels, int) or layer.channels < 1:
                     raise SpecError(f"{lw}: field 'channels' must be a positive integer, got {layer.channels!r}")
-                if layer.kernel < 1 or layer.stride < 1:
-                    raise SpecError(f"{lw}: kernel and stride must be >= 1")
+                for key in ("kernel", "stride"):
+                    _require_int(getattr(layer, key), 1, f"{lw}: field {key!r}")
                 if layer.in_channels is not None and layer.in_channels != previous:
                     raise SpecError(
                         f"{lw}: channel mismatch: declares in_channels={layer.in_channels} but its input "
@@ -192,14 +203,19 @@ class GraphSpec:
                     )
                 previous = layer.channels
             if layer.pool is not None:
-                if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"}:
+                if not isinstance(layer.pool, dict) or set(layer.pool) - {"kernel", "stride", "padding"} \
+                        or not {"kernel", "stride"} <= set(layer.pool):
                     raise SpecError(f"{lw}: field 'pool' must be a mapping with 'kernel' and 'stride', got {layer.pool!r}")
+                for key, value in layer.pool.items():
+                    _require_int(value, 0 if key == "padding" else 1, f"{lw}: field 'pool.{key}'")
             if layer.activation is not None and layer.activation not in ACTIVATIONS:
                 raise SpecError(f"{lw}: field 'activation' is {layer.activation!r}; expected one of {ACTIVATIONS}")
             if layer.post is not None and (not isinstance(layer.post, dict)
                                            or set(layer.post) - {"kernel", "residual", "activation"}):
                 raise SpecError(f"{lw}: field 'post' must be a mapping with 'kernel', 'residual', 'activation', "
                                 f"got {layer.post!r}")
+            if layer.cell is not None and not isinstance(layer.cell, dict):
+                raise SpecError(f"{lw}: field 'cell' must be a mapping with a 'kind' (or a kind's name), got {layer.cell!r}")
             if layer.cell is not None and "kind" not in layer.cell:
                 raise SpecError(f"{lw}: field 'cell' needs a 'kind' (e.g. rgc, timedecay, ugrnn, gru, lstm, plain)")
         for i, edge in enumerate(self.feedback):
@@ -310,6 +326,9 @@ class GraphSpec:
                 data["description"] = (f"{data.get('description') or self.name}; every cell {value}, wired as in "
                                        f"{self.name if model == 'base' else model}")
             elif key == "feedback":
+                if not isinstance(value, (list, tuple)) or not all(isinstance(e, (FeedbackSpec, Mapping)) for e in value):
+                    raise SpecError(f"spec {self.name!r}: override 'feedback' must be a list of edges "
+                                    f"[{{source: conv8, target: conv5}}, ...], got {value!r}")
                 data["feedback"] = [asdict(e) if isinstance(e, FeedbackSpec) else dict(e) for e in value]
             else:
                 data[key] = value
@@ -352,6 +371,12 @@ def _cell_depth(cell: Optional[Dict[str, Any]]) -> Optional[int]:
     except Exception:  # unknown kinds are reported when the model is built
         return None
     return parameter.default if parameter is not None and isinstance(parameter.default, int) else None
+
+
+def _require_int(value, minimum: int, what: str) -> None:
+    """YAML gives ``kernel: "3"`` or ``kernel: 3.0`` as str and float: refuse them here, not as a TypeError later."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"{what} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_keys(raw: Dict[str, Any], cls, source: str, where: str) -> None:

@@ -77,8 +77,12 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if policy not in NAN_POLICIES:
         raise DataError(f"{source}: nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     missing_dims = [d for d in DIMS if d not in assembly.dims]
-    if missing_dims or assembly.ndim != 3:
+    if missing_dims:
         _fail(source, f"dims must be {DIMS}; missing {missing_dims} (found {tuple(assembly.dims)})")
+    if assembly.ndim != 3:
+        extra = [d for d in assembly.dims if d not in DIMS]
+        _fail(source, f"dims must be exactly {DIMS}; found {tuple(assembly.dims)}, with extra {extra} (average or "
+                      "stack it away first, e.g. trials as presentations with a 'repetition' coordinate)")
     assembly = assembly.transpose(*DIMS)
     if 0 in assembly.shape:
         _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
@@ -93,6 +97,10 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         for name in names:
             if name in assembly.coords and assembly[name].dims != (dim,):
                 _fail(source, f"coordinate {name!r} must lie along {dim!r}, found dims {assembly[name].dims}")
+    for name, unit in (("repetition", "trial numbers"), ("time_bin_start", "ms"), ("time_bin_end", "ms")):
+        if name in assembly.coords and assembly[name].dtype.kind not in "biuf":
+            _fail(source, f"coordinate {name!r} holds {assembly[name].dtype} values, e.g. "
+                          f"{np.asarray(assembly[name].values).ravel()[:3].tolist()}; expected numbers ({unit})")
     if "neuroid_id" in assembly.coords:
         ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
         if ids.has_duplicates:

@@ -88,7 +88,7 @@ class Registry:
             )
         return self._entries[name]
 
-    def create(self, name: str, **kwargs) -> Any:
+    def create(self, name: str, /, **kwargs) -> Any:  # positional: a factory may take a "name" keyword
         return self.get(name).factory(**kwargs)
 
     def __contains__(self, name: str) -> bool:

@@ -154,13 +154,30 @@ def _numeric(path, f, name, shape):
     return node
 
 
-def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None) -> Recording:
-    """Read and validate one split of a deep-retina experiment file (repeats required for ``test``)."""
+def _group(path, f, name, holds):
+    """``f[name]`` if it is a group, else a ``DataError`` saying what the group holds in this layout."""
+    import h5py
+
+    node = f[name]
+    if not isinstance(node, h5py.Group):
+        _fail(path, name, f"is a dataset of shape {node.shape}, expected a group holding {holds}")
+    return node
+
+
+def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
+                    check_stimulus: Optional[bool] = None) -> Recording:
+    """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
+
+    ``check_stimulus`` (default: for ``test``, whose held-out movie is short) reads the stimulus now and checks that
+    it is finite, so that a caller validating the file before a long fit is not told of a NaN only after it; the
+    training movie (gigabytes for a real recording) is checked when ``Recording.stimulus`` first reads it.
+    """
     import h5py
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with train/ and test/)")
+        problem = "is a folder, not an experiment file" if path.is_dir() else "no such experiment file"
+        raise DataError(f"{path}: {problem} (expected a deep-retina HDF5 file with train/ and test/)")
     if split not in ("train", "test"):
         raise DataError(f"{path}: split must be 'train' or 'test', not {split!r}")
     require_repeats = split == "test" if require_repeats is None else require_repeats
@@ -192,11 +209,14 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
         responses, n_cells = {}, None
-        for key in g["response"]:
+        for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
             where = f"{split}/response/{key}"
             data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
             if data.ndim != 2 or data.shape[0] == 0:
                 _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
+            if data.shape[0] == T != data.shape[1]:  # Keras-style (T, cells): say so, not a shape (T, T)
+                _fail(path, where, f"expected shape (cells, {T}) with the cells first, got {data.shape}: frames on the "
+                      f"first axis; store it transposed, as ({data.shape[1]}, {T})")
             if n_cells is None:
                 n_cells = data.shape[0]
             if data.shape != (n_cells, T):
@@ -212,7 +232,8 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         cells = [cell_name(i) for i in range(n_cells)]
         repeats = None
         if "repeats" in g:
-            present = _cell_order(g["repeats"].keys())
+            present = _cell_order(_group(path, f, f"{split}/repeats", f"one dataset (n_repeats, {T}) per cell: "
+                                         "cell01, cell02, ...").keys())
             missing = [c for c in cells if c not in present]
             if missing:
                 _fail(path, f"{split}/repeats/{missing[0]}", f"missing (repeats needed for all {n_cells} cells; "
@@ -231,7 +252,12 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
             repeats = np.stack(arrays)
         elif require_repeats:
             _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
-        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
+        recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
+    if check_stimulus is None:
+        check_stimulus = split == "test"
+    if check_stimulus:
+        recording.stimulus  # noqa: B018 (read and validated now; kept, the test movie is small)
+    return recording
 
 
 def read_spikes(path) -> Dict[str, np.ndarray]:

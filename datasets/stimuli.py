@@ -85,6 +85,20 @@ class StimulusSet(pd.DataFrame):
         return digest.hexdigest()
 
 
+def load_rgb(path, context: str = ""):
+    """Decode an image file with PIL as RGB (greyscale, CMYK and palette images become 3 channels); a file that is
+    not an image raises ``DataError`` naming it (``context``: what listed it, e.g. the CSV row)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        if isinstance(error, UnidentifiedImageError):
+            error = "not an image PIL can decode (corrupt, truncated or another format)"
+        raise DataError(f"cannot read image {path}{context}: {error}") from None
+
+
 def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identifier: str,
                       image_dir: Union[str, Path, None] = None) -> StimulusSet:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
@@ -134,4 +148,10 @@ def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, No
         frame["filename"] = frame["filename"].fillna("")
     folder = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
     result = StimulusSet(frame, identifier=identifier or csv_path.stem, image_dir=folder if folder.is_dir() else None)
-    return result.validate(str(csv_path))
+    result = result.validate(str(csv_path))
+    named = [f for f in result["filename"] if isinstance(f, str) and f]
+    if named and result.image_dir is None:  # a set without images leaves 'filename' empty; this one lost its folder
+        raise DataError(f"{csv_path}: column 'filename' names {len(named)} image file(s), e.g. {named[:3]}, but the "
+                        f"image folder {folder} does not exist (expected "
+                        f"{'as image_dir' if image_dir is not None else 'beside the CSV, named as it without .csv'})")
+    return result

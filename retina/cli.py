@@ -63,7 +63,7 @@ def resolve_data(spec: str) -> Path:
 
         return load_embedded_retina(spec.split(":", 1)[1])
     path = Path(spec).expanduser()
-    if not path.is_file():
+    if not path.exists():  # anything else about it, read_experiment names
         raise DataError(f"{path}: no such experiment file (or use embedded:whitenoise / embedded:naturalscene)")
     return path
 

@@ -120,6 +120,26 @@ def test_data_that_are_not_numbers_are_refused(tmp_path):
     assert not (tmp_path / "out.nc").exists()
 
 
+def test_time_bins_and_repetitions_that_are_not_numbers_are_named(tmp_path):
+    # text time bins failed with a bare "could not convert string to float"; text repetitions were accepted
+    assembly = _assembly()
+    for name, values, unit in (("time_bin_start", ["a", "b", "c"], "ms"), ("repetition", ["x"] * 15, "trial numbers")):
+        dataset = assembly.to_dataset(name="data")
+        dataset[name] = (dataset[name].dims, np.array(values))
+        dataset.to_netcdf(tmp_path / f"{name}.nc")
+        with pytest.raises(DataError, match=rf"{name}\.nc: coordinate '{name}' holds <U1 values, e\.g\. "
+                                            rf"\['{values[0]}', '{values[1]}', '{values[2]}'\]; expected numbers \({unit}\)"):
+            load_assembly(tmp_path / f"{name}.nc")
+
+
+def test_an_extra_dim_is_named(tmp_path):
+    trials = _assembly().expand_dims(trial=2, axis=3)
+    trials.to_dataset(name="data").to_netcdf(tmp_path / "trials.nc")
+    with pytest.raises(DataError, match=r"trials\.nc: dims must be exactly \('presentation', 'neuroid', 'time_bin'\); "
+                                        r"found \('presentation', 'neuroid', 'time_bin', 'trial'\), with extra \['trial'\]"):
+        load_assembly(tmp_path / "trials.nc")
+
+
 def test_nan_policy(tmp_path):
     assembly = _assembly()
     values = assembly.values.copy()
@@ -244,3 +264,28 @@ def test_an_empty_stimulus_set_csv_is_named(tmp_path):
     (tmp_path / "header.csv").write_text("stimulus_id,filename,object_name\n")
     with pytest.raises(DataError, match=r"header\.csv: no stimuli \(a header and no rows\)"):
         load_stimulus_set(tmp_path / "header.csv")
+
+
+def test_a_stimulus_set_whose_image_folder_is_missing_is_named(tmp_path):
+    """The set loaded as one 'without images' and failed later with 'this set has no images'."""
+    records = _images(tmp_path / "src", 3)
+    csv = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "out" / "toy.csv")
+    for name in ("img0.png", "img1.png", "img2.png"):
+        (tmp_path / "out" / "toy" / name).unlink()
+    (tmp_path / "out" / "toy").rmdir()
+    with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image file\(s\), e\.g\. \['img0\.png', "
+                                        rf"'img1\.png', 'img2\.png'\], but the image folder {tmp_path}/out/toy does not "
+                                        r"exist \(expected beside the CSV, named as it without \.csv\)"):
+        load_stimulus_set(csv)
+    with pytest.raises(DataError, match=r"the image folder .*elsewhere does not exist \(expected as image_dir\)"):
+        load_stimulus_set(csv, image_dir=tmp_path / "elsewhere")
+
+
+def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):
+    from neurozoo.benchmarks.extraction.images import load_stimulus_set as read_images
+
+    stimuli = make_stimulus_set(_images(tmp_path / "src", 3), "toy", image_dir=tmp_path / "src")
+    (tmp_path / "src" / "img1.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=rf"^cannot read image {tmp_path}/src/img1\.png \(stimulus_id '0001'\): not an "
+                                        r"image PIL can decode"):
+        read_images(stimuli, image_size=8)

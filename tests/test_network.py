@@ -532,7 +532,48 @@ def test_an_empty_movie_and_integer_images_are_named():
     ({"width_multiplier": "abc"}, r"spec 'rgc_shallow': width_multiplier must be > 0, got 'abc'$"),
     ({"cell": "ugrnn"}, r"override 'cell' must be a mapping of cell config keys .*got 'ugrnn'; to change the cell type use cell_kind"),
     ({"n_steps": 2.5}, r"need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps=2.5, image_steps=2"),
+    ({"num_classes": "abc"}, r"field 'num_classes' must be an integer >= 1, got 'abc'$"),  # was a TypeError
+    ({"name": [1]}, r"field 'name' must be non-empty text, got \[1\]$"),  # was create_model()'s TypeError
+    ({"feedback": "conv5"}, r"override 'feedback' must be a list of edges \[\{source: conv8, target: conv5\}, "
+                            r"\.\.\.\], got 'conv5'$"),  # was a ValueError from dict()
 ])
 def test_an_override_of_the_wrong_type_is_named(override, message):
     with pytest.raises(SpecError, match=message):
         convrnn.create_model("rgc_shallow", **{"image_steps": 2, **override} if "n_steps" in override else override)
+
+
+def test_the_name_override_renames_the_model():
+    # create_model(name, **overrides) took name=... as its own argument: "got multiple values for argument 'name'"
+    assert convrnn.create_model("rgc_shallow", name="mine", width_multiplier=1 / 16).spec.name == "mine"
+
+
+def _with(change):
+    data = _spec()
+    change(data)
+    return data
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d["layers"][0].update(kernel="7"), r"layer 'conv1': field 'kernel' must be an integer >= 1, got '7'"),
+    (lambda d: d["layers"][0].update(stride=2.0), r"layer 'conv1': field 'stride' must be an integer >= 1, got 2.0"),
+    (lambda d: d.update(num_classes="1000"), r"field 'num_classes' must be an integer >= 1, got '1000'"),
+    (lambda d: d.update(readout_kernel=-1), r"field 'readout_kernel' must be an integer >= 0, got -1"),
+    (lambda d: d["layers"][0].update(pool={"kernel": "2", "stride": 2}), r"field 'pool.kernel' must be an integer >= 1"),
+    (lambda d: d["layers"][0].update(pool={"kernel": 2}), r"field 'pool' must be a mapping with 'kernel' and 'stride'"),
+    (lambda d: d["layers"][2].update(cell=["rgc"]), r"layers\[2\] \('conv3'\): field 'cell' must be a mapping"),
+])
+def test_spec_fields_of_the_wrong_type_are_named_not_a_type_error(change, message):
+    # YAML reads `kernel: "7"` as text: it used to reach `layer.kernel < 1` and fail with a bare TypeError
+    with pytest.raises(SpecError, match=message):
+        GraphSpec.from_dict(_with(change), source="spec.yaml")
+
+
+def test_a_cell_config_value_of_the_wrong_type_names_the_file_layer_and_key(tmp_path):
+    import yaml
+
+    path = tmp_path / "typed.yaml"
+    for key, value, expected in (("tau_offset", "abc", "a number"), ("tau_depth_separable", "no", "true or false")):
+        path.write_text(yaml.safe_dump(_with(lambda d: d["layers"][2]["cell"].update({key: value}))))
+        with pytest.raises(SpecError, match=rf"typed.yaml: spec 'rgc_shallow': layer 'conv3': cell 'rgc': config "
+                                            rf"'{key}' must be {expected}, got '{value}'"):
+            convrnn.create_model(str(path), width_multiplier=1 / 16)

@@ -91,6 +91,21 @@ def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
         read_experiment(path, "train")
 
 
+def test_a_dataset_where_a_group_belongs_is_named(tmp_path):
+    # response/ or repeats/ stored as one array: a KeyError and an AttributeError traceback before
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        del f["train/response"], f["test/repeats"]
+        f["train/response"] = np.zeros((3, 120), np.float32)
+        f["test/repeats"] = np.zeros((3, 4, 80), np.float32)
+    with pytest.raises(DataError, match=r"train/response: is a dataset of shape \(3, 120\), expected a group holding "
+                                        r"one dataset \(cells, 120\) per key: firing_rate_5ms, firing_rate_10ms"):
+        read_experiment(path, "train")
+    with pytest.raises(DataError, match=r"test/repeats: is a dataset of shape \(3, 4, 80\), expected a group holding "
+                                        r"one dataset \(n_repeats, 80\) per cell: cell01, cell02, \.\.\."):
+        read_experiment(path, "test")
+
+
 def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
     from neurozoo.leaderboard.cli import main as zoo
 
@@ -108,6 +123,33 @@ def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
     assert not out.exists()  # refused before the fit: no checkpoint, no weights
 
 
+def test_zoo_fit_checks_the_test_stimulus_for_nans_before_fitting(tmp_path, capsys):
+    # the held-out movie's NaN used to surface in evaluate(), after the fit had written checkpoint.pt and model.pt
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["test/stimulus"][10, 3, 4] = np.nan
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: test/stimulus contains 1 NaN/inf values "
+                                               "(first in frame 10); expected finite intensities")
+    assert not out.exists()
+
+
+def test_responses_stored_frames_first_are_named_as_transposed(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        for key in list(f["train/response"]):
+            data = f["train/response"][key][...]
+            del f["train/response"][key]
+            f["train/response"][key] = data.T
+    with pytest.raises(DataError) as info:
+        read_experiment(path, "train")
+    assert str(info.value) == (f"{path}: dataset train/response/binned: expected shape (cells, 120) with the cells "
+                               "first, got (120, 3): frames on the first axis; store it transposed, as (3, 120)")
+
+
 def test_nans_and_missing_repeats_group(tmp_path):
     path, *_ = _experiment(tmp_path)
     with h5py.File(path, "a") as f:
@@ -121,6 +163,8 @@ def test_nans_and_missing_repeats_group(tmp_path):
         read_experiment(path, "test")
     with pytest.raises(DataError, match="no such experiment file"):
         read_experiment(tmp_path / "absent.h5")
+    with pytest.raises(DataError, match=rf"^{tmp_path}: is a folder, not an experiment file \(expected a deep-retina"):
+        read_experiment(tmp_path)  # was 'no such experiment file', for a folder that is there
 
 
 def test_windows_are_lazy_and_target_the_last_frame():

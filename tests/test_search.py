@@ -812,8 +812,28 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
         assert capsys.readouterr().err == (f"zoo search: error: data folder {data} {message} "
                                            "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)\n")
     assert not out.exists()  # no study, so no failed trial was recorded in it
+    # the folder's other faults, found when each trial opened it: a traceback and a FAIL trial per command
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for wnid in ("n01", "n02"):
+            (tmp_path / "ok" / split / wnid).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(tmp_path / "ok" / split / wnid / "0.png")
+    (tmp_path / "ok" / "train" / "n02" / "0.png").rename(tmp_path / "n02.png")
+    (tmp_path / "ok" / "val" / "n03").mkdir()
+    for fix, message in ((lambda: None, f"{tmp_path}/ok/val has class folder(s) n03 that the training split does not have"),
+                         (lambda: (tmp_path / "ok" / "val" / "n03").rmdir(),
+                          f"class folder {tmp_path}/ok/train/n02 has no images"),
+                         (lambda: (tmp_path / "n02.png").rename(tmp_path / "ok" / "train" / "n02" / "0.png"),
+                          f"data folder {tmp_path / 'ok'} has no val/ folder")):
+        fix()
+        if "val/ folder" in message:
+            (tmp_path / "ok" / "val").rename(tmp_path / "val_ok")
+        assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet"]) == 2
+        assert capsys.readouterr().err.startswith(f"zoo search: error: {message}")
+        assert not out.exists()
+    (tmp_path / "val_ok").rename(tmp_path / "ok" / "val")
     # --n-steps shorter than the spec's image_steps: optuna's traceback, a FAIL trial in the study, then the error
-    (tmp_path / "ok" / "train").mkdir(parents=True)
     assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
                  "--n-steps", "6"]) == 2
     assert capsys.readouterr().err == ("zoo search: error: --n-steps/--image-steps: rgc_intermediate with overrides "

@@ -381,6 +381,16 @@ def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path
         Trainer(config(data, tmp_path, epochs=1, resume="auto", overrides=wider))
 
 
+def test_an_unreadable_resume_checkpoint_leaves_nothing_in_a_fresh_out_folder(data, tmp_path):
+    # the refusal came after metrics.jsonl was opened: an empty log was left as the fresh folder's run
+    from neurozoo.datasets.errors import DataError
+
+    (tmp_path / "text.pth").write_text("hello\n")
+    with pytest.raises(DataError, match=r"text\.pth: not a readable PyTorch file.*a damaged checkpoint cannot be resumed"):
+        Trainer(config(data, tmp_path / "run", resume=str(tmp_path / "text.pth")))
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_an_unroll_too_short_for_the_image_to_reach_the_logits_is_refused(data, tmp_path):
     from neurozoo.datasets.errors import UserFacingError
 

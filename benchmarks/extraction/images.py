@@ -79,13 +79,14 @@ def load_stimulus_set(stimulus_set, image_size: Optional[int] = 224) -> Stimuli:
     the first image, which all must share), ImageNet-normalised as each batch is read (:class:`PixelStimuli`)."""
     from PIL import Image
 
+    from neurozoo.datasets.stimuli import load_rgb
+
     if not getattr(stimulus_set, "has_images", True):
         raise DataError(f"stimulus set {getattr(stimulus_set, 'identifier', '?')!r} has no images")
     ids = [str(i) for i in stimulus_set["stimulus_id"]]
     pixels = None
     for i, stimulus_id in enumerate(ids):
-        with Image.open(stimulus_set.get_stimulus(stimulus_id)) as image:
-            image = image.convert("RGB")
+        with load_rgb(stimulus_set.get_stimulus(stimulus_id), f" (stimulus_id {stimulus_id!r})") as image:
             size = (image_size, image_size) if image_size else image.size
             if pixels is None:
                 pixels = np.empty((len(ids), size[1], size[0], 3), dtype=np.uint8)

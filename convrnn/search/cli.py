@@ -101,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.search.study import default_storage, run_worker, split_trials
     from neurozoo.datasets.errors import UserFacingError
 
-    if not (Path(args.data) / "train").is_dir():  # before the study exists: a bad --data must not record failed trials
-        problem = "has no train/ folder" if Path(args.data).is_dir() else "does not exist"
-        raise UserFacingError(f"data folder {args.data} {problem} (expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)")
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    check_imagenet(args.data, require_val=True)  # before the study exists: a bad --data must not record failed trials
     space = load_space(args.space)
     if space.cell_weight_decay and args.optimizer != "sgd":
         raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "

@@ -282,14 +282,15 @@ class Trainer:
         if not config.resume and (self.out / "last.pth").is_file():
             raise UserFacingError(f"--out {self.out} already holds a run (last.pth): pass --resume to continue it, "
                                   f"or choose another --out (starting afresh would overwrite its checkpoints)")
-        self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
-        if resume is not None:
+        if resume is not None:  # refused before the log is opened: a bad checkpoint leaves no empty metrics.jsonl
             try:
                 saved = load_checkpoint(resume, map_location="cpu")
             except UnreadableTorchFile as error:
                 raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
                                 f"(best.pth: the best epoch's), or start afresh with another --out") from None
             self.load_state(saved)
+        self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
+        if resume is not None:
             self.log.truncate_after(self.global_step)
         elif self.dist.is_main:
             self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images; imported from here too)
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
@@ -42,16 +42,6 @@ def imagenet_wnids() -> List[str]:
 
 def imagenet_class_to_idx() -> Dict[str, int]:
     return {wnid: i for i, wnid in enumerate(imagenet_wnids())}
-
-
-def load_rgb(path: str) -> Image.Image:
-    """Decode with PIL and convert to RGB (greyscale, CMYK and palette images become 3 channels)."""
-    try:
-        with open(path, "rb") as f:
-            image = Image.open(f)
-            return image.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise DataError(f"cannot read image {path}: {error}") from None
 
 
 def class_folders(root: Path) -> List[str]:
@@ -148,6 +138,29 @@ def open_folder(root, transform=None, class_to_idx: Optional[Dict[str, int]] = N
     if is_flat(root):
         return FlatImageFolder(root, transform, class_to_idx)
     return ImageFolder(root, transform, class_to_idx)
+
+
+def check_imagenet(data_dir, require_val: bool = False) -> None:
+    """The checks of ``open_imagenet`` that need no full listing (folders, class folders, an image in each), for a
+    caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder)."""
+    data_dir = Path(data_dir)
+    expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
+    if not data_dir.is_dir():
+        raise DataError(f"data folder {data_dir} does not exist {expected}")
+    for split in ("train", "val") if require_val else ("train",):
+        if not (data_dir / split).is_dir():
+            raise DataError(f"data folder {data_dir} has no {split}/ folder {expected}")
+    classes = {split: class_folders(data_dir / split) for split in ("train", "val")
+               if (data_dir / split).is_dir() and not is_flat(data_dir / split)}
+    unknown = sorted(set(classes.get("val", ())) - set(classes.get("train", classes.get("val", ()))))
+    if unknown:
+        raise DataError(f"{data_dir / 'val'} has class folder(s) {', '.join(unknown[:5])} that the training split "
+                        "does not have; train/ and val/ must use the same WNIDs")
+    for split, names in classes.items():
+        for name in names:
+            folder = data_dir / split / name
+            if not any(is_image(f) for _, _, files in os.walk(folder, followlinks=True) for f in files):
+                raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
 
 
 def open_imagenet(data_dir, train_transform=None, val_transform=None,

@@ -111,7 +111,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             raise UserFacingError(f"--checkpoint {model}={path}: {model} is a retina model, which its benchmarks fit "
                                   "on the embedded recordings themselves; a checkpoint applies to ConvRNNs (a fitted "
                                   "retina model: zoo probe --checkpoint)")
-    specs, skipped = [], []
+    specs, skipped, time_mappings = [], [], {}
     for family, model in families:
         checkpoint = checkpoints.get(model)
         for bench in names:
@@ -139,8 +139,10 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["recording_version"] = RECORDING_VERSION
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
-                if not any(s["model"] == model for s in specs):
-                    _check_builds(model, spec["overrides"])
+                if model not in time_mappings:
+                    time_mappings[model] = _check_builds(model, spec["overrides"])
+                if time_mappings[model] is not None:
+                    spec["time_mapping"] = time_mappings[model]
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
@@ -158,22 +160,27 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
     return specs, skipped
 
 
-def _check_builds(model: str, overrides: Dict[str, Any]) -> None:
+def _check_builds(model: str, overrides: Dict[str, Any]) -> Optional[Dict[str, list]]:
     """A CORnet at a width it cannot take (CORnet-RT's GroupNorm(32) needs 32 channels per area: width 0.5 and up)
     fails here, before any job is queued, instead of failing every job of the run. Built on the meta device: no
-    weights are allocated."""
+    weights are allocated. Returns the CORnet's committed time mapping (time_mapping.model_timing, as the extraction
+    settings describe it), None for other models: it goes into the job's spec, the job's key, so that a changed
+    mapping (a step table, its bin-to-step rule) scores the model again instead of reusing its old scores."""
     import torch
 
     from neurozoo import convrnn
+    from neurozoo.benchmarks.extraction.time_mapping import model_timing
     from neurozoo.datasets.errors import UserFacingError
 
     if convrnn.MODELS.get(model).tags.get("family") != "cornet":
-        return
+        return None
     try:
         with torch.device("meta"):
-            convrnn.create_model(model, **overrides)
+            built = convrnn.create_model(model, **overrides)
     except UserFacingError as error:
         raise UserFacingError(f"{model} with {overrides}: {error}") from None
+    timing = model_timing(built)
+    return None if timing is None else {layer: table.describe() for layer, table in sorted(timing.items())}
 
 
 def _check_checkpoint_fits(spec: Dict[str, Any]) -> None:

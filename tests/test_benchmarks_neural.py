@@ -317,3 +317,23 @@ def test_cornets_are_scored_when_named_not_in_the_default_zoo():
                                                              ("cornet_rt", {"width_multiplier": 0.5})]
     with pytest.raises(UserFacingError, match=r"cornet_rt .*GroupNorm\(32\)"):  # before any job is queued
         zoo_specs(["cornet_rt"], bench, width_multiplier=0.125)
+
+
+def test_a_cornets_zoo_job_key_follows_its_time_mapping(monkeypatch):
+    """A zoo job is reused by its spec's hash: without the time mapping in the spec, a changed CORnet table (or
+    bin-to-step rule, as CORNET_S's midpoint -> nearest_start) kept the scores of the old mapping."""
+    from neurozoo.benchmarks.extraction import time_mapping
+    from neurozoo.benchmarks.extraction.time_mapping import StepTable
+    from neurozoo.leaderboard.db import settings_sha256
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    bench = ["ventral_embedded.V4-temporal"]
+    (spec,), _ = zoo_specs(["cornet_s"], bench, width_multiplier=0.5)
+    assert spec["time_mapping"]["V4"] == [90, 50, 4, "nearest_start"] and set(spec["time_mapping"]) == set(
+        time_mapping.CORNET_S)
+    midpoint = {region: StepTable(t.start, t.width, t.steps) for region, t in time_mapping.CORNET_S.items()}
+    monkeypatch.setitem(time_mapping.CORNET_TIMING, "CORnet-S", midpoint)
+    (changed,), _ = zoo_specs(["cornet_s"], bench, width_multiplier=0.5)
+    assert changed["time_mapping"]["V4"] == [90, 50, 4] and settings_sha256(changed) != settings_sha256(spec)
+    (convrnn_spec,), _ = zoo_specs(["feedforward_intermediate"], bench)
+    assert "time_mapping" not in convrnn_spec  # the ConvRNNs' keys stay as they were

@@ -49,6 +49,11 @@ class StepTable:
         starts = self.start + self.width * np.arange(self.steps)
         return np.stack([starts, starts + self.width], axis=1)
 
+    def describe(self) -> list:
+        """For the extraction settings (the activation cache key) and a zoo job's key: [start, width, steps], and the
+        rule unless it is the default "midpoint" (so the keys of the tables of before stay)."""
+        return [self.start, self.width, self.steps] + ([self.rule] if self.rule != "midpoint" else [])
+
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
         """Index of the model step used for each bin."""
         if self.rule == "nearest_start":

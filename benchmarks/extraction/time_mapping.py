@@ -44,6 +44,12 @@ class StepTable:
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"StepTable rule must be one of {RULES}; got {self.rule!r}")
+        # a zero width read every bin at step 0 (the midpoint's index was +-inf, clipped), no steps at step -1
+        if not (np.isfinite(self.start) and np.isfinite(self.width) and self.width > 0):
+            raise ValueError(f"StepTable: start must be finite and width positive (ms); got start {self.start!r}, "
+                             f"width {self.width!r}")
+        if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 1:
+            raise ValueError(f"StepTable: steps must be a whole number of at least 1; got {self.steps!r}")
 
     def intervals(self) -> np.ndarray:
         starts = self.start + self.width * np.arange(self.steps)

@@ -161,11 +161,12 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
 
 
 def _check_builds(model: str, overrides: Dict[str, Any]) -> Optional[Dict[str, list]]:
-    """A CORnet at a width it cannot take (CORnet-RT's GroupNorm(32) needs 32 channels per area: width 0.5 and up)
-    fails here, before any job is queued, instead of failing every job of the run. Built on the meta device: no
-    weights are allocated. Returns the CORnet's committed time mapping (time_mapping.model_timing, as the extraction
-    settings describe it), None for other models: it goes into the job's spec, the job's key, so that a changed
-    mapping (a step table, its bin-to-step rule) scores the model again instead of reusing its old scores."""
+    """A CORnet at a width it cannot take (CORnet-RT's GroupNorm(32) needs a multiple of 32 channels per area: a width
+    that is a multiple of 0.5) fails here, before any job is queued, instead of failing every job of the run. Built on
+    the meta device: no weights are allocated. Returns the CORnet's committed time mapping (time_mapping.model_timing,
+    as the extraction settings describe it), None for other models: it goes into the job's spec, the job's key, so
+    that a changed mapping (a step table, its bin-to-step rule) scores the model again instead of reusing its old
+    scores."""
     import torch
 
     from neurozoo import convrnn

@@ -163,4 +163,8 @@ def get_spec(name: str) -> GraphSpec:
     entry = MODELS.get(name)
     if "spec_file" in entry.tags:
         return GraphSpec.from_yaml(entry.tags["spec_file"])
-    return create_model(name).spec
+    model = create_model(name)
+    if not hasattr(model, "spec"):  # a search base or wiring source named a CORnet: an AttributeError traceback
+        raise SpecError(f"model {name!r} ({type(model).__name__}) is not built from a graph spec, so it has none to "
+                        f"take layers or wiring from; name a ConvRNN")
+    return model.spec

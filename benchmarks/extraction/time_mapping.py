@@ -48,8 +48,9 @@ class StepTable:
         if not (np.isfinite(self.start) and np.isfinite(self.width) and self.width > 0):
             raise ValueError(f"StepTable: start must be finite and width positive (ms); got start {self.start!r}, "
                              f"width {self.width!r}")
-        if isinstance(self.steps, bool) or int(self.steps) != self.steps or self.steps < 1:
+        if isinstance(self.steps, (bool, str)) or int(self.steps) != self.steps or self.steps < 1:
             raise ValueError(f"StepTable: steps must be a whole number of at least 1; got {self.steps!r}")
+        object.__setattr__(self, "steps", int(self.steps))  # 4.0 -> 4: one description (and cache key) per table
 
     def intervals(self) -> np.ndarray:
         starts = self.start + self.width * np.arange(self.steps)

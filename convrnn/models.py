@@ -115,7 +115,25 @@ def _register_cornets() -> None:
                                           "2 times, a BatchNorm per step; 53.4 M parameters"),
             ("cornet_rt", cornet.cornet_rt, "CORnet-RT (dicarlolab/CORnet): V1, V2, V4, IT biologically unrolled "
                                             "over 5 steps, GroupNorm(32)")):
-        MODELS.add(name, factory, description=description, family="cornet", default_zoo=False)
+        MODELS.add(name, _with_checked_overrides(name, factory), description=description, family="cornet",
+                   default_zoo=False)
+
+
+def _with_checked_overrides(name: str, factory):
+    """``factory`` refusing an override it does not take as the ConvRNN specs do (SpecError naming the valid ones):
+    ``zoo score cornet_z ... --set n_steps=10`` ended in a TypeError traceback (a CORnet has no unroll settings)."""
+    import functools
+    import inspect
+
+    valid = list(inspect.signature(factory).parameters)
+
+    @functools.wraps(factory)
+    def create(**overrides):
+        unknown = sorted(set(overrides) - set(valid))
+        if unknown:
+            raise SpecError(f"model {name!r}: unknown override(s) {unknown}; valid: {', '.join(valid)}")
+        return factory(**overrides)
+    return create
 
 
 _register_cornets()
@@ -145,4 +163,8 @@ def get_spec(name: str) -> GraphSpec:
     entry = MODELS.get(name)
     if "spec_file" in entry.tags:
         return GraphSpec.from_yaml(entry.tags["spec_file"])
-    return create_model(name).spec
+    model = create_model(name)
+    if not hasattr(model, "spec"):  # a search base or wiring source named a CORnet: an AttributeError traceback
+        raise SpecError(f"model {name!r} ({type(model).__name__}) is not built from a graph spec, so it has none to "
+                        f"take layers or wiring from; name a ConvRNN")
+    return model.spec

@@ -45,7 +45,8 @@ def build_model(module, folder: Path, weights):
                 entry = list(entry)
                 if len(entry) not in (3, 4):
                     raise ValueError(f"{layer!r} has {len(entry)} values")
-                timing[layer] = StepTable(float(entry[0]), float(entry[1]), int(entry[2]), *map(str, entry[3:]))
+                # steps as given (not int()'d: 2.5 steps was read as 2); StepTable refuses a fraction
+                timing[layer] = StepTable(float(entry[0]), float(entry[1]), entry[2], *map(str, entry[3:]))
         except (TypeError, ValueError) as error:
             raise SystemExit(f"model.py: the time mapping must map layer -> [start_ms, width_ms, steps] or [start_ms, "
                              f"width_ms, steps, rule] with rule 'midpoint' or 'nearest_start' ({error})")

@@ -111,7 +111,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             raise UserFacingError(f"--checkpoint {model}={path}: {model} is a retina model, which its benchmarks fit "
                                   "on the embedded recordings themselves; a checkpoint applies to ConvRNNs (a fitted "
                                   "retina model: zoo probe --checkpoint)")
-    specs, skipped = [], []
+    specs, skipped, built = [], [], {}
     for family, model in families:
         checkpoint = checkpoints.get(model)
         for bench in names:
@@ -139,8 +139,9 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["recording_version"] = RECORDING_VERSION
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
-                if not any(s["model"] == model for s in specs):
-                    _check_builds(model, spec["overrides"])
+                if model not in built:
+                    built[model] = _check_builds(model, spec["overrides"])
+                spec.update(_commitments(built[model], benchmarks.BENCHMARKS.get(bench).tags.get("region")))
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
@@ -158,22 +159,41 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
     return specs, skipped
 
 
-def _check_builds(model: str, overrides: Dict[str, Any]) -> None:
-    """A CORnet at a width it cannot take (CORnet-RT's GroupNorm(32) needs 32 channels per area: width 0.5 and up)
-    fails here, before any job is queued, instead of failing every job of the run. Built on the meta device: no
-    weights are allocated."""
+def _check_builds(model: str, overrides: Dict[str, Any]):
+    """``model`` built on the meta device (no weights allocated), for what its jobs commit to (:func:`_commitments`);
+    None where it cannot be built there (a plugin's model: its layer is then chosen when scored). A model at settings
+    it cannot take -- a CORnet-RT width that leaves GroupNorm(32) areas of other than a multiple of 32 channels --
+    fails here, before any job is queued, instead of failing every job of the run."""
     import torch
 
     from neurozoo import convrnn
     from neurozoo.datasets.errors import UserFacingError
 
-    if convrnn.MODELS.get(model).tags.get("family") != "cornet":
-        return
     try:
         with torch.device("meta"):
-            convrnn.create_model(model, **overrides)
+            return convrnn.create_model(model, **overrides)
     except UserFacingError as error:
         raise UserFacingError(f"{model} with {overrides}: {error}") from None
+    except Exception:  # noqa: BLE001 -- not buildable on meta: scored as before, its layer picked by score_model
+        return None
+
+
+def _commitments(model, region: Optional[str]) -> Dict[str, Any]:
+    """What a ConvRNN's or CORnet's job on a benchmark of ``region`` scores, in its spec and so in the job's key: the
+    layer (:func:`region_layer`) and a CORnet's time mapping (time_mapping.model_timing, as the extraction settings
+    describe it). Jobs are reused by that key: without them a changed layer map (the shallow ConvRNNs' V4, conv5 ->
+    conv3) or CORnet table kept the scores of the old one."""
+    from neurozoo.benchmarks.extraction.time_mapping import model_timing
+
+    if model is None:
+        return {}
+    out: Dict[str, Any] = {}
+    if region and getattr(model, "layer_names", None):
+        out["layer"] = region_layer(model, region)
+    timing = model_timing(model)
+    if timing is not None:
+        out["time_mapping"] = {layer: table.describe() for layer, table in sorted(timing.items())}
+    return out
 
 
 def _check_checkpoint_fits(spec: Dict[str, Any]) -> None:
@@ -323,7 +343,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
         score = benchmark.score(model)
         score.provenance.setdefault("settings", {}).update(provenance)
         return check_record(score.to_record(name, spec["benchmark"])), None
-    layer = (layers or {}).get(benchmark.region) or region_layer(model, benchmark.region)
+    layer = (layers or {}).get(benchmark.region) or spec.get("layer") or region_layer(model, benchmark.region)
     options = dict(spec["score"])
     # Extract every region's layer at once: the other region's benchmark on the same stimuli then reads
     # them from the activation cache instead of running the model again.

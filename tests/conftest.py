@@ -65,3 +65,28 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real recordings not found at {SHARED_DATA} (set NEUROZOO_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL of the test PostgreSQL (``$NEUROZOO_TEST_POSTGRES_URL``) whose search path is a scratch schema of this
+    test's own, dropped after it; None when no PostgreSQL is set. The database is shared by the workers of a
+    parallel run and by other runs: a fixed schema name let one test drop the schema under another's tables, and
+    two tests create the same tables at once in a fresh database."""
+    url = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
+    if not url:
+        yield None
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema, admin = f"nz_test_{os.getpid()}_{uuid.uuid4().hex[:8]}", create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield url + ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -317,3 +317,53 @@ def test_cornets_are_scored_when_named_not_in_the_default_zoo():
                                                              ("cornet_rt", {"width_multiplier": 0.5})]
     with pytest.raises(UserFacingError, match=r"cornet_rt .*GroupNorm\(32\)"):  # before any job is queued
         zoo_specs(["cornet_rt"], bench, width_multiplier=0.125)
+
+
+def test_a_cornets_zoo_job_key_follows_its_time_mapping(monkeypatch):
+    """A zoo job is reused by its spec's hash: without the time mapping in the spec, a changed CORnet table (or
+    bin-to-step rule, as CORNET_S's midpoint -> nearest_start) kept the scores of the old mapping."""
+    from neurozoo.benchmarks.extraction import time_mapping
+    from neurozoo.benchmarks.extraction.time_mapping import StepTable
+    from neurozoo.leaderboard.db import settings_sha256
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    bench = ["ventral_embedded.V4-temporal"]
+    (spec,), _ = zoo_specs(["cornet_s"], bench, width_multiplier=0.5)
+    assert spec["time_mapping"]["V4"] == [90, 50, 4, "nearest_start"] and set(spec["time_mapping"]) == set(
+        time_mapping.CORNET_S)
+    midpoint = {region: StepTable(t.start, t.width, t.steps) for region, t in time_mapping.CORNET_S.items()}
+    monkeypatch.setitem(time_mapping.CORNET_TIMING, "CORnet-S", midpoint)
+    (changed,), _ = zoo_specs(["cornet_s"], bench, width_multiplier=0.5)
+    assert changed["time_mapping"]["V4"] == [90, 50, 4] and settings_sha256(changed) != settings_sha256(spec)
+    (convrnn_spec,), _ = zoo_specs(["feedforward_intermediate"], bench)
+    assert "time_mapping" not in convrnn_spec  # the ConvRNNs' keys stay as they were
+
+
+def test_a_convrnn_zoo_job_key_follows_the_layer_it_scores(monkeypatch):
+    """The shallow map moved rgc_shallow's V4 from conv5 to conv3, but a zoo job is reused by its spec's hash, which
+    named no layer: a rerun on an existing leaderboard kept the conv5 scores. The spec names the layer, and the scorer
+    reads that one."""
+    from neurozoo.benchmarks import neural
+    from neurozoo.leaderboard import zoo
+    from neurozoo.leaderboard.db import settings_sha256
+
+    specs, _ = zoo.zoo_specs(["rgc_shallow", "rgc_intermediate"], ["ventral_embedded.V4-temporal",
+                                                                    "ventral_embedded.IT-temporal"])
+    assert {(s["model"], s["benchmark"].split(".")[1]): s["layer"] for s in specs} == {
+        ("rgc_shallow", "V4-temporal"): "conv3", ("rgc_shallow", "IT-temporal"): "conv5",
+        ("rgc_intermediate", "V4-temporal"): "conv6", ("rgc_intermediate", "IT-temporal"): "conv10"}
+    monkeypatch.setitem(neural.CONVRNN_SHALLOW_REGION_LAYERS, "V4", ["conv4"])
+    (changed,), _ = zoo.zoo_specs(["rgc_shallow"], ["ventral_embedded.V4-temporal"])
+    assert changed["layer"] == "conv4" and settings_sha256(changed) != settings_sha256(specs[0])
+
+    class Scored(Exception):
+        pass
+
+    class Benchmark(neural.NeuralBenchmark):
+        def extract(self, model, layers, **_):
+            raise Scored(layers)
+
+    monkeypatch.setattr("neurozoo.benchmarks.load", lambda name: Benchmark(name, "V4", None, None))
+    model = zoo.build_model(changed)
+    with pytest.raises(Scored, match="conv2"):  # the spec's layer, not the one the code would pick now
+        zoo.score_model(model, dict(changed, layer="conv2"), "rgc_shallow")

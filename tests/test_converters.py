@@ -1,4 +1,5 @@
 """Converters on the real published files, checked against independent computations from the raw files."""
+import shutil
 import zipfile
 
 import numpy as np
@@ -7,7 +8,7 @@ import scipy.io
 from PIL import Image
 
 from neurozoo import datasets
-from neurozoo.datasets.cache import shared_data_dir
+from neurozoo.datasets.cache import cache_dir, shared_data_dir
 from neurozoo.datasets.converters import converted_folder
 from neurozoo.datasets.converters.zhang_desimone_it import bin_counts
 from neurozoo.datasets.errors import DataError
@@ -162,16 +163,18 @@ def test_bin_counts_known_answer():
         bin_counts(raster, onset=200)
 
 
-def test_tampered_conversion_is_refused(cowley):
-    assembly_file = converted_folder("cowley2023.v4_190923", 1) / "assembly.nc"
+def test_tampered_conversion_is_refused(cowley, tmp_path, monkeypatch):
     datasets.DATASETS.create("cowley2023.v4_190923")
+    # tampered in a copy: the run's cache is shared by the workers of a parallel run, where other tests read it
+    folder = converted_folder("cowley2023.v4_190923", 1)
+    shutil.copytree(folder, tmp_path / folder.relative_to(cache_dir()))
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    assembly_file = converted_folder("cowley2023.v4_190923", 1) / "assembly.nc"
+    assert assembly_file.is_relative_to(tmp_path)
     original = assembly_file.read_bytes()
-    try:
-        assembly_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        with pytest.raises(DataError, match=r"assembly\.nc: sha256 .* differs"):
-            datasets.DATASETS.create("cowley2023.v4_190923")
-    finally:
-        assembly_file.write_bytes(original)
+    assembly_file.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(DataError, match=r"assembly\.nc: sha256 .* differs"):
+        datasets.DATASETS.create("cowley2023.v4_190923")
 
 
 def test_zhang_desimone_ceiling_per_bin_from_the_raw_files(zhang):

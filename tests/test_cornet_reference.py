@@ -297,6 +297,31 @@ def test_cornet_rt_refuses_widths_groupnorm_cannot_split():
         cornet_rt(width_multiplier=0.25)
 
 
+@pytest.mark.parametrize("name", ["cornet_z", "cornet_s", "cornet_rt"])
+def test_a_cornet_refuses_an_override_it_does_not_take(name):
+    """`zoo score cornet_z BENCHMARK --set n_steps=10` ended in a TypeError traceback; a ConvRNN's unknown override is
+    a SpecError naming the valid ones (exit 2, one line)."""
+    from neurozoo import convrnn
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=rf"model '{name}': unknown override\(s\) \['n_steps'\]; valid: num_classes, "
+                                        r"width_multiplier"):
+        convrnn.create_model(name, n_steps=10)
+    assert convrnn.create_model(name, width_multiplier=0.5, num_classes=3).readout.out_features == 3
+
+
+def test_a_cornet_is_refused_where_a_graph_spec_is_needed():
+    """A search space with `base: cornet_s` (or a wiring taken from a CORnet) ended in AttributeError: 'CORnetS'
+    object has no attribute 'spec'."""
+    from neurozoo.convrnn.models import get_spec
+    from neurozoo.convrnn.search.space import _load_base
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"model 'cornet_s' \(CORnetS\) is not built from a graph spec"):
+        _load_base("cornet_s", "space.yaml", None)
+    assert get_spec("rgc_resnet18").layer_names  # a ConvRNN built from timm still has its spec
+
+
 def test_cornet_z_and_rt_have_the_originals_parameter_counts():
     """The original's full-size CORnet_Z() and CORnet_RT() (1000 classes): their parameter counts, built from the
     references at the original's widths (the repository states none)."""

@@ -88,6 +88,9 @@ def test_zoo_compare_examples_over_time(tmp_path):
     (["dynamics", "nosuchmodel"], "unknown model 'nosuchmodel'"),
     (["compare", "flipflop-rnn"], "at least two systems"),
     (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
+    # a CORnet's steps were labelled as 10 ms bins from 0 ms (CORnet-S's V4: 4 steps from 90 ms, 50 ms apart)
+    (["compare", "cornet_s:V4", "neural:V4"], "cornet_s: a CORnet, whose steps are not 10 ms apart"),
+    (["dynamics", "cornet_rt", "--layer", "IT"], "cornet_rt: a CORnet, whose steps are not 10 ms apart"),
     (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
     (["compare", "a", "b", "--metrics", ","], "--metrics: none given"),
 ])

@@ -1,5 +1,6 @@
 """Embedded ventral benchmark: rendered stimuli, teacher dynamics, and data that match the teacher's known answer."""
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 from PIL import Image
 
 from neurozoo import datasets
+from neurozoo.datasets.cache import cache_dir
 from neurozoo.datasets.embedded import images, load_expected, load_ventral, teacher, ventral
 from neurozoo.datasets.embedded.shapes import OBJECTS, VARIATIONS, render_set
 from neurozoo.datasets.embedded.teacher_network import DELAYS, TRIAL_GAIN_SD, VentralTeacher
@@ -167,15 +169,16 @@ def test_cached_and_registered(data):
     assert teacher() is teacher()
 
 
-def test_tampered_cache_is_refused(data):
+def test_tampered_cache_is_refused(data, tmp_path, monkeypatch):
+    # tampered in a copy: the run's cache is shared by the workers of a parallel run, where other tests read V4.nc
+    shutil.copytree(ventral.folder(), tmp_path / ventral.folder().relative_to(cache_dir()))
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
     path = ventral.folder() / "V4.nc"
+    assert path.is_relative_to(tmp_path)
     original = path.read_bytes()
-    try:
-        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
-        with pytest.raises(DataError, match=r"V4\.nc: sha256 .* differs"):
-            load_ventral("V4")
-    finally:
-        path.write_bytes(original)
+    path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    with pytest.raises(DataError, match=r"V4\.nc: sha256 .* differs"):
+        load_ventral("V4")
     with pytest.raises(DataError, match="region must be one of"):
         load_ventral("V1")
 

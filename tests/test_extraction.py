@@ -105,6 +105,15 @@ def test_cornet_s_tables_pick_brainscores_steps():
         StepTable(0, 10, 2, rule="nearest")
 
 
+@pytest.mark.parametrize("start, width, steps", [(70, 0, 3), (70, -10, 3), (70, float("nan"), 3), (float("inf"), 10, 3),
+                                                 (0, 10, 0), (0, 10, 2.5)])
+def test_a_step_table_without_steps_or_width_is_refused(start, width, steps):
+    """Before: StepTable(70, 0, 3) read every bin at step 0 (the midpoint's index +-inf, clipped) and StepTable(0, 10, 0)
+    at step -1, so a submission's [70, 0, 3] scored the first step as if it were the mapping asked for."""
+    with pytest.raises(ValueError, match="StepTable: (start must be finite|steps must be)"):
+        StepTable(start, width, steps)
+
+
 def test_random_projection_is_seeded_and_preserves_geometry():
     x = torch.randn(40, 5000)
     projection = RandomProjection(5000, 800, seed=3)

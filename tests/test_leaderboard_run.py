@@ -79,24 +79,17 @@ def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys):
     return code, captured.out + captured.err
 
 
-POSTGRES_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path):
-    """A fresh, empty database: a SQLite file, or a scratch schema of the CI's PostgreSQL."""
+    """A fresh, empty database: a SQLite file, or a scratch schema of the CI's PostgreSQL (conftest postgres_url)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lb.sqlite'}"
-    if not POSTGRES_URL:
+    url = request.getfixturevalue("postgres_url")
+    if not url:
         pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(POSTGRES_URL)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA IF EXISTS zoo_run_test CASCADE"))
-        connection.execute(text("CREATE SCHEMA zoo_run_test"))
-    engine.dispose()
-    return POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + "options=-csearch_path%3Dzoo_run_test"
+    return url
 
 
 def _tables_exist(db_url: str, tmp_path) -> bool:

@@ -434,8 +434,10 @@ def test_a_submissions_time_mapping_may_name_brainscores_step_rule():
 
     _, timing = build_model(submission({"V4": [90, 50, 4, "nearest_start"], "IT": [100, 100, 2]}), Path("."), None)
     assert (timing["V4"].rule, timing["IT"].rule) == ("nearest_start", "midpoint")
+    assert build_model(submission({"V4": [90, 50, 4.0]}), Path("."), None)[1]["V4"].describe() == [90, 50, 4]
     assert timing["V4"].steps_for([(120.0, 130.0)])[0] == 1 and timing["IT"].steps_for([(160.0, 170.0)])[0] == 0
-    for bad in ({"V4": [90, 50, 4, "nearest"]}, {"V4": [90, 50]}, {"V4": [90, 50, 4, "midpoint", 1]}):
+    for bad in ({"V4": [90, 50, 4, "nearest"]}, {"V4": [90, 50]}, {"V4": [90, 50, 4, "midpoint", 1]},
+                {"V4": [90, 0, 4]}, {"V4": [90, 50, 2.5]}, {"V4": [90, 50, "4"]}):
         with pytest.raises(SystemExit, match="nearest_start"):
             build_model(submission(bad), Path("."), None)
 

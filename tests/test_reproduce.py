@@ -146,9 +146,18 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
     assert "drawn with another host's secret" in capsys.readouterr().err
 
 
-def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path, tiny_benchmarks, capsys):
+def _private_cache(tmp_path, monkeypatch):
+    """A cache of this test's own, for a test that deletes or damages cached files: the run's cache is shared by
+    the workers of a parallel run (conftest ``session_cache``), where another test may be reading or fitting them."""
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "private-cache"))
+
+
+def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path, tiny_benchmarks, capsys,
+                                                                         monkeypatch):
     """The rerun fits again in a temporary folder (the fit cache is neither read nor replaced)."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    _private_cache(tmp_path, monkeypatch)
 
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
@@ -182,9 +191,11 @@ def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny
     assert rows["feedforward_intermediate"] != rows["feedforward_intermediate (width 0.0625)"]
 
 
-def test_a_truncated_cached_fit_is_fitted_again_and_scores_the_same(tmp_path, tiny_benchmarks, capsys):
+def test_a_truncated_cached_fit_is_fitted_again_and_scores_the_same(tmp_path, tiny_benchmarks, capsys, monkeypatch):
     """Before: every later zoo score / zoo run / zoo probe of that model failed on the damaged cache entry."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    _private_cache(tmp_path, monkeypatch)
 
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
@@ -212,10 +223,12 @@ def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
     assert _zoo(*argv, "--no-resume") == 0
 
 
-def test_a_truncated_embedded_recording_is_generated_again_bit_identically():
+def test_a_truncated_embedded_recording_is_generated_again_bit_identically(tmp_path, monkeypatch):
     """Before: every retina score and fit failed on the damaged file ('not a readable HDF5 file') until deleted."""
     from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    _private_cache(tmp_path, monkeypatch)
 
     path = load_embedded_retina("whitenoise", **RETINA_SIZES)
     digest = sha256_file(path)

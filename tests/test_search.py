@@ -20,7 +20,6 @@ from neurozoo.convrnn.search.study import make_pruner, make_storage
 from neurozoo.datasets.errors import SpecError
 
 REPO = Path(__file__).resolve().parents[1]
-PG_URL = os.environ.get("NEUROZOO_TEST_POSTGRES_URL")
 
 TINY_BASE = {
     "name": "tiny4", "n_steps": 6, "image_steps": 4,
@@ -682,19 +681,11 @@ def test_the_search_finds_the_memory_a_task_needs_and_scores_ablations_at_chance
                                                                  "trainable": False}
 
 
-def _shared_storage(tmp_path):
-    """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one (in its own schema, apart
-    from other tests' tables), else a SQLite file: the same code path (optuna RDB storage); only
-    PostgreSQL spans machines."""
-    if not PG_URL:
-        return f"sqlite:///{tmp_path / 'shared.sqlite'}"
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(PG_URL)
-    with engine.begin() as connection:
-        connection.execute(text("CREATE SCHEMA IF NOT EXISTS zoo_search_test"))
-    engine.dispose()
-    return PG_URL + ("&" if "?" in PG_URL else "?") + "options=-csearch_path%3Dzoo_search_test"
+def _shared_storage(tmp_path, request):
+    """The PostgreSQL scratch database when NEUROZOO_TEST_POSTGRES_URL names one (in a schema of this test's own,
+    conftest postgres_url), else a SQLite file: the same code path (optuna RDB storage); only PostgreSQL spans
+    machines."""
+    return request.getfixturevalue("postgres_url") or f"sqlite:///{tmp_path / 'shared.sqlite'}"
 
 
 def _study_name(request):
@@ -715,7 +706,7 @@ def _in_worker_environment(monkeypatch, tmp_path):
 def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request, monkeypatch):
     from neurozoo.convrnn.search.cli import main
 
-    url, name = _shared_storage(tmp_path), _study_name(request)
+    url, name = _shared_storage(tmp_path, request), _study_name(request)
     # no pruner: whether a trial is pruned depends on which of the two workers reports first
     argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record", "--pruner", "none",
                        storage=url, study=name)
@@ -731,7 +722,7 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request,
 
 
 def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypatch):
-    url, name = _shared_storage(tmp_path), _study_name(request)
+    url, name = _shared_storage(tmp_path, request), _study_name(request)
     slow = search_argv(tiny, tmp_path / "run", 1, "--epochs", "500", "--heartbeat", "1", "--grace", "2",
                        "--export", "0", storage=url, study=name)
     proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *slow], env=_env(), cwd=tmp_path,
@@ -773,7 +764,7 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
 def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request):
     """SIGTERM (kill, preemption) used to leave the trial RUNNING until a later worker's heartbeat check (for good
     with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were."""
-    url, name = _shared_storage(tmp_path), _study_name(request)
+    url, name = _shared_storage(tmp_path, request), _study_name(request)
     argv = search_argv(tiny, tmp_path / "run", 2, "--heartbeat", "0", "--export", "0", storage=url, study=name)
     argv[argv.index("--epochs") + 1] = "1"
     from neurozoo.convrnn.search.cli import main

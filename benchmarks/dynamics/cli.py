@@ -153,6 +153,7 @@ def _case(args):
     if args.model not in convrnn.MODELS:
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
                               f"or a ConvRNN ({', '.join(convrnn.list_models())})")
+    sources.check_unrolled_in_10_ms_steps(args.model)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
                               "analysed with the weights it has (--checkpoint)")

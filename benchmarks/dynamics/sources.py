@@ -121,10 +121,23 @@ def _kind(full: str) -> str:
     if name in EXAMPLES:
         return "example"
     if name.split(":")[0] in convrnn_package.MODELS:
+        check_unrolled_in_10_ms_steps(name.split(":")[0])
         return "convrnn"
     raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
                           f"({', '.join(convrnn_package.list_models())}), an example "
                           f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+
+
+def check_unrolled_in_10_ms_steps(name: str) -> None:
+    """Refuse a registered model whose steps are not the ConvRNNs' 10 ms (``trajectories.STEP_MS``), which zoo dynamics
+    and zoo compare take every model step to be: a CORnet's area steps follow Brain-Score's time mapping instead
+    (CORnet-S's V4: 4 steps from 90 ms, 50 ms apart), and were labelled 0-40 ms."""
+    from neurozoo import convrnn as convrnn_package
+
+    if convrnn_package.MODELS.get(name).tags.get("family") == "cornet":
+        raise UserFacingError(f"{name}: a CORnet, whose steps are not 10 ms apart (its areas' steps follow Brain-Score's "
+                              f"time mapping: benchmarks.extraction.time_mapping); zoo dynamics and zoo compare take "
+                              f"the ConvRNNs (10 ms steps)")
 
 
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,

@@ -219,7 +219,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                             f"{', '.join(timing) or 'none'})")
     tables = {layer: timing[layer] if isinstance(timing, Mapping) else timing for layer in layers}
     settings = {"kind": "convrnn" if recurrent else "hooks", "bins": [list(b) for b in bins],
-                "timing": {layer: _describe(t) for layer, t in tables.items()},
+                "timing": {layer: t.describe() for layer, t in tables.items()},
                 "reduction": {"method": "sparse_random_projection", "max_features": max_features, "seed": seed},
                 "dtype": "float32"}
     inference = inference_options(model, fast) if recurrent else None
@@ -248,13 +248,6 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 store.save(keys[layer], array)
             result[layer] = array
     return {layer: result[layer] for layer in layers}
-
-
-def _describe(table) -> list:
-    """A step table in the extraction settings: [start, width, steps(, rule)], or a StepBins' own description."""
-    if hasattr(table, "describe"):
-        return table.describe()
-    return [table.start, table.width, table.steps] + ([table.rule] if table.rule != "midpoint" else [])
 
 
 #: the mmap threshold the CPU extraction sets (glibc's own dynamic threshold stops there too)

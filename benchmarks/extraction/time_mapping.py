@@ -44,10 +44,22 @@ class StepTable:
     def __post_init__(self):
         if self.rule not in RULES:
             raise ValueError(f"StepTable rule must be one of {RULES}; got {self.rule!r}")
+        # a zero width read every bin at step 0 (the midpoint's index was +-inf, clipped), no steps at step -1
+        if not (np.isfinite(self.start) and np.isfinite(self.width) and self.width > 0):
+            raise ValueError(f"StepTable: start must be finite and width positive (ms); got start {self.start!r}, "
+                             f"width {self.width!r}")
+        if isinstance(self.steps, (bool, str)) or int(self.steps) != self.steps or self.steps < 1:
+            raise ValueError(f"StepTable: steps must be a whole number of at least 1; got {self.steps!r}")
+        object.__setattr__(self, "steps", int(self.steps))  # 4.0 -> 4: one description (and cache key) per table
 
     def intervals(self) -> np.ndarray:
         starts = self.start + self.width * np.arange(self.steps)
         return np.stack([starts, starts + self.width], axis=1)
+
+    def describe(self) -> list:
+        """For the extraction settings (the activation cache key) and a zoo job's key: [start, width, steps], and the
+        rule unless it is the default "midpoint" (so the keys of the tables of before stay)."""
+        return [self.start, self.width, self.steps] + ([self.rule] if self.rule != "midpoint" else [])
 
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
         """Index of the model step used for each bin."""

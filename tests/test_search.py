@@ -746,7 +746,9 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
         proc.wait()
     killed = optuna.load_study(study_name=name, storage=storage).trials[0]
     assert killed.state == optuna.trial.TrialState.RUNNING  # nothing marked it yet
-    time.sleep(2.5)  # past the grace period
+    # past the 2 s grace period by more than a second: SQLite's CURRENT_TIMESTAMP, which optuna's heartbeat check
+    # reads, has whole seconds, so a heartbeat 2.5-3 s old could read as 2 s old and not stale (1 run in 5 failed)
+    time.sleep(3.5)
     resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
                          "--no-record", storage=url, study=name)
     from neurozoo.convrnn.search.cli import main

@@ -36,6 +36,8 @@ from typing import Dict, List, Optional, Sequence
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (leaderboard/cli.py); before torch loads
 
+from neurozoo.datasets.json_files import write_json  # noqa: E402
+
 KINDS = ("whitenoise", "naturalscene")
 
 
@@ -198,10 +200,10 @@ def main(argv=None) -> int:
             print(f"{model} on embedded:{kind} (load average {os.getloadavg()[0]:.1f}) ...", file=sys.stderr, flush=True)
             run["rows"].append(measure(model, kind, by_kind[kind], device=args.device, refit=args.refit))
             if args.json:  # kept as it goes: a long run interrupted still leaves its finished rows
-                args.json.write_text(json.dumps(run, indent=1))
+                write_json(args.json, run, indent=1)
     run["seconds"] = time.perf_counter() - started
     if args.json:
-        args.json.write_text(json.dumps(run, indent=1))
+        write_json(args.json, run, indent=1)
     print(report(run))
     return 0
 

@@ -3,6 +3,7 @@ a killed worker, export of the best configurations as loadable specs and as scor
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -853,8 +854,8 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["diverged"]["epoch"] == 1
-    assert "loss is nan" in trial.user_attrs["diverged"]["error"]
+    assert re.search(r"loss is (nan|inf)", trial.user_attrs["diverged"]["error"])  # which one depends on the kernels
     text = capsys.readouterr().out
-    assert "trial 0 epoch 1/1: diverged (loss is nan" in text
+    assert re.search(r"trial 0 epoch 1/1: diverged \(loss is (nan|inf)", text)
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
     assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"

@@ -150,13 +150,20 @@ def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
 
 
 @contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``)."""
+def locked(path: Path, waiting: Optional[str] = None) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``).
+    ``waiting``: a line printed to stderr when another holder makes this one wait (a wait of minutes says why)."""
     import fcntl
+    import sys
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

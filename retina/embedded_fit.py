@@ -63,7 +63,8 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     out = fit_dir(path, name, kind, seed, fit_settings)
     # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
     # reads the finished fit, instead of fitting into the same folder beside it
-    with locked(out.parent / f"{out.name}.lock"):
+    waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"
+    with locked(out.parent / f"{out.name}.lock", waiting=waiting if progress else None):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                      **fit_settings)

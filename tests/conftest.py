@@ -44,10 +44,9 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> str:
-    """The test session's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per
-    session. Each worker of a parallel run (pytest-xdist) has its own: some tests damage a cached file on purpose
-    (then restore it or check that it is made again), which a test of another worker reading it at that moment would
-    see; within a worker, tests run one at a time."""
+    """The test session's data cache (``$NEUROZOO_TEST_CACHE`` if set, then shared by every worker): generated data
+    and fits are made once per session. Each worker of a parallel run (pytest-xdist) has its own, so that no worker
+    can see another's half-written or damaged file (the tests that damage a cached file work on a private copy)."""
     if os.environ.get("NEUROZOO_TEST_CACHE"):
         return os.environ["NEUROZOO_TEST_CACHE"]
     return str(tmp_path_factory.getbasetemp() / "cache")

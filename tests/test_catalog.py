@@ -250,3 +250,33 @@ def test_an_import_killed_while_copying_leaves_a_temporary_that_the_next_import_
                                                               copies[0].name)
     assert not any(path.exists() for path in planted)
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin", "b.txt"]
+
+
+def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
+    """A second zoo worker waiting minutes for another's retina fit said nothing: the lock now says why it waits."""
+    import fcntl
+    import threading
+    import time
+
+    from neurozoo.datasets.cache import locked
+
+    path = tmp_path / "fit.lock"
+    with locked(path, waiting="waiting for the fit"):  # free: no word
+        pass
+    assert capsys.readouterr().err == ""
+    holder = open(path, "a")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    entered = threading.Event()
+
+    def waiter():
+        with locked(path, waiting="waiting for the fit"):
+            entered.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)
+    assert not entered.is_set()  # it waits for the holder
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    holder.close()
+    thread.join(10)
+    assert entered.is_set() and capsys.readouterr().err == "waiting for the fit\n"

@@ -64,11 +64,16 @@ class StepTable:
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
         """Index of the model step used for each bin."""
         if self.rule == "nearest_start":
-            starts = self.start + self.width * np.arange(self.steps)
-            return np.array([int(np.argmin(np.abs(starts - a))) for a, _ in bins], dtype=int)
+            return _nearest_start(self.intervals()[:, 0], bins)
         middle = np.array([(a + b) / 2.0 for a, b in bins], dtype=np.float64)
         index = np.floor((middle - self.start) / self.width).astype(int)
         return np.clip(index, 0, self.steps - 1)
+
+
+def _nearest_start(starts: np.ndarray, bins: Sequence[Bin]) -> np.ndarray:
+    """For each bin, the index of the step start nearest the bin's start (the earlier step on a tie: Brain-Score's
+    ``find_nearest``)."""
+    return np.array([int(np.argmin(np.abs(starts - a))) for a, _ in bins], dtype=int)
 
 
 def bins(start: float = 70, end: float = 260, width: float = 10) -> List[Bin]:
@@ -123,9 +128,8 @@ class StepBins:
         return np.array([b if b is not None else (np.nan, np.nan) for b in self.bins], dtype=np.float64)
 
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
-        mapped = [k for k, b in enumerate(self.bins) if b is not None]
-        starts = np.array([self.bins[k][0] for k in mapped], dtype=np.float64)
-        return np.array([mapped[int(np.argmin(np.abs(starts - a)))] for a, _ in bins], dtype=int)
+        mapped = np.array([k for k, b in enumerate(self.bins) if b is not None])
+        return mapped[_nearest_start(self.intervals()[mapped, 0], bins)]
 
     def describe(self) -> list:
         """For the extraction settings (and so the activation cache key)."""

@@ -25,7 +25,7 @@ import xarray as xr
 
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.extraction.activations import Timing
-from neurozoo.benchmarks.neural import convrnn_region_layers
+from neurozoo.benchmarks.neural import committed_layers
 from neurozoo.datasets.assembly import make_assembly
 from neurozoo.datasets.errors import DataError, SpecError
 
@@ -91,12 +91,10 @@ class BrainModel:
         of the released ConvRNN map's layers for it (``zoo run``'s)."""
         if region in self._explicit:
             return list(self._explicit[region])
-        names = list(getattr(self.model, "layer_names", ()))
-        if region in names:
-            return [region]
-        mapped = convrnn_region_layers(names, region) if is_convrnn(self.model) else []
+        mapped = committed_layers(self.model, region)
         if mapped:
             return [mapped[-1]]
+        names = list(getattr(self.model, "layer_names", ()))
         raise SpecError(f"BrainModel {self.identifier}: no layer committed to region {region!r}; pass "
                         f"region_layers={{{region!r}: 'layer name'}}" + (f" (layers: {', '.join(names)})" if names else ""))
 

@@ -48,6 +48,15 @@ def convrnn_region_layers(layer_names: Sequence[str], region: str) -> List[str]:
     return [layer for layer in table.get(region, []) if layer in names]
 
 
+def committed_layers(model: torch.nn.Module, region: str) -> List[str]:
+    """The layers a model commits to ``region`` by itself (empty if none): its layer of that name (the embedded
+    teacher, the CORnets), else for a ConvRNN the released map's (:func:`convrnn_region_layers`)."""
+    names = list(getattr(model, "layer_names", ()))
+    if region in names:
+        return [region]
+    return convrnn_region_layers(names, region) if is_convrnn(model) else []
+
+
 @dataclass
 class NeuralBenchmark:
     """Span-time (or per-bin) PLS regression of model features onto one region's responses."""
@@ -88,15 +97,11 @@ class NeuralBenchmark:
     def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
         if layers:
             return [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
-        names = list(getattr(model, "layer_names", ()))
-        if self.region in names:  # models with area-named layers (the embedded teacher, CORnet-like)
-            return [self.region]
-        if is_convrnn(model):
-            if self.region not in CONVRNN_REGION_LAYERS:
-                raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
-            mapped = convrnn_region_layers(getattr(model, "layer_names", ()), self.region)
-            if mapped:
-                return mapped
+        mapped = committed_layers(model, self.region)
+        if mapped:
+            return mapped
+        if is_convrnn(model) and self.region not in CONVRNN_REGION_LAYERS:
+            raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
         raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")
 
     def extract(self, model: torch.nn.Module, layers: Sequence[str], **kwargs) -> Dict[str, xr.DataArray]:

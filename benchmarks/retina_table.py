@@ -108,16 +108,11 @@ ISA_FLAGS = {"avx512f": "AVX-512", "amx_tile": "AMX", "avx2": "AVX2"}
 
 def host_cpu() -> str:
     """The CPU's model name and vector units (/proc/cpuinfo), else the platform's processor string."""
-    import platform
+    from neurozoo.datasets.provenance import cpu_info, cpu_model
 
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
-    except OSError:
-        return platform.processor() or platform.machine()
-    info = {key.strip(): value.strip() for key, value in info.items()}
-    flags = set(info.get("flags", "").split())
+    flags = set(cpu_info().get("flags", "").split())
     units = [name for flag, name in ISA_FLAGS.items() if flag in flags]
-    return info.get("model name", platform.machine()) + (f" ({', '.join(units)})" if units else "")
+    return cpu_model() + (f" ({', '.join(units)})" if units else "")
 
 
 def header() -> List[str]:

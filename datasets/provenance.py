@@ -111,6 +111,25 @@ def module_sha256(model) -> str:
     return digest.hexdigest()
 
 
+def cpu_info() -> dict:
+    """/proc/cpuinfo's first processor as ``{field: value}`` ("model name", "flags", ...); empty where there is none."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return {}
+    info = {}
+    for key, _, value in (line.partition(":") for line in lines if ":" in line):
+        info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the platform's processor string."""
+    import platform
+
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
+
+
 def device_name(device=None) -> str:
     import platform
 

@@ -145,7 +145,9 @@ def main(argv=None) -> int:
     unknown = sorted(set(runs) - set(LABELS))
     if unknown or not runs:
         parser.error(f"--runs: unknown {', '.join(unknown) or '(none given)'}; choose among {', '.join(LABELS)}")
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    from neurozoo.datasets.provenance import cpu_model
+
+    cpu = cpu_model()
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
           f"device {args.device}; load average at start {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"rgc_intermediate (full width, seeded weights) on cowley2023.V4, first {args.images} of 640 images, "

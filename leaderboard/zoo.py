@@ -140,7 +140,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
                 if model not in built:
-                    built[model] = _check_builds(model, spec["overrides"])
+                    built[model] = _built_on_meta(model, spec["overrides"])
                 spec.update(_commitments(built[model], benchmarks.BENCHMARKS.get(bench).tags.get("region")))
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
@@ -159,7 +159,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
     return specs, skipped
 
 
-def _check_builds(model: str, overrides: Dict[str, Any]):
+def _built_on_meta(model: str, overrides: Dict[str, Any]):
     """``model`` built on the meta device (no weights allocated), for what its jobs commit to (:func:`_commitments`);
     None where it cannot be built there (a plugin's model: its layer is then chosen when scored). A model at settings
     it cannot take -- a CORnet-RT width that leaves GroupNorm(32) areas of other than a multiple of 32 channels --

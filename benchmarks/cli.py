@@ -111,8 +111,9 @@ def score_from_args(args):
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
                             cache=not args.no_cache)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
-    # weights: a CORnet's released file converted from dicarlolab/CORnet's names (None: the checkpoint as given)
-    score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None, weights=weights,
+    if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
+        score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
+    score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
                                         overrides=overrides, model_seed=args.seed, max_features=args.max_features,
                                         batch_size=args.batch_size, model_sha256=module_sha256(model), rerun=rerun,
                                         selection_seed=score.provenance.get("seed"))

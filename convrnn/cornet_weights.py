@@ -99,15 +99,20 @@ def from_original(model: _CORnet, saved: Any, path) -> Dict[str, Any]:
 
 
 def release_record(saved: Any, path) -> Dict[str, Any]:
-    """What the score's provenance keeps of a converted file: its origin and, where the file has them, the original's
-    ``epoch`` and ``arch``."""
-    record: Dict[str, Any] = {"format": SOURCE, "converted": "original parameter names mapped to ours "
-                                                             "(convrnn.cornet_weights)", "file": Path(path).name}
+    """What the score's provenance keeps of a converted file: its origin, its label and, where the file has them, the
+    original's ``epoch`` and ``arch``."""
+    record: Dict[str, Any] = {"format": SOURCE, "label": release_label(path), "file": Path(path).name,
+                              "converted": "original parameter names mapped to ours (convrnn.cornet_weights)"}
     if isinstance(saved, dict):
         for key in ("epoch", "arch"):
             if isinstance(saved.get(key), (int, float, str)):
                 record[key] = saved[key]
     return record
+
+
+def release_label(path) -> str:
+    """The weights' label (a score's ``weights`` setting, ``zoo run``'s and the leaderboard's) of a converted file."""
+    return f"published weights of {SOURCE} ({Path(path).name}), converted to our names"
 
 
 def checkpoint_state(model, saved: Any, path, what: str) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:

@@ -201,11 +201,9 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     converted when loaded: width 1), any other checkpoint at the run's. Checked here, before any job is queued: a
     checkpoint of another width or model failed every job with torch's size-mismatch report (dozens of lines, stored
     as the jobs' error and shown on the model page)."""
-    from pathlib import Path
-
     from neurozoo import convrnn
     from neurozoo.convrnn.cornet import _CORnet
-    from neurozoo.convrnn.cornet_weights import SOURCE, from_original, is_original
+    from neurozoo.convrnn.cornet_weights import from_original, is_original, release_label
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
 
@@ -221,7 +219,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
             from_original(convrnn.create_model(spec["model"]), saved, path)
         except DataError as error:
             raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
-        return f"published weights of {SOURCE} ({Path(path).name}), converted to our names", {}
+        return release_label(path), {}
     state = model_state(saved, f"checkpoint {path}")
     try:
         model.load_state_dict(state)

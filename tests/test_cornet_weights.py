@@ -75,6 +75,7 @@ def test_a_released_file_loads_through_zoo_scores_path_and_gives_the_originals_o
     path = _release(reference, tmp_path / "weights.pth")
     model, weights = resolve_model_and_weights(name, path, overrides={"width_multiplier": width})
     assert weights == {"format": "dicarlolab/CORnet", "file": "weights.pth", "epoch": 43, "arch": "CORnet-S",
+                       "label": "published weights of dicarlolab/CORnet (weights.pth), converted to our names",
                        "converted": "original parameter names mapped to ours (convrnn.cornet_weights)"}
     _same_outputs(model, reference, size)
 
@@ -104,7 +105,8 @@ def test_zoo_score_scores_a_released_file_and_records_the_conversion(tmp_path, c
                  "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out"), "--no-cache"]) == 0
     summary = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     settings = summary["provenance"]["settings"]
-    assert settings["weights"]["format"] == "dicarlolab/CORnet" and settings["weights"]["epoch"] == 43
+    assert settings["weights"] == "published weights of dicarlolab/CORnet (cornet_z-5c427c9c.pth), converted to our names"
+    assert settings["weights_conversion"]["format"] == "dicarlolab/CORnet" and settings["weights_conversion"]["epoch"] == 43
     assert settings["rerun"]["checkpoint"]["sha256"] == sha256_file(path)
     assert summary["model"] == "cornet_z@cornet_z-5c427c9c.pth"
 

@@ -5,8 +5,9 @@ model in ``torch.nn.DataParallel`` (line 18), downloads
 ``https://s3.amazonaws.com/cornet-models/cornet_{letter}-{HASH}.pth`` (line 20) and loads its ``'state_dict'``
 strictly (lines 21-22); run.py's ``train`` saves ``{..., 'epoch', 'state_dict': model.state_dict()}`` of that
 DataParallel model (run.py at commit 16cb100, lines 147-151). So the released files (``cornet_z-5c427c9c.pth``,
-``cornet_rt-933c001c.pth``, ``cornet_s-1d3f7974.pth``: the HASH of cornet_z.py, cornet_rt.py and cornet_s.py, line 6
-of each) are a dict with ``'state_dict'``, every key of which starts with ``module.``.
+``cornet_rt-933c001c.pth``, ``cornet_s-1d3f7974.pth``: the HASH of cornet_z.py line 5, cornet_rt.py and cornet_s.py
+line 6) are a dict with ``'state_dict'``, every key of which starts with ``module.``, beside ``'epoch'`` (and, by
+the project's notes, ``'arch'``; the released files themselves were not available here to check).
 
 The names that differ from ours (every other parameter and buffer has the same name and shape):
 
@@ -20,7 +21,9 @@ The names that differ from ours (every other parameter and buffer has the same n
 CORnet-RT: the released file is the one the original's ``cornet_rt()`` loads strictly into its current
 ``CORnet_RT`` (biological unrolling), so it fits cornet_rt.py's names and shapes, which are ours. The original's
 README also keeps the legacy CORnet-R file (``cornet_r-5930a990.pth``): the same modules with the same names and
-shapes (cornet/cornet_r.py), but the non-biological unrolling the README says was a mistake. Its keys cannot tell it
+shapes (cornet/cornet_r.py), but a non-biological unrolling (each area reads the current step's output of the area
+below), which the README keeps only as a legacy version, "not doing a biological temporal unrolling as described in
+the pre-print". Its keys cannot tell it
 from a CORnet-RT file, so a file under the original's name for another CORnet is refused by its name.
 """
 from __future__ import annotations
@@ -34,7 +37,7 @@ from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.torch_files import model_state, mismatch
 
 SOURCE = "dicarlolab/CORnet"
-#: the released files, as cornet/__init__.py line 20 names them (HASH: line 6 of each model's file)
+#: the released files, as cornet/__init__.py line 20 names them (HASH: cornet_z.py line 5, cornet_rt.py, cornet_s.py line 6)
 RELEASED = {"cornet_z": "cornet_z-5c427c9c.pth", "cornet_rt": "cornet_rt-933c001c.pth",
             "cornet_s": "cornet_s-1d3f7974.pth"}
 _RELEASE_NAME = re.compile(r"cornet_([a-z]+)-[0-9a-f]{8}\.pth")

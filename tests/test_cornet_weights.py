@@ -157,7 +157,8 @@ def test_a_file_missing_a_parameter_is_refused_naming_it(tmp_path):
 
 def test_the_legacy_cornet_r_file_is_refused_for_cornet_rt(tmp_path):
     """cornet_r-5930a990.pth has CORnet-RT's very names and shapes (cornet/cornet_r.py) but the non-biological
-    unrolling the original's README withdrew: it loaded into cornet_rt without a word. Its released name tells it."""
+    unrolling the original's README keeps only as a legacy version: converted by its keys alone, it would load into
+    cornet_rt without a word. Its released name tells it."""
     reference = _drawn(_ReferenceRT([32, 64, 128, 256], out_shapes=[16, 8, 4, 2]))
     legacy = _release(reference, tmp_path / "cornet_r-5930a990.pth")
     with pytest.raises(DataError, match=r"cornet_r-5930a990\.pth \(dicarlolab/CORnet format\): its name is the "

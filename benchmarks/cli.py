@@ -6,7 +6,7 @@ from pathlib import Path
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_json
-from neurozoo.benchmarks.named_models import resolve_model
+from neurozoo.benchmarks.named_models import resolve_model_and_weights
 
 
 def add_commands(sub) -> None:
@@ -19,7 +19,8 @@ def add_commands(sub) -> None:
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
-    parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint or a state dict")
+    parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint or a state dict; for a "
+                        "CORnet also a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted")
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
@@ -104,11 +105,14 @@ def score_from_args(args):
         raise UserFacingError(f"{args.model} is a retina model: it scores on the retina benchmarks "
                               f"(retina_embedded.*; see `zoo score --list`), not on {args.benchmark}")
     overrides = overrides_from_args(args)
-    model = resolve_model(args.model, args.checkpoint, args.device, seed=args.seed, overrides=overrides)
+    model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
+                                               overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
                             cache=not args.no_cache)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+    if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
+        score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
                                         overrides=overrides, model_seed=args.seed, max_features=args.max_features,
                                         batch_size=args.batch_size, model_sha256=module_sha256(model), rerun=rerun,

@@ -8,6 +8,13 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0
     checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
     random at start-up, so an untrained model would otherwise differ from run to run. ``overrides``: ConvRNN
     settings (``width_multiplier``, ``n_steps``...) as ``zoo train --set`` takes them."""
+    return resolve_model_and_weights(name, checkpoint, device, seed, overrides)[0]
+
+
+def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):
+    """``(model, weights record)``: :func:`resolve_model`'s model and, where ``checkpoint`` was a CORnet's file in
+    dicarlolab/CORnet's format (its released weights) and so converted to our names, what was converted
+    (``convrnn.cornet_weights.release_record``); None for any other checkpoint or none."""
     import torch
 
     from neurozoo.datasets.errors import DataError, UserFacingError
@@ -30,12 +37,14 @@ def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
                                   "or timm:<name> for a timm model")
         model = convrnn.create_model(name, **(overrides or {}))
+    record = None
     if checkpoint is not None:
-        from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+        from neurozoo.convrnn import checkpoint_state
+        from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
-        state = model_state(read_torch_file(checkpoint), f"checkpoint {checkpoint}")
+        state, record = checkpoint_state(model, read_torch_file(checkpoint), checkpoint, f"checkpoint {checkpoint}")
         try:
             model.load_state_dict(state)
         except RuntimeError:
             raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
-    return model.to(device).eval()
+    return model.to(device).eval(), record

@@ -4,6 +4,8 @@ from neurozoo.datasets.lazy_exports import lazy_exports
 
 # imported on first use (see there): ``zoo`` imports this package's ``cli`` without torch
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    # a checkpoint's state dict in a model's names: a CORnet's released file (dicarlolab/CORnet's names) converted
+    "neurozoo.convrnn.cornet_weights": ["checkpoint_state"],
     "neurozoo.convrnn.models": ["MODELS", "build", "create_model", "get_spec", "list_models"],
     "neurozoo.convrnn.network": ["ConvRNN", "UnrollOutput", "max_confidence_decoder"],
     "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "load_spec"],

@@ -32,19 +32,27 @@ def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu") -
 
 
 def model_state(saved: Any, what: str = "checkpoint") -> dict:
-    """The parameter dict in ``saved``: a state dict or ``{"model": state dict}`` (as ``zoo train`` and ``zoo fit``
+    """The parameter dict in ``saved``: a state dict, ``{"model": state dict}`` (as ``zoo train`` and ``zoo fit``
+    save them) or ``{"state_dict": state dict, ...}`` (as PyTorch's ImageNet example and dicarlolab/CORnet's run.py
     save them), with DataParallel's ``module.`` prefixes dropped."""
-    state = saved.get("model", saved) if isinstance(saved, dict) else saved
+    state = saved
+    if isinstance(saved, dict):
+        state = next((saved[key] for key in ("model", "state_dict") if isinstance(saved.get(key), dict)), saved)
     if not isinstance(state, dict):
-        raise DataError(f"{what}: holds no state dict (expected {{parameter name: tensor}} or {{'model': {{...}}}}), "
-                        f"got {type(state).__name__}")
+        raise DataError(f"{what}: holds no state dict (expected {{parameter name: tensor}}, {{'model': {{...}}}} or "
+                        f"{{'state_dict': {{...}}}}), got {type(state).__name__}")
     return {key[7:] if key.startswith("module.") else key: value for key, value in state.items()}
 
 
 def state_mismatch(model, state: dict) -> str:
     """Where ``state`` does not fit ``model``, named: missing and unexpected parameters, the first shape that
     differs (torch's own message starts with a line that names none of them)."""
-    expected = model.state_dict()
+    return mismatch(model.state_dict(), state) or "parameters do not fit"
+
+
+def mismatch(expected: dict, state: dict) -> str:
+    """Where ``state`` does not fit ``expected`` (name -> tensor), named as :func:`state_mismatch` names it; ``""``
+    where every name and shape agrees."""
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     resized = [key for key in expected if key in state and hasattr(state[key], "shape")
@@ -58,4 +66,4 @@ def state_mismatch(model, state: dict) -> str:
         key = resized[0]
         parts.append(f"{key} has shape {tuple(state[key].shape)}, the model's is {tuple(expected[key].shape)}"
                      + (f" ({len(resized) - 1} more shapes differ)" if len(resized) > 1 else ""))
-    return "; ".join(parts) or "parameters do not fit"
+    return "; ".join(parts)

@@ -24,7 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="ConvRNN width (default 0.125, CPU-friendly)")
     p.add_argument("--max-features", type=at_least(1), default=200, help="random-projection features per layer")
     p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
-                   help="trained weights for a ConvRNN of the run (repeatable; retina models are fitted by their benchmarks)")
+                   help="trained weights for a ConvRNN of the run, or a CORnet's file released by dicarlolab/CORnet "
+                        "(converted, run at width 1) (repeatable; retina models are fitted by their benchmarks)")
     p.add_argument("--fit-epochs", type=at_least(1), help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
     p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
@@ -113,7 +114,8 @@ def _run(args) -> int:
 
 
 def check_checkpoint(item: str, path: str) -> None:
-    """A checkpoint must be a PyTorch state dict (or {'model': state dict}) of tensors, loadable without pickle."""
+    """A checkpoint must be a PyTorch state dict (or {'model': ...} or {'state_dict': ...}) of tensors, loadable without
+    pickle."""
     import torch
 
     from neurozoo.datasets.errors import DataError, UserFacingError
@@ -125,7 +127,7 @@ def check_checkpoint(item: str, path: str) -> None:
         raise UserFacingError(f"--checkpoint {item!r}: {error}") from None
     if not state or not all(torch.is_tensor(v) for v in state.values()):
         raise UserFacingError(f"--checkpoint {item!r}: {path} holds no state dict of tensors "
-                              "(expected {parameter name: tensor} or {'model': {...}})")
+                              "(expected {parameter name: tensor}, {'model': {...}} or {'state_dict': {...}})")
 
 
 def _serve(args) -> int:

@@ -111,7 +111,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             raise UserFacingError(f"--checkpoint {model}={path}: {model} is a retina model, which its benchmarks fit "
                                   "on the embedded recordings themselves; a checkpoint applies to ConvRNNs (a fitted "
                                   "retina model: zoo probe --checkpoint)")
-    specs, skipped, built = [], [], {}
+    specs, skipped, built, weights_of = [], [], {}, {}
     for family, model in families:
         checkpoint = checkpoints.get(model)
         for bench in names:
@@ -145,12 +145,11 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
-                published = _published_weights(checkpoint) if family == "convrnn" else None
-                if published:  # zoo convert-weights: the released model at its own width
-                    spec["weights"] = published["label"]
-                    spec["overrides"] = dict(published.get("overrides") or {})
-                if not any(s["model"] == model for s in specs):
-                    _check_checkpoint_fits(spec)
+                if family == "convrnn":
+                    if model not in weights_of:  # the file is read and checked once per model
+                        weights_of[model] = _checkpoint_weights(spec)
+                    spec["weights"], overrides = weights_of[model]
+                    spec["overrides"] = dict(overrides)
             specs.append(spec)
     if models is None:
         missing = {"retina"} - {benchmark_family(b) for b in names}
@@ -196,24 +195,40 @@ def _commitments(model, region: Optional[str]) -> Dict[str, Any]:
     return out
 
 
-def _check_checkpoint_fits(spec: Dict[str, Any]) -> None:
-    """Before any job is queued: a checkpoint of another width or model failed every job with torch's size-mismatch
-    report (dozens of lines, stored as the jobs' error and shown on the model page)."""
-    if spec["family"] != "convrnn":
-        return
+def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """``(weights label, model overrides)`` of a ConvRNN's or CORnet's checkpoint: released weights run at their own
+    width (a ``zoo convert-weights`` file: the width it records; a CORnet's file in dicarlolab/CORnet's format,
+    converted when loaded: width 1), any other checkpoint at the run's. Checked here, before any job is queued: a
+    checkpoint of another width or model failed every job with torch's size-mismatch report (dozens of lines, stored
+    as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.convrnn.cornet import _CORnet
+    from neurozoo.convrnn.cornet_weights import from_original, is_original, release_label
+    from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
 
-    model = convrnn.create_model(spec["model"], **spec["overrides"])
-    state = model_state(read_torch_file(spec["checkpoint"]["path"]))
+    path = spec["checkpoint"]["path"]
+    label, overrides = spec["weights"], spec["overrides"]
+    published = _published_weights(path)
+    if published:  # zoo convert-weights: the released model at its own width
+        label, overrides = published["label"], dict(published.get("overrides") or {})
+    saved = read_torch_file(path)
+    model = convrnn.create_model(spec["model"], **overrides)
+    if isinstance(model, _CORnet) and is_original(saved):  # a CORnet's released file: at the release's width, 1
+        try:
+            from_original(convrnn.create_model(spec["model"]), saved, path)
+        except DataError as error:
+            raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
+        return release_label(path), {}
+    state = model_state(saved, f"checkpoint {path}")
     try:
         model.load_state_dict(state)
     except RuntimeError:
-        width = spec["overrides"].get("width_multiplier")
-        raise UserFacingError(f"--checkpoint {spec['model']}={spec['checkpoint']['path']} does not fit {spec['model']}"
+        width = overrides.get("width_multiplier")
+        raise UserFacingError(f"--checkpoint {spec['model']}={path} does not fit {spec['model']}"
                               + (f" at --width-multiplier {width:g}" if width is not None else "")
                               + f": {state_mismatch(model, state)}") from None
+    return label, overrides
 
 
 def _published_weights(path) -> Optional[Dict[str, Any]]:
@@ -260,9 +275,11 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
         model = convrnn.create_model(spec["model"], **spec["overrides"])
         if spec.get("checkpoint"):
-            from neurozoo.datasets.torch_files import model_state, read_torch_file
+            from neurozoo.convrnn.cornet_weights import checkpoint_state
+            from neurozoo.datasets.torch_files import read_torch_file
 
-            model.load_state_dict(model_state(read_torch_file(spec["checkpoint"]["path"])))
+            path = spec["checkpoint"]["path"]
+            model.load_state_dict(checkpoint_state(model, read_torch_file(path), path, f"checkpoint {path}")[0])
         return model.to(device).eval()
     from neurozoo import retina
 

@@ -2,7 +2,9 @@
 dicarlolab/CORnet cornet/cornet_s.py at commit f037fa9 (``CORblock_S`` and ``CORnet_S``), cornet/cornet_z.py at commit
 4577028 (``CORblock_Z`` lines 28-43, ``CORnet_Z`` lines 46-70) and cornet/cornet_rt.py at commit c04c1c0
 (``CORblock_RT`` lines 29-70, ``CORnet_RT`` lines 73-115). The references keep the original's module names, so every
-parameter is matched by name and shape, and the weights are loaded from ours."""
+parameter is matched by name and shape (our names mapped by convrnn.cornet_weights.original_name, the mapping that
+reads the released weights: a wrong mapping fails the name and shape comparison against the references), and the
+weights are loaded from ours."""
 from collections import OrderedDict
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from torch import nn
 
 from neurozoo.convrnn.cornet import cornet_rt, cornet_s, cornet_z
+from neurozoo.convrnn.cornet_weights import original_name
 
 
 class _CORblockS(nn.Module):
@@ -70,27 +73,12 @@ def _reference(widths, times=(2, 4, 2), num_classes=1000):
     ]))
 
 
-def _original_name(ours: str) -> str:
-    """Our parameter or buffer name -> the original's."""
-    v1 = {"V1.0.": "V1.conv1.", "V1.1.": "V1.norm1.", "V1.4.": "V1.conv2.", "V1.5.": "V1.norm2."}
-    for prefix, name in v1.items():
-        if ours.startswith(prefix):
-            return name + ours[len(prefix):]
-    if ours.startswith("readout."):
-        return "decoder.linear." + ours[len("readout."):]
-    area, module, rest = ours.split(".", 2)
-    if module.startswith("norm") and module[4:].isdigit() and rest.split(".")[0].isdigit():  # norm1.0.weight
-        step, rest = rest.split(".", 1)
-        return f"{area}.{module}_{step}.{rest}"
-    return ours
-
-
 @pytest.mark.parametrize("train", [False, True])
 def test_cornet_s_equals_the_original_graph(train):
     torch.manual_seed(0)
     ours = cornet_s(num_classes=10, width_multiplier=0.125)
     reference = _reference([8, 16, 32, 64], num_classes=10)
-    mine = {_original_name(k): v for k, v in ours.state_dict().items()}
+    mine = {original_name(k): v for k, v in ours.state_dict().items()}
     theirs = reference.state_dict()
     assert {k: tuple(v.shape) for k, v in mine.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
     with torch.no_grad():  # running statistics away from 0 / 1, so eval mode tests them too
@@ -99,7 +87,7 @@ def test_cornet_s_equals_the_original_graph(train):
                 value.uniform_(0.5, 2.0)
             elif value.is_floating_point() and "running_mean" in name or name.endswith("norm_skip.bias"):
                 value.normal_(0, 0.1)
-    reference.load_state_dict({_original_name(k): v for k, v in ours.state_dict().items()})
+    reference.load_state_dict({original_name(k): v for k, v in ours.state_dict().items()})
     ours.train(train), reference.train(train)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), _steps_of(reference, ["V2", "V4", "IT"]) as steps:
@@ -111,7 +99,7 @@ def test_cornet_s_equals_the_original_graph(train):
         torch.testing.assert_close(out.recorded[area], torch.stack(steps[area]), rtol=1e-5, atol=1e-5)
     if train:  # the same batch statistics went into the same running averages, step by step
         for name, value in ours.state_dict().items():
-            torch.testing.assert_close(value, reference.state_dict()[_original_name(name)], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(value, reference.state_dict()[original_name(name)], rtol=1e-5, atol=1e-6)
 
 
 def test_cornet_s_has_the_published_parameter_count():
@@ -136,10 +124,6 @@ class _steps_of:
     def __exit__(self, *exc):
         for handle in self.handles:
             handle.remove()
-
-
-def _readout_name(ours: str) -> str:
-    return "decoder.linear." + ours[len("readout."):] if ours.startswith("readout.") else ours
 
 
 def _randomize_norms(model, generator):
@@ -183,13 +167,13 @@ def _reference_z(widths, num_classes=1000):
 def test_cornet_z_equals_the_original_graph():
     torch.manual_seed(0)
     ours, reference = cornet_z(num_classes=10, width_multiplier=0.125), _reference_z([8, 16, 32, 64], num_classes=10)
-    mine = {_readout_name(k): v for k, v in ours.state_dict().items()}
+    mine = {original_name(k): v for k, v in ours.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in mine.items()} == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     with torch.no_grad():
         for value in ours.state_dict().values():
             if value.ndim == 1:
                 value.normal_(0, 0.1)  # biases away from the original's zero initialisation
-    reference.load_state_dict({_readout_name(k): v for k, v in ours.state_dict().items()})
+    reference.load_state_dict({original_name(k): v for k, v in ours.state_dict().items()})
     x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), _steps_of(reference, ["V1", "V2", "V4", "IT"]) as steps:
         out = ours(x, record=list(ours.layer_names))
@@ -269,10 +253,10 @@ def test_cornet_rt_equals_the_original_graph_step_by_step():
     torch.manual_seed(0)
     ours = cornet_rt(num_classes=10, width_multiplier=0.5)  # the narrowest width GroupNorm(32) allows
     reference = _ReferenceRT([32, 64, 128, 256], out_shapes=[16, 8, 4, 2], num_classes=10)
-    mine = {_readout_name(k): v for k, v in ours.state_dict().items()}
+    mine = {original_name(k): v for k, v in ours.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in mine.items()} == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     _randomize_norms(ours, torch.Generator().manual_seed(2))
-    reference.load_state_dict({_readout_name(k): v for k, v in ours.state_dict().items()})
+    reference.load_state_dict({original_name(k): v for k, v in ours.state_dict().items()})
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad(), _steps_of(reference, list(ours.layer_names)) as steps:
         out = ours(x, record=list(ours.layer_names))

@@ -105,7 +105,7 @@ def test_untrained_convrnn_weights_come_from_the_seed_not_from_the_process():
     ConvRNN gave different weights, hence different similarities, in every run while recording seed 0."""
     import torch
 
-    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.benchmarks.named_models import resolve_model
     from neurozoo.benchmarks.dynamics import sources
 
     images, ids = torch.rand(2, 3, 32, 32), ["a", "b"]

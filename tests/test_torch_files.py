@@ -41,7 +41,7 @@ def test_state_dicts_are_read_and_unwrapped(tmp_path):
 def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_path):
     """The error was torch's first line, 'Error(s) in loading state_dict for ConvRNN:', naming no parameter."""
     from neurozoo import convrnn, retina
-    from neurozoo.benchmarks.cli import resolve_model
+    from neurozoo.benchmarks.named_models import resolve_model
     from neurozoo.retina.embedded_fit import load_checkpoint
 
     torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.5).state_dict(), tmp_path / "half.pt")

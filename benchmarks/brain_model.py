@@ -26,7 +26,7 @@ import xarray as xr
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.extraction.activations import Timing
 from neurozoo.benchmarks.neural import committed_layers
-from neurozoo.datasets.assembly import make_assembly
+from neurozoo.datasets.assembly import check_time_bins, make_assembly
 from neurozoo.datasets.errors import DataError, SpecError
 
 #: ``max_features=None``: no projection (a layer with at most this many units is kept as it is)
@@ -194,19 +194,11 @@ class BrainModel:
 
 
 def _check_bins(time_bins) -> List[Tuple[float, float]]:
-    """Brain-Score's ``[(start_ms, end_ms), ...]``, checked, as the float pairs the benchmarks extract with."""
+    """Brain-Score's ``[(start_ms, end_ms), ...]``, checked (``datasets.assembly.check_time_bins``, whole ms), as the
+    float pairs the benchmarks extract with."""
     try:
         pairs = [(float(a), float(b)) for a, b in time_bins]
     except (TypeError, ValueError):
         raise SpecError(f"start_recording: time_bins must be a list of (start_ms, end_ms) pairs, got {time_bins!r}") from None
-    if not pairs:
-        raise SpecError("start_recording: time_bins is empty; pass e.g. [(70, 170)]")
-    for i, (a, b) in enumerate(pairs):
-        if a != int(a) or b != int(b):
-            raise SpecError(f"start_recording: time bin {i} ({a:g}, {b:g}) is not in whole ms (NeuroidAssembly stores int ms)")
-        if b <= a:
-            raise SpecError(f"start_recording: time bin {i} ends at {b:g} ms, not after its start {a:g} ms")
-        if i and a < pairs[i - 1][1]:
-            raise SpecError(f"start_recording: time bin {i} starts at {a:g} ms, before bin {i - 1} ends "
-                            f"({pairs[i - 1][1]:g} ms): bins must be in order and not overlap")
+    check_time_bins([a for a, _ in pairs], [b for _, b in pairs], "start_recording: time_bins", SpecError, whole_ms=True)
     return pairs

@@ -26,7 +26,7 @@ import xarray as xr
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.extraction.activations import Timing
 from neurozoo.benchmarks.neural import committed_layers
-from neurozoo.datasets.assembly import make_assembly
+from neurozoo.datasets.assembly import check_time_bins, make_assembly
 from neurozoo.datasets.errors import DataError, SpecError
 
 #: ``max_features=None``: no projection (a layer with at most this many units is kept as it is)
@@ -54,6 +54,10 @@ class BrainModel:
     ``timing``: steps per bin for a hooked module (default: one static step); ConvRNNs map step t to
     [10t, 10t + 10) ms. ``image_size``: pixels of the model's input (None: the stimulus set's own size).
     ``max_features``: units per layer after the random projection (None: every unit).
+    ``stochastic``: whether the model's responses vary between presentations of one image in eval mode (noise,
+    dropout kept at inference); then ``look_at(stimuli, number_of_trials)`` presents the stimuli that many times,
+    without the activation cache, and returns the mean (Brain-Score's meaning of ``number_of_trials``). Default
+    False: one presentation, as Brain-Score's own commitments run neural recordings (see :meth:`look_at`).
     """
 
     RecordingTarget, Task = RecordingTarget, Task  # as Brain-Score's code names them: model.Task.passive
@@ -62,7 +66,8 @@ class BrainModel:
                  *, identifier: Optional[str] = None, timing: Timing = None, image_size: Optional[int] = 224,
                  visual_degrees: float = 8, max_features: Optional[int] = 1000, seed: int = 0, batch_size: int = 32,
                  cache=True, progress: bool = False, fast=None, n_steps: int = 26, image_steps: int = 10,
-                 model_seed: int = 0, checkpoint=None, device: str = "cpu", overrides: Optional[dict] = None):
+                 model_seed: int = 0, checkpoint=None, device: str = "cpu", overrides: Optional[dict] = None,
+                 stochastic: bool = False):
         if isinstance(model, str):
             from neurozoo.benchmarks.named_models import resolve_model  # the registries' lookup that `zoo score` uses
 
@@ -76,6 +81,7 @@ class BrainModel:
         else:
             raise SpecError(f"BrainModel: model must be a registry name or a torch.nn.Module, got {type(model).__name__}")
         self.identifier = identifier or default_identifier
+        self.stochastic = bool(stochastic)
         self._visual_degrees = visual_degrees
         self.image_size = image_size
         self.extraction = dict(timing=timing, n_steps=n_steps, image_steps=image_steps, seed=seed,
@@ -152,16 +158,32 @@ class BrainModel:
         """A NeuroidAssembly (presentation, neuroid, time_bin) of the recorded region for ``stimuli``, in their order.
 
         ``stimuli``: a ``datasets.stimuli.StimulusSet`` (its images are read and resized to ``image_size``; every
-        column becomes a presentation coordinate, as in Brain-Score) or the harness's ``Stimuli``. The extraction
-        runs the model in eval mode with a fixed projection, so repeated trials are identical: the mean over
-        ``number_of_trials`` of them is one trial's features."""
+        column becomes a presentation coordinate, as in Brain-Score) or the harness's ``Stimuli``.
+
+        ``number_of_trials``: Brain-Score's "number of repeated trials of the stimuli that the model should average
+        over ... Non-stochastic models can likely ignore this parameter" (brainscore_vision/model_interface.py,
+        ``BrainModel.look_at`` docstring). A model built with ``stochastic=True`` is presented the stimuli that many
+        times (fresh draws: the activation cache is not used) and the features are averaged, in float64. Otherwise
+        the model runs once -- eval mode, a fixed projection: every trial would be that one -- as Brain-Score's
+        ``ModelCommitment`` does for neural benchmarks (``LayerMappedModel.look_at`` passes the number on, but
+        ``ActivationsExtractorHelper.__call__`` in model_helpers/activations/core.py uses it only with
+        ``require_variance=True``, microsaccades for behavioural benchmarks). ``attrs["trials_averaged"]`` says which."""
         if self._recording is None:
             raise SpecError(f"BrainModel {self.identifier}: call start_recording(region, time_bins) before look_at")
         if isinstance(number_of_trials, bool) or not isinstance(number_of_trials, (int, np.integer)) or number_of_trials < 1:
             raise SpecError(f"look_at: number_of_trials must be a positive integer, got {number_of_trials!r}")
         region, layers, bins = self._recording
         images, presentation, identifier = self._stimuli(stimuli)
-        features = extract(self.model, images, layers, bins=bins, **self.extraction)
+        trials = int(number_of_trials) if self.stochastic else 1
+        settings = {**self.extraction, "cache": False} if self.stochastic else self.extraction
+        features = extract(self.model, images, layers, bins=bins, **settings)
+        if trials > 1:
+            total = {layer: array.values.astype(np.float64) for layer, array in features.items()}
+            for _ in range(trials - 1):
+                for layer, array in extract(self.model, images, layers, bins=bins, **settings).items():
+                    total[layer] += array.values
+            features = {layer: array.copy(data=(total[layer] / trials).astype(array.dtype))
+                        for layer, array in features.items()}
         for layer, array in features.items():  # the extraction keeps the stimuli's order; a mismatch is a bug
             if list(array["stimulus_id"].values) != images.ids:
                 raise DataError(f"look_at: layer {layer}'s features are not in the stimuli's order")
@@ -173,7 +195,7 @@ class BrainModel:
             time_bin={"time_bin_start": [int(a) for a, _ in bins], "time_bin_end": [int(b) for _, b in bins]},
             attrs={"stimulus_set_identifier": identifier or "", "model": self.identifier, "region": region,
                    "layers": ",".join(layers), "max_features": self.extraction["max_features"],
-                   "number_of_trials": int(number_of_trials)})
+                   "number_of_trials": int(number_of_trials), "trials_averaged": trials})
 
     def _stimuli(self, stimuli) -> Tuple[Stimuli, Dict[str, np.ndarray], Optional[str]]:
         """(the images as the model reads them, presentation coordinates, stimulus set identifier)."""
@@ -194,19 +216,11 @@ class BrainModel:
 
 
 def _check_bins(time_bins) -> List[Tuple[float, float]]:
-    """Brain-Score's ``[(start_ms, end_ms), ...]``, checked, as the float pairs the benchmarks extract with."""
+    """Brain-Score's ``[(start_ms, end_ms), ...]``, checked (``datasets.assembly.check_time_bins``, whole ms), as the
+    float pairs the benchmarks extract with."""
     try:
         pairs = [(float(a), float(b)) for a, b in time_bins]
     except (TypeError, ValueError):
         raise SpecError(f"start_recording: time_bins must be a list of (start_ms, end_ms) pairs, got {time_bins!r}") from None
-    if not pairs:
-        raise SpecError("start_recording: time_bins is empty; pass e.g. [(70, 170)]")
-    for i, (a, b) in enumerate(pairs):
-        if a != int(a) or b != int(b):
-            raise SpecError(f"start_recording: time bin {i} ({a:g}, {b:g}) is not in whole ms (NeuroidAssembly stores int ms)")
-        if b <= a:
-            raise SpecError(f"start_recording: time bin {i} ends at {b:g} ms, not after its start {a:g} ms")
-        if i and a < pairs[i - 1][1]:
-            raise SpecError(f"start_recording: time bin {i} starts at {a:g} ms, before bin {i - 1} ends "
-                            f"({pairs[i - 1][1]:g} ms): bins must be in order and not overlap")
+    check_time_bins([a for a, _ in pairs], [b for _, b in pairs], "start_recording: time_bins", SpecError, whole_ms=True)
     return pairs

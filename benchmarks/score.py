@@ -14,7 +14,7 @@ from neurozoo.benchmarks.records import ScoreRecord
 class Score:
     value: float
     error: Optional[float] = None
-    ceiling: Optional[float] = None  # mean over bins of the Spearman-Brown ceiling (r^2 units)
+    ceiling: Optional[float] = None  # Spearman-Brown ceiling (r^2 units), mean over the bins the score uses (c > 0)
     raw: Optional[float] = None  # mean over bins of the raw cross-validated r
     per_bin: List[Dict[str, Any]] = field(default_factory=list)
     provenance: Dict[str, Any] = field(default_factory=dict)

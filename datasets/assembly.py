@@ -48,6 +48,8 @@ def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping
     values = np.asarray(values)
     if values.ndim != 3:
         raise DataError(f"assembly values: expected 3 dims {DIMS}, got shape {values.shape}")
+    if "time_bin_start" in time_bin and "time_bin_end" in time_bin:  # checked before the int cast below truncates
+        check_time_bins(time_bin["time_bin_start"], time_bin["time_bin_end"], "assembly time_bin", whole_ms=True)
     coords = {}
     for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
         for name, column in columns.items():
@@ -134,18 +136,38 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
 def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
     if "time_bin_start" not in assembly.coords or "time_bin_end" not in assembly.coords:
         return
-    start = np.asarray(assembly["time_bin_start"].values, dtype=float)
-    end = np.asarray(assembly["time_bin_end"].values, dtype=float)
-    if np.any(end <= start):
-        i = int(np.flatnonzero(end <= start)[0])
-        _fail(source, f"time bin {i} ends before it starts (time_bin_start={start[i]:g}, time_bin_end={end[i]:g})")
+    check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source)
+
+
+def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
+                    whole_ms: bool = False) -> None:
+    """Check a list of time bins ``[starts[i], ends[i])`` in ms: at least one, finite, each ending after it starts,
+    in increasing order and not overlapping (a bin may end where the next starts); with ``whole_ms`` each bound is
+    a whole number of ms (what an assembly stores). Raises ``error`` with a message that begins with ``source``
+    and names the first bad bin. The one checker of time bins: assembly files (``validate_assembly``) and the
+    bins a caller asks a model to record (``BrainModel.start_recording``, raising ``SpecError``)."""
+    start = np.asarray(starts, dtype=float).ravel()
+    end = np.asarray(ends, dtype=float).ravel()
+    if len(start) != len(end):
+        raise error(f"{source}: {len(start)} time bin starts but {len(end)} ends")
+    if not len(start):
+        raise error(f"{source}: no time bins; expected at least one (start_ms, end_ms), e.g. [(70, 170)]")
+    bins = [f"[{a:g}, {b:g}) ms" for a, b in zip(start, end)]
+    for bad, what in ((~(np.isfinite(start) & np.isfinite(end)), "is not finite"),
+                      (whole_ms & ((start != np.round(start)) | (end != np.round(end))),
+                       "is not in whole ms (an assembly stores int ms)"),
+                      (~(end > start), "does not end after it starts")):
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise error(f"{source}: time bin {i} {bins[i]} {what}")
     if np.any(np.diff(start) <= 0):
         i = int(np.flatnonzero(np.diff(start) <= 0)[0])
-        _fail(source, f"time bins out of order: time_bin_start {start[i]:g} is followed by {start[i + 1]:g}")
+        raise error(f"{source}: time bins out of order: bin {i + 1} {bins[i + 1]} does not start after bin {i} "
+                    f"{bins[i]}; starts must increase")
     if np.any(end[:-1] > start[1:]):
         i = int(np.flatnonzero(end[:-1] > start[1:])[0])
-        _fail(source, f"time bins overlap: [{start[i]:g}, {end[i]:g}) and [{start[i + 1]:g}, {end[i + 1]:g}) "
-                      "(time_bin_end must not exceed the next time_bin_start)")
+        raise error(f"{source}: time bins overlap: bin {i} {bins[i]} and bin {i + 1} {bins[i + 1]} "
+                    "(a bin must end by the next one's start)")
 
 
 def reset_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:

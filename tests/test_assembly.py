@@ -176,15 +176,26 @@ def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
 
 
 @pytest.mark.parametrize("starts, ends, message", [
-    ([80, 70, 90], [90, 80, 100], "time bins out of order: time_bin_start 80 is followed by 70"),
-    ([70, 75, 90], [80, 85, 100], r"time bins overlap: \[70, 80\) and \[75, 85\)"),
-    ([70, 80, 90], [80, 80, 100], "time bin 1 ends before it starts"),
+    ([80, 70, 90], [90, 80, 100], r"time bins out of order: bin 1 \[70, 80\) ms does not start after bin 0 \[80, 90\) ms"),
+    ([70, 75, 90], [80, 85, 100], r"time bins overlap: bin 0 \[70, 80\) ms and bin 1 \[75, 85\) ms"),
+    ([70, 80, 90], [80, 80, 100], r"time bin 1 \[80, 80\) ms does not end after it starts"),
 ])
 def test_bad_time_bins(tmp_path, starts, ends, message):
     assembly = _assembly().assign_coords(time_bin_start=("time_bin", starts), time_bin_end=("time_bin", ends))
     assembly.to_dataset(name="data").to_netcdf(tmp_path / "bins.nc")
     with pytest.raises(DataError, match=r"bins\.nc: " + message):
         load_assembly(tmp_path / "bins.nc")
+
+
+def test_make_assembly_refuses_time_bins_it_would_truncate():
+    """make_assembly stores time bins as int ms: a bound in fractions of a ms was truncated (70.5 -> 70), silently."""
+    values = np.zeros((1, 1, 2))
+    with pytest.raises(DataError, match=r"assembly time_bin: time bin 0 \[70\.5, 80\) ms is not in whole ms"):
+        make_assembly(values, {"stimulus_id": ["a"]}, {"neuroid_id": ["n"]},
+                      {"time_bin_start": [70.5, 80], "time_bin_end": [80, 90]})
+    assembly = make_assembly(values, {"stimulus_id": ["a"]}, {"neuroid_id": ["n"]},
+                             {"time_bin_start": [70.0, 80], "time_bin_end": [80, 90]})
+    assert assembly["time_bin_start"].values.tolist() == [70, 80]
 
 
 def test_stimulus_ids_must_match_the_stimulus_set(tmp_path):

@@ -135,9 +135,12 @@ def test_commitment_tasks_and_errors(stimulus_set):
         _toy(region_layers={"V4": "conv9"})
     model = _toy(region_layers={"V4": "conv1"})
     assert model.region_layer_map == {"V4": ["conv1"]} and model.visual_degrees() == 8
-    for bins, message in (([(80, 70)], "not after its start"), ([(70, 90), (80, 100)], "not overlap"),
-                          ([(70.5, 80)], "whole ms"), ([], "empty")):
-        with pytest.raises(SpecError, match=message):
+    for bins, message in (([(80, 70)], r"time bin 0 \[80, 70\) ms does not end after it starts"),
+                          ([(70, 90), (80, 100)], r"time bins overlap: bin 0 \[70, 90\) ms and bin 1 \[80, 100\) ms"),
+                          ([(80, 90), (70, 80)], r"time bins out of order: bin 1 \[70, 80\) ms does not start after bin 0"),
+                          ([(70.5, 80)], r"time bin 0 \[70\.5, 80\) ms is not in whole ms"),
+                          ([(70, float("nan"))], r"time bin 0 \[70, nan\) ms is not finite"), ([], "no time bins")):
+        with pytest.raises(SpecError, match=r"start_recording: time_bins: " + message):
             model.start_recording("V4", bins)
     model.start_recording("V4", [(70, 80)])
     with pytest.raises(SpecError, match="number_of_trials"):
@@ -152,6 +155,59 @@ def test_commitment_tasks_and_errors(stimulus_set):
     areas.add_module("IT", nn.Conv2d(3, 3, 1))
     areas.layer_names = ("V4", "IT")
     assert BrainModel(areas).region_layer_map == {"V4": ["V4"], "IT": ["IT"]}
+
+
+class Noisy(nn.Module):
+    """Stochastic in eval mode: the layer ``noise`` adds fresh Gaussian noise to a fixed convolution at every call."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+        self.noise = _AddNoise()
+
+    def forward(self, x):
+        return self.noise(self.conv(x))
+
+
+class _AddNoise(nn.Module):
+    def forward(self, x):
+        return x + torch.randn_like(x)
+
+
+def test_number_of_trials_averages_a_stochastic_model(stimulus_set):
+    """Brain-Score's look_at(stimuli, number_of_trials): the mean over that many presentations for a model declared
+    stochastic (fresh draws, the cache left alone even when on); one presentation, today's result, otherwise."""
+    noisy = Noisy()
+    bins = [(70, 170)]
+
+    def look(stochastic, trials, seed=None, cache=False):
+        model = BrainModel(noisy, {"IT": "noise"}, image_size=None, max_features=None, cache=cache, stochastic=stochastic)
+        model.start_recording("IT", bins)
+        if seed is not None:
+            torch.manual_seed(seed)
+        return model.look_at(stimulus_set, number_of_trials=trials)
+
+    today = look(False, 1, seed=3)
+    one = look(True, 1, seed=3)
+    np.testing.assert_array_equal(one.values, today.values)  # one trial is the single presentation of before
+    torch.manual_seed(3)
+    draws = [look(True, 1).values.astype(np.float64) for _ in range(4)]
+    assert not np.allclose(draws[0], draws[1])  # the model is stochastic in eval mode
+    four = look(True, 4, seed=3)
+    np.testing.assert_allclose(four.values, np.mean(draws, axis=0), rtol=1e-6, atol=1e-6)
+    assert four.attrs["number_of_trials"] == 4 and four.attrs["trials_averaged"] == 4
+    # the average is closer to the noiseless response than one trial is (noise sd 1 -> 1/2 over 4 trials)
+    clean = BrainModel(noisy.conv, {"IT": ""}, image_size=None, max_features=None, cache=False)
+    clean.start_recording("IT", bins)
+    truth = clean.look_at(stimulus_set).values
+    assert np.std(four.values - truth) == pytest.approx(0.5, abs=0.1) and np.std(draws[0] - truth) == pytest.approx(1, abs=0.15)
+    # a stochastic model bypasses the activation cache: two calls are two draws, not one stored draw
+    assert not np.allclose(look(True, 1, cache=True).values, look(True, 1, cache=True).values)
+    # not declared stochastic: one presentation whatever number_of_trials says (Brain-Score's ModelCommitment)
+    many = look(False, 4, seed=3)
+    np.testing.assert_array_equal(many.values, today.values)
+    assert many.attrs["trials_averaged"] == 1
 
 
 @pytest.fixture(scope="module")

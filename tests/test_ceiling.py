@@ -30,7 +30,7 @@ def test_pure_noise_has_zero_ceiling():
     assembly, _ = synthetic_assembly(n_stimuli=400, n_neuroids=20, n_bins=1, n_repetitions=4, noise=1.0, seed=2)
     rng = np.random.default_rng(3)
     noise = assembly.copy(data=rng.standard_normal(assembly.shape))
-    assert abs(internal_consistency(noise).value) < 0.05
+    assert abs(internal_consistency(noise).per_bin[0]) < 0.05  # (its value is NaN where that is below 0: no bin to score)
 
 
 def test_spearman_brown_and_normalisation_conventions():
@@ -289,3 +289,23 @@ def test_a_bin_without_a_ceiling_is_named_and_left_out_of_the_summary():
     assert score.per_bin[1]["ceiling"] is None and score.per_bin[1]["value"] is None
     raw = score.per_bin[0]["raw"]
     assert score.value == pytest.approx(np.sign(raw) * raw ** 2 / ceiling.per_bin[0], abs=1e-12)
+
+
+def test_ceiling_value_and_error_are_over_the_bins_the_score_uses():
+    """A bin with a ceiling at or below 0 is out of the summary score (summarize); the ceiling reported with the score
+    leaves it out too, so that it is the score's denominator, and its error counts only the splits with a value."""
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling, scored_bins
+
+    rng = np.random.default_rng(0)
+    per_split = np.column_stack([rng.normal(-0.1, 0.02, 10), rng.normal(0.6, 0.02, 10), rng.normal(0.8, 0.02, 10)])
+    per_split[3, 1:] = np.nan  # one split without a ceiling in the scored bins (silent="drop")
+    per_bin = np.nanmean(per_split, axis=0)
+    ceiling = Ceiling(per_bin, per_split, np.nanstd(per_split, axis=0) / np.sqrt(10))
+    np.testing.assert_array_equal(ceiling.scored, [False, True, True])
+    np.testing.assert_array_equal(scored_bins([np.nan, 0.0, 0.2]), [False, False, True])
+    assert ceiling.value == pytest.approx(per_bin[1:].mean(), abs=1e-12)
+    r = np.array([0.05, 0.5, -0.6])
+    assert summarize(r, ceiling.per_bin) == pytest.approx(np.mean(np.sign(r[1:]) * r[1:] ** 2) / ceiling.value, abs=1e-12)
+    finite = np.delete(per_split[:, 1:].mean(axis=1), 3)
+    assert ceiling.error == pytest.approx(np.std(finite) / np.sqrt(9), abs=1e-12)
+    assert np.isnan(Ceiling(np.array([-0.1, 0.0]), np.zeros((10, 2)), np.zeros(2)).value)

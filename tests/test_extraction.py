@@ -208,6 +208,22 @@ def test_hooked_recurrent_module_uses_step_table(stimuli):
         extract(model, stimuli, ["V4"], timing={"V2": CORNET_S["V2"]}, cache=False, progress=False)
 
 
+def test_a_layer_inside_a_cornet_area_without_a_table_says_how_to_give_one(stimuli):
+    """CORnet-S's V4.conv1 (called once per V4 step) has no table in Brain-Score's per-area mapping: the error names
+    the remedy (timing= / a submission's mapping), and the remedy it names -- the area's table -- works."""
+    from neurozoo.benchmarks.extraction.time_mapping import model_timing
+    from neurozoo.convrnn.cornet import cornet_s
+
+    model = cornet_s(num_classes=10, width_multiplier=0.125).eval()
+    with pytest.raises(SpecError, match=r"no step table for layer 'V4\.conv1' \(the time mapping has V1, V2, V4, IT\); "
+                                        r"give one .*timing=\{'V4\.conv1': StepTable\(start_ms, width_ms, steps\)\}.*"
+                                        r"create_model returns \(model, \{'V4\.conv1': \[start_ms, width_ms, steps\]\}\)"):
+        extract(model, stimuli, ["V4.conv1"], cache=False, progress=False)
+    out = extract(model, stimuli, ["V4.conv1"], timing={"V4.conv1": model_timing(model)["V4"]}, cache=False,
+                  progress=False)["V4.conv1"]
+    assert out.sizes["time_bin"] == len(BRAINSCORE_BINS)
+
+
 def test_cache_hit_and_miss_on_changed_weight(stimuli, tmp_path):
     cache = ActivationCache(tmp_path / "acts")
     model = ToyConvRNN()

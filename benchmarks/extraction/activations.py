@@ -215,8 +215,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     if isinstance(timing, Mapping):
         missing = [layer for layer in layers if layer not in timing]
         if missing:
-            raise SpecError(f"extraction: no step table for layer {missing[0]!r} (the time mapping has "
-                            f"{', '.join(timing) or 'none'})")
+            raise SpecError(missing_step_table(missing[0], timing))
     tables = {layer: timing[layer] if isinstance(timing, Mapping) else timing for layer in layers}
     settings = {"kind": "convrnn" if recurrent else "hooks", "bins": [list(b) for b in bins],
                 "timing": {layer: t.describe() for layer, t in tables.items()},
@@ -248,6 +247,17 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 store.save(keys[layer], array)
             result[layer] = array
     return {layer: result[layer] for layer in layers}
+
+
+def missing_step_table(layer: str, timing: Mapping) -> str:
+    """The error for a hooked layer the per-layer time mapping has no table for (e.g. a layer inside a CORnet area),
+    naming the two ways to give one: ``timing=`` in Python, or a submission's time mapping."""
+    return (f"extraction: no step table for layer {layer!r} (the time mapping has {', '.join(timing) or 'none'}); "
+            f"give one for every extracted layer: in Python timing={{{layer!r}: StepTable(start_ms, width_ms, steps)}} "
+            f"to extract(), NeuralBenchmark.score() or BrainModel() (neurozoo.benchmarks.extraction.StepTable; steps: "
+            f"the calls of the layer per image; a layer called once per step of its area can take the area's table, "
+            f"time_mapping.model_timing(model)[area]); in a submission, model.py's create_model returns "
+            f"(model, {{{layer!r}: [start_ms, width_ms, steps]}}). zoo score has no option for it")
 
 
 #: the mmap threshold the CPU extraction sets (glibc's own dynamic threshold stops there too)

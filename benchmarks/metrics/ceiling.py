@@ -10,6 +10,11 @@ Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time
 4. Spearman-Brown with n = 2: ``c = 2r / (1 + r)``, the reliability of the average of all repetitions;
 5. median over neuroids, then mean over the 10 splits (error = std / sqrt(10)).
 
+One number for the ceiling (``Ceiling.value``, what records, tables and ``zoo score`` report) is the mean over the
+bins the normalised score uses -- those with ``c > 0`` (:func:`scored_bins`) -- so that it is the denominator of
+the summary score below; ``Ceiling.error`` is its standard error over the splits that have a value there.
+Brain-Score has no such number: its temporal ceiling stays one value per bin.
+
 A neuroid constant across the stimuli in one half (in practice: silent in that bin over that half's repeats)
 has no defined r. ``silent="zero"`` (ours, the default) counts it as r = 0 in the median, as a constant
 prediction is counted; ``silent="drop"`` is Brain-Score's behaviour: scipy.stats.pearsonr gives NaN
@@ -19,8 +24,8 @@ split's median. Counting it keeps the ceiling a property of all recorded units, 
 fire in both halves; in sparse bins the two differ (Zhang-Desimone: "drop" is 0.009-0.028 higher where the
 ceiling is above 0, README). With "drop", a bin where every neuroid is silent in a half in every split has no
 ceiling at all (NaN in ``per_bin``; ``Ceiling.defined`` is False there, and :func:`internal_consistency` warns
-naming the bins): like Brain-Score's mean over time bins (``skipna``) and like the normalised score
-(:func:`summarize`), ``Ceiling.value`` and ``Ceiling.error`` leave such bins out.
+naming the bins); the normalised score (:func:`summarize`) and ``Ceiling.value`` / ``Ceiling.error`` leave such
+bins out.
 
 ``c`` is a *variance fraction* (r^2 units): for responses ``s + noise`` it estimates
 ``var(s) / var(s + mean noise)``, i.e. the squared correlation between the repetition-averaged data
@@ -65,18 +70,41 @@ class Ceiling:
         return np.isfinite(self.per_bin)
 
     @property
+    def scored(self) -> np.ndarray:
+        """(T,) the bins a normalised score uses: those with a positive ceiling (:func:`scored_bins`)."""
+        return scored_bins(self.per_bin)
+
+    @property
     def value(self) -> float:
-        """Mean over the bins with a ceiling (NaN if none has one)."""
-        return float(np.mean(self.per_bin[self.defined])) if self.defined.any() else float("nan")
+        """Mean over the bins the normalised score uses (:attr:`scored`: ceiling above 0); NaN if there is none.
+
+        This is the denominator of the summary score: over those bins ``summarize(r, c)`` is
+        ``mean(sign(r) r**2) / value``. A bin with a ceiling at or below 0 (no reliable signal) or none at all
+        enters neither; the per-bin ceilings, all of them, are in :attr:`per_bin`.
+        """
+        return float(np.mean(self.per_bin[self.scored])) if self.scored.any() else float("nan")
 
     @property
     def error(self) -> float:
-        if not self.defined.any():
+        """Standard error of :attr:`value` over splits: each split's mean over the :attr:`scored` bins, std over
+        the splits that have a value, divided by the square root of their number (NaN with fewer than one)."""
+        if not self.scored.any():
             return float("nan")
-        with warnings.catch_warnings():  # a split without a ceiling in any of those bins is left out (NaN)
+        with warnings.catch_warnings():  # a split without a ceiling in any of those bins has no value (NaN)
             warnings.simplefilter("ignore", RuntimeWarning)
-            per_split = np.nanmean(self.per_split[:, self.defined], axis=1)
-        return float(np.nanstd(per_split) / np.sqrt(len(self.per_split)))
+            per_split = np.nanmean(self.per_split[:, self.scored], axis=1)
+        per_split = per_split[np.isfinite(per_split)]
+        return float(np.std(per_split) / np.sqrt(len(per_split))) if len(per_split) else float("nan")
+
+
+def scored_bins(ceiling_per_bin) -> np.ndarray:
+    """Which time bins a normalised score uses: a ceiling above 0 (NaN, no ceiling, and ``c <= 0`` are out).
+
+    The one rule :func:`summarize` and :attr:`Ceiling.value` share, so the reported ceiling is the one the score
+    is divided by."""
+    c = np.asarray(ceiling_per_bin, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return c > 0
 
 
 #: How a neuroid constant in one half (silent) enters the ceiling: "zero" (ours) or "drop" (Brain-Score's NaN).
@@ -185,7 +213,7 @@ def summarize(r_per_bin, ceiling_per_bin, convention: str = "r2/ceiling") -> flo
     c = np.asarray(ceiling_per_bin, dtype=np.float64)
     if convention == "pre-2026":
         return float(np.nanmean(normalize(r, c, convention)))
-    keep = (c > 0) & np.isfinite(r)
+    keep = scored_bins(c) & np.isfinite(r)
     if not keep.any():
         return float("nan")
     return float(np.sum(np.sign(r[keep]) * r[keep] ** 2) / np.sum(c[keep]))

@@ -36,7 +36,6 @@ def add_commands(sub) -> None:
 
 def run_score(args) -> int:
     from neurozoo import benchmarks
-    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
     from neurozoo.datasets.errors import UserFacingError
 
     if args.list:
@@ -45,10 +44,17 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
-    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.paths import output_folder, results_dir
 
-    args.out = Path(args.out or results_dir())
-    args.out.mkdir(parents=True, exist_ok=True)  # an unusable --out fails before any scoring
+    # an unusable --out fails before any scoring; one made here for input that is then refused is removed again
+    with output_folder(args.out or results_dir()) as out:
+        args.out = out
+        return _score(args)
+
+
+def _score(args) -> int:
+    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
+
     score, model_name = score_from_args(args)
     store, record_id, summary = _store(args, score, model_name)
     if _is_retina(args.benchmark):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Union
 
 from neurozoo.datasets.cache import cache_dir  # noqa: F401  (one cache for the whole suite)
 
@@ -13,3 +15,23 @@ def home() -> Path:
 
 def results_dir() -> Path:
     return home() / "results"
+
+
+@contextmanager
+def output_folder(path: Union[str, Path]) -> Iterator[Path]:
+    """``path``, made with its missing parents, for a command's figures and summaries: an unusable ``--out`` fails
+    here, before the work. When the block raises (the command refused its input, or was interrupted), the folders
+    made here that are still empty are removed again, deepest first; a folder that existed before, or that holds a
+    file by then, stays."""
+    path = Path(path)
+    made = [folder for folder in (path, *path.parents) if not os.path.lexists(folder)]
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or not ours to remove): it and its parents stay
+                break
+        raise

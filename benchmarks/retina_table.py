@@ -9,7 +9,8 @@ redone), then every registered retina benchmark defined on that recording (``ben
 Columns: epochs run (best epoch, numbered from 0 as in the fit's ``history.json``), the held-out benchmark's median
 r, FEVE and oracle r, each phenomenon benchmark's score, and the fit's wall and CPU seconds on this host ("cached"
 when the fit was read from the cache: ``--refit`` times every fit afresh; "resumed": only the rest of a fit killed
-part-way was timed). The header gives the date, the host's CPU,
+part-way was timed; both decided by the fit under its lock, so a fit another process was making, waited for, is
+"cached"). The header gives the date, the host's CPU,
 the code version, the fitting protocol and torch. float32 fits take other paths on other CPUs' kernels, so the
 numbers belong to the host named.
 
@@ -67,20 +68,19 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     """One table row: ``model`` fitted to the embedded recording ``kind`` (or read from the fit cache), then scored by
     the benchmarks ``names``. ``fit_settings``: the fit's overrides (default: the zoo's, ``epochs`` its budget)."""
     from neurozoo import benchmarks
-    from neurozoo.retina.embedded_fit import DEFAULT_FIT_EPOCHS, fit_dir, fitted_embedded_model
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina.embedded_fit import DEFAULT_FIT_EPOCHS, fitted_embedded_model
 
     sizes = dict(sizes or {})
     fit_settings = dict(fit_settings) if fit_settings is not None else {"epochs": DEFAULT_FIT_EPOCHS}
-    folder = fit_dir(load_embedded_retina(kind, **sizes), model, kind, seed, fit_settings)
-    cached = not refit and (folder / "history.json").is_file()
-    # a fit killed part-way left its checkpoint and no history.json: this run's time is only that of the rest
-    resumed = not refit and not cached and (folder / "checkpoint.pt").is_file()
     load = os.getloadavg()[0]  # the machine may be shared: the wall time depends on it, the CPU time less
     tic, cpu_tic = time.perf_counter(), _cpu_seconds()
     _, info = fitted_embedded_model(model, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
                                     **fit_settings)
     wall, cpu = time.perf_counter() - tic, _cpu_seconds() - cpu_tic
+    # decided by the fit under its lock (looked at before it, a fit another process was making, waited for and then
+    # read, was "resumed" with the wait as its time); "resumed": a fit killed part-way left its checkpoint and no
+    # history.json, and this run's time is only that of the rest
+    cached, resumed = info["fit_origin"] == "cached", info["fit_origin"] == "resumed"
     history = json.loads((Path(info["fit_dir"]) / "history.json").read_text())
     row = {"model": model, "kind": kind, "epochs": len(history["history"]), "best_epoch": history["best_epoch"],
            "fit_wall_s": None if cached else wall, "fit_cpu_s": None if cached else cpu, "cached": cached,

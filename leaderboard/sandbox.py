@@ -18,7 +18,8 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes and the files in its tmpfs mounts and kills the job above the limit;
-- CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later) plus the
+- CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
+  that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;
 - processes: the cgroup's pids limit, else the watchdog's count of the job's processes;
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
@@ -46,6 +47,34 @@ SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Run between the supervisor and bwrap (``python -I -S -c REAPER bwrap ...``): a child subreaper
+#: (``PR_SET_CHILD_SUBREAPER``, 36) that waits for every process below it and exits with bwrap's status. bwrap's
+#: monitor exits as soon as the namespace's init reports the command's status, without reaping that init, so the
+#: CPU time of the job's processes (the init's children's time) never reached the supervisor's ``wait4``: a process
+#: SIGKILLed at its RLIMIT_CPU hard limit ended as a bare "exit status 137". Reparented to this reaper and reaped by
+#: it, the init's account reaches the supervisor through the reaper's own.
+REAPER = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
+child = os.fork()
+if child == 0:
+    try:
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+code = 255
+while True:
+    try:
+        pid, status = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    if pid == child:
+        code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -385,10 +414,16 @@ def cpu_rlimit_soft_s(limits: Limits) -> int:
     return int(limits.cpu_s) + 1
 
 
-def killed_by_cpu_rlimit(returncode: Optional[int]) -> bool:
-    """SIGXCPU ended the job's main process: ``-SIGXCPU`` without a sandbox, ``128 + SIGXCPU`` through bwrap (which
-    exits with its child's status)."""
-    return returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
+def killed_by_cpu_rlimit(returncode: Optional[int], job_cpu_s: float = 0.0, limits: Optional[Limits] = None) -> bool:
+    """The per-process ``RLIMIT_CPU`` ended the job's main process: SIGXCPU (``-SIGXCPU`` without a sandbox,
+    ``128 + SIGXCPU`` through bwrap, which exits with its child's status), or SIGKILL (``-9``, ``137``) to a job whose
+    processes used more CPU time than ``limits`` allow (``job_cpu_s``: summed over every process of the job, from the
+    kernel's accounting when it was reaped): a process that ignores SIGXCPU is killed at the hard limit, and SIGKILL
+    itself names no cause."""
+    if returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
+        return True
+    return (returncode in (-signal.SIGKILL, 128 + signal.SIGKILL) and limits is not None
+            and job_cpu_s > limits.cpu_s)
 
 
 def _die_with_parent() -> None:
@@ -436,6 +471,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     os.set_inheritable(result_write, True)
     if sandbox:
         argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)]
+        argv = [sys.executable, "-I", "-S", "-c", REAPER] + argv
     else:
         env["NEUROZOO_RESULT_FD"] = str(result_write)
     try:
@@ -474,6 +510,25 @@ def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:
         cgroup.kill_all()
 
 
+def _reap(process: subprocess.Popen):
+    """Reap the job's main process if it has ended (without waiting), setting ``process.returncode``; returns its
+    ``resource.struct_rusage``, else None. ``os.wait4`` rather than ``Popen.poll``: the usage it reports covers every
+    process of the job that was reaped below it (through bwrap: the command, reaped by the namespace's init, reaped
+    by the reaper once bwrap's monitor has exited: :data:`REAPER`), the CPU time of a process SIGKILLed at its
+    ``RLIMIT_CPU`` hard limit included."""
+    if process.returncode is not None:
+        return None
+    try:
+        pid, status, rusage = os.wait4(process.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere: Popen knows its status
+        process.poll()
+        return None
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return rusage
+
+
 CONSOLE_KEPT = 64 * 1024
 
 
@@ -498,7 +553,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     started = time.monotonic()
     killed, peak, cpu = None, 0, 0.0
     next_watch = 0.0
-    while process.poll() is None:
+    reaped = None  # the job's resource usage, once its main process is reaped
+    while (reaped := _reap(process)) is None and process.returncode is None:
         for key, _ in selector.select(timeout=poll_s):
             try:
                 chunk = os.read(key.fd, 1 << 16)
@@ -526,7 +582,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
             elif cpu > limits.cpu_s:
                 killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
-            elif len(pids) > limits.max_processes + 2:  # bwrap's monitor and the namespace's init are not the job's
+            elif len(pids) > limits.max_processes + 3:  # the reaper, bwrap's monitor and the namespace's init are not
+                # the job's
                 killed = f"it ran more than the limit of {limits.max_processes} processes"
         if killed is not None:
             _kill(process, cgroup)
@@ -534,10 +591,13 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     # The main process has ended (or was killed): end whatever is left of the job, then drain what is
     # already in the pipes without waiting for writers that may still hold them.
     _kill(process, cgroup)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
+    deadline = time.monotonic() + 10
+    while reaped is None and process.returncode is None and time.monotonic() < deadline:
+        reaped = _reap(process)
+        if reaped is None:
+            time.sleep(0.01)
+    job_cpu = reaped.ru_utime + reaped.ru_stime if reaped is not None else 0.0
+    cpu = max(cpu, job_cpu)
     for fd in list(buffers):
         while True:
             try:
@@ -556,6 +616,6 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         peak = max(peak, cgroup.peak())
         if killed is None and cgroup.oom_killed():
             killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB (cgroup)"
-    if killed is None and killed_by_cpu_rlimit(process.returncode):
+    if killed is None and killed_by_cpu_rlimit(process.returncode, job_cpu, limits):
         killed = f"it used more than the CPU-time limit of {limits.cpu_s:g} s"
     return Outcome(process.returncode, bytes(buffers[result_fd]), bytes(buffers[console_fd]), killed, peak, cpu)

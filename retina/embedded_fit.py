@@ -66,11 +66,21 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
     waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"
     with locked(out.parent / f"{out.name}.lock", waiting=waiting if progress else None):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
+        origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                      **fit_settings)
     info = provenance(path, result)
-    info["fit_dir"] = str(out)
+    info.update(fit_dir=str(out), fit_origin=origin)
     return result.model.eval(), info
+
+
+def fit_origin(out: Path, refit: bool = False) -> str:
+    """How :func:`retina.fit.fit` will come by the fit in ``out``: ``"cached"`` (a finished fit: its checkpoint and
+    ``history.json``, read, nothing trained), ``"resumed"`` (a checkpoint without ``history.json``: a fit killed
+    part-way, trained on from it) or ``"fitted"`` (from scratch). Only meaningful under the fit's lock."""
+    if refit or not (out / "checkpoint.pt").is_file():
+        return "fitted"
+    return "cached" if (out / "history.json").is_file() else "resumed"
 
 
 def _readable_checkpoint(checkpoint: Path) -> bool:

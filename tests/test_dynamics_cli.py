@@ -231,3 +231,17 @@ def test_an_unusable_out_folder_is_refused_before_the_analysis(argv, capsys, tmp
     blocker.write_text("")
     assert main([*argv, "--no-store", "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {blocker / 'sub'}: Not a directory")
+
+
+@pytest.mark.parametrize("argv", [["dynamics", "nosuch", "--no-store"], ["compare", "nosuch", "linear", "--no-store"],
+                                  ["score", "nosuch", "ventral_embedded.V4-temporal"]])
+def test_a_refused_input_leaves_no_empty_out_folder_behind(argv, tmp_path, capsys):
+    """--out was made (with its parents) before the input was checked, so a refused command left an empty folder
+    behind; the folders it made are removed again now, and a folder that was there before stays."""
+    db = [] if argv[0] != "score" else ["--db", f"sqlite:///{tmp_path / 'results.sqlite'}"]
+    assert main([*argv, *db, "--out", str(tmp_path / "new" / "out")]) == 2
+    assert "error: unknown " in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "there").mkdir()
+    assert main([*argv, *db, "--out", str(tmp_path / "there")]) == 2
+    assert (tmp_path / "there").is_dir()

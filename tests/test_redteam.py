@@ -299,9 +299,8 @@ SPIN = "import signal, sys, time\nif sys.argv[1:] == ['ignore']: signal.signal(s
 def test_the_cpu_rlimit_names_its_cause_when_the_watchdog_is_late(monkeypatch, isolated):
     """On a loaded host the watchdog (every 0.25 s) can miss a job's CPU limit; the per-process RLIMIT_CPU then
     stops it. Its soft and hard limits were equal, so the kernel sent SIGKILL alone and the job failed with a bare
-    "exit status 137". Now SIGXCPU comes first (exit 152 through bwrap) and names the limit; a process that ignores
-    SIGXCPU is still killed at the hard limit (checked without the sandbox: the same limits). The watchdog is
-    switched off here to play the late one."""
+    "exit status 137". Now SIGXCPU comes first (exit 152 through bwrap) and names the limit. The watchdog is switched
+    off here to play the late one."""
     from neurozoo.leaderboard import sandbox
 
     if isolated and sandbox_problem() is not None:
@@ -309,12 +308,25 @@ def test_the_cpu_rlimit_names_its_cause_when_the_watchdog_is_late(monkeypatch, i
     monkeypatch.setattr(sandbox, "WATCH_S", 1e9)
     outcome = sandbox.run([sys.executable, "-c", SPIN], limits=Limits(wall_s=60, cpu_s=0.5), sandbox=isolated)
     assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
-    if isolated:
-        return
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["sandbox", "unsandboxed"])
+def test_a_process_that_ignores_sigxcpu_is_killed_at_the_hard_limit_and_told_why(monkeypatch, isolated):
+    """A process that ignores SIGXCPU runs on to the RLIMIT_CPU hard limit (CPU_HARD_MARGIN_S later), where the
+    kernel's SIGKILL names no cause: with the watchdog late, the job failed with a bare "exit status 137". The
+    supervisor now reads the job's CPU time from the kernel's accounting of the reaped job (os.wait4: through bwrap,
+    the command reaped by the namespace's init, reaped by bwrap's monitor) and names the CPU limit."""
+    from neurozoo.leaderboard import sandbox
+
+    if isolated and sandbox_problem() is not None:
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setattr(sandbox, "WATCH_S", 1e9)
     started = time.monotonic()
     outcome = sandbox.run([sys.executable, "-c", SPIN, "ignore"], limits=Limits(wall_s=60, cpu_s=0.5),
                           sandbox=isolated)
     assert outcome.returncode in (-9, 137) and time.monotonic() - started < 25, outcome
+    assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
+    assert outcome.cpu_s >= sandbox.cpu_rlimit_soft_s(Limits(cpu_s=0.5)) + sandbox.CPU_HARD_MARGIN_S - 0.1
 
 
 def test_result_stream_is_checked_before_it_is_trusted():

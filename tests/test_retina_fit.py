@@ -595,3 +595,5 @@ def test_two_concurrent_fits_of_one_cached_model_train_it_once(tmp_path, monkeyp
         thread.join()
     assert len(trained) == 1, trained
     assert results["a"]["fit_dir"] == results["b"]["fit_dir"]
+    # each says how it came by the fit, decided under the lock: the one that waited read the other's fit
+    assert sorted(r["fit_origin"] for r in results.values()) == ["cached", "fitted"]

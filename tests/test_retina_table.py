@@ -69,3 +69,39 @@ def test_unknown_model_or_recording_is_refused_by_name(bad, capsys):
     with pytest.raises(SystemExit):
         main(["--models", bad[0]] if len(bad) == 1 else bad)
     assert f"unknown {'retina model' if len(bad) == 1 else 'recording'}(s) {bad[-1]}" in capsys.readouterr().err
+
+
+def test_a_row_that_waited_for_another_process_fit_reads_it_as_cached(tmp_path, monkeypatch):
+    """measure() looked at the fit's folder before the fit took its lock: a fit another process was making (its
+    checkpoint, no history.json yet), waited for and then read, made a row "resumed", timed with the wait. The fit
+    decides under its lock now."""
+    import threading
+    from contextlib import contextmanager
+
+    from neurozoo.datasets import cache
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    folder = Path(measure("ln", "whitenoise", [], progress=False, sizes=SIZES, fit_settings={"epochs": 1})["fit_dir"])
+    lock = folder.parent / f"{folder.name}.lock"
+    history = (folder / "history.json").read_bytes()
+    (folder / "history.json").unlink()  # the other process's fit, before it has finished
+    blocked, original = threading.Event(), cache.locked
+
+    @contextmanager
+    def announced(path, waiting=None):
+        if Path(path) == lock:
+            blocked.set()
+        with original(path, waiting):
+            yield
+
+    monkeypatch.setattr(cache, "locked", announced)
+    rows = []
+    with original(lock):  # the other process holds the fit's lock
+        thread = threading.Thread(target=lambda: rows.append(
+            measure("ln", "whitenoise", [], progress=False, sizes=SIZES, fit_settings={"epochs": 1})))
+        thread.start()
+        assert blocked.wait(120)
+        (folder / "history.json").write_bytes(history)  # ... and finishes its fit
+    thread.join(120)
+    assert rows and rows[0]["cached"] and not rows[0]["resumed"], rows
+    assert rows[0]["fit_wall_s"] is None and rows[0]["epochs"] == 1

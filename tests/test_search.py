@@ -859,3 +859,31 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     assert re.search(r"trial 0 epoch 1/1: diverged \(loss is (nan|inf)", text)
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
     assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("data_workers", [0, 1])
+def test_a_corrupt_image_found_mid_trial_stops_the_study_naming_the_file(tiny, tmp_path, data_workers):
+    """The up-front check (check_imagenet) looks at folders and file names, so a truncated JPEG passes it and is found
+    when a trial reads it: the trial ended FAIL with optuna's traceback (and through a DataLoader worker, the
+    worker's traceback inside the error's message). Now the failed trial's line stays, without a traceback; the
+    study stops there with one error naming the file, and the trial records the data error."""
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    data = tmp_path / "data"
+    write_image_folder(data, n_classes=3, per_class=6, size=32, val_per_class=3)
+    bad = sorted((data / "train").rglob("*.JPEG"))[1]
+    bad.write_bytes(bad.read_bytes()[:400])
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 3, "--export", "0", "--data-workers", str(data_workers))
+    argv[argv.index("--data") + 1] = str(data)
+    # in a process of its own: what optuna's log handler writes is what the user sees
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), timeout=300,
+                          capture_output=True, text=True)
+    error = done.stderr
+    assert done.returncode == 2 and "Traceback" not in error and "Trial 0 failed with parameters" in error, error
+    last = error.splitlines()[-1]
+    assert last.startswith(f"zoo search: error: cannot read image {bad}: ") and last.endswith(
+        "; the study stops at trial 0 (marked failed): repair or remove the file, then rerun to continue the study")
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["data_error"].startswith(f"cannot read image {bad}: ")

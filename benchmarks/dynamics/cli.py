@@ -187,15 +187,20 @@ def _case(args):
 
 
 def run_dynamics(args) -> int:
-    import torch
-
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
-    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
+    # and so is an unusable --out; one made here for input that is then refused is removed again
+    with output_folder(args.out or results_dir()) as out:
+        return _dynamics(args, store, out)
+
+
+def _dynamics(args, store, out: Path) -> int:
+    import torch
+
+    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
+
     with Timer() as timer:
         case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
@@ -248,11 +253,8 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
 
 
 def run_compare(args) -> int:
-    from neurozoo.benchmarks.dynamics import sources
-    from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
-                                                       provenance)
     from neurozoo.benchmarks.dynamics.similarity import METRICS
-    from neurozoo.benchmarks.paths import results_dir
+    from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets.errors import UserFacingError
 
@@ -263,8 +265,17 @@ def run_compare(args) -> int:
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
-    out = Path(args.out or results_dir())
-    out.mkdir(parents=True, exist_ok=True)  # and so is an unusable --out
+    # and so is an unusable --out; one made here for input that is then refused is removed again
+    with output_folder(args.out or results_dir()) as out:
+        return _compare(args, metrics, store, out)
+
+
+def _compare(args, metrics, store, out: Path) -> int:
+    from neurozoo.benchmarks.dynamics import sources
+    from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
+                                                       provenance)
+    from neurozoo.datasets.errors import UserFacingError
+
     with Timer() as timer:
         overrides = overrides_from_args(args)
         systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,

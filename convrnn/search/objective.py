@@ -60,6 +60,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         from neurozoo.convrnn.training.engine import TrainConfig, Trainer
+        from neurozoo.convrnn.training.imagefolder import raised_in_worker
+        from neurozoo.datasets.errors import DataError
 
         s = self.settings
         config = self.space.sample(trial)
@@ -95,8 +97,6 @@ class Objective:
         best = float("-inf")
         try:
             if trainer.val_loader is None:
-                from neurozoo.datasets.errors import DataError
-
                 raise DataError(f"{s.data}: the search scores trials on val/ and this folder has none")
             trial.set_user_attr("parameters", sum(p.numel() for p in trainer.model.parameters()))
             # what the trained model was built with on top of spec.yaml: an exported spec must carry it too
@@ -104,6 +104,11 @@ class Objective:
             for epoch in range(s.epochs):
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)
+                except DataError as error:  # a corrupt image: every later trial would read it too
+                    message = raised_in_worker(error)
+                    trial.set_user_attr("data_error", message)
+                    raise DataError(f"{message}; the study stops at trial {trial.number} (marked failed): repair "
+                                    "or remove the file, then rerun to continue the study") from None
                 except FloatingPointError as error:  # the trainer's non-finite loss: see the module docstring
                     trial.set_user_attr("diverged", {"epoch": epoch + 1, "error": str(error)})
                     if s.progress:

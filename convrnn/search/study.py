@@ -15,7 +15,9 @@ stale, when the next worker starts a trial; the study stays usable.
 """
 from __future__ import annotations
 
+import logging
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
@@ -150,8 +152,34 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
         callbacks.append(MaxTrialsCallback(max_total, states=None))
         if len(study.trials) >= max_total:
             return study
-    study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
+    with user_errors_without_traceback():
+        study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
     return study
+
+
+#: The logger optuna reports a failed trial on, with its exception's traceback (optuna.study._optimize)
+OPTIMIZE_LOGGER = "optuna.study._optimize"
+
+
+class _NoUserErrorTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserFacingError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextmanager
+def user_errors_without_traceback():
+    """optuna logs a trial that raised with the exception's traceback. For a :class:`UserFacingError` (a corrupt
+    image found mid-trial, a trial folder already in use) the message names the cause, the file included, and the
+    traceback only buried it: the failed trial's line is kept, its traceback dropped. The study stops on it, as
+    optuna stops on any exception (in this worker: the other workers stop at the same error in their own trials)."""
+    logger, kept = logging.getLogger(OPTIMIZE_LOGGER), _NoUserErrorTraceback()
+    logger.addFilter(kept)
+    try:
+        yield
+    finally:
+        logger.removeFilter(kept)
 
 
 def split_trials(total: int, workers: int) -> Sequence[int]:

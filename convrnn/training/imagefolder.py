@@ -163,6 +163,18 @@ def check_imagenet(data_dir, require_val: bool = False) -> None:
                 raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
 
 
+def raised_in_worker(error: Exception) -> str:
+    """``error``'s message as it was raised in a DataLoader worker process: torch raises it again in the main process
+    with the worker's traceback in its message ("Caught DataError in DataLoader worker process 0.\nOriginal
+    Traceback ..."), so a one-line error naming a bad image came out as a traceback. Other errors: their message."""
+    text = str(error)
+    if not (text.startswith("Caught ") and "\nOriginal Traceback" in text):
+        return text
+    last = text.rstrip().splitlines()[-1]
+    raised_as = f"{type(error).__module__}.{type(error).__qualname__}: "
+    return last[len(raised_as):] if last.startswith(raised_as) else last
+
+
 def open_imagenet(data_dir, train_transform=None, val_transform=None,
                   splits: Sequence[str] = ("train", "val")) -> Dict[str, ImageFolder]:
     """The ``train`` and ``val`` splits of an ImageNet-layout folder with one shared class index.

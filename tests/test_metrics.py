@@ -378,3 +378,18 @@ def test_decoding_a_missing_trial_carries_no_information(decoder):
         "stimulus_id": ("presentation", np.arange(n).astype(str)), "object_name": ("presentation", labels)})
     course = decoding_time_course(assembly, decoder=decoder)
     assert abs(course.accuracy[0] - 0.5) < 0.04
+
+
+def test_decoding_chance_is_the_largest_class_fraction_not_one_over_the_classes():
+    """Three objects shown 600, 300 and 300 times: chance is 0.5 (always guessing the commonest), as the module
+    documents, not 1/3; every test until now had balanced classes, where the two agree."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.decoding import decoding_time_course
+
+    labels = np.repeat(["a", "b", "c"], [600, 300, 300])
+    values = np.random.default_rng(2).standard_normal((1200, 6, 1))
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.arange(1200).astype(str)), "object_name": ("presentation", labels)})
+    course = decoding_time_course(assembly, decoder="nearest_mean", n_splits=2)
+    assert course.chance == 0.5

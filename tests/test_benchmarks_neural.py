@@ -147,8 +147,14 @@ def test_zoo_score_cli_writes_record_and_plot(tmp_path, capsys, monkeypatch):
     from neurozoo.benchmarks import cli as benchmarks_cli
 
     built = []
-    resolve = benchmarks_cli.resolve_model
-    monkeypatch.setattr(benchmarks_cli, "resolve_model", lambda *a, **k: built.append(resolve(*a, **k)) or built[-1])
+    resolve = benchmarks_cli.resolve_model_and_weights  # zoo score's lookup since it reads CORnet releases
+
+    def recorded(*args, **kwargs):
+        model, weights = resolve(*args, **kwargs)
+        built.append(model)
+        return model, weights
+
+    monkeypatch.setattr(benchmarks_cli, "resolve_model_and_weights", recorded)
     args = parser.parse_args(["score", "rgc_shallow", "test.cli-V4", "--width", "0.125", "--set", "n_steps=12",
                               "--db", db, "--out", str(tmp_path / "out"), "--max-features", "50", "--no-cache"])
     assert args.handler(args) == 0

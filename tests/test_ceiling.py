@@ -196,6 +196,13 @@ def test_silent_drop_equals_brainscore_and_zero_counts_the_unit():
     dropped = internal_consistency(assembly, silent="drop")
     np.testing.assert_allclose(dropped.per_split, reference, rtol=0, atol=1e-12)
     np.testing.assert_allclose(dropped.per_bin, reference.mean(0), rtol=0, atol=1e-12)
+    # the ceiling's error bar, Brain-Score's Split.aggregate: standard_error_of_the_mean over splits (xarray's std,
+    # ddof=0, over sqrt(n)); the test had only bounded it (< 0.02), which an error 10 times off also met
+    import xarray as xr
+
+    brainscore_error = (xr.DataArray(reference, dims=("split", "time_bin")).std("split") / np.sqrt(10)).values
+    assert (brainscore_error > 0.003).all()  # the splits differ: an error of 0 or a std (not its mean's) would show
+    np.testing.assert_allclose(dropped.error_per_bin, brainscore_error, rtol=1e-12, atol=0)
     # by hand: the 4 firing units' Spearman-Brown values v1 < v2 < v3 < v4 (all > 0) have median (v2 + v3) / 2
     # without the silent unit; with it as 0 the 5 values' median is v2: lower by (v3 - v2) / 2 in every split
     ours = internal_consistency(assembly)
@@ -211,6 +218,7 @@ def test_silent_drop_equals_brainscore_and_zero_counts_the_unit():
     assert (values > 0).all()
     np.testing.assert_allclose(reference, (values[:, :, 1] + values[:, :, 2]) / 2, rtol=0, atol=1e-12)
     np.testing.assert_allclose(ours.per_split, values[:, :, 1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.error_per_bin, values[:, :, 1].std(0) / np.sqrt(10), rtol=1e-12, atol=0)
     lower = ((values[:, :, 2] - values[:, :, 1]) / 2).mean(0)
     np.testing.assert_allclose(dropped.per_bin - ours.per_bin, lower, rtol=0, atol=1e-12)
     assert (lower > 0.005).all()

@@ -92,6 +92,10 @@ MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinear
     ({"cell_to_out": True}, 8, 0),  # the output gate's pre-activation zeroed
     ({"cell_to_out": True, "gate_depth_separable": False}, 8, 0),
     ({"feedback_entry": "input"}, 8, 5),
+    # the searched median's feedback activation (elu; the release sets identity, under which every case above
+    # would pass a cell that left the activation out)
+    ({"feedback_activation": "elu"}, 8, 5),
+    ({"feedback_entry": "input", "feedback_activation": "elu"}, 8, 5),
     ({"input_to_out": False, "out_residual": False}, 8, 0),
 ])
 def test_median_rgc_matches_the_original_equations(change, in_channels, feedback):

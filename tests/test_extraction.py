@@ -609,13 +609,27 @@ def test_homes_sharing_a_cache_folder_keep_their_own_entries(tmp_path, monkeypat
 
 
 def test_cache_entry_with_a_changed_byte_or_no_digest_line_is_a_miss(tmp_path):
-    cache, key = ActivationCache(tmp_path / "acts"), "34" * 32
+    """Only an entry signed under this host's secret for its own key loads: the untouched entry gives its values
+    back (a check that refused everything had passed the misses alone), and a changed byte, a dropped digest line,
+    data re-digested with plain sha256 (what a writer without the secret can compute) or a valid entry of another
+    key copied over this one are misses."""
+    import hashlib
+
+    cache, key, other = ActivationCache(tmp_path / "acts"), "34" * 32, "56" * 32
     path = cache.save(key, _entry(6.0))
     signed = path.read_bytes()
-    for tampered in (signed[:-1] + bytes([signed[-1] ^ 1]), signed.partition(b"\n")[2], b""):
+    assert float(_load_strictly(cache, key).values.max()) == 6.0
+    forged = _entry(-1.0).to_netcdf(engine="netcdf4")
+    unkeyed = hashlib.sha256(b"activation-cache:" + key.encode() + b"\0" + forged).hexdigest().encode()
+    swapped = cache.save(other, _entry(-1.0)).read_bytes()
+    assert float(_load_strictly(cache, other).values.max()) == -1.0
+    for tampered in (signed[:-1] + bytes([signed[-1] ^ 1]), signed.partition(b"\n")[2], b"",
+                     unkeyed + b"\n" + forged, swapped):
         path.write_bytes(tampered)
         with pytest.warns(UserWarning, match="digest missing or wrong"):
             assert cache.load(key) is None
+    path.write_bytes(signed)
+    assert float(_load_strictly(cache, key).values.max()) == 6.0
 
 
 def _dead_pid() -> int:

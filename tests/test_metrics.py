@@ -208,6 +208,36 @@ def test_shuffled_features_score_zero(synthetic):
     assert np.all(np.abs(score.raw_per_bin) < 0.1)
 
 
+def test_score_value_and_error_bars_by_hand():
+    """Four splits, two bins, ceilings 0.5 and 0.25 (sum 0.75), values worked out by hand from the documented
+    conventions (ceiling.py): the value is sum_t sign(r_t) r_t^2 / sum_t c_t of the split-mean r; the error is
+    the standard error (std, ddof=0, over sqrt(K)) of the same summary taken split by split, per bin of
+    sign(r) r^2 / c. The tests on data had only bounded the error (0 < error < 0.05), which the raw r's error bar
+    (1 / (8 sqrt 2) here) or a std not divided by sqrt(K) also met."""
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+    from neurozoo.benchmarks.score import Score
+
+    r = np.array([[0.5, 0.5], [0.5, -0.5], [0.5, 0.0], [0.0, 0.5]])
+    ceiling = Ceiling(np.array([0.5, 0.25]), np.full((4, 2), np.nan), np.array([0.01, 0.02]))
+    score = TemporalScore(r, np.array([70, 80]), np.array([80, 90]), ceiling=ceiling)
+    # split-mean r (0.375, 0.125): (0.375^2 + 0.125^2) / 0.75 = 5/24, not the mean of the split scores (1/3)
+    assert score.raw == pytest.approx(0.25, abs=1e-15) and score.value == pytest.approx(5 / 24, abs=1e-15)
+    np.testing.assert_allclose(score.per_bin, [9 / 32, 1 / 16], rtol=0, atol=1e-15)
+    # split scores (0.25 + 0.25) / 0.75, 0, 0.25 / 0.75, 0.25 / 0.75 = 2/3, 0, 1/3, 1/3: std sqrt(1/18), over sqrt(4)
+    assert score.error == pytest.approx(1 / (6 * np.sqrt(2)), abs=1e-15)
+    # per bin: (0.5, 0.5, 0.5, 0) and (1, -1, 0, 1): std sqrt(3) / 8 and sqrt(11) / 4, over sqrt(4)
+    np.testing.assert_allclose(score.error_per_bin, [np.sqrt(3) / 16, np.sqrt(11) / 8], rtol=0, atol=1e-15)
+    record = Score.from_temporal(score)  # what the results store and the pages show
+    assert (record.value, record.error, record.ceiling, record.raw) == pytest.approx(
+        (5 / 24, 1 / (6 * np.sqrt(2)), 0.375, 0.25), abs=1e-15)
+    np.testing.assert_allclose([(row["error"], row["ceiling_error"]) for row in record.per_bin],
+                               [(np.sqrt(3) / 16, 0.01), (np.sqrt(11) / 8, 0.02)], rtol=0, atol=1e-15)
+    # without a ceiling: the raw r's mean and standard error (split means 0.5, 0, 0.25, 0.25)
+    raw = TemporalScore(r, np.array([70, 80]), np.array([80, 90]))
+    assert raw.value == pytest.approx(0.25, abs=1e-15) and raw.error == pytest.approx(1 / (8 * np.sqrt(2)), abs=1e-15)
+
+
 def _brainscore_span_time_pls(features, assembly):
     """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code:
     benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
@@ -348,3 +378,18 @@ def test_decoding_a_missing_trial_carries_no_information(decoder):
         "stimulus_id": ("presentation", np.arange(n).astype(str)), "object_name": ("presentation", labels)})
     course = decoding_time_course(assembly, decoder=decoder)
     assert abs(course.accuracy[0] - 0.5) < 0.04
+
+
+def test_decoding_chance_is_the_largest_class_fraction_not_one_over_the_classes():
+    """Three objects shown 600, 300 and 300 times: chance is 0.5 (always guessing the commonest), as the module
+    documents, not 1/3; every test until now had balanced classes, where the two agree."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.decoding import decoding_time_course
+
+    labels = np.repeat(["a", "b", "c"], [600, 300, 300])
+    values = np.random.default_rng(2).standard_normal((1200, 6, 1))
+    assembly = xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.arange(1200).astype(str)), "object_name": ("presentation", labels)})
+    course = decoding_time_course(assembly, decoder="nearest_mean", n_splits=2)
+    assert course.chance == 0.5

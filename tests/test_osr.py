@@ -9,7 +9,9 @@ from neurozoo.retina.phenomena.osr import fit_line, omitted_stimulus_response, o
 def test_fit_line_and_call_on_known_lines():
     periods = np.array([6, 8, 10, 12])
     slope, intercept, r2 = fit_line(periods, np.stack([periods + 6, 2 * periods, np.full(4, 7.0), [3, 9, 2, 8]]))
-    np.testing.assert_allclose(slope[:3], [1, 2, 0]) and np.testing.assert_allclose(intercept[:2], [6, 0], atol=1e-12)
+    # (two assert_allclose joined by `and` never ran the second: assert_allclose returns None)
+    np.testing.assert_allclose(slope[:3], [1, 2, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(intercept[:3], [6, 0, 7], rtol=0, atol=1e-12)
     assert r2[0] == pytest.approx(1.0) and np.isnan(r2[2]) and r2[3] < 0.5
     np.testing.assert_array_equal(osr_call(slope, r2), [True, False, False, False])
     assert osr_call([0.75, 1.25, 0.74, 1.0], [0.8, 0.9, 1.0, 0.79]).tolist() == [True, True, False, False]
@@ -22,18 +24,20 @@ def test_fit_line_and_call_on_known_lines():
         osr_call([1.0], [0.9], [[0.5, 0.5]])
 
 
-def _omission_detector(delay=4):
+def _omission_detector(delay=4, stretch=0.0):
     """Fires ``delay`` frames after a flash was due but did not come (it knows the period from the last two
-    flashes): latency from the last flash = period + delay, a slope of exactly 1."""
+    flashes): latency from the last flash = period + delay, a slope of exactly 1 (``1 + stretch`` when it fires
+    ``stretch * period`` frames later still)."""
     def respond(movie):
         dark = movie[:, 0, 0] < 0
         onsets = np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
         out = np.zeros((2, len(movie)))
         out[1, :] = 0.5
         if len(onsets) >= 2:
-            due = onsets[-1] + (onsets[-1] - onsets[-2])
-            if due + delay < len(movie):
-                out[0, due + delay] = 10.0
+            period = onsets[-1] - onsets[-2]
+            fire = onsets[-1] + period + delay + int(round(stretch * period))
+            if fire < len(movie):
+                out[0, fire] = 10.0
         for t in onsets:  # cell 1 answers each flash after 2 frames: no OSR
             out[1, t + 2] = 5.0
         return out
@@ -45,10 +49,33 @@ def test_osr_known_answers():
     np.testing.assert_allclose(result.latencies[0], [10, 12, 14, 16])  # centroid of a one-frame burst
     np.testing.assert_allclose(result.omission_latencies[0], [4, 4, 4, 4])
     np.testing.assert_allclose(result.latencies[1], [2, 2, 2, 2])
-    np.testing.assert_allclose(result.peaks[1], 4.5) and np.testing.assert_allclose(result.train_peaks[1], 4.5)
+    np.testing.assert_allclose(result.peaks[1], 4.5)  # a flash's burst 5 above the 0.5 baseline: peak 4.5
+    np.testing.assert_allclose(result.train_peaks[1], 4.5)
     assert result.slope[0] == pytest.approx(1.0) and result.r2[0] == pytest.approx(1.0)
     assert result.is_osr.tolist() == [True, False]
     json.dumps(result.summary())
+
+
+def test_the_benchmarks_cell_score_is_the_slope_match_of_a_called_osr():
+    """compare_to_ground_truth had been checked only at its ends (a model equal to the truth: 1; no OSR: 0). The
+    truth's OSR cell has slope 1; models with slopes 1.2 and 0.8 are called (within 1 +- 0.25) and match
+    1 - 0.2 / 1 = 0.8; a slope of 1.5 matches 0.5 but is no OSR, so its cell scores 0. Cell 1 (no OSR in the
+    truth) is not scored."""
+    from neurozoo.retina.phenomena.osr import compare_to_ground_truth
+
+    periods = (10, 20, 30, 40)
+    truth = omitted_stimulus_response(_omission_detector(delay=4), periods=periods)
+    assert truth.is_osr.tolist() == [True, False] and truth.slope[0] == pytest.approx(1.0)
+    for stretch, called, match in [(0.2, True, 0.8), (-0.2, True, 0.8), (0.5, False, 0.5)]:
+        model = omitted_stimulus_response(_omission_detector(delay=4, stretch=stretch), periods=periods)
+        assert model.slope[0] == pytest.approx(1 + stretch) and model.r2[0] == pytest.approx(1.0)
+        result = compare_to_ground_truth(model, truth)
+        assert [row["cell"] for row in result["cells"]] == [0]
+        row = result["cells"][0]
+        assert row["model_osr"] is called and row["slope_match"] == pytest.approx(match, abs=1e-12)
+        assert row["score"] == pytest.approx(match if called else 0.0, abs=1e-12)
+        assert result["value"] == pytest.approx(row["score"], abs=1e-12)
+        assert result["osr_fraction"] == float(called) and result["model_shows_osr"] is called
 
 
 def test_peak_ratio_is_undefined_where_the_train_evoked_nothing_and_nothing_downstream_breaks(tmp_path):

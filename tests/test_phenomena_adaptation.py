@@ -71,6 +71,34 @@ def test_contrast_adaptation_ground_truth_vs_circuit_without_adaptation():
     assert abs(linear["adaptation_index"][0]) < 0.01 and abs(linear["recovery_index"][0]) < 0.01
 
 
+def _adapting_cell(movie):
+    """A cell with a known adaptation: k frames after the contrast switches up its rate is 5 + 10 exp(-k / 20),
+    after it switches down 5 - 3 exp(-k / 30) (the contrast read from each frame's sd: 0.3 or 1.0)."""
+    high = movie.reshape(len(movie), -1).std(1) > 0.65
+    starts = np.flatnonzero(np.r_[True, high[1:] != high[:-1]])
+    k = np.arange(len(movie)) - starts[np.searchsorted(starts, np.arange(len(movie)), side="right") - 1]
+    return np.where(high, 5 + 10 * np.exp(-k / 20), 5 - 3 * np.exp(-k / 30))[None]
+
+
+def test_contrast_adaptation_indices_and_time_constants_of_a_known_cell():
+    """The circuit tests bound the indices (> 0.12, tau between 2 and 50 frames); here the response is known, so
+    are they: the mean rates in frames 10-40 and 100-200 after each switch, the indices of the docstring
+    (adaptation 0.242, recovery 0.157) and the time constants 20 and 30 frames (within the fit's grid step)."""
+    k = np.arange(200)
+    up, down = 5 + 10 * np.exp(-k / 20), 5 - 3 * np.exp(-k / 30)
+    result = contrast_adaptation(_adapting_cell, cycles=3)
+    np.testing.assert_allclose(result["high"][0], up, rtol=1e-12)
+    np.testing.assert_allclose(result["low"][0], down, rtol=1e-12)
+    early_high, late_high, early_low, late_low = up[10:40].mean(), up[100:].mean(), down[10:40].mean(), down[100:].mean()
+    np.testing.assert_allclose([result[name][0] for name in ("early_high", "late_high", "early_low", "late_low")],
+                               [early_high, late_high, early_low, late_low], rtol=1e-12)
+    assert result["adaptation_index"][0] == pytest.approx((early_high - late_high) / (early_high + late_high), rel=1e-12)
+    assert result["adaptation_index"][0] == pytest.approx(0.242, abs=5e-4)
+    assert result["recovery_index"][0] == pytest.approx((late_low - early_low) / (late_low + early_low), rel=1e-12)
+    assert result["recovery_index"][0] == pytest.approx(0.157, abs=5e-4)
+    assert result["tau_high"][0] == pytest.approx(20, rel=0.04) and result["tau_low"][0] == pytest.approx(30, rel=0.04)
+
+
 def test_object_motion_sensitivity_needs_the_amacrine_surround():
     retina = default_retina()
     truth = object_motion_sensitivity(retina, centres=retina.positions, n_frames=600)

@@ -340,15 +340,26 @@ def test_result_stream_is_checked_before_it_is_trusted():
         np.save(buffer, array)
         return buffer.getvalue()
 
-    good = np.ones((4, 3, 2), "<f4")
-    assert read_arrays(npy(good), 1, 4, 5, 2)[0].shape == (4, 3, 2)
+    # distinct values, two arrays of different widths: the values as written, in order (np.ones and a shape check
+    # had passed a reader that scrambled or mixed up the data)
+    good = np.arange(24, dtype="<f4").reshape(4, 3, 2) / 7
+    second = -np.arange(40, dtype="<f4").reshape(4, 5, 2)
+    arrays = read_arrays(npy(good) + npy(second), 2, 4, 5, 2)
+    assert len(arrays) == 2 and all(a.dtype == np.dtype("<f4") for a in arrays)
+    np.testing.assert_array_equal(arrays[0], good)
+    np.testing.assert_array_equal(arrays[1], second)
     cases = {"dtype float64": npy(good.astype("f8")), "shape (4, 6, 2)": npy(np.ones((4, 6, 2), "<f4")),
              "shape (3, 3, 2)": npy(np.ones((3, 3, 2), "<f4")), "NaN/infinite": npy(good * np.nan),
              "not a .npy array": b"\x93NUMPY garbage", "truncated": npy(good)[:-8],
-             "more than the requested": npy(good) + b"x", "dtype object": npy(np.array([{}], dtype=object))}
+             "more than the requested": npy(good) + b"x", "dtype object": npy(np.array([{}], dtype=object)),
+             # the same float32 values in another byte order or memory layout: refused, not read as '<f4' in C order
+             "dtype >f4; expected float32": npy(good.astype(">f4")),
+             "dtype float32 (Fortran order); expected float32": npy(np.asfortranarray(good))}
     for expected, stream in cases.items():
         with pytest.raises(ScoringError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             read_arrays(stream, 1, 4, 5, 2)
+    with pytest.raises(ScoringError, match=r"output array 2 of 2 has shape \(4, 3, 3\)"):  # each array checked
+        read_arrays(npy(good) + npy(np.ones((4, 3, 3), "<f4")), 2, 4, 5, 2)
 
 
 # ------------------------------------------------------------------------------ cache and hidden split

@@ -377,6 +377,9 @@ def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
     kept = frame[frame["passes"]]
     assert score.value == pytest.approx(kept["correlation"].median())
     assert score.ceiling == pytest.approx(kept["oracle"].median()) and score.value < score.ceiling
+    from neurozoo.retina.benchmark import _bootstrap_median_se  # its known answers: tests/test_retina_metrics.py
+
+    assert score.error == pytest.approx(_bootstrap_median_se(kept["correlation"].to_numpy())) and score.error > 0
     p = score.provenance
     assert p["data_sha256"] and p["seed"] == 0 and p["settings"]["epochs"] == 2 and p["model"] == "ln"
     record = score.to_record("ln", bench.identifier)

@@ -69,3 +69,20 @@ def test_a_cell_silent_in_every_repeat_gets_nan_metrics_without_warnings():
     np.testing.assert_allclose(kept["feve"], feve(prediction[[0, 2]], repeats[[0, 2]]))
     np.testing.assert_allclose(kept["oracle"], oracle_correlation(repeats[[0, 2]]))
     assert np.isfinite(kept.values.astype(float)).all()
+
+
+def test_the_heldout_benchmarks_error_is_the_bootstrap_standard_error_of_the_median():
+    """The retina held-out score's error bar (retina.benchmark): the standard error of the median correlation over
+    cells, by bootstrap. Against scipy.stats.bootstrap's standard error of np.median on the same values (its own
+    resamples, so within a few percent); the standard error of the mean (0.66 of it here) or of the values
+    themselves would not pass. Fewer than 2 cells: no error (NaN); equal values: 0."""
+    import scipy.stats
+
+    from neurozoo.retina.benchmark import _bootstrap_median_se
+
+    values = np.random.default_rng(0).standard_normal(401)
+    reference = scipy.stats.bootstrap((values,), np.median, n_resamples=20000, random_state=0).standard_error
+    mean_se = scipy.stats.bootstrap((values,), np.mean, n_resamples=20000, random_state=0).standard_error
+    assert mean_se < 0.7 * reference
+    assert _bootstrap_median_se(values) == pytest.approx(reference, rel=0.05)
+    assert np.isnan(_bootstrap_median_se(values[:1])) and _bootstrap_median_se(np.full(12, 0.4)) == pytest.approx(0.0, abs=1e-15)

@@ -222,7 +222,7 @@ def run_dynamics(args) -> int:
               + shown)
     if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
-        print(f"records {', '.join(map(str, ids))} in {store.url}")
+        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
     return 0
@@ -288,7 +288,7 @@ def run_compare(args) -> int:
         print(f"{record.model}: {record.benchmark} {value}")
     if store is not None:
         ids = store.add_many(records)
-        print(f"records {', '.join(map(str, ids))} in {store.url}")
+        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary}")
     return 0

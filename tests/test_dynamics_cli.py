@@ -231,3 +231,22 @@ def test_an_unusable_out_folder_is_refused_before_the_analysis(argv, capsys, tmp
     blocker.write_text("")
     assert main([*argv, "--no-store", "--out", str(blocker / "sub")]) == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {blocker / 'sub'}: Not a directory")
+
+
+def test_zoo_dynamics_says_when_no_point_was_found(tmp_path, monkeypatch, capsys):
+    """A search that ends with no fixed or slow point (conv10's whole map of an untrained rgc_intermediate) printed
+    "... 0 slow; spectral radii " and nothing after it."""
+    import numpy as np
+
+    from neurozoo.benchmarks.dynamics import analysis
+    from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
+
+    def nothing_found(case, **_):
+        return {"none": FixedPoints(np.zeros((0, 2)), np.zeros(0), np.array([], dtype=str),
+                                    np.zeros((0, 2), dtype=complex))}
+
+    monkeypatch.setattr(analysis, "analyse", nothing_found)
+    assert main(["dynamics", "bistable", "--points", "4", "--steps", "10", "--no-store", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bistable [none]: 0 fixed (0 stable, 0 with one unstable mode), 0 slow; no fixed or slow point found" in out
+    assert "spectral radii" not in out

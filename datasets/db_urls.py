@@ -6,11 +6,13 @@ from __future__ import annotations
 
 
 def shown_url(url: str) -> str:
-    """``url`` as SQLAlchemy renders it with the password as ``***``; a string it cannot parse, cut at 200
-    characters (it may be anything a user typed)."""
+    """``url`` as SQLAlchemy renders it with the password as ``***``; a URL without a password as given (rendering
+    percent-encodes a path's ``%`` and non-ASCII letters); a string it cannot parse, cut at 200 characters (it may
+    be anything a user typed)."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:
         return url if len(url) < 200 else url[:200] + "..."
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)

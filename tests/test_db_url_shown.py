@@ -11,6 +11,7 @@ def test_shown_url_hides_the_password_and_keeps_the_rest():
     assert (shown_url("postgresql+psycopg2://alice:s3cret@db.example:5432/board?sslmode=require")
             == "postgresql+psycopg2://alice:***@db.example:5432/board?sslmode=require")
     assert shown_url("sqlite:////tmp/results.sqlite") == "sqlite:////tmp/results.sqlite"
+    assert shown_url("sqlite:////home/zoë/100%/results.sqlite") == "sqlite:////home/zoë/100%/results.sqlite"  # not %C3%AB
     assert shown_url("not a url") == "not a url"
 
 

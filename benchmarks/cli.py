@@ -63,7 +63,7 @@ def _score(args) -> int:
         details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
         details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
-        print(f"record {record_id} in {store.url}; summary {summary}")
+        print(f"record {record_id} in {store.shown_url}; summary {summary}")
         return 0
     stem = summary.with_suffix("")
     plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
@@ -73,7 +73,7 @@ def _score(args) -> int:
                            title=f"{model_name}: layer selection", ylabel="raw r (held-out selection stimuli)",
                            chosen=score.provenance["settings"].get("layer"))
     print(f"{model_name} on {args.benchmark}: {score}")
-    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.url}; plot {plot}")
+    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.shown_url}; plot {plot}")
     return 0
 
 

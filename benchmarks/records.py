@@ -17,6 +17,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, se
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
+from neurozoo.datasets.db_urls import shown_url
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
 from neurozoo.datasets.provenance import environment
@@ -93,13 +94,9 @@ class DatabaseUnavailable(UserFacingError):
 
 def database_problem(url: str, error: Exception) -> str:
     """One line on why ``url`` cannot be opened, its password hidden."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        shown = url if len(url) < 200 else url[:200] + "..."
+    shown = shown_url(url)
     if isinstance(error, (NoSuchModuleError, ImportError)):
         return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
     if isinstance(error, ArgumentError):
@@ -131,6 +128,11 @@ class ResultsStore:
                 time.sleep(0.2)
             except (ArgumentError, NoSuchModuleError, DBAPIError, ImportError) as error:
                 raise DatabaseUnavailable(database_problem(self.url, error)) from None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL for messages: its password hidden (``datasets.db_urls``)."""
+        return shown_url(self.url)
 
     def add(self, record: ScoreRecord) -> int:
         return self.add_many([record])[0]

@@ -175,7 +175,7 @@ class LeaderboardDB(ResultsStore):
             with self.engine.begin() as connection:
                 connection.execute(CreateIndex(index, if_not_exists=True))
         except IntegrityError:
-            warnings.warn(f"{self.url}: {why_not()}", stacklevel=3)
+            warnings.warn(f"{self.shown_url}: {why_not()}", stacklevel=3)
         except (OperationalError, ProgrammingError) as error:
             if "already exists" not in str(error):  # another process added it at the same time
                 raise

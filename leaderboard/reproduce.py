@@ -254,7 +254,7 @@ def run_reproduce(args) -> int:
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:
-        raise UserFacingError(f"no record {args.record} in {store.url}")
+        raise UserFacingError(f"no record {args.record} in {store.shown_url}")
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
     new = _with_threads(_recorded_threads(record),
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))

@@ -25,7 +25,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     released = release_dead_workers(db)
     jobs = db.jobs(ids=ids)
     done_before = sum(j["status"] == "done" for j in jobs)
-    echo(f"zoo run: {len(ids)} jobs ({done_before} already done, reused), database {db.url}")
+    echo(f"zoo run: {len(ids)} jobs ({done_before} already done, reused), database {db.shown_url}")
     if released:
         echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
     for note in skipped:

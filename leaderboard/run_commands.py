@@ -230,7 +230,7 @@ def _work(args) -> int:
     if not jobs:
         from neurozoo.datasets.errors import UserFacingError
 
-        raise UserFacingError(f"the database {db.engine.url.render_as_string(hide_password=True)} holds no jobs "
+        raise UserFacingError(f"the database {db.shown_url} holds no jobs "
                               "(is --db right? queue work with `zoo submit` or `zoo run`)")
     pending = [j for j in jobs if j["status"] in ("queued", "running")]
     sandbox = True
@@ -276,7 +276,7 @@ def _submission_status(args) -> int:
     db = LeaderboardDB(args.db)
     row = db.submission(args.id)
     if row is None:
-        raise UserFacingError(f"no submission {args.id} in {db.url}")
+        raise UserFacingError(f"no submission {args.id} in {db.shown_url}")
     print(f"submission {row['id']} {row['name']} ({row['sha256'][:12]}): {row['status']}")
     for job in row["jobs"]:
         public = db.score_for_job(job) if job["status"] == "done" else None

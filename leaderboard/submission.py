@@ -296,7 +296,7 @@ def validate(root: Path) -> Dict[str, Any]:
         if family_of(tags) != "cortex":
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} fits registered models by name; submissions "
                                   "are scored on image benchmarks (cortex) only")
-        region = tags.get("region")
+        region = benchmark_region(name)
         if region and region not in meta["layers"]:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} needs layers.{region} (the layer to score)")
     if not (root / "model.py").is_file():
@@ -314,6 +314,16 @@ def validate(root: Path) -> Dict[str, Any]:
             raise SubmissionError(f"{weights['file']}: sha256 is {actual}, but metadata.yaml weights.sha256 says "
                                   f"{weights['sha256']}")
     return meta
+
+
+def benchmark_region(name: str) -> Optional[str]:
+    """The region a registered benchmark scores: its ``region`` tag, else (a plugin registered through an entry
+    point carries no tags) the benchmark's own ``region``. Without the second, every layer of a submission to a
+    plugin benchmark was dropped from its job, which then failed with "the submission names no layer"."""
+    from neurozoo import benchmarks
+
+    region = benchmarks.BENCHMARKS.get(name).tags.get("region")
+    return region if region else getattr(benchmarks.load(name), "region", None)
 
 
 def prepare(source: Path, store: Path) -> Dict[str, Any]:
@@ -337,11 +347,10 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
     """One job per benchmark. A job's layers are those of the submitted benchmarks' regions: one model run
     extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out."""
-    from neurozoo import benchmarks
     from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]
-    regions = {benchmarks.BENCHMARKS.get(name).tags.get("region") for name in meta["benchmarks"]}
+    regions = {benchmark_region(name) for name in meta["benchmarks"]}
     layers = {region: layer for region, layer in meta["layers"].items() if region in regions}
     return [{"model": meta["name"], "benchmark": name,
              "spec": {"family": "submission", "model": meta["name"], "benchmark": name, "folder": prepared["folder"],

@@ -47,7 +47,7 @@ def _add_fit(sub) -> None:
                         "poisson: the loss, as deep-retina's Keras EarlyStopping)")
     p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
-                        "data (default: on for the BN-CNN, fitting protocol 9; docs/retina.md)")
+                        "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint")

@@ -245,3 +245,22 @@ def test_a_refused_input_leaves_no_empty_out_folder_behind(argv, tmp_path, capsy
     (tmp_path / "there").mkdir()
     assert main([*argv, *db, "--out", str(tmp_path / "there")]) == 2
     assert (tmp_path / "there").is_dir()
+
+
+def test_zoo_dynamics_says_when_no_point_was_found(tmp_path, monkeypatch, capsys):
+    """A search that ends with no fixed or slow point (conv10's whole map of an untrained rgc_intermediate) printed
+    "... 0 slow; spectral radii " and nothing after it."""
+    import numpy as np
+
+    from neurozoo.benchmarks.dynamics import analysis
+    from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
+
+    def nothing_found(case, **_):
+        return {"none": FixedPoints(np.zeros((0, 2)), np.zeros(0), np.array([], dtype=str),
+                                    np.zeros((0, 2), dtype=complex))}
+
+    monkeypatch.setattr(analysis, "analyse", nothing_found)
+    assert main(["dynamics", "bistable", "--points", "4", "--steps", "10", "--no-store", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "bistable [none]: 0 fixed (0 stable, 0 with one unstable mode), 0 slow; no fixed or slow point found" in out
+    assert "spectral radii" not in out

@@ -441,3 +441,24 @@ def test_a_submissions_time_mapping_may_name_brainscores_step_rule():
         with pytest.raises(SystemExit, match="nearest_start"):
             build_model(submission(bad), Path("."), None)
 
+
+
+def test_a_plugin_benchmark_without_tags_keeps_the_submitted_layer(tmp_path, db, monkeypatch):
+    """An entry-point plugin is registered with no tags (no ``region``): every layer was dropped from its jobs,
+    which failed with "the submission names no layer for region V4" (benchmarks/perf/leaderboard_load.py's 50
+    submissions all failed so); intake did not check the region's layer either."""
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.submission import submission_specs
+
+    entry = benchmarks.BENCHMARKS.get("lbtest.V4")
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.V4",
+                        Entry("lbtest.V4", entry.factory, "(plugin lbtest_plugin:make)"))  # as _load_entry_points makes it
+    assert benchmarks.BENCHMARKS.get("lbtest.V4").tags == {}
+    folder = make_submission(tmp_path / "sub", weights=False)
+    assert submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]["layers"] == {"V4": "conv2"}
+    sid = submit(db, folder, tmp_path / "store")
+    work(db, lambda job: score_job(job, timeout_s=120), progress=False)
+    assert db.submission(sid)["status"] == DONE, db.submission(sid)["jobs"][0]["error"]
+    with pytest.raises(SubmissionError, match=r"benchmark 'lbtest.V4' needs layers.V4"):
+        prepare(make_submission(tmp_path / "other", name="net-other", weights=False, layers={"IT": "conv2"}),
+                tmp_path / "store")

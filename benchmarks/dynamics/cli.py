@@ -186,6 +186,19 @@ def _case(args):
     return case
 
 
+def summary_line(name: str, condition: str, found) -> str:
+    """One line per condition: the counts, then the first 8 points' spectral radii (or that none was found: the
+    whole-map search of an untrained ConvRNN often ends with no point below the slow tolerance)."""
+    counts = found.summary()
+    line = (f"{name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
+            f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow")
+    if not len(found):
+        return line + "; no fixed or slow point found"
+    radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
+    shown = "" if len(found) <= 8 else f" (first 8 of {len(found)} points, in the summary's order)"
+    return line + f"; spectral radii {radius}" + shown
+
+
 def run_dynamics(args) -> int:
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -219,15 +232,10 @@ def _dynamics(args, store, out: Path) -> int:
                               "dt": case.step_ms, "conditions": summary,  # slowest_tau in time_unit
                               "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
     for condition, found in results.items():
-        counts = found.summary()
-        radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])
-        shown = "" if len(found) <= 8 else f" (first 8 of {len(found)} points, in the summary's order)"
-        print(f"{case.name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
-              f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow; spectral radii {radius}"
-              + shown)
+        print(summary_line(case.name, condition, found))
     if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
-        print(f"records {', '.join(map(str, ids))} in {store.url}")
+        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
     return 0
@@ -299,7 +307,7 @@ def _compare(args, metrics, store, out: Path) -> int:
         print(f"{record.model}: {record.benchmark} {value}")
     if store is not None:
         ids = store.add_many(records)
-        print(f"records {', '.join(map(str, ids))} in {store.url}")
+        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
     print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary}")
     return 0

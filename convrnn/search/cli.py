@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.db_urls import shown_url
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not args.quiet:
         print(space.summary())
-        print(f"study {study_name!r} in {storage}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
+        print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
     if args.quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     heartbeat = args.heartbeat or None

@@ -1,0 +1,18 @@
+"""How a database URL (``--db``, ``--storage``, ``--results``) is shown in messages: with its password hidden.
+
+Commands print the URL they write to (``zoo run: ... database URL``, ``record 3 in URL``); a PostgreSQL URL carries
+``user:password@host``, which must not reach a terminal, a log or a CI transcript."""
+from __future__ import annotations
+
+
+def shown_url(url: str) -> str:
+    """``url`` as SQLAlchemy renders it with the password as ``***``; a URL without a password as given (rendering
+    percent-encodes a path's ``%`` and non-ASCII letters); a string it cannot parse, cut at 200 characters (it may
+    be anything a user typed)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url if len(url) < 200 else url[:200] + "..."
+    return url if parsed.password is None else parsed.render_as_string(hide_password=True)

@@ -1,0 +1,43 @@
+"""Commands show a database URL with its password hidden (``datasets.db_urls.shown_url``): `zoo run`, `zoo score`,
+`zoo dynamics`, `zoo submission`, `zoo reproduce`, `zoo work` and `zoo search` printed a PostgreSQL URL's
+``user:password@`` whole (the README's own examples pass one with --db and --storage)."""
+import pytest
+
+from neurozoo.datasets.db_urls import shown_url
+from neurozoo.leaderboard.cli import main
+
+
+def test_shown_url_hides_the_password_and_keeps_the_rest():
+    assert (shown_url("postgresql+psycopg2://alice:s3cret@db.example:5432/board?sslmode=require")
+            == "postgresql+psycopg2://alice:***@db.example:5432/board?sslmode=require")
+    assert shown_url("sqlite:////tmp/results.sqlite") == "sqlite:////tmp/results.sqlite"
+    assert shown_url("sqlite:////home/zoë/100%/results.sqlite") == "sqlite:////home/zoë/100%/results.sqlite"  # not %C3%AB
+    assert shown_url("not a url") == "not a url"
+
+
+@pytest.fixture
+def url_with_password(postgres_url):
+    if not postgres_url:
+        pytest.skip("NEUROZOO_TEST_POSTGRES_URL is not set (.ci/run starts PostgreSQL and sets it)")
+    from sqlalchemy.engine import make_url
+
+    password = make_url(postgres_url).password
+    if not password:
+        pytest.skip("the test PostgreSQL URL has no password to hide")
+    return postgres_url, password
+
+
+@pytest.mark.parametrize("command", [["submission", "999"], ["reproduce", "999"], ["work"]])
+def test_commands_name_a_postgres_database_without_its_password(url_with_password, capsys, command):
+    url, password = url_with_password
+    assert main(command + ["--db", url]) == 2
+    err = capsys.readouterr().err
+    assert ":***@" in err and f":{password}@" not in err
+
+
+def test_zoo_run_prints_its_database_without_the_password(url_with_password, capsys):
+    url, password = url_with_password
+    main(["run", "--models", "rgc_shallow", "--benchmarks", "zhang_desimone2011.IT-decoding", "--db", url,
+          "--no-progress"])  # a data-only benchmark: no job to score, the database line all the same
+    out = capsys.readouterr().out
+    assert "database postgresql" in out and ":***@" in out and f":{password}@" not in out

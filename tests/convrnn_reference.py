@@ -335,9 +335,9 @@ def readout_conv(w: Weights, x: np.ndarray) -> np.ndarray:
 
 def unroll(nodes: List[Node], w: Weights, frames: Sequence[np.ndarray], feedback: Sequence[Tuple[str, str]] = (),
            readout: Callable = readout_fc) -> Tuple[np.ndarray, Dict[str, List[np.ndarray]]]:
-    """utils/main.py unroll: at t = 0 every input is a zero "standin" of its predecessor's output shape and the
-    input node reads input_seq[conv1][0]; at t > 0 a node reads "G.node[pred]['outputs'][t - 1]" for every
-    predecessor in ``sorted(G.predecessors(node))``; the harbor (cell_utils.input_aggregator) resizes them to the
+    """utils/main.py unroll (lines 190-258): at t = 0 every input is a zero "standin" of its predecessor's output
+    shape (lines 237-243) and the input node reads input_seq[conv1][0] (lines 235-236); at t > 0 a node reads
+    "G.node[pred]['outputs'][t - 1]" (line 253) for every predecessor in ``sorted(G.predecessors(node))`` (line 252); the harbor (cell_utils.input_aggregator) resizes them to the
     feedforward input's size and concatenates them, the feedforward input first. ``imnetds`` is a node too.
 
     Returns logits (T, N, K) and every node's outputs per step."""

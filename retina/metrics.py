@@ -5,10 +5,16 @@ All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (sing
 * ``correlation``: Pearson r between prediction and the trial average (the headline number).
 * ``noise_variance``: mean over time of the across-trial variance (unbiased, ddof=1).
 * ``feve``: ``1 - (MSE - noise_var) / (total_var - noise_var)`` with MSE and total variance over single
-  trials, so a prediction equal to the true rate scores about 1 whatever the trial noise.
+  trials, so a prediction equal to the true rate scores about 1 whatever the trial noise. The total variance is
+  over all single-trial values with ddof=1, as sinzlab's ``compute_FEV`` computes it (nnvision
+  nnvision/utility/measures.py, lines 153-158; tests/test_retina_metrics.py).
 * ``explainable_fraction``: ``(total_var - noise_var) / total_var``; cells below ``min_explainable``
   (0.15) are excluded from summaries.
-* ``oracle_correlation``: leave-one-out jackknife -- each trial against the mean of the others, averaged.
+* ``oracle_correlation``: leave-one-out jackknife -- each trial against the mean of the others, averaged
+  (``estimator="per_trial"``, the default). ``estimator="pooled"`` is sinzlab's ``compute_oracle_corr`` (nnvision
+  nnvision/utility/measures.py, lines 90-104): one correlation over every (trial, frame) value of the cell; it
+  counts trial-to-trial changes of the mean rate as noise, so it comes out slightly lower (0.002 in the median on
+  the embedded recordings).
 """
 from __future__ import annotations
 
@@ -40,8 +46,9 @@ def noise_variance(repeats) -> np.ndarray:
 
 
 def total_variance(repeats) -> np.ndarray:
+    """Variance of every single-trial value of a cell (ddof=1, as nnvision's ``compute_FEV`` line 153)."""
     r = np.asarray(repeats, np.float64)
-    return r.reshape(r.shape[0], -1).var(-1)
+    return r.reshape(r.shape[0], -1).var(-1, ddof=1)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -62,10 +69,19 @@ def feve(prediction, repeats) -> np.ndarray:
     return 1.0 - _ratio(mse - noise, total - noise)
 
 
-def oracle_correlation(repeats) -> np.ndarray:
+ORACLE_ESTIMATORS = ("per_trial", "pooled")
+
+
+def oracle_correlation(repeats, estimator: str = "per_trial") -> np.ndarray:
+    """Leave-one-out oracle per cell of ``repeats`` ``(C, R, T)``: each trial against the mean of the other trials,
+    averaged over trials (``"per_trial"``) or as one correlation over all trials' values (``"pooled"``)."""
+    if estimator not in ORACLE_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ORACLE_ESTIMATORS}, got {estimator!r}")
     r = np.asarray(repeats, np.float64)
     n = r.shape[1]
     others = (r.sum(1, keepdims=True) - r) / (n - 1)
+    if estimator == "pooled":
+        return _pearson(r.reshape(len(r), -1), others.reshape(len(r), -1))
     per_trial = _pearson(r, others)  # NaN for a silent trial
     counted = np.isfinite(per_trial).sum(1)
     return _ratio(np.nansum(per_trial, axis=1), counted)

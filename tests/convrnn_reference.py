@@ -122,8 +122,9 @@ def residual_add(inp, res_inp, kernel: Optional[np.ndarray]):
 def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
     """utils/median_rgcell.py: ReciprocalGateCell.__call__ (scope "<node>/ReciprocalGateCell").
 
-    ``cfg``: the constructor arguments (configs/median_rgcell_cfg.py median_config_dict; feedback_entry "out",
-    feedback_activation identity, feedback_filter_size 1 set in models/model_func.py)."""
+    ``cfg``: the constructor arguments (configs/median_rgcell_cfg.py median_config_dict, lines 14-52;
+    feedback_entry "out", feedback_activation identity, feedback_filter_size 1 set in models/model_func.py lines
+    131-135)."""
     s = scope + "/ReciprocalGateCell/"
     f = lambda name: FUNCTIONS[cfg[name]]
     prev_cell, prev_out = state
@@ -334,9 +335,9 @@ def readout_conv(w: Weights, x: np.ndarray) -> np.ndarray:
 
 def unroll(nodes: List[Node], w: Weights, frames: Sequence[np.ndarray], feedback: Sequence[Tuple[str, str]] = (),
            readout: Callable = readout_fc) -> Tuple[np.ndarray, Dict[str, List[np.ndarray]]]:
-    """utils/main.py unroll: at t = 0 every input is a zero "standin" of its predecessor's output shape and the
-    input node reads input_seq[conv1][0]; at t > 0 a node reads "G.node[pred]['outputs'][t - 1]" for every
-    predecessor in ``sorted(G.predecessors(node))``; the harbor (cell_utils.input_aggregator) resizes them to the
+    """utils/main.py unroll (lines 190-258): at t = 0 every input is a zero "standin" of its predecessor's output
+    shape (lines 237-243) and the input node reads input_seq[conv1][0] (lines 235-236); at t > 0 a node reads
+    "G.node[pred]['outputs'][t - 1]" (line 253) for every predecessor in ``sorted(G.predecessors(node))`` (line 252); the harbor (cell_utils.input_aggregator) resizes them to the
     feedforward input's size and concatenates them, the feedforward input first. ``imnetds`` is a node too.
 
     Returns logits (T, N, K) and every node's outputs per step."""
@@ -386,7 +387,9 @@ def softmax_beta(x: np.ndarray, axis: int, beta: float = 1.0) -> np.ndarray:
 
 def max_confidence_decode(logits: np.ndarray, beta: float) -> Tuple[np.ndarray, np.ndarray]:
     """utils/decoders.py max_confidence_decoder (lines 116-129): logits (B, T, K) -> (the gathered unscaled
-    logits (B, K), the chosen step per sample). probs = softmax over categories with the trainable beta (line 120),
+    logits (B, K), the chosen step per sample). probs = softmax over categories with the trainable beta (line 120;
+    utils/loader.py lines 64-68 give rgc_intermediate_tmaxconf ``decoder_trainable: True``, so decoders.softmax draws
+    beta from ``random_uniform``, lines 10-11),
     step = argmax over time of the top probability (line 122), gather_nd of the logits, not of probs (line 129)."""
     probs = softmax_beta(logits, axis=2, beta=beta)
     steps = np.argmax(probs.max(axis=2), axis=1)
@@ -394,7 +397,8 @@ def max_confidence_decode(logits: np.ndarray, beta: float) -> Tuple[np.ndarray, 
 
 
 def threshold_decode(logits: np.ndarray, threshold: float = 0.9) -> Tuple[np.ndarray, np.ndarray]:
-    """utils/decoders.py threshold_decoder (lines 157-202), not trainable (beta 1, threshold 0.9): the first step
+    """utils/decoders.py threshold_decoder (lines 157-202), not trainable (beta 1, threshold 0.9; utils/loader.py
+    lines 74-78 give rgc_intermediate_dthresh ``decoder_trainable: False``): the first step
     whose top probability is >= threshold (lines 188-194), else the step of the largest top probability (lines
     179-184); the logits of that step (line 202)."""
     top = softmax_beta(logits, axis=2).max(axis=2)  # (B, T)

@@ -130,11 +130,12 @@ class _KerasParametricSoftplus(torch.nn.Module):
 
 
 def _reference_nips_conv(num_cells):
-    """deep-retina deepretina/models.py at 60cb3a3 (Keras 1), ``nips_conv(num_cells)``, written out: sigma = 0.1; for
-    ``(n, size)`` in ``convlayers = [(16, 15), (8, 9)]``: ``Convolution2D(n, size, size, border_mode='valid')`` (with
-    bias; ``W_regularizer=l1l2(0., 1e-3)``) -> ``GaussianNoise(sigma)`` -> ``Activation('relu')``; then ``Flatten()``
-    -> ``Dense(num_cells)`` (bias; ``W_regularizer=l1l2(0., 1e-3)``, ``activity_regularizer=activity_l1l2(1e-3, 0.)``)
-    -> ``ParametricSoftplus()``. Input (40, 50, 50), channels first. The convolutions are written as TensorFlow's
+    """deep-retina deepretina/models.py at 60cb3a3 (Keras 1), ``nips_conv(num_cells)`` (lines 70-121), written out:
+    sigma = 0.1 (line 76); for ``(n, size)`` in ``convlayers = [(16, 15), (8, 9)]`` (line 79):
+    ``Convolution2D(n, size, size, border_mode='valid')`` (with bias; ``W_regularizer=l1l2(0., 1e-3)``, line 102) ->
+    ``GaussianNoise(sigma)`` (line 105) -> ``Activation('relu')`` (line 108); then ``Flatten()`` (line 111) ->
+    ``Dense(num_cells)`` (bias; ``W_regularizer=l1l2(0., 1e-3)``, ``activity_regularizer=activity_l1l2(1e-3, 0.)``,
+    lines 114-116) -> ``ParametricSoftplus()`` (line 119). Input (40, 50, 50), channels first. The convolutions are written as TensorFlow's
     cross-correlation (the same function as ours); Theano's backend flips the kernel, which matters only to weights
     imported from such a file (we import none)."""
     from torch import nn

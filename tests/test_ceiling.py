@@ -158,8 +158,8 @@ def _brainscore_ceiling_splits(assembly):
     """Brain-Score's internal consistency, (splits, bins) of per-split medians, written from brain-score/vision
     (brainscore_vision/metrics/internal_consistency/ceiling.py at 0971191): TemporalCeiling runs the ceiling per
     time bin; _SplitHalvesConsistency (lines 39-42) has CrossValidationSingle split np.unique(repetition) by
-    ShuffleSplit(10, train_size=0.5, random_state=1) (metric_helpers/transformations.py: Split.build_splits,
-    extract_coord); SplitHalfWrapper (lines 53-57) averages each half over repetitions per stimulus, correlates,
+    ShuffleSplit(10, train_size=0.5, random_state=1) (metric_helpers/transformations.py at 0971191: Split,
+    lines 165-209, build_splits lines 204-209, extract_coord with unique=True); SplitHalfWrapper (lines 53-57) averages each half over repetitions per stimulus, correlates,
     applies Spearman-Brown with n=2; PearsonCorrelation uses scipy.stats.pearsonr (line 74), called per neuroid by
     XarrayCorrelation (metric_helpers/xarray_utils.py at 14dbe13, line 76), NaN for a constant input; its aggregate
     is scores.median(dim='neuroid') (line 83), which skips NaN (xarray's default skipna; Score does not override

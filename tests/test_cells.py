@@ -317,7 +317,9 @@ def test_same_conv_pads_like_tensorflow_same_for_even_kernels():
 
 
 def test_rgc_defaults_are_the_median_hyperparameters():
-    """configs/median_rgcell_cfg.py median_config_dict, with model_func.py's feedback settings."""
+    """neuroailab/convrnns configs/median_rgcell_cfg.py at cab32bb, median_config_dict's cell_params (lines 14-52:
+    cell_depth line 44, tau_offset/multiplier/bias lines 37-39, gate_offset/multiplier/bias lines 47-49), with
+    models/model_func.py's feedback settings (lines 131-135)."""
     cell = create_cell("rgc", C)
     assert cell.cell_depth == 64
     assert (cell.tau_offset, cell.tau_multiplier, cell.tau_bias) == (0.9219348064291611, -0.9219348064291611,

@@ -77,6 +77,8 @@ def run_both(cell, reference, arrays, channels, state_channels, steps=3, feedbac
             np.testing.assert_allclose(nhwc(a), b, rtol=1e-9, atol=1e-10)
 
 
+# configs/median_rgcell_cfg.py median_config_dict cell_params (lines 14-52), with the feedback entry and activation
+# models/model_func.py sets (lines 131-135)
 MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinearity="sigmoid",
               gate_nonlinearity="tanh", tau_offset=0.9219348064291611, tau_multiplier=-0.9219348064291611,
               tau_bias=4.147336708899556, gate_offset=0.7006566684988862, gate_multiplier=-0.7006566684988862,

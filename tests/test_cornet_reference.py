@@ -1,5 +1,5 @@
 """Our CORnet family (convrnn.cornet) against references written from the originals (REFERENCE.md section 2):
-dicarlolab/CORnet cornet/cornet_s.py at commit f037fa9 (``CORblock_S`` and ``CORnet_S``), cornet/cornet_z.py at commit
+dicarlolab/CORnet cornet/cornet_s.py at commit f037fa9 (``CORblock_S`` lines 29-89, ``CORnet_S`` lines 92-128), cornet/cornet_z.py at commit
 4577028 (``CORblock_Z`` lines 28-43, ``CORnet_Z`` lines 46-70) and cornet/cornet_rt.py at commit c04c1c0
 (``CORblock_RT`` lines 29-70, ``CORnet_RT`` lines 73-115). The references keep the original's module names, so every
 parameter is matched by name and shape (our names mapped by convrnn.cornet_weights.original_name, the mapping that
@@ -16,9 +16,10 @@ from neurozoo.convrnn.cornet_weights import original_name
 
 
 class _CORblockS(nn.Module):
-    """cornet_s.py ``CORblock_S``: conv_input 1x1; at t = 0 the skip is norm_skip(skip(x)) (1x1, stride 2) and conv2
-    has stride 2, later the skip is x and stride 1; conv1 (1x1, x4) -> norm1_t -> ReLU -> conv2 (3x3, padding 1) ->
-    norm2_t -> ReLU -> conv3 (1x1) -> norm3_t, plus the skip, ReLU. One BatchNorm per step."""
+    """cornet_s.py ``CORblock_S`` (lines 29-89): conv_input 1x1 (line 38); at t = 0 the skip is norm_skip(skip(x))
+    (1x1, stride 2) and conv2 has stride 2, later the skip is x and stride 1 (lines 67-72); conv1 (1x1, x4) ->
+    norm1_t -> ReLU -> conv2 (3x3, padding 1) -> norm2_t -> ReLU -> conv3 (1x1) -> norm3_t, plus the skip, ReLU
+    (lines 74-87). One BatchNorm per step (lines 58-61)."""
 
     scale = 4
 
@@ -55,7 +56,7 @@ class _CORblockS(nn.Module):
 
 
 def _reference(widths, times=(2, 4, 2), num_classes=1000):
-    """cornet_s.py ``CORnet_S``: V1 = conv 7x7/2 (padding 3) -> BN -> ReLU -> max-pool 3/2 (padding 1) -> conv 3x3 ->
+    """cornet_s.py ``CORnet_S`` (lines 92-128): V1 = conv 7x7/2 (padding 3) -> BN -> ReLU -> max-pool 3/2 (padding 1) -> conv 3x3 ->
     BN -> ReLU; V2, V4, IT = CORblock_S with times 2, 4, 2; decoder = adaptive average pool, flatten, linear."""
     return nn.Sequential(OrderedDict([
         ("V1", nn.Sequential(OrderedDict([

@@ -92,7 +92,8 @@ def test_cornet_z_and_rt_tables_pick_brainscores_steps():
 
 
 def test_cornet_s_tables_pick_brainscores_steps():
-    """REFERENCE.md section 2: CORnet-S (start, width, steps) per region, read as Brain-Score reads it."""
+    """CORnet-S (start, width, steps) per region as brain-score/vision commits it: brainscore_vision/models/cornet_s/
+    model.py at 1c80c9d, ``TIME_MAPPINGS`` (lines 15-21; REFERENCE.md section 2), read as Brain-Score reads it."""
     published = {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4), "IT": (100, 100, 2)}
     requested = BRAINSCORE_BINS + [(70.0, 170.0), (0.0, 50.0), (300.0, 400.0), (115.0, 125.0)]
     for region, table in CORNET_S.items():

@@ -2,7 +2,9 @@
 
 The readers here are written from the original sources, not from ours:
 - deep-retina ``loadexpt`` + ``rolling_window`` (baccuslab/deep-retina deepretina/experiments.py; the same in
-  baccuslab/torch-deep-retina torchdeepretina/datas.py ``loadexpt``): the response matrix is
+  baccuslab/torch-deep-retina torchdeepretina/datas.py at 000dfeb, ``loadexpt`` lines 32-109: stimulus line 82,
+  global z-score lines 90-92, ``valid_indices`` lines 95-96, windows line 99, responses lines 102-103, spike
+  history lines 106-107; ``rolling_window`` lines 135-188, its strides lines 181-186): the response matrix is
   ``f[split]['response/firing_rate_10ms'][cells]`` (cells, T) transposed, the cells indexed by row; the stimulus
   is ``f[split]['stimulus']`` as float32, (T, 50, 50); ``rolling_window(stim, history)`` has ``T - history``
   windows, window ``i`` = frames ``i .. i+history-1`` oldest first, paired with ``resp[history:][i]`` = the
@@ -22,7 +24,7 @@ from neurozoo.datasets.synthetic_retina import generate_recording
 
 # ---- deep-retina, re-implemented from experiments.py / datas.py -----------------------------------------
 def _rolling_window(array, window):
-    """experiments.py rolling_window(array, window, time_axis=0): as_strided over the transposed array."""
+    """datas.py rolling_window(array, window, time_axis=0) (lines 168-186): as_strided over the transposed array."""
     array = array.T
     shape = array.shape[:-1] + (array.shape[-1] - window, window)
     strides = array.strides + (array.strides[-1],)
@@ -31,7 +33,8 @@ def _rolling_window(array, window):
 
 
 def _deepretina_loadexpt(path, cells, train_or_test, history):
-    """torchdeepretina/datas.py loadexpt with nskip=0 (one block) and no normalisation step (see the test)."""
+    """torchdeepretina/datas.py loadexpt (lines 32-109) with nskip=0 (one block) and no normalisation step (lines
+    85-92; see the test)."""
     with h5py.File(path, mode="r") as f:
         expt_length = f[train_or_test]["time"].size
         valid_indices = np.arange(expt_length).reshape(1, -1)[:, 0:].ravel()

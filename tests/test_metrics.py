@@ -239,16 +239,21 @@ def test_score_value_and_error_bars_by_hand():
 
 
 def _brainscore_span_time_pls(features, assembly):
-    """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code:
+    """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
+    under brainscore_vision/, at the commits named):
     benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
     repetition, mean over presentations; groups come out in sorted key order); metrics/regression_correlation/metric.py
-    ``SpanTimeCrossRegressedCorrelation`` (``SpanTimeRegression`` of metric_helpers/temporal.py: one
-    ``PLSRegression(n_components=25, scale=False)`` fitted on the time bins stacked into the sample axis, predicted per
-    bin), ``pearsonr_correlation`` (scipy.stats.pearsonr per neuroid) and ``aggregate`` (median over neuroids);
-    metric_helpers/transformations.py ``Split`` (``StratifiedShuffleSplit(n_splits=10, train_size=.9, test_size=None,
-    random_state=1)`` over the target's stimulus_id values in order, stratified on object_name) and
-    ``Split.aggregate`` (mean over splits, ``standard_error_of_the_mean``: xarray std / sqrt(n)). PLS runs to
-    convergence here (tol 1e-14): Brain-Score's default tol=1e-6 is our named deviation (README)."""
+    at 0197a60: ``SpanTimeCrossRegressedCorrelation`` (lines 70-75) = ``CrossRegressedCorrelation`` (lines 14-34:
+    ``train_size=.9, test_size=None`` line 17, ``scores.median(dim='neuroid')`` line 34) over a
+    ``SpanTimeRegression`` (metric_helpers/temporal.py at 0f8fee4, lines 86-99: ``fit`` on the time bins stacked into
+    the sample axis by ``SpanTime`` line 96, ``predict`` per bin by ``PerTime`` line 99) of ``pls_regression()``
+    (``PLSRegression(n_components=25, scale=False)``, lines 104-110) and ``PerTime(pearsonr_correlation())``
+    (scipy.stats.pearsonr per neuroid); metric_helpers/transformations.py at 0971191 ``Split`` (lines 165-216:
+    defaults 10 splits, train_size .9, stratification on object_name, random_state 1, lines 166-172;
+    ``StratifiedShuffleSplit(n_splits, train_size, test_size, random_state)`` lines 188-190; ``build_splits`` over
+    the target's stimulus_id values in order, lines 204-209) and ``Split.aggregate`` (mean over splits,
+    ``standard_error_of_the_mean``: xarray std / sqrt(n), lines 211-216). PLS runs to convergence here (tol 1e-14):
+    Brain-Score's default tol=1e-6 is our named deviation (README)."""
     import scipy.stats
     from sklearn.model_selection import StratifiedShuffleSplit
 

@@ -2,7 +2,8 @@
 
 * GLM: deep-retina scripts/glm.py fits ``PoissonGLM([f_stim, f_hist], ...)`` -- a stimulus filter over the
   40-frame window and a filter over the cell's own past counts, exponential link, Poisson likelihood (its
-  deepretina/glms.py: ``predict = exp(project(X))``, loss ``mean(rhat - y * u)``). The reference here is the same
+  deepretina/glms.py at 117ccd0: ``predict = exp(project(X))`` line 63, loss ``(rhat - y * u).mean()`` lines
+  89-93, L2 ``0.5 * l2[key] * ||theta[key]||^2`` per parameter group lines 75-77). The reference here is the same
   model fitted by scikit-learn's ``PoissonRegressor`` (exp link, Poisson deviance) on the stimulus projections and
   the history counts.
 * LN: deep-retina models.py ``linear_nonlinear``: a linear filter over the window (``Dense`` on the flattened
@@ -137,7 +138,7 @@ def test_ln_recovers_a_known_nonlinearity_in_spikes_per_second_and_agrees_with_t
 
 def test_the_glm_l2_penalty_acts_on_the_post_spike_filter_with_the_option_as_deep_retina_does():
     """deep-retina's GLMs penalise the history filter's own coefficients (deepretina/glms.py ``train_on_batch``:
-    ``0.5 * l2[key] * ||theta[key]||^2``, key ``'history'``; scripts/glm.py: ``Feature(..., l2=l2_hist_params)``), so
+    ``0.5 * l2[key] * ||theta[key]||^2`` for every parameter group, lines 75-77 at 117ccd0; key ``'history'``; scripts/glm.py: ``Feature(..., l2=l2_hist_params)``), so
     the penalty pulls the filter towards 0. Ours stores ``post_spike_raw`` with filter ``-softplus(raw)``, and by
     default (protocol 8's cached fits) penalises the raw parameter: towards raw 0, a filter of -softplus(0) = -0.69
     per lag. ``post_spike_penalty="filter"`` penalises the filter; the default is unchanged to the bit."""
@@ -219,3 +220,42 @@ def test_glm_default_stopping_reaches_the_known_cells_likelihood_where_the_old_r
     assert fits["default"]["filter"] > 0.94 > fits["old"]["filter"]
     np.testing.assert_allclose(fits["default"]["post_spike"], TRUE_POST_SPIKE[:3], atol=0.2)
     assert np.abs(fits["old"]["post_spike"] - TRUE_POST_SPIKE[:3]).max() > 0.3
+
+
+
+def test_ln_at_rank_40_is_deep_retinas_ln():
+    """deep-retina deepretina/models.py at 60cb3a3 (Keras 1, beside ``nips_conv``), ``ln(input_shape, nout)``
+    (lines 46-67): ``Flatten(input_shape=input_shape)`` -> ``Dense(nout)`` (bias) -> ``ParametricSoftplus()``
+    (lines 64-66; Keras 1's ``alphas * softplus(betas * x)``, one alpha and beta per cell). Written out as torch
+    modules (Keras's Dense ``x @ W + b`` is ``nn.Linear`` with ``weight = W.T``). The later functional
+    ``linear_nonlinear`` (``Flatten`` -> ``Dense(n_out)`` -> ``Activation('softplus')``) is the case alpha = beta = 1.
+    Our LN at ``rank=40`` (a 40 x 2500 filter has rank <= 40) computes that graph for any weights, loaded by an SVD of
+    each cell's filter (its bias outside the beta: ``bias = beta * b``): on windows and on a contiguous movie."""
+    from neurozoo.retina.models.bncnn import windows
+
+    torch.manual_seed(0)
+    n_cells = 3
+    dense = torch.nn.Linear(40 * 50 * 50, n_cells).double()
+    alphas, betas = torch.rand(n_cells, dtype=torch.float64) + 0.5, torch.rand(n_cells, dtype=torch.float64) + 0.5
+    with torch.no_grad():
+        dense.weight.normal_(0.0, 0.01)
+        dense.bias.uniform_(-0.5, 0.5)
+
+    def reference(x):
+        return alphas * torch.nn.functional.softplus(betas * dense(x.flatten(1)))
+
+    model = create_model("ln", n_cells=n_cells, rank=40).double()
+    low_rank = model.filter
+    with torch.no_grad():
+        for c in range(n_cells):
+            u, s, vh = torch.linalg.svd(dense.weight[c].view(40, 50 * 50), full_matrices=False)
+            rows = slice(c * 40, (c + 1) * 40)
+            low_rank.temporal[rows] = (u * s).T / low_rank.temporal_scale
+            low_rank.spatial[rows] = vh / low_rank.spatial_scale
+        model.alpha.copy_(alphas)
+        model.beta.copy_(betas)
+        model.bias.copy_(betas * dense.bias)
+        x = 2.0 * torch.randn(6, 40, 50, 50, dtype=torch.float64)
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-9, atol=1e-12)
+        movie = 2.0 * torch.randn(39 + 5, 50, 50, dtype=torch.float64)
+        torch.testing.assert_close(model.forward_movie(movie), reference(windows(movie)), rtol=1e-9, atol=1e-12)

@@ -59,6 +59,13 @@ class Objective:
         self.settings = settings
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (cli.sigterm_as_interrupt): optuna marks it FAIL
+            trial.set_user_attr("interrupted", str(error) or "KeyboardInterrupt")  # e.g. "signal 15"
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         from neurozoo.convrnn.training.engine import TrainConfig, Trainer
         from neurozoo.datasets.errors import DataError
 

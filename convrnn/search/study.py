@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
@@ -56,6 +57,9 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
         driver = getattr(error, "name", None) or make_url(url).drivername
         raise UserFacingError(f"--storage {shown_url(url)!r}: its database driver is not installed ({driver}); "
                               "for PostgreSQL: pip install psycopg2-binary") from None
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
+        raise UserFacingError(f"--storage {shown_url(url)!r}: {error}; expected a database URL such as "
+                              "sqlite:///search.sqlite or postgresql+psycopg2://user@host/db") from None
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:

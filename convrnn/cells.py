@@ -53,10 +53,24 @@ ACTIVATIONS: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "leaky_relu": F.leaky_relu,
     "identity": lambda x: x,
 }
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """TensorFlow's ``hard_sigmoid`` of the original's era (``tf.keras.backend.hard_sigmoid``, TF 1.x and 2.x to
+    2.15): ``clip(0.2 x + 0.5, 0, 1)``, linear on [-2.5, 2.5]. Not torch's ``F.hardsigmoid`` (``clip(x / 6 + 0.5,
+    0, 1)``, linear on [-3, 3], which Keras 3 adopted under the same name): that one is ``torch_hardsigmoid``."""
+    return F.hardtanh(0.2 * x + 0.5, 0.0, 1.0)
+
+
+#: Gate and tau nonlinearities by name. The original resolves a name through ``_get_func_from_kwargs``
+#: (utils/main.py): convrnns' own modules, then ``tf.nn``, ``tf``, ``tf.contrib.layers``; its released configs pass
+#: ``tf.nn.sigmoid`` and ``tf.nn.tanh`` themselves (configs/median_rgcell_cfg.py). ``hard_sigmoid`` is TensorFlow's
+#: (:func:`hard_sigmoid`); ``torch_hardsigmoid`` keeps torch's, which ``hard_sigmoid`` meant here before.
 GATE_NONLINEARITIES: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
-    "hard_sigmoid": F.hardsigmoid,
+    "hard_sigmoid": hard_sigmoid,
+    "torch_hardsigmoid": F.hardsigmoid,
     "hard_tanh": F.hardtanh,
 }
 FEEDBACK_ENTRIES = ("out", "cell", "input")

@@ -316,6 +316,25 @@ def test_same_conv_pads_like_tensorflow_same_for_even_kernels():
     assert SameConv2d(3, 5, 7)(torch.randn(1, 3, 6, 6)).shape == (1, 5, 6, 6)
 
 
+def _tf_hard_sigmoid(x: float) -> float:
+    """tf.keras.backend.hard_sigmoid as TensorFlow 1.x-2.15 documents it: 0 if x < -2.5, 1 if x > 2.5, else 0.2 x + 0.5."""
+    return 0.0 if x < -2.5 else 1.0 if x > 2.5 else 0.2 * x + 0.5
+
+
+@pytest.mark.parametrize("key", ["tau_nonlinearity", "gate_nonlinearity"])
+def test_hard_sigmoid_is_tensorflows_and_torchs_keeps_a_name_of_its_own(key):
+    """The original is TensorFlow code: its hard sigmoid is clip(0.2 x + 0.5, 0, 1). The name had mapped to torch's
+    F.hardsigmoid, clip(x / 6 + 0.5, 0, 1): 0.667 instead of 0.7 at x = 1, 0.917 instead of 1 at x = 2.5."""
+    x = torch.linspace(-4, 4, 321, dtype=torch.float64)
+    f = getattr(make("rgc", **{key: "hard_sigmoid"}), key)
+    assert torch.allclose(f(x), torch.tensor([_tf_hard_sigmoid(v) for v in x.tolist()], dtype=torch.float64))
+    # the example of the TensorFlow documentation (tf.keras.activations.hard_sigmoid, r2.7-r2.15)
+    assert f(torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0])).tolist() == pytest.approx([0.0, 0.3, 0.5, 0.7, 1.0])
+    g = getattr(make("rgc", **{key: "torch_hardsigmoid"}), key)
+    assert torch.allclose(g(x), torch.tensor([min(1.0, max(0.0, v / 6 + 0.5)) for v in x.tolist()],
+                                             dtype=torch.float64))
+
+
 def test_rgc_defaults_are_the_median_hyperparameters():
     """neuroailab/convrnns configs/median_rgcell_cfg.py at cab32bb, median_config_dict's cell_params (lines 14-52:
     cell_depth line 44, tau_offset/multiplier/bias lines 37-39, gate_offset/multiplier/bias lines 47-49), with

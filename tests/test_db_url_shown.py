@@ -1,6 +1,8 @@
 """Commands show a database URL with its password hidden (``datasets.db_urls.shown_url``): `zoo run`, `zoo score`,
 `zoo dynamics`, `zoo submission`, `zoo reproduce`, `zoo work` and `zoo search` printed a PostgreSQL URL's
 ``user:password@`` whole (the README's own examples pass one with --db and --storage)."""
+import importlib.util
+
 import pytest
 
 from neurozoo.datasets.db_urls import shown_url
@@ -41,3 +43,23 @@ def test_zoo_run_prints_its_database_without_the_password(url_with_password, cap
           "--no-progress"])  # a data-only benchmark: no job to score, the database line all the same
     out = capsys.readouterr().out
     assert "database postgresql" in out and ":***@" in out and f":{password}@" not in out
+
+
+@pytest.mark.parametrize("url, message", [
+    ("mysql+pymysql://alice:s3cret@db.example/search", "its database driver is not installed (mysql+pymysql); for "
+     "PostgreSQL: pip install psycopg2-binary"),
+    ("mysql+nosuchdriver://alice:s3cret@db.example/search", "Can't load plugin: sqlalchemy.dialects:mysql.nosuchdriver; "
+     "expected a database URL such as sqlite:///search.sqlite or postgresql+psycopg2://user@host/db"),
+])
+def test_a_search_storage_that_cannot_be_opened_is_one_line_without_the_password(url, message):
+    """optuna 5 raises its own ImportError for a missing database driver, which the search's ModuleNotFoundError
+    handler did not catch, and SQLAlchemy's error for an unknown driver was not caught either: tracebacks (and the
+    handler's message printed the URL whole)."""
+    from neurozoo.convrnn.search.study import make_storage
+    from neurozoo.datasets.errors import UserFacingError
+
+    if "pymysql" in url and importlib.util.find_spec("pymysql"):
+        pytest.skip("pymysql is installed here: its driver is not missing")
+    with pytest.raises(UserFacingError) as caught:
+        make_storage(url, heartbeat_interval=None)
+    assert str(caught.value) == f"--storage '{url.replace(':s3cret@', ':***@')}': {message}"

@@ -704,15 +704,36 @@ def _in_worker_environment(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request, monkeypatch):
+def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request, monkeypatch, capfd):
+    """... and receive the storage URL in their environment: on their command line, ``ps`` showed its password to
+    every user of the machine. No password is printed either."""
+    from sqlalchemy.engine import make_url
+
     from neurozoo.convrnn.search.cli import main
 
     url, name = _shared_storage(tmp_path, request), _study_name(request)
     # no pruner: whether a trial is pruned depends on which of the two workers reports first
     argv = search_argv(tiny, tmp_path / "run", 4, "--workers", "2", "--export", "1", "--no-record", "--pruner", "none",
                        storage=url, study=name)
+    argv.remove("--quiet")  # the progress lines too, where the storage is named
     _in_worker_environment(monkeypatch, tmp_path)
+    started, popen = [], subprocess.Popen
+
+    def spy(args, **kwargs):
+        started.append((list(args), kwargs.get("env")))
+        return popen(args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
     assert main(argv) == 0  # it starts the two worker processes
+    workers = [(args, env) for args, env in started if "neurozoo.convrnn.search.cli" in args]
+    assert len(workers) == 2
+    for args, env in workers:
+        assert "--storage" not in args and not any(url in a for a in args)
+        assert env["NEUROZOO_SEARCH_STORAGE"] == url
+    printed = "".join(capfd.readouterr())
+    assert f"study {name!r} in " in printed
+    password = make_url(url).password
+    assert password is None or f":{password}@" not in printed
     study = optuna.load_study(study_name=name, storage=url)
     numbers = sorted(t.number for t in study.trials)
     assert numbers == [0, 1, 2, 3]
@@ -839,6 +860,38 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
                                        "the logits at step 10, so no trained output would depend on it; set "
                                        "--n-steps > 10\n")
     assert not out.exists()
+
+
+def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path):
+    """With --workers 2, each worker failed a trial of its own on the same image, printed its own error line and the
+    command exited 1 with their exit codes. Now the first error stops the other worker: one line naming the file,
+    exit 2; the trial that read the image is FAIL with its data_error, the other worker's running trial FAIL too,
+    either stopped (interrupted: signal 15) or failed on the image at the same moment; none is left RUNNING."""
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    data = tmp_path / "data"
+    write_image_folder(data, n_classes=3, per_class=6, size=32, val_per_class=3)
+    bad = sorted((data / "train").rglob("*.JPEG"))[1]
+    bad.write_bytes(bad.read_bytes()[:400])
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2")
+    argv[argv.index("--data") + 1] = str(data)
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), timeout=300,
+                          capture_output=True, text=True)
+    error = done.stderr
+    errors = [line for line in error.splitlines() if line.startswith("zoo search: error:")]
+    assert done.returncode == 2 and "Traceback" not in error and len(errors) == 1, error
+    assert error.splitlines()[-1] == errors[0] and errors[0].startswith(f"zoo search: error: cannot read image {bad}: ")
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    # one trial per worker (the second worker starts its trial in well under the first one's seconds to its image)
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert all(t.user_attrs.get("interrupted") == "signal 15" or t.user_attrs["data_error"].startswith(
+        f"cannot read image {bad}: ") for t in trials)
+    named = int(re.search(r"the study stops at trial (\d+)", errors[0]).group(1))
+    (other,) = [t for t in trials if t.number != named]
+    assert "data_error" in trials[named].user_attrs
+    assert errors[0].endswith(f"the other workers' running trial {other.number} ("
+                              f"{'stopped' if 'interrupted' in other.user_attrs else 'failed too'}): marked failed)")
 
 
 def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys):

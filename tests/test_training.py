@@ -323,6 +323,23 @@ def test_zoo_train_command(data, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("split, workers", [("train", 0), ("train", 1), ("val", 1)])
+def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(tmp_path, capsys, split, workers):
+    """A corrupt image read in a DataLoader worker came out as torch's 'Caught DataError in DataLoader worker process
+    0' with the worker's traceback inside the error's message; now as without workers: one line, exit 2."""
+    from neurozoo.leaderboard.cli import main
+
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=4, val_per_class=2, size=16)
+    bad = sorted((data / split).rglob("*.JPEG"))[1]
+    bad.write_bytes(bad.read_bytes()[:300])
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
+            "--batch-size", "4", "--image-size", "16", "--workers", str(workers), "--quiet",
+            "--set", "width_multiplier=0.125", "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"zoo train: error: cannot read image {bad}: ") and err.count("\n") == 1, err
+
+
 def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):
     from neurozoo.benchmarks.perf.train_throughput import main
 

@@ -11,13 +11,14 @@ with convrnn.create_model) and their validation top-1 goes to the results store 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
-import subprocess
 import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from neurozoo.convrnn.search.workers import STORAGE_ENV
 from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.db_urls import shown_url
 
@@ -33,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="ImageNet-layout folder with train/<wnid>/ and val/<wnid>/")
     p.add_argument("--trials", type=at_least(0), required=True, help="trials this command runs (split among --workers)")
     p.add_argument("--storage", default=None,
-                   help="optuna storage URL (default sqlite:///OUT/search.sqlite; PostgreSQL for several machines)")
+                   help=f"optuna storage URL (default ${STORAGE_ENV}, else sqlite:///OUT/search.sqlite; PostgreSQL for "
+                        f"several machines: the variable keeps its password off the command line, which ps shows)")
     p.add_argument("--study", default=None, help="study name (default: the space's name); joined if it exists")
     p.add_argument("--space", default="rgc_intermediate",
                    help="search-space YAML file or built-in space name (convrnn/search/spaces)")
@@ -64,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default=None, help="results-store URL (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--no-record", dest="record", action="store_false", help="do not write scores to the store")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--report", default=None, help=argparse.SUPPRESS)  # a local worker's error goes there (workers.py)
 
 
 def settings_from_args(args):
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                               "original's L2 term in the loss, which trials train with SGD only; use --optimizer sgd "
                               "or remove weight_decay from the space's cells")
     _check_unroll(space, args.n_steps, args.image_steps)
-    storage = args.storage or default_storage(args.out)
+    storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -128,29 +131,32 @@ def run(args: argparse.Namespace) -> int:
             run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
                        max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
-        from neurozoo.convrnn.search.study import make_storage, open_study
+        from neurozoo.convrnn.search.study import check_space, make_storage, open_study
+        from neurozoo.convrnn.search.workers import run_workers
 
-        open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
-        procs = []
-        for n in split_trials(args.trials, args.workers):
-            if n == 0:
-                continue
-            argv = [a for a in _passthrough(args)] + ["--trials", str(n), "--workers", "1", "--storage", storage,
-                                                       "--study", study_name, "--export", "0", "--no-record"]
-            procs.append(subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv]))
-        try:
-            with sigterm_as_interrupt():
-                codes = [proc.wait() for proc in procs]
-        except KeyboardInterrupt:  # the workers stop too, each marking its running trial FAIL
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait()
-            raise
-        if any(codes):
-            print(f"zoo search: worker exit codes {codes}", file=sys.stderr)
+        study = open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
+        check_space(study, space)  # once, not once per worker
+        argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
+        with sigterm_as_interrupt():
+            done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)
+        if done.error is not None:
+            raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
+        if any(done.codes):
+            print(f"zoo search: worker exit codes {done.codes}", file=sys.stderr)
             return 1
     return export(args, space, storage, study_name, settings)
+
+
+def _stopped_trials(study, others) -> str:
+    """What became of the trials the local workers ``others`` (all but the one that reported the error) ran then:
+    stopped for the error (user attribute ``interrupted``), or failed themselves at the same moment."""
+    from optuna.trial import TrialState
+
+    failed = [t for t in study.get_trials(deepcopy=False, states=[TrialState.FAIL]) if t.user_attrs.get("worker") in others]
+    if not failed:
+        return ""
+    shown = ", ".join(f"{t.number} ({'stopped' if 'interrupted' in t.user_attrs else 'failed too'})" for t in failed)
+    return f" (the other workers' running trial{'s' * (len(failed) > 1)} {shown}: marked failed)"
 
 
 @contextmanager
@@ -173,7 +179,7 @@ def sigterm_as_interrupt():
 
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
-    skip = {"trials", "workers", "storage", "study", "export", "record", "results", "handler",
+    skip = {"trials", "workers", "storage", "study", "export", "record", "results", "report", "handler",
             "command", "amp", "channels_last", "quiet"}
     argv = []
     for key, value in vars(args).items():
@@ -236,11 +242,17 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except UserFacingError as error:
-        print(f"zoo search: error: {error}", file=sys.stderr)
+        if args.report:  # a local worker: the command that started it reports the error, once for all workers
+            from neurozoo.convrnn.search.workers import write_report
+
+            write_report(args.report, str(error))
+        else:
+            print(f"zoo search: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
-              file=sys.stderr)
+        if not args.report:  # a local worker is stopped by the command that started it, which says why
+            print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
+                  file=sys.stderr)
         return 130
 
 

@@ -59,8 +59,14 @@ class Objective:
         self.settings = settings
 
     def __call__(self, trial: optuna.Trial) -> float:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (cli.sigterm_as_interrupt): optuna marks it FAIL
+            trial.set_user_attr("interrupted", str(error) or "KeyboardInterrupt")  # e.g. "signal 15"
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         from neurozoo.convrnn.training.engine import TrainConfig, Trainer
-        from neurozoo.convrnn.training.imagefolder import raised_in_worker
         from neurozoo.datasets.errors import DataError
 
         s = self.settings
@@ -105,7 +111,7 @@ class Objective:
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)
                 except DataError as error:  # a corrupt image: every later trial would read it too
-                    message = raised_in_worker(error)
+                    message = str(error)  # one line, also from a DataLoader worker (Trainer.fit)
                     trial.set_user_attr("data_error", message)
                     raise DataError(f"{message}; the study stops at trial {trial.number} (marked failed): repair "
                                     "or remove the file, then rerun to continue the study") from None

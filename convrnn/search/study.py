@@ -23,9 +23,11 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.db_urls import shown_url
 from neurozoo.datasets.errors import UserFacingError
 
 PRUNERS = ("median", "halving", "none")
@@ -40,7 +42,7 @@ def default_storage(out) -> str:
 def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None):
     """An ``RDBStorage`` with a heartbeat (``heartbeat_interval=None``: no heartbeat)."""
     if "://" not in url:
-        raise UserFacingError(f"--storage {url!r}: expected a database URL such as sqlite:///search.sqlite or "
+        raise UserFacingError(f"--storage {shown_url(url)!r}: expected a database URL such as sqlite:///search.sqlite or "
                               "postgresql+psycopg2://user@host/db")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
@@ -49,9 +51,15 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period if heartbeat_interval else None)
-    except ModuleNotFoundError as error:
-        raise UserFacingError(f"--storage {url!r}: its database driver is not installed ({error.name}); "
+    except ImportError as error:  # optuna raises its own ImportError for a missing driver (optuna 5)
+        from sqlalchemy.engine import make_url
+
+        driver = getattr(error, "name", None) or make_url(url).drivername
+        raise UserFacingError(f"--storage {shown_url(url)!r}: its database driver is not installed ({driver}); "
                               "for PostgreSQL: pip install psycopg2-binary") from None
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
+        raise UserFacingError(f"--storage {shown_url(url)!r}: {error}; expected a database URL such as "
+                              "sqlite:///search.sqlite or postgresql+psycopg2://user@host/db") from None
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
@@ -163,7 +171,7 @@ OPTIMIZE_LOGGER = "optuna.study._optimize"
 
 class _NoUserErrorTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], UserFacingError):
+        if record.exc_info and isinstance(record.exc_info[1], (UserFacingError, KeyboardInterrupt)):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -172,8 +180,10 @@ class _NoUserErrorTraceback(logging.Filter):
 def user_errors_without_traceback():
     """optuna logs a trial that raised with the exception's traceback. For a :class:`UserFacingError` (a corrupt
     image found mid-trial, a trial folder already in use) the message names the cause, the file included, and the
-    traceback only buried it: the failed trial's line is kept, its traceback dropped. The study stops on it, as
-    optuna stops on any exception (in this worker: the other workers stop at the same error in their own trials)."""
+    traceback only buried it: the failed trial's line is kept, its traceback dropped; so for a KeyboardInterrupt
+    (Ctrl-C, a SIGTERM: the line says which), whose traceback shows only where the process happened to be. The study
+    stops on it, as optuna stops on any exception; ``zoo search --workers K`` then stops its other workers
+    (workers.py)."""
     logger, kept = logging.getLogger(OPTIMIZE_LOGGER), _NoUserErrorTraceback()
     logger.addFilter(kept)
     try:

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from neurozoo.convrnn.training.cpus import default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
-from neurozoo.convrnn.training.imagefolder import open_imagenet
+from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
@@ -573,8 +573,11 @@ class Trainer:
         end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
         for epoch in range(self.epoch, end):
             start = time.perf_counter()
-            train = self.train_one_epoch(epoch)
-            val = self.evaluate()
+            try:
+                train = self.train_one_epoch(epoch)
+                val = self.evaluate()
+            except DataError as error:  # a corrupt image read in a DataLoader worker: its one line, not the traceback
+                raise DataError(raised_in_worker(error)) from None
             self.epoch = epoch + 1
             is_best = bool(val) and val["val_top1"] > self.best_top1
             if is_best:

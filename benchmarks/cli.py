@@ -70,7 +70,7 @@ def _score(args) -> int:
     selection = score.provenance["settings"].get("layer_selection") or {}
     if selection:
         plot_layer_profile(selection, Path(f"{stem}_layers.png"),
-                           title=f"{model_name}: layer selection", ylabel="raw r (held-out selection stimuli)",
+                           title=f"{model_name}: layer selection", ylabel="r²/ceiling (held-out selection stimuli)",
                            chosen=score.provenance["settings"].get("layer"))
     print(f"{model_name} on {args.benchmark}: {score}")
     print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.shown_url}; plot {plot}")

@@ -5,14 +5,20 @@ REFERENCE.md section 1 (conv5-conv6 -> V4, conv7-conv10 -> IT); for other models
 With one candidate, it is scored on all stimuli. With several, the best is chosen on a held-out
 *selection* set (``selection_fraction`` of the stimuli, stratified on object_name, seeded) and the winner is
 scored with the standard 10-split cross-validation on the remaining stimuli only, so the choice never sees
-the stimuli it is scored on. The per-layer selection scores go into the provenance.
+the stimuli it is scored on. The choice is by the benchmark's own score on the selection set: the normalised
+summary (r²/ceiling, ceiling-weighted over the bins with a ceiling above 0) against that set's ceiling, as
+Brain-Score's ``LayerSelection`` takes the argmax of the (ceiled) scores its region benchmark returns for each
+layer (brainscore_vision/model_helpers/brain_transformation/neural.py at commit 2169179: ``LayerScores._call``
+line 135 ``score = benchmark(layer_model)``, ``LayerSelection._call`` line 106 the argmax of those; the unceiled
+``.raw`` is only logged). A bin whose ceiling is at or below 0 on the selection set therefore does not steer the
+choice, as it does not enter the score. The per-layer selection scores go into the provenance (``layer_selection``).
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -22,10 +28,11 @@ from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.metrics.ceiling import check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits
+from neurozoo.benchmarks.metrics.temporal import TemporalScore
 from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
 from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
 from neurozoo.benchmarks.score import Score
-from neurozoo.datasets.errors import SpecError, UserFacingError
+from neurozoo.datasets.errors import DataError, SpecError, UserFacingError
 
 #: ConvRNN layer-to-area maps (REFERENCE.md section 1; neuroailab/convrnns README, "Extracting Model Features"): the
 #: intermediate models' conv5-conv6 -> V4, conv7-conv8 -> pIT, conv9-conv10 -> cIT/aIT; the shallow models' conv3 ->
@@ -120,10 +127,11 @@ class NeuralBenchmark:
             selection_ids, scoring_ids = self.selection_split()
             selection_set = self._subset(selection_ids)
             splits = selection_splits(selection_set)
-            for layer in layers:
-                selection[layer] = regression_score(features[layer], selection_set, self.mapping,
-                                                    self.temporal, ceiling=None, splits=splits).raw
-            chosen = max(selection, key=selection.get)
+            ceiling = internal_consistency(selection_set, silent=self.ceiling_silent)
+            scores = {layer: regression_score(features[layer], selection_set, self.mapping, self.temporal,
+                                              ceiling=ceiling, splits=splits) for layer in layers}
+            chosen = best_layer(scores, self.identifier)
+            selection = {layer: score.value for layer, score in scores.items()}
             stimuli = scoring_ids
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
@@ -234,6 +242,17 @@ class DecodingBenchmark(DataOnlyBenchmark):
         return pd.DataFrame({"time_bin_start": course.bin_start, "time_bin_end": course.bin_end,
                              "accuracy": course.accuracy, "accuracy_error": course.error, "chance": course.chance,
                              "ceiling": ceiling.per_bin, "ceiling_error": ceiling.error_per_bin})
+
+
+def best_layer(scores: Mapping[str, TemporalScore], benchmark: str = "benchmark") -> str:
+    """The layer whose score on the selection set (:attr:`TemporalScore.value`: normalised when the score has a
+    ceiling) is highest; a layer without one (NaN) is passed over. First in order on a tie."""
+    values = {layer: score.value for layer, score in scores.items()}
+    candidates = [layer for layer, value in values.items() if np.isfinite(value)]
+    if not candidates:
+        raise DataError(f"{benchmark}: no candidate layer ({', '.join(values)}) has a score on the layer-selection "
+                        "stimuli (no time bin there has a ceiling above 0); pass the one layer to score")
+    return max(candidates, key=values.get)
 
 
 def selection_splits(assembly: xr.DataArray):

@@ -15,7 +15,7 @@ class Score:
     value: float
     error: Optional[float] = None
     ceiling: Optional[float] = None  # Spearman-Brown ceiling (r^2 units), mean over the bins the score uses (c > 0)
-    raw: Optional[float] = None  # mean over bins of the raw cross-validated r
+    raw: Optional[float] = None  # mean raw cross-validated r over the bins the value uses (ceiling > 0)
     per_bin: List[Dict[str, Any]] = field(default_factory=list)
     provenance: Dict[str, Any] = field(default_factory=dict)
 

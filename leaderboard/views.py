@@ -263,7 +263,8 @@ def figures(record, model: str) -> Dict[str, str]:
 
 
 RAW_MEANINGS = {  # by the module of the benchmark's factory (and its name for the two OSR benchmarks)
-    "neurozoo.benchmarks.registered": "Pearson r before the ceiling normalisation",
+    "neurozoo.benchmarks.registered": "Pearson r before the ceiling normalisation, mean over the time bins the "
+                                      "score uses (ceiling above 0)",
     "osr": "fraction of the ground truth's OSR cells in which the model shows an OSR",
     "osr-mechanism": "fraction of the OSR cells whose reduced model (its top 2 first-layer units) keeps the OSR",
     "neurozoo.benchmarks.phenomena": "fraction of cells whose model index has the ground truth's sign",

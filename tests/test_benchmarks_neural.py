@@ -85,11 +85,51 @@ def test_layer_map_and_held_out_selection():
     assert settings["layer"] == "conv2" and set(settings["layer_selection"]) == {"conv1", "conv2"}
     assert settings["n_stimuli"] == 480  # the 20 % selection stimuli are not scored
     assert score.value > 0.85
+    # each layer's selection score is the benchmark's score on the selection stimuli: r²/ceiling against their ceiling
+    from neurozoo.benchmarks.metrics import internal_consistency, regression_score
+    from neurozoo.benchmarks.neural import selection_splits
+
+    selection_set = benchmark._subset(benchmark.selection_split()[0])
+    features = benchmark.extract(teacher, ["conv1", "conv2"])
+    for layer in ("conv1", "conv2"):
+        expected = regression_score(features[layer], selection_set, ceiling=internal_consistency(selection_set),
+                                    splits=selection_splits(selection_set))
+        assert settings["layer_selection"][layer] == pytest.approx(expected.value, abs=1e-12), layer
+        assert abs(expected.value - expected.raw) > 0.01, layer  # which is not the raw r (the old rule's number)
     with pytest.raises(SpecError, match="layers"):
         benchmark.candidate_layers(nn.Linear(2, 2))
     convrnn_like = SimpleNamespace(layer_names=[f"conv{i}" for i in range(1, 11)])
     convrnn_like.forward = Toy().forward
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
+
+
+def test_layer_choice_ignores_bins_without_a_ceiling_as_the_score_does():
+    """Hand-worked: ceilings (-0.05, 0.4, 0.5) on the selection stimuli, the first bin without reliable signal. Layer
+    A's split-mean r is (0.25, 0.30, 0.30), B's (-0.05, 0.32, 0.32). The mean raw r over all bins, the old rule,
+    prefers A (0.2833 against 0.1967) for its r in the bin the score leaves out; the benchmark's score (r²/ceiling
+    over bins 2-3) prefers B: (2 x 0.1024) / 0.9 = 0.2276 against (2 x 0.09) / 0.9 = 0.2. Brain-Score's LayerSelection
+    takes the argmax of the benchmark's score too."""
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+    from neurozoo.benchmarks.neural import best_layer
+    from neurozoo.datasets.errors import DataError
+
+    start, end = np.array([70, 80, 90]), np.array([80, 90, 100])
+    ceiling = Ceiling(np.array([-0.05, 0.4, 0.5]), np.full((2, 3), np.nan), np.zeros(3))
+    per_split = {"A": [[0.2, 0.28, 0.31], [0.3, 0.32, 0.29]], "B": [[-0.1, 0.3, 0.34], [0.0, 0.34, 0.30]]}
+    scores = {layer: TemporalScore(np.array(r), start, end, ceiling=ceiling) for layer, r in per_split.items()}
+    all_bins = {layer: float(np.mean(per_split[layer])) for layer in per_split}
+    assert all_bins == pytest.approx({"A": 0.85 / 3, "B": 0.59 / 3}, abs=1e-12)  # the old rule would take A
+    assert scores["A"].value == pytest.approx(0.2, abs=1e-12) and scores["B"].value == pytest.approx(0.2048 / 0.9, abs=1e-12)
+    assert best_layer(scores) == "B"
+    assert (scores["A"].raw, scores["B"].raw) == pytest.approx((0.30, 0.32), abs=1e-12)  # the raw r beside each
+    # a layer without a score there (NaN r in the scored bins) is passed over; none with one: an error naming them
+    nan = TemporalScore(np.array([[0.9, np.nan, np.nan]] * 2), start, end, ceiling=ceiling)
+    assert best_layer({"C": nan, **scores}) == "B"
+    unscored = Ceiling(np.array([-0.05, 0.0, np.nan]), np.zeros((2, 3)), np.zeros(3))
+    with pytest.raises(DataError, match=r"synthetic.IT-temporal: no candidate layer \(A, B\) has a score"):
+        best_layer({layer: TemporalScore(np.array(r), start, end, ceiling=unscored) for layer, r in per_split.items()},
+                   "synthetic.IT-temporal")
 
 
 @pytest.mark.parametrize("name, v4, it", [

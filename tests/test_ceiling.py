@@ -48,6 +48,30 @@ def test_spearman_brown_and_normalisation_conventions():
         normalize(0.3, 0.5, convention="other")
 
 
+def test_pre_2026_summary_is_the_plain_mean_of_squared_ratios_over_the_scored_bins():
+    """``summarize(convention="pre-2026")``, by hand, against the default on the same numbers.
+
+    r = (0.3, 0.3, -0.5, 0.02), c = (0.36, -0.1, 0.5, 0.01). Bin 2 has no ceiling above 0 and is out of both.
+    pre-2026, per bin (r / c)^2: (0.3/0.36)^2 = 25/36, (-0.5/0.5)^2 = 1 (the sign is lost), (0.02/0.01)^2 = 4 (the
+    unreliable bin dominates); plain mean (25/36 + 1 + 4) / 3 = 205/108 = 1.8981.
+    default, ceiling-weighted with the sign kept: (0.09 - 0.25 + 0.0004) / (0.36 + 0.5 + 0.01) = -0.1596 / 0.87."""
+    r, c = [0.3, 0.3, -0.5, 0.02], [0.36, -0.1, 0.5, 0.01]
+    assert summarize(r, c, convention="pre-2026") == pytest.approx(205 / 108, abs=1e-12)
+    assert summarize(r, c) == pytest.approx(-0.1596 / 0.87, abs=1e-12)
+    # equal ceilings and positive r: the pre-2026 number is 1/c times the default's ((r/c)^2 = (r^2/c) / c)
+    assert summarize([0.3, 0.5], [0.5, 0.5], convention="pre-2026") == pytest.approx((0.36 + 1.0) / 2, abs=1e-12)
+    assert summarize([0.3, 0.5], [0.5, 0.5]) == pytest.approx(0.34 / 1.0, abs=1e-12)
+    # no bin with a ceiling above 0: NaN under either convention, without numpy's "Mean of empty slice" warning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(summarize([0.3, 0.2], [-0.1, 0.0], convention="pre-2026"))
+        assert np.isnan(summarize([0.3, 0.2], [-0.1, 0.0]))
+    with pytest.raises(ValueError, match="unknown convention 'r/c'; expected one of 'r2/ceiling', 'pre-2026'"):
+        summarize([0.3], [-0.1], convention="r/c")
+
+
 def test_ceiling_needs_repetitions():
     assembly, _ = synthetic_assembly(n_stimuli=50, n_repetitions=1, seed=0)
     with pytest.raises(DataError, match="repetition"):

@@ -462,7 +462,8 @@ def test_the_raw_column_says_what_raw_is_for_each_benchmark(db, client):
     note = html[html.index('id="raw-meanings"'):].split("</p>")[0]
     assert "retina_embedded.oms: fraction of cells whose model index has the ground truth&#39;s sign" in note
     bench = client.get(f"/benchmarks/{V4}").text
-    assert "raw: Pearson r before the ceiling normalisation." in bench
+    assert ("raw: Pearson r before the ceiling normalisation, mean over the time bins the score uses (ceiling above 0)."
+            in bench)
 
 
 def test_retina_held_out_page_draws_each_cells_correlation_beside_its_oracle(db, client):

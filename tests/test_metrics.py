@@ -238,6 +238,31 @@ def test_score_value_and_error_bars_by_hand():
     assert raw.value == pytest.approx(0.25, abs=1e-15) and raw.error == pytest.approx(1 / (8 * np.sqrt(2)), abs=1e-15)
 
 
+def test_raw_reported_beside_a_ceiled_score_is_over_the_bins_the_score_uses():
+    """Three bins, the first with a ceiling below 0 (no reliable signal: the score leaves it out). Split-mean r
+    (0.25, 0.30, 0.40), ceilings (-0.05, 0.4, 0.5): the score is (0.09 + 0.16) / 0.9 = 0.27778 over bins 2-3, so the
+    raw r beside it is their mean, 0.35, not 0.31667 over all three; without a ceiling every bin counts (0.31667).
+    With NaN in a scored bin's r that bin leaves both the score and the raw mean; no scored bin at all: both NaN."""
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+    from neurozoo.benchmarks.score import Score
+
+    r = np.array([[0.2, 0.28, 0.35], [0.3, 0.32, 0.45]])
+    start, end = np.array([70, 80, 90]), np.array([80, 90, 100])
+    ceiling = Ceiling(np.array([-0.05, 0.4, 0.5]), np.full((2, 3), np.nan), np.zeros(3))
+    score = TemporalScore(r, start, end, ceiling=ceiling)
+    assert score.value == pytest.approx(0.25 / 0.9, abs=1e-15)
+    assert score.raw == pytest.approx(0.35, abs=1e-15)
+    assert Score.from_temporal(score).raw == pytest.approx(0.35, abs=1e-15)  # what records and pages show
+    assert TemporalScore(r, start, end).raw == pytest.approx(0.95 / 3, abs=1e-15)
+    gap = r.copy()
+    gap[:, 2] = np.nan
+    partial = TemporalScore(gap, start, end, ceiling=ceiling)
+    assert partial.value == pytest.approx(0.09 / 0.4, abs=1e-15) and partial.raw == pytest.approx(0.3, abs=1e-15)
+    silent = TemporalScore(r, start, end, ceiling=Ceiling(np.array([-0.05, 0.0, np.nan]), np.zeros((2, 3)), np.zeros(3)))
+    assert np.isnan(silent.value) and np.isnan(silent.raw)
+
+
 def _brainscore_span_time_pls(features, assembly):
     """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
     under brainscore_vision/, at the commits named):

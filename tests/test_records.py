@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 import torch
+from sqlalchemy.exc import IntegrityError
 
 from neurozoo.datasets.provenance import code_version, sha256_array
 from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
@@ -41,8 +42,8 @@ def test_round_trip_and_query(tmp_path):
 
 def test_batch_write_is_all_or_nothing(tmp_path):
     store = ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
-    bad = _record(model=None)  # NOT NULL violated inside the batch
-    with pytest.raises(Exception):
+    bad = _record(model=None)  # NOT NULL violated inside the batch, by the database when the batch is flushed
+    with pytest.raises(IntegrityError, match=r"NOT NULL constraint failed: scores\.model"):  # the table and field
         store.add_many([_record(), bad])
     assert len(store.query()) == 0
     ids = store.add_many([_record(), _record(model="m3")])

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from neurozoo.retina.metrics import (correlation, explainable_fraction, feve, heldout_metrics, noise_variance,
                             oracle_correlation, summary)
@@ -170,3 +171,54 @@ def test_pooled_oracle_equals_the_sinzlab_reference_and_the_default_averages_tri
     assert (np.abs(oracle_correlation(repeats) - pooled) > 1e-3).all()
     with pytest.raises(ValueError, match="estimator"):
         oracle_correlation(repeats, estimator="jackknife")
+
+
+class _PixelReadout(torch.nn.Module):
+    """The true rate of each synthetic cell: 10 + 5 x the last frame's pixel at the cell's position."""
+
+    def __init__(self, positions):
+        super().__init__()
+        self.positions = positions
+
+    def forward(self, windows):
+        return torch.stack([10 + 5 * windows[:, -1, y, x] for y, x in self.positions], dim=1)
+
+
+def test_the_heldout_benchmark_scores_only_the_cells_the_filter_keeps(tmp_path, monkeypatch):
+    """On the embedded recording every cell passes the explainable-variance filter (tests/test_retina_fit.py), so no
+    test there can tell the filter from one that keeps every cell. Here six synthetic cells have a known reliability:
+    rate s(t) = 10 + 5 x a white-noise pixel (signal variance 25), five trials each with Gaussian noise of variance
+    n = 25 (1 - f) / f, so that the single-trial explainable fraction is f = s / (s + n) by construction:
+    f = 0.6, 0.4, 0.25, 0.08, 0.04, 0.5. The filter (f >= 0.15) must drop cell04 and cell05.
+
+    Scored with the true rate as the prediction: r(truth, mean of R trials) = 1 / sqrt(1 + n / (R s)) = 0.939,
+    0.877, 0.791, 0.550, 0.415, 0.913, so the median over the kept cells is (0.913 + 0.877) / 2 = 0.895 (over all six
+    it would be (0.791 + 0.877) / 2 = 0.834); the leave-one-out oracle 1 / sqrt((1 + n/s)(1 + n / ((R-1) s))) = 0.717,
+    0.539, 0.378, 0.144, 0.076, 0.632: median over the kept cells (0.632 + 0.539) / 2 = 0.586 (over all six 0.458)."""
+    from neurozoo.benchmarks.retina import RetinaHeldoutBenchmark
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.retina_h5 import write_experiment
+
+    rng = np.random.default_rng(0)
+    fractions = np.array([0.6, 0.4, 0.25, 0.08, 0.04, 0.5])
+    noise_var = 25 * (1 - fractions) / fractions
+    positions = [(5 + 8 * c, 10) for c in range(len(fractions))]
+    T, R = 1039, 5
+    stimulus = rng.standard_normal((T, 50, 50)).astype(np.float32)
+    truth = np.stack([10 + 5 * stimulus[:, y, x] for y, x in positions])  # (cells, T)
+    trials = truth[:, None, :] + np.sqrt(noise_var)[:, None, None] * rng.standard_normal((len(fractions), R, T))
+    train = {"stimulus": stimulus[:40], "time": np.arange(40) / 100,
+             "response": {"firing_rate_10ms": np.clip(truth[:, :40], 0, None)}}
+    test = {"stimulus": stimulus, "time": np.arange(T) / 100,
+            "response": {"firing_rate_10ms": np.clip(trials.mean(1), 0, None)},
+            "repeats": {f"cell{c + 1:02d}": trials[c].astype(np.float32) for c in range(len(fractions))}}
+    path = write_experiment(tmp_path / "six_cells.h5", train=train, test=test)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", lambda kind, **sizes: path)
+
+    score = RetinaHeldoutBenchmark("whitenoise").score(_PixelReadout(positions), progress=False)  # as registered
+    rows = {row["cell"]: row for row in score.per_bin}
+    np.testing.assert_allclose([rows[c]["explainable_fraction"] for c in sorted(rows)], fractions, atol=0.03)
+    assert sorted(cell for cell, row in rows.items() if not row["passes"]) == ["cell04", "cell05"]
+    assert score.provenance["settings"]["summary"]["n_passing"] == 4
+    assert score.value == pytest.approx((0.913 + 0.877) / 2, abs=0.02)  # a filter keeping all six: 0.834
+    assert score.ceiling == pytest.approx((0.632 + 0.539) / 2, abs=0.03)  # all six: 0.458

@@ -196,24 +196,43 @@ def normalize(r, ceiling, convention: str = "r2/ceiling"):
     (Brain-Score squares, README "Deviations from Brain-Score"). ``"pre-2026"``: ``(r / c)**2``.
     A non-positive ceiling gives NaN (the data carry no reliable signal in that bin).
     """
+    check_convention(convention)
     r = np.asarray(r, dtype=np.float64)
     c = np.asarray(ceiling, dtype=np.float64)
     safe = np.where(c > 0, c, np.nan)
     if convention == "r2/ceiling":
         return np.sign(r) * r ** 2 / safe
-    if convention == "pre-2026":
-        return (r / safe) ** 2
-    raise ValueError(f"unknown convention {convention!r}; expected 'r2/ceiling' or 'pre-2026'")
+    return (r / safe) ** 2
+
+
+#: The normalisations :func:`normalize` offers: ours (Brain-Score's from 2026, sign kept) and Brain-Score's before 2026.
+CONVENTIONS = ("r2/ceiling", "pre-2026")
+
+
+def check_convention(convention: str) -> str:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; expected one of {', '.join(map(repr, CONVENTIONS))}")
+    return convention
+
+
+def summary_bins(r_per_bin, ceiling_per_bin) -> np.ndarray:
+    """The bins one summary number is taken over: a positive ceiling (:func:`scored_bins`) and a finite raw ``r``.
+
+    :func:`summarize` (both conventions) and the raw r reported beside the score
+    (:attr:`benchmarks.metrics.temporal.TemporalScore.raw`) use these same bins."""
+    return scored_bins(ceiling_per_bin) & np.isfinite(np.asarray(r_per_bin, dtype=np.float64))
 
 
 def summarize(r_per_bin, ceiling_per_bin, convention: str = "r2/ceiling") -> float:
-    """One number over time bins: ceiling-weighted mean ``sum sign(r) r^2 / sum c`` (bins with c > 0);
-    for ``"pre-2026"`` the plain mean of the per-bin scores."""
+    """One number over time bins (:func:`summary_bins`: c > 0 and a finite r; NaN where there is none):
+    ceiling-weighted mean ``sum sign(r) r^2 / sum c``; for ``"pre-2026"`` the plain mean of the per-bin
+    ``(r / c)**2``, which is not weighted by the ceiling and drops the sign of r."""
     r = np.asarray(r_per_bin, dtype=np.float64)
     c = np.asarray(ceiling_per_bin, dtype=np.float64)
-    if convention == "pre-2026":
-        return float(np.nanmean(normalize(r, c, convention)))
-    keep = scored_bins(c) & np.isfinite(r)
+    check_convention(convention)  # refused even where no bin is scored
+    keep = summary_bins(r, c)
     if not keep.any():
         return float("nan")
+    if convention == "pre-2026":
+        return float(np.mean(normalize(r[keep], c[keep], convention)))
     return float(np.sum(np.sign(r[keep]) * r[keep] ** 2) / np.sum(c[keep]))

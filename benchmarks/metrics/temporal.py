@@ -10,7 +10,8 @@ Two temporal variants (REFERENCE.md section 3):
 Per split and bin: Pearson r per neuroid across the held-out stimuli, median over neuroids. Per bin:
 mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean raw r
 over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
-(:func:`benchmarks.metrics.ceiling.summarize`).
+(:func:`benchmarks.metrics.ceiling.summarize`); the raw r reported beside a normalised score
+(:attr:`TemporalScore.raw`) is the mean over the same bins (ceiling above 0).
 Repetitions are averaged per stimulus before fitting; splits are drawn over the stimuli sorted by
 stimulus_id, stratified on object_name.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 from neurozoo.benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
-from neurozoo.benchmarks.metrics.ceiling import Ceiling, normalize, summarize
+from neurozoo.benchmarks.metrics.ceiling import Ceiling, normalize, summarize, summary_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
 from neurozoo.datasets.errors import DataError
@@ -48,7 +49,12 @@ class TemporalScore:
 
     @property
     def raw(self) -> float:
-        return float(self.raw_per_bin.mean())
+        """Mean raw r over the bins the score is taken over: with a ceiling, those of :attr:`value`
+        (``ceiling.summary_bins``: ceiling above 0, finite r), so a bin without reliable signal enters neither;
+        without one, every bin with a finite r. NaN where there is no such bin."""
+        r = self.raw_per_bin
+        keep = np.isfinite(r) if self.ceiling is None else summary_bins(r, self.ceiling.per_bin)
+        return float(r[keep].mean()) if keep.any() else float("nan")
 
     @property
     def per_bin(self) -> np.ndarray:

@@ -118,7 +118,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             bench_family = benchmark_family(bench)
             if (family == "retina") != (bench_family == "retina"):
                 continue
-            from neurozoo.leaderboard.aggregate import scores_models
+            from neurozoo.leaderboard.aggregate import benchmark_region, scores_models
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
                 skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
@@ -141,7 +141,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["overrides"]["width_multiplier"] = width_multiplier
                 if model not in built:
                     built[model] = _built_on_meta(model, spec["overrides"])
-                spec.update(_commitments(built[model], benchmarks.BENCHMARKS.get(bench).tags.get("region")))
+                spec.update(_commitments(built[model], benchmark_region(bench)))
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"

@@ -169,6 +169,15 @@ def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}
 
 
+def test_a_zoo_job_on_an_untagged_plugin_benchmark_commits_its_regions_layer(untagged_plugin):
+    """The job's spec (and so its key) took the region from the tag alone: on a plugin benchmark, which has none, it
+    committed no layer, and a changed layer map would have reused the old map's scores."""
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    specs, _ = zoo_specs(["feedforward_intermediate", "rgc_shallow"], [untagged_plugin])
+    assert {s["model"]: s["layer"] for s in specs} == {"feedforward_intermediate": "conv6", "rgc_shallow": "conv3"}
+
+
 def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):
     """The fitting protocol was in the fit cache's key but not in the job's: after protocol 10 changed the GLM's fits,
     a re-run of zoo run reused the protocol-9 scores as done jobs, and the board kept them."""

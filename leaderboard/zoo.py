@@ -202,10 +202,9 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     checkpoint of another width or model failed every job with torch's size-mismatch report (dozens of lines, stored
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
-    from neurozoo.convrnn.cornet import _CORnet
-    from neurozoo.convrnn.cornet_weights import from_original, is_original, release_label
+    from neurozoo.convrnn.cornet_weights import checkpoint_state
     from neurozoo.datasets.errors import DataError, UserFacingError
-    from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+    from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
     path = spec["checkpoint"]["path"]
     label, overrides = spec["weights"], spec["overrides"]
@@ -214,13 +213,13 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         label, overrides = published["label"], dict(published.get("overrides") or {})
     saved = read_torch_file(path)
     model = convrnn.create_model(spec["model"], **overrides)
-    if isinstance(model, _CORnet) and is_original(saved):  # a CORnet's released file: at the release's width, 1
-        try:
-            from_original(convrnn.create_model(spec["model"]), saved, path)
-        except DataError as error:
-            raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
-        return release_label(path), {}
-    state = model_state(saved, f"checkpoint {path}")
+    try:  # a CORnet's released file is converted for the CORnet at the release's width, 1
+        state, release = checkpoint_state(model, saved, path, f"checkpoint {path}",
+                                          release_model=lambda: convrnn.create_model(spec["model"]))
+    except DataError as error:
+        raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
+    if release is not None:
+        return release["label"], {}
     try:
         model.load_state_dict(state)
     except RuntimeError:

@@ -169,6 +169,27 @@ def test_the_legacy_cornet_r_file_is_refused_for_cornet_rt(tmp_path):
     _same_outputs(resolve_model("cornet_rt", renamed, overrides={"width_multiplier": 0.5}), reference, 64)
 
 
+def test_zoo_run_takes_a_releases_conversion_from_convrnns_checkpoint_state(tmp_path, monkeypatch):
+    """zoo run's check before any job repeated checkpoint_state's detect-and-convert step (its own is_original and
+    from_original): the two could disagree on which file is a release. Now the check is checkpoint_state's: what it
+    reports of the file (its record's label) is the jobs' weights label."""
+    from neurozoo.convrnn import cornet_weights
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    real, calls = cornet_weights.checkpoint_state, []
+
+    def spy(model, saved, path, what, **kwargs):
+        state, record = real(model, saved, path, what, **kwargs)
+        calls.append(record)
+        return state, (None if record is None else {**record, "label": "as checkpoint_state reports it"})
+
+    monkeypatch.setattr(cornet_weights, "checkpoint_state", spy)
+    path = _release(_drawn(_reference_z([64, 128, 256, 512])), tmp_path / "cornet_z-5c427c9c.pth")
+    specs, _ = zoo_specs(["cornet_z"], ["ventral_embedded.V4-temporal"], checkpoints={"cornet_z": str(path)})
+    assert [s["weights"] for s in specs] == ["as checkpoint_state reports it"] and specs[0]["overrides"] == {}
+    assert len(calls) == 1 and calls[0]["format"] == "dicarlolab/CORnet"
+
+
 def test_zoo_run_refuses_a_release_for_another_cornet_before_any_job(tmp_path):
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.zoo import zoo_specs

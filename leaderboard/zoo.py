@@ -16,8 +16,9 @@ nothing); the budget and the fitting protocol are part of the job's spec, so cha
 ``default_zoo=False`` (``bncnn2016``: twice the BN-CNN's cost per epoch, and slow to fit without
 BatchNorm) are scored only when named (``--models``). Converged fits measured: docs/retina.md.
 
-Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
-(V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.
+Layer choice is fixed, not searched: the last layer the benchmarks commit the model to for the region
+(``neural.committed_layers``: a CORnet's area of that name; a ConvRNN's released map, V4 -> conv6, IT -> conv10),
+otherwise the last layer for IT and the one before it for V4 (:func:`region_layer`).
 
 Hidden split: every image benchmark splits its stimuli, stratified by object, into a *public* half and a
 *hidden* half. Which stimulus is in which half comes from the host's secret (:func:`split_seed`: an HMAC of
@@ -286,14 +287,16 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
 
 def region_layer(model, region: str) -> str:
-    from neurozoo.benchmarks.neural import convrnn_region_layers
+    """The layer ``zoo run`` scores for ``region``: the last of the layers the benchmarks commit ``model`` to it
+    (``neural.committed_layers``, as ``zoo score`` and ``BrainModel`` take them: the model's layer of that name, else a
+    ConvRNN's released map), else -- a ConvRNN off the map, ``rgc_resnet18``'s timm stages, which the benchmarks leave
+    to the caller -- the last layer for IT and the one before it otherwise."""
+    from neurozoo.benchmarks.neural import committed_layers
 
-    names = list(getattr(model, "layer_names", []))
-    if region in names:  # models with area-named layers (CORnet): the area of that name
-        return region
-    mapped = convrnn_region_layers(names, region)
+    mapped = committed_layers(model, region)
     if mapped:
         return mapped[-1]
+    names = list(getattr(model, "layer_names", []))
     if not names:
         raise ScoringError(f"model has no layer_names; cannot pick a layer for {region}")
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]

@@ -75,8 +75,17 @@ def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
 
     entries = [e for e in benchmarks.BENCHMARKS.entries() if scores_models(e)]
     wanted = None if names is None else set(names)
-    return build_tree((e.name, {**e.tags, "region": benchmark_region(e.name)}) for e in entries
+    return build_tree((e.name, {**e.tags, "region": _shown_region(e.name)}) for e in entries
                       if wanted is None or e.name in wanted)
+
+
+def _shown_region(name: str) -> Optional[str]:
+    """:func:`benchmark_region`, or None ("other") for a plugin that cannot be built: an installed plugin whose import
+    fails must not take down every page and ``zoo run``'s report, which never built it before."""
+    try:
+        return benchmark_region(name)
+    except Exception:  # noqa: BLE001 -- any error of a third party's factory
+        return None
 
 
 def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tuple[Optional[float], int, int]]:

@@ -650,3 +650,17 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     assert "cortex/other" not in ranking["delta"]
     assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
     assert ranking["beta"]["cortex/V4"]["of"] == len(tagged_v4) + 1
+
+
+def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, monkeypatch):
+    """Placing an untagged plugin by its region builds it; one whose import fails is shown under cortex/other instead
+    of failing every page (the board never built a benchmark before)."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+
+    def broken():
+        raise ImportError("No module named 'lbtest_missing'")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
+    page = client.get("/api/ranking")
+    assert page.status_code == 200 and page.json()[0]["scores"]["cortex/other"]["of"] == 1

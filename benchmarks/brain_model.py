@@ -16,6 +16,7 @@ fill the model's input (``image_size``), as everywhere in the harness: no placem
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -54,6 +55,10 @@ class BrainModel:
     ``timing``: steps per bin for a hooked module (default: one static step); ConvRNNs map step t to
     [10t, 10t + 10) ms. ``image_size``: pixels of the model's input (None: the stimulus set's own size).
     ``max_features``: units per layer after the random projection (None: every unit).
+    ``weights_conversion``: where ``checkpoint`` was a CORnet's released file in dicarlolab/CORnet's format, converted
+    to our names, what was converted (``convrnn.cornet_weights.release_record``, as ``zoo score`` keeps it in a score's
+    settings); None otherwise. ``look_at``'s assembly then carries ``attrs["weights"]`` (the record's label) and
+    ``attrs["weights_conversion"]`` (the record as JSON, which a netCDF file keeps).
     ``stochastic``: whether the model's responses vary between presentations of one image in eval mode (noise,
     dropout kept at inference); then ``look_at(stimuli, number_of_trials)`` presents the stimuli that many times,
     without the activation cache, and returns the mean (Brain-Score's meaning of ``number_of_trials``). Default
@@ -69,15 +74,17 @@ class BrainModel:
                  model_seed: int = 0, checkpoint=None, device: str = "cpu", overrides: Optional[dict] = None,
                  stochastic: bool = False):
         if isinstance(model, str):
-            from neurozoo.benchmarks.named_models import resolve_model  # the registries' lookup that `zoo score` uses
+            from neurozoo.benchmarks.named_models import resolve_model_and_weights  # `zoo score`'s lookup
 
-            self.model = resolve_model(model, checkpoint, device, seed=model_seed, overrides=overrides)
+            self.model, self.weights_conversion = resolve_model_and_weights(model, checkpoint, device, seed=model_seed,
+                                                                            overrides=overrides)
             settings = "".join(f",{k}={v}" for k, v in sorted((overrides or {}).items()))
             default_identifier = model + (f"@{Path(checkpoint).name}" if checkpoint else "") + (f"({settings[1:]})" if settings else "")
         elif isinstance(model, torch.nn.Module):
             if checkpoint is not None or overrides:
                 raise SpecError("BrainModel: checkpoint= and overrides= apply to a model given by name, not to a module")
             self.model, default_identifier = model, type(model).__name__
+            self.weights_conversion = None
         else:
             raise SpecError(f"BrainModel: model must be a registry name or a torch.nn.Module, got {type(model).__name__}")
         self.identifier = identifier or default_identifier
@@ -195,7 +202,14 @@ class BrainModel:
             time_bin={"time_bin_start": [int(a) for a, _ in bins], "time_bin_end": [int(b) for _, b in bins]},
             attrs={"stimulus_set_identifier": identifier or "", "model": self.identifier, "region": region,
                    "layers": ",".join(layers), "max_features": self.extraction["max_features"],
-                   "number_of_trials": int(number_of_trials), "trials_averaged": trials})
+                   "number_of_trials": int(number_of_trials), "trials_averaged": trials, **self._weights_attrs()})
+
+    def _weights_attrs(self) -> Dict[str, str]:
+        """The converted release's label and record (JSON: netCDF attributes hold no dicts), none for other weights."""
+        if self.weights_conversion is None:
+            return {}
+        return {"weights": self.weights_conversion["label"],
+                "weights_conversion": json.dumps(self.weights_conversion, sort_keys=True)}
 
     def _stimuli(self, stimuli) -> Tuple[Stimuli, Dict[str, np.ndarray], Optional[str]]:
         """(the images as the model reads them, presentation coordinates, stimulus set identifier)."""

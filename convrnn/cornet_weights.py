@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from neurozoo.convrnn.cornet import _CORnet
 from neurozoo.datasets.errors import DataError
@@ -118,12 +118,15 @@ def release_label(path) -> str:
     return f"published weights of {SOURCE} ({Path(path).name}), converted to our names"
 
 
-def checkpoint_state(model, saved: Any, path, what: str) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
+def checkpoint_state(model, saved: Any, path, what: str,
+                     release_model: Optional[Callable[[], _CORnet]] = None) -> Tuple[Dict[str, Any], Optional[Dict[str, Any]]]:
     """``(state dict in our names, release record or None)`` of a checkpoint ``saved`` read from ``path``: a CORnet's
     file in the original's format is converted (:func:`from_original`); anything else is taken as it is
-    (``model_state``: a state dict, ``{'model': ...}`` or ``{'state_dict': ...}``)."""
+    (``model_state``: a state dict, ``{'model': ...}`` or ``{'state_dict': ...}``). ``release_model``: builds the
+    CORnet a file in the original's format is converted for, where that is not ``model`` (``zoo run`` runs a release
+    at its own width, 1, whatever the run's width); called only for such a file."""
     if isinstance(model, _CORnet) and is_original(saved):
-        return from_original(model, saved, path), release_record(saved, path)
+        return from_original(model if release_model is None else release_model(), saved, path), release_record(saved, path)
     return model_state(saved, what), None
 
 

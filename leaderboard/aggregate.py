@@ -36,6 +36,17 @@ def family_of(tags: Mapping) -> str:
     return "retina" if family == "retina" or tags.get("region") == "retina" else "cortex"
 
 
+def benchmark_region(name: str) -> Optional[str]:
+    """The region a registered benchmark scores: its ``region`` tag, else (a plugin registered through an entry
+    point carries no tags) the benchmark's own ``region``. Without the second, every layer of a submission to a
+    plugin benchmark was dropped from its job, which then failed with "the submission names no layer", and the
+    board showed the plugin's scores under region "other"."""
+    from neurozoo import benchmarks
+
+    region = benchmarks.BENCHMARKS.get(name).tags.get("region")
+    return region if region else getattr(benchmarks.load(name), "region", None)
+
+
 def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
     """``benchmarks``: (name, tags) pairs; tags ``region`` and ``family`` place each leaf."""
     families: Dict[str, Dict[str, List[str]]] = {}
@@ -58,12 +69,23 @@ def scores_models(entry) -> bool:
 
 
 def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
-    """The tree of the registered model benchmarks (or of ``names`` among them)."""
+    """The tree of the registered model benchmarks (or of ``names`` among them), each under its
+    :func:`benchmark_region`."""
     from neurozoo import benchmarks
 
     entries = [e for e in benchmarks.BENCHMARKS.entries() if scores_models(e)]
     wanted = None if names is None else set(names)
-    return build_tree((e.name, e.tags) for e in entries if wanted is None or e.name in wanted)
+    return build_tree((e.name, {**e.tags, "region": _shown_region(e.name)}) for e in entries
+                      if wanted is None or e.name in wanted)
+
+
+def _shown_region(name: str) -> Optional[str]:
+    """:func:`benchmark_region`, or None ("other") for a plugin that cannot be built: an installed plugin whose import
+    fails must not take down every page and ``zoo run``'s report, which never built it before."""
+    try:
+        return benchmark_region(name)
+    except Exception:  # noqa: BLE001 -- any error of a third party's factory
+        return None
 
 
 def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tuple[Optional[float], int, int]]:

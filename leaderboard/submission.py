@@ -281,7 +281,7 @@ def validate(root: Path) -> Dict[str, Any]:
     if not meta_path.is_file():
         raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
     meta = load_metadata(meta_path)
-    from neurozoo.leaderboard.aggregate import family_of, scores_models
+    from neurozoo.leaderboard.aggregate import benchmark_region, family_of, scores_models
 
     for name in meta["benchmarks"]:
         if name not in benchmarks.BENCHMARKS:
@@ -316,16 +316,6 @@ def validate(root: Path) -> Dict[str, Any]:
     return meta
 
 
-def benchmark_region(name: str) -> Optional[str]:
-    """The region a registered benchmark scores: its ``region`` tag, else (a plugin registered through an entry
-    point carries no tags) the benchmark's own ``region``. Without the second, every layer of a submission to a
-    plugin benchmark was dropped from its job, which then failed with "the submission names no layer"."""
-    from neurozoo import benchmarks
-
-    region = benchmarks.BENCHMARKS.get(name).tags.get("region")
-    return region if region else getattr(benchmarks.load(name), "region", None)
-
-
 def prepare(source: Path, store: Path) -> Dict[str, Any]:
     """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256}."""
     store = Path(store)
@@ -347,6 +337,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
     """One job per benchmark. A job's layers are those of the submitted benchmarks' regions: one model run
     extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out."""
+    from neurozoo.leaderboard.aggregate import benchmark_region
     from neurozoo.leaderboard.zoo import split_spec
 
     meta = prepared["meta"]

@@ -16,8 +16,9 @@ nothing); the budget and the fitting protocol are part of the job's spec, so cha
 ``default_zoo=False`` (``bncnn2016``: twice the BN-CNN's cost per epoch, and slow to fit without
 BatchNorm) are scored only when named (``--models``). Converged fits measured: docs/retina.md.
 
-Layer choice is fixed, not searched: the last layer of the region's ConvRNN map that the model has
-(V4 -> conv6, IT -> conv10), otherwise the last layer for IT and the one before it for V4.
+Layer choice is fixed, not searched: the last layer the benchmarks commit the model to for the region
+(``neural.committed_layers``: a CORnet's area of that name; a ConvRNN's released map, V4 -> conv6, IT -> conv10),
+otherwise the last layer for IT and the one before it for V4 (:func:`region_layer`).
 
 Hidden split: every image benchmark splits its stimuli, stratified by object, into a *public* half and a
 *hidden* half. Which stimulus is in which half comes from the host's secret (:func:`split_seed`: an HMAC of
@@ -118,7 +119,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             bench_family = benchmark_family(bench)
             if (family == "retina") != (bench_family == "retina"):
                 continue
-            from neurozoo.leaderboard.aggregate import scores_models
+            from neurozoo.leaderboard.aggregate import benchmark_region, scores_models
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
                 skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
@@ -141,7 +142,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["overrides"]["width_multiplier"] = width_multiplier
                 if model not in built:
                     built[model] = _built_on_meta(model, spec["overrides"])
-                spec.update(_commitments(built[model], benchmarks.BENCHMARKS.get(bench).tags.get("region")))
+                spec.update(_commitments(built[model], benchmark_region(bench)))
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
@@ -202,10 +203,9 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     checkpoint of another width or model failed every job with torch's size-mismatch report (dozens of lines, stored
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
-    from neurozoo.convrnn.cornet import _CORnet
-    from neurozoo.convrnn.cornet_weights import from_original, is_original, release_label
+    from neurozoo.convrnn.cornet_weights import checkpoint_state
     from neurozoo.datasets.errors import DataError, UserFacingError
-    from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+    from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
     path = spec["checkpoint"]["path"]
     label, overrides = spec["weights"], spec["overrides"]
@@ -214,13 +214,13 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         label, overrides = published["label"], dict(published.get("overrides") or {})
     saved = read_torch_file(path)
     model = convrnn.create_model(spec["model"], **overrides)
-    if isinstance(model, _CORnet) and is_original(saved):  # a CORnet's released file: at the release's width, 1
-        try:
-            from_original(convrnn.create_model(spec["model"]), saved, path)
-        except DataError as error:
-            raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
-        return release_label(path), {}
-    state = model_state(saved, f"checkpoint {path}")
+    try:  # a CORnet's released file is converted for the CORnet at the release's width, 1
+        state, release = checkpoint_state(model, saved, path, f"checkpoint {path}",
+                                          release_model=lambda: convrnn.create_model(spec["model"]))
+    except DataError as error:
+        raise UserFacingError(f"--checkpoint {spec['model']}={path}: {error}") from None
+    if release is not None:
+        return release["label"], {}
     try:
         model.load_state_dict(state)
     except RuntimeError:
@@ -287,14 +287,16 @@ def build_model(spec: Dict[str, Any], device: str = "cpu"):
 
 
 def region_layer(model, region: str) -> str:
-    from neurozoo.benchmarks.neural import convrnn_region_layers
+    """The layer ``zoo run`` scores for ``region``: the last of the layers the benchmarks commit ``model`` to it
+    (``neural.committed_layers``, as ``zoo score`` and ``BrainModel`` take them: the model's layer of that name, else a
+    ConvRNN's released map), else -- a ConvRNN off the map, ``rgc_resnet18``'s timm stages, which the benchmarks leave
+    to the caller -- the last layer for IT and the one before it otherwise."""
+    from neurozoo.benchmarks.neural import committed_layers
 
-    names = list(getattr(model, "layer_names", []))
-    if region in names:  # models with area-named layers (CORnet): the area of that name
-        return region
-    mapped = convrnn_region_layers(names, region)
+    mapped = committed_layers(model, region)
     if mapped:
         return mapped[-1]
+    names = list(getattr(model, "layer_names", []))
     if not names:
         raise ScoringError(f"model has no layer_names; cannot pick a layer for {region}")
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]

@@ -67,6 +67,23 @@ def shared_data():
 
 
 @pytest.fixture
+def untagged_plugin(monkeypatch) -> str:
+    """The name of a V4 benchmark registered, for this test only, as an entry point registers a plugin: without
+    tags, its region only on the benchmark itself (its data are never loaded)."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.datasets.registry import Entry
+
+    name = "lbtest.V4"
+
+    def make():
+        return NeuralBenchmark(name, "V4", load_assembly=None, load_stimuli=None)
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, name, Entry(name, make, "(plugin lbtest_plugin:make)"))
+    return name
+
+
+@pytest.fixture
 def postgres_url():
     """A URL of the test PostgreSQL (``$NEUROZOO_TEST_POSTGRES_URL``) whose search path is a scratch schema of this
     test's own, dropped after it; None when no PostgreSQL is set. The database is shared by the workers of a

@@ -111,6 +111,32 @@ def test_zoo_score_scores_a_released_file_and_records_the_conversion(tmp_path, c
     assert summary["model"] == "cornet_z@cornet_z-5c427c9c.pth"
 
 
+def test_brain_model_keeps_the_conversion_of_a_released_file_as_zoo_score_does(tmp_path):
+    """BrainModel built with a CORnet's released file converted it but kept no word of it: its assemblies looked like
+    those of a checkpoint in our names. Now it keeps zoo score's record, and its assemblies carry it, through a
+    netCDF file too."""
+    import numpy as np
+
+    from neurozoo.benchmarks.brain_model import BrainModel
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.datasets.assembly import load_assembly, write_assembly
+
+    path = _release(_drawn(_reference_z([8, 16, 32, 64])), tmp_path / "cornet_z-5c427c9c.pth")
+    _, expected = resolve_model_and_weights("cornet_z", path, overrides={"width_multiplier": 0.125})
+    model = BrainModel("cornet_z", checkpoint=path, overrides={"width_multiplier": 0.125}, image_size=None,
+                       max_features=None, cache=False)
+    assert model.weights_conversion == expected and expected["epoch"] == 43
+    model.start_recording("IT", [(70, 170)])
+    stimuli = Stimuli([f"s{i}" for i in range(4)], torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0)),
+                      np.array(["a", "b", "a", "b"]))
+    assembly = model.look_at(stimuli)
+    assert assembly.attrs["weights"] == expected["label"] and assembly.attrs["model"] == "cornet_z@cornet_z-5c427c9c.pth(width_multiplier=0.125)"
+    assert json.loads(assembly.attrs["weights_conversion"]) == expected
+    stored = load_assembly(write_assembly(assembly, tmp_path / "a.nc"), require={})
+    assert json.loads(stored.attrs["weights_conversion"]) == expected
+    assert BrainModel("cornet_z", overrides={"width_multiplier": 0.125}).weights_conversion is None  # untrained: none
+
+
 def test_zoo_run_scores_a_released_file_at_the_releases_width(tmp_path):
     """`zoo run --models cornet_z --checkpoint cornet_z=F`: the file was refused ('holds no state dict of tensors')
     before any job; now the jobs run the release at its width (1, whatever --width-multiplier says), labelled as
@@ -167,6 +193,27 @@ def test_the_legacy_cornet_r_file_is_refused_for_cornet_rt(tmp_path):
         resolve_model("cornet_rt", legacy, overrides={"width_multiplier": 0.5})
     renamed = _release(reference, tmp_path / "cornet_rt-933c001c.pth")
     _same_outputs(resolve_model("cornet_rt", renamed, overrides={"width_multiplier": 0.5}), reference, 64)
+
+
+def test_zoo_run_takes_a_releases_conversion_from_convrnns_checkpoint_state(tmp_path, monkeypatch):
+    """zoo run's check before any job repeated checkpoint_state's detect-and-convert step (its own is_original and
+    from_original): the two could disagree on which file is a release. Now the check is checkpoint_state's: what it
+    reports of the file (its record's label) is the jobs' weights label."""
+    from neurozoo.convrnn import cornet_weights
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    real, calls = cornet_weights.checkpoint_state, []
+
+    def spy(model, saved, path, what, **kwargs):
+        state, record = real(model, saved, path, what, **kwargs)
+        calls.append(record)
+        return state, (None if record is None else {**record, "label": "as checkpoint_state reports it"})
+
+    monkeypatch.setattr(cornet_weights, "checkpoint_state", spy)
+    path = _release(_drawn(_reference_z([64, 128, 256, 512])), tmp_path / "cornet_z-5c427c9c.pth")
+    specs, _ = zoo_specs(["cornet_z"], ["ventral_embedded.V4-temporal"], checkpoints={"cornet_z": str(path)})
+    assert [s["weights"] for s in specs] == ["as checkpoint_state reports it"] and specs[0]["overrides"] == {}
+    assert len(calls) == 1 and calls[0]["format"] == "dicarlolab/CORnet"
 
 
 def test_zoo_run_refuses_a_release_for_another_cornet_before_any_job(tmp_path):

@@ -169,6 +169,40 @@ def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     assert {s["model"] for s in named} == {"bncnn2016"} and named[0]["fit"] == {"epochs": 5}
 
 
+def test_a_zoo_job_on_an_untagged_plugin_benchmark_commits_its_regions_layer(untagged_plugin):
+    """The job's spec (and so its key) took the region from the tag alone: on a plugin benchmark, which has none, it
+    committed no layer, and a changed layer map would have reused the old map's scores."""
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    specs, _ = zoo_specs(["feedforward_intermediate", "rgc_shallow"], [untagged_plugin])
+    assert {s["model"]: s["layer"] for s in specs} == {"feedforward_intermediate": "conv6", "rgc_shallow": "conv3"}
+
+
+def test_zoo_runs_layer_is_the_benchmarks_commitment_and_off_the_map_the_published_fallback(monkeypatch):
+    """region_layer kept its own copy of the layer rule beside benchmarks.neural.committed_layers (what zoo score
+    and BrainModel commit): a change to the benchmarks' commitment left zoo run on the old layer. For every zoo
+    ConvRNN and CORnet the two agree; only a ConvRNN off the released map (rgc_resnet18) takes zoo run's published
+    fallback (IT: the last layer, V4: the one before it), where the benchmarks commit nothing."""
+    import torch
+
+    from neurozoo import convrnn
+    from neurozoo.benchmarks import neural
+    from neurozoo.leaderboard.zoo import region_layer
+
+    names = sorted({*convrnn.list_models()} - {"cornet_rt"}) + ["cornet_rt"]
+    with torch.device("meta"):
+        models = {name: convrnn.create_model(name, width_multiplier=0.5 if name == "cornet_rt" else 0.125)
+                  for name in names}
+    for name, model in models.items():
+        for region in ("V4", "IT"):
+            committed = neural.committed_layers(model, region)
+            expected = committed[-1] if committed else {"V4": "layer3", "IT": "layer4"}[region]
+            assert region_layer(model, region) == expected, (name, region)
+            assert committed or name == "rgc_resnet18", (name, region)
+    monkeypatch.setattr(neural, "committed_layers", lambda model, region: ["conv7", "conv8"])  # another commitment
+    assert region_layer(models["rgc_intermediate"], "IT") == "conv8"
+
+
 def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):
     """The fitting protocol was in the fit cache's key but not in the job's: after protocol 10 changed the GLM's fits,
     a re-run of zoo run reused the protocol-9 scores as done jobs, and the board kept them."""

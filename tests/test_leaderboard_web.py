@@ -635,3 +635,33 @@ def test_a_checkpoint_path_with_spaces_in_weights_is_shortened_whole():
     # text around a path is not one path: each path in it is shortened where it stops
     assert public_value("activations of /var/cache/x/a.npz, reused") == "activations of .../a.npz, reused"
     assert public_value("published /home/alice/x.pt") == "published .../x.pt" and public_value("rgc_shallow") == "rgc_shallow"
+
+
+def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client, untagged_plugin):
+    """The board read only the ``region`` tag, which an entry-point plugin has none of: its scores stood under
+    cortex/other, outside the V4 mean they belong to (submissions already placed it by ``benchmark_region``)."""
+    plugin = untagged_plugin
+    job = db.enqueue("delta", plugin, {"m": "delta"})
+    assert db.claim("w", ids=[job])["id"] == job
+    db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
+    from neurozoo import benchmarks
+
+    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")]
+    ranking = {row["model"]: row["scores"] for row in client.get("/api/ranking").json()}
+    assert "cortex/other" not in ranking["delta"]
+    assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
+    assert ranking["beta"]["cortex/V4"]["of"] == len(tagged_v4) + 1
+
+
+def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, monkeypatch):
+    """Placing an untagged plugin by its region builds it; one whose import fails is shown under cortex/other instead
+    of failing every page (the board never built a benchmark before)."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+
+    def broken():
+        raise ImportError("No module named 'lbtest_missing'")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
+    page = client.get("/api/ranking")
+    assert page.status_code == 200 and page.json()[0]["scores"]["cortex/other"]["of"] == 1

@@ -222,7 +222,6 @@ def test_glm_default_stopping_reaches_the_known_cells_likelihood_where_the_old_r
     assert np.abs(fits["old"]["post_spike"] - TRUE_POST_SPIKE[:3]).max() > 0.3
 
 
-
 def test_ln_at_rank_40_is_deep_retinas_ln():
     """deep-retina deepretina/models.py at 60cb3a3 (Keras 1, beside ``nips_conv``), ``ln(input_shape, nout)``
     (lines 46-67): ``Flatten(input_shape=input_shape)`` -> ``Dense(nout)`` (bias) -> ``ParametricSoftplus()``

@@ -81,4 +81,3 @@ def _stop(procs: List[subprocess.Popen]) -> None:
             proc.terminate()
     for proc in procs:
         proc.wait()
-

@@ -306,7 +306,8 @@ def _brainscore_span_time(features, assembly, make_regression):
 
 def _unordered_recording(feature_noise=0.5, scale=1.0, offset=0.0):
     """A small recording whose presentations come in no particular order (Brain-Score's average_repetition sorts
-    them by stimulus), and 30 features mixing its clean responses (``scale * (mix + noise) + offset``)."""
+    them by stimulus), and 30 features mixing its clean responses (``scale * (mix + noise) + offset``), in another
+    order."""
     assembly, clean = synthetic_assembly(n_stimuli=120, n_neuroids=6, n_bins=3, n_repetitions=3, noise=1.0,
                                          latent=5, seed=11)
     order = np.random.default_rng(0).permutation(assembly.sizes["presentation"])
@@ -316,7 +317,8 @@ def _unordered_recording(feature_noise=0.5, scale=1.0, offset=0.0):
                      + feature_noise * rng.normal(size=(120, 30, 3))) + offset
     features = clean.isel(neuroid=0, drop=True).expand_dims(neuroid=30).transpose("presentation", "neuroid", "time_bin")
     features = features.copy(data=mixed).drop_vars([c for c in ("neuroid_id", "region") if c in features.coords])
-    return features, assembly
+    # the features in an order of their own too: both sides align them on stimulus_id, not on position
+    return features.isel(presentation=np.random.default_rng(2).permutation(features.sizes["presentation"])), assembly
 
 
 def test_span_time_pls_equals_brainscores_pipeline():

@@ -132,6 +132,26 @@ def test_layer_choice_ignores_bins_without_a_ceiling_as_the_score_does():
                    "synthetic.IT-temporal")
 
 
+def test_layer_choice_follows_the_ceiled_score_where_the_raw_r_disagrees():
+    """Hand-worked, every bin scored (ceilings 0.2 and 0.8): layer C's r (0.40, 0.20) has the higher mean raw r (0.30
+    against 0.275), layer D's (0.10, 0.45) the higher score, (0.01 + 0.2025) / 1.0 = 0.2125 against
+    (0.16 + 0.04) / 1.0 = 0.2. Brain-Score's LayerSelection takes the argmax of the ceiled score its benchmark returns
+    (brainscore_vision/model_helpers/brain_transformation/neural.py at 2169179, ``LayerSelection._call`` line 106;
+    the raw score is only logged), so D; a choice by the raw r would take C."""
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+    from neurozoo.benchmarks.neural import best_layer
+
+    start, end = np.array([70, 80]), np.array([80, 90])
+    ceiling = Ceiling(np.array([0.2, 0.8]), np.full((2, 2), np.nan), np.zeros(2))
+    scores = {layer: TemporalScore(np.array([r, r]), start, end, ceiling=ceiling)
+              for layer, r in (("C", [0.40, 0.20]), ("D", [0.10, 0.45]))}
+    assert (scores["C"].raw, scores["D"].raw) == pytest.approx((0.30, 0.275), abs=1e-12)
+    assert (scores["C"].value, scores["D"].value) == pytest.approx((0.2, 0.2125), abs=1e-12)
+    assert best_layer(scores) == "D"
+    assert best_layer(dict(reversed(list(scores.items())))) == "D"  # not the first in order
+
+
 @pytest.mark.parametrize("name, v4, it", [
     ("rgc_intermediate", ["conv5", "conv6"], ["conv7", "conv8", "conv9", "conv10"]),
     ("ugrnn_intermediate", ["conv5", "conv6"], ["conv7", "conv8", "conv9", "conv10"]),

@@ -263,7 +263,7 @@ def test_raw_reported_beside_a_ceiled_score_is_over_the_bins_the_score_uses():
     assert np.isnan(silent.value) and np.isnan(silent.raw)
 
 
-def _brainscore_span_time_pls(features, assembly):
+def _brainscore_span_time(features, assembly, make_regression):
     """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
     under brainscore_vision/, at the commits named):
     benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
@@ -278,7 +278,8 @@ def _brainscore_span_time_pls(features, assembly):
     ``StratifiedShuffleSplit(n_splits, train_size, test_size, random_state)`` lines 188-190; ``build_splits`` over
     the target's stimulus_id values in order, lines 204-209) and ``Split.aggregate`` (mean over splits,
     ``standard_error_of_the_mean``: xarray std / sqrt(n), lines 211-216). PLS runs to convergence here (tol 1e-14):
-    Brain-Score's default tol=1e-6 is our named deviation (README)."""
+    Brain-Score's default tol=1e-6 is our named deviation (README). ``make_regression()``: the sklearn estimator
+    (for 'spantime_ridge', metric.py ``ridge_regression`` lines 120-126: ``Ridge(alpha=1)``)."""
     import scipy.stats
     from sklearn.model_selection import StratifiedShuffleSplit
 
@@ -291,11 +292,11 @@ def _brainscore_span_time_pls(features, assembly):
     per_split = []
     for train, test in splitter.split(np.zeros(len(ids)), [objects[i] for i in ids]):
         stack = lambda A, idx: np.concatenate([A[idx, :, t] for t in range(A.shape[2])])  # noqa: E731
-        pls = PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000)
-        pls.fit(stack(source, train), stack(Y, train))
+        regression = make_regression()
+        regression.fit(stack(source, train), stack(Y, train))
         medians = []
         for t in range(Y.shape[2]):
-            prediction = pls.predict(source[test, :, t])
+            prediction = regression.predict(source[test, :, t])
             medians.append(np.median([scipy.stats.pearsonr(prediction[:, n], Y[test, n, t])[0]
                                       for n in range(Y.shape[1])]))
         per_split.append(medians)
@@ -303,22 +304,68 @@ def _brainscore_span_time_pls(features, assembly):
     return per_split.mean(0), per_split.std(0) / np.sqrt(len(per_split))
 
 
-def test_span_time_pls_equals_brainscores_pipeline():
-    """regression_score (span-time PLS) against brain-score/vision's own steps on a small recording whose
-    presentations come in no particular order (Brain-Score's average_repetition sorts them by stimulus)."""
+def _unordered_recording(feature_noise=0.5, scale=1.0, offset=0.0):
+    """A small recording whose presentations come in no particular order (Brain-Score's average_repetition sorts
+    them by stimulus), and 30 features mixing its clean responses (``scale * (mix + noise) + offset``), in another
+    order."""
     assembly, clean = synthetic_assembly(n_stimuli=120, n_neuroids=6, n_bins=3, n_repetitions=3, noise=1.0,
                                          latent=5, seed=11)
     order = np.random.default_rng(0).permutation(assembly.sizes["presentation"])
     assembly = assembly.isel(presentation=order)
     rng = np.random.default_rng(1)
-    mixed = np.einsum("pnt,nf->pft", clean.values, rng.normal(size=(6, 30))) + 0.5 * rng.normal(size=(120, 30, 3))
+    mixed = scale * (np.einsum("pnt,nf->pft", clean.values, rng.normal(size=(6, 30)))
+                     + feature_noise * rng.normal(size=(120, 30, 3))) + offset
     features = clean.isel(neuroid=0, drop=True).expand_dims(neuroid=30).transpose("presentation", "neuroid", "time_bin")
     features = features.copy(data=mixed).drop_vars([c for c in ("neuroid_id", "region") if c in features.coords])
+    # the features in an order of their own too: both sides align them on stimulus_id, not on position
+    return features.isel(presentation=np.random.default_rng(2).permutation(features.sizes["presentation"])), assembly
+
+
+def test_span_time_pls_equals_brainscores_pipeline():
+    """regression_score (span-time PLS) against brain-score/vision's own steps."""
+    features, assembly = _unordered_recording()
     score = regression_score(features, assembly)
-    expected, error = _brainscore_span_time_pls(features, assembly)
+    expected, error = _brainscore_span_time(
+        features, assembly, lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000))
     np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-4, atol=1e-7)
     assert 0.3 < expected.min()  # the features carry signal: a wrong split or alignment would show
+
+
+def test_span_time_ridge_equals_brainscores_spantime_ridge():
+    """mapping="ridge" is Brain-Score's 'spantime_ridge' (metric.py at 0197a60 ``ridge_regression``, lines 120-126:
+    ``Ridge(alpha=1)``, intercept fitted, features unscaled), through the same pipeline as the PLS above. The features
+    are small (scale 0.05) and noisy (sd 3), so that the penalty of 1 matters, and offset from 0: another alpha or a
+    missing intercept moves the per-bin r by more than 1e-3 here (checked below)."""
+    from sklearn.linear_model import Ridge
+
+    features, assembly = _unordered_recording(feature_noise=3.0, scale=0.05, offset=2.0)
+    score = regression_score(features, assembly, mapping="ridge")
+    expected, error = _brainscore_span_time(features, assembly, lambda: Ridge(alpha=1))
+    np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-7, atol=1e-10)
+    assert score.settings["mapping"] == "ridge"
+    for other in (lambda: Ridge(alpha=10), lambda: Ridge(alpha=1, fit_intercept=False)):
+        assert np.abs(_brainscore_span_time(features, assembly, other)[0] - expected).max() > 1e-3
+
+
+def test_ridgecv_option_searches_brainscores_alpha_list():
+    """mapping="ridgecv": per fold, sklearn's leave-one-out ``RidgeCV`` over Brain-Score's ``ALPHA_LIST`` (metric.py at
+    0197a60 lines 128-136, written out here: 0.01, 0.1, 0.5, 1, then 10-100 in 4, 100-1e3, 1e3-1e4, 1e4-1e5 and
+    1e5-1e6 in 18 equal steps each, 1e6-1e7 in 19 with the end point: 99 values)."""
+    from sklearn.linear_model import RidgeCV
+
+    alphas = [0.01, 0.1, 0.5, 1.0]
+    for lo, n, last in ((1e1, 4, False), (1e2, 18, False), (1e3, 18, False), (1e4, 18, False), (1e5, 18, False),
+                        (1e6, 19, True)):
+        alphas += list(np.linspace(lo, 10 * lo, n, endpoint=last))
+    assert len(alphas) == 99
+    features, assembly = _unordered_recording(feature_noise=3.0, scale=0.05, offset=2.0)
+    score = regression_score(features, assembly, mapping="ridgecv")
+    expected, _ = _brainscore_span_time(features, assembly, lambda: RidgeCV(alphas=alphas))
+    np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="'pls', 'ridge', 'ridgecv'"):
+        regression_score(features, assembly, mapping="lasso")
 
 
 @pytest.mark.parametrize("mapping", ["pls", "ridge"])

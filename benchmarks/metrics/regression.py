@@ -267,29 +267,62 @@ def _moments(X, Y, presentations, x_mean, y_mean, dtype):
 
 
 # -------------------------------------------------------------------------------------------------- ridge
-DEFAULT_ALPHAS = tuple(np.logspace(-3, 7, 21))
+# Brain-Score's ridge (brain-score/vision brainscore_vision/metrics/regression_correlation/metric.py at 0197a60):
+# ``ridge_regression`` (lines 120-126) is ``sklearn.linear_model.Ridge(alpha=1)``, the regression of the metrics
+# 'ridge' (= 'ridge_cv', __init__.py at 17ba73a lines 9-10 and 33) and 'spantime_ridge' (lines 43-44);
+# ``ridge_cv_regression`` (lines 137-145) is ``RidgeCV(alphas=ALPHA_LIST)`` (lines 128-136), efficient leave-one-out
+# over the training samples, which Brain-Score uses only on a fixed train/test split ('ridgecv_split', lines 27-28).
+# Both fit an intercept on the raw features.
+BRAINSCORE_RIDGE_ALPHA = 1.0
+BRAINSCORE_ALPHAS = (0.01, 0.1, 0.5, 1.0, *np.linspace(1e1, 1e2, 4, endpoint=False),
+                     *np.linspace(1e2, 1e3, 18, endpoint=False), *np.linspace(1e3, 1e4, 18, endpoint=False),
+                     *np.linspace(1e4, 1e5, 18, endpoint=False), *np.linspace(1e5, 1e6, 18, endpoint=False),
+                     *np.linspace(1e6, 1e7, 19))
+
+
+def _sklearn_fit_predict_folds(make_model, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split]) -> List[np.ndarray]:
+    """Same contract as :func:`pls_fit_predict_folds` for an sklearn regressor ``make_model()``, fitted per fold on
+    the training presentations' (presentation, bin) samples stacked; each fold's rows are gathered once."""
+    P, F, T = X.shape
+    Q = Y.shape[1]
+    Xs = np.moveaxis(np.asarray(X, dtype=np.float64), 2, 0).reshape(T * P, F)
+    Ys = np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q)
+    out = []
+    for train, test in splits:
+        rows = _rows(np.asarray(train), P, T)
+        prediction = make_model().fit(Xs[rows], Ys[rows]).predict(Xs[_rows(np.asarray(test), P, T)])
+        out.append(prediction.reshape(T, len(test), Q).transpose(1, 2, 0))
+    return out
 
 
 @dataclass
 class RidgeMapping:
-    """Ridge regression with the penalty chosen by sklearn's efficient leave-one-out ``RidgeCV`` on the training set."""
+    """Brain-Score's ridge, mapping ``"ridge"``: ``sklearn.linear_model.Ridge(alpha=1)`` on the stacked training
+    samples."""
 
-    alphas: Tuple[float, ...] = DEFAULT_ALPHAS
+    alpha: float = BRAINSCORE_RIDGE_ALPHA
 
     def fit_predict_folds(self, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split]) -> List[np.ndarray]:
-        """Same contract as :func:`pls_fit_predict_folds`; each fold's training rows are gathered once (one fold at a time)."""
+        from sklearn.linear_model import Ridge
+
+        return _sklearn_fit_predict_folds(lambda: Ridge(alpha=self.alpha), X, Y, splits)
+
+
+@dataclass
+class RidgeCVMapping:
+    """Mapping ``"ridgecv"``: ridge with the penalty chosen per fold by sklearn's efficient leave-one-out
+    ``RidgeCV`` over Brain-Score's ``ALPHA_LIST``."""
+
+    alphas: Tuple[float, ...] = BRAINSCORE_ALPHAS
+
+    def fit_predict_folds(self, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split]) -> List[np.ndarray]:
         from sklearn.linear_model import RidgeCV
 
-        P, F, T = X.shape
-        Q = Y.shape[1]
-        Xs = np.moveaxis(np.asarray(X, dtype=np.float64), 2, 0).reshape(T * P, F)
-        Ys = np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q)
-        out = []
-        for train, test in splits:
-            model = RidgeCV(alphas=self.alphas).fit(Xs[_rows(np.asarray(train), P, T)], Ys[_rows(np.asarray(train), P, T)])
-            prediction = model.predict(Xs[_rows(np.asarray(test), P, T)])
-            out.append(prediction.reshape(T, len(test), Q).transpose(1, 2, 0))
-        return out
+        return _sklearn_fit_predict_folds(lambda: RidgeCV(alphas=self.alphas), X, Y, splits)
+
+
+#: the mappings :func:`fit_predict_folds` takes
+MAPPINGS = ("pls", "ridge", "ridgecv")
 
 
 def fit_predict_folds(mapping: str, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
@@ -297,5 +330,7 @@ def fit_predict_folds(mapping: str, X: np.ndarray, Y: np.ndarray, splits: Sequen
     if mapping == "pls":
         return pls_fit_predict_folds(X, Y, splits, n_components=n_components)
     if mapping == "ridge":
-        return RidgeMapping(**({"alphas": alphas} if alphas is not None else {})).fit_predict_folds(X, Y, splits)
-    raise ValueError(f"unknown mapping {mapping!r}; expected 'pls' or 'ridge'")
+        return RidgeMapping().fit_predict_folds(X, Y, splits)
+    if mapping == "ridgecv":
+        return RidgeCVMapping(**({"alphas": alphas} if alphas is not None else {})).fit_predict_folds(X, Y, splits)
+    raise ValueError(f"unknown mapping {mapping!r}; expected one of {', '.join(map(repr, MAPPINGS))}")

@@ -29,6 +29,7 @@ def _list(args: argparse.Namespace) -> int:
     from neurozoo import datasets
     from neurozoo.datasets import catalog
     from neurozoo.datasets.cache import cache_dir
+    from neurozoo.datasets.synthetic_retina import DESCRIPTIONS, embedded_retina_generated
 
     print(f"cache: {cache_dir()}")
     print(f"{'catalog name':28s} {'files':>5s} {'MB':>7s}  status")
@@ -41,6 +42,9 @@ def _list(args: argparse.Namespace) -> int:
     print(f"{'registered data set':28s} {'family':20s} {'local':14s} description")
     for entry in datasets.DATASETS.entries():
         print(f"{entry.name:28s} {entry.tags.get('family', ''):20s} {_local_state(entry.name):14s} {entry.description}")
+    for kind, text in DESCRIPTIONS.items():  # the recordings `zoo fit --data embedded:KIND` reads
+        state = "generated" if embedded_retina_generated(kind) else "not generated"
+        print(f"{'embedded:' + kind:28s} {'retina':20s} {state:14s} {text}")
     return 0
 
 

@@ -472,18 +472,28 @@ def recordings_folder() -> Path:
     return cache_dir() / "retina"
 
 
-def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
-    """Path to the embedded recording ``kind`` (generated on first use, then read from the cache). The sha256 of what
-    was generated is recorded in ``retina/manifest.json`` (``zoo data verify`` checks it); a cached file that is no
-    longer readable, or differs from that digest, is generated again. The digest is this machine's, never pinned:
-    another CPU may compute the generator's floats differently in their last bits."""
+def _embedded_path(kind: str, sizes: dict) -> tuple:
+    """The cache path of the embedded recording ``kind`` at ``sizes`` and its generator settings (nothing is made)."""
     if kind not in KINDS:
         from neurozoo.datasets.errors import DataError
 
         raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
     config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
-    path = recordings_folder() / f"{kind}-{key}.h5"
+    return recordings_folder() / f"{kind}-{key}.h5", config
+
+
+def embedded_retina_generated(kind: str) -> bool:
+    """Whether the default-size embedded recording ``kind`` (the one ``embedded:KIND`` names) is in the cache."""
+    return _embedded_path(kind, {})[0].is_file()
+
+
+def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
+    """Path to the embedded recording ``kind`` (generated on first use, then read from the cache). The sha256 of what
+    was generated is recorded in ``retina/manifest.json`` (``zoo data verify`` checks it); a cached file that is no
+    longer readable, or differs from that digest, is generated again. The digest is this machine's, never pinned:
+    another CPU may compute the generator's floats differently in their last bits."""
+    path, config = _embedded_path(kind, sizes)
     damage = _damage(path) if path.is_file() else "missing"
     if damage:
         if damage != "missing":

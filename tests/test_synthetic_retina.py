@@ -197,3 +197,23 @@ def test_zoo_data_verify_says_to_delete_an_unreadable_recordings_manifest_alone(
     assert f"MISMATCH {tmp_path / 'retina' / MANIFEST}: unreadable manifest" in out
     assert "delete this file alone" in out and "delete the folder" not in out and "derived folder" not in out
     assert "1 problem(s)" in out
+
+
+def test_zoo_data_list_shows_the_embedded_retina_recordings_and_whether_they_are_generated(
+        tmp_path, monkeypatch, capsys):
+    """`zoo data list` (README: "data sets, files, size, cache state") left out the embedded retina recordings that
+    `zoo list` names and `zoo fit --data embedded:KIND` reads, so a user could not see whether they were generated."""
+    from neurozoo.datasets.synthetic_retina import _embedded_path
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    assert _zoo_data("list") == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("embedded:")}
+    assert set(rows) == {"embedded:whitenoise", "embedded:naturalscene"}
+    assert all("not generated" in row for row in rows.values())
+    path = _embedded_path("whitenoise", {})[0]  # the default-size file that embedded:whitenoise names
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    assert _zoo_data("list") == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("embedded:")}
+    assert "not generated" not in rows["embedded:whitenoise"] and " generated " in rows["embedded:whitenoise"]
+    assert "not generated" in rows["embedded:naturalscene"]

@@ -557,3 +557,19 @@ def test_the_default_number_of_loading_workers_follows_the_cpus_this_process_may
     assert f"min(4, available CPUs - 1), {expected} here" in " ".join(capsys.readouterr().out.split())
     monkeypatch.delattr(os, "sched_getaffinity")  # macOS, Windows: every CPU of the machine
     assert default_workers() == 4
+
+
+def test_an_epoch_whose_validation_loss_is_not_finite_is_reported_not_a_traceback(data, tmp_path, monkeypatch,
+                                                                                   capsys):
+    """A diverging run (found by `zoo train` with --lr 0.1 on 8 images) logged its inf validation loss as null and
+    then failed printing the epoch line (TypeError on None.__format__), before the learning curve was drawn."""
+    evaluate = Trainer.evaluate
+
+    def diverged(self):
+        return {**evaluate(self), "val_loss": float("inf")}
+
+    monkeypatch.setattr(Trainer, "evaluate", diverged)
+    final = train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1, quiet=False))
+    assert final["val_loss"] is None  # JSON has no inf: the log keeps null
+    line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1/1")]
+    assert len(line) == 1 and "val_loss non-finite" in line[0] and "val_top1 " in line[0]

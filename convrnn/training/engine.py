@@ -587,7 +587,9 @@ class Trainer:
             self.history.append(row)
             self.save(is_best)
             if self.dist.is_main and not self.config.quiet:
-                shown = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("kind", "epoch", "step"))
+                # the log keeps a non-finite value as null (JSON has no inf/nan): say so, not a TypeError
+                shown = ", ".join(f"{k} {'non-finite' if v is None else format(v, '.4g')}" for k, v in row.items()
+                                  if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
         if self.epoch == self.config.epochs and self.dist.is_main:
             self._mark_finished()

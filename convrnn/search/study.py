@@ -60,6 +60,9 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
         raise UserFacingError(f"--storage {shown_url(url)!r}: {error}; expected a database URL such as "
                               "sqlite:///search.sqlite or postgresql+psycopg2://user@host/db") from None
+    except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, a folder that is not there
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:

@@ -791,9 +791,11 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 
-def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request):
+@pytest.mark.parametrize("entry", [["neurozoo.convrnn.search.cli"], ["neurozoo.leaderboard.cli", "search"]])
+def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request, entry):
     """SIGTERM (kill, preemption) used to leave the trial RUNNING until a later worker's heartbeat check (for good
-    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were."""
+    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were. The
+    command says so, also as ``zoo search`` (which printed only "interrupted")."""
     url, name = _shared_storage(tmp_path, request), _study_name(request)
     argv = search_argv(tiny, tmp_path / "run", 2, "--heartbeat", "0", "--export", "0", storage=url, study=name)
     argv[argv.index("--epochs") + 1] = "1"
@@ -801,7 +803,7 @@ def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, requ
 
     assert main([*argv[:3], "1", *argv[4:]]) == 0  # one finished trial
     argv[argv.index("--epochs") + 1] = "500"
-    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", *entry, *argv], env=_env(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage = make_storage(url, heartbeat_interval=None)
     deadline = time.time() + 120
@@ -817,7 +819,9 @@ def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, requ
     finally:
         proc.terminate()
         code = proc.wait(timeout=60)
-    assert code == 130 and b"zoo search: interrupted" in proc.stderr.read()
+    error = proc.stderr.read().decode()
+    assert code == 130 and error.splitlines()[-1] == ("zoo search: interrupted (a running trial is marked FAIL, user "
+                                                      "attribute 'interrupted'; rerun to continue the study)"), error
     first, stopped = optuna.load_study(study_name=name, storage=storage).trials
     assert first.state == optuna.trial.TrialState.COMPLETE and first.value is not None
     assert stopped.state == optuna.trial.TrialState.FAIL and stopped.value is None
@@ -962,6 +966,22 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
         assert "Traceback" not in error
         assert found.group(3) == (f"died in trial {crashed.number} (marked failed) on signal 9 without a report "
                                   "(killed? out of memory?)")
+
+
+def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):
+    """optuna logged the failed trial with the traceback, then ``study.optimize`` raised the exception again and
+    Python printed it a second time. The trial's line stays; the traceback comes once, at the end."""
+    (tmp_path / "plant").mkdir()
+    (tmp_path / "plant" / "sitecustomize.py").write_text(PLANTED_BUG)
+    env = {**_env(), "PLANTED_BUG": "raise", "PLANTED_BUG_FLAG": str(tmp_path / "flag")}
+    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    argv = search_argv(tiny, tmp_path / "run", 1, "--export", "0", "--epochs", "3", "--pruner", "none")
+    done = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "search", *argv], env=env, timeout=300,
+                          capture_output=True, text=True)
+    error = done.stderr
+    assert done.returncode == 1 and error.count("Traceback (most recent call last)") == 1, error
+    assert error.index("Trial 0 failed with parameters") < error.index("Traceback")
+    assert error.splitlines()[-1] == "RuntimeError: planted bug"
 
 
 def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys):

@@ -101,6 +101,16 @@ def _check_unroll(space, n_steps, image_steps) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # here, not in main: `zoo search` printed only its generic "interrupted"
+        if args.report is None:  # a local worker is stopped by the command that started it, which says why
+            print("zoo search: interrupted (a running trial is marked FAIL, user attribute 'interrupted'; rerun to "
+                  "continue the study)", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     import optuna
 
     from neurozoo.convrnn.search.space import load_space
@@ -281,10 +291,7 @@ def main(argv=None) -> int:
         else:
             print(f"zoo search: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        if not args.report:  # a local worker is stopped by the command that started it, which says why
-            print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
-                  file=sys.stderr)
+    except KeyboardInterrupt:  # before run() or after it: nothing to say about trials
         return 130
     except Exception:  # a bug: the command that started this worker prints the traceback once and stops the others
         if not args.report:

@@ -156,11 +156,8 @@ def _run(args: argparse.Namespace) -> int:
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)
         if done.error is not None:
             raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
-        if done.crash is not None:
+        if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two
             _report_crash(study, done)
-            return 1
-        if any(done.codes):
-            print(f"zoo search: worker exit codes {done.codes}", file=sys.stderr)
             return 1
     return export(args, space, storage, study_name, settings)
 
@@ -182,8 +179,11 @@ def _report_crash(study, done) -> None:
         what = f"crashed{where}: {done.crash.rstrip().splitlines()[-1]} (traceback above: a bug, please report it)"
     else:
         code = done.codes[k]
-        what = (f"died{where} on signal {-code}" if code < 0 else f"exited with status {code}{where}") + \
-            " without a report (killed? out of memory?)"
+        if code == 130:  # its own Ctrl-C / SIGTERM, sent to it alone
+            what = f"was interrupted{where}"
+        else:
+            what = (f"died{where} on signal {-code}" if code < 0 else f"exited with status {code}{where}") + \
+                " without a report (killed? out of memory?)"
     others = _stopped_trials(study, set(done.names) - {name})
     print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; stopped the other workers{others}; "
           "rerun to continue the study", file=sys.stderr)

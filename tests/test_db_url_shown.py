@@ -50,11 +50,15 @@ def test_zoo_run_prints_its_database_without_the_password(url_with_password, cap
      "PostgreSQL: pip install psycopg2-binary"),
     ("mysql+nosuchdriver://alice:s3cret@db.example/search", "Can't load plugin: sqlalchemy.dialects:mysql.nosuchdriver; "
      "expected a database URL such as sqlite:///search.sqlite or postgresql+psycopg2://user@host/db"),
+    # a database that cannot be reached or created: SQLAlchemy's OperationalError, a traceback
+    ("postgresql+psycopg2://alice:s3cret@127.0.0.1:1/search", 'cannot open the database: connection to server at '
+     '"127.0.0.1", port 1 failed: Connection refused'),
+    ("sqlite:////nonexistent-folder/search.sqlite", "cannot open the database: unable to open database file"),
 ])
 def test_a_search_storage_that_cannot_be_opened_is_one_line_without_the_password(url, message):
     """optuna 5 raises its own ImportError for a missing database driver, which the search's ModuleNotFoundError
-    handler did not catch, and SQLAlchemy's error for an unknown driver was not caught either: tracebacks (and the
-    handler's message printed the URL whole)."""
+    handler did not catch, and SQLAlchemy's errors for an unknown driver or a database it cannot open were not caught
+    either: tracebacks (and the handler's message printed the URL whole)."""
     from neurozoo.convrnn.search.study import make_storage
     from neurozoo.datasets.errors import UserFacingError
 

@@ -731,7 +731,13 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request,
         assert "--storage" not in args and not any(url in a for a in args)
         assert env["NEUROZOO_SEARCH_STORAGE"] == url
     printed = "".join(capfd.readouterr())
-    assert f"study {name!r} in " in printed
+    # the preamble and the totals once, from this command: each worker printed them again (K interleaved copies),
+    # its own share as "2 trial(s) over 1 worker(s)", and optuna's "Using an existing study" on joining
+    assert printed.count("search space 'tiny': ") == 1 and printed.count(f"study {name!r} in ") == 1
+    assert f"study {name!r} in {'sqlite:///' if url.startswith('sqlite') else ''}" in printed
+    assert "4 trial(s) over 2 worker(s)" in printed and "over 1 worker(s)" not in printed
+    assert "Using an existing study" not in printed and printed.count(f"study {name!r}: 4 complete") == 1
+    assert len(re.findall(r"^trial \d+ epoch 1/1: val top-1 ", printed, re.M)) == 4  # a line per trial, named
     password = make_url(url).password
     assert password is None or f":{password}@" not in printed
     study = optuna.load_study(study_name=name, storage=url)
@@ -785,9 +791,11 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 
-def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request):
+@pytest.mark.parametrize("entry", [["neurozoo.convrnn.search.cli"], ["neurozoo.leaderboard.cli", "search"]])
+def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, request, entry):
     """SIGTERM (kill, preemption) used to leave the trial RUNNING until a later worker's heartbeat check (for good
-    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were."""
+    with --heartbeat 0); it is now FAIL at once, without a value, and the finished trials stay as they were. The
+    command says so, also as ``zoo search`` (which printed only "interrupted")."""
     url, name = _shared_storage(tmp_path, request), _study_name(request)
     argv = search_argv(tiny, tmp_path / "run", 2, "--heartbeat", "0", "--export", "0", storage=url, study=name)
     argv[argv.index("--epochs") + 1] = "1"
@@ -795,7 +803,7 @@ def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, requ
 
     assert main([*argv[:3], "1", *argv[4:]]) == 0  # one finished trial
     argv[argv.index("--epochs") + 1] = "500"
-    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", *entry, *argv], env=_env(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage = make_storage(url, heartbeat_interval=None)
     deadline = time.time() + 120
@@ -811,7 +819,9 @@ def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, requ
     finally:
         proc.terminate()
         code = proc.wait(timeout=60)
-    assert code == 130 and b"zoo search: interrupted" in proc.stderr.read()
+    error = proc.stderr.read().decode()
+    assert code == 130 and error.splitlines()[-1] == ("zoo search: interrupted (a running trial is marked FAIL, user "
+                                                      "attribute 'interrupted'; rerun to continue the study)"), error
     first, stopped = optuna.load_study(study_name=name, storage=storage).trials
     assert first.state == optuna.trial.TrialState.COMPLETE and first.value is not None
     assert stopped.state == optuna.trial.TrialState.FAIL and stopped.value is None
@@ -892,6 +902,86 @@ def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path)
     assert "data_error" in trials[named].user_attrs
     assert errors[0].endswith(f"the other workers' running trial {other.number} ("
                               f"{'stopped' if 'interrupted' in other.user_attrs else 'failed too'}): marked failed)")
+
+
+PLANTED_BUG = """
+import os, signal
+from neurozoo.convrnn.training import engine
+
+fit = engine.Trainer.fit
+
+
+def planted(self, until_epoch=None):  # the first worker to reach epoch 3 of a trial meets a bug
+    if until_epoch == 3:
+        try:
+            os.close(os.open(os.environ["PLANTED_BUG_FLAG"], os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:
+            if os.environ["PLANTED_BUG"] == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("planted bug")
+    return fit(self, until_epoch=until_epoch)
+
+
+engine.Trainer.fit = planted
+"""
+
+
+@pytest.mark.parametrize("bug", ["raise", "kill"])
+def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tmp_path, bug):
+    """A worker that met a bug (an exception other than an error for the user) printed its traceback twice (optuna's
+    log of the failed trial, then Python's) while the other worker ran its trials to the end, and the command exited
+    1 with "worker exit codes [...]". Now the others stop at once (their running trial FAIL, interrupted), the
+    traceback comes once, followed by a line naming the worker and its trial; exit 1. A worker killed without a word
+    (``kill``: SIGKILL, as the out-of-memory killer) stops the others too, and its trial, left RUNNING by the dead
+    worker, is marked FAIL."""
+    (tmp_path / "plant").mkdir()
+    (tmp_path / "plant" / "sitecustomize.py").write_text(PLANTED_BUG)  # imported by every Python process started
+    env = {**_env(), "PLANTED_BUG": bug, "PLANTED_BUG_FLAG": str(tmp_path / "flag")}
+    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2", "--epochs", "20", "--pruner", "none")
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300,
+                          capture_output=True, text=True)
+    error = done.stderr
+    last = error.splitlines()[-1]
+    found = re.fullmatch(r"zoo search: worker ([12]) of 2 \((\S+:\d+)\) (.*); stopped the other workers \(the other "
+                         r"workers' running trial (\d+) \(stopped\): marked failed\); rerun to continue the study", last)
+    assert done.returncode == 1 and found, error
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    # one trial per worker (the second worker starts its trial well before the first one's third epoch)
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials), error
+    (crashed,) = [t for t in trials if t.user_attrs["worker"] == found.group(2)]
+    (stopped,) = [t for t in trials if t is not crashed]
+    assert stopped.number == int(found.group(4)) and stopped.user_attrs["interrupted"] == "signal 15"
+    assert "interrupted" not in crashed.user_attrs and crashed.user_attrs["epochs_done"] == 2
+    if bug == "raise":
+        assert error.count("Traceback (most recent call last)") == 1 and error.count("RuntimeError: planted bug") == 2
+        assert error.index("Traceback") > error.index(f"Trial {crashed.number} failed with parameters")
+        assert last.split(") ", 1)[1].startswith(f"crashed in trial {crashed.number} (marked failed): RuntimeError: "
+                                                  "planted bug (traceback above: a bug, please report it)")
+        assert error.splitlines()[-2] == "RuntimeError: planted bug"
+    else:
+        assert "Traceback" not in error
+        assert found.group(3) == (f"died in trial {crashed.number} (marked failed) on signal 9 without a report "
+                                  "(killed? out of memory?)")
+
+
+def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):
+    """optuna logged the failed trial with the traceback, then ``study.optimize`` raised the exception again and
+    Python printed it a second time. The trial's line stays; the traceback comes once, at the end."""
+    (tmp_path / "plant").mkdir()
+    (tmp_path / "plant" / "sitecustomize.py").write_text(PLANTED_BUG)
+    env = {**_env(), "PLANTED_BUG": "raise", "PLANTED_BUG_FLAG": str(tmp_path / "flag")}
+    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    argv = search_argv(tiny, tmp_path / "run", 1, "--export", "0", "--epochs", "3", "--pruner", "none")
+    done = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "search", *argv], env=env, timeout=300,
+                          capture_output=True, text=True)
+    error = done.stderr
+    assert done.returncode == 1 and error.count("Traceback (most recent call last)") == 1, error
+    assert error.index("Trial 0 failed with parameters") < error.index("Traceback")
+    assert error.splitlines()[-1] == "RuntimeError: planted bug"
 
 
 def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys):

@@ -323,6 +323,36 @@ def test_zoo_train_command(data, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, tmp_path, capsys, monkeypatch):
+    """Ctrl-C in ``zoo train`` printed only "interrupted": now it says whether a finished epoch was saved and that
+    --resume continues from it (or that nothing was saved)."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "2", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "1", "--set", "width_multiplier=0.125",
+            "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none", "--quiet"]
+    save = Trainer.save
+
+    def interrupted(after):
+        def patched(self, is_best):
+            if after:
+                save(self, is_best)
+            raise KeyboardInterrupt  # Ctrl-C as the first epoch's checkpoint is written (or just after)
+        return patched
+
+    monkeypatch.setattr(Trainer, "save", interrupted(after=False))
+    assert main(args) == 130
+    assert capsys.readouterr().err == f"zoo train: interrupted; no epoch had finished, so {tmp_path} holds no checkpoint to resume\n"
+    monkeypatch.setattr(Trainer, "save", interrupted(after=True))
+    assert main(args) == 130
+    assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds the last finished epoch: "
+                                       "rerun the same command with --resume to continue from it\n")
+    monkeypatch.setattr(Trainer, "save", save)
+    assert main(args + ["--resume"]) == 0  # as it says
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]
+
+
 @pytest.mark.parametrize("split, workers", [("train", 0), ("train", 1), ("val", 1)])
 def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(tmp_path, capsys, split, workers):
     """A corrupt image read in a DataLoader worker came out as torch's 'Caught DataError in DataLoader worker process

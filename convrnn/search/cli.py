@@ -11,10 +11,12 @@ with convrnn.create_model) and their validation top-1 goes to the results store 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import threading
+import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,6 +101,16 @@ def _check_unroll(space, n_steps, image_steps) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # here, not in main: `zoo search` printed only its generic "interrupted"
+        if args.report is None:  # a local worker is stopped by the command that started it, which says why
+            print("zoo search: interrupted (a running trial is marked FAIL, user attribute 'interrupted'; rerun to "
+                  "continue the study)", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     import optuna
 
     from neurozoo.convrnn.search.space import load_space
@@ -119,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
     if args.image_size is None:
         args.image_size = space.image_size
     settings = settings_from_args(args)
-    if not args.quiet:
+    worker = args.report is not None  # a local worker of --workers K: the command that started it printed this
+    if worker:
+        logging.getLogger(JOIN_LOGGER).addFilter(_NoJoinMessage())  # it created the study the workers join
+    if not args.quiet and not worker:
         print(space.summary())
         print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
     if args.quiet:
@@ -141,10 +156,37 @@ def run(args: argparse.Namespace) -> int:
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)
         if done.error is not None:
             raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
-        if any(done.codes):
-            print(f"zoo search: worker exit codes {done.codes}", file=sys.stderr)
+        if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two
+            _report_crash(study, done)
             return 1
     return export(args, space, storage, study_name, settings)
+
+
+def _report_crash(study, done) -> None:
+    """A local worker crashed (a bug) or died without a word (killed, out of memory): its traceback once, then which
+    worker, in which trial, and what became of the other workers' trials (stopped, marked FAIL)."""
+    from optuna.trial import TrialState
+
+    k, name = done.failed, done.reporter
+    mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == name]
+    for trial in mine:  # a worker that died: optuna had no chance to mark its running trial
+        if trial.state == TrialState.RUNNING:
+            study.tell(trial.number, state=TrialState.FAIL)
+    failed = [t.number for t in mine if t.state in (TrialState.FAIL, TrialState.RUNNING)]
+    where = f" in trial {failed[-1]} (marked failed)" if failed else ""
+    if done.crash:
+        print(done.crash.rstrip(), file=sys.stderr)
+        what = f"crashed{where}: {done.crash.rstrip().splitlines()[-1]} (traceback above: a bug, please report it)"
+    else:
+        code = done.codes[k]
+        if code == 130:  # its own Ctrl-C / SIGTERM, sent to it alone
+            what = f"was interrupted{where}"
+        else:
+            what = (f"died{where} on signal {-code}" if code < 0 else f"exited with status {code}{where}") + \
+                " without a report (killed? out of memory?)"
+    others = _stopped_trials(study, set(done.names) - {name})
+    print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; stopped the other workers{others}; "
+          "rerun to continue the study", file=sys.stderr)
 
 
 def _stopped_trials(study, others) -> str:
@@ -202,7 +244,7 @@ def export(args, space, storage: str, study_name: str, settings) -> int:
     check_space(study, space)
     states = [t.state.name for t in study.trials]
     diverged = sum("diverged" in t.user_attrs for t in study.trials)  # pruned on a non-finite loss (objective.py)
-    if not args.quiet:
+    if not args.quiet and args.report is None:  # a local worker: the command that started it prints the totals
         print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
               + (f" ({diverged} diverged: pruned on a non-finite loss)" if diverged else ""))
     if study.trials and (args.export > 0 or args.record):  # not in the worker processes (--export 0 --no-record)
@@ -245,15 +287,28 @@ def main(argv=None) -> int:
         if args.report:  # a local worker: the command that started it reports the error, once for all workers
             from neurozoo.convrnn.search.workers import write_report
 
-            write_report(args.report, str(error))
+            write_report(args.report, error=str(error))
         else:
             print(f"zoo search: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        if not args.report:  # a local worker is stopped by the command that started it, which says why
-            print("zoo search: interrupted (the running trial is marked FAIL; rerun to continue the study)",
-                  file=sys.stderr)
+    except KeyboardInterrupt:  # before run() or after it: nothing to say about trials
         return 130
+    except Exception:  # a bug: the command that started this worker prints the traceback once and stops the others
+        if not args.report:
+            raise
+        from neurozoo.convrnn.search.workers import write_report
+
+        write_report(args.report, crash=traceback.format_exc())
+        return 1
+
+
+class _NoJoinMessage(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Using an existing study")
+
+
+#: The logger optuna says on that a study is joined, not created (optuna.study.study.create_study)
+JOIN_LOGGER = "optuna.study.study"
 
 
 if __name__ == "__main__":

@@ -60,6 +60,9 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
         raise UserFacingError(f"--storage {shown_url(url)!r}: {error}; expected a database URL such as "
                               "sqlite:///search.sqlite or postgresql+psycopg2://user@host/db") from None
+    except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, a folder that is not there
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
@@ -160,7 +163,7 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
         callbacks.append(MaxTrialsCallback(max_total, states=None))
         if len(study.trials) >= max_total:
             return study
-    with user_errors_without_traceback():
+    with failed_trials_logged_without_traceback():
         study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
     return study
 
@@ -169,22 +172,23 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
 OPTIMIZE_LOGGER = "optuna.study._optimize"
 
 
-class _NoUserErrorTraceback(logging.Filter):
+class _NoTraceback(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], (UserFacingError, KeyboardInterrupt)):
-            record.exc_info, record.exc_text = None, None
+        record.exc_info, record.exc_text = None, None
         return True
 
 
 @contextmanager
-def user_errors_without_traceback():
-    """optuna logs a trial that raised with the exception's traceback. For a :class:`UserFacingError` (a corrupt
-    image found mid-trial, a trial folder already in use) the message names the cause, the file included, and the
-    traceback only buried it: the failed trial's line is kept, its traceback dropped; so for a KeyboardInterrupt
-    (Ctrl-C, a SIGTERM: the line says which), whose traceback shows only where the process happened to be. The study
-    stops on it, as optuna stops on any exception; ``zoo search --workers K`` then stops its other workers
-    (workers.py)."""
-    logger, kept = logging.getLogger(OPTIMIZE_LOGGER), _NoUserErrorTraceback()
+def failed_trials_logged_without_traceback():
+    """optuna logs a trial that raised with the exception's traceback, then ``study.optimize`` raises the exception
+    again: the failed trial's line is kept, its traceback dropped. For a :class:`UserFacingError` (a corrupt image
+    found mid-trial, a trial folder already in use) the message names the cause, the file included, and the
+    traceback only buried it; so for a KeyboardInterrupt (Ctrl-C, a SIGTERM: the line says which), whose traceback
+    shows only where the process happened to be. Any other exception is a bug, whose traceback is shown once, where
+    the command ends (by Python, or for a local worker by ``zoo search --workers K``, workers.py); it was shown
+    twice. The study stops on it, as optuna stops on any exception; ``zoo search --workers K`` then stops its other
+    workers."""
+    logger, kept = logging.getLogger(OPTIMIZE_LOGGER), _NoTraceback()
     logger.addFilter(kept)
     try:
         yield

@@ -7,9 +7,17 @@
   its own instead of the terminal. The first one stops the other workers (SIGTERM: each running trial ends FAIL
   with the user attribute ``interrupted``, "signal 15") and is raised once, here. Each of K workers used to fail a
   trial of its own on the same image, print its own error and leave the command to exit 1 with their exit codes.
+* A worker that crashes (a bug: any other exception) writes its traceback to its report and stops the others in the
+  same way; the command prints the traceback once, says which worker crashed in which trial, and exits 1. A worker
+  that dies without a report (killed, out of memory, a segfault) stops the others too, and its running trial is
+  marked FAIL here. The other workers used to run to the end while the crashed worker's traceback scrolled away,
+  printed twice (optuna's log of the failed trial, then Python's), and the command exited 1 with "worker exit codes".
+* The workers print only their per-trial lines (each names its trial): the search-space summary and the study's
+  totals come once, from this command.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -28,17 +36,22 @@ STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 class WorkerRun:
     codes: List[int]  # exit statuses
     names: List[str]  # as the ``worker`` user attribute of their trials names them (objective.py)
-    error: Optional[str]  # the message of the first worker stopped by an error for the user
-    reporter: Optional[str]  # that worker's name
+    failed: Optional[int] = None  # the index of the first worker to stop on an error or a crash (it stopped the others)
+    error: Optional[str] = None  # its message, for an error for the user
+    crash: Optional[str] = None  # its traceback, for a crash ("" for one that died without a report)
+
+    @property
+    def reporter(self) -> Optional[str]:
+        return None if self.failed is None else self.names[self.failed]
 
 
 def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str) -> WorkerRun:
     """Start one worker per entry of ``trials`` (the trials it runs) with the options ``argv`` and wait for all;
-    once one of them stops on an error for the user, the others are stopped. Ctrl-C / SIGTERM here stops every
-    worker, then propagates."""
+    once one of them stops on an error for the user or crashes, the others are stopped. Ctrl-C / SIGTERM here stops
+    every worker, then propagates."""
     env = {**os.environ, STORAGE_ENV: storage}
     with tempfile.TemporaryDirectory(prefix="zoo-search-") as folder:  # mode 0700
-        reports = [Path(folder) / f"worker{k}.txt" for k in range(len(trials))]
+        reports = [Path(folder) / f"worker{k}.json" for k in range(len(trials))]
         procs = [subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv, "--trials", str(n),
                                    "--report", str(report)], env=env)
                  for n, report in zip(trials, reports)]
@@ -47,31 +60,46 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str) -> Wor
         except KeyboardInterrupt:  # the workers stop too, each marking its running trial FAIL
             _stop(procs)
             raise
-    names = [f"{socket.gethostname()}:{proc.pid}" for proc in procs]
-    return WorkerRun([proc.returncode for proc in procs], names, first and first[1], first and names[first[0]])
+    done = WorkerRun([proc.returncode for proc in procs], [f"{socket.gethostname()}:{proc.pid}" for proc in procs])
+    if first is not None:
+        done.failed, report = first
+        if "error" in report:
+            done.error = report["error"]
+        else:
+            done.crash = report.get("crash", "")
+    return done
 
 
-def _wait(procs: List[subprocess.Popen], reports: List[Path]) -> Optional[Tuple[int, str]]:
-    """Wait for every worker; the index and message of the first to report an error for the user. The report comes
-    before the worker's exit, which can take a second or two (torch's teardown): the others are stopped at once, before
-    they meet the same error in trials of their own."""
+def _first_failure(procs: List[subprocess.Popen], reports: List[Path]) -> Optional[Tuple[int, dict]]:
+    """The index and report of a worker that reported an error or a crash, or exited non-zero without a report
+    (``{}``). The report comes before the worker's exit, which can take a second or two (torch's teardown)."""
+    for k, (proc, report) in enumerate(zip(procs, reports)):
+        code = proc.poll()  # before the report is read: a worker that exits has written its report
+        if report.is_file():
+            return k, json.loads(report.read_text())
+        if code:
+            return k, {}
+    return None
+
+
+def _wait(procs: List[subprocess.Popen], reports: List[Path]) -> Optional[Tuple[int, dict]]:
+    """Wait for every worker; the first to fail (:func:`_first_failure`) has the others stopped at once, before they
+    meet the same error in trials of their own."""
     first = None
     while any(proc.poll() is None for proc in procs):
         if first is None:
-            first = next(((k, report.read_text().strip()) for k, report in enumerate(reports) if report.is_file()),
-                         None)
+            first = _first_failure(procs, reports)
             if first is not None:
                 _stop([proc for k, proc in enumerate(procs) if k != first[0]])
         time.sleep(0.1)
-    if first is None:
-        first = next(((k, report.read_text().strip()) for k, report in enumerate(reports) if report.is_file()), None)
-    return first
+    return first if first is not None else _first_failure(procs, reports)
 
 
-def write_report(path, message: str) -> None:
-    """A worker's report, whole or not at all (the command reads it while the worker runs)."""
+def write_report(path, *, error: Optional[str] = None, crash: Optional[str] = None) -> None:
+    """A worker's report of an error for the user or of a crash (its traceback), whole or not at all (the command
+    reads it while the worker runs)."""
     part = Path(f"{path}.part")
-    part.write_text(message)
+    part.write_text(json.dumps({"error": error} if error is not None else {"crash": crash}))
     os.replace(part, path)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
@@ -82,7 +83,12 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.engine import train
 
     config = config_from_args(args)
-    final = train(config)
+    try:
+        final = train(config)
+    except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"zoo train: interrupted; {_what_was_kept(Path(args.out))}", file=sys.stderr)
+        return 130
     if final and int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training.curve import plot_training_curve
 
@@ -93,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _what_was_kept(out: Path) -> str:
+    last = out / "last.pth"
+    if last.is_file():
+        return f"{last} holds the last finished epoch: rerun the same command with --resume to continue from it"
+    return f"no epoch had finished, so {out} holds no checkpoint to resume"
+
+
 def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
-    import sys
-
     from neurozoo.datasets.errors import UserFacingError
 
     parser = argparse.ArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,

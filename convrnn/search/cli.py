@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 from neurozoo.convrnn.search.workers import STORAGE_ENV
+from neurozoo.convrnn.training.termination import sigterm_deferred
 from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.db_urls import shown_url
 
@@ -142,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
     if args.workers == 1:
-        with sigterm_as_interrupt():
+        with sigterm_deferred():
             run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
                        max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
@@ -152,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         study = open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
         check_space(study, space)  # once, not once per worker
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
-        with sigterm_as_interrupt():
+        with sigterm_deferred():
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)
         if done.error is not None:
             raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
@@ -199,24 +197,6 @@ def _stopped_trials(study, others) -> str:
         return ""
     shown = ", ".join(f"{t.number} ({'stopped' if 'interrupted' in t.user_attrs else 'failed too'})" for t in failed)
     return f" (the other workers' running trial{'s' * (len(failed) > 1)} {shown}: marked failed)"
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM (``kill``, a cluster's preemption) raises KeyboardInterrupt, so optuna marks the running trial FAIL
-    at once; it used to stay RUNNING until a later worker's heartbeat check, or for good without a heartbeat."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _passthrough(args: argparse.Namespace):

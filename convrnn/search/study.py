@@ -27,6 +27,7 @@ import sqlalchemy.exc
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.convrnn.training.termination import raise_if_terminated
 from neurozoo.datasets.db_urls import shown_url
 from neurozoo.datasets.errors import UserFacingError
 
@@ -156,7 +157,7 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, st
     record_space(study, space)
     if "seed" not in study.user_attrs:
         study.set_user_attr("seed", seed)
-    callbacks = []
+    callbacks = [lambda study, trial: raise_if_terminated()]  # between trials too: the next may not start
     if max_total is not None:
         from optuna.study import MaxTrialsCallback
 

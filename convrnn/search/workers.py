@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from neurozoo.convrnn.training.termination import raise_if_terminated
+
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
 STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 
@@ -87,6 +89,7 @@ def _wait(procs: List[subprocess.Popen], reports: List[Path]) -> Optional[Tuple[
     meet the same error in trials of their own."""
     first = None
     while any(proc.poll() is None for proc in procs):
+        raise_if_terminated()
         if first is None:
             first = _first_failure(procs, reports)
             if first is not None:

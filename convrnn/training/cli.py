@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -81,10 +82,15 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.engine import train
+    from neurozoo.convrnn.training.termination import sigterm_deferred
 
     config = config_from_args(args)
+    # SIGTERM (kill, a scheduler's preemption) stops a one-process run between batches as Ctrl-C does; it ended the
+    # process at once, silently (exit 143). Not under torchrun: a rank stopping alone would leave the others waiting.
+    stop = sigterm_deferred() if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
     try:
-        final = train(config)
+        with stop:
+            final = train(config)
     except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"zoo train: interrupted; {_what_was_kept(Path(args.out))}", file=sys.stderr)

@@ -34,6 +34,7 @@ from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpo
 from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
+from neurozoo.convrnn.training.termination import raise_if_terminated
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -507,6 +508,7 @@ class Trainer:
         start = window_start = time.perf_counter()
         bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
         for images, target in itertools.islice(self.train_loader, self.steps_per_epoch):
+            raise_if_terminated()
             images, target = self._batch(images, target)
             with self._autocast():
                 output = self.train_model(images)
@@ -557,6 +559,7 @@ class Trainer:
         bar = self._progress(len(self.val_loader), "val")
         with eval_mode(self.model):
             for images, target in self.val_loader:
+                raise_if_terminated()
                 images, target = self._batch(images, target)
                 with self._autocast():
                     final = model_answer(self.eval_model(images)).float()

@@ -219,6 +219,7 @@ def _submit(args) -> int:
 
 
 def _work(args) -> int:
+    from neurozoo.datasets.termination import sigterm_deferred
     from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.scorer import release_dead_workers, work
     from neurozoo.leaderboard.worker import score_job
@@ -252,21 +253,11 @@ def _work(args) -> int:
                                   "use 0 or more") from None
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
-    stop_on_sigterm()
-    counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
-                  progress=not args.no_progress)
+    with sigterm_deferred():  # a service manager's stop ends it like Ctrl-C: its job goes back to the queue
+        counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
+                      progress=not args.no_progress)
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (a service manager stopping the worker) ends it like Ctrl-C: its job goes back to the queue."""
-    import signal
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
 
 
 def _submission_status(args) -> int:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.termination import raise_if_terminated
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
@@ -491,6 +492,9 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     os.close(console_write)
     try:
         return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
+    except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM taken at _supervise's safe point: the job ends with it
+        _kill(process, cgroup)
+        raise
     finally:
         os.close(result_read)
         os.close(console_read)
@@ -555,6 +559,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     next_watch = 0.0
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
+        raise_if_terminated()
         for key, _ in selector.select(timeout=poll_s):
             try:
                 chunk = os.read(key.fd, 1 << 16)

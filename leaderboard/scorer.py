@@ -14,6 +14,7 @@ import traceback
 from typing import Callable, Dict, Iterable, List, Optional
 
 from neurozoo.datasets.cache import process_alive
+from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
 
 
@@ -76,8 +77,9 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
         started = time.perf_counter()
         with Heartbeat(db, job["id"], worker, lease_s):
             try:
+                raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
                 record, hidden = score(job)
-            except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: see `zoo work`)
+            except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
                 db.release(job["id"], worker)
                 raise
             except Exception as error:

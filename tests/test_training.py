@@ -608,7 +608,7 @@ def test_an_epoch_whose_validation_loss_is_not_finite_is_reported_not_a_tracebac
 def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path):
     """SIGTERM raised KeyboardInterrupt inside whatever ran (a search worker's, from its handler): now the request
     waits for the step in progress to finish and the trainer stops before the next batch."""
-    from neurozoo.convrnn.training.termination import sigterm_deferred
+    from neurozoo.datasets.termination import sigterm_deferred
 
     trainer = Trainer(config(data, tmp_path, epochs=1))  # 4 steps
     calls = []
@@ -632,7 +632,7 @@ def test_a_sigterm_inside_a_finaliser_is_kept_for_the_next_safe_point(capfd):
     """The handler raised KeyboardInterrupt wherever Python was: inside a garbage-collector callback (optuna collects
     after each trial) Python printed "Exception ignored in ..." with a traceback and dropped it, so a search worker
     told to stop ran on (seen in CI). The request now waits for a safe point, and ends with its block."""
-    from neurozoo.convrnn.training.termination import raise_if_terminated, sigterm_deferred
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
     class Finalised:
         def __del__(self):

@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from neurozoo.convrnn.search.workers import STORAGE_ENV
-from neurozoo.convrnn.training.termination import sigterm_deferred
+from neurozoo.datasets.termination import sigterm_deferred
 from neurozoo.datasets.cli_args import at_least, positive
 from neurozoo.datasets.db_urls import shown_url
 

@@ -61,7 +61,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             return self._run(trial)
-        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (training.termination): optuna marks it FAIL
+        except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (datasets.termination): optuna marks it FAIL
             trial.set_user_attr("interrupted", str(error) or "KeyboardInterrupt")  # e.g. "signal 15"
             raise
 

@@ -27,7 +27,7 @@ import sqlalchemy.exc
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
-from neurozoo.convrnn.training.termination import raise_if_terminated
+from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.datasets.db_urls import shown_url
 from neurozoo.datasets.errors import UserFacingError
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from neurozoo.convrnn.training.termination import raise_if_terminated
+from neurozoo.datasets.termination import raise_if_terminated
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
 STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"

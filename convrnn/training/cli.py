@@ -82,7 +82,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.engine import train
-    from neurozoo.convrnn.training.termination import sigterm_deferred
+    from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
     # SIGTERM (kill, a scheduler's preemption) stops a one-process run between batches as Ctrl-C does; it ended the

@@ -34,7 +34,7 @@ from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpo
 from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
-from neurozoo.convrnn.training.termination import raise_if_terminated
+from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError

@@ -1,7 +1,8 @@
-"""SIGTERM (``kill``, a cluster's preemption, ``zoo search --workers K`` stopping its other workers) as a request
-to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points: before each training or validation
-batch (:class:`~neurozoo.convrnn.training.engine.Trainer`), between search trials, and in the loop of a command
-that waits for its workers.
+"""SIGTERM (``kill``, a cluster's preemption, a service manager stopping ``zoo work``, ``zoo search --workers K``
+stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
+(:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer, between search
+trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job and
+between its jobs.
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the

@@ -7,6 +7,7 @@ scored on fewer benchmarks is visibly so.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -40,11 +41,20 @@ def benchmark_region(name: str) -> Optional[str]:
     """The region a registered benchmark scores: its ``region`` tag, else (a plugin registered through an entry
     point carries no tags) the benchmark's own ``region``. Without the second, every layer of a submission to a
     plugin benchmark was dropped from its job, which then failed with "the submission names no layer", and the
-    board showed the plugin's scores under region "other"."""
+    board showed the plugin's scores under region "other". The plugin's benchmark is built once per process
+    (:func:`built_region`), not on every board and leaderboard page."""
     from neurozoo import benchmarks
 
-    region = benchmarks.BENCHMARKS.get(name).tags.get("region")
-    return region if region else getattr(benchmarks.load(name), "region", None)
+    entry = benchmarks.BENCHMARKS.get(name)
+    return entry.tags.get("region") or built_region(entry.name, entry.factory)
+
+
+@functools.lru_cache(maxsize=None)
+def built_region(name: str, factory) -> Optional[str]:
+    """The ``region`` of the benchmark ``factory()`` builds, cached per benchmark name and factory (a name
+    registered again with another factory is built again; ``built_region.cache_clear()`` forgets all). A factory
+    that raises is not cached: it is tried again on the next page, as before."""
+    return getattr(factory(), "region", None)
 
 
 def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:

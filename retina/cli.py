@@ -28,10 +28,11 @@ def _add_fit(sub) -> None:
     p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
-    p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: "
-                                            "$NEUROZOO_HOME/retina/<model>-<recording file's stem>, e.g. "
-                                            "ln-whitenoise-<hash> for embedded:whitenoise); a rerun on the same data with "
-                                            "the same seed and settings resumes from it")
+    p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: for embedded:KIND the "
+                                            "fit cache that `zoo probe --fit-embedded` and `zoo score` share, one "
+                                            "folder per model, data, seed and settings, a finished fit read from it; "
+                                            "else $NEUROZOO_HOME/retina/<model>-<recording file's stem>); a rerun on "
+                                            "the same data with the same seed and settings resumes from it")
     # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
@@ -76,6 +77,7 @@ def run_fit(args) -> int:
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.retina.embedded_fit import fit_embedded
     from neurozoo.retina.fit import create_model, evaluate, fit, provenance
     from neurozoo.retina.metrics import summary
 
@@ -85,25 +87,36 @@ def run_fit(args) -> int:
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
-    torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
-    try:
-        model = create_model(args.model, n_cells=len(train.cells))
-    except UnknownNameError as error:
-        raise UserFacingError(str(error)) from None
-    home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
-    out = args.out or home / "retina" / f"{args.model}-{path.stem}"
     overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta",
                                                      "monitor", "output_calibration")
                  if getattr(args, key) is not None}
-    result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
-                 progress=not args.quiet, **overrides)
+    try:
+        if args.out is None and args.data.startswith("embedded:"):
+            # the fit cache `zoo probe --fit-embedded`, `zoo score` and `zoo run` read and fill: one fit per model,
+            # data, seed and fitting protocol, made by whichever comes first
+            result, info = fit_embedded(args.model, args.data.split(":", 1)[1], seed=args.seed, device=args.device,
+                                        progress=not args.quiet, refit=args.no_resume, **overrides)
+            out = Path(info["fit_dir"])
+            if info["fit_origin"] == "cached":
+                print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing trained "
+                      "(--no-resume fits again)")
+        else:
+            torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
+            model = create_model(args.model, n_cells=len(train.cells))
+            home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
+            out = args.out or home / "retina" / f"{args.model}-{path.stem}"
+            result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
+                         progress=not args.quiet, **overrides)
+            info = provenance(path, result)
+    except UnknownNameError as error:
+        raise UserFacingError(str(error)) from None
     frame = evaluate(result.model, path, device=args.device)
     stats = summary(frame)
     frame.to_csv(out / "heldout_metrics.csv")
     record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
               "best_val_correlation": result.best_val_correlation,
               "output_calibration": result.extra.get("output_calibration"),
-              "provenance": provenance(path, result)}
+              "provenance": info}
     from neurozoo.retina.fit_figure import plot_fit_curve
 
     record["figure"] = str(plot_fit_curve(result, out / "fit_curve.png", title=f"{args.model} on {path.name}"))

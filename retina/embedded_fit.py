@@ -1,5 +1,6 @@
-"""A retina model fitted to an embedded ground-truth recording, cached on disk and shared by the OSR probe,
-the OSR benchmark and the held-out benchmark (same folder layout as :mod:`retina.benchmark`)."""
+"""A retina model fitted to an embedded ground-truth recording, cached on disk and shared by ``zoo fit MODEL --data
+embedded:KIND``, ``zoo probe --fit-embedded``, the OSR benchmark and the held-out benchmark (same folder layout as
+:mod:`retina.benchmark`)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from neurozoo.retina.fit import FitResult
 
 #: The zoo's budget for a fit to an embedded recording (early-stopped before it: converged fits, issue 14); `zoo run`
 #: and benchmarks/retina_table.py fit with it, so they share the cached fits.
@@ -50,6 +53,17 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
                           **fit_settings) -> Tuple[nn.Module, dict]:
     """``(model, provenance)``: ``name`` fitted to the embedded recording ``kind`` (reused when already fitted
     with the same settings; ``refit=True`` starts afresh)."""
+    result, info = fit_embedded(name, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
+                                **fit_settings)
+    return result.model.eval(), info
+
+
+def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu", progress: bool = True,
+                 sizes: Optional[dict] = None, refit: bool = False, **fit_settings) -> Tuple[FitResult, dict]:
+    """``(fit result, provenance)`` of ``name`` fitted to the embedded recording ``kind`` in the fit cache
+    (:func:`fit_dir`): the one fit that ``zoo fit MODEL --data embedded:KIND``, ``zoo probe --fit-embedded``, the
+    retina benchmarks and ``zoo run`` make and reuse for a model, data, seed and fitting protocol. The provenance
+    names the folder (``fit_dir``) and how the fit was come by (``fit_origin``, :func:`fit_origin`)."""
     import torch
 
     from neurozoo.datasets.cache import locked
@@ -71,7 +85,7 @@ def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, de
                      **fit_settings)
     info = provenance(path, result)
     info.update(fit_dir=str(out), fit_origin=origin)
-    return result.model.eval(), info
+    return result, info
 
 
 def fit_origin(out: Path, refit: bool = False) -> str:

@@ -653,6 +653,37 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     assert ranking["beta"]["cortex/V4"]["of"] == len(tagged_v4) + 1
 
 
+def test_an_untagged_plugin_benchmark_is_built_once_for_its_region_not_on_every_page(db, client, monkeypatch):
+    """Placing an untagged plugin under its region built its benchmark on every board and leaderboard page; it is
+    built once per process, and a name registered again with another factory is built again."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.datasets.registry import Entry
+
+    built = []
+
+    def make(region="V4"):
+        built.append(region)
+        return NeuralBenchmark("lbtest.counted", region, load_assembly=None, load_stimuli=None)
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.counted", Entry("lbtest.counted", make, "(plugin)"))
+    from neurozoo.leaderboard.views import board
+
+    for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
+        columns = [name for name, _, _ in board(db)["columns"]]
+        assert "cortex/other" not in columns and columns.index("lbtest.counted") > columns.index("cortex/V4")
+    assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
+    assert built == ["V4"]
+
+    def make_it():
+        return make("IT")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.counted", Entry("lbtest.counted", make_it, "(plugin)"))
+    from neurozoo.leaderboard.aggregate import benchmark_region
+
+    assert benchmark_region("lbtest.counted") == "IT" and built == ["V4", "IT"]
+
+
 def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, monkeypatch):
     """Placing an untagged plugin by its region builds it; one whose import fails is shown under cortex/other instead
     of failing every page (the board never built a benchmark before)."""

@@ -470,3 +470,27 @@ def test_decoding_chance_is_the_largest_class_fraction_not_one_over_the_classes(
         "stimulus_id": ("presentation", np.arange(1200).astype(str)), "object_name": ("presentation", labels)})
     course = decoding_time_course(assembly, decoder="nearest_mean", n_splits=2)
     assert course.chance == 0.5
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ("ridge", "alphas: mapping 'ridge' (Brain-Score's Ridge(alpha=1)) does not use them; mapping 'ridgecv' searches alphas"),
+    ("pls", "alphas: mapping 'pls' does not use them; mapping 'ridgecv' searches alphas"),
+])
+def test_alphas_with_a_mapping_that_does_not_search_them_is_refused(mapping, message):
+    """fit_predict_folds('ridge', alphas=...) fitted Ridge(alpha=1) and dropped the alphas without a word: a caller
+    who meant a penalty search got another fit reported as it. 'ridgecv' takes them (a one-alpha tuple is that
+    alpha's ridge; sklearn's RidgeCV failed on one with a TypeError)."""
+    from sklearn.linear_model import Ridge
+
+    from neurozoo.benchmarks.metrics.regression import fit_predict_folds
+    from neurozoo.datasets.errors import SpecError
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 6, 1)), rng.normal(size=(40, 3, 1))
+    splits = [(np.arange(30), np.arange(30, 40))]
+    with pytest.raises(SpecError) as info:
+        fit_predict_folds(mapping, X, Y, splits, alphas=(10.0,))
+    assert str(info.value) == message
+    [predicted] = fit_predict_folds("ridgecv", X, Y, splits, alphas=(10.0,))
+    expected = Ridge(alpha=10.0).fit(X[:30, :, 0], Y[:30, :, 0]).predict(X[30:, :, 0])
+    np.testing.assert_allclose(predicted[:, :, 0], expected, atol=1e-10)

@@ -600,3 +600,36 @@ def test_two_concurrent_fits_of_one_cached_model_train_it_once(tmp_path, monkeyp
     assert results["a"]["fit_dir"] == results["b"]["fit_dir"]
     # each says how it came by the fit, decided under the lock: the one that waited read the other's fit
     assert sorted(r["fit_origin"] for r in results.values()) == ["cached", "fitted"]
+
+
+def test_zoo_probe_fit_embedded_reads_the_fit_that_zoo_fit_made(tmp_path, monkeypatch, capsys):
+    """`zoo fit MODEL --data embedded:KIND` fitted into $NEUROZOO_HOME/retina/<model>-<file stem>, `zoo probe
+    --fit-embedded` into the fit cache (retina.embedded_fit.fit_dir): the same fit (model, data, seed, protocol) was
+    made twice. `zoo fit` now fits into that cache too (without --out), so the probe reads its fit: nothing trained."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.retina import fit as fitting
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))  # an empty fit cache: `zoo fit` makes the fit
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]) == 0
+    assert "nothing trained" not in capsys.readouterr().out
+
+    def trained(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_train_steps", trained)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", "ln", "--fit-embedded", "--epochs", "1", "--quiet", "--out", str(out),
+                "--periods", "6", "10", "14"]) == 0
+    provenance = json.loads((out / "osr.json").read_text())["provenance"]
+    [summary] = (tmp_path / "cache").rglob("summary.json")  # zoo fit's, in the folder the probe read
+    assert provenance["fit_origin"] == "cached" and provenance["fit_dir"] == str(summary.parent)
+    capsys.readouterr()
+    # and zoo fit again reads it, saying so (it had resumed its own folder silently)
+    assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"ln on embedded:whitenoise: the finished fit in {summary.parent} (the "
+                                              "fit cache), read; nothing trained (--no-resume fits again)\n")
+    assert json.loads(summary.read_text())["provenance"]["fit_origin"] == "cached"

@@ -372,6 +372,30 @@ def test_median_pruner_stops_a_trial_below_the_running_median():
 
 
 # ---------------------------------------------------------------------------- zoo search
+@pytest.mark.parametrize("url, workers, message", [
+    ("postgresql+psycopg2://alice:s3cret@127.0.0.1:1/search", "1",
+     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: connection to server "
+     'at "127.0.0.1", port 1 failed: Connection refused'),
+    ("postgresql+psycopg2://alice:s3cret@127.0.0.1:1/search", "2",
+     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: connection to server "
+     'at "127.0.0.1", port 1 failed: Connection refused'),
+    ("sqlite:////nonexistent-folder/search.sqlite", "1",
+     "--storage 'sqlite:////nonexistent-folder/search.sqlite': cannot open the database: unable to open database file"),
+])
+def test_zoo_search_refuses_a_storage_it_cannot_open_before_printing_anything(tiny, tmp_path, capsys, url, workers,
+                                                                              message):
+    """The search space's summary and the study line (naming the storage) were printed before the storage was
+    opened, so the one-line refusal came after a screenful that read as if the search had started."""
+    from neurozoo.leaderboard.cli import main
+
+    argv = search_argv(tiny, tmp_path / "run", 1, "--workers", workers, storage=url)
+    argv.remove("--quiet")  # the summary is printed without --quiet only
+    assert main(["search", *argv]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"zoo search: error: {message}\n"
+    assert not (tmp_path / "run" / "tiny").exists()  # no trial folder
+
+
 def test_zoo_search_exports_the_trained_models_with_provenance_and_records_scores(tiny, tmp_path):
     """The exported spec is the trained model (the review's defect: it was the configuration at width 1, 5197
     parameters for a trial trained at width 0.5 with 1385, so the trial's weights did not fit it)."""

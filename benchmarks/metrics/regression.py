@@ -318,7 +318,8 @@ class RidgeCVMapping:
     def fit_predict_folds(self, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split]) -> List[np.ndarray]:
         from sklearn.linear_model import RidgeCV
 
-        return _sklearn_fit_predict_folds(lambda: RidgeCV(alphas=self.alphas), X, Y, splits)
+        # a list: sklearn's RidgeCV writes a single alpha back into ``alphas`` (a one-alpha tuple: TypeError)
+        return _sklearn_fit_predict_folds(lambda: RidgeCV(alphas=list(self.alphas)), X, Y, splits)
 
 
 #: the mappings :func:`fit_predict_folds` takes
@@ -327,10 +328,19 @@ MAPPINGS = ("pls", "ridge", "ridgecv")
 
 def fit_predict_folds(mapping: str, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
                       n_components: int = 25, alphas: Optional[Tuple[float, ...]] = None) -> List[np.ndarray]:
+    """Per fold of ``splits``, the mapping ``mapping`` (one of :data:`MAPPINGS`) fitted on the training presentations
+    and its prediction of the test ones. ``alphas`` are the penalties ``"ridgecv"`` searches (default Brain-Score's
+    ``ALPHA_LIST``); the other mappings take none (``"ridge"`` is Brain-Score's ``Ridge(alpha=1)``), and ignoring
+    them would report a fit other than the one asked for."""
+    from neurozoo.datasets.errors import SpecError
+
+    if mapping not in MAPPINGS:
+        raise SpecError(f"unknown mapping {mapping!r}; expected one of {', '.join(map(repr, MAPPINGS))}")
+    if alphas is not None and mapping != "ridgecv":
+        what = " (Brain-Score's Ridge(alpha=1))" if mapping == "ridge" else ""
+        raise SpecError(f"alphas: mapping {mapping!r}{what} does not use them; mapping 'ridgecv' searches alphas")
     if mapping == "pls":
         return pls_fit_predict_folds(X, Y, splits, n_components=n_components)
     if mapping == "ridge":
         return RidgeMapping().fit_predict_folds(X, Y, splits)
-    if mapping == "ridgecv":
-        return RidgeCVMapping(**({"alphas": alphas} if alphas is not None else {})).fit_predict_folds(X, Y, splits)
-    raise ValueError(f"unknown mapping {mapping!r}; expected one of {', '.join(map(repr, MAPPINGS))}")
+    return RidgeCVMapping(**({"alphas": alphas} if alphas is not None else {})).fit_predict_folds(X, Y, splits)

@@ -112,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
     import optuna
 
     from neurozoo.convrnn.search.space import load_space
-    from neurozoo.convrnn.search.study import default_storage, run_worker, split_trials
+    from neurozoo.convrnn.search.study import default_storage, make_storage, run_worker, split_trials
     from neurozoo.datasets.errors import UserFacingError
 
     from neurozoo.convrnn.training.imagefolder import check_imagenet
@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace) -> int:
                               "or remove weight_decay from the space's cells")
     _check_unroll(space, args.n_steps, args.image_steps)
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
+    opened = make_storage(storage, None)  # a storage that cannot be opened is refused before anything is printed
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -144,10 +145,10 @@ def _run(args: argparse.Namespace) -> int:
             run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
                        max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
     else:
-        from neurozoo.convrnn.search.study import check_space, make_storage, open_study
+        from neurozoo.convrnn.search.study import check_space, open_study
         from neurozoo.convrnn.search.workers import run_workers
 
-        study = open_study(study_name, make_storage(storage, None), args.seed, args.pruner)  # create once, no race
+        study = open_study(study_name, opened, args.seed, args.pruner)  # create once, no race
         check_space(study, space)  # once, not once per worker
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
         with sigterm_deferred():

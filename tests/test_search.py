@@ -372,13 +372,11 @@ def test_median_pruner_stops_a_trial_below_the_running_median():
 
 
 # ---------------------------------------------------------------------------- zoo search
-@pytest.mark.parametrize("url, workers, message", [
+@pytest.mark.parametrize("url, workers, message", [  # libpq's own words vary with its version: only their start
     ("postgresql+psycopg2://alice:s3cret@127.0.0.1:1/search", "1",
-     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: connection to server "
-     'at "127.0.0.1", port 1 failed: Connection refused'),
+     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: "),
     ("postgresql+psycopg2://alice:s3cret@127.0.0.1:1/search", "2",
-     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: connection to server "
-     'at "127.0.0.1", port 1 failed: Connection refused'),
+     "--storage 'postgresql+psycopg2://alice:***@127.0.0.1:1/search': cannot open the database: "),
     ("sqlite:////nonexistent-folder/search.sqlite", "1",
      "--storage 'sqlite:////nonexistent-folder/search.sqlite': cannot open the database: unable to open database file"),
 ])
@@ -392,7 +390,8 @@ def test_zoo_search_refuses_a_storage_it_cannot_open_before_printing_anything(ti
     argv.remove("--quiet")  # the summary is printed without --quiet only
     assert main(["search", *argv]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err == f"zoo search: error: {message}\n"
+    assert out == "" and err.startswith(f"zoo search: error: {message}") and err.count("\n") == 1, err
+    assert "s3cret" not in err and (url.startswith("postgresql") or err == f"zoo search: error: {message}\n")
     assert not (tmp_path / "run" / "tiny").exists()  # no trial folder
 
 

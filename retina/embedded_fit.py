@@ -31,21 +31,46 @@ def fits_in(folder):
         _FITS_ROOT.reset(token)
 
 
-def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None) -> Path:
+def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None,
+            model: Optional[nn.Module] = None) -> Path:
     """``<cache>/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>``: one folder per
-    model, data, seed and fitting protocol (the :class:`retina.fit.FitConfig` it resolves to, and
-    ``FIT_PROTOCOL``), so a changed protocol never resumes or reuses an older fit."""
-    import dataclasses
+    model, data, seed and fitting protocol (``FIT_PROTOCOL`` and the :class:`retina.fit.FitConfig` that ``settings``
+    resolve to for the model, :func:`fit_settings_key`), so a changed protocol never resumes or reuses an older fit,
+    and two spellings of one fit (``--lr 0.01`` and the LN model's default rate 0.01) share one. ``model``: the model
+    to be fitted (its defaults resolve the settings); default: ``name`` built for the recording's cells."""
     import hashlib
     import json
 
-    from neurozoo.retina.fit import FIT_PROTOCOL, FitConfig, provenance
+    from neurozoo.retina.fit import FIT_PROTOCOL, create_model, provenance
 
-    config = dataclasses.asdict(dataclasses.replace(FitConfig(), **(settings or {}), seed=seed))
-    for key in ("progress", "device"):  # do not change the result's meaning
-        config.pop(key)
-    digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
+    if model is None:
+        from neurozoo.datasets.retina_h5 import read_experiment
+
+        model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
+    key = fit_settings_key(model, seed, settings)
+    digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
+
+
+def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
+    """What :func:`fit_dir` hashes: the settings a fit of ``model`` with ``settings`` uses
+    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None (as a fit without
+    overrides gives it, so that such a fit's folder is that of before settings were resolved) and each float setting
+    as a float (``l2=0`` and ``--l2 0`` alike); without the device and progress bar, which do not change the result."""
+    import dataclasses
+
+    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, resolved_config
+
+    config = dataclasses.replace(FitConfig(), **(settings or {}), seed=seed)
+    key = dataclasses.asdict(resolved_config(model, config))
+    defaults = resolved_config(model, FitConfig())
+    key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
+    floats = {f.name for f in dataclasses.fields(FitConfig) if "float" in str(f.type)}
+    key.update({name: float(key[name]) for name in floats
+                if isinstance(key[name], (int, float)) and not isinstance(key[name], bool)})
+    for name in ("progress", "device"):
+        key.pop(name)
+    return key
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",
@@ -74,7 +99,7 @@ def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    out = fit_dir(path, name, kind, seed, fit_settings)
+    out = fit_dir(path, name, kind, seed, fit_settings, model=model)
     # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
     # reads the finished fit, instead of fitting into the same folder beside it
     waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 if TYPE_CHECKING:
     from torch import nn
@@ -89,6 +89,18 @@ def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str
     (:func:`fit_dir`): the one fit that ``zoo fit MODEL --data embedded:KIND``, ``zoo probe --fit-embedded``, the
     retina benchmarks and ``zoo run`` make and reuse for a model, data, seed and fitting protocol. The provenance
     names the folder (``fit_dir``) and how the fit was come by (``fit_origin``, :func:`fit_origin`)."""
+    with held_embedded_fit(name, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
+                           **fit_settings) as (result, info):
+        return result, info
+
+
+@contextmanager
+def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu", progress: bool = True,
+                      sizes: Optional[dict] = None, refit: bool = False,
+                      **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
+    """:func:`fit_embedded`'s ``(fit result, provenance)``, the fit's folder locked (:func:`fit_lock`) until the block
+    ends: what the block writes there beside the fit (``zoo fit``'s summary, metrics and figure) is of this fit,
+    never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder."""
     import torch
 
     from neurozoo.datasets.cache import locked
@@ -103,14 +115,19 @@ def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str
     # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
     # reads the finished fit, instead of fitting into the same folder beside it
     waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"
-    with locked(out.parent / f"{out.name}.lock", waiting=waiting if progress else None):
+    with locked(fit_lock(out), waiting=waiting if progress else None):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                      **fit_settings)
-    info = provenance(path, result)
-    info.update(fit_dir=str(out), fit_origin=origin)
-    return result, info
+        info = provenance(path, result)
+        info.update(fit_dir=str(out), fit_origin=origin)
+        yield result, info
+
+
+def fit_lock(out: Path) -> Path:
+    """The lock file (:func:`datasets.cache.locked`) of the cached fit in ``out``, beside it."""
+    return out.parent / f"{out.name}.lock"
 
 
 def fit_origin(out: Path, refit: bool = False) -> str:

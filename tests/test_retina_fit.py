@@ -679,3 +679,41 @@ def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_
 
     assert folder("bncnn").name.endswith(f"-seed0-fit{typed()}") and folder("glm").name.endswith(f"-fit{typed()}")
     assert first.parent.name.endswith(f"-seed0-fit{typed(epochs=1)}")
+
+
+def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_lock(tmp_path, monkeypatch):
+    """`zoo fit MODEL --data embedded:KIND` wrote summary.json, heldout_metrics.csv (not atomically) and fit_curve.png
+    into the fit's cache folder after its lock was released: a concurrent `--no-resume` refit of the same folder could
+    remove them half-written or leave one fit's summary beside another's checkpoint. They are written whole now, each
+    while the fit's lock is held."""
+    import fcntl
+    import functools
+    from pathlib import Path
+
+    from neurozoo.datasets import json_files, synthetic_retina
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    written, real_written_whole = {}, json_files.written_whole
+
+    def lock_held(out):
+        with open(fit_lock(out), "a") as handle:  # flock: another open file of this process is another holder
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def recording_written_whole(path, **kwargs):
+        written[Path(path).name] = lock_held(Path(path).parent)
+        return real_written_whole(path, **kwargs)
+
+    monkeypatch.setattr(json_files, "written_whole", recording_written_whole)
+    for argv in ([], ["--no-resume"], []):  # fitted, refitted, read from the cache
+        written.clear()
+        assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet", *argv]) == 0
+        assert {name: written.get(name) for name in ("summary.json", "heldout_metrics.csv", "fit_curve.png")} == {
+            "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": True}, argv

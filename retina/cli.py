@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least
-from neurozoo.datasets.json_files import write_json
+from neurozoo.datasets.json_files import write_atomic, write_json
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -77,9 +77,8 @@ def run_fit(args) -> int:
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
-    from neurozoo.retina.embedded_fit import fit_embedded
-    from neurozoo.retina.fit import create_model, evaluate, fit, provenance
-    from neurozoo.retina.metrics import summary
+    from neurozoo.retina.embedded_fit import held_embedded_fit
+    from neurozoo.retina.fit import create_model, fit, provenance
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
@@ -93,13 +92,15 @@ def run_fit(args) -> int:
     try:
         if args.out is None and args.data.startswith("embedded:"):
             # the fit cache `zoo probe --fit-embedded`, `zoo score` and `zoo run` read and fill: one fit per model,
-            # data, seed and fitting protocol, made by whichever comes first
-            result, info = fit_embedded(args.model, args.data.split(":", 1)[1], seed=args.seed, device=args.device,
-                                        progress=not args.quiet, refit=args.no_resume, **overrides)
-            out = Path(info["fit_dir"])
-            if info["fit_origin"] == "cached":
-                print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing trained "
-                      "(--no-resume fits again)")
+            # data, seed and fitting protocol, made by whichever comes first; its results are written while its
+            # folder is locked, so that a concurrent --no-resume refit of it cannot remove or mix them
+            with held_embedded_fit(args.model, args.data.split(":", 1)[1], seed=args.seed, device=args.device,
+                                   progress=not args.quiet, refit=args.no_resume, **overrides) as (result, info):
+                out = Path(info["fit_dir"])
+                if info["fit_origin"] == "cached":
+                    print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing "
+                          "trained (--no-resume fits again)")
+                frame, stats = _save_results(args, path, result, info, out)
         else:
             torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
             model = create_model(args.model, n_cells=len(train.cells))
@@ -107,20 +108,9 @@ def run_fit(args) -> int:
             out = args.out or home / "retina" / f"{args.model}-{path.stem}"
             result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                          progress=not args.quiet, **overrides)
-            info = provenance(path, result)
+            frame, stats = _save_results(args, path, result, provenance(path, result), out)
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
-    frame = evaluate(result.model, path, device=args.device)
-    stats = summary(frame)
-    frame.to_csv(out / "heldout_metrics.csv")
-    record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
-              "best_val_correlation": result.best_val_correlation,
-              "output_calibration": result.extra.get("output_calibration"),
-              "provenance": info}
-    from neurozoo.retina.fit_figure import plot_fit_curve
-
-    record["figure"] = str(plot_fit_curve(result, out / "fit_curve.png", title=f"{args.model} on {path.name}"))
-    write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
@@ -132,3 +122,22 @@ def run_fit(args) -> int:
               "have the right shape at the wrong scale (--output-calibration fits the BN-CNN's output gain and "
               "offset; docs/retina.md, \"Fitting\").")
     return 0
+
+
+def _save_results(args, path: Path, result, info: dict, out: Path):
+    """``(per-cell held-out metrics, their summary)`` of ``result``, written to ``out`` (``heldout_metrics.csv``,
+    ``fit_curve.png``, ``summary.json``), each whole or not at all."""
+    from neurozoo.retina.fit import evaluate
+    from neurozoo.retina.fit_figure import plot_fit_curve
+    from neurozoo.retina.metrics import summary
+
+    frame = evaluate(result.model, path, device=args.device)
+    stats = summary(frame)
+    write_atomic(out / "heldout_metrics.csv", frame.to_csv())
+    record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
+              "best_val_correlation": result.best_val_correlation,
+              "output_calibration": result.extra.get("output_calibration"),
+              "provenance": info}
+    record["figure"] = str(plot_fit_curve(result, out / "fit_curve.png", title=f"{args.model} on {path.name}"))
+    write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
+    return frame, stats

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,21 +31,46 @@ def fits_in(folder):
         _FITS_ROOT.reset(token)
 
 
-def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None) -> Path:
+def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None,
+            model: Optional[nn.Module] = None) -> Path:
     """``<cache>/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>``: one folder per
-    model, data, seed and fitting protocol (the :class:`retina.fit.FitConfig` it resolves to, and
-    ``FIT_PROTOCOL``), so a changed protocol never resumes or reuses an older fit."""
-    import dataclasses
+    model, data, seed and fitting protocol (``FIT_PROTOCOL`` and the :class:`retina.fit.FitConfig` that ``settings``
+    resolve to for the model, :func:`fit_settings_key`), so a changed protocol never resumes or reuses an older fit,
+    and two spellings of one fit (``--lr 0.01`` and the LN model's default rate 0.01) share one. ``model``: the model
+    to be fitted (its defaults resolve the settings); default: ``name`` built for the recording's cells."""
     import hashlib
     import json
 
-    from neurozoo.retina.fit import FIT_PROTOCOL, FitConfig, provenance
+    from neurozoo.retina.fit import FIT_PROTOCOL, create_model, provenance
 
-    config = dataclasses.asdict(dataclasses.replace(FitConfig(), **(settings or {}), seed=seed))
-    for key in ("progress", "device"):  # do not change the result's meaning
-        config.pop(key)
-    digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
+    if model is None:
+        from neurozoo.datasets.retina_h5 import read_experiment
+
+        model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
+    key = fit_settings_key(model, seed, settings)
+    digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
+
+
+def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
+    """What :func:`fit_dir` hashes: the settings a fit of ``model`` with ``settings`` uses
+    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None (as a fit without
+    overrides gives it, so that such a fit's folder is that of before settings were resolved) and each float setting
+    as a float (``l2=0`` and ``--l2 0`` alike); without the device and progress bar, which do not change the result."""
+    import dataclasses
+
+    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, resolved_config
+
+    config = dataclasses.replace(FitConfig(), **(settings or {}), seed=seed)
+    key = dataclasses.asdict(resolved_config(model, config))
+    defaults = resolved_config(model, FitConfig())
+    key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
+    floats = {f.name for f in dataclasses.fields(FitConfig) if "float" in str(f.type)}
+    key.update({name: float(key[name]) for name in floats
+                if isinstance(key[name], (int, float)) and not isinstance(key[name], bool)})
+    for name in ("progress", "device"):
+        key.pop(name)
+    return key
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",
@@ -64,6 +89,18 @@ def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str
     (:func:`fit_dir`): the one fit that ``zoo fit MODEL --data embedded:KIND``, ``zoo probe --fit-embedded``, the
     retina benchmarks and ``zoo run`` make and reuse for a model, data, seed and fitting protocol. The provenance
     names the folder (``fit_dir``) and how the fit was come by (``fit_origin``, :func:`fit_origin`)."""
+    with held_embedded_fit(name, kind, seed=seed, device=device, progress=progress, sizes=sizes, refit=refit,
+                           **fit_settings) as (result, info):
+        return result, info
+
+
+@contextmanager
+def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu", progress: bool = True,
+                      sizes: Optional[dict] = None, refit: bool = False,
+                      **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
+    """:func:`fit_embedded`'s ``(fit result, provenance)``, the fit's folder locked (:func:`fit_lock`) until the block
+    ends: what the block writes there beside the fit (``zoo fit``'s summary, metrics and figure) is of this fit,
+    never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder."""
     import torch
 
     from neurozoo.datasets.cache import locked
@@ -74,18 +111,23 @@ def fit_embedded(name: str, kind: str = "whitenoise", seed: int = 0, device: str
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    out = fit_dir(path, name, kind, seed, fit_settings)
+    out = fit_dir(path, name, kind, seed, fit_settings, model=model)
     # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
     # reads the finished fit, instead of fitting into the same folder beside it
     waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"
-    with locked(out.parent / f"{out.name}.lock", waiting=waiting if progress else None):
+    with locked(fit_lock(out), waiting=waiting if progress else None):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                      **fit_settings)
-    info = provenance(path, result)
-    info.update(fit_dir=str(out), fit_origin=origin)
-    return result, info
+        info = provenance(path, result)
+        info.update(fit_dir=str(out), fit_origin=origin)
+        yield result, info
+
+
+def fit_lock(out: Path) -> Path:
+    """The lock file (:func:`datasets.cache.locked`) of the cached fit in ``out``, beside it."""
+    return out.parent / f"{out.name}.lock"
 
 
 def fit_origin(out: Path, refit: bool = False) -> str:

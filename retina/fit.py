@@ -137,6 +137,20 @@ class FitResult:
     early_stopped: bool = False  # the patience ran out (possibly on the last allowed epoch too)
 
 
+#: The :class:`FitConfig` settings whose None means "the model's own" (:func:`resolved_config`).
+MODEL_DEFAULTS = {"response": ("fit_response", "firing_rate_10ms", str), "lr": ("default_lr", 1e-2, float),
+                  "patience": ("default_patience", 2, int), "min_delta": ("default_min_delta", 0.01, float),
+                  "output_calibration": ("default_output_calibration", False, bool)}
+
+
+def resolved_config(model: nn.Module, config: FitConfig) -> FitConfig:
+    """``config`` with each setting left None (:data:`MODEL_DEFAULTS`) set to ``model``'s own (its attribute, else the
+    zoo's default): the settings the fit uses."""
+    return dataclasses.replace(config, **{name: kind(getattr(model, attribute, default))
+                                          for name, (attribute, default, kind) in MODEL_DEFAULTS.items()
+                                          if getattr(config, name) is None})
+
+
 def _check_config(config: FitConfig) -> None:
     """A one-line :class:`SpecError` for settings the loop cannot use (``patience=0`` would stop before the first
     epoch and return the untrained model as if fitted)."""
@@ -312,17 +326,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     recording = data if isinstance(data, Recording) else read_experiment(data, "train")
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0
-    if config.response is None:
-        config = dataclasses.replace(config, response=getattr(model, "fit_response", "firing_rate_10ms"))
-    if config.lr is None:
-        config = dataclasses.replace(config, lr=float(getattr(model, "default_lr", 1e-2)))
-    if config.patience is None:
-        config = dataclasses.replace(config, patience=int(getattr(model, "default_patience", 2)))
-    if config.min_delta is None:
-        config = dataclasses.replace(config, min_delta=float(getattr(model, "default_min_delta", 0.01)))
-    if config.output_calibration is None:
-        calibrate = bool(getattr(model, "default_output_calibration", False))
-        config = dataclasses.replace(config, output_calibration=calibrate)
+    config = resolved_config(model, config)
     _check_config(config)
     if config.output_calibration and not _has_output_batchnorm(model):
         from neurozoo.datasets.errors import SpecError

@@ -494,3 +494,35 @@ def test_alphas_with_a_mapping_that_does_not_search_them_is_refused(mapping, mes
     [predicted] = fit_predict_folds("ridgecv", X, Y, splits, alphas=(10.0,))
     expected = Ridge(alpha=10.0).fit(X[:30, :, 0], Y[:30, :, 0]).predict(X[30:, :, 0])
     np.testing.assert_allclose(predicted[:, :, 0], expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ("ridge", "n_components: mapping 'ridge' (Brain-Score's Ridge(alpha=1)) does not use them; mapping 'pls' fits "
+              "n_components"),
+    ("ridgecv", "n_components: mapping 'ridgecv' does not use them; mapping 'pls' fits n_components"),
+])
+def test_n_components_with_a_mapping_that_does_not_fit_them_is_refused(mapping, message):
+    """fit_predict_folds('ridge', n_components=...) fitted ridge and dropped the number without a word (its default
+    was PLS's 25, so no caller could tell a request from the default). It is None now, PLS's default Brain-Score's 25,
+    and a ridge mapping refuses one, as it refuses alphas; regression_score records the components PLS fitted and
+    none for ridge."""
+    from neurozoo.benchmarks.metrics.regression import BRAINSCORE_PLS_COMPONENTS, fit_predict_folds
+    from neurozoo.datasets.errors import SpecError
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(60, 30, 1)), rng.normal(size=(60, 3, 1))
+    splits = [(np.arange(50), np.arange(50, 60))]
+    with pytest.raises(SpecError) as info:
+        fit_predict_folds(mapping, X, Y, splits, n_components=10)
+    assert str(info.value) == message
+    assert BRAINSCORE_PLS_COMPONENTS == 25
+    [default] = fit_predict_folds("pls", X, Y, splits)
+    np.testing.assert_array_equal(default, pls_fit_predict_folds(X, Y, splits, n_components=25)[0])
+    [three] = fit_predict_folds("pls", X, Y, splits, n_components=3)
+    np.testing.assert_array_equal(three, pls_fit_predict_folds(X, Y, splits, n_components=3)[0])
+    assert np.abs(three - default).max() > 1e-3
+    features, assembly = _unordered_recording(feature_noise=3.0, scale=0.05, offset=2.0)
+    assert regression_score(features, assembly, mapping=mapping).settings["n_components"] is None
+    assert regression_score(features, assembly).settings["n_components"] == 25
+    with pytest.raises(SpecError, match="n_components: mapping"):
+        regression_score(features, assembly, mapping=mapping, n_components=25)

@@ -633,3 +633,87 @@ def test_zoo_probe_fit_embedded_reads_the_fit_that_zoo_fit_made(tmp_path, monkey
     assert capsys.readouterr().out.startswith(f"ln on embedded:whitenoise: the finished fit in {summary.parent} (the "
                                               "fit cache), read; nothing trained (--no-resume fits again)\n")
     assert json.loads(summary.read_text())["provenance"]["fit_origin"] == "cached"
+
+
+def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_typed(tmp_path, monkeypatch, capsys):
+    """`zoo fit ln --data embedded:whitenoise --lr 0.01` (the LN model's own rate) fitted into another folder than the
+    same fit without --lr, as did an explicit --output-calibration equal to the BN-CNN's default: the cache key hashed
+    the settings as typed. It hashes them resolved now; a fit without overrides keeps its folder of before."""
+    import dataclasses
+    import functools
+    import hashlib
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.retina import fit as fitting
+    from neurozoo.retina.embedded_fit import fit_dir
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]) == 0
+    [first] = (tmp_path / "cache").rglob("summary.json")
+    capsys.readouterr()
+
+    def trained(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_train_steps", trained)
+    assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--lr", "0.01", "--l2", "0.001",
+                "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"ln on embedded:whitenoise: the finished fit in {first.parent} (the fit "
+                                              "cache), read; nothing trained")
+    path = small("whitenoise")
+
+    def folder(name, **settings):
+        return fit_dir(path, name, "whitenoise", 0, settings)
+
+    assert folder("ln", lr=0.02) != folder("ln") == folder("ln", lr=1e-2) == folder("ln", l2=1e-3)
+    assert folder("ln", l2=0) == folder("ln", l2=0.0) != folder("ln")
+    assert folder("bncnn", output_calibration=True) == folder("bncnn") != folder("bncnn", output_calibration=False)
+    assert folder("glm", patience=3, min_delta=0.001) == folder("glm") != folder("glm", patience=2)
+    # a fit without overrides keeps its folder: the key of before (the settings as typed, all of them defaults)
+    def typed(**settings):
+        config = dataclasses.asdict(fitting.FitConfig(**settings))
+        del config["progress"], config["device"]
+        return hashlib.sha256(json.dumps([fitting.FIT_PROTOCOL, config], sort_keys=True).encode()).hexdigest()[:8]
+
+    assert folder("bncnn").name.endswith(f"-seed0-fit{typed()}") and folder("glm").name.endswith(f"-fit{typed()}")
+    assert first.parent.name.endswith(f"-seed0-fit{typed(epochs=1)}")
+
+
+def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_lock(tmp_path, monkeypatch):
+    """`zoo fit MODEL --data embedded:KIND` wrote summary.json, heldout_metrics.csv (not atomically) and fit_curve.png
+    into the fit's cache folder after its lock was released: a concurrent `--no-resume` refit of the same folder could
+    remove them half-written or leave one fit's summary beside another's checkpoint. They are written whole now, each
+    while the fit's lock is held."""
+    import fcntl
+    import functools
+    from pathlib import Path
+
+    from neurozoo.datasets import json_files, synthetic_retina
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    written, real_written_whole = {}, json_files.written_whole
+
+    def lock_held(out):
+        with open(fit_lock(out), "a") as handle:  # flock: another open file of this process is another holder
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+
+    def recording_written_whole(path, **kwargs):
+        written[Path(path).name] = lock_held(Path(path).parent)
+        return real_written_whole(path, **kwargs)
+
+    monkeypatch.setattr(json_files, "written_whole", recording_written_whole)
+    for argv in ([], ["--no-resume"], []):  # fitted, refitted, read from the cache
+        written.clear()
+        assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet", *argv]) == 0
+        assert {name: written.get(name) for name in ("summary.json", "heldout_metrics.csv", "fit_curve.png")} == {
+            "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": True}, argv

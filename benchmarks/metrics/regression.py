@@ -48,6 +48,10 @@ from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
 Split = Tuple[np.ndarray, np.ndarray]
 
+#: Brain-Score's PLS components: ``PLSRegression(n_components=25, scale=False)`` (REFERENCE.md section 3; the module
+#: docstring).
+BRAINSCORE_PLS_COMPONENTS = 25
+
 #: Brain-Score's cross-validation: 10 stratified 90/10 splits, seed 1.
 N_SPLITS, TRAIN_SIZE, SPLIT_SEED = 10, 0.9, 1
 
@@ -166,7 +170,7 @@ class FastPLS:
     ``n_components`` is clipped to the number of features (sklearn raises instead).
     """
 
-    n_components: int = 25
+    n_components: int = BRAINSCORE_PLS_COMPONENTS
 
     def fit(self, X, Y):
         X = np.asarray(X, dtype=np.float64)
@@ -207,7 +211,8 @@ def _columns(A: np.ndarray, presentations, dtype, offset) -> np.ndarray:
     return columns.reshape(D, n * T)
 
 
-def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: int = 25) -> List[np.ndarray]:
+def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
+                          n_components: int = BRAINSCORE_PLS_COMPONENTS) -> List[np.ndarray]:
     """Fit PLS on each split's training presentations, predict its test presentations.
 
     X: (P, F, T) features and Y: (P, Q, T) responses; the T time bins are stacked into the sample axis
@@ -327,20 +332,23 @@ MAPPINGS = ("pls", "ridge", "ridgecv")
 
 
 def fit_predict_folds(mapping: str, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
-                      n_components: int = 25, alphas: Optional[Tuple[float, ...]] = None) -> List[np.ndarray]:
+                      n_components: Optional[int] = None, alphas: Optional[Tuple[float, ...]] = None) -> List[np.ndarray]:
     """Per fold of ``splits``, the mapping ``mapping`` (one of :data:`MAPPINGS`) fitted on the training presentations
-    and its prediction of the test ones. ``alphas`` are the penalties ``"ridgecv"`` searches (default Brain-Score's
-    ``ALPHA_LIST``); the other mappings take none (``"ridge"`` is Brain-Score's ``Ridge(alpha=1)``), and ignoring
-    them would report a fit other than the one asked for."""
+    and its prediction of the test ones. ``n_components``: the components ``"pls"`` fits (default Brain-Score's
+    :data:`BRAINSCORE_PLS_COMPONENTS`); ``alphas`` are the penalties ``"ridgecv"`` searches (default Brain-Score's
+    ``ALPHA_LIST``). A mapping refuses the one it does not use (``"ridge"`` is Brain-Score's ``Ridge(alpha=1)``):
+    ignoring it would report a fit other than the one asked for."""
     from neurozoo.datasets.errors import SpecError
 
     if mapping not in MAPPINGS:
         raise SpecError(f"unknown mapping {mapping!r}; expected one of {', '.join(map(repr, MAPPINGS))}")
+    what = " (Brain-Score's Ridge(alpha=1))" if mapping == "ridge" else ""
     if alphas is not None and mapping != "ridgecv":
-        what = " (Brain-Score's Ridge(alpha=1))" if mapping == "ridge" else ""
         raise SpecError(f"alphas: mapping {mapping!r}{what} does not use them; mapping 'ridgecv' searches alphas")
+    if n_components is not None and mapping != "pls":
+        raise SpecError(f"n_components: mapping {mapping!r}{what} does not use them; mapping 'pls' fits n_components")
     if mapping == "pls":
-        return pls_fit_predict_folds(X, Y, splits, n_components=n_components)
+        return pls_fit_predict_folds(X, Y, splits, n_components=BRAINSCORE_PLS_COMPONENTS if n_components is None else n_components)
     if mapping == "ridge":
         return RidgeMapping().fit_predict_folds(X, Y, splits)
     return RidgeCVMapping(**({"alphas": alphas} if alphas is not None else {})).fit_predict_folds(X, Y, splits)

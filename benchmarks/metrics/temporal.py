@@ -26,7 +26,8 @@ import xarray as xr
 from neurozoo.benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
 from neurozoo.benchmarks.metrics.ceiling import Ceiling, normalize, summarize, summary_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
-from neurozoo.benchmarks.metrics.regression import Split, brainscore_splits, fit_predict_folds
+from neurozoo.benchmarks.metrics.regression import (BRAINSCORE_PLS_COMPONENTS, Split, brainscore_splits,
+                                                    fit_predict_folds)
 from neurozoo.datasets.errors import DataError
 
 
@@ -105,8 +106,9 @@ class TemporalScore:
 
 def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: str = "pls", temporal: str = "span",
                      ceiling: Optional[Ceiling] = None, splits: Optional[Sequence[Split]] = None,
-                     n_components: int = 25, convention: str = "r2/ceiling") -> TemporalScore:
-    """Score model ``features`` against the neural ``assembly`` (both (presentation, neuroid, time_bin))."""
+                     n_components: Optional[int] = None, convention: str = "r2/ceiling") -> TemporalScore:
+    """Score model ``features`` against the neural ``assembly`` (both (presentation, neuroid, time_bin)).
+    ``n_components``: PLS's (default Brain-Score's 25); refused with a ridge mapping (:func:`fit_predict_folds`)."""
     assembly = check_assembly(assembly)
     target = average_repetitions(assembly)
     ids = coord(target, "stimulus_id")
@@ -132,6 +134,8 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
         np.nanmedian(pearson_columns(prediction, Y[test], axis=0), axis=0)  # (N, T) -> (T,)
         for prediction, (_, test) in zip(predictions, splits)
     ])
+    if mapping == "pls" and n_components is None:
+        n_components = BRAINSCORE_PLS_COMPONENTS  # recorded as fitted (a ridge mapping's record: None, it has none)
     settings = {"mapping": mapping, "temporal": temporal, "n_components": n_components, "n_splits": len(splits),
                 "convention": convention, "n_neuroids": int(complete.sum()), "n_neuroids_dropped": int((~complete).sum())}
     return TemporalScore(raw, bins[0], bins[1], ceiling, convention, settings)

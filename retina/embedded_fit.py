@@ -37,16 +37,20 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
     model, data, seed and fitting protocol (``FIT_PROTOCOL`` and the :class:`retina.fit.FitConfig` that ``settings``
     resolve to for the model, :func:`fit_settings_key`), so a changed protocol never resumes or reuses an older fit,
     and two spellings of one fit (``--lr 0.01`` and the LN model's default rate 0.01) share one. ``model``: the model
-    to be fitted (its defaults resolve the settings); default: ``name`` built for the recording's cells."""
+    to be fitted (its defaults resolve the settings); default: ``name`` built for the recording's cells, the global
+    random generators left as they were."""
     import hashlib
     import json
 
     from neurozoo.retina.fit import FIT_PROTOCOL, create_model, provenance
 
     if model is None:
+        import torch
+
         from neurozoo.datasets.retina_h5 import read_experiment
 
-        model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
+        with torch.random.fork_rng(devices=[]):  # naming a folder must not move the caller's random stream
+            model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     key = fit_settings_key(model, seed, settings)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"

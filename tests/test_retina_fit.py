@@ -667,7 +667,9 @@ def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_
     def folder(name, **settings):
         return fit_dir(path, name, "whitenoise", 0, settings)
 
+    state = torch.random.get_rng_state()
     assert folder("ln", lr=0.02) != folder("ln") == folder("ln", lr=1e-2) == folder("ln", l2=1e-3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # building the model to name a folder drew nothing
     assert folder("ln", l2=0) == folder("ln", l2=0.0) != folder("ln")
     assert folder("bncnn", output_calibration=True) == folder("bncnn") != folder("bncnn", output_calibration=False)
     assert folder("glm", patience=3, min_delta=0.001) == folder("glm") != folder("glm", patience=2)

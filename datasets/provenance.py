@@ -83,14 +83,17 @@ def sha256_array(array) -> str:
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes; remembered per (path, size, modification time), since the same recordings are
-    hashed by every fit and score of a run."""
+    """sha256 of a file's bytes; remembered per (path, file identity, size, modification and change times), since
+    the same recordings are hashed by every fit and score of a run. The identity (device, inode) tells a file
+    replaced atomically (a new file renamed over the old) within one tick of the file-system clock, with the same
+    size and times, from the one hashed before."""
     stat = os.stat(path)
-    return _sha256_file(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, chunk)
+    return _sha256_file(str(Path(path).resolve()), (stat.st_dev, stat.st_ino), stat.st_size,
+                        (stat.st_mtime_ns, stat.st_ctime_ns), chunk)
 
 
 @lru_cache(maxsize=256)
-def _sha256_file(path: str, size: int, mtime_ns: int, chunk: int) -> str:
+def _sha256_file(path: str, identity: tuple, size: int, times: tuple, chunk: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):

@@ -95,3 +95,24 @@ def test_a_live_checkout_wins_over_a_stale_build_commit(tmp_path, monkeypatch, f
     monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
     monkeypatch.setattr(provenance, "build_commit", lambda: "f" * 40)
     assert provenance.git_commit() == head
+
+
+def test_a_file_replaced_with_the_same_size_and_times_is_hashed_again(tmp_path):
+    """The digest was remembered per (path, size, modification time): a recording replaced atomically (a new file
+    renamed over it) with the same size, within one tick of the file-system clock, kept the old file's digest, so a
+    score's provenance named data it was not computed from."""
+    import hashlib
+    import os
+
+    from neurozoo.datasets.provenance import sha256_file
+
+    path = tmp_path / "recording.h5"
+    path.write_bytes(b"a" * 64)
+    assert sha256_file(path) == hashlib.sha256(b"a" * 64).hexdigest()
+    before = os.stat(path)
+    new = tmp_path / "recording.h5.part"
+    new.write_bytes(b"b" * 64)
+    os.utime(new, ns=(before.st_atime_ns, before.st_mtime_ns))  # one clock tick: the same modification time
+    os.replace(new, path)
+    assert os.stat(path).st_mtime_ns == before.st_mtime_ns and os.stat(path).st_size == before.st_size
+    assert sha256_file(path) == hashlib.sha256(b"b" * 64).hexdigest()

@@ -326,7 +326,12 @@ def test_a_process_that_ignores_sigxcpu_is_killed_at_the_hard_limit_and_told_why
                           sandbox=isolated)
     assert outcome.returncode in (-9, 137) and time.monotonic() - started < 25, outcome
     assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
-    assert outcome.cpu_s >= sandbox.cpu_rlimit_soft_s(Limits(cpu_s=0.5)) + sandbox.CPU_HARD_MARGIN_S - 0.1
+    # It ran on past the soft limit to the hard one. The kernel checks RLIMIT_CPU against CPU time sampled at each
+    # timer tick (a tick is charged whole to the task running then), while wait4 reports the precise run time: a
+    # spinning process on a loaded host is charged ticks it shared, so it is killed at "3 s" having run less (2.90 s
+    # measured with both cores busy). Halfway from the soft limit to the hard one tells the two limits apart.
+    soft = sandbox.cpu_rlimit_soft_s(Limits(cpu_s=0.5))
+    assert outcome.cpu_s >= soft + sandbox.CPU_HARD_MARGIN_S / 2, outcome
 
 
 def test_result_stream_is_checked_before_it_is_trusted():

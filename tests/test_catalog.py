@@ -277,7 +277,7 @@ def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
     # the holder is released only once the waiter has said it waits: after a fixed sleep, a waiter thread not yet
     # scheduled on a loaded machine found the lock free and (rightly) said nothing
     err, deadline = "", time.monotonic() + 60
-    while not err and time.monotonic() < deadline:
+    while not err.endswith("\n") and time.monotonic() < deadline:  # print writes the line, then its end
         time.sleep(0.01)
         err += capsys.readouterr().err
     assert err == "waiting for the fit\n" and not entered.is_set()  # it waits for the holder

@@ -274,9 +274,14 @@ def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    time.sleep(0.3)
-    assert not entered.is_set()  # it waits for the holder
+    # the holder is released only once the waiter has said it waits: after a fixed sleep, a waiter thread not yet
+    # scheduled on a loaded machine found the lock free and (rightly) said nothing
+    err, deadline = "", time.monotonic() + 60
+    while not err.endswith("\n") and time.monotonic() < deadline:  # print writes the line, then its end
+        time.sleep(0.01)
+        err += capsys.readouterr().err
+    assert err == "waiting for the fit\n" and not entered.is_set()  # it waits for the holder
     fcntl.flock(holder, fcntl.LOCK_UN)
     holder.close()
     thread.join(10)
-    assert entered.is_set() and capsys.readouterr().err == "waiting for the fit\n"
+    assert entered.is_set() and capsys.readouterr().err == ""  # said once

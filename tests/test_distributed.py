@@ -1,10 +1,8 @@
 """Data-parallel training under torchrun on two CPU processes (gloo): bit-identical replicas, the same
 result as one process with the doubled batch, metrics reduced over ranks, one writer (rank 0)."""
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -21,9 +19,9 @@ SETTINGS = dict(model="rgc_shallow", epochs=2, batch_size=4, lr=0.05, optimizer=
                 schedule="constant", image_size=32, augment=False, workers=0, seed=3, log_every=1, quiet=True)
 
 
-def torchrun_command(data, out, nproc=2, augment=False, extra=()):
+def torchrun_command(data, out, nproc=2, augment=False, extra=(), entry=("-m", "neurozoo.convrnn.training")):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
-            "-m", "neurozoo.convrnn.training", SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
+            *entry, SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
             "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
             "--schedule", "constant", "--image-size", "32", "--workers", "0", "--seed", "3",
             "--log-every", "1", "--quiet", *([] if augment else ["--no-augment"]), *extra] + \
@@ -79,24 +77,48 @@ def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_
         "best.pth", "last.pth", "metrics.jsonl", "run.json", "training_curve.png"]
 
 
+# `python -m neurozoo.convrnn.training` whose rank 1 kills itself (SIGKILL) at the start of its second step of epoch 2,
+# once rank 0 has logged the first (rank 0 then waits for rank 1 in the step's all-reduce). A kill sent from the test
+# when it saw that row came at whatever point the run had reached by then: on a loaded machine, after the epoch-2
+# checkpoint or after the run's end.
+KILL_RANK_1_IN_EPOCH_2 = """
+import os, runpy, signal, sys, time
+from pathlib import Path
+
+from neurozoo.convrnn.training.engine import Trainer
+from neurozoo.convrnn.training.metrics_log import read_metrics
+
+metrics = Path(sys.argv[sys.argv.index("--out") + 1]) / "metrics.jsonl"
+batch = Trainer._batch
+
+
+def batch_or_die(self, images, target):
+    if os.environ["RANK"] == "1" and self.model.training and self.global_step == 3:  # 2 steps per epoch
+        deadline = time.monotonic() + 300
+        while not (metrics.exists() and any(r["kind"] == "iter" and r["step"] == 3 for r in read_metrics(metrics))):
+            assert time.monotonic() < deadline, "rank 0 never logged step 3"
+            time.sleep(0.01)
+        metrics.with_name("rank1-killed").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return batch(self, images, target)
+
+
+Trainer._batch = batch_or_die
+runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
+"""
+
+
 def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path):
     """Rank 1 killed (SIGKILL) in epoch 2, torchrun stops, ``--resume`` on two ranks: the weights and every logged
     loss equal an uninterrupted run's, with augmentation on (each rank's RNG state restored from the checkpoint)."""
     data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
-    killed = tmp_path / "killed"
-    process = subprocess.Popen(torchrun_command(data, killed, augment=True), env=ENV, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    metrics, deadline, victim = killed / "metrics.jsonl", time.time() + 120, None
-    while time.time() < deadline and process.poll() is None and victim is None:
-        if metrics.exists() and any(r["kind"] == "iter" and r["epoch"] == 2 for r in read_metrics(metrics)):
-            for pid in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split():
-                if "RANK=1" in open(f"/proc/{pid}/environ").read().split("\0"):
-                    victim = int(pid)
-                    os.kill(victim, signal.SIGKILL)
-        time.sleep(0.01)
-    _, stderr = process.communicate(timeout=120)
-    assert victim is not None and process.returncode != 0, stderr.decode()[-2000:]
+    killed, script = tmp_path / "killed", tmp_path / "kill_rank_1_in_epoch_2.py"
+    script.write_text(KILL_RANK_1_IN_EPOCH_2)
+    process = subprocess.run(torchrun_command(data, killed, augment=True, entry=(str(script),)), env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
+    assert (killed / "rank1-killed").exists() and process.returncode != 0, process.stderr.decode()[-2000:]
     assert load_checkpoint(killed / "last.pth")["epoch"] == 1  # it really was cut short
+    assert [(r["kind"], r["step"]) for r in read_metrics(killed / "metrics.jsonl")][-1] == ("iter", 3)
 
     resumed = torchrun(data, killed, augment=True, extra=["--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -112,7 +112,7 @@ _try("write_package", lambda: open(os.path.join(os.path.dirname(socket.__file__)
 import neurozoo.leaderboard as _lb
 _try("write_neurozoo", lambda: open(os.path.join(list(_lb.__path__)[0], "evil.py"), "w"))
 _try("write_submission", lambda: open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "evil"), "w"))
-_try("tmp", lambda: open("/tmp/scratch", "w").write("ok"))
+_try("tmp", lambda: open({scratch!r}, "w").write("ok"))
 _try("benchmark", lambda: __import__("neurozoo.benchmarks", fromlist=["load"]).load("lbtest.V4").assembly)
 raise SystemExit("\\n".join(f"PROBE {{k}}={{v}}" for k, v in FOUND.items()))
 '''
@@ -129,9 +129,10 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    scratch = f"/tmp/nz-probe-{os.getpid()}-{time.time_ns()}"  # a name no other test or process uses
     probe = PROBE.format(home=str(home()), cache=str(cache_dir()), database=str(tmp_path / "lb.sqlite"),
                          checkout=str(HERE),  # the tests folder: the checkout's root is not mounted, only packages
-                         store=str(tmp_path / "store"), port=listener.getsockname()[1])
+                         store=str(tmp_path / "store"), port=listener.getsockname()[1], scratch=scratch)
     row, _ = score(board, submission(tmp_path, "probe", attack=probe))
     listener.close()
     error = row["jobs"][0]["error"]
@@ -143,7 +144,7 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert found["parent_environ"] == "[]" and "SECRETPASSWORD" not in error
     assert int(found["host_processes"]) <= 3  # its own PID namespace: bwrap's init and the job
     assert "NEUROZOO_DB_SECRET" not in found["env"] and "SECRET" not in found["env"]
-    assert found["tmp"] == "2" and not Path("/tmp/scratch").exists()  # a private writable tmpfs
+    assert found["tmp"] == "2" and not Path(scratch).exists()  # a private writable tmpfs
     assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
@@ -326,7 +327,12 @@ def test_a_process_that_ignores_sigxcpu_is_killed_at_the_hard_limit_and_told_why
                           sandbox=isolated)
     assert outcome.returncode in (-9, 137) and time.monotonic() - started < 25, outcome
     assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
-    assert outcome.cpu_s >= sandbox.cpu_rlimit_soft_s(Limits(cpu_s=0.5)) + sandbox.CPU_HARD_MARGIN_S - 0.1
+    # It ran on past the soft limit to the hard one. The kernel checks RLIMIT_CPU against CPU time sampled at each
+    # timer tick (a tick is charged whole to the task running then), while wait4 reports the precise run time: a
+    # spinning process on a loaded host is charged ticks it shared, so it is killed at "3 s" having run less (2.90 s
+    # measured with both cores busy). Halfway from the soft limit to the hard one tells the two limits apart.
+    soft = sandbox.cpu_rlimit_soft_s(Limits(cpu_s=0.5))
+    assert outcome.cpu_s >= soft + sandbox.CPU_HARD_MARGIN_S / 2, outcome
 
 
 def test_result_stream_is_checked_before_it_is_trusted():

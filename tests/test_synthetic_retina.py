@@ -83,9 +83,9 @@ def test_recording_layout_and_statistics(tmp_path):
 
 def test_load_embedded_retina_generates_once_and_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time, which other processes on a loaded machine do not stretch as wall time
     path = load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=4)
-    assert time.perf_counter() - start < 30
+    assert time.process_time() - start < 30
     assert path.parent == tmp_path / "retina" and path.is_file()
     stamp = path.stat().st_mtime_ns
     assert load_embedded_retina("whitenoise", n_train=2000, n_test=300, n_repeats=4) == path

@@ -102,7 +102,8 @@ def test_baseline_fill_holds_dropped_units_at_their_resting_activity():
         full = model.forward_movie(grey)
         baseline = reduce_model(model, 1, [0])
         assert tuple(baseline.fill.shape) == (1, 8, 36, 36) and baseline.fill.abs().sum() > 0
-        torch.testing.assert_close(baseline(grey), full, rtol=1e-5, atol=1e-6)
+        # float32 through another path (the reduced model's fill): last-bit differences only, on any CPU's kernels
+        torch.testing.assert_close(baseline(grey), full, rtol=1e-4, atol=1e-5)
         assert (reduce_model(model, 1, [0], fill="zero")(grey) - full).abs().max() > 1e-3
         # the kept unit still carries its stimulus-dependent part
         assert not torch.allclose(reduce_model(model, 1, [2])(x), baseline(x))

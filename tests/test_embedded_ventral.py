@@ -133,7 +133,8 @@ def test_features_span_the_neural_signal(data):
         readout = model.__getattr__(f"readout_{region}").flatten(1)  # (n, C*H*W)
         linear = torch.einsum("bft,nf->bnt", features[region], readout)
         rate = model.__getattr__(f"baseline_{region}").view(1, -1, 1) + model.__getattr__(f"gain_{region}").view(1, -1, 1) * linear
-        torch.testing.assert_close(rate / 100, responses[region], rtol=1e-5, atol=1e-6)
+        # the same sums in another order (einsum against the model's readout): float32 last bits, on any CPU
+        torch.testing.assert_close(rate / 100, responses[region], rtol=1e-4, atol=1e-5)
     static = model.features(x, ["IT"], feedforward=True)["IT"]
     assert static.shape == (24, 64 * 4 * 4, 1) and features["IT"].shape == (24, 1024, 19)
 

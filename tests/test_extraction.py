@@ -456,8 +456,10 @@ def test_image_free_steps_run_once_for_the_batch_with_the_same_features():
     assert all(batch == 3 for _, batch in calls[6:])
     for layer, size in (("conv2", 4), ("conv3", 2)):
         assert shared.recorded[layer].shape == separate.recorded[layer].shape == (5, 3, 8, size, size)
-        torch.testing.assert_close(shared.recorded[layer], separate.recorded[layer], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(shared.logits, separate.logits, rtol=1e-5, atol=1e-6)
+        # a batch of 1 and of 3 may take other convolution kernels, whose float32 sums differ in the last bits and
+        # grow over 5 steps; a wrong broadcast differs by the image's whole contribution
+        torch.testing.assert_close(shared.recorded[layer], separate.recorded[layer], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(shared.logits, separate.logits, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(shared.recorded["conv3"][4, 0], shared.recorded["conv3"][4, 1])  # per image by then
 
 

@@ -72,7 +72,11 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     pending = [j for j in db.jobs(ids=ids) if j["status"] in ("queued", RUNNING)]
     counts = {"done": 0, "failed": 0}
     bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not progress)
-    while (job := db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)) is not None:
+    while True:
+        raise_if_terminated()  # a stop asked for during the last job's trusted scoring: no job is claimed
+        job = db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)
+        if job is None:
+            break
         bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
         started = time.perf_counter()
         with Heartbeat(db, job["id"], worker, lease_s):

@@ -208,6 +208,30 @@ def test_an_interrupted_worker_hands_its_job_back(db):
     assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}
 
 
+def test_a_sigterm_during_trusted_scoring_keeps_that_score_and_claims_no_other_job(db, monkeypatch):
+    """SIGTERM (a service manager stopping `zoo work`) raised KeyboardInterrupt wherever the worker was: in trusted
+    scoring it threw the job's finished work away, inside a database call it could cut the call mid-way. It is taken
+    at safe points now: the score being computed is stored, and no other job is claimed."""
+    import os
+    import signal
+
+    from neurozoo.datasets.termination import sigterm_deferred
+    from neurozoo.leaderboard.scorer import work
+
+    first, second = db.enqueue("m", "b1", {}), db.enqueue("m", "b2", {})
+    claimed, claim = [], db.claim
+    monkeypatch.setattr(db, "claim", lambda *a, **k: claimed.append(1) or claim(*a, **k))
+
+    def scored_then_stopped(job):
+        os.kill(os.getpid(), signal.SIGTERM)  # while this job's score is computed
+        return record(), None
+
+    with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+        work(db, scored_then_stopped, progress=False)
+    assert db.job(first)["status"] == DONE and len(claimed) == 1
+    assert (db.job(second)["status"], db.job(second)["attempts"]) == (QUEUED, 0)
+
+
 def test_a_submission_handed_back_or_requeued_says_queued(db):
     """After Ctrl-C on `zoo work` a submission whose jobs were all back in the queue said 'running', and one whose
     failed jobs were queued again (`--retry-failed`) said 'failed'."""

@@ -355,13 +355,19 @@ def test_zoo_work_stopped_with_sigterm_hands_its_job_back(tmp_path, db):
                                "--nice", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               env={**os.environ, "NEUROZOO_HOME": str(tmp_path / "home"), "PYTHONPATH": os.pathsep.join(
                                   [os.environ["PYTHONPATH"], str(Path(neurozoo.__path__[0]).parent)])})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (db.submission(sid)["jobs"][0]["status"] != RUNNING
-                                           or len(descendants(worker.pid)) < 3):  # bwrap, its init, the model
+    # until it runs the sandboxed job: claimed inside `zoo work`'s sigterm_deferred block, so the SIGTERM is taken at
+    # a safe point (sandbox._supervise). Sent before, while the worker still imported, it was the default action:
+    # killed on signal 15, no "interrupted", the job left as it was; the half-second's pause after this wait is gone
+    # (the handler no longer raises inside whatever runs, such as an import)
+    deadline = time.monotonic() + 120
+    while (db.submission(sid)["jobs"][0]["status"] != RUNNING
+           or len(descendants(worker.pid)) < 3):  # bwrap, its init, the model
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            pytest.fail(f"the worker never ran the sandboxed job: {worker.communicate()[0].decode()}")
         time.sleep(0.2)
-    time.sleep(0.5)  # inside the sandboxed job (a signal during an import can end Python with SIGINT instead)
     worker.send_signal(signal.SIGTERM)
-    output = worker.communicate(timeout=30)[0].decode()
+    output = worker.communicate(timeout=60)[0].decode()
     job = db.submission(sid)["jobs"][0]
     assert worker.returncode == 130 and "interrupted" in output, output
     assert (job["status"], job["attempts"], job["worker"]) == (QUEUED, 0, None)

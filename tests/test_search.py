@@ -909,14 +909,14 @@ def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path)
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2")
     argv[argv.index("--data") + 1] = str(data)
-    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), timeout=300,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_planted(tmp_path),
+                          timeout=300, capture_output=True, text=True)
     error = done.stderr
     errors = [line for line in error.splitlines() if line.startswith("zoo search: error:")]
     assert done.returncode == 2 and "Traceback" not in error and len(errors) == 1, error
     assert error.splitlines()[-1] == errors[0] and errors[0].startswith(f"zoo search: error: cannot read image {bad}: ")
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
-    # one trial per worker (the second worker starts its trial in well under the first one's seconds to its image)
+    # one trial per worker (neither reads an image before both are in a trial: WORKERS_BARRIER)
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
     assert all(t.user_attrs.get("interrupted") == "signal 15" or t.user_attrs["data_error"].startswith(
         f"cannot read image {bad}: ") for t in trials)
@@ -926,6 +926,29 @@ def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path)
     assert errors[0].endswith(f"the other workers' running trial {other.number} ("
                               f"{'stopped' if 'interrupted' in other.user_attrs else 'failed too'}): marked failed)")
 
+
+WORKERS_BARRIER = """
+import os, time
+from neurozoo.convrnn.training import engine
+
+_fit = engine.Trainer.fit
+
+
+def _when_every_worker_trains(self, until_epoch=None):
+    # No worker trains before the other has begun a trial of its own: on a loaded machine one worker could meet the
+    # bad image or the bug while the other was still importing torch (no trial yet, no SIGTERM handler: it died on
+    # signal 15), and a test about stopping the other worker's running trial had none to stop.
+    folder = os.environ["WORKERS_BARRIER"]
+    open(os.path.join(folder, str(os.getpid())), "a").close()
+    deadline = time.monotonic() + 240
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _fit(self, until_epoch=until_epoch)
+
+
+if "WORKERS_BARRIER" in os.environ:
+    engine.Trainer.fit = _when_every_worker_trains
+"""
 
 PLANTED_BUG = """
 import os, signal
@@ -951,6 +974,20 @@ engine.Trainer.fit = planted
 """
 
 
+def _planted(tmp_path, *code, workers=2, **env):
+    """The environment of a search command whose Python processes (the command's, each worker's) first run ``code``
+    (a sitecustomize module), with ``env``; with ``workers=2`` the two workers start training together
+    (WORKERS_BARRIER)."""
+    (tmp_path / "plant").mkdir()
+    (tmp_path / "plant" / "sitecustomize.py").write_text("\n".join((WORKERS_BARRIER,) + code))
+    env = {**_env(), **env}
+    if workers == 2:
+        (tmp_path / "barrier").mkdir()
+        env["WORKERS_BARRIER"] = str(tmp_path / "barrier")
+    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    return env
+
+
 @pytest.mark.parametrize("bug", ["raise", "kill"])
 def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tmp_path, bug):
     """A worker that met a bug (an exception other than an error for the user) printed its traceback twice (optuna's
@@ -959,10 +996,7 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
     traceback comes once, followed by a line naming the worker and its trial; exit 1. A worker killed without a word
     (``kill``: SIGKILL, as the out-of-memory killer) stops the others too, and its trial, left RUNNING by the dead
     worker, is marked FAIL."""
-    (tmp_path / "plant").mkdir()
-    (tmp_path / "plant" / "sitecustomize.py").write_text(PLANTED_BUG)  # imported by every Python process started
-    env = {**_env(), "PLANTED_BUG": bug, "PLANTED_BUG_FLAG": str(tmp_path / "flag")}
-    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    env = _planted(tmp_path, PLANTED_BUG, PLANTED_BUG=bug, PLANTED_BUG_FLAG=str(tmp_path / "flag"))
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2", "--epochs", "20", "--pruner", "none")
     done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300,
@@ -973,7 +1007,7 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
                          r"workers' running trial (\d+) \(stopped\): marked failed\); rerun to continue the study", last)
     assert done.returncode == 1 and found, error
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
-    # one trial per worker (the second worker starts its trial well before the first one's third epoch)
+    # one trial per worker (both are in a trial before either trains: WORKERS_BARRIER)
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials), error
     (crashed,) = [t for t in trials if t.user_attrs["worker"] == found.group(2)]
     (stopped,) = [t for t in trials if t is not crashed]
@@ -994,10 +1028,7 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
 def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):
     """optuna logged the failed trial with the traceback, then ``study.optimize`` raised the exception again and
     Python printed it a second time. The trial's line stays; the traceback comes once, at the end."""
-    (tmp_path / "plant").mkdir()
-    (tmp_path / "plant" / "sitecustomize.py").write_text(PLANTED_BUG)
-    env = {**_env(), "PLANTED_BUG": "raise", "PLANTED_BUG_FLAG": str(tmp_path / "flag")}
-    env["PYTHONPATH"] = str(tmp_path / "plant") + os.pathsep + env["PYTHONPATH"]
+    env = _planted(tmp_path, PLANTED_BUG, workers=1, PLANTED_BUG="raise", PLANTED_BUG_FLAG=str(tmp_path / "flag"))
     argv = search_argv(tiny, tmp_path / "run", 1, "--export", "0", "--epochs", "3", "--pruner", "none")
     done = subprocess.run([sys.executable, "-m", "neurozoo.leaderboard.cli", "search", *argv], env=env, timeout=300,
                           capture_output=True, text=True)

@@ -454,7 +454,7 @@ class Trainer:
             self.epoch_sums.copy_(state["epoch_sums"])
         if state.get("classes") is not None and list(state["classes"]) != self.classes:
             raise DataError(f"{self.config.data}: its classes differ from those the checkpoint was trained on")
-        if not state.get("sample_seeds"):
+        if not state.get("sample_seeds") and self.config.augment:
             warnings.warn("--resume: the checkpoint was written by a version whose augmentation drew from each loading "
                           "worker's random stream; this version seeds each image's augmentation from (seed, epoch, "
                           "image), so the run continues from the checkpoint's weights exactly but its later crops and "

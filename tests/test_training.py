@@ -199,8 +199,9 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
-# `python -m neurozoo.convrnn.training` that sends itself SIGTERM while it trains step 6 (epoch 2, batch 2 of 4): the
-# signal reaches the process inside the step, as a scheduler's does, at a step known in advance
+# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers, as
+# SLURM signals every process of a job step) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the
+# processes inside the step, at a step known in advance
 SIGTERM_IN_STEP_6 = """
 import os, runpy, signal
 from neurozoo.convrnn.training.engine import Trainer
@@ -210,7 +211,7 @@ batch = Trainer._batch
 
 def batch_or_terminate(self, images, target):
     if self.model.training and self.global_step == 5:
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.killpg(0, signal.SIGTERM)
     return batch(self, images, target)
 
 
@@ -220,14 +221,17 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 
 
 def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(data, tmp_path, straight):
-    """SIGTERM inside step 6 of 8: the step finishes, the run writes last.pth at step 6 and exits 130 saying so;
-    --resume then ends with the uninterrupted run's weights and metrics. Before, SIGTERM stopped the run with the
-    checkpoint of epoch 1 (step 4): two steps lost, an epoch on ImageNet."""
+    """SIGTERM to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes last.pth at
+    step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's weights and
+    metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an epoch on
+    ImageNet."""
     script = tmp_path / "sigterm_in_step_6.py"
     script.write_text(SIGTERM_IN_STEP_6)
     out = tmp_path / "run"
-    process = subprocess.run(train_command(data, out, epochs=2, entry=(str(script),)), capture_output=True, text=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    command = train_command(data, out, epochs=2, entry=(str(script),))
+    command[command.index("--workers") + 1] = "2"
+    process = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             timeout=300, start_new_session=True)  # its own process group, without pytest
     assert process.returncode == 130 and process.stderr.splitlines()[-1] == (
         f"zoo train: interrupted; {out / 'last.pth'} holds step 6 (2 of 4 batches of epoch 2): rerun the same "
         "command with --resume to continue from it"), process.stderr[-2000:]

@@ -680,6 +680,25 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     same.close()
 
 
+def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_the_same_steps(data, tmp_path):
+    """--max-steps-per-epoch 2 gives 2 steps per epoch with batch 8 and with 16; a checkpoint after 1 batch of 8
+    resumed with batch 16 would skip 16 images, 8 of them never trained on."""
+    first = Trainer(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1))
+    def crash_in_step_2(module, inputs):
+        if module.training and first.global_step == 1:
+            raise Crash
+
+    first.train_model.register_forward_pre_hook(crash_in_step_2)
+    with pytest.raises(Crash):
+        first.fit()
+    first.close()
+    assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
+                                              r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "
+                                              r".*resume with the same global batch"):
+        Trainer(config(data, tmp_path, max_steps_per_epoch=2, batch_size=16, resume="auto"))
+
+
 def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_adamw():
     """The original adds tf.contrib.layers.l2_regularizer(wd)(w) = wd * sum(w**2) / 2 to the loss for every kernel and
     bias (convrnns utils/model_tool.py, conv(): ``regularizer=tf.contrib.layers.l2_regularizer(weight_decay)``).

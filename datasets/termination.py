@@ -1,6 +1,7 @@
 """SIGTERM (``kill``, a cluster's preemption, a service manager stopping ``zoo work``, ``zoo search --workers K``
 stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
-(:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer, between search
+(:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
+on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between search
 trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job and
 between its jobs.
 
@@ -17,13 +18,15 @@ from contextlib import contextmanager
 from typing import Optional
 
 _requested: Optional[int] = None  # the signal number of a pending request
+_depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``zoo train``'s or a search trial's)
 
 
 @contextmanager
 def sigterm_deferred():
     """Within the block, SIGTERM only records the request (:func:`raise_if_terminated` raises it). Outside the main
-    thread, where no handler can be installed, the block runs unchanged."""
-    global _requested
+    thread, where no handler can be installed, the block runs unchanged. Blocks nest: a request stays pending until
+    the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked)."""
+    global _requested, _depth
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -33,11 +36,20 @@ def sigterm_deferred():
         _requested = signum
 
     previous = signal.signal(signal.SIGTERM, request)
+    _depth += 1
     try:
         yield
     finally:
+        _depth -= 1
         signal.signal(signal.SIGTERM, previous)
-        _requested = None
+        if _depth == 0:
+            _requested = None
+
+
+def termination_requested() -> Optional[int]:
+    """The signal number of a SIGTERM received inside :func:`sigterm_deferred` and not yet ended with it, else None
+    (for a safe point that must do something first: the trainer agrees with its other ranks and saves)."""
+    return _requested
 
 
 def raise_if_terminated() -> None:

@@ -108,10 +108,30 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 """
 
 
-def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def augmented(tmp_path_factory):
+    """The images, and an uninterrupted two-rank run of 2 epochs x 2 steps with augmentation: its folder."""
+    root = tmp_path_factory.mktemp("augmented")
+    data = write_image_folder(root / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
+    straight = torchrun(data, root / "straight", augment=True)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    return data, root / "straight"
+
+
+def assert_same_run(straight, resumed):
+    """Equal weights bit for bit, and equal logged losses and accuracies."""
+    a, b = (load_checkpoint(run / "last.pth") for run in (straight, resumed))
+    assert a["global_step"] == b["global_step"] == 4
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+    keep = ("kind", "step", "loss", "top1", "lr", "val_loss", "val_top1")
+    rows = [[{k: r[k] for k in keep if k in r} for r in read_metrics(run / "metrics.jsonl")] for run in (straight, resumed)]
+    assert rows[0] == rows[1] and len(rows[0]) == 6
+
+
+def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path, augmented):
     """Rank 1 killed (SIGKILL) in epoch 2, torchrun stops, ``--resume`` on two ranks: the weights and every logged
-    loss equal an uninterrupted run's, with augmentation on (each rank's RNG state restored from the checkpoint)."""
-    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
+    loss equal an uninterrupted run's, with augmentation on (seeded per image)."""
+    data, straight = augmented
     killed, script = tmp_path / "killed", tmp_path / "kill_rank_1_in_epoch_2.py"
     script.write_text(KILL_RANK_1_IN_EPOCH_2)
     process = subprocess.run(torchrun_command(data, killed, augment=True, entry=(str(script),)), env=ENV,
@@ -122,12 +142,64 @@ def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tm
 
     resumed = torchrun(data, killed, augment=True, extra=["--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    straight = torchrun(data, tmp_path / "straight", augment=True)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    a, b = (load_checkpoint(run / "last.pth") for run in (tmp_path / "straight", killed))
-    assert a["global_step"] == b["global_step"] == 4
-    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
-    keep = ("kind", "step", "loss", "top1", "lr", "val_loss", "val_top1")
-    rows = [[{k: r[k] for k in keep if k in r} for r in read_metrics(run / "metrics.jsonl")]
-            for run in (tmp_path / "straight", killed)]
-    assert rows[0] == rows[1] and len(rows[0]) == 6
+    assert_same_run(straight, killed)
+
+
+# `python -m neurozoo.convrnn.training` whose rank 1 alone sends itself SIGTERM while it trains step 3 (epoch 2,
+# batch 1 of 2); each rank writes the step at which it stopped
+SIGTERM_RANK_1_IN_STEP_3 = """
+import os, runpy, signal, sys
+from pathlib import Path
+
+from neurozoo.convrnn.training.engine import Trainer
+
+out = Path(sys.argv[sys.argv.index("--out") + 1])
+batch, fit = Trainer._batch, Trainer.fit
+
+
+def batch_or_terminate(self, images, target):
+    if os.environ["RANK"] == "1" and self.model.training and self.global_step == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return batch(self, images, target)
+
+
+def fit_and_say_where(self, *args, **kwargs):
+    try:
+        return fit(self, *args, **kwargs)
+    except KeyboardInterrupt:
+        (out / f"rank{os.environ['RANK']}-stopped").write_text(str(self.global_step))
+        raise
+
+
+Trainer._batch, Trainer.fit = batch_or_terminate, fit_and_say_where
+runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_and_resumes_equal(tmp_path, augmented):
+    """SIGTERM reaching rank 1 alone (in step 3 of 4): both ranks stop after step 3 (they agree through a one-element
+    all-reduce at each batch), rank 0 writes last.pth at step 3, both exit 130, and ``--resume`` ends with the
+    uninterrupted run's weights and metrics. Before, under torchrun SIGTERM killed rank 1 at once; torchrun then
+    stopped rank 0, and the last checkpoint was epoch 1's."""
+    data, straight = augmented
+    stopped, script = tmp_path / "stopped", tmp_path / "sigterm_rank_1_in_step_3.py"
+    script.write_text(SIGTERM_RANK_1_IN_STEP_3)
+    process = subprocess.run(torchrun_command(data, stopped, augment=True, entry=(str(script),)), env=ENV,
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["3", "3"], \
+        process.stderr[-3000:]
+    assert process.stderr.count("zoo train: interrupted") == 1 and (
+        f"{stopped / 'last.pth'} holds step 3 (1 of 2 batches of epoch 2)") in process.stderr, process.stderr[-3000:]
+    assert "exitcode  : 130" in process.stderr  # torchrun's summary of the failed ranks
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (1, 1, 3, 2)
+    assert sorted(p.name for p in stopped.iterdir() if p.suffix == ".pth") == ["best.pth", "last.pth"]
+    assert best_is_epoch_1(stopped) and read_metrics(stopped / "metrics.jsonl")[-1]["step"] == 3
+
+    resumed = torchrun(data, stopped, augment=True, extra=["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(straight, stopped)
+
+
+def best_is_epoch_1(out):
+    return load_checkpoint(out / "best.pth")["global_step"] == 2

@@ -4,6 +4,7 @@ import itertools
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -97,14 +98,19 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, work
     assert state["epoch"] == 2 and len(state["rng"]) == 1 and "loader" in state["rng"][0]
 
 
-def test_resume_after_sigkill_equals_uninterrupted_run(data, tmp_path):
-    """``zoo train`` killed with SIGKILL mid-epoch, then resumed: the same weights and metrics as one run."""
-    settings = config(data, tmp_path / "killed", epochs=5)
-    args = [sys.executable, "-m", "neurozoo.convrnn.training", "rgc_shallow", "--data", str(data), "--out", settings.out,
-            "--epochs", "5", "--batch-size", "8", "--lr", str(settings.lr), "--optimizer", "adamw",
+def train_command(data, out, epochs, entry=("-m", "neurozoo.convrnn.training")):
+    """``python -m neurozoo.convrnn.training`` (or the script ``entry``) with the settings of ``config``."""
+    settings = config(data, out, epochs=epochs)
+    return [sys.executable, *entry, "rgc_shallow", "--data", str(data), "--out", settings.out,
+            "--epochs", str(epochs), "--batch-size", "8", "--lr", str(settings.lr), "--optimizer", "adamw",
             "--weight-decay", str(settings.weight_decay), "--warmup-epochs", str(settings.warmup_epochs),
             "--image-size", "32", "--workers", "0", "--log-every", "1", "--quiet", "--device", "cpu"] + \
            [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+
+
+def test_resume_after_sigkill_equals_uninterrupted_run(data, tmp_path):
+    """``zoo train`` killed with SIGKILL mid-epoch, then resumed: the same weights and metrics as one run."""
+    args = train_command(data, tmp_path / "killed", epochs=5)
     process = subprocess.Popen(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE)
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 120
@@ -129,8 +135,156 @@ def test_resume_after_sigkill_equals_uninterrupted_run(data, tmp_path):
     assert rows[0] == rows[1] and len(rows[0]) == 25  # rows logged after the last checkpoint were dropped
 
 
-def test_resume_without_rng_state_differs(data, tmp_path):
-    """Guards the test above against passing trivially: augmentation randomness matters here."""
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    """An uninterrupted two-epoch run (4 steps each), without loading workers: its weights and metric rows."""
+    out = tmp_path_factory.mktemp("straight")
+    train(config(data, out))
+    return load_checkpoint(out / "last.pth")["model"], read_metrics(out / "metrics.jsonl")
+
+
+def same_run(out, straight):
+    """The run in ``out`` ended with the weights of ``straight`` bit for bit, and logged the same rows."""
+    drop = ("images_per_s", "val_images_per_s", "seconds")
+    weights = load_checkpoint(out / "last.pth")["model"]
+    assert all(torch.equal(straight[0][name], weights[name]) for name in straight[0])
+    assert [{k: v for k, v in r.items() if k not in drop} for r in read_metrics(out / "metrics.jsonl")] == \
+           [{k: v for k, v in r.items() if k not in drop} for r in straight[1]]
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_same_weights(data, tmp_path, straight,
+                                                                                          workers, monkeypatch):
+    """--checkpoint-every 3: a run that dies in step 7 (epoch 2, batch 3 of 4) resumes from step 6: it loads only the
+    epoch's 16 images not yet trained on (a file counts every load, also in loading workers) and ends with the
+    weights and metrics of an uninterrupted run without workers (augmentation seeded per image). Before, a
+    checkpoint was written at epoch ends only and a resumed epoch started again from its first image."""
+    import warnings
+    from neurozoo.convrnn.training.imagefolder import ImageFolder
+
+    crashed = Trainer(config(data, tmp_path, workers=workers, checkpoint_every=3))
+
+    def crash_in_step_7(module, inputs):
+        if module.training and crashed.global_step == 6:
+            raise Crash
+
+    crashed.train_model.register_forward_pre_hook(crash_in_step_7)
+    with pytest.raises(Crash):
+        crashed.fit()
+    crashed.close()
+    state = load_checkpoint(tmp_path / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (1, 2, 6)
+
+    loads, getitem = tmp_path / "loads.txt", ImageFolder.__getitem__
+
+    def counted(self, index):
+        with open(loads, "a") as handle:  # appended by whichever process loads it
+            handle.write(f"{self.root.name} {index}\n")
+        return getitem(self, index)
+
+    monkeypatch.setattr(ImageFolder, "__getitem__", counted)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the number of workers no longer matters, so no warning about it
+        resumed = Trainer(config(data, tmp_path, workers=workers, checkpoint_every=3, resume="auto"))
+    resumed.fit()
+    resumed.close()
+    same_run(tmp_path, straight)
+    order = torch.randperm(32, generator=torch.Generator().manual_seed(0 + 1)).tolist()  # epoch 2's, seed 0
+    loaded = [line.split() for line in loads.read_text().splitlines()]
+    assert sorted(int(i) for split, i in loaded if split == "train") == sorted(order[16:])
+    assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
+
+
+# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers, as
+# SLURM signals every process of a job step) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the
+# processes inside the step, at a step known in advance
+SIGTERM_IN_STEP_6 = """
+import os, runpy, signal
+from neurozoo.convrnn.training.engine import Trainer
+
+batch = Trainer._batch
+
+
+def batch_or_terminate(self, images, target):
+    if self.model.training and self.global_step == 5:
+        os.killpg(0, signal.SIGTERM)
+    return batch(self, images, target)
+
+
+Trainer._batch = batch_or_terminate
+runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(data, tmp_path, straight):
+    """SIGTERM to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes last.pth at
+    step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's weights and
+    metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an epoch on
+    ImageNet."""
+    script = tmp_path / "sigterm_in_step_6.py"
+    script.write_text(SIGTERM_IN_STEP_6)
+    out = tmp_path / "run"
+    command = train_command(data, out, epochs=2, entry=(str(script),))
+    command[command.index("--workers") + 1] = "2"
+    process = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             timeout=300, start_new_session=True)  # its own process group, without pytest
+    assert process.returncode == 130 and process.stderr.splitlines()[-1] == (
+        f"zoo train: interrupted; {out / 'last.pth'} holds step 6 (2 of 4 batches of epoch 2): rerun the same "
+        "command with --resume to continue from it"), process.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]
+    assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 6
+    train(config(data, out, resume="auto"))
+    same_run(out, straight)
+
+
+def test_a_stop_during_validation_keeps_the_epochs_training(data, tmp_path, straight):
+    """SIGTERM in the validation of epoch 1: the checkpoint holds all 4 batches of it (step 4) and no epoch row was
+    logged; the resumed run validates epoch 1 again, trains no batch twice and ends as the uninterrupted run."""
+    from neurozoo.datasets.termination import sigterm_deferred
+
+    stopped = Trainer(config(data, tmp_path))
+
+    def terminate_in_validation(module, inputs):
+        if not module.training:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    hook = stopped.model.register_forward_pre_hook(terminate_in_validation)
+    try:
+        with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+            stopped.fit()
+    finally:
+        hook.remove()
+        stopped.close()
+    state = load_checkpoint(tmp_path / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 4, 4)
+    assert [r["kind"] for r in read_metrics(tmp_path / "metrics.jsonl")] == ["iter"] * 4
+    train(config(data, tmp_path, resume="auto"))
+    same_run(tmp_path, straight)
+
+
+def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
+    """The trainer's fit() defers SIGTERM inside ``zoo train``'s (or a search worker's) block: the inner block's end
+    cleared a request that arrived in it, so the outer block ran on as if never asked to stop."""
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred, termination_requested
+
+    before = signal.getsignal(signal.SIGTERM)
+    with sigterm_deferred():
+        with sigterm_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            assert termination_requested() == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            raise_if_terminated()
+        assert signal.getsignal(signal.SIGTERM) != before  # still deferred here
+    assert termination_requested() is None and signal.getsignal(signal.SIGTERM) == before
+
+
+def test_resume_without_rng_state_still_equals_the_uninterrupted_run(data, tmp_path):
+    """Augmentation is seeded per image from (seed, epoch, index): a checkpoint without the processes' random states
+    (another number of processes) resumes the same crops and flips. Before, its augmentation differed."""
     first = Trainer(config(data, tmp_path / "a"))
     first.fit(until_epoch=1)
     first.close()
@@ -138,27 +292,52 @@ def test_resume_without_rng_state_differs(data, tmp_path):
     state = load_checkpoint(tmp_path / "a" / "last.pth")
     state.pop("rng")
     save_checkpoint(state, tmp_path / "b" / "last.pth")
-    with pytest.warns(UserWarning, match="RNG states of 0"):
+    with pytest.warns(UserWarning, match=r"RNG states of 0 process\(es\), this run has 1: .*not augmentation"):
         other = Trainer(config(data, tmp_path / "b", resume="auto"))
     straight.fit(), other.fit()
     straight.close(), other.close()
-    assert not torch.equal(straight.model.readout.weight, other.model.readout.weight)
+    assert torch.equal(straight.model.readout.weight, other.model.readout.weight)
 
 
-def test_resuming_with_another_number_of_loading_workers_warns(data, tmp_path):
-    """The default --workers follows the CPUs this process may use (min(4, CPUs - 1)), so a plain --resume on a
-    machine (or a batch allocation) with other CPUs changed the augmentation streams without a word, where the
-    resumed run is meant to equal an uninterrupted one."""
-    import warnings
+def test_augmentation_is_a_function_of_seed_epoch_and_image_only():
+    """Guards the exact-resume tests against passing trivially: the crops and flips vary with the epoch and the seed,
+    and for one (seed, epoch, image) they do not depend on the random numbers drawn before (a worker's stream)."""
+    from neurozoo.convrnn.training.sampling import SeededSamples
 
+    class Draws(torch.utils.data.Dataset):  # what an augmentation draws: python, numpy and torch
+        def __getitem__(self, index):
+            return (random.random(), np.random.rand(), torch.rand(1).item(), index)
+
+        def __len__(self):
+            return 10
+
+    samples = SeededSamples(Draws(), seed=7)
+    first = samples[(3, 5)]
+    torch.rand(100), random.random(), np.random.rand(7)  # a stream that has run further
+    before = random.getstate(), torch.get_rng_state()
+    assert samples[(3, 5)] == first
+    assert random.getstate() == before[0] and torch.equal(torch.get_rng_state(), before[1])  # the caller's, untouched
+    others = [samples[(4, 5)], samples[(3, 6)], SeededSamples(Draws(), seed=8)[(3, 5)]]
+    assert all(all(a != b for a, b in zip(first[:3], other[:3])) for other in others)
+
+
+def test_a_checkpoint_of_the_version_before_per_image_seeds_resumes_with_a_warning(data, tmp_path):
+    """Checkpoints written before mid-epoch positions and per-image augmentation seeds (no epoch_steps, epoch_sums,
+    steps_per_epoch, sample_seeds) still resume, at their epoch's end, saying the augmentation will differ."""
     first = Trainer(config(data, tmp_path))
     first.fit(until_epoch=1)
     first.close()
-    with pytest.warns(UserWarning, match=r"loaded its data with 0 worker\(s\), this run with 2: .* pass --workers 0"):
-        Trainer(config(data, tmp_path, resume="auto", workers=2)).close()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        Trainer(config(data, tmp_path, resume="auto")).close()  # the same number: no warning
+    state = load_checkpoint(tmp_path / "last.pth")
+    for key in ("epoch_steps", "epoch_lr", "epoch_sums", "steps_per_epoch", "sample_seeds"):
+        del state[key]
+    save_checkpoint(state, tmp_path / "last.pth")
+    with pytest.warns(UserWarning, match="drew from each loading worker's random stream"):
+        old = Trainer(config(data, tmp_path, resume="auto"))
+    try:
+        assert (old.epoch, old.epoch_steps, old.global_step) == (1, 0, 4)
+        assert old.fit()["step"] == 8
+    finally:
+        old.close()
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -343,11 +522,11 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
 
     monkeypatch.setattr(Trainer, "save", interrupted(after=False))
     assert main(args) == 130
-    assert capsys.readouterr().err == f"zoo train: interrupted; no epoch had finished, so {tmp_path} holds no checkpoint to resume\n"
+    assert capsys.readouterr().err == f"zoo train: interrupted; no checkpoint had been written, so {tmp_path} holds none to resume\n"
     monkeypatch.setattr(Trainer, "save", interrupted(after=True))
     assert main(args) == 130
-    assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds the last finished epoch: "
-                                       "rerun the same command with --resume to continue from it\n")
+    assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds step 1 (the end of epoch "
+                                       "1): rerun the same command with --resume to continue from it\n")
     monkeypatch.setattr(Trainer, "save", save)
     assert main(args + ["--resume"]) == 0  # as it says
     assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]
@@ -401,6 +580,7 @@ def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
 
 
 @pytest.mark.parametrize("setting,message", [({"lr": -1.0}, "--lr must be > 0, got -1.0"),
+                                             ({"checkpoint_every": -1}, "--checkpoint-every must be >= 0 (0: at epoch ends only), got -1"),
                                              ({"workers": -1}, "--workers must be >= 0, got -1"),
                                              ({"momentum": -0.9}, "--momentum must be >= 0, got -0.9"),
                                              ({"weight_decay": -1e-4}, "--weight-decay must be >= 0, got -0.0001"),
@@ -498,6 +678,25 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     same = Trainer(config(data, tmp_path, warmup_epochs=0, resume="auto"))
     assert same.global_step == 4 and same.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5)
     same.close()
+
+
+def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_the_same_steps(data, tmp_path):
+    """--max-steps-per-epoch 2 gives 2 steps per epoch with batch 8 and with 16; a checkpoint after 1 batch of 8
+    resumed with batch 16 would skip 16 images, 8 of them never trained on."""
+    first = Trainer(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1))
+    def crash_in_step_2(module, inputs):
+        if module.training and first.global_step == 1:
+            raise Crash
+
+    first.train_model.register_forward_pre_hook(crash_in_step_2)
+    with pytest.raises(Crash):
+        first.fit()
+    first.close()
+    assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
+                                              r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "
+                                              r".*resume with the same global batch"):
+        Trainer(config(data, tmp_path, max_steps_per_epoch=2, batch_size=16, resume="auto"))
 
 
 def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_adamw():
@@ -624,6 +823,8 @@ def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(
         with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
             trainer.fit()
         assert trainer.global_step == 2 and len(calls) == 2
+        state = load_checkpoint(tmp_path / "last.pth")  # the step where it stopped is kept
+        assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
     finally:
         trainer.close()
 
@@ -649,7 +850,7 @@ def test_a_sigterm_inside_a_finaliser_is_kept_for_the_next_safe_point(capfd):
 
 def test_zoo_train_stopped_with_sigterm_says_what_it_kept(data, tmp_path):
     """SIGTERM (kill, a scheduler's preemption) ended a one-process ``zoo train`` at once with exit 143 and no word;
-    it now stops between batches as Ctrl-C does: exit 130, what was kept, and how to continue."""
+    it now stops between batches with a checkpoint of that step: exit 130, what was kept, and how to continue."""
     out = tmp_path / "run"
     args = [sys.executable, "-m", "neurozoo.convrnn.training", "rgc_shallow", "--data", str(data), "--out", str(out),
             "--epochs", "500", "--batch-size", "8", "--max-steps-per-epoch", "1", "--image-size", "32",
@@ -660,7 +861,9 @@ def test_zoo_train_stopped_with_sigterm_says_what_it_kept(data, tmp_path):
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
+    state = load_checkpoint(out / "last.pth")
+    where = f"the end of epoch {state['epoch']}" if not state["epoch_steps"] else f"1 of 1 batches of epoch {state['epoch'] + 1}"
     assert process.returncode == 130 and stderr.splitlines()[-1] == (
-        f"zoo train: interrupted; {out / 'last.pth'} holds the last finished epoch: rerun the same command with "
-        "--resume to continue from it"), stderr[-2000:]
-    assert 1 <= load_checkpoint(out / "last.pth")["epoch"] < 500
+        f"zoo train: interrupted; {out / 'last.pth'} holds step {state['global_step']} ({where}): rerun the same "
+        "command with --resume to continue from it"), stderr[-2000:]
+    assert 1 <= state["epoch"] < 500

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -65,6 +64,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+                   help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
+                        "a resumed run starts at the step saved, skipping the images trained on. SIGTERM saves at the "
+                        "next step anyway: this bounds what a SIGKILL or a lost node costs")
     p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -85,11 +88,10 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
-    # SIGTERM (kill, a scheduler's preemption) stops a one-process run between batches as Ctrl-C does; it ended the
-    # process at once, silently (exit 143). Not under torchrun: a rank stopping alone would leave the others waiting.
-    stop = sigterm_deferred() if int(os.environ.get("WORLD_SIZE", "1")) == 1 else contextlib.nullcontext()
+    # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
+    # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data)
     try:
-        with stop:
+        with sigterm_deferred():
             final = train(config)
     except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
@@ -107,9 +109,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _what_was_kept(out: Path) -> str:
     last = out / "last.pth"
-    if last.is_file():
-        return f"{last} holds the last finished epoch: rerun the same command with --resume to continue from it"
-    return f"no epoch had finished, so {out} holds no checkpoint to resume"
+    if not last.is_file():
+        return f"no checkpoint had been written, so {out} holds none to resume"
+    import torch
+
+    try:  # memory-mapped: the counters without reading the weights
+        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        epoch, position, step = int(state["epoch"]), int(state.get("epoch_steps", 0)), int(state["global_step"])
+    except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
+        return f"{last} is the last checkpoint: rerun the same command with --resume to continue from it"
+    where = (f"the end of epoch {epoch}" if not position else
+             f"{position} of {state.get('steps_per_epoch', '?')} batches of epoch {epoch + 1}")
+    return f"{last} holds step {step} ({where}): rerun the same command with --resume to continue from it"
 
 
 def main(argv=None) -> int:

@@ -77,6 +77,17 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def max_over_ranks(value: int, buffer: torch.Tensor) -> int:
+    """The largest ``value`` of all ranks (``value`` itself in a single process). ``buffer``: a one-element integer
+    tensor on this process's device (NCCL reduces only GPU tensors), reused so that a call allocates nothing; the
+    call waits for every rank, so all must make it at the same point."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    buffer.fill_(value)
+    dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
+    return int(buffer.item())
+
+
 def all_gather_objects(obj: Any) -> List[Any]:
     """``[obj of rank 0, obj of rank 1, ...]`` (``[obj]`` in a single process)."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -1,17 +1,18 @@
 """Supervised ImageNet training of an unrolled ConvRNN: one ``Trainer`` per process.
 
 Reproducibility: the model is initialised from ``seed`` on every rank; shuffling comes from a
-``DistributedSampler`` (a pure function of seed and epoch, also for one process); augmentation
-randomness comes from the global RNGs (no workers) or from worker seeds drawn from a per-rank
-``torch.Generator`` (workers; PyTorch seeds python, numpy and torch in each worker from it). All of
-these states, for every rank, go into each checkpoint, which is written at epoch ends, so resuming
-from a checkpoint continues exactly the random streams the interrupted run would have used.
+``DistributedSampler`` (a pure function of seed and epoch, also for one process); each image's augmentation is
+seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
+workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
+is requested (SIGTERM: every rank stops at the same step, see ``Trainer._stop_point``); it holds the number of
+batches trained in the current epoch, so a resumed run skips those images without loading them, and the global
+random states of every rank (for models that draw random numbers themselves), so that resuming from it gives the
+weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -27,14 +28,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from neurozoo.convrnn.training.cpus import default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
-from neurozoo.convrnn.training.distributed import DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed, shutdown
+from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
+                                                   max_over_ranks, shutdown)
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
-from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
+from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -82,6 +85,7 @@ class TrainConfig:
     compile_backend: str = "inductor"
     deterministic: bool = True
     max_steps_per_epoch: Optional[int] = None
+    checkpoint_every: int = 0  # steps; 0: checkpoints at epoch ends (and on SIGTERM) only
     log_every: int = 50
     quiet: bool = False
     overrides: Dict[str, Any] = field(default_factory=dict)
@@ -103,6 +107,7 @@ class TrainConfig:
                                    ("label_smoothing", 0 <= self.label_smoothing <= 1, "in [0, 1]"),
                                    ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0"),
                                    ("max_steps_per_epoch", (self.max_steps_per_epoch or 0) >= 0, ">= 0 (0: whole epochs)"),
+                                   ("checkpoint_every", self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
                                    ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
             if not ok:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
@@ -245,6 +250,11 @@ class Trainer:
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.best_top1 = -1.0
+        self.epoch_steps = 0  # batches of epoch ``self.epoch`` trained (== steps_per_epoch: stopped in its validation)
+        # this rank's sums (loss * n, top-1, top-5 hits, n) of the epoch so far: logged steps, then the unlogged window
+        self.epoch_sums = torch.zeros(2, 4, dtype=torch.float64, device=self.device)
+        self.epoch_lr = config.lr  # the learning rate of the epoch's last step so far
+        self._stop_flag = torch.zeros(1, dtype=torch.int64, device=self.device)
 
         self._build_data()
         seed_all(config.seed)  # the same initial weights on every rank
@@ -271,7 +281,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.amp_dtype = AMP_DTYPES[config.amp_dtype]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp and self.amp_dtype == torch.float16)
-        seed_all(config.seed + self.dist.rank)  # augmentation streams differ between ranks
+        seed_all(config.seed + self.dist.rank)  # random streams of the model (augmentation: sampling.SeededSamples)
 
         if self.dist.is_main and self.out.is_dir():
             # left by a kill while writing a checkpoint or run.json (a live writer's are its own: another run may
@@ -292,7 +302,7 @@ class Trainer:
             self.load_state(saved)
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
-            self.log.truncate_after(self.global_step)
+            self.log.truncate_after(self.global_step, self.epoch)
         elif self.dist.is_main:
             self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
         if self.dist.is_main:
@@ -321,10 +331,11 @@ class Trainer:
         # drop_last: the tail of the shuffled order that does not divide among the ranks is left out, not padded
         # with copies of the first images, so an epoch has N // (W * B) steps of distinct images, as one process
         # with the global batch W * B (the loader drops the incomplete batch either way)
-        self.train_sampler = DistributedSampler(self.train_set, num_replicas=d.world_size, rank=d.rank,
-                                                shuffle=True, seed=c.seed, drop_last=True)
+        self.train_sampler = EpochOrder(self.train_set, num_replicas=d.world_size, rank=d.rank,
+                                        shuffle=True, seed=c.seed, drop_last=True)
         pin = self.device.type == "cuda"
-        self.train_loader = DataLoader(self.train_set, batch_size=c.batch_size, sampler=self.train_sampler,
+        self.train_loader = DataLoader(SeededSamples(self.train_set, c.seed), batch_size=c.batch_size,
+                                       sampler=self.train_sampler,
                                        num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator)
         if len(self.train_loader) == 0:
             raise DataError(f"{self.train_set.root}: {len(self.train_set)} training images give no full batch of "
@@ -401,6 +412,10 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
             "sampler_epoch": self.epoch,  # the next set_epoch value
+            "epoch_steps": self.epoch_steps,  # batches of that epoch already trained: a resumed run skips them
+            "epoch_lr": self.epoch_lr,
+            "steps_per_epoch": self.steps_per_epoch,
+            "sample_seeds": True,  # augmentation seeded per image (sampling.SeededSamples); absent in older checkpoints
             "global_step": self.global_step,
             "best_top1": self.best_top1,
             "config": asdict(self.config),
@@ -432,49 +447,71 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
         self.best_top1 = float(state.get("best_top1", -1.0))
+        self.epoch_steps = int(state.get("epoch_steps", 0))
+        self.epoch_lr = float(state.get("epoch_lr", self.config.lr))
+        self.epoch_sums.zero_()
+        if self.dist.is_main and state.get("epoch_sums") is not None:  # summed over the ranks that saved them
+            self.epoch_sums.copy_(state["epoch_sums"])
         if state.get("classes") is not None and list(state["classes"]) != self.classes:
             raise DataError(f"{self.config.data}: its classes differ from those the checkpoint was trained on")
-        workers = (state.get("config") or {}).get("workers")
-        if workers is not None and workers != self.config.workers:  # the default follows this machine's CPUs
-            warnings.warn(f"--resume: the checkpoint's run loaded its data with {workers} worker(s), this run with "
-                          f"{self.config.workers}: the augmentation streams depend on the number, so the result will "
-                          f"differ from an uninterrupted run; pass --workers {workers} to continue them")
+        if not state.get("sample_seeds") and self.config.augment:
+            warnings.warn("--resume: the checkpoint was written by a version whose augmentation drew from each loading "
+                          "worker's random stream; this version seeds each image's augmentation from (seed, epoch, "
+                          "image), so the run continues from the checkpoint's weights exactly but its later crops and "
+                          "flips differ from those that version would have drawn")
         rng = state.get("rng") or []
         if len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank], self.generator)
         else:
             warnings.warn(f"checkpoint holds RNG states of {len(rng)} process(es), this run has "
-                          f"{self.dist.world_size}: random streams restart from the seed, so the result will differ "
-                          "from an uninterrupted run")
+                          f"{self.dist.world_size}: the global random streams (of a model that draws random numbers "
+                          "itself; not augmentation, which is seeded per image) restart from the seed")
             seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
             self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
 
     def _check_steps_per_epoch(self, state: Dict[str, Any]) -> None:
         """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
-        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it."""
-        epochs, steps = int(state["epoch"]), int(state["global_step"])
-        if epochs < 1 or steps == epochs * self.steps_per_epoch:
+        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it.
+        Stopped inside an epoch, the checkpoint's position counts batches of its global batch: another one would skip
+        other images."""
+        epochs, steps, position = int(state["epoch"]), int(state["global_step"]), int(state.get("epoch_steps", 0))
+        saved_batch = int((state.get("config") or {}).get("batch_size", 0))
+        saved_world = int(state.get("world_size", 1))
+        same_batch = saved_batch * saved_world == self.config.batch_size * self.dist.world_size
+        per_epoch = state.get("steps_per_epoch")
+        if per_epoch is None:  # written before checkpoints recorded it: at an epoch end
+            if epochs < 1 or steps == epochs * self.steps_per_epoch:
+                return
+            per_epoch = steps // epochs
+        elif per_epoch == self.steps_per_epoch and (position == 0 or same_batch):
             return
+
         def batches(batch_size: int, world_size: int) -> str:
             return f"global batch {batch_size * world_size} = --batch-size {batch_size} x {world_size} process(es)"
 
-        before = batches(int((state.get("config") or {}).get("batch_size", 0)), int(state.get("world_size", 1)))
-        now = batches(self.config.batch_size, self.dist.world_size)
-        raise UserFacingError(f"--resume: the checkpoint ran {steps // epochs} steps per epoch ({before}); this run "
+        before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
+        if per_epoch == self.steps_per_epoch:
+            raise UserFacingError(f"--resume: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
+                                  f"({before}); this run has {now}, so it would skip other images than those "
+                                  f"trained; resume with the same global batch")
+        raise UserFacingError(f"--resume: the checkpoint ran {per_epoch} steps per epoch ({before}); this run "
                               f"would run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be "
                               f"misplaced; resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
-        """Checkpoint (rank 0) with every rank's RNG state; in data-parallel runs also checks that the
-        replicas still hold bit-identical weights, which DDP should guarantee."""
+        """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in
+        data-parallel runs also checks that the replicas still hold bit-identical weights, which DDP should
+        guarantee. Every rank must call it at the same step."""
         digest = module_sha256(self.model) if self.dist.distributed else None
-        gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest})
+        gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest,
+                                       "sums": self.epoch_sums.cpu()})
         if len({g["weights"] for g in gathered}) > 1:
-            raise RuntimeError(f"after epoch {self.epoch} the {self.dist.world_size} replicas hold different weights: "
+            raise RuntimeError(f"at step {self.global_step} the {self.dist.world_size} replicas hold different weights: "
                                f"{[g['weights'][:12] for g in gathered]}")
         if self.dist.is_main:
             state = self.state_dict()
             state["rng"] = [g["rng"] for g in gathered]
+            state["epoch_sums"] = torch.stack([g["sums"] for g in gathered]).sum(0)
             state["replica_weights_sha256"] = [g["weights"] for g in gathered] if digest else []
             save_checkpoint(state, self.out / "last.pth")
             if is_best:
@@ -499,17 +536,30 @@ class Trainer:
         quiet = self.config.quiet or not self.dist.is_main or not sys.stderr.isatty()
         return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
 
+    def _stop_point(self) -> None:
+        """A safe point between batches: when a SIGTERM has reached any rank (inside ``sigterm_deferred``), every rank
+        stops here at the same step (the request's signal number, reduced with MAX over the ranks: a one-element
+        all-reduce per batch), saves the checkpoint of this step (rank 0 writes it) and raises
+        ``KeyboardInterrupt("signal N")``."""
+        signum = max_over_ranks(termination_requested() or 0, self._stop_flag)
+        if signum:
+            self.save(is_best=False)
+            raise KeyboardInterrupt(f"signal {signum}")
+
     def train_one_epoch(self, epoch: int) -> Dict[str, float]:
+        """Train the batches of ``epoch`` from ``self.epoch_steps`` on (a resumed run's position; the images before
+        it are never loaded); returns the epoch's training row."""
         c = self.config
         self.train_model.train()
-        self.train_sampler.set_epoch(epoch)
-        totals = torch.zeros(4, dtype=torch.float64, device=self.device)  # loss * n, top-1, top-5 hits, n
-        window = torch.zeros_like(totals)
+        self.train_sampler.set_epoch(epoch, skip=self.epoch_steps * c.batch_size)
+        totals, window = self.epoch_sums  # loss * n, top-1, top-5 hits, n: logged steps; steps since the last log
         start = window_start = time.perf_counter()
         bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
-        for images, target in itertools.islice(self.train_loader, self.steps_per_epoch):
-            raise_if_terminated()
-            images, target = self._batch(images, target)
+        bar.update(self.epoch_steps)
+        batches = iter(self.train_loader) if self.epoch_steps < self.steps_per_epoch else iter(())
+        while self.epoch_steps < self.steps_per_epoch:
+            self._stop_point()
+            images, target = self._batch(*next(batches))
             with self._autocast():
                 output = self.train_model(images)
             loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
@@ -522,9 +572,10 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            lr = self.optimizer.param_groups[0]["lr"]
+            self.epoch_lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             self.global_step += 1
+            self.epoch_steps += 1
             with torch.no_grad():
                 top1, top5 = topk_correct(model_answer(output).float(), target)
                 window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
@@ -535,11 +586,13 @@ class Trainer:
                 row = self._row(all_reduce_sum(window.clone()), time.perf_counter() - window_start)
                 window.zero_()
                 window_start = time.perf_counter()
-                self.log.write(kind="iter", epoch=epoch + 1, step=self.global_step, lr=lr, **row)
+                self.log.write(kind="iter", epoch=epoch + 1, step=self.global_step, lr=self.epoch_lr, **row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", top1=f"{row['top1']:.1f}")
+            if c.checkpoint_every and self.global_step % c.checkpoint_every == 0 and \
+                    self.epoch_steps < self.steps_per_epoch:  # the epoch's end writes its own
+                self.save(is_best=False)
         bar.close()
-        totals += window
-        return {**self._row(all_reduce_sum(totals), time.perf_counter() - start), "lr": lr}
+        return {**self._row(all_reduce_sum(totals + window), time.perf_counter() - start), "lr": self.epoch_lr}
 
     @staticmethod
     def _row(sums: torch.Tensor, seconds: float) -> Dict[str, float]:
@@ -557,10 +610,16 @@ class Trainer:
         sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         start = time.perf_counter()
         bar = self._progress(len(self.val_loader), "val")
+        # every rank passes the same number of stop points (rank 0's shard has the most batches): they all-reduce
+        rounds = math.ceil(math.ceil(len(self.val_set) / self.dist.world_size) / self.config.batch_size)
+        batches = iter(self.val_loader)
         with eval_mode(self.model):
-            for images, target in self.val_loader:
-                raise_if_terminated()
-                images, target = self._batch(images, target)
+            for _ in range(rounds):
+                self._stop_point()  # a stop here keeps the epoch's training: validation is rerun on resume
+                batch = next(batches, None)
+                if batch is None:
+                    continue
+                images, target = self._batch(*batch)
                 with self._autocast():
                     final = model_answer(self.eval_model(images)).float()
                 top1, top5 = topk_correct(final, target)
@@ -573,6 +632,10 @@ class Trainer:
 
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""
+        with sigterm_deferred():  # SIGTERM: stop at the next batch with a checkpoint (_stop_point)
+            return self._fit(until_epoch)
+
+    def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
         end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
         for epoch in range(self.epoch, end):
             start = time.perf_counter()
@@ -582,6 +645,8 @@ class Trainer:
             except DataError as error:  # a corrupt image read in a DataLoader worker: its one line, not the traceback
                 raise DataError(raised_in_worker(error)) from None
             self.epoch = epoch + 1
+            self.epoch_steps = 0
+            self.epoch_sums.zero_()
             is_best = bool(val) and val["val_top1"] > self.best_top1
             if is_best:
                 self.best_top1 = val["val_top1"]

@@ -25,12 +25,14 @@ class MetricsLog:
             self._handle.flush()
         return row
 
-    def truncate_after(self, global_step: int) -> None:
-        """Drop rows logged after ``global_step`` (written by a run killed after its last checkpoint)."""
+    def truncate_after(self, global_step: int, epochs: Optional[int] = None) -> None:
+        """Drop rows logged after ``global_step`` (written by a run killed after its last checkpoint), and the rows of
+        epochs after ``epochs`` (a checkpoint taken in an epoch's validation, at its last step, lacks its row)."""
         if self._handle is None:
             return
         self._handle.close()
-        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= global_step]
+        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= global_step and
+                not (epochs is not None and r.get("kind") == "epoch" and r.get("epoch", 0) > epochs)]
         with open(self.path, "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in kept)
         self._handle = open(self.path, "a", encoding="utf-8")

@@ -58,9 +58,16 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
 
 def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
     """What :func:`fit_dir` hashes: the settings a fit of ``model`` with ``settings`` uses
-    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None (as a fit without
-    overrides gives it, so that such a fit's folder is that of before settings were resolved) and each float setting
-    as a float (``l2=0`` and ``--l2 0`` alike); without the device and progress bar, which do not change the result."""
+    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None, and a ``batching``
+    equal to what ``"auto"`` resolves to written ``"auto"`` (as a fit without overrides gives them, so that such a
+    fit's folder is that of before settings were resolved), and each float setting as a float (``l2=0`` and ``--l2 0``
+    alike); without the device and progress bar, which do not change the result.
+
+    The key holds the resolved batching, not the one asked for: ``batching="chunks"`` and ``"auto"`` are one fit of a
+    model with ``forward_movie``, and share its folder. ``"auto"`` resolves by the model alone, never by the device,
+    so it names the same fit on every machine; were it to depend on the device, the resolved value would still be
+    the one to key on: chunked and windowed batches are two optimisations with two results, which one folder must
+    not hold as one fit (the device itself is left out because it changes the result by rounding only)."""
     import dataclasses
 
     from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, resolved_config
@@ -69,6 +76,8 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
     key = dataclasses.asdict(resolved_config(model, config))
     defaults = resolved_config(model, FitConfig())
     key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
+    if key["batching"] == defaults.batching:
+        key["batching"] = FitConfig.batching
     floats = {f.name for f in dataclasses.fields(FitConfig) if "float" in str(f.type)}
     key.update({name: float(key[name]) for name in floats
                 if isinstance(key[name], (int, float)) and not isinstance(key[name], bool)})

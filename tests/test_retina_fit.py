@@ -683,6 +683,45 @@ def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_
     assert first.parent.name.endswith(f"-seed0-fit{typed(epochs=1)}")
 
 
+def test_the_fit_cache_keys_the_batching_a_fit_uses_so_auto_and_chunks_share_a_folder(tmp_path, monkeypatch):
+    """``batching="auto"`` resolves to chunks for a model with ``forward_movie``: the same fit as ``"chunks"``, but the
+    key hashed the setting as asked, so the two fitted into two folders of the fit cache. The key holds the resolved
+    batching now (a fit without overrides keeps its folder, pinned above); the checkpoint of an "auto" fit is resumed
+    by a "chunks" one instead of refused as a fit with other settings; a batching that is none is refused by name."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.retina import fit as fitting
+    from neurozoo.retina.embedded_fit import fit_dir, fit_embedded
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    path = small("whitenoise")
+
+    def folder(name, **settings):
+        return fit_dir(path, name, "whitenoise", 0, settings)
+
+    assert folder("ln", batching="chunks") == folder("ln") == folder("ln", batching="auto") != folder("ln", batching="windows")
+    assert folder("bncnn", batching="chunks") == folder("bncnn")
+    with pytest.raises(SpecError, match="batching must be one of"):
+        folder("ln", batching="chunk")
+    first, info = fit_embedded("ln", epochs=1, progress=False)
+    assert first.config.batching == "chunks" and info["fit_origin"] == "fitted"
+
+    def trained(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_train_steps", trained)
+    checkpoint = folder("ln", epochs=1) / "checkpoint.pt"  # as written before batching was resolved: "auto"
+    saved = torch.load(checkpoint, weights_only=False)
+    torch.save({**saved, "config": {**saved["config"], "batching": "auto"}}, checkpoint)
+    again, info = fit_embedded("ln", epochs=1, batching="chunks", progress=False)
+    assert info["fit_origin"] == "cached" and info["fit_dir"] == str(folder("ln", epochs=1))
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+
+
 def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_lock(tmp_path, monkeypatch):
     """`zoo fit MODEL --data embedded:KIND` wrote summary.json, heldout_metrics.csv (not atomically) and fit_curve.png
     into the fit's cache folder after its lock was released: a concurrent `--no-resume` refit of the same folder could

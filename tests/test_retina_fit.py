@@ -758,3 +758,71 @@ def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_
         assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet", *argv]) == 0
         assert {name: written.get(name) for name in ("summary.json", "heldout_metrics.csv", "fit_curve.png")} == {
             "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": True}, argv
+
+
+TWO_FITS = """
+import sys, time
+from pathlib import Path
+
+from neurozoo.leaderboard.cli import main
+from neurozoo.retina import fit as fitting
+
+role, started, release, *argv = sys.argv[1:]
+steps = fitting._train_steps
+
+
+def held_steps(*args, **kwargs):  # the first fit trains until the test releases it; the second must not train
+    if role == "second":
+        raise AssertionError("the second zoo fit trained in the folder the first was fitting in")
+    Path(started).touch()
+    while not Path(release).exists():
+        time.sleep(0.01)
+    return steps(*args, **kwargs)
+
+
+fitting._train_steps = held_steps
+sys.exit(main(argv))
+"""
+
+
+def test_two_zoo_fits_into_one_out_folder_take_turns(tmp_path):
+    """`zoo fit MODEL --data FILE --out DIR` took no lock (only the fit cache of embedded:KIND did): two at once into
+    one folder wrote checkpoints and results beside each other. The second now waits for the folder's lock (it says
+    so), then reads the first's finished fit instead of training on it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    data = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    out, started, release = tmp_path / "fit", tmp_path / "started", tmp_path / "release"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = ["fit", "ln", "--data", str(data), "--out", str(out), "--epochs", "1"]
+
+    def start(role, *extra):
+        log = open(tmp_path / f"{role}.err", "w")
+        return subprocess.Popen([sys.executable, "-c", TWO_FITS, role, str(started), str(release), *argv, *extra],
+                                env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def wait_for(done, what, procs):
+        deadline = time.time() + 120
+        while not done():
+            exited = {p.args[3]: p.returncode for p in procs if p.poll() is not None}
+            assert not exited and time.time() < deadline, (what, exited, [
+                (tmp_path / f"{role}.err").read_text()[-2000:] for role in ("first", "second")])
+            time.sleep(0.01)
+
+    first = start("first", "--quiet")
+    wait_for(started.exists, "the first fit to train", [first])
+    second = start("second")  # not quiet: it says that it waits
+    try:
+        wait_for(lambda: "waiting for the fit another process is making in" in (tmp_path / "second.err").read_text(),
+                 "the second fit to wait", [first, second])
+    finally:
+        release.touch()
+    outputs = [proc.communicate(timeout=300)[0] for proc in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [(tmp_path / f"{r}.err").read_text()[-2000:]
+                                                              for r in ("first", "second")]
+    assert all(f"saved in {out}" in text for text in outputs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == 0 and (out / "model.pt").is_file()

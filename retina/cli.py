@@ -79,7 +79,7 @@ def run_fit(args) -> int:
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
-    from neurozoo.retina.fit import create_model, fit, provenance
+    from neurozoo.retina.fit import FitConfig, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
@@ -107,6 +107,7 @@ def run_fit(args) -> int:
             model = create_model(args.model, n_cells=len(train.cells))
             home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
             out = args.out or home / "retina" / f"{args.model}-{path.stem}"
+            checked_config(model, FitConfig(**overrides))  # refused before the lock file is made beside `out`
             # as the fit cache's folders: a second `zoo fit` into this folder waits, then resumes or reads this fit
             with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,

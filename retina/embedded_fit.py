@@ -70,10 +70,10 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
     not hold as one fit (the device itself is left out because it changes the result by rounding only)."""
     import dataclasses
 
-    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, resolved_config
+    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, checked_config, resolved_config
 
     config = dataclasses.replace(FitConfig(), **(settings or {}), seed=seed)
-    key = dataclasses.asdict(resolved_config(model, config))
+    key = dataclasses.asdict(checked_config(model, config))  # settings a fit refuses name no folder
     defaults = resolved_config(model, FitConfig())
     key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
     if key["batching"] == defaults.batching:

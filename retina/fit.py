@@ -172,6 +172,20 @@ def resolved_batching(model: nn.Module, batching: str) -> str:
     return batching
 
 
+def checked_config(model: nn.Module, config: FitConfig) -> FitConfig:
+    """:func:`resolved_config`, refused with a one-line :class:`SpecError` where the loop cannot use it with
+    ``model`` (:func:`_check_config`; output calibration for a model without an output BatchNorm). Callers that
+    name or lock a fit's folder check first, so that bad settings leave nothing behind."""
+    from neurozoo.datasets.errors import SpecError
+
+    config = resolved_config(model, config)
+    _check_config(config)
+    if config.output_calibration and not _has_output_batchnorm(model):
+        raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
+                        f"offset; {type(model).__name__} has none")
+    return config
+
+
 def _check_config(config: FitConfig) -> None:
     """A one-line :class:`SpecError` for settings the loop cannot use (``patience=0`` would stop before the first
     epoch and return the untrained model as if fitted)."""
@@ -342,18 +356,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
     from tqdm.auto import tqdm
 
-    config = dataclasses.replace(config or FitConfig(), **overrides)
     started = time.perf_counter()
+    config = checked_config(model, dataclasses.replace(config or FitConfig(), **overrides))
     recording = data if isinstance(data, Recording) else read_experiment(data, "train")
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0
-    config = resolved_config(model, config)
-    _check_config(config)
-    if config.output_calibration and not _has_output_batchnorm(model):
-        from neurozoo.datasets.errors import SpecError
-
-        raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
-                        f"offset; {type(model).__name__} has none")
     d = _Data(recording, config.response, history, device)
     # early stopping watches the smoothed rate when the file has it (the binned counts are too noisy), unless the
     # model names its own validation response (a spike-history model: see GLM.validation_response)

@@ -826,3 +826,23 @@ def test_two_zoo_fits_into_one_out_folder_take_turns(tmp_path):
     assert all(f"saved in {out}" in text for text in outputs)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["best_epoch"] == 0 and (out / "model.pt").is_file()
+
+
+def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):
+    """The settings were checked only by the fit, after the fit's folder was named and locked: each refused
+    `zoo fit ... --epochs 0` left a lock file for a fit that never was in the shared fit cache (and beside --out)."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    path = small("whitenoise")
+    for data, extra in (("embedded:whitenoise", []), (str(path), ["--out", str(tmp_path / "fit")]),
+                        ("embedded:whitenoise", ["--out", str(tmp_path / "fit")])):
+        for bad, error in ((["--epochs", "0"], "epochs must be at least 1 (got 0)"),
+                           (["--output-calibration"], "output_calibration needs a model whose output BatchNorm1d")):
+            assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
+            assert error in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "retina" / "fits").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]

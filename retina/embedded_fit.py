@@ -150,7 +150,9 @@ def fit_folder_locked(out: Path, what: str, progress: bool = True) -> Iterator[N
 
 
 def fit_lock(out: Path) -> Path:
-    """The lock file (:func:`datasets.cache.locked`) of the fit in ``out`` (:func:`fit_folder_locked`), beside it."""
+    """The lock file (:func:`datasets.cache.locked`) of the fit in ``out`` (:func:`fit_folder_locked`), beside it;
+    one per folder however it is spelt (``--out .``, ``--out ../run``, a symbolic link)."""
+    out = Path(out).resolve()
     return out.parent / f"{out.name}.lock"
 
 

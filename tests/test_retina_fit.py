@@ -846,3 +846,18 @@ def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeyp
             assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
             assert error in capsys.readouterr().err
     assert not (tmp_path / "cache" / "retina" / "fits").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_fit_folder_has_one_lock_however_it_is_spelt(tmp_path, monkeypatch):
+    """`zoo fit ... --out .` locked `./.lock` (the name of `.` is empty) and `--out ../run` `./...lock`, while the same
+    folder named in full locked `<parent>/<name>.lock`: two fits into one folder took no turns."""
+    from pathlib import Path
+
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    run = tmp_path / "run"
+    (tmp_path / "other").mkdir()
+    run.mkdir()
+    (tmp_path / "link").symlink_to(run)
+    monkeypatch.chdir(run)
+    assert fit_lock(Path(".")) == fit_lock(Path("../other/../run")) == fit_lock(tmp_path / "link") == tmp_path / "run.lock"

@@ -11,6 +11,8 @@ import functools
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
+from neurozoo.datasets.errors import UserFacingError
+
 OVERALL = "overall"
 
 
@@ -37,24 +39,45 @@ def family_of(tags: Mapping) -> str:
     return "retina" if family == "retina" or tags.get("region") == "retina" else "cortex"
 
 
+class BenchmarkBuildError(UserFacingError):
+    """A registered benchmark whose factory raised (an installed plugin whose import fails), remembered per process
+    (:func:`built_region`)."""
+
+
 def benchmark_region(name: str) -> Optional[str]:
     """The region a registered benchmark scores: its ``region`` tag, else (a plugin registered through an entry
     point carries no tags) the benchmark's own ``region``. Without the second, every layer of a submission to a
     plugin benchmark was dropped from its job, which then failed with "the submission names no layer", and the
     board showed the plugin's scores under region "other". The plugin's benchmark is built once per process
-    (:func:`built_region`), not on every board and leaderboard page."""
+    (:func:`built_region`), not on every board and leaderboard page; one that cannot be built raises
+    :class:`BenchmarkBuildError`, each time, without building it again."""
     from neurozoo import benchmarks
 
     entry = benchmarks.BENCHMARKS.get(name)
-    return entry.tags.get("region") or built_region(entry.name, entry.factory)
+    if entry.tags.get("region"):
+        return entry.tags["region"]
+    region, error = built_region(entry.name, entry.factory)
+    if error is not None:
+        raise BenchmarkBuildError(error)
+    return region
 
 
 @functools.lru_cache(maxsize=None)
-def built_region(name: str, factory) -> Optional[str]:
-    """The ``region`` of the benchmark ``factory()`` builds, cached per benchmark name and factory (a name
-    registered again with another factory is built again; ``built_region.cache_clear()`` forgets all). A factory
-    that raises is not cached: it is tried again on the next page, as before."""
-    return getattr(factory(), "region", None)
+def built_region(name: str, factory) -> Tuple[Optional[str], Optional[str]]:
+    """``(region, None)``: the ``region`` of the benchmark ``factory()`` builds; ``(None, error)`` for a factory that
+    raised, said once, as a warning (the operator's log: its scores are shown under "other" until the process
+    restarts). Both are cached per benchmark name and factory (a name registered again with another factory is built
+    again; ``built_region.cache_clear()`` forgets all): a broken plugin was imported again on every board build, up to
+    three times a page, and said nothing."""
+    import warnings
+
+    try:
+        return getattr(factory(), "region", None), None
+    except Exception as error:  # noqa: BLE001 -- any error of a third party's factory
+        line = f"benchmark {name!r} cannot be built ({type(error).__name__}: {error})"
+        warnings.warn(f"{line}; its scores are shown under other, and it is not built again until this process "
+                      "restarts", stacklevel=2)
+        return None, line
 
 
 def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
@@ -94,7 +117,7 @@ def _shown_region(name: str) -> Optional[str]:
     fails must not take down every page and ``zoo run``'s report, which never built it before."""
     try:
         return benchmark_region(name)
-    except Exception:  # noqa: BLE001 -- any error of a third party's factory
+    except BenchmarkBuildError:
         return None
 
 

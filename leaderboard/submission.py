@@ -281,7 +281,7 @@ def validate(root: Path) -> Dict[str, Any]:
     if not meta_path.is_file():
         raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
     meta = load_metadata(meta_path)
-    from neurozoo.leaderboard.aggregate import benchmark_region, family_of, scores_models
+    from neurozoo.leaderboard.aggregate import BenchmarkBuildError, benchmark_region, family_of, scores_models
 
     for name in meta["benchmarks"]:
         if name not in benchmarks.BENCHMARKS:
@@ -296,7 +296,11 @@ def validate(root: Path) -> Dict[str, Any]:
         if family_of(tags) != "cortex":
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} fits registered models by name; submissions "
                                   "are scored on image benchmarks (cortex) only")
-        region = benchmark_region(name)
+        try:
+            region = benchmark_region(name)
+        except BenchmarkBuildError:  # the server's plugin, not the submission: its error is in the server's log
+            raise SubmissionError(f"metadata.yaml: benchmark {name!r} cannot be scored on this server now (it fails "
+                                  "to build)") from None
         if region and region not in meta["layers"]:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} needs layers.{region} (the layer to score)")
     if not (root / "model.py").is_file():

@@ -32,7 +32,8 @@ def _add_fit(sub) -> None:
                                             "fit cache that `zoo probe --fit-embedded` and `zoo score` share, one "
                                             "folder per model, data, seed and settings, a finished fit read from it; "
                                             "else $NEUROZOO_HOME/retina/<model>-<recording file's stem>); a rerun on "
-                                            "the same data with the same seed and settings resumes from it")
+                                            "the same data with the same seed and settings resumes from it, and a "
+                                            "second zoo fit into a folder being fitted waits for the first")
     # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
@@ -77,8 +78,8 @@ def run_fit(args) -> int:
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
-    from neurozoo.retina.embedded_fit import held_embedded_fit
-    from neurozoo.retina.fit import create_model, fit, provenance
+    from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
+    from neurozoo.retina.fit import FitConfig, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
@@ -106,9 +107,12 @@ def run_fit(args) -> int:
             model = create_model(args.model, n_cells=len(train.cells))
             home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
             out = args.out or home / "retina" / f"{args.model}-{path.stem}"
-            result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
-                         progress=not args.quiet, **overrides)
-            frame, stats = _save_results(args, path, result, provenance(path, result), out)
+            checked_config(model, FitConfig(**overrides))  # refused before the lock file is made beside `out`
+            # as the fit cache's folders: a second `zoo fit` into this folder waits, then resumes or reads this fit
+            with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
+                result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
+                             progress=not args.quiet, **overrides)
+                frame, stats = _save_results(args, path, result, provenance(path, result), out)
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     print(frame.round(3).to_string())

@@ -58,17 +58,26 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
 
 def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
     """What :func:`fit_dir` hashes: the settings a fit of ``model`` with ``settings`` uses
-    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None (as a fit without
-    overrides gives it, so that such a fit's folder is that of before settings were resolved) and each float setting
-    as a float (``l2=0`` and ``--l2 0`` alike); without the device and progress bar, which do not change the result."""
+    (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None, and a ``batching``
+    equal to what ``"auto"`` resolves to written ``"auto"`` (as a fit without overrides gives them, so that such a
+    fit's folder is that of before settings were resolved), and each float setting as a float (``l2=0`` and ``--l2 0``
+    alike); without the device and progress bar, which do not change the result.
+
+    The key holds the resolved batching, not the one asked for: ``batching="chunks"`` and ``"auto"`` are one fit of a
+    model with ``forward_movie``, and share its folder. ``"auto"`` resolves by the model alone, never by the device,
+    so it names the same fit on every machine; were it to depend on the device, the resolved value would still be
+    the one to key on: chunked and windowed batches are two optimisations with two results, which one folder must
+    not hold as one fit (the device itself is left out because it changes the result by rounding only)."""
     import dataclasses
 
-    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, resolved_config
+    from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, checked_config, resolved_config
 
     config = dataclasses.replace(FitConfig(), **(settings or {}), seed=seed)
-    key = dataclasses.asdict(resolved_config(model, config))
+    key = dataclasses.asdict(checked_config(model, config))  # settings a fit refuses name no folder
     defaults = resolved_config(model, FitConfig())
     key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
+    if key["batching"] == defaults.batching:
+        key["batching"] = FitConfig.batching
     floats = {f.name for f in dataclasses.fields(FitConfig) if "float" in str(f.type)}
     key.update({name: float(key[name]) for name in floats
                 if isinstance(key[name], (int, float)) and not isinstance(key[name], bool)})
@@ -107,19 +116,17 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
     never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder."""
     import torch
 
-    from neurozoo.datasets.cache import locked
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.fit import create_model, fit, provenance
 
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
+    # the cell count: the split's responses only (~0.03 s); the fit reads the file again, its movie once, and frees it
+    # when done (handing the fit this Recording kept the 229 MB movie alive through zoo fit's evaluation: +80 MiB peak)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     out = fit_dir(path, name, kind, seed, fit_settings, model=model)
-    # one fit per folder at a time: a second process (another zoo worker, a parallel test run) waits for it and then
-    # reads the finished fit, instead of fitting into the same folder beside it
-    waiting = f"{name} on embedded:{kind}: waiting for the fit another process is making in {out}"
-    with locked(fit_lock(out), waiting=waiting if progress else None):
+    with fit_folder_locked(out, f"{name} on embedded:{kind}", progress):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
@@ -129,8 +136,23 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
         yield result, info
 
 
+@contextmanager
+def fit_folder_locked(out: Path, what: str, progress: bool = True) -> Iterator[None]:
+    """The fit folder ``out`` locked (:func:`fit_lock`) for the block: one fit per folder at a time, so that a second
+    process (another zoo worker, a second ``zoo fit`` into the same ``--out``) waits for the first and then reads or
+    resumes its fit, instead of fitting and writing checkpoints and results beside it. ``what`` (e.g. ``ln on
+    embedded:whitenoise``) begins the line a wait prints to stderr (``progress``)."""
+    from neurozoo.datasets.cache import locked
+
+    waiting = f"{what}: waiting for the fit another process is making in {out}"
+    with locked(fit_lock(out), waiting=waiting if progress else None):
+        yield
+
+
 def fit_lock(out: Path) -> Path:
-    """The lock file (:func:`datasets.cache.locked`) of the cached fit in ``out``, beside it."""
+    """The lock file (:func:`datasets.cache.locked`) of the fit in ``out`` (:func:`fit_folder_locked`), beside it;
+    one per folder however it is spelt (``--out .``, ``--out ../run``, a symbolic link)."""
+    out = Path(out).resolve()
     return out.parent / f"{out.name}.lock"
 
 

@@ -105,7 +105,9 @@ class FitConfig:
     seed: int = 0
     device: str = "cpu"
     max_steps_per_epoch: Optional[int] = None
-    batching: str = "auto"  # "chunks" (needs forward_movie), "windows", or "auto"
+    # "chunks" (contiguous chunks of targets through forward_movie), "windows" (shuffled windows), or "auto": chunks
+    # for a model with forward_movie, else windows (resolved_config; by the model alone, never by the device)
+    batching: str = "auto"
     progress: bool = True
 
 
@@ -137,6 +139,10 @@ class FitResult:
     early_stopped: bool = False  # the patience ran out (possibly on the last allowed epoch too)
 
 
+#: What :attr:`FitConfig.batching` may be (:func:`resolved_config` resolves ``"auto"`` to one of the other two).
+BATCHINGS = ("auto", "chunks", "windows")
+
+
 #: The :class:`FitConfig` settings whose None means "the model's own" (:func:`resolved_config`).
 MODEL_DEFAULTS = {"response": ("fit_response", "firing_rate_10ms", str), "lr": ("default_lr", 1e-2, float),
                   "patience": ("default_patience", 2, int), "min_delta": ("default_min_delta", 0.01, float),
@@ -145,10 +151,39 @@ MODEL_DEFAULTS = {"response": ("fit_response", "firing_rate_10ms", str), "lr": (
 
 def resolved_config(model: nn.Module, config: FitConfig) -> FitConfig:
     """``config`` with each setting left None (:data:`MODEL_DEFAULTS`) set to ``model``'s own (its attribute, else the
-    zoo's default): the settings the fit uses."""
-    return dataclasses.replace(config, **{name: kind(getattr(model, attribute, default))
-                                          for name, (attribute, default, kind) in MODEL_DEFAULTS.items()
-                                          if getattr(config, name) is None})
+    zoo's default) and ``batching`` resolved (:func:`resolved_batching`): the settings the fit uses."""
+    return dataclasses.replace(config, batching=resolved_batching(model, config.batching),
+                               **{name: kind(getattr(model, attribute, default))
+                                  for name, (attribute, default, kind) in MODEL_DEFAULTS.items()
+                                  if getattr(config, name) is None})
+
+
+def resolved_batching(model: nn.Module, batching: str) -> str:
+    """``"chunks"`` or ``"windows"``: how a fit of ``model`` with ``batching`` (:data:`BATCHINGS`) draws its batches;
+    ``"auto"`` is chunks for a model with ``forward_movie`` (the fast path), else windows."""
+    from neurozoo.datasets.errors import SpecError
+
+    if batching not in BATCHINGS:
+        raise SpecError(f"fit settings: batching must be one of {BATCHINGS} (got {batching!r})")
+    if batching == "chunks" and not hasattr(model, "forward_movie"):
+        raise SpecError(f"fit settings: batching 'chunks' needs {type(model).__name__}.forward_movie")
+    if batching == "auto":
+        return "chunks" if hasattr(model, "forward_movie") else "windows"
+    return batching
+
+
+def checked_config(model: nn.Module, config: FitConfig) -> FitConfig:
+    """:func:`resolved_config`, refused with a one-line :class:`SpecError` where the loop cannot use it with
+    ``model`` (:func:`_check_config`; output calibration for a model without an output BatchNorm). Callers that
+    name or lock a fit's folder check first, so that bad settings leave nothing behind."""
+    from neurozoo.datasets.errors import SpecError
+
+    config = resolved_config(model, config)
+    _check_config(config)
+    if config.output_calibration and not _has_output_batchnorm(model):
+        raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
+                        f"offset; {type(model).__name__} has none")
+    return config
 
 
 def _check_config(config: FitConfig) -> None:
@@ -321,18 +356,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
     from tqdm.auto import tqdm
 
-    config = dataclasses.replace(config or FitConfig(), **overrides)
     started = time.perf_counter()
+    config = checked_config(model, dataclasses.replace(config or FitConfig(), **overrides))
     recording = data if isinstance(data, Recording) else read_experiment(data, "train")
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0
-    config = resolved_config(model, config)
-    _check_config(config)
-    if config.output_calibration and not _has_output_batchnorm(model):
-        from neurozoo.datasets.errors import SpecError
-
-        raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
-                        f"offset; {type(model).__name__} has none")
     d = _Data(recording, config.response, history, device)
     # early stopping watches the smoothed rate when the file has it (the binned counts are too noisy), unless the
     # model names its own validation response (a spike-history model: see GLM.validation_response)
@@ -341,9 +369,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     n_cells = d.target.shape[0]
     if getattr(model, "n_cells", n_cells) != n_cells:
         raise DataError(f"{recording.path}: the model has {model.n_cells} outputs but the recording has {n_cells} cells")
-    use_chunks = config.batching == "chunks" or (config.batching == "auto" and hasattr(model, "forward_movie"))
-    if use_chunks and not hasattr(model, "forward_movie"):
-        raise ValueError(f"batching='chunks' needs {type(model).__name__}.forward_movie")
+    use_chunks = config.batching == "chunks"
     try:
         train_t, val_t = split_blocks(d.movie.shape[0], config.val_fraction, config.n_blocks,
                                       window=d.first_target() + 1)
@@ -386,8 +412,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         if saved.get("data_sha256") not in (None, data_sha256):
             raise DataError(f"{checkpoint}: a fit to other data (sha256 {saved['data_sha256'][:12]}; {recording.path}: "
                             f"{data_sha256[:12]}); use another output folder or start afresh (resume=False / --no-resume)")
-        changed = [f"{key} {saved['config'][key]} -> {getattr(config, key)}" for key in RESUME_FIXED
-                   if key in saved.get("config", {}) and saved["config"][key] != getattr(config, key)]
+        then = dict(saved.get("config", {}))
+        if "batching" in then:  # a checkpoint written before batching was resolved holds "auto"
+            then["batching"] = resolved_batching(model, then["batching"])
+        changed = [f"{key} {then[key]} -> {getattr(config, key)}" for key in RESUME_FIXED
+                   if key in then and then[key] != getattr(config, key)]
         if changed:
             raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
                             "folder or start afresh (resume=False / --no-resume)")

@@ -468,3 +468,21 @@ def test_a_plugin_benchmark_without_tags_keeps_the_submitted_layer(tmp_path, db,
     with pytest.raises(SubmissionError, match=r"benchmark 'lbtest.V4' needs layers.V4"):
         prepare(make_submission(tmp_path / "other", name="net-other", weights=False, layers={"IT": "conv2"}),
                 tmp_path / "store")
+
+
+def test_a_submission_to_a_plugin_benchmark_that_cannot_be_built_is_refused_by_name(tmp_path, db, monkeypatch):
+    """Intake placed an untagged plugin's layer by building it: a plugin whose import fails raised its ImportError
+    out of intake (a server error for the upload). The submission is refused, naming the benchmark; the plugin's
+    error is the operator's (a warning in the server's log), not the submitter's."""
+    import warnings
+
+    from neurozoo.datasets.registry import Entry
+
+    def broken():
+        raise ImportError("No module named '/srv/plugins/lbtest_missing'")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.V4", Entry("lbtest.V4", broken, "(plugin)"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        message = refusal(tmp_path, make_submission(tmp_path / "sub", weights=False))
+    assert message == ("metadata.yaml: benchmark 'lbtest.V4' cannot be scored on this server now (it fails to build)")

@@ -701,3 +701,36 @@ def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, m
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
     page = client.get("/api/ranking")
     assert page.status_code == 200 and page.json()[0]["scores"]["cortex/other"]["of"] == 1
+
+
+def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(db, client, monkeypatch):
+    """A plugin whose import fails was imported again on every board build (each page, each `zoo run` report), up to
+    three times a page, and its error was never shown: its scores just stood under "other". The failure is
+    remembered per process now and said once, as a warning naming the benchmark and the error."""
+    import warnings
+
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.views import board
+
+    tried = []
+
+    def broken():
+        tried.append("lbtest.broken")
+        raise ImportError("No module named 'lbtest_missing'")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
+            assert "cortex/other" in [name for name, _, _ in board(db)["columns"]]
+        assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
+    assert tried == ["lbtest.broken"]
+    assert [str(w.message) for w in caught if "lbtest.broken" in str(w.message)] == [
+        "benchmark 'lbtest.broken' cannot be built (ImportError: No module named 'lbtest_missing'); its scores are "
+        "shown under other, and it is not built again until this process restarts"]
+    from neurozoo.leaderboard.aggregate import BenchmarkBuildError, benchmark_region
+
+    with pytest.raises(BenchmarkBuildError, match=r"'lbtest.broken' cannot be built \(ImportError: No module"):
+        benchmark_region("lbtest.broken")  # zoo run and intake: an error for the user, not the import's traceback
+    assert tried == ["lbtest.broken"]

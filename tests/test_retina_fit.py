@@ -683,6 +683,45 @@ def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_
     assert first.parent.name.endswith(f"-seed0-fit{typed(epochs=1)}")
 
 
+def test_the_fit_cache_keys_the_batching_a_fit_uses_so_auto_and_chunks_share_a_folder(tmp_path, monkeypatch):
+    """``batching="auto"`` resolves to chunks for a model with ``forward_movie``: the same fit as ``"chunks"``, but the
+    key hashed the setting as asked, so the two fitted into two folders of the fit cache. The key holds the resolved
+    batching now (a fit without overrides keeps its folder, pinned above); the checkpoint of an "auto" fit is resumed
+    by a "chunks" one instead of refused as a fit with other settings; a batching that is none is refused by name."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.retina import fit as fitting
+    from neurozoo.retina.embedded_fit import fit_dir, fit_embedded
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    path = small("whitenoise")
+
+    def folder(name, **settings):
+        return fit_dir(path, name, "whitenoise", 0, settings)
+
+    assert folder("ln", batching="chunks") == folder("ln") == folder("ln", batching="auto") != folder("ln", batching="windows")
+    assert folder("bncnn", batching="chunks") == folder("bncnn")
+    with pytest.raises(SpecError, match="batching must be one of"):
+        folder("ln", batching="chunk")
+    first, info = fit_embedded("ln", epochs=1, progress=False)
+    assert first.config.batching == "chunks" and info["fit_origin"] == "fitted"
+
+    def trained(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(fitting, "_train_steps", trained)
+    checkpoint = folder("ln", epochs=1) / "checkpoint.pt"  # as written before batching was resolved: "auto"
+    saved = torch.load(checkpoint, weights_only=False)
+    torch.save({**saved, "config": {**saved["config"], "batching": "auto"}}, checkpoint)
+    again, info = fit_embedded("ln", epochs=1, batching="chunks", progress=False)
+    assert info["fit_origin"] == "cached" and info["fit_dir"] == str(folder("ln", epochs=1))
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()))
+
+
 def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_lock(tmp_path, monkeypatch):
     """`zoo fit MODEL --data embedded:KIND` wrote summary.json, heldout_metrics.csv (not atomically) and fit_curve.png
     into the fit's cache folder after its lock was released: a concurrent `--no-resume` refit of the same folder could
@@ -719,3 +758,106 @@ def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_
         assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet", *argv]) == 0
         assert {name: written.get(name) for name in ("summary.json", "heldout_metrics.csv", "fit_curve.png")} == {
             "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": True}, argv
+
+
+TWO_FITS = """
+import sys, time
+from pathlib import Path
+
+from neurozoo.leaderboard.cli import main
+from neurozoo.retina import fit as fitting
+
+role, started, release, *argv = sys.argv[1:]
+steps = fitting._train_steps
+
+
+def held_steps(*args, **kwargs):  # the first fit trains until the test releases it; the second must not train
+    if role == "second":
+        raise AssertionError("the second zoo fit trained in the folder the first was fitting in")
+    Path(started).touch()
+    while not Path(release).exists():
+        time.sleep(0.01)
+    return steps(*args, **kwargs)
+
+
+fitting._train_steps = held_steps
+sys.exit(main(argv))
+"""
+
+
+def test_two_zoo_fits_into_one_out_folder_take_turns(tmp_path):
+    """`zoo fit MODEL --data FILE --out DIR` took no lock (only the fit cache of embedded:KIND did): two at once into
+    one folder wrote checkpoints and results beside each other. The second now waits for the folder's lock (it says
+    so), then reads the first's finished fit instead of training on it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    data = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    out, started, release = tmp_path / "fit", tmp_path / "started", tmp_path / "release"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    argv = ["fit", "ln", "--data", str(data), "--out", str(out), "--epochs", "1"]
+
+    def start(role, *extra):
+        log = open(tmp_path / f"{role}.err", "w")
+        return subprocess.Popen([sys.executable, "-c", TWO_FITS, role, str(started), str(release), *argv, *extra],
+                                env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+
+    def wait_for(done, what, procs):
+        deadline = time.time() + 120
+        while not done():
+            exited = {p.args[3]: p.returncode for p in procs if p.poll() is not None}
+            assert not exited and time.time() < deadline, (what, exited, [
+                (tmp_path / f"{role}.err").read_text()[-2000:] for role in ("first", "second")])
+            time.sleep(0.01)
+
+    first = start("first", "--quiet")
+    wait_for(started.exists, "the first fit to train", [first])
+    second = start("second")  # not quiet: it says that it waits
+    try:
+        wait_for(lambda: "waiting for the fit another process is making in" in (tmp_path / "second.err").read_text(),
+                 "the second fit to wait", [first, second])
+    finally:
+        release.touch()
+    outputs = [proc.communicate(timeout=300)[0] for proc in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [(tmp_path / f"{r}.err").read_text()[-2000:]
+                                                              for r in ("first", "second")]
+    assert all(f"saved in {out}" in text for text in outputs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best_epoch"] == 0 and (out / "model.pt").is_file()
+
+
+def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):
+    """The settings were checked only by the fit, after the fit's folder was named and locked: each refused
+    `zoo fit ... --epochs 0` left a lock file for a fit that never was in the shared fit cache (and beside --out)."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    path = small("whitenoise")
+    for data, extra in (("embedded:whitenoise", []), (str(path), ["--out", str(tmp_path / "fit")]),
+                        ("embedded:whitenoise", ["--out", str(tmp_path / "fit")])):
+        for bad, error in ((["--epochs", "0"], "epochs must be at least 1 (got 0)"),
+                           (["--output-calibration"], "output_calibration needs a model whose output BatchNorm1d")):
+            assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
+            assert error in capsys.readouterr().err
+    assert not (tmp_path / "cache" / "retina" / "fits").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_fit_folder_has_one_lock_however_it_is_spelt(tmp_path, monkeypatch):
+    """`zoo fit ... --out .` locked `./.lock` (the name of `.` is empty) and `--out ../run` `./...lock`, while the same
+    folder named in full locked `<parent>/<name>.lock`: two fits into one folder took no turns."""
+    from pathlib import Path
+
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    run = tmp_path / "run"
+    (tmp_path / "other").mkdir()
+    run.mkdir()
+    (tmp_path / "link").symlink_to(run)
+    monkeypatch.chdir(run)
+    assert fit_lock(Path(".")) == fit_lock(Path("../other/../run")) == fit_lock(tmp_path / "link") == tmp_path / "run.lock"

@@ -125,7 +125,12 @@ def _run(args: argparse.Namespace) -> int:
                               "or remove weight_decay from the space's cells")
     _check_unroll(space, args.n_steps, args.image_steps)
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
-    opened = make_storage(storage, None)  # a storage that cannot be opened is refused before anything is printed
+    heartbeat = args.heartbeat or None
+    grace = args.grace or (2 * args.heartbeat if heartbeat else None)
+    # opened once, here: a storage that cannot be opened is refused before anything is printed; one worker runs its
+    # trials on it (with the heartbeat), --workers K open their own; the export reads it
+    one = args.workers == 1
+    opened = make_storage(storage, heartbeat if one else None, grace if one else None)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -138,12 +143,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
     if args.quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-    heartbeat = args.heartbeat or None
-    grace = args.grace or (2 * args.heartbeat if heartbeat else None)
-    if args.workers == 1:
+    if one:
         with sigterm_deferred():
-            run_worker(space, settings, storage, study_name, args.trials, seed=args.seed, pruner=args.pruner,
-                       max_total=args.max_total, heartbeat_interval=heartbeat, grace_period=grace)
+            run_worker(space, settings, opened, study_name, args.trials, seed=args.seed, pruner=args.pruner,
+                       max_total=args.max_total)
     else:
         from neurozoo.convrnn.search.study import check_space, open_study
         from neurozoo.convrnn.search.workers import run_workers
@@ -158,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two
             _report_crash(study, done)
             return 1
-    return export(args, space, storage, study_name, settings)
+    return export(args, space, opened, study_name, settings)
 
 
 def _report_crash(study, done) -> None:
@@ -214,7 +217,9 @@ def _passthrough(args: argparse.Namespace):
     return argv
 
 
-def export(args, space, storage: str, study_name: str, settings) -> int:
+def export(args, space, storage, study_name: str, settings) -> int:
+    """Print the study's totals, plot its history, export its best ``--export`` trials and record their scores;
+    ``storage``: the opened optuna storage or its URL."""
     import optuna
 
     from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records

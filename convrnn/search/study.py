@@ -19,7 +19,7 @@ import logging
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 import optuna
@@ -148,11 +148,14 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
     study.set_user_attr("space", space.name)
 
 
-def run_worker(space: SearchSpace, settings: TrialSettings, storage_url: str, study_name: str, n_trials: int,
-               *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
+def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
+               study_name: str, n_trials: int, *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
                heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
-    """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist)."""
-    storage = make_storage(storage_url, heartbeat_interval, grace_period)
+    """Run ``n_trials`` trials of the study in this process (fewer if ``max_total`` trials already exist).
+    ``storage``: a URL, opened with the heartbeat settings (:func:`make_storage`), or a storage already opened (its
+    own heartbeat settings hold)."""
+    if isinstance(storage, str):
+        storage = make_storage(storage, heartbeat_interval, grace_period)
     study = open_study(study_name, storage, seed, pruner)
     record_space(study, space)
     if "seed" not in study.user_attrs:

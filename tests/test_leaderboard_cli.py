@@ -244,32 +244,44 @@ def test_serve_says_where_it_listens_and_a_busy_port_is_one_line(tmp_path, capsy
     import time
     import urllib.request
 
+    def reusable():
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return listener
+
     url = f"sqlite:///{tmp_path / 'a.sqlite'}"
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
+    # The port stays bound, not listening, for the whole test: the busy listener and then the server (both with
+    # SO_REUSEADDR, as zoo serve binds) can bind it beside this socket, no other process can, and the kernel hands
+    # it to no one asking for a free port. Closed before the server started, it was free for the seconds of the
+    # server's start, and another test of a parallel run could be given it.
+    reserved = reusable()
+    reserved.bind(("127.0.0.1", 0))
+    port = reserved.getsockname()[1]
+    with reserved, reusable() as busy:
+        busy.bind(("127.0.0.1", port))
         busy.listen(1)
-        port = busy.getsockname()[1]
         assert main(["serve", "--port", str(port), "--db", url]) == 2
-    err = capsys.readouterr().err
-    assert err == f"zoo serve: error: --host '127.0.0.1' --port {port}: cannot listen there (Address already in use)\n"
-    env = {**os.environ, "NEUROZOO_HOME": str(tmp_path / "home")}
-    server = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.cli", "serve", "--port", str(port),
-                               "--db", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = server.stdout.readline()
-        assert line == f"serving the leaderboard at http://127.0.0.1:{port}/ (Ctrl-C stops)\n"
-        deadline = time.time() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ranking", timeout=5) as answer:
-                    assert answer.status == 200
-                break
-            except OSError:
-                assert time.time() < deadline
-                time.sleep(0.2)
-        server.send_signal(signal.SIGINT)
-        assert server.wait(20) == 130
-        assert "Traceback" not in server.stderr.read()
-    finally:
-        if server.poll() is None:
-            server.kill()
+        busy.close()
+        err = capsys.readouterr().err
+        assert err == f"zoo serve: error: --host '127.0.0.1' --port {port}: cannot listen there (Address already in use)\n"
+        env = {**os.environ, "NEUROZOO_HOME": str(tmp_path / "home")}
+        server = subprocess.Popen([sys.executable, "-m", "neurozoo.leaderboard.cli", "serve", "--port", str(port),
+                                   "--db", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            line = server.stdout.readline()
+            assert line == f"serving the leaderboard at http://127.0.0.1:{port}/ (Ctrl-C stops)\n"
+            deadline = time.time() + 20
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/ranking", timeout=5) as answer:
+                        assert answer.status == 200
+                    break
+                except OSError:
+                    assert time.time() < deadline
+                    time.sleep(0.2)
+            server.send_signal(signal.SIGINT)
+            assert server.wait(20) == 130
+            assert "Traceback" not in server.stderr.read()
+        finally:
+            if server.poll() is None:
+                server.kill()

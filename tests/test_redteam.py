@@ -45,13 +45,16 @@ def submission(tmp_path, name, attack="", create_attack="", with_weights=True, *
 
 
 def score(db, folder, limits=None, user=None):
-    """Submit ``folder`` and score it in the sandbox; returns (submission row, seconds)."""
+    """Submit ``folder`` and score it in the sandbox; returns the submission's row.
+
+    No test bounds the seconds a scoring took (on a loaded machine they stretch without limit): which limit stopped
+    a job is told by its error, and a job that ran on past the limit under test is stopped at its wall-clock limit,
+    which the error names."""
     submission_id = submit(db, folder, db.url_folder / "store", user=user)
     ids = [j["id"] for j in db.submission(submission_id)["jobs"]]
-    started = time.monotonic()
     work(db, lambda job: score_job(job, limits=limits or Limits(wall_s=120, memory_bytes=3 * 2 ** 30)), ids=ids,
          progress=False)
-    return db.submission(submission_id), time.monotonic() - started
+    return db.submission(submission_id)
 
 
 @pytest.fixture
@@ -67,7 +70,7 @@ def hidden_value(db, row):
 # ----------------------------------------------------------------------------------- forged results
 @needs_sandbox
 def test_forged_result_from_atexit_is_not_read(board, tmp_path):
-    honest, _ = score(board, submission(tmp_path, "honest"))
+    honest = score(board, submission(tmp_path, "honest"))
     assert honest["status"] == DONE, honest["jobs"][0]["error"]
     forged = '''
     import atexit, json, os
@@ -82,7 +85,7 @@ def test_forged_result_from_atexit_is_not_read(board, tmp_path):
         os.write(channel, json.dumps(record).encode())
     atexit.register(forge)
     '''
-    row, _ = score(board, submission(tmp_path, "forger", attack=forged))
+    row = score(board, submission(tmp_path, "forger", attack=forged))
     assert row["status"] == FAILED and "more than the requested arrays" in row["jobs"][0]["error"]
     values = [r.value for r in board.leaderboard_records()]
     assert values == [hidden_value(board, honest)] and 1.0 not in values  # the honest model's score is intact
@@ -133,7 +136,7 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     probe = PROBE.format(home=str(home()), cache=str(cache_dir()), database=str(tmp_path / "lb.sqlite"),
                          checkout=str(HERE),  # the tests folder: the checkout's root is not mounted, only packages
                          store=str(tmp_path / "store"), port=listener.getsockname()[1], scratch=scratch)
-    row, _ = score(board, submission(tmp_path, "probe", attack=probe))
+    row = score(board, submission(tmp_path, "probe", attack=probe))
     listener.close()
     error = row["jobs"][0]["error"]
     assert row["status"] == FAILED and "PROBE " in error, error
@@ -158,9 +161,8 @@ def test_daemons_die_with_the_job_and_cannot_hold_the_scorer(board, tmp_path):
         os.setsid()
         os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", "{marker}"])
     '''
-    row, seconds = score(board, submission(tmp_path, "daemon", attack=daemon), limits=Limits(wall_s=60))
-    assert row["status"] == DONE, row["jobs"][0]["error"]
-    assert seconds < 45  # not blocked by the daemon's open pipe
+    row = score(board, submission(tmp_path, "daemon", attack=daemon), limits=Limits(wall_s=60))
+    assert row["status"] == DONE, row["jobs"][0]["error"]  # not blocked by the daemon's open pipe to its limit
     leftovers = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -194,11 +196,10 @@ def test_memory_limit_holds_for_the_whole_job(board, tmp_path, monkeypatch, enfo
 
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    row, seconds = score(board, submission(tmp_path, f"hog-{enforcement}", attack=MEMORY_HOG),
-                         limits=Limits(wall_s=50, memory_bytes=2 ** 30))
+    row = score(board, submission(tmp_path, f"hog-{enforcement}", attack=MEMORY_HOG),
+                limits=Limits(wall_s=50, memory_bytes=2 ** 30))
     error = row["jobs"][0]["error"]
-    assert row["status"] == FAILED and "memory limit of 1.00 GiB" in error, error
-    assert seconds < 45
+    assert row["status"] == FAILED and "memory limit of 1.00 GiB" in error, error  # not the wall-clock limit
 
 
 FILL_TMPFS = """
@@ -229,12 +230,11 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
 
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    started = time.monotonic()
     outcome = sandbox.run([sys.executable, "-c", FILL_TMPFS, folder],
                           limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    # killed for its memory, not at the wall-clock limit (nor ended on its own, 20 s after filling)
     assert outcome.killed and "memory limit of 0.25 GiB" in outcome.killed, (outcome.killed, outcome.console)
     assert b"dev refused 30" in outcome.console  # EROFS
-    assert time.monotonic() - started < 15
 
 
 FORKS = """
@@ -275,7 +275,7 @@ def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
     first 64 KiB were kept), and stdout's last buffered block, flushed at exit, came after the traceback: the
     failure message showed progress lines instead of the error."""
     chatty = "for i in range(20000):\n    print('progress', i)\nraise RuntimeError('the real error')"
-    row, _ = score(board, submission(tmp_path, "chatty", create_attack=chatty), limits=Limits(wall_s=60))
+    row = score(board, submission(tmp_path, "chatty", create_attack=chatty), limits=Limits(wall_s=60))
     error = row["jobs"][0]["error"]
     assert row["status"] == FAILED and error.splitlines()[0].endswith("RuntimeError: the real error"), error[:300]
 
@@ -283,10 +283,10 @@ def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
 @needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
-    row, seconds = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))
-    assert "CPU-time limit of 2.5 s" in row["jobs"][0]["error"] and seconds < 25
+    row = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))
+    assert "CPU-time limit of 2.5 s" in row["jobs"][0]["error"]  # not the wall-clock limit
     flood = "import sys\nfor _ in range(3000): sys.stdout.write('x' * 10000 + '\\n')\n"
-    row, _ = score(board, submission(tmp_path, "flood", attack=flood),
+    row = score(board, submission(tmp_path, "flood", attack=flood),
                    limits=Limits(wall_s=60, console_bytes=2 ** 20))
     error = row["jobs"][0]["error"]
     assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
@@ -322,10 +322,9 @@ def test_a_process_that_ignores_sigxcpu_is_killed_at_the_hard_limit_and_told_why
     if isolated and sandbox_problem() is not None:
         pytest.skip(f"no sandbox: {sandbox_problem()}")
     monkeypatch.setattr(sandbox, "WATCH_S", 1e9)
-    started = time.monotonic()
     outcome = sandbox.run([sys.executable, "-c", SPIN, "ignore"], limits=Limits(wall_s=60, cpu_s=0.5),
                           sandbox=isolated)
-    assert outcome.returncode in (-9, 137) and time.monotonic() - started < 25, outcome
+    assert outcome.returncode in (-9, 137), outcome  # the kernel's SIGKILL: the spin ends itself after 30 s
     assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.returncode, outcome.console)
     # It ran on past the soft limit to the hard one. The kernel checks RLIMIT_CPU against CPU time sampled at each
     # timer tick (a tick is charged whole to the task running then), while wait4 reports the precise run time: a

@@ -155,6 +155,28 @@ def test_nan_policy(tmp_path):
         load_assembly(tmp_path / "nan.nc", nan_policy="ignore")
 
 
+def test_repeats_never_shown_as_nan_rows_are_named_with_the_way_out(tmp_path):
+    """Cowley's raw layout keeps a NaN row for every repeat an image was not shown. The error said "NaN/inf values in
+    4 neuroid(s); pass nan_policy='allow' or 'drop-neuroids'", and 'drop-neuroids' then left nothing. It now names
+    the empty presentations, and 'allow', which it advises, gives the assembly without those rows' numbers."""
+    from neurozoo.benchmarks.metrics import internal_consistency
+
+    assembly = _assembly(n_stimuli=8, n_reps=4)
+    values = assembly.values.copy()
+    values[-3:] = np.nan  # the last repeat of three stimuli was never shown
+    write_assembly(assembly.copy(data=values), tmp_path / "missing.nc")
+    expected = r"missing\.nc: field 'data' has NaN/inf values in 4 neuroid\(s\), e.g. \['n0', 'n1', 'n2'\]; 3 of 32 " \
+               r"presentations are NaN/inf in every neuroid \(e.g. im005, repetition 3\), as repeats never shown are: " \
+               r"drop those presentations, or pass nan_policy='allow'"
+    with pytest.raises(DataError, match=expected):
+        load_assembly(tmp_path / "missing.nc")
+    with pytest.raises(DataError, match=r"nothing left after nan_policy='drop-neuroids'; 3 of 32 presentations"):
+        load_assembly(tmp_path / "missing.nc", nan_policy="drop-neuroids")
+    allowed = internal_consistency(load_assembly(tmp_path / "missing.nc", nan_policy="allow"))
+    dropped = internal_consistency(assembly.isel(presentation=slice(0, -3)))
+    np.testing.assert_allclose(allowed.per_bin, dropped.per_bin, rtol=1e-12)
+
+
 def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
     """An inf passed the NaN check, and the scorer then dropped that neuroid without a word (it is not finite after
     averaging repetitions); an assembly with no presentations loaded and failed later with a ceiling error about

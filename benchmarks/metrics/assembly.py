@@ -95,7 +95,7 @@ def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
 def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Features (presentation, neuroid, time_bin) as an array in the order of ``stimulus_ids`` and the target's bins.
 
-    A features array with a single time bin is broadcast to every target bin (a static model).
+    A features array with a single time bin is broadcast to every bin of a target with several (a static model).
     Otherwise its bins must contain the target's bins: the same start and end (a feature bin [70, 120) does not
     stand for a target bin [70, 170), nor [70, 170) for [70.5, 170)).
     """
@@ -111,9 +111,9 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
     if len(rows) != len(values) or np.any(rows != np.arange(len(rows))):
         values = values[rows]
     starts = bins[0]
-    if values.shape[2] == 1:
-        return np.repeat(values, len(starts), axis=2)
     f_start, f_end = time_bins(features)
+    if values.shape[2] == 1 and (len(starts) > 1 or not np.isfinite([*f_start, *f_end, *starts, *bins[1]]).all()):
+        return np.repeat(values, len(starts), axis=2)  # a static model's one bin (one window against one: matched)
     lookup = {(float(a), float(b)): i for i, (a, b) in enumerate(zip(f_start, f_end))}
     try:
         order = [lookup[(float(a), float(b))] for a, b in zip(starts, bins[1])]

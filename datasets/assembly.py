@@ -241,6 +241,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
 
     Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
     becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
+    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text).
     """
     path = Path(path)
     if not path.is_file():
@@ -262,6 +263,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
     assembly = reset_brainscore_indexes(assembly)
+    ids = assembly.coords.get("stimulus_id")
+    if ids is not None and ids.dtype.kind in "iu":  # ids are text, as a stimulus set's CSV is read: 1 -> "1"
+        assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)

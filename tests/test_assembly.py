@@ -322,3 +322,20 @@ def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):
     with pytest.raises(DataError, match=rf"^cannot read image {tmp_path}/src/img1\.png \(stimulus_id '0001'\): not an "
                                         r"image PIL can decode"):
         read_images(stimuli, image_size=8)
+
+
+def test_integer_stimulus_ids_in_a_file_match_the_same_ids_in_a_stimulus_set_csv(tmp_path):
+    """A user numbering stimuli 0..N-1 in both files was told '5 stimulus_id value(s) are not in stimulus set, e.g.
+    [0, 1, 2]': the CSV's ids are read as text ('0'), the netCDF's stayed integers. Both are text now."""
+    assembly = _assembly(n_stimuli=5)
+    numbered = assembly.assign_coords(stimulus_id=("presentation", np.array([int(s[2:]) for s in assembly["stimulus_id"].values])))
+    numbered.to_netcdf(tmp_path / "numbered.nc")  # as xarray writes it
+    images = tmp_path / "numbered"
+    images.mkdir()
+    for i in range(5):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / f"{i}.png")
+    (tmp_path / "numbered.csv").write_text("stimulus_id,filename\n" + "".join(f"{i},{i}.png\n" for i in range(5)))
+    stimuli = load_stimulus_set(tmp_path / "numbered.csv")
+    loaded = load_assembly(tmp_path / "numbered.nc", stimulus_set=stimuli)
+    assert loaded["stimulus_id"].values.tolist() == [str(int(s[2:])) for s in assembly["stimulus_id"].values]
+    np.testing.assert_array_equal(loaded.values, assembly.values)

@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 
+#: Why a YAML spec path is refused where a registered name is expected, and how to register it (README, ConvRNNs)
+SPEC_PATH_HINT = ("the zoo commands take registered ConvRNN names, not spec files: register the spec from an installed "
+                  "package through an entry point in the 'neurozoo.convrnn_models' group, a function "
+                  "NAME(**overrides) returning convrnn.create_model(SPEC_PATH, **overrides) (README: Your own ConvRNN); "
+                  "in Python, convrnn.create_model takes the path itself")
+
+
+def spec_path_hint(name: str) -> str:
+    """'' or, for a name that is a YAML spec path, '; ' + :data:`SPEC_PATH_HINT`."""
+    return f"; {SPEC_PATH_HINT}" if str(name).lower().endswith((".yaml", ".yml")) else ""
+
+
 def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):
     """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights. Without a
     checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
@@ -35,7 +47,7 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
-                                  "or timm:<name> for a timm model")
+                                  f"or timm:<name> for a timm model{spec_path_hint(name)}")
         model = convrnn.create_model(name, **(overrides or {}))
     record = None
     if checkpoint is not None:

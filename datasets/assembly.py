@@ -121,14 +121,17 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             _fail(source, f"{len(unknown)} stimulus_id value(s) are not in stimulus set "
                           f"{getattr(stimulus_set, 'identifier', None)!r}, e.g. {unknown[:3]}")
     if policy != "allow" and np.issubdtype(assembly.dtype, np.floating):
-        bad = ~np.isfinite(assembly.values).all(axis=(0, 2))  # an inf would drop the neuroid silently later
+        finite = np.isfinite(assembly.values)
+        bad = ~finite.all(axis=(0, 2))  # an inf would drop the neuroid silently later
         if bad.any():
             names = np.asarray(assembly["neuroid_id"].values)[bad] if "neuroid_id" in assembly.coords else np.flatnonzero(bad)
+            empty = _empty_presentations(assembly, finite)
             if policy == "raise":
-                _fail(source, f"field 'data' has NaN/inf values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}; "
-                              "pass nan_policy='allow' or 'drop-neuroids'")
+                _fail(source, f"field 'data' has NaN/inf values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}"
+                              f"{empty or '; pass nan_policy=' + repr('allow') + ' or ' + repr('drop-neuroids')}")
             if bad.all():
-                _fail(source, "field 'data': every neuroid has NaN/inf values; nothing left after nan_policy='drop-neuroids'")
+                _fail(source, "field 'data': every neuroid has NaN/inf values; nothing left after "
+                              f"nan_policy='drop-neuroids'{empty}")
             assembly = assembly.isel(neuroid=np.flatnonzero(~bad))
     return assembly
 
@@ -183,6 +186,19 @@ def set_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:
     return assembly.set_index({dim: names for dim, names in indexes.items() if names})
 
 
+def _empty_presentations(assembly: xr.DataArray, finite: np.ndarray) -> str:
+    """'' or a clause naming the presentations with no finite value in any neuroid and bin: repeats that were never
+    shown, stored as NaN rows (Cowley's raw layout), which 'drop-neuroids' cannot help with."""
+    empty = ~finite.any(axis=(1, 2))
+    if not empty.any():
+        return ""
+    keys = [str(assembly[name].values[empty][0]) for name in ("stimulus_id", "repetition") if name in assembly.coords]
+    example = f" (e.g. {', repetition '.join(keys)})" if keys else ""
+    return (f"; {int(empty.sum())} of {empty.size} presentations are NaN/inf in every neuroid{example}, as repeats never "
+            "shown are: drop those presentations, or pass nan_policy='allow' (repetitions are averaged over the finite "
+            "values)")
+
+
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
     """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped."""
     path = Path(path)
@@ -225,6 +241,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
 
     Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
     becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
+    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text).
     """
     path = Path(path)
     if not path.is_file():
@@ -246,6 +263,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
     assembly = reset_brainscore_indexes(assembly)
+    ids = assembly.coords.get("stimulus_id")
+    if ids is not None and ids.dtype.kind in "iu":  # ids are text, as a stimulus set's CSV is read: 1 -> "1"
+        assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)

@@ -155,6 +155,28 @@ def test_nan_policy(tmp_path):
         load_assembly(tmp_path / "nan.nc", nan_policy="ignore")
 
 
+def test_repeats_never_shown_as_nan_rows_are_named_with_the_way_out(tmp_path):
+    """Cowley's raw layout keeps a NaN row for every repeat an image was not shown. The error said "NaN/inf values in
+    4 neuroid(s); pass nan_policy='allow' or 'drop-neuroids'", and 'drop-neuroids' then left nothing. It now names
+    the empty presentations, and 'allow', which it advises, gives the assembly without those rows' numbers."""
+    from neurozoo.benchmarks.metrics import internal_consistency
+
+    assembly = _assembly(n_stimuli=8, n_reps=4)
+    values = assembly.values.copy()
+    values[-3:] = np.nan  # the last repeat of three stimuli was never shown
+    write_assembly(assembly.copy(data=values), tmp_path / "missing.nc")
+    expected = r"missing\.nc: field 'data' has NaN/inf values in 4 neuroid\(s\), e.g. \['n0', 'n1', 'n2'\]; 3 of 32 " \
+               r"presentations are NaN/inf in every neuroid \(e.g. im005, repetition 3\), as repeats never shown are: " \
+               r"drop those presentations, or pass nan_policy='allow'"
+    with pytest.raises(DataError, match=expected):
+        load_assembly(tmp_path / "missing.nc")
+    with pytest.raises(DataError, match=r"nothing left after nan_policy='drop-neuroids'; 3 of 32 presentations"):
+        load_assembly(tmp_path / "missing.nc", nan_policy="drop-neuroids")
+    allowed = internal_consistency(load_assembly(tmp_path / "missing.nc", nan_policy="allow"))
+    dropped = internal_consistency(assembly.isel(presentation=slice(0, -3)))
+    np.testing.assert_allclose(allowed.per_bin, dropped.per_bin, rtol=1e-12)
+
+
 def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
     """An inf passed the NaN check, and the scorer then dropped that neuroid without a word (it is not finite after
     averaging repetitions); an assembly with no presentations loaded and failed later with a ceiling error about
@@ -300,3 +322,20 @@ def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):
     with pytest.raises(DataError, match=rf"^cannot read image {tmp_path}/src/img1\.png \(stimulus_id '0001'\): not an "
                                         r"image PIL can decode"):
         read_images(stimuli, image_size=8)
+
+
+def test_integer_stimulus_ids_in_a_file_match_the_same_ids_in_a_stimulus_set_csv(tmp_path):
+    """A user numbering stimuli 0..N-1 in both files was told '5 stimulus_id value(s) are not in stimulus set, e.g.
+    [0, 1, 2]': the CSV's ids are read as text ('0'), the netCDF's stayed integers. Both are text now."""
+    assembly = _assembly(n_stimuli=5)
+    numbered = assembly.assign_coords(stimulus_id=("presentation", np.array([int(s[2:]) for s in assembly["stimulus_id"].values])))
+    numbered.to_netcdf(tmp_path / "numbered.nc")  # as xarray writes it
+    images = tmp_path / "numbered"
+    images.mkdir()
+    for i in range(5):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / f"{i}.png")
+    (tmp_path / "numbered.csv").write_text("stimulus_id,filename\n" + "".join(f"{i},{i}.png\n" for i in range(5)))
+    stimuli = load_stimulus_set(tmp_path / "numbered.csv")
+    loaded = load_assembly(tmp_path / "numbered.nc", stimulus_set=stimuli)
+    assert loaded["stimulus_id"].values.tolist() == [str(int(s[2:])) for s in assembly["stimulus_id"].values]
+    np.testing.assert_array_equal(loaded.values, assembly.values)

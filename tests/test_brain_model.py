@@ -249,3 +249,50 @@ def test_a_metric_on_look_at_gives_the_benchmarks_score(ventral_subset):
     assert expected.provenance["settings"]["layer"] == "conv3"
     assert ours.value == pytest.approx(expected.value, abs=1e-12) and abs(expected.value) > 0.01
     np.testing.assert_allclose(ours.raw_per_bin, [r["raw"] for r in expected.per_bin], atol=1e-12)
+
+
+def _readme_block(marker: str) -> str:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("```python\n", text.index(marker)) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+def test_the_readme_recipe_for_your_own_recordings_runs_as_written(tmp_path, monkeypatch, capsys):
+    """README "Your own recordings": the assembly written with plain xarray, loaded, and scored by a ConvRNN through
+    BrainModel. The responses are a linear function of each image's colour plus noise, so the score is above 0; the
+    same responses shuffled across stimuli score about 0; and features read in another window than the recording's
+    are refused (they were matched on the bin's start alone)."""
+    from neurozoo.datasets.errors import DataError
+
+    rng = np.random.default_rng(1)
+    n_stimuli, n_repeats, n_units = 40, 3, 12
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_stimuli").mkdir()
+    colours = rng.uniform(0, 255, (n_stimuli, 3))  # each image one colour with a little noise
+    for i, colour in enumerate(colours):
+        image = np.clip(colour + rng.normal(0, 8, (32, 32, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(tmp_path / "my_stimuli" / f"im{i:02d}.png")
+    (tmp_path / "my_stimuli.csv").write_text("stimulus_id,filename\n" + "".join(f"im{i:02d},im{i:02d}.png\n"
+                                                                              for i in range(n_stimuli)))
+    signal = colours @ rng.normal(size=(3, n_units))
+    signal = (signal - signal.mean(0)) / signal.std(0)
+    values = np.repeat(signal, n_repeats, axis=0)[:, :, None] + 0.5 * rng.normal(size=(n_stimuli * n_repeats, n_units, 1))
+    names = {"values": values, "stimulus_ids": np.repeat([f"im{i:02d}" for i in range(n_stimuli)], n_repeats),
+             "repeats": np.tile(np.arange(n_repeats), n_stimuli), "objects": ["unlabelled"] * (n_stimuli * n_repeats),
+             "unit_ids": [f"u{i}" for i in range(n_units)]}
+    code = _readme_block("**Your own recordings.**")
+    exec(compile(code, "README.md (your own recordings)", "exec"), names)
+    printed = capsys.readouterr().out.split()
+    assert [float(v) for v in printed] == [names["score"].value, names["score"].raw, names["score"].ceiling.value]
+    assert names["score"].ceiling.value > 0.8 and names["score"].value > 0.2
+
+    shuffled = dict(names, stimulus_ids=np.repeat(rng.permutation([f"im{i:02d}" for i in range(n_stimuli)]), n_repeats))
+    exec(compile(code, "README.md (your own recordings)", "exec"), shuffled)
+    assert abs(shuffled["score"].value) < 0.1 < names["score"].value - 0.1
+
+    model, regression_score = names["model"], names["regression_score"]
+    model.start_recording("V4", time_bins=[(70, 120)])
+    with pytest.raises(DataError, match=r"time bins \[70, 120\) ms do not include the target's bin \[70, 170\) ms"):
+        regression_score(model.look_at(names["stimuli"]), names["data"])

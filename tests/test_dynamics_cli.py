@@ -264,3 +264,66 @@ def test_zoo_dynamics_says_when_no_point_was_found(tmp_path, monkeypatch, capsys
     out = capsys.readouterr().out
     assert "bistable [none]: 0 fixed (0 stable, 0 with one unstable mode), 0 slow; no fixed or slow point found" in out
     assert "spectral radii" not in out
+
+
+TINY_SPEC = """name: tiny_plugin
+description: three convolutions, a UGRNN at conv3 fed back into conv2
+n_steps: 12
+image_steps: 8
+layers:
+- {name: conv1, channels: 8, kernel: 5, stride: 2, pool: {kernel: 2, stride: 2}}
+- {name: conv2, channels: 8, kernel: 3, pool: {kernel: 2, stride: 2}}
+- {name: conv3, channels: 8, kernel: 3, cell: {kind: ugrnn}}
+feedback:
+- {source: conv3, target: conv2}
+"""
+
+
+@pytest.mark.parametrize("argv", [["dynamics", "tiny.yaml"], ["compare", "/some/folder/tiny.yaml:conv3", "neural:V4"],
+                                  ["compare", "neural:V4", "tiny.YML"]])
+def test_a_spec_path_given_to_a_zoo_command_is_refused_with_the_way_to_register_it(argv, capsys, tmp_path):
+    """README "Your own ConvRNN": create_model takes a YAML spec path, the zoo commands take registered names only.
+    A researcher who passed their spec file was told only that the name is unknown (for a path with folders, that
+    '/some' was an unknown split of neural data); the error now says how to register it."""
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "not spec files: register the spec from an installed package through an entry point in the " \
+           "'neurozoo.convrnn_models' group" in error
+
+
+def test_zoo_score_refuses_a_spec_path_with_the_way_to_register_it(capsys, tmp_path):
+    assert main(["score", "tiny.yaml", "ventral_embedded.V4-temporal", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}",
+                 "--out", str(tmp_path)]) == 2
+    assert "entry point in the 'neurozoo.convrnn_models' group" in capsys.readouterr().err
+
+
+def test_a_convrnn_registered_by_the_readme_recipe_runs_through_zoo_dynamics(tmp_path, monkeypatch):
+    """The README's route for one's own ConvRNN: a package whose entry point in 'neurozoo.convrnn_models' builds the
+    spec; zoo dynamics then analyses it by name and records it under that name."""
+    import sys
+    from importlib.metadata import entry_points
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.registry import Entry, _LazyEntryPoint
+
+    root = tmp_path / "plugin"
+    (root / "mymodels").mkdir(parents=True)
+    (root / "mymodels" / "tiny_plugin.yaml").write_text(TINY_SPEC)
+    (root / "mymodels" / "__init__.py").write_text(
+        "from pathlib import Path\nfrom neurozoo import convrnn\n\n\ndef tiny_plugin(**overrides):\n"
+        "    return convrnn.create_model(str(Path(__file__).with_name('tiny_plugin.yaml')), **overrides)\n")
+    (root / "mymodels-0.1.dist-info").mkdir()
+    (root / "mymodels-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: mymodels\nVersion: 0.1\n")
+    (root / "mymodels-0.1.dist-info" / "entry_points.txt").write_text(
+        "[neurozoo.convrnn_models]\ntiny_plugin = mymodels:tiny_plugin\n")
+    convrnn.MODELS._load_entry_points()  # the installed ones, before the plugin's folder is on the path
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
+    [ep] = entry_points(group="neurozoo.convrnn_models", name="tiny_plugin")
+    monkeypatch.setitem(convrnn.MODELS._entries, ep.name, Entry(ep.name, _LazyEntryPoint(ep), f"(plugin {ep.value})"))
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["dynamics", "tiny_plugin", "--layer", "conv3", "--points", "2", "--steps", "3", "--n-images", "2",
+                 "--image-size", "32", "--db", db, "--out", str(tmp_path)]) == 0
+    [record] = ResultsStore(db).records(model="tiny_plugin:conv3")
+    assert record.settings["steps_run"] == 12 and record.settings["image_size"] == 32

@@ -526,3 +526,40 @@ def test_n_components_with_a_mapping_that_does_not_fit_them_is_refused(mapping, 
     assert regression_score(features, assembly).settings["n_components"] == 25
     with pytest.raises(SpecError, match="n_components: mapping"):
         regression_score(features, assembly, mapping=mapping, n_components=25)
+
+
+def test_features_whose_bins_start_alike_but_end_elsewhere_are_refused(synthetic):
+    """Feature bins were matched on time_bin_start alone: features read in [70, 75), [80, 85), [90, 95) were
+    regressed onto the data's [70, 80), [80, 90), [90, 100) without a word (a model's window silently not the
+    recording's). Now bins match on start and end, and the error names both."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, clean = synthetic
+    features = clean.assign_coords(time_bin_end=("time_bin", clean["time_bin_start"].values + 5))
+    with pytest.raises(DataError, match=r"features: time bins \[70, 75\), \[80, 85\), \[90, 95\) ms do not include "
+                                        r"the target's bin \[70, 80\) ms"):
+        regression_score(features, assembly)
+    reordered = clean.isel(time_bin=[2, 0, 1])  # the same bins in another order are still found
+    assert regression_score(reordered, assembly).value == regression_score(clean, assembly).value
+
+
+def test_a_missing_stimulus_is_named_as_plain_text(synthetic):
+    from neurozoo.datasets.errors import DataError
+
+    assembly, clean = synthetic
+    first = str(clean["stimulus_id"].values[0])
+    with pytest.raises(DataError, match=rf"no activations for 1 stimulus_id\(s\) of the benchmark, e.g. \['{first}'\]$"):
+        regression_score(clean.isel(presentation=slice(1, None)), assembly)
+
+
+def test_one_object_per_stimulus_is_a_data_error_naming_object_name(synthetic):
+    """A user without object labels who gave every stimulus its own object_name (the stimulus id) got sklearn's
+    'The least populated class in y has only 1 member' traceback from inside the metric."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, clean = synthetic
+    ids = assembly["stimulus_id"].values
+    own = assembly.assign_coords(object_name=("presentation", ids))
+    with pytest.raises(DataError, match=r"coordinate 'object_name' along 'presentation' gives 400 objects over 400 "
+                                        r"stimuli \(fewest stimuli per object: 1.*one value for every stimulus"):
+        regression_score(clean, own)

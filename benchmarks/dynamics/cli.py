@@ -151,8 +151,10 @@ def _case(args):
             options["steps"] = args.train_steps
         return cases.EXAMPLES[args.model](**options)
     if args.model not in convrnn.MODELS:
+        from neurozoo.benchmarks.named_models import spec_path_hint
+
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
-                              f"or a ConvRNN ({', '.join(convrnn.list_models())})")
+                              f"or a ConvRNN ({', '.join(convrnn.list_models())}){spec_path_hint(args.model)}")
     sources.check_unrolled_in_10_ms_steps(args.model)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "

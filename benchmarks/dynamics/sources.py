@@ -107,7 +107,11 @@ NEURAL = ("V4", "IT", "zhang_desimone2011.it")
 def _kind(full: str) -> str:
     from neurozoo import convrnn as convrnn_package
     from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+    from neurozoo.benchmarks.named_models import spec_path_hint
 
+    hint = spec_path_hint(full.rsplit(":", 1)[0] if ":" in full else full)  # a spec path, maybe with folders and :layer
+    if hint:
+        raise UserFacingError(f"unknown system {full!r}{hint}")
     name, _, half = full.partition("/")
     if half and half not in ("even", "odd"):
         raise UserFacingError(f"{full}: unknown split {half!r}: expected /even or /odd")

@@ -95,26 +95,31 @@ def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
 def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Features (presentation, neuroid, time_bin) as an array in the order of ``stimulus_ids`` and the target's bins.
 
-    A features array with a single time bin is broadcast to every target bin (a static model).
-    Otherwise its bins must contain the target's bins (matched on time_bin_start).
+    A features array with a single time bin is broadcast to every bin of a target with several (a static model).
+    Otherwise its bins must contain the target's bins: the same start and end (a feature bin [70, 120) does not
+    stand for a target bin [70, 170), nor [70, 170) for [70.5, 170)).
     """
     features = check_assembly(features, "features")
     ids = coord(features, "stimulus_id")
     position = {value: i for i, value in enumerate(ids)}
     missing = [s for s in stimulus_ids if s not in position]
     if missing:
-        raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, e.g. {missing[:3]}")
+        raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, "
+                        f"e.g. {np.asarray(missing[:3]).tolist()}")
     rows = np.array([position[s] for s in stimulus_ids])
     values = np.asarray(features.values)
     if len(rows) != len(values) or np.any(rows != np.arange(len(rows))):
         values = values[rows]
     starts = bins[0]
-    if values.shape[2] == 1:
-        return np.repeat(values, len(starts), axis=2)
-    f_start, _ = time_bins(features)
-    lookup = {float(s): i for i, s in enumerate(f_start)}
+    f_start, f_end = time_bins(features)
+    if values.shape[2] == 1 and (len(starts) > 1 or not np.isfinite([*f_start, *f_end, *starts, *bins[1]]).all()):
+        return np.repeat(values, len(starts), axis=2)  # a static model's one bin (one window against one: matched)
+    lookup = {(float(a), float(b)): i for i, (a, b) in enumerate(zip(f_start, f_end))}
     try:
-        order = [lookup[float(s)] for s in starts]
+        order = [lookup[(float(a), float(b))] for a, b in zip(starts, bins[1])]
     except KeyError as error:
-        raise DataError(f"features: time bins {list(f_start)} do not cover the benchmark's bin starting at {error.args[0]} ms") from None
+        shown = [f"[{a:g}, {b:g})" for a, b in lookup]
+        raise DataError(f"features: time bins {', '.join(shown)} ms do not include the target's bin "
+                        f"[{error.args[0][0]:g}, {error.args[0][1]:g}) ms (bins are matched on time_bin_start "
+                        f"and time_bin_end)") from None
     return values if order == list(range(values.shape[2])) else values[:, :, order]

@@ -46,6 +46,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
+from neurozoo.datasets.errors import DataError
+
 Split = Tuple[np.ndarray, np.ndarray]
 
 #: Brain-Score's PLS components: ``PLSRegression(n_components=25, scale=False)`` (REFERENCE.md section 3; the module
@@ -69,7 +71,16 @@ def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS
         splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
         return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]
     splitter = StratifiedShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
-    return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), np.asarray(object_names))]
+    try:
+        return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), np.asarray(object_names))]
+    except ValueError as error:  # sklearn's: a class with one member, or more classes than test stimuli
+        names, counts = np.unique(np.asarray(object_names), return_counts=True)
+        raise DataError(
+            f"assembly: coordinate 'object_name' along 'presentation' gives {len(names)} objects over {n} stimuli "
+            f"(fewest stimuli per object: {counts.min()}, e.g. {names[np.argsort(counts)[:3]].tolist()}), which "
+            f"{n_splits} splits stratified on objects, {1 - train_size:.0%} of the stimuli tested, cannot hold "
+            f"({error}); expected several stimuli per object, or one value for every stimulus (e.g. 'unlabelled') "
+            "for plain shuffle splits") from None
 
 
 # --------------------------------------------------------------------------------------------- PLS core

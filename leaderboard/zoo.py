@@ -82,7 +82,10 @@ def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str
     for name in names:
         match = [k for k in known if k[1] == name]
         if not match:
-            raise UserFacingError(f"unknown model {name!r}; registered: {', '.join(n for _, n in known)}")
+            from neurozoo.benchmarks.named_models import spec_path_hint
+
+            raise UserFacingError(f"unknown model {name!r}; registered: {', '.join(n for _, n in known)}"
+                                  f"{spec_path_hint(name)}")
         out.append(match[0])
     return out
 

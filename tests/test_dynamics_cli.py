@@ -298,6 +298,11 @@ def test_zoo_score_refuses_a_spec_path_with_the_way_to_register_it(capsys, tmp_p
     assert "entry point in the 'neurozoo.convrnn_models' group" in capsys.readouterr().err
 
 
+def test_zoo_run_refuses_a_spec_path_with_the_way_to_register_it(capsys, tmp_path):
+    assert main(["run", "--models", "tiny.yaml", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}"]) == 2
+    assert "entry point in the 'neurozoo.convrnn_models' group" in capsys.readouterr().err
+
+
 def test_a_convrnn_registered_by_the_readme_recipe_runs_through_zoo_dynamics(tmp_path, monkeypatch):
     """The README's route for one's own ConvRNN: a package whose entry point in 'neurozoo.convrnn_models' builds the
     spec; zoo dynamics then analyses it by name and records it under that name."""

@@ -98,8 +98,8 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
 
 
 def _rerun_analysis(record: ScoreRecord, command: str, scratch: Path) -> ScoreRecord:
-    """Run ``command`` (``zoo dynamics ...`` / ``zoo compare ...``) again into a scratch store and folder; its
-    record of the same model and benchmark."""
+    """Run ``command`` (``zoo dynamics ...`` / ``zoo compare ...``) again, without its figures, into a scratch store
+    and folder; its record of the same model and benchmark."""
     import shlex
 
     from neurozoo.benchmarks.records import ResultsStore
@@ -108,7 +108,7 @@ def _rerun_analysis(record: ScoreRecord, command: str, scratch: Path) -> ScoreRe
     print(f"running again: {command}")
     db = f"sqlite:///{scratch / 'rerun.sqlite'}"
     args = build_parser().parse_args(shlex.split(command)[1:] + ["--db", db, "--out", str(scratch / "out")])
-    args.handler(args)
+    args.handler(args, draw=False)  # the records are compared; figures would go with the scratch folder
     for new in ResultsStore(db).records():
         if (new.model, new.benchmark) == (record.model, record.benchmark):
             return new

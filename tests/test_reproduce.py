@@ -318,6 +318,7 @@ def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_numbe
         assert _zoo("reproduce", record.id, "--db", url) == 0
         out = capsys.readouterr().out
         assert lines[kind] in out and "reproduced: bit-identical" in out and "numbers of the settings" in out
+        assert "figures:" not in out  # none drawn into the scratch folder: they were most of the rerun's time
     settings = json.loads(sqlite3.connect(db).execute("SELECT settings FROM scores WHERE id = ?",
                                                       (kinds["dynamics"].id,)).fetchone()[0])
     settings["points"][0]["eigenvalues_re"][0] += 1e-3

@@ -201,17 +201,18 @@ def summary_line(name: str, condition: str, found) -> str:
     return line + f"; spectral radii {radius}" + shown
 
 
-def run_dynamics(args) -> int:
+def run_dynamics(args, draw: bool = True) -> int:
+    """``draw=False``: no figures (zoo reproduce, which compares the records and deletes its scratch folder)."""
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _dynamics(args, store, out)
+        return _dynamics(args, store, out, draw)
 
 
-def _dynamics(args, store, out: Path) -> int:
+def _dynamics(args, store, out: Path, draw: bool = True) -> int:
     import torch
 
     from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
@@ -226,7 +227,7 @@ def _dynamics(args, store, out: Path) -> int:
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
-    paths = figures(case, results, out, stem)
+    paths = figures(case, results, out, stem) if draw else []
     summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
     summary_path = out / f"{stem}.json"
@@ -238,7 +239,8 @@ def _dynamics(args, store, out: Path) -> int:
     if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
         print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
-    print("figures: " + ", ".join(str(p) for p in paths))
+    if paths:
+        print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
     return 0
 
@@ -262,7 +264,8 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
             "value": COMPARE_VALUE, "settings": settings, "pairs": pairs, "provenance": provenance}
 
 
-def run_compare(args) -> int:
+def run_compare(args, draw: bool = True) -> int:
+    """``draw=False``: no figures, as :func:`run_dynamics`."""
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -277,10 +280,10 @@ def run_compare(args) -> int:
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _compare(args, metrics, store, out)
+        return _compare(args, metrics, store, out, draw)
 
 
-def _compare(args, metrics, store, out: Path) -> int:
+def _compare(args, metrics, store, out: Path, draw: bool = True) -> int:
     from neurozoo.benchmarks.dynamics import sources
     from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
                                                        provenance)
@@ -296,7 +299,7 @@ def _compare(args, metrics, store, out: Path) -> int:
             raise UserFacingError(str(error)) from None
     tag, arguments = run_tag(args)
     stem = f"compare_{tag}"
-    paths = compare_figures(results, out, stem, systems)
+    paths = compare_figures(results, out, stem, systems) if draw else []
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
@@ -310,7 +313,8 @@ def _compare(args, metrics, store, out: Path) -> int:
     if store is not None:
         ids = store.add_many(records)
         print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
-    print("figures: " + ", ".join(str(p) for p in paths))
+    if paths:
+        print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary}")
     return 0
 

@@ -56,3 +56,12 @@ def raise_if_terminated() -> None:
     """A safe point: raise ``KeyboardInterrupt("signal 15")`` if a SIGTERM arrived inside :func:`sigterm_deferred`."""
     if _requested is not None:
         raise KeyboardInterrupt(f"signal {_requested}")
+
+
+def ignore_sigterm(worker_id: int = 0) -> None:
+    """A data-loading worker's ``worker_init_fn``: the worker ignores SIGTERM, which a scheduler sends to the whole
+    process group (SLURM signals every process of a job step); the trainer stops at its next safe point and shuts the
+    worker down. A forked worker inherited the trainer's deferring handler; one started by spawn or forkserver
+    (Python 3.14's default on Linux) had SIGTERM's default and died, and the trainer with it ("DataLoader worker
+    exited unexpectedly") instead of saving the step it had reached."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -266,6 +266,36 @@ def test_a_stop_during_validation_keeps_the_epochs_training(data, tmp_path, stra
     same_run(tmp_path, straight)
 
 
+class _WorkerPid(torch.utils.data.Dataset):
+    """Item i: the loading worker's pid (module level: a spawned worker unpickles it)."""
+
+    def __len__(self):
+        return 64
+
+    def __getitem__(self, index):
+        return os.getpid()
+
+
+def test_a_spawned_loading_worker_outlives_a_sigterm_to_the_process_group(data, tmp_path):
+    """SLURM signals every process of a job step: the trainer defers SIGTERM to its next batch, and its loading
+    workers must outlive it. Forked workers inherited the deferring handler; spawned ones (forkserver is Python 3.14's
+    default on Linux) died of it, so the trainer failed with "DataLoader worker exited unexpectedly" instead of saving
+    its step. The trainer's loaders give their workers a worker_init_fn that ignores SIGTERM."""
+    from torch.utils.data import DataLoader
+
+    trainer = Trainer(config(data, tmp_path, workers=1))
+    try:
+        init = trainer.train_loader.worker_init_fn
+        assert trainer.val_loader.worker_init_fn is init
+    finally:
+        trainer.close()
+    batches = iter(DataLoader(_WorkerPid(), batch_size=None, num_workers=1, multiprocessing_context="spawn",
+                              worker_init_fn=init, timeout=60))
+    worker = next(batches)
+    os.kill(worker, signal.SIGTERM)
+    assert [next(batches) for _ in range(8)] == [worker] * 8  # items asked for after the signal, from the same worker
+
+
 def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
     """The trainer's fit() defers SIGTERM inside ``zoo train``'s (or a search worker's) block: the inner block's end
     cleared a request that arrived in it, so the outer block ran on as if never asked to stop."""

@@ -37,7 +37,7 @@ from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects,
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
-from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+from neurozoo.datasets.termination import ignore_sigterm, sigterm_deferred, termination_requested
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -336,7 +336,8 @@ class Trainer:
         pin = self.device.type == "cuda"
         self.train_loader = DataLoader(SeededSamples(self.train_set, c.seed), batch_size=c.batch_size,
                                        sampler=self.train_sampler,
-                                       num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator)
+                                       num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator,
+                                       worker_init_fn=ignore_sigterm)
         if len(self.train_loader) == 0:
             raise DataError(f"{self.train_set.root}: {len(self.train_set)} training images give no full batch of "
                             f"{c.batch_size} per process on {d.world_size} process(es); lower --batch-size")
@@ -347,7 +348,8 @@ class Trainer:
         if self.val_set is not None:
             shard = list(range(d.rank, len(self.val_set), d.world_size))  # every image exactly once over ranks
             self.val_loader = DataLoader(self.val_set, batch_size=c.batch_size, sampler=shard, num_workers=c.workers,
-                                         pin_memory=pin, generator=torch.Generator().manual_seed(c.seed))
+                                         pin_memory=pin, generator=torch.Generator().manual_seed(c.seed),
+                                         worker_init_fn=ignore_sigterm)
 
     def _create_model(self) -> nn.Module:
         from neurozoo import convrnn

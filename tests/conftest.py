@@ -52,6 +52,34 @@ def session_cache(tmp_path_factory) -> str:
     return str(tmp_path_factory.getbasetemp() / "cache")
 
 
+@pytest.fixture(scope="session")
+def built_once(tmp_path_factory):
+    """``built_once(name, make)``: the value ``make()`` returns, made once per test session by whichever process asks
+    first, every worker of a parallel run included, and loaded by the others (for expensive fixtures: a module-scoped
+    fixture is made again in each pytest-xdist worker that runs one of its module's tests; the trained dynamics
+    examples were 150 CPU-s, three times in one run). The maker saves it with ``torch.save`` (pickle; tensors and
+    arrays byte for byte, so a loaded value is the made one) under a lock (:func:`neurozoo.datasets.cache.locked`),
+    into the folder the workers share, the parent of their own temporary folders; an error in ``make`` leaves nothing
+    and the next asker makes it again."""
+    from neurozoo.datasets.cache import locked
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built-once"
+
+    def build(name: str, make):
+        path = folder / f"{name}.pt"
+        with locked(folder / f"{name}.lock", waiting=f"waiting for another worker to build {name}"):
+            if path.exists():
+                return torch.load(path, weights_only=False)
+            value = make()
+            partial = path.with_name(path.name + ".partial")
+            torch.save(value, partial)
+            os.replace(partial, path)
+            return value
+
+    return build
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch, session_cache):
     """Each test session writes generated data and results into its own cache and home."""

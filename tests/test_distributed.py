@@ -109,13 +109,17 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 
 
 @pytest.fixture(scope="module")
-def augmented(tmp_path_factory):
-    """The images, and an uninterrupted two-rank run of 2 epochs x 2 steps with augmentation: its folder."""
-    root = tmp_path_factory.mktemp("augmented")
-    data = write_image_folder(root / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
-    straight = torchrun(data, root / "straight", augment=True)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    return data, root / "straight"
+def augmented(tmp_path_factory, built_once):
+    """The images, and an uninterrupted two-rank run of 2 epochs x 2 steps with augmentation: its folder (the tests
+    only read both). Made once per session, in the temporary folder of the worker that asks first."""
+    def make():
+        root = tmp_path_factory.mktemp("augmented")
+        data = write_image_folder(root / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
+        straight = torchrun(data, root / "straight", augment=True)
+        assert straight.returncode == 0, straight.stderr[-3000:]
+        return data, root / "straight"
+
+    return built_once("distributed-augmented", make)
 
 
 def assert_same_run(straight, resumed):

@@ -1,6 +1,7 @@
 """Trained examples with known answers: 3-bit flip-flop (8 stable fixed points) for vanilla RNN, GRU and LSTM,
 the same topology across them while the representation differs, and line attractors for context-dependent
-integration (Mante et al. 2013). Tiny networks with fixed seeds, trained once per session."""
+integration (Mante et al. 2013). Tiny networks with fixed seeds, trained once per session (by one worker of a
+parallel run: ``built_once``)."""
 import numpy as np
 import pytest
 import torch
@@ -16,14 +17,18 @@ ARCHITECTURES = ("rnn", "gru", "lstm")
 CORNERS = {"".join(bits) for bits in np.array(np.meshgrid(*[["+", "-"]] * 3)).T.reshape(-1, 3).tolist()}
 
 
-@pytest.fixture(scope="module")
-def flipflops():
+def _trained_flipflops():
     torch.set_num_threads(1)
     out = {}
     for architecture in ARCHITECTURES:
         case = flipflop_case(architecture, hidden=16, steps=500, seed=0)
         out[architecture] = (case, analyse(case, n_initial=192, steps=800)["no input"])
     return out
+
+
+@pytest.fixture(scope="module")
+def flipflops(built_once):
+    return built_once("dynamics-flipflops", _trained_flipflops)
 
 
 def _memories(model, points):
@@ -80,14 +85,18 @@ def test_universality_same_topology_different_geometry(flipflops):
     assert max(radius.values()) - min(radius.values()) > 0.05
 
 
-@pytest.fixture(scope="module")
-def integrators():
+def _trained_integrators():
     torch.set_num_threads(1)
     out = {}
     for architecture in ARCHITECTURES:
         case = integration_case(architecture, seed=0)
         out[architecture] = (case, analyse(case, n_initial=128, steps=800))
     return out
+
+
+@pytest.fixture(scope="module")
+def integrators(built_once):
+    return built_once("dynamics-integrators", _trained_integrators)
 
 
 def _line(points):
@@ -124,3 +133,47 @@ def test_context_integration_line_attractor_per_context(integrators, flipflops, 
     # the wrong class: the flip-flop's memories are a cube, not a line
     _, memories = flipflops[architecture]
     assert _line(memories.points[(memories.kind == "fixed") & memories.stable]) < 0.6
+
+
+def _identical(made, loaded, where="value"):
+    """Assert that ``loaded`` is ``made`` bit for bit: tensors and arrays by dtype and bytes, objects field by field."""
+    assert type(loaded) is type(made), where
+    if isinstance(made, torch.nn.Module):
+        _identical(made.state_dict(), loaded.state_dict(), f"{where}.state_dict()")
+        assert made.training == loaded.training, where
+    elif isinstance(made, torch.Tensor):
+        assert made.dtype == loaded.dtype and torch.equal(made, loaded), where
+    elif isinstance(made, np.ndarray):
+        assert made.dtype == loaded.dtype and made.tobytes() == loaded.tobytes(), where
+    elif isinstance(made, dict):
+        assert list(made) == list(loaded), where
+        for key in made:
+            _identical(made[key], loaded[key], f"{where}[{key!r}]")
+    elif isinstance(made, (list, tuple)):
+        assert len(made) == len(loaded), where
+        for i, (a, b) in enumerate(zip(made, loaded)):
+            _identical(a, b, f"{where}[{i}]")
+    elif hasattr(made, "__dict__"):
+        _identical(vars(made), vars(loaded), where)
+    else:
+        assert made == loaded, where
+
+
+def test_an_example_built_by_one_worker_loads_in_another_as_trained(built_once):
+    """``built_once`` trains an example in the first process that asks and the other workers of a parallel run load
+    it: what they load is what was trained (weights, analysis, records, the maps on the loaded network itself), and
+    the loaded network computes the same states to the bit."""
+    def make():
+        case = flipflop_case("gru", hidden=8, steps=20, seed=3)
+        return case, analyse(case, n_initial=16, steps=50)["no input"]
+
+    made = built_once("test-flipflop-gru-20", make)
+    loaded = built_once("test-flipflop-gru-20", lambda: pytest.fail("built twice: not loaded from the first build"))
+    assert loaded is not made
+    _identical(made, loaded)
+    (case, found), (again, _) = made, loaded
+    assert len(found) > 0 and found.jacobians is not None
+    assert again.maps["no input"].module is again.model.rnn  # one loaded network, not a copy per reference
+    inputs, _, _ = FlipFlop().batch(4, torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        assert torch.equal(case.model.states(inputs), again.model.states(inputs))

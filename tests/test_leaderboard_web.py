@@ -323,14 +323,21 @@ def test_retina_model_page_shows_the_mechanism_recovery_figure(db, client):
 
 
 def test_cached_pages_show_a_new_score_within_a_second(client, db):
+    """The board's version is re-read at most a second after a request (the cache's ttl), and then the page is
+    rendered again in the background: requests meanwhile get the cached page. How long the re-read and the render
+    take is the machine's (seconds on a loaded CI machine: a 5 s wall-clock limit could fail there): the wait for
+    them has a long ceiling, and the second is checked on the cache itself."""
+    pages = client.app.state.pages
+    assert pages.ttl_s <= 1.0
     assert "delta" not in client.get("/").text
     job = db.enqueue("delta", V4, {"m": "delta"})
     db.claim("w", ids=[job])
     db.finish(job, "w", ScoreRecord("delta", V4, 0.9, per_bin=per_bin(0.9)))
-    deadline = time.monotonic() + 5
+    assert 'data-model="delta"' not in client.get("/").text  # cached: the request did not wait for a re-read
+    deadline = time.monotonic() + 60
     while 'data-model="delta"' not in client.get("/").text:  # the stale page while a new one renders
         assert time.monotonic() < deadline, "the new score never showed"
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert client.get("/models/delta").status_code == 200
 
 

@@ -180,6 +180,26 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_a_finished_fit_read_again_makes_no_optimizer(ln_recording, tmp_path, monkeypatch):
+    """Every cached score and `zoo fit`'s second run read a finished fit: it made an Adam optimizer and loaded its
+    state, and torch's optimizers import torch._dynamo on first use (1-5 s, most of a cached `zoo fit`'s time)."""
+    def run():
+        torch.manual_seed(0)
+        return fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=2, patience=99,
+                   progress=False, max_steps_per_epoch=3, batch_size=300)
+
+    first = run()
+
+    def no_optimizer(*args, **kwargs):
+        raise AssertionError("an optimizer for a finished fit")
+
+    monkeypatch.setattr(torch.optim, "Adam", no_optimizer)
+    again = run()
+    assert again.best_epoch == first.best_epoch and len(again.history) == 2
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_fit_hashes_its_recording_once_and_its_provenance_reuses_that_hash(ln_recording, tmp_path, monkeypatch):
     import hashlib
 

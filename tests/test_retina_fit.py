@@ -655,6 +655,35 @@ def test_zoo_probe_fit_embedded_reads_the_fit_that_zoo_fit_made(tmp_path, monkey
     assert json.loads(summary.read_text())["provenance"]["fit_origin"] == "cached"
 
 
+def test_zoo_fit_of_a_cached_fit_keeps_its_learning_curve_and_does_not_draw_it_again(tmp_path, monkeypatch, capsys):
+    """A cached `zoo fit` redrew fit_curve.png, the same figure, importing matplotlib (a tenth of its run)."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.retina import fit_figure
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    argv = ["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]
+    assert zoo(argv) == 0
+    [figure] = (tmp_path / "cache").rglob("fit_curve.png")
+    drawn = figure.read_bytes()
+
+    def redrawn(*args, **kwargs):
+        raise AssertionError("the cached fit's curve drawn again")
+
+    monkeypatch.setattr(fit_figure, "plot_fit_curve", redrawn)
+    assert zoo(argv) == 0 and "nothing trained" in capsys.readouterr().out
+    assert figure.read_bytes() == drawn
+    assert json.loads((figure.parent / "summary.json").read_text())["figure"] == str(figure)
+    figure.unlink()  # a curve that is missing is drawn
+    monkeypatch.undo()
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    assert zoo(argv) == 0 and figure.is_file()
+
+
 def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_typed(tmp_path, monkeypatch, capsys):
     """`zoo fit ln --data embedded:whitenoise --lr 0.01` (the LN model's own rate) fitted into another folder than the
     same fit without --lr, as did an explicit --output-calibration equal to the BN-CNN's default: the cache key hashed

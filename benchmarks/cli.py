@@ -67,8 +67,6 @@ def run_score(args) -> int:
 
 
 def _score(args) -> int:
-    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
-
     score, model_name = score_from_args(args)
     store, record_id, summary = _store(args, score, model_name)
     if _is_retina(args.benchmark):
@@ -79,6 +77,8 @@ def _score(args) -> int:
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
         print(f"record {record_id} in {store.shown_url}; summary {summary}")
         return 0
+    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
+
     stem = summary.with_suffix("")
     plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
     selection = score.provenance["settings"].get("layer_selection") or {}

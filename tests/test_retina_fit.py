@@ -491,6 +491,10 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     load = benchmarks.load
     small = {"sizes": {"n_train": 2500, "n_test": 400, "n_repeats": 5}, "fit_settings": {"epochs": 1}}
     monkeypatch.setattr(benchmarks, "load", lambda name: load(name, **(small if name.startswith("retina_") else {})))
+    import sys
+
+    # a retina score draws no plot: importing the plots (matplotlib, ~0.5 s) was a cached score's avoidable cost
+    monkeypatch.setitem(sys.modules, "neurozoo.benchmarks.plots", None)
     assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout"]) == 0
     out = capsys.readouterr().out
     assert "ln on retina_embedded.whitenoise-heldout" in out

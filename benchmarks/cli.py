@@ -9,6 +9,12 @@ from neurozoo.datasets.json_files import write_json
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
 
 
+#: the options of an image model (ConvRNN, timm:) that a retina model does not take: ``zoo score`` refuses them
+IMAGE_MODEL_ONLY = {"--layers": "layers", "--max-features": "max_features", "--batch-size": "batch_size",
+                    "--no-cache": "no_cache", "--width": "width", "--set": "overrides"}
+IMAGE_MODEL_DEFAULTS = {"max_features": 1000, "batch_size": 32}
+
+
 def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
                             description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
@@ -24,8 +30,10 @@ def add_commands(sub) -> None:
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
-    parser.add_argument("--max-features", type=at_least(1), default=1000)
-    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--max-features", type=at_least(1),
+                        help=f"units per layer after the random projection (default {IMAGE_MODEL_DEFAULTS['max_features']})")
+    parser.add_argument("--batch-size", type=at_least(1),
+                        help=f"images per forward pass (default {IMAGE_MODEL_DEFAULTS['batch_size']})")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
                         "untrained model's weights (default 0)")
@@ -44,6 +52,12 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
+    if _is_retina(args.benchmark):
+        # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
+        given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
+        if given:
+            raise UserFacingError(f"{args.model}: {', '.join(given)} apply to image models (ConvRNNs, timm:) only, "
+                                  f"not to a retina model")
     from neurozoo.benchmarks.paths import output_folder, results_dir
 
     # an unusable --out fails before any scoring; one made here for input that is then refused is removed again
@@ -53,8 +67,6 @@ def run_score(args) -> int:
 
 
 def _score(args) -> int:
-    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course
-
     score, model_name = score_from_args(args)
     store, record_id, summary = _store(args, score, model_name)
     if _is_retina(args.benchmark):
@@ -65,6 +77,8 @@ def _score(args) -> int:
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
         print(f"record {record_id} in {store.shown_url}; summary {summary}")
         return 0
+    from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
+
     stem = summary.with_suffix("")
     plot = plot_time_course(score, Path(f"{stem}.png"), title=f"{model_name} on {args.benchmark}")
     selection = score.provenance["settings"].get("layer_selection") or {}
@@ -96,6 +110,10 @@ def score_from_args(args):
     from neurozoo.datasets.provenance import module_sha256
 
     benchmark = benchmarks.load(args.benchmark)
+    if not _is_retina(args.benchmark):
+        for key, value in IMAGE_MODEL_DEFAULTS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
     rerun = rerun_arguments(args)
     if _is_retina(args.benchmark):
         score, model_name = _score_retina(args, benchmark)
@@ -157,8 +175,6 @@ def _score_retina(args, benchmark):
     if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
-    if args.width is not None or args.overrides:
-        raise UserFacingError(f"{args.model}: --width and --set apply to ConvRNNs only")
     model = args.model
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import default_retina

@@ -29,9 +29,10 @@ def register(registry) -> None:
 
     for region in ("V4", "IT"):
         registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region,
-                     description=f"embedded teacher {region} responses: span-time PLS per 10 ms bin 70-260 ms, ceiling")
+                     description=f"embedded teacher {region} responses: span-time PLS per 10 ms bin 70-260 ms, "
+                                 "r²/ceiling against the split-half (Spearman-Brown) ceiling")
     registry.add("cowley2023.V4", cowley, region="V4",
                  description="macaque V4 (Cowley et al. 2023, session 210325: 640 images of Bashivan et al. 2019): PLS, "
-                             "one 70-170 ms bin, ceiling")
+                             "one 70-170 ms bin, r²/ceiling against the split-half (Spearman-Brown) ceiling")
     registry.add("zhang_desimone2011.IT-decoding", zhang, region="IT", data_only=True,
                  description="macaque IT (Zhang et al. 2011): object decoding and ceiling per bin; data only, no images")

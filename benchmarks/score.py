@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from neurozoo.benchmarks.metrics.temporal import TemporalScore
 from neurozoo.benchmarks.records import ScoreRecord
+
+if TYPE_CHECKING:  # an annotation only: the metrics import sklearn and scipy.stats (~1 s), which a retina score,
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore  # a record or `zoo reproduce` never use
 
 
 @dataclass

@@ -22,7 +22,6 @@ the original applies to the cell's kernels (``decayed_parameters``).
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, did_you_mean
 from neurozoo.datasets.registry import Registry, UnknownNameError
 
 CELLS = Registry("cell", entry_point_group="neurozoo.convrnn_cells")
@@ -784,10 +783,8 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
     if valid is not None:
         unknown = sorted(set(config) - set(valid))
         if unknown:
-            close = [m for key in unknown for m in difflib.get_close_matches(key, valid, n=1)]
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
             raise SpecError(
-                f"cell {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}{hint} "
+                f"cell {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown, valid)} "
                 f"(valid keys: {', '.join(valid) or 'none'})"
             )
     accepted = _parameters(kind)

@@ -3,7 +3,10 @@
 In memory an assembly is a plain ``xarray.DataArray`` whose coordinates are ordinary
 (non-index) variables along their dims: ``stimulus_id``, ``object_name``, ``repetition`` along
 presentation, ``neuroid_id``, ``region`` along neuroid, ``time_bin_start``, ``time_bin_end`` (int ms)
-along time_bin, plus any extra coordinates. We deliberately keep no MultiIndexes: selecting,
+along time_bin, plus any extra coordinates. Time bins are whole ms everywhere, as Brain-Score stores them (int64
+``time_bin_start``/``time_bin_end``): ``make_assembly``, ``write_assembly`` and ``load_assembly`` refuse a bound in
+fractions of a ms (70.5) rather than truncate it or keep a bin no Brain-Score file has; a file's whole-ms floats
+(70.0) are read as int ms. We deliberately keep no MultiIndexes: selecting,
 sorting and aligning by ``stimulus_id`` then works with plain numpy arrays and with
 ``isel``/``sortby``, and nothing has to be unstacked before a metric. ``set_brainscore_indexes``
 rebuilds Brain-Score's MultiIndexes when a caller wants them.
@@ -139,7 +142,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
 def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
     if "time_bin_start" not in assembly.coords or "time_bin_end" not in assembly.coords:
         return
-    check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source)
+    check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source, whole_ms=True)
 
 
 def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
@@ -226,10 +229,11 @@ def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray
     ``time_bin=(start, end)`` or the scalar ``time_bin_start``/``time_bin_end`` coordinates the file keeps."""
     scalar = [n for n in COORDS["time_bin"] if n in assembly.coords and assembly[n].ndim == 0]
     if time_bin is None and len(scalar) == 2:
-        time_bin = tuple(int(assembly[n].values) for n in COORDS["time_bin"])
+        time_bin = tuple(float(assembly[n].values) for n in COORDS["time_bin"])
     if time_bin is None:
         _fail(source, "dims are (presentation, neuroid) with no time window; pass time_bin=(start_ms, end_ms) "
                       "(e.g. (70, 170)) to read it as one time bin")
+    check_time_bins([time_bin[0]], [time_bin[1]], f"{source}: time window", whole_ms=True)  # before the int cast
     assembly = assembly.drop_vars(scalar).expand_dims("time_bin", axis=2)
     return assembly.assign_coords(time_bin_start=("time_bin", np.array([time_bin[0]], np.int64)),
                                   time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
@@ -269,4 +273,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
+    # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them
+    assembly = assembly.assign_coords({name: ("time_bin", assembly[name].values.astype(np.int64))
+                                       for name in COORDS["time_bin"] if name in assembly.coords})
     return set_brainscore_indexes(assembly) if multiindex else assembly

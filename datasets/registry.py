@@ -7,13 +7,12 @@ through a Python entry point in the registry's group (loaded lazily on first loo
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.errors import UserFacingError, did_you_mean
 
 
 class UnknownNameError(UserFacingError, KeyError):
@@ -81,10 +80,8 @@ class Registry:
     def get(self, name: str) -> Entry:
         self._load_entry_points()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self._entries, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._entries)) or 'none'})"
+                f"unknown {self.kind} {name!r}{did_you_mean([name], self._entries, n=3, show=str)} (known: {', '.join(sorted(self._entries)) or 'none'})"
             )
         return self._entries[name]
 

@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.errors import UserFacingError, did_you_mean
 from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
@@ -223,8 +223,8 @@ def load_metadata(path: Path) -> Dict[str, Any]:
         raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
     unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]
     if unknown:
-        raise SubmissionError(f"metadata.yaml: unknown field(s) {', '.join(map(repr, unknown))}; "
-                              f"known: {', '.join([*REQUIRED, *OPTIONAL])}")
+        raise SubmissionError(f"metadata.yaml: unknown field(s) {', '.join(map(repr, unknown))}"
+                              f"{did_you_mean(unknown, [*REQUIRED, *OPTIONAL])} (known: {', '.join([*REQUIRED, *OPTIONAL])})")
     for field, kind in REQUIRED.items():
         if field not in meta:
             raise SubmissionError(f"metadata.yaml: field {field!r} is missing (expected {kind.__name__})")

@@ -132,7 +132,6 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
     """``(per-cell held-out metrics, their summary)`` of ``result``, written to ``out`` (``heldout_metrics.csv``,
     ``fit_curve.png``, ``summary.json``), each whole or not at all."""
     from neurozoo.retina.fit import evaluate
-    from neurozoo.retina.fit_figure import plot_fit_curve
     from neurozoo.retina.metrics import summary
 
     frame = evaluate(result.model, path, device=args.device)
@@ -142,6 +141,13 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
               "best_val_correlation": result.best_val_correlation,
               "output_calibration": result.extra.get("output_calibration"),
               "provenance": info}
-    record["figure"] = str(plot_fit_curve(result, out / "fit_curve.png", title=f"{args.model} on {path.name}"))
+    figure = out / "fit_curve.png"
+    # a cached fit's curve is the one drawn when it was made (a refit removes it): not drawn again, which spared a
+    # cached `zoo fit` matplotlib's import, a tenth of its time
+    if info.get("fit_origin") != "cached" or not figure.is_file():
+        from neurozoo.retina.fit_figure import plot_fit_curve
+
+        figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}")
+    record["figure"] = str(figure)
     write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     return frame, stats

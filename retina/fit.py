@@ -382,7 +382,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     torch.manual_seed(config.seed)
     model.to(device)
     groups = model.param_groups(config.lr) if hasattr(model, "param_groups") else model.parameters()
-    optimizer = torch.optim.Adam(groups, lr=config.lr)
+    optimizer_state = None  # a resumed fit's; the optimizer is made only when there are epochs to run (below)
     # best_score / best_state: the best epoch (its weights are returned); reference: the score that last reset the
     # patience (an epoch must beat it by min_delta to count as progress); calibration: the output calibration of the
     # best epoch, kept so that a finished fit read again (every cached benchmark score) does not repeat it
@@ -421,7 +421,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
                             "folder or start afresh (resume=False / --no-resume)")
         model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
+        optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
     else:
@@ -438,6 +438,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             model.init_from_data(d.target[:, train_t].mean(1).to(device))
 
     finished = state["bad_epochs"] >= config.patience or state["epoch"] >= config.epochs  # a resumed, finished fit
+    optimizer = None
+    if not finished:  # a finished fit read again (a cached score, `zoo fit`'s second run) makes none: torch's
+        optimizer = torch.optim.Adam(groups, lr=config.lr)  # optimizers import torch._dynamo on first use (3-5 s)
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
     epochs = tqdm(range(state["epoch"], config.epochs), desc=f"fit {type(model).__name__}",
                   disable=not config.progress or finished, initial=state["epoch"], total=config.epochs)
     # on the CPU the fast path's layers split their work over torch's threads (torch's own threading did not

@@ -220,6 +220,23 @@ def test_make_assembly_refuses_time_bins_it_would_truncate():
     assert assembly["time_bin_start"].values.tolist() == [70, 80]
 
 
+def test_load_assembly_refuses_the_fractional_time_bins_make_assembly_refuses(tmp_path):
+    """Brain-Score stores time bins as int ms: load_assembly read [70.5, 80) as it was (and a (presentation, neuroid)
+    file's window truncated to 70), while make_assembly refused it. A whole-ms float bin is read as int ms."""
+    assembly = _assembly().assign_coords(time_bin_start=("time_bin", [70.5, 80, 90]),
+                                         time_bin_end=("time_bin", [80.0, 90, 100]))
+    assembly.to_dataset(name="data").to_netcdf(tmp_path / "half.nc")
+    with pytest.raises(DataError, match=r"half\.nc: time bin 0 \[70\.5, 80\) ms is not in whole ms"):
+        load_assembly(tmp_path / "half.nc")
+    with pytest.raises(DataError, match=r"flat\.nc: time window: time bin 0 \[70\.5, 170\) ms is not in whole ms"):
+        _assembly().isel(time_bin=0, drop=True).to_dataset(name="data").to_netcdf(tmp_path / "flat.nc")
+        load_assembly(tmp_path / "flat.nc", time_bin=(70.5, 170))
+    assembly.assign_coords(time_bin_start=("time_bin", [70.0, 80, 90])).to_dataset(name="data").to_netcdf(
+        tmp_path / "whole.nc")
+    loaded = load_assembly(tmp_path / "whole.nc")
+    assert loaded["time_bin_start"].dtype == np.int64 and loaded["time_bin_start"].values.tolist() == [70, 80, 90]
+
+
 def test_stimulus_ids_must_match_the_stimulus_set(tmp_path):
     assembly = _assembly(n_stimuli=5)
     path = write_assembly(assembly, tmp_path / "a.nc")

@@ -433,3 +433,15 @@ def test_a_convrnn_zoo_job_key_follows_the_layer_it_scores(monkeypatch):
     model = zoo.build_model(changed)
     with pytest.raises(Scored, match="conv2"):  # the spec's layer, not the one the code would pick now
         zoo.score_model(model, dict(changed, layer="conv2"), "rgc_shallow")
+
+
+def test_every_registered_benchmark_says_which_ceiling_it_scores_against():
+    """`zoo list` showed cowley2023.V4 (and ventral_embedded.*) as '..., one 70-170 ms bin, ceiling': a bare word,
+    not saying the score is r²/ceiling against a split-half ceiling."""
+    from neurozoo import benchmarks
+
+    for entry in benchmarks.BENCHMARKS.entries():
+        if "ceiling" in entry.description:
+            assert not entry.description.rstrip(" .").endswith(", ceiling"), (entry.name, entry.description)
+    for name in ("cowley2023.V4", "ventral_embedded.V4-temporal", "ventral_embedded.IT-temporal"):
+        assert "r²/ceiling against the split-half" in benchmarks.BENCHMARKS.get(name).description

@@ -100,3 +100,12 @@ def test_zoo_parser_imports_no_torch_and_package_names_still_resolve():
     assert callable(search.open_study) and callable(training.train) and callable(dynamics.find_fixed_points)
     with pytest.raises(AttributeError, match="'neurozoo.convrnn' has no attribute 'no_such_name'"):
         convrnn.no_such_name
+
+
+def test_a_score_imports_no_metrics_or_plotting_library():
+    """A retina score, a stored record and `zoo reproduce` build a ``Score``: its module imported the cortex metrics
+    (sklearn, scipy.stats: ~1 s of a cached 6.5 s `zoo score ln retina_embedded.*`) for an annotation."""
+    code = ("import sys; import neurozoo.benchmarks.score; "
+            "print(sorted(m for m in ('sklearn', 'scipy.stats', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

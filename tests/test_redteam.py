@@ -514,6 +514,8 @@ def test_colliding_archive_members_are_refused_without_naming_host_paths(board, 
     ({"description": 5}, "field 'description' must be a non-empty str"),
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
+    # the US spelling was refused with only the list of known fields
+    ({"license": "MIT"}, r"unknown field\(s\) 'license'; did you mean 'licence'\? \(known: name, authors"),
 ])
 def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
     _refused(tmp_path, submission(tmp_path, "typed", **change), match)

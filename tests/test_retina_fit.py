@@ -180,6 +180,26 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_a_finished_fit_read_again_makes_no_optimizer(ln_recording, tmp_path, monkeypatch):
+    """Every cached score and `zoo fit`'s second run read a finished fit: it made an Adam optimizer and loaded its
+    state, and torch's optimizers import torch._dynamo on first use (1-5 s, most of a cached `zoo fit`'s time)."""
+    def run():
+        torch.manual_seed(0)
+        return fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=2, patience=99,
+                   progress=False, max_steps_per_epoch=3, batch_size=300)
+
+    first = run()
+
+    def no_optimizer(*args, **kwargs):
+        raise AssertionError("an optimizer for a finished fit")
+
+    monkeypatch.setattr(torch.optim, "Adam", no_optimizer)
+    again = run()
+    assert again.best_epoch == first.best_epoch and len(again.history) == 2
+    for a, b in zip(first.model.state_dict().values(), again.model.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
 def test_a_fit_hashes_its_recording_once_and_its_provenance_reuses_that_hash(ln_recording, tmp_path, monkeypatch):
     import hashlib
 
@@ -471,6 +491,10 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     load = benchmarks.load
     small = {"sizes": {"n_train": 2500, "n_test": 400, "n_repeats": 5}, "fit_settings": {"epochs": 1}}
     monkeypatch.setattr(benchmarks, "load", lambda name: load(name, **(small if name.startswith("retina_") else {})))
+    import sys
+
+    # a retina score draws no plot: importing the plots (matplotlib, ~0.5 s) was a cached score's avoidable cost
+    monkeypatch.setitem(sys.modules, "neurozoo.benchmarks.plots", None)
     assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout"]) == 0
     out = capsys.readouterr().out
     assert "ln on retina_embedded.whitenoise-heldout" in out
@@ -635,6 +659,35 @@ def test_zoo_probe_fit_embedded_reads_the_fit_that_zoo_fit_made(tmp_path, monkey
     assert json.loads(summary.read_text())["provenance"]["fit_origin"] == "cached"
 
 
+def test_zoo_fit_of_a_cached_fit_keeps_its_learning_curve_and_does_not_draw_it_again(tmp_path, monkeypatch, capsys):
+    """A cached `zoo fit` redrew fit_curve.png, the same figure, importing matplotlib (a tenth of its run)."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.retina import fit_figure
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    argv = ["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]
+    assert zoo(argv) == 0
+    [figure] = (tmp_path / "cache").rglob("fit_curve.png")
+    drawn = figure.read_bytes()
+
+    def redrawn(*args, **kwargs):
+        raise AssertionError("the cached fit's curve drawn again")
+
+    monkeypatch.setattr(fit_figure, "plot_fit_curve", redrawn)
+    assert zoo(argv) == 0 and "nothing trained" in capsys.readouterr().out
+    assert figure.read_bytes() == drawn
+    assert json.loads((figure.parent / "summary.json").read_text())["figure"] == str(figure)
+    figure.unlink()  # a curve that is missing is drawn
+    monkeypatch.undo()
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    assert zoo(argv) == 0 and figure.is_file()
+
+
 def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_typed(tmp_path, monkeypatch, capsys):
     """`zoo fit ln --data embedded:whitenoise --lr 0.01` (the LN model's own rate) fitted into another folder than the
     same fit without --lr, as did an explicit --output-calibration equal to the BN-CNN's default: the cache key hashed
@@ -753,11 +806,12 @@ def test_zoo_fit_writes_its_results_into_the_fit_cache_whole_and_under_the_fits_
         return real_written_whole(path, **kwargs)
 
     monkeypatch.setattr(json_files, "written_whole", recording_written_whole)
-    for argv in ([], ["--no-resume"], []):  # fitted, refitted, read from the cache
+    # fitted, refitted, read from the cache (whose learning curve is the refit's, kept: not drawn again)
+    for argv, drawn in (([], True), (["--no-resume"], True), ([], None)):
         written.clear()
         assert zoo(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet", *argv]) == 0
         assert {name: written.get(name) for name in ("summary.json", "heldout_metrics.csv", "fit_curve.png")} == {
-            "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": True}, argv
+            "summary.json": True, "heldout_metrics.csv": True, "fit_curve.png": drawn}, argv
 
 
 TWO_FITS = """

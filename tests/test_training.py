@@ -156,6 +156,22 @@ class Crash(Exception):
     pass
 
 
+def crash_before_step(cfg, step: int) -> None:
+    """Train ``cfg`` until a crash raised in the forward pass of training step ``step`` (1-based)."""
+    crashed = Trainer(cfg)
+
+    def crash(module, inputs):
+        if module.training and crashed.global_step == step - 1:
+            raise Crash
+
+    crashed.train_model.register_forward_pre_hook(crash)
+    try:
+        with pytest.raises(Crash):
+            crashed.fit()
+    finally:
+        crashed.close()
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_same_weights(data, tmp_path, straight,
                                                                                           workers, monkeypatch):
@@ -166,16 +182,7 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     import warnings
     from neurozoo.convrnn.training.imagefolder import ImageFolder
 
-    crashed = Trainer(config(data, tmp_path, workers=workers, checkpoint_every=3))
-
-    def crash_in_step_7(module, inputs):
-        if module.training and crashed.global_step == 6:
-            raise Crash
-
-    crashed.train_model.register_forward_pre_hook(crash_in_step_7)
-    with pytest.raises(Crash):
-        crashed.fit()
-    crashed.close()
+    crash_before_step(config(data, tmp_path, workers=workers, checkpoint_every=3), 7)
     state = load_checkpoint(tmp_path / "last.pth")
     assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (1, 2, 6)
 
@@ -713,15 +720,7 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
 def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_the_same_steps(data, tmp_path):
     """--max-steps-per-epoch 2 gives 2 steps per epoch with batch 8 and with 16; a checkpoint after 1 batch of 8
     resumed with batch 16 would skip 16 images, 8 of them never trained on."""
-    first = Trainer(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1))
-    def crash_in_step_2(module, inputs):
-        if module.training and first.global_step == 1:
-            raise Crash
-
-    first.train_model.register_forward_pre_hook(crash_in_step_2)
-    with pytest.raises(Crash):
-        first.fit()
-    first.close()
+    crash_before_step(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1), 2)
     assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
     with pytest.raises(UserFacingError, match=r"--resume: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
                                               r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "

@@ -12,6 +12,7 @@ done. Ctrl-C (SIGINT) keeps Python's own behaviour.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from contextlib import contextmanager
@@ -58,10 +59,23 @@ def raise_if_terminated() -> None:
         raise KeyboardInterrupt(f"signal {_requested}")
 
 
-def ignore_sigterm(worker_id: int = 0) -> None:
-    """A data-loading worker's ``worker_init_fn``: the worker ignores SIGTERM, which a scheduler sends to the whole
-    process group (SLURM signals every process of a job step); the trainer stops at its next safe point and shuts the
-    worker down. A forked worker inherited the trainer's deferring handler; one started by spawn or forkserver
-    (Python 3.14's default on Linux) had SIGTERM's default and died, and the trainer with it ("DataLoader worker
-    exited unexpectedly") instead of saving the step it had reached."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+def sigterm_from(parent: int, worker_id: int = 0) -> None:
+    """A data-loading worker's ``worker_init_fn`` (``functools.partial(sigterm_from, os.getpid())`` in the trainer):
+    the worker exits on a SIGTERM sent by ``parent`` (multiprocessing's ``terminate`` when the trainer shuts its
+    workers down or exits) and ignores one sent by anyone else (a scheduler signalling every process of a job: SLURM);
+    the trainer, signalled too, stops at its next safe point and shuts the worker down. Without it a worker died of
+    such a signal (torch's worker handler re-raises a SIGTERM not sent by the worker's parent process), and the
+    trainer failed at once ("DataLoader worker ... is killed by signal: Terminated") without saving its step; ignoring
+    every SIGTERM instead (SIG_IGN) hangs the trainer's exit, which terminates and then joins its workers.
+
+    Python handlers are not told the sender, so SIGTERM is blocked in the worker and a thread takes it with
+    ``sigwaitinfo``, whose ``si_pid`` names the sender."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def take_sigterm() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=take_sigterm, name="sigterm-from-trainer", daemon=True).start()

@@ -206,9 +206,9 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
-# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers, as
-# SLURM signals every process of a job step) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the
-# processes inside the step, at a step known in advance
+# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers; the
+# workers take a signal from their trainer as the order to exit; a scheduler's: test_a_loading_worker_outlives...) while it
+# trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes inside the step, at a step known in advance
 SIGTERM_IN_STEP_6 = """
 import os, runpy, signal
 from neurozoo.convrnn.training.engine import Trainer
@@ -283,24 +283,30 @@ class _WorkerPid(torch.utils.data.Dataset):
         return os.getpid()
 
 
-def test_a_spawned_loading_worker_outlives_a_sigterm_to_the_process_group(data, tmp_path):
+def test_a_loading_worker_outlives_a_schedulers_sigterm_and_ends_on_its_trainers(data, tmp_path):
     """SLURM signals every process of a job step: the trainer defers SIGTERM to its next batch, and its loading
-    workers must outlive it. Forked workers inherited the deferring handler; spawned ones (forkserver is Python 3.14's
-    default on Linux) died of it, so the trainer failed with "DataLoader worker exited unexpectedly" instead of saving
-    its step. The trainer's loaders give their workers a worker_init_fn that ignores SIGTERM."""
+    workers must outlive it, while a SIGTERM from the trainer itself (multiprocessing's terminate at shutdown) must
+    still end them. torch's worker handler killed a worker signalled by anyone but its parent, so the trainer failed
+    at once without saving its step; a worker ignoring every SIGTERM hung the trainer's exit (it terminates, then
+    joins). Spawned (forkserver is Python 3.14's default on Linux), so the trainer is not the worker's parent."""
     from torch.utils.data import DataLoader
 
     trainer = Trainer(config(data, tmp_path, workers=1))
     try:
         init = trainer.train_loader.worker_init_fn
-        assert trainer.val_loader.worker_init_fn is init
+        assert trainer.val_loader.worker_init_fn.args == init.args == (os.getpid(),)
     finally:
         trainer.close()
-    batches = iter(DataLoader(_WorkerPid(), batch_size=None, num_workers=1, multiprocessing_context="spawn",
-                              worker_init_fn=init, timeout=60))
+    loader = DataLoader(_WorkerPid(), batch_size=None, num_workers=1, multiprocessing_context="spawn",
+                        worker_init_fn=init, timeout=60)
+    batches = iter(loader)
     worker = next(batches)
-    os.kill(worker, signal.SIGTERM)
+    subprocess.run(["kill", "-TERM", str(worker)], check=True)  # the scheduler's: another process
     assert [next(batches) for _ in range(8)] == [worker] * 8  # items asked for after the signal, from the same worker
+    process = batches._workers[0]
+    os.kill(worker, signal.SIGTERM)  # the trainer's
+    process.join(timeout=60)
+    assert process.exitcode == 0
 
 
 def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():

@@ -12,6 +12,7 @@ weights an uninterrupted run would have.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -37,7 +38,7 @@ from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects,
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
-from neurozoo.datasets.termination import ignore_sigterm, sigterm_deferred, termination_requested
+from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
 from neurozoo.convrnn.training.transforms import build_transform
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -337,7 +338,7 @@ class Trainer:
         self.train_loader = DataLoader(SeededSamples(self.train_set, c.seed), batch_size=c.batch_size,
                                        sampler=self.train_sampler,
                                        num_workers=c.workers, pin_memory=pin, drop_last=True, generator=self.generator,
-                                       worker_init_fn=ignore_sigterm)
+                                       worker_init_fn=functools.partial(sigterm_from, os.getpid()))
         if len(self.train_loader) == 0:
             raise DataError(f"{self.train_set.root}: {len(self.train_set)} training images give no full batch of "
                             f"{c.batch_size} per process on {d.world_size} process(es); lower --batch-size")
@@ -349,7 +350,7 @@ class Trainer:
             shard = list(range(d.rank, len(self.val_set), d.world_size))  # every image exactly once over ranks
             self.val_loader = DataLoader(self.val_set, batch_size=c.batch_size, sampler=shard, num_workers=c.workers,
                                          pin_memory=pin, generator=torch.Generator().manual_seed(c.seed),
-                                         worker_init_fn=ignore_sigterm)
+                                         worker_init_fn=functools.partial(sigterm_from, os.getpid()))
 
     def _create_model(self) -> nn.Module:
         from neurozoo import convrnn

@@ -470,7 +470,7 @@ def test_l2_penalises_weights_and_never_biases_whatever_their_shape():
         model.subunit_bias.fill_(10.0)  # a penalised bias would add l2 * 6 * 100 = 600
         model.bias.fill_(10.0)
     weights = [model.weights, model.on.spatial, model.on.temporal, model.off.spatial, model.off.temporal]
-    expected = sum(float((w ** 2).sum()) for w in weights)
+    expected = sum(float((w.detach() ** 2).sum()) for w in weights)
     assert float(regularization(model, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(expected, rel=1e-6)
     # the BN-CNN: its conv and dense kernels (not the convs' biases, not BatchNorm's gains and offsets)
     cnn = create_model("bncnn", n_cells=3)

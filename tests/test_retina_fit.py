@@ -471,12 +471,12 @@ def test_l2_penalises_weights_and_never_biases_whatever_their_shape():
         model.bias.fill_(10.0)
     weights = [model.weights, model.on.spatial, model.on.temporal, model.off.spatial, model.off.temporal]
     expected = sum(float((w.detach() ** 2).sum()) for w in weights)
-    assert float(regularization(model, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(expected, rel=1e-6)
+    assert float(regularization(model, torch.zeros(4, 3), l2=1.0, l1=0.0).detach()) == pytest.approx(expected, rel=1e-6)
     # the BN-CNN: its conv and dense kernels (not the convs' biases, not BatchNorm's gains and offsets)
     cnn = create_model("bncnn", n_cells=3)
     kernels = [cnn.conv1.weight, cnn.conv2.weight, cnn.dense.weight]
-    assert float(regularization(cnn, torch.zeros(4, 3), l2=1.0, l1=0.0)) == pytest.approx(
-        sum(float((k ** 2).sum()) for k in kernels), rel=1e-6)
+    assert float(regularization(cnn, torch.zeros(4, 3), l2=1.0, l1=0.0).detach()) == pytest.approx(
+        sum(float((k.detach() ** 2).sum()) for k in kernels), rel=1e-6)
 
 
 def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path, monkeypatch, capsys):

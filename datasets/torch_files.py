@@ -16,16 +16,17 @@ class UnreadableTorchFile(DataError):
     """A file that exists but is no PyTorch file of tensors (damaged, cut short, or another format)."""
 
 
-def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)``, or a ``DataError`` naming ``what`` and ``path``
-    (``UnreadableTorchFile`` when the file exists but cannot be read)."""
+    (``UnreadableTorchFile`` when the file exists but cannot be read). ``mmap``: tensors are mapped, not read (for
+    a few counters of a large checkpoint)."""
     import torch
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # pickle, zip, unpickler and torch errors alike
         raise UnreadableTorchFile(f"{what} {path}: not a readable PyTorch file of tensors ({type(error).__name__}; expected "
                         "what torch.save writes from state dicts)") from None

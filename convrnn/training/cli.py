@@ -111,10 +111,10 @@ def _what_was_kept(out: Path) -> str:
     last = out / "last.pth"
     if not last.is_file():
         return f"no checkpoint had been written, so {out} holds none to resume"
-    import torch
+    from neurozoo.datasets.torch_files import read_torch_file
 
     try:  # memory-mapped: the counters without reading the weights
-        state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        state = read_torch_file(last, mmap=True)
         epoch, position, step = int(state["epoch"]), int(state.get("epoch_steps", 0)), int(state["global_step"])
     except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
         return f"{last} is the last checkpoint: rerun the same command with --resume to continue from it"

@@ -13,12 +13,12 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional
 
 import pandas as pd
-from sqlalchemy import JSON, DateTime, Float, Integer, String, create_engine, select
+from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engine, select, type_coerce
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
 from neurozoo.datasets.db_urls import shown_url
-from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
 from neurozoo.datasets.provenance import environment
 
@@ -151,7 +151,10 @@ class ResultsStore:
 
     def get(self, record_id: int) -> Optional[ScoreRecord]:
         with Session(self.engine) as session:
-            row = session.get(ScoreRow, record_id)
+            try:
+                row = session.get(ScoreRow, record_id)
+            except ValueError:  # json.JSONDecodeError: a JSON column cut short or edited by hand
+                raise DataError(self._unreadable(session, ScoreRow.id == record_id)) from None
             return ScoreRecord.from_row(row) if row is not None else None
 
     def records(self, model: Optional[str] = None, benchmark: Optional[str] = None) -> List[ScoreRecord]:
@@ -161,7 +164,27 @@ class ResultsStore:
         if benchmark is not None:
             statement = statement.where(ScoreRow.benchmark == benchmark)
         with Session(self.engine) as session:
-            return [ScoreRecord.from_row(row) for row in session.scalars(statement)]
+            try:
+                return [ScoreRecord.from_row(row) for row in session.scalars(statement)]
+            except ValueError:
+                raise DataError(self._unreadable(session, *statement.whereclause.clauses
+                                                 if statement.whereclause is not None else ())) from None
+
+    def _unreadable(self, session: Session, *where) -> str:
+        """Which record's JSON column (per-bin values, settings) does not parse, and where: read as text."""
+        import json
+
+        columns = [ScoreRow.per_bin, ScoreRow.settings]
+        statement = select(ScoreRow.id, *(type_coerce(column, Text) for column in columns)).where(*where)
+        for row_id, *texts in session.execute(statement):
+            for column, text in zip(columns, texts):
+                try:
+                    json.loads(text) if text is not None else None
+                except ValueError as error:
+                    return (f"record {row_id} in {self.shown_url}: its {column.key} is not readable JSON ({error}; "
+                            f"{len(text)} characters): the record was cut short or edited by hand; delete it "
+                            "and score again")
+        return f"{self.shown_url}: a record's JSON columns do not parse"
 
     def query(self, model: Optional[str] = None, benchmark: Optional[str] = None, latest: bool = False) -> pd.DataFrame:
         """All matching scores, oldest first; ``latest=True`` keeps only the newest per (model, benchmark)."""

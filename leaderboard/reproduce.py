@@ -28,7 +28,16 @@ if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, nu
     from neurozoo.benchmarks.records import ScoreRecord
 
 COMPARED = ("value", "error", "ceiling", "raw")
+IDENTITY = ("model", "benchmark", "seed", "data_sha256")  # must equal the rerun's: see mismatches()
+#: settings that are not the computation's configuration: the environment and the device (compared apart, in
+#: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
+#: rerun's own copy of it) and the checkpoint's path as given (relative or not; its bytes are checked by sha256
+#: before the rerun and its weights by the ``model_sha256`` setting)
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint")
+MISSING = "(missing)"
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
+PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
+               "scored: see `zoo list`)")
 
 
 def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
@@ -45,19 +54,73 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
                               "zoo work); score it again with zoo score or zoo run")
+    checked(record, how)
     from neurozoo.datasets.provenance import environment
     from neurozoo.retina.embedded_fit import fits_in
 
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-") as scratch:
-        if isinstance(how, str):
-            new = _rerun_analysis(record, how, Path(scratch))
-        elif use_caches:
-            new = _rerun(record, how, device, use_caches)
-        else:
-            with fits_in(Path(scratch) / "fits"):
+        try:
+            if isinstance(how, str):
+                new = _rerun_analysis(record, how, Path(scratch))
+            elif use_caches:
                 new = _rerun(record, how, device, use_caches)
+            else:
+                with fits_in(Path(scratch) / "fits"):
+                    new = _rerun(record, how, device, use_caches)
+        except UserFacingError as error:  # e.g. its model is a plugin's, not installed here: name the record
+            if str(error).startswith(f"record {record.id}"):
+                raise
+            raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) cannot be scored again "
+                                  f"here: {error}{PLUGIN_HINT if 'unknown' in str(error) else ''}") from None
     new.settings = {"environment": environment(), **(new.settings or {})}  # as the store would add it
     return new
+
+
+#: what each kind of record keeps to be scored again, and the types it is read as: a record edited by hand or cut
+#: short is refused naming the field, before any scoring (it failed with a KeyError or TypeError traceback)
+NUMBER, TEXT, OPTIONAL_TEXT, OPTIONAL_INT = (int, float), (str,), (str, type(None)), (int, type(None))  # None: a retina score
+SCORE_ARGUMENTS = {"model": TEXT, "benchmark": TEXT, "seed": (int,), "width": NUMBER + (type(None),),
+                   "set": (list,), "layers": OPTIONAL_TEXT, "max_features": OPTIONAL_INT, "batch_size": OPTIONAL_INT,
+                   "checkpoint": (dict, type(None))}
+SPEC_FIELDS = {"family": TEXT, "model": TEXT, "benchmark": TEXT}
+SPEC_FAMILY_FIELDS = {"convrnn": {"overrides": (dict,), "score": (dict,)}, "retina": {"score": (dict,)},
+                      "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT}}
+
+
+def checked(record: ScoreRecord, how) -> None:
+    """Refuse, naming the record and the field, a rerun description (``settings["rerun"]`` or the job's spec) that
+    lacks a field the rerun reads or holds one of another type."""
+    analysis = record.benchmark.split(".", 1)[0] in ANALYSES
+    if isinstance(how, str) and analysis:
+        return
+    where = f"record {record.id} ({record.model} on {record.benchmark}): settings.rerun"
+    if not isinstance(how, dict):
+        raise DataError(f"{where}: expected a dictionary with its command, found {type(how).__name__} {how!r:.80}; "
+                        "the record was edited or cut short: score it again with zoo score or zoo run")
+    command = how.get("command")
+    if command == "zoo score":
+        _require(how, SCORE_ARGUMENTS, where)
+    elif command in ("zoo run", "zoo work"):
+        _require(how, {"spec": (dict,)}, where)
+        spec = how["spec"]
+        _require(spec, SPEC_FIELDS, f"{where}.spec")
+        _require(spec, SPEC_FAMILY_FIELDS.get(spec["family"], {}), f"{where}.spec")
+        if (record.settings or {}).get("split"):
+            _require(spec, {"split": (dict,)}, f"{where}.spec")
+            _require(spec["split"], {"key": TEXT, "hidden_fraction": NUMBER}, f"{where}.spec.split")
+    else:
+        raise DataError(f"{where}.command: expected 'zoo score', 'zoo run' or 'zoo work', found {command!r}")
+
+
+def _require(values: Dict[str, Any], fields: Dict[str, tuple], where: str) -> None:
+    for name, types in fields.items():
+        if name not in values:
+            raise DataError(f"{where}: no field {name!r} (expected {' or '.join(t.__name__ for t in types)}); the "
+                            "record was edited or cut short")
+        value = values[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise DataError(f"{where}.{name}: expected {' or '.join(t.__name__ for t in types)}, found "
+                            f"{type(value).__name__} {value!r:.80}")
 
 
 def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bool) -> ScoreRecord:
@@ -94,7 +157,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
 
             public, hidden = score_spec(spec, device=device, progress=False, cache=use_caches)
         return hidden if split == "hidden" else public
-    raise UserFacingError(f"record {record.id}: unknown rerun command {command!r}")
+    raise AssertionError(command)  # checked() refused any other
 
 
 def _rerun_analysis(record: ScoreRecord, command: str, scratch: Path) -> ScoreRecord:
@@ -153,33 +216,67 @@ def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optiona
 
 
 def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
-    """``(field, stored, rerun)`` of every compared number, the summary values and each per-bin (per-cell) entry."""
+    """``(field, stored, rerun)`` of every compared number: the summary values, each per-bin (per-cell) entry and
+    every number of the settings (a ``zoo dynamics`` / ``zoo compare`` record's fixed points, spectra and
+    matrices; a score's layer selection, components, features and fit settings)."""
     pairs = [(name, getattr(old, name), getattr(new, name)) for name in COMPARED]
-    if old.benchmark.split(".", 1)[0] in ANALYSES:  # their numbers are in the settings: points, spectra, matrices
-        then, now = (dict(_numbers(record.settings or {}, "settings")) for record in (old, new))
-        pairs += [(name, then.get(name), now.get(name)) for name in sorted(set(then) | set(now))]
+    pairs += [row for row in settings_pairs(old, new)[0] if _is_number(row[1]) or _is_number(row[2])]
     old_bins, new_bins = old.per_bin or [], new.per_bin or []
     if len(old_bins) != len(new_bins):
         pairs.append(("per_bin rows", len(old_bins), len(new_bins)))
     for index, (a, b) in enumerate(zip(old_bins, new_bins)):
         label = a.get("time_bin_start", a.get("cell", index))
         for key in sorted(set(a) | set(b)):
-            if isinstance(a.get(key), (int, float)) or isinstance(b.get(key), (int, float)):
+            if _is_number(a.get(key)) or _is_number(b.get(key)):
                 pairs.append((f"per_bin[{label}].{key}", a.get(key), b.get(key)))
     return pairs
 
 
-def _numbers(value, name: str):
-    """``(path, number)`` of every number in a record's settings (the environment, compared apart, aside)."""
-    if isinstance(value, dict):
+def mismatches(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
+    """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model, benchmark,
+    seed and data sha256 (one the record does not state is left out: :func:`compare` notes it), and every setting
+    that is not a number (layer, mapping, time-bin convention, fit batching and loss...; numbers are compared with
+    the tolerance, :func:`differences`). A record whose data or configuration is not the rerun's is not
+    reproduced, whatever its numbers."""
+    rows = [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
+            if getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
+    return rows + [(name, a, b) for name, a, b in settings_pairs(old, new)[0]
+                   if not (_is_number(a) or _is_number(b)) and a != b]
+
+
+def settings_pairs(old: ScoreRecord, new: ScoreRecord):
+    """``(compared, unpaired)``: ``(path, stored, rerun)`` of every leaf of the two records' settings (nested
+    dictionaries and lists walked, :data:`UNCOMPARED_SETTINGS` left out); ``unpaired`` holds the settings of a
+    score that only one of the two records has (a setting that a later version added, or no longer records: a
+    note, so that older records stay reproducible), ``compared`` all others. The settings of a ``zoo dynamics`` or
+    ``zoo compare`` record are its results: any one missing on one side is compared (as None)."""
+    then, now = (dict(_leaves(record.settings or {}, "settings")) for record in (old, new))
+    analysis = old.benchmark.split(".", 1)[0] in ANALYSES
+    compared, unpaired = [], []
+    for name in sorted(set(then) | set(now)):
+        if (name in then) != (name in now) and not analysis and not name.endswith("]"):
+            unpaired.append((name, then.get(name, MISSING), now.get(name, MISSING)))
+        else:
+            compared.append((name, then.get(name), now.get(name)))
+    return compared, unpaired
+
+
+def _leaves(value, name: str):
+    """``(path, value)`` of every leaf of a record's settings: numbers, strings, None, empty lists and
+    dictionaries."""
+    if isinstance(value, dict) and value:
         for key, item in value.items():
-            if key != "environment":
-                yield from _numbers(item, f"{name}.{key}")
-    elif isinstance(value, list):
+            if name != "settings" or key not in UNCOMPARED_SETTINGS:
+                yield from _leaves(item, f"{name}.{key}")
+    elif isinstance(value, list) and value:
         for index, item in enumerate(value):
-            yield from _numbers(item, f"{name}[{index}]")
-    elif isinstance(value, (int, float)):
+            yield from _leaves(item, f"{name}[{index}]")
+    else:
         yield name, value
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float))
 
 
 def gap(stored, rerun_value) -> float:
@@ -197,10 +294,15 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
     pairs = differences(old, new)
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
     notes = []
-    if old.data_sha256 != new.data_sha256:
-        notes.append(f"data sha256 {str(old.data_sha256)[:12]} then, {str(new.data_sha256)[:12]} now")
+    if old.data_sha256 is None:  # a mismatch of a stated one fails the reproduction: mismatches()
+        notes.append(f"the record does not state its data sha256; the rerun's data: {new.data_sha256}")
     if old.code_version != new.code_version:
-        notes.append(f"code {old.code_version} then, {new.code_version} now")
+        notes.append(f"code_version: stored {old.code_version}, now {new.code_version}")
+    notes += [f"{name}: {'not in the record' if stored == MISSING else f'stored {stored!r}'}, "
+              f"{'not in the rerun' if found == MISSING else f'rerun {found!r}'}"
+              for name, stored, found in settings_pairs(old, new)[1]]
+    if old.device and new.device and old.device != new.device:
+        notes.append(f"device: stored {old.device}, now {new.device}")
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
     if not then:
         notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
@@ -208,7 +310,7 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
         return largest, notes
     for key in sorted(set(then) | set(now)):
         if then.get(key) != now.get(key):
-            notes.append(f"{key} {then.get(key)} then, {now.get(key)} now")
+            notes.append(f"environment.{key}: stored {then.get(key)}, now {now.get(key)}")
     return largest, notes
 
 
@@ -262,13 +364,26 @@ def run_reproduce(args) -> int:
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:
         print(f"  differs: {note}")
+    named = mismatches(record, new)
+    for name, stored, found in named:
+        print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
+    if named:
+        fields = ", ".join(name for name, _, _ in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+        data = any(name == "data_sha256" for name, _, _ in named)
+        print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
+              + (" (the benchmark's data has changed since it was scored)" if data else "")
+              + (", whatever the numbers" if largest <= args.tolerance else
+                 f"; largest difference of the numbers {largest:.3g}"))
+        return 1
     if largest <= args.tolerance:
         what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
         settings = sum(name.startswith("settings") for name, _, _ in differences(record, new))
         print(f"reproduced: {what} (value, error, ceiling, raw and {len(record.per_bin or [])} per-bin rows"
               + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    worst = max(differences(record, new), key=lambda row: gap(row[1], row[2]))
+    pairs = differences(record, new)
+    worst = max(pairs, key=lambda row: gap(row[1], row[2]))
+    beyond = sum(gap(a, b) > args.tolerance for _, a, b in pairs)
     print(f"NOT reproduced: largest difference {largest:.3g} > tolerance {args.tolerance:g} "
-          f"({worst[0]}: stored {worst[1]!r}, rerun {worst[2]!r})")
+          f"({worst[0]}: stored {worst[1]!r}, rerun {worst[2]!r}; {beyond} of {len(pairs)} numbers beyond it)")
     return 1

@@ -388,7 +388,7 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     """``zoo reproduce`` of a ``zoo work`` record runs the submitted model again in the sandbox (the activation
     cache neither read nor written) and compares the hidden-split score number by number."""
     from neurozoo.benchmarks.extraction import cache as activation_cache
-    from neurozoo.leaderboard.reproduce import rerun
+    from neurozoo.leaderboard.reproduce import mismatches, rerun
 
     submission = submit(db, make_submission(tmp_path / "good"), tmp_path / "store")
     job = db.submission(submission)["jobs"][0]
@@ -398,6 +398,7 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     monkeypatch.setattr(activation_cache.ActivationCache, "load", lambda *a: pytest.fail("read the cache"))
     again = rerun(hidden)
     assert again.value == hidden.value and again.per_bin == hidden.per_bin and again.settings["split"] == "hidden"
+    assert mismatches(hidden, again) == []  # the same model, seed, data and configuration: nothing of it differs
 
 
 def test_the_readme_example_submission_passes_intake_and_names_real_layers(tmp_path, monkeypatch):

@@ -386,3 +386,99 @@ def test_reproduce_reads_no_private_argparse_names():
     for module in (reproduce, dynamics_cli):
         source = Path(module.__file__).read_text()
         assert re.findall(r"argparse\._\w+|\._actions\b|\._option_string_actions\b", source) == [], module.__file__
+
+
+def _settings_of(db_file, record_id):
+    return json.loads(sqlite3.connect(db_file).execute("SELECT settings FROM scores WHERE id = ?",
+                                                       (record_id,)).fetchone()[0])
+
+
+def test_a_record_whose_data_changed_since_is_not_reproduced_whatever_the_tolerance(tmp_path, tiny_benchmarks,
+                                                                                    capsys):
+    """Before: a changed data sha256 was a note, and a rerun within --tolerance said "reproduced" (exit 0) on
+    other data. Now the field is named with both checksums and the command exits 1."""
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _score(db, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    stimuli = _neural().stimuli
+    other = synthetic_assembly(n_stimuli=96, n_neuroids=8, n_bins=2, n_repetitions=4, n_objects=4, seed=1)[0]
+    benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: other, lambda: Stimuli(
+        stimuli.ids, stimuli.images)), overwrite=True, region="V4")  # the benchmark's recordings replaced
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "10") == 1
+    out = capsys.readouterr().out
+    assert f"differs: data_sha256: stored '{record.data_sha256}', rerun '" in out
+    assert f"NOT reproduced: record {record.id}'s data_sha256 is not the rerun's (the benchmark's data has changed" in out
+
+
+def test_a_record_edited_to_another_model_seed_or_configuration_is_not_reproduced(tmp_path, tiny_benchmarks,
+                                                                                  capsys):
+    """Before: the model and seed columns and the settings of a score record were not compared: a record edited
+    to say another model, seed, layer or feature count (none of which the rerun read: it reads settings.rerun)
+    was "reproduced: bit-identical". Each is now named, stored against rerun, and the command exits 1; a setting
+    the record does not have (written by an older version) is a note only."""
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    settings = _settings_of(db_file, record.id)
+    edits = [({"model": "feedforward_deep"}, "model: stored 'feedforward_deep', rerun 'feedforward_intermediate'"),
+             ({"seed": 7}, "seed: stored 7, rerun 0"),
+             ({"settings": json.dumps({**settings, "layer": "conv2"})}, "settings.layer: stored 'conv2', rerun 'conv3'"),
+             ({"settings": json.dumps({**settings, "max_features": 1000})},
+              "largest difference 980 > tolerance 0.001 (settings.max_features: stored 1000, rerun 20")]
+    for values, named in edits:
+        _tamper(db_file, record.id, model=record.model, seed=record.seed, settings=json.dumps(settings))
+        _tamper(db_file, record.id, **values)
+        capsys.readouterr()
+        assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-3") == 1, values
+        assert named in capsys.readouterr().out
+    older = {k: v for k, v in settings.items() if k != "selection_seed"}  # before records kept it
+    _tamper(db_file, record.id, settings=json.dumps(older))
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "differs: settings.selection_seed: not in the record, rerun 0" in out and "reproduced: bit-identical" in out
+
+
+@pytest.mark.parametrize("column, edit, message", [
+    ("settings", lambda s: s["rerun"].pop("max_features"),
+     "settings.rerun: no field 'max_features' (expected int or NoneType); the record was edited or cut short"),
+    ("settings", lambda s: s["rerun"].update(seed="0"), "settings.rerun.seed: expected int, found str '0'"),
+    ("settings", lambda s: s.update(rerun="zoo score x"), "settings.rerun: expected a dictionary with its command"),
+    ("settings", lambda s: s["rerun"].update(command="zoo scores"), "settings.rerun.command: expected 'zoo score'"),
+    ("settings", lambda s: s["rerun"].update(model="plugin_net"),
+     "cannot be scored again here: unknown model 'plugin_net'"),
+    ("settings", None, "its settings is not readable JSON"),
+    ("per_bin", None, "its per_bin is not readable JSON"),
+])
+def test_a_hand_edited_or_truncated_record_is_refused_in_one_line_naming_the_field(tmp_path, tiny_benchmarks, capsys,
+                                                                                   column, edit, message):
+    """Before: a KeyError, TypeError or JSONDecodeError traceback (a rerun command line given to zoo score's
+    handler; a record cut short in the store); a plugin's model not installed gave a line that did not name the
+    record."""
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    text = sqlite3.connect(db_file).execute(f"SELECT {column} FROM scores WHERE id = ?", (record.id,)).fetchone()[0]
+    if edit is None:
+        text = text[:len(text) // 2]  # cut short
+    else:
+        value = json.loads(text)
+        edit(value)
+        text = json.dumps(value)
+    _tamper(db_file, record.id, **{column: text})
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"record {record.id} " in err and message in err, err
+    if edit is None:  # any reader of the store, e.g. the leaderboard's
+        from neurozoo.datasets.errors import DataError
+
+        with pytest.raises(DataError, match=f"record {record.id} in .*: its {column} is not readable JSON"):
+            ResultsStore(db).records()

@@ -31,9 +31,9 @@ COMPARED = ("value", "error", "ceiling", "raw")
 IDENTITY = ("model", "benchmark", "seed", "data_sha256")  # must equal the rerun's: see mismatches()
 #: settings that are not the computation's configuration: the environment and the device (compared apart, in
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
-#: rerun's own copy of it) and the checkpoint's path as given (relative or not; its bytes are checked by sha256
-#: before the rerun and its weights by the ``model_sha256`` setting)
-UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint")
+#: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
+#: before the rerun and its weights by the ``model_sha256`` setting) and a fit's progress bar
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress")
 MISSING = "(missing)"
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
@@ -50,6 +50,14 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep its "
                               f"arguments (stored by a version before zoo {analysis} kept them); run zoo {analysis} "
                               "again")
+    if not how and analysis == "search":
+        settings = record.settings or {}
+        raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) is the validation top-1 of "
+                              f"zoo search's study {settings.get('study')!r}, trial {settings.get('trial')}: zoo "
+                              "reproduce does not train; train its exported spec (OUT/<study>_best<k>.yaml) again with "
+                              "zoo train and the record's settings.training (seed "
+                              f"{(settings.get('training') or {}).get('seed', record.seed)}), then compare the "
+                              "validation top-1 with the stored value (docs/convrnn.md)")
     if not how:
         raise UserFacingError(f"record {record.id} ({record.model} on {record.benchmark}) does not keep how it was "
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "

@@ -634,11 +634,14 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, *
 def provenance(path, result: Optional[FitResult] = None) -> dict:
     """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks); the checksum
     is the one ``result``'s fit took of the recording it read, else ``path``'s."""
-    from neurozoo.datasets.provenance import code_version, git_commit, sha256_file
+    from neurozoo.datasets.provenance import code_version, environment, git_commit, sha256_file
 
     data_sha256 = result.data_sha256 if result is not None and result.data_sha256 else sha256_file(path)
+    # the fitting protocol and the thread count change a fit's weights as the code version does (README,
+    # "Reproducibility"): zoo fit's summary.json stated neither
     info = {"code_version": code_version(), "git_commit": git_commit(), "data_sha256": data_sha256,
-            "data_path": str(path), "torch": torch.__version__}
+            "data_path": str(path), "torch": torch.__version__, "fit_protocol": FIT_PROTOCOL,
+            "environment": environment()}
     if result is not None:
         info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,
                     duration_s=round(result.duration_s, 2), best_epoch=result.best_epoch,

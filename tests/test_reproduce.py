@@ -482,3 +482,70 @@ def test_a_hand_edited_or_truncated_record_is_refused_in_one_line_naming_the_fie
 
         with pytest.raises(DataError, match=f"record {record.id} in .*: its {column} is not readable JSON"):
             ResultsStore(db).records()
+
+
+def test_zoo_fit_in_two_clean_folders_gives_the_same_weights_and_summary_with_its_provenance(tmp_path):
+    """zoo fit's outputs have no record in the store: the documented way to reproduce one is the same command into
+    another folder (README, "Reproducibility"), which gives byte-identical weights and the same held-out numbers.
+    Its summary.json states what the fit depends on: code version, data sha256, seed, every resolved fit setting
+    (batching included), and now the fitting protocol and the environment (the thread count moves a fit's last
+    bits), which it did not state before."""
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    summaries = []
+    for folder in ("a", "b"):
+        assert _zoo("fit", "ln", "--data", data, "--epochs", "1", "--seed", "2", "--quiet", "--out", tmp_path / folder) == 0
+        summaries.append(json.loads((tmp_path / folder / "summary.json").read_text()))
+    assert sha256_file(tmp_path / "a" / "model.pt") == sha256_file(tmp_path / "b" / "model.pt")
+    numbers = ("median_correlation", "median_feve", "median_oracle", "best_epoch", "best_val_correlation")
+    assert [summaries[0][k] for k in numbers] == [summaries[1][k] for k in numbers]
+    provenance = summaries[0]["provenance"]
+    assert provenance["data_sha256"] == sha256_file(data) and provenance["seed"] == 2 and provenance["code_version"]
+    assert provenance["settings"]["batching"] in ("chunks", "windows") and provenance["settings"]["epochs"] == 1
+    assert provenance["fit_protocol"] == FIT_PROTOCOL
+    assert provenance["environment"]["torch_threads"] == torch.get_num_threads()
+
+
+def test_a_search_record_says_how_to_reproduce_it_not_to_score_it_with_zoo_score(tmp_path, capsys):
+    """A zoo search --record row (validation top-1 of a trained trial) keeps no rerun: zoo reproduce said to score
+    it again with zoo score or zoo run, which cannot give a validation top-1. It now names the study, trial and seed
+    and the way: train the exported spec again with the record's training settings."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.convrnn.search.export import BENCHMARK
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    record = ScoreRecord(model="mem_best1", benchmark=BENCHMARK, value=0.917, raw=91.7, seed=5,
+                         settings={"study": "mem", "trial": 3, "training": {"seed": 5, "epochs": 2}})
+    ResultsStore(db).add(record)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"record {record.id} (mem_best1 on {BENCHMARK})" in err
+    assert "study 'mem', trial 3" in err and "zoo train" in err and "seed 5" in err and "zoo score" not in err
+
+
+def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_path, capsys, monkeypatch):
+    """The phenomenon benchmarks (OSR, contrast adaptation, ...) had no reproduce test: a contrast-adaptation
+    record of a 1-epoch LN fit is fitted again from scratch and gives the same value, per-cell indices and
+    settings (the fit's, the analysis's, the model's and the truth's indices: 40 numbers), none differing."""
+    from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
+
+    _private_cache(tmp_path, monkeypatch)
+    name = "reprotest.contrast-adaptation"
+    benchmarks.BENCHMARKS.add(name, lambda: PhenomenonBenchmark("contrast-adaptation", sizes=dict(RETINA_SIZES),
+                                                                fit_settings={"epochs": 1}),
+                              overwrite=True, family="retina", region="phenomena")
+    try:
+        db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+        assert _zoo("score", "ln", name, "--db", db, "--out", tmp_path / "out") == 0
+        record = ResultsStore(db).records()[-1]
+        assert record.settings["rerun"]["command"] == "zoo score" and record.settings["analysis"]
+        capsys.readouterr()
+        assert _zoo("reproduce", record.id, "--db", db) == 0
+        out = capsys.readouterr().out
+        assert "reproduced: bit-identical" in out and "differs" not in out and "numbers of the settings" in out
+    finally:
+        benchmarks.BENCHMARKS._entries.pop(name, None)

@@ -322,6 +322,22 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
     return largest, notes
 
 
+def protocol_notes(how) -> List[str]:
+    """Notes on the versions a ``zoo run`` spec of a retina model states that are not this code's: the fitting
+    protocol (a bump changes what a fit with the same settings gives) and the embedded recordings' version (its
+    data sha256 is compared too). A note, not a failure: a bump may leave this model's fit unchanged."""
+    spec = how.get("spec") if isinstance(how, dict) else None
+    if not isinstance(spec, dict) or spec.get("family") != "retina":
+        return []
+    from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    now = {"fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION}
+    return [f"spec.{name}: stored {spec[name]}, this code's {value} (the fit or the embedded circuit has changed "
+            "since the record)"
+            for name, value in now.items() if name in spec and spec[name] != value]
+
+
 def _recorded_threads(record: ScoreRecord) -> Optional[int]:
     return ((record.settings or {}).get("environment") or {}).get("torch_threads")
 
@@ -369,6 +385,7 @@ def run_reproduce(args) -> int:
     new = _with_threads(_recorded_threads(record),
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
     largest, notes = compare(record, new)
+    notes += protocol_notes(how)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:
         print(f"  differs: {note}")

@@ -549,3 +549,31 @@ def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_
         assert "reproduced: bit-identical" in out and "differs" not in out and "numbers of the settings" in out
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
+def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_another_version(tmp_path, tiny_benchmarks,
+                                                                                           capsys, monkeypatch):
+    """A zoo run job of a retina model keeps the fitting protocol and the embedded recordings' version in its spec
+    (its job key); zoo reproduce refits it from scratch (bit-identical) and, when the record's protocol is not this
+    code's, says so beside the numbers: before, a protocol bump showed only as numbers that differed, unexplained."""
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    _private_cache(tmp_path, monkeypatch)
+    db_file = tmp_path / "lb.sqlite"
+    db = f"sqlite:///{db_file}"
+    run_zoo(db, ["ln"], [RETINA], fit_epochs=1, report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    assert job["spec"]["fit_protocol"] == FIT_PROTOCOL and job["score_id"]
+    capsys.readouterr()
+    assert _zoo("reproduce", job["score_id"], "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "reproduced: bit-identical" in out and "differs" not in out
+    settings = _settings_of(db_file, job["score_id"])
+    settings["rerun"]["spec"]["fit_protocol"] = FIT_PROTOCOL - 1
+    _tamper(db_file, job["score_id"], settings=json.dumps(settings))
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce.rerun", lambda record, **kwargs: record)  # the numbers aside
+    capsys.readouterr()
+    _zoo("reproduce", job["score_id"], "--db", db)
+    assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out

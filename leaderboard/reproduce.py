@@ -90,6 +90,7 @@ NUMBER, TEXT, OPTIONAL_TEXT, OPTIONAL_INT = (int, float), (str,), (str, type(Non
 SCORE_ARGUMENTS = {"model": TEXT, "benchmark": TEXT, "seed": (int,), "width": NUMBER + (type(None),),
                    "set": (list,), "layers": OPTIONAL_TEXT, "max_features": OPTIONAL_INT, "batch_size": OPTIONAL_INT,
                    "checkpoint": (dict, type(None))}
+CHECKPOINT_FIELDS = {"path": TEXT, "sha256": TEXT}
 SPEC_FIELDS = {"family": TEXT, "model": TEXT, "benchmark": TEXT}
 SPEC_FAMILY_FIELDS = {"convrnn": {"overrides": (dict,), "score": (dict,)}, "retina": {"score": (dict,)},
                       "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT}}
@@ -108,11 +109,16 @@ def checked(record: ScoreRecord, how) -> None:
     command = how.get("command")
     if command == "zoo score":
         _require(how, SCORE_ARGUMENTS, where)
+        if how["checkpoint"] is not None:
+            _require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
     elif command in ("zoo run", "zoo work"):
         _require(how, {"spec": (dict,)}, where)
         spec = how["spec"]
         _require(spec, SPEC_FIELDS, f"{where}.spec")
         _require(spec, SPEC_FAMILY_FIELDS.get(spec["family"], {}), f"{where}.spec")
+        if spec.get("checkpoint") is not None:
+            _require(spec, {"checkpoint": (dict,)}, f"{where}.spec")
+            _require(spec["checkpoint"], CHECKPOINT_FIELDS, f"{where}.spec.checkpoint")
         if (record.settings or {}).get("split"):
             _require(spec, {"split": (dict,)}, f"{where}.spec")
             _require(spec["split"], {"key": TEXT, "hidden_fraction": NUMBER}, f"{where}.spec.split")

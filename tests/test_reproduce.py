@@ -451,6 +451,8 @@ def test_a_record_edited_to_another_model_seed_or_configuration_is_not_reproduce
     ("settings", lambda s: s["rerun"].update(seed="0"), "settings.rerun.seed: expected int, found str '0'"),
     ("settings", lambda s: s.update(rerun="zoo score x"), "settings.rerun: expected a dictionary with its command"),
     ("settings", lambda s: s["rerun"].update(command="zoo scores"), "settings.rerun.command: expected 'zoo score'"),
+    ("settings", lambda s: s["rerun"].update(checkpoint={"path": "w.pt"}),
+     "settings.rerun.checkpoint: no field 'sha256' (expected str)"),
     ("settings", lambda s: s["rerun"].update(model="plugin_net"),
      "cannot be scored again here: unknown model 'plugin_net'"),
     ("settings", None, "its settings is not readable JSON"),

@@ -7,7 +7,10 @@ line they give is run again into a scratch store, and every number of the settin
 similarity matrices) is compared too.
 The rerun computes everything afresh: activations are not read from the activation cache and a retina model is
 fitted from scratch in a temporary folder (``--use-caches`` reads both, as a normal run does). It then compares
-the value, error, ceiling, raw value and every number per time bin (per cell for retina benchmarks).
+the value, error, ceiling, raw value, every number per time bin (per cell for retina benchmarks) and every number
+of the settings, within the tolerance; and the model, benchmark, seed, data sha256 and every other setting exactly
+(:func:`mismatches`): a rerun on other data or with another configuration is not a reproduction, whatever its
+numbers. A record edited or cut short is refused naming the field (:func:`checked`).
 
 Tolerance: on the same machine, installation and thread count the harness is deterministic, so the rerun must
 be bit-identical (``--tolerance 0``, the default). Across thread counts or machines float sums are grouped

@@ -105,7 +105,8 @@ def checked(record: ScoreRecord, how) -> None:
     analysis = record.benchmark.split(".", 1)[0] in ANALYSES
     if isinstance(how, str) and analysis:
         return
-    where = f"record {record.id} ({record.model} on {record.benchmark}): settings.rerun"
+    kept = "settings.rerun" if (record.settings or {}).get("rerun") else "its leaderboard job's spec, as rerun"
+    where = f"record {record.id} ({record.model} on {record.benchmark}): {kept}"
     if not isinstance(how, dict):
         raise DataError(f"{where}: expected a dictionary with its command, found {type(how).__name__} {how!r:.80}; "
                         "the record was edited or cut short: score it again with zoo score or zoo run")

@@ -2,10 +2,10 @@
 
 Every cell follows the equations of the original code, neuroailab/convrnns (Nayebi et al. 2018, 2022):
 
-* ``rgc``: the median Reciprocal Gated Cell, ``utils/median_rgcell.py`` (``ReciprocalGateCell.__call__``), with
-  the median hyperparameters of ``configs/median_rgcell_cfg.py`` (lines 14-52) as defaults and the feedback entry
-  of ``models/model_func.py`` (lines 131-135: 1x1 convolution with a bias of the feedback channels only, added to
-  ``out_input``).
+* ``rgc``: the median Reciprocal Gated Cell, ``utils/median_rgcell.py`` (``ReciprocalGateCell.__call__``, line 223
+  on), with the median hyperparameters of ``configs/median_rgcell_cfg.py`` (lines 14-52) as defaults and the
+  feedback entry of ``models/model_func.py`` (lines 131-135: 1x1 convolution with a bias of the feedback channels
+  only, added to ``out_input``).
 * ``timedecay``: ``utils/cell_utils.py`` ``memory``: ``state = decay * state + input``, one scalar per layer,
   initialised at 0, unconstrained.
 * ``ugrnn``, ``gru``, ``lstm``, ``intersectionrnn``, ``simplernn``: ``utils/cells.py`` ``ConvUGRNNCell``,
@@ -373,7 +373,7 @@ class ReciprocalGatedCell(RecurrentCell):
                             f"(expected one of {', '.join(FEEDBACK_ENTRIES)})")
         if not (cell_residual or input_to_cell):
             raise SpecError("cell config: the RGC needs 'input_to_cell' or 'cell_residual' (its cell has no input "
-                            "otherwise; utils/median_rgcell.py asserts the same)")
+                            "otherwise; utils/median_rgcell.py line 345 asserts the same)")
         C, D = self.channels, int(cell_depth)
         R = int(in_channels) if in_channels else C
         self.cell_depth, self.in_channels = D, R

@@ -43,7 +43,8 @@ def _conv_entries(prefix: str, module: nn.Module, *, separable_scope: Optional[s
 
 
 def _median_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
-    """utils/median_rgcell.py ReciprocalGateCell: non-separable kernels are ``<scope>/<a>_to_<b>_weights``,
+    """utils/median_rgcell.py ReciprocalGateCell (class from line 10): non-separable kernels are
+    ``<scope>/<a>_to_<b>_weights`` (``cell_to_cell_weights`` line 298, ``out_to_cell_weights`` line 321, ...),
     separable ones ``_ds_conv`` scopes (tau, out_to_cell, input_to_cell, gate, cell_to_out, feedback, ...)."""
     s = f"{scope}/ReciprocalGateCell/"
     out: Dict[str, Entry] = {}

@@ -2,9 +2,10 @@
 
 Every cell follows the equations of the original code, neuroailab/convrnns (Nayebi et al. 2018, 2022):
 
-* ``rgc``: the median Reciprocal Gated Cell, ``utils/median_rgcell.py`` (``ReciprocalGateCell.__call__``), with
-  the median hyperparameters of ``configs/median_rgcell_cfg.py`` as defaults and the feedback entry of
-  ``models/model_func.py`` (1x1 convolution with a bias of the feedback channels only, added to ``out_input``).
+* ``rgc``: the median Reciprocal Gated Cell, ``utils/median_rgcell.py`` (``ReciprocalGateCell.__call__``, line 223
+  on), with the median hyperparameters of ``configs/median_rgcell_cfg.py`` (lines 14-52) as defaults and the
+  feedback entry of ``models/model_func.py`` (lines 131-135: 1x1 convolution with a bias of the feedback channels
+  only, added to ``out_input``).
 * ``timedecay``: ``utils/cell_utils.py`` ``memory``: ``state = decay * state + input``, one scalar per layer,
   initialised at 0, unconstrained.
 * ``ugrnn``, ``gru``, ``lstm``, ``intersectionrnn``, ``simplernn``: ``utils/cells.py`` ``ConvUGRNNCell``,
@@ -38,7 +39,8 @@ CELLS = Registry("cell", entry_point_group="neurozoo.convrnn_cells")
 State = Tuple[torch.Tensor, ...]
 Kernel = Union[int, float, Sequence[int]]
 
-#: The median RGC's hyperparameters (configs/median_rgcell_cfg.py, median_config_dict["model_params"]["cell_params"]).
+#: The median RGC's hyperparameters (configs/median_rgcell_cfg.py lines 14-52, median_config_dict["model_params"][
+#: "cell_params"]).
 MEDIAN_INIT_SCALE = 0.6393378386273998
 MEDIAN_WEIGHT_DECAY = 0.0002033999204146308
 
@@ -62,9 +64,10 @@ def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
 
 
 #: Gate and tau nonlinearities by name. The original resolves a name through ``_get_func_from_kwargs``
-#: (utils/main.py): convrnns' own modules, then ``tf.nn``, ``tf``, ``tf.contrib.layers``; its released configs pass
-#: ``tf.nn.sigmoid`` and ``tf.nn.tanh`` themselves (configs/median_rgcell_cfg.py). ``hard_sigmoid`` is TensorFlow's
-#: (:func:`hard_sigmoid`); ``torch_hardsigmoid`` keeps torch's, which ``hard_sigmoid`` meant here before.
+#: (utils/main.py lines 13-33): convrnns' own modules, then ``tf.nn``, ``tf``, ``tf.contrib.layers``; its released
+#: configs pass ``tf.nn.sigmoid`` and ``tf.nn.tanh`` themselves (configs/median_rgcell_cfg.py lines 23, 25).
+#: ``hard_sigmoid`` is TensorFlow's (:func:`hard_sigmoid`); ``torch_hardsigmoid`` keeps torch's, which
+#: ``hard_sigmoid`` meant here before.
 GATE_NONLINEARITIES: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
@@ -141,8 +144,9 @@ class SameConv2d(nn.Conv2d):
 
 
 class SeparableConv2d(nn.Module):
-    """``tf.nn.separable_conv2d`` as in ``_ds_conv`` (utils/cell_utils.py): a k x k depthwise filter per input
-    channel (channel multiplier 1, SAME padding), a 1x1 pointwise matrix, and an optional bias."""
+    """``tf.nn.separable_conv2d`` as in ``_ds_conv`` (utils/cell_utils.py lines 87-163, the call lines 146-154): a
+    k x k depthwise filter per input channel (channel multiplier 1, SAME padding), a 1x1 pointwise matrix, and an
+    optional bias."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: Kernel, *, bias: bool = True):
         super().__init__()
@@ -369,7 +373,7 @@ class ReciprocalGatedCell(RecurrentCell):
                             f"(expected one of {', '.join(FEEDBACK_ENTRIES)})")
         if not (cell_residual or input_to_cell):
             raise SpecError("cell config: the RGC needs 'input_to_cell' or 'cell_residual' (its cell has no input "
-                            "otherwise; utils/median_rgcell.py asserts the same)")
+                            "otherwise; utils/median_rgcell.py line 345 asserts the same)")
         C, D = self.channels, int(cell_depth)
         R = int(in_channels) if in_channels else C
         self.cell_depth, self.in_channels = D, R

@@ -1,4 +1,5 @@
-"""The biologically unrolled ConvRNN built from a GraphSpec, timed as the original (convrnns utils/main.py, unroll).
+"""The biologically unrolled ConvRNN built from a GraphSpec, timed as the original (convrnns utils/main.py, unroll,
+lines 190-258).
 
 Timing: every node runs at every step from t = 0. Layer 1 (conv1) reads the frame of step t at step t; layer l > 1
 reads layer l-1's output of step t-1, its own state of step t-1, and each feedback source's output of step
@@ -495,8 +496,8 @@ class ConvRNN(nn.Module):
         return out
 
     def decode(self, logits: torch.Tensor) -> Optional[torch.Tensor]:
-        """The spec's temporal decoder (models/model_func.py, utils/decoders.py): None for "last" (the last
-        step's logits); "max_conf" / "thresh" read steps [decoder_start, T)."""
+        """The spec's temporal decoder (models/model_func.py lines 192-209, utils/decoders.py): None for "last" (the
+        last step's logits); "max_conf" / "thresh" read steps [decoder_start, T)."""
         if self.spec.decoder == "last":
             return None
         start = self.spec.decoder_start if self.spec.decoder_start is not None else len(self.layer_names) + 1
@@ -576,7 +577,7 @@ def _pick(candidates: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
 
 def max_confidence_decoder(logits: torch.Tensor, first_step: int = 0, beta: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Per sample, the logits of the step whose softmax(beta * logits) is most confident (steps >= first_step);
-    utils/decoders.py max_confidence_decoder (beta: the trainable "softmax_beta", 1 when None).
+    utils/decoders.py max_confidence_decoder, lines 116-129 (beta: the trainable "softmax_beta", 1 when None).
 
     logits: (T, B, K) -> (B, K)."""
     candidates = logits[first_step:]
@@ -586,8 +587,8 @@ def max_confidence_decoder(logits: torch.Tensor, first_step: int = 0, beta: Opti
 
 
 def threshold_decoder(logits: torch.Tensor, first_step: int = 0, threshold: float = 0.9) -> torch.Tensor:
-    """utils/decoders.py threshold_decoder (not trainable): the first step whose top softmax probability reaches
-    ``threshold``, else the most confident step."""
+    """utils/decoders.py threshold_decoder, lines 157-202 (not trainable): the first step whose top softmax
+    probability reaches ``threshold``, else the most confident step."""
     candidates = logits[first_step:]
     top = candidates.softmax(-1).amax(-1)  # (T', B)
     steps = torch.arange(top.shape[0], device=logits.device).unsqueeze(1).expand_as(top)

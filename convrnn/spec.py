@@ -3,10 +3,10 @@
 A spec is plain data (readable from and writable to YAML) and is validated before any module is
 built, so a bad file fails with a message that names the file and the field.
 
-Timing semantics (biological unrolling as the original's utils/main.py, see REFERENCE.md section 1): the first
-layer reads the frame of step t at step t; feedforward edges between consecutive layers and the readout cost one
-step; feedback and skip edges cost ``delay`` steps (default 1). Every layer runs from t = 0 on zero input. A
-zero-delay edge is read within the same step, so zero-delay edges must not form a cycle.
+Timing semantics (biological unrolling as the original's utils/main.py unroll, lines 190-258; REFERENCE.md
+section 1): the first layer reads the frame of step t at step t; feedforward edges between consecutive layers and
+the readout cost one step; feedback and skip edges cost ``delay`` steps (default 1). Every layer runs from t = 0 on
+zero input. A zero-delay edge is read within the same step, so zero-delay edges must not form a cycle.
 """
 from __future__ import annotations
 

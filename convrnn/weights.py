@@ -1,7 +1,7 @@
 """The original TensorFlow variable names of a ConvRNN, and loading weights given under those names.
 
-Names follow the variable scopes of neuroailab/convrnns: ``models/model_func.py`` opens ``tnn_model``; each node
-opens its own name (``utils/cells.py`` GenFuncCell, ``utils/median_rgcell.py`` tnn_median_ReciprocalGateCell);
+Names follow the variable scopes of neuroailab/convrnns: ``models/model_func.py`` opens ``tnn_model`` (line 165);
+each node opens its own name (``utils/cells.py`` GenFuncCell, ``utils/median_rgcell.py`` tnn_median_ReciprocalGateCell);
 ``pre_<i>`` / ``post_<i>`` number the JSON's pre_memory / post_memory functions; the cell opens its class name
 (``ReciprocalGateCell``, ``ConvUGRNNCell``, ...) and, for the RGC, the ``input`` / ``cell`` / ``out`` scopes of
 ``ReciprocalGateCell.__call__``. Kernels are stored HWIO ([kh, kw, in, out]; depthwise [kh, kw, in, 1]; fc
@@ -27,7 +27,8 @@ Entry = Tuple[nn.Parameter, str]
 
 def _conv_entries(prefix: str, module: nn.Module, *, separable_scope: Optional[str] = None,
                   weights: str = "weights", bias: str = "bias") -> Dict[str, Entry]:
-    """A SameConv2d (``prefix + weights`` / ``prefix + bias``) or a SeparableConv2d (``_ds_conv`` scope)."""
+    """A SameConv2d (``prefix + weights`` / ``prefix + bias``) or a SeparableConv2d (``_ds_conv`` scope:
+    utils/cell_utils.py lines 129-163, ``depthwise_weights``, ``pointwise_weights``, ``bias``)."""
     if isinstance(module, C.SeparableConv2d):
         scope = f"{prefix}{separable_scope}/"
         out = {scope + "depthwise_weights": (module.depthwise.weight, "depthwise"),
@@ -42,7 +43,8 @@ def _conv_entries(prefix: str, module: nn.Module, *, separable_scope: Optional[s
 
 
 def _median_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
-    """utils/median_rgcell.py ReciprocalGateCell: non-separable kernels are ``<scope>/<a>_to_<b>_weights``,
+    """utils/median_rgcell.py ReciprocalGateCell (class from line 10): non-separable kernels are
+    ``<scope>/<a>_to_<b>_weights`` (``cell_to_cell_weights`` line 298, ``out_to_cell_weights`` line 321, ...),
     separable ones ``_ds_conv`` scopes (tau, out_to_cell, input_to_cell, gate, cell_to_out, feedback, ...)."""
     s = f"{scope}/ReciprocalGateCell/"
     out: Dict[str, Entry] = {}

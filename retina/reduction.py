@@ -3,8 +3,8 @@
 The reduced model is the full model with a channel mask after ``layer`` (1 or 2): kept units pass
 their stimulus-dependent activations unchanged; the others are held at their baseline activity
 (``fill="baseline"``, the default: each unit's activation on the grey, zero-contrast stimulus -- the
-integrated-gradients baseline, so a dropped unit contributes what it does at rest; our choice: Tanaka et al.'s
-reduction code was not found, docs/retina.md),
+integrated-gradients baseline, so a dropped unit contributes what it does at rest; our choice: Tanaka's notebooks
+build their reduced OSR model by hand, and no reduction procedure of theirs was found, docs/retina.md),
 replaced by zero (``fill="zero"``, silenced), by their mean activation over the analysed stimulus
 (``fill="mean"``), or by their activation when their convolution is zeroed, weights and bias (``fill="pruned"``:
 ``ReLU(BatchNorm(0))``, baccuslab/torch-deep-retina's ``pruning.zero_chans`` default). torch-deep-retina's

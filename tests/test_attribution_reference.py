@@ -302,3 +302,55 @@ def test_pruned_fill_is_torch_deep_retinas_zeroed_channels(layer, index):
             torch.testing.assert_close(baseline, bias_kept, rtol=1e-12, atol=1e-12)
         else:
             assert (baseline - bias_kept).abs().max() > 1e-3
+
+
+# --- Tanaka's figure notebooks in torch-deep-retina (figs/integrated_gradient_notebooks/, commit 14ae568) -----------
+# 4_OSR_Figure.ipynb (a notebook: cells, not lines; its figures are saved under 'Journal_Figures/'):
+# * cell "# OSR": ``OSR(period)``: ``x_ = zeros([140, 50, 50])``; ``idxs = (89 - arange(0, 90, period))[::-1]``;
+#   ``x_[sort(concatenate([idxs, idxs + 1]))] -= 2`` (2-frame dark flashes of -2 up to frame 90, none after);
+#   windows ``x[i] = x_[i:i + 40]`` for i in range(100).
+# * cell "# Data generation": for every ganglion cell j and periods 2..8, ``integrad, response =
+#   tdrutils.integrated_gradient(model=model_n, X=x, layer="sequential.0", chans=j, alpha_steps=100)``: the hooked
+#   layer is the first convolution's output (before its BatchNorm); summed over space (``torch.sum(integrad,
+#   axis=(2,3))``, 5_Natural_Scene_Figure.ipynb ``plot_integrad``) it is each first-layer channel's contribution.
+# * the reduced model (cells saving 'OSR_Full_vs_Reduced_Model.pdf', 'Reduced_Model_Trace.pdf') is set by hand on
+#   that trained model: ``(3 max(m1 - 100, 0) + max(m3 - 100, 0) + max(m5 - 20, 0)) / 4`` with ``m_c`` channel c's
+#   spatial mean of ``sequential.0`` (``tdrutils.inspect``); it is not a procedure to run on another model.
+def _notebook_osr_movie(period, size=50):
+    """4_OSR_Figure.ipynb ``OSR(period)``'s movie ``x_`` (140 frames), ``size`` pixels square (full field)."""
+    movie = np.zeros([100 + 40, size, size])
+    idxs = (89 - np.arange(0, 90, period))[::-1]
+    movie[np.sort(np.concatenate([idxs, idxs + 1]))] -= 2
+    return movie
+
+
+@pytest.mark.parametrize("period", range(2, 9))
+def test_our_flashes_and_windows_make_the_osr_notebooks_stimulus(period):
+    """``stimuli.flashes`` at the notebook's onsets is its movie; ``movie_windows`` its 100 windows ``x_[i:i+40]``."""
+    from neurozoo.datasets.retina_h5 import movie_windows
+    from neurozoo.retina.phenomena.stimuli import flashes
+
+    theirs = _notebook_osr_movie(period)
+    ours = flashes((89 - np.arange(0, 90, period))[::-1], 140)
+    np.testing.assert_array_equal(ours, theirs)
+    windows = movie_windows(torch.from_numpy(ours))[:100].numpy()
+    np.testing.assert_array_equal(windows, np.stack([theirs[i:i + 40] for i in range(100)]))
+
+
+def test_osr_notebooks_attribution_at_the_convolution_is_ours_at_the_batchnorm():
+    """The notebook's ``integrated_gradient(layer="sequential.0", chans=j, alpha_steps=100)`` on its OSR windows, per
+    channel summed over space (and per position), is ours with ``rule="right", site="pre", steps=99``: BatchNorm in
+    eval mode is one affine map per unit, ``z = a u + b``, so ``dF/du (u_k - u_k-1) = dF/dz (z_k - z_k-1)`` segment by
+    segment. Period 5, on 4 of its 100 windows (the omitted flash was due in window 55), for one cell."""
+    model = _retina_cnn()
+    sequential = _tdr_bncnn(model)
+    sequential.shapes[0] = model.hidden_shapes[0]
+    movie = torch.from_numpy(_notebook_osr_movie(5, size=30))
+    x = torch.stack([movie[i:i + 40] for i in range(52, 56)])  # the notebook's windows 52..55
+    theirs, activs = _tdr_integrated_gradient(sequential, x, 0, 1, 100)
+    ours = integrated_gradients(model, movie[52:55 + 40], cell=1, layer=1, steps=99, rule="right", site="pre")
+    contributions = theirs.sum((2, 3))
+    assert contributions.abs().max() > 1e-2
+    torch.testing.assert_close(ours.per_unit(), contributions, rtol=1e-9, atol=1e-12 * contributions.abs().max())
+    torch.testing.assert_close(ours.values, theirs, rtol=1e-9, atol=1e-12 * theirs.abs().max())
+    torch.testing.assert_close(ours.output, activs, rtol=1e-12, atol=1e-12)

@@ -269,8 +269,9 @@ class SearchSpace:
         kinds = list(self.cells)
         kind = trial.suggest_categorical("cell", kinds) if len(kinds) > 1 else kinds[0]
         params = self.cells[kind]
-        # the RGC's cell needs an input (utils/median_rgcell.py asserts cell_residual or input_to_cell): without the
-        # residual input_to_cell is True and not drawn, so that a trial never records False for a cell built with True
+        # the RGC's cell needs an input (utils/median_rgcell.py line 345 asserts cell_residual or input_to_cell):
+        # without the residual input_to_cell is True and not drawn, so that a trial never records False for a cell
+        # built with True
         needs_input = kind == "rgc" and "input_to_cell" in params
         drawn = {key: param.suggest(trial, f"{kind}.{key}") for key, param in params.items()
                  if param.kind != "tied" and not (needs_input and key == "input_to_cell")}

@@ -22,6 +22,11 @@ class UnknownNameError(UserFacingError, KeyError):
         return str(self.args[0])
 
 
+class PluginLoadError(UserFacingError, ImportError):
+    """An installed package's entry point whose module does not import (or lacks the named object): one line naming
+    the entry, the entry point and the package, instead of the import's traceback from deep inside a command."""
+
+
 @dataclass
 class Entry:
     name: str
@@ -68,7 +73,7 @@ class Registry:
             return
         for ep in entry_points(group=self.entry_point_group):
             if ep.name not in self._entries:
-                self._entries[ep.name] = Entry(ep.name, _LazyEntryPoint(ep), f"(plugin {ep.value})")
+                self._entries[ep.name] = Entry(ep.name, _LazyEntryPoint(ep, self.kind), f"(plugin {ep.value})")
 
     def names(self) -> List[str]:
         self._load_entry_points()
@@ -97,8 +102,17 @@ class Registry:
 
 
 class _LazyEntryPoint:
-    def __init__(self, ep):
+    def __init__(self, ep, kind: str = "entry"):
         self.ep = ep
+        self.kind = kind
 
     def __call__(self, **kwargs):
-        return self.ep.load()(**kwargs)
+        try:
+            factory = self.ep.load()
+        except Exception as error:  # noqa: BLE001 -- any error while importing a third party's module
+            package = getattr(getattr(self.ep, "dist", None), "name", None)
+            raise PluginLoadError(
+                f"plugin {self.kind} {self.ep.name!r} cannot be loaded: its entry point {self.ep.value} (group "
+                f"{self.ep.group}{', package ' + package if package else ''}) raised {type(error).__name__}: {error}; "
+                f"fix or reinstall {package or 'the package that registers it'}, or uninstall it") from error
+        return factory(**kwargs)

@@ -332,3 +332,33 @@ def test_a_convrnn_registered_by_the_readme_recipe_runs_through_zoo_dynamics(tmp
                  "--image-size", "32", "--db", db, "--out", str(tmp_path)]) == 0
     [record] = ResultsStore(db).records(model="tiny_plugin:conv3")
     assert record.settings["steps_run"] == 12 and record.settings["image_size"] == 32
+
+
+def test_a_plugin_model_whose_module_does_not_import_is_one_line_naming_its_entry_point(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """An installed package whose entry point names a module that is gone (uninstalled half-way, renamed): the
+    command says which entry point of which package failed and how, in one line, instead of the import traceback."""
+    import sys
+    from importlib.metadata import entry_points
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.registry import Entry, _LazyEntryPoint
+
+    root = tmp_path / "plugin"
+    (root / "gonemodels-0.1.dist-info").mkdir(parents=True)
+    (root / "gonemodels-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: gonemodels\nVersion: 0.1\n")
+    (root / "gonemodels-0.1.dist-info" / "entry_points.txt").write_text(
+        "[neurozoo.convrnn_models]\ngone_model = gonemodels.specs:gone_model\n")
+    convrnn.MODELS._load_entry_points()
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delitem(sys.modules, "gonemodels", raising=False)
+    [ep] = entry_points(group="neurozoo.convrnn_models", name="gone_model")
+    monkeypatch.setitem(convrnn.MODELS._entries, ep.name,
+                        Entry(ep.name, _LazyEntryPoint(ep, convrnn.MODELS.kind), f"(plugin {ep.value})"))
+    capsys.readouterr()
+    assert main(["dynamics", "gone_model", "--layer", "conv3", "--points", "2", "--steps", "3", "--n-images", "2",
+                 "--image-size", "32", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'gone_model' cannot be loaded: its entry point gonemodels.specs:gone_model (group " \
+           "neurozoo.convrnn_models, package gonemodels) raised ModuleNotFoundError: No module named 'gonemodels'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -181,8 +181,9 @@ def _check_frame_rate(path, where: str, time: np.ndarray, attrs) -> None:
     if finite and np.isclose(step, FRAME_S, rtol=0.02):
         return
     fix = "times in ms? store them in s" if np.isclose(step, FRAME_S * 1000, rtol=0.02) else resample
-    _fail(path, where, f"frames {step:g} s apart (median step of {len(time)} times{'' if finite else ', some not finite'});"
-                       f" expected {FRAME_S:g} s ({1 / FRAME_S:g} Hz frames: 0, {FRAME_S:g}, {2 * FRAME_S:g}, ... s): {fix}")
+    found = f"median step of {len(time)} times{'' if finite else ', some not finite'}"
+    _fail(path, where, f"frames {step:g} s apart ({found}); expected {FRAME_S:g} s ({1 / FRAME_S:g} Hz frames: 0, "
+                       f"{FRAME_S:g}, {2 * FRAME_S:g}, ... s): {fix}")
 
 
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,

@@ -85,10 +85,15 @@ def _choice(table: dict, key: str, value: str) -> Callable:
 
 
 def _kernel(key: str, value: Kernel) -> Tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, float)) else tuple(value)
-    if len(pair) != 2 or any(int(k) != k or k < 1 for k in pair):
+    pair = (value, value) if _is_number(value) else tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(pair) != 2 or not all(_is_number(k) and int(k) == k and k >= 1 for k in pair):
         raise SpecError(f"cell config {key!r}: expected a positive kernel size or (height, width), got {value!r}")
     return int(pair[0]), int(pair[1])
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (YAML's ``true``, ``.nan``, ``null``, a list or a mapping are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ----------------------------------------------------------------------------- initialisers (TensorFlow 1.13)
@@ -803,17 +808,27 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
 
 
 def _mistyped(factory, config) -> list:
-    """Text where the factory's default is a number or a flag (YAML reads ``tau_offset: "0.9"`` and ``no`` in quotes
-    as strings: one would fail inside the cell with a bare ValueError, the other would silently count as true)."""
+    """Values of another type than the factory's default: a flag must be ``true``/``false``, a number a finite number
+    (a kernel size also a (height, width) pair), a name text. YAML reads ``tau_offset: "0.9"`` and ``no`` in quotes
+    as strings, and ``cell_depth:`` with nothing after it as null: one failed inside the cell with a bare ValueError,
+    another silently counted as true, the last was a TypeError traceback."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
-        defaults = {p.name: p.default for p in inspect.signature(target).parameters.values()}
+        parameters = inspect.signature(target).parameters
     except (TypeError, ValueError):
         return []
     wrong = []
     for key, value in config.items():
-        default = defaults.get(key)
-        if isinstance(value, str) and isinstance(default, (bool, int, float)):
-            expected = "true or false" if isinstance(default, bool) else "a number"
-            wrong.append(f"config {key!r} must be {expected}, got {value!r}")
+        parameter = parameters.get(key)
+        default = parameter.default if parameter is not None else None
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                wrong.append(f"config {key!r} must be true or false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            kernel = "Kernel" in str(parameter.annotation)
+            if not (_is_number(value) or kernel and isinstance(value, (list, tuple))):
+                expected = "a number" + (" or (height, width)" if kernel else "")
+                wrong.append(f"config {key!r} must be {expected}, got {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            wrong.append(f"config {key!r} must be text (e.g. {default!r}), got {value!r}")
     return wrong

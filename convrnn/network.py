@@ -239,9 +239,9 @@ class ConvRNN(nn.Module):
             identity_sources = [e.source for e in edges if e.projection == "identity"]
             stage, width = stages[name]
             kind = (layer_spec.cell or {}).get("kind", "identity")
-            owns = bool(conv_sources) and create_cell_owns_feedback(kind)
-            feedback_channels = sum(c for _, c in conv_sources) if owns else 0
             try:
+                owns = bool(conv_sources) and create_cell_owns_feedback(kind)
+                feedback_channels = sum(c for _, c in conv_sources) if owns else 0
                 layers[name] = Layer(name, stage, previous, width, layer_spec.cell, layer_spec.pool, layer_spec.post,
                                      feedback_channels, stride=layer_spec.stride if layer_spec.timm_stage is None else 2)
             except SpecError as error:  # a cell's config is checked as the cell is built: name the layer
@@ -508,9 +508,9 @@ class ConvRNN(nn.Module):
 
 
 def create_cell_owns_feedback(kind: str) -> bool:
-    from neurozoo.convrnn.cells import CELLS
+    from neurozoo.convrnn.cells import _entry
 
-    return bool(getattr(CELLS.get(kind).factory, "owns_feedback", False))
+    return bool(getattr(_entry(kind).factory, "owns_feedback", False))  # an unknown kind: a SpecError naming it
 
 
 def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,

@@ -82,6 +82,8 @@ class GraphSpec:
         if not layers_raw or not isinstance(layers_raw, list):
             raise SpecError(f"{source}: field 'layers' must be a non-empty list of layer mappings")
         defaults = data.pop("cell_defaults", None) or {}
+        if not isinstance(defaults, dict):
+            raise SpecError(f"{source}: field 'cell_defaults' must be a mapping of cell config keys, got {defaults!r}")
         layers = []
         for i, raw in enumerate(layers_raw):
             where = f"{source}: layers[{i}]"
@@ -100,7 +102,11 @@ class GraphSpec:
                 raw["cell"] = {**defaults, **raw["cell"]}
             layers.append(LayerSpec(**raw))
         feedback = []
-        for i, raw in enumerate(data.pop("feedback", None) or []):
+        feedback_raw = data.pop("feedback", None) or []
+        if not isinstance(feedback_raw, list):
+            raise SpecError(f"{source}: field 'feedback' must be a list of edges (mappings with 'source' and 'target'), "
+                            f"got {feedback_raw!r}")
+        for i, raw in enumerate(feedback_raw):
             if not isinstance(raw, dict):
                 raise SpecError(f"{source}: feedback[{i}] must be a mapping with 'source' and 'target', got {raw!r}")
             _check_keys(raw, FeedbackSpec, source, f"feedback[{i}]")
@@ -159,6 +165,9 @@ class GraphSpec:
         where = f"{source} (spec {self.name!r})"
         if not isinstance(self.name, str) or not self.name:
             raise SpecError(f"{where}: field 'name' must be non-empty text, got {self.name!r}")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer.name, str) or not layer.name:
+                raise SpecError(f"{where}: layers[{i}]: field 'name' must be non-empty text, got {layer.name!r}")
         names = self.layer_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -192,7 +201,7 @@ class GraphSpec:
                 if not self.timm_backbone:
                     raise SpecError(f"{lw} takes timm_stage {layer.timm_stage!r} but the spec names no timm_backbone")
             else:
-                if not isinstance(layer.channels, int) or layer.channels < 1:
+                if isinstance(layer.channels, bool) or not isinstance(layer.channels, int) or layer.channels < 1:
                     raise SpecError(f"{lw}: field 'channels' must be a positive integer, got {layer.channels!r}")
                 for key in ("kernel", "stride"):
                     _require_int(getattr(layer, key), 1, f"{lw}: field {key!r}")
@@ -218,6 +227,9 @@ class GraphSpec:
                 raise SpecError(f"{lw}: field 'cell' must be a mapping with a 'kind' (or a kind's name), got {layer.cell!r}")
             if layer.cell is not None and "kind" not in layer.cell:
                 raise SpecError(f"{lw}: field 'cell' needs a 'kind' (e.g. rgc, timedecay, ugrnn, gru, lstm, plain)")
+            if layer.cell is not None and (not isinstance(layer.cell["kind"], str) or not layer.cell["kind"]):
+                raise SpecError(f"{lw}: field 'cell.kind' must be a cell's name (e.g. rgc, timedecay, ugrnn, gru, lstm), "
+                                f"got {layer.cell['kind']!r}")
         for i, edge in enumerate(self.feedback):
             ew = f"{where}: feedback[{i}] {edge.source}->{edge.target}"
             for end in (edge.source, edge.target):

@@ -110,6 +110,11 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
         if ids.has_duplicates:
             _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()].unique()[:3].tolist()}")
+    if "stimulus_id" in assembly.coords and assembly["stimulus_id"].dtype.kind in "OUS":
+        empty = np.flatnonzero([not str(s) for s in np.asarray(assembly["stimulus_id"].values).ravel()])
+        if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
+            _fail(source, f"coordinate 'stimulus_id' is empty at {len(empty)} presentation(s), e.g. index "
+                          f"{empty[:3].tolist()}; expected an id for every presentation")
     if "stimulus_id" in assembly.coords and "repetition" in assembly.coords:
         keys = pd.MultiIndex.from_arrays([np.asarray(assembly["stimulus_id"].values),
                                           np.asarray(assembly["repetition"].values)])
@@ -268,6 +273,13 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     assembly.encoding = {}
     assembly = reset_brainscore_indexes(assembly)
     ids = assembly.coords.get("stimulus_id")
+    if ids is not None and ids.dtype.kind == "f":  # MATLAB's numbers are doubles: 1.0 is stimulus 1
+        values = np.asarray(ids.values)
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            raise DataError(f"{path}: coordinate 'stimulus_id' holds {int(bad.sum())} value(s) that are not whole "
+                            f"numbers, e.g. {values[bad][:3].tolist()}; expected text or whole numbers (ids)")
+        ids = ids.copy(data=values.astype(np.int64))
     if ids is not None and ids.dtype.kind in "iu":  # ids are text, as a stimulus set's CSV is read: 1 -> "1"
         assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:

@@ -41,6 +41,7 @@ from neurozoo.datasets.json_files import written_whole
 
 FRAME_SIZE = 50
 N_FRAMES = 40  # window length: 400 ms of history at 100 Hz
+FRAME_S = 0.01  # one frame: 10 ms (``time`` in s); the windows, the models' filters and the rates in Hz assume it
 RESPONSE_KEYS = ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned")
 SMOOTHING_MS = {"firing_rate_5ms": 5.0, "firing_rate_10ms": 10.0, "firing_rate_20ms": 20.0}
 
@@ -204,6 +205,27 @@ def _group(path, f, name, holds):
     return node
 
 
+def _check_frame_rate(path, where: str, time: np.ndarray, attrs) -> None:
+    """``DataError`` unless the frames of ``time`` (s) are :data:`FRAME_S` apart (median step, within 2%: frame times
+    measured on a rig jitter) and the file's ``frame_rate_hz`` attribute, where it has one, says 100 Hz: a recording
+    at another rate read as 10 ms frames gives windows of another length and rates off by the ratio, silently."""
+    resample = f"resample the recording to {FRAME_S * 1000:g} ms frames first"
+    rate = attrs.get("frame_rate_hz")
+    if rate is not None:
+        rate = np.asarray(rate).ravel()
+        if rate.dtype.kind not in "iuf" or len(rate) != 1 or not np.isclose(rate[0], 1 / FRAME_S, rtol=0.02):
+            raise DataError(f"{path}: attribute frame_rate_hz is {rate.tolist()}; expected {1 / FRAME_S:g} "
+                            f"({FRAME_S * 1000:g} ms frames): {resample}")
+    finite = bool(np.all(np.isfinite(time)))
+    step = float(np.median(np.diff(time)))
+    if finite and np.isclose(step, FRAME_S, rtol=0.02):
+        return
+    fix = "times in ms? store them in s" if np.isclose(step, FRAME_S * 1000, rtol=0.02) else resample
+    found = f"median step of {len(time)} times{'' if finite else ', some not finite'}"
+    _fail(path, where, f"frames {step:g} s apart ({found}); expected {FRAME_S:g} s ({1 / FRAME_S:g} Hz frames: 0, "
+                       f"{FRAME_S:g}, {2 * FRAME_S:g}, ... s): {fix}")
+
+
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
                     check_stimulus: Optional[bool] = None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
@@ -248,6 +270,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         time = np.asarray(_numeric(path, f, f"{split}/time", f"({T},)"))
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
+        _check_frame_rate(path, f"{split}/time", time, f.attrs)
         responses, n_cells = {}, None
         for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
             where = f"{split}/response/{key}"

@@ -356,3 +356,28 @@ def test_integer_stimulus_ids_in_a_file_match_the_same_ids_in_a_stimulus_set_csv
     loaded = load_assembly(tmp_path / "numbered.nc", stimulus_set=stimuli)
     assert loaded["stimulus_id"].values.tolist() == [str(int(s[2:])) for s in assembly["stimulus_id"].values]
     np.testing.assert_array_equal(loaded.values, assembly.values)
+
+
+def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_ids_are_named(tmp_path):
+    """MATLAB stores numbers as doubles: ids 0.0..4.0 stayed floats and matched none of the CSV's '0'..'4' (a list of
+    '5 stimulus_id value(s) are not in stimulus set'), and without a stimulus set a fractional, NaN or empty id
+    (netCDF's missing text) was read as an id."""
+    assembly = _assembly(n_stimuli=5)
+    numbers = np.array([float(s[2:]) for s in assembly["stimulus_id"].values])
+    assembly.assign_coords(stimulus_id=("presentation", numbers)).to_netcdf(tmp_path / "doubles.nc")
+    images = tmp_path / "doubles"
+    images.mkdir()
+    for i in range(5):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(images / f"{i}.png")
+    (tmp_path / "doubles.csv").write_text("stimulus_id,filename\n" + "".join(f"{i},{i}.png\n" for i in range(5)))
+    loaded = load_assembly(tmp_path / "doubles.nc", stimulus_set=load_stimulus_set(tmp_path / "doubles.csv"))
+    assert loaded["stimulus_id"].values.tolist() == [str(int(n)) for n in numbers]
+    for name, ids, message in (("half", numbers + 0.5, r"holds \d+ value\(s\) that are not whole numbers, e\.g\. "
+                                                        r"\[0\.5, 1\.5, 2\.5\]; expected text or whole numbers"),
+                               ("nan", np.where(numbers == 1, np.nan, numbers),
+                                r"holds \d+ value\(s\) that are not whole numbers, e\.g\. \[nan"),
+                               ("empty", np.where(numbers == 1, "", numbers.astype(int).astype(str)),
+                                r"is empty at \d+ presentation\(s\), e\.g\. index \[\d+")):
+        assembly.assign_coords(stimulus_id=("presentation", ids)).to_netcdf(tmp_path / f"{name}.nc")
+        with pytest.raises(DataError, match=rf"^{tmp_path}/{name}\.nc: coordinate 'stimulus_id' {message}"):
+            load_assembly(tmp_path / f"{name}.nc")

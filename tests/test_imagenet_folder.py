@@ -50,6 +50,36 @@ def test_greyscale_images_load_as_rgb(folder):
     assert rgb.shape[2] == 3 and np.array_equal(rgb[..., 0], rgb[..., 1])
 
 
+def test_images_deeper_than_8_bits_load_only_when_their_values_fit_0_to_255(folder):
+    """PIL's convert("RGB"), which torchvision's loader also uses, clipped a 16-bit PNG's values above 255 to white and
+    truncated a float TIFF's 0.5 to black, silently: such images are named; one whose values fit loads unchanged."""
+    ramp = np.tile(np.arange(0, 64 * 1000, 1000, dtype=np.uint16), (8, 1))  # 0..63000: all but 0 clip to 255
+    wide = folder / "train" / "n01440764" / "n01440764_wide.png"
+    Image.fromarray(ramp).save(wide)
+    train = open_imagenet(folder)["train"]
+    index = [p for p, _ in train.samples].index(str(wide))
+    with pytest.raises(DataError, match=rf"^cannot read image {wide}: 16-bit integer values 0\.\.63000 \(PIL mode "
+                                        r"I;16\); expected 8 bits per channel \(whole numbers 0-255\)"):
+        train[index]
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(folder / "half.tif")
+    with pytest.raises(DataError, match=r"half\.tif: floating-point values 0\.5\.\.0\.5 \(PIL mode F\)"):
+        load_rgb(folder / "half.tif")
+    narrow = np.tile(np.arange(0, 256, 4, dtype=np.uint16), (8, 1))  # a 16-bit file holding 8-bit values
+    Image.fromarray(narrow).save(wide)
+    assert np.array_equal(np.asarray(train[index][0])[..., 1], narrow)
+
+
+def test_an_image_over_pils_decompression_bomb_limit_is_named(folder, monkeypatch):
+    # PIL raises its DecompressionBombError (not an OSError) above twice MAX_IMAGE_PIXELS: a traceback before
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    big = folder / "train" / "n01440764" / "n01440764_big.png"
+    Image.new("RGB", (20, 20)).save(big)
+    train = open_imagenet(folder)["train"]
+    with pytest.raises(DataError, match=rf"^cannot read image {big}: Image size \(400 pixels\) exceeds limit .*resize "
+                                        "it first"):
+        train[[p for p, _ in train.samples].index(str(big))]
+
+
 def test_no_class_folders(tmp_path):
     (tmp_path / "train").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "train" / "stray.JPEG")

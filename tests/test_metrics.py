@@ -528,6 +528,23 @@ def test_n_components_with_a_mapping_that_does_not_fit_them_is_refused(mapping, 
         regression_score(features, assembly, mapping=mapping, n_components=25)
 
 
+@pytest.mark.parametrize("mapping", ["pls", "ridge"])
+def test_features_with_nan_or_inf_are_named_not_scored(synthetic, mapping):
+    """A model whose activations overflowed on some images: PLS scored NaN without a word (and the layer selection
+    passed the layer over for another), ridge raised scikit-learn's 'Input X contains NaN'. Now the features are
+    refused, naming the layer, how many values and which stimuli."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, clean = synthetic
+    values = clean.values.copy()
+    values[7, 3, 1], values[9, 0, 0] = np.nan, np.inf
+    features = clean.copy(data=values).assign_coords(layer=("neuroid", ["conv5"] * clean.sizes["neuroid"]))
+    ids = clean["stimulus_id"].values
+    with pytest.raises(DataError, match=rf"^features of layer conv5: 2 NaN/inf values, in 2 of 400 stimuli \(e\.g\. "
+                                        rf"stimulus_id \['{ids[7]}', '{ids[9]}'\]\); expected finite activations"):
+        regression_score(features, assembly, mapping=mapping)
+
+
 def test_features_whose_bins_start_alike_but_end_elsewhere_are_refused(synthetic):
     """Feature bins were matched on time_bin_start alone: features read in [70, 75), [80, 85), [90, 95) were
     regressed onto the data's [70, 80), [80, 90), [90, 100) without a word (a model's window silently not the

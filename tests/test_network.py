@@ -1,4 +1,6 @@
 """Timing and structure of the biologically unrolled ConvRNN."""
+import re
+
 import pytest
 import torch
 
@@ -561,6 +563,13 @@ def _with(change):
     (lambda d: d["layers"][0].update(pool={"kernel": "2", "stride": 2}), r"field 'pool.kernel' must be an integer >= 1"),
     (lambda d: d["layers"][0].update(pool={"kernel": 2}), r"field 'pool' must be a mapping with 'kernel' and 'stride'"),
     (lambda d: d["layers"][2].update(cell=["rgc"]), r"layers\[2\] \('conv3'\): field 'cell' must be a mapping"),
+    # each a TypeError traceback before (from the validation's join, the cell registry's lookup, torch.empty, a loop)
+    (lambda d: d["layers"][1].update(name=None), r"layers\[1\]: field 'name' must be non-empty text, got None"),
+    (lambda d: d["layers"][2]["cell"].update(kind=None), r"layer 'conv3': field 'cell.kind' must be a cell's name"),
+    (lambda d: d["layers"][0].update(channels=True), r"layer 'conv1': field 'channels' must be a positive integer, "
+                                                     r"got True"),
+    (lambda d: d.update(feedback=1), r"spec.yaml: field 'feedback' must be a list of edges"),
+    (lambda d: d.update(cell_defaults=[1]), r"spec.yaml: field 'cell_defaults' must be a mapping"),
 ])
 def test_spec_fields_of_the_wrong_type_are_named_not_a_type_error(change, message):
     # YAML reads `kernel: "7"` as text: it used to reach `layer.kernel < 1` and fail with a bare TypeError
@@ -568,12 +577,25 @@ def test_spec_fields_of_the_wrong_type_are_named_not_a_type_error(change, messag
         GraphSpec.from_dict(_with(change), source="spec.yaml")
 
 
+def test_an_unknown_cell_kind_at_a_feedback_target_names_the_layer():
+    # the feedback wiring looked the kind up first: the registry's error, naming neither spec nor layer
+    data = _with(lambda d: d["layers"][2]["cell"].update(kind="rgcc"))
+    data["feedback"] = [{"source": "conv5", "target": "conv3"}]
+    with pytest.raises(SpecError, match=r"spec 'rgc_shallow': layer 'conv3': cell 'kind': unknown cell 'rgcc'"):
+        convrnn.create_model(data, width_multiplier=1 / 16)
+
+
 def test_a_cell_config_value_of_the_wrong_type_names_the_file_layer_and_key(tmp_path):
     import yaml
 
     path = tmp_path / "typed.yaml"
-    for key, value, expected in (("tau_offset", "abc", "a number"), ("tau_depth_separable", "no", "true or false")):
+    for key, value, expected in (("tau_offset", "abc", "a number"), ("tau_depth_separable", "no", "true or false"),
+                                 # a TypeError or ValueError traceback from inside the cell before
+                                 ("cell_depth", None, "a number"), ("gate_offset", [1], "a number"),
+                                 ("tau_filter_size", None, r"a number or \(height, width\)"),
+                                 ("tau_filter_size", float("nan"), r"a number or \(height, width\)"),
+                                 ("tau_nonlinearity", 1, r"text \(e\.g\. 'sigmoid'\)")):
         path.write_text(yaml.safe_dump(_with(lambda d: d["layers"][2]["cell"].update({key: value}))))
         with pytest.raises(SpecError, match=rf"typed.yaml: spec 'rgc_shallow': layer 'conv3': cell 'rgc': config "
-                                            rf"'{key}' must be {expected}, got '{value}'"):
+                                            rf"'{key}' must be {expected}, got {re.escape(repr(value))}"):
             convrnn.create_model(str(path), width_multiplier=1 / 16)

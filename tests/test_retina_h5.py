@@ -83,6 +83,27 @@ def test_validation_names_file_dataset_and_shape(tmp_path, dataset, value, split
     assert str(path) in message and fragment in message
 
 
+@pytest.mark.parametrize("split,time,fragment", [
+    ("train", np.arange(120) / 60, r"train/time: frames 0\.0166667 s apart \(median step of 120 times\); expected "
+                                   r"0\.01 s \(100 Hz frames: 0, 0\.01, 0\.02, \.\.\. s\): resample the recording"),
+    ("train", np.arange(120) * 10.0, r"train/time: frames 10 s apart .*: times in ms\? store them in s"),
+    ("test", np.zeros(80), r"test/time: frames 0 s apart"),
+])
+def test_a_recording_at_another_frame_rate_is_named(tmp_path, split, time, fragment):
+    """A 60 Hz recording (or times in ms, or none) was read as 10 ms frames: 40-frame windows of 667 ms, filters and
+    rates in Hz off by the ratio, and no word of it. Frame times that jitter, as a rig's measured ones do, pass."""
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, f"{split}/time", time)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: dataset {fragment}"):
+        read_experiment(path, split)
+    _corrupt(path, f"{split}/time", np.arange(len(time)) / 100 + np.random.default_rng(0).uniform(0, 1e-4, len(time)))
+    assert read_experiment(path, split).n_frames == len(time)
+    with h5py.File(path, "a") as f:
+        f.attrs["frame_rate_hz"] = 60
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: attribute frame_rate_hz is \[60\]; expected 100 "):
+        read_experiment(path, split)
+
+
 def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
     path, *_ = _experiment(tmp_path)
     with h5py.File(path, "a") as f:

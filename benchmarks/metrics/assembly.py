@@ -92,6 +92,22 @@ def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(mean, dims=DIMS, coords=coords, attrs=dict(assembly.attrs))
 
 
+def _check_finite(features: xr.DataArray, values: np.ndarray, ids: np.ndarray) -> None:
+    """``DataError`` for NaN or infinite activations: PLS turned them into a NaN score (and the layer selection passed
+    the layer over for another) without a word, ridge into scikit-learn's ValueError traceback."""
+    if values.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(values)
+    if finite.all():
+        return
+    layers = list(dict.fromkeys(np.asarray(features["layer"].values).tolist())) if "layer" in features.coords else []
+    where = f" of layer {', '.join(map(str, layers))}" if layers else ""
+    bad = ~finite.all(axis=(1, 2))
+    raise DataError(f"features{where}: {int((~finite).sum())} NaN/inf values, in {int(bad.sum())} of {len(bad)} "
+                    f"stimuli (e.g. stimulus_id {ids[bad][:3].tolist()}); expected finite activations (a model whose "
+                    "activations overflow or divide by zero scores nothing)")
+
+
 def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Features (presentation, neuroid, time_bin) as an array in the order of ``stimulus_ids`` and the target's bins.
 
@@ -110,6 +126,7 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
     values = np.asarray(features.values)
     if len(rows) != len(values) or np.any(rows != np.arange(len(rows))):
         values = values[rows]
+    _check_finite(features, values, np.asarray(stimulus_ids))
     starts = bins[0]
     f_start, f_end = time_bins(features)
     if values.shape[2] == 1 and (len(starts) > 1 or not np.isfinite([*f_start, *f_end, *starts, *bins[1]]).all()):

@@ -761,7 +761,7 @@ def cell_config_keys(kind: str) -> Optional[Tuple[str, ...]]:
 
 
 def _parameters(kind: str) -> Optional[Tuple[str, ...]]:
-    factory = _entry(kind).factory
+    factory = cell_entry(kind).factory
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         params = list(inspect.signature(target).parameters.values())
@@ -773,7 +773,8 @@ def _parameters(kind: str) -> Optional[Tuple[str, ...]]:
                  and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD))
 
 
-def _entry(kind: str):
+def cell_entry(kind: str):
+    """The registry entry of a cell kind; an unknown kind is a ``SpecError`` naming the spec's ``kind`` key."""
     try:
         return CELLS.get(kind)
     except UnknownNameError as err:
@@ -787,7 +788,7 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
     ``in_channels`` / ``in_stride`` (the layer's input channels and convolution stride, for the bypass) and
     ``feedback_channels`` (the concatenated
     feedback sources) are passed to cells that accept them."""
-    entry = _entry(kind)
+    entry = cell_entry(kind)
     valid = cell_config_keys(kind)
     if valid is not None:
         unknown = sorted(set(config) - set(valid))

@@ -65,6 +65,27 @@ def test_loss_falls_and_val_accuracy_beats_chance(data, tmp_path):
     assert state["classes"] == ["n00000001", "n00000002", "n00000003", "n00000004"]
 
 
+def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
+    """run.json named a spec file by its path alone (config.model 'tiny.yaml'): once the file was edited, nothing
+    said which graph the checkpoint's weights belong to. It keeps the spec trained (overrides and classes applied),
+    from which the weights load into the same model."""
+    from neurozoo import convrnn
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n"
+                    "feedback: [{source: conv2, target: conv1}]\n")
+    train(config(data, tmp_path / "run", model=str(spec), epochs=1, overrides={"width_multiplier": 0.5},
+                 max_steps_per_epoch=1))
+    spec.write_text(spec.read_text().replace("memory_decay: 0.5", "memory_decay: 0.9"))  # edited afterwards
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["spec"]
+    assert recorded["layers"][1]["cell"] == {"kind": "timedecay", "memory_decay": 0.5}
+    assert recorded["num_classes"] == 4 and recorded["layers"][0]["channels"] == 4 and recorded["feedback"]
+    model = convrnn.create_model(recorded)
+    model.load_state_dict(load_checkpoint(tmp_path / "run" / "best.pth")["model"])
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()

@@ -383,6 +383,7 @@ class Trainer:
 
     def _write_run_info(self, resume) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        spec = getattr(self.model, "spec", None)
         info = {
             "config": asdict(self.config),
             "code_version": code_version(),
@@ -396,6 +397,9 @@ class Trainer:
             "val_images": len(self.val_set) if self.val_set is not None else 0,
             "val_files_sha256": file_list_sha256(self.val_set) if self.val_set is not None else None,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
+            # unrecorded once the file was edited or moved
+            "spec": spec.to_dict() if hasattr(spec, "to_dict") else None,
             "resumed_from": str(resume) if resume else None,
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,

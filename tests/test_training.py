@@ -86,6 +86,20 @@ def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
     model.load_state_dict(load_checkpoint(tmp_path / "run" / "best.pth")["model"])
 
 
+def test_a_data_folder_without_val_warns_that_nothing_is_validated(data, tmp_path):
+    """val/ is optional, and a folder holding its validation images under another name (validation/) trained
+    without a word: no val_top1, no best.pth, which `zoo score --checkpoint OUT/best.pth` then did not find."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(data / "train", folder / "train")
+    shutil.copytree(data / "val", folder / "validation")
+    with pytest.warns(UserWarning, match=r"has no val/ folder: no validation, so no val_top1 and no best\.pth "
+                                         r"\(last\.pth only\); its other folders: validation"):
+        train(config(folder, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    assert not (tmp_path / "run" / "best.pth").exists() and (tmp_path / "run" / "last.pth").exists()
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()
@@ -507,6 +521,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 2
 
 
+@pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_compile_path_runs_and_checkpoints_plain_state_dict(tmp_path_factory, tmp_path):
     # dynamo capture with the eager backend (~5 s); the inductor backend takes minutes on CPU, see below
     small = write_image_folder(tmp_path_factory.mktemp("tiny"), n_classes=4, per_class=2, val_per_class=0)
@@ -702,6 +717,7 @@ def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
     assert (tmp_path / "last.pth").read_bytes() == before
 
 
+@pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_data_parallel_epoch_has_the_steps_of_one_process_and_no_repeated_image(tmp_path):
     """11 images, global batch 4: one process trains 2 steps of distinct images; two ranks x 2 must too.
     DistributedSampler's default padding (a copy of image 0 to make 12) gave each rank 6 indices, 3 steps:

@@ -326,6 +326,10 @@ class Trainer:
                                build_transform(c.image_size, train=False))
         self.train_set = splits["train"]
         self.val_set = splits.get("val")
+        if self.val_set is None and d.is_main:  # a split named otherwise (validation/, valid/) trained unvalidated
+            others = sorted(p.name for p in Path(c.data).iterdir() if p.is_dir() and p.name != "train")
+            warnings.warn(f"{c.data} has no val/ folder: no validation, so no val_top1 and no best.pth (last.pth "
+                          f"only)" + (f"; its other folders: {', '.join(others)}" if others else ""))
         self.classes = list(self.train_set.classes)
         self.generator = torch.Generator()
         self.generator.manual_seed(c.seed + d.rank)

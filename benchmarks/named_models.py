@@ -46,7 +46,7 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         model = timm.create_model(name[5:], pretrained=False)
     else:
         from neurozoo import convrnn
-        from neurozoo.convrnn.training.checkpoint import with_trained_classes
+        from neurozoo.convrnn import with_trained_classes
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "

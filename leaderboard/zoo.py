@@ -208,7 +208,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
     from neurozoo.convrnn.cornet_weights import checkpoint_state
-    from neurozoo.convrnn.training.checkpoint import with_trained_classes
+    from neurozoo.convrnn import with_trained_classes
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 

@@ -100,6 +100,32 @@ def test_a_data_folder_without_val_warns_that_nothing_is_validated(data, tmp_pat
     assert not (tmp_path / "run" / "best.pth").exists() and (tmp_path / "run" / "last.pth").exists()
 
 
+def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
+    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
+    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n")
+
+    def trainer(**kw):
+        return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
+                              overrides={}, **kw))
+
+    first = trainer()
+    first.fit(until_epoch=1)
+    first.close()
+    spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint was trained as another graph than this run "
+                                              r"builds from .*tiny\.yaml.*: n_steps was 4, is 6"):
+        trainer(resume="auto")
+    spec.write_text(spec.read_text().replace("n_steps: 6", "n_steps: 4").replace("0.5}", "0.7}"))
+    with pytest.raises(UserFacingError, match=r"layer conv2 cell was \{'kind': 'timedecay', 'memory_decay': 0\.5\}"):
+        trainer(resume="auto")
+    spec.write_text(spec.read_text().replace("0.7}", "0.5}"))  # the graph it was trained as resumes
+    trainer(resume="auto").close()
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()

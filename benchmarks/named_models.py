@@ -30,8 +30,10 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
     import torch
 
     from neurozoo.datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.torch_files import read_torch_file
 
     torch.manual_seed(seed)
+    saved = None  # the checkpoint as read
 
     if name.startswith("timm:"):
         import neurozoo.datasets.torchvision_compat  # noqa: F401
@@ -44,19 +46,25 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         model = timm.create_model(name[5:], pretrained=False)
     else:
         from neurozoo import convrnn
+        from neurozoo.convrnn import with_trained_classes
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
                                   f"or timm:<name> for a timm model{spec_path_hint(name)}")
-        model = convrnn.create_model(name, **(overrides or {}))
+        saved = read_torch_file(checkpoint) if checkpoint is not None else None
+        # a zoo train checkpoint's readout has its data's classes: built so, unless the overrides say otherwise
+        model = convrnn.create_model(name, **with_trained_classes(overrides, saved))
     record = None
     if checkpoint is not None:
         from neurozoo.convrnn import checkpoint_state
-        from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
+        from neurozoo.datasets.torch_files import state_mismatch
 
-        state, record = checkpoint_state(model, read_torch_file(checkpoint), checkpoint, f"checkpoint {checkpoint}")
+        if saved is None:  # a timm model's
+            saved = read_torch_file(checkpoint)
+        state, record = checkpoint_state(model, saved, checkpoint, f"checkpoint {checkpoint}")
         try:
             model.load_state_dict(state)
         except RuntimeError:
             raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
     return model.to(device).eval(), record
+

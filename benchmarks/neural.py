@@ -109,7 +109,11 @@ class NeuralBenchmark:
             return mapped
         if is_convrnn(model) and self.region not in CONVRNN_REGION_LAYERS:
             raise SpecError(f"no ConvRNN layer map for region {self.region!r}; pass layers explicitly")
-        raise SpecError(f"{self.identifier}: pass the layers to score for region {self.region} (e.g. layers=['layer3'])")
+        # named for the command line too, with the model's own layers (the example 'layer3' was none of a ConvRNN's)
+        names = list(getattr(model, "layer_names", ()))
+        raise SpecError(f"{self.identifier}: the model commits no layer to region {self.region} (none named so, none on "
+                        f"the released ConvRNN layer map): name the layers to score (zoo score --layers A,B; "
+                        f"layers=[...] in Python)" + (f"; its layers: {', '.join(names)}" if names else ""))
 
     def extract(self, model: torch.nn.Module, layers: Sequence[str], **kwargs) -> Dict[str, xr.DataArray]:
         options = {**self.extraction, **kwargs}

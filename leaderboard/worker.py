@@ -35,7 +35,8 @@ CONSOLE_LINES = 20
 
 def shown_console(console: bytes) -> str:
     """What a submitter may see of the model process's output: printable text, at most 20 lines / 2000 chars."""
-    text = console.decode("utf-8", errors="replace")
+    # tabs as spaces: torch's load_state_dict error, a submission's commonest, indents each mismatch with one
+    text = console.decode("utf-8", errors="replace").expandtabs(4)
     text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
     lines = [line[:200] for line in text.strip().splitlines()][-CONSOLE_LINES:]
     return "\n".join(lines)[-CONSOLE_CHARS:]

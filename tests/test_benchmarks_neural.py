@@ -103,6 +103,22 @@ def test_layer_map_and_held_out_selection():
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
 
 
+def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layers(tmp_path):
+    """`zoo score MY_3_LAYER_CONVRNN ventral_embedded.V4-temporal` said "pass the layers to score for region V4 (e.g.
+    layers=['layer3'])": a Python keyword on the command line, and a layer the model does not have."""
+    from neurozoo import convrnn
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 4, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 4, kernel: 3, stride: 1, cell: {kind: ugrnn}}\n")
+    benchmark = NeuralBenchmark("toy.V4", "V4", lambda: None, lambda: None)
+    with pytest.raises(SpecError) as info:
+        benchmark.candidate_layers(convrnn.create_model(str(spec), num_classes=2))
+    assert "zoo score --layers" in str(info.value) and str(info.value).endswith("its layers: conv1, conv2")
+    assert "layer3" not in str(info.value)
+
+
 def test_layer_choice_ignores_bins_without_a_ceiling_as_the_score_does():
     """Hand-worked: ceilings (-0.05, 0.4, 0.5) on the selection stimuli, the first bin without reliable signal. Layer
     A's split-mean r is (0.25, 0.30, 0.30), B's (-0.05, 0.32, 0.32). The mean raw r over all bins, the old rule,

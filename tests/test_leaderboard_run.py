@@ -251,6 +251,46 @@ def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
     assert specs and all(s["checkpoint"]["path"] == str(fitting) for s in specs)
 
 
+def test_a_run_on_cortex_benchmarks_only_does_not_say_no_retina_benchmark_is_registered():
+    """`zoo run --benchmarks ventral_embedded.V4-temporal` printed "skipped: retina models: no retina benchmark is
+    registered yet", with eight retina benchmarks registered: the choice of benchmarks left them out."""
+    from neurozoo.leaderboard.zoo import zoo_specs
+
+    _, skipped = zoo_specs(benchmark_names=["ventral_embedded.V4-temporal"])
+    assert "retina models: none of --benchmarks is a retina benchmark" in skipped
+    assert not any("registered" in note for note in skipped)
+    _, default = zoo_specs()
+    assert not any(note.startswith("retina models") for note in default)  # the default run scores them
+
+
+def test_zoo_score_and_zoo_run_take_a_zoo_train_checkpoint_of_fewer_classes(tmp_path):
+    """A model trained by zoo train has its data's classes in its readout (here 4); zoo score refused its checkpoint
+    ("readout.weight has shape (4, 8), the model's is (1000, 8)") unless given --set num_classes=4, and zoo run, which
+    has no --set, refused it always. The checkpoint records its classes: the model is built with them."""
+    import torch
+
+    from neurozoo.benchmarks.named_models import resolve_model
+    from neurozoo.convrnn.training import TrainConfig, train
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+    from neurozoo.leaderboard.zoo import build_model, zoo_specs
+
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=2, val_per_class=1, size=32)
+    train(TrainConfig(model="feedforward_intermediate", data=str(data), out=str(tmp_path / "run"), epochs=1,
+                      batch_size=8, image_size=32, workers=0, log_every=0, quiet=True,
+                      overrides={"width_multiplier": 0.125}))
+    checkpoint = tmp_path / "run" / "best.pth"
+    trained = torch.load(checkpoint, weights_only=False)["model"]
+
+    def same_weights(model):
+        return model.readout.weight.shape[0] == 4 and all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
+
+    assert same_weights(resolve_model("feedforward_intermediate", checkpoint, overrides={"width_multiplier": 0.125}))
+    (spec,), _ = zoo_specs(["feedforward_intermediate"], ["ventral_embedded.V4-temporal"],
+                           checkpoints={"feedforward_intermediate": str(checkpoint)})
+    assert spec["overrides"] == {"width_multiplier": 0.125, "num_classes": 4}
+    assert same_weights(build_model(spec))
+
+
 def test_a_benchmark_without_a_hidden_split_is_scored_by_zoo_run(monkeypatch):
     """score_model returns (record, None) for a benchmark that is not a NeuralBenchmark (no public/hidden split);
     score_spec then stamped every record with the weights' hash and failed on the None: 'NoneType' object has no

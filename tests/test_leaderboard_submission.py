@@ -487,3 +487,16 @@ def test_a_submission_to_a_plugin_benchmark_that_cannot_be_built_is_refused_by_n
         warnings.simplefilter("ignore")
         message = refusal(tmp_path, make_submission(tmp_path / "sub", weights=False))
     assert message == ("metadata.yaml: benchmark 'lbtest.V4' cannot be scored on this server now (it fails to build)")
+
+
+def test_a_failed_jobs_console_keeps_tabs_as_spaces_and_masks_other_control_characters():
+    """torch's load_state_dict error, the commonest failure of a submission with weights, indents each mismatch with
+    a tab: the failed job's message read "?size mismatch for readout.weight: ..." on the model page."""
+    from neurozoo.leaderboard.worker import shown_console
+
+    console = (b"RuntimeError: Error(s) in loading state_dict for ConvRNN:\n"
+               b"\tsize mismatch for readout.weight: copying a param with shape torch.Size([3, 32])\n\x1b[31mred\x07")
+    assert shown_console(console) == ("RuntimeError: Error(s) in loading state_dict for ConvRNN:\n"
+                                      "    size mismatch for readout.weight: copying a param with shape "
+                                      "torch.Size([3, 32])\n?[31mred?")
+

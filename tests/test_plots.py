@@ -212,6 +212,25 @@ def test_training_curve_plots_every_logged_step_and_says_when_the_run_is_unfinis
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
 
 
+def test_training_curve_shows_the_training_loss_of_a_run_shorter_than_its_step_logging():
+    """A run of fewer steps than --log-every (50) logs no step row: the loss panel drew the validation loss alone,
+    though every epoch row holds the epoch's mean training loss (the top-1 panel drew its training curve)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.convrnn.training.curve import training_curve_figure
+
+    rows = [{"kind": "epoch", "epoch": e, "step": 6 * e, "loss": 1.1 - 0.05 * e, "top1": 30.0 + e,
+             "val_loss": 1.09 - 0.01 * e, "val_top1": 33.0} for e in (1, 2, 3)]
+    figure = training_curve_figure(rows, epochs=3, title="tiny.yaml")
+    FigureCanvasAgg(figure).draw()
+    loss = figure.axes[0]
+    training = [line for line in loss.get_lines() if line.get_label() == "training (epoch mean)"]
+    assert len(training) == 1
+    assert list(training[0].get_xdata()) == [6, 12, 18]
+    assert list(training[0].get_ydata()) == pytest.approx([1.05, 1.0, 0.95])
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
+
 def drawn_search_history(*trials):
     """The search's history figure, drawn, of a study of ``(state, value, intermediate values, user attrs)`` trials."""
     import optuna

@@ -395,6 +395,17 @@ def test_zoo_search_refuses_a_storage_it_cannot_open_before_printing_anything(ti
     assert not (tmp_path / "run" / "tiny").exists()  # no trial folder
 
 
+def test_zoo_search_says_the_width_size_and_epochs_its_trials_train_at(tiny, tmp_path, capsys):
+    """--width defaults to 0.25: a user's own base spec (16 and 32 channels) trained at 4 and 8, and neither the
+    help nor the printed study line said so (the exported spec's description was the first place it showed)."""
+    from neurozoo.leaderboard.cli import main
+
+    argv = [a for a in search_argv(tiny, tmp_path / "run", 0, "--export", "0", "--no-record") if a != "--quiet"]
+    del argv[argv.index("--width"):argv.index("--width") + 2]  # the default
+    assert main(["search", *argv]) == 0
+    assert "0 trial(s) over 1 worker(s); each at width 0.25, 32 px, 1 epoch(s)" in capsys.readouterr().out
+
+
 def test_zoo_search_exports_the_trained_models_with_provenance_and_records_scores(tiny, tmp_path):
     """The exported spec is the trained model (the review's defect: it was the configuration at width 1, 5197
     parameters for a trial trained at width 0.5 with 1385, so the trial's weights did not fit it)."""

@@ -65,6 +65,67 @@ def test_loss_falls_and_val_accuracy_beats_chance(data, tmp_path):
     assert state["classes"] == ["n00000001", "n00000002", "n00000003", "n00000004"]
 
 
+def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
+    """run.json named a spec file by its path alone (config.model 'tiny.yaml'): once the file was edited, nothing
+    said which graph the checkpoint's weights belong to. It keeps the spec trained (overrides and classes applied),
+    from which the weights load into the same model."""
+    from neurozoo import convrnn
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n"
+                    "feedback: [{source: conv2, target: conv1}]\n")
+    train(config(data, tmp_path / "run", model=str(spec), epochs=1, overrides={"width_multiplier": 0.5},
+                 max_steps_per_epoch=1))
+    spec.write_text(spec.read_text().replace("memory_decay: 0.5", "memory_decay: 0.9"))  # edited afterwards
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["spec"]
+    assert recorded["layers"][1]["cell"] == {"kind": "timedecay", "memory_decay": 0.5}
+    assert recorded["num_classes"] == 4 and recorded["layers"][0]["channels"] == 4 and recorded["feedback"]
+    model = convrnn.create_model(recorded)
+    model.load_state_dict(load_checkpoint(tmp_path / "run" / "best.pth")["model"])
+
+
+def test_a_data_folder_without_val_warns_that_nothing_is_validated(data, tmp_path):
+    """val/ is optional, and a folder holding its validation images under another name (validation/) trained
+    without a word: no val_top1, no best.pth, which `zoo score --checkpoint OUT/best.pth` then did not find."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(data / "train", folder / "train")
+    shutil.copytree(data / "val", folder / "validation")
+    with pytest.warns(UserWarning, match=r"has no val/ folder: no validation, so no val_top1 and no best\.pth "
+                                         r"\(last\.pth only\); its other folders: validation"):
+        train(config(folder, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    assert not (tmp_path / "run" / "best.pth").exists() and (tmp_path / "run" / "last.pth").exists()
+
+
+def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
+    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
+    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n")
+
+    def trainer(**kw):
+        return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
+                              overrides={}, **kw))
+
+    first = trainer()
+    first.fit(until_epoch=1)
+    first.close()
+    spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))
+    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint was trained as another graph than this run "
+                                              r"builds from .*tiny\.yaml.*: n_steps was 4, is 6"):
+        trainer(resume="auto")
+    spec.write_text(spec.read_text().replace("n_steps: 6", "n_steps: 4").replace("0.5}", "0.7}"))
+    with pytest.raises(UserFacingError, match=r"layer conv2 cell was \{'kind': 'timedecay', 'memory_decay': 0\.5\}"):
+        trainer(resume="auto")
+    spec.write_text(spec.read_text().replace("0.7}", "0.5}"))  # the graph it was trained as resumes
+    trainer(resume="auto").close()
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()
@@ -486,6 +547,7 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 2
 
 
+@pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_compile_path_runs_and_checkpoints_plain_state_dict(tmp_path_factory, tmp_path):
     # dynamo capture with the eager backend (~5 s); the inductor backend takes minutes on CPU, see below
     small = write_image_folder(tmp_path_factory.mktemp("tiny"), n_classes=4, per_class=2, val_per_class=0)
@@ -681,6 +743,7 @@ def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
     assert (tmp_path / "last.pth").read_bytes() == before
 
 
+@pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_data_parallel_epoch_has_the_steps_of_one_process_and_no_repeated_image(tmp_path):
     """11 images, global batch 4: one process trains 2 steps of distinct images; two ranks x 2 must too.
     DistributedSampler's default padding (a copy of image 0 to make 12) gave each rank 6 indices, 3 steps:

@@ -43,7 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=at_least(1), default=2, help="training epochs per trial (pruning after each)")
     p.add_argument("--image-size", type=at_least(1), default=None,
                    help="training image size (default: the space's image_size, 224 for the built-in spaces)")
-    p.add_argument("--width", type=positive, default=0.25, help="width multiplier of every trial's model")
+    p.add_argument("--width", type=positive, default=0.25,
+                   help="width multiplier of every trial's model (default 0.25: a quarter of the base's channels; "
+                        "1: the base as written)")
     p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=positive, default=0.05, help="learning rate unless the space searches it")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
@@ -140,7 +142,9 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger(JOIN_LOGGER).addFilter(_NoJoinMessage())  # it created the study the workers join
     if not args.quiet and not worker:
         print(space.summary())
-        print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s)", flush=True)
+        # how each trial trains: the default width (0.25) quartered a user's own base spec without a word
+        print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s); "
+              f"each at width {args.width:g}, {args.image_size} px, {args.epochs} epoch(s)", flush=True)
     if args.quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     if one:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -35,6 +35,27 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
     if missing:
         raise DataError(f"checkpoint {path} lacks field(s) {sorted(missing)}; not written by `zoo train`?")
     return state
+
+
+def trained_num_classes(saved: Any) -> Optional[int]:
+    """The number of classes a ``zoo train`` checkpoint (``saved``, as read) was trained on: its readout's size,
+    from the class folders of its data (``classes``); None for any other file. Its model is built with this many
+    outputs whatever the spec says (1000 for the registered models)."""
+    if (isinstance(saved, dict) and isinstance(saved.get("config"), dict) and isinstance(saved.get("model"), dict)
+            and isinstance(saved.get("classes"), (list, tuple)) and saved["classes"]):
+        return len(saved["classes"])
+    return None
+
+
+def with_trained_classes(overrides: Optional[Dict[str, Any]], saved: Any) -> Dict[str, Any]:
+    """``overrides`` with ``num_classes`` of a ``zoo train`` checkpoint ``saved`` where they set none: such a
+    checkpoint's readout has the classes of its data, which ``zoo score`` and ``zoo run`` refused as a shape
+    mismatch (and ``zoo run`` offers no ``--set`` to give it)."""
+    overrides = dict(overrides or {})
+    classes = trained_num_classes(saved)
+    if classes is not None and "num_classes" not in overrides:
+        overrides["num_classes"] = classes
+    return overrides
 
 
 def capture_rng_state(generator: torch.Generator = None) -> Dict[str, Any]:

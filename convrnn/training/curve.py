@@ -1,5 +1,6 @@
 """The learning curve of a ``zoo train`` run, from its whole metrics.jsonl (resumed runs included): training
-loss per logged step with the validation loss at each epoch's end, and top-1 per epoch. Drawn after training
+loss per logged step and its mean over each epoch, with the validation loss at each epoch's end, and top-1 per epoch
+(a run shorter than ``--log-every`` steps logs no step, and its loss panel showed validation alone). Drawn after training
 returns; a run that has not reached its last epoch is titled as such, never as a finished run."""
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ def training_curve_figure(rows: List[Dict[str, Any]], epochs: int, title: str = 
     if validated:
         loss_axis.plot([r["step"] for r in validated], [r["val_loss"] for r in validated], "o-", color="C1", ms=4,
                        label="validation (epoch end)")
+    trained = [r for r in ends if "loss" in r]
+    if trained:  # at the epoch's last step, as the validation loss beside it
+        loss_axis.plot([r["step"] for r in trained], [r["loss"] for r in trained], "s--", color="C0", ms=3, lw=0.8,
+                       label="training (epoch mean)")
     loss_axis.set(xlabel="training step", ylabel="cross-entropy loss", title="loss")
     top1_axis.plot([r["epoch"] for r in ends], [r["top1"] for r in ends], "o-", color="C0", ms=4,
                    label="training (epoch mean)")

@@ -326,6 +326,10 @@ class Trainer:
                                build_transform(c.image_size, train=False))
         self.train_set = splits["train"]
         self.val_set = splits.get("val")
+        if self.val_set is None and d.is_main:  # a split named otherwise (validation/, valid/) trained unvalidated
+            others = sorted(p.name for p in Path(c.data).iterdir() if p.is_dir() and p.name != "train")
+            warnings.warn(f"{c.data} has no val/ folder: no validation, so no val_top1 and no best.pth (last.pth "
+                          f"only)" + (f"; its other folders: {', '.join(others)}" if others else ""))
         self.classes = list(self.train_set.classes)
         self.generator = torch.Generator()
         self.generator.manual_seed(c.seed + d.rank)
@@ -396,6 +400,9 @@ class Trainer:
             "val_images": len(self.val_set) if self.val_set is not None else 0,
             "val_files_sha256": file_list_sha256(self.val_set) if self.val_set is not None else None,
             "parameters": sum(p.numel() for p in self.model.parameters()),
+            # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
+            # unrecorded once the file was edited or moved
+            "spec": self._spec(),
             "resumed_from": str(resume) if resume else None,
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
@@ -424,6 +431,7 @@ class Trainer:
             "config": asdict(self.config),
             "classes": self.classes,
             "world_size": self.dist.world_size,
+            "spec": self._spec(),  # the graph trained: a resume that builds another is refused (load_state)
         }
 
     def load_state(self, state: Dict[str, Any]) -> None:
@@ -435,6 +443,7 @@ class Trainer:
                 f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
+        self._check_spec(state.get("spec"))
         self._check_steps_per_epoch(state)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
@@ -471,6 +480,30 @@ class Trainer:
                           "itself; not augmentation, which is seeded per image) restart from the seed")
             seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
             self.generator.manual_seed(self.config.seed + 1000 * self.epoch + self.dist.rank)
+
+    def _spec(self) -> Optional[Dict[str, Any]]:
+        """The model's graph spec as data (overrides and classes applied), None for a model without one."""
+        spec = getattr(self.model, "spec", None)
+        return spec.to_dict() if hasattr(spec, "to_dict") else None
+
+    def _check_spec(self, saved: Optional[Dict[str, Any]]) -> None:
+        """A spec file edited (or another --set) between the runs builds another graph whose weights may still fit
+        the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
+        run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
+        current = self._spec()
+        if saved is None or current is None or saved == current:
+            return
+        where = next(key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key))
+        if where == "layers" and len(saved["layers"]) == len(current["layers"]):
+            was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
+            key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k) != is_now.get(k))
+            where, before, now = f"layer {was.get('name')} {key}", was.get(key), is_now.get(key)
+        else:
+            before, now = saved.get(where), current.get(where)
+        raise UserFacingError(f"--resume: the checkpoint was trained as another graph than this run builds from "
+                              f"{self.config.model!r} (overrides {self.config.overrides}): {where} was {before!r}, is "
+                              f"{now!r}; resume with the graph it was trained as (the spec in run.json) or train "
+                              f"afresh into another --out")
 
     def _check_steps_per_epoch(self, state: Dict[str, Any]) -> None:
         """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global

@@ -171,6 +171,12 @@ class Recording:
             self._stimulus = stimulus
         return self._stimulus
 
+    def __repr__(self) -> str:  # the dataclass's printed every array whole: pages of numbers in a notebook
+        shapes = ", ".join(f"{key} {value.shape}" for key, value in sorted(self.responses.items()))
+        repeats = "none" if self.repeats is None else f"{self.repeats.shape} (cells, repeats, T)"
+        return (f"Recording({str(self.path)!r}, split={self.split!r}, {len(self.cells)} cells, {self.n_frames} frames; "
+                f"responses: {shapes}; repeats: {repeats})")
+
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
         if key not in self.responses:
             raise DataError(f"{self.path}: {self.split}/response/{key} not found "

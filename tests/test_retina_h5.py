@@ -42,6 +42,9 @@ def test_round_trip_exact_layout(tmp_path):
     np.testing.assert_allclose(te.repeats.mean(1), te.response("firing_rate_10ms"), rtol=1e-5, atol=1e-5)
     got = read_spikes(path)
     np.testing.assert_array_equal(got["cell02"], spikes["cell02"])
+    assert repr(te) == (f"Recording({str(path)!r}, split='test', 3 cells, 80 frames; responses: binned (3, 80), "
+                        "firing_rate_10ms (3, 80), firing_rate_20ms (3, 80), firing_rate_5ms (3, 80); "
+                        "repeats: (3, 4, 80) (cells, repeats, T))")  # was every array in full: 60 kB for this file
 
 
 def test_firing_rates_are_smoothed_hz():

@@ -8,7 +8,7 @@ Layout (``T`` frames of 10 ms, ``C`` cells)::
                                              that sd, in spikes/s (``firing_rates``)
     train/response/binned            (C, T)   spike counts per frame
     test/...                         the same, responses averaged over repeats
-    test/repeats/cellNN              (n_repeats, T_test)  per-trial firing_rate_10ms
+    test/repeats/cellNN              (n_repeats, T_test)  per-trial firing_rate_10ms (spikes/s, not counts)
     spikes/cellNN                    (n_spikes,)          spike times (s) of the training recording
 
 ``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
@@ -172,6 +172,12 @@ class Recording:
             self._stimulus = stimulus
         return self._stimulus
 
+    def __repr__(self) -> str:  # the dataclass's printed every array whole: pages of numbers in a notebook
+        shapes = ", ".join(f"{key} {value.shape}" for key, value in sorted(self.responses.items()))
+        repeats = "none" if self.repeats is None else f"{self.repeats.shape} (cells, repeats, T)"
+        return (f"Recording({str(self.path)!r}, split={self.split!r}, {len(self.cells)} cells, {self.n_frames} frames; "
+                f"responses: {shapes}; repeats: {repeats})")
+
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
         if key not in self.responses:
             raise DataError(f"{self.path}: {self.split}/response/{key} not found "
@@ -224,6 +230,25 @@ def _check_frame_rate(path, where: str, time: np.ndarray, attrs) -> None:
     found = f"median step of {len(time)} times{'' if finite else ', some not finite'}"
     _fail(path, where, f"frames {step:g} s apart ({found}); expected {FRAME_S:g} s ({1 / FRAME_S:g} Hz frames: 0, "
                        f"{FRAME_S:g}, {2 * FRAME_S:g}, ... s): {fix}")
+
+
+def _check_repeat_units(path, split: str, responses: Mapping[str, np.ndarray], repeats: np.ndarray) -> None:
+    """The repeats are per-trial ``firing_rate_10ms`` (spikes/s): held-out FEVE compares them with a prediction in
+    spikes/s. A file storing each trial's spike counts per frame (``binned``) instead read as is and gave FEVE in the
+    thousands below 0, the fitted model blamed; their mean over trials and cells must be that of the split's
+    response, in spikes/s, within a factor of 2."""
+    if "firing_rate_10ms" in responses:
+        key, reference = "firing_rate_10ms", float(responses["firing_rate_10ms"].mean())
+    else:  # counts per 10 ms frame -> spikes/s, as the fit reads them
+        key, reference = "binned", float(responses["binned"].mean()) / FRAME_S
+    mean = float(repeats.mean())
+    if reference > 0 and not 0.5 <= mean / reference <= 2.0:
+        counts = abs(np.log(mean / reference / 0.01)) < np.log(2)
+        hint = (" (they look like spike counts per 10 ms frame: store each trial's firing_rates(counts)"
+                "['firing_rate_10ms'], neurozoo.datasets.retina_h5)") if counts else ""
+        _fail(path, f"{split}/repeats", f"mean {mean:.4g} over trials and cells, but {split}/response/{key} means "
+              f"{reference:.4g} spikes/s: the repeats must be per-trial firing_rate_10ms in spikes/s, whose mean over "
+              f"trials is {split}/response/firing_rate_10ms{hint}")
 
 
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
@@ -313,6 +338,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
                     _fail(path, where, "contains NaN/inf values")
                 arrays.append(data)
             repeats = np.stack(arrays)
+            _check_repeat_units(path, split, responses, repeats)
         elif require_repeats:
             _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
         recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))

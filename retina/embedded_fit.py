@@ -183,6 +183,28 @@ def _readable_checkpoint(checkpoint: Path) -> bool:
     return True
 
 
+def checkpoint_cells(name: str, checkpoint) -> Optional[int]:
+    """How many cells the ``name`` weights in ``checkpoint`` were fitted for, read from the first tensor whose size
+    grows with the cells (e.g. the BN-CNN's dense layer); None where no tensor says it (load_checkpoint then names the
+    mismatch). A fit to a lab's own recording has its cells, not the embedded circuit's 12."""
+    from neurozoo.datasets.torch_files import model_state, read_torch_file
+    from neurozoo.retina.fit import create_model
+
+    state = model_state(read_torch_file(Path(checkpoint), "checkpoint (zoo fit's model.pt or checkpoint.pt)"),
+                        f"checkpoint {checkpoint}")
+    one, two = create_model(name, n_cells=1).state_dict(), create_model(name, n_cells=2).state_dict()
+    for key, a in one.items():
+        b, got = two[key], state.get(key)
+        if a.shape == b.shape or got is None or got.dim() != a.dim():
+            continue
+        axis = next(i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y)
+        step = b.shape[axis] - a.shape[axis]
+        n, rest = divmod(got.shape[axis] - a.shape[axis] + step, step)
+        if rest == 0 and n >= 1:
+            return int(n)
+    return None
+
+
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
     from neurozoo.datasets.errors import DataError

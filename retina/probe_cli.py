@@ -97,7 +97,7 @@ def _load_model(args):
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.embedded_fit import fitted_embedded_model, load_checkpoint
+    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_embedded_model, load_checkpoint
     from neurozoo.retina.fit import create_model
 
     from neurozoo.datasets.provenance import code_version, environment, git_commit, sha256_file
@@ -107,10 +107,11 @@ def _load_model(args):
             settings = {"epochs": args.epochs} if args.epochs is not None else {}
             model, info = fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
                                                 progress=not args.quiet, **settings)
-        else:  # the embedded recordings' cells are the circuit's cells
-            model = load_checkpoint(create_model(args.model, n_cells=default_retina().n_cells), args.checkpoint)
+        else:  # a fit to the embedded recordings has the circuit's cells; one to a lab's recording its own
+            n_cells = checkpoint_cells(args.model, args.checkpoint) or default_retina().n_cells
+            model = load_checkpoint(create_model(args.model, n_cells=n_cells), args.checkpoint)
             info = {"code_version": code_version(), "git_commit": git_commit(), "checkpoint": str(args.checkpoint),
-                    "checkpoint_sha256": sha256_file(args.checkpoint)}
+                    "checkpoint_sha256": sha256_file(args.checkpoint), "n_cells": n_cells}
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     # what a rerun needs: the probe's arguments as given, and the versions beside the code
@@ -118,6 +119,26 @@ def _load_model(args):
                          if key != "handler"}
     info["environment"] = environment()
     return model, info
+
+
+def _circuit_cells(info) -> bool:
+    """Whether the model's cells are the embedded circuit's (a fit to an embedded recording), so that the probe
+    compares them with the ground truth cell by cell."""
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    return info.get("n_cells", default_retina().n_cells) == default_retina().n_cells
+
+
+def _needs_circuit_cells(args, info, phenomenon: str) -> None:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    if not _circuit_cells(info):
+        raise UserFacingError(
+            f"{args.checkpoint}: {info['n_cells']} cells, not the embedded circuit's {default_retina().n_cells}: "
+            f"`zoo probe {phenomenon}` compares each cell with the circuit's cell of the same number (`oms` centres "
+            "its objects on them), so it runs on fits to the embedded recordings; `zoo probe osr` (full-field flashes) runs on a fit "
+            "to your own recording")
 
 
 def _make_out(out: Path) -> None:
@@ -142,8 +163,20 @@ def run_probe_osr(args) -> int:
     check_protocol(args.periods, 8, 2, -2.0, 40, 60)  # a bad --periods fails before the model is loaded
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
-    truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     fitted = omitted_stimulus_response(model, periods=args.periods)
+    if not _circuit_cells(info):  # a fit to a lab's own recording: its cells are not the circuit's to compare with
+        figure = plot_osr({args.model: fitted}, args.out / "osr.png",
+                          title=f"omitted-stimulus response ({args.checkpoint.name}, {info['n_cells']} cells)")
+        write_json(args.out / "osr.json", {"model": args.model, "model_osr": fitted.summary(), "provenance": info,
+                                           "figure": str(figure)})
+        print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells (its {info['n_cells']} "
+              "cells are not the embedded circuit's: no ground-truth comparison)")
+        for c in range(len(fitted.slope)):
+            print(f"  {cell_name(c)}: slope {fitted.slope[c]:6.2f} (R^2 {fitted.r2[c]:.2f})  "
+                  f"OSR {'yes' if fitted.is_osr[c] else 'no'}")
+        print(f"wrote {Path(figure).resolve()} and {(args.out / 'osr.json').resolve()}")
+        return 0
+    truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     comparison = compare_to_ground_truth(fitted, truth)
     figure = plot_osr({args.model: fitted, "ground truth": truth}, args.out / "osr.png",
                       title=f"omitted-stimulus response ({args.kind})")
@@ -166,6 +199,7 @@ def run_probe_adaptation(args) -> int:
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
+    _needs_circuit_cells(args, info, "adaptation")
     settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
     truth = contrast_adaptation(default_retina(), **settings)
     fitted = contrast_adaptation(model, **settings)
@@ -192,6 +226,7 @@ def run_probe_oms(args) -> int:
 
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
+    _needs_circuit_cells(args, info, "oms")
     circuit = default_retina()
     settings = {"centres": circuit.positions, "n_frames": args.frames, "radius": args.radius, "seed": args.seed}
     truth = object_motion_sensitivity(circuit, **settings)
@@ -226,6 +261,7 @@ def run_probe_gain_control(args) -> int:
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
+    _needs_circuit_cells(args, info, "gain-control")
     settings = {"low": args.low, "high": args.high, "frames": args.frames, "seed": args.seed}
     truth = contrast_gain_control(default_retina(), **settings)
     fitted = contrast_gain_control(model, **settings)

@@ -231,6 +231,32 @@ def test_removing_either_pathway_or_the_depression_abolishes_the_osr(ablation):
         assert (np.abs(result.slope[onoff] - 1) > 0.3).all()
 
 
+@pytest.mark.parametrize("name", ["bncnn", "ln", "glm"])
+def test_probe_osr_runs_on_a_fit_to_a_labs_own_recording(tmp_path, capsys, name):
+    """A fit to one's own recording (here 3 cells) was refused ("does not hold weights of RetinaCNN with 12 cells"):
+    the probe built the embedded circuit's 12 cells. It now runs on the checkpoint's cells, without the ground truth,
+    and the probes that compare cell by cell with the circuit say why they cannot."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "model.pt"
+    torch.save(create_model(name, n_cells=3).state_dict(), weights)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", name, "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
+    record = json.loads((out / "osr.json").read_text())
+    assert len(record["model_osr"]["slope"]) == 3 and "truth_osr" not in record and record["provenance"]["n_cells"] == 3
+    assert (out / "osr.png").read_bytes()[:4] == b"\x89PNG"
+    assert "its 3 cells are not the embedded circuit's: no ground-truth comparison" in capsys.readouterr().out
+    assert zoo(["probe", "adaptation", name, "--checkpoint", str(weights), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"zoo probe: error: {weights}: 3 cells, not the embedded circuit's 12: `zoo probe adaptation` compares each "
+        "cell with the circuit's cell of the same number (`oms` centres its objects on them), so it runs on fits to the "
+        "embedded recordings; `zoo probe osr` (full-field flashes) runs on a fit to your own recording")
+
+
 def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     import torch
 
@@ -252,9 +278,9 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     assert provenance["arguments"]["periods"] == [6, 10, 14] and provenance["environment"]["torch"] == torch.__version__
     assert "ground truth" in capsys.readouterr().out
 
-    torch.save(create_model("bncnn", n_cells=3).state_dict(), tmp_path / "wrong.pt")
+    torch.save(create_model("ln", n_cells=12).state_dict(), tmp_path / "wrong.pt")  # not a BN-CNN's weights
     assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(tmp_path / "wrong.pt"), "--out", str(out)]) == 2
-    assert "wrong.pt" in capsys.readouterr().err
+    assert "wrong.pt: does not hold weights of RetinaCNN" in capsys.readouterr().err
     assert zoo(["probe", "osr", "nosuchmodel", "--checkpoint", str(weights)]) == 2
     assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(weights), "--periods", "2", "3", "4"]) == 2
     assert "longer than the flash" in capsys.readouterr().err

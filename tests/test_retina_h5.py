@@ -42,6 +42,9 @@ def test_round_trip_exact_layout(tmp_path):
     np.testing.assert_allclose(te.repeats.mean(1), te.response("firing_rate_10ms"), rtol=1e-5, atol=1e-5)
     got = read_spikes(path)
     np.testing.assert_array_equal(got["cell02"], spikes["cell02"])
+    assert repr(te) == (f"Recording({str(path)!r}, split='test', 3 cells, 80 frames; responses: binned (3, 80), "
+                        "firing_rate_10ms (3, 80), firing_rate_20ms (3, 80), firing_rate_5ms (3, 80); "
+                        "repeats: (3, 4, 80) (cells, repeats, T))")  # was every array in full: 60 kB for this file
 
 
 def test_firing_rates_are_smoothed_hz():
@@ -156,6 +159,40 @@ def test_zoo_fit_checks_the_test_stimulus_for_nans_before_fitting(tmp_path, caps
     assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: test/stimulus contains 1 NaN/inf values "
                                                "(first in frame 10); expected finite intensities")
     assert not out.exists()
+
+
+def test_repeats_stored_as_spike_counts_are_refused_before_fitting(tmp_path, capsys):
+    """A lab storing each trial's binned counts in test/repeats (the layout named no unit) got held-out FEVE of
+    -3766 from zoo fit, the message blaming the fit's output scale: the repeats must be spikes/s like the rates."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, train, test, _ = _experiment(tmp_path, T=300)
+    trials = np.stack([test["repeats"][c] for c in ("cell01", "cell02", "cell03")])  # (cells, repeats, T) spikes/s
+    with h5py.File(path, "a") as f:
+        for c, cell in enumerate(("cell01", "cell02", "cell03")):
+            f[f"test/repeats/{cell}"][...] = trials[c] / 100.0  # spikes per 10 ms frame (smoothed counts)
+    out = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
+    message = capsys.readouterr().err.strip()
+    mean = float(trials.mean()) / 100
+    assert message.startswith(f"zoo fit: error: {path}: dataset test/repeats: mean {mean:.4g} over trials and cells, "
+                              f"but test/response/firing_rate_10ms means {mean * 100:.4g} spikes/s")
+    assert "look like spike counts per 10 ms frame" in message and not out.exists()
+    # a file with binned counts only is compared in spikes/s, as the fit reads it: consistent repeats pass
+    with h5py.File(path, "a") as f:
+        for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms"):
+            del f[f"test/response/{key}"]
+        for c, cell in enumerate(("cell01", "cell02", "cell03")):
+            f[f"test/repeats/{cell}"][...] = trials[c]
+    assert read_experiment(path, "test").repeats.shape == (3, 4, 80)
+    with h5py.File(path, "a") as f:
+        f["test/repeats/cell01"][...] = trials[0] * 3  # a factor of 3 in every cell's mean is named too
+        f["test/repeats/cell02"][...] = trials[1] * 3
+        f["test/repeats/cell03"][...] = trials[2] * 3
+    with pytest.raises(DataError, match=r"test/repeats: mean .* but test/response/binned means .* spikes/s: the repeats "
+                                        r"must be per-trial firing_rate_10ms in spikes/s, whose mean over trials is "
+                                        r"test/response/firing_rate_10ms$"):
+        read_experiment(path, "test")
 
 
 def test_responses_stored_frames_first_are_named_as_transposed(tmp_path):

@@ -47,19 +47,19 @@ def _from_pre(model, pre: torch.Tensor, layer: int) -> torch.Tensor:
 
 def layer_activation(model, x: torch.Tensor, layer: int) -> torch.Tensor:
     """Hidden activations ``(B, C, H, W)`` of ``layer`` (1 or 2, after the ReLU) for windows ``x`` (or a movie)."""
-    _check_layer(model, layer)
+    check_layer(model, layer)
     return _from_pre(model, first_layer_input(model, x), layer)
 
 
 def layer_head(model, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """The rest of the network: ``layer`` activations -> rates ``(B, n_cells)``."""
-    _check_layer(model, layer)
+    check_layer(model, layer)
     if layer == 1:
         return lambda z: model.readout(model.layer2(z))
     return model.readout
 
 
-def _check_layer(model, layer):
+def check_layer(model, layer):
     if layer not in (1, 2):
         raise ValueError(f"layer must be 1 or 2; got {layer!r}")
     for name in ("conv1", "layer1", "layer2", "readout"):
@@ -74,6 +74,9 @@ class Attribution:
     baseline_output: torch.Tensor  # (B,): F(baseline)
     cell: int
     layer: int
+    steps: Optional[int] = None   # the path it was integrated along (integrated_gradients' arguments)
+    rule: Optional[str] = None
+    site: Optional[str] = None
 
     def per_unit(self) -> torch.Tensor:
         """``(B, C)``: attribution of each channel, summed over space."""
@@ -95,7 +98,7 @@ def _site(model, layer: int, site: str):
     tensor torch-deep-retina attributes (``integrated_gradient(layer='sequential.2')`` hooks ``BNCNN.sequential[2]``,
     the first layer's ``BatchNorm1d``; ``'sequential.8'`` the second's). The noise layers are the identity in eval mode.
     """
-    _check_layer(model, layer)
+    check_layer(model, layer)
     if site == "post":
         return (lambda pre: _from_pre(model, pre, layer)), layer_head(model, layer)
     if site != "pre":
@@ -110,7 +113,7 @@ def _site(model, layer: int, site: str):
 
 def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, steps: int = 32,
                          baseline: Optional[torch.Tensor] = None, rule: str = "midpoint",
-                         site: str = "post") -> Attribution:
+                         site: str = "post", on_step: Optional[Callable[[], None]] = None) -> Attribution:
     """Attribution of ``model``'s output ``cell`` to the units of ``layer`` for each window of ``x``
     (windows ``(B, 40, 50, 50)`` or a movie ``(T + 39, 50, 50)``, whose T windows are then attributed).
 
@@ -120,7 +123,7 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
     output, default) or ``"pre"`` (the BatchNorm output before it, torch-deep-retina's hooked layer). Both rules and
     both sites converge to the same integral (the ReLU is elementwise, so ``dF/du du = dF/dz dz`` along the path);
     they differ by discretisation only. Runs the model in eval mode (BatchNorm running statistics, no noise) and
-    restores its mode.
+    restores its mode. ``on_step``: called after each of the ``steps`` segments (a progress bar's update).
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
@@ -146,9 +149,11 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
             step = grad * (z_next - z_prev)
             total = step if total is None else total + step
             z_prev = z_next
+            if on_step is not None:
+                on_step()
         with torch.no_grad():
             out1 = head(z_prev)[:, cell]
-        return Attribution(total.detach(), out1, out0, cell, layer)
+        return Attribution(total.detach(), out1, out0, cell, layer, steps, rule, site)
 
 
 RANKINGS = ("abs", "abs_positions", "signed")

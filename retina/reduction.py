@@ -14,14 +14,15 @@ unit's input on the grey stimulus); for layer 2 it is neither (the bias stands i
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from torch import nn
 
 from neurozoo.datasets.model_modes import eval_mode
-from neurozoo.retina.attribution import (check_ranking, integrated_gradients, layer_activation, layer_head, rank_units,
-                                         unit_importance)
+from neurozoo.retina.attribution import (Attribution, check_layer, check_ranking, integrated_gradients,
+                                         layer_activation, layer_head, rank_units, unit_importance)
 from neurozoo.retina.metrics import correlation
 
 FILLS = ("baseline", "zero", "mean", "pruned")
@@ -95,9 +96,10 @@ def reduce_model(model: nn.Module, layer: int, keep: Iterable[int], fill: str = 
     return ReducedModel(model, layer, keep, fill_values).eval()
 
 
-def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 1, k: int = 2, steps: int = 32,
-                     fill: str = "baseline", rule: str = "midpoint", site: str = "post",
-                     by: str = "abs") -> Dict[str, object]:
+def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 1,
+                     k: Union[int, Sequence[int]] = 2, steps: int = 32, fill: str = "baseline", rule: str = "midpoint",
+                     site: str = "post", by: str = "abs",
+                     attribution: Optional[Attribution] = None) -> Union[Dict[str, object], List[Dict[str, object]]]:
     """Rank ``layer``'s units for ``cell`` by integrated gradients on windows ``x``, keep the top ``k``, and report
     how much of the full model's response to ``x`` the reduced model keeps.
 
@@ -107,32 +109,73 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     kept units' stimulus-dependent contributions alone (by completeness, all units give ``F(x)`` up to the gap), with
     ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
     ``rule``, ``site`` (:func:`integrated_gradients`) and ``by`` (:func:`rank_units`) choose torch-deep-retina's
-    variants. Runs in eval mode and restores the model's mode."""
+    variants. Runs in eval mode and restores the model's mode.
+
+    ``k``: one number of kept units (a report), or several (``k=[1, 2, 4, 8]``: a list of reports, in that order,
+    each the report ``k=that number`` gives, number for number, from one attribution: the attribution is the
+    expensive part, the reduced models are one forward pass each). ``attribution``: the integrated gradients of
+    ``cell`` at ``layer`` on ``x`` already computed (:func:`integrated_gradients`), reused instead of computed again;
+    its cell, layer, windows and (where it records them) steps, rule and site must be the ones asked for."""
     check_ranking(by)  # before the attribution, which is the expensive part
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}; got {fill!r}")
+    several = not isinstance(k, (int, np.integer))
+    ks = [int(n) for n in k] if several else [int(k)]
+    check_kept(model, layer, ks)
     with eval_mode(model):
-        attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps, rule=rule, site=site)
+        if attribution is None:
+            attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps, rule=rule, site=site)
+        else:
+            check_attribution(attribution, cell, layer, steps, rule, site)
         order = rank_units(attribution, by=by)
-        reduced = reduce_model(model, layer, order[:k], fill=fill, x=x)
+        importance = unit_importance(attribution, by).tolist()  # the ranking's own scores, as shares
+        per_unit = attribution.per_unit()
+        gap = float(attribution.completeness_gap().abs().max())
         with torch.no_grad():
             full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
-            reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
-        kept = torch.as_tensor(order[:k].copy())
-        contribution_rates = (attribution.baseline_output + attribution.per_unit()[:, kept].sum(1)).double().cpu().numpy()
-        return {
-            "cell": cell, "layer": layer, "k": k, "fill": fill, "rule": rule, "site": site, "by": by,
-            "ranking": order.tolist(),
-            "importance": unit_importance(attribution, by).tolist(),  # the ranking's own scores, as shares
-            "kept_units": sorted(order[:k].tolist()),
-            "correlation": float(correlation(full_rates, reduced_rates)),
-            "variance_explained": _variance_explained(full_rates, reduced_rates),
-            "contribution_correlation": float(correlation(full_rates, contribution_rates)),
-            "contribution_variance_explained": _variance_explained(full_rates, contribution_rates),
-            "contribution_rates": contribution_rates,
-            "completeness_gap": float(attribution.completeness_gap().abs().max()),
-            "reduced_rates": reduced_rates, "full_rates": full_rates,
-        }
+        if attribution.values.shape[0] != len(full_rates):
+            raise ValueError(f"attribution: {attribution.values.shape[0]} windows; x has {len(full_rates)}")
+        reports = []
+        for n in ks:
+            reduced = reduce_model(model, layer, order[:n], fill=fill, x=x)
+            with torch.no_grad():
+                reduced_rates = reduced(x)[:, cell].double().cpu().numpy()
+            kept = torch.as_tensor(order[:n].copy())
+            contribution_rates = (attribution.baseline_output + per_unit[:, kept].sum(1)).double().cpu().numpy()
+            reports.append({
+                "cell": cell, "layer": layer, "k": n, "fill": fill, "rule": rule, "site": site, "by": by,
+                "ranking": order.tolist(), "importance": list(importance),
+                "kept_units": sorted(order[:n].tolist()),
+                "correlation": float(correlation(full_rates, reduced_rates)),
+                "variance_explained": _variance_explained(full_rates, reduced_rates),
+                "contribution_correlation": float(correlation(full_rates, contribution_rates)),
+                "contribution_variance_explained": _variance_explained(full_rates, contribution_rates),
+                "contribution_rates": contribution_rates,
+                "completeness_gap": gap,
+                "reduced_rates": reduced_rates, "full_rates": full_rates.copy(),
+            })
+        return reports if several else reports[0]
+
+
+def check_kept(model: nn.Module, layer: int, ks: Sequence[int]) -> None:
+    """Each number of kept units in ``ks`` between 1 and ``layer``'s units (a ValueError naming the one that is not)."""
+    check_layer(model, layer)
+    n_units = model.hidden_shapes[layer - 1][0]
+    if not ks:
+        raise ValueError("k: no number of kept units given")
+    for n in ks:
+        if not 1 <= n <= n_units:
+            raise ValueError(f"k must be between 1 and {n_units} (layer {layer}'s units); got {n}")
+
+
+def check_attribution(attribution: Attribution, cell: int, layer: int, steps: int, rule: str, site: str) -> None:
+    """A precomputed ``attribution`` is of the cell, layer and path :func:`reduction_report` is asked for (a
+    ValueError naming the field that differs; steps, rule and site are checked where the attribution records them)."""
+    asked = {"cell": cell, "layer": layer, "steps": steps, "rule": rule, "site": site}
+    for name, value in asked.items():
+        got = getattr(attribution, name)
+        if got is not None and got != value:
+            raise ValueError(f"attribution.{name} is {got!r}, not the {value!r} asked for")
 
 
 def _variance_explained(full, approximation) -> float:

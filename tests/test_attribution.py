@@ -152,3 +152,50 @@ def test_a_bad_ranking_or_fill_is_refused_before_the_attribution(option, message
     monkeypatch.setattr(reduction, "integrated_gradients", attribution_started)
     with pytest.raises(ValueError, match=message):
         reduction_report(_model(), _movie(4), cell=0, layer=1, **option)
+
+
+def _same_reports(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bit for bit
+        else:
+            assert a[key] == b[key] or (a[key] != a[key] and b[key] != b[key]), key  # NaN alike
+
+
+@pytest.mark.parametrize("layer,fill", [(1, "baseline"), (2, "mean")])
+def test_one_attribution_for_several_k_gives_the_per_k_reports_bit_for_bit(layer, fill, monkeypatch):
+    """``k=[...]`` and a precomputed attribution reuse the integrated gradients (the expensive part) across numbers
+    of kept units: every number of every report is the one a call per k gives, and the attribution runs once."""
+    import neurozoo.retina.reduction as reduction
+
+    model, x = _model(important=(0, 2, 3, 5, 7)), _movie(10, seed=5)
+    ks = [1, 2, 4, 8]
+    fresh = [reduction_report(model, x, cell=1, layer=layer, k=k, steps=6, fill=fill) for k in ks]
+    assert len({r["correlation"] for r in fresh}) == len(ks)  # the ks give different numbers: a real comparison
+    calls = []
+    original = reduction.integrated_gradients
+    monkeypatch.setattr(reduction, "integrated_gradients", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    several = reduction_report(model, x, cell=1, layer=layer, k=ks, steps=6, fill=fill)
+    assert len(calls) == 1 and [r["k"] for r in several] == ks
+    attribution = original(model, x, cell=1, layer=layer, steps=6)
+    given = reduction_report(model, x, cell=1, layer=layer, k=ks[::-1], steps=6, fill=fill, attribution=attribution)
+    assert len(calls) == 1  # the precomputed one, not a new one
+    for one, many, reused in zip(fresh, several, given[::-1]):
+        _same_reports(one, many)
+        _same_reports(one, reused)
+
+
+def test_a_precomputed_attribution_of_another_cell_or_path_and_a_bad_k_are_refused():
+    model, x = _model(), _movie(4)
+    attribution = integrated_gradients(model, x, cell=0, layer=1, steps=3)
+    for option, message in ((dict(cell=1), "attribution.cell is 0, not the 1 asked for"),
+                            (dict(layer=2), "attribution.layer is 1, not the 2 asked for"),
+                            (dict(steps=4), "attribution.steps is 3, not the 4 asked for"),
+                            (dict(site="pre"), "attribution.site is 'post', not the 'pre' asked for"),
+                            (dict(x=_movie(5)), "attribution: 4 windows; x has 5"),
+                            (dict(k=9), r"k must be between 1 and 8 \(layer 1's units\); got 9"),
+                            (dict(k=[2, 0]), r"k must be between 1 and 8 \(layer 1's units\); got 0")):
+        arguments = {**dict(x=x, cell=0, layer=1, k=2, steps=3, attribution=attribution), **option}
+        with pytest.raises(ValueError, match=message):
+            reduction_report(model, **arguments)

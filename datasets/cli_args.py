@@ -29,6 +29,23 @@ def at_least(least: int, most: Optional[int] = None) -> Callable[[str], int]:
     return integer
 
 
+def integer_list(least: int) -> Callable[[str], list]:
+    """The type of an option holding integers ``>= least`` separated by commas (``--k 1,2,4,8``), in the order given,
+    repeats dropped."""
+    expected = f"integers >= {least} separated by commas (e.g. {least},{least + 1})"
+
+    def integers(text: str) -> list:
+        try:
+            values = [int(part) for part in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if any(value < least for value in values):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return list(dict.fromkeys(values))
+
+    return integers
+
+
 def positive(text: str) -> float:
     """The type of a number option whose value must be finite and ``> 0``."""
     return _finite_number(text, "a positive number", lambda value: value > 0)

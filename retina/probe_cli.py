@@ -1,14 +1,14 @@
 """``zoo probe PHENOMENON MODEL [--checkpoint PATH | --fit-embedded]``: an in-silico experiment on a retina model
 next to the ground-truth circuit's (figure + numbers). Phenomena: ``osr`` (omitted-stimulus response),
 ``adaptation`` (contrast adaptation), ``gain-control`` (fast contrast adaptation: LN models at two contrasts),
-``oms`` (object-motion sensitivity)."""
+``oms`` (object-motion sensitivity); ``reduction`` (attribution and reduced models, :mod:`retina.reduction_probe`)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import at_least, integer_list, positive
 from neurozoo.datasets.json_files import write_json
 
 
@@ -91,6 +91,43 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                    help="frames per motion condition (at most 20000)")
     p.add_argument("--radius", type=positive, default=12.0, help="object radius (px)")
     p.set_defaults(handler=run_probe_oms)
+
+    _add_reduction(phenomena)
+
+
+def _add_reduction(phenomena) -> None:
+    from neurozoo.retina.reduction_probe import DEFAULT_FRAMES, run_probe_reduction
+
+    p = phenomena.add_parser("reduction", help="attribution and model reduction (Tanaka et al. 2019): units ranked "
+                                               "per cell, reduced models with the top k units vs the full model",
+                             description="Per cell: MODEL's hidden units (--layer) ranked by integrated gradients "
+                                         "on a stretch of the recording's held-out stimulus (one attribution per "
+                                         "cell, reused for every --k), the reduced model keeping the top k units "
+                                         "(the others held by --fill) and the kept units' summed contributions, "
+                                         "each against the full model (correlation, variance explained); write "
+                                         "reduction.png and reduction.json.")
+    _model_args(p, "folder for reduction.png and reduction.json")
+    p.add_argument("--data", help="the recording the checkpoint was fitted to (deep-retina HDF5 file, or "
+                                  "embedded:whitenoise / embedded:naturalscene); its test split's stimulus is "
+                                  "analysed (default with --fit-embedded: the embedded recording --kind)")
+    p.add_argument("--cells", nargs="+", metavar="CELL", help="cells to analyse: cell01 cell03 (or 1 3); default all")
+    p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
+    p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
+                   help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")
+    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps (default 32)")
+    p.add_argument("--start", type=at_least(0), default=0, help="first window of the held-out stimulus")
+    p.add_argument("--frames", type=at_least(2, 100000), default=None,
+                   help=f"windows analysed (default {DEFAULT_FRAMES}, or what the stimulus holds)")
+    # the choices are checked by retina.reduction's own checks (importing it here would import torch for every `zoo`)
+    p.add_argument("--fill", default="baseline", help="what dropped units hold: baseline (default: their activity on "
+                                                      "the grey stimulus), zero, mean or pruned")
+    p.add_argument("--rule", default="midpoint", help="integration rule: midpoint (default) or right "
+                                                      "(torch-deep-retina's)")
+    p.add_argument("--site", default="post", help="attributed tensor: post (default, after the ReLU) or pre "
+                                                  "(torch-deep-retina's: the BatchNorm output)")
+    p.add_argument("--by", default="abs", help="ranking score: abs (default), abs_positions or signed "
+                                               "(retina.attribution.unit_scores)")
+    p.set_defaults(handler=run_probe_reduction)
 
 
 def _load_model(args):

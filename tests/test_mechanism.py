@@ -7,12 +7,12 @@ from neurozoo.retina.mechanism import channel_types, post_omission_ranking
 from neurozoo.retina.models.bncnn import RetinaCNN
 
 
-def _pathway_model():
+def _pathway_model(n_cells=1):
     """Channel 0: the circuit's ON bipolar filter; channel 1: its fast OFF filter (full field, rectified by the
-    ReLU); channels 2-7 silent. Only channels 0 and 1 reach the output of cell 0."""
+    ReLU); channels 2-7 silent. Only channels 0 and 1 reach the output of each cell (all alike)."""
     truth = default_retina()
     torch.manual_seed(0)
-    model = RetinaCNN(n_cells=1, noise_std=0.0).eval()
+    model = RetinaCNN(n_cells=n_cells, noise_std=0.0).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
@@ -24,7 +24,7 @@ def _pathway_model():
         model.conv1.bias[1] = -0.05  # a threshold, like the OFF bipolar's
         model.conv2.weight[0, 0] = 1.0 / 121
         model.conv2.weight[0, 1] = 1.0 / 121
-        model.dense.weight[0, :26 * 26] = 1.0 / 676
+        model.dense.weight[:, :26 * 26] = 1.0 / 676
     return model
 
 

@@ -1,0 +1,155 @@
+"""``zoo probe reduction MODEL --checkpoint DIR/model.pt --data FILE.h5`` (or ``--fit-embedded``): per cell, the units
+of a hidden layer ranked by integrated gradients on a stretch of the recording's held-out stimulus, and how much of
+the full model's response a reduced model keeping the top k units keeps, for several k from one attribution per
+cell (:func:`retina.reduction.reduction_report`); ``reduction.json`` and ``reduction.png``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+#: windows analysed by default (3 s of stimulus at 100 Hz): integrated gradients cost ``steps`` backward passes per
+#: window and cell (about 19 s for 300 windows and 32 steps on 2 busy cores, layer 1)
+DEFAULT_FRAMES = 300
+#: windows shown in the figure's time course
+SHOWN_WINDOWS = 200
+
+
+def parse_cells(specs, n_cells: int, where: str) -> List[int]:
+    """``--cells``: ``cell03`` or ``3`` (the number in the recording's names, from 1) -> indices from 0."""
+    from neurozoo.datasets.cell_names import cell_name
+    from neurozoo.datasets.errors import UserFacingError
+
+    if not specs:
+        return list(range(n_cells))
+    cells = []
+    for spec in specs:
+        text = spec.lower().removeprefix("cell")
+        if not text.isdigit() or not 1 <= int(text) <= n_cells:
+            raise UserFacingError(f"--cells: {spec!r} is not a cell of {where} ({n_cells} cells: {cell_name(0)} to "
+                                  f"{cell_name(n_cells - 1)}, or their numbers 1 to {n_cells})")
+        cells.append(int(text) - 1)
+    return list(dict.fromkeys(cells))
+
+
+def check_model(args) -> None:
+    """Before anything is loaded or fitted: MODEL has the hidden layers the attribution needs, and each ``--k`` is at
+    most its ``--layer``'s units."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.registry import UnknownNameError
+    from neurozoo.retina.attribution import RULES, SITES, check_ranking
+    from neurozoo.retina.fit import create_model
+    from neurozoo.retina.reduction import FILLS, check_kept
+
+    for option, value, choices in (("--fill", args.fill, FILLS), ("--rule", args.rule, RULES),
+                                   ("--site", args.site, SITES)):
+        if value not in choices:
+            raise UserFacingError(f"{option}: expected one of {', '.join(choices)}; got {value!r}")
+    try:
+        check_ranking(args.by)
+    except ValueError as error:
+        raise UserFacingError(f"--by: {error}") from None
+    try:
+        model = create_model(args.model, n_cells=1)
+    except UnknownNameError as error:
+        raise UserFacingError(str(error)) from None
+    try:
+        check_kept(model, args.layer, args.k)
+    except TypeError:
+        raise UserFacingError(f"{args.model} ({type(model).__name__}) has no hidden layers to attribute (conv1, "
+                              "layer1, layer2, readout): `zoo probe reduction` takes a CNN (bncnn, bncnn2016)") from None
+    except ValueError as error:
+        raise UserFacingError(f"--k: {error}") from None
+    for option, needed in (("--fill pruned", args.fill == "pruned"), ("--site pre", args.site == "pre")):
+        if needed and not all(hasattr(model, name) for name in ("bn1", "bn2")):
+            raise UserFacingError(f"{option}: {args.model} has no BatchNorm layers (bn1, bn2)")
+
+
+def stimulus_stretch(recording, start: int, frames):
+    """The held-out movie's frames for ``frames`` windows from window ``start`` ``(frames + 39, 50, 50)``; the
+    number of windows (default: :data:`DEFAULT_FRAMES`, fewer where the movie is shorter)."""
+    import torch
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.retina_h5 import N_FRAMES
+
+    available = recording.n_frames - N_FRAMES + 1 - start
+    if available < 1:
+        raise UserFacingError(f"--start {start}: {recording.path}: {recording.split}/stimulus has {recording.n_frames} "
+                              f"frames, {recording.n_frames - N_FRAMES + 1} windows of {N_FRAMES}")
+    if frames is None:
+        frames = min(DEFAULT_FRAMES, available)
+    elif frames > available:
+        raise UserFacingError(f"--frames {frames}: {recording.path}: {recording.split}/stimulus has {available} "
+                              f"windows of {N_FRAMES} frames from --start {start}")
+    return torch.as_tensor(recording.stimulus[start:start + frames + N_FRAMES - 1]), frames
+
+
+def run_probe_reduction(args) -> int:
+    from tqdm.auto import tqdm
+
+    from neurozoo.datasets.cell_names import cell_name
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.json_files import write_json
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.retina_h5 import N_FRAMES, read_experiment
+    from neurozoo.retina.attribution import integrated_gradients
+    from neurozoo.retina.cli import resolve_data
+    from neurozoo.retina.probe_cli import _load_model, _make_out
+    from neurozoo.retina.reduction import reduction_report
+    from neurozoo.retina.reduction_figure import plot_reduction
+
+    check_model(args)  # before a fit of minutes
+    if args.data is None and not args.fit_embedded:
+        raise UserFacingError("--data: the recording the checkpoint was fitted to is needed (a deep-retina HDF5 file, "
+                              "or embedded:whitenoise / embedded:naturalscene)")
+    path = resolve_data(args.data or f"embedded:{args.kind}")
+    recording = read_experiment(path, "test")  # the held-out split: a stimulus the fit did not see
+    cells = parse_cells(args.cells, len(recording.cells), path)
+    x, frames = stimulus_stretch(recording, args.start, args.frames)
+    _make_out(args.out)
+    model, info = _load_model(args)
+    if model.n_cells != len(recording.cells):
+        where = args.checkpoint if args.checkpoint is not None else "the fitted model"
+        raise UserFacingError(f"{where}: weights for {model.n_cells} cells, but {path}: test/response has "
+                              f"{len(recording.cells)}: the checkpoint is not a fit to this recording (--data)")
+    model = model.to(args.device).eval()
+    x = x.to(args.device)
+    settings = {"layer": args.layer, "k": args.k, "steps": args.steps, "fill": args.fill, "rule": args.rule,
+                "site": args.site, "by": args.by, "split": "test", "start": args.start, "frames": frames}
+    rows, traces = [], {}
+    bar = tqdm(total=len(cells) * args.steps, desc="integrated gradients", unit="step", disable=args.quiet)
+    with bar:
+        for cell in cells:
+            bar.set_postfix_str(cell_name(cell))
+            attribution = integrated_gradients(model, x, cell, layer=args.layer, steps=args.steps, rule=args.rule,
+                                               site=args.site, on_step=bar.update)
+            reports = reduction_report(model, x, cell, layer=args.layer, k=args.k, steps=args.steps, fill=args.fill,
+                                       rule=args.rule, site=args.site, by=args.by, attribution=attribution)
+            first = reports[0]
+            per_k = ("correlation", "variance_explained", "contribution_correlation", "contribution_variance_explained")
+            rows.append({"cell": cell, "name": cell_name(cell), "ranking": first["ranking"],
+                         "importance": first["importance"], "completeness_gap": first["completeness_gap"],
+                         "k": args.k, "kept_units": [r["kept_units"] for r in reports],
+                         **{key: [r[key] for r in reports] for key in per_k}})
+            top = first["ranking"][:max(args.k)]
+            shown = slice(0, min(SHOWN_WINDOWS, frames))
+            traces[cell] = {"units": top, "start": args.start + N_FRAMES - 1,  # the first window's last frame
+                            "contributions": attribution.per_unit()[shown][:, top].double().cpu().numpy(),
+                            "response": (attribution.output - attribution.baseline_output)[shown].double().cpu().numpy()}
+    source = args.checkpoint.name if args.checkpoint is not None else f"{args.model} fitted to embedded:{args.kind}"
+    figure = plot_reduction(rows, traces, args.out / "reduction.png",
+                            title=f"{args.model} ({source}), layer {args.layer}: reduced models on {path.name}")
+    data = {"path": str(path), "sha256": sha256_file(path), "split": "test", "start": args.start, "frames": frames}
+    json_path = write_json(args.out / "reduction.json", {"model": args.model, "settings": settings, "data": data,
+                                                         "cells": rows, "provenance": info, "figure": str(figure)})
+    print(f"{args.model}: layer {args.layer} units ranked by integrated gradients ({args.steps} steps, {args.rule}, "
+          f"{args.site}) over {frames} windows of {path.name}; reduced models ({args.fill} fill) vs the full model")
+    for row in rows:
+        shares = " ".join(f"{unit} ({abs(row['importance'][unit]):.2f})" for unit in row["ranking"])
+        print(f"  {row['name']}: units by importance (share): {shares}")
+        for i, n in enumerate(row["k"]):
+            print(f"    k={n} {str(row['kept_units'][i]):<24} r {row['correlation'][i]:6.3f}  VE "
+                  f"{row['variance_explained'][i]:7.3f}   contributions r {row['contribution_correlation'][i]:6.3f}  "
+                  f"VE {row['contribution_variance_explained'][i]:7.3f}")
+    print(f"wrote {Path(figure).resolve()} and {Path(json_path).resolve()}")
+    return 0

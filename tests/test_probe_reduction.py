@@ -1,0 +1,107 @@
+"""``zoo probe reduction``: on the embedded ground-truth retina's recording, with a BN-CNN whose first layer is the
+circuit's own ON and OFF pathway filters (a known answer, as tests/test_mechanism.py), the command's ranking and
+numbers are the library's (retina.reduction.reduction_report); bad inputs are refused by name."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from neurozoo.datasets.synthetic_retina import load_embedded_retina
+from neurozoo.leaderboard.cli import main as zoo
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_mechanism import _pathway_model as pathway_model  # noqa: E402
+
+SIZES = dict(n_train=300, n_test=120, n_repeats=2)
+
+
+def _pathway_model(n_cells=12):
+    """tests/test_mechanism.py's model (channel 0: the circuit's ON bipolar filter, channel 1: its OFF filter; 2-7
+    silent), the two pathways kept apart in layer 2 and mixed differently per cell: cell c's OFF weight 1 + c."""
+    model = pathway_model(n_cells)
+    with torch.no_grad():
+        model.conv2.weight[0, 1] = 0.0
+        model.conv2.weight[1, 1] = 1.0 / 121
+        for c in range(n_cells):
+            model.dense.weight[c, 676:2 * 676] = (1.0 + c) / 676
+    return model
+
+
+@pytest.fixture(scope="module")
+def recording_and_weights(tmp_path_factory, session_cache):
+    folder = tmp_path_factory.mktemp("reduction")
+    torch.save(_pathway_model().state_dict(), folder / "model.pt")
+    torch.save(_pathway_model(n_cells=3).state_dict(), folder / "three.pt")
+    with pytest.MonkeyPatch.context() as patch:  # the session's cache (a module fixture comes before the autouse one)
+        patch.setenv("NEUROZOO_CACHE", session_cache)
+        return load_embedded_retina("whitenoise", **SIZES), folder
+
+
+def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights, tmp_path, capsys):
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.retina.reduction import reduction_report
+
+    data, folder = recording_and_weights
+    out = tmp_path / "out"
+    assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
+                "--cells", "cell01", "4", "--k", "1,2,8", "--steps", "4", "--start", "10", "--frames", "50",
+                "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "reduction.json").read_text())
+    assert (out / "reduction.png").read_bytes()[:4] == b"\x89PNG" and record["figure"] == str(out / "reduction.png")
+    assert record["data"]["sha256"] == sha256_file(data) and record["data"]["frames"] == 50
+    assert record["provenance"]["checkpoint_sha256"] == sha256_file(folder / "model.pt")
+    assert record["provenance"]["code_version"] and record["settings"]["k"] == [1, 2, 8]
+
+    movie = torch.as_tensor(read_experiment(data, "test").stimulus[10:10 + 50 + 39])
+    model = _pathway_model()
+    assert [row["cell"] for row in record["cells"]] == [0, 3]
+    for row in record["cells"]:
+        reports = reduction_report(model, movie, row["cell"], layer=1, k=[1, 2, 8], steps=4)
+        assert row["ranking"] == reports[0]["ranking"] and row["importance"] == reports[0]["importance"]
+        assert row["kept_units"] == [r["kept_units"] for r in reports]
+        for key in ("correlation", "variance_explained", "contribution_correlation", "contribution_variance_explained"):
+            assert row[key] == [r[key] for r in reports], key
+        # the known answer: the ON and OFF channels are the two that matter, and with them the response is whole
+        assert set(row["ranking"][:2]) == {0, 1} and row["kept_units"][1] == [0, 1]
+        assert row["correlation"][1] > 0.99999 and row["correlation"][0] < 0.999
+    printed = capsys.readouterr().out
+    assert "cell04: units by importance (share): " in printed and "k=2 [0, 1]" in printed
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--checkpoint", "{folder}/three.pt", "--data", "{data}"],
+     "{folder}/three.pt: weights for 3 cells, but {data}: test/response has 12: the checkpoint is not a fit to this "
+     "recording (--data)"),
+    (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--k", "2,9"],
+     "--k: k must be between 1 and 8 (layer 1's units); got 9"),
+    (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--cells", "cell13"],
+     "--cells: 'cell13' is not a cell of {data} (12 cells: cell01 to cell12, or their numbers 1 to 12)"),
+    (["--checkpoint", "{folder}/model.pt"], "--data: the recording the checkpoint was fitted to is needed (a "
+     "deep-retina HDF5 file, or embedded:whitenoise / embedded:naturalscene)"),
+    (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--frames", "500"],
+     "--frames 500: {data}: test/stimulus has 81 windows of 40 frames from --start 0"),
+    (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--fill", "grey"],
+     "--fill: expected one of baseline, zero, mean, pruned; got 'grey'"),
+])
+def test_bad_inputs_are_refused_naming_the_file_and_field(recording_and_weights, tmp_path, capsys, arguments, message):
+    data, folder = recording_and_weights
+    filled = [a.format(folder=folder, data=data) for a in arguments]
+    assert zoo(["probe", "reduction", "bncnn", *filled, "--out", str(tmp_path), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"zoo probe: error: {message.format(folder=folder, data=data)}"
+    assert not (tmp_path / "reduction.json").exists()
+
+
+def test_a_model_without_hidden_layers_and_a_layer_out_of_range_are_refused(recording_and_weights, tmp_path, capsys):
+    data, folder = recording_and_weights
+    assert zoo(["probe", "reduction", "ln", "--checkpoint", str(folder / "model.pt"), "--data", str(data)]) == 2
+    assert "ln (LN) has no hidden layers to attribute" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit:
+        zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
+             "--layer", "3"])
+    assert exit.value.code == 2 and "argument --layer: invalid choice: 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--k", "1,x"])
+    assert "argument --k: expected integers >= 1 separated by commas" in capsys.readouterr().err

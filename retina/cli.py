@@ -138,6 +138,11 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
     stats = summary(frame)
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
     record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
+              # fit_curve.png numbers epochs from 1, best_epoch (as history.json) from 0: the kept epoch as the figure
+              # says it, beside the index readers of earlier summaries use
+              "best_epoch_number": result.best_epoch + 1 if result.best_epoch >= 0 else None,
+              "epoch_numbering": "best_epoch and history.json's epochs count from 0; best_epoch_number and "
+                                 "fit_curve.png count from 1",
               "best_val_correlation": result.best_val_correlation,
               "output_calibration": result.extra.get("output_calibration"),
               "provenance": info}

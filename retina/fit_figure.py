@@ -23,13 +23,16 @@ def fit_curve_figure(history: List[Dict], best_epoch: int, epochs: int, patience
     figure = Figure(figsize=(9, 3.6), layout="constrained")
     loss_axis, r_axis = figure.subplots(1, 2)
     loss_axis.plot(epoch, [row["train_loss"] for row in history], "o-", color="C0", ms=3)
-    loss_axis.set(xlabel="epoch", ylabel="Poisson loss (up to a constant)", title="training loss")
+    loss_axis.set(xlabel="epoch (from 1)", ylabel="Poisson loss (up to a constant)", title="training loss")
     r_axis.plot(epoch, [row["val_correlation"] for row in history], "o-", color="C1", ms=3, label="validation r")
     if best_epoch >= 0:
         best = next(row for row in history if row["epoch"] == best_epoch)
+        # summary.json and history.json count from 0: the legend names their index too (best_epoch_number, 1-based,
+        # is what summary.json gives beside it)
         r_axis.axvline(best_epoch + 1, color="0.5", ls="--", lw=0.8,
-                       label=f"best: epoch {best_epoch + 1}, r {best['val_correlation']:.3f} (kept)")
-    r_axis.set(xlabel="epoch", ylabel="validation r (mean over cells)", title="validation correlation")
+                       label=f"best: epoch {best_epoch + 1} (best_epoch {best_epoch} in summary.json, counted from 0), "
+                             f"r {best['val_correlation']:.3f} (kept)")
+    r_axis.set(xlabel="epoch (from 1)", ylabel="validation r (mean over cells)", title="validation correlation")
     r_axis.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2))
     for axis in (loss_axis, r_axis):
         axis.xaxis.get_major_locator().set_params(integer=True)

@@ -183,10 +183,11 @@ def test_fit_curve_marks_the_kept_epoch_and_says_why_the_fit_stopped():
     figure = fit_curve_figure(history, best_epoch=2, epochs=40, patience=2, title="ln on toy.h5")
     FigureCanvasAgg(figure).draw()
     loss, validation = figure.axes
-    assert (loss.get_xlabel(), validation.get_xlabel()) == ("epoch", "epoch")
+    assert (loss.get_xlabel(), validation.get_xlabel()) == ("epoch (from 1)", "epoch (from 1)")
     assert list(validation.get_lines()[0].get_xdata()) == [1, 2, 3, 4, 5]  # every epoch, 1-based
-    assert [t.get_text() for t in validation.get_legend().get_texts()] == ["validation r",
-                                                                          "best: epoch 3, r 0.450 (kept)"]
+    # the legend names the index summary.json's best_epoch holds (from 0) beside the figure's own (from 1)
+    assert [t.get_text() for t in validation.get_legend().get_texts()] == [
+        "validation r", "best: epoch 3 (best_epoch 2 in summary.json, counted from 0), r 0.450 (kept)"]
     assert figure.get_suptitle() == "ln on toy.h5: early-stopped: 2 epochs without a gain in validation r"
     assert fit_curve_figure(history, 2, epochs=5, patience=2).get_suptitle().startswith("stopped at the epoch limit (5)")
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)

@@ -371,6 +371,12 @@ def test_registry_and_cli(tmp_path, capsys):
     assert record["provenance"]["data_sha256"] and record["provenance"]["seed"] == 0
     assert (out / "heldout_metrics.csv").read_text().startswith("cell,correlation")
     assert record["figure"] == str(out / "fit_curve.png") and (out / "fit_curve.png").read_bytes()[:4] == b"\x89PNG"
+    # the figure numbers epochs from 1, summary.json's best_epoch (as history.json) from 0: best_epoch_number is the
+    # figure's number, best_epoch the index earlier readers use
+    history = json.loads((out / "history.json").read_text())
+    assert record["best_epoch"] == history["best_epoch"] == history["history"][-1]["epoch"] == 0
+    assert record["best_epoch_number"] == 1 and "best_epoch_number and fit_curve.png count from 1" in \
+        record["epoch_numbering"]
     # the seed fixes the whole fit, initial weights included: two runs give the same weights
     for run in ("a", "b"):
         assert zoo(["fit", "bncnn", "--data", str(embedded), "--out", str(tmp_path / run), "--epochs", "1",

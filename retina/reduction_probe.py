@@ -99,6 +99,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.retina.reduction_figure import plot_reduction
 
     check_model(args)  # before a fit of minutes
+    args.k = sorted(args.k)  # the figure's axis
     if args.data is None and not args.fit_embedded:
         raise UserFacingError("--data: the recording the checkpoint was fitted to is needed (a deep-retina HDF5 file, "
                               "or embedded:whitenoise / embedded:naturalscene)")
@@ -145,7 +146,7 @@ def run_probe_reduction(args) -> int:
     print(f"{args.model}: layer {args.layer} units ranked by integrated gradients ({args.steps} steps, {args.rule}, "
           f"{args.site}) over {frames} windows of {path.name}; reduced models ({args.fill} fill) vs the full model")
     for row in rows:
-        shares = " ".join(f"{unit} ({abs(row['importance'][unit]):.2f})" for unit in row["ranking"])
+        shares = " ".join(f"{unit} ({row['importance'][unit]:.2f})" for unit in row["ranking"])
         print(f"  {row['name']}: units by importance (share): {shares}")
         for i, n in enumerate(row["k"]):
             print(f"    k={n} {str(row['kept_units'][i]):<24} r {row['correlation'][i]:6.3f}  VE "

@@ -39,7 +39,7 @@ def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]]
         time_axis.set(xlabel="time in the held-out stimulus (s, window end)", ylabel="contribution (rate)",
                       title=f"{cell_name(cell)}: top {max(k)} units' contributions (integrated gradients)")
         time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axes[0, 0].legend(frameon=False, fontsize=7)
+    axes[-1, 0].legend(frameon=False, fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if title:
         figure.suptitle(title, fontsize=11)
     return figure

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -105,3 +106,22 @@ def test_a_model_without_hidden_layers_and_a_layer_out_of_range_are_refused(reco
     with pytest.raises(SystemExit):
         zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--k", "1,x"])
     assert "argument --k: expected integers >= 1 separated by commas" in capsys.readouterr().err
+
+
+def test_the_figure_has_a_row_per_cell_and_its_texts_and_legends_clear_of_each_other_and_of_the_curves():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.reduction_figure import reduction_figure
+    from test_plots import legends_clear_of_axes, overlapping_texts
+
+    rng = np.random.default_rng(0)
+    cells = [{"cell": c, "k": [1, 2, 4, 8], "correlation": [0.5, 0.8, 0.9, 1.0], "variance_explained": [0.2, 0.6, 0.8, 1.0],
+              "contribution_correlation": [0.6, 0.85, 0.95, 1.0], "contribution_variance_explained": [0.3, 0.7, 0.9, 1.0]}
+             for c in (0, 4, 11)]
+    traces = {c: {"units": [3, 1, 0, 7, 2, 5, 4, 6], "start": 39, "contributions": rng.normal(size=(200, 8)),
+                  "response": rng.normal(size=200)} for c in (0, 4, 11)}
+    figure = reduction_figure(cells, traces, title="bncnn (model.pt), layer 1: reduced models on recording.h5")
+    FigureCanvasAgg(figure).draw()
+    assert [axis.get_title() for axis in figure.axes[::2]] == ["cell01", "cell05", "cell12"]
+    assert list(figure.axes[1].get_lines()[0].get_xdata()[:2]) == [0.39, 0.4]  # seconds: the first window's end
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)

@@ -13,6 +13,8 @@ from neurozoo.benchmarks.named_models import resolve_model_and_weights
 IMAGE_MODEL_ONLY = {"--layers": "layers", "--max-features": "max_features", "--batch-size": "batch_size",
                     "--no-cache": "no_cache", "--width": "width", "--set": "overrides"}
 IMAGE_MODEL_DEFAULTS = {"max_features": 1000, "batch_size": 32}
+#: the options of imagenet.val (your own folder) that no other benchmark takes
+IMAGENET_ONLY = {"--data": "data", "--max-images": "max_images", "--image-size": "image_size", "--workers": "workers"}
 
 
 def add_commands(sub) -> None:
@@ -38,6 +40,15 @@ def add_commands(sub) -> None:
     parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
                         "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
+    imagenet.add_argument("--data", type=Path, help="the folder: DIR/<wnid>/*.JPEG, an ImageNet root with val/, or "
+                          "flat <wnid>_<label>.JPEG files (required for imagenet.val)")
+    imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
+                          "(default: all)")
+    imagenet.add_argument("--image-size", type=at_least(1), help="center-crop size of zoo train's evaluation transform "
+                          "(default: a zoo train checkpoint's --image-size, else 224)")
+    imagenet.add_argument("--workers", type=at_least(0), help="image-loading processes (default: min(4, CPUs - 1); "
+                          "the result does not depend on it)")
     add_override_arguments(parser)  # e.g. --width 0.125, the ConvRNNs of zoo run's default zoo
     parser.set_defaults(handler=run_score)
 
@@ -52,6 +63,7 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
+    check_imagenet_options(args)
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -66,9 +78,37 @@ def run_score(args) -> int:
         return _score(args)
 
 
+def check_imagenet_options(args) -> None:
+    """imagenet.val needs --data and takes no layer options; the other benchmarks take none of its options."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    given = [flag for flag, value in IMAGENET_ONLY.items() if getattr(args, value, None) is not None]
+    if not _is_imagenet(args.benchmark):
+        if given:
+            raise UserFacingError(f"{', '.join(given)} apply to imagenet.val only, not to {args.benchmark}")
+        return
+    if args.data is None:
+        raise UserFacingError("imagenet.val scores on your own folder: give it with --data DIR (DIR/<wnid>/*.JPEG, "
+                              "an ImageNet root with val/, or flat <wnid>_<label>.JPEG files)")
+    wrong = [flag for flag in ("--layers", "--max-features", "--no-cache")
+             if getattr(args, IMAGE_MODEL_ONLY[flag]) not in (None, False)]
+    if wrong:
+        raise UserFacingError(f"{', '.join(wrong)} apply to the neural benchmarks, not to imagenet.val (it scores "
+                              "the model's answer, not a layer's features)")
+
+
 def _score(args) -> int:
     score, model_name = score_from_args(args)
     store, record_id, summary = _store(args, score, model_name)
+    if _is_imagenet(args.benchmark):
+        settings = score.provenance["settings"]
+        steps = ", ".join(f"{row['step']}: {row['top1']:.2f}" for row in score.per_bin)
+        print(f"{model_name} on imagenet.val: top-1 {score.value:.2f} % (+- {score.error:.2f}), top-5 "
+              f"{settings['top5']:.2f} % on {settings['n_images']} images of {settings['data']}")
+        if steps:
+            print(f"top-1 per readout step: {steps}")
+        print(f"record {record_id} in {store.shown_url}; summary {summary}")
+        return 0
     if _is_retina(args.benchmark):
         # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
         details = [f"+- {score.error:.3f}"] if score.error is not None else []
@@ -100,7 +140,9 @@ def rerun_arguments(args) -> dict:
                   if args.checkpoint else None)
     return {"command": "zoo score", "model": args.model, "benchmark": args.benchmark, "seed": args.seed,
             "width": args.width, "set": list(args.overrides or []), "layers": args.layers,
-            "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint}
+            "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint,
+            **({"data": str(Path(args.data).resolve()), "max_images": args.max_images, "image_size": args.image_size}
+               if _is_imagenet(args.benchmark) else {})}
 
 
 def score_from_args(args):
@@ -110,6 +152,8 @@ def score_from_args(args):
     from neurozoo.datasets.provenance import module_sha256
 
     benchmark = benchmarks.load(args.benchmark)
+    if _is_imagenet(args.benchmark):
+        return _score_imagenet(args, benchmark)
     if not _is_retina(args.benchmark):
         for key, value in IMAGE_MODEL_DEFAULTS.items():
             if getattr(args, key) is None:
@@ -144,6 +188,39 @@ def score_from_args(args):
     # the record's seed is --seed, as for a retina model's fit: the benchmark's own split seed never changes
     score.provenance["seed"] = args.seed
     return score, model_name
+
+
+def _score_imagenet(args, benchmark):
+    """imagenet.val: the model (with a ``zoo train`` checkpoint's classes and image size) on ``--data``."""
+    from neurozoo.convrnn.training.cpus import default_workers
+    from neurozoo.datasets.provenance import module_sha256
+    from neurozoo.datasets.torch_files import read_torch_file
+
+    args.batch_size = args.batch_size or IMAGE_MODEL_DEFAULTS["batch_size"]
+    saved = read_torch_file(args.checkpoint) if args.checkpoint else None
+    trained = saved if isinstance(saved, dict) and isinstance(saved.get("config"), dict) else {}  # zoo train's
+    if args.image_size is None:
+        args.image_size = int(trained["config"].get("image_size", 224)) if trained else 224
+    rerun = rerun_arguments(args)
+    overrides = overrides_from_args(args)
+    model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
+                                               overrides=overrides)
+    workers = default_workers() if getattr(args, "workers", None) is None else args.workers
+    score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
+                            max_images=args.max_images, seed=args.seed, workers=workers,
+                            classes=trained.get("classes"), progress=getattr(args, "progress", True))
+    if weights is not None:
+        score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
+    score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
+                                        overrides=overrides, model_seed=args.seed, model_sha256=module_sha256(model),
+                                        rerun=rerun)
+    return score, args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+
+
+def _is_imagenet(benchmark: str) -> bool:
+    from neurozoo import benchmarks
+
+    return benchmarks.BENCHMARKS.get(benchmark).tags.get("family") == "imagenet"
 
 
 def _is_retina(benchmark: str) -> bool:

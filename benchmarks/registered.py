@@ -36,3 +36,13 @@ def register(registry) -> None:
                              "one 70-170 ms bin, r²/ceiling against the split-half (Spearman-Brown) ceiling")
     registry.add("zhang_desimone2011.IT-decoding", zhang, region="IT", data_only=True,
                  description="macaque IT (Zhang et al. 2011): object decoding and ceiling per bin; data only, no images")
+
+    def imagenet():
+        from neurozoo.benchmarks.imagenet import ImageNetBenchmark
+
+        return ImageNetBenchmark()
+
+    # on the user's own folder (--data): no leaderboard job has one (leaderboard.aggregate.scores_models)
+    registry.add("imagenet.val", imagenet, family="imagenet", region="object recognition", own_data=True,
+                 description="ImageNet-style top-1 (the value, %) and top-5 of the model's answer on your folder "
+                             "(zoo score MODEL imagenet.val --data DIR), with zoo train's evaluation transform and loop")

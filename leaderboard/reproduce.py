@@ -93,6 +93,7 @@ NUMBER, TEXT, OPTIONAL_TEXT, OPTIONAL_INT = (int, float), (str,), (str, type(Non
 SCORE_ARGUMENTS = {"model": TEXT, "benchmark": TEXT, "seed": (int,), "width": NUMBER + (type(None),),
                    "set": (list,), "layers": OPTIONAL_TEXT, "max_features": OPTIONAL_INT, "batch_size": OPTIONAL_INT,
                    "checkpoint": (dict, type(None))}
+IMAGENET_ARGUMENTS = {"data": TEXT, "max_images": OPTIONAL_INT, "image_size": (int,)}
 CHECKPOINT_FIELDS = {"path": TEXT, "sha256": TEXT}
 SPEC_FIELDS = {"family": TEXT, "model": TEXT, "benchmark": TEXT}
 SPEC_FAMILY_FIELDS = {"convrnn": {"overrides": (dict,), "score": (dict,)}, "retina": {"score": (dict,)},
@@ -115,6 +116,8 @@ def checked(record: ScoreRecord, how) -> None:
         _require(how, SCORE_ARGUMENTS, where)
         if how["checkpoint"] is not None:
             _require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
+        if "data" in how:  # imagenet.val: the folder it scored
+            _require(how, IMAGENET_ARGUMENTS, where)
     elif command in ("zoo run", "zoo work"):
         _require(how, {"spec": (dict,)}, where)
         spec = how["spec"]
@@ -150,7 +153,8 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
         args = argparse.Namespace(model=how["model"], benchmark=how["benchmark"], seed=how["seed"], width=how["width"],
                                   overrides=list(how["set"]), layers=how["layers"], max_features=how["max_features"],
                                   batch_size=how["batch_size"], checkpoint=checkpoint, device=device,
-                                  no_cache=not use_caches)
+                                  no_cache=not use_caches, data=how.get("data"), max_images=how.get("max_images"),
+                                  image_size=how.get("image_size"), workers=None, progress=False)
         score, name = score_from_args(args)
         return score.to_record(name, how["benchmark"])
     if command in ("zoo run", "zoo work"):

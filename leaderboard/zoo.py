@@ -125,7 +125,9 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             from neurozoo.leaderboard.aggregate import benchmark_region, scores_models
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
-                skipped.append(f"{model} x {bench}: data-only benchmark (no stimulus images)")
+                skipped.append(f"{model} x {bench}: " + ("scored on your own folder: zoo score --data" if
+                                                          benchmarks.BENCHMARKS.get(bench).tags.get("own_data") else
+                                                          "data-only benchmark (no stimulus images)"))
                 continue
             spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},
                     "checkpoint": None, "weights": UNTRAINED if family == "convrnn" else "fitted",

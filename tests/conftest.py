@@ -103,6 +103,16 @@ def _seeded_global_generators():
 
 
 @pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: tiny convolutions are overhead-bound, so one thread is faster, and far
+    faster on a busy machine (a module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real recordings not found at {SHARED_DATA} (set NEUROZOO_SHARED_DATA)")

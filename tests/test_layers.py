@@ -27,6 +27,11 @@ EXCEPTIONS = {
     ("benchmarks", "neurozoo.retina.phenomena.osr"),
     ("benchmarks", "neurozoo.retina.phenomena.adaptation"),
     ("benchmarks", "neurozoo.retina.phenomena.analyses"),
+    # imagenet.val scores exactly what zoo train's validation scores (the same folder reader and class index, the
+    # same evaluation transform, the one evaluation loop), so that a checkpoint scores the val_top1 it logged
+    ("benchmarks", "neurozoo.convrnn.training.engine"),
+    ("benchmarks", "neurozoo.convrnn.training.imagefolder"),
+    ("benchmarks", "neurozoo.convrnn.training.transforms"),
 }
 
 

@@ -24,13 +24,7 @@ from neurozoo.datasets.errors import DataError, UserFacingError
 TINY = {"width_multiplier": 0.125, "n_steps": 8, "image_steps": 8, "norm": "none"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are overhead-bound: one thread is faster, and far faster on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

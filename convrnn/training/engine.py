@@ -203,6 +203,32 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[
     return [hits[:, :k].any(-1).sum() for k in ks]
 
 
+@torch.no_grad()
+def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int = 0, autocast=contextlib.nullcontext,
+                    on_batch=None) -> Dict[str, Optional[torch.Tensor]]:
+    """The one evaluation loop of the suite (``Trainer.evaluate``, the ``imagenet.val`` benchmark): over ``batches``
+    of ``(images, target)`` already on ``device``, the float64 sums ``answer`` = (cross-entropy, top-1 hits, top-5
+    hits, n) of the model's answer (:func:`model_answer`) and ``steps`` = (top-1, top-5 hits) per readout step from
+    ``first_readout_step`` on (``step_logits``; one row for a feedforward model's logits; None without batches).
+    ``on_batch()`` is called after each batch (a progress bar). The caller puts the model in eval mode."""
+    answer = torch.zeros(4, dtype=torch.float64, device=device)
+    steps = None
+    for images, target in batches:
+        with autocast():
+            output = model(images)
+        final = model_answer(output).float()
+        top1, top5 = topk_correct(final, target)
+        answer += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(), top5.double(),
+                               torch.tensor(float(len(target)), dtype=torch.float64, device=device)])
+        logits = step_logits(output)
+        hits = torch.stack([torch.stack(topk_correct(step.float(), target)).double()
+                            for step in logits[min(first_readout_step, logits.shape[0] - 1):]])
+        steps = hits if steps is None else steps + hits
+        if on_batch is not None:
+            on_batch()
+    return {"answer": answer, "steps": steps}
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
     memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
@@ -222,11 +248,13 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def file_list_sha256(dataset) -> str:
-    """Checksum of the (relative path, label) list of a split: cheap, and changes when files do."""
+def file_list_sha256(dataset, sizes: bool = False) -> str:
+    """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
+    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name changes it)."""
     digest = hashlib.sha256()
     for path, label in dataset.samples:
-        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}\n".encode())
+        size = f"\t{os.path.getsize(path)}" if sizes else ""
+        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}{size}\n".encode())
     return digest.hexdigest()
 
 
@@ -643,28 +671,25 @@ class Trainer:
         when it has one, else the last step) over the whole val split, all ranks."""
         if self.val_loader is None:
             return {}
-        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         start = time.perf_counter()
         bar = self._progress(len(self.val_loader), "val")
-        # every rank passes the same number of stop points (rank 0's shard has the most batches): they all-reduce
-        rounds = math.ceil(math.ceil(len(self.val_set) / self.dist.world_size) / self.config.batch_size)
-        batches = iter(self.val_loader)
         with eval_mode(self.model):
-            for _ in range(rounds):
-                self._stop_point()  # a stop here keeps the epoch's training: validation is rerun on resume
-                batch = next(batches, None)
-                if batch is None:
-                    continue
-                images, target = self._batch(*batch)
-                with self._autocast():
-                    final = model_answer(self.eval_model(images)).float()
-                top1, top5 = topk_correct(final, target)
-                sums += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(), top5.double(),
-                                     torch.tensor(float(len(target)), dtype=torch.float64, device=self.device)])
-                bar.update()
+            sums = evaluation_sums(self.eval_model, self._val_batches(), self.device, self.first_readout_step,
+                                   self._autocast, bar.update)["answer"]
         bar.close()
         row = self._row(all_reduce_sum(sums), time.perf_counter() - start)
         return {f"val_{k}": v for k, v in row.items()}
+
+    def _val_batches(self):
+        """This rank's validation batches, on the device, with a stop point before each."""
+        # every rank passes the same number of stop points (rank 0's shard has the most batches): they all-reduce
+        rounds = math.ceil(math.ceil(len(self.val_set) / self.dist.world_size) / self.config.batch_size)
+        batches = iter(self.val_loader)
+        for _ in range(rounds):
+            self._stop_point()  # a stop here keeps the epoch's training: validation is rerun on resume
+            batch = next(batches, None)
+            if batch is not None:
+                yield self._batch(*batch)
 
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""

@@ -102,10 +102,11 @@ def _seeded_global_generators():
     torch.manual_seed(0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """One intra-op thread for the test: tiny convolutions are overhead-bound, so one thread is faster, and far
-    faster on a busy machine (a module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    """One intra-op thread for a module's tests: tiny convolutions are overhead-bound, and on a busy 2-core machine
+    OpenMP spin-waiting makes two threads up to ~30x slower than one (a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

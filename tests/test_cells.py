@@ -18,14 +18,7 @@ RGC_ALL_ON = dict(cell_depth=4, input_to_cell=True, input_to_out=True, cell_to_o
 KINDS = ["rgc", "timedecay", "ugrnn", "gru", "lstm", "intersectionrnn", "simplernn", "identity"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a busy 2-core machine OpenMP spin-waiting makes
-    two threads ~30x slower than one here."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(kind, seed=0, **config):

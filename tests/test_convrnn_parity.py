@@ -20,12 +20,7 @@ import convrnn_reference as ref  # noqa: E402
 B, H = 2, 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def random_arrays(entries, seed=0):

@@ -20,7 +20,7 @@ from neurozoo.convrnn.training.engine import model_answer, topk_correct, unrolle
 
 sys.path.insert(0, os.path.dirname(__file__))
 import convrnn_reference as ref  # noqa: E402
-from test_training import one_thread  # noqa: E402,F401 (autouse: tiny convolutions run fastest on one thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 32
 NODES = 11  # model_func's num_layers for the intermediate models: conv1..conv10 and imnetds

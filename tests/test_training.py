@@ -120,6 +120,36 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
     trainer(resume="auto").close()
 
 
+def test_a_resume_of_the_same_graph_passes_whatever_its_labels_or_the_fields_a_later_version_added(data, tmp_path):
+    """The resume check compared the spec dictionaries whole: a spec file whose description (or name) was edited,
+    which builds the same graph, was refused as "another graph"; and a checkpoint written before a GraphSpec field
+    existed (one a later version adds, its default the former behaviour) was refused naming that field, or, for a
+    field whose default is None, failed with a StopIteration traceback."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
+                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
+                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n")
+
+    def trainer(**kw):
+        return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
+                              overrides={}, **kw))
+
+    first = trainer()
+    first.fit(until_epoch=1)
+    first.close()
+    spec.write_text(spec.read_text().replace("name: tiny", "name: tiny_v2\ndescription: the tiny net, documented"))
+    trainer(resume="auto").close()
+    for path in (tmp_path / "run").glob("*.pth"):  # as a version before these fields wrote it
+        state = load_checkpoint(path)
+        for key in ("readout_kernel", "timm_backbone"):
+            del state["spec"][key]
+        torch.save(state, path)
+    trainer(resume="auto").close()
+    spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))  # another graph: still refused
+    with pytest.raises(UserFacingError, match=r"n_steps was 4, is 6"):
+        trainer(resume="auto")
+
+
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):
     straight = Trainer(config(data, tmp_path / "straight", workers=workers))
     straight.fit()

@@ -271,7 +271,7 @@ def seed_all(seed: int) -> None:
 
 def file_list_sha256(dataset, sizes: bool = False) -> str:
     """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
-    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name changes it)."""
+    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size changes it; its bytes are not hashed)."""
     digest = hashlib.sha256()
     for path, label in dataset.samples:
         size = f"\t{os.path.getsize(path)}" if sizes else ""

@@ -94,9 +94,8 @@ def test_a_data_folder_without_val_warns_that_nothing_is_validated(data, tmp_pat
     assert not (tmp_path / "run" / "best.pth").exists() and (tmp_path / "run" / "last.pth").exists()
 
 
-def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
-    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
-    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+def _spec_file_trainer(data, tmp_path):
+    """A tiny spec file and a function making a Trainer of it into tmp_path/run (keywords: the config's)."""
     spec = tmp_path / "tiny.yaml"
     spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
                     "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
@@ -105,6 +104,14 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
     def trainer(**kw):
         return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
                               overrides={}, **kw))
+
+    return spec, trainer
+
+
+def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
+    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
+    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+    spec, trainer = _spec_file_trainer(data, tmp_path)
 
     first = trainer()
     first.fit(until_epoch=1)
@@ -125,14 +132,7 @@ def test_a_resume_of_the_same_graph_passes_whatever_its_labels_or_the_fields_a_l
     which builds the same graph, was refused as "another graph"; and a checkpoint written before a GraphSpec field
     existed (one a later version adds, its default the former behaviour) was refused naming that field, or, for a
     field whose default is None, failed with a StopIteration traceback."""
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
-                    "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
-                    "- {name: conv2, channels: 8, kernel: 3, stride: 1, cell: {kind: timedecay, memory_decay: 0.5}}\n")
-
-    def trainer(**kw):
-        return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
-                              overrides={}, **kw))
+    spec, trainer = _spec_file_trainer(data, tmp_path)
 
     first = trainer()
     first.fit(until_epoch=1)

@@ -167,8 +167,9 @@ class ResultsStore:
             try:
                 return [ScoreRecord.from_row(row) for row in session.scalars(statement)]
             except ValueError:
-                raise DataError(self._unreadable(session, *statement.whereclause.clauses
-                                                 if statement.whereclause is not None else ())) from None
+                # the filter as one clause: a single condition has no .clauses (an AttributeError here)
+                where = () if statement.whereclause is None else (statement.whereclause,)
+                raise DataError(self._unreadable(session, *where)) from None
 
     def _unreadable(self, session: Session, *where) -> str:
         """Which record's JSON column (per-bin values, settings) does not parse, and where: read as text."""

@@ -302,12 +302,15 @@ def _is_number(value) -> bool:
 
 
 def gap(stored, rerun_value) -> float:
-    """|stored - rerun|; 0 when both are missing (NaN is stored as null), infinite when only one is."""
+    """|stored - rerun|; 0 when both are missing (NaN is stored as null), infinite when only one is, or when one is
+    not a number (text where the other has a number) and they differ."""
     missing = [v is None or (isinstance(v, float) and math.isnan(v)) for v in (stored, rerun_value)]
     if all(missing):
         return 0.0
     if any(missing):
         return math.inf
+    if not (_is_number(stored) and _is_number(rerun_value)):  # text against a number (an edited record): unequal
+        return 0.0 if stored == rerun_value else math.inf
     return abs(float(stored) - float(rerun_value))
 
 

@@ -65,3 +65,24 @@ def test_data_checksum_depends_on_values_and_coords():
     assert sha256_array(a) == sha256_array(a.copy())
     assert sha256_array(a) != sha256_array(a + 1e-12)
     assert sha256_array(a) != sha256_array(a.assign_coords(x=["a", "c"]))
+
+
+@pytest.mark.parametrize("filters", [{}, {"model": "m1"}, {"benchmark": "b1"}, {"model": "m1", "benchmark": "b1"}])
+def test_a_record_cut_short_is_named_whatever_the_records_filter(tmp_path, filters):
+    """records(model=...) or records(benchmark=...) alone (zoo results --model, query(model=...)) built the error
+    message from ``whereclause.clauses``, which a single condition lacks: an AttributeError traceback, not the
+    DataError naming the record that no filter or both filters gave."""
+    import sqlite3
+
+    from neurozoo.datasets.errors import DataError
+
+    db_file = tmp_path / "r.sqlite"
+    store = ResultsStore(f"sqlite:///{db_file}")
+    store.add(_record(model="m2"))
+    bad = store.add(_record())
+    with sqlite3.connect(db_file) as connection:
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", ('{"mapping": "pl', bad))
+    with pytest.raises(DataError, match=rf"^record {bad} in .*: its settings is not readable JSON"):
+        store.records(**filters)
+    with pytest.raises(DataError, match=rf"^record {bad} in .*: its settings is not readable JSON"):
+        store.query(**filters)

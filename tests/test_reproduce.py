@@ -430,7 +430,10 @@ def test_a_record_edited_to_another_model_seed_or_configuration_is_not_reproduce
              ({"seed": 7}, "seed: stored 7, rerun 0"),
              ({"settings": json.dumps({**settings, "layer": "conv2"})}, "settings.layer: stored 'conv2', rerun 'conv3'"),
              ({"settings": json.dumps({**settings, "max_features": 1000})},
-              "largest difference 980 > tolerance 0.001 (settings.max_features: stored 1000, rerun 20")]
+              "largest difference 980 > tolerance 0.001 (settings.max_features: stored 1000, rerun 20"),
+             # text where the rerun has a number: float('all') was a ValueError traceback
+             ({"settings": json.dumps({**settings, "max_features": "all"})},
+              "largest difference inf > tolerance 0.001 (settings.max_features: stored 'all', rerun 20")]
     for values, named in edits:
         _tamper(db_file, record.id, model=record.model, seed=record.seed, settings=json.dumps(settings))
         _tamper(db_file, record.id, **values)

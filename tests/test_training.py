@@ -94,9 +94,8 @@ def test_a_data_folder_without_val_warns_that_nothing_is_validated(data, tmp_pat
     assert not (tmp_path / "run" / "best.pth").exists() and (tmp_path / "run" / "last.pth").exists()
 
 
-def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
-    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
-    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+def _spec_file_trainer(data, tmp_path):
+    """A tiny spec file and a function making a Trainer of it into tmp_path/run (keywords: the config's)."""
     spec = tmp_path / "tiny.yaml"
     spec.write_text("name: tiny\nn_steps: 4\nimage_steps: 4\nlayers:\n"
                     "- {name: conv1, channels: 8, kernel: 3, stride: 2}\n"
@@ -105,6 +104,14 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
     def trainer(**kw):
         return Trainer(config(data, tmp_path / "run", model=str(spec), warmup_epochs=0, max_steps_per_epoch=1,
                               overrides={}, **kw))
+
+    return spec, trainer
+
+
+def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
+    """The spec file edited between the runs (n_steps; a time-decay cell's initial decay), so that the weights still
+    fit: the resumed run trained the other graph on from the checkpoint's weights without a word."""
+    spec, trainer = _spec_file_trainer(data, tmp_path)
 
     first = trainer()
     first.fit(until_epoch=1)
@@ -118,6 +125,29 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
         trainer(resume="auto")
     spec.write_text(spec.read_text().replace("0.7}", "0.5}"))  # the graph it was trained as resumes
     trainer(resume="auto").close()
+
+
+def test_a_resume_of_the_same_graph_passes_whatever_its_labels_or_the_fields_a_later_version_added(data, tmp_path):
+    """The resume check compared the spec dictionaries whole: a spec file whose description (or name) was edited,
+    which builds the same graph, was refused as "another graph"; and a checkpoint written before a GraphSpec field
+    existed (one a later version adds, its default the former behaviour) was refused naming that field, or, for a
+    field whose default is None, failed with a StopIteration traceback."""
+    spec, trainer = _spec_file_trainer(data, tmp_path)
+
+    first = trainer()
+    first.fit(until_epoch=1)
+    first.close()
+    spec.write_text(spec.read_text().replace("name: tiny", "name: tiny_v2\ndescription: the tiny net, documented"))
+    trainer(resume="auto").close()
+    for path in (tmp_path / "run").glob("*.pth"):  # as a version before these fields wrote it
+        state = load_checkpoint(path)
+        for key in ("readout_kernel", "timm_backbone"):
+            del state["spec"][key]
+        torch.save(state, path)
+    trainer(resume="auto").close()
+    spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))  # another graph: still refused
+    with pytest.raises(UserFacingError, match=r"n_steps was 4, is 6"):
+        trainer(resume="auto")
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, workers=1):

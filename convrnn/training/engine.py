@@ -229,6 +229,27 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
     return {"answer": answer, "steps": steps}
 
 
+#: GraphSpec fields that name or describe a graph without changing it: a spec file whose description was edited
+#: builds the graph its checkpoint was trained as
+SPEC_LABELS = ("name", "description")
+
+
+def spec_graph(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A spec (``GraphSpec.to_dict``) as the graph it builds, for ``--resume``'s check: read back through
+    ``GraphSpec.from_dict``, so that a field added after the checkpoint was written takes its default (the
+    behaviour of the version that wrote it), and without :data:`SPEC_LABELS`. A spec this version cannot read (a
+    later version's field, a plugin's cell not installed) is compared as it is."""
+    import copy
+
+    from neurozoo.convrnn.spec import GraphSpec, SpecError
+
+    try:
+        spec = GraphSpec.from_dict(copy.deepcopy(spec)).to_dict()
+    except (SpecError, TypeError, ValueError):
+        pass
+    return {key: value for key, value in spec.items() if key not in SPEC_LABELS}
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
     memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
@@ -250,7 +271,7 @@ def seed_all(seed: int) -> None:
 
 def file_list_sha256(dataset, sizes: bool = False) -> str:
     """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
-    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name changes it)."""
+    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size changes it; its bytes are not hashed)."""
     digest = hashlib.sha256()
     for path, label in dataset.samples:
         size = f"\t{os.path.getsize(path)}" if sizes else ""
@@ -519,15 +540,19 @@ class Trainer:
         the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
         run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
         current = self._spec()
-        if saved is None or current is None or saved == current:
+        if saved is None or current is None:
             return
-        where = next(key for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key))
+        saved, current = spec_graph(saved), spec_graph(current)
+        if saved == current:
+            return
+        absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
+        where = next(key for key in sorted(set(saved) | set(current)) if saved.get(key, absent) != current.get(key, absent))
         if where == "layers" and len(saved["layers"]) == len(current["layers"]):
             was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
-            key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k) != is_now.get(k))
-            where, before, now = f"layer {was.get('name')} {key}", was.get(key), is_now.get(key)
+            key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
+            where, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
         else:
-            before, now = saved.get(where), current.get(where)
+            before, now = saved.get(where, absent), current.get(where, absent)
         raise UserFacingError(f"--resume: the checkpoint was trained as another graph than this run builds from "
                               f"{self.config.model!r} (overrides {self.config.overrides}): {where} was {before!r}, is "
                               f"{now!r}; resume with the graph it was trained as (the spec in run.json) or train "

@@ -9,6 +9,8 @@ Layout (``T`` frames of 10 ms, ``C`` cells)::
     train/response/binned            (C, T)   spike counts per frame
     test/...                         the same, responses averaged over repeats
     test/repeats/cellNN              (n_repeats, T_test)  per-trial firing_rate_10ms (spikes/s, not counts)
+      or test/repeats/firing_rate_10ms (n_repeats, C, T_test)  the same, all cells in one dataset (the Baccus
+                                     lab's files of Maheswaranathan et al. 2023); preferred where both are present
     spikes/cellNN                    (n_spikes,)          spike times (s) of the training recording
 
 ``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
@@ -103,7 +105,8 @@ def firing_rates(binned: np.ndarray, frame_ms: float = 10.0, rule: str = "deep-r
 def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mapping[str, np.ndarray]] = None,
                      attrs: Optional[Mapping] = None, compression: Optional[str] = None) -> Path:
     """Write a recording. ``train``/``test``: ``stimulus``, ``time``, ``response`` (dict key -> (C, T)); ``test``
-    also ``repeats`` (dict cellNN -> (n_repeats, T)). Extra response keys are written as given."""
+    also ``repeats`` (dict cellNN -> (n_repeats, T), or ``firing_rate_10ms`` -> (n_repeats, C, T)). Extra response
+    keys are written as given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temporary is this writer's own (host, pid and its number in the process): two processes generating one
@@ -251,6 +254,56 @@ def _check_repeat_units(path, split: str, responses: Mapping[str, np.ndarray], r
               f"trials is {split}/response/firing_rate_10ms{hint}")
 
 
+def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarray:
+    """The split's repeated trials as ``(cells, n_repeats, T)``, from either layout of the group ``{split}/repeats``:
+
+    * ``firing_rate_10ms`` ``(n_repeats, cells, T)``, one dataset for all cells (the Baccus lab's files of
+      Maheswaranathan et al. 2023, read so by openretina's ``load_test_repeats_for_session``); preferred where
+      present, as openretina prefers the dataset named by its response key over per-cell ones;
+    * ``cellNN`` ``(n_repeats, T)``, one dataset per cell (McIntosh et al. 2016's files, deep-retina's notebooks).
+
+    A group holding only other per-trial keys (``binned``, ``firing_rate_5ms``, ``firing_rate_20ms``) is refused by
+    name: no loader of the original converts them, and held-out FEVE needs each trial's ``firing_rate_10ms``."""
+    n_cells, group = len(cells), f"{split}/repeats"
+    present = list(_group(path, f, group, f"firing_rate_10ms (n_repeats, {n_cells}, {T}) or one dataset "
+                                         f"(n_repeats, {T}) per cell: cell01, cell02, ...").keys())
+    if "firing_rate_10ms" in present:
+        where = f"{group}/firing_rate_10ms"
+        expected = f"(n_repeats >= 2, {n_cells}, {T}) (trials, cells, T matching {split}/response)"
+        data = np.asarray(_numeric(path, f, where, expected), np.float32)
+        if data.ndim != 3 or data.shape[1:] != (n_cells, T) or data.shape[0] < 2:
+            hint = ""
+            if data.ndim == 3 and data.shape[0] == n_cells and data.shape[2] == T and data.shape[1] >= 2:
+                hint = f": cells first? store it as (n_repeats, cells, T), ({data.shape[1]}, {n_cells}, {T})"
+            _fail(path, where, f"expected shape {expected}, got {data.shape}{hint}")
+        if not np.isfinite(data).all():
+            _fail(path, where, f"contains {int((~np.isfinite(data)).sum())} NaN/inf values")
+        return np.ascontiguousarray(data.transpose(1, 0, 2))
+    per_cell = _cell_order(name for name in present if name.startswith("cell"))
+    if not per_cell and present:
+        _fail(path, group, f"holds {', '.join(sorted(present))} but neither firing_rate_10ms (n_repeats, {n_cells}, "
+              f"{T}) nor cell01..cell{n_cells:02d} (n_repeats, {T}): held-out metrics need each trial's "
+              f"firing_rate_10ms in spikes/s; from counts per frame store firing_rates(binned)['firing_rate_10ms'] "
+              f"(neurozoo.datasets.retina_h5) as {group}/firing_rate_10ms")
+    missing = [c for c in cells if c not in per_cell]
+    if missing:
+        _fail(path, f"{group}/{missing[0]}", f"missing (repeats needed for all {n_cells} cells, as cellNN "
+              f"(n_repeats, {T}) or one {group}/firing_rate_10ms (n_repeats, {n_cells}, {T}); found "
+              f"{', '.join(per_cell) or 'none'})")
+    arrays = []
+    for c in cells:
+        where = f"{group}/{c}"
+        data = np.asarray(_numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
+        if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
+            _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
+        if arrays and data.shape != arrays[0].shape:
+            _fail(path, where, f"expected shape {arrays[0].shape} like {group}/{cells[0]}, got {data.shape}")
+        if not np.isfinite(data).all():
+            _fail(path, where, "contains NaN/inf values")
+        arrays.append(data)
+    return np.stack(arrays)
+
+
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
                     check_stimulus: Optional[bool] = None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
@@ -320,27 +373,11 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         cells = [cell_name(i) for i in range(n_cells)]
         repeats = None
         if "repeats" in g:
-            present = _cell_order(_group(path, f, f"{split}/repeats", f"one dataset (n_repeats, {T}) per cell: "
-                                         "cell01, cell02, ...").keys())
-            missing = [c for c in cells if c not in present]
-            if missing:
-                _fail(path, f"{split}/repeats/{missing[0]}", f"missing (repeats needed for all {n_cells} cells; "
-                      f"found {', '.join(present) or 'none'})")
-            arrays = []
-            for c in cells:
-                where = f"{split}/repeats/{c}"
-                data = np.asarray(_numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
-                if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
-                    _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
-                if arrays and data.shape != arrays[0].shape:
-                    _fail(path, where, f"expected shape {arrays[0].shape} like {split}/repeats/{cells[0]}, got {data.shape}")
-                if not np.isfinite(data).all():
-                    _fail(path, where, "contains NaN/inf values")
-                arrays.append(data)
-            repeats = np.stack(arrays)
+            repeats = _read_repeats(path, f, split, cells, T)
             _check_repeat_units(path, split, responses, repeats)
         elif require_repeats:
-            _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, shape (n_repeats, {T}) per cell")
+            _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, {split}/repeats/"
+                  f"firing_rate_10ms of shape (n_repeats, {n_cells}, {T}) or (n_repeats, {T}) per cell")
         recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
     if check_stimulus is None:
         check_stimulus = split == "test"

@@ -126,7 +126,8 @@ def test_a_dataset_where_a_group_belongs_is_named(tmp_path):
                                         r"one dataset \(cells, 120\) per key: firing_rate_5ms, firing_rate_10ms"):
         read_experiment(path, "train")
     with pytest.raises(DataError, match=r"test/repeats: is a dataset of shape \(3, 4, 80\), expected a group holding "
-                                        r"one dataset \(n_repeats, 80\) per cell: cell01, cell02, \.\.\."):
+                                        r"firing_rate_10ms \(n_repeats, 3, 80\) or one dataset \(n_repeats, 80\) per "
+                                        r"cell: cell01, cell02, \.\.\."):
         read_experiment(path, "test")
 
 
@@ -193,6 +194,76 @@ def test_repeats_stored_as_spike_counts_are_refused_before_fitting(tmp_path, cap
                                         r"must be per-trial firing_rate_10ms in spikes/s, whose mean over trials is "
                                         r"test/response/firing_rate_10ms$"):
         read_experiment(path, "test")
+
+
+
+def _one_dataset_repeats(path, keys=("firing_rate_10ms",), drop_cells=True, transform=lambda a: a):
+    """Rewrite ``path``'s per-cell repeats as the Baccus lab's one dataset per key, (n_repeats, cells, T)."""
+    with h5py.File(path, "a") as f:
+        cells = _cell_names(f["test/repeats"])
+        trials = np.stack([f[f"test/repeats/{c}"][...] for c in cells], axis=1)  # (n_repeats, cells, T)
+        if drop_cells:
+            for c in cells:
+                del f[f"test/repeats/{c}"]
+        for key in keys:
+            f[f"test/repeats/{key}"] = transform(trials)
+    return trials
+
+
+def _cell_names(group):
+    return sorted((n for n in group if n.startswith("cell")), key=lambda n: (len(n), n))
+
+
+def test_repeats_in_one_dataset_read_as_the_per_cell_layout(tmp_path):
+    """The Baccus lab's files (Maheswaranathan et al. 2023) store test/repeats/firing_rate_10ms (n_repeats, cells, T)
+    (openretina maheswaranathan_2023/responses.py reads both layouts); our reader required cellNN and refused them."""
+    path, *_ = _experiment(tmp_path)
+    per_cell = read_experiment(path, "test").repeats
+    trials = _one_dataset_repeats(path, keys=("firing_rate_10ms", "binned"))
+    assert trials.shape == (4, 3, 80)
+    one = read_experiment(path, "test")
+    np.testing.assert_array_equal(one.repeats, per_cell)
+    assert one.repeats.shape == (3, 4, 80) and one.repeats.flags.c_contiguous
+    # firing_rate_10ms is read where per-cell datasets are present too (openretina prefers the keyed dataset)
+    with h5py.File(path, "a") as f:
+        f["test/repeats/cell01"] = np.zeros((4, 80), np.float32)
+    np.testing.assert_array_equal(read_experiment(path, "test").repeats, per_cell)
+    # the units check holds for this layout as for the other: counts per frame are refused
+    with h5py.File(path, "a") as f:
+        f["test/repeats/firing_rate_10ms"][...] = trials / 100.0
+    with pytest.raises(DataError, match=r"test/repeats: mean .* look like spike counts per 10 ms frame"):
+        read_experiment(path, "test")
+
+
+@pytest.mark.parametrize("shape,fragment", [
+    ((3, 4, 80), "got (3, 4, 80): cells first? store it as (n_repeats, cells, T), (4, 3, 80)"),
+    ((4, 2, 80), "got (4, 2, 80)"),
+    ((4, 3, 79), "got (4, 3, 79)"),
+    ((1, 3, 80), "got (1, 3, 80)"),
+    ((3, 80), "got (3, 80)"),
+])
+def test_repeats_in_one_dataset_of_the_wrong_shape_are_named(tmp_path, shape, fragment):
+    path, *_ = _experiment(tmp_path)
+    _one_dataset_repeats(path, transform=lambda trials: np.ones(shape, np.float32))
+    with pytest.raises(DataError) as info:
+        read_experiment(path, "test")
+    assert str(info.value).startswith(f"{path}: dataset test/repeats/firing_rate_10ms: expected shape (n_repeats >= 2, "
+                                      "3, 80) (trials, cells, T matching test/response), ")
+    assert str(info.value).endswith(fragment)
+
+
+def test_repeats_of_binned_counts_alone_are_refused_naming_what_is_needed(tmp_path):
+    """No loader of the original reads binned repeats (openretina reads test/repeats/<firing-rate key>), so a file
+    with only test/repeats/binned is refused with the dataset to add, not converted by a rule of ours."""
+    path, *_ = _experiment(tmp_path)
+    _one_dataset_repeats(path, keys=("binned", "firing_rate_20ms"))
+    with pytest.raises(DataError) as info:
+        read_experiment(path, "test")
+    assert str(info.value) == (
+        f"{path}: dataset test/repeats: holds binned, firing_rate_20ms but neither firing_rate_10ms (n_repeats, 3, 80) "
+        "nor cell01..cell03 (n_repeats, 80): held-out metrics need each trial's firing_rate_10ms in spikes/s; from "
+        "counts per frame store firing_rates(binned)['firing_rate_10ms'] (neurozoo.datasets.retina_h5) as "
+        "test/repeats/firing_rate_10ms")
 
 
 def test_responses_stored_frames_first_are_named_as_transposed(tmp_path):

@@ -491,6 +491,17 @@ def embedded_retina_generated(kind: str) -> bool:
     return _embedded_path(kind, {})[0].is_file()
 
 
+def embedded_kind(path, sha256: Optional[str] = None) -> Optional[str]:
+    """The kind of the embedded recording (``embedded:KIND``) that ``path`` is, by its file name (which holds the
+    generator's settings and circuit version, so a copy made on another machine is named alike) or by ``sha256``
+    being the digest recorded here when that recording was generated; None for any other recording. Nothing is
+    generated or read but the manifest."""
+    for kind in KINDS:
+        embedded = _embedded_path(kind, {})[0]
+        if Path(path).name == embedded.name or (sha256 is not None and sha256 == recorded_sha256(embedded)):
+            return kind
+    return None
+
 def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
     """Path to the embedded recording ``kind`` (generated on first use, then read from the cache). The sha256 of what
     was generated is recorded in ``retina/manifest.json`` (``zoo data verify`` checks it); a cached file that is no

@@ -205,6 +205,57 @@ def checkpoint_cells(name: str, checkpoint) -> Optional[int]:
     return None
 
 
+def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
+    """What ``n_cells`` weights in ``checkpoint`` were fitted to, and so whether their cells are the embedded circuit's
+    ``circuit_cells`` to compare with the ground truth cell by cell (``circuit_cells`` True/False), by which ``rule``:
+
+    * ``"summary.json"``: ``zoo fit --out DIR`` writes ``summary.json`` beside ``model.pt`` and ``checkpoint.pt``,
+      naming the recording (``data``) and its sha256. Weights are a fit to the circuit when it names an embedded
+      recording (:func:`datasets.synthetic_retina.embedded_kind`) and they hold its cells; a fit to a lab's own
+      recording is one whatever its cell count, 12 included.
+    * ``"cell count"``, without a readable ``summary.json`` (weights saved otherwise): ``circuit_cells`` cells are
+      taken for a fit to the embedded recordings, any other count for one to one's own recording.
+
+    ``reason`` says which rule gave the answer, in a line for the probe's output."""
+    import json
+
+    from neurozoo.datasets.synthetic_retina import embedded_kind
+
+    checkpoint = Path(checkpoint)
+    summary = checkpoint.parent / "summary.json"
+    by_count = {"rule": "cell count", "circuit_cells": n_cells == circuit_cells, "data": None}
+    count = (f"{n_cells} cells, {'the' if n_cells == circuit_cells else 'not the'} embedded circuit's "
+             f"{circuit_cells}")
+    if not summary.is_file():
+        return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit --out writes one): taken "
+                                      f"by its cell count for a fit to "
+                                      f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'}"
+                                      f" ({count})"}
+    try:
+        record = json.loads(summary.read_text())
+        provenance = record.get("provenance") or {}
+        data = record.get("data") or provenance.get("data_path")
+        sha256 = provenance.get("data_sha256")
+        if not isinstance(data, str):
+            raise ValueError("it names no recording (data)")
+    except (OSError, ValueError, AttributeError) as error:  # AttributeError: JSON that is not an object
+        problem = error.strerror if isinstance(error, OSError) else str(error)
+        return {**by_count, "reason": f"{summary} unreadable ({problem}): taken by its cell count for a fit to "
+                                      f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'}"
+                                      f" ({count})"}
+    kind = embedded_kind(data, sha256 if isinstance(sha256, str) else None)
+    found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind}
+    if kind is None:
+        return {**found, "circuit_cells": False,
+                "reason": f"a fit to {data} ({summary}), not to an embedded recording: its {n_cells} cells are that "
+                          "recording's, not the embedded circuit's"}
+    if n_cells != circuit_cells:
+        return {**found, "circuit_cells": False,
+                "reason": f"{summary} names embedded:{kind} ({data}), but the weights hold {n_cells} cells, not its "
+                          f"{circuit_cells}: not that fit's weights; no ground-truth comparison"}
+    return {**found, "circuit_cells": True, "reason": f"a fit to embedded:{kind} ({data}; {summary}): its "
+                                                      f"{n_cells} cells are the embedded circuit's"}
+
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
     from neurozoo.datasets.errors import DataError

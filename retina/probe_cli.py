@@ -134,7 +134,7 @@ def _load_model(args):
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_embedded_model, load_checkpoint
+    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_embedded_model, fitted_recording, load_checkpoint
     from neurozoo.retina.fit import create_model
 
     from neurozoo.datasets.provenance import code_version, environment, git_commit, sha256_file
@@ -144,11 +144,17 @@ def _load_model(args):
             settings = {"epochs": args.epochs} if args.epochs is not None else {}
             model, info = fitted_embedded_model(args.model, args.kind, seed=args.seed, device=args.device,
                                                 progress=not args.quiet, **settings)
+            info["fitted_to"] = {"rule": "--fit-embedded", "circuit_cells": True, "data": info["data_path"],
+                                 "embedded": args.kind}
         else:  # a fit to the embedded recordings has the circuit's cells; one to a lab's recording its own
-            n_cells = checkpoint_cells(args.model, args.checkpoint) or default_retina().n_cells
+            circuit_cells = default_retina().n_cells
+            n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
             model = load_checkpoint(create_model(args.model, n_cells=n_cells), args.checkpoint)
+            # which recording: zoo fit's summary.json beside the weights names it; without one, the cell count
+            fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
             info = {"code_version": code_version(), "git_commit": git_commit(), "checkpoint": str(args.checkpoint),
-                    "checkpoint_sha256": sha256_file(args.checkpoint), "n_cells": n_cells}
+                    "checkpoint_sha256": sha256_file(args.checkpoint), "n_cells": n_cells, "fitted_to": fitted_to}
+            print(f"{args.checkpoint}: {fitted_to['reason']}")
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     # what a rerun needs: the probe's arguments as given, and the versions beside the code
@@ -160,19 +166,26 @@ def _load_model(args):
 
 def _circuit_cells(info) -> bool:
     """Whether the model's cells are the embedded circuit's (a fit to an embedded recording), so that the probe
-    compares them with the ground truth cell by cell."""
+    compares them with the ground truth cell by cell (:func:`retina.embedded_fit.fitted_recording` says by which
+    rule)."""
+    return info["fitted_to"]["circuit_cells"]
+
+
+def _not_circuit_cells(info) -> str:
+    """Why the model's cells are not the circuit's, in a phrase: their count, or the recording summary.json names."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
-    return info.get("n_cells", default_retina().n_cells) == default_retina().n_cells
+    if info["fitted_to"]["rule"] == "cell count":
+        return f"{info['n_cells']} cells, not the embedded circuit's {default_retina().n_cells}"
+    return info["fitted_to"]["reason"]
 
 
 def _needs_circuit_cells(args, info, phenomenon: str) -> None:
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.datasets.synthetic_retina import default_retina
 
     if not _circuit_cells(info):
         raise UserFacingError(
-            f"{args.checkpoint}: {info['n_cells']} cells, not the embedded circuit's {default_retina().n_cells}: "
+            f"{args.checkpoint}: {_not_circuit_cells(info)}: "
             f"`zoo probe {phenomenon}` compares each cell with the circuit's cell of the same number (`oms` centres "
             "its objects on them), so it runs on fits to the embedded recordings; `zoo probe osr` (full-field flashes) runs on a fit "
             "to your own recording")
@@ -206,8 +219,10 @@ def run_probe_osr(args) -> int:
                           title=f"omitted-stimulus response ({args.checkpoint.name}, {info['n_cells']} cells)")
         write_json(args.out / "osr.json", {"model": args.model, "model_osr": fitted.summary(), "provenance": info,
                                            "figure": str(figure)})
-        print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells (its {info['n_cells']} "
-              "cells are not the embedded circuit's: no ground-truth comparison)")
+        why = (f"its {info['n_cells']} cells are not the embedded circuit's" if info["fitted_to"]["rule"] == "cell count"
+               else info["fitted_to"]["reason"])
+        print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells ({why}: no ground-truth "
+              "comparison)")
         for c in range(len(fitted.slope)):
             print(f"  {cell_name(c)}: slope {fitted.slope[c]:6.2f} (R^2 {fitted.r2[c]:.2f})  "
                   f"OSR {'yes' if fitted.is_osr[c] else 'no'}")

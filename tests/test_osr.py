@@ -257,6 +257,106 @@ def test_probe_osr_runs_on_a_fit_to_a_labs_own_recording(tmp_path, capsys, name)
         "embedded recordings; `zoo probe osr` (full-field flashes) runs on a fit to your own recording")
 
 
+
+def _lab_recording(path, n_cells=12, seed=0):
+    """A lab's own recording with the embedded circuit's cell count (12): weights fitted to it hold 12 cells."""
+    from neurozoo.datasets.retina_h5 import firing_rates, write_experiment
+
+    rng = np.random.default_rng(seed)
+    binned = rng.poisson(0.3, (n_cells, 2000)).astype(np.float32)
+    rates = firing_rates(rng.poisson(0.3, (3, n_cells, 100)).astype(np.float32))["firing_rate_10ms"]
+    train = {"stimulus": rng.standard_normal((2000, 50, 50)).astype(np.float32), "time": np.arange(2000) / 100,
+             "response": {**firing_rates(binned), "binned": binned}}
+    test = {"stimulus": rng.standard_normal((100, 50, 50)).astype(np.float32), "time": np.arange(100) / 100,
+            "response": {"firing_rate_10ms": rates.mean(0)},
+            "repeats": {f"cell{c + 1:02d}": rates[:, c] for c in range(n_cells)}}
+    return write_experiment(path, train, test)
+
+
+def test_probe_reads_zoo_fits_summary_for_the_recording_the_weights_were_fitted_to(tmp_path, capsys):
+    """A fit to a lab's own 12-cell recording was taken for a fit to the circuit by its cell count alone and compared
+    with the circuit's ground truth cell by cell. zoo fit's summary.json beside model.pt names the recording: the
+    probe now reads it, runs osr without the ground truth, refuses the cell-by-cell probes, and says so."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    data = _lab_recording(tmp_path / "lab" / "retina-2026.h5")
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(data), "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
+    weights, summary = fit / "model.pt", fit / "summary.json"
+    capsys.readouterr()
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
+    record = json.loads((out / "osr.json").read_text())
+    assert "truth_osr" not in record and len(record["model_osr"]["slope"]) == 12
+    fitted_to = record["provenance"]["fitted_to"]
+    assert fitted_to["rule"] == "summary.json" and fitted_to["data"] == str(data) and not fitted_to["circuit_cells"]
+    reason = (f"a fit to {data} ({summary}), not to an embedded recording: its 12 cells are that recording's, not the "
+              "embedded circuit's")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{weights}: {reason}"
+    assert lines[1] == f"ln: OSR in {sum(record['model_osr']['is_osr'])}/12 cells ({reason}: no ground-truth comparison)"
+    for phenomenon in ("adaptation", "oms", "gain-control"):
+        assert zoo(["probe", phenomenon, "ln", "--checkpoint", str(weights), "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"zoo probe: error: {weights}: {reason}: `zoo probe {phenomenon}` compares each cell with the circuit's "
+            "cell of the same number (`oms` centres its objects on them), so it runs on fits to the embedded "
+            "recordings; `zoo probe osr` (full-field flashes) runs on a fit to your own recording")
+    # summary.json naming the embedded recording (by its file name: a fit made on another machine) keeps the comparison
+    from neurozoo.datasets.synthetic_retina import _embedded_path
+
+    embedded = tmp_path / "elsewhere" / _embedded_path("whitenoise", {})[0].name
+    summary.write_text(json.dumps({"model": "ln", "data": str(embedded), "provenance": {"data_sha256": "0" * 64}}))
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
+    record = json.loads((out / "osr.json").read_text())
+    assert record["truth_osr"]["n_osr_cells"] == 6 and record["provenance"]["fitted_to"]["embedded"] == "whitenoise"
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{weights}: a fit to embedded:whitenoise ({embedded}; {summary}): its 12 cells are the embedded circuit's")
+    # an unreadable summary.json: the cell count decides, and the line says why
+    summary.write_text("{not json")
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"{weights}: {summary} unreadable (") and first.endswith(
+        "): taken by its cell count for a fit to the embedded recordings (12 cells, the embedded circuit's 12)")
+
+
+
+def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
+    """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
+    and circuit version), or under another name by the sha256 this machine recorded when generating it."""
+    from neurozoo.datasets.cache import record_generated
+    from neurozoo.datasets.synthetic_retina import _embedded_path, embedded_kind
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    generated = _embedded_path("naturalscene", {})[0]
+    generated.parent.mkdir(parents=True)
+    generated.write_bytes(b"a recording")
+    digest = record_generated(generated)
+    assert embedded_kind(tmp_path / "copied" / generated.name) == "naturalscene"
+    assert embedded_kind(tmp_path / "renamed.h5", digest) == "naturalscene"
+    assert embedded_kind(tmp_path / "renamed.h5", "0" * 64) is None and embedded_kind(tmp_path / "renamed.h5") is None
+    old = generated.name.replace(generated.name.split("-")[1], "0123456789.h5")  # another version's or size's key
+    assert embedded_kind(tmp_path / old) is None
+
+@pytest.mark.parametrize("n_cells,verdict", [(12, "the embedded recordings (12 cells, the embedded circuit's 12)"),
+                                             (3, "your own recording (3 cells, not the embedded circuit's 12)")])
+def test_probe_without_summary_json_says_it_went_by_the_cell_count(tmp_path, capsys, n_cells, verdict):
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    weights = tmp_path / "weights.pt"
+    torch.save(create_model("ln", n_cells=n_cells).state_dict(), weights)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"{weights}: no summary.json beside weights.pt (zoo fit --out writes one): taken by its cell count for a fit "
+        f"to {verdict}")
+    record = json.loads((out / "osr.json").read_text())
+    assert record["provenance"]["fitted_to"]["rule"] == "cell count"
+    assert ("truth_osr" in record) == (n_cells == 12)
+
 def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     import torch
 

@@ -224,13 +224,11 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     checkpoint = Path(checkpoint)
     summary = checkpoint.parent / "summary.json"
     by_count = {"rule": "cell count", "circuit_cells": n_cells == circuit_cells, "data": None}
-    count = (f"{n_cells} cells, {'the' if n_cells == circuit_cells else 'not the'} embedded circuit's "
-             f"{circuit_cells}")
+    taken = (f"taken by its cell count for a fit to "
+             f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'} ({n_cells} cells, "
+             f"{'the' if by_count['circuit_cells'] else 'not the'} embedded circuit's {circuit_cells})")
     if not summary.is_file():
-        return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit --out writes one): taken "
-                                      f"by its cell count for a fit to "
-                                      f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'}"
-                                      f" ({count})"}
+        return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit --out writes one): {taken}"}
     try:
         record = json.loads(summary.read_text())
         provenance = record.get("provenance") or {}
@@ -240,9 +238,7 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
             raise ValueError("it names no recording (data)")
     except (OSError, ValueError, AttributeError) as error:  # AttributeError: JSON that is not an object
         problem = error.strerror if isinstance(error, OSError) else str(error)
-        return {**by_count, "reason": f"{summary} unreadable ({problem}): taken by its cell count for a fit to "
-                                      f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'}"
-                                      f" ({count})"}
+        return {**by_count, "reason": f"{summary} unreadable ({problem}): {taken}"}
     kind = embedded_kind(data, sha256 if isinstance(sha256, str) else None)
     found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind}
     if kind is None:

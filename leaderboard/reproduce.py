@@ -417,13 +417,13 @@ def run_reproduce(args) -> int:
               + (", whatever the numbers" if largest <= args.tolerance else
                  f"; largest difference of the numbers {largest:.3g}"))
         return 1
+    pairs = differences(record, new)
     if largest <= args.tolerance:
         what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
-        settings = sum(name.startswith("settings") for name, _, _ in differences(record, new))
+        settings = sum(name.startswith("settings") for name, _, _ in pairs)
         print(f"reproduced: {what} (value, error, ceiling, raw and {len(record.per_bin or [])} per-bin rows"
               + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    pairs = differences(record, new)
     worst = max(pairs, key=lambda row: gap(row[1], row[2]))
     beyond = sum(gap(a, b) > args.tolerance for _, a, b in pairs)
     print(f"NOT reproduced: largest difference {largest:.3g} > tolerance {args.tolerance:g} "

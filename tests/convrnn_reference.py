@@ -67,7 +67,8 @@ def max_pool_same(x: np.ndarray, k: int = 2, s: int = 2) -> np.ndarray:
 
 
 def resize_bilinear_align_corners(x: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """tf.image.resize_images(x, size, align_corners=True) (cell_utils.input_aggregator, spatial_op="resize")."""
+    """tf.image.resize_images(x, size, align_corners=True): utils/cell_utils.py input_aggregator line 475 (the branch
+    of spatial_op "resize", harbor's default, line 1019)."""
     def axis(n_in, n_out):
         if n_out == 1:
             pos = np.zeros(1)
@@ -112,15 +113,18 @@ def layer_norm(x, gamma, beta, eps=1e-12):
 
 # ----------------------------------------------------------------------------- cells
 def residual_add(inp, res_inp, kernel: Optional[np.ndarray]):
-    """utils/cell_utils.py: residual_add / "if inp.shape.as_list() == res_inp.shape.as_list(): return tf.add(...)"
-    else a 1x1 "residual_add_weights" projection of res_inp (no bias)."""
+    """utils/cell_utils.py residual_add (lines 1128-1233): "if inp.shape.as_list() == res_inp.shape.as_list():
+    return tf.add(...)" (lines 1158-1160), else a 1x1 "residual_add_weights" projection of res_inp, no bias (lines
+    1161-1195). The branch for a spatial mismatch (res_inp resized first, lines 1196-1233) is not reproduced: no
+    node built here has one, and the shapes would not broadcast if one did."""
     if inp.shape == res_inp.shape:
         return inp + res_inp
     return inp + conv2d(res_inp, kernel)
 
 
 def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
-    """utils/median_rgcell.py: ReciprocalGateCell.__call__ (scope "<node>/ReciprocalGateCell").
+    """utils/median_rgcell.py: ReciprocalGateCell.__call__ (lines 223-1001; scope "<node>/ReciprocalGateCell",
+    line 242).
 
     ``cfg``: the constructor arguments (configs/median_rgcell_cfg.py median_config_dict, lines 14-52;
     feedback_entry "out", feedback_activation identity, feedback_filter_size 1 set in models/model_func.py lines
@@ -129,69 +133,75 @@ def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_i
     f = lambda name: FUNCTIONS[cfg[name]]
     prev_cell, prev_out = state
 
-    def ds(x, name):  # utils/cell_utils.py _ds_conv(..., bias=True): separable_conv2d + "bias"
+    def ds(x, name):  # utils/cell_utils.py _ds_conv(..., bias=True), lines 87-163: separable_conv2d + "bias"
         return separable_conv2d(x, w[name + "/depthwise_weights"], w[name + "/pointwise_weights"]) + w[name + "/bias"]
 
-    # "input" scope: feedback_entry == "input", then "inputs = self._input_activation(inputs)"
+    # "input" scope (lines 244-290): feedback_entry == "input" (lines 246-288), then
+    # "inputs = self._input_activation(inputs)" (line 290)
     if cfg["feedback_entry"] == "input" and fb_input is not None:
         inputs = inputs + f("feedback_activation")(conv2d(fb_input, w[s + "input/feedback_to_input_weights"])
                                                    + w[s + "input/feedback_to_input_bias"])
     inputs = f("input_activation")(inputs)
-    # "cell" scope
-    cell_input = np.zeros_like(prev_cell)
-    if cfg["input_to_cell"]:  # ff_depth_separable False: "input_to_cell_weights" + "input_to_cell_bias"
+    # "cell" scope (lines 293-644)
+    cell_input = np.zeros_like(prev_cell)  # lines 342-344
+    if cfg["input_to_cell"]:  # lines 391-433; ff_depth_separable False: "input_to_cell_weights" + "input_to_cell_bias"
         cell_input = cell_input + conv2d(inputs, w[s + "cell/input_to_cell_weights"]) + w[s + "cell/input_to_cell_bias"]
-    if cfg["tau_depth_separable"]:  # "cell_tau = _ds_conv(prev_cell, ..., scope='tau')": no tau_bias
+    if cfg["tau_depth_separable"]:  # "cell_tau = _ds_conv(prev_cell, ..., scope='tau')": no tau_bias (lines 497-507)
         cell_tau = ds(prev_cell, s + "cell/tau")
-    else:  # "... + cell_to_cell_bias + self._tau_bias"
+    else:  # "... + cell_to_cell_bias + self._tau_bias" (lines 508-518)
         cell_tau = conv2d(prev_cell, w[s + "cell/cell_to_cell_weights"]) + w[s + "cell/cell_to_cell_bias"] + cfg["tau_bias"]
     if cfg["gate_depth_separable"]:  # "cell_gate = _ds_conv(prev_out, ..., scope='out_to_cell')": no gate_bias
+        # (lines 520-530; else lines 531-542, "+ out_to_cell_bias + self._gate_bias")
         cell_gate = ds(prev_out, s + "cell/out_to_cell")
     else:
         cell_gate = conv2d(prev_out, w[s + "cell/out_to_cell_weights"]) + w[s + "cell/out_to_cell_bias"] + cfg["gate_bias"]
     cell_tau, cell_gate = f("tau_nonlinearity")(cell_tau), f("gate_nonlinearity")(cell_gate)
     # "next_cell = (tau_offset + tau_k * cell_tau) * prev_cell + (gate_offset + gate_k * cell_gate) * cell_input"
+    # (lines 631-638; cell_activation line 644)
     next_cell = ((cfg["tau_offset"] + cfg["tau_multiplier"] * cell_tau) * prev_cell
                  + (cfg["gate_offset"] + cfg["gate_multiplier"] * cell_gate) * cell_input)
     next_cell = f("cell_activation")(next_cell)
-    # "out" scope
-    if cfg["input_to_out"]:
+    # "out" scope (lines 646-1001)
+    if cfg["input_to_out"]:  # lines 695-738 (non-separable: conv + "input_to_out_bias"), else identity (line 740)
         out_input = conv2d(inputs, w[s + "out/input_to_out_weights"]) + w[s + "out/input_to_out_bias"]
     else:
         out_input = inputs
-    if cfg["cell_to_out"]:
+    if cfg["cell_to_out"]:  # lines 742-766
         if cfg["gate_depth_separable"]:
             out_input = out_input + ds(prev_cell, s + "out/cell_to_out")
         else:
             out_input = (out_input + conv2d(prev_cell, w[s + "out/cell_to_out_weights"]) + w[s + "out/cell_to_out_bias"]
                          + cfg["gate_bias"])
-    if res_input is not None and cfg["out_residual"]:  # "out_input = residual_add(out_input, res_input)"
+    if res_input is not None and cfg["out_residual"]:  # "out_input = residual_add(out_input, res_input)", line 769
         out_input = residual_add(out_input, res_input, w.get(s + "out/residual_add_weights"))
-    if fb_input is not None and cfg["feedback_entry"] == "out":  # "feedback_to_out_weights" + bias, same size: SAME
+    if fb_input is not None and cfg["feedback_entry"] == "out":  # lines 771-817: "feedback_to_out_weights" + bias,
+        # same size: SAME (lines 805-817)
         out_input = out_input + f("feedback_activation")(conv2d(fb_input, w[s + "out/feedback_to_out_weights"])
                                                          + w[s + "out/feedback_to_out_bias"])
-    if cfg["tau_depth_separable"]:
+    if cfg["tau_depth_separable"]:  # lines 833-854
         out_tau = ds(prev_out, s + "out/tau")
     else:
         out_tau = conv2d(prev_out, w[s + "out/out_to_out_weights"]) + w[s + "out/out_to_out_bias"] + cfg["tau_bias"]
-    if not cfg["cell_to_out"]:
+    if not cfg["cell_to_out"]:  # lines 856-879
         if cfg["gate_depth_separable"]:
             out_gate = ds(prev_cell, s + "out/gate")
         else:
             out_gate = conv2d(prev_cell, w[s + "out/cell_to_out_weights"]) + w[s + "out/cell_to_out_bias"] + cfg["gate_bias"]
-    else:  # "out_gate = tf.zeros(shape=out_input.shape.as_list(), ...)"
+    else:  # "out_gate = tf.zeros(shape=out_input.shape.as_list(), ...)" (lines 880-885)
         out_gate = np.zeros_like(out_input)
     out_tau, out_gate = f("tau_nonlinearity")(out_tau), f("gate_nonlinearity")(out_gate)
     next_out = ((cfg["tau_offset"] + cfg["tau_multiplier"] * out_tau) * prev_out
                 + (cfg["gate_offset"] + cfg["gate_multiplier"] * out_gate) * out_input)
-    next_out = f("out_activation")(next_out)
+    next_out = f("out_activation")(next_out)  # lines 985-994
     return next_out, (next_cell, next_out)
 
 
 def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
-    """utils/cells.py: ReciprocalGateCell.__call__ (rgc_shallow). ``_apply_temporal_op`` -> ``_conv``, which never
-    adds a bias (its bias_initializer is set to xavier before "if bias_initializer is None"), and the constants
-    tau_bias / gate_bias are never used; input_to_out off: "out_input = tf.identity(inputs)"."""
+    """utils/cells.py: ReciprocalGateCell.__call__ (lines 1459-1813; rgc_shallow). ``_apply_temporal_op`` (lines
+    1394-1457) -> ``_conv`` (lines 1137-1238), which never adds a bias (its bias_initializer is set to xavier at
+    lines 1199-1200, before "if bias_initializer is None" at line 1230), and the constants tau_bias / gate_bias are
+    never used; input_to_out off: "out_input = tf.identity(inputs)" (line 1680); cell lines 1515-1608, out gate
+    lines 1751-1779 (scope "residual_to_out_gate" line 1775), next_out lines 1784-1786."""
     s = scope + "/ReciprocalGateCell/"
     f = lambda name: FUNCTIONS[cfg[name]]
     prev_cell, prev_out = state
@@ -215,7 +225,8 @@ def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_in
 
 
 def memory(w: Weights, scope: str, inputs, state):
-    """utils/cell_utils.py memory: "state = tf.add(state * mem, inp)" with the scalar "memory_decay"."""
+    """utils/cell_utils.py memory (lines 1111-1125): "state = tf.add(state * mem, inp)" (line 1124) with the
+    scalar "memory_decay" (lines 1117-1123)."""
     decay = w.get(scope + "/memory_decay", np.zeros(1))
     state = state[0] if state is not None else np.zeros_like(inputs)
     new = state * decay[0] + inputs
@@ -223,8 +234,8 @@ def memory(w: Weights, scope: str, inputs, state):
 
 
 def ugrnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
-    """utils/cells.py ConvUGRNNCell.__call__: "g_act, c_act = tf.split(concat)", "g = sigmoid(g_act + forget_bias)",
-    "new_state = g * state + (1.0 - g) * c"."""
+    """utils/cells.py ConvUGRNNCell.__call__ (lines 723-749): "g_act, c_act = tf.split(concat)" (line 738),
+    "g = sigmoid(g_act + forget_bias)" (line 745), "new_state = g * state + (1.0 - g) * c" (line 746)."""
     s = scope + "/ConvUGRNNCell/"
     h = state[0]
     concat = conv2d(np.concatenate([inputs, h], -1), w[s + "weights"]) + w[s + "bias"]
@@ -235,8 +246,9 @@ def ugrnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
 
 
 def gru(w: Weights, scope: str, inputs, state, forget_bias=1.0):
-    """utils/cells.py ConvGRUCell.__call__: "r = sigmoid(r_pre + forget_bias)", "u = sigmoid(u_pre)",
-    candidates from [inputs, r * state], "new_h = u * state + (1 - u) * c"."""
+    """utils/cells.py ConvGRUCell.__call__ (lines 401-447): "r = sigmoid(r_pre + forget_bias)", "u = sigmoid(u_pre)"
+    (lines 426-427), candidates from [inputs, r * state] (lines 429-444), "new_h = u * state + (1 - u) * c" (line
+    446)."""
     s = scope + "/ConvGRUCell/"
     h = state[0]
     value = conv2d(np.concatenate([inputs, h], -1), w[s + "gates/weights"]) + w[s + "gates/bias"]
@@ -248,8 +260,9 @@ def gru(w: Weights, scope: str, inputs, state, forget_bias=1.0):
 
 
 def lstm(w: Weights, scope: str, inputs, state, forget_bias=1.0):
-    """utils/cells.py ConvLSTMCell.__call__: "i, j, f, o = tf.split(concat)", "new_c = c * sigmoid(f + forget_bias)
-    + sigmoid(i) * tanh(j)", "new_h = tanh(new_c) * sigmoid(o)"."""
+    """utils/cells.py ConvLSTMCell.__call__ (lines 561-634): "i, j, f, o = tf.split(concat)" (line 582),
+    "new_c = c * sigmoid(f + forget_bias) + sigmoid(i) * tanh(j)" (lines 618-620), "new_h = tanh(new_c) *
+    sigmoid(o)" (line 628)."""
     s = scope + "/ConvLSTMCell/"
     c, h = state
     concat = conv2d(np.concatenate([inputs, h], -1), w[s + "weights"]) + w[s + "bias"]
@@ -260,8 +273,9 @@ def lstm(w: Weights, scope: str, inputs, state, forget_bias=1.0):
 
 
 def intersection_rnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
-    """utils/cells.py ConvIntersectionRNNCell.__call__: "gh_act, h_act, gy_act, y_act = tf.split(...)",
-    "new_state = gh * state + (1.0 - gh) * h", "new_y = gy * inputs + (1.0 - gy) * y" (y = relu)."""
+    """utils/cells.py ConvIntersectionRNNCell.__call__ (lines 838-883): "gh_act, h_act, gy_act, y_act =
+    tf.split(...)" (lines 865-867), "new_state = gh * state + (1.0 - gh) * h" (line 880), "new_y = gy * inputs +
+    (1.0 - gy) * y" (line 881; y = relu, line 876)."""
     s = scope + "/ConvIntersectionRNNCell/"
     st = state[0]
     concat = conv2d(np.concatenate([inputs, st], -1), w[s + "weights"]) + w[s + "bias"]
@@ -273,8 +287,8 @@ def intersection_rnn(w: Weights, scope: str, inputs, state, forget_bias=1.0):
 
 
 def simple_rnn(w: Weights, scope: str, inputs, state, layer_norm_on=True):
-    """utils/cells.py ConvNormBasicCell.__call__: "s" = conv(state), "i" = conv(inputs), both with bias;
-    "new_state = layer_norm(i + s, activation_fn=elu)" (or elu(i + s))."""
+    """utils/cells.py ConvNormBasicCell.__call__ (lines 289-327): "s" = conv(state), "i" = conv(inputs), both with
+    bias (lines 293-315); "new_state = layer_norm(i + s, activation_fn=elu)" (or elu(i + s); lines 317-325)."""
     s = scope + "/ConvNormBasicCell/"
     h = state[0]
     z = conv2d(inputs, w[s + "i/weights"]) + w[s + "i/bias"] + conv2d(h, w[s + "s/weights"]) + w[s + "s/bias"]
@@ -286,9 +300,11 @@ def simple_rnn(w: Weights, scope: str, inputs, state, layer_norm_on=True):
 
 # ----------------------------------------------------------------------------- nodes and unrolling
 class Node:
-    """One node of the original graph (utils/cells.py GenFuncCell, tnn_median_ReciprocalGateCell):
-    harbor (resize + concat, feedforward first), pre_memory conv (``pre_0``, "weights_basenet" + "bias",
-    optional activation), memory (the cell), post_memory ops."""
+    """One node of the original graph (utils/cells.py GenFuncCell.__call__, lines 80-188;
+    utils/median_rgcell.py tnn_median_ReciprocalGateCell.__call__, lines 1057-1154): harbor (resize + concat,
+    feedforward first: utils/cell_utils.py lines 475, 498-501, 517), pre_memory conv (scope ``pre_0``, cells.py
+    line 115; cell_utils.py component_conv, lines 1236-1369: "weights_basenet" line 1302 + "bias",
+    optional activation), memory (the cell), post_memory ops (scope ``post_<i>``, cells.py line 161)."""
 
     def __init__(self, name: str, ff: Optional[str], stride: int = 1, pre_activation: Optional[str] = None,
                  cell: Optional[Callable] = None, zero_state: Optional[Callable] = None, post: Sequence[str] = (),
@@ -301,8 +317,9 @@ class Node:
         scope = "tnn_model/" + self.name
         fb = None
         if self.split_feedback and harbor.shape[-1] > ff_depth:  # tnn_median: "output, fb_input = tf.split(...)"
+            # (utils/median_rgcell.py lines 1102-1105)
             harbor, fb = harbor[..., :ff_depth], harbor[..., ff_depth:]
-        res_input = harbor  # component_conv(return_input=True) returns its input
+        res_input = harbor  # component_conv(return_input=True) returns its input (cell_utils.py lines 1366-1367)
         x = conv2d(harbor, w[scope + "/pre_0/weights_basenet"], self.stride) + w[scope + "/pre_0/bias"]
         if self.pre_activation:
             x = FUNCTIONS[self.pre_activation](x)

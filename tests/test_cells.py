@@ -77,7 +77,8 @@ def test_rgc_state_shapes_follow_cell_depth():
 
 
 def test_rgc_bypass_adds_the_layer_input_inside_the_gate_and_elu():
-    """utils/median_rgcell.py: "out_input = residual_add(out_input, res_input)" before the gate and the ELU:
+    """utils/median_rgcell.py line 769: "out_input = residual_add(out_input, res_input)" before the gate and the ELU
+    (lines 985-994):
     with every kernel and bias zero and zero state, the output is elu(g * res_input), g the gate factor at 0."""
     cell = make("rgc", input_to_out=False, input_activation="identity")
     with torch.no_grad():
@@ -104,8 +105,9 @@ def test_rgc_bypass_projects_the_input_when_channel_counts_differ():
 
 
 def test_rgc_feedback_convolves_only_the_feedback_channels():
-    """models/model_func.py: feedback_entry "out", feedback_filter_size 1: a 1x1 convolution with a bias from the
-    feedback channels to out_depth (the feedforward input is not part of it)."""
+    """models/model_func.py lines 131-135: feedback_entry "out", feedback_filter_size 1: a 1x1 convolution with a bias
+    from the feedback channels to out_depth (utils/median_rgcell.py lines 784-817; the feedforward input is not part
+    of it: tnn_median_ReciprocalGateCell splits the harbor's feedforward channels off first, lines 1102-1105)."""
     cell = create_cell("rgc", C, feedback_channels=12, cell_depth=4)
     assert cell.feedback_conv.weight.shape == (C, 12, 1, 1) and cell.feedback_conv.bias.shape == (C,)
     x, fb = torch.randn(B, C, H, W), torch.randn(B, 12, H, W)
@@ -183,8 +185,8 @@ def test_rgc_gates_are_reciprocal():
 
 
 def test_rgc_cell_to_out_zeroes_the_output_gate():
-    """utils/median_rgcell.py: with cell_to_out the output gate's pre-activation is tf.zeros, so its factor is
-    gate_offset + gate_multiplier * tanh(0) = gate_offset whatever the state."""
+    """utils/median_rgcell.py lines 880-885: with cell_to_out the output gate's pre-activation is tf.zeros, so its
+    factor is gate_offset + gate_multiplier * tanh(0) = gate_offset whatever the state."""
     cell = randomize(make("rgc", cell_to_out=True), scale=0.5)
     cell.keep_gates = True
     x = torch.randn(B, C, H, W)
@@ -208,7 +210,7 @@ def test_timedecay_impulse_response_is_exact_power_of_decay():
         for t in range(1, 8):
             out, state = cell(zeros, state)
             assert torch.equal(out, impulse * 0.5 ** t)
-        cell.memory_decay.fill_(-1.5)  # unconstrained, as in the original (no sigmoid)
+        cell.memory_decay.fill_(-1.5)  # unconstrained, as in the original (no sigmoid; cell_utils.py lines 1111-1125)
         out, state = cell(impulse, None)
         out, state = cell(zeros, state)
         assert torch.equal(out, impulse * -1.5)

@@ -96,7 +96,8 @@ MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinear
     ({"input_to_out": False, "out_residual": False}, 8, 0),
 ])
 def test_median_rgc_matches_the_original_equations(change, in_channels, feedback):
-    """utils/median_rgcell.py ReciprocalGateCell.__call__; defaults from configs/median_rgcell_cfg.py."""
+    """utils/median_rgcell.py ReciprocalGateCell.__call__ (lines 223-1001); defaults from configs/median_rgcell_cfg.py
+    (lines 14-52)."""
     torch.manual_seed(0)
     cfg = {**MEDIAN, **change}
     config = {k: v for k, v in cfg.items()}
@@ -108,8 +109,9 @@ def test_median_rgc_matches_the_original_equations(change, in_channels, feedback
 
 
 def test_shallow_rgc_matches_utils_cells_reciprocal_gate_cell():
-    """utils/cells.py ReciprocalGateCell.__call__ as configured by models/rgc_shallow.json (no biases,
-    residual_to_out_gate, sigmoid gates, offsets 1, multipliers -1)."""
+    """utils/cells.py ReciprocalGateCell.__call__ (lines 1459-1813) as configured by models/rgc_shallow.json
+    (conv4's memory, lines 279-303: residual_to_out_gate, sigmoid gates, offsets 1, multipliers -1, biases 0; no
+    bias variables: _conv, utils/cells.py lines 1137-1238, never creates one)."""
     spec = convrnn.get_spec("rgc_shallow").layer("conv4").cell
     config = {k: v for k, v in spec.items() if k not in ("kind", "cell_depth")}
     cell = create_cell("rgc", 8, in_channels=6, cell_depth=5, **config).double()
@@ -125,8 +127,9 @@ def test_shallow_rgc_matches_utils_cells_reciprocal_gate_cell():
     ("simplernn", ref.simple_rnn, 1), ("timedecay", None, 1),
 ])
 def test_other_cells_match_utils_cells(kind, reference, states):
-    """utils/cells.py ConvUGRNNCell, ConvGRUCell, ConvLSTMCell, ConvIntersectionRNNCell, ConvNormBasicCell;
-    utils/cell_utils.py memory (time decay)."""
+    """utils/cells.py ConvUGRNNCell (__call__ lines 723-749), ConvGRUCell (401-447), ConvLSTMCell (561-634),
+    ConvIntersectionRNNCell (838-883), ConvNormBasicCell (289-327); utils/cell_utils.py memory (time decay, lines
+    1111-1125)."""
     torch.manual_seed(0)
     cell = create_cell(kind, 8).double()
     arrays = load_cell(cell, "tnn_model/conv6")
@@ -168,7 +171,8 @@ def _median_node(name, ff, post):
 
 
 def rgc_intermediate_nodes(cell_depth):
-    """models/rgc_intermediate_t22.json nodes + model_func.py (median cells at conv4-conv10, edges_5)."""
+    """models/rgc_intermediate_t22.json nodes + models/model_func.py (median cells at conv4-conv10, lines 124-137;
+    edges_5 added, lines 179-180; configs/median_rgcell_cfg.py lines 4-10)."""
     pools = {"conv1", "conv4", "conv6", "conv7", "conv10"}
     nodes = [ref.Node("conv1", None, stride=2, post=["elu", "pool"]),
              ref.Node("conv2", "conv1", post=["elu"]), ref.Node("conv3", "conv2", post=["elu"])]
@@ -245,7 +249,8 @@ def compare_network(name, nodes, steps, size, readout=ref.readout_fc, feedback=(
 
 
 def test_rgc_intermediate_unrolls_like_the_original():
-    """A whole unroll (utils/main.py unroll, models/model_func.py, median cells, five feedback edges, 2x2 SAME
+    """A whole unroll (utils/main.py unroll, lines 190-258; models/model_func.py lines 165-189, median cells, five
+    feedback edges, 2x2 SAME
     pools, bypass of the layer input, feedback entry at out_input) on shared random weights."""
     depth = convrnn.create_model("rgc_intermediate", width_multiplier=1 / 16).layers["conv4"].cell.cell_depth
     edges = [("conv8", "conv5"), ("conv9", "conv6"), ("conv10", "conv7"), ("conv7", "conv6"), ("conv10", "conv9")]
@@ -268,7 +273,8 @@ def test_shallow_baselines_unroll_like_the_original(name):
 
 def test_simplernn_shallow_unrolls_like_the_original():
     """models/simplernn_shallow.json: the cell's out_depth (half the convolution's at conv3 and conv5) is the layer's
-    depth; layer norm on (utils/cells.py ConvNormBasicCell)."""
+    depth; layer norm on (utils/cells.py ConvNormBasicCell, lines 248-327; tnn_ConvNormBasicCell passes
+    "layer_norm" from the JSON, lines 2110-2117)."""
     model = compare_network("simplernn_shallow", shallow_nodes("simplernn_ln", (8, 16, 16)), 6, 128,
                             readout=ref.readout_conv)[0]
     assert [model.layers[n].channels for n in ("conv3", "conv4", "conv5")] == [8, 16, 16]  # 128, 256, 256 / 16

@@ -6,10 +6,11 @@ Every cell follows the equations of the original code, neuroailab/convrnns (Naye
   on), with the median hyperparameters of ``configs/median_rgcell_cfg.py`` (lines 14-52) as defaults and the
   feedback entry of ``models/model_func.py`` (lines 131-135: 1x1 convolution with a bias of the feedback channels
   only, added to ``out_input``).
-* ``timedecay``: ``utils/cell_utils.py`` ``memory``: ``state = decay * state + input``, one scalar per layer,
-  initialised at 0, unconstrained.
-* ``ugrnn``, ``gru``, ``lstm``, ``intersectionrnn``, ``simplernn``: ``utils/cells.py`` ``ConvUGRNNCell``,
-  ``ConvGRUCell``, ``ConvLSTMCell``, ``ConvIntersectionRNNCell``, ``ConvNormBasicCell``.
+* ``timedecay``: ``utils/cell_utils.py`` ``memory`` (lines 1111-1125): ``state = decay * state + input`` (line
+  1124), one scalar per layer, initialised at 0 (``memory_decay=0``, line 1111), unconstrained.
+* ``ugrnn``, ``gru``, ``lstm``, ``intersectionrnn``, ``simplernn``: ``utils/cells.py`` ``ConvUGRNNCell`` (class
+  line 637, ``__call__`` lines 723-749), ``ConvGRUCell`` (330, 401-447), ``ConvLSTMCell`` (450, 561-634),
+  ``ConvIntersectionRNNCell`` (752, 838-883), ``ConvNormBasicCell`` (248, 289-327).
 
 ``x`` is the output of the layer's feedforward convolution (B, C, H, W); ``res_input`` is the layer's *input*
 (before that convolution), used by the RGC's bypass (``out_residual``); ``feedback`` is the channel concatenation
@@ -234,10 +235,12 @@ def fused_separable_conv(x: torch.Tensor, convs: Sequence[SeparableConv2d]) -> T
 
 
 class ResidualAdd(nn.Module):
-    """``residual_add`` (utils/cell_utils.py): ``out + res`` when shapes agree; otherwise ``res`` is resized to
-    ``out``'s size (bilinear, align corners; ``sp_resize=True``) and goes through a bias-free 1x1 projection
-    ("residual_add_weights", Glorot uniform). ``in_stride > 1``: the layer's convolution downsamples, so the
-    projection exists even for equal channel counts (no released model has such a layer)."""
+    """``residual_add`` (utils/cell_utils.py lines 1128-1233): ``out + res`` when shapes agree (lines 1158-1160);
+    otherwise ``res`` is resized to ``out``'s size (bilinear, align corners; ``sp_resize=True``, lines 1196-1200)
+    and goes through a bias-free 1x1 projection ("residual_add_weights", lines 1163-1173 and 1202-1211; Glorot
+    uniform: ``kernel_init="xavier"``, line 1133, utils/model_tool.py lines 12-14). ``in_stride > 1``: the layer's
+    convolution downsamples, so the projection exists even for equal channel counts (no released model has such a
+    layer)."""
 
     def __init__(self, in_channels: int, out_channels: int, in_stride: int = 1):
         super().__init__()
@@ -408,8 +411,9 @@ class ReciprocalGatedCell(RecurrentCell):
         if kernel_initializer not in ("variance_scaling", "xavier"):
             raise SpecError(f"cell config 'kernel_initializer': unknown value {kernel_initializer!r} "
                             "(expected one of variance_scaling, xavier)")
-        # conv_bias=False: utils/cells.py's ReciprocalGateCell (rgc_shallow), whose _conv never creates a bias
-        # and which never adds tau_bias / gate_bias
+        # conv_bias=False: utils/cells.py's ReciprocalGateCell (rgc_shallow), whose _conv (lines 1137-1238) never
+        # creates a bias (bias_initializer set at lines 1199-1200, so the "is None" branch at line 1230 never runs)
+        # and whose __call__ (lines 1459-1813) never adds tau_bias / gate_bias
         bias = self.conv_bias = bool(conv_bias)
         if not bias:
             tau_bias = gate_bias = 0.0
@@ -601,8 +605,9 @@ def _with_feedback(x: torch.Tensor, feedback: Optional[torch.Tensor]) -> torch.T
 
 
 class _GlorotCell(RecurrentCell):
-    """Cells of utils/cells.py: kernels Glorot uniform (``kernel_initializer=None``: TensorFlow's default),
-    biases zero unless stated, L2 scale ``weight_decay`` (the released JSONs give 1e-4)."""
+    """Cells of utils/cells.py: kernels Glorot uniform (``kernel_initializer=None``: TensorFlow's default), biases
+    zero unless stated (``_conv_linear``, utils/cell_utils.py lines 8-75, bias constant 0 at lines 66-67), L2 scale
+    ``weight_decay`` (the released JSONs give 1e-4, e.g. models/ugrnn_intermediate.json line 275)."""
 
     def __init__(self, channels: int, weight_decay: float):
         super().__init__(channels)

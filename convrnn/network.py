@@ -8,8 +8,10 @@ t-delay. Before a source has produced anything (t = 0) the input is zeros (the o
 image reaches layer l (counting from 1) at t = l-1, and the first logits that depend on it come at t = L
 (``first_readout_step``; L = 10 for the intermediate models, whose 17 steps are the original's 17).
 
-Within a layer (models/*.json: harbor, pre_memory, memory, post_memory): the feedback sources are resized
-(bilinear, align corners) to the size of the layer's input and concatenated in the order of their names, the
+Within a layer (models/*.json: harbor, pre_memory, memory, post_memory; e.g. models/ugrnn_intermediate.json node
+conv4, lines 222-309): the feedback sources are resized (bilinear, align corners: utils/cell_utils.py
+input_aggregator line 475) to the size of the layer's input and concatenated (line 517, the feedforward input first,
+lines 498-499) in the order of their names (utils/main.py line 252), the
 feedforward convolution runs on the feedforward input only, the cell gets the convolution's output, the layer's
 input (for the bypass) and the feedback, then an optional post block (convolution, residual add of the layer's
 input, ELU) and a TensorFlow-SAME max pool.
@@ -27,7 +29,7 @@ from neurozoo.convrnn.cells import ResidualAdd, create_cell, variance_scaling_
 from neurozoo.convrnn.spec import GraphSpec, LayerSpec
 from neurozoo.datasets.errors import SpecError
 
-#: ImageNet normalisation (the original's run_model.normalize_ims).
+#: ImageNet normalisation (the original's run_model.py normalize_ims, lines 8-21; mean and std lines 18-19).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -114,8 +116,9 @@ class ConvStage(nn.Sequential):
 
 
 class PostBlock(nn.Module):
-    """post_memory of the time-decay / UGRNN backbones (models/ugrnn_intermediate.json): a 3x3 convolution,
-    ``residual_add`` of the layer's input, ELU."""
+    """post_memory of the time-decay / UGRNN backbones (models/ugrnn_intermediate.json, e.g. node conv4 lines
+    277-291): a 3x3 convolution (lines 279-284), ``residual_add`` of the layer's input (lines 286-288), ELU (lines
+    289-291)."""
 
     def __init__(self, in_channels: int, channels: int, kernel: int = 3, residual: bool = True, activation: str = "elu",
                  stride: int = 1):
@@ -132,7 +135,8 @@ class PostBlock(nn.Module):
 
 
 class ConvReadout(nn.Conv2d):
-    """models/rgc_shallow.json "imnetds": a k x k VALID convolution, then global average pooling. An input
+    """models/rgc_shallow.json "imnetds" (lines 412-465): a k x k VALID convolution (lines 437-448), then global
+    average pooling (lines 456-459). An input
     smaller than the kernel (images under 224 px) is zero-padded after to the kernel's size, where the original
     would fail."""
 
@@ -227,7 +231,8 @@ class ConvRNN(nn.Module):
             else:
                 activation = layer_spec.activation or spec.activation
                 stages[layer_spec.name] = (ConvStage(channels, layer_spec, spec.norm, activation), layer_spec.channels)
-            # a cell may change the depth (utils/cells.py ConvNormBasicCell's out_depth in simplernn_shallow)
+            # a cell may change the depth (utils/cells.py ConvNormBasicCell's out_depth in simplernn_shallow, passed
+            # from the JSON by tnn_ConvNormBasicCell, lines 2110-2117)
             channels = (layer_spec.cell or {}).get("out_depth") or stages[layer_spec.name][1]
             out_channels[layer_spec.name] = channels
         layers, merges = {}, {}
@@ -264,7 +269,8 @@ class ConvRNN(nn.Module):
 
     def _reset_parameters(self) -> None:
         """The original's initialisers: feedforward convolutions variance scaling (scale 1, biases 0), the
-        readout normal(0.01) with bias 1 (model_tool.fc's default ``bias=1``); cells initialise themselves."""
+        readout normal(0.01) with bias 1 (models/rgc_intermediate_t22.json imnetds fc, lines 748-757, gives no bias:
+        utils/model_tool.py fc's default ``bias=1``, line 521); cells initialise themselves."""
         if not self.spec.timm_backbone:
             for layer in self.layers.values():
                 for module in list(layer.stage.modules()) + (list(layer.post.conv.modules()) if layer.post else []):

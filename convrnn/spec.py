@@ -61,11 +61,17 @@ class GraphSpec:
     image_steps: int = 12  # the image is shown for steps [0, image_steps); mean gray afterwards
     norm: str = "none"  # no released model normalises; "group" / "batch" are options
     activation: str = "elu"
-    blank: Any = 0.5  # frame after image_steps: 0.5 in the normalised input space (make_movie), or "mean_gray"
+    # blank: the frame after image_steps: 0.5 in the normalised input space (models/model_func.py make_movie, lines
+    # 41-44), or "mean_gray"
+    blank: Any = 0.5
     decoder: str = "last"  # last | max_conf (trainable softmax beta) | thresh
-    decoder_start: Optional[int] = None  # first step the decoder reads; None: number of layers + 1 (model_func)
-    backbone_weight_decay: float = 1e-4  # L2 on feedforward, post and readout weights and biases (models/*.json)
-    readout_bias: float = 1.0  # model_tool.fc's default bias initialiser (a conv readout's is 0)
+    # decoder_start: the first step the decoder reads; None: number of layers + 1 (models/model_func.py lines 114,
+    # 196-197: num_layers = len(G), the convolutions and imnetds)
+    decoder_start: Optional[int] = None
+    # backbone_weight_decay: L2 on feedforward, post and readout weights and biases (models/*.json "weight_decay":
+    # 0.0001, e.g. models/rgc_intermediate_t22.json lines 43 and 755; utils/model_tool.py conv lines 232 and 242)
+    backbone_weight_decay: float = 1e-4
+    readout_bias: float = 1.0  # utils/model_tool.py fc's default bias (line 521; a conv readout's is 0, line 186)
     readout_kernel: int = 0  # 0: global average pool then linear; k: k x k VALID conv then average (rgc_shallow)
     timm_backbone: Optional[str] = None
     timm_width: float = 1.0  # channel multiplier of the timm backbone's stages (width_multiplier scales it)

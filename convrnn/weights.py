@@ -1,8 +1,9 @@
 """The original TensorFlow variable names of a ConvRNN, and loading weights given under those names.
 
 Names follow the variable scopes of neuroailab/convrnns: ``models/model_func.py`` opens ``tnn_model`` (line 165);
-each node opens its own name (``utils/cells.py`` GenFuncCell, ``utils/median_rgcell.py`` tnn_median_ReciprocalGateCell);
-``pre_<i>`` / ``post_<i>`` number the JSON's pre_memory / post_memory functions; the cell opens its class name
+each node opens its own name (``utils/cells.py`` GenFuncCell, line 95, ``utils/median_rgcell.py``
+tnn_median_ReciprocalGateCell, line 1069); ``pre_<i>`` / ``post_<i>`` number the JSON's pre_memory / post_memory
+functions (utils/cells.py lines 115 and 161); the cell opens its class name
 (``ReciprocalGateCell``, ``ConvUGRNNCell``, ...) and, for the RGC, the ``input`` / ``cell`` / ``out`` scopes of
 ``ReciprocalGateCell.__call__``. Kernels are stored HWIO ([kh, kw, in, out]; depthwise [kh, kw, in, 1]; fc
 [in, out]) and transposed here onto PyTorch's OIHW.
@@ -82,8 +83,9 @@ def _median_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
 
 
 def _cells_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
-    """utils/cells.py ReciprocalGateCell (conv_bias=False): every temporal op is ``_apply_temporal_op`` with a
-    scope (input_to_cell, tau, gate, residual_to_out_gate, ...) holding ``weights`` (no bias)."""
+    """utils/cells.py ReciprocalGateCell (conv_bias=False; class line 886): every temporal op is
+    ``_apply_temporal_op`` (lines 1394-1457) with a scope (input_to_cell, tau, gate, residual_to_out_gate, ...)
+    holding ``weights`` (``_conv`` line 1205; no bias). The bypass is scope ``out/res_add`` (line 1694)."""
     s = f"{scope}/ReciprocalGateCell/"
     out: Dict[str, Entry] = {}
     pairs = [(cell.input_to_cell_conv, "cell/input_to_cell"), (cell.res_to_cell, "cell/res_to_cell"),

@@ -3,7 +3,9 @@
 The published models wire their cells differently: the RGC's layers have no activation after the convolution (the
 cell applies its own) and no post block, while the UGRNN, LSTM, SimpleRNN and time-decay layers apply ELU after the
 convolution and a post block after the cell (3x3 convolution, residual add of the layer's input, ELU; convrnns
-models/ugrnn_intermediate.json, nodes conv4-conv10). A cell dropped into another kind's layers without its own
+models/ugrnn_intermediate.json, nodes conv4-conv10, lines 222-789: component_conv "activation": "elu" line 259,
+post_memory lines 277-291; against models/rgc_intermediate_t22.json conv4, lines 197-277: "activation": null line
+234, post_memory a max_pool only, lines 259-276). A cell dropped into another kind's layers without its own
 wiring is not that cell's model: a UGRNN at the RGC's layers has its output shrink layer after layer (no residual,
 no activation) until every image gets the same logits. So layers given another cell kind (a search trial, the
 ``cell_kind`` model override) take, from the published spec of that kind, the layer's ``activation``, ``post`` and

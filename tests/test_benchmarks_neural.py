@@ -175,8 +175,9 @@ def test_layer_choice_follows_the_ceiled_score_where_the_raw_r_disagrees():
     ("timedecay_shallow", ["conv3"], ["conv4", "conv5"]),
 ])
 def test_convrnn_layers_per_area_follow_the_released_map(name, v4, it):
-    """neuroailab/convrnns README, "Extracting Model Features": for the shallow ConvRNNs conv3 best matches V4, conv4
-    pIT and conv5 cIT/aIT; for the intermediate ones conv5-conv6 V4, conv7-conv8 pIT, conv9-conv10 cIT/aIT."""
+    """neuroailab/convrnns README (cab32bb), "Extracting Model Features", lines 83-84: for the shallow ConvRNNs conv3
+    best matches V4, conv4 pIT and conv5 cIT/aIT; for the intermediate ones conv5-conv6 V4, conv7-conv8 pIT,
+    conv9-conv10 cIT/aIT."""
     from neurozoo import convrnn
 
     model = SimpleNamespace(layer_names=convrnn.get_spec(name).layer_names, forward=Toy().forward)  # names only

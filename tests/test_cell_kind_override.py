@@ -22,7 +22,8 @@ def test_cell_kind_takes_the_published_models_layer_wiring():
         layer = spec.layer(name)
         assert layer.cell["kind"] == "ugrnn"
         assert _wiring(layer) == _wiring(published.layer(name))
-        # models/ugrnn_intermediate.json conv4-conv10: pre_memory elu; post_memory conv 3x3, residual_add, elu
+        # models/ugrnn_intermediate.json conv4-conv10 (lines 222-789): pre_memory elu (conv4 line 259); post_memory
+        # conv 3x3, residual_add, elu (conv4 lines 277-291)
         assert (layer.activation or spec.activation, layer.post) == ("elu", {"kernel": 3, "residual": True})
         # the model keeps its own backbone
         assert (layer.channels, layer.kernel, layer.stride, layer.pool) == (

@@ -33,7 +33,8 @@ def test_flops_and_parameters_match_hand_counts():
     conv = 2 * 3 * 8 * 9 * 16 * 16  # multiply-adds of a 3x3 conv, 3 -> 8 channels, 16x16 output
     readout = 2 * 8 * 10
     assert cost["per_step"] == conv + readout
-    # 4 steps: every node runs at every step from t = 0 (utils/main.py unroll)
+    # 4 steps: every node runs at every step from t = 0 (utils/main.py unroll, lines 190-258; zero standins at t = 0,
+    # lines 237-243)
     assert cost["total"] == 4 * conv + 4 * readout
 
 

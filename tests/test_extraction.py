@@ -385,10 +385,10 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
 
 def test_convrnns_see_the_originals_neural_presentation():
     """neuroailab/convrnns models/model_func.py ``set_imagepres(image_pres="neural")``: ``image_off = 10``,
-    ``times = 26``; ``make_movie``: ``[ims] * image_off + [blank] * (times - image_off)`` with ``blank =
-    tf.constant(0.5)`` in the normalised input space. Step t is read for the bin [10t, 10t + 10) ms (README there:
-    each step ~10 ms). A model whose own presentation is the training one (17 steps, image off after 12) is
-    shown the neural one, not its own."""
+    ``times = 26`` (lines 64-66); ``make_movie`` (lines 41-44): ``[ims] * image_off + [blank] * (times -
+    image_off)`` with ``blank = tf.constant(0.5)`` in the normalised input space. Step t is read for the bin
+    [10t, 10t + 10) ms (README there, line 8: each step ~10 ms). A model whose own presentation is the training one
+    (17 steps, image off after 12) is shown the neural one, not its own."""
     from neurozoo import convrnn
 
     torch.manual_seed(0)

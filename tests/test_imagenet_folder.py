@@ -186,7 +186,7 @@ def test_classes_samples_and_preprocessing_equal_torchvisions(tmp_path):
     """Independent reference: torchvision's ImageFolder (class index = sorted folder names, files sorted) and the
     standard ImageNet preprocessing written out with torchvision (resize the short side to 256, center crop 224;
     RandomResizedCrop(scale 0.08-1, ratio 3/4-4/3) + horizontal flip p=0.5 for training), with the mean/std the
-    original normalises by (convrnns run_model.py normalize_ims)."""
+    original normalises by (convrnns run_model.py normalize_ims, lines 8-21; mean and std lines 18-19)."""
     import neurozoo.datasets.torchvision_compat  # noqa: F401
     import torchvision
     from torchvision import transforms as T

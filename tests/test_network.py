@@ -33,7 +33,9 @@ def test_registry_has_the_required_models():
 
 
 def test_rgc_intermediate_matches_the_published_graph():
-    """models/rgc_intermediate_t22.json nodes, configs/median_rgcell_cfg.py edges_5, model_func.py steps."""
+    """models/rgc_intermediate_t22.json nodes (conv1 lines 3-80, conv1's 7x7 stride 2 lines 30-36, conv2-conv10
+    lines 81-715, pools at conv1, conv4, conv6, conv7, conv10), configs/median_rgcell_cfg.py edges_5 (lines 4-10),
+    models/model_func.py steps (set_imagepres lines 53-57: 17 steps, image_off 12)."""
     spec = convrnn.get_spec("rgc_intermediate")
     assert [l.channels for l in spec.layers] == [64, 128, 128, 128, 128, 256, 256, 256, 512, 512]
     assert [l.name for l in spec.layers if l.pool] == ["conv1", "conv4", "conv6", "conv7", "conv10"]
@@ -46,7 +48,8 @@ def test_rgc_intermediate_matches_the_published_graph():
     assert spec.norm == "none" and spec.blank == 0.5
 
 
-#: utils/loader.py MODEL_TO_KWARGS: each variant's base_name and decoder_type (max_conf trainable, thresh not).
+#: utils/loader.py MODEL_TO_KWARGS (lines 51-91): each variant's base_name and decoder_type (max_conf trainable,
+#: lines 64-73; thresh not, lines 74-78).
 RGC_INTERMEDIATE_VARIANTS = {"rgc_intermediate_tmaxconf": ("models/rgc_intermediate", "max_conf"),
                              "rgc_intermediate_dthresh": ("models/rgc_intermediate", "thresh"),
                              "rgc_intermediate_t22_tmaxconf": ("models/rgc_intermediate_t22", "max_conf")}
@@ -56,8 +59,9 @@ RGC_INTERMEDIATE_VARIANTS = {"rgc_intermediate_tmaxconf": ("models/rgc_intermedi
 def test_rgc_intermediate_variants_are_its_released_graph(variant):
     """The loader builds every variant from rgc_intermediate's graph ("models/rgc_intermediate": that JSON is not in
     the released code, so all four are built from models/rgc_intermediate_t22.json, README) with the median cells and
-    edges_5; only the decoder and the schedule differ: models/model_func.py set_imagepres unrolls 22 steps of a
-    constant image when "t22" is in base_name, else 17 steps with the image for 12."""
+    edges_5; only the decoder and the schedule differ: models/model_func.py set_imagepres unrolls 22 steps (lines
+    149-153, 56-59) of a constant image (lines 67-69) when "t22" is in base_name, else 17 steps with the image for
+    12 (lines 54-57)."""
     base_name, decoder = RGC_INTERMEDIATE_VARIANTS[variant]
     spec, base = convrnn.get_spec(variant).to_dict(), convrnn.get_spec("rgc_intermediate").to_dict()
     schedule = (22, 22) if "t22" in base_name else (17, 12)
@@ -68,10 +72,11 @@ def test_rgc_intermediate_variants_are_its_released_graph(variant):
 
 
 def test_feedforward_and_readout_start_from_the_originals_initialisers():
-    """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (TensorFlow 1.13's
+    """models/rgc_intermediate_t22.json: every component_conv has "kernel_init": "variance_scaling" (conv1: lines
+    38-42, with "bias": 0; utils/model_tool.py initializer, lines 12-20, makes it TensorFlow 1.13's
     tf.variance_scaling_initializer: scale 1, fan-in, truncated normal at 2 std, stddev sqrt(1 / fan_in) / 0.87962566)
-    and "bias": 0; imnetds's fc has "kernel_init": "random_normal", "stddev": 0.01 and no bias given, so
-    utils/model_tool.py fc's default ``bias=1``."""
+    and "bias": 0; imnetds's fc (lines 748-757) has "kernel_init": "random_normal", "stddev": 0.01 and no bias
+    given, so utils/model_tool.py fc's default ``bias=1`` (line 521)."""
     import math
 
     torch.manual_seed(0)
@@ -89,12 +94,15 @@ def test_feedforward_and_readout_start_from_the_originals_initialisers():
 
 
 #: neuroailab/convrnns models/ugrnn_intermediate.json, models/lstm_intermediate.json,
-#: models/timedecay_intermediate.json and models/simplernn_intermediate.json, node by node (the same backbone): the
+#: models/timedecay_intermediate.json and models/simplernn_intermediate.json, node by node (the same backbone;
+#: ugrnn_intermediate.json and lstm_intermediate.json line for line: conv1 lines 3-80, conv2 81-150, conv3 151-221,
+#: conv4 222-309 with its memory 270-276 and post_memory 277-308, conv10 702-789; timedecay_intermediate.json conv4
+#: memory lines 270-274, "trainable": true line 273; simplernn_intermediate.json conv4 memory lines 270-278): the
 #: component_conv's out_depth, ksize and stride, whether post_memory ends in a 2x2 max_pool, the memory's out_depth
 #: and filter_size (ConvUGRNNCell, ConvLSTMCell, ConvNormBasicCell; the time decay has a trainable memory_decay only),
-#: and the post_memory conv's ksize (followed by residual_add and elu in conv2-conv10). simplernn_intermediate.json's
-#: conv1 moves its elu from the component_conv to post_memory, before the pool: the same node, the memory between
-#: being the identity (memory_decay 0, not trainable).
+#: and the post_memory conv's ksize (followed by residual_add and elu in conv2-conv10). Every one of these JSONs' conv1
+#: moves its elu from the component_conv ("activation": null, line 44) to post_memory, before the pool (lines 59-62):
+#: the same node, the memory between being the identity (memory_decay 0, not trainable, lines 54-58).
 INTERMEDIATE_RESBLOCK_JSON = [
     ("conv1", 64, 7, 2, True, None, None), ("conv2", 64, 3, 1, False, None, 3), ("conv3", 64, 3, 1, False, None, 3),
     ("conv4", 128, 3, 1, True, (128, 3), 3), ("conv5", 128, 3, 1, False, (128, 3), 3),
@@ -152,9 +160,10 @@ def test_intermediate_baselines_have_the_released_json_layers(model_name, kind):
     assert readout.bias is not None
 
 
-#: neuroailab/convrnns models/rgc_shallow.json: component_conv (out_depth, ksize, stride; ELU), a 2x2 max_pool after
-#: every node, and at conv3-conv5 a ReciprocalGateCell with cell_depth = out_depth and 3x3 tau, gate and ff filters
-#: (utils/cells.py: residual_to_out_gate uses gate_filter_size); imnetds: conv 2x2 VALID to 1000, then global_pool.
+#: neuroailab/convrnns models/rgc_shallow.json: component_conv (out_depth, ksize, stride; ELU; conv1 lines 26-44), a
+#: 2x2 max_pool after every node, and at conv3-conv5 a ReciprocalGateCell with cell_depth = out_depth and 3x3 tau,
+#: gate and ff filters (conv3's memory lines 190-214; utils/cells.py lines 1769-1779: residual_to_out_gate uses
+#: gate_filter_size); imnetds (lines 412-465): conv 2x2 VALID to 1000 (lines 437-448), then global_pool (456-459).
 RGC_SHALLOW_JSON = [("conv1", 64, 7, 2, None), ("conv2", 128, 3, 1, None), ("conv3", 256, 3, 1, 256),
                     ("conv4", 256, 3, 1, 256), ("conv5", 512, 3, 1, 512)]
 
@@ -183,15 +192,17 @@ def test_rgc_shallow_has_the_released_json_layers():
 
 
 #: neuroailab/convrnns models/timedecay_shallow.json, models/ugrnn_shallow.json and models/simplernn_shallow.json (the
-#: same backbone): component_conv (out_depth, ksize, stride, activation: elu at conv1-conv2, null at conv3-conv5), a
-#: 2x2 max_pool after every node, imnetds conv 2x2 VALID to 1000.
+#: same backbone): component_conv (out_depth, ksize, stride, activation: elu at conv1-conv2, null at conv3-conv5;
+#: ugrnn_shallow.json and simplernn_shallow.json lines 41 and 110 "elu", 179 null), a 2x2 max_pool after every node,
+#: imnetds conv 2x2 VALID to 1000.
 SHALLOW_JSON = [("conv1", 64, 7, 2, "elu"), ("conv2", 128, 3, 1, "elu"), ("conv3", 256, 3, 1, "identity"),
                 ("conv4", 256, 3, 1, "identity"), ("conv5", 512, 3, 1, "identity")]
 
 #: Their memories at conv3-conv5 (conv1-conv2: memory_decay 0, not trainable): timedecay_shallow.json a trainable
-#: memory_decay (None: the convolution's depth passes); ugrnn_shallow.json ConvUGRNNCell out_depth and filter_size;
-#: simplernn_shallow.json ConvNormBasicCell out_depth and filter_size with "layer_norm": true, whose out_depth (128 at
-#: conv3, 256 at conv5) is the node's output depth, the next component_conv's and imnetds's input.
+#: memory_decay (None: the convolution's depth passes); ugrnn_shallow.json ConvUGRNNCell out_depth and filter_size
+#: (memories lines 190-196, 261-267, 332-338); simplernn_shallow.json ConvNormBasicCell out_depth and filter_size with
+#: "layer_norm": true (memories lines 190-198, 263-271, 336-344), whose out_depth (128 at conv3, line 194; 256 at
+#: conv5, line 340) is the node's output depth, the next component_conv's and imnetds's input.
 SHALLOW_MEMORY_JSON = {
     "timedecay_shallow": ("timedecay", {"conv3": None, "conv4": None, "conv5": None}),
     "ugrnn_shallow": ("ugrnn", {"conv3": (256, 3), "conv4": (256, 3), "conv5": (512, 3)}),
@@ -229,7 +240,9 @@ def test_shallow_baselines_have_the_released_json_layers(model_name):
 
 def test_rgc_intermediate_has_the_original_parameter_count():
     """15,445,800: counted from models/rgc_intermediate_t22.json (backbone and readout 6,054,376), the median cell
-    of configs/median_rgcell_cfg.py (8,603,840 in conv4-conv10), the residual_add projections (163,840) and the
+    of configs/median_rgcell_cfg.py (lines 14-52; 8,603,840 in conv4-conv10), the residual_add projections
+    (utils/median_rgcell.py line 769, utils/cell_utils.py lines 1161-1173: conv6 128 -> 256 and conv9 256 -> 512,
+    163,840) and the
     feedback 1x1 convolutions of the five edges (623,744)."""
     model = convrnn.create_model("rgc_intermediate")
     counts = {"stage": 0, "cell": 0, "projection": 0, "feedback": 0, "readout": 0}
@@ -244,8 +257,11 @@ def test_rgc_intermediate_has_the_original_parameter_count():
 
 
 def test_weight_decay_groups_follow_the_original_regularisers():
-    """median cell kernels: l2_regularizer(2.034e-4) (utils/median_rgcell.py, configs/median_rgcell_cfg.py);
-    component_conv and fc weights and biases: 1e-4 (models/*.json); residual_add projections and cell biases: none."""
+    """median cell kernels: l2_regularizer(2.034e-4) (configs/median_rgcell_cfg.py line 41; utils/median_rgcell.py,
+    e.g. lines 297-310, and its separable kernels, utils/cell_utils.py _ds_conv lines 131-144); component_conv and fc
+    weights and biases: 1e-4 (models/*.json; utils/cell_utils.py component_conv lines 1301 and 1330,
+    utils/model_tool.py fc lines 555 and 565); residual_add projections and cell biases: none (utils/cell_utils.py
+    lines 1165-1170; _ds_conv's bias lines 160-162; utils/median_rgcell.py e.g. lines 312-316)."""
     from neurozoo.convrnn.training.engine import TrainConfig, build_optimizer
 
     model = convrnn.create_model("rgc_intermediate")
@@ -279,7 +295,8 @@ def test_width_multiplier_scales_the_cell_depth():
 
 @pytest.mark.parametrize("perturbed_step", [0, 3])
 def test_image_perturbation_reaches_layer_l_at_step_t_plus_l_minus_1(perturbed_step):
-    """utils/main.py unroll: conv1 reads frame t at step t; every other edge costs one step."""
+    """utils/main.py unroll (lines 190-258): conv1 reads frame t at step t (lines 235-236, 250-251); every other edge
+    costs one step (line 253)."""
     model = tiny()
     steps = 14
     clean = movie(steps)
@@ -301,7 +318,7 @@ def test_image_perturbation_reaches_layer_l_at_step_t_plus_l_minus_1(perturbed_s
 
 
 def test_layers_run_from_the_first_step_driven_by_their_biases():
-    """utils/main.py unroll: at t = 0 every node runs on zero "standins", so its biases drive it."""
+    """utils/main.py unroll: at t = 0 every node runs on zero "standins" (lines 237-243), so its biases drive it."""
     model = tiny()
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -357,8 +374,8 @@ def test_without_feedback_later_layers_never_change_earlier_ones():
 
 
 def test_static_image_follows_the_schedule():
-    """models/model_func.py make_movie: the image for image_off steps, then the constant 0.5 (in the normalised
-    input space, as run_model.normalize_ims is applied before)."""
+    """models/model_func.py make_movie (lines 41-44): the image for image_off steps, then the constant 0.5 (in the
+    normalised input space, as run_model.py normalize_ims, lines 8-21, is applied before)."""
     model = tiny(n_steps=14, image_steps=4)
     images = torch.randn(2, 3, SIZE, SIZE)
     gray = model.gray.expand_as(images)
@@ -395,8 +412,9 @@ def test_max_confidence_decoder_picks_the_most_confident_step():
 
 
 def test_released_decoders():
-    """models/model_func.py + utils/decoders.py: max_conf with a trainable softmax beta (U[0, 1) at start) and
-    thresh (0.9, not trainable) read the logits of steps [11, T); rgc_intermediate reads the last step."""
+    """models/model_func.py (lines 192-209) + utils/decoders.py: max_conf (lines 116-129) with a trainable softmax
+    beta (U[0, 1) at start, lines 10-11) and thresh (0.9, not trainable; lines 157-202) read the logits of steps
+    [11, T) (model_func.py lines 196-203); rgc_intermediate reads the last step (lines 192-194)."""
     logits = torch.zeros(6, 2, 3)
     logits[2, 0] = torch.tensor([0.0, 0, 3.0])  # sample 0: softmax max 0.91 at step 2, 0.98 at step 4
     logits[4, 0] = torch.tensor([5.0, 0, 0])

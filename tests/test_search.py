@@ -65,7 +65,8 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert {"rgc_intermediate", "rgc_local"} <= set(builtin_spaces())
     space = load_space("rgc_intermediate")
     rgc = space.cells["rgc"]
-    # every argument of the original cell that configs/median_rgcell_cfg.py or models/model_func.py sets
+    # every argument of the original cell that configs/median_rgcell_cfg.py (lines 14-52) or models/model_func.py
+    # (lines 131-135) sets
     median = {"tau_depth_separable", "tau_filter_size", "residual_to_out_gate", "feedback_activation",
               "residual_to_cell_gate", "out_residual", "feedback_depth_separable", "tau_nonlinearity",
               "ff_depth_separable", "gate_nonlinearity", "cell_to_out", "input_to_cell", "cell_residual",
@@ -94,8 +95,9 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
 
 
-# configs/median_rgcell_cfg.py median_config_dict["model_params"]["cell_params"] (convrnns commit cab32bb), activations
-# by name; the four switches it leaves out at utils/median_rgcell.py's defaults (False)
+# configs/median_rgcell_cfg.py median_config_dict["model_params"]["cell_params"] (convrnns commit cab32bb, lines
+# 14-52), activations by name; the four switches it leaves out at utils/median_rgcell.py's defaults (False, lines 48,
+# 50, 52, 53)
 MEDIAN_AS_SEARCHED = {
     "tau_depth_separable": True, "tau_filter_size": 7, "residual_to_out_gate": False, "feedback_activation": "elu",
     "residual_to_cell_gate": False, "out_residual": True, "feedback_depth_separable": True,
@@ -109,7 +111,7 @@ MEDIAN_AS_SEARCHED = {
     "gate_multiplier": -0.7006566684988862, "gate_bias": 2.776542926439013, "cell_activation": "elu",
     "residual_to_cell_tau": False, "residual_to_out_tau": False, "input_to_tau": False, "input_to_gate": False,
 }
-# models/model_func.py model_func: the released rgc_intermediate overrides the feedback entries
+# models/model_func.py model_func: the released rgc_intermediate overrides the feedback entries (lines 131-135)
 MEDIAN_AS_RELEASED = {**MEDIAN_AS_SEARCHED, "feedback_activation": "identity", "feedback_entry": "out",
                       "feedback_depth_separable": False, "feedback_filter_size": 1}
 
@@ -182,9 +184,12 @@ def test_a_sampled_cell_takes_its_published_models_layer_wiring(kind, params, pu
         assert (layer.channels, layer.kernel, layer.stride, layer.pool) == (
             base.layer(name).channels, base.layer(name).kernel, base.layer(name).stride, base.layer(name).pool)
     conv7 = spec.layer("conv7")
-    if kind == "rgc":  # convrnns models/rgc_intermediate_t22.json conv4-conv10: pre_memory activation null, no post
+    # convrnns models/rgc_intermediate_t22.json conv4-conv10 (lines 197-715): pre_memory activation null (conv4 line
+    # 234), no post (conv4's post_memory, lines 259-276, a max_pool only); models/ugrnn_intermediate.json
+    # conv4-conv10 (lines 222-789): pre_memory elu (line 259); post_memory conv 3x3, residual_add, elu (lines 277-291)
+    if kind == "rgc":
         assert (conv7.activation, conv7.post) == ("identity", None)
-    else:  # models/ugrnn_intermediate.json conv4-conv10: pre_memory elu; post_memory conv 3x3, residual_add, elu
+    else:
         assert (conv7.activation or spec.activation, conv7.post) == ("elu", {"kernel": 3, "residual": True})
     assert [l.name for l in spec.layers if l.post] == ([] if kind == "rgc" else space.cell_layers)
     assert f"{kind} layers wired as in {published}" in spec.description

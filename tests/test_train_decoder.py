@@ -23,7 +23,9 @@ import convrnn_reference as ref  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZE = 32
-NODES = 11  # model_func's num_layers for the intermediate models: conv1..conv10 and imnetds
+# model_func's num_layers (models/model_func.py line 114: len(G); decoder_start, line 197) for the intermediate
+# models: conv1..conv10 and imnetds
+NODES = 11
 # A short flash (2 frames, then the blank) with a sharpened readout (x 30): the random network's confidence then
 # peaks inside the decoder's window [11, 17), on another class than the last step's for most images.
 FLASH = {"width_multiplier": 0.125, "image_steps": 2}

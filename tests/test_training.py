@@ -823,7 +823,8 @@ def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_t
 
 def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_adamw():
     """The original adds tf.contrib.layers.l2_regularizer(wd)(w) = wd * sum(w**2) / 2 to the loss for every kernel and
-    bias (convrnns utils/model_tool.py, conv(): ``regularizer=tf.contrib.layers.l2_regularizer(weight_decay)``).
+    bias (convrnns utils/model_tool.py, conv(), lines 232 and 242: ``regularizer=tf.contrib.layers.l2_regularizer(
+    weight_decay)``).
     Two momentum-SGD steps with our groups equal two plain-SGD steps on that loss; AdamW's decay is decoupled
     from the gradient, another regulariser, so the combination is refused rather than silently different."""
     from neurozoo import convrnn

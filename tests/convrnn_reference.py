@@ -332,7 +332,7 @@ class Node:
                 out = elu(out)
             elif op == "pool":
                 out = max_pool_same(out)
-            elif op == "conv":  # model_tool.conv in scope post_0
+            elif op == "conv":  # model_tool.conv (utils/model_tool.py lines 176-283) in scope post_0
                 out = conv2d(out, w[scope + "/post_0/weights"]) + w[scope + "/post_0/bias"]
             elif op == "residual":  # residual_add in scope post_1
                 out = residual_add(out, res_input, w.get(scope + "/post_1/residual_add_weights"))
@@ -340,12 +340,14 @@ class Node:
 
 
 def readout_fc(w: Weights, x: np.ndarray) -> np.ndarray:
-    """imnetds: global_pool(avg), dropout, flatten, fc ("pre_3/weights", "pre_3/bias")."""
+    """imnetds: global_pool(avg), dropout, flatten, fc ("pre_3/weights", "pre_3/bias"; models/*_intermediate.json,
+    e.g. rgc_intermediate_t22.json lines 734-758)."""
     return x.mean(axis=(1, 2)) @ w["tnn_model/imnetds/pre_3/weights"] + w["tnn_model/imnetds/pre_3/bias"]
 
 
 def readout_conv(w: Weights, x: np.ndarray) -> np.ndarray:
-    """rgc_shallow imnetds: conv 2x2 VALID ("pre_1"), then global average pooling."""
+    """rgc_shallow imnetds: conv 2x2 VALID ("pre_1", after the dropout "pre_0"; models/rgc_shallow.json lines
+    430-449), then global average pooling (lines 455-464)."""
     y = conv2d(x, w["tnn_model/imnetds/pre_1/weights"], padding="VALID") + w["tnn_model/imnetds/pre_1/bias"]
     return y.mean(axis=(1, 2))
 

@@ -221,7 +221,7 @@ def rgc_shallow_nodes():
 
 def shallow_nodes(kind, out_depths=None):
     """models/{timedecay,ugrnn}_shallow.json: conv1, conv2 with ELU and pools; conv3-conv5 convolution without
-    activation, the cell, a pool."""
+    activation, the cell, a pool (ugrnn_shallow.json: "activation" lines 41, 110 "elu", 179, 250, 321 null)."""
     nodes = [ref.Node("conv1", None, stride=2, pre_activation="elu", post=["pool"]),
              ref.Node("conv2", "conv1", pre_activation="elu", post=["pool"])]
     for i, depth in zip(range(3, 6), out_depths or (None,) * 3):

@@ -179,7 +179,7 @@ def model_answer(output) -> torch.Tensor:
     """The model's (B, K) answer: ``output.final_logits`` (a ConvRNN's decoder: max-confidence / threshold for
     *_tmaxconf / *_dthresh, the last step otherwise); the last step of an output without one.
 
-    The original's model_func returns only the decoded logits (models/model_func.py: ``logits =
+    The original's model_func returns only the decoded logits (models/model_func.py lines 192-209: ``logits =
     temporal_decoder(...)``, ``assert len(logits.shape) == 2``), so its loss and its top-1 see the decoder's answer."""
     final = getattr(output, "final_logits", None)
     return final if final is not None else step_logits(output)[-1]

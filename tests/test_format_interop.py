@@ -1,7 +1,9 @@
 """Our file formats read and written by independent re-implementations of the original projects' code.
 
 The readers here are written from the original sources, not from ours:
-- deep-retina ``loadexpt`` + ``rolling_window`` (baccuslab/deep-retina deepretina/experiments.py; the same in
+- deep-retina ``loadexpt`` + ``rolling_window`` (baccuslab/deep-retina deepretina/experiments.py at 064d631,
+  ``loadexpt`` lines 171-231: stimulus z-scored per pixel line 222, windows line 225, responses lines 228-229;
+  ``rolling_window`` lines 331-386, its strides lines 379-381; the same windows and alignment in
   baccuslab/torch-deep-retina torchdeepretina/datas.py at 000dfeb, ``loadexpt`` lines 32-109: stimulus line 82,
   global z-score lines 90-92, ``valid_indices`` lines 95-96, windows line 99, responses lines 102-103, spike
   history lines 106-107; ``rolling_window`` lines 135-188, its strides lines 181-186): the response matrix is
@@ -90,7 +92,8 @@ def test_deepretina_reads_our_test_split_repeats_and_zscore_keeps_alignment(reco
             trials = np.asarray(f[f"test/repeats/cell{c + 1:02d}"])
             np.testing.assert_array_equal(trials, ours.repeats[c])
             np.testing.assert_allclose(trials.mean(0), f["test/response/firing_rate_10ms"][c], rtol=1e-5, atol=1e-3)
-    # deep-retina z-scores per pixel (experiments.py: zscore(stim)); the windows are the z-scored frames
+    # deep-retina z-scores per pixel (experiments.py at 064d631 line 222: scipy's zscore(stim), axis 0); the windows
+    # are the z-scored frames
     stim = ours.stimulus
     X = _rolling_window(zscore(stim.astype("float32")), N_FRAMES)
     windows = StimulusWindows(zscore(stim), ours.response(), target_lag=1)

@@ -140,7 +140,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     sample scaled), the STA, the filter normalised so that the filtered stimulus has the stimulus's sd (the
     original's ``normalize_filter``, target ``0.35 * contrast`` in its units): the normalised filters then have one
     norm, so the gain is the slope of the nonlinearity fitted to the rate against the filtered stimulus (the
-    original fits ``pyret.nonlinearities.Binterp(80)``: 80 equal-count bins per contrast, interpolated; here fixed
+    original fits ``pyret.nonlinearities.Binterp(80)``: 80 equal-count bins per contrast, interpolated (pyret at
+    df03391, nonlinearities.py ``Binterp.fit`` lines 132-143: ``binsize = x.size / nbins`` line 133, the mean output
+    per bin lines 138-139, ``interp1d`` line 142); here fixed
     bins shared by the two contrasts, so both nonlinearities are compared at the same inputs), and the kinetics are the rank-1 temporal
     component's (the original's ``pyret.filtertools.decompose``). Deviations, for any system rather than a
     differentiable model: the STA is reverse correlation of the rates (``retina.fit.spike_triggered_average``,

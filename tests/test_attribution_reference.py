@@ -158,10 +158,11 @@ def test_reduction_on_units_that_do_not_matter_keeps_exactly_the_ones_that_do():
 
 # --- baccuslab/torch-deep-retina's own integrated gradient, transcribed (the code of Tanaka et al.'s lab) ----------
 # Sources, read in the public repository through a code index (versions without a commit id are quoted, not numbered):
-# * torchdeepretina/models.py, class BNCNN: ``sequential`` = [0 Conv2d, 1 Flatten, 2 BatchNorm1d(C*H*W, eps=1e-3),
-#   3 GaussianNoise, 4 ReLU, 5 Reshape, 6 Conv2d, 7 Flatten, 8 BatchNorm1d, 9 GaussianNoise, 10 ReLU, 11 Linear,
-#   12 BatchNorm1d(n_units), 13 Softplus]; so ``layer='sequential.2'`` (integrated_gradient's default) is the first
-#   layer's BatchNorm output before the ReLU, ``'sequential.8'`` the second's.
+# * torchdeepretina/models.py (commit 00bb0ca), class BNCNN (lines 37-70): ``sequential`` (line 65) = [0 Conv2d
+#   (line 44), 1 Flatten, 2 BatchNorm1d(C*H*W, eps=1e-3) (line 48), 3 GaussianNoise, 4 ReLU, 5 Reshape, 6 Conv2d
+#   (line 52), 7 Flatten, 8 BatchNorm1d (line 56), 9 GaussianNoise, 10 ReLU, 11 Linear (line 59), 12
+#   BatchNorm1d(n_units), 13 Softplus (line 62)]; so ``layer='sequential.2'`` (integrated_gradient's default) is
+#   the first layer's BatchNorm output before the ReLU, ``'sequential.8'`` the second's.
 # * torchdeepretina/utils.py, ``integrated_gradient(model, X, layer='sequential.2', chans=None, spat_idx=None,
 #   alpha_steps=5|10, ...)``: ``for alpha in torch.linspace(0,1,alpha_steps): x = alpha*X[idx]``; ``response =
 #   inspect(model, x, insp_keys=[layer])`` (a forward hook on the layer); ``if prev_response is not None:

@@ -20,7 +20,8 @@ def test_registered_and_published_architecture():
     assert model.noise1.std == model.noise2.std == 0.05
     assert model.hidden_shapes == ((8, 36, 36), (8, 26, 26))
     assert not model.scale_from_data  # published: no output scale
-    # torch-deep-retina's BNCNN(n_units=5) has 138,362 parameters
+    # torch-deep-retina's BNCNN(n_units=5) has 138,362 parameters (torchdeepretina/models.py at 00bb0ca, lines 44-62:
+    # 72,008 + 20,736 + 7,752 + 10,816 + 27,040 + 10)
     assert sum(p.numel() for p in retina.create_model("bncnn", n_cells=5).parameters()) == 138_362
     old = retina.create_model("bncnn2016", n_cells=3)
     assert (old.conv1.out_channels, old.conv2.kernel_size, old.hidden_shapes[1]) == (16, (9, 9), (8, 28, 28))

@@ -22,7 +22,7 @@ import argparse
 import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from neurozoo.datasets.cli_args import non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -237,12 +237,20 @@ def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optiona
     return path
 
 
-def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
+class Walked(NamedTuple):
+    """:func:`settings_pairs`' walk of two records' settings, ``(path, stored, rerun)`` rows."""
+    compared: List[Tuple[str, Any, Any]]
+    unpaired: List[Tuple[str, Any, Any]]
+
+
+def differences(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None) -> List[Tuple[str, Any, Any]]:
     """``(field, stored, rerun)`` of every compared number: the summary values, each per-bin (per-cell) entry and
     every number of the settings (a ``zoo dynamics`` / ``zoo compare`` record's fixed points, spectra and
-    matrices; a score's layer selection, components, features and fit settings)."""
+    matrices; a score's layer selection, components, features and fit settings). ``walked``: the two records'
+    :func:`settings_pairs`, when the caller has them (walked once for this, :func:`mismatches` and :func:`compare`)."""
+    walked = settings_pairs(old, new) if walked is None else walked
     pairs = [(name, getattr(old, name), getattr(new, name)) for name in COMPARED]
-    pairs += [row for row in settings_pairs(old, new)[0] if _is_number(row[1]) or _is_number(row[2])]
+    pairs += [row for row in walked.compared if _is_number(row[1]) or _is_number(row[2])]
     old_bins, new_bins = old.per_bin or [], new.per_bin or []
     if len(old_bins) != len(new_bins):
         pairs.append(("per_bin rows", len(old_bins), len(new_bins)))
@@ -254,19 +262,19 @@ def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]
     return pairs
 
 
-def mismatches(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
+def mismatches(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None) -> List[Tuple[str, Any, Any]]:
     """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model, benchmark,
     seed and data sha256 (one the record does not state is left out: :func:`compare` notes it), and every setting
     that is not a number (layer, mapping, time-bin convention, fit batching and loss...; numbers are compared with
     the tolerance, :func:`differences`). A record whose data or configuration is not the rerun's is not
-    reproduced, whatever its numbers."""
+    reproduced, whatever its numbers. ``walked``: as :func:`differences`'."""
+    walked = settings_pairs(old, new) if walked is None else walked
     rows = [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
             if getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
-    return rows + [(name, a, b) for name, a, b in settings_pairs(old, new)[0]
-                   if not (_is_number(a) or _is_number(b)) and a != b]
+    return rows + [(name, a, b) for name, a, b in walked.compared if not (_is_number(a) or _is_number(b)) and a != b]
 
 
-def settings_pairs(old: ScoreRecord, new: ScoreRecord):
+def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     """``(compared, unpaired)``: ``(path, stored, rerun)`` of every leaf of the two records' settings (nested
     dictionaries and lists walked, :data:`UNCOMPARED_SETTINGS` left out); ``unpaired`` holds the settings of a
     score that only one of the two records has (a setting that a later version added, or no longer records: a
@@ -280,7 +288,7 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord):
             unpaired.append((name, then.get(name, MISSING), now.get(name, MISSING)))
         else:
             compared.append((name, then.get(name), now.get(name)))
-    return compared, unpaired
+    return Walked(compared, unpaired)
 
 
 def _leaves(value, name: str):
@@ -314,9 +322,13 @@ def gap(stored, rerun_value) -> float:
     return abs(float(stored) - float(rerun_value))
 
 
-def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
-    """(largest difference over the compared numbers, notes on what else differs: data, code, environment)."""
-    pairs = differences(old, new)
+def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
+            pairs: Optional[List[Tuple[str, Any, Any]]] = None) -> Tuple[float, List[str]]:
+    """(largest difference over the compared numbers, notes on what else differs: data, code, environment).
+    ``walked`` and ``pairs``: the two records' :func:`settings_pairs` and :func:`differences`, when the caller has
+    them."""
+    walked = settings_pairs(old, new) if walked is None else walked
+    pairs = differences(old, new, walked) if pairs is None else pairs
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
     notes = []
     if old.data_sha256 is None:  # a mismatch of a stated one fails the reproduction: mismatches()
@@ -325,7 +337,7 @@ def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
         notes.append(f"code_version: stored {old.code_version}, now {new.code_version}")
     notes += [f"{name}: {'not in the record' if stored == MISSING else f'stored {stored!r}'}, "
               f"{'not in the rerun' if found == MISSING else f'rerun {found!r}'}"
-              for name, stored, found in settings_pairs(old, new)[1]]
+              for name, stored, found in walked.unpaired]
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
@@ -401,12 +413,14 @@ def run_reproduce(args) -> int:
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
     new = _with_threads(_recorded_threads(record),
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
-    largest, notes = compare(record, new)
+    walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
+    pairs = differences(record, new, walked)
+    largest, notes = compare(record, new, walked, pairs)
     notes += protocol_notes(how)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:
         print(f"  differs: {note}")
-    named = mismatches(record, new)
+    named = mismatches(record, new, walked)
     for name, stored, found in named:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
@@ -417,7 +431,6 @@ def run_reproduce(args) -> int:
               + (", whatever the numbers" if largest <= args.tolerance else
                  f"; largest difference of the numbers {largest:.3g}"))
         return 1
-    pairs = differences(record, new)
     if largest <= args.tolerance:
         what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
         settings = sum(name.startswith("settings") for name, _, _ in pairs)

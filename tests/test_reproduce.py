@@ -582,3 +582,27 @@ def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_anot
     capsys.readouterr()
     _zoo("reproduce", job["score_id"], "--db", db)
     assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out
+
+
+def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, capsys, monkeypatch):
+    """compare, differences and mismatches each walked both records' settings again (a dynamics record's settings
+    hold its fixed points and matrices): zoo reproduce walks them once, with the same output."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    record = ScoreRecord(model="m", benchmark="b", value=0.5, seed=0, data_sha256="0" * 64,
+                         settings={"rerun": {"command": "zoo score"}, "layer": "conv3", "fit": {"lr": 0.01},
+                                   "environment": {"torch": "x"}},
+                         per_bin=[{"time_bin_start": 70, "value": 0.5}])
+    ResultsStore(db).add(record)
+    walks = []
+    walk = reproduce.settings_pairs
+    monkeypatch.setattr(reproduce, "settings_pairs", lambda old, new: walks.append(1) or walk(old, new))
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: record)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert len(walks) == 1
+    assert ("reproduced: bit-identical (value, error, ceiling, raw and 1 per-bin rows, 1 numbers of the settings)"
+            in capsys.readouterr().out)
+

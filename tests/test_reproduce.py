@@ -3,6 +3,7 @@
 Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
 rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
 import json
+import re
 import shutil
 import sqlite3
 
@@ -606,3 +607,18 @@ def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, c
     assert ("reproduced: bit-identical (value, error, ceiling, raw and 1 per-bin rows, 1 numbers of the settings)"
             in capsys.readouterr().out)
 
+
+@pytest.mark.parametrize("option", [{"layers": ["conv1"]}, {"max_features": 20}, {"cache": False}])
+def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_options(tiny_benchmarks, monkeypatch,
+                                                                                   option):
+    """RetinaHeldoutBenchmark.score took layers, max_features and cache and silently ignored them (zoo score refuses
+    --layers, --max-features and --no-cache): a caller's layer choice or cache setting was dropped unsaid. They are
+    refused now, naming the option, before any fit."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina import embedded_fit
+
+    monkeypatch.setattr(embedded_fit, "held_embedded_fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    (name, value), = option.items()
+    start = re.escape(f"retina_embedded.whitenoise-heldout.score: {name}={value!r}: the neural benchmarks' options")
+    with pytest.raises(UserFacingError, match=f"^{start} .* do not apply to a retina benchmark"):
+        benchmarks.load(RETINA).score("ln", progress=False, **option)

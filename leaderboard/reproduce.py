@@ -10,7 +10,8 @@ fitted from scratch in a temporary folder (``--use-caches`` reads both, as a nor
 the value, error, ceiling, raw value, every number per time bin (per cell for retina benchmarks) and every number
 of the settings, within the tolerance; and the model, benchmark, seed, data sha256 and every other setting exactly
 (:func:`mismatches`): a rerun on other data or with another configuration is not a reproduction, whatever its
-numbers. A record edited or cut short is refused naming the field (:func:`checked`).
+numbers. The model is compared by the registered name the record's rerun description keeps, where it keeps one
+(:func:`model_identity`): a display name changed since the record is a note. A record edited or cut short is refused naming the field (:func:`checked`).
 
 Tolerance: on the same machine, installation and thread count the harness is deterministic, so the rerun must
 be bit-identical (``--tolerance 0``, the default). Across thread counts or machines float sums are grouped
@@ -31,7 +32,9 @@ if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, nu
     from neurozoo.benchmarks.records import ScoreRecord
 
 COMPARED = ("value", "error", "ceiling", "raw")
-IDENTITY = ("model", "benchmark", "seed", "data_sha256")  # must equal the rerun's: see mismatches()
+#: must equal the rerun's (see mismatches()); the model by its registered name where the record keeps it
+#: (model_identity(): a display name changed since the record is a note)
+IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: settings that are not the computation's configuration: the environment and the device (compared apart, in
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
 #: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
@@ -262,16 +265,57 @@ def differences(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = N
     return pairs
 
 
-def mismatches(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None) -> List[Tuple[str, Any, Any]]:
-    """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model, benchmark,
-    seed and data sha256 (one the record does not state is left out: :func:`compare` notes it), and every setting
-    that is not a number (layer, mapping, time-bin convention, fit batching and loss...; numbers are compared with
-    the tolerance, :func:`differences`). A record whose data or configuration is not the rerun's is not
-    reproduced, whatever its numbers. ``walked``: as :func:`differences`'."""
+def mismatches(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
+               how=None) -> List[Tuple[str, Any, Any]]:
+    """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model (by its
+    registered name where the record keeps it, :func:`model_identity`), benchmark, seed and data sha256 (one the
+    record does not state is left out: :func:`compare` notes it), and every setting that is not a number (layer,
+    mapping, time-bin convention, fit batching and loss...; numbers are compared with the tolerance,
+    :func:`differences`). A record whose data or configuration is not the rerun's is not reproduced, whatever its
+    numbers. ``walked``: as :func:`differences`'; ``how``: the rerun description (default the record's
+    ``settings["rerun"]``)."""
     walked = settings_pairs(old, new) if walked is None else walked
-    rows = [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
-            if getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
+    rows = model_identity(old, new, how)[0]
+    rows += [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
+             if name != "model" and getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
     return rows + [(name, a, b) for name, a, b in walked.compared if not (_is_number(a) or _is_number(b)) and a != b]
+
+
+def registered_model(how) -> Optional[str]:
+    """The registered name of the model that a rerun description (a record's ``settings["rerun"]``, or its job's
+    spec) names: ``zoo score``'s model argument, a ``zoo run`` / ``zoo work`` spec's ``model``; None where it names
+    none (a ``zoo dynamics`` / ``zoo compare`` command line, a record stored before records kept their rerun)."""
+    if not isinstance(how, dict):
+        return None
+    spec = how.get("spec")
+    named = spec.get("model") if how.get("command") in ("zoo run", "zoo work") and isinstance(spec, dict) \
+        else how.get("model")
+    return named if isinstance(named, str) else None
+
+
+def model_identity(old: ScoreRecord, new: ScoreRecord, how=None) -> Tuple[List[Tuple[str, Any, Any]], List[str]]:
+    """``(mismatches, notes)`` of the model. A record's ``model`` is the name it is shown under (``zoo run``'s
+    :func:`leaderboard.zoo.display_name`, ``zoo score``'s ``MODEL@checkpoint``), whose wording may change between
+    versions; the registered name in its rerun description (``how``, default ``settings["rerun"]``) is the stable
+    identity. Where both records keep one, the registered names are compared: equal, a display name other than the
+    rerun's is a note, unless it names another model than its registered one (the record's ``model`` column was
+    edited: :func:`_registered_part`), which is a mismatch as another registered name is. Where either keeps none,
+    the display names must be equal."""
+    then = registered_model((old.settings or {}).get("rerun") if how is None else how)
+    now = registered_model((new.settings or {}).get("rerun"))
+    if old.model is None or old.model == new.model:
+        return ([("model (registered name)", then, now)] if then and now and then != now else []), []
+    if then is None or now is None or _registered_part(old.model) != then:
+        return [("model", old.model, new.model)], []
+    if then != now:
+        return [("model (registered name)", then, now)], []
+    return [], [f"model: stored display name {old.model!r}, rerun {new.model!r}: the same registered model {then!r} "
+                "(its display name has changed since the record)"]
+
+
+def _registered_part(display: str) -> str:
+    """The registered name a display name begins with: ``ln (fit 1 epochs)`` -> ``ln``, ``ln@model.pt`` -> ``ln``."""
+    return display.split(" (", 1)[0].split("@", 1)[0]
 
 
 def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
@@ -323,14 +367,14 @@ def gap(stored, rerun_value) -> float:
 
 
 def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
-            pairs: Optional[List[Tuple[str, Any, Any]]] = None) -> Tuple[float, List[str]]:
-    """(largest difference over the compared numbers, notes on what else differs: data, code, environment).
-    ``walked`` and ``pairs``: the two records' :func:`settings_pairs` and :func:`differences`, when the caller has
-    them."""
+            pairs: Optional[List[Tuple[str, Any, Any]]] = None, how=None) -> Tuple[float, List[str]]:
+    """(largest difference over the compared numbers, notes on what else differs: the model's display name, data,
+    code, environment). ``walked`` and ``pairs``: the two records' :func:`settings_pairs` and :func:`differences`,
+    when the caller has them; ``how``: as :func:`mismatches`'."""
     walked = settings_pairs(old, new) if walked is None else walked
     pairs = differences(old, new, walked) if pairs is None else pairs
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
-    notes = []
+    notes = model_identity(old, new, how)[1]
     if old.data_sha256 is None:  # a mismatch of a stated one fails the reproduction: mismatches()
         notes.append(f"the record does not state its data sha256; the rerun's data: {new.data_sha256}")
     if old.code_version != new.code_version:
@@ -415,12 +459,12 @@ def run_reproduce(args) -> int:
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
     walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
     pairs = differences(record, new, walked)
-    largest, notes = compare(record, new, walked, pairs)
+    largest, notes = compare(record, new, walked, pairs, how)
     notes += protocol_notes(how)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:
         print(f"  differs: {note}")
-    named = mismatches(record, new, walked)
+    named = mismatches(record, new, walked, how)
     for name, stored, found in named:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:

@@ -622,3 +622,44 @@ def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_option
     start = re.escape(f"retina_embedded.whitenoise-heldout.score: {name}={value!r}: the neural benchmarks' options")
     with pytest.raises(UserFacingError, match=f"^{start} .* do not apply to a retina benchmark"):
         benchmarks.load(RETINA).score("ln", progress=False, **option)
+
+
+def test_a_record_stored_under_an_older_display_name_reproduces_with_a_note(tmp_path, tiny_benchmarks, capsys):
+    """A record's model column is its display name (zoo run's `name (width 0.0625)`, zoo score's `name@weights.pt`),
+    whose wording may change between versions; zoo reproduce failed a record stored before such a change by the name
+    alone. The registered name its settings.rerun keeps is compared now, and a changed display name is a note; a
+    column naming another registered model still fails (test above), as a record without a registered name whose
+    display name differs."""
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    _tamper(db_file, record.id, model="feedforward_intermediate (an older display name)")
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert ("differs: model: stored display name 'feedforward_intermediate (an older display name)', rerun "
+            "'feedforward_intermediate': the same registered model 'feedforward_intermediate'") in out
+    assert "reproduced: bit-identical" in out
+
+
+def test_model_identity_compares_registered_names_where_both_records_keep_them():
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.reproduce import mismatches, model_identity
+
+    def run_record(model, registered):
+        spec = {"family": "retina", "model": registered, "benchmark": RETINA, "score": {}}
+        return ScoreRecord(model=model, benchmark=RETINA, value=0.5, seed=0,
+                           settings={"rerun": {"command": "zoo run", "spec": spec}})
+
+    renamed = model_identity(run_record("ln (fit 1 epochs)", "ln"), run_record("ln (1-epoch fit)", "ln"))
+    assert renamed == ([], ["model: stored display name 'ln (fit 1 epochs)', rerun 'ln (1-epoch fit)': the same "
+                            "registered model 'ln' (its display name has changed since the record)"])
+    assert mismatches(run_record("ln@old.pt", "ln"), run_record("ln@model.pt", "ln")) == []
+    assert mismatches(run_record("glm (fit 1 epochs)", "ln"), run_record("ln (fit 1 epochs)", "ln")) == [
+        ("model", "glm (fit 1 epochs)", "ln (fit 1 epochs)")]  # the column names another model than its rerun
+    assert mismatches(run_record("ln", "ln"), run_record("ln", "glm")) == [("model (registered name)", "ln", "glm")]
+    # a dynamics record keeps a command line, no registered name: its display name is compared as before
+    dynamics = [ScoreRecord(model=name, benchmark="dynamics.fixed_points", value=0.5, seed=0, settings={})
+                for name in ("rgc (width 0.5)", "rgc")]
+    assert mismatches(*dynamics) == [("model", "rgc (width 0.5)", "rgc")]

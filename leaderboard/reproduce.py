@@ -1,4 +1,5 @@
-"""``zoo reproduce RECORD``: score again what a stored record scored, from the record alone, and compare.
+"""``zoo reproduce RECORD``: score again what a stored record scored, from the record alone, and compare
+(``zoo reproduce DIR/summary.json``, a ``zoo fit``'s summary: :mod:`leaderboard.reproduce_fit`).
 
 Every record that ``zoo score``, ``zoo run`` and ``zoo work`` store keeps what produced it in
 ``settings["rerun"]``: the command's arguments (``zoo score``) or the job's spec (``zoo run``, ``zoo work``).
@@ -431,12 +432,16 @@ def _with_threads(threads: Optional[int], run):
 
 
 def add_command(sub) -> None:
-    p = sub.add_parser("reproduce", help="score a stored record again from what it keeps, and compare",
+    p = sub.add_parser("reproduce", help="score a stored record (or fit a zoo fit summary) again from what it keeps, "
+                                         "and compare",
                        description="Rebuild the model, data and settings of a stored score (zoo score, zoo run, "
                                    "zoo work, zoo dynamics or zoo compare) from its record alone, compute it afresh (no activation cache, the "
                                    "retina fit redone in a temporary folder) and compare every number; exit 1 when "
-                                   "a difference exceeds --tolerance.")
-    p.add_argument("record", type=int, help="record id (zoo score prints it; the leaderboard's model page shows it)")
+                                   "a difference exceeds --tolerance. Given zoo fit's DIR/summary.json instead, fit "
+                                   "the model again on the same recording (its sha256 checked first) with the "
+                                   "recorded seed and settings, and compare the held-out numbers.")
+    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it; the leaderboard's model page shows "
+                                                    "it), or zoo fit's DIR/summary.json (or DIR)")
     p.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tolerance", type=non_negative, default=0.0,
@@ -448,8 +453,12 @@ def add_command(sub) -> None:
 
 
 def run_reproduce(args) -> int:
+    from neurozoo.leaderboard import reproduce_fit
     from neurozoo.leaderboard.db import LeaderboardDB
 
+    if reproduce_fit.is_fit_summary(args.record):
+        return reproduce_fit.run(args)
+    args.record = int(args.record)
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:

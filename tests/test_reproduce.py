@@ -663,3 +663,57 @@ def test_model_identity_compares_registered_names_where_both_records_keep_them()
     dynamics = [ScoreRecord(model=name, benchmark="dynamics.fixed_points", value=0.5, seed=0, settings={})
                 for name in ("rgc (width 0.5)", "rgc")]
     assert mismatches(*dynamics) == [("model", "rgc (width 0.5)", "rgc")]
+
+
+def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch):
+    """zoo fit's outputs had no zoo reproduce path (the same command into another folder was the documented way).
+    zoo reproduce DIR/summary.json checks the recording's sha256, fits again from scratch with the recorded seed and
+    settings, and compares the summary's numbers and every per-cell number of heldout_metrics.csv; a recording gone
+    or changed is refused naming it, before anything is fitted."""
+    import pandas as pd
+
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    fit = tmp_path / "fit"
+    assert _zoo("fit", "ln", "--data", data, "--epochs", "1", "--seed", "3", "--quiet", "--out", fit) == 0
+    summary_file, metrics = fit / "summary.json", fit / "heldout_metrics.csv"
+    per_cell = pd.read_csv(metrics, index_col=0).size
+    capsys.readouterr()
+    assert _zoo("reproduce", summary_file) == 0
+    out = capsys.readouterr().out
+    assert f"{summary_file}: ln fitted to {data} (seed 3), stored median held-out r " in out and "differs" not in out
+    assert "reproduced: bit-identical (" in out and f" and {per_cell} per-cell numbers of heldout_metrics.csv)" in out
+
+    summary = json.loads(summary_file.read_text())
+    edited = {**summary, "median_correlation": summary["median_correlation"] + 0.01}
+    summary_file.write_text(json.dumps(edited))
+    frame = pd.read_csv(metrics, index_col=0)
+    stored_r = float(frame.at["cell03", "correlation"])
+    frame.at["cell03", "correlation"] = stored_r + 0.5
+    frame.to_csv(metrics)
+    capsys.readouterr()
+    assert _zoo("reproduce", fit, "--tolerance", "0.02") == 1  # the folder names its summary.json too
+    out = capsys.readouterr().out
+    assert f"  differs: heldout_metrics.csv[cell03].correlation: stored {stored_r + 0.5!r}, rerun {stored_r!r}" in out
+    assert "differs: median_correlation" not in out  # within the tolerance
+    assert ("NOT reproduced: largest difference 0.5 > tolerance 0.02 (heldout_metrics.csv[cell03].correlation: "
+            f"stored {stored_r + 0.5!r}, rerun {stored_r!r}; 1 of ") in out
+
+    from neurozoo.retina import fit as fitting
+
+    monkeypatch.setattr(fitting, "fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    for provenance, message in [({"data_sha256": "0" * 64}, f"its recording {data} has changed since the fit "
+                                                            "(sha256 000000000000 then, "),
+                                ({"settings": {**summary["provenance"]["settings"], "layers": 3}},
+                                 "provenance.settings.layers: not a fit setting of this version")]:
+        summary_file.write_text(json.dumps({**summary, "provenance": {**summary["provenance"], **provenance}}))
+        capsys.readouterr()
+        assert _zoo("reproduce", summary_file) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{summary_file}: " in err and message in err
+    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5")}))
+    assert _zoo("reproduce", summary_file) == 2
+    assert f"its recording {tmp_path / 'moved.h5'} is gone (sha256 " in capsys.readouterr().err
+    assert _zoo("reproduce", tmp_path / "nothing.json") == 2
+    assert "neither a record id nor a zoo fit summary.json" in capsys.readouterr().err

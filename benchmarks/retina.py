@@ -27,10 +27,20 @@ class RetinaHeldoutBenchmark:
     def score(self, model, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
               layers=None, max_features=None, cache=None, **fit_overrides) -> Score:
         """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module.
-        ``layers``/``max_features``/``cache`` (the neural benchmarks' options) do not apply and are ignored;
-        other keywords override the fit settings (``epochs``, ``lr``, ``batch_size``...)."""
+        ``layers``/``max_features``/``cache`` (the neural benchmarks' options) do not apply: given, they are refused
+        (as ``zoo score`` refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored; other keywords
+        override the fit settings (``epochs``, ``lr``, ``batch_size``...)."""
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
+        given = {name: value for name, value in (("layers", layers), ("max_features", max_features), ("cache", cache))
+                 if value is not None}
+        if given:
+            from neurozoo.datasets.errors import UserFacingError
+
+            raise UserFacingError(f"{self.identifier}.score: {', '.join(f'{k}={v!r}' for k, v in given.items())}: the "
+                                  "neural benchmarks' options (a layer's features, the activation cache) do not apply "
+                                  "to a retina benchmark, which fits and scores the whole retina model on its "
+                                  "recording; leave them out")
         result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(
             model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
         per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}

@@ -1,4 +1,5 @@
-"""``zoo reproduce RECORD``: score again what a stored record scored, from the record alone, and compare.
+"""``zoo reproduce RECORD``: score again what a stored record scored, from the record alone, and compare
+(``zoo reproduce DIR/summary.json``, a ``zoo fit``'s summary: :mod:`leaderboard.reproduce_fit`).
 
 Every record that ``zoo score``, ``zoo run`` and ``zoo work`` store keeps what produced it in
 ``settings["rerun"]``: the command's arguments (``zoo score``) or the job's spec (``zoo run``, ``zoo work``).
@@ -10,7 +11,8 @@ fitted from scratch in a temporary folder (``--use-caches`` reads both, as a nor
 the value, error, ceiling, raw value, every number per time bin (per cell for retina benchmarks) and every number
 of the settings, within the tolerance; and the model, benchmark, seed, data sha256 and every other setting exactly
 (:func:`mismatches`): a rerun on other data or with another configuration is not a reproduction, whatever its
-numbers. A record edited or cut short is refused naming the field (:func:`checked`).
+numbers. The model is compared by the registered name the record's rerun description keeps, where it keeps one
+(:func:`model_identity`): a display name changed since the record is a note. A record edited or cut short is refused naming the field (:func:`checked`).
 
 Tolerance: on the same machine, installation and thread count the harness is deterministic, so the rerun must
 be bit-identical (``--tolerance 0``, the default). Across thread counts or machines float sums are grouped
@@ -22,7 +24,7 @@ import argparse
 import math
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from neurozoo.datasets.cli_args import non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
@@ -31,7 +33,9 @@ if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, nu
     from neurozoo.benchmarks.records import ScoreRecord
 
 COMPARED = ("value", "error", "ceiling", "raw")
-IDENTITY = ("model", "benchmark", "seed", "data_sha256")  # must equal the rerun's: see mismatches()
+#: must equal the rerun's (see mismatches()); the model by its registered name where the record keeps it
+#: (model_identity(): a display name changed since the record is a note)
+IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: settings that are not the computation's configuration: the environment and the device (compared apart, in
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
 #: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
@@ -237,12 +241,20 @@ def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optiona
     return path
 
 
-def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
+class Walked(NamedTuple):
+    """:func:`settings_pairs`' walk of two records' settings, ``(path, stored, rerun)`` rows."""
+    compared: List[Tuple[str, Any, Any]]
+    unpaired: List[Tuple[str, Any, Any]]
+
+
+def differences(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None) -> List[Tuple[str, Any, Any]]:
     """``(field, stored, rerun)`` of every compared number: the summary values, each per-bin (per-cell) entry and
     every number of the settings (a ``zoo dynamics`` / ``zoo compare`` record's fixed points, spectra and
-    matrices; a score's layer selection, components, features and fit settings)."""
+    matrices; a score's layer selection, components, features and fit settings). ``walked``: the two records'
+    :func:`settings_pairs`, when the caller has them (walked once for this, :func:`mismatches` and :func:`compare`)."""
+    walked = settings_pairs(old, new) if walked is None else walked
     pairs = [(name, getattr(old, name), getattr(new, name)) for name in COMPARED]
-    pairs += [row for row in settings_pairs(old, new)[0] if _is_number(row[1]) or _is_number(row[2])]
+    pairs += [row for row in walked.compared if _is_number(row[1]) or _is_number(row[2])]
     old_bins, new_bins = old.per_bin or [], new.per_bin or []
     if len(old_bins) != len(new_bins):
         pairs.append(("per_bin rows", len(old_bins), len(new_bins)))
@@ -254,19 +266,60 @@ def differences(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]
     return pairs
 
 
-def mismatches(old: ScoreRecord, new: ScoreRecord) -> List[Tuple[str, Any, Any]]:
-    """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model, benchmark,
-    seed and data sha256 (one the record does not state is left out: :func:`compare` notes it), and every setting
-    that is not a number (layer, mapping, time-bin convention, fit batching and loss...; numbers are compared with
-    the tolerance, :func:`differences`). A record whose data or configuration is not the rerun's is not
-    reproduced, whatever its numbers."""
-    rows = [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
-            if getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
-    return rows + [(name, a, b) for name, a, b in settings_pairs(old, new)[0]
-                   if not (_is_number(a) or _is_number(b)) and a != b]
+def mismatches(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
+               how=None) -> List[Tuple[str, Any, Any]]:
+    """``(field, stored, rerun)`` of what names the computation where the rerun's differs: the model (by its
+    registered name where the record keeps it, :func:`model_identity`), benchmark, seed and data sha256 (one the
+    record does not state is left out: :func:`compare` notes it), and every setting that is not a number (layer,
+    mapping, time-bin convention, fit batching and loss...; numbers are compared with the tolerance,
+    :func:`differences`). A record whose data or configuration is not the rerun's is not reproduced, whatever its
+    numbers. ``walked``: as :func:`differences`'; ``how``: the rerun description (default the record's
+    ``settings["rerun"]``)."""
+    walked = settings_pairs(old, new) if walked is None else walked
+    rows = model_identity(old, new, how)[0]
+    rows += [(name, getattr(old, name), getattr(new, name)) for name in IDENTITY
+             if name != "model" and getattr(old, name) is not None and getattr(old, name) != getattr(new, name)]
+    return rows + [(name, a, b) for name, a, b in walked.compared if not (_is_number(a) or _is_number(b)) and a != b]
 
 
-def settings_pairs(old: ScoreRecord, new: ScoreRecord):
+def registered_model(how) -> Optional[str]:
+    """The registered name of the model that a rerun description (a record's ``settings["rerun"]``, or its job's
+    spec) names: ``zoo score``'s model argument, a ``zoo run`` / ``zoo work`` spec's ``model``; None where it names
+    none (a ``zoo dynamics`` / ``zoo compare`` command line, a record stored before records kept their rerun)."""
+    if not isinstance(how, dict):
+        return None
+    spec = how.get("spec")
+    named = spec.get("model") if how.get("command") in ("zoo run", "zoo work") and isinstance(spec, dict) \
+        else how.get("model")
+    return named if isinstance(named, str) else None
+
+
+def model_identity(old: ScoreRecord, new: ScoreRecord, how=None) -> Tuple[List[Tuple[str, Any, Any]], List[str]]:
+    """``(mismatches, notes)`` of the model. A record's ``model`` is the name it is shown under (``zoo run``'s
+    :func:`leaderboard.zoo.display_name`, ``zoo score``'s ``MODEL@checkpoint``), whose wording may change between
+    versions; the registered name in its rerun description (``how``, default ``settings["rerun"]``) is the stable
+    identity. Where both records keep one, the registered names are compared: equal, a display name other than the
+    rerun's is a note, unless it names another model than its registered one (the record's ``model`` column was
+    edited: :func:`_registered_part`), which is a mismatch as another registered name is. Where either keeps none,
+    the display names must be equal."""
+    then = registered_model((old.settings or {}).get("rerun") if how is None else how)
+    now = registered_model((new.settings or {}).get("rerun"))
+    if old.model is None or old.model == new.model:
+        return ([("model (registered name)", then, now)] if then and now and then != now else []), []
+    if then is None or now is None or _registered_part(old.model) != then:
+        return [("model", old.model, new.model)], []
+    if then != now:
+        return [("model (registered name)", then, now)], []
+    return [], [f"model: stored display name {old.model!r}, rerun {new.model!r}: the same registered model {then!r} "
+                "(its display name has changed since the record)"]
+
+
+def _registered_part(display: str) -> str:
+    """The registered name a display name begins with: ``ln (fit 1 epochs)`` -> ``ln``, ``ln@model.pt`` -> ``ln``."""
+    return display.split(" (", 1)[0].split("@", 1)[0]
+
+
+def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     """``(compared, unpaired)``: ``(path, stored, rerun)`` of every leaf of the two records' settings (nested
     dictionaries and lists walked, :data:`UNCOMPARED_SETTINGS` left out); ``unpaired`` holds the settings of a
     score that only one of the two records has (a setting that a later version added, or no longer records: a
@@ -280,7 +333,7 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord):
             unpaired.append((name, then.get(name, MISSING), now.get(name, MISSING)))
         else:
             compared.append((name, then.get(name), now.get(name)))
-    return compared, unpaired
+    return Walked(compared, unpaired)
 
 
 def _leaves(value, name: str):
@@ -314,18 +367,22 @@ def gap(stored, rerun_value) -> float:
     return abs(float(stored) - float(rerun_value))
 
 
-def compare(old: ScoreRecord, new: ScoreRecord) -> Tuple[float, List[str]]:
-    """(largest difference over the compared numbers, notes on what else differs: data, code, environment)."""
-    pairs = differences(old, new)
+def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
+            pairs: Optional[List[Tuple[str, Any, Any]]] = None, how=None) -> Tuple[float, List[str]]:
+    """(largest difference over the compared numbers, notes on what else differs: the model's display name, data,
+    code, environment). ``walked`` and ``pairs``: the two records' :func:`settings_pairs` and :func:`differences`,
+    when the caller has them; ``how``: as :func:`mismatches`'."""
+    walked = settings_pairs(old, new) if walked is None else walked
+    pairs = differences(old, new, walked) if pairs is None else pairs
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
-    notes = []
+    notes = model_identity(old, new, how)[1]
     if old.data_sha256 is None:  # a mismatch of a stated one fails the reproduction: mismatches()
         notes.append(f"the record does not state its data sha256; the rerun's data: {new.data_sha256}")
     if old.code_version != new.code_version:
         notes.append(f"code_version: stored {old.code_version}, now {new.code_version}")
     notes += [f"{name}: {'not in the record' if stored == MISSING else f'stored {stored!r}'}, "
               f"{'not in the rerun' if found == MISSING else f'rerun {found!r}'}"
-              for name, stored, found in settings_pairs(old, new)[1]]
+              for name, stored, found in walked.unpaired]
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
@@ -375,12 +432,16 @@ def _with_threads(threads: Optional[int], run):
 
 
 def add_command(sub) -> None:
-    p = sub.add_parser("reproduce", help="score a stored record again from what it keeps, and compare",
+    p = sub.add_parser("reproduce", help="score a stored record (or fit a zoo fit summary) again from what it keeps, "
+                                         "and compare",
                        description="Rebuild the model, data and settings of a stored score (zoo score, zoo run, "
                                    "zoo work, zoo dynamics or zoo compare) from its record alone, compute it afresh (no activation cache, the "
                                    "retina fit redone in a temporary folder) and compare every number; exit 1 when "
-                                   "a difference exceeds --tolerance.")
-    p.add_argument("record", type=int, help="record id (zoo score prints it; the leaderboard's model page shows it)")
+                                   "a difference exceeds --tolerance. Given zoo fit's DIR/summary.json instead, fit "
+                                   "the model again on the same recording (its sha256 checked first) with the "
+                                   "recorded seed and settings, and compare the held-out numbers.")
+    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it; the leaderboard's model page shows "
+                                                    "it), or zoo fit's DIR/summary.json (or DIR)")
     p.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tolerance", type=non_negative, default=0.0,
@@ -392,8 +453,12 @@ def add_command(sub) -> None:
 
 
 def run_reproduce(args) -> int:
+    from neurozoo.leaderboard import reproduce_fit
     from neurozoo.leaderboard.db import LeaderboardDB
 
+    if reproduce_fit.is_fit_summary(args.record):
+        return reproduce_fit.run(args)
+    args.record = int(args.record)
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:
@@ -401,12 +466,14 @@ def run_reproduce(args) -> int:
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
     new = _with_threads(_recorded_threads(record),
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
-    largest, notes = compare(record, new)
+    walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
+    pairs = differences(record, new, walked)
+    largest, notes = compare(record, new, walked, pairs, how)
     notes += protocol_notes(how)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
     for note in notes:
         print(f"  differs: {note}")
-    named = mismatches(record, new)
+    named = mismatches(record, new, walked, how)
     for name, stored, found in named:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
@@ -417,7 +484,6 @@ def run_reproduce(args) -> int:
               + (", whatever the numbers" if largest <= args.tolerance else
                  f"; largest difference of the numbers {largest:.3g}"))
         return 1
-    pairs = differences(record, new)
     if largest <= args.tolerance:
         what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
         settings = sum(name.startswith("settings") for name, _, _ in pairs)

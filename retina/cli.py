@@ -131,6 +131,7 @@ def run_fit(args) -> int:
 def _save_results(args, path: Path, result, info: dict, out: Path):
     """``(per-cell held-out metrics, their summary)`` of ``result``, written to ``out`` (``heldout_metrics.csv``,
     ``fit_curve.png``, ``summary.json``), each whole or not at all."""
+    from neurozoo.retina.embedded_fit import weights_sha256
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary
 
@@ -145,6 +146,8 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
                                  "fit_curve.png count from 1",
               "best_val_correlation": result.best_val_correlation,
               "output_calibration": result.extra.get("output_calibration"),
+              # the weights this summary describes: `zoo probe --checkpoint` refuses others found beside it
+              "weights_sha256": weights_sha256(out),
               "provenance": info}
     figure = out / "fit_curve.png"
     # a cached fit's curve is the one drawn when it was made (a refit removes it): not drawn again, which spared a

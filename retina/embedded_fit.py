@@ -216,9 +216,16 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     * ``"cell count"``, without a readable ``summary.json`` (weights saved otherwise): ``circuit_cells`` cells are
       taken for a fit to the embedded recordings, any other count for one to one's own recording.
 
-    ``reason`` says which rule gave the answer, in a line for the probe's output."""
+    ``reason`` says which rule gave the answer, in a line for the probe's output. ``summary.json`` describes the
+    weights it records the sha256 of (``weights_sha256``: ``model.pt`` and ``checkpoint.pt``, :func:`weights_sha256`):
+    other weights beside it (a summary.json of another fit, or weights copied over the fit's) are refused, naming
+    both files; a summary.json written before zoo fit recorded the digest is trusted with a warning
+    (``weights_checked`` False)."""
     import json
+    import warnings
 
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import embedded_kind
 
     checkpoint = Path(checkpoint)
@@ -236,11 +243,26 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
         sha256 = provenance.get("data_sha256")
         if not isinstance(data, str):
             raise ValueError("it names no recording (data)")
+        described = record.get("weights_sha256")
+        if described is not None and not (isinstance(described, dict) and described
+                                          and all(isinstance(v, str) for v in described.values())):
+            raise ValueError(f"weights_sha256: expected {{file name: sha256}}, found {described!r:.80}")
     except (OSError, ValueError, AttributeError) as error:  # AttributeError: JSON that is not an object
         problem = error.strerror if isinstance(error, OSError) else str(error)
         return {**by_count, "reason": f"{summary} unreadable ({problem}): {taken}"}
+    if described is None:  # zoo fit before it recorded the weights' digest: trusted, as then, but said
+        warnings.warn(f"{summary}: records no sha256 of the weights (written by a zoo fit before it did), so "
+                      f"{checkpoint.name} is taken for the weights of the fit it describes unchecked; zoo fit again "
+                      "records it", stacklevel=2)
+    elif sha256_file(checkpoint) not in described.values():
+        listed = ", ".join(f"{name} {digest[:12]}" for name, digest in described.items())
+        raise DataError(f"{checkpoint}: not the weights that {summary} describes (sha256 {sha256_file(checkpoint)[:12]};"
+                        f" it records {listed}): that summary.json is another fit's, and would name the wrong "
+                        "recording. Keep each fit's weights in the folder zoo fit wrote them to, or move these to a "
+                        "folder without a summary.json (their cell count then decides)")
     kind = embedded_kind(data, sha256 if isinstance(sha256, str) else None)
-    found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind}
+    found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind,
+             "weights_checked": described is not None}
     if kind is None:
         return {**found, "circuit_cells": False,
                 "reason": f"a fit to {data} ({summary}), not to an embedded recording: its {n_cells} cells are that "
@@ -251,6 +273,19 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                           f"{circuit_cells}: not that fit's weights; no ground-truth comparison"}
     return {**found, "circuit_cells": True, "reason": f"a fit to embedded:{kind} ({data}; {summary}): its "
                                                       f"{n_cells} cells are the embedded circuit's"}
+
+
+#: the weights `zoo fit --out DIR` leaves in DIR, whose sha256 its summary.json records (:func:`weights_sha256`)
+WEIGHT_FILES = ("model.pt", "checkpoint.pt")
+
+
+def weights_sha256(out: Path) -> dict:
+    """``{file name: sha256}`` of the weights of the fit in ``out`` (:data:`WEIGHT_FILES` that are there), for its
+    ``summary.json``: :func:`fitted_recording` checks that weights read beside it are these."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    return {name: sha256_file(Path(out) / name) for name in WEIGHT_FILES if (Path(out) / name).is_file()}
+
 
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
     """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""

@@ -116,3 +116,47 @@ def test_a_file_replaced_with_the_same_size_and_times_is_hashed_again(tmp_path):
     os.replace(new, path)
     assert os.stat(path).st_mtime_ns == before.st_mtime_ns and os.stat(path).st_size == before.st_size
     assert sha256_file(path) == hashlib.sha256(b"b" * 64).hexdigest()
+
+
+def test_probe_refuses_weights_that_are_not_those_summary_json_describes(tmp_path, capsys):
+    """zoo probe --checkpoint DIR/model.pt reads which recording the weights were fitted to from zoo fit's
+    summary.json beside them; it recorded no digest of the weights, so another fit's summary.json beside swapped
+    weights was trusted. zoo fit now records the sha256 of model.pt and checkpoint.pt, and the probe refuses other
+    weights naming both files; a summary.json without the digest (an older zoo fit's) is trusted with a warning."""
+    import json
+
+    import torch
+
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    data = load_embedded_retina("whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(data), "--epochs", "1", "--quiet", "--out", str(fit)]) == 0
+    weights, summary = fit / "model.pt", fit / "summary.json"
+    record = json.loads(summary.read_text())
+    assert record["weights_sha256"] == {name: sha256_file(fit / name) for name in ("model.pt", "checkpoint.pt")}
+
+    def probe(checkpoint) -> int:
+        return zoo(["probe", "osr", "ln", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "probe"),
+                    "--periods", "6", "10", "14"])
+
+    for checkpoint in (weights, fit / "checkpoint.pt"):
+        assert probe(checkpoint) == 0
+        fitted_to = json.loads((tmp_path / "probe" / "osr.json").read_text())["provenance"]["fitted_to"]
+        assert fitted_to["rule"] == "summary.json" and fitted_to["weights_checked"] is True
+    torch.manual_seed(1)
+    torch.save(create_model("ln", n_cells=12).state_dict(), weights)  # another model's weights, same shapes
+    capsys.readouterr()
+    assert probe(weights) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{weights}: not the weights that {summary} describes (sha256 " in err
+    assert f"model.pt {record['weights_sha256']['model.pt'][:12]}" in err
+    del record["weights_sha256"]  # as an older zoo fit wrote it
+    summary.write_text(json.dumps(record))
+    with pytest.warns(UserWarning, match=f"{summary}: records no sha256 of the weights .* model.pt is taken"):
+        assert probe(weights) == 0
+    fitted_to = json.loads((tmp_path / "probe" / "osr.json").read_text())["provenance"]["fitted_to"]
+    assert fitted_to["rule"] == "summary.json" and fitted_to["weights_checked"] is False

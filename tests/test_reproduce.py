@@ -3,6 +3,7 @@
 Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
 rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
 import json
+import re
 import shutil
 import sqlite3
 
@@ -582,3 +583,137 @@ def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_anot
     capsys.readouterr()
     _zoo("reproduce", job["score_id"], "--db", db)
     assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out
+
+
+def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, capsys, monkeypatch):
+    """compare, differences and mismatches each walked both records' settings again (a dynamics record's settings
+    hold its fixed points and matrices): zoo reproduce walks them once, with the same output."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    record = ScoreRecord(model="m", benchmark="b", value=0.5, seed=0, data_sha256="0" * 64,
+                         settings={"rerun": {"command": "zoo score"}, "layer": "conv3", "fit": {"lr": 0.01},
+                                   "environment": {"torch": "x"}},
+                         per_bin=[{"time_bin_start": 70, "value": 0.5}])
+    ResultsStore(db).add(record)
+    walks = []
+    walk = reproduce.settings_pairs
+    monkeypatch.setattr(reproduce, "settings_pairs", lambda old, new: walks.append(1) or walk(old, new))
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: record)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert len(walks) == 1
+    assert ("reproduced: bit-identical (value, error, ceiling, raw and 1 per-bin rows, 1 numbers of the settings)"
+            in capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("option", [{"layers": ["conv1"]}, {"max_features": 20}, {"cache": False}])
+def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_options(tiny_benchmarks, monkeypatch,
+                                                                                   option):
+    """RetinaHeldoutBenchmark.score took layers, max_features and cache and silently ignored them (zoo score refuses
+    --layers, --max-features and --no-cache): a caller's layer choice or cache setting was dropped unsaid. They are
+    refused now, naming the option, before any fit."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina import embedded_fit
+
+    monkeypatch.setattr(embedded_fit, "held_embedded_fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    (name, value), = option.items()
+    start = re.escape(f"retina_embedded.whitenoise-heldout.score: {name}={value!r}: the neural benchmarks' options")
+    with pytest.raises(UserFacingError, match=f"^{start} .* do not apply to a retina benchmark"):
+        benchmarks.load(RETINA).score("ln", progress=False, **option)
+
+
+def test_a_record_stored_under_an_older_display_name_reproduces_with_a_note(tmp_path, tiny_benchmarks, capsys):
+    """A record's model column is its display name (zoo run's `name (width 0.0625)`, zoo score's `name@weights.pt`),
+    whose wording may change between versions; zoo reproduce failed a record stored before such a change by the name
+    alone. The registered name its settings.rerun keeps is compared now, and a changed display name is a note; a
+    column naming another registered model still fails (test above), as a record without a registered name whose
+    display name differs."""
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    _score(db, "--out", tmp_path / "out")
+    record = ResultsStore(db).records()[-1]
+    _tamper(db_file, record.id, model="feedforward_intermediate (an older display name)")
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert ("differs: model: stored display name 'feedforward_intermediate (an older display name)', rerun "
+            "'feedforward_intermediate': the same registered model 'feedforward_intermediate'") in out
+    assert "reproduced: bit-identical" in out
+
+
+def test_model_identity_compares_registered_names_where_both_records_keep_them():
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.reproduce import mismatches, model_identity
+
+    def run_record(model, registered):
+        spec = {"family": "retina", "model": registered, "benchmark": RETINA, "score": {}}
+        return ScoreRecord(model=model, benchmark=RETINA, value=0.5, seed=0,
+                           settings={"rerun": {"command": "zoo run", "spec": spec}})
+
+    renamed = model_identity(run_record("ln (fit 1 epochs)", "ln"), run_record("ln (1-epoch fit)", "ln"))
+    assert renamed == ([], ["model: stored display name 'ln (fit 1 epochs)', rerun 'ln (1-epoch fit)': the same "
+                            "registered model 'ln' (its display name has changed since the record)"])
+    assert mismatches(run_record("ln@old.pt", "ln"), run_record("ln@model.pt", "ln")) == []
+    assert mismatches(run_record("glm (fit 1 epochs)", "ln"), run_record("ln (fit 1 epochs)", "ln")) == [
+        ("model", "glm (fit 1 epochs)", "ln (fit 1 epochs)")]  # the column names another model than its rerun
+    assert mismatches(run_record("ln", "ln"), run_record("ln", "glm")) == [("model (registered name)", "ln", "glm")]
+    # a dynamics record keeps a command line, no registered name: its display name is compared as before
+    dynamics = [ScoreRecord(model=name, benchmark="dynamics.fixed_points", value=0.5, seed=0, settings={})
+                for name in ("rgc (width 0.5)", "rgc")]
+    assert mismatches(*dynamics) == [("model", "rgc (width 0.5)", "rgc")]
+
+
+def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch):
+    """zoo fit's outputs had no zoo reproduce path (the same command into another folder was the documented way).
+    zoo reproduce DIR/summary.json checks the recording's sha256, fits again from scratch with the recorded seed and
+    settings, and compares the summary's numbers and every per-cell number of heldout_metrics.csv; a recording gone
+    or changed is refused naming it, before anything is fitted."""
+    import pandas as pd
+
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+    fit = tmp_path / "fit"
+    assert _zoo("fit", "ln", "--data", data, "--epochs", "1", "--seed", "3", "--quiet", "--out", fit) == 0
+    summary_file, metrics = fit / "summary.json", fit / "heldout_metrics.csv"
+    per_cell = pd.read_csv(metrics, index_col=0).size
+    capsys.readouterr()
+    assert _zoo("reproduce", summary_file) == 0
+    out = capsys.readouterr().out
+    assert f"{summary_file}: ln fitted to {data} (seed 3), stored median held-out r " in out and "differs" not in out
+    assert "reproduced: bit-identical (" in out and f" and {per_cell} per-cell numbers of heldout_metrics.csv)" in out
+
+    summary = json.loads(summary_file.read_text())
+    edited = {**summary, "median_correlation": summary["median_correlation"] + 0.01}
+    summary_file.write_text(json.dumps(edited))
+    frame = pd.read_csv(metrics, index_col=0)
+    stored_r = float(frame.at["cell03", "correlation"])
+    frame.at["cell03", "correlation"] = stored_r + 0.5
+    frame.to_csv(metrics)
+    capsys.readouterr()
+    assert _zoo("reproduce", fit, "--tolerance", "0.02") == 1  # the folder names its summary.json too
+    out = capsys.readouterr().out
+    assert f"  differs: heldout_metrics.csv[cell03].correlation: stored {stored_r + 0.5!r}, rerun {stored_r!r}" in out
+    assert "differs: median_correlation" not in out  # within the tolerance
+    assert ("NOT reproduced: largest difference 0.5 > tolerance 0.02 (heldout_metrics.csv[cell03].correlation: "
+            f"stored {stored_r + 0.5!r}, rerun {stored_r!r}; 1 of ") in out
+
+    from neurozoo.retina import fit as fitting
+
+    monkeypatch.setattr(fitting, "fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    for provenance, message in [({"data_sha256": "0" * 64}, f"its recording {data} has changed since the fit "
+                                                            "(sha256 000000000000 then, "),
+                                ({"settings": {**summary["provenance"]["settings"], "layers": 3}},
+                                 "provenance.settings.layers: not a fit setting of this version")]:
+        summary_file.write_text(json.dumps({**summary, "provenance": {**summary["provenance"], **provenance}}))
+        capsys.readouterr()
+        assert _zoo("reproduce", summary_file) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{summary_file}: " in err and message in err
+    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5")}))
+    assert _zoo("reproduce", summary_file) == 2
+    assert f"its recording {tmp_path / 'moved.h5'} is gone (sha256 " in capsys.readouterr().err
+    assert _zoo("reproduce", tmp_path / "nothing.json") == 2
+    assert "neither a record id nor a zoo fit summary.json" in capsys.readouterr().err

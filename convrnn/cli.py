@@ -77,7 +77,8 @@ def _info(args) -> int:
     print(f"steps {model.n_steps} (image for {model.image_steps}, then the blank frame {spec.blank}); image-dependent "
           f"logits from step "
           f"{model.first_readout_step}; feedback: "
-          + (", ".join(f"{e.source}->{e.target}" for e in spec.feedback) or "none"))
+          + (", ".join(f"{e.source}->{e.target}" + (f" (delay {e.delay})" if e.delay != 1 else "")
+                       for e in spec.feedback) or "none"))
     rows = []
     for layer in spec.layers:
         kind = (layer.cell or {}).get("kind", "-")

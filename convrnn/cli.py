@@ -83,9 +83,11 @@ def _info(args) -> int:
     for layer in spec.layers:
         kind = (layer.cell or {}).get("kind", "-")
         rows.append((layer.name, model.layers[layer.name].channels, kind, model.first_output_step(layer.name),
-                     counts.get(f"{layer.name}.stage", 0) + counts.get(f"{layer.name}.cell", 0)))
+                     sum(counts.get(f"{layer.name}.{part}", 0) for part in ("stage", "cell", "post"))))
     print(format_table(("layer", "channels", "cell", "image reaches it at step", "params"), rows))
-    print(f"parameters: {counts['total']:,}")
+    feedback = sum(v for k, v in counts.items() if k.startswith("feedback->"))
+    print(f"parameters: {counts['total']:,}" + (f" (feedback {feedback:,}, readout {counts['readout']:,})"
+                                                 if feedback else ""))
     print(f"FLOPs per step at {args.image_size}px (all layers active): {cost['per_step'] / 1e9:.3f} G")
     print(f"FLOPs per unrolled forward ({cost['n_steps']} steps): {cost['total'] / 1e9:.3f} G")
     return 0

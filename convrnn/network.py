@@ -260,6 +260,7 @@ class ConvRNN(nn.Module):
         self._order = spec.compute_order()
         self._edges = {t: [(e.source, e.delay) for e in spec.feedback if e.target == t] for t in spec.layer_names}
         self._max_delay = max([e.delay for e in spec.feedback] + [1])
+        self._arrival = spec.image_arrival()  # first image-dependent step of each layer
         self._fast = None  # a convrnn.fast.FastOptions once to_fast() was called; None: the reference path
         self._reset_parameters()
 
@@ -308,16 +309,15 @@ class ConvRNN(nn.Module):
     def first_readout_step(self) -> int:
         """First step whose logits depend on the image: the readout reads the last layer one step after it
         (the last layer's :meth:`first_output_step` + 1; 10 for the intermediate models)."""
-        return self.spec.image_arrival()[self.layer_names[-1]] + 1
+        return self._arrival[self.layer_names[-1]] + 1
 
     def first_output_step(self, layer: str) -> int:
         """First step at which ``layer``'s output depends on the image (it runs, on zeros, from t = 0): the
         shortest path from the image in steps (``GraphSpec.image_arrival``), through the chain and through
         feedback or skip edges of any delay (a skip conv1 -> conv3 of delay 1 brings it to conv3 at step 1)."""
-        arrival = self.spec.image_arrival()
-        if layer not in arrival:
+        if layer not in self._arrival:
             raise SpecError(f"no layer named {layer!r}; layers: {', '.join(self.layer_names)}")
-        return arrival[layer]
+        return self._arrival[layer]
 
     # ------------------------------------------------------------------ forward
     def frames(self, images: torch.Tensor, n_steps: int, image_steps: int) -> List[Optional[torch.Tensor]]:

@@ -77,14 +77,17 @@ def _info(args) -> int:
     print(f"steps {model.n_steps} (image for {model.image_steps}, then the blank frame {spec.blank}); image-dependent "
           f"logits from step "
           f"{model.first_readout_step}; feedback: "
-          + (", ".join(f"{e.source}->{e.target}" for e in spec.feedback) or "none"))
+          + (", ".join(f"{e.source}->{e.target}" + (f" (delay {e.delay})" if e.delay != 1 else "")
+                       for e in spec.feedback) or "none"))
     rows = []
     for layer in spec.layers:
         kind = (layer.cell or {}).get("kind", "-")
         rows.append((layer.name, model.layers[layer.name].channels, kind, model.first_output_step(layer.name),
-                     counts.get(f"{layer.name}.stage", 0) + counts.get(f"{layer.name}.cell", 0)))
+                     sum(counts.get(f"{layer.name}.{part}", 0) for part in ("stage", "cell", "post"))))
     print(format_table(("layer", "channels", "cell", "image reaches it at step", "params"), rows))
-    print(f"parameters: {counts['total']:,}")
+    feedback = sum(v for k, v in counts.items() if k.startswith("feedback->"))
+    print(f"parameters: {counts['total']:,}" + (f" (feedback {feedback:,}, readout {counts['readout']:,})"
+                                                 if feedback else ""))
     print(f"FLOPs per step at {args.image_size}px (all layers active): {cost['per_step'] / 1e9:.3f} G")
     print(f"FLOPs per unrolled forward ({cost['n_steps']} steps): {cost['total'] / 1e9:.3f} G")
     return 0

@@ -6,7 +6,8 @@ reads layer l-1's output of step t-1, its own state of step t-1, and each feedba
 t-delay. Before a source has produced anything (t = 0) the input is zeros (the original's ``input_init`` zeros
 "standins"), so biases drive the layers from the first step. The readout reads the last layer at t-1. So the
 image reaches layer l (counting from 1) at t = l-1, and the first logits that depend on it come at t = L
-(``first_readout_step``; L = 10 for the intermediate models, whose 17 steps are the original's 17).
+(``first_readout_step``; L = 10 for the intermediate models, whose 17 steps are the original's 17). A skip edge
+(a lower source, any delay) or a zero-delay edge can bring it sooner (``GraphSpec.image_arrival``).
 
 Within a layer (models/*.json: harbor, pre_memory, memory, post_memory; e.g. models/ugrnn_intermediate.json node
 conv4, lines 222-309): the feedback sources are resized (bilinear, align corners: utils/cell_utils.py
@@ -264,6 +265,7 @@ class ConvRNN(nn.Module):
         self._order = spec.compute_order()
         self._edges = {t: [(e.source, e.delay) for e in spec.feedback if e.target == t] for t in spec.layer_names}
         self._max_delay = max([e.delay for e in spec.feedback] + [1])
+        self._arrival = spec.image_arrival()  # first image-dependent step of each layer
         self._fast = None  # a convrnn.fast.FastOptions once to_fast() was called; None: the reference path
         self._reset_parameters()
 
@@ -311,12 +313,17 @@ class ConvRNN(nn.Module):
     # ------------------------------------------------------------------ timing facts
     @property
     def first_readout_step(self) -> int:
-        """First step whose logits depend on the image: conv1 at t = 0, the readout one edge after the last layer."""
-        return len(self.layer_names)
+        """First step whose logits depend on the image: the readout reads the last layer one step after it
+        (the last layer's :meth:`first_output_step` + 1; 10 for the intermediate models)."""
+        return self._arrival[self.layer_names[-1]] + 1
 
     def first_output_step(self, layer: str) -> int:
-        """First step at which ``layer``'s output depends on the image (it runs, on zeros, from t = 0)."""
-        return self.layer_names.index(layer)
+        """First step at which ``layer``'s output depends on the image (it runs, on zeros, from t = 0): the
+        shortest path from the image in steps (``GraphSpec.image_arrival``), through the chain and through
+        feedback or skip edges of any delay (a skip conv1 -> conv3 of delay 1 brings it to conv3 at step 1)."""
+        if layer not in self._arrival:
+            raise SpecError(f"no layer named {layer!r}; layers: {', '.join(self.layer_names)}")
+        return self._arrival[layer]
 
     # ------------------------------------------------------------------ forward
     def frames(self, images: torch.Tensor, n_steps: int, image_steps: int) -> List[Optional[torch.Tensor]]:

@@ -11,18 +11,33 @@ from neurozoo.datasets.model_modes import eval_mode
 
 
 def parameter_counts(model: torch.nn.Module) -> "OrderedDict[str, int]":
-    """Trainable parameters per part: each layer's feedforward stage and cell, feedback, readout."""
+    """Trainable parameters per part, which sum to ``total``: each layer's feedforward stage, cell and post block
+    (convolution + residual after the cell), the feedback into each target (the network's projection, or the
+    feedback convolution of a cell that owns it, the RGC's, which is not counted in the cell), the readout and the
+    max-confidence decoder's ``softmax_beta``."""
     counts: "OrderedDict[str, int]" = OrderedDict()
+    feedback = {target: sum(p.numel() for p in merge.parameters()) for target, merge in model.feedback.items()}
     for name, layer in model.layers.items():
-        counts[f"{name}.stage"] = sum(p.numel() for p in layer.stage.parameters())
-        cell = sum(p.numel() for p in layer.cell.parameters())
+        counts[f"{name}.stage"] = _count(layer.stage)
+        owned = _count(getattr(layer.cell, "feedback_conv", None))
+        if owned:
+            feedback[name] = feedback.get(name, 0) + owned
+        cell = _count(layer.cell) - owned
         if cell:
             counts[f"{name}.cell"] = cell
-    for target, merge in model.feedback.items():
-        counts[f"feedback->{target}"] = sum(p.numel() for p in merge.parameters())
-    counts["readout"] = sum(p.numel() for p in model.readout.parameters())
+        if layer.post is not None:
+            counts[f"{name}.post"] = _count(layer.post)
+    for target in model.feedback:
+        counts[f"feedback->{target}"] = feedback[target]
+    counts["readout"] = _count(model.readout)
+    if getattr(model, "softmax_beta", None) is not None:
+        counts["decoder"] = model.softmax_beta.numel()
     counts["total"] = sum(p.numel() for p in model.parameters())
     return counts
+
+
+def _count(module) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
 def _forward_flops(model, image_size: int, n_steps: int) -> int:

@@ -236,8 +236,14 @@ class GraphSpec:
             if layer.cell is not None and (not isinstance(layer.cell["kind"], str) or not layer.cell["kind"]):
                 raise SpecError(f"{lw}: field 'cell.kind' must be a cell's name (e.g. rgc, timedecay, ugrnn, gru, lstm), "
                                 f"got {layer.cell['kind']!r}")
+        seen_edges: Dict[tuple, int] = {}
         for i, edge in enumerate(self.feedback):
             ew = f"{where}: feedback[{i}] {edge.source}->{edge.target}"
+            first = seen_edges.setdefault((edge.source, edge.target), i)
+            if first != i:
+                # the unroll reads one value per source of a target: the second edge replaced the first's delay
+                raise SpecError(f"{ew}: a second edge from {edge.source!r} to {edge.target!r} (feedback[{first}] is "
+                                f"the first); a layer reads each source once: give one edge per pair")
             for end in (edge.source, edge.target):
                 if end not in names:
                     raise SpecError(f"{ew}: edge to a missing layer {end!r} (layers: {', '.join(names)})")
@@ -285,6 +291,24 @@ class GraphSpec:
                 if found:
                     return found
         return None
+
+    def image_arrival(self) -> Dict[str, int]:
+        """Layer -> the first step whose output depends on the image: the first layer reads the frame at t = 0, a
+        layer reads the layer below one step later and a feedback or skip edge's source ``delay`` steps later, so
+        this is the shortest path from the image in steps (Bellman-Ford; delays are >= 0, zero-delay cycles are
+        refused). Without skip or zero-delay edges layer l (counting from 1) is reached at l - 1."""
+        names = self.layer_names
+        arrival = {name: (0 if i == 0 else i) for i, name in enumerate(names)}  # the chain alone
+        for _ in range(len(names)):
+            changed = False
+            for i, name in enumerate(names[1:], start=1):
+                best = min([arrival[names[i - 1]] + 1]
+                           + [arrival[e.source] + e.delay for e in self.feedback if e.target == name])
+                if best < arrival[name]:
+                    arrival[name], changed = best, True
+            if not changed:
+                break
+        return arrival
 
     def compute_order(self) -> List[str]:
         """Layers in an order where every zero-delay edge's source comes before its target."""

@@ -462,3 +462,27 @@ def test_every_registered_benchmark_says_which_ceiling_it_scores_against():
             assert not entry.description.rstrip(" .").endswith(", ceiling"), (entry.name, entry.description)
     for name in ("cowley2023.V4", "ventral_embedded.V4-temporal", "ventral_embedded.IT-temporal"):
         assert "r²/ceiling against the split-half" in benchmarks.BENCHMARKS.get(name).description
+
+
+#: neuroailab/convrnns README.md (commit e1b30c3), "Extracting Model Features", lines 83-85: "for the `shallow`
+#: ConvRNNs, model layer 'conv3' best matches to V4, 'conv4' best matches to pIT, and 'conv5' best matches to
+#: cIT/aIT. For the `intermediate` ConvRNNs, model layers 'conv5' and 'conv6' best match to V4, 'conv7' and 'conv8'
+#: best match to pIT, and 'conv9' and 'conv10' best match to cIT/aIT" (IT here: pIT and cIT/aIT together).
+RELEASED_REGION_LAYERS = {"shallow": {"V4": ["conv3"], "IT": ["conv4", "conv5"]},
+                          "intermediate": {"V4": ["conv5", "conv6"], "IT": ["conv7", "conv8", "conv9", "conv10"]}}
+
+
+def test_every_released_convrnn_gets_the_readmes_layers_for_v4_and_it():
+    """Each registered model of the original's names takes its depth's map: a shallow model whose layers were named
+    otherwise than conv1-conv5 would silently get the intermediate map (conv5, its cIT/aIT layer, as V4)."""
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.neural import convrnn_region_layers
+
+    released = [name for name in convrnn.list_models() if name.split("_")[1:2] in (["shallow"], ["intermediate"])
+                and name.split("_")[0] in ("rgc", "timedecay", "ugrnn", "lstm", "simplernn")]
+    assert len(released) == 12  # every model of the original's names built here (docs/convrnn.md, Models)
+    for name in released:
+        depth = name.split("_")[1]
+        names = convrnn.get_spec(name).layer_names
+        for region, layers in RELEASED_REGION_LAYERS[depth].items():
+            assert convrnn_region_layers(names, region) == layers, (name, region)

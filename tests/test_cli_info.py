@@ -38,6 +38,20 @@ def test_flops_and_parameters_match_hand_counts():
     assert cost["total"] == 4 * conv + 4 * readout
 
 
+@pytest.mark.parametrize("name", ["ugrnn_intermediate", "rgc_intermediate_tmaxconf", "rgc_shallow"])
+def test_the_parts_sum_to_the_total_and_feedback_is_what_it_costs(name):
+    """The post blocks (ugrnn_intermediate's conv + residual after each cell, 16% of its parameters at this width)
+    were in no part, and an RGC's feedback convolution was counted in its cell with "feedback->conv5: 0", so the
+    parts did not sum to the total and removing the feedback cost more than the table said."""
+    model = convrnn.create_model(name, width_multiplier=0.125)
+    counts = parameter_counts(model)
+    assert sum(v for k, v in counts.items() if k != "total") == counts["total"]
+    without = convrnn.create_model(name, width_multiplier=0.125, feedback=[])
+    feedback = sum(v for k, v in counts.items() if k.startswith("feedback->"))
+    assert counts["total"] - parameter_counts(without)["total"] == feedback
+    assert (feedback > 0) == bool(model.spec.feedback)
+
+
 def test_zoo_list_prints_models_benchmarks_and_datasets(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out

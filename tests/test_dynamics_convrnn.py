@@ -31,6 +31,20 @@ def test_cell_map_reproduces_the_last_step_and_the_recorded_output(tiny):
     np.testing.assert_allclose(recorded.values[:, -1], h.numpy(), atol=1e-5)
 
 
+def test_a_model_on_the_fast_path_is_refused_with_what_to_do():
+    """On the CPU fast path (the extraction's) the image-free steps ran once for the batch, so the captured states
+    mixed batch sizes and the map failed with torch's "stack expects each tensor to be equal size"."""
+    from neurozoo.benchmarks.extraction.activations import CPU_FAST
+
+    torch.manual_seed(0)
+    model = convrnn.create_model("rgc_shallow", width_multiplier=0.125).eval().to_fast(**CPU_FAST)
+    images = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"model is on the fast path \(to_fast\(\)\).*call model.to_reference\(\)"):
+        ConvRNNCellMap(model, "conv4", images, n_steps=6)
+    model.to_reference()
+    assert ConvRNNCellMap(model, "conv4", images, n_steps=6).steps_run == 6
+
+
 def test_positions_agree_with_the_whole_map(tiny):
     model, images = tiny
     whole = ConvRNNCellMap(model, "conv5", images, n_steps=12)

@@ -146,6 +146,23 @@ def test_convrnn_extraction_maps_steps_to_bins(stimuli, tmp_path):
     assert reduced.shape == (10, 50, 19)
 
 
+def test_bins_the_convrnn_unroll_does_not_reach_are_refused(stimuli):
+    """A bin after the unroll's last step was read at that step (300-310 ms at 250-260 ms, the step table clips),
+    and a bin before onset at step 0; both are refused, naming the bin and the n_steps that reaches it."""
+    model = ToyConvRNN()
+    options = dict(max_features=20, cache=False, progress=False)
+    with pytest.raises(SpecError, match=r"time bin \[300, 310\) ms lies after the ConvRNN's unroll of 26 steps "
+                                        r"\(0-260 ms.*unroll n_steps >= 31"):
+        extract(model, stimuli, ["conv1"], bins=[(250, 260), (300, 310)], **options)
+    with pytest.raises(SpecError, match=r"time bin \[-50, 0\) ms lies before stimulus onset"):
+        extract(model, stimuli, ["conv1"], bins=[(-50, 0), (70, 80)], **options)
+    late = extract(model, stimuli, ["conv1"], bins=[(250, 260), (300, 310)], n_steps=31, **options)["conv1"]
+    first, second = late.isel(time_bin=0).values, late.isel(time_bin=1).values
+    np.testing.assert_allclose(second, first * 30 / 25, rtol=1e-5, atol=1e-5)  # step 30, not step 25 again
+    # a step table given by the caller keeps its own rule (bins outside it take its first or last step)
+    extract(model, stimuli, ["conv1"], bins=[(300, 310)], timing=StepTable(0, 10, 26), **options)
+
+
 def test_one_layer_name_is_a_layer_and_sizes_below_one_are_refused(stimuli):
     model = ToyConvRNN()
     one = extract(model, stimuli, "conv2", max_features=50, cache=False, progress=False)

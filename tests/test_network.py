@@ -317,6 +317,42 @@ def test_image_perturbation_reaches_layer_l_at_step_t_plus_l_minus_1(perturbed_s
         assert torch.equal(a.logits[t], b.logits[t]) == (t < first_logit_change)
 
 
+@pytest.mark.parametrize("edge, arrival", [
+    ({"source": "conv1", "target": "conv4", "delay": 1}, [0, 1, 2, 1, 2]),  # skip: conv4 one step after conv1
+    ({"source": "conv2", "target": "conv5", "delay": 0}, [0, 1, 2, 3, 1]),  # zero delay: conv5 with conv2
+    ({"source": "conv1", "target": "conv5", "delay": 3}, [0, 1, 2, 3, 3]),  # 3 steps against the chain's 4
+    ({"source": "conv1", "target": "conv5", "delay": 5}, [0, 1, 2, 3, 4]),  # longer than the chain: unchanged
+    ({"source": "conv5", "target": "conv2", "delay": 1}, [0, 1, 2, 3, 4]),  # feedback: no shortcut
+])
+def test_the_timing_facts_follow_skip_and_zero_delay_edges(edge, arrival):
+    """first_output_step / first_readout_step are the first steps whose outputs depend on the image, measured here
+    by perturbing the image; they counted layers along the chain, so a skip edge (conv1 -> conv4) or a zero-delay
+    edge left them too late (zoo info, the trainer's first readout step and --loss-steps all, imagenet's per-step
+    rows)."""
+    model = tiny("rgc_shallow", feedback=[edge], n_steps=8, image_steps=8)
+    clean = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    layers = model.layer_names
+    with torch.no_grad():
+        a, b = model(clean, record=layers), model(clean + 1.0, record=layers)
+    measured = [next(t for t in range(8) if not torch.equal(a.recorded[name][t], b.recorded[name][t]))
+                for name in layers]
+    assert measured == arrival
+    assert [model.first_output_step(name) for name in layers] == arrival
+    first_logits = next(t for t in range(8) if not torch.equal(a.logits[t], b.logits[t]))
+    assert model.first_readout_step == first_logits == arrival[-1] + 1
+
+
+def test_a_second_edge_between_the_same_layers_is_refused():
+    """The unroll reads each feedback source once per target, so of conv5 -> conv3 at delays 1 and 3 only the
+    delay 3 reached conv3 (through both of its projection's inputs), silently."""
+    edges = [{"source": "conv5", "target": "conv3"}, {"source": "conv5", "target": "conv3", "delay": 3}]
+    with pytest.raises(SpecError, match=r"feedback\[1\] conv5->conv3: a second edge from 'conv5' to 'conv3' "
+                                        r"\(feedback\[0\] is the first\)"):
+        GraphSpec.from_dict(_spec(feedback=edges))
+    with pytest.raises(SpecError, match="a second edge"):
+        convrnn.create_model("rgc_shallow", feedback=edges)
+
+
 def test_layers_run_from_the_first_step_driven_by_their_biases():
     """utils/main.py unroll: at t = 0 every node runs on zero "standins" (lines 237-243), so its biases drive it."""
     model = tiny()

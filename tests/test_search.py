@@ -95,6 +95,25 @@ def test_builtin_spaces_cover_every_rgc_switch_and_build_models():
     assert local.spec(local.sample(optuna.create_study().ask())).feedback[0].source == "conv8"
 
 
+def test_a_trial_keeps_the_delay_and_projection_of_the_bases_edge():
+    """A base edge conv3 -> conv2 of delay 2 (identity projection), searched or fixed, was built at delay 1 with a 1x1
+    projection in every trial that drew it: the base's timing changed silently."""
+    base = {**TINY_BASE, "layers": [dict(layer) for layer in TINY_BASE["layers"]],
+            "feedback": [{"source": "conv3", "target": "conv2", "delay": 2}]}
+    base["layers"][2]["channels"] = 8
+    base["feedback"].append({"source": "conv3", "target": "conv1", "delay": 3, "projection": "identity"})
+    for feedback in ({"candidates": "all"}, {"candidates": "none", "fixed": ["conv3->conv2"]}):
+        space = load_space({"name": "delays", "base": base, "cells": {"rgc": {}}, "feedback": feedback,
+                            "cell_layers": ["conv2", "conv3"]})
+        config = {"cell": {"kind": "rgc"}, "feedback": [["conv3", "conv2"]], "train": {}}
+        (edge,) = space.spec(config).feedback
+        assert (edge.source, edge.target, edge.delay, edge.projection) == ("conv3", "conv2", 2, "conv1x1")
+    wide = load_space({"name": "delays", "base": base, "cells": {"rgc": {}},
+                       "feedback": {"candidates": ["conv3->conv1", "conv2->conv1"]}})
+    edges = wide.spec({"cell": {"kind": "rgc"}, "feedback": [["conv3", "conv1"], ["conv2", "conv1"]], "train": {}}).feedback
+    assert [(e.delay, e.projection) for e in edges] == [(3, "identity"), (1, "conv1x1")]
+
+
 # configs/median_rgcell_cfg.py median_config_dict["model_params"]["cell_params"] (convrnns commit cab32bb, lines
 # 14-52), activations by name; the four switches it leaves out at utils/median_rgcell.py's defaults (False, lines 48,
 # 50, 52, 53)

@@ -106,6 +106,11 @@ class ConvRNNCellMap:
         cell = dict(model.named_modules()).get(f"layers.{layer}.cell")
         if cell is None:
             raise ValueError(f"model has no recurrent cell for layer {layer!r} (no module 'layers.{layer}.cell')")
+        if getattr(model, "_fast", None) is not None:
+            # its image-free steps run once for the batch, its inputs fused and autocast: the cell's calls are not
+            # the reference's (a stack of batch-1 and batch-B states failed with torch's "stack expects ...")
+            raise ValueError(f"model is on the fast path (to_fast()); the dynamics of layer {layer!r} are read from "
+                             f"the reference path's cell: call model.to_reference() first (to_fast() again after)")
         calls: List[tuple] = []
 
         def hook(module, args, kwargs, output):

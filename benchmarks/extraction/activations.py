@@ -210,6 +210,8 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
         if value < 1:
             raise SpecError(f"extraction: {name} must be at least 1, got {value}")
     recurrent = is_convrnn(model)
+    if timing is None and recurrent:
+        check_unroll_covers(bins, n_steps)
     if timing is None:  # a CORnet's layers are its areas: Brain-Score's tables for them (time_mapping.model_timing)
         timing = convrnn(n_steps) if recurrent else model_timing(model) or static(bins)
     if isinstance(timing, Mapping):
@@ -247,6 +249,25 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 store.save(keys[layer], array)
             result[layer] = array
     return {layer: result[layer] for layer in layers}
+
+
+def check_unroll_covers(bins: Sequence[Bin], n_steps: int, step_ms: float = 10.0) -> None:
+    """Refuse a bin a ConvRNN's unroll of ``n_steps`` (step t = [10 t, 10 t + 10) ms) does not reach: its midpoint
+    after the last step, or before onset. The step table clips such a bin to the last (or first) step, so a bin at
+    300 ms was read at 250-260 ms, and a baseline bin before onset at step 0, when conv1 already sees the image."""
+    middles = [(a + b) / 2.0 for a, b in bins]
+    late = [(a, b) for (a, b), m in zip(bins, middles) if m >= n_steps * step_ms]
+    if late:
+        needed = int(np.floor(max(middles) / step_ms)) + 1
+        raise SpecError(f"extraction: time bin [{late[0][0]:g}, {late[0][1]:g}) ms lies after the ConvRNN's unroll of "
+                        f"{n_steps} steps (0-{n_steps * step_ms:g} ms, one step per {step_ms:g} ms), where it would "
+                        f"read the last step; unroll n_steps >= {needed} (extract(n_steps=...), "
+                        f"NeuralBenchmark.score(model, n_steps=...), BrainModel(..., n_steps=...))")
+    early = [(a, b) for (a, b), m in zip(bins, middles) if m < 0]
+    if early:
+        raise SpecError(f"extraction: time bin [{early[0][0]:g}, {early[0][1]:g}) ms lies before stimulus onset; a "
+                        f"ConvRNN has no step there (step 0 is [0, {step_ms:g}) ms, when conv1 already reads the "
+                        f"image): leave the bins before 0 ms out of the recording or the time_bins")
 
 
 def missing_step_table(layer: str, timing: Mapping) -> str:

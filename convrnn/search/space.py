@@ -319,7 +319,10 @@ class SearchSpace:
         for layer in data["layers"]:
             if layer["name"] in self.cell_layers:
                 self.wiring[kind][layer["name"]].apply(layer, config["cell"])
-        data["feedback"] = [{"source": s, "target": t} for s, t in config["feedback"]]
+        # an edge the base has keeps its delay and projection (they are not searched; a trial's edge was built at
+        # delay 1 whatever the base said); any other sampled edge is the original's one-step 1x1 feedback
+        given = {(e["source"], e["target"]): e for e in data["feedback"]}
+        data["feedback"] = [given.get((s, t), {"source": s, "target": t}) for s, t in config["feedback"]]
         data["name"] = name or f"{self.name}_trial"
         data["description"] = (description or (
             f"{self.base.name} with {kind} cells at {', '.join(self.cell_layers)}, feedback "

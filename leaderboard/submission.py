@@ -33,6 +33,8 @@ from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
+MAX_MEMBERS = 1000  # archive entries of any kind (folders too): each costs the server memory while it is read
+MAX_TAR_HEADER_BYTES = 64 * 1024  # a tar member's extended header (pax records, GNU long name), read whole by tarfile
 MAX_METADATA_BYTES = 64 * 1024
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
@@ -105,9 +107,23 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
             budget.copy(reader, target / path.relative_to(source))
 
 
+def _zip_entries(source: Path) -> int:
+    """The entry count a zip's end record declares, read before ``ZipFile`` builds an object per entry (a 512 MiB
+    central directory of empty entries is millions of them, gigabytes of the server's memory)."""
+    with open(source, "rb") as handle:
+        end = zipfile._EndRecData(handle)
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    return int(end[zipfile._ECD_ENTRIES_TOTAL])
+
+
 def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
     import stat
 
+    entries = _zip_entries(source)
+    if entries > MAX_MEMBERS:
+        raise SubmissionError(f"{source.name}: {entries} archive entries; at most {MAX_MEMBERS} (files and folders) "
+                              "are allowed")
     with zipfile.ZipFile(source) as archive:
         for info in archive.infolist():
             path = _member_path(info.filename, source)
@@ -120,9 +136,39 @@ def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
                 budget.copy(reader, target / path, info.filename)
 
 
+class _CappedTarInfo(tarfile.TarInfo):
+    """A tar member whose extended header (pax records, a GNU long name or link) is refused past
+    ``MAX_TAR_HEADER_BYTES`` before tarfile reads it: tarfile reads such a header into memory whole, so 600 KiB of
+    gzipped zeros declaring a 600 MiB pax header took 600 MiB of the server's memory (and was then called "not a
+    .tar archive")."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                         tarfile.GNUTYPE_LONGLINK) and self.size > MAX_TAR_HEADER_BYTES:
+            raise SubmissionError(f"{Path(tarfile_.name or 'archive').name}: a tar extended header (pax record or long "
+                                  f"name) of {self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+        return super()._proc_member(tarfile_)
+
+
+def _open_tar(source: Path) -> tarfile.TarFile:
+    return tarfile.open(source, tarinfo=_CappedTarInfo)
+
+
+def _is_tar(source: Path) -> bool:
+    """``tarfile.is_tarfile`` with the header cap of :class:`_CappedTarInfo` (it reads the first member's header)."""
+    try:
+        _open_tar(source).close()
+        return True
+    except tarfile.TarError:
+        return False
+
+
 def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
-    with tarfile.open(source) as archive:
-        for member in archive:  # streamed: the caps hold before the whole archive is read
+    with _open_tar(source) as archive:
+        for count, member in enumerate(archive, 1):  # streamed: the caps hold before the whole archive is read
+            if count > MAX_MEMBERS:  # folders too: tarfile keeps every member it has read
+                raise SubmissionError(f"{source.name}: more than {MAX_MEMBERS} archive entries; at most {MAX_MEMBERS} "
+                                      "(files and folders) are allowed")
             path = _member_path(member.name, source)
             if member.isdir():
                 continue
@@ -147,7 +193,7 @@ def unpack(source: Path, target: Path) -> Path:
             _copy_folder(source, target, budget)
         elif source.is_file() and zipfile.is_zipfile(source):
             _extract_zip(source, target, budget)
-        elif source.is_file() and tarfile.is_tarfile(source):
+        elif source.is_file() and _is_tar(source):
             _extract_tar(source, target, budget)
         elif not source.exists():
             raise SubmissionError(f"{source}: no such file or folder")

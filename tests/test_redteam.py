@@ -4,6 +4,7 @@ import importlib.util
 import os
 import socket
 import sys
+import tarfile
 import textwrap
 import time
 from pathlib import Path
@@ -502,6 +503,67 @@ def test_colliding_archive_members_are_refused_without_naming_host_paths(board, 
         message = str(refused.value)
         assert message.startswith(f"{archive_name}: member '{members[-1][0]}' cannot be unpacked"), message
         assert str(tmp_path) not in message
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_tar_header_declaring_megabytes_is_refused_before_it_is_read(board, tmp_path, kind):
+    """tarfile reads a member's extended header (pax records, a GNU long name) into memory whole: 8 KiB of gzipped
+    zeros declaring an 8 MiB header cost the intake 8 MiB (600 KiB of upload, 600 MiB of the web server's memory),
+    and the archive was then called "not a folder, .zip or .tar(.gz) archive"."""
+    import gzip
+    import tracemalloc
+
+    header = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "././@PaxHeader")
+    header.type, header.size = kind, 8 * 2 ** 20
+    bomb = tmp_path / "header-bomb.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(header.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(b"\0" * (header.size + 1024))
+    assert bomb.stat().st_size < 20_000
+    tracemalloc.start()
+    try:
+        _refused(tmp_path, bomb, r"header-bomb.tar.gz: a tar extended header \(pax record or long name\) of 8388608 "
+                                 r"bytes; at most 64 KiB are allowed")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, peak
+
+
+def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path):
+    """Folder entries were skipped without being counted: a gzipped tar of millions of identical folder entries
+    (a few bytes each) grew tarfile's member list without bound, and a zip's central directory of empty entries
+    became one ZipInfo per entry before the file cap was checked."""
+    import io
+    import zipfile
+
+    from neurozoo.leaderboard.submission import MAX_MEMBERS
+
+    honest = submission(tmp_path, "entries", with_weights=False)
+    folders_tar = tmp_path / "folders.tar.gz"
+    with tarfile.open(folders_tar, "w:gz") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.add(honest / name, arcname=name)
+        for i in range(MAX_MEMBERS):
+            info = tarfile.TarInfo(f"d{i}")
+            info.type = tarfile.DIRTYPE
+            archive.addfile(info)
+    _refused(tmp_path, folders_tar, f"folders.tar.gz: more than {MAX_MEMBERS} archive entries")
+    folders_zip = tmp_path / "folders.zip"
+    with zipfile.ZipFile(folders_zip, "w") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.write(honest / name, name)
+        for i in range(MAX_MEMBERS):
+            archive.writestr(f"d{i}/", b"")
+    _refused(tmp_path, folders_zip, f"folders.zip: {MAX_MEMBERS + 2} archive entries; at most {MAX_MEMBERS}")
+    buffer = io.BytesIO()  # under the cap, folders included: unpacked as before
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.add(honest / name, arcname=f"sub/{name}")
+    (tmp_path / "fine.tar").write_bytes(buffer.getvalue())
+    from neurozoo.leaderboard.submission import prepare
+
+    assert prepare(tmp_path / "fine.tar", tmp_path / "store")["meta"]["name"] == "entries"
 
 
 @pytest.mark.parametrize("change, match", [

@@ -238,6 +238,32 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
     assert b"dev refused 30" in outcome.console  # EROFS
 
 
+MANY_FOLDERS = """
+import os, sys, time
+for i in range(200000):  # empty: no data block, only the kernel's inode and name for each
+    os.mkdir(f"{sys.argv[1]}/d{i}_" + "x" * 200)
+print("made them all", flush=True)
+time.sleep(20)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_empty_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement):
+    """Without a cgroup the watchdog counted a tmpfs's data blocks only: a job under a 256 MiB limit made 1.17
+    million empty folders in /tmp in 20 s, 1.46 GiB of host kernel memory (inodes and names) that no limit saw,
+    and with the default 30 min would have gone on to the host's whole memory."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MANY_FOLDERS, "/tmp"], limits=Limits(memory_bytes=128 * 2 ** 20,
+                                                                                        wall_s=60))
+    # 200000 folders are 390 MiB at INODE_BYTES: killed for its memory, not at the wall clock, nor ended by itself
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+    assert b"made them all" not in outcome.console
+
+
 FORKS = """
 import os, time
 forked = 0

@@ -394,6 +394,24 @@ def test_result_stream_is_checked_before_it_is_trusted():
         read_arrays(npy(good) + npy(np.ones((4, 3, 3), "<f4")), 2, 4, 5, 2)
 
 
+@needs_sandbox
+def test_finite_but_huge_features_fail_naming_the_bound_instead_of_scoring_zero(board, tmp_path):
+    """Features are summed in squares in float32: a layer scaled by 1e20 (finite, past the .npy checks) overflowed
+    the regression, and the model's honest features scored 0.0, stored as done; the job now fails naming the bound."""
+    huge = """
+    _init = Net.__init__
+    def _scaled(self):
+        _init(self)
+        self.conv2.register_forward_hook(lambda module, inputs, output: output * 1e20)
+    Net.__init__ = _scaled
+    """
+    row = score(board, submission(tmp_path, "huge", create_attack=huge))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED, (row["status"], hidden_value(board, row))
+    assert "layer conv2 produced feature values up to" in error and "expected magnitudes of at most 1e+12" in error
+    assert board.leaderboard_records() == []
+
+
 # ------------------------------------------------------------------------------ cache and hidden split
 def test_tampered_activation_cache_is_recomputed(tmp_path):
     import torch

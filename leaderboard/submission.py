@@ -34,6 +34,7 @@ from neurozoo.datasets.provenance import sha256_file
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
 MAX_MEMBERS = 1000  # archive entries of any kind (folders too): each costs the server memory while it is read
+MAX_ZIP_DIRECTORY_BYTES = 2 ** 20  # a zip's central directory: 1000 entries of long names and extra fields fit
 MAX_TAR_HEADER_BYTES = 64 * 1024  # a tar member's extended header (pax records, GNU long name), read whole by tarfile
 MAX_METADATA_BYTES = 64 * 1024
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -107,24 +108,32 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
             budget.copy(reader, target / path.relative_to(source))
 
 
-def _zip_entries(source: Path) -> int:
-    """The entry count a zip's end record declares, read before ``ZipFile`` builds an object per entry (a 512 MiB
-    central directory of empty entries is millions of them, gigabytes of the server's memory)."""
+def _check_zip_directory(source: Path) -> None:
+    """The entry count and central-directory size a zip's end record declares, checked before ``ZipFile`` builds an
+    object per entry (a 512 MiB central directory of empty entries is millions of them, gigabytes of the server's
+    memory). ``ZipFile`` reads the directory by its size, not its declared count: the size bounds what is built, and
+    the count of what was built is checked again after opening."""
     with open(source, "rb") as handle:
         end = zipfile._EndRecData(handle)
     if end is None:
         raise zipfile.BadZipFile("no end of central directory record")
-    return int(end[zipfile._ECD_ENTRIES_TOTAL])
+    entries, size = int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])
+    if entries > MAX_MEMBERS:
+        raise SubmissionError(f"{source.name}: {entries} archive entries; at most {MAX_MEMBERS} (files and folders) "
+                              "are allowed")
+    if size > MAX_ZIP_DIRECTORY_BYTES:
+        raise SubmissionError(f"{source.name}: a central directory of {size} bytes; at most "
+                              f"{MAX_ZIP_DIRECTORY_BYTES // 1024} KiB are allowed")
 
 
 def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
     import stat
 
-    entries = _zip_entries(source)
-    if entries > MAX_MEMBERS:
-        raise SubmissionError(f"{source.name}: {entries} archive entries; at most {MAX_MEMBERS} (files and folders) "
-                              "are allowed")
+    _check_zip_directory(source)
     with zipfile.ZipFile(source) as archive:
+        if len(archive.infolist()) > MAX_MEMBERS:  # more than its end record declared
+            raise SubmissionError(f"{source.name}: {len(archive.infolist())} archive entries; at most {MAX_MEMBERS} "
+                                  "(files and folders) are allowed")
         for info in archive.infolist():
             path = _member_path(info.filename, source)
             if stat.S_ISLNK(info.external_attr >> 16):

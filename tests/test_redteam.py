@@ -574,13 +574,15 @@ def test_a_tar_header_declaring_megabytes_is_refused_before_it_is_read(board, tm
     assert peak < 2 ** 20, peak
 
 
-def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path):
+def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path, monkeypatch):
     """Folder entries were skipped without being counted: a gzipped tar of millions of identical folder entries
     (a few bytes each) grew tarfile's member list without bound, and a zip's central directory of empty entries
-    became one ZipInfo per entry before the file cap was checked."""
+    became one ZipInfo per entry before the file cap was checked (ZipFile reads the directory by its size, whatever
+    count the end record declares)."""
     import io
     import zipfile
 
+    from neurozoo.leaderboard import submission as intake
     from neurozoo.leaderboard.submission import MAX_MEMBERS
 
     honest = submission(tmp_path, "entries", with_weights=False)
@@ -600,6 +602,14 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
         for i in range(MAX_MEMBERS):
             archive.writestr(f"d{i}/", b"")
     _refused(tmp_path, folders_zip, f"folders.zip: {MAX_MEMBERS + 2} archive entries; at most {MAX_MEMBERS}")
+    # the end record declaring 2 entries: ZipFile reads the directory by its size, so the count is checked again
+    data = bytearray(folders_zip.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8:end + 12] = (2).to_bytes(2, "little") * 2
+    (tmp_path / "understated.zip").write_bytes(bytes(data))
+    _refused(tmp_path, tmp_path / "understated.zip", f"understated.zip: {MAX_MEMBERS + 2} archive entries")
+    monkeypatch.setattr(intake, "MAX_ZIP_DIRECTORY_BYTES", 30_000)  # (1002 entries of short names: 50 KB)
+    _refused(tmp_path, tmp_path / "understated.zip", r"understated.zip: a central directory of \d+ bytes; at most 29 KiB")
     buffer = io.BytesIO()  # under the cap, folders included: unpacked as before
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name in ("metadata.yaml", "model.py"):

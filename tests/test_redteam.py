@@ -291,9 +291,41 @@ def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enf
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
     outcome = sandbox.run([sys.executable, "-c", FORKS], limits=Limits(wall_s=30, max_processes=40))
     if enforcement == "watchdog":
-        assert outcome.killed == "it ran more than the limit of 40 processes", (outcome.killed, outcome.console)
+        assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", \
+            (outcome.killed, outcome.console)
     else:  # the pids cgroup refuses the 40th fork
         assert outcome.killed is None and 20 <= int(outcome.console.split(b"forked ")[1].split()[0]) < 40
+
+
+THREADS = """
+import threading, time
+threading.stack_size(65536)
+started, release = 0, threading.Event()
+try:
+    for _ in range(3000):
+        threading.Thread(target=release.wait, daemon=True).start()
+        started += 1
+except RuntimeError:
+    pass
+print("threads", started, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_threads_count_against_the_process_limit_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
+    """A pids cgroup counts threads (each takes a host PID); the watchdog counted processes only: one process ran
+    3000 threads under a limit of 40, and could have filled the host's PID table (32768 here)."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", THREADS], limits=Limits(wall_s=30, max_processes=40))
+    if outcome.killed is None:  # the pids cgroup refused the thread past the limit
+        assert enforcement != "watchdog" and int(outcome.console.split(b"threads ")[1].split()[0]) < 40, outcome
+    else:
+        assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", outcome.console
 
 
 @needs_sandbox

@@ -154,9 +154,24 @@ class _CappedTarInfo(tarfile.TarInfo):
     def _proc_member(self, tarfile_):
         if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
                          tarfile.GNUTYPE_LONGLINK) and self.size > MAX_TAR_HEADER_BYTES:
-            raise SubmissionError(f"{Path(tarfile_.name or 'archive').name}: a tar extended header (pax record or long "
-                                  f"name) of {self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+            raise SubmissionError(f"{_archive_name(tarfile_)}: a tar extended header (pax record or long name) of "
+                                  f"{self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+        if self.type == tarfile.GNUTYPE_SPARSE:  # its map is a chain of blocks tarfile reads to the end
+            self._refuse_sparse(tarfile_)
         return super()._proc_member(tarfile_)
+
+    def _proc_gnusparse_10(self, next, pax_headers, tarfile_):  # a sparse map of any declared length, in the data
+        self._refuse_sparse(tarfile_)
+
+    def _refuse_sparse(self, tarfile_):
+        """GNU sparse maps are read into memory whole, block after block: 40 KiB of gzipped blocks were a list of
+        millions of (offset, size) pairs. A submission has no use for a sparse file."""
+        raise SubmissionError(f"{_archive_name(tarfile_)}: member {self.name!r} is a sparse file; not allowed "
+                              "(archive it without --sparse)")
+
+
+def _archive_name(archive: tarfile.TarFile) -> str:
+    return Path(archive.name or "archive").name  # the file's name, never the host's path to it
 
 
 def _open_tar(source: Path) -> tarfile.TarFile:

@@ -606,6 +606,38 @@ def test_a_tar_header_declaring_megabytes_is_refused_before_it_is_read(board, tm
     assert peak < 2 ** 20, peak
 
 
+def _checksummed(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def test_a_sparse_tar_member_is_refused_before_its_map_is_read(board, tmp_path):
+    """tarfile reads a GNU sparse member's map whole, a chain of 512-byte blocks of 21 (offset, size) pairs each:
+    gzipped, 20000 identical blocks are 40 KiB, and became 420000 pairs in the intake's memory."""
+    import gzip
+    import tracemalloc
+
+    header = bytearray(tarfile.TarInfo("model.py").tobuf(format=tarfile.GNU_FORMAT))
+    header[156:157] = tarfile.GNUTYPE_SPARSE
+    header[482] = 1  # isextended: a block of the map follows
+    block = bytearray(b"".join(b"%011o\0%011o\0" % (1 + i, 1) for i in range(21)) + bytes(8))
+    block[504] = 1
+    bomb = tmp_path / "sparse.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(_checksummed(header))
+        out.write(bytes(block) * 20000)
+        out.write(bytes(512 * 4))
+    assert bomb.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        _refused(tmp_path, bomb, r"sparse.tar.gz: member 'model.py' is a sparse file; not allowed")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, peak
+
+
 def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path, monkeypatch):
     """Folder entries were skipped without being counted: a gzipped tar of millions of identical folder entries
     (a few bytes each) grew tarfile's member list without bound, and a zip's central directory of empty entries

@@ -188,11 +188,18 @@ def _is_tar(source: Path) -> bool:
 
 
 def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
+    declared = 0
     with _open_tar(source) as archive:
         for count, member in enumerate(archive, 1):  # streamed: the caps hold before the whole archive is read
             if count > MAX_MEMBERS:  # folders too: tarfile keeps every member it has read
                 raise SubmissionError(f"{source.name}: more than {MAX_MEMBERS} archive entries; at most {MAX_MEMBERS} "
                                       "(files and folders) are allowed")
+            # every member's declared size, before tarfile decompresses past it to the next member: a folder
+            # declaring 500 GiB of gzipped zeros was skipped by decompressing all of it
+            declared += member.size
+            if declared > MAX_TOTAL_BYTES:
+                raise SubmissionError(f"{source.name}: member {member.name!r} declares {member.size} bytes; at most "
+                                      f"{MAX_TOTAL_BYTES // 2 ** 20} MiB are allowed in all")
             path = _member_path(member.name, source)
             if member.isdir():
                 continue

@@ -638,6 +638,23 @@ def test_a_sparse_tar_member_is_refused_before_its_map_is_read(board, tmp_path):
     assert peak < 2 ** 20, peak
 
 
+def test_a_tar_member_declaring_more_than_the_size_cap_is_refused_before_it_is_skipped(board, tmp_path, monkeypatch):
+    """Only files' bytes were counted: a folder member declaring gigabytes of data was skipped by tarfile, which
+    decompresses a gzipped archive up to the next member (512 MiB of upload, about 500 GiB of zeros to inflate)."""
+    import gzip
+
+    from neurozoo.leaderboard import submission as intake
+
+    monkeypatch.setattr(intake, "MAX_TOTAL_BYTES", 2 ** 20)
+    folder = tarfile.TarInfo("weights")
+    folder.type, folder.size = tarfile.DIRTYPE, 8 * 2 ** 20
+    bomb = tmp_path / "skipped.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(folder.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(bytes(folder.size + 1024))
+    _refused(tmp_path, bomb, r"skipped.tar.gz: member 'weights' declares 8388608 bytes; at most 1 MiB are allowed in all")
+
+
 def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path, monkeypatch):
     """Folder entries were skipped without being counted: a gzipped tar of millions of identical folder entries
     (a few bytes each) grew tarfile's member list without bound, and a zip's central directory of empty entries

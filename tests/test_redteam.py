@@ -264,66 +264,50 @@ def test_empty_files_in_memory_count_against_the_memory_limit(monkeypatch, enfor
     assert b"made them all" not in outcome.console
 
 
-FORKS = """
+BOMBS = {"forks": """
 import os, time
-forked = 0
+made = 0
 for _ in range(120):
     try:
         if os.fork() == 0:
             time.sleep(5)
             os._exit(0)
-        forked += 1
+        made += 1
     except OSError:
         break
-print("forked", forked, flush=True)
+print("made", made, flush=True)
 time.sleep(2)
-"""
-
-
-@needs_sandbox
-@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
-def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
-    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
-    process table. The watchdog now counts them."""
-    from neurozoo.leaderboard import sandbox
-
-    if enforcement == "watchdog":
-        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    outcome = sandbox.run([sys.executable, "-c", FORKS], limits=Limits(wall_s=30, max_processes=40))
-    if enforcement == "watchdog":
-        assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", \
-            (outcome.killed, outcome.console)
-    else:  # the pids cgroup refuses the 40th fork
-        assert outcome.killed is None and 20 <= int(outcome.console.split(b"forked ")[1].split()[0]) < 40
-
-
-THREADS = """
+""", "threads": """
 import threading, time
 threading.stack_size(65536)
-started, release = 0, threading.Event()
+made, release = 0, threading.Event()
 try:
     for _ in range(3000):
         threading.Thread(target=release.wait, daemon=True).start()
-        started += 1
+        made += 1
 except RuntimeError:
     pass
-print("threads", started, flush=True)
+print("made", made, flush=True)
 time.sleep(5)
-"""
+"""}
 
 
 @needs_sandbox
 @pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
-def test_threads_count_against_the_process_limit_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
-    """A pids cgroup counts threads (each takes a host PID); the watchdog counted processes only: one process ran
-    3000 threads under a limit of 40, and could have filled the host's PID table (32768 here)."""
+@pytest.mark.parametrize("bomb", ["forks", "threads"])
+def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement, bomb):
+    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
+    process table. The watchdog then counted processes only, while a pids cgroup counts threads too (each takes a
+    host PID): one process ran 3000 threads under a limit of 40, and could have filled the host's PID table (32768
+    here). The watchdog now counts both."""
     from neurozoo.leaderboard import sandbox
 
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    outcome = sandbox.run([sys.executable, "-c", THREADS], limits=Limits(wall_s=30, max_processes=40))
-    if outcome.killed is None:  # the pids cgroup refused the thread past the limit
-        assert enforcement != "watchdog" and int(outcome.console.split(b"threads ")[1].split()[0]) < 40, outcome
+    outcome = sandbox.run([sys.executable, "-c", BOMBS[bomb]], limits=Limits(wall_s=30, max_processes=40))
+    if outcome.killed is None:  # a pids cgroup refused the task past the limit
+        made = int(outcome.console.split(b"made ")[1].split()[0])
+        assert enforcement != "watchdog" and 20 <= made < 40, outcome
     else:
         assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", outcome.console
 

@@ -33,6 +33,9 @@ from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
+MAX_MEMBERS = 1000  # archive entries of any kind (folders too): each costs the server memory while it is read
+MAX_ZIP_DIRECTORY_BYTES = 2 ** 20  # a zip's central directory: 1000 entries of long names and extra fields fit
+MAX_TAR_HEADER_BYTES = 64 * 1024  # a tar member's extended header (pax records, GNU long name), read whole by tarfile
 MAX_METADATA_BYTES = 64 * 1024
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
@@ -105,10 +108,32 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
             budget.copy(reader, target / path.relative_to(source))
 
 
+def _check_zip_directory(source: Path) -> None:
+    """The entry count and central-directory size a zip's end record declares, checked before ``ZipFile`` builds an
+    object per entry (a 512 MiB central directory of empty entries is millions of them, gigabytes of the server's
+    memory). ``ZipFile`` reads the directory by its size, not its declared count: the size bounds what is built, and
+    the count of what was built is checked again after opening."""
+    with open(source, "rb") as handle:
+        end = zipfile._EndRecData(handle)
+    if end is None:
+        raise zipfile.BadZipFile("no end of central directory record")
+    entries, size = int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE])
+    if entries > MAX_MEMBERS:
+        raise SubmissionError(f"{source.name}: {entries} archive entries; at most {MAX_MEMBERS} (files and folders) "
+                              "are allowed")
+    if size > MAX_ZIP_DIRECTORY_BYTES:
+        raise SubmissionError(f"{source.name}: a central directory of {size} bytes; at most "
+                              f"{MAX_ZIP_DIRECTORY_BYTES // 1024} KiB are allowed")
+
+
 def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
     import stat
 
+    _check_zip_directory(source)
     with zipfile.ZipFile(source) as archive:
+        if len(archive.infolist()) > MAX_MEMBERS:  # more than its end record declared
+            raise SubmissionError(f"{source.name}: {len(archive.infolist())} archive entries; at most {MAX_MEMBERS} "
+                                  "(files and folders) are allowed")
         for info in archive.infolist():
             path = _member_path(info.filename, source)
             if stat.S_ISLNK(info.external_attr >> 16):
@@ -120,9 +145,61 @@ def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
                 budget.copy(reader, target / path, info.filename)
 
 
+class _CappedTarInfo(tarfile.TarInfo):
+    """A tar member whose extended header (pax records, a GNU long name or link) is refused past
+    ``MAX_TAR_HEADER_BYTES`` before tarfile reads it: tarfile reads such a header into memory whole, so 600 KiB of
+    gzipped zeros declaring a 600 MiB pax header took 600 MiB of the server's memory (and was then called "not a
+    .tar archive")."""
+
+    def _proc_member(self, tarfile_):
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                         tarfile.GNUTYPE_LONGLINK) and self.size > MAX_TAR_HEADER_BYTES:
+            raise SubmissionError(f"{_archive_name(tarfile_)}: a tar extended header (pax record or long name) of "
+                                  f"{self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+        if self.type == tarfile.GNUTYPE_SPARSE:  # its map is a chain of blocks tarfile reads to the end
+            self._refuse_sparse(tarfile_)
+        return super()._proc_member(tarfile_)
+
+    def _proc_gnusparse_10(self, next, pax_headers, tarfile_):  # a sparse map of any declared length, in the data
+        self._refuse_sparse(tarfile_)
+
+    def _refuse_sparse(self, tarfile_):
+        """GNU sparse maps are read into memory whole, block after block: 40 KiB of gzipped blocks were a list of
+        millions of (offset, size) pairs. A submission has no use for a sparse file."""
+        raise SubmissionError(f"{_archive_name(tarfile_)}: member {self.name!r} is a sparse file; not allowed "
+                              "(archive it without --sparse)")
+
+
+def _archive_name(archive: tarfile.TarFile) -> str:
+    return Path(archive.name or "archive").name  # the file's name, never the host's path to it
+
+
+def _open_tar(source: Path) -> tarfile.TarFile:
+    return tarfile.open(source, tarinfo=_CappedTarInfo)
+
+
+def _is_tar(source: Path) -> bool:
+    """``tarfile.is_tarfile`` with the header cap of :class:`_CappedTarInfo` (it reads the first member's header)."""
+    try:
+        _open_tar(source).close()
+        return True
+    except tarfile.TarError:
+        return False
+
+
 def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
-    with tarfile.open(source) as archive:
-        for member in archive:  # streamed: the caps hold before the whole archive is read
+    declared = 0
+    with _open_tar(source) as archive:
+        for count, member in enumerate(archive, 1):  # streamed: the caps hold before the whole archive is read
+            if count > MAX_MEMBERS:  # folders too: tarfile keeps every member it has read
+                raise SubmissionError(f"{source.name}: more than {MAX_MEMBERS} archive entries; at most {MAX_MEMBERS} "
+                                      "(files and folders) are allowed")
+            # every member's declared size, before tarfile decompresses past it to the next member: a folder
+            # declaring 500 GiB of gzipped zeros was skipped by decompressing all of it
+            declared += member.size
+            if declared > MAX_TOTAL_BYTES:
+                raise SubmissionError(f"{source.name}: member {member.name!r} declares {member.size} bytes; at most "
+                                      f"{MAX_TOTAL_BYTES // 2 ** 20} MiB are allowed in all")
             path = _member_path(member.name, source)
             if member.isdir():
                 continue
@@ -147,7 +224,7 @@ def unpack(source: Path, target: Path) -> Path:
             _copy_folder(source, target, budget)
         elif source.is_file() and zipfile.is_zipfile(source):
             _extract_zip(source, target, budget)
-        elif source.is_file() and tarfile.is_tarfile(source):
+        elif source.is_file() and _is_tar(source):
             _extract_tar(source, target, budget)
         elif not source.exists():
             raise SubmissionError(f"{source}: no such file or folder")

@@ -12,8 +12,9 @@ from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
                 "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate.")
-HIDDEN_NOTE = ("Image benchmarks are scored on a seeded hidden half of their stimuli; this page shows those "
-               "hidden-half scores. Submitters receive only the public-half scores.")
+HIDDEN_NOTE = ("Image benchmarks are scored on a hidden half of their stimuli, drawn from this server's secret key (no "
+               "seed in the code gives it); this page shows those hidden-half scores. Submitters receive only the "
+               "public-half scores.")
 
 
 def board(db, records=None) -> Dict[str, Any]:

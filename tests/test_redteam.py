@@ -4,6 +4,7 @@ import importlib.util
 import os
 import socket
 import sys
+import tarfile
 import textwrap
 import time
 from pathlib import Path
@@ -237,36 +238,78 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
     assert b"dev refused 30" in outcome.console  # EROFS
 
 
-FORKS = """
-import os, time
-forked = 0
-for _ in range(120):
-    try:
-        if os.fork() == 0:
-            time.sleep(5)
-            os._exit(0)
-        forked += 1
-    except OSError:
-        break
-print("forked", forked, flush=True)
-time.sleep(2)
+MANY_FOLDERS = """
+import os, sys, time
+for i in range(200000):  # empty: no data block, only the kernel's inode and name for each
+    os.mkdir(f"{sys.argv[1]}/d{i}_" + "x" * 200)
+print("made them all", flush=True)
+time.sleep(20)
 """
 
 
 @needs_sandbox
 @pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
-def test_process_count_is_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement):
-    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
-    process table. The watchdog now counts them."""
+def test_empty_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement):
+    """Without a cgroup the watchdog counted a tmpfs's data blocks only: a job under a 256 MiB limit made 1.17
+    million empty folders in /tmp in 20 s, 1.46 GiB of host kernel memory (inodes and names) that no limit saw,
+    and with the default 30 min would have gone on to the host's whole memory."""
     from neurozoo.leaderboard import sandbox
 
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    outcome = sandbox.run([sys.executable, "-c", FORKS], limits=Limits(wall_s=30, max_processes=40))
+    outcome = sandbox.run([sys.executable, "-c", MANY_FOLDERS, "/tmp"], limits=Limits(memory_bytes=128 * 2 ** 20,
+                                                                                        wall_s=60))
+    # 200000 folders are 390 MiB at INODE_BYTES: killed for its memory, not at the wall clock, nor ended by itself
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+    assert b"made them all" not in outcome.console
+
+
+BOMBS = {"forks": """
+import os, time
+made = 0
+for _ in range(120):
+    try:
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        made += 1
+    except OSError:
+        break
+print("made", made, flush=True)
+time.sleep(2)
+""", "threads": """
+import threading, time
+threading.stack_size(65536)
+made, release = 0, threading.Event()
+try:
+    for _ in range(3000):
+        threading.Thread(target=release.wait, daemon=True).start()
+        made += 1
+except RuntimeError:
+    pass
+print("made", made, flush=True)
+time.sleep(5)
+"""}
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+@pytest.mark.parametrize("bomb", ["forks", "threads"])
+def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeypatch, enforcement, bomb):
+    """Without a writable cgroup nothing had limited the job's processes: a fork bomb could fill the host's
+    process table. The watchdog then counted processes only, while a pids cgroup counts threads too (each takes a
+    host PID): one process ran 3000 threads under a limit of 40, and could have filled the host's PID table (32768
+    here). The watchdog now counts both."""
+    from neurozoo.leaderboard import sandbox
+
     if enforcement == "watchdog":
-        assert outcome.killed == "it ran more than the limit of 40 processes", (outcome.killed, outcome.console)
-    else:  # the pids cgroup refuses the 40th fork
-        assert outcome.killed is None and 20 <= int(outcome.console.split(b"forked ")[1].split()[0]) < 40
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", BOMBS[bomb]], limits=Limits(wall_s=30, max_processes=40))
+    if outcome.killed is None:  # a pids cgroup refused the task past the limit
+        made = int(outcome.console.split(b"made ")[1].split()[0])
+        assert enforcement != "watchdog" and 20 <= made < 40, outcome
+    else:
+        assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", outcome.console
 
 
 @needs_sandbox
@@ -365,6 +408,24 @@ def test_result_stream_is_checked_before_it_is_trusted():
             read_arrays(stream, 1, 4, 5, 2)
     with pytest.raises(ScoringError, match=r"output array 2 of 2 has shape \(4, 3, 3\)"):  # each array checked
         read_arrays(npy(good) + npy(np.ones((4, 3, 3), "<f4")), 2, 4, 5, 2)
+
+
+@needs_sandbox
+def test_finite_but_huge_features_fail_naming_the_bound_instead_of_scoring_zero(board, tmp_path):
+    """Features are summed in squares in float32: a layer scaled by 1e20 (finite, past the .npy checks) overflowed
+    the regression, and the model's honest features scored 0.0, stored as done; the job now fails naming the bound."""
+    huge = """
+    _init = Net.__init__
+    def _scaled(self):
+        _init(self)
+        self.conv2.register_forward_hook(lambda module, inputs, output: output * 1e20)
+    Net.__init__ = _scaled
+    """
+    row = score(board, submission(tmp_path, "huge", create_attack=huge))
+    error = row["jobs"][0]["error"]
+    assert row["status"] == FAILED, (row["status"], hidden_value(board, row))
+    assert "layer conv2 produced feature values up to" in error and "expected magnitudes of at most 1e+12" in error
+    assert board.leaderboard_records() == []
 
 
 # ------------------------------------------------------------------------------ cache and hidden split
@@ -502,6 +563,126 @@ def test_colliding_archive_members_are_refused_without_naming_host_paths(board, 
         message = str(refused.value)
         assert message.startswith(f"{archive_name}: member '{members[-1][0]}' cannot be unpacked"), message
         assert str(tmp_path) not in message
+
+
+@pytest.mark.parametrize("kind", [tarfile.XHDTYPE, tarfile.GNUTYPE_LONGNAME])
+def test_a_tar_header_declaring_megabytes_is_refused_before_it_is_read(board, tmp_path, kind):
+    """tarfile reads a member's extended header (pax records, a GNU long name) into memory whole: 8 KiB of gzipped
+    zeros declaring an 8 MiB header cost the intake 8 MiB (600 KiB of upload, 600 MiB of the web server's memory),
+    and the archive was then called "not a folder, .zip or .tar(.gz) archive"."""
+    import gzip
+    import tracemalloc
+
+    header = tarfile.TarInfo("././@LongLink" if kind == tarfile.GNUTYPE_LONGNAME else "././@PaxHeader")
+    header.type, header.size = kind, 8 * 2 ** 20
+    bomb = tmp_path / "header-bomb.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(header.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(b"\0" * (header.size + 1024))
+    assert bomb.stat().st_size < 20_000
+    tracemalloc.start()
+    try:
+        _refused(tmp_path, bomb, r"header-bomb.tar.gz: a tar extended header \(pax record or long name\) of 8388608 "
+                                 r"bytes; at most 64 KiB are allowed")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, peak
+
+
+def _checksummed(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def test_a_sparse_tar_member_is_refused_before_its_map_is_read(board, tmp_path):
+    """tarfile reads a GNU sparse member's map whole, a chain of 512-byte blocks of 21 (offset, size) pairs each:
+    gzipped, 20000 identical blocks are 40 KiB, and became 420000 pairs in the intake's memory."""
+    import gzip
+    import tracemalloc
+
+    header = bytearray(tarfile.TarInfo("model.py").tobuf(format=tarfile.GNU_FORMAT))
+    header[156:157] = tarfile.GNUTYPE_SPARSE
+    header[482] = 1  # isextended: a block of the map follows
+    block = bytearray(b"".join(b"%011o\0%011o\0" % (1 + i, 1) for i in range(21)) + bytes(8))
+    block[504] = 1
+    bomb = tmp_path / "sparse.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(_checksummed(header))
+        out.write(bytes(block) * 20000)
+        out.write(bytes(512 * 4))
+    assert bomb.stat().st_size < 100_000
+    tracemalloc.start()
+    try:
+        _refused(tmp_path, bomb, r"sparse.tar.gz: member 'model.py' is a sparse file; not allowed")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 20, peak
+
+
+def test_a_tar_member_declaring_more_than_the_size_cap_is_refused_before_it_is_skipped(board, tmp_path, monkeypatch):
+    """Only files' bytes were counted: a folder member declaring gigabytes of data was skipped by tarfile, which
+    decompresses a gzipped archive up to the next member (512 MiB of upload, about 500 GiB of zeros to inflate)."""
+    import gzip
+
+    from neurozoo.leaderboard import submission as intake
+
+    monkeypatch.setattr(intake, "MAX_TOTAL_BYTES", 2 ** 20)
+    folder = tarfile.TarInfo("weights")
+    folder.type, folder.size = tarfile.DIRTYPE, 8 * 2 ** 20
+    bomb = tmp_path / "skipped.tar.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as out:
+        out.write(folder.tobuf(format=tarfile.GNU_FORMAT))
+        out.write(bytes(folder.size + 1024))
+    _refused(tmp_path, bomb, r"skipped.tar.gz: member 'weights' declares 8388608 bytes; at most 1 MiB are allowed in all")
+
+
+def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(board, tmp_path, monkeypatch):
+    """Folder entries were skipped without being counted: a gzipped tar of millions of identical folder entries
+    (a few bytes each) grew tarfile's member list without bound, and a zip's central directory of empty entries
+    became one ZipInfo per entry before the file cap was checked (ZipFile reads the directory by its size, whatever
+    count the end record declares)."""
+    import io
+    import zipfile
+
+    from neurozoo.leaderboard import submission as intake
+    from neurozoo.leaderboard.submission import MAX_MEMBERS
+
+    honest = submission(tmp_path, "entries", with_weights=False)
+    folders_tar = tmp_path / "folders.tar.gz"
+    with tarfile.open(folders_tar, "w:gz") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.add(honest / name, arcname=name)
+        for i in range(MAX_MEMBERS):
+            info = tarfile.TarInfo(f"d{i}")
+            info.type = tarfile.DIRTYPE
+            archive.addfile(info)
+    _refused(tmp_path, folders_tar, f"folders.tar.gz: more than {MAX_MEMBERS} archive entries")
+    folders_zip = tmp_path / "folders.zip"
+    with zipfile.ZipFile(folders_zip, "w") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.write(honest / name, name)
+        for i in range(MAX_MEMBERS):
+            archive.writestr(f"d{i}/", b"")
+    _refused(tmp_path, folders_zip, f"folders.zip: {MAX_MEMBERS + 2} archive entries; at most {MAX_MEMBERS}")
+    # the end record declaring 2 entries: ZipFile reads the directory by its size, so the count is checked again
+    data = bytearray(folders_zip.read_bytes())
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8:end + 12] = (2).to_bytes(2, "little") * 2
+    (tmp_path / "understated.zip").write_bytes(bytes(data))
+    _refused(tmp_path, tmp_path / "understated.zip", f"understated.zip: {MAX_MEMBERS + 2} archive entries")
+    monkeypatch.setattr(intake, "MAX_ZIP_DIRECTORY_BYTES", 30_000)  # (1002 entries of short names: 50 KB)
+    _refused(tmp_path, tmp_path / "understated.zip", r"understated.zip: a central directory of \d+ bytes; at most 29 KiB")
+    buffer = io.BytesIO()  # under the cap, folders included: unpacked as before
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.add(honest / name, arcname=f"sub/{name}")
+    (tmp_path / "fine.tar").write_bytes(buffer.getvalue())
+    from neurozoo.leaderboard.submission import prepare
+
+    assert prepare(tmp_path / "fine.tar", tmp_path / "store")["meta"]["name"] == "entries"
 
 
 @pytest.mark.parametrize("change, match", [

@@ -602,9 +602,11 @@ class Trainer:
             state["rng"] = [g["rng"] for g in gathered]
             state["epoch_sums"] = torch.stack([g["sums"] for g in gathered]).sum(0)
             state["replica_weights_sha256"] = [g["weights"] for g in gathered] if digest else []
-            save_checkpoint(state, self.out / "last.pth")
+            # best.pth first: a kill between the two leaves last.pth an epoch back, whose rerun writes best.pth
+            # again; the other way round last.pth held the new best_top1 and best.pth never got its weights
             if is_best:
                 save_checkpoint(state, self.out / "best.pth")
+            save_checkpoint(state, self.out / "last.pth")
         barrier()
 
     # ------------------------------------------------------------------ loops

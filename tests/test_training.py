@@ -1034,3 +1034,29 @@ def test_a_full_disk_while_the_metrics_log_is_rewritten_on_resume_keeps_its_rows
     log.close()
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
     assert os.listdir(tmp_path) == ["metrics.jsonl"]
+
+
+def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_and_says_what_it_resumed(
+        data, tmp_path, capsys, monkeypatch):
+    """Killed after the last epoch's checkpoint, before (or while) training_curve.png was drawn: the rerun with
+    --resume had no epoch left to train, drew no curve and said nothing, so the run never got its curve. It draws it
+    now, and a resumed run says which checkpoint and step it continues from."""
+    from neurozoo.convrnn.training import curve
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "1", "--set", "width_multiplier=0.125",
+            "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none", "--quiet"]
+    draw = curve.plot_training_curve
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(curve, "plot_training_curve", killed)
+    assert main(args) == 130
+    assert not (tmp_path / "training_curve.png").exists()
+    capsys.readouterr()
+    monkeypatch.setattr(curve, "plot_training_curve", draw)
+    assert main(args + ["--resume"]) == 0
+    assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"

@@ -10,7 +10,6 @@ is what ``zoo run --checkpoint`` and the leaderboard show. Variables the model d
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 #: ImageNet validation top-1 / top-5 (%) of the released models (neuroailab/convrnns README.md).
@@ -37,10 +36,9 @@ def convert(model_name: str, prefix: str, out: str, verify: bool = False, **over
     """Convert the released checkpoint ``prefix`` of ``model_name`` into ``out``; returns the weights record.
 
     ``overrides`` (model overrides, e.g. a width for tests on small checkpoints) are recorded with the weights."""
-    import torch
-
     from neurozoo import convrnn
     from neurozoo.convrnn.tf_bundle import read_bundle
+    from neurozoo.convrnn.training.checkpoint import save_checkpoint
     from neurozoo.convrnn.weights import load_tf_variables
     from neurozoo.datasets.errors import UserFacingError
 
@@ -57,8 +55,8 @@ def convert(model_name: str, prefix: str, out: str, verify: bool = False, **over
               "imagenet_top1": top1, "imagenet_top5": top5, "checkpoint": str(prefix),
               "original": "neuroailab/convrnns get_checkpoints.sh", "overrides": dict(overrides),
               "unused": [n for n in unused if not n.endswith(IGNORED_SUFFIXES)]}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "weights": record}, out)
+    # renamed into place: a kill or a full disk mid-write leaves the earlier file whole, never a torn one
+    save_checkpoint({"model": model.state_dict(), "weights": record}, out)
     return record
 
 

@@ -240,7 +240,10 @@ def _work(args) -> int:
         if not sandbox:
             print("zoo work: WARNING: no sandbox; submitted code runs without isolation (--unsafe-no-sandbox)",
                   file=sys.stderr)
-    release_dead_workers(db)
+    released = release_dead_workers(db)
+    if released:  # as zoo run says it
+        print(f"zoo work: resuming {len(released)} job(s) left running by a worker that died: {released}",
+              file=sys.stderr)
     if args.nice:
         import os
 

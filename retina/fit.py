@@ -438,6 +438,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             model.init_from_data(d.target[:, train_t].mean(1).to(device))
 
     finished = state["bad_epochs"] >= config.patience or state["epoch"] >= config.epochs  # a resumed, finished fit
+    if optimizer_state is not None and not finished:  # said: a resume looked like a fresh fit
+        import sys
+
+        print(f"resuming {checkpoint}: {state['epoch']} of at most {config.epochs} epochs fitted", file=sys.stderr,
+              flush=True)
     optimizer = None
     if not finished:  # a finished fit read again (a cached score, `zoo fit`'s second run) makes none: torch's
         optimizer = torch.optim.Adam(groups, lr=config.lr)  # optimizers import torch._dynamo on first use (3-5 s)

@@ -126,3 +126,18 @@ def test_zoo_convert_weights_command(tmp_path, capsys):
     released_like_checkpoint(mismatch, "rgc_intermediate", width_multiplier=1 / 16)
     assert main(["convert-weights", "rgc_intermediate", mismatch, "--out", str(tmp_path / "x.pt")]) == 2
     assert "does not fit 'rgc_intermediate'" in capsys.readouterr().err  # a 1/16-width file for the full model
+
+
+def test_a_conversion_that_fails_part_way_leaves_the_earlier_converted_file(tmp_path):
+    """The converted checkpoint was written in place: a kill or a full disk mid-write left a torn file under the name
+    `zoo run --checkpoint` reads, where a whole one had been. It is renamed into place now."""
+    from full_disk import files_limited_to
+
+    prefix = str(tmp_path / "rgc" / "model.ckpt")
+    released_like_checkpoint(prefix, "rgc_intermediate", width_multiplier=1 / 16)
+    out = tmp_path / "rgc.pt"
+    convert("rgc_intermediate", prefix, str(out), width_multiplier=1 / 16)
+    before = out.read_bytes()
+    with files_limited_to(len(before) // 2), pytest.raises((OSError, RuntimeError)):  # torch's writer: RuntimeError
+        convert("rgc_intermediate", prefix, str(out), width_multiplier=1 / 16)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["rgc", "rgc.pt"]

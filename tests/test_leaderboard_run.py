@@ -309,3 +309,33 @@ def test_a_benchmark_without_a_hidden_split_is_scored_by_zoo_run(monkeypatch):
     public, hidden = zoo.score_spec(spec)
     assert hidden is None and public.settings["model_sha256"] == module_sha256(model)
     assert public.settings["rerun"] == {"command": "zoo run", "spec": spec}
+
+
+def test_a_report_write_that_fails_part_way_leaves_the_whole_previous_report(tmp_path):
+    """`zoo run`'s static report was written page by page in place: a kill or a full disk while index.html was written
+    left half a page where the last whole report had been (a browser shows it as the report). Each page is renamed
+    into place now, and index.html is written last, so its links lead to pages already written."""
+    from full_disk import files_limited_to
+
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.render import write_report
+
+    db = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    try:
+        for model, value in (("alpha", 0.3), ("beta", 0.5)):
+            job = db.enqueue(model, "ventral_embedded.V4-temporal", {"m": model})
+            db.claim("w", ids=[job])
+            db.finish(job, "w", ScoreRecord(model, "ventral_embedded.V4-temporal", value + 0.05),
+                      hidden=ScoreRecord(model, "ventral_embedded.V4-temporal", value, ceiling=0.8))
+        index = write_report(db, tmp_path / "report")
+        before = {page: page.read_text() for page in index.parent.rglob("*.html")}
+        job = db.enqueue("gamma", "ventral_embedded.V4-temporal", {"m": "gamma"})  # a new row: every page changes
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.9),
+                  hidden=ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.85, ceiling=0.8))
+        with files_limited_to(index.stat().st_size // 2), pytest.raises(OSError):
+            write_report(db, tmp_path / "report")
+        assert {page: page.read_text() for page in before} == before
+        assert sorted(p.name for p in index.parent.rglob("*") if ".tmp" in p.name) == []
+    finally:
+        db.dispose()

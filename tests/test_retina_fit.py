@@ -921,3 +921,31 @@ def test_a_fit_folder_has_one_lock_however_it_is_spelt(tmp_path, monkeypatch):
     (tmp_path / "link").symlink_to(run)
     monkeypatch.chdir(run)
     assert fit_lock(Path(".")) == fit_lock(Path("../other/../run")) == fit_lock(tmp_path / "link") == tmp_path / "run.lock"
+
+
+def test_an_interrupted_zoo_fit_rerun_says_which_checkpoint_and_epoch_it_resumes(ln_recording, tmp_path, monkeypatch,
+                                                                                  capsys):
+    """Ctrl-C in the second epoch of `zoo fit --out`, then the same command again: the rerun resumed from the first
+    epoch's checkpoint without a word (the user could not tell a resume from a fresh fit). It says so now; a finished
+    fit read again (nothing to fit) does not claim to resume."""
+    from neurozoo.retina import fit as fitting
+
+    out = tmp_path / "fit"
+    args = ["fit", "ln", "--data", str(ln_recording), "--out", str(out), "--epochs", "2", "--patience", "9", "--quiet"]
+    correlation, calls = fitting._mean_correlation, []
+
+    def interrupted_in_the_second_epoch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return correlation(*args)
+
+    monkeypatch.setattr(fitting, "_mean_correlation", interrupted_in_the_second_epoch)
+    assert zoo(args) == 130
+    capsys.readouterr()
+    monkeypatch.setattr(fitting, "_mean_correlation", correlation)
+    assert zoo(args) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted"
+    assert len(json.loads((out / "history.json").read_text())["history"]) == 2
+    assert zoo(args) == 0
+    assert "resuming" not in capsys.readouterr().err

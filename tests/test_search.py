@@ -1149,3 +1149,27 @@ def test_a_corrupt_image_found_mid_trial_stops_the_study_naming_the_file(tiny, t
     (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["data_error"].startswith(f"cannot read image {bad}: ")
+
+
+def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, capsys, monkeypatch):
+    """`zoo search` interrupted (Ctrl-C, SIGTERM) says "rerun to continue the study"; the rerun then went on without
+    a word of the trials the study held, nor that the interrupted one is not run again. It says so now."""
+    from neurozoo.convrnn.search import objective
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record")]) == 0
+    assert "continuing" not in capsys.readouterr().err  # a new study continues nothing
+    run = objective.Objective._run
+
+    def interrupted(self, trial):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(objective.Objective, "_run", interrupted)
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record")]) == 130
+    capsys.readouterr()
+    monkeypatch.setattr(objective.Objective, "_run", run)
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trial(s) so far (1 complete, "
+        "1 fail); 1 interrupted, not run again: new trials follow")

@@ -990,3 +990,74 @@ def test_zoo_train_stopped_with_sigterm_says_what_it_kept(data, tmp_path):
         f"zoo train: interrupted; {out / 'last.pth'} holds step {state['global_step']} ({where}): rerun the same "
         "command with --resume to continue from it"), stderr[-2000:]
     assert 1 <= state["epoch"] < 500
+
+
+def test_a_kill_between_an_epochs_two_checkpoints_leaves_a_best_pth_that_resume_completes(data, tmp_path, monkeypatch):
+    """A best epoch writes two checkpoints. last.pth was written first: a kill between the two left last.pth
+    holding that epoch with its best_top1 and no best.pth for it, so the resumed run (nothing better after it, or
+    nothing left to run) never wrote best.pth: here the finished run had none. best.pth is written first now: a kill
+    between them leaves last.pth one epoch back, whose rerun rewrites best.pth as an uninterrupted run does."""
+    from neurozoo.convrnn.training import engine
+
+    save, calls = engine.save_checkpoint, []
+
+    def killed_at_the_second_write(state, path):
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # SIGKILL, Ctrl-C: after the epoch's first checkpoint, before its second
+        return save(state, path)
+
+    cfg = config(data, tmp_path, epochs=1, max_steps_per_epoch=1)
+    monkeypatch.setattr(engine, "save_checkpoint", killed_at_the_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(engine, "save_checkpoint", save)
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1, resume="auto"))
+    best, last = load_checkpoint(tmp_path / "best.pth"), load_checkpoint(tmp_path / "last.pth")
+    assert best["epoch"] == last["epoch"] == 1 and best["best_top1"] == last["best_top1"]
+    assert all(torch.equal(best["model"][name], last["model"][name]) for name in last["model"])
+
+
+def test_a_full_disk_while_the_metrics_log_is_rewritten_on_resume_keeps_its_rows(tmp_path):
+    """A resume rewrites metrics.jsonl without the rows logged after its checkpoint. The rewrite truncated the file in
+    place: a kill or a full disk in the middle left the rows written so far, and the next resume kept only those
+    (the epochs before were gone from the log and the learning curve). The rewrite is renamed into place now."""
+    from full_disk import files_limited_to
+
+    from neurozoo.convrnn.training.metrics_log import MetricsLog
+
+    log = MetricsLog(tmp_path / "metrics.jsonl")
+    for step in (1, 2, 3):
+        log.write(kind="iter", step=step, loss=1.0 / step)
+    size = (tmp_path / "metrics.jsonl").stat().st_size
+    with files_limited_to(size // 2), pytest.raises(OSError):
+        log.truncate_after(2)  # two of three rows: more than half of the file
+    log.close()
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3]
+    assert os.listdir(tmp_path) == ["metrics.jsonl"]
+
+
+def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_and_says_what_it_resumed(
+        data, tmp_path, capsys, monkeypatch):
+    """Killed after the last epoch's checkpoint, before (or while) training_curve.png was drawn: the rerun with
+    --resume had no epoch left to train, drew no curve and said nothing, so the run never got its curve. It draws it
+    now, and a resumed run says which checkpoint and step it continues from."""
+    from neurozoo.convrnn.training import curve
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "1", "--set", "width_multiplier=0.125",
+            "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none", "--quiet"]
+    draw = curve.plot_training_curve
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(curve, "plot_training_curve", killed)
+    assert main(args) == 130
+    assert not (tmp_path / "training_curve.png").exists()
+    capsys.readouterr()
+    monkeypatch.setattr(curve, "plot_training_curve", draw)
+    assert main(args + ["--resume"]) == 0
+    assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"

@@ -140,6 +140,10 @@ def _run(args: argparse.Namespace) -> int:
     worker = args.report is not None  # a local worker of --workers K: the command that started it printed this
     if worker:
         logging.getLogger(JOIN_LOGGER).addFilter(_NoJoinMessage())  # it created the study the workers join
+    if not worker:  # a rerun after an interruption: what it continues
+        continued = _continued(opened, study_name)
+        if continued:
+            print(f"zoo search: continuing study {study_name!r} in {shown_url(storage)}: {continued}", file=sys.stderr)
     if not args.quiet and not worker:
         print(space.summary())
         # how each trial trains: the default width (0.25) quartered a user's own base spec without a word
@@ -166,6 +170,25 @@ def _run(args: argparse.Namespace) -> int:
             _report_crash(study, done)
             return 1
     return export(args, space, opened, study_name, settings)
+
+
+def _continued(storage, study_name: str) -> str:
+    """The trials a study of that name already holds, by state (interrupted ones counted apart), or "" (none)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+    except KeyError:  # no such study yet
+        return ""
+    if not trials:
+        return ""
+    interrupted = sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
+    counts = [(sum(t.state == state for t in trials), state.name.lower()) for state in
+              (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)]
+    shown = ", ".join(f"{n} {name}" for n, name in counts if n)
+    return (f"{len(trials)} trial(s) so far ({shown})" +
+            (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else ""))
 
 
 def _report_crash(study, done) -> None:

@@ -28,6 +28,15 @@ def save_checkpoint(state: Dict[str, Any], path) -> Path:
     return path
 
 
+def checkpoint_position(state: Dict[str, Any]) -> str:
+    """Where a checkpoint stands, as ``zoo train`` tells it: ``step N (the end of epoch E)``, or inside an epoch
+    ``step N (K of M batches of epoch E)``."""
+    epoch, position, step = int(state["epoch"]), int(state.get("epoch_steps", 0)), int(state["global_step"])
+    where = (f"the end of epoch {epoch}" if not position else
+             f"{position} of {state.get('steps_per_epoch', '?')} batches of epoch {epoch + 1}")
+    return f"step {step} ({where})"
+
+
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
     path = Path(path)
     state = read_torch_file(path, map_location=map_location)

@@ -92,16 +92,17 @@ def run(args: argparse.Namespace) -> int:
     # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data)
     try:
         with sigterm_deferred():
-            final = train(config)
+            train(config)
     except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"zoo train: interrupted; {_what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
-    if final and int(os.environ.get("RANK", "0")) == 0:
-        from neurozoo.convrnn.training.curve import plot_training_curve
+    # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
+    if int(os.environ.get("RANK", "0")) == 0:
+        from neurozoo.convrnn.training import curve
 
         out = Path(args.out)
-        plot_training_curve(out / "metrics.jsonl", config.epochs, out / "training_curve.png", title=config.model)
+        curve.plot_training_curve(out / "metrics.jsonl", config.epochs, out / "training_curve.png", title=config.model)
         if not args.quiet:
             print(f"done: checkpoints, metrics.jsonl and training_curve.png in {args.out}")
     return 0
@@ -111,16 +112,14 @@ def _what_was_kept(out: Path) -> str:
     last = out / "last.pth"
     if not last.is_file():
         return f"no checkpoint had been written, so {out} holds none to resume"
+    from neurozoo.convrnn.training.checkpoint import checkpoint_position
     from neurozoo.datasets.torch_files import read_torch_file
 
     try:  # memory-mapped: the counters without reading the weights
-        state = read_torch_file(last, mmap=True)
-        epoch, position, step = int(state["epoch"]), int(state.get("epoch_steps", 0)), int(state["global_step"])
+        position = checkpoint_position(read_torch_file(last, mmap=True))
     except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
         return f"{last} is the last checkpoint: rerun the same command with --resume to continue from it"
-    where = (f"the end of epoch {epoch}" if not position else
-             f"{position} of {state.get('steps_per_epoch', '?')} batches of epoch {epoch + 1}")
-    return f"{last} holds step {step} ({where}): rerun the same command with --resume to continue from it"
+    return f"{last} holds {position}: rerun the same command with --resume to continue from it"
 
 
 def main(argv=None) -> int:

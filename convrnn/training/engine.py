@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from neurozoo.convrnn.training.cpus import default_workers
-from neurozoo.convrnn.training.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                                                    max_over_ranks, shutdown)
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
@@ -350,6 +350,8 @@ class Trainer:
                 raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
                                 f"(best.pth: the best epoch's), or start afresh with another --out") from None
             self.load_state(saved)
+            if self.dist.is_main:
+                print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
             self.log.truncate_after(self.global_step, self.epoch)
@@ -602,9 +604,11 @@ class Trainer:
             state["rng"] = [g["rng"] for g in gathered]
             state["epoch_sums"] = torch.stack([g["sums"] for g in gathered]).sum(0)
             state["replica_weights_sha256"] = [g["weights"] for g in gathered] if digest else []
-            save_checkpoint(state, self.out / "last.pth")
+            # best.pth first: a kill between the two leaves last.pth an epoch back, whose rerun writes best.pth
+            # again; the other way round last.pth held the new best_top1 and best.pth never got its weights
             if is_best:
                 save_checkpoint(state, self.out / "best.pth")
+            save_checkpoint(state, self.out / "last.pth")
         barrier()
 
     # ------------------------------------------------------------------ loops

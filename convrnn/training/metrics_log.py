@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from neurozoo.datasets.json_files import write_atomic
+
 
 class MetricsLog:
     """Appends rows to ``path``; ``enabled=False`` (ranks other than 0) writes nothing."""
@@ -33,8 +35,8 @@ class MetricsLog:
         self._handle.close()
         kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= global_step and
                 not (epochs is not None and r.get("kind") == "epoch" and r.get("epoch", 0) > epochs)]
-        with open(self.path, "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in kept)
+        # renamed into place: a kill or a full disk mid-rewrite leaves the whole log, not the rows written so far
+        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._handle = open(self.path, "a", encoding="utf-8")
 
     def close(self) -> None:

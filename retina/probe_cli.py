@@ -200,6 +200,13 @@ def _make_out(out: Path) -> None:
         raise UserFacingError(f"--out {out}: cannot create the folder ({error.strerror})") from None
 
 
+def figure_path(out: Path, name: str) -> Path:
+    """``out/name.png``, after removing the previous run's ``out/name.json``: the figure is written before the record,
+    so a kill between the two had left a new figure beside a record of another run (another model, other cells)."""
+    (out / f"{name}.json").unlink(missing_ok=True)
+    return out / f"{name}.png"
+
+
 def _write(args, name, record):
     return write_json(args.out / f"{name}.json", record)
 
@@ -215,7 +222,7 @@ def run_probe_osr(args) -> int:
     model, info = _load_model(args)
     fitted = omitted_stimulus_response(model, periods=args.periods)
     if not _circuit_cells(info):  # a fit to a lab's own recording: its cells are not the circuit's to compare with
-        figure = plot_osr({args.model: fitted}, args.out / "osr.png",
+        figure = plot_osr({args.model: fitted}, figure_path(args.out, "osr"),
                           title=f"omitted-stimulus response ({args.checkpoint.name}, {info['n_cells']} cells)")
         write_json(args.out / "osr.json", {"model": args.model, "model_osr": fitted.summary(), "provenance": info,
                                            "figure": str(figure)})
@@ -230,7 +237,7 @@ def run_probe_osr(args) -> int:
         return 0
     truth = omitted_stimulus_response(default_retina(), periods=args.periods)
     comparison = compare_to_ground_truth(fitted, truth)
-    figure = plot_osr({args.model: fitted, "ground truth": truth}, args.out / "osr.png",
+    figure = plot_osr({args.model: fitted, "ground truth": truth}, figure_path(args.out, "osr"),
                       title=f"omitted-stimulus response ({args.kind})")
     record = {"model": args.model, "kind": args.kind, "model_osr": fitted.summary(), "truth_osr": truth.summary(),
               "comparison": comparison, "provenance": info, "figure": str(figure)}
@@ -256,7 +263,7 @@ def run_probe_adaptation(args) -> int:
     truth = contrast_adaptation(default_retina(), **settings)
     fitted = contrast_adaptation(model, **settings)
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
-    figure = plot_adaptation({args.model: fitted, "ground truth": truth}, args.out / "adaptation.png",
+    figure = plot_adaptation({args.model: fitted, "ground truth": truth}, figure_path(args.out, "adaptation"),
                              title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
     keys = ("adaptation_index", "recovery_index", "tau_high", "tau_low", "early_high", "late_high")
     path = _write(args, "adaptation", {"model": args.model, "kind": args.kind, "settings": settings,
@@ -284,7 +291,7 @@ def run_probe_oms(args) -> int:
     truth = object_motion_sensitivity(circuit, **settings)
     fitted = object_motion_sensitivity(model, **settings)
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
-    figure = plot_oms({args.model: fitted, "ground truth": truth}, args.out / "oms.png",
+    figure = plot_oms({args.model: fitted, "ground truth": truth}, figure_path(args.out, "oms"),
                       title=f"object-motion sensitivity ({args.kind})")
     keys = ("oms_index", "global", "differential", "object", "baseline")
     path = _write(args, "oms", {"model": args.model, "kind": args.kind, "settings": settings,
@@ -321,7 +328,7 @@ def run_probe_gain_control(args) -> int:
         log_ratios = np.log(fitted["gain_ratio"]), np.log(truth["gain_ratio"])
     comparison = {"log_gain_ratio": compare_indices(*log_ratios),
                   "latency_shift": compare_indices(fitted["latency_shift"], truth["latency_shift"])}
-    figure = plot_gain_control({args.model: fitted, "ground truth": truth}, args.out / "gain-control.png",
+    figure = plot_gain_control({args.model: fitted, "ground truth": truth}, figure_path(args.out, "gain-control"),
                                title=f"fast contrast adaptation, sd {args.low:g} vs {args.high:g} ({args.kind})")
     path = _write(args, "gain-control", {"model": args.model, "kind": args.kind, "settings": settings,
                                          "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},

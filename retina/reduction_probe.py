@@ -94,7 +94,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.datasets.retina_h5 import N_FRAMES, read_experiment
     from neurozoo.retina.attribution import integrated_gradients
     from neurozoo.retina.cli import resolve_data
-    from neurozoo.retina.probe_cli import _load_model, _make_out
+    from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
     from neurozoo.retina.reduction import reduction_report
     from neurozoo.retina.reduction_figure import plot_reduction
 
@@ -138,7 +138,7 @@ def run_probe_reduction(args) -> int:
                             "contributions": attribution.per_unit()[shown][:, top].double().cpu().numpy(),
                             "response": (attribution.output - attribution.baseline_output)[shown].double().cpu().numpy()}
     source = args.checkpoint.name if args.checkpoint is not None else f"{args.model} fitted to embedded:{args.kind}"
-    figure = plot_reduction(rows, traces, args.out / "reduction.png",
+    figure = plot_reduction(rows, traces, figure_path(args.out, "reduction"),
                             title=f"{args.model} ({source}), layer {args.layer}: reduced models on {path.name}")
     data = {"path": str(path), "sha256": sha256_file(path), "split": "test", "start": args.start, "frames": frames}
     json_path = write_json(args.out / "reduction.json", {"model": args.model, "settings": settings, "data": data,

@@ -388,6 +388,34 @@ def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     assert "periods: at most 100 frames" in capsys.readouterr().err  # was a movie of gigabytes, hours of work
 
 
+def test_a_probe_killed_after_its_figure_leaves_no_record_of_the_previous_run_beside_it(tmp_path, monkeypatch):
+    """The figure is written before the record: a kill between the two had left the new osr.png beside the previous
+    run's osr.json (another model's), each file whole, the pair disagreeing."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+    from neurozoo.retina.phenomena import osr
+
+    torch.manual_seed(0)
+    for name in ("bncnn", "ln"):
+        torch.save(create_model(name, n_cells=12).state_dict(), tmp_path / f"{name}.pt")
+    out = tmp_path / "probe"
+    assert zoo(["probe", "osr", "bncnn", "--checkpoint", str(tmp_path / "bncnn.pt"), "--out", str(out),
+                "--periods", "6", "10", "14"]) == 0
+    assert json.loads((out / "osr.json").read_text())["model"] == "bncnn"
+    plot = osr.plot_osr
+
+    def killed_after_the_figure(*args, **kwargs):
+        plot(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(osr, "plot_osr", killed_after_the_figure)
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(tmp_path / "ln.pt"), "--out", str(out),
+                "--periods", "6", "10", "14"]) == 130  # zoo's Ctrl-C exit
+    assert (out / "osr.png").is_file() and not (out / "osr.json").exists()
+
+
 def test_osr_benchmark_known_answers():
     from neurozoo import benchmarks
     import neurozoo.benchmarks.osr  # noqa: F401  (registers retina_embedded.osr)

@@ -10,14 +10,16 @@ from neurozoo.retina.phenomena import stimuli
 
 
 def ref_flash(duration, delay, nsamples, intensity):
-    """stimuli.py ``flash``: zeros, ``intensity`` on samples delay .. delay + duration - 1."""
+    """stimuli.py ``flash`` (lines 117-147): zeros, ``intensity`` on samples delay .. delay + duration - 1 (lines
+    144-146)."""
     trace = np.zeros(nsamples)
     trace[delay:delay + duration] = intensity
     return trace
 
 
 def ref_osr_figure(duration=2, interval=6, nflashes=8, intensity=-2.0):
-    """osr.py ``osr`` (the OSR figure: duration 2, interval 6, 8 flashes, intensity -2, noise_std 0): each flash is
+    """osr.py ``osr`` (lines 48-83; the OSR figure's call, line 116: duration 2, interval 6, 8 flashes, intensity -2,
+    noise_std 0; the flash groups lines 74-78, the pads and ``concat`` lines 79-81): each flash is
     a group of ``interval`` grey frames then the flash, so the period is ``duration + interval``; a grey group takes
     the omitted flash's place. Returns ``(trace, first_onset, omitted_onset)``."""
     single = ref_flash(duration, interval, duration + interval, intensity)
@@ -57,8 +59,8 @@ def test_flash_train_equals_the_originals_omitted_stimulus_protocol(reference, p
 
 @pytest.mark.parametrize("ifi", [2, 5, 19])
 def test_paired_flash_equals_the_originals_paired_flashes(ifi):
-    """stimuli.py ``paired_flashes(ifi, duration, intensity, total_length, delay)``: the second flash starts
-    ``duration + ifi`` frames after the first's onset; our ``gap`` is that onset-to-onset interval."""
+    """stimuli.py ``paired_flashes(ifi, duration, intensity, total_length, delay)`` (lines 255-266): the second flash
+    starts ``duration + ifi`` frames after the first's onset (line 263); our ``gap`` is that onset-to-onset interval."""
     duration, delay, total = 2, 40, 100
     reference = ref_flash(duration, delay, total, -2.0) + ref_flash(duration, delay + duration + ifi, total, -2.0)
     movie, first, second = stimuli.paired_flash(gap=duration + ifi, flash_frames=duration, intensity=-2.0, pre=delay,
@@ -74,8 +76,8 @@ def test_step_equals_the_originals_step_response_stimulus():
 
 
 def ref_square(halfperiod, nsamples, phase=0.0, intensity=1.0):
-    """stimuli.py ``square``: ``halfperiod`` samples of +intensity, then of -intensity, repeated, started
-    ``int(2 * phase * halfperiod)`` samples in."""
+    """stimuli.py ``square`` (lines 269-288): ``halfperiod`` samples of +intensity, then of -intensity (line 281),
+    repeated, started ``int(2 * phase * halfperiod)`` samples in (lines 278, 288)."""
     offset = int(2 * phase * halfperiod)
     waveform = np.concatenate([np.full(halfperiod, intensity), np.full(halfperiod, -intensity)])
     repeats = int(np.ceil(nsamples / (2 * halfperiod)) + 1)
@@ -83,8 +85,9 @@ def ref_square(halfperiod, nsamples, phase=0.0, intensity=1.0):
 
 
 def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
-    """stimuli.py ``reversing_grating(..., waveform='square')`` = ``reverse(grating(barsize=(barsize, 0),
-    phase=(phase, 0)))``: a square wave along x (columns), constant along y, times a square wave in time."""
+    """stimuli.py ``reversing_grating(..., waveform='square')`` (lines 414-417) = ``reverse(grating(barsize=(barsize,
+    0), phase=(phase, 0)))``: a square wave along x (columns), constant along y (``grating`` lines 310-350, the outer
+    product line 350), times a square wave in time (``reverse`` lines 387-401)."""
     frame = np.outer(np.ones(50), ref_square(barsize, 50, phase))
     return np.stack([sign * frame for sign in ref_square(halfperiod, nsamples)])
 
@@ -102,8 +105,9 @@ def test_reversing_grating_equals_the_originals(bar_width, phase):
 
 
 def ref_bar(centre, width, intensity=-1.0, us_factor=5):
-    """stimuli.py ``bar((centre, 0), width, np.Inf, us_factor=5, blur=0.)``: drawn on a 5x finer grid, the centre
-    truncated to that grid (``int``), then each 5x5 block averaged (``downscale_local_mean``); full height."""
+    """stimuli.py ``bar((centre, 0), width, np.Inf, us_factor=5, blur=0.)`` (lines 180-202): drawn on a 5x finer
+    grid, the centre truncated to that grid (``int``, line 191), then each 5x5 block averaged
+    (``downscale_local_mean``, ``downsample`` lines 205-207); full height."""
     nx, width = 50 * us_factor, width * us_factor
     cx = int(centre * us_factor + nx // 2)
     fine = np.zeros(nx)
@@ -112,10 +116,12 @@ def ref_bar(centre, width, intensity=-1.0, us_factor=5):
 
 
 def test_moving_bar_frames_equal_the_originals_driftingbar():
-    """stimuli.py ``driftingbar(speed, width=2, intensity=-1, x=(-30, 30))``: centres ``linspace(-30, 30,
-    1 + floor(60 / speed))`` relative to the frame centre, each frame a ``bar``. Our ``bar_frames`` draws the same
-    bar at x = 25 + the centre the original actually draws (its 1/5-pixel grid)."""
-    for speed in (0.08, 0.176, 1.0):  # the default, the anticipation figure's, ours
+    """stimuli.py ``driftingbar(speed, width=2, intensity=-1, x=(-30, 30))`` (lines 210-244; default speed 0.08,
+    line 210): centres ``linspace(-30, 30, 1 + floor(60 / speed))`` (lines 236-237) relative to the frame centre,
+    each frame a ``bar`` (line 244). Our ``bar_frames`` draws the same bar at x = 25 + the centre the original
+    actually draws (its 1/5-pixel grid)."""
+    # the default, the anticipation figure's (motion_anticipation.py at dfdfe2f line 78), ours
+    for speed in (0.08, 0.176, 1.0):
         centres = np.linspace(-30, 30, int(1 + math.floor(60 / speed)))
         drawn = np.array([int(c * 5 + 125) / 5 for c in centres])
         ours = stimuli.bar_frames(drawn, width=2.0, intensity=-1.0)

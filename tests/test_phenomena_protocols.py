@@ -70,7 +70,8 @@ def test_paired_flash_equals_the_originals_paired_flashes(ifi):
 
 
 def test_step_equals_the_originals_step_response_stimulus():
-    """retinal_phenomena.py ``step_response``: ``flash(duration=100, delay=50, nsamples=200, intensity=-1)``."""
+    """retinal_phenomena.py ``step_response`` (at 00255c7, lines 18-25): ``flash(duration=100, delay=50, nsamples=200,
+    intensity=-1)`` (the defaults, line 18; the flash, line 20)."""
     movie = stimuli.step(intensity=-1.0, pre=50, duration=100, post=50)
     np.testing.assert_array_equal(movie[:, 10, 40], ref_flash(100, 50, 200, -1.0))
 
@@ -95,8 +96,10 @@ def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
 @pytest.mark.parametrize("bar_width", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("phase", [0.0, 0.125, 0.25, 0.375, 0.5, 0.75])
 def test_reversing_grating_equals_the_originals(bar_width, phase):
-    """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py: widths 1-8 checkers, half
-    period 25 frames) and retinal_phenomena.py ``reversing_grating`` (size 5, half period 50)."""
+    """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py at dfdfe2f: widths 1-8
+    checkers line 62, half period 25 frames line 23; its gratings are sinusoidal, ``'sin'`` line 36, which we do not
+    offer: docs/retina.md) and retinal_phenomena.py ``reversing_grating`` (at 00255c7 lines 66-69: size 5, half period 50, 300
+    samples)."""
     for half_period, n_reversals in ((25, 6), (50, 6)):
         ours = stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast=1.0, pre=7)
         assert (ours[:7] == 0).all()
@@ -130,8 +133,9 @@ def test_moving_bar_frames_equal_the_originals_driftingbar():
 
 
 def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
-    """f2_response.py ``freq_doubling``: |FFT| of the response at the reversal frequency and at twice it, per phase;
-    the figure's ratio is the mean over phases of F2 / F1 (``ratio="phase_mean"``). Reference: numpy's FFT of the
+    """f2_response.py ``freq_doubling`` (at dfdfe2f lines 23-43): |FFT| of the response at the reversal frequency and
+    at twice it (lines 30-31, 40-42), per phase; the figure's ratio is the mean over phases of F2 / F1 (lines 65-66;
+    ``ratio="phase_mean"``). Reference: numpy's FFT of the
     steady response (4 whole cycles, the first dropped as ours), bins 4 and 8."""
     from neurozoo.retina.phenomena import reversing_grating
 
@@ -169,7 +173,8 @@ def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
 
 
 def test_latency_coding_runs_the_originals_dark_flash_protocol():
-    """latency_encoding.py flashes 2-frame dark flashes (intensities 0 to -3). An OFF integrator (accumulates
+    """latency_encoding.py (at dfdfe2f) flashes 2-frame dark flashes (``s.flash(2, 40, 70, intensity=i)`` line 26;
+    intensities ``linspace(0, -3, 21)`` line 65). An OFF integrator (accumulates
     darkness while the flash lasts, then holds it for 10 frames) crosses a threshold of 2 sooner for darker flashes:
     latency = ceil(2 / |I|) - 1 frames while the flash lasts, never for a flash too dim to reach it. The slope is
     taken against log2 |intensity|, the threshold from the weakest flash whatever the order given."""
@@ -196,8 +201,9 @@ def test_latency_coding_runs_the_originals_dark_flash_protocol():
 
 
 def test_centroid_latency_equals_the_originals_centre_of_mass():
-    """latency_encoding.py: rates under 3 spikes/s set to 0, then ``(idxs * temp).sum(1) / temp.sum(1)`` over the
-    window (here without its cubic upsampling). A cell answering a dark flash of intensity I with a triangle
+    """latency_encoding.py (at dfdfe2f): rates under 3 spikes/s set to 0 (``threshold = 3`` line 45, line 130), then
+    ``(idxs * temp).sum(1) / temp.sum(1)`` over the window (lines 141-146; here without its cubic upsampling,
+    ``upsample`` lines 17-20). A cell answering a dark flash of intensity I with a triangle
     peaking 8 / |I| frames after onset, over a silent baseline: the centre of mass is that delay, falling with I."""
     from neurozoo.retina.phenomena import latency_coding
 

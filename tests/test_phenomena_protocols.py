@@ -98,8 +98,8 @@ def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
 def test_reversing_grating_equals_the_originals(bar_width, phase):
     """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py at dfdfe2f: widths 1-8
     checkers line 62, half period 25 frames line 23; its gratings are sinusoidal, ``'sin'`` line 36, which we do not
-    offer: docs/retina.md) and retinal_phenomena.py ``reversing_grating`` (at 00255c7 lines 66-69: size 5, half period 50, 300
-    samples)."""
+    offer: docs/retina.md) and retinal_phenomena.py ``reversing_grating`` (at 00255c7 lines 66-69: size 5, half
+    period 50, 300 samples)."""
     for half_period, n_reversals in ((25, 6), (50, 6)):
         ours = stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast=1.0, pre=7)
         assert (ours[:7] == 0).all()

@@ -9,10 +9,11 @@
   The reference here is the same model fitted by scikit-learn's ``PoissonRegressor`` (exp link, Poisson deviance) on
   the stimulus projections and the history counts.
 * LN: deep-retina models.py ``linear_nonlinear``: a linear filter over the window (``Dense`` on the flattened
-  40x50x50 window) and a static nonlinearity (softplus by default). The reference is pyret's recipe (pyret.filtertools
-  ``getsta`` and nonlinearities ``Binterp``, pyret/nonlinearities.py at df03391 lines 96-147: ``fit``, lines 132-143,
-  sorts the input into bins of equal counts, lines 133-137, and takes the mean output per bin, lines 138-139): the
-  spike-triggered average and the mean rate per bin of its generator signal, both in numpy.
+  40x50x50 window) and a static nonlinearity (softplus by default). The reference is pyret's recipe for the
+  nonlinearity (``Binterp``, pyret/nonlinearities.py at df03391 lines 96-147: ``fit``, lines 132-143, sorts the input
+  into bins of equal counts, lines 133-137, and takes the mean output per bin, lines 138-139), in numpy, on the
+  generator signal of our fitted filter (not pyret's spike-triggered average, pyret/filtertools.py ``sta`` at
+  06b0590 lines 60-105, ``getsta`` in older releases: the filter is the fit's).
 """
 import numpy as np
 import pytest

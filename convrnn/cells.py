@@ -99,7 +99,10 @@ def _is_number(value) -> bool:
 
 # ----------------------------------------------------------------------------- initialisers (TensorFlow 1.13)
 def fans(shape: Sequence[int]) -> Tuple[int, int]:
-    """TensorFlow's (fan_in, fan_out) of a kernel given in PyTorch layout (out, in, kh, kw) or (out, in)."""
+    """TensorFlow's (fan_in, fan_out) of a kernel given in PyTorch layout (out, in, kh, kw) or (out, in); a vector
+    (a bias) of n has n and n."""
+    if len(shape) == 1:
+        return shape[0], shape[0]
     receptive = 1
     for k in shape[2:]:
         receptive *= k
@@ -411,9 +414,11 @@ class ReciprocalGatedCell(RecurrentCell):
         if kernel_initializer not in ("variance_scaling", "xavier"):
             raise SpecError(f"cell config 'kernel_initializer': unknown value {kernel_initializer!r} "
                             "(expected one of variance_scaling, xavier)")
-        # conv_bias=False: utils/cells.py's ReciprocalGateCell (rgc_shallow), whose _conv (lines 1137-1238) never
-        # creates a bias (bias_initializer set at lines 1199-1200, so the "is None" branch at line 1230 never runs)
-        # and whose __call__ (lines 1459-1813) never adds tau_bias / gate_bias
+        # conv_bias=False: utils/cells.py's ReciprocalGateCell (rgc_shallow). Every temporal op goes through
+        # _apply_temporal_op (lines 1394-1457): _conv (lines 1137-1238) never creates a bias (bias_initializer set at
+        # lines 1199-1200, so the "is None" branch holding the bias, lines 1230-1236, never runs), while _ds_conv
+        # (lines 1240-1363) adds one whenever use_bias (lines 1357-1361), Glorot-initialised (lines 1296-1297): a
+        # separable op keeps its bias. __call__ (lines 1459-1813) never adds tau_bias / gate_bias.
         bias = self.conv_bias = bool(conv_bias)
         if not bias:
             tau_bias = gate_bias = 0.0
@@ -421,30 +426,38 @@ class ReciprocalGatedCell(RecurrentCell):
         self.tau_constant = self.tau_bias if (not tau_sep or separable_gate_bias) else 0.0
         self.gate_constant = self.gate_bias if (not gate_sep or separable_gate_bias) else 0.0
 
+        def op(cin: int, cout: int, k, separable: bool) -> nn.Module:
+            return _conv(cin, cout, k, separable, bias or separable)
+
+        ff_sep, io_sep, fb_sep = bool(ff_depth_separable), bool(in_out_depth_separable), bool(feedback_depth_separable)
         # "cell" scope
-        self.input_to_cell_conv = _conv(C, D, ff_k, bool(ff_depth_separable), bias) if self.input_to_cell else None
-        self.res_to_cell = _conv(R, D, ff_k, bool(ff_depth_separable), bias) if self.cell_residual else None
-        self.cell_tau = _conv(D, D, cell_tau_k, tau_sep, bias)
-        self.cell_gate = _conv(C, D, gate_k, gate_sep, bias)  # "out_to_cell": the output gates the cell
+        self.input_to_cell_conv = op(C, D, ff_k, ff_sep) if self.input_to_cell else None
+        self.res_to_cell = op(R, D, ff_k, ff_sep) if self.cell_residual else None
+        self.cell_tau = op(D, D, cell_tau_k, tau_sep)
+        self.cell_gate = op(C, D, gate_k, gate_sep)  # "out_to_cell": the output gates the cell
         self.input_to_cell_tau = SameConv2d(C, D, cell_tau_k, bias=False) if self.input_to_tau else None
         self.res_to_cell_tau = SameConv2d(R, D, cell_tau_k, bias=False) if residual_to_cell_tau else None
         self.input_to_cell_gate = SameConv2d(C, D, gate_k, bias=False) if self.input_to_gate else None
         self.res_to_cell_gate = SameConv2d(R, D, gate_k, bias=False) if residual_to_cell_gate else None
         self.cell_norm = LayerNorm(D) if layer_norm else None
-        # "out" scope
-        self.input_to_out_conv = _conv(C, C, io_k, bool(in_out_depth_separable), bias) if self.input_to_out else None
-        self.cell_to_out_conv = _conv(D, C, gate_k, gate_sep, bias) if self.cell_to_out else None
+        # "out" scope. input_to_out, utils/cells.py: separable, _ds_conv(use_bias=True) (lines 1614-1633, bias_initializer zeros,
+        # line 937); else the
+        # kernel alone: "input_to_out_bias" is created (lines 1650-1655) but never added (lines 1657-1663)
+        self.input_to_out_conv = op(C, C, io_k, io_sep) if self.input_to_out else None
+        self.cell_to_out_conv = op(D, C, gate_k, gate_sep) if self.cell_to_out else None
         self.residual = ResidualAdd(R, C, int(in_stride)) if self.out_residual else None
-        self.out_tau = _conv(C, C, tau_k, tau_sep, bias)
-        self.out_gate = None if self.cell_to_out else _conv(D, C, gate_k, gate_sep, bias)  # the cell gates the output
+        self.out_tau = op(C, C, tau_k, tau_sep)
+        self.out_gate = None if self.cell_to_out else op(D, C, gate_k, gate_sep)  # the cell gates the output
         self.input_to_out_tau = SameConv2d(C, C, tau_k, bias=False) if self.input_to_tau else None
         self.res_to_out_tau = SameConv2d(R, C, tau_k, bias=False) if residual_to_out_tau else None
         self.input_to_out_gate = SameConv2d(C, C, gate_k, bias=False) if self.input_to_gate else None
-        self.res_to_out_gate = _conv(R, C, gate_k, gate_sep, bias=False) if residual_to_out_gate else None
+        self.res_to_out_gate = (_conv(R, C, gate_k, gate_sep, bias=not bias and gate_sep)
+                                if residual_to_out_gate else None)
         self.out_norm = LayerNorm(C) if layer_norm else None
-        # feedback: only the feedback channels are convolved, into the entry point's depth
+        # feedback: only the feedback channels are convolved, into the entry point's depth (the median: with a bias,
+        # models/model_func.py; utils/cells.py: a temporal op, scope "feedback")
         entry_depth = {"out": C, "cell": D, "input": C}[feedback_entry]
-        self.feedback_conv = (_conv(self.feedback_channels, entry_depth, fb_k, bool(feedback_depth_separable))
+        self.feedback_conv = (_conv(self.feedback_channels, entry_depth, fb_k, fb_sep, bias=bias or fb_sep)
                               if self.feedback_channels else None)
         self.fuse_inputs = False  # fast path (convrnn.fast): both non-separable convolutions of the input as one
         self.fuse_gates = False  # fast path: the separable gates that read the same state as one (fused_separable_conv)
@@ -454,6 +467,12 @@ class ReciprocalGatedCell(RecurrentCell):
                     glorot_uniform_(module.weight)
                 else:
                     variance_scaling_(module.weight, self.init_scale, fan_in=tf_fan_in(module))
+        if not bias:  # utils/cells.py: a separable temporal op's bias is Glorot-initialised (lines 1296-1297)
+            temporal = (self.input_to_cell_conv, self.res_to_cell, self.cell_tau, self.cell_gate, self.cell_to_out_conv,
+                        self.out_tau, self.out_gate, self.res_to_out_gate, self.feedback_conv)
+            for module in temporal:
+                if isinstance(module, SeparableConv2d):
+                    glorot_uniform_(module.pointwise.bias)
 
     def decayed_parameters(self) -> Iterator[torch.Tensor]:
         projection = getattr(self.residual, "projection", None)  # residual_add has no regulariser

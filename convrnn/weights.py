@@ -85,7 +85,8 @@ def _median_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
 def _cells_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
     """utils/cells.py ReciprocalGateCell (conv_bias=False; class line 886): every temporal op is
     ``_apply_temporal_op`` (lines 1394-1457) with a scope (input_to_cell, tau, gate, residual_to_out_gate, ...)
-    holding ``weights`` (``_conv`` line 1205; no bias). The bypass is scope ``out/res_add`` (line 1694)."""
+    holding ``weights`` (``_conv`` line 1205; no bias) or, separable, ``depthwise_weights``, ``pointwise_weights``
+    and ``bias`` (``_ds_conv`` lines 1301-1361). The bypass is scope ``out/res_add`` (line 1694)."""
     s = f"{scope}/ReciprocalGateCell/"
     out: Dict[str, Entry] = {}
     pairs = [(cell.input_to_cell_conv, "cell/input_to_cell"), (cell.res_to_cell, "cell/res_to_cell"),
@@ -101,7 +102,9 @@ def _cells_rgc(scope: str, cell: C.ReciprocalGatedCell) -> Dict[str, Entry]:
             out.update(_conv_entries(s + name.rsplit("/", 1)[0] + "/", module, separable_scope=name.rsplit("/", 1)[1]))
         else:
             out.update(_conv_entries(s + name + "/", module))
-    if cell.input_to_out_conv is not None:
+    if isinstance(cell.input_to_out_conv, C.SeparableConv2d):  # _ds_conv scope "input_to_out" (lines 1614-1633)
+        out.update(_conv_entries(s + "out/", cell.input_to_out_conv, separable_scope="input_to_out"))
+    elif cell.input_to_out_conv is not None:  # the kernel alone (line 1636; input_to_out_bias, 1651, is never added)
         out[s + "out/input_to_out_weights"] = (cell.input_to_out_conv.weight, "conv")
     if cell.residual is not None and cell.residual.projection is not None:
         out[s + "out/res_add/residual_add_weights"] = (cell.residual.projection.weight, "conv")

@@ -96,7 +96,8 @@ def _site(model, layer: int, site: str):
 
     ``site="post"``: the layer's activations (after the ReLU). ``"pre"``: its BatchNorm output before the ReLU, the
     tensor torch-deep-retina attributes (``integrated_gradient(layer='sequential.2')`` hooks ``BNCNN.sequential[2]``,
-    the first layer's ``BatchNorm1d``; ``'sequential.8'`` the second's). The noise layers are the identity in eval mode.
+    the first layer's ``BatchNorm1d``; ``'sequential.8'`` the second's: torchdeepretina/models.py at 00bb0ca lines 48
+    and 56, ``sequential`` line 65). The noise layers are the identity in eval mode.
     """
     check_layer(model, layer)
     if site == "post":
@@ -168,8 +169,8 @@ def unit_scores(attribution: Attribution, by: str = "abs") -> torch.Tensor:
     """Each channel's score over all windows, ``(C,)``.
 
     ``by="abs"``: mean over windows of |channel attribution summed over space| (a unit that both excites and inhibits
-    counts); torch-deep-retina ``pruning.prune_channels`` with ``abssum=False``. ``"abs_positions"``: mean over windows
-    of the sum over positions of |attribution| (``abssum=True``: positions that cancel each other still count).
+    counts); torch-deep-retina ``pruning.prune_channels`` (pruning.py at 085c795, from line 42; the ranking lines
+    149-159) with ``abssum=False``. ``"abs_positions"``: mean over windows of the sum over positions of |attribution| (``abssum=True``: positions that cancel each other still count).
     ``"signed"``: mean attribution (most excitatory first)."""
     check_ranking(by)
     if by == "abs":

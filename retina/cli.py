@@ -44,6 +44,7 @@ def _add_fit(sub) -> None:
                                                 "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress "
                                                   "(default: the model's default_min_delta, else 0.01)")
+    # deep-retina: deepretina/core.py at 0125baa, EarlyStopping(monitor='val_loss') line 47 on loss='poisson' line 35
     p.add_argument("--monitor", choices=("correlation", "poisson"),
                    help="what early stopping and the kept epoch watch on the validation split (default correlation; "
                         "poisson: the loss, as deep-retina's Keras EarlyStopping)")

@@ -7,7 +7,8 @@ integrated-gradients baseline, so a dropped unit contributes what it does at res
 build their reduced OSR model by hand, and no reduction procedure of theirs was found, docs/retina.md),
 replaced by zero (``fill="zero"``, silenced), by their mean activation over the analysed stimulus
 (``fill="mean"``), or by their activation when their convolution is zeroed, weights and bias (``fill="pruned"``:
-``ReLU(BatchNorm(0))``, baccuslab/torch-deep-retina's ``pruning.zero_chans`` default). torch-deep-retina's
+``ReLU(BatchNorm(0))``, baccuslab/torch-deep-retina's ``pruning.zero_chans`` default: torchdeepretina/pruning.py at
+085c795 lines 11-40, ``zero_bias=True`` line 11). torch-deep-retina's
 ``zero_chans(zero_bias=False)`` (weights zeroed, bias kept) is ``fill="baseline"`` for layer 1 (the bias is the
 unit's input on the grey stimulus); for layer 2 it is neither (the bias stands in for the whole layer-1 input).
 :func:`reduction_report` compares the reduced responses with the full model's on a stimulus.
@@ -68,7 +69,8 @@ def baseline_activity(model: nn.Module, layer: int) -> torch.Tensor:
 
 def pruned_activity(model: nn.Module, layer: int) -> torch.Tensor:
     """``(C, H, W)``: each unit's activation when its convolution's output is zero (weights and bias zeroed),
-    ``ReLU(BatchNorm(0))`` in eval mode -- torch-deep-retina ``pruning.zero_chans(zero_bias=True)``, its default."""
+    ``ReLU(BatchNorm(0))`` in eval mode -- torch-deep-retina ``pruning.zero_chans(zero_bias=True)``, its default (pruning.py at 085c795
+    lines 11-40)."""
     if not hasattr(model, f"bn{layer}"):
         raise TypeError(f"{type(model).__name__} has no 'bn{layer}'; fill='pruned' needs a RetinaCNN")
     zeros = torch.zeros(1, *model.hidden_shapes[layer - 1], dtype=model.conv1.weight.dtype,

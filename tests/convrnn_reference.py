@@ -197,26 +197,52 @@ def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_i
 
 
 def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_input):
-    """utils/cells.py: ReciprocalGateCell.__call__ (lines 1459-1813; rgc_shallow). ``_apply_temporal_op`` (lines
-    1394-1457) -> ``_conv`` (lines 1137-1238), which never adds a bias (its bias_initializer is set to xavier at
-    lines 1199-1200, before "if bias_initializer is None" at line 1230), and the constants tau_bias / gate_bias are
-    never used; input_to_out off: "out_input = tf.identity(inputs)" (line 1680); cell lines 1515-1608, out gate
-    lines 1751-1779 (scope "residual_to_out_gate" line 1775), next_out lines 1784-1786."""
+    """utils/cells.py: ReciprocalGateCell.__call__ (lines 1459-1813; rgc_shallow). Each temporal op is
+    ``_apply_temporal_op`` (lines 1394-1457, its scope under "input", "cell" or "out"): non-separable, ``_conv``
+    (lines 1137-1238), which never adds a bias (its bias_initializer is set to xavier at lines 1199-1200, before
+    "if bias_initializer is None" at line 1230 that holds the bias); separable, ``_ds_conv`` (lines 1240-1363),
+    separable_conv2d (lines 1334-1341) plus a "bias" whenever use_bias (lines 1357-1361; _apply_temporal_op's
+    default use_bias=True). The constants tau_bias / gate_bias are never used. Feedback: entry "input" lines
+    1496-1507, "out" lines 1710-1722 (same spatial size). input_to_out (lines 1612-1680): separable, _ds_conv with
+    use_bias=True (lines 1615-1633); else the kernel "input_to_out_weights" alone (conv2d lines 1657-1663; the
+    "input_to_out_bias" of lines 1650-1655 is never added); off: "out_input = tf.identity(inputs)" (line 1680).
+    Cell lines 1511-1608, cell_to_out lines 1682-1691, out gate lines 1751-1779 (scope "residual_to_out_gate" line
+    1775), next_out lines 1784-1786. Flags default as in __init__ (lines 903-933: every one False, entry "out")."""
     s = scope + "/ReciprocalGateCell/"
     f = lambda name: FUNCTIONS[cfg[name]]
+
+    def op(x, path, separable_flag):
+        if cfg.get(separable_flag, False):
+            return separable_conv2d(x, w[s + path + "/depthwise_weights"], w[s + path + "/pointwise_weights"]) \
+                + w[s + path + "/bias"]
+        return conv2d(x, w[s + path + "/weights"])
+
+    entry = cfg.get("feedback_entry", "out")
+    fb_act = FUNCTIONS[cfg.get("feedback_activation", "identity")]
     prev_cell, prev_out = state
+    if fb_input is not None and entry == "input":
+        inputs = inputs + fb_act(op(fb_input, "input/feedback", "feedback_depth_separable"))
     inputs = f("input_activation")(inputs)
-    cell_input = conv2d(inputs, w[s + "cell/input_to_cell/weights"])
-    cell_tau = f("tau_nonlinearity")(conv2d(prev_cell, w[s + "cell/tau/weights"]))
-    cell_gate = f("gate_nonlinearity")(conv2d(prev_out, w[s + "cell/gate/weights"]))
+    cell_input = op(inputs, "cell/input_to_cell", "ff_depth_separable")
+    cell_tau = f("tau_nonlinearity")(op(prev_cell, "cell/tau", "tau_depth_separable"))
+    cell_gate = f("gate_nonlinearity")(op(prev_out, "cell/gate", "gate_depth_separable"))
     next_cell = ((cfg["tau_offset"] + cfg["tau_multiplier"] * cell_tau) * prev_cell
                  + (cfg["gate_offset"] + cfg["gate_multiplier"] * cell_gate) * cell_input)
     next_cell = f("cell_activation")(next_cell)
-    out_input = inputs
-    out_tau = conv2d(prev_out, w[s + "out/tau/weights"])
-    out_gate = conv2d(prev_cell, w[s + "out/gate/weights"])
-    if res_input is not None and cfg["residual_to_out_gate"]:  # scope "residual_to_out_gate"
-        out_gate = out_gate + conv2d(res_input, w[s + "out/residual_to_out_gate/weights"])
+    if not cfg.get("input_to_out", False):
+        out_input = inputs
+    elif cfg.get("in_out_depth_separable", False):
+        out_input = op(inputs, "out/input_to_out", "in_out_depth_separable")
+    else:
+        out_input = conv2d(inputs, w[s + "out/input_to_out_weights"])
+    if cfg.get("cell_to_out", False):
+        out_input = out_input + op(prev_cell, "out/gate", "gate_depth_separable")
+    if fb_input is not None and entry == "out":
+        out_input = out_input + fb_act(op(fb_input, "out/feedback", "feedback_depth_separable"))
+    out_tau = op(prev_out, "out/tau", "tau_depth_separable")
+    out_gate = 0.0 if cfg.get("cell_to_out", False) else op(prev_cell, "out/gate", "gate_depth_separable")
+    if res_input is not None and cfg.get("residual_to_out_gate", False):  # scope "residual_to_out_gate"
+        out_gate = out_gate + op(res_input, "out/residual_to_out_gate", "gate_depth_separable")
     out_tau, out_gate = f("tau_nonlinearity")(out_tau), f("gate_nonlinearity")(out_gate)
     next_out = ((cfg["tau_offset"] + cfg["tau_multiplier"] * out_tau) * prev_out
                 + (cfg["gate_offset"] + cfg["gate_multiplier"] * out_gate) * out_input)

@@ -122,6 +122,51 @@ def test_shallow_rgc_matches_utils_cells_reciprocal_gate_cell():
     assert not any(n.endswith("bias") for n in arrays)  # _conv never creates one
 
 
+@pytest.mark.parametrize("change, feedback", [
+    ({"tau_depth_separable": True}, 0),
+    ({"gate_depth_separable": True}, 0),  # cell gate, out gate and residual_to_out_gate
+    ({"ff_depth_separable": True}, 0),
+    ({"input_to_out": True}, 0),  # the kernel alone: input_to_out_bias (lines 1650-1655) is never added
+    ({"input_to_out": True, "in_out_depth_separable": True}, 0),
+    ({"cell_to_out": True, "gate_depth_separable": True}, 0),
+    ({}, 5),  # non-separable feedback into "out": no bias
+    ({"feedback_depth_separable": True}, 5),
+    ({"feedback_depth_separable": True, "feedback_entry": "input"}, 5),
+])
+def test_shallow_rgc_separable_ops_keep_their_bias(change, feedback):
+    """utils/cells.py ReciprocalGateCell with depthwise-separable ops (a searched or user-built cell; no released
+    model has one): _ds_conv (lines 1240-1363) adds its "bias" whenever use_bias (lines 1357-1361), whatever _conv
+    does, so conv_bias=false removes only the non-separable ops' biases; input_to_out separable is a _ds_conv with
+    use_bias=True (lines 1614-1633), non-separable its kernel alone (lines 1657-1663)."""
+    torch.manual_seed(0)
+    spec = convrnn.get_spec("rgc_shallow").layer("conv4").cell
+    config = {**{k: v for k, v in spec.items() if k not in ("kind", "cell_depth")}, **change}
+    cell = create_cell("rgc", 8, in_channels=6, cell_depth=5, feedback_channels=feedback, **config).double()
+    arrays = load_cell(cell, "tnn_model/conv4")
+    reference = lambda w, x, s, fb, r: ref.cells_rgc(w, "tnn_model/conv4", config, x, s, fb, r)
+    run_both(cell, reference, arrays, 8, (5, 8), feedback=feedback, res=6)
+    separable = [k for k, v in change.items() if k.endswith("_separable") and v]
+    assert any(n.endswith("/bias") for n in arrays) == bool(separable)
+    # every parameter is one of the original's variables (a bias the original lacks would stay unloaded)
+    mapped = {id(p) for p, _ in W.cell_variables("tnn_model/conv4", cell).values()}
+    assert mapped == {id(p) for p in cell.parameters()}
+
+
+def test_shallow_rgc_separable_bias_initialisation():
+    """utils/cells.py _ds_conv's bias_initializer defaults to xavier (lines 1296-1297) and _apply_temporal_op (lines
+    1394-1457) passes none: Glorot uniform over a vector of n (TensorFlow's fans n and n), limit sqrt(3 / n);
+    input_to_out passes the cell's bias_initializer, tf.zeros_initializer (line 937, used at line 1622)."""
+    torch.manual_seed(0)
+    spec = convrnn.get_spec("rgc_shallow").layer("conv4").cell
+    config = {k: v for k, v in spec.items() if k not in ("kind", "cell_depth")}
+    config.update(tau_depth_separable=True, input_to_out=True, in_out_depth_separable=True)
+    cell = create_cell("rgc", 300, cell_depth=300, **config)
+    bias = cell.out_tau.pointwise.bias.detach()
+    limit = (3.0 / 300) ** 0.5
+    assert bias.abs().max().item() <= limit and bias.abs().max().item() > 0.9 * limit
+    assert torch.count_nonzero(cell.input_to_out_conv.pointwise.bias) == 0
+
+
 @pytest.mark.parametrize("kind, reference, states", [
     ("ugrnn", ref.ugrnn, 1), ("gru", ref.gru, 1), ("lstm", ref.lstm, 2), ("intersectionrnn", ref.intersection_rnn, 1),
     ("simplernn", ref.simple_rnn, 1), ("timedecay", None, 1),

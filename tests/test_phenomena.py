@@ -98,7 +98,9 @@ def test_motion_anticipation_zero_for_delay_positive_for_transient():
 
 @pytest.mark.parametrize("speed", [1.0, 0.5, 0.176, 0.08])  # ours, ..., the anticipation figure's, Berry et al.'s
 def test_motion_anticipation_is_unbiased_at_the_originals_slow_speeds(speed):
-    """torch-deep-retina moves a 2-px bar at 0.08-0.176 px/frame. A pure delay anticipates nothing at any speed, and
+    """torch-deep-retina moves a 2-px bar at 0.08-0.176 px/frame (figs/deep-retina-figures at dfdfe2f: stimuli.py
+    ``driftingbar(speed=0.08, width=2, ...)`` line 210; motion_anticipation.py ``width=2`` line 50 and velocity
+    0.176 line 78). A pure delay anticipates nothing at any speed, and
     the transient cell leads the bar by the same distance (~3 px: it answers the bar entering its Gaussian field).
     Measured before: the delay cell 0.5, 1.0, 2.8, 6.4 frames (flashed bars centred on pixel edges, 2 px apart, put
     its centre half a pixel off), the transient cell 2.9, 3.1, 3.2, 1.7 px (a +-30-frame search window cut its slow

@@ -10,14 +10,16 @@ from neurozoo.retina.phenomena import stimuli
 
 
 def ref_flash(duration, delay, nsamples, intensity):
-    """stimuli.py ``flash``: zeros, ``intensity`` on samples delay .. delay + duration - 1."""
+    """stimuli.py ``flash`` (lines 117-147): zeros, ``intensity`` on samples delay .. delay + duration - 1 (lines
+    144-146)."""
     trace = np.zeros(nsamples)
     trace[delay:delay + duration] = intensity
     return trace
 
 
 def ref_osr_figure(duration=2, interval=6, nflashes=8, intensity=-2.0):
-    """osr.py ``osr`` (the OSR figure: duration 2, interval 6, 8 flashes, intensity -2, noise_std 0): each flash is
+    """osr.py ``osr`` (lines 48-83; the OSR figure's call, line 116: duration 2, interval 6, 8 flashes, intensity -2,
+    noise_std 0; the flash groups lines 74-78, the pads and ``concat`` lines 79-81): each flash is
     a group of ``interval`` grey frames then the flash, so the period is ``duration + interval``; a grey group takes
     the omitted flash's place. Returns ``(trace, first_onset, omitted_onset)``."""
     single = ref_flash(duration, interval, duration + interval, intensity)
@@ -57,8 +59,8 @@ def test_flash_train_equals_the_originals_omitted_stimulus_protocol(reference, p
 
 @pytest.mark.parametrize("ifi", [2, 5, 19])
 def test_paired_flash_equals_the_originals_paired_flashes(ifi):
-    """stimuli.py ``paired_flashes(ifi, duration, intensity, total_length, delay)``: the second flash starts
-    ``duration + ifi`` frames after the first's onset; our ``gap`` is that onset-to-onset interval."""
+    """stimuli.py ``paired_flashes(ifi, duration, intensity, total_length, delay)`` (lines 255-266): the second flash
+    starts ``duration + ifi`` frames after the first's onset (line 263); our ``gap`` is that onset-to-onset interval."""
     duration, delay, total = 2, 40, 100
     reference = ref_flash(duration, delay, total, -2.0) + ref_flash(duration, delay + duration + ifi, total, -2.0)
     movie, first, second = stimuli.paired_flash(gap=duration + ifi, flash_frames=duration, intensity=-2.0, pre=delay,
@@ -68,14 +70,15 @@ def test_paired_flash_equals_the_originals_paired_flashes(ifi):
 
 
 def test_step_equals_the_originals_step_response_stimulus():
-    """retinal_phenomena.py ``step_response``: ``flash(duration=100, delay=50, nsamples=200, intensity=-1)``."""
+    """retinal_phenomena.py ``step_response`` (at 00255c7, lines 18-25): ``flash(duration=100, delay=50, nsamples=200,
+    intensity=-1)`` (the defaults, line 18; the flash, line 20)."""
     movie = stimuli.step(intensity=-1.0, pre=50, duration=100, post=50)
     np.testing.assert_array_equal(movie[:, 10, 40], ref_flash(100, 50, 200, -1.0))
 
 
 def ref_square(halfperiod, nsamples, phase=0.0, intensity=1.0):
-    """stimuli.py ``square``: ``halfperiod`` samples of +intensity, then of -intensity, repeated, started
-    ``int(2 * phase * halfperiod)`` samples in."""
+    """stimuli.py ``square`` (lines 269-288): ``halfperiod`` samples of +intensity, then of -intensity (line 281),
+    repeated, started ``int(2 * phase * halfperiod)`` samples in (lines 278, 288)."""
     offset = int(2 * phase * halfperiod)
     waveform = np.concatenate([np.full(halfperiod, intensity), np.full(halfperiod, -intensity)])
     repeats = int(np.ceil(nsamples / (2 * halfperiod)) + 1)
@@ -83,8 +86,9 @@ def ref_square(halfperiod, nsamples, phase=0.0, intensity=1.0):
 
 
 def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
-    """stimuli.py ``reversing_grating(..., waveform='square')`` = ``reverse(grating(barsize=(barsize, 0),
-    phase=(phase, 0)))``: a square wave along x (columns), constant along y, times a square wave in time."""
+    """stimuli.py ``reversing_grating(..., waveform='square')`` (lines 414-417) = ``reverse(grating(barsize=(barsize,
+    0), phase=(phase, 0)))``: a square wave along x (columns), constant along y (``grating`` lines 310-350, the outer
+    product line 350), times a square wave in time (``reverse`` lines 387-401)."""
     frame = np.outer(np.ones(50), ref_square(barsize, 50, phase))
     return np.stack([sign * frame for sign in ref_square(halfperiod, nsamples)])
 
@@ -92,8 +96,10 @@ def ref_reversing_grating(nsamples, halfperiod, barsize, phase):
 @pytest.mark.parametrize("bar_width", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("phase", [0.0, 0.125, 0.25, 0.375, 0.5, 0.75])
 def test_reversing_grating_equals_the_originals(bar_width, phase):
-    """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py: widths 1-8 checkers, half
-    period 25 frames) and retinal_phenomena.py ``reversing_grating`` (size 5, half period 50)."""
+    """Bar widths 1-8 and phases as in the frequency-doubling figure (f2_response.py at dfdfe2f: widths 1-8
+    checkers line 62, half period 25 frames line 23; its gratings are sinusoidal, ``'sin'`` line 36, which we do not
+    offer: docs/retina.md) and retinal_phenomena.py ``reversing_grating`` (at 00255c7 lines 66-69: size 5, half
+    period 50, 300 samples)."""
     for half_period, n_reversals in ((25, 6), (50, 6)):
         ours = stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast=1.0, pre=7)
         assert (ours[:7] == 0).all()
@@ -102,8 +108,9 @@ def test_reversing_grating_equals_the_originals(bar_width, phase):
 
 
 def ref_bar(centre, width, intensity=-1.0, us_factor=5):
-    """stimuli.py ``bar((centre, 0), width, np.Inf, us_factor=5, blur=0.)``: drawn on a 5x finer grid, the centre
-    truncated to that grid (``int``), then each 5x5 block averaged (``downscale_local_mean``); full height."""
+    """stimuli.py ``bar((centre, 0), width, np.Inf, us_factor=5, blur=0.)`` (lines 180-202): drawn on a 5x finer
+    grid, the centre truncated to that grid (``int``, line 191), then each 5x5 block averaged
+    (``downscale_local_mean``, ``downsample`` lines 205-207); full height."""
     nx, width = 50 * us_factor, width * us_factor
     cx = int(centre * us_factor + nx // 2)
     fine = np.zeros(nx)
@@ -112,10 +119,12 @@ def ref_bar(centre, width, intensity=-1.0, us_factor=5):
 
 
 def test_moving_bar_frames_equal_the_originals_driftingbar():
-    """stimuli.py ``driftingbar(speed, width=2, intensity=-1, x=(-30, 30))``: centres ``linspace(-30, 30,
-    1 + floor(60 / speed))`` relative to the frame centre, each frame a ``bar``. Our ``bar_frames`` draws the same
-    bar at x = 25 + the centre the original actually draws (its 1/5-pixel grid)."""
-    for speed in (0.08, 0.176, 1.0):  # the default, the anticipation figure's, ours
+    """stimuli.py ``driftingbar(speed, width=2, intensity=-1, x=(-30, 30))`` (lines 210-244; default speed 0.08,
+    line 210): centres ``linspace(-30, 30, 1 + floor(60 / speed))`` (lines 236-237) relative to the frame centre,
+    each frame a ``bar`` (line 244). Our ``bar_frames`` draws the same bar at x = 25 + the centre the original
+    actually draws (its 1/5-pixel grid)."""
+    # the default, the anticipation figure's (motion_anticipation.py at dfdfe2f line 78), ours
+    for speed in (0.08, 0.176, 1.0):
         centres = np.linspace(-30, 30, int(1 + math.floor(60 / speed)))
         drawn = np.array([int(c * 5 + 125) / 5 for c in centres])
         ours = stimuli.bar_frames(drawn, width=2.0, intensity=-1.0)
@@ -124,8 +133,9 @@ def test_moving_bar_frames_equal_the_originals_driftingbar():
 
 
 def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
-    """f2_response.py ``freq_doubling``: |FFT| of the response at the reversal frequency and at twice it, per phase;
-    the figure's ratio is the mean over phases of F2 / F1 (``ratio="phase_mean"``). Reference: numpy's FFT of the
+    """f2_response.py ``freq_doubling`` (at dfdfe2f lines 23-43): |FFT| of the response at the reversal frequency and
+    at twice it (lines 30-31, 40-42), per phase; the figure's ratio is the mean over phases of F2 / F1 (lines 65-66;
+    ``ratio="phase_mean"``). Reference: numpy's FFT of the
     steady response (4 whole cycles, the first dropped as ours), bins 4 and 8."""
     from neurozoo.retina.phenomena import reversing_grating
 
@@ -163,7 +173,8 @@ def test_f2_f1_equals_the_originals_fourier_analysis_of_the_same_responses():
 
 
 def test_latency_coding_runs_the_originals_dark_flash_protocol():
-    """latency_encoding.py flashes 2-frame dark flashes (intensities 0 to -3). An OFF integrator (accumulates
+    """latency_encoding.py (at dfdfe2f) flashes 2-frame dark flashes (``s.flash(2, 40, 70, intensity=i)`` line 26;
+    intensities ``linspace(0, -3, 21)`` line 65). An OFF integrator (accumulates
     darkness while the flash lasts, then holds it for 10 frames) crosses a threshold of 2 sooner for darker flashes:
     latency = ceil(2 / |I|) - 1 frames while the flash lasts, never for a flash too dim to reach it. The slope is
     taken against log2 |intensity|, the threshold from the weakest flash whatever the order given."""
@@ -190,8 +201,9 @@ def test_latency_coding_runs_the_originals_dark_flash_protocol():
 
 
 def test_centroid_latency_equals_the_originals_centre_of_mass():
-    """latency_encoding.py: rates under 3 spikes/s set to 0, then ``(idxs * temp).sum(1) / temp.sum(1)`` over the
-    window (here without its cubic upsampling). A cell answering a dark flash of intensity I with a triangle
+    """latency_encoding.py (at dfdfe2f): rates under 3 spikes/s set to 0 (``threshold = 3`` line 45, line 130), then
+    ``(idxs * temp).sum(1) / temp.sum(1)`` over the window (lines 141-146; here without its cubic upsampling,
+    ``upsample`` lines 17-20). A cell answering a dark flash of intensity I with a triangle
     peaking 8 / |I| frames after onset, over a silent baseline: the centre of mass is that delay, falling with I."""
     from neurozoo.retina.phenomena import latency_coding
 

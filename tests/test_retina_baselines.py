@@ -1,16 +1,19 @@
 """The LN and GLM baselines against known cells and against independent references written from the published code.
 
-* GLM: deep-retina scripts/glm.py fits ``PoissonGLM([f_stim, f_hist], ...)`` -- a stimulus filter over the
-  40-frame window and a filter over the cell's own past counts, exponential link, Poisson likelihood (its
-  deepretina/glms.py at 117ccd0: ``predict = exp(project(X))`` line 63, loss ``(rhat - y * u).mean()`` lines
-  89-93, L2 ``0.5 * l2[key] * ||theta[key]||^2`` per parameter group lines 75-77). The reference here is the same
-  model fitted by scikit-learn's ``PoissonRegressor`` (exp link, Poisson deviance) on the stimulus projections and
-  the history counts.
+* GLM: deep-retina scripts/glm.py (at 09c8449) fits ``PoissonGLM([f_stim, f_hist], ...)`` (line 47; imported from
+  ``limo``, line 6) -- a stimulus filter over the 40-frame window (``stimhist = 40`` line 18, ``f_stim`` line 42) and
+  a filter over the cell's own past counts (``f_hist``: 51-bin windows of the rates without their last bin,
+  ``rolling_window(train.y, ratehist)[:, :-1, :]``, ``ratehist = 51``, lines 19 and 44), exponential link, Poisson
+  likelihood (deep-retina's own deepretina/glms.py at 117ccd0: ``predict = exp(project(X))`` line 63, loss
+  ``(rhat - y * u).mean()`` lines 89-93, L2 ``0.5 * l2[key] * ||theta[key]||^2`` per parameter group lines 75-77).
+  The reference here is the same model fitted by scikit-learn's ``PoissonRegressor`` (exp link, Poisson deviance) on
+  the stimulus projections and the history counts.
 * LN: deep-retina models.py ``linear_nonlinear``: a linear filter over the window (``Dense`` on the flattened
-  40x50x50 window) and a static nonlinearity (softplus by default). The reference is pyret's recipe (pyret.filtertools
-  ``getsta`` and nonlinearities ``Binterp``, pyret/nonlinearities.py at df03391 lines 96-147: ``fit``, lines 132-143,
-  sorts the input into bins of equal counts, lines 133-137, and takes the mean output per bin, lines 138-139): the
-  spike-triggered average and the mean rate per bin of its generator signal, both in numpy.
+  40x50x50 window) and a static nonlinearity (softplus by default). The reference is pyret's recipe for the
+  nonlinearity (``Binterp``, pyret/nonlinearities.py at df03391 lines 96-147: ``fit``, lines 132-143, sorts the input
+  into bins of equal counts, lines 133-137, and takes the mean output per bin, lines 138-139), in numpy, on the
+  generator signal of our fitted filter (not pyret's spike-triggered average, pyret/filtertools.py ``sta`` at
+  06b0590 lines 60-105, ``getsta`` in older releases: the filter is the fit's).
 """
 import numpy as np
 import pytest
@@ -139,7 +142,8 @@ def test_ln_recovers_a_known_nonlinearity_in_spikes_per_second_and_agrees_with_t
 
 def test_the_glm_l2_penalty_acts_on_the_post_spike_filter_with_the_option_as_deep_retina_does():
     """deep-retina's GLMs penalise the history filter's own coefficients (deepretina/glms.py ``train_on_batch``:
-    ``0.5 * l2[key] * ||theta[key]||^2`` for every parameter group, lines 75-77 at 117ccd0; key ``'history'``; scripts/glm.py: ``Feature(..., l2=l2_hist_params)``), so
+    ``0.5 * l2[key] * ||theta[key]||^2`` for every parameter group, lines 75-77 at 117ccd0; key ``'history'``; scripts/glm.py at 09c8449:
+    ``Feature(..., l2=l2_hist_params)`` line 44, ``l2_hist_params = 1.0`` line 28), so
     the penalty pulls the filter towards 0. Ours stores ``post_spike_raw`` with filter ``-softplus(raw)``, and by
     default (protocol 8's cached fits) penalises the raw parameter: towards raw 0, a filter of -softplus(0) = -0.69
     per lag. ``post_spike_penalty="filter"`` penalises the filter; the default is unchanged to the bit."""

@@ -72,7 +72,8 @@ def test_recording_layout_and_statistics(tmp_path):
     counts = np.histogram(spikes["cell01"], bins=np.arange(1201) / 100)[0]
     np.testing.assert_array_equal(counts, train.response("binned")[0])
     # the embedded recordings smooth with the "centered" option, as circuit version 4 was written (deep-retina's
-    # rule would change every recording's bytes under the same version: switching needs a new VERSION)
+    # rule, pyret's estfr, pyret/spiketools.py at 07421d2 lines 109-141, would change every recording's bytes under
+    # the same version: switching needs a new VERSION)
     centered = firing_rates(train.response("binned"), rule="centered")
     for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms"):
         np.testing.assert_array_equal(train.response(key), centered[key])

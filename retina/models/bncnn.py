@@ -80,8 +80,8 @@ class UnitBatchNorm(nn.BatchNorm1d):
         return super().forward(x.flatten(1)).view(x.shape)
 
 
-#: published BatchNorm settings (Keras defaults in deep-retina; torch-deep-retina models.py BNCNN: eps=1e-3,
-#: momentum=bn_moment=0.01)
+#: published BatchNorm settings (Keras defaults in deep-retina; torch-deep-retina torchdeepretina/models.py at 00bb0ca,
+#: BNCNN: eps=1e-3 at lines 48, 56 and 60, momentum=bn_moment, TDRModel's default .01 at line 13)
 BN_EPS, BN_MOMENTUM = 1e-3, 0.01
 OUTPUT_SCALES = ("none", "data")
 

@@ -93,8 +93,8 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     """Latency vs flash intensity. ``peak_latency``: frames from onset to the response maximum;
     ``threshold_latency``: first frame at which the response exceeds baseline + ``threshold`` (default: half the
     weakest flash's peak response, per cell; NaN if never); ``centroid_latency``: torch-deep-retina's measure
-    (figs/deep-retina-figures/latency_encoding.py): the centre of mass over the window of the rate, with rates
-    under ``rate_floor`` spikes/s (there 3) set to 0 -- the rate itself, not above baseline, as there, so a
+    (figs/deep-retina-figures/latency_encoding.py at dfdfe2f, lines 130-146): the centre of mass over the window of
+    the rate, with rates under ``rate_floor`` spikes/s (there 3, line 45) set to 0 -- the rate itself, not above baseline, as there, so a
     baseline above the floor pulls it toward the window's middle; NaN where nothing is above the floor. ``slope``:
     least-squares slope against log2 |intensity| of the ``latency`` chosen (``"threshold"``: the threshold latency
     where defined, else the peak latency; ``"centroid"``: the centroid latency, NaN with fewer than 2 defined);
@@ -151,8 +151,8 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     * ``ratio="max"``: max F2 / max F1 over phases (Hochstein & Shapley 1976: F1 is largest where F2 is smallest,
       so each is taken at its best phase);
     * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
-      frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py: ``fratio = F2 / F1``,
-      ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
+      frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py at dfdfe2f, lines
+      65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
     from neurozoo.datasets.errors import SpecError
 
     if ratio not in F2_F1_RATIOS:

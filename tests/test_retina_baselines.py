@@ -190,23 +190,12 @@ def test_glm_default_stopping_reaches_the_known_cells_likelihood_where_the_old_r
     history, the default fit gains at least 85% of the true model's log-likelihood gain over a constant rate (the
     known optimum; scikit-learn's Poisson GLM knowing the spatial profile gains 98%), and recovers the filters;
     the old rule does not."""
-    lags = np.arange(40)[::-1]
-    temporal = (lags / 3.0) ** 2 * np.exp(-lags / 3.0) - 0.5 * (lags / 6.0) ** 2 * np.exp(-lags / 6.0)
-    spatial = np.exp(-((np.mgrid[:10, :10] - np.array([4.5, 5.0])[:, None, None]) ** 2).sum(0) / (2 * 1.5 ** 2))
-    filt = np.outer(temporal, spatial.ravel())
-    filt /= np.linalg.norm(filt)  # drive sd 1 under unit white noise
-    rng = np.random.default_rng(0)
-    stimulus, counts, _ = _glm_cell_10px(rng, 20000, filt, TRUE_POST_SPIKE)
-    test, test_counts, expected = _glm_cell_10px(rng, 10000, filt, TRUE_POST_SPIKE)
-    first = 40  # the first target with a full window and history
-    y = test_counts[first:]
-    windows = torch.as_tensor(test).unfold(0, 40, 1).permute(0, 3, 1, 2)[first - 39:]
-    history = torch.as_tensor(test_counts, dtype=torch.float32).unfold(0, HISTORY, 1)[first - HISTORY:-1, None]
+    filt, stimulus, counts, y, expected, windows, history = _refractory_cell(n_test=10000)
 
     def nll(mean):  # Poisson negative log-likelihood per frame, up to the constant log(y!)
         return float(np.mean(mean - y * np.log(mean)))
 
-    null, optimum = nll(np.full(len(y), counts.mean())), nll(expected[first:])
+    null, optimum = nll(np.full(len(y), counts.mean())), nll(expected)
     fits = {}
     for rule, settings in (("old", {"min_delta": 0.01, "patience": 2}), ("default", {})):
         torch.manual_seed(0)
@@ -272,6 +261,20 @@ def _white_noise_filter_10px():
     return filt / np.linalg.norm(filt)
 
 
+def _refractory_cell(n_test: int):
+    """A refractory cell (this file's kinetics and post-spike filter) on 10x10 white noise: its filter, 20000 training
+    frames and counts, and ``n_test`` fresh frames set for one-frame-ahead prediction from the observed past spikes:
+    the counts from the first target with a full window and history on, their true means, windows and histories."""
+    filt = _white_noise_filter_10px()
+    rng = np.random.default_rng(0)
+    stimulus, counts, _ = _glm_cell_10px(rng, 20000, filt, TRUE_POST_SPIKE)
+    test, test_counts, expected = _glm_cell_10px(rng, n_test, filt, TRUE_POST_SPIKE)
+    first = 40
+    windows = torch.as_tensor(test).unfold(0, 40, 1).permute(0, 3, 1, 2)[first - 39:]
+    history = torch.as_tensor(test_counts, dtype=torch.float32).unfold(0, HISTORY, 1)[first - HISTORY:-1, None]
+    return filt, stimulus, counts, test_counts[first:], expected[first:], windows, history
+
+
 def _ln_cell_10px(rng, n, filt):
     """An LN cell without spike history: counts ~ Poisson(20 softplus(1.5 g - 1) spikes/s), g = filter output (sd 1)."""
     stimulus = rng.standard_normal((n, 10, 10)).astype(np.float32)
@@ -312,19 +315,12 @@ def test_on_a_refractory_cell_the_glm_beats_the_ln_model_which_fails():
     on fresh data, predicted one frame ahead from the observed past spikes, the GLM's log-likelihood beats the LN
     model's by more than 3 standard errors of the paired per-frame difference, and the LN model (no history) gains
     less than 85% of the true model's log-likelihood gain over a constant rate, the GLM more."""
-    filt = _white_noise_filter_10px()
-    rng = np.random.default_rng(0)
-    stimulus, counts, _ = _glm_cell_10px(rng, 20000, filt, TRUE_POST_SPIKE)
-    test, test_counts, expected = _glm_cell_10px(rng, 5000, filt, TRUE_POST_SPIKE)
-    first = 40  # the first target with a full window and history
-    y = test_counts[first:]
-    windows = torch.as_tensor(test).unfold(0, 40, 1).permute(0, 3, 1, 2)[first - 39:]
-    history = torch.as_tensor(test_counts, dtype=torch.float32).unfold(0, HISTORY, 1)[first - HISTORY:-1, None]
+    _, stimulus, counts, y, expected, windows, history = _refractory_cell(n_test=5000)
 
     def nll(mean):  # Poisson negative log-likelihood per frame, up to the constant log(y!)
         return mean - y * np.log(mean)
 
-    null, optimum = nll(np.full(len(y), counts.mean())).mean(), nll(expected[first:]).mean()
+    null, optimum = nll(np.full(len(y), counts.mean())).mean(), nll(expected).mean()
     frames, gain = {}, {}
     for name in ("ln", "glm"):
         torch.manual_seed(0)

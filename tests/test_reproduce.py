@@ -624,6 +624,26 @@ def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_option
         benchmarks.load(RETINA).score("ln", progress=False, **option)
 
 
+@pytest.mark.parametrize("overrides", [{"epochs": 5}, {"lr": 0.1, "refit": True}])
+def test_the_heldout_benchmark_refuses_fit_settings_with_an_already_fitted_module(tiny_benchmarks, monkeypatch,
+                                                                                  overrides):
+    """HeldoutBenchmark.score, given a fitted module, scored it as it was and dropped fit overrides (epochs, lr...) and
+    refit unsaid: they cannot apply to a module fitted before. They are refused now, naming them, before the module
+    is scored, whether through the retina layer or the registered benchmark."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina import fit
+    from neurozoo.retina.benchmark import HeldoutBenchmark
+    from neurozoo.retina.models.ln import LN
+
+    monkeypatch.setattr(fit, "evaluate", lambda *a, **k: pytest.fail("scored the module, the overrides dropped"))
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    start = re.escape(f"retina_embedded.whitenoise-heldout.score: {given}: fit settings do not apply to an already "
+                      "fitted module (LN)")
+    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)), benchmarks.load(RETINA)):
+        with pytest.raises(UserFacingError, match=f"^{start}"):
+            benchmark.score(LN(n_cells=3), progress=False, **overrides)
+
+
 def test_a_record_stored_under_an_older_display_name_reproduces_with_a_note(tmp_path, tiny_benchmarks, capsys):
     """A record's model column is its display name (zoo run's `name (width 0.0625)`, zoo score's `name@weights.pt`),
     whose wording may change between versions; zoo reproduce failed a record stored before such a change by the name

@@ -65,11 +65,16 @@ def read_summary(path: Path) -> Dict[str, Any]:
 
 
 def recording(path: Path, summary: Dict[str, Any]) -> Path:
-    """The recording the fit read, if it is still there with the same bytes (refused, naming it, if not)."""
+    """The recording the fit read, if it is still there with the same bytes (refused, naming it, if not): by its
+    resolved path (``data_absolute``), which reads from any folder, or, in a summary written before zoo fit recorded
+    it, by ``data`` as given to zoo fit (a relative one from the folder zoo fit ran in)."""
     from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import embedded_kind
 
-    data, digest = Path(summary["data"]), summary["provenance"]["data_sha256"]
+    if "data_absolute" in summary:
+        require(summary, {"data_absolute": (str,)}, str(path))
+    data = Path(summary.get("data_absolute") or summary["data"])
+    digest = summary["provenance"]["data_sha256"]
     kind = embedded_kind(data, digest)
     again = (f" (embedded:{kind}: `zoo fit {summary['model']} --data embedded:{kind}` generates it again, at its "
              "default size)") if kind else ""

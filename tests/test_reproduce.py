@@ -685,6 +685,25 @@ def test_model_identity_compares_registered_names_where_both_records_keep_them()
     assert mismatches(*dynamics) == [("model", "rgc (width 0.5)", "rgc")]
 
 
+def test_a_zoo_fit_on_a_relative_data_path_reproduces_from_another_folder(tmp_path, capsys, monkeypatch):
+    """zoo fit's summary.json stored --data as given: a fit made with a relative path reproduced only from the folder
+    zoo fit ran in (from any other, the recording was "gone"). It stores the resolved path too (data_absolute), which
+    zoo reproduce reads; data keeps the path as given."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copyfile(load_embedded_retina("whitenoise", **RETINA_SIZES), tmp_path / "lab" / "rec.h5")
+    monkeypatch.chdir(tmp_path / "lab")
+    assert _zoo("fit", "ln", "--data", "rec.h5", "--epochs", "1", "--quiet", "--out", tmp_path / "fit") == 0
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert summary["data"] == "rec.h5" and summary["data_absolute"] == str((tmp_path / "lab" / "rec.h5").resolve())
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", tmp_path / "fit" / "summary.json") == 0
+    assert f"ln fitted to {(tmp_path / 'lab' / 'rec.h5').resolve()} (seed 0)" in capsys.readouterr().out
+
+
 def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch):
     """zoo fit's outputs had no zoo reproduce path (the same command into another folder was the documented way).
     zoo reproduce DIR/summary.json checks the recording's sha256, fits again from scratch with the recorded seed and
@@ -732,7 +751,8 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
         assert _zoo("reproduce", summary_file) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{summary_file}: " in err and message in err
-    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5")}))
+    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5"),
+                                        "data_absolute": str(tmp_path / "moved.h5")}))
     assert _zoo("reproduce", summary_file) == 2
     assert f"its recording {tmp_path / 'moved.h5'} is gone (sha256 " in capsys.readouterr().err
     assert _zoo("reproduce", tmp_path / "nothing.json") == 2

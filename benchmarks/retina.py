@@ -25,22 +25,13 @@ class RetinaHeldoutBenchmark:
         return f"retina_embedded.{self.kind}-heldout"
 
     def score(self, model, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
-              layers=None, max_features=None, cache=None, **fit_overrides) -> Score:
-        """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module.
-        ``layers``/``max_features``/``cache`` (the neural benchmarks' options) do not apply: given, they are refused
-        (as ``zoo score`` refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored; other keywords
-        override the fit settings (``epochs``, ``lr``, ``batch_size``...)."""
+              **fit_overrides) -> Score:
+        """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module. Other
+        keywords override the fit settings (``epochs``, ``lr``, ``batch_size``...); the neural benchmarks' options
+        are refused (:func:`checked_fit_overrides`)."""
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
-        given = {name: value for name, value in (("layers", layers), ("max_features", max_features), ("cache", cache))
-                 if value is not None}
-        if given:
-            from neurozoo.datasets.errors import UserFacingError
-
-            raise UserFacingError(f"{self.identifier}.score: {', '.join(f'{k}={v!r}' for k, v in given.items())}: the "
-                                  "neural benchmarks' options (a layer's features, the activation cache) do not apply "
-                                  "to a retina benchmark, which fits and scores the whole retina model on its "
-                                  "recording; leave them out")
+        fit_overrides = checked_fit_overrides(self, fit_overrides)
         result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(
             model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
         per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}
@@ -67,13 +58,38 @@ for _kind in ("whitenoise", "naturalscene"):
                    family="retina", region="held-out responses")
 
 
+#: The neural benchmarks' score options (a layer's features, the activation cache), which no retina benchmark takes.
+NEURAL_OPTIONS = ("layers", "max_features", "cache")
+
+
+def checked_fit_overrides(benchmark, options: dict) -> dict:
+    """A retina benchmark's ``score`` keywords beyond its own (``options``), as fit overrides: the neural benchmarks'
+    options (:data:`NEURAL_OPTIONS`) do not apply to a retina benchmark, which fits and scores the whole retina model
+    on its recording; given (not None), they are refused with a :class:`UserFacingError` naming them (as ``zoo score``
+    refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored, nor handed to the fit as settings."""
+    given = {name: options[name] for name in NEURAL_OPTIONS if options.get(name) is not None}
+    if given:
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"{benchmark.identifier}.score: {', '.join(f'{k}={v!r}' for k, v in given.items())}: the "
+                              "neural benchmarks' options (a layer's features, the activation cache) do not apply "
+                              "to a retina benchmark, which fits and scores the whole retina model on its "
+                              "recording; leave them out")
+    return {name: value for name, value in options.items() if name not in NEURAL_OPTIONS}
+
+
 def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fit_overrides: dict):
     """(name, module, provenance) of a phenomenon benchmark's model: a registered name is fitted (or read from the
-    fit cache) on ``benchmark.kind``'s embedded recording; a module is used as given."""
+    fit cache) on ``benchmark.kind``'s embedded recording; a module is used as given. ``fit_overrides`` (the score's
+    other keywords) are refused where they cannot apply: the neural benchmarks' options (:func:`checked_fit_overrides`)
+    and any with a fitted module (:func:`retina.benchmark.refuse_fit_overrides_for_module`)."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina.benchmark import refuse_fit_overrides_for_module
     from neurozoo.retina.embedded_fit import fitted_embedded_model
     from neurozoo.retina.fit import provenance
 
+    fit_overrides = checked_fit_overrides(benchmark, fit_overrides)
+    refuse_fit_overrides_for_module(benchmark.identifier, model, fit_overrides)
     if isinstance(model, str):
         module, info = fitted_embedded_model(model, benchmark.kind, seed=seed, device=device, progress=progress,
                                              sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})

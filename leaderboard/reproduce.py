@@ -117,27 +117,29 @@ def checked(record: ScoreRecord, how) -> None:
                         "the record was edited or cut short: score it again with zoo score or zoo run")
     command = how.get("command")
     if command == "zoo score":
-        _require(how, SCORE_ARGUMENTS, where)
+        require(how, SCORE_ARGUMENTS, where)
         if how["checkpoint"] is not None:
-            _require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
+            require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
         if "data" in how:  # imagenet.val: the folder it scored
-            _require(how, IMAGENET_ARGUMENTS, where)
+            require(how, IMAGENET_ARGUMENTS, where)
     elif command in ("zoo run", "zoo work"):
-        _require(how, {"spec": (dict,)}, where)
+        require(how, {"spec": (dict,)}, where)
         spec = how["spec"]
-        _require(spec, SPEC_FIELDS, f"{where}.spec")
-        _require(spec, SPEC_FAMILY_FIELDS.get(spec["family"], {}), f"{where}.spec")
+        require(spec, SPEC_FIELDS, f"{where}.spec")
+        require(spec, SPEC_FAMILY_FIELDS.get(spec["family"], {}), f"{where}.spec")
         if spec.get("checkpoint") is not None:
-            _require(spec, {"checkpoint": (dict,)}, f"{where}.spec")
-            _require(spec["checkpoint"], CHECKPOINT_FIELDS, f"{where}.spec.checkpoint")
+            require(spec, {"checkpoint": (dict,)}, f"{where}.spec")
+            require(spec["checkpoint"], CHECKPOINT_FIELDS, f"{where}.spec.checkpoint")
         if (record.settings or {}).get("split"):
-            _require(spec, {"split": (dict,)}, f"{where}.spec")
-            _require(spec["split"], {"key": TEXT, "hidden_fraction": NUMBER}, f"{where}.spec.split")
+            require(spec, {"split": (dict,)}, f"{where}.spec")
+            require(spec["split"], {"key": TEXT, "hidden_fraction": NUMBER}, f"{where}.spec.split")
     else:
         raise DataError(f"{where}.command: expected 'zoo score', 'zoo run' or 'zoo work', found {command!r}")
 
 
-def _require(values: Dict[str, Any], fields: Dict[str, tuple], where: str) -> None:
+def require(values: Dict[str, Any], fields: Dict[str, tuple], where: str) -> None:
+    """Refuse ``values`` (a JSON object read from ``where``) with a :class:`DataError` naming the field where it lacks
+    one of ``fields`` or holds another type than the field's ``types``."""
     for name, types in fields.items():
         if name not in values:
             raise DataError(f"{where}: no field {name!r} (expected {' or '.join(t.__name__ for t in types)}); the "
@@ -325,7 +327,7 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     score that only one of the two records has (a setting that a later version added, or no longer records: a
     note, so that older records stay reproducible), ``compared`` all others. The settings of a ``zoo dynamics`` or
     ``zoo compare`` record are its results: any one missing on one side is compared (as None)."""
-    then, now = (dict(_leaves(record.settings or {}, "settings")) for record in (old, new))
+    then, now = (dict(leaves(record.settings or {}, "settings")) for record in (old, new))
     analysis = old.benchmark.split(".", 1)[0] in ANALYSES
     compared, unpaired = [], []
     for name in sorted(set(then) | set(now)):
@@ -336,16 +338,16 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     return Walked(compared, unpaired)
 
 
-def _leaves(value, name: str):
+def leaves(value, name: str):
     """``(path, value)`` of every leaf of a record's settings: numbers, strings, None, empty lists and
     dictionaries."""
     if isinstance(value, dict) and value:
         for key, item in value.items():
             if name != "settings" or key not in UNCOMPARED_SETTINGS:
-                yield from _leaves(item, f"{name}.{key}")
+                yield from leaves(item, f"{name}.{key}")
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):
-            yield from _leaves(item, f"{name}[{index}]")
+            yield from leaves(item, f"{name}[{index}]")
     else:
         yield name, value
 
@@ -416,7 +418,7 @@ def _recorded_threads(record: ScoreRecord) -> Optional[int]:
     return ((record.settings or {}).get("environment") or {}).get("torch_threads")
 
 
-def _with_threads(threads: Optional[int], run):
+def with_threads(threads: Optional[int], run):
     """``run()`` with torch's intra-op thread count set to the record's: float sums are grouped per thread, so
     another count moves the last bits (README, "Reproducibility and interrupted runs")."""
     import torch
@@ -464,7 +466,7 @@ def run_reproduce(args) -> int:
     if record is None:
         raise UserFacingError(f"no record {args.record} in {store.shown_url}")
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
-    new = _with_threads(_recorded_threads(record),
+    new = with_threads(_recorded_threads(record),
                         lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
     walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
     pairs = differences(record, new, walked)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.reproduce import _leaves, _require, _with_threads, gap
+from neurozoo.leaderboard.reproduce import gap, leaves, require, with_threads
 
 #: summary.json's fields that the rerun reads, and their types (a summary edited or cut short is refused naming one)
 SUMMARY_FIELDS = {"model": (str,), "data": (str,), "provenance": (dict,)}
@@ -59,17 +59,22 @@ def read_summary(path: Path) -> Dict[str, Any]:
             from None
     if not isinstance(summary, dict):
         raise DataError(f"{path}: expected zoo fit's summary (a JSON object), found {type(summary).__name__}")
-    _require(summary, SUMMARY_FIELDS, str(path))
-    _require(summary["provenance"], PROVENANCE_FIELDS, f"{path}: provenance")
+    require(summary, SUMMARY_FIELDS, str(path))
+    require(summary["provenance"], PROVENANCE_FIELDS, f"{path}: provenance")
     return summary
 
 
 def recording(path: Path, summary: Dict[str, Any]) -> Path:
-    """The recording the fit read, if it is still there with the same bytes (refused, naming it, if not)."""
+    """The recording the fit read, if it is still there with the same bytes (refused, naming it, if not): by its
+    resolved path (``data_absolute``), which reads from any folder, or, in a summary written before zoo fit recorded
+    it, by ``data`` as given to zoo fit (a relative one from the folder zoo fit ran in)."""
     from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import embedded_kind
 
-    data, digest = Path(summary["data"]), summary["provenance"]["data_sha256"]
+    if "data_absolute" in summary:
+        require(summary, {"data_absolute": (str,)}, str(path))
+    data = Path(summary.get("data_absolute") or summary["data"])
+    digest = summary["provenance"]["data_sha256"]
     kind = embedded_kind(data, digest)
     again = (f" (embedded:{kind}: `zoo fit {summary['model']} --data embedded:{kind}` generates it again, at its "
              "default size)") if kind else ""
@@ -135,8 +140,8 @@ def number_pairs(path: Path, summary: Dict[str, Any], result, frame) -> Tuple[Li
 
     now = {**medians(frame), "best_epoch": result.best_epoch, "best_val_correlation": result.best_val_correlation}
     pairs = [(name, summary.get(name), now[name]) for name in NUMBERS]
-    calibration = dict(_leaves(summary.get("output_calibration"), "output_calibration"))
-    rerun_calibration = dict(_leaves(result.extra.get("output_calibration"), "output_calibration"))
+    calibration = dict(leaves(summary.get("output_calibration"), "output_calibration"))
+    rerun_calibration = dict(leaves(result.extra.get("output_calibration"), "output_calibration"))
     pairs += [(name, calibration.get(name), rerun_calibration.get(name))
               for name in sorted(set(calibration) | set(rerun_calibration))]
     mismatched = []
@@ -212,7 +217,7 @@ def run(args) -> int:
     data = recording(path, summary)  # before any fitting
     threads = ((summary["provenance"].get("environment") or {}).get("torch_threads"))
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-fit-") as scratch:
-        result, frame, weights = _with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)))
+        result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)))
     pairs, mismatched = number_pairs(path, summary, result, frame)
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
     stored_r, rerun_r = summary.get("median_correlation"), next(b for name, _, b in pairs if name == "median_correlation")

@@ -38,6 +38,19 @@ def _bootstrap_median_se(values: np.ndarray, n: int = 1000, seed: int = 0) -> fl
     return float(np.median(rng.choice(values, (n, len(values))), axis=1).std())
 
 
+def refuse_fit_overrides_for_module(identifier: str, model, fit_overrides: dict, refit: bool = False) -> None:
+    """A :class:`UserFacingError` naming ``fit_overrides`` (and ``refit=True``) given with an already fitted module
+    ``model``: they set how a registered model is fitted, and cannot apply to a module fitted before (scored as it
+    is, they would be dropped unsaid). A ``retina.MODELS`` name takes them."""
+    given = {**fit_overrides, **({"refit": refit} if refit else {})}
+    if given and not isinstance(model, str):
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"{identifier}.score: {', '.join(f'{k}={v!r}' for k, v in given.items())}: fit settings "
+                              f"do not apply to an already fitted module ({type(model).__name__}), which is scored as "
+                              "it is; pass a registered retina model's name to fit it with them, or leave them out")
+
+
 @dataclass
 class HeldoutBenchmark:
     kind: str = "whitenoise"
@@ -56,11 +69,14 @@ class HeldoutBenchmark:
 
     def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
               progress: bool = True, **fit_overrides) -> HeldoutResult:
-        """Score a ``retina.MODELS`` name (fitted here, or loaded from an earlier fit) or a fitted module."""
+        """Score a ``retina.MODELS`` name (fitted here with ``fit_overrides`` over :attr:`fit_settings`, or loaded from
+        an earlier fit) or a fitted module (scored as it is: fit overrides and ``refit`` are refused with it,
+        :func:`refuse_fit_overrides_for_module`)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model
         from neurozoo.retina.fit import evaluate, provenance
         from neurozoo.retina.metrics import summary
 
+        refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit)
         started = time.perf_counter()
         path = self.path
         info = provenance(path)

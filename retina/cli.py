@@ -139,7 +139,10 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
     frame = evaluate(result.model, path, device=args.device)
     stats = summary(frame)
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
-    record = {"model": args.model, "data": str(path), **stats, "best_epoch": result.best_epoch,
+    # "data" as given (what the summary shows); "data_absolute" resolved, which zoo reproduce reads, so that a relative
+    # --data reproduces from any folder, not only from the one zoo fit ran in
+    record = {"model": args.model, "data": str(path), "data_absolute": str(path.resolve()), **stats,
+              "best_epoch": result.best_epoch,
               # fit_curve.png numbers epochs from 1, best_epoch (as history.json) from 0: the kept epoch as the figure
               # says it, beside the index readers of earlier summaries use
               "best_epoch_number": result.best_epoch + 1 if result.best_epoch >= 0 else None,

@@ -55,3 +55,36 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         assert len(defined) == DEFINED_CELLS[name.split(".")[1]] and all(v > 0 for v in defined)
         linear = bench.score(_linear_filter, progress=False)
         assert linear.value < 0.1
+
+
+PHENOMENON_BENCHMARKS = NAMES + ("retina_embedded.osr", "retina_embedded.osr-mechanism")
+
+
+@pytest.mark.parametrize("name", PHENOMENON_BENCHMARKS)
+@pytest.mark.parametrize("option", [{"layers": ["conv1"]}, {"max_features": 20}, {"cache": False}])
+def test_the_phenomenon_benchmarks_refuse_the_neural_benchmarks_options_before_any_fit(name, option, monkeypatch):
+    """The phenomenon and OSR benchmarks' score handed layers, max_features and cache to the fit as settings, which
+    ended in a TypeError inside the fit's FitConfig; they are refused now, naming the option, before any fit (as the
+    held-out benchmark refuses them, with the same helper)."""
+    import re
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina import embedded_fit
+
+    monkeypatch.setattr(embedded_fit, "fitted_embedded_model", lambda *a, **k: pytest.fail("fitted before refusing"))
+    (key, value), = option.items()
+    start = re.escape(f"{name}.score: {key}={value!r}: the neural benchmarks' options")
+    with pytest.raises(UserFacingError, match=f"^{start} .* do not apply to a retina benchmark"):
+        benchmarks.load(name, sizes=SIZES).score("ln", progress=False, **option)
+
+
+@pytest.mark.parametrize("name", PHENOMENON_BENCHMARKS)
+def test_the_phenomenon_benchmarks_refuse_fit_settings_with_an_already_fitted_module(name):
+    """Given a fitted module, the phenomenon and OSR benchmarks scored it as it was and dropped the fit overrides
+    unsaid (``epochs=5`` changed nothing); they are refused now, naming them, before the module is analysed."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    with pytest.raises(UserFacingError, match=rf"^{name}\.score: epochs=5, lr=0\.1: fit settings do not apply to an "
+                                              r"already fitted module \(GroundTruthRetina\)"):
+        benchmarks.load(name, sizes=SIZES).score(default_retina(), progress=False, epochs=5, lr=0.1)

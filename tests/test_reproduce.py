@@ -624,6 +624,26 @@ def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_option
         benchmarks.load(RETINA).score("ln", progress=False, **option)
 
 
+@pytest.mark.parametrize("overrides", [{"epochs": 5}, {"lr": 0.1, "refit": True}])
+def test_the_heldout_benchmark_refuses_fit_settings_with_an_already_fitted_module(tiny_benchmarks, monkeypatch,
+                                                                                  overrides):
+    """HeldoutBenchmark.score, given a fitted module, scored it as it was and dropped fit overrides (epochs, lr...) and
+    refit unsaid: they cannot apply to a module fitted before. They are refused now, naming them, before the module
+    is scored, whether through the retina layer or the registered benchmark."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina import fit
+    from neurozoo.retina.benchmark import HeldoutBenchmark
+    from neurozoo.retina.models.ln import LN
+
+    monkeypatch.setattr(fit, "evaluate", lambda *a, **k: pytest.fail("scored the module, the overrides dropped"))
+    given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+    start = re.escape(f"retina_embedded.whitenoise-heldout.score: {given}: fit settings do not apply to an already "
+                      "fitted module (LN)")
+    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)), benchmarks.load(RETINA)):
+        with pytest.raises(UserFacingError, match=f"^{start}"):
+            benchmark.score(LN(n_cells=3), progress=False, **overrides)
+
+
 def test_a_record_stored_under_an_older_display_name_reproduces_with_a_note(tmp_path, tiny_benchmarks, capsys):
     """A record's model column is its display name (zoo run's `name (width 0.0625)`, zoo score's `name@weights.pt`),
     whose wording may change between versions; zoo reproduce failed a record stored before such a change by the name
@@ -663,6 +683,25 @@ def test_model_identity_compares_registered_names_where_both_records_keep_them()
     dynamics = [ScoreRecord(model=name, benchmark="dynamics.fixed_points", value=0.5, seed=0, settings={})
                 for name in ("rgc (width 0.5)", "rgc")]
     assert mismatches(*dynamics) == [("model", "rgc (width 0.5)", "rgc")]
+
+
+def test_a_zoo_fit_on_a_relative_data_path_reproduces_from_another_folder(tmp_path, capsys, monkeypatch):
+    """zoo fit's summary.json stored --data as given: a fit made with a relative path reproduced only from the folder
+    zoo fit ran in (from any other, the recording was "gone"). It stores the resolved path too (data_absolute), which
+    zoo reproduce reads; data keeps the path as given."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    shutil.copyfile(load_embedded_retina("whitenoise", **RETINA_SIZES), tmp_path / "lab" / "rec.h5")
+    monkeypatch.chdir(tmp_path / "lab")
+    assert _zoo("fit", "ln", "--data", "rec.h5", "--epochs", "1", "--quiet", "--out", tmp_path / "fit") == 0
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert summary["data"] == "rec.h5" and summary["data_absolute"] == str((tmp_path / "lab" / "rec.h5").resolve())
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", tmp_path / "fit" / "summary.json") == 0
+    assert f"ln fitted to {(tmp_path / 'lab' / 'rec.h5').resolve()} (seed 0)" in capsys.readouterr().out
 
 
 def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch):
@@ -712,7 +751,8 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
         assert _zoo("reproduce", summary_file) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{summary_file}: " in err and message in err
-    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5")}))
+    summary_file.write_text(json.dumps({**summary, "data": str(tmp_path / "moved.h5"),
+                                        "data_absolute": str(tmp_path / "moved.h5")}))
     assert _zoo("reproduce", summary_file) == 2
     assert f"its recording {tmp_path / 'moved.h5'} is gone (sha256 " in capsys.readouterr().err
     assert _zoo("reproduce", tmp_path / "nothing.json") == 2

@@ -146,6 +146,14 @@ def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_i
     cell_input = np.zeros_like(prev_cell)  # lines 342-344
     if cfg["input_to_cell"]:  # lines 391-433; ff_depth_separable False: "input_to_cell_weights" + "input_to_cell_bias"
         cell_input = cell_input + conv2d(inputs, w[s + "cell/input_to_cell_weights"]) + w[s + "cell/input_to_cell_bias"]
+    if cfg["feedback_entry"] == "cell" and fb_input is not None:  # after input_to_cell, before the cell tau (line
+        # 497): the convolution alone, "_ds_conv(fb_input, ..., scope='feedback')" or "feedback_to_cell_weights" +
+        # "feedback_to_cell_bias", through the feedback activation
+        if cfg.get("feedback_depth_separable", False):
+            drive = ds(fb_input, s + "cell/feedback")
+        else:
+            drive = conv2d(fb_input, w[s + "cell/feedback_to_cell_weights"]) + w[s + "cell/feedback_to_cell_bias"]
+        cell_input = cell_input + f("feedback_activation")(drive)
     if cfg["tau_depth_separable"]:  # "cell_tau = _ds_conv(prev_cell, ..., scope='tau')": no tau_bias (lines 497-507)
         cell_tau = ds(prev_cell, s + "cell/tau")
     else:  # "... + cell_to_cell_bias + self._tau_bias" (lines 508-518)

@@ -93,6 +93,9 @@ MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinear
     # would pass a cell that left the activation out)
     ({"feedback_activation": "elu"}, 8, 5),
     ({"feedback_entry": "input", "feedback_activation": "elu"}, 8, 5),
+    # into the cell: the convolution alone (5 feedback channels, cell depth 4: utils/cells.py's sum would not fit)
+    ({"feedback_entry": "cell", "feedback_activation": "elu"}, 8, 5),
+    ({"feedback_entry": "cell", "feedback_depth_separable": True}, 8, 5),
     ({"input_to_out": False, "out_residual": False}, 8, 0),
 ])
 def test_median_rgc_matches_the_original_equations(change, in_channels, feedback):

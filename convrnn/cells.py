@@ -457,6 +457,15 @@ class ReciprocalGatedCell(RecurrentCell):
         # feedback: only the feedback channels are convolved, into the entry point's depth (the median: with a bias,
         # models/model_func.py; utils/cells.py: a temporal op, scope "feedback")
         entry_depth = {"out": C, "cell": D, "input": C}[feedback_entry]
+        # utils/cells.py (conv_bias=False) with entry "cell" adds the feedback to its own convolution before the
+        # cell takes it ("fb_input += self._apply_temporal_op(fb_input, ...)", lines 1543-1554); the median
+        # (utils/median_rgcell.py) adds the convolution alone. The sum needs the feedback's depth to be cell_depth
+        # (or 1, which TensorFlow and torch broadcast).
+        self.feedback_plus_conv = feedback_entry == "cell" and not conv_bias
+        if self.feedback_plus_conv and self.feedback_channels not in (0, 1, D):
+            raise SpecError(f"cell config 'feedback_entry': 'cell' with conv_bias false (utils/cells.py, lines "
+                            f"1543-1554) adds the feedback to its convolution, so the feedback's "
+                            f"{self.feedback_channels} channels must equal 'cell_depth' ({D})")
         self.feedback_conv = (_conv(self.feedback_channels, entry_depth, fb_k, fb_sep, bias=bias or fb_sep)
                               if self.feedback_channels else None)
         self.fuse_inputs = False  # fast path (convrnn.fast): both non-separable convolutions of the input as one
@@ -503,7 +512,11 @@ class ReciprocalGatedCell(RecurrentCell):
             out_drive = self.input_to_out_conv(inputs) if self.input_to_out_conv is not None else None
         cell_input = _add(cell_input, cell_drive)
         if fb is not None and self.feedback_entry == "cell":
-            cell_input = _add(cell_input, self.feedback_activation(self.feedback_conv(fb)))
+            drive = self.feedback_conv(fb)
+            if self.feedback_plus_conv:  # utils/cells.py lines 1543-1554: "fb_input += ...(fb_input)"
+                drive = drive + fb
+            cell_input = _add(cell_input, self.feedback_activation(drive))
+            del drive
         from_cell = (self.cell_tau, self.out_gate)  # the gates that read c_{t-1}, and those that read h_{t-1}
         from_out = (self.out_tau, self.cell_gate)
         # without autograd (and without kept gates) the gate arithmetic runs in place on the maps this step

@@ -146,6 +146,14 @@ def median_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_i
     cell_input = np.zeros_like(prev_cell)  # lines 342-344
     if cfg["input_to_cell"]:  # lines 391-433; ff_depth_separable False: "input_to_cell_weights" + "input_to_cell_bias"
         cell_input = cell_input + conv2d(inputs, w[s + "cell/input_to_cell_weights"]) + w[s + "cell/input_to_cell_bias"]
+    if cfg["feedback_entry"] == "cell" and fb_input is not None:  # after input_to_cell, before the cell tau (line
+        # 497): the convolution alone, "_ds_conv(fb_input, ..., scope='feedback')" or "feedback_to_cell_weights" +
+        # "feedback_to_cell_bias", through the feedback activation
+        if cfg.get("feedback_depth_separable", False):
+            drive = ds(fb_input, s + "cell/feedback")
+        else:
+            drive = conv2d(fb_input, w[s + "cell/feedback_to_cell_weights"]) + w[s + "cell/feedback_to_cell_bias"]
+        cell_input = cell_input + f("feedback_activation")(drive)
     if cfg["tau_depth_separable"]:  # "cell_tau = _ds_conv(prev_cell, ..., scope='tau')": no tau_bias (lines 497-507)
         cell_tau = ds(prev_cell, s + "cell/tau")
     else:  # "... + cell_to_cell_bias + self._tau_bias" (lines 508-518)
@@ -203,7 +211,8 @@ def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_in
     "if bias_initializer is None" at line 1230 that holds the bias); separable, ``_ds_conv`` (lines 1240-1363),
     separable_conv2d (lines 1334-1341) plus a "bias" whenever use_bias (lines 1357-1361; _apply_temporal_op's
     default use_bias=True). The constants tau_bias / gate_bias are never used. Feedback: entry "input" lines
-    1496-1507, "out" lines 1710-1722 (same spatial size). input_to_out (lines 1612-1680): separable, _ds_conv with
+    1496-1507, "cell" lines 1543-1554 (the feedback plus its convolution), "out" lines 1710-1722 (same spatial
+    size). input_to_out (lines 1612-1680): separable, _ds_conv with
     use_bias=True (lines 1615-1633); else the kernel "input_to_out_weights" alone (conv2d lines 1657-1663; the
     "input_to_out_bias" of lines 1650-1655 is never added); off: "out_input = tf.identity(inputs)" (line 1680).
     Cell lines 1511-1608, cell_to_out lines 1682-1691, out gate lines 1751-1779 (scope "residual_to_out_gate" line
@@ -224,6 +233,9 @@ def cells_rgc(w: Weights, scope: str, cfg: dict, inputs, state, fb_input, res_in
         inputs = inputs + fb_act(op(fb_input, "input/feedback", "feedback_depth_separable"))
     inputs = f("input_activation")(inputs)
     cell_input = op(inputs, "cell/input_to_cell", "ff_depth_separable")
+    if fb_input is not None and entry == "cell":  # lines 1543-1554: "fb_input += <temporal op of fb_input>", then
+        # "cell_input += self._feedback_activation(fb_input)": the feedback plus its convolution
+        cell_input = cell_input + fb_act(fb_input + op(fb_input, "cell/feedback", "feedback_depth_separable"))
     cell_tau = f("tau_nonlinearity")(op(prev_cell, "cell/tau", "tau_depth_separable"))
     cell_gate = f("gate_nonlinearity")(op(prev_out, "cell/gate", "gate_depth_separable"))
     next_cell = ((cfg["tau_offset"] + cfg["tau_multiplier"] * cell_tau) * prev_cell

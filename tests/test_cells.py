@@ -399,6 +399,17 @@ def test_bad_config_values_name_the_key(config, key):
         create_cell("rgc", C, **config)
 
 
+def test_feedback_into_the_cell_of_utils_cells_needs_the_cell_depth():
+    """utils/cells.py (conv_bias false) adds the feedback to its own convolution into the cell (lines 1543-1554), a
+    sum of feedback_channels and cell_depth channels; the median (conv_bias true) adds the convolution alone."""
+    with pytest.raises(SpecError, match=r"feedback_entry.*6 channels must equal 'cell_depth' \(4\)"):
+        create_cell("rgc", C, cell_depth=4, feedback_channels=6, feedback_entry="cell", conv_bias=False)
+    for channels, conv_bias in ((4, False), (1, False), (6, True)):
+        cell = create_cell("rgc", C, cell_depth=4, feedback_channels=channels, feedback_entry="cell",
+                           conv_bias=conv_bias)
+        cell(torch.zeros(2, C, 5, 5), feedback=torch.ones(2, channels, 5, 5))
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_cell_input_of_the_wrong_shape_names_the_expected_one(kind):
     cell = create_cell(kind, 8, in_channels=8)

@@ -93,6 +93,9 @@ MEDIAN = dict(tau_depth_separable=True, gate_depth_separable=True, tau_nonlinear
     # would pass a cell that left the activation out)
     ({"feedback_activation": "elu"}, 8, 5),
     ({"feedback_entry": "input", "feedback_activation": "elu"}, 8, 5),
+    # into the cell: the convolution alone (5 feedback channels, cell depth 4: utils/cells.py's sum would not fit)
+    ({"feedback_entry": "cell", "feedback_activation": "elu"}, 8, 5),
+    ({"feedback_entry": "cell", "feedback_depth_separable": True}, 8, 5),
     ({"input_to_out": False, "out_residual": False}, 8, 0),
 ])
 def test_median_rgc_matches_the_original_equations(change, in_channels, feedback):
@@ -132,6 +135,10 @@ def test_shallow_rgc_matches_utils_cells_reciprocal_gate_cell():
     ({}, 5),  # non-separable feedback into "out": no bias
     ({"feedback_depth_separable": True}, 5),
     ({"feedback_depth_separable": True, "feedback_entry": "input"}, 5),
+    # entry "cell": the feedback plus its convolution (lines 1543-1554; feedback depth = cell_depth 5, or 1 broadcast)
+    ({"feedback_entry": "cell"}, 5),
+    ({"feedback_entry": "cell", "feedback_depth_separable": True}, 5),
+    ({"feedback_entry": "cell", "feedback_activation": "elu"}, 1),
 ])
 def test_shallow_rgc_separable_ops_keep_their_bias(change, feedback):
     """utils/cells.py ReciprocalGateCell with depthwise-separable ops (a searched or user-built cell; no released

@@ -86,8 +86,14 @@ class GLM(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_cells))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # weights saved before the softplus link (fitting protocol <= 10) have no rate_scale: an exp-link GLM's, unused
-        state_dict.setdefault(prefix + "rate_scale", torch.ones(self.n_cells))
+        # weights saved before the softplus link (fitting protocol <= 10) have no rate_scale: an exp-link GLM's, where
+        # it is unused. Read into a softplus GLM (the default since) they would be scored as another model, unsaid
+        if prefix + "rate_scale" not in state_dict:
+            if self.link != "exp":
+                raise ValueError("weights without rate_scale: a GLM fitted before fitting protocol 11, with the "
+                                 "exponential link; they are not this softplus-link GLM's (fit it again, or load them "
+                                 "into GLM(link='exp', post_spike_penalty='raw'))")
+            state_dict[prefix + "rate_scale"] = torch.ones(self.n_cells)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property

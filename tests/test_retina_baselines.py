@@ -356,3 +356,23 @@ def test_glm_weights_of_the_exp_link_are_refused_by_a_softplus_glm(tmp_path):
     x = torch.randn(3, 40, 50, 50)
     with torch.no_grad():
         assert torch.equal(again(x), old.eval()(x))
+
+
+def test_a_protocol_10_glm_checkpoint_is_not_resumed_by_the_softplus_glm(tmp_path):
+    """A zoo fit folder holding a GLM checkpoint of protocol 10 (exp link, no rate_scale): the rerun under protocol 11
+    resumed it through the softplus link as if it were its own; it is refused now, naming the file and what to do,
+    as a checkpoint of other settings is (a DataError, not a traceback)."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    out = tmp_path / "fit"
+    torch.manual_seed(0)
+    fit(create_model("glm", n_cells=12), data, out=out, epochs=1, max_steps_per_epoch=2, progress=False)
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    for state in (saved["model"], saved.get("best_state") or {}):
+        state.pop("rate_scale", None)  # as protocol 10 saved them
+    torch.save(saved, out / "checkpoint.pt")
+    with pytest.raises(DataError, match=r"checkpoint\.pt: weights without rate_scale: a GLM fitted before fitting "
+                                        r"protocol 11.*start afresh \(resume=False / --no-resume\)"):
+        fit(create_model("glm", n_cells=12), data, out=out, epochs=2, max_steps_per_epoch=2, progress=False)

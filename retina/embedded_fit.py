@@ -297,7 +297,7 @@ def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
                         f"checkpoint {checkpoint}")
     try:
         model.load_state_dict(state)
-    except (RuntimeError, TypeError) as error:
+    except (RuntimeError, TypeError, ValueError) as error:  # ValueError: a model's own reason (the GLM's link)
         detail = state_mismatch(model, state) if isinstance(error, RuntimeError) else str(error).splitlines()[0]
         raise DataError(f"{checkpoint}: does not hold weights of {type(model).__name__} with "
                         f"{getattr(model, 'n_cells', '?')} cells ({detail})") from None

@@ -423,7 +423,11 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         if changed:
             raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
                             "folder or start afresh (resume=False / --no-resume)")
-        model.load_state_dict(saved["model"])
+        try:
+            model.load_state_dict(saved["model"])
+        except ValueError as error:  # the model's own reason: a GLM checkpoint of fitting protocol <= 10 (exp link)
+            raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
+                            "--no-resume)") from None
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])

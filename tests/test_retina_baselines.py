@@ -336,3 +336,43 @@ def test_on_a_refractory_cell_the_glm_beats_the_ln_model_which_fails():
     # measured: LN 0.43 of the gain, GLM 0.89, z 10.3 (the GLM ignoring its history, a planted bug: fails)
     assert z > 3
     assert gain["ln"] < 0.85 < gain["glm"]
+
+
+def test_glm_weights_of_the_exp_link_are_refused_by_a_softplus_glm(tmp_path):
+    """Weights of a GLM fitted before protocol 11 have no ``rate_scale`` and were fitted through the exponential link.
+    Read into the default GLM (softplus since protocol 11: ``zoo probe --checkpoint`` builds it so) they had been
+    filled with rate_scale 1 and scored as another model, unsaid; an exp-link GLM still reads them."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.retina.embedded_fit import load_checkpoint
+
+    old = create_model("glm", n_cells=2, link="exp", post_spike_penalty="raw")
+    with torch.no_grad():
+        old.bias.fill_(1.5)
+    state = {k: v for k, v in old.state_dict().items() if k != "rate_scale"}  # as protocol 10 saved them
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(DataError, match=r"model\.pt: .*before fitting protocol 11, with the exponential link"):
+        load_checkpoint(create_model("glm", n_cells=2), tmp_path / "model.pt")
+    again = load_checkpoint(create_model("glm", n_cells=2, link="exp", post_spike_penalty="raw"), tmp_path / "model.pt")
+    x = torch.randn(3, 40, 50, 50)
+    with torch.no_grad():
+        assert torch.equal(again(x), old.eval()(x))
+
+
+def test_a_protocol_10_glm_checkpoint_is_not_resumed_by_the_softplus_glm(tmp_path):
+    """A zoo fit folder holding a GLM checkpoint of protocol 10 (exp link, no rate_scale): the rerun under protocol 11
+    resumed it through the softplus link as if it were its own; it is refused now, naming the file and what to do,
+    as a checkpoint of other settings is (a DataError, not a traceback)."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = load_embedded_retina("whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    out = tmp_path / "fit"
+    torch.manual_seed(0)
+    fit(create_model("glm", n_cells=12), data, out=out, epochs=1, max_steps_per_epoch=2, progress=False)
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    for state in (saved["model"], saved.get("best_state") or {}):
+        state.pop("rate_scale", None)  # as protocol 10 saved them
+    torch.save(saved, out / "checkpoint.pt")
+    with pytest.raises(DataError, match=r"checkpoint\.pt: weights without rate_scale: a GLM fitted before fitting "
+                                        r"protocol 11.*start afresh \(resume=False / --no-resume\)"):
+        fit(create_model("glm", n_cells=12), data, out=out, epochs=2, max_steps_per_epoch=2, progress=False)

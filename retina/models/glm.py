@@ -59,7 +59,8 @@ class GLM(nn.Module):
     #: smoothed rate at t holds the spike at t - 1 that a refractory filter answers with a dip -- so the best epoch
     #: was the first, before any history filter: a known refractory filter (-2.0 at lag 1) came back as -0.03
     validation_response = "binned"
-    #: Adam's step for the exponential link (1e-2 overshoots from the spike-triggered-average start)
+    #: Adam's step (1e-2 overshot from the spike-triggered-average start with the exponential link; deep-retina's
+    #: scripts/fit_glms.py, whose softplus link protocol 11 takes, uses 1e-3 as well)
     default_lr = 1e-3
     #: early stopping (fitting protocol 10): a validation gain of 0.001 is progress, 3 epochs without one end the fit.
     #: The correlation with binned counts is bounded by their Poisson noise (0.23-0.28 on the embedded white-noise
@@ -86,8 +87,14 @@ class GLM(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_cells))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # weights saved before the softplus link (fitting protocol <= 10) have no rate_scale: an exp-link GLM's, unused
-        state_dict.setdefault(prefix + "rate_scale", torch.ones(self.n_cells))
+        # weights saved before the softplus link (fitting protocol <= 10) have no rate_scale: an exp-link GLM's, where
+        # it is unused. Read into a softplus GLM (the default since) they would be scored as another model, unsaid
+        if prefix + "rate_scale" not in state_dict:
+            if self.link != "exp":
+                raise ValueError("weights without rate_scale: a GLM fitted before fitting protocol 11, with the "
+                                 "exponential link; they are not this softplus-link GLM's (fit it again, or load them "
+                                 "into GLM(link='exp', post_spike_penalty='raw'))")
+            state_dict[prefix + "rate_scale"] = torch.ones(self.n_cells)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property

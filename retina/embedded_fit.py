@@ -167,7 +167,8 @@ def fit_origin(out: Path, refit: bool = False) -> str:
 
 def _readable_checkpoint(checkpoint: Path) -> bool:
     """False, with a one-line warning, for a cached fit's checkpoint that cannot be read (truncated by a full disk,
-    damaged): the cache is then refitted rather than failing every later score until someone deletes it."""
+    damaged) or that records no fitting protocol (cached before checkpoints recorded it: :func:`retina.fit.fit` would
+    refuse to resume it): the cache is then refitted rather than failing every later score until someone deletes it."""
     import warnings
 
     from neurozoo.datasets.errors import DataError
@@ -176,9 +177,13 @@ def _readable_checkpoint(checkpoint: Path) -> bool:
     if not checkpoint.is_file():
         return True
     try:
-        read_torch_file(checkpoint, "cached fit")
+        saved = read_torch_file(checkpoint, "cached fit")
     except DataError as error:
         warnings.warn(f"{error}; fitting again", stacklevel=3)
+        return False
+    if isinstance(saved, dict) and "fit_protocol" not in saved:
+        warnings.warn(f"cached fit {checkpoint}: records no fitting protocol (cached before checkpoints recorded it); "
+                      "fitting again", stacklevel=3)
         return False
     return True
 

@@ -25,7 +25,8 @@ Interface (stable; other modules build on it):
   BN-CNN (``output_calibration``, protocol 9), the output BatchNorm's per-cell gain and offset fitted alone to the
   training data (:func:`calibrate_output`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
-  same recording (sha256) with the same ``RESUME_FIXED`` settings (else a ``DataError``).
+  same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` (else a
+  ``DataError``).
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1
   1e-3, up to 40 epochs; early stopping after ``patience`` epochs without a gain of ``min_delta`` in validation
   correlation (the best epoch's weights are kept; patience and gain: the model's ``default_patience`` and
@@ -420,12 +421,17 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             then["batching"] = resolved_batching(model, then["batching"])
         changed = [f"{key} {then[key]} -> {getattr(config, key)}" for key in RESUME_FIXED
                    if key in then and then[key] != getattr(config, key)]
+        # a fit begun under another fitting protocol (or before checkpoints recorded it) would be finished under this
+        # one: two protocols mixed in one fit, unsaid (the fit cache's folder names the protocol; --out DIR does not)
+        if saved.get("fit_protocol") != FIT_PROTOCOL:
+            then_protocol = saved.get("fit_protocol", "unrecorded (written before checkpoints recorded it)")
+            changed.insert(0, f"fit protocol {then_protocol} -> {FIT_PROTOCOL}")
         if changed:
             raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
                             "folder or start afresh (resume=False / --no-resume)")
         try:
             model.load_state_dict(saved["model"])
-        except ValueError as error:  # the model's own reason: a GLM checkpoint of fitting protocol <= 10 (exp link)
+        except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link
             raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
                             "--no-resume)") from None
         optimizer_state = saved["optimizer"]
@@ -500,7 +506,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             if checkpoint is not None:
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
                               "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
-                              "data_sha256": data_sha256, **state}, checkpoint)
+                              "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL, **state}, checkpoint)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()

@@ -209,6 +209,26 @@ def test_a_truncated_cached_fit_is_fitted_again_and_scores_the_same(tmp_path, ti
     assert second.value == first.value and second.per_bin == first.per_bin
 
 
+def test_a_cached_fit_recording_no_fitting_protocol_is_fitted_again(tmp_path, tiny_benchmarks, monkeypatch):
+    """Checkpoints written before they recorded their fitting protocol are refused by a resume (retina.fit.fit); the
+    fit cache, whose folder names the protocol, fits such an entry again, warning, instead of failing every score."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    _private_cache(tmp_path, monkeypatch)
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    fits = load_embedded_retina("whitenoise", **RETINA_SIZES).parent / "fits"
+    for checkpoint in fits.rglob("checkpoint.pt"):
+        saved = torch.load(checkpoint, weights_only=False)
+        del saved["fit_protocol"]  # as written before the record
+        torch.save(saved, checkpoint)
+    with pytest.warns(UserWarning, match="cached fit .*checkpoint.pt: records no fitting protocol.*fitting again"):
+        assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0
+    first, second = ResultsStore(db).records()[-2:]
+    assert second.value == first.value and second.per_bin == first.per_bin
+
+
 def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
 

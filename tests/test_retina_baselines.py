@@ -358,6 +358,20 @@ def test_glm_weights_of_the_exp_link_are_refused_by_a_softplus_glm(tmp_path):
         assert torch.equal(again(x), old.eval()(x))
 
 
+@pytest.mark.parametrize("saved_link, loading_link", [("exp", "softplus"), ("softplus", "exp")])
+def test_glm_weights_say_their_link_and_another_links_glm_refuses_them(tmp_path, saved_link, loading_link):
+    """The link was not in a GLM's state dict: weights fitted through one link loaded into a GLM of the other and were
+    scored as another model, unsaid. They carry their link now; a GLM of the other link refuses them, naming both."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.retina.embedded_fit import load_checkpoint
+
+    torch.save(create_model("glm", n_cells=2, link=saved_link).state_dict(), tmp_path / "model.pt")
+    with pytest.raises(DataError, match=rf"model\.pt: .*weights of a GLM with the {saved_link} link; this GLM's link is "
+                                        rf"{loading_link} \(load them into GLM\(link='{saved_link}'\)"):
+        load_checkpoint(create_model("glm", n_cells=2, link=loading_link), tmp_path / "model.pt")
+    load_checkpoint(create_model("glm", n_cells=2, link=saved_link), tmp_path / "model.pt")  # its own link reads them
+
+
 def test_a_protocol_10_glm_checkpoint_is_not_resumed_by_the_softplus_glm(tmp_path):
     """A zoo fit folder holding a GLM checkpoint of protocol 10 (exp link, no rate_scale): the rerun under protocol 11
     resumed it through the softplus link as if it were its own; it is refused now, naming the file and what to do,

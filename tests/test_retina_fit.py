@@ -8,7 +8,7 @@ from neurozoo import retina
 from neurozoo.datasets.retina_h5 import firing_rates, read_experiment, write_experiment
 from neurozoo.datasets.synthetic_retina import generate_recording
 from neurozoo.leaderboard.cli import main as zoo
-from neurozoo.retina.fit import builtin_models, create_model, evaluate, fit, predict
+from neurozoo.retina.fit import FIT_PROTOCOL, builtin_models, create_model, evaluate, fit, predict
 from neurozoo.retina.metrics import summary
 
 
@@ -425,6 +425,33 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
     fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):
         fit(create_model("glm", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("protocol, named", [(FIT_PROTOCOL - 1, str(FIT_PROTOCOL - 1)),
+                                             (None, r"unrecorded \(written before checkpoints recorded it\)")],
+                         ids=["another", "unrecorded"])
+def test_resume_refuses_a_checkpoint_of_another_fit_protocol(ln_recording, tmp_path, protocol, named):
+    """`zoo fit MODEL --out DIR` rerun after a protocol change resumed the old protocol's half-finished fit and finished
+    it under the new one, two protocols mixed unsaid: a checkpoint of another protocol, or one that records none
+    (written before this check), is refused before its weights are read, naming both protocols and what to do."""
+    from neurozoo.datasets.errors import DataError
+
+    fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert saved["fit_protocol"] == FIT_PROTOCOL
+    saved.pop("fit_protocol")
+    if protocol is not None:
+        saved["fit_protocol"] = protocol
+    saved["model"] = {}  # not read: the refusal comes before any weights are loaded
+    torch.save(saved, tmp_path / "checkpoint.pt")
+    with pytest.raises(DataError, match=rf"checkpoint\.pt: a fit with other settings \(fit protocol {named} -> "
+                                        rf"{FIT_PROTOCOL}\); use another output folder or start afresh \(resume=False / "
+                                        r"--no-resume\)"):
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=2, max_steps_per_epoch=1,
+            progress=False)
+    fresh = fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1,
+                progress=False, resume=False)  # what the message offers works
+    assert len(fresh.history) == 1
 
 
 @pytest.mark.parametrize("setting, message", [({"patience": 0}, "patience must be at least 1"),

@@ -81,6 +81,9 @@ class GLM(nn.Module):
         # softplus link: rate = rate_scale * softplus(u), rate_scale fixed by init_from_data (the cell's mean rate at u
         # = 0), so that a unit-scale linear predictor spans the recording's spikes/s; a buffer, not fitted
         self.register_buffer("rate_scale", torch.ones(n_cells))
+        # the link's name (UTF-8 bytes), so that the weights say which link they were fitted through: exp-link weights
+        # read into a softplus GLM (or the reverse) would be scored as another model, unsaid
+        self.register_buffer("link_name", torch.tensor(list(link.encode()), dtype=torch.uint8))
         self.filter = LowRankFilter(n_cells, rank, n_frames, frame_size)
         # the post-spike filter is -softplus(raw): suppressive only (see the module docstring); starts at ~ -0.007
         self.post_spike_raw = nn.Parameter(torch.full((n_cells, history), -5.0))  # oldest first
@@ -95,6 +98,13 @@ class GLM(nn.Module):
                                  "exponential link; they are not this softplus-link GLM's (fit it again, or load them "
                                  "into GLM(link='exp', post_spike_penalty='raw'))")
             state_dict[prefix + "rate_scale"] = torch.ones(self.n_cells)
+        # weights saved before the link was recorded (protocol <= 10: the exp link, checked above; protocol 11 until
+        # 2026-12-03) cannot say theirs: they are read as this GLM's, as they were
+        saved = state_dict.setdefault(prefix + "link_name", self.link_name.clone())
+        if isinstance(saved, torch.Tensor) and not torch.equal(saved.cpu(), self.link_name.cpu()):
+            then = bytes(saved.tolist()).decode(errors="replace")
+            raise ValueError(f"weights of a GLM with the {then} link; this GLM's link is {self.link} (load them into "
+                             f"GLM(link={then!r}), or fit it again)")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property

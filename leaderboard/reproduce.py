@@ -487,13 +487,23 @@ def run_reproduce(args) -> int:
                  f"; largest difference of the numbers {largest:.3g}"))
         return 1
     if largest <= args.tolerance:
-        what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
         settings = sum(name.startswith("settings") for name, _, _ in pairs)
-        print(f"reproduced: {what} (value, error, ceiling, raw and {len(record.per_bin or [])} per-bin rows"
-              + (f", {settings} numbers of the settings)" if settings else ")"))
+        print(f"reproduced: {within_tolerance(largest, args.tolerance)} (value, error, ceiling, raw and "
+              f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    worst = max(pairs, key=lambda row: gap(row[1], row[2]))
-    beyond = sum(gap(a, b) > args.tolerance for _, a, b in pairs)
-    print(f"NOT reproduced: largest difference {largest:.3g} > tolerance {args.tolerance:g} "
-          f"({worst[0]}: stored {worst[1]!r}, rerun {worst[2]!r}; {beyond} of {len(pairs)} numbers beyond it)")
+    print(beyond_tolerance(pairs, largest, args.tolerance))
     return 1
+
+
+def within_tolerance(largest: float, tolerance: float) -> str:
+    """How a reproduction within the tolerance is told: bit-identical, or its largest difference."""
+    return "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {tolerance:g}"
+
+
+def beyond_tolerance(pairs: List[Tuple[str, Any, Any]], largest: float, tolerance: float) -> str:
+    """The verdict line of a reproduction whose largest difference exceeds the tolerance: the worst number and how
+    many of ``pairs`` are beyond it."""
+    worst = max(pairs, key=lambda row: gap(row[1], row[2]))
+    beyond = sum(gap(a, b) > tolerance for _, a, b in pairs)
+    return (f"NOT reproduced: largest difference {largest:.3g} > tolerance {tolerance:g} "
+            f"({worst[0]}: stored {worst[1]!r}, rerun {worst[2]!r}; {beyond} of {len(pairs)} numbers beyond it)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.reproduce import gap, leaves, require, with_threads
+from neurozoo.leaderboard.reproduce import beyond_tolerance, gap, leaves, require, with_threads, within_tolerance
 
 #: summary.json's fields that the rerun reads, and their types (a summary edited or cut short is refused naming one)
 SUMMARY_FIELDS = {"model": (str,), "data": (str,), "provenance": (dict,)}
@@ -236,11 +236,8 @@ def run(args) -> int:
               + (", whatever the numbers" if not beyond else f"; largest difference of the numbers {largest:.3g}"))
         return 1
     if not beyond:
-        what = "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {args.tolerance:g}"
-        print(f"reproduced: {what} ({len(pairs) - cells} numbers of the summary and {cells} per-cell numbers of "
-              "heldout_metrics.csv)")
+        print(f"reproduced: {within_tolerance(largest, args.tolerance)} ({len(pairs) - cells} numbers of the summary "
+              f"and {cells} per-cell numbers of heldout_metrics.csv)")
         return 0
-    worst = max(pairs, key=lambda row: gap(row[1], row[2]))
-    print(f"NOT reproduced: largest difference {largest:.3g} > tolerance {args.tolerance:g} "
-          f"({worst[0]}: stored {worst[1]!r}, rerun {worst[2]!r}; {len(beyond)} of {len(pairs)} numbers beyond it)")
+    print(beyond_tolerance(pairs, largest, args.tolerance))
     return 1

@@ -264,6 +264,30 @@ def test_empty_files_in_memory_count_against_the_memory_limit(monkeypatch, enfor
     assert b"made them all" not in outcome.console
 
 
+MEMFD = """
+import os, time
+files = [os.memfd_create(f"m{i}") for i in range(4)]  # anonymous files: in no folder, in no process's resident size
+for i in range(400):
+    os.write(files[i % 4], b"x" * 2 ** 20)
+print("filled", flush=True)
+time.sleep(20)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enforcement):
+    """memfd_create's files are shared memory in no mount and, written but not mapped, in no process's resident
+    size: without a cgroup the watchdog saw none of the 400 MiB a job under a 128 MiB limit wrote to them (nor does
+    RLIMIT_AS bound them), and it ended by itself."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MEMFD], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
 BOMBS = {"forks": """
 import os, time
 made = 0

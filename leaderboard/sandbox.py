@@ -17,8 +17,8 @@ Limits, enforced whatever way the job ends:
 
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
-  processes and the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
-  or folder) and kills the job above the limit;
+  processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
+  or folder) and the anonymous files (``memfd_create``) its processes hold open, and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;
@@ -399,6 +399,28 @@ def tmpfs_bytes(pids: Sequence[int]) -> int:
     return 0
 
 
+def memfd_bytes(pids: Sequence[int]) -> int:
+    """Bytes of the anonymous files (``memfd_create``) that ``pids`` hold open, each once (by inode): their data
+    blocks plus :data:`INODE_BYTES`. They are shared memory in no mount, and written but not mapped in no process's
+    resident size, nor bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them, unseen."""
+    files: Dict[tuple, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if not os.readlink(path).startswith("/memfd:"):
+                    continue
+                info = os.stat(path)
+            except OSError:  # closed meanwhile
+                continue
+            files[(info.st_dev, info.st_ino)] = info.st_blocks * 512 + INODE_BYTES
+    return sum(files.values())
+
+
 # ------------------------------------------------------------------------------------------------- run
 def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
     def apply():
@@ -589,8 +611,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             next_watch = now + WATCH_S
             pids = descendants(process.pid)
             rss, cpu, threads = usage(pids)
-            if cgroup is None:  # a memory cgroup charges tmpfs pages to the job itself
-                rss += tmpfs_bytes(pids)
+            if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages to the job itself
+                rss += tmpfs_bytes(pids) + memfd_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"

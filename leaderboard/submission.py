@@ -36,6 +36,14 @@ MAX_FILES = 200
 MAX_MEMBERS = 1000  # archive entries of any kind (folders too): each costs the server memory while it is read
 MAX_ZIP_DIRECTORY_BYTES = 2 ** 20  # a zip's central directory: 1000 entries of long names and extra fields fit
 MAX_TAR_HEADER_BYTES = 64 * 1024  # a tar member's extended header (pax records, GNU long name), read whole by tarfile
+#: a tar's extended headers in all: tarfile keeps each member's pax records (a dict) in its member list
+MAX_TAR_HEADERS_TOTAL_BYTES = 2 ** 20
+#: a tar's global pax headers in all (git archive writes one of 52 bytes): tarfile copies their records into every
+#: member that has a pax header of its own
+MAX_TAR_GLOBAL_HEADER_BYTES = 4096
+#: extended headers in a row before one member (a pax header, a GNU long name and a long link name at most): tarfile
+#: reads each one's successor by recursion
+MAX_TAR_HEADER_CHAIN = 4
 MAX_METADATA_BYTES = 64 * 1024
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
@@ -138,11 +146,19 @@ def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
             path = _member_path(info.filename, source)
             if stat.S_ISLNK(info.external_attr >> 16):
                 raise SubmissionError(f"{source.name}: member {info.filename!r} is a symbolic link; not allowed")
+            if info.flag_bits & 0x1:  # ZipFile.open raised a RuntimeError, which no caller takes: a web 500
+                raise SubmissionError(f"{source.name}: member {info.filename!r} is encrypted; archive it without a "
+                                      "password")
             if info.is_dir():
                 continue
             budget.add_file(info.filename)
             with archive.open(info) as reader:
                 budget.copy(reader, target / path, info.filename)
+
+
+#: tar header types that describe the next member rather than being one (tarfile reads them whole, then the next)
+EXTENDED_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                    tarfile.GNUTYPE_LONGLINK)
 
 
 class _CappedTarInfo(tarfile.TarInfo):
@@ -152,10 +168,26 @@ class _CappedTarInfo(tarfile.TarInfo):
     .tar archive")."""
 
     def _proc_member(self, tarfile_):
-        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
-                         tarfile.GNUTYPE_LONGLINK) and self.size > MAX_TAR_HEADER_BYTES:
-            raise SubmissionError(f"{_archive_name(tarfile_)}: a tar extended header (pax record or long name) of "
-                                  f"{self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+        # besides each header's size, counted over the archive (one TarFile): the headers in a row (5000 chained
+        # long names were a RecursionError, a web 500), all headers' bytes, the global headers' bytes (2 MiB of
+        # gzipped 60 KiB global headers between folder entries, then members with a pax header of their own, each
+        # given a copy of all the global records, took the intake 9 GiB and 8 minutes)
+        seen = tarfile_.__dict__.setdefault("_neurozoo_headers", {"chain": 0, "bytes": 0, "global": 0})
+        if self.type not in EXTENDED_HEADERS:
+            seen["chain"] = 0
+        else:
+            if self.size > MAX_TAR_HEADER_BYTES:
+                raise SubmissionError(f"{_archive_name(tarfile_)}: a tar extended header (pax record or long name) of "
+                                      f"{self.size} bytes; at most {MAX_TAR_HEADER_BYTES // 1024} KiB are allowed")
+            seen["chain"] += 1
+            seen["bytes"] += self.size
+            seen["global"] += self.size if self.type == tarfile.XGLTYPE else 0
+            for count, cap, what in ((seen["chain"], MAX_TAR_HEADER_CHAIN, "extended headers in a row"),
+                                     (seen["bytes"], MAX_TAR_HEADERS_TOTAL_BYTES, "bytes of extended headers in all"),
+                                     (seen["global"], MAX_TAR_GLOBAL_HEADER_BYTES, "bytes of global pax headers")):
+                if count > cap:
+                    raise SubmissionError(f"{_archive_name(tarfile_)}: more than {cap} {what} (pax records or long "
+                                          "names); not a plain archive of files")
         if self.type == tarfile.GNUTYPE_SPARSE:  # its map is a chain of blocks tarfile reads to the end
             self._refuse_sparse(tarfile_)
         return super()._proc_member(tarfile_)

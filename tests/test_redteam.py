@@ -264,6 +264,30 @@ def test_empty_files_in_memory_count_against_the_memory_limit(monkeypatch, enfor
     assert b"made them all" not in outcome.console
 
 
+MEMFD = """
+import os, time
+files = [os.memfd_create(f"m{i}") for i in range(4)]  # anonymous files: in no folder, in no process's resident size
+for i in range(400):
+    os.write(files[i % 4], b"x" * 2 ** 20)
+print("filled", flush=True)
+time.sleep(20)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enforcement):
+    """memfd_create's files are shared memory in no mount and, written but not mapped, in no process's resident
+    size: without a cgroup the watchdog saw none of the 400 MiB a job under a 128 MiB limit wrote to them (nor does
+    RLIMIT_AS bound them), and it ended by itself."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MEMFD], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
 BOMBS = {"forks": """
 import os, time
 made = 0
@@ -620,6 +644,95 @@ def test_a_sparse_tar_member_is_refused_before_its_map_is_read(board, tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 2 ** 20, peak
+
+
+def _raw_header(name: str, kind: bytes, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type, info.size = kind, size
+    return info.tobuf(format=tarfile.GNU_FORMAT)
+
+
+def _pax_records(prefix: str, size: int) -> bytes:
+    """Pax records of distinct keywords, about ``size`` bytes: ``"NN <prefix><i>=\\n"``."""
+    records, i = [], 0
+    while sum(map(len, records)) < size - 32:
+        body = f" {prefix}{i}=\n"
+        length = len(body) + 1
+        while length != len(str(length)) + len(body):  # the length counts its own digits
+            length += 1
+        records.append(f"{length}{body}")
+        i += 1
+    return "".join(records).encode()
+
+
+def _honest_tar(tmp_path, name: str, extra: bytes) -> Path:
+    """A gzipped tar of an honest submission's files, ``extra`` (raw blocks) before them."""
+    import gzip
+    import io
+
+    honest = submission(tmp_path, name, with_weights=False)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for file in ("metadata.yaml", "model.py"):
+            archive.add(honest / file, arcname=file)
+    path = tmp_path / f"{name}.tar.gz"
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(extra + buffer.getvalue())
+    return path
+
+
+def test_chained_or_accumulating_tar_headers_are_refused_before_tarfile_reads_them(board, tmp_path, monkeypatch):
+    """Each extended header was capped alone. tarfile reads a header's successor by recursion, so 5000 GNU long
+    names in a row were a RecursionError (no SubmissionError: a web 500); global pax headers accumulate into one dict
+    that tarfile copies into every member with a pax header of its own (2 MiB of gzipped global headers between
+    folder entries, then such members: 9 GiB and 8 minutes of the intake); and pax records are kept per member."""
+    from neurozoo.leaderboard import submission as intake
+
+    name = b"x" * 100
+    chain = (_raw_header("././@LongLink", tarfile.GNUTYPE_LONGNAME, len(name)) + name + bytes(412)) * 5000
+    _refused(tmp_path, _honest_tar(tmp_path, "chained", chain),
+             r"chained.tar.gz: more than 4 extended headers in a row \(pax records or long names\)")
+    records = _pax_records("g", 3000)
+    folder = tarfile.TarInfo("d/")
+    folder.type = tarfile.DIRTYPE
+    globals_ = (_raw_header("pax_global_header", tarfile.XGLTYPE, len(records)) + records
+                + bytes(-len(records) % 512) + folder.tobuf(format=tarfile.GNU_FORMAT)) * 2
+    _refused(tmp_path, _honest_tar(tmp_path, "globals", globals_), r"globals.tar.gz: more than 4096 bytes of global pax")
+    monkeypatch.setattr(intake, "MAX_TAR_HEADERS_TOTAL_BYTES", 16 * 1024)
+    locals_ = b"".join(_raw_header("././@PaxHeader", tarfile.XHDTYPE, len(records)) + records
+                       + bytes(-len(records) % 512) + tarfile.TarInfo(f"f{i}").tobuf(format=tarfile.GNU_FORMAT)
+                       for i in range(6))
+    _refused(tmp_path, _honest_tar(tmp_path, "locals", locals_),
+             r"locals.tar.gz: more than 16384 bytes of extended headers in all")
+    # a git archive's global header and members with long names (a GNU long name each) still unpack
+    git = b"52 comment=" + b"0" * 40 + b"\n"
+    long_name = b"sub/" + b"n" * 120 + b"\0"
+    fine = (_raw_header("pax_global_header", tarfile.XGLTYPE, len(git)) + git + bytes(-len(git) % 512)
+            + _raw_header("././@LongLink", tarfile.GNUTYPE_LONGNAME, len(long_name)) + long_name
+            + bytes(-len(long_name) % 512) + tarfile.TarInfo("placeholder").tobuf(format=tarfile.GNU_FORMAT))
+    from neurozoo.leaderboard.submission import prepare
+
+    assert prepare(_honest_tar(tmp_path, "git", fine), tmp_path / "store")["meta"]["name"] == "git"
+
+
+def test_an_encrypted_zip_member_is_a_submission_error(board, tmp_path):
+    """ZipFile.open raises a RuntimeError for an encrypted member, which the intake let through: a web 500, a CLI
+    traceback."""
+    import zipfile
+
+    path = tmp_path / "encrypted.zip"
+    honest = submission(tmp_path, "encrypted", with_weights=False)
+    with zipfile.ZipFile(path, "w") as archive:
+        for file in ("metadata.yaml", "model.py"):
+            archive.write(honest / file, file)
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # the encrypted flag, bit 0
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            data[start + offset] |= 1
+            start += 4
+    path.write_bytes(bytes(data))
+    _refused(tmp_path, path, r"encrypted.zip: member 'metadata.yaml' is encrypted")
 
 
 def test_a_tar_member_declaring_more_than_the_size_cap_is_refused_before_it_is_skipped(board, tmp_path, monkeypatch):

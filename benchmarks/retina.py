@@ -62,11 +62,17 @@ for _kind in ("whitenoise", "naturalscene"):
 NEURAL_OPTIONS = ("layers", "max_features", "cache")
 
 
+#: A retina benchmark's ``score`` arguments that are :class:`retina.fit.FitConfig` settings too: not fit settings there.
+SCORE_ARGUMENTS = ("seed", "device", "progress")
+
+
 def checked_fit_overrides(benchmark, options: dict) -> dict:
     """A retina benchmark's ``score`` keywords beyond its own (``options``), as fit overrides: the neural benchmarks'
     options (:data:`NEURAL_OPTIONS`) do not apply to a retina benchmark, which fits and scores the whole retina model
     on its recording; given (not None), they are refused with a :class:`UserFacingError` naming them (as ``zoo score``
-    refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored, nor handed to the fit as settings."""
+    refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored, nor handed to the fit as settings.
+    The others, and the benchmark's own ``fit_settings`` (given to ``benchmarks.load``), must be fit settings
+    (:func:`retina.fit.checked_fit_settings`, which names the one misspelt and where it was given), before any fit."""
     given = {name: options[name] for name in NEURAL_OPTIONS if options.get(name) is not None}
     if given:
         from neurozoo.datasets.errors import UserFacingError
@@ -75,7 +81,12 @@ def checked_fit_overrides(benchmark, options: dict) -> dict:
                               "neural benchmarks' options (a layer's features, the activation cache) do not apply "
                               "to a retina benchmark, which fits and scores the whole retina model on its "
                               "recording; leave them out")
-    return {name: value for name, value in options.items() if name not in NEURAL_OPTIONS}
+    from neurozoo.retina.fit import checked_fit_settings
+
+    checked_fit_settings(benchmark.fit_settings, f"benchmarks.load({benchmark.identifier!r}, fit_settings=...)",
+                         SCORE_ARGUMENTS)
+    return checked_fit_settings({name: value for name, value in options.items() if name not in NEURAL_OPTIONS},
+                                f"{benchmark.identifier}.score", SCORE_ARGUMENTS)
 
 
 def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fit_overrides: dict):

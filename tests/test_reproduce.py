@@ -765,7 +765,7 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
     for provenance, message in [({"data_sha256": "0" * 64}, f"its recording {data} has changed since the fit "
                                                             "(sha256 000000000000 then, "),
                                 ({"settings": {**summary["provenance"]["settings"], "layers": 3}},
-                                 "provenance.settings.layers: not a fit setting of this version")]:
+                                 "provenance.settings: 'layers' is not a fit setting (the fit settings: epochs, ")]:
         summary_file.write_text(json.dumps({**summary, "provenance": {**summary["provenance"], **provenance}}))
         capsys.readouterr()
         assert _zoo("reproduce", summary_file) == 2

@@ -93,14 +93,15 @@ def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fi
     """(name, module, provenance) of a phenomenon benchmark's model: a registered name is fitted (or read from the
     fit cache) on ``benchmark.kind``'s embedded recording; a module is used as given. ``fit_overrides`` (the score's
     other keywords) are refused where they cannot apply: the neural benchmarks' options (:func:`checked_fit_overrides`)
-    and any with a fitted module (:func:`retina.benchmark.refuse_fit_overrides_for_module`)."""
+    and any with a fitted module, the benchmark's own ``fit_settings`` too
+    (:func:`retina.benchmark.refuse_fit_overrides_for_module`)."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.benchmark import refuse_fit_overrides_for_module
     from neurozoo.retina.embedded_fit import fitted_embedded_model
     from neurozoo.retina.fit import provenance
 
     fit_overrides = checked_fit_overrides(benchmark, fit_overrides)
-    refuse_fit_overrides_for_module(benchmark.identifier, model, fit_overrides)
+    refuse_fit_overrides_for_module(benchmark.identifier, model, fit_overrides, fit_settings=benchmark.fit_settings)
     if isinstance(model, str):
         module, info = fitted_embedded_model(model, benchmark.kind, seed=seed, device=device, progress=progress,
                                              sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})

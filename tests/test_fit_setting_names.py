@@ -1,13 +1,14 @@
 """Fit settings a user names (a retina benchmark's ``fit_settings`` and ``score`` keywords, the embedded fit's keywords)
 are checked by name before any work, by the one function retina.fit.checked_fit_settings: a misspelt ``epoch=3``
 ended in a bare ``TypeError`` inside ``FitConfig`` (after the recording was made); it is now a one-line error naming
-the setting, where it was given, the close match and the valid names."""
+the setting, where it was given, the close match and the valid names. And a benchmark's ``fit_settings`` are refused
+with an already fitted module, as its ``score`` keywords are, not dropped unsaid."""
 import re
 
 import pytest
 
 from neurozoo import benchmarks
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, UserFacingError
 
 SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
 RETINA_BENCHMARKS = ("retina_embedded.whitenoise-heldout", "retina_embedded.naturalscene-heldout",
@@ -78,3 +79,24 @@ def test_zoo_score_prints_a_misspelt_fit_setting_of_a_registered_benchmark_on_on
         benchmarks.BENCHMARKS._entries.pop(name, None)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'epoch' is not a fit setting; did you mean 'epochs'?" in err
+
+
+@pytest.mark.parametrize("name", RETINA_BENCHMARKS)
+def test_a_benchmarks_fit_settings_are_refused_with_an_already_fitted_module(name, no_work):
+    """Given a fitted module, a benchmark loaded with ``fit_settings`` scored it as it was and dropped them unsaid
+    (an untrained module scored with ``epochs=3`` was not fitted at all); refused now, as its score keywords are."""
+    from neurozoo.retina.models.ln import LN
+
+    start = re.escape(f"{name}.score: fit_settings={{'epochs': 3}} (the benchmark's, given when it was loaded): fit "
+                      "settings do not apply to an already fitted module (LN), which is scored as it is")
+    with pytest.raises(UserFacingError, match=f"^{start}"):
+        benchmarks.load(name, sizes=SIZES, fit_settings={"epochs": 3}).score(LN(n_cells=12), progress=False)
+
+
+def test_the_retina_layers_heldout_benchmark_refuses_its_fit_settings_with_a_module(no_work):
+    from neurozoo.retina.benchmark import HeldoutBenchmark
+    from neurozoo.retina.models.ln import LN
+
+    with pytest.raises(UserFacingError, match=r"^retina_embedded\.whitenoise-heldout\.score: lr=0\.1, "
+                                              r"fit_settings=\{'epochs': 3\} \(the benchmark's"):
+        HeldoutBenchmark("whitenoise", dict(SIZES), {"epochs": 3}).score(LN(n_cells=12), progress=False, lr=0.1)

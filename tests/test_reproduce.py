@@ -659,7 +659,8 @@ def test_the_heldout_benchmark_refuses_fit_settings_with_an_already_fitted_modul
     given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
     start = re.escape(f"retina_embedded.whitenoise-heldout.score: {given}: fit settings do not apply to an already "
                       "fitted module (LN)")
-    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)), benchmarks.load(RETINA)):
+    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)),
+                      benchmarks.load("retina_embedded.whitenoise-heldout", sizes=dict(RETINA_SIZES))):
         with pytest.raises(UserFacingError, match=f"^{start}"):
             benchmark.score(LN(n_cells=3), progress=False, **overrides)
 

@@ -62,11 +62,17 @@ for _kind in ("whitenoise", "naturalscene"):
 NEURAL_OPTIONS = ("layers", "max_features", "cache")
 
 
+#: A retina benchmark's ``score`` arguments that are :class:`retina.fit.FitConfig` settings too: not fit settings there.
+SCORE_ARGUMENTS = ("seed", "device", "progress")
+
+
 def checked_fit_overrides(benchmark, options: dict) -> dict:
     """A retina benchmark's ``score`` keywords beyond its own (``options``), as fit overrides: the neural benchmarks'
     options (:data:`NEURAL_OPTIONS`) do not apply to a retina benchmark, which fits and scores the whole retina model
     on its recording; given (not None), they are refused with a :class:`UserFacingError` naming them (as ``zoo score``
-    refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored, nor handed to the fit as settings."""
+    refuses ``--layers``, ``--max-features`` and ``--no-cache``), not ignored, nor handed to the fit as settings.
+    The others, and the benchmark's own ``fit_settings`` (given to ``benchmarks.load``), must be fit settings
+    (:func:`retina.fit.checked_fit_settings`, which names the one misspelt and where it was given), before any fit."""
     given = {name: options[name] for name in NEURAL_OPTIONS if options.get(name) is not None}
     if given:
         from neurozoo.datasets.errors import UserFacingError
@@ -75,21 +81,27 @@ def checked_fit_overrides(benchmark, options: dict) -> dict:
                               "neural benchmarks' options (a layer's features, the activation cache) do not apply "
                               "to a retina benchmark, which fits and scores the whole retina model on its "
                               "recording; leave them out")
-    return {name: value for name, value in options.items() if name not in NEURAL_OPTIONS}
+    from neurozoo.retina.fit import checked_fit_settings
+
+    checked_fit_settings(benchmark.fit_settings, f"benchmarks.load({benchmark.identifier!r}, fit_settings=...)",
+                         SCORE_ARGUMENTS)
+    return checked_fit_settings({name: value for name, value in options.items() if name not in NEURAL_OPTIONS},
+                                f"{benchmark.identifier}.score", SCORE_ARGUMENTS)
 
 
 def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fit_overrides: dict):
     """(name, module, provenance) of a phenomenon benchmark's model: a registered name is fitted (or read from the
     fit cache) on ``benchmark.kind``'s embedded recording; a module is used as given. ``fit_overrides`` (the score's
     other keywords) are refused where they cannot apply: the neural benchmarks' options (:func:`checked_fit_overrides`)
-    and any with a fitted module (:func:`retina.benchmark.refuse_fit_overrides_for_module`)."""
+    and any with a fitted module, the benchmark's own ``fit_settings`` too
+    (:func:`retina.benchmark.refuse_fit_overrides_for_module`)."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.benchmark import refuse_fit_overrides_for_module
     from neurozoo.retina.embedded_fit import fitted_embedded_model
     from neurozoo.retina.fit import provenance
 
     fit_overrides = checked_fit_overrides(benchmark, fit_overrides)
-    refuse_fit_overrides_for_module(benchmark.identifier, model, fit_overrides)
+    refuse_fit_overrides_for_module(benchmark.identifier, model, fit_overrides, fit_settings=benchmark.fit_settings)
     if isinstance(model, str):
         module, info = fitted_embedded_model(model, benchmark.kind, seed=seed, device=device, progress=progress,
                                              sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})

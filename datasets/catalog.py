@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.cache import cache_dir, check_sha256, remove_dead_temporaries, shared_data_dir
 from neurozoo.datasets.provenance import sha256_file
@@ -95,9 +95,26 @@ def _find_source(file: DataFile, source: Path) -> Optional[Path]:
     return None
 
 
+#: What :func:`import_files` did with a file of a data set (:attr:`ImportedFile.status`): found it in the cache already
+#: (its copy re-hashed), copied or linked it in, or replaced a cached copy with it (``force``).
+PRESENT, IMPORTED, REPLACED = "already present", "imported", "replaced"
+
+
+@dataclass(frozen=True)
+class ImportedFile:
+    """One file of an import: its catalog entry, its path in the cache, what was done (:data:`PRESENT`,
+    :data:`IMPORTED`, :data:`REPLACED`; its sha256 verified in each case) and the source file copied or linked (None
+    when it was already present)."""
+    file: DataFile
+    path: Path
+    status: str
+    origin: Optional[Path] = None
+
+
 def import_files(name: str, source: Optional[Path] = None, link: bool = False, force: bool = False,
-                 progress=None) -> List[Path]:
-    """Hash each file of ``name`` in ``source`` and copy (or symlink) it into the cache.
+                 report: Optional[Callable[[ImportedFile], None]] = None) -> List[Path]:
+    """Hash each file of ``name`` in ``source`` and copy (or symlink) it into the cache; ``report`` is told of each
+    file as it is done (:class:`ImportedFile`: already present, imported or replaced).
 
     A file already in the cache is re-hashed: a mismatch is an error unless ``force`` replaces it.
     """
@@ -108,9 +125,12 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
     paths = []
     for file in entry.files:
         target = cached_path(file)
-        if target.is_file() and not force:
+        present = target.is_file()
+        if present and not force:
             check_sha256(target, file.sha256, f"{name}:{file.path} (re-import with --force)")
             paths.append(target)
+            if report is not None:
+                report(ImportedFile(file, target, PRESENT))
             continue
         origin = _find_source(file, source)
         if origin is None:
@@ -127,8 +147,8 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
                 shutil.copyfile(origin, tmp)
                 check_sha256(tmp, file.sha256, f"{name}:{file.path} (copy)")
         paths.append(target)
-        if progress is not None:
-            progress(file, target)
+        if report is not None:
+            report(ImportedFile(file, target, REPLACED if present else IMPORTED, origin))
     return paths
 
 

@@ -126,6 +126,25 @@ def _import(args: argparse.Namespace) -> int:
     from neurozoo.datasets import catalog
 
     for name in args.names:
-        paths = catalog.import_files(name, Path(args.source) if args.source else None, link=args.link, force=args.force)
-        print(f"{name}: {len(paths)} file(s) verified in {catalog.data_dir()}")
+        done = []
+
+        def report(imported: catalog.ImportedFile) -> None:  # as each file is done: a failure later leaves these said
+            done.append(imported.status)
+            print(f"{name}: {imported.file.path}: {_import_line(imported, args.link)}", flush=True)
+
+        catalog.import_files(name, Path(args.source) if args.source else None, link=args.link, force=args.force,
+                             report=report)
+        counts = ", ".join(f"{done.count(status)} {status}" for status in (catalog.IMPORTED, catalog.REPLACED,
+                                                                           catalog.PRESENT) if status in done)
+        print(f"{name}: {len(done)} file(s) verified in {catalog.data_dir()} ({counts})")
     return 0
+
+
+def _import_line(imported, link: bool) -> str:
+    """What ``zoo data import`` did with one file: already present, imported or replaced, and from where."""
+    from neurozoo.datasets import catalog
+
+    if imported.status == catalog.PRESENT:
+        return "already present, sha256 verified (--force replaces it)"
+    how = f"linked to {imported.origin.resolve()}" if link else f"copied from {imported.origin}"
+    return f"{imported.status} ({how}), sha256 verified"

@@ -91,23 +91,17 @@ def recording(path: Path, summary: Dict[str, Any]) -> Path:
 
 def fit_config(path: Path, summary: Dict[str, Any], device: str):
     """The :class:`retina.fit.FitConfig` the fit used, from ``provenance.settings``, on ``device``."""
-    import dataclasses
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.retina.fit import FitConfig, checked_fit_settings
 
-    from neurozoo.retina.fit import FitConfig
-
-    settings = dict(summary["provenance"]["settings"])
-    known = {f.name for f in dataclasses.fields(FitConfig)}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise DataError(f"{path}: provenance.settings.{unknown[0]}: not a fit setting of this version (known: "
-                        f"{', '.join(sorted(known))}); the fit cannot be made again as it was")
+    try:
+        settings = checked_fit_settings(summary["provenance"]["settings"], f"{path}: provenance.settings")
+    except SpecError as error:
+        raise DataError(f"{error}; not a fit of this version: it cannot be made again as it was") from None
     if settings.get("seed", summary["provenance"]["seed"]) != summary["provenance"]["seed"]:
         raise DataError(f"{path}: provenance.settings.seed {settings['seed']} is not provenance.seed "
                         f"{summary['provenance']['seed']}; the summary was edited")
-    try:
-        return FitConfig(**{**settings, "device": device, "progress": False})
-    except TypeError as error:
-        raise DataError(f"{path}: provenance.settings: {error}") from None
+    return FitConfig(**{**settings, "device": device, "progress": False})
 
 
 def refit(path: Path, summary: Dict[str, Any], data: Path, device: str, scratch: Path):

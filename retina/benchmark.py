@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import pandas as pd
@@ -38,17 +38,23 @@ def _bootstrap_median_se(values: np.ndarray, n: int = 1000, seed: int = 0) -> fl
     return float(np.median(rng.choice(values, (n, len(values))), axis=1).std())
 
 
-def refuse_fit_overrides_for_module(identifier: str, model, fit_overrides: dict, refit: bool = False) -> None:
+def refuse_fit_overrides_for_module(identifier: str, model, fit_overrides: dict, refit: bool = False,
+                                    fit_settings: Optional[dict] = None) -> None:
     """A :class:`UserFacingError` naming ``fit_overrides`` (and ``refit=True``) given with an already fitted module
-    ``model``: they set how a registered model is fitted, and cannot apply to a module fitted before (scored as it
-    is, they would be dropped unsaid). A ``retina.MODELS`` name takes them."""
-    given = {**fit_overrides, **({"refit": refit} if refit else {})}
+    ``model``, and the benchmark's own ``fit_settings`` (given when it was loaded): they set how a registered model is
+    fitted, and cannot apply to a module fitted before (scored as it is, they would be dropped unsaid: an untrained
+    module scored with ``fit_settings={"epochs": 3}`` is not fitted for 3 epochs). A ``retina.MODELS`` name takes
+    them; a benchmark loaded without ``fit_settings`` scores a module."""
+    given = [f"{k}={v!r}" for k, v in {**fit_overrides, **({"refit": refit} if refit else {})}.items()]
+    if fit_settings:
+        given.append(f"fit_settings={fit_settings!r} (the benchmark's, given when it was loaded)")
     if given and not isinstance(model, str):
         from neurozoo.datasets.errors import UserFacingError
 
-        raise UserFacingError(f"{identifier}.score: {', '.join(f'{k}={v!r}' for k, v in given.items())}: fit settings "
-                              f"do not apply to an already fitted module ({type(model).__name__}), which is scored as "
-                              "it is; pass a registered retina model's name to fit it with them, or leave them out")
+        raise UserFacingError(f"{identifier}.score: {', '.join(given)}: fit settings do not apply to an already "
+                              f"fitted module ({type(model).__name__}), which is scored as it is; pass a registered "
+                              "retina model's name to fit it with them, or leave them out (load the benchmark "
+                              "without fit_settings to score a fitted module)")
 
 
 @dataclass
@@ -70,13 +76,13 @@ class HeldoutBenchmark:
     def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
               progress: bool = True, **fit_overrides) -> HeldoutResult:
         """Score a ``retina.MODELS`` name (fitted here with ``fit_overrides`` over :attr:`fit_settings`, or loaded from
-        an earlier fit) or a fitted module (scored as it is: fit overrides and ``refit`` are refused with it,
-        :func:`refuse_fit_overrides_for_module`)."""
+        an earlier fit) or a fitted module (scored as it is: fit overrides, ``refit`` and :attr:`fit_settings` are
+        refused with it, :func:`refuse_fit_overrides_for_module`)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model
         from neurozoo.retina.fit import evaluate, provenance
         from neurozoo.retina.metrics import summary
 
-        refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit)
+        refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit, self.fit_settings)
         started = time.perf_counter()
         path = self.path
         info = provenance(path)

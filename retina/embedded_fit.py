@@ -118,8 +118,10 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
 
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
-    from neurozoo.retina.fit import create_model, fit, provenance
+    from neurozoo.retina.fit import checked_fit_settings, create_model, fit, provenance
 
+    # before the recording is made or read: a misspelt setting ended in a TypeError inside FitConfig after both
+    fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on embedded:{kind}")
     path = load_embedded_retina(kind, **(sizes or {}))
     torch.manual_seed(seed)
     # the cell count: the split's responses only (~0.03 s); the fit reads the file again, its movie once, and frees it

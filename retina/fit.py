@@ -49,7 +49,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Any, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -113,6 +113,29 @@ class FitConfig:
     # for a model with forward_movie, else windows (resolved_config; by the model alone, never by the device)
     batching: str = "auto"
     progress: bool = True
+
+
+def checked_fit_settings(settings: Mapping[str, Any], source: str, own_arguments: Sequence[str] = ()) -> dict:
+    """``settings`` as a dict, refused where a name is not a :class:`FitConfig` setting with a one-line
+    :class:`SpecError` naming where they came from (``source``, e.g. ``benchmarks.load('...', fit_settings=...)``),
+    each unknown name, the close match (:func:`datasets.errors.did_you_mean`) and the valid names: a misspelt
+    ``epoch=3`` ended in a bare ``TypeError`` inside ``FitConfig``. ``own_arguments``: settings the caller takes as
+    arguments of its own (a retina benchmark's ``score(seed=..., device=...)``), refused here too, never passed twice.
+    The one check of fit settings' names, for every path that builds a ``FitConfig`` from what a user gave
+    (:func:`fit`'s keywords, the embedded fit, the retina benchmarks' ``fit_settings`` and ``score`` keywords, the
+    settings of a ``zoo fit`` summary that ``zoo reproduce`` fits again)."""
+    from neurozoo.datasets.errors import SpecError, did_you_mean
+
+    valid = [f.name for f in dataclasses.fields(FitConfig) if f.name not in own_arguments]
+    unknown = [name for name in settings if name not in valid]
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        verb = "is not a fit setting" if len(unknown) == 1 else "are not fit settings"
+        own = [name for name in own_arguments if name in unknown]
+        aside = f"; give {', '.join(own)} as an argument of its own" if own else ""
+        raise SpecError(f"{source}: {names} {verb}{did_you_mean(unknown, valid)} (the fit settings: "
+                        f"{', '.join(valid)}{aside})")
+    return dict(settings)
 
 
 #: What a resumed fit must share with its checkpoint: the settings that set the path of the optimisation (the
@@ -361,7 +384,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    config = checked_config(model, dataclasses.replace(config or FitConfig(), **overrides))
+    config = checked_config(model, dataclasses.replace(config or FitConfig(),
+                                                      **checked_fit_settings(overrides, "retina.fit.fit")))
     recording = data if isinstance(data, Recording) else read_experiment(data, "train")
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0

@@ -51,6 +51,35 @@ def test_import_copies_verified_files(toy, capsys):
     assert "ok       toy.set (2 of 2 files)" in capsys.readouterr().out
 
 
+def test_import_says_per_file_whether_it_was_imported_or_already_present(toy, capsys):
+    """`zoo data import` said only "2 file(s) verified", whether it had copied them or found them cached already: each
+    file's line now says which (and from where), its sha256 verified either way, and the last line counts them."""
+    data = catalog.data_dir()
+    assert zoo_data("import", "toy.set", "--from", str(toy)) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"toy.set: toy/a.bin: imported (copied from {toy / 'toy' / 'a.bin'}), sha256 verified",
+        f"toy.set: toy/b.txt: imported (copied from {toy / 'toy' / 'b.txt'}), sha256 verified",
+        f"toy.set: 2 file(s) verified in {data} (2 imported)"]
+
+    (data / "toy" / "b.txt").unlink()
+    assert zoo_data("import", "toy.set", "--from", str(toy), "--link") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "toy.set: toy/a.bin: already present, sha256 verified (--force replaces it)",
+        f"toy.set: toy/b.txt: imported (linked to {(toy / 'toy' / 'b.txt').resolve()}), sha256 verified",
+        f"toy.set: 2 file(s) verified in {data} (1 imported, 1 already present)"]
+
+    assert zoo_data("import", "toy.set", "--from", str(toy), "--force") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"toy.set: toy/a.bin: replaced (copied from {toy / 'toy' / 'a.bin'}), sha256 verified"
+    assert lines[2] == f"toy.set: 2 file(s) verified in {data} (2 replaced)"
+
+    (toy / "toy" / "b.txt").write_bytes(b"BETA\n")  # a failure after the first file: what was done is said already
+    (data / "toy" / "b.txt").unlink()
+    with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match"):
+        zoo_data("import", "toy.set", "--from", str(toy))
+    assert capsys.readouterr().out == "toy.set: toy/a.bin: already present, sha256 verified (--force replaces it)\n"
+
+
 def test_verify_of_an_empty_cache_says_so(toy, capsys):
     """On a fresh machine `zoo data verify` printed nothing and exited 0: silence read as "everything verified"."""
     assert zoo_data("verify") == 0

@@ -46,7 +46,9 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         assert p["settings"]["analysis"] == bench.settings() and p["duration_s"] > 0
         assert score.to_record("ln", name).settings["phenomenon"] == name.split(".")[1]
 
-        # known answers: the ground-truth circuit itself scores 1; a fixed linear filter has neither phenomenon
+        # known answers: the ground-truth circuit itself scores 1; a fixed linear filter has neither phenomenon (a
+        # module is scored as it is, by a benchmark loaded without fit settings: they are refused with it)
+        bench = benchmarks.load(name, sizes=SIZES)
         truth = bench.score(default_retina(), progress=False)
         assert truth.value == pytest.approx(1.0) and truth.raw == 1.0
         defined = [row["truth_index"] for row in truth.per_bin if row["truth_index"] is not None]

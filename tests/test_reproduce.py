@@ -659,7 +659,8 @@ def test_the_heldout_benchmark_refuses_fit_settings_with_an_already_fitted_modul
     given = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
     start = re.escape(f"retina_embedded.whitenoise-heldout.score: {given}: fit settings do not apply to an already "
                       "fitted module (LN)")
-    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)), benchmarks.load(RETINA)):
+    for benchmark in (HeldoutBenchmark("whitenoise", dict(RETINA_SIZES)),
+                      benchmarks.load("retina_embedded.whitenoise-heldout", sizes=dict(RETINA_SIZES))):
         with pytest.raises(UserFacingError, match=f"^{start}"):
             benchmark.score(LN(n_cells=3), progress=False, **overrides)
 
@@ -765,7 +766,7 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
     for provenance, message in [({"data_sha256": "0" * 64}, f"its recording {data} has changed since the fit "
                                                             "(sha256 000000000000 then, "),
                                 ({"settings": {**summary["provenance"]["settings"], "layers": 3}},
-                                 "provenance.settings.layers: not a fit setting of this version")]:
+                                 "provenance.settings: 'layers' is not a fit setting (the fit settings: epochs, ")]:
         summary_file.write_text(json.dumps({**summary, "provenance": {**summary["provenance"], **provenance}}))
         capsys.readouterr()
         assert _zoo("reproduce", summary_file) == 2

@@ -463,7 +463,9 @@ def test_resume_refuses_a_checkpoint_of_another_fit_protocol(ln_recording, tmp_p
                                               ({"l2": float("inf")}, "l2 must be a finite number"),
                                               ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
                                               ({"monitor": "r2"}, r"monitor must be one of \('correlation', 'poiss"),
-                                              ({"output_calibration": True}, "output_calibration needs a model whose")])
+                                              ({"output_calibration": True}, "output_calibration needs a model whose"),
+                                              ({"epoch": 3}, r"^retina\.fit\.fit: 'epoch' is not a fit setting; did "
+                                                             r"you mean 'epochs'\? \(the fit settings: epochs, lr,")])
 def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, setting, message):
     from neurozoo.datasets.errors import SpecError
 

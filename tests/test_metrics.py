@@ -323,6 +323,22 @@ def test_a_unit_silent_over_a_splits_test_stimuli_is_dropped_as_brainscore_drops
         regression_score(features, assembly, silent="nan")
 
 
+def test_a_split_without_an_r_in_a_bin_is_left_out_of_that_bins_mean_as_brainscores_split_aggregate_does():
+    """With ``silent="drop"`` a split whose test stimuli silence every neuroid in a bin has no median r there (NaN);
+    Brain-Score's ``Split.aggregate`` (metric_helpers/transformations.py at 0971191, lines 211-216: xarray's mean
+    over splits, skipna) averages the other splits, so the bin keeps its score."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+
+    per_split = np.array([[0.5, 0.2], [np.nan, 0.4], [0.3, np.nan], [0.4, 0.6]])
+    score = TemporalScore(per_split, np.array([70, 80]), np.array([80, 90]))
+    brainscore = xr.DataArray(per_split, dims=("split", "time_bin")).mean("split").values
+    np.testing.assert_allclose(score.raw_per_bin, brainscore, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(score.raw_per_bin, [0.4, 0.4], rtol=0, atol=1e-15)
+    assert np.isnan(TemporalScore(np.full((3, 1), np.nan), np.array([70]), np.array([80])).raw_per_bin[0])
+
+
 def test_normalised_per_bin_scores_equal_brainscores_explained_variance_of_its_own_r_and_ceiling():
     """The whole per-bin number of a Brain-Score temporal benchmark (NeuralBenchmark.__call__: span-time PLS, the
     temporal internal-consistency ceiling of the repetitions, explained_variance bin by bin), each step from the

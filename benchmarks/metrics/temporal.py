@@ -52,7 +52,11 @@ class TemporalScore:
 
     @property
     def raw_per_bin(self) -> np.ndarray:
-        return self.raw_per_split.mean(0)
+        """(T,) mean over the splits that have an r (with ``silent="drop"`` a split where no neuroid has one in a bin
+        has none), as Brain-Score's ``Split.aggregate`` (xarray's mean, skipna); NaN where no split has one."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.raw_per_split, axis=0)
 
     @property
     def raw(self) -> float:

@@ -79,7 +79,9 @@ class NeuralBenchmark:
     selection_fraction: float = 0.2
     seed: int = 0
     extraction: dict = field(default_factory=dict)  # defaults for benchmarks.extraction.extract
-    ceiling_silent: str = "zero"  # a unit silent in one half: r = 0, or "drop" it as Brain-Score does (ceiling.py)
+    # a unit silent in one half of the repeats (ceiling), or over a split's test stimuli (score): r = 0, or "drop" it
+    # from that median as Brain-Score does (internal_consistency/ceiling.py, regression_correlation/metric.py)
+    ceiling_silent: str = "zero"
 
     def __post_init__(self):
         check_silent(self.ceiling_silent)
@@ -133,7 +135,8 @@ class NeuralBenchmark:
             splits = selection_splits(selection_set)
             ceiling = internal_consistency(selection_set, silent=self.ceiling_silent)
             scores = {layer: regression_score(features[layer], selection_set, self.mapping, self.temporal,
-                                              ceiling=ceiling, splits=splits) for layer in layers}
+                                              ceiling=ceiling, splits=splits, silent=self.ceiling_silent)
+                      for layer in layers}
             chosen = best_layer(scores, self.identifier)
             selection = {layer: score.value for layer, score in scores.items()}
             stimuli = scoring_ids
@@ -150,7 +153,8 @@ class NeuralBenchmark:
         started = time.perf_counter() if started is None else started
         assembly = self.assembly if stimulus_ids is None else self._subset(stimulus_ids)
         ceiling = self.ceiling if stimulus_ids is None else internal_consistency(assembly, silent=self.ceiling_silent)
-        temporal = regression_score(features, assembly, self.mapping, self.temporal, ceiling=ceiling)
+        temporal = regression_score(features, assembly, self.mapping, self.temporal, ceiling=ceiling,
+                                    silent=self.ceiling_silent)
         provenance = {
             "code_version": code_version(), "git_commit": git_commit(),
             "data_sha256": self.data_sha256 or sha256_array(self.assembly), "seed": self.seed,
@@ -210,7 +214,8 @@ def dataset_benchmark(identifier: str, dataset: str, region: str, image_size: Op
     """A :class:`NeuralBenchmark` on a registered data set (assembly + stimulus set with images).
 
     ``image_size``: images are resized to it (224: ImageNet models); None keeps the stimulus set's own size.
-    ``ceiling_silent``: ``internal_consistency``'s ``silent`` ("zero", or Brain-Score's "drop").
+    ``ceiling_silent``: ``internal_consistency``'s and ``regression_score``'s ``silent`` ("zero", or Brain-Score's
+    "drop").
     """
     from neurozoo.benchmarks.extraction.images import load_stimulus_set
 

@@ -2,10 +2,12 @@
 import numpy as np
 import pytest
 
-from neurozoo.benchmarks.metrics import internal_consistency, normalize, spearman_brown
+from neurozoo.benchmarks.metrics import internal_consistency, normalize, regression_score, spearman_brown
 from neurozoo.benchmarks.metrics.ceiling import summarize
 from neurozoo.benchmarks.synthetic import expected_ceiling, synthetic_assembly
 from neurozoo.datasets.errors import DataError
+
+from brainscore_reference import ceiling_splits  # noqa: E402  (tests/ is on sys.path)
 
 
 @pytest.mark.parametrize("noise,reps", [(0.5, 4), (2.0, 6), (4.0, 2)])
@@ -178,44 +180,9 @@ def _with_a_silent_unit(n_stimuli=30, repetitions=6, seed=0):
         "time_bin_start": ("time_bin", [70, 80]), "time_bin_end": ("time_bin", [80, 90])})
 
 
-def _brainscore_ceiling_splits(assembly):
-    """Brain-Score's internal consistency, (splits, bins) of per-split medians, written from brain-score/vision
-    (brainscore_vision/metrics/internal_consistency/ceiling.py at 0971191): TemporalCeiling runs the ceiling per
-    time bin; _SplitHalvesConsistency (lines 39-42) has CrossValidationSingle split np.unique(repetition) by
-    ShuffleSplit(10, train_size=0.5, random_state=1) (metric_helpers/transformations.py at 0971191: Split,
-    lines 165-209, build_splits lines 204-209, extract_coord with unique=True); SplitHalfWrapper (lines 53-57) averages each half over repetitions per stimulus, correlates,
-    applies Spearman-Brown with n=2; PearsonCorrelation uses scipy.stats.pearsonr (line 74), called per neuroid by
-    XarrayCorrelation (metric_helpers/xarray_utils.py at 14dbe13, line 76), NaN for a constant input; its aggregate
-    is scores.median(dim='neuroid') (line 83), which skips NaN (xarray's default skipna; Score does not override
-    median)."""
-    import warnings
-
-    import scipy.stats
-    import xarray as xr
-    from sklearn.model_selection import ShuffleSplit
-
-    repetitions = np.unique(assembly["repetition"].values)
-    per_bin = []
-    for t in range(assembly.sizes["time_bin"]):
-        one_bin = assembly.isel(time_bin=t)
-        medians = []
-        for first, second in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.zeros(len(repetitions))):
-            half1, half2 = (one_bin.isel(presentation=np.isin(one_bin["repetition"].values, repetitions[h]))
-                            .groupby("stimulus_id").mean("presentation").transpose("stimulus_id", "neuroid")
-                            for h in (first, second))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
-                r = np.array([scipy.stats.pearsonr(half2.values[:, n], half1.values[:, n])[0]
-                              for n in range(half1.sizes["neuroid"])])
-            corrected = xr.DataArray(2 * r / (1 + r), dims=("neuroid",))
-            medians.append(float(corrected.median("neuroid")))
-        per_bin.append(medians)
-    return np.array(per_bin).T
-
-
 def test_silent_drop_equals_brainscore_and_zero_counts_the_unit():
     assembly = _with_a_silent_unit()
-    reference = _brainscore_ceiling_splits(assembly)  # (10, 2)
+    reference = ceiling_splits(assembly)  # (10, 2)
     assert np.isfinite(reference).all()
     dropped = internal_consistency(assembly, silent="drop")
     np.testing.assert_allclose(dropped.per_split, reference, rtol=0, atol=1e-12)
@@ -279,9 +246,20 @@ def test_benchmarks_take_the_silent_option_and_record_it():
             assembly.isel(presentation=np.isin(assembly["stimulus_id"].values, ids[:24])), silent=silent).value)
     assert "ceiling_silent" not in scores["zero"].provenance["settings"]  # the default leaves records as they were
     assert scores["drop"].provenance["settings"]["ceiling_silent"] == "drop"
-    assert scores["drop"].ceiling == pytest.approx(_brainscore_ceiling_splits(assembly).mean(), abs=1e-12)
+    assert scores["drop"].ceiling == pytest.approx(ceiling_splits(assembly).mean(), abs=1e-12)
     assert scores["zero"].ceiling < scores["drop"].ceiling - 0.005
-    assert scores["zero"].raw == scores["drop"].raw  # the option touches the ceiling only
+    assert scores["zero"].raw == scores["drop"].raw  # every unit varies over every split's test stimuli here
+    # the score's median follows the option too: unit 1 silent in bin 1 but on 3 of the 30 stimuli is constant over
+    # some splits' 3 test stimuli; "drop" leaves it out of those medians (regression_score, tests/test_metrics.py)
+    sparse = assembly.copy(data=assembly.values.copy())
+    sparse.values[~np.isin(sparse["stimulus_id"].values, ids[:3]), 1, 1] = 0.0
+    raw = {}
+    for silent in ("zero", "drop"):
+        benchmark = NeuralBenchmark("silent.IT", "IT", lambda: sparse, lambda: None, ceiling_silent=silent)
+        raw[silent] = benchmark.score_features(features).raw
+        direct = regression_score(features, sparse, ceiling=internal_consistency(sparse, silent=silent), silent=silent)
+        assert raw[silent] == pytest.approx(direct.raw, abs=1e-12)
+    assert raw["zero"] != pytest.approx(raw["drop"], abs=1e-3)
     # through the registry (no data is loaded until the assembly is needed)
     assert benchmarks.load("cowley2023.V4", ceiling_silent="drop").ceiling_silent == "drop"
     assert benchmarks.load("ventral_embedded.V4-temporal").ceiling_silent == "zero"

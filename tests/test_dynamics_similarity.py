@@ -55,6 +55,24 @@ def test_rsa_is_spearman_of_correlation_distance_rdms(pair):
     assert rsa(x, y) == pytest.approx(expected, abs=1e-10)
 
 
+def _brainscore_rdm_similarity(x, y):
+    """Brain-Score's ``RDMMetric`` (brain-score/vision brainscore_vision/metrics/rdm/metric.py at 54342f0): ``RDM`` is
+    ``1 - np.corrcoef(assembly)`` over the presentations (rows; the neuroids last), ``RDMSimilarity`` the
+    ``scipy.stats.spearmanr`` of the two RDMs' ``np.triu_indices(n, k=1)`` entries."""
+    upper = np.triu_indices(len(x), k=1)
+    return scipy.stats.spearmanr((1 - np.corrcoef(x))[upper], (1 - np.corrcoef(y))[upper])[0]
+
+
+def test_rsa_defaults_equal_brainscores_rdm_metric(pair):
+    """``rsa`` with its defaults (rsatoolbox's correlation-distance RDMs compared by Spearman) is Brain-Score's RDM
+    similarity (above); a Euclidean RDM or a Pearson comparison differs from it by more than 1e-3 here."""
+    x, y = pair
+    expected = _brainscore_rdm_similarity(x, y)
+    assert rsa(x, y) == pytest.approx(expected, abs=1e-12)
+    assert abs(rsa(x, y, rdm_method="euclidean") - expected) > 1e-3
+    assert abs(rsa(x, y, compare="corr") - expected) > 1e-3
+
+
 def test_procrustes_matches_scipy_and_is_rotation_invariant(pair):
     x, _ = pair
     rng = np.random.default_rng(2)

@@ -334,6 +334,58 @@ def _tiny_convrnn():
     return model.eval()
 
 
+def _brainscore_portion(source_bins, target_bins):
+    """Brain-Score's time alignment of a temporal model, written from brain-score/vision
+    brainscore_vision/model_helpers/brain_transformation/temporal.py at 0dbf122: ``time_align(..., mode="portion")``
+    gives belong_to[target, source] = overlap / source width, set to 0 for a target bin whose range the sources do
+    not cover (max over sources of min(ends) below the target's end, or min over sources of max(starts) above its
+    start); ``assembly_time_align`` asserts every target row has a weight and averages the sources of each target bin
+    with those weights, ``(data * weights).sum(-1) / weights.sum()``. Returns the (targets, sources) weights so
+    normalised."""
+    source, target = np.asarray(source_bins, float), np.asarray(target_bins, float)
+    overlap_starts = np.maximum(target[:, :1], source[None, :, 0])
+    overlap_ends = np.minimum(target[:, 1:], source[None, :, 1])
+    belong_to = np.maximum(overlap_ends - overlap_starts, 0) / (source[:, 1] - source[:, 0])[None, :]
+    belong_to[(overlap_ends.max(1) < target[:, 1]) | (overlap_starts.min(1) > target[:, 0])] = 0
+    assert (belong_to.sum(1) > 0).all(), "invalid target time bin"
+    return belong_to / belong_to.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("table, bins", [
+    (StepTable(0, 10, 26, rule="portion"), [(70.0, 170.0), (65.0, 95.0), (100.0, 110.0), (253.0, 260.0)]),
+    (StepTable(90, 50, 4, rule="portion"), [(90.0, 100.0), (120.0, 150.0), (95.0, 290.0)]),  # CORnet-S V4's steps
+])
+def test_portion_rule_equals_brainscores_time_align(table, bins):
+    from neurozoo.benchmarks.extraction.time_mapping import bin_weights
+
+    needed, weights = bin_weights(table, bins)
+    full = np.zeros((len(bins), table.steps))
+    full[:, needed] = weights
+    np.testing.assert_allclose(full, _brainscore_portion(table.intervals(), bins), rtol=0, atol=1e-15)
+    assert (weights > 0).sum(1).max() > 1  # several steps in a bin: not a one-step rule
+    for outside in ([(-5.0, 5.0)], [(250.0, 300.0)] if table.steps == 26 else [(280.0, 300.0)]):
+        with pytest.raises(AssertionError, match="invalid"):
+            _brainscore_portion(table.intervals(), outside)
+        with pytest.raises(ValueError, match="not covered by the model's steps"):
+            bin_weights(table, outside)
+    with pytest.raises(ValueError, match="bin_weights"):
+        table.steps_for(bins)
+
+
+def test_portion_rule_extracts_the_average_of_the_steps_in_a_bin(stimuli):
+    """Cowley's [70, 170) ms window on the toy ConvRNN, whose step t is t * conv(image): Brain-Score's portion rule
+    averages steps 7-16 (11.5 * conv(image)), the midpoint reads step 12 (12 * conv(image))."""
+    model = ToyConvRNN()
+    with torch.no_grad():
+        expected = model.conv2(model.conv1(stimuli.images)).reshape(10, -1).numpy()
+    options = dict(bins=[(70.0, 170.0), (65.0, 95.0)], max_features=1000, batch_size=4, cache=False, progress=False)
+    portion = extract(model, stimuli, ["conv2"], timing=StepTable(0, 10, 26, rule="portion"), **options)["conv2"]
+    np.testing.assert_allclose(portion.values[..., 0], 11.5 * expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(portion.values[..., 1], 7.5 * expected, rtol=1e-5, atol=1e-5)  # (6/2 + 7 + 8 + 9/2) / 3
+    midpoint = extract(model, stimuli, ["conv2"], **options)["conv2"]
+    np.testing.assert_allclose(midpoint.values[..., 0], 12 * expected, rtol=1e-5, atol=1e-5)
+
+
 def test_unroll_stops_after_the_last_needed_step_with_the_same_features(stimuli):
     """Cowley's 70-170 ms window reads step 12: the model runs 13 steps, and the features equal step 12 of the
     full 26-step unroll (causality), reduced by the same projection."""

@@ -8,6 +8,8 @@ from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import pls_coefficients
 from neurozoo.benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
 
+from brainscore_reference import ceiling_splits, explained_variance, span_time  # noqa: E402  (tests/ is on sys.path)
+
 
 def _reference_nipals(X, Y, k, X_test):
     """Textbook NIPALS (regression deflation) with exact singular vectors from a full SVD."""
@@ -263,47 +265,6 @@ def test_raw_reported_beside_a_ceiled_score_is_over_the_bins_the_score_uses():
     assert np.isnan(silent.value) and np.isnan(silent.raw)
 
 
-def _brainscore_span_time(features, assembly, make_regression):
-    """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
-    under brainscore_vision/, at the commits named):
-    benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
-    repetition, mean over presentations; groups come out in sorted key order); metrics/regression_correlation/metric.py
-    at 0197a60: ``SpanTimeCrossRegressedCorrelation`` (lines 70-75) = ``CrossRegressedCorrelation`` (lines 14-34:
-    ``train_size=.9, test_size=None`` line 17, ``scores.median(dim='neuroid')`` line 34) over a
-    ``SpanTimeRegression`` (metric_helpers/temporal.py at 0f8fee4, lines 86-99: ``fit`` on the time bins stacked into
-    the sample axis by ``SpanTime`` line 96, ``predict`` per bin by ``PerTime`` line 99) of ``pls_regression()``
-    (``PLSRegression(n_components=25, scale=False)``, lines 104-110) and ``PerTime(pearsonr_correlation())``
-    (scipy.stats.pearsonr per neuroid); metric_helpers/transformations.py at 0971191 ``Split`` (lines 165-216:
-    defaults 10 splits, train_size .9, stratification on object_name, random_state 1, lines 166-172;
-    ``StratifiedShuffleSplit(n_splits, train_size, test_size, random_state)`` lines 188-190; ``build_splits`` over
-    the target's stimulus_id values in order, lines 204-209) and ``Split.aggregate`` (mean over splits,
-    ``standard_error_of_the_mean``: xarray std / sqrt(n), lines 211-216). PLS runs to convergence here (tol 1e-14):
-    Brain-Score's default tol=1e-6 is our named deviation (README). ``make_regression()``: the sklearn estimator
-    (for 'spantime_ridge', metric.py ``ridge_regression`` lines 120-126: ``Ridge(alpha=1)``)."""
-    import scipy.stats
-    from sklearn.model_selection import StratifiedShuffleSplit
-
-    target = assembly.groupby("stimulus_id").mean("presentation")
-    ids = target["stimulus_id"].values
-    objects = dict(zip(assembly["stimulus_id"].values, assembly["object_name"].values))
-    source = features.set_index(presentation="stimulus_id").sel(presentation=ids).values  # aligned on stimulus_id
-    Y = target.values
-    splitter = StratifiedShuffleSplit(n_splits=10, train_size=.9, test_size=None, random_state=1)
-    per_split = []
-    for train, test in splitter.split(np.zeros(len(ids)), [objects[i] for i in ids]):
-        stack = lambda A, idx: np.concatenate([A[idx, :, t] for t in range(A.shape[2])])  # noqa: E731
-        regression = make_regression()
-        regression.fit(stack(source, train), stack(Y, train))
-        medians = []
-        for t in range(Y.shape[2]):
-            prediction = regression.predict(source[test, :, t])
-            medians.append(np.median([scipy.stats.pearsonr(prediction[:, n], Y[test, n, t])[0]
-                                      for n in range(Y.shape[1])]))
-        per_split.append(medians)
-    per_split = np.array(per_split)
-    return per_split.mean(0), per_split.std(0) / np.sqrt(len(per_split))
-
-
 def _unordered_recording(feature_noise=0.5, scale=1.0, offset=0.0):
     """A small recording whose presentations come in no particular order (Brain-Score's average_repetition sorts
     them by stimulus), and 30 features mixing its clean responses (``scale * (mix + noise) + offset``), in another
@@ -325,11 +286,76 @@ def test_span_time_pls_equals_brainscores_pipeline():
     """regression_score (span-time PLS) against brain-score/vision's own steps."""
     features, assembly = _unordered_recording()
     score = regression_score(features, assembly)
-    expected, error = _brainscore_span_time(
+    expected, error = span_time(
         features, assembly, lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000))
     np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-4, atol=1e-7)
     assert 0.3 < expected.min()  # the features carry signal: a wrong split or alignment would show
+
+
+def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):
+    """The recording with one unit silent in one bin on all but ``firing`` stimuli (every repeat): many splits' test
+    stimuli (12 of 120) then hold none of those, and the unit is constant (0) over them there."""
+    ids = np.unique(assembly["stimulus_id"].values)
+    values = assembly.values.copy()
+    silent = ~np.isin(assembly["stimulus_id"].values, ids[:firing])
+    values[silent, unit, time_bin] = 0.0
+    return assembly.copy(data=values)
+
+
+def test_a_unit_silent_over_a_splits_test_stimuli_is_dropped_as_brainscore_drops_it_or_counted_as_zero():
+    """``silent="drop"``: a unit constant over a split's test stimuli (no r) leaves that split's median over neuroids,
+    as scipy's NaN leaves Brain-Score's (brainscore_reference.span_time, written from metric.py at 0197a60);
+    ``silent="zero"`` (default) counts it as r = 0 there, which lowers the median of that bin, and only of that bin."""
+    features, assembly = _unordered_recording()
+    assembly = _sparse_unit(assembly)
+    expected, error = span_time(features, assembly,
+                                lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000))
+    dropped = regression_score(features, assembly, silent="drop")
+    np.testing.assert_allclose(dropped.raw_per_bin, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(dropped.error_per_bin, error, rtol=1e-4, atol=1e-7)
+    assert dropped.settings["silent"] == "drop"
+    counted = regression_score(features, assembly)
+    assert "silent" not in counted.settings  # the default leaves the settings as they were
+    np.testing.assert_allclose(counted.raw_per_bin[1:], expected[1:], rtol=0, atol=1e-6)  # the unit fires there
+    assert expected[0] - counted.raw_per_bin[0] > 0.005  # the zeros pull bin 0's median down (by 0.012)
+    with pytest.raises(ValueError, match="silent='nan'"):
+        regression_score(features, assembly, silent="nan")
+
+
+def test_a_split_without_an_r_in_a_bin_is_left_out_of_that_bins_mean_as_brainscores_split_aggregate_does():
+    """With ``silent="drop"`` a split whose test stimuli silence every neuroid in a bin has no median r there (NaN);
+    Brain-Score's ``Split.aggregate`` (metric_helpers/transformations.py at 0971191, lines 211-216: xarray's mean
+    over splits, skipna) averages the other splits, so the bin keeps its score."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+
+    per_split = np.array([[0.5, 0.2], [np.nan, 0.4], [0.3, np.nan], [0.4, 0.6]])
+    score = TemporalScore(per_split, np.array([70, 80]), np.array([80, 90]))
+    brainscore = xr.DataArray(per_split, dims=("split", "time_bin")).mean("split").values
+    np.testing.assert_allclose(score.raw_per_bin, brainscore, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(score.raw_per_bin, [0.4, 0.4], rtol=0, atol=1e-15)
+    assert np.isnan(TemporalScore(np.full((3, 1), np.nan), np.array([70]), np.array([80])).raw_per_bin[0])
+
+
+def test_normalised_per_bin_scores_equal_brainscores_explained_variance_of_its_own_r_and_ceiling():
+    """The whole per-bin number of a Brain-Score temporal benchmark (NeuralBenchmark.__call__: span-time PLS, the
+    temporal internal-consistency ceiling of the repetitions, explained_variance bin by bin), each step from the
+    references in brainscore_reference (written from brain-score/vision): ``convention="pre-2026"`` is
+    ``(r / c)**2`` of neural_common.py at 0117fef, the default ``r**2 / c`` of pull request #2169, with
+    ``silent="drop"`` on both sides. r > 0 in every bin here, so our keeping of r's sign does not show."""
+    features, assembly = _unordered_recording()
+    assembly = _sparse_unit(assembly, unit=2, time_bin=1)
+    r, _ = span_time(features, assembly, lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000))
+    ceiling = ceiling_splits(assembly).mean(0)
+    assert (r > 0.3).all() and (ceiling > 0.2).all()
+    ours = internal_consistency(assembly, silent="drop")
+    for convention in ("r2/ceiling", "pre-2026"):
+        score = regression_score(features, assembly, ceiling=ours, convention=convention, silent="drop")
+        np.testing.assert_allclose(score.per_bin, explained_variance(r, ceiling, convention), rtol=1e-5, atol=0)
+    # a planted mix-up of the two conventions moves every bin by far more than the tolerance
+    assert np.abs(explained_variance(r, ceiling) - explained_variance(r, ceiling, "pre-2026")).min() > 0.05
 
 
 def test_span_time_ridge_equals_brainscores_spantime_ridge():
@@ -341,12 +367,12 @@ def test_span_time_ridge_equals_brainscores_spantime_ridge():
 
     features, assembly = _unordered_recording(feature_noise=3.0, scale=0.05, offset=2.0)
     score = regression_score(features, assembly, mapping="ridge")
-    expected, error = _brainscore_span_time(features, assembly, lambda: Ridge(alpha=1))
+    expected, error = span_time(features, assembly, lambda: Ridge(alpha=1))
     np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-9)
     np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-7, atol=1e-10)
     assert score.settings["mapping"] == "ridge"
     for other in (lambda: Ridge(alpha=10), lambda: Ridge(alpha=1, fit_intercept=False)):
-        assert np.abs(_brainscore_span_time(features, assembly, other)[0] - expected).max() > 1e-3
+        assert np.abs(span_time(features, assembly, other)[0] - expected).max() > 1e-3
 
 
 def test_ridgecv_option_searches_brainscores_alpha_list():
@@ -362,7 +388,7 @@ def test_ridgecv_option_searches_brainscores_alpha_list():
     assert len(alphas) == 99
     features, assembly = _unordered_recording(feature_noise=3.0, scale=0.05, offset=2.0)
     score = regression_score(features, assembly, mapping="ridgecv")
-    expected, _ = _brainscore_span_time(features, assembly, lambda: RidgeCV(alphas=alphas))
+    expected, _ = span_time(features, assembly, lambda: RidgeCV(alphas=alphas))
     np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match="'pls', 'ridge', 'ridgecv'"):
         regression_score(features, assembly, mapping="lasso")

@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
 from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
-from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, convrnn, model_timing,
-                                                         static)
+from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
+                                                         model_timing, static)
 from neurozoo.datasets import malloc
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.model_modes import eval_mode
@@ -114,25 +114,35 @@ class _Hooks:
 
 def last_needed_step(tables: Mapping[str, StepTable], bins: Sequence[Bin]) -> int:
     """Index of the last model step any layer's bins read: a causal unroll can stop after it."""
-    return max(int(table.steps_for(bins).max()) for table in tables.values())
+    return max(int(bin_weights(table, bins)[0].max()) for table in tables.values())
 
 
 def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], layer: str,
                   projection: "RandomProjection", truncated: bool) -> torch.Tensor:
     """(S, B, ...) per-step outputs -> (B, features, len(bins)) reduced features, one needed step at a time."""
     _check_steps(steps.shape[0], table, bins, layer, truncated)
-    needed, inverse = np.unique(table.steps_for(bins), return_inverse=True)
-    return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], inverse)
+    needed, weights = bin_weights(table, bins)
+    return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], weights)
 
 
 def _check_steps(produced: int, table: StepTable, bins: Sequence[Bin], layer: str, truncated: bool) -> None:
-    if produced != table.steps and not (truncated and produced > table.steps_for(bins).max()):
+    if produced != table.steps and not (truncated and produced > bin_weights(table, bins)[0].max()):
         raise SpecError(f"layer {layer!r} produced {produced} steps but its time mapping has {table.steps}")
 
 
-def _by_bin(reduced: Sequence[torch.Tensor], inverse: np.ndarray) -> torch.Tensor:
-    """The needed steps' (B, F) features -> (B, F, bins), each bin reading its step."""
-    return torch.stack(list(reduced))[torch.as_tensor(inverse)].permute(1, 2, 0).contiguous()
+def _by_bin(reduced: Sequence[torch.Tensor], weights: np.ndarray) -> torch.Tensor:
+    """The needed steps' (B, F) features -> (B, F, bins): each bin the ``weights``-weighted sum of its steps
+    (:func:`time_mapping.bin_weights`; a bin reading one step takes it as it is). The projection is linear, so this
+    is the projection of the weighted average of the steps' outputs."""
+    stacked = torch.stack(list(reduced))
+    columns = []
+    for row in weights:
+        (read,) = np.nonzero(row)
+        if len(read) == 1:
+            columns.append(stacked[read[0]])
+        else:
+            columns.append(sum(float(row[n]) * stacked[n] for n in read))
+    return torch.stack(columns).permute(1, 2, 0).contiguous()
 
 
 class _StepReducer:
@@ -143,7 +153,7 @@ class _StepReducer:
                  max_features: int, seed: int):
         self.tables, self.bins, self.projections = tables, bins, projections
         self.max_features, self.seed = max_features, seed
-        self.needed = {layer: np.unique(table.steps_for(bins), return_inverse=True) for layer, table in tables.items()}
+        self.needed = {layer: bin_weights(table, bins) for layer, table in tables.items()}
         self.reduced: Dict[str, Dict[int, torch.Tensor]] = {layer: {} for layer in tables}
         self.produced = 0
 
@@ -158,10 +168,10 @@ class _StepReducer:
     def features(self, layer: str) -> torch.Tensor:
         """This batch's (B, F, bins) features of ``layer``; resets for the next batch."""
         _check_steps(self.produced, self.tables[layer], self.bins, layer, truncated=True)
-        needed, inverse = self.needed[layer]
+        needed, weights = self.needed[layer]
         reduced = self.reduced[layer]
         self.reduced[layer] = {}
-        return _by_bin([reduced[int(step)] for step in needed], inverse)
+        return _by_bin([reduced[int(step)] for step in needed], weights)
 
 
 def _takes(runner, argument: str) -> bool:

@@ -16,6 +16,8 @@ brainscore_vision/models/cornet_s/helpers/helpers.py, ``CORnetCommitment.look_at
 the step whose start is nearest the bin's start, the earlier step on a tie. The two agree when bins and steps are
 aligned (the ConvRNN table on 10 ms bins); on coarser steps they differ (CORnet-S V4's 50 ms steps: the bin
 [120, 130) ms is step 0 by its midpoint, step 1 by its start), so :data:`CORNET_S` uses Brain-Score's rule.
+``rule="portion"`` is Brain-Score's rule for any other model with a time dimension: the overlap-weighted average of
+the steps in the bin (:func:`bin_weights`); on bins that are steps it equals the other two.
 
 The CORnets (convrnn.cornet) carry their Brain-Score mapping: :data:`CORNET_S`, :data:`CORNET_Z` (one step per
 region) and :data:`CORNET_RT` (partly irregular steps, a :class:`StepBins`), found by :func:`model_timing` from the
@@ -31,7 +33,7 @@ import numpy as np
 Bin = Tuple[float, float]
 
 
-RULES = ("midpoint", "nearest_start")
+RULES = ("midpoint", "nearest_start", "portion")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,10 @@ class StepTable:
         return [self.start, self.width, self.steps] + ([self.rule] if self.rule != "midpoint" else [])
 
     def steps_for(self, bins: Sequence[Bin]) -> np.ndarray:
-        """Index of the model step used for each bin."""
+        """Index of the model step used for each bin (rules "midpoint" and "nearest_start"; "portion" reads several
+        steps per bin: :func:`bin_weights`)."""
+        if self.rule == "portion":
+            raise ValueError("StepTable rule 'portion' averages several steps per bin: use time_mapping.bin_weights")
         if self.rule == "nearest_start":
             return _nearest_start(self.intervals()[:, 0], bins)
         middle = np.array([(a + b) / 2.0 for a, b in bins], dtype=np.float64)
@@ -74,6 +79,35 @@ def _nearest_start(starts: np.ndarray, bins: Sequence[Bin]) -> np.ndarray:
     """For each bin, the index of the step start nearest the bin's start (the earlier step on a tie: Brain-Score's
     ``find_nearest``)."""
     return np.array([int(np.argmin(np.abs(starts - a))) for a, _ in bins], dtype=int)
+
+
+def bin_weights(table, bins: Sequence[Bin]) -> Tuple[np.ndarray, np.ndarray]:
+    """``(needed, weights)``: the steps any bin reads, ascending, and the (bins, needed) weights whose rows sum to 1,
+    so that bin t's features are ``sum_n weights[t, n] * features of step needed[n]``.
+
+    Rules "midpoint" and "nearest_start" read one step per bin (a row with a single 1). ``rule="portion"`` is
+    Brain-Score's alignment of any model with a time dimension (``TemporalAligned.look_at`` ->
+    ``assembly_time_align(..., mode="portion")``, brainscore_vision/model_helpers/brain_transformation/temporal.py
+    at 0dbf122): each step overlapping the bin, weighted by the fraction of the step inside the bin, the weights
+    normalised; a bin the steps do not cover from its start to its end is refused (Brain-Score asserts), where the
+    one-step rules hold the first or last step."""
+    if getattr(table, "rule", None) != "portion":
+        weights = np.zeros((len(bins), table.steps))
+        weights[np.arange(len(bins)), table.steps_for(bins)] = 1.0
+    else:
+        steps = table.intervals()
+        starts, ends = (np.array([b[i] for b in bins], dtype=np.float64)[:, None] for i in (0, 1))
+        overlap = np.clip(np.minimum(ends, steps[None, :, 1]) - np.maximum(starts, steps[None, :, 0]), 0, None)
+        weights = overlap / (steps[:, 1] - steps[:, 0])[None, :]
+        uncovered = (starts[:, 0] < steps[0, 0]) | (ends[:, 0] > steps[-1, 1]) | ~(weights.sum(1) > 0)
+        if uncovered.any():
+            (a, b), = [bins[int(np.flatnonzero(uncovered)[0])]]
+            raise ValueError(f"StepTable rule 'portion': time bin [{a:g}, {b:g}) ms is not covered by the model's steps "
+                             f"[{steps[0, 0]:g}, {steps[-1, 1]:g}) ms (Brain-Score's assembly_time_align refuses it "
+                             f"too); record bins inside the steps, or use rule 'midpoint'")
+    needed = np.flatnonzero(weights.any(axis=0))
+    weights = weights[:, needed]
+    return needed, weights / weights.sum(axis=1, keepdims=True)
 
 
 def bins(start: float = 70, end: float = 260, width: float = 10) -> List[Bin]:

@@ -7,7 +7,12 @@ Two temporal variants (REFERENCE.md section 3):
   each bin's held-out presentations are predicted and correlated separately;
 * ``"per_bin"``: an independent mapping per time bin.
 
-Per split and bin: Pearson r per neuroid across the held-out stimuli, median over neuroids. Per bin:
+Per split and bin: Pearson r per neuroid across the held-out stimuli, median over neuroids. A neuroid constant over a
+split's held-out stimuli in a bin (silent there), or a constant prediction, has no r: ``silent="zero"`` (default)
+counts it as r = 0 in the median, ``silent="drop"`` leaves it out of that median as Brain-Score does
+(scipy.stats.pearsonr's NaN, skipped by ``scores.median(dim='neuroid')``; brainscore_vision/metrics/
+regression_correlation/metric.py at 0197a60, ``CrossRegressedCorrelation.aggregate``), the same choice as the
+ceiling's (:func:`benchmarks.metrics.ceiling.internal_consistency`). Per bin:
 mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean raw r
 over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
 (:func:`benchmarks.metrics.ceiling.summarize`); the raw r reported beside a normalised score
@@ -17,6 +22,7 @@ stimulus_id, stratified on object_name.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -24,7 +30,7 @@ import numpy as np
 import xarray as xr
 
 from neurozoo.benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
-from neurozoo.benchmarks.metrics.ceiling import Ceiling, normalize, summarize, summary_bins
+from neurozoo.benchmarks.metrics.ceiling import Ceiling, check_silent, normalize, summarize, summary_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import (BRAINSCORE_PLS_COMPONENTS, Split, brainscore_splits,
                                                     fit_predict_folds)
@@ -46,7 +52,11 @@ class TemporalScore:
 
     @property
     def raw_per_bin(self) -> np.ndarray:
-        return self.raw_per_split.mean(0)
+        """(T,) mean over the splits that have an r (with ``silent="drop"`` a split where no neuroid has one in a bin
+        has none), as Brain-Score's ``Split.aggregate`` (xarray's mean, skipna); NaN where no split has one."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(self.raw_per_split, axis=0)
 
     @property
     def raw(self) -> float:
@@ -106,9 +116,13 @@ class TemporalScore:
 
 def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: str = "pls", temporal: str = "span",
                      ceiling: Optional[Ceiling] = None, splits: Optional[Sequence[Split]] = None,
-                     n_components: Optional[int] = None, convention: str = "r2/ceiling") -> TemporalScore:
+                     n_components: Optional[int] = None, convention: str = "r2/ceiling",
+                     silent: str = "zero") -> TemporalScore:
     """Score model ``features`` against the neural ``assembly`` (both (presentation, neuroid, time_bin)).
-    ``n_components``: PLS's (default Brain-Score's 25); refused with a ridge mapping (:func:`fit_predict_folds`)."""
+    ``n_components``: PLS's (default Brain-Score's 25); refused with a ridge mapping (:func:`fit_predict_folds`).
+    ``silent``: how a neuroid without an r in a split and bin enters its median (module docstring): "zero", or
+    Brain-Score's "drop"."""
+    check_silent(silent)
     assembly = check_assembly(assembly)
     target = average_repetitions(assembly)
     ids = coord(target, "stimulus_id")
@@ -130,12 +144,17 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
         predictions = [np.concatenate([per_bin[t][k] for t in range(Y.shape[2])], axis=2) for k in range(len(splits))]
     else:
         raise ValueError(f"unknown temporal variant {temporal!r}; expected 'span' or 'per_bin'")
-    raw = np.stack([
-        np.nanmedian(pearson_columns(prediction, Y[test], axis=0), axis=0)  # (N, T) -> (T,)
-        for prediction, (_, test) in zip(predictions, splits)
-    ])
+    constant = 0.0 if silent == "zero" else np.nan
+    with warnings.catch_warnings():  # with "drop", a bin where no neuroid has an r in a split has no median (NaN)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        raw = np.stack([
+            np.nanmedian(pearson_columns(prediction, Y[test], axis=0, constant=constant), axis=0)  # (N, T) -> (T,)
+            for prediction, (_, test) in zip(predictions, splits)
+        ])
     if mapping == "pls" and n_components is None:
         n_components = BRAINSCORE_PLS_COMPONENTS  # recorded as fitted (a ridge mapping's record: None, it has none)
     settings = {"mapping": mapping, "temporal": temporal, "n_components": n_components, "n_splits": len(splits),
                 "convention": convention, "n_neuroids": int(complete.sum()), "n_neuroids_dropped": int((~complete).sum())}
+    if silent != "zero":  # the default is left out, so earlier records keep their settings
+        settings["silent"] = silent
     return TemporalScore(raw, bins[0], bins[1], ceiling, convention, settings)

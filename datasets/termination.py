@@ -2,8 +2,8 @@
 stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
 (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
 on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between search
-trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job and
-between its jobs.
+trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and
+between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first).
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the

@@ -1,9 +1,17 @@
 """The main job, ``zoo run``: queue the built-in zoo on the default benchmarks, score what is not done yet,
-write the leaderboard database and a static HTML report, print the ranking."""
+write the leaderboard database and a static HTML report, print the ranking.
+
+Stopped part-way (Ctrl-C; SIGTERM inside the command's ``datasets.termination.sigterm_deferred`` block, taken between
+jobs so that the job being scored is finished and stored), it raises :class:`RunInterrupted` and writes no report:
+every job is done (its score stored whole) or queued again, and the same command continues."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Dict, Optional, Sequence
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """``zoo run`` stopped before its last job; the message says what was kept and how to continue."""
 
 
 def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None,
@@ -30,8 +38,11 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
         echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
     for note in skipped:
         echo(f"skipped: {note}")
-    counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
-                  progress=progress)
+    try:
+        counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
+                      progress=progress)
+    except KeyboardInterrupt as error:  # the scorer has handed the job it was scoring back to the queue
+        raise RunInterrupted(_kept(db, ids, done_before, str(error))) from None
     failed = [j for j in db.jobs(ids=ids) if j["status"] == "failed"]
     for job in failed:
         echo(f"FAILED {job['model']} on {job['benchmark']}: {job['error']}")
@@ -40,6 +51,19 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     echo(format_ranking(db))
     echo(f"report: {index}")
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
+
+
+def _kept(db, ids, done_before: int, signal: str) -> str:
+    """What an interrupted run leaves: how many of its jobs are done (stored whole), and how to continue."""
+    from neurozoo.leaderboard.db import DONE, FAILED
+
+    statuses = [j["status"] for j in db.jobs(ids=ids)]
+    done, failed = statuses.count(DONE), statuses.count(FAILED)
+    how = f" ({signal})" if signal else ""
+    failures = f", {failed} failed" if failed else ""
+    return (f"stopped{how} with {done} of {len(ids)} jobs done and stored ({done - done_before} in this run){failures}; "
+            f"the others are queued and no report was written: rerun the same command to continue (finished results "
+            f"are reused)")
 
 
 def spec_name(spec) -> str:

@@ -98,7 +98,8 @@ def _split(value):
 
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.datasets.termination import sigterm_deferred
+    from neurozoo.leaderboard.run import RunInterrupted, run_zoo
 
     checkpoints = {}
     for item in args.checkpoint:
@@ -107,9 +108,16 @@ def _run(args) -> int:
             raise UserFacingError(f"--checkpoint {item!r}: expected MODEL=PATH to an existing file")
         check_checkpoint(item, path)
         checkpoints[model] = path
-    result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
-                     args.max_features, checkpoints, args.report, args.lease, args.retry_failed,
-                     progress=not args.no_progress, fit_epochs=args.fit_epochs)
+    # SIGTERM (kill, a scheduler's preemption, a service manager's stop) is taken between jobs: the job being scored
+    # is finished and stored, no other is started (leaderboard.scorer.work); it used to kill the run outright
+    try:
+        with sigterm_deferred():
+            result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
+                             args.max_features, checkpoints, args.report, args.lease, args.retry_failed,
+                             progress=not args.no_progress, fit_epochs=args.fit_epochs)
+    except RunInterrupted as error:
+        print(f"zoo run: interrupted; {error}", file=sys.stderr)
+        return 130
     return 1 if result["failed"] else 0
 
 

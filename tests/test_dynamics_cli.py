@@ -25,7 +25,8 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
                                      "device": record.device, "seed": 0, "data_sha256": record.data_sha256,
                                      "duration_s": pytest.approx(record.duration_s)}
     assert len(record.data_sha256) == 64
-    assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants (slowest_tau)
+    assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants, which the table names
+    assert {"slowest_tau_steps"} <= set(summary["conditions"]["none"]["table"][0])
     assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
     # another seed is another run: its files are written beside the first run's, not over them (before: the same
     # dynamics_bistable.json and figures, overwritten)

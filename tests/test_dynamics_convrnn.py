@@ -74,6 +74,34 @@ def test_positions_agree_with_the_whole_map(tiny):
         ConvRNNCellMap(model, "nope", images)
 
 
+def test_a_convrnn_cells_time_constants_are_in_ms_from_python_as_zoo_dynamics_reports_them(tiny):
+    """find_fixed_points called from Python gave a ConvRNN's time constants in steps (dt defaulted to 1) unless dt=10
+    was given, while zoo dynamics reported ms, and the result did not say which. The step is now the map's own (10 ms,
+    the biological unrolling), the result and its table name the unit, and a dt without its unit is refused."""
+    from neurozoo.benchmarks.dynamics.analysis import analyse
+    from neurozoo.benchmarks.dynamics.cases import convrnn_case
+
+    model, images = tiny
+    system = ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(2, 1)])
+    starts = sample_states(system.trajectory, 8, noise=0.2)
+    finder = {"steps": 30, "dtype": torch.float32, "fixed_tol": 1e-9}
+    found = find_fixed_points(system, starts, **finder)
+    assert len(found) and (found.dt, found.time_unit) == (10.0, "ms")
+    np.testing.assert_allclose(found.time_constants(), -10.0 / np.log(np.abs(found.eigenvalues)), rtol=1e-6)
+    assert found.table()["slowest_tau_ms"].tolist() == found.time_constants().max(axis=1).tolist()
+    in_steps = find_fixed_points(system, starts, dt=1, time_unit="steps", **finder)
+    assert "slowest_tau_steps" in in_steps.table() and in_steps.linearise(0).time_unit == "steps"
+    np.testing.assert_allclose(found.time_constants(), 10 * in_steps.time_constants(), rtol=1e-6)
+    # what zoo dynamics computes for the same layer, image and positions: the same unit and step
+    case = convrnn_case(model, "rgc_intermediate", "conv5", images, ["a", "b", "c"], positions=[(2, 1)], n_steps=12)
+    (cli,) = analyse(case, n_initial=8, **finder).values()
+    assert (cli.dt, cli.time_unit, case.step_ms, case.time_unit) == (10.0, "ms", 10.0, "ms")
+    with pytest.raises(ValueError, match=r"dt=10 given alone: give dt and time_unit together .* \(10 ms\)"):
+        find_fixed_points(system, starts, dt=10, steps=1)
+    with pytest.raises(ValueError, match=r"time_unit='ms' given alone"):
+        find_fixed_points(system, starts, time_unit="ms", steps=1)
+
+
 def test_positions_as_an_array_and_an_empty_list(tiny):
     """A (N, 2) array of positions (the documented Sequence of (row, column)) failed with "truth value of an array
     is ambiguous" since negative indices were accepted; an empty list gave dim = the whole map's while the map's

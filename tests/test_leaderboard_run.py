@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from neurozoo.leaderboard.db import DONE, RUNNING, LeaderboardDB
+from neurozoo.leaderboard.db import DONE, QUEUED, RUNNING, LeaderboardDB
 
 PLUGIN = textwrap.dedent('''
     """A small benchmark plugin registered through an entry point (as a third-party package would)."""
@@ -24,6 +24,9 @@ PLUGIN = textwrap.dedent('''
 
     def _assembly():
         time.sleep(float(os.environ.get("LBTEST_SLEEP", "0")))  # lets the test kill the scorer mid-job
+        gate = os.environ.get("LBTEST_GATE")  # or holds the job until the test has signalled the scorer
+        while gate and not os.path.exists(gate):
+            time.sleep(0.05)
         return synthetic_assembly(n_stimuli=96, n_neuroids=10, n_bins=3, n_repetitions=4, n_objects=4, seed=0)[0]
 
 
@@ -49,14 +52,14 @@ def plugin_env(tmp_path):
     return env
 
 
-def zoo_run(db_url, report, env, **popen):
-    command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "run", "--models", "feedforward_intermediate",
+def zoo_run(db_url, report, env, models="feedforward_intermediate", **popen):
+    command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "run", "--models", models,
                "--benchmarks", "lbtest.V4", "--width-multiplier", "0.0625", "--max-features", "50",
                "--db", db_url, "--report", str(report), "--no-progress", "--lease", "120"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys):
+def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys, models="feedforward_intermediate"):
     """``zoo run`` as :func:`zoo_run` runs it, in this process (no interpreter and torch to start): the plugin's
     entry point registered as the benchmark registry registers an installed one. ``(exit code, output)``."""
     from importlib.metadata import entry_points
@@ -72,7 +75,7 @@ def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys):
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, ep.name, Entry(ep.name, _LazyEntryPoint(ep), f"(plugin {ep.value})"))
     monkeypatch.delenv("LBTEST_SLEEP", raising=False)
     capsys.readouterr()
-    code = main(["run", "--models", "feedforward_intermediate", "--benchmarks", "lbtest.V4", "--width-multiplier",
+    code = main(["run", "--models", models, "--benchmarks", "lbtest.V4", "--width-multiplier",
                  "0.0625", "--max-features", "50", "--db", db_url, "--report", str(report), "--no-progress",
                  "--lease", "120"])
     captured = capsys.readouterr()
@@ -152,6 +155,54 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
     assert "1 jobs (1 already done, reused)" in out
     after = db.query()
     assert list(after["id"]) == list(scores["id"])  # nothing recomputed, nothing lost
+    db.dispose()
+
+
+def test_zoo_run_given_sigterm_mid_job_finishes_that_job_stops_and_resumes_to_the_uninterrupted_result(
+        tmp_path, plugin_env, monkeypatch, capsys):
+    """SIGTERM (kill, a scheduler's preemption, a service manager's stop) ended `zoo run` at once, as SIGKILL does:
+    its job stayed 'running' with an attempt spent and no word said. Now the job being scored is finished and stored,
+    no other job starts, the run says what it kept and how to continue, and exits 130; the rerun scores the rest, and
+    every score is the one an uninterrupted run stores."""
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    models, gate = "feedforward_intermediate,rgc_shallow", tmp_path / "gate"
+    first = zoo_run(url, tmp_path / "report", dict(plugin_env, LBTEST_GATE=str(gate)), models=models)
+    deadline, db = time.time() + 240, None  # generous: start-up is slow on a loaded 2-core machine
+    while time.time() < deadline and first.poll() is None:
+        time.sleep(0.2)
+        if db is not None or (tmp_path / "lb.sqlite").exists():
+            db = db or LeaderboardDB(url)
+            if any(job["status"] == RUNNING for job in db.jobs()):
+                break
+    else:
+        first.kill()
+        pytest.fail(f"the scorer never started a job: {first.communicate()[0]}")
+    first.send_signal(signal.SIGTERM)  # while its job waits at the gate: before, the default action killed it here
+    time.sleep(0.5)
+    gate.touch()
+    output = first.communicate(timeout=120)[0]
+    assert first.returncode == 130, output
+    assert (  # stderr, with the run's stdout
+        "zoo run: interrupted; stopped (signal 15) with 1 of 2 jobs done and stored (1 in this run); the others are "
+        "queued and no report was written: rerun the same command to continue (finished results are reused)"
+    ) in output.splitlines(), output
+    jobs = db.jobs()
+    assert sorted((j["status"], j["attempts"]) for j in jobs) == [(DONE, 1), (QUEUED, 0)]
+    assert len(db.query()) == 2 and not (tmp_path / "report").exists()  # the finished job's two splits, no report
+
+    code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys, models=models)
+    assert code == 0 and "2 jobs (1 already done, reused)" in out and "resuming" not in out, out
+    assert [j["status"] for j in db.jobs()] == [DONE, DONE]
+    resumed = db.query()
+    whole = f"sqlite:///{tmp_path / 'whole.sqlite'}"
+    code, out = zoo_run_here(whole, tmp_path / "whole_report", tmp_path / "plugin", monkeypatch, capsys, models=models)
+    assert code == 0, out
+    uninterrupted = LeaderboardDB(whole).query()
+
+    def scores(frame):
+        return sorted((row.model, row.settings["split"], row.value, row.error) for row in frame.itertuples())
+
+    assert len(resumed) == 4 and scores(resumed) == scores(uninterrupted)
     db.dispose()
 
 

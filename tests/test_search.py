@@ -555,6 +555,42 @@ def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_
     assert (out / "first" / "trial_00000" / "config.json").read_text() == before
 
 
+def test_a_full_disk_while_a_trial_writes_its_config_tears_no_file_and_the_study_goes_on(tiny, tmp_path, monkeypatch):
+    """A trial's config.json was written in place: a kill or a full disk mid-write left half a JSON file in the trial
+    folder beside its spec. It is renamed into place whole now (datasets.json_files.write_json): the interrupted
+    trial's folder holds no config.json and no temporary, the trial is FAIL, and the rerun's next trial completes."""
+    from full_disk import files_limited_to
+
+    from neurozoo.convrnn.search.objective import TrialSettings
+    from neurozoo.convrnn.search.study import run_worker
+
+    space = load_space(tiny / "tiny_space.yaml")
+    out, url = tmp_path / "run", f"sqlite:///{tmp_path / 'search.sqlite'}"
+    settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=1, batch_size=6, image_size=32,
+                             width_multiplier=1.0, max_steps_per_epoch=1)
+    real = {name: getattr(Path, name) for name in ("write_text", "write_bytes")}
+
+    def half_written(name):  # the config's write (either writer) runs out of disk half-way; other files are unlimited
+        def write(path, data, *args, **kwargs):
+            if not path.name.startswith("config.json"):
+                return real[name](path, data, *args, **kwargs)
+            with files_limited_to(len(data) // 2):
+                return real[name](path, data, *args, **kwargs)
+        return write
+
+    for name in real:
+        monkeypatch.setattr(Path, name, half_written(name))
+    with pytest.raises(OSError):
+        run_worker(space, settings, url, "tiny", 1, heartbeat_interval=None)
+    monkeypatch.undo()
+    folder = out / "tiny" / "trial_00000"
+    assert sorted(p.name for p in folder.iterdir()) == ["spec.yaml"]  # no torn config.json, no temporary beside it
+    study = run_worker(space, settings, url, "tiny", 1, heartbeat_interval=None)
+    failed, done = study.trials
+    assert (failed.state, done.state) == (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE)
+    assert json.loads((out / "tiny" / "trial_00001" / "config.json").read_text()) == done.user_attrs["config"]
+
+
 def test_an_edited_copy_of_the_space_under_its_name_is_refused_by_the_study(tiny, tmp_path, capsys):
     """The review's defect: the study recorded only the space's name, so an edited copy of the space file under the
     same name joined a study whose trials were drawn from the other content."""

@@ -22,6 +22,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from neurozoo.benchmarks.dynamics.trajectories import STEP_MS
 from neurozoo.datasets.model_modes import eval_mode
 
 
@@ -97,8 +98,11 @@ class ConvRNNCellMap:
     then only the state at those positions varies (D = sum(state channels) * len(positions)) and the rest
     of the map stays at the reference state, the dynamics of those columns given their surround.
     ``trajectory`` (T, B, D): the states the layer visited for every image in ``images`` (initial states
-    for the search); the constant input is image ``image_index``.
+    for the search); the constant input is image ``image_index``. One step of the map is one ConvRNN step, 10 ms
+    (``dt``, ``time_unit``: the time constants' unit, which the fixed-point finder takes from them).
     """
+
+    dt, time_unit = float(STEP_MS), "ms"
 
     def __init__(self, model: nn.Module, layer: str, images: torch.Tensor, n_steps: Optional[int] = None,
                  positions: Optional[Sequence[Tuple[int, int]]] = None, image_index: int = 0,

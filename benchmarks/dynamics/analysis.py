@@ -26,7 +26,7 @@ N_EIGENVALUES_STORED = 6
 
 
 def analyse(case: Case, n_initial: int = 256, noise: float = 0.05, seed: int = 0, **finder) -> Dict[str, FixedPoints]:
-    finder = {"dt": case.step_ms, **case.finder, **{k: v for k, v in finder.items() if v is not None}}
+    finder = {"dt": case.step_ms, "time_unit": case.time_unit, **case.finder, **{k: v for k, v in finder.items() if v is not None}}
     return {condition: find_fixed_points(system, sample_states(case.states[condition], n_initial, noise, seed), **finder)
             for condition, system in case.maps.items()}
 

@@ -171,7 +171,8 @@ def convrnn_case(model, name: str, layer: str, images: torch.Tensor, stimulus_id
     system = ConvRNNCellMap(model, layer, images, n_steps=n_steps, positions=positions, image_index=image_index)
     condition = f"{stimulus_ids[image_index]}"
     return Case(f"{name}:{layer}", {condition: system}, {condition: system.trajectory},
-                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=10.0, time_unit="ms", model=model,
+                {condition: [str(s) for s in (labels or stimulus_ids)]}, step_ms=system.dt, time_unit=system.time_unit,
+                model=model,
                 stimuli=(images, list(stimulus_ids), list(labels or stimulus_ids)),
                 data_sha256=sha256_array(images.numpy()),
                 settings={"layer": layer, "image_index": image_index, "positions": system.positions, "dim": system.dim,

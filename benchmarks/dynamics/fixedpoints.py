@@ -14,6 +14,12 @@ the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merg
 F is a discrete-time map (one step of the model), so eigenvalue lambda of J = dF/dx at a point is
 stable when |lambda| < 1 (a point counts as stable when no |lambda| exceeds 1 + 1e-6: marginal modes, as along
 a line attractor, are not called unstable by rounding), and its time constant is tau = -dt / ln|lambda| (dt = the step length).
+
+Units: a result carries ``dt`` and its ``time_unit``, and its table names the unit (``slowest_tau_ms``,
+``slowest_tau_steps``). By default the step is the system's own (a state map's ``dt`` and ``time_unit`` attributes: a
+ConvRNN cell's step is 10 ms, its biological unrolling, as ``zoo dynamics`` reports it), else one step. Called from
+Python, time constants of a ConvRNN came out in steps unless ``dt=10`` was given, while ``zoo dynamics`` said ms,
+and nothing in the result told which; a ``dt`` given without its ``time_unit`` is refused now.
 """
 from __future__ import annotations
 
@@ -61,6 +67,7 @@ class Linearisation:
     point: np.ndarray
     jacobian: np.ndarray
     dt: float = 1.0
+    time_unit: str = "steps"  # of dt, hence of the time constants
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -121,6 +128,7 @@ class FixedPoints:
     eigenvalues: np.ndarray  # (N, K) complex, by decreasing modulus (K = D when dense)
     jacobians: Optional[np.ndarray] = None  # (N, D, D) when dense
     dt: float = 1.0
+    time_unit: str = "steps"  # of dt, hence of the time constants (the table's slowest_tau_<unit>)
     settings: Dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -142,22 +150,25 @@ class FixedPoints:
     def subset(self, mask) -> "FixedPoints":
         mask = np.asarray(mask)
         return FixedPoints(self.points[mask], self.q[mask], self.kind[mask], self.eigenvalues[mask],
-                           None if self.jacobians is None else self.jacobians[mask], self.dt, self.settings)
+                           None if self.jacobians is None else self.jacobians[mask], self.dt, self.time_unit,
+                           self.settings)
 
     def linearise(self, index: int) -> Linearisation:
         if self.jacobians is None:
             raise ValueError("no dense Jacobians kept (state larger than the dense limit)")
-        return Linearisation(self.points[index], self.jacobians[index], self.dt)
+        return Linearisation(self.points[index], self.jacobians[index], self.dt, self.time_unit)
 
     def time_constants(self) -> np.ndarray:
+        """(N, K): tau of every eigenvalue, in ``time_unit``."""
         return time_constants(self.eigenvalues, self.dt)
 
     def table(self) -> pd.DataFrame:
+        """One row per point; the slowest time constant's column names its unit (``slowest_tau_ms``)."""
         tau = self.time_constants()
         return pd.DataFrame({
             "kind": self.kind, "q": self.q, "stable": self.stable, "n_unstable": self.n_unstable,
             "spectral_radius": self.spectral_radius,
-            "slowest_tau": tau.max(axis=1) if len(self) else [],
+            f"slowest_tau_{self.time_unit}": tau.max(axis=1) if len(self) else [],
             "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
         })
 
@@ -279,10 +290,14 @@ def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
 
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
-                      newton_steps: int = 6, dt: float = 1.0, dtype: torch.dtype = torch.float64,
+                      newton_steps: int = 6, dt: Optional[float] = None, time_unit: Optional[str] = None,
+                      dtype: torch.dtype = torch.float64,
                       n_eigenvalues: int = 20, max_newton: int = 512, krylov_below: float = 1.0,
                       progress: bool = False) -> FixedPoints:
-    """Fixed and slow points of ``system`` from ``initial_states`` (N, D); see the module docstring."""
+    """Fixed and slow points of ``system`` from ``initial_states`` (N, D); see the module docstring. ``dt`` (the
+    length of one step of the map, in ``time_unit``): give both or neither; neither takes the system's own step
+    (:func:`step_of`)."""
+    dt, time_unit = step_of(system, dt, time_unit)
     initial_states = torch.as_tensor(initial_states)
     if initial_states.dim() != 2 or initial_states.shape[1] != system.dim:
         raise ValueError(f"initial_states: expected shape (N, {system.dim}), got {tuple(initial_states.shape)}")
@@ -310,4 +325,22 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
                 "dense": dense, **({} if dense else {"krylov_below": krylov_below})}
-    return FixedPoints(points, q, kind, eigenvalues, J, dt, settings)
+    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings)
+
+
+def step_of(system, dt: Optional[float] = None, time_unit: Optional[str] = None):
+    """(dt, time_unit) of one step of ``system``: the ones given (both, or neither), else the system's own (its
+    ``dt`` and ``time_unit`` attributes: a ConvRNN cell's 10 ms), else one step."""
+    if (dt is None) != (time_unit is None):
+        given = f"dt={dt!r}" if time_unit is None else f"time_unit={time_unit!r}"
+        own = getattr(system, "time_unit", None)
+        default = f"{system.dt:g} {own}" if own else "1 step"
+        raise ValueError(f"{given} given alone: give dt and time_unit together (e.g. dt=10, time_unit='ms'), or "
+                         f"neither for the system's own step ({default})")
+    if dt is not None:
+        if not dt > 0:
+            raise ValueError(f"dt={dt!r}: expected a positive step length")
+        return float(dt), str(time_unit)
+    if getattr(system, "time_unit", None):
+        return float(system.dt), system.time_unit
+    return 1.0, "steps"

@@ -141,7 +141,7 @@ def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_
     # a log axis over less than a decade labelled its ticks 1.525x10^1, 1.52x10^1...
     if len(shown) and shown.min() > 0 and shown.max() / shown.min() > 10:
         taus.set_yscale("log")
-    unit = time_unit or ("steps" if fixed_points.dt == 1 else "ms")
+    unit = time_unit or fixed_points.time_unit
     taus.set(xlabel="point (row of the summary table)", ylabel=f"|tau| ({unit})",
              title="slowest time constants (open: growth, |$\\lambda$| > 1)")
     taus.title.set_fontsize(10)

@@ -11,7 +11,6 @@ TPE ignores failed trials, so the sampler kept drawing from a region that diverg
 from, ranked below every completed trial (and, with no epoch reported, below every other pruned one)."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any, Dict, Optional
 import optuna
 
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.json_files import write_json
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Objective:
         spec = self.space.spec(config, name=f"{self.space.name}_trial{trial.number}")
         spec_path = folder / "spec.yaml"
         spec.to_yaml(str(spec_path))
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
+        write_json(folder / "config.json", config, indent=2)  # whole or not at all: a kill mid-write tears no file
         trial.set_user_attr("config", config)
         trial.set_user_attr("out", str(folder))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")

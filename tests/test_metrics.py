@@ -98,6 +98,22 @@ def test_float32_features_match_float64_to_float_precision():
         np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
 
 
+@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e-8, 1e8, 1e15])
+def test_pls_predictions_do_not_depend_on_the_features_scale_in_float32(factor):
+    """PLS with scale=False predicts the same from X and c X (sklearn, in float64, does). The float32 products of
+    features of 1e-30 underflowed to a Gram matrix of zeros: a constant prediction, r = 0, a silent score of 0."""
+    rng = np.random.default_rng(7)
+    P, F, Q, T = 120, 20, 6, 3
+    latent = rng.normal(size=(P, 5, T))
+    X = np.einsum("plt,lf->pft", latent, rng.normal(size=(5, F))) + 0.3 * rng.normal(size=(P, F, T)) + 2.0
+    Y = np.einsum("plt,lq->pqt", latent, rng.normal(size=(5, Q))) + rng.normal(size=(P, Q, T))
+    splits = brainscore_splits(np.arange(P) % 6, n_splits=3)
+    exact = pls_fit_predict_folds(X, Y, splits, n_components=10)
+    scaled = pls_fit_predict_folds((X * factor).astype(np.float32), Y, splits, n_components=10)
+    for a, b in zip(exact, scaled):
+        np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
+
+
 def test_fewer_training_samples_than_components_stop_at_the_rank_in_float32():
     """18 training samples, 25 components: the fit stops once the samples are exhausted, so float32 features
     give the float64 predictions instead of components fitted to rounding noise."""

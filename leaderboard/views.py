@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
+from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
@@ -332,12 +333,24 @@ def public_settings(settings: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return {key: public_value(value) for key, value in (settings or {}).items() if key != "rerun"}
 
 
+#: a submission's failed job stored before the scorer kept a public reason: its error is untrusted text, not shown
+NO_PUBLIC_REASON = ("failed (this job's reason was stored before the board kept one it can show; the submitter and "
+                    "the operator see the whole error)")
+
+
 def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A model's failed jobs as the public pages show them: job, benchmark, when, the last lines of the error with
-    host paths shortened (:func:`without_host_paths`; the owner's ``/api/submissions/{id}`` keeps them whole)."""
+    """A model's failed jobs as the public pages show them: job, benchmark, when, and why, with host paths shortened
+    (:func:`without_host_paths`). A built-in model's job (trusted code) shows the last lines of its error; a
+    submission's job only the scorer's one-line reason (``public_reason``): its error holds the submitted model's
+    console output, text anyone with a token could write onto the public page. The submitter's
+    ``/api/submissions/{id}`` and the operator's ``zoo submission ID`` show the error whole."""
     rows = []
     for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
-        lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
+        if job.get("submission_id") is not None:
+            reason = without_host_paths(job.get("public_reason") or NO_PUBLIC_REASON).strip().splitlines()[0]
+            lines = [reason[:PUBLIC_REASON_CHARS]]
+        else:
+            lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",

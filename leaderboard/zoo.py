@@ -44,7 +44,15 @@ UNTRAINED = "untrained, random weights"
 
 
 class ScoringError(RuntimeError):
-    """A job that cannot produce a valid score (NaN, wrong shapes, ...): the job fails with this message."""
+    """A job that cannot produce a valid score (NaN, wrong shapes, ...): the job fails with this message.
+
+    ``public``: what the public pages may show of it, where the message holds text the scorer does not vouch for (a
+    submission's console output, a field of its output's header); None: the message is the scorer's own words and
+    numbers (the first line is shown). The whole message goes to the submitter and the operator only."""
+
+    def __init__(self, message: str, public: Optional[str] = None):
+        super().__init__(message)
+        self.public = public
 
 
 def default_benchmarks() -> List[str]:

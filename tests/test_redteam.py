@@ -324,6 +324,25 @@ def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
 
 
 @needs_sandbox
+def test_a_submissions_console_output_never_reaches_the_public_pages(board, tmp_path):
+    """The model's console output (what it prints, its traceback) is text the submitter writes: it went onto the public
+    model page as the failed job's last 8 lines. The page now shows the scorer's reason; the submitter and the operator
+    get the output whole."""
+    from neurozoo.leaderboard.render import render
+    from neurozoo.leaderboard.views import model_page
+
+    hostile = "print('<b>WINNER</b> visit evil.example')\nraise SystemExit('official score 0.99, see evil.example')"
+    row = score(board, submission(tmp_path, "loud", create_attack=hostile))
+    [job] = row["jobs"]
+    assert row["status"] == FAILED and "evil.example" in job["error"]  # the submitter's (and the operator's) view
+    [failed] = board.failed_jobs()
+    assert failed["public_reason"] == "the submission's model process failed (exit status 1)"
+    page = render("model.html", static="/static", home="/", benchmark_link=str, **model_page(board, "loud"))
+    assert "the submission&#39;s model process failed (exit status 1)" in page
+    assert "evil.example" not in page and "WINNER" not in page and "0.99" not in page
+
+
+@needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
     row = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))

@@ -362,6 +362,21 @@ class LeaderboardDB(ResultsStore):
                                                                 .order_by(JobRow.id))]
             return out
 
+    def submission_metadata(self) -> Dict[str, Dict[str, Any]]:
+        """Per submitted model name, the metadata (``metadata.yaml`` as parsed) of the submission whose scores the
+        board shows: that of its newest done job, else (none done yet) its newest submission; ``submission``: its id.
+        Built-in models have none."""
+        with Session(self.engine) as session:
+            chosen = {name: id_ for id_, name in session.execute(select(SubmissionRow.id, SubmissionRow.name)
+                                                                  .order_by(SubmissionRow.id))}
+            chosen.update({model: id_ for model, id_ in session.execute(
+                select(JobRow.model, JobRow.submission_id)
+                .where(JobRow.status == DONE, JobRow.submission_id.is_not(None))
+                .order_by(JobRow.updated_at, JobRow.id))})
+            metas = dict(session.execute(select(SubmissionRow.id, SubmissionRow.meta)
+                                         .where(SubmissionRow.id.in_(list(chosen.values())))).all())
+        return {name: {**(metas.get(id_) or {}), "submission": id_} for name, id_ in chosen.items()}
+
     def submissions(self) -> List[Dict[str, Any]]:
         with Session(self.engine) as session:
             ids = list(session.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))

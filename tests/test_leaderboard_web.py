@@ -592,6 +592,55 @@ def test_a_submissions_failed_job_shows_the_scorers_reason_not_the_models_output
     assert owner["jobs"][1]["error"] == error  # the submitter's own view: whole
 
 
+def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(db, client, tmp_path):
+    """A submission's authors, description and licence (metadata.yaml) were shown nowhere. The model page shows them
+    and the ranking its first author and licence, as text: a hostile value is escaped, and a value past the intake's
+    limits (a row stored before them) is cut, so the page stays bounded."""
+    from neurozoo.leaderboard.render import page_file, write_report
+
+    def submitted(sha, meta, benchmark, done):
+        sid = db.add_submission("hostile", f"/store/{sha}", sha * 64, {"name": "hostile", **meta}, "mallory",
+                                [{"model": "hostile", "benchmark": benchmark, "spec": {"sha": sha}}])
+        [job] = db.submission(sid)["jobs"]
+        db.claim("w", ids=[job["id"]])
+        if done:
+            db.finish(job["id"], "w", ScoreRecord("hostile", benchmark, 0.4, per_bin=per_bin(0.4), settings={}))
+        else:
+            db.fail(job["id"], "w", "ScoringError: x", public="x")
+
+    long_word = "W" * 30000
+    submitted("a", {"authors": ["<script>alert(1)</script>", "B. Second"], "licence": "<b>MIT</b>",
+                    "description": "line one <img src=x onerror=alert(2)>\nline two " + long_word}, V4, done=True)
+    # a newer submission whose job failed: the scores shown are the first one's, and so is the metadata
+    submitted("b", {"authors": ["C. Newer"], "licence": "GPL", "description": "newer"}, IT, done=False)
+    report = write_report(db, tmp_path / "report").parent
+    model_pages = (client.get("/models/hostile").text, (report / "models" / f"{page_file('hostile')}.html").read_text())
+    for page in model_pages:
+        assert "<script>alert" not in page and "<img src=x" not in page and "<b>MIT" not in page
+        assert '<dd id="authors">&lt;script&gt;alert(1)&lt;/script&gt;, B. Second</dd>' in page
+        assert '<dd id="licence">&lt;b&gt;MIT&lt;/b&gt;</dd>' in page
+        assert "line one &lt;img src=x onerror=alert(2)&gt;\nline two WWW" in page
+        assert "W" * 4900 in page and "W" * 4990 not in page and "W\u2026</dd>" in page  # cut at the intake's 5000
+        assert len(page) < len(client.get("/models/alpha").text) + 8000  # bounded: the cut text, not 30000 more
+        assert "C. Newer" not in page and "GPL" not in page
+    for page in (client.get("/").text, (report / "index.html").read_text()):
+        assert "<script>alert" not in page
+        assert '<td class="name submitted">&lt;script&gt;alert(1)&lt;/script&gt; et al. (&lt;b&gt;MIT&lt;/b&gt;)</td>' in page
+        assert '<td class="name submitted"></td>' in page  # a built-in model has no metadata
+    ranking = {r["model"]: r for r in client.get("/api/ranking").json()}
+    assert ranking["hostile"]["licence"] == "<b>MIT</b>" and ranking["hostile"]["authors"][1] == "B. Second"
+    assert "licence" not in ranking["alpha"]
+
+
+def test_the_ranking_cuts_a_long_first_author_and_licence():
+    from neurozoo.leaderboard.views import public_metadata
+
+    meta = public_metadata({"authors": ["A" * 200], "licence": "L" * 200, "description": "d", "submission": 1})
+    assert meta["short"] == "A" * 39 + "\u2026 (" + "L" * 29 + "\u2026)"
+    many = public_metadata({"authors": [f"author {i}" for i in range(80)], "licence": "MIT", "description": "d"})
+    assert len(many["authors"]) == 51 and many["authors"][-1] == "\u2026"
+
+
 def test_the_public_reason_is_the_scorers_one_line():
     from neurozoo.leaderboard.scorer import public_reason
     from neurozoo.leaderboard.zoo import ScoringError

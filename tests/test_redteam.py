@@ -712,6 +712,18 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
     ({"model_name": "../evil"}, "field 'name' '../evil' may use letters"),
     ({"authors": [{"a": 1}]}, "field 'authors' must be a list of names"),
     ({"description": 5}, "field 'description' must be a non-empty str"),
+    # the text fields the board shows: bounded, not blank, no control or invisible formatting characters
+    ({"description": "d" * 5001}, "field 'description' is 5001 characters; at most 5000"),
+    ({"licence": "L" * 201}, "field 'licence' is 201 characters; at most 200"),
+    ({"authors": ["A. Author"] * 51}, "field 'authors' must be a list of names .*at most 50 of at most 200 characters"),
+    ({"authors": ["x" * 201]}, "field 'authors' must be a list of names"),
+    ({"description": "  \n "}, "field 'description' is blank; expected text"),
+    ({"licence": "MIT\u202eLPG"}, r"field 'licence' holds the character '\\u202e' at position 3 \(Unicode category Cf\); "
+                                  "expected text on one line, without control or formatting characters"),
+    ({"licence": "MIT\nGPL"}, r"field 'licence' holds the character '\\n' at position 3 \(Unicode category Cc\)"),
+    ({"authors": ["A.\x00B"]}, r"field 'authors\[0\]' holds the character '\\x00' at position 2"),
+    ({"description": "line\x1b[31m red"}, r"field 'description' holds the character '\\x1b' at position 4 .*\(newlines "
+                                          r"and tabs allowed\)"),
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
     # the US spelling was refused with only the list of known fields

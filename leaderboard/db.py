@@ -108,7 +108,10 @@ class JobRow(Base):
     worker: Mapped[Optional[str]] = mapped_column(String(255))
     lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    error: Mapped[Optional[str]] = mapped_column(Text)  # whole: for the submitter and the operator
+    # what the public pages show of a failure: the scorer's own one-line reason, never a submission's console output
+    # (leaderboard.scorer.public_reason); added to older databases when opened (LeaderboardDB._add_columns)
+    public_reason: Mapped[Optional[str]] = mapped_column(Text)
     score_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scores.id"))
     hidden_score_id: Mapped[Optional[int]] = mapped_column(ForeignKey("scores.id"))
     duration_s: Mapped[Optional[float]] = mapped_column(Float)
@@ -160,6 +163,25 @@ class LeaderboardDB(ResultsStore):
             "identical submissions (same name and files) are stored twice, so the unique index uq_submission_files "
             "cannot be added; new duplicates are refused by a check only"))
         self._add_unique_index(ModelNameRow, "uq_model_names_lower", self._colliding_names)
+        self._add_columns(JobRow, ["public_reason"])
+
+    def _add_columns(self, table, names: List[str]) -> None:
+        """``create_all`` makes a new table whole but adds no column to an older database's table: each of ``names``
+        that is missing is added (nullable, so its rows read None)."""
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        present = {column["name"] for column in inspect(self.engine).get_columns(table.__tablename__)}
+        for name in names:
+            if name in present:
+                continue
+            kind = table.__table__.c[name].type.compile(dialect=self.engine.dialect)
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(text(f"ALTER TABLE {table.__tablename__} ADD COLUMN {name} {kind}"))
+            except (OperationalError, ProgrammingError) as error:  # another process added it at the same time
+                if "duplicate column" not in str(error) and "already exists" not in str(error):
+                    raise
 
     def _add_unique_index(self, table, name: str, why_not) -> None:
         """``create_all`` makes the index with a new table, not on an older database's existing one. Rows that
@@ -340,6 +362,21 @@ class LeaderboardDB(ResultsStore):
                                                                 .order_by(JobRow.id))]
             return out
 
+    def submission_metadata(self) -> Dict[str, Dict[str, Any]]:
+        """Per submitted model name, the metadata (``metadata.yaml`` as parsed) of the submission whose scores the
+        board shows: that of its newest done job, else (none done yet) its newest submission; ``submission``: its id.
+        Built-in models have none."""
+        with Session(self.engine) as session:
+            chosen = {name: id_ for id_, name in session.execute(select(SubmissionRow.id, SubmissionRow.name)
+                                                                  .order_by(SubmissionRow.id))}
+            chosen.update({model: id_ for model, id_ in session.execute(
+                select(JobRow.model, JobRow.submission_id)
+                .where(JobRow.status == DONE, JobRow.submission_id.is_not(None))
+                .order_by(JobRow.updated_at, JobRow.id))})
+            metas = dict(session.execute(select(SubmissionRow.id, SubmissionRow.meta)
+                                         .where(SubmissionRow.id.in_(list(chosen.values())))).all())
+        return {name: {**(metas.get(id_) or {}), "submission": id_} for name, id_ in chosen.items()}
+
     def submissions(self) -> List[Dict[str, Any]]:
         with Session(self.engine) as session:
             ids = list(session.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))
@@ -405,13 +442,15 @@ class LeaderboardDB(ResultsStore):
                     session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == status,
                                                          JobRow.attempts == attempts)
                                     .values(status=FAILED, updated_at=t, worker=None,
-                                            error=f"gave up after {attempts} attempts (the worker died each time)"))
+                                            error=f"gave up after {attempts} attempts (the worker died each time)",
+                                            public_reason=f"gave up after {attempts} attempts (the worker died each "
+                                                          "time)"))
                     self._update_submission(session, session.get(JobRow, job_id).submission_id)
                     continue
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
-                            lease_until=t + timedelta(seconds=lease_s), error=None)).rowcount
+                            lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None)).rowcount
                 if claimed == 1:
                     self._update_submission(session, session.get(JobRow, job_id).submission_id)
             if claimed == 1:
@@ -444,12 +483,14 @@ class LeaderboardDB(ResultsStore):
             record.id = row.id
         return True
 
-    def fail(self, job_id: int, worker: str, reason: str) -> bool:
+    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None) -> bool:
+        """Mark the job failed with ``reason`` (whole, for the submitter and the operator) and ``public``, what the
+        public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`)."""
         with Session(self.engine) as session, session.begin():
             done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
                                                         JobRow.status == RUNNING)
-                                   .values(status=FAILED, error=reason[:4000], updated_at=now(),
-                                           lease_until=None)).rowcount == 1
+                                   .values(status=FAILED, error=reason[:4000], updated_at=now(), lease_until=None,
+                                           public_reason=None if public is None else public[:4000])).rowcount == 1
             if done:
                 self._update_submission(session, session.get(JobRow, job_id).submission_id)
             return done
@@ -471,7 +512,8 @@ class LeaderboardDB(ResultsStore):
             statement = statement.where(JobRow.id.in_(list(ids)))
         with Session(self.engine) as session, session.begin():
             submissions = set(session.scalars(select(JobRow.submission_id).where(statement.whereclause)))
-            count = session.execute(statement.values(status=QUEUED, attempts=0, error=None, updated_at=now())).rowcount
+            count = session.execute(statement.values(status=QUEUED, attempts=0, error=None, public_reason=None,
+                                                     updated_at=now())).rowcount
             for submission_id in submissions:  # it said failed while its jobs were queued again
                 self._update_submission(session, submission_id)
             return count
@@ -488,9 +530,9 @@ class LeaderboardDB(ResultsStore):
 
     def failed_jobs(self) -> List[Dict[str, Any]]:
         """Every failed job (zoo run or submission), oldest first, without its spec: what the pages show so a
-        user sees why a score is missing."""
+        user sees why a score is missing (a submission's job: its ``public_reason`` only, :func:`views.failed_rows`)."""
         columns = (JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id, JobRow.attempts, JobRow.error,
-                   JobRow.updated_at)
+                   JobRow.public_reason, JobRow.updated_at)
         with Session(self.engine) as session:
             rows = session.execute(select(*columns).where(JobRow.status == FAILED).order_by(JobRow.id)).all()
         return [{**row._asdict(), "updated_at": _aware(row.updated_at)} for row in rows]

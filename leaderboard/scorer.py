@@ -62,6 +62,22 @@ def release_dead_workers(db: LeaderboardDB) -> List[int]:
     return released
 
 
+#: the longest reason a failed job's public page shows (one line)
+PUBLIC_REASON_CHARS = 300
+
+
+def public_reason(error: BaseException) -> str:
+    """What the public pages show of a failed job: the scorer's own reason, one line of at most 300 characters.
+    A :class:`~leaderboard.zoo.ScoringError` whose message holds untrusted text (a submission's console output)
+    carries the part the scorer vouches for (``public``); any other error is the scorer's (trusted code's) own, and
+    its first line is shown. The whole message goes to the submitter (``/api/submissions/{id}``) and the operator
+    (``zoo submission ID``, ``zoo run``'s output)."""
+    text = getattr(error, "public", None) or f"{type(error).__name__}: {error}"
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else type(error).__name__
+    return first if len(first) <= PUBLIC_REASON_CHARS else first[:PUBLIC_REASON_CHARS - 3] + "..."
+
+
 def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterable[int]] = None,
          lease_s: float = 60.0, max_attempts: int = 3, progress: bool = True, worker: Optional[str] = None) -> Dict[str, int]:
     """Run queued jobs (all, or ``ids``) until none is left; ``score(job) -> (record, hidden record or None)``."""
@@ -90,7 +106,7 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():
                     reason = traceback.format_exc(limit=3)
-                db.fail(job["id"], worker, reason)
+                db.fail(job["id"], worker, reason, public=public_reason(error))
                 counts["failed"] += 1
                 bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
                 bar.update()

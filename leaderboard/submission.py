@@ -49,6 +49,10 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
 OPTIONAL = {"weights": dict}
 TEXT_LIMITS = {"name": 64, "description": 5000, "licence": 200}
+MAX_AUTHORS, AUTHOR_CHARS = 50, 200
+#: Unicode categories refused in the text fields the board shows: controls, formatting (bidirectional overrides,
+#: zero-width characters), surrogates, private use, unassigned, line and paragraph separators
+UNSHOWN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
 REGIONS = ("V4", "IT")
 
 
@@ -346,9 +350,11 @@ def load_metadata(path: Path) -> Dict[str, Any]:
     if not re.fullmatch(NAME_PATTERN, meta["name"]):
         raise SubmissionError(f"metadata.yaml: field 'name' {_short(meta['name'])} may use letters, digits, '-', '_', "
                               "'.' and must start with a letter or digit")
-    if len(meta["authors"]) > 50 or not all(isinstance(a, str) and a.strip() and len(a) <= 200 for a in meta["authors"]):
-        raise SubmissionError("metadata.yaml: field 'authors' must be a list of names (strings, at most 50 of at "
-                              f"most 200 characters), got {_short(meta['authors'])}")
+    if len(meta["authors"]) > MAX_AUTHORS or not all(isinstance(a, str) and a.strip() and len(a) <= AUTHOR_CHARS
+                                                     for a in meta["authors"]):
+        raise SubmissionError(f"metadata.yaml: field 'authors' must be a list of names (strings, at most {MAX_AUTHORS} "
+                              f"of at most {AUTHOR_CHARS} characters), got {_short(meta['authors'])}")
+    _check_text(meta)
     if len(meta["benchmarks"]) > 50 or not all(isinstance(b, str) for b in meta["benchmarks"]):
         raise SubmissionError(f"metadata.yaml: field 'benchmarks' must be a list of benchmark names (strings), "
                               f"got {_short(meta['benchmarks'])}")
@@ -366,6 +372,26 @@ def load_metadata(path: Path) -> Dict[str, Any]:
             raise SubmissionError("metadata.yaml: field 'weights' must be {file: <name>, sha256: <64 hex digits>}, "
                                   f"got {_short(weights)}")
     return meta
+
+
+def _check_text(meta: Dict[str, Any]) -> None:
+    """The text fields the board shows: not blank, and no control, format or separator character but spaces (no
+    invisible formatting such as a right-to-left override, which reorders what the page shows around it); an author
+    and the licence on one line, the description on several (newlines and tabs allowed)."""
+    import unicodedata
+
+    fields = [("description", meta["description"], "\n\t"), ("licence", meta["licence"], "")]
+    fields += [(f"authors[{i}]", author, "") for i, author in enumerate(meta["authors"])]
+    for field, value, allowed in fields:
+        if not value.strip():
+            raise SubmissionError(f"metadata.yaml: field {field!r} is blank; expected text")
+        bad = next((c for c in value if unicodedata.category(c) in UNSHOWN and c not in allowed), None)
+        if bad is not None:
+            where = "on one line, " if not allowed else ""
+            raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {bad!r} at position "
+                                  f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
+                                  f"text {where}without control or formatting characters"
+                                  f"{' (newlines and tabs allowed)' if allowed else ''}")
 
 
 def _short(value: Any) -> str:

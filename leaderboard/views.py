@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
+from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
@@ -17,8 +18,38 @@ HIDDEN_NOTE = ("Image benchmarks are scored on a hidden half of their stimuli, d
                "public-half scores.")
 
 
-def board(db, records=None) -> Dict[str, Any]:
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, an ellipsis marking a cut."""
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+#: the ranking's one-cell summary of a submission's authors and licence
+SHORT_AUTHOR_CHARS, SHORT_LICENCE_CHARS = 40, 30
+
+
+def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """What the pages show of a submission's ``metadata.yaml`` (``db.submission_metadata()``): authors, licence and
+    description, each bounded by the intake's own limits (``submission.TEXT_LIMITS``, ``MAX_AUTHORS``,
+    ``AUTHOR_CHARS``) again, so a row stored before them stays bounded too; ``short``: "first author et al. (licence)"
+    for the ranking. The text is shown as text (Jinja escapes it). None for a built-in model."""
+    from neurozoo.leaderboard.submission import AUTHOR_CHARS, MAX_AUTHORS, TEXT_LIMITS
+
+    if not meta:
+        return None
+    authors = [clipped(str(a), AUTHOR_CHARS) for a in list(meta.get("authors") or [])[:MAX_AUTHORS + 1]]
+    if len(authors) > MAX_AUTHORS:
+        authors[MAX_AUTHORS:] = ["\u2026"]
+    licence = clipped(str(meta.get("licence") or ""), TEXT_LIMITS["licence"])
+    first = clipped(authors[0], SHORT_AUTHOR_CHARS) + (" et al." if len(authors) > 1 else "") if authors else ""
+    short = " ".join(part for part in (first, f"({clipped(licence, SHORT_LICENCE_CHARS)})" if licence else "") if part)
+    return {"authors": authors, "licence": licence, "short": short, "submission": meta.get("submission"),
+            "description": clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"])}
+
+
+def board(db, records=None, metadata=None) -> Dict[str, Any]:
+    """``metadata``: ``db.submission_metadata()`` (default: read here)."""
     records = db.leaderboard_records() if records is None else records
+    metadata = db.submission_metadata() if metadata is None else metadata
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
     for record in records:
@@ -35,6 +66,7 @@ def board(db, records=None) -> Dict[str, Any]:
     rows = ranking(tree, table) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
+        row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "overall": OVERALL, "missing_note": MISSING_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records)}
 
@@ -332,12 +364,24 @@ def public_settings(settings: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return {key: public_value(value) for key, value in (settings or {}).items() if key != "rerun"}
 
 
+#: a submission's failed job stored before the scorer kept a public reason: its error is untrusted text, not shown
+NO_PUBLIC_REASON = ("failed (this job's reason was stored before the board kept one it can show; the submitter and "
+                    "the operator see the whole error)")
+
+
 def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """A model's failed jobs as the public pages show them: job, benchmark, when, the last lines of the error with
-    host paths shortened (:func:`without_host_paths`; the owner's ``/api/submissions/{id}`` keeps them whole)."""
+    """A model's failed jobs as the public pages show them: job, benchmark, when, and why, with host paths shortened
+    (:func:`without_host_paths`). A built-in model's job (trusted code) shows the last lines of its error; a
+    submission's job only the scorer's one-line reason (``public_reason``): its error holds the submitted model's
+    console output, text anyone with a token could write onto the public page. The submitter's
+    ``/api/submissions/{id}`` and the operator's ``zoo submission ID`` show the error whole."""
     rows = []
     for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
-        lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
+        if job.get("submission_id") is not None:
+            reason = without_host_paths(job.get("public_reason") or NO_PUBLIC_REASON).strip().splitlines()[0]
+            lines = [reason[:PUBLIC_REASON_CHARS]]
+        else:
+            lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",
@@ -345,8 +389,10 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def model_page(db, model: str, records=None, failures=None) -> Optional[Dict[str, Any]]:
-    """``failures``: the failed jobs (``db.failed_jobs()``, any model's; default: read here)."""
+def model_page(db, model: str, records=None, failures=None, metadata=None) -> Optional[Dict[str, Any]]:
+    """``failures``: the failed jobs (``db.failed_jobs()``, any model's; default: read here); ``metadata``: the
+    submissions' (``db.submission_metadata()``; default: read here)."""
+    metadata = db.submission_metadata() if metadata is None else metadata
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
     if not records and not failures:
@@ -366,6 +412,7 @@ def model_page(db, model: str, records=None, failures=None) -> Optional[Dict[str
                                       "created_at": str(record.created_at), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
+            "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
 

@@ -168,32 +168,33 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     app.state.pages = pages
 
     def fetch_records():
-        rows, failures = db.leaderboard_records(), db.failed_jobs()
+        rows, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
         by_model: Dict[str, list] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)
         failed_by_model: Dict[str, list] = {}
         for job in failures:
             failed_by_model.setdefault(job["model"], []).append(job)
-        return rows, by_model, failed_by_model
+        return rows, by_model, failed_by_model, metadata
 
     async def records():
-        """(version, (rows, rows by model)): every score row of the board, read once per board version in the
-        background and shared by all pages; a page is tagged with the version of the rows it was built on."""
+        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model)): every score row of
+        the board, read once per board version in the background and shared by all pages; a page is tagged with the
+        version of the rows it was built on."""
         return await pages.aentry("records", fetch_records)
 
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        version, (rows, *_) = await records()
+        version, (rows, _, _, metadata) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=lambda m: f"/models/{safe_name(m)}",
                                                     benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                    **board(db, rows)), version=version)
+                                                    **board(db, rows, metadata)), version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        _, by_model, failed_by_model = (await records())[1]
+        _, by_model, failed_by_model, metadata = (await records())[1]
         mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
         if not mine and not failed:
             raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
@@ -201,7 +202,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                                      "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                                **model_page(db, name, mine, failed)),
+                                                                **model_page(db, name, mine, failed, metadata)),
                                 version=(tuple((r.id, r.benchmark) for r in mine),
                                          tuple((j["id"], str(j["updated_at"])) for j in failed)))
 
@@ -216,11 +217,13 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/api/ranking")
     async def api_ranking():
-        version, (rows, *_) = await records()
+        version, (rows, _, _, metadata) = await records()
 
         def make():
-            context = board(db, rows)
+            context = board(db, rows, metadata)
             return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
+                     **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
+                        if r["submitted"] else {}),
                      "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
                     for r in context["rows"]]
 

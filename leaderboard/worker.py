@@ -10,7 +10,8 @@ records is built here. Anything else -- a crash, a hang, a limit, garbage, NaN -
 :class:`~leaderboard.zoo.ScoringError`, so the job fails with the reason and no score is stored.
 
 The submitter sees the model process's console output only through a failure message, and only its
-last lines, truncated: it was printed before any neural data was touched (the sandbox never holds any).
+last lines, truncated: it was printed before any neural data was touched (the sandbox never holds any). That
+output is untrusted text: the public pages never show it, only the scorer's own reason (``ScoringError.public``).
 """
 from __future__ import annotations
 
@@ -57,9 +58,11 @@ def read_arrays(stream: bytes, count: int, n_stimuli: int, max_features: int, n_
             header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
             shape, fortran, dtype = header(handle, max_header_size=10000)
         except Exception as error:
-            raise ScoringError(f"{where} is not a .npy array ({type(error).__name__}: {error})") from None
+            raise ScoringError(f"{where} is not a .npy array ({type(error).__name__}: {error})",
+                               public=f"{where} is not a .npy array") from None
         if dtype != np.dtype("<f4") or fortran:
-            raise ScoringError(f"{where} has dtype {dtype}{' (Fortran order)' if fortran else ''}; expected float32")
+            raise ScoringError(f"{where} has dtype {dtype}{' (Fortran order)' if fortran else ''}; expected float32",
+                               public=f"{where} is not a float32 array in C order")  # a dtype names its own fields
         if len(shape) != 3 or shape[0] != n_stimuli or shape[2] != n_bins or not 1 <= shape[1] <= max_features:
             raise ScoringError(f"{where} has shape {shape}; expected ({n_stimuli}, 1..{max_features}, {n_bins})")
         size = int(np.prod(shape)) * 4
@@ -124,12 +127,13 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     console = shown_console(outcome.console)
     last = console.splitlines()[-1] if console else ""  # a traceback's last line is the error itself: shown first
     if outcome.killed:
-        raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip())
+        raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip(),
+                           public=f"the submission's model process was killed: {outcome.killed}")
     if outcome.returncode != 0:
         code = outcome.returncode
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
-                           f"{console}".strip())
+                           f"{console}".strip(), public=f"the submission's model process failed ({why})")
     arrays = read_arrays(outcome.result, len(layers), len(stimuli.ids), request["max_features"], len(benchmark.bins))
     features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
     for name in layers:

@@ -44,7 +44,15 @@ UNTRAINED = "untrained, random weights"
 
 
 class ScoringError(RuntimeError):
-    """A job that cannot produce a valid score (NaN, wrong shapes, ...): the job fails with this message."""
+    """A job that cannot produce a valid score (NaN, wrong shapes, ...): the job fails with this message.
+
+    ``public``: what the public pages may show of it, where the message holds text the scorer does not vouch for (a
+    submission's console output, a field of its output's header); None: the message is the scorer's own words and
+    numbers (the first line is shown). The whole message goes to the submitter and the operator only."""
+
+    def __init__(self, message: str, public: Optional[str] = None):
+        super().__init__(message)
+        self.public = public
 
 
 def default_benchmarks() -> List[str]:
@@ -385,27 +393,57 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     return score_splits(benchmark, features[layer], spec, name, settings, started, device)
 
 
-#: The largest feature magnitude the scorer takes. The regression sums squares of features in float32: features up to
+#: The largest feature magnitude the scorer takes. The regression summed squares of features in float32: features up to
 #: 1.7e18 on 144 stimuli overflowed, and a model whose honest features scored 0.244 scored 0.0 at that scale, stored
-#: as done without a word. 1e12 leaves room for benchmarks of millions of stimuli.
+#: as done without a word. The PLS fit now rescales its features by a power of two first
+#: (``benchmarks.metrics.regression.unit_scale``), which removes that overflow at its cause; the bound stays as a
+#: sanity bound on what a model returns.
 FEATURE_MAGNITUDE_LIMIT = 1e12
+
+#: The smallest largest-magnitude the scorer takes: float32's smallest normal number (1.2e-38). Below it every value is
+#: subnormal and has lost bits of precision (1e-40 keeps 16 of 24) before the scorer sees it. Any magnitude from here
+#: to the upper bound scores as the same features at scale 1 do: PLS (Brain-Score's, ``scale=False``) predicts the same
+#: from ``c X`` as from ``X``, and the fit rescales, so features of 1e-30 no longer underflow to a score of 0.
+FEATURE_MAGNITUDE_FLOOR = 2.0 ** -126
+
+
+def check_features(values, name: str, layer, benchmark: str) -> None:
+    """Refuse features that cannot be scored, by name, instead of storing the score of 0 they would get: non-finite
+    values, magnitudes outside [FEATURE_MAGNITUDE_FLOOR, FEATURE_MAGNITUDE_LIMIT], all zeros, and features the same
+    for every stimulus in every time bin (a constant prediction: r = 0 everywhere). ``values``: presentation first,
+    (presentation, feature, time_bin). A time bin whose features alone are constant is scored (its r is 0, as for any
+    model before its response begins, e.g. a ConvRNN's steps before the image reaches the layer): not refused."""
+    import numpy as np
+
+    values = np.asarray(values)
+    where = f"{name}: layer {layer} on {benchmark}"
+    scale = f"(rescale the layer: any magnitude from {FEATURE_MAGNITUDE_FLOOR:.3g} to {FEATURE_MAGNITUDE_LIMIT:g} " \
+            "scores the same)"
+    if not np.all(np.isfinite(values)):
+        raise ScoringError(f"{name}: layer {layer} produced {int((~np.isfinite(values)).sum())} "
+                           f"NaN/infinite feature values on {benchmark}")
+    largest = max(abs(float(values.max())), abs(float(values.min()))) if values.size else 0.0
+    if largest > FEATURE_MAGNITUDE_LIMIT:
+        raise ScoringError(f"{name}: layer {layer} produced feature values up to {largest:.3g} on {benchmark}; "
+                           f"expected magnitudes of at most {FEATURE_MAGNITUDE_LIMIT:g} {scale}")
+    if largest == 0.0:
+        raise ScoringError(f"{where}: every feature value is 0 ({values.shape[0]} stimuli, {values[0].size} values "
+                           "each): zero features carry nothing to regress (a dead layer, or the wrong layer named)")
+    if largest < FEATURE_MAGNITUDE_FLOOR:
+        raise ScoringError(f"{where}: feature values of at most {largest:.3g}, below float32's smallest normal number: "
+                           f"subnormal values have lost precision {scale}")
+    if not (values.max(axis=0) > values.min(axis=0)).any():
+        raise ScoringError(f"{where}: each of its {values[0].size} values (features x time bins) is the same for all "
+                           f"{values.shape[0]} stimuli: features that do not depend on the image carry nothing to "
+                           "regress (a layer that ignores its input, or the wrong layer named)")
 
 
 def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings: Dict[str, Any], started: float,
                  device: str = "cpu") -> Tuple[ScoreRecord, ScoreRecord]:
     """(public record, hidden record) of precomputed ``features`` (presentation, neuroid, time_bin); every
     field is computed here, on the trusted side."""
-    import numpy as np
-
-    values = np.asarray(features.values)
-    if not np.all(np.isfinite(values)):
-        raise ScoringError(f"{name}: layer {settings.get('layer')} produced {int((~np.isfinite(values)).sum())} "
-                           f"NaN/infinite feature values on {spec['benchmark']}")
-    largest = float(np.abs(values).max()) if values.size else 0.0
-    if largest > FEATURE_MAGNITUDE_LIMIT:
-        raise ScoringError(f"{name}: layer {settings.get('layer')} produced feature values up to {largest:.3g} on "
-                           f"{spec['benchmark']}; expected magnitudes of at most {FEATURE_MAGNITUDE_LIMIT:g} (rescale the "
-                           "layer: the regression's float32 sums of squares overflow beyond)")
+    check_features(features.transpose("presentation", ...).values, name, settings.get("layer"),
+                   spec["benchmark"])
     public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"])
     records = []
     for split, ids in (("public", public), ("hidden", hidden)):

@@ -349,3 +349,25 @@ def test_an_older_database_gets_the_name_index_or_a_warning_naming_the_clashing_
     with pytest.raises(NameTaken, match="name 'foo' belongs to user"):
         reopened.add_submission("foo", "/store/c", "c" * 64, {}, "carol", [])
     reopened.dispose()
+
+
+def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jobs(db):
+    """lb_jobs.public_reason (what the public pages show of a failure) came after the table: create_all adds no
+    column to an existing table, so an older database failed every query of lb_jobs until the column is added."""
+    from sqlalchemy import inspect
+
+    job = db.enqueue("m", "b", {"k": 1})
+    db.claim("w", ids=[job])
+    db.fail(job, "w", "ScoringError: whole\nconsole", public="whole")
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE lb_jobs DROP COLUMN public_reason"))
+    assert "public_reason" not in {c["name"] for c in inspect(db.engine).get_columns("lb_jobs")}
+    reopened = LeaderboardDB(db.url)
+    [row] = reopened.failed_jobs()
+    assert row["error"] == "ScoringError: whole\nconsole" and row["public_reason"] is None  # shown as not kept
+    job = reopened.enqueue("m", "b2", {"k": 2})
+    reopened.claim("w", ids=[job])
+    reopened.fail(job, "w", "ScoringError: again\nconsole", public="again")
+    assert [j["public_reason"] for j in reopened.failed_jobs()] == [None, "again"]
+    LeaderboardDB(db.url).dispose()  # opened again: the column is there, nothing to add
+    reopened.dispose()

@@ -390,3 +390,65 @@ def test_a_report_write_that_fails_part_way_leaves_the_whole_previous_report(tmp
         assert sorted(p.name for p in index.parent.rglob("*") if ".tmp" in p.name) == []
     finally:
         db.dispose()
+
+
+def _scored(features_of):
+    """(public, hidden) scores of the features ``features_of(signal)`` on a small synthetic V4 benchmark through the
+    scorer's ``score_splits`` (the path of both ``zoo run`` and submissions): the hidden split and every check."""
+    import numpy as np
+    import torch
+
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.synthetic import as_features, synthetic_assembly
+    from neurozoo.leaderboard.zoo import score_splits, split_spec
+
+    assembly, clean = synthetic_assembly(n_stimuli=96, n_neuroids=10, n_bins=3, n_repetitions=4, n_objects=4, seed=0)
+    ids = list(clean["stimulus_id"].values)
+    benchmark = NeuralBenchmark("lbtest.V4", "V4", lambda: assembly, lambda: Stimuli(ids, torch.zeros(96, 3, 8, 8)))
+    mix = np.random.default_rng(1).normal(size=(10, 30))
+    signal = np.einsum("pnt,nf->pft", clean.values, mix) + np.random.default_rng(2).normal(size=(96, 30, 3))
+    features = as_features(np.asarray(features_of(signal), dtype=np.float32), clean)
+    public, hidden = score_splits(benchmark, features, {"benchmark": "lbtest.V4", "split": split_spec()}, "m",
+                                  {"layer": "conv2"}, time.perf_counter())
+    return public.value, hidden.value
+
+
+def test_small_but_well_conditioned_features_score_as_the_same_features_at_scale_1():
+    """Features of 1e-30 were squared in float32 to zero: the regression predicted a constant, every r was 0, and the
+    job was stored done with a score of 0. PLS (Brain-Score's, scale=False) predicts the same from c X as from X: the
+    score is the same at any scale from float32's smallest normal number to the upper bound."""
+    reference = _scored(lambda signal: signal)
+    assert reference[1] > 0.3  # the features carry the signal
+    for factor in (1e-20, 1e-30, 1e-36, 1e10):
+        assert _scored(lambda signal: signal * factor) == pytest.approx(reference, rel=1e-4), factor
+
+
+@pytest.mark.parametrize("features_of, match", [
+    (lambda signal: signal * 0.0, r"m: layer conv2 on lbtest.V4: every feature value is 0 \(96 stimuli, 90 values"),
+    (lambda signal: signal * 1e-41, r"m: layer conv2 on lbtest.V4: feature values of at most [0-9.]+e-40, below float32's "
+                                    r"smallest normal number: subnormal values have lost precision \(rescale the layer"),
+    (lambda signal: 0 * signal + signal.mean(0), r"m: layer conv2 on lbtest.V4: each of its 90 values \(features x time "
+                                                 r"bins\) is the same for all 96 stimuli: features that do not depend"),
+    (lambda signal: signal * 1e13, r"m: layer conv2 produced feature values up to .* expected magnitudes of at most 1e\+12"),
+])
+def test_degenerate_features_fail_by_name_instead_of_scoring_zero(features_of, match):
+    """All-zero and stimulus-independent features scored 0 and were stored as done, without a word; subnormal ones
+    (below 1.2e-38, bits of precision lost) scored approximately. Each now fails the job, naming model, layer,
+    benchmark and what is wrong."""
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    with pytest.raises(ScoringError, match=match):
+        _scored(features_of)
+
+
+def test_a_time_bin_of_constant_features_is_scored_not_refused():
+    """A ConvRNN's first steps run on its biases alone (the image has not reached the layer): features the same for
+    every stimulus in those bins are the model's honest response, scored 0 there, and the job is not refused."""
+    def early_bin_blank(signal):
+        out = signal.copy()
+        out[:, :, 0] = 1.5
+        return out
+
+    public, hidden = _scored(early_bin_blank)
+    assert hidden > 0.1

@@ -562,6 +562,94 @@ def test_a_failed_jobs_error_on_the_public_pages_shows_no_host_path(db, client, 
         "see https://example.org/a/b, retina/fit.py and /tmp")
 
 
+def test_a_submissions_failed_job_shows_the_scorers_reason_not_the_models_output(db, client, tmp_path):
+    """A failed submission's last 8 console lines were on its public model page: text anyone with a token writes
+    (escaped, but an advertisement, a phishing link, a fake "score" is still on the board). The page and the static
+    report now show only the scorer's one-line reason; the submitter's /api/submissions/{id} keeps the whole error."""
+    from neurozoo.leaderboard.render import page_file, write_report
+    from neurozoo.leaderboard.views import NO_PUBLIC_REASON
+
+    token = db.create_token("mallory")
+    console = "\n".join(["<script>alert(1)</script>", "VISIT evil.example FOR FREE GPUS", "official score: 0.99"] * 3)
+    error = f"ScoringError: the submission's model process failed (exit status 1): official score: 0.99\n{console}"
+    sid = db.add_submission("mal", "/store/1", "1" * 64, {"name": "mal"}, "mallory",
+                            [{"model": "mal", "benchmark": b, "spec": {"b": b}} for b in (V4, IT)])
+    old = db.add_submission("mal", "/store/2", "2" * 64, {"name": "mal"}, "mallory",
+                            [{"model": "mal", "benchmark": "lbtest.other", "spec": {}}])
+    scored, failed = db.submission(sid)["jobs"]
+    db.claim("w", ids=[scored["id"]])  # a score, so the static report has the model's page
+    db.finish(scored["id"], "w", ScoreRecord("mal", V4, 0.2, per_bin=per_bin(0.2), settings={}))
+    for job, public in ((failed, "the submission's model process failed (exit status 1)"),
+                        (db.submission(old)["jobs"][0], None)):
+        db.claim("w", ids=[job["id"]])
+        assert db.fail(job["id"], "w", error, public=public)
+    report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('mal')}.html").read_text()
+    for page in (client.get("/models/mal").text, report):
+        assert "the submission&#39;s model process failed (exit status 1)" in page
+        assert NO_PUBLIC_REASON.replace("'", "&#39;") in page  # stored before public reasons were kept: not shown
+        assert "evil.example" not in page and "0.99" not in page and "alert(1)" not in page
+    owner = client.get(f"/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"}).json()
+    assert owner["jobs"][1]["error"] == error  # the submitter's own view: whole
+
+
+def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(db, client, tmp_path):
+    """A submission's authors, description and licence (metadata.yaml) were shown nowhere. The model page shows them
+    and the ranking its first author and licence, as text: a hostile value is escaped, and a value past the intake's
+    limits (a row stored before them) is cut, so the page stays bounded."""
+    from neurozoo.leaderboard.render import page_file, write_report
+
+    def submitted(sha, meta, benchmark, done):
+        sid = db.add_submission("hostile", f"/store/{sha}", sha * 64, {"name": "hostile", **meta}, "mallory",
+                                [{"model": "hostile", "benchmark": benchmark, "spec": {"sha": sha}}])
+        [job] = db.submission(sid)["jobs"]
+        db.claim("w", ids=[job["id"]])
+        if done:
+            db.finish(job["id"], "w", ScoreRecord("hostile", benchmark, 0.4, per_bin=per_bin(0.4), settings={}))
+        else:
+            db.fail(job["id"], "w", "ScoringError: x", public="x")
+
+    long_word = "W" * 30000
+    submitted("a", {"authors": ["<script>alert(1)</script>", "B. Second"], "licence": "<b>MIT</b>",
+                    "description": "line one <img src=x onerror=alert(2)>\nline two " + long_word}, V4, done=True)
+    # a newer submission whose job failed: the scores shown are the first one's, and so is the metadata
+    submitted("b", {"authors": ["C. Newer"], "licence": "GPL", "description": "newer"}, IT, done=False)
+    report = write_report(db, tmp_path / "report").parent
+    model_pages = (client.get("/models/hostile").text, (report / "models" / f"{page_file('hostile')}.html").read_text())
+    for page in model_pages:
+        assert "<script>alert" not in page and "<img src=x" not in page and "<b>MIT" not in page
+        assert '<dd id="authors">&lt;script&gt;alert(1)&lt;/script&gt;, B. Second</dd>' in page
+        assert '<dd id="licence">&lt;b&gt;MIT&lt;/b&gt;</dd>' in page
+        assert "line one &lt;img src=x onerror=alert(2)&gt;\nline two WWW" in page
+        assert "W" * 4900 in page and "W" * 4990 not in page and "W\u2026</dd>" in page  # cut at the intake's 5000
+        assert len(page) < len(client.get("/models/alpha").text) + 8000  # bounded: the cut text, not 30000 more
+        assert "C. Newer" not in page and "GPL" not in page
+    for page in (client.get("/").text, (report / "index.html").read_text()):
+        assert "<script>alert" not in page
+        assert '<td class="name submitted">&lt;script&gt;alert(1)&lt;/script&gt; et al. (&lt;b&gt;MIT&lt;/b&gt;)</td>' in page
+        assert '<td class="name submitted"></td>' in page  # a built-in model has no metadata
+    ranking = {r["model"]: r for r in client.get("/api/ranking").json()}
+    assert ranking["hostile"]["licence"] == "<b>MIT</b>" and ranking["hostile"]["authors"][1] == "B. Second"
+    assert "licence" not in ranking["alpha"]
+
+
+def test_the_ranking_cuts_a_long_first_author_and_licence():
+    from neurozoo.leaderboard.views import public_metadata
+
+    meta = public_metadata({"authors": ["A" * 200], "licence": "L" * 200, "description": "d", "submission": 1})
+    assert meta["short"] == "A" * 39 + "\u2026 (" + "L" * 29 + "\u2026)"
+    many = public_metadata({"authors": [f"author {i}" for i in range(80)], "licence": "MIT", "description": "d"})
+    assert len(many["authors"]) == 51 and many["authors"][-1] == "\u2026"
+
+
+def test_the_public_reason_is_the_scorers_one_line():
+    from neurozoo.leaderboard.scorer import public_reason
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    assert public_reason(ScoringError("killed: memory\n<console>", public="killed: memory")) == "killed: memory"
+    assert public_reason(ValueError("bad layer\n  detail")) == "ValueError: bad layer"
+    assert len(public_reason(ScoringError("x" * 5000))) == 300
+
+
 @pytest.mark.parametrize("cells, expected", [(12, [str(c) for c in range(1, 13)]), (45, ["1", "10", "20", "30", "40"])])
 def test_the_per_cell_figures_x_ticks_start_at_the_first_cell(cells, expected):
     import re

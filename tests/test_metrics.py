@@ -85,18 +85,37 @@ def test_streamed_blocks_and_fold_batches_equal_one_pass(monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-10)
 
 
+def _latent_data(P, F, Q, T, latents, noise, offset, seed):
+    """Features and responses (presentation, feature/neuroid, bin) driven by the same ``latents`` factors."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(P, latents, T))
+    X = np.einsum("plt,lf->pft", latent, rng.normal(size=(latents, F))) + noise * rng.normal(size=(P, F, T)) + offset
+    Y = np.einsum("plt,lq->pqt", latent, rng.normal(size=(latents, Q))) + rng.normal(size=(P, Q, T))
+    return X, Y
+
+
 def test_float32_features_match_float64_to_float_precision():
     """float32 features run the products in float32 (summed in float64): predictions agree to ~1e-5."""
-    rng = np.random.default_rng(5)
-    P, F, Q, T = 400, 60, 8, 5
-    latent = rng.normal(size=(P, 10, T))
-    X = np.einsum("plt,lf->pft", latent, rng.normal(size=(10, F))) + 0.5 * rng.normal(size=(P, F, T)) + 3.0
-    Y = np.einsum("plt,lq->pqt", latent, rng.normal(size=(10, Q))) + rng.normal(size=(P, Q, T))
+    P = 400
+    X, Y = _latent_data(P, 60, 8, 5, latents=10, noise=0.5, offset=3.0, seed=5)
     splits = brainscore_splits(np.arange(P) % 8, n_splits=3)
     exact = pls_fit_predict_folds(X, Y, splits, n_components=25)
     single = pls_fit_predict_folds(X.astype(np.float32), Y, splits, n_components=25)
     for a, b in zip(exact, single):
         assert b.dtype == np.float32
+        np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e-8, 1e8, 1e15])
+def test_pls_predictions_do_not_depend_on_the_features_scale_in_float32(factor):
+    """PLS with scale=False predicts the same from X and c X (sklearn, in float64, does). The float32 products of
+    features of 1e-30 underflowed to a Gram matrix of zeros: a constant prediction, r = 0, a silent score of 0."""
+    P = 120
+    X, Y = _latent_data(P, 20, 6, 3, latents=5, noise=0.3, offset=2.0, seed=7)
+    splits = brainscore_splits(np.arange(P) % 6, n_splits=3)
+    exact = pls_fit_predict_folds(X, Y, splits, n_components=10)
+    scaled = pls_fit_predict_folds((X * factor).astype(np.float32), Y, splits, n_components=10)
+    for a, b in zip(exact, scaled):
         np.testing.assert_allclose(b, a, atol=2e-5 * np.abs(a).max())
 
 

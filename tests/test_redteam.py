@@ -348,6 +348,25 @@ def test_a_failure_after_long_output_shows_the_error(board, tmp_path):
 
 
 @needs_sandbox
+def test_a_submissions_console_output_never_reaches_the_public_pages(board, tmp_path):
+    """The model's console output (what it prints, its traceback) is text the submitter writes: it went onto the public
+    model page as the failed job's last 8 lines. The page now shows the scorer's reason; the submitter and the operator
+    get the output whole."""
+    from neurozoo.leaderboard.render import render
+    from neurozoo.leaderboard.views import model_page
+
+    hostile = "print('<b>WINNER</b> visit evil.example')\nraise SystemExit('official score 0.99, see evil.example')"
+    row = score(board, submission(tmp_path, "loud", create_attack=hostile))
+    [job] = row["jobs"]
+    assert row["status"] == FAILED and "evil.example" in job["error"]  # the submitter's (and the operator's) view
+    [failed] = board.failed_jobs()
+    assert failed["public_reason"] == "the submission's model process failed (exit status 1)"
+    page = render("model.html", static="/static", home="/", benchmark_link=str, **model_page(board, "loud"))
+    assert "the submission&#39;s model process failed (exit status 1)" in page
+    assert "evil.example" not in page and "WINNER" not in page and "0.99" not in page
+
+
+@needs_sandbox
 def test_cpu_and_output_limits(board, tmp_path):
     spin = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
     row = score(board, submission(tmp_path, "spin", attack=spin), limits=Limits(wall_s=60, cpu_s=2.5))
@@ -806,6 +825,18 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
     ({"model_name": "../evil"}, "field 'name' '../evil' may use letters"),
     ({"authors": [{"a": 1}]}, "field 'authors' must be a list of names"),
     ({"description": 5}, "field 'description' must be a non-empty str"),
+    # the text fields the board shows: bounded, not blank, no control or invisible formatting characters
+    ({"description": "d" * 5001}, "field 'description' is 5001 characters; at most 5000"),
+    ({"licence": "L" * 201}, "field 'licence' is 201 characters; at most 200"),
+    ({"authors": ["A. Author"] * 51}, "field 'authors' must be a list of names .*at most 50 of at most 200 characters"),
+    ({"authors": ["x" * 201]}, "field 'authors' must be a list of names"),
+    ({"description": "  \n "}, "field 'description' is blank; expected text"),
+    ({"licence": "MIT\u202eLPG"}, r"field 'licence' holds the character '\\u202e' at position 3 \(Unicode category Cf\); "
+                                  "expected text on one line, without control or formatting characters"),
+    ({"licence": "MIT\nGPL"}, r"field 'licence' holds the character '\\n' at position 3 \(Unicode category Cc\)"),
+    ({"authors": ["A.\x00B"]}, r"field 'authors\[0\]' holds the character '\\x00' at position 2"),
+    ({"description": "line\x1b[31m red"}, r"field 'description' holds the character '\\x1b' at position 4 .*\(newlines "
+                                          r"and tabs allowed\)"),
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
     # the US spelling was refused with only the list of known fields

@@ -210,16 +210,37 @@ BLOCK_ROWS = 4096
 FOLD_MEMORY = 256 * 2 ** 20
 
 
-def _columns(A: np.ndarray, presentations, dtype, offset) -> np.ndarray:
-    """(D, n * T) samples of A[presentations] (n, D, T) as columns (presentation-major), minus ``offset``, in ``dtype``.
+def _columns(A: np.ndarray, presentations, dtype, offset, scale: float = 1.0) -> np.ndarray:
+    """(D, n * T) samples of A[presentations] (n, D, T) as columns (presentation-major), times ``scale`` (a power of
+    two: exact), minus ``offset``, in ``dtype``.
 
     Moving the presentation axis keeps the bins' contiguous runs, which copies (and multiplies) faster
     than rows of features."""
     block = A[presentations]  # a view for a slice, a gathered copy of only these presentations otherwise
     n, D, T = block.shape
     columns = np.empty((D, n, T), dtype=dtype)
-    np.subtract(block.transpose(1, 0, 2), offset.astype(dtype)[:, None, None], out=columns, casting="unsafe")
+    if scale == 1.0:
+        np.subtract(block.transpose(1, 0, 2), offset.astype(dtype)[:, None, None], out=columns, casting="unsafe")
+    else:
+        np.multiply(block.transpose(1, 0, 2), scale, out=columns, casting="unsafe")
+        columns -= offset.astype(dtype)[:, None, None]
     return columns.reshape(D, n * T)
+
+
+def unit_scale(X: np.ndarray) -> float:
+    """The power of two that brings the largest magnitude of ``X`` into [0.5, 1) (1 for zero or non-finite ``X``).
+
+    PLS with ``scale=False`` (Brain-Score's) is equivariant to a common factor on the features: the predictions, and
+    so every score, are the same for ``X`` and ``c X`` (sklearn computes in float64, where features of 1e-30 are as
+    good as features of 1). The fast path multiplies in float32, whose products underflow below about 1e-19 and
+    overflow above about 1e18: features of 1e-30 gave a Gram matrix of zeros and a score of 0. Scaled by a power of
+    two (exact in floating point, no rounding added) the products stay in range at any magnitude float32 holds."""
+    if not X.size:
+        return 1.0
+    largest = max(abs(float(np.max(X))), abs(float(np.min(X))))  # no |X| copy of the whole features
+    if not np.isfinite(largest) or largest == 0.0:
+        return 1.0
+    return float(np.ldexp(1.0, -int(np.frexp(largest)[1])))
 
 
 def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
@@ -239,9 +260,12 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     P, F, T = X.shape
     Q = Y.shape[1]
     # centring on the means of all samples keeps the downdated moments free of cancellation
-    x_mean = X.mean(axis=(0, 2), dtype=np.float64)
+    # the features in units of their largest magnitude (a power of two): the same predictions, and float32 products
+    # that neither underflow (features of 1e-30 scored 0) nor overflow
+    scale = unit_scale(X)
+    x_mean = X.mean(axis=(0, 2), dtype=np.float64) * scale
     y_mean = np.asarray(Y).mean(axis=(0, 2), dtype=np.float64)
-    moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype)  # noqa: E731
+    moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype, scale)  # noqa: E731
     step = max(1, BLOCK_ROWS // T)
     gram, cross, x_sum, y_sum = (0.0,) * 4
     for start in range(0, P, step):
@@ -267,16 +291,17 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
         del C, S
         for i, test in enumerate(chunk):
             mx, my = means[i]
-            scores = rotations[i].T.astype(dtype) @ _columns(X, test, dtype, x_mean)  # (k, n_test * T)
+            scores = rotations[i].T.astype(dtype) @ _columns(X, test, dtype, x_mean, scale)  # (k, n_test * T)
             scores -= (mx @ rotations[i]).astype(dtype)[:, None]
             prediction = loadings[i].astype(dtype) @ scores + (my + y_mean).astype(dtype)[:, None]  # (Q, n_test * T)
             predictions.append(prediction.reshape(Q, len(test), T).transpose(1, 0, 2))
     return predictions
 
 
-def _moments(X, Y, presentations, x_mean, y_mean, dtype):
-    """Float64 (X^T X, X^T Y, column sums of X, of Y) of the centred rows of ``presentations``, all bins."""
-    features = _columns(X, presentations, dtype, x_mean)
+def _moments(X, Y, presentations, x_mean, y_mean, dtype, scale: float = 1.0):
+    """Float64 (X^T X, X^T Y, column sums of X, of Y) of the centred rows of ``presentations``, all bins (X times
+    ``scale``)."""
+    features = _columns(X, presentations, dtype, x_mean, scale)
     targets = _columns(Y, presentations, dtype, y_mean)
     return ((features @ features.T).astype(np.float64), (features @ targets.T).astype(np.float64),
             features.sum(1, dtype=np.float64), targets.sum(1, dtype=np.float64))

@@ -385,7 +385,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     started = time.perf_counter()
     config = checked_config(model, dataclasses.replace(config or FitConfig(),
-                                                      **checked_fit_settings(overrides, "retina.fit.fit")))
+                                                      **checked_fit_settings(overrides, "neurozoo.retina.fit.fit")))
     recording = data if isinstance(data, Recording) else read_experiment(data, "train")
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0

@@ -464,7 +464,7 @@ def test_resume_refuses_a_checkpoint_of_another_fit_protocol(ln_recording, tmp_p
                                               ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
                                               ({"monitor": "r2"}, r"monitor must be one of \('correlation', 'poiss"),
                                               ({"output_calibration": True}, "output_calibration needs a model whose"),
-                                              ({"epoch": 3}, r"^retina\.fit\.fit: 'epoch' is not a fit setting; did "
+                                              ({"epoch": 3}, r"^neurozoo\.retina\.fit\.fit: 'epoch' is not a fit setting; did "
                                                              r"you mean 'epochs'\? \(the fit settings: epochs, lr,")])
 def test_unusable_fit_settings_get_a_clear_error_before_any_work(ln_recording, setting, message):
     from neurozoo.datasets.errors import SpecError

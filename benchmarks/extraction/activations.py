@@ -221,7 +221,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             raise SpecError(f"extraction: {name} must be at least 1, got {value}")
     recurrent = is_convrnn(model)
     if timing is None and recurrent:
-        check_unroll_covers(bins, n_steps)
+        check_unroll_covers(bins, convrnn(n_steps))
     if timing is None:  # a CORnet's layers are its areas: Brain-Score's tables for them (time_mapping.model_timing)
         timing = convrnn(n_steps) if recurrent else model_timing(model) or static(bins)
     if isinstance(timing, Mapping):
@@ -261,23 +261,24 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     return {layer: result[layer] for layer in layers}
 
 
-def check_unroll_covers(bins: Sequence[Bin], n_steps: int, step_ms: float = 10.0) -> None:
-    """Refuse a bin a ConvRNN's unroll of ``n_steps`` (step t = [10 t, 10 t + 10) ms) does not reach: its midpoint
-    after the last step, or before onset. The step table clips such a bin to the last (or first) step, so a bin at
-    300 ms was read at 250-260 ms, and a baseline bin before onset at step 0, when conv1 already sees the image."""
-    middles = [(a + b) / 2.0 for a, b in bins]
-    late = [(a, b) for (a, b), m in zip(bins, middles) if m >= n_steps * step_ms]
+def check_unroll_covers(bins: Sequence[Bin], table: StepTable) -> None:
+    """Refuse a bin a ConvRNN's unroll (``time_mapping.convrnn(n_steps)``: step t = [10 t, 10 t + 10) ms) does not
+    reach: its midpoint after the last step, or before onset. The step table clips such a bin to the last (or first)
+    step, so a bin at 300 ms was read at 250-260 ms, and a baseline bin before onset at step 0, when conv1 already
+    sees the image."""
+    early, late = table.unreached(bins)
+    end_ms = table.start + table.steps * table.width
     if late:
-        needed = int(np.floor(max(middles) / step_ms)) + 1
+        needed = max(table.midpoint_steps(late)) + 1
         raise SpecError(f"extraction: time bin [{late[0][0]:g}, {late[0][1]:g}) ms lies after the ConvRNN's unroll of "
-                        f"{n_steps} steps (0-{n_steps * step_ms:g} ms, one step per {step_ms:g} ms), where it would "
-                        f"read the last step; unroll n_steps >= {needed} (extract(n_steps=...), "
+                        f"{table.steps} steps ({table.start:g}-{end_ms:g} ms, one step per {table.width:g} ms), where "
+                        f"it would read the last step; unroll n_steps >= {needed} (extract(n_steps=...), "
                         f"NeuralBenchmark.score(model, n_steps=...), BrainModel(..., n_steps=...))")
-    early = [(a, b) for (a, b), m in zip(bins, middles) if m < 0]
     if early:
         raise SpecError(f"extraction: time bin [{early[0][0]:g}, {early[0][1]:g}) ms lies before stimulus onset; a "
-                        f"ConvRNN has no step there (step 0 is [0, {step_ms:g}) ms, when conv1 already reads the "
-                        f"image): leave the bins before 0 ms out of the recording or the time_bins")
+                        f"ConvRNN has no step there (step 0 is [{table.start:g}, {table.start + table.width:g}) ms, "
+                        f"when conv1 already reads the image): leave the bins before 0 ms out of the recording or "
+                        f"the time_bins")
 
 
 def missing_step_table(layer: str, timing: Mapping) -> str:

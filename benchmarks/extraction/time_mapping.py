@@ -70,9 +70,19 @@ class StepTable:
             raise ValueError("StepTable rule 'portion' averages several steps per bin: use time_mapping.bin_weights")
         if self.rule == "nearest_start":
             return _nearest_start(self.intervals()[:, 0], bins)
+        return np.clip(self.midpoint_steps(bins), 0, self.steps - 1)
+
+    def midpoint_steps(self, bins: Sequence[Bin]) -> np.ndarray:
+        """The step each bin's midpoint falls in, before clipping: -1 and below before the first step, ``steps``
+        and above after the last."""
         middle = np.array([(a + b) / 2.0 for a, b in bins], dtype=np.float64)
-        index = np.floor((middle - self.start) / self.width).astype(int)
-        return np.clip(index, 0, self.steps - 1)
+        return np.floor((middle - self.start) / self.width).astype(int)
+
+    def unreached(self, bins: Sequence[Bin]) -> Tuple[List[Bin], List[Bin]]:
+        """``(early, late)``: the bins whose midpoint lies before the first step or after the last, which the
+        midpoint rule reads at the first or last step."""
+        index = self.midpoint_steps(bins)
+        return ([b for b, i in zip(bins, index) if i < 0], [b for b, i in zip(bins, index) if i >= self.steps])
 
 
 def _nearest_start(starts: np.ndarray, bins: Sequence[Bin]) -> np.ndarray:

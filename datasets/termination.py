@@ -3,12 +3,14 @@ stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt(
 (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
 on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between search
 trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and
-between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first).
+between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the
+end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``).
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
 exception, so the process ran on as if never asked to stop; inside a database call it can leave the session half
-done. Ctrl-C (SIGINT) keeps Python's own behaviour.
+done. Ctrl-C (SIGINT) keeps Python's own behaviour, except in a block that defers it too (``sigint_note``), where the
+first Ctrl-C is a request like SIGTERM's and a second one raises ``KeyboardInterrupt`` at once.
 """
 from __future__ import annotations
 
@@ -23,10 +25,14 @@ _depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``
 
 
 @contextmanager
-def sigterm_deferred():
+def sigterm_deferred(sigint_note: Optional[str] = None):
     """Within the block, SIGTERM only records the request (:func:`raise_if_terminated` raises it). Outside the main
     thread, where no handler can be installed, the block runs unchanged. Blocks nest: a request stays pending until
-    the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked)."""
+    the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked).
+
+    ``sigint_note``: Ctrl-C is deferred too; the first one writes ``Ctrl-C: <note> (Ctrl-C again stops at once)`` to
+    stderr (a Ctrl-C that seemed to do nothing for the minute an epoch takes invited a kill -9) and records the
+    request, a second raises ``KeyboardInterrupt`` where Python is."""
     global _requested, _depth
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -34,27 +40,38 @@ def sigterm_deferred():
 
     def request(signum, frame):
         global _requested
-        _requested = signum
+        if signum == signal.SIGINT and _requested is not None:
+            signal.default_int_handler(signum, frame)
+        if signum == signal.SIGINT:  # os.write: a print here could meet one the interrupted code was making
+            os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
+        _requested = _requested or signum
 
     previous = signal.signal(signal.SIGTERM, request)
+    # a Ctrl-C the process was told to ignore (nohup, a scheduler's background job) stays ignored
+    defer_sigint = sigint_note is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    previous_sigint = signal.signal(signal.SIGINT, request) if defer_sigint else None
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
         signal.signal(signal.SIGTERM, previous)
+        if defer_sigint:  # None: a handler not set from Python, which leaves no way back to it but the default
+            signal.signal(signal.SIGINT, signal.SIG_DFL if previous_sigint is None else previous_sigint)
         if _depth == 0:
             _requested = None
 
 
 def termination_requested() -> Optional[int]:
-    """The signal number of a SIGTERM received inside :func:`sigterm_deferred` and not yet ended with it, else None
-    (for a safe point that must do something first: the trainer agrees with its other ranks and saves)."""
+    """The signal number of a SIGTERM (or a deferred Ctrl-C) received inside :func:`sigterm_deferred` and not yet
+    ended with it, else None (for a safe point that must do something first: the trainer agrees with its other ranks
+    and saves)."""
     return _requested
 
 
 def raise_if_terminated() -> None:
-    """A safe point: raise ``KeyboardInterrupt("signal 15")`` if a SIGTERM arrived inside :func:`sigterm_deferred`."""
+    """A safe point: raise ``KeyboardInterrupt("signal 15")`` if a SIGTERM (or a deferred Ctrl-C: "signal 2") arrived
+    inside :func:`sigterm_deferred`."""
     if _requested is not None:
         raise KeyboardInterrupt(f"signal {_requested}")
 

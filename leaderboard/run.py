@@ -2,8 +2,10 @@
 write the leaderboard database and a static HTML report, print the ranking.
 
 Stopped part-way (Ctrl-C; SIGTERM inside the command's ``datasets.termination.sigterm_deferred`` block, taken between
-jobs so that the job being scored is finished and stored), it raises :class:`RunInterrupted` and writes no report:
-every job is done (its score stored whole) or queued again, and the same command continues."""
+jobs so that the job being scored is finished and stored, or, in a retina job's fit, at the end of an epoch, after its
+checkpoint: :class:`retina.fit.FitInterrupted`, the job handed back to the queue), it raises :class:`RunInterrupted`
+and writes no report: every job is done (its score stored whole) or queued again, and the same command continues (a
+stopped fit resumed from its checkpoint)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +44,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
         counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
                       progress=progress)
     except KeyboardInterrupt as error:  # the scorer has handed the job it was scoring back to the queue
-        raise RunInterrupted(_kept(db, ids, done_before, str(error))) from None
+        raise RunInterrupted(_kept(db, ids, done_before, error)) from None
     failed = [j for j in db.jobs(ids=ids) if j["status"] == "failed"]
     for job in failed:
         echo(f"FAILED {job['model']} on {job['benchmark']}: {job['error']}")
@@ -53,17 +55,25 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
 
 
-def _kept(db, ids, done_before: int, signal: str) -> str:
-    """What an interrupted run leaves: how many of its jobs are done (stored whole), and how to continue."""
+def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
+    """What an interrupted run leaves: how many of its jobs are done (stored whole), the checkpoint of a retina fit
+    stopped part-way, and how to continue."""
     from neurozoo.leaderboard.db import DONE, FAILED
+    from neurozoo.retina.fit import FitInterrupted
 
     statuses = [j["status"] for j in db.jobs(ids=ids)]
     done, failed = statuses.count(DONE), statuses.count(FAILED)
-    how = f" ({signal})" if signal else ""
+    fit = ""
+    if isinstance(error, FitInterrupted):
+        how = f" (signal {error.signum})"
+        fit = (f"; the job being scored was handed back, its fit's {error.epochs_done} of at most {error.epochs} "
+               f"epochs kept in {error.checkpoint} for the rerun to resume")
+    else:
+        how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
-    return (f"stopped{how} with {done} of {len(ids)} jobs done and stored ({done - done_before} in this run){failures}; "
-            f"the others are queued and no report was written: rerun the same command to continue (finished results "
-            f"are reused)")
+    return (f"stopped{how} with {done} of {len(ids)} jobs done and stored ({done - done_before} in this run){failures}"
+            f"{fit}; the others are queued and no report was written: rerun the same command to continue (finished "
+            f"results are reused)")
 
 
 def spec_name(spec) -> str:

@@ -109,7 +109,8 @@ def _run(args) -> int:
         check_checkpoint(item, path)
         checkpoints[model] = path
     # SIGTERM (kill, a scheduler's preemption, a service manager's stop) is taken between jobs: the job being scored
-    # is finished and stored, no other is started (leaderboard.scorer.work); it used to kill the run outright
+    # is finished and stored, no other is started (leaderboard.scorer.work); it used to kill the run outright. A retina
+    # job's fit takes it at its epoch's end (retina.fit.FitInterrupted): that job is handed back, its checkpoint kept
     try:
         with sigterm_deferred():
             result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,

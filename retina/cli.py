@@ -24,7 +24,9 @@ def _add_fit(sub) -> None:
     p = sub.add_parser("fit", help="fit a retina model to a ganglion-cell recording and score it on held-out repeats",
                        description="Fit MODEL (a retina.MODELS name, e.g. ln, glm, bncnn) to the training split of a "
                                    "deep-retina HDF5 file, early-stopping on validation correlation, then report "
-                                   "per-cell held-out correlation, FEVE and oracle correlation on its test repeats.")
+                                   "per-cell held-out correlation, FEVE and oracle correlation on its test repeats. "
+                                   "SIGTERM or Ctrl-C stops the fit after the epoch under way and its checkpoint "
+                                   "(exit 130), saying the command that resumes it (a second Ctrl-C stops at once).")
     p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
@@ -71,8 +73,13 @@ def resolve_data(spec: str) -> Path:
     return path
 
 
+#: zoo fit's options that are :class:`retina.fit.FitConfig` settings (None: the config's or the model's default)
+FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta", "monitor", "output_calibration")
+
+
 def run_fit(args) -> int:
     import os
+    import sys
 
     import torch
 
@@ -80,7 +87,7 @@ def run_fit(args) -> int:
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
-    from neurozoo.retina.fit import FitConfig, checked_config, create_model, fit, provenance
+    from neurozoo.retina.fit import FitConfig, FitInterrupted, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
     train = read_experiment(path, "train")
@@ -88,9 +95,8 @@ def run_fit(args) -> int:
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
-    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta",
-                                                     "monitor", "output_calibration")
-                 if getattr(args, key) is not None}
+    overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
+    out = None
     try:
         if args.out is None and args.data.startswith("embedded:"):
             # the fit cache `zoo probe --fit-embedded`, `zoo score` and `zoo run` read and fill: one fit per model,
@@ -102,7 +108,7 @@ def run_fit(args) -> int:
                 if info["fit_origin"] == "cached":
                     print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing "
                           "trained (--no-resume fits again)")
-                frame, stats = _save_results(args, path, result, info, out)
+                frame, stats, stopped = _save_results(args, path, result, info, out)
         else:
             torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
             model = create_model(args.model, n_cells=len(train.cells))
@@ -113,9 +119,12 @@ def run_fit(args) -> int:
             with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                              progress=not args.quiet, **overrides)
-                frame, stats = _save_results(args, path, result, provenance(path, result), out)
+                frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out)
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
+    except FitInterrupted as error:  # SIGTERM or Ctrl-C: the fit stopped after an epoch's checkpoint
+        print(f"zoo fit: interrupted; {error}; to resume it: {resume_command(args, path, out)}", file=sys.stderr)
+        return 130
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
@@ -126,12 +135,46 @@ def run_fit(args) -> int:
               "Correlation does not see the output's scale and FEVE does: a fit stopped early on correlation can "
               "have the right shape at the wrong scale (--output-calibration fits the BN-CNN's output gain and "
               "offset; docs/retina.md, \"Fitting\").")
+    if stopped:
+        print(f"zoo fit: interrupted (signal {stopped}) after the fit, during its held-out evaluation, which was "
+              f"finished first: the results above are whole and saved in {out}", file=sys.stderr)
+        return 130
     return 0
 
 
+def resume_command(args, path: Path, out) -> str:
+    """The ``zoo fit`` command that resumes the fit ``args`` asked for: its model, data, seed and settings, its folder
+    (``--out``, absolute; none for the fit cache, which the settings name), without ``--no-resume`` (the checkpoint
+    being resumed is this fit's own)."""
+    import shlex
+
+    data = args.data if args.data.startswith("embedded:") else str(path.resolve())
+    command = ["zoo", "fit", args.model, "--data", data]
+    if args.out is not None or not args.data.startswith("embedded:"):
+        command += ["--out", str(Path(out).resolve())]
+    for key in FIT_OPTIONS:
+        value, option = getattr(args, key), "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            command.append(option if value else "--no-" + option[2:])
+        elif value is not None:
+            command += [option, str(value)]
+    command += ["--seed", str(args.seed), "--device", args.device] + (["--quiet"] if args.quiet else [])
+    return shlex.join(command)
+
+
 def _save_results(args, path: Path, result, info: dict, out: Path):
-    """``(per-cell held-out metrics, their summary)`` of ``result``, written to ``out`` (``heldout_metrics.csv``,
-    ``fit_curve.png``, ``summary.json``), each whole or not at all."""
+    """``(per-cell held-out metrics, their summary, signal)`` of ``result``, written to ``out``
+    (``heldout_metrics.csv``, ``fit_curve.png``, ``summary.json``), each whole or not at all. A SIGTERM meanwhile (the
+    evaluation takes seconds) waits until they are written, and ``signal`` is its number (else None), for zoo fit to
+    exit 130: taken here, it would stop zoo fit with the fit finished and its results not written; ignored, zoo fit
+    would exit 0 to a scheduler that had asked it to stop."""
+    from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+    with sigterm_deferred():
+        return (*_evaluate_and_write(args, path, result, info, out), termination_requested())
+
+
+def _evaluate_and_write(args, path: Path, result, info: dict, out: Path):
     from neurozoo.retina.embedded_fit import weights_sha256
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary

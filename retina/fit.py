@@ -26,7 +26,9 @@ Interface (stable; other modules build on it):
   training data (:func:`calibrate_output`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
   same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` (else a
-  ``DataError``).
+  ``DataError``). SIGTERM or Ctrl-C lets the epoch under way finish and write its checkpoint, then raises
+  :class:`FitInterrupted` with no final weights written (a second Ctrl-C stops at once); the rerun resumes to the
+  uninterrupted fit's weights, bit for bit.
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1
   1e-3, up to 40 epochs; early stopping after ``patience`` epochs without a gain of ``min_delta`` in validation
   correlation (the best epoch's weights are kept; patience and gain: the model's ``default_patience`` and
@@ -59,6 +61,7 @@ from neurozoo import retina
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 from neurozoo.datasets.torch_files import read_torch_file
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
@@ -164,6 +167,21 @@ class FitResult:
     extra: dict = field(default_factory=dict)
     data_sha256: Optional[str] = None  # of the recording file read (None: fitted to a Recording held in memory only)
     early_stopped: bool = False  # the patience ran out (possibly on the last allowed epoch too)
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """A fit stopped by SIGTERM or Ctrl-C at a safe point of :func:`fit`: the end of an epoch (after its checkpoint),
+    or after the last one and the output calibration, before the final weights. No final weights or history were
+    written; ``checkpoint`` (None for a fit without ``out``) holds ``epochs_done`` epochs, and a fit with the same
+    ``out`` and settings resumes from it to the weights an uninterrupted fit gives. A ``KeyboardInterrupt``, so that
+    whatever handles Ctrl-C (``zoo``'s exit 130, a scorer handing its job back to the queue) handles it."""
+
+    def __init__(self, signum: int, checkpoint: Optional[Path], epochs_done: int, epochs: int):
+        self.signum, self.checkpoint, self.epochs_done, self.epochs = signum, checkpoint, epochs_done, epochs
+        fitted = f"{epochs_done} of at most {epochs} epochs fitted"
+        kept = (f"{fitted}, kept in {checkpoint}" if checkpoint is not None
+                else f"{fitted} and lost (a fit without out= keeps no checkpoint)")
+        super().__init__(f"fit stopped (signal {signum}) before its final weights: {kept}")
 
 
 #: What :attr:`FitConfig.batching` may be (:func:`resolved_config` resolves ``"auto"`` to one of the other two).
@@ -380,7 +398,25 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
 
 def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig] = None,
         out: Optional[Union[str, Path]] = None, resume: bool = True, **overrides) -> FitResult:
-    """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model."""
+    """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model.
+
+    SIGTERM or Ctrl-C stops it at its next safe point (:func:`_stop_point`) with :class:`FitInterrupted`; a second
+    Ctrl-C stops it at once, losing the epoch under way."""
+    with sigterm_deferred("stopping after this epoch and its checkpoint"):
+        return _fit(model, data, config, out, resume, overrides)
+
+
+def _stop_point(checkpoint: Optional[Path], state: dict, config: FitConfig) -> None:
+    """A safe point of :func:`fit`, at the end of each epoch (after its checkpoint) and before the final weights: a
+    SIGTERM or Ctrl-C that arrived since (:mod:`datasets.termination`) ends the fit here with :class:`FitInterrupted`,
+    all that was done in the checkpoint."""
+    signum = termination_requested()
+    if signum:
+        raise FitInterrupted(signum, checkpoint, state["epoch"], config.epochs)
+
+
+def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig],
+         out: Optional[Union[str, Path]], resume: bool, overrides: dict) -> FitResult:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -531,6 +567,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
                               "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
                               "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL, **state}, checkpoint)
+            _stop_point(checkpoint, state, config)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
@@ -549,6 +586,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             if checkpoint is not None and checkpoint.is_file():
                 _atomic_save({**read_torch_file(checkpoint, map_location="cpu"), "calibration": done}, checkpoint)
         extra["output_calibration"] = done["info"]
+    _stop_point(checkpoint, state, config)  # a stop asked for in the last epoch or the calibration: no final files
     best_r = state["history"][state["best_epoch"]]["val_correlation"] if state["best_epoch"] >= 0 else float("nan")
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
                        time.perf_counter() - started, extra=extra, data_sha256=data_sha256,

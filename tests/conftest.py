@@ -114,6 +114,26 @@ def one_thread():
 
 
 @pytest.fixture
+def signal_in_epoch(monkeypatch):
+    """``signal_in_epoch(epoch, signum)``: this process gets ``signum`` during the validation of the ``epoch``-th epoch
+    (from 1) that retina fits train from now on, before that epoch's checkpoint: a fixed point to stop a fit at."""
+    from neurozoo.retina import fit as fitting
+
+    def arm(epoch: int, signum: int) -> None:
+        correlation, calls = fitting._mean_correlation, []
+
+        def validation(*args):
+            calls.append(1)
+            if len(calls) == epoch:
+                os.kill(os.getpid(), signum)
+            return correlation(*args)
+
+        monkeypatch.setattr(fitting, "_mean_correlation", validation)
+
+    return arm
+
+
+@pytest.fixture
 def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real recordings not found at {SHARED_DATA} (set NEUROZOO_SHARED_DATA)")

@@ -206,6 +206,53 @@ def test_zoo_run_given_sigterm_mid_job_finishes_that_job_stops_and_resumes_to_th
     db.dispose()
 
 
+def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resumes_the_fit(tmp_path, monkeypatch, capsys,
+                                                                                            signal_in_epoch):
+    """A retina job fits its model in the scorer's process: a SIGTERM there had to wait for the whole fit (up to 40
+    epochs). The fit now stops after the epoch under way and its checkpoint, the job goes back to the queue (neither
+    done nor failed, its attempt not counted), and the rerun resumes the fit to the uninterrupted fit's weights."""
+    import torch
+
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.retina import RetinaHeldoutBenchmark
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.retina.embedded_fit import fit_embedded, fits_in
+
+    sizes, name = dict(n_train=2500, n_test=200, n_repeats=2), "runtest.retina-heldout"
+    short = {"max_steps_per_epoch": 3}
+    benchmarks.BENCHMARKS.add(name, lambda: RetinaHeldoutBenchmark("whitenoise", sizes=dict(sizes), fit_settings=short),
+                              overwrite=True, family="retina", region="held-out responses")
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    argv = ["run", "--models", "ln", "--benchmarks", name, "--fit-epochs", "2", "--db", url, "--report",
+            str(tmp_path / "report"), "--no-progress"]
+    try:
+        signal_in_epoch(1, signal.SIGTERM)
+        with fits_in(tmp_path / "fits"):  # this test's own fit, never another test's
+            assert main(argv) == 130
+        [checkpoint] = (tmp_path / "fits").glob("ln-whitenoise-*/checkpoint.pt")
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"zoo run: interrupted; stopped (signal 15) with 0 of 1 jobs done and stored (0 in this run); the job "
+            f"being scored was handed back, its fit's 1 of at most 2 epochs kept in {checkpoint} for the rerun to "
+            f"resume; the others are queued and no report was written: rerun the same command to continue (finished "
+            f"results are reused)")
+        db = LeaderboardDB(url)
+        assert [(j["status"], j["attempts"]) for j in db.jobs()] == [(QUEUED, 0)]
+        assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["checkpoint.pt"]
+        assert not (tmp_path / "report").exists()
+
+        with fits_in(tmp_path / "fits"):
+            assert main(argv) == 0
+        assert f"resuming {checkpoint}: 1 of at most 2 epochs fitted" in capsys.readouterr().err
+        assert [(j["status"], j["attempts"]) for j in db.jobs()] == [(DONE, 1)]
+        with fits_in(tmp_path / "straight"):
+            straight = fit_embedded("ln", sizes=sizes, epochs=2, progress=False, **short)[0].model.state_dict()
+        resumed = torch.load(checkpoint.parent / "model.pt", weights_only=True)
+        assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
+        db.dispose()
+    finally:
+        benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
 def test_default_zoo_specs_carry_the_width_and_the_fit_budget():
     from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS, zoo_specs
 

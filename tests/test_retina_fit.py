@@ -154,7 +154,14 @@ def test_ln_recovers_a_known_ln_cell(ln_recording):
     assert result.best_val_correlation > 0.3 and result.history[-1]["epoch"] == len(result.history) - 1
 
 
-def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_path):
+def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_path, monkeypatch, capfd,
+                                                            signal_in_epoch):
+    """SIGTERM in the first epoch, then Ctrl-C in the last: each lets its epoch finish and write its checkpoint, stops
+    with FitInterrupted and writes no final weights; the second resume gives the uninterrupted fit, bit for bit."""
+    import signal
+
+    from neurozoo.retina.fit import FitInterrupted
+
     def run(out, epochs, resume=True):
         torch.manual_seed(0)
         model = create_model("ln", n_cells=1, rank=1)
@@ -162,7 +169,20 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
                    max_steps_per_epoch=3, batch_size=300)
 
     straight = run(tmp_path / "a", 3)
-    run(tmp_path / "b", 2)
+    checkpoint = tmp_path / "b" / "checkpoint.pt"
+    for signum, epoch, done in ((signal.SIGTERM, 1, 1), (signal.SIGINT, 2, 3)):
+        signal_in_epoch(epoch, signum)
+        with pytest.raises(FitInterrupted) as stopped:
+            run(tmp_path / "b", 3)
+        assert (stopped.value.signum, stopped.value.epochs_done, stopped.value.checkpoint) == (signum, done, checkpoint)
+        assert str(stopped.value) == (f"fit stopped (signal {int(signum)}) before its final weights: {done} of at most "
+                                      f"3 epochs fitted, kept in {checkpoint}")
+        assert torch.load(checkpoint, weights_only=True)["epoch"] == done
+        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["checkpoint.pt"]  # no model.pt, history.json
+    monkeypatch.undo()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's Ctrl-C again after the fit
+    note = "\nCtrl-C: stopping after this epoch and its checkpoint (Ctrl-C again stops at once)\n"
+    assert capfd.readouterr().err.count(note) == 1
     import subprocess
     import sys
 
@@ -172,9 +192,9 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
 
     (tmp_path / "b" / ("checkpoint.pt" + temporary_suffix(pid=killed.pid))).write_bytes(b"half")  # killed mid-write
     resumed = run(tmp_path / "b", 3)
-    assert [h["val_correlation"] for h in resumed.history] == pytest.approx([h["val_correlation"] for h in straight.history])
+    assert [h["val_correlation"] for h in resumed.history] == [h["val_correlation"] for h in straight.history]
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
-        torch.testing.assert_close(a, b)
+        assert torch.equal(a, b)
     assert not list((tmp_path / "b").glob("*.tmp*"))  # atomic writes leave no partial files, and a dead writer's is removed
     saved = json.loads((tmp_path / "b" / "history.json").read_text())
     assert len(saved["history"]) == 3
@@ -981,3 +1001,50 @@ def test_an_interrupted_zoo_fit_rerun_says_which_checkpoint_and_epoch_it_resumes
     assert len(json.loads((out / "history.json").read_text())["history"]) == 2
     assert zoo(args) == 0
     assert "resuming" not in capsys.readouterr().err
+
+
+def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_the_uninterrupted_fit(
+        ln_recording, tmp_path, monkeypatch, capsys, signal_in_epoch):
+    """SIGTERM (a scheduler's preemption) killed `zoo fit` at once. Now the epoch under way finishes and writes its
+    checkpoint, zoo fit says what was kept and the command that resumes it (without --no-resume, which would start
+    afresh), and exits 130; that command gives the uninterrupted fit's weights, bit for bit. A SIGTERM during the
+    held-out evaluation after the fit (chosen: finished and written whole, then exit 130, not ignored)."""
+    import os
+    import shlex
+    import signal
+
+    from neurozoo.retina import fit as fitting
+
+    out, straight = tmp_path / "fit", tmp_path / "straight"
+    settings = ["--epochs", "2", "--batch-size", "1000", "--patience", "9", "--quiet"]
+    signal_in_epoch(1, signal.SIGTERM)
+    assert zoo(["fit", "ln", "--data", str(ln_recording), "--out", str(out), "--no-resume", *settings]) == 130
+    err = capsys.readouterr().err
+    command = (f"zoo fit ln --data {ln_recording} --out {out} --epochs 2 --batch-size 1000 --patience 9 --seed 0 "
+               f"--device cpu --quiet")
+    assert err == (f"zoo fit: interrupted; fit stopped (signal 15) before its final weights: 1 of at most 2 epochs "
+                   f"fitted, kept in {out / 'checkpoint.pt'}; to resume it: {command}\n")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+
+    monkeypatch.undo()
+    evaluate = fitting.evaluate
+
+    def evaluate_under_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "evaluate", evaluate_under_sigterm)
+    assert zoo(shlex.split(command)[1:]) == 130
+    captured = capsys.readouterr()
+    assert f"saved in {out}" in captured.out
+    assert captured.err.splitlines() == [
+        f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted",
+        f"zoo fit: interrupted (signal 15) after the fit, during its held-out evaluation, which was finished first: "
+        f"the results above are whole and saved in {out}"]
+    assert json.loads((out / "summary.json").read_text())["weights_sha256"]["model.pt"]
+
+    monkeypatch.undo()
+    assert zoo(["fit", "ln", "--data", str(ln_recording), "--out", str(straight), *settings]) == 0
+    resumed, whole = (torch.load(folder / "model.pt", weights_only=True) for folder in (out, straight))
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+    assert (out / "heldout_metrics.csv").read_text() == (straight / "heldout_metrics.csv").read_text()

@@ -402,6 +402,31 @@ def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
     assert termination_requested() is None and signal.getsignal(signal.SIGTERM) == before
 
 
+def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd):
+    """A retina fit defers Ctrl-C to the end of its epoch (sigint_note): the first Ctrl-C says so and waits for the
+    safe point, a second stops at once; a block without a note, and a Ctrl-C the process ignores, are left alone."""
+    from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+    before = signal.getsignal(signal.SIGINT)
+    with sigterm_deferred("stopping after this epoch"):
+        signal.raise_signal(signal.SIGINT)
+        assert termination_requested() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert capfd.readouterr().err == "\nCtrl-C: stopping after this epoch (Ctrl-C again stops at once)\n"
+    assert signal.getsignal(signal.SIGINT) is before and termination_requested() is None
+    with sigterm_deferred(), pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with sigterm_deferred("stopping after this epoch"):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+            assert termination_requested() is None
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_resume_without_rng_state_still_equals_the_uninterrupted_run(data, tmp_path, straight):
     """Augmentation is seeded per image from (seed, epoch, index): a checkpoint without the processes' random states
     (another number of processes) resumes the same crops and flips, to the uninterrupted run's weights. Before, its

@@ -18,8 +18,12 @@ from pathlib import Path
 
 
 def import_submission(folder: Path):
-    """Run the submission's ``model.py`` (its top level runs here, before anything else is imported)."""
+    """Run the submission's ``model.py``. Only torch and the torchvision shim are imported before it: torchvision's
+    C extension cannot load on a CPU-only torch, and ``import torchvision`` in a submission then died with
+    "operator torchvision::nms does not exist" (:mod:`datasets.torchvision_compat`)."""
     import importlib.util
+
+    import neurozoo.datasets.torchvision_compat  # noqa: F401  (before the submission imports torchvision or timm)
 
     sys.path.insert(0, str(folder))
     module_spec = importlib.util.spec_from_file_location("submission_model", folder / "model.py")

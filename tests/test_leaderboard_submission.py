@@ -500,3 +500,44 @@ def test_a_failed_jobs_console_keeps_tabs_as_spaces_and_masks_other_control_char
                                       "    size mismatch for readout.weight: copying a param with shape "
                                       "torch.Size([3, 32])\n?[31mred?")
 
+
+
+TORCHVISION_MODEL = '''
+import torch
+import torchvision
+from torchvision import transforms
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+        self.body = torchvision.ops.Conv2dNormActivation(3, 8, 3, stride=2)  # torchvision.models' building block
+
+    def forward(self, x):
+        return self.body(self.normalize(x))
+
+
+def create_model(weights):
+    torch.manual_seed(0)
+    return Net()
+'''
+
+
+def test_a_submission_importing_torchvision_is_extracted_in_the_sandbox(tmp_path, db, monkeypatch):
+    """torchvision's C extension cannot load on this CPU-only torch: the model process died at the submission's
+    ``import torchvision`` ("operator torchvision::nms does not exist") until it applied the project's shim first."""
+    from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import model_features
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "tv", weights=False, layers={"V4": "body.0"})
+    (folder / "model.py").write_text(TORCHVISION_MODEL)
+    spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
+    features = model_features(benchmarks.load("lbtest.V4"), spec, "body.0", Limits(wall_s=120,
+                                                                                   memory_bytes=3 * 2 ** 30))
+    assert features.shape == (96, 200, 3) and np.isfinite(features.values).all()
+    assert features.values.std(axis=0).max() > 0  # the features differ between images

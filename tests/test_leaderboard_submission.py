@@ -541,3 +541,38 @@ def test_a_submission_importing_torchvision_is_extracted_in_the_sandbox(tmp_path
                                                                                    memory_bytes=3 * 2 ** 30))
     assert features.shape == (96, 200, 3) and np.isfinite(features.values).all()
     assert features.values.std(axis=0).max() > 0  # the features differ between images
+
+
+def test_requirements_txt_must_hold_in_the_scoring_environment(tmp_path, db):
+    """A submission's requirements.txt was accepted unread: a package the scoring environment lacks failed only in
+    the sandbox, at the model's import. Nothing is installed for a submission, so intake checks each line."""
+    import importlib.metadata
+
+    from neurozoo.leaderboard.submission import MAX_REQUIREMENTS_LINES, check_requirements
+
+    numpy_version = importlib.metadata.version("numpy")
+    folder = make_submission(tmp_path / "req", weights=False)
+    requirements = folder / "requirements.txt"
+    requirements.write_text("# what model.py imports\ntorch>=2.0  # any recent torch\n\nNumPy\n"
+                            "pywin32; sys_platform == 'win32'\n")
+    assert prepare(folder, tmp_path / "store")["meta"]["name"] == "net-ok"
+    assert check_requirements(requirements) == [
+        f"torch>=2.0 (installed {importlib.metadata.version('torch')})", f"NumPy (installed {numpy_version})",
+        "pywin32; sys_platform == 'win32' (not for this platform: skipped)"]
+    for text, expected in [
+            ("torch\nnumpy<1.0\n", f"requirements.txt: line 2: 'numpy<1.0': the scoring environment has numpy "
+                                   f"{numpy_version}, which <1.0 excludes"),
+            ("torch\n\nno-such-package-s23>=1\n", "requirements.txt: line 3: 'no-such-package-s23>=1': "
+                                                  "'no-such-package-s23' is not installed in the scoring environment"),
+            ("numpy=>1.2\n", "requirements.txt: line 1: 'numpy=>1.2' is not a valid requirement ("),
+            ("-r other.txt\n", "requirements.txt: line 1: '-r other.txt': pip options"),
+            ("--index-url https://example.org\n", "line 1: '--index-url https://example.org': pip options"),
+            ("numpy @ https://example.org/numpy.whl\n", "line 1: 'numpy @ https://example.org/numpy.whl': a direct "
+                                                        "reference"),
+            ("numpy\n" * (MAX_REQUIREMENTS_LINES + 1), f"{MAX_REQUIREMENTS_LINES + 1} lines; at most "
+                                                       f"{MAX_REQUIREMENTS_LINES}"),
+            ("#" * 20000, "requirements.txt: more than 16 KiB")]:
+        requirements.write_text(text)
+        assert expected in refusal(tmp_path, folder), text
+    requirements.write_bytes(b"numpy\n\xff\n")
+    assert "requirements.txt: not UTF-8 text (byte 6)" in refusal(tmp_path, folder)

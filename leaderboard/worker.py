@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_MEMORY_BYTES = 8 * 2 ** 30
 CONSOLE_CHARS = 2000
 CONSOLE_LINES = 20
+CONSOLE_LINE_CHARS = 200
 
 
 def shown_console(console: bytes) -> str:
@@ -39,7 +40,7 @@ def shown_console(console: bytes) -> str:
     # tabs as spaces: torch's load_state_dict error, a submission's commonest, indents each mismatch with one
     text = console.decode("utf-8", errors="replace").expandtabs(4)
     text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
-    lines = [line[:200] for line in text.strip().splitlines()][-CONSOLE_LINES:]
+    lines = [line[:CONSOLE_LINE_CHARS] for line in text.strip().splitlines()][-CONSOLE_LINES:]
     return "\n".join(lines)[-CONSOLE_CHARS:]
 
 
@@ -125,7 +126,9 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
                            read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
                            limits=limits, sandbox=sandbox)
     console = shown_console(outcome.console)
-    last = console.splitlines()[-1] if console else ""  # a traceback's last line is the error itself: shown first
+    # a traceback's last line is the error itself, shown first; an error the model runner prints is wrapped, its
+    # continuation lines indented (model_runner.print_error)
+    last = next((line for line in reversed(console.splitlines()) if not line.startswith(" ")), "")
     if outcome.killed:
         raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip(),
                            public=f"the submission's model process was killed: {outcome.killed}")

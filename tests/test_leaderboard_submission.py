@@ -576,3 +576,51 @@ def test_requirements_txt_must_hold_in_the_scoring_environment(tmp_path, db):
         assert expected in refusal(tmp_path, folder), text
     requirements.write_bytes(b"numpy\n\xff\n")
     assert "requirements.txt: not UTF-8 text (byte 6)" in refusal(tmp_path, folder)
+
+
+RECURRENT_MODEL = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, stride=2)
+        self.cell = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        h = torch.zeros_like(x)
+        for _ in range(5):
+            h = self.cell(torch.tanh(h + x))
+        return h
+
+
+def create_model(weights):
+    torch.manual_seed(0)
+    return Net()  # no time mapping: the error says how to declare one
+'''
+
+
+def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown_whole(tmp_path, db, monkeypatch):
+    """The job's error was the model process's traceback, its last line cut at 200 characters: the hint how to
+    declare a time mapping was lost. The runner prints the message wrapped; the summary is its first line."""
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import CONSOLE_LINE_CHARS, model_features
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "cell"})
+    (folder / "model.py").write_text(RECURRENT_MODEL)
+    spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
+    with pytest.raises(ScoringError) as error:  # our own test model: run without the sandbox
+        model_features(benchmarks.load("lbtest.V4"), spec, "cell", Limits(wall_s=120), sandbox=False)
+    summary, *console = str(error.value).splitlines()
+    assert summary.startswith("the submission's model process failed (exit status 1): error: layer 'cell' produced 5 "
+                              "steps (it ran 5 times on each image) but its time mapping has 1")
+    assert len(console) > 1 and all(len(line) <= CONSOLE_LINE_CHARS for line in console)
+    assert console[0] == summary.split(": ", 1)[1] and "Traceback" not in str(error.value)
+    whole = " ".join(line.strip() for line in console)
+    assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms

@@ -58,9 +58,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
-                       description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
-                                   "benchmark; `zoo work` scores them in isolated workers (smoke forward pass first).")
+                       description="Checks metadata.yaml, model.py, sizes, weight checksums and requirements.txt and "
+                                   "queues one job per benchmark; `zoo work` scores them in isolated workers (smoke "
+                                   "forward pass first). With --check: the same checks and a dry run of the model on "
+                                   "two images of each benchmark, nothing queued (exit status 0 or 1).")
     p.add_argument("path", type=Path)
+    p.add_argument("--check", action="store_true",
+                   help="only check: intake as the server does it, then the model's features on two images of each "
+                        "benchmark in the sandbox; no database, nothing queued or uploaded")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
     p.add_argument("--db")
     p.add_argument("--user", help="owner (default: none; the web API sets it from the token)")
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
@@ -213,6 +220,8 @@ def _token_list(args) -> int:
 
 
 def _submit(args) -> int:
+    if args.check:
+        return _check_submission(args)
     from neurozoo.benchmarks.paths import home
     from neurozoo.leaderboard.db import LeaderboardDB, check_user_name
     from neurozoo.leaderboard.submission import submit
@@ -223,6 +232,26 @@ def _submit(args) -> int:
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
     row = db.submission(submission_id)
     print(f"submission {submission_id} ({row['name']}): {len(row['jobs'])} job(s) queued; run `zoo work` to score")
+    return 0
+
+
+def _check_submission(args) -> int:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+    from neurozoo.leaderboard.submission_check import check
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    problem = sandbox_problem()
+    if problem:
+        print(f"sandbox: {problem}")
+    sandbox = True if not problem else (False if args.unsafe_no_sandbox else None)
+    try:
+        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True))
+    except (UserFacingError, ScoringError) as error:
+        print(f"check failed: {error}")
+        return 1
+    print(f"check passed: `zoo submit {args.path}` (or the web upload) would queue it; only the server knows whether "
+          "another user owns the name")
     return 0
 
 

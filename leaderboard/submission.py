@@ -567,13 +567,16 @@ def builtin_model_names() -> List[str]:
     return list(convrnn.list_models()) + list(retina.list_models())
 
 
+def check_not_builtin(name: str) -> None:
+    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
+    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
+
+
 def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     """Validate ``source`` and queue one job per benchmark; returns the submission id. A model name belongs
     to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
-    name = prepared["meta"]["name"]
-    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
-    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
-        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
+    check_not_builtin(prepared["meta"]["name"])
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

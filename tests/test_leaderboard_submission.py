@@ -624,3 +624,30 @@ def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown
     assert console[0] == summary.split(": ", 1)[1] and "Traceback" not in str(error.value)
     whole = " ".join(line.strip() for line in console)
     assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms
+
+
+def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_path, db, monkeypatch, capsys):
+    """A submitter had no way to try a submission but to submit it: a mistake cost a queued job (and the name)."""
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.sandbox import sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "sub")
+    (folder / "requirements.txt").write_text("numpy\n")
+    assert main(["submit", "--check", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "intake: ok: net-ok, 1 benchmark(s): lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
+    assert out[1].startswith("requirements.txt: ok: numpy (installed ")
+    assert out[2] == "dry run: lbtest.V4: ok on 2 images: conv2 (2, 200, 3) (images, features, time bins)"
+    assert out[3].startswith("check passed: ")
+    assert not (tmp_path / "home" / "submissions").exists() and db.submissions() == []  # nothing stored or queued
+
+    (folder / "requirements.txt").write_text("numpy<1\n")
+    assert main(["submit", "--check", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("check failed: requirements.txt: line 1: 'numpy<1': the scoring environment has numpy ")
+    assert not any(line.startswith("dry run") for line in out)
+

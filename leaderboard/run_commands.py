@@ -89,6 +89,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
     p.add_argument("--lease", type=positive, default=60.0)
+    p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
+                   help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
+                        "side, since the submitter cannot submit the same files twice")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
@@ -264,6 +267,15 @@ def _work(args) -> int:
     from neurozoo.leaderboard.sandbox import Limits, require_sandbox
 
     db = LeaderboardDB(args.db)
+    for submission_id in args.retry_submission:
+        row = db.submission(submission_id)
+        if row is None:
+            from neurozoo.datasets.errors import UserFacingError
+
+            raise UserFacingError(f"--retry-submission {submission_id}: no submission {submission_id} in {db.shown_url}")
+        count = db.requeue_failed([job["id"] for job in row["jobs"]])
+        print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
+              file=sys.stderr)
     jobs = db.jobs()
     if not jobs:
         from neurozoo.datasets.errors import UserFacingError

@@ -651,3 +651,36 @@ def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_p
     assert out[-1].startswith("check failed: requirements.txt: line 1: 'numpy<1': the scoring environment has numpy ")
     assert not any(line.startswith("dry run") for line in out)
 
+
+def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_servers_side(tmp_path, db, monkeypatch,
+                                                                                        capsys):
+    """A submission that failed for the server's reasons (torchvision before the model process applied its shim)
+    could not be scored again: the same files are refused, and `zoo work` had no way to queue its jobs again."""
+    from neurozoo.leaderboard import worker
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def failing(reason, calls=None):
+        def score(job, *args, **kwargs):
+            if calls is not None:
+                calls.append(job["id"])
+            raise ScoringError(reason)
+        return score
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    sid = submit(db, folder, tmp_path / "store")
+    assert work(db, failing("the server's bug"), progress=False) == {"done": 0, "failed": 1}
+    with pytest.raises(AlreadySubmitted, match=r"status failed\); change the files to submit again, or, where it failed "
+                                               rf"for the server's reasons, .*\(zoo work --retry-submission {sid}\)"):
+        submit(db, folder, tmp_path / "store")
+    calls = []
+    monkeypatch.setattr(worker, "score_job", failing("scored again", calls))
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
+    assert main(["work", *options, "--retry-submission", str(sid)]) == 1
+    assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job(s) queued again" in capsys.readouterr().err
+    assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
+    assert main(["work", *options, "--retry-submission", "99"]) == 2
+    assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

@@ -64,6 +64,7 @@ def dry_run(jobs, sandbox: bool, limits: Limits, say: Callable[[str], None]) -> 
         for layer, values in zip(layers, arrays):
             check_features(values, spec["model"], layer, spec["benchmark"])
         shapes = ", ".join(f"{layer} {tuple(values.shape)}" for layer, values in zip(layers, arrays))
-        say(f"dry run{'' if sandbox else ' (NOT sandboxed)'}: {spec['benchmark']}: ok on {len(images)} images: "
+        say(f"dry run{'' if sandbox else ' (NOT sandboxed)'}: {spec['benchmark']}: ok on {len(images)} images "
+            f"{tuple(images.shape[1:])} with values from {float(images.min()):.2f} to {float(images.max()):.2f}: "
             f"{shapes} (images, features, time bins)")
         done[key] = spec["benchmark"]

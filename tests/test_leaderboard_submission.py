@@ -641,7 +641,9 @@ def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_p
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "intake: ok: net-ok, 1 benchmark(s): lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
     assert out[1].startswith("requirements.txt: ok: numpy (installed ")
-    assert out[2] == "dry run: lbtest.V4: ok on 2 images: conv2 (2, 200, 3) (images, features, time bins)"
+    images = benchmarks.load("lbtest.V4").stimuli.images[:2]
+    assert out[2] == (f"dry run: lbtest.V4: ok on 2 images (3, 32, 32) with values from {float(images.min()):.2f} to "
+                      f"{float(images.max()):.2f}: conv2 (2, 200, 3) (images, features, time bins)")
     assert out[3].startswith("check passed: ")
     assert not (tmp_path / "home" / "submissions").exists() and db.submissions() == []  # nothing stored or queued
 

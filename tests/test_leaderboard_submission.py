@@ -578,29 +578,14 @@ def test_requirements_txt_must_hold_in_the_scoring_environment(tmp_path, db):
     assert "requirements.txt: not UTF-8 text (byte 6)" in refusal(tmp_path, folder)
 
 
-RECURRENT_MODEL = '''
-import torch
-from torch import nn
+def recurrent_model_source() -> str:
+    """model.py of a submission whose layer 'cell' runs 5 times per image, with no time mapping (test_extraction's)."""
+    import ast
 
-
-class Net(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.stem = nn.Conv2d(3, 4, 3, stride=2)
-        self.cell = nn.Conv2d(4, 4, 3, padding=1)
-
-    def forward(self, x):
-        x = self.stem(x)
-        h = torch.zeros_like(x)
-        for _ in range(5):
-            h = self.cell(torch.tanh(h + x))
-        return h
-
-
-def create_model(weights):
-    torch.manual_seed(0)
-    return Net()  # no time mapping: the error says how to declare one
-'''
+    text = (HERE / "test_extraction.py").read_text()
+    unrolled = next(node for node in ast.parse(text).body if getattr(node, "name", None) == "Unrolled")
+    return (f"import torch\nfrom torch import nn\n\n\n{ast.get_source_segment(text, unrolled)}\n\n\n"
+            "def create_model(weights):\n    return Unrolled()\n")
 
 
 def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown_whole(tmp_path, db, monkeypatch):
@@ -613,7 +598,7 @@ def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown
 
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
     folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "cell"})
-    (folder / "model.py").write_text(RECURRENT_MODEL)
+    (folder / "model.py").write_text(recurrent_model_source())
     spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
     with pytest.raises(ScoringError) as error:  # our own test model: run without the sandbox
         model_features(benchmarks.load("lbtest.V4"), spec, "cell", Limits(wall_s=120), sandbox=False)

@@ -414,7 +414,7 @@ def check_requirements(path: Path) -> List[str]:
         data = handle.read(MAX_REQUIREMENTS_BYTES + 1)
     if len(data) > MAX_REQUIREMENTS_BYTES:
         raise SubmissionError(f"{REQUIREMENTS}: more than {MAX_REQUIREMENTS_BYTES // 1024} KiB; at most "
-                              f"{MAX_REQUIREMENTS_LINES} lines of {MAX_REQUIREMENTS_BYTES // 1024} KiB in all are allowed")
+                              f"{MAX_REQUIREMENTS_BYTES // 1024} KiB and {MAX_REQUIREMENTS_LINES} lines are allowed")
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as error:

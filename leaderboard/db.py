@@ -332,8 +332,10 @@ class LeaderboardDB(ResultsStore):
         if earlier is not None:
             from neurozoo.leaderboard.submission import AlreadySubmitted
 
+            retry = (f", or, where it failed for the server's reasons, ask the operator to score it again "
+                     f"(zoo work --retry-submission {earlier.id})" if earlier.status == FAILED else "")
             raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
-                                   f"{sha256[:12]}, status {earlier.status}); change the files to submit again")
+                                   f"{sha256[:12]}, status {earlier.status}); change the files to submit again{retry}")
 
     def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
         with Session(self.engine) as session, session.begin():

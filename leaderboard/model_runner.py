@@ -18,8 +18,12 @@ from pathlib import Path
 
 
 def import_submission(folder: Path):
-    """Run the submission's ``model.py`` (its top level runs here, before anything else is imported)."""
+    """Run the submission's ``model.py``. Only torch and the torchvision shim are imported before it: torchvision's
+    C extension cannot load on a CPU-only torch, and ``import torchvision`` in a submission then died with
+    "operator torchvision::nms does not exist" (:mod:`datasets.torchvision_compat`)."""
     import importlib.util
+
+    import neurozoo.datasets.torchvision_compat  # noqa: F401  (before the submission imports torchvision or timm)
 
     sys.path.insert(0, str(folder))
     module_spec = importlib.util.spec_from_file_location("submission_model", folder / "model.py")
@@ -65,6 +69,16 @@ def smoke_test(model, images) -> None:
             raise SystemExit("smoke test: the model's output on two benchmark images contains NaN or infinity")
 
 
+def print_error(message: str) -> None:
+    """``message`` in lines the submitter is shown whole (at most ``worker.CONSOLE_LINE_CHARS`` each), continuation
+    lines indented: the failure's summary is the console's last line that is not indented."""
+    import textwrap
+
+    from neurozoo.leaderboard.worker import CONSOLE_LINE_CHARS
+
+    print("\n".join(textwrap.wrap(f"error: {message}", CONSOLE_LINE_CHARS, subsequent_indent="  ")), file=sys.stderr)
+
+
 def main(argv=None) -> int:
     argv = argv if argv is not None else sys.argv[1:]
     job, submission = Path(argv[0]), Path(argv[1])
@@ -78,14 +92,20 @@ def main(argv=None) -> int:
 
     from neurozoo.benchmarks.extraction import Stimuli, extract
 
+    from neurozoo.datasets.errors import UserFacingError
+
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     images = torch.from_numpy(np.load(job / "stimuli.npy", allow_pickle=False))
     model, timing = build_model(module, submission, request.get("weights"))
     smoke_test(model, images[:2])
     stimuli = Stimuli([str(i) for i in range(len(images))], images)
-    features = extract(model, stimuli, request["layers"], bins=[tuple(b) for b in request["bins"]],
-                       max_features=request["max_features"], seed=request["seed"], cache=False, progress=False,
-                       **request.get("extraction", {}), **({"timing": timing} if timing is not None else {}))
+    try:
+        features = extract(model, stimuli, request["layers"], bins=[tuple(b) for b in request["bins"]],
+                           max_features=request["max_features"], seed=request["seed"], cache=False, progress=False,
+                           **request.get("extraction", {}), **({"timing": timing} if timing is not None else {}))
+    except UserFacingError as error:  # the submission's layers or time mapping: the message, not our traceback
+        print_error(str(error))
+        return 1
     for layer in request["layers"]:
         buffer = io.BytesIO()  # np.save cannot write to a pipe directly
         np.save(buffer, np.ascontiguousarray(features[layer].values, dtype=np.float32), allow_pickle=False)

@@ -58,9 +58,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
-                       description="Checks metadata.yaml, model.py, sizes and weight checksums and queues one job per "
-                                   "benchmark; `zoo work` scores them in isolated workers (smoke forward pass first).")
+                       description="Checks metadata.yaml, model.py, sizes, weight checksums and requirements.txt and "
+                                   "queues one job per benchmark; `zoo work` scores them in isolated workers (smoke "
+                                   "forward pass first). With --check: the same checks and a dry run of the model on "
+                                   "two images of each benchmark, nothing queued (exit status 0 or 1).")
     p.add_argument("path", type=Path)
+    p.add_argument("--check", action="store_true",
+                   help="only check: intake as the server does it, then the model's features on two images of each "
+                        "benchmark in the sandbox; no database, nothing queued or uploaded")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
     p.add_argument("--db")
     p.add_argument("--user", help="owner (default: none; the web API sets it from the token)")
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
@@ -82,6 +89,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
     p.add_argument("--lease", type=positive, default=60.0)
+    p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
+                   help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
+                        "side, since the submitter cannot submit the same files twice")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
@@ -214,6 +224,8 @@ def _token_list(args) -> int:
 
 
 def _submit(args) -> int:
+    if args.check:
+        return _check_submission(args)
     from neurozoo.benchmarks.paths import home
     from neurozoo.leaderboard.db import LeaderboardDB, check_user_name
     from neurozoo.leaderboard.submission import submit
@@ -227,6 +239,26 @@ def _submit(args) -> int:
     return 0
 
 
+def _check_submission(args) -> int:
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+    from neurozoo.leaderboard.submission_check import check
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    problem = sandbox_problem()
+    if problem:
+        print(f"sandbox: {problem}")
+    sandbox = True if not problem else (False if args.unsafe_no_sandbox else None)
+    try:
+        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True))
+    except (UserFacingError, ScoringError) as error:
+        print(f"check failed: {error}")
+        return 1
+    print(f"check passed: `zoo submit {args.path}` (or the web upload) would queue it; only the server knows whether "
+          "another user owns the name")
+    return 0
+
+
 def _work(args) -> int:
     from neurozoo.datasets.termination import sigterm_deferred
     from neurozoo.leaderboard.db import LeaderboardDB
@@ -236,6 +268,15 @@ def _work(args) -> int:
     from neurozoo.leaderboard.sandbox import Limits, require_sandbox
 
     db = LeaderboardDB(args.db)
+    for submission_id in args.retry_submission:
+        row = db.submission(submission_id)
+        if row is None:
+            from neurozoo.datasets.errors import UserFacingError
+
+            raise UserFacingError(f"--retry-submission {submission_id}: no submission {submission_id} in {db.shown_url}")
+        count = db.requeue_failed([job["id"] for job in row["jobs"]])
+        print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
+              file=sys.stderr)
     jobs = db.jobs()
     if not jobs:
         from neurozoo.datasets.errors import UserFacingError

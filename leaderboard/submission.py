@@ -9,6 +9,9 @@
     ``(model, time_mapping)``: ``time_mapping`` maps a layer to ``[start_ms, width_ms, steps]`` (the step
     its k-th forward call stands for); without it, every time bin gets the same (static) features.
 ``weights.pt`` (optional)
+``requirements.txt`` (optional)
+    packages the model needs, one PEP 508 requirement a line; nothing is installed for a submission, so each must
+    already hold in the scoring environment (:func:`check_requirements`).
 
 :func:`validate` checks everything that can be checked without running the code (schema, names, sizes,
 checksums, archive member paths) and raises :class:`SubmissionError` naming the file, field and what was
@@ -45,6 +48,8 @@ MAX_TAR_GLOBAL_HEADER_BYTES = 4096
 #: reads each one's successor by recursion
 MAX_TAR_HEADER_CHAIN = 4
 MAX_METADATA_BYTES = 64 * 1024
+REQUIREMENTS = "requirements.txt"
+MAX_REQUIREMENTS_BYTES, MAX_REQUIREMENTS_LINES = 16 * 1024, 200
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 REQUIRED = {"name": str, "authors": list, "description": str, "licence": str, "benchmarks": list, "layers": dict}
 OPTIONAL = {"weights": dict}
@@ -394,6 +399,65 @@ def _check_text(meta: Dict[str, Any]) -> None:
                                   f"{' (newlines and tabs allowed)' if allowed else ''}")
 
 
+def check_requirements(path: Path) -> List[str]:
+    """A submission's requirements.txt against the environment that runs it: every line a PEP 508 requirement
+    (``packaging``), its package installed here at a version it allows (nothing is installed for a submission: a
+    requirement this environment misses would only fail later, inside the sandbox). Returns one line per
+    requirement, ``"numpy>=1.24 (installed 2.1.3)"``; a requirement whose environment marker excludes this platform is
+    said so. Read bounded: at most ``MAX_REQUIREMENTS_BYTES`` and ``MAX_REQUIREMENTS_LINES``."""
+    import importlib.metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion
+
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_REQUIREMENTS_BYTES + 1)
+    if len(data) > MAX_REQUIREMENTS_BYTES:
+        raise SubmissionError(f"{REQUIREMENTS}: more than {MAX_REQUIREMENTS_BYTES // 1024} KiB; at most "
+                              f"{MAX_REQUIREMENTS_BYTES // 1024} KiB and {MAX_REQUIREMENTS_LINES} lines are allowed")
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise SubmissionError(f"{REQUIREMENTS}: not UTF-8 text (byte {error.start}); expected one requirement a "
+                              "line") from None
+    if len(lines) > MAX_REQUIREMENTS_LINES:
+        raise SubmissionError(f"{REQUIREMENTS}: {len(lines)} lines; at most {MAX_REQUIREMENTS_LINES} are allowed")
+    checked = []
+    for number, line in enumerate(lines, 1):
+        text = re.sub(r"(^|\s)#.*", "", line).strip()  # pip's comments: '#' at the start or after a space
+        if not text:
+            continue
+        where = f"{REQUIREMENTS}: line {number}: {_short(text)}"
+        if text.startswith("-"):
+            raise SubmissionError(f"{where}: pip options (-r, -e, --index-url, ...) are not supported; nothing is "
+                                  "installed for a submission: list only packages, e.g. 'numpy>=1.24'")
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as error:
+            raise SubmissionError(f"{where} is not a valid requirement ({str(error).splitlines()[0]}); expected "
+                                  "a package name and optional version, e.g. 'numpy>=1.24'") from None
+        if requirement.url:
+            raise SubmissionError(f"{where}: a direct reference (name @ url) is never installed for a submission; "
+                                  "name a package the scoring environment has")
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            checked.append(f"{text} (not for this platform: skipped)")
+            continue
+        try:
+            version = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            raise SubmissionError(f"{where}: {requirement.name!r} is not installed in the scoring environment, "
+                                  "and nothing is installed for a submission") from None
+        try:
+            satisfied = requirement.specifier.contains(version, prereleases=True)
+        except InvalidVersion:
+            satisfied = False
+        if not satisfied:
+            raise SubmissionError(f"{where}: the scoring environment has {requirement.name} {version}, which "
+                                  f"{requirement.specifier} excludes")
+        checked.append(f"{text} (installed {version})")
+    return checked
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -443,6 +507,8 @@ def validate(root: Path) -> Dict[str, Any]:
     source = (root / "model.py").read_text(errors="replace")
     if "def create_model" not in source:
         raise SubmissionError("model.py: no `def create_model(weights)` found")
+    if (root / REQUIREMENTS).is_file():
+        check_requirements(root / REQUIREMENTS)
     weights = meta.get("weights")
     if weights is not None:
         path = root / weights["file"]
@@ -501,13 +567,16 @@ def builtin_model_names() -> List[str]:
     return list(convrnn.list_models()) + list(retina.list_models())
 
 
+def check_not_builtin(name: str) -> None:
+    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
+    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
+
+
 def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     """Validate ``source`` and queue one job per benchmark; returns the submission id. A model name belongs
     to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
-    name = prepared["meta"]["name"]
-    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
-    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
-        raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
+    check_not_builtin(prepared["meta"]["name"])
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

@@ -32,6 +32,7 @@ DEFAULT_TIMEOUT_S = 1800.0
 DEFAULT_MEMORY_BYTES = 8 * 2 ** 30
 CONSOLE_CHARS = 2000
 CONSOLE_LINES = 20
+CONSOLE_LINE_CHARS = 200
 
 
 def shown_console(console: bytes) -> str:
@@ -39,7 +40,7 @@ def shown_console(console: bytes) -> str:
     # tabs as spaces: torch's load_state_dict error, a submission's commonest, indents each mismatch with one
     text = console.decode("utf-8", errors="replace").expandtabs(4)
     text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
-    lines = [line[:200] for line in text.strip().splitlines()][-CONSOLE_LINES:]
+    lines = [line[:CONSOLE_LINE_CHARS] for line in text.strip().splitlines()][-CONSOLE_LINES:]
     return "\n".join(lines)[-CONSOLE_CHARS:]
 
 
@@ -91,16 +92,47 @@ def extraction_request(benchmark, spec: Dict[str, Any], layers: List[str]) -> Di
             "seed": spec["score"].get("seed", 0), "extraction": extraction, "weights": spec.get("weights")}
 
 
+def run_model(images, request: Dict[str, Any], folder: Path, limits: Limits, sandbox: bool = True) -> List[Any]:
+    """The submission's features for ``images`` (float32 (N, 3, H, W)), one checked array per layer of ``request``
+    (:func:`extraction_request`), from :mod:`leaderboard.model_runner` run in the sandbox; :class:`ScoringError`
+    with the reason and the console's tail if it fails."""
+    import numpy as np
+
+    from neurozoo.leaderboard import sandbox as jail
+
+    layers = request["layers"]
+    expected_bytes = len(layers) * (len(images) * request["max_features"] * len(request["bins"]) * 4 + 4096)
+    limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
+    with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
+        job = Path(scratch)
+        np.save(job / "stimuli.npy", np.ascontiguousarray(images.numpy(), dtype=np.float32))
+        (job / "request.json").write_text(json.dumps(request))
+        where = ("/job", "/submission") if sandbox else (str(job), str(folder))
+        outcome = jail.run([sys.executable, "-m", "neurozoo.leaderboard.model_runner", *where],
+                           read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
+                           limits=limits, sandbox=sandbox)
+    console = shown_console(outcome.console)
+    # a traceback's last line is the error itself, shown first; an error the model runner prints is wrapped, its
+    # continuation lines indented (model_runner.print_error)
+    last = next((line for line in reversed(console.splitlines()) if not line.startswith(" ")), "")
+    if outcome.killed:
+        raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip(),
+                           public=f"the submission's model process was killed: {outcome.killed}")
+    if outcome.returncode != 0:
+        code = outcome.returncode
+        why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
+                           f"{console}".strip(), public=f"the submission's model process failed ({why})")
+    return read_arrays(outcome.result, len(layers), len(images), request["max_features"], len(request["bins"]))
+
+
 def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, sandbox: bool = True,
                    use_cache: bool = True):
     """The submission's features for ``layer`` on the benchmark's stimuli: from the activation cache (written
     and verified by this side only), else computed by the model process in the sandbox. One run extracts every
     layer the submission names, so the other region's benchmark on the same stimuli finds its layer cached.
     ``use_cache=False`` (``zoo reproduce``): computed by the model process, the cache neither read nor written."""
-    import numpy as np
-
     from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
-    from neurozoo.leaderboard import sandbox as jail
 
     layers = list(dict.fromkeys([layer, *spec["layers"].values()]))
     request = extraction_request(benchmark, spec, layers)
@@ -113,28 +145,7 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     cached = cache.load(keys[layer]) if cache is not None else None
     if cached is not None:
         return cached
-    expected_bytes = len(layers) * (len(stimuli.ids) * request["max_features"] * len(benchmark.bins) * 4 + 4096)
-    limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
-    with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
-        job = Path(scratch)
-        np.save(job / "stimuli.npy", np.ascontiguousarray(stimuli.images.numpy(), dtype=np.float32))
-        (job / "request.json").write_text(json.dumps(request))
-        folder = Path(spec["folder"])
-        where = ("/job", "/submission") if sandbox else (str(job), str(folder))
-        outcome = jail.run([sys.executable, "-m", "neurozoo.leaderboard.model_runner", *where],
-                           read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
-                           limits=limits, sandbox=sandbox)
-    console = shown_console(outcome.console)
-    last = console.splitlines()[-1] if console else ""  # a traceback's last line is the error itself: shown first
-    if outcome.killed:
-        raise ScoringError(f"the submission's model process was killed: {outcome.killed}\n{console}".strip(),
-                           public=f"the submission's model process was killed: {outcome.killed}")
-    if outcome.returncode != 0:
-        code = outcome.returncode
-        why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
-                           f"{console}".strip(), public=f"the submission's model process failed ({why})")
-    arrays = read_arrays(outcome.result, len(layers), len(stimuli.ids), request["max_features"], len(benchmark.bins))
+    arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)
     features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
     for name in layers:
         if cache is not None:

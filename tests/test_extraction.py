@@ -242,6 +242,50 @@ def test_a_layer_inside_a_cornet_area_without_a_table_says_how_to_give_one(stimu
     assert out.sizes["time_bin"] == len(BRAINSCORE_BINS)
 
 
+class Unrolled(nn.Module):
+    """A recurrent submission's usual shape: one module called once per step inside forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.cell = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, images):
+        x = self.stem(images)
+        h = torch.zeros_like(x)
+        for _ in range(5):
+            h = self.cell(torch.tanh(h + x))
+        return h
+
+
+def test_a_layer_the_model_lacks_is_named_with_the_closest_names_and_the_top_level_modules(stimuli):
+    """The error listed the first 30 named modules, alphabetically by depth: a deep model's layer meant by a
+    misspelled name was rarely among them."""
+    with pytest.raises(SpecError) as error:
+        extract(Unrolled(), stimuli, ["stem.O"], cache=False, progress=False)
+    assert str(error.value) == ("model has no layer 'stem.O'; did you mean 'stem.1', 'stem.0', 'stem'? (its top-level "
+                                "modules: stem, cell; a nested layer is named by its path, e.g. 'stem.0')")
+
+
+def test_a_recurrent_layer_without_a_time_mapping_is_told_how_to_declare_one(stimuli):
+    """A layer called 5 times per image with no mapping: "produced 5 steps but its time mapping has 1" said
+    neither why nor what to declare. The mapping the error suggests extracts."""
+    with pytest.raises(SpecError) as error:
+        extract(Unrolled(), stimuli, ["cell"], cache=False, progress=False)
+    message = str(error.value)
+    assert message.startswith("layer 'cell' produced 5 steps (it ran 5 times on each image) but its time mapping has "
+                              "1 (one step: what a model that declares no time mapping gets); declare which time")
+    assert "create_model returns (model, {'cell': [70, 38, 5]}) (this one spreads the calls over the bins, 70-260 ms)" \
+        in message and "timing={'cell': StepTable(start_ms, width_ms, 5)}" in message
+    out = extract(Unrolled(), stimuli, ["cell"], timing={"cell": StepTable(70, 38, 5)}, cache=False,
+                  progress=False)["cell"]
+    assert out.sizes["time_bin"] == len(BRAINSCORE_BINS)
+    assert np.array_equal(out.isel(time_bin=0).values, out.isel(time_bin=3).values)  # 70-110 ms: the first call
+    assert not np.array_equal(out.isel(time_bin=0).values, out.isel(time_bin=4).values)  # 110-120 ms: the second
+    with pytest.raises(SpecError, match="produced 5 steps .* but its time mapping has 4; declare"):
+        extract(Unrolled(), stimuli, ["cell"], timing={"cell": StepTable(70, 38, 4)}, cache=False, progress=False)
+
+
 def test_cache_hit_and_miss_on_changed_weight(stimuli, tmp_path):
     cache = ActivationCache(tmp_path / "acts")
     model = ToyConvRNN()

@@ -500,3 +500,174 @@ def test_a_failed_jobs_console_keeps_tabs_as_spaces_and_masks_other_control_char
                                       "    size mismatch for readout.weight: copying a param with shape "
                                       "torch.Size([3, 32])\n?[31mred?")
 
+
+
+TORCHVISION_MODEL = '''
+import torch
+import torchvision
+from torchvision import transforms
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.normalize = transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+        self.body = torchvision.ops.Conv2dNormActivation(3, 8, 3, stride=2)  # torchvision.models' building block
+
+    def forward(self, x):
+        return self.body(self.normalize(x))
+
+
+def create_model(weights):
+    torch.manual_seed(0)
+    return Net()
+'''
+
+
+def test_a_submission_importing_torchvision_is_extracted_in_the_sandbox(tmp_path, db, monkeypatch):
+    """torchvision's C extension cannot load on this CPU-only torch: the model process died at the submission's
+    ``import torchvision`` ("operator torchvision::nms does not exist") until it applied the project's shim first."""
+    from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import model_features
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "tv", weights=False, layers={"V4": "body.0"})
+    (folder / "model.py").write_text(TORCHVISION_MODEL)
+    spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
+    features = model_features(benchmarks.load("lbtest.V4"), spec, "body.0", Limits(wall_s=120,
+                                                                                   memory_bytes=3 * 2 ** 30))
+    assert features.shape == (96, 200, 3) and np.isfinite(features.values).all()
+    assert features.values.std(axis=0).max() > 0  # the features differ between images
+
+
+def test_requirements_txt_must_hold_in_the_scoring_environment(tmp_path, db):
+    """A submission's requirements.txt was accepted unread: a package the scoring environment lacks failed only in
+    the sandbox, at the model's import. Nothing is installed for a submission, so intake checks each line."""
+    import importlib.metadata
+
+    from neurozoo.leaderboard.submission import MAX_REQUIREMENTS_LINES, check_requirements
+
+    numpy_version = importlib.metadata.version("numpy")
+    folder = make_submission(tmp_path / "req", weights=False)
+    requirements = folder / "requirements.txt"
+    requirements.write_text("# what model.py imports\ntorch>=2.0  # any recent torch\n\nNumPy\n"
+                            "pywin32; sys_platform == 'win32'\n")
+    assert prepare(folder, tmp_path / "store")["meta"]["name"] == "net-ok"
+    assert check_requirements(requirements) == [
+        f"torch>=2.0 (installed {importlib.metadata.version('torch')})", f"NumPy (installed {numpy_version})",
+        "pywin32; sys_platform == 'win32' (not for this platform: skipped)"]
+    for text, expected in [
+            ("torch\nnumpy<1.0\n", f"requirements.txt: line 2: 'numpy<1.0': the scoring environment has numpy "
+                                   f"{numpy_version}, which <1.0 excludes"),
+            ("torch\n\nno-such-package-s23>=1\n", "requirements.txt: line 3: 'no-such-package-s23>=1': "
+                                                  "'no-such-package-s23' is not installed in the scoring environment"),
+            ("numpy=>1.2\n", "requirements.txt: line 1: 'numpy=>1.2' is not a valid requirement ("),
+            ("-r other.txt\n", "requirements.txt: line 1: '-r other.txt': pip options"),
+            ("--index-url https://example.org\n", "line 1: '--index-url https://example.org': pip options"),
+            ("numpy @ https://example.org/numpy.whl\n", "line 1: 'numpy @ https://example.org/numpy.whl': a direct "
+                                                        "reference"),
+            ("numpy\n" * (MAX_REQUIREMENTS_LINES + 1), f"{MAX_REQUIREMENTS_LINES + 1} lines; at most "
+                                                       f"{MAX_REQUIREMENTS_LINES}"),
+            ("#" * 20000, "requirements.txt: more than 16 KiB")]:
+        requirements.write_text(text)
+        assert expected in refusal(tmp_path, folder), text
+    requirements.write_bytes(b"numpy\n\xff\n")
+    assert "requirements.txt: not UTF-8 text (byte 6)" in refusal(tmp_path, folder)
+
+
+def recurrent_model_source() -> str:
+    """model.py of a submission whose layer 'cell' runs 5 times per image, with no time mapping (test_extraction's)."""
+    import ast
+
+    text = (HERE / "test_extraction.py").read_text()
+    unrolled = next(node for node in ast.parse(text).body if getattr(node, "name", None) == "Unrolled")
+    return (f"import torch\nfrom torch import nn\n\n\n{ast.get_source_segment(text, unrolled)}\n\n\n"
+            "def create_model(weights):\n    return Unrolled()\n")
+
+
+def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown_whole(tmp_path, db, monkeypatch):
+    """The job's error was the model process's traceback, its last line cut at 200 characters: the hint how to
+    declare a time mapping was lost. The runner prints the message wrapped; the summary is its first line."""
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import CONSOLE_LINE_CHARS, model_features
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "cell"})
+    (folder / "model.py").write_text(recurrent_model_source())
+    spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
+    with pytest.raises(ScoringError) as error:  # our own test model: run without the sandbox
+        model_features(benchmarks.load("lbtest.V4"), spec, "cell", Limits(wall_s=120), sandbox=False)
+    summary, *console = str(error.value).splitlines()
+    assert summary.startswith("the submission's model process failed (exit status 1): error: layer 'cell' produced 5 "
+                              "steps (it ran 5 times on each image) but its time mapping has 1")
+    assert len(console) > 1 and all(len(line) <= CONSOLE_LINE_CHARS for line in console)
+    assert console[0] == summary.split(": ", 1)[1] and "Traceback" not in str(error.value)
+    whole = " ".join(line.strip() for line in console)
+    assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms
+
+
+def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_path, db, monkeypatch, capsys):
+    """A submitter had no way to try a submission but to submit it: a mistake cost a queued job (and the name)."""
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.sandbox import sandbox_problem
+
+    if sandbox_problem():
+        pytest.skip(f"no sandbox: {sandbox_problem()}")
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "sub")
+    (folder / "requirements.txt").write_text("numpy\n")
+    assert main(["submit", "--check", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "intake: ok: net-ok, 1 benchmark(s): lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
+    assert out[1].startswith("requirements.txt: ok: numpy (installed ")
+    images = benchmarks.load("lbtest.V4").stimuli.images[:2]
+    assert out[2] == (f"dry run: lbtest.V4: ok on 2 images (3, 32, 32) with values from {float(images.min()):.2f} to "
+                      f"{float(images.max()):.2f}: conv2 (2, 200, 3) (images, features, time bins)")
+    assert out[3].startswith("check passed: ")
+    assert not (tmp_path / "home" / "submissions").exists() and db.submissions() == []  # nothing stored or queued
+
+    (folder / "requirements.txt").write_text("numpy<1\n")
+    assert main(["submit", "--check", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("check failed: requirements.txt: line 1: 'numpy<1': the scoring environment has numpy ")
+    assert not any(line.startswith("dry run") for line in out)
+
+
+def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_servers_side(tmp_path, db, monkeypatch,
+                                                                                        capsys):
+    """A submission that failed for the server's reasons (torchvision before the model process applied its shim)
+    could not be scored again: the same files are refused, and `zoo work` had no way to queue its jobs again."""
+    from neurozoo.leaderboard import worker
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def failing(reason, calls=None):
+        def score(job, *args, **kwargs):
+            if calls is not None:
+                calls.append(job["id"])
+            raise ScoringError(reason)
+        return score
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    sid = submit(db, folder, tmp_path / "store")
+    assert work(db, failing("the server's bug"), progress=False) == {"done": 0, "failed": 1}
+    with pytest.raises(AlreadySubmitted, match=r"status failed\); change the files to submit again, or, where it failed "
+                                               rf"for the server's reasons, .*\(zoo work --retry-submission {sid}\)"):
+        submit(db, folder, tmp_path / "store")
+    calls = []
+    monkeypatch.setattr(worker, "score_job", failing("scored again", calls))
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
+    assert main(["work", *options, "--retry-submission", str(sid)]) == 1
+    assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job(s) queued again" in capsys.readouterr().err
+    assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
+    assert main(["work", *options, "--retry-submission", "99"]) == 2
+    assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

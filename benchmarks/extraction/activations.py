@@ -31,7 +31,7 @@ from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
                                                          model_timing, static)
 from neurozoo.datasets import malloc
-from neurozoo.datasets.errors import DataError, SpecError
+from neurozoo.datasets.errors import DataError, SpecError, did_you_mean
 from neurozoo.datasets.model_modes import eval_mode
 
 Timing = Union[StepTable, Mapping[str, Union[StepTable, StepBins]], None]
@@ -92,8 +92,7 @@ class _Hooks:
             try:
                 module = model.get_submodule(layer)
             except AttributeError:
-                names = [n for n, _ in model.named_modules() if n]
-                raise SpecError(f"model has no layer {layer!r}; named modules include: {', '.join(names[:30])}") from None
+                raise SpecError(unknown_layer(model, layer)) from None
             self.handles.append(module.register_forward_hook(self._hook(layer)))
 
     def _hook(self, layer):
@@ -125,9 +124,34 @@ def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], la
     return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], weights)
 
 
+def unknown_layer(model: torch.nn.Module, layer: str) -> str:
+    """The error for a layer name the model lacks: the closest names (difflib) and the model's top-level modules
+    (a list of the first 30 named modules of a deep model rarely held the layer meant)."""
+    names = [name for name, _ in model.named_modules() if name]
+    nested = next((name for name in names if "." in name), None)
+    top = [name for name, _ in model.named_children()]
+    return (f"model has no layer {layer!r}{did_you_mean([layer], names, n=3)} (its top-level modules: "
+            f"{', '.join(top[:30]) + (', ...' if len(top) > 30 else '') or 'none'}"
+            f"{f'; a nested layer is named by its path, e.g. {nested!r}' if nested else ''})")
+
+
 def _check_steps(produced: int, table: StepTable, bins: Sequence[Bin], layer: str, truncated: bool) -> None:
     if produced != table.steps and not (truncated and produced > bin_weights(table, bins)[0].max()):
-        raise SpecError(f"layer {layer!r} produced {produced} steps but its time mapping has {table.steps}")
+        raise SpecError(steps_mismatch(layer, produced, table, bins))
+
+
+def steps_mismatch(layer: str, produced: int, table: StepTable, bins: Sequence[Bin]) -> str:
+    """The error for a layer called another number of times per image than its time mapping has steps; for a
+    recurrent model given no mapping (one static step), how to declare one, with a mapping spreading its calls over
+    the bins as an example."""
+    start, width = bins[0][0], (bins[-1][1] - bins[0][0]) / produced
+    example = f"{{{layer!r}: [{start:g}, {width:g}, {produced}]}}"
+    hint = " (one step: what a model that declares no time mapping gets)" if table.steps == 1 else ""
+    return (f"layer {layer!r} produced {produced} steps (it ran {produced} times on each image) but its time mapping "
+            f"has {table.steps}{hint}; declare which time each call stands for, [start_ms, width_ms, steps] (call k "
+            f"covers start + k * width ms): in a submission, model.py's create_model returns (model, {example}) (this "
+            f"one spreads the calls over the bins, {bins[0][0]:g}-{bins[-1][1]:g} ms); in Python, timing={{{layer!r}: "
+            f"StepTable(start_ms, width_ms, {produced})}} to extract()")
 
 
 def _by_bin(reduced: Sequence[torch.Tensor], weights: np.ndarray) -> torch.Tensor:

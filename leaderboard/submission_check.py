@@ -1,0 +1,70 @@
+"""``zoo submit --check``: a submission checked where it was written, before it is uploaded.
+
+The server's intake (:func:`submission.validate`: files, metadata, benchmarks, layers, weights' checksum,
+requirements.txt against this environment; a built-in model's name), then a dry run: the model process of a
+submission job (:func:`worker.run_model`, in the sandbox) on the first two images of each benchmark's stimuli, its
+features checked as a job's are. Nothing is stored or queued; whether the name belongs to another user only the
+server's database knows.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+from neurozoo.leaderboard.sandbox import Limits
+
+DRY_RUN_IMAGES = 2
+
+
+def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[str], None] = print) -> None:
+    """Raises :class:`~submission.SubmissionError` or :class:`~zoo.ScoringError` at the first problem; ``say``
+    gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run."""
+    from neurozoo.leaderboard.submission import (REQUIREMENTS, check_not_builtin, check_requirements, submission_specs,
+                                                 tree_sha256, unpack, validate)
+
+    with tempfile.TemporaryDirectory(prefix="neurozoo-check-") as scratch:
+        root = unpack(Path(source), Path(scratch) / "unpacked")
+        meta = validate(root)
+        check_not_builtin(meta["name"])
+        say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "
+            f"layers {', '.join(f'{region} {layer}' for region, layer in meta['layers'].items())}"
+            f"{'; weights ' + meta['weights']['file'] + ' (sha256 matches)' if meta.get('weights') else ''}")
+        if (root / REQUIREMENTS).is_file():
+            say(f"{REQUIREMENTS}: ok: {'; '.join(check_requirements(root / REQUIREMENTS)) or 'no requirements'}")
+        if sandbox is None:
+            say("dry run: skipped: no sandbox can be made here (see above); pass --unsafe-no-sandbox to run your "
+                "model without isolation")
+            return
+        prepared = {"meta": meta, "folder": str(root), "sha256": tree_sha256(root)}
+        dry_run(submission_specs(prepared), sandbox, limits, say)
+
+
+def dry_run(jobs, sandbox: bool, limits: Limits, say: Callable[[str], None]) -> None:
+    """The model process of each job on the first images of its benchmark (one run for benchmarks on the same
+    images and bins), its arrays checked by :func:`worker.read_arrays` and :func:`zoo.check_features`."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.worker import extraction_request, run_model
+    from neurozoo.leaderboard.zoo import check_features
+
+    done = {}
+    for job in jobs:
+        spec = job["spec"]
+        benchmark = benchmarks.load(spec["benchmark"])
+        layers = list(spec["layers"].values())
+        request = extraction_request(benchmark, spec, layers)
+        images = benchmark.stimuli.images[:DRY_RUN_IMAGES]
+        key = hashlib.sha256(json.dumps(request).encode() + images.numpy().tobytes()).hexdigest()
+        if key in done:
+            say(f"dry run: {spec['benchmark']}: the same images and bins as {done[key]}")
+            continue
+        arrays = run_model(images, request, Path(spec["folder"]), limits, sandbox)
+        for layer, values in zip(layers, arrays):
+            check_features(values, spec["model"], layer, spec["benchmark"])
+        shapes = ", ".join(f"{layer} {tuple(values.shape)}" for layer, values in zip(layers, arrays))
+        say(f"dry run{'' if sandbox else ' (NOT sandboxed)'}: {spec['benchmark']}: ok on {len(images)} images "
+            f"{tuple(images.shape[1:])} with values from {float(images.min()):.2f} to {float(images.max()):.2f}: "
+            f"{shapes} (images, features, time bins)")
+        done[key] = spec["benchmark"]

@@ -351,10 +351,12 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
+    """Written through an open file: ``torch.save`` to a path names the archive inside after the file, and the
+    temporary's name holds the host and pid, so two fits with one seed wrote weights with different sha256."""
     from neurozoo.datasets.json_files import written_whole
 
-    with written_whole(path) as tmp:
-        torch.save(obj, tmp)
+    with written_whole(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 # ---- the loop -------------------------------------------------------------------------------------

@@ -180,6 +180,24 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_two_fits_with_one_seed_write_byte_identical_weights_whatever_process_writes_them(ln_recording, tmp_path,
+                                                                                            monkeypatch):
+    """torch.save to a path names the archive inside after the file, and the temporary's name holds the writer's host
+    and pid: two `zoo fit` runs with one seed in two processes wrote weights with different sha256."""
+    import hashlib
+
+    import neurozoo.datasets.cache as cache
+
+    def run(out, pid):
+        monkeypatch.setattr(cache, "temporary_suffix", lambda pid_=None, host=None: f".tmp-host{pid}-{pid}")
+        torch.manual_seed(0)
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=out, epochs=1, progress=False,
+            max_steps_per_epoch=1, batch_size=300)
+        return {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in ("model.pt", "checkpoint.pt")}
+
+    assert run(tmp_path / "a", 101) == run(tmp_path / "b", 202)
+
+
 def test_a_finished_fit_read_again_makes_no_optimizer(ln_recording, tmp_path, monkeypatch):
     """Every cached score and `zoo fit`'s second run read a finished fit: it made an Adam optimizer and loaded its
     state, and torch's optimizers import torch._dynamo on first use (1-5 s, most of a cached `zoo fit`'s time)."""

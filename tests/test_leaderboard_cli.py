@@ -89,7 +89,8 @@ BAD_INPUT = {
                                       f"rgc_shallow={_garbage(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                            "garbage.pt: not a readable PyTorch file of tensors (UnpicklingError; "),
     "NaN stimulus": (lambda t: ["fit", "ln", "--data", str(_nan_recording(t)), "--out", str(t / "fit"), "--quiet"],
-                     "train/stimulus contains 1 NaN/inf values (first in frame 120)"),
+                     "dataset train/stimulus: contains 1 NaN/inf value(s), the first at index (120, 3, 4) (frame 120, row 3, "
+                     "column 4); expected finite intensities, shape (T, 50, 50)"),
     "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
                     "field 'delay' must be an integer >= 0 (time steps), got 'soon'"),
     "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],

@@ -119,7 +119,8 @@ def run_fit(args) -> int:
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
-          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (learning curve: fit_curve.png)")
+          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (fit_curve.png: learning curve, "
+          "held-out r per cell vs its oracle)")
     if stats["median_feve"] < 0:
         print("FEVE below 0: in spikes/s the predictions miss the trial average by more than a constant at each "
               "cell's mean rate would. "
@@ -159,7 +160,7 @@ def _save_results(args, path: Path, result, info: dict, out: Path):
     if info.get("fit_origin") != "cached" or not figure.is_file():
         from neurozoo.retina.fit_figure import plot_fit_curve
 
-        figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}")
+        figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}", cells=frame)
     record["figure"] = str(figure)
     write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     return frame, stats

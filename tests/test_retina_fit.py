@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -380,12 +381,20 @@ def test_glm_simulation_stays_at_the_recorded_rates_on_natural_scenes(tmp_path):
     assert stats["median_correlation"] > 0.3 and stats["median_feve"] > 0.0, stats
 
 
-def test_registry_and_cli(tmp_path, capsys):
+def test_registry_and_cli(tmp_path, capsys, monkeypatch):
+    from neurozoo.retina import fit_figure
+
     embedded = generate_recording(tmp_path / "small.h5", "whitenoise", n_train=2000, n_test=300, n_repeats=4)
     assert {"ln", "glm"} <= set(builtin_models())
     assert retina.MODELS.get("ln").tags["family"] == "retina"
     out = tmp_path / "fit"
+    drawn = []
+    monkeypatch.setattr(fit_figure, "fit_curve_figure", lambda *args, **kwargs: drawn.append(kwargs["cells"]) or
+                        fit_figure.Figure())
     assert zoo(["fit", "ln", "--data", str(embedded), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    monkeypatch.undo()
+    # the figure's per-cell panel: the held-out metrics written beside it
+    assert drawn[0].round(12).to_csv() == pd.read_csv(out / "heldout_metrics.csv", index_col="cell").round(12).to_csv()
     printed = capsys.readouterr().out
     assert "median held-out r" in printed and "cell12" in printed
     record = json.loads((out / "summary.json").read_text())

@@ -40,6 +40,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
     p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
+    p.add_argument("--val-fraction", type=float, help="the last fraction of each of the training split's 5 blocks that "
+                                                     "early stopping validates on (default 0.1)")
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
                                                 "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress "
@@ -88,8 +90,8 @@ def run_fit(args) -> int:
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
-    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta",
-                                                     "monitor", "output_calibration")
+    overrides = {key: getattr(args, key) for key in ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patience",
+                                                     "min_delta", "monitor", "output_calibration")
                  if getattr(args, key) is not None}
     try:
         if args.out is None and args.data.startswith("embedded:"):

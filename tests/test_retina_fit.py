@@ -199,6 +199,23 @@ def test_two_fits_with_one_seed_write_byte_identical_weights_whatever_process_wr
     assert run(tmp_path / "a", 101) == run(tmp_path / "b", 202)
 
 
+def test_a_fit_warns_when_early_stopping_watches_too_few_validation_frames(ln_recording, recwarn):
+    """A 2000-frame recording passed the split with 5 validation frames, and the kept epoch was chosen on them
+    without a word. ln_recording (5000 frames): 5 blocks of 1000, the last 10% of each less a 40-frame window."""
+    from neurozoo.retina.fit import MIN_VALIDATION_TARGETS, FitConfig, warn_of_few_validation_targets
+
+    run = dict(epochs=1, max_steps_per_epoch=1, batch_size=300, progress=False)
+    with pytest.warns(UserWarning, match=rf"ln\.h5: early stopping and the kept epoch watch the correlation over 305 "
+                                         rf"validation frames \(the last 0\.1 of each of 5 blocks of 5000 frames, less a "
+                                         rf"40-frame window each\), fewer than {MIN_VALIDATION_TARGETS}: the validation r is "
+                                         rf"noise at this size; .* \(zoo fit --val-fraction\)"):
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, **run)
+    recwarn.clear()
+    recording = read_experiment(ln_recording, "train")
+    warn_of_few_validation_targets(recording, MIN_VALIDATION_TARGETS, FitConfig(), 40)
+    assert not recwarn.list
+
+
 def test_a_finished_fit_read_again_makes_no_optimizer(ln_recording, tmp_path, monkeypatch):
     """Every cached score and `zoo fit`'s second run read a finished fit: it made an Adam optimizer and loaded its
     state, and torch's optimizers import torch._dynamo on first use (1-5 s, most of a cached `zoo fit`'s time)."""
@@ -961,6 +978,7 @@ def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeyp
     for data, extra in (("embedded:whitenoise", []), (str(path), ["--out", str(tmp_path / "fit")]),
                         ("embedded:whitenoise", ["--out", str(tmp_path / "fit")])):
         for bad, error in ((["--epochs", "0"], "epochs must be at least 1 (got 0)"),
+                           (["--val-fraction", "1.5"], "val_fraction must be between 0 and 1 (got 1.5)"),
                            (["--output-calibration"], "output_calibration needs a model whose output BatchNorm1d")):
             assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
             assert error in capsys.readouterr().err

@@ -146,6 +146,12 @@ def run_probe_reduction(args) -> int:
     if not given:  # the recording the fit's summary.json names
         path, data_sha256 = fitted_recording_path(args.checkpoint, info["fitted_to"])
         recording, cells, x, frames = held_out(args, path)
+    fitted_to = info["fitted_to"]
+    if given and fitted_to["rule"] == "summary.json":  # --data beside a summary.json that names the fit's recording
+        data_sha256 = sha256_file(path)
+        if fitted_to["data_sha256"] not in (None, data_sha256):  # said, not refused: another stimulus of its cells
+            print(f"note: {args.checkpoint} was fitted to {fitted_to['data']} ({fitted_to['summary']}, sha256 "
+                  f"{fitted_to['data_sha256'][:12]}); analysing --data {path} (sha256 {data_sha256[:12]})")
     if model.n_cells != len(recording.cells):
         where = args.checkpoint if args.checkpoint is not None else "the fitted model"
         raise UserFacingError(f"{where}: weights for {model.n_cells} cells, but {path}: test/response has "

@@ -149,6 +149,11 @@ def test_a_recording_the_summary_names_that_changed_or_is_gone_is_refused(record
                                 "the fit (sha256 ") and error.endswith("; the fit read abababababab): give the recording "
                                                                       "the weights were fitted to with --data")
     assert not (tmp_path / "reduction.json").exists()
+    if problem == "changed":  # given with --data, another recording of the fit's cells is analysed, and said
+        assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
+                    "--k", "1", "--steps", "1", "--frames", "5", "--cells", "1", "--out", str(tmp_path), "--quiet"]) == 0
+        assert (f"note: {folder / 'model.pt'} was fitted to elsewhere/{data.name} ({summary}, sha256 abababababab); "
+                f"analysing --data {data} (sha256 ") in capsys.readouterr().out
 
 
 def test_a_model_without_hidden_layers_and_a_layer_out_of_range_are_refused(recording_and_weights, tmp_path, capsys):

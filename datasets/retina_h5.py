@@ -167,11 +167,8 @@ class Recording:
 
             with h5py.File(self.path, "r") as f:
                 stimulus = np.asarray(f[f"{self.split}/stimulus"], np.float32)
-            bad = ~np.isfinite(stimulus)
-            if bad.any():
-                frame = int(np.argmax(bad.reshape(len(bad), -1).any(axis=1)))
-                raise DataError(f"{self.path}: {self.split}/stimulus contains {int(bad.sum())} NaN/inf values "
-                                f"(first in frame {frame}); expected finite intensities")
+            _check_finite(self.path, f"{self.split}/stimulus", stimulus, ("frame", "row", "column"),
+                          f"finite intensities, shape (T, {FRAME_SIZE}, {FRAME_SIZE})")
             self._stimulus = stimulus
         return self._stimulus
 
@@ -190,6 +187,24 @@ class Recording:
 
 def _fail(path, dataset, message):
     raise DataError(f"{path}: dataset {dataset}: {message}")
+
+
+def _check_finite(path, dataset, data: np.ndarray, axes: Sequence[str], expected: str) -> None:
+    """A ``DataError`` naming ``dataset``, how many of its values are NaN or inf and where the first one is (its index
+    from 0, and by ``axes``: a cell by its name, cell01 for index 0), unless all are finite."""
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = np.unravel_index(int(np.argmax(bad)), data.shape)
+        where = ", ".join(cell_name(int(i)) if axis == "cell" else f"{axis} {int(i)}" for axis, i in zip(axes, first))
+        _fail(path, dataset, f"contains {int(bad.sum())} NaN/inf value(s), the first at index "
+              f"{tuple(int(i) for i in first)} ({where}); expected {expected}")
+
+
+def _missing(path, f, name, expected):
+    """A ``DataError`` for the absent ``name``: what it should hold and what its group holds instead."""
+    parent = name.rsplit("/", 1)[0] if "/" in name else "/"
+    found = ", ".join(sorted(f[parent].keys())) if parent in f else f"nothing ({parent} missing too)"
+    _fail(path, name, f"missing; expected {expected} ({parent} holds: {found or 'nothing'})")
 
 
 def _numeric(path, f, name, shape):
@@ -276,8 +291,7 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
             if data.ndim == 3 and data.shape[0] == n_cells and data.shape[2] == T and data.shape[1] >= 2:
                 hint = f": cells first? store it as (n_repeats, cells, T), ({data.shape[1]}, {n_cells}, {T})"
             _fail(path, where, f"expected shape {expected}, got {data.shape}{hint}")
-        if not np.isfinite(data).all():
-            _fail(path, where, f"contains {int((~np.isfinite(data)).sum())} NaN/inf values")
+        _check_finite(path, where, data, ("trial", "cell", "frame"), f"finite rates, shape {expected}")
         return np.ascontiguousarray(data.transpose(1, 0, 2))
     per_cell = _cell_order(name for name in present if name.startswith("cell"))
     if not per_cell and present:
@@ -298,8 +312,7 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
             _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
         if arrays and data.shape != arrays[0].shape:
             _fail(path, where, f"expected shape {arrays[0].shape} like {group}/{cells[0]}, got {data.shape}")
-        if not np.isfinite(data).all():
-            _fail(path, where, "contains NaN/inf values")
+        _check_finite(path, where, data, ("trial", "frame"), f"finite rates, shape (n_repeats, {T})")
         arrays.append(data)
     return np.stack(arrays)
 
@@ -327,11 +340,14 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
     with f:
         if split not in f:
-            _fail(path, f"/{split}", f"group missing (found: {', '.join(f.keys()) or 'nothing'})")
+            _fail(path, f"/{split}", f"group missing; expected a group holding stimulus, time and response (the file "
+                  f"holds: {', '.join(f.keys()) or 'nothing'})")
         g = f[split]
-        for name in ("stimulus", "time", "response"):
+        for name, expected in (("stimulus", f"a dataset (T, {FRAME_SIZE}, {FRAME_SIZE}) of intensities"),
+                               ("time", "a dataset (T,) of frame times in s"),
+                               ("response", "a group holding firing_rate_10ms or binned, each (cells, T)")):
             if name not in g:
-                _fail(path, f"{split}/{name}", "missing")
+                _missing(path, f, f"{split}/{name}", expected)
         stim = _numeric(path, f, f"{split}/stimulus", f"(T, {FRAME_SIZE}, {FRAME_SIZE})")
         if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
@@ -348,6 +364,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         time = np.asarray(_numeric(path, f, f"{split}/time", f"({T},)"))
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
+        _check_finite(path, f"{split}/time", time, ("frame",), f"finite frame times in s, shape ({T},)")
         _check_frame_rate(path, f"{split}/time", time, f.attrs)
         responses, n_cells = {}, None
         for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
@@ -362,22 +379,22 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
                 n_cells = data.shape[0]
             if data.shape != (n_cells, T):
                 _fail(path, where, f"expected shape ({n_cells}, {T}) (cells, T matching {split}/stimulus), got {data.shape}")
-            if not np.isfinite(data).all():
-                _fail(path, where, f"contains {int((~np.isfinite(data)).sum())} NaN/inf values")
+            _check_finite(path, where, data, ("cell", "frame"), f"finite values, shape ({n_cells}, {T})")
             if (data < 0).any():  # the Poisson loss would run to NaN on a negative target
                 _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
                       "firing rates >= 0")
             responses[key] = data
         if "firing_rate_10ms" not in responses and "binned" not in responses:
-            _fail(path, f"{split}/response", "needs at least firing_rate_10ms or binned")
+            _fail(path, f"{split}/response", f"needs at least firing_rate_10ms or binned, each (cells, {T}) (it holds: "
+                  f"{', '.join(sorted(responses)) or 'nothing'})")
         cells = [cell_name(i) for i in range(n_cells)]
         repeats = None
         if "repeats" in g:
             repeats = _read_repeats(path, f, split, cells, T)
             _check_repeat_units(path, split, responses, repeats)
         elif require_repeats:
-            _fail(path, f"{split}/repeats", f"missing: held-out metrics need repeated trials, {split}/repeats/"
-                  f"firing_rate_10ms of shape (n_repeats, {n_cells}, {T}) or (n_repeats, {T}) per cell")
+            _missing(path, f, f"{split}/repeats", f"a group of repeated trials for held-out metrics: "
+                     f"firing_rate_10ms (n_repeats, {n_cells}, {T}) or cellNN (n_repeats, {T}) per cell")
         recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
     if check_stimulus is None:
         check_stimulus = split == "test"
@@ -389,9 +406,11 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
 def read_spikes(path) -> Dict[str, np.ndarray]:
     import h5py
 
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with spikes/)")
     with h5py.File(path, "r") as f:
         if "spikes" not in f:
-            _fail(path, "/spikes", "group missing")
+            _missing(path, f, "spikes", "a group holding each cell's spike times in s, cellNN (n_spikes,)")
         out = {}
         for cell in _cell_order(f["spikes"].keys()):
             times = np.asarray(f["spikes"][cell])

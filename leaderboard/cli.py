@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
@@ -39,6 +40,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
+    default_format = warnings.formatwarning
+    warnings.formatwarning = warning_line(args.command, default_format)
     try:
         _check_device(getattr(args, "device", None))
         result = args.handler(args)
@@ -57,7 +60,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"zoo {args.command}: error: {error.filename}: {error.strerror}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = default_format
     return int(result or 0)
+
+
+def warning_line(command: str, default_format):
+    """``warnings.formatwarning`` for a zoo command: a ``UserWarning`` (what the zoo's own code warns a user of) as one
+    line ``zoo COMMAND: warning: ...``, as its errors are; Python's default added the warning code's file, line
+    number and source line (``.../retina/cli.py:116: UserWarning: ...`` then ``result = fit(model, ...``). Other
+    categories as ``default_format`` shows them."""
+    def format_warning(message, category, filename, lineno, line=None):
+        if issubclass(category, UserWarning):
+            return f"zoo {command}: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+    return format_warning
 
 
 def _check_device(name: Optional[str]) -> None:

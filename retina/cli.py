@@ -42,6 +42,8 @@ def _add_fit(sub) -> None:
     p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
     p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
+    p.add_argument("--val-fraction", type=float, help="the last fraction of each of the training split's 5 blocks that "
+                                                     "early stopping validates on (default 0.1)")
     p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
                                                 "before stopping (default: the model's default_patience, else 2)")
     p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress "
@@ -74,7 +76,8 @@ def resolve_data(spec: str) -> Path:
 
 
 #: zoo fit's options that are :class:`retina.fit.FitConfig` settings (None: the config's or the model's default)
-FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "patience", "min_delta", "monitor", "output_calibration")
+FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patience", "min_delta", "monitor",
+               "output_calibration")
 
 
 def run_fit(args) -> int:
@@ -128,7 +131,8 @@ def run_fit(args) -> int:
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
           f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
-          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (learning curve: fit_curve.png)")
+          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (fit_curve.png: learning curve, "
+          "held-out r per cell vs its oracle)")
     if stats["median_feve"] < 0:
         print("FEVE below 0: in spikes/s the predictions miss the trial average by more than a constant at each "
               "cell's mean rate would. "
@@ -202,7 +206,7 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path):
     if info.get("fit_origin") != "cached" or not figure.is_file():
         from neurozoo.retina.fit_figure import plot_fit_curve
 
-        figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}")
+        figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}", cells=frame)
     record["figure"] = str(figure)
     write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
     return frame, stats

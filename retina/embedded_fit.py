@@ -268,8 +268,10 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                         "recording. Keep each fit's weights in the folder zoo fit wrote them to, or move these to a "
                         "folder without a summary.json (their cell count then decides)")
     kind = embedded_kind(data, sha256 if isinstance(sha256, str) else None)
+    absolute = record.get("data_absolute")  # the path resolved when zoo fit ran (data: as it was typed)
     found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind,
-             "weights_checked": described is not None}
+             "weights_checked": described is not None,
+             "data_absolute": absolute if isinstance(absolute, str) else None, "summary": str(summary)}
     if kind is None:
         return {**found, "circuit_cells": False,
                 "reason": f"a fit to {data} ({summary}), not to an embedded recording: its {n_cells} cells are that "

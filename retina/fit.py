@@ -70,6 +70,10 @@ EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation
 # the embedded white-noise recording 4281 of them took 1.7 CPU-s and gave held-out FEVE 0.432, all 21,405 ~10 CPU-s and
 # 0.437 (3257: 0.443; 7538: 0.427; 2026-12-02)
 CALIBRATION_TARGETS = 4000
+# validation targets (10 s at 100 Hz) below which a fit warns that early stopping watches too few frames: a 2000-frame
+# recording passes split_blocks with 5 validation targets, one per block, and its validation r (-0.33 in one 2-epoch
+# BN-CNN fit whose held-out r was 0.24) chose the kept epoch silently
+MIN_VALIDATION_TARGETS = 1000
 # bump when the loop or a model's initialisation changes what a fit with given settings yields; 7: no L2 on the
 # two-subunit model's (2, n_cells) subunit biases (the BN-CNN's, LN's and GLM's fits are unchanged); 8: the GLM's
 # early stopping watches the binned counts, not the smoothed rate, which discarded its post-spike filter (the others
@@ -369,10 +373,12 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
+    """Written through an open file: ``torch.save`` to a path names the archive inside after the file, and the
+    temporary's name holds the host and pid, so two fits with one seed wrote weights with different sha256."""
     from neurozoo.datasets.json_files import written_whole
 
-    with written_whole(path) as tmp:
-        torch.save(obj, tmp)
+    with written_whole(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(obj, handle)
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -439,6 +445,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                                       window=d.first_target() + 1)
     except DataError as error:
         raise DataError(f"{recording.path}: dataset {recording.split}/stimulus: {error}") from None
+    warn_of_few_validation_targets(recording, len(val_t), config, d.first_target() + 1)
     val_target = torch.as_tensor(recording.response(val_key))[:, val_t].T
     if val_key == "binned":
         val_target = val_target * FRAME_RATE
@@ -602,6 +609,18 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                                                 "stopped_after_epoch": (state["history"][-1]["epoch"]
                                                                         if result.early_stopped else None)})
     return result
+
+
+def warn_of_few_validation_targets(recording: Recording, n_targets: int, config: FitConfig, window: int) -> None:
+    """A warning where early stopping would watch fewer than :data:`MIN_VALIDATION_TARGETS` validation frames."""
+    if n_targets < MIN_VALIDATION_TARGETS:
+        import warnings
+
+        warnings.warn(f"{recording.path}: early stopping and the kept epoch watch the correlation over {n_targets} "
+                      f"validation frames (the last {config.val_fraction:g} of each of {config.n_blocks} blocks of "
+                      f"{recording.n_frames} frames, less a {window}-frame window each), fewer than "
+                      f"{MIN_VALIDATION_TARGETS}: the validation r is noise at this size; a longer recording, or a "
+                      "larger val_fraction (zoo fit --val-fraction), gives it more", stacklevel=3)
 
 
 def _spread(targets: np.ndarray, n: int) -> np.ndarray:

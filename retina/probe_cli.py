@@ -109,7 +109,8 @@ def _add_reduction(phenomena) -> None:
     _model_args(p, "folder for reduction.png and reduction.json")
     p.add_argument("--data", help="the recording the checkpoint was fitted to (deep-retina HDF5 file, or "
                                   "embedded:whitenoise / embedded:naturalscene); its test split's stimulus is "
-                                  "analysed (default with --fit-embedded: the embedded recording --kind)")
+                                  "analysed (default: the recording named by the summary.json that zoo fit --out "
+                                  "wrote beside --checkpoint; with --fit-embedded the embedded recording --kind)")
     p.add_argument("--cells", nargs="+", metavar="CELL", help="cells to analyse: cell01 cell03 (or 1 3); default all")
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],

@@ -84,6 +84,42 @@ def stimulus_stretch(recording, start: int, frames):
     return torch.as_tensor(recording.stimulus[start:start + frames + N_FRAMES - 1]), frames
 
 
+def held_out(args, path):
+    """The test split of ``path`` (a stimulus the fit did not see), the ``--cells`` as indices and the ``--start``/
+    ``--frames`` stretch of its stimulus with the number of windows."""
+    from neurozoo.datasets.retina_h5 import read_experiment
+
+    recording = read_experiment(path, "test")
+    cells = parse_cells(args.cells, len(recording.cells), path)
+    return (recording, cells, *stimulus_stretch(recording, args.start, args.frames))
+
+
+def fitted_recording_path(checkpoint, fitted_to: dict):
+    """``(path, sha256)`` of the recording that the ``summary.json`` beside ``checkpoint`` names
+    (:func:`retina.embedded_fit.fitted_recording`'s ``fitted_to``), refused by name where there is no readable
+    summary.json, the file is gone or its sha256 is not the one the fit read."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.provenance import sha256_file
+
+    if fitted_to["rule"] != "summary.json":
+        why = fitted_to["reason"].split(": taken")[0]  # no summary.json, or an unreadable one, and why
+        raise UserFacingError(f"--data: which recording {checkpoint} was fitted to is read from the summary.json that "
+                              f"zoo fit --out writes beside it, and there is none to read ({why}): give the recording "
+                              "with --data (a deep-retina HDF5 file, or embedded:whitenoise / embedded:naturalscene)")
+    candidates = [Path(name) for name in (fitted_to["data_absolute"], fitted_to["data"]) if name]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is None:
+        raise UserFacingError(f"--data: {fitted_to['summary']} names the recording {candidates[0]}, which is not there "
+                              "(moved or deleted?): give its new place with --data")
+    digest = sha256_file(path)
+    if fitted_to["data_sha256"] not in (None, digest):
+        raise UserFacingError(f"--data: {path}, the recording {fitted_to['summary']} names, has changed since the fit "
+                              f"(sha256 {digest[:12]}; the fit read {fitted_to['data_sha256'][:12]}): give the "
+                              "recording the weights were fitted to with --data")
+    print(f"{checkpoint}: analysing the held-out split of {path} (the recording {fitted_to['summary']} names)")
+    return path, digest
+
+
 def run_probe_reduction(args) -> int:
     from tqdm.auto import tqdm
 
@@ -91,7 +127,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.json_files import write_json
     from neurozoo.datasets.provenance import sha256_file
-    from neurozoo.datasets.retina_h5 import N_FRAMES, read_experiment
+    from neurozoo.datasets.retina_h5 import N_FRAMES
     from neurozoo.retina.attribution import integrated_gradients
     from neurozoo.retina.cli import resolve_data
     from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
@@ -100,15 +136,22 @@ def run_probe_reduction(args) -> int:
 
     check_model(args)  # before a fit of minutes
     args.k = sorted(args.k)  # the figure's axis
-    if args.data is None and not args.fit_embedded:
-        raise UserFacingError("--data: the recording the checkpoint was fitted to is needed (a deep-retina HDF5 file, "
-                              "or embedded:whitenoise / embedded:naturalscene)")
-    path = resolve_data(args.data or f"embedded:{args.kind}")
-    recording = read_experiment(path, "test")  # the held-out split: a stimulus the fit did not see
-    cells = parse_cells(args.cells, len(recording.cells), path)
-    x, frames = stimulus_stretch(recording, args.start, args.frames)
+    given = args.data is not None or args.fit_embedded
+    if given:  # checked before a fit of minutes (--fit-embedded)
+        path = resolve_data(args.data or f"embedded:{args.kind}")
+        data_sha256 = None
+        recording, cells, x, frames = held_out(args, path)
     _make_out(args.out)
     model, info = _load_model(args)
+    if not given:  # the recording the fit's summary.json names
+        path, data_sha256 = fitted_recording_path(args.checkpoint, info["fitted_to"])
+        recording, cells, x, frames = held_out(args, path)
+    fitted_to = info["fitted_to"]
+    if given and fitted_to["rule"] == "summary.json":  # --data beside a summary.json that names the fit's recording
+        data_sha256 = sha256_file(path)
+        if fitted_to["data_sha256"] not in (None, data_sha256):  # said, not refused: another stimulus of its cells
+            print(f"note: {args.checkpoint} was fitted to {fitted_to['data']} ({fitted_to['summary']}, sha256 "
+                  f"{fitted_to['data_sha256'][:12]}); analysing --data {path} (sha256 {data_sha256[:12]})")
     if model.n_cells != len(recording.cells):
         where = args.checkpoint if args.checkpoint is not None else "the fitted model"
         raise UserFacingError(f"{where}: weights for {model.n_cells} cells, but {path}: test/response has "
@@ -140,7 +183,8 @@ def run_probe_reduction(args) -> int:
     source = args.checkpoint.name if args.checkpoint is not None else f"{args.model} fitted to embedded:{args.kind}"
     figure = plot_reduction(rows, traces, figure_path(args.out, "reduction"),
                             title=f"{args.model} ({source}), layer {args.layer}: reduced models on {path.name}")
-    data = {"path": str(path), "sha256": sha256_file(path), "split": "test", "start": args.start, "frames": frames}
+    data = {"path": str(path), "sha256": data_sha256 or sha256_file(path), "split": "test", "start": args.start,
+            "frames": frames}
     json_path = write_json(args.out / "reduction.json", {"model": args.model, "settings": settings, "data": data,
                                                          "cells": rows, "provenance": info, "figure": str(figure)})
     print(f"{args.model}: layer {args.layer} units ranked by integrated gradients ({args.steps} steps, {args.rule}, "

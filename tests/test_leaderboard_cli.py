@@ -89,7 +89,8 @@ BAD_INPUT = {
                                       f"rgc_shallow={_garbage(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                            "garbage.pt: not a readable PyTorch file of tensors (UnpicklingError; "),
     "NaN stimulus": (lambda t: ["fit", "ln", "--data", str(_nan_recording(t)), "--out", str(t / "fit"), "--quiet"],
-                     "train/stimulus contains 1 NaN/inf values (first in frame 120)"),
+                     "dataset train/stimulus: contains 1 NaN/inf value(s), the first at index (120, 3, 4) (frame 120, row 3, "
+                     "column 4); expected finite intensities, shape (T, 50, 50)"),
     "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
                     "field 'delay' must be an integer >= 0 (time steps), got 'soon'"),
     "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],
@@ -313,3 +314,27 @@ def test_zoo_work_says_which_jobs_of_a_dead_worker_it_resumes(tmp_path, capsys, 
     assert capsys.readouterr().err.splitlines()[0] == f"zoo work: resuming 1 job(s) left running by a worker that " \
                                                       f"died: [{job}]"
     db.dispose()
+
+
+def test_a_commands_warnings_are_one_line_named_after_the_command(monkeypatch, capsys):
+    """Python's default showed a user the warning code's file, line number and source line
+    (`.../retina/cli.py:116: UserWarning: ...` and `result = fit(model, train, ...`)."""
+    import warnings
+
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard import cli
+
+    line = cli.warning_line("fit", warnings.formatwarning)
+    assert line(UserWarning("rec.h5: few frames"), UserWarning, "/x/retina/cli.py", 116,
+                "result = fit(model)") == "zoo fit: warning: rec.h5: few frames\n"
+    assert line(RuntimeWarning("overflow"), RuntimeWarning, "a.py", 7, "x = 1") == "a.py:7: RuntimeWarning: overflow\n  x = 1\n"
+    shown = []
+
+    def stop(device):  # the first thing a command does: what a warning looks like while it runs
+        shown.append(warnings.formatwarning(UserWarning("w"), UserWarning, "f.py", 1))
+        raise UserFacingError("stopped")
+
+    before = warnings.formatwarning
+    monkeypatch.setattr(cli, "_check_device", stop)
+    assert cli.main(["data", "list"]) == 2 and "zoo data: error: stopped" in capsys.readouterr().err
+    assert shown == ["zoo data: warning: w\n"] and warnings.formatwarning is before  # Python's own again after it

@@ -193,6 +193,34 @@ def test_fit_curve_marks_the_kept_epoch_and_says_why_the_fit_stopped():
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
 
 
+def test_fit_curve_shows_each_cells_held_out_r_against_its_oracle():
+    import numpy as np
+    import pandas as pd
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from neurozoo.retina.fit_figure import fit_curve_figure
+
+    history = [{"epoch": e, "train_loss": 1.0 / (e + 1), "val_correlation": r} for e, r in enumerate([0.3, 0.4])]
+    cells = pd.DataFrame({"correlation": [0.5, 0.2, 0.35, -0.1], "oracle": [0.8, 0.3, np.nan, 0.6],
+                          "passes": [True, False, True, True]},
+                         index=pd.Index(["cell01", "cell02", "cell03", "cell04"], name="cell"))
+    figure = fit_curve_figure(history, best_epoch=1, epochs=40, patience=2, title="bncnn on own.h5", cells=cells)
+    FigureCanvasAgg(figure).draw()
+    panel = figure.axes[2]
+    # the oracle as a bar per cell (none where it is NaN), the held-out r as a point: filled where the cell passes the
+    # explainable-variance filter, open where it is left out of the medians
+    assert [bar.get_height() for bar in panel.patches] == [0.8, 0.3, 0.0, 0.6]
+    kept, dropped = panel.get_lines()[:2]
+    assert list(kept.get_xdata()) == [0, 2, 3] and list(kept.get_ydata()) == [0.5, 0.35, -0.1]
+    assert list(dropped.get_xdata()) == [1] and dropped.get_markerfacecolor() == "none"
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["cell01", "cell02", "cell03", "cell04"]
+    assert [t.get_text() for t in panel.get_legend().get_texts()] == [
+        "held-out r (explainable variance >= 0.15)", "held-out r (below: not in medians)",
+        "oracle r (repeat reliability)"]
+    assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+    assert len(fit_curve_figure(history, 1, 40, 2).axes) == 2  # without held-out metrics, the learning curve alone
+
+
 def test_training_curve_plots_every_logged_step_and_says_when_the_run_is_unfinished():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

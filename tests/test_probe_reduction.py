@@ -80,8 +80,10 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
      "--k: k must be between 1 and 8 (layer 1's units); got 9"),
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--cells", "cell13"],
      "--cells: 'cell13' is not a cell of {data} (12 cells: cell01 to cell12, or their numbers 1 to 12)"),
-    (["--checkpoint", "{folder}/model.pt"], "--data: the recording the checkpoint was fitted to is needed (a "
-     "deep-retina HDF5 file, or embedded:whitenoise / embedded:naturalscene)"),
+    (["--checkpoint", "{folder}/model.pt"], "--data: which recording {folder}/model.pt was fitted to is read from "
+     "the summary.json that zoo fit --out writes beside it, and there is none to read (no summary.json beside "
+     "model.pt (zoo fit --out writes one)): give the recording with --data (a deep-retina HDF5 file, or "
+     "embedded:whitenoise / embedded:naturalscene)"),
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--frames", "500"],
      "--frames 500: {data}: test/stimulus has 81 windows of 40 frames from --start 0"),
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--fill", "grey"],
@@ -93,6 +95,65 @@ def test_bad_inputs_are_refused_naming_the_file_and_field(recording_and_weights,
     assert zoo(["probe", "reduction", "bncnn", *filled, "--out", str(tmp_path), "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == f"zoo probe: error: {message.format(folder=folder, data=data)}"
     assert not (tmp_path / "reduction.json").exists()
+
+
+def _fit_folder(tmp_path, data, data_sha256=None):
+    """A folder as `zoo fit --out` leaves it: the weights and a summary.json naming the recording they were fitted to
+    (``data`` as typed, ``data_absolute`` resolved) with its sha256 and theirs."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    folder = tmp_path / "fit"
+    folder.mkdir()
+    torch.save(_pathway_model().state_dict(), folder / "model.pt")
+    (folder / "summary.json").write_text(json.dumps({
+        "model": "bncnn", "data": "elsewhere/" + Path(data).name, "data_absolute": str(data),
+        "weights_sha256": {"model.pt": sha256_file(folder / "model.pt")},
+        "provenance": {"data_path": str(data), "data_sha256": data_sha256 or sha256_file(data)}}))
+    return folder
+
+
+def test_the_recording_is_read_from_the_fits_summary_json(recording_and_weights, tmp_path, capsys):
+    """A user had to repeat --data, the recording zoo fit had already recorded beside the weights."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    data, _ = recording_and_weights
+    folder = _fit_folder(tmp_path, data)
+    settings = ["--cells", "cell02", "--k", "2", "--steps", "2", "--frames", "20", "--quiet"]
+    assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), *settings,
+                "--out", str(tmp_path / "read")]) == 0
+    assert f"analysing the held-out split of {data} (the recording {folder / 'summary.json'} names)" in \
+        capsys.readouterr().out
+    assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
+                *settings, "--out", str(tmp_path / "given")]) == 0
+    read, given = (json.loads((tmp_path / name / "reduction.json").read_text()) for name in ("read", "given"))
+    assert read["data"] == given["data"] and read["data"]["sha256"] == sha256_file(data)
+    assert read["cells"] == given["cells"]
+
+
+@pytest.mark.parametrize("problem", ["changed", "gone"])
+def test_a_recording_the_summary_names_that_changed_or_is_gone_is_refused(recording_and_weights, tmp_path, capsys,
+                                                                           problem):
+    data, _ = recording_and_weights
+    if problem == "gone":
+        data = tmp_path / "moved.h5"
+    folder = _fit_folder(tmp_path, data, data_sha256="ab" * 32)
+    assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--out", str(tmp_path),
+                "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    summary = folder / "summary.json"
+    if problem == "gone":
+        assert error == (f"zoo probe: error: --data: {summary} names the recording {data}, which is not there (moved "
+                         "or deleted?): give its new place with --data")
+    else:
+        assert error.startswith(f"zoo probe: error: --data: {data}, the recording {summary} names, has changed since "
+                                "the fit (sha256 ") and error.endswith("; the fit read abababababab): give the recording "
+                                                                      "the weights were fitted to with --data")
+    assert not (tmp_path / "reduction.json").exists()
+    if problem == "changed":  # given with --data, another recording of the fit's cells is analysed, and said
+        assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
+                    "--k", "1", "--steps", "1", "--frames", "5", "--cells", "1", "--out", str(tmp_path), "--quiet"]) == 0
+        assert (f"note: {folder / 'model.pt'} was fitted to elsewhere/{data.name} ({summary}, sha256 abababababab); "
+                f"analysing --data {data} (sha256 ") in capsys.readouterr().out
 
 
 def test_a_model_without_hidden_layers_and_a_layer_out_of_range_are_refused(recording_and_weights, tmp_path, capsys):

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -200,6 +201,41 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
     assert len(saved["history"]) == 3
 
 
+def test_two_fits_with_one_seed_write_byte_identical_weights_whatever_process_writes_them(ln_recording, tmp_path,
+                                                                                            monkeypatch):
+    """torch.save to a path names the archive inside after the file, and the temporary's name holds the writer's host
+    and pid: two `zoo fit` runs with one seed in two processes wrote weights with different sha256."""
+    import hashlib
+
+    import neurozoo.datasets.cache as cache
+
+    def run(out, pid):
+        monkeypatch.setattr(cache, "temporary_suffix", lambda pid_=None, host=None: f".tmp-host{pid}-{pid}")
+        torch.manual_seed(0)
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=out, epochs=1, progress=False,
+            max_steps_per_epoch=1, batch_size=300)
+        return {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in ("model.pt", "checkpoint.pt")}
+
+    assert run(tmp_path / "a", 101) == run(tmp_path / "b", 202)
+
+
+def test_a_fit_warns_when_early_stopping_watches_too_few_validation_frames(ln_recording, recwarn):
+    """A 2000-frame recording passed the split with 5 validation frames, and the kept epoch was chosen on them
+    without a word. ln_recording (5000 frames): 5 blocks of 1000, the last 10% of each less a 40-frame window."""
+    from neurozoo.retina.fit import MIN_VALIDATION_TARGETS, FitConfig, warn_of_few_validation_targets
+
+    run = dict(epochs=1, max_steps_per_epoch=1, batch_size=300, progress=False)
+    with pytest.warns(UserWarning, match=rf"ln\.h5: early stopping and the kept epoch watch the correlation over 305 "
+                                         rf"validation frames \(the last 0\.1 of each of 5 blocks of 5000 frames, less a "
+                                         rf"40-frame window each\), fewer than {MIN_VALIDATION_TARGETS}: the validation r is "
+                                         rf"noise at this size; .* \(zoo fit --val-fraction\)"):
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, **run)
+    recwarn.clear()
+    recording = read_experiment(ln_recording, "train")
+    warn_of_few_validation_targets(recording, MIN_VALIDATION_TARGETS, FitConfig(), 40)
+    assert not recwarn.list
+
+
 def test_a_finished_fit_read_again_makes_no_optimizer(ln_recording, tmp_path, monkeypatch):
     """Every cached score and `zoo fit`'s second run read a finished fit: it made an Adam optimizer and loaded its
     state, and torch's optimizers import torch._dynamo on first use (1-5 s, most of a cached `zoo fit`'s time)."""
@@ -382,12 +418,20 @@ def test_glm_simulation_stays_at_the_recorded_rates_on_natural_scenes(tmp_path):
     assert stats["median_correlation"] > 0.3 and stats["median_feve"] > 0.0, stats
 
 
-def test_registry_and_cli(tmp_path, capsys):
+def test_registry_and_cli(tmp_path, capsys, monkeypatch):
+    from neurozoo.retina import fit_figure
+
     embedded = generate_recording(tmp_path / "small.h5", "whitenoise", n_train=2000, n_test=300, n_repeats=4)
     assert {"ln", "glm"} <= set(builtin_models())
     assert retina.MODELS.get("ln").tags["family"] == "retina"
     out = tmp_path / "fit"
+    drawn = []
+    monkeypatch.setattr(fit_figure, "fit_curve_figure", lambda *args, **kwargs: drawn.append(kwargs["cells"]) or
+                        fit_figure.Figure())
     assert zoo(["fit", "ln", "--data", str(embedded), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    monkeypatch.undo()
+    # the figure's per-cell panel: the held-out metrics written beside it
+    assert drawn[0].round(12).to_csv() == pd.read_csv(out / "heldout_metrics.csv", index_col="cell").round(12).to_csv()
     printed = capsys.readouterr().out
     assert "median held-out r" in printed and "cell12" in printed
     record = json.loads((out / "summary.json").read_text())
@@ -954,6 +998,7 @@ def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeyp
     for data, extra in (("embedded:whitenoise", []), (str(path), ["--out", str(tmp_path / "fit")]),
                         ("embedded:whitenoise", ["--out", str(tmp_path / "fit")])):
         for bad, error in ((["--epochs", "0"], "epochs must be at least 1 (got 0)"),
+                           (["--val-fraction", "1.5"], "val_fraction must be between 0 and 1 (got 1.5)"),
                            (["--output-calibration"], "output_calibration needs a model whose output BatchNorm1d")):
             assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
             assert error in capsys.readouterr().err

@@ -157,8 +157,9 @@ def test_zoo_fit_checks_the_test_stimulus_for_nans_before_fitting(tmp_path, caps
         f["test/stimulus"][10, 3, 4] = np.nan
     out = tmp_path / "fit"
     assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: test/stimulus contains 1 NaN/inf values "
-                                               "(first in frame 10); expected finite intensities")
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/stimulus: contains 1 NaN/inf "
+                                               "value(s), the first at index (10, 3, 4) (frame 10, row 3, column 4); "
+                                               "expected finite intensities, shape (T, 50, 50)")
     assert not out.exists()
 
 
@@ -294,6 +295,60 @@ def test_nans_and_missing_repeats_group(tmp_path):
         read_experiment(tmp_path / "absent.h5")
     with pytest.raises(DataError, match=rf"^{tmp_path}: is a folder, not an experiment file \(expected a deep-retina"):
         read_experiment(tmp_path)  # was 'no such experiment file', for a folder that is there
+
+
+def _set(path, dataset, index, value):
+    with h5py.File(path, "a") as f:
+        data = f[dataset][...]
+        data[index] = value
+        f[dataset][...] = data
+
+
+@pytest.mark.parametrize("split,change,message", [
+    ("train", lambda p: _set(p, "train/response/binned", (2, 70), np.inf),
+     "dataset train/response/binned: contains 1 NaN/inf value(s), the first at index (2, 70) (cell03, frame 70); "
+     "expected finite values, shape (3, 120)"),
+    ("test", lambda p: _set(p, "test/stimulus", (77, 3, 9), np.nan),
+     "dataset test/stimulus: contains 1 NaN/inf value(s), the first at index (77, 3, 9) (frame 77, row 3, column 9); "
+     "expected finite intensities, shape (T, 50, 50)"),
+    ("test", lambda p: _set(p, "test/repeats/cell02", (slice(1, 3), 50), np.nan),
+     "dataset test/repeats/cell02: contains 2 NaN/inf value(s), the first at index (1, 50) (trial 1, frame 50); "
+     "expected finite rates, shape (n_repeats, 80)"),
+    ("train", lambda p: _set(p, "train/time", 5, np.nan),
+     "dataset train/time: contains 1 NaN/inf value(s), the first at index (5,) (frame 5); expected finite frame times "
+     "in s, shape (120,)"),
+    ("train", lambda p: _corrupt(p, "train/response", None),
+     "dataset train/response: missing; expected a group holding firing_rate_10ms or binned, each (cells, T) (train "
+     "holds: stimulus, time)"),
+    ("test", lambda p: _corrupt(p, "test/repeats", None),
+     "dataset test/repeats: missing; expected a group of repeated trials for held-out metrics: firing_rate_10ms "
+     "(n_repeats, 3, 80) or cellNN (n_repeats, 80) per cell (test holds: response, stimulus, time)"),
+    ("train", lambda p: [_corrupt(p, f"train/response/{key}", None) for key in ("firing_rate_10ms", "binned")],
+     "dataset train/response: needs at least firing_rate_10ms or binned, each (cells, 120) (it holds: "
+     "firing_rate_20ms, firing_rate_5ms)"),
+    ("test", lambda p: _corrupt(p, "test", None),
+     "dataset /test: group missing; expected a group holding stimulus, time and response (the file holds: spikes, "
+     "train)"),
+])
+def test_a_malformed_file_is_refused_naming_the_file_the_field_and_what_was_expected(tmp_path, split, change, message):
+    """Non-finite values name their first index (a NaN in hours of recording, otherwise found by bisecting by hand),
+    a missing field what its group holds instead (a misnamed dataset then shows itself)."""
+    path, *_ = _experiment(tmp_path)
+    change(path)
+    with pytest.raises(DataError) as info:
+        read_experiment(path, split)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_spikes_missing_name_what_the_file_holds(tmp_path):
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "spikes", None)
+    with pytest.raises(DataError) as info:
+        read_spikes(path)
+    assert str(info.value) == (f"{path}: dataset spikes: missing; expected a group holding each cell's spike times in "
+                               "s, cellNN (n_spikes,) (/ holds: test, train)")
+    with pytest.raises(DataError, match="absent.h5: no such experiment file"):
+        read_spikes(tmp_path / "absent.h5")
 
 
 def test_windows_are_lazy_and_target_the_last_frame():

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
+from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a ConvRNN on an ImageNet-layout folder (train/ and val/ of WNID folders)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=ShowDefaultsRaw)
     add_arguments(p)
     p.set_defaults(handler=run)
 
@@ -126,8 +127,8 @@ def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
     from neurozoo.datasets.errors import UserFacingError
 
-    parser = argparse.ArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ZooArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
+                               formatter_class=ShowDefaultsRaw)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -117,7 +117,7 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
     first.fit(until_epoch=1)
     first.close()
     spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint was trained as another graph than this run "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint was trained as another graph than this run "
                                               r"builds from .*tiny\.yaml.*: n_steps was 4, is 6"):
         trainer(resume="auto")
     spec.write_text(spec.read_text().replace("n_steps: 6", "n_steps: 4").replace("0.5}", "0.7}"))
@@ -723,7 +723,7 @@ def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     wider = {**TINY, "width_multiplier": 0.25}
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint's weights do not fit this model \(checkpoint: "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint's weights do not fit this model \(checkpoint: "
                                               r"model 'rgc_shallow', overrides \{.*'width_multiplier': 0.125.*\}; this run: "
                                               r".*'width_multiplier': 0.25.*\); [\w.]+ has shape \(\d+, .*\), the model's is "
                                               r"\(\d+, .*\) \(\d+ more shapes differ\)$"):
@@ -794,7 +794,7 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     first = Trainer(config(data, tmp_path, warmup_epochs=0))
     first.fit(until_epoch=1)
     first.close()
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint ran 4 steps per epoch \(global batch 8 = "
+    with pytest.raises(UserFacingError, match=rf"--resume {tmp_path / 'last.pth'}: the checkpoint ran 4 steps per epoch \(global batch 8 = "
                                               r"--batch-size 8 x 1 process\(es\)\); this run would run 2 \(global batch "
                                               r"16 = --batch-size 16 x 1 process\(es\)\).*same global batch"):
         Trainer(config(data, tmp_path, warmup_epochs=0, batch_size=16, resume="auto"))
@@ -803,12 +803,40 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     same.close()
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("optimizer", "sgd", "--optimizer adamw, this run has sgd"),  # failed inside torch: KeyError 'step'
+    ("lr", 0.1, "--lr 0.003, this run has 0.1"),  # silently replaced by the checkpoint's
+    ("weight_decay", 0.0, "--weight-decay 0.0001, this run has 0.0")])
+def test_a_resume_with_another_optimizer_setting_names_the_checkpoint_and_the_setting(data, tmp_path, setting, value,
+                                                                                      message):
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    with pytest.raises(UserFacingError) as info:
+        Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto", **{setting: value}))
+    assert str(info.value) == (f"--resume {tmp_path / 'last.pth'}: the checkpoint was trained with {message}; its "
+                               f"optimizer state fixes {setting}, so resume with {message.split(',')[0]}, or train "
+                               "afresh into another --out")
+
+
+def test_a_resume_on_other_classes_names_the_checkpoint_and_the_first_other_class(data, tmp_path):
+    train(config(data, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    other = tmp_path / "other"
+    for split in ("train", "val"):
+        for index, folder in enumerate(sorted((data / split).iterdir())):
+            target = other / split / (folder.name if index != 2 else folder.name + "x")
+            target.mkdir(parents=True)
+            for image in folder.iterdir():
+                (target / image.name).symlink_to(image)
+    with pytest.raises(DataError, match=rf"^--resume {tmp_path / 'run' / 'last.pth'}: {other}: class 2 is "
+                                        r"'n00000003x', the checkpoint's is 'n00000003'; resume with the data"):
+        Trainer(config(other, tmp_path / "run", max_steps_per_epoch=1, resume="auto"))
+
+
 def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_the_same_steps(data, tmp_path):
     """--max-steps-per-epoch 2 gives 2 steps per epoch with batch 8 and with 16; a checkpoint after 1 batch of 8
     resumed with batch 16 would skip 16 images, 8 of them never trained on."""
     crash_before_step(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1), 2)
     assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
                                               r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "
                                               r".*resume with the same global batch"):
         Trainer(config(data, tmp_path, max_steps_per_epoch=2, batch_size=16, resume="auto"))

@@ -657,18 +657,32 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
 @pytest.mark.parametrize("split, workers", [("train", 0), ("train", 1), ("val", 1)])
 def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(tmp_path, capsys, split, workers):
     """A corrupt image read in a DataLoader worker came out as torch's 'Caught DataError in DataLoader worker process
-    0' with the worker's traceback inside the error's message; now as without workers: one line, exit 2."""
+    0' with the worker's traceback inside the error's message; now as without workers: one line, exit 2. The line says
+    what the run keeps (the checkpoint of the last step trained) and how to go on, which works."""
     from neurozoo.leaderboard.cli import main
 
     data = write_image_folder(tmp_path / "data", n_classes=2, per_class=4, val_per_class=2, size=16)
     bad = sorted((data / split).rglob("*.JPEG"))[1]
-    bad.write_bytes(bad.read_bytes()[:300])
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[:300])
     args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
             "--batch-size", "4", "--image-size", "16", "--workers", str(workers), "--quiet",
             "--set", "width_multiplier=0.125", "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"zoo train: error: cannot read image {bad}: ") and err.count("\n") == 1, err
+    last = tmp_path / "run" / "last.pth"
+    # 8 training images, 2 steps: the image is in the first or the second batch of the shuffled order, or in val/
+    kept = {"val": "2 of 2 batches", "train": "1 of 2 batches"}[split] if last.is_file() else None
+    if kept:
+        assert f"; {last} holds step {kept[0]} ({kept} of epoch 1): replace the file by a readable image of the same " \
+               "name (the image order stays), then rerun the same command with --resume to continue from it\n" in err
+        assert load_checkpoint(last)["epoch_steps"] == int(kept[0])
+    else:  # found in the first batch: nothing trained
+        assert split == "train" and f"; no checkpoint had been written, so {tmp_path / 'run'} holds none" in err
+    bad.write_bytes(whole)
+    assert main(args + ["--resume"]) == 0  # as it says
+    assert load_checkpoint(last)["global_step"] == 2
 
 
 def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):

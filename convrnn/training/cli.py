@@ -85,7 +85,9 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurozoo.convrnn.training.engine import train
+    from neurozoo.convrnn.training.checkpoint import what_was_kept
+    from neurozoo.convrnn.training.engine import DataErrorMidRun, train
+    from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
@@ -96,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
             train(config)
     except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"zoo train: interrupted; {_what_was_kept(Path(args.out))}", file=sys.stderr)
+            print(f"zoo train: interrupted; {what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
+    except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
+        replace = "replace the file by a readable image of the same name (the image order stays), then "
+        raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
     if int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training import curve
@@ -107,20 +112,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"done: checkpoints, metrics.jsonl and training_curve.png in {args.out}")
     return 0
-
-
-def _what_was_kept(out: Path) -> str:
-    last = out / "last.pth"
-    if not last.is_file():
-        return f"no checkpoint had been written, so {out} holds none to resume"
-    from neurozoo.convrnn.training.checkpoint import checkpoint_position
-    from neurozoo.datasets.torch_files import read_torch_file
-
-    try:  # memory-mapped: the counters without reading the weights
-        position = checkpoint_position(read_torch_file(last, mmap=True))
-    except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
-        return f"{last} is the last checkpoint: rerun the same command with --resume to continue from it"
-    return f"{last} holds {position}: rerun the same command with --resume to continue from it"
 
 
 def main(argv=None) -> int:

@@ -118,6 +118,11 @@ class TrainConfig:
                                   f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
+class DataErrorMidRun(DataError):
+    """Data found unreadable once training has started (a corrupt image): one line naming the file. A single-process
+    run has written the checkpoint of its last step trained, as a stop (SIGTERM) does."""
+
+
 # ---------------------------------------------------------------------------- pieces
 @dataclass
 class LRFactor:
@@ -767,7 +772,9 @@ class Trainer:
                 train = self.train_one_epoch(epoch)
                 val = self.evaluate()
             except DataError as error:  # a corrupt image read in a DataLoader worker: its one line, not the traceback
-                raise DataError(raised_in_worker(error)) from None
+                if self.epoch_steps and not self.dist.distributed:  # the steps trained so far (not: every rank
+                    self.save(is_best=False)                          # would have to save at this step)
+                raise DataErrorMidRun(raised_in_worker(error)) from None
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()

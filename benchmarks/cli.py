@@ -107,7 +107,7 @@ def _score(args) -> int:
               f"{settings['top5']:.2f} % on {settings['n_images']} images of {settings['data']}")
         if steps:
             print(f"top-1 per readout step: {steps}")
-        print(f"record {record_id} in {store.shown_url}; summary {summary}")
+        print(saved_where(store, record_id, summary, score))
         return 0
     if _is_retina(args.benchmark):
         # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
@@ -115,7 +115,7 @@ def _score(args) -> int:
         details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
         details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
-        print(f"record {record_id} in {store.shown_url}; summary {summary}")
+        print(saved_where(store, record_id, summary, score))
         return 0
     from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
 
@@ -127,8 +127,19 @@ def _score(args) -> int:
                            title=f"{model_name}: layer selection", ylabel="r²/ceiling (held-out selection stimuli)",
                            chosen=score.provenance["settings"].get("layer"))
     print(f"{model_name} on {args.benchmark}: {score}")
-    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.shown_url}; plot {plot}")
+    print(f"layer {score.provenance['settings'].get('layer')}; plot {plot}")
+    print(saved_where(store, record_id, summary, score))
     return 0
+
+
+def saved_where(store, record_id: int, summary: Path, score) -> str:
+    """Where ``zoo score`` stored its score, and the provenance it recorded beside the settings (what a rerun must
+    match: the code, torch and the device)."""
+    provenance = score.provenance
+    environment = provenance["settings"]["environment"]
+    return (f"record {record_id} in {store.shown_url}; summary {summary}\n"
+            f"recorded with code {provenance.get('code_version')}, torch {environment['torch']} "
+            f"({environment['torch_threads']} threads), device {provenance.get('device')}")
 
 
 def rerun_arguments(args) -> dict:
@@ -233,7 +244,10 @@ def _store(args, score, model_name: str):
     """The score's record in the results store and its JSON summary beside the plots (in ``args.out``, which
     :func:`run_score` made): ``(store, record id, path)``."""
     from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.provenance import environment
 
+    # in the settings of the summary as of the record (ScoreRecord.to_row adds it to the record only where it is absent)
+    score.provenance.setdefault("settings", {}).setdefault("environment", environment())
     store = ResultsStore(args.db)
     record_id = store.add(score.to_record(model_name, args.benchmark))
     summary = args.out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")

@@ -203,7 +203,9 @@ def score_from_args(args):
 
 def _score_imagenet(args, benchmark):
     """imagenet.val: the model (with a ``zoo train`` checkpoint's classes and image size) on ``--data``."""
-    from neurozoo.convrnn.training.cpus import default_workers
+    import warnings
+
+    from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.torch_files import read_torch_file
 
@@ -217,6 +219,8 @@ def _score_imagenet(args, benchmark):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     workers = default_workers() if getattr(args, "workers", None) is None else args.workers
+    for problem in cpu_path_problems(next((p.device for p in model.parameters()), "cpu"), workers=workers):
+        warnings.warn(problem)
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True))

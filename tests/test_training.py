@@ -564,6 +564,30 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 2
 
 
+def test_a_cpu_run_names_what_float16_autocast_compiling_and_too_many_workers_would_do(monkeypatch):
+    from neurozoo.convrnn.training import cpus
+
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 2)
+    assert cpus.cpu_path_problems("cpu", amp=True) == [] and cpus.cpu_path_problems("cpu", workers=1) == []
+    assert cpus.cpu_path_problems("cuda:0", amp=True, amp_dtype="float16", compile=True, workers=8) == []
+    assert cpus.cpu_path_problems("cpu", compile=True, compile_backend="eager") == []
+    float16, inductor, workers = cpus.cpu_path_problems("cpu", amp=True, amp_dtype="float16", compile=True, workers=2)
+    assert float16.startswith("--amp-dtype float16 on a CPU: float16 convolutions have no fast CPU kernels, so "
+                              "autocast runs them about 16x slower than float32") and float16.endswith("fast path")
+    assert inductor.startswith("--compile on a CPU (inductor): the first training step waits") and "minutes" in inductor
+    assert workers == ("--workers 2 on a CPU run with 2 CPU(s): the loading processes take the cores the model "
+                       "computes on; 1 (min(4, CPUs - 1), the default) leaves one to it")
+
+
+def test_zoo_train_warns_of_float16_autocast_and_compiling_on_a_cpu_before_any_step(data, tmp_path):
+    with pytest.warns(UserWarning) as warned:
+        Trainer(config(data, tmp_path, amp=True, amp_dtype="float16", compile=True)).close()
+    said = [str(w.message) for w in warned]
+    assert any(m.startswith("--amp-dtype float16 on a CPU") for m in said), said
+    assert any(m.startswith("--compile on a CPU (inductor)") for m in said), said
+    assert not (tmp_path / "last.pth").exists()  # said before any step
+
+
 @pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_compile_path_runs_and_checkpoints_plain_state_dict(tmp_path_factory, tmp_path):
     # dynamo capture with the eager backend (~5 s); the inductor backend takes minutes on CPU, see below

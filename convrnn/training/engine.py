@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from neurozoo.convrnn.training.cpus import default_workers
+from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                                                    max_over_ranks, shutdown)
@@ -311,6 +311,11 @@ class Trainer:
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)
         self.device = self.dist.device
+        if self.dist.is_main:
+            for problem in cpu_path_problems(self.device, amp=config.amp, amp_dtype=config.amp_dtype,
+                                             compile=config.compile, compile_backend=config.compile_backend,
+                                             workers=config.workers):
+                warnings.warn(problem)
         self._configure_backends()
         self.out = Path(config.out)
         self.history: List[Dict[str, Any]] = []

@@ -855,6 +855,16 @@ def test_a_resume_with_another_optimizer_setting_names_the_checkpoint_and_the_se
                                "afresh into another --out")
 
 
+def test_a_resume_that_turns_on_float16_autocast_starts_a_fresh_gradient_scale(data, tmp_path):
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))  # no gradient scaler: its state is empty
+    with pytest.warns(UserWarning, match=r"last\.pth: the checkpoint was trained without --amp-dtype float16, so it "
+                                         r"has no gradient scale: the scaler starts afresh"):
+        trainer = Trainer(config(data, tmp_path, epochs=2, max_steps_per_epoch=1, resume="auto", amp=True,
+                                 amp_dtype="float16"))  # failed in GradScaler.load_state_dict
+    assert trainer.global_step == 1 and trainer.scaler.get_scale() == 65536.0
+    trainer.close()
+
+
 def test_a_resume_on_other_classes_names_the_checkpoint_and_the_first_other_class(data, tmp_path):
     train(config(data, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
     other = tmp_path / "other"

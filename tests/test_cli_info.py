@@ -136,3 +136,18 @@ def test_a_score_imports_no_metrics_or_plotting_library():
             "print(sorted(m for m in ('sklearn', 'scipy.stats', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_zoo_info_and_zoo_train_take_width_as_zoo_score_does(capsys):
+    """--width W was zoo score's, zoo dynamics' and zoo compare's (zoo search's too) but not zoo info's or zoo
+    train's, which refused it as an unrecognized argument."""
+    from neurozoo.convrnn.training.cli import add_arguments, config_from_args
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    assert main(["info", "rgc_shallow", "--width", "0.125", "--image-size", "32"]) == 0
+    total = sum(p.numel() for p in convrnn.create_model("rgc_shallow", width_multiplier=0.125).parameters())
+    assert f"parameters: {total:,}" in capsys.readouterr().out
+    parser = ZooArgumentParser(prog="zoo train")
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(["rgc_shallow", "--data", "d", "--width", "0.5", "--set", "n_steps=8"]))
+    assert config.overrides == {"n_steps": 8, "width_multiplier": 0.5}

@@ -71,17 +71,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "next step anyway: this bounds what a SIGKILL or a lost node costs")
     p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model override, e.g. --set n_steps=10 --set width_multiplier=0.5 (YAML values)")
+    from neurozoo.convrnn.cli import add_override_arguments
+
+    add_override_arguments(p)  # --width W and --set KEY=VALUE, e.g. --set n_steps=10
 
 
 def config_from_args(args: argparse.Namespace):
-    from neurozoo.convrnn.cli import parse_overrides
+    from neurozoo.convrnn.cli import overrides_from_args
     from neurozoo.convrnn.training.engine import TrainConfig
 
     fields = set(TrainConfig.__dataclass_fields__) - {"overrides"}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields},
-                       overrides=parse_overrides(args.overrides))
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, overrides=overrides_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:

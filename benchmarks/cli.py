@@ -221,6 +221,10 @@ def _score_imagenet(args, benchmark):
     workers = default_workers() if getattr(args, "workers", None) is None else args.workers
     for problem in cpu_path_problems(next((p.device for p in model.parameters()), "cpu"), workers=workers):
         warnings.warn(problem)
+    if trained and trained["config"].get("amp"):  # its val_top1 was computed under autocast
+        warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
+                      "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
+                      "val_top1 the run logged by the few images whose answer the precision changes")
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True))

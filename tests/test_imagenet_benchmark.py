@@ -195,3 +195,16 @@ def test_zoo_score_warns_of_loading_workers_that_take_every_cpu(tmp_path, monkey
         assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", four, "--image-size", "16", "--workers", "1",
                     *TINY, "--set", "num_classes=4", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}",
                     "--out", tmp_path / "results") == 0
+
+
+def test_scoring_a_checkpoint_trained_with_autocast_says_the_score_is_in_float32(tmp_path):
+    """The score equals the val_top1 a float32 run logged; one validated under --amp can differ, and nothing said so."""
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=2, val_per_class=1, size=16)
+    out = tmp_path / "run"
+    assert _zoo("train", "rgc_shallow", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "4", "--amp",
+                "--image-size", "16", "--workers", "0", "--quiet", *TINY) == 0
+    with pytest.warns(UserWarning, match=rf"^{out / 'last.pth'} was validated under bfloat16 autocast \(zoo train "
+                                         r"--amp\); zoo score evaluates in float32"):
+        assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth",
+                    "--workers", "0", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", tmp_path / "results",
+                    *TINY) == 0

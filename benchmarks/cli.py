@@ -107,7 +107,7 @@ def _score(args) -> int:
               f"{settings['top5']:.2f} % on {settings['n_images']} images of {settings['data']}")
         if steps:
             print(f"top-1 per readout step: {steps}")
-        print(f"record {record_id} in {store.shown_url}; summary {summary}")
+        print(saved_where(store, record_id, summary, score))
         return 0
     if _is_retina(args.benchmark):
         # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
@@ -115,7 +115,7 @@ def _score(args) -> int:
         details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
         details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
-        print(f"record {record_id} in {store.shown_url}; summary {summary}")
+        print(saved_where(store, record_id, summary, score))
         return 0
     from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
 
@@ -127,8 +127,19 @@ def _score(args) -> int:
                            title=f"{model_name}: layer selection", ylabel="r²/ceiling (held-out selection stimuli)",
                            chosen=score.provenance["settings"].get("layer"))
     print(f"{model_name} on {args.benchmark}: {score}")
-    print(f"layer {score.provenance['settings'].get('layer')}; record {record_id} in {store.shown_url}; plot {plot}")
+    print(f"layer {score.provenance['settings'].get('layer')}; plot {plot}")
+    print(saved_where(store, record_id, summary, score))
     return 0
+
+
+def saved_where(store, record_id: int, summary: Path, score) -> str:
+    """Where ``zoo score`` stored its score, and the provenance it recorded beside the settings (what a rerun must
+    match: the code, torch and the device)."""
+    provenance = score.provenance
+    environment = provenance["settings"]["environment"]
+    return (f"record {record_id} in {store.shown_url}; summary {summary}\n"
+            f"recorded with code {provenance.get('code_version')}, torch {environment['torch']} "
+            f"({environment['torch_threads']} threads), device {provenance.get('device')}")
 
 
 def rerun_arguments(args) -> dict:
@@ -192,7 +203,9 @@ def score_from_args(args):
 
 def _score_imagenet(args, benchmark):
     """imagenet.val: the model (with a ``zoo train`` checkpoint's classes and image size) on ``--data``."""
-    from neurozoo.convrnn.training.cpus import default_workers
+    import warnings
+
+    from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.torch_files import read_torch_file
 
@@ -206,6 +219,12 @@ def _score_imagenet(args, benchmark):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     workers = default_workers() if getattr(args, "workers", None) is None else args.workers
+    for problem in cpu_path_problems(next((p.device for p in model.parameters()), "cpu"), workers=workers):
+        warnings.warn(problem)
+    if trained and trained["config"].get("amp"):  # its val_top1 was computed under autocast
+        warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
+                      "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
+                      "val_top1 the run logged by the few images whose answer the precision changes")
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True))
@@ -233,7 +252,10 @@ def _store(args, score, model_name: str):
     """The score's record in the results store and its JSON summary beside the plots (in ``args.out``, which
     :func:`run_score` made): ``(store, record id, path)``."""
     from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.provenance import environment
 
+    # in the settings of the summary as of the record (ScoreRecord.to_row adds it to the record only where it is absent)
+    score.provenance.setdefault("settings", {}).setdefault("environment", environment())
     store = ResultsStore(args.db)
     record_id = store.add(score.to_record(model_name, args.benchmark))
     summary = args.out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")

@@ -167,7 +167,9 @@ def report(run: dict) -> str:
 def main(argv=None) -> int:
     from neurozoo import retina
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated retina.MODELS names (default: every registered one)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated embedded recordings")
     parser.add_argument("--refit", action="store_true", help="fit afresh (replacing the cached fits) and time each fit")

@@ -11,8 +11,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameters, FLOPs per step and timing facts of a ConvRNN")
     p.add_argument("model", help="registered model name or path to a YAML graph spec")
     p.add_argument("--image-size", type=at_least(1), default=224, help="pixels")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model override, e.g. --set n_steps=26 (YAML values)")
+    add_override_arguments(p)
     p.set_defaults(handler=_info)
     from neurozoo.convrnn import convert
 
@@ -27,7 +26,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def add_override_arguments(parser) -> None:
-    """``--width`` and ``--set KEY=VALUE``: how the commands that build a ConvRNN from its registry name (zoo score,
+    """``--width`` and ``--set KEY=VALUE``: how the commands that build a ConvRNN (zoo train, zoo info, zoo score,
     zoo dynamics, zoo compare) change it; :func:`overrides_from_args` reads them."""
     parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width and zoo run "
                                                        "--width-multiplier; same as --set width_multiplier=W)")
@@ -67,7 +66,7 @@ def _info(args) -> int:
     from neurozoo.convrnn.profile import flops, parameter_counts
     from neurozoo.datasets.text_table import format_table
 
-    model = convrnn.create_model(args.model, **parse_overrides(args.overrides))
+    model = convrnn.create_model(args.model, **overrides_from_args(args))
     if not hasattr(model, "spec"):  # a CORnet (convrnn.cornet): areas, not a graph spec
         return _cornet_info(args.model, model, args.image_size)
     counts = parameter_counts(model)

@@ -40,22 +40,20 @@ def _count(module) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def _forward_flops(model, image_size: int, n_steps: int) -> int:
-    x = torch.zeros(1, model.spec.input_channels, image_size, image_size)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x, n_steps=n_steps, image_steps=n_steps)
-    return counter.get_total_flops()
-
-
 def flops(model: torch.nn.Module, image_size: int = 224, n_steps: int = None) -> Dict[str, float]:
-    """FLOPs (multiply-add = 2) per image of a forward pass.
+    """FLOPs (multiply-add = 2) per image of a forward pass, counted in one unrolled forward (the image at every
+    step; an image and the blank frame cost the same).
 
-    ``per_step`` is the steady-state cost of one step once every layer is active, measured as the
-    difference between unrolling ``first_readout_step + 1`` and ``first_readout_step`` steps;
-    ``total`` is the whole unrolled forward over ``n_steps`` (every layer runs at every step)."""
+    ``per_step`` is the steady-state cost of one step once every layer is active: that of step
+    ``first_readout_step``, the first whose readout reads the last layer, read off the running count as each step
+    ends (``on_step``); ``total`` is the whole unrolled forward over ``n_steps`` (every layer runs at every step)."""
     n_steps = n_steps or model.n_steps
     warm = model.first_readout_step
-    with eval_mode(model):
-        per_step = _forward_flops(model, image_size, warm + 1) - _forward_flops(model, image_size, warm)
-        total = _forward_flops(model, image_size, n_steps)
-    return {"per_step": float(per_step), "total": float(total), "n_steps": n_steps, "image_size": image_size}
+    counted = max(n_steps, warm + 1)
+    ends = []  # the running count as each step ends
+    x = torch.zeros(1, model.spec.input_channels, image_size, image_size)
+    with eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x, n_steps=counted, image_steps=counted, on_step=lambda t, outputs: ends.append(counter.get_total_flops()))
+    per_step = ends[warm] - (ends[warm - 1] if warm else 0)
+    return {"per_step": float(per_step), "total": float(ends[n_steps - 1]), "n_steps": n_steps,
+            "image_size": image_size}

@@ -1,4 +1,5 @@
-"""argparse types for the numeric options of the ``zoo`` commands.
+"""argparse types for the numeric options of the ``zoo`` commands, and the parser every ``zoo`` command's help
+is written by (:class:`ZooArgumentParser`: each option's default shown).
 
 A value out of range is refused while the command line is parsed, before any data are read or any model is built:
 argparse prints the usage and ``zoo CMD: error: argument --OPTION: expected an integer >= 1, got 0`` and exits with
@@ -8,6 +9,7 @@ that uses them."""
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from typing import Callable, Optional
 
@@ -65,3 +67,38 @@ def _finite_number(text: str, expected: str, accept: Callable[[float], bool]) ->
     if not (accept(value) and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
     return value
+
+
+class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default as ``(default: X)``, also for an option without help text, except where
+    there is nothing to show (no default, an empty list, a switch: its default is that it is not given) or where the
+    help already says its default in words (e.g. ``--workers``: ``min(4, available CPUs - 1)``)."""
+
+    def add_argument(self, action):
+        if not action.help and _shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        super().add_argument(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        return super()._get_help_string(action) if _shows_default(action) and "default" not in text.lower() else text
+
+
+def _shows_default(action) -> bool:
+    default = action.default
+    switch = action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)  # --deterministic: shown
+    return not (default is None or default is argparse.SUPPRESS or switch
+                or (isinstance(default, (list, tuple)) and not default))
+
+
+class ShowDefaultsRaw(ShowDefaults, argparse.RawDescriptionHelpFormatter):
+    """:class:`ShowDefaults` for a command whose description is laid out by hand (examples on their own lines)."""
+
+
+class ZooArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose help shows the defaults (:class:`ShowDefaults`), as does every subcommand's: a
+    subparser is made of its parent's class."""
+
+    def __init__(self, *args, formatter_class=ShowDefaults, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)

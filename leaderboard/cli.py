@@ -18,7 +18,9 @@ COMMAND_MODULES = ("neurozoo.datasets.cli", "neurozoo.convrnn.cli", "neurozoo.co
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zoo", description="Model zoo and benchmark harness for ConvRNNs and retina models")
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    parser = ZooArgumentParser(prog="zoo", description="Model zoo and benchmark harness for ConvRNNs and retina models")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module_name in COMMAND_MODULES:

@@ -72,3 +72,37 @@ def test_a_number_out_of_range_is_refused_while_parsing(argv, message, capsys, t
     assert err.startswith("usage: zoo ") and "Traceback" not in err
     assert error.startswith("zoo ") and error.endswith(f": error: argument {message}"), error
     assert not any(tmp_path.iterdir())  # nothing read, fitted or written
+
+
+def _parsers(parser):
+    """``parser`` and every subcommand's parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                yield from _parsers(child)
+
+
+def test_every_commands_help_shows_each_options_default():
+    """No command's --help said its defaults (zoo train --epochs: 90, --lr: 0.1 were in the code only)."""
+    from neurozoo.convrnn.training.cli import add_arguments
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+    from neurozoo.leaderboard.cli import build_parser
+
+    torchrun = ZooArgumentParser(prog="python -m neurozoo.convrnn.training")
+    add_arguments(torchrun)
+    checked = 0
+    for parser in [*_parsers(build_parser()), torchrun]:
+        for action in parser._actions:
+            shown = not (action.default in (None, argparse.SUPPRESS) or action.default == []
+                         or (action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction)))
+            if not shown:
+                continue
+            formatter = parser._get_formatter()
+            formatter.add_argument(action)
+            assert "default" in formatter.format_help(), (parser.prog, action.option_strings or action.dest)
+            checked += 1
+    assert checked > 100
+    usage = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "--epochs EPOCHS       (default: 90)" in usage and "(default: True)" in usage  # --deterministic
+    assert "random crops and flips\n" in usage  # --no-augment: a switch, its default not shown as "True"

@@ -38,6 +38,18 @@ def test_flops_and_parameters_match_hand_counts():
     assert cost["total"] == 4 * conv + 4 * readout
 
 
+def test_flops_are_counted_in_one_forward_with_the_numbers_of_one_forward_per_measurement():
+    """zoo info ran three unrolled forwards (first_readout_step + 1 steps, first_readout_step steps, then all
+    steps) to give two numbers; the running count at each step's end gives both from one."""
+    model = convrnn.create_model("rgc_shallow", width_multiplier=0.125)
+    calls = []
+    model.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    cost = flops(model, image_size=32)
+    assert len(calls) == 1
+    # rgc_shallow at this width, 32 px: the numbers the three forwards gave (per step: steps 0-5 minus steps 0-4)
+    assert (cost["per_step"], cost["total"], cost["n_steps"]) == (3989504.0, 63832064.0, 16)
+
+
 @pytest.mark.parametrize("name", ["ugrnn_intermediate", "rgc_intermediate_tmaxconf", "rgc_shallow"])
 def test_the_parts_sum_to_the_total_and_feedback_is_what_it_costs(name):
     """The post blocks (ugrnn_intermediate's conv + residual after each cell, 16% of its parameters at this width)
@@ -124,3 +136,18 @@ def test_a_score_imports_no_metrics_or_plotting_library():
             "print(sorted(m for m in ('sklearn', 'scipy.stats', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_zoo_info_and_zoo_train_take_width_as_zoo_score_does(capsys):
+    """--width W was zoo score's, zoo dynamics' and zoo compare's (zoo search's too) but not zoo info's or zoo
+    train's, which refused it as an unrecognized argument."""
+    from neurozoo.convrnn.training.cli import add_arguments, config_from_args
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    assert main(["info", "rgc_shallow", "--width", "0.125", "--image-size", "32"]) == 0
+    total = sum(p.numel() for p in convrnn.create_model("rgc_shallow", width_multiplier=0.125).parameters())
+    assert f"parameters: {total:,}" in capsys.readouterr().out
+    parser = ZooArgumentParser(prog="zoo train")
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(["rgc_shallow", "--data", "d", "--width", "0.5", "--set", "n_steps=8"]))
+    assert config.overrides == {"n_steps": 8, "width_multiplier": 0.5}

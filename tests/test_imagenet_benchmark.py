@@ -163,3 +163,48 @@ def test_a_zoo_train_checkpoint_scores_the_val_accuracy_it_logged_and_the_record
     victim.write_bytes(victim.read_bytes() + b"\0" * 16)
     assert _zoo("reproduce", "1", "--db", db) == 1
     assert "data_sha256" in capsys.readouterr().out
+
+
+def test_zoo_score_says_where_it_stored_the_score_and_the_provenance_it_recorded(tmp_path, capsys):
+    """zoo score printed the record's id and the plot, not the summary it wrote nor the code, torch and device the
+    record keeps; and the summary lacked the environment the record held."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets.provenance import code_version, device_name
+
+    four = coded_folder(tmp_path / "four", WNIDS[:4])
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", four, "--image-size", "16", "--workers", "0", *TINY,
+                "--set", "num_classes=4", "--db", db, "--out", tmp_path / "results") == 0
+    summary = next((tmp_path / "results").glob("*imagenet.val*.json"))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [f"record 1 in {db}; summary {summary}",
+                          f"recorded with code {code_version()}, torch {torch.__version__} (1 threads), device "
+                          f"{device_name('cpu')}"]
+    record = ResultsStore(db).get(1)
+    written = json.loads(summary.read_text())["provenance"]
+    assert written["settings"]["environment"] == record.settings["environment"]
+    assert written["settings"]["environment"]["torch"] == torch.__version__ and written["device"] == record.device
+
+
+def test_zoo_score_warns_of_loading_workers_that_take_every_cpu(tmp_path, monkeypatch):
+    from neurozoo.convrnn.training import cpus
+
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 1)
+    four = coded_folder(tmp_path / "four", WNIDS[:4], per_class=1)
+    with pytest.warns(UserWarning, match=r"^--workers 1 on a CPU run with 1 CPU\(s\): the loading processes take"):
+        assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", four, "--image-size", "16", "--workers", "1",
+                    *TINY, "--set", "num_classes=4", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}",
+                    "--out", tmp_path / "results") == 0
+
+
+def test_scoring_a_checkpoint_trained_with_autocast_says_the_score_is_in_float32(tmp_path):
+    """The score equals the val_top1 a float32 run logged; one validated under --amp can differ, and nothing said so."""
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=2, val_per_class=1, size=16)
+    out = tmp_path / "run"
+    assert _zoo("train", "rgc_shallow", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "4", "--amp",
+                "--image-size", "16", "--workers", "0", "--quiet", *TINY) == 0
+    with pytest.warns(UserWarning, match=rf"^{out / 'last.pth'} was validated under bfloat16 autocast \(zoo train "
+                                         r"--amp\); zoo score evaluates in float32"):
+        assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth",
+                    "--workers", "0", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", tmp_path / "results",
+                    *TINY) == 0

@@ -117,7 +117,7 @@ def test_a_resume_that_builds_another_graph_is_refused(data, tmp_path):
     first.fit(until_epoch=1)
     first.close()
     spec.write_text(spec.read_text().replace("n_steps: 4", "n_steps: 6"))
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint was trained as another graph than this run "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint was trained as another graph than this run "
                                               r"builds from .*tiny\.yaml.*: n_steps was 4, is 6"):
         trainer(resume="auto")
     spec.write_text(spec.read_text().replace("n_steps: 6", "n_steps: 4").replace("0.5}", "0.7}"))
@@ -273,6 +273,7 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     monkeypatch.setattr(ImageFolder, "__getitem__", counted)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the number of workers no longer matters, so no warning about it
+        warnings.filterwarnings("ignore", "--workers 2 on a CPU run with 2 CPU")  # a 2-CPU machine's (cpus.py)
         resumed = Trainer(config(data, tmp_path, workers=workers, checkpoint_every=3, resume="auto"))
     resumed.fit()
     resumed.close()
@@ -589,6 +590,30 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 2
 
 
+def test_a_cpu_run_names_what_float16_autocast_compiling_and_too_many_workers_would_do(monkeypatch):
+    from neurozoo.convrnn.training import cpus
+
+    monkeypatch.setattr(cpus, "available_cpus", lambda: 2)
+    assert cpus.cpu_path_problems("cpu", amp=True) == [] and cpus.cpu_path_problems("cpu", workers=1) == []
+    assert cpus.cpu_path_problems("cuda:0", amp=True, amp_dtype="float16", compile=True, workers=8) == []
+    assert cpus.cpu_path_problems("cpu", compile=True, compile_backend="eager") == []
+    float16, inductor, workers = cpus.cpu_path_problems("cpu", amp=True, amp_dtype="float16", compile=True, workers=2)
+    assert float16.startswith("--amp-dtype float16 on a CPU: float16 convolutions have no fast CPU kernels, so "
+                              "autocast runs them about 16x slower than float32") and float16.endswith("fast path")
+    assert inductor.startswith("--compile on a CPU (inductor): the first training step waits") and "minutes" in inductor
+    assert workers == ("--workers 2 on a CPU run with 2 CPU(s): the loading processes take the cores the model "
+                       "computes on; 1 (min(4, CPUs - 1), the default) leaves one to it")
+
+
+def test_zoo_train_warns_of_float16_autocast_and_compiling_on_a_cpu_before_any_step(data, tmp_path):
+    with pytest.warns(UserWarning) as warned:
+        Trainer(config(data, tmp_path, amp=True, amp_dtype="float16", compile=True)).close()
+    said = [str(w.message) for w in warned]
+    assert any(m.startswith("--amp-dtype float16 on a CPU") for m in said), said
+    assert any(m.startswith("--compile on a CPU (inductor)") for m in said), said
+    assert not (tmp_path / "last.pth").exists()  # said before any step
+
+
 @pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose
 def test_compile_path_runs_and_checkpoints_plain_state_dict(tmp_path_factory, tmp_path):
     # dynamo capture with the eager backend (~5 s); the inductor backend takes minutes on CPU, see below
@@ -682,18 +707,32 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
 @pytest.mark.parametrize("split, workers", [("train", 0), ("train", 1), ("val", 1)])
 def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(tmp_path, capsys, split, workers):
     """A corrupt image read in a DataLoader worker came out as torch's 'Caught DataError in DataLoader worker process
-    0' with the worker's traceback inside the error's message; now as without workers: one line, exit 2."""
+    0' with the worker's traceback inside the error's message; now as without workers: one line, exit 2. The line says
+    what the run keeps (the checkpoint of the last step trained) and how to go on, which works."""
     from neurozoo.leaderboard.cli import main
 
     data = write_image_folder(tmp_path / "data", n_classes=2, per_class=4, val_per_class=2, size=16)
     bad = sorted((data / split).rglob("*.JPEG"))[1]
-    bad.write_bytes(bad.read_bytes()[:300])
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[:300])
     args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path / "run"), "--epochs", "1",
             "--batch-size", "4", "--image-size", "16", "--workers", str(workers), "--quiet",
             "--set", "width_multiplier=0.125", "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none"]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"zoo train: error: cannot read image {bad}: ") and err.count("\n") == 1, err
+    last = tmp_path / "run" / "last.pth"
+    # 8 training images, 2 steps: the image is in the first or the second batch of the shuffled order, or in val/
+    kept = {"val": "2 of 2 batches", "train": "1 of 2 batches"}[split] if last.is_file() else None
+    if kept:
+        assert f"; {last} holds step {kept[0]} ({kept} of epoch 1): replace the file by a readable image of the same " \
+               "name (the image order stays), then rerun the same command with --resume to continue from it\n" in err
+        assert load_checkpoint(last)["epoch_steps"] == int(kept[0])
+    else:  # found in the first batch: nothing trained
+        assert split == "train" and f"; no checkpoint had been written, so {tmp_path / 'run'} holds none" in err
+    bad.write_bytes(whole)
+    assert main(args + ["--resume"]) == 0  # as it says
+    assert load_checkpoint(last)["global_step"] == 2
 
 
 def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):
@@ -748,7 +787,7 @@ def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     wider = {**TINY, "width_multiplier": 0.25}
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint's weights do not fit this model \(checkpoint: "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint's weights do not fit this model \(checkpoint: "
                                               r"model 'rgc_shallow', overrides \{.*'width_multiplier': 0.125.*\}; this run: "
                                               r".*'width_multiplier': 0.25.*\); [\w.]+ has shape \(\d+, .*\), the model's is "
                                               r"\(\d+, .*\) \(\d+ more shapes differ\)$"):
@@ -819,7 +858,7 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     first = Trainer(config(data, tmp_path, warmup_epochs=0))
     first.fit(until_epoch=1)
     first.close()
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint ran 4 steps per epoch \(global batch 8 = "
+    with pytest.raises(UserFacingError, match=rf"--resume {tmp_path / 'last.pth'}: the checkpoint ran 4 steps per epoch \(global batch 8 = "
                                               r"--batch-size 8 x 1 process\(es\)\); this run would run 2 \(global batch "
                                               r"16 = --batch-size 16 x 1 process\(es\)\).*same global batch"):
         Trainer(config(data, tmp_path, warmup_epochs=0, batch_size=16, resume="auto"))
@@ -828,12 +867,50 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     same.close()
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("optimizer", "sgd", "--optimizer adamw, this run has sgd"),  # failed inside torch: KeyError 'step'
+    ("lr", 0.1, "--lr 0.003, this run has 0.1"),  # silently replaced by the checkpoint's
+    ("weight_decay", 0.0, "--weight-decay 0.0001, this run has 0.0")])
+def test_a_resume_with_another_optimizer_setting_names_the_checkpoint_and_the_setting(data, tmp_path, setting, value,
+                                                                                      message):
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    with pytest.raises(UserFacingError) as info:
+        Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto", **{setting: value}))
+    assert str(info.value) == (f"--resume {tmp_path / 'last.pth'}: the checkpoint was trained with {message}; its "
+                               f"optimizer state fixes {setting}, so resume with {message.split(',')[0]}, or train "
+                               "afresh into another --out")
+
+
+def test_a_resume_that_turns_on_float16_autocast_starts_a_fresh_gradient_scale(data, tmp_path):
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))  # no gradient scaler: its state is empty
+    with pytest.warns(UserWarning, match=r"last\.pth: the checkpoint was trained without --amp-dtype float16, so it "
+                                         r"has no gradient scale: the scaler starts afresh"):
+        trainer = Trainer(config(data, tmp_path, epochs=2, max_steps_per_epoch=1, resume="auto", amp=True,
+                                 amp_dtype="float16"))  # failed in GradScaler.load_state_dict
+    assert trainer.global_step == 1 and trainer.scaler.get_scale() == 65536.0
+    trainer.close()
+
+
+def test_a_resume_on_other_classes_names_the_checkpoint_and_the_first_other_class(data, tmp_path):
+    train(config(data, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    other = tmp_path / "other"
+    for split in ("train", "val"):
+        for index, folder in enumerate(sorted((data / split).iterdir())):
+            target = other / split / (folder.name if index != 2 else folder.name + "x")
+            target.mkdir(parents=True)
+            for image in folder.iterdir():
+                (target / image.name).symlink_to(image)
+    with pytest.raises(DataError, match=rf"^--resume {tmp_path / 'run' / 'last.pth'}: {other}: class 2 is "
+                                        r"'n00000003x', the checkpoint's is 'n00000003'; resume with the data"):
+        Trainer(config(other, tmp_path / "run", max_steps_per_epoch=1, resume="auto"))
+
+
 def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_the_same_steps(data, tmp_path):
     """--max-steps-per-epoch 2 gives 2 steps per epoch with batch 8 and with 16; a checkpoint after 1 batch of 8
     resumed with batch 16 would skip 16 images, 8 of them never trained on."""
     crash_before_step(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1), 2)
     assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
-    with pytest.raises(UserFacingError, match=r"--resume: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
+    with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
                                               r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "
                                               r".*resume with the same global batch"):
         Trainer(config(data, tmp_path, max_steps_per_epoch=2, batch_size=16, resume="auto"))

@@ -101,7 +101,9 @@ def measure(name, model, device, args, amp: bool, channels_last: bool):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+
+    p = ZooArgumentParser(description=__doc__, formatter_class=ShowDefaultsRaw)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=64)

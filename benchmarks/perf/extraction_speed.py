@@ -130,7 +130,9 @@ LABELS = {"before": "before", "after": "after", "reference": "after, reference p
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__, formatter_class=ShowDefaultsRaw)
     parser.add_argument("--images", type=int, default=640, help="score the first N images (sorted by stimulus_id)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--before-commit", default=BEFORE_COMMIT)

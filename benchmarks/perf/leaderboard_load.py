@@ -182,7 +182,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker-loop":
         return worker_loop(argv[1:])
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readers", type=int, default=100)
     parser.add_argument("--think", type=float, default=1.0, help="mean think time of a reader (s)")
     parser.add_argument("--submissions", type=int, default=50)

@@ -294,7 +294,9 @@ def args_line(args, n_features: int, splits: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__, formatter_class=ShowDefaultsRaw)
     parser.add_argument("--features", default="300,1000", type=lambda text: [int(v) for v in text.split(",")])
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--baseline-splits", type=int, default=None,

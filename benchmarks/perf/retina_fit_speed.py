@@ -212,7 +212,9 @@ def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128, help="windows per step (default: the fit's 128)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps of the plain model")
     parser.add_argument("--fast-steps", type=int, default=25, help="timed steps of the fast path (cheap; more average "

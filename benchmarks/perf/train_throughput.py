@@ -102,7 +102,9 @@ def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__, formatter_class=ShowDefaultsRaw)
     parser.add_argument("--models", default="rgc_intermediate,feedforward_intermediate",
                         help="comma-separated; the ratio is first / second")
     parser.add_argument("--image-size", type=int, default=224)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 from neurozoo.convrnn.search.workers import STORAGE_ENV
 from neurozoo.datasets.termination import sigterm_deferred
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search local cells and feedback edges of a ConvRNN (optuna TPE + pruning)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=ShowDefaultsRaw)
     add_arguments(p)
     p.set_defaults(handler=run)
 
@@ -290,8 +290,7 @@ def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.search.cli ...`` (what ``--workers K`` launches per worker)."""
     from neurozoo.datasets.errors import UserFacingError
 
-    parser = argparse.ArgumentParser(prog="zoo search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ZooArgumentParser(prog="zoo search", description=__doc__, formatter_class=ShowDefaultsRaw)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

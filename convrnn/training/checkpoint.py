@@ -37,6 +37,20 @@ def checkpoint_position(state: Dict[str, Any]) -> str:
     return f"step {step} ({where})"
 
 
+def what_was_kept(out: Path, first: str = "") -> str:
+    """What a stopped ``zoo train`` leaves in ``out`` to continue from, and how: ``first`` is what to do before the
+    rerun (e.g. replace a corrupt image)."""
+    last = Path(out) / "last.pth"
+    if not last.is_file():
+        return f"no checkpoint had been written, so {out} holds none to resume"
+    how = f"{first}rerun the same command with --resume to continue from it"
+    try:  # memory-mapped: the counters without reading the weights
+        position = checkpoint_position(read_torch_file(last, mmap=True))
+    except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
+        return f"{last} is the last checkpoint: {how}"
+    return f"{last} holds {position}: {how}"
+
+
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
     path = Path(path)
     state = read_torch_file(path, map_location=map_location)

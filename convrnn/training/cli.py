@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
+from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a ConvRNN on an ImageNet-layout folder (train/ and val/ of WNID folders)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=ShowDefaultsRaw)
     add_arguments(p)
     p.set_defaults(handler=run)
 
@@ -70,21 +71,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "next step anyway: this bounds what a SIGKILL or a lost node costs")
     p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="model override, e.g. --set n_steps=10 --set width_multiplier=0.5 (YAML values)")
+    from neurozoo.convrnn.cli import add_override_arguments
+
+    add_override_arguments(p)  # --width W and --set KEY=VALUE, e.g. --set n_steps=10
 
 
 def config_from_args(args: argparse.Namespace):
-    from neurozoo.convrnn.cli import parse_overrides
+    from neurozoo.convrnn.cli import overrides_from_args
     from neurozoo.convrnn.training.engine import TrainConfig
 
     fields = set(TrainConfig.__dataclass_fields__) - {"overrides"}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields},
-                       overrides=parse_overrides(args.overrides))
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, overrides=overrides_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurozoo.convrnn.training.engine import train
+    from neurozoo.convrnn.training.checkpoint import what_was_kept
+    from neurozoo.convrnn.training.engine import DataErrorMidRun, train
+    from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
@@ -95,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
             train(config)
     except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"zoo train: interrupted; {_what_was_kept(Path(args.out))}", file=sys.stderr)
+            print(f"zoo train: interrupted; {what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
+    except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
+        replace = "replace the file by a readable image of the same name (the image order stays), then "
+        raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
     if int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training import curve
@@ -108,26 +114,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _what_was_kept(out: Path) -> str:
-    last = out / "last.pth"
-    if not last.is_file():
-        return f"no checkpoint had been written, so {out} holds none to resume"
-    from neurozoo.convrnn.training.checkpoint import checkpoint_position
-    from neurozoo.datasets.torch_files import read_torch_file
-
-    try:  # memory-mapped: the counters without reading the weights
-        position = checkpoint_position(read_torch_file(last, mmap=True))
-    except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
-        return f"{last} is the last checkpoint: rerun the same command with --resume to continue from it"
-    return f"{last} holds {position}: rerun the same command with --resume to continue from it"
-
-
 def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
     from neurozoo.datasets.errors import UserFacingError
 
-    parser = argparse.ArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ZooArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
+                               formatter_class=ShowDefaultsRaw)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from neurozoo.convrnn.training.cpus import default_workers
+from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                                                    max_over_ranks, shutdown)
@@ -116,6 +116,11 @@ class TrainConfig:
             raise UserFacingError(f"--original-weight-decay is the original's L2 term in the loss (tf l2_regularizer), "
                                   f"which SGD's weight decay equals; --optimizer {self.optimizer} decouples the decay from "
                                   f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
+
+
+class DataErrorMidRun(DataError):
+    """Data found unreadable once training has started (a corrupt image): one line naming the file. A single-process
+    run has written the checkpoint of its last step trained, as a stop (SIGTERM) does."""
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -229,6 +234,18 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
     return {"answer": answer, "steps": steps}
 
 
+#: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
+RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
+
+
+def class_difference(saved: List[str], current: List[str]) -> str:
+    """Where two class lists (sorted WNID folders) first differ, in words."""
+    if len(saved) != len(current):
+        return f"{len(current)} class folders in train/, the checkpoint has {len(saved)}"
+    index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
+    return f"class {index} is {current[index]!r}, the checkpoint's is {saved[index]!r}"
+
+
 #: GraphSpec fields that name or describe a graph without changing it: a spec file whose description was edited
 #: builds the graph its checkpoint was trained as
 SPEC_LABELS = ("name", "description")
@@ -294,6 +311,11 @@ class Trainer:
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)
         self.device = self.dist.device
+        if self.dist.is_main:
+            for problem in cpu_path_problems(self.device, amp=config.amp, amp_dtype=config.amp_dtype,
+                                             compile=config.compile, compile_backend=config.compile_backend,
+                                             workers=config.workers):
+                warnings.warn(problem)
         self._configure_backends()
         self.out = Path(config.out)
         self.history: List[Dict[str, Any]] = []
@@ -349,7 +371,7 @@ class Trainer:
             except UnreadableTorchFile as error:
                 raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
                                 f"(best.pth: the best epoch's), or start afresh with another --out") from None
-            self.load_state(saved)
+            self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
@@ -485,17 +507,20 @@ class Trainer:
             "spec": self._spec(),  # the graph trained: a resume that builds another is refused (load_state)
         }
 
-    def load_state(self, state: Dict[str, Any]) -> None:
+    def load_state(self, state: Dict[str, Any], path=None) -> None:
+        """Continue from ``state`` (a checkpoint read from ``path``, which every refusal names)."""
+        where = f"--resume {path}" if path is not None else "--resume"
+        saved = state.get("config") or {}
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError:
-            saved = state.get("config") or {}
             raise UserFacingError(
-                f"--resume: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
+                f"{where}: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
-        self._check_spec(state.get("spec"))
-        self._check_steps_per_epoch(state)
+        self._check_spec(state.get("spec"), where)
+        self._check_steps_per_epoch(state, where)
+        self._check_optimizer_settings(saved, where)
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...
@@ -506,7 +531,11 @@ class Trainer:
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
                 group["lr"] = base * factor
             self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-        self.scaler.load_state_dict(state["scaler"])
+        if self.scaler.is_enabled() and not state.get("scaler"):  # trained without float16 autocast
+            warnings.warn(f"{where}: the checkpoint was trained without --amp-dtype float16, so it has no gradient "
+                          f"scale: the scaler starts afresh")
+        else:
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
         self.best_top1 = float(state.get("best_top1", -1.0))
@@ -516,7 +545,8 @@ class Trainer:
         if self.dist.is_main and state.get("epoch_sums") is not None:  # summed over the ranks that saved them
             self.epoch_sums.copy_(state["epoch_sums"])
         if state.get("classes") is not None and list(state["classes"]) != self.classes:
-            raise DataError(f"{self.config.data}: its classes differ from those the checkpoint was trained on")
+            raise DataError(f"{where}: {self.config.data}: {class_difference(list(state['classes']), self.classes)}; "
+                            f"resume with the data the checkpoint was trained on")
         if not state.get("sample_seeds") and self.config.augment:
             warnings.warn("--resume: the checkpoint was written by a version whose augmentation drew from each loading "
                           "worker's random stream; this version seeds each image's augmentation from (seed, epoch, "
@@ -537,7 +567,21 @@ class Trainer:
         spec = getattr(self.model, "spec", None)
         return spec.to_dict() if hasattr(spec, "to_dict") else None
 
-    def _check_spec(self, saved: Optional[Dict[str, Any]]) -> None:
+    def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
+        """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping
+        failed inside torch (KeyError 'step', 'different number of parameter groups'), and another --lr, --momentum
+        or --weight-decay was silently replaced by the checkpoint's on loading its state."""
+        for name in RESUME_FIXED:
+            if name not in saved or (name == "momentum" and self.config.optimizer != "sgd"):
+                continue  # a checkpoint written before the setting existed; AdamW has no momentum setting
+            before, now = saved[name], getattr(self.config, name)
+            if before != now:
+                flag = f"--{name.replace('_', '-')}"
+                raise UserFacingError(f"{where}: the checkpoint was trained with {flag} {before}, this run has "
+                                      f"{now}; its optimizer state fixes {name}, so resume with {flag} {before}, or "
+                                      f"train afresh into another --out")
+
+    def _check_spec(self, saved: Optional[Dict[str, Any]], where: str) -> None:
         """A spec file edited (or another --set) between the runs builds another graph whose weights may still fit
         the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
         run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
@@ -548,19 +592,20 @@ class Trainer:
         if saved == current:
             return
         absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
-        where = next(key for key in sorted(set(saved) | set(current)) if saved.get(key, absent) != current.get(key, absent))
-        if where == "layers" and len(saved["layers"]) == len(current["layers"]):
+        differing = next(key for key in sorted(set(saved) | set(current))
+                         if saved.get(key, absent) != current.get(key, absent))
+        if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
             was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
             key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
-            where, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
+            differing, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
         else:
-            before, now = saved.get(where, absent), current.get(where, absent)
-        raise UserFacingError(f"--resume: the checkpoint was trained as another graph than this run builds from "
-                              f"{self.config.model!r} (overrides {self.config.overrides}): {where} was {before!r}, is "
+            before, now = saved.get(differing, absent), current.get(differing, absent)
+        raise UserFacingError(f"{where}: the checkpoint was trained as another graph than this run builds from "
+                              f"{self.config.model!r} (overrides {self.config.overrides}): {differing} was {before!r}, is "
                               f"{now!r}; resume with the graph it was trained as (the spec in run.json) or train "
                               f"afresh into another --out")
 
-    def _check_steps_per_epoch(self, state: Dict[str, Any]) -> None:
+    def _check_steps_per_epoch(self, state: Dict[str, Any], where: str) -> None:
         """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
         batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it.
         Stopped inside an epoch, the checkpoint's position counts batches of its global batch: another one would skip
@@ -582,10 +627,10 @@ class Trainer:
 
         before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
         if per_epoch == self.steps_per_epoch:
-            raise UserFacingError(f"--resume: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
+            raise UserFacingError(f"{where}: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
                                   f"({before}); this run has {now}, so it would skip other images than those "
                                   f"trained; resume with the same global batch")
-        raise UserFacingError(f"--resume: the checkpoint ran {per_epoch} steps per epoch ({before}); this run "
+        raise UserFacingError(f"{where}: the checkpoint ran {per_epoch} steps per epoch ({before}); this run "
                               f"would run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be "
                               f"misplaced; resume with the same global batch, data and --max-steps-per-epoch")
 
@@ -733,7 +778,9 @@ class Trainer:
                 train = self.train_one_epoch(epoch)
                 val = self.evaluate()
             except DataError as error:  # a corrupt image read in a DataLoader worker: its one line, not the traceback
-                raise DataError(raised_in_worker(error)) from None
+                if self.epoch_steps and not self.dist.distributed:  # the steps trained so far (not: every rank
+                    self.save(is_best=False)                          # would have to save at this step)
+                raise DataErrorMidRun(raised_in_worker(error)) from None
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()

@@ -16,32 +16,30 @@ pytestmark = pytest.mark.distributed
 TINY = {"width_multiplier": 0.125, "n_steps": 8, "image_steps": 8, "norm": "none"}
 # 16 images: 2 ranks x 4 per step = 2 steps per epoch, the same global batches as 1 process x 8
 SETTINGS = dict(model="rgc_shallow", epochs=2, batch_size=4, lr=0.05, optimizer="sgd", weight_decay=0.0,
-                schedule="constant", image_size=32, augment=False, workers=0, seed=3, log_every=1, quiet=True)
+                schedule="constant", image_size=32, augment=True, workers=0, seed=3, log_every=1, quiet=True)
 
 
-def torchrun_command(data, out, nproc=2, augment=False, extra=(), entry=("-m", "neurozoo.convrnn.training")):
+def torchrun_command(data, out, nproc=2, extra=(), entry=("-m", "neurozoo.convrnn.training")):
+    """Every two-rank run of these tests: with augmentation (seeded per image, so the ranks' images are one process's)
+    and channels-last (DDP synchronises buffers, 1x1 channels-last ones too)."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc),
             *entry, SETTINGS["model"], "--data", str(data), "--out", str(out), "--device", "cpu",
             "--epochs", "2", "--batch-size", "4", "--lr", "0.05", "--optimizer", "sgd", "--weight-decay", "0",
             "--schedule", "constant", "--image-size", "32", "--workers", "0", "--seed", "3",
-            "--log-every", "1", "--quiet", *([] if augment else ["--no-augment"]), *extra] + \
+            "--log-every", "1", "--quiet", "--channels-last", *extra] + \
            [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
 
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def torchrun(data, out, nproc=2, augment=False, extra=()):
-    return subprocess.run(torchrun_command(data, out, nproc, augment, extra), env=ENV, capture_output=True, text=True,
+def torchrun(data, out, nproc=2, extra=()):
+    return subprocess.run(torchrun_command(data, out, nproc, extra), env=ENV, capture_output=True, text=True,
                           timeout=300)
 
 
-def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path):
-    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
-    out = tmp_path / "ddp"
-    result = torchrun(data, out, extra=["--channels-last"])  # DDP synchronises buffers (1x1 channels-last ones too)
-    assert result.returncode == 0, result.stderr[-3000:]
-
+def test_torchrun_two_gloo_processes_match_one_process_with_twice_the_batch(tmp_path, straight_run):
+    data, out = straight_run
     state = load_checkpoint(out / "last.pth")
     assert state["world_size"] == 2 and state["epoch"] == 2 and state["global_step"] == 4
     hashes = state["replica_weights_sha256"]  # checked by the trainer at every epoch end on every rank
@@ -109,17 +107,17 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 
 
 @pytest.fixture(scope="module")
-def augmented(tmp_path_factory, built_once):
-    """The images, and an uninterrupted two-rank run of 2 epochs x 2 steps with augmentation: its folder (the tests
-    only read both). Made once per session, in the temporary folder of the worker that asks first."""
+def straight_run(tmp_path_factory, built_once):
+    """The images, and an uninterrupted two-rank run of 2 epochs x 2 steps: its folder (the tests only read both).
+    Made once per session, in the temporary folder of the worker that asks first."""
     def make():
-        root = tmp_path_factory.mktemp("augmented")
+        root = tmp_path_factory.mktemp("straight")
         data = write_image_folder(root / "images", n_classes=4, per_class=4, val_per_class=3, size=32)
-        straight = torchrun(data, root / "straight", augment=True)
+        straight = torchrun(data, root / "straight")
         assert straight.returncode == 0, straight.stderr[-3000:]
         return data, root / "straight"
 
-    return built_once("distributed-augmented", make)
+    return built_once("distributed-straight", make)
 
 
 def assert_same_run(straight, resumed):
@@ -132,19 +130,19 @@ def assert_same_run(straight, resumed):
     assert rows[0] == rows[1] and len(rows[0]) == 6
 
 
-def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path, augmented):
+def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tmp_path, straight_run):
     """Rank 1 killed (SIGKILL) in epoch 2, torchrun stops, ``--resume`` on two ranks: the weights and every logged
     loss equal an uninterrupted run's, with augmentation on (seeded per image)."""
-    data, straight = augmented
+    data, straight = straight_run
     killed, script = tmp_path / "killed", tmp_path / "kill_rank_1_in_epoch_2.py"
     script.write_text(KILL_RANK_1_IN_EPOCH_2)
-    process = subprocess.run(torchrun_command(data, killed, augment=True, entry=(str(script),)), env=ENV,
+    process = subprocess.run(torchrun_command(data, killed, entry=(str(script),)), env=ENV,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=300)
     assert (killed / "rank1-killed").exists() and process.returncode != 0, process.stderr.decode()[-2000:]
     assert load_checkpoint(killed / "last.pth")["epoch"] == 1  # it really was cut short
     assert [(r["kind"], r["step"]) for r in read_metrics(killed / "metrics.jsonl")][-1] == ("iter", 3)
 
-    resumed = torchrun(data, killed, augment=True, extra=["--resume"])
+    resumed = torchrun(data, killed, extra=["--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(straight, killed)
 
@@ -180,15 +178,15 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 """
 
 
-def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_and_resumes_equal(tmp_path, augmented):
+def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_and_resumes_equal(tmp_path, straight_run):
     """SIGTERM reaching rank 1 alone (in step 3 of 4): both ranks stop after step 3 (they agree through a one-element
     all-reduce at each batch), rank 0 writes last.pth at step 3, both exit 130, and ``--resume`` ends with the
     uninterrupted run's weights and metrics. Before, under torchrun SIGTERM killed rank 1 at once; torchrun then
     stopped rank 0, and the last checkpoint was epoch 1's."""
-    data, straight = augmented
+    data, straight = straight_run
     stopped, script = tmp_path / "stopped", tmp_path / "sigterm_rank_1_in_step_3.py"
     script.write_text(SIGTERM_RANK_1_IN_STEP_3)
-    process = subprocess.run(torchrun_command(data, stopped, augment=True, entry=(str(script),)), env=ENV,
+    process = subprocess.run(torchrun_command(data, stopped, entry=(str(script),)), env=ENV,
                              capture_output=True, text=True, timeout=300)
     assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["3", "3"], \
         process.stderr[-3000:]
@@ -200,7 +198,7 @@ def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_a
     assert sorted(p.name for p in stopped.iterdir() if p.suffix == ".pth") == ["best.pth", "last.pth"]
     assert best_is_epoch_1(stopped) and read_metrics(stopped / "metrics.jsonl")[-1]["step"] == 3
 
-    resumed = torchrun(data, stopped, augment=True, extra=["--resume"])
+    resumed = torchrun(data, stopped, extra=["--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(straight, stopped)
 

@@ -4,7 +4,10 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
 
 - its own network namespace (no interface but an unconnected loopback), PID namespace (every descendant,
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
-  process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities;
+  process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
+  it can make no user namespace of its own;
+- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, and no POSIX
+  message queues (``RLIMIT_MSGQUEUE`` 0);
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
@@ -44,6 +47,7 @@ from typing import Dict, List, Optional, Sequence
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.leaderboard import seccomp
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
@@ -109,13 +113,13 @@ def bwrap_path() -> Optional[str]:
     return shutil.which("bwrap")
 
 
-_PROBE: Dict[str, Optional[str]] = {}
+_PROBE: Dict[str, object] = {}
 
 
 def sandbox_problem() -> Optional[str]:
-    """None if a bubblewrap sandbox can be made here, else why not (cached per process)."""
+    """None if a bubblewrap sandbox with its seccomp filter can be made here, else why not (cached per process)."""
     if "problem" in _PROBE:
-        return _PROBE["problem"]
+        return _PROBE["problem"] or seccomp.problem()
     path = bwrap_path()
     if path is None:
         problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
@@ -127,7 +131,19 @@ def sandbox_problem() -> Optional[str]:
         except (OSError, subprocess.TimeoutExpired) as error:
             problem = f"bwrap failed to start: {error}"
     _PROBE["problem"] = problem
-    return problem
+    return problem or seccomp.problem()
+
+
+def bwrap_disables_userns() -> bool:
+    """bwrap can keep the job from making user namespaces of its own (``--disable-userns``, bwrap 0.8); else the
+    seccomp filter refuses them (:func:`leaderboard.seccomp.filter_fd`)."""
+    if "disable_userns" not in _PROBE:
+        try:
+            shown = subprocess.run([bwrap_path() or "bwrap", "--help"], capture_output=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            shown = b""
+        _PROBE["disable_userns"] = b"--disable-userns" in shown
+    return bool(_PROBE["disable_userns"])
 
 
 def require_sandbox(unsafe: bool = False) -> bool:
@@ -204,6 +220,7 @@ def _system_binds() -> List[str]:
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
@@ -434,6 +451,7 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
         soft = cpu_rlimit_soft_s(limits)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_HARD_MARGIN_S))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # POSIX message queues: the host user's kernel memory
         _die_with_parent()
     return apply
 
@@ -482,6 +500,8 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         bwrap = bwrap_path()
         if bwrap is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+        if seccomp.problem():
+            raise SandboxUnavailable(seccomp.problem())
         bound = environment_paths()
         argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes)
         for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
@@ -497,30 +517,33 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
         env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
+    filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
     cgroup = Cgroup.make(limits)
     result_read, result_write = os.pipe()
     console_read, console_write = os.pipe()
     os.set_inheritable(result_write, True)
+    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ())
     if sandbox:
-        argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)]
+        argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)] + \
+            (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
         argv = [sys.executable, "-I", "-S", "-c", REAPER] + argv
     else:
         env["NEUROZOO_RESULT_FD"] = str(result_write)
     try:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=console_write,
-                                   stderr=console_write, pass_fds=(result_write,), start_new_session=True,
+                                   stderr=console_write, pass_fds=passed, start_new_session=True,
                                    close_fds=True, cwd=scratch or "/",
                                    preexec_fn=_preexec(limits, cgroup.join_file() if cgroup else [], cgroup is None))
     except BaseException:
-        for fd in (result_read, result_write, console_read, console_write):
+        for fd in (result_read, console_read, console_write) + passed:
             os.close(fd)
         if cgroup:
             cgroup.remove()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    os.close(result_write)
-    os.close(console_write)
+    for fd in passed + (console_write,):
+        os.close(fd)
     try:
         return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
     except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM taken at _supervise's safe point: the job ends with it

@@ -1,5 +1,6 @@
 """Red team: every attack of issue 12 as a submission (or the intake step it targets), each asserting that it
 is held. Submissions run in the real bubblewrap sandbox; without bwrap the sandboxed ones skip with the reason."""
+import ctypes.util
 import importlib.util
 import os
 import socket
@@ -334,6 +335,96 @@ def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeyp
         assert enforcement != "watchdog" and 20 <= made < 40, outcome
     else:
         assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", outcome.console
+
+
+KERNEL_CALLS = """
+import ctypes, errno, os, resource, sys
+libc = ctypes.CDLL(None, use_errno=True)
+S = ctypes.c_char_p
+ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
+        "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
+        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp"))}
+def outcome(result):
+    return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+for name, number in (a.split("=") for a in sys.argv[1:]):
+    print(name, outcome(libc.syscall(int(number), *ARGS[name])))
+print("msgqueue", resource.getrlimit(resource.RLIMIT_MSGQUEUE),
+      outcome(libc.mq_open(S(b"/nz"), os.O_CREAT | os.O_RDWR, 0o600, None)))
+print("userns", outcome(libc.unshare(0x10000000)))  # CLONE_NEWUSER
+"""
+
+
+def kernel_calls(names, **kwargs):
+    """{name: 'ok' or the errno's name} for each system call of ``KERNEL_CALLS`` (its number from libseccomp),
+    plus 'msgqueue' and 'userns', made in the sandbox."""
+    from neurozoo.leaderboard import sandbox
+
+    resolve = ctypes.CDLL(SECCOMP).seccomp_syscall_resolve_name if names else None
+    argv = [f"{name}={resolve(name.encode())}" for name in names]
+    outcome = sandbox.run([sys.executable, "-c", KERNEL_CALLS, *argv], limits=Limits(wall_s=30), **kwargs)
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    return dict(line.split(" ", 1) for line in outcome.console.decode().splitlines())
+
+
+SECCOMP = ctypes.util.find_library("seccomp")
+needs_seccomp = pytest.mark.skipif(SECCOMP is None, reason="libseccomp is not installed (apt-get install libseccomp2)")
+FILTERED = ["add_key", "keyctl", "request_key", "inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init",
+            "fanotify_mark"]
+
+
+@needs_sandbox
+@needs_seccomp
+def test_kernel_keyrings_and_file_watches_are_refused_in_the_sandbox():
+    """Keys (add_key, keyctl, request_key) live in the kernel's per-user keyrings, outside every namespace of the job:
+    a job stored keys that outlived it (readable by the next job, a channel between submissions) and counted against
+    the host user's key quota. inotify and fanotify watches on the folders bound from the host (the Python
+    environment, the checkout's packages) report the host's own reads of them: when another job or the scorer runs.
+    A seccomp filter now refuses each with EPERM (inotify_add_watch and fanotify_mark whatever their descriptor)."""
+    calls = kernel_calls(FILTERED)
+    assert calls == {**{name: "EPERM" for name in FILTERED}, "msgqueue": calls["msgqueue"], "userns": calls["userns"]}
+
+
+@needs_sandbox
+def test_posix_message_queues_are_refused_in_the_sandbox():
+    """A POSIX message queue is kernel memory charged to the host user's RLIMIT_MSGQUEUE (800 KiB), not to the job:
+    the job could use it up for every process of that user, and the watchdog saw none of it. The job's limit is 0."""
+    assert kernel_calls([])["msgqueue"] == "(0, 0) EMFILE"
+
+
+@needs_sandbox
+@pytest.mark.parametrize("bwrap_refuses", [True, False], ids=["disable-userns", "seccomp"])
+def test_the_sandbox_cannot_make_nested_user_namespaces(monkeypatch, bwrap_refuses):
+    """In a user namespace of its own a job is root again, with every capability over the mounts and namespaces it
+    makes there: the kernel's whole namespace surface (mount, overlay, netfilter) that the sandbox had kept out of
+    reach. bwrap's --disable-userns now refuses it (ENOSPC: a limit of one namespace); where bwrap is older than
+    0.8, the seccomp filter refuses unshare and clone with CLONE_NEWUSER (EPERM)."""
+    from neurozoo.leaderboard import sandbox
+
+    if bwrap_refuses and not sandbox.bwrap_disables_userns():
+        pytest.skip("bwrap older than 0.8 has no --disable-userns")
+    if not bwrap_refuses:
+        if SECCOMP is None:
+            pytest.skip("libseccomp is not installed (apt-get install libseccomp2)")
+        monkeypatch.setattr(sandbox, "bwrap_disables_userns", lambda: False)
+    assert kernel_calls([])["userns"] == ("ENOSPC" if bwrap_refuses else "EPERM")
+
+
+@needs_sandbox
+def test_without_libseccomp_the_sandbox_refuses_to_run_unless_the_operator_opts_out(monkeypatch):
+    """The filter is part of the sandbox: without libseccomp, sandbox.run and `zoo work` refuse (as without bwrap),
+    unless the operator sets NEUROZOO_SANDBOX_WITHOUT_SECCOMP=1 (the keyrings and watches are then reachable)."""
+    from neurozoo.leaderboard import sandbox, seccomp
+
+    monkeypatch.setattr(seccomp, "_library_name", lambda: None)
+    monkeypatch.delenv(seccomp.OPT_OUT, raising=False)
+    assert "libseccomp is not installed" in sandbox.sandbox_problem() and seccomp.OPT_OUT in sandbox.sandbox_problem()
+    with pytest.raises(sandbox.SandboxUnavailable, match="libseccomp is not installed"):
+        sandbox.run([sys.executable, "-c", "print('ran')"], limits=Limits(wall_s=30))
+    with pytest.raises(sandbox.SandboxUnavailable, match="libseccomp is not installed"):
+        sandbox.require_sandbox()
+    monkeypatch.setenv(seccomp.OPT_OUT, "1")
+    assert sandbox.sandbox_problem() is None
+    assert sandbox.run([sys.executable, "-c", "print('ran')"], limits=Limits(wall_s=30)).console == b"ran\n"
 
 
 @needs_sandbox

@@ -544,6 +544,31 @@ def test_result_stream_is_checked_before_it_is_trusted():
         read_arrays(npy(good) + npy(np.ones((4, 3, 3), "<f4")), 2, 4, 5, 2)
 
 
+def test_a_forged_npy_header_is_refused_by_name_not_crashing_the_scorer():
+    """The header is the model process's text: dimensions that are bools (Python ints, so numpy's parser passed them)
+    crashed the scorer's reshape with a bare TypeError, and a format version numpy never wrote (9.9) was read as 2.0.
+    Only versions 1.0 and 2.0 and dimensions that are ints are accepted, each refusal naming the array."""
+    import re
+    import struct
+
+    from neurozoo.leaderboard.worker import read_arrays
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def forged(shape: str, version=(1, 0), values=np.ones(8, "<f4")):
+        header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".encode() + b"\n"
+        length = struct.pack("<H" if version == (1, 0) else "<I", len(header))
+        return b"\x93NUMPY" + bytes(version) + length + header + values.tobytes()
+
+    assert read_arrays(forged("(4, 1, 2)"), 1, 4, 5, 2)[0].shape == (4, 1, 2)  # the forger's format is sound
+    assert read_arrays(forged("(4, 1, 2)", (2, 0)), 1, 4, 5, 2)[0].shape == (4, 1, 2)
+    for shape, stimuli in {"(4, True, 2)": 4, "(True, 1, 2)": 1}.items():  # True == 1 passed the comparisons
+        expected = f"has shape {shape}; expected ({stimuli}, 1..5, 2)"
+        with pytest.raises(ScoringError, match="output array 1 of 1 " + re.escape(expected)):
+            read_arrays(forged(shape), 1, stimuli, 5, 2)
+    with pytest.raises(ScoringError, match=r"output array 1 of 1 is not a \.npy array \(ValueError: format version 9\.9;"):
+        read_arrays(forged("(4, 1, 2)", (9, 9)), 1, 4, 5, 2)
+
+
 @needs_sandbox
 def test_finite_but_huge_features_fail_naming_the_bound_instead_of_scoring_zero(board, tmp_path):
     """Features are summed in squares in float32: a layer scaled by 1e20 (finite, past the .npy checks) overflowed

@@ -501,13 +501,26 @@ def builtin_model_names() -> List[str]:
     return list(convrnn.list_models()) + list(retina.list_models())
 
 
+#: Look-alikes within NAME_PATTERN's characters, each made one (after case folding and dropping separators)
+CONFUSABLES = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("i", "l"), ("5", "s"))
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like: case folded, separators ('.', '-', '_') dropped, look-alikes made one.
+    'RGC-1ntermediate' and 'rgc_intermediate' have one skeleton; so have 'cor-net_s' and 'comet_s' ('rn', 'm')."""
+    skeleton = re.sub(r"[._-]", "", name.casefold())
+    for lookalike, kept in CONFUSABLES:
+        skeleton = skeleton.replace(lookalike, kept)
+    return skeleton
+
+
 def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     """Validate ``source`` and queue one job per benchmark; returns the submission id. A model name belongs
     to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
     prepared = prepare(source, store)
     name = prepared["meta"]["name"]
-    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
-    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+    builtin = next((known for known in builtin_model_names() if name_skeleton(known) == name_skeleton(name)), None)
+    if builtin is not None:  # in any look-alike spelling: 'RGC_1ntermediate' beside rgc_intermediate impersonated it
         raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
                              user, submission_specs(prepared))

@@ -1023,6 +1023,50 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]
 
 
+IMITATIONS = {"rgc-intermediate": "rgc_intermediate", "RGC.Intermediate": "rgc_intermediate",
+              "rgcintermediate": "rgc_intermediate", "rgc_lntermediate": "rgc_intermediate",
+              "rgc_1ntermediate": "rgc_intermediate", "c0rnet-s": "cornet_s", "comet_s": "cornet_s",
+              "cor-net_s": "cornet_s", "bncnn2O16": "bncnn2016", "G1M": "glm", "In": "ln", "two_subunit": "twosubunit"}
+
+
+def test_a_name_imitating_a_built_in_model_is_refused(board, tmp_path):
+    """Names compared case-insensitively only: 'rgc-intermediate', 'rgc_1ntermediate' or 'c0rnet_s' stood on the board
+    beside the zoo's models, passing as them. Names are now compared by skeleton (case folded, '.', '-', '_' dropped,
+    look-alikes 0/o, 1/l/i, 5/s, rn/m, vv/w made one) with every built-in model's."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    folder = submission(tmp_path, "imitation")
+    metadata = (folder / "metadata.yaml").read_text()
+    for name, builtin in IMITATIONS.items():
+        (folder / "metadata.yaml").write_text(metadata.replace("name: imitation", f"name: {name}"))
+        with pytest.raises(NameTaken, match=rf"name {name!r} is a built-in model of the zoo \({builtin}\)"):
+            submit(board, folder, tmp_path / "store", user="mallory")
+    assert board.submissions() == []
+
+
+def test_a_name_imitating_another_users_is_refused(board, tmp_path):
+    """Only another spelling in case was refused: bob took 'shared_name' and 'SHARED-NARNE' beside alice's
+    'shared-name'. Look-alikes of another user's name are refused now; the owner may use them."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    submit(board, submission(tmp_path, "shared-name"), tmp_path / "store", user="alice")
+    for index, name in enumerate(("shared_name", "SHARED-NARNE", "5hared.name")):
+        with pytest.raises(NameTaken, match=rf"name {name!r} looks like 'shared-name', which belongs to user 'alice'"):
+            submit(board, submission(tmp_path, f"bob-{index}", model_name=name), tmp_path / "store", user="bob")
+    submit(board, submission(tmp_path, "alice-again", model_name="shared_name", description="v2"), tmp_path / "store",
+           user="alice")
+    assert [(s["name"], s["user"]) for s in board.submissions()] == [("shared-name", "alice"), ("shared_name", "alice")]
+
+
+def test_names_unlike_a_built_in_model_are_free():
+    from neurozoo.leaderboard.submission import builtin_model_names, name_skeleton
+
+    skeletons = {name_skeleton(known) for known in builtin_model_names()}
+    assert name_skeleton("RGC_1ntermediate") == name_skeleton("rgc-lntermediate") == "rgclntermedlate"
+    for free in ("rgc_intermediate2", "my-rgc", "cornet_x", "honest", "glm-mine", "ln2"):
+        assert name_skeleton(free) not in skeletons, free
+
+
 def test_generated_data_are_checked_against_the_digest_pinned_in_code(tmp_path):
     from neurozoo.datasets.cache import building, folder_digest, verify_pinned, write_manifest
     from neurozoo.datasets.checksums import EMBEDDED_SHA256

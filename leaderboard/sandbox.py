@@ -6,8 +6,8 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
-- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, and no POSIX
-  message queues (``RLIMIT_MSGQUEUE`` 0);
+- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix ones
+  and io_uring; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0), :data:`MAX_OPEN_FILES` open files per process;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
@@ -21,7 +21,8 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
-  or folder) and the anonymous files (``memfd_create``) its processes hold open, and kills the job above the limit;
+  or folder) and the anonymous files (``memfd_create``), pipes and sockets its processes hold open
+  (:func:`open_file_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;
@@ -54,6 +55,9 @@ SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_file_bytes`), and the
+#: watchdog reads every process's descriptors at each sample; hosts' hard limits reach 2**20.
+MAX_OPEN_FILES = 1024
 #: Run between the supervisor and bwrap (``python -I -S -c REAPER bwrap ...``): a child subreaper
 #: (``PR_SET_CHILD_SUBREAPER``, 36) that waits for every process below it and exits with bwrap's status. bwrap's
 #: monitor exits as soon as the namespace's init reports the command's status, without reaping that init, so the
@@ -416,11 +420,30 @@ def tmpfs_bytes(pids: Sequence[int]) -> int:
     return 0
 
 
-def memfd_bytes(pids: Sequence[int]) -> int:
-    """Bytes of the anonymous files (``memfd_create``) that ``pids`` hold open, each once (by inode): their data
-    blocks plus :data:`INODE_BYTES`. They are shared memory in no mount, and written but not mapped in no process's
-    resident size, nor bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them, unseen."""
+#: What an open pipe holds at most: its default capacity (16 pages). A job may enlarge pipes only while its host user
+#: holds under ``fs.pipe-user-pages-soft`` (64 MiB) of them in all; past that, new pipes get 2 pages.
+PIPE_BYTES = 64 * 1024
+
+
+def socket_bytes() -> int:
+    """What an open socket holds at most: twice ``net.core.wmem_max`` (SO_SNDBUF doubles what it is given; unix
+    sockets charge the data they send, unread, to the sender). The sandbox's filter refuses every socket but a unix
+    one (:mod:`leaderboard.seccomp`), so TCP's larger buffers are out of reach."""
+    try:
+        with open("/proc/sys/net/core/wmem_max") as handle:
+            return 2 * int(handle.read())
+    except (OSError, ValueError):
+        return 2 * 212992  # the kernel's default
+
+
+def open_file_bytes(pids: Sequence[int]) -> int:
+    """Host memory in files that ``pids`` hold open and no process's resident size shows, each file once (by inode),
+    with :data:`INODE_BYTES` for its inode: anonymous files (``memfd_create``), their data blocks (written but not
+    mapped they are in no mount and not bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them,
+    unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
+    128 MiB limit held 400 MiB in socket pairs, unseen)."""
     files: Dict[tuple, int] = {}
+    per_socket = None
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -429,12 +452,16 @@ def memfd_bytes(pids: Sequence[int]) -> int:
         for fd in fds:
             path = f"/proc/{pid}/fd/{fd}"
             try:
-                if not os.readlink(path).startswith("/memfd:"):
-                    continue
-                info = os.stat(path)
+                target = os.readlink(path)
+                if target.startswith("/memfd:"):
+                    info = os.stat(path)
+                    files[(info.st_dev, info.st_ino)] = info.st_blocks * 512 + INODE_BYTES
+                elif target.startswith(("pipe:", "socket:")):
+                    if target.startswith("socket:") and per_socket is None:
+                        per_socket = socket_bytes()
+                    files[(0, target)] = (PIPE_BYTES if target.startswith("pipe:") else per_socket) + INODE_BYTES
             except OSError:  # closed meanwhile
                 continue
-            files[(info.st_dev, info.st_ino)] = info.st_blocks * 512 + INODE_BYTES
     return sum(files.values())
 
 
@@ -452,6 +479,7 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_HARD_MARGIN_S))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # POSIX message queues: the host user's kernel memory
+        resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
         _die_with_parent()
     return apply
 
@@ -635,7 +663,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             pids = descendants(process.pid)
             rss, cpu, threads = usage(pids)
             if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages to the job itself
-                rss += tmpfs_bytes(pids) + memfd_bytes(pids)
+                rss += tmpfs_bytes(pids) + open_file_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"

@@ -289,6 +289,37 @@ def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enfo
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+SOCKET_BUFFERS = """
+import os, socket, time
+for _ in range(3):  # four processes
+    if os.fork() == 0:
+        break
+held, queued = [], 0
+for _ in range(450):
+    a, b = socket.socketpair()  # data sent and not read is the kernel's memory, in no process's resident size
+    a.setblocking(False)
+    try:
+        while True:
+            queued += a.send(b"x" * 65536)
+    except BlockingIOError:
+        held.append((a, b))
+print("queued MiB", queued >> 20, flush=True)
+time.sleep(10)
+"""
+
+
+@needs_sandbox
+def test_socket_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
+    """Without a cgroup the watchdog saw none of the data queued in sockets: four processes under a 128 MiB limit
+    held 400 MiB in socket pairs (more with SO_SNDBUF raised to the host's wmem_max), and ended by themselves. Each
+    socket the job holds open now counts at the most its buffers can hold, each pipe at its default capacity."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", SOCKET_BUFFERS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
 BOMBS = {"forks": """
 import os, time
 made = 0
@@ -343,7 +374,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 S = ctypes.c_char_p
 ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
         "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
-        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp"))}
+        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None)}
 def outcome(result):
     return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
 for name, number in (a.split("=") for a in sys.argv[1:]):
@@ -351,6 +382,7 @@ for name, number in (a.split("=") for a in sys.argv[1:]):
 print("msgqueue", resource.getrlimit(resource.RLIMIT_MSGQUEUE),
       outcome(libc.mq_open(S(b"/nz"), os.O_CREAT | os.O_RDWR, 0o600, None)))
 print("userns", outcome(libc.unshare(0x10000000)))  # CLONE_NEWUSER
+print("inet", outcome(libc.socket(2, 1, 0)), outcome(libc.socket(1, 1, 0)))  # AF_INET, AF_UNIX; SOCK_STREAM
 """
 
 
@@ -381,7 +413,17 @@ def test_kernel_keyrings_and_file_watches_are_refused_in_the_sandbox():
     environment, the checkout's packages) report the host's own reads of them: when another job or the scorer runs.
     A seccomp filter now refuses each with EPERM (inotify_add_watch and fanotify_mark whatever their descriptor)."""
     calls = kernel_calls(FILTERED)
-    assert calls == {**{name: "EPERM" for name in FILTERED}, "msgqueue": calls["msgqueue"], "userns": calls["userns"]}
+    assert {name: calls[name] for name in FILTERED} == {name: "EPERM" for name in FILTERED}
+
+
+@needs_sandbox
+@needs_seccomp
+def test_the_sandbox_makes_unix_sockets_only_and_no_io_uring():
+    """The job has no network, yet made TCP sockets on its loopback: a connection holds megabytes of the host's memory
+    in its buffers (tcp_rmem, tcp_wmem), in no process's resident size, and counts against the host's TCP memory.
+    io_uring runs operations (sockets among them) that no seccomp filter sees. Both are refused (EPERM)."""
+    calls = kernel_calls(["io_uring_setup"])
+    assert (calls["inet"], calls["io_uring_setup"]) == ("EPERM ok", "EPERM")
 
 
 @needs_sandbox

@@ -7,7 +7,8 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
 - a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix ones
-  and io_uring; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0), :data:`MAX_OPEN_FILES` open files per process;
+  and io_uring; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0), :data:`MAX_OPEN_FILES` open files per process,
+  :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
@@ -58,6 +59,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 #: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_file_bytes`), and the
 #: watchdog reads every process's descriptors at each sample; hosts' hard limits reach 2**20.
 MAX_OPEN_FILES = 1024
+QUEUED_SIGNALS = 256  # RLIMIT_SIGPENDING (signals the kernel sends, as SIGCHLD and SIGKILL, are never refused)
 #: Run between the supervisor and bwrap (``python -I -S -c REAPER bwrap ...``): a child subreaper
 #: (``PR_SET_CHILD_SUBREAPER``, 36) that waits for every process below it and exits with bwrap's status. bwrap's
 #: monitor exits as soon as the namespace's init reports the command's status, without reaping that init, so the
@@ -479,6 +481,8 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_HARD_MARGIN_S))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # POSIX message queues: the host user's kernel memory
+        # queued signals (a POSIX timer takes one each): the host user's quota, counted for all of the user's processes
+        resource.setrlimit(resource.RLIMIT_SIGPENDING, (QUEUED_SIGNALS, QUEUED_SIGNALS))
         resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
         _die_with_parent()
     return apply

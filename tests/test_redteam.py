@@ -417,6 +417,9 @@ print("msgqueue", resource.getrlimit(resource.RLIMIT_MSGQUEUE),
       outcome(libc.mq_open(S(b"/nz"), os.O_CREAT | os.O_RDWR, 0o600, None)))
 print("userns", outcome(libc.unshare(0x10000000)))  # CLONE_NEWUSER
 print("inet", outcome(libc.socket(2, 1, 0)), outcome(libc.socket(1, 1, 0)))  # AF_INET, AF_UNIX; SOCK_STREAM
+event, timer = (ctypes.c_int * 16)(0, 0, 0, 1), ctypes.c_void_p()  # a struct sigevent with SIGEV_NONE
+timers = next((n for n in range(5000) if libc.timer_create(1, event, ctypes.byref(timer)) != 0), 5000)
+print("timers", timers, outcome(-1))
 """
 
 
@@ -459,10 +462,15 @@ def test_the_sandbox_makes_unix_sockets_only_and_no_io_uring():
 
 
 @needs_sandbox
-def test_posix_message_queues_are_refused_in_the_sandbox():
+def test_posix_message_queues_and_queued_signals_are_bounded_in_the_sandbox():
     """A POSIX message queue is kernel memory charged to the host user's RLIMIT_MSGQUEUE (800 KiB), not to the job:
-    the job could use it up for every process of that user, and the watchdog saw none of it. The job's limit is 0."""
-    assert kernel_calls([])["msgqueue"] == "(0, 0) EMFILE"
+    the job could use it up for every process of that user, and the watchdog saw none of it. The job's limit is 0.
+    Likewise each POSIX timer takes one of the host user's queued signals (RLIMIT_SIGPENDING, 96361 here, counted
+    for the user's every process): a job made them all. It may now make 256 at most."""
+    calls = kernel_calls([])
+    assert calls["msgqueue"] == "(0, 0) EMFILE"
+    timers, why = calls["timers"].split()
+    assert 200 <= int(timers) <= 256 and why == "EAGAIN", calls["timers"]  # less the signals the job's others hold
 
 
 @needs_sandbox

@@ -4,8 +4,8 @@
 It refuses, with EPERM, the system calls that reach kernel state outside every namespace of the job (see
 leaderboard/SECURITY.md): the per-user keyrings (:data:`KEYRINGS`) and watches on the folders bound from the host
 (:data:`WATCHES`); sockets other than unix ones (the job has no network, and a TCP connection over its loopback holds
-megabytes of the host's memory in its buffers, in no process's resident size); io_uring (:data:`BYPASSES`); and
-System V IPC (:data:`SYSTEM_V`). Where bwrap cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also
+megabytes of the host's memory in its buffers, in no process's resident size); io_uring (:data:`BYPASSES`);
+System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Where bwrap cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also
 refuses ``unshare`` and ``clone`` with ``CLONE_NEWUSER``, and ``clone3`` (whose flags lie in memory no filter can
 read) with ENOSYS, which makes glibc fall back to ``clone``.
 """
@@ -22,6 +22,8 @@ KEYRINGS = ("add_key", "keyctl", "request_key")
 WATCHES = ("inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init", "fanotify_mark")
 #: io_uring's operations (sockets among them) are checked by no seccomp filter
 BYPASSES = ("io_uring_setup",)
+#: Kernel interfaces no model needs, with a long record of exploits (perf counters also time other jobs' code)
+EXPLOIT_SURFACE = ("perf_event_open", "userfaultfd", "bpf")
 #: System V IPC: a detached shared memory segment (and a message queue) is memory in no process and no mount
 SYSTEM_V = ("shmget", "msgget", "semget")
 #: Operators who cannot install libseccomp may run the sandbox without the filter by setting this to 1 (documented in
@@ -85,7 +87,7 @@ def filter_fd(refuse_userns: bool) -> int:
     if not context:
         raise OSError("seccomp_init failed")
     try:
-        rules = [(name, errno.EPERM, None) for name in KEYRINGS + WATCHES + BYPASSES + SYSTEM_V]
+        rules = [(name, errno.EPERM, None) for name in KEYRINGS + WATCHES + BYPASSES + SYSTEM_V + EXPLOIT_SURFACE]
         rules.append(("socket", errno.EPERM, _ArgCmp(0, SCMP_CMP_NE, AF_UNIX, 0)))  # the domain: socket's first argument
         if refuse_userns:
             newuser = _ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)  # flags are clone's first argument

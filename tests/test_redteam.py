@@ -408,7 +408,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 S = ctypes.c_char_p
 ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
         "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
-        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None)}
+        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None),
+        "perf_event_open": (None, 0, -1, -1, 0), "userfaultfd": (1,), "bpf": (0, None, 0)}
 def outcome(result):
     return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
 for name, number in (a.split("=") for a in sys.argv[1:]):
@@ -459,6 +460,15 @@ def test_the_sandbox_makes_unix_sockets_only_and_no_io_uring():
     io_uring runs operations (sockets among them) that no seccomp filter sees. Both are refused (EPERM)."""
     calls = kernel_calls(["io_uring_setup"])
     assert (calls["inet"], calls["io_uring_setup"]) == ("EPERM ok", "EPERM")
+
+
+@needs_sandbox
+@needs_seccomp
+def test_kernel_interfaces_that_exploits_use_are_refused():
+    """perf_event_open, userfaultfd (user-mode faults: unprivileged since Linux 5.11) and bpf serve no model, and
+    each has a long record of kernel exploits; perf counters also time the code of whatever shares the core."""
+    calls = kernel_calls(["perf_event_open", "userfaultfd", "bpf"])
+    assert [calls[name] for name in ("perf_event_open", "userfaultfd", "bpf")] == ["EPERM"] * 3
 
 
 @needs_sandbox

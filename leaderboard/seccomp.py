@@ -5,9 +5,11 @@ It refuses, with EPERM, the system calls that reach kernel state outside every n
 leaderboard/SECURITY.md): the per-user keyrings (:data:`KEYRINGS`) and watches on the folders bound from the host
 (:data:`WATCHES`); sockets other than unix ones (the job has no network, and a TCP connection over its loopback holds
 megabytes of the host's memory in its buffers, in no process's resident size); io_uring (:data:`BYPASSES`);
-System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Where bwrap cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also
-refuses ``unshare`` and ``clone`` with ``CLONE_NEWUSER``, and ``clone3`` (whose flags lie in memory no filter can
-read) with ENOSYS, which makes glibc fall back to ``clone``.
+System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Where bwrap
+cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also refuses ``unshare`` and
+``clone`` with ``CLONE_NEWUSER``, and ``clone3`` (whose flags lie in memory no filter can read) with ENOSYS, which
+makes glibc fall back to ``clone``. A system call of another architecture (x32, i386) kills the process: libseccomp's
+default for a filter made for the native one.
 """
 from __future__ import annotations
 

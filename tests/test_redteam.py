@@ -483,13 +483,17 @@ def test_posix_message_queues_and_queued_signals_are_bounded_in_the_sandbox():
     assert 200 <= int(timers) <= 256 and why == "EAGAIN", calls["timers"]  # less the signals the job's others hold
 
 
+OWN_TMPFS = "unshare -Urm sh -c 'mount -t tmpfs none /tmp && head -c 300000000 /dev/zero > /tmp/fill && echo filled'"
+
+
 @needs_sandbox
 @pytest.mark.parametrize("bwrap_refuses", [True, False], ids=["disable-userns", "seccomp"])
 def test_the_sandbox_cannot_make_nested_user_namespaces(monkeypatch, bwrap_refuses):
     """In a user namespace of its own a job is root again, with every capability over the mounts and namespaces it
-    makes there: the kernel's whole namespace surface (mount, overlay, netfilter) that the sandbox had kept out of
-    reach. bwrap's --disable-userns now refuses it (ENOSPC: a limit of one namespace); where bwrap is older than
-    0.8, the seccomp filter refuses unshare and clone with CLONE_NEWUSER (EPERM)."""
+    makes there: without a cgroup, a job under a 128 MiB limit mounted a tmpfs of its own and held 300 MiB in it,
+    unseen by the watchdog (it counts the sandbox's /tmp and /dev/shm). bwrap's --disable-userns now refuses it
+    (ENOSPC: a limit of one namespace); where bwrap is older than 0.8, the seccomp filter refuses unshare and clone
+    with CLONE_NEWUSER (EPERM)."""
     from neurozoo.leaderboard import sandbox
 
     if bwrap_refuses and not sandbox.bwrap_disables_userns():
@@ -499,6 +503,9 @@ def test_the_sandbox_cannot_make_nested_user_namespaces(monkeypatch, bwrap_refus
             pytest.skip("libseccomp is not installed (apt-get install libseccomp2)")
         monkeypatch.setattr(sandbox, "bwrap_disables_userns", lambda: False)
     assert kernel_calls([])["userns"] == ("ENOSPC" if bwrap_refuses else "EPERM")
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run(["/bin/sh", "-c", OWN_TMPFS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed is None and outcome.returncode != 0 and b"filled" not in outcome.console, outcome
 
 
 @needs_sandbox

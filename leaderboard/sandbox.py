@@ -130,12 +130,20 @@ def sandbox_problem() -> Optional[str]:
     if path is None:
         problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     else:
-        try:
-            probe = subprocess.run(_bwrap_argv(path, {}, []) + ["/bin/true"], capture_output=True, timeout=30)
+        filter_fd = None
+        try:  # the filter too, as run() loads it: a kernel without seccomp fails here, not in every job
+            if seccomp.problem() is None and not seccomp.opted_out():
+                filter_fd = seccomp.filter_fd(not bwrap_disables_userns())
+            argv = _bwrap_argv(path, {}, []) + (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
+            probe = subprocess.run(argv + ["/bin/true"], capture_output=True, timeout=30,
+                                   pass_fds=(filter_fd,) if filter_fd is not None else ())
             problem = None if probe.returncode == 0 else \
                 f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace').strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as error:
             problem = f"bwrap failed to start: {error}"
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
     _PROBE["problem"] = problem
     return problem or seccomp.problem()
 

@@ -21,6 +21,7 @@ import hashlib
 import lzma
 import os
 import re
+import stat
 import tarfile
 import tempfile
 import zipfile
@@ -116,8 +117,32 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
                 budget.add_file(name)
                 entries.append(path)
     for path in entries:
-        with open(path, "rb") as reader:
-            budget.copy(reader, target / path.relative_to(source))
+        relative = path.relative_to(source)
+        with os.fdopen(_open_without_links(source, relative), "rb") as reader:
+            budget.copy(reader, target / relative)
+
+
+def _open_without_links(source: Path, relative: Path) -> int:
+    """A descriptor of ``source/relative``, a plain file, opened folder by folder without following a link: one
+    swapped in for a file or folder after the check above was followed to a host file, stored with the submission."""
+    folder = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in relative.parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # O_NONBLOCK: a pipe swapped in does not hang the copy
+        fd = os.open(relative.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        fd = None
+    finally:
+        os.close(folder)
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise SubmissionError(f"submission: {relative} is a symbolic link or not a plain file (it changed after it "
+                              "was checked)")
+    return fd
 
 
 def _check_zip_directory(source: Path) -> None:
@@ -139,8 +164,6 @@ def _check_zip_directory(source: Path) -> None:
 
 
 def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
-    import stat
-
     _check_zip_directory(source)
     with zipfile.ZipFile(source) as archive:
         if len(archive.infolist()) > MAX_MEMBERS:  # more than its end record declared

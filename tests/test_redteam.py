@@ -748,6 +748,38 @@ def test_symlinks_in_a_folder_are_refused_before_copying(board, tmp_path):
     assert not any(p.read_bytes() == b"host secret" for p in stored)
 
 
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_a_file_swapped_for_a_link_after_the_check_is_not_followed(board, tmp_path, monkeypatch, swapped):
+    """A submitter who can write the folder the operator submits swaps a checked file (or folder) for a link to a host
+    file between the check and the copy: the copy followed it, and the host's file was stored with the submission,
+    readable by its model in the sandbox. Files are now opened without following links, folder by folder."""
+    from neurozoo.leaderboard import submission as intake
+
+    secret = tmp_path / "outside" / "stolen.txt"
+    secret.parent.mkdir()
+    secret.write_text("host secret")
+    folder = submission(tmp_path, "racer")
+    (folder / "data").mkdir()
+    (folder / "data" / "stolen.txt").write_text("harmless")
+    checked = intake._Budget.add_file
+
+    def swap_after_the_check(budget, name):
+        checked(budget, name)
+        victim = folder / "data" / "stolen.txt" if swapped == "file" else folder / "data"
+        if name == "stolen.txt" and not victim.is_symlink():  # the attacker wins the race
+            if swapped == "file":
+                victim.unlink()
+            else:
+                (folder / "data" / "stolen.txt").unlink()
+                victim.rmdir()
+            victim.symlink_to(secret if swapped == "file" else secret.parent)
+
+    monkeypatch.setattr(intake._Budget, "add_file", swap_after_the_check)
+    _refused(tmp_path, folder, "data/stolen.txt" + (" is a symbolic link" if swapped == "file" else ""))
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not any(p.read_bytes() == b"host secret" for p in stored)
+
+
 def test_archives_are_capped_while_extracting_and_corrupt_ones_get_a_clear_error(board, tmp_path, monkeypatch):
     import io
     import zipfile

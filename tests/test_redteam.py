@@ -443,9 +443,9 @@ FILTERED = ["add_key", "keyctl", "request_key", "inotify_init", "inotify_init1",
 @needs_sandbox
 @needs_seccomp
 def test_kernel_keyrings_and_file_watches_are_refused_in_the_sandbox():
-    """Keys (add_key, keyctl, request_key) live in the kernel's per-user keyrings, outside every namespace of the job:
-    a job stored keys that outlived it (readable by the next job, a channel between submissions) and counted against
-    the host user's key quota. inotify and fanotify watches on the folders bound from the host (the Python
+    """Keys (add_key, keyctl, request_key) live in the kernel's keyrings, some outside every namespace of the job: a
+    job found the host user's own keyrings in /proc/keys ('_uid.0' where the operator is root) and added keys to them,
+    which outlived it and which the next job read (a channel between submissions), against the host user's key quota. inotify and fanotify watches on the folders bound from the host (the Python
     environment, the checkout's packages) report the host's own reads of them: when another job or the scorer runs.
     A seccomp filter now refuses each with EPERM (inotify_add_watch and fanotify_mark whatever their descriptor)."""
     calls = kernel_calls(FILTERED)

@@ -322,6 +322,33 @@ def test_socket_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypa
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+EPOLL_WATCHES = """
+import os, select, time
+for _ in range(3):  # four processes
+    if os.fork() == 0:
+        break
+targets = [os.eventfd(0) for _ in range(500)]
+polls = [select.epoll() for _ in range(500)]
+for poll in polls:
+    for target in targets:
+        poll.register(target, select.EPOLLIN)  # a watch: about 200 bytes of kernel memory
+print("watching", flush=True)
+time.sleep(10)
+"""
+
+
+@needs_sandbox
+def test_epoll_watches_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
+    """Without a cgroup the watchdog saw none of the kernel memory an epoll watch takes: four processes under a
+    128 MiB limit held a million watches (200 MB of unreclaimable slab, up to fs.epoll.max_user_watches, 4% of the
+    host's memory) and ended by themselves. Each watch now counts EPOLL_WATCH_BYTES."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", EPOLL_WATCHES], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
 SYSTEM_V_SEGMENTS = """
 import ctypes, errno, time
 libc = ctypes.CDLL(None, use_errno=True)

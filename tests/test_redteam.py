@@ -291,7 +291,7 @@ def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enfo
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
-SOCKET_BUFFERS = """
+KERNEL_BUFFERS = {"sockets": """
 import os, socket, time
 for _ in range(3):  # four processes
     if os.fork() == 0:
@@ -307,22 +307,7 @@ for _ in range(450):
         held.append((a, b))
 print("queued MiB", queued >> 20, flush=True)
 time.sleep(10)
-"""
-
-
-@needs_sandbox
-def test_socket_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
-    """Without a cgroup the watchdog saw none of the data queued in sockets: four processes under a 128 MiB limit
-    held 400 MiB in socket pairs (more with SO_SNDBUF raised to the host's wmem_max), and ended by themselves. Each
-    socket the job holds open now counts at the most its buffers can hold, each pipe at its default capacity."""
-    from neurozoo.leaderboard import sandbox
-
-    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    outcome = sandbox.run([sys.executable, "-c", SOCKET_BUFFERS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
-    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
-
-
-EPOLL_WATCHES = """
+""", "epoll": """
 import os, select, time
 for _ in range(3):  # four processes
     if os.fork() == 0:
@@ -334,18 +319,21 @@ for poll in polls:
         poll.register(target, select.EPOLLIN)  # a watch: about 200 bytes of kernel memory
 print("watching", flush=True)
 time.sleep(10)
-"""
+"""}
 
 
 @needs_sandbox
-def test_epoll_watches_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
-    """Without a cgroup the watchdog saw none of the kernel memory an epoll watch takes: four processes under a
-    128 MiB limit held a million watches (200 MB of unreclaimable slab, up to fs.epoll.max_user_watches, 4% of the
-    host's memory) and ended by themselves. Each watch now counts EPOLL_WATCH_BYTES."""
+@pytest.mark.parametrize("held", ["sockets", "epoll"])
+def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypatch, held):
+    """Without a cgroup the watchdog saw none of the kernel memory behind a job's open files: four processes under a
+    128 MiB limit held 400 MiB in socket pairs (more with SO_SNDBUF raised to the host's wmem_max), or a million epoll
+    watches (200 MB of unreclaimable slab; the host allows 4% of its memory), and ended by themselves. Each socket now
+    counts at the most its buffers can hold, each pipe at its default capacity, each epoll watch EPOLL_WATCH_BYTES."""
     from neurozoo.leaderboard import sandbox
 
     monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
-    outcome = sandbox.run([sys.executable, "-c", EPOLL_WATCHES], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    outcome = sandbox.run([sys.executable, "-c", KERNEL_BUFFERS[held]], limits=Limits(memory_bytes=128 * 2 ** 20,
+                                                                                      wall_s=60))
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 

@@ -322,7 +322,23 @@ class LeaderboardDB(ResultsStore):
             spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
             raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
                             f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
+        if not owned:
+            self._refuse_lookalike(session, name, user_id)
         return owned
+
+    @staticmethod
+    def _refuse_lookalike(session: Session, name: str, user_id: Optional[int]) -> None:
+        """NameTaken for a new name that looks like another owner's ('shared_name', 'SHARED-NARNE' beside 'shared-name':
+        :func:`~leaderboard.submission.name_skeleton`). Checked, not indexed: two look-alikes submitted at the same
+        instant by two users can both pass."""
+        from neurozoo.leaderboard.submission import NameTaken, name_skeleton
+
+        skeleton = name_skeleton(name)
+        for row in session.scalars(select(ModelNameRow).where(ModelNameRow.user_id.is_distinct_from(user_id))):
+            if name_skeleton(row.name) == skeleton:
+                holder = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
+                raise NameTaken(f"metadata.yaml: name {name!r} looks like {row.name!r}, which belongs to "
+                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
 
     @staticmethod
     def _refuse_identical(session: Session, name: str, sha256: str) -> None:

@@ -4,7 +4,11 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
 
 - its own network namespace (no interface but an unconnected loopback), PID namespace (every descendant,
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
-  process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities;
+  process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
+  it can make no user namespace of its own;
+- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix ones
+  and io_uring; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0), :data:`MAX_OPEN_FILES` open files per process,
+  :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
@@ -18,7 +22,8 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
-  or folder) and the anonymous files (``memfd_create``) its processes hold open, and kills the job above the limit;
+  or folder) and the anonymous files (``memfd_create``), pipes, sockets and epoll watches its processes hold open
+  (:func:`open_file_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;
@@ -44,12 +49,17 @@ from typing import Dict, List, Optional, Sequence
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.leaderboard import seccomp
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
+#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_file_bytes`), and the
+#: watchdog reads every process's descriptors at each sample; hosts' hard limits reach 2**20.
+MAX_OPEN_FILES = 1024
+QUEUED_SIGNALS = 256  # RLIMIT_SIGPENDING (signals the kernel sends, as SIGCHLD and SIGKILL, are never refused)
 #: Run between the supervisor and bwrap (``python -I -S -c REAPER bwrap ...``): a child subreaper
 #: (``PR_SET_CHILD_SUBREAPER``, 36) that waits for every process below it and exits with bwrap's status. bwrap's
 #: monitor exits as soon as the namespace's init reports the command's status, without reaping that init, so the
@@ -109,25 +119,45 @@ def bwrap_path() -> Optional[str]:
     return shutil.which("bwrap")
 
 
-_PROBE: Dict[str, Optional[str]] = {}
+_PROBE: Dict[str, object] = {}
 
 
 def sandbox_problem() -> Optional[str]:
-    """None if a bubblewrap sandbox can be made here, else why not (cached per process)."""
+    """None if a bubblewrap sandbox with its seccomp filter can be made here, else why not (cached per process)."""
     if "problem" in _PROBE:
-        return _PROBE["problem"]
+        return _PROBE["problem"] or seccomp.problem()
     path = bwrap_path()
     if path is None:
         problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     else:
-        try:
-            probe = subprocess.run(_bwrap_argv(path, {}, []) + ["/bin/true"], capture_output=True, timeout=30)
+        filter_fd = None
+        try:  # the filter too, as run() loads it: a kernel without seccomp fails here, not in every job
+            if seccomp.problem() is None and not seccomp.opted_out():
+                filter_fd = seccomp.filter_fd(not bwrap_disables_userns())
+            argv = _bwrap_argv(path, {}, []) + (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
+            probe = subprocess.run(argv + ["/bin/true"], capture_output=True, timeout=30,
+                                   pass_fds=(filter_fd,) if filter_fd is not None else ())
             problem = None if probe.returncode == 0 else \
                 f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace').strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as error:
             problem = f"bwrap failed to start: {error}"
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
     _PROBE["problem"] = problem
-    return problem
+    return problem or seccomp.problem()
+
+
+def bwrap_disables_userns() -> bool:
+    """bwrap can keep the job from making user namespaces of its own (``--disable-userns``, bwrap 0.8); else the
+    seccomp filter refuses them (:func:`leaderboard.seccomp.filter_fd`)."""
+    if "disable_userns" not in _PROBE:
+        try:
+            shown = subprocess.run([bwrap_path() or "bwrap", "--help"], capture_output=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            shown = b""
+        _PROBE["disable_userns"] = b"--disable-userns" in shown
+    return bool(_PROBE["disable_userns"])
 
 
 def require_sandbox(unsafe: bool = False) -> bool:
@@ -204,6 +234,7 @@ def _system_binds() -> List[str]:
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
             "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
@@ -399,11 +430,33 @@ def tmpfs_bytes(pids: Sequence[int]) -> int:
     return 0
 
 
-def memfd_bytes(pids: Sequence[int]) -> int:
-    """Bytes of the anonymous files (``memfd_create``) that ``pids`` hold open, each once (by inode): their data
-    blocks plus :data:`INODE_BYTES`. They are shared memory in no mount, and written but not mapped in no process's
-    resident size, nor bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them, unseen."""
+#: What an open pipe holds at most: its default capacity (16 pages). A job may enlarge pipes only while its host user
+#: holds under ``fs.pipe-user-pages-soft`` (64 MiB) of them in all; past that, new pipes get 2 pages.
+PIPE_BYTES = 64 * 1024
+#: Kernel memory of one epoll watch (measured: a million watches, 206 MB of unreclaimable slab)
+EPOLL_WATCH_BYTES = 256
+
+
+def socket_bytes() -> int:
+    """What an open socket holds at most: twice ``net.core.wmem_max`` (SO_SNDBUF doubles what it is given; unix
+    sockets charge the data they send, unread, to the sender). The sandbox's filter refuses every socket but a unix
+    one (:mod:`leaderboard.seccomp`), so TCP's larger buffers are out of reach."""
+    try:
+        with open("/proc/sys/net/core/wmem_max") as handle:
+            return 2 * int(handle.read())
+    except (OSError, ValueError):
+        return 2 * 212992  # the kernel's default
+
+
+def open_file_bytes(pids: Sequence[int]) -> int:
+    """Host memory in files that ``pids`` hold open and no process's resident size shows, each file once (by inode),
+    with :data:`INODE_BYTES` for its inode: anonymous files (``memfd_create``), their data blocks (written but not
+    mapped they are in no mount and not bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them,
+    unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
+    128 MiB limit held 400 MiB in socket pairs, unseen); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
+    processes under a 128 MiB limit held a million watches, 200 MB, unseen)."""
     files: Dict[tuple, int] = {}
+    per_socket = None
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -412,12 +465,19 @@ def memfd_bytes(pids: Sequence[int]) -> int:
         for fd in fds:
             path = f"/proc/{pid}/fd/{fd}"
             try:
-                if not os.readlink(path).startswith("/memfd:"):
-                    continue
-                info = os.stat(path)
+                target = os.readlink(path)
+                if target.startswith("/memfd:"):
+                    info = os.stat(path)
+                    files[(info.st_dev, info.st_ino)] = info.st_blocks * 512 + INODE_BYTES
+                elif target.startswith(("pipe:", "socket:")):
+                    if target.startswith("socket:") and per_socket is None:
+                        per_socket = socket_bytes()
+                    files[(0, target)] = (PIPE_BYTES if target.startswith("pipe:") else per_socket) + INODE_BYTES
+                elif target == "anon_inode:[eventpoll]":  # one inode for every epoll instance: each fd counted
+                    with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
+                        files[(pid, fd)] = handle.read().count(b"\ntfd:") * EPOLL_WATCH_BYTES + INODE_BYTES
             except OSError:  # closed meanwhile
                 continue
-            files[(info.st_dev, info.st_ino)] = info.st_blocks * 512 + INODE_BYTES
     return sum(files.values())
 
 
@@ -434,6 +494,10 @@ def _preexec(limits: Limits, cgroup_files: Sequence[str], address_space: bool):
         soft = cpu_rlimit_soft_s(limits)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + CPU_HARD_MARGIN_S))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_MSGQUEUE, (0, 0))  # POSIX message queues: the host user's kernel memory
+        # queued signals (a POSIX timer takes one each): the host user's quota, counted for all of the user's processes
+        resource.setrlimit(resource.RLIMIT_SIGPENDING, (QUEUED_SIGNALS, QUEUED_SIGNALS))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_OPEN_FILES, MAX_OPEN_FILES))
         _die_with_parent()
     return apply
 
@@ -482,6 +546,8 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         bwrap = bwrap_path()
         if bwrap is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+        if seccomp.problem():
+            raise SandboxUnavailable(seccomp.problem())
         bound = environment_paths()
         argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes)
         for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
@@ -497,30 +563,33 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
         env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
+    filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
     cgroup = Cgroup.make(limits)
     result_read, result_write = os.pipe()
     console_read, console_write = os.pipe()
     os.set_inheritable(result_write, True)
+    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ())
     if sandbox:
-        argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)]
+        argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)] + \
+            (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
         argv = [sys.executable, "-I", "-S", "-c", REAPER] + argv
     else:
         env["NEUROZOO_RESULT_FD"] = str(result_write)
     try:
         process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=console_write,
-                                   stderr=console_write, pass_fds=(result_write,), start_new_session=True,
+                                   stderr=console_write, pass_fds=passed, start_new_session=True,
                                    close_fds=True, cwd=scratch or "/",
                                    preexec_fn=_preexec(limits, cgroup.join_file() if cgroup else [], cgroup is None))
     except BaseException:
-        for fd in (result_read, result_write, console_read, console_write):
+        for fd in (result_read, console_read, console_write) + passed:
             os.close(fd)
         if cgroup:
             cgroup.remove()
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
-    os.close(result_write)
-    os.close(console_write)
+    for fd in passed + (console_write,):
+        os.close(fd)
     try:
         return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
     except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM taken at _supervise's safe point: the job ends with it
@@ -612,7 +681,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             pids = descendants(process.pid)
             rss, cpu, threads = usage(pids)
             if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages to the job itself
-                rss += tmpfs_bytes(pids) + memfd_bytes(pids)
+                rss += tmpfs_bytes(pids) + open_file_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"

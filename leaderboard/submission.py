@@ -24,6 +24,7 @@ import hashlib
 import lzma
 import os
 import re
+import stat
 import tarfile
 import tempfile
 import zipfile
@@ -121,8 +122,32 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
                 budget.add_file(name)
                 entries.append(path)
     for path in entries:
-        with open(path, "rb") as reader:
-            budget.copy(reader, target / path.relative_to(source))
+        relative = path.relative_to(source)
+        with os.fdopen(_open_without_links(source, relative), "rb") as reader:
+            budget.copy(reader, target / relative)
+
+
+def _open_without_links(source: Path, relative: Path) -> int:
+    """A descriptor of ``source/relative``, a plain file, opened folder by folder without following a link: one
+    swapped in for a file or folder after the check above was followed to a host file, stored with the submission."""
+    folder = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in relative.parts[:-1]:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        # O_NONBLOCK: a pipe swapped in does not hang the copy
+        fd = os.open(relative.parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder)
+    except OSError:
+        fd = None
+    finally:
+        os.close(folder)
+    if fd is None or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd is not None:
+            os.close(fd)
+        raise SubmissionError(f"submission: {relative} is a symbolic link or not a plain file (it changed after it "
+                              "was checked)")
+    return fd
 
 
 def _check_zip_directory(source: Path) -> None:
@@ -144,8 +169,6 @@ def _check_zip_directory(source: Path) -> None:
 
 
 def _extract_zip(source: Path, target: Path, budget: _Budget) -> None:
-    import stat
-
     _check_zip_directory(source)
     with zipfile.ZipFile(source) as archive:
         if len(archive.infolist()) > MAX_MEMBERS:  # more than its end record declared
@@ -567,9 +590,22 @@ def builtin_model_names() -> List[str]:
     return list(convrnn.list_models()) + list(retina.list_models())
 
 
+#: Look-alikes within NAME_PATTERN's characters, each made one (after case folding and dropping separators)
+CONFUSABLES = (("rn", "m"), ("vv", "w"), ("0", "o"), ("1", "l"), ("i", "l"), ("5", "s"))
+
+
+def name_skeleton(name: str) -> str:
+    """What a name looks like: case folded, separators ('.', '-', '_') dropped, look-alikes made one.
+    'RGC-1ntermediate' and 'rgc_intermediate' have one skeleton; so have 'cor-net_s' and 'comet_s' ('rn', 'm')."""
+    skeleton = re.sub(r"[._-]", "", name.casefold())
+    for lookalike, kept in CONFUSABLES:
+        skeleton = skeleton.replace(lookalike, kept)
+    return skeleton
+
+
 def check_not_builtin(name: str) -> None:
-    builtin = next((known for known in builtin_model_names() if known.lower() == name.lower()), None)
-    if builtin is not None:  # in any spelling: 'RGC_Intermediate' beside rgc_intermediate impersonated it
+    builtin = next((known for known in builtin_model_names() if name_skeleton(known) == name_skeleton(name)), None)
+    if builtin is not None:  # in any look-alike spelling: 'RGC_1ntermediate' beside rgc_intermediate impersonated it
         raise NameTaken(f"metadata.yaml: name {name!r} is a built-in model of the zoo ({builtin}); choose another name")
 
 

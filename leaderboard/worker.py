@@ -46,25 +46,29 @@ def shown_console(console: bytes) -> str:
 
 def read_arrays(stream: bytes, count: int, n_stimuli: int, max_features: int, n_bins: int) -> List[Any]:
     """``count`` float32 arrays of shape (n_stimuli, 1..max_features, n_bins), finite, from ``.npy`` bytes.
-    Headers are checked before any data is read, and pickles are refused."""
+    Headers are checked before any data is read (format 1.0 or 2.0, dimensions ints, not bools: numpy's parser
+    passes ``True``, which equals 1 and crashed the reshape), and pickles are refused."""
     import numpy as np
     from numpy.lib import format as npy
 
     handle = io.BytesIO(stream)
     arrays = []
+    readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
     for index in range(count):
         where = f"the model process's output array {index + 1} of {count}"
         try:
             version = npy.read_magic(handle)
-            header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
-            shape, fortran, dtype = header(handle, max_header_size=10000)
+            if version not in readers:
+                raise ValueError(f"format version {version[0]}.{version[1]}; np.save writes 1.0 or 2.0")
+            shape, fortran, dtype = readers[version](handle, max_header_size=10000)
         except Exception as error:
             raise ScoringError(f"{where} is not a .npy array ({type(error).__name__}: {error})",
                                public=f"{where} is not a .npy array") from None
         if dtype != np.dtype("<f4") or fortran:
             raise ScoringError(f"{where} has dtype {dtype}{' (Fortran order)' if fortran else ''}; expected float32",
                                public=f"{where} is not a float32 array in C order")  # a dtype names its own fields
-        if len(shape) != 3 or shape[0] != n_stimuli or shape[2] != n_bins or not 1 <= shape[1] <= max_features:
+        if (len(shape) != 3 or any(type(size) is not int for size in shape) or shape[0] != n_stimuli
+                or shape[2] != n_bins or not 1 <= shape[1] <= max_features):
             raise ScoringError(f"{where} has shape {shape}; expected ({n_stimuli}, 1..{max_features}, {n_bins})")
         size = int(np.prod(shape)) * 4
         data = handle.read(size)

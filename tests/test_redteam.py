@@ -1,5 +1,6 @@
 """Red team: every attack of issue 12 as a submission (or the intake step it targets), each asserting that it
 is held. Submissions run in the real bubblewrap sandbox; without bwrap the sandboxed ones skip with the reason."""
+import ctypes.util
 import importlib.util
 import os
 import socket
@@ -25,6 +26,8 @@ _spec.loader.exec_module(lb)
 db = lb.db  # the fixture: a fresh database with the small lbtest.V4 benchmark registered
 
 needs_sandbox = pytest.mark.skipif(sandbox_problem() is not None, reason=f"no sandbox: {sandbox_problem()}")
+SECCOMP = ctypes.util.find_library("seccomp")
+needs_seccomp = pytest.mark.skipif(SECCOMP is None, reason="libseccomp is not installed (apt-get install libseccomp2)")
 
 HONEST = lb.MODEL.format(mode="ok")
 
@@ -288,6 +291,84 @@ def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enfo
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+KERNEL_BUFFERS = {"sockets": """
+import os, socket, time
+for _ in range(3):  # four processes
+    if os.fork() == 0:
+        break
+held, queued = [], 0
+for _ in range(450):
+    a, b = socket.socketpair()  # data sent and not read is the kernel's memory, in no process's resident size
+    a.setblocking(False)
+    try:
+        while True:
+            queued += a.send(b"x" * 65536)
+    except BlockingIOError:
+        held.append((a, b))
+print("queued MiB", queued >> 20, flush=True)
+time.sleep(10)
+""", "epoll": """
+import os, select, time
+for _ in range(3):  # four processes
+    if os.fork() == 0:
+        break
+targets = [os.eventfd(0) for _ in range(500)]
+polls = [select.epoll() for _ in range(500)]
+for poll in polls:
+    for target in targets:
+        poll.register(target, select.EPOLLIN)  # a watch: about 200 bytes of kernel memory
+print("watching", flush=True)
+time.sleep(10)
+"""}
+
+
+@needs_sandbox
+@pytest.mark.parametrize("held", ["sockets", "epoll"])
+def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypatch, held):
+    """Without a cgroup the watchdog saw none of the kernel memory behind a job's open files: four processes under a
+    128 MiB limit held 400 MiB in socket pairs (more with SO_SNDBUF raised to the host's wmem_max), or a million epoll
+    watches (200 MB of unreclaimable slab; the host allows 4% of its memory), and ended by themselves. Each socket now
+    counts at the most its buffers can hold, each pipe at its default capacity, each epoll watch EPOLL_WATCH_BYTES."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", KERNEL_BUFFERS[held]], limits=Limits(memory_bytes=128 * 2 ** 20,
+                                                                                      wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
+SYSTEM_V_SEGMENTS = """
+import ctypes, errno, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+libc.shmget.argtypes = [ctypes.c_int, ctypes.c_size_t, ctypes.c_int]
+size, held = 64 * 2 ** 20, 0
+for _ in range(6):
+    ident = libc.shmget(0, size, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+    if ident < 0:
+        raise SystemExit("shmget refused " + errno.errorcode[ctypes.get_errno()])
+    address = libc.shmat(ident, None, 0)
+    ctypes.memset(address, 1, size)  # its pages: resident in this process only while attached
+    libc.shmdt(ctypes.c_void_p(address))
+    held += size
+print("held MiB", held >> 20, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+def test_system_v_shared_memory_is_refused(monkeypatch):
+    """A System V segment outlives its detaching in the job's IPC namespace, in no process's resident size and in no
+    mount: without a cgroup, a job under a 128 MiB limit held 384 MiB in six detached segments, unseen. The filter
+    refuses System V IPC (shmget, msgget, semget: EPERM); POSIX shared memory is a file in the counted /dev/shm."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", SYSTEM_V_SEGMENTS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed is None and b"shmget refused EPERM" in outcome.console, (outcome.killed, outcome.console)
+
+
 BOMBS = {"forks": """
 import os, time
 made = 0
@@ -334,6 +415,130 @@ def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeyp
         assert enforcement != "watchdog" and 20 <= made < 40, outcome
     else:
         assert outcome.killed == "it ran more than the limit of 40 processes (threads included)", outcome.console
+
+
+KERNEL_CALLS = """
+import ctypes, errno, os, resource, sys
+libc = ctypes.CDLL(None, use_errno=True)
+S = ctypes.c_char_p
+ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
+        "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
+        "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None),
+        "perf_event_open": (None, 0, -1, -1, 0), "userfaultfd": (1,), "bpf": (0, None, 0)}
+def outcome(result):
+    return "ok" if result >= 0 else errno.errorcode[ctypes.get_errno()]
+for name, number in (a.split("=") for a in sys.argv[1:]):
+    print(name, outcome(libc.syscall(int(number), *ARGS[name])))
+print("msgqueue", resource.getrlimit(resource.RLIMIT_MSGQUEUE),
+      outcome(libc.mq_open(S(b"/nz"), os.O_CREAT | os.O_RDWR, 0o600, None)))
+print("userns", outcome(libc.unshare(0x10000000)))  # CLONE_NEWUSER
+print("inet", outcome(libc.socket(2, 1, 0)), outcome(libc.socket(1, 1, 0)))  # AF_INET, AF_UNIX; SOCK_STREAM
+event, timer = (ctypes.c_int * 16)(0, 0, 0, 1), ctypes.c_void_p()  # a struct sigevent with SIGEV_NONE
+timers = next((n for n in range(5000) if libc.timer_create(1, event, ctypes.byref(timer)) != 0), 5000)
+print("timers", timers, outcome(-1))
+"""
+
+
+def kernel_calls(names, **kwargs):
+    """{name: 'ok' or the errno's name} for each system call of ``KERNEL_CALLS`` (its number from libseccomp),
+    plus 'msgqueue' and 'userns', made in the sandbox."""
+    from neurozoo.leaderboard import sandbox
+
+    resolve = ctypes.CDLL(SECCOMP).seccomp_syscall_resolve_name if names else None
+    argv = [f"{name}={resolve(name.encode())}" for name in names]
+    outcome = sandbox.run([sys.executable, "-c", KERNEL_CALLS, *argv], limits=Limits(wall_s=30), **kwargs)
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    return dict(line.split(" ", 1) for line in outcome.console.decode().splitlines())
+
+
+FILTERED = ["add_key", "keyctl", "request_key", "inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init",
+            "fanotify_mark"]
+
+
+@needs_sandbox
+@needs_seccomp
+def test_kernel_keyrings_and_file_watches_are_refused_in_the_sandbox():
+    """Keys (add_key, keyctl, request_key) live in the kernel's keyrings, some outside every namespace of the job: a
+    job found the host user's own keyrings in /proc/keys ('_uid.0' where the operator is root) and added keys to them,
+    which outlived it and which the next job read (a channel between submissions), against the host user's key quota. inotify and fanotify watches on the folders bound from the host (the Python
+    environment, the checkout's packages) report the host's own reads of them: when another job or the scorer runs.
+    A seccomp filter now refuses each with EPERM (inotify_add_watch and fanotify_mark whatever their descriptor)."""
+    calls = kernel_calls(FILTERED)
+    assert {name: calls[name] for name in FILTERED} == {name: "EPERM" for name in FILTERED}
+
+
+@needs_sandbox
+@needs_seccomp
+def test_the_sandbox_makes_unix_sockets_only_and_no_io_uring():
+    """The job has no network, yet made TCP sockets on its loopback: a connection holds megabytes of the host's memory
+    in its buffers (tcp_rmem, tcp_wmem), in no process's resident size, and counts against the host's TCP memory.
+    io_uring runs operations (sockets among them) that no seccomp filter sees. Both are refused (EPERM)."""
+    calls = kernel_calls(["io_uring_setup"])
+    assert (calls["inet"], calls["io_uring_setup"]) == ("EPERM ok", "EPERM")
+
+
+@needs_sandbox
+@needs_seccomp
+def test_kernel_interfaces_that_exploits_use_are_refused():
+    """perf_event_open, userfaultfd (user-mode faults: unprivileged since Linux 5.11) and bpf serve no model, and
+    each has a long record of kernel exploits; perf counters also time the code of whatever shares the core."""
+    calls = kernel_calls(["perf_event_open", "userfaultfd", "bpf"])
+    assert [calls[name] for name in ("perf_event_open", "userfaultfd", "bpf")] == ["EPERM"] * 3
+
+
+@needs_sandbox
+def test_posix_message_queues_and_queued_signals_are_bounded_in_the_sandbox():
+    """A POSIX message queue is kernel memory charged to the host user's RLIMIT_MSGQUEUE (800 KiB), not to the job:
+    the job could use it up for every process of that user, and the watchdog saw none of it. The job's limit is 0.
+    Likewise each POSIX timer takes one of the host user's queued signals (RLIMIT_SIGPENDING, 96361 here, counted
+    for the user's every process): a job made them all. It may now make 256 at most."""
+    calls = kernel_calls([])
+    assert calls["msgqueue"] == "(0, 0) EMFILE"
+    timers, why = calls["timers"].split()
+    assert 200 <= int(timers) <= 256 and why == "EAGAIN", calls["timers"]  # less the signals the job's others hold
+
+
+OWN_TMPFS = "unshare -Urm sh -c 'mount -t tmpfs none /tmp && head -c 300000000 /dev/zero > /tmp/fill && echo filled'"
+
+
+@needs_sandbox
+@pytest.mark.parametrize("bwrap_refuses", [True, False], ids=["disable-userns", "seccomp"])
+def test_the_sandbox_cannot_make_nested_user_namespaces(monkeypatch, bwrap_refuses):
+    """In a user namespace of its own a job is root again, with every capability over the mounts and namespaces it
+    makes there: without a cgroup, a job under a 128 MiB limit mounted a tmpfs of its own and held 300 MiB in it,
+    unseen by the watchdog (it counts the sandbox's /tmp and /dev/shm). bwrap's --disable-userns now refuses it
+    (ENOSPC: a limit of one namespace); where bwrap is older than 0.8, the seccomp filter refuses unshare and clone
+    with CLONE_NEWUSER (EPERM)."""
+    from neurozoo.leaderboard import sandbox
+
+    if bwrap_refuses and not sandbox.bwrap_disables_userns():
+        pytest.skip("bwrap older than 0.8 has no --disable-userns")
+    if not bwrap_refuses:
+        if SECCOMP is None:
+            pytest.skip("libseccomp is not installed (apt-get install libseccomp2)")
+        monkeypatch.setattr(sandbox, "bwrap_disables_userns", lambda: False)
+    assert kernel_calls([])["userns"] == ("ENOSPC" if bwrap_refuses else "EPERM")
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run(["/bin/sh", "-c", OWN_TMPFS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed is None and outcome.returncode != 0 and b"filled" not in outcome.console, outcome
+
+
+@needs_sandbox
+def test_without_libseccomp_the_sandbox_refuses_to_run_unless_the_operator_opts_out(monkeypatch):
+    """The filter is part of the sandbox: without libseccomp, sandbox.run and `zoo work` refuse (as without bwrap),
+    unless the operator sets NEUROZOO_SANDBOX_WITHOUT_SECCOMP=1 (the keyrings and watches are then reachable)."""
+    from neurozoo.leaderboard import sandbox, seccomp
+
+    monkeypatch.setattr(seccomp, "_library_name", lambda: None)
+    monkeypatch.delenv(seccomp.OPT_OUT, raising=False)
+    assert "libseccomp is not installed" in sandbox.sandbox_problem() and seccomp.OPT_OUT in sandbox.sandbox_problem()
+    with pytest.raises(sandbox.SandboxUnavailable, match="libseccomp is not installed"):
+        sandbox.run([sys.executable, "-c", "print('ran')"], limits=Limits(wall_s=30))
+    with pytest.raises(sandbox.SandboxUnavailable, match="libseccomp is not installed"):
+        sandbox.require_sandbox()
+    monkeypatch.setenv(seccomp.OPT_OUT, "1")
+    assert sandbox.sandbox_problem() is None
+    assert sandbox.run([sys.executable, "-c", "print('ran')"], limits=Limits(wall_s=30)).console == b"ran\n"
 
 
 @needs_sandbox
@@ -453,6 +658,31 @@ def test_result_stream_is_checked_before_it_is_trusted():
         read_arrays(npy(good) + npy(np.ones((4, 3, 3), "<f4")), 2, 4, 5, 2)
 
 
+def test_a_forged_npy_header_is_refused_by_name_not_crashing_the_scorer():
+    """The header is the model process's text: dimensions that are bools (Python ints, so numpy's parser passed them)
+    crashed the scorer's reshape with a bare TypeError, and a format version numpy never wrote (9.9) was read as 2.0.
+    Only versions 1.0 and 2.0 and dimensions that are ints are accepted, each refusal naming the array."""
+    import re
+    import struct
+
+    from neurozoo.leaderboard.worker import read_arrays
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    def forged(shape: str, version=(1, 0), values=np.ones(8, "<f4")):
+        header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}".encode() + b"\n"
+        length = struct.pack("<H" if version == (1, 0) else "<I", len(header))
+        return b"\x93NUMPY" + bytes(version) + length + header + values.tobytes()
+
+    assert read_arrays(forged("(4, 1, 2)"), 1, 4, 5, 2)[0].shape == (4, 1, 2)  # the forger's format is sound
+    assert read_arrays(forged("(4, 1, 2)", (2, 0)), 1, 4, 5, 2)[0].shape == (4, 1, 2)
+    for shape, stimuli in {"(4, True, 2)": 4, "(True, 1, 2)": 1}.items():  # True == 1 passed the comparisons
+        expected = f"has shape {shape}; expected ({stimuli}, 1..5, 2)"
+        with pytest.raises(ScoringError, match="output array 1 of 1 " + re.escape(expected)):
+            read_arrays(forged(shape), 1, stimuli, 5, 2)
+    with pytest.raises(ScoringError, match=r"output array 1 of 1 is not a \.npy array \(ValueError: format version 9\.9;"):
+        read_arrays(forged("(4, 1, 2)", (9, 9)), 1, 4, 5, 2)
+
+
 @needs_sandbox
 def test_finite_but_huge_features_fail_naming_the_bound_instead_of_scoring_zero(board, tmp_path):
     """Features are summed in squares in float32: a layer scaled by 1e20 (finite, past the .npy checks) overflowed
@@ -529,6 +759,38 @@ def test_symlinks_in_a_folder_are_refused_before_copying(board, tmp_path):
     folder = submission(tmp_path, "linked")
     (folder / "stolen.txt").symlink_to(secret)
     _refused(tmp_path, folder, "stolen.txt is a symbolic link")
+    stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
+    assert not any(p.read_bytes() == b"host secret" for p in stored)
+
+
+@pytest.mark.parametrize("swapped", ["file", "folder"])
+def test_a_file_swapped_for_a_link_after_the_check_is_not_followed(board, tmp_path, monkeypatch, swapped):
+    """A submitter who can write the folder the operator submits swaps a checked file (or folder) for a link to a host
+    file between the check and the copy: the copy followed it, and the host's file was stored with the submission,
+    readable by its model in the sandbox. Files are now opened without following links, folder by folder."""
+    from neurozoo.leaderboard import submission as intake
+
+    secret = tmp_path / "outside" / "stolen.txt"
+    secret.parent.mkdir()
+    secret.write_text("host secret")
+    folder = submission(tmp_path, "racer")
+    (folder / "data").mkdir()
+    (folder / "data" / "stolen.txt").write_text("harmless")
+    checked = intake._Budget.add_file
+
+    def swap_after_the_check(budget, name):
+        checked(budget, name)
+        victim = folder / "data" / "stolen.txt" if swapped == "file" else folder / "data"
+        if name == "stolen.txt" and not victim.is_symlink():  # the attacker wins the race
+            if swapped == "file":
+                victim.unlink()
+            else:
+                (folder / "data" / "stolen.txt").unlink()
+                victim.rmdir()
+            victim.symlink_to(secret if swapped == "file" else secret.parent)
+
+    monkeypatch.setattr(intake._Budget, "add_file", swap_after_the_check)
+    _refused(tmp_path, folder, "data/stolen.txt" + (" is a symbolic link" if swapped == "file" else ""))
     stored = [p for p in (tmp_path / "store").rglob("*") if p.is_file()]
     assert not any(p.read_bytes() == b"host secret" for p in stored)
 
@@ -905,6 +1167,50 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
     assert corrupt.status_code == 422
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]
+
+
+IMITATIONS = {"rgc-intermediate": "rgc_intermediate", "RGC.Intermediate": "rgc_intermediate",
+              "rgcintermediate": "rgc_intermediate", "rgc_lntermediate": "rgc_intermediate",
+              "rgc_1ntermediate": "rgc_intermediate", "c0rnet-s": "cornet_s", "comet_s": "cornet_s",
+              "cor-net_s": "cornet_s", "bncnn2O16": "bncnn2016", "G1M": "glm", "In": "ln", "two_subunit": "twosubunit"}
+
+
+def test_a_name_imitating_a_built_in_model_is_refused(board, tmp_path):
+    """Names compared case-insensitively only: 'rgc-intermediate', 'rgc_1ntermediate' or 'c0rnet_s' stood on the board
+    beside the zoo's models, passing as them. Names are now compared by skeleton (case folded, '.', '-', '_' dropped,
+    look-alikes 0/o, 1/l/i, 5/s, rn/m, vv/w made one) with every built-in model's."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    folder = submission(tmp_path, "imitation")
+    metadata = (folder / "metadata.yaml").read_text()
+    for name, builtin in IMITATIONS.items():
+        (folder / "metadata.yaml").write_text(metadata.replace("name: imitation", f"name: {name}"))
+        with pytest.raises(NameTaken, match=rf"name {name!r} is a built-in model of the zoo \({builtin}\)"):
+            submit(board, folder, tmp_path / "store", user="mallory")
+    assert board.submissions() == []
+
+
+def test_a_name_imitating_another_users_is_refused(board, tmp_path):
+    """Only another spelling in case was refused: bob took 'shared_name' and 'SHARED-NARNE' beside alice's
+    'shared-name'. Look-alikes of another user's name are refused now; the owner may use them."""
+    from neurozoo.leaderboard.submission import NameTaken
+
+    submit(board, submission(tmp_path, "shared-name"), tmp_path / "store", user="alice")
+    for index, name in enumerate(("shared_name", "SHARED-NARNE", "5hared.name")):
+        with pytest.raises(NameTaken, match=rf"name {name!r} looks like 'shared-name', which belongs to user 'alice'"):
+            submit(board, submission(tmp_path, f"bob-{index}", model_name=name), tmp_path / "store", user="bob")
+    submit(board, submission(tmp_path, "alice-again", model_name="shared_name", description="v2"), tmp_path / "store",
+           user="alice")
+    assert [(s["name"], s["user"]) for s in board.submissions()] == [("shared-name", "alice"), ("shared_name", "alice")]
+
+
+def test_names_unlike_a_built_in_model_are_free():
+    from neurozoo.leaderboard.submission import builtin_model_names, name_skeleton
+
+    skeletons = {name_skeleton(known) for known in builtin_model_names()}
+    assert name_skeleton("RGC_1ntermediate") == name_skeleton("rgc-lntermediate") == "rgclntermedlate"
+    for free in ("rgc_intermediate2", "my-rgc", "cornet_x", "honest", "glm-mine", "ln2"):
+        assert name_skeleton(free) not in skeletons, free
 
 
 def test_generated_data_are_checked_against_the_digest_pinned_in_code(tmp_path):

@@ -114,6 +114,18 @@ def one_thread():
 
 
 @pytest.fixture
+def python_ctrl_c():
+    """Ctrl-C as Python sets it up (``KeyboardInterrupt``) for this test and the processes it starts. A suite run in
+    the background of a non-interactive shell (``pytest ... &``) inherits SIGINT ignored, and there the tests of
+    Ctrl-C failed: a Ctrl-C the process was told to ignore stays ignored, by design."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, signal.SIG_DFL if before is None else before)
+
+
+@pytest.fixture
 def signal_in_epoch(monkeypatch):
     """``signal_in_epoch(epoch, signum)``: this process gets ``signum`` during the validation of the ``epoch``-th epoch
     (from 1) that retina fits train from now on, before that epoch's checkpoint: a fixed point to stop a fit at."""

@@ -240,7 +240,7 @@ def test_token_list_shows_ids_users_and_states_but_never_the_secret(tmp_path, ca
     assert capsys.readouterr().err == "zoo token: error: token list: no token of user 'nobody'\n"
 
 
-def test_serve_says_where_it_listens_and_a_busy_port_is_one_line(tmp_path, capsys):
+def test_serve_says_where_it_listens_and_a_busy_port_is_one_line(tmp_path, capsys, python_ctrl_c):
     """`zoo serve` printed nothing (a newcomer had to guess the URL), and a port in use was uvicorn's log line
     'ERROR: [Errno 98] ...' with exit 3; it now binds first, says the URL, and stops on Ctrl-C (status 130, as every command) without a traceback."""
     import os

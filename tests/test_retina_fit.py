@@ -156,7 +156,7 @@ def test_ln_recovers_a_known_ln_cell(ln_recording):
 
 
 def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_path, monkeypatch, capfd,
-                                                            signal_in_epoch):
+                                                            signal_in_epoch, python_ctrl_c):
     """SIGTERM in the first epoch, then Ctrl-C in the last: each lets its epoch finish and write its checkpoint, stops
     with FitInterrupted and writes no final weights; the second resume gives the uninterrupted fit, bit for bit."""
     import signal

@@ -403,7 +403,7 @@ def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
     assert termination_requested() is None and signal.getsignal(signal.SIGTERM) == before
 
 
-def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd):
+def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd, python_ctrl_c):
     """A retina fit defers Ctrl-C to the end of its epoch (sigint_note): the first Ctrl-C says so and waits for the
     safe point, a second stops at once; a block without a note, and a Ctrl-C the process ignores, are left alone."""
     from neurozoo.datasets.termination import sigterm_deferred, termination_requested

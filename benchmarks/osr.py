@@ -4,7 +4,8 @@ omitted-stimulus response, with the ground truth's latency-vs-period slope?
 Protocol (:mod:`retina.phenomena.osr`): 2-frame dark flashes of intensity -2, 8 per train, then one omitted;
 periods 6-16 frames; latency = centroid of the response after the last flash; a cell shows an OSR when the
 slope of latency against period is within 1 +- 0.25 with R^2 >= 0.8 and the post-omission peak is at least
-twice the train's per-flash peak at every period. The same analysis runs on the circuit that generated the
+twice the train's per-flash peak at every period (a cell the train evoked nothing in shows no OSR: call
+version 2, recorded in the settings). The same analysis runs on the circuit that generated the
 recording, whose six ON-OFF cells show the OSR by construction (a summed, high-threshold rectified ON pathway
 vetoed by a rectified OFF pathway through a depressing amacrine synapse; :mod:`datasets.synthetic_retina`).
 

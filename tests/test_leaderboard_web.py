@@ -128,12 +128,13 @@ def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
 
 
 def _omission(movie):
-    """Cell 0 fires 4 frames after the flash that did not come (an OSR with slope 1)."""
+    """Cell 0 answers each flash and fires 4 frames after the flash that did not come (an OSR with slope 1)."""
     import numpy as np
 
     dark = movie[:, 0, 0] < 0
     onsets = np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
     out = np.zeros((2, len(movie)))
+    out[0, onsets + 2] = 1.0
     if len(onsets) >= 2 and 2 * onsets[-1] - onsets[-2] + 4 < len(movie):
         out[0, 2 * onsets[-1] - onsets[-2] + 4] = 10.0
     return out

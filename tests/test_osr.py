@@ -17,17 +17,18 @@ def test_fit_line_and_call_on_known_lines():
     assert osr_call([0.75, 1.25, 0.74, 1.0], [0.8, 0.9, 1.0, 0.79]).tolist() == [True, True, False, False]
     peaks = np.array([[2.0, 5.0, 9.0], [2.0, 1.9, 9.0]])  # the second cell's omission burst is too small once
     assert osr_call([1.0, 1.0], [0.9, 0.9], peaks, np.ones((2, 3))).tolist() == [True, False]
-    # a train that evoked nothing above baseline: any post-omission peak above it is specific, none is not
-    assert osr_call([1.0, 1.0], [0.9, 0.9], [[3.0, 0.1], [3.0, 0.0]], [[1.0, 0.0], [1.0, -0.5]]).tolist() == [True, False]
+    # a train that evoked nothing above baseline at one period: no OSR, however large the rise after it
+    assert osr_call([1.0, 1.0], [0.9, 0.9], [[3.0, 9.0], [3.0, 9.0]], [[1.0, 0.0], [1.0, -0.5]]).tolist() == [False, False]
     # peaks without the train's peaks was read as "the train evoked nothing" (every cell specific): refused
     with pytest.raises(ValueError, match="osr_call: peaks and train_peaks go together"):
         osr_call([1.0], [0.9], [[0.5, 0.5]])
 
 
-def _omission_detector(delay=4, stretch=0.0):
-    """Fires ``delay`` frames after a flash was due but did not come (it knows the period from the last two
-    flashes): latency from the last flash = period + delay, a slope of exactly 1 (``1 + stretch`` when it fires
-    ``stretch * period`` frames later still)."""
+def _omission_detector(delay=4, stretch=0.0, answers_flashes=True):
+    """Cell 0 answers each flash (1 above baseline, 2 frames after it) and fires (10) ``delay`` frames after a
+    flash was due but did not come (it knows the period from the last two flashes): latency from the last flash =
+    period + delay, a slope of exactly 1 (``1 + stretch`` when it fires ``stretch * period`` frames later still).
+    ``answers_flashes=False``: silent during the train, only the rise after it."""
     def respond(movie):
         dark = movie[:, 0, 0] < 0
         onsets = np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
@@ -40,6 +41,7 @@ def _omission_detector(delay=4, stretch=0.0):
                 out[0, fire] = 10.0
         for t in onsets:  # cell 1 answers each flash after 2 frames: no OSR
             out[1, t + 2] = 5.0
+            out[0, t + 2] = 1.0 if answers_flashes else 0.0
         return out
     return respond
 
@@ -78,23 +80,37 @@ def test_the_benchmarks_cell_score_is_the_slope_match_of_a_called_osr():
         assert result["osr_fraction"] == float(called) and result["model_shows_osr"] is called
 
 
-def test_peak_ratio_is_undefined_where_the_train_evoked_nothing_and_nothing_downstream_breaks(tmp_path):
-    """Cell 0 answers only the omission (train peak 0): its ratio had been 10 / 1e-9 = 1e10."""
+def test_a_rise_after_a_train_the_cell_never_answered_is_no_osr(tmp_path):
+    """The false positive of a 2-epoch BN-CNN fitted to LN-only cells: the flashes evoked nothing, then a rise
+    17-19 frames after the omitted flash, its latency tracking the period (slope 0.84, R^2 1.00). Call version 1
+    asked only for a post-omission peak above baseline where the train evoked nothing, and called it an OSR;
+    Schwartz et al. (2007)'s cells answer each flash, and a rise after a train never answered is an offset
+    response: it scores 0 against a truth that answers the flashes, though its slope matches. The ratio had been
+    10 / 1e-9 = 1e10 there; it is undefined (NaN, null in JSON)."""
     from neurozoo.benchmarks.records import ScoreRecord
     from neurozoo.datasets.json_files import write_json
     from neurozoo.retina.phenomena.osr import compare_to_ground_truth
 
-    result = omitted_stimulus_response(_omission_detector(delay=4), periods=(6, 8, 10, 12))
+    periods = (6, 8, 10, 12)
+    result = omitted_stimulus_response(_omission_detector(delay=18, answers_flashes=False), periods=periods)
     np.testing.assert_array_equal(result.train_peaks[0], 0.0)
+    np.testing.assert_allclose(result.omission_latencies[0], 18)
+    assert result.slope[0] == pytest.approx(1.0) and result.r2[0] == pytest.approx(1.0)
+    assert (result.peaks[0] > 0).all()  # version 1's rule: called
+    assert result.is_osr.tolist() == [False, False]
+    truth = omitted_stimulus_response(_omission_detector(delay=4), periods=periods)
+    assert truth.is_osr.tolist() == [True, False] and truth.peak_ratio[0] == pytest.approx(10.0)
+    assert result.settings["call_version"] == 2
     assert np.isnan(result.peak_ratio[0]).all() and result.peak_ratio[1] == pytest.approx(1.0)
-    assert result.is_osr.tolist() == [True, False]  # the call is unchanged: the omission burst is specific
     summary = result.summary()
     assert "train's per-flash peak is <= 0" in summary["peak_ratio_undefined"]
+    assert "shows no OSR" in summary["peak_ratio_undefined"]
     written = json.loads(write_json(tmp_path / "osr.json", summary).read_text())
     assert written["peak_ratio"][0] == [None] * 4 and written["peak_ratio"][1] == pytest.approx([1.0] * 4)
-    record = ScoreRecord(model="m", benchmark="b", value=compare_to_ground_truth(result, result)["value"],
-                         settings={"model_osr": summary}).to_row()
-    assert record.value == 1.0 and record.settings["model_osr"]["peak_ratio"][0] == [None] * 4
+    comparison = compare_to_ground_truth(result, truth)
+    assert comparison["cells"][0]["slope_match"] == pytest.approx(1.0) and comparison["value"] == 0.0
+    record = ScoreRecord(model="m", benchmark="b", value=comparison["value"], settings={"model_osr": summary}).to_row()
+    assert record.value == 0.0 and record.settings["model_osr"]["peak_ratio"][0] == [None] * 4
     assert plot_osr({"m": result}, tmp_path / "osr.png").is_file()
     assert omitted_stimulus_response(lambda movie: np.full((1, len(movie)), 2.0), periods=(6, 8, 10)).summary()[
         "peak_ratio_undefined"] is not None  # a flat cell: ratio undefined, no OSR

@@ -19,7 +19,12 @@ is resolved). Per cell and period:
 A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within
 1 +- 0.25 (the response is timed by the flash that did not come, not by the last one seen), with R^2 >= 0.8,
 and the post-omission peak is at least twice the train's per-flash peak at every period (the response is
-specific to the omission; where the train evoked nothing above baseline, a post-omission peak above it is). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
+specific to the omission). A cell whose train evoked nothing above baseline at some period (``train_peaks <= 0``)
+shows no OSR there, whatever follows the train: in Schwartz et al. (2007) the cell answers each flash of the train
+and the OSR is its response to the one that did not come, while a rise after a train the cell never answered is an
+offset (rebound) response to the train's end, which an LN cell makes (a 2-epoch BN-CNN fitted to LN-only cells had
+been called OSR with slope 0.84, R^2 1.00, its rise 17-19 frames after the omitted flash; call version 2 refuses
+it). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
 """
 from __future__ import annotations
 
@@ -38,6 +43,9 @@ MAX_PERIOD = 100
 SLOPE_RANGE = (0.75, 1.25)
 MIN_R2 = 0.8
 MIN_PEAK_RATIO = 2.0
+# 2: a cell whose flash train evoked nothing above baseline is no OSR (version 1 asked only for a post-omission
+# peak above baseline there); recorded in the settings so that scores of the two calls are not compared
+CALL_VERSION = 2
 
 
 @dataclass
@@ -75,7 +83,8 @@ class OSRResult:
 
 
 UNDEFINED_RATIO = ("NaN (null) where the train's per-flash peak is <= 0: the flashes evoked nothing above baseline, "
-                   "so the ratio is undefined; the OSR call then asks for a post-omission peak above baseline")
+                   "so the ratio is undefined and the cell shows no OSR (a rise after a train it never answered "
+                   "is an offset response, not a response to the omission)")
 
 
 UNDEFINED_LATENCY = ("NaN (null) latency where the response never rose above the pre-train baseline after the last "
@@ -107,15 +116,15 @@ def fit_line(x: np.ndarray, y: np.ndarray):
 def osr_call(slope, r2, peaks=None, train_peaks=None, slope_range=SLOPE_RANGE, min_r2=MIN_R2,
              min_peak_ratio=MIN_PEAK_RATIO) -> np.ndarray:
     """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peaks`` and
-    ``train_peaks`` ``(cells, P)`` are given) a post-omission peak at least ``min_peak_ratio`` times the train's
-    at every period; where the train's peak is <= 0 (ratio undefined), a post-omission peak above 0."""
+    ``train_peaks`` ``(cells, P)`` are given) a train that evoked a response (``train_peaks > 0``) and a
+    post-omission peak at least ``min_peak_ratio`` times it, at every period (module docstring)."""
     if (peaks is None) != (train_peaks is None):
         raise ValueError("osr_call: peaks and train_peaks go together (both (cells, P)), or neither")
     slope, r2 = np.asarray(slope, float), np.asarray(r2, float)
     called = (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
     if peaks is not None:
         peaks, train_peaks = np.asarray(peaks, float), np.asarray(train_peaks, float)
-        specific = np.where(train_peaks > 0, peaks >= min_peak_ratio * train_peaks, peaks > 0)
+        specific = (train_peaks > 0) & (peaks >= min_peak_ratio * train_peaks)
         called &= specific.all(1)
     return called
 
@@ -176,7 +185,7 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
     slope, intercept, r2 = fit_line(periods, latencies)
     settings = {"periods": periods.tolist(), "n_flashes": n_flashes, "flash_frames": flash_frames, "intensity": intensity,
                 "window": window, "pre": pre, "latency": "centroid", "slope_range": list(SLOPE_RANGE),
-                "min_r2": MIN_R2, "min_peak_ratio": MIN_PEAK_RATIO}
+                "min_r2": MIN_R2, "min_peak_ratio": MIN_PEAK_RATIO, "call_version": CALL_VERSION}
     return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2, osr_call(slope, r2, peaks, train_peaks),
                      traces, settings)
 

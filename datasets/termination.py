@@ -25,14 +25,15 @@ _depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``
 
 
 @contextmanager
-def sigterm_deferred(sigint_note: Optional[str] = None):
+def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[str] = None):
     """Within the block, SIGTERM only records the request (:func:`raise_if_terminated` raises it). Outside the main
     thread, where no handler can be installed, the block runs unchanged. Blocks nest: a request stays pending until
     the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked).
 
     ``sigint_note``: Ctrl-C is deferred too; the first one writes ``Ctrl-C: <note> (Ctrl-C again stops at once)`` to
     stderr (a Ctrl-C that seemed to do nothing for the minute an epoch takes invited a kill -9) and records the
-    request, a second raises ``KeyboardInterrupt`` where Python is."""
+    request, a second raises ``KeyboardInterrupt(sigint_again)`` where Python is (``sigint_again``: what stopping at
+    once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it)."""
     global _requested, _depth
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -41,7 +42,7 @@ def sigterm_deferred(sigint_note: Optional[str] = None):
     def request(signum, frame):
         global _requested
         if signum == signal.SIGINT and _requested is not None:
-            signal.default_int_handler(signum, frame)
+            raise KeyboardInterrupt(*([sigint_again] if sigint_again else []))
         if signum == signal.SIGINT:  # os.write: a print here could meet one the interrupted code was making
             os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
         _requested = _requested or signum

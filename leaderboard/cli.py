@@ -48,8 +48,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         _check_device(getattr(args, "device", None))
         result = args.handler(args)
         sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:  # its message, if any, says what was kept (retina.fit.FitInterrupted)
+        print(f"zoo {args.command}: interrupted; {error}" if str(error) else "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output left (`zoo data list | head`): stop without a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit cannot fail again

@@ -23,7 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
                         text, update)
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
 from neurozoo.datasets.errors import UserFacingError
@@ -547,12 +547,19 @@ class LeaderboardDB(ResultsStore):
         session.execute(update(SubmissionRow).where(SubmissionRow.id == submission_id).values(status=status))
 
     def failed_jobs(self) -> List[Dict[str, Any]]:
-        """Every failed job (zoo run or submission), oldest first, without its spec: what the pages show so a
-        user sees why a score is missing (a submission's job: its ``public_reason`` only, :func:`views.failed_rows`)."""
+        """Every failed job (zoo run or submission) not superseded by a job of the same model and benchmark done
+        since, oldest first, without its spec: what the pages show so a user sees why a score is missing (a
+        submission's job: its ``public_reason`` only, :func:`views.failed_rows`). A superseded failure stays in its
+        submission's history (:meth:`submission`); the model page had listed it beside the score that replaced it."""
         columns = (JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id, JobRow.attempts, JobRow.error,
                    JobRow.public_reason, JobRow.updated_at)
+        later = aliased(JobRow)
+        superseded = (select(later.id).where(later.status == DONE, later.model == JobRow.model,
+                                             later.benchmark == JobRow.benchmark, later.updated_at > JobRow.updated_at)
+                      .exists())
         with Session(self.engine) as session:
-            rows = session.execute(select(*columns).where(JobRow.status == FAILED).order_by(JobRow.id)).all()
+            rows = session.execute(select(*columns).where(JobRow.status == FAILED, ~superseded)
+                                   .order_by(JobRow.id)).all()
         return [{**row._asdict(), "updated_at": _aware(row.updated_at)} for row in rows]
 
     def score_for_job(self, job: Dict[str, Any], hidden: bool = False) -> Optional[ScoreRecord]:

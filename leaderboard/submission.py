@@ -424,14 +424,13 @@ def _check_text(meta: Dict[str, Any]) -> None:
 
 def check_requirements(path: Path) -> List[str]:
     """A submission's requirements.txt against the environment that runs it: every line a PEP 508 requirement
-    (``packaging``), its package installed here at a version it allows (nothing is installed for a submission: a
-    requirement this environment misses would only fail later, inside the sandbox). Returns one line per
-    requirement, ``"numpy>=1.24 (installed 2.1.3)"``; a requirement whose environment marker excludes this platform is
-    said so. Read bounded: at most ``MAX_REQUIREMENTS_BYTES`` and ``MAX_REQUIREMENTS_LINES``."""
-    import importlib.metadata
-
+    (``packaging``), its package installed at a version it allows where the sandbox looks for packages (nothing is
+    installed for a submission: a requirement this environment misses would only fail later, inside the sandbox).
+    A package this process sees from elsewhere (user site-packages, a ``PYTHONPATH`` folder the sandbox does not
+    bind) does not count. An extra (``pkg[extra]``) needs the requirements it adds, checked the same way. Returns one
+    line per requirement, ``"numpy>=1.24 (installed 2.1.3)"``; a requirement whose environment marker excludes this
+    platform is said so. Read bounded: at most ``MAX_REQUIREMENTS_BYTES`` and ``MAX_REQUIREMENTS_LINES``."""
     from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.version import InvalidVersion
 
     with open(path, "rb") as handle:
         data = handle.read(MAX_REQUIREMENTS_BYTES + 1)
@@ -445,7 +444,7 @@ def check_requirements(path: Path) -> List[str]:
                               "line") from None
     if len(lines) > MAX_REQUIREMENTS_LINES:
         raise SubmissionError(f"{REQUIREMENTS}: {len(lines)} lines; at most {MAX_REQUIREMENTS_LINES} are allowed")
-    checked = []
+    checked, paths = [], sandbox_sys_path()
     for number, line in enumerate(lines, 1):
         text = re.sub(r"(^|\s)#.*", "", line).strip()  # pip's comments: '#' at the start or after a space
         if not text:
@@ -465,20 +464,51 @@ def check_requirements(path: Path) -> List[str]:
         if requirement.marker is not None and not requirement.marker.evaluate():
             checked.append(f"{text} (not for this platform: skipped)")
             continue
-        try:
-            version = importlib.metadata.version(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
-            raise SubmissionError(f"{where}: {requirement.name!r} is not installed in the scoring environment, "
-                                  "and nothing is installed for a submission") from None
-        try:
-            satisfied = requirement.specifier.contains(version, prereleases=True)
-        except InvalidVersion:
-            satisfied = False
-        if not satisfied:
-            raise SubmissionError(f"{where}: the scoring environment has {requirement.name} {version}, which "
-                                  f"{requirement.specifier} excludes")
-        checked.append(f"{text} (installed {version})")
+        checked.append(f"{text} (installed {_installed(requirement, where, paths)})")
     return checked
+
+
+def sandbox_sys_path() -> List[str]:
+    """Where the sandboxed model process finds packages: this interpreter's ``sys.path`` entries inside the folders
+    the sandbox binds (:func:`sandbox.environment_paths`), without user site-packages or other folders."""
+    from neurozoo.leaderboard.sandbox import environment_paths, sandbox_python_path
+
+    return [entry for entry in sandbox_python_path(environment_paths()).split(os.pathsep) if entry]
+
+
+def _installed(requirement, where: str, paths: List[str], extra_of: str = "") -> str:
+    """The version of ``requirement``'s package found on ``paths``, at a version it allows, and the requirements of
+    its extras satisfied too (their own extras in turn); else SubmissionError beginning ``where``."""
+    import importlib.metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion
+
+    needed = f" (needed by {extra_of})" if extra_of else ""
+    found = next(iter(importlib.metadata.distributions(name=requirement.name, path=paths)), None)
+    if found is None:
+        raise SubmissionError(f"{where}: {requirement.name!r}{needed} is not installed in the scoring environment "
+                              "(the sandbox sees only the packages of its Python installation, not user site-packages "
+                              "or PYTHONPATH folders), and nothing is installed for a submission")
+    version = found.version
+    try:
+        satisfied = requirement.specifier.contains(version, prereleases=True)
+    except InvalidVersion:
+        satisfied = False
+    if not satisfied:
+        raise SubmissionError(f"{where}: the scoring environment has {requirement.name} {version}, which "
+                              f"{requirement.specifier} excludes{needed}")
+    for extra in sorted(requirement.extras):
+        provided = {canonicalize_name(e) for e in found.metadata.get_all("Provides-Extra") or []}
+        if canonicalize_name(extra) not in provided:
+            raise SubmissionError(f"{where}: {requirement.name} {version} has no extra {extra!r}")
+        for line in found.requires or []:
+            needed = Requirement(line)
+            if needed.marker is not None and needed.marker.evaluate({"extra": extra}) \
+                    and not needed.marker.evaluate({"extra": ""}):
+                _installed(needed, where, paths, f"{requirement.name}[{extra}]")
+    return version
 
 
 def _short(value: Any) -> str:

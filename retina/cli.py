@@ -126,7 +126,7 @@ def run_fit(args) -> int:
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     except FitInterrupted as error:  # SIGTERM or Ctrl-C: the fit stopped after an epoch's checkpoint
-        print(f"zoo fit: interrupted; {error}; to resume it: {resume_command(args, path, out)}", file=sys.stderr)
+        print(f"zoo fit: interrupted; {error.kept}; to resume it: {resume_command(args, path, out)}", file=sys.stderr)
         return 130
     print(frame.round(3).to_string())
     print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "

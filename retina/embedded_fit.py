@@ -118,7 +118,7 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
 
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
-    from neurozoo.retina.fit import checked_fit_settings, create_model, fit, provenance
+    from neurozoo.retina.fit import FitInterrupted, checked_fit_settings, create_model, fit, provenance
 
     # before the recording is made or read: a misspelt setting ended in a TypeError inside FitConfig after both
     fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on embedded:{kind}")
@@ -131,8 +131,12 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
     with fit_folder_locked(out, f"{name} on embedded:{kind}", progress):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
-        result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
-                     **fit_settings)
+        try:
+            result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
+                         **fit_settings)
+        except FitInterrupted as stopped:  # the caller (zoo score, probe, reproduce) gets the way on with what was kept
+            raise FitInterrupted(stopped.signum, stopped.checkpoint, stopped.epochs_done, stopped.epochs,
+                                 "rerunning the same command resumes the fit from there") from None
         info = provenance(path, result)
         info.update(fit_dir=str(out), fit_origin=origin)
         yield result, info

@@ -180,12 +180,15 @@ class FitInterrupted(KeyboardInterrupt):
     ``out`` and settings resumes from it to the weights an uninterrupted fit gives. A ``KeyboardInterrupt``, so that
     whatever handles Ctrl-C (``zoo``'s exit 130, a scorer handing its job back to the queue) handles it."""
 
-    def __init__(self, signum: int, checkpoint: Optional[Path], epochs_done: int, epochs: int):
+    def __init__(self, signum: int, checkpoint: Optional[Path], epochs_done: int, epochs: int,
+                 resume: Optional[str] = None):
         self.signum, self.checkpoint, self.epochs_done, self.epochs = signum, checkpoint, epochs_done, epochs
         fitted = f"{epochs_done} of at most {epochs} epochs fitted"
         kept = (f"{fitted}, kept in {checkpoint}" if checkpoint is not None
                 else f"{fitted} and lost (a fit without out= keeps no checkpoint)")
-        super().__init__(f"fit stopped (signal {signum}) before its final weights: {kept}")
+        #: what was kept; ``resume`` (how to go on, for a caller whose user does not call fit itself) follows it
+        self.kept = f"fit stopped (signal {signum}) before its final weights: {kept}"
+        super().__init__(f"{self.kept}; {resume}" if resume else self.kept)
 
 
 #: What :attr:`FitConfig.batching` may be (:func:`resolved_config` resolves ``"auto"`` to one of the other two).
@@ -408,7 +411,10 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     SIGTERM or Ctrl-C stops it at its next safe point (:func:`_stop_point`) with :class:`FitInterrupted`; a second
     Ctrl-C stops it at once, losing the epoch under way."""
-    with sigterm_deferred("stopping after this epoch and its checkpoint"):
+    kept = (f"the last checkpoint written, if any, is kept in {Path(out) / 'checkpoint.pt'}" if out is not None
+            else "nothing is kept (a fit without out= keeps no checkpoint)")
+    with sigterm_deferred("stopping after this epoch and its checkpoint",
+                          sigint_again=f"fit stopped at once by a second Ctrl-C: the epoch under way was lost; {kept}"):
         return _fit(model, data, config, out, resume, overrides)
 
 

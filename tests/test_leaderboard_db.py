@@ -178,6 +178,28 @@ def test_a_submission_shows_running_while_one_of_its_jobs_runs(db):
     assert db.submission(sid)["status"] == FAILED
 
 
+def test_a_failure_superseded_by_a_later_score_of_the_model_leaves_the_pages_but_not_the_submission(db):
+    """The model page listed a failed job of a first submission beside the score a later one of the same model stored
+    on that benchmark, as if the model still failed there."""
+    def jobs(version, benchmarks=("b1", "b2")):  # each submission's own weights: its own jobs
+        return [{"model": "sub", "benchmark": b, "spec": {"benchmark": b, "weights": version}} for b in benchmarks]
+
+    first = db.add_submission("sub", "/store/x", "0" * 64, {}, None, jobs(0))
+    for _ in range(2):
+        job = db.claim("w1")
+        db.fail(job["id"], "w1", f"crashed on {job['benchmark']}")
+    second = db.add_submission("sub", "/store/y", "1" * 64, {}, None, jobs(1, ["b1"]))
+    job = db.claim("w1")
+    assert db.finish(job["id"], "w1", record("sub", "b1"))
+    assert [(j["benchmark"], j["submission_id"]) for j in db.failed_jobs()] == [("b2", first)]
+    assert [(j["benchmark"], j["status"]) for j in db.submission(first)["jobs"]] == [("b1", FAILED), ("b2", FAILED)]
+    assert db.submission(second)["status"] == DONE
+    third = db.add_submission("sub", "/store/z", "2" * 64, {}, None, jobs(2, ["b1"]))
+    job = db.claim("w1")
+    db.fail(job["id"], "w1", "crashed again")  # a failure after the score is the model's state again
+    assert [(j["benchmark"], j["submission_id"]) for j in db.failed_jobs()] == [("b2", first), ("b1", third)]
+
+
 def test_a_submission_whose_job_is_given_up_shows_failed(db):
     """A job whose worker died every attempt was marked failed, but its submission had stayed 'running'."""
     sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None,

@@ -578,6 +578,48 @@ def test_requirements_txt_must_hold_in_the_scoring_environment(tmp_path, db):
     assert "requirements.txt: not UTF-8 text (byte 6)" in refusal(tmp_path, folder)
 
 
+def fake_distribution(folder, name: str, *lines: str):
+    """An installed distribution ``name`` 1.0 in ``folder`` (its .dist-info only), its METADATA ending in ``lines``."""
+    info = folder / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("\n".join(["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0", *lines]) + "\n")
+    return folder
+
+
+def test_requirements_are_checked_where_the_sandbox_finds_packages_extras_included(tmp_path, monkeypatch):
+    """A package this process saw from user site-packages or PYTHONPATH passed intake, then the sandbox, which binds
+    only the Python prefixes and neurozoo, could not import it; an extra's requirements were not checked at all."""
+    import importlib.metadata
+    import re
+
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.submission import SubmissionError, check_requirements
+
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path / "user-site", "s23-userpkg")))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("s23-userpkg\n")
+    with pytest.raises(SubmissionError, match=r"^requirements.txt: line 1: 's23-userpkg': 's23-userpkg' is not "
+                                              r"installed in the scoring environment \(the sandbox sees only"):
+        check_requirements(requirements)
+    bound = fake_distribution(tmp_path / "bound", "s23-extrapkg", "Provides-Extra: fast", "Provides-Extra: broken",
+                              'Requires-Dist: numpy>=1; extra == "fast"', 'Requires-Dist: numpy<1; extra == "broken"',
+                              'Requires-Dist: no-such-package-s23; extra == "broken" or extra == "gone"',
+                              "Provides-Extra: gone")
+    seen = submission.sandbox_sys_path()
+    monkeypatch.setattr(submission, "sandbox_sys_path", lambda: [str(bound), *seen])
+    requirements.write_text("s23-extrapkg[fast]>=1\n")
+    assert check_requirements(requirements) == ["s23-extrapkg[fast]>=1 (installed 1.0)"]
+    numpy_version = importlib.metadata.version("numpy")
+    for extra, expected in [
+            ("broken", f"the scoring environment has numpy {numpy_version}, which <1 excludes (needed by "
+                       "s23-extrapkg[broken])"),
+            ("gone", "'no-such-package-s23' (needed by s23-extrapkg[gone]) is not installed"),
+            ("nope", "s23-extrapkg 1.0 has no extra 'nope'")]:
+        requirements.write_text(f"s23-extrapkg[{extra}]\n")
+        with pytest.raises(SubmissionError, match=re.escape(f"line 1: 's23-extrapkg[{extra}]': {expected}")):
+            check_requirements(requirements)
+
+
 def recurrent_model_source() -> str:
     """model.py of a submission whose layer 'cell' runs 5 times per image, with no time mapping (test_extraction's)."""
     import ast

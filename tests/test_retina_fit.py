@@ -155,6 +155,45 @@ def test_ln_recovers_a_known_ln_cell(ln_recording):
     assert result.best_val_correlation > 0.3 and result.history[-1]["epoch"] == len(result.history) - 1
 
 
+def test_an_embedded_fit_stopped_in_zoo_probe_says_what_was_kept_and_that_the_command_resumes_it(
+        ln_recording, monkeypatch, capsys):
+    """``zoo score``, ``zoo probe --fit-embedded`` and ``zoo reproduce`` fit through the fit cache; a fit stopped there
+    reached zoo's generic Ctrl-C handler, which printed only "interrupted"."""
+    import neurozoo.datasets.synthetic_retina as synthetic
+    import neurozoo.retina.fit as fitting
+
+    def stopped(model, path, out=None, **settings):
+        raise fitting.FitInterrupted(2, out / "checkpoint.pt", 1, 3)
+
+    monkeypatch.setattr(synthetic, "load_embedded_retina", lambda kind, **sizes: ln_recording)
+    monkeypatch.setattr(fitting, "fit", stopped)
+    assert zoo(["probe", "osr", "ln", "--fit-embedded", "--quiet"]) == 130
+    [lock] = (ln_recording.parent / "fits").glob("ln-whitenoise-*.lock")  # the fit cache's folder, beside its recording
+    checkpoint = lock.with_suffix("")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "zoo probe: interrupted; fit stopped (signal 2) before its final weights: 1 of at most 3 epochs fitted, kept in "
+        f"{checkpoint / 'checkpoint.pt'}; rerunning the same command resumes the fit from there")
+
+
+def test_a_second_ctrl_c_in_a_fit_says_the_epoch_under_way_was_lost_and_the_checkpoint_kept(ln_recording, tmp_path,
+                                                                                            monkeypatch, capsys):
+    """It printed only "interrupted"."""
+    import signal
+
+    from neurozoo.retina import fit as fitting
+
+    def twice(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(fitting, "_train_steps", twice)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path / "b", epochs=2, progress=False)
+    assert str(stopped.value) == ("fit stopped at once by a second Ctrl-C: the epoch under way was lost; the last "
+                                  f"checkpoint written, if any, is kept in {tmp_path / 'b' / 'checkpoint.pt'}")
+    assert type(stopped.value) is KeyboardInterrupt  # not a FitInterrupted: no safe point was reached
+
+
 def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_path, monkeypatch, capfd,
                                                             signal_in_epoch, python_ctrl_c):
     """SIGTERM in the first epoch, then Ctrl-C in the last: each lets its epoch finish and write its checkpoint, stops

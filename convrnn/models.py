@@ -10,14 +10,16 @@ import fnmatch
 import os
 from functools import partial
 from importlib.resources import files
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
-import torch.nn as nn
-
-from neurozoo.convrnn.network import ConvRNN
 from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: registering the models imports no torch (`zoo list` needs none)
+    import torch.nn as nn
+
+    from neurozoo.convrnn.network import ConvRNN
 
 MODELS = Registry("ConvRNN model", entry_point_group="neurozoo.convrnn_models")
 
@@ -26,6 +28,8 @@ SPEC_DIR = files(__package__) / "specs"
 
 def build(spec: GraphSpec) -> ConvRNN:
     """A model from a validated spec (timm stages are built when the spec names a backbone)."""
+    from neurozoo.convrnn.network import ConvRNN
+
     stages = timm_stages(spec.timm_backbone, spec.timm_width) if spec.timm_backbone else None
     return ConvRNN(spec, backbone_stages=stages)
 
@@ -53,6 +57,7 @@ def timm_stages(backbone: str, width: float = 1.0) -> Dict[str, Tuple[nn.Module,
     ``width`` scales the four stages' channels (timm's ``channels`` argument; the 64-channel stem is kept)."""
     import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
     import timm
+    import torch.nn as nn
 
     kwargs = {}
     if width != 1.0:
@@ -106,29 +111,27 @@ MODELS.add("rgc_resnet18", partial(_timm_factory, "resnet18"),
 def _register_cornets() -> None:
     """CORnet-Z, -S and -RT (convrnn.cornet; REFERENCE.md section 2), full size by default (``width_multiplier``
     scales the areas' channels). Scored when named (``zoo run --models cornet_s``), not in the default zoo."""
-    from neurozoo.convrnn import cornet
-
-    for name, factory, description in (
-            ("cornet_z", cornet.cornet_z, "CORnet-Z (dicarlolab/CORnet): V1, V2, V4, IT of conv, ReLU, max-pool; "
-                                          "feed-forward"),
-            ("cornet_s", cornet.cornet_s, "CORnet-S (dicarlolab/CORnet): bottleneck areas V2, V4, IT unrolled 2, 4, "
-                                          "2 times, a BatchNorm per step; 53.4 M parameters"),
-            ("cornet_rt", cornet.cornet_rt, "CORnet-RT (dicarlolab/CORnet): V1, V2, V4, IT biologically unrolled "
-                                            "over 5 steps, GroupNorm(32)")):
-        MODELS.add(name, _with_checked_overrides(name, factory), description=description, family="cornet",
+    for name, description in (
+            ("cornet_z", "CORnet-Z (dicarlolab/CORnet): V1, V2, V4, IT of conv, ReLU, max-pool; feed-forward"),
+            ("cornet_s", "CORnet-S (dicarlolab/CORnet): bottleneck areas V2, V4, IT unrolled 2, 4, 2 times, a "
+                         "BatchNorm per step; 53.4 M parameters"),
+            ("cornet_rt", "CORnet-RT (dicarlolab/CORnet): V1, V2, V4, IT biologically unrolled over 5 steps, "
+                          "GroupNorm(32)")):
+        MODELS.add(name, _with_checked_overrides(name), description=description, family="cornet",
                    default_zoo=False)
 
 
-def _with_checked_overrides(name: str, factory):
-    """``factory`` refusing an override it does not take as the ConvRNN specs do (SpecError naming the valid ones):
-    ``zoo score cornet_z ... --set n_steps=10`` ended in a TypeError traceback (a CORnet has no unroll settings)."""
-    import functools
+def _with_checked_overrides(name: str):
+    """The factory ``convrnn.cornet.<name>`` (imported on first use: it imports torch), refusing an override it does
+    not take as the ConvRNN specs do (SpecError naming the valid ones): ``zoo score cornet_z ... --set n_steps=10``
+    ended in a TypeError traceback (a CORnet has no unroll settings)."""
     import inspect
 
-    valid = list(inspect.signature(factory).parameters)
-
-    @functools.wraps(factory)
     def create(**overrides):
+        from neurozoo.convrnn import cornet
+
+        factory = getattr(cornet, name)
+        valid = list(inspect.signature(factory).parameters)
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
             raise SpecError(f"model {name!r}: unknown override(s) {unknown}; valid: {', '.join(valid)}")

@@ -23,3 +23,14 @@ def lazy_exports(package: str, exports: Dict[str, Iterable[str]]) -> Tuple[Calla
         return sorted(set(vars(importlib.import_module(package))) | set(owner))
 
     return __getattr__, __dir__, list(owner)
+
+
+def lazy_factory(module: str, name: str) -> Callable:
+    """A registry factory calling ``module.name``, imported on its first call: a package registers its models by
+    name and description without importing their modules (torch), so that ``zoo list`` lists them without it."""
+
+    def create(**overrides):
+        return getattr(importlib.import_module(module), name)(**overrides)
+
+    create.__name__ = create.__qualname__ = name
+    return create

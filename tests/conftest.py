@@ -44,12 +44,21 @@ def pytest_xdist_auto_num_workers(config):
 
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory) -> str:
-    """The test session's data cache (``$NEUROZOO_TEST_CACHE`` if set, then shared by every worker): generated data
-    and fits are made once per session. Each worker of a parallel run (pytest-xdist) has its own, so that no worker
-    can see another's half-written or damaged file (the tests that damage a cached file work on a private copy)."""
+    """The test session's data cache (``$NEUROZOO_TEST_CACHE`` if set): generated data and fits are made once per
+    session, by whichever worker of a parallel run (pytest-xdist) asks first, and read by the others, as processes
+    of one host share a user's cache (its folders are written atomically and locked, a fit is locked). The embedded
+    ventral data took 10 s per worker. A test that damages or deletes a cached file works on a private copy
+    (``NEUROZOO_CACHE`` of its own): another worker may be reading that file at that moment."""
     if os.environ.get("NEUROZOO_TEST_CACHE"):
         return os.environ["NEUROZOO_TEST_CACHE"]
-    return str(tmp_path_factory.getbasetemp() / "cache")
+    return str(_run_folder(tmp_path_factory) / "cache")
+
+
+def _run_folder(tmp_path_factory) -> Path:
+    """The folder of the whole test run: a parallel run's workers share it, the parent of their own temporary
+    folders."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +72,7 @@ def built_once(tmp_path_factory):
     and the next asker makes it again."""
     from neurozoo.datasets.cache import locked
 
-    base = tmp_path_factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "built-once"
+    folder = _run_folder(tmp_path_factory) / "built-once"
 
     def build(name: str, make):
         path = folder / f"{name}.pt"

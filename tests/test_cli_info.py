@@ -112,13 +112,17 @@ def test_ci_runs_exactly_the_readme_commands():
         assert command in ci, f"README command {command!r} is not what .ci/run runs"
 
 
+def _heavy_modules_imported_by(code: str, modules=("torch", "numpy", "optuna")) -> list:
+    """Which of ``modules`` a fresh interpreter has imported after running ``code``."""
+    code += f"; import sys; print(sorted(m for m in {tuple(modules)!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
 def test_zoo_parser_imports_no_torch_and_package_names_still_resolve():
     """``zoo --help`` and each command's parsing stay light (3.8 s -> 0.23 s measured): the packages whose ``cli``
     the parser imports load their torch-backed public names on first use (``neurozoo.datasets.lazy_exports``)."""
-    code = ("import sys; from neurozoo.leaderboard.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'numpy', 'optuna') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _heavy_modules_imported_by("from neurozoo.leaderboard.cli import build_parser; build_parser()") == []
     from neurozoo.benchmarks import dynamics
     from neurozoo.convrnn import search, training
     from neurozoo.convrnn.network import ConvRNN
@@ -132,10 +136,25 @@ def test_zoo_parser_imports_no_torch_and_package_names_still_resolve():
 def test_a_score_imports_no_metrics_or_plotting_library():
     """A retina score, a stored record and `zoo reproduce` build a ``Score``: its module imported the cortex metrics
     (sklearn, scipy.stats: ~1 s of a cached 6.5 s `zoo score ln retina_embedded.*`) for an annotation."""
-    code = ("import sys; import neurozoo.benchmarks.score; "
-            "print(sorted(m for m in ('sklearn', 'scipy.stats', 'matplotlib') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert _heavy_modules_imported_by("import neurozoo.benchmarks.score", ("sklearn", "scipy.stats", "matplotlib")) == []
+
+
+def test_zoo_list_imports_no_torch_and_the_lazily_registered_models_still_build():
+    """`zoo list` imported torch (2.8 s of its 3 s) to register the ConvRNN and retina models: their factories now
+    import their modules on first use (``lazy_factory``)."""
+    assert _heavy_modules_imported_by("from neurozoo.leaderboard.cli import main; main(['list'])", ("torch",)) == []
+    from neurozoo import retina
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.retina.models.bncnn import RetinaCNN
+
+    names = retina.MODELS.names()
+    assert {"bncnn", "bncnn2016", "ln", "glm", "twosubunit"} <= set(names)
+    assert {"cornet_z", "cornet_s", "cornet_rt", "rgc_intermediate"} <= set(convrnn.MODELS.names())
+    model = retina.create_model("bncnn2016", n_cells=3)
+    assert isinstance(model, RetinaCNN) and model.n_cells == 3
+    assert convrnn.MODELS.get("cornet_z").tags == {"family": "cornet", "default_zoo": False}
+    with pytest.raises(SpecError, match=r"model 'cornet_z': unknown override\(s\) \['n_steps'\]; valid: "):
+        convrnn.create_model("cornet_z", n_steps=10)
 
 
 def test_zoo_info_and_zoo_train_take_width_as_zoo_score_does(capsys):

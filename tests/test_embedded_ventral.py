@@ -222,3 +222,34 @@ def test_the_data_generated_with_other_cpu_kernels_match_a_digest_pinned_in_code
         stdout, stderr = run.communicate(timeout=300)
         assert run.returncode == 0, (name, stderr[-2000:])  # ensure() raises DataError on an unpinned digest
         assert stdout.split()[-1] == ventral.folder().name in EMBEDDED_SHA256
+
+
+def test_a_second_process_waits_for_the_generation_under_way_and_reads_it(tmp_path, monkeypatch):
+    """Two processes (a parallel test run's workers, two `zoo score`s) each generated the same 10 s data set: one now
+    waits on the folder's lock (flock, held here as the other process would) and reads what the other made."""
+    import fcntl
+    import threading
+    import time
+
+    from neurozoo.datasets.cache import building
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    generated = []
+    monkeypatch.setattr(ventral, "_generate", lambda target, seed: generated.append(seed))
+    monkeypatch.setattr(ventral, "verify_pinned", lambda folder, pins: None)  # the folder below holds no real data
+    target = ventral.folder()
+    target.parent.mkdir(parents=True)
+    other = open(target.parent / f".{target.name}.lock", "a")
+    fcntl.flock(other, fcntl.LOCK_EX)
+    done = []
+    waiter = threading.Thread(target=lambda: done.append(ventral.ensure()))
+    waiter.start()
+    time.sleep(0.3)
+    assert not done and not generated  # it waits for the other process
+    with building(target, {"generator_version": ventral.GENERATOR_VERSION, "seed": ventral.DEFAULT_SEED}) as tmp:
+        (tmp / "IT.nc").write_bytes(b"made by the other process")
+    fcntl.flock(other, fcntl.LOCK_UN)
+    other.close()
+    waiter.join(10)
+    assert done == [target] and generated == []  # read, not generated again
+    assert (target / "IT.nc").read_bytes() == b"made by the other process"

@@ -17,7 +17,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from neurozoo.datasets.cache import building, cache_dir, read_manifest, verify_pinned
+from neurozoo.datasets.cache import building, cache_dir, locked, read_manifest, verify_pinned
 from neurozoo.datasets.checksums import EMBEDDED_SHA256
 from neurozoo.datasets.errors import DataError
 
@@ -98,7 +98,10 @@ def _generate(target: Path, seed: int) -> None:
 def ensure(seed: int = DEFAULT_SEED) -> Path:
     """Generate the data set for ``seed`` unless it is cached; verify the cached files either way."""
     target = folder(seed)
-    with _lock:
+    # locked between processes too: a second process (a parallel test run's other worker, a second `zoo score`)
+    # waits for the first's 10 s build and reads it, instead of building the same folder again (silently: a
+    # command's stderr stays its own)
+    with _lock, locked(target.parent / f".{target.name}.lock"):
         if not (target / "manifest.json").is_file():
             with building(target, {"generator_version": GENERATOR_VERSION, "seed": seed}) as tmp:
                 _generate(tmp, seed)

@@ -33,7 +33,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neurozoo import retina
 from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer, normals_ahead, unit_batchnorm_noise_relu
 
 N_FRAMES = 40
@@ -269,15 +268,10 @@ def windows(movie: torch.Tensor, n_frames: int = N_FRAMES) -> torch.Tensor:
     return movie.unfold(0, n_frames, 1).permute(0, 3, 1, 2)
 
 
-@retina.MODELS.register("bncnn", description="BN-CNN (McIntosh et al. 2016; torch-deep-retina BNCNN): conv 8@15x15, "
-                        "BatchNorm1d over units, noise 0.05, ReLU, conv 8@11x11, BN, noise, ReLU, dense (no bias), BN, "
-                        "softplus", family="retina")
 def bncnn(n_cells: int = 5, **kwargs) -> RetinaCNN:
     return RetinaCNN(n_cells=n_cells, **kwargs)
 
 
-@retina.MODELS.register("bncnn2016", description="2016 CNN: conv 16@15x15, conv 8@9x9, dense, parametric softplus",
-                        family="retina", default_zoo=False)
 def bncnn2016(n_cells: int = 5, **kwargs) -> RetinaCNN:
     kwargs.setdefault("channels", (16, 8))
     kwargs.setdefault("kernel_sizes", (15, 9))

@@ -42,7 +42,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neurozoo import retina
 from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 MAX_LOG_RATE = 8.0  # exp(8) ~ 3000 spikes/s: keeps the exponential finite while fitting
@@ -178,7 +177,5 @@ class GLM(nn.Module):
         return rates
 
 
-@retina.MODELS.register("glm", description="Poisson GLM: rank-2 stimulus filter + 20-frame post-spike filter, softplus",
-                        family="retina")
 def glm(n_cells: int = 5, **kwargs) -> GLM:
     return GLM(n_cells=n_cells, **kwargs)

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neurozoo import retina
 
 N_FRAMES = 40
 FRAME_SIZE = 50
@@ -105,7 +104,5 @@ class LN(nn.Module):
         self.alpha.copy_(mean_rate.clamp_min(1e-3) / F.softplus(torch.zeros(())))
 
 
-@retina.MODELS.register("ln", description="LN model: rank-2 spatiotemporal filter (40x50x50) per cell + fitted softplus",
-                        family="retina")
 def ln(n_cells: int = 5, **kwargs) -> LN:
     return LN(n_cells=n_cells, **kwargs)

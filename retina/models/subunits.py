@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neurozoo import retina
 from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 
@@ -56,7 +55,5 @@ class TwoSubunit(nn.Module):
         self.alpha.copy_(mean_rate.clamp_min(1e-3) / F.softplus(torch.ones(())))
 
 
-@retina.MODELS.register("twosubunit", description="two-subunit model: rectified ON and OFF low-rank subunits per cell "
-                        "converging at a softplus", family="retina", default_zoo=False)
 def twosubunit(n_cells: int = 5, **kwargs) -> TwoSubunit:
     return TwoSubunit(n_cells=n_cells, **kwargs)

@@ -315,8 +315,8 @@ def run_probe_gain_control(args) -> int:
     import numpy as np
 
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import (compare_indices, contrast_gain_control, nanmedian,
-                                                      plot_gain_control)
+    from neurozoo.retina.phenomena.adaptation import (MAX_GAIN_RATIO, MIN_PEAK_SHIFT_FRAMES, compare_indices,
+                                                      contrast_gain_control, nanmedian, plot_gain_control)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -331,7 +331,8 @@ def run_probe_gain_control(args) -> int:
                   "latency_shift": compare_indices(fitted["latency_shift"], truth["latency_shift"])}
     figure = plot_gain_control({args.model: fitted, "ground truth": truth}, figure_path(args.out, "gain-control"),
                                title=f"fast contrast adaptation, sd {args.low:g} vs {args.high:g} ({args.kind})")
-    path = _write(args, "gain-control", {"model": args.model, "kind": args.kind, "settings": settings,
+    call = {"max_gain_ratio": MAX_GAIN_RATIO, "min_peak_shift_frames": MIN_PEAK_SHIFT_FRAMES}  # what "adapting" means
+    path = _write(args, "gain-control", {"model": args.model, "kind": args.kind, "settings": settings, "call": call,
                                          "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
                                          "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
                                          "comparison": comparison, "provenance": info, "figure": str(figure)})

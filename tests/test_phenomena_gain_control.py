@@ -8,6 +8,7 @@ from scipy import signal
 
 from neurozoo.datasets.errors import SpecError
 from neurozoo.retina.phenomena import contrast_gain_control
+from neurozoo.retina.phenomena.adaptation import MIN_PEAK_SHIFT_FRAMES, adaptation_call
 
 LAGS = np.arange(40)
 
@@ -118,6 +119,16 @@ def test_thresholded_ln_cells_are_not_called_adapting():
     assert np.all(np.abs(result["latency_shift"]) < 0.1) and not result["adapting"].any()
 
 
+def test_a_peak_shift_within_fixed_cells_noise_is_not_called_adapting():
+    """The call needs an earlier peak beyond what fixed LN cells show by chance (largest |shift| 0.184 frames over
+    78 cells: MIN_PEAK_SHIFT_FRAMES), even with a gain ratio far below 0.9."""
+    assert MIN_PEAK_SHIFT_FRAMES == 0.25
+    ratio = np.array([0.389, 0.389, 0.389, 0.5, 0.95, np.nan, 0.389])
+    shift = np.array([-2.36, -0.184, -0.25, -0.26, -2.36, -2.36, np.nan])
+    assert adaptation_call(ratio, shift).tolist() == [True, False, False, True, False, False, False]
+    assert adaptation_call(ratio, shift, min_shift=0.0).tolist() == [True, True, True, True, False, False, False]
+
+
 def test_unresolved_cells_get_nan_and_a_reason():
     noise = np.random.default_rng(7)
 
@@ -174,6 +185,7 @@ def test_probe_gain_control_cli_with_a_fixed_ln_checkpoint(tmp_path, capsys):
     record = json.loads((out / "gain-control.json").read_text())
     fitted, truth = record["model_gain_control"], record["truth_gain_control"]
     assert record["settings"] == {"low": 0.3, "high": 1.0, "frames": 3000, "seed": 0}
+    assert record["call"] == {"max_gain_ratio": 0.9, "min_peak_shift_frames": 0.25}
     assert record["provenance"]["checkpoint_sha256"] and record["provenance"]["arguments"]["frames"] == 3000
     assert len(fitted["gain_ratio"]) == 12 and fitted["reason"] == [""] * 12
     assert all(abs(r - 1) < 0.1 for r in fitted["gain_ratio"]) and not any(fitted["adapting"])

@@ -127,12 +127,27 @@ def _binned_nonlinearity(drive: np.ndarray, rate: np.ndarray, edges: np.ndarray,
 
 
 MIN_GAIN_CONTROL_FRAMES = 2800  # per contrast, after the settling frames
+MAX_GAIN_RATIO = 0.9  # the call's gain criterion: high/low contrast gain below this
+# The call's kinetics criterion: the peak must come this many frames earlier at high contrast. Measured on fixed LN
+# cells, which cannot adapt (2026-12-03): 20 softplus(offset +/- 30 SLOW-filtered 6x6 patch mean) of
+# tests/test_phenomena_gain_control.py, offsets 1, -1, -3, ON and OFF, seeds 0-12 (78 cells, default settings): peak
+# shifts sd 0.061 frames, largest |shift| 0.184 (99th percentile 0.182); 0.25 is about 4 null sds. At frames=3000
+# (the probe's least) the 67 resolved ones scatter with sd 0.092, -0.205 to 0.327: the margin is 2.7 null sds there.
+MIN_PEAK_SHIFT_FRAMES = 0.25
+
+
+def adaptation_call(gain_ratio, latency_shift, max_ratio: float = MAX_GAIN_RATIO,
+                    min_shift: float = MIN_PEAK_SHIFT_FRAMES) -> np.ndarray:
+    """``adapting`` per cell: the gain falls (``gain_ratio < max_ratio``) and the filter peaks more than
+    ``min_shift`` frames earlier at high contrast (``latency_shift < -min_shift``). False where either is NaN."""
+    return (np.asarray(gain_ratio) < max_ratio) & (np.asarray(latency_shift) < -min_shift)
 
 
 def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: int = 8000, checker: int = 2,
                           seed: int = 0, settle: int = 200, n_lags: int = 40, crop: int = 15, resolve_sd: float = 6.0,
                           window_sd: float = 2.0, n_bins: int = 12, min_count: int = 20,
-                          max_ratio: float = 0.9) -> Dict[str, np.ndarray]:
+                          max_ratio: float = MAX_GAIN_RATIO,
+                          min_shift: float = MIN_PEAK_SHIFT_FRAMES) -> Dict[str, np.ndarray]:
     """Fast contrast adaptation as an LN model at two contrasts (Baccus & Meister 2002; the deep-retina models'
     figure, McIntosh et al. 2016): at high contrast the filter's gain falls and its kinetics speed up.
 
@@ -157,8 +172,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     (spikes/s per unit of the normalised filter's output), ``gain_ratio = gain_high / gain_low``. A fixed LN cell
     has one nonlinearity at both contrasts: ratio 1 (within 0.05 on the tests' cell); a cell with divisive gain
     control ~ the ratio of its effective filter gains. ``latency_low`` / ``latency_high``: frames to the rank-1
-    temporal filter's largest lobe (sub-frame, parabolic). ``adapting``: ``gain_ratio < max_ratio`` and an
-    earlier peak at high contrast.
+    temporal filter's largest lobe (sub-frame, parabolic). ``adapting`` (:func:`adaptation_call`): ``gain_ratio < max_ratio``
+    and a peak more than ``min_shift`` frames earlier at high contrast (beyond the estimation noise of fixed LN
+    cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
     Per cell NaN with ``reason`` where nothing is resolved: ``non-finite rates`` (NaN or inf in the analysed
     frames: a diverged model), ``no response`` (rates constant over the run),
@@ -237,7 +253,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
             out["gain_low"][i] = out["gain_high"][i] = np.nan
     out["gain_ratio"] = out["gain_high"] / out["gain_low"]
     out["latency_shift"] = out["latency_high"] - out["latency_low"]
-    out["adapting"] = (out["gain_ratio"] < max_ratio) & (out["latency_shift"] < 0)
+    out["adapting"] = adaptation_call(out["gain_ratio"], out["latency_shift"], max_ratio, min_shift)
     out["reason"] = reason
     out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
     out["contrasts"] = np.array([low, high])

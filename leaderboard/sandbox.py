@@ -6,9 +6,9 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   ``setsid`` daemons included, dies when the job ends: the namespace's init exits with the job's main
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
-- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix ones
-  and io_uring; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0), :data:`MAX_OPEN_FILES` open files per process,
-  :data:`QUEUED_SIGNALS` queued signals;
+- a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix
+  ones, io_uring and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
+  :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
@@ -22,8 +22,8 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
-  or folder) and the anonymous files (``memfd_create``), pipes, sockets and epoll watches its processes hold open
-  (:func:`open_file_bytes`), and kills the job above the limit;
+  or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets and
+  epoll watches its processes hold open (:func:`open_file_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;

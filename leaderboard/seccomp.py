@@ -5,7 +5,9 @@ It refuses, with EPERM, the system calls that reach kernel state outside every n
 leaderboard/SECURITY.md): the per-user keyrings (:data:`KEYRINGS`) and watches on the folders bound from the host
 (:data:`WATCHES`); sockets other than unix ones (the job has no network, and a TCP connection over its loopback holds
 megabytes of the host's memory in its buffers, in no process's resident size); io_uring (:data:`BYPASSES`);
-System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Where bwrap
+System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Anonymous memory
+files (:data:`ANONYMOUS_FILES`) are refused with ENOSYS, the answer of a kernel without them, on which libraries fall
+back to a file (libffi's closures, for one, to a file in the job's counted ``/tmp``). Where bwrap
 cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also refuses ``unshare`` and
 ``clone`` with ``CLONE_NEWUSER``, and ``clone3`` (whose flags lie in memory no filter can read) with ENOSYS, which
 makes glibc fall back to ``clone``. A system call of another architecture (x32, i386) kills the process: libseccomp's
@@ -28,6 +30,9 @@ BYPASSES = ("io_uring_setup",)
 EXPLOIT_SURFACE = ("perf_event_open", "userfaultfd", "bpf")
 #: System V IPC: a detached shared memory segment (and a message queue) is memory in no process and no mount
 SYSTEM_V = ("shmget", "msgget", "semget")
+#: Memory files in no mount: a part mapped keeps a file alive after its descriptor is closed, in no process's resident
+#: size (a job under a 128 MiB limit held 384 MiB so, unseen, without a cgroup)
+ANONYMOUS_FILES = ("memfd_create", "memfd_secret")
 #: Operators who cannot install libseccomp may run the sandbox without the filter by setting this to 1 (documented in
 #: leaderboard/SECURITY.md); otherwise a sandbox without it refuses to run.
 OPT_OUT = "NEUROZOO_SANDBOX_WITHOUT_SECCOMP"
@@ -90,6 +95,7 @@ def filter_fd(refuse_userns: bool) -> int:
         raise OSError("seccomp_init failed")
     try:
         rules = [(name, errno.EPERM, None) for name in KEYRINGS + WATCHES + BYPASSES + SYSTEM_V + EXPLOIT_SURFACE]
+        rules += [(name, errno.ENOSYS, None) for name in ANONYMOUS_FILES]
         rules.append(("socket", errno.EPERM, _ArgCmp(0, SCMP_CMP_NE, AF_UNIX, 0)))  # the domain: socket's first argument
         if refuse_userns:
             newuser = _ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)  # flags are clone's first argument

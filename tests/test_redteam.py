@@ -282,13 +282,50 @@ time.sleep(20)
 def test_anonymous_memory_files_count_against_the_memory_limit(monkeypatch, enforcement):
     """memfd_create's files are shared memory in no mount and, written but not mapped, in no process's resident
     size: without a cgroup the watchdog saw none of the 400 MiB a job under a 128 MiB limit wrote to them (nor does
-    RLIMIT_AS bound them), and it ended by itself."""
-    from neurozoo.leaderboard import sandbox
+    RLIMIT_AS bound them), and it ended by itself. The filter now refuses memfd_create (below); the watchdog still
+    counts the files held open, for an operator who runs without the filter."""
+    from neurozoo.leaderboard import sandbox, seccomp
 
+    monkeypatch.setenv(seccomp.OPT_OUT, "1")
     if enforcement == "watchdog":
         monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
     outcome = sandbox.run([sys.executable, "-c", MEMFD], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
+MAPPED_MEMFD = """
+import ctypes, errno, mmap, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+for i in range(8):
+    try:
+        fd = os.memfd_create(f"m{i}")
+    except OSError as error:
+        raise SystemExit("memfd_create refused " + errno.errorcode[error.errno])
+    for _ in range(48):  # 48 MiB open at a time: under the limit while the watchdog sees the descriptor
+        os.write(fd, b"x" * 2 ** 20)
+    libc.mmap(None, mmap.PAGESIZE, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED: one page mapped keeps the whole file
+    os.close(fd)
+    time.sleep(0.5)
+print("held MiB", 8 * 48, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+def test_anonymous_memory_files_are_refused(monkeypatch):
+    """A memory file stays alive while any page of it is mapped: a job wrote 48 MiB to a memfd, mapped one page with
+    libc's mmap (Python's mmap keeps a duplicate descriptor, which the watchdog counts), closed the descriptor and
+    did it again: without a cgroup it held 384 MiB under a 128 MiB limit, in no process's resident size, no mount and
+    no open file, unseen. The filter refuses memfd_create (and memfd_secret) with ENOSYS."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MAPPED_MEMFD], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed is None and b"memfd_create refused ENOSYS" in outcome.console, (outcome.killed,
+                                                                                          outcome.console)
 
 
 KERNEL_BUFFERS = {"sockets": """

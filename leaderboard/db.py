@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
 from neurozoo.datasets.errors import UserFacingError
+from neurozoo.leaderboard.submission import name_skeleton
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 STATUSES = (QUEUED, RUNNING, DONE, FAILED)
@@ -79,18 +80,25 @@ class SubmissionRow(Base):
 
 class ModelNameRow(Base):
     """Who owns a submitted model's name: the first user to submit it (``user_id`` None: the operator's CLI).
-    One row per name in any spelling (``uq_model_names_lower``)."""
+    One row per name in any spelling (``uq_model_names_lower``), and one owner per look-alike skeleton
+    (``uq_model_names_skeleton``)."""
     __tablename__ = "lb_model_names"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     user_id: Mapped[Optional[int]] = mapped_column(ForeignKey("lb_users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the name's skeleton (submission.name_skeleton) on the first name of each skeleton; None on its owner's later
+    # look-alikes of it (an owner may use them), so the unique index gives a skeleton one owner. Added and filled in
+    # for older databases when opened (LeaderboardDB._claim_skeletons)
+    claimed_skeleton: Mapped[Optional[str]] = mapped_column(String(255))
 
 
 # names compare case-insensitively ('Foo' is 'foo'): enforced by the database too, so two submissions of 'Foo' and
 # 'foo' at the same instant, each checked before the other inserted, cannot both claim the name
 Index("uq_model_names_lower", func.lower(ModelNameRow.name), unique=True)
+# and by skeleton: 'shared-name' and 'shared_name' submitted at the same instant by two users make one owner
+Index("uq_model_names_skeleton", ModelNameRow.claimed_skeleton, unique=True)
 
 
 class JobRow(Base):
@@ -117,6 +125,11 @@ class JobRow(Base):
     duration_s: Mapped[Optional[float]] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _holder(user: Optional[str]) -> str:
+    """Who holds a model name, in a message: a user, or (None) the operator's CLI."""
+    return f"user {user!r}" if user else "the operator"
 
 
 def check_user_name(user: str, what: str = "user name") -> None:
@@ -163,15 +176,21 @@ class LeaderboardDB(ResultsStore):
             "identical submissions (same name and files) are stored twice, so the unique index uq_submission_files "
             "cannot be added; new duplicates are refused by a check only"))
         self._add_unique_index(ModelNameRow, "uq_model_names_lower", self._colliding_names)
+        if self._add_columns(ModelNameRow, ["claimed_skeleton"]):
+            self._claim_skeletons()
+        self._add_unique_index(ModelNameRow, "uq_model_names_skeleton", lambda: (
+            "lb_model_names holds two names claiming one skeleton (submitted while the database was being upgraded), "
+            "so the unique index uq_model_names_skeleton cannot be added; look-alikes are refused by a check only; set "
+            "claimed_skeleton to NULL on all but the earliest of each and open the database again"))
         self._add_columns(JobRow, ["public_reason"])
 
-    def _add_columns(self, table, names: List[str]) -> None:
+    def _add_columns(self, table, names: List[str]) -> List[str]:
         """``create_all`` makes a new table whole but adds no column to an older database's table: each of ``names``
-        that is missing is added (nullable, so its rows read None)."""
+        that is missing is added (nullable, so its rows read None). Returns those this call added."""
         from sqlalchemy import inspect
         from sqlalchemy.exc import OperationalError, ProgrammingError
 
-        present = {column["name"] for column in inspect(self.engine).get_columns(table.__tablename__)}
+        present, added = {column["name"] for column in inspect(self.engine).get_columns(table.__tablename__)}, []
         for name in names:
             if name in present:
                 continue
@@ -179,9 +198,11 @@ class LeaderboardDB(ResultsStore):
             try:
                 with self.engine.begin() as connection:
                     connection.execute(text(f"ALTER TABLE {table.__tablename__} ADD COLUMN {name} {kind}"))
+                added.append(name)
             except (OperationalError, ProgrammingError) as error:  # another process added it at the same time
                 if "duplicate column" not in str(error) and "already exists" not in str(error):
                     raise
+        return added
 
     def _add_unique_index(self, table, name: str, why_not) -> None:
         """``create_all`` makes the index with a new table, not on an older database's existing one. Rows that
@@ -202,20 +223,60 @@ class LeaderboardDB(ResultsStore):
             if "already exists" not in str(error):  # another process added it at the same time
                 raise
 
+    @staticmethod
+    def _names_by(session: Session, key) -> Dict[str, list]:
+        """Every model name row (id, name, user_id, owner's user name), oldest first, grouped by ``key(name)``."""
+        rows = session.execute(select(ModelNameRow.id, ModelNameRow.name, ModelNameRow.user_id, UserRow.name)
+                               .join(UserRow, ModelNameRow.user_id == UserRow.id, isouter=True)
+                               .order_by(ModelNameRow.id)).all()
+        groups: Dict[str, list] = {}
+        for row in rows:
+            groups.setdefault(key(row[1]), []).append(row)
+        return groups
+
+    @staticmethod
+    def _named(rows) -> str:
+        return " and ".join(f"{name!r} ({_holder(user)})" for _id, name, _user_id, user in rows)
+
     def _colliding_names(self) -> str:
         """What keeps ``uq_model_names_lower`` out: the model names stored in several spellings, with their owners."""
         with Session(self.engine) as session:
-            rows = session.execute(select(ModelNameRow.name, UserRow.name)
-                                   .join(UserRow, ModelNameRow.user_id == UserRow.id, isouter=True)
-                                   .order_by(ModelNameRow.id)).all()
-        spellings: Dict[str, List[str]] = {}
-        for name, user in rows:
-            spellings.setdefault(name.lower(), []).append(f"{name!r} ({'user ' + repr(user) if user else 'the operator'})")
-        clashes = "; ".join(" and ".join(group) for group in spellings.values() if len(group) > 1)
+            spellings = self._names_by(session, str.lower)
+        clashes = "; ".join(self._named(group) for group in spellings.values() if len(group) > 1)
         return (f"lb_model_names holds model names that differ only in case: {clashes}; the unique index "
                 "uq_model_names_lower cannot be added, so a name is refused in another spelling by a check only (two "
                 "simultaneous submissions could still claim it twice); rename or delete all but one spelling of each "
                 "in lb_model_names and open the database again")
+
+    def _claim_skeletons(self) -> None:
+        """Fill in ``claimed_skeleton`` in a database made before it: each skeleton goes to its earliest name. Names
+        of another owner with the same skeleton (stored before look-alikes were refused, or by two submissions at the
+        same instant) cannot be refused now: their owners keep them, a new look-alike goes to the earliest name's
+        owner alone, and a warning names them."""
+        import warnings
+
+        from sqlalchemy.exc import IntegrityError
+
+        for attempt in (1, 2):
+            try:
+                with Session(self.engine) as session, session.begin():
+                    self._begin_writing(session)
+                    claimed = set(session.scalars(select(ModelNameRow.claimed_skeleton)
+                                                  .where(ModelNameRow.claimed_skeleton.is_not(None))))
+                    groups = self._names_by(session, name_skeleton)
+                    for skeleton, group in groups.items():
+                        if skeleton not in claimed:  # else a submission claimed it since the column was added
+                            session.execute(update(ModelNameRow).where(ModelNameRow.id == group[0].id)
+                                            .values(claimed_skeleton=skeleton))
+                break
+            except IntegrityError:  # a submission claimed one of them between the read and the update: read again
+                if attempt == 2:
+                    raise
+        clashes = "; ".join(self._named(group) for group in groups.values() if len({row[2] for row in group}) > 1)
+        if clashes:
+            warnings.warn(f"{self.shown_url}: lb_model_names holds look-alike names of different owners: {clashes}; "
+                          "each owner keeps their names, and a new look-alike goes to the first one's owner only",
+                          stacklevel=3)
 
     def _begin_writing(self, session: Session) -> None:
         """SQLite: take the write lock at once (BEGIN IMMEDIATE). A concurrent writer then waits (busy_timeout)
@@ -296,9 +357,13 @@ class LeaderboardDB(ResultsStore):
             return self._add_submission(name, folder, sha256, meta, user, jobs)
 
     def _claim_name(self, session: Session, name: str, user: Optional[str]) -> None:
-        """Refuse a name that is not ``user``'s (:meth:`_check_name`); record ``user`` as its owner when it is new."""
+        """Refuse a name that is not ``user``'s (:meth:`_check_name`); record ``user`` as its owner when it is new,
+        and as its skeleton's unless already theirs (where the check missed another owner's, the index refuses)."""
         if not self._check_name(session, name, user):
-            session.add(ModelNameRow(name=name, user_id=self._user_id(session, user), created_at=now()))
+            user_id = self._user_id(session, user)
+            holder = self._skeleton_holder(session, name)
+            session.add(ModelNameRow(name=name, user_id=user_id, created_at=now(), claimed_skeleton=(
+                None if holder is not None and holder.user_id == user_id else name_skeleton(name))))
             session.flush()
 
     def _check_name(self, session: Session, name: str, user: Optional[str]) -> List[ModelNameRow]:
@@ -320,25 +385,27 @@ class LeaderboardDB(ResultsStore):
         if owners and owners != {user_id}:
             holder = session.scalars(select(UserRow.name).where(UserRow.id.in_(owners - {None}))).first()
             spelled = "" if owner is None or owner.name == name else f" (as {owner.name!r})"
-            raise NameTaken(f"metadata.yaml: name {name!r} belongs to "
-                            f"{'user ' + repr(holder) if holder else 'the operator'}{spelled}; choose another name")
+            raise NameTaken(f"metadata.yaml: name {name!r} belongs to {_holder(holder)}{spelled}; choose another name")
         if not owned:
             self._refuse_lookalike(session, name, user_id)
         return owned
 
     @staticmethod
-    def _refuse_lookalike(session: Session, name: str, user_id: Optional[int]) -> None:
-        """NameTaken for a new name that looks like another owner's ('shared_name', 'SHARED-NARNE' beside 'shared-name':
-        :func:`~leaderboard.submission.name_skeleton`). Checked, not indexed: two look-alikes submitted at the same
-        instant by two users can both pass."""
-        from neurozoo.leaderboard.submission import NameTaken, name_skeleton
+    def _skeleton_holder(session: Session, name: str) -> Optional[ModelNameRow]:
+        """The name that claimed ``name``'s skeleton (:func:`~leaderboard.submission.name_skeleton`), if any."""
+        return session.scalars(select(ModelNameRow)
+                               .where(ModelNameRow.claimed_skeleton == name_skeleton(name))).first()
 
-        skeleton = name_skeleton(name)
-        for row in session.scalars(select(ModelNameRow).where(ModelNameRow.user_id.is_distinct_from(user_id))):
-            if name_skeleton(row.name) == skeleton:
-                holder = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
-                raise NameTaken(f"metadata.yaml: name {name!r} looks like {row.name!r}, which belongs to "
-                                f"{'user ' + repr(holder) if holder else 'the operator'}; choose another name")
+    def _refuse_lookalike(self, session: Session, name: str, user_id: Optional[int]) -> None:
+        """NameTaken for a new name that looks like another owner's ('shared_name', 'SHARED-NARNE' beside
+        'shared-name'): its skeleton is claimed by another owner's name (``uq_model_names_skeleton``)."""
+        from neurozoo.leaderboard.submission import NameTaken
+
+        row = self._skeleton_holder(session, name)
+        if row is not None and row.user_id != user_id:
+            holder = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
+            raise NameTaken(f"metadata.yaml: name {name!r} looks like {row.name!r}, which belongs to "
+                            f"{_holder(holder)}; choose another name")
 
     @staticmethod
     def _refuse_identical(session: Session, name: str, sha256: str) -> None:

@@ -30,7 +30,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.datasets.errors import UserFacingError, did_you_mean
 from neurozoo.datasets.provenance import sha256_file
@@ -516,8 +516,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate(root: Path) -> Dict[str, Any]:
-    """Check a submission folder; returns the parsed metadata (raises SubmissionError on the first problem)."""
+def validate(root: Path) -> Tuple[Dict[str, Any], Optional[List[str]]]:
+    """Check a submission folder (raises SubmissionError on the first problem); returns the parsed metadata and the
+    checked requirements (:func:`check_requirements`; None without a requirements.txt)."""
     from neurozoo import benchmarks
 
     root = Path(root)
@@ -560,8 +561,7 @@ def validate(root: Path) -> Dict[str, Any]:
     source = (root / "model.py").read_text(errors="replace")
     if "def create_model" not in source:
         raise SubmissionError("model.py: no `def create_model(weights)` found")
-    if (root / REQUIREMENTS).is_file():
-        check_requirements(root / REQUIREMENTS)
+    requirements = check_requirements(root / REQUIREMENTS) if (root / REQUIREMENTS).is_file() else None
     weights = meta.get("weights")
     if weights is not None:
         path = root / weights["file"]
@@ -571,7 +571,7 @@ def validate(root: Path) -> Dict[str, Any]:
         if actual != weights["sha256"].lower():
             raise SubmissionError(f"{weights['file']}: sha256 is {actual}, but metadata.yaml weights.sha256 says "
                                   f"{weights['sha256']}")
-    return meta
+    return meta, requirements
 
 
 def prepare(source: Path, store: Path) -> Dict[str, Any]:
@@ -580,7 +580,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
-        meta = validate(root)
+        meta, _requirements = validate(root)
         digest = tree_sha256(root)
         folder = store / digest[:32]
         if not folder.exists():

@@ -22,18 +22,18 @@ DRY_RUN_IMAGES = 2
 def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[str], None] = print) -> None:
     """Raises :class:`~submission.SubmissionError` or :class:`~zoo.ScoringError` at the first problem; ``say``
     gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run."""
-    from neurozoo.leaderboard.submission import (REQUIREMENTS, check_not_builtin, check_requirements, submission_specs,
-                                                 tree_sha256, unpack, validate)
+    from neurozoo.leaderboard.submission import (REQUIREMENTS, check_not_builtin, submission_specs, tree_sha256, unpack,
+                                                 validate)
 
     with tempfile.TemporaryDirectory(prefix="neurozoo-check-") as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
-        meta = validate(root)
+        meta, requirements = validate(root)
         check_not_builtin(meta["name"])
         say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "
             f"layers {', '.join(f'{region} {layer}' for region, layer in meta['layers'].items())}"
             f"{'; weights ' + meta['weights']['file'] + ' (sha256 matches)' if meta.get('weights') else ''}")
-        if (root / REQUIREMENTS).is_file():
-            say(f"{REQUIREMENTS}: ok: {'; '.join(check_requirements(root / REQUIREMENTS)) or 'no requirements'}")
+        if requirements is not None:
+            say(f"{REQUIREMENTS}: ok: {'; '.join(requirements) or 'no requirements'}")
         if sandbox is None:
             say("dry run: skipped: no sandbox can be made here (see above); pass --unsafe-no-sandbox to run your "
                 "model without isolation")

@@ -2,6 +2,7 @@
 import os
 import threading
 import time
+import warnings
 
 import pytest
 from sqlalchemy import text
@@ -283,10 +284,24 @@ def name_rows(db):
         return sorted(session.scalars(select(ModelNameRow.name)))
 
 
-def test_two_spellings_of_a_name_submitted_at_the_same_instant_give_one_owner(db, monkeypatch):
+def claimed_skeletons(db):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import ModelNameRow
+
+    with Session(db.engine) as session:
+        return dict(session.execute(select(ModelNameRow.name, ModelNameRow.claimed_skeleton)).all())
+
+
+@pytest.mark.parametrize("names, refusal", [
+    (("Foo", "foo"), "belongs to user {winner!r} (as {spelled!r}); choose another name"),
+    (("shared-name", "shared_name"), "looks like {spelled!r}, which belongs to user {winner!r}; choose another name")],
+    ids=["case", "look-alike"])
+def test_two_spellings_of_a_name_submitted_at_the_same_instant_give_one_owner(db, monkeypatch, names, refusal):
     """'Foo' and 'foo' compared equal in Python only: on PostgreSQL two submissions at the same instant each checked
     before the other inserted, and both claimed the name. A unique index on lower(name) refuses the second insert,
-    which is then refused as the check refuses it."""
+    which is then refused as the check refuses it. So do look-alikes: a unique index on the claimed skeleton."""
     from neurozoo.leaderboard.submission import NameTaken
 
     claim = LeaderboardDB._claim_name
@@ -300,16 +315,17 @@ def test_two_spellings_of_a_name_submitted_at_the_same_instant_give_one_owner(db
         except Exception as error:
             outcomes[user] = error
 
-    threads = [threading.Thread(target=submit, args=pair) for pair in (("alice", "Foo"), ("bob", "foo"))]
+    spellings = dict(zip(("alice", "bob"), names))
+    threads = [threading.Thread(target=submit, args=pair) for pair in spellings.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     [winner] = [user for user, outcome in outcomes.items() if isinstance(outcome, int)]
     [refused] = [outcome for outcome in outcomes.values() if not isinstance(outcome, int)]
-    spelled = {"alice": "Foo", "bob": "foo"}[winner]
+    spelled = spellings[winner]
     assert isinstance(refused, NameTaken), outcomes
-    assert f"belongs to user {winner!r} (as {spelled!r}); choose another name" in str(refused)
+    assert refusal.format(winner=winner, spelled=spelled) in str(refused)
     assert name_rows(db) == [spelled] and [s["user"] for s in db.submissions()] == [winner]
 
 
@@ -334,6 +350,73 @@ def test_the_lower_name_index_refuses_a_spelling_the_check_missed(db, monkeypatc
     again = db.add_submission("FOO", "/store/a2", "c" * 64, {}, "alice", [])  # the owner, the check missed too
     assert [(s["id"], s["user"]) for s in db.submissions()] == [(first, "alice"), (again, "alice")]
     assert name_rows(db) == ["Foo"]
+
+
+def test_the_skeleton_index_refuses_a_look_alike_the_check_missed(db, monkeypatch):
+    """The look-alike check was a scan of every other owner's name, and two look-alikes submitted at the same instant
+    both passed it. Each skeleton is now claimed by one row under a unique index: where the check misses (the race),
+    the insert fails and the retry refuses as the check does. The owner's own look-alike claims nothing."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import ModelNameRow, now
+    from neurozoo.leaderboard.submission import NameTaken
+
+    db.add_submission("shared-name", "/store/a", "a" * 64, {}, "alice", [])
+    refuse, missed = LeaderboardDB._refuse_lookalike, []
+
+    def misses_once(self, *args):
+        if not missed:
+            missed.append(1)
+            return None
+        return refuse(self, *args)
+
+    monkeypatch.setattr(LeaderboardDB, "_refuse_lookalike", misses_once)
+    with pytest.raises(NameTaken, match=r"name 'shared_name' looks like 'shared-name', which belongs to user "
+                                        r"'alice'; choose another name"):
+        db.add_submission("shared_name", "/store/b", "b" * 64, {}, "bob", [])
+    assert missed == [1]  # the first try passed the check; the index refused its insert
+    db.add_submission("5hared.name", "/store/a2", "c" * 64, {}, "alice", [])
+    assert claimed_skeletons(db) == {"shared-name": "sharedname", "5hared.name": None}
+    with Session(db.engine) as session:  # the database itself, no check at all
+        session.add(ModelNameRow(name="SHARED-NARNE", user_id=None, created_at=now(), claimed_skeleton="sharedname"))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    assert [s["user"] for s in db.submissions()] == ["alice", "alice"]
+
+
+def test_an_older_database_gets_its_skeletons_claimed_and_a_warning_naming_look_alikes_of_two_owners(db):
+    """A database made before the skeleton column gets it when opened, each skeleton claimed by its earliest name.
+    Look-alikes of two owners stored before (they cannot be refused now) stay their owners', a warning names them
+    once, and a new look-alike goes to the earliest name's owner only."""
+    from neurozoo.leaderboard.db import now
+    from neurozoo.leaderboard.submission import NameTaken
+
+    db.add_submission("shared-name", "/store/a", "a" * 64, {}, "alice", [])
+    db.add_submission("shared_name", "/store/a2", "b" * 64, {}, "alice", [])
+    db.add_submission("other", "/store/o", "c" * 64, {}, None, [])
+    db.create_token("bob")
+    with db.engine.begin() as connection:
+        connection.execute(text("DROP INDEX uq_model_names_skeleton"))
+        connection.execute(text("ALTER TABLE lb_model_names DROP COLUMN claimed_skeleton"))
+        connection.execute(text("INSERT INTO lb_model_names (name, user_id, created_at) SELECT 'sharedname', id, :t "
+                                "FROM lb_users WHERE name = 'bob'"), {"t": now()})
+    with pytest.warns(UserWarning, match=r"look-alike names of different owners: 'shared-name' \(user 'alice'\) and "
+                                         r"'shared_name' \(user 'alice'\) and 'sharedname' \(user 'bob'\); each owner "
+                                         r"keeps their names, and a new look-alike goes to the first one's owner only"):
+        reopened = LeaderboardDB(db.url)
+    assert claimed_skeletons(reopened) == {"shared-name": "sharedname", "shared_name": None, "sharedname": None,
+                                           "other": "other"}
+    reopened.add_submission("sharedname", "/store/b", "d" * 64, {}, "bob", [])  # his name still
+    with pytest.raises(NameTaken, match=r"name 'shared.name' looks like 'shared-name', which belongs to user 'alice'"):
+        reopened.add_submission("shared.name", "/store/b2", "e" * 64, {}, "bob", [])
+    reopened.add_submission("shared.name", "/store/a3", "f" * 64, {}, "alice", [])
+    with pytest.raises(NameTaken, match=r"name '0ther' looks like 'other', which belongs to the operator"):
+        reopened.add_submission("0ther", "/store/c", "0" * 64, {}, "carol", [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LeaderboardDB(db.url).dispose()  # opened again: filled in once, nothing to warn of
+    reopened.dispose()
 
 
 def test_an_older_database_gets_the_name_index_or_a_warning_naming_the_clashing_names(db):

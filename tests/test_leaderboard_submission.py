@@ -681,6 +681,35 @@ def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_p
     assert not any(line.startswith("dry run") for line in out)
 
 
+def test_zoo_submit_check_reads_requirements_once_and_says_what_each_resolved_to(tmp_path, monkeypatch):
+    """The intake checked requirements.txt, then the check read and resolved it again for the lines it prints."""
+    import scipy
+
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission_check import check
+
+    load_plugin(tmp_path, monkeypatch)
+    reads, resolve = [], submission.check_requirements
+    monkeypatch.setattr(submission, "check_requirements", lambda path: (reads.append(path.name), resolve(path))[1])
+    folder = make_submission(tmp_path / "sub")
+    skipped = "dry run: skipped: no sandbox can be made here"
+    for requirements, said in (("numpy\n# pinned below\nscipy>=1.0 ; python_version < '3'\nscipy>=1.0\n",
+                                f"requirements.txt: ok: numpy (installed {np.__version__}); scipy>=1.0 ; python_version < "
+                                f"'3' (not for this platform: skipped); scipy>=1.0 (installed {scipy.__version__})"),
+                               ("# nothing\n", "requirements.txt: ok: no requirements"), (None, skipped)):
+        if requirements is None:
+            (folder / "requirements.txt").unlink()
+        else:
+            (folder / "requirements.txt").write_text(requirements)
+        reads.clear()
+        lines = []
+        check(folder, None, Limits(), lines.append)
+        assert lines[0].startswith("intake: ok: net-ok, 1 benchmark(s)") and lines[1].startswith(said), lines
+        assert len(lines) == (2 if requirements is None else 3) and lines[-1].startswith(skipped)
+        assert reads == ([] if requirements is None else ["requirements.txt"])
+
+
 def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_servers_side(tmp_path, db, monkeypatch,
                                                                                         capsys):
     """A submission that failed for the server's reasons (torchvision before the model process applied its shim)

@@ -10,7 +10,7 @@ Analyses (:mod:`retina.phenomena.adaptation`, :mod:`retina.phenomena.analyses`),
   ``zoo probe adaptation`` defaults); index = ``adaptation_index``: the mean rate in frames 40-70 after the switch
   up vs the block's last 30 frames, whose stimulus replays theirs, so that a model without memory beyond its
   40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 2 in the settings; version 1, frames 10-40 vs the
-  block's second half, gave fitted LN models 0.08-0.11: :func:`retina.phenomena.contrast_adaptation`);
+  block's second half, gave such models up to 0.145: :func:`retina.phenomena.contrast_adaptation`);
 * OMS: a jittered grating disc (radius 12 px) centred on each cell's receptive field (the circuit's cell
   positions; the fitted model's cells are the circuit's), global vs differential jitter; index = ``oms_index``.
   **Shortened** from the probe's 1000 to 400 frames per condition (the first 100 settle): 1000 frames cost a

@@ -117,7 +117,8 @@ def test_a_fixed_ln_cell_with_a_saturating_nonlinearity_scores_no_adaptation(tru
     # a torch LN model goes through the responder's 39 grey frames of padding: its window is the same 40 frames.
     # Its filter is the same (an ON and an OFF cell), its softplus convex (bias -2) or nearly linear (bias 2):
     # version 1 scored them -0.237 and 0.089
-    torch = pytest.importorskip("torch")
+    import torch
+
     from neurozoo import retina
 
     ln = retina.create_model("ln", n_cells=2, rank=1)
@@ -126,7 +127,9 @@ def test_a_fixed_ln_cell_with_a_saturating_nonlinearity_scores_no_adaptation(tru
     sta = torch.from_numpy(BIPHASIC[::-1].copy()).float()[:, None, None] * patch  # oldest frame first
     with torch.no_grad():
         ln.filter.init_from_sta(torch.stack([sta, -sta]))
-        ln.alpha.fill_(20.0), ln.beta.fill_(2.0), ln.bias.copy_(torch.tensor([-2.0, 2.0]))
+        ln.alpha.fill_(20.0)
+        ln.beta.fill_(2.0)
+        ln.bias.copy_(torch.tensor([-2.0, 2.0]))
     fitted = contrast_adaptation(ln, cycles=3)
     assert np.ptp(fitted["high"][:, 40:], 1).min() > 10.0 and np.abs(fitted["adaptation_index"]).max() < 1e-6
 

@@ -61,7 +61,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "ground-truth circuit; write adaptation.png and adaptation.json.")
     _model_args(p, "folder for adaptation.png and adaptation.json")
     _contrast_args(p)
-    p.add_argument("--block", type=at_least(80, 5000), default=200, help="frames per contrast block (at most 5000)")
+    p.add_argument("--block", type=at_least(139, 5000), default=200,
+                   help="frames per contrast block (139 to 5000: the early window, frames 40-70 after the switch, and "
+                        "its replay with the 39 frames before it at the block's end)")
     p.add_argument("--cycles", type=at_least(2, 100), default=12,
                    help="low-high cycles (the first is dropped; at most 100)")
     p.set_defaults(handler=run_probe_adaptation)
@@ -254,13 +256,15 @@ def run_probe_osr(args) -> int:
 
 def run_probe_adaptation(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import compare_indices, contrast_adaptation, nanmedian, plot_adaptation
+    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation, nanmedian,
+                                                      plot_adaptation)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     _needs_circuit_cells(args, info, "adaptation")
-    settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed}
+    settings = {"low": args.low, "high": args.high, "block": args.block, "cycles": args.cycles, "seed": args.seed,
+                "index_version": INDEX_VERSION}
     truth = contrast_adaptation(default_retina(), **settings)
     fitted = contrast_adaptation(model, **settings)
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])

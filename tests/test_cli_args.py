@@ -46,10 +46,10 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     (["compare", "flipflop-rnn", "flipflop-gru", "--seed", "-2"], "--seed: expected an integer >= 0, got -2"),
     (["search", "--data", "d", "--trials", "1", "--export", "-1"], "--export: expected an integer >= 0, got -1"),
     (["probe", "adaptation", "ln", "--fit-embedded", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
-    (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer from 80 to 5000, got 40"),
+    (["probe", "adaptation", "ln", "--fit-embedded", "--block", "40"], "--block: expected an integer from 139 to 5000, got 40"),
     # a few zeros too many: numpy's MemoryError traceback (559 GiB) after the model was loaded
     (["probe", "adaptation", "ln", "--fit-embedded", "--block", "10000000"],
-     "--block: expected an integer from 80 to 5000, got 10000000"),
+     "--block: expected an integer from 139 to 5000, got 10000000"),
     (["probe", "oms", "ln", "--fit-embedded", "--frames", "100000000"],
      "--frames: expected an integer from 200 to 20000, got 100000000"),
     (["probe", "gain-control", "ln", "--fit-embedded", "--frames", "1000000"],

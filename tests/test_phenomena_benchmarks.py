@@ -57,6 +57,8 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         assert len(defined) == DEFINED_CELLS[name.split(".")[1]] and all(v > 0 for v in defined)
         linear = bench.score(_linear_filter, progress=False)
         assert linear.value < 0.1
+        if name == "retina_embedded.contrast-adaptation":  # index version 2: no credit at all for a fixed filter
+            assert linear.value < 1e-9 and p["settings"]["analysis"]["index_version"] == 2
 
 
 PHENOMENON_BENCHMARKS = NAMES + ("retina_embedded.osr", "retina_embedded.osr-mechanism")

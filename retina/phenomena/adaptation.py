@@ -10,7 +10,7 @@ from scipy import ndimage, signal
 
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.retina.phenomena import stimuli
-from neurozoo.retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena.responder import N_FRAMES, as_responder
 
 
 def fit_exponential(trace: np.ndarray, taus: Optional[np.ndarray] = None) -> Tuple[float, float, float]:
@@ -43,34 +43,74 @@ def _index(a, b):
     return (a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)
 
 
+# The measure's version, recorded with its settings (``index_version``) so that indices of two versions are not
+# compared. 2: early window frames 40-70 after the switch and a late window whose stimulus replays it (below).
+# Version 1 compared frames 10-40 with the block's second half (fresh noise): fixed LN cells, which cannot adapt,
+# scored -0.34 to 0.07 there, and the LN, two-subunit and GLM fits 0.08-0.11 on retina_embedded.contrast-adaptation.
+INDEX_VERSION = 2
+
+
 def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12,
-                        checker: int = 2, seed: int = 0, early: Tuple[int, int] = (10, 40),
-                        late: Optional[Tuple[int, int]] = None, smooth: int = 5) -> Dict[str, np.ndarray]:
+                        checker: int = 2, seed: int = 0, early: Tuple[int, int] = (40, 70), memory: int = N_FRAMES,
+                        smooth: int = 5, index_version: int = INDEX_VERSION) -> Dict[str, np.ndarray]:
     """Slow contrast adaptation (Smirnakis et al. 1997; Baccus & Meister 2002): white noise switching between sd
     ``low`` and ``high`` every ``block`` frames, ``cycles`` times (the first cycle is dropped: it starts from rest).
 
     The rate is averaged over cycles, aligned to the switch: ``high`` / ``low`` ``(cells, block)``. The measure
     is the mean rate, not a linear-filter gain: it needs no filter estimate, so it holds for rectifying (ON-OFF)
-    cells whose spike-triggered average is weak, and for a fixed linear filter it is flat by construction. (A
-    Baccus & Meister style gain -- slope of the rate on a rank-1 STA filter's output per window -- was tried on
-    the ground-truth circuit: with 30-frame early windows it did not separate the circuit from the same circuit
-    without gain control and depletion, while the mean rate does in every cell.)
+    cells whose spike-triggered average is weak. (A Baccus & Meister style gain -- slope of the rate on a rank-1
+    STA filter's output per window -- was tried on the ground-truth circuit: with 30-frame early windows it did not
+    separate the circuit from the same circuit without gain control and depletion, while the mean rate does in
+    every cell.)
 
-    * ``early_high`` / ``late_high``: mean rate in frames ``early`` after the switch up (default 10-40: after the
-      filters fill with high-contrast frames) and ``late`` (default: the block's second half);
+    Windows (version 2, ``INDEX_VERSION``): a system whose rate at frame t depends only on frames t-memory+1 .. t
+    (an LN model, a CNN: ``memory`` = their 40-frame window, ``responder.N_FRAMES``) must score 0, whatever its
+    nonlinearity. So the ``early`` window (default frames 40-70 after the switch) starts once that window holds
+    only the new contrast, and the late window is the block's last ``early[1] - early[0]`` frames, whose stimulus,
+    with the ``memory - 1`` frames before it, is a replay of the early window's (``contrast_switching_noise``'s
+    ``replay``). Such a system answers both windows with the same rates: index 0 up to rounding. Only a state
+    older than ``memory`` frames -- adaptation -- makes them differ. Version 1's windows (frames 10-40 vs the
+    block's second half, fresh noise) let a fixed LN cell score as adapting twice over: its filter still held
+    low-contrast frames (a saturating or convex nonlinearity then gives another mean rate than at steady state),
+    and 11 cycles of different noise in the two windows differ by chance. Fixed LN cells (tests/
+    test_phenomena_adaptation.py: a 40-frame biphasic filter into a sigmoid near saturation or floor, or a
+    softplus) scored -0.34 to 0.07 at frames 10-40, still -0.30 to 0.06 at 40-70 against fresh noise, 0 with the
+    replay; the models fitted to the embedded retina (2026-12-04) scored 0.08-0.11 (LN, two-subunit, GLM) and 0.14
+    (``bncnn2016``) on the benchmark with version 1, 0.03-0.23 with frames 40-70 against fresh noise, and 0 (the
+    GLM, whose sampled spike history reaches further back, 0.007) with the replay. The ground-truth circuit keeps
+    a positive index in every cell (0.07-0.33 by default, its ON and OFF cells the smallest, 0.07-0.09); the
+    circuit without gain control and depletion -0.02 to 0.08.
+
+    * ``early_high`` / ``late_high``: mean rate in the two windows after the switch up;
       ``adaptation_index = (early_high - late_high) / (|early_high| + |late_high|)`` (> 0: the response decays
       as the cell adapts to high contrast; 0 without adaptation);
     * ``recovery_index``: the same for the low block, ``(late_low - early_low) / (...)`` (> 0: the rate recovers
       after the drop to low contrast);
     * ``tau_high``: time constant (frames) of the decay, an exponential fitted from the peak of the (``smooth``-
       frame boxcar smoothed) trace within ``early`` to the end of the block; ``tau_low``: the same for the
-      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved."""
-    movie, _ = stimuli.contrast_switching_noise(low, high, block, cycles, checker, seed)
+      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved;
+    * ``settings``: the windows (``early``, ``late``, ``replay``: the replayed frames) and ``index_version``.
+
+    ``index_version``: recorded with the settings; only the current version is computed."""
+    from neurozoo.datasets.errors import SpecError
+
+    if index_version != INDEX_VERSION:
+        raise SpecError(f"contrast_adaptation: index_version={index_version} is not computed by this code (version "
+                        f"{INDEX_VERSION}; version 1's windows scored fixed LN cells as adapting: docs/retina.md)")
+    if early[0] < memory - 1:
+        raise SpecError(f"contrast_adaptation: early={tuple(early)} starts before frame {memory - 1}, where the "
+                        f"{memory}-frame memory first holds only the new contrast")
+    replay = (early[0] - memory + 1, early[1])
+    late = (block - (early[1] - early[0]), block)
+    if late[0] - (memory - 1) < early[1]:
+        raise SpecError(f"contrast_adaptation: block={block} is too short for early={tuple(early)} and its replay "
+                        f"(with the {memory - 1} frames before it) after it: need block >= "
+                        f"{early[1] + (early[1] - early[0]) + memory - 1}")
+    movie, _ = stimuli.contrast_switching_noise(low, high, block, cycles, checker, seed, replay=replay)
     rates = as_responder(system)(movie)
     n_cells = len(rates)
     aligned = rates.reshape(n_cells, cycles, 2, block)[:, 1:].mean(1)
     low_trace, high_trace = aligned[:, 0], aligned[:, 1]
-    late = late or (block // 2, block)
     e, l_ = slice(*early), slice(*late)
     early_high, late_high = high_trace[:, e].mean(1), high_trace[:, l_].mean(1)
     early_low, late_low = low_trace[:, e].mean(1), low_trace[:, l_].mean(1)
@@ -84,7 +124,9 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     return {"time": np.arange(block), "high": high_trace, "low": low_trace, "early_high": early_high,
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
             "adaptation_index": _index(early_high, late_high), "recovery_index": _index(late_low, early_low),
-            "tau_high": tau_high, "tau_low": tau_low}
+            "tau_high": tau_high, "tau_low": tau_low,
+            "settings": {"early": list(early), "late": list(late), "replay": list(replay), "memory": memory,
+                         "index_version": INDEX_VERSION}}
 
 
 FAST_ADAPTATION_SOURCE = ("torch-deep-retina torchdeepretina/retinal_phenomena.py (commit 00255c7, 'Fast Contrast "

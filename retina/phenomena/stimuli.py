@@ -2,7 +2,7 @@
 (0 = grey background, white noise has sd 1), 10 ms frames; x is the last (column) axis."""
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -116,12 +116,27 @@ def white_noise(n_frames: int, contrast: float = 1.0, checker: int = 2, seed: in
 
 
 def contrast_switching_noise(low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12, checker: int = 2,
-                             seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+                             seed: int = 0, replay: Optional[Tuple[int, int]] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Gaussian white noise whose sd switches: each cycle is ``block`` frames at sd ``low`` then ``block`` at sd
     ``high`` (Smirnakis et al. 1997; Baccus & Meister 2002). Squares of ``checker`` px, a new sample every frame
-    (``checker=0``: full-field flicker). Returns ``(movie, sd)`` with ``sd[t]`` the contrast of frame t."""
+    (``checker=0``: full-field flicker). Returns ``(movie, sd)`` with ``sd[t]`` the contrast of frame t.
+
+    ``replay=(a, b)``: every block ends with its own frames ``a .. b-1`` shown again (its last ``b - a`` frames
+    are a copy of them), so that a system without memory beyond ``b - a`` frames answers the end of the block as
+    it answered those frames."""
     sd = np.tile(np.repeat(np.float32([low, high]), block), cycles)
-    return gaussian_noise(sd, checker, seed), sd
+    movie = gaussian_noise(sd, checker, seed)
+    if replay is not None:
+        a, b = replay
+        if not 0 <= a < b <= block - (b - a):
+            from neurozoo.datasets.errors import SpecError
+
+            raise SpecError(f"contrast_switching_noise: replay=({a}, {b}) must lie in the block's first frames and end "
+                            f"before its copy at frames {block - (b - a)}-{block - 1} (block={block})")
+        blocks = np.ascontiguousarray(movie).reshape(cycles * 2, block, *movie.shape[1:])  # a view, written into
+        blocks[:, block - (b - a):] = blocks[:, a:b]
+        movie = blocks.reshape(movie.shape)
+    return movie, sd
 
 
 def jitter_path(n_frames: int, rng: np.random.Generator, speed: float = 1.0, smoothness: float = 20.0) -> np.ndarray:

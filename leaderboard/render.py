@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Tuple
 from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent
@@ -15,7 +15,26 @@ TEMPLATES, STATIC = HERE / "templates", HERE / "static"
 def environment():
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    return Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]))
+    env.filters.update(first_clause=first_clause, label_parts=label_parts)
+    return env
+
+
+def first_clause(text) -> str:
+    """``text`` up to its first ", " or " (": what a table cell shows of a weights or provenance line ("fitted on the
+    embedded recordings (seed 0, at most 40 epochs)" -> "fitted on the embedded recordings"); the cell's title holds
+    the whole line."""
+    text = str(text)
+    cuts = [i for i in (text.find(", "), text.find(" (")) if i > 0]
+    return text[:min(cuts)] if cuts else text
+
+
+def label_parts(name: str) -> Tuple[str, str]:
+    """A column's name split after its first "." or "/" ("ventral_embedded." + "IT-temporal", "retina/" +
+    "phenomena"): the header shows the first part muted and wraps there rather than inside a word."""
+    cuts = [i for i in (name.find("."), name.find("/")) if i >= 0]
+    cut = min(cuts) + 1 if cuts else 0
+    return name[:cut], name[cut:]
 
 
 def render(template: str, **context) -> str:

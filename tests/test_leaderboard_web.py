@@ -55,7 +55,8 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
     html = page.text
     # overall = mean over regions present: gamma (0.2 + 0.6) / 2 = 0.4, beta 0.5 (IT missing), alpha 0.2
     assert html.index('data-model="beta"') < html.index('data-model="gamma"') < html.index('data-model="alpha"')
-    assert "0.500 (1/2)" in html and "&mdash;" in html and "never counted as zero" in html
+    assert '0.500 <span class="coverage">(1/2)</span>' in html and "&mdash;" in html and "never counted as zero" in html
+    assert "authors (licence)" not in html  # no submission on the board: no column of empty cells
     assert "https://" not in html and "http://" not in html  # no CDN: everything local
     assert client.get("/static/sort.js").status_code == 200
     ranking = client.get("/api/ranking").json()
@@ -289,6 +290,7 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download a driver
     options = webdriver.ChromeOptions()
@@ -312,6 +314,14 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         assert models() == ["alpha", "gamma", "beta"]
         next(h for h in headers if h.text.strip().startswith("model")).click()
         assert models() == ["alpha", "beta", "gamma"]
+        it_header.send_keys(Keys.ENTER)  # a header is reachable by keyboard and sorts as a click does
+        assert models() == ["gamma", "alpha", "beta"]
+        # the wide ranking scrolls inside its own box: the page itself never scrolls sideways, even 800 px wide
+        driver.set_window_size(800, 900)
+        box, page = driver.execute_script("var b = document.querySelector('#ranking').parentElement, "
+                                          "d = document.documentElement; "
+                                          "return [[b.scrollWidth, b.clientWidth], [d.scrollWidth, d.clientWidth]]")
+        assert box[0] > box[1] and page[0] <= page[1], (box, page)
         driver.find_element(By.LINK_TEXT, "gamma").click()
         loaded(driver, server + "/models/gamma")
         assert driver.find_element(By.ID, "model-name").text == "gamma"
@@ -626,11 +636,42 @@ def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(
         assert "C. Newer" not in page and "GPL" not in page
     for page in (client.get("/").text, (report / "index.html").read_text()):
         assert "<script>alert" not in page
-        assert '<td class="name submitted">&lt;script&gt;alert(1)&lt;/script&gt; et al. (&lt;b&gt;MIT&lt;/b&gt;)</td>' in page
-        assert '<td class="name submitted"></td>' in page  # a built-in model has no metadata
+        assert ('<td class="name submitted"><span class="wrap">&lt;script&gt;alert(1)&lt;/script&gt; et al. '
+                '(&lt;b&gt;MIT&lt;/b&gt;)</span></td>') in page
+        assert '<td class="name submitted"><span class="wrap"></span></td>' in page  # a built-in model has no metadata
     ranking = {r["model"]: r for r in client.get("/api/ranking").json()}
     assert ranking["hostile"]["licence"] == "<b>MIT</b>" and ranking["hostile"]["authors"][1] == "B. Second"
     assert "licence" not in ranking["alpha"]
+
+
+def test_a_long_weights_line_shows_its_first_clause_with_the_whole_line_on_hover_and_names_stay_whole(db, client,
+                                                                                                      tmp_path):
+    """The ranking's weights column ran a 60-character line down 8 lines of a narrow cell, and model names broke
+    mid-word ("rgc_re / snet18"): a cell shows the line's first clause with the whole line (escaped) in its title; a
+    model's name sits whole in the model cell (no wrap, kept on the left while the table scrolls in its own box), a
+    variant's settings on a line of their own; a column header wraps after its "ventral_embedded." prefix."""
+    import re
+
+    from neurozoo.leaderboard.render import write_report
+
+    weights = 'fitted on the embedded recordings (seed 0, at most 40 epochs) "<b>"'
+    name = "rgc_resnet18 (at most 40 epochs)"
+    job = db.enqueue(name, V4, {"m": name})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord(name, V4, 0.7, per_bin=per_bin(0.7), settings={"weights": weights}))
+    title = "fitted on the embedded recordings (seed 0, at most 40 epochs) &#34;&lt;b&gt;&#34;"
+    report = (write_report(db, tmp_path / "report")).read_text()
+    for page in (client.get("/").text, client.get(f"/benchmarks/{V4}").text, report):
+        assert f'<span class="brief" title="{title}">fitted on the embedded recordings</span>' in page
+        assert '<span class="brief">untrained</span>' not in page and 'title="untrained, random weights">untrained<' in page
+        assert re.search(r'<th scope="row" class="name model"><a href="[^"]+">rgc_resnet18 '
+                         r'<span class="variant">\(at most 40 epochs\)</span></a></th>', page)
+        assert '<div class="table-scroll tall">' in page and "<b>" not in page
+    assert f'<span class="prefix">ventral_embedded.</span><wbr>V4-temporal</span></th>' in report
+    css = (Path(__file__).resolve().parents[1] / "leaderboard" / "static" / "style.css").read_text()
+    rule = lambda selector: re.search(re.escape(selector) + r" \{([^}]*)\}", css)[1]
+    assert "white-space: nowrap" in rule("th.model") and "position: sticky" in rule("th.model")
+    assert "overflow-x: auto" in rule(".table-scroll") and "width: max-content" in rule(".table-scroll > table")
 
 
 def test_the_ranking_cuts_a_long_first_author_and_licence():

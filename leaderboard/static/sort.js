@@ -25,11 +25,15 @@
   document.addEventListener("DOMContentLoaded", function () {
     Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), function (table) {
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
+        th.tabIndex = 0;  // reachable by keyboard: Enter or Space sorts as a click does
         th.addEventListener("click", function () {
           var numeric = th.getAttribute("data-numeric") === "1";
           var current = th.getAttribute("aria-sort");
           var descending = current === "ascending" ? true : current === "descending" ? false : numeric;
           sortBy(table, index, descending);
+        });
+        th.addEventListener("keydown", function (event) {
+          if (event.key === "Enter" || event.key === " ") { event.preventDefault(); th.click(); }
         });
       });
     });

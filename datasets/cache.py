@@ -150,9 +150,12 @@ def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
 
 
 @contextmanager
-def locked(path: Path, waiting: Optional[str] = None) -> Iterator[None]:
+def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False) -> Iterator[None]:
     """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``).
-    ``waiting``: a line printed to stderr when another holder makes this one wait (a wait of minutes says why)."""
+    ``waiting``: a line printed to stderr when another holder makes this one wait (a wait of minutes says why).
+    ``stoppable``: the wait is a safe point (:mod:`datasets.termination`), for a caller that has done nothing yet: a
+    SIGTERM or Ctrl-C then raises ``KeyboardInterrupt`` (``"signal N"``; empty for an undeferred Ctrl-C) at once,
+    without the lock. Otherwise a SIGTERM inside ``sigterm_deferred`` waits for the lock, and one outside kills."""
     import fcntl
     import sys
 
@@ -163,11 +166,31 @@ def locked(path: Path, waiting: Optional[str] = None) -> Iterator[None]:
         except BlockingIOError:
             if waiting:
                 print(waiting, file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            if stoppable:
+                _wait_stoppably(handle)
+            else:
+                fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _wait_stoppably(handle) -> None:
+    """``flock`` retried every 0.1 s under ``sigterm_deferred``: a blocking ``flock`` interrupted by a handled signal is
+    resumed (PEP 475), so a request recorded by the handler would wait for the lock."""
+    import fcntl
+
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
+
+    with sigterm_deferred():
+        while True:
+            raise_if_terminated()
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                time.sleep(0.1)
 
 
 def _made_on_use_manifest(folder: Path) -> dict:

@@ -25,7 +25,8 @@ before the target frame ``t``. Windows are slices of the one movie tensor; only 
 copied. ``split_blocks`` gives the train/validation split for early stopping: the recording is cut into
 ``n_blocks`` contiguous blocks and the last ``val_fraction`` of each block is validation; targets whose
 window would reach back across a train/validation boundary are dropped, so no stimulus frame
-is seen by both sides.
+is seen by both sides (a validation block of B frames scores B - 39; fewer than ``MIN_VALIDATION_FRAMES`` in all is
+an error).
 """
 from __future__ import annotations
 
@@ -471,6 +472,12 @@ class StimulusWindows(torch.utils.data.Dataset):
         return item
 
 
+#: the fewest validation frames (targets) a split may give: the validation correlation that early stopping watches is
+#: undefined over 1 frame (no epoch ever counted as the best: the last was kept) and +-1 over 2, whatever the
+#: prediction. Fewer than ``retina.fit.MIN_VALIDATION_TARGETS`` (1000) are noise, which a fit warns of.
+MIN_VALIDATION_FRAMES = 3
+
+
 def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
                  window: int = N_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
     """Train and validation target frames (see module docstring)."""
@@ -483,8 +490,13 @@ def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
         train.append(np.arange(start + window - 1, cut))
         val.append(np.arange(cut + window - 1, end))
     train, val = np.concatenate(train), np.concatenate(val)
-    if not len(train) or not len(val):
-        needed = n_blocks * int(np.ceil((window - 0.5) / val_fraction))  # each block's validation part holds a window
-        raise DataError(f"{n_frames} frames are too few for {n_blocks} blocks with {window}-frame windows "
-                        f"(about {needed} needed)")
+    if not len(train) or len(val) < MIN_VALIDATION_FRAMES:
+        # each block's validation part holds a window and its share of the frames needed, its training part a window
+        share = -(-MIN_VALIDATION_FRAMES // n_blocks)
+        needed = n_blocks * int(np.ceil(max((window - 1 + share - 0.5) / val_fraction, window / (1 - val_fraction))))
+        raise DataError(f"{n_frames} frames are too few for {n_blocks} block{'s' * (n_blocks != 1)} with {window}-frame "
+                        f"windows: they give {len(train)} training and {len(val)} validation frame"
+                        f"{'s' * (len(val) != 1)} (the last {val_fraction:.4g} of each block, less a window each; the "
+                        f"validation correlation needs {MIN_VALIDATION_FRAMES}, undefined over 1 frame and +-1 over 2 "
+                        f"whatever the prediction); about {needed} needed")
     return train, val

@@ -147,12 +147,21 @@ def fit_folder_locked(out: Path, what: str, progress: bool = True) -> Iterator[N
     """The fit folder ``out`` locked (:func:`fit_lock`) for the block: one fit per folder at a time, so that a second
     process (another zoo worker, a second ``zoo fit`` into the same ``--out``) waits for the first and then reads or
     resumes its fit, instead of fitting and writing checkpoints and results beside it. ``what`` (e.g. ``ln on
-    embedded:whitenoise``) begins the line a wait prints to stderr (``progress``)."""
+    embedded:whitenoise``) begins the line a wait prints to stderr (``progress``). SIGTERM or Ctrl-C while waiting
+    stops at once, nothing done: ``KeyboardInterrupt`` saying so (``zoo``'s exit 130; a scorer hands its job back)."""
     from neurozoo.datasets.cache import locked
 
-    waiting = f"{what}: waiting for the fit another process is making in {out}"
-    with locked(fit_lock(out), waiting=waiting if progress else None):
-        yield
+    waiting = f"waiting for the fit another process is making in {out}"
+    holding = False
+    try:
+        with locked(fit_lock(out), waiting=f"{what}: {waiting}" if progress else None, stoppable=True):
+            holding = True
+            yield
+    except KeyboardInterrupt as error:
+        if holding:
+            raise
+        how = str(error) or "Ctrl-C"
+        raise KeyboardInterrupt(f"{what}: stopped ({how}) while {waiting}, before fitting or writing anything") from None
 
 
 def fit_lock(out: Path) -> Path:

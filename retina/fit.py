@@ -511,8 +511,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
     else:
-        if out is not None:  # a fresh fit in a used folder: the earlier fit's results go, so that a kill
-            for name in RESULT_FILES:  # leaves no final-looking files beside this fit's first checkpoints
+        if out is not None:  # a fresh fit in a used folder: the earlier fit goes, so that a kill leaves no
+            # final-looking files beside this fit's first checkpoints, and none before them that a resume would take
+            # for this fit's (the earlier checkpoint first: without results beside it, a resume would finish it again)
+            checkpoint.unlink(missing_ok=True)
+            for name in RESULT_FILES:
                 (Path(out) / name).unlink(missing_ok=True)
         if hasattr(model, "init_from_sta"):
             model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))

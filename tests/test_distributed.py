@@ -1,8 +1,10 @@
 """Data-parallel training under torchrun on two CPU processes (gloo): bit-identical replicas, the same
 result as one process with the doubled batch, metrics reduced over ranks, one writer (rank 0)."""
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -147,16 +149,34 @@ def test_two_ranks_resumed_after_sigkill_of_rank_1_equal_an_uninterrupted_run(tm
     assert_same_run(straight, killed)
 
 
-# `python -m neurozoo.convrnn.training` whose rank 1 alone sends itself SIGTERM while it trains step 3 (epoch 2,
-# batch 1 of 2); each rank writes the step at which it stopped
-SIGTERM_RANK_1_IN_STEP_3 = """
+# the start of `python -m neurozoo.convrnn.training` scripts below: each rank writes the step at which it stopped
+SAY_WHERE_EACH_RANK_STOPPED = """
 import os, runpy, signal, sys
 from pathlib import Path
 
-from neurozoo.convrnn.training.engine import Trainer
+from neurozoo.convrnn.training.engine import DataErrorMidRun, Trainer
+from neurozoo.convrnn.training.imagefolder import ImageFolder
 
 out = Path(sys.argv[sys.argv.index("--out") + 1])
-batch, fit = Trainer._batch, Trainer.fit
+fit = Trainer.fit
+
+
+def fit_and_say_where(self, *args, **kwargs):
+    try:
+        return fit(self, *args, **kwargs)
+    except (KeyboardInterrupt, DataErrorMidRun):
+        (out / f"rank{os.environ['RANK']}-stopped").write_text(str(self.global_step))
+        raise
+
+
+Trainer.fit = fit_and_say_where
+"""
+RUN = """
+runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
+"""
+# rank 1 alone sends itself SIGTERM while it trains step 3 (epoch 2, batch 1 of 2)
+SIGTERM_RANK_1_IN_STEP_3 = SAY_WHERE_EACH_RANK_STOPPED + """
+batch = Trainer._batch
 
 
 def batch_or_terminate(self, images, target):
@@ -165,29 +185,43 @@ def batch_or_terminate(self, images, target):
     return batch(self, images, target)
 
 
-def fit_and_say_where(self, *args, **kwargs):
-    try:
-        return fit(self, *args, **kwargs)
-    except KeyboardInterrupt:
-        (out / f"rank{os.environ['RANK']}-stopped").write_text(str(self.global_step))
-        raise
+Trainer._batch = batch_or_terminate
+""" + RUN
+# rank 1 alone finds its first validation image corrupt (truncated as it is about to be read; its path in OUT/truncated)
+CORRUPT_IMAGE_IN_VALIDATION_OF_RANK_1 = SAY_WHERE_EACH_RANK_STOPPED + """
+get = ImageFolder.__getitem__
 
 
-Trainer._batch, Trainer.fit = batch_or_terminate, fit_and_say_where
-runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
-"""
+def truncated_first(self, index):
+    marker, path = out / "truncated", Path(self.samples[index][0])
+    if os.environ["RANK"] == "1" and self.root.name == "val" and not marker.exists():
+        marker.write_text(str(path))
+        path.write_bytes(path.read_bytes()[:300])
+    return get(self, index)
 
 
-def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_and_resumes_equal(tmp_path, straight_run):
+ImageFolder.__getitem__ = truncated_first
+""" + RUN
+
+
+def run_script(tmp_path, script, data, out, extra=()):
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    return subprocess.run(torchrun_command(data, out, extra=extra, entry=(str(path),)), env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_sigterm_or_a_corrupt_image_on_one_rank_stops_both_at_the_same_step_with_one_checkpoint_and_resumes_equal(
+        tmp_path, straight_run):
     """SIGTERM reaching rank 1 alone (in step 3 of 4): both ranks stop after step 3 (they agree through a one-element
-    all-reduce at each batch), rank 0 writes last.pth at step 3, both exit 130, and ``--resume`` ends with the
-    uninterrupted run's weights and metrics. Before, under torchrun SIGTERM killed rank 1 at once; torchrun then
-    stopped rank 0, and the last checkpoint was epoch 1's."""
-    data, straight = straight_run
-    stopped, script = tmp_path / "stopped", tmp_path / "sigterm_rank_1_in_step_3.py"
-    script.write_text(SIGTERM_RANK_1_IN_STEP_3)
-    process = subprocess.run(torchrun_command(data, stopped, entry=(str(script),)), env=ENV,
-                             capture_output=True, text=True, timeout=300)
+    all-reduce at each batch), rank 0 writes last.pth at step 3, both exit 130. Resumed, rank 1 alone finds a corrupt
+    image in epoch 2's validation: both stop there, rank 0 writes last.pth at step 4 and says so once, as a single
+    process does; with the image mended, ``--resume`` ends with the uninterrupted run's weights and metrics. Before,
+    under torchrun SIGTERM killed rank 1 at once; torchrun then stopped rank 0, and the last checkpoint was epoch 1's;
+    and a corrupt image stopped its rank alone, with nothing saved (last.pth stayed at step 3)."""
+    original, straight = straight_run
+    data, stopped = shutil.copytree(original, tmp_path / "images"), tmp_path / "stopped"  # an image gets truncated
+    process = run_script(tmp_path, SIGTERM_RANK_1_IN_STEP_3, data, stopped)
     assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["3", "3"], \
         process.stderr[-3000:]
     assert process.stderr.count("zoo train: interrupted") == 1 and (
@@ -198,6 +232,18 @@ def test_a_sigterm_to_one_rank_stops_both_at_the_same_step_with_one_checkpoint_a
     assert sorted(p.name for p in stopped.iterdir() if p.suffix == ".pth") == ["best.pth", "last.pth"]
     assert best_is_epoch_1(stopped) and read_metrics(stopped / "metrics.jsonl")[-1]["step"] == 3
 
+    process = run_script(tmp_path, CORRUPT_IMAGE_IN_VALIDATION_OF_RANK_1, data, stopped, extra=["--resume"])
+    bad = Path((stopped / "truncated").read_text())
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["4", "4"], \
+        process.stderr[-3000:]
+    assert process.stderr.count("train: error: ") == 1 and f"train: error: cannot read image {bad}: " in process.stderr
+    assert f"; {stopped / 'last.pth'} holds step 4 (2 of 2 batches of epoch 2): replace the file by a readable image " \
+           "of the same name (the image order stays), then rerun the same command with --resume" in process.stderr
+    assert "exitcode  : 2" in process.stderr and "exitcode  : 130" not in process.stderr
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (1, 2, 4) and best_is_epoch_1(stopped)
+
+    bad.write_bytes((original / bad.relative_to(data)).read_bytes())
     resumed = torchrun(data, stopped, extra=["--resume"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert_same_run(straight, stopped)

@@ -261,7 +261,9 @@ def test_a_truncated_embedded_recording_is_generated_again_bit_identically(tmp_p
 
 def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it(tmp_path, monkeypatch):
     """Before: zoo fit --no-resume (or other settings) killed mid-way left the earlier fit's model.pt and
-    summary.json beside the new fit's checkpoint, as if they were its results."""
+    summary.json beside the new fit's checkpoint, as if they were its results; and, killed before its first epoch's
+    checkpoint, the earlier fit's checkpoint, which the same command without --no-resume then resumed (here refused:
+    "a fit with other settings (lr 0.01 -> 0.003)"; with the same settings it read the earlier fit as this one's)."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina import fit as fitting
 
@@ -276,7 +278,8 @@ def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it
 
     monkeypatch.setattr(fitting, "_train_steps", killed)
     assert _zoo(*argv, "--no-resume", "--lr", "0.003") == 130
-    assert [name for name in results if (tmp_path / "fit" / name).exists()] == []
+    assert [name for name in ("checkpoint.pt",) + results if (tmp_path / "fit" / name).exists()] == []
+    assert _zoo(*argv, "--lr", "0.003") == 130  # the rerun fits afresh: it trains (killed again), not refused
 
 
 def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, tiny_benchmarks):

@@ -1023,6 +1023,40 @@ def test_two_zoo_fits_into_one_out_folder_take_turns(tmp_path):
     assert summary["best_epoch"] == 0 and (out / "model.pt").is_file()
 
 
+@pytest.mark.parametrize("signum, how", [(15, "signal 15"), (2, "Ctrl-C")])
+def test_zoo_fit_waiting_for_a_folders_lock_stops_at_once_on_sigterm_or_ctrl_c_having_written_nothing(
+        ln_recording, tmp_path, signum, how):
+    """A SIGTERM while `zoo fit` waited for another fit's folder lock killed it without a word (no handler there:
+    exit -15), and a Ctrl-C said a bare "interrupted". Now either stops the wait at once with zoo fit's interruption
+    line, exit 130, nothing written."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    out, err = tmp_path / "fit", tmp_path / "zoo.err"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(fit_lock(out), "a") as lock, open(err, "w") as log:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other fit
+        process = subprocess.Popen([sys.executable, "-c", "import sys; from neurozoo.leaderboard.cli import main; "
+                                    "sys.exit(main(sys.argv[1:]))", "fit", "ln", "--data", str(ln_recording),
+                                    "--out", str(out), "--epochs", "1"], env=env, stdout=subprocess.PIPE, stderr=log)
+        deadline = time.monotonic() + 120
+        while "waiting for the fit" not in err.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.01)
+        process.send_signal(signum)
+        process.communicate(timeout=60)
+    waiting = f"waiting for the fit another process is making in {out}"
+    assert process.returncode == 130 and err.read_text() == (
+        f"ln on ln.h5: {waiting}\nzoo fit: interrupted; ln on ln.h5: stopped ({how}) while {waiting}, before fitting "
+        "or writing anything\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.lock", "zoo.err"]
+
+
 def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):
     """The settings were checked only by the fit, after the fit's folder was named and locked: each refused
     `zoo fit ... --epochs 0` left a lock file for a fit that never was in the shared fit cache (and beside --out)."""

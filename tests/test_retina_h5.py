@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from neurozoo.datasets.errors import DataError
-from neurozoo.datasets.retina_h5 import (N_FRAMES, StimulusWindows, firing_rates, movie_windows, read_experiment, read_spikes,
-                                split_blocks, write_experiment)
+from neurozoo.datasets.retina_h5 import (MIN_VALIDATION_FRAMES, N_FRAMES, StimulusWindows, firing_rates, movie_windows,
+                                read_experiment, read_spikes, split_blocks, write_experiment)
 
 
 def _experiment(tmp_path, T=120, T_test=80, cells=3, repeats=4, seed=0):
@@ -402,11 +402,32 @@ def test_a_recording_too_short_to_split_names_the_file_and_the_frames_needed(tmp
     with pytest.raises(DataError) as info:
         fit(create_model("ln", n_cells=3), path, progress=False)
     assert str(info.value) == (f"{path}: dataset train/stimulus: 120 frames are too few for 5 blocks with 40-frame "
-                               "windows (about 1975 needed)")
-    train, val = split_blocks(1975)  # the number named is enough
-    assert len(train) and len(val)
+                               "windows: they give 0 training and 0 validation frames (the last 0.1 of each block, less "
+                               "a window each; the validation correlation needs 3, undefined over 1 frame and +-1 over 2 "
+                               "whatever the prediction); about 1975 needed")
+    train, val = split_blocks(1975)  # the number named is enough: one validation frame in each of 5 blocks
+    assert len(train) and len(val) == 5
     with pytest.raises(DataError, match="too few"):
         split_blocks(1970)
+
+
+def test_a_split_whose_validation_correlation_is_undefined_or_always_one_is_refused(tmp_path):
+    """One validation frame per block passed the split (only warned): with 1 or 2 blocks the validation correlation
+    early stopping watches was over 1 frame (undefined: no epoch ever counted as the best, the last one was kept) or
+    2 (+-1 whatever the prediction). 120 frames, 1 block, the last third: 40 validation frames, 1 scorable."""
+    from neurozoo.retina.fit import create_model, fit
+
+    assert MIN_VALIDATION_FRAMES == 3
+    path, *_ = _experiment(tmp_path)
+    with pytest.raises(DataError) as info:
+        fit(create_model("ln", n_cells=3), path, n_blocks=1, val_fraction=1 / 3, progress=False)
+    assert str(info.value) == (f"{path}: dataset train/stimulus: 120 frames are too few for 1 block with 40-frame "
+                               "windows: they give 41 training and 1 validation frame (the last 0.3333 of each block, "
+                               "less a window each; the validation correlation needs 3, undefined over 1 frame and "
+                               "+-1 over 2 whatever the prediction); about 125 needed")
+    with pytest.raises(DataError, match="they give 82 training and 2 validation frames"):
+        split_blocks(240, 1 / 3, n_blocks=2)  # one in each block: a correlation of +-1
+    assert len(split_blocks(125, 1 / 3, n_blocks=1)[1]) == 3  # the number named is enough
 
 
 def test_responses_without_cells_or_with_negative_rates_are_named(tmp_path, capsys):

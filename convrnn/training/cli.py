@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"zoo train: interrupted; {what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
     except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
+        if int(os.environ.get("RANK", "0")) != 0:  # every rank stopped at the same step; rank 0 says it once
+            return 2
         replace = "replace the file by a readable image of the same name (the image order stays), then "
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here

@@ -4,10 +4,10 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 ``DistributedSampler`` (a pure function of seed and epoch, also for one process); each image's augmentation is
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
-is requested (SIGTERM: every rank stops at the same step, see ``Trainer._stop_point``); it holds the number of
-batches trained in the current epoch, so a resumed run skips those images without loading them, and the global
-random states of every rank (for models that draw random numbers themselves), so that resuming from it gives the
-weights an uninterrupted run would have.
+is requested (SIGTERM, or an image found unreadable: every rank stops at the same step, see
+``Trainer._stop_point``); it holds the number of batches trained in the current epoch, so a resumed run skips those
+images without loading them, and the global random states of every rank (for models that draw random numbers
+themselves), so that resuming from it gives the weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
@@ -119,8 +119,13 @@ class TrainConfig:
 
 
 class DataErrorMidRun(DataError):
-    """Data found unreadable once training has started (a corrupt image): one line naming the file. A single-process
-    run has written the checkpoint of its last step trained, as a stop (SIGTERM) does."""
+    """Data found unreadable once training has started (a corrupt image): one line naming the file, raised on every
+    rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
+    (``Trainer._stop_point``)."""
+
+
+# the stop code of a rank that could not read its batch, above every signal number (the codes are reduced with MAX)
+UNREADABLE_DATA = 1 << 16
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -674,15 +679,34 @@ class Trainer:
         quiet = self.config.quiet or not self.dist.is_main or not sys.stderr.isatty()
         return tqdm(total=total, desc=desc, disable=quiet, leave=False, dynamic_ncols=True)
 
-    def _stop_point(self) -> None:
-        """A safe point between batches: when a SIGTERM has reached any rank (inside ``sigterm_deferred``), every rank
-        stops here at the same step (the request's signal number, reduced with MAX over the ranks: a one-element
-        all-reduce per batch), saves the checkpoint of this step (rank 0 writes it) and raises
-        ``KeyboardInterrupt("signal N")``."""
-        signum = max_over_ranks(termination_requested() or 0, self._stop_flag)
-        if signum:
+    def _next_batch(self, batches):
+        """The next of ``batches`` (None past their end) on the device, read before a safe point (``_stop_point``): an
+        unreadable image (a ``DataError`` from the loader, maybe raised in a loading worker) is a stop request like a
+        SIGTERM, so that every rank stops at the same step, and none waits in the next gradient all-reduce for a rank
+        that failed."""
+        try:
+            batch, unreadable = next(batches, None), None
+        except DataError as error:
+            batch, unreadable = None, raised_in_worker(error)
+        self._stop_point(unreadable)
+        return None if batch is None else self._batch(*batch)
+
+    def _stop_point(self, unreadable: Optional[str] = None) -> None:
+        """When a SIGTERM has reached any rank (inside ``sigterm_deferred``) or any rank could not read its batch
+        (``unreadable``: the error's line), every rank stops here at the same step: the request is reduced with MAX
+        over the ranks (a one-element all-reduce per batch: a signal number, or ``UNREADABLE_DATA``). A stop saves the
+        checkpoint of this step (rank 0 writes it; an unreadable batch at an epoch's start, with nothing trained since
+        the epoch-end checkpoint, saves nothing) and raises ``KeyboardInterrupt("signal N")``, or on every rank
+        ``DataErrorMidRun`` with the first failing rank's line."""
+        code = max_over_ranks(UNREADABLE_DATA if unreadable else termination_requested() or 0, self._stop_flag)
+        if code == UNREADABLE_DATA:
+            found = next(line for line in all_gather_objects(unreadable) if line)
+            if self.epoch_steps:
+                self.save(is_best=False)
+            raise DataErrorMidRun(found)
+        if code:
             self.save(is_best=False)
-            raise KeyboardInterrupt(f"signal {signum}")
+            raise KeyboardInterrupt(f"signal {code}")
 
     def train_one_epoch(self, epoch: int) -> Dict[str, float]:
         """Train the batches of ``epoch`` from ``self.epoch_steps`` on (a resumed run's position; the images before
@@ -696,8 +720,7 @@ class Trainer:
         bar.update(self.epoch_steps)
         batches = iter(self.train_loader) if self.epoch_steps < self.steps_per_epoch else iter(())
         while self.epoch_steps < self.steps_per_epoch:
-            self._stop_point()
-            images, target = self._batch(*next(batches))
+            images, target = self._next_batch(batches)
             with self._autocast():
                 output = self.train_model(images)
             loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
@@ -755,15 +778,15 @@ class Trainer:
         return {f"val_{k}": v for k, v in row.items()}
 
     def _val_batches(self):
-        """This rank's validation batches, on the device, with a stop point before each."""
+        """This rank's validation batches, on the device, each read before a stop point (``_next_batch``); a stop
+        there keeps the epoch's training: validation is rerun on resume."""
         # every rank passes the same number of stop points (rank 0's shard has the most batches): they all-reduce
         rounds = math.ceil(math.ceil(len(self.val_set) / self.dist.world_size) / self.config.batch_size)
         batches = iter(self.val_loader)
         for _ in range(rounds):
-            self._stop_point()  # a stop here keeps the epoch's training: validation is rerun on resume
-            batch = next(batches, None)
+            batch = self._next_batch(batches)
             if batch is not None:
-                yield self._batch(*batch)
+                yield batch
 
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""
@@ -774,13 +797,8 @@ class Trainer:
         end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
         for epoch in range(self.epoch, end):
             start = time.perf_counter()
-            try:
-                train = self.train_one_epoch(epoch)
-                val = self.evaluate()
-            except DataError as error:  # a corrupt image read in a DataLoader worker: its one line, not the traceback
-                if self.epoch_steps and not self.dist.distributed:  # the steps trained so far (not: every rank
-                    self.save(is_best=False)                          # would have to save at this step)
-                raise DataErrorMidRun(raised_in_worker(error)) from None
+            train = self.train_one_epoch(epoch)
+            val = self.evaluate()
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()

@@ -176,7 +176,8 @@ class LeaderboardDB(ResultsStore):
             "identical submissions (same name and files) are stored twice, so the unique index uq_submission_files "
             "cannot be added; new duplicates are refused by a check only"))
         self._add_unique_index(ModelNameRow, "uq_model_names_lower", self._colliding_names)
-        if self._add_columns(ModelNameRow, ["claimed_skeleton"]):
+        self._add_columns(ModelNameRow, ["claimed_skeleton"])
+        if not self._has_index(ModelNameRow, "uq_model_names_skeleton"):  # an upgrade not yet done, or interrupted
             self._claim_skeletons()
         self._add_unique_index(ModelNameRow, "uq_model_names_skeleton", lambda: (
             "lb_model_names holds two names claiming one skeleton (submitted while the database was being upgraded), "
@@ -203,6 +204,19 @@ class LeaderboardDB(ResultsStore):
                 if "duplicate column" not in str(error) and "already exists" not in str(error):
                     raise
         return added
+
+    def _has_index(self, table, name: str) -> bool:
+        """Whether the database holds the (column) index ``name`` on ``table``: made last in an upgrade, so a process
+        killed before it leaves the upgrade to be done again at the next opening."""
+        import warnings
+
+        from sqlalchemy import inspect
+        from sqlalchemy.exc import SAWarning
+
+        with warnings.catch_warnings():  # SQLite's expression indexes (uq_model_names_lower) are skipped, with a warning
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index", SAWarning)
+            indexes = inspect(self.engine).get_indexes(table.__tablename__)
+        return any(index["name"] == name for index in indexes)
 
     def _add_unique_index(self, table, name: str, why_not) -> None:
         """``create_all`` makes the index with a new table, not on an older database's existing one. Rows that

@@ -419,6 +419,25 @@ def test_an_older_database_gets_its_skeletons_claimed_and_a_warning_naming_look_
     reopened.dispose()
 
 
+def test_an_upgrade_killed_after_adding_the_skeleton_column_is_finished_at_the_next_opening(db):
+    """The column is added, then filled in, then indexed: a process killed between the first two left a column of
+    NULLs, which the next opening (seeing the column) did not fill in, so the names it held claimed no skeleton and
+    their look-alikes passed. The index is made last, so its absence says the upgrade is still to do."""
+    from neurozoo.leaderboard.db import ModelNameRow
+    from neurozoo.leaderboard.submission import NameTaken
+
+    db.add_submission("shared-name", "/store/a", "a" * 64, {}, "alice", [])
+    with db.engine.begin() as connection:  # what the killed upgrade left: the column, empty, and no index
+        connection.execute(text("DROP INDEX uq_model_names_skeleton"))
+        connection.execute(text("UPDATE lb_model_names SET claimed_skeleton = NULL"))
+    reopened = LeaderboardDB(db.url)
+    assert claimed_skeletons(reopened) == {"shared-name": "sharedname"}
+    with pytest.raises(NameTaken, match=r"name 'shared_name' looks like 'shared-name', which belongs to user 'alice'"):
+        reopened.add_submission("shared_name", "/store/b", "b" * 64, {}, "bob", [])
+    assert reopened._has_index(ModelNameRow, "uq_model_names_skeleton")
+    reopened.dispose()
+
+
 def test_an_older_database_gets_the_name_index_or_a_warning_naming_the_clashing_names(db):
     """A database made before the index gets it when opened; one whose names already clash in case (stored before
     names compared case-insensitively) cannot: a warning names them, and the check still refuses a new spelling."""

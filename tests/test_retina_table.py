@@ -88,10 +88,10 @@ def test_a_row_that_waited_for_another_process_fit_reads_it_as_cached(tmp_path, 
     blocked, original = threading.Event(), cache.locked
 
     @contextmanager
-    def announced(path, waiting=None):
+    def announced(path, waiting=None, **options):
         if Path(path) == lock:
             blocked.set()
-        with original(path, waiting):
+        with original(path, waiting, **options):
             yield
 
     monkeypatch.setattr(cache, "locked", announced)

@@ -94,6 +94,9 @@ def test_zoo_compare_examples_over_time(tmp_path):
     (["dynamics", "cornet_rt", "--layer", "IT"], "cornet_rt: a CORnet, whose steps are not 10 ms apart"),
     (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
     (["compare", "a", "b", "--metrics", ","], "--metrics: none given"),
+    # a ConvRNN without a recurrent cell was refused with "--layer None is not a layer" when no --layer was given
+    (["dynamics", "feedforward_intermediate", "--width", "0.125"],
+     "feedforward_intermediate: no layer has a recurrent cell (no cell keeps a state)"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2

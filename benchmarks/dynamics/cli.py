@@ -165,7 +165,10 @@ def _case(args):
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
-    layer = args.layer or (recurrent[-1] if recurrent else None)
+    if not recurrent:  # said "--layer None is not a layer" when no --layer was given
+        raise UserFacingError(f"{args.model}: no layer has a recurrent cell (no cell keeps a state), so it has no "
+                              "dynamics to analyse; zoo compare takes its trajectories")
+    layer = args.layer or recurrent[-1]
     if layer not in model.layer_names:
         raise UserFacingError(f"{args.model}: --layer {layer!r} is not a layer; layers: {', '.join(model.layer_names)}")
     trajectory_layers = [l.strip() for l in args.trajectory_layers.split(",")] if args.trajectory_layers else None

@@ -38,6 +38,18 @@ def test_an_unstable_linear_rnn_is_reported_unstable():
     assert found.time_constants()[0, 0] < 0  # growth
 
 
+def test_a_marginal_mode_of_a_line_attractor_has_an_infinite_time_constant():
+    """x -> diag(1, 0.5) x + (0, 1): every (s, 2) is a fixed point, with an exact eigenvalue 1 along the line. Its
+    time constant was -inf (-1 / 0.0), so the table's slowest_tau was the decaying mode's 1/ln 2 = 1.44 steps."""
+    system = linear_map(torch.tensor([[1.0, 0.0], [0.0, 0.5]]), torch.tensor([0.0, 1.0]))
+    starts = torch.tensor([[-1.0, 0.0], [0.5, 3.0], [2.0, 1.0]], dtype=torch.float64)
+    found = find_fixed_points(system, starts, steps=20)
+    assert len(found) == 3 and found.stable.all()
+    np.testing.assert_allclose(found.points[:, 1], 2.0, atol=1e-12)
+    np.testing.assert_allclose(found.time_constants(), [[np.inf, 1 / np.log(2)]] * 3, rtol=1e-12)
+    assert found.table()["slowest_tau_steps"].tolist() == [np.inf] * 3
+
+
 def test_bistable_system_three_fixed_points_with_known_stability():
     case = bistable_case()
     found = find_fixed_points(case.maps["none"], sample_states(case.states["none"], 100, noise=0.3), steps=400)

@@ -114,10 +114,12 @@ def input_jacobians(system, points: np.ndarray, dtype: torch.dtype = torch.float
 
 
 def time_constants(eigenvalues: np.ndarray, dt: float = 1.0) -> np.ndarray:
-    """tau = -dt / ln|lambda|: decay (|lambda| < 1) or growth (negative tau) time; inf at |lambda| = 1."""
+    """tau = -dt / ln|lambda|: decay (|lambda| < 1) or growth (negative tau) time; inf at |lambda| = 1 (-dt / 0.0
+    gave -inf there, so a perfect integrator's mode was the fastest, and the table's slowest_tau missed it)."""
     modulus = np.abs(np.asarray(eigenvalues))
+    log = np.log(np.where(modulus == 0, np.finfo(float).tiny, modulus))
     with np.errstate(divide="ignore"):
-        return -dt / np.log(np.where(modulus == 0, np.finfo(float).tiny, modulus))
+        return np.where(log == 0, np.inf, -dt / log)
 
 
 @dataclass

@@ -27,6 +27,10 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert len(record.data_sha256) == 64
     assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants, which the table names
     assert {"slowest_tau_steps"} <= set(summary["conditions"]["none"]["table"][0])
+    # and the finder settings that decide what counts as a fixed point (only the records had them)
+    finder = summary["conditions"]["none"]["finder"]
+    assert finder == {key: record.settings[key] for key in finder}
+    assert (finder["fixed_tol"], finder["slow_tol"], finder["steps"], finder["n_initial"]) == (1e-12, 1e-6, 300, 64)
     assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
     # another seed is another run: its files are written beside the first run's, not over them (before: the same
     # dynamics_bistable.json and figures, overwritten)

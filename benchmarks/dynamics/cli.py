@@ -231,7 +231,8 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
     paths = figures(case, results, out, stem) if draw else []
-    summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
+    # "finder": the tolerances that make a point fixed or slow, the steps... (the records had them, the summary not)
+    summary = {condition: {**found.summary(), "finder": found.settings, "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
     summary_path = out / f"{stem}.json"
     write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,

@@ -146,6 +146,26 @@ def test_large_states_get_the_leading_eigenvalues_from_jacobian_vector_products(
     np.testing.assert_allclose(found.eigenvalues[0].real, values[:5], atol=1e-8)
 
 
+@pytest.mark.parametrize("matrix, modulus", [
+    (np.zeros((60, 60)), 0.0),  # a time-decay cell at its initial decay 0: ARPACK error -9, "starting vector is zero"
+    (0.9 * np.linalg.qr(np.random.default_rng(4).standard_normal((60, 60)))[0], 0.9),  # all moduli tie: no convergence
+])
+def test_large_states_whose_spectrum_arpack_cannot_resolve_get_it_from_the_jacobian(monkeypatch, matrix, modulus):
+    """ARPACK's failures ended the analysis with its traceback once the points were found (`zoo dynamics
+    timedecay_shallow --width 0.125 --image-size 256`); the eigenvalues now come from the Jacobian matrix there."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)
+    monkeypatch.setattr(fixedpoints, "ARPACK_MAXITER", 20)
+    bias = np.random.default_rng(5).standard_normal(60)
+    point = np.linalg.solve(np.eye(60) - matrix, bias)
+    starts = torch.as_tensor(point + 1e-3 * np.random.default_rng(6).standard_normal((2, 60)))
+    found = find_fixed_points(linear_map(torch.tensor(matrix), torch.tensor(bias)), starts, steps=5, n_eigenvalues=5)
+    assert len(found) == 1 and found.eigenvalues.shape == (1, 5) and found.stable.all()
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)
+    np.testing.assert_allclose(np.abs(found.eigenvalues[0]), modulus, atol=1e-12)
+
+
 def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):
     """A map with no fixed point (a constant drift) on the GMRES path: nothing is polished (GMRES would run to its
     cap for nothing) and the answer is an empty set, not an error."""

@@ -275,19 +275,30 @@ def _unique(points: np.ndarray, q: np.ndarray, tol: float) -> List[int]:
     return kept
 
 
+ARPACK_MAXITER = 300  # Arnoldi restarts; ARPACK's default, 10 x the dimension, ran for many minutes before it failed
+
+
 def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
-    from scipy.sparse.linalg import LinearOperator, eigs
+    """The ``k`` eigenvalues of dF/dx at ``point`` largest in modulus, by ARPACK on Jacobian-vector products; where
+    ARPACK fails, from the Jacobian matrix. It fails where the Krylov space collapses (J = 0, a time-decay cell at its
+    initial decay 0: "starting vector is zero") or where the leading moduli tie (a scaled rotation: no convergence),
+    and ``zoo dynamics`` ended there with its traceback after the minimisation."""
+    from scipy.sparse.linalg import ArpackError, LinearOperator, eigs
 
     dim = point.numel()
+    k = min(k, dim - 2)
 
     def product(v):
         v = torch.as_tensor(np.real_if_close(v).reshape(1, dim), dtype=point.dtype)
         _, jv = torch.autograd.functional.jvp(system, point[None], v)
         return jv.reshape(dim).numpy()
 
-    values = eigs(LinearOperator((dim, dim), matvec=product, dtype=float), k=min(k, dim - 2),
-                  which="LM", return_eigenvectors=False)
-    return values[np.argsort(-np.abs(values), kind="stable")]
+    try:
+        values = eigs(LinearOperator((dim, dim), matvec=product, dtype=float), k=k, which="LM",
+                      maxiter=ARPACK_MAXITER, return_eigenvectors=False)
+    except ArpackError:  # ArpackNoConvergence too
+        values = np.linalg.eigvals(jacobians(system, point[None])[0].numpy())
+    return values[np.argsort(-np.abs(values), kind="stable")][:k]
 
 
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,

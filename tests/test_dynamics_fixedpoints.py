@@ -50,6 +50,19 @@ def test_a_marginal_mode_of_a_line_attractor_has_an_infinite_time_constant():
     assert found.table()["slowest_tau_steps"].tolist() == [np.inf] * 3
 
 
+def test_a_slow_points_linearisation_drifts_as_the_map_does():
+    """x -> diag(1, 0.5) x + (1e-3, 1) has no fixed point; its slow points are the line y = 2 (q = 5e-7), along which
+    the map drifts by 1e-3 a step. The linearisation there stood still (x* + J (x - x*)); an affine map is its own
+    linearisation, so it must give the map's trajectory: x = 1e-3 t, y = 2 + 0.5^t from (0, 3)."""
+    system = linear_map(torch.tensor([[1.0, 0.0], [0.0, 0.5]]), torch.tensor([1e-3, 1.0]))
+    found = find_fixed_points(system, torch.tensor([[0.0, 3.0]], dtype=torch.float64), steps=20)
+    assert found.kind.tolist() == ["slow"] and found.q[0] == pytest.approx(5e-7, rel=1e-9)
+    np.testing.assert_allclose(found.drifts[0], [1e-3, 0.0], atol=1e-12)
+    t = np.arange(11)
+    np.testing.assert_allclose(found.linearise(0).simulate([0.0, 3.0], 10), np.stack([1e-3 * t, 2 + 0.5 ** t], 1),
+                               atol=1e-12)
+
+
 def test_bistable_system_three_fixed_points_with_known_stability():
     case = bistable_case()
     found = find_fixed_points(case.maps["none"], sample_states(case.states["none"], 100, noise=0.3), steps=400)

@@ -62,12 +62,14 @@ def speed(system, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Linearisation:
-    """x_{t+1} - x* = J (x_t - x*) around a fixed point x*."""
+    """x_{t+1} - x* = J (x_t - x*) around a fixed point x*; around a slow point x_{t+1} - x* = F(x*) - x* + J (x_t - x*)
+    (``drift``, zero at a fixed point: without it a slow point's linearisation stood still where the map drifts)."""
 
     point: np.ndarray
     jacobian: np.ndarray
     dt: float = 1.0
     time_unit: str = "steps"  # of dt, hence of the time constants
+    drift: Optional[np.ndarray] = None  # F(x*) - x*
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -94,8 +96,9 @@ class Linearisation:
     def simulate(self, start: np.ndarray, steps: int) -> np.ndarray:
         """(steps + 1, D): the linearised trajectory from ``start``."""
         out = [np.asarray(start, dtype=float)]
+        drift = 0.0 if self.drift is None else self.drift
         for _ in range(steps):
-            out.append(self.point + self.jacobian @ (out[-1] - self.point))
+            out.append(self.point + drift + self.jacobian @ (out[-1] - self.point))
         return np.stack(out)
 
 
@@ -132,6 +135,7 @@ class FixedPoints:
     dt: float = 1.0
     time_unit: str = "steps"  # of dt, hence of the time constants (the table's slowest_tau_<unit>)
     settings: Dict = field(default_factory=dict)
+    drifts: Optional[np.ndarray] = None  # (N, D) F(x) - x at each point
 
     def __len__(self) -> int:
         return len(self.q)
@@ -153,12 +157,13 @@ class FixedPoints:
         mask = np.asarray(mask)
         return FixedPoints(self.points[mask], self.q[mask], self.kind[mask], self.eigenvalues[mask],
                            None if self.jacobians is None else self.jacobians[mask], self.dt, self.time_unit,
-                           self.settings)
+                           self.settings, None if self.drifts is None else self.drifts[mask])
 
     def linearise(self, index: int) -> Linearisation:
         if self.jacobians is None:
             raise ValueError("no dense Jacobians kept (state larger than the dense limit)")
-        return Linearisation(self.points[index], self.jacobians[index], self.dt, self.time_unit)
+        return Linearisation(self.points[index], self.jacobians[index], self.dt, self.time_unit,
+                             None if self.drifts is None else self.drifts[index])
 
     def time_constants(self) -> np.ndarray:
         """(N, K): tau of every eigenvalue, in ``time_unit``."""
@@ -338,7 +343,9 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
                 "dense": dense, **({} if dense else {"krylov_below": krylov_below})}
-    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings)
+    with torch.no_grad():
+        drifts = (system(torch.as_tensor(points)) - torch.as_tensor(points)).numpy() if len(points) else points
+    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings, drifts=drifts)
 
 
 def step_of(system, dt: Optional[float] = None, time_unit: Optional[str] = None):

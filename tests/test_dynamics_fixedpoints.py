@@ -63,6 +63,24 @@ def test_a_slow_points_linearisation_drifts_as_the_map_does():
                                atol=1e-12)
 
 
+def test_the_dense_polish_forms_few_jacobians_at_once_and_shows_its_progress(monkeypatch, capsys):
+    """The Newton polish formed every point's Jacobian at once ((points, D, D): 17 GB for 512 points at 2048
+    dimensions) and, like the final Jacobians and eigenvalues, ran without progress (`zoo dynamics rgc_intermediate
+    --width 0.25 --layer conv7 --points 64 --steps 20`: over 10 minutes silent after a 3 s minimisation)."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    sizes = []
+    monkeypatch.setattr(fixedpoints, "JACOBIAN_CHUNK", 2)
+    monkeypatch.setattr(fixedpoints, "jacobians", lambda system, x: sizes.append(len(x)) or jacobians(system, x))
+    case = bistable_case()
+    starts = torch.tensor([[-1.2, 0.3], [-0.1, 0.2], [0.2, -0.1], [0.9, 0.4], [1.3, -0.2]], dtype=torch.float64)
+    found = find_fixed_points(case.maps["none"], starts, steps=3, newton_steps=4, progress=True)
+    np.testing.assert_allclose(found.points[np.argsort(found.points[:, 0])], case.expected["points"], atol=1e-12)
+    assert max(sizes) == 2
+    err = capsys.readouterr().err
+    assert "fixed points: Newton polish (points x steps)" in err and "fixed points: eigenvalues" in err
+
+
 def test_bistable_system_three_fixed_points_with_known_stability():
     case = bistable_case()
     found = find_fixed_points(case.maps["none"], sample_states(case.states["none"], 100, noise=0.3), steps=400)

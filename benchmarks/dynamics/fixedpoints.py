@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -215,14 +215,35 @@ def _newton_steps(matrices: np.ndarray, residuals: np.ndarray) -> np.ndarray:
     return np.stack([lstsq(m, r, cond=cond, lapack_driver="gelsy")[0] for m, r in zip(matrices, residuals)])
 
 
-def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+#: points whose Jacobians are formed at once: all of them at once held (points, D, D) floats, 17 GB for 512 points at
+#: the dense limit, and the polish ran for minutes without a sign of progress (a 1280-dimensional ConvRNN map: ~10 s
+#: a point and Newton step on 2 cores)
+JACOBIAN_CHUNK = 16
+
+
+def _chunked_jacobians(system, x: torch.Tensor, bar) -> Iterator[torch.Tensor]:
+    """dF/dx at the rows of x, ``JACOBIAN_CHUNK`` rows at a time, counted on ``bar``."""
+    for start in range(0, len(x), JACOBIAN_CHUNK):
+        chunk = jacobians(system, x[start: start + JACOBIAN_CHUNK])
+        bar.update(len(chunk))
+        yield chunk
+
+
+def _newton(system, x: torch.Tensor, steps: int, progress: bool = False) -> torch.Tensor:
     identity = torch.eye(x.shape[1], dtype=x.dtype)
     q = speed(system, x).detach()
+    bar = tqdm(total=steps * len(x), desc="fixed points: Newton polish (points x steps)", disable=not progress,
+               leave=False)
     for _ in range(steps):
         with torch.no_grad():
             residual = system(x) - x
         try:
-            delta = torch.as_tensor(_newton_steps((jacobians(system, x) - identity).numpy(), residual.numpy()))
+            deltas, start = [], 0
+            for matrices in _chunked_jacobians(system, x, bar):
+                rows = residual[start: start + len(matrices)]
+                deltas.append(_newton_steps((matrices - identity).numpy(), rows.numpy()))
+                start += len(matrices)
+            delta = torch.as_tensor(np.concatenate(deltas))
         except (RuntimeError, ValueError):  # LinAlgError is a ValueError, as is a non-finite Jacobian
             break
         candidate = x - delta
@@ -231,6 +252,7 @@ def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
         better = torch.isfinite(q_new) & (q_new < q)
         x = torch.where(better[:, None], candidate, x)
         q = torch.where(better, q_new, q)
+    bar.close()
     return x
 
 
@@ -325,7 +347,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     points, q = _candidates(system, x, np.inf if dense else krylov_below, unique_tol)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
-        polished = (_newton(system, torch.as_tensor(points), newton_steps) if dense
+        polished = (_newton(system, torch.as_tensor(points), newton_steps, progress) if dense
                     else _newton_krylov(system, torch.as_tensor(points), newton_steps, progress))
         points, q = _candidates(system, polished, slow_tol, unique_tol)
     else:
@@ -333,12 +355,17 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
         points, q = points[keep], q[keep]
     kind = np.where(q < fixed_tol, "fixed", "slow")
     if dense:
-        J = jacobians(system, torch.as_tensor(points)).numpy() if len(points) else np.zeros((0, system.dim, system.dim))
-        values = [np.linalg.eigvals(j) for j in J]
+        with tqdm(total=len(points), desc="fixed points: Jacobians", disable=not progress, leave=False) as bar:
+            J = (torch.cat(list(_chunked_jacobians(system, torch.as_tensor(points), bar))).numpy() if len(points)
+                 else np.zeros((0, system.dim, system.dim)))
+        values = [np.linalg.eigvals(j) for j in tqdm(J, desc="fixed points: eigenvalues", disable=not progress,
+                                                      leave=False)]
         eigenvalues = np.array([v[np.argsort(-np.abs(v), kind="stable")] for v in values]).reshape(len(J), system.dim)
     else:
         J = None
-        eigenvalues = (np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues) for p in points])
+        eigenvalues = (np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues)
+                                 for p in tqdm(points, desc="fixed points: eigenvalues (ARPACK)", disable=not progress,
+                                               leave=False)])
                        if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,

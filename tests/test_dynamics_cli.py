@@ -101,6 +101,9 @@ def test_zoo_compare_examples_over_time(tmp_path):
     # a ConvRNN without a recurrent cell was refused with "--layer None is not a layer" when no --layer was given
     (["dynamics", "feedforward_intermediate", "--width", "0.125"],
      "feedforward_intermediate: no layer has a recurrent cell (no cell keeps a state)"),
+    # the help called it an index of the ventral set (288 images); it is one among the --n-images picked from it
+    (["dynamics", "rgc_shallow", "--width", "0.125", "--image-size", "32", "--n-images", "4", "--image", "20"],
+     "--image 20: expected 0..3, an index among the --n-images 4 images (spread over the ventral set)"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2

@@ -42,7 +42,8 @@ def add_commands(sub) -> dict:
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
     dynamics.add_argument("--image", type=at_least(0),
-                          help="ConvRNN: index of the held image (embedded ventral set; default 0)")
+                          help="ConvRNN: index of the held image among the --n-images images (spread over the "
+                               "embedded ventral set; default 0)")
     dynamics.add_argument("--n-images", type=at_least(1),
                           help="ConvRNN: images whose trajectories seed the search (default 16)")
     dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
@@ -180,7 +181,8 @@ def _case(args):
     images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images or 16,
                                                   image_size=args.image_size)
     if not 0 <= image < len(ids):
-        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}")
+        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}, an index among the --n-images {len(ids)} "
+                              "images (spread over the ventral set)")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
                                   image_index=image, labels=objects, trajectory_layers=trajectory_layers)

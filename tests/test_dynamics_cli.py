@@ -27,6 +27,10 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert len(record.data_sha256) == 64
     assert (summary["time_unit"], summary["dt"]) == ("steps", 1.0)  # of the time constants, which the table names
     assert {"slowest_tau_steps"} <= set(summary["conditions"]["none"]["table"][0])
+    # and the finder settings that decide what counts as a fixed point (only the records had them)
+    finder = summary["conditions"]["none"]["finder"]
+    assert finder == {key: record.settings[key] for key in finder}
+    assert (finder["fixed_tol"], finder["slow_tol"], finder["steps"], finder["n_initial"]) == (1e-12, 1e-6, 300, 64)
     assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
     # another seed is another run: its files are written beside the first run's, not over them (before: the same
     # dynamics_bistable.json and figures, overwritten)
@@ -94,6 +98,12 @@ def test_zoo_compare_examples_over_time(tmp_path):
     (["dynamics", "cornet_rt", "--layer", "IT"], "cornet_rt: a CORnet, whose steps are not 10 ms apart"),
     (["compare", "a", "b", "--metrics", "cka,bogus"], "--metrics: unknown bogus"),
     (["compare", "a", "b", "--metrics", ","], "--metrics: none given"),
+    # a ConvRNN without a recurrent cell was refused with "--layer None is not a layer" when no --layer was given
+    (["dynamics", "feedforward_intermediate", "--width", "0.125"],
+     "feedforward_intermediate: no layer has a recurrent cell (no cell keeps a state)"),
+    # the help called it an index of the ventral set (288 images); it is one among the --n-images picked from it
+    (["dynamics", "rgc_shallow", "--width", "0.125", "--image-size", "32", "--n-images", "4", "--image", "20"],
+     "--image 20: expected 0..3, an index among the --n-images 4 images (spread over the ventral set)"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2

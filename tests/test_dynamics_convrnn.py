@@ -31,6 +31,18 @@ def test_cell_map_reproduces_the_last_step_and_the_recorded_output(tiny):
     np.testing.assert_allclose(recorded.values[:, -1], h.numpy(), atol=1e-5)
 
 
+def test_a_drive_the_image_has_not_reached_yet_is_refused(tiny):
+    """With too few steps for the image to reach the layer, the frozen drive was the biases' alone, the same for every
+    image, and the analysis was labelled with the held image all the same."""
+    model, images = tiny
+    arrival = model.first_output_step("conv5")
+    with pytest.raises(ValueError, match=rf"the image reaches layer 'conv5' at step {arrival}; the drive at step "
+                                         rf"{arrival - 1} \(of n_steps={arrival}\) is the same for every image"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=arrival)
+    drives = [ConvRNNCellMap(model, "conv5", images, n_steps=arrival + 1, image_index=i).drive for i in (0, 1)]
+    assert not torch.equal(*drives)
+
+
 def test_a_model_on_the_fast_path_is_refused_with_what_to_do():
     """On the CPU fast path (the extraction's) the image-free steps ran once for the batch, so the captured states
     mixed batch sizes and the map failed with torch's "stack expects each tensor to be equal size"."""

@@ -38,6 +38,49 @@ def test_an_unstable_linear_rnn_is_reported_unstable():
     assert found.time_constants()[0, 0] < 0  # growth
 
 
+def test_a_marginal_mode_of_a_line_attractor_has_an_infinite_time_constant():
+    """x -> diag(1, 0.5) x + (0, 1): every (s, 2) is a fixed point, with an exact eigenvalue 1 along the line. Its
+    time constant was -inf (-1 / 0.0), so the table's slowest_tau was the decaying mode's 1/ln 2 = 1.44 steps."""
+    system = linear_map(torch.tensor([[1.0, 0.0], [0.0, 0.5]]), torch.tensor([0.0, 1.0]))
+    starts = torch.tensor([[-1.0, 0.0], [0.5, 3.0], [2.0, 1.0]], dtype=torch.float64)
+    found = find_fixed_points(system, starts, steps=20)
+    assert len(found) == 3 and found.stable.all()
+    np.testing.assert_allclose(found.points[:, 1], 2.0, atol=1e-12)
+    np.testing.assert_allclose(found.time_constants(), [[np.inf, 1 / np.log(2)]] * 3, rtol=1e-12)
+    assert found.table()["slowest_tau_steps"].tolist() == [np.inf] * 3
+
+
+def test_a_slow_points_linearisation_drifts_as_the_map_does():
+    """x -> diag(1, 0.5) x + (1e-3, 1) has no fixed point; its slow points are the line y = 2 (q = 5e-7), along which
+    the map drifts by 1e-3 a step. The linearisation there stood still (x* + J (x - x*)); an affine map is its own
+    linearisation, so it must give the map's trajectory: x = 1e-3 t, y = 2 + 0.5^t from (0, 3)."""
+    system = linear_map(torch.tensor([[1.0, 0.0], [0.0, 0.5]]), torch.tensor([1e-3, 1.0]))
+    found = find_fixed_points(system, torch.tensor([[0.0, 3.0]], dtype=torch.float64), steps=20)
+    assert found.kind.tolist() == ["slow"] and found.q[0] == pytest.approx(5e-7, rel=1e-9)
+    np.testing.assert_allclose(found.drifts[0], [1e-3, 0.0], atol=1e-12)
+    t = np.arange(11)
+    np.testing.assert_allclose(found.linearise(0).simulate([0.0, 3.0], 10), np.stack([1e-3 * t, 2 + 0.5 ** t], 1),
+                               atol=1e-12)
+
+
+def test_the_dense_polish_forms_few_jacobians_at_once_and_shows_its_progress(monkeypatch, capsys):
+    """The Newton polish formed every point's Jacobian at once ((points, D, D): 17 GB for 512 points at 2048
+    dimensions) and, like the final Jacobians and eigenvalues, ran without progress (`zoo dynamics rgc_intermediate
+    --width 0.25 --layer conv7 --points 64 --steps 20`: over 10 minutes silent after a 3 s minimisation)."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    sizes = []
+    monkeypatch.setattr(fixedpoints, "JACOBIAN_CHUNK", 2)
+    monkeypatch.setattr(fixedpoints, "jacobians", lambda system, x: sizes.append(len(x)) or jacobians(system, x))
+    case = bistable_case()
+    starts = torch.tensor([[-1.2, 0.3], [-0.1, 0.2], [0.2, -0.1], [0.9, 0.4], [1.3, -0.2]], dtype=torch.float64)
+    found = find_fixed_points(case.maps["none"], starts, steps=3, newton_steps=4, progress=True)
+    np.testing.assert_allclose(found.points[np.argsort(found.points[:, 0])], case.expected["points"], atol=1e-12)
+    assert max(sizes) == 2
+    err = capsys.readouterr().err
+    assert "fixed points: Newton polish (points x steps)" in err and "fixed points: eigenvalues" in err
+
+
 def test_bistable_system_three_fixed_points_with_known_stability():
     case = bistable_case()
     found = find_fixed_points(case.maps["none"], sample_states(case.states["none"], 100, noise=0.3), steps=400)
@@ -132,6 +175,26 @@ def test_large_states_get_the_leading_eigenvalues_from_jacobian_vector_products(
     assert len(found) == 1 and found.jacobians is None and found.eigenvalues.shape == (1, 5)
     np.testing.assert_allclose(found.points[0], point, atol=1e-9)  # the GMRES-Newton polish
     np.testing.assert_allclose(found.eigenvalues[0].real, values[:5], atol=1e-8)
+
+
+@pytest.mark.parametrize("matrix, modulus", [
+    (np.zeros((60, 60)), 0.0),  # a time-decay cell at its initial decay 0: ARPACK error -9, "starting vector is zero"
+    (0.9 * np.linalg.qr(np.random.default_rng(4).standard_normal((60, 60)))[0], 0.9),  # all moduli tie: no convergence
+])
+def test_large_states_whose_spectrum_arpack_cannot_resolve_get_it_from_the_jacobian(monkeypatch, matrix, modulus):
+    """ARPACK's failures ended the analysis with its traceback once the points were found (`zoo dynamics
+    timedecay_shallow --width 0.125 --image-size 256`); the eigenvalues now come from the Jacobian matrix there."""
+    from neurozoo.benchmarks.dynamics import fixedpoints
+
+    monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)
+    monkeypatch.setattr(fixedpoints, "ARPACK_MAXITER", 20)
+    bias = np.random.default_rng(5).standard_normal(60)
+    point = np.linalg.solve(np.eye(60) - matrix, bias)
+    starts = torch.as_tensor(point + 1e-3 * np.random.default_rng(6).standard_normal((2, 60)))
+    found = find_fixed_points(linear_map(torch.tensor(matrix), torch.tensor(bias)), starts, steps=5, n_eigenvalues=5)
+    assert len(found) == 1 and found.eigenvalues.shape == (1, 5) and found.stable.all()
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)
+    np.testing.assert_allclose(np.abs(found.eigenvalues[0]), modulus, atol=1e-12)
 
 
 def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):

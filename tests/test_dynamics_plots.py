@@ -30,6 +30,21 @@ def test_similarity_axes_name_the_systems_and_their_time_units(drawn, tmp_path):
     assert drawn["c_model-conv4_trajectories.png"].axes[1].get_xlabel() == "time (ms)"
 
 
+def test_trajectory_legends_name_what_the_colours_are_and_only_the_kinds_of_point_present(drawn, tmp_path):
+    """The colours of the bistable map (its final x) and the flip-flop (the memory at the end) were titled "input", and
+    a figure whose points were all stable showed an "unstable" marker in its legend."""
+    from neurozoo.benchmarks.dynamics.cases import bistable_case
+
+    case = bistable_case()
+    found = FixedPoints(np.array([[-1.0, 0.0], [1.0, 0.0]]), np.zeros(2), np.array(["fixed", "fixed"]),
+                        np.array([[0.9, 0.8], [0.9, 0.8]], dtype=complex))
+    analysis.figures(case, {"none": found}, tmp_path, "b")
+    plane, time_axis = drawn["b_none_trajectories.png"].axes
+    assert time_axis.get_legend().get_title().get_text() == "final state"
+    assert sorted(t.get_text() for t in time_axis.get_legend().get_texts()) == ["x<0", "x>0"]
+    assert [t.get_text() for t in plane.get_legend().get_texts()] == ["stable"]
+
+
 def test_spectra_count_the_points_by_kind_and_mark_growth_modes(tmp_path, drawn):
     """The title read "1 points", the index axis of one point ran -0.04..0.04, a log axis over less than a decade
     labelled its ticks 1.525x10^1, and a saddle's growth time looked like a decay time."""

@@ -134,6 +134,14 @@ class ConvRNNCellMap:
             raise ValueError(f"layer {layer!r} never ran in {n_steps} steps; give more steps")
         if not calls[reference_step][3]:
             raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
+        # every layer runs from t = 0 (on zeros before the image reaches it), one call a step: before the image's
+        # arrival the frozen drive is the same for every image, and the map was labelled with an image it never saw
+        arrival = model.first_output_step(layer) if hasattr(model, "first_output_step") else 0
+        reference_index = reference_step % len(calls)
+        if reference_index < arrival:
+            raise ValueError(f"the image reaches layer {layer!r} at step {arrival}; the drive at step "
+                             f"{reference_index} (of n_steps={n_steps}) is the same for every image: give more than "
+                             f"{arrival} steps")
         self.cell = cell
         drive, _, feedback, _, res_input = calls[reference_step]
         self.drive = drive[image_index: image_index + 1]

@@ -47,7 +47,7 @@ def figures(case: Case, results: Dict[str, FixedPoints], out: Path, stem: str) -
         held_label = "" if held is None else f"held: {condition} ({case.labels[condition][held]})"
         paths.append(plot_trajectories(projection, out / f"{stem}_{name}_trajectories.png", case.labels.get(condition),
                                        explained, points, found.stable, title=f"{case.name}: {condition}",
-                                       highlight=held, highlight_label=held_label))
+                                       highlight=held, highlight_label=held_label, legend_title=case.label_name))
         paths.append(plot_spectra(found, out / f"{stem}_{name}_spectra.png", title=f"{case.name}: {condition}",
                                   time_unit=case.time_unit))
     if case.stimuli is not None:  # a ConvRNN: each layer's output every 10 ms, from the step it first responds

@@ -35,6 +35,7 @@ class Case:
     maps: Dict[str, object]  # condition -> state map under that condition's constant input
     states: Dict[str, torch.Tensor]  # condition -> (T, B, D) visited states
     labels: Dict[str, List[str]] = field(default_factory=dict)  # condition -> label per trajectory (colours)
+    label_name: str = "input"  # what the labels are (the legend's title): the examples' are outcomes, not inputs
     expected: Dict = field(default_factory=dict)
     step_ms: float = 1.0  # one step of the map, in ``time_unit``
     time_unit: str = "steps"  # the examples have no time scale; a ConvRNN step is 10 ms
@@ -109,7 +110,7 @@ def bistable_case(seed: int = 0) -> Case:
     starts = torch.as_tensor(np.random.default_rng(seed).uniform(-1.5, 1.5, (24, 2)))
     trajectory = _simulate(system, starts, 60)
     labels = ["x>0" if x > 0 else "x<0" for x in trajectory[-1, :, 0].tolist()]
-    return Case("bistable", {"none": system}, {"none": trajectory}, {"none": labels},
+    return Case("bistable", {"none": system}, {"none": trajectory}, {"none": labels}, "final state",
                 expected={"points": np.array([[-1.0, 0.0], [0.0, 0.0], [1.0, 0.0]]),
                           "eigenvalues": np.array([[1 - 2 * BISTABLE_DT, 1 - BISTABLE_DT],
                                                    [1 + BISTABLE_DT, 1 - BISTABLE_DT],
@@ -127,7 +128,7 @@ def flipflop_case(architecture: str, hidden: int = 16, steps: int = 500, seed: i
         accuracy = float((torch.sign(model.read(states)) == targets)[held].float().mean())
     labels = ["".join("+" if v > 0 else "-" for v in row) for row in memory.tolist()]
     return Case(f"flipflop-{architecture}", {"no input": model.state_map(torch.zeros(3))}, {"no input": states},
-                {"no input": labels}, expected={"n_stable": 8}, model=model, data_sha256=checksum(training_sha, inputs),
+                {"no input": labels}, "memory at the end", expected={"n_stable": 8}, model=model, data_sha256=checksum(training_sha, inputs),
                 settings={"hidden": hidden, "train_steps": steps, "final_loss": float(np.mean(losses[-20:])),
                           "accuracy": accuracy})
 
@@ -157,8 +158,9 @@ def integration_case(architecture: str, hidden: Optional[int] = None, steps: Opt
         ideal.append(torch.sign(inputs[:, :, context].sum(0)) == targets[-1, :, 0])  # the summed relevant evidence
         maps[name] = model.state_map(task.constant_input(context))
         labels[name] = ["choice +" if t > 0 else "choice -" for t in targets[-1, :, 0].tolist()]
-    return Case(f"integration-{architecture}", maps, states, labels, expected={"line_attractor": True}, model=model,
-                finder=dict(LINE_ATTRACTOR_FINDER), data_sha256=checksum(training_sha, *trial_inputs),
+    return Case(f"integration-{architecture}", maps, states, labels, "target choice",
+                expected={"line_attractor": True}, model=model, finder=dict(LINE_ATTRACTOR_FINDER),
+                data_sha256=checksum(training_sha, *trial_inputs),
                 settings={"hidden": hidden, "train_steps": steps, "lr": lr, "final_loss": float(np.mean(losses[-20:])),
                           "accuracy": float(torch.cat(correct).float().mean()),
                           "ideal_accuracy": float(torch.cat(ideal).float().mean())})

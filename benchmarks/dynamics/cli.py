@@ -42,7 +42,8 @@ def add_commands(sub) -> dict:
     dynamics.add_argument("--trajectory-layers", help="ConvRNN: comma-separated layers whose outputs are plotted over "
                                                        "time (default: the analysed layer)")
     dynamics.add_argument("--image", type=at_least(0),
-                          help="ConvRNN: index of the held image (embedded ventral set; default 0)")
+                          help="ConvRNN: index of the held image among the --n-images images (spread over the "
+                               "embedded ventral set; default 0)")
     dynamics.add_argument("--n-images", type=at_least(1),
                           help="ConvRNN: images whose trajectories seed the search (default 16)")
     dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
@@ -165,7 +166,10 @@ def _case(args):
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
     modules = dict(model.named_modules())
     recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
-    layer = args.layer or (recurrent[-1] if recurrent else None)
+    if not recurrent:  # said "--layer None is not a layer" when no --layer was given
+        raise UserFacingError(f"{args.model}: no layer has a recurrent cell (no cell keeps a state), so it has no "
+                              "dynamics to analyse; zoo compare takes its trajectories")
+    layer = args.layer or recurrent[-1]
     if layer not in model.layer_names:
         raise UserFacingError(f"{args.model}: --layer {layer!r} is not a layer; layers: {', '.join(model.layer_names)}")
     trajectory_layers = [l.strip() for l in args.trajectory_layers.split(",")] if args.trajectory_layers else None
@@ -177,7 +181,8 @@ def _case(args):
     images, ids, objects = sources.ventral_images(with_objects=True, max_stimuli=args.n_images or 16,
                                                   image_size=args.image_size)
     if not 0 <= image < len(ids):
-        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}")
+        raise UserFacingError(f"--image {image}: expected 0..{len(ids) - 1}, an index among the --n-images {len(ids)} "
+                              "images (spread over the ventral set)")
     try:
         case = cases.convrnn_case(model, args.model, layer, images, ids, _positions(args.position),
                                   image_index=image, labels=objects, trajectory_layers=trajectory_layers)
@@ -228,7 +233,8 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
     paths = figures(case, results, out, stem) if draw else []
-    summary = {condition: {**found.summary(), "table": found.table().to_dict(orient="records")}
+    # "finder": the tolerances that make a point fixed or slow, the steps... (the records had them, the summary not)
+    summary = {condition: {**found.summary(), "finder": found.settings, "table": found.table().to_dict(orient="records")}
                for condition, found in results.items()}
     summary_path = out / f"{stem}.json"
     write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 import pandas as pd
@@ -62,12 +62,14 @@ def speed(system, x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Linearisation:
-    """x_{t+1} - x* = J (x_t - x*) around a fixed point x*."""
+    """x_{t+1} - x* = J (x_t - x*) around a fixed point x*; around a slow point x_{t+1} - x* = F(x*) - x* + J (x_t - x*)
+    (``drift``, zero at a fixed point: without it a slow point's linearisation stood still where the map drifts)."""
 
     point: np.ndarray
     jacobian: np.ndarray
     dt: float = 1.0
     time_unit: str = "steps"  # of dt, hence of the time constants
+    drift: Optional[np.ndarray] = None  # F(x*) - x*
 
     @property
     def eigenvalues(self) -> np.ndarray:
@@ -94,8 +96,9 @@ class Linearisation:
     def simulate(self, start: np.ndarray, steps: int) -> np.ndarray:
         """(steps + 1, D): the linearised trajectory from ``start``."""
         out = [np.asarray(start, dtype=float)]
+        drift = 0.0 if self.drift is None else self.drift
         for _ in range(steps):
-            out.append(self.point + self.jacobian @ (out[-1] - self.point))
+            out.append(self.point + drift + self.jacobian @ (out[-1] - self.point))
         return np.stack(out)
 
 
@@ -114,10 +117,12 @@ def input_jacobians(system, points: np.ndarray, dtype: torch.dtype = torch.float
 
 
 def time_constants(eigenvalues: np.ndarray, dt: float = 1.0) -> np.ndarray:
-    """tau = -dt / ln|lambda|: decay (|lambda| < 1) or growth (negative tau) time; inf at |lambda| = 1."""
+    """tau = -dt / ln|lambda|: decay (|lambda| < 1) or growth (negative tau) time; inf at |lambda| = 1 (-dt / 0.0
+    gave -inf there, so a perfect integrator's mode was the fastest, and the table's slowest_tau missed it)."""
     modulus = np.abs(np.asarray(eigenvalues))
+    log = np.log(np.where(modulus == 0, np.finfo(float).tiny, modulus))
     with np.errstate(divide="ignore"):
-        return -dt / np.log(np.where(modulus == 0, np.finfo(float).tiny, modulus))
+        return np.where(log == 0, np.inf, -dt / log)
 
 
 @dataclass
@@ -130,6 +135,7 @@ class FixedPoints:
     dt: float = 1.0
     time_unit: str = "steps"  # of dt, hence of the time constants (the table's slowest_tau_<unit>)
     settings: Dict = field(default_factory=dict)
+    drifts: Optional[np.ndarray] = None  # (N, D) F(x) - x at each point
 
     def __len__(self) -> int:
         return len(self.q)
@@ -151,12 +157,13 @@ class FixedPoints:
         mask = np.asarray(mask)
         return FixedPoints(self.points[mask], self.q[mask], self.kind[mask], self.eigenvalues[mask],
                            None if self.jacobians is None else self.jacobians[mask], self.dt, self.time_unit,
-                           self.settings)
+                           self.settings, None if self.drifts is None else self.drifts[mask])
 
     def linearise(self, index: int) -> Linearisation:
         if self.jacobians is None:
             raise ValueError("no dense Jacobians kept (state larger than the dense limit)")
-        return Linearisation(self.points[index], self.jacobians[index], self.dt, self.time_unit)
+        return Linearisation(self.points[index], self.jacobians[index], self.dt, self.time_unit,
+                             None if self.drifts is None else self.drifts[index])
 
     def time_constants(self) -> np.ndarray:
         """(N, K): tau of every eigenvalue, in ``time_unit``."""
@@ -208,14 +215,35 @@ def _newton_steps(matrices: np.ndarray, residuals: np.ndarray) -> np.ndarray:
     return np.stack([lstsq(m, r, cond=cond, lapack_driver="gelsy")[0] for m, r in zip(matrices, residuals)])
 
 
-def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
+#: points whose Jacobians are formed at once: all of them at once held (points, D, D) floats, 17 GB for 512 points at
+#: the dense limit, and the polish ran for minutes without a sign of progress (a 1280-dimensional ConvRNN map: ~10 s
+#: a point and Newton step on 2 cores)
+JACOBIAN_CHUNK = 16
+
+
+def _chunked_jacobians(system, x: torch.Tensor, bar) -> Iterator[torch.Tensor]:
+    """dF/dx at the rows of x, ``JACOBIAN_CHUNK`` rows at a time, counted on ``bar``."""
+    for start in range(0, len(x), JACOBIAN_CHUNK):
+        chunk = jacobians(system, x[start: start + JACOBIAN_CHUNK])
+        bar.update(len(chunk))
+        yield chunk
+
+
+def _newton(system, x: torch.Tensor, steps: int, progress: bool = False) -> torch.Tensor:
     identity = torch.eye(x.shape[1], dtype=x.dtype)
     q = speed(system, x).detach()
+    bar = tqdm(total=steps * len(x), desc="fixed points: Newton polish (points x steps)", disable=not progress,
+               leave=False)
     for _ in range(steps):
         with torch.no_grad():
             residual = system(x) - x
         try:
-            delta = torch.as_tensor(_newton_steps((jacobians(system, x) - identity).numpy(), residual.numpy()))
+            deltas, start = [], 0
+            for matrices in _chunked_jacobians(system, x, bar):
+                rows = residual[start: start + len(matrices)]
+                deltas.append(_newton_steps((matrices - identity).numpy(), rows.numpy()))
+                start += len(matrices)
+            delta = torch.as_tensor(np.concatenate(deltas))
         except (RuntimeError, ValueError):  # LinAlgError is a ValueError, as is a non-finite Jacobian
             break
         candidate = x - delta
@@ -224,6 +252,7 @@ def _newton(system, x: torch.Tensor, steps: int) -> torch.Tensor:
         better = torch.isfinite(q_new) & (q_new < q)
         x = torch.where(better[:, None], candidate, x)
         q = torch.where(better, q_new, q)
+    bar.close()
     return x
 
 
@@ -273,19 +302,30 @@ def _unique(points: np.ndarray, q: np.ndarray, tol: float) -> List[int]:
     return kept
 
 
+ARPACK_MAXITER = 300  # Arnoldi restarts; ARPACK's default, 10 x the dimension, ran for many minutes before it failed
+
+
 def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
-    from scipy.sparse.linalg import LinearOperator, eigs
+    """The ``k`` eigenvalues of dF/dx at ``point`` largest in modulus, by ARPACK on Jacobian-vector products; where
+    ARPACK fails, from the Jacobian matrix. It fails where the Krylov space collapses (J = 0, a time-decay cell at its
+    initial decay 0: "starting vector is zero") or where the leading moduli tie (a scaled rotation: no convergence),
+    and ``zoo dynamics`` ended there with its traceback after the minimisation."""
+    from scipy.sparse.linalg import ArpackError, LinearOperator, eigs
 
     dim = point.numel()
+    k = min(k, dim - 2)
 
     def product(v):
         v = torch.as_tensor(np.real_if_close(v).reshape(1, dim), dtype=point.dtype)
         _, jv = torch.autograd.functional.jvp(system, point[None], v)
         return jv.reshape(dim).numpy()
 
-    values = eigs(LinearOperator((dim, dim), matvec=product, dtype=float), k=min(k, dim - 2),
-                  which="LM", return_eigenvectors=False)
-    return values[np.argsort(-np.abs(values), kind="stable")]
+    try:
+        values = eigs(LinearOperator((dim, dim), matvec=product, dtype=float), k=k, which="LM",
+                      maxiter=ARPACK_MAXITER, return_eigenvectors=False)
+    except ArpackError:  # ArpackNoConvergence too
+        values = np.linalg.eigvals(jacobians(system, point[None])[0].numpy())
+    return values[np.argsort(-np.abs(values), kind="stable")][:k]
 
 
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
@@ -307,7 +347,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     points, q = _candidates(system, x, np.inf if dense else krylov_below, unique_tol)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
-        polished = (_newton(system, torch.as_tensor(points), newton_steps) if dense
+        polished = (_newton(system, torch.as_tensor(points), newton_steps, progress) if dense
                     else _newton_krylov(system, torch.as_tensor(points), newton_steps, progress))
         points, q = _candidates(system, polished, slow_tol, unique_tol)
     else:
@@ -315,17 +355,24 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
         points, q = points[keep], q[keep]
     kind = np.where(q < fixed_tol, "fixed", "slow")
     if dense:
-        J = jacobians(system, torch.as_tensor(points)).numpy() if len(points) else np.zeros((0, system.dim, system.dim))
-        values = [np.linalg.eigvals(j) for j in J]
+        with tqdm(total=len(points), desc="fixed points: Jacobians", disable=not progress, leave=False) as bar:
+            J = (torch.cat(list(_chunked_jacobians(system, torch.as_tensor(points), bar))).numpy() if len(points)
+                 else np.zeros((0, system.dim, system.dim)))
+        values = [np.linalg.eigvals(j) for j in tqdm(J, desc="fixed points: eigenvalues", disable=not progress,
+                                                      leave=False)]
         eigenvalues = np.array([v[np.argsort(-np.abs(v), kind="stable")] for v in values]).reshape(len(J), system.dim)
     else:
         J = None
-        eigenvalues = (np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues) for p in points])
+        eigenvalues = (np.array([_top_eigenvalues(system, torch.as_tensor(p), n_eigenvalues)
+                                 for p in tqdm(points, desc="fixed points: eigenvalues (ARPACK)", disable=not progress,
+                                               leave=False)])
                        if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
                 "dense": dense, **({} if dense else {"krylov_below": krylov_below})}
-    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings)
+    with torch.no_grad():
+        drifts = (system(torch.as_tensor(points)) - torch.as_tensor(points)).numpy() if len(points) else points
+    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings, drifts=drifts)
 
 
 def step_of(system, dt: Optional[float] = None, time_unit: Optional[str] = None):

@@ -23,9 +23,9 @@ def _groups(labels: Optional[Sequence], n: int):
 def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional[Sequence] = None,
                       explained=None, fixed_points: Optional[np.ndarray] = None, stable: Optional[np.ndarray] = None,
                       title: Optional[str] = None, highlight: Optional[int] = None,
-                      highlight_label: str = "") -> Path:
+                      highlight_label: str = "", legend_title: str = "input") -> Path:
     """PC1-PC2 (and PC1 over time) of every stimulus, coloured by ``labels``; ``fixed_points`` are already
-    projected (N, >=2): filled = stable, open = unstable. ``highlight``: the index of a trajectory drawn thick in
+    projected (N, >=2): filled = stable, open = unstable. ``legend_title``: what the colours are. ``highlight``: the index of a trajectory drawn thick in
     black (a ConvRNN's held image, whose map the fixed points are of), labelled ``highlight_label``."""
     labels, colours = _groups(labels, projection.sizes["stimulus_id"])
     figure = Figure(figsize=(9, 3.8), layout="constrained")
@@ -42,9 +42,13 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
         time_axis.plot(t, trace[:, 0], color="k", lw=2, zorder=2)
     if fixed_points is not None and len(fixed_points):
         stable = np.ones(len(fixed_points), bool) if stable is None else np.asarray(stable)
-        plane.scatter(fixed_points[stable, 0], fixed_points[stable, 1], s=40, c="k", marker="o", zorder=3, label="stable")
-        plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
-                      marker="o", zorder=3, label="unstable")
+        # a kind with no point has no legend entry (an "unstable" marker stood in the legend of 1 stable point)
+        if stable.any():
+            plane.scatter(fixed_points[stable, 0], fixed_points[stable, 1], s=40, c="k", marker="o", zorder=3,
+                          label="stable")
+        if not stable.all():
+            plane.scatter(fixed_points[~stable, 0], fixed_points[~stable, 1], s=40, facecolors="none", edgecolors="r",
+                          marker="o", zorder=3, label="unstable")
     if highlight is not None or (fixed_points is not None and len(fixed_points)):
         plane.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     ratio = "" if explained is None else f" ({100 * explained[0]:.0f}%, {100 * explained[1]:.0f}% var.)"
@@ -54,7 +58,7 @@ def plot_trajectories(projection: xr.DataArray, path: PathLike, labels: Optional
     if len(colours) > 1 and len(colours) <= 10:
         for name, colour in colours.items():
             time_axis.plot([], [], color=colour, label=name)
-        time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="input",
+        time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title=legend_title,
                          title_fontsize=7)  # beside the panel, not over the traces
     if title:
         figure.suptitle(title)

@@ -156,3 +156,18 @@ def test_factories_that_build_the_wrong_thing_are_refused_naming_the_factory(mon
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert benchmarks.load("ventral_embedded.V4-temporal").identifier == "ventral_embedded.V4-temporal"
+
+
+def test_a_data_set_factory_that_returns_no_recording_is_refused_naming_it(monkeypatch):
+    """A benchmark on it failed with "'tuple' object has no attribute 'assembly'" from inside the benchmark."""
+    from neurozoo import datasets
+    from neurozoo.benchmarks.neural import dataset_benchmark
+
+    def pair():
+        return "assembly", "stimuli"
+
+    datasets.DATASETS._load_entry_points()
+    monkeypatch.setitem(datasets.DATASETS._entries, "my.pair", Entry("my.pair", pair))
+    with pytest.raises(SpecError, match=r"^data set 'my.pair': its factory test_plugins\..*pair returned a tuple, not a "
+                                        r"datasets.Recording\(assembly, stimulus_set\)$"):
+        dataset_benchmark("my.V4", "my.pair", "V4").assembly

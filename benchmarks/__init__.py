@@ -1,4 +1,5 @@
 """Scoring harness: metrics, ceilings, activation extraction, benchmark registry, run records."""
+from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.registry import Registry
 
 #: Registered benchmarks: name -> factory returning a benchmark object.
@@ -11,7 +12,17 @@ def list_benchmarks():
 
 
 def load(name: str, **kwargs):
-    return BENCHMARKS.create(name, **kwargs)
+    benchmark = BENCHMARKS.create(name, **kwargs)
+    missing = [field for field, ok in (("identifier", isinstance(getattr(benchmark, "identifier", None), str)),
+                                       ("score", callable(getattr(benchmark, "score", None)))) if not ok]
+    if missing:  # a plugin's factory: the command failed with an AttributeError traceback
+        raise SpecError(f"benchmark {name!r}: its factory {BENCHMARKS.origin(name)} returned a "
+                        f"{type(benchmark).__name__} without {' and '.join(missing)} (a benchmark has an identifier "
+                        "and score(model, ...): e.g. benchmarks.neural.NeuralBenchmark)")
+    if benchmark.identifier != name:  # records, splits and pages go by the name; the score's settings by identifier
+        raise SpecError(f"benchmark {name!r}: its factory {BENCHMARKS.origin(name)} returned one identified as "
+                        f"{benchmark.identifier!r}; give it the name it is registered under")
+    return benchmark
 
 
 from neurozoo.benchmarks import registered as _registered  # noqa: E402  (after BENCHMARKS exists)

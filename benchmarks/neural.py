@@ -196,12 +196,12 @@ class DataOnlyBenchmark:
 
 # ------------------------------------------------------------------------------------- registered data sets
 def _recording(dataset: str, **kwargs):
-    """``datasets.DATASETS.create(dataset)``, loaded once per process."""
+    """``datasets.load(dataset)``, loaded once per process."""
     key = (dataset, tuple(sorted(kwargs.items())))
     if key not in _RECORDINGS:
-        from neurozoo.datasets import DATASETS
+        from neurozoo import datasets
 
-        _RECORDINGS[key] = DATASETS.create(dataset, **kwargs)
+        _RECORDINGS[key] = datasets.load(dataset, **kwargs)
     return _RECORDINGS[key]
 
 

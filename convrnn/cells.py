@@ -798,7 +798,7 @@ def cell_config_keys(kind: str) -> Optional[Tuple[str, ...]]:
 
 
 def _parameters(kind: str) -> Optional[Tuple[str, ...]]:
-    factory = cell_entry(kind).factory
+    factory = cell_entry(kind).resolve()
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         params = list(inspect.signature(target).parameters.values())
@@ -839,10 +839,11 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
     for key, value in structural.items():
         if accepted is None or key in accepted:
             config[key] = value
-    wrong = _mistyped(entry.factory, config)
+    factory = entry.resolve()
+    wrong = _mistyped(factory, config)
     if wrong:
         raise SpecError(f"cell {kind!r}: " + "; ".join(wrong))
-    return entry.factory(channels=channels, **config)
+    return factory(channels=channels, **config)
 
 
 def _mistyped(factory, config) -> list:

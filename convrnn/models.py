@@ -159,7 +159,14 @@ def create_model(name, /, **overrides) -> nn.Module:
             raise SpecError(f"{name}: {error}") from None
     if not isinstance(name, str):
         return build(load_spec(name).with_overrides(**overrides))
-    return MODELS.create(name, **overrides)
+    model = MODELS.create(name, **overrides)
+    import torch.nn as nn
+
+    if not (isinstance(model, nn.Module) and hasattr(model, "layer_names")):  # a plugin's factory: the commands
+        raise SpecError(f"ConvRNN model {name!r}: its factory {MODELS.origin(name)} returned a "  # failed deep inside
+                        f"{type(model).__name__}, not a model with named layers (an nn.Module with layer_names and "
+                        "forward(images, record=...), as convrnn.create_model(SPEC_PATH) builds)")
+    return model
 
 
 def get_spec(name: str) -> GraphSpec:

@@ -523,7 +523,7 @@ class ConvRNN(nn.Module):
 def create_cell_owns_feedback(kind: str) -> bool:
     from neurozoo.convrnn.cells import cell_entry
 
-    return bool(getattr(cell_entry(kind).factory, "owns_feedback", False))  # an unknown kind: a SpecError naming it
+    return bool(getattr(cell_entry(kind).resolve(), "owns_feedback", False))  # an unknown kind: a SpecError naming it
 
 
 def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,

@@ -408,7 +408,7 @@ def _cell_depth(cell: Optional[Dict[str, Any]]) -> Optional[int]:
     from neurozoo.convrnn.cells import CELLS
 
     try:
-        factory = CELLS.get(cell["kind"]).factory
+        factory = CELLS.get(cell["kind"]).resolve()
         parameter = inspect.signature(factory).parameters.get("cell_depth")
     except Exception:  # unknown kinds are reported when the model is built
         return None

@@ -12,4 +12,16 @@ from neurozoo.datasets.sets import Recording, register as _register_data_sets  #
 
 _register_data_sets(DATASETS)
 
-__all__ = ["Registry", "UnknownNameError", "DataError", "SpecError", "UserFacingError", "DATASETS", "Recording"]
+
+
+def load(name: str, **kwargs) -> Recording:
+    """``DATASETS.create(name)``, checked: a data set of one's own (an entry point) whose factory returns something
+    else was an AttributeError deep inside a benchmark."""
+    recording = DATASETS.create(name, **kwargs)
+    if not isinstance(recording, Recording):
+        raise SpecError(f"data set {name!r}: its factory {DATASETS.origin(name)} returned a {type(recording).__name__}, "
+                        "not a datasets.Recording(assembly, stimulus_set)")
+    return recording
+
+
+__all__ = ["Registry", "UnknownNameError", "DataError", "SpecError", "UserFacingError", "DATASETS", "Recording", "load"]

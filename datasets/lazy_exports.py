@@ -33,4 +33,5 @@ def lazy_factory(module: str, name: str) -> Callable:
         return getattr(importlib.import_module(module), name)(**overrides)
 
     create.__name__ = create.__qualname__ = name
+    create.__module__ = module  # where it comes from, as a registry's duplicate-name error names it
     return create

@@ -51,14 +51,19 @@ def package_version() -> str:
 
 def environment() -> dict:
     """The versions a score depends on beside the code: Python, torch, numpy, the platform and torch's threads
-    (float sums are grouped by thread, so the thread count can change the last bits)."""
+    (float sums are grouped by thread, so the thread count can change the last bits), and the plugins used (the
+    installed packages' models and benchmarks: their package and version)."""
     import platform
     import sys
 
     import torch
 
+    from neurozoo.datasets.registry import loaded_plugins
+
+    plugins = loaded_plugins()  # only when there are: the records of the suite's own models state what they did
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": f"{sys.platform}-{platform.machine()}", "torch_threads": torch.get_num_threads()}
+            "platform": f"{sys.platform}-{platform.machine()}", "torch_threads": torch.get_num_threads(),
+            **({"plugins": plugins} if plugins else {})}
 
 
 def code_version() -> str:

@@ -7,7 +7,9 @@ through a Python entry point in the registry's group (loaded lazily on first loo
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -22,6 +24,11 @@ class UnknownNameError(UserFacingError, KeyError):
         return str(self.args[0])
 
 
+class DuplicateNameError(UserFacingError, ValueError):
+    """A name registered twice: the message names both registrations, whichever came first (a built-in module is
+    imported on the first lookup, so a third party's decorator may run before it)."""
+
+
 class PluginLoadError(UserFacingError, ImportError):
     """An installed package's entry point whose module does not import (or lacks the named object): one line naming
     the entry, the entry point and the package, instead of the import's traceback from deep inside a command."""
@@ -33,6 +40,11 @@ class Entry:
     factory: Callable[..., Any]
     description: str = ""
     tags: Dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> Callable[..., Any]:
+        """The factory itself, an installed package's entry point imported (``PluginLoadError`` if it cannot be): what
+        a caller inspects (signature, class attributes), where ``factory`` of a plugin is only the loader."""
+        return self.factory.load() if isinstance(self.factory, _LazyEntryPoint) else self.factory
 
 
 class Registry:
@@ -52,7 +64,9 @@ class Registry:
         def decorator(factory: Callable[..., Any]):
             key = name or factory.__name__
             if key in self._entries and not overwrite:
-                raise ValueError(f"{self.kind} {key!r} is already registered")
+                raise DuplicateNameError(
+                    f"{self.kind} {key!r} is already registered by {_origin(self._entries[key].factory)}; "
+                    f"{_origin(factory)} cannot register it again: choose another name (or overwrite=True)")
             doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
             doc = doc if isinstance(doc, str) else (doc[0] if doc else "")
             self._entries[key] = Entry(key, factory, doc, dict(tags))
@@ -72,8 +86,13 @@ class Registry:
         if not self.entry_point_group:
             return
         for ep in entry_points(group=self.entry_point_group):
-            if ep.name not in self._entries:
-                self._entries[ep.name] = Entry(ep.name, _LazyEntryPoint(ep, self.kind), f"(plugin {ep.value})")
+            if ep.name in self._entries:  # a built-in or an earlier plugin keeps the name; say so, break no command
+                warnings.warn(f"plugin {self.kind} {ep.name!r} (entry point {ep.value} in group {ep.group}"
+                              f"{_package(ep)}) is ignored: the name is already registered by "
+                              f"{_origin(self._entries[ep.name].factory)}; rename it in its package's entry points",
+                              stacklevel=2)
+                continue
+            self._entries[ep.name] = Entry(ep.name, _LazyEntryPoint(ep, self.kind), f"(plugin {ep.value})")
 
     def names(self) -> List[str]:
         self._load_entry_points()
@@ -90,6 +109,11 @@ class Registry:
             )
         return self._entries[name]
 
+    def origin(self, name: str) -> str:
+        """Where ``name``'s factory comes from (``module.function``, or an installed package's entry point), for an
+        error about what it built."""
+        return _origin(self.get(name).factory)
+
     def create(self, name: str, /, **kwargs) -> Any:  # positional: a factory may take a "name" keyword
         return self.get(name).factory(**kwargs)
 
@@ -101,18 +125,49 @@ class Registry:
         return iter(self.names())
 
 
+_LOADED_PLUGINS: Dict[str, str] = {}
+
+
+def loaded_plugins() -> Dict[str, str]:
+    """The installed packages' entries this process has used, ``{"group:name": "package version"}``: a record's
+    provenance, since the suite's code version does not cover a plugin's code."""
+    return dict(sorted(_LOADED_PLUGINS.items()))
+
+
 class _LazyEntryPoint:
     def __init__(self, ep, kind: str = "entry"):
         self.ep = ep
         self.kind = kind
 
-    def __call__(self, **kwargs):
+    def load(self) -> Callable[..., Any]:
         try:
             factory = self.ep.load()
         except Exception as error:  # noqa: BLE001 -- any error while importing a third party's module
             package = getattr(getattr(self.ep, "dist", None), "name", None)
             raise PluginLoadError(
                 f"plugin {self.kind} {self.ep.name!r} cannot be loaded: its entry point {self.ep.value} (group "
-                f"{self.ep.group}{', package ' + package if package else ''}) raised {type(error).__name__}: {error}; "
+                f"{self.ep.group}{_package(self.ep)}) raised {type(error).__name__}: {error}; "
                 f"fix or reinstall {package or 'the package that registers it'}, or uninstall it") from error
-        return factory(**kwargs)
+        dist = getattr(self.ep, "dist", None)
+        _LOADED_PLUGINS[f"{self.ep.group}:{self.ep.name}"] = \
+            f"{dist.name} {dist.version}" if dist is not None else self.ep.value
+        return factory
+
+    def __call__(self, **kwargs):
+        return self.load()(**kwargs)
+
+
+def _package(ep) -> str:
+    package = getattr(getattr(ep, "dist", None), "name", None)
+    return f", package {package}" if package else ""
+
+
+def _origin(factory) -> str:
+    """Where a factory comes from, for an error: ``module.name``, or an installed package's entry point."""
+    if isinstance(factory, _LazyEntryPoint):
+        return f"entry point {factory.ep.value} (group {factory.ep.group}{_package(factory.ep)})"
+    while isinstance(factory, functools.partial):
+        factory = factory.func
+    module = getattr(factory, "__module__", None) or "?"
+    name = getattr(factory, "__qualname__", None)
+    return f"{module}.{name}" if name else module

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from neurozoo import retina
-from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 from neurozoo.datasets.termination import sigterm_deferred, termination_requested
@@ -396,6 +396,10 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
         else:
             rates = d.windows_batch(model, batch)
             target = d.target[:, d.windows.targets[batch]].T.to(device)
+        if rates.shape != target.shape:  # a model of one's own: broadcasting gave a RuntimeError from the loss
+            raise SpecError(f"retina model {type(model).__name__}: returned rates of shape {tuple(rates.shape)} for "
+                            f"{len(target)} stimulus windows; expected (windows, n_cells) = {tuple(target.shape)}, "
+                            "one rate per cell of the recording")
         loss = poisson_loss(rates, target)
         objective = loss + regularization(model, rates, config.l2, config.l1)
         optimizer.zero_grad(set_to_none=True)

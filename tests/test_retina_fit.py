@@ -406,6 +406,25 @@ def test_early_stopping_and_windows_batching(ln_recording):
     assert np.isfinite(result.history[0]["train_loss"])
 
 
+def test_a_model_of_ones_own_with_the_wrong_number_of_outputs_is_one_error_naming_the_shapes(ln_recording):
+    """A retina model returning 3 rates for a 1-cell recording was fitted, the loss broadcasting the cell over the
+    3 outputs (for 12 cells: a RuntimeError from the loss); a plugin's author is now told the shape expected."""
+    from neurozoo.datasets.errors import SpecError
+
+    class ThreeRates(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = torch.nn.Linear(40 * 50 * 50, 3)
+
+        def forward(self, x):
+            return torch.nn.functional.softplus(self.dense(x.flatten(1)))
+
+    with pytest.raises(SpecError, match=r"^retina model ThreeRates: returned rates of shape \(64, 3\) for 64 stimulus "
+                                        r"windows; expected \(windows, n_cells\) = \(64, 1\), one rate per cell"):
+        fit(ThreeRates(), ln_recording, epochs=1, batching="windows", batch_size=64, max_steps_per_epoch=1,
+            progress=False)
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     return generate_recording(tmp_path_factory.mktemp("gt") / "whitenoise.h5", "whitenoise", n_train=8000, n_test=1000,

@@ -1,0 +1,173 @@
+"""A third party's cells, models and benchmarks, registered as the README's "Extending the suite" says: through an
+installed package's entry points, or the registries' decorator. Each must work as a built-in one does, and a
+clash or a factory that builds the wrong thing must be one error naming what and where."""
+import sys
+import warnings
+from importlib.metadata import distribution
+
+import pytest
+import torch
+
+from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.registry import DuplicateNameError, Entry, Registry, _LazyEntryPoint
+
+CELL_MODULE = '''
+import torch
+from neurozoo.convrnn.cells import RecurrentCell, SameConv2d
+
+
+class MinGatedCell(RecurrentCell):
+    def __init__(self, channels, *, filter_size=3, gate_bias=1.0):
+        super().__init__(channels)
+        self.state_channels = (self.channels,)
+        self.gate_bias = float(gate_bias)
+        self.gate = SameConv2d(2 * self.channels, self.channels, (filter_size, filter_size))
+
+    def forward(self, x, state=None, feedback=None, res_input=None):
+        x = x if feedback is None else x + feedback
+        (h,) = self._state(x, state)
+        g = torch.sigmoid(self.gate(torch.cat([x, h], 1)) + self.gate_bias)
+        h = g * h + (1 - g) * torch.relu(x)
+        return h, (h,)
+'''
+
+SPEC = {"name": "tiny_mingated", "n_steps": 6, "image_steps": 4,
+        "layers": [{"name": "conv1", "channels": 4, "kernel": 3, "stride": 2},
+                   {"name": "conv2", "channels": 4, "kernel": 3, "cell": {"kind": "mingated", "gate_bias": 0.5}}],
+        "feedback": [{"source": "conv2", "target": "conv1"}]}
+
+
+def installed(tmp_path, monkeypatch, package, modules, entry_points_txt):
+    """Install ``package`` 0.1 as pip would (its modules and a .dist-info) in a folder put on sys.path; return its
+    entry points by (group, name)."""
+    root = tmp_path / "site"
+    for name, source in modules.items():
+        (root / f"{name}.py").parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{name}.py").write_text(source)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    info = root / f"{package}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points_txt)
+    monkeypatch.syspath_prepend(str(root))
+    return {(ep.group, ep.name): ep for ep in distribution(package).entry_points}
+
+
+def test_a_cell_from_an_entry_point_builds_and_is_checked_as_a_registered_one(tmp_path, monkeypatch):
+    """The cell's factory behind an entry point was only a loader taking **kwargs: the network passed it in_channels,
+    in_stride and feedback_channels (a TypeError traceback from any cell that does not take them, as the built-in
+    ones do not) and its config went unchecked."""
+    from neurozoo import convrnn
+    from neurozoo.convrnn.cells import CELLS
+
+    eps = installed(tmp_path, monkeypatch, "mycells", {"mycells": CELL_MODULE},
+                    "[neurozoo.convrnn_cells]\nmingated = mycells:MinGatedCell\n")
+    ep = eps["neurozoo.convrnn_cells", "mingated"]
+    CELLS._load_entry_points()
+    monkeypatch.setitem(CELLS._entries, "mingated", Entry("mingated", _LazyEntryPoint(ep, CELLS.kind), "(plugin)"))
+    model = convrnn.create_model(SPEC)
+    assert type(model.layers["conv2"].cell).__name__ == "MinGatedCell" and model.layers["conv2"].cell.gate_bias == 0.5
+    out = model(torch.randn(2, 3, 16, 16), record=["conv2"])
+    assert out.recorded["conv2"].shape == (6, 2, 4, 8, 8)
+    bad = {**SPEC, "layers": [SPEC["layers"][0], {**SPEC["layers"][1], "cell": {"kind": "mingated", "gate_bais": 1}}]}
+    with pytest.raises(SpecError, match=r"layer 'conv2': cell 'mingated': unknown config key\(s\) 'gate_bais'; did "
+                                        r"you mean 'gate_bias'\? \(valid keys: filter_size, gate_bias\)"):
+        convrnn.create_model(bad)
+
+
+def test_a_name_registered_twice_names_both_registrations_whichever_came_first():
+    registry = Registry("thing")
+
+    @registry.register("a")
+    def first():
+        pass
+
+    def second():
+        pass
+
+    with pytest.raises(DuplicateNameError, match=r"thing 'a' is already registered by test_plugins\.test_a_name_regi"
+                                                 r"stered_twice_names_both_registrations_whichever_came_first\.<locals>"
+                                                 r"\.first; test_plugins\..*<locals>\.second cannot register it again"):
+        registry.add("a", second)
+    registry.add("a", second, overwrite=True)
+    assert registry.get("a").factory is second
+
+
+def test_a_plugin_whose_name_is_taken_is_ignored_with_a_warning_naming_it_and_the_holder(tmp_path, monkeypatch):
+    """It used to be dropped in silence: the researcher's `zoo fit bncnn` fitted the built-in BN-CNN."""
+    installed(tmp_path, monkeypatch, "clash", {"clash": "def make(**kw):\n    return kw\n"},
+              "[neurozoo.test_things]\na = clash:make\nb = clash:make\n")
+    registry = Registry("thing", entry_point_group="neurozoo.test_things")
+    registry.add("a", dict)
+    with pytest.warns(UserWarning, match=r"^plugin thing 'a' \(entry point clash:make in group neurozoo.test_things, "
+                                         r"package clash\) is ignored: the name is already registered by builtins\.dict;"
+                                         r" rename it in its package's entry points$"):
+        assert registry.names() == ["a", "b"]
+    assert registry.create("a") == {} and registry.create("b", x=1) == {"x": 1}
+
+
+def test_a_used_plugin_is_in_the_provenance_environment(tmp_path, monkeypatch):
+    from neurozoo.datasets import registry as registry_module
+    from neurozoo.datasets.provenance import environment
+
+    monkeypatch.setattr(registry_module, "_LOADED_PLUGINS", {})
+    assert "plugins" not in environment()
+    installed(tmp_path, monkeypatch, "provpkg", {"provpkg": "def make(**kw):\n    return 3\n"},
+              "[neurozoo.test_things]\nthree = provpkg:make\n")
+    assert Registry("thing", entry_point_group="neurozoo.test_things").create("three") == 3
+    assert environment()["plugins"] == {"neurozoo.test_things:three": "provpkg 0.1"}
+
+
+def test_factories_that_build_the_wrong_thing_are_refused_naming_the_factory(monkeypatch):
+    """A model factory's non-model and a benchmark factory's object without score() failed in a command with an
+    AttributeError traceback."""
+    from neurozoo import benchmarks, convrnn, retina
+
+    def not_a_model(**overrides):
+        return torch.nn.Linear(3, 3)
+
+    monkeypatch.setitem(convrnn.MODELS._entries, "bad_net", Entry("bad_net", not_a_model))
+    with pytest.raises(SpecError, match=r"ConvRNN model 'bad_net': its factory test_plugins\..*not_a_model returned a "
+                                        r"Linear, not a model with named layers"):
+        convrnn.create_model("bad_net")
+    retina.MODELS._load_entry_points()
+    monkeypatch.setitem(retina.MODELS._entries, "bad_cnn", Entry("bad_cnn", lambda n_cells=5: "weights.pt"))
+    with pytest.raises(SpecError, match=r"retina model 'bad_cnn': its factory test_plugins\..*<lambda> returned a str, "
+                                        r"not an nn.Module mapping stimulus windows"):
+        retina.create_model("bad_cnn")
+
+    class NoScore:
+        identifier = "my.V4"
+
+    class Other(NoScore):
+        identifier = "other.V4"
+
+        def score(self, model):
+            return 0
+
+    benchmarks.BENCHMARKS._load_entry_points()
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "my.V4", Entry("my.V4", NoScore))
+    with pytest.raises(SpecError, match=r"benchmark 'my.V4': its factory test_plugins\..*NoScore returned a NoScore "
+                                        r"without score \(a benchmark has an identifier and score\(model, ...\)"):
+        benchmarks.load("my.V4")
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "my.V4", Entry("my.V4", Other))
+    with pytest.raises(SpecError, match=r"returned one identified as 'other.V4'; give it the name it is registered"):
+        benchmarks.load("my.V4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert benchmarks.load("ventral_embedded.V4-temporal").identifier == "ventral_embedded.V4-temporal"
+
+
+def test_a_data_set_factory_that_returns_no_recording_is_refused_naming_it(monkeypatch):
+    """A benchmark on it failed with "'tuple' object has no attribute 'assembly'" from inside the benchmark."""
+    from neurozoo import datasets
+    from neurozoo.benchmarks.neural import dataset_benchmark
+
+    def pair():
+        return "assembly", "stimuli"
+
+    datasets.DATASETS._load_entry_points()
+    monkeypatch.setitem(datasets.DATASETS._entries, "my.pair", Entry("my.pair", pair))
+    with pytest.raises(SpecError, match=r"^data set 'my.pair': its factory test_plugins\..*pair returned a tuple, not a "
+                                        r"datasets.Recording\(assembly, stimulus_set\)$"):
+        dataset_benchmark("my.V4", "my.pair", "V4").assembly

@@ -19,9 +19,6 @@ def load(name: str, **kwargs):
         raise SpecError(f"benchmark {name!r}: its factory {BENCHMARKS.origin(name)} returned a "
                         f"{type(benchmark).__name__} without {' and '.join(missing)} (a benchmark has an identifier "
                         "and score(model, ...): e.g. benchmarks.neural.NeuralBenchmark)")
-    if benchmark.identifier != name:  # records, splits and pages go by the name; the score's settings by identifier
-        raise SpecError(f"benchmark {name!r}: its factory {BENCHMARKS.origin(name)} returned one identified as "
-                        f"{benchmark.identifier!r}; give it the name it is registered under")
     return benchmark
 
 

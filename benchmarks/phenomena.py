@@ -177,6 +177,8 @@ def _factory(phenomenon: str):
     return create
 
 
-for _phenomenon, (_, _, _description) in PHENOMENA.items():
+for _phenomenon, (_, _settings, _description) in PHENOMENA.items():
+    # version: the measure's, where it has been changed (zoo run's job key: leaderboard.zoo.benchmark_version)
     BENCHMARKS.add(f"retina_embedded.{_phenomenon}", _factory(_phenomenon), description=_description, family="retina",
-                   region="phenomena")
+                   region="phenomena", **({"version": _settings["index_version"]} if "index_version" in _settings
+                                          else {}))

@@ -403,15 +403,33 @@ def protocol_notes(how) -> List[str]:
     protocol (a bump changes what a fit with the same settings gives) and the embedded recordings' version (its
     data sha256 is compared too). A note, not a failure: a bump may leave this model's fit unchanged."""
     spec = how.get("spec") if isinstance(how, dict) else None
-    if not isinstance(spec, dict) or spec.get("family") != "retina":
+    if not isinstance(spec, dict):
         return []
+    notes = _benchmark_version_notes(spec)
+    if spec.get("family") != "retina":
+        return notes
     from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
     from neurozoo.retina.fit import FIT_PROTOCOL
 
     now = {"fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION}
-    return [f"spec.{name}: stored {spec[name]}, this code's {value} (the fit or the embedded circuit has changed "
-            "since the record)"
-            for name, value in now.items() if name in spec and spec[name] != value]
+    return notes + [f"spec.{name}: stored {spec[name]}, this code's {value} (the fit or the embedded circuit has "
+                    "changed since the record)"
+                    for name, value in now.items() if name in spec and spec[name] != value]
+
+
+def _benchmark_version_notes(spec: dict) -> List[str]:
+    """A note where the benchmark's definition (its registered version, :func:`leaderboard.zoo.benchmark_version`)
+    is not the one the record was scored with: a record made before the version existed states none."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.zoo import benchmark_version
+
+    if spec.get("benchmark") not in benchmarks.BENCHMARKS:
+        return []
+    stored, now = spec.get("benchmark_version"), benchmark_version(spec["benchmark"]).get("benchmark_version")
+    if stored == now:
+        return []
+    return [f"spec.benchmark_version: stored {'none' if stored is None else stored}, this code's "
+            f"{'none' if now is None else now} ({spec['benchmark']}'s measure has changed since the record)"]
 
 
 def _recorded_threads(record: ScoreRecord) -> Optional[int]:

@@ -141,6 +141,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                     "checkpoint": None, "weights": UNTRAINED if family == "convrnn" else "fitted",
                     "score": {"max_features": max_features, "seed": 0},
                     "split": split_spec()}
+            spec.update(benchmark_version(bench))
             if family == "retina":
                 from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
                 from neurozoo.retina.fit import FIT_PROTOCOL
@@ -171,6 +172,17 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
         skipped.append("retina models: none of --benchmarks is a retina benchmark" if benchmark_names
                        else "retina models: no retina benchmark is registered yet")
     return specs, skipped
+
+
+def benchmark_version(name: str) -> Dict[str, int]:
+    """``{"benchmark_version": N}`` for a benchmark registered with a ``version`` tag (its definition changed: the
+    same model scores otherwise), else ``{}``, so the keys of unversioned benchmarks' jobs stay as they were. In the
+    job key: after the contrast-adaptation index's version 2, a re-run of zoo run reused every version-1 score as a
+    done job, and the board kept them."""
+    from neurozoo import benchmarks
+
+    version = benchmarks.BENCHMARKS.get(name).tags.get("version")
+    return {} if version is None else {"benchmark_version": version}
 
 
 def _built_on_meta(model: str, overrides: Dict[str, Any]):

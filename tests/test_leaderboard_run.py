@@ -325,6 +325,38 @@ def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_k
     assert {job for job in after if after[job] != again[job]} == changed
 
 
+def test_a_benchmarks_new_version_gives_its_jobs_new_keys_and_unversioned_ones_keep_theirs(monkeypatch):
+    """A benchmark's measure was in no job key: after the contrast-adaptation index's version 2 (which scores models
+    without memory beyond their window 0 instead of up to 0.145), a re-run of zoo run on an existing database said
+    "36 jobs (36 already done, reused)" and the board kept the version-1 scores. A registered ``version`` tag is now
+    in the key; benchmarks without one keep the keys they had."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.db import settings_sha256
+    from neurozoo.leaderboard.zoo import zoo_specs
+    from neurozoo.retina.phenomena.adaptation import INDEX_VERSION
+    from neurozoo.retina.phenomena.osr import CALL_VERSION
+
+    def specs():
+        made, _ = zoo_specs(models=["ln", "rgc_shallow"])
+        return {(s["model"], s["benchmark"]): s for s in made}
+
+    before = specs()
+    versions = {job[1]: spec.get("benchmark_version") for job, spec in before.items()}
+    # the registered versions are the measures' own (written out in the registrations, not imported)
+    assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION == 2
+    assert versions["retina_embedded.osr"] == CALL_VERSION == 2
+    assert versions["retina_embedded.whitenoise-heldout"] is None and versions["ventral_embedded.V4-temporal"] is None
+    assert all("benchmark_version" not in spec for spec in before.values() if versions[spec["benchmark"]] is None)
+    adaptation = before[("ln", "retina_embedded.contrast-adaptation")]
+    unversioned = {key: value for key, value in adaptation.items() if key != "benchmark_version"}
+    assert settings_sha256(adaptation) != settings_sha256(unversioned)  # a version-1 job is not reused
+    entry = benchmarks.BENCHMARKS.get("retina_embedded.oms")
+    monkeypatch.setitem(entry.tags, "version", 2)  # a measure changed: its jobs alone get new keys
+    after = specs()
+    assert {job for job in before if settings_sha256(before[job]) != settings_sha256(after[job])} == {
+        ("ln", "retina_embedded.oms")}
+
+
 def test_a_checkpoint_the_run_would_not_use_is_refused(tmp_path):
     """Before: a checkpoint for a misspelled model (or one not in --models) was dropped silently, so the model was
     scored with random weights; one for a retina model renamed its rows 'ln@w (weights ...)' while the benchmark

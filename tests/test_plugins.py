@@ -150,9 +150,10 @@ def test_factories_that_build_the_wrong_thing_are_refused_naming_the_factory(mon
     with pytest.raises(SpecError, match=r"benchmark 'my.V4': its factory test_plugins\..*NoScore returned a NoScore "
                                         r"without score \(a benchmark has an identifier and score\(model, ...\)"):
         benchmarks.load("my.V4")
+    # a variant registered under a name of its own keeps its class's identifier (the tests' smaller copies of the
+    # retina benchmarks do): refusing it broke them, so the identifier is the registered name by convention only
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "my.V4", Entry("my.V4", Other))
-    with pytest.raises(SpecError, match=r"returned one identified as 'other.V4'; give it the name it is registered"):
-        benchmarks.load("my.V4")
+    assert benchmarks.load("my.V4").identifier == "other.V4"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert benchmarks.load("ventral_embedded.V4-temporal").identifier == "ventral_embedded.V4-temporal"

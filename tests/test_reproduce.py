@@ -609,6 +609,20 @@ def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_anot
     assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out
 
 
+def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():
+    """A zoo run record of a benchmark whose measure has changed since (its spec's ``benchmark_version``, or none
+    from before the benchmark had one) gets a note saying so, as a fitting protocol of another version does."""
+    from neurozoo.leaderboard.reproduce import protocol_notes
+
+    spec = {"family": "retina", "model": "ln", "benchmark": "retina_embedded.contrast-adaptation"}
+    assert protocol_notes({"spec": {**spec, "benchmark_version": 2}}) == []
+    assert protocol_notes({"spec": spec}) == [
+        "spec.benchmark_version: stored none, this code's 2 (retina_embedded.contrast-adaptation's measure has "
+        "changed since the record)"]
+    unversioned = {"family": "convrnn", "model": "rgc_shallow", "benchmark": "ventral_embedded.V4-temporal"}
+    assert protocol_notes({"spec": unversioned}) == []
+
+
 def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, capsys, monkeypatch):
     """compare, differences and mismatches each walked both records' settings again (a dynamics record's settings
     hold its fixed points and matrices): zoo reproduce walks them once, with the same output."""

@@ -39,8 +39,10 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: settings that are not the computation's configuration: the environment and the device (compared apart, in
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
 #: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
-#: before the rerun and its weights by the ``model_sha256`` setting) and a fit's progress bar
-UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress")
+#: before the rerun and its weights by the ``model_sha256`` setting), a fit's progress bar, and what a retina fit's
+#: provenance says beyond its settings (``fit``: how it was come by, which differs by design, e.g. cached then and
+#: fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit")
 MISSING = "(missing)"
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
@@ -387,6 +389,9 @@ def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
               for name, stored, found in walked.unpaired]
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
+    fitted, refitted = (old.settings or {}).get("fit") or {}, (new.settings or {}).get("fit") or {}
+    notes += [f"fit.{key}: stored {fitted[key]}, rerun {refitted[key]}" for key in sorted(set(fitted) & set(refitted))
+              if key != "origin" and fitted[key] != refitted[key]]
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
     if not then:
         notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
@@ -415,7 +420,23 @@ def protocol_notes(how) -> List[str]:
 
 
 def _recorded_threads(record: ScoreRecord) -> Optional[int]:
-    return ((record.settings or {}).get("environment") or {}).get("torch_threads")
+    """The thread count to rerun ``record`` under: its retina fit's (``settings.fit.torch_threads``: the weights
+    follow it, and a score read from the fit cache ran under another count, which ``environment`` states), else the
+    scoring process's."""
+    settings = record.settings or {}
+    return fit_threads((settings.get("fit") or {}).get("torch_threads"),
+                       (settings.get("environment") or {}).get("torch_threads"))
+
+
+def fit_threads(fitted, scored: Optional[int]) -> Optional[int]:
+    """``fitted`` (a fit's thread counts, :attr:`retina.fit.FitResult.torch_threads`) when it is one count, else
+    ``scored``. A fit resumed under another count cannot be run again in one go: said, and the last count used."""
+    if not isinstance(fitted, list) or not fitted or not all(isinstance(n, int) for n in fitted):
+        return scored
+    if len(fitted) > 1:
+        print(f"the fit ran under {' then '.join(map(str, fitted))} torch threads (resumed under another count); "
+              f"fitting again under {fitted[-1]}: its numbers may differ in the last bits")
+    return fitted[-1]
 
 
 def with_threads(threads: Optional[int], run):
@@ -425,7 +446,7 @@ def with_threads(threads: Optional[int], run):
 
     before = torch.get_num_threads()
     if threads and threads != before:
-        print(f"using {threads} torch threads, as the record was scored (this process had {before})")
+        print(f"using {threads} torch threads, as the record was scored or fitted (this process had {before})")
         torch.set_num_threads(threads)
     try:
         return run()

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.reproduce import beyond_tolerance, gap, leaves, require, with_threads, within_tolerance
+from neurozoo.leaderboard.reproduce import (beyond_tolerance, fit_threads, gap, leaves, require, with_threads,
+                                           within_tolerance)
 
 #: summary.json's fields that the rerun reads, and their types (a summary edited or cut short is refused naming one)
 SUMMARY_FIELDS = {"model": (str,), "data": (str,), "provenance": (dict,)}
@@ -209,7 +210,8 @@ def run(args) -> int:
     path = summary_path(args.record)
     summary = read_summary(path)
     data = recording(path, summary)  # before any fitting
-    threads = ((summary["provenance"].get("environment") or {}).get("torch_threads"))
+    threads = fit_threads(summary["provenance"].get("fit_torch_threads"),
+                          (summary["provenance"].get("environment") or {}).get("torch_threads"))
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-fit-") as scratch:
         result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)))
     pairs, mismatched = number_pairs(path, summary, result, frame)

@@ -172,6 +172,34 @@ def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path
     assert not fits.exists()  # the shared fit cache was neither read nor written
 
 
+def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_it(tmp_path, tiny_benchmarks, capsys,
+                                                                                    monkeypatch):
+    """A score read from the fit cache ran under its own thread count, not the fit's: the record kept only its own,
+    and the rerun fitted again under it (measured: `zoo score ln` of a 1-thread fit scored on 2 threads, then
+    `zoo reproduce`, differed by 1.7e-6 with nothing said)."""
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    _private_cache(tmp_path, monkeypatch)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
+    fitted = ResultsStore(db).records()[-1].settings["fit"]
+    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
+    torch.set_num_threads(2)
+    try:
+        assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # read from the fit cache
+    finally:
+        torch.set_num_threads(1)
+    record = ResultsStore(db).records()[-1]
+    assert record.settings["environment"]["torch_threads"] == 2
+    assert record.settings["fit"] == {**fitted, "origin": "cached"}
+    seen = []
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert seen == [1] and "bit-identical" in capsys.readouterr().out
+
+
 def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):
     """Before: both widths were 'feedforward_intermediate', and the board showed only the newer run's score."""
     from neurozoo.leaderboard.db import LeaderboardDB

@@ -103,7 +103,7 @@ IMAGENET_ARGUMENTS = {"data": TEXT, "max_images": OPTIONAL_INT, "image_size": (i
 CHECKPOINT_FIELDS = {"path": TEXT, "sha256": TEXT}
 SPEC_FIELDS = {"family": TEXT, "model": TEXT, "benchmark": TEXT}
 SPEC_FAMILY_FIELDS = {"convrnn": {"overrides": (dict,), "score": (dict,)}, "retina": {"score": (dict,)},
-                      "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT}}
+                      "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT, "sha256": TEXT}}
 
 
 def checked(record: ScoreRecord, how) -> None:
@@ -179,6 +179,11 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
             _checkpoint(spec["checkpoint"], record)
         if command == "zoo work":
             from neurozoo.leaderboard.sandbox import require_sandbox
+            from neurozoo.leaderboard.submission import changed_since_submitted
+
+            changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+            if changed:
+                raise DataError(f"record {record.id}: {changed} ({spec['folder']})")
             from neurozoo.leaderboard.worker import score_submission
 
             public, hidden = score_submission(spec, sandbox=require_sandbox(), device=device, use_cache=use_caches)

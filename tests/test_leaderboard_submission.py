@@ -388,7 +388,10 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     """``zoo reproduce`` of a ``zoo work`` record runs the submitted model again in the sandbox (the activation
     cache neither read nor written) and compares the hidden-split score number by number."""
     from neurozoo.benchmarks.extraction import cache as activation_cache
+    from neurozoo.datasets.errors import DataError
     from neurozoo.leaderboard.reproduce import mismatches, rerun
+    from neurozoo.leaderboard.worker import score_submission
+    from neurozoo.leaderboard.zoo import ScoringError
 
     submission = submit(db, make_submission(tmp_path / "good"), tmp_path / "store")
     job = db.submission(submission)["jobs"][0]
@@ -399,6 +402,14 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     again = rerun(hidden)
     assert again.value == hidden.value and again.per_bin == hidden.per_bin and again.settings["split"] == "hidden"
     assert mismatches(hidden, again) == []  # the same model, seed, data and configuration: nothing of it differs
+    # the stored files changed since: scored, they gave other numbers under the submitted sha256, no reason named
+    folder = Path(job["spec"]["folder"])
+    (folder / "model.py").write_text((folder / "model.py").read_text() + "\n# edited after submission\n")
+    with pytest.raises(DataError, match=rf"record {hidden.id}: the submission's stored files have changed since it "
+                                        rf"was submitted \(sha256 {job['spec']['sha256'][:12]} then"):
+        rerun(hidden)
+    with pytest.raises(ScoringError, match="stored files have changed since it was submitted"):
+        score_submission(job["spec"], use_cache=False)
 
 
 def test_the_readme_example_submission_passes_intake_and_names_real_layers(tmp_path, monkeypatch):

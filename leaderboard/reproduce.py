@@ -506,7 +506,7 @@ def run_reproduce(args) -> int:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
         fields = ", ".join(name for name, _, _ in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
-        data = any(name == "data_sha256" for name, _, _ in named)
+        data = any(name in ("data_sha256", "settings.images_sha256") for name, _, _ in named)
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else

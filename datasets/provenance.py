@@ -50,15 +50,37 @@ def package_version() -> str:
 
 
 def environment() -> dict:
-    """The versions a score depends on beside the code: Python, torch, numpy, the platform and torch's threads
-    (float sums are grouped by thread, so the thread count can change the last bits)."""
+    """The versions a score depends on beside the code: Python, torch, numpy, SciPy and scikit-learn (the metrics'
+    linear algebra and splits), the platform and CPU (its instruction set picks the kernels), and the thread counts
+    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits)."""
     import platform
     import sys
 
     import torch
 
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": f"{sys.platform}-{platform.machine()}", "torch_threads": torch.get_num_threads()}
+            "scipy": _distribution_version("scipy"), "sklearn": _distribution_version("scikit-learn"),
+            "platform": f"{sys.platform}-{platform.machine()}", "cpu": cpu_model(),
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+
+
+def _distribution_version(name: str) -> Optional[str]:
+    """An installed distribution's version, read without importing it (scikit-learn takes ~1 s to import)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def blas_threads() -> Optional[int]:
+    """The thread count of the BLAS that numpy and SciPy call (OpenBLAS, MKL; the largest where several are
+    loaded), None where none is: the PLS mapping and the ceilings' linear algebra group their sums by it, which moves
+    the last bits of a score as torch's count does (measured: ``OPENBLAS_NUM_THREADS=1`` against 2 moved a ConvRNN's
+    V4 score by 3.4e-8, torch's count unchanged)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
 def code_version() -> str:

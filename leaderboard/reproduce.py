@@ -444,17 +444,38 @@ def fit_threads(fitted, scored: Optional[int]) -> Optional[int]:
     return fitted[-1]
 
 
-def with_threads(threads: Optional[int], run):
-    """``run()`` with torch's intra-op thread count set to the record's: float sums are grouped per thread, so
-    another count moves the last bits (README, "Reproducibility and interrupted runs")."""
+def recorded_blas_threads(settings: Optional[Dict[str, Any]]) -> Optional[int]:
+    """The BLAS thread count a record's (or a ``zoo fit`` summary's) ``environment`` states, None where it states
+    none (stored before records kept it)."""
+    count = ((settings or {}).get("environment") or {}).get("blas_threads")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def with_threads(threads: Optional[int], run, blas: Optional[int] = None):
+    """``run()`` with torch's intra-op thread count, and the BLAS's (``blas``: numpy's and SciPy's), set to the
+    record's: float sums are grouped per thread, so another count moves the last bits (README, "Reproducibility and
+    interrupted runs")."""
+    import contextlib
+
     import torch
 
     before = torch.get_num_threads()
     if threads and threads != before:
         print(f"using {threads} torch threads, as the record was scored or fitted (this process had {before})")
         torch.set_num_threads(threads)
+    limits = contextlib.nullcontext()
+    if blas:
+        import scipy.linalg  # noqa: F401  loads SciPy's BLAS now: a limit reaches only the libraries already loaded
+        from threadpoolctl import threadpool_limits
+
+        from neurozoo.datasets.provenance import blas_threads
+
+        if blas != blas_threads():
+            print(f"using {blas} BLAS threads, as the record was scored (this process had {blas_threads()})")
+        limits = threadpool_limits(limits=blas, user_api="blas")
     try:
-        return run()
+        with limits:
+            return run()
     finally:
         torch.set_num_threads(before)
 
@@ -493,7 +514,8 @@ def run_reproduce(args) -> int:
         raise UserFacingError(f"no record {args.record} in {store.shown_url}")
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
     new = with_threads(_recorded_threads(record),
-                        lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
+                       lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how),
+                       blas=recorded_blas_threads(record.settings))
     walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
     pairs = differences(record, new, walked)
     largest, notes = compare(record, new, walked, pairs, how)

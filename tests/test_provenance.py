@@ -79,6 +79,13 @@ def test_environment_states_the_versions_a_score_depends_on():
     env = provenance.environment()
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
     assert env["python"].count(".") == 2 and env["torch_threads"] == torch.get_num_threads()
+    # the metrics' linear algebra and splits, and the BLAS's threads, which move a score's last bits as torch's do
+    import scipy
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    assert env["scipy"] == scipy.__version__ and env["sklearn"] == sklearn.__version__ and env["cpu"]
+    assert env["blas_threads"] == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
 
 
 def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fresh_commit_cache, tmp_path):

@@ -84,16 +84,25 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     assert _zoo("reproduce", record.id, "--db", db) == 1
     assert "NOT reproduced: largest difference 1e-09 > tolerance 0" in capsys.readouterr().out
     assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-8") == 0
-    # the rerun uses the thread count the record was scored with (float sums are grouped per thread)
+    # the rerun uses the thread counts the record was scored with, torch's and the BLAS's (float sums are grouped per
+    # thread: OPENBLAS_NUM_THREADS=1 against 2 moved a V4 score by 3.4e-8, unrecorded, torch's count unchanged)
+    from neurozoo.datasets.provenance import blas_threads
+
+    blas = blas_threads()
+    assert settings["environment"]["blas_threads"] == blas and settings["environment"]["scipy"]
+    other = 1 if blas != 1 else 2
     seen = []
     monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
-                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+                        lambda *a, **k: seen.append((torch.get_num_threads(), blas_threads())) or record)
     with sqlite3.connect(db_file) as connection:
-        settings = {**record.settings, "environment": {**record.settings["environment"], "torch_threads": 2}}
-        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+        environment = {**record.settings["environment"], "torch_threads": 2, "blas_threads": other}
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?",
+                           (json.dumps({**record.settings, "environment": environment}), record.id))
     capsys.readouterr()
     _zoo("reproduce", record.id, "--db", db)
-    assert seen == [2] and "using 2 torch threads" in capsys.readouterr().out and torch.get_num_threads() == 1
+    out = capsys.readouterr().out
+    assert seen == [(2, other)] and "using 2 torch threads" in out and f"using {other} BLAS threads" in out
+    assert torch.get_num_threads() == 1 and blas_threads() == blas
 
 
 def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):

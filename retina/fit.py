@@ -549,13 +549,14 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
 
     if device.type == "cpu":
         keep_freed_memory()  # no page faults on each step's large temporaries (see there)
-    with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
+    threads = torch.get_num_threads()  # the fit's: within split_threads torch runs single-threaded
+    with split_threads(threads if use_chunks and device.type == "cpu" else 1):
         for epoch in epochs:
             if state["bad_epochs"] >= config.patience:
                 break
             model.train()
-            if torch.get_num_threads() not in state["torch_threads"]:
-                state["torch_threads"] = [*state["torch_threads"], torch.get_num_threads()]
+            if threads not in state["torch_threads"]:
+                state["torch_threads"] = [*state["torch_threads"], threads]
             rng = np.random.default_rng([config.seed, epoch])
             if use_chunks:
                 chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))

@@ -193,7 +193,7 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
     fitted = ResultsStore(db).records()[-1].settings["fit"]
     assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
-    torch.set_num_threads(2)
+    torch.set_num_threads(2)  # scoring only (a 2-thread fit is slow on a busy 2-core machine: test_retina_fit's)
     try:
         assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # read from the fit cache
     finally:

@@ -122,11 +122,12 @@ def phenomenon_provenance(benchmark, name: str, info: dict, seed: int, device: s
 
 
 def fit_facts(info: dict) -> dict:
-    """``{"fit": ...}`` for a score's settings: what the fit's provenance (``info``, :func:`retina.fit.provenance`)
-    says beyond its settings, which a rerun needs to give the same weights: the fitting protocol, the thread counts
-    its epochs ran under (a score read from the fit cache runs under its own process's count, which the record's
-    ``environment`` states), how it was come by and its kept epoch. Empty for a module scored as given."""
+    """``{"fit_provenance": ...}`` for a score's settings: what the fit's provenance (``info``,
+    :func:`retina.fit.provenance`) says beyond its settings, which a rerun needs to give the same weights: the fitting
+    protocol, the thread counts its epochs ran under (a score read from the fit cache runs under its own process's
+    count, which the record's ``environment`` states), how it was come by and its kept epoch. Empty for a module
+    scored as given."""
     if "fit_origin" not in info:
         return {}
-    return {"fit": {"origin": info["fit_origin"], "fit_protocol": info.get("fit_protocol"),
-                    "torch_threads": info.get("fit_torch_threads"), "best_epoch": info.get("best_epoch")}}
+    return {"fit_provenance": {"origin": info["fit_origin"], "fit_protocol": info.get("fit_protocol"),
+                               "torch_threads": info.get("fit_torch_threads"), "best_epoch": info.get("best_epoch")}}

@@ -40,9 +40,9 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
 #: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
 #: before the rerun and its weights by the ``model_sha256`` setting), a fit's progress bar, and what a retina fit's
-#: provenance says beyond its settings (``fit``: how it was come by, which differs by design, e.g. cached then and
-#: fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
-UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit")
+#: provenance says beyond its settings (``fit_provenance``: how it was come by, which differs by design, e.g. cached
+#: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
 MISSING = "(missing)"
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
@@ -394,9 +394,9 @@ def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
               for name, stored, found in walked.unpaired]
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
-    fitted, refitted = (old.settings or {}).get("fit") or {}, (new.settings or {}).get("fit") or {}
-    notes += [f"fit.{key}: stored {fitted[key]}, rerun {refitted[key]}" for key in sorted(set(fitted) & set(refitted))
-              if key != "origin" and fitted[key] != refitted[key]]
+    fitted, refitted = ((record.settings or {}).get("fit_provenance") or {} for record in (old, new))
+    notes += [f"fit_provenance.{key}: stored {fitted[key]}, rerun {refitted[key]}"
+              for key in sorted(set(fitted) & set(refitted)) if key != "origin" and fitted[key] != refitted[key]]
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
     if not then:
         notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
@@ -425,11 +425,11 @@ def protocol_notes(how) -> List[str]:
 
 
 def _recorded_threads(record: ScoreRecord) -> Optional[int]:
-    """The thread count to rerun ``record`` under: its retina fit's (``settings.fit.torch_threads``: the weights
-    follow it, and a score read from the fit cache ran under another count, which ``environment`` states), else the
-    scoring process's."""
+    """The thread count to rerun ``record`` under: its retina fit's (``settings.fit_provenance.torch_threads``: the
+    weights follow it, and a score read from the fit cache ran under another count, which ``environment`` states),
+    else the scoring process's."""
     settings = record.settings or {}
-    return fit_threads((settings.get("fit") or {}).get("torch_threads"),
+    return fit_threads((settings.get("fit_provenance") or {}).get("torch_threads"),
                        (settings.get("environment") or {}).get("torch_threads"))
 
 

@@ -191,7 +191,7 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     _private_cache(tmp_path, monkeypatch)
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
-    fitted = ResultsStore(db).records()[-1].settings["fit"]
+    fitted = ResultsStore(db).records()[-1].settings["fit_provenance"]
     assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
     torch.set_num_threads(2)  # scoring only (a 2-thread fit is slow on a busy 2-core machine: test_retina_fit's)
     try:
@@ -200,7 +200,7 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
         torch.set_num_threads(1)
     record = ResultsStore(db).records()[-1]
     assert record.settings["environment"]["torch_threads"] == 2
-    assert record.settings["fit"] == {**fitted, "origin": "cached"}
+    assert record.settings["fit_provenance"] == {**fitted, "origin": "cached"}
     seen = []
     monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
                         lambda *a, **k: seen.append(torch.get_num_threads()) or record)

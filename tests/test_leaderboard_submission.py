@@ -304,8 +304,10 @@ def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monk
     conv1 = model_features(benchmark, spec, "conv1", limits)  # what an IT benchmark on these stimuli asks next
     assert len(runs) == 1
     assert conv2.shape[0] == conv1.shape[0] == 96 and not np.allclose(conv1.values[:, :8], conv2.values[:, :8])
-    alone = dict(spec, layers={"V4": "conv1"}, sha256="0" * 64)  # a run asking for conv1 alone: the same features
-    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits).values, conv1.values, rtol=1e-6)
+    alone = dict(spec, layers={"V4": "conv1"})  # a run asking for conv1 alone (not from the cache): the same features
+    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits, use_cache=False).values, conv1.values,
+                               rtol=1e-6)
+    assert len(runs) == 2
 
 
 def test_a_copy_into_the_store_cut_short_is_not_reused(tmp_path, db, monkeypatch):

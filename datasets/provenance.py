@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from neurozoo.datasets.git_checkout import checkout_commit
+from neurozoo.datasets.git_checkout import checkout_commit, checkout_diff_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,14 @@ def git_commit() -> Optional[str]:
     now, not the one it was installed at); else the commit a wheel or sdist was built from, which setup.py writes
     into ``_build_info.py``; else None (a copy built outside a git checkout)."""
     return checkout_commit(REPO) or build_commit()
+
+
+@lru_cache(maxsize=1)
+def code_diff_sha256() -> Optional[str]:
+    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), else None: the code version
+    says only that there were some."""
+    commit = git_commit()
+    return checkout_diff_sha256(REPO) if commit and commit.endswith("-dirty") and checkout_commit(REPO) else None
 
 
 def build_commit() -> Optional[str]:
@@ -52,7 +60,8 @@ def package_version() -> str:
 def environment() -> dict:
     """The versions a score depends on beside the code: Python, torch, numpy, SciPy and scikit-learn (the metrics'
     linear algebra and splits), the platform and CPU (its instruction set picks the kernels), and the thread counts
-    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits)."""
+    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits); for a
+    ``-dirty`` checkout, the sha256 of its uncommitted changes."""
     import platform
     import sys
 
@@ -61,7 +70,8 @@ def environment() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "scipy": _distribution_version("scipy"), "sklearn": _distribution_version("scikit-learn"),
             "platform": f"{sys.platform}-{platform.machine()}", "cpu": cpu_model(),
-            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads()}
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+            **({"code_diff_sha256": code_diff_sha256()} if code_diff_sha256() else {})}
 
 
 def _distribution_version(name: str) -> Optional[str]:

@@ -10,8 +10,10 @@ from neurozoo.datasets import provenance
 @pytest.fixture
 def fresh_commit_cache():
     provenance.git_commit.cache_clear()
+    provenance.code_diff_sha256.cache_clear()
     yield
     provenance.git_commit.cache_clear()
+    provenance.code_diff_sha256.cache_clear()
 
 
 def _git(folder, *args) -> str:
@@ -167,3 +169,20 @@ def test_probe_refuses_weights_that_are_not_those_summary_json_describes(tmp_pat
         assert probe(weights) == 0
     fitted_to = json.loads((tmp_path / "probe" / "osr.json").read_text())["provenance"]["fitted_to"]
     assert fitted_to["rule"] == "summary.json" and fitted_to["weights_checked"] is False
+
+
+def test_a_dirty_checkout_states_a_digest_of_its_changes(tmp_path, monkeypatch, fresh_commit_cache,
+                                                         committed_repository):
+    """-dirty said only that there were uncommitted changes: two runs on different edits had the same code version,
+    and a rerun on other edits differed with no reason named."""
+    committed_repository(tmp_path, {"setup.cfg": "[metadata]\nversion = 9.8.7\n"})
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    assert provenance.code_diff_sha256() is None and "code_diff_sha256" not in provenance.environment()
+    digests = []
+    for edit in ("9.8.8", "9.8.9", "9.8.8"):
+        (tmp_path / "setup.cfg").write_text(f"[metadata]\nversion = {edit}\n")
+        provenance.git_commit.cache_clear()
+        provenance.code_diff_sha256.cache_clear()
+        assert provenance.git_commit().endswith("-dirty")
+        digests.append(provenance.environment()["code_diff_sha256"])
+    assert len(digests[0]) == 64 and digests[0] != digests[1] and digests[0] == digests[2]

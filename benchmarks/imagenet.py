@@ -116,6 +116,7 @@ class ImageNetBenchmark:
         dataset, class_index = open_val(root, transform, n_classes, classes)
         in_folder = len(dataset.samples)
         subset(dataset, max_images, seed)
+        images_sha256 = file_list_sha256(dataset, contents=True)  # of the images read: the bytes, not the sizes
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
         batches = ((images.to(device), target.to(device)) for images, target in loader)
         first_step = int(getattr(model, "first_readout_step", 0))
@@ -138,7 +139,9 @@ class ImageNetBenchmark:
             "n_classes": n_classes, "class_index": class_index, "top1": value, "top5": 100 * top5 / n,
             "loss": loss / n, "image_size": image_size, "batch_size": batch_size, "transform": repr(transform),
             "answer": "model_answer (the decoder's output, else the last step), as zoo train's validation",
-            "first_readout_step": first_step, "model_class": type(model).__name__}
+            "first_readout_step": first_step, "model_class": type(model).__name__,
+            # data_sha256 (names, labels, sizes) is kept as it was, so that earlier records still reproduce
+            "images_sha256": images_sha256}
         return Score(value=value, error=100 * math.sqrt(value / 100 * (1 - value / 100) / n), per_bin=per_step,
                      provenance={"code_version": code_version(), "git_commit": git_commit(),
                                  "data_sha256": file_list_sha256(dataset, sizes=True), "seed": seed,

@@ -39,7 +39,7 @@ class RetinaHeldoutBenchmark:
         provenance = dict(result.provenance)
         provenance.setdefault("settings", {})
         provenance["settings"] = {**provenance["settings"], "kind": self.kind, "sizes": dict(self.sizes),
-                                  "summary": result.summary}
+                                  "summary": result.summary, **fit_facts(provenance)}
         return Score(value=result.value, error=result.error, ceiling=result.ceiling,
                      per_bin=per_cell, provenance=provenance)
 
@@ -117,5 +117,17 @@ def phenomenon_provenance(benchmark, name: str, info: dict, seed: int, device: s
     import time
 
     return {**info, "model": name, "seed": seed, "device": device,
-            "settings": {**info.get("settings", {}), "kind": benchmark.kind, **settings},
+            "settings": {**info.get("settings", {}), "kind": benchmark.kind, **fit_facts(info), **settings},
             "duration_s": round(time.perf_counter() - started, 2)}
+
+
+def fit_facts(info: dict) -> dict:
+    """``{"fit_provenance": ...}`` for a score's settings: what the fit's provenance (``info``,
+    :func:`retina.fit.provenance`) says beyond its settings, which a rerun needs to give the same weights: the fitting
+    protocol, the thread counts its epochs ran under (a score read from the fit cache runs under its own process's
+    count, which the record's ``environment`` states), how it was come by and its kept epoch. Empty for a module
+    scored as given."""
+    if "fit_origin" not in info:
+        return {}
+    return {"fit_provenance": {"origin": info["fit_origin"], "fit_protocol": info.get("fit_protocol"),
+                               "torch_threads": info.get("fit_torch_threads"), "best_epoch": info.get("best_epoch")}}

@@ -30,6 +30,20 @@ def checkout_commit(root: Path) -> Optional[str]:
         return None
 
 
+def checkout_diff_sha256(root: Path) -> Optional[str]:
+    """sha256 of the uncommitted changes to tracked files of the checkout at ``root`` (``git diff HEAD --binary``,
+    what ``-dirty`` flags), or None when there are none or ``root`` is not a git checkout: two runs flagged ``-dirty``
+    ran the same code only when this is equal."""
+    import hashlib
+
+    try:
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=Path(root).resolve(), capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(diff.stdout).hexdigest() if diff.returncode == 0 and diff.stdout else None
+
+
 def build_info_source(commit: Optional[str]) -> str:
     """Text of the generated ``neurozoo/datasets/_build_info.py``: the commit a wheel or sdist was built from."""
     dirty = bool(commit and commit.endswith("-dirty"))

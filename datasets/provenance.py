@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-from neurozoo.datasets.git_checkout import checkout_commit
+from neurozoo.datasets.git_checkout import checkout_commit, checkout_diff_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +25,14 @@ def git_commit() -> Optional[str]:
     now, not the one it was installed at); else the commit a wheel or sdist was built from, which setup.py writes
     into ``_build_info.py``; else None (a copy built outside a git checkout)."""
     return checkout_commit(REPO) or build_commit()
+
+
+@lru_cache(maxsize=1)
+def code_diff_sha256() -> Optional[str]:
+    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), else None: the code version
+    says only that there were some."""
+    commit = git_commit()
+    return checkout_diff_sha256(REPO) if commit and commit.endswith("-dirty") and checkout_commit(REPO) else None
 
 
 def build_commit() -> Optional[str]:
@@ -50,9 +58,11 @@ def package_version() -> str:
 
 
 def environment() -> dict:
-    """The versions a score depends on beside the code: Python, torch, numpy, the platform and torch's threads
-    (float sums are grouped by thread, so the thread count can change the last bits), and the plugins used (the
-    installed packages' models and benchmarks: their package and version)."""
+    """The versions a score depends on beside the code: Python, torch, numpy, SciPy and scikit-learn (the metrics'
+    linear algebra and splits), the platform and CPU (its instruction set picks the kernels), and the thread counts
+    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits); for a
+    ``-dirty`` checkout, the sha256 of its uncommitted changes; and the plugins used (the installed packages' models
+    and benchmarks: their package and version)."""
     import platform
     import sys
 
@@ -62,8 +72,30 @@ def environment() -> dict:
 
     plugins = loaded_plugins()  # only when there are: the records of the suite's own models state what they did
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "platform": f"{sys.platform}-{platform.machine()}", "torch_threads": torch.get_num_threads(),
+            "scipy": _distribution_version("scipy"), "sklearn": _distribution_version("scikit-learn"),
+            "platform": f"{sys.platform}-{platform.machine()}", "cpu": cpu_model(),
+            "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+            **({"code_diff_sha256": code_diff_sha256()} if code_diff_sha256() else {}),
             **({"plugins": plugins} if plugins else {})}
+
+
+def _distribution_version(name: str) -> Optional[str]:
+    """An installed distribution's version, read without importing it (scikit-learn takes ~1 s to import)."""
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def blas_threads() -> Optional[int]:
+    """The thread count of the BLAS that numpy and SciPy call (OpenBLAS, MKL; the largest where several are
+    loaded), None where none is: the PLS mapping and the ceilings' linear algebra group their sums by it, which moves
+    the last bits of a score as torch's count does (measured: ``OPENBLAS_NUM_THREADS=1`` against 2 moved a ConvRNN's
+    V4 score by 3.4e-8, torch's count unchanged)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return max(counts) if counts else None
 
 
 def code_version() -> str:

@@ -39,8 +39,10 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: settings that are not the computation's configuration: the environment and the device (compared apart, in
 #: notes: another machine is a reason to give a tolerance, not a different computation), how to rerun (the
 #: rerun's own copy of it), the checkpoint's path as given (relative or not; its bytes are checked by sha256
-#: before the rerun and its weights by the ``model_sha256`` setting) and a fit's progress bar
-UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress")
+#: before the rerun and its weights by the ``model_sha256`` setting), a fit's progress bar, and what a retina fit's
+#: provenance says beyond its settings (``fit_provenance``: how it was come by, which differs by design, e.g. cached
+#: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
 MISSING = "(missing)"
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
@@ -101,7 +103,7 @@ IMAGENET_ARGUMENTS = {"data": TEXT, "max_images": OPTIONAL_INT, "image_size": (i
 CHECKPOINT_FIELDS = {"path": TEXT, "sha256": TEXT}
 SPEC_FIELDS = {"family": TEXT, "model": TEXT, "benchmark": TEXT}
 SPEC_FAMILY_FIELDS = {"convrnn": {"overrides": (dict,), "score": (dict,)}, "retina": {"score": (dict,)},
-                      "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT}}
+                      "submission": {"score": (dict,), "layers": (dict,), "folder": TEXT, "sha256": TEXT}}
 
 
 def checked(record: ScoreRecord, how) -> None:
@@ -177,6 +179,11 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
             _checkpoint(spec["checkpoint"], record)
         if command == "zoo work":
             from neurozoo.leaderboard.sandbox import require_sandbox
+            from neurozoo.leaderboard.submission import changed_since_submitted
+
+            changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+            if changed:
+                raise DataError(f"record {record.id}: {changed} ({spec['folder']})")
             from neurozoo.leaderboard.worker import score_submission
 
             public, hidden = score_submission(spec, sandbox=require_sandbox(), device=device, use_cache=use_caches)
@@ -387,6 +394,9 @@ def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
               for name, stored, found in walked.unpaired]
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
+    fitted, refitted = ((record.settings or {}).get("fit_provenance") or {} for record in (old, new))
+    notes += [f"fit_provenance.{key}: stored {fitted[key]}, rerun {refitted[key]}"
+              for key in sorted(set(fitted) & set(refitted)) if key != "origin" and fitted[key] != refitted[key]]
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
     if not then:
         notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
@@ -433,20 +443,57 @@ def _benchmark_version_notes(spec: dict) -> List[str]:
 
 
 def _recorded_threads(record: ScoreRecord) -> Optional[int]:
-    return ((record.settings or {}).get("environment") or {}).get("torch_threads")
+    """The thread count to rerun ``record`` under: its retina fit's (``settings.fit_provenance.torch_threads``: the
+    weights follow it, and a score read from the fit cache ran under another count, which ``environment`` states),
+    else the scoring process's."""
+    settings = record.settings or {}
+    return fit_threads((settings.get("fit_provenance") or {}).get("torch_threads"),
+                       (settings.get("environment") or {}).get("torch_threads"))
 
 
-def with_threads(threads: Optional[int], run):
-    """``run()`` with torch's intra-op thread count set to the record's: float sums are grouped per thread, so
-    another count moves the last bits (README, "Reproducibility and interrupted runs")."""
+def fit_threads(fitted, scored: Optional[int]) -> Optional[int]:
+    """``fitted`` (a fit's thread counts, :attr:`retina.fit.FitResult.torch_threads`) when it is one count, else
+    ``scored``. A fit resumed under another count cannot be run again in one go: said, and the last count used."""
+    if not isinstance(fitted, list) or not fitted or not all(isinstance(n, int) for n in fitted):
+        return scored
+    if len(fitted) > 1:
+        print(f"the fit ran under {' then '.join(map(str, fitted))} torch threads (resumed under another count); "
+              f"fitting again under {fitted[-1]}: its numbers may differ in the last bits")
+    return fitted[-1]
+
+
+def recorded_blas_threads(settings: Optional[Dict[str, Any]]) -> Optional[int]:
+    """The BLAS thread count a record's (or a ``zoo fit`` summary's) ``environment`` states, None where it states
+    none (stored before records kept it)."""
+    count = ((settings or {}).get("environment") or {}).get("blas_threads")
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+
+def with_threads(threads: Optional[int], run, blas: Optional[int] = None):
+    """``run()`` with torch's intra-op thread count, and the BLAS's (``blas``: numpy's and SciPy's), set to the
+    record's: float sums are grouped per thread, so another count moves the last bits (README, "Reproducibility and
+    interrupted runs")."""
+    import contextlib
+
     import torch
 
     before = torch.get_num_threads()
     if threads and threads != before:
-        print(f"using {threads} torch threads, as the record was scored (this process had {before})")
+        print(f"using {threads} torch threads, as the record was scored or fitted (this process had {before})")
         torch.set_num_threads(threads)
+    limits = contextlib.nullcontext()
+    if blas:
+        import scipy.linalg  # noqa: F401  loads SciPy's BLAS now: a limit reaches only the libraries already loaded
+        from threadpoolctl import threadpool_limits
+
+        from neurozoo.datasets.provenance import blas_threads
+
+        if blas != blas_threads():
+            print(f"using {blas} BLAS threads, as the record was scored (this process had {blas_threads()})")
+        limits = threadpool_limits(limits=blas, user_api="blas")
     try:
-        return run()
+        with limits:
+            return run()
     finally:
         torch.set_num_threads(before)
 
@@ -485,7 +532,8 @@ def run_reproduce(args) -> int:
         raise UserFacingError(f"no record {args.record} in {store.shown_url}")
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
     new = with_threads(_recorded_threads(record),
-                        lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how))
+                       lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how),
+                       blas=recorded_blas_threads(record.settings))
     walked = settings_pairs(record, new)  # one walk of the two records' settings for the three comparisons
     pairs = differences(record, new, walked)
     largest, notes = compare(record, new, walked, pairs, how)
@@ -498,7 +546,7 @@ def run_reproduce(args) -> int:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
         fields = ", ".join(name for name, _, _ in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
-        data = any(name == "data_sha256" for name, _, _ in named)
+        data = any(name in ("data_sha256", "settings.images_sha256") for name, _, _ in named)
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.reproduce import beyond_tolerance, gap, leaves, require, with_threads, within_tolerance
+from neurozoo.leaderboard.reproduce import (beyond_tolerance, fit_threads, gap, leaves, recorded_blas_threads,
+                                           require, with_threads, within_tolerance)
 
 #: summary.json's fields that the rerun reads, and their types (a summary edited or cut short is refused naming one)
 SUMMARY_FIELDS = {"model": (str,), "data": (str,), "provenance": (dict,)}
@@ -209,9 +210,11 @@ def run(args) -> int:
     path = summary_path(args.record)
     summary = read_summary(path)
     data = recording(path, summary)  # before any fitting
-    threads = ((summary["provenance"].get("environment") or {}).get("torch_threads"))
+    threads = fit_threads(summary["provenance"].get("fit_torch_threads"),
+                          (summary["provenance"].get("environment") or {}).get("torch_threads"))
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-fit-") as scratch:
-        result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)))
+        result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)),
+                                              blas=recorded_blas_threads(summary["provenance"]))
     pairs, mismatched = number_pairs(path, summary, result, frame)
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
     stored_r, rerun_r = summary.get("median_correlation"), next(b for name, _, b in pairs if name == "median_correlation")

@@ -314,6 +314,19 @@ def tree_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def changed_since_submitted(folder: Path, sha256: str) -> Optional[str]:
+    """Why the stored submission ``folder`` is no longer the one submitted as ``sha256`` (:func:`tree_sha256`), or
+    None: a score of changed files (weights replaced, a file edited or removed) would be stored under the submitted
+    sha256, and its rerun would give other numbers with no reason named."""
+    if not Path(folder).is_dir():
+        return f"the submission's stored folder is gone (submitted as sha256 {sha256[:12]})"
+    found = tree_sha256(Path(folder))
+    if found != sha256:
+        return (f"the submission's stored files have changed since it was submitted (sha256 {sha256[:12]} then, "
+                f"{found[:12]} now); submit it again")
+    return None
+
+
 MAX_METADATA_DEPTH = 8
 
 

@@ -149,6 +149,11 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
     cached = cache.load(keys[layer]) if cache is not None else None
     if cached is not None:
         return cached
+    from neurozoo.leaderboard.submission import changed_since_submitted
+
+    changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+    if changed:
+        raise ScoringError(changed)
     arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)
     features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
     for name in layers:

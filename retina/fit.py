@@ -171,6 +171,10 @@ class FitResult:
     extra: dict = field(default_factory=dict)
     data_sha256: Optional[str] = None  # of the recording file read (None: fitted to a Recording held in memory only)
     early_stopped: bool = False  # the patience ran out (possibly on the last allowed epoch too)
+    # torch's thread counts its epochs ran under, in order of first use (several: resumed under another count; empty:
+    # a cached fit from before checkpoints recorded them): float sums are grouped per thread, so the weights follow
+    # them, and a score read from the fit cache later runs under its own process's count
+    torch_threads: List[int] = field(default_factory=list)
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -468,7 +472,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     # patience (an epoch must beat it by min_delta to count as progress); calibration: the output calibration of the
     # best epoch, kept so that a finished fit read again (every cached benchmark score) does not repeat it
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
-             "reference": -np.inf, "calibration": None}
+             "reference": -np.inf, "calibration": None, "torch_threads": []}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
     data_sha256 = None  # hashed once: the checkpoint's resume check and provenance() use it
     if recording.path is not None and Path(recording.path).is_file():
@@ -549,11 +553,14 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
 
     if device.type == "cpu":
         keep_freed_memory()  # no page faults on each step's large temporaries (see there)
-    with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
+    threads = torch.get_num_threads()  # the fit's: within split_threads torch runs single-threaded
+    with split_threads(threads if use_chunks and device.type == "cpu" else 1):
         for epoch in epochs:
             if state["bad_epochs"] >= config.patience:
                 break
             model.train()
+            if threads not in state["torch_threads"]:
+                state["torch_threads"] = [*state["torch_threads"], threads]
             rng = np.random.default_rng([config.seed, epoch])
             if use_chunks:
                 chunks = _chunks(train_t, config.batch_size, offset=int(rng.integers(config.batch_size)))
@@ -610,7 +617,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     best_r = state["history"][state["best_epoch"]]["val_correlation"] if state["best_epoch"] >= 0 else float("nan")
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
                        time.perf_counter() - started, extra=extra, data_sha256=data_sha256,
-                       early_stopped=state["bad_epochs"] >= config.patience)
+                       early_stopped=state["bad_epochs"] >= config.patience,
+                       torch_threads=list(state["torch_threads"]))
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],
@@ -757,5 +765,5 @@ def provenance(path, result: Optional[FitResult] = None) -> dict:
     if result is not None:
         info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,
                     duration_s=round(result.duration_s, 2), best_epoch=result.best_epoch,
-                    model_class=type(result.model).__name__)
+                    model_class=type(result.model).__name__, fit_torch_threads=result.torch_threads or None)
     return info

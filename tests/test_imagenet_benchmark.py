@@ -186,6 +186,24 @@ def test_zoo_score_says_where_it_stored_the_score_and_the_provenance_it_recorded
     assert written["settings"]["environment"]["torch"] == torch.__version__ and written["device"] == record.device
 
 
+def test_an_image_edited_to_the_same_size_is_named_by_the_records_images_sha256(tmp_path, capsys):
+    """The data checksum holds names, labels and sizes only: an image edited to the same size kept it, and the
+    rerun's other numbers came with no reason named."""
+    four = coded_folder(tmp_path / "four", WNIDS[:4])
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", four, "--image-size", "16", "--workers", "0", *TINY,
+                "--set", "num_classes=4", "--db", db, "--out", tmp_path / "results") == 0
+    first, second = (next((four / wnid).iterdir()) for wnid in sorted(WNIDS[:4])[:2])
+    assert first.stat().st_size == second.stat().st_size
+    shutil.copyfile(second, first)  # another class's image under this one's name, byte for byte the same size
+    capsys.readouterr()
+    assert _zoo("reproduce", "1", "--db", db) == 1
+    out = capsys.readouterr().out
+    assert "differs: data_sha256" not in out and "differs: settings.images_sha256: stored" in out
+    assert ("NOT reproduced: record 1's settings.images_sha256 is not the rerun's (the benchmark's data has changed "
+            "since it was scored)") in out
+
+
 def test_zoo_score_warns_of_loading_workers_that_take_every_cpu(tmp_path, monkeypatch):
     from neurozoo.convrnn.training import cpus
 

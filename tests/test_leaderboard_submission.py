@@ -304,8 +304,10 @@ def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monk
     conv1 = model_features(benchmark, spec, "conv1", limits)  # what an IT benchmark on these stimuli asks next
     assert len(runs) == 1
     assert conv2.shape[0] == conv1.shape[0] == 96 and not np.allclose(conv1.values[:, :8], conv2.values[:, :8])
-    alone = dict(spec, layers={"V4": "conv1"}, sha256="0" * 64)  # a run asking for conv1 alone: the same features
-    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits).values, conv1.values, rtol=1e-6)
+    alone = dict(spec, layers={"V4": "conv1"})  # a run asking for conv1 alone (not from the cache): the same features
+    np.testing.assert_allclose(model_features(benchmark, alone, "conv1", limits, use_cache=False).values, conv1.values,
+                               rtol=1e-6)
+    assert len(runs) == 2
 
 
 def test_a_copy_into_the_store_cut_short_is_not_reused(tmp_path, db, monkeypatch):
@@ -388,7 +390,10 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     """``zoo reproduce`` of a ``zoo work`` record runs the submitted model again in the sandbox (the activation
     cache neither read nor written) and compares the hidden-split score number by number."""
     from neurozoo.benchmarks.extraction import cache as activation_cache
+    from neurozoo.datasets.errors import DataError
     from neurozoo.leaderboard.reproduce import mismatches, rerun
+    from neurozoo.leaderboard.worker import score_submission
+    from neurozoo.leaderboard.zoo import ScoringError
 
     submission = submit(db, make_submission(tmp_path / "good"), tmp_path / "store")
     job = db.submission(submission)["jobs"][0]
@@ -399,6 +404,14 @@ def test_a_submission_record_is_reproduced_by_running_the_model_again(tmp_path, 
     again = rerun(hidden)
     assert again.value == hidden.value and again.per_bin == hidden.per_bin and again.settings["split"] == "hidden"
     assert mismatches(hidden, again) == []  # the same model, seed, data and configuration: nothing of it differs
+    # the stored files changed since: scored, they gave other numbers under the submitted sha256, no reason named
+    folder = Path(job["spec"]["folder"])
+    (folder / "model.py").write_text((folder / "model.py").read_text() + "\n# edited after submission\n")
+    with pytest.raises(DataError, match=rf"record {hidden.id}: the submission's stored files have changed since it "
+                                        rf"was submitted \(sha256 {job['spec']['sha256'][:12]} then"):
+        rerun(hidden)
+    with pytest.raises(ScoringError, match="stored files have changed since it was submitted"):
+        score_submission(job["spec"], use_cache=False)
 
 
 def test_the_readme_example_submission_passes_intake_and_names_real_layers(tmp_path, monkeypatch):

@@ -10,8 +10,10 @@ from neurozoo.datasets import provenance
 @pytest.fixture
 def fresh_commit_cache():
     provenance.git_commit.cache_clear()
+    provenance.code_diff_sha256.cache_clear()
     yield
     provenance.git_commit.cache_clear()
+    provenance.code_diff_sha256.cache_clear()
 
 
 def _git(folder, *args) -> str:
@@ -79,6 +81,13 @@ def test_environment_states_the_versions_a_score_depends_on():
     env = provenance.environment()
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
     assert env["python"].count(".") == 2 and env["torch_threads"] == torch.get_num_threads()
+    # the metrics' linear algebra and splits, and the BLAS's threads, which move a score's last bits as torch's do
+    import scipy
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    assert env["scipy"] == scipy.__version__ and env["sklearn"] == sklearn.__version__ and env["cpu"]
+    assert env["blas_threads"] == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
 
 
 def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fresh_commit_cache, tmp_path):
@@ -160,3 +169,20 @@ def test_probe_refuses_weights_that_are_not_those_summary_json_describes(tmp_pat
         assert probe(weights) == 0
     fitted_to = json.loads((tmp_path / "probe" / "osr.json").read_text())["provenance"]["fitted_to"]
     assert fitted_to["rule"] == "summary.json" and fitted_to["weights_checked"] is False
+
+
+def test_a_dirty_checkout_states_a_digest_of_its_changes(tmp_path, monkeypatch, fresh_commit_cache,
+                                                         committed_repository):
+    """-dirty said only that there were uncommitted changes: two runs on different edits had the same code version,
+    and a rerun on other edits differed with no reason named."""
+    committed_repository(tmp_path, {"setup.cfg": "[metadata]\nversion = 9.8.7\n"})
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    assert provenance.code_diff_sha256() is None and "code_diff_sha256" not in provenance.environment()
+    digests = []
+    for edit in ("9.8.8", "9.8.9", "9.8.8"):
+        (tmp_path / "setup.cfg").write_text(f"[metadata]\nversion = {edit}\n")
+        provenance.git_commit.cache_clear()
+        provenance.code_diff_sha256.cache_clear()
+        assert provenance.git_commit().endswith("-dirty")
+        digests.append(provenance.environment()["code_diff_sha256"])
+    assert len(digests[0]) == 64 and digests[0] != digests[1] and digests[0] == digests[2]

@@ -84,16 +84,25 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     assert _zoo("reproduce", record.id, "--db", db) == 1
     assert "NOT reproduced: largest difference 1e-09 > tolerance 0" in capsys.readouterr().out
     assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "1e-8") == 0
-    # the rerun uses the thread count the record was scored with (float sums are grouped per thread)
+    # the rerun uses the thread counts the record was scored with, torch's and the BLAS's (float sums are grouped per
+    # thread: OPENBLAS_NUM_THREADS=1 against 2 moved a V4 score by 3.4e-8, unrecorded, torch's count unchanged)
+    from neurozoo.datasets.provenance import blas_threads
+
+    blas = blas_threads()
+    assert settings["environment"]["blas_threads"] == blas and settings["environment"]["scipy"]
+    other = 1 if blas != 1 else 2
     seen = []
     monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
-                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+                        lambda *a, **k: seen.append((torch.get_num_threads(), blas_threads())) or record)
     with sqlite3.connect(db_file) as connection:
-        settings = {**record.settings, "environment": {**record.settings["environment"], "torch_threads": 2}}
-        connection.execute("UPDATE scores SET settings = ? WHERE id = ?", (json.dumps(settings), record.id))
+        environment = {**record.settings["environment"], "torch_threads": 2, "blas_threads": other}
+        connection.execute("UPDATE scores SET settings = ? WHERE id = ?",
+                           (json.dumps({**record.settings, "environment": environment}), record.id))
     capsys.readouterr()
     _zoo("reproduce", record.id, "--db", db)
-    assert seen == [2] and "using 2 torch threads" in capsys.readouterr().out and torch.get_num_threads() == 1
+    out = capsys.readouterr().out
+    assert seen == [(2, other)] and "using 2 torch threads" in out and f"using {other} BLAS threads" in out
+    assert torch.get_num_threads() == 1 and blas_threads() == blas
 
 
 def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):
@@ -170,6 +179,34 @@ def test_a_retina_record_refits_from_scratch_and_gives_the_same_numbers(tmp_path
     assert _zoo("reproduce", record.id, "--db", db) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
     assert not fits.exists()  # the shared fit cache was neither read nor written
+
+
+def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_it(tmp_path, tiny_benchmarks, capsys,
+                                                                                    monkeypatch):
+    """A score read from the fit cache ran under its own thread count, not the fit's: the record kept only its own,
+    and the rerun fitted again under it (measured: `zoo score ln` of a 1-thread fit scored on 2 threads, then
+    `zoo reproduce`, differed by 1.7e-6 with nothing said)."""
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    _private_cache(tmp_path, monkeypatch)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
+    fitted = ResultsStore(db).records()[-1].settings["fit_provenance"]
+    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
+    torch.set_num_threads(2)  # scoring only (a 2-thread fit is slow on a busy 2-core machine: test_retina_fit's)
+    try:
+        assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # read from the fit cache
+    finally:
+        torch.set_num_threads(1)
+    record = ResultsStore(db).records()[-1]
+    assert record.settings["environment"]["torch_threads"] == 2
+    assert record.settings["fit_provenance"] == {**fitted, "origin": "cached"}
+    seen = []
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or record)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert seen == [1] and "bit-identical" in capsys.readouterr().out
 
 
 def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):

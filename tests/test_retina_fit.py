@@ -607,6 +607,7 @@ def test_bncnn_fit_split_over_two_threads_restores_torch_threads(ln_recording, m
         result = fit(create_model("bncnn", n_cells=1), ln_recording, epochs=1, max_steps_per_epoch=2, batch_size=24,
                      progress=False)
         assert torch.get_num_threads() == 2 and np.isfinite(result.history[0]["val_correlation"])
+        assert result.torch_threads == [2]  # the fit's count, not the 1 torch runs on within the split
 
         def stop(*args):
             assert torch.get_num_threads() == 1  # inside the fit: the layers' parts are single-threaded

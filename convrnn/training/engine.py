@@ -291,13 +291,18 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def file_list_sha256(dataset, sizes: bool = False) -> str:
+def file_list_sha256(dataset, sizes: bool = False, contents: bool = False) -> str:
     """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
-    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size changes it; its bytes are not hashed)."""
+    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size
+    changes it). ``contents``: each file's sha256 too (``imagenet.val``'s ``images_sha256``: an image edited to the
+    same size changes it; every byte is read)."""
+    from neurozoo.datasets.provenance import sha256_file
+
     digest = hashlib.sha256()
     for path, label in dataset.samples:
         size = f"\t{os.path.getsize(path)}" if sizes else ""
-        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}{size}\n".encode())
+        content = f"\t{sha256_file(path)}" if contents else ""
+        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}{size}{content}\n".encode())
     return digest.hexdigest()
 
 

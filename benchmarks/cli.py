@@ -23,8 +23,8 @@ OWN_DATA = {"imagenet.val": "DIR (DIR/<wnid>/*.JPEG, an ImageNet root with val/,
 def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
                             description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
-                                        "benchmark a retina model name, fitted to the embedded recording or read "
-                                        "from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
+                                        "benchmark a retina model name, fitted to the embedded recording or to "
+                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
                                         "written to the results store and plotted next to the results.")
     parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>; for a "
                                                  "retina benchmark a retina model name (retina.list_models())")

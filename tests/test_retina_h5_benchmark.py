@@ -55,6 +55,12 @@ def test_own_file_scores_as_the_embedded_benchmark_on_the_same_bytes(own_file, t
     # cached with the fits, by the file's stem and sha256, never beside the user's file
     assert f"ln-mine-{_sha256(own_file)[:12]}-seed0-" in provenance["fit_dir"]
     assert not (tmp_path / "fits").exists()
+    # the fit's weights, given as a checkpoint, score the same (a model built for the file's cells)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--checkpoint",
+                 f"{provenance['fit_dir']}/model.pt", "--db", db, "--out", str(tmp_path / "out")]) == 0
+    record = ResultsStore(db).records()[-1]
+    assert (record.model, record.value, record.ceiling) == ("ln@model.pt", score.value, score.ceiling)
 
 
 def test_zoo_score_stores_a_record_that_zoo_reproduce_reruns_and_checks_the_file(own_file, tmp_path, one_epoch,

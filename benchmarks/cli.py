@@ -14,14 +14,17 @@ IMAGE_MODEL_ONLY = {"--layers": "layers", "--max-features": "max_features", "--b
                     "--no-cache": "no_cache", "--width": "width", "--set": "overrides"}
 IMAGE_MODEL_DEFAULTS = {"max_features": 1000, "batch_size": 32}
 #: the options of imagenet.val (your own folder) that no other benchmark takes
-IMAGENET_ONLY = {"--data": "data", "--max-images": "max_images", "--image-size": "image_size", "--workers": "workers"}
+IMAGENET_ONLY = {"--max-images": "max_images", "--image-size": "image_size", "--workers": "workers"}
+#: what --data a benchmark on your own data (registered with own_data=True) is given
+OWN_DATA = {"imagenet.val": "DIR (DIR/<wnid>/*.JPEG, an ImageNet root with val/, or flat <wnid>_<label>.JPEG files)",
+            "retina_h5.heldout": "FILE.h5 (a deep-retina HDF5 recording: train/ and test/ with the test repeats)"}
 
 
 def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
                             description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
-                                        "benchmark a retina model name, fitted to the embedded recording or read "
-                                        "from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
+                                        "benchmark a retina model name, fitted to the embedded recording or to "
+                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
                                         "written to the results store and plotted next to the results.")
     parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>; for a "
                                                  "retina benchmark a retina model name (retina.list_models())")
@@ -40,9 +43,10 @@ def add_commands(sub) -> None:
     parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
                         "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
+    parser.add_argument("--data", type=Path, help="your own data, for the benchmarks that score on it (required "
+                        "there): imagenet.val's folder (DIR/<wnid>/*.JPEG, an ImageNet root with val/, or flat "
+                        "<wnid>_<label>.JPEG files); retina_h5.heldout's deep-retina HDF5 file")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
-    imagenet.add_argument("--data", type=Path, help="the folder: DIR/<wnid>/*.JPEG, an ImageNet root with val/, or "
-                          "flat <wnid>_<label>.JPEG files (required for imagenet.val)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
     imagenet.add_argument("--image-size", type=at_least(1), help="center-crop size of zoo train's evaluation transform "
@@ -63,7 +67,7 @@ def run_score(args) -> int:
         return 0
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
-    check_imagenet_options(args)
+    check_own_data_options(args)
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -78,18 +82,22 @@ def run_score(args) -> int:
         return _score(args)
 
 
-def check_imagenet_options(args) -> None:
-    """imagenet.val needs --data and takes no layer options; the other benchmarks take none of its options."""
+def check_own_data_options(args) -> None:
+    """A benchmark on your own data needs --data, and no other takes it; imagenet.val takes no layer options, and the
+    other benchmarks take none of its options."""
     from neurozoo.datasets.errors import UserFacingError
 
     given = [flag for flag, value in IMAGENET_ONLY.items() if getattr(args, value, None) is not None]
+    if _is_own_data(args.benchmark) and args.data is None:
+        what = OWN_DATA.get(args.benchmark, "PATH")
+        raise UserFacingError(f"{args.benchmark} scores on your own data: give it with --data {what}")
+    if args.data is not None and not _is_own_data(args.benchmark):
+        raise UserFacingError(f"--data applies to the benchmarks on your own data ({', '.join(OWN_DATA)}) only, not "
+                              f"to {args.benchmark}")
     if not _is_imagenet(args.benchmark):
         if given:
             raise UserFacingError(f"{', '.join(given)} apply to imagenet.val only, not to {args.benchmark}")
         return
-    if args.data is None:
-        raise UserFacingError("imagenet.val scores on your own folder: give it with --data DIR (DIR/<wnid>/*.JPEG, "
-                              "an ImageNet root with val/, or flat <wnid>_<label>.JPEG files)")
     wrong = [flag for flag in ("--layers", "--max-features", "--no-cache")
              if getattr(args, IMAGE_MODEL_ONLY[flag]) not in (None, False)]
     if wrong:
@@ -152,8 +160,8 @@ def rerun_arguments(args) -> dict:
     return {"command": "zoo score", "model": args.model, "benchmark": args.benchmark, "seed": args.seed,
             "width": args.width, "set": list(args.overrides or []), "layers": args.layers,
             "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint,
-            **({"data": str(Path(args.data).resolve()), "max_images": args.max_images, "image_size": args.image_size}
-               if _is_imagenet(args.benchmark) else {})}
+            **({"data": str(Path(args.data).resolve())} if _is_own_data(args.benchmark) else {}),
+            **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
 def score_from_args(args):
@@ -242,6 +250,12 @@ def _is_imagenet(benchmark: str) -> bool:
     return benchmarks.BENCHMARKS.get(benchmark).tags.get("family") == "imagenet"
 
 
+def _is_own_data(benchmark: str) -> bool:
+    from neurozoo import benchmarks
+
+    return bool(benchmarks.BENCHMARKS.get(benchmark).tags.get("own_data"))
+
+
 def _is_retina(benchmark: str) -> bool:
     from neurozoo import benchmarks
 
@@ -266,19 +280,29 @@ def _store(args, score, model_name: str):
 
 
 def _score_retina(args, benchmark):
-    """A retina benchmark: it fits the named retina model on its embedded recording (or reads the fit cache that
-    ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model name)``."""
+    """A retina benchmark: it fits the named retina model on its recording (the embedded one, or ``--data``'s file;
+    or reads the fit cache that ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model
+    name)``."""
     from neurozoo import retina
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
-    model = args.model
+    model, data = args.model, getattr(args, "data", None)
     if args.checkpoint is not None:
-        from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.embedded_fit import load_checkpoint
 
-        model = load_checkpoint(retina.create_model(args.model, n_cells=len(default_retina().cell_types)), args.checkpoint)
-    score = benchmark.score(model, seed=args.seed, device=args.device)
+        if data is not None:
+            from neurozoo.datasets.retina_h5 import checked_experiment
+
+            n_cells = len(checked_experiment(data)[0].cells)
+        else:
+            from neurozoo.datasets.synthetic_retina import default_retina
+
+            n_cells = len(default_retina().cell_types)
+        model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
+    progress = getattr(args, "progress", True)
+    score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
+             else benchmark.score(model, seed=args.seed, device=args.device))
     return score, args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")

@@ -1,4 +1,5 @@
-"""Retina held-out benchmarks on the embedded ground-truth retina (registered in ``benchmarks.BENCHMARKS``).
+"""Retina held-out benchmarks on the embedded ground-truth retina, and on a recording of one's own
+(``retina_h5.heldout``), registered in ``benchmarks.BENCHMARKS``.
 
 ``retina_embedded.whitenoise-heldout`` and ``retina_embedded.naturalscene-heldout``: a retina model
 (a ``retina.MODELS`` name, fitted on the recording's training split, or a fitted module) scored by the
@@ -9,6 +10,7 @@ benchmark is created; models are looked up by name in ``retina.MODELS`` only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.score import Score
@@ -31,17 +33,42 @@ class RetinaHeldoutBenchmark:
         are refused (:func:`checked_fit_overrides`)."""
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
-        fit_overrides = checked_fit_overrides(self, fit_overrides)
-        result = HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)).score(
-            model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
-        per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}
-                    for cell, row in result.frame.iterrows()]
-        provenance = dict(result.provenance)
-        provenance.setdefault("settings", {})
-        provenance["settings"] = {**provenance["settings"], "kind": self.kind, "sizes": dict(self.sizes),
-                                  "summary": result.summary, **fit_facts(provenance)}
-        return Score(value=result.value, error=result.error, ceiling=result.ceiling,
-                     per_bin=per_cell, provenance=provenance)
+        return heldout_score(self, HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)), model,
+                             seed, device, refit, progress, fit_overrides, kind=self.kind, sizes=dict(self.sizes))
+
+
+@dataclass
+class RetinaFileHeldoutBenchmark:
+    """``retina_h5.heldout``: the held-out benchmark on a deep-retina HDF5 file of one's own (``zoo score MODEL
+    retina_h5.heldout --data FILE.h5``): a ``retina.MODELS`` name fitted on the file's train split with the embedded
+    benchmarks' protocol (or a fitted module), scored on its test repeats as they are. The record keeps the file's
+    path and sha256, which ``zoo reproduce`` checks."""
+    fit_settings: dict = field(default_factory=dict)
+
+    identifier = "retina_h5.heldout"
+
+    def score(self, model, data, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
+              **fit_overrides) -> Score:
+        from neurozoo.retina.benchmark import HeldoutBenchmark
+
+        path = Path(data).expanduser().resolve()
+        return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path),
+                             model, seed, device, refit, progress, fit_overrides, data=str(path))
+
+
+def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool, progress: bool, fit_overrides: dict,
+                  **settings) -> Score:
+    """A retina held-out benchmark's :class:`Score` of ``model`` (:meth:`retina.benchmark.HeldoutBenchmark.score`):
+    one row per cell, the benchmark's ``settings`` and the summary added to the fit's."""
+    fit_overrides = checked_fit_overrides(benchmark, fit_overrides)
+    result = heldout.score(model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
+    per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}
+                for cell, row in result.frame.iterrows()]
+    provenance = dict(result.provenance)
+    provenance["settings"] = {**provenance.get("settings", {}), **settings, "summary": result.summary,
+                              **fit_facts(provenance)}
+    return Score(value=result.value, error=result.error, ceiling=result.ceiling,
+                 per_bin=per_cell, provenance=provenance)
 
 
 def _factory(kind: str):
@@ -56,6 +83,12 @@ for _kind in ("whitenoise", "naturalscene"):
                    description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
                                f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",
                    family="retina", region="held-out responses")
+# on the user's own file (--data): no leaderboard job has one (leaderboard.aggregate.scores_models)
+BENCHMARKS.add(RetinaFileHeldoutBenchmark.identifier, RetinaFileHeldoutBenchmark, family="retina",
+               region="held-out responses", own_data=True,
+               description="median held-out correlation of a retina model fitted on the train split of your own "
+                           "deep-retina HDF5 file (zoo score MODEL retina_h5.heldout --data FILE.h5), cells with "
+                           "explainable variance >= 0.15; ceiling: oracle r")
 
 
 #: The neural benchmarks' score options (a layer's features, the activation cache), which no retina benchmark takes.

@@ -47,7 +47,8 @@ def retina_benchmarks(kinds: Sequence[str] = KINDS) -> Dict[str, List[str]]:
     registry order)."""
     from neurozoo import benchmarks
 
-    names = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("family") == "retina"]
+    names = [e.name for e in benchmarks.BENCHMARKS.entries()
+             if e.tags.get("family") == "retina" and not e.tags.get("own_data")]  # retina_h5.heldout: no kind
     by_kind: Dict[str, List[str]] = {kind: [] for kind in kinds}
     for name in names:
         kind = benchmarks.load(name).kind

@@ -404,6 +404,16 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
     return recording
 
 
+def checked_experiment(path) -> Tuple[Recording, Recording]:
+    """``(train, test)`` of an experiment file to fit and score on, both validated (:func:`read_experiment`) and the
+    same cells in both, before a fit that would otherwise fail only after it."""
+    train, test = read_experiment(path, "train"), read_experiment(path, "test")
+    if test.cells != train.cells:
+        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                        f"got {len(test.cells)}")
+    return train, test
+
+
 def read_spikes(path) -> Dict[str, np.ndarray]:
     import h5py
 

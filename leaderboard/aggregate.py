@@ -97,8 +97,8 @@ def build_tree(benchmarks: Iterable[Tuple[str, Mapping]]) -> Node:
 
 def scores_models(entry) -> bool:
     """False for data-only benchmarks (recordings without stimuli, registered with ``data_only=True``), which no
-    model can be scored on, and for those that score on the user's own folder (``own_data=True``: ``imagenet.val``,
-    ``zoo score --data``), for which a leaderboard job has no data."""
+    model can be scored on, and for those that score on the user's own data (``own_data=True``: ``imagenet.val``,
+    ``retina_h5.heldout``; ``zoo score --data``), for which a leaderboard job has no data."""
     return not entry.tags.get("data_only") and not entry.tags.get("own_data")
 
 

@@ -122,8 +122,8 @@ def checked(record: ScoreRecord, how) -> None:
         require(how, SCORE_ARGUMENTS, where)
         if how["checkpoint"] is not None:
             require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
-        if "data" in how:  # imagenet.val: the folder it scored
-            require(how, IMAGENET_ARGUMENTS, where)
+        if "data" in how:  # a benchmark on one's own data: the folder (imagenet.val) or file (retina_h5.heldout)
+            require(how, IMAGENET_ARGUMENTS if how["benchmark"] == "imagenet.val" else {"data": TEXT}, where)
     elif command in ("zoo run", "zoo work"):
         require(how, {"spec": (dict,)}, where)
         spec = how["spec"]

@@ -56,11 +56,12 @@ class ScoringError(RuntimeError):
 
 
 def default_benchmarks() -> List[str]:
-    """Registered benchmarks whose data are embedded (no download, no shared recordings needed)."""
+    """Registered benchmarks whose data are embedded (no download, no shared recordings needed; none on the user's
+    own data, ``retina_h5.heldout``)."""
     from neurozoo import benchmarks
 
-    return [e.name for e in benchmarks.BENCHMARKS.entries()
-            if e.name.startswith("ventral_embedded.") or e.tags.get("embedded") or e.tags.get("family") == "retina"]
+    return [e.name for e in benchmarks.BENCHMARKS.entries() if not e.tags.get("own_data") and (
+            e.name.startswith("ventral_embedded.") or e.tags.get("embedded") or e.tags.get("family") == "retina")]
 
 
 def benchmark_family(name: str) -> str:
@@ -133,7 +134,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             from neurozoo.leaderboard.aggregate import benchmark_region, scores_models
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
-                skipped.append(f"{model} x {bench}: " + ("scored on your own folder: zoo score --data" if
+                skipped.append(f"{model} x {bench}: " + ("scored on your own data: zoo score --data" if
                                                           benchmarks.BENCHMARKS.get(bench).tags.get("own_data") else
                                                           "data-only benchmark (no stimulus images)"))
                 continue

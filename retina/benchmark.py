@@ -4,7 +4,8 @@
 (:func:`datasets.synthetic_retina.load_embedded_retina`) with :func:`retina.fit.fit`, or takes an already
 fitted module, and scores it on the test repeats: the value is the median over cells passing the
 explainable-variance filter (>= 0.15) of the Pearson correlation with the trial average; the ceiling is
-the median leave-one-out oracle correlation of the same cells. Fits are kept in
+the median leave-one-out oracle correlation of the same cells. ``HeldoutBenchmark(data=FILE)`` does the same on a
+deep-retina HDF5 file of one's own (``retina_h5.heldout``), its fits cached by the file's sha256. Fits are kept in
 ``$NEUROZOO_CACHE/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>/``
 (:func:`retina.embedded_fit.fit_dir`) and reused (the fit loop resumes a finished checkpoint without
 training further), so a score is computed once per model, data, seed and fitting protocol. ``benchmarks/retina.py`` registers the benchmarks in ``benchmarks.BENCHMARKS``.
@@ -62,13 +63,23 @@ class HeldoutBenchmark:
     kind: str = "whitenoise"
     sizes: dict = field(default_factory=dict)  # passed to load_embedded_retina (defaults: full-size recording)
     fit_settings: dict = field(default_factory=dict)  # FitConfig overrides (epochs, lr, batch_size, ...)
+    data: Optional[Path] = None  # a deep-retina HDF5 file of one's own instead of the embedded recording kind
 
     @property
     def identifier(self) -> str:
+        if self.data is not None:
+            from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
+
+            return RetinaFileHeldoutBenchmark.identifier
         return f"retina_embedded.{self.kind}-heldout"
 
     @property
     def path(self) -> Path:
+        if self.data is not None:
+            from neurozoo.datasets.retina_h5 import checked_experiment
+
+            checked_experiment(self.data)
+            return Path(self.data)
         from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
         return load_embedded_retina(self.kind, **self.sizes)
@@ -78,7 +89,7 @@ class HeldoutBenchmark:
         """Score a ``retina.MODELS`` name (fitted here with ``fit_overrides`` over :attr:`fit_settings`, or loaded from
         an earlier fit) or a fitted module (scored as it is: fit overrides, ``refit`` and :attr:`fit_settings` are
         refused with it, :func:`refuse_fit_overrides_for_module`)."""
-        from neurozoo.retina.embedded_fit import fitted_embedded_model
+        from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
         from neurozoo.retina.fit import evaluate, provenance
         from neurozoo.retina.metrics import summary
 
@@ -88,10 +99,13 @@ class HeldoutBenchmark:
         info = provenance(path)
         fit_info = {}
         if isinstance(model, str):
-            name = model
-            module, fit_info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
-                                                     sizes=self.sizes, refit=refit,
-                                                     **{**self.fit_settings, **fit_overrides})
+            name, settings = model, {**self.fit_settings, **fit_overrides}
+            if self.data is not None:
+                module, fit_info = fitted_file_model(name, path, seed=seed, device=device, progress=progress,
+                                                     refit=refit, **settings)
+            else:
+                module, fit_info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
+                                                         sizes=self.sizes, refit=refit, **settings)
         else:
             name, module = type(model).__name__, model
         frame = evaluate(module, path, device=device)

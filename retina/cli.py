@@ -86,18 +86,14 @@ def run_fit(args) -> int:
 
     import torch
 
-    from neurozoo.datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
-    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.datasets.retina_h5 import checked_experiment
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
     from neurozoo.retina.fit import FitConfig, FitInterrupted, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
-    train = read_experiment(path, "train")
-    test = read_experiment(path, "test")  # validated before the fit, which would otherwise fail only after it
-    if test.cells != train.cells:
-        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                        f"got {len(test.cells)}")
+    train, _ = checked_experiment(path)
     overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
     out = None
     try:

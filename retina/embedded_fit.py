@@ -32,13 +32,14 @@ def fits_in(folder):
 
 
 def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict] = None,
-            model: Optional[nn.Module] = None) -> Path:
+            model: Optional[nn.Module] = None, root: Optional[Path] = None) -> Path:
     """``<cache>/retina/fits/<model>-<kind>-<data sha256[:12]>-seed<seed>-fit<settings hash>``: one folder per
     model, data, seed and fitting protocol (``FIT_PROTOCOL`` and the :class:`retina.fit.FitConfig` that ``settings``
     resolve to for the model, :func:`fit_settings_key`), so a changed protocol never resumes or reuses an older fit,
     and two spellings of one fit (``--lr 0.01`` and the LN model's default rate 0.01) share one. ``model``: the model
     to be fitted (its defaults resolve the settings); default: ``name`` built for the recording's cells, the global
-    random generators left as they were."""
+    random generators left as they were. ``root``: the folder of fits (default: ``fits`` beside the recording; a
+    :func:`fits_in` block's folder overrides both)."""
     import hashlib
     import json
 
@@ -53,7 +54,7 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
             model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
     key = fit_settings_key(model, seed, settings)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
-    return (_FITS_ROOT.get() or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
+    return (_FITS_ROOT.get() or root or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
 
 def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
@@ -114,21 +115,48 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
     """:func:`fit_embedded`'s ``(fit result, provenance)``, the fit's folder locked (:func:`fit_lock`) until the block
     ends: what the block writes there beside the fit (``zoo fit``'s summary, metrics and figure) is of this fit,
     never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder."""
-    import torch
-
-    from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
-    from neurozoo.retina.fit import FitInterrupted, checked_fit_settings, create_model, fit, provenance
+    from neurozoo.retina.fit import checked_fit_settings
 
     # before the recording is made or read: a misspelt setting ended in a TypeError inside FitConfig after both
     fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on embedded:{kind}")
-    path = load_embedded_retina(kind, **(sizes or {}))
+    with held_fit(name, load_embedded_retina(kind, **(sizes or {})), kind, f"embedded:{kind}", seed=seed,
+                  device=device, progress=progress, refit=refit, **fit_settings) as held:
+        yield held
+
+
+def fitted_file_model(name: str, path, seed: int = 0, device: str = "cpu", progress: bool = True, refit: bool = False,
+                      **fit_settings) -> Tuple[nn.Module, dict]:
+    """``(model, provenance)``: ``name`` fitted to the training split of a recording of one's own (a deep-retina HDF5
+    file, ``retina_h5.heldout``), as :func:`fitted_embedded_model` fits an embedded one, with the same protocol. The
+    fit is cached beside the embedded recordings' fits (never beside the user's file), in a folder named by the
+    file's stem and the sha256 of its bytes, so an edited file is fitted afresh."""
+    from neurozoo.datasets.synthetic_retina import recordings_folder
+    from neurozoo.retina.fit import checked_fit_settings
+
+    path = Path(path)
+    fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on {path}")
+    with held_fit(name, path, path.stem, str(path), seed=seed, device=device, progress=progress, refit=refit,
+                  root=recordings_folder() / "fits", **fit_settings) as (result, info):
+        return result.model.eval(), info
+
+
+@contextmanager
+def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device: str = "cpu", progress: bool = True,
+             refit: bool = False, root: Optional[Path] = None, **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
+    """The fit of ``name`` to the recording ``path`` in its cache folder (:func:`fit_dir` with ``label`` for the
+    recording, under ``root``), locked for the block; ``what`` names the recording in messages."""
+    import torch
+
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.retina.fit import FitInterrupted, create_model, fit, provenance
+
     torch.manual_seed(seed)
     # the cell count: the split's responses only (~0.03 s); the fit reads the file again, its movie once, and frees it
     # when done (handing the fit this Recording kept the 229 MB movie alive through zoo fit's evaluation: +80 MiB peak)
     model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    out = fit_dir(path, name, kind, seed, fit_settings, model=model)
-    with fit_folder_locked(out, f"{name} on embedded:{kind}", progress):
+    out = fit_dir(path, name, label, seed, fit_settings, model=model, root=root)
+    with fit_folder_locked(out, f"{name} on {what}", progress):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         try:

@@ -100,7 +100,8 @@ def test_bad_folders_are_refused_naming_the_path_and_the_classes_expected_and_fo
     assert _zoo("score", "feedforward_shallow", "imagenet.val", "--data", four, "--layers", "conv1") == 2
     assert "--layers apply to the neural benchmarks" in capsys.readouterr().err
     assert _zoo("score", "feedforward_shallow", "cowley2023.V4", "--data", four) == 2
-    assert "--data apply to imagenet.val only" in capsys.readouterr().err
+    assert ("--data applies to the benchmarks on your own data (imagenet.val, retina_h5.heldout) only, not to "
+            "cowley2023.V4") in capsys.readouterr().err
 
 
 def test_imagenet_wnids_under_a_1000_class_model_take_their_imagenet_index(shared_data, tmp_path):

@@ -1,0 +1,95 @@
+"""``retina_h5.heldout``: the retina held-out benchmark on a deep-retina HDF5 file of one's own.
+
+The file is a copy of a small embedded recording (2500 training frames, the size test_reproduce fits), so the known
+answer is the embedded benchmark's on the same bytes; fits are one epoch."""
+import hashlib
+import re
+import shutil
+
+import h5py
+import pytest
+
+from neurozoo import benchmarks
+from neurozoo.benchmarks.records import ResultsStore
+from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark, RetinaHeldoutBenchmark
+from neurozoo.datasets.errors import DataError
+from neurozoo.leaderboard.cli import main
+from neurozoo.leaderboard.zoo import default_benchmarks
+
+SIZES = dict(n_train=2500, n_test=200, n_repeats=2)
+FILE_BENCHMARK = RetinaFileHeldoutBenchmark.identifier
+
+
+@pytest.fixture
+def own_file(tmp_path):
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    return shutil.copy(load_embedded_retina("whitenoise", **SIZES), tmp_path / "mine.h5")
+
+
+@pytest.fixture
+def one_epoch():
+    """``retina_h5.heldout`` fitting one epoch, for ``zoo score`` and ``zoo reproduce`` (which load it by name)."""
+    entry = benchmarks.BENCHMARKS.get(FILE_BENCHMARK)
+    benchmarks.BENCHMARKS.add(FILE_BENCHMARK, lambda: RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1}),
+                              overwrite=True, **entry.tags)
+    yield
+    benchmarks.BENCHMARKS._entries[FILE_BENCHMARK] = entry
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_own_file_scores_as_the_embedded_benchmark_on_the_same_bytes(own_file, tmp_path):
+    embedded = RetinaHeldoutBenchmark("whitenoise", sizes=dict(SIZES), fit_settings={"epochs": 1}).score(
+        "ln", progress=False)
+    score = benchmarks.load(FILE_BENCHMARK, fit_settings={"epochs": 1}).score("ln", own_file, progress=False)
+    assert (score.value, score.error, score.ceiling) == (embedded.value, embedded.error, embedded.ceiling)
+    assert score.per_bin == embedded.per_bin and len(score.per_bin) == 12
+    provenance = score.provenance
+    assert provenance["data_sha256"] == _sha256(own_file) and provenance["data_path"] == str(own_file)
+    assert provenance["benchmark"] == FILE_BENCHMARK and provenance["seed"] == 0
+    assert provenance["settings"]["data"] == str(own_file) and provenance["settings"]["epochs"] == 1
+    assert provenance["settings"]["summary"]["n_cells"] == 12
+    # cached with the fits, by the file's stem and sha256, never beside the user's file
+    assert f"ln-mine-{_sha256(own_file)[:12]}-seed0-" in provenance["fit_dir"]
+    assert not (tmp_path / "fits").exists()
+    # the fit's weights, given as a checkpoint, score the same (a model built for the file's cells)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--checkpoint",
+                 f"{provenance['fit_dir']}/model.pt", "--db", db, "--out", str(tmp_path / "out")]) == 0
+    record = ResultsStore(db).records()[-1]
+    assert (record.model, record.value, record.ceiling) == ("ln@model.pt", score.value, score.ceiling)
+
+
+def test_zoo_score_stores_a_record_that_zoo_reproduce_reruns_and_checks_the_file(own_file, tmp_path, one_epoch,
+                                                                                capsys):
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", str(tmp_path / "out")]) == 0
+    assert re.search(r"ln on retina_h5\.heldout: 0\.\d{4} \(\+- 0\.\d{3}, ceiling 0\.781\)", capsys.readouterr().out)
+    record = ResultsStore(db).records()[-1]
+    assert record.benchmark == FILE_BENCHMARK and record.data_sha256 == _sha256(own_file)
+    assert record.settings["rerun"]["data"] == str(own_file) and record.settings["epochs"] == 1
+    assert main(["reproduce", str(record.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    with h5py.File(own_file, "a") as f:  # the same recording, other bytes: not the data that was scored
+        f.attrs["note"] = "edited"
+    assert main(["reproduce", str(record.id), "--db", db]) == 1
+    assert "differs: data_sha256" in capsys.readouterr().out
+
+
+def test_bad_own_file_and_missing_data_are_named(own_file, tmp_path, capsys):
+    with h5py.File(own_file, "a") as f:
+        del f["test/repeats"]
+    bench = benchmarks.load(FILE_BENCHMARK)
+    with pytest.raises(DataError, match=re.escape(f"{own_file}: dataset test/repeats: missing")) as error:
+        bench.score("ln", own_file, progress=False)
+    assert "firing_rate_10ms (n_repeats, 12, 200)" in str(error.value)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'none.h5'}: no such experiment file")):
+        bench.score("ln", tmp_path / "none.h5", progress=False)
+    assert main(["score", "ln", FILE_BENCHMARK]) == 2
+    assert "retina_h5.heldout scores on your own data: give it with --data FILE.h5" in capsys.readouterr().err
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--data", str(own_file)]) == 2
+    assert "--data applies to the benchmarks on your own data" in capsys.readouterr().err
+    assert FILE_BENCHMARK not in default_benchmarks()  # zoo run's jobs have no file of the user's

@@ -192,7 +192,9 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
     fitted = ResultsStore(db).records()[-1].settings["fit_provenance"]
-    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
+    assert len(fitted["model_sha256"]) == 64  # the fitted weights' (module_sha256), read back equal from the cache
+    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0,
+                      "model_sha256": fitted["model_sha256"]}
     torch.set_num_threads(2)  # scoring only (a 2-thread fit is slow on a busy 2-core machine: test_retina_fit's)
     try:
         assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # read from the fit cache
@@ -207,6 +209,11 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     capsys.readouterr()
     assert _zoo("reproduce", record.id, "--db", db) == 0
     assert seen == [1] and "bit-identical" in capsys.readouterr().out
+    # other weights with the same numbers (a fit on another CPU, within a tolerance): said, not a mismatch
+    record.settings = {**record.settings, "fit_provenance": {**fitted, "model_sha256": "0" * 64}}
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert f"differs: fit_provenance.model_sha256: stored {fitted['model_sha256']}, rerun {'0' * 64}" \
+        in capsys.readouterr().out
 
 
 def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):

@@ -2,6 +2,7 @@
 
 Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
 rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
+import dataclasses
 import json
 import re
 import shutil
@@ -645,12 +646,17 @@ def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_anot
     out = capsys.readouterr().out
     assert "reproduced: bit-identical" in out and "differs" not in out
     settings = _settings_of(db_file, job["score_id"])
+    now = json.loads(json.dumps(settings))
     settings["rerun"]["spec"]["fit_protocol"] = FIT_PROTOCOL - 1
+    settings["fit_provenance"]["fit_protocol"] = FIT_PROTOCOL - 1  # a record made before the bump states both
     _tamper(db_file, job["score_id"], settings=json.dumps(settings))
-    monkeypatch.setattr("neurozoo.leaderboard.reproduce.rerun", lambda record, **kwargs: record)  # the numbers aside
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce.rerun",  # the numbers aside: the rerun fits under this code
+                        lambda record, **kwargs: dataclasses.replace(record, settings=now))
     capsys.readouterr()
     _zoo("reproduce", job["score_id"], "--db", db)
-    assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in out
+    assert out.count("fit_protocol") == 1  # one fact, said once (before: fit_provenance.fit_protocol's note too)
 
 
 def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():

@@ -90,6 +90,19 @@ def test_environment_states_the_versions_a_score_depends_on():
     assert env["blas_threads"] == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
 
 
+def test_environment_states_the_variables_that_change_numbers_only_where_set(monkeypatch):
+    """MKL_CBWR, ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY... pick other kernels (README): a record did not say them."""
+    for name in provenance.NUMERIC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert not set(provenance.NUMERIC_VARIABLES) & set(provenance.environment())
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # moves no number: not recorded
+    env = provenance.environment()
+    assert {name: env[name] for name in set(env) & {*provenance.NUMERIC_VARIABLES, "OMP_WAIT_POLICY"}} == {
+        "MKL_CBWR": "AVX2", "OPENBLAS_NUM_THREADS": "1"}
+
+
 def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fresh_commit_cache, tmp_path):
     monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())  # not a checkout
     monkeypatch.setattr(provenance, "package_version", lambda: "0.1.0")

@@ -135,8 +135,9 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     # before: an own-data benchmark was called data-only, as one without stimuli is
     assert "benchmark 'imagenet.val' scores no submission: scored on your own data: zoo score --data" in refusal(
         tmp_path, make_submission(tmp_path / "own", benchmarks=["imagenet.val"]))
+    data_only = make_submission(tmp_path / "data", benchmarks=["zhang_desimone2011.IT-decoding"])
     assert "benchmark 'zhang_desimone2011.IT-decoding' scores no submission: data-only benchmark (no stimulus " \
-        "images)" in refusal(tmp_path, make_submission(tmp_path / "data", benchmarks=["zhang_desimone2011.IT-decoding"]))
+        "images)" in refusal(tmp_path, data_only)
     assert "needs layers.V4" in refusal(tmp_path, make_submission(tmp_path / "l", layers={"IT": "conv2"}))
     assert "field 'authors' must be a non-empty list" in refusal(tmp_path, make_submission(tmp_path / "a", authors="me"))
     nomodel = make_submission(tmp_path / "m")

@@ -65,12 +65,15 @@ def checkout_diff_sha256(root: Path) -> Optional[str]:
     for name in untracked:
         path = root / name
         digest.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
-        if path.is_symlink():
-            digest.update(b"link\0" + os.fsencode(os.readlink(path)))
-        elif path.is_file():
-            with open(path, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+        try:
+            if path.is_symlink():
+                digest.update(b"link\0" + os.fsencode(os.readlink(path)))
+            elif path.is_file():
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        except OSError:  # removed since it was listed, or unreadable: its name alone
+            digest.update(b"unreadable")
     return digest.hexdigest()
 
 

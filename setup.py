@@ -28,11 +28,11 @@ def _git_checkout():
     return module
 
 
-def _write_build_info(target: Path) -> None:
-    """Writes the checkout's commit; outside a checkout (building from an unpacked sdist) the file the sdist
-    carries, or None when there is none (never a stale one left in build/ by an earlier build)."""
+def _write_build_info(target: Path, commit) -> None:
+    """Writes the checkout's ``commit`` (:func:`_checkout_commit`); outside a checkout (building from an unpacked
+    sdist) the file the sdist carries, or None when there is none (never a stale one left in build/ by an earlier
+    build)."""
     git = _git_checkout()
-    commit = git.checkout_commit(ROOT)
     carried = ROOT / BUILD_INFO
     text = git.build_info_source(commit) if commit or not carried.exists() else carried.read_text()
     if target.exists():  # may be a hard link to the source copy (sdist): replace, never write through it
@@ -41,17 +41,22 @@ def _write_build_info(target: Path) -> None:
     target.write_text(text)
 
 
+def _checkout_commit():
+    return _git_checkout().checkout_commit(ROOT)
+
+
 class BuildPyWithCommit(build_py):
     def run(self):
         super().run()
         if not self.editable_mode:  # an editable install reads the live checkout instead
-            _write_build_info(Path(self.build_lib) / "neurozoo" / BUILD_INFO)
+            _write_build_info(Path(self.build_lib) / "neurozoo" / BUILD_INFO, _checkout_commit())
 
 
 class SdistWithCommit(sdist):
     def make_release_tree(self, base_dir, files):
+        commit = _checkout_commit()  # before the release tree, an untracked folder in the checkout, makes it -dirty
         super().make_release_tree(base_dir, files)
-        _write_build_info(Path(base_dir) / BUILD_INFO)
+        _write_build_info(Path(base_dir) / BUILD_INFO, commit)
 
 
 packages = [f"neurozoo.{package}" for folder in FOLDERS

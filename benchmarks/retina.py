@@ -158,9 +158,12 @@ def fit_facts(info: dict) -> dict:
     """``{"fit_provenance": ...}`` for a score's settings: what the fit's provenance (``info``,
     :func:`retina.fit.provenance`) says beyond its settings, which a rerun needs to give the same weights: the fitting
     protocol, the thread counts its epochs ran under (a score read from the fit cache runs under its own process's
-    count, which the record's ``environment`` states), how it was come by and its kept epoch. Empty for a module
-    scored as given."""
+    count, which the record's ``environment`` states), how it was come by, its kept epoch and the fitted weights'
+    :func:`~neurozoo.datasets.provenance.module_sha256` (``model_sha256``, as a ConvRNN record's setting; a note,
+    not a mismatch, in ``zoo reproduce``: a fit on another CPU differs in the last bits, which a tolerance accepts).
+    Empty for a module scored as given."""
     if "fit_origin" not in info:
         return {}
     return {"fit_provenance": {"origin": info["fit_origin"], "fit_protocol": info.get("fit_protocol"),
-                               "torch_threads": info.get("fit_torch_threads"), "best_epoch": info.get("best_epoch")}}
+                               "torch_threads": info.get("fit_torch_threads"), "best_epoch": info.get("best_epoch"),
+                               "model_sha256": info.get("model_sha256")}}

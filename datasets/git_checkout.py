@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 
 def checkout_commit(root: Path) -> Optional[str]:
-    """HEAD's commit of the checkout whose top folder is ``root`` (``-dirty`` appended when tracked files changed),
-    or None when ``root`` is not the top of a git checkout or git is missing.
+    """HEAD's commit of the checkout whose top folder is ``root`` (``-dirty`` appended when tracked files changed or
+    there are untracked files, :func:`untracked_files`), or None when ``root`` is not the top of a git checkout or git
+    is missing.
 
     Only a checkout whose top folder is ``root`` itself counts: an installed copy (a wheel or sdist in a virtual
     environment) often lies inside some other repository, e.g. a project's ``.venv``, whose commit says nothing
@@ -25,23 +26,55 @@ def checkout_commit(root: Path) -> Optional[str]:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit.stdout.strip() + ("-dirty" if dirty else "")
+        return commit.stdout.strip() + ("-dirty" if dirty or untracked_files(root) else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def untracked_files(root: Path) -> List[str]:
+    """The untracked files of the checkout at ``root`` that git does not ignore (a new module not yet added changes
+    what runs as an edited one does), sorted, less those of a virtual environment inside it (a folder holding a
+    ``pyvenv.cfg``, named or not in .gitignore): installed packages are the environment's, not the code's. A
+    nested repository is one entry, its folder (``name/``)."""
+    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=root,
+                            capture_output=True, timeout=30)
+    if listed.returncode:
+        return []
+    names = [name for name in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if name]
+    venvs = tuple(name[:-len("pyvenv.cfg")] for name in names if name.endswith("/pyvenv.cfg"))
+    return sorted(name for name in names if not (venvs and name.startswith(venvs)))
 
 
 def checkout_diff_sha256(root: Path) -> Optional[str]:
-    """sha256 of the uncommitted changes to tracked files of the checkout at ``root`` (``git diff HEAD --binary``,
-    what ``-dirty`` flags), or None when there are none or ``root`` is not a git checkout: two runs flagged ``-dirty``
-    ran the same code only when this is equal."""
+    """sha256 of the uncommitted changes of the checkout at ``root``, what ``-dirty`` flags: those to tracked files
+    (``git diff HEAD --binary``) and the names and contents of the untracked ones (:func:`untracked_files`; a
+    symbolic link's target, not what it points to); None when there are none or ``root`` is not a git checkout: two
+    runs flagged ``-dirty`` ran the same code only when this is equal."""
     import hashlib
+    import os
 
+    root = Path(root).resolve()
     try:
-        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=Path(root).resolve(), capture_output=True,
-                              timeout=30)
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=root, capture_output=True, timeout=30)
+        untracked = untracked_files(root)
     except (OSError, subprocess.SubprocessError):
         return None
-    return hashlib.sha256(diff.stdout).hexdigest() if diff.returncode == 0 and diff.stdout else None
+    if diff.returncode or not (diff.stdout or untracked):
+        return None
+    digest = hashlib.sha256(diff.stdout)
+    for name in untracked:
+        path = root / name
+        digest.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        try:
+            if path.is_symlink():
+                digest.update(b"link\0" + os.fsencode(os.readlink(path)))
+            elif path.is_file():
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        except OSError:  # removed since it was listed, or unreadable: its name alone
+            digest.update(b"unreadable")
+    return digest.hexdigest()
 
 
 def build_info_source(commit: Optional[str]) -> str:

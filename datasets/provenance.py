@@ -57,12 +57,19 @@ def package_version() -> str:
         return config.get("metadata", "version", fallback="unknown")
 
 
+#: environment variables that change a score's last bits (README, "Reproducibility"): the kernels MKL, oneDNN and
+#: torch pick by the CPU's instruction set, and the thread counts of OpenMP and the BLAS
+NUMERIC_VARIABLES = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY",
+                     "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def environment() -> dict:
     """The versions a score depends on beside the code: Python, torch, numpy, SciPy and scikit-learn (the metrics'
     linear algebra and splits), the platform and CPU (its instruction set picks the kernels), and the thread counts
-    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits); for a
-    ``-dirty`` checkout, the sha256 of its uncommitted changes; and the plugins used (the installed packages' models
-    and benchmarks: their package and version)."""
+    of torch and of the BLAS (float sums are grouped by thread, so either count can change the last bits); those of
+    :data:`NUMERIC_VARIABLES` that are set (only those, under their own names); for a ``-dirty`` checkout, the sha256
+    of its uncommitted changes; and the plugins used (the installed packages' models and benchmarks: their package
+    and version)."""
     import platform
     import sys
 
@@ -75,6 +82,7 @@ def environment() -> dict:
             "scipy": _distribution_version("scipy"), "sklearn": _distribution_version("scikit-learn"),
             "platform": f"{sys.platform}-{platform.machine()}", "cpu": cpu_model(),
             "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
+            **{name: os.environ[name] for name in NUMERIC_VARIABLES if name in os.environ},
             **({"code_diff_sha256": code_diff_sha256()} if code_diff_sha256() else {}),
             **({"plugins": plugins} if plugins else {})}
 

@@ -102,6 +102,12 @@ def scores_models(entry) -> bool:
     return not entry.tags.get("data_only") and not entry.tags.get("own_data")
 
 
+def unscored_reason(entry) -> str:
+    """Why no leaderboard job or submission scores a benchmark that :func:`scores_models` refuses."""
+    return ("scored on your own data: zoo score --data" if entry.tags.get("own_data")
+            else "data-only benchmark (no stimulus images)")
+
+
 def registry_tree(names: Optional[Iterable[str]] = None) -> Node:
     """The tree of the registered model benchmarks (or of ``names`` among them), each under its
     :func:`benchmark_region`."""

@@ -395,8 +395,10 @@ def compare(old: ScoreRecord, new: ScoreRecord, walked: Optional[Walked] = None,
     if old.device and new.device and old.device != new.device:
         notes.append(f"device: stored {old.device}, now {new.device}")
     fitted, refitted = ((record.settings or {}).get("fit_provenance") or {} for record in (old, new))
+    spec = rerun_spec((old.settings or {}).get("rerun") if how is None else how)
     notes += [f"fit_provenance.{key}: stored {fitted[key]}, rerun {refitted[key]}"
-              for key in sorted(set(fitted) & set(refitted)) if key != "origin" and fitted[key] != refitted[key]]
+              for key in sorted(set(fitted) & set(refitted)) if key != "origin" and fitted[key] != refitted[key]
+              and not (key == "fit_protocol" and spec.get(key) == fitted[key])]  # protocol_notes says that one
     then, now = (old.settings or {}).get("environment") or {}, (new.settings or {}).get("environment") or {}
     if not then:
         notes.append("the record does not state its environment (stored before records kept Python, torch and numpy "
@@ -412,8 +414,8 @@ def protocol_notes(how) -> List[str]:
     """Notes on the versions a ``zoo run`` spec of a retina model states that are not this code's: the fitting
     protocol (a bump changes what a fit with the same settings gives) and the embedded recordings' version (its
     data sha256 is compared too). A note, not a failure: a bump may leave this model's fit unchanged."""
-    spec = how.get("spec") if isinstance(how, dict) else None
-    if not isinstance(spec, dict):
+    spec = rerun_spec(how)
+    if not spec:
         return []
     notes = _benchmark_version_notes(spec)
     if spec.get("family") != "retina":
@@ -425,6 +427,12 @@ def protocol_notes(how) -> List[str]:
     return notes + [f"spec.{name}: stored {spec[name]}, this code's {value} (the fit or the embedded circuit has "
                     "changed since the record)"
                     for name, value in now.items() if name in spec and spec[name] != value]
+
+
+def rerun_spec(how) -> Dict[str, Any]:
+    """The ``zoo run`` / ``zoo work`` spec of a rerun description (a record's ``settings["rerun"]``), else {}."""
+    spec = how.get("spec") if isinstance(how, dict) else None
+    return spec if isinstance(spec, dict) else {}
 
 
 def _benchmark_version_notes(spec: dict) -> List[str]:

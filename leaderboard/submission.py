@@ -547,7 +547,8 @@ def validate(root: Path) -> Tuple[Dict[str, Any], Optional[List[str]]]:
     if not meta_path.is_file():
         raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
     meta = load_metadata(meta_path)
-    from neurozoo.leaderboard.aggregate import BenchmarkBuildError, benchmark_region, family_of, scores_models
+    from neurozoo.leaderboard.aggregate import (BenchmarkBuildError, benchmark_region, family_of, scores_models,
+                                                unscored_reason)
 
     for name in meta["benchmarks"]:
         if name not in benchmarks.BENCHMARKS:
@@ -556,7 +557,8 @@ def validate(root: Path) -> Tuple[Dict[str, Any], Optional[List[str]]]:
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} is not registered (submissions are scored on: "
                                   f"{', '.join(open_to_submissions)})")
         if not scores_models(benchmarks.BENCHMARKS.get(name)):
-            raise SubmissionError(f"metadata.yaml: benchmark {name!r} is data-only (no stimulus images)")
+            raise SubmissionError(f"metadata.yaml: benchmark {name!r} scores no submission: "
+                                  f"{unscored_reason(benchmarks.BENCHMARKS.get(name))}")
     for name in meta["benchmarks"]:
         tags = benchmarks.BENCHMARKS.get(name).tags
         if family_of(tags) != "cortex":

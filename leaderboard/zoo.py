@@ -131,12 +131,10 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             bench_family = benchmark_family(bench)
             if (family == "retina") != (bench_family == "retina"):
                 continue
-            from neurozoo.leaderboard.aggregate import benchmark_region, scores_models
+            from neurozoo.leaderboard.aggregate import benchmark_region, scores_models, unscored_reason
 
             if not scores_models(benchmarks.BENCHMARKS.get(bench)):
-                skipped.append(f"{model} x {bench}: " + ("scored on your own data: zoo score --data" if
-                                                          benchmarks.BENCHMARKS.get(bench).tags.get("own_data") else
-                                                          "data-only benchmark (no stimulus images)"))
+                skipped.append(f"{model} x {bench}: {unscored_reason(benchmarks.BENCHMARKS.get(bench))}")
                 continue
             spec = {"family": family, "model": model, "benchmark": bench, "overrides": {},
                     "checkpoint": None, "weights": UNTRAINED if family == "convrnn" else "fitted",

@@ -148,6 +148,7 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
     recording, under ``root``), locked for the block; ``what`` names the recording in messages."""
     import torch
 
+    from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.fit import FitInterrupted, create_model, fit, provenance
 
@@ -166,7 +167,7 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
             raise FitInterrupted(stopped.signum, stopped.checkpoint, stopped.epochs_done, stopped.epochs,
                                  "rerunning the same command resumes the fit from there") from None
         info = provenance(path, result)
-        info.update(fit_dir=str(out), fit_origin=origin)
+        info.update(fit_dir=str(out), fit_origin=origin, model_sha256=module_sha256(result.model))
         yield result, info
 
 

@@ -132,6 +132,12 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     unknown = refusal(tmp_path, make_submission(tmp_path / "b", benchmarks=["nope.V4"]))
     assert "benchmark 'nope.V4' is not registered (submissions are scored on: " in unknown
     assert "ventral_embedded.V4-temporal" in unknown and "retina_embedded" not in unknown  # only what it can take
+    # before: an own-data benchmark was called data-only, as one without stimuli is
+    assert "benchmark 'imagenet.val' scores no submission: scored on your own data: zoo score --data" in refusal(
+        tmp_path, make_submission(tmp_path / "own", benchmarks=["imagenet.val"]))
+    data_only = make_submission(tmp_path / "data", benchmarks=["zhang_desimone2011.IT-decoding"])
+    assert "benchmark 'zhang_desimone2011.IT-decoding' scores no submission: data-only benchmark (no stimulus " \
+        "images)" in refusal(tmp_path, data_only)
     assert "needs layers.V4" in refusal(tmp_path, make_submission(tmp_path / "l", layers={"IT": "conv2"}))
     assert "field 'authors' must be a non-empty list" in refusal(tmp_path, make_submission(tmp_path / "a", authors="me"))
     nomodel = make_submission(tmp_path / "m")

@@ -63,6 +63,30 @@ def test_a_checkout_reports_its_own_commit(tmp_path, monkeypatch, fresh_commit_c
     assert provenance.git_commit() == head + "-dirty"
 
 
+def test_an_untracked_module_makes_the_checkout_dirty_but_ignored_runs_and_a_venv_do_not(
+        tmp_path, monkeypatch, fresh_commit_cache, committed_repository):
+    """Before: --untracked-files=no, so a new module not yet added, which changes what runs, left the version clean."""
+    head = committed_repository(tmp_path, {"setup.cfg": "[metadata]\nversion = 9.8.7\n", ".gitignore": "/runs/\n"})
+    monkeypatch.setattr(provenance, "REPO", tmp_path.resolve())
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "score.json").write_text("{}")  # ignored
+    (tmp_path / "env" / "lib").mkdir(parents=True)  # a virtual environment, not in .gitignore
+    (tmp_path / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / "env" / "lib" / "site.py").write_text("x = 1\n")
+    assert provenance.git_commit() == head and provenance.code_diff_sha256() is None
+    digests = []
+    for text in ("SCALE = 2\n", "SCALE = 3\n", "SCALE = 2\n"):
+        (tmp_path / "new_module.py").write_text(text)
+        provenance.git_commit.cache_clear()
+        provenance.code_diff_sha256.cache_clear()
+        assert provenance.git_commit() == head + "-dirty"
+        digests.append(provenance.environment()["code_diff_sha256"])
+    assert len(digests[0]) == 64 and digests[0] != digests[1] and digests[0] == digests[2]  # its contents count
+    (tmp_path / "new_module.py").rename(tmp_path / "other_module.py")
+    provenance.code_diff_sha256.cache_clear()
+    assert provenance.code_diff_sha256() != digests[0]  # and its name
+
+
 def test_a_source_tree_never_installed_states_its_setup_cfg_version(tmp_path, monkeypatch, fresh_commit_cache):
     def not_installed(name):
         raise provenance.PackageNotFoundError(name)
@@ -88,6 +112,19 @@ def test_environment_states_the_versions_a_score_depends_on():
 
     assert env["scipy"] == scipy.__version__ and env["sklearn"] == sklearn.__version__ and env["cpu"]
     assert env["blas_threads"] == max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_environment_states_the_variables_that_change_numbers_only_where_set(monkeypatch):
+    """MKL_CBWR, ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY... pick other kernels (README): a record did not say them."""
+    for name in provenance.NUMERIC_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert not set(provenance.NUMERIC_VARIABLES) & set(provenance.environment())
+    monkeypatch.setenv("MKL_CBWR", "AVX2")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # moves no number: not recorded
+    env = provenance.environment()
+    assert {name: env[name] for name in set(env) & {*provenance.NUMERIC_VARIABLES, "OMP_WAIT_POLICY"}} == {
+        "MKL_CBWR": "AVX2", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def test_an_installed_copy_reports_the_commit_it_was_built_from(monkeypatch, fresh_commit_cache, tmp_path):

@@ -2,6 +2,7 @@
 
 Tiny benchmarks (96 synthetic stimuli of 16 px; a 2500-frame retina recording fitted for one epoch) keep each
 rerun to seconds; the defaults of zoo score and zoo run take the same code path."""
+import dataclasses
 import json
 import re
 import shutil
@@ -192,7 +193,9 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     db = f"sqlite:///{tmp_path / 'r.sqlite'}"
     assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # fitted under 1 thread
     fitted = ResultsStore(db).records()[-1].settings["fit_provenance"]
-    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0}
+    assert len(fitted["model_sha256"]) == 64  # the fitted weights' (module_sha256), read back equal from the cache
+    assert fitted == {"origin": "fitted", "fit_protocol": FIT_PROTOCOL, "torch_threads": [1], "best_epoch": 0,
+                      "model_sha256": fitted["model_sha256"]}
     torch.set_num_threads(2)  # scoring only (a 2-thread fit is slow on a busy 2-core machine: test_retina_fit's)
     try:
         assert _zoo("score", "ln", RETINA, "--db", db, "--out", tmp_path / "out") == 0  # read from the fit cache
@@ -207,6 +210,11 @@ def test_a_score_of_a_cached_fit_records_the_fits_thread_count_and_reruns_under_
     capsys.readouterr()
     assert _zoo("reproduce", record.id, "--db", db) == 0
     assert seen == [1] and "bit-identical" in capsys.readouterr().out
+    # other weights with the same numbers (a fit on another CPU, within a tolerance): said, not a mismatch
+    record.settings = {**record.settings, "fit_provenance": {**fitted, "model_sha256": "0" * 64}}
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert f"differs: fit_provenance.model_sha256: stored {fitted['model_sha256']}, rerun {'0' * 64}" \
+        in capsys.readouterr().out
 
 
 def test_zoo_runs_of_two_configurations_keep_two_leaderboard_rows(tmp_path, tiny_benchmarks):
@@ -638,12 +646,17 @@ def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_anot
     out = capsys.readouterr().out
     assert "reproduced: bit-identical" in out and "differs" not in out
     settings = _settings_of(db_file, job["score_id"])
+    now = json.loads(json.dumps(settings))
     settings["rerun"]["spec"]["fit_protocol"] = FIT_PROTOCOL - 1
+    settings["fit_provenance"]["fit_protocol"] = FIT_PROTOCOL - 1  # a record made before the bump states both
     _tamper(db_file, job["score_id"], settings=json.dumps(settings))
-    monkeypatch.setattr("neurozoo.leaderboard.reproduce.rerun", lambda record, **kwargs: record)  # the numbers aside
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce.rerun",  # the numbers aside: the rerun fits under this code
+                        lambda record, **kwargs: dataclasses.replace(record, settings=now))
     capsys.readouterr()
     _zoo("reproduce", job["score_id"], "--db", db)
-    assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"differs: spec.fit_protocol: stored {FIT_PROTOCOL - 1}, this code's {FIT_PROTOCOL}" in out
+    assert out.count("fit_protocol") == 1  # one fact, said once (before: fit_provenance.fit_protocol's note too)
 
 
 def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():

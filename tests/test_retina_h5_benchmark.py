@@ -41,6 +41,15 @@ def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_the_retina_packages_name_of_the_file_benchmark_is_the_registered_one():
+    """retina.benchmark writes the name out (the retina package imports nothing of the benchmarks)."""
+    from neurozoo.retina.benchmark import FILE_HELDOUT
+
+    from neurozoo import benchmarks
+
+    assert FILE_HELDOUT == FILE_BENCHMARK and FILE_BENCHMARK in benchmarks.list_benchmarks()
+
+
 def test_own_file_scores_as_the_embedded_benchmark_on_the_same_bytes(own_file, tmp_path):
     embedded = RetinaHeldoutBenchmark("whitenoise", sizes=dict(SIZES), fit_settings={"epochs": 1}).score(
         "ln", progress=False)

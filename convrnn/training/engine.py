@@ -693,6 +693,10 @@ class Trainer:
             batch, unreadable = next(batches, None), None
         except DataError as error:
             batch, unreadable = None, raised_in_worker(error)
+        except RuntimeError:  # "DataLoader worker ... exited unexpectedly": killed by the SIGTERM that stops the run
+            if not termination_requested():  # (sent to its process group), which the stop point below acts on
+                raise
+            batch, unreadable = None, None
         self._stop_point(unreadable)
         return None if batch is None else self._batch(*batch)
 

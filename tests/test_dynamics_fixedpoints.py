@@ -50,6 +50,19 @@ def test_a_marginal_mode_of_a_line_attractor_has_an_infinite_time_constant():
     assert found.table()["slowest_tau_steps"].tolist() == [np.inf] * 3
 
 
+def test_the_slowest_time_constant_of_a_saddle_is_its_growth_mode():
+    """x -> diag(1.1, 0.5) x + (0.1, 1): a saddle at (-1, 2). The table took the largest signed tau, the decay's
+    1/ln 2 = 1.44 steps, and left out the growth mode, |tau| = 1/ln 1.1 = 10.5 steps: the slowest mode is the one of
+    largest |tau|, reported negative (a growth)."""
+    matrix, bias = torch.tensor([[1.1, 0.0], [0.0, 0.5]], dtype=torch.float64), torch.tensor([0.1, 1.0], dtype=torch.float64)
+    system = linear_map(matrix, bias)
+    found = find_fixed_points(system, torch.tensor([[-0.5, 0.0]], dtype=torch.float64), steps=20)
+    np.testing.assert_allclose(found.points, [[-1.0, 2.0]], atol=1e-12)
+    assert found.n_unstable.tolist() == [1]
+    np.testing.assert_allclose(found.table()["slowest_tau_steps"], [-1 / np.log(1.1)], rtol=1e-12)  # -10.49
+    np.testing.assert_allclose(found.slowest_time_constants(), [-10.4921], rtol=1e-5)
+
+
 def test_a_slow_points_linearisation_drifts_as_the_map_does():
     """x -> diag(1, 0.5) x + (1e-3, 1) has no fixed point; its slow points are the line y = 2 (q = 5e-7), along which
     the map drifts by 1e-3 a step. The linearisation there stood still (x* + J (x - x*)); an affine map is its own

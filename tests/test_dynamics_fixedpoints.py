@@ -50,6 +50,19 @@ def test_a_marginal_mode_of_a_line_attractor_has_an_infinite_time_constant():
     assert found.table()["slowest_tau_steps"].tolist() == [np.inf] * 3
 
 
+def test_the_slowest_time_constant_of_a_saddle_is_its_growth_mode():
+    """x -> diag(1.1, 0.5) x + (0.1, 1): a saddle at (-1, 2). The table took the largest signed tau, the decay's
+    1/ln 2 = 1.44 steps, and left out the growth mode, |tau| = 1/ln 1.1 = 10.5 steps: the slowest mode is the one of
+    largest |tau|, reported negative (a growth)."""
+    matrix, bias = torch.tensor([[1.1, 0.0], [0.0, 0.5]], dtype=torch.float64), torch.tensor([0.1, 1.0], dtype=torch.float64)
+    system = linear_map(matrix, bias)
+    found = find_fixed_points(system, torch.tensor([[-0.5, 0.0]], dtype=torch.float64), steps=20)
+    np.testing.assert_allclose(found.points, [[-1.0, 2.0]], atol=1e-12)
+    assert found.n_unstable.tolist() == [1]
+    np.testing.assert_allclose(found.table()["slowest_tau_steps"], [-1 / np.log(1.1)], rtol=1e-12)  # -10.49
+    np.testing.assert_allclose(found.slowest_time_constants(), [-10.4921], rtol=1e-5)
+
+
 def test_a_slow_points_linearisation_drifts_as_the_map_does():
     """x -> diag(1, 0.5) x + (1e-3, 1) has no fixed point; its slow points are the line y = 2 (q = 5e-7), along which
     the map drifts by 1e-3 a step. The linearisation there stood still (x* + J (x - x*)); an affine map is its own
@@ -197,9 +210,29 @@ def test_large_states_whose_spectrum_arpack_cannot_resolve_get_it_from_the_jacob
     np.testing.assert_allclose(np.abs(found.eigenvalues[0]), modulus, atol=1e-12)
 
 
+def test_a_large_contracting_map_is_polished_to_its_fixed_point():
+    """x -> a * x + b over 4096 dimensions (above the dense limit), a in [0, 0.5] and three leading 0.9, 0.8, 0.7:
+    x* = b / (1 - a). From x* + noise (sd 0.1) q is ~12, a mean speed of 3e-3 a dimension; the Krylov polish took
+    only points with q below 1 whatever the state size, so none was polished and no point was found, where one
+    Newton step lands on x*."""
+    dim = 4096
+    rng = np.random.default_rng(7)
+    a = np.concatenate([[0.9, 0.8, 0.7], np.linspace(0.0, 0.5, dim - 3)])
+    b = rng.standard_normal(dim)
+    point = b / (1 - a)
+    a_t, b_t = torch.as_tensor(a), torch.as_tensor(b)
+    system = FunctionMap(lambda x: a_t * x + b_t, dim)
+    starts = torch.as_tensor(point + 0.1 * rng.standard_normal((2, dim)))
+    found = find_fixed_points(system, starts, steps=2, lr=1e-4, n_eigenvalues=3)
+    assert found.settings["dense"] is False and found.settings["krylov_below_per_dim"] == 1e-2
+    assert len(found) == 1 and found.kind.tolist() == ["fixed"]
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)
+    np.testing.assert_allclose(found.eigenvalues[0].real, [0.9, 0.8, 0.7], atol=1e-9)
+
+
 def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):
     """A map with no fixed point (a constant drift) on the GMRES path: nothing is polished (GMRES would run to its
-    cap for nothing) and the answer is an empty set, not an error."""
+    cap for nothing) and the answer is an empty set, not an error. q / D = 0.5 here, above the 1e-2 bound."""
     from neurozoo.benchmarks.dynamics import fixedpoints
 
     monkeypatch.setattr(fixedpoints, "DENSE_LIMIT", 8)
@@ -208,7 +241,7 @@ def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatc
     drift = FunctionMap(lambda x: x + 1.0, dim=12)  # q = 6 everywhere
     found = find_fixed_points(drift, torch.randn(8, 12, dtype=torch.float64), steps=20, n_eigenvalues=5)
     assert len(found) == 0 and found.eigenvalues.shape == (0, 5) and not calls
-    assert found.settings["krylov_below"] == 1.0
+    assert found.settings["krylov_below_per_dim"] == 1e-2
 
 
 def test_newton_polish_is_bit_identical_whatever_memory_it_finds():

@@ -238,7 +238,7 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
                for condition, found in results.items()}
     summary_path = out / f"{stem}.json"
     write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,
-                              "dt": case.step_ms, "conditions": summary,  # table: slowest_tau_<time_unit>
+                              "dt": case.step_ms, "conditions": summary,  # table: slowest_tau_<time_unit>, < 0: growth
                               "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
     for condition, found in results.items():
         print(summary_line(case.name, condition, found))

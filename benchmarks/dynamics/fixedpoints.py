@@ -5,11 +5,14 @@ each q depends on its own row only, so the gradient of sum(q) is every point's o
 as in Golub & Sussillo's FixedPointFinder, then polished by Newton steps x <- x - (J - I)^-1 (F(x) - x),
 each kept only where it lowers q (Newton runs on one point per cluster of Adam's results, the
 ``max_newton`` lowest in q, so its Jacobians stay few; above ``DENSE_LIMIT`` state dimensions the Newton
-system is solved by GMRES on Jacobian-vector products instead, and only for points whose q is already below
-``krylov_below``: far from a fixed point GMRES runs to its iteration cap for nothing, and on a whole ConvRNN map
-that cost minutes a point). Points with q below ``fixed_tol`` are fixed points; between
-``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow but not zero);
-the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
+system is solved by GMRES on Jacobian-vector products instead, and only for points whose mean speed per dimension,
+q / D, is already below ``krylov_below_per_dim``: far from a fixed point GMRES runs to its iteration cap for nothing,
+and on a whole ConvRNN map that cost minutes a point. The bound was on q itself, a sum over the D dimensions, so it
+asked more of a point the larger the state: a 4096-dimensional time-decay map at J = 0, one Newton step from its
+fixed point, left most of Adam's points at q ~ 200 (RMS residual 0.3 a unit) and polished only those Adam had
+already brought below q = 1; a run where none was there reported no fixed point). Points with q below ``fixed_tol``
+are fixed points; between ``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow
+but not zero); the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
 
 F is a discrete-time map (one step of the model), so eigenvalue lambda of J = dF/dx at a point is
 stable when |lambda| < 1 (a point counts as stable when no |lambda| exceeds 1 + 1e-6: marginal modes, as along
@@ -169,13 +172,23 @@ class FixedPoints:
         """(N, K): tau of every eigenvalue, in ``time_unit``."""
         return time_constants(self.eigenvalues, self.dt)
 
-    def table(self) -> pd.DataFrame:
-        """One row per point; the slowest time constant's column names its unit (``slowest_tau_ms``)."""
+    def slowest_time_constants(self) -> np.ndarray:
+        """(N,): per point the tau of largest |tau| (|lambda| nearest 1), signed: negative for a growth mode. The
+        largest signed tau left a saddle's growth out (|lambda| 1.1 and 0.5 gave the decay's 1.44 steps, not the
+        growth's -10.5); as in the fixed-point literature the slowest mode is the one nearest |lambda| = 1 whichever
+        side, and a growth and a decay equally slow give the growth (the eigenvalues are by decreasing modulus)."""
         tau = self.time_constants()
+        if not len(self):
+            return np.zeros(0)
+        return tau[np.arange(len(tau)), np.argmax(np.abs(tau), axis=1)]
+
+    def table(self) -> pd.DataFrame:
+        """One row per point; the slowest time constant's column names its unit (``slowest_tau_ms``) and is
+        :meth:`slowest_time_constants`: negative where the slowest mode grows."""
         return pd.DataFrame({
             "kind": self.kind, "q": self.q, "stable": self.stable, "n_unstable": self.n_unstable,
             "spectral_radius": self.spectral_radius,
-            f"slowest_tau_{self.time_unit}": tau.max(axis=1) if len(self) else [],
+            f"slowest_tau_{self.time_unit}": self.slowest_time_constants(),
             "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
         })
 
@@ -332,7 +345,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
                       newton_steps: int = 6, dt: Optional[float] = None, time_unit: Optional[str] = None,
                       dtype: torch.dtype = torch.float64,
-                      n_eigenvalues: int = 20, max_newton: int = 512, krylov_below: float = 1.0,
+                      n_eigenvalues: int = 20, max_newton: int = 512, krylov_below_per_dim: float = 1e-2,
                       progress: bool = False) -> FixedPoints:
     """Fixed and slow points of ``system`` from ``initial_states`` (N, D); see the module docstring. ``dt`` (the
     length of one step of the map, in ``time_unit``): give both or neither; neither takes the system's own step
@@ -344,7 +357,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     system = system.to(dtype)
     x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol, progress)
     dense = system.dim <= DENSE_LIMIT
-    points, q = _candidates(system, x, np.inf if dense else krylov_below, unique_tol)
+    points, q = _candidates(system, x, np.inf if dense else krylov_below_per_dim * system.dim, unique_tol)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
         polished = (_newton(system, torch.as_tensor(points), newton_steps, progress) if dense
@@ -369,7 +382,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
                        if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
-                "dense": dense, **({} if dense else {"krylov_below": krylov_below})}
+                "dense": dense, **({} if dense else {"krylov_below_per_dim": krylov_below_per_dim})}
     with torch.no_grad():
         drifts = (system(torch.as_tensor(points)) - torch.as_tensor(points)).numpy() if len(points) else points
     return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings, drifts=drifts)

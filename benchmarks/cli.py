@@ -44,8 +44,7 @@ def add_commands(sub) -> None:
                         "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     parser.add_argument("--data", type=Path, help="your own data, for the benchmarks that score on it (required "
-                        "there): imagenet.val's folder (DIR/<wnid>/*.JPEG, an ImageNet root with val/, or flat "
-                        "<wnid>_<label>.JPEG files); retina_h5.heldout's deep-retina HDF5 file")
+                        "there): " + "; ".join(f"{name}: {what}" for name, what in OWN_DATA.items()))
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")

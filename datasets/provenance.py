@@ -78,12 +78,13 @@ def environment() -> dict:
     from neurozoo.datasets.registry import loaded_plugins
 
     plugins = loaded_plugins()  # only when there are: the records of the suite's own models state what they did
+    diff = code_diff_sha256()
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "scipy": _distribution_version("scipy"), "sklearn": _distribution_version("scikit-learn"),
             "platform": f"{sys.platform}-{platform.machine()}", "cpu": cpu_model(),
             "torch_threads": torch.get_num_threads(), "blas_threads": blas_threads(),
             **{name: os.environ[name] for name in NUMERIC_VARIABLES if name in os.environ},
-            **({"code_diff_sha256": code_diff_sha256()} if code_diff_sha256() else {}),
+            **({"code_diff_sha256": diff} if diff else {}),
             **({"plugins": plugins} if plugins else {})}
 
 

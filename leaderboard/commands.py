@@ -7,8 +7,11 @@ from neurozoo.datasets.text_table import format_table
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered models, benchmarks and data sets")
-    p.add_argument("--kind", choices=["models", "benchmarks", "datasets", "all"], default="all")
+    p = sub.add_parser("list", help="list registered models, benchmarks and data sets (--kind cells: the ConvRNN "
+                                    "cells, a spec's cell kinds)")
+    p.add_argument("--kind", choices=["models", "benchmarks", "datasets", "cells", "all"], default="all",
+                   help="what to list; cells only when asked, as listing them imports torch (default: all, the "
+                        "models, benchmarks and data sets)")
     p.set_defaults(handler=_list)
 
 
@@ -31,6 +34,10 @@ def registry_rows(kind: str = "all"):
         from neurozoo.datasets.synthetic_retina import DESCRIPTIONS  # recordings for `zoo fit --data`, not assemblies
 
         rows += [("dataset", "retina", f"embedded:{name}", text) for name, text in DESCRIPTIONS.items()]
+    if kind == "cells":  # the cell classes are the registry: importing them imports torch
+        from neurozoo.convrnn.cells import CELLS
+
+        rows += [("cell", "convrnn", e.name, e.description) for e in CELLS.entries()]
     return rows
 
 

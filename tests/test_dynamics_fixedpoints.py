@@ -63,6 +63,19 @@ def test_the_slowest_time_constant_of_a_saddle_is_its_growth_mode():
     np.testing.assert_allclose(found.slowest_time_constants(), [-10.4921], rtol=1e-5)
 
 
+def test_the_slowest_mode_of_a_saddle_is_the_one_nearest_the_unit_circle_not_the_largest():
+    """x -> diag(2, 0.99, 0.5) x: the growth mode (|tau| = 1/ln 2 = 1.44 steps) is fast, the 0.99 decay (99.5 steps)
+    slow. slowest_mode took the largest modulus, so at a saddle it gave the fast growth and its selection vector."""
+    system = linear_map(torch.diag(torch.tensor([2.0, 0.99, 0.5], dtype=torch.float64)),
+                        torch.zeros(3, dtype=torch.float64))
+    found = find_fixed_points(system, torch.tensor([[0.0, 0.1, 0.1]], dtype=torch.float64), steps=20)
+    value, right, left = found.linearise(0).slowest_mode()
+    assert value == pytest.approx(0.99)
+    np.testing.assert_allclose(np.abs(right), [0, 1, 0], atol=1e-12)
+    np.testing.assert_allclose(left @ right, 1, atol=1e-12)
+    np.testing.assert_allclose(found.slowest_time_constants(), [-1 / np.log(0.99)], rtol=1e-12)  # the same mode
+
+
 def test_a_slow_points_linearisation_drifts_as_the_map_does():
     """x -> diag(1, 0.5) x + (1e-3, 1) has no fixed point; its slow points are the line y = 2 (q = 5e-7), along which
     the map drifts by 1e-3 a step. The linearisation there stood still (x* + J (x - x*)); an affine map is its own

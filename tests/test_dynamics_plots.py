@@ -91,6 +91,16 @@ def test_a_conjugate_pair_is_one_mode_in_the_time_constants_so_no_mode_hides_ano
     assert labels == ["slowest mode 1 (a pair at some points)", "slowest mode 2"]
 
 
+def test_the_time_constant_panel_shows_a_saddles_slowest_modes_not_its_fast_growth_first():
+    """|lambda| = 3, 2.5 (growth, |tau| 0.9 and 1.1 steps) and 0.99, 0.9 (decays, 99.5 and 9.5): by modulus with
+    most=2 the panel showed the two fast growths and left the slow decays out."""
+    saddle = FixedPoints(np.zeros((1, 4)), np.zeros(1), np.array(["fixed"]),
+                         np.array([[3.0, 2.5, 0.99, 0.9]], dtype=complex))
+    tau, labels = plots.mode_time_constants(saddle, most=2)
+    np.testing.assert_allclose(tau, [[-1 / np.log(0.99), -1 / np.log(0.9)]])
+    assert labels == ["mode 3", "mode 4"]
+
+
 def test_compare_trajectory_titles_count_the_examples_rows_as_trials(drawn, tmp_path):
     """The examples' trajectories were titled "48 stimuli", though their rows are task trials."""
     from neurozoo.benchmarks.dynamics import sources

@@ -53,10 +53,11 @@ def installed(tmp_path, monkeypatch, package, modules, entry_points_txt):
     return {(ep.group, ep.name): ep for ep in distribution(package).entry_points}
 
 
-def test_a_cell_from_an_entry_point_builds_and_is_checked_as_a_registered_one(tmp_path, monkeypatch):
+def test_a_cell_from_an_entry_point_builds_and_is_checked_as_a_registered_one(tmp_path, monkeypatch, capsys):
     """The cell's factory behind an entry point was only a loader taking **kwargs: the network passed it in_channels,
     in_stride and feedback_channels (a TypeError traceback from any cell that does not take them, as the built-in
-    ones do not) and its config went unchecked."""
+    ones do not) and its config went unchecked. `zoo list` showed no cells at all: `--kind cells` lists them."""
+    from neurozoo.leaderboard.cli import main
     from neurozoo import convrnn
     from neurozoo.convrnn.cells import CELLS
 
@@ -73,6 +74,11 @@ def test_a_cell_from_an_entry_point_builds_and_is_checked_as_a_registered_one(tm
     with pytest.raises(SpecError, match=r"layer 'conv2': cell 'mingated': unknown config key\(s\) 'gate_bais'; did "
                                         r"you mean 'gate_bias'\? \(valid keys: filter_size, gate_bias\)"):
         convrnn.create_model(bad)
+    assert main(["list", "--kind", "cells"]) == 0
+    rows = [line.split(None, 3) for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[2] for row in rows] == ["gru", "identity", "intersectionrnn", "lstm", "mingated", "rgc", "simplernn",
+                                        "timedecay", "ugrnn"]
+    assert rows[4] == ["cell", "convrnn", "mingated", "(plugin)"] and rows[5][3].startswith("median Reciprocal Gated")
 
 
 def test_a_name_registered_twice_names_both_registrations_whichever_came_first():

@@ -89,12 +89,14 @@ class Linearisation:
         return time_constants(self.eigenvalues, self.dt)
 
     def slowest_mode(self):
-        """(eigenvalue, right vector r, left vector l with l . r = 1) of the eigenvalue largest in modulus: along
-        a line attractor r is the line's direction and l the selection vector (Mante et al. 2013): an input
-        pulse b moves the state along the line by l . b."""
+        """(eigenvalue, right vector r, left vector l with l . r = 1) of the slowest mode, the one of largest |tau|
+        (|lambda| nearest 1, as :meth:`FixedPoints.slowest_time_constants`; the largest modulus picked a saddle's
+        fast growth mode): along a line attractor r is the line's direction and l the selection vector (Mante et
+        al. 2013): an input pulse b moves the state along the line by l . b."""
         values, vectors = self.modes()
-        left = np.linalg.inv(vectors)[0]
-        return values[0], vectors[:, 0], left
+        slowest = int(np.argmax(np.abs(time_constants(values, self.dt))))
+        left = np.linalg.inv(vectors)[slowest]
+        return values[slowest], vectors[:, slowest], left
 
     def simulate(self, start: np.ndarray, steps: int) -> np.ndarray:
         """(steps + 1, D): the linearised trajectory from ``start``."""

@@ -87,14 +87,15 @@ def conjugate_groups(values: np.ndarray) -> List[Tuple[int, int]]:
 
 
 def mode_time_constants(fixed_points: FixedPoints, most: int = 5) -> Tuple[np.ndarray, List[str]]:
-    """(N, k) time constants of each point's ``most`` slowest modes, a conjugate pair counted once (its two
-    eigenvalues have the same |tau|: plotted apart, "mode 4" hid exactly behind "mode 3"), and each column's legend
-    label: "mode 3", "modes 3-4 (pair)", or, where the points' spectra group differently, "slowest mode 3 (a pair
-    at some points)"."""
+    """(N, k) time constants of each point's ``most`` slowest modes, by decreasing |tau| (taking them by modulus
+    put a saddle's fast growth modes first), a conjugate pair counted once (its two eigenvalues have the same
+    |tau|: plotted apart, "mode 4" hid exactly behind "mode 3"), and each column's legend label: "mode 3", "modes
+    3-4 (pair)" (their places by modulus), or, where the points differ, "slowest mode 3 (a pair at some points)"."""
     tau = fixed_points.time_constants()
     if not len(tau):
         return np.zeros((0, 0)), []
-    groups = [conjugate_groups(values)[:most] for values in fixed_points.eigenvalues]
+    groups = [sorted(conjugate_groups(values), key=lambda g, t=t: -abs(t[g[0]]))[:most]
+              for values, t in zip(fixed_points.eigenvalues, tau)]
     k = min(len(g) for g in groups)
     out = np.array([[tau[n, g[j][0]] for j in range(k)] for n, g in enumerate(groups)])
     labels = []

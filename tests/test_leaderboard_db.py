@@ -495,3 +495,22 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     assert [j["public_reason"] for j in reopened.failed_jobs()] == [None, "again"]
     LeaderboardDB(db.url).dispose()  # opened again: the column is there, nothing to add
     reopened.dispose()
+
+
+def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_before_it_stops(db):
+    """Three `zoo work` on one PostgreSQL queue, one SIGKILLed mid-job: the other two drained the queue and exited
+    saying "done 5, failed 0", leaving the killed worker's job 'running' (its lease 60 s away) until a worker was
+    started again. A worker now hands back such a job (its worker's process on this host is gone) before it stops."""
+    import socket
+    import subprocess
+    import sys
+
+    from neurozoo.leaderboard.scorer import work
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    orphan, other = db.enqueue("m", "b1", {}), db.enqueue("m", "b2", {})
+    assert db.claim(f"{socket.gethostname()}:{gone.pid}", lease_s=3600, ids=[orphan])["id"] == orphan
+    assert work(db, lambda job: (record(benchmark=job["benchmark"]), None), progress=False) == {"done": 2, "failed": 0}
+    assert [(j["id"], j["status"], j["attempts"]) for j in db.jobs()] == [(orphan, DONE, 2), (other, DONE, 1)]
+    assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once

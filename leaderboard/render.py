@@ -65,7 +65,7 @@ def write_report(db, folder) -> Path:
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     (folder / "benchmarks").mkdir(exist_ok=True)
     records, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
-    context = board(db, records, metadata)
+    context = board(db, records, metadata, db.outdated_jobs())
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
     up = lambda make: (lambda name: "../" + make(name))  # from a page in models/ or benchmarks/

@@ -514,3 +514,105 @@ def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_befor
     assert work(db, lambda job: (record(benchmark=job["benchmark"]), None), progress=False) == {"done": 2, "failed": 0}
     assert [(j["id"], j["status"], j["attempts"]) for j in db.jobs()] == [(orphan, DONE, 2), (other, DONE, 1)]
     assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once
+
+
+def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_ones(db, tmp_path):
+    """After the contrast-adaptation index's version 2, `zoo run --models ln` scored ln again under version 2 and the
+    board ranked it beside glm's version-1 score, both shown as current. An outdated score is now left off the ranking
+    and listed, with why, on the page and in zoo run's output, until scored again."""
+    from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
+    from neurozoo.leaderboard.render import write_report
+    from neurozoo.leaderboard.run import format_ranking
+    from neurozoo.leaderboard.views import board
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    bench = "retina_embedded.contrast-adaptation"
+
+    def scored(model, value, **changes):
+        spec = {"family": "retina", "model": model, "benchmark": bench, "benchmark_version": 2,
+                "fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION, **changes}
+        job_id = db.enqueue(model, bench, spec)
+        assert db.claim("w", ids=[job_id])["id"] == job_id
+        assert db.finish(job_id, "w", record(model, bench, value))
+        return job_id
+
+    old_glm, ln = scored("glm", 0.9, benchmark_version=1), scored("ln", 0.2)
+    old_bncnn = scored("bncnn", 0.7, fit_protocol=FIT_PROTOCOL - 1)
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("ln", 0.2)]
+    context = board(db)
+    assert [row["model"] for row in context["rows"]] == ["ln"]
+    assert [(o["model"], o["job"], o["reason"]) for o in context["outdated"]] == [
+        ("bncnn", old_bncnn, f"fitted under fitting protocol {FIT_PROTOCOL - 1}; the current fitting protocol is "
+                             f"{FIT_PROTOCOL}"),
+        ("glm", old_glm, f"scored under version 1 of {bench}; the benchmark is now version 2")]
+    printed = format_ranking(db)
+    assert f"not ranked: glm on {bench} (job {old_glm}): scored under version 1" in printed
+    assert "0.900" not in printed and "0.200" in printed
+    page = write_report(db, tmp_path / "report").read_text()
+    assert 'id="outdated-scores"' in page and "scored under version 1 of" in page
+
+    new_glm = scored("glm", 0.3, benchmark_version=2, model_name_note="rescored")  # scored again: ranked, not listed
+    assert sorted((r.model, r.value) for r in db.leaderboard_records()) == [("glm", 0.3), ("ln", 0.2)]
+    assert [o["model"] for o in db.outdated_jobs()] == ["bncnn"] and new_glm != old_glm
+
+
+def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by_rescore_outdated(db, monkeypatch):
+    """A submission's jobs are queued once, at submission: after its benchmark's new version its score would stay
+    outdated for good (the owner cannot submit the same files again). `zoo work --rescore-outdated` queues them again
+    under the current version, in the same submission."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.zoo import outdated_reason
+
+    bench = "ventral_embedded.V4-temporal"
+    prepared = {"meta": {"name": "sub", "benchmarks": [bench], "layers": {"V4": "conv1"}}, "folder": "/f",
+                "sha256": "a" * 64}
+    sid = db.add_submission("sub", "/f", "a" * 64, prepared["meta"], None, submission_specs(prepared))
+    [old] = db.jobs()
+    assert "benchmark_version" not in old["spec"]  # the benchmark is unversioned (version 1)
+    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    assert db.rescore_outdated() == [] and [r.model for r in db.leaderboard_records()] == ["sub"]
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)  # the benchmark's measure changed
+    assert db.leaderboard_records() == [] and [o["id"] for o in db.outdated_jobs()] == [old["id"]]
+    [new_id] = db.rescore_outdated()
+    new = db.job(new_id)
+    assert (new["status"], new["submission_id"], new["spec"]["benchmark_version"]) == (QUEUED, sid, 2)
+    assert outdated_reason(new["spec"]) is None and db.rescore_outdated() == [new_id]  # queued once
+    assert db.claim("w")["id"] == new_id and db.finish(new_id, "w", record("sub", bench, 0.3))
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.3)] and db.outdated_jobs() == []
+    assert db.submission(sid)["status"] == DONE
+    # a submission made under version 2 records it: it is current, not outdated at once
+    assert submission_specs(prepared)[0]["spec"]["benchmark_version"] == 2
+
+
+def test_a_database_restored_without_its_secret_key_ranks_no_score_of_the_old_split(db, monkeypatch, tmp_path):
+    """The database restored into a new $NEUROZOO_HOME without its secret.key: scores of the old host's hidden split
+    were ranked beside those scored on the new host's split, which draws other stimuli (scores up to 0.13 apart)."""
+    from neurozoo.leaderboard.zoo import outdated_reason, split_spec
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "old-home"))
+    old_split = split_spec()
+    bench = "ventral_embedded.V4-temporal"
+    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None, [
+        {"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench, "split": old_split}}])
+    [old] = db.jobs()
+    assert db.claim("w")["id"] == old["id"]
+    assert db.finish(old["id"], "w", record("sub", bench, 0.45), hidden=record("sub", bench, 0.4))
+    unsplit = db.enqueue("m", bench, {"family": "convrnn", "benchmark": bench, "split": old_split})
+    assert db.claim("w")["id"] == unsplit and db.finish(unsplit, "w", record("m", bench, 0.2))  # no hidden half
+    assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "restored-home"))  # a new secret.key is made there
+    new_key = split_spec()["key"]
+    assert [r.value for r in db.leaderboard_records()] == [0.2]  # a score the secret drew no split for stays
+    [outdated] = db.outdated_jobs()
+    assert outdated["reason"] == (f"its hidden split was drawn with another secret key (split key {old_split['key']}, "
+                                  f"this host's {new_key}): restore the $NEUROZOO_HOME/secret.key that scored it, or "
+                                  "score it again")
+    [new_id] = db.rescore_outdated()
+    assert db.job(new_id)["spec"]["split"]["key"] == new_key and outdated_reason(db.job(new_id)["spec"]) is None
+    assert db.job(new_id)["submission_id"] == sid
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "old-home"))  # the secret restored: ranked again
+    assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]

@@ -401,13 +401,15 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def model_page(db, model: str, records=None, failures=None, metadata=None) -> Optional[Dict[str, Any]]:
-    """``failures``: the failed jobs (``db.failed_jobs()``, any model's; default: read here); ``metadata``: the
-    submissions' (``db.submission_metadata()``; default: read here)."""
+def model_page(db, model: str, records=None, failures=None, metadata=None, outdated=None) -> Optional[Dict[str, Any]]:
+    """``failures``: the failed jobs (``db.failed_jobs()``, any model's); ``metadata``: the submissions'
+    (``db.submission_metadata()``); ``outdated``: the scores left off the ranking (``db.outdated_jobs()``, any model's;
+    each default: read here)."""
     metadata = db.submission_metadata() if metadata is None else metadata
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
-    if not records and not failures:
+    outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]
+    if not records and not failures and not outdated:
         return None
     tree = registry_tree()
     nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
@@ -424,6 +426,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None) -> Op
                                       "created_at": str(record.created_at), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
+            "outdated": outdated_rows(outdated),
             "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}

@@ -196,17 +196,19 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        _, by_model, failed_by_model, metadata, _ = (await records())[1]
+        _, by_model, failed_by_model, metadata, outdated = (await records())[1]
         mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
-        if not mine and not failed:
+        outdated = [job for job in outdated if job["model"] == name]
+        if not mine and not failed and not outdated:
             raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
                                      "scored or failed; its status (queued, running, failed and why) is at "
                                      "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                                **model_page(db, name, mine, failed, metadata)),
+                                                                **model_page(db, name, mine, failed, metadata,
+                                                                             outdated)),
                                 version=(tuple((r.id, r.benchmark) for r in mine),
-                                         tuple((j["id"], str(j["updated_at"])) for j in failed)))
+                                         tuple((j["id"], str(j["updated_at"])) for j in failed + outdated)))
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):

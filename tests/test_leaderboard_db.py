@@ -625,3 +625,24 @@ def test_a_database_restored_without_its_secret_key_ranks_no_score_of_the_old_sp
 
     monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "old-home"))  # the secret restored: ranked again
     assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]
+
+
+def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connections(db):
+    """PostgreSQL restarted (or an idle-connection limit closed the pool's connections) while a job was scored:
+    finish() raised "server closed the connection unexpectedly", zoo work died and the computed score was lost. The
+    pool now checks a connection before use and replaces a dead one."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a server that drops connections: PostgreSQL")
+    from sqlalchemy import create_engine
+
+    job_id = db.enqueue("m", "b", {})
+    assert db.claim("w", ids=[job_id])["id"] == job_id
+    pooled = [db.engine.connect() for _ in range(db.engine.pool.checkedin())]  # every connection the pool holds
+    pids = [connection.execute(text("select pg_backend_pid()")).scalar() for connection in pooled]
+    for connection in pooled:
+        connection.close()
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:  # this test's own connections only
+        assert all(connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids)
+    admin.dispose()
+    assert db.finish(job_id, "w", record()) and db.job(job_id)["status"] == DONE

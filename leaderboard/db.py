@@ -691,6 +691,14 @@ class LeaderboardDB(ResultsStore):
         """Queue a submission's outdated jobs (:meth:`outdated_jobs`) again under their benchmarks' current version
         (:func:`leaderboard.zoo.current_spec`), in the same submission; returns the new jobs' ids. zoo run's are scored
         again by zoo run; a submitter cannot submit the same files twice."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._rescore_outdated()
+        except IntegrityError:  # another worker started with the option queued them between this one's check and insert
+            return self._rescore_outdated()
+
+    def _rescore_outdated(self) -> List[int]:
         from neurozoo.leaderboard.zoo import current_spec
 
         outdated = [job for job in self.outdated_jobs() if job["submission_id"] is not None]

@@ -646,3 +646,39 @@ def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connect
         assert all(connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids)
     admin.dispose()
     assert db.finish(job_id, "w", record()) and db.job(job_id)["status"] == DONE
+
+
+def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeypatch):
+    """Workers started together with --rescore-outdated: on PostgreSQL another one's job could be inserted between
+    this one's check and insert, and the unique key's IntegrityError ended `zoo work`."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes the write lock before the check (BEGIN IMMEDIATE): no such race")
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.db import JobRow, now
+    from neurozoo.leaderboard.zoo import current_spec
+    from sqlalchemy.orm import Session
+
+    bench = "ventral_embedded.V4-temporal"
+    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
+                            [{"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench}}])
+    [old] = db.jobs()
+    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
+    other, enqueue, raced = LeaderboardDB(db.url), db._enqueue, []
+
+    def racing(session, model, benchmark, spec, submission_id=None):
+        if raced:
+            return enqueue(session, model, benchmark, spec, submission_id)
+        with Session(other.engine) as other_session, other_session.begin():  # the other worker's, after this check
+            raced.append(other._enqueue(other_session, model, benchmark, spec, submission_id))
+        session.add(JobRow(model=model, benchmark=benchmark, settings_sha256=settings_sha256(spec), spec=spec,
+                           submission_id=submission_id, status=QUEUED, attempts=0, created_at=now(), updated_at=now()))
+        session.flush()
+
+    monkeypatch.setattr(db, "_enqueue", racing)
+    try:
+        assert db.rescore_outdated() == raced
+    finally:
+        other.dispose()
+    assert [(j["id"], j["status"]) for j in db.jobs()] == [(old["id"], DONE), (raced[0], QUEUED)]
+    assert db.job(raced[0])["spec"] == current_spec(old["spec"]) and db.job(raced[0])["submission_id"] == sid

@@ -149,6 +149,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _outdated(spec: Optional[dict], hidden_score_id: Optional[int], split_key: Optional[str] = None) -> Optional[str]:
+    """Why a done job's score is outdated (:func:`leaderboard.zoo.outdated_reason`), or None. A job without a
+    hidden-split score (a retina benchmark's) is not outdated by another secret: the secret drew no split for it."""
+    from neurozoo.leaderboard.zoo import outdated_reason
+
+    spec = dict(spec or {})
+    if hidden_score_id is None:
+        spec.pop("split", None)
+    return outdated_reason(spec, split_key)
+
+
 def _job_dict(row: JobRow) -> Dict[str, Any]:
     out = {c.name: getattr(row, c.name) for c in JobRow.__table__.columns}
     for key in ("lease_until", "heartbeat_at", "created_at", "updated_at"):
@@ -459,7 +470,9 @@ class LeaderboardDB(ResultsStore):
             out["user"] = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
             out["jobs"] = [_job_dict(j) for j in session.scalars(select(JobRow).where(JobRow.submission_id == row.id)
                                                                 .order_by(JobRow.id))]
-            return out
+        for job in out["jobs"]:  # a done job scored under an earlier version of its benchmark: not on the board
+            job["outdated"] = _outdated(job["spec"], job["hidden_score_id"]) if job["status"] == DONE else None
+        return out
 
     def submission_metadata(self) -> Dict[str, Dict[str, Any]]:
         """Per submitted model name, the metadata (``metadata.yaml`` as parsed) of the submission whose scores the
@@ -662,7 +675,7 @@ class LeaderboardDB(ResultsStore):
         without a current one), each job (id, model, benchmark, submission_id, score_id, hidden_score_id, updated_at,
         reason): current unless :func:`leaderboard.zoo.outdated_reason` gives a reason (another benchmark version,
         retina fitting protocol or recordings, or another host's split)."""
-        from neurozoo.leaderboard.zoo import outdated_reason, split_key_id
+        from neurozoo.leaderboard.zoo import split_key_id
 
         with Session(self.engine) as session:
             rows = session.execute(select(JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id,
@@ -670,10 +683,7 @@ class LeaderboardDB(ResultsStore):
                                    .where(JobRow.status == DONE).order_by(JobRow.updated_at, JobRow.id)).all()
         current, outdated, split_key = {}, {}, split_key_id() if rows else None
         for *job, spec in rows:
-            spec = dict(spec or {})
-            if job[5] is None:  # no hidden-split score (a retina benchmark's): the secret never drew one
-                spec.pop("split", None)
-            reason = outdated_reason(spec, split_key)
+            reason = _outdated(spec, job[5], split_key)
             (current if reason is None else outdated)[(job[1], job[2])] = (*job, reason)
         return current, {key: job for key, job in outdated.items() if key not in current}
 

@@ -332,6 +332,8 @@ def _submission_status(args) -> int:
     for job in row["jobs"]:
         public = db.score_for_job(job) if job["status"] == "done" else None
         detail = f"public-split score {public.value:.4f}" if public is not None else (job["error"] or "")
+        if job["outdated"]:
+            detail += f" (outdated, not ranked: {job['outdated']})"
         print(f"  {job['benchmark']}: {job['status']} {detail}")
     print("(the leaderboard ranks the hidden split; its scores are not shown to submitters)")
     return 0

@@ -276,6 +276,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         for job in row["jobs"]:
             public = db.score_for_job(job) if job["status"] == "done" else None
             jobs.append({"benchmark": job["benchmark"], "status": job["status"], "error": job["error"],
+                         "outdated": job["outdated"],
                          "public_score": None if public is None else
                          {"value": public.value, "ceiling": public.ceiling, "raw": public.raw, "per_bin": public.per_bin}})
         return {"id": row["id"], "name": row["name"], "status": row["status"], "jobs": jobs,

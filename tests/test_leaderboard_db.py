@@ -591,6 +591,8 @@ def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by
     assert db.claim("w")["id"] == new_id and db.finish(new_id, "w", record("sub", bench, 0.3))
     assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.3)] and db.outdated_jobs() == []
     assert db.submission(sid)["status"] == DONE
+    assert [(j["id"], j["outdated"]) for j in db.submission(sid)["jobs"]] == [  # zoo submission ID says which is ranked
+        (old["id"], f"scored under version 1 of {bench}; the benchmark is now version 2"), (new_id, None)]
     # a submission made under version 2 records it: it is current, not outdated at once
     assert submission_specs(prepared)[0]["spec"]["benchmark_version"] == 2
 

@@ -116,8 +116,13 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 bar.update()
                 continue
         record.duration_s = time.perf_counter() - started
-        stored = db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
-        counts["done" if stored else "failed"] += 1
+        if db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s):
+            counts["done"] += 1
+        else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
+            now_ = db.job(job["id"]) or {}
+            by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
+            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its lease expired while it was scored "
+                      f"and {by}; this worker's score was not stored")
         bar.update()
     bar.close()
     return counts

@@ -684,3 +684,26 @@ def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeyp
         other.dispose()
     assert [(j["id"], j["status"]) for j in db.jobs()] == [(old["id"], DONE), (raced[0], QUEUED)]
     assert db.job(raced[0])["spec"] == current_spec(old["spec"]) and db.job(raced[0])["submission_id"] == sid
+
+
+def test_a_worker_whose_lease_was_taken_over_says_so_and_does_not_count_a_failure(db, capsys):
+    """A worker stalled past its lease (a paused VM, a database out of reach for its heartbeats) finished a job that
+    another worker had claimed meanwhile: its score was refused, as it must be, but it counted the job as failed,
+    printed "failed 1" and exited 1 while no job had failed."""
+    from neurozoo.leaderboard.db import JobRow
+    from neurozoo.leaderboard.scorer import work
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    job_id = db.enqueue("m", "b", {})
+
+    def stalled(job):
+        with Session(db.engine) as session, session.begin():  # the lease ran out while it scored
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(lease_until=JobRow.created_at))
+        assert db.claim("other", lease_s=60)["id"] == job_id
+        return record(), None
+
+    assert work(db, stalled, progress=False, worker="stalled") == {"done": 0, "failed": 0}
+    assert capsys.readouterr().out == (f"job {job_id} (m on b): its lease expired while it was scored and worker "
+                                       "other took it over; this worker's score was not stored\n")
+    assert (db.job(job_id)["status"], db.job(job_id)["worker"]) == (RUNNING, "other")

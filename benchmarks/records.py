@@ -119,7 +119,9 @@ class ResultsStore:
         self.url = url or default_url()
         for attempt in range(5):  # two processes creating the schema at once: the loser retries
             try:
-                self.engine = create_engine(self.url, echo=echo, future=True)
+                # pre-ping: a connection the server dropped (a restart, an idle-connection limit) is replaced when
+                # taken from the pool; without it the next call raised, and zoo work lost the score it had computed
+                self.engine = create_engine(self.url, echo=echo, future=True, pool_pre_ping=True)
                 Base.metadata.create_all(self.engine)  # the leaderboard's tables too, once its module is imported
                 break
             except (OperationalError, ProgrammingError) as error:

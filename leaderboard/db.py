@@ -149,6 +149,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _outdated(spec: Optional[dict], hidden_score_id: Optional[int], split_key: Optional[str] = None) -> Optional[str]:
+    """Why a done job's score is outdated (:func:`leaderboard.zoo.outdated_reason`), or None. A job without a
+    hidden-split score (a retina benchmark's) is not outdated by another secret: the secret drew no split for it."""
+    from neurozoo.leaderboard.zoo import outdated_reason
+
+    spec = dict(spec or {})
+    if hidden_score_id is None:
+        spec.pop("split", None)
+    return outdated_reason(spec, split_key)
+
+
 def _job_dict(row: JobRow) -> Dict[str, Any]:
     out = {c.name: getattr(row, c.name) for c in JobRow.__table__.columns}
     for key in ("lease_until", "heartbeat_at", "created_at", "updated_at"):
@@ -459,7 +470,9 @@ class LeaderboardDB(ResultsStore):
             out["user"] = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
             out["jobs"] = [_job_dict(j) for j in session.scalars(select(JobRow).where(JobRow.submission_id == row.id)
                                                                 .order_by(JobRow.id))]
-            return out
+        for job in out["jobs"]:  # a done job scored under an earlier version of its benchmark: not on the board
+            job["outdated"] = _outdated(job["spec"], job["hidden_score_id"]) if job["status"] == DONE else None
+        return out
 
     def submission_metadata(self) -> Dict[str, Dict[str, Any]]:
         """Per submitted model name, the metadata (``metadata.yaml`` as parsed) of the submission whose scores the
@@ -657,12 +670,64 @@ class LeaderboardDB(ResultsStore):
                                             .where(JobRow.status.in_([DONE, FAILED]))).one()
         return count, str(latest)
 
-    def leaderboard_records(self) -> List[ScoreRecord]:
-        """The score of every done job (the hidden-split score where a job has one), newest job per key."""
+    def _done_jobs(self) -> tuple:
+        """({(model, benchmark): newest current done job}, {(model, benchmark): newest outdated done job} for the keys
+        without a current one), each job (id, model, benchmark, submission_id, score_id, hidden_score_id, updated_at,
+        reason): current unless :func:`leaderboard.zoo.outdated_reason` gives a reason (another benchmark version,
+        retina fitting protocol or recordings, or another host's split)."""
+        from neurozoo.leaderboard.zoo import split_key_id
+
         with Session(self.engine) as session:
-            rows = session.execute(select(JobRow.model, JobRow.benchmark, JobRow.score_id, JobRow.hidden_score_id)
+            rows = session.execute(select(JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id,
+                                          JobRow.score_id, JobRow.hidden_score_id, JobRow.updated_at, JobRow.spec)
                                    .where(JobRow.status == DONE).order_by(JobRow.updated_at, JobRow.id)).all()
-            ids = {(m, b): hidden or public for m, b, public, hidden in rows}
-            scores = {r.id: ScoreRecord.from_row(r) for r in
-                      session.scalars(select(ScoreRow).where(ScoreRow.id.in_(list(ids.values()))))}
-        return [scores[i] for i in ids.values() if i in scores]
+        current, outdated, split_key = {}, {}, split_key_id() if rows else None
+        for *job, spec in rows:
+            reason = _outdated(spec, job[5], split_key)
+            (current if reason is None else outdated)[(job[1], job[2])] = (*job, reason)
+        return current, {key: job for key, job in outdated.items() if key not in current}
+
+    def leaderboard_records(self) -> List[ScoreRecord]:
+        """The score of every done job (the hidden-split score where a job has one), newest job per key, of the jobs
+        scored under the current version of their benchmark (and retina fitting protocol): an outdated one
+        (:meth:`outdated_jobs`) is never ranked beside them."""
+        current, _ = self._done_jobs()
+        ids = [hidden or public for _id, _m, _b, _s, public, hidden, _t, _r in current.values()]
+        with Session(self.engine) as session:
+            scores = {r.id: ScoreRecord.from_row(r) for r in session.scalars(select(ScoreRow).where(ScoreRow.id.in_(ids)))}
+        return [scores[i] for i in ids if i in scores]
+
+    def rescore_outdated(self) -> List[int]:
+        """Queue a submission's outdated jobs (:meth:`outdated_jobs`) again under their benchmarks' current version
+        (:func:`leaderboard.zoo.current_spec`), in the same submission; returns the new jobs' ids. zoo run's are scored
+        again by zoo run; a submitter cannot submit the same files twice."""
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            return self._rescore_outdated()
+        except IntegrityError:  # another worker started with the option queued them between this one's check and insert
+            return self._rescore_outdated()
+
+    def _rescore_outdated(self) -> List[int]:
+        from neurozoo.leaderboard.zoo import current_spec
+
+        outdated = [job for job in self.outdated_jobs() if job["submission_id"] is not None]
+        ids = []
+        with Session(self.engine) as session, session.begin():
+            self._begin_writing(session)
+            for job in outdated:
+                spec = current_spec(session.get(JobRow, job["id"]).spec)
+                ids.append(self._enqueue(session, job["model"], job["benchmark"], spec,
+                                         submission_id=job["submission_id"]))
+            for submission_id in {job["submission_id"] for job in outdated}:
+                self._update_submission(session, submission_id)
+        return ids
+
+    def outdated_jobs(self) -> List[Dict[str, Any]]:
+        """The done jobs left off the board as outdated (:func:`leaderboard.zoo.outdated_reason`), newest per (model,
+        benchmark) without a current score, by model and benchmark: id, model, benchmark, submission_id, updated_at
+        and ``reason``."""
+        _, outdated = self._done_jobs()
+        return [{"id": id_, "model": model, "benchmark": benchmark, "submission_id": submission,
+                 "updated_at": _aware(updated), "reason": reason}
+                for (model, benchmark), (id_, _m, _b, submission, _p, _h, updated, reason) in sorted(outdated.items())]

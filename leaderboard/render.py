@@ -65,12 +65,13 @@ def write_report(db, folder) -> Path:
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     (folder / "benchmarks").mkdir(exist_ok=True)
     records, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
-    context = board(db, records, metadata)
+    outdated = db.outdated_jobs()
+    context = board(db, records, metadata, outdated)
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
     up = lambda make: (lambda name: "../" + make(name))  # from a page in models/ or benchmarks/
     for row in context["rows"]:
-        page = model_page(db, row["model"], records, failures, metadata)
+        page = model_page(db, row["model"], records, failures, metadata, outdated)
         write_atomic(folder / "models" / f"{page_file(row['model'])}.html",
                      render("model.html", static="../static", home="../index.html", benchmark_link=up(bench_link), **page))
     for name, _, leaf in context["columns"]:

@@ -92,6 +92,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
+    p.add_argument("--rescore-outdated", action="store_true",
+                   help="queue the submissions' jobs scored under an earlier version of their benchmark again first, "
+                        "under the current version (the board does not rank outdated scores)")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")
@@ -277,6 +280,10 @@ def _work(args) -> int:
         count = db.requeue_failed([job["id"] for job in row["jobs"]])
         print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
               file=sys.stderr)
+    if args.rescore_outdated:
+        rescored = db.rescore_outdated()
+        print(f"zoo work: {len(rescored)} outdated submission job(s) queued under their benchmarks' current version"
+              + (f": {rescored}" if rescored else ""), file=sys.stderr)
     jobs = db.jobs()
     if not jobs:
         from neurozoo.datasets.errors import UserFacingError
@@ -325,6 +332,8 @@ def _submission_status(args) -> int:
     for job in row["jobs"]:
         public = db.score_for_job(job) if job["status"] == "done" else None
         detail = f"public-split score {public.value:.4f}" if public is not None else (job["error"] or "")
+        if job["outdated"]:
+            detail += f" (outdated, not ranked: {job['outdated']})"
         print(f"  {job['benchmark']}: {job['status']} {detail}")
     print("(the leaderboard ranks the hidden split; its scores are not shown to submitters)")
     return 0

@@ -2,8 +2,8 @@
 
 A job's result is stored by :meth:`LeaderboardDB.finish` together with its ``done`` status, or the job is
 marked ``failed`` with the reason; nothing in between ever reaches the database. A scorer that is killed
-leaves its job ``running``; :func:`release_dead_workers` (called at start-up) hands jobs of dead processes on
-this host back at once, and jobs of other hosts come back when their lease expires.
+leaves its job ``running``; :func:`release_dead_workers` (called at start-up, and by a worker before it stops) hands
+jobs of dead processes on this host back at once, and jobs of other hosts come back when their lease expires.
 """
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ class Heartbeat:
         self._thread.join()
 
 
-def release_dead_workers(db: LeaderboardDB) -> List[int]:
-    """Expire the leases of running jobs whose worker process on this host no longer exists."""
+def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None) -> List[int]:
+    """Expire the leases of running jobs (all, or ``ids``) whose worker process on this host no longer exists. Called
+    at start-up and by :func:`work` before it stops: a worker killed while others drained the queue had left its job
+    'running' until a worker was started again."""
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
@@ -51,7 +53,7 @@ def release_dead_workers(db: LeaderboardDB) -> List[int]:
 
     host = socket.gethostname()
     released = []
-    for job in db.jobs(status=RUNNING):
+    for job in db.jobs(status=RUNNING, ids=ids):
         worker = job["worker"] or ""
         name, _, pid = worker.rpartition(":")
         if name == host and pid.isdigit() and not process_alive(int(pid)):
@@ -91,6 +93,8 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     while True:
         raise_if_terminated()  # a stop asked for during the last job's trusted scoring: no job is claimed
         job = db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)
+        if job is None and release_dead_workers(db, ids):  # a worker killed on this host since this one started
+            continue
         if job is None:
             break
         bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
@@ -112,8 +116,13 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 bar.update()
                 continue
         record.duration_s = time.perf_counter() - started
-        stored = db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
-        counts["done" if stored else "failed"] += 1
+        if db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s):
+            counts["done"] += 1
+        else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
+            now_ = db.job(job["id"]) or {}
+            by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
+            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its lease expired while it was scored "
+                      f"and {by}; this worker's score was not stored")
         bar.update()
     bar.close()
     return counts

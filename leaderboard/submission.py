@@ -609,9 +609,12 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
     """One job per benchmark. A job's layers are those of the submitted benchmarks' regions: one model run
-    extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out."""
+    extracts them all (:func:`leaderboard.worker.model_features`), so a layer of another region stays out. A versioned
+    benchmark's version is in the spec, as in zoo run's: the board ranks only scores of the current version
+    (:func:`leaderboard.zoo.outdated_reason`), and ``zoo work --rescore-outdated`` scores a submission again after a
+    new one."""
     from neurozoo.leaderboard.aggregate import benchmark_region
-    from neurozoo.leaderboard.zoo import split_spec
+    from neurozoo.leaderboard.zoo import benchmark_version, split_spec
 
     meta = prepared["meta"]
     regions = {benchmark_region(name) for name in meta["benchmarks"]}
@@ -621,7 +624,7 @@ def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[
                       "sha256": prepared["sha256"], "layers": layers,
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
-                      "split": split_spec()}}
+                      "split": split_spec(), **benchmark_version(name)}}
             for name in meta["benchmarks"]]
 
 

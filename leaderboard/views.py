@@ -46,10 +46,12 @@ def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
             "description": clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"])}
 
 
-def board(db, records=None, metadata=None) -> Dict[str, Any]:
-    """``metadata``: ``db.submission_metadata()`` (default: read here)."""
+def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
+    """``metadata``: ``db.submission_metadata()``; ``outdated``: ``db.outdated_jobs()``, the scores left off the
+    ranking (default: each read here)."""
     records = db.leaderboard_records() if records is None else records
     metadata = db.submission_metadata() if metadata is None else metadata
+    outdated = db.outdated_jobs() if outdated is None else outdated
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
     for record in records:
@@ -68,7 +70,17 @@ def board(db, records=None, metadata=None) -> Dict[str, Any]:
         row.update(info.get(row["model"], {}))
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "overall": OVERALL, "missing_note": MISSING_NOTE,
-            "hidden_note": HIDDEN_NOTE, "n_records": len(records)}
+            "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
+
+
+def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The scores left off the ranking as outdated (``db.outdated_jobs()``): model, benchmark, job, when, why, and what
+    scores it again."""
+    return [{"model": job["model"], "benchmark": job["benchmark"], "job": job["id"],
+             "submission": job.get("submission_id"), "reason": job["reason"],
+             "when": job["updated_at"].strftime("%Y-%m-%d %H:%M UTC") if job.get("updated_at") else "unknown",
+             "again": ("zoo work --rescore-outdated" if job.get("submission_id") is not None
+                       else "zoo run with the settings that scored it")} for job in outdated]
 
 
 def time_course_svg(per_bin: List[Dict[str, Any]], title: str, width: int = 680, height: int = 240) -> Optional[str]:
@@ -389,13 +401,15 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def model_page(db, model: str, records=None, failures=None, metadata=None) -> Optional[Dict[str, Any]]:
-    """``failures``: the failed jobs (``db.failed_jobs()``, any model's; default: read here); ``metadata``: the
-    submissions' (``db.submission_metadata()``; default: read here)."""
+def model_page(db, model: str, records=None, failures=None, metadata=None, outdated=None) -> Optional[Dict[str, Any]]:
+    """``failures``: the failed jobs (``db.failed_jobs()``, any model's); ``metadata``: the submissions'
+    (``db.submission_metadata()``); ``outdated``: the scores left off the ranking (``db.outdated_jobs()``, any model's;
+    each default: read here)."""
     metadata = db.submission_metadata() if metadata is None else metadata
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
-    if not records and not failures:
+    outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]
+    if not records and not failures and not outdated:
         return None
     tree = registry_tree()
     nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
@@ -412,6 +426,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None) -> Op
                                       "created_at": str(record.created_at), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
+            "outdated": outdated_rows(outdated),
             "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
             "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}

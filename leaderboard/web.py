@@ -169,16 +169,18 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     def fetch_records():
         rows, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
+        outdated = db.outdated_jobs()
         by_model: Dict[str, list] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)
         failed_by_model: Dict[str, list] = {}
         for job in failures:
             failed_by_model.setdefault(job["model"], []).append(job)
-        return rows, by_model, failed_by_model, metadata
+        return rows, by_model, failed_by_model, metadata, outdated
 
     async def records():
-        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model)): every score row of
+        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs)): every
+        score row of
         the board, read once per board version in the background and shared by all pages; a page is tagged with the
         version of the rows it was built on."""
         return await pages.aentry("records", fetch_records)
@@ -186,25 +188,27 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        version, (rows, _, _, metadata) = await records()
+        version, (rows, _, _, metadata, outdated) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=lambda m: f"/models/{safe_name(m)}",
                                                     benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                    **board(db, rows, metadata)), version=version)
+                                                    **board(db, rows, metadata, outdated)), version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        _, by_model, failed_by_model, metadata = (await records())[1]
+        _, by_model, failed_by_model, metadata, outdated = (await records())[1]
         mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
-        if not mine and not failed:
+        outdated = [job for job in outdated if job["model"] == name]
+        if not mine and not failed and not outdated:
             raise HTTPException(404, f"No scores for model {name[:100]!r}. A submission's jobs show here once "
                                      "scored or failed; its status (queued, running, failed and why) is at "
                                      "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
-                                                                **model_page(db, name, mine, failed, metadata)),
+                                                                **model_page(db, name, mine, failed, metadata,
+                                                                             outdated)),
                                 version=(tuple((r.id, r.benchmark) for r in mine),
-                                         tuple((j["id"], str(j["updated_at"])) for j in failed)))
+                                         tuple((j["id"], str(j["updated_at"])) for j in failed + outdated)))
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):
@@ -217,10 +221,10 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/api/ranking")
     async def api_ranking():
-        version, (rows, _, _, metadata) = await records()
+        version, (rows, _, _, metadata, outdated) = await records()
 
         def make():
-            context = board(db, rows, metadata)
+            context = board(db, rows, metadata, outdated)
             return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
@@ -272,6 +276,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         for job in row["jobs"]:
             public = db.score_for_job(job) if job["status"] == "done" else None
             jobs.append({"benchmark": job["benchmark"], "status": job["status"], "error": job["error"],
+                         "outdated": job["outdated"],
                          "public_score": None if public is None else
                          {"value": public.value, "ceiling": public.ceiling, "raw": public.raw, "per_bin": public.per_bin}})
         return {"id": row["id"], "name": row["name"], "status": row["status"], "jobs": jobs,

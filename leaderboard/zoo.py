@@ -184,6 +184,49 @@ def benchmark_version(name: str) -> Dict[str, int]:
     return {} if version is None else {"benchmark_version": version}
 
 
+def outdated_reason(spec: Dict[str, Any], split_key: Optional[str] = None) -> Optional[str]:
+    """Why a done job's score is no longer comparable with one scored now, or None: it was scored under another
+    version of its benchmark (:func:`benchmark_version`; a spec without one: version 1), or, for a retina model,
+    fitted under another fitting protocol or on another version of the embedded recordings. Such a job's key differs
+    from the current one, so a re-run scores it again; until then the board had ranked its score beside scores of the
+    new version (``zoo run --models ln`` after the contrast-adaptation index's version 2 ranked ln's version-2 score
+    against the other models' version-1 scores), so it is left out (:meth:`LeaderboardDB.outdated_jobs`). So is a score
+    whose hidden split was drawn with another secret than this host's (``split_key``, default :func:`split_key_id`): a
+    database restored without its ``secret.key`` ranked the old host's scores beside new ones on another split. A
+    benchmark no longer registered: None (the board shows it apart)."""
+    from neurozoo import benchmarks
+
+    name = spec.get("benchmark")
+    if name not in benchmarks.BENCHMARKS:
+        return None
+    scored, current = spec.get("benchmark_version", 1), benchmark_version(name).get("benchmark_version", 1)
+    if scored != current:
+        return f"scored under version {scored} of {name}; the benchmark is now version {current}"
+    if spec.get("family") == "retina":
+        from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
+        from neurozoo.retina.fit import FIT_PROTOCOL
+
+        for key, what, now_ in (("fit_protocol", "fitting protocol", FIT_PROTOCOL),
+                                ("recording_version", "version of the embedded recordings", RECORDING_VERSION)):
+            if spec.get(key) != now_:
+                was = "an unrecorded " + what if spec.get(key) is None else f"{what} {spec[key]}"
+                return f"fitted under {was}; the current {what} is {now_}"
+    scored_key = (spec.get("split") or {}).get("key")
+    if scored_key is not None and scored_key != (split_key := split_key or split_key_id()):
+        return (f"its hidden split was drawn with another secret key (split key {scored_key}, this host's "
+                f"{split_key}): restore the $NEUROZOO_HOME/secret.key that scored it, or score it again")
+    return None
+
+
+def current_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """``spec`` under its benchmark's current version (:func:`benchmark_version`) and this host's split: a submission's
+    outdated job scored again (``zoo work --rescore-outdated``)."""
+    out = {key: value for key, value in spec.items() if key != "benchmark_version"}
+    if "split" in out:
+        out["split"] = split_spec()
+    return {**out, **benchmark_version(spec["benchmark"])}
+
+
 def _built_on_meta(model: str, overrides: Dict[str, Any]):
     """``model`` built on the meta device (no weights allocated), for what its jobs commit to (:func:`_commitments`);
     None where it cannot be built there (a plugin's model: its layer is then chosen when scored). A model at settings

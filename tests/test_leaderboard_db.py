@@ -495,3 +495,215 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     assert [j["public_reason"] for j in reopened.failed_jobs()] == [None, "again"]
     LeaderboardDB(db.url).dispose()  # opened again: the column is there, nothing to add
     reopened.dispose()
+
+
+def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_before_it_stops(db):
+    """Three `zoo work` on one PostgreSQL queue, one SIGKILLed mid-job: the other two drained the queue and exited
+    saying "done 5, failed 0", leaving the killed worker's job 'running' (its lease 60 s away) until a worker was
+    started again. A worker now hands back such a job (its worker's process on this host is gone) before it stops."""
+    import socket
+    import subprocess
+    import sys
+
+    from neurozoo.leaderboard.scorer import work
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    orphan, other = db.enqueue("m", "b1", {}), db.enqueue("m", "b2", {})
+    assert db.claim(f"{socket.gethostname()}:{gone.pid}", lease_s=3600, ids=[orphan])["id"] == orphan
+    assert work(db, lambda job: (record(benchmark=job["benchmark"]), None), progress=False) == {"done": 2, "failed": 0}
+    assert [(j["id"], j["status"], j["attempts"]) for j in db.jobs()] == [(orphan, DONE, 2), (other, DONE, 1)]
+    assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once
+
+
+def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_ones(db, tmp_path):
+    """After the contrast-adaptation index's version 2, `zoo run --models ln` scored ln again under version 2 and the
+    board ranked it beside glm's version-1 score, both shown as current. An outdated score is now left off the ranking
+    and listed, with why, on the page and in zoo run's output, until scored again."""
+    from neurozoo.datasets.synthetic_retina import VERSION as RECORDING_VERSION
+    from neurozoo.leaderboard.render import write_report
+    from neurozoo.leaderboard.run import format_ranking
+    from neurozoo.leaderboard.views import board
+    from neurozoo.retina.fit import FIT_PROTOCOL
+
+    bench = "retina_embedded.contrast-adaptation"
+
+    def scored(model, value, **changes):
+        spec = {"family": "retina", "model": model, "benchmark": bench, "benchmark_version": 2,
+                "fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION, **changes}
+        job_id = db.enqueue(model, bench, spec)
+        assert db.claim("w", ids=[job_id])["id"] == job_id
+        assert db.finish(job_id, "w", record(model, bench, value))
+        return job_id
+
+    old_glm, ln = scored("glm", 0.9, benchmark_version=1), scored("ln", 0.2)
+    old_bncnn = scored("bncnn", 0.7, fit_protocol=FIT_PROTOCOL - 1)
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("ln", 0.2)]
+    context = board(db)
+    assert [row["model"] for row in context["rows"]] == ["ln"]
+    assert [(o["model"], o["job"], o["reason"]) for o in context["outdated"]] == [
+        ("bncnn", old_bncnn, f"fitted under fitting protocol {FIT_PROTOCOL - 1}; the current fitting protocol is "
+                             f"{FIT_PROTOCOL}"),
+        ("glm", old_glm, f"scored under version 1 of {bench}; the benchmark is now version 2")]
+    printed = format_ranking(db)
+    assert f"not ranked: glm on {bench} (job {old_glm}): scored under version 1" in printed
+    assert "0.900" not in printed and "0.200" in printed
+    page = write_report(db, tmp_path / "report").read_text()
+    assert 'id="outdated-scores"' in page and "scored under version 1 of" in page
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    with TestClient(create_app(db=db, submissions_dir=tmp_path / "subs")) as client:
+        assert "scored under version 1 of" in client.get("/").text
+        glm = client.get("/models/glm")  # its only score outdated: its page says why (it was a 404 "No scores")
+        assert glm.status_code == 200 and "scored under version 1 of" in glm.text and 'id="scores"' in glm.text
+        assert "0.900" not in glm.text and "scored under version 1" not in client.get("/models/ln").text
+
+    new_glm = scored("glm", 0.3, benchmark_version=2, model_name_note="rescored")  # scored again: ranked, not listed
+    assert sorted((r.model, r.value) for r in db.leaderboard_records()) == [("glm", 0.3), ("ln", 0.2)]
+    assert [o["model"] for o in db.outdated_jobs()] == ["bncnn"] and new_glm != old_glm
+
+
+def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by_rescore_outdated(db, monkeypatch):
+    """A submission's jobs are queued once, at submission: after its benchmark's new version its score would stay
+    outdated for good (the owner cannot submit the same files again). `zoo work --rescore-outdated` queues them again
+    under the current version, in the same submission."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.zoo import outdated_reason
+
+    bench = "ventral_embedded.V4-temporal"
+    prepared = {"meta": {"name": "sub", "benchmarks": [bench], "layers": {"V4": "conv1"}}, "folder": "/f",
+                "sha256": "a" * 64}
+    sid = db.add_submission("sub", "/f", "a" * 64, prepared["meta"], None, submission_specs(prepared))
+    [old] = db.jobs()
+    assert "benchmark_version" not in old["spec"]  # the benchmark is unversioned (version 1)
+    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    assert db.rescore_outdated() == [] and [r.model for r in db.leaderboard_records()] == ["sub"]
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)  # the benchmark's measure changed
+    assert db.leaderboard_records() == [] and [o["id"] for o in db.outdated_jobs()] == [old["id"]]
+    [new_id] = db.rescore_outdated()
+    new = db.job(new_id)
+    assert (new["status"], new["submission_id"], new["spec"]["benchmark_version"]) == (QUEUED, sid, 2)
+    assert outdated_reason(new["spec"]) is None and db.rescore_outdated() == [new_id]  # queued once
+    assert db.claim("w")["id"] == new_id and db.finish(new_id, "w", record("sub", bench, 0.3))
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.3)] and db.outdated_jobs() == []
+    assert db.submission(sid)["status"] == DONE
+    assert [(j["id"], j["outdated"]) for j in db.submission(sid)["jobs"]] == [  # zoo submission ID says which is ranked
+        (old["id"], f"scored under version 1 of {bench}; the benchmark is now version 2"), (new_id, None)]
+    # a submission made under version 2 records it: it is current, not outdated at once
+    assert submission_specs(prepared)[0]["spec"]["benchmark_version"] == 2
+
+
+def test_a_database_restored_without_its_secret_key_ranks_no_score_of_the_old_split(db, monkeypatch, tmp_path):
+    """The database restored into a new $NEUROZOO_HOME without its secret.key: scores of the old host's hidden split
+    were ranked beside those scored on the new host's split, which draws other stimuli (scores up to 0.13 apart)."""
+    from neurozoo.leaderboard.zoo import outdated_reason, split_spec
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "old-home"))
+    old_split = split_spec()
+    bench = "ventral_embedded.V4-temporal"
+    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None, [
+        {"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench, "split": old_split}}])
+    [old] = db.jobs()
+    assert db.claim("w")["id"] == old["id"]
+    assert db.finish(old["id"], "w", record("sub", bench, 0.45), hidden=record("sub", bench, 0.4))
+    unsplit = db.enqueue("m", bench, {"family": "convrnn", "benchmark": bench, "split": old_split})
+    assert db.claim("w")["id"] == unsplit and db.finish(unsplit, "w", record("m", bench, 0.2))  # no hidden half
+    assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "restored-home"))  # a new secret.key is made there
+    new_key = split_spec()["key"]
+    assert [r.value for r in db.leaderboard_records()] == [0.2]  # a score the secret drew no split for stays
+    [outdated] = db.outdated_jobs()
+    assert outdated["reason"] == (f"its hidden split was drawn with another secret key (split key {old_split['key']}, "
+                                  f"this host's {new_key}): restore the $NEUROZOO_HOME/secret.key that scored it, or "
+                                  "score it again")
+    [new_id] = db.rescore_outdated()
+    assert db.job(new_id)["spec"]["split"]["key"] == new_key and outdated_reason(db.job(new_id)["spec"]) is None
+    assert db.job(new_id)["submission_id"] == sid
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "old-home"))  # the secret restored: ranked again
+    assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]
+
+
+def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connections(db):
+    """PostgreSQL restarted (or an idle-connection limit closed the pool's connections) while a job was scored:
+    finish() raised "server closed the connection unexpectedly", zoo work died and the computed score was lost. The
+    pool now checks a connection before use and replaces a dead one."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a server that drops connections: PostgreSQL")
+    from sqlalchemy import create_engine
+
+    job_id = db.enqueue("m", "b", {})
+    assert db.claim("w", ids=[job_id])["id"] == job_id
+    pooled = [db.engine.connect() for _ in range(db.engine.pool.checkedin())]  # every connection the pool holds
+    pids = [connection.execute(text("select pg_backend_pid()")).scalar() for connection in pooled]
+    for connection in pooled:
+        connection.close()
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as connection:  # this test's own connections only
+        assert all(connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids)
+    admin.dispose()
+    assert db.finish(job_id, "w", record()) and db.job(job_id)["status"] == DONE
+
+
+def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeypatch):
+    """Workers started together with --rescore-outdated: on PostgreSQL another one's job could be inserted between
+    this one's check and insert, and the unique key's IntegrityError ended `zoo work`."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes the write lock before the check (BEGIN IMMEDIATE): no such race")
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.db import JobRow, now
+    from neurozoo.leaderboard.zoo import current_spec
+    from sqlalchemy.orm import Session
+
+    bench = "ventral_embedded.V4-temporal"
+    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
+                            [{"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench}}])
+    [old] = db.jobs()
+    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
+    other, enqueue, raced = LeaderboardDB(db.url), db._enqueue, []
+
+    def racing(session, model, benchmark, spec, submission_id=None):
+        if raced:
+            return enqueue(session, model, benchmark, spec, submission_id)
+        with Session(other.engine) as other_session, other_session.begin():  # the other worker's, after this check
+            raced.append(other._enqueue(other_session, model, benchmark, spec, submission_id))
+        session.add(JobRow(model=model, benchmark=benchmark, settings_sha256=settings_sha256(spec), spec=spec,
+                           submission_id=submission_id, status=QUEUED, attempts=0, created_at=now(), updated_at=now()))
+        session.flush()
+
+    monkeypatch.setattr(db, "_enqueue", racing)
+    try:
+        assert db.rescore_outdated() == raced
+    finally:
+        other.dispose()
+    assert [(j["id"], j["status"]) for j in db.jobs()] == [(old["id"], DONE), (raced[0], QUEUED)]
+    assert db.job(raced[0])["spec"] == current_spec(old["spec"]) and db.job(raced[0])["submission_id"] == sid
+
+
+def test_a_worker_whose_lease_was_taken_over_says_so_and_does_not_count_a_failure(db, capsys):
+    """A worker stalled past its lease (a paused VM, a database out of reach for its heartbeats) finished a job that
+    another worker had claimed meanwhile: its score was refused, as it must be, but it counted the job as failed,
+    printed "failed 1" and exited 1 while no job had failed."""
+    from neurozoo.leaderboard.db import JobRow
+    from neurozoo.leaderboard.scorer import work
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    job_id = db.enqueue("m", "b", {})
+
+    def stalled(job):
+        with Session(db.engine) as session, session.begin():  # the lease ran out while it scored
+            session.execute(update(JobRow).where(JobRow.id == job_id).values(lease_until=JobRow.created_at))
+        assert db.claim("other", lease_s=60)["id"] == job_id
+        return record(), None
+
+    assert work(db, stalled, progress=False, worker="stalled") == {"done": 0, "failed": 0}
+    assert capsys.readouterr().out == (f"job {job_id} (m on b): its lease expired while it was scored and worker "
+                                       "other took it over; this worker's score was not stored\n")
+    assert (db.job(job_id)["status"], db.job(job_id)["worker"]) == (RUNNING, "other")

@@ -92,7 +92,13 @@ class NeuralBenchmark:
 
     @cached_property
     def stimuli(self) -> Stimuli:
-        return self.load_stimuli()
+        stimuli = self.load_stimuli()
+        if not isinstance(stimuli, Stimuli):  # a StimulusSet failed deep in the extraction with an AttributeError
+            raise SpecError(f"{self.identifier}: load_stimuli returned a {type(stimuli).__name__}; expected the images "
+                            "as the model reads them, a benchmarks.extraction.Stimuli: for a stimulus set (datasets."
+                            "stimuli.load_stimulus_set) return benchmarks.extraction.images.load_stimulus_set("
+                            "stimulus_set, image_size=224), as benchmarks.neural.dataset_benchmark does")
+        return stimuli
 
     @cached_property
     def ceiling(self):

@@ -119,6 +119,19 @@ def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layer
     assert "layer3" not in str(info.value)
 
 
+def test_a_benchmark_given_a_stimulus_set_names_the_images_it_needs():
+    """README "Your own recordings": NeuralBenchmark(identifier, region, load_assembly, load_stimuli) with load_stimuli
+    returning the StimulusSet of load_stimulus_set("my_stimuli.csv") failed in the extraction with "AttributeError:
+    'StimulusSet' object has no attribute 'ids'"."""
+    from neurozoo.datasets.stimuli import make_stimulus_set
+
+    stimulus_set = make_stimulus_set({"stimulus_id": ["a", "b"]}, "my_stimuli")
+    benchmark = NeuralBenchmark("mine.V4", "V4", lambda: None, lambda: stimulus_set)
+    with pytest.raises(SpecError, match=r"mine.V4: load_stimuli returned a StimulusSet; expected .*Stimuli: .*"
+                                        r"benchmarks.extraction.images.load_stimulus_set\(stimulus_set, image_size=224\)"):
+        benchmark.stimuli
+
+
 def test_layer_choice_ignores_bins_without_a_ceiling_as_the_score_does():
     """Hand-worked: ceilings (-0.05, 0.4, 0.5) on the selection stimuli, the first bin without reliable signal. Layer
     A's split-mean r is (0.25, 0.30, 0.30), B's (-0.05, 0.32, 0.32). The mean raw r over all bins, the old rule,

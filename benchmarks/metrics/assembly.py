@@ -74,6 +74,16 @@ def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndar
     return means.reshape((len(labels),) + values.shape[1:]), labels, seen
 
 
+def recorded_neuroids(means: np.ndarray) -> np.ndarray:
+    """(neuroids,) whether each neuroid of repetition means (stimuli, neuroids, bins) has a response to every stimulus
+    in every bin. One never recorded on some stimulus (NaN after averaging repetitions) cannot be regressed: the score
+    leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored."""
+    complete = np.isfinite(means).all(axis=(0, 2))
+    if not complete.any():
+        raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
+    return complete
+
+
 def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
     """Mean over the presentations of each stimulus_id, ordered by stimulus_id; keeps object_name when present."""
     assembly = check_assembly(assembly)

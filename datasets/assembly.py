@@ -250,7 +250,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
 
     Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
     becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
-    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text).
+    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text);
+    text stored as netCDF characters (bytes in xarray) is read as text (UTF-8). Variables of at most one dim are read
+    as coordinates, also without the ``coordinates`` attribute xarray writes.
     """
     path = Path(path)
     if not path.is_file():
@@ -260,6 +262,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             dataset = dataset.load()
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a readable netCDF file ({error})") from None
+    # a writer other than xarray (netCDF4, MATLAB) may leave out the 'coordinates' attribute: its 1-d variables
+    # (stimulus_id along presentation, ...) are the coordinates all the same
+    dataset = dataset.set_coords([name for name, variable in dataset.data_vars.items() if variable.ndim <= 1])
     if "data" in dataset.data_vars:
         assembly = dataset["data"]
     elif len(dataset.data_vars) == 1:
@@ -272,6 +277,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
     assembly = reset_brainscore_indexes(assembly)
+    text = {name: (coord.dims, np.char.decode(coord.values, "utf-8")) for name, coord in assembly.coords.items()
+            if coord.dtype.kind == "S"}  # netCDF char arrays (MATLAB's, netCDF3) read as bytes: b"1" matched no id "1"
+    assembly = assembly.assign_coords(text) if text else assembly
     ids = assembly.coords.get("stimulus_id")
     if ids is not None and ids.dtype.kind == "f":  # MATLAB's numbers are doubles: 1.0 is stimulus 1
         values = np.asarray(ids.values)

@@ -358,6 +358,29 @@ def test_integer_stimulus_ids_in_a_file_match_the_same_ids_in_a_stimulus_set_csv
     np.testing.assert_array_equal(loaded.values, assembly.values)
 
 
+def test_character_array_text_as_matlab_writes_it_is_read_as_text(tmp_path):
+    """MATLAB's netCDF writer (and netCDF3) stores text as NC_CHAR arrays, which xarray reads as bytes: the ids b'im000'..
+    matched none of a stimulus set's 'im000'.. ('5 stimulus_id value(s) are not in stimulus set'). Such a writer also
+    leaves out xarray's 'coordinates' attribute, and the file was refused for "missing coordinate 'stimulus_id' along
+    'presentation' (coords: [])" though it has that variable."""
+    assembly = _assembly(n_stimuli=5)
+    with netCDF4.Dataset(tmp_path / "matlab.nc", "w", format="NETCDF4") as f:
+        for dim, n in (*assembly.sizes.items(), ("chars", 8)):
+            f.createDimension(dim, n)
+        for name in ("stimulus_id", "object_name", "neuroid_id", "region"):
+            column = assembly[name].values.astype("S8")
+            f.createVariable(name, "S1", (assembly[name].dims[0], "chars"))[:] = netCDF4.stringtochar(column)
+        for name in ("repetition", "time_bin_start", "time_bin_end"):
+            f.createVariable(name, "i8", assembly[name].dims)[:] = assembly[name].values
+        f.createVariable("data", "f8", assembly.dims)[:] = assembly.values
+    assert xr.open_dataset(tmp_path / "matlab.nc")["stimulus_id"].dtype.kind == "S"  # what the reader is given
+    stimuli = make_stimulus_set({"stimulus_id": [f"im{i:03d}" for i in range(5)]}, "toy")
+    loaded = load_assembly(tmp_path / "matlab.nc", stimulus_set=stimuli)
+    for name in ("stimulus_id", "object_name", "neuroid_id", "region"):
+        assert loaded[name].values.tolist() == assembly[name].values.tolist()
+    np.testing.assert_array_equal(loaded.values, assembly.values)
+
+
 def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_ids_are_named(tmp_path):
     """MATLAB stores numbers as doubles: ids 0.0..4.0 stayed floats and matched none of the CSV's '0'..'4' (a list of
     '5 stimulus_id value(s) are not in stimulus set'), and without a stimulus set a fractional, NaN or empty id

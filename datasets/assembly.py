@@ -153,8 +153,9 @@ def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
 def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
                     whole_ms: bool = False) -> None:
     """Check a list of time bins ``[starts[i], ends[i])`` in ms: at least one, finite, each ending after it starts,
-    in increasing order and not overlapping (a bin may end where the next starts); with ``whole_ms`` each bound is
-    a whole number of ms (what an assembly stores). Raises ``error`` with a message that begins with ``source``
+    starts increasing; with ``whole_ms`` each bound is a whole number of ms (what an assembly stores). Bins may overlap:
+    Brain-Score's MajajHong2015 temporal files hold 20 ms windows every 10 ms ([-100, -80), [-90, -70), ...; until
+    2026-12-04 refused here), as sliding-window analyses do. Raises ``error`` with a message that begins with ``source``
     and names the first bad bin. The one checker of time bins: assembly files (``validate_assembly``) and the
     bins a caller asks a model to record (``BrainModel.start_recording``, raising ``SpecError``)."""
     start = np.asarray(starts, dtype=float).ravel()
@@ -175,10 +176,6 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
         i = int(np.flatnonzero(np.diff(start) <= 0)[0])
         raise error(f"{source}: time bins out of order: bin {i + 1} {bins[i + 1]} does not start after bin {i} "
                     f"{bins[i]}; starts must increase")
-    if np.any(end[:-1] > start[1:]):
-        i = int(np.flatnonzero(end[:-1] > start[1:])[0])
-        raise error(f"{source}: time bins overlap: bin {i} {bins[i]} and bin {i + 1} {bins[i + 1]} "
-                    "(a bin must end by the next one's start)")
 
 
 def reset_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:

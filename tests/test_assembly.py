@@ -199,7 +199,6 @@ def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
 
 @pytest.mark.parametrize("starts, ends, message", [
     ([80, 70, 90], [90, 80, 100], r"time bins out of order: bin 1 \[70, 80\) ms does not start after bin 0 \[80, 90\) ms"),
-    ([70, 75, 90], [80, 85, 100], r"time bins overlap: bin 0 \[70, 80\) ms and bin 1 \[75, 85\) ms"),
     ([70, 80, 90], [80, 80, 100], r"time bin 1 \[80, 80\) ms does not end after it starts"),
 ])
 def test_bad_time_bins(tmp_path, starts, ends, message):
@@ -207,6 +206,23 @@ def test_bad_time_bins(tmp_path, starts, ends, message):
     assembly.to_dataset(name="data").to_netcdf(tmp_path / "bins.nc")
     with pytest.raises(DataError, match=r"bins\.nc: " + message):
         load_assembly(tmp_path / "bins.nc")
+
+
+def test_overlapping_windows_of_brainscores_majajhong2015_temporal_files_are_read(tmp_path):
+    """Brain-Score's MajajHong2015 temporal assemblies hold 20 ms windows every 10 ms, time_bin_start -100..280 and
+    time_bin_end -80..300 (brain-score's tests of 'dicarlo.Majaj2015.temporal.*'; its benchmark realigns them with
+    assembly_time_align): load_assembly refused the file, "time bins overlap: bin 0 [-100, -80) ms and bin 1 [-90,
+    -70) ms". They are read as they are, and the ceiling has one value per window."""
+    from neurozoo.benchmarks.metrics import internal_consistency
+
+    starts = np.arange(-100, 281, 10)
+    assembly = _assembly(n_stimuli=12, n_reps=4, starts=starts)
+    assembly = assembly.assign_coords(time_bin_end=("time_bin", starts + 20))
+    write_assembly(assembly, tmp_path / "majajhong_temporal.nc")
+    loaded = load_assembly(tmp_path / "majajhong_temporal.nc")
+    assert loaded["time_bin_start"].values.tolist() == list(range(-100, 281, 10))
+    assert loaded["time_bin_end"].values.tolist() == list(range(-80, 301, 10))
+    assert internal_consistency(loaded).per_bin.shape == (39,)
 
 
 def test_make_assembly_refuses_time_bins_it_would_truncate():

@@ -241,6 +241,19 @@ def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray
                                   time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
 
 
+def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequence[str]) -> xr.DataArray:
+    """The required presentation coordinates (``object_name``) the file lacks, from the stimulus set's columns of those
+    names by ``stimulus_id``, as Brain-Score's loader merges a stimulus set's columns into its assembly (brainio's
+    ``StimulusMergeAssemblyLoader.merge_stimulus_set_meta``, which keeps a coordinate the file has). Only the missing
+    required ones: another column would change the assembly, and so the data checksum of stored scores."""
+    names = [n for n in names if n not in assembly.coords and n in stimulus_set.columns]
+    if not names or "stimulus_id" not in assembly.coords or "stimulus_id" not in stimulus_set.columns:
+        return assembly
+    table = pd.DataFrame(stimulus_set).set_index("stimulus_id")[names]
+    rows = table.reindex(np.asarray(assembly["stimulus_id"].values))  # an id not in the set: NaN, refused as unknown
+    return assembly.assign_coords({n: ("presentation", _as_array(rows[n].to_numpy())) for n in names})
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
                   require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None) -> xr.DataArray:
     """Read a Brain-Score-style netCDF assembly and validate it (see ``validate_assembly``).
@@ -249,7 +262,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
     Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text);
     text stored as netCDF characters (bytes in xarray) is read as text (UTF-8). Variables of at most one dim are read
-    as coordinates, also without the ``coordinates`` attribute xarray writes.
+    as coordinates, also without the ``coordinates`` attribute xarray writes. With ``stimulus_set``, a required
+    presentation coordinate the file lacks (``object_name``) is taken from the stimulus set's column of that name.
     """
     path = Path(path)
     if not path.is_file():
@@ -289,6 +303,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
+    if stimulus_set is not None:
+        assembly = _columns_from_stimulus_set(assembly, stimulus_set, require.get("presentation", ()))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them
     assembly = assembly.assign_coords({name: ("time_bin", assembly[name].values.astype(np.int64))

@@ -397,6 +397,26 @@ def test_character_array_text_as_matlab_writes_it_is_read_as_text(tmp_path):
     np.testing.assert_array_equal(loaded.values, assembly.values)
 
 
+def test_object_name_missing_from_the_file_comes_from_the_stimulus_set_as_brainscore_merges_it(tmp_path):
+    """Brain-Score's loader merges the stimulus set's columns into the assembly (brainio StimulusMergeAssemblyLoader), so
+    its files need not hold object_name: load_assembly(path, stimulus_set=...) refused such a file for "missing
+    coordinate 'object_name'" though my_stimuli.csv has the column. A coordinate the file has is kept."""
+    assembly = _assembly(n_stimuli=5)
+    assembly.drop_vars("object_name").to_netcdf(tmp_path / "no_objects.nc")
+    ids = [f"im{i:03d}" for i in range(5)]
+    stimuli = make_stimulus_set({"stimulus_id": ids, "object_name": [f"obj{i % 2}" for i in range(5)],
+                                 "size": range(5)}, "toy")
+    loaded = load_assembly(tmp_path / "no_objects.nc", stimulus_set=stimuli)
+    assert loaded["object_name"].values.tolist() == assembly["object_name"].values.tolist()
+    assert "size" not in loaded.coords  # only the required coordinates: the data's checksum stays that of the file
+    with pytest.raises(DataError, match="no_objects.nc: missing coordinate 'object_name' along 'presentation'"):
+        load_assembly(tmp_path / "no_objects.nc")
+    assembly.to_netcdf(tmp_path / "objects.nc")
+    renamed = make_stimulus_set({"stimulus_id": ids, "object_name": ["other"] * 5}, "toy")
+    kept = load_assembly(tmp_path / "objects.nc", stimulus_set=renamed)
+    assert kept["object_name"].values.tolist() == assembly["object_name"].values.tolist()
+
+
 def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_ids_are_named(tmp_path):
     """MATLAB stores numbers as doubles: ids 0.0..4.0 stayed floats and matched none of the CSV's '0'..'4' (a list of
     '5 stimulus_id value(s) are not in stimulus set'), and without a stimulus set a fractional, NaN or empty id

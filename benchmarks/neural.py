@@ -150,8 +150,15 @@ class NeuralBenchmark:
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
                  "selection_fraction": self.selection_fraction if selection else 0.0,
                  "model_class": type(model).__name__}
-        return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
-                                   device=device_name(device))
+        try:
+            return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
+                                       device=device_name(device))
+        except DataError as error:  # e.g. too few stimuli per object for the splits: the count it names is not the data's
+            if stimuli is None:
+                raise
+            raise DataError(f"{error} (scored on the {len(stimuli)} stimuli left after the {len(selection_ids)} held out "
+                            f"to choose among layers {', '.join(layers)}; one layer, zoo score --layers "
+                            f"{chosen} or layers=[{chosen!r}], is scored on all)") from None
 
     def score_features(self, features: xr.DataArray, stimulus_ids: Optional[Sequence[str]] = None,
                        settings: Optional[dict] = None, started: Optional[float] = None, device: Optional[str] = None) -> Score:

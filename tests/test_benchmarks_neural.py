@@ -10,7 +10,7 @@ from torch import nn
 from neurozoo.benchmarks.extraction import Stimuli, extract
 from neurozoo.benchmarks.neural import NeuralBenchmark
 from neurozoo.benchmarks.synthetic import expected_ceiling
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import DataError, SpecError
 
 NOISE, REPS = 1.0, 4
 
@@ -101,6 +101,18 @@ def test_layer_map_and_held_out_selection():
     convrnn_like = SimpleNamespace(layer_names=[f"conv{i}" for i in range(1, 11)])
     convrnn_like.forward = Toy().forward
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
+
+
+def test_too_few_stimuli_after_layer_selection_names_the_hold_out():
+    """60 stimuli of 6 objects: after the 12 held out to choose a layer, 10 % of 48 cannot hold every object. The error
+    said "6 objects over 48 stimuli" of a data set of 60, without why or how to score all 60."""
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=60)
+    with pytest.raises(DataError, match=r"6 objects over 48 stimuli .*\(scored on the 48 stimuli left after the 12 held "
+                                        r"out to choose among layers conv1, conv2; one layer, zoo score --layers conv\d "
+                                        r"or layers=\['conv\d'\], is scored on all\)$"):
+        benchmark.score(teacher, layers=["conv1", "conv2"])
+    assert benchmark.score(teacher, layers=["conv2"]).provenance["settings"]["n_stimuli"] == 60
 
 
 def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layers(tmp_path):

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 
 DIMS = ("presentation", "neuroid", "time_bin")
 COORDS: Dict[str, tuple] = {
@@ -221,8 +222,9 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     dataset = assembly.to_dataset(name="data")
     dataset.attrs["stimulus_set_identifier"] = identifier
     path.parent.mkdir(parents=True, exist_ok=True)
-    dataset.to_netcdf(path, format="NETCDF4", engine="netcdf4",
-                      encoding={"data": {"zlib": True, "complevel": 9, "shuffle": True}})
+    with written_whole(path) as temporary:  # an interrupted write leaves the file of before, not half a new one
+        dataset.to_netcdf(temporary, format="NETCDF4", engine="netcdf4",
+                          encoding={"data": {"zlib": True, "complevel": 9, "shuffle": True}})
     return path
 
 

@@ -1,4 +1,6 @@
 """NeuroidAssembly / StimulusSet formats: Brain-Score's netCDF layout, validation on load, content hashes."""
+from pathlib import Path
+
 import netCDF4
 import numpy as np
 import pytest
@@ -395,6 +397,22 @@ def test_character_array_text_as_matlab_writes_it_is_read_as_text(tmp_path):
     for name in ("stimulus_id", "object_name", "neuroid_id", "region"):
         assert loaded[name].values.tolist() == assembly[name].values.tolist()
     np.testing.assert_array_equal(loaded.values, assembly.values)
+
+
+def test_an_interrupted_write_leaves_the_file_of_before(tmp_path, monkeypatch):
+    """write_assembly wrote netCDF straight to its path: a write stopped halfway (Ctrl-C, a full disk) left half a file
+    under the final name, in place of the recording written there before."""
+    path = write_assembly(_assembly(seed=0), tmp_path / "my_v4.nc")
+    before = path.read_bytes()
+
+    def half_written(self, target, *args, **kwargs):
+        Path(target).write_bytes(b"\x89HDF\r\n")  # a netCDF4 file's first bytes, then the write stops
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        write_assembly(_assembly(seed=1), path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["my_v4.nc"]
 
 
 def test_object_name_missing_from_the_file_comes_from_the_stimulus_set_as_brainscore_merges_it(tmp_path):

@@ -123,6 +123,15 @@ def test_the_ceiling_is_that_of_the_neuroids_the_score_regresses():
     score = regression_score(clean, partial, ceiling=ceiling)
     assert score.settings["n_neuroids_dropped"] == 6
     assert score.value == regression_score(clean, scored, ceiling=expected).value
+    # a stimulus listed but never shown (NaN in every neuroid) is no neuroid's gap: the ceiling skips it, as it
+    # skipped it before the rule above; the score names it (it said every neuroid missed some stimulus)
+    never = values.copy()
+    never[assembly["stimulus_id"].values == "s00199"] = np.nan
+    unshown = partial.copy(data=never)
+    shown = unshown.isel(presentation=np.flatnonzero(assembly["stimulus_id"].values != "s00199"))
+    np.testing.assert_array_equal(internal_consistency(unshown).per_split, internal_consistency(shown).per_split)
+    with pytest.raises(DataError, match=r"1 stimuli have no response in any neuroid .*'s00199'.*drop their presentations"):
+        regression_score(clean, unshown)
 
 
 def _with_trailing_repeats_missing(noise, low, seed, n_stimuli=600, repetitions=10):

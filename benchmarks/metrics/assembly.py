@@ -77,8 +77,11 @@ def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndar
 def recorded_neuroids(means: np.ndarray) -> np.ndarray:
     """(neuroids,) whether each neuroid of repetition means (stimuli, neuroids, bins) has a response to every stimulus
     in every bin. One never recorded on some stimulus (NaN after averaging repetitions) cannot be regressed: the score
-    leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored."""
-    complete = np.isfinite(means).all(axis=(0, 2))
+    leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored. A stimulus no neuroid
+    responded to (never shown) is no neuroid's gap: it is passed over here (the ceiling skips it, the score refuses it).
+    """
+    shown = np.isfinite(means).any(axis=(1, 2))
+    complete = np.isfinite(means[shown]).all(axis=(0, 2))
     if not complete.any():
         raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
     return complete

@@ -35,6 +35,7 @@ from neurozoo.benchmarks.metrics.ceiling import Ceiling, check_silent, normalize
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import (BRAINSCORE_PLS_COMPONENTS, Split, brainscore_splits,
                                                     fit_predict_folds)
+from neurozoo.datasets.errors import DataError
 
 
 @dataclass
@@ -129,6 +130,10 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     bins = time_bins(target)
     X = align_features(features, ids, bins)
     Y = np.asarray(target.values, dtype=np.float64)
+    unseen = ~np.isfinite(Y).any(axis=(1, 2))
+    if unseen.any():  # every neuroid would miss it: say which stimuli, not that no neuroid can be scored
+        raise DataError(f"assembly: {int(unseen.sum())} stimuli have no response in any neuroid and time bin (never shown), "
+                        f"e.g. stimulus_id {ids[unseen][:3].tolist()}; drop their presentations")
     complete = recorded_neuroids(Y)
     if not complete.all():
         Y = Y[:, complete]

@@ -133,6 +133,10 @@ def _check_8bit_range(image, path, context: str) -> None:
 def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identifier: str,
                       image_dir: Union[str, Path, None] = None) -> StimulusSet:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+    if "stimulus_id" in frame.columns and frame["stimulus_id"].dtype.kind in "iu":
+        # text, as load_stimulus_set reads a CSV's ids and load_assembly a file's: integer ids matched neither, and
+        # the images of stimulus 1 were looked up as '1' and not found
+        frame = frame.assign(stimulus_id=frame["stimulus_id"].astype(str))
     if "filename" not in frame.columns:
         frame = frame.assign(filename="")
     return StimulusSet(frame.reset_index(drop=True), identifier=identifier, image_dir=image_dir).validate(identifier)

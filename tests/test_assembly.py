@@ -435,6 +435,24 @@ def test_object_name_missing_from_the_file_comes_from_the_stimulus_set_as_brains
     assert kept["object_name"].values.tolist() == assembly["object_name"].values.tolist()
 
 
+def test_a_stimulus_set_made_in_python_with_integer_ids_holds_them_as_text(tmp_path):
+    """make_stimulus_set({"stimulus_id": range(5), ...}) kept ints: an assembly's ids (text, as a CSV's) were "not in
+    stimulus set, e.g. ['0', '1', '2']", and reading its images failed with "no stimulus_id '0'"."""
+    from neurozoo.benchmarks.extraction.images import load_stimulus_set as read_images
+
+    for i in range(5):
+        Image.fromarray(np.full((4, 4, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    stimuli = make_stimulus_set({"stimulus_id": range(5), "filename": [f"{i}.png" for i in range(5)]}, "toy",
+                                image_dir=tmp_path)
+    assert stimuli["stimulus_id"].tolist() == ["0", "1", "2", "3", "4"]
+    assembly = _assembly(n_stimuli=5)
+    numbered = assembly.assign_coords(stimulus_id=("presentation", np.array([int(s[2:]) for s in assembly["stimulus_id"].values])))
+    numbered.to_netcdf(tmp_path / "numbered.nc")
+    assert load_assembly(tmp_path / "numbered.nc", stimulus_set=stimuli).sizes["presentation"] == 15
+    images = read_images(stimuli, image_size=None)
+    assert images.ids == ["0", "1", "2", "3", "4"] and images.pixels[4, 0, 0, 0] == 160
+
+
 def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_ids_are_named(tmp_path):
     """MATLAB stores numbers as doubles: ids 0.0..4.0 stayed floats and matched none of the CSV's '0'..'4' (a list of
     '5 stimulus_id value(s) are not in stimulus set'), and without a stimulus set a fractional, NaN or empty id

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import netCDF4
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from PIL import Image
@@ -400,8 +401,8 @@ def test_character_array_text_as_matlab_writes_it_is_read_as_text(tmp_path):
 
 
 def test_an_interrupted_write_leaves_the_file_of_before(tmp_path, monkeypatch):
-    """write_assembly wrote netCDF straight to its path: a write stopped halfway (Ctrl-C, a full disk) left half a file
-    under the final name, in place of the recording written there before."""
+    """write_assembly and write_stimulus_set wrote straight to the path: a write stopped halfway (Ctrl-C, a full disk)
+    left half a file under the final name, in place of the recording written there before."""
     path = write_assembly(_assembly(seed=0), tmp_path / "my_v4.nc")
     before = path.read_bytes()
 
@@ -413,6 +414,19 @@ def test_an_interrupted_write_leaves_the_file_of_before(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         write_assembly(_assembly(seed=1), path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["my_v4.nc"]
+    # the stimulus set's CSV likewise: one cut at a line end read as a smaller set, without a word
+    stimuli = make_stimulus_set({"stimulus_id": ["a", "b", "c"], "object_name": ["x", "y", "z"]}, "toy")
+    csv = write_stimulus_set(stimuli, tmp_path / "my_stimuli.csv")
+    before = csv.read_bytes()
+
+    def first_rows(self, target, *args, **kwargs):
+        Path(target).write_text("stimulus_id,object_name,filename\na,x,\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", first_rows)
+    with pytest.raises(KeyboardInterrupt):
+        write_stimulus_set(stimuli.iloc[::-1], csv)
+    assert csv.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["my_stimuli.csv", "my_v4.nc"]
 
 
 def test_object_name_missing_from_the_file_comes_from_the_stimulus_set_as_brainscore_merges_it(tmp_path):

@@ -92,7 +92,13 @@ class NeuralBenchmark:
 
     @cached_property
     def stimuli(self) -> Stimuli:
-        return self.load_stimuli()
+        stimuli = self.load_stimuli()
+        if not isinstance(stimuli, Stimuli):  # a StimulusSet failed deep in the extraction with an AttributeError
+            raise SpecError(f"{self.identifier}: load_stimuli returned a {type(stimuli).__name__}; expected the images "
+                            "as the model reads them, a benchmarks.extraction.Stimuli: for a stimulus set (datasets."
+                            "stimuli.load_stimulus_set) return benchmarks.extraction.images.load_stimulus_set("
+                            "stimulus_set, image_size=224), as benchmarks.neural.dataset_benchmark does")
+        return stimuli
 
     @cached_property
     def ceiling(self):
@@ -144,8 +150,15 @@ class NeuralBenchmark:
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
                  "selection_fraction": self.selection_fraction if selection else 0.0,
                  "model_class": type(model).__name__}
-        return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
-                                   device=device_name(device))
+        try:
+            return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
+                                       device=device_name(device))
+        except DataError as error:  # e.g. too few stimuli per object for the splits: the count it names is not the data's
+            if stimuli is None:
+                raise
+            raise DataError(f"{error} (scored on the {len(stimuli)} stimuli left after the {len(selection_ids)} held out "
+                            f"to choose among layers {', '.join(layers)}; one layer, zoo score --layers "
+                            f"{chosen} or layers=[{chosen!r}], is scored on all)") from None
 
     def score_features(self, features: xr.DataArray, stimulus_ids: Optional[Sequence[str]] = None,
                        settings: Optional[dict] = None, started: Optional[float] = None, device: Optional[str] = None) -> Score:

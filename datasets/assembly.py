@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 
 DIMS = ("presentation", "neuroid", "time_bin")
 COORDS: Dict[str, tuple] = {
@@ -153,8 +154,9 @@ def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
 def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
                     whole_ms: bool = False) -> None:
     """Check a list of time bins ``[starts[i], ends[i])`` in ms: at least one, finite, each ending after it starts,
-    in increasing order and not overlapping (a bin may end where the next starts); with ``whole_ms`` each bound is
-    a whole number of ms (what an assembly stores). Raises ``error`` with a message that begins with ``source``
+    starts increasing; with ``whole_ms`` each bound is a whole number of ms (what an assembly stores). Bins may overlap:
+    Brain-Score's MajajHong2015 temporal files hold 20 ms windows every 10 ms ([-100, -80), [-90, -70), ...; until
+    2026-12-04 refused here), as sliding-window analyses do. Raises ``error`` with a message that begins with ``source``
     and names the first bad bin. The one checker of time bins: assembly files (``validate_assembly``) and the
     bins a caller asks a model to record (``BrainModel.start_recording``, raising ``SpecError``)."""
     start = np.asarray(starts, dtype=float).ravel()
@@ -175,10 +177,6 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
         i = int(np.flatnonzero(np.diff(start) <= 0)[0])
         raise error(f"{source}: time bins out of order: bin {i + 1} {bins[i + 1]} does not start after bin {i} "
                     f"{bins[i]}; starts must increase")
-    if np.any(end[:-1] > start[1:]):
-        i = int(np.flatnonzero(end[:-1] > start[1:])[0])
-        raise error(f"{source}: time bins overlap: bin {i} {bins[i]} and bin {i + 1} {bins[i + 1]} "
-                    "(a bin must end by the next one's start)")
 
 
 def reset_brainscore_indexes(assembly: xr.DataArray) -> xr.DataArray:
@@ -224,8 +222,9 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     dataset = assembly.to_dataset(name="data")
     dataset.attrs["stimulus_set_identifier"] = identifier
     path.parent.mkdir(parents=True, exist_ok=True)
-    dataset.to_netcdf(path, format="NETCDF4", engine="netcdf4",
-                      encoding={"data": {"zlib": True, "complevel": 9, "shuffle": True}})
+    with written_whole(path) as temporary:  # an interrupted write leaves the file of before, not half a new one
+        dataset.to_netcdf(temporary, format="NETCDF4", engine="netcdf4",
+                          encoding={"data": {"zlib": True, "complevel": 9, "shuffle": True}})
     return path
 
 
@@ -244,13 +243,29 @@ def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray
                                   time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
 
 
+def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequence[str]) -> xr.DataArray:
+    """The required presentation coordinates (``object_name``) the file lacks, from the stimulus set's columns of those
+    names by ``stimulus_id``, as Brain-Score's loader merges a stimulus set's columns into its assembly (brainio's
+    ``StimulusMergeAssemblyLoader.merge_stimulus_set_meta``, which keeps a coordinate the file has). Only the missing
+    required ones: another column would change the assembly, and so the data checksum of stored scores."""
+    names = [n for n in names if n not in assembly.coords and n in stimulus_set.columns]
+    if not names or "stimulus_id" not in assembly.coords or "stimulus_id" not in stimulus_set.columns:
+        return assembly
+    table = pd.DataFrame(stimulus_set).set_index("stimulus_id")[names]
+    rows = table.reindex(np.asarray(assembly["stimulus_id"].values))  # an id not in the set: NaN, refused as unknown
+    return assembly.assign_coords({n: ("presentation", _as_array(rows[n].to_numpy())) for n in names})
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
                   require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None) -> xr.DataArray:
     """Read a Brain-Score-style netCDF assembly and validate it (see ``validate_assembly``).
 
     Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
     becomes one time bin ``time_bin=(start_ms, end_ms)`` (default: its scalar time_bin_start/end coordinates).
-    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text).
+    Integer stimulus ids are read as their decimal text, as ``load_stimulus_set`` reads a CSV's ids (always text);
+    text stored as netCDF characters (bytes in xarray) is read as text (UTF-8). Variables of at most one dim are read
+    as coordinates, also without the ``coordinates`` attribute xarray writes. With ``stimulus_set``, a required
+    presentation coordinate the file lacks (``object_name``) is taken from the stimulus set's column of that name.
     """
     path = Path(path)
     if not path.is_file():
@@ -260,6 +275,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             dataset = dataset.load()
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: not a readable netCDF file ({error})") from None
+    # a writer other than xarray (netCDF4, MATLAB) may leave out the 'coordinates' attribute: its 1-d variables
+    # (stimulus_id along presentation, ...) are the coordinates all the same
+    dataset = dataset.set_coords([name for name, variable in dataset.data_vars.items() if variable.ndim <= 1])
     if "data" in dataset.data_vars:
         assembly = dataset["data"]
     elif len(dataset.data_vars) == 1:
@@ -272,6 +290,9 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
     assembly = reset_brainscore_indexes(assembly)
+    text = {name: (coord.dims, np.char.decode(coord.values, "utf-8")) for name, coord in assembly.coords.items()
+            if coord.dtype.kind == "S"}  # netCDF char arrays (MATLAB's, netCDF3) read as bytes: b"1" matched no id "1"
+    assembly = assembly.assign_coords(text) if text else assembly
     ids = assembly.coords.get("stimulus_id")
     if ids is not None and ids.dtype.kind == "f":  # MATLAB's numbers are doubles: 1.0 is stimulus 1
         values = np.asarray(ids.values)
@@ -284,6 +305,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
+    if stimulus_set is not None:
+        assembly = _columns_from_stimulus_set(assembly, stimulus_set, require.get("presentation", ()))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them
     assembly = assembly.assign_coords({name: ("time_bin", assembly[name].values.astype(np.int64))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.json_files import written_whole
 
 REQUIRED_COLUMNS = ("stimulus_id", "filename")
 _TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")  # never let read_csv turn "0001" into 1
@@ -133,6 +134,10 @@ def _check_8bit_range(image, path, context: str) -> None:
 def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identifier: str,
                       image_dir: Union[str, Path, None] = None) -> StimulusSet:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
+    if "stimulus_id" in frame.columns and frame["stimulus_id"].dtype.kind in "iu":
+        # text, as load_stimulus_set reads a CSV's ids and load_assembly a file's: integer ids matched neither, and
+        # the images of stimulus 1 were looked up as '1' and not found
+        frame = frame.assign(stimulus_id=frame["stimulus_id"].astype(str))
     if "filename" not in frame.columns:
         frame = frame.assign(filename="")
     return StimulusSet(frame.reset_index(drop=True), identifier=identifier, image_dir=image_dir).validate(identifier)
@@ -140,7 +145,8 @@ def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identi
 
 def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
                        copy_images: bool = True) -> Path:
-    """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix)."""
+    """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix).
+    Each file is written whole or not at all (an interrupted write leaves the file of before), the CSV last."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     target = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
@@ -148,8 +154,10 @@ def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], im
         for filename in stimulus_set["filename"]:
             destination = target / filename
             destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes((Path(stimulus_set.image_dir) / filename).read_bytes())
-    pd.DataFrame(stimulus_set).to_csv(csv_path, index=False, lineterminator="\n")
+            with written_whole(destination) as temporary:
+                temporary.write_bytes((Path(stimulus_set.image_dir) / filename).read_bytes())
+    with written_whole(csv_path) as temporary:  # a CSV cut at a line end read as a smaller set, without a word
+        pd.DataFrame(stimulus_set).to_csv(temporary, index=False, lineterminator="\n")
     return csv_path
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from neurozoo.benchmarks.extraction import Stimuli, extract
 from neurozoo.benchmarks.neural import NeuralBenchmark
 from neurozoo.benchmarks.synthetic import expected_ceiling
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import DataError, SpecError
 
 NOISE, REPS = 1.0, 4
 
@@ -103,6 +103,18 @@ def test_layer_map_and_held_out_selection():
     assert benchmark.candidate_layers(convrnn_like) == ["conv7", "conv8", "conv9", "conv10"]
 
 
+def test_too_few_stimuli_after_layer_selection_names_the_hold_out():
+    """60 stimuli of 6 objects: after the 12 held out to choose a layer, 10 % of 48 cannot hold every object. The error
+    said "6 objects over 48 stimuli" of a data set of 60, without why or how to score all 60."""
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=60)
+    with pytest.raises(DataError, match=r"6 objects over 48 stimuli .*\(scored on the 48 stimuli left after the 12 held "
+                                        r"out to choose among layers conv1, conv2; one layer, zoo score --layers conv\d "
+                                        r"or layers=\['conv\d'\], is scored on all\)$"):
+        benchmark.score(teacher, layers=["conv1", "conv2"])
+    assert benchmark.score(teacher, layers=["conv2"]).provenance["settings"]["n_stimuli"] == 60
+
+
 def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layers(tmp_path):
     """`zoo score MY_3_LAYER_CONVRNN ventral_embedded.V4-temporal` said "pass the layers to score for region V4 (e.g.
     layers=['layer3'])": a Python keyword on the command line, and a layer the model does not have."""
@@ -117,6 +129,19 @@ def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layer
         benchmark.candidate_layers(convrnn.create_model(str(spec), num_classes=2))
     assert "zoo score --layers" in str(info.value) and str(info.value).endswith("its layers: conv1, conv2")
     assert "layer3" not in str(info.value)
+
+
+def test_a_benchmark_given_a_stimulus_set_names_the_images_it_needs():
+    """README "Your own recordings": NeuralBenchmark(identifier, region, load_assembly, load_stimuli) with load_stimuli
+    returning the StimulusSet of load_stimulus_set("my_stimuli.csv") failed in the extraction with "AttributeError:
+    'StimulusSet' object has no attribute 'ids'"."""
+    from neurozoo.datasets.stimuli import make_stimulus_set
+
+    stimulus_set = make_stimulus_set({"stimulus_id": ["a", "b"]}, "my_stimuli")
+    benchmark = NeuralBenchmark("mine.V4", "V4", lambda: None, lambda: stimulus_set)
+    with pytest.raises(SpecError, match=r"mine.V4: load_stimuli returned a StimulusSet; expected .*Stimuli: .*"
+                                        r"benchmarks.extraction.images.load_stimulus_set\(stimulus_set, image_size=224\)"):
+        benchmark.stimuli
 
 
 def test_layer_choice_ignores_bins_without_a_ceiling_as_the_score_does():

@@ -102,6 +102,38 @@ def test_missing_values_are_ignored_not_propagated():
     np.testing.assert_allclose(pearson_columns(a, b_holes), [expected, np.corrcoef(a[:, 1], b[:, 1])[0, 1]])
 
 
+def test_the_ceiling_is_that_of_the_neuroids_the_score_regresses():
+    """Units recorded on part of the stimuli only (another session's array): the score drops them (NaN after averaging
+    repetitions), the ceiling kept them, pairwise, so score and ceiling were over different populations. Here the 6
+    most reliable of 12 units miss 20 stimuli: the ceiling was 0.900, that of the 6 units scored 0.803, and the noiseless
+    signal scored 0.880 of it instead of 0.986."""
+    from neurozoo.benchmarks.metrics import regression_score
+
+    assembly, clean = synthetic_assembly(n_stimuli=200, n_neuroids=12, n_bins=2, n_repetitions=4, noise=1.0, seed=6)
+    values = assembly.values.copy()
+    values[:, :6] *= 0.3  # the first 6 units: reliable (less noise relative to their signal)
+    values[:, :6] += 0.7 * np.tile(clean.values[:, :6], (4, 1, 1))
+    missing = np.isin(assembly["stimulus_id"].values, clean["stimulus_id"].values[:20])
+    values[np.ix_(missing, np.arange(6), np.arange(2))] = np.nan
+    partial = assembly.copy(data=values)
+    scored = partial.isel(neuroid=np.arange(6, 12))
+    expected = internal_consistency(scored)
+    ceiling = internal_consistency(partial)
+    np.testing.assert_array_equal(ceiling.per_split, expected.per_split)
+    score = regression_score(clean, partial, ceiling=ceiling)
+    assert score.settings["n_neuroids_dropped"] == 6
+    assert score.value == regression_score(clean, scored, ceiling=expected).value
+    # a stimulus listed but never shown (NaN in every neuroid) is no neuroid's gap: the ceiling skips it, as it
+    # skipped it before the rule above; the score names it (it said every neuroid missed some stimulus)
+    never = values.copy()
+    never[assembly["stimulus_id"].values == "s00199"] = np.nan
+    unshown = partial.copy(data=never)
+    shown = unshown.isel(presentation=np.flatnonzero(assembly["stimulus_id"].values != "s00199"))
+    np.testing.assert_array_equal(internal_consistency(unshown).per_split, internal_consistency(shown).per_split)
+    with pytest.raises(DataError, match=r"1 stimuli have no response in any neuroid .*'s00199'.*drop their presentations"):
+        regression_score(clean, unshown)
+
+
 def _with_trailing_repeats_missing(noise, low, seed, n_stimuli=600, repetitions=10):
     """Like Cowley's session 210325: stimulus i was shown n_i of 10 times (n_i from ``low`` to 10), its missing
     repeats the last ones, dropped from the assembly as the converter drops them."""

@@ -449,6 +449,25 @@ def test_static_features_broadcast_over_bins(synthetic):
     assert score.raw_per_bin[0] > 0.7 and abs(score.raw_per_bin[1]) < 0.1  # bins carry independent signal
 
 
+def test_one_recorded_bin_is_not_broadcast_over_other_bins(synthetic):
+    """A model recorded at one window, [70, 170), scored against a target's several bins was broadcast as if static:
+    one step's features scored as every bin's response. Only a bin that is one of the target's, or none, is."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, clean = synthetic
+    static = as_features(clean.values[:, :, :1], clean)
+    start, end = int(clean["time_bin_start"][0]), int(clean["time_bin_end"][-1])
+    spanning = static.assign_coords(time_bin_start=("time_bin", [start]), time_bin_end=("time_bin", [end]))
+    with pytest.raises(DataError, match=rf"time bins \[{start}, {end}\) ms do not include the target's bin .*"
+                                        "record the model at the target's bins.*static model"):
+        regression_score(spanning, assembly)
+    unlabelled = static.drop_vars(["time_bin_start", "time_bin_end"])
+    second = static.assign_coords(time_bin_start=clean["time_bin_start"][1:2], time_bin_end=clean["time_bin_end"][1:2])
+    expected = regression_score(static, assembly).raw_per_bin
+    for features in (unlabelled, second):
+        np.testing.assert_array_equal(regression_score(features, assembly).raw_per_bin, expected)
+
+
 def test_missing_stimuli_raise_clear_error(synthetic):
     from neurozoo.datasets.errors import DataError
 

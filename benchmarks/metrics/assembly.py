@@ -74,6 +74,19 @@ def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndar
     return means.reshape((len(labels),) + values.shape[1:]), labels, seen
 
 
+def recorded_neuroids(means: np.ndarray) -> np.ndarray:
+    """(neuroids,) whether each neuroid of repetition means (stimuli, neuroids, bins) has a response to every stimulus
+    in every bin. One never recorded on some stimulus (NaN after averaging repetitions) cannot be regressed: the score
+    leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored. A stimulus no neuroid
+    responded to (never shown) is no neuroid's gap: it is passed over here (the ceiling skips it, the score refuses it).
+    """
+    shown = np.isfinite(means).any(axis=(1, 2))
+    complete = np.isfinite(means[shown]).all(axis=(0, 2))
+    if not complete.any():
+        raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
+    return complete
+
+
 def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
     """Mean over the presentations of each stimulus_id, ordered by stimulus_id; keeps object_name when present."""
     assembly = check_assembly(assembly)
@@ -111,9 +124,11 @@ def _check_finite(features: xr.DataArray, values: np.ndarray, ids: np.ndarray) -
 def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Features (presentation, neuroid, time_bin) as an array in the order of ``stimulus_ids`` and the target's bins.
 
-    A features array with a single time bin is broadcast to every bin of a target with several (a static model).
-    Otherwise its bins must contain the target's bins: the same start and end (a feature bin [70, 120) does not
-    stand for a target bin [70, 170), nor [70, 170) for [70.5, 170)).
+    A features array with a single time bin is broadcast to every bin of a target with several (a static model)
+    when that bin is unlabelled (no ``time_bin_start``/``time_bin_end``) or is one of the target's bins. Otherwise
+    its bins must contain the target's bins: the same start and end (a feature bin [70, 120) does not stand for a
+    target bin [70, 170), nor [70, 170) for [70.5, 170); nor does a model recorded at [70, 170) stand for target bins
+    [70, 90), [90, 110), ...: that was broadcast, one step scored as every bin's response, until 2026-12-04).
     """
     features = check_assembly(features, "features")
     ids = coord(features, "stimulus_id")
@@ -129,14 +144,18 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
     _check_finite(features, values, np.asarray(stimulus_ids))
     starts = bins[0]
     f_start, f_end = time_bins(features)
-    if values.shape[2] == 1 and (len(starts) > 1 or not np.isfinite([*f_start, *f_end, *starts, *bins[1]]).all()):
-        return np.repeat(values, len(starts), axis=2)  # a static model's one bin (one window against one: matched)
     lookup = {(float(a), float(b)): i for i, (a, b) in enumerate(zip(f_start, f_end))}
+    target = [(float(a), float(b)) for a, b in zip(starts, bins[1])]
+    unlabelled = not np.isfinite([*f_start, *f_end, *starts, *bins[1]]).all()
+    if values.shape[2] == 1 and (unlabelled or next(iter(lookup)) in target):
+        return np.repeat(values, len(starts), axis=2)  # a static model's one bin (one window against one: matched)
     try:
-        order = [lookup[(float(a), float(b))] for a, b in zip(starts, bins[1])]
+        order = [lookup[bin_] for bin_ in target]
     except KeyError as error:
         shown = [f"[{a:g}, {b:g})" for a, b in lookup]
+        static = (" (a static model's features, one bin repeated in every target bin: label that bin as one of the "
+                  "target's, or leave time_bin_start/time_bin_end out)") if values.shape[2] == 1 else ""
         raise DataError(f"features: time bins {', '.join(shown)} ms do not include the target's bin "
                         f"[{error.args[0][0]:g}, {error.args[0][1]:g}) ms (bins are matched on time_bin_start "
-                        f"and time_bin_end)") from None
+                        f"and time_bin_end: record the model at the target's bins){static}") from None
     return values if order == list(range(values.shape[2])) else values[:, :, order]

@@ -6,7 +6,9 @@ Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time
 2. each half = the presentations whose repetition is in that half, averaged per stimulus; where stimuli
    miss repetitions, each stimulus's shown ones are split in the same proportion (:func:`balanced_halves`;
    with every repetition shown this is Brain-Score's split exactly);
-3. Pearson r per neuroid between the two halves across stimuli (stimuli seen in both halves);
+3. Pearson r per neuroid between the two halves across stimuli (stimuli seen in both halves); a neuroid with no
+   response to some stimulus (NaN in every repetition of it) is left out, as the score leaves it out
+   (``metrics.assembly.recorded_neuroids``): the ceiling is that of the neuroids scored;
 4. Spearman-Brown with n = 2: ``c = 2r / (1 + r)``, the reliability of the average of all repetitions;
 5. median over neuroids, then mean over the 10 splits (error = std / sqrt(10)).
 
@@ -53,7 +55,7 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, time_bins
+from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, recorded_neuroids, time_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
@@ -122,6 +124,8 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
         raise DataError("assembly: the ceiling needs at least 2 distinct values of coordinate 'repetition'")
     ids = coord(assembly, "stimulus_id")
     values = np.asarray(assembly.values, dtype=np.float64)
+    if not np.isfinite(values).all():  # the neuroids the score regresses: those with a mean for every stimulus
+        values = values[:, recorded_neuroids(group_nanmean(ids, values)[0])]
     T = values.shape[2]
     splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     shown = np.isfinite(values).reshape(len(values), -1).any(axis=1)  # an all-NaN row is a repeat never shown

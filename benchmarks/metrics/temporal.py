@@ -29,7 +29,8 @@ from typing import Optional, Sequence
 import numpy as np
 import xarray as xr
 
-from neurozoo.benchmarks.metrics.assembly import align_features, average_repetitions, check_assembly, coord, time_bins
+from neurozoo.benchmarks.metrics.assembly import (align_features, average_repetitions, check_assembly, coord,
+                                                  recorded_neuroids, time_bins)
 from neurozoo.benchmarks.metrics.ceiling import Ceiling, check_silent, normalize, summarize, summary_bins
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import (BRAINSCORE_PLS_COMPONENTS, Split, brainscore_splits,
@@ -129,10 +130,12 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     bins = time_bins(target)
     X = align_features(features, ids, bins)
     Y = np.asarray(target.values, dtype=np.float64)
-    complete = np.isfinite(Y).all(axis=(0, 2))  # a neuroid never recorded on some stimulus cannot be regressed
+    unseen = ~np.isfinite(Y).any(axis=(1, 2))
+    if unseen.any():  # every neuroid would miss it: say which stimuli, not that no neuroid can be scored
+        raise DataError(f"assembly: {int(unseen.sum())} stimuli have no response in any neuroid and time bin (never shown), "
+                        f"e.g. stimulus_id {ids[unseen][:3].tolist()}; drop their presentations")
+    complete = recorded_neuroids(Y)
     if not complete.all():
-        if not complete.any():
-            raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
         Y = Y[:, complete]
     if splits is None:
         splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids))

@@ -632,6 +632,26 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     return result
 
 
+def fitted_weights(saved: Mapping[str, Any]) -> tuple:
+    """``(state dict, shortfalls)``: the weights :func:`fit` returns and saves as ``model.pt``, from the
+    ``checkpoint.pt`` it keeps (``saved``): the best epoch's, with the output calibration made for that epoch.
+    ``saved["model"]`` is the last epoch's, before calibration: another model (read as the fit's, the probes and
+    ``zoo score --checkpoint`` had analysed it). ``shortfalls``: where these are not a finished fit's weights, in
+    phrases (the fit unfinished: its best epoch so far; the calibration not yet made)."""
+    state = dict(saved.get("best_state") or saved["model"])  # no finite validation score: fit returns the last
+    config, best = saved.get("config") or {}, saved.get("best_epoch", -1)
+    shortfalls = []
+    if saved.get("bad_epochs", 0) < config.get("patience", 0) and saved.get("epoch", 0) < config.get("epochs", 0):
+        shortfalls.append(f"an unfinished fit ({saved['epoch']} of at most {config['epochs']} epochs): its best epoch "
+                          f"so far ({best + 1})")
+    calibration = saved.get("calibration")
+    if calibration is not None and calibration["best_epoch"] == best:
+        state.update({"bn3.weight": calibration["gain"], "bn3.bias": calibration["offset"]})
+    elif config.get("output_calibration"):
+        shortfalls.append("without the output calibration zoo fit makes after its last epoch")
+    return state, shortfalls
+
+
 def warn_of_few_validation_targets(recording: Recording, n_targets: int, config: FitConfig, window: int) -> None:
     """A warning where early stopping would watch fewer than :data:`MIN_VALIDATION_TARGETS` validation frames."""
     if n_targets < MIN_VALIDATION_TARGETS:

@@ -62,7 +62,7 @@ from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 from neurozoo.datasets.termination import sigterm_deferred, termination_requested
-from neurozoo.datasets.torch_files import read_torch_file
+from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
@@ -515,6 +515,10 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link
             raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
                             "--no-resume)") from None
+        except RuntimeError:  # one class, other layers (bncnn2016's weights in a bncnn fit's folder, or the reverse)
+            mismatch = state_mismatch(model, saved["model"])
+            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); use another output "
+                            "folder or start afresh (resume=False / --no-resume)") from None
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])

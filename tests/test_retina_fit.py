@@ -581,6 +581,13 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
     fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):
         fit(create_model("glm", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False)
+    # the same class with other layers (zoo fit bncnn2016 --out into a bncnn fit's folder): named, not torch's traceback
+    with pytest.raises(DataError) as refused:
+        fit(create_model("ln", n_cells=1, rank=2), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1,
+            progress=False)
+    assert str(refused.value) == (
+        f"{tmp_path / 'checkpoint.pt'}: weights of another LN (filter.spatial has shape (1, 2500), the model's is "
+        "(2, 2500) (1 more shapes differ)); use another output folder or start afresh (resume=False / --no-resume)")
 
 
 @pytest.mark.parametrize("protocol, named", [(FIT_PROTOCOL - 1, str(FIT_PROTOCOL - 1)),

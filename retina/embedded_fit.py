@@ -360,6 +360,20 @@ def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as error:  # ValueError: a model's own reason (the GLM's link)
         detail = state_mismatch(model, state) if isinstance(error, RuntimeError) else str(error).splitlines()[0]
+        fitted = fitted_model_name(checkpoint)
         raise DataError(f"{checkpoint}: does not hold weights of {type(model).__name__} with "
-                        f"{getattr(model, 'n_cells', '?')} cells ({detail})") from None
+                        f"{getattr(model, 'n_cells', '?')} cells ({detail})"
+                        + (f"; {checkpoint.parent / 'summary.json'} beside it: a zoo fit of {fitted}" if fitted else "")) \
+            from None
     return model.eval()
+
+
+def fitted_model_name(checkpoint: Path) -> Optional[str]:
+    """The model name (``zoo fit MODEL``) that the summary.json beside ``checkpoint`` records, if it is readable."""
+    import json
+
+    try:
+        name = json.loads((Path(checkpoint).parent / "summary.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None

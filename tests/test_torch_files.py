@@ -1,5 +1,6 @@
 """datasets.torch_files: a user's PyTorch file is read without running code from it, with one clear error."""
 import os
+import re
 
 import pytest
 import torch
@@ -57,4 +58,10 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_
     torch.save(retina.create_model("ln", n_cells=3).state_dict(), tmp_path / "ln.pt")
     with pytest.raises(DataError, match=r"ln\.pt: does not hold weights of RetinaCNN with 3 cells \(missing [\w.]+ and "
                                         r"\d+ more; unexpected [\w.]+ and \d+ more\)$"):
+        load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")
+    # beside zoo fit's summary.json, the model it fitted is named: `zoo probe osr bncnn2016 --checkpoint` of a bncnn fit
+    # said only "does not hold weights of RetinaCNN"
+    (tmp_path / "summary.json").write_text('{"model": "ln", "data": "rec.h5"}')
+    with pytest.raises(DataError, match=rf"more\); {re.escape(str(tmp_path / 'summary.json'))} beside it: a zoo fit of "
+                                        r"ln$"):
         load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")

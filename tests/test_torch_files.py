@@ -35,6 +35,13 @@ def test_state_dicts_are_read_and_unwrapped(tmp_path):
     assert list(model_state(read_torch_file(tmp_path / "a.pt"))) == ["conv.weight"]
     with pytest.raises(DataError, match=r"^checkpoint .*missing\.pt does not exist$"):
         read_torch_file(tmp_path / "missing.pt")
+    # a fit's folder given for its weights was said not to exist
+    with pytest.raises(DataError) as folder:
+        read_torch_file(tmp_path, "checkpoint (zoo fit's model.pt or checkpoint.pt)")
+    assert str(folder.value) == (f"checkpoint (zoo fit's model.pt or checkpoint.pt) {tmp_path} is a folder, not a file: "
+                                 "give the file in it (a.pt)")
+    with pytest.raises(DataError, match=r"is a folder, not a file: give the file in it \(it holds no \.pt file\)$"):
+        read_torch_file((tmp_path / "empty").mkdir() or tmp_path / "empty")
     with pytest.raises(DataError, match=r"^x: holds no state dict .* got list$"):
         model_state([1, 2], "x")
 

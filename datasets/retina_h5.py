@@ -167,9 +167,12 @@ class Recording:
             import h5py
 
             with h5py.File(self.path, "r") as f:
-                stimulus = np.asarray(f[f"{self.split}/stimulus"], np.float32)
+                stored = f[f"{self.split}/stimulus"]
+                stimulus, stored_uint8 = np.asarray(stored, np.float32), stored.dtype == np.uint8
             _check_finite(self.path, f"{self.split}/stimulus", stimulus, ("frame", "row", "column"),
                           f"finite intensities, shape (T, {FRAME_SIZE}, {FRAME_SIZE})")
+            if not stored_uint8:  # a uint8 stimulus is warned of when the file is read
+                _warn_of_an_offset_stimulus(self.path, self.split, stimulus)
             self._stimulus = stimulus
         return self._stimulus
 
@@ -188,6 +191,25 @@ class Recording:
 
 def _fail(path, dataset, message):
     raise DataError(f"{path}: dataset {dataset}: {message}")
+
+
+#: largest |mean| of a stimulus, in its sd, that is taken for zero-mean (z-scored natural scenes: 0 over the split)
+MAX_STIMULUS_OFFSET = 0.25
+
+
+def _warn_of_an_offset_stimulus(path, split: str, stimulus: np.ndarray) -> None:
+    """A warning where ``stimulus`` is far from zero mean (0/1 noise, intensities in [0, 1]): the zero stimulus is
+    the probes' grey and the attribution's baseline, which are then no stimulus of the recording's (measured on
+    about 2000 frames spread over the split)."""
+    sample = stimulus[::max(1, len(stimulus) // 2000)].astype(np.float64)
+    mean, sd = float(sample.mean()), float(sample.std())
+    if abs(mean) > MAX_STIMULUS_OFFSET * sd:
+        import warnings
+
+        warnings.warn(f"{path}: {split}/stimulus has mean {mean:.3g} and sd {sd:.3g}, not zero mean; it is used as "
+                      "stored, while the zero stimulus is the grey of zoo probe (flashes and gratings around it) and "
+                      "the baseline of the attribution, and deep-retina z-scores it on load: z-score it first (zero "
+                      "mean, unit variance) to fit and probe as they did", stacklevel=3)
 
 
 def _check_finite(path, dataset, data: np.ndarray, axes: Sequence[str], expected: str) -> None:

@@ -23,6 +23,10 @@ def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu", m
     import torch
 
     path = Path(path)
+    if path.is_dir():  # a fit's or a training run's output folder, given for the weights in it
+        held = sorted(child.name for child in path.glob("*.pt"))
+        raise DataError(f"{what} {path} is a folder, not a file: give the file in it"
+                        + (f" ({', '.join(held)})" if held else " (it holds no .pt file)"))
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist")
     try:

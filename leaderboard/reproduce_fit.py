@@ -29,6 +29,8 @@ PROVENANCE_FIELDS = {"data_sha256": (str,), "seed": (int,), "settings": (dict,)}
 #: the summary's numbers that a rerun gives again (``retina.metrics.summary`` and the kept epoch's)
 NUMBERS = ("median_correlation", "median_feve", "median_oracle", "n_cells", "n_passing", "best_epoch",
            "best_val_correlation")
+#: numbers only a summary holds (history.json has the kept epoch too): a JSON file without any is not one cut short
+SUMMARY_ONLY = ("median_correlation", "n_cells", "n_passing")
 #: fit settings that do not change the result: the device (compared apart, in a note) and the progress bar
 UNCOMPARED = ("device", "progress")
 #: how many numbers beyond the tolerance are printed one by one
@@ -60,9 +62,22 @@ def read_summary(path: Path) -> Dict[str, Any]:
             from None
     if not isinstance(summary, dict):
         raise DataError(f"{path}: expected zoo fit's summary (a JSON object), found {type(summary).__name__}")
+    if not any(name in summary for name in SUMMARY_ONLY):  # another JSON file (history.json, a probe's record)
+        raise DataError(f"{path}: not a zoo fit summary.json (none of its {', '.join(SUMMARY_ONLY)})"
+                        f"{other_record(summary)}; zoo reproduce takes a record id or zoo fit's DIR/summary.json")
     require(summary, SUMMARY_FIELDS, str(path))
     require(summary["provenance"], PROVENANCE_FIELDS, f"{path}: provenance")
     return summary
+
+
+def other_record(record: Dict[str, Any]) -> str:
+    """What a JSON object that is no zoo fit summary is, where it says (a ``zoo probe`` record keeps the probe's
+    arguments), as a phrase after the file's name; else ``""``."""
+    arguments = (record.get("provenance") or {}).get("arguments") if isinstance(record.get("provenance"), dict) else None
+    if not (isinstance(arguments, dict) and arguments.get("command") == "probe"):
+        return ""
+    return (f": the record of zoo probe {arguments.get('phenomenon')}, which zoo reproduce does not rerun (run the probe "
+            "again with the arguments it keeps, provenance.arguments, into another --out, and compare the JSON files)")
 
 
 def recording(path: Path, summary: Dict[str, Any]) -> Path:

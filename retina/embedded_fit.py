@@ -339,17 +339,41 @@ def weights_sha256(out: Path) -> dict:
 
 
 def load_checkpoint(model: nn.Module, checkpoint) -> nn.Module:
-    """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``)."""
+    """Load weights saved by :func:`retina.fit.fit` (``model.pt`` state dict or ``checkpoint.pt``, whose fitted model
+    is its best epoch's, calibrated: :func:`retina.fit.fitted_weights`; a warning where that fit is unfinished)."""
+    import warnings
+
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.torch_files import model_state, read_torch_file, state_mismatch
+    from neurozoo.retina.fit import fitted_weights
 
     checkpoint = Path(checkpoint)
-    state = model_state(read_torch_file(checkpoint, "checkpoint (zoo fit's model.pt or checkpoint.pt)"),
-                        f"checkpoint {checkpoint}")
+    saved = read_torch_file(checkpoint, "checkpoint (zoo fit's model.pt or checkpoint.pt)")
+    if isinstance(saved, dict) and "best_state" in saved and isinstance(saved.get("model"), dict):  # zoo fit's
+        state, shortfalls = fitted_weights(saved)
+        if shortfalls:
+            warnings.warn(f"{checkpoint}: {'; '.join(shortfalls)}: not the model a finished zoo fit saves as "
+                          "model.pt; rerunning the zoo fit command finishes it", stacklevel=2)
+    else:
+        state = model_state(saved, f"checkpoint {checkpoint}")
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as error:  # ValueError: a model's own reason (the GLM's link)
         detail = state_mismatch(model, state) if isinstance(error, RuntimeError) else str(error).splitlines()[0]
+        fitted = fitted_model_name(checkpoint)
         raise DataError(f"{checkpoint}: does not hold weights of {type(model).__name__} with "
-                        f"{getattr(model, 'n_cells', '?')} cells ({detail})") from None
+                        f"{getattr(model, 'n_cells', '?')} cells ({detail})"
+                        + (f"; {checkpoint.parent / 'summary.json'} beside it: a zoo fit of {fitted}" if fitted else "")) \
+            from None
     return model.eval()
+
+
+def fitted_model_name(checkpoint: Path) -> Optional[str]:
+    """The model name (``zoo fit MODEL``) that the summary.json beside ``checkpoint`` records, if it is readable."""
+    import json
+
+    try:
+        name = json.loads((Path(checkpoint).parent / "summary.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None

@@ -62,7 +62,7 @@ from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 from neurozoo.datasets.termination import sigterm_deferred, termination_requested
-from neurozoo.datasets.torch_files import read_torch_file
+from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
 EVAL_CHUNK = 512  # targets per forward pass when nothing is trained (validation, prediction)
@@ -515,6 +515,10 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link
             raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
                             "--no-resume)") from None
+        except RuntimeError:  # one class, other layers (bncnn2016's weights in a bncnn fit's folder, or the reverse)
+            mismatch = state_mismatch(model, saved["model"])
+            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); use another output "
+                            "folder or start afresh (resume=False / --no-resume)") from None
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
@@ -630,6 +634,26 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                                                 "stopped_after_epoch": (state["history"][-1]["epoch"]
                                                                         if result.early_stopped else None)})
     return result
+
+
+def fitted_weights(saved: Mapping[str, Any]) -> tuple:
+    """``(state dict, shortfalls)``: the weights :func:`fit` returns and saves as ``model.pt``, from the
+    ``checkpoint.pt`` it keeps (``saved``): the best epoch's, with the output calibration made for that epoch.
+    ``saved["model"]`` is the last epoch's, before calibration: another model (read as the fit's, the probes and
+    ``zoo score --checkpoint`` had analysed it). ``shortfalls``: where these are not a finished fit's weights, in
+    phrases (the fit unfinished: its best epoch so far; the calibration not yet made)."""
+    state = dict(saved.get("best_state") or saved["model"])  # no finite validation score: fit returns the last
+    config, best = saved.get("config") or {}, saved.get("best_epoch", -1)
+    shortfalls = []
+    if saved.get("bad_epochs", 0) < config.get("patience", 0) and saved.get("epoch", 0) < config.get("epochs", 0):
+        shortfalls.append(f"an unfinished fit ({saved['epoch']} of at most {config['epochs']} epochs): its best epoch "
+                          f"so far ({best + 1})")
+    calibration = saved.get("calibration")
+    if calibration is not None and calibration["best_epoch"] == best:
+        state.update({"bn3.weight": calibration["gain"], "bn3.bias": calibration["offset"]})
+    elif config.get("output_calibration"):
+        shortfalls.append("without the output calibration zoo fit makes after its last epoch")
+    return state, shortfalls
 
 
 def warn_of_few_validation_targets(recording: Recording, n_targets: int, config: FitConfig, window: int) -> None:

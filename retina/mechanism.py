@@ -47,9 +47,9 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     movie = osr_movie(periods)
     pathways = truth.osr_pathways(movie)
     on, off = np.maximum(pathways["on"], 0).mean(1), pathways["off"].mean(1)  # full field: subunits alike
-    padded = torch.as_tensor(np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
+    padded = _as_model_input(model, np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie]))
     with eval_mode(model), torch.no_grad():
-        activity = layer_activation(model, padded, 1).mean((2, 3)).double().numpy()  # (T, C)
+        activity = layer_activation(model, padded, 1).mean((2, 3)).double().cpu().numpy()  # (T, C)
     r_on = np.nan_to_num(correlation(activity.T, np.broadcast_to(on, activity.T.shape)))  # a silent channel: 0
     r_off = np.nan_to_num(correlation(activity.T, np.broadcast_to(off, activity.T.shape)))
     kind = np.where((r_on >= min_correlation) & (r_on > r_off), "on",
@@ -62,8 +62,15 @@ def post_omission_ranking(model, cell: int, period: int = 10, window: int = 40, 
     movie, _, omitted = stimuli.flash_train(period, post=period + window + 10)
     padded = np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie])
     # windows ending at frames omitted .. omitted + window - 1 of the movie
-    chunk = torch.as_tensor(padded[omitted:omitted + window + N_FRAMES - 1])
+    chunk = _as_model_input(model, padded[omitted:omitted + window + N_FRAMES - 1])
     return rank_units(integrated_gradients(model, chunk, cell, layer=1, steps=steps))
+
+
+def _as_model_input(model, movie: np.ndarray) -> torch.Tensor:
+    """``movie`` on the device and in the dtype of ``model``'s weights (a model fitted with ``--device cuda``, one in
+    float64): the stimuli here are made as float32 arrays on the CPU."""
+    weight = model.conv1.weight
+    return torch.as_tensor(movie, dtype=weight.dtype, device=weight.device)
 
 
 def mechanism_recovery(model, truth=None, k: int = 2, period: int = 10, cells: Optional[Sequence[int]] = None,

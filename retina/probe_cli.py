@@ -286,12 +286,15 @@ def run_probe_adaptation(args) -> int:
 
 def run_probe_oms(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.retina.phenomena import stimuli
     from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
 
+    circuit = default_retina()
+    for centre in circuit.positions:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
+        stimuli.object_motion("static", 2, tuple(centre), args.radius)
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args)
     _needs_circuit_cells(args, info, "oms")
-    circuit = default_retina()
     settings = {"centres": circuit.positions, "n_frames": args.frames, "radius": args.radius, "seed": args.seed}
     truth = object_motion_sensitivity(circuit, **settings)
     fitted = object_motion_sensitivity(model, **settings)

@@ -131,7 +131,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.retina.attribution import integrated_gradients
     from neurozoo.retina.cli import resolve_data
     from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
-    from neurozoo.retina.reduction import reduction_report
+    from neurozoo.retina.reduction import VARIANCE_EXPLAINED_VERSION, reduction_report
     from neurozoo.retina.reduction_figure import plot_reduction
 
     check_model(args)  # before a fit of minutes
@@ -159,7 +159,8 @@ def run_probe_reduction(args) -> int:
     model = model.to(args.device).eval()
     x = x.to(args.device)
     settings = {"layer": args.layer, "k": args.k, "steps": args.steps, "fill": args.fill, "rule": args.rule,
-                "site": args.site, "by": args.by, "split": "test", "start": args.start, "frames": frames}
+                "site": args.site, "by": args.by, "split": "test", "start": args.start, "frames": frames,
+                "variance_explained_version": VARIANCE_EXPLAINED_VERSION}
     rows, traces = [], {}
     bar = tqdm(total=len(cells) * args.steps, desc="integrated gradients", unit="step", disable=args.quiet)
     with bar:

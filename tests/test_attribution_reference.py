@@ -156,6 +156,30 @@ def test_reduction_on_units_that_do_not_matter_keeps_exactly_the_ones_that_do():
         torch.testing.assert_close(reduce_model(model, 1, [0, 4], fill="zero")(x)[:, 0], z[:, 0] + 1.5 * z[:, 4])
 
 
+def test_variance_explained_counts_a_reduced_models_offset():
+    """F = v . ReLU(Wx + b) with unit 0 tonic (W = 0, b = 1: it adds v_0 whatever the stimulus). IG credits it
+    nothing, so it is ranked last; held at zero (fill="zero") the model reduced to the other units is the full model
+    minus v_0, the right shape at the wrong rate. Variance explained was 1 - var(full - reduced) / var(full), blind
+    to that: 1.0 beside r 1.0. It is 1 - mean((full - reduced)^2) / var(full), as FEVE counts an offset."""
+    from neurozoo.retina.reduction import reduction_report
+
+    model, _ = _tiny(torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64), lambda s: s, seed=5)
+    with torch.no_grad():
+        model.conv1.weight[0] = 0.0
+    model.v = torch.tensor([3.0, 1.0, -1.0, 0.5, 1.5], dtype=torch.float64)
+    x = torch.randn(40, 40, 4, 4, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    report = reduction_report(model, x, cell=0, layer=1, k=4, steps=4, fill="zero")
+    full, reduced = report["full_rates"], report["reduced_rates"]
+    assert report["ranking"][-1] == 0 and report["kept_units"] == [1, 2, 3, 4]
+    np.testing.assert_allclose(full - reduced, 3.0, rtol=1e-12)  # the tonic unit's v_0 * 1, at every window
+    assert report["correlation"] == pytest.approx(1.0, abs=1e-12)
+    assert report["variance_explained"] == pytest.approx(1 - 9.0 / np.var(full), rel=1e-9)
+    assert report["variance_explained"] < 0.1  # measured -0.015: the offset is as large as the response's sd
+    # held at its baseline (grey-stimulus) activity instead, the tonic unit gives the full model back
+    model.n_frames, model.frame_size = 40, 4
+    assert reduction_report(model, x, cell=0, layer=1, k=4, steps=4)["variance_explained"] == pytest.approx(1.0)
+
+
 # --- baccuslab/torch-deep-retina's own integrated gradient, transcribed (the code of Tanaka et al.'s lab) ----------
 # Sources, read in the public repository through a code index (versions without a commit id are quoted, not numbered):
 # * torchdeepretina/models.py (commit 00bb0ca), class BNCNN (lines 37-70): ``sequential`` (line 65) = [0 Conv2d

@@ -13,6 +13,7 @@ The readers here are written from the original sources, not from ours:
   response at frame ``i + history``; repeats are read as ``test/repeats/cell{c+1:02d}`` (datas.py's STA key
   pattern ``train/stas/cell{cells[0]+1:02d}``).
 """
+import warnings
 from pathlib import Path
 
 import h5py
@@ -455,3 +456,30 @@ def test_a_uint8_stimulus_is_read_with_a_warning_to_zscore_it(tmp_path):
     with pytest.warns(UserWarning, match="train/stimulus is uint8 .* z-score it first"):
         recording = read_experiment(path, "train")
     assert recording.stimulus.max() > 1  # as stored
+    with warnings.catch_warnings():  # the uint8 warning only, not a second one for its offset
+        warnings.simplefilter("error")
+        assert recording.stimulus.mean() > 100
+
+
+@pytest.mark.parametrize("name,offset,warned", [("0-1 intensities", 0.5, True), ("z-scored", 0.0, False),
+                                                ("z-scored, a small offset", 0.2, False)])
+def test_a_float_stimulus_far_from_zero_mean_is_read_with_a_warning(tmp_path, name, offset, warned):
+    """A float stimulus not z-scored (0/1 noise, intensities in [0, 1]) was read without a word, and its zero -- the
+    grey of zoo probe's flashes and gratings, the attribution's baseline -- is then no stimulus of the recording's."""
+    T = 60
+    rng = np.random.default_rng(2)
+    stim = (rng.random((T, 50, 50)) if offset == 0.5 else rng.standard_normal((T, 50, 50)) + offset).astype(np.float32)
+    split = {"stimulus": stim, "time": np.arange(T) * 0.01, "response": {"firing_rate_10ms": np.ones((1, T))}}
+    path = write_experiment(tmp_path / "f.h5", split, {**split, "repeats": {"cell01": np.ones((2, T))}})
+    recording = read_experiment(path, "train")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(recording.stimulus, stim)  # used as stored
+    messages = [str(w.message) for w in caught]
+    if warned:
+        assert messages == [f"{path}: train/stimulus has mean 0.5 and sd 0.289, not zero mean; it is used as stored, "
+                            "while the zero stimulus is the grey of zoo probe (flashes and gratings around it) and the "
+                            "baseline of the attribution, and deep-retina z-scores it on load: z-score it first (zero "
+                            "mean, unit variance) to fit and probe as they did"], name
+    else:
+        assert messages == [], name

@@ -77,3 +77,13 @@ def test_the_pathway_model_scores_one_and_models_missing_a_pathway_score_less():
         neither.conv2.weight[0, 2] = 1.0 / 121
     wrong = mechanism_recovery(neither, truth, k=2, cells=[0], reduce=False)
     assert wrong["value"] == 0.0 and wrong["channels"]["type"][2] == "", wrong["channels"]
+
+
+def test_the_mechanism_runs_on_a_model_of_another_dtype_or_device():
+    """Its stimuli were float32 CPU tensors: a model fitted on the GPU (zoo score retina_embedded.osr-mechanism
+    --device cuda) or held in float64 failed in its first convolution. The float64 model stands in for the device
+    here (a CPU-only machine has no other)."""
+    model = _pathway_model().double()
+    types = channel_types(model, default_retina(), periods=(10,))
+    assert types["type"][0] == "on" and types["type"][1] == "off"
+    assert set(post_omission_ranking(model, cell=0, period=10, steps=2)[:2].tolist()) <= {0, 1}

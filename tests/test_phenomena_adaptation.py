@@ -258,3 +258,14 @@ def test_compare_indices_known_answers_and_undefined_cases_without_warnings():
         flat = compare_indices([0.1, 0.5, 0.9], [1.0, 1.0, 1.0])
         assert np.isnan(flat["pearson_r"]) and flat["mean_abs_difference"] == pytest.approx(0.5)
         assert np.isnan(compare_indices([np.nan, 1.0], [1.0, np.nan])["same_sign"])
+
+
+def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):
+    """--radius 60 was refused by the stimulus, after --fit-embedded had fitted the model (minutes)."""
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina import embedded_fit
+
+    monkeypatch.setattr(embedded_fit, "fitted_embedded_model", lambda *a, **k: pytest.fail("fitted before refusing"))
+    assert zoo(["probe", "oms", "bncnn", "--fit-embedded", "--radius", "60", "--out", str(tmp_path / "out")]) == 2
+    assert "object_motion: a disc of radius 60 px around (" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -846,3 +846,22 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
     assert f"its recording {tmp_path / 'moved.h5'} is gone (sha256 " in capsys.readouterr().err
     assert _zoo("reproduce", tmp_path / "nothing.json") == 2
     assert "neither a record id nor a zoo fit summary.json" in capsys.readouterr().err
+
+
+def test_a_json_file_that_is_no_zoo_fit_summary_is_named_for_what_it_is(tmp_path, capsys):
+    """zoo reproduce reduction.json (a probe's record) or history.json said "no field 'data' ...; the record was edited
+    or cut short": the user's file was whole, and the message sent them looking for damage."""
+    probe = {"model": "bncnn", "settings": {"k": [1, 2]}, "data": {"path": "rec.h5"}, "cells": [],
+             "provenance": {"arguments": {"command": "probe", "phenomenon": "reduction", "model": "bncnn"}}}
+    history = {"config": {}, "history": [], "best_epoch": 0, "best_val_correlation": 0.5}
+    cut_short = {"median_correlation": 0.5, "data": "rec.h5", "provenance": {}}
+    not_summary = ": not a zoo fit summary.json (none of its median_correlation, n_cells, n_passing)"
+    for name, record, message in [
+            ("reduction.json", probe, f"{not_summary}: the record of zoo probe reduction, which zoo reproduce does not "
+             "rerun (run the probe again with the arguments it keeps, provenance.arguments, into another --out, and "
+             "compare the JSON files); zoo reproduce takes a record id or zoo fit's DIR/summary.json"),
+            ("history.json", history, f"{not_summary}; zoo reproduce takes a record id or zoo fit's DIR/summary.json"),
+            ("summary.json", cut_short, ": no field 'model' (expected str); the record was edited or cut short")]:
+        (tmp_path / name).write_text(json.dumps(record))
+        assert _zoo("reproduce", tmp_path / name) == 2
+        assert capsys.readouterr().err.strip() == f"zoo reproduce: error: {tmp_path / name}{message}"

@@ -312,6 +312,40 @@ def test_a_fit_hashes_its_recording_once_and_its_provenance_reuses_that_hash(ln_
     assert provenance(ln_recording)["data_sha256"] == hashlib.sha256(ln_recording.read_bytes()).hexdigest()
 
 
+def test_a_fits_checkpoint_pt_loads_as_its_model_pt_the_best_epoch_calibrated(scaled_bncnn_recording, tmp_path,
+                                                                                monkeypatch):
+    """The probes and zoo score take --checkpoint model.pt or checkpoint.pt. checkpoint.pt's "model" is the last
+    epoch's weights before the output calibration: read as the fit, it was another model (on an embedded BN-CNN fit
+    its output gains differed by 19.6 and the reduction ranked the units in another order)."""
+    import neurozoo.retina.fit as fit_module
+    from neurozoo.retina.embedded_fit import load_checkpoint
+
+    path, _ = scaled_bncnn_recording
+    scores = iter([0.6, 0.5, 0.4])  # the first epoch is the best; the patience ends the fit two epochs later
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    result = fit(create_model("bncnn", n_cells=2, channels=(2, 2)), path, out=tmp_path, epochs=5, patience=2,
+                 max_steps_per_epoch=1, n_blocks=2, progress=False)
+    assert result.best_epoch == 0 and len(result.history) == 3
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    model_pt = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert not torch.equal(saved["model"]["conv1.weight"], model_pt["conv1.weight"])  # the last epoch is not the fit
+    assert not torch.equal(saved["model"]["bn3.weight"], model_pt["bn3.weight"])
+    loaded = load_checkpoint(create_model("bncnn", n_cells=2, channels=(2, 2)), tmp_path / "checkpoint.pt")
+    for key, value in model_pt.items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    # a fit stopped after its first epoch, before the calibration: its best epoch so far, said
+    saved.update(epoch=1, bad_epochs=0, calibration=None)
+    torch.save(saved, tmp_path / "stopped.pt")
+    with pytest.warns(UserWarning) as caught:
+        stopped = load_checkpoint(create_model("bncnn", n_cells=2, channels=(2, 2)), tmp_path / "stopped.pt")
+    assert str(caught[0].message) == (
+        f"{tmp_path / 'stopped.pt'}: an unfinished fit (1 of at most 5 epochs): its best epoch so far (1); without the "
+        "output calibration zoo fit makes after its last epoch: not the model a finished zoo fit saves as model.pt; "
+        "rerunning the zoo fit command finishes it")
+    assert torch.equal(stopped.conv1.weight, model_pt["conv1.weight"])
+    assert torch.equal(stopped.bn3.weight, saved["best_state"]["bn3.weight"])
+
+
 def test_early_stopping_needs_a_gain_of_min_delta_but_keeps_the_best_epoch(ln_recording, monkeypatch):
     import neurozoo.retina.fit as fit_module
 
@@ -547,6 +581,13 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
     fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1, progress=False)
     with pytest.raises(DataError, match="checkpoint of a LN, not a GLM"):
         fit(create_model("glm", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=1, progress=False)
+    # the same class with other layers (zoo fit bncnn2016 --out into a bncnn fit's folder): named, not torch's traceback
+    with pytest.raises(DataError) as refused:
+        fit(create_model("ln", n_cells=1, rank=2), ln_recording, out=tmp_path, epochs=1, max_steps_per_epoch=1,
+            progress=False)
+    assert str(refused.value) == (
+        f"{tmp_path / 'checkpoint.pt'}: weights of another LN (filter.spatial has shape (1, 2500), the model's is "
+        "(2, 2500) (1 more shapes differ)); use another output folder or start afresh (resume=False / --no-resume)")
 
 
 @pytest.mark.parametrize("protocol, named", [(FIT_PROTOCOL - 1, str(FIT_PROTOCOL - 1)),

@@ -1,5 +1,6 @@
 """datasets.torch_files: a user's PyTorch file is read without running code from it, with one clear error."""
 import os
+import re
 
 import pytest
 import torch
@@ -34,6 +35,13 @@ def test_state_dicts_are_read_and_unwrapped(tmp_path):
     assert list(model_state(read_torch_file(tmp_path / "a.pt"))) == ["conv.weight"]
     with pytest.raises(DataError, match=r"^checkpoint .*missing\.pt does not exist$"):
         read_torch_file(tmp_path / "missing.pt")
+    # a fit's folder given for its weights was said not to exist
+    with pytest.raises(DataError) as folder:
+        read_torch_file(tmp_path, "checkpoint (zoo fit's model.pt or checkpoint.pt)")
+    assert str(folder.value) == (f"checkpoint (zoo fit's model.pt or checkpoint.pt) {tmp_path} is a folder, not a file: "
+                                 "give the file in it (a.pt)")
+    with pytest.raises(DataError, match=r"is a folder, not a file: give the file in it \(it holds no \.pt file\)$"):
+        read_torch_file((tmp_path / "empty").mkdir() or tmp_path / "empty")
     with pytest.raises(DataError, match=r"^x: holds no state dict .* got list$"):
         model_state([1, 2], "x")
 
@@ -57,4 +65,10 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_
     torch.save(retina.create_model("ln", n_cells=3).state_dict(), tmp_path / "ln.pt")
     with pytest.raises(DataError, match=r"ln\.pt: does not hold weights of RetinaCNN with 3 cells \(missing [\w.]+ and "
                                         r"\d+ more; unexpected [\w.]+ and \d+ more\)$"):
+        load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")
+    # beside zoo fit's summary.json, the model it fitted is named: `zoo probe osr bncnn2016 --checkpoint` of a bncnn fit
+    # said only "does not hold weights of RetinaCNN"
+    (tmp_path / "summary.json").write_text('{"model": "ln", "data": "rec.h5"}')
+    with pytest.raises(DataError, match=rf"more\); {re.escape(str(tmp_path / 'summary.json'))} beside it: a zoo fit of "
+                                        r"ln$"):
         load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")

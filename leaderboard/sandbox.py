@@ -7,13 +7,14 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
 - a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix
-  ones, io_uring and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
+  ones, unix datagram sockets, passing descriptors (``sendmsg``), a listen backlog over 31, enlarging pipes, io_uring
+  and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
-  ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
-  cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
+  ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
+  the data cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
   bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
 
@@ -23,7 +24,8 @@ Limits, enforced whatever way the job ends:
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
   or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets and
-  epoll watches its processes hold open (:func:`open_file_bytes`), and kills the job above the limit;
+  epoll watches its processes hold open and the connections waiting at its listening sockets (:func:`open_file_bytes`),
+  and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job; wall clock;
@@ -231,12 +233,21 @@ def _system_binds() -> List[str]:
     return argv
 
 
+#: bwrap's ``/dev/pts`` (through which ``/dev/ptmx`` opens) covered by an empty read-only tmpfs: a pseudo-terminal's
+#: buffers are kernel memory behind a descriptor the watchdog counts at nothing (45 KiB each), and every devpts but the
+#: host's own shares ``kernel.pty.max`` less ``kernel.pty.reserve`` (3072 by default): a job held 1500 of them with three
+#: processes (500 each, under their 1024 open files), and with seven would hold them all, leaving no terminal to any
+#: container on the host until it ended.
+NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
+
+
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--proc", "/proc", "--dev", "/dev", *NO_PSEUDO_TERMINALS,
+            "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
     bound = []
@@ -411,15 +422,24 @@ MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: thei
 INODE_BYTES = 2048
 
 
+def _inside(pids: Sequence[int], namespace: str):
+    """The processes of ``pids`` in a ``namespace`` (``mnt``, ``net``) other than the scorer's: the sandbox's, not
+    bwrap's monitor nor a process not in the sandbox yet."""
+    host = os.readlink(f"/proc/self/ns/{namespace}")
+    for pid in pids:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/{namespace}") != host:
+                yield pid
+        except OSError:  # ended meanwhile
+            continue
+
+
 def tmpfs_bytes(pids: Sequence[int]) -> int:
     """Bytes of files in the job's tmpfs mounts, their data blocks plus :data:`INODE_BYTES` per file or folder, seen
     through the first process inside its mount namespace (the watchdog's share of memory that no process's resident
     size shows)."""
-    host = os.readlink("/proc/self/ns/mnt")
-    for pid in pids:
+    for pid in _inside(pids, "mnt"):
         try:
-            if os.readlink(f"/proc/{pid}/ns/mnt") == host:  # bwrap's monitor, or a process not in the sandbox yet
-                continue
             total = 0
             for name in MEMORY_FILESYSTEMS:
                 info = os.statvfs(f"/proc/{pid}/root/{name}")
@@ -430,8 +450,22 @@ def tmpfs_bytes(pids: Sequence[int]) -> int:
     return 0
 
 
-#: What an open pipe holds at most: its default capacity (16 pages). A job may enlarge pipes only while its host user
-#: holds under ``fs.pipe-user-pages-soft`` (64 MiB) of them in all; past that, new pipes get 2 pages.
+def waiting_connections(pids: Sequence[int]) -> int:
+    """Unix sockets of the job's network namespace that no descriptor holds: connections in a listening socket's queue,
+    not accepted (``/proc/net/unix`` lists them with inode 0), each holding what its client sent, closed or not (a
+    listening socket of backlog 4096 held 604 MiB so under a 128 MiB limit; the filter now caps the backlog at
+    :data:`leaderboard.seccomp.LISTEN_BACKLOG`). The filter refuses ``sendmsg``, so no other socket lives on without a
+    descriptor."""
+    for pid in _inside(pids, "net"):
+        try:
+            with open(f"/proc/{pid}/net/unix") as handle:
+                return sum(1 for line in handle if line.split()[6:7] == ["0"])  # Num RefCount ... St Inode Path
+        except OSError:
+            continue
+    return 0
+
+
+#: What an open pipe holds at most: its default capacity (16 pages). The filter refuses enlarging one (F_SETPIPE_SZ).
 PIPE_BYTES = 64 * 1024
 #: Kernel memory of one epoll watch (measured: a million watches, 206 MB of unreclaimable slab)
 EPOLL_WATCH_BYTES = 256
@@ -453,7 +487,8 @@ def open_file_bytes(pids: Sequence[int]) -> int:
     with :data:`INODE_BYTES` for its inode: anonymous files (``memfd_create``), their data blocks (written but not
     mapped they are in no mount and not bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them,
     unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
-    128 MiB limit held 400 MiB in socket pairs, unseen); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
+    128 MiB limit held 400 MiB in socket pairs, unseen), and as much for each connection waiting in a listening
+    socket's queue (:func:`waiting_connections`); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
     processes under a 128 MiB limit held a million watches, 200 MB, unseen)."""
     files: Dict[tuple, int] = {}
     per_socket = None
@@ -478,7 +513,8 @@ def open_file_bytes(pids: Sequence[int]) -> int:
                         files[(pid, fd)] = handle.read().count(b"\ntfd:") * EPOLL_WATCH_BYTES + INODE_BYTES
             except OSError:  # closed meanwhile
                 continue
-    return sum(files.values())
+    waiting = waiting_connections(pids)
+    return sum(files.values()) + (waiting * (socket_bytes() + INODE_BYTES) if waiting else 0)
 
 
 # ------------------------------------------------------------------------------------------------- run

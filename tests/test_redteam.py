@@ -455,10 +455,13 @@ def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeyp
 
 
 KERNEL_CALLS = """
-import ctypes, errno, os, resource, sys
+import ctypes, errno, fcntl, os, resource, sys
 libc = ctypes.CDLL(None, use_errno=True)
 S = ctypes.c_char_p
-ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
+_, pipe_end = os.pipe()
+F_SETPIPE_SZ = 1031
+ARGS = {"fcntl": (pipe_end, ctypes.c_long(F_SETPIPE_SZ | 1 << 32), 1 << 20),  # upper bits the kernel drops
+        "add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
         "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
         "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None),
         "perf_event_open": (None, 0, -1, -1, 0), "userfaultfd": (1,), "bpf": (0, None, 0)}
@@ -473,6 +476,14 @@ print("inet", outcome(libc.socket(2, 1, 0)), outcome(libc.socket(1, 1, 0)))  # A
 event, timer = (ctypes.c_int * 16)(0, 0, 0, 1), ctypes.c_void_p()  # a struct sigevent with SIGEV_NONE
 timers = next((n for n in range(5000) if libc.timer_create(1, event, ctypes.byref(timer)) != 0), 5000)
 print("timers", timers, outcome(-1))
+def refused(action):
+    try:
+        action()
+        return "ok"
+    except OSError as error:
+        return errno.errorcode[error.errno]
+print("pipe_size", refused(lambda: fcntl.fcntl(pipe_end, F_SETPIPE_SZ, 1 << 20)))
+print("pty", refused(os.openpty))
 """
 
 
@@ -533,6 +544,125 @@ def test_posix_message_queues_and_queued_signals_are_bounded_in_the_sandbox():
     assert calls["msgqueue"] == "(0, 0) EMFILE"
     timers, why = calls["timers"].split()
     assert 200 <= int(timers) <= 256 and why == "EAGAIN", calls["timers"]  # less the signals the job's others hold
+
+
+QUEUED_SOCKETS = {"in-flight": """
+import array, socket
+keep, holder = socket.socketpair()
+def hold():  # a socket sent over `holder` and closed lives on in the queue of `keep`, in no process's descriptors
+    x, y = socket.socketpair()
+    holder.sendmsg([b"!"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [x.fileno()]))])
+    x.close()
+    return y
+""", "datagrams": """
+import socket
+receivers = []
+def hold():  # up to 11 messages queue at a receiver, each kept after its sender is closed
+    if len(receivers) * 11 <= made[0]:
+        receivers.append(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+        receivers[-1].bind(f"\\0nz-dgram-{len(receivers)}")
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.connect(receivers[-1].getsockname())
+    return sender
+"""}
+for backlog in (4096, 31):  # 31: the filter's largest
+    QUEUED_SOCKETS[f"backlog {backlog}"] = f"""
+import socket
+listeners = []
+def hold():  # a connection the listener never accepts keeps what its closed client sent
+    if len(listeners) * {backlog + 1} <= made[0]:
+        listeners.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        listeners[-1].bind(f"\\0nz-listener-{{len(listeners)}}")
+        listeners[-1].listen({backlog})
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(listeners[-1].getsockname())
+    return client
+"""
+HOLD_SOCKETS = """
+import errno, socket, time
+made = [0]
+try:
+%s
+    held = 0
+    while held < 256 * 2 ** 20:
+        sender = hold()
+        made[0] += 1
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 30)  # the host's wmem_max, doubled
+        size = sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        sender.setblocking(False)
+        try:
+            while True:
+                held += sender.send(b"x" * size)
+        except BlockingIOError:
+            pass
+        sender.close()  # what it sent stays queued
+except PermissionError as error:
+    raise SystemExit("refused " + errno.errorcode[error.errno])
+print("held MiB", held >> 20, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+@pytest.mark.parametrize("queue", QUEUED_SOCKETS)
+def test_unix_socket_queues_that_outlive_their_senders_are_refused_or_counted(monkeypatch, queue):
+    """The watchdog counted each socket a process holds open at what its buffer holds at most, but a socket's queue
+    can hold what closed sockets sent: without a cgroup, a job under a 128 MiB limit held 604 MiB in sockets sent in
+    flight over a socket pair and closed (in no process's descriptors), 308 MiB in 7 datagram sockets, each holding 11
+    messages of 4 MiB from closed senders, and 604 MiB in connections that one listening socket (backlog 4096) never
+    accepted; each ended by itself. The filter now refuses sendmsg, datagram sockets and a backlog over 31, and the
+    watchdog counts each connection waiting at a listening socket."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    attack = HOLD_SOCKETS % textwrap.indent(QUEUED_SOCKETS[queue], "    ")
+    outcome = sandbox.run([sys.executable, "-c", attack], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    if queue == "backlog 31":
+        assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console)
+    else:
+        assert outcome.killed is None and outcome.console.strip().endswith(b"refused EPERM"), (outcome.killed,
+                                                                                             outcome.console[-300:])
+
+
+STREAM_PAIRS = """
+import multiprocessing, socket, torch
+from torch.utils.data import DataLoader
+torch.multiprocessing.set_sharing_strategy("file_system")  # the default passes descriptors (sendmsg)
+batches = [b.tolist() for b in DataLoader(torch.arange(4.0), batch_size=2, num_workers=2)]
+a, b = socket.socketpair()
+a.sendall(b"x" * 100000)
+received = b""
+while len(received) < 100000:
+    received += b.recv(100000)
+ours, theirs = multiprocessing.Pipe()
+ours.send({"k": 1})
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    print(len(received), theirs.recv(), pool.map(abs, [-1, -2, 3]), batches)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+def test_stream_socket_pairs_and_multiprocessing_work_in_the_sandbox():
+    """What the socket refusals above leave: socket pairs, multiprocessing's Pipe and a fork Pool, and DataLoader
+    workers sharing tensors through files (torch's shared-memory manager listens with a backlog of 10)."""
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", STREAM_PAIRS], limits=Limits(wall_s=60))
+    assert outcome.console == b"100000 {'k': 1} [1, 2, 3] [[0.0, 1.0], [2.0, 3.0]]\n", outcome
+
+
+@needs_sandbox
+@needs_seccomp
+def test_pipes_cannot_be_enlarged_and_no_pseudo_terminal_opens():
+    """A pipe enlarged to 1 MiB (F_SETPIPE_SZ) holds 16 times what the watchdog counts for it: a job under a 128 MiB
+    limit held 60 MiB more so, until the host user's pipe quota (fs.pipe-user-pages-soft, 64 MiB, shared with the
+    operator's own processes) ran out. A pseudo-terminal (/dev/ptmx) is kernel memory the watchdog counts at nothing,
+    and all but the host's reserve are shared by every container: a job held 1500 of the 3072. The filter refuses
+    F_SETPIPE_SZ (its upper 32 bits, which the kernel drops, set or not); /dev/pts is an empty read-only tmpfs."""
+    calls = kernel_calls(["fcntl"])
+    assert (calls["fcntl"], calls["pipe_size"], calls["pty"]) == ("EPERM", "EPERM", "ENOENT"), calls
 
 
 OWN_TMPFS = "unshare -Urm sh -c 'mount -t tmpfs none /tmp && head -c 300000000 /dev/zero > /tmp/fill && echo filled'"

@@ -374,6 +374,37 @@ def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypa
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+MANY_MAPS = """
+import ctypes, mmap, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+for _ in range(9):  # ten processes
+    if os.fork() == 0:
+        break
+pages = 24000  # 94 MiB of address space, under RLIMIT_AS
+base = libc.mmap(None, pages * mmap.PAGESIZE, 0, 0x4022, -1, 0)  # PROT_NONE; private, anonymous, no reserve
+for page in range(0, pages, 2):  # every other page readable: no two neighbours merge, one map per page
+    libc.mprotect(base + page * mmap.PAGESIZE, mmap.PAGESIZE, 1)
+print("mapped", flush=True)
+time.sleep(3)
+"""
+
+
+@needs_sandbox
+def test_memory_maps_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
+    """Each memory map (VMA) is kernel memory in no resident size, as are page tables: 25 processes under a 256 MiB
+    limit, each alternating the protection of the pages of a 195 MiB mapping, held 270 MiB of unreclaimable slab beside
+    207 MiB resident, and ended by themselves. The watchdog now counts each process's page tables and its maps at the
+    most it can have (one per page mapped, vm.max_map_count at most)."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MANY_MAPS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
 SYSTEM_V_SEGMENTS = """
 import ctypes, errno, time
 libc = ctypes.CDLL(None, use_errno=True)

@@ -28,7 +28,7 @@ Limits, enforced whatever way the job ends:
   and their page tables and memory maps (:func:`address_space_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
-  watchdog's sum over the job; wall clock;
+  watchdog's sum over the job (every process it sampled, and a cgroup's own account: :func:`usage`); wall clock;
 - processes: the cgroup's pids limit, else the watchdog's count of the job's processes and their threads (the
   pids cgroup's tasks);
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
@@ -271,17 +271,18 @@ def sandbox_environment(threads: int = 1, python_path: str = "") -> Dict[str, st
 
 # --------------------------------------------------------------------------------------------- cgroups
 class Cgroup:
-    """A memory (+ pids) cgroup for one job, v1 or v2; ``Cgroup.make`` returns None where none is writable."""
+    """A memory (+ pids, + CPU accounting) cgroup for one job, v1 or v2; ``Cgroup.make`` returns None where none is
+    writable."""
 
-    def __init__(self, memory: Path, pids: Optional[Path], v2: bool):
-        self.memory, self.pids, self.v2 = memory, pids, v2
+    def __init__(self, memory: Path, pids: Optional[Path], v2: bool, cpu: Optional[Path] = None):
+        self.memory, self.pids, self.v2, self.cpu = memory, pids, v2, cpu
 
     @classmethod
     def make(cls, limits: Limits) -> Optional["Cgroup"]:
         name = f"neurozoo-sandbox-{uuid.uuid4().hex[:12]}"
         root = Path("/sys/fs/cgroup")
         try:
-            if (root / "cgroup.controllers").is_file():  # v2, unified
+            if (root / "cgroup.controllers").is_file():  # v2, unified: cpu.stat accounts CPU time in every group
                 group = root / name
                 group.mkdir()
                 (group / "memory.max").write_text(str(limits.memory_bytes))
@@ -299,20 +300,31 @@ class Cgroup:
                     swap.write_text(str(limits.memory_bytes))
                 except OSError:
                     pass
-            pids = None
-            if (root / "pids").is_dir():
-                try:
-                    pids = root / "pids" / name
-                    pids.mkdir()
-                    (pids / "pids.max").write_text(str(limits.max_processes))
-                except OSError:
-                    pids = None
-            return cls(group, pids, False)
+            return cls(group, _v1_group(root / "pids" / name, {"pids.max": str(limits.max_processes)}), False,
+                       _v1_group(root / "cpuacct" / name, {}))
         except OSError:
             return None
 
+    def groups(self) -> List[Path]:
+        return [g for g in (self.memory, self.pids, self.cpu) if g is not None]
+
     def join_file(self) -> List[str]:
-        return [str(g / "cgroup.procs") for g in (self.memory, self.pids) if g is not None]
+        return [str(g / "cgroup.procs") for g in self.groups()]
+
+    def cpu_s(self) -> float:
+        """CPU seconds of every process that ran in the group, those the kernel reaped itself included (a process
+        whose parent ignores SIGCHLD: its time reaches no parent's account); 0 where the group accounts none."""
+        try:
+            if self.v2:
+                for line in (self.memory / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+            elif self.cpu is not None:
+                return int((self.cpu / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            pass
+        return 0.0
 
     def processes(self) -> List[int]:
         try:
@@ -367,14 +379,28 @@ class Cgroup:
 
     def remove(self) -> None:
         self.kill_all()
-        for group in (self.memory, self.pids):
-            if group is not None:
-                for _ in range(50):
-                    try:
-                        group.rmdir()
-                        break
-                    except OSError:
-                        time.sleep(0.02)
+        for group in self.groups():
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _v1_group(group: Path, settings: Dict[str, str]) -> Optional[Path]:
+    """``group`` made under a cgroup v1 controller's folder with ``settings`` written, or None where it cannot be."""
+    try:
+        group.mkdir()
+    except OSError:
+        return None
+    try:
+        for key, value in settings.items():
+            (group / key).write_text(value)
+    except OSError:
+        group.rmdir()
+        return None
+    return group
 
 
 # ------------------------------------------------------------------------------------------ process tree
@@ -398,20 +424,26 @@ def descendants(root: int) -> List[int]:
     return out
 
 
-def usage(pids: Sequence[int]) -> tuple:
-    """(resident bytes, CPU seconds including reaped children, threads) summed over ``pids``. Threads, as a pids
-    cgroup counts them: each takes a host PID, so a job's threads alone can fill the host's PID table."""
+def usage(pids: Sequence[int], seen: Optional[Dict[tuple, int]] = None) -> tuple:
+    """(resident bytes, CPU seconds, threads) summed over ``pids``. CPU seconds: the live processes' own time and their
+    waited-for children's, or, if more, the own time of every process of the job ever sampled (its last value, kept in
+    ``seen`` by pid and start time): a process whose parent ignores SIGCHLD is reaped by the kernel, and its time
+    reaches no parent's account (children spinning in turn had used 2.4 CPU-s under a limit of 1 s, unseen). Threads,
+    as a pids cgroup counts them: each takes a host PID, so a job's threads alone can fill the host's PID table."""
+    seen = {} if seen is None else seen
     rss, ticks, threads = 0, 0, 0
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
             ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+            seen[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # starttime tells a reused pid apart
             threads += int(fields[17])  # num_threads
             with open(f"/proc/{pid}/statm") as handle:
                 rss += int(handle.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
+    ticks = max(ticks, sum(seen.values()))
     return rss, ticks / TICKS, threads
 
 
@@ -723,6 +755,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         selector.register(fd, selectors.EVENT_READ)
     started = time.monotonic()
     killed, peak, cpu = None, 0, 0.0
+    seen: Dict[tuple, int] = {}  # the own CPU ticks of every process of the job sampled (usage)
     next_watch = 0.0
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
@@ -746,7 +779,9 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if killed is None and now >= next_watch:
             next_watch = now + WATCH_S
             pids = descendants(process.pid)
-            rss, cpu, threads = usage(pids)
+            rss, cpu, threads = usage(pids, seen)
+            if cgroup is not None:
+                cpu = max(cpu, cgroup.cpu_s())
             if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages and kernel memory to the job itself
                 rss += tmpfs_bytes(pids) + open_file_bytes(pids) + address_space_bytes(pids)
             peak = max(peak, rss)
@@ -770,7 +805,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if reaped is None:
             time.sleep(0.01)
     job_cpu = reaped.ru_utime + reaped.ru_stime if reaped is not None else 0.0
-    cpu = max(cpu, job_cpu)
+    cpu = max(cpu, job_cpu, cgroup.cpu_s() if cgroup is not None else 0.0)
     for fd in list(buffers):
         while True:
             try:

@@ -781,6 +781,42 @@ def test_cpu_and_output_limits(board, tmp_path):
     assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
 
 
+CHILDREN_IN_TURN = """
+import os, signal, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: their time reaches no parent's account
+for _ in range(4):
+    child = os.fork()
+    if child == 0:
+        end = time.process_time() + 0.25
+        while time.process_time() < end:
+            pass
+        time.sleep(0.4)  # at rest for a sample of the watchdog
+        os._exit(0)
+    while True:  # one child at a time: the live processes' time stays under the limit
+        try:
+            os.kill(child, 0)
+            time.sleep(0.02)
+        except ProcessLookupError:
+            break
+print("spent CPU-s", 4 * 0.25, flush=True)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(monkeypatch, enforcement):
+    """The watchdog summed the CPU time of the job's live processes and of the children they had waited for, but the
+    kernel reaps a child whose parent ignores SIGCHLD and its time reaches no account: children spinning one at a time
+    used 2.4 CPU-s under a limit of 1 s (and any number under the wall clock), cgroup or not, the job's reported time
+    0.06 s. The watchdog now keeps the last time of every process it sampled, and reads a cgroup's own CPU account."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", CHILDREN_IN_TURN], limits=Limits(cpu_s=0.5, wall_s=60))
+    assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.killed, outcome.console)
+
+
 SPIN = "import signal, sys, time\nif sys.argv[1:] == ['ignore']: signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n" \
        "end = time.time() + 30\nwhile time.time() < end: pass\n"
 

@@ -209,14 +209,14 @@ def sandbox_python_path(bound: Sequence[Path]) -> str:
 
 
 def hidden_paths() -> List[Path]:
-    """Host folders the sandbox must never see, covered by tmpfs where they lie inside a bound folder."""
+    """Host folders the sandbox must never see, covered by tmpfs where they lie inside a bound folder. The recordings'
+    folder is the one the harness reads, ``$NEUROZOO_SHARED_DATA`` or, unset, its default beside the checkout (it was
+    hidden only when the variable was set, yet a virtual environment ``~/env`` holding the checkout ``~/env/neurozoo``
+    is bound whole, and with it the default ``~/env/shared/data``)."""
     from neurozoo.benchmarks.paths import cache_dir, home
+    from neurozoo.datasets.cache import shared_data_dir
 
-    paths = [home(), cache_dir(), Path.home()]
-    for name in ("NEUROZOO_SHARED_DATA",):
-        if os.environ.get(name):
-            paths.append(Path(os.environ[name]))
-    return [Path(os.path.realpath(p)) for p in paths]
+    return [Path(os.path.realpath(p)) for p in (home(), cache_dir(), Path.home(), shared_data_dir())]
 
 
 def _system_binds() -> List[str]:

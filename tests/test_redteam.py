@@ -155,6 +155,18 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
+def test_the_recordings_folder_is_hidden_whether_or_not_its_variable_is_set(monkeypatch, tmp_path):
+    """The sandbox covered the recordings' folder (held-out responses among them) only where $NEUROZOO_SHARED_DATA was
+    set; unset, the harness reads its default beside the checkout, which a bound Python prefix can hold."""
+    from neurozoo.datasets.cache import shared_data_dir
+    from neurozoo.leaderboard.sandbox import hidden_paths
+
+    monkeypatch.delenv("NEUROZOO_SHARED_DATA", raising=False)
+    assert Path(os.path.realpath(shared_data_dir())) in hidden_paths()
+    monkeypatch.setenv("NEUROZOO_SHARED_DATA", str(tmp_path))
+    assert Path(os.path.realpath(tmp_path)) in hidden_paths()
+
+
 # ------------------------------------------------------------------------------------ job lifetime
 @needs_sandbox
 def test_daemons_die_with_the_job_and_cannot_hold_the_scorer(board, tmp_path):

@@ -24,11 +24,12 @@ Limits, enforced whatever way the job ends:
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
   or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets and
-  epoll watches its processes hold open and the connections waiting at its listening sockets (:func:`open_file_bytes`),
+  epoll watches its processes hold open and the connections waiting at its listening sockets (:func:`open_files`),
   and their page tables and memory maps (:func:`address_space_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
   watchdog's sum over the job (every process it sampled, and a cgroup's own account: :func:`usage`); wall clock;
+- epoll watches, charged to the host user whatever the cgroup: an eighth of its quota (:func:`epoll_watch_limit`);
 - processes: the cgroup's pids limit, else the watchdog's count of the job's processes and their threads (the
   pids cgroup's tasks);
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
@@ -47,7 +48,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
@@ -58,7 +59,7 @@ SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
-#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_file_bytes`), and the
+#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_files`), and the
 #: watchdog reads every process's descriptors at each sample; hosts' hard limits reach 2**20.
 MAX_OPEN_FILES = 1024
 QUEUED_SIGNALS = 256  # RLIMIT_SIGPENDING (signals the kernel sends, as SIGCHLD and SIGKILL, are never refused)
@@ -545,8 +546,21 @@ def socket_bytes() -> int:
         return 2 * 212992  # the kernel's default
 
 
-def open_file_bytes(pids: Sequence[int]) -> int:
-    """Host memory in files that ``pids`` hold open and no process's resident size shows, each file once (by inode),
+def epoll_watch_limit() -> int:
+    """The most epoll watches a job may hold: an eighth of ``fs.epoll.max_user_watches``. Watches are charged to the
+    host user the job's uid maps to, cgroup or not, and a job under the default 8 GiB limit could hold all of them
+    (5.5 million here, 1.4 GiB as the watchdog counts them), leaving every process of the operator's user, ``zoo
+    serve`` among them, unable to watch a new connection or file until it ended."""
+    try:
+        with open("/proc/sys/fs/epoll/max_user_watches") as handle:
+            return int(handle.read()) // 8
+    except (OSError, ValueError):
+        return 100000
+
+
+def open_files(pids: Sequence[int]) -> Tuple[int, int]:
+    """(bytes, epoll watches) of the files ``pids`` hold open. Watches: each epoll instance's, for
+    :func:`epoll_watch_limit`. Bytes: host memory no process's resident size shows, each file once (by inode),
     with :data:`INODE_BYTES` for its inode: anonymous files (``memfd_create``), their data blocks (written but not
     mapped they are in no mount and not bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them,
     unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
@@ -554,7 +568,7 @@ def open_file_bytes(pids: Sequence[int]) -> int:
     socket's queue (:func:`waiting_connections`); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
     processes under a 128 MiB limit held a million watches, 200 MB, unseen)."""
     files: Dict[tuple, int] = {}
-    per_socket = None
+    per_socket, watches = None, 0
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -573,11 +587,13 @@ def open_file_bytes(pids: Sequence[int]) -> int:
                     files[(0, target)] = (PIPE_BYTES if target.startswith("pipe:") else per_socket) + INODE_BYTES
                 elif target == "anon_inode:[eventpoll]":  # one inode for every epoll instance: each fd counted
                     with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
-                        files[(pid, fd)] = handle.read().count(b"\ntfd:") * EPOLL_WATCH_BYTES + INODE_BYTES
+                        count = handle.read().count(b"\ntfd:")
+                    files[(pid, fd)] = count * EPOLL_WATCH_BYTES + INODE_BYTES
+                    watches += count
             except OSError:  # closed meanwhile
                 continue
     waiting = waiting_connections(pids)
-    return sum(files.values()) + (waiting * (socket_bytes() + INODE_BYTES) if waiting else 0)
+    return sum(files.values()) + (waiting * (socket_bytes() + INODE_BYTES) if waiting else 0), watches
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -756,6 +772,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     started = time.monotonic()
     killed, peak, cpu = None, 0, 0.0
     seen: Dict[tuple, int] = {}  # the own CPU ticks of every process of the job sampled (usage)
+    watch_limit = epoll_watch_limit()
     next_watch = 0.0
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
@@ -782,8 +799,9 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
             rss, cpu, threads = usage(pids, seen)
             if cgroup is not None:
                 cpu = max(cpu, cgroup.cpu_s())
+            files, watches = open_files(pids)
             if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages and kernel memory to the job itself
-                rss += tmpfs_bytes(pids) + open_file_bytes(pids) + address_space_bytes(pids)
+                rss += tmpfs_bytes(pids) + files + address_space_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
@@ -793,6 +811,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 # namespace's init are not the job's; threads count as a pids cgroup counts them (3000 threads had run
                 # under a limit of 40 processes)
                 killed = f"it ran more than the limit of {limits.max_processes} processes (threads included)"
+            elif watches > watch_limit:
+                killed = f"it held more than {watch_limit} epoll watches, an eighth of the host user's quota"
         if killed is not None:
             _kill(process, cgroup)
             break

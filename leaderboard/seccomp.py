@@ -38,7 +38,7 @@ SYSTEM_V = ("shmget", "msgget", "semget")
 #: closed senders (308 MiB in 7 sockets), and a listening socket's connections it never accepts, each keeping what its
 #: closed client sent (604 MiB in one socket of backlog 4096). Refused: ``sendmsg`` (``send`` is ``sendto``), datagram
 #: and sequenced-packet sockets, and a backlog over :data:`LISTEN_BACKLOG`, for which the watchdog counts a listening
-#: socket's waiting connections (:func:`leaderboard.sandbox.open_file_bytes`). A connected stream socket holds at most
+#: socket's waiting connections (:func:`leaderboard.sandbox.open_files`). A connected stream socket holds at most
 #: its peer's buffer, as counted.
 DESCRIPTOR_PASSING = ("sendmsg", "sendmmsg")
 #: listen()'s largest backlog (multiprocessing's Manager asks 16, torch's shared-memory manager 10)

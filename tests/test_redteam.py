@@ -417,6 +417,34 @@ def test_memory_maps_count_against_the_memory_limit_without_a_cgroup(monkeypatch
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+EPOLL_WATCHES = """
+import os, select, time
+targets = [os.eventfd(0) for _ in range(500)]
+polls = [select.epoll() for _ in range(40)]
+for poll in polls:
+    for target in targets:
+        poll.register(target, select.EPOLLIN)
+print("watching", 40 * 500, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_a_job_holds_at_most_an_eighth_of_the_host_users_epoll_watches(monkeypatch, enforcement):
+    """Epoll watches are charged to the host user the job's uid maps to (fs.epoll.max_user_watches, 5.5 million here),
+    with a cgroup or without: a job under the default 8 GiB limit could take them all, and every process of the
+    operator's user, the web server's event loop among them, could then watch no new connection until it ended. A job
+    may now hold an eighth of them (here, with the limit lowered to 10000, 20000 watches end the job)."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    monkeypatch.setattr(sandbox, "epoll_watch_limit", lambda: 10000)
+    outcome = sandbox.run([sys.executable, "-c", EPOLL_WATCHES], limits=Limits(wall_s=60))
+    assert outcome.killed == "it held more than 10000 epoll watches, an eighth of the host user's quota", outcome
+
+
 SYSTEM_V_SEGMENTS = """
 import ctypes, errno, time
 libc = ctypes.CDLL(None, use_errno=True)

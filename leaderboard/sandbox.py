@@ -425,26 +425,39 @@ def descendants(root: int) -> List[int]:
     return out
 
 
-def usage(pids: Sequence[int], seen: Optional[Dict[tuple, int]] = None) -> tuple:
+class CpuAccount:
+    """The own CPU ticks of every process of a job the watchdog sampled: the live ones' last values, by pid and start
+    time (a reused pid is another process), and the sum of those of the ended ones (kept as one number: a job that
+    starts processes without end would otherwise grow the supervisor's memory)."""
+
+    def __init__(self):
+        self.ended, self.live = 0, {}
+
+    def update(self, live: Dict[tuple, int]) -> int:
+        self.ended += sum(ticks for key, ticks in self.live.items() if key not in live)
+        self.live = live
+        return self.ended + sum(live.values())
+
+
+def usage(pids: Sequence[int], account: Optional[CpuAccount] = None) -> tuple:
     """(resident bytes, CPU seconds, threads) summed over ``pids``. CPU seconds: the live processes' own time and their
-    waited-for children's, or, if more, the own time of every process of the job ever sampled (its last value, kept in
-    ``seen`` by pid and start time): a process whose parent ignores SIGCHLD is reaped by the kernel, and its time
-    reaches no parent's account (children spinning in turn had used 2.4 CPU-s under a limit of 1 s, unseen). Threads,
-    as a pids cgroup counts them: each takes a host PID, so a job's threads alone can fill the host's PID table."""
-    seen = {} if seen is None else seen
-    rss, ticks, threads = 0, 0, 0
+    waited-for children's, or, if more, the own time of every process of the job ever sampled (``account``): a process
+    whose parent ignores SIGCHLD is reaped by the kernel, and its time reaches no parent's account (children spinning
+    in turn had used 2.4 CPU-s under a limit of 1 s, unseen). Threads, as a pids cgroup counts them: each takes a host
+    PID, so a job's threads alone can fill the host's PID table."""
+    rss, ticks, threads, own = 0, 0, 0, {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
             ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
-            seen[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # starttime tells a reused pid apart
+            own[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # field 19: the start time
             threads += int(fields[17])  # num_threads
             with open(f"/proc/{pid}/statm") as handle:
                 rss += int(handle.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
-    ticks = max(ticks, sum(seen.values()))
+    ticks = max(ticks, (account or CpuAccount()).update(own))
     return rss, ticks / TICKS, threads
 
 
@@ -586,8 +599,8 @@ def open_files(pids: Sequence[int]) -> Tuple[int, int]:
                         per_socket = socket_bytes()
                     files[(0, target)] = (PIPE_BYTES if target.startswith("pipe:") else per_socket) + INODE_BYTES
                 elif target == "anon_inode:[eventpoll]":  # one inode for every epoll instance: each fd counted
-                    with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
-                        count = handle.read().count(b"\ntfd:")
+                    with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:  # a line per watch: not read whole
+                        count = sum(1 for line in handle if line.startswith(b"tfd:"))
                     files[(pid, fd)] = count * EPOLL_WATCH_BYTES + INODE_BYTES
                     watches += count
             except OSError:  # closed meanwhile
@@ -771,7 +784,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         selector.register(fd, selectors.EVENT_READ)
     started = time.monotonic()
     killed, peak, cpu = None, 0, 0.0
-    seen: Dict[tuple, int] = {}  # the own CPU ticks of every process of the job sampled (usage)
+    account = CpuAccount()
     watch_limit = epoll_watch_limit()
     next_watch = 0.0
     reaped = None  # the job's resource usage, once its main process is reaped
@@ -796,7 +809,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if killed is None and now >= next_watch:
             next_watch = now + WATCH_S
             pids = descendants(process.pid)
-            rss, cpu, threads = usage(pids, seen)
+            rss, cpu, threads = usage(pids, account)
             if cgroup is not None:
                 cpu = max(cpu, cgroup.cpu_s())
             files, watches = open_files(pids)

@@ -857,6 +857,15 @@ def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(monkeypatch, 
     assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.killed, outcome.console)
 
 
+def test_the_cpu_account_keeps_the_ended_processes_time_as_one_sum():
+    from neurozoo.leaderboard.sandbox import CpuAccount
+
+    account = CpuAccount()
+    assert account.update({(7, "100"): 30, (8, "101"): 5}) == 35
+    assert account.update({(8, "101"): 9, (7, "250"): 1}) == 40  # pid 7 again, started later: another process
+    assert account.update({}) == 40 and account.live == {}  # ended ones are a number, not entries
+
+
 SPIN = "import signal, sys, time\nif sys.argv[1:] == ['ignore']: signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n" \
        "end = time.time() + 30\nwhile time.time() < end: pass\n"
 

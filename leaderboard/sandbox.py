@@ -7,7 +7,7 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
 - a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix
-  ones, unix datagram sockets, passing descriptors (``sendmsg``), a listen backlog over 31, enlarging pipes, io_uring
+  ones, unix datagram sockets, passing descriptors (``sendmsg``), a listen backlog over 128, enlarging pipes, io_uring
   and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo

@@ -41,8 +41,9 @@ SYSTEM_V = ("shmget", "msgget", "semget")
 #: socket's waiting connections (:func:`leaderboard.sandbox.open_files`). A connected stream socket holds at most
 #: its peer's buffer, as counted.
 DESCRIPTOR_PASSING = ("sendmsg", "sendmmsg")
-#: listen()'s largest backlog (multiprocessing's Manager asks 16, torch's shared-memory manager 10)
-LISTEN_BACKLOG = 31
+#: listen()'s largest backlog: Python's own when none is given (``socket.listen()``; asyncio's servers ask 100,
+#: multiprocessing's Manager 16, torch's shared-memory manager 10)
+LISTEN_BACKLOG = 128
 SOCK_TYPE_MASK = 0xF
 QUEUED_SOCKET_TYPES = (2, 3, 5)  # SOCK_DGRAM, SOCK_RAW (a datagram socket in AF_UNIX), SOCK_SEQPACKET
 #: fcntl's F_SETPIPE_SZ: a pipe enlarged to 1 MiB (the watchdog counts its default 64 KiB) until the host user's

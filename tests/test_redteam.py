@@ -636,7 +636,7 @@ def hold():  # up to 11 messages queue at a receiver, each kept after its sender
     sender.connect(receivers[-1].getsockname())
     return sender
 """}
-for backlog in (4096, 31):  # 31: the filter's largest
+for backlog in (4096, 128):  # 128: the filter's largest
     QUEUED_SOCKETS[f"backlog {backlog}"] = f"""
 import socket
 listeners = []
@@ -682,14 +682,14 @@ def test_unix_socket_queues_that_outlive_their_senders_are_refused_or_counted(mo
     can hold what closed sockets sent: without a cgroup, a job under a 128 MiB limit held 604 MiB in sockets sent in
     flight over a socket pair and closed (in no process's descriptors), 308 MiB in 7 datagram sockets, each holding 11
     messages of 4 MiB from closed senders, and 604 MiB in connections that one listening socket (backlog 4096) never
-    accepted; each ended by itself. The filter now refuses sendmsg, datagram sockets and a backlog over 31, and the
+    accepted; each ended by itself. The filter now refuses sendmsg, datagram sockets and a backlog over 128, and the
     watchdog counts each connection waiting at a listening socket."""
     from neurozoo.leaderboard import sandbox
 
     monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
     attack = HOLD_SOCKETS % textwrap.indent(QUEUED_SOCKETS[queue], "    ")
     outcome = sandbox.run([sys.executable, "-c", attack], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
-    if queue == "backlog 31":
+    if queue == "backlog 128":
         assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console)
     else:
         assert outcome.killed is None and outcome.console.strip().endswith(b"refused EPERM"), (outcome.killed,
@@ -701,6 +701,9 @@ import multiprocessing, socket, torch
 from torch.utils.data import DataLoader
 torch.multiprocessing.set_sharing_strategy("file_system")  # the default passes descriptors (sendmsg)
 batches = [b.tolist() for b in DataLoader(torch.arange(4.0), batch_size=2, num_workers=2)]
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind("\\0nz-server")
+server.listen()  # Python's default backlog, 128
 a, b = socket.socketpair()
 a.sendall(b"x" * 100000)
 received = b""
@@ -716,8 +719,9 @@ with multiprocessing.get_context("fork").Pool(2) as pool:
 @needs_sandbox
 @needs_seccomp
 def test_stream_socket_pairs_and_multiprocessing_work_in_the_sandbox():
-    """What the socket refusals above leave: socket pairs, multiprocessing's Pipe and a fork Pool, and DataLoader
-    workers sharing tensors through files (torch's shared-memory manager listens with a backlog of 10)."""
+    """What the socket refusals above leave: socket pairs, a listening socket of Python's default backlog,
+    multiprocessing's Pipe and a fork Pool, and DataLoader workers sharing tensors through files (torch's shared-memory
+    manager listens with a backlog of 10)."""
     from neurozoo.leaderboard import sandbox
 
     outcome = sandbox.run([sys.executable, "-c", STREAM_PAIRS], limits=Limits(wall_s=60))

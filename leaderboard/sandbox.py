@@ -7,13 +7,14 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
 - a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix
-  ones, io_uring and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
+  ones, unix datagram sockets, passing descriptors (``sendmsg``), a listen backlog over 128, enlarging pipes, io_uring
+  and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
-  ``/dev``. Nothing else of the host: not ``$NEUROZOO_HOME``, the data
-  cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
+  ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
+  the data cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
   bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
 
@@ -23,10 +24,12 @@ Limits, enforced whatever way the job ends:
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
   or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets and
-  epoll watches its processes hold open (:func:`open_file_bytes`), and kills the job above the limit;
+  epoll watches its processes hold open and the connections waiting at its listening sockets (:func:`open_files`),
+  and their page tables and memory maps (:func:`address_space_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
-  watchdog's sum over the job; wall clock;
+  watchdog's sum over the job (every process it sampled, and a cgroup's own account: :func:`usage`); wall clock;
+- epoll watches, charged to the host user whatever the cgroup: an eighth of its quota (:func:`epoll_watch_limit`);
 - processes: the cgroup's pids limit, else the watchdog's count of the job's processes and their threads (the
   pids cgroup's tasks);
 - output: the result channel (a pipe whose fd is ``$NEUROZOO_RESULT_FD``) and the console (stdout + stderr) are read by this process through
@@ -45,7 +48,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
@@ -56,7 +59,7 @@ SANDBOX_UID = 65534
 WATCH_S = 0.25  # the watchdog's period: memory and CPU of every process of the job
 CPU_HARD_MARGIN_S = 2  # CPU seconds between a process's SIGXCPU and its SIGKILL
 PAGE = os.sysconf("SC_PAGE_SIZE")
-#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_file_bytes`), and the
+#: Open files per process (RLIMIT_NOFILE): each pipe or socket holds kernel memory (:func:`open_files`), and the
 #: watchdog reads every process's descriptors at each sample; hosts' hard limits reach 2**20.
 MAX_OPEN_FILES = 1024
 QUEUED_SIGNALS = 256  # RLIMIT_SIGPENDING (signals the kernel sends, as SIGCHLD and SIGKILL, are never refused)
@@ -207,14 +210,14 @@ def sandbox_python_path(bound: Sequence[Path]) -> str:
 
 
 def hidden_paths() -> List[Path]:
-    """Host folders the sandbox must never see, covered by tmpfs where they lie inside a bound folder."""
+    """Host folders the sandbox must never see, covered by tmpfs where they lie inside a bound folder. The recordings'
+    folder is the one the harness reads, ``$NEUROZOO_SHARED_DATA`` or, unset, its default beside the checkout (it was
+    hidden only when the variable was set, yet a virtual environment ``~/env`` holding the checkout ``~/env/neurozoo``
+    is bound whole, and with it the default ``~/env/shared/data``)."""
     from neurozoo.benchmarks.paths import cache_dir, home
+    from neurozoo.datasets.cache import shared_data_dir
 
-    paths = [home(), cache_dir(), Path.home()]
-    for name in ("NEUROZOO_SHARED_DATA",):
-        if os.environ.get(name):
-            paths.append(Path(os.environ[name]))
-    return [Path(os.path.realpath(p)) for p in paths]
+    return [Path(os.path.realpath(p)) for p in (home(), cache_dir(), Path.home(), shared_data_dir())]
 
 
 def _system_binds() -> List[str]:
@@ -231,12 +234,21 @@ def _system_binds() -> List[str]:
     return argv
 
 
+#: bwrap's ``/dev/pts`` (through which ``/dev/ptmx`` opens) covered by an empty read-only tmpfs: a pseudo-terminal's
+#: buffers are kernel memory behind a descriptor the watchdog counts at nothing (45 KiB each), and every devpts but the
+#: host's own shares ``kernel.pty.max`` less ``kernel.pty.reserve`` (3072 by default): a job held 1500 of them with three
+#: processes (500 each, under their 1024 open files), and with seven would hold them all, leaving no terminal to any
+#: container on the host until it ended.
+NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
+
+
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
                 tmp_bytes: int = 2 ** 30) -> List[str]:
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
+            "--proc", "/proc", "--dev", "/dev", *NO_PSEUDO_TERMINALS,
+            "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
     bound = []
@@ -260,17 +272,18 @@ def sandbox_environment(threads: int = 1, python_path: str = "") -> Dict[str, st
 
 # --------------------------------------------------------------------------------------------- cgroups
 class Cgroup:
-    """A memory (+ pids) cgroup for one job, v1 or v2; ``Cgroup.make`` returns None where none is writable."""
+    """A memory (+ pids, + CPU accounting) cgroup for one job, v1 or v2; ``Cgroup.make`` returns None where none is
+    writable."""
 
-    def __init__(self, memory: Path, pids: Optional[Path], v2: bool):
-        self.memory, self.pids, self.v2 = memory, pids, v2
+    def __init__(self, memory: Path, pids: Optional[Path], v2: bool, cpu: Optional[Path] = None):
+        self.memory, self.pids, self.v2, self.cpu = memory, pids, v2, cpu
 
     @classmethod
     def make(cls, limits: Limits) -> Optional["Cgroup"]:
         name = f"neurozoo-sandbox-{uuid.uuid4().hex[:12]}"
         root = Path("/sys/fs/cgroup")
         try:
-            if (root / "cgroup.controllers").is_file():  # v2, unified
+            if (root / "cgroup.controllers").is_file():  # v2, unified: cpu.stat accounts CPU time in every group
                 group = root / name
                 group.mkdir()
                 (group / "memory.max").write_text(str(limits.memory_bytes))
@@ -288,20 +301,31 @@ class Cgroup:
                     swap.write_text(str(limits.memory_bytes))
                 except OSError:
                     pass
-            pids = None
-            if (root / "pids").is_dir():
-                try:
-                    pids = root / "pids" / name
-                    pids.mkdir()
-                    (pids / "pids.max").write_text(str(limits.max_processes))
-                except OSError:
-                    pids = None
-            return cls(group, pids, False)
+            return cls(group, _v1_group(root / "pids" / name, {"pids.max": str(limits.max_processes)}), False,
+                       _v1_group(root / "cpuacct" / name, {}))
         except OSError:
             return None
 
+    def groups(self) -> List[Path]:
+        return [g for g in (self.memory, self.pids, self.cpu) if g is not None]
+
     def join_file(self) -> List[str]:
-        return [str(g / "cgroup.procs") for g in (self.memory, self.pids) if g is not None]
+        return [str(g / "cgroup.procs") for g in self.groups()]
+
+    def cpu_s(self) -> float:
+        """CPU seconds of every process that ran in the group, those the kernel reaped itself included (a process
+        whose parent ignores SIGCHLD: its time reaches no parent's account); 0 where the group accounts none."""
+        try:
+            if self.v2:
+                for line in (self.memory / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+            elif self.cpu is not None:
+                return int((self.cpu / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            pass
+        return 0.0
 
     def processes(self) -> List[int]:
         try:
@@ -356,14 +380,28 @@ class Cgroup:
 
     def remove(self) -> None:
         self.kill_all()
-        for group in (self.memory, self.pids):
-            if group is not None:
-                for _ in range(50):
-                    try:
-                        group.rmdir()
-                        break
-                    except OSError:
-                        time.sleep(0.02)
+        for group in self.groups():
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _v1_group(group: Path, settings: Dict[str, str]) -> Optional[Path]:
+    """``group`` made under a cgroup v1 controller's folder with ``settings`` written, or None where it cannot be."""
+    try:
+        group.mkdir()
+    except OSError:
+        return None
+    try:
+        for key, value in settings.items():
+            (group / key).write_text(value)
+    except OSError:
+        group.rmdir()
+        return None
+    return group
 
 
 # ------------------------------------------------------------------------------------------ process tree
@@ -387,21 +425,71 @@ def descendants(root: int) -> List[int]:
     return out
 
 
-def usage(pids: Sequence[int]) -> tuple:
-    """(resident bytes, CPU seconds including reaped children, threads) summed over ``pids``. Threads, as a pids
-    cgroup counts them: each takes a host PID, so a job's threads alone can fill the host's PID table."""
-    rss, ticks, threads = 0, 0, 0
+class CpuAccount:
+    """The own CPU ticks of every process of a job the watchdog sampled: the live ones' last values, by pid and start
+    time (a reused pid is another process), and the sum of those of the ended ones (kept as one number: a job that
+    starts processes without end would otherwise grow the supervisor's memory)."""
+
+    def __init__(self):
+        self.ended, self.live = 0, {}
+
+    def update(self, live: Dict[tuple, int]) -> int:
+        self.ended += sum(ticks for key, ticks in self.live.items() if key not in live)
+        self.live = live
+        return self.ended + sum(live.values())
+
+
+def usage(pids: Sequence[int], account: Optional[CpuAccount] = None) -> tuple:
+    """(resident bytes, CPU seconds, threads) summed over ``pids``. CPU seconds: the live processes' own time and their
+    waited-for children's, or, if more, the own time of every process of the job ever sampled (``account``): a process
+    whose parent ignores SIGCHLD is reaped by the kernel, and its time reaches no parent's account (children spinning
+    in turn had used 2.4 CPU-s under a limit of 1 s, unseen). Threads, as a pids cgroup counts them: each takes a host
+    PID, so a job's threads alone can fill the host's PID table."""
+    rss, ticks, threads, own = 0, 0, 0, {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
             ticks += sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+            own[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # field 19: the start time
             threads += int(fields[17])  # num_threads
             with open(f"/proc/{pid}/statm") as handle:
                 rss += int(handle.read().split()[1]) * PAGE
         except (OSError, IndexError, ValueError):
             continue
+    ticks = max(ticks, (account or CpuAccount()).update(own))
     return rss, ticks / TICKS, threads
+
+
+#: Kernel memory of one memory map (a VMA, its place in the process's tree and its links: 25 processes of 25000 maps
+#: each took 270 MiB of unreclaimable slab)
+MAP_BYTES = 256
+
+
+def max_map_count() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return 65530  # the kernel's default
+
+
+def address_space_bytes(pids: Sequence[int]) -> int:
+    """Kernel memory behind the address spaces of ``pids`` that no resident size shows: their page tables (``VmPTE``:
+    a page touched and dropped again in each 2 MiB leaves 8 MiB of them per 4 GiB mapped, nothing resident) and their
+    memory maps, each :data:`MAP_BYTES`, counted at the most they can be: one per page mapped (``VmSize``), at most
+    ``vm.max_map_count`` per process. Uncounted, 25 processes under a 256 MiB limit, each alternating the protection of
+    the pages of a 195 MiB mapping (one map per page), held 270 MiB of kernel memory beside 207 MiB resident."""
+    limit, total = max_map_count(), 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if line.startswith(("VmPTE:", "VmSize:")))
+            total += int(fields["VmPTE"].split()[0]) * 1024
+            total += min(limit, int(fields["VmSize"].split()[0]) * 1024 // PAGE) * MAP_BYTES
+        except (OSError, KeyError, ValueError, IndexError):  # ended meanwhile, or a zombie (no address space)
+            continue
+    return total
 
 
 MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: their files are host memory
@@ -411,15 +499,24 @@ MEMORY_FILESYSTEMS = ("tmp", "dev/shm")  # the job's writable tmpfs mounts: thei
 INODE_BYTES = 2048
 
 
+def _inside(pids: Sequence[int], namespace: str):
+    """The processes of ``pids`` in a ``namespace`` (``mnt``, ``net``) other than the scorer's: the sandbox's, not
+    bwrap's monitor nor a process not in the sandbox yet."""
+    host = os.readlink(f"/proc/self/ns/{namespace}")
+    for pid in pids:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/{namespace}") != host:
+                yield pid
+        except OSError:  # ended meanwhile
+            continue
+
+
 def tmpfs_bytes(pids: Sequence[int]) -> int:
     """Bytes of files in the job's tmpfs mounts, their data blocks plus :data:`INODE_BYTES` per file or folder, seen
     through the first process inside its mount namespace (the watchdog's share of memory that no process's resident
     size shows)."""
-    host = os.readlink("/proc/self/ns/mnt")
-    for pid in pids:
+    for pid in _inside(pids, "mnt"):
         try:
-            if os.readlink(f"/proc/{pid}/ns/mnt") == host:  # bwrap's monitor, or a process not in the sandbox yet
-                continue
             total = 0
             for name in MEMORY_FILESYSTEMS:
                 info = os.statvfs(f"/proc/{pid}/root/{name}")
@@ -430,8 +527,22 @@ def tmpfs_bytes(pids: Sequence[int]) -> int:
     return 0
 
 
-#: What an open pipe holds at most: its default capacity (16 pages). A job may enlarge pipes only while its host user
-#: holds under ``fs.pipe-user-pages-soft`` (64 MiB) of them in all; past that, new pipes get 2 pages.
+def waiting_connections(pids: Sequence[int]) -> int:
+    """Unix sockets of the job's network namespace that no descriptor holds: connections in a listening socket's queue,
+    not accepted (``/proc/net/unix`` lists them with inode 0), each holding what its client sent, closed or not (a
+    listening socket of backlog 4096 held 604 MiB so under a 128 MiB limit; the filter now caps the backlog at
+    :data:`leaderboard.seccomp.LISTEN_BACKLOG`). The filter refuses ``sendmsg``, so no other socket lives on without a
+    descriptor."""
+    for pid in _inside(pids, "net"):
+        try:
+            with open(f"/proc/{pid}/net/unix") as handle:
+                return sum(1 for line in handle if line.split()[6:7] == ["0"])  # Num RefCount ... St Inode Path
+        except OSError:
+            continue
+    return 0
+
+
+#: What an open pipe holds at most: its default capacity (16 pages). The filter refuses enlarging one (F_SETPIPE_SZ).
 PIPE_BYTES = 64 * 1024
 #: Kernel memory of one epoll watch (measured: a million watches, 206 MB of unreclaimable slab)
 EPOLL_WATCH_BYTES = 256
@@ -448,15 +559,29 @@ def socket_bytes() -> int:
         return 2 * 212992  # the kernel's default
 
 
-def open_file_bytes(pids: Sequence[int]) -> int:
-    """Host memory in files that ``pids`` hold open and no process's resident size shows, each file once (by inode),
+def epoll_watch_limit() -> int:
+    """The most epoll watches a job may hold: an eighth of ``fs.epoll.max_user_watches``. Watches are charged to the
+    host user the job's uid maps to, cgroup or not, and a job under the default 8 GiB limit could hold all of them
+    (5.5 million here, 1.4 GiB as the watchdog counts them), leaving every process of the operator's user, ``zoo
+    serve`` among them, unable to watch a new connection or file until it ended."""
+    try:
+        with open("/proc/sys/fs/epoll/max_user_watches") as handle:
+            return int(handle.read()) // 8
+    except (OSError, ValueError):
+        return 100000
+
+
+def open_files(pids: Sequence[int]) -> Tuple[int, int]:
+    """(bytes, epoll watches) of the files ``pids`` hold open. Watches: each epoll instance's, for
+    :func:`epoll_watch_limit`. Bytes: host memory no process's resident size shows, each file once (by inode),
     with :data:`INODE_BYTES` for its inode: anonymous files (``memfd_create``), their data blocks (written but not
     mapped they are in no mount and not bounded by ``RLIMIT_AS``: a job under a 128 MiB limit held 400 MiB in them,
     unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
-    128 MiB limit held 400 MiB in socket pairs, unseen); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
+    128 MiB limit held 400 MiB in socket pairs, unseen), and as much for each connection waiting in a listening
+    socket's queue (:func:`waiting_connections`); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
     processes under a 128 MiB limit held a million watches, 200 MB, unseen)."""
     files: Dict[tuple, int] = {}
-    per_socket = None
+    per_socket, watches = None, 0
     for pid in pids:
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
@@ -474,11 +599,14 @@ def open_file_bytes(pids: Sequence[int]) -> int:
                         per_socket = socket_bytes()
                     files[(0, target)] = (PIPE_BYTES if target.startswith("pipe:") else per_socket) + INODE_BYTES
                 elif target == "anon_inode:[eventpoll]":  # one inode for every epoll instance: each fd counted
-                    with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:
-                        files[(pid, fd)] = handle.read().count(b"\ntfd:") * EPOLL_WATCH_BYTES + INODE_BYTES
+                    with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as handle:  # a line per watch: not read whole
+                        count = sum(1 for line in handle if line.startswith(b"tfd:"))
+                    files[(pid, fd)] = count * EPOLL_WATCH_BYTES + INODE_BYTES
+                    watches += count
             except OSError:  # closed meanwhile
                 continue
-    return sum(files.values())
+    waiting = waiting_connections(pids)
+    return sum(files.values()) + (waiting * (socket_bytes() + INODE_BYTES) if waiting else 0), watches
 
 
 # ------------------------------------------------------------------------------------------------- run
@@ -656,6 +784,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         selector.register(fd, selectors.EVENT_READ)
     started = time.monotonic()
     killed, peak, cpu = None, 0, 0.0
+    account = CpuAccount()
+    watch_limit = epoll_watch_limit()
     next_watch = 0.0
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
@@ -679,9 +809,12 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if killed is None and now >= next_watch:
             next_watch = now + WATCH_S
             pids = descendants(process.pid)
-            rss, cpu, threads = usage(pids)
-            if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages to the job itself
-                rss += tmpfs_bytes(pids) + open_file_bytes(pids)
+            rss, cpu, threads = usage(pids, account)
+            if cgroup is not None:
+                cpu = max(cpu, cgroup.cpu_s())
+            files, watches = open_files(pids)
+            if cgroup is None:  # a memory cgroup charges tmpfs and memfd pages and kernel memory to the job itself
+                rss += tmpfs_bytes(pids) + files + address_space_bytes(pids)
             peak = max(peak, rss)
             if rss > limits.memory_bytes or (cgroup is not None and cgroup.oom_kills()):
                 killed = f"it used more than the memory limit of {limits.memory_bytes / 2 ** 30:.2f} GiB"
@@ -691,6 +824,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
                 # namespace's init are not the job's; threads count as a pids cgroup counts them (3000 threads had run
                 # under a limit of 40 processes)
                 killed = f"it ran more than the limit of {limits.max_processes} processes (threads included)"
+            elif watches > watch_limit:
+                killed = f"it held more than {watch_limit} epoll watches, an eighth of the host user's quota"
         if killed is not None:
             _kill(process, cgroup)
             break
@@ -703,7 +838,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
         if reaped is None:
             time.sleep(0.01)
     job_cpu = reaped.ru_utime + reaped.ru_stime if reaped is not None else 0.0
-    cpu = max(cpu, job_cpu)
+    cpu = max(cpu, job_cpu, cgroup.cpu_s() if cgroup is not None else 0.0)
     for fd in list(buffers):
         while True:
             try:

@@ -5,7 +5,9 @@ It refuses, with EPERM, the system calls that reach kernel state outside every n
 leaderboard/SECURITY.md): the per-user keyrings (:data:`KEYRINGS`) and watches on the folders bound from the host
 (:data:`WATCHES`); sockets other than unix ones (the job has no network, and a TCP connection over its loopback holds
 megabytes of the host's memory in its buffers, in no process's resident size); io_uring (:data:`BYPASSES`);
-System V IPC (:data:`SYSTEM_V`); and kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`). Anonymous memory
+System V IPC (:data:`SYSTEM_V`); kernel interfaces that exploits use (:data:`EXPLOIT_SURFACE`); unix socket queues that
+hold more than the watchdog sees (:data:`DESCRIPTOR_PASSING`, datagram sockets, a listen backlog over
+:data:`LISTEN_BACKLOG`); and enlarging a pipe (:data:`F_SETPIPE_SZ`). Anonymous memory
 files (:data:`ANONYMOUS_FILES`) are refused with ENOSYS, the answer of a kernel without them, on which libraries fall
 back to a file (libffi's closures, for one, to a file in the job's counted ``/tmp``). Where bwrap
 cannot refuse nested user namespaces itself (``--disable-userns``, bwrap 0.8), it also refuses ``unshare`` and
@@ -30,6 +32,23 @@ BYPASSES = ("io_uring_setup",)
 EXPLOIT_SURFACE = ("perf_event_open", "userfaultfd", "bpf")
 #: System V IPC: a detached shared memory segment (and a message queue) is memory in no process and no mount
 SYSTEM_V = ("shmget", "msgget", "semget")
+#: Unix sockets whose queues hold more than the descriptors the watchdog sees, where it counts each socket at what one
+#: buffer holds: sockets in flight (``sendmsg``'s SCM_RIGHTS: a socket sent and closed lives on in a queue, in no
+#: process's descriptors: a job under a 128 MiB limit held 604 MiB so, unseen), a datagram socket's messages from many
+#: closed senders (308 MiB in 7 sockets), and a listening socket's connections it never accepts, each keeping what its
+#: closed client sent (604 MiB in one socket of backlog 4096). Refused: ``sendmsg`` (``send`` is ``sendto``), datagram
+#: and sequenced-packet sockets, and a backlog over :data:`LISTEN_BACKLOG`, for which the watchdog counts a listening
+#: socket's waiting connections (:func:`leaderboard.sandbox.open_files`). A connected stream socket holds at most
+#: its peer's buffer, as counted.
+DESCRIPTOR_PASSING = ("sendmsg", "sendmmsg")
+#: listen()'s largest backlog: Python's own when none is given (``socket.listen()``; asyncio's servers ask 100,
+#: multiprocessing's Manager 16, torch's shared-memory manager 10)
+LISTEN_BACKLOG = 128
+SOCK_TYPE_MASK = 0xF
+QUEUED_SOCKET_TYPES = (2, 3, 5)  # SOCK_DGRAM, SOCK_RAW (a datagram socket in AF_UNIX), SOCK_SEQPACKET
+#: fcntl's F_SETPIPE_SZ: a pipe enlarged to 1 MiB (the watchdog counts its default 64 KiB) until the host user's
+#: ``fs.pipe-user-pages-soft`` (64 MiB, shared with every process of that user) is used up
+F_SETPIPE_SZ = 1031
 #: Memory files in no mount: a part mapped keeps a file alive after its descriptor is closed, in no process's resident
 #: size (a job under a 128 MiB limit held 384 MiB so, unseen, without a cgroup)
 ANONYMOUS_FILES = ("memfd_create", "memfd_secret")
@@ -40,6 +59,7 @@ OPT_OUT = "NEUROZOO_SANDBOX_WITHOUT_SECCOMP"
 SCMP_ACT_ALLOW = 0x7FFF0000
 CLONE_NEWUSER = 0x10000000
 SCMP_CMP_NE = 1
+SCMP_CMP_GT = 6
 SCMP_CMP_MASKED_EQ = 7
 AF_UNIX = 1
 
@@ -94,9 +114,17 @@ def filter_fd(refuse_userns: bool) -> int:
     if not context:
         raise OSError("seccomp_init failed")
     try:
-        rules = [(name, errno.EPERM, None) for name in KEYRINGS + WATCHES + BYPASSES + SYSTEM_V + EXPLOIT_SURFACE]
+        rules = [(name, errno.EPERM, None) for name in
+                 KEYRINGS + WATCHES + BYPASSES + SYSTEM_V + EXPLOIT_SURFACE + DESCRIPTOR_PASSING]
         rules += [(name, errno.ENOSYS, None) for name in ANONYMOUS_FILES]
         rules.append(("socket", errno.EPERM, _ArgCmp(0, SCMP_CMP_NE, AF_UNIX, 0)))  # the domain: socket's first argument
+        rules += [(call, errno.EPERM, _ArgCmp(1, SCMP_CMP_MASKED_EQ, SOCK_TYPE_MASK, kind))  # the type, less its flags
+                  for call in ("socket", "socketpair") for kind in QUEUED_SOCKET_TYPES]
+        # over 64 bits: a backlog allowed has its upper 32 bits, which the kernel drops, clear (a negative one is refused)
+        rules.append(("listen", errno.EPERM, _ArgCmp(1, SCMP_CMP_GT, LISTEN_BACKLOG, 0)))
+        # the command is an unsigned int: its upper 32 bits, which the kernel drops, must not hide it from the filter
+        rules += [(call, errno.EPERM, _ArgCmp(1, SCMP_CMP_MASKED_EQ, 0xFFFFFFFF, F_SETPIPE_SZ))
+                  for call in ("fcntl", "fcntl64")]
         if refuse_userns:
             newuser = _ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER)  # flags are clone's first argument
             rules += [("unshare", errno.EPERM, newuser), ("clone", errno.EPERM, newuser), ("clone3", errno.ENOSYS, None)]

@@ -155,6 +155,18 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
+def test_the_recordings_folder_is_hidden_whether_or_not_its_variable_is_set(monkeypatch, tmp_path):
+    """The sandbox covered the recordings' folder (held-out responses among them) only where $NEUROZOO_SHARED_DATA was
+    set; unset, the harness reads its default beside the checkout, which a bound Python prefix can hold."""
+    from neurozoo.datasets.cache import shared_data_dir
+    from neurozoo.leaderboard.sandbox import hidden_paths
+
+    monkeypatch.delenv("NEUROZOO_SHARED_DATA", raising=False)
+    assert Path(os.path.realpath(shared_data_dir())) in hidden_paths()
+    monkeypatch.setenv("NEUROZOO_SHARED_DATA", str(tmp_path))
+    assert Path(os.path.realpath(tmp_path)) in hidden_paths()
+
+
 # ------------------------------------------------------------------------------------ job lifetime
 @needs_sandbox
 def test_daemons_die_with_the_job_and_cannot_hold_the_scorer(board, tmp_path):
@@ -374,6 +386,65 @@ def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypa
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+MANY_MAPS = """
+import ctypes, mmap, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+for _ in range(9):  # ten processes
+    if os.fork() == 0:
+        break
+pages = 24000  # 94 MiB of address space, under RLIMIT_AS
+base = libc.mmap(None, pages * mmap.PAGESIZE, 0, 0x4022, -1, 0)  # PROT_NONE; private, anonymous, no reserve
+for page in range(0, pages, 2):  # every other page readable: no two neighbours merge, one map per page
+    libc.mprotect(base + page * mmap.PAGESIZE, mmap.PAGESIZE, 1)
+print("mapped", flush=True)
+time.sleep(3)
+"""
+
+
+@needs_sandbox
+def test_memory_maps_count_against_the_memory_limit_without_a_cgroup(monkeypatch):
+    """Each memory map (VMA) is kernel memory in no resident size, as are page tables: 25 processes under a 256 MiB
+    limit, each alternating the protection of the pages of a 195 MiB mapping, held 270 MiB of unreclaimable slab beside
+    207 MiB resident, and ended by themselves. The watchdog now counts each process's page tables and its maps at the
+    most it can have (one per page mapped, vm.max_map_count at most)."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", MANY_MAPS], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
+EPOLL_WATCHES = """
+import os, select, time
+targets = [os.eventfd(0) for _ in range(500)]
+polls = [select.epoll() for _ in range(40)]
+for poll in polls:
+    for target in targets:
+        poll.register(target, select.EPOLLIN)
+print("watching", 40 * 500, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_a_job_holds_at_most_an_eighth_of_the_host_users_epoll_watches(monkeypatch, enforcement):
+    """Epoll watches are charged to the host user the job's uid maps to (fs.epoll.max_user_watches, 5.5 million here),
+    with a cgroup or without: a job under the default 8 GiB limit could take them all, and every process of the
+    operator's user, the web server's event loop among them, could then watch no new connection until it ended. A job
+    may now hold an eighth of them (here, with the limit lowered to 10000, 20000 watches end the job)."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    monkeypatch.setattr(sandbox, "epoll_watch_limit", lambda: 10000)
+    outcome = sandbox.run([sys.executable, "-c", EPOLL_WATCHES], limits=Limits(wall_s=60))
+    assert outcome.killed == "it held more than 10000 epoll watches, an eighth of the host user's quota", outcome
+
+
 SYSTEM_V_SEGMENTS = """
 import ctypes, errno, time
 libc = ctypes.CDLL(None, use_errno=True)
@@ -455,10 +526,13 @@ def test_processes_and_threads_are_limited_with_or_without_a_pids_cgroup(monkeyp
 
 
 KERNEL_CALLS = """
-import ctypes, errno, os, resource, sys
+import ctypes, errno, fcntl, os, resource, sys
 libc = ctypes.CDLL(None, use_errno=True)
 S = ctypes.c_char_p
-ARGS = {"add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
+_, pipe_end = os.pipe()
+F_SETPIPE_SZ = 1031
+ARGS = {"fcntl": (pipe_end, ctypes.c_long(F_SETPIPE_SZ | 1 << 32), 1 << 20),  # upper bits the kernel drops
+        "add_key": (S(b"user"), S(b"nz"), S(b"x"), 1, -2), "keyctl": (0, -4, 0), "request_key": (S(b"user"), S(b"nz"), None, -2),
         "inotify_init": (), "inotify_init1": (0,), "inotify_add_watch": (-1, S(b"/tmp"), 0xfff),
         "fanotify_init": (0, 0), "fanotify_mark": (-1, 1, 1, -100, S(b"/tmp")), "io_uring_setup": (1, None),
         "perf_event_open": (None, 0, -1, -1, 0), "userfaultfd": (1,), "bpf": (0, None, 0)}
@@ -473,6 +547,14 @@ print("inet", outcome(libc.socket(2, 1, 0)), outcome(libc.socket(1, 1, 0)))  # A
 event, timer = (ctypes.c_int * 16)(0, 0, 0, 1), ctypes.c_void_p()  # a struct sigevent with SIGEV_NONE
 timers = next((n for n in range(5000) if libc.timer_create(1, event, ctypes.byref(timer)) != 0), 5000)
 print("timers", timers, outcome(-1))
+def refused(action):
+    try:
+        action()
+        return "ok"
+    except OSError as error:
+        return errno.errorcode[error.errno]
+print("pipe_size", refused(lambda: fcntl.fcntl(pipe_end, F_SETPIPE_SZ, 1 << 20)))
+print("pty", refused(os.openpty))
 """
 
 
@@ -533,6 +615,129 @@ def test_posix_message_queues_and_queued_signals_are_bounded_in_the_sandbox():
     assert calls["msgqueue"] == "(0, 0) EMFILE"
     timers, why = calls["timers"].split()
     assert 200 <= int(timers) <= 256 and why == "EAGAIN", calls["timers"]  # less the signals the job's others hold
+
+
+QUEUED_SOCKETS = {"in-flight": """
+import array, socket
+keep, holder = socket.socketpair()
+def hold():  # a socket sent over `holder` and closed lives on in the queue of `keep`, in no process's descriptors
+    x, y = socket.socketpair()
+    holder.sendmsg([b"!"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [x.fileno()]))])
+    x.close()
+    return y
+""", "datagrams": """
+import socket
+receivers = []
+def hold():  # up to 11 messages queue at a receiver, each kept after its sender is closed
+    if len(receivers) * 11 <= made[0]:
+        receivers.append(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM))
+        receivers[-1].bind(f"\\0nz-dgram-{len(receivers)}")
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.connect(receivers[-1].getsockname())
+    return sender
+"""}
+for backlog in (4096, 128):  # 128: the filter's largest
+    QUEUED_SOCKETS[f"backlog {backlog}"] = f"""
+import socket
+listeners = []
+def hold():  # a connection the listener never accepts keeps what its closed client sent
+    if len(listeners) * {backlog + 1} <= made[0]:
+        listeners.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+        listeners[-1].bind(f"\\0nz-listener-{{len(listeners)}}")
+        listeners[-1].listen({backlog})
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(listeners[-1].getsockname())
+    return client
+"""
+HOLD_SOCKETS = """
+import errno, socket, time
+made = [0]
+try:
+%s
+    held = 0
+    while held < 256 * 2 ** 20:
+        sender = hold()
+        made[0] += 1
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 30)  # the host's wmem_max, doubled
+        size = sender.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 2
+        sender.setblocking(False)
+        try:
+            while True:
+                held += sender.send(b"x" * size)
+        except BlockingIOError:
+            pass
+        sender.close()  # what it sent stays queued
+except PermissionError as error:
+    raise SystemExit("refused " + errno.errorcode[error.errno])
+print("held MiB", held >> 20, flush=True)
+time.sleep(5)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+@pytest.mark.parametrize("queue", QUEUED_SOCKETS)
+def test_unix_socket_queues_that_outlive_their_senders_are_refused_or_counted(monkeypatch, queue):
+    """The watchdog counted each socket a process holds open at what its buffer holds at most, but a socket's queue
+    can hold what closed sockets sent: without a cgroup, a job under a 128 MiB limit held 604 MiB in sockets sent in
+    flight over a socket pair and closed (in no process's descriptors), 308 MiB in 7 datagram sockets, each holding 11
+    messages of 4 MiB from closed senders, and 604 MiB in connections that one listening socket (backlog 4096) never
+    accepted; each ended by itself. The filter now refuses sendmsg, datagram sockets and a backlog over 128, and the
+    watchdog counts each connection waiting at a listening socket."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    attack = HOLD_SOCKETS % textwrap.indent(QUEUED_SOCKETS[queue], "    ")
+    outcome = sandbox.run([sys.executable, "-c", attack], limits=Limits(memory_bytes=128 * 2 ** 20, wall_s=60))
+    if queue == "backlog 128":
+        assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console)
+    else:
+        assert outcome.killed is None and outcome.console.strip().endswith(b"refused EPERM"), (outcome.killed,
+                                                                                             outcome.console[-300:])
+
+
+STREAM_PAIRS = """
+import multiprocessing, socket, torch
+from torch.utils.data import DataLoader
+torch.multiprocessing.set_sharing_strategy("file_system")  # the default passes descriptors (sendmsg)
+batches = [b.tolist() for b in DataLoader(torch.arange(4.0), batch_size=2, num_workers=2)]
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind("\\0nz-server")
+server.listen()  # Python's default backlog, 128
+a, b = socket.socketpair()
+a.sendall(b"x" * 100000)
+received = b""
+while len(received) < 100000:
+    received += b.recv(100000)
+ours, theirs = multiprocessing.Pipe()
+ours.send({"k": 1})
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    print(len(received), theirs.recv(), pool.map(abs, [-1, -2, 3]), batches)
+"""
+
+
+@needs_sandbox
+@needs_seccomp
+def test_stream_socket_pairs_and_multiprocessing_work_in_the_sandbox():
+    """What the socket refusals above leave: socket pairs, a listening socket of Python's default backlog,
+    multiprocessing's Pipe and a fork Pool, and DataLoader workers sharing tensors through files (torch's shared-memory
+    manager listens with a backlog of 10)."""
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", STREAM_PAIRS], limits=Limits(wall_s=60))
+    assert outcome.console == b"100000 {'k': 1} [1, 2, 3] [[0.0, 1.0], [2.0, 3.0]]\n", outcome
+
+
+@needs_sandbox
+@needs_seccomp
+def test_pipes_cannot_be_enlarged_and_no_pseudo_terminal_opens():
+    """A pipe enlarged to 1 MiB (F_SETPIPE_SZ) holds 16 times what the watchdog counts for it: a job under a 128 MiB
+    limit held 60 MiB more so, until the host user's pipe quota (fs.pipe-user-pages-soft, 64 MiB, shared with the
+    operator's own processes) ran out. A pseudo-terminal (/dev/ptmx) is kernel memory the watchdog counts at nothing,
+    and all but the host's reserve are shared by every container: a job held 1500 of the 3072. The filter refuses
+    F_SETPIPE_SZ (its upper 32 bits, which the kernel drops, set or not); /dev/pts is an empty read-only tmpfs."""
+    calls = kernel_calls(["fcntl"])
+    assert (calls["fcntl"], calls["pipe_size"], calls["pty"]) == ("EPERM", "EPERM", "ENOENT"), calls
 
 
 OWN_TMPFS = "unshare -Urm sh -c 'mount -t tmpfs none /tmp && head -c 300000000 /dev/zero > /tmp/fill && echo filled'"
@@ -618,6 +823,51 @@ def test_cpu_and_output_limits(board, tmp_path):
                    limits=Limits(wall_s=60, console_bytes=2 ** 20))
     error = row["jobs"][0]["error"]
     assert "console output exceeded the limit of 1048576 bytes" in error and len(error) < 2600
+
+
+CHILDREN_IN_TURN = """
+import os, signal, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children: their time reaches no parent's account
+for _ in range(4):
+    child = os.fork()
+    if child == 0:
+        end = time.process_time() + 0.25
+        while time.process_time() < end:
+            pass
+        time.sleep(0.4)  # at rest for a sample of the watchdog
+        os._exit(0)
+    while True:  # one child at a time: the live processes' time stays under the limit
+        try:
+            os.kill(child, 0)
+            time.sleep(0.02)
+        except ProcessLookupError:
+            break
+print("spent CPU-s", 4 * 0.25, flush=True)
+"""
+
+
+@needs_sandbox
+@pytest.mark.parametrize("enforcement", ["cgroup-or-watchdog", "watchdog"])
+def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(monkeypatch, enforcement):
+    """The watchdog summed the CPU time of the job's live processes and of the children they had waited for, but the
+    kernel reaps a child whose parent ignores SIGCHLD and its time reaches no account: children spinning one at a time
+    used 2.4 CPU-s under a limit of 1 s (and any number under the wall clock), cgroup or not, the job's reported time
+    0.06 s. The watchdog now keeps the last time of every process it sampled, and reads a cgroup's own CPU account."""
+    from neurozoo.leaderboard import sandbox
+
+    if enforcement == "watchdog":
+        monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    outcome = sandbox.run([sys.executable, "-c", CHILDREN_IN_TURN], limits=Limits(cpu_s=0.5, wall_s=60))
+    assert outcome.killed == "it used more than the CPU-time limit of 0.5 s", (outcome.killed, outcome.console)
+
+
+def test_the_cpu_account_keeps_the_ended_processes_time_as_one_sum():
+    from neurozoo.leaderboard.sandbox import CpuAccount
+
+    account = CpuAccount()
+    assert account.update({(7, "100"): 30, (8, "101"): 5}) == 35
+    assert account.update({(8, "101"): 9, (7, "250"): 1}) == 40  # pid 7 again, started later: another process
+    assert account.update({}) == 40 and account.live == {}  # ended ones are a number, not entries
 
 
 SPIN = "import signal, sys, time\nif sys.argv[1:] == ['ignore']: signal.signal(signal.SIGXCPU, signal.SIG_IGN)\n" \

@@ -46,14 +46,14 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         model = timm.create_model(name[5:], pretrained=False)
     else:
         from neurozoo import convrnn
-        from neurozoo.convrnn import with_trained_classes
+        from neurozoo.convrnn import with_trained_settings
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
                                   f"or timm:<name> for a timm model{spec_path_hint(name)}")
         saved = read_torch_file(checkpoint) if checkpoint is not None else None
-        # a zoo train checkpoint's readout has its data's classes: built so, unless the overrides say otherwise
-        model = convrnn.create_model(name, **with_trained_classes(overrides, saved))
+        # a zoo train checkpoint's model: built with its settings and data's classes, unless the overrides say otherwise
+        model = convrnn.create_model(name, **with_trained_settings(overrides, saved))
     record = None
     if checkpoint is not None:
         from neurozoo.convrnn import checkpoint_state

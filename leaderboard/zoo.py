@@ -229,7 +229,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
     from neurozoo.convrnn.cornet_weights import checkpoint_state
-    from neurozoo.convrnn import with_trained_classes
+    from neurozoo.convrnn import with_trained_settings
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
@@ -239,7 +239,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     if published:  # zoo convert-weights: the released model at its own width
         label, overrides = published["label"], dict(published.get("overrides") or {})
     saved = read_torch_file(path)
-    overrides = with_trained_classes(overrides, saved)  # a zoo train checkpoint: its data's classes
+    overrides = with_trained_settings(overrides, saved)  # a zoo train checkpoint: its settings and data's classes
     model = convrnn.create_model(spec["model"], **overrides)
     try:  # a CORnet's released file is converted for the CORnet at the release's width, 1
         state, release = checkpoint_state(model, saved, path, f"checkpoint {path}",

@@ -70,15 +70,18 @@ def trained_num_classes(saved: Any) -> Optional[int]:
     return None
 
 
-def with_trained_classes(overrides: Optional[Dict[str, Any]], saved: Any) -> Dict[str, Any]:
-    """``overrides`` with ``num_classes`` of a ``zoo train`` checkpoint ``saved`` where they set none: such a
-    checkpoint's readout has the classes of its data, which ``zoo score`` and ``zoo run`` refused as a shape
-    mismatch (and ``zoo run`` offers no ``--set`` to give it)."""
-    overrides = dict(overrides or {})
+def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Dict[str, Any]:
+    """``overrides`` on top of the model settings a ``zoo train`` checkpoint ``saved`` was trained with (its
+    ``--width`` and ``--set``) and its data's classes: the readout's classes were refused as a shape mismatch (and
+    ``zoo run`` offers no ``--set`` to give them), and a setting the weights fit either way (``n_steps``, a cell's gate
+    offset) stayed the registered model's, so another graph than the one trained was scored, without a word. An
+    override given wins over the checkpoint's."""
     classes = trained_num_classes(saved)
-    if classes is not None and "num_classes" not in overrides:
-        overrides["num_classes"] = classes
-    return overrides
+    if classes is None:
+        return dict(overrides or {})
+    trained = dict(saved["config"].get("overrides") or {})
+    trained.setdefault("num_classes", classes)
+    return {**trained, **(overrides or {})}
 
 
 def capture_rng_state(generator: torch.Generator = None) -> Dict[str, Any]:

@@ -37,13 +37,13 @@ def checkpoint_position(state: Dict[str, Any]) -> str:
     return f"step {step} ({where})"
 
 
-def what_was_kept(out: Path, first: str = "") -> str:
+def what_was_kept(out: Path, first: str = "", how: str = "") -> str:
     """What a stopped ``zoo train`` leaves in ``out`` to continue from, and how: ``first`` is what to do before the
-    rerun (e.g. replace a corrupt image)."""
+    rerun (e.g. replace a corrupt image), ``how`` replaces the rerun's advice."""
     last = Path(out) / "last.pth"
     if not last.is_file():
         return f"no checkpoint had been written, so {out} holds none to resume"
-    how = f"{first}rerun the same command with --resume to continue from it"
+    how = how or f"{first}rerun the same command with --resume to continue from it"
     try:  # memory-mapped: the counters without reading the weights
         position = checkpoint_position(read_torch_file(last, mmap=True))
     except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)

@@ -15,6 +15,20 @@ def spec_path_hint(name: str) -> str:
     return f"; {SPEC_PATH_HINT}" if str(name).lower().endswith((".yaml", ".yml")) else ""
 
 
+def refuse_another_graph(model, saved, where: str, name: str, overrides) -> None:
+    """A ``zoo train`` checkpoint whose weights fit ``model`` but that was trained as another graph (a spec file, a
+    search trial) is refused, naming the first difference."""
+    from neurozoo.convrnn.training.checkpoint import trained_graph_difference
+    from neurozoo.datasets.errors import UserFacingError
+
+    difference = trained_graph_difference(model, saved, overrides)
+    if difference:
+        trained = saved.get("config", {}).get("model") if isinstance(saved.get("config"), dict) else None
+        raise UserFacingError(f"{where} was trained as another graph than {name} builds"
+                              + (f" (it was trained as {trained!r})" if trained else "") + f": {difference}; score "
+                              "it as the model it was trained as (the spec in its run.json)")
+
+
 def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):
     """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights. Without a
     checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
@@ -66,5 +80,7 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
             model.load_state_dict(state)
         except RuntimeError:
             raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
+        if record is None and not name.startswith("timm:"):
+            refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record
 

@@ -84,6 +84,21 @@ def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Di
     return {**trained, **(overrides or {})}
 
 
+def trained_graph_difference(model: torch.nn.Module, saved: Any, overrides: Optional[Dict[str, Any]]) -> Optional[str]:
+    """The first difference between the graph a ``zoo train`` checkpoint ``saved`` was trained as (its ``spec``) and
+    ``model``'s, None for the same graph (or a checkpoint without a spec). The fields that the given ``overrides``
+    change are left out (the layers too for a cell override): those differences were asked for. A checkpoint trained
+    from a spec file or another registered model (a search trial's) whose weights fit was otherwise scored as this
+    model, with its gate constants, nonlinearities or decoder, without a word."""
+    from neurozoo.convrnn.training.engine import spec_difference
+
+    trained, built = (saved or {}).get("spec") if isinstance(saved, dict) else None, getattr(model, "spec", None)
+    if not isinstance(trained, dict) or not hasattr(built, "to_dict"):
+        return None
+    ignore = set(overrides or {}) | ({"layers"} if set(overrides or {}) & {"cell", "cell_kind", "wiring"} else set())
+    return spec_difference(trained, built.to_dict(), ignore=ignore)
+
+
 def capture_rng_state(generator: torch.Generator = None) -> Dict[str, Any]:
     """Python, numpy, torch (CPU and CUDA) and data-loader generator states, in torch-loadable types."""
     np_state = np.random.get_state()

@@ -1210,3 +1210,19 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
     assert capsys.readouterr().err.splitlines()[0] == (
         f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trial(s) so far (1 complete, "
         "1 fail); 1 interrupted, not run again: new trials follow")
+
+
+def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, capsys):
+    """--lr was ignored when the space searches train.lr (the built-in ones do): the trials trained at the drawn
+    rates, and a user lowering --lr after 'diverged (...; lower --lr)' lowered nothing."""
+    from neurozoo.leaderboard.cli import main
+
+    space = dict(TINY_SPACE, train={"lr": {"float": [0.01, 0.2], "log": True}})
+    (tmp_path / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
+    (tmp_path / "lr_space.yaml").write_text(yaml.safe_dump(space))
+    argv = search_argv(tiny, tmp_path / "run", 1, "--export", "0", "--lr", "0.001")
+    argv[argv.index("--space") + 1] = str(tmp_path / "lr_space.yaml")
+    assert main(["search", *argv]) == 2
+    assert capsys.readouterr().err.startswith("zoo search: error: --lr 0.001: space 'tiny' searches the learning rate "
+                                              "(train.lr), which every trial draws; leave --lr out")
+    assert not (tmp_path / "run" / "search.sqlite").exists()  # refused before the study exists

@@ -26,7 +26,7 @@ def refuse_another_graph(model, saved, where: str, name: str, overrides) -> None
         trained = saved.get("config", {}).get("model") if isinstance(saved.get("config"), dict) else None
         raise UserFacingError(f"{where} was trained as another graph than {name} builds"
                               + (f" (it was trained as {trained!r})" if trained else "") + f": {difference}; score "
-                              "it as the model it was trained as (the spec in its run.json)")
+                              "it as the model it was trained as (the spec in its run.json)" + spec_path_hint(trained or ""))
 
 
 def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):

@@ -269,7 +269,9 @@ def test_a_checkpoint_trained_as_another_graph_whose_weights_fit_is_refused(tmp_
     args = ["score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth", "--workers", "0",
             "--db", db, "--out", results]
     assert _zoo(*args) == 2
+    err = capsys.readouterr().err
     assert (f"zoo score: error: checkpoint {out / 'last.pth'} was trained as another graph than rgc_shallow builds (it "
-            f"was trained as '{tmp_path / 'mine.yaml'}'): layer conv3 cell was ") in capsys.readouterr().err
+            f"was trained as '{tmp_path / 'mine.yaml'}'): layer conv3 cell was ") in err
+    assert "'tau_offset': 0.5" in err and err.endswith("in Python, convrnn.create_model takes the path itself\n")
     assert not results.exists() or not list(results.glob("*.json"))
     assert _zoo(*args, "--set", "cell={tau_offset: 1.0}") == 0  # a cell override given: the user's graph, scored

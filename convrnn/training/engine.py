@@ -281,7 +281,8 @@ def spec_difference(saved: Dict[str, Any], current: Dict[str, Any], ignore=()) -
     if saved == current:
         return None
     absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
-    differing = next(key for key in sorted(set(saved) | set(current)) if saved.get(key, absent) != current.get(key, absent))
+    differing = next(key for key in sorted(set(saved) | set(current))
+                     if saved.get(key, absent) != current.get(key, absent))
     if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
         was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
         key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))

@@ -15,6 +15,20 @@ def spec_path_hint(name: str) -> str:
     return f"; {SPEC_PATH_HINT}" if str(name).lower().endswith((".yaml", ".yml")) else ""
 
 
+def refuse_another_graph(model, saved, where: str, name: str, overrides) -> None:
+    """A ``zoo train`` checkpoint whose weights fit ``model`` but that was trained as another graph (a spec file, a
+    search trial) is refused, naming the first difference."""
+    from neurozoo.convrnn.training.checkpoint import trained_graph_difference
+    from neurozoo.datasets.errors import UserFacingError
+
+    difference = trained_graph_difference(model, saved, overrides)
+    if difference:
+        trained = saved.get("config", {}).get("model") if isinstance(saved.get("config"), dict) else None
+        raise UserFacingError(f"{where} was trained as another graph than {name} builds"
+                              + (f" (it was trained as {trained!r})" if trained else "") + f": {difference}; score "
+                              "it as the model it was trained as (the spec in its run.json)" + spec_path_hint(trained or ""))
+
+
 def resolve_model(name: str, checkpoint=None, device: str = "cpu", seed: int = 0, overrides=None):
     """A ``torch.nn.Module`` for a ConvRNN registry name or ``timm:<name>``, with optional weights. Without a
     checkpoint the weights are the initialisation drawn after ``torch.manual_seed(seed)``: torch seeds itself at
@@ -46,14 +60,14 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         model = timm.create_model(name[5:], pretrained=False)
     else:
         from neurozoo import convrnn
-        from neurozoo.convrnn import with_trained_classes
+        from neurozoo.convrnn import with_trained_settings
 
         if name not in convrnn.MODELS:
             raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
                                   f"or timm:<name> for a timm model{spec_path_hint(name)}")
         saved = read_torch_file(checkpoint) if checkpoint is not None else None
-        # a zoo train checkpoint's readout has its data's classes: built so, unless the overrides say otherwise
-        model = convrnn.create_model(name, **with_trained_classes(overrides, saved))
+        # a zoo train checkpoint's model: built with its settings and data's classes, unless the overrides say otherwise
+        model = convrnn.create_model(name, **with_trained_settings(overrides, saved))
     record = None
     if checkpoint is not None:
         from neurozoo.convrnn import checkpoint_state
@@ -66,5 +80,7 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
             model.load_state_dict(state)
         except RuntimeError:
             raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
+        if record is None and not name.startswith("timm:"):
+            refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record
 

@@ -9,6 +9,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "neurozoo.convrnn.models": ["MODELS", "build", "create_model", "get_spec", "list_models"],
     "neurozoo.convrnn.network": ["ConvRNN", "UnrollOutput", "max_confidence_decoder"],
     "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "load_spec"],
-    # a zoo train checkpoint's model is built with its data's classes (zoo score, zoo run, BrainModel)
-    "neurozoo.convrnn.training.checkpoint": ["with_trained_classes"],
+    # a zoo train checkpoint's model is built with its settings and data's classes (zoo score, zoo run, BrainModel)
+    "neurozoo.convrnn.training.checkpoint": ["with_trained_settings"],
 })

@@ -272,7 +272,8 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
     from neurozoo.convrnn.cornet_weights import checkpoint_state
-    from neurozoo.convrnn import with_trained_classes
+    from neurozoo.benchmarks.named_models import refuse_another_graph
+    from neurozoo.convrnn import with_trained_settings
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
@@ -282,7 +283,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     if published:  # zoo convert-weights: the released model at its own width
         label, overrides = published["label"], dict(published.get("overrides") or {})
     saved = read_torch_file(path)
-    overrides = with_trained_classes(overrides, saved)  # a zoo train checkpoint: its data's classes
+    given, overrides = overrides, with_trained_settings(overrides, saved)  # a zoo train checkpoint: its settings, classes
     model = convrnn.create_model(spec["model"], **overrides)
     try:  # a CORnet's released file is converted for the CORnet at the release's width, 1
         state, release = checkpoint_state(model, saved, path, f"checkpoint {path}",
@@ -298,6 +299,7 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         raise UserFacingError(f"--checkpoint {spec['model']}={path} does not fit {spec['model']}"
                               + (f" at --width-multiplier {width:g}" if width is not None else "")
                               + f": {state_mismatch(model, state)}") from None
+    refuse_another_graph(model, saved, f"--checkpoint {spec['model']}={path}", spec["model"], given)
     return label, overrides
 
 

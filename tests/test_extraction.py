@@ -803,3 +803,25 @@ def test_cornets_are_extracted_with_brainscores_time_mapping(stimuli, name, laye
                                    atol=1e-6)
     if name == "cornet_rt":  # the bins do read different steps
         assert len(set(table.steps_for(BRAINSCORE_BINS))) == 4
+
+
+def test_a_convrnn_of_another_graph_with_the_same_weights_misses_the_cache(stimuli, tmp_path):
+    """The key held the weights' hash only: a cell constant that is no parameter (a gate offset, a nonlinearity, an
+    activation) built another model with the same weights, and it was served the first one's activations (zoo score
+    rgc_shallow V4 then --set cell={tau_offset: 0.2, gate_offset: 0.1}: 0.2152 twice; 0.0774 without the cache)."""
+    from neurozoo import convrnn
+
+    cache = ActivationCache(tmp_path / "acts")
+    models = []
+    for cell in ({}, {"tau_offset": 0.2, "gate_offset": 0.1}):
+        torch.manual_seed(0)
+        models.append(convrnn.create_model("rgc_shallow", width_multiplier=0.0625, cell=cell))
+    first, second = models
+    assert torch.equal(first.layers.conv3.cell.cell_tau.weight, second.layers.conv3.cell.cell_tau.weight)
+    served = [extract(model, stimuli, ["conv3"], cache=cache, progress=False, max_features=50)["conv3"]
+              for model in (first, second)]
+    fresh = extract(second, stimuli, ["conv3"], cache=False, progress=False, max_features=50)["conv3"]
+    np.testing.assert_array_equal(served[1].values, fresh.values)
+    assert not np.allclose(served[0].values, served[1].values)
+    again = extract(first, stimuli, ["conv3"], cache=cache, progress=False, max_features=50)["conv3"]
+    np.testing.assert_array_equal(again.values, served[0].values)  # the same graph still hits

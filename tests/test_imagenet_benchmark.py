@@ -227,3 +227,51 @@ def test_scoring_a_checkpoint_trained_with_autocast_says_the_score_is_in_float32
         assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth",
                     "--workers", "0", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", tmp_path / "results",
                     *TINY) == 0
+
+
+def test_a_checkpoint_is_scored_as_the_graph_it_was_trained_as(tmp_path, capsys):
+    """zoo score took only the classes from a zoo train checkpoint: a width had to be given again, and a setting the
+    weights fit either way (the unroll, a cell's gate offset) was left at the registered model's, so another graph
+    than the one trained was scored, without a word."""
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=4, val_per_class=3, size=32)
+    out = tmp_path / "run"
+    assert _zoo("train", "rgc_shallow", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "6",
+                "--image-size", "32", "--workers", "0", "--optimizer", "adamw", "--lr", "1e-2", "--quiet", *TINY,
+                "--set", "n_steps=7", "--set", "image_steps=3", "--set", "cell={tau_offset: 0.5}") == 0
+    logged = read_metrics(out / "metrics.jsonl", kind="epoch")[-1]
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth",
+                "--batch-size", "6", "--workers", "0", "--db", db, "--out", tmp_path / "results") == 0
+    summary = json.loads(next((tmp_path / "results").glob("*imagenet.val*.json")).read_text())
+    assert [row["step"] for row in summary["per_bin"]] == [5, 6]  # the trained unroll's 7 steps, not the spec's 16
+    assert summary["provenance"]["settings"]["loss"] == logged["val_loss"]  # the graph trained, bit for bit
+    # an override given still wins over the checkpoint's
+    assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth",
+                "--set", "n_steps=8", "--workers", "0", "--db", db, "--out", tmp_path / "results") == 0
+    assert "top-1 per readout step: 5: " in capsys.readouterr().out
+    rows = json.loads(sorted((tmp_path / "results").glob("*imagenet.val*.json"))[-1].read_text())["per_bin"]
+    assert [row["step"] for row in rows] == [5, 6, 7]
+
+
+def test_a_checkpoint_trained_as_another_graph_whose_weights_fit_is_refused(tmp_path, capsys):
+    """A checkpoint trained from a spec file (or a search trial's) whose weights fit the registered model was scored
+    as that model, with its gate offset, without a word; the difference is now named. An override asked for is not."""
+    import yaml
+
+    spec = convrnn.get_spec("rgc_shallow").to_dict()
+    spec["layers"][2]["cell"]["tau_offset"] = 0.5
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(spec))
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=2, val_per_class=1, size=32)
+    out = tmp_path / "run"
+    assert _zoo("train", tmp_path / "mine.yaml", "--data", data, "--out", out, "--epochs", "1", "--batch-size", "6",
+                "--image-size", "32", "--workers", "0", "--quiet", *TINY) == 0
+    db, results = f"sqlite:///{tmp_path / 'results.sqlite'}", tmp_path / "results"
+    args = ["score", "rgc_shallow", "imagenet.val", "--data", data, "--checkpoint", out / "last.pth", "--workers", "0",
+            "--db", db, "--out", results]
+    assert _zoo(*args) == 2
+    err = capsys.readouterr().err
+    assert (f"zoo score: error: checkpoint {out / 'last.pth'} was trained as another graph than rgc_shallow builds (it "
+            f"was trained as '{tmp_path / 'mine.yaml'}'): layer conv3 cell was ") in err
+    assert "'tau_offset': 0.5" in err and err.endswith("in Python, convrnn.create_model takes the path itself\n")
+    assert not results.exists() or not list(results.glob("*.json"))
+    assert _zoo(*args, "--set", "cell={tau_offset: 1.0}") == 0  # a cell override given: the user's graph, scored

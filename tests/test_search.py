@@ -874,6 +874,12 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request,
     assert (tmp_path / "run" / f"{name}_best1.yaml").exists()
 
 
+def _forget_trial_settings(url, name):
+    """Let the next command train the study's trials otherwise (here: many epochs, to stop a trial mid-way, and
+    one): a study refuses it (``check_settings``), which these tests are not about."""
+    optuna.load_study(study_name=name, storage=url).set_user_attr("trial_settings", {})
+
+
 def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypatch):
     url, name = _shared_storage(tmp_path, request), _study_name(request)
     slow = search_argv(tiny, tmp_path / "run", 1, "--epochs", "500", "--heartbeat", "1", "--grace", "2",
@@ -902,6 +908,7 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
     # past the 2 s grace period by more than a second: SQLite's CURRENT_TIMESTAMP, which optuna's heartbeat check
     # reads, has whole seconds, so a heartbeat 2.5-3 s old could read as 2 s old and not stale (1 run in 5 failed)
     time.sleep(3.5)
+    _forget_trial_settings(url, name)
     resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
                          "--no-record", storage=url, study=name)
     from neurozoo.convrnn.search.cli import main
@@ -927,6 +934,7 @@ def test_a_terminated_worker_marks_its_trial_failed_at_once(tiny, tmp_path, requ
     from neurozoo.convrnn.search.cli import main
 
     assert main([*argv[:3], "1", *argv[4:]]) == 0  # one finished trial
+    _forget_trial_settings(url, name)
     argv[argv.index("--epochs") + 1] = "500"
     proc = subprocess.Popen([sys.executable, "-m", *entry, *argv], env=_env(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -1210,3 +1218,39 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
     assert capsys.readouterr().err.splitlines()[0] == (
         f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trial(s) so far (1 complete, "
         "1 fail); 1 interrupted, not run again: new trials follow")
+
+
+def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, capsys):
+    """--lr was ignored when the space searches train.lr (the built-in ones do): the trials trained at the drawn
+    rates, and a user lowering --lr after 'diverged (...; lower --lr)' lowered nothing."""
+    from neurozoo.leaderboard.cli import main
+
+    space = dict(TINY_SPACE, train={"lr": {"float": [0.01, 0.2], "log": True}})
+    (tmp_path / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
+    (tmp_path / "lr_space.yaml").write_text(yaml.safe_dump(space))
+    argv = search_argv(tiny, tmp_path / "run", 1, "--export", "0", "--lr", "0.001")
+    argv[argv.index("--space") + 1] = str(tmp_path / "lr_space.yaml")
+    assert main(["search", *argv]) == 2
+    assert capsys.readouterr().err.startswith("zoo search: error: --lr 0.001: space 'tiny' searches the learning rate "
+                                              "(train.lr), which every trial draws; leave --lr out")
+    assert not (tmp_path / "run" / "search.sqlite").exists()  # refused before the study exists
+
+
+def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_path, capsys):
+    """A rerun with another --width, --epochs or --image-size (a forgotten option, its default then) joined the study
+    silently: its trials were ranked with those trained otherwise, by TPE and by the export's best."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert study.user_attrs["trial_settings"]["width_multiplier"] == 1 and len(study.trials) == 1
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--width") + 1] = "0.5"
+    assert main(["search", *argv]) == 2
+    assert capsys.readouterr().err.endswith("\nzoo search: error: study 'tiny' trains its trials with --width 1.0; this "
+                                       "command gives 0.5, whose trials' values would be ranked with theirs (TPE and "
+                                       "the export): rerun with --width 1.0, or start another --study\n")
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
+    assert main(["search", *argv[:-2], "--trials", "0"]) == 0  # an export by a later command need not repeat them

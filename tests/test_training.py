@@ -1156,3 +1156,24 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     assert main(args + ["--resume"]) == 0
     assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
+
+
+def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tmp_path, capsys):
+    """A non-finite loss ended zoo train with a traceback (FloatingPointError, exit 1), without a word of the
+    checkpoint kept; the interrupt's advice (rerun the same command with --resume) would diverge there again."""
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "2", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--lr", "1e6", "--optimizer", "sgd", "--schedule", "constant",
+            "--checkpoint-every", "1", "--quiet", *(f"--set={key}={value}" for key, value in TINY.items())]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    state = load_checkpoint(tmp_path / "last.pth")
+    assert state["global_step"] >= 1 and all(torch.isfinite(p).all() for p in state["model"].values())
+    assert err.startswith("zoo train: error: loss is nan at step ") and "; lower --lr; " in err, err
+    assert err.count("\n") == 1, err
+    assert f"{tmp_path / 'last.pth'} holds step {state['global_step']} (" in err
+    assert err.endswith("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh "
+                        "into another --out, with a lower --lr or --grad-clip\n")
+    assert main(args + ["--resume"]) == 2  # as it says: the checkpoint's weights meet the same loss
+    assert capsys.readouterr().err.endswith(err)

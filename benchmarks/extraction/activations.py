@@ -260,6 +260,11 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     inference = inference_options(model, fast) if recurrent else None
     if recurrent:
         settings.update(n_steps=n_steps, image_steps=image_steps)
+        spec = getattr(model, "spec", None)
+        if hasattr(spec, "to_dict"):  # a cell constant (gate offset, nonlinearity) is no weight: the graph is keyed too
+            from neurozoo.convrnn.training.engine import spec_graph
+
+            settings["graph"] = spec_graph(spec.to_dict())
         if inference is not None:  # the fast path's features equal the reference's to float (or bf16) precision
             settings["inference"] = {"path": "fast", **{k: str(v) for k, v in sorted(inference.items())}}
     store = (ActivationCache() if cache is True else cache) or None

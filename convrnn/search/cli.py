@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="width multiplier of every trial's model (default 0.25: a quarter of the base's channels; "
                         "1: the base as written)")
     p.add_argument("--batch-size", type=at_least(1), default=64)
-    p.add_argument("--lr", type=positive, default=0.05, help="learning rate unless the space searches it")
+    p.add_argument("--lr", type=positive, default=None,
+                   help="learning rate of every trial (default 0.05); refused with a space that searches train.lr")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
@@ -74,7 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args):
     from neurozoo.convrnn.search.objective import TrialSettings
 
-    return TrialSettings(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    lr = args.lr if args.lr is not None else TrialSettings.lr
+    return TrialSettings(data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size, lr=lr,
                          optimizer=args.optimizer, image_size=args.image_size, width_multiplier=args.width,
                          n_steps=args.n_steps, image_steps=args.image_steps,
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
@@ -125,6 +127,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "
                               "original's L2 term in the loss, which trials train with SGD only; use --optimizer sgd "
                               "or remove weight_decay from the space's cells")
+    if args.lr is not None and "lr" in space.train:  # it was ignored: trials trained at the drawn rate
+        raise UserFacingError(f"--lr {args.lr:g}: space {space.name!r} searches the learning rate (train.lr), which "
+                              "every trial draws; leave --lr out, or fix or narrow train.lr in a copy of the space "
+                              "(e.g. train: {lr: {float: [0.001, 0.01], log: true}}) and run that")
     _check_unroll(space, args.n_steps, args.image_steps)
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
     heartbeat = args.heartbeat or None
@@ -156,11 +162,13 @@ def _run(args: argparse.Namespace) -> int:
             run_worker(space, settings, opened, study_name, args.trials, seed=args.seed, pruner=args.pruner,
                        max_total=args.max_total)
     else:
-        from neurozoo.convrnn.search.study import check_space, open_study
+        from neurozoo.convrnn.search.study import check_settings, check_space, open_study
         from neurozoo.convrnn.search.workers import run_workers
 
         study = open_study(study_name, opened, args.seed, args.pruner)  # create once, no race
         check_space(study, space)  # once, not once per worker
+        if args.trials:
+            check_settings(study, settings)
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
         with sigterm_deferred():
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)

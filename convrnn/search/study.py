@@ -148,6 +148,34 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
     study.set_user_attr("space", space.name)
 
 
+#: The trial settings that fix what a trial's value measures, with their option: a study continued with another of
+#: them ranked trials trained differently against each other (TPE's model and the exported best alike). The data's
+#: path is not one (workers on other machines mount it elsewhere), nor the seed, device or precision.
+OBJECTIVE_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
+                      "image_size": "--image-size", "width_multiplier": "--width", "n_steps": "--n-steps",
+                      "image_steps": "--image-steps", "max_steps_per_epoch": "--max-steps-per-epoch"}
+
+
+def objective_settings(settings: TrialSettings) -> Dict[str, Any]:
+    values = {name: getattr(settings, name) for name in OBJECTIVE_SETTINGS}
+    values["max_steps_per_epoch"] = values["max_steps_per_epoch"] or None  # 0 and None: whole epochs
+    return values
+
+
+def check_settings(study: optuna.Study, settings: TrialSettings) -> None:
+    """Refuse training settings other than those the study's trials were trained with (recorded by
+    :func:`run_worker`; a study of an earlier version recorded none and takes this command's)."""
+    recorded = study.user_attrs.get("trial_settings")
+    if recorded is None:
+        return
+    for name, value in objective_settings(settings).items():
+        if name in recorded and recorded[name] != value:
+            flag = OBJECTIVE_SETTINGS[name]
+            raise UserFacingError(f"study {study.study_name!r} trains its trials with {flag} {recorded[name]}; this "
+                                  f"command gives {value}, whose trials' values would be ranked with theirs (TPE and "
+                                  f"the export): rerun with {flag} {recorded[name]}, or start another --study")
+
+
 def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
                study_name: str, n_trials: int, *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
                heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
@@ -158,6 +186,10 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
         storage = make_storage(storage, heartbeat_interval, grace_period)
     study = open_study(study_name, storage, seed, pruner)
     record_space(study, space)
+    if n_trials:  # --trials 0 (an export by a later command) need not repeat the search's options
+        check_settings(study, settings)
+        if "trial_settings" not in study.user_attrs:
+            study.set_user_attr("trial_settings", objective_settings(settings))
     if "seed" not in study.user_attrs:
         study.set_user_attr("seed", seed)
     callbacks = [lambda study, trial: raise_if_terminated()]  # between trials too: the next may not start

@@ -37,13 +37,13 @@ def checkpoint_position(state: Dict[str, Any]) -> str:
     return f"step {step} ({where})"
 
 
-def what_was_kept(out: Path, first: str = "") -> str:
+def what_was_kept(out: Path, first: str = "", how: str = "") -> str:
     """What a stopped ``zoo train`` leaves in ``out`` to continue from, and how: ``first`` is what to do before the
-    rerun (e.g. replace a corrupt image)."""
+    rerun (e.g. replace a corrupt image), ``how`` replaces the rerun's advice."""
     last = Path(out) / "last.pth"
     if not last.is_file():
         return f"no checkpoint had been written, so {out} holds none to resume"
-    how = f"{first}rerun the same command with --resume to continue from it"
+    how = how or f"{first}rerun the same command with --resume to continue from it"
     try:  # memory-mapped: the counters without reading the weights
         position = checkpoint_position(read_torch_file(last, mmap=True))
     except Exception:  # noqa: BLE001 (the resume reports a damaged file by name)
@@ -70,15 +70,33 @@ def trained_num_classes(saved: Any) -> Optional[int]:
     return None
 
 
-def with_trained_classes(overrides: Optional[Dict[str, Any]], saved: Any) -> Dict[str, Any]:
-    """``overrides`` with ``num_classes`` of a ``zoo train`` checkpoint ``saved`` where they set none: such a
-    checkpoint's readout has the classes of its data, which ``zoo score`` and ``zoo run`` refused as a shape
-    mismatch (and ``zoo run`` offers no ``--set`` to give it)."""
-    overrides = dict(overrides or {})
+def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Dict[str, Any]:
+    """``overrides`` on top of the model settings a ``zoo train`` checkpoint ``saved`` was trained with (its
+    ``--width`` and ``--set``) and its data's classes: the readout's classes were refused as a shape mismatch (and
+    ``zoo run`` offers no ``--set`` to give them), and a setting the weights fit either way (``n_steps``, a cell's gate
+    offset) stayed the registered model's, so another graph than the one trained was scored, without a word. An
+    override given wins over the checkpoint's."""
     classes = trained_num_classes(saved)
-    if classes is not None and "num_classes" not in overrides:
-        overrides["num_classes"] = classes
-    return overrides
+    if classes is None:
+        return dict(overrides or {})
+    trained = dict(saved["config"].get("overrides") or {})
+    trained.setdefault("num_classes", classes)
+    return {**trained, **(overrides or {})}
+
+
+def trained_graph_difference(model: torch.nn.Module, saved: Any, overrides: Optional[Dict[str, Any]]) -> Optional[str]:
+    """The first difference between the graph a ``zoo train`` checkpoint ``saved`` was trained as (its ``spec``) and
+    ``model``'s, None for the same graph (or a checkpoint without a spec). The fields that the given ``overrides``
+    change are left out (the layers too for a cell override): those differences were asked for. A checkpoint trained
+    from a spec file or another registered model (a search trial's) whose weights fit was otherwise scored as this
+    model, with its gate constants, nonlinearities or decoder, without a word."""
+    from neurozoo.convrnn.training.engine import spec_difference
+
+    trained, built = (saved or {}).get("spec") if isinstance(saved, dict) else None, getattr(model, "spec", None)
+    if not isinstance(trained, dict) or not hasattr(built, "to_dict"):
+        return None
+    ignore = set(overrides or {}) | ({"layers"} if set(overrides or {}) & {"cell", "cell_kind", "wiring"} else set())
+    return spec_difference(trained, built.to_dict(), ignore=ignore)
 
 
 def capture_rng_state(generator: torch.Generator = None) -> Dict[str, Any]:

@@ -87,7 +87,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
     from neurozoo.convrnn.training.engine import DataErrorMidRun, train
-    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
@@ -105,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         replace = "replace the file by a readable image of the same name (the image order stays), then "
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
+    except FloatingPointError as error:  # a non-finite loss: it was a traceback, and the same resume diverges again
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 2
+        how = ("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh into another "
+               "--out, with a lower --lr or --grad-clip")
+        raise UserFacingError(f"{error}; {what_was_kept(Path(args.out), how=how)}") from None
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
     if int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training import curve

@@ -272,6 +272,26 @@ def spec_graph(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {key: value for key, value in spec.items() if key not in SPEC_LABELS}
 
 
+def spec_difference(saved: Dict[str, Any], current: Dict[str, Any], ignore=()) -> Optional[str]:
+    """The first difference between the graphs of two specs (:func:`spec_graph`), e.g. "n_steps was 4, is 6" or
+    "layer conv3 cell was {...}, is {...}"; None for the same graph. ``ignore``: top-level fields not compared."""
+    saved, current = spec_graph(saved), spec_graph(current)
+    for key in ignore:
+        saved.pop(key, None), current.pop(key, None)
+    if saved == current:
+        return None
+    absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
+    differing = next(key for key in sorted(set(saved) | set(current))
+                     if saved.get(key, absent) != current.get(key, absent))
+    if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
+        was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
+        key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
+        differing, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
+    else:
+        before, now = saved.get(differing, absent), current.get(differing, absent)
+    return f"{differing} was {before!r}, is {now!r}"
+
+
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
     memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
@@ -596,24 +616,12 @@ class Trainer:
         the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
         run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
         current = self._spec()
-        if saved is None or current is None:
-            return
-        saved, current = spec_graph(saved), spec_graph(current)
-        if saved == current:
-            return
-        absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
-        differing = next(key for key in sorted(set(saved) | set(current))
-                         if saved.get(key, absent) != current.get(key, absent))
-        if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
-            was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
-            key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
-            differing, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
-        else:
-            before, now = saved.get(differing, absent), current.get(differing, absent)
-        raise UserFacingError(f"{where}: the checkpoint was trained as another graph than this run builds from "
-                              f"{self.config.model!r} (overrides {self.config.overrides}): {differing} was {before!r}, is "
-                              f"{now!r}; resume with the graph it was trained as (the spec in run.json) or train "
-                              f"afresh into another --out")
+        difference = spec_difference(saved, current) if saved is not None and current is not None else None
+        if difference:
+            raise UserFacingError(f"{where}: the checkpoint was trained as another graph than this run builds from "
+                                  f"{self.config.model!r} (overrides {self.config.overrides}): {difference}; resume "
+                                  f"with the graph it was trained as (the spec in run.json) or train afresh into "
+                                  f"another --out")
 
     def _check_steps_per_epoch(self, state: Dict[str, Any], where: str) -> None:
         """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global

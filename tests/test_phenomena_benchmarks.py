@@ -151,8 +151,8 @@ def test_frequency_doubling_fails_ln_cells_and_the_circuit_without_depleting_sub
     surround, log2(F2/F1) is negative (-4.1 to -0.03), score 0. On this grating the circuit's doubling is carried
     by its subunits' depleting terminals: without depletion (rectified subunits and gain control kept) log2(F2/F1)
     is negative in every cell (-0.41 to -0.07). (Linear subunits: test_phenomena_circuit.py.)"""
-    systems = {f"LN {name}, surround {s}": fixed_ln_cells(f, s) for name, f in {**MONOTONE, "saturating": saturating}.items()
-               for s in (0.0, 0.8)}
+    nonlinearities = {**MONOTONE, "saturating": saturating}
+    systems = {f"LN {name}, surround {s}": fixed_ln_cells(f, s) for name, f in nonlinearities.items() for s in (0.0, 0.8)}
     systems["no depletion"] = circuit(depletion=0.0)
     scores = _scores("frequency-doubling", systems)
     assert max(scores.values()) == 0.0, scores

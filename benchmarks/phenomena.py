@@ -128,10 +128,12 @@ PHENOMENA = {
                             "ground-truth retina: per-cell adaptation index (early vs late rate after a switch to "
                             "high contrast) vs the ground truth's"),
     "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded ground-truth retina: "
-            "per-cell OMS index (differential vs global jitter) vs the ground truth's"),
+            "per-cell OMS index (differential vs global jitter) vs the ground truth's (known false positive: fixed LN "
+            "cells with a linear surround score 0.48; docs/retina.md)"),
     "paired-flash": (_paired_flash, PAIRED_FLASH, "paired-flash depression of a retina model fitted to the embedded "
                      "ground-truth retina: per-OFF-cell depression of the response to a second dark flash 4 frames "
-                     "after the first vs the ground truth's (its depleting synapses)"),
+                     "after the first vs the ground truth's (its depleting synapses; known false positive: saturating "
+                     "fixed LN cells score 0.77, docs/retina.md)"),
     "frequency-doubling": (_frequency_doubling, FREQUENCY_DOUBLING, "frequency doubling of a retina model fitted to "
                            "the embedded ground-truth retina: per-cell log2(F2/F1) to a contrast-reversing grating "
                            "(ON and OFF cells) vs the ground truth's (its nonlinear subunits)"),

@@ -86,7 +86,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import DataErrorMidRun, train
+    from neurozoo.convrnn.training.engine import DataErrorMidRun, RanksDisagree, train
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.termination import sigterm_deferred
 
@@ -105,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         replace = "replace the file by a readable image of the same name (the image order stays), then "
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
+    except RanksDisagree:  # raised on every rank at once: rank 0 says it
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 2
+        raise
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
     if int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training import curve

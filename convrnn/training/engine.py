@@ -271,7 +271,8 @@ def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[st
         if mine == theirs:
             continue
         if mine is None or theirs is None:
-            return f"{split}/ is {'absent' if mine is None else 'present'} there, {'present' if mine is None else 'absent'} on rank 0"
+            here, there = ("absent", "present") if mine is None else ("present", "absent")
+            return f"{split}/ is {here} there, {there} on rank 0"
         if mine["images"] != theirs["images"]:
             return f"{mine['images']} images in {split}/, rank 0 has {theirs['images']}"
         return f"the file names of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of the list)"
@@ -380,7 +381,8 @@ class Trainer:
 
         self._build_data()
         self.data_views = self._data_view()
-        self._check_ranks_agree("data", self.data_views, data_difference)
+        self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
+                                "a shared file system or identical copies")
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
@@ -426,7 +428,8 @@ class Trainer:
             self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
-        self._check_ranks_agree("resume", self._resume_view(resume), resume_difference)
+        self._check_ranks_agree(self._resume_view(resume), resume_difference, f"--out {self.out}",
+                                "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
             self.log.truncate_after(self.global_step, self.epoch)
@@ -491,22 +494,19 @@ class Trainer:
         return {"checkpoint": str(resume) if resume is not None else None,
                 "position": checkpoint_position(position) if resume is not None else None}
 
-    def _check_ranks_agree(self, what: str, view: Dict[str, Any], difference) -> None:
-        """Every rank's ``view`` against rank 0's (``difference(rank 0's, other) -> words or None``). Each rank reads
-        ``--data`` and ``--out`` itself: on nodes with their own copies, another class list trained each class under
-        other labels without a word, and another image count gave another number of steps per epoch, so the ranks
-        waited for each other's all-reduces for ever (a hang); a rank that found no checkpoint to resume trained from
-        scratch beside ranks that resumed. All ranks raise together, so none waits for another."""
+    def _check_ranks_agree(self, view: Dict[str, Any], difference, where: str, sees: str, how: str) -> None:
+        """Every rank's ``view`` against rank 0's (``difference(rank 0's, other) -> words or None``); ``where``,
+        ``sees`` and ``how`` word the refusal. Each rank reads ``--data`` and ``--out`` itself: on nodes with their own copies,
+        another class list trained each class under other labels without a word, and another image count gave another
+        number of steps per epoch, so the ranks waited for each other's all-reduces for ever (a hang); a rank that
+        found no checkpoint to resume trained from scratch beside ranks that resumed. All ranks raise together, so
+        none waits for another."""
         if not self.dist.distributed:
             return
         views = all_gather_objects({"host": socket.gethostname(), "view": view})
         for rank, other in enumerate(views[1:], start=1):
             words = difference(views[0]["view"], other["view"])
             if words is not None:
-                where = {"data": f"--data {self.config.data}", "resume": f"--out {self.out}"}[what]
-                sees, how = {"data": ("sees other data", "a shared file system or identical copies"),
-                             "resume": ("starts at another point", "a shared file system: rank 0 alone writes the "
-                                                                   "checkpoints")}[what]
                 raise RanksDisagree(f"{where}: rank {rank} (host {other['host']}) {sees} than rank 0 (host "
                                     f"{views[0]['host']}): {words}; every node must see the same {where.split()[0]} "
                                     f"folder ({how})")

@@ -251,3 +251,31 @@ def test_a_sigterm_or_a_corrupt_image_on_one_rank_stops_both_at_the_same_step_wi
 
 def best_is_epoch_1(out):
     return load_checkpoint(out / "best.pth")["global_step"] == 2
+
+
+# rank 1 reads --data from $RANK1_DATA: a node with its own copy of the data set
+RANK_1_READS_OTHER_DATA = """
+import os, runpy, sys
+
+if os.environ["RANK"] == "1":
+    sys.argv[sys.argv.index("--data") + 1] = os.environ["RANK1_DATA"]
+runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ranks_that_see_other_data_stop_together_with_one_line_naming_the_difference(tmp_path):
+    """Rank 1's copy of the data has 24 training images, rank 0's 16: 3 steps per epoch against 2, so before, the
+    ranks waited for each other's all-reduces for ever (torchrun never returned). Now both stop before building the
+    model, rank 0 says what differs once, and both exit 2."""
+    data = write_image_folder(tmp_path / "node0", n_classes=4, per_class=4, val_per_class=1, size=32)
+    other = write_image_folder(tmp_path / "node1", n_classes=4, per_class=6, val_per_class=1, size=32)
+    script = tmp_path / "script.py"
+    script.write_text(RANK_1_READS_OTHER_DATA)
+    process = subprocess.run(torchrun_command(data, tmp_path / "out", entry=(str(script),)),
+                             env={**ENV, "RANK1_DATA": str(other)}, capture_output=True, text=True, timeout=120)
+    assert process.stderr.count("train: error: ") == 1, process.stderr[-3000:]
+    assert f"train: error: --data {data}: rank 1 (host " in process.stderr
+    assert "sees other data than rank 0 (host " in process.stderr
+    assert "): 24 images in train/, rank 0 has 16; every node must see the same --data folder" in process.stderr
+    assert process.returncode != 0 and "exitcode  : 2" in process.stderr and "exitcode  : 1" not in process.stderr
+    assert not (tmp_path / "out" / "last.pth").exists()

@@ -1177,3 +1177,42 @@ def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tm
                         "into another --out, with a lower --lr or --grad-clip\n")
     assert main(args + ["--resume"]) == 2  # as it says: the checkpoint's weights meet the same loss
     assert capsys.readouterr().err.endswith(err)
+
+
+def test_ranks_data_and_resume_differences_are_named_and_alike_ranks_pass():
+    """What ``Trainer._check_ranks_agree`` tells of a rank whose data or checkpoint differ from rank 0's (a node
+    with its own copy of --data or --out): before, other class names trained silently under other labels, and a rank
+    that found no checkpoint trained from scratch beside ranks that resumed."""
+    from neurozoo.convrnn.training.engine import data_difference, resume_difference
+
+    split = {"images": 16, "files_sha256": "a"}
+    first = {"classes": ["n01", "n02"], "train": split, "val": {"images": 4, "files_sha256": "b"}}
+    assert data_difference(first, dict(first)) is None
+    assert data_difference(first, {**first, "classes": ["n01", "n03"]}) == "class 1 is 'n03', rank 0's is 'n02'"
+    assert data_difference(first, {**first, "classes": ["n01"]}) == "1 class folders in train/, rank 0 has 2"
+    assert data_difference(first, {**first, "train": {"images": 24, "files_sha256": "c"}}) == \
+        "24 images in train/, rank 0 has 16"
+    assert data_difference(first, {**first, "train": {"images": 16, "files_sha256": "c"}}) == \
+        "the file names of its 16 images in train/ differ from rank 0's (sha256 of the list)"
+    assert data_difference(first, {**first, "val": None}) == "val/ is absent there, present on rank 0"
+
+    resumed = {"checkpoint": "runs/train/last.pth", "position": "step 3 (1 of 2 batches of epoch 2)"}
+    assert resume_difference(resumed, {**resumed, "checkpoint": "/node1/runs/train/last.pth"}) is None
+    assert resume_difference(resumed, {"checkpoint": None, "position": None}) == \
+        "it found no checkpoint and starts afresh, rank 0 resumes runs/train/last.pth at step 3 (1 of 2 batches of epoch 2)"
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, None), ({"WORLD_SIZE": "1"}, None),
+    ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}, None),
+    ({"WORLD_SIZE": "2", "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}, "WORLD_SIZE=2 but RANK not set: launch with torchrun"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "WORLD_SIZE=2 but MASTER_ADDR, MASTER_PORT not set: launch with torchrun"),
+    ({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "node0", "MASTER_PORT": "29500"}, "RANK=2 with WORLD_SIZE=2: expected 0..1"),
+])
+def test_a_process_launched_without_torchrun_s_variables_is_told_which_are_missing(environ, expected):
+    """Before, a WORLD_SIZE without RANK made every process rank 0, and one without MASTER_ADDR failed in torch with
+    a traceback."""
+    from neurozoo.convrnn.training.distributed import launch_problem
+
+    problem = launch_problem(environ)
+    assert problem is None if expected is None else problem.startswith(expected)

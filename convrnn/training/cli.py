@@ -86,7 +86,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import DataErrorMidRun, train
+    from neurozoo.convrnn.training.engine import DataErrorMidRun, RanksDisagree, train
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
 
@@ -111,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
         how = ("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh into another "
                "--out, with a lower --lr or --grad-clip")
         raise UserFacingError(f"{error}; {what_was_kept(Path(args.out), how=how)}") from None
+    except RanksDisagree:  # raised on every rank at once: rank 0 says it
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 2
+        raise
     # drawn also when a resumed run had no epoch left: a run killed before its curve gets it here
     if int(os.environ.get("RANK", "0")) == 0:
         from neurozoo.convrnn.training import curve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -51,7 +51,30 @@ def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch
     return device
 
 
+#: what a process of a multi-process run needs besides WORLD_SIZE (torchrun sets them all)
+LAUNCH_VARIABLES = ("RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launch_problem(environ) -> Optional[str]:
+    """What keeps a process whose environment sets WORLD_SIZE > 1 from joining its run, in words; None if nothing.
+    Without RANK every process took rank 0; without MASTER_ADDR or MASTER_PORT torch failed with a traceback."""
+    world_size = int(environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return None
+    missing = [name for name in LAUNCH_VARIABLES if not environ.get(name)]
+    if missing:
+        return (f"WORLD_SIZE={world_size} but {', '.join(missing)} not set: launch with torchrun (it sets RANK, "
+                f"LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT for every process), or set them on each process")
+    rank = int(environ["RANK"])
+    if not 0 <= rank < world_size:
+        return f"RANK={rank} with WORLD_SIZE={world_size}: expected 0..{world_size - 1}"
+    return None
+
+
 def init_distributed(device: str = "auto") -> DistInfo:
+    problem = launch_problem(os.environ)
+    if problem:
+        raise UserFacingError(problem)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

@@ -18,6 +18,7 @@ import json
 import math
 import os
 import random
+import socket
 import sys
 import time
 import warnings
@@ -243,12 +244,52 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
 
 
-def class_difference(saved: List[str], current: List[str]) -> str:
-    """Where two class lists (sorted WNID folders) first differ, in words."""
+def class_difference(saved: List[str], current: List[str], other: str = "the checkpoint") -> str:
+    """Where two class lists (sorted WNID folders) first differ, in words: ``current``'s against ``other``'s."""
     if len(saved) != len(current):
-        return f"{len(current)} class folders in train/, the checkpoint has {len(saved)}"
+        return f"{len(current)} class folders in train/, {other} has {len(saved)}"
     index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
-    return f"class {index} is {current[index]!r}, the checkpoint's is {saved[index]!r}"
+    return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
+
+
+class RanksDisagree(UserFacingError):
+    """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
+    ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
+
+
+def data_view(split) -> Optional[Dict[str, Any]]:
+    """What every rank must see alike of a split: its image count and file list checksum (``file_list_sha256``)."""
+    return None if split is None else {"images": len(split), "files_sha256": file_list_sha256(split)}
+
+
+def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
+    """How ``other`` rank's data (``Trainer._data_view``) differs from rank 0's (``first``), in words; None if alike."""
+    if first["classes"] != other["classes"]:
+        return class_difference(first["classes"], other["classes"], other="rank 0")
+    for split in ("train", "val"):
+        mine, theirs = other[split], first[split]
+        if mine == theirs:
+            continue
+        if mine is None or theirs is None:
+            here, there = ("absent", "present") if mine is None else ("present", "absent")
+            return f"{split}/ is {here} there, {there} on rank 0"
+        if mine["images"] != theirs["images"]:
+            return f"{mine['images']} images in {split}/, rank 0 has {theirs['images']}"
+        return f"the file names of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of the list)"
+    return None
+
+
+def resume_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
+    """How ``other`` rank's starting point (``Trainer._resume_view``) differs from rank 0's (``first``); None if alike."""
+    if first["position"] == other["position"]:
+        return None
+
+    def start(view: Dict[str, Any], who: str) -> str:
+        if view["checkpoint"] is None:
+            return f"{who} found no checkpoint and starts afresh"
+        return f"{who} resumes {view['checkpoint']} at {view['position']}"
+
+    return f"{start(other, 'it')}, {start(first, 'rank 0')}"
 
 
 #: GraphSpec fields that name or describe a graph without changing it: a spec file whose description was edited
@@ -359,6 +400,9 @@ class Trainer:
         self._stop_flag = torch.zeros(1, dtype=torch.int64, device=self.device)
 
         self._build_data()
+        self.data_views = self._data_view()
+        self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
+                                "a shared file system or identical copies")
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
@@ -404,6 +448,8 @@ class Trainer:
             self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
+        self._check_ranks_agree(self._resume_view(resume), resume_difference, f"--out {self.out}",
+                                "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
         self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
         if resume is not None:
             self.log.truncate_after(self.global_step, self.epoch)
@@ -459,6 +505,32 @@ class Trainer:
                                          pin_memory=pin, generator=torch.Generator().manual_seed(c.seed),
                                          worker_init_fn=functools.partial(sigterm_from, os.getpid()))
 
+    def _data_view(self) -> Dict[str, Any]:
+        return {"classes": self.classes, "train": data_view(self.train_set), "val": data_view(self.val_set)}
+
+    def _resume_view(self, resume: Optional[Path]) -> Dict[str, Any]:
+        position = {"epoch": self.epoch, "epoch_steps": self.epoch_steps, "global_step": self.global_step,
+                    "steps_per_epoch": self.steps_per_epoch}
+        return {"checkpoint": str(resume) if resume is not None else None,
+                "position": checkpoint_position(position) if resume is not None else None}
+
+    def _check_ranks_agree(self, view: Dict[str, Any], difference, where: str, sees: str, how: str) -> None:
+        """Every rank's ``view`` against rank 0's (``difference(rank 0's, other) -> words or None``); ``where``,
+        ``sees`` and ``how`` word the refusal. Each rank reads ``--data`` and ``--out`` itself: on nodes with their own copies,
+        another class list trained each class under other labels without a word, and another image count gave another
+        number of steps per epoch, so the ranks waited for each other's all-reduces for ever (a hang); a rank that
+        found no checkpoint to resume trained from scratch beside ranks that resumed. All ranks raise together, so
+        none waits for another."""
+        if not self.dist.distributed:
+            return
+        views = all_gather_objects({"host": socket.gethostname(), "view": view})
+        for rank, other in enumerate(views[1:], start=1):
+            words = difference(views[0]["view"], other["view"])
+            if words is not None:
+                raise RanksDisagree(f"{where}: rank {rank} (host {other['host']}) {sees} than rank 0 (host "
+                                    f"{views[0]['host']}): {words}; every node must see the same {where.split()[0]} "
+                                    f"folder ({how})")
+
     def _create_model(self) -> nn.Module:
         from neurozoo import convrnn
 
@@ -499,9 +571,9 @@ class Trainer:
             "world_size": self.dist.world_size,
             "num_classes": len(self.classes),
             "train_images": len(self.train_set),
-            "train_files_sha256": file_list_sha256(self.train_set),
+            "train_files_sha256": self.data_views["train"]["files_sha256"],
             "val_images": len(self.val_set) if self.val_set is not None else 0,
-            "val_files_sha256": file_list_sha256(self.val_set) if self.val_set is not None else None,
+            "val_files_sha256": (self.data_views["val"] or {}).get("files_sha256"),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
             # unrecorded once the file was edited or moved

@@ -1158,6 +1158,29 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
 
 
+def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data, tmp_path, capsys, monkeypatch):
+    """The non-finite loss was checked by each rank alone: the rank whose batch gave inf raised, and the others failed
+    in backward()'s gradient all-reduce (a gloo traceback; NCCL waits there). Rank 0 of two is played here: rank 1's loss
+    is nan at step 0 (the reductions are faked, as a peer would answer them), and rank 0 stops there, naming it."""
+    from neurozoo.convrnn.training import engine
+    from neurozoo.leaderboard.cli import main
+
+    asked = []
+
+    def max_over_ranks(value, buffer):  # the stop point's, then the loss check's: rank 1 reports a non-finite loss
+        asked.append(value)
+        return 1 if len(asked) == 2 else value
+
+    monkeypatch.setattr(engine, "max_over_ranks", max_over_ranks)
+    monkeypatch.setattr(engine, "all_gather_objects", lambda obj: [obj, float("nan")] if isinstance(obj, float) else [obj])
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--quiet", *(f"--set={key}={value}" for key, value in TINY.items())]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo train: error: loss is nan at step 0 on rank 1; lower --lr; "), err
+    assert asked == [0, 0] and not (tmp_path / "last.pth").exists()
+
+
 def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tmp_path, capsys):
     """A non-finite loss ended zoo train with a traceback (FloatingPointError, exit 1), without a word of the
     checkpoint kept; the interrupt's advice (rerun the same command with --resume) would diverge there again."""

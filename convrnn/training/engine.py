@@ -813,8 +813,13 @@ class Trainer:
             with self._autocast():
                 output = self.train_model(images)
             loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower --lr")
+            # decided by all ranks together: a rank that raised alone left the others in backward()'s gradient
+            # all-reduce (gloo: a traceback; NCCL: waiting until torchrun killed them)
+            if max_over_ranks(int(not torch.isfinite(loss)), self._stop_flag):
+                losses = all_gather_objects(loss.item())
+                rank, value = next((r, v) for r, v in enumerate(losses) if not math.isfinite(v))
+                on = f" on rank {rank}" if len(losses) > 1 else ""
+                raise FloatingPointError(f"loss is {value} at step {self.global_step}{on}; lower --lr")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:

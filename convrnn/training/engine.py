@@ -742,7 +742,9 @@ class Trainer:
                 output = self.train_model(images)
             loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step}; lower --lr")
+                # what to lower (zoo train's --lr, a search space's train.lr) is said by the caller
+                raise FloatingPointError(f"loss is {loss.item()} at step {self.global_step} (learning rate "
+                                         f"{self.optimizer.param_groups[0]['lr']:g})")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neurozoo.convrnn.cells import ResidualAdd, create_cell, variance_scaling_
-from neurozoo.convrnn.spec import GraphSpec, LayerSpec
+from neurozoo.convrnn.spec import GraphSpec, LayerSpec, check_decoder_window
 from neurozoo.datasets.errors import SpecError
 
 #: ImageNet normalisation (the original's run_model.py normalize_ims, lines 8-21; mean and std lines 18-19).
@@ -513,8 +513,8 @@ class ConvRNN(nn.Module):
         last step's logits); "max_conf" / "thresh" read steps [decoder_start, T)."""
         if self.spec.decoder == "last":
             return None
-        start = self.spec.decoder_start if self.spec.decoder_start is not None else len(self.layer_names) + 1
-        start = min(start, logits.shape[0] - 1)
+        check_decoder_window(self.spec, logits.shape[0], f"model {self.spec.name!r}")
+        start = self.spec.decoder_first_step
         if self.spec.decoder == "max_conf":
             return max_confidence_decoder(logits, start, beta=self.softmax_beta)
         return threshold_decoder(logits, start)

@@ -162,6 +162,11 @@ class GraphSpec:
                 return layer
         raise SpecError(f"spec {self.name!r}: no layer named {name!r} (layers: {', '.join(self.layer_names)})")
 
+    @property
+    def decoder_first_step(self) -> int:
+        """The first step a "max_conf" / "thresh" decoder reads (models/model_func.py line 197)."""
+        return self.decoder_start if self.decoder_start is not None else len(self.layers) + 1
+
     def index(self, name: str) -> int:
         """Position of a layer in the chain, counting from 1 (the image is position 0)."""
         return self.layer_names.index(name) + 1
@@ -200,6 +205,8 @@ class GraphSpec:
                 f"{where}: need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps!r}, "
                 f"image_steps={self.image_steps!r}"
             )
+        if self.decoder != "last":
+            check_decoder_window(self, self.n_steps, where)
         previous = self.input_channels
         for i, layer in enumerate(self.layers):
             lw = f"{where}: layer {layer.name!r}"
@@ -443,3 +450,12 @@ def load_spec(source) -> GraphSpec:
 
 def feedback_edges(pairs: Sequence[Sequence[str]]) -> List[Dict[str, Any]]:
     return [{"source": s, "target": t} for s, t in pairs]
+
+
+def check_decoder_window(spec: GraphSpec, n_steps: int, where: str) -> None:
+    """The original reads steps range(decoder_start, n_steps) (models/model_func.py lines 196-205) and stacks them
+    (utils/decoders.py temporal_decoder, tf.stack): an empty window crashes there, so it is refused here."""
+    first = spec.decoder_first_step
+    if first >= n_steps:
+        raise SpecError(f"{where}: the {spec.decoder!r} decoder reads steps {first} (its first step) to n_steps - 1, "
+                        f"and n_steps={n_steps} leaves none; need n_steps > {first} (or decoder_start < {n_steps})")

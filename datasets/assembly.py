@@ -116,6 +116,13 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
             _fail(source, f"coordinate 'stimulus_id' is empty at {len(empty)} presentation(s), e.g. index "
                           f"{empty[:3].tolist()}; expected an id for every presentation")
+    if "repetition" in assembly.coords and assembly["repetition"].dtype.kind == "f":
+        missing = np.flatnonzero(~np.isfinite(np.asarray(assembly["repetition"].values).ravel()))
+        if len(missing):  # NaN keys compare equal in the duplicate check below, which then named ('1', nan)
+            ids = (f" (stimulus_id {np.asarray(assembly['stimulus_id'].values)[missing[:3]].tolist()})"
+                   if "stimulus_id" in assembly.coords else "")
+            _fail(source, f"coordinate 'repetition' is NaN or infinite at {len(missing)} presentation(s), e.g. index "
+                          f"{missing[:3].tolist()}{ids}; expected a trial number for every presentation")
     if "stimulus_id" in assembly.coords and "repetition" in assembly.coords:
         keys = pd.MultiIndex.from_arrays([np.asarray(assembly["stimulus_id"].values),
                                           np.asarray(assembly["repetition"].values)])

@@ -68,7 +68,7 @@ def mismatch(expected: dict, state: dict) -> str:
 
     parts = ([f"missing {some(missing)}"] if missing else []) + ([f"unexpected {some(unexpected)}"] if unexpected else [])
     if resized:
-        key = resized[0]
+        key, more = resized[0], len(resized) - 1
         parts.append(f"{key} has shape {tuple(state[key].shape)}, the model's is {tuple(expected[key].shape)}"
-                     + (f" ({len(resized) - 1} more shapes differ)" if len(resized) > 1 else ""))
+                     + (f" ({more} more {'shapes differ' if more > 1 else 'shape differs'})" if more else ""))
     return "; ".join(parts)

@@ -11,30 +11,54 @@ from matplotlib.figure import Figure
 
 from neurozoo.datasets.cell_names import cell_name
 
+#: rows drawn at most (each is 2.6 inches: 220 cells made a 68,725 px tall image after two minutes of drawing);
+#: every cell's numbers are in reduction.json
+MAX_FIGURE_CELLS = 10
+#: the left panels' curves; the units' colours leave them out
+REDUCED_COLOUR, KEPT_COLOUR = "C0", "C3"
+UNIT_COLOURS = ("C1", "C2", "C4", "C5", "C6", "C7", "C8", "C9")
+
+
+def unit_colour(unit: int) -> str:
+    """A unit has its colour in every row (distinct for a layer of up to 8 units)."""
+    return UNIT_COLOURS[unit % len(UNIT_COLOURS)]
+
+
+def shown_cells_note(cells: List[Dict]) -> str:
+    """'' when every cell is drawn, else which are and where the rest are."""
+    if len(cells) <= MAX_FIGURE_CELLS:
+        return ""
+    shown = cells[:MAX_FIGURE_CELLS]
+    return (f"the first {len(shown)} of {len(cells)} cells shown ({cell_name(shown[0]['cell'])} to "
+            f"{cell_name(shown[-1]['cell'])}); every cell is in reduction.json, pick cells to draw with --cells")
+
 
 def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]], frame_s: float = 0.01,
                      title: str = "") -> Figure:
     """``cells``: the command's per-cell records (``k``, ``correlation``, ``variance_explained``,
     ``contribution_correlation``, ``contribution_variance_explained``); ``traces[cell]``: ``units`` (the kept units
     at the largest k, most important first), ``contributions`` ``(windows, units)`` and ``response`` ``(windows,)``
-    (``F(x) - F(baseline)``, what the contributions of all units add up to) and ``start`` (the first window's frame)."""
+    (``F(x) - F(baseline)``, what the contributions of all units add up to) and ``start`` (the first window's frame).
+    Draws the first :data:`MAX_FIGURE_CELLS` cells and says so in the title when there are more."""
+    title = "\n".join(filter(None, (title, shown_cells_note(cells))))
+    cells = cells[:MAX_FIGURE_CELLS]
     figure = Figure(figsize=(11, 2.6 * len(cells) + 0.6), layout="constrained")
     axes = np.atleast_2d(figure.subplots(len(cells), 2, gridspec_kw={"width_ratios": [1, 2.2]}, squeeze=False))
     for (k_axis, time_axis), row in zip(axes, cells):
         cell = row["cell"]
         k = row["k"]
-        k_axis.plot(k, row["correlation"], "o-", color="C0", label="reduced model r")
-        k_axis.plot(k, row["variance_explained"], "s--", color="C0", alpha=0.6, label="reduced model VE")
-        k_axis.plot(k, row["contribution_correlation"], "o-", color="C3", label="kept contributions r")
-        k_axis.plot(k, row["contribution_variance_explained"], "s--", color="C3", alpha=0.6,
+        k_axis.plot(k, row["correlation"], "o-", color=REDUCED_COLOUR, label="reduced model r")
+        k_axis.plot(k, row["variance_explained"], "s--", color=REDUCED_COLOUR, alpha=0.6, label="reduced model VE")
+        k_axis.plot(k, row["contribution_correlation"], "o-", color=KEPT_COLOUR, label="kept contributions r")
+        k_axis.plot(k, row["contribution_variance_explained"], "s--", color=KEPT_COLOUR, alpha=0.6,
                     label="kept contributions VE")
         k_axis.axhline(1.0, color="0.7", lw=0.8)
         k_axis.set(xlabel="kept units k", ylabel="vs full model", title=f"{cell_name(cell)}", xticks=list(k))
         trace = traces[cell]
         seconds = (trace["start"] + np.arange(len(trace["response"]))) * frame_s
         time_axis.plot(seconds, trace["response"], color="k", lw=1.2, label="full model - baseline")
-        for j, unit in enumerate(trace["units"]):  # a unit has its colour in every row
-            time_axis.plot(seconds, trace["contributions"][:, j], lw=0.9, color=f"C{unit % 10}", label=f"unit {unit}")
+        for j, unit in enumerate(trace["units"]):
+            time_axis.plot(seconds, trace["contributions"][:, j], lw=0.9, color=unit_colour(unit), label=f"unit {unit}")
         time_axis.axhline(0.0, color="0.7", lw=0.8)
         time_axis.set(xlabel="time in the held-out stimulus (s, window end)", ylabel="contribution (rate)",
                       title=f"{cell_name(cell)}: top {max(k)} units' contributions (integrated gradients)")

@@ -132,7 +132,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.retina.cli import resolve_data
     from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
     from neurozoo.retina.reduction import VARIANCE_EXPLAINED_VERSION, reduction_report
-    from neurozoo.retina.reduction_figure import plot_reduction
+    from neurozoo.retina.reduction_figure import MAX_FIGURE_CELLS, plot_reduction, shown_cells_note
 
     check_model(args)  # before a fit of minutes
     args.k = sorted(args.k)  # the figure's axis
@@ -187,7 +187,8 @@ def run_probe_reduction(args) -> int:
     data = {"path": str(path), "sha256": data_sha256 or sha256_file(path), "split": "test", "start": args.start,
             "frames": frames}
     json_path = write_json(args.out / "reduction.json", {"model": args.model, "settings": settings, "data": data,
-                                                         "cells": rows, "provenance": info, "figure": str(figure)})
+                                                         "cells": rows, "provenance": info, "figure": str(figure),
+                                                         "figure_cells": [row["name"] for row in rows[:MAX_FIGURE_CELLS]]})
     print(f"{args.model}: layer {args.layer} units ranked by integrated gradients ({args.steps} steps, {args.rule}, "
           f"{args.site}) over {frames} windows of {path.name}; reduced models ({args.fill} fill) vs the full model")
     for row in rows:
@@ -197,5 +198,6 @@ def run_probe_reduction(args) -> int:
             print(f"    k={n} {str(row['kept_units'][i]):<24} r {row['correlation'][i]:6.3f}  VE "
                   f"{row['variance_explained'][i]:7.3f}   contributions r {row['contribution_correlation'][i]:6.3f}  "
                   f"VE {row['contribution_variance_explained'][i]:7.3f}")
-    print(f"wrote {Path(figure).resolve()} and {Path(json_path).resolve()}")
+    note = shown_cells_note(rows)
+    print(f"wrote {Path(figure).resolve()}{f' ({note})' if note else ''} and {Path(json_path).resolve()}")
     return 0

@@ -1,4 +1,5 @@
 """NeuroidAssembly / StimulusSet formats: Brain-Score's netCDF layout, validation on load, content hashes."""
+import re
 from pathlib import Path
 
 import netCDF4
@@ -279,6 +280,19 @@ def test_duplicates_are_refused():
         validate_assembly(assembly.assign_coords(neuroid_id=("neuroid", ["n0", "n0", "n0", "n2"])))
     with pytest.raises(DataError, match=r"presentations \(stimulus_id, repetition\) repeat"):
         validate_assembly(assembly.assign_coords(repetition=("presentation", np.zeros(15, int))))
+
+
+
+def test_a_nan_repetition_is_named_not_reported_as_a_repeated_presentation():
+    """Two NaN repetitions of one stimulus were refused as "(stimulus_id, repetition) repeat, e.g. ('im001', nan)";
+    one NaN passed."""
+    repetition = np.repeat(np.arange(3.0), 5)
+    for index, count in (([6], 1), ([1, 6], 2)):
+        repetition[index] = np.nan
+        message = (f"cells.nc: coordinate 'repetition' is NaN or infinite at {count} presentation(s), e.g. index "
+                   f"{index} (stimulus_id {['im001'] * count}); expected a trial number for every presentation")
+        with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+            validate_assembly(_assembly().assign_coords(repetition=("presentation", repetition)), "cells.nc")
 
 
 def _images(folder, n, seed=0):

@@ -474,6 +474,21 @@ def test_released_decoders():
     assert (t22.n_steps, t22.image_steps, t22.decoder) == (22, 22, "max_conf")
 
 
+@pytest.mark.parametrize("name,decoder", [("rgc_intermediate_tmaxconf", "max_conf"),
+                                          ("rgc_intermediate_dthresh", "thresh")])
+def test_a_decoder_window_without_steps_is_refused_as_the_original_crashes(name, decoder):
+    """model_func.py reads range(decoder_start, times) (lines 196-205) and tf.stack fails on the empty list
+    (decoders.py temporal_decoder): n_steps <= 11 is refused, not answered from an image-blind step."""
+    with pytest.raises(SpecError, match=rf"{name}.*'{decoder}' decoder reads steps 11 .*n_steps=8 leaves none"):
+        tiny(name, n_steps=8, image_steps=8)
+    model = tiny(name, n_steps=12)  # one step in the window: that step's logits
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, SIZE, SIZE))
+        assert torch.equal(out.final_logits, out.logits[11])
+        with pytest.raises(SpecError, match=rf"model '{name}'.*n_steps=11 leaves none"):
+            model(torch.randn(2, 3, SIZE, SIZE), n_steps=11)
+
+
 def test_timm_backbone_variant_runs_and_has_cells_in_stages():
     model = convrnn.create_model("rgc_resnet18", num_classes=7).eval()
     assert [l.name for l in model.spec.layers if l.cell] == ["layer2", "layer3", "layer4"]

@@ -55,6 +55,7 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
     assert record["data"]["sha256"] == sha256_file(data) and record["data"]["frames"] == 50
     assert record["provenance"]["checkpoint_sha256"] == sha256_file(folder / "model.pt")
     assert record["provenance"]["code_version"] and record["settings"]["k"] == [1, 2, 8]
+    assert record["figure_cells"] == ["cell01", "cell04"]
 
     movie = torch.as_tensor(read_experiment(data, "test").stimulus[10:10 + 50 + 39])
     model = _pathway_model()
@@ -186,3 +187,23 @@ def test_the_figure_has_a_row_per_cell_and_its_texts_and_legends_clear_of_each_o
     assert [axis.get_title() for axis in figure.axes[::2]] == ["cell01", "cell05", "cell12"]
     assert list(figure.axes[1].get_lines()[0].get_xdata()[:2]) == [0.39, 0.4]  # seconds: the first window's end
     assert overlapping_texts(figure) == [] and legends_clear_of_axes(figure)
+
+
+def test_a_recording_of_many_cells_draws_the_first_ten_and_says_where_the_rest_are():
+    """220 cells once gave a 68,725 px tall figure; the rows are bounded, the title names the cells shown, and no
+    unit shares a colour with the left panels' curves."""
+    from neurozoo.retina.reduction_figure import reduction_figure
+
+    rng = np.random.default_rng(0)
+    cells = [{"cell": c, "k": [1, 8], "correlation": [0.5, 1.0], "variance_explained": [0.2, 1.0],
+              "contribution_correlation": [0.6, 1.0], "contribution_variance_explained": [0.3, 1.0]} for c in range(30)]
+    traces = {c: {"units": list(range(8)), "start": 39, "contributions": rng.normal(size=(20, 8)),
+                  "response": rng.normal(size=20)} for c in range(30)}
+    figure = reduction_figure(cells, traces, title="bncnn")
+    assert len(figure.axes) == 20 and figure.get_size_inches()[1] == pytest.approx(2.6 * 10 + 0.6)
+    assert figure.get_suptitle() == ("bncnn\nthe first 10 of 30 cells shown (cell01 to cell10); every cell is in "
+                                     "reduction.json, pick cells to draw with --cells")
+    left = {line.get_color() for line in figure.axes[0].get_lines()[:4]}
+    units = [line.get_color() for line in figure.axes[1].get_lines()[1:9]]  # after the full response
+    assert len(left) == 2 and len(set(units)) == 8 and not left & set(units)
+

@@ -587,7 +587,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
             progress=False)
     assert str(refused.value) == (
         f"{tmp_path / 'checkpoint.pt'}: weights of another LN (filter.spatial has shape (1, 2500), the model's is "
-        "(2, 2500) (1 more shapes differ)); use another output folder or start afresh (resume=False / --no-resume)")
+        "(2, 2500) (1 more shape differs)); use another output folder or start afresh (resume=False / --no-resume)")
 
 
 @pytest.mark.parametrize("protocol, named", [(FIT_PROTOCOL - 1, str(FIT_PROTOCOL - 1)),

@@ -1148,22 +1148,34 @@ def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):
     assert error.splitlines()[-1] == "RuntimeError: planted bug"
 
 
-def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys):
+@pytest.mark.parametrize("searches_lr", [False, True])
+def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from_it(tiny, tmp_path, capsys,
+                                                                                     searches_lr):
     """A trial whose loss went non-finite (the trainer's FloatingPointError) ended FAIL, which TPE ignores: the
     sampler never learnt that the region diverges. It ends PRUNED now (TPE ranks it below every completed trial),
-    marked ``diverged`` with the epoch, and shown so in the summary and the history figure."""
+    marked ``diverged`` with the epoch, and shown so in the summary and the history figure. Its advice is what
+    applies: --lr is refused where the space searches train.lr (it said "lower --lr" there too)."""
     from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
-    argv = search_argv(tiny, out, 1, "--export", "0", "--lr", "1e6")  # SGD at lr 1e6: the loss is NaN at once
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    if searches_lr:  # SGD at lr 1e6: the loss is NaN at once
+        (tmp_path / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
+        (tmp_path / "lr_space.yaml").write_text(yaml.safe_dump(dict(TINY_SPACE, train={"lr": {"choice": [1e6]}})))
+        argv[argv.index("--space") + 1] = str(tmp_path / "lr_space.yaml")
+        advice = "space 'tiny' searches train.lr: narrow its range in a copy of the space (--space)"
+    else:
+        argv += ["--lr", "1e6"]
+        advice = "lower --lr"
     argv.remove("--quiet")
     assert main(["search", *argv]) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["diverged"]["epoch"] == 1
-    assert re.search(r"loss is (nan|inf)", trial.user_attrs["diverged"]["error"])  # which one depends on the kernels
+    error = trial.user_attrs["diverged"]["error"]  # nan or inf: that depends on the kernels
+    assert re.fullmatch(r"loss is (nan|inf) at step \d \(learning rate \d+\); " + re.escape(advice), error), error
     text = capsys.readouterr().out
-    assert re.search(r"trial 0 epoch 1/1: diverged \(loss is (nan|inf)", text)
+    assert f"trial 0 epoch 1/1: diverged ({error}); pruned" in text
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
     assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -65,6 +65,12 @@ class Objective:
             trial.set_user_attr("interrupted", str(error) or "KeyboardInterrupt")  # e.g. "signal 15"
             raise
 
+    def divergence_advice(self) -> str:
+        """What lowers a diverging trial's learning rate: --lr is refused where the space searches train.lr."""
+        if "lr" in self.space.train:
+            return f"space {self.space.name!r} searches train.lr: narrow its range in a copy of the space (--space)"
+        return "lower --lr"
+
     def _run(self, trial: optuna.Trial) -> float:
         from neurozoo.convrnn.training.engine import TrainConfig, Trainer
         from neurozoo.datasets.errors import DataError
@@ -116,7 +122,8 @@ class Objective:
                     raise DataError(f"{message}; the study stops at trial {trial.number} (marked failed): repair "
                                     "or remove the file, then rerun to continue the study") from None
                 except FloatingPointError as error:  # the trainer's non-finite loss: see the module docstring
-                    trial.set_user_attr("diverged", {"epoch": epoch + 1, "error": str(error)})
+                    error = f"{error}; {self.divergence_advice()}"
+                    trial.set_user_attr("diverged", {"epoch": epoch + 1, "error": error})
                     if s.progress:
                         print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: diverged ({error}); pruned",
                               flush=True)

@@ -814,12 +814,14 @@ class Trainer:
                 output = self.train_model(images)
             loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
             # decided by all ranks together: a rank that raised alone left the others in backward()'s gradient
-            # all-reduce (gloo: a traceback; NCCL: waiting until torchrun killed them)
+            # all-reduce (gloo: a traceback; NCCL: waiting until torchrun killed them); what to lower (zoo train's
+            # --lr, a search space's train.lr) is said by the caller
             if max_over_ranks(int(not torch.isfinite(loss)), self._stop_flag):
                 losses = all_gather_objects(loss.item())
                 rank, value = next((r, v) for r, v in enumerate(losses) if not math.isfinite(v))
                 on = f" on rank {rank}" if len(losses) > 1 else ""
-                raise FloatingPointError(f"loss is {value} at step {self.global_step}{on}; lower --lr")
+                raise FloatingPointError(f"loss is {value} at step {self.global_step}{on} (learning rate "
+                                         f"{self.optimizer.param_groups[0]['lr']:g})")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:

@@ -18,7 +18,7 @@ def spec_path_hint(name: str) -> str:
 def refuse_another_graph(model, saved, where: str, name: str, overrides) -> None:
     """A ``zoo train`` checkpoint whose weights fit ``model`` but that was trained as another graph (a spec file, a
     search trial) is refused, naming the first difference."""
-    from neurozoo.convrnn.training.checkpoint import trained_graph_difference
+    from neurozoo.convrnn import trained_graph_difference
     from neurozoo.datasets.errors import UserFacingError
 
     difference = trained_graph_difference(model, saved, overrides)

@@ -10,5 +10,6 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "neurozoo.convrnn.network": ["ConvRNN", "UnrollOutput", "max_confidence_decoder"],
     "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "load_spec"],
     # a zoo train checkpoint's model is built with its settings and data's classes (zoo score, zoo run, BrainModel)
-    "neurozoo.convrnn.training.checkpoint": ["with_trained_settings"],
+    # and refused where it was trained as another graph than the name builds
+    "neurozoo.convrnn.training.checkpoint": ["trained_graph_difference", "with_trained_settings"],
 })

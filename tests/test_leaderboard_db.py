@@ -707,3 +707,45 @@ def test_a_worker_whose_lease_was_taken_over_says_so_and_does_not_count_a_failur
     assert capsys.readouterr().out == (f"job {job_id} (m on b): its lease expired while it was scored and worker "
                                        "other took it over; this worker's score was not stored\n")
     assert (db.job(job_id)["status"], db.job(job_id)["worker"]) == (RUNNING, "other")
+
+
+@pytest.mark.parametrize("failures, stored", [(3, True), (9, False)])
+def test_a_worker_tries_storing_a_score_again_while_the_database_is_down(db, monkeypatch, capsys, failures, stored):
+    """The database was still down when a score was ready: finish() raised, `zoo work` died and the computed score was
+    lost until the lease expired and the job was scored again. The worker now tries again with backoff for
+    ``store_retry_s`` seconds (saying so on stderr), then gives up and leaves the job to its lease."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from neurozoo.leaderboard import scorer
+
+    job_id = db.enqueue("m", "b", {})
+    finish, calls, waits = db.finish, [], []
+
+    def down_then_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OperationalError("finish", {}, Exception("server closed the connection unexpectedly"))
+        return finish(*args, **kwargs)
+
+    clock = [0.0]
+
+    def waited(seconds):  # passes at once, on the scorer's own clock
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(db, "finish", down_then_up)
+    monkeypatch.setattr(scorer, "time", SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: clock[0],
+                                                        sleep=waited))
+    if stored:
+        assert scorer.work(db, lambda job: (record(), None), progress=False, store_retry_s=60) == {"done": 1, "failed": 0}
+        assert db.job(job_id)["status"] == DONE and list(db.query()["value"]) == [0.5]
+    else:
+        with pytest.raises(OperationalError):
+            scorer.work(db, lambda job: (record(), None), progress=False, store_retry_s=60)
+        assert db.job(job_id)["status"] == RUNNING and db.query().empty
+    assert waits == ([1, 2, 4] if stored else [1, 2, 4, 8, 16, 16, 13])
+    err = capsys.readouterr().err
+    assert err.count("storing its score failed (") == len(waits) and "trying again in 2 s" in err
+    assert ("giving up" in err) == (not stored)

@@ -16,7 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
+from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
 class Heartbeat:
@@ -155,8 +155,10 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
         else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
             now_ = db.job(job["id"]) or {}
             by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
-            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its lease expired while it was scored "
-                      f"and {by}; this worker's score was not stored")
+            why = ("its submission was withdrawn while it was scored" if now_.get("status") == WITHDRAWN else
+                   f"its lease expired while it was scored and {by}")
+            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why}; this worker's score was not "
+                      "stored")
         bar.update()
     bar.close()
     return counts

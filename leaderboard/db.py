@@ -30,7 +30,9 @@ from neurozoo.datasets.errors import UserFacingError
 from neurozoo.leaderboard.submission import name_skeleton
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-STATUSES = (QUEUED, RUNNING, DONE, FAILED)
+# a withdrawn submission's status, and that of its jobs the withdrawal cancelled (queued or running then)
+WITHDRAWN = "withdrawn"
+STATUSES = (QUEUED, RUNNING, DONE, FAILED, WITHDRAWN)
 
 
 def now() -> datetime:
@@ -76,6 +78,11 @@ class SubmissionRow(Base):
     meta: Mapped[dict] = mapped_column(JSON)  # metadata.yaml as parsed
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # set while the operator has withdrawn it (LeaderboardDB.withdraw_submission): its scores leave the pages, its rows
+    # and files stay. withdrawals: every withdrawal and restoration, oldest first ({action, by, at, reason}). Both
+    # added to older databases when opened (LeaderboardDB._add_columns)
+    withdrawn_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    withdrawals: Mapped[Optional[list]] = mapped_column(JSON)
 
 
 class ModelNameRow(Base):
@@ -160,6 +167,12 @@ def _outdated(spec: Optional[dict], hidden_score_id: Optional[int], split_key: O
     return outdated_reason(spec, split_key)
 
 
+def _not_withdrawn():
+    """Where a job is not of a withdrawn submission: the jobs the pages show, rank and queue again."""
+    withdrawn = select(SubmissionRow.id).where(SubmissionRow.withdrawn_at.is_not(None))
+    return JobRow.submission_id.is_(None) | JobRow.submission_id.not_in(withdrawn)
+
+
 def _job_dict(row: JobRow) -> Dict[str, Any]:
     out = {c.name: getattr(row, c.name) for c in JobRow.__table__.columns}
     for key in ("lease_until", "heartbeat_at", "created_at", "updated_at"):
@@ -195,6 +208,7 @@ class LeaderboardDB(ResultsStore):
             "so the unique index uq_model_names_skeleton cannot be added; look-alikes are refused by a check only; set "
             "claimed_skeleton to NULL on all but the earliest of each and open the database again"))
         self._add_columns(JobRow, ["public_reason"])
+        self._add_columns(SubmissionRow, ["withdrawn_at", "withdrawals"])
 
     def _add_columns(self, table, names: List[str]) -> List[str]:
         """``create_all`` makes a new table whole but adds no column to an older database's table: each of ``names``
@@ -467,6 +481,7 @@ class LeaderboardDB(ResultsStore):
             if row is None:
                 return None
             out = {c.name: getattr(row, c.name) for c in SubmissionRow.__table__.columns}
+            out["withdrawn_at"], out["withdrawals"] = _aware(row.withdrawn_at), row.withdrawals or []
             out["user"] = session.scalars(select(UserRow.name).where(UserRow.id == row.user_id)).first()
             out["jobs"] = [_job_dict(j) for j in session.scalars(select(JobRow).where(JobRow.submission_id == row.id)
                                                                 .order_by(JobRow.id))]
@@ -480,10 +495,11 @@ class LeaderboardDB(ResultsStore):
         Built-in models have none."""
         with Session(self.engine) as session:
             chosen = {name: id_ for id_, name in session.execute(select(SubmissionRow.id, SubmissionRow.name)
+                                                                  .where(SubmissionRow.withdrawn_at.is_(None))
                                                                   .order_by(SubmissionRow.id))}
             chosen.update({model: id_ for model, id_ in session.execute(
                 select(JobRow.model, JobRow.submission_id)
-                .where(JobRow.status == DONE, JobRow.submission_id.is_not(None))
+                .where(JobRow.status == DONE, JobRow.submission_id.is_not(None), _not_withdrawn())
                 .order_by(JobRow.updated_at, JobRow.id))})
             metas = dict(session.execute(select(SubmissionRow.id, SubmissionRow.meta)
                                          .where(SubmissionRow.id.in_(list(chosen.values())))).all())
@@ -493,6 +509,53 @@ class LeaderboardDB(ResultsStore):
         with Session(self.engine) as session:
             ids = list(session.scalars(select(SubmissionRow.id).order_by(SubmissionRow.id)))
         return [self.submission(i) for i in ids]
+
+    def withdraw_submission(self, submission_id: int, reason: str, by: str) -> int:
+        """Take submission ``submission_id`` off the board: its scores and failures leave the ranking and the pages,
+        its queued and running jobs are cancelled (status ``withdrawn``; a worker still scoring one has its score
+        refused by :meth:`finish`), and who, when and why is recorded. Nothing is deleted, and its model name stays its
+        user's. Returns how many jobs were cancelled; :meth:`restore_submission` undoes it."""
+        if not reason or not reason.strip():
+            raise UserFacingError("--reason: say why the submission is withdrawn (it is recorded with it)")
+        with Session(self.engine) as session, session.begin():
+            self._begin_writing(session)
+            row = self._submission_row(session, submission_id)
+            if row.withdrawn_at is not None:
+                raise UserFacingError(f"submission {submission_id} ({row.name}) is already withdrawn "
+                                      f"({row.withdrawals[-1]['reason']})")
+            t = now()
+            cancelled = session.execute(update(JobRow).where(JobRow.submission_id == submission_id,
+                                                             JobRow.status.in_([QUEUED, RUNNING]))
+                                        .values(status=WITHDRAWN, worker=None, lease_until=None, updated_at=t)).rowcount
+            row.withdrawn_at, row.status = t, WITHDRAWN
+            row.withdrawals = [*(row.withdrawals or []), {"action": "withdraw", "by": by, "at": t.isoformat(),
+                                                          "reason": reason.strip()}]
+            return cancelled
+
+    def restore_submission(self, submission_id: int, by: str, reason: Optional[str] = None) -> int:
+        """Undo :meth:`withdraw_submission`: its scores are back on the board and the jobs it cancelled are queued
+        again (attempts not counted); recorded as the withdrawal was. Returns how many jobs were queued."""
+        with Session(self.engine) as session, session.begin():
+            self._begin_writing(session)
+            row = self._submission_row(session, submission_id)
+            if row.withdrawn_at is None:
+                raise UserFacingError(f"submission {submission_id} ({row.name}) is not withdrawn")
+            t = now()
+            queued = session.execute(update(JobRow).where(JobRow.submission_id == submission_id,
+                                                          JobRow.status == WITHDRAWN)
+                                     .values(status=QUEUED, attempts=0, updated_at=t)).rowcount
+            row.withdrawn_at = None
+            row.withdrawals = [*(row.withdrawals or []), {"action": "restore", "by": by, "at": t.isoformat(),
+                                                          "reason": (reason or "").strip() or None}]
+            session.flush()
+            self._update_submission(session, submission_id)
+            return queued
+
+    def _submission_row(self, session: Session, submission_id: int) -> SubmissionRow:
+        row = session.scalars(select(SubmissionRow).where(SubmissionRow.id == submission_id).with_for_update()).first()
+        if row is None:
+            raise UserFacingError(f"no submission {submission_id} in {self.shown_url}")
+        return row
 
     # ------------------------------------------------------------------------------------------------- jobs
     def _enqueue(self, session: Session, model: str, benchmark: str, spec: dict,
@@ -619,7 +682,7 @@ class LeaderboardDB(ResultsStore):
             return done
 
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
-        statement = update(JobRow).where(JobRow.status == FAILED)
+        statement = update(JobRow).where(JobRow.status == FAILED, _not_withdrawn())
         if ids is not None:
             statement = statement.where(JobRow.id.in_(list(ids)))
         with Session(self.engine) as session, session.begin():
@@ -631,8 +694,8 @@ class LeaderboardDB(ResultsStore):
             return count
 
     def _update_submission(self, session: Session, submission_id: Optional[int]) -> None:
-        if submission_id is None:
-            return
+        if submission_id is None or session.get(SubmissionRow, submission_id).withdrawn_at is not None:
+            return  # a withdrawn one says so until restored
         statuses = set(session.scalars(select(JobRow.status).where(JobRow.submission_id == submission_id)))
         status = (FAILED if FAILED in statuses and not statuses & {QUEUED, RUNNING}
                   else DONE if statuses == {DONE}
@@ -652,7 +715,7 @@ class LeaderboardDB(ResultsStore):
                                              later.benchmark == JobRow.benchmark, later.updated_at > JobRow.updated_at)
                       .exists())
         with Session(self.engine) as session:
-            rows = session.execute(select(*columns).where(JobRow.status == FAILED, ~superseded)
+            rows = session.execute(select(*columns).where(JobRow.status == FAILED, ~superseded, _not_withdrawn())
                                    .order_by(JobRow.id)).all()
         return [{**row._asdict(), "updated_at": _aware(row.updated_at)} for row in rows]
 
@@ -668,7 +731,9 @@ class LeaderboardDB(ResultsStore):
         with Session(self.engine) as session:
             count, latest = session.execute(select(func.count(JobRow.id), func.max(JobRow.updated_at))
                                             .where(JobRow.status.in_([DONE, FAILED]))).one()
-        return count, str(latest)
+            withdrawn, last = session.execute(select(func.count(SubmissionRow.withdrawn_at),
+                                                     func.max(SubmissionRow.withdrawn_at))).one()
+        return count, str(latest), withdrawn, str(last)
 
     def _done_jobs(self) -> tuple:
         """({(model, benchmark): newest current done job}, {(model, benchmark): newest outdated done job} for the keys
@@ -680,7 +745,8 @@ class LeaderboardDB(ResultsStore):
         with Session(self.engine) as session:
             rows = session.execute(select(JobRow.id, JobRow.model, JobRow.benchmark, JobRow.submission_id,
                                           JobRow.score_id, JobRow.hidden_score_id, JobRow.updated_at, JobRow.spec)
-                                   .where(JobRow.status == DONE).order_by(JobRow.updated_at, JobRow.id)).all()
+                                   .where(JobRow.status == DONE, _not_withdrawn())
+                                   .order_by(JobRow.updated_at, JobRow.id)).all()
         current, outdated, split_key = {}, {}, split_key_id() if rows else None
         for *job, spec in rows:
             reason = _outdated(spec, job[5], split_key)

@@ -73,9 +73,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_submit)
 
-    p = sub.add_parser("submission", help="status and public-split scores of a submission")
+    p = sub.add_parser("submission", help="status and public-split scores of a submission; withdraw or restore it")
     p.add_argument("id", type=int)
     p.add_argument("--db")
+    change = p.add_mutually_exclusive_group()
+    change.add_argument("--withdraw", action="store_true",
+                        help="take it off the board (its scores leave the pages, its queued and running jobs are "
+                             "cancelled; nothing is deleted); needs --reason")
+    change.add_argument("--restore", action="store_true", help="undo --withdraw: its scores are back, its cancelled "
+                                                               "jobs queued again")
+    p.add_argument("--reason", help="why (recorded with the withdrawal or restoration)")
+    p.add_argument("--by", help="who (recorded; default: the login name)")
     p.set_defaults(handler=_submission_status)
 
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
@@ -273,10 +281,12 @@ def _work(args) -> int:
     db = LeaderboardDB(args.db)
     for submission_id in args.retry_submission:
         row = db.submission(submission_id)
-        if row is None:
+        if row is None or row["withdrawn_at"] is not None:
             from neurozoo.datasets.errors import UserFacingError
 
-            raise UserFacingError(f"--retry-submission {submission_id}: no submission {submission_id} in {db.shown_url}")
+            raise UserFacingError(f"--retry-submission {submission_id}: " + (
+                f"no submission {submission_id} in {db.shown_url}" if row is None else
+                f"submission {submission_id} is withdrawn (zoo submission {submission_id} --restore first)"))
         count = db.requeue_failed([job["id"] for job in row["jobs"]])
         print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
               file=sys.stderr)
@@ -321,14 +331,25 @@ def _work(args) -> int:
 
 
 def _submission_status(args) -> int:
+    import getpass
+
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.db import LeaderboardDB
 
     db = LeaderboardDB(args.db)
+    if args.withdraw:
+        cancelled = db.withdraw_submission(args.id, args.reason, args.by or getpass.getuser())
+        print(f"submission {args.id}: withdrawn, {cancelled} queued or running job(s) cancelled")
+    elif args.restore:
+        queued = db.restore_submission(args.id, args.by or getpass.getuser(), args.reason)
+        print(f"submission {args.id}: restored, {queued} job(s) queued again")
     row = db.submission(args.id)
     if row is None:
         raise UserFacingError(f"no submission {args.id} in {db.shown_url}")
     print(f"submission {row['id']} {row['name']} ({row['sha256'][:12]}): {row['status']}")
+    for event in row["withdrawals"]:
+        why = f": {event['reason']}" if event["reason"] else ""
+        print(f"  {event['action']} by {event['by']} at {event['at']}{why}")
     for job in row["jobs"]:
         public = db.score_for_job(job) if job["status"] == "done" else None
         detail = f"public-split score {public.value:.4f}" if public is not None else (job["error"] or "")

@@ -8,6 +8,7 @@ jobs of dead processes on this host back at once, and jobs of other hosts come b
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -15,7 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.leaderboard.db import RUNNING, LeaderboardDB, now, worker_id
+from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
 class Heartbeat:
@@ -80,9 +81,41 @@ def public_reason(error: BaseException) -> str:
     return first if len(first) <= PUBLIC_REASON_CHARS else first[:PUBLIC_REASON_CHARS - 3] + "..."
 
 
+#: the first wait before storing a score again, and the longest one (doubled after each failed try)
+STORE_BACKOFF_S = (1.0, 16.0)
+
+
+def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden, retry_s: float, write) -> bool:
+    """:meth:`LeaderboardDB.finish`, tried again while the database is out of reach (a connection error), for
+    ``retry_s`` seconds at most with exponential backoff, each wait said by ``write`` (stderr): a database restarted
+    while a job was scored had cost the computed score until the lease expired and the job was scored again. After
+    ``retry_s`` the error is raised: the job stays ``running`` and comes back when its lease expires."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    deadline, wait = time.monotonic() + retry_s, STORE_BACKOFF_S[0]
+    while True:
+        try:
+            return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
+        except (OperationalError, InterfaceError) as error:
+            left = deadline - time.monotonic()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if left <= 0:
+                write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its score could not be stored within "
+                      f"{retry_s:g} s ({first}); giving up, the job is scored again once its lease expires")
+                raise
+            wait = min(wait, left)
+            write(f"job {job['id']} ({job['model']} on {job['benchmark']}): storing its score failed ({first}); "
+                  f"trying again in {wait:g} s")
+            time.sleep(wait)
+            wait = min(wait * 2, STORE_BACKOFF_S[1])
+
+
 def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterable[int]] = None,
-         lease_s: float = 60.0, max_attempts: int = 3, progress: bool = True, worker: Optional[str] = None) -> Dict[str, int]:
-    """Run queued jobs (all, or ``ids``) until none is left; ``score(job) -> (record, hidden record or None)``."""
+         lease_s: float = 60.0, max_attempts: int = 3, progress: bool = True, worker: Optional[str] = None,
+         store_retry_s: Optional[float] = None) -> Dict[str, int]:
+    """Run queued jobs (all, or ``ids``) until none is left; ``score(job) -> (record, hidden record or None)``. A score
+    that cannot be stored is tried again for ``store_retry_s`` seconds (default: ``lease_s``, after which another
+    worker could take the job over anyway): :func:`store_with_retries`."""
     from tqdm.auto import tqdm
 
     worker = worker or worker_id()
@@ -116,13 +149,16 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 bar.update()
                 continue
         record.duration_s = time.perf_counter() - started
-        if db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s):
+        if store_with_retries(db, job, worker, record, hidden, lease_s if store_retry_s is None else store_retry_s,
+                              lambda line: bar.write(line, file=sys.stderr)):
             counts["done"] += 1
         else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
             now_ = db.job(job["id"]) or {}
             by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
-            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its lease expired while it was scored "
-                      f"and {by}; this worker's score was not stored")
+            why = ("its submission was withdrawn while it was scored" if now_.get("status") == WITHDRAWN else
+                   f"its lease expired while it was scored and {by}")
+            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why}; this worker's score was not "
+                      "stored")
         bar.update()
     bar.close()
     return counts

@@ -279,7 +279,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                          "outdated": job["outdated"],
                          "public_score": None if public is None else
                          {"value": public.value, "ceiling": public.ceiling, "raw": public.raw, "per_bin": public.per_bin}})
+        withdrawn = row["withdrawals"][-1] if row["withdrawn_at"] is not None else None
         return {"id": row["id"], "name": row["name"], "status": row["status"], "jobs": jobs,
+                "withdrawn": None if withdrawn is None else {"at": withdrawn["at"], "reason": withdrawn["reason"]},
                 "note": "scores on the public split only; the leaderboard ranks the hidden split"}
 
     return app

@@ -338,3 +338,26 @@ def test_a_commands_warnings_are_one_line_named_after_the_command(monkeypatch, c
     monkeypatch.setattr(cli, "_check_device", stop)
     assert cli.main(["data", "list"]) == 2 and "zoo data: error: stopped" in capsys.readouterr().err
     assert shown == ["zoo data: warning: w\n"] and warnings.formatwarning is before  # Python's own again after it
+
+
+def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    db = LeaderboardDB(url)
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    db.dispose()
+    assert main(["submission", str(sid), "--withdraw", "--db", url]) == 2
+    assert "--reason: say why" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one or the other: argparse's usage error
+        main(["submission", str(sid), "--withdraw", "--restore", "--db", url])
+    capsys.readouterr()
+    assert main(["submission", str(sid), "--withdraw", "--reason", "licence", "--by", "op", "--db", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == [f"submission {sid}: withdrawn, 1 queued or running job(s) cancelled",
+                       f"submission {sid} sub ({'0' * 12}): withdrawn"]
+    assert out[2].startswith("  withdraw by op at ") and out[2].endswith(": licence") and out[3] == "  b: withdrawn "
+    assert main(["work", "--retry-submission", str(sid), "--db", url, "--no-progress"]) == 2
+    assert f"submission {sid} is withdrawn (zoo submission {sid} --restore first)" in capsys.readouterr().err
+    assert main(["submission", str(sid), "--restore", "--by", "op", "--db", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"submission {sid}: restored, 1 job(s) queued again" and out[1].endswith("): queued")
+    assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued "

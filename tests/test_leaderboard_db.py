@@ -707,3 +707,123 @@ def test_a_worker_whose_lease_was_taken_over_says_so_and_does_not_count_a_failur
     assert capsys.readouterr().out == (f"job {job_id} (m on b): its lease expired while it was scored and worker "
                                        "other took it over; this worker's score was not stored\n")
     assert (db.job(job_id)["status"], db.job(job_id)["worker"]) == (RUNNING, "other")
+
+
+@pytest.mark.parametrize("failures, stored", [(3, True), (9, False)])
+def test_a_worker_tries_storing_a_score_again_while_the_database_is_down(db, monkeypatch, capsys, failures, stored):
+    """The database was still down when a score was ready: finish() raised, `zoo work` died and the computed score was
+    lost until the lease expired and the job was scored again. The worker now tries again with backoff for
+    ``store_retry_s`` seconds (saying so on stderr), then gives up and leaves the job to its lease."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from neurozoo.leaderboard import scorer
+
+    job_id = db.enqueue("m", "b", {})
+    finish, calls, waits = db.finish, [], []
+
+    def down_then_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OperationalError("finish", {}, Exception("server closed the connection unexpectedly"))
+        return finish(*args, **kwargs)
+
+    clock = [0.0]
+
+    def waited(seconds):  # passes at once, on the scorer's own clock
+        waits.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(db, "finish", down_then_up)
+    monkeypatch.setattr(scorer, "time", SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: clock[0],
+                                                        sleep=waited))
+    if stored:
+        counts = scorer.work(db, lambda job: (record(), None), progress=False, store_retry_s=60)
+        assert counts == {"done": 1, "failed": 0}
+        assert db.job(job_id)["status"] == DONE and list(db.query()["value"]) == [0.5]
+    else:
+        with pytest.raises(OperationalError):
+            scorer.work(db, lambda job: (record(), None), progress=False, store_retry_s=60)
+        assert db.job(job_id)["status"] == RUNNING and db.query().empty
+    assert waits == ([1, 2, 4] if stored else [1, 2, 4, 8, 16, 16, 13])
+    err = capsys.readouterr().err
+    assert err.count("storing its score failed (") == len(waits) and "trying again in 2 s" in err
+    assert ("giving up" in err) == (not stored)
+
+
+def test_a_withdrawn_submission_leaves_the_board_keeps_its_rows_and_name_and_can_be_restored(db):
+    """Taking a submission off the board (a submitter's request, a licence problem, a cheating model) needed
+    hand-edited SQL. withdraw_submission hides its scores and failures, cancels its queued and running jobs (a worker
+    still scoring one has its score refused), records who, when and why, deletes nothing; restore undoes it."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.submission import NameTaken
+
+    jobs = [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2", "b3", "b4")]
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice", jobs)
+    done, failed, running, queued = [j["id"] for j in db.submission(sid)["jobs"]]
+    assert db.claim("w", ids=[done])["id"] == done and db.finish(done, "w", record("sub", "b1", 0.7))
+    assert db.claim("w", ids=[failed])["id"] == failed and db.fail(failed, "w", "crashed", public="crashed")
+    assert db.claim("w", ids=[running])["id"] == running
+    version = db.board_version()
+    assert [r.model for r in db.leaderboard_records()] == ["sub"] and len(db.failed_jobs()) == 1
+
+    with pytest.raises(UserFacingError, match="--reason"):
+        db.withdraw_submission(sid, " ", "op")
+    assert db.withdraw_submission(sid, "licence does not allow redistribution", "op") == 2
+    assert db.board_version() != version
+    assert db.leaderboard_records() == [] and db.failed_jobs() == [] and db.submission_metadata() == {}
+    assert not db.finish(running, "w", record("sub", "b3", 0.9))  # the worker that was scoring it
+    assert db.claim("w") is None and db.requeue_failed() == 0
+    row = db.submission(sid)
+    assert row["status"] == "withdrawn" and row["withdrawn_at"] is not None
+    assert [j["status"] for j in row["jobs"]] == [DONE, FAILED, "withdrawn", "withdrawn"]
+    assert [(e["action"], e["by"], e["reason"]) for e in row["withdrawals"]] == [
+        ("withdraw", "op", "licence does not allow redistribution")]
+    assert list(db.query()["value"]) == [0.7]  # the score row is kept
+    with pytest.raises(UserFacingError, match="already withdrawn"):
+        db.withdraw_submission(sid, "again", "op")
+    with pytest.raises(NameTaken, match="belongs to user 'alice'"):  # the name stays its user's
+        db.add_submission("sub", "/store/y", "1" * 64, {}, "mallory", jobs[:1])
+
+    assert db.restore_submission(sid, "op2", "licence fixed") == 2
+    row = db.submission(sid)
+    assert [j["status"] for j in row["jobs"]] == [DONE, FAILED, QUEUED, QUEUED] and row["status"] == RUNNING
+    assert [(e["action"], e["by"]) for e in row["withdrawals"]] == [("withdraw", "op"), ("restore", "op2")]
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.7)] and len(db.failed_jobs()) == 1
+    assert db.submission_metadata()["sub"]["submission"] == sid
+    with pytest.raises(UserFacingError, match="is not withdrawn"):
+        db.restore_submission(sid, "op", None)
+
+
+def test_an_older_database_gets_the_withdrawal_columns(db):
+    """lb_submissions.withdrawn_at and withdrawals came after the table: an older database gets them when opened."""
+    from sqlalchemy import inspect
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    with db.engine.begin() as connection:
+        for column in ("withdrawn_at", "withdrawals"):
+            connection.execute(text(f"ALTER TABLE lb_submissions DROP COLUMN {column}"))
+    assert "withdrawals" not in {c["name"] for c in inspect(db.engine).get_columns("lb_submissions")}
+    reopened = LeaderboardDB(db.url)
+    try:
+        assert reopened.submission(sid)["withdrawals"] == [] and reopened.withdraw_submission(sid, "why", "op") == 1
+        assert reopened.submission(sid)["status"] == "withdrawn"
+    finally:
+        reopened.dispose()
+
+
+def test_a_worker_scoring_a_job_of_a_submission_withdrawn_meanwhile_stores_nothing_and_says_why(db, capsys):
+    from neurozoo.leaderboard.scorer import work
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+
+    def withdrawn_meanwhile(job):
+        assert db.withdraw_submission(sid, "cheating", "op") == 1
+        return record("sub"), None
+
+    assert work(db, withdrawn_meanwhile, progress=False) == {"done": 0, "failed": 0}
+    [job] = db.submission(sid)["jobs"]
+    assert capsys.readouterr().out == (f"job {job['id']} (sub on b): its submission was withdrawn while it was scored; "
+                                       "this worker's score was not stored\n")
+    assert job["status"] == "withdrawn" and job["score_id"] is None and db.query().empty

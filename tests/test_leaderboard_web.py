@@ -881,3 +881,33 @@ def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(d
     with pytest.raises(BenchmarkBuildError, match=r"'lbtest.broken' cannot be built \(ImportError: No module"):
         benchmark_region("lbtest.broken")  # zoo run and intake: an error for the user, not the import's traceback
     assert tried == ["lbtest.broken"]
+
+
+def test_a_withdrawn_submission_leaves_the_pages_and_its_submitter_sees_why(db, tmp_path):
+    """`zoo submission ID --withdraw`: the model leaves the ranking, the API and its model page (404, as a model
+    without scores); its submitter's /api/submissions/{id} says withdrawn and why. Restored, it is back. (A running
+    server shows it within the cache's ttl: board_version changes, tests/test_leaderboard_db.py.)"""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    token = db.create_token("alice")
+    sid = db.add_submission("webnet", "/store/x", "0" * 64, {"name": "webnet"}, "alice",
+                            [{"model": "webnet", "benchmark": V4, "spec": {"benchmark": V4}}])
+    [job] = db.submission(sid)["jobs"]
+    db.claim("w", ids=[job["id"]])
+    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
+
+    def served():
+        client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+        status = client.get(f"/api/submissions/{sid}", headers={"Authorization": f"Bearer {token}"}).json()
+        return (client.get("/models/webnet").status_code, 'data-model="webnet"' in client.get("/").text,
+                "webnet" in [r["model"] for r in client.get("/api/ranking").json()], status["status"],
+                status["withdrawn"])
+
+    assert served() == (200, True, True, "done", None)
+    db.withdraw_submission(sid, "cheating model", "op")
+    code, on_board, ranked, status, withdrawn = served()
+    assert (code, on_board, ranked, status, withdrawn["reason"]) == (404, False, False, "withdrawn", "cheating model")
+    db.restore_submission(sid, "op")
+    assert served() == (200, True, True, "done", None)

@@ -725,7 +725,7 @@ class LeaderboardDB(ResultsStore):
 
     def board_version(self) -> tuple:
         """Changes whenever the board's content changes: a job finished or failed (the pages show done jobs'
-        scores and failed jobs' errors)."""
+        scores and failed jobs' errors), a submission withdrawn or restored (its scores leave or come back)."""
         from sqlalchemy import func
 
         with Session(self.engine) as session:

@@ -30,8 +30,10 @@ def add_commands(sub) -> None:
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
-    parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint or a state dict; for a "
-                        "CORnet also a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted")
+    parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint (the model built as it "
+                        "was trained: its --width, --set and classes, unless given) or a state dict; for a CORnet also "
+                        "a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted; for a retina "
+                        "model zoo fit's model.pt or checkpoint.pt (the same model)")
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
     parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")

@@ -725,7 +725,7 @@ class LeaderboardDB(ResultsStore):
 
     def board_version(self) -> tuple:
         """Changes whenever the board's content changes: a job finished or failed (the pages show done jobs'
-        scores and failed jobs' errors)."""
+        scores and failed jobs' errors), a submission withdrawn or restored (its scores leave or come back)."""
         from sqlalchemy import func
 
         with Session(self.engine) as session:
@@ -755,8 +755,8 @@ class LeaderboardDB(ResultsStore):
 
     def leaderboard_records(self) -> List[ScoreRecord]:
         """The score of every done job (the hidden-split score where a job has one), newest job per key, of the jobs
-        scored under the current version of their benchmark (and retina fitting protocol): an outdated one
-        (:meth:`outdated_jobs`) is never ranked beside them."""
+        scored under the current version of their benchmark (and retina fitting protocol and recordings) on this host's
+        split, withdrawn submissions' left out: an outdated one (:meth:`outdated_jobs`) is never ranked beside them."""
         current, _ = self._done_jobs()
         ids = [hidden or public for _id, _m, _b, _s, public, hidden, _t, _r in current.values()]
         with Session(self.engine) as session:

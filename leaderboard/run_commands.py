@@ -101,8 +101,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
     p.add_argument("--rescore-outdated", action="store_true",
-                   help="queue the submissions' jobs scored under an earlier version of their benchmark again first, "
-                        "under the current version (the board does not rank outdated scores)")
+                   help="queue the submissions' outdated jobs again first (scored under an earlier version of their "
+                        "benchmark, or on another secret's split), under the current version and this host's split "
+                        "(the board does not rank outdated scores)")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     p.add_argument("--no-progress", action="store_true")

@@ -7,15 +7,15 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   process), IPC, UTS and cgroup namespaces; its own user namespace with uid/gid 65534 and no capabilities, in which
   it can make no user namespace of its own;
 - a seccomp filter (:mod:`leaderboard.seccomp`) refusing the kernel's keyrings and file watches, sockets but unix
-  ones, unix datagram sockets, passing descriptors (``sendmsg``), a listen backlog over 128, enlarging pipes, io_uring
+  ones, unix datagram sockets, passing descriptors (``sendmsg``, ``sendmmsg``), a listen backlog over 128, enlarging pipes, io_uring
   and anonymous memory files; no POSIX message queues (``RLIMIT_MSGQUEUE`` 0),
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
   ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
-  the data cache, the database, other submissions, nor the host's ``/proc``; any of those that lie inside a
-  bound folder are covered by an empty tmpfs;
+  the data cache, the recordings folder (:func:`hidden_paths`), the database, other submissions, nor the host's
+  ``/proc``; any of those that lie inside a bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
 
 Limits, enforced whatever way the job ends:

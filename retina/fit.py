@@ -25,8 +25,10 @@ Interface (stable; other modules build on it):
   BN-CNN (``output_calibration``, protocol 9), the output BatchNorm's per-cell gain and offset fitted alone to the
   training data (:func:`calibrate_output`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
-  same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` (else a
-  ``DataError``). SIGTERM or Ctrl-C lets the epoch under way finish and write its checkpoint, then raises
+  same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` and model (else a
+  ``DataError``; another architecture of the same class is named by its first differing shape). The checkpoint's
+  fitted model, the one saved as ``model.pt``, is :func:`fitted_weights`'s (its ``"model"`` entry is the last epoch's,
+  before calibration). SIGTERM or Ctrl-C lets the epoch under way finish and write its checkpoint, then raises
   :class:`FitInterrupted` with no final weights written (a second Ctrl-C stops at once); the rerun resumes to the
   uninterrupted fit's weights, bit for bit.
 * Protocol numbers (:class:`FitConfig`): Adam at the model's rate (1e-2 for the BN-CNN, as published), L2 1e-3, L1

@@ -106,14 +106,16 @@ def _add_reduction(phenomena) -> None:
                                          "on a stretch of the recording's held-out stimulus (one attribution per "
                                          "cell, reused for every --k), the reduced model keeping the top k units "
                                          "(the others held by --fill) and the kept units' summed contributions, "
-                                         "each against the full model (correlation, variance explained); write "
+                                         "each against the full model (correlation, variance explained: 1 - MSE / "
+                                         "variance, so an offset counts); write "
                                          "reduction.png and reduction.json.")
     _model_args(p, "folder for reduction.png and reduction.json")
     p.add_argument("--data", help="the recording the checkpoint was fitted to (deep-retina HDF5 file, or "
                                   "embedded:whitenoise / embedded:naturalscene); its test split's stimulus is "
                                   "analysed (default: the recording named by the summary.json that zoo fit --out "
                                   "wrote beside --checkpoint; with --fit-embedded the embedded recording --kind)")
-    p.add_argument("--cells", nargs="+", metavar="CELL", help="cells to analyse: cell01 cell03 (or 1 3); default all")
+    p.add_argument("--cells", nargs="+", metavar="CELL", help="cells to analyse: cell01 cell03 (or 1 3); default all "
+                   "(reduction.png draws the first 10 of them, reduction.json all)")
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")

@@ -1,7 +1,9 @@
 """On-disk activation cache keyed by what determines the activations.
 
-key = sha256(model weights and buffers) + sha256(stimulus ids and pixels) + extraction settings + layer.
-A changed weight changes the model hash, so a changed model can never read a stale cache.
+key = sha256(model weights and buffers) + sha256(stimulus ids and pixels) + extraction settings (with a ConvRNN's
+graph, its spec) + layer. A changed weight changes the model hash, and a changed cell setting that is no weight (a
+gate offset, a nonlinearity) the graph, so a changed model can never read a stale cache (until 2026-12-04 the graph
+was not keyed: another gate offset with the same weights was served the first model's activations).
 
 Integrity: each entry is one file ``<key>.nc.signed``: a line with an HMAC-SHA256 of the netCDF bytes keyed by
 the host's secret (:func:`server_secret`, ``$NEUROZOO_HOME/secret.key``, not in the cache folder), then those

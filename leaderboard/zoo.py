@@ -153,9 +153,6 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 spec["recording_version"] = RECORDING_VERSION
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
-                if model not in built:
-                    built[model] = _built_on_meta(model, spec["overrides"])
-                spec.update(_commitments(built[model], benchmark_region(bench)))
             if checkpoint:
                 spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
@@ -164,6 +161,10 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                         weights_of[model] = _checkpoint_weights(spec)
                     spec["weights"], overrides = weights_of[model]
                     spec["overrides"] = dict(overrides)
+            if family == "convrnn":  # the layers and steps the jobs commit to: of the model the weights make
+                if model not in built:
+                    built[model] = _built_on_meta(model, spec["overrides"])
+                spec.update(_commitments(built[model], benchmark_region(bench)))
             specs.append(spec)
     if models is None and "retina" not in {benchmark_family(b) for b in names}:
         # --benchmarks without a retina one left the default zoo's retina models out: that is the reason, not an
@@ -267,7 +268,9 @@ def _commitments(model, region: Optional[str]) -> Dict[str, Any]:
 def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """``(weights label, model overrides)`` of a ConvRNN's or CORnet's checkpoint: released weights run at their own
     width (a ``zoo convert-weights`` file: the width it records; a CORnet's file in dicarlolab/CORnet's format,
-    converted when loaded: width 1), any other checkpoint at the run's. Checked here, before any job is queued: a
+    converted when loaded: width 1), a ``zoo train`` checkpoint at the settings it was trained with (its width, not
+    the run's --width-multiplier, which is the untrained zoo's: it was refused as a size mismatch unless repeated),
+    any other checkpoint at the run's. Checked here, before any job is queued: a
     checkpoint of another width or model failed every job with torch's size-mismatch report (dozens of lines, stored
     as the jobs' error and shown on the model page)."""
     from neurozoo import convrnn
@@ -283,7 +286,9 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     if published:  # zoo convert-weights: the released model at its own width
         label, overrides = published["label"], dict(published.get("overrides") or {})
     saved = read_torch_file(path)
-    given, overrides = overrides, with_trained_settings(overrides, saved)  # a zoo train checkpoint: its settings, classes
+    if with_trained_settings({}, saved):  # a zoo train checkpoint: its settings and classes, its width over the run's
+        overrides = {key: value for key, value in overrides.items() if key != "width_multiplier"}
+    given, overrides = overrides, with_trained_settings(overrides, saved)
     model = convrnn.create_model(spec["model"], **overrides)
     try:  # a CORnet's released file is converted for the CORnet at the release's width, 1
         state, release = checkpoint_state(model, saved, path, f"checkpoint {path}",

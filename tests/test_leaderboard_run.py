@@ -396,7 +396,8 @@ def test_a_run_on_cortex_benchmarks_only_does_not_say_no_retina_benchmark_is_reg
 def test_zoo_score_and_zoo_run_take_a_zoo_train_checkpoint_of_fewer_classes(tmp_path):
     """A model trained by zoo train has its data's classes in its readout (here 4); zoo score refused its checkpoint
     ("readout.weight has shape (4, 8), the model's is (1000, 8)") unless given --set num_classes=4, and zoo run, which
-    has no --set, refused it always. The checkpoint records its classes: the model is built with them."""
+    has no --set, refused it always. The checkpoint records its classes: the model is built with them. Its width too:
+    zoo run built it at its own --width-multiplier (0.125, the untrained zoo's), a size mismatch for this 0.25."""
     import torch
 
     from neurozoo.benchmarks.named_models import resolve_model
@@ -407,17 +408,17 @@ def test_zoo_score_and_zoo_run_take_a_zoo_train_checkpoint_of_fewer_classes(tmp_
     data = write_image_folder(tmp_path / "images", n_classes=4, per_class=2, val_per_class=1, size=32)
     train(TrainConfig(model="feedforward_intermediate", data=str(data), out=str(tmp_path / "run"), epochs=1,
                       batch_size=8, image_size=32, workers=0, log_every=0, quiet=True,
-                      overrides={"width_multiplier": 0.125}))
+                      overrides={"width_multiplier": 0.25}))
     checkpoint = tmp_path / "run" / "best.pth"
     trained = torch.load(checkpoint, weights_only=False)["model"]
 
     def same_weights(model):
         return model.readout.weight.shape[0] == 4 and all(torch.equal(v, trained[k]) for k, v in model.state_dict().items())
 
-    assert same_weights(resolve_model("feedforward_intermediate", checkpoint, overrides={"width_multiplier": 0.125}))
+    assert same_weights(resolve_model("feedforward_intermediate", checkpoint))
     (spec,), _ = zoo_specs(["feedforward_intermediate"], ["ventral_embedded.V4-temporal"],
                            checkpoints={"feedforward_intermediate": str(checkpoint)})
-    assert spec["overrides"] == {"width_multiplier": 0.125, "num_classes": 4}
+    assert spec["overrides"] == {"width_multiplier": 0.25, "num_classes": 4}
     assert same_weights(build_model(spec))
 
 

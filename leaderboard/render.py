@@ -73,7 +73,8 @@ def write_report(db, folder) -> Path:
     for row in context["rows"]:
         page = model_page(db, row["model"], records, failures, metadata, outdated)
         write_atomic(folder / "models" / f"{page_file(row['model'])}.html",
-                     render("model.html", static="../static", home="../index.html", benchmark_link=up(bench_link), **page))
+                     render("model.html", static="../static", home="../index.html", model_link=up(link),
+                            benchmark_link=up(bench_link), **page))
     for name, _, leaf in context["columns"]:
         if leaf:
             write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",

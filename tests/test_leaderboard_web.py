@@ -911,3 +911,21 @@ def test_a_withdrawn_submission_leaves_the_pages_and_its_submitter_sees_why(db, 
     assert (code, on_board, ranked, status, withdrawn["reason"]) == (404, False, False, "withdrawn", "cheating model")
     db.restore_submission(sid, "op")
     assert served() == (200, True, True, "done", None)
+
+
+def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_not_sortable(db, client):
+    """The outdated table's "why" ran on one line, so at 1400 px the command that scores it again was off the screen,
+    in the table's sideways scroll; its headers looked clickable (pointer) though the table does not sort."""
+    old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})
+    db.claim("w", ids=[old])
+    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    html = client.get("/").text
+    table = html.split('<table id="outdated-scores">')[1].split("</table>")[0]
+    assert '<a href="/models/delta">delta</a>' in table and "sortable" not in table
+    assert '<span class="wrap wide">scored under version 0 of ventral_embedded.V4-temporal' in table
+    assert "<code>zoo run with the settings that scored it</code>" in table
+    assert "a built-in model by <code>zoo run</code> naming\nit" in html and "zoo work --rescore-outdated" in html
+    css = client.get("/static/style.css").text
+    assert "table.sortable thead th { cursor: pointer; }" in css and "\nthead th { cursor" not in css
+    description = client.get(f"/benchmarks/{V4}").text
+    assert '<p class="description" id="benchmark-description">embedded teacher V4 responses' in description

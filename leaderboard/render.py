@@ -56,7 +56,9 @@ def page_file(model: str) -> str:
 def write_report(db, folder) -> Path:
     """A static copy of the site: ``index.html``, ``models/<model>.html``, ``benchmarks/<benchmark>.html`` and
     ``static/``; returns index.html. Each page is written whole or not at all (renamed into place), index.html last:
-    a kill or a full disk part-way leaves every page whole, and the index links only to pages already written."""
+    a kill or a full disk part-way leaves every page whole, and the index links only to pages already written. A model
+    has a page where the web app serves one (a score, a failed job or an outdated score); a page left from an earlier
+    report and not written now (a withdrawn submission's model) is removed after the index."""
     from neurozoo.datasets.json_files import write_atomic
     from neurozoo.leaderboard.views import benchmark_page, board, model_page
 
@@ -70,14 +72,19 @@ def write_report(db, folder) -> Path:
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
     up = lambda make: (lambda name: "../" + make(name))  # from a page in models/ or benchmarks/
-    for row in context["rows"]:
-        page = model_page(db, row["model"], records, failures, metadata, outdated)
-        write_atomic(folder / "models" / f"{page_file(row['model'])}.html",
-                     render("model.html", static="../static", home="../index.html", benchmark_link=up(bench_link), **page))
+    written = set()
+    for model in dict.fromkeys([row["model"] for row in context["rows"]] + [j["model"] for j in failures + outdated]):
+        page = model_page(db, model, records, failures, metadata, outdated)
+        written.add(write_atomic(folder / "models" / f"{page_file(model)}.html",
+                                 render("model.html", static="../static", home="../index.html", model_link=up(link),
+                                        benchmark_link=up(bench_link), **page)))
     for name, _, leaf in context["columns"]:
         if leaf:
-            write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
-                         render("benchmark.html", static="../static", home="../index.html", model_link=up(link),
-                                **benchmark_page(name, records)))
-    return write_atomic(folder / "index.html", render("index.html", static="static", home="index.html", model_link=link,
-                                                      benchmark_link=bench_link, **context))
+            written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
+                                     render("benchmark.html", static="../static", home="../index.html",
+                                            model_link=up(link), **benchmark_page(name, records))))
+    index = write_atomic(folder / "index.html", render("index.html", static="static", home="index.html",
+                                                       model_link=link, benchmark_link=bench_link, **context))
+    for stale in {*folder.glob("models/*.html"), *folder.glob("benchmarks/*.html")} - written:
+        stale.unlink()
+    return index

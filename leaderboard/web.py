@@ -166,6 +166,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     pages = PageCache(db)
     app.state.pages = pages
+    model_link = lambda model: f"/models/{safe_name(model)}"
+    benchmark_link = lambda benchmark: f"/benchmarks/{safe_name(benchmark)}"
 
     def fetch_records():
         rows, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
@@ -190,8 +192,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     async def index():
         version, (rows, _, _, metadata, outdated) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
-                                                    model_link=lambda m: f"/models/{safe_name(m)}",
-                                                    benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
+                                                    model_link=model_link,
+                                                    benchmark_link=benchmark_link,
                                                     **board(db, rows, metadata, outdated)), version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
@@ -204,7 +206,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                                      "scored or failed; its status (queued, running, failed and why) is at "
                                      "/api/submissions/ID or `zoo submission ID`.")
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
-                                                                benchmark_link=lambda b: f"/benchmarks/{safe_name(b)}",
+                                                                model_link=model_link,
+                                                                benchmark_link=benchmark_link,
                                                                 **model_page(db, name, mine, failed, metadata,
                                                                              outdated)),
                                 version=(tuple((r.id, r.benchmark) for r in mine),
@@ -216,7 +219,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         if name not in registered_benchmarks() and not any(r.benchmark == name for r in rows):
             raise HTTPException(404, f"No benchmark {name[:100]!r}.")
         return await pages.aget(("benchmark", name), lambda: render(
-            "benchmark.html", static="/static", home="/", model_link=lambda m: f"/models/{safe_name(m)}",
+            "benchmark.html", static="/static", home="/", model_link=model_link,
             **benchmark_page(name, rows)), version=version)
 
     @app.get("/api/ranking")

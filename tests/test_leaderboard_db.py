@@ -557,7 +557,8 @@ def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_on
     with TestClient(create_app(db=db, submissions_dir=tmp_path / "subs")) as client:
         assert "scored under version 1 of" in client.get("/").text
         glm = client.get("/models/glm")  # its only score outdated: its page says why (it was a 404 "No scores")
-        assert glm.status_code == 200 and "scored under version 1 of" in glm.text and 'id="scores"' in glm.text
+        assert glm.status_code == 200 and "scored under version 1 of" in glm.text
+        assert "No current scores: its scores are outdated (below)." in glm.text and 'id="scores"' not in glm.text
         assert "0.900" not in glm.text and "scored under version 1" not in client.get("/models/ln").text
 
     new_glm = scored("glm", 0.3, benchmark_version=2, model_name_note="rescored")  # scored again: ranked, not listed

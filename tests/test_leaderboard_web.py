@@ -911,3 +911,52 @@ def test_a_withdrawn_submission_leaves_the_pages_and_its_submitter_sees_why(db, 
     assert (code, on_board, ranked, status, withdrawn["reason"]) == (404, False, False, "withdrawn", "cheating model")
     db.restore_submission(sid, "op")
     assert served() == (200, True, True, "done", None)
+
+
+def test_the_static_report_drops_a_withdrawn_submissions_page_and_has_one_for_a_model_scored_only_outdated(db,
+                                                                                                         tmp_path):
+    """`zoo run` wrote the report into the same folder each time and only ever added pages: a submission withdrawn
+    after one report kept its model page (its authors, description and scores) in the next. A model whose only
+    score is outdated had a page on the web app and none in the report. Its row in the outdated table links to it."""
+    from neurozoo.leaderboard.render import write_report
+
+    sid = db.add_submission("webnet", "/store/x", "0" * 64,
+                            {"name": "webnet", "authors": ["Mallory Example"], "description": "a cheating model"},
+                            "alice", [{"model": "webnet", "benchmark": V4, "spec": {"benchmark": V4}}])
+    [job] = db.submission(sid)["jobs"]
+    db.claim("w", ids=[job["id"]])
+    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
+    old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})  # scored under another version
+    db.claim("w", ids=[old])
+    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    root = write_report(db, tmp_path / "report").parent
+    assert (root / "models" / "webnet.html").is_file()
+    db.withdraw_submission(sid, "cheating model", "op")
+    index = write_report(db, tmp_path / "report").read_text()
+    assert sorted(p.name for p in (root / "models").iterdir()) == ["alpha.html", "beta.html", "delta.html",
+                                                                     "gamma.html"]
+    assert [p for p in root.rglob("*.html") if "webnet" in p.read_text() or "Mallory" in p.read_text()] == []
+    delta = (root / "models" / "delta.html").read_text()
+    assert "No current scores: its scores are outdated (below)." in delta and "0.700" not in delta
+    for page in (index, delta):
+        row = page.split('id="outdated-scores"')[1]
+        assert '<a href="' in row and 'delta.html">delta</a>' in row
+        assert "scored under version 0 of ventral_embedded.V4-temporal" in row
+
+
+def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_not_sortable(db, client):
+    """The outdated table's "why" ran on one line, so at 1400 px the command that scores it again was off the screen,
+    in the table's sideways scroll; its headers looked clickable (pointer) though the table does not sort."""
+    old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})
+    db.claim("w", ids=[old])
+    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    html = client.get("/").text
+    table = html.split('<table id="outdated-scores">')[1].split("</table>")[0]
+    assert '<a href="/models/delta">delta</a>' in table and "sortable" not in table
+    assert '<span class="wrap wide">scored under version 0 of ventral_embedded.V4-temporal' in table
+    assert "<code>zoo run with the settings that scored it</code>" in table
+    assert "a built-in model by <code>zoo run</code> naming\nit" in html and "zoo work --rescore-outdated" in html
+    css = client.get("/static/style.css").text
+    assert "table.sortable thead th { cursor: pointer; }" in css and "\nthead th { cursor" not in css
+    description = client.get(f"/benchmarks/{V4}").text
+    assert '<p class="description" id="benchmark-description">embedded teacher V4 responses' in description

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engi
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
-from neurozoo.datasets.db_urls import shown_url
+from neurozoo.datasets.db_urls import shown_url, with_installed_driver
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
 from neurozoo.datasets.provenance import environment
@@ -121,7 +121,7 @@ class ResultsStore:
             try:
                 # pre-ping: a connection the server dropped (a restart, an idle-connection limit) is replaced when
                 # taken from the pool; without it the next call raised, and zoo work lost the score it had computed
-                self.engine = create_engine(self.url, echo=echo, future=True, pool_pre_ping=True)
+                self.engine = create_engine(with_installed_driver(self.url), echo=echo, future=True, pool_pre_ping=True)
                 Base.metadata.create_all(self.engine)  # the leaderboard's tables too, once its module is imported
                 break
             except (OperationalError, ProgrammingError) as error:

@@ -4,6 +4,8 @@ Commands print the URL they write to (``zoo run: ... database URL``, ``record 3 
 ``user:password@host``, which must not reach a terminal, a log or a CI transcript."""
 from __future__ import annotations
 
+import importlib.util
+
 
 def shown_url(url: str) -> str:
     """``url`` as SQLAlchemy renders it with the password as ``***``; a URL without a password as given (rendering
@@ -16,3 +18,13 @@ def shown_url(url: str) -> str:
     except Exception:
         return url if len(url) < 200 else url[:200] + "..."
     return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+
+
+def with_installed_driver(url: str) -> str:
+    """``url``, a plain ``postgresql://`` one naming the PostgreSQL driver that is installed. SQLAlchemy 2.1 reads
+    ``postgresql://`` as psycopg 3, while the suite installs psycopg2 (``setup.cfg``), so such a URL failed with "No
+    module named 'psycopg'" beside a working driver. A URL naming its driver is left as given."""
+    if (url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None
+            and importlib.util.find_spec("psycopg2") is not None):
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url

@@ -67,3 +67,32 @@ def test_a_search_storage_that_cannot_be_opened_is_one_line_without_the_password
     with pytest.raises(UserFacingError) as caught:
         make_storage(url, heartbeat_interval=None)
     assert str(caught.value) == f"--storage '{url.replace(':s3cret@', ':***@')}': {message}"
+
+
+@pytest.fixture
+def only_psycopg2(monkeypatch):
+    """psycopg2 installed (the suite's dependency) and psycopg 3 not, whatever this environment holds."""
+    pytest.importorskip("psycopg2")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psycopg" else find_spec(name, *a))
+
+
+def test_a_plain_postgresql_url_opens_with_the_installed_psycopg2(only_psycopg2):
+    """SQLAlchemy 2.1 reads ``postgresql://`` as psycopg 3: the README's `zoo search --storage postgresql://...`, and
+    such a --db, failed with "No module named 'psycopg'" (and advice to install the psycopg2 already there). Port 1
+    refuses the connection: the driver loaded and tried it."""
+    from neurozoo.benchmarks.records import DatabaseUnavailable, ResultsStore
+    from neurozoo.convrnn.search.study import make_storage
+    from neurozoo.datasets.db_urls import with_installed_driver
+    from neurozoo.datasets.errors import UserFacingError
+
+    url = "postgresql://alice:s3cret@127.0.0.1:1/board"
+    assert with_installed_driver(url) == "postgresql+psycopg2://alice:s3cret@127.0.0.1:1/board"
+    assert with_installed_driver("postgresql+psycopg://a@h/db") == "postgresql+psycopg://a@h/db"  # a driver named
+    with pytest.raises(DatabaseUnavailable) as caught:
+        ResultsStore(url)
+    assert "Connection refused" in str(caught.value) and "psycopg'" not in str(caught.value)
+    assert "postgresql://alice:***@127.0.0.1:1/board" in str(caught.value)  # shown as given
+    with pytest.raises(UserFacingError) as caught:
+        make_storage(url, heartbeat_interval=None)
+    assert "cannot open the database" in str(caught.value) and "Connection refused" in str(caught.value)

@@ -28,7 +28,7 @@ import sqlalchemy.exc
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.datasets.db_urls import shown_url
+from neurozoo.datasets.db_urls import shown_url, with_installed_driver
 from neurozoo.datasets.errors import UserFacingError
 
 PRUNERS = ("median", "halving", "none")
@@ -50,7 +50,7 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
         with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them deliberately
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
+                with_installed_driver(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period if heartbeat_interval else None)
     except ImportError as error:  # optuna raises its own ImportError for a missing driver (optuna 5)
         from sqlalchemy.engine import make_url

@@ -17,7 +17,7 @@ from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engi
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from neurozoo.benchmarks.paths import home
-from neurozoo.datasets.db_urls import shown_url, with_installed_driver
+from neurozoo.datasets.db_urls import missing_driver_advice, shown_url, with_installed_driver
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import finite, json_safe
 from neurozoo.datasets.provenance import environment
@@ -98,7 +98,8 @@ def database_problem(url: str, error: Exception) -> str:
 
     shown = shown_url(url)
     if isinstance(error, (NoSuchModuleError, ImportError)):
-        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]})"
+        advice = f"; {missing_driver_advice(error.name)}" if isinstance(error, ImportError) and error.name else ""
+        return f"--db {shown!r}: no database driver for this URL's scheme ({str(error).splitlines()[0]}){advice}"
     if isinstance(error, ArgumentError):
         return (f"--db {shown!r}: not a database URL; expected e.g. sqlite:////path/results.sqlite or "
                 "postgresql+psycopg2://user:password@host/database")

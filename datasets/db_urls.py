@@ -28,3 +28,12 @@ def with_installed_driver(url: str) -> str:
             and importlib.util.find_spec("psycopg2") is not None):
         return "postgresql+psycopg2://" + url[len("postgresql://"):]
     return url
+
+
+def missing_driver_advice(driver: str) -> str:
+    """What to install for a missing database driver (``driver``: the module's or the URL's driver name). It always
+    said psycopg2-binary, which the suite installs, so a user of psycopg 3 (``postgresql+psycopg://``) installed it
+    and met the same error."""
+    if driver in ("psycopg", "postgresql+psycopg"):
+        return "pip install 'psycopg[binary]', or write postgresql+psycopg2:// (psycopg2 is installed with the suite)"
+    return "for PostgreSQL: pip install psycopg2-binary"

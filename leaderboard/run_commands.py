@@ -337,6 +337,10 @@ def _submission_status(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.db import LeaderboardDB
 
+    if (args.reason is not None or args.by is not None) and not (args.withdraw or args.restore):
+        given = " and ".join(flag for flag, value in (("--reason", args.reason), ("--by", args.by)) if value is not None)
+        raise UserFacingError(f"{given}: recorded with --withdraw or --restore only (without either, nothing is "
+                              "changed: it was ignored)")
     db = LeaderboardDB(args.db)
     if args.withdraw:
         cancelled = db.withdraw_submission(args.id, args.reason, args.by or getpass.getuser())

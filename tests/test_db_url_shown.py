@@ -48,6 +48,10 @@ def test_zoo_run_prints_its_database_without_the_password(url_with_password, cap
 @pytest.mark.parametrize("url, message", [
     ("mysql+pymysql://alice:s3cret@db.example/search", "its database driver is not installed (mysql+pymysql); for "
      "PostgreSQL: pip install psycopg2-binary"),
+    # psycopg 3 named: the advice was psycopg2-binary, which is installed, so the same error came again
+    ("postgresql+psycopg://alice:s3cret@db.example/search", "its database driver is not installed "
+     "(postgresql+psycopg); pip install 'psycopg[binary]', or write postgresql+psycopg2:// (psycopg2 is installed "
+     "with the suite)"),
     ("mysql+nosuchdriver://alice:s3cret@db.example/search", "Can't load plugin: sqlalchemy.dialects:mysql.nosuchdriver; "
      "expected a database URL such as sqlite:///search.sqlite or postgresql+psycopg2://user@host/db"),
     # a database that cannot be reached or created: SQLAlchemy's OperationalError, a traceback
@@ -62,8 +66,9 @@ def test_a_search_storage_that_cannot_be_opened_is_one_line_without_the_password
     from neurozoo.convrnn.search.study import make_storage
     from neurozoo.datasets.errors import UserFacingError
 
-    if "pymysql" in url and importlib.util.find_spec("pymysql"):
-        pytest.skip("pymysql is installed here: its driver is not missing")
+    for module in ("pymysql", "psycopg"):
+        if f"+{module}:" in url and importlib.util.find_spec(module):
+            pytest.skip(f"{module} is installed here: its driver is not missing")
     with pytest.raises(UserFacingError) as caught:
         make_storage(url, heartbeat_interval=None)
     assert str(caught.value) == f"--storage '{url.replace(':s3cret@', ':***@')}': {message}"
@@ -96,3 +101,17 @@ def test_a_plain_postgresql_url_opens_with_the_installed_psycopg2(only_psycopg2)
     with pytest.raises(UserFacingError) as caught:
         make_storage(url, heartbeat_interval=None)
     assert "cannot open the database" in str(caught.value) and "Connection refused" in str(caught.value)
+
+
+def test_a_results_store_naming_a_missing_psycopg_says_what_to_install():
+    """--db postgresql+psycopg://... said only "No module named 'psycopg'"; the search's storage advised psycopg2-binary,
+    which the suite installs, so the same error came again."""
+    from neurozoo.benchmarks.records import DatabaseUnavailable, ResultsStore
+
+    if importlib.util.find_spec("psycopg"):
+        pytest.skip("psycopg is installed here: its driver is not missing")
+    with pytest.raises(DatabaseUnavailable) as caught:
+        ResultsStore("postgresql+psycopg://alice:s3cret@127.0.0.1/x")
+    assert str(caught.value) == ("--db 'postgresql+psycopg://alice:***@127.0.0.1/x': no database driver for this URL's "
+                                 "scheme (No module named 'psycopg'); pip install 'psycopg[binary]', or write "
+                                 "postgresql+psycopg2:// (psycopg2 is installed with the suite)")

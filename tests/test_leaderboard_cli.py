@@ -347,6 +347,10 @@ def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record
     db.dispose()
     assert main(["submission", str(sid), "--withdraw", "--db", url]) == 2
     assert "--reason: say why" in capsys.readouterr().err
+    # a reason without --withdraw was ignored: the operator believed it withdrawn
+    assert main(["submission", str(sid), "--reason", "licence", "--db", url]) == 2
+    assert capsys.readouterr().err == ("zoo submission: error: --reason: recorded with --withdraw or --restore only "
+                                       "(without either, nothing is changed: it was ignored)\n")
     with pytest.raises(SystemExit):  # one or the other: argparse's usage error
         main(["submission", str(sid), "--withdraw", "--restore", "--db", url])
     capsys.readouterr()

@@ -71,13 +71,19 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
     assert {"/api/ranking", "/api/submissions"} <= set(client.get("/openapi.json").json()["paths"])
 
 
-def test_the_pages_say_the_hidden_half_comes_from_the_servers_secret_not_a_seed(client):
+def test_the_pages_say_the_hidden_half_comes_from_the_servers_secret_not_a_seed(db, client):
     """The ranking called the hidden half "seeded", which reads as drawn from a seed in the published code, so
     anyone could recompute it; it is drawn from the host's secret key (leaderboard/README.md, "Hidden split")."""
-    for page in ("/", "/models/alpha"):
+    job = db.enqueue("bncnn", "retina_embedded.osr", {"m": "bncnn"})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr", 0.5, settings={"weights": "fitted"}))
+    for page in ("/", "/models/alpha", f"/benchmarks/{IT}"):
         text = client.get(page).text
         assert "drawn from this server&#39;s secret key" in text or "drawn from this server's secret key" in text, page
         assert "seeded hidden half" not in text
+    # a retina benchmark has no hidden half: its page said its scores were on one
+    retina = client.get("/benchmarks/retina_embedded.osr").text
+    assert "retina_embedded.osr" in retina and "hidden half" not in retina
 
 
 def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, client):

@@ -816,13 +816,17 @@ def test_an_unroll_too_short_for_the_image_to_reach_the_logits_is_refused(data, 
 
 
 def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
+    """The refusal leaves the caller's process as it was: a Trainer refused while it was set up had turned torch's
+    deterministic algorithms on for good (a process group too, under torchrun)."""
     from neurozoo.datasets.errors import UserFacingError
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     before = (tmp_path / "last.pth").read_bytes()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     with pytest.raises(UserFacingError, match=rf"--out {tmp_path} already holds a run \(last.pth\): pass --resume"):
-        Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+        Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=1, deterministic=not deterministic))
     assert (tmp_path / "last.pth").read_bytes() == before
+    assert torch.are_deterministic_algorithms_enabled() == deterministic
 
 
 @pytest.mark.filterwarnings("ignore:.*has no val/ folder:UserWarning")  # trains without val/ on purpose

@@ -28,7 +28,7 @@ import sqlalchemy.exc
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.datasets.db_urls import shown_url, with_installed_driver
+from neurozoo.datasets.db_urls import missing_driver_advice, shown_url, with_installed_driver
 from neurozoo.datasets.errors import UserFacingError
 
 PRUNERS = ("median", "halving", "none")
@@ -57,7 +57,7 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
 
         driver = getattr(error, "name", None) or make_url(url).drivername
         raise UserFacingError(f"--storage {shown_url(url)!r}: its database driver is not installed ({driver}); "
-                              "for PostgreSQL: pip install psycopg2-binary") from None
+                              f"{missing_driver_advice(driver)}") from None
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as error:
         raise UserFacingError(f"--storage {shown_url(url)!r}: {error}; expected a database URL such as "
                               "sqlite:///search.sqlite or postgresql+psycopg2://user@host/db") from None

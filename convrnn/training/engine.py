@@ -381,6 +381,16 @@ class Trainer:
         self._determinism = (torch.are_deterministic_algorithms_enabled(),
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)
+        try:
+            self._setup(model)
+        except BaseException:
+            # a refusal (--out holds a run, ranks that disagree, a bad checkpoint) had left the process group, and
+            # deterministic algorithms turned on, in the caller's process
+            self._release()
+            raise
+
+    def _setup(self, model: Optional[nn.Module]) -> None:
+        config = self.config
         self.device = self.dist.device
         if self.dist.is_main:
             for problem in cpu_path_problems(self.device, amp=config.amp, amp_dtype=config.amp_dtype,
@@ -916,6 +926,10 @@ class Trainer:
 
     def close(self) -> None:
         self.log.close()
+        self._release()
+
+    def _release(self) -> None:
+        """What the trainer set in its process: the process group, torch's deterministic-algorithms setting."""
         shutdown(self.dist)
         torch.use_deterministic_algorithms(self._determinism[0], warn_only=self._determinism[1])
 

@@ -817,7 +817,7 @@ def test_an_unroll_too_short_for_the_image_to_reach_the_logits_is_refused(data, 
 
 def test_a_new_run_refuses_to_overwrite_a_finished_one(data, tmp_path):
     """The refusal leaves the caller's process as it was: a Trainer refused while it was set up had turned torch's
-    deterministic algorithms on for good (a process group too, under torchrun)."""
+    deterministic algorithms on for good."""
     from neurozoo.datasets.errors import UserFacingError
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))

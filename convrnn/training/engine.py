@@ -384,9 +384,11 @@ class Trainer:
         try:
             self._setup(model)
         except BaseException:
-            # a refusal (--out holds a run, ranks that disagree, a bad checkpoint) had left the process group, and
-            # deterministic algorithms turned on, in the caller's process
-            self._release()
+            # a refusal (--out holds a run, ranks that disagree, a bad checkpoint) had left deterministic algorithms
+            # turned on in the caller's process. The process group is left to the process's exit: destroying a gloo
+            # group while the other ranks, refused too, exit aborted a rank ("terminate called without an active
+            # exception", SIGABRT; CI 2026-12-04 07:05)
+            self._release(destroy_group=False)
             raise
 
     def _setup(self, model: Optional[nn.Module]) -> None:
@@ -928,9 +930,10 @@ class Trainer:
         self.log.close()
         self._release()
 
-    def _release(self) -> None:
+    def _release(self, destroy_group: bool = True) -> None:
         """What the trainer set in its process: the process group, torch's deterministic-algorithms setting."""
-        shutdown(self.dist)
+        if destroy_group:
+            shutdown(self.dist)
         torch.use_deterministic_algorithms(self._determinism[0], warn_only=self._determinism[1])
 
 

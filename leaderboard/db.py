@@ -19,7 +19,7 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
                         text, update)
@@ -757,7 +757,14 @@ class LeaderboardDB(ResultsStore):
         """The score of every done job (the hidden-split score where a job has one), newest job per key, of the jobs
         scored under the current version of their benchmark (and retina fitting protocol and recordings) on this host's
         split, withdrawn submissions' left out: an outdated one (:meth:`outdated_jobs`) is never ranked beside them."""
-        current, _ = self._done_jobs()
+        return self._current_records(self._done_jobs()[0])
+
+    def board_scores(self) -> Tuple[List[ScoreRecord], List[Dict[str, Any]]]:
+        """(:meth:`leaderboard_records`, :meth:`outdated_jobs`) from one reading of the done jobs: a page shows both."""
+        current, outdated = self._done_jobs()
+        return self._current_records(current), self._outdated_rows(outdated)
+
+    def _current_records(self, current: dict) -> List[ScoreRecord]:
         ids = [hidden or public for _id, _m, _b, _s, public, hidden, _t, _r in current.values()]
         with Session(self.engine) as session:
             scores = {r.id: ScoreRecord.from_row(r) for r in session.scalars(select(ScoreRow).where(ScoreRow.id.in_(ids)))}
@@ -793,7 +800,10 @@ class LeaderboardDB(ResultsStore):
         """The done jobs left off the board as outdated (:func:`leaderboard.zoo.outdated_reason`), newest per (model,
         benchmark) without a current score, by model and benchmark: id, model, benchmark, submission_id, updated_at
         and ``reason``."""
-        _, outdated = self._done_jobs()
+        return self._outdated_rows(self._done_jobs()[1])
+
+    @staticmethod
+    def _outdated_rows(outdated: dict) -> List[Dict[str, Any]]:
         return [{"id": id_, "model": model, "benchmark": benchmark, "submission_id": submission,
                  "updated_at": _aware(updated), "reason": reason}
                 for (model, benchmark), (id_, _m, _b, submission, _p, _h, updated, reason) in sorted(outdated.items())]

@@ -66,8 +66,7 @@ def write_report(db, folder) -> Path:
     (folder / "models").mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     (folder / "benchmarks").mkdir(exist_ok=True)
-    records, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
-    outdated = db.outdated_jobs()
+    (records, outdated), failures, metadata = db.board_scores(), db.failed_jobs(), db.submission_metadata()
     context = board(db, records, metadata, outdated)
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"

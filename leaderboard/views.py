@@ -49,6 +49,8 @@ def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     """``metadata``: ``db.submission_metadata()``; ``outdated``: ``db.outdated_jobs()``, the scores left off the
     ranking (default: each read here)."""
+    if records is None and outdated is None:
+        records, outdated = db.board_scores()
     records = db.leaderboard_records() if records is None else records
     metadata = db.submission_metadata() if metadata is None else metadata
     outdated = db.outdated_jobs() if outdated is None else outdated
@@ -405,6 +407,8 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     """``failures``: the failed jobs (``db.failed_jobs()``, any model's); ``metadata``: the submissions'
     (``db.submission_metadata()``); ``outdated``: the scores left off the ranking (``db.outdated_jobs()``, any model's;
     each default: read here)."""
+    if records is None and outdated is None:
+        records, outdated = db.board_scores()
     metadata = db.submission_metadata() if metadata is None else metadata
     records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]

@@ -170,8 +170,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     benchmark_link = lambda benchmark: f"/benchmarks/{safe_name(benchmark)}"
 
     def fetch_records():
-        rows, failures, metadata = db.leaderboard_records(), db.failed_jobs(), db.submission_metadata()
-        outdated = db.outdated_jobs()
+        (rows, outdated), failures, metadata = db.board_scores(), db.failed_jobs(), db.submission_metadata()
         by_model: Dict[str, list] = {}
         for row in rows:
             by_model.setdefault(row.model, []).append(row)

@@ -9,7 +9,7 @@
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
 #     bash benchmarks/perf/gpu_check.sh prepare
 # Then one device call, from the repository root:  command "bash benchmarks/perf/gpu_check.sh",
-#     carry [".device"], timeout_s 560.  Each step prints to $OUT/<step>.txt as well.
+#     carry [".device"], timeout_s 600 (the steps end by GPU_CHECK_BUDGET, 570 s).  Each step prints to $OUT/<step>.txt as well.
 # Locally, a CPU smoke run of the same plumbing at toy sizes:  GPU_CHECK_SMOKE=1 bash benchmarks/perf/gpu_check.sh
 #
 # Why the wheels: that machine's python3 has a CUDA torch, xarray, h5py, timm, scikit-learn, pandas and tqdm, but not
@@ -62,5 +62,14 @@ else
     step convrnn 240 python3 benchmarks/perf/convrnn_gpu_speed.py
     step retina 150 python3 benchmarks/perf/retina_fit_speed.py --device cuda --fit
     step extraction 150 python3 benchmarks/perf/extraction_speed.py --device cuda --runs reference,after,eager
+    # What time the call has left goes to two fast-path variants that may raise MFU (fast path only; each is
+    # skipped when under 90 s remain): CUDA graphs against launch overhead, and a larger batch.
+    budget=${GPU_CHECK_BUDGET:-570}
+    for extra in "graphs --cudagraphs" "batch256 --batch-size 256"; do
+        left=$((budget - SECONDS - 15))
+        [ "$left" -ge 90 ] || { echo "== ${extra%% *}: skipped, ${left} s left"; continue; }
+        step "convrnn_${extra%% *}" "$left" python3 benchmarks/perf/convrnn_gpu_speed.py --skip plain,cornet \
+            ${extra#* }
+    done
 fi
 date -u | tee -a "$out/device.txt"

@@ -164,6 +164,8 @@ def main(argv=None) -> int:
         images_per_s, warm = measure(key, build(), device, args, amp, channels_last)
         achieved = 3 * flops * images_per_s
         rows.append((key, label, flops, images_per_s, achieved, achieved / peak if peak else None, warm))
+        print(f"  {key}: {images_per_s:.2f} images/s, {achieved / 1e12:.3f} TFLOP/s, warm-up {warm:.1f} s",
+              file=sys.stderr, flush=True)  # kept if a later variant runs past the call's time limit
 
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"\ndevice {device_name}; {args.image_size} px, batch {args.batch_size}, width {args.width}, "

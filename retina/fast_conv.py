@@ -16,7 +16,10 @@ Methods (all exact up to float rounding; autograd flows through each):
 * ``"conv3d"``: ``torch.nn.functional.conv3d`` with the kernel reshaped to ``(C, 1, 40, 15, 15)``.
 * ``"windows"``: the plain reference -- unfold the windows and use ``conv2d``.
 
-``"auto"`` is ``"fft"`` (fastest on CPU; see benchmarks/perf/retina_fit_speed.py).
+``"auto"`` resolves per device (:func:`resolve_method`): ``"fft"`` on the CPU (fastest there; see
+benchmarks/perf/retina_fit_speed.py), ``"windows"`` elsewhere -- the plain model's ``conv2d``, which cuDNN runs
+faster than these FFTs (NVIDIA H200, torch 2.11.0+cu130, 2026-12-04: plain 22798.6 frames/s, fast[fft] 9826.9,
+0.43x). The BN-CNN's second layer (:func:`conv2d_fft` or ``conv2d``) resolves the same way.
 """
 from __future__ import annotations
 
@@ -29,6 +32,22 @@ import torch
 from torch.nn import functional as F
 
 METHODS = ("auto", "fft", "fft_taps", "conv3d", "windows")
+SECOND_LAYER_METHODS = ("auto", "fft", "direct")
+
+
+def resolve_method(method: str, device, layer: int = 1) -> str:
+    """The method ``"auto"`` stands for on ``device`` (a ``torch.device`` or its name); others unchanged.
+
+    First layer (``layer=1``): ``"fft"`` on the CPU, ``"windows"`` (the plain ``conv2d``) on any other device.
+    Second layer (``layer=2``): ``"fft"`` (:func:`conv2d_fft`) on the CPU, ``"direct"`` (``conv2d``) elsewhere."""
+    choices = METHODS if layer == 1 else SECOND_LAYER_METHODS
+    if method not in choices:
+        raise ValueError(f"unknown layer-{layer} method {method!r}; choose one of {choices}")
+    if method != "auto":
+        return method
+    if torch.device(device).type == "cpu":
+        return "fft"
+    return "windows" if layer == 1 else "direct"
 
 
 # ---- splitting the FFT layers' work over threads ---------------------------------------------------------
@@ -148,12 +167,16 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     ``(N * T, C, ...)``, chunk by chunk (several short chunks per batch: see :mod:`retina.models.bncnn`).
     ``weight``: ``(C, n_taps, k, k)`` (a ``Conv2d`` weight with the frames as input channels).
     """
+    method = resolve_method(method, movie.device)
     if movie.dim() == 4:
         if movie.shape[1] < weight.shape[1]:
             raise ValueError(f"movie chunks have {movie.shape[1]} frames; need at least {weight.shape[1]} (one window)")
-        if method in ("auto", "fft"):
+        if method == "fft":
             out = _fft3d(movie, weight, bias)
             return out.reshape((-1,) + out.shape[2:])
+        if method == "windows":  # all chunks' windows as one batch (one conv2d call)
+            windows = movie.unfold(1, weight.shape[1], 1).permute(0, 1, 4, 2, 3).flatten(0, 1)
+            return F.conv2d(windows, weight, bias)
         out = torch.cat([conv_first_layer(chunk, weight, None, method) for chunk in movie])
         return out if bias is None else out + bias[:, None, None]
     if movie.dim() != 3:
@@ -164,7 +187,6 @@ def conv_first_layer(movie: torch.Tensor, weight: torch.Tensor, bias: Optional[t
     n_windows = length - n_taps + 1
     if n_windows < 1:
         raise ValueError(f"movie has {length} frames; need at least {n_taps} (one window)")
-    method = "fft" if method == "auto" else method
     if method == "windows":
         out = F.conv2d(movie.unfold(0, n_taps, 1).permute(0, 3, 1, 2), weight)
     elif method == "conv3d":

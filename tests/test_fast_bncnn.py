@@ -4,7 +4,8 @@ import copy
 import pytest
 import torch
 
-from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer
+from neurozoo.retina import fast_conv
+from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer, resolve_method
 from neurozoo.retina.models.bncnn import RetinaCNN, windows
 
 
@@ -12,7 +13,7 @@ def _rel(a, b):
     return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
-@pytest.mark.parametrize("method", ["fft", "fft_taps", "conv3d"])
+@pytest.mark.parametrize("method", ["fft", "fft_taps", "conv3d", "windows"])
 def test_first_layer_equals_windowed_conv2d(method):
     torch.manual_seed(0)
     movie = torch.randn(40 + 11, 50, 50, dtype=torch.float64)
@@ -139,8 +140,9 @@ def test_batch_of_chunks_equals_plain_batch_with_shared_batchnorm():
     chunks = torch.randn(3, 40 + 5, 50, 50, dtype=torch.float64)
     plain = model(torch.cat([windows(c) for c in chunks]).contiguous())  # one batch of 18 windows
     assert _rel(model.forward_movie(chunks), plain) < 1e-8
-    assert _rel(conv_first_layer(chunks, model.conv1.weight, method="conv3d"),
-                conv_first_layer(chunks, model.conv1.weight, method="fft")) < 1e-8
+    for method in ("conv3d", "windows"):  # windows: all chunks as one conv2d batch
+        assert _rel(conv_first_layer(chunks, model.conv1.weight, model.conv1.bias, method=method),
+                    conv_first_layer(chunks, model.conv1.weight, model.conv1.bias, method="fft")) < 1e-8
     with pytest.raises(ValueError, match="need at least 40"):
         conv_first_layer(torch.zeros(2, 30, 50, 50), model.conv1.weight)
 
@@ -261,3 +263,73 @@ def test_training_step_noise_drawn_ahead_is_the_published_draw():
             out = model.forward_movie(movie)
         assert _rel(out, expected) < 1e-8, ways
         assert torch.equal(torch.rand(3), after), ways
+
+
+def test_auto_resolves_to_fft_on_cpu_and_direct_convolutions_elsewhere():
+    """cuDNN's direct convolutions beat the FFT layers on CUDA (H200: plain 22799 vs fast[fft] 9827 frames/s)."""
+    for device in (torch.device("cpu"), "cpu"):
+        assert resolve_method("auto", device) == "fft"
+        assert resolve_method("auto", device, layer=2) == "fft"
+    for device in (torch.device("cuda"), torch.device("cuda", 1), "cuda:0", torch.device("mps"), torch.device("meta")):
+        assert resolve_method("auto", device) == "windows"
+        assert resolve_method("auto", device, layer=2) == "direct"
+    for device in (torch.device("cpu"), torch.device("cuda")):  # explicit methods honoured on any device
+        assert [resolve_method(m, device) for m in ("fft", "fft_taps", "conv3d", "windows")] == \
+            ["fft", "fft_taps", "conv3d", "windows"]
+        assert [resolve_method(m, device, layer=2) for m in ("fft", "direct")] == ["fft", "direct"]
+    with pytest.raises(ValueError, match="unknown layer-1 method"):
+        resolve_method("cudnn", torch.device("cuda"))
+    with pytest.raises(ValueError, match="unknown layer-2 method"):
+        resolve_method("windows", "cpu", layer=2)
+    with pytest.raises(ValueError, match="second_layer must be one of"):
+        RetinaCNN(second_layer="conv3d")
+
+
+def _count_fft_layers(monkeypatch):
+    calls = {"first": 0, "second": 0}
+    fft3d, fft2 = fast_conv._fft3d, fast_conv.conv2d_fft
+
+    def first(*args):
+        calls["first"] += 1
+        return fft3d(*args)
+
+    def second(*args):
+        calls["second"] += 1
+        return fft2(*args)
+
+    monkeypatch.setattr(fast_conv, "_fft3d", first)
+    monkeypatch.setattr("neurozoo.retina.models.bncnn.conv2d_fft", second)
+    return calls
+
+
+def test_auto_fast_forward_on_cpu_is_the_fft_path_unchanged(monkeypatch):
+    torch.manual_seed(5)
+    model = RetinaCNN(n_cells=3, noise_std=0.0).train()
+    explicit = copy.deepcopy(model)
+    explicit.first_layer, explicit.second_layer = "fft", "fft"
+    movie = torch.randn(2, 40 + 6, 50, 50)
+    calls = _count_fft_layers(monkeypatch)
+    auto_out = model.forward_movie(movie)
+    assert calls == {"first": 1, "second": 1}
+    assert torch.equal(auto_out, explicit.forward_movie(movie))  # bit for bit the FFT path
+    assert _rel(auto_out, copy.deepcopy(model)(torch.cat([windows(c) for c in movie]).contiguous())) < 1e-4
+
+
+def test_auto_fast_forward_off_cpu_runs_the_plain_convolutions(monkeypatch):
+    """On a non-CPU device (meta here: no GPU needed) neither FFT layer runs; explicit methods still do."""
+    model = RetinaCNN(n_cells=3).eval().to("meta")
+    movie = torch.empty(2, 40 + 6, 50, 50, device="meta")
+    calls = _count_fft_layers(monkeypatch)
+    assert model.forward_movie(movie).shape == (14, 3)
+    assert calls == {"first": 0, "second": 0}
+    model.second_layer = "fft"
+    model.forward_movie(movie, method="fft")
+    assert calls == {"first": 1, "second": 1}
+
+
+def test_speed_script_labels_the_fast_path_with_the_methods_run():
+    from neurozoo.benchmarks.perf.retina_fit_speed import fast_label
+
+    assert fast_label("auto", torch.device("cpu")) == "fft"
+    assert fast_label("auto", torch.device("cuda")) == "windows+conv2"
+    assert fast_label("fft", torch.device("cuda")) == "fft+conv2"

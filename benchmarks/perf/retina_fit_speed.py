@@ -1,8 +1,9 @@
 """Training throughput of the BN-CNN: plain windows vs the fast contiguous-chunk path, side by side.
 
 Plain: a batch of ``B`` random 40-frame windows ``(B, 40, 50, 50)`` through ``model(x)`` (conv2d).
-Fast: one contiguous chunk of ``B + 39`` frames through ``model.forward_movie`` (first layer by FFT,
-shared between the overlapping windows). Both do a full training step (forward, Poisson loss,
+Fast: one contiguous chunk of ``B + 39`` frames through ``model.forward_movie`` (on the CPU the first layer by FFT,
+shared between the overlapping windows; the label says which method ran: ``--methods auto`` resolves per device,
+``retina.fast_conv.resolve_method``). Both do a full training step (forward, Poisson loss,
 backward, Adam update) on the same weights; frames/s = windows (output frames) per second of wall time,
 and per CPU-second of this process (the figure to compare on a machine shared with other work).
 Also checks that both paths give the same outputs on the same chunk (eval mode). On the CPU the fast path runs as
@@ -18,6 +19,15 @@ on the idle machine (2026-12-02 00:55 UTC, load ~1): plain 57.0-60.7 frames/s, f
 ``--fit`` also runs ``zoo fit bncnn --data embedded:whitenoise`` from a fresh folder (the command as a user runs
 it: start-up, data, fit to convergence, held-out evaluation) and prints wall and CPU seconds, epochs, validation r
 per epoch, held-out median r and FEVE, with the load average before and after (the machine is shared).
+
+On CUDA the FFT layers lose to cuDNN's direct convolutions, so there ``auto`` runs the plain model's convolutions
+(``fast[windows+conv2]``). Measured 2026-12-04 on an NVIDIA H200 (torch 2.11.0+cu130, 16 CPU threads), when
+``auto`` was still ``fft`` on every device:
+
+    cuda  plain  22798.6 frames/s (22967.7 per CPU-s) | fast[fft]   9826.9 frames/s (10065.7 per CPU-s)
+          ratio  0.43x wall,  0.44x CPU  max rel diff 8.8e-05
+    fit to convergence (zoo fit bncnn --data embedded:whitenoise --device cuda): 35.7 s wall, 54.8 CPU-s,
+          4 epochs (best 2), held-out median r 0.662 (oracle 0.844), FEVE 0.439
 
 Measured 2026-12-01 (2-core AMD EPYC shared with three other engineers' jobs, torch 2.13 CPU, batch 128, the
 fit's; OMP_WAIT_POLICY=PASSIVE as the zoo CLI sets it; no CUDA device on that machine):
@@ -99,7 +109,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (leaderboard/cli.py); before torch loads
 import torch  # noqa: E402
 
-from neurozoo.retina.fast_conv import keep_freed_memory, split_threads  # noqa: E402
+from neurozoo.retina.fast_conv import keep_freed_memory, resolve_method, split_threads  # noqa: E402
 from neurozoo.retina.models.bncnn import RetinaCNN, windows  # noqa: E402
 
 
@@ -164,6 +174,13 @@ def measure(device: torch.device, batch: int, steps: int, n_cells: int, methods,
     return results, error
 
 
+def fast_label(method: str, device: torch.device) -> str:
+    """The fast path's layers as run on ``device``: the first layer's method, ``+conv2`` where the second layer is
+    direct (on the CPU: ``fft``; elsewhere ``auto`` runs ``windows+conv2``, the plain model's convolutions)."""
+    first = resolve_method(method, device)
+    return first + ("" if resolve_method("auto", device, layer=2) == "fft" else "+conv2")
+
+
 def checkout(rev: str, folder: str) -> str:
     """A PYTHONPATH under which ``neurozoo`` is git revision ``rev`` of this repository (``git archive`` into
     ``folder``), for timing it back to back with the working tree."""
@@ -221,7 +238,8 @@ def main(argv=None):
                                                                     "out the other processes' interference)")
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
-    parser.add_argument("--methods", default="fft", help="comma-separated fast first-layer methods (fft,fft_taps,conv3d)")
+    parser.add_argument("--methods", default="auto", help="comma-separated fast first-layer methods (auto: the fit's, "
+                                                          "per device; fft,fft_taps,conv3d,windows)")
     parser.add_argument("--fit", action="store_true",
                         help="also time `zoo fit bncnn --data embedded:whitenoise` to convergence (about a minute), "
                              "on the GPU with --device cuda")
@@ -244,7 +262,7 @@ def main(argv=None):
         (wall, cpu) = rates["plain"]
         line = f"{name:5s} plain {wall:8.1f} frames/s ({cpu:7.1f} per CPU-s)"
         for m in methods:
-            line += (f" | fast[{m}] {rates[m][0]:8.1f} frames/s ({rates[m][1]:7.1f} per CPU-s)  ratio "
+            line += (f" | fast[{fast_label(m, device)}] {rates[m][0]:8.1f} frames/s ({rates[m][1]:7.1f} per CPU-s)  ratio "
                      f"{rates[m][0] / wall:5.2f}x wall, {rates[m][1] / cpu:5.2f}x CPU  max rel diff {error[m]:.1e}")
         print(line, flush=True)
     if args.fit:

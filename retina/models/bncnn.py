@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from neurozoo.retina.fast_conv import conv2d_fft, conv_first_layer, normals_ahead, unit_batchnorm_noise_relu
+from neurozoo.retina.fast_conv import (SECOND_LAYER_METHODS, conv2d_fft, conv_first_layer, normals_ahead,
+                                       resolve_method, unit_batchnorm_noise_relu)
 
 N_FRAMES = 40
 FRAME_SIZE = 50
@@ -101,15 +102,18 @@ class RetinaCNN(nn.Module):
     def __init__(self, n_cells: int = 5, channels=(8, 8), kernel_sizes=(15, 11), n_frames: int = N_FRAMES,
                  frame_size: int = FRAME_SIZE, batchnorm: bool = True, noise_std: float = 0.05,
                  parametric_softplus: bool = False, first_layer: str = "auto", output_scale: str = "none",
-                 bn_eps: float = BN_EPS, bn_momentum: float = BN_MOMENTUM, second_layer: str = "fft"):
+                 bn_eps: float = BN_EPS, bn_momentum: float = BN_MOMENTUM, second_layer: str = "auto"):
         super().__init__()
         if output_scale not in OUTPUT_SCALES:
             raise ValueError(f"output_scale must be one of {OUTPUT_SCALES}; got {output_scale!r}")
         self.n_cells, self.n_frames, self.frame_size = n_cells, n_frames, frame_size
-        self.first_layer = first_layer  # how forward_movie computes layer 1: "auto", "fft", "conv3d"
-        if second_layer not in ("fft", "direct"):
-            raise ValueError(f"second_layer must be 'fft' or 'direct'; got {second_layer!r}")
-        self.second_layer = second_layer  # how forward_movie computes conv2: "fft" (conv2d_fft) or "direct" (conv2d)
+        # how forward_movie computes layer 1 ("auto", "fft", "conv3d", ...) and conv2 ("auto", "fft": conv2d_fft,
+        # "direct": conv2d); "auto" per device: the FFTs on the CPU, cuDNN's direct convolutions elsewhere
+        # (retina.fast_conv.resolve_method)
+        self.first_layer = first_layer
+        if second_layer not in SECOND_LAYER_METHODS:
+            raise ValueError(f"second_layer must be one of {SECOND_LAYER_METHODS}; got {second_layer!r}")
+        self.second_layer = second_layer
         self.scale_from_data = output_scale == "data"
         c1, c2 = channels
         k1, k2 = kernel_sizes
@@ -194,7 +198,8 @@ class RetinaCNN(nn.Module):
         take_noise = self._noise_ahead(movie)  # drawn while the first layer runs
         pre = conv_first_layer(movie, self.conv1.weight, self.conv1.bias, method=method or self.first_layer)
         noise1, noise2 = take_noise()
-        return self.readout(self.layer2(self.layer1(pre, noise1), fft=self.second_layer == "fft", noise=noise2))
+        fft2 = resolve_method(self.second_layer, movie.device, layer=2) == "fft"
+        return self.readout(self.layer2(self.layer1(pre, noise1), fft=fft2, noise=noise2))
 
     def _noise_ahead(self, movie):
         """A function giving both hidden layers' standard normal draws ``[noise1, noise2]`` (None: drawn by the layer

@@ -496,6 +496,27 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
     assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])
 
 
+def test_the_gpu_default_is_an_eager_float32_fast_path_and_the_cpu_default_is_unchanged():
+    """On an H200 the compiled bfloat16 default had not finished compiling after 130 s of a benchmark the reference
+    path scores in 19 s: on a GPU ``fast=None`` is not compiled, and float32 (bfloat16 moves activations by ~1e-2)."""
+    from neurozoo.benchmarks.extraction.activations import (CPU_FAST, GPU_FAST, device_fast_options,
+                                                            inference_options)
+
+    gpu = device_fast_options(torch.device("cuda"))
+    assert gpu == GPU_FAST and gpu["compile"] == "none" and gpu["dtype"] is None
+    assert gpu["share_image_free_steps"] and not gpu["fuse_gates"]
+    assert device_fast_options("cuda:1") == GPU_FAST
+    assert device_fast_options(torch.device("cpu")) == {"dtype": None, "compile": "none", "fuse_gates": False,
+                                                        "share_image_free_steps": True} == CPU_FAST
+    for device in ("cuda", "cpu"):  # fast=True stays to_fast()'s defaults (bfloat16, compiled); a dict is taken as is
+        assert device_fast_options(device, True) == {}
+        assert device_fast_options(device, {"compile": "step"}) == {"compile": "step"}
+    model = _tiny_convrnn()
+    assert inference_options(model) == CPU_FAST and inference_options(model, fast=False) is None
+    inference_options(model)["dtype"] = torch.bfloat16  # a copy: the module's options stay as they are
+    assert CPU_FAST["dtype"] is None and GPU_FAST["dtype"] is None
+
+
 def test_convrnns_see_the_originals_neural_presentation():
     """neuroailab/convrnns models/model_func.py ``set_imagepres(image_pres="neural")``: ``image_off = 10``,
     ``times = 26`` (lines 64-66); ``make_movie`` (lines 41-44): ``[ims] * image_off + [blank] * (times -

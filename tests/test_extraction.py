@@ -129,6 +129,17 @@ def test_random_projection_is_seeded_and_preserves_geometry():
     assert small.identity and torch.equal(small(x[:, :30]), x[:, :30])
 
 
+def test_random_projection_runs_in_float32_inside_a_bfloat16_cpu_autocast():
+    """The bfloat16 fast path hands each step to the reduction inside its CPU autocast, where the sparse product
+    failed ('addmm_out_sparse_csr_impl_mkl' not implemented for 'BFloat16')."""
+    x = torch.randn(6, 5000)
+    projection = RandomProjection(5000, 100, seed=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = projection(x.to(torch.bfloat16))
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, projection(x.to(torch.bfloat16)))
+
+
 def test_convrnn_extraction_maps_steps_to_bins(stimuli, tmp_path):
     model = ToyConvRNN()
     assert is_convrnn(model)

@@ -241,9 +241,11 @@ CPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_
 #: (torch 2.11.0+cu130, 2026-12-04) the reference path scored full-width ``rgc_intermediate`` on all 640
 #: ``cowley2023.V4`` images in 18.9 s, while ``to_fast()``'s compiled steps (about 20 graphs for the ten layers'
 #: step patterns) had not finished compiling 130 s later. float32, not bfloat16: extraction must give the
-#: reference path's score to 1e-3, and bfloat16 activations differ from the reference by ~1e-2 (relative; see
-#: docs/performance.md), while float32 ones agree to ~1e-6. Gates not fused: whether cuDNN's depthwise convolution
-#: with channel multiplier 2 pays is unmeasured, and the CPU's oneDNN is 3-5 times slower with it.
+#: reference path's score to 1e-3; float32 features agree with the reference to ~1e-6, bfloat16 ones differ by
+#: ~1e-2 (relative) and moved the score by 1.7e-4 on 64 images (CPU, 2026-12-04), a sixth of that budget, for an
+#: unmeasured gain on a GPU, where the convolutions are not what costs (docs/performance.md, GPU figures). Gates
+#: not fused: whether cuDNN's depthwise convolution with channel multiplier 2 pays is unmeasured, and the CPU's
+#: oneDNN is 3-5 times slower with it.
 GPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
 
 

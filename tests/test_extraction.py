@@ -129,6 +129,17 @@ def test_random_projection_is_seeded_and_preserves_geometry():
     assert small.identity and torch.equal(small(x[:, :30]), x[:, :30])
 
 
+def test_random_projection_runs_in_float32_inside_a_bfloat16_cpu_autocast():
+    """The bfloat16 fast path hands each step to the reduction inside its CPU autocast, where the sparse product
+    failed ('addmm_out_sparse_csr_impl_mkl' not implemented for 'BFloat16')."""
+    x = torch.randn(6, 5000)
+    projection = RandomProjection(5000, 100, seed=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = projection(x.to(torch.bfloat16))
+    assert inside.dtype == torch.float32
+    assert torch.equal(inside, projection(x.to(torch.bfloat16)))
+
+
 def test_convrnn_extraction_maps_steps_to_bins(stimuli, tmp_path):
     model = ToyConvRNN()
     assert is_convrnn(model)
@@ -494,6 +505,27 @@ def test_fast_path_features_equal_the_reference_and_the_model_is_restored(stimul
     assert model._fast is None and all(p.is_contiguous() for p in model.parameters())  # switched back
     np.testing.assert_allclose(fast.values, reference.values, rtol=1e-4, atol=1e-5 * np.abs(reference.values).max())
     assert fast.shape == (10, 8 * 2 * 2, 3) and not np.allclose(fast.values[:, :, 0], fast.values[:, :, 2])
+
+
+def test_the_gpu_default_is_an_eager_float32_fast_path_and_the_cpu_default_is_unchanged():
+    """On an H200 the compiled bfloat16 default had not finished compiling after 130 s of a benchmark the reference
+    path scores in 19 s: on a GPU ``fast=None`` is not compiled, and float32 (bfloat16 moves activations by ~1e-2)."""
+    from neurozoo.benchmarks.extraction.activations import (CPU_FAST, GPU_FAST, device_fast_options,
+                                                            inference_options)
+
+    gpu = device_fast_options(torch.device("cuda"))
+    assert gpu == GPU_FAST and gpu["compile"] == "none" and gpu["dtype"] is None
+    assert gpu["share_image_free_steps"] and not gpu["fuse_gates"]
+    assert device_fast_options("cuda:1") == GPU_FAST
+    assert device_fast_options(torch.device("cpu")) == {"dtype": None, "compile": "none", "fuse_gates": False,
+                                                        "share_image_free_steps": True} == CPU_FAST
+    for device in ("cuda", "cpu"):  # fast=True stays to_fast()'s defaults (bfloat16, compiled); a dict is taken as is
+        assert device_fast_options(device, True) == {}
+        assert device_fast_options(device, {"compile": "step"}) == {"compile": "step"}
+    model = _tiny_convrnn()
+    assert inference_options(model) == CPU_FAST and inference_options(model, fast=False) is None
+    inference_options(model)["dtype"] = torch.bfloat16  # a copy: the module's options stay as they are
+    assert CPU_FAST["dtype"] is None and GPU_FAST["dtype"] is None
 
 
 def test_convrnns_see_the_originals_neural_presentation():

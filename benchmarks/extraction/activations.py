@@ -211,25 +211,42 @@ def _takes(runner, argument: str) -> bool:
 def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = None) -> Optional[dict]:
     """``model.to_fast`` options for extraction, or None for the reference path.
 
-    ``fast=None`` (default): the fast path where the device supports it -- on a GPU ``to_fast()``'s defaults
-    (bfloat16, compiled steps); on a CPU :data:`CPU_FAST`: float32 with channels-last weights, fused input
+    ``fast=None`` (default): the fast path where the device supports it, eager on both --
+    :data:`GPU_FAST` on a GPU, :data:`CPU_FAST` on a CPU: float32 with channels-last weights, fused input
     convolutions, the image-free first steps of each layer computed once for the batch, not compiled
     (compiling costs minutes per shape; bfloat16 on a CPU changes activations by ~1e-2), and the separable
     gates not fused (oneDNN's depthwise convolution with channel multiplier 2 is 3-5 times slower on a CPU
     than two with multiplier 1: with them fused the CPU fast path was slower than the reference path).
-    ``False``: the reference path. ``True``: ``to_fast()``'s defaults. A dict: those ``to_fast`` options.
+    ``False``: the reference path. ``True``: ``to_fast()``'s defaults (bfloat16, compiled steps). A dict: those
+    ``to_fast`` options.
     """
     if fast is False or not hasattr(model, "to_fast"):
         return None
+    return device_fast_options(_model_device(model), fast)
+
+
+def device_fast_options(device: torch.device, fast: Union[bool, None, dict] = None) -> dict:
+    """The ``to_fast`` options :func:`inference_options` picks for a model on ``device`` (``fast`` not False)."""
     if isinstance(fast, dict):
         return dict(fast)
-    if fast is True or _model_device(model).type == "cuda":
+    if fast is True:
         return {}
-    return dict(CPU_FAST)
+    return dict(GPU_FAST if torch.device(device).type == "cuda" else CPU_FAST)
 
 
 #: ``to_fast`` options of the CPU extraction's fast path (``fast=None`` on a CPU)
 CPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
+
+#: ``to_fast`` options of the GPU extraction's fast path (``fast=None`` on a GPU). Not compiled: on an H200
+#: (torch 2.11.0+cu130, 2026-12-04) the reference path scored full-width ``rgc_intermediate`` on all 640
+#: ``cowley2023.V4`` images in 18.9 s, while ``to_fast()``'s compiled steps (about 20 graphs for the ten layers'
+#: step patterns) had not finished compiling 130 s later. float32, not bfloat16: extraction must give the
+#: reference path's score to 1e-3; float32 features agree with the reference to ~1e-6, bfloat16 ones differ by
+#: ~1e-2 (relative) and moved the score by 1.7e-4 on 64 images (CPU, 2026-12-04), a sixth of that budget, for an
+#: unmeasured gain on a GPU, where the convolutions are not what costs (docs/performance.md, GPU figures). Gates
+#: not fused: whether cuDNN's depthwise convolution with channel multiplier 2 pays is unmeasured, and the CPU's
+#: oneDNN is 3-5 times slower with it.
+GPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
 
 
 def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = BRAINSCORE_BINS,

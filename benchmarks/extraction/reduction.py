@@ -51,7 +51,9 @@ class RandomProjection:
         flat = flat.detach().to("cpu", torch.float32)
         if self.identity:
             return flat
-        return (self._matrix @ flat.T).T
+        # a bfloat16 fast path calls this inside its CPU autocast: the sparse product has no bfloat16 kernel
+        with torch.autocast("cpu", enabled=False):
+            return (self._matrix @ flat.T).T
 
     def settings(self) -> dict:
         return {"method": "sparse_random_projection", "n_components": self.n_components, "seed": self.seed}

@@ -13,11 +13,13 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
   kept as uint8 pixels and normalised per batch, glibc's mmap threshold at 32 MB and the heap trimmed after
   each batch;
 * ``--runs before,after,reference,bf16``: also the current extraction with ``fast=False`` (to separate the two
-  gains), and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``); ``eager``: the
-  GPU fast path (``to_fast()``'s defaults) without ``torch.compile``. The first run is the baseline of the ratios.
-* ``--device cuda``: the model and extraction on the GPU (there the fast path is ``to_fast()``'s defaults:
-  bfloat16, channels-last, compiled steps), with the GPU's peak allocated memory; e.g.
-  ``--device cuda --runs reference,after,eager`` where the git history is not at hand.
+  gains), and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``); ``eager``:
+  ``to_fast()``'s defaults without ``torch.compile`` (bfloat16, fused gates); ``compiled``: ``fast=True``,
+  ``to_fast()``'s defaults (bfloat16, compiled steps: minutes of compilation first). The first run is the
+  baseline of the ratios.
+* ``--device cuda``: the model and extraction on the GPU (there the fast path of **after** is
+  ``activations.GPU_FAST``, as eager as the CPU's: float32, channels-last, not compiled), with the GPU's peak
+  allocated memory; e.g. ``--device cuda --runs reference,after,eager`` where the git history is not at hand.
 
 Both run the current model code (``convrnn``, including the RGC's in-place gate arithmetic without autograd);
 before reads the images as one float32 tensor, as the old loader gave them. Each runs in its own child process,
@@ -32,7 +34,7 @@ at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before
 472 s wall, 644 CPU-s, peak 1.66 GB; score 0.21342 on both (2.1e-7 apart): 4.94x wall, 3.57x CPU.
 
     python benchmarks/perf/extraction_speed.py [--images 128] [--batch-size 32] [--device cpu|cuda]
-        [--runs before,after[,reference,bf16,eager]]
+        [--runs before,after[,reference,bf16,eager,compiled]]
 """
 from __future__ import annotations
 
@@ -79,8 +81,10 @@ elif mode == 'reference':
 elif mode == 'bf16':
     from neurozoo.benchmarks.extraction.activations import CPU_FAST
     options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
-elif mode == 'eager':  # the GPU fast path's defaults (bfloat16, channels-last, fused gates) without torch.compile
+elif mode == 'eager':  # to_fast()'s defaults (bfloat16, channels-last, fused gates) without torch.compile
     options['fast'] = {'compile': 'none'}
+elif mode == 'compiled':  # to_fast()'s defaults: bfloat16, compiled steps
+    options['fast'] = True
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -126,7 +130,7 @@ def run(mode: str, args) -> dict:
 
 
 LABELS = {"before": "before", "after": "after", "reference": "after, reference path", "bf16": "after, bfloat16",
-          "eager": "after, not compiled"}
+          "eager": "after, to_fast() bf16 not compiled", "compiled": "after, to_fast() bf16 compiled"}
 
 
 def main(argv=None) -> int:
@@ -139,8 +143,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the model and extraction on that device)")
     parser.add_argument("--runs", default="before,after",
                         help=f"comma-separated runs, in order, the first the baseline: {', '.join(LABELS)} "
-                             "(reference: fast=False; bf16: the CPU fast path in bfloat16; eager: the GPU fast path "
-                             "without torch.compile; before needs the git history)")
+                             "(reference: fast=False; bf16: the CPU fast path in bfloat16; eager: to_fast()'s "
+                             "bf16 defaults without torch.compile; compiled: fast=True, to_fast()'s defaults; "
+                             "before needs the git history)")
     parser.add_argument("--variants", default="", help="runs added after --runs (kept for older command lines)")
     args = parser.parse_args(argv)
     runs = [r for r in (args.runs + "," + args.variants).split(",") if r]

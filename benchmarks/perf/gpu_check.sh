@@ -4,7 +4,7 @@
 #      the fast path against the plain path and the CORnet-S-like model;
 #   2. retina_fit_speed.py --device cuda --fit: BN-CNN training frames/s (plain vs fast) and a fit to convergence;
 #   3. extraction_speed.py --device cuda: scoring full-width rgc_intermediate on cowley2023.V4 (reference path,
-#      fast path, fast path without torch.compile).
+#      the float32 eager fast path GPU_FAST, to_fast()'s bfloat16 defaults without torch.compile).
 #
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
 #     bash benchmarks/perf/gpu_check.sh prepare

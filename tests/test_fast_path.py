@@ -149,8 +149,8 @@ def test_compiled_step_compiles_one_graph_per_layer(share):
 
 
 @pytest.mark.skipif(not os.environ.get("NEUROZOO_SLOW_TESTS"),
-                    reason="Inductor compilation on CPU takes ~2-4 minutes for this model (C++ codegen per graph); "
-                           "set NEUROZOO_SLOW_TESTS=1 to run it")
+                    reason="Inductor compilation on CPU takes ~30 s for this model (C++ codegen of 3 graphs, "
+                           "forward and backward); set NEUROZOO_SLOW_TESTS=1 to run it")
 def test_inductor_compiled_step_matches_the_reference():
     ref = reference_model()
     fast = make_fast(copy.deepcopy(ref), dtype=None, compile="step")

@@ -329,6 +329,8 @@ class ConvRNN(nn.Module):
     def frames(self, images: torch.Tensor, n_steps: int, image_steps: int) -> List[Optional[torch.Tensor]]:
         """Per-step inputs: the image for steps < image_steps, the blank frame after (model_func.make_movie)."""
         gray = self.gray.to(images.dtype).expand_as(images)
+        if self._fast is not None:  # one dense blank frame in the images' layout: a compiled step guards on strides
+            gray = torch.empty_like(images).copy_(gray)
         return [images if t < image_steps else gray for t in range(n_steps)]
 
     def to_fast(self, **options) -> "ConvRNN":
@@ -413,7 +415,8 @@ class ConvRNN(nn.Module):
                            for src, delay in self._edges[name]}
                 if share:
                     ff, sources, states[name] = _common_batch(ff, sources, states[name], self._fast.prepare_input)
-                current[name] = self._layer_step(name, ff, sources, states)
+                # shared (one-image) steps run eagerly: compiling them would add graphs for the one-image shapes
+                current[name] = self._layer_step(name, ff, sources, states, eager=share and ff.shape[0] < batch)
                 del ff, sources
                 for source in release.get(name, ()):  # no later layer of this step reads it: free it now
                     previous.pop(source, None)
@@ -501,9 +504,9 @@ class ConvRNN(nn.Module):
         # t = 0: the original's zero standin (the same for every image: one image's when shared)
         return torch.zeros_like(current[source][:1] if share else current[source])
 
-    def _layer_step(self, name, ff, sources, states) -> torch.Tensor:
+    def _layer_step(self, name, ff, sources, states, eager: bool = False) -> torch.Tensor:
         layer = self.layers[name]
-        update = self._fast.updates[name] if self._fast is not None else layer_update
+        update = self._fast.updates[name] if self._fast is not None and not eager else layer_update
         out, states[name] = update(layer, self.feedback[name] if name in self.feedback else None, ff, sources,
                                    states[name])
         return out
@@ -532,7 +535,7 @@ def layer_update(layer: Layer, merge: Optional[FeedbackMerge], ff: torch.Tensor,
     post block, pool -> (output, new cell state).
 
     Branches only on which inputs exist (None), never on tensor values, so it compiles to one graph
-    per pattern of present inputs (the fast path compiles it per layer)."""
+    per pattern of present inputs (the fast path compiles only the steady one, per layer)."""
     x = layer.stage(ff)
     feedback = merge(x, sources) if merge is not None else None
     out, new_state = layer.cell(x, state, feedback=feedback, res_input=ff)

@@ -174,3 +174,89 @@ def test_cornet_s_like_baseline_has_cornet_s_size_and_runs():
 def test_cuda_graphs_are_refused_for_a_model_on_the_cpu():
     with pytest.raises(ValueError, match="needs the model on a GPU"):
         make_fast(reference_model(), cudagraphs=True)
+
+
+def test_profile_script_sorts_a_training_step_by_kind_of_work(capsys):
+    """benchmarks/perf/convrnn_gpu_profile.py at toy size on the CPU: every category of the table is there, they
+    add up to the profiled aten time, and the FLOP split by convolution kind adds up to the model's forward FLOPs."""
+    from neurozoo.benchmarks.perf.convrnn_gpu_profile import CATEGORIES, DENSE, DEPTHWISE, ConvFlops, main
+    from neurozoo.benchmarks.perf.convrnn_gpu_speed import forward_flops, rgc_builder
+
+    build = rgc_builder(0.0625, 12)
+    counter = ConvFlops()
+    total = forward_flops(build, 32, counter)
+    assert total == forward_flops(build, 32)  # the custom formula changes no count
+    assert counter.conv[DENSE] > counter.conv[DEPTHWISE] > 0
+    readout = 512 * 0.0625 * 1000 * 2 * 12  # the linear readout (conv6's 32 channels to 1000) at each of 12 steps
+    assert counter.conv[DENSE] + counter.conv[DEPTHWISE] + readout == total
+
+    assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--width", "0.0625", "--n-steps", "12",
+                 "--fast-dtype", "float32", "--steps", "1", "--warmup", "0", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    rows = {line[:42].strip(): line[42:].split() for line in out.splitlines() if line[:42].strip() in CATEGORIES}
+    assert set(CATEGORIES) - rows.keys() <= {f"{DENSE} backward, not split", f"{DEPTHWISE} backward, not split"}
+    busy = float(out.split("self CPU time of aten ops: ")[1].split()[0])
+    assert sum(float(r[0]) for r in rows.values()) == pytest.approx(busy, abs=0.05)
+    for needed in (f"{DENSE} forward", f"{DEPTHWISE} forward", f"{DEPTHWISE} backward, not split",
+                   "elementwise & activation", "pad/copy/cat/fill"):
+        assert float(rows[needed][0]) > 0, needed
+    assert f"dense-conv share: {100 * 3 * counter.conv[DENSE] / (3 * total):.1f}% of the FLOPs in" in out
+    top = out.split("top 5 ops by self CPU time")[1].splitlines()[3:8]
+    assert len(top) == 5 and all(line.split()[3] in ("dense", "depthwise", "elementwise", "pad/copy/cat/fill",
+                                                     "normalisation/other") for line in top)
+
+
+def test_profile_sorts_cuda_kernels_by_op_shapes_and_kernel_name():
+    """The GPU side of the profile, on recorded events as torch.profiler gives them (no GPU here): a kernel takes
+    the category of the nearest copy or convolution op above it, a convolution's shapes tell depthwise from
+    dense, and inside convolution_backward the kernel name tells the input gradient from the weight gradient."""
+    from types import SimpleNamespace as Event
+
+    from torch.autograd import DeviceType
+
+    from neurozoo.benchmarks.perf.convrnn_gpu_profile import busy_us, category, device_times
+
+    def op(name, shapes=(), parent=None, concrete=None, kernels=()):
+        return Event(name=name, input_shapes=[list(s) for s in shapes], concrete_inputs=concrete, cpu_parent=parent,
+                     device_type=DeviceType.CPU, is_async=False,
+                     kernels=[Event(name=k, duration=d) for k, d in kernels])
+
+    node = op("ConvolutionBackward0", parent=op("autograd::engine::evaluate_function: ConvolutionBackward0"))
+    dense_bwd = op("aten::convolution_backward", [(64, 128, 56, 56), (64, 128, 56, 56), (128, 128, 3, 3)], node,
+                   kernels=[("sm90_xmma_dgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", 30.0),
+                            ("sm90_xmma_wgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", 50.0),
+                            ("nhwcToNchwKernel", 5.0)])
+    depthwise_bwd = op("aten::convolution_backward", [(64, 256, 28, 28), (64, 128, 28, 28), (256, 1, 7, 7)], node,
+                       kernels=[("void at::native::conv_depthwise2d_backward_kernel<c10::BFloat16>", 400.0),
+                                ("void at::native::conv_depthwise2d_grad_weight_kernel<c10::BFloat16>", 900.0)])
+    bias_grad = op("aten::sum", [(64, 128, 56, 56)], dense_bwd, kernels=[("reduce_kernel<512, 1>", 2.0)])
+    first_layer = op("aten::convolution_backward", [(64, 64, 112, 112), (64, 3, 224, 224), (64, 3, 7, 7)], node,
+                     concrete=[None] * 10 + [[False, True, True]], kernels=[("some_gemm_kernel", 7.0)])
+    conv2d = op("aten::conv2d", [(64, 128, 56, 56), (128, 128, 3, 3)])
+    cast = op("aten::copy_", [(128, 128, 3, 3), (128, 128, 3, 3)], op("aten::_to_copy", parent=conv2d),
+              kernels=[("elementwise_kernel", 1.0)])
+    forward = op("aten::cudnn_convolution", [(64, 128, 56, 56), (128, 128, 3, 3)], op("aten::_convolution",
+                 parent=conv2d), kernels=[("sm90_xmma_fprop_implicit_gemm_bf16", 25.0)])
+    depthwise_fwd = op("aten::_conv_depthwise2d", [(64, 128, 28, 28), (256, 1, 7, 7)],
+                       kernels=[("conv_depthwise2d_forward_kernel", 300.0)])
+    gate = op("aten::sigmoid", [(64, 128, 28, 28)], kernels=[("vectorized_elementwise_kernel", 8.0)])
+    gate_bwd = op("aten::sigmoid_backward", [(64, 128, 28, 28)] * 2, node, kernels=[("elementwise_kernel", 9.0)])
+    pad = op("aten::constant_pad_nd", [(64, 128, 28, 28)], kernels=[("elementwise_kernel", 4.0)])
+    norm = op("aten::native_layer_norm", [(64, 128, 28, 28)], kernels=[("layer_norm_kernel", 3.0)])
+    copy_h2d = op("cudaMemcpyAsync wrapper", kernels=[("Memcpy HtoD (Pageable -> Device)", 6.0)])
+    events = [dense_bwd, depthwise_bwd, bias_grad, first_layer, cast, forward, depthwise_fwd, gate, gate_bwd, pad,
+              norm, copy_h2d, op("aten::empty", [(4,)])]
+
+    by_category, by_op, by_kernel = device_times(events, on_gpu=True)
+    assert dict(by_category) == {
+        "dense conv backward-input": 30.0, "dense conv backward-weight": 50.0 + 2.0 + 7.0,
+        "dense conv backward, not split": 5.0, "depthwise conv backward-input": 400.0,
+        "depthwise conv backward-weight": 900.0, "dense conv forward": 25.0, "depthwise conv forward": 300.0,
+        "pad/copy/cat/fill": 1.0 + 4.0 + 6.0, "elementwise & activation": 8.0 + 9.0, "normalisation/other": 3.0}
+    assert by_op[("depthwise conv backward-weight", "aten::convolution_backward", "64x256x28x28, 64x128x28x28, "
+                  "256x1x7x7")] == [900.0, 1]
+    assert by_kernel["elementwise_kernel"][:2] == [14.0, 3]
+    assert category(depthwise_bwd) == "depthwise conv backward, not split"  # the CPU: one op, no kernel names
+
+    kernel = lambda start, end: Event(device_type=DeviceType.CUDA, time_range=Event(start=start, end=end))
+    assert busy_us([kernel(0, 10), kernel(5, 12), kernel(20, 25), dense_bwd]) == 17.0  # overlaps counted once

@@ -41,12 +41,13 @@ def peak_flops(device: torch.device, override_tflops):
     return None, f"{name}: not in the peak table (pass --peak-tflops)"
 
 
-def forward_flops(build, image_size: int) -> float:
-    """FLOPs of one forward per image, counted on the meta device (no memory, no compute)."""
+def forward_flops(build, image_size: int, counter: FlopCounterMode = None) -> float:
+    """FLOPs of one forward per image, counted on the meta device (no memory, no compute); ``counter``: a
+    FlopCounterMode of the caller's (e.g. with a ``custom_mapping`` that sorts the convolutions)."""
     with torch.device("meta"):
         model = build().eval()  # one image: batch statistics would be undefined
         x = torch.empty(1, 3, image_size, image_size)
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        with (counter or FlopCounterMode(display=False)) as counter, torch.no_grad():
             model(x)
     return float(counter.get_total_flops())
 
@@ -64,16 +65,33 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(name, model, device, args, amp: bool, channels_last: bool):
+def configure(device: torch.device) -> None:
+    """cuDNN autotuning and TF32 on a GPU, as every figure here is measured."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def rgc_builder(width: float = 1.0, n_steps=None):
+    """A builder of rgc_intermediate with the scripts' overrides (width multiplier, unrolled steps)."""
+    overrides = {"width_multiplier": width if width != 1.0 else None, "n_steps": n_steps}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return lambda: convrnn.create_model("rgc_intermediate", **overrides)
+
+
+def training_step(model, device, batch_size: int, image_size: int, amp: bool, channels_last: bool):
+    """One full training step as a function: forward over every unrolled step, final-step cross-entropy,
+    backward, SGD update (momentum 0.9) on a fixed random batch; returns the loss."""
     model.to(device).train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
-    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=gen).to(device)
+    images = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    target = torch.randint(0, 1000, (args.batch_size,), generator=gen).to(device)
+    target = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
 
     def step():
         context = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
@@ -85,6 +103,11 @@ def measure(name, model, device, args, amp: bool, channels_last: bool):
         optimizer.step()
         return loss
 
+    return step
+
+
+def measure(name, model, device, args, amp: bool, channels_last: bool):
+    step = training_step(model, device, args.batch_size, args.image_size, amp, channels_last)
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()
@@ -115,6 +138,8 @@ def main(argv=None) -> int:
                    help="fast path: compile the per-layer step update, the whole model, or nothing")
     p.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     p.add_argument("--cudagraphs", action="store_true", help="fast path: mode=reduce-overhead (CUDA graphs)")
+    p.add_argument("--backend", default="inductor",
+                   help="fast path: torch.compile backend ('eager' or 'aot_eager': Dynamo's tracing without Inductor)")
     p.add_argument("--fast-dtype", choices=("bfloat16", "float32"), default="bfloat16",
                    help="fast path autocast dtype (float32 on CPUs without fast bf16 convolutions)")
     p.add_argument("--no-fuse", dest="fuse", action="store_false", help="fast path: keep the input convs separate")
@@ -123,18 +148,9 @@ def main(argv=None) -> int:
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s (default: table by GPU name)")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    configure(device)
     torch.manual_seed(0)
-
-    overrides = {"width_multiplier": args.width if args.width != 1.0 else None, "n_steps": args.n_steps}
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-
-    def build_rgc():
-        return convrnn.create_model("rgc_intermediate", **overrides)
-
+    build_rgc = rgc_builder(args.width, args.n_steps)
     rgc_flops = forward_flops(build_rgc, args.image_size)
     cornet_width = (matching_cornet_width(rgc_flops, args.image_size) if args.cornet_width == "match"
                     else float(args.cornet_width))
@@ -148,9 +164,10 @@ def main(argv=None) -> int:
         ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
         ("fast", f"rgc_intermediate, fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, "
                  f"{'fused' if args.fuse else 'unfused'}, compile={args.compile}"
+                 + (f", backend {args.backend}" if args.compile != "none" and args.backend != "inductor" else "")
                  + (", CUDA graphs" if args.cudagraphs else "") + ")",
          lambda: copy.deepcopy(plain).to(device).to_fast(dtype=getattr(torch, args.fast_dtype), compile=args.compile,
-                                                         mode=args.mode,
+                                                         mode=args.mode, backend=args.backend,
                                                          cudagraphs=args.cudagraphs, fuse_inputs=args.fuse),
          rgc_flops, False, False),
         ("cornet", f"CORnet-S-like x{cornet_width:.3f} (bf16, channels-last"

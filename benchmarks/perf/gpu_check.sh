@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# Issue 15's GPU figures in one call of a lent GPU machine (about 8 minutes on an H100/H200):
-#   1. convrnn_gpu_speed.py: rgc_intermediate at 224 px, bf16, training images/s and model-FLOP utilisation,
-#      the fast path against the plain path and the CORnet-S-like model;
-#   2. retina_fit_speed.py --device cuda --fit: BN-CNN training frames/s (plain vs fast) and a fit to convergence;
-#   3. extraction_speed.py --device cuda: scoring full-width rgc_intermediate on cowley2023.V4 (reference path,
-#      the float32 eager fast path GPU_FAST, to_fast()'s bfloat16 defaults without torch.compile).
+# Issue 15's GPU figures in one call of a lent GPU machine (600 s), the cheap ones first, so that a slow
+# torch.compile costs only the figures that need it:
+#   1. convrnn_gpu_speed.py --compile none: rgc_intermediate at 224 px, training images/s and model-FLOP
+#      utilisation, the eager fast path (bf16) against the plain path and a CORnet-S-like model (~125 s on an H200);
+#   2. convrnn_gpu_profile.py: where the eager fast path's training step spends its time (device time per
+#      category: dense and depthwise convolution forward / backward-input / backward-weight, elementwise, copies;
+#      the top ops and kernels);
+#   3. retina_fit_speed.py --device cuda --fit: BN-CNN training frames/s (plain vs fast) and a fit to
+#      convergence (~80 s);
+#   4. extraction_speed.py --device cuda --runs reference,after: scoring full-width rgc_intermediate on
+#      cowley2023.V4 (reference path, then the GPU extraction's default GPU_FAST: float32, eager);
+#   5. the compiled fast path (convrnn_gpu_speed.py, compile="step", the fast variant only) with what time the
+#      call has left, then CUDA graphs (mode "reduce-overhead") if time remains still; each is skipped under 90 s.
+# Every step's limit is cut to what is left of GPU_CHECK_BUDGET (570 s) inside the call's 600 s. Each step prints to
+# $OUT/<step>.txt as well (7 files with device.txt; the device returns at most 8).
 #
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
 #     bash benchmarks/perf/gpu_check.sh prepare
 # Then one device call, from the repository root:  command "bash benchmarks/perf/gpu_check.sh",
-#     carry [".device"], timeout_s 600 (the steps end by GPU_CHECK_BUDGET, 570 s).  Each step prints to $OUT/<step>.txt as well.
-# Locally, a CPU smoke run of the same plumbing at toy sizes:  GPU_CHECK_SMOKE=1 bash benchmarks/perf/gpu_check.sh
+#     carry [".device"], timeout_s 600 (the steps end by GPU_CHECK_BUDGET, 570 s).
+# Locally, a CPU smoke run of the same steps at toy sizes (about a minute; the compiled step with the aot_eager
+# backend, CUDA graphs skipped):  GPU_CHECK_SMOKE=1 bash benchmarks/perf/gpu_check.sh
 #
 # Why the wheels: that machine's python3 has a CUDA torch, xarray, h5py, timm, scikit-learn, pandas and tqdm, but not
 # netCDF4/cftime (the V4 assembly is netCDF) or SQLAlchemy (scores carry the records' tables). neurozoo itself goes
@@ -47,29 +57,39 @@ export PYTHONPATH="$work/nz:$work/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFE
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
 torch.cuda.get_device_name() if torch.cuda.is_available() else '')"; } 2>&1 | tee "$out/device.txt"
 
-step() {  # name, time limit (s), command...
-    local name=$1 limit=$2; shift 2
+budget=${GPU_CHECK_BUDGET:-570}
+step() {  # name, time limit (s; cut to what the call has left, skipped under 20 s), command...
+    local name=$1 limit=$2 left=$((budget - SECONDS - 15)); shift 2
+    [ "$left" -lt "$limit" ] && limit=$left
+    [ "$limit" -ge 20 ] || { echo "== $name: skipped, ${left} s left"; return; }
     echo "== $name: $* (limit ${limit} s)"
     timeout "$limit" "$@" 2>&1 | tee "$out/$name.txt"
     echo "== $name: exit ${PIPESTATUS[0]}"
 }
-if [ -n "${GPU_CHECK_SMOKE:-}" ]; then
-    step convrnn 300 python3 benchmarks/perf/convrnn_gpu_speed.py --device cpu --image-size 64 --batch-size 4 \
-        --width 0.25 --iters 2 --warmup 1 --compile none
-    step retina 300 python3 benchmarks/perf/retina_fit_speed.py --device cpu --steps 1 --fast-steps 2
-    step extraction 300 python3 benchmarks/perf/extraction_speed.py --images 8 --batch-size 8 --runs reference,after
+rest() {  # name, command...: all the time the call has left, skipped under 90 s
+    local name=$1 left=$((budget - SECONDS - 15)); shift
+    [ "$left" -ge 90 ] || { echo "== $name: skipped, ${left} s left"; return; }
+    step "$name" "$left" "$@"
+}
+if [ -n "${GPU_CHECK_SMOKE:-}" ]; then  # the same steps at toy sizes on the CPU
+    toy=(--device cpu --image-size 64 --batch-size 4 --width 0.25)
+    convrnn=("${toy[@]}" --iters 2 --warmup 1); profile=("${toy[@]}" --steps 1)
+    retina=(--device cpu --steps 1 --fast-steps 2); extraction=(--device cpu --images 8 --batch-size 8)
+    compiled=(--backend aot_eager)  # Dynamo and AOTAutograd without Inductor (whose compile takes minutes)
 else
-    step convrnn 240 python3 benchmarks/perf/convrnn_gpu_speed.py
-    step retina 150 python3 benchmarks/perf/retina_fit_speed.py --device cuda --fit
-    step extraction 150 python3 benchmarks/perf/extraction_speed.py --device cuda --runs reference,after,eager
-    # What time the call has left goes to two fast-path variants that may raise MFU (fast path only; each is
-    # skipped when under 90 s remain): CUDA graphs against launch overhead, and a larger batch.
-    budget=${GPU_CHECK_BUDGET:-570}
-    for extra in "graphs --cudagraphs" "batch256 --batch-size 256"; do
-        left=$((budget - SECONDS - 15))
-        [ "$left" -ge 90 ] || { echo "== ${extra%% *}: skipped, ${left} s left"; continue; }
-        step "convrnn_${extra%% *}" "$left" python3 benchmarks/perf/convrnn_gpu_speed.py --skip plain,cornet \
-            ${extra#* }
-    done
+    convrnn=(--iters 5 --warmup 2); profile=(--device cuda --steps 1)
+    retina=(--device cuda --fit); extraction=(--device cuda)
+    compiled=(--backend inductor)
+fi
+speed=benchmarks/perf/convrnn_gpu_speed.py
+step convrnn 180 python3 $speed --compile none "${convrnn[@]}"
+step profile 90 python3 benchmarks/perf/convrnn_gpu_profile.py "${profile[@]}"
+step retina 120 python3 benchmarks/perf/retina_fit_speed.py "${retina[@]}"
+step extraction 150 python3 benchmarks/perf/extraction_speed.py --runs reference,after "${extraction[@]}"
+rest convrnn_compiled python3 $speed --skip plain,cornet "${convrnn[@]}" "${compiled[@]}"
+if [ -n "${GPU_CHECK_SMOKE:-}" ]; then
+    echo "== convrnn_graphs: skipped (CUDA graphs need a GPU)"
+else
+    rest convrnn_graphs python3 $speed --skip plain,cornet --cudagraphs --iters 5 --warmup 3
 fi
 date -u | tee -a "$out/device.txt"

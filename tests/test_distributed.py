@@ -1,5 +1,6 @@
 """Data-parallel training under torchrun on two CPU processes (gloo): bit-identical replicas, the same
 result as one process with the doubled batch, metrics reduced over ranks, one writer (rank 0)."""
+import json
 import os
 import shutil
 import subprocess
@@ -287,3 +288,45 @@ def test_ranks_that_see_other_data_stop_together_with_one_line_naming_the_differ
     assert "): 24 images in train/, rank 0 has 16; every node must see the same --data folder" in process.stderr
     assert process.returncode != 0 and "exitcode  : 2" in process.stderr and "exitcode  : 1" not in process.stderr
     assert not (tmp_path / "out" / "last.pth").exists()
+
+
+# rank 1 comes to shutdown 1.5 s after rank 0, which waits up to 10 s (or, with "absent", rank 1 never comes, exiting
+# 3 s after rank 0 came, which waits 1 s);
+# each rank writes when it came to shutdown and when it left it, and what shutdown returned
+LEAVE = """
+import json, os, sys, time
+from datetime import timedelta
+import torch
+from neurozoo.convrnn.training.distributed import all_reduce_sum, init_distributed, shutdown
+
+info = init_distributed("cpu")
+all_reduce_sum(torch.ones(1))
+if info.rank == 1:
+    time.sleep(1.5 if sys.argv[1] == "late" else 3.0)
+    if sys.argv[1] == "absent":
+        sys.exit(0)
+came = time.time()
+left = shutdown(info, timedelta(seconds=10 if sys.argv[1] == "late" else 1))
+with open(os.path.join(sys.argv[2], f"rank{info.rank}.json"), "w") as f:
+    json.dump({"came": came, "went": time.time(), "left": left}, f)
+"""
+
+
+@pytest.mark.parametrize("rank_1", ["late", "absent"])
+def test_a_rank_leaves_the_process_group_only_once_every_rank_came_to_leave_it(tmp_path, rank_1):
+    """Rank 0 destroyed the group at once while rank 1 was still on its way out (a gloo rank now and then aborted,
+    "terminate called without an active exception"). Now shutdown waits for rank 1 at a barrier; a rank 1 that never
+    comes costs the timeout, a warning and a group left to the exit, not an error."""
+    script = tmp_path / "leave.py"
+    script.write_text(LEAVE)
+    process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                              str(script), rank_1, str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 0, why(process)
+    rank0 = json.loads((tmp_path / "rank0.json").read_text())
+    if rank_1 == "late":
+        rank1 = json.loads((tmp_path / "rank1.json").read_text())
+        assert rank0["left"] and rank1["left"]
+        assert rank0["went"] >= rank1["came"] > rank0["came"] + 1.0
+    else:
+        assert not rank0["left"] and 1.0 <= rank0["went"] - rank0["came"] < 2.9
+        assert "not every rank came to leave the process group" in process.stderr

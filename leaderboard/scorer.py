@@ -16,11 +16,14 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.leaderboard import sandbox
 from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
 class Heartbeat:
-    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread."""
+    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread. A renewal refused because the job
+    was cancelled (its submission withdrawn) sets :data:`leaderboard.sandbox.CANCEL`: the sandbox kills the job's
+    process group and raises :class:`~leaderboard.sandbox.Cancelled`, rather than run it to its end for nothing."""
 
     def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float):
         self.db, self.job_id, self.worker, self.lease_s = db, job_id, worker, lease_s
@@ -30,17 +33,22 @@ class Heartbeat:
     def _run(self):
         while not self._stop.wait(self.lease_s / 3):
             try:
-                self.db.heartbeat(self.job_id, self.worker, self.lease_s)
+                if not self.db.heartbeat(self.job_id, self.worker, self.lease_s) and \
+                        (self.db.job(self.job_id) or {}).get("status") == WITHDRAWN:
+                    sandbox.CANCEL.set()
+                    return
             except Exception:  # a transient database error must not kill the job; the lease just ages
                 pass
 
     def __enter__(self):
+        sandbox.CANCEL.clear()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        sandbox.CANCEL.clear()
 
 
 def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None) -> List[int]:
@@ -162,6 +170,11 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
             except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
                 db.release(job["id"], worker)
                 raise
+            except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), not failed
+                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its submission was withdrawn "
+                          "while it was scored; its sandbox was stopped")
+                bar.update()
+                continue
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():

@@ -864,3 +864,33 @@ def test_a_worker_scoring_a_job_of_a_submission_withdrawn_meanwhile_stores_nothi
     assert capsys.readouterr().out == (f"job {job['id']} (sub on b): its submission was withdrawn while it was scored; "
                                        "this worker's score was not stored\n")
     assert job["status"] == "withdrawn" and job["score_id"] is None and db.query().empty
+
+
+def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
+    """A withdrawn submission's running job ran its sandbox to the end (burning a worker) only to have its score
+    refused. The lease renewal now sees the job cancelled and the sandbox's process group is killed; the job stays
+    `withdrawn` (not failed) and the worker moves on."""
+    import sys
+    import threading
+
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.scorer import work
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    [job] = db.submission(sid)["jobs"]
+    ran = []
+
+    def score(job):
+        threading.Timer(0.5, db.withdraw_submission, (sid, "cheating model", "op")).start()
+        started = time.monotonic()
+        try:
+            sandbox.run([sys.executable, "-c", "import time; time.sleep(60)"], sandbox=False,
+                        limits=sandbox.Limits(wall_s=120))
+        finally:
+            ran.append(time.monotonic() - started)
+        raise AssertionError("the sandbox ran to its end")
+
+    assert work(db, score, lease_s=0.3, progress=False, worker="w") == {"done": 0, "failed": 0}
+    assert ran[0] < 10 and db.job(job["id"])["status"] == "withdrawn" and not sandbox.CANCEL.is_set()
+    assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out

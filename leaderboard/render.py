@@ -81,7 +81,8 @@ def write_report(db, folder) -> Path:
         if leaf:
             written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
                                      render("benchmark.html", static="../static", home="../index.html",
-                                            model_link=up(link), **benchmark_page(name, records))))
+                                            model_link=up(link), benchmark_link=up(bench_link),
+                                            **benchmark_page(name, records, outdated))))
     index = write_atomic(folder / "index.html", render("index.html", static="static", home="index.html",
                                                        model_link=link, benchmark_link=bench_link, **context))
     for stale in {*folder.glob("models/*.html"), *folder.glob("benchmarks/*.html")} - written:

@@ -44,6 +44,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -660,6 +661,15 @@ def _die_with_parent() -> None:
         pass
 
 
+class Cancelled(BaseException):
+    """The job was cancelled while its process ran (its submission withdrawn): raised by :func:`run` once the process
+    group is killed. A BaseException, like KeyboardInterrupt, so that no scorer turns it into a failed job."""
+
+
+#: set (by the scorer's lease renewal, :class:`leaderboard.scorer.Heartbeat`) when the running job is cancelled
+CANCEL = threading.Event()
+
+
 def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limits: Optional[Limits] = None,
         sandbox: bool = True, threads: int = 1, poll_s: float = 0.1) -> Outcome:
     """Run ``command`` (inside the sandbox unless ``sandbox=False``); the job writes its result to the file
@@ -720,7 +730,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         os.close(fd)
     try:
         return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
-    except KeyboardInterrupt:  # Ctrl-C, or a SIGTERM taken at _supervise's safe point: the job ends with it
+    except (KeyboardInterrupt, Cancelled):  # Ctrl-C, a SIGTERM or a cancellation taken at _supervise's safe point
         _kill(process, cgroup)
         raise
     finally:
@@ -790,6 +800,8 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
         raise_if_terminated()
+        if CANCEL.is_set():
+            raise Cancelled()
         for key, _ in selector.select(timeout=poll_s):
             try:
                 chunk = os.read(key.fd, 1 << 16)

@@ -16,11 +16,14 @@ from typing import Callable, Dict, Iterable, List, Optional
 
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.leaderboard import sandbox
 from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
 class Heartbeat:
-    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread."""
+    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread. A renewal refused because the job
+    was cancelled (its submission withdrawn) sets :data:`leaderboard.sandbox.CANCEL`: the sandbox kills the job's
+    process group and raises :class:`~leaderboard.sandbox.Cancelled`, rather than run it to its end for nothing."""
 
     def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float):
         self.db, self.job_id, self.worker, self.lease_s = db, job_id, worker, lease_s
@@ -30,17 +33,22 @@ class Heartbeat:
     def _run(self):
         while not self._stop.wait(self.lease_s / 3):
             try:
-                self.db.heartbeat(self.job_id, self.worker, self.lease_s)
+                if not self.db.heartbeat(self.job_id, self.worker, self.lease_s) and \
+                        (self.db.job(self.job_id) or {}).get("status") == WITHDRAWN:
+                    sandbox.CANCEL.set()
+                    return
             except Exception:  # a transient database error must not kill the job; the lease just ages
                 pass
 
     def __enter__(self):
+        sandbox.CANCEL.clear()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+        sandbox.CANCEL.clear()
 
 
 def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None) -> List[int]:
@@ -84,9 +92,27 @@ def public_reason(error: BaseException) -> str:
 #: the first wait before storing a score again, and the longest one (doubled after each failed try)
 STORE_BACKOFF_S = (1.0, 16.0)
 
+#: lower-case parts of the messages of errors that pass (SQLite, PostgreSQL through psycopg2); others are permanent
+TRANSIENT_DB_ERRORS = ("database is locked", "database is busy", "database table is locked", "connection refused",
+                       "connection reset", "connection closed", "connection already closed", "closed the connection",
+                       "could not connect", "connection timed out", "terminating connection", "ssl syscall error",
+                       "connection to server", "server closed", "deadlock detected", "could not serialize access",
+                       "the database system is starting up", "the database system is shutting down",
+                       "the database system is in recovery mode")
+
+
+def transient_db_error(error: BaseException) -> bool:
+    """Whether a database error may pass if tried again (locked/busy, a lost or refused connection, a deadlock or
+    serialization failure), unlike a schema error ("no such table", "column ... does not exist") that never does."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    text = str(getattr(error, "orig", None) or error).lower()
+    return any(part in text for part in TRANSIENT_DB_ERRORS)
+
 
 def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden, retry_s: float, write) -> bool:
-    """:meth:`LeaderboardDB.finish`, tried again while the database is out of reach (a connection error), for
+    """:meth:`LeaderboardDB.finish`, tried again while the database is out of reach (a transient error:
+    :func:`transient_db_error`; any other, e.g. a schema error, is raised at once), for
     ``retry_s`` seconds at most with exponential backoff, each wait said by ``write`` (stderr): a database restarted
     while a job was scored had cost the computed score until the lease expired and the job was scored again. After
     ``retry_s`` the error is raised: the job stays ``running`` and comes back when its lease expires."""
@@ -99,6 +125,11 @@ def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden
         except (OperationalError, InterfaceError) as error:
             left = deadline - time.monotonic()
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if not transient_db_error(error):
+                write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its score could not be stored "
+                      f"({first}); not a passing database error, so not tried again: fix the database (is its schema "
+                      f"current?), the job is scored again once its lease expires")
+                raise
             if left <= 0:
                 write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its score could not be stored within "
                       f"{retry_s:g} s ({first}); giving up, the job is scored again once its lease expires")
@@ -139,6 +170,11 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
             except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
                 db.release(job["id"], worker)
                 raise
+            except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), not failed
+                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its submission was withdrawn "
+                          "while it was scored; its sandbox was stopped")
+                bar.update()
+                continue
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():

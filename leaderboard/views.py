@@ -445,14 +445,16 @@ BENCHMARK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c5
                     "#bcbd22", "#17becf")
 
 
-def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
+def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, Any]]:
     """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
-    with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure.
+    with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure;
+    ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking.
     None when the benchmark is neither registered nor scored."""
     from neurozoo import benchmarks
 
     records = [r for r in records if r.benchmark == benchmark]
-    if benchmark not in registered_benchmarks() and not records:
+    outdated = [job for job in outdated if job["benchmark"] == benchmark]
+    if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
     description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
     records.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.model))
@@ -486,4 +488,4 @@ def benchmark_page(benchmark: str, records) -> Optional[Dict[str, Any]]:
     retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
     return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
             "raw_meaning": raw_meaning(benchmark),
-            "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE}
+            "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}

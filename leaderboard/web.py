@@ -214,12 +214,13 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):
-        version, (rows, *_) = await records()
-        if name not in registered_benchmarks() and not any(r.benchmark == name for r in rows):
+        version, (rows, _, _, _, outdated) = await records()
+        page = benchmark_page(name, rows, outdated)
+        if page is None:
             raise HTTPException(404, f"No benchmark {name[:100]!r}.")
         return await pages.aget(("benchmark", name), lambda: render(
-            "benchmark.html", static="/static", home="/", model_link=model_link,
-            **benchmark_page(name, rows)), version=version)
+            "benchmark.html", static="/static", home="/", model_link=model_link, benchmark_link=benchmark_link,
+            **page), version=version)
 
     @app.get("/api/ranking")
     async def api_ranking():

@@ -753,6 +753,42 @@ def test_a_worker_tries_storing_a_score_again_while_the_database_is_down(db, mon
     assert ("giving up" in err) == (not stored)
 
 
+@pytest.mark.parametrize("message, transient", [
+    ("no such table: jobs", False), ("no such column: jobs.duration_s", False),
+    ('column "duration_s" of relation "jobs" does not exist', False), ("database is locked", True),
+    ("could not connect to server: Connection refused", True), ("deadlock detected", True),
+    ("could not serialize access due to concurrent update", True)])
+def test_storing_a_score_is_tried_again_only_after_a_transient_database_error(db, monkeypatch, capsys, message,
+                                                                             transient):
+    """Any OperationalError was tried again until the lease ran out, a schema error ("no such table") too, which
+    never passes: it now fails at once, saying why; locked/busy, lost connections and deadlocks are still retried."""
+    from sqlalchemy.exc import OperationalError
+
+    from neurozoo.leaderboard import scorer
+
+    job = {"id": 7, "model": "m", "benchmark": "b"}
+    calls, waits = [], []
+
+    def finish(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("finish", {}, Exception(message))
+        return True
+
+    monkeypatch.setattr(db, "finish", finish)
+    monkeypatch.setattr(scorer.time, "sleep", waits.append)
+    if transient:
+        assert scorer.store_with_retries(db, job, "w", record(), None, 60, print) is True
+        assert (len(calls), waits) == (2, [1.0])
+    else:
+        with pytest.raises(OperationalError):
+            scorer.store_with_retries(db, job, "w", record(), None, 60, print)
+        assert (len(calls), waits) == (1, [])
+        assert "not a passing database error, so not tried again" in capsys.readouterr().out
+    stale = OperationalError("finish", {}, Exception("no such table: jobs"), connection_invalidated=True)
+    assert scorer.transient_db_error(stale)
+
+
 def test_a_withdrawn_submission_leaves_the_board_keeps_its_rows_and_name_and_can_be_restored(db):
     """Taking a submission off the board (a submitter's request, a licence problem, a cheating model) needed
     hand-edited SQL. withdraw_submission hides its scores and failures, cancels its queued and running jobs (a worker
@@ -828,3 +864,33 @@ def test_a_worker_scoring_a_job_of_a_submission_withdrawn_meanwhile_stores_nothi
     assert capsys.readouterr().out == (f"job {job['id']} (sub on b): its submission was withdrawn while it was scored; "
                                        "this worker's score was not stored\n")
     assert job["status"] == "withdrawn" and job["score_id"] is None and db.query().empty
+
+
+def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
+    """A withdrawn submission's running job ran its sandbox to the end (burning a worker) only to have its score
+    refused. The lease renewal now sees the job cancelled and the sandbox's process group is killed; the job stays
+    `withdrawn` (not failed) and the worker moves on."""
+    import sys
+    import threading
+
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.scorer import work
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    [job] = db.submission(sid)["jobs"]
+    ran = []
+
+    def score(job):
+        threading.Timer(0.5, db.withdraw_submission, (sid, "cheating model", "op")).start()
+        started = time.monotonic()
+        try:
+            sandbox.run([sys.executable, "-c", "import time; time.sleep(60)"], sandbox=False,
+                        limits=sandbox.Limits(wall_s=120))
+        finally:
+            ran.append(time.monotonic() - started)
+        raise AssertionError("the sandbox ran to its end")
+
+    assert work(db, score, lease_s=0.3, progress=False, worker="w") == {"done": 0, "failed": 0}
+    assert ran[0] < 10 and db.job(job["id"])["status"] == "withdrawn" and not sandbox.CANCEL.is_set()
+    assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out

@@ -966,3 +966,22 @@ def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_
     assert "table.sortable thead th { cursor: pointer; }" in css and "\nthead th { cursor" not in css
     description = client.get(f"/benchmarks/{V4}").text
     assert '<p class="description" id="benchmark-description">embedded teacher V4 responses' in description
+
+
+def test_a_benchmarks_page_lists_its_outdated_scores_apart_with_why_on_the_web_and_in_the_report(db, client,
+                                                                                                 tmp_path):
+    """The ranking and a model's page listed outdated scores apart; a benchmark's page (web and static report) left
+    them out, so a model scored on it under an earlier version did not show there at all."""
+    from neurozoo.leaderboard.render import page_file, write_report
+
+    old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})  # scored under another version
+    db.claim("w", ids=[old])
+    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    report = write_report(db, tmp_path / "report").parent / "benchmarks" / f"{page_file(V4)}.html"
+    for page, link in ((client.get(f"/benchmarks/{V4}").text, '<a href="/models/delta">delta</a>'),
+                       (report.read_text(), '<a href="../models/delta.html">delta</a>')):
+        ranked, apart = page.split('<h2 id="outdated">Not ranked: outdated scores</h2>')
+        assert 'data-model="delta"' not in ranked and 'data-model="alpha"' in ranked
+        row = apart.split('<table id="outdated-scores">')[1].split("</table>")[0]
+        assert link in row and "scored under version 0 of ventral_embedded.V4-temporal" in row
+        assert f"<td>{old}</td>" in row or f">{old}<" in row

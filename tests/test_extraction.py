@@ -557,12 +557,12 @@ def _layer_batches(model):
     """Spy on the unroll: (step, layer, batch size of the layer's input) for every layer step computed."""
     calls, original, step = [], model._layer_step, {"t": -1, "seen": set()}
 
-    def spy(name, ff, sources, states):
+    def spy(name, ff, sources, states, **options):
         if name in step["seen"]:
             step["t"], step["seen"] = step["t"] + 1, set()
         step["seen"].add(name)
         calls.append((name, ff.shape[0]))
-        return original(name, ff, sources, states)
+        return original(name, ff, sources, states, **options)
 
     model._layer_step = spy
     return calls

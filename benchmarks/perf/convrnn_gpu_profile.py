@@ -35,7 +35,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from neurozoo.benchmarks.perf.convrnn_gpu_speed import (configure, forward_flops, peak_flops, rgc_builder, sync,
-                                                        training_step)
+                                                        timed_steps, training_step)
 
 DENSE, DEPTHWISE = "dense conv", "depthwise conv"
 FORWARD, BWD_INPUT, BWD_WEIGHT, BWD_BOTH = "forward", "backward-input", "backward-weight", "backward, not split"
@@ -217,16 +217,8 @@ def main(argv=None) -> int:
     step = training_step(model, device, args.batch_size, args.image_size, amp=False, channels_last=False)
 
     print(f"warm-up: {args.warmup} step(s) ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        step()
-    sync(device)
-    warm = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    sync(device)
-    step_us = (time.perf_counter() - start) / args.steps * 1e6
+    warm, step_s, _ = timed_steps(step, device, args.warmup, args.steps)
+    step_us = step_s * 1e6
     print(f"warm-up {warm:.1f} s; step {step_us / 1e3:.1f} ms; profiling {args.steps} step(s) ...", file=sys.stderr,
           flush=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])

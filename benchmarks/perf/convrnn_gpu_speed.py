@@ -106,18 +106,24 @@ def training_step(model, device, batch_size: int, image_size: int, amp: bool, ch
     return step
 
 
-def measure(name, model, device, args, amp: bool, channels_last: bool):
-    step = training_step(model, device, args.batch_size, args.image_size, amp, channels_last)
+def timed_steps(step, device, warmup: int, iters: int):
+    """(warm-up seconds, seconds per timed step, last loss): ``warmup`` untimed steps, then ``iters`` timed ones."""
     start = time.perf_counter()
-    for _ in range(args.warmup):
+    for _ in range(warmup):
         step()
     sync(device)
     warm = time.perf_counter() - start
     start = time.perf_counter()
-    for _ in range(args.iters):
+    for _ in range(iters):
         loss = step()
     sync(device)
-    seconds = time.perf_counter() - start
+    return warm, (time.perf_counter() - start) / iters, loss
+
+
+def measure(name, model, device, args, amp: bool, channels_last: bool):
+    step = training_step(model, device, args.batch_size, args.image_size, amp, channels_last)
+    warm, seconds, loss = timed_steps(step, device, args.warmup, args.iters)
+    seconds *= args.iters
     if not torch.isfinite(loss):
         print(f"warning: {name} loss is {loss.item()}", file=sys.stderr)
     return args.iters * args.batch_size / seconds, warm

@@ -196,7 +196,8 @@ def test_profile_script_sorts_a_training_step_by_kind_of_work(capsys):
     rows = {line[:42].strip(): line[42:].split() for line in out.splitlines() if line[:42].strip() in CATEGORIES}
     assert set(CATEGORIES) - rows.keys() <= {f"{DENSE} backward, not split", f"{DEPTHWISE} backward, not split"}
     busy = float(out.split("self CPU time of aten ops: ")[1].split()[0])
-    assert sum(float(r[0]) for r in rows.values()) == pytest.approx(busy, abs=0.05)
+    # the total is printed to 0.1 ms and each row to 0.01 ms: they agree within those roundings
+    assert sum(float(r[0]) for r in rows.values()) == pytest.approx(busy, abs=0.05 + 0.005 * len(rows) + 1e-9)
     for needed in (f"{DENSE} forward", f"{DEPTHWISE} forward", f"{DEPTHWISE} backward, not split",
                    "elementwise & activation", "pad/copy/cat/fill"):
         assert float(rows[needed][0]) > 0, needed

@@ -79,6 +79,19 @@ GATE_NONLINEARITIES: Dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 FEEDBACK_ENTRIES = ("out", "cell", "input")
 
 
+def memory_format(x: torch.Tensor) -> torch.memory_format:
+    """``x``'s layout, for new maps made to match it: channels-last, or the default (channels-first)."""
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def zeros_as(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Zero maps of ``x``'s batch, size, dtype, device and layout, with ``channels`` channels."""
+    b, _, h, w = x.shape
+    return torch.empty(b, channels, h, w, dtype=x.dtype, device=x.device, memory_format=memory_format(x)).zero_()
+
+
 def _choice(table: dict, key: str, value: str) -> Callable:
     if value not in table:
         raise SpecError(f"cell config {key!r}: unknown value {value!r} (expected one of {', '.join(table)})")
@@ -304,8 +317,10 @@ class RecurrentCell(nn.Module):
         self.register_forward_pre_hook(_check_cell_input)
 
     def zero_state(self, x: torch.Tensor) -> State:
-        b, _, h, w = x.shape
-        return tuple(x.new_zeros(b, c, h, w) for c in self.state_channels)
+        """Zeros in ``x``'s memory format: a channels-first state would make every later step's state and output
+        channels-first too (elementwise results follow their first operand), which on a GPU sent the fast path's
+        feedback resizes and depthwise gates to PyTorch's slow NCHW kernels (half of a training step)."""
+        return tuple(zeros_as(x, c) for c in self.state_channels)
 
     def _state(self, x: torch.Tensor, state: Optional[State]) -> State:
         return self.zero_state(x) if state is None else tuple(state)

@@ -4,11 +4,13 @@
 
 * bfloat16 autocast around the whole unroll (``dtype``; parameters stay float32 for the optimizer),
 * channels-last memory format for weights and inputs (cuDNN's fast layout for bf16 convolutions),
-* fused convolutions: the RGC's two convolutions of its input run as one (``fuse_inputs``), and each pair of
-  separable gate convolutions that read the same state (c: cell tau and output gate; h: output tau and cell
-  gate) runs as one depthwise and one pointwise convolution (``fuse_gates``; on a CPU oneDNN's depthwise
-  convolution with channel multiplier 2 is 3-5 times slower than two with multiplier 1, so the CPU
-  extraction turns it off),
+* fused convolutions: the RGC's two convolutions of its input run as one (``fuse_inputs``); ``fuse_gates=True``
+  (off by default) runs each pair of separable gate convolutions that read the same state (c: cell tau and
+  output gate; h: output tau and cell gate) as one depthwise and one pointwise convolution: fewer launches, but
+  a depthwise convolution with channel multiplier 2 is slower than two with multiplier 1 on both devices
+  measured (oneDNN on a CPU: 3-5x; on an H200, bf16 channels-last, rgc_intermediate's gate shapes at 224 px,
+  batch 64: 509 ms a training step against 133 ms, PyTorch's generic depthwise kernels instead of cuDNN's;
+  ``benchmarks/perf/depthwise_conv_speed.py``),
 * shared image-free steps (``share_image_free_steps``, off by default): a layer's steps before the image
   reaches it (layer l, counting from 0, at steps t < l) depend only on the biases and the blank standins, so
   they are computed for one image and broadcast to the batch (on rgc_intermediate at 13 steps about a third
@@ -48,7 +50,7 @@ class FastOptions:
     dtype: Optional[torch.dtype] = torch.bfloat16
     channels_last: bool = True
     fuse_inputs: bool = True
-    fuse_gates: bool = True
+    fuse_gates: bool = False
     share_image_free_steps: bool = False
     compile: str = "step"  # step | model | none
     mode: Optional[str] = None  # torch.compile mode; "reduce-overhead" adds CUDA graphs
@@ -66,7 +68,7 @@ class FastOptions:
 
 
 def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, channels_last: bool = True,
-              fuse_inputs: bool = True, fuse_gates: bool = True, share_image_free_steps: bool = False,
+              fuse_inputs: bool = True, fuse_gates: bool = False, share_image_free_steps: bool = False,
               compile: str = "step", mode: Optional[str] = None,
               cudagraphs: bool = False, backend: str = "inductor", fullgraph: bool = True) -> ConvRNN:
     """Switch ``model`` to the fast path in place and return it.

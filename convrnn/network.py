@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neurozoo.convrnn.cells import ResidualAdd, create_cell, variance_scaling_
+from neurozoo.convrnn.cells import ResidualAdd, create_cell, variance_scaling_, zeros_as
 from neurozoo.convrnn.spec import GraphSpec, LayerSpec, check_decoder_window
 from neurozoo.datasets.errors import SpecError
 
@@ -177,8 +177,7 @@ class FeedbackMerge(nn.Module):
             parts = []
             for name in self.conv_sources:
                 src = sources.get(name)
-                parts.append(x.new_zeros(x.shape[0], self.source_channels[name], *size) if src is None
-                             else _resize(src, size))
+                parts.append(zeros_as(x, self.source_channels[name]) if src is None else _resize(src, size))
             out = torch.cat(parts, dim=1)
             if self.project is not None:
                 out = self.project(out)

@@ -207,6 +207,25 @@ def test_profile_script_sorts_a_training_step_by_kind_of_work(capsys):
                                                      "normalisation/other") for line in top)
 
 
+def test_depthwise_script_times_the_gates_shapes_in_every_variant(capsys):
+    """benchmarks/perf/depthwise_conv_speed.py at toy size: it finds the RGC gates' depthwise convolutions (7x7,
+    channel multiplier 2 as the fused gates run them: 7 RGC layers x 2 states x 17 steps)
+    and prints one row per shape and one total per variant."""
+    from neurozoo.benchmarks.perf.depthwise_conv_speed import VARIANTS, depthwise_shapes, main
+    from types import SimpleNamespace
+
+    calls = depthwise_shapes(SimpleNamespace(width=0.0625, image_size=32, batch_size=2), torch.device("cpu"))
+    assert {shape[4:] for shape in calls} == {(2, (7, 7), (3, 3))}
+    assert {shape[0] for shape in calls} == {2} and sum(calls.values()) == 7 * 2 * 17
+    assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--width", "0.0625",
+                 "--iters", "1", "--variants", "bf16-cl,fp32-cl-split"]) == 0
+    out = capsys.readouterr().out
+    assert sum(1 for line in out.splitlines() if line.endswith(("x2", "x2 ")) or " x2 " in line) == len(calls)
+    totals = [line.split() for line in out.split("per training step")[1].splitlines()[1:] if line.strip()]
+    assert [row[0] for row in totals] == ["bf16-cl", "fp32-cl-split"] and totals[0][-1] == "1.00x"
+    assert set(VARIANTS) >= {"bf16-cl", "bf16-cl-split", "fp32-cl-split"}
+
+
 def test_profile_sorts_cuda_kernels_by_op_shapes_and_kernel_name():
     """The GPU side of the profile, on recorded events as torch.profiler gives them (no GPU here): a kernel takes
     the category of the nearest copy or convolution op above it, a convolution's shapes tell depthwise from
@@ -261,3 +280,34 @@ def test_profile_sorts_cuda_kernels_by_op_shapes_and_kernel_name():
 
     kernel = lambda start, end: Event(device_type=DeviceType.CUDA, time_range=Event(start=start, end=end))
     assert busy_us([kernel(0, 10), kernel(5, 12), kernel(20, 25), dense_bwd]) == 17.0  # overlaps counted once
+
+
+@pytest.mark.parametrize("fuse_gates", [False, True])
+def test_fast_path_keeps_every_map_channels_last_across_the_unroll(fuse_gates):
+    """A channels-first zero state made every later state, output and feedback resize channels-first once a
+    channels-first operand led the cell's arithmetic (the fused gates' depthwise convolution did): on an H200 half
+    of a training step went to PyTorch's NCHW bilinear-resize kernel (one thread per output pixel, looping over
+    batch x channels) and to its generic depthwise kernels."""
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    model = make_fast(convrnn.create_model("rgc_intermediate", width_multiplier=0.125, n_steps=12),
+                      dtype=torch.bfloat16, compile="none", fuse_gates=fuse_gates)
+    seen = []
+    original = F.interpolate
+
+    def spy(x, *args, **kwargs):
+        seen.append(("resize", x.is_contiguous(memory_format=torch.channels_last)))
+        return original(x, *args, **kwargs)
+
+    for name, layer in model.layers.items():
+        layer.cell.register_forward_hook(lambda module, args, out, name=name: seen.append(
+            (name, all(t.is_contiguous(memory_format=torch.channels_last) for t in (out[0], *out[1])))))
+    F.interpolate = spy
+    try:
+        model(torch.randn(2, 3, 64, 64)).logits.sum().backward()
+    finally:
+        F.interpolate = original
+    assert sum(1 for kind, _ in seen if kind == "resize") >= 10
+    assert sum(1 for kind, _ in seen if kind == "conv10") >= 1
+    assert [entry for entry in seen if not entry[1]] == []

@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     model = build()
     if args.path == "fast":
         model = model.to(device).to_fast(dtype=getattr(torch, args.fast_dtype), compile=args.compile)
-        label = (f"fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, fused, "
+        label = (f"fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, fused inputs, "
                  f"compile={args.compile})")
     else:
         label = "reference path (fp32, eager)"

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     variants = [
         ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
         ("fast", f"rgc_intermediate, fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, "
-                 f"{'fused' if args.fuse else 'unfused'}, compile={args.compile}"
+                 f"{'fused inputs' if args.fuse else 'unfused inputs'}, compile={args.compile}"
                  + (f", backend {args.backend}" if args.compile != "none" and args.backend != "inductor" else "")
                  + (", CUDA graphs" if args.cudagraphs else "") + ")",
          lambda: copy.deepcopy(plain).to(device).to_fast(dtype=getattr(torch, args.fast_dtype), compile=args.compile,

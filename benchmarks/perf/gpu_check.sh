@@ -3,9 +3,11 @@
 # torch.compile costs only the figures that need it:
 #   1. convrnn_gpu_speed.py --compile none: rgc_intermediate at 224 px, training images/s and model-FLOP
 #      utilisation, the eager fast path (bf16) against the plain path and a CORnet-S-like model (~125 s on an H200);
+#   1b. the same, fast path only, at batch 128 (appended to convrnn.txt);
 #   2. convrnn_gpu_profile.py: where the eager fast path's training step spends its time (device time per
 #      category: dense and depthwise convolution forward / backward-input / backward-weight, elementwise, copies;
 #      the top ops and kernels);
+#   2b. depthwise_conv_speed.py: the RGC gates' 7x7 depthwise convolutions alone, in each layout and dtype;
 #   3. retina_fit_speed.py --device cuda --fit: BN-CNN training frames/s (plain vs fast) and a fit to
 #      convergence (~80 s);
 #   4. extraction_speed.py --device cuda --runs reference,after: scoring full-width rgc_intermediate on
@@ -13,7 +15,8 @@
 #   5. the compiled fast path (convrnn_gpu_speed.py, compile="step", the fast variant only) with what time the
 #      call has left, then CUDA graphs (mode "reduce-overhead") if time remains still; each is skipped under 90 s.
 # Every step's limit is cut to what is left of GPU_CHECK_BUDGET (570 s) inside the call's 600 s. Each step prints to
-# $OUT/<step>.txt as well (7 files with device.txt; the device returns at most 8).
+# $OUT/<step>.txt as well (8 files with device.txt; the device returns at most 8). GPU_CHECK_ONLY=name,name runs
+# only the steps named (convrnn, profile, depthwise, retina, extraction, convrnn_compiled, convrnn_graphs).
 #
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
 #     bash benchmarks/perf/gpu_check.sh prepare
@@ -58,12 +61,14 @@ export PYTHONPATH="$work/nz:$work/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFE
 torch.cuda.get_device_name() if torch.cuda.is_available() else '')"; } 2>&1 | tee "$out/device.txt"
 
 budget=${GPU_CHECK_BUDGET:-570}
+only=",${GPU_CHECK_ONLY:-},"  # e.g. GPU_CHECK_ONLY=depthwise,profile: only those steps
 step() {  # name, time limit (s; cut to what the call has left, skipped under 20 s), command...
     local name=$1 limit=$2 left=$((budget - SECONDS - 15)); shift 2
+    [ "$only" = ",," ] || [[ "$only" == *",$name,"* ]] || { echo "== $name: not in GPU_CHECK_ONLY"; return; }
     [ "$left" -lt "$limit" ] && limit=$left
     [ "$limit" -ge 20 ] || { echo "== $name: skipped, ${left} s left"; return; }
     echo "== $name: $* (limit ${limit} s)"
-    timeout "$limit" "$@" 2>&1 | tee "$out/$name.txt"
+    timeout "$limit" "$@" 2>&1 | tee -a "$out/$name.txt"
     echo "== $name: exit ${PIPESTATUS[0]}"
 }
 rest() {  # name, command...: all the time the call has left, skipped under 90 s
@@ -73,17 +78,21 @@ rest() {  # name, command...: all the time the call has left, skipped under 90 s
 }
 if [ -n "${GPU_CHECK_SMOKE:-}" ]; then  # the same steps at toy sizes on the CPU
     toy=(--device cpu --image-size 64 --batch-size 4 --width 0.25)
-    convrnn=("${toy[@]}" --iters 2 --warmup 1); profile=("${toy[@]}" --steps 1)
+    convrnn=("${toy[@]}" --iters 2 --warmup 1); large=(--batch-size 8)
+    profile=("${toy[@]}" --steps 1); depthwise=("${toy[@]}" --iters 1)
     retina=(--device cpu --steps 1 --fast-steps 2); extraction=(--device cpu --images 8 --batch-size 8)
     compiled=(--backend aot_eager)  # Dynamo and AOTAutograd without Inductor (whose compile takes minutes)
 else
-    convrnn=(--iters 5 --warmup 2); profile=(--device cuda --steps 1)
+    convrnn=(--iters 5 --warmup 2); large=(--batch-size 128)
+    profile=(--device cuda --steps 1 --warmup 3); depthwise=(--device cuda)
     retina=(--device cuda --fit); extraction=(--device cuda)
     compiled=(--backend inductor)
 fi
 speed=benchmarks/perf/convrnn_gpu_speed.py
 step convrnn 180 python3 $speed --compile none "${convrnn[@]}"
+step convrnn 90 python3 $speed --compile none --skip plain,cornet "${convrnn[@]}" "${large[@]}"  # host overhead amortised
 step profile 90 python3 benchmarks/perf/convrnn_gpu_profile.py "${profile[@]}"
+step depthwise 60 python3 benchmarks/perf/depthwise_conv_speed.py "${depthwise[@]}"
 step retina 120 python3 benchmarks/perf/retina_fit_speed.py "${retina[@]}"
 step extraction 150 python3 benchmarks/perf/extraction_speed.py --runs reference,after "${extraction[@]}"
 rest convrnn_compiled python3 $speed --skip plain,cornet "${convrnn[@]}" "${compiled[@]}"

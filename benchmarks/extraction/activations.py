@@ -215,8 +215,9 @@ def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = No
     :data:`GPU_FAST` on a GPU, :data:`CPU_FAST` on a CPU: float32 with channels-last weights, fused input
     convolutions, the image-free first steps of each layer computed once for the batch, not compiled
     (compiling costs minutes per shape; bfloat16 on a CPU changes activations by ~1e-2), and the separable
-    gates not fused (oneDNN's depthwise convolution with channel multiplier 2 is 3-5 times slower on a CPU
-    than two with multiplier 1: with them fused the CPU fast path was slower than the reference path).
+    gates not fused (``to_fast``'s default: a depthwise convolution with channel multiplier 2 is 3-5 times
+    slower than two with multiplier 1 in oneDNN, 3.8 times on an H200; with them fused the CPU fast path was
+    slower than the reference path).
     ``False``: the reference path. ``True``: ``to_fast()``'s defaults (bfloat16, compiled steps). A dict: those
     ``to_fast`` options.
     """
@@ -237,16 +238,14 @@ def device_fast_options(device: torch.device, fast: Union[bool, None, dict] = No
 #: ``to_fast`` options of the CPU extraction's fast path (``fast=None`` on a CPU)
 CPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
 
-#: ``to_fast`` options of the GPU extraction's fast path (``fast=None`` on a GPU). Not compiled: on an H200
-#: (torch 2.11.0+cu130, 2026-12-04) the reference path scored full-width ``rgc_intermediate`` on all 640
-#: ``cowley2023.V4`` images in 18.9 s, while ``to_fast()``'s compiled steps (about 20 graphs for the ten layers'
-#: step patterns) had not finished compiling 130 s later. float32, not bfloat16: extraction must give the
-#: reference path's score to 1e-3; float32 features agree with the reference to ~1e-6, bfloat16 ones differ by
-#: ~1e-2 (relative) and moved the score by 1.7e-4 on 64 images (CPU, 2026-12-04), a sixth of that budget, for an
-#: unmeasured gain on a GPU, where the convolutions are not what costs (docs/performance.md, GPU figures). Gates
-#: not fused: whether cuDNN's depthwise convolution with channel multiplier 2 pays is unmeasured, and the CPU's
-#: oneDNN is 3-5 times slower with it.
-GPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_free_steps": True}
+#: ``to_fast`` options of the GPU extraction's fast path (``fast=None`` on a GPU): the CPU's, for reasons of its own.
+#: Not compiled: on an H200 (torch 2.11.0+cu130, 2026-12-04) the reference path scored full-width
+#: ``rgc_intermediate`` on all 640 ``cowley2023.V4`` images in 18.9 s, while ``to_fast()``'s compiled steps had not
+#: finished compiling 130 s later. float32, not bfloat16: extraction must give the reference path's score to 1e-3;
+#: float32 features agree with the reference to ~1e-6, bfloat16 ones differ by ~1e-2 (relative) and moved the score
+#: by 1.7e-4 on 64 images (CPU, 2026-12-04), a sixth of that budget. Measured on the H200 (second session): 19.1 s
+#: against the reference path's 19.7 s, the same score to 1.2e-7 (docs/performance.md, GPU figures).
+GPU_FAST = dict(CPU_FAST)
 
 
 def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = BRAINSCORE_BINS,

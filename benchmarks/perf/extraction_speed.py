@@ -14,7 +14,7 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
   each batch;
 * ``--runs before,after,reference,bf16``: also the current extraction with ``fast=False`` (to separate the two
   gains), and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``); ``eager``:
-  ``to_fast()``'s defaults without ``torch.compile`` (bfloat16, fused gates); ``compiled``: ``fast=True``,
+  ``to_fast()``'s defaults without ``torch.compile`` (bfloat16, gates unfused); ``compiled``: ``fast=True``,
   ``to_fast()``'s defaults (bfloat16, compiled steps: minutes of compilation first). The first run is the
   baseline of the ratios.
 * ``--device cuda``: the model and extraction on the GPU (there the fast path of **after** is
@@ -81,7 +81,7 @@ elif mode == 'reference':
 elif mode == 'bf16':
     from neurozoo.benchmarks.extraction.activations import CPU_FAST
     options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
-elif mode == 'eager':  # to_fast()'s defaults (bfloat16, channels-last, fused gates) without torch.compile
+elif mode == 'eager':  # to_fast()'s defaults (bfloat16, channels-last, gates unfused) without torch.compile
     options['fast'] = {'compile': 'none'}
 elif mode == 'compiled':  # to_fast()'s defaults: bfloat16, compiled steps
     options['fast'] = True

@@ -591,6 +591,45 @@ def test_bf16_autocast_and_channels_last_on_cpu(data, tmp_path):
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 2
 
 
+def test_the_fast_path_trains_the_reference_paths_weights(data, tmp_path):
+    """``--fast`` (fused input convolutions, channels-last, not compiled) trains the same function: after two SGD
+    steps from the same seed every weight equals the reference run's to float rounding, and the checkpoint is a
+    plain state dict of the same keys; with --amp the fast path autocasts to bfloat16."""
+    settings = dict(epochs=1, max_steps_per_epoch=2, optimizer="sgd", momentum=0.9, weight_decay=0.0, lr=0.05,
+                    warmup_epochs=0)
+    weights, initial = {}, None
+    for fast in (False, True):
+        trainer = Trainer(config(data, tmp_path / str(fast), fast=fast, **settings))
+        assert (trainer.model._fast is not None) == fast
+        conv = trainer.model.layers["conv2"].stage[0].weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) == fast
+        initial = initial or {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+        trainer.fit()
+        trainer.close()
+        weights[fast] = load_checkpoint(tmp_path / str(fast) / "last.pth")["model"]
+    assert weights[True].keys() == weights[False].keys() == initial.keys()
+    moved = 0
+    for name, reference in weights[False].items():
+        torch.testing.assert_close(weights[True][name], reference, atol=2e-6, rtol=1e-5, msg=name)
+        moved += float((reference - initial[name]).abs().max()) > 1e-4
+    assert moved >= 10  # the steps moved the weights far beyond the tolerance
+    trainer = Trainer(config(data, tmp_path / "amp", fast=True, amp=True, **settings))
+    dtypes = []
+    trainer.model.readout.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    row = trainer.fit()
+    trainer.close()
+    assert set(dtypes) == {torch.bfloat16} and math.isfinite(row["loss"]) and row["step"] == 2
+    import argparse
+
+    from neurozoo.convrnn.training.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["rgc_shallow", "--data", str(data), "--fast", "--amp"])).fast
+    with pytest.raises(UserFacingError, match="--fast: .* has no fast path"):
+        Trainer(config(data, tmp_path / "cornet", model="cornet_s", overrides={}, fast=True, **settings))
+
+
 def test_a_cpu_run_names_what_float16_autocast_compiling_and_too_many_workers_would_do(monkeypatch):
     from neurozoo.convrnn.training import cpus
 

@@ -60,6 +60,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default="bfloat16",
                    help="float16 adds a gradient scaler")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and images")
+    p.add_argument("--fast", action="store_true",
+                   help="the ConvRNN fast path (fused input convolutions, channels-last; with --amp its autocast): the "
+                        "same function and weights; 3.3-4.3x the reference path's images/s with --amp on an H200 "
+                        "(benchmarks/perf/convrnn_gpu_speed.py)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--compile-backend", default="inductor")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,

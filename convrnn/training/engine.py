@@ -83,6 +83,7 @@ class TrainConfig:
     amp: bool = False
     amp_dtype: str = "bfloat16"
     channels_last: bool = False
+    fast: bool = False  # the ConvRNN fast path (convrnn.fast; eager): fused input convolutions, channels-last implied
     compile: bool = False
     compile_backend: str = "inductor"
     deterministic: bool = True
@@ -394,6 +395,7 @@ class Trainer:
     def _setup(self, model: Optional[nn.Module]) -> None:
         config = self.config
         self.device = self.dist.device
+        self.channels_last = config.channels_last or config.fast
         if self.dist.is_main:
             for problem in cpu_path_problems(self.device, amp=config.amp, amp_dtype=config.amp_dtype,
                                              compile=config.compile, compile_backend=config.compile_backend,
@@ -418,7 +420,14 @@ class Trainer:
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
-        if config.channels_last:
+        if config.fast:
+            if not hasattr(self.model, "to_fast"):
+                raise UserFacingError(f"--fast: {config.model} has no fast path (ConvRNNs have one)")
+            # the fast path's autocast is --amp's (none without it); the layout is set below, where 1 x 1 buffers
+            # keep their strides for DDP; compiling is --compile's (the whole model)
+            self.model.to_fast(dtype=AMP_DTYPES[config.amp_dtype] if config.amp else None, channels_last=False,
+                               compile="none")
+        if self.channels_last:
             to_channels_last(self.model)
         self.first_readout_step = int(getattr(self.model, "first_readout_step", 0))
         n_steps = getattr(self.model, "n_steps", None)
@@ -766,7 +775,7 @@ class Trainer:
 
     def _batch(self, images, target):
         images = images.to(self.device, non_blocking=True)
-        if self.config.channels_last:
+        if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, target.to(self.device, non_blocking=True)
 

@@ -3,13 +3,21 @@
 The original's get_checkpoints.sh downloads ``ckpts/<model>/model.ckpt.{index,data-00000-of-00001,meta}`` for
 20 models. ``convert(model, prefix, out)`` reads the tensor bundle (``convrnn.tf_bundle``, no TensorFlow
 needed), copies every variable of the model by its original name (``convrnn.weights``), and saves
-``{"model": state_dict, "weights": {...}}``; ``weights["label"]`` ("published weights, ImageNet top-1 73.00%")
-is what ``zoo run --checkpoint`` and the leaderboard show. Variables the model does not use (optimizer slots,
-``global_step``, the constant decay of non-recurrent nodes) are listed in ``weights["unused"]``.
+``{"model": state_dict, "weights": {...}}``; ``weights["label"]`` is what ``zoo run --checkpoint`` and the
+leaderboard show. The label names the files' sha256 and, for the released architecture, the accuracy the release
+reports ("rgc_intermediate TF checkpoint, converted (sha256 1a2b3c4d5e6f); released: ImageNet top-1 73.00% (top-5
+91.16%)"): any checkpoint of the released format converts, the released files are not available here to compare
+digests with, so the label claims the release's figures as the release's, not as this file's; a model built with
+overrides (another width) is labelled as not the released architecture, without them. Variables the model does
+not use (optimizer slots, ``global_step``, the constant decay of non-recurrent nodes) are listed in
+``weights["unused"]``. ``weights["source"]`` stays "published weights": the tag that marks a converted file.
 """
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
+from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 #: ImageNet validation top-1 / top-5 (%) of the released models (neuroailab/convrnns README.md).
@@ -28,8 +36,30 @@ IGNORED_SUFFIXES = ("/Momentum", "global_step")
 
 
 def published_label(model: str) -> str:
+    """The accuracy the release reports for ``model`` (neuroailab/convrnns README.md)."""
     top1, top5 = PUBLISHED[model]
-    return f"published weights, ImageNet top-1 {top1:.2f}% (top-5 {top5:.2f}%)"
+    return f"released: ImageNet top-1 {top1:.2f}% (top-5 {top5:.2f}%)"
+
+
+def bundle_sha256(prefix: str) -> Dict[str, str]:
+    """sha256 of each file of the tensor bundle ``prefix`` (the ``.index`` and its data shards), by file name."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    files = [prefix + ".index", *sorted(glob.glob(glob.escape(prefix) + ".data-*-of-*"))]
+    return {Path(f).name: sha256_file(f) for f in files}
+
+
+def is_conversion_label(label: str) -> bool:
+    """Whether ``label`` is a converted file's (:func:`conversion_label`, or the "published weights, ..." of before)."""
+    return label.startswith("published weights, ") or (" TF checkpoint" in label and ", converted (sha256 " in label)
+
+
+def conversion_label(model: str, digests: Dict[str, str], overrides: dict) -> str:
+    digest = hashlib.sha256("".join(f"{n}:{d}\n" for n, d in sorted(digests.items())).encode()).hexdigest()[:12]
+    if overrides:
+        settings = ", ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+        return f"{model} TF checkpoint with {settings}, converted (sha256 {digest}); not the released architecture"
+    return f"{model} TF checkpoint, converted (sha256 {digest}); {published_label(model)}"
 
 
 def convert(model_name: str, prefix: str, out: str, verify: bool = False, **overrides) -> dict:
@@ -50,9 +80,11 @@ def convert(model_name: str, prefix: str, out: str, verify: bool = False, **over
     arrays = read_bundle(prefix, verify=verify)
     model = convrnn.create_model(model_name, **overrides)
     unused = load_tf_variables(model, arrays)
-    top1, top5 = PUBLISHED[model_name]
-    record = {"source": "published weights", "label": published_label(model_name), "model": model_name,
-              "imagenet_top1": top1, "imagenet_top5": top5, "checkpoint": str(prefix),
+    top1, top5 = PUBLISHED[model_name] if not overrides else (None, None)  # another architecture: not the release's
+    digests = bundle_sha256(prefix)
+    record = {"source": "published weights", "label": conversion_label(model_name, digests, overrides),
+              "model": model_name, "imagenet_top1": top1, "imagenet_top5": top5, "checkpoint": str(prefix),
+              "sha256": digests,
               "original": "neuroailab/convrnns get_checkpoints.sh", "overrides": dict(overrides),
               "unused": [n for n in unused if not n.endswith(IGNORED_SUFFIXES)]}
     # renamed into place: a kill or a full disk mid-write leaves the earlier file whole, never a torn one

@@ -338,8 +338,12 @@ def display_name(spec: Dict[str, Any]) -> str:
 
 
 def _published_label(spec: Dict[str, Any]) -> bool:
-    """Converted published weights run at their own width: the name need not say it."""
-    return bool(spec.get("checkpoint")) and spec.get("weights", "").startswith("published")
+    """Converted weights (``zoo convert-weights``, a CORnet release) run at their own width: the name need not say it
+    (a converted file's label names its settings)."""
+    from neurozoo.convrnn.convert import is_conversion_label
+
+    label = spec.get("weights", "")
+    return bool(spec.get("checkpoint")) and (label.startswith("published") or is_conversion_label(label))
 
 
 # ------------------------------------------------------------------------------------------------ scoring

@@ -1,6 +1,7 @@
 """TensorFlow tensor-bundle checkpoints read without TensorFlow, and `zoo convert-weights` on a checkpoint in the
 released format with the released variable names (made by our bundle writer: the released files are not
 downloaded in tests)."""
+import os
 import struct
 
 import numpy as np
@@ -91,14 +92,43 @@ def test_convert_weights_reproduces_the_model_and_labels_it_published(tmp_path, 
     out = tmp_path / f"{name}.pt"
     record = convert(name, prefix, str(out), **overrides)
     assert record["unused"] == ["tnn_model/conv1/memory_decay"]  # optimizer slots and global_step are expected
-    assert record["imagenet_top1"] == PUBLISHED[name][0]
+    assert record["imagenet_top1"] is None  # another width: not the release's architecture, not its accuracy
+    assert set(record["sha256"]) == {"model.ckpt.index", "model.ckpt.data-00000-of-00001"}
     converted = convrnn.create_model(name, **overrides).eval()
     state = torch.load(out, weights_only=True)
     converted.load_state_dict(state["model"])
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(converted(x, n_steps=12).logits, original(x, n_steps=12).logits)
-    assert published_weights(out)["label"].startswith(f"published weights, ImageNet top-1 {PUBLISHED[name][0]:.2f}%")
+    label = published_weights(out)["label"]
+    assert label.startswith(f"{name} TF checkpoint with num_classes=7, width_multiplier=0.0625, converted (sha256 ")
+    assert label.endswith("; not the released architecture") and "ImageNet" not in label
+
+
+def test_a_converted_checkpoint_is_labelled_by_its_digest_and_the_release_by_its_reported_accuracy(tmp_path):
+    """Any checkpoint in the released format converts, and the released files are not here to compare digests with:
+    the label names the files' digest and gives the accuracy as the release's report, not as this file's; another
+    file gets another digest."""
+    from neurozoo.convrnn.convert import is_conversion_label
+
+    first, second = str(tmp_path / "a" / "model.ckpt"), str(tmp_path / "b" / "model.ckpt")
+    released_like_checkpoint(first, "timedecay_shallow")
+    arrays = tb.read_bundle(first)
+    name = next(n for n in arrays if n.endswith("/weights"))
+    arrays[name] = arrays[name] + np.float32(0.01)  # another training run's file: one tensor differs
+    os.makedirs(os.path.dirname(second))
+    tb.write_bundle(second, arrays)
+    labels = []
+    for i, prefix in enumerate((first, second)):
+        record = convert("timedecay_shallow", prefix, str(tmp_path / f"{i}.pt"))
+        assert record["imagenet_top1"] == PUBLISHED["timedecay_shallow"][0]
+        labels.append(record["label"])
+    for label in labels:
+        assert label.startswith("timedecay_shallow TF checkpoint, converted (sha256 ") and is_conversion_label(label)
+        assert label.endswith("; released: ImageNet top-1 50.06% (top-5 72.97%)")
+    assert labels[0] != labels[1]
+    assert is_conversion_label("published weights, ImageNet top-1 73.00% (top-5 91.16%)")  # files converted before
+    assert not is_conversion_label("untrained, random weights")
 
 
 def test_rgc_intermediate_checkpoint_label_in_the_leaderboard_specs(tmp_path):
@@ -110,7 +140,7 @@ def test_rgc_intermediate_checkpoint_label_in_the_leaderboard_specs(tmp_path):
     convert("rgc_intermediate", prefix, str(out), width_multiplier=1 / 16)
     bench = [b for b in default_benchmarks() if b.startswith("ventral_embedded.")][:1]
     specs, _ = zoo_specs(["rgc_intermediate"], bench, checkpoints={"rgc_intermediate": str(out)})
-    assert specs[0]["weights"] == "published weights, ImageNet top-1 73.00% (top-5 91.16%)"
+    assert specs[0]["weights"].startswith("rgc_intermediate TF checkpoint with width_multiplier=0.0625, converted")
     assert specs[0]["overrides"] == {"width_multiplier": 1 / 16}  # the converted model's own width, not 0.125
     plain, _ = zoo_specs(["rgc_intermediate"], bench)
     assert plain[0]["weights"] == "untrained, random weights"

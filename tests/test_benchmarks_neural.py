@@ -515,3 +515,17 @@ def test_every_released_convrnn_gets_the_readmes_layers_for_v4_and_it():
         names = convrnn.get_spec(name).layer_names
         for region, layers in RELEASED_REGION_LAYERS[depth].items():
             assert convrnn_region_layers(names, region) == layers, (name, region)
+
+
+def test_a_data_set_name_given_as_a_benchmark_is_told_so():
+    """`zoo data list` and `zoo list` show data set names (cowley2023.v4_210325, allen_bo.v1_natural_scenes) beside the
+    benchmark names; `zoo score MODEL allen_bo.v1_natural_scenes` answered only "unknown benchmark" with the list."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"unknown benchmark 'allen_bo\.v1_natural_scenes': that is a data set "
+                                               r"\(zoo data list; neurozoo\.datasets\.load\('allen_bo\.v1_natural_scenes'\)\), "
+                                               r"not a benchmark \(known: .*cowley2023\.V4"):
+        benchmarks.load("allen_bo.v1_natural_scenes")
+    with pytest.raises(UnknownNameError, match=r"unknown benchmark 'cowley2023\.V5'; did you mean cowley2023\.V4\?"):
+        benchmarks.load("cowley2023.V5")  # not a data set either: no such clause

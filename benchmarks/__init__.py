@@ -2,9 +2,19 @@
 from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.registry import Registry
 
+def _data_set_hint(name: str) -> str:
+    """A data set's name given as a benchmark (`zoo data list` shows both kinds of names): say which it is."""
+    from neurozoo.datasets import DATASETS
+
+    if name not in DATASETS:
+        return ""
+    return f": that is a data set (zoo data list; neurozoo.datasets.load({name!r})), not a benchmark"
+
+
 #: Registered benchmarks: name -> factory returning a benchmark object.
 BENCHMARKS = Registry("benchmark", entry_point_group="neurozoo.benchmarks",
-                      builtin_modules=("neurozoo.benchmarks.retina", "neurozoo.benchmarks.osr", "neurozoo.benchmarks.phenomena"))
+                      builtin_modules=("neurozoo.benchmarks.retina", "neurozoo.benchmarks.osr", "neurozoo.benchmarks.phenomena"),
+                      unknown_hint=_data_set_hint)
 
 
 def list_benchmarks():

@@ -187,7 +187,16 @@ class NeuralBenchmark:
         target = average_repetitions(self.assembly)
         ids, objects = coord(target, "stimulus_id"), coord(target, "object_name")
         splitter = StratifiedShuffleSplit(n_splits=1, test_size=self.selection_fraction, random_state=self.seed)
-        scoring, selection = next(splitter.split(np.zeros(len(ids)), objects))
+        try:
+            scoring, selection = next(splitter.split(np.zeros(len(ids)), objects))
+        except ValueError as error:  # sklearn's: an object with one stimulus, or more objects than held-out stimuli
+            names, counts = np.unique(objects.astype(str), return_counts=True)
+            raise DataError(
+                f"{self.identifier}: coordinate 'object_name' gives {len(names)} objects over {len(ids)} stimuli (fewest "
+                f"stimuli per object: {counts.min()}, e.g. {names[np.argsort(counts, kind='stable')[:3]].tolist()}), "
+                f"which the layer-selection hold-out ({self.selection_fraction:.0%} of the stimuli, stratified on "
+                f"objects) cannot split ({error}); expected several stimuli per object, or score one layer on all "
+                "stimuli (zoo score --layers LAYER, layers=[LAYER])") from None
         return ids[np.sort(selection)], ids[np.sort(scoring)]
 
     def _subset(self, stimulus_ids) -> xr.DataArray:

@@ -65,7 +65,7 @@ def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping
         assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
     except ValueError as error:  # a coordinate whose length does not match its dim
         raise DataError(f"assembly of shape {values.shape}: {error}") from None
-    return validate_assembly(assembly, nan_policy="allow", require={})
+    return validate_assembly(assembly, nan_policy="allow", require={}, allow_inf=True)  # also model features
 
 
 def _fail(source: str, message: str):
@@ -73,11 +73,15 @@ def _fail(source: str, message: str):
 
 
 def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus_set=None,
-                      nan_policy: str = "raise", require: Mapping[str, Sequence[str]] = COORDS) -> xr.DataArray:
+                      nan_policy: str = "raise", require: Mapping[str, Sequence[str]] = COORDS,
+                      allow_inf: bool = False) -> xr.DataArray:
     """Check dims, coordinates, time bins, stimulus ids and NaNs; returns the assembly, transposed to ``DIMS``.
 
-    ``nan_policy``: ``"raise"`` refuses any NaN or inf; ``"allow"`` keeps them; ``"drop-neuroids"`` removes every
-    neuroid with a NaN or inf anywhere (and refuses an assembly left with none).
+    ``nan_policy``: ``"raise"`` refuses any NaN or inf; ``"allow"`` keeps NaN (missing responses) and refuses
+    inf (no response is infinite: the metrics would average it away as a missing one); ``"drop-neuroids"`` removes every
+    neuroid with a NaN or inf anywhere (and refuses an assembly left with none). ``allow_inf``: ``"allow"`` keeps inf
+    too (``make_assembly``'s and the writer's: a model's features are checked where they are scored, and a file may
+    hold them for a reader that drops such neuroids).
     """
     policy = nan_policy.replace("_", "-")
     if policy not in NAN_POLICIES:
@@ -136,6 +140,16 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         if unknown:
             _fail(source, f"{len(unknown)} stimulus_id value(s) are not in stimulus set "
                           f"{getattr(stimulus_set, 'identifier', None)!r}, e.g. {unknown[:3]}")
+    if policy == "allow" and not allow_inf and np.issubdtype(assembly.dtype, np.floating):
+        infinite = np.isinf(assembly.values)  # NaN means "not recorded"; no recording is infinite
+        if infinite.any():
+            where = np.argwhere(infinite)[0]
+            keys = [f"{name} {np.asarray(assembly[name].values)[where[axis]]}"
+                    for axis, name in ((0, "stimulus_id"), (0, "repetition"), (1, "neuroid_id")) if name in assembly.coords]
+            _fail(source, f"field 'data' has {int(infinite.sum())} infinite value(s) (e.g. {', '.join(keys) or where.tolist()}); "
+                          "nan_policy='allow' keeps NaN as a missing response, but an inf is no response (e.g. the log "
+                          "of a zero rate) and would be averaged away as if missing: fix the values, or pass "
+                          "nan_policy='drop-neuroids'")
     if policy != "allow" and np.issubdtype(assembly.dtype, np.floating):
         finite = np.isfinite(assembly.values)
         bad = ~finite.all(axis=(0, 2))  # an inf would drop the neuroid silently later
@@ -215,7 +229,7 @@ def _empty_presentations(assembly: xr.DataArray, finite: np.ndarray) -> str:
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
     """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped."""
     path = Path(path)
-    assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}))
+    assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}, allow_inf=True))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
     attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in assembly.attrs.items()
              if isinstance(v, (str, int, float, np.number, np.bool_))}

@@ -51,8 +51,10 @@ class Registry:
     """``builtin_modules`` are imported on the first lookup: modules whose import registers the
     package's own entries, kept out of the package import so that ``import retina`` stays light."""
 
-    def __init__(self, kind: str, entry_point_group: Optional[str] = None, builtin_modules: tuple = ()):
+    def __init__(self, kind: str, entry_point_group: Optional[str] = None, builtin_modules: tuple = (),
+                 unknown_hint: Optional[Callable[[str], str]] = None):
         self.kind = kind
+        self.unknown_hint = unknown_hint  # name -> "" or "; ..." added to the error for an unknown name
         self.entry_point_group = entry_point_group
         self.builtin_modules = tuple(builtin_modules)
         self._entries: Dict[str, Entry] = {}
@@ -105,7 +107,8 @@ class Registry:
         self._load_entry_points()
         if name not in self._entries:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}{did_you_mean([name], self._entries, n=3, show=str)} (known: {', '.join(sorted(self._entries)) or 'none'})"
+                f"unknown {self.kind} {name!r}{self.unknown_hint(name) if self.unknown_hint else ''}"
+                f"{did_you_mean([name], self._entries, n=3, show=str)} (known: {', '.join(sorted(self._entries)) or 'none'})"
             )
         return self._entries[name]
 

@@ -504,3 +504,22 @@ def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_
         assembly.assign_coords(stimulus_id=("presentation", ids)).to_netcdf(tmp_path / f"{name}.nc")
         with pytest.raises(DataError, match=rf"^{tmp_path}/{name}\.nc: coordinate 'stimulus_id' {message}"):
             load_assembly(tmp_path / f"{name}.nc")
+
+
+def test_allow_keeps_nan_but_refuses_inf(tmp_path):
+    """nan_policy='allow' let an inf through, and the ceiling and the score then averaged it away as a missing repeat:
+    a -inf in the first repeat of every stimulus of one unit (the log of a zero rate) gave a ceiling as if that repeat
+    had not been recorded, without a word. NaN (not recorded) stays allowed; inf is refused, naming where."""
+    assembly = _assembly()
+    values = assembly.values.copy()
+    values[2, 1, 0] = np.nan
+    write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
+    assert int(np.isnan(load_assembly(tmp_path / "nan.nc", nan_policy="allow").values).sum()) == 1
+    values[0, 2, 1] = -np.inf
+    write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
+    first = assembly.isel(presentation=0)
+    expected = (rf"inf\.nc: field 'data' has 1 infinite value\(s\) \(e\.g\. stimulus_id {first['stimulus_id'].item()}, "
+                rf"repetition {first['repetition'].item()}, neuroid_id n2\); nan_policy='allow' keeps NaN")
+    with pytest.raises(DataError, match=expected):
+        load_assembly(tmp_path / "inf.nc", nan_policy="allow")
+    assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n3"]

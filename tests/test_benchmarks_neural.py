@@ -515,3 +515,37 @@ def test_every_released_convrnn_gets_the_readmes_layers_for_v4_and_it():
         names = convrnn.get_spec(name).layer_names
         for region, layers in RELEASED_REGION_LAYERS[depth].items():
             assert convrnn_region_layers(names, region) == layers, (name, region)
+
+
+def test_a_data_set_name_given_as_a_benchmark_is_told_so():
+    """`zoo data list` and `zoo list` show data set names (cowley2023.v4_210325, allen_bo.v1_natural_scenes) beside the
+    benchmark names; `zoo score MODEL allen_bo.v1_natural_scenes` answered only "unknown benchmark" with the list."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"unknown benchmark 'allen_bo\.v1_natural_scenes': that is a data set "
+                                               r"\(zoo data list; neurozoo\.datasets\.load\('allen_bo\.v1_natural_scenes'\)\), "
+                                               r"not a benchmark \(known: .*cowley2023\.V4"):
+        benchmarks.load("allen_bo.v1_natural_scenes")
+    with pytest.raises(UnknownNameError, match=r"unknown benchmark 'cowley2023\.V5'; did you mean cowley2023\.V4\?"):
+        benchmarks.load("cowley2023.V5")  # not a data set either: no such clause
+
+
+def test_an_object_with_one_stimulus_is_named_by_the_layer_selection_hold_out():
+    """With several candidate layers the benchmark holds out 20 % of the stimuli stratified on object_name; an object
+    shown as one stimulus raised scikit-learn's ValueError from there (a traceback from `zoo score`), which named no
+    benchmark, coordinate or way out."""
+    n, reps = 30, 2
+    objects = np.array([f"o{i % 3}" for i in range(n)], dtype=object)
+    objects[0] = "lonely"
+    assembly = xr.DataArray(np.random.default_rng(0).standard_normal((n * reps, 5, 1)),
+                            dims=("presentation", "neuroid", "time_bin"), coords={
+        "stimulus_id": ("presentation", np.tile([f"im{i:02d}" for i in range(n)], reps)),
+        "object_name": ("presentation", np.tile(objects.astype(str), reps)),
+        "repetition": ("presentation", np.repeat(np.arange(reps), n)),
+        "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
+    benchmark = NeuralBenchmark("mine.V4", "V4", lambda: assembly, lambda: None)
+    with pytest.raises(DataError, match=r"mine\.V4: coordinate 'object_name' gives 4 objects over 30 stimuli \(fewest "
+                                        r"stimuli per object: 1, e.g. \['lonely'.*layer-selection hold-out \(20% of the "
+                                        r"stimuli.*zoo score --layers LAYER"):
+        benchmark.selection_split()

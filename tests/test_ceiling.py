@@ -351,3 +351,28 @@ def test_ceiling_value_and_error_are_over_the_bins_the_score_uses():
     finite = np.delete(per_split[:, 1:].mean(axis=1), 3)
     assert ceiling.error == pytest.approx(np.std(finite) / np.sqrt(9), abs=1e-12)
     assert np.isnan(Ceiling(np.array([-0.1, 0.0]), np.zeros((10, 2)), np.zeros(2)).value)
+
+
+def test_repeat_means_have_no_ceiling_and_the_error_says_why_and_what_to_do():
+    """Cowley's session 190923 (1200 images) is published as repeat means only: a benchmark on it failed with
+    "assembly: the ceiling needs at least 2 distinct values of coordinate 'repetition'", naming neither the data nor
+    that its raw r can still be scored."""
+    from neurozoo.datasets.assembly import make_assembly
+
+    rng = np.random.default_rng(0)
+    n, units = 40, 6
+    latent = rng.standard_normal((n, 4))
+    values = latent @ rng.standard_normal((4, units)) + 0.1 * rng.standard_normal((n, units))
+    ids = [f"im{i:02d}" for i in range(n)]
+    means = make_assembly(values[:, :, None], {"stimulus_id": ids, "object_name": ["unlabelled"] * n, "repetition": [0] * n},
+                          {"neuroid_id": [f"u{u}" for u in range(units)]}, {"time_bin_start": [70], "time_bin_end": [170]},
+                          attrs={"stimulus_set_identifier": "mine.v4_means", "repeat_averaged": 1})
+    with pytest.raises(DataError, match=r"^mine\.v4_means: the split-half ceiling needs at least 2 distinct values of "
+                                        r"coordinate 'repetition', found 1 \(\[0\]\) over 40 presentations: one response "
+                                        r"per stimulus, such as repeat means \(its attribute repeat_averaged says so\), "
+                                        r"has no ceiling; score its raw r with benchmarks\.metrics\.regression_score"):
+        internal_consistency(means)
+    features = make_assembly(latent[:, :, None], {"stimulus_id": ids}, {"neuroid_id": [f"f{i}" for i in range(4)]},
+                             {"time_bin_start": [70], "time_bin_end": [170]})
+    score = regression_score(features, means)  # the way out it names: raw r, no ceiling
+    assert score.ceiling is None and score.value == pytest.approx(score.raw) and score.value > 0.95

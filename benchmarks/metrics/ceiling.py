@@ -121,7 +121,12 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     repetitions = coord(assembly, "repetition")
     unique = np.unique(repetitions)
     if len(unique) < 2:
-        raise DataError("assembly: the ceiling needs at least 2 distinct values of coordinate 'repetition'")
+        averaged = " (its attribute repeat_averaged says so)" if assembly.attrs.get("repeat_averaged") else ""
+        name = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+        raise DataError(f"{name}: the split-half ceiling needs at least 2 distinct values of coordinate 'repetition', "
+                        f"found {len(unique)} ({unique[:1].tolist()}) over {assembly.sizes['presentation']} presentations: "
+                        f"one response per stimulus, such as repeat means{averaged}, has no ceiling; score its raw r "
+                        "with benchmarks.metrics.regression_score(features, assembly) (ceiling=None)")
     ids = coord(assembly, "stimulus_id")
     values = np.asarray(assembly.values, dtype=np.float64)
     if not np.isfinite(values).all():  # the neuroids the score regresses: those with a mean for every stimulus

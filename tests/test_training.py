@@ -822,6 +822,23 @@ def test_a_nonsensical_training_setting_is_named_with_its_value(setting, message
     TrainConfig(model="rgc_shallow", data="unused", max_steps_per_epoch=0, log_every=0).validate()  # 0: no limit, no logs
 
 
+@pytest.mark.parametrize("setting,message", [
+    ({"amp_dtype": "float16"}, "--amp-dtype float16 takes effect with --amp only, which is off: add --amp, or drop "
+                               "--amp-dtype"),
+    ({"compile_backend": "eager"}, "--compile-backend eager takes effect with --compile only, which is off: add "
+                                   "--compile, or drop --compile-backend")])
+def test_a_setting_of_an_option_that_is_off_is_refused(setting, message):
+    """``zoo train --amp-dtype float16`` without --amp trained in float32 without a word, and run.json said
+    amp_dtype float16; so did --compile-backend without --compile."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    with pytest.raises(UserFacingError) as info:
+        TrainConfig(model="rgc_shallow", data="unused", **setting).validate()
+    assert str(info.value) == message
+    switch = {"amp_dtype": {"amp": True}, "compile_backend": {"compile": True}}[next(iter(setting))]
+    TrainConfig(model="rgc_shallow", data="unused", **setting, **switch).validate()
+
+
 def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path):
     from neurozoo.datasets.errors import UserFacingError
 

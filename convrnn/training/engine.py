@@ -114,6 +114,13 @@ class TrainConfig:
                                    ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
             if not ok:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
+        # a setting of an option that is off did nothing, and run.json recorded it as if it had (amp_dtype float16)
+        for name, value, default, switch, on in (("amp_dtype", self.amp_dtype, "bfloat16", "amp", self.amp),
+                                                 ("compile_backend", self.compile_backend, "inductor", "compile",
+                                                  self.compile)):
+            if value != default and not on:
+                raise UserFacingError(f"--{name.replace('_', '-')} {value} takes effect with --{switch} only, which "
+                                      f"is off: add --{switch}, or drop --{name.replace('_', '-')}")
         if self.original_weight_decay and self.optimizer != "sgd":
             raise UserFacingError(f"--original-weight-decay is the original's L2 term in the loss (tf l2_regularizer), "
                                   f"which SGD's weight decay equals; --optimizer {self.optimizer} decouples the decay from "

@@ -387,7 +387,8 @@ class ConvRNN(nn.Module):
         if n_steps < 1 or (image_steps is not None and image_steps < 0):
             raise ValueError(f"need n_steps >= 1 (frames of a movie) and image_steps >= 0, got n_steps={n_steps}, "
                              f"image_steps={image_steps}")
-        record = [record] if isinstance(record, str) else list(record or [])
+        # once each: a layer named twice was appended twice a step, so its recording had 2 T steps, interleaved
+        record = [record] if isinstance(record, str) else list(dict.fromkeys(record or []))
         for name in record:
             if name not in self.layers:
                 raise SpecError(f"cannot record unknown layer {name!r}; layers: {', '.join(self.layer_names)}")

@@ -29,6 +29,10 @@ def test_cell_map_reproduces_the_last_step_and_the_recorded_output(tiny):
     recorded = record_convrnn(model, images, ["a", "b", "c"], ["conv5"], n_steps=10, image_steps=10, pool=None)["conv5"]
     h = trajectory[-1, :, -system.channels[-1] * 16:]
     np.testing.assert_allclose(recorded.values[:, -1], h.numpy(), atol=1e-5)
+    # a layer named twice (zoo dynamics --trajectory-layers conv5,conv5) is one trajectory: it had 2 x the images
+    # (a ValueError from the array's check) and, before ConvRNN.forward recorded it once, 2 x the steps
+    twice = record_convrnn(model, images, ["a", "b", "c"], ["conv5", "conv5"], n_steps=10, image_steps=10, pool=None)
+    assert list(twice) == ["conv5"] and np.array_equal(twice["conv5"].values, recorded.values)
 
 
 def test_a_drive_the_image_has_not_reached_yet_is_refused(tiny):

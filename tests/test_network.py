@@ -430,6 +430,19 @@ def test_static_image_follows_the_schedule():
     assert torch.allclose(pixel, torch.full((3,), 0.5))
 
 
+def test_a_layer_named_twice_is_recorded_once_per_step():
+    """``record=["conv5", "conv5"]`` (or ``zoo dynamics --trajectory-layers conv5,conv5``) appended conv5 twice a
+    step: a (2 T, B, ...) recording whose steps 2t and 2t + 1 were both step t, so every time bin after the first
+    was another step's."""
+    model = tiny(n_steps=6, image_steps=6)
+    images = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        once = model(images, record=["conv5", "conv7"]).recorded
+        twice = model(images, record=["conv5", "conv7", "conv5"]).recorded
+    assert list(twice) == ["conv5", "conv7"] and twice["conv5"].shape[:2] == (6, 2)
+    assert all(torch.equal(once[name], twice[name]) for name in once)
+
+
 def test_gradients_reach_every_parameter_through_time():
     model = tiny("rgc_intermediate").train()  # 17 steps: enough for the last feedback edge to reach the readout
     out = model(torch.randn(2, 3, 64, 64))

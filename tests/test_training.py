@@ -176,6 +176,33 @@ def test_resume_after_interruption_equals_uninterrupted_run(data, tmp_path, stra
     assert state["epoch"] == 2 and len(state["rng"]) == 1 and "loader" in state["rng"][0]
 
 
+def test_run_json_keeps_the_settings_of_every_part_of_a_resumed_run(data, tmp_path):
+    """A resume rewrote run.json with its own settings: a run trained in float32 and resumed with --amp (or the
+    reverse, or with --fast, or by other code) said it had been trained in bf16 throughout, and a resume that found
+    nothing left to train replaced the record of the run that did."""
+    first = Trainer(config(data, tmp_path, max_steps_per_epoch=1))
+    first.fit(until_epoch=1)
+    first.close()
+    with pytest.warns(UserWarning, match=r"last\.pth: the checkpoint's steps were trained in float32, this run trains "
+                                         r"on in bfloat16 autocast; run\.json's segments"):
+        resumed = Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto", amp=True, fast=True))
+    resumed.fit()
+    resumed.close()
+    Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto", amp=True)).close()  # nothing left to train
+    run = json.loads((tmp_path / "run.json").read_text())
+    segments = [(s["start_step"], s["config"]["amp"], s["config"]["fast"], s["config"]["resume"])
+                for s in run["segments"]]
+    assert segments == [(0, False, False, None), (1, True, True, "auto"), (2, True, False, "auto")]
+    assert run["config"] == run["segments"][-1]["config"] and run["segments"][0]["code_version"] == run["code_version"]
+
+    del run["segments"]  # as a version before segments wrote it: its top level stands for the steps before
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.warns(UserWarning, match="trained in bfloat16 autocast, this run trains on in float32"):
+        Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto")).close()
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [(s["start_step"], s["config"]["amp"]) for s in segments] == [(None, True), (2, False)]
+
+
 def train_command(data, out, epochs, entry=("-m", "neurozoo.convrnn.training")):
     """``python -m neurozoo.convrnn.training`` (or the script ``entry``) with the settings of ``config``."""
     settings = config(data, out, epochs=epochs)
@@ -820,6 +847,23 @@ def test_a_nonsensical_training_setting_is_named_with_its_value(setting, message
         TrainConfig(model="rgc_shallow", data="unused", **setting).validate()
     assert str(info.value) == message
     TrainConfig(model="rgc_shallow", data="unused", max_steps_per_epoch=0, log_every=0).validate()  # 0: no limit, no logs
+
+
+@pytest.mark.parametrize("setting,message", [
+    ({"amp_dtype": "float16"}, "--amp-dtype float16 takes effect with --amp only, which is off: add --amp, or drop "
+                               "--amp-dtype"),
+    ({"compile_backend": "eager"}, "--compile-backend eager takes effect with --compile only, which is off: add "
+                                   "--compile, or drop --compile-backend")])
+def test_a_setting_of_an_option_that_is_off_is_refused(setting, message):
+    """``zoo train --amp-dtype float16`` without --amp trained in float32 without a word, and run.json said
+    amp_dtype float16; so did --compile-backend without --compile."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    with pytest.raises(UserFacingError) as info:
+        TrainConfig(model="rgc_shallow", data="unused", **setting).validate()
+    assert str(info.value) == message
+    switch = {"amp_dtype": {"amp": True}, "compile_backend": {"compile": True}}[next(iter(setting))]
+    TrainConfig(model="rgc_shallow", data="unused", **setting, **switch).validate()
 
 
 def test_resuming_a_checkpoint_of_another_width_names_both_models(data, tmp_path):

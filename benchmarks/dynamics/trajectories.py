@@ -45,6 +45,7 @@ def record_convrnn(model, images: torch.Tensor, stimulus_ids: Sequence[str], lay
                    batch_size: int = 32) -> Dict[str, xr.DataArray]:
     """Each layer's output at every step (bin [10 t, 10 t + 10) ms); ``pool``: average-pool the map to at most
     pool x pool positions first (None keeps every unit)."""
+    layers = list(dict.fromkeys(layers))  # a layer named twice (--trajectory-layers conv4,conv4) got two batches a batch
     outputs: Dict[str, list] = {layer: [] for layer in layers}
     with torch.no_grad(), eval_mode(model):
         for start in range(0, len(images), batch_size):

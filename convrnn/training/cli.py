@@ -56,16 +56,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")
-    p.add_argument("--amp", action="store_true", help="autocast to bfloat16 (CPU and GPU)")
+    p.add_argument("--amp", action="store_true", help="autocast to --amp-dtype (CPU and GPU)")
     p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default="bfloat16",
-                   help="float16 adds a gradient scaler")
+                   help="with --amp (refused without it): float16 adds a gradient scaler")
     p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and images")
     p.add_argument("--fast", action="store_true",
                    help="the ConvRNN fast path (fused input convolutions, channels-last; with --amp its autocast): the "
                         "same function and weights; 3.3-4.3x the reference path's images/s with --amp on an H200 "
                         "(benchmarks/perf/convrnn_gpu_speed.py)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--compile-backend", default="inductor")
+    p.add_argument("--compile-backend", default="inductor", help="with --compile (refused without it)")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")

@@ -114,6 +114,13 @@ class TrainConfig:
                                    ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
             if not ok:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
+        # a setting of an option that is off did nothing, and run.json recorded it as if it had (amp_dtype float16)
+        for name, value, default, switch, on in (("amp_dtype", self.amp_dtype, "bfloat16", "amp", self.amp),
+                                                 ("compile_backend", self.compile_backend, "inductor", "compile",
+                                                  self.compile)):
+            if value != default and not on:
+                raise UserFacingError(f"--{name.replace('_', '-')} {value} takes effect with --{switch} only, which "
+                                      f"is off: add --{switch}, or drop --{name.replace('_', '-')}")
         if self.original_weight_decay and self.optimizer != "sgd":
             raise UserFacingError(f"--original-weight-decay is the original's L2 term in the loss (tf l2_regularizer), "
                                   f"which SGD's weight decay equals; --optimizer {self.optimizer} decouples the decay from "
@@ -243,6 +250,11 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
+
+
+def autocast_name(config: Dict[str, Any]) -> str:
+    """The precision a training config computes in, in words: ``float32`` or ``bfloat16 autocast``."""
+    return f"{config.get('amp_dtype', 'bfloat16')} autocast" if config.get("amp") else "float32"
 
 
 def class_difference(saved: List[str], current: List[str], other: str = "the checkpoint") -> str:
@@ -583,13 +595,16 @@ class Trainer:
 
     def _write_run_info(self, resume) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        info = {
+        segment = {
             "config": asdict(self.config),
             "code_version": code_version(),
             "git_commit": git_commit(),
             "environment": environment(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "world_size": self.dist.world_size,
+        }
+        info = {
+            **segment,
             "num_classes": len(self.classes),
             "train_images": len(self.train_set),
             "train_files_sha256": self.data_views["train"]["files_sha256"],
@@ -602,8 +617,28 @@ class Trainer:
             "resumed_from": str(resume) if resume else None,
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
+            # every start and resume with its settings and code from the step it started at: a resume rewrote the
+            # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace
+            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
+
+    def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
+        """The segments that trained the resumed checkpoint's steps, from the run.json beside it (one made of its top
+        level when it has none: a version before segments, start step unknown); none for a fresh run or where no
+        readable run.json is found. Segments from the checkpoint's step on (a resume of best.pth, an earlier resume
+        that found nothing left to train) trained nothing the checkpoint holds."""
+        try:
+            before = json.loads((Path(resume).parent / "run.json").read_text()) if resume is not None else None
+        except (OSError, ValueError):
+            return []
+        if not isinstance(before, dict):
+            return []
+        if isinstance(before.get("segments"), list):
+            return [s for s in before["segments"] if not isinstance(s.get("start_step"), int)
+                    or s["start_step"] < self.global_step]
+        keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
+        return [{"start_step": None, **{key: before.get(key) for key in keys}}]
 
     def _mark_finished(self) -> None:
         path = self.out / "run.json"
@@ -644,6 +679,9 @@ class Trainer:
         self._check_spec(state.get("spec"), where)
         self._check_steps_per_epoch(state, where)
         self._check_optimizer_settings(saved, where)
+        if "amp" in saved and autocast_name(saved) != autocast_name(asdict(self.config)):
+            warnings.warn(f"{where}: the checkpoint's steps were trained in {autocast_name(saved)}, this run trains on "
+                          f"in {autocast_name(asdict(self.config))}; run.json's segments record each part's settings")
         self.optimizer.load_state_dict(state["optimizer"])
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...

@@ -16,14 +16,16 @@
   they are computed for one image and broadcast to the batch (on rgc_intermediate at 13 steps about a third
   of the work; the values agree with the per-image computation to float rounding; the shared one-image steps
   run eagerly, also with ``compile="step"``),
-* ``torch.compile`` of the per-layer step update (``convrnn.network.layer_update``): one compiled function
-  per layer, each with its own code object, compiled only for the steady step (state and every feedback
-  source present); the first steps (no state, zero standin, feedback not yet arrived) and shared one-image
-  steps run eagerly, and the blank frame is materialised in the image's layout. One graph per layer and grad
-  mode: rgc_intermediate at width 0.25 on a CPU went from 20 graphs to 10 and its first training step
-  (64 px, batch 2, 17 steps, Inductor, cold cache) from 133 s to 74 s; the next steps are unchanged
-  (0.27 s). ``compile="model"`` compiles the whole unroll instead (longer compile, one graph, best with
-  CUDA graphs),
+* ``torch.compile`` of the per-layer step update (``convrnn.network.layer_update``) with ``compile="step"``: one
+  compiled function per layer, each with its own code object, compiled only for the steady step (state and every
+  feedback source present); the first steps (no state, zero standin, feedback not yet arrived) and shared
+  one-image steps run eagerly, and the blank frame is materialised in the image's layout. One graph per layer and
+  grad mode: rgc_intermediate at width 0.25 on a CPU went from 20 graphs to 10 and its first training step (64 px,
+  batch 2, 17 steps, Inductor, cold cache) from 133 s to 74 s; the next steps are as fast as eager ones (0.27 s).
+  Not the default (``compile="none"``): the compiled steps gained nothing wherever measured, on that CPU and on an
+  H200 (137 training images/s against 157-205 eager, after 88 s of compiling; the step is host-bound, with 170
+  compiled calls a forward each checking its guards). ``compile="model"`` compiles the whole unroll instead (longer
+  compile, one graph, best with CUDA graphs),
 * CUDA graphs through ``mode="reduce-overhead"`` (GPU only; off on CPU).
 
 Nothing in the time loop synchronises with the host: layers start on step indices (which layers
@@ -52,7 +54,7 @@ class FastOptions:
     fuse_inputs: bool = True
     fuse_gates: bool = False
     share_image_free_steps: bool = False
-    compile: str = "step"  # step | model | none
+    compile: str = "none"  # none | step | model
     mode: Optional[str] = None  # torch.compile mode; "reduce-overhead" adds CUDA graphs
     updates: Dict[str, Callable] = field(default_factory=dict)
 
@@ -69,19 +71,21 @@ class FastOptions:
 
 def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, channels_last: bool = True,
               fuse_inputs: bool = True, fuse_gates: bool = False, share_image_free_steps: bool = False,
-              compile: str = "step", mode: Optional[str] = None,
+              compile: str = "none", mode: Optional[str] = None,
               cudagraphs: bool = False, backend: str = "inductor", fullgraph: bool = True) -> ConvRNN:
     """Switch ``model`` to the fast path in place and return it.
 
-    ``dtype=None`` keeps float32 (for exact comparisons with the reference path); ``compile`` is
-    ``"step"`` (per-layer step update), ``"model"`` (the whole module: returns the compiled wrapper,
-    ``model`` itself is switched too) or ``"none"``; ``cudagraphs=True`` is ``mode="reduce-overhead"``.
+    ``dtype=None`` keeps float32 (for exact comparisons with the reference path); ``compile`` is ``"none"``
+    (the default), ``"step"`` (per-layer step update), ``"model"`` (the whole module: returns the compiled wrapper,
+    ``model`` itself is switched too); ``cudagraphs=True`` is ``mode="reduce-overhead"`` (with a compiled scope).
     ``fullgraph=True`` makes a graph break an error: a step that needed the host would break the graph."""
     if compile not in SCOPES:
         raise ValueError(f"compile={compile!r}: expected one of {SCOPES}")
     if cudagraphs:
         if not any(p.is_cuda for p in model.parameters()):
             raise ValueError("cudagraphs=True needs the model on a GPU: move it with .to('cuda') before to_fast()")
+        if compile == "none":
+            raise ValueError("cudagraphs=True records the compiled steps' CUDA graphs: pass compile='step' or 'model'")
         mode = "reduce-overhead"
     to_reference(model)
     options = FastOptions(dtype=dtype, channels_last=channels_last, fuse_inputs=fuse_inputs, fuse_gates=fuse_gates,

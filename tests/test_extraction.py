@@ -519,7 +519,7 @@ def test_the_gpu_default_is_an_eager_float32_fast_path_and_the_cpu_default_is_un
     assert device_fast_options("cuda:1") == GPU_FAST
     assert device_fast_options(torch.device("cpu")) == {"dtype": None, "compile": "none", "fuse_gates": False,
                                                         "share_image_free_steps": True} == CPU_FAST
-    for device in ("cuda", "cpu"):  # fast=True stays to_fast()'s defaults (bfloat16, compiled); a dict is taken as is
+    for device in ("cuda", "cpu"):  # fast=True stays to_fast()'s defaults (bfloat16, not compiled); a dict is taken as is
         assert device_fast_options(device, True) == {}
         assert device_fast_options(device, {"compile": "step"}) == {"compile": "step"}
     model = _tiny_convrnn()

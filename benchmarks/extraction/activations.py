@@ -218,7 +218,7 @@ def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = No
     gates not fused (``to_fast``'s default: a depthwise convolution with channel multiplier 2 is 3-5 times
     slower than two with multiplier 1 in oneDNN, 3.8 times on an H200; with them fused the CPU fast path was
     slower than the reference path).
-    ``False``: the reference path. ``True``: ``to_fast()``'s defaults (bfloat16, compiled steps). A dict: those
+    ``False``: the reference path. ``True``: ``to_fast()``'s defaults (bfloat16, not compiled). A dict: those
     ``to_fast`` options.
     """
     if fast is False or not hasattr(model, "to_fast"):

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--n-steps", type=int, default=None, help="unrolled steps (default 17)")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
-    p.add_argument("--compile", choices=("step", "model", "none"), default="step",
+    p.add_argument("--compile", choices=("step", "model", "none"), default="none",
                    help="fast path: compile the per-layer step update, the whole model, or nothing")
     p.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     p.add_argument("--cudagraphs", action="store_true", help="fast path: mode=reduce-overhead (CUDA graphs)")

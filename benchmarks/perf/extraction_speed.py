@@ -14,8 +14,8 @@ selection, 10 splits, ceiling) end to end -- image loading, extraction, metric -
   each batch;
 * ``--runs before,after,reference,bf16``: also the current extraction with ``fast=False`` (to separate the two
   gains), and with the CPU fast path in bfloat16 (``fast={**CPU_FAST, "dtype": torch.bfloat16}``); ``eager``:
-  ``to_fast()``'s defaults without ``torch.compile`` (bfloat16, gates unfused); ``compiled``: ``fast=True``,
-  ``to_fast()``'s defaults (bfloat16, compiled steps: minutes of compilation first). The first run is the
+  ``fast=True``, ``to_fast()``'s defaults (bfloat16, gates unfused, not compiled); ``compiled``: the same with
+  ``compile="step"`` (minutes of compilation first). The first run is the
   baseline of the ratios.
 * ``--device cuda``: the model and extraction on the GPU (there the fast path of **after** is
   ``activations.GPU_FAST``, as eager as the CPU's: float32, channels-last, not compiled), with the GPU's peak
@@ -81,10 +81,10 @@ elif mode == 'reference':
 elif mode == 'bf16':
     from neurozoo.benchmarks.extraction.activations import CPU_FAST
     options['fast'] = {**CPU_FAST, 'dtype': torch.bfloat16}
-elif mode == 'eager':  # to_fast()'s defaults (bfloat16, channels-last, gates unfused) without torch.compile
-    options['fast'] = {'compile': 'none'}
-elif mode == 'compiled':  # to_fast()'s defaults: bfloat16, compiled steps
+elif mode == 'eager':  # fast=True: to_fast()'s defaults (bfloat16, channels-last, gates unfused, not compiled)
     options['fast'] = True
+elif mode == 'compiled':  # the same with the compiled steps
+    options['fast'] = {'compile': 'step'}
 
 start, cpu_start = time.perf_counter(), cpu_s()
 full = benchmarks.load('cowley2023.V4')
@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (the model and extraction on that device)")
     parser.add_argument("--runs", default="before,after",
                         help=f"comma-separated runs, in order, the first the baseline: {', '.join(LABELS)} "
-                             "(reference: fast=False; bf16: the CPU fast path in bfloat16; eager: to_fast()'s "
-                             "bf16 defaults without torch.compile; compiled: fast=True, to_fast()'s defaults; "
+                             "(reference: fast=False; bf16: the CPU fast path in bfloat16; eager: fast=True, "
+                             "to_fast()'s bf16 defaults, not compiled; compiled: the same with compile='step'; "
                              "before needs the git history)")
     parser.add_argument("--variants", default="", help="runs added after --runs (kept for older command lines)")
     args = parser.parse_args(argv)

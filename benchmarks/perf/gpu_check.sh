@@ -95,10 +95,10 @@ step profile 90 python3 benchmarks/perf/convrnn_gpu_profile.py "${profile[@]}"
 step depthwise 60 python3 benchmarks/perf/depthwise_conv_speed.py "${depthwise[@]}"
 step retina 120 python3 benchmarks/perf/retina_fit_speed.py "${retina[@]}"
 step extraction 150 python3 benchmarks/perf/extraction_speed.py --runs reference,after "${extraction[@]}"
-rest convrnn_compiled python3 $speed --skip plain,cornet "${convrnn[@]}" "${compiled[@]}"
+rest convrnn_compiled python3 $speed --skip plain,cornet --compile step "${convrnn[@]}" "${compiled[@]}"
 if [ -n "${GPU_CHECK_SMOKE:-}" ]; then
     echo "== convrnn_graphs: skipped (CUDA graphs need a GPU)"
 else
-    rest convrnn_graphs python3 $speed --skip plain,cornet --cudagraphs --iters 5 --warmup 3
+    rest convrnn_graphs python3 $speed --skip plain,cornet --compile step --cudagraphs --iters 5 --warmup 3
 fi
 date -u | tee -a "$out/device.txt"

@@ -101,6 +101,12 @@ class NeuralBenchmark:
         return stimuli
 
     @cached_property
+    def stimuli_sha256(self) -> str:
+        """sha256 of the stimulus ids and the images as the model reads them: the record's ``data_sha256`` is the
+        responses', so a change to the images alone showed in a rerun only as other numbers."""
+        return self.stimuli.sha256()
+
+    @cached_property
     def ceiling(self):
         return internal_consistency(self.assembly, silent=self.ceiling_silent)
 
@@ -149,7 +155,7 @@ class NeuralBenchmark:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
                  "selection_fraction": self.selection_fraction if selection else 0.0,
-                 "model_class": type(model).__name__}
+                 "model_class": type(model).__name__, "stimuli_sha256": self.stimuli_sha256}
         try:
             return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
                                        device=device_name(device))

@@ -66,6 +66,11 @@ def test_teacher_scores_at_ceiling_and_other_model_low():
     assert score.provenance["code_version"] and len(score.provenance["data_sha256"]) == 64
     stranger = benchmark.score(Toy(seed=1), layers=["conv2"])
     assert stranger.value < score.value - 0.2
+    # the images are in the record too (data_sha256 is the responses'): one changed pixel changes it
+    assert settings["stimuli_sha256"] == benchmark.stimuli.sha256() == stranger.provenance["settings"]["stimuli_sha256"]
+    changed = _benchmark(teacher)
+    changed.stimuli.images[3, 0, 0, 0] += 1
+    assert changed.stimuli_sha256 != settings["stimuli_sha256"]
 
 
 def test_shuffled_teacher_features_score_near_zero():

@@ -653,8 +653,9 @@ def test_the_fast_path_trains_the_reference_paths_weights(data, tmp_path):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert config_from_args(parser.parse_args(["rgc_shallow", "--data", str(data), "--fast", "--amp"])).fast
-    with pytest.raises(UserFacingError, match="--fast: .* has no fast path"):
-        Trainer(config(data, tmp_path / "cornet", model="cornet_s", overrides={}, fast=True, **settings))
+    with pytest.raises(UserFacingError, match="--fast: .* has no fast path"):  # before the data are read
+        Trainer(config(tmp_path / "no-such-folder", tmp_path / "cornet", model="cornet_s", overrides={}, fast=True,
+                       **settings))
 
 
 def test_a_cpu_run_names_what_float16_autocast_compiling_and_too_many_workers_would_do(monkeypatch):

@@ -425,6 +425,8 @@ class Trainer:
         self.epoch_lr = config.lr  # the learning rate of the epoch's last step so far
         self._stop_flag = torch.zeros(1, dtype=torch.int64, device=self.device)
 
+        if config.fast and model is None:
+            self._check_fast_path()  # before the data are listed and hashed (minutes on ImageNet)
         self._build_data()
         self.data_views = self._data_view()
         self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
@@ -563,6 +565,18 @@ class Trainer:
                 raise RanksDisagree(f"{where}: rank {rank} (host {other['host']}) {sees} than rank 0 (host "
                                     f"{views[0]['host']}): {words}; every node must see the same {where.split()[0]} "
                                     f"folder ({how})")
+
+    def _check_fast_path(self) -> None:
+        """``--fast`` on a model without a fast path, refused from its class (built on the meta device)."""
+        from neurozoo import convrnn
+
+        try:
+            with torch.device("meta"):
+                model = convrnn.create_model(self.config.model, **self.config.overrides)
+        except Exception:  # noqa: BLE001 -- not buildable without its data (or not at all): refused where it is built
+            return
+        if not hasattr(model, "to_fast"):
+            raise UserFacingError(f"--fast: {self.config.model} has no fast path (ConvRNNs have one)")
 
     def _create_model(self) -> nn.Module:
         from neurozoo import convrnn

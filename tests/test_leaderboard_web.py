@@ -803,7 +803,11 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     from neurozoo import benchmarks
 
-    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")]
+    from neurozoo.leaderboard.aggregate import is_synthetic
+
+    # an entry-point plugin says nothing of its data: it stands with the real-data benchmarks (cowley2023.V4)
+    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")
+                 and not is_synthetic(e)]
     ranking = {row["model"]: row["scores"] for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]
     assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
@@ -985,3 +989,35 @@ def test_a_benchmarks_page_lists_its_outdated_scores_apart_with_why_on_the_web_a
         row = apart.split('<table id="outdated-scores">')[1].split("</table>")[0]
         assert link in row and "scored under version 0 of ventral_embedded.V4-temporal" in row
         assert f"<td>{old}</td>" in row or f">{old}<" in row
+
+
+def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
+    """A region's score was the plain mean over its benchmarks: `zoo run --benchmarks cowley2023.V4,
+    ventral_embedded.V4-temporal` averaged macaque V4 recordings with the embedded teacher's responses into one V4
+    number, and the overall pooled both. They stand in separate families now, and the overall is the real data's
+    once the board holds a real-data score (the synthetic families shown beside it, not counted)."""
+    real = "cowley2023.V4"
+    for model, value in (("alpha", 0.05), ("gamma", 0.01)):
+        job = db.enqueue(model, real, {"m": model})
+        assert db.claim("w", ids=[job])["id"] == job
+        db.finish(job, "w", ScoreRecord(model, real, value, settings={}), hidden=ScoreRecord(model, real, value, settings={}))
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    alpha = ranking["alpha"]["scores"]
+    assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
+    assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
+    assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "scored": 1, "of": 1}  # real data only
+    # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
+    assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
+    html = client.get("/").text
+    assert "overall (real data)" in html and "never averaged together" in html
+    page = client.get("/models/alpha").text
+    assert "overall (real data)" in page and "cortex (synthetic)" in page
+
+
+def test_a_board_of_synthetic_scores_only_says_its_overall_is_synthetic(db, client):
+    """The default `zoo run` scores embedded data only: its overall is the synthetic data's, and says so."""
+    ranking = client.get("/api/ranking").json()
+    assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.5)
+    assert ranking[0]["scores"]["cortex/V4"]["value"] is None  # cowley2023.V4, real: a column of its own, unscored
+    assert "overall (synthetic data)" in client.get("/").text

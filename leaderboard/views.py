@@ -486,6 +486,7 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
+                     "scored": f"{str(record.created_at)[:16]} UTC",
                      "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
@@ -507,6 +508,11 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
 
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
     retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
+    from neurozoo.leaderboard.aggregate import is_synthetic
+
+    data = None if description is None else ("synthetic: embedded data, a teacher network's or a ground-truth "
+                                              "circuit's responses, not recordings (a sanity check)"
+                                              if is_synthetic(benchmarks.BENCHMARKS.get(benchmark)) else "real: recordings")
+    return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
             "raw_meaning": raw_meaning(benchmark),
             "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}

@@ -1021,3 +1021,15 @@ def test_a_board_of_synthetic_scores_only_says_its_overall_is_synthetic(db, clie
     assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.5)
     assert ranking[0]["scores"]["cortex/V4"]["value"] is None  # cowley2023.V4, real: a column of its own, unscored
     assert "overall (synthetic data)" in client.get("/").text
+
+
+def test_a_benchmark_page_shows_each_scores_date_links_its_provenance_and_says_its_data(db, client):
+    """A benchmark's page showed each score's date only on hover over a cut provenance line, which linked nowhere,
+    and never said whether its data were recordings or a teacher's: the date is a column, the provenance links
+    to the record's settings on the model's page, and a line says which data the benchmark scores."""
+    record = next(r for r in db.leaderboard_records() if r.model == "beta" and r.benchmark == V4)
+    html = client.get(f"/benchmarks/{V4}").text
+    assert f'<td class="name scored">{str(record.created_at)[:16]} UTC</td>' in html
+    assert f'href="/models/beta#{V4}"' in html and f'<section id="{V4}">' in client.get("/models/beta").text
+    assert "Data: synthetic: embedded data" in html
+    assert "Data: real: recordings" in client.get("/benchmarks/cowley2023.V4").text

@@ -72,8 +72,10 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     outdated = db.outdated_jobs() if outdated is None else outdated
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
+    details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
         table[record.model][record.benchmark] = record.value
+        details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
     scored = sorted({r.benchmark for r in records})
@@ -87,10 +89,17 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     rows = ranking(tree, table) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
+        row["details"] = details.get(row["model"], {})
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "overall": OVERALL, "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
+
+
+def score_summary(record) -> str:
+    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date."""
+    return (f"{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
+            f"record {record.id}, scored {str(record.created_at)[:16]} UTC")
 
 
 def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -1033,3 +1033,13 @@ def test_a_benchmark_page_shows_each_scores_date_links_its_provenance_and_says_i
     assert f'href="/models/beta#{V4}"' in html and f'<section id="{V4}">' in client.get("/models/beta").text
     assert "Data: synthetic: embedded data" in html
     assert "Data: real: recordings" in client.get("/benchmarks/cowley2023.V4").text
+
+
+def test_each_score_on_the_ranking_shows_its_error_ceiling_record_and_date_and_links_its_provenance(db, client):
+    """The ranking showed a benchmark's score as a bare number: its error, ceiling, record and date were on other
+    pages only. Each score's cell says them on hover and links to the record's provenance on the model's page."""
+    record = next(r for r in db.leaderboard_records() if r.model == "gamma" and r.benchmark == IT)
+    html = client.get("/").text
+    assert (f'title="0.600 \u00b1 \u2014, ceiling 0.800; record {record.id}, scored {str(record.created_at)[:16]} UTC">'
+            f'<a href="/models/gamma#{IT}">0.600</a>') in html
+    assert html.count(f'<a href="/models/beta#{IT}">') == 0  # beta has no IT score: no link, no tooltip

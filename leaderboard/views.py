@@ -91,7 +91,7 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
         row.update(info.get(row["model"], {}))
         row["details"] = details.get(row["model"], {})
         row["submitted"] = public_metadata(metadata.get(row["model"]))
-    return {"rows": rows, "columns": columns, "overall": OVERALL, "overall_label": overall_label(ranked),
+    return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
 

@@ -1007,6 +1007,7 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
     assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
     assert alpha["overall"] == {"value": pytest.approx(0.05), "scored": 1, "of": 1}  # real data only
+    assert ranking["alpha"]["overall_data"] == "real"
     # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
     assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
     html = client.get("/").text
@@ -1021,6 +1022,7 @@ def test_a_board_of_synthetic_scores_only_says_its_overall_is_synthetic(db, clie
     assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.5)
     assert ranking[0]["scores"]["cortex/V4"]["value"] is None  # cowley2023.V4, real: a column of its own, unscored
     assert "overall (synthetic data)" in client.get("/").text
+    assert ranking[0]["overall_data"] == "synthetic"
 
 
 def test_a_benchmark_page_shows_each_scores_date_links_its_provenance_and_says_its_data(db, client):

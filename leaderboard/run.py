@@ -99,6 +99,6 @@ def format_ranking(db) -> str:
     fmt = lambda node: "-" if node[0] is None else f"{node[0]:.3f} ({node[1]}/{node[2]})"
     rows = [(row["rank"] or "-", row["model"], fmt(row["nodes"]["overall"]),
              *[fmt(row["nodes"][r]) for r in regions], row.get("weights") or "") for row in context["rows"]]
-    table = format_table(("rank", "model", "overall", *regions, "weights"), rows)
-    return "\n".join([table, *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
+    table = format_table(("rank", "model", context["overall_label"], *regions, "weights"), rows)
+    return "\n".join([table, context["data_note"], *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
                                 f"scored again by {o['again']}" for o in context["outdated"])])

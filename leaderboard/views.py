@@ -7,12 +7,28 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.leaderboard.aggregate import OVERALL, Node, ranking, registry_tree
+from neurozoo.leaderboard.aggregate import OVERALL, Node, ranked_kind, ranking, registry_tree
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
                 "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate.")
+DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
+             "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
+             "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "
+             "The overall is the mean over {ranked} data only: {note}")
+DATA_NOTES = {"real": "the synthetic families are shown beside it, not counted in it.",
+              "synthetic": "no score on this board is on real data yet."}
+
+
+def overall_label(ranked: str) -> str:
+    return f"overall ({ranked} data)"
+
+
+def data_note(ranked: str) -> str:
+    return DATA_NOTE.format(ranked=ranked, note=DATA_NOTES[ranked])
+
+
 HIDDEN_NOTE = ("Image benchmarks are scored on a hidden half of their stimuli, drawn from this server's secret key (no "
                "seed in the code gives it); this page shows those hidden-half scores. Submitters receive only the "
                "public-half scores.")
@@ -56,23 +72,34 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     outdated = db.outdated_jobs() if outdated is None else outdated
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
+    details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
         table[record.model][record.benchmark] = record.value
+        details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
     scored = sorted({r.benchmark for r in records})
-    tree = registry_tree()
+    ranked = ranked_kind(scored)
+    tree = registry_tree(ranked=ranked)
     leaves = set(tree.leaves())
     extra = [b for b in scored if b not in leaves]  # scored on a benchmark no longer registered
-    if extra:
-        tree.children.append(Node("unregistered", [Node(b) for b in extra]))
+    if extra:  # of data neither real nor synthetic as far as the board knows: in no overall
+        tree.children.append(Node("unregistered", [Node(b) for b in extra], pooled=False))
     columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk() if node.name != OVERALL]
     rows = ranking(tree, table) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
+        row["details"] = details.get(row["model"], {})
         row["submitted"] = public_metadata(metadata.get(row["model"]))
-    return {"rows": rows, "columns": columns, "overall": OVERALL, "missing_note": MISSING_NOTE,
+    return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
+
+
+def score_summary(record) -> str:
+    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date."""
+    return (f"{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
+            f"record {record.id}, scored {str(record.created_at)[:16]} UTC")
 
 
 def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -410,12 +437,14 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     if records is None and outdated is None:
         records, outdated = db.board_scores()
     metadata = db.submission_metadata() if metadata is None else metadata
-    records = [r for r in (db.leaderboard_records() if records is None else records) if r.model == model]
+    records = db.leaderboard_records() if records is None else records
+    ranked = ranked_kind({r.benchmark for r in records})  # the board's, so the page's overall is the ranking's
+    records = [r for r in records if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
     outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]
     if not records and not failures and not outdated:
         return None
-    tree = registry_tree()
+    tree = registry_tree(ranked=ranked)
     nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
     scores = []
     for record in sorted(records, key=lambda r: r.benchmark):
@@ -432,8 +461,9 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "outdated": outdated_rows(outdated),
             "submitted": public_metadata(metadata.get(model)),
-            "aggregates": [(node.name, depth, nodes[node.name]) for node, depth in tree.walk() if not node.is_leaf],
-            "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
+            "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
+                           for node, depth in tree.walk() if not node.is_leaf],
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
 
 
 def registered_benchmarks() -> set:
@@ -465,6 +495,7 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
+                     "scored": f"{str(record.created_at)[:16]} UTC",
                      "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
@@ -486,6 +517,11 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
 
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
     retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    return {"benchmark": benchmark, "description": description, "rows": rows, "svg": svg,
+    from neurozoo.leaderboard.aggregate import is_synthetic
+
+    data = None if description is None else ("synthetic: embedded data, a teacher network's or a ground-truth "
+                                              "circuit's responses, not recordings (a sanity check)"
+                                              if is_synthetic(benchmarks.BENCHMARKS.get(benchmark)) else "real: recordings")
+    return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
             "raw_meaning": raw_meaning(benchmark),
             "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}

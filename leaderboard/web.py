@@ -229,6 +229,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         def make():
             context = board(db, rows, metadata, outdated)
             return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
+                     "overall_data": context["ranked"],  # the kind of data the overall (and rank) averages
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
                      "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}

@@ -59,9 +59,9 @@ def default_benchmarks() -> List[str]:
     """Registered benchmarks whose data are embedded (no download, no shared recordings needed; none on the user's
     own data, ``retina_h5.heldout``)."""
     from neurozoo import benchmarks
+    from neurozoo.leaderboard.aggregate import is_synthetic
 
-    return [e.name for e in benchmarks.BENCHMARKS.entries() if not e.tags.get("own_data") and (
-            e.name.startswith("ventral_embedded.") or e.tags.get("embedded") or e.tags.get("family") == "retina")]
+    return [e.name for e in benchmarks.BENCHMARKS.entries() if is_synthetic(e)]
 
 
 def benchmark_family(name: str) -> str:

@@ -894,3 +894,14 @@ def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
     assert work(db, score, lease_s=0.3, progress=False, worker="w") == {"done": 0, "failed": 0}
     assert ran[0] < 10 and db.job(job["id"])["status"] == "withdrawn" and not sandbox.CANCEL.is_set()
     assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out
+
+
+def test_aggregation_never_pools_real_and_synthetic_data():
+    """One V4 mean over a recording (0.1) and a teacher's synthetic responses (0.5) was 0.3: they stand apart, and the
+    overall pools only the kind ranked on."""
+    benchmarks = [("rec", {"region": "V4"}), ("teacher", {"region": "V4", "synthetic": True})]
+    scores = {"rec": 0.1, "teacher": 0.5}
+    nodes = aggregate(build_tree(benchmarks), scores)
+    assert nodes["cortex/V4"] == (pytest.approx(0.1), 1, 1) and nodes["cortex (synthetic)/V4"] == (pytest.approx(0.5), 1, 1)
+    assert nodes[OVERALL] == (pytest.approx(0.1), 1, 1)
+    assert aggregate(build_tree(benchmarks, ranked="synthetic"), scores)[OVERALL] == (pytest.approx(0.5), 1, 1)

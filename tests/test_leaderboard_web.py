@@ -803,7 +803,11 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     from neurozoo import benchmarks
 
-    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")]
+    from neurozoo.leaderboard.aggregate import is_synthetic
+
+    # an entry-point plugin says nothing of its data: it stands with the real-data benchmarks (cowley2023.V4)
+    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")
+                 and not is_synthetic(e)]
     ranking = {row["model"]: row["scores"] for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]
     assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
@@ -985,3 +989,59 @@ def test_a_benchmarks_page_lists_its_outdated_scores_apart_with_why_on_the_web_a
         row = apart.split('<table id="outdated-scores">')[1].split("</table>")[0]
         assert link in row and "scored under version 0 of ventral_embedded.V4-temporal" in row
         assert f"<td>{old}</td>" in row or f">{old}<" in row
+
+
+def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
+    """A region's score was the plain mean over its benchmarks: `zoo run --benchmarks cowley2023.V4,
+    ventral_embedded.V4-temporal` averaged macaque V4 recordings with the embedded teacher's responses into one V4
+    number, and the overall pooled both. They stand in separate families now, and the overall is the real data's
+    once the board holds a real-data score (the synthetic families shown beside it, not counted)."""
+    real = "cowley2023.V4"
+    for model, value in (("alpha", 0.05), ("gamma", 0.01)):
+        job = db.enqueue(model, real, {"m": model})
+        assert db.claim("w", ids=[job])["id"] == job
+        db.finish(job, "w", ScoreRecord(model, real, value, settings={}), hidden=ScoreRecord(model, real, value, settings={}))
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    alpha = ranking["alpha"]["scores"]
+    assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
+    assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
+    assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "scored": 1, "of": 1}  # real data only
+    assert ranking["alpha"]["overall_data"] == "real"
+    # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
+    assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
+    html = client.get("/").text
+    assert "overall (real data)" in html and "never averaged together" in html
+    page = client.get("/models/alpha").text
+    assert "overall (real data)" in page and "cortex (synthetic)" in page
+
+
+def test_a_board_of_synthetic_scores_only_says_its_overall_is_synthetic(db, client):
+    """The default `zoo run` scores embedded data only: its overall is the synthetic data's, and says so."""
+    ranking = client.get("/api/ranking").json()
+    assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.5)
+    assert ranking[0]["scores"]["cortex/V4"]["value"] is None  # cowley2023.V4, real: a column of its own, unscored
+    assert "overall (synthetic data)" in client.get("/").text
+    assert ranking[0]["overall_data"] == "synthetic"
+
+
+def test_a_benchmark_page_shows_each_scores_date_links_its_provenance_and_says_its_data(db, client):
+    """A benchmark's page showed each score's date only on hover over a cut provenance line, which linked nowhere,
+    and never said whether its data were recordings or a teacher's: the date is a column, the provenance links
+    to the record's settings on the model's page, and a line says which data the benchmark scores."""
+    record = next(r for r in db.leaderboard_records() if r.model == "beta" and r.benchmark == V4)
+    html = client.get(f"/benchmarks/{V4}").text
+    assert f'<td class="name scored">{str(record.created_at)[:16]} UTC</td>' in html
+    assert f'href="/models/beta#{V4}"' in html and f'<section id="{V4}">' in client.get("/models/beta").text
+    assert "Data: synthetic: embedded data" in html
+    assert "Data: real: recordings" in client.get("/benchmarks/cowley2023.V4").text
+
+
+def test_each_score_on_the_ranking_shows_its_error_ceiling_record_and_date_and_links_its_provenance(db, client):
+    """The ranking showed a benchmark's score as a bare number: its error, ceiling, record and date were on other
+    pages only. Each score's cell says them on hover and links to the record's provenance on the model's page."""
+    record = next(r for r in db.leaderboard_records() if r.model == "gamma" and r.benchmark == IT)
+    html = client.get("/").text
+    assert (f'title="0.600 \u00b1 \u2014, ceiling 0.800; record {record.id}, scored {str(record.created_at)[:16]} UTC">'
+            f'<a href="/models/gamma#{IT}">0.600</a>') in html
+    assert html.count(f'<a href="/models/beta#{IT}">') == 0  # beta has no IT score: no link, no tooltip

@@ -184,8 +184,14 @@ class Recording:
 
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
         if key not in self.responses:
-            raise DataError(f"{self.path}: {self.split}/response/{key} not found "
-                            f"(available: {', '.join(sorted(self.responses))})")
+            units = "spike counts per frame" if key == "binned" else "spikes/s"
+            hint = ""
+            if key == "firing_rate_10ms" and "binned" in self.responses:
+                hint = (f"; from the counts store firing_rates({self.split}/response/binned)['firing_rate_10ms'] "
+                        "(neurozoo.datasets.retina_h5) as it")
+            _fail(self.path, f"{self.split}/response/{key}", f"missing; expected shape ({len(self.cells)}, "
+                  f"{self.n_frames}) (cells, T) in {units} ({self.split}/response holds: "
+                  f"{', '.join(sorted(self.responses))}){hint}")
         return self.responses[key]
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from neurozoo import retina
+from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.retina_h5 import firing_rates, read_experiment, write_experiment
 from neurozoo.datasets.synthetic_retina import generate_recording
 from neurozoo.leaderboard.cli import main as zoo
@@ -1227,3 +1229,25 @@ def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_th
     resumed, whole = (torch.load(folder / "model.pt", weights_only=True) for folder in (out, straight))
     assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
     assert (out / "heldout_metrics.csv").read_text() == (straight / "heldout_metrics.csv").read_text()
+
+
+def test_a_training_split_of_counts_only_is_refused_naming_the_rates_to_add(ln_recording, tmp_path, capsys):
+    """read_experiment takes binned counts alone (the GLM fits them); the others fit firing_rate_10ms, and the
+    refusal said neither the file's dataset path nor its shape nor how to make it from the counts."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(ln_recording, tmp_path / "counts.h5")
+    with h5py.File(path, "a") as f:
+        for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms"):
+            del f[f"train/response/{key}"]
+    expected = (f"{path}: dataset train/response/firing_rate_10ms: missing; expected shape (1, 5000) (cells, T) in "
+                "spikes/s (train/response holds: binned); from the counts store "
+                "firing_rates(train/response/binned)['firing_rate_10ms']")
+    with pytest.raises(DataError, match=re.escape(expected)):
+        fit(create_model("ln", 1), path, progress=False)
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "summary.json").exists()
+    assert fit(create_model("glm", 1), path, epochs=1, progress=False).model is not None  # counts suffice for it

@@ -71,7 +71,7 @@ def refuse_unscorable_cells(path, test) -> None:
         shown = ", ".join(f"{cell} {value:.3f}" for cell, value in zip(test.cells, fractions))
         raise DataError(f"{path}: dataset test/repeats: no cell's explainable variance reaches {MIN_EXPLAINABLE} of "
                         f"its total over the {test.repeats.shape[1]} repeats ({shown}), so no cell can be scored "
-                        "(the score is the median over cells passing that filter); more repeats, a longer test "
+                        "(held-out medians are over the cells passing that filter); more repeats, a longer test "
                         "movie or more reliable cells give it some")
 
 

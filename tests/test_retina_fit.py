@@ -1251,3 +1251,22 @@ def test_a_training_split_of_counts_only_is_refused_naming_the_rates_to_add(ln_r
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "summary.json").exists()
     assert fit(create_model("glm", 1), path, epochs=1, progress=False).model is not None  # counts suffice for it
+
+
+def test_zoo_fit_warns_before_the_fit_that_no_cell_passes_and_prints_no_nan_medians(ln_recording, tmp_path, capsys):
+    """Test repeats that share nothing leave no cell past the explainable-variance filter: zoo fit printed
+    'median held-out r nan (oracle nan, FEVE nan)' after the fit, and nothing before it."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(ln_recording, tmp_path / "unreliable.h5")
+    with h5py.File(path, "a") as f:
+        trials = f["test/repeats/cell01"]
+        trials[...] = np.random.default_rng(0).exponential(float(np.mean(trials)), trials.shape)
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(re.escape(f"zoo fit: warning: {path}: dataset test/repeats: no cell's explainable variance "
+                               "reaches 0.15 of its total over the 10 repeats (cell01 ") + r"-?0\.\d{3}\)", captured.err)
+    assert "ln on unreliable.h5: no median held-out r: none of the 1 cells has explainable variance >= 0.15" in captured.out
+    assert "nan" not in captured.out.splitlines()[-1]

@@ -290,20 +290,33 @@ def _score_retina(args, benchmark):
     if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
-    model, data = args.model, getattr(args, "data", None)
+    model, data, fitted_to = args.model, getattr(args, "data", None), None
     if args.checkpoint is not None:
-        from neurozoo.retina.embedded_fit import load_checkpoint
+        from neurozoo.datasets.synthetic_retina import default_retina
+        from neurozoo.retina.embedded_fit import fitted_recording, load_checkpoint
 
+        circuit_cells = len(default_retina().cell_types)
         if data is not None:
             from neurozoo.datasets.retina_h5 import checked_experiment
 
             n_cells = len(checked_experiment(data)[0].cells)
         else:
-            from neurozoo.datasets.synthetic_retina import default_retina
-
-            n_cells = len(default_retina().cell_types)
+            n_cells = circuit_cells
         model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
+        # the recording the weights were fitted to (their summary.json), kept in the record beside the one scored
+        fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
     progress = getattr(args, "progress", True)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device))
+    if fitted_to is not None:
+        score.provenance.setdefault("settings", {})["fitted_to"] = fitted_to  # settings: the store keeps them
+        scored = score.provenance.get("data_sha256")
+        if fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored):
+            import sys
+
+            fitted = fitted_to.get("data_absolute") or fitted_to["data"]
+            print(f"note: {args.checkpoint} was fitted to {fitted} (sha256 {fitted_to['data_sha256'][:12]}; "
+                  f"{fitted_to['summary']}), not to the recording scored ({score.provenance.get('data_path')}, sha256 "
+                  f"{str(scored)[:12]}): scored as given, meaningful only for the same cells (another stimulus, say); "
+                  "the record keeps both (settings.fitted_to)", file=sys.stderr)
     return score, args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")

@@ -184,8 +184,14 @@ class Recording:
 
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
         if key not in self.responses:
-            raise DataError(f"{self.path}: {self.split}/response/{key} not found "
-                            f"(available: {', '.join(sorted(self.responses))})")
+            units = "spike counts per frame" if key == "binned" else "spikes/s"
+            hint = ""
+            if key == "firing_rate_10ms" and "binned" in self.responses:
+                hint = (f"; from the counts store firing_rates({self.split}/response/binned)['firing_rate_10ms'] "
+                        "(neurozoo.datasets.retina_h5) as it")
+            _fail(self.path, f"{self.split}/response/{key}", f"missing; expected shape ({len(self.cells)}, "
+                  f"{self.n_frames}) (cells, T) in {units} ({self.split}/response holds: "
+                  f"{', '.join(sorted(self.responses))}){hint}")
         return self.responses[key]
 
 
@@ -290,6 +296,38 @@ def _check_repeat_units(path, split: str, responses: Mapping[str, np.ndarray], r
         _fail(path, f"{split}/repeats", f"mean {mean:.4g} over trials and cells, but {split}/response/{key} means "
               f"{reference:.4g} spikes/s: the repeats must be per-trial firing_rate_10ms in spikes/s, whose mean over "
               f"trials is {split}/response/firing_rate_10ms{hint}")
+
+
+#: the least correlation of a cell's ``response/firing_rate_10ms`` with the mean of its repeats taken for the same cell
+MIN_RESPONSE_REPEATS_R = 0.9
+
+
+def _warn_of_repeats_unlike_the_response(path, split: str, responses: Mapping[str, np.ndarray], repeats: np.ndarray,
+                                         cells: Sequence[str]) -> None:
+    """A warning where a cell's ``{split}/response/firing_rate_10ms`` (deep-retina's held-out target: ``loadexpt``,
+    torch-deep-retina's ``test_model``) does not follow the mean of its repeats (the target here): the repeats are
+    then another cell's (an order of their own), or another recording's, and every held-out number is of the wrong
+    cell, silently."""
+    if "firing_rate_10ms" not in responses:
+        return
+    mean = repeats.mean(1).astype(np.float64)
+    response = responses["firing_rate_10ms"].astype(np.float64)
+    mean, response = mean - mean.mean(-1, keepdims=True), response - response.mean(-1, keepdims=True)
+    norms = np.sqrt((response ** 2).sum(-1))[:, None] * np.sqrt((mean ** 2).sum(-1))[None, :]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(norms > 0, response @ mean.T / norms, np.nan)  # (response's cell, repeats' cell)
+    own = np.diag(r)
+    bad = [i for i in range(len(cells)) if np.isfinite(own[i]) and own[i] < MIN_RESPONSE_REPEATS_R]
+    if bad:
+        import warnings
+
+        shown = ", ".join(f"{cells[i]} r {own[i]:.2f} (best with the repeats of {cells[int(np.nanargmax(r[i]))]}, "
+                          f"r {np.nanmax(r[i]):.2f})" for i in bad[:4]) + (" ..." if len(bad) > 4 else "")
+        warnings.warn(f"{path}: {split}/response/firing_rate_10ms does not follow the mean of {split}/repeats for "
+                      f"{len(bad)} of {len(cells)} cells ({shown}): the held-out metrics score the repeats, so if "
+                      "they are stored in another cell order, or are another recording's, every cell is scored "
+                      "against another cell's responses; store the repeats in the order of the response's rows",
+                      stacklevel=3)
 
 
 def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarray:
@@ -415,6 +453,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         if "repeats" in g:
             repeats = _read_repeats(path, f, split, cells, T)
             _check_repeat_units(path, split, responses, repeats)
+            _warn_of_repeats_unlike_the_response(path, split, responses, repeats, cells)
         elif require_repeats:
             _missing(path, f, f"{split}/repeats", f"a group of repeated trials for held-out metrics: "
                      f"firing_rate_10ms (n_repeats, {n_cells}, {T}) or cellNN (n_repeats, {T}) per cell")

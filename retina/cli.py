@@ -86,14 +86,20 @@ def run_fit(args) -> int:
 
     import torch
 
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import checked_experiment
+    from neurozoo.retina.benchmark import refuse_unscorable_cells
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
     from neurozoo.retina.fit import FitConfig, FitInterrupted, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
-    train, _ = checked_experiment(path)
+    train, test = checked_experiment(path)
+    try:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
+        refuse_unscorable_cells(path, test)
+    except DataError as error:
+        print(f"zoo fit: warning: {error}; fitting anyway: the held-out medians are undefined, the per-cell values "
+              "are printed", file=sys.stderr)
     overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
     out = None
     try:
@@ -125,10 +131,12 @@ def run_fit(args) -> int:
         print(f"zoo fit: interrupted; {error.kept}; to resume it: {resume_command(args, path, out)}", file=sys.stderr)
         return 130
     print(frame.round(3).to_string())
-    print(f"{args.model} on {path.name}: median held-out r {stats['median_correlation']:.3f} "
-          f"(oracle {stats['median_oracle']:.3f}, FEVE {stats['median_feve']:.3f}) over {stats['n_passing']}/"
-          f"{stats['n_cells']} cells with explainable variance >= 0.15; saved in {out} (fit_curve.png: learning curve, "
-          "held-out r per cell vs its oracle)")
+    medians = (f"median held-out r {stats['median_correlation']:.3f} (oracle {stats['median_oracle']:.3f}, FEVE "
+               f"{stats['median_feve']:.3f}) over {stats['n_passing']}/{stats['n_cells']} cells with explainable "
+               "variance >= 0.15" if stats["n_passing"] else
+               f"no median held-out r: none of the {stats['n_cells']} cells has explainable variance >= 0.15")
+    print(f"{args.model} on {path.name}: {medians}; saved in {out} (fit_curve.png: learning curve, held-out r per cell "
+          "vs its oracle)")
     if stats["median_feve"] < 0:
         print("FEVE below 0: in spikes/s the predictions miss the trial average by more than a constant at each "
               "cell's mean rate would. "

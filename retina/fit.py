@@ -286,13 +286,13 @@ class _Data:
 
     def __init__(self, recording: Recording, response: str, history: int, device):
         self.recording = recording
+        self.target = torch.as_tensor(recording.response(response))  # before the movie: gigabytes for a real one
         self.movie = torch.as_tensor(recording.stimulus, dtype=torch.float32)
-        self.target = torch.as_tensor(recording.response(response))
         if response == "binned":  # counts per frame -> spikes/s, the units of the firing rates
             self.target = self.target * FRAME_RATE
         self.binned = torch.as_tensor(recording.responses["binned"]) if "binned" in recording.responses else None
         if history and self.binned is None:
-            raise DataError(f"{recording.path}: {recording.split}/response/binned is needed for a spike-history model")
+            recording.response("binned")  # the DataError naming it, its shape and what the file holds
         self.history = history
         self.device = device
         self.windows = StimulusWindows(self.movie, self.target, binned=self.binned, history=history)

@@ -68,8 +68,10 @@ def _nan_recording(tmp_path):
     stimulus = rng.standard_normal((300, 50, 50)).astype("f4")
     stimulus[120, 3, 4] = np.nan
     train = {"stimulus": stimulus, "time": np.arange(300) * 0.01, "response": {"firing_rate_10ms": rng.random((2, 300))}}
-    test = {"stimulus": stimulus[:100], "time": np.arange(100) * 0.01, "response": {"firing_rate_10ms": rng.random((2, 100))},
-            "repeats": {"cell01": rng.random((3, 100)), "cell02": rng.random((3, 100))}}
+    rates = rng.random((2, 100))  # repeated reliably (a warning of cells without explainable variance comes first)
+    trials = rates[:, None] + 0.01 * rng.random((2, 3, 100))
+    test = {"stimulus": stimulus[:100], "time": np.arange(100) * 0.01, "response": {"firing_rate_10ms": trials.mean(1)},
+            "repeats": {"cell01": trials[0], "cell02": trials[1]}}
     return write_experiment(tmp_path / "nan.h5", train=train, test=test)
 
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 from neurozoo import retina
+from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.retina_h5 import firing_rates, read_experiment, write_experiment
 from neurozoo.datasets.synthetic_retina import generate_recording
 from neurozoo.leaderboard.cli import main as zoo
@@ -746,7 +748,8 @@ def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, mo
     first = (out / "model.pt").read_bytes()
     capsys.readouterr()
     assert zoo(["fit", "ln", "--data", str(day2)] + fit_args) == 2
-    assert capsys.readouterr().err.startswith(f"zoo fit: error: {out / 'checkpoint.pt'}: a fit to other data (sha256 ")
+    last = capsys.readouterr().err.splitlines()[-1]  # after the warning that no cell of this noise passes the filter
+    assert last.startswith(f"zoo fit: error: {out / 'checkpoint.pt'}: a fit to other data (sha256 ")
     assert (out / "model.pt").read_bytes() == first
     assert zoo(["fit", "ln", "--data", str(day2), "--no-resume"] + fit_args) == 0
     assert zoo(["fit", "ln", "--data", str(day2)] + fit_args) == 0  # now the folder holds day2's fit: it resumes
@@ -757,9 +760,9 @@ def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, mo
     second = (out / "model.pt").read_bytes()
     capsys.readouterr()
     assert zoo(["fit", "ln", "--data", str(day2), "--seed", "1", "--lr", "0.1"] + fit_args) == 2
-    assert capsys.readouterr().err == (f"zoo fit: error: {out / 'checkpoint.pt'}: a fit with other settings (lr 0.01 "
-                                       "-> 0.1, seed 0 -> 1); use another output folder or start afresh (resume=False "
-                                       "/ --no-resume)\n")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"zoo fit: error: {out / 'checkpoint.pt'}: a fit with other settings (lr 0.01 -> 0.1, seed 0 -> 1); use "
+        "another output folder or start afresh (resume=False / --no-resume)")
     assert (out / "model.pt").read_bytes() == second
     assert zoo(["fit", "ln", "--data", str(day2), "--epochs", "2", "--quiet"]) == 0  # more epochs: it resumes
 
@@ -1227,3 +1230,44 @@ def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_th
     resumed, whole = (torch.load(folder / "model.pt", weights_only=True) for folder in (out, straight))
     assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
     assert (out / "heldout_metrics.csv").read_text() == (straight / "heldout_metrics.csv").read_text()
+
+
+def test_a_training_split_of_counts_only_is_refused_naming_the_rates_to_add(ln_recording, tmp_path, capsys):
+    """read_experiment takes binned counts alone (the GLM fits them); the others fit firing_rate_10ms, and the
+    refusal said neither the file's dataset path nor its shape nor how to make it from the counts."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(ln_recording, tmp_path / "counts.h5")
+    with h5py.File(path, "a") as f:
+        for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms"):
+            del f[f"train/response/{key}"]
+    expected = (f"{path}: dataset train/response/firing_rate_10ms: missing; expected shape (1, 5000) (cells, T) in "
+                "spikes/s (train/response holds: binned); from the counts store "
+                "firing_rates(train/response/binned)['firing_rate_10ms']")
+    with pytest.raises(DataError, match=re.escape(expected)):
+        fit(create_model("ln", 1), path, progress=False)
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "summary.json").exists()
+    assert fit(create_model("glm", 1), path, epochs=1, progress=False).model is not None  # counts suffice for it
+
+
+def test_zoo_fit_warns_before_the_fit_that_no_cell_passes_and_prints_no_nan_medians(ln_recording, tmp_path, capsys):
+    """Test repeats that share nothing leave no cell past the explainable-variance filter: zoo fit printed
+    'median held-out r nan (oracle nan, FEVE nan)' after the fit, and nothing before it."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(ln_recording, tmp_path / "unreliable.h5")
+    with h5py.File(path, "a") as f:
+        trials = f["test/repeats/cell01"]
+        trials[...] = np.random.default_rng(0).exponential(float(np.mean(trials)), trials.shape)
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(re.escape(f"zoo fit: warning: {path}: dataset test/repeats: no cell's explainable variance "
+                               "reaches 0.15 of its total over the 10 repeats (cell01 ") + r"-?0\.\d{3}\)", captured.err)
+    assert "ln on unreliable.h5: no median held-out r: none of the 1 cells has explainable variance >= 0.15" in captured.out
+    assert "nan" not in captured.out.splitlines()[-1]

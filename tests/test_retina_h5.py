@@ -522,3 +522,24 @@ def test_a_write_killed_midway_leaves_a_temporary_that_the_next_write_removes(tm
     _experiment(tmp_path)
     assert len(written) == 1 and re.fullmatch(re.escape(temporary_path(path).name) + r"\.\d+", written[0].name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["expt.h5"]
+
+
+def test_repeats_in_another_cell_order_than_the_response_are_warned_of(tmp_path):
+    """The held-out metrics score test/repeats, cell by cell in the order of the responses' rows; repeats stored in
+    another order were read without a word and every cell scored against another's responses."""
+    import warnings
+
+    path, _, test, _ = _experiment(tmp_path, cells=3, repeats=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_experiment(path, "test")  # the repeats' mean is the response: nothing to say
+    with h5py.File(path, "a") as f:
+        f["test/repeats/cell01"][...] = test["repeats"]["cell02"]
+        f["test/repeats/cell02"][...] = test["repeats"]["cell01"]
+    with pytest.warns(UserWarning, match=re.escape(
+            f"{path}: test/response/firing_rate_10ms does not follow the mean of test/repeats for 2 of 3 cells (cell01 r ")
+            ) as caught:
+        read_experiment(path, "test")
+    message = str(caught[0].message)
+    assert "(best with the repeats of cell02, r 1.00)" in message and "(best with the repeats of cell01, r 1.00)" in message
+    assert "cell03" not in message

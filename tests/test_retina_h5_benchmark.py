@@ -102,3 +102,47 @@ def test_bad_own_file_and_missing_data_are_named(own_file, tmp_path, capsys):
     assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--data", str(own_file)]) == 2
     assert "--data applies to the benchmarks on your own data" in capsys.readouterr().err
     assert FILE_BENCHMARK not in default_benchmarks()  # zoo run's jobs have no file of the user's
+
+
+def test_a_recording_without_a_scorable_cell_is_refused_before_the_fit(own_file, tmp_path, capsys):
+    """Repeats that share nothing (each trial independent noise about the same mean) leave no cell's explainable
+    variance at 0.15: the score would be NaN, and was printed and recorded as such after the fit."""
+    import numpy as np
+
+    with h5py.File(own_file, "a") as f:
+        names = sorted(f["test/repeats"])
+        rng = np.random.default_rng(0)
+        for name in names:
+            trials = f[f"test/repeats/{name}"]
+            mean = float(np.mean(trials))
+            trials[...] = rng.exponential(mean, trials.shape)
+    db = f"sqlite:///{tmp_path / 'scores.sqlite'}"
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db]) == 2
+    err = capsys.readouterr().err
+    assert f"{own_file}: dataset test/repeats: no cell's explainable variance reaches 0.15" in err
+    assert re.search(r"\(cell01 -?0\.\d{3}, cell02 .*, cell12 -?0\.\d{3}\)", err)
+    assert not (tmp_path / "scores.sqlite").exists() or not ResultsStore(db).records()
+
+
+def test_a_checkpoints_record_names_the_recording_it_was_fitted_to(own_file, tmp_path, capsys):
+    """zoo score --checkpoint recorded the weights' path and sha256 but not the recording they were fitted to: weights
+    fitted to one file and scored on another gave a record like a fit to the file scored, and nothing was said."""
+    out, db = tmp_path / "fit", f"sqlite:///{tmp_path / 'r.sqlite'}"
+    assert main(["fit", "ln", "--data", str(own_file), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+    other = shutil.copy(own_file, tmp_path / "other.h5")
+    with h5py.File(other, "a") as f:  # another recording's bytes (here the same cells)
+        f.attrs["note"] = "another session"
+    capsys.readouterr()
+    for data in (own_file, other):
+        assert main(["score", "ln", FILE_BENCHMARK, "--data", str(data), "--checkpoint", str(out / "model.pt"),
+                     "--db", db]) == 0
+        note = capsys.readouterr().err
+        if data == own_file:
+            assert "note:" not in note
+        else:
+            assert (f"note: {out / 'model.pt'} was fitted to {own_file} (sha256 {_sha256(own_file)[:12]}; "
+                    f"{out / 'summary.json'}), not to the recording scored ({other}, sha256 {_sha256(other)[:12]})") in note
+    for record, scored in zip(ResultsStore(db).records(), (own_file, other)):
+        assert record.data_sha256 == _sha256(scored)
+        fitted_to = record.settings["fitted_to"]
+        assert fitted_to["data_sha256"] == _sha256(own_file) and fitted_to["data_absolute"] == str(own_file)

@@ -27,7 +27,7 @@ import xarray as xr
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.metrics.ceiling import check_silent
-from neurozoo.benchmarks.metrics.regression import brainscore_splits
+from neurozoo.benchmarks.metrics.regression import brainscore_splits, unsplittable_objects
 from neurozoo.benchmarks.metrics.temporal import TemporalScore
 from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
 from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
@@ -196,13 +196,10 @@ class NeuralBenchmark:
         try:
             scoring, selection = next(splitter.split(np.zeros(len(ids)), objects))
         except ValueError as error:  # sklearn's: an object with one stimulus, or more objects than held-out stimuli
-            names, counts = np.unique(objects.astype(str), return_counts=True)
-            raise DataError(
-                f"{self.identifier}: coordinate 'object_name' gives {len(names)} objects over {len(ids)} stimuli (fewest "
-                f"stimuli per object: {counts.min()}, e.g. {names[np.argsort(counts, kind='stable')[:3]].tolist()}), "
-                f"which the layer-selection hold-out ({self.selection_fraction:.0%} of the stimuli, stratified on "
+            raise DataError(f"{self.identifier}: coordinate 'object_name' gives " + unsplittable_objects(
+                objects, f"the layer-selection hold-out ({self.selection_fraction:.0%} of the stimuli, stratified on "
                 f"objects) cannot split ({error}); expected several stimuli per object, or score one layer on all "
-                "stimuli (zoo score --layers LAYER, layers=[LAYER])") from None
+                "stimuli (zoo score --layers LAYER, layers=[LAYER])")) from None
         return ids[np.sort(selection)], ids[np.sort(scoring)]
 
     def _subset(self, stimulus_ids) -> xr.DataArray:

@@ -74,13 +74,19 @@ def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS
     try:
         return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), np.asarray(object_names))]
     except ValueError as error:  # sklearn's: a class with one member, or more classes than test stimuli
-        names, counts = np.unique(np.asarray(object_names), return_counts=True)
         raise DataError(
-            f"assembly: coordinate 'object_name' along 'presentation' gives {len(names)} objects over {n} stimuli "
-            f"(fewest stimuli per object: {counts.min()}, e.g. {names[np.argsort(counts)[:3]].tolist()}), which "
-            f"{n_splits} splits stratified on objects, {1 - train_size:.0%} of the stimuli tested, cannot hold "
-            f"({error}); expected several stimuli per object, or one value for every stimulus (e.g. 'unlabelled') "
-            "for plain shuffle splits") from None
+            "assembly: coordinate 'object_name' along 'presentation' gives " + unsplittable_objects(
+                object_names, f"{n_splits} splits stratified on objects, {1 - train_size:.0%} of the stimuli tested, "
+                f"cannot hold ({error}); expected several stimuli per object, or one value for every stimulus (e.g. "
+                "'unlabelled') for plain shuffle splits")) from None
+
+
+def unsplittable_objects(object_names, why: str) -> str:
+    """The count of objects and stimuli, the fewest stimuli an object has and which, then ``why`` a stratified
+    split cannot be made of them: the shared part of the errors of splits stratified on ``object_name``."""
+    names, counts = np.unique(np.asarray(object_names).astype(str), return_counts=True)
+    return (f"{len(names)} objects over {len(object_names)} stimuli (fewest stimuli per object: {counts.min()}, "
+            f"e.g. {names[np.argsort(counts, kind='stable')[:3]].tolist()}), which {why}")
 
 
 # --------------------------------------------------------------------------------------------- PLS core

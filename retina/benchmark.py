@@ -58,21 +58,29 @@ def refuse_fit_overrides_for_module(identifier: str, model, fit_overrides: dict,
                               "without fit_settings to score a fitted module)")
 
 
-def refuse_unscorable_cells(path, test) -> None:
-    """A ``DataError`` naming ``path``'s ``test/repeats`` when no cell's explainable variance reaches the filter: the
-    score (the median over passing cells) would be NaN, recorded after a fit of minutes. The repeats alone decide it,
-    over the frames :func:`~neurozoo.retina.fit.evaluate` scores (from the first full window on)."""
-    from neurozoo.datasets.errors import DataError
+def unscorable_cells(path, test) -> Optional[str]:
+    """What is wrong with ``path``'s ``test/repeats`` when no cell's explainable variance reaches the filter (the score,
+    the median over passing cells, would be NaN, recorded after a fit of minutes), else None. The repeats alone decide
+    it, over the frames :func:`~neurozoo.retina.fit.evaluate` scores (from the first full window on)."""
     from neurozoo.datasets.retina_h5 import N_FRAMES
     from neurozoo.retina.metrics import MIN_EXPLAINABLE, explainable_fraction
 
     fractions = explainable_fraction(test.repeats[:, :, N_FRAMES - 1:])
-    if not (fractions >= MIN_EXPLAINABLE).any():
-        shown = ", ".join(f"{cell} {value:.3f}" for cell, value in zip(test.cells, fractions))
-        raise DataError(f"{path}: dataset test/repeats: no cell's explainable variance reaches {MIN_EXPLAINABLE} of "
-                        f"its total over the {test.repeats.shape[1]} repeats ({shown}), so no cell can be scored "
-                        "(held-out medians are over the cells passing that filter); more repeats, a longer test "
-                        "movie or more reliable cells give it some")
+    if (fractions >= MIN_EXPLAINABLE).any():
+        return None
+    shown = ", ".join(f"{cell} {value:.3f}" for cell, value in zip(test.cells, fractions))
+    return (f"{path}: dataset test/repeats: no cell's explainable variance reaches {MIN_EXPLAINABLE} of its total over "
+            f"the {test.repeats.shape[1]} repeats ({shown}), so no cell can be scored (held-out medians are over the "
+            "cells passing that filter); more repeats, a longer test movie or more reliable cells give it some")
+
+
+def refuse_unscorable_cells(path, test) -> None:
+    """A ``DataError`` with :func:`unscorable_cells`' message, if it has one."""
+    from neurozoo.datasets.errors import DataError
+
+    problem = unscorable_cells(path, test)
+    if problem:
+        raise DataError(problem)
 
 
 #: The held-out benchmark's name on a file of one's own, as :mod:`benchmarks.retina` registers it (written out: the

@@ -86,19 +86,18 @@ def run_fit(args) -> int:
 
     import torch
 
-    from neurozoo.datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import checked_experiment
-    from neurozoo.retina.benchmark import refuse_unscorable_cells
+    from neurozoo.retina.benchmark import unscorable_cells
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
     from neurozoo.retina.fit import FitConfig, FitInterrupted, checked_config, create_model, fit, provenance
 
     path = resolve_data(args.data)
     train, test = checked_experiment(path)
-    try:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
-        refuse_unscorable_cells(path, test)
-    except DataError as error:
-        print(f"zoo fit: warning: {error}; fitting anyway: the held-out medians are undefined, the per-cell values "
+    problem = unscorable_cells(path, test)
+    if problem:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
+        print(f"zoo fit: warning: {problem}; fitting anyway: the held-out medians are undefined, the per-cell values "
               "are printed", file=sys.stderr)
     overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
     out = None

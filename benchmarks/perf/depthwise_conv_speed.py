@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import collections
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-from neurozoo.benchmarks.perf.convrnn_gpu_speed import configure, rgc_builder, sync
+from neurozoo.benchmarks.perf.convrnn_gpu_speed import configure, rgc_builder, timed_steps
 
 VARIANTS = {  # name: (dtype, channels_last, split a channel multiplier n into n convolutions); "bf16-cl-split": the fast
     # path's default (unfused gates); "bf16-cl": its fuse_gates=True
@@ -72,17 +71,7 @@ def time_variant(shape, variant, device, iters):
         outs = forward()
         torch.autograd.backward(outs, [torch.ones_like(o) for o in outs])
 
-    result = []
-    for fn in (forward, backward):
-        for _ in range(2):
-            fn()
-        sync(device)
-        start = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        sync(device)
-        result.append((time.perf_counter() - start) / iters)
-    return result
+    return [timed_steps(fn, device, 2, iters)[1] for fn in (forward, backward)]
 
 
 def main(argv=None) -> int:

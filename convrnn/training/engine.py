@@ -435,8 +435,7 @@ class Trainer:
         self.model = model if model is not None else self._create_model()
         self.model.to(self.device)
         if config.fast:
-            if not hasattr(self.model, "to_fast"):
-                raise UserFacingError(f"--fast: {config.model} has no fast path (ConvRNNs have one)")
+            self._refuse_without_fast_path(self.model)
             # the fast path's autocast is --amp's (none without it); the layout is set below, where 1 x 1 buffers
             # keep their strides for DDP; compiling is --compile's (the whole model)
             self.model.to_fast(dtype=AMP_DTYPES[config.amp_dtype] if config.amp else None, channels_last=False,
@@ -575,6 +574,9 @@ class Trainer:
                 model = convrnn.create_model(self.config.model, **self.config.overrides)
         except Exception:  # noqa: BLE001 -- not buildable without its data (or not at all): refused where it is built
             return
+        self._refuse_without_fast_path(model)
+
+    def _refuse_without_fast_path(self, model: nn.Module) -> None:
         if not hasattr(model, "to_fast"):
             raise UserFacingError(f"--fast: {self.config.model} has no fast path (ConvRNNs have one)")
 

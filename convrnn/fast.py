@@ -25,8 +25,12 @@
   Not the default (``compile="none"``): the compiled steps gained nothing wherever measured, on that CPU and on an
   H200 (137 training images/s against 157-205 eager, after 88 s of compiling; the step is host-bound, with 170
   compiled calls a forward each checking its guards). ``compile="model"`` compiles the whole unroll instead (longer
-  compile, one graph, best with CUDA graphs),
-* CUDA graphs through ``mode="reduce-overhead"`` (GPU only; off on CPU).
+  compile, one graph),
+* CUDA graphs through ``mode="reduce-overhead"`` (``cudagraphs=True``; GPU only). Not for training with
+  ``compile="step"``: the per-layer graphs cannot replay while the earlier steps' backward is pending (PyTorch
+  falls off its CUDA-graph fast path), and rgc_intermediate trained at 5 images/s on an H200 against 193 eager.
+  What removes the host's launch overhead in training is capturing the whole eager training step in one graph
+  (``benchmarks/perf/convrnn_gpu_speed.py --cuda-graph``: 255 images/s at batch 64, 1.33x eager).
 
 Nothing in the time loop synchronises with the host: layers start on step indices (which layers
 have received input), never on tensor values, and there is no ``.item()``. ``model.to_reference()``
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import types
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
@@ -82,6 +87,11 @@ def make_fast(model: ConvRNN, *, dtype: Optional[torch.dtype] = torch.bfloat16, 
     if compile not in SCOPES:
         raise ValueError(f"compile={compile!r}: expected one of {SCOPES}")
     if cudagraphs:
+        if compile == "step":
+            warnings.warn("cudagraphs=True with compile='step' records one CUDA graph per layer's step, which cannot "
+                          "replay while the earlier steps' backward is pending: training rgc_intermediate this way ran "
+                          "at 5 images/s on an H200 against 193 eager. For training, capture the whole eager step in "
+                          "one graph instead (benchmarks/perf/convrnn_gpu_speed.py --cuda-graph)", stacklevel=2)
         if not any(p.is_cuda for p in model.parameters()):
             raise ValueError("cudagraphs=True needs the model on a GPU: move it with .to('cuda') before to_fast()")
         if compile == "none":

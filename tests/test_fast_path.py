@@ -176,6 +176,21 @@ def test_cuda_graphs_are_refused_for_a_model_on_the_cpu():
         make_fast(reference_model(), cudagraphs=True)
 
 
+def test_the_speed_scripts_whole_step_graph_is_refused_on_the_cpu():
+    from neurozoo.benchmarks.perf.convrnn_gpu_speed import main
+
+    with pytest.raises(SystemExit, match="--cuda-graph needs a GPU"):
+        main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--width", "0.0625", "--n-steps", "12",
+              "--verify-graph"])
+
+
+def test_per_layer_cuda_graphs_warn_that_they_train_slower_than_eager():
+    """Measured on an H200 (docs/performance.md, third session): 5 images/s against 193 eager."""
+    with pytest.warns(UserWarning, match="backward is pending.*5 images/s.*--cuda-graph"), \
+            pytest.raises(ValueError, match="needs the model on a GPU"):
+        make_fast(reference_model(), compile="step", cudagraphs=True)
+
+
 def test_profile_script_sorts_a_training_step_by_kind_of_work(capsys):
     """benchmarks/perf/convrnn_gpu_profile.py at toy size on the CPU: every category of the table is there, they
     add up to the profiled aten time, and the FLOP split by convolution kind adds up to the model's forward FLOPs."""

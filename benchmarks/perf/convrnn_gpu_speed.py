@@ -80,9 +80,11 @@ def rgc_builder(width: float = 1.0, n_steps=None):
     return lambda: convrnn.create_model("rgc_intermediate", **overrides)
 
 
-def training_step(model, device, batch_size: int, image_size: int, amp: bool, channels_last: bool):
+def training_step(model, device, batch_size: int, image_size: int, amp: bool, channels_last: bool,
+                  cuda_graph: bool = False):
     """One full training step as a function: forward over every unrolled step, final-step cross-entropy,
-    backward, SGD update (momentum 0.9) on a fixed random batch; returns the loss."""
+    backward, SGD update (momentum 0.9) on a fixed random batch; returns the loss. ``cuda_graph``: the whole
+    step captured once in a CUDA graph and replayed (see ``graphed``)."""
     model.to(device).train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -94,7 +96,9 @@ def training_step(model, device, batch_size: int, image_size: int, amp: bool, ch
     target = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
 
     def step():
-        context = torch.autocast(device.type, dtype=torch.bfloat16) if amp else torch.autocast(device.type, enabled=False)
+        # a graph replays its casts, so autocast must not cache casts made outside it
+        context = (torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=not cuda_graph) if amp
+                   else torch.autocast(device.type, enabled=False))
         with context:
             logits = model(images).logits
         loss = F.cross_entropy(logits[-1].float(), target)
@@ -103,7 +107,59 @@ def training_step(model, device, batch_size: int, image_size: int, amp: bool, ch
         optimizer.step()
         return loss
 
-    return step
+    return graphed(step, device) if cuda_graph else step
+
+
+GRAPH_WARMUP = 3
+
+
+def graphed(step, device, warmup: int = GRAPH_WARMUP):
+    """``step`` captured whole (forward, loss, backward, optimizer update) in one CUDA graph on its first call, as
+    in PyTorch's whole-network capture: ``warmup`` eager steps on a side stream (cuDNN autotuning, the optimizer's
+    momentum buffers), then the capture; every later call replays the graph, so the host launches one graph
+    instead of the step's thousands of kernels. The step must not synchronise with the host (no ``.item()``, no
+    branch on a tensor's value) and its inputs must stay in the same tensors (the batch here is fixed)."""
+    if device.type != "cuda":
+        raise SystemExit(f"--cuda-graph needs a GPU (device {device})")
+    graph, captured = None, []
+
+    def replay():
+        nonlocal graph
+        if graph is None:
+            side = torch.cuda.Stream(device)
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(warmup):
+                    step()
+            torch.cuda.current_stream(device).wait_stream(side)
+            torch.cuda.empty_cache()  # the warm-up's cached blocks, which the graph's private pool cannot reuse
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                captured.append(step())  # gradients and the loss live in the graph's memory pool
+        graph.replay()
+        return captured[0]
+
+    return replay
+
+
+def verify_graph(build, device, args, replays: int = 4) -> int:
+    """The graphed step against the eager one, from the same weights on the same batch: the loss before every update
+    agrees (bf16 autocast, cuDNN autotuned per run: to 2 %), so the replays train what eager steps train (a replay
+    that updated nothing would repeat one loss). Prints both loss sequences; returns 0 if they agree."""
+    model = build()
+    twin = copy.deepcopy(model)
+    options = dict(dtype=getattr(torch, args.fast_dtype), fuse_inputs=args.fuse)
+    eager = training_step(model.to(device).to_fast(**options), device, args.batch_size, args.image_size, False, False)
+    graph = training_step(twin.to(device).to_fast(**options), device, args.batch_size, args.image_size, False, False,
+                          cuda_graph=True)
+    eager_losses = [eager().item() for _ in range(GRAPH_WARMUP + replays)][GRAPH_WARMUP:]
+    graph_losses = [graph().item() for _ in range(replays)]  # the first call also runs the eager warm-up
+    print("update  eager loss  graphed loss")
+    for i, (a, b) in enumerate(zip(eager_losses, graph_losses)):
+        print(f"{GRAPH_WARMUP + i + 1:6d}  {a:10.5f}  {b:12.5f}")
+    agree = all(abs(a - b) <= 0.02 * abs(a) for a, b in zip(eager_losses, graph_losses))
+    print(f"graphed step {'agrees with' if agree else 'DIFFERS from'} the eager step")
+    return 0 if agree else 1
 
 
 def timed_steps(step, device, warmup: int, iters: int):
@@ -120,8 +176,8 @@ def timed_steps(step, device, warmup: int, iters: int):
     return warm, (time.perf_counter() - start) / iters, loss
 
 
-def measure(name, model, device, args, amp: bool, channels_last: bool):
-    step = training_step(model, device, args.batch_size, args.image_size, amp, channels_last)
+def measure(name, model, device, args, amp: bool, channels_last: bool, cuda_graph: bool = False):
+    step = training_step(model, device, args.batch_size, args.image_size, amp, channels_last, cuda_graph)
     warm, seconds, loss = timed_steps(step, device, args.warmup, args.iters)
     seconds *= args.iters
     if not torch.isfinite(loss):
@@ -144,6 +200,11 @@ def main(argv=None) -> int:
                    help="fast path: compile the per-layer step update, the whole model, or nothing")
     p.add_argument("--mode", default=None, help="torch.compile mode, e.g. max-autotune-no-cudagraphs")
     p.add_argument("--cudagraphs", action="store_true", help="fast path: mode=reduce-overhead (CUDA graphs)")
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="fast path: capture the whole eager training step in one CUDA graph and replay it "
+                        "(no host launch overhead; no torch.compile)")
+    p.add_argument("--verify-graph", action="store_true",
+                   help="only check --cuda-graph: its losses against eager steps' from the same weights, then exit")
     p.add_argument("--backend", default="inductor",
                    help="fast path: torch.compile backend ('eager' or 'aot_eager': Dynamo's tracing without Inductor)")
     p.add_argument("--fast-dtype", choices=("bfloat16", "float32"), default="bfloat16",
@@ -157,6 +218,8 @@ def main(argv=None) -> int:
     configure(device)
     torch.manual_seed(0)
     build_rgc = rgc_builder(args.width, args.n_steps)
+    if args.verify_graph:
+        return verify_graph(build_rgc, device, args)
     rgc_flops = forward_flops(build_rgc, args.image_size)
     cornet_width = (matching_cornet_width(rgc_flops, args.image_size) if args.cornet_width == "match"
                     else float(args.cornet_width))
@@ -167,24 +230,25 @@ def main(argv=None) -> int:
     plain = build_rgc()
     rows = []
     variants = [
-        ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False),
+        ("plain", "rgc_intermediate, reference path (fp32, eager)", lambda: plain, rgc_flops, False, False, False),
         ("fast", f"rgc_intermediate, fast path ({'bf16' if args.fast_dtype == 'bfloat16' else 'fp32'}, channels-last, "
                  f"{'fused inputs' if args.fuse else 'unfused inputs'}, compile={args.compile}"
                  + (f", backend {args.backend}" if args.compile != "none" and args.backend != "inductor" else "")
-                 + (", CUDA graphs" if args.cudagraphs else "") + ")",
+                 + (", CUDA graphs" if args.cudagraphs else "")
+                 + (", whole step in one CUDA graph" if args.cuda_graph else "") + ")",
          lambda: copy.deepcopy(plain).to(device).to_fast(dtype=getattr(torch, args.fast_dtype), compile=args.compile,
                                                          mode=args.mode, backend=args.backend,
                                                          cudagraphs=args.cudagraphs, fuse_inputs=args.fuse),
-         rgc_flops, False, False),
+         rgc_flops, False, False, args.cuda_graph),
         ("cornet", f"CORnet-S-like x{cornet_width:.3f} (bf16, channels-last"
                    + (", compiled" if args.compile != "none" else "") + ")",
-         lambda: _cornet(cornet_width, args), cornet_flops, True, True),
+         lambda: _cornet(cornet_width, args), cornet_flops, True, True, False),
     ]
-    for key, label, build, flops, amp, channels_last in variants:
+    for key, label, build, flops, amp, channels_last, cuda_graph in variants:
         if key in skip:
             continue
         print(f"measuring {key}: {label} ...", file=sys.stderr, flush=True)
-        images_per_s, warm = measure(key, build(), device, args, amp, channels_last)
+        images_per_s, warm = measure(key, build(), device, args, amp, channels_last, cuda_graph)
         achieved = 3 * flops * images_per_s
         rows.append((key, label, flops, images_per_s, achieved, achieved / peak if peak else None, warm))
         print(f"  {key}: {images_per_s:.2f} images/s, {achieved / 1e12:.3f} TFLOP/s, warm-up {warm:.1f} s",

@@ -4,6 +4,9 @@
 #   1. convrnn_gpu_speed.py --compile none: rgc_intermediate at 224 px, training images/s and model-FLOP
 #      utilisation, the eager fast path (bf16) against the plain path and a CORnet-S-like model (~125 s on an H200);
 #   1b. the same, fast path only, at batch 128 (appended to convrnn.txt);
+#   1c. the eager fast path with the whole training step captured in one CUDA graph (--cuda-graph: no host launch
+#       overhead, no torch.compile): first its losses against eager steps' (--verify-graph), then images/s at
+#       batch 64, 128 and 192 (convrnn_graphed.txt; 256 runs out of the H200's 140 GB);
 #   2. convrnn_gpu_profile.py: where the eager fast path's training step spends its time (device time per
 #      category: dense and depthwise convolution forward / backward-input / backward-weight, elementwise, copies;
 #      the top ops and kernels);
@@ -16,7 +19,8 @@
 #      call has left, then CUDA graphs (mode "reduce-overhead") if time remains still; each is skipped under 90 s.
 # Every step's limit is cut to what is left of GPU_CHECK_BUDGET (570 s) inside the call's 600 s. Each step prints to
 # $OUT/<step>.txt as well (8 files with device.txt; the device returns at most 8). GPU_CHECK_ONLY=name,name runs
-# only the steps named (convrnn, profile, depthwise, retina, extraction, convrnn_compiled, convrnn_graphs).
+# only the steps named (convrnn, convrnn_graphed, profile, depthwise, retina, extraction, convrnn_compiled,
+# convrnn_graphs).
 #
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
 #     bash benchmarks/perf/gpu_check.sh prepare
@@ -91,6 +95,14 @@ fi
 speed=benchmarks/perf/convrnn_gpu_speed.py
 step convrnn 180 python3 $speed --compile none "${convrnn[@]}"
 step convrnn 90 python3 $speed --compile none --skip plain,cornet "${convrnn[@]}" "${large[@]}"  # host overhead amortised
+if [ -n "${GPU_CHECK_SMOKE:-}" ]; then
+    echo "== convrnn_graphed: skipped (CUDA graphs need a GPU)"
+else
+    step convrnn_graphed 90 python3 $speed --verify-graph
+    for batch in 64 128 192; do
+        step convrnn_graphed 90 python3 $speed --compile none --skip plain,cornet --cuda-graph "${convrnn[@]}" --batch-size $batch
+    done
+fi
 step profile 90 python3 benchmarks/perf/convrnn_gpu_profile.py "${profile[@]}"
 step depthwise 60 python3 benchmarks/perf/depthwise_conv_speed.py "${depthwise[@]}"
 step retina 120 python3 benchmarks/perf/retina_fit_speed.py "${retina[@]}"

@@ -305,6 +305,15 @@ def _score_retina(args, benchmark):
         model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
         # the recording the weights were fitted to (their summary.json), kept in the record beside the one scored
         fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
+        if data is None and not fitted_to["circuit_cells"]:
+            # the embedded benchmarks compare each cell with the circuit's (the phenomena with its ground truth, the
+            # held-out ones with its recorded responses): another recording's cells have no counterpart there
+            kind = getattr(benchmark, "kind", "whitenoise")
+            raise UserFacingError(f"{args.checkpoint}: {fitted_to['reason']}; {args.benchmark} scores on "
+                                  f"embedded:{kind} and compares each cell with the embedded circuit's of the same "
+                                  "number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "
+                                  "embedded:whitenoise or embedded:naturalscene); weights fitted to your own recording "
+                                  "score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
     progress = getattr(args, "progress", True)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device))

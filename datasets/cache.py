@@ -21,7 +21,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import write_atomic
@@ -150,30 +150,56 @@ def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
 
 
 @contextmanager
-def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False) -> Iterator[None]:
+def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
+           remove_if: Optional[Callable[[], bool]] = None) -> Iterator[None]:
     """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``).
     ``waiting``: a line printed to stderr when another holder makes this one wait (a wait of minutes says why).
     ``stoppable``: the wait is a safe point (:mod:`datasets.termination`), for a caller that has done nothing yet: a
     SIGTERM or Ctrl-C then raises ``KeyboardInterrupt`` (``"signal N"``; empty for an undeferred Ctrl-C) at once,
-    without the lock. Otherwise a SIGTERM inside ``sigterm_deferred`` waits for the lock, and one outside kills."""
+    without the lock. Otherwise a SIGTERM inside ``sigterm_deferred`` waits for the lock, and one outside kills.
+    ``remove_if``: asked when the block ends, the lock still held; True removes the lock file (nothing is left that
+    it guards, e.g. a fit refused before it made its folder). A holder that waited on a file removed meanwhile takes
+    the lock again on the file now at ``path``: the lock is the file's that ``path`` names, never one unlinked."""
     import fcntl
     import sys
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    while True:
+        handle = open(path, "a")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if waiting:
-                print(waiting, file=sys.stderr, flush=True)
-            if stoppable:
-                _wait_stoppably(handle)
-            else:
-                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if waiting:
+                    print(waiting, file=sys.stderr, flush=True)
+                    waiting = None  # said once, however often the file is replaced under it
+                if stoppable:
+                    _wait_stoppably(handle)
+                else:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+        except BaseException:
+            handle.close()
+            raise
+        if _names(path, handle):
+            break
+        handle.close()  # the holder before removed the file: lock the one now at ``path``
+    with handle:
         try:
             yield
         finally:
+            if remove_if is not None and remove_if():
+                Path(path).unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _names(path: Path, handle) -> bool:
+    """Whether ``path`` still names the open file ``handle`` (not removed, nor replaced by another file)."""
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(handle.fileno())
+    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _wait_stoppably(handle) -> None:

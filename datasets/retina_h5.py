@@ -203,12 +203,22 @@ def _fail(path, dataset, message):
 MAX_STIMULUS_OFFSET = 0.25
 
 
+#: largest ratio of the test stimulus's sd to the training stimulus's (or the reverse) taken for one contrast
+MAX_CONTRAST_RATIO = 1.5
+
+
+def _stimulus_statistics(stimulus) -> Tuple[float, float]:
+    """``(mean, sd)`` of a stimulus (an array, or an HDF5 dataset read in part), measured on about 2000 frames spread
+    over it."""
+    sample = np.asarray(stimulus[::max(1, len(stimulus) // 2000)], np.float64)
+    return float(sample.mean()), float(sample.std())
+
+
 def _warn_of_an_offset_stimulus(path, split: str, stimulus: np.ndarray) -> None:
     """A warning where ``stimulus`` is far from zero mean (0/1 noise, intensities in [0, 1]): the zero stimulus is
     the probes' grey and the attribution's baseline, which are then no stimulus of the recording's (measured on
     about 2000 frames spread over the split)."""
-    sample = stimulus[::max(1, len(stimulus) // 2000)].astype(np.float64)
-    mean, sd = float(sample.mean()), float(sample.std())
+    mean, sd = _stimulus_statistics(stimulus)
     if abs(mean) > MAX_STIMULUS_OFFSET * sd:
         import warnings
 
@@ -472,7 +482,35 @@ def checked_experiment(path) -> Tuple[Recording, Recording]:
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
+    _warn_of_unlike_stimuli(path)
     return train, test
+
+
+def _warn_of_unlike_stimuli(path) -> None:
+    """A warning where ``test/stimulus`` has another mean (by more than :data:`MAX_STIMULUS_OFFSET` of the training
+    stimulus's sd) or contrast (sd, by more than a factor :data:`MAX_CONTRAST_RATIO`) than ``train/stimulus``: a model
+    fitted to one is scored on its predictions for another (a gain fitted at one contrast, an offset at one mean
+    intensity), and the held-out numbers say so only as a poor fit. (Each split's frame shape is refused where it is
+    not 50x50: ``read_experiment``.) The training movie is sampled, not read whole."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        statistics = {split: _stimulus_statistics(f[f"{split}/stimulus"]) for split in ("train", "test")}
+    (train_mean, train_sd), (test_mean, test_sd) = statistics["train"], statistics["test"]
+    unlike = []
+    if abs(test_mean - train_mean) > MAX_STIMULUS_OFFSET * train_sd:
+        unlike.append(f"mean {test_mean:.3g} against {train_mean:.3g} (more than {MAX_STIMULUS_OFFSET:g} of the "
+                      "training sd apart)")
+    if not (train_sd / MAX_CONTRAST_RATIO <= test_sd <= train_sd * MAX_CONTRAST_RATIO):
+        unlike.append(f"sd (contrast) {test_sd:.3g} against {train_sd:.3g} (more than a factor "
+                      f"{MAX_CONTRAST_RATIO:g} apart)")
+    if unlike:
+        import warnings
+
+        warnings.warn(f"{path}: test/stimulus is unlike train/stimulus: {'; '.join(unlike)}. The held-out metrics "
+                      "score a model fitted to the training movie on its predictions for the test movie, so the "
+                      "held-out numbers are of another stimulus ensemble, silently; store both splits normalised "
+                      "alike (e.g. z-scored with the training movie's mean and sd)", stacklevel=3)
 
 
 def read_spikes(path) -> Dict[str, np.ndarray]:

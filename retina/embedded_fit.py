@@ -177,13 +177,17 @@ def fit_folder_locked(out: Path, what: str, progress: bool = True) -> Iterator[N
     process (another zoo worker, a second ``zoo fit`` into the same ``--out``) waits for the first and then reads or
     resumes its fit, instead of fitting and writing checkpoints and results beside it. ``what`` (e.g. ``ln on
     embedded:whitenoise``) begins the line a wait prints to stderr (``progress``). SIGTERM or Ctrl-C while waiting
-    stops at once, nothing done: ``KeyboardInterrupt`` saying so (``zoo``'s exit 130; a scorer hands its job back)."""
+    stops at once, nothing done: ``KeyboardInterrupt`` saying so (``zoo``'s exit 130; a scorer hands its job back).
+    A fit that leaves no folder, or an empty one (refused before it began: a recording too short to validate on, a
+    spike-history model on a file without spike counts), removes its lock file too: it guards nothing."""
     from neurozoo.datasets.cache import locked
 
     waiting = f"waiting for the fit another process is making in {out}"
     holding = False
+    folder = Path(out).resolve()
     try:
-        with locked(fit_lock(out), waiting=f"{what}: {waiting}" if progress else None, stoppable=True):
+        with locked(fit_lock(out), waiting=f"{what}: {waiting}" if progress else None, stoppable=True,
+                    remove_if=lambda: not folder.is_dir() or not any(folder.iterdir())):
             holding = True
             yield
     except KeyboardInterrupt as error:

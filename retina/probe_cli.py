@@ -259,7 +259,7 @@ def run_probe_osr(args) -> int:
 def run_probe_adaptation(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation, nanmedian,
-                                                      plot_adaptation)
+                                                      plot_adaptation, tau_summary)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -277,13 +277,21 @@ def run_probe_adaptation(args) -> int:
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f} (ground truth "
-          f"{nanmedian(truth['adaptation_index']):.2f}); across cells r = {comparison['pearson_r']:.2f}")
+    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
+          f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
+          f"{tau_summary(truth['tau_high'])}); across cells r = {comparison['pearson_r']:.2f}")
     for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
-        print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {10 * fitted['tau_high'][i]:6.0f} ms "
-              f"truth {10 * truth['tau_high'][i]:4.0f} ms")
+        print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {_ms(fitted['tau_high'][i]):>7} "
+              f"truth {_ms(truth['tau_high'][i]):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def _ms(tau_frames: float) -> str:
+    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt)."""
+    import math
+
+    return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"
 
 
 def run_probe_oms(args) -> int:

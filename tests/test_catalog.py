@@ -281,6 +281,48 @@ def test_an_import_killed_while_copying_leaves_a_temporary_that_the_next_import_
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.bin", "b.txt"]
 
 
+def test_a_lock_removed_by_its_holder_is_taken_again_on_the_file_now_there(tmp_path):
+    """``remove_if``: the holder removes the lock file as it releases it (a fit refused before it made its folder left
+    its lock file behind). A process that was waiting on the removed file must not take that one for the lock, while a
+    newcomer locks the file now at the path: it locks the file at the path too, and waits for the newcomer."""
+    import fcntl
+    import threading
+    import time
+
+    from neurozoo.datasets.cache import locked
+
+    path = tmp_path / "fit.lock"
+    with locked(path, remove_if=lambda: False):
+        pass
+    assert path.is_file()
+    with locked(path, remove_if=lambda: True):
+        assert path.is_file()
+    assert not path.exists()
+
+    holder = open(path, "a")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # the first fit, which will be refused
+    entered = threading.Event()
+
+    def waiter():
+        with locked(path):
+            entered.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)  # the waiter opens the file and waits on it
+    path.unlink()  # the holder removes it (as remove_if does) ...
+    newcomer = open(path, "a")  # ... a newcomer locks the file now at the path ...
+    fcntl.flock(newcomer, fcntl.LOCK_EX)
+    fcntl.flock(holder, fcntl.LOCK_UN)  # ... and the first releases the removed one
+    holder.close()
+    time.sleep(0.3)
+    assert not entered.is_set()  # the removed file's lock is no lock: it waits for the newcomer
+    fcntl.flock(newcomer, fcntl.LOCK_UN)
+    newcomer.close()
+    thread.join(10)
+    assert entered.is_set()
+
+
 def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
     """A second zoo worker waiting minutes for another's retina fit said nothing: the lock now says why it waits."""
     import fcntl

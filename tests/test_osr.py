@@ -338,6 +338,50 @@ def test_probe_reads_zoo_fits_summary_for_the_recording_the_weights_were_fitted_
 
 
 
+
+def test_zoo_score_refuses_weights_fitted_to_another_recording_on_the_embedded_benchmarks(tmp_path, capsys,
+                                                                                            monkeypatch):
+    """zoo score --checkpoint scored weights fitted to a lab's own 12-cell recording on the phenomenon benchmarks (and
+    the embedded held-out ones) against the circuit's cells one by one, as a fit to the circuit, the record saying so
+    only in settings.fitted_to. They are refused now, naming the recording they were fitted to and the one the
+    benchmark needs; weights whose summary.json names an embedded recording are scored, and the record names it."""
+    import functools
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.leaderboard.cli import main as zoo
+
+    data = _lab_recording(tmp_path / "lab" / "retina-2026.h5")
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(data), "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
+    weights, summary = fit / "model.pt", fit / "summary.json"
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    capsys.readouterr()
+    for benchmark in ("retina_embedded.osr", "retina_embedded.paired-flash", "retina_embedded.whitenoise-heldout"):
+        assert zoo(["score", "ln", benchmark, "--checkpoint", str(weights), "--db", db, "--out", out]) == 2
+        assert capsys.readouterr().err.strip() == (
+            f"zoo score: error: {weights}: a fit to {data} ({summary}), not to an embedded recording: its 12 cells are "
+            f"that recording's, not the embedded circuit's; {benchmark} scores on embedded:whitenoise and compares "
+            "each cell with the embedded circuit's of the same number, so it needs weights fitted to an embedded "
+            "recording (zoo fit MODEL --data embedded:whitenoise or embedded:naturalscene); weights fitted to your own "
+            "recording score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
+    assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(db).records()
+    # the same weights, their summary.json naming the embedded natural-scene recording: the circuit's cells, scored
+    # on the white-noise kind's phenomenon, the record naming the fit (a small recording stands in for the embedded)
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    embedded = tmp_path / "elsewhere" / synthetic_retina._embedded_path("naturalscene", {})[0].name
+    summary.write_text(json.dumps({"model": "ln", "data": str(embedded), "weights_sha256": {
+        "model.pt": sha256_file(weights)}, "provenance": {"data_sha256": "0" * 64}}))
+    assert zoo(["score", "ln", "retina_embedded.paired-flash", "--checkpoint", str(weights), "--db", db,
+                "--out", out]) == 0
+    [record] = ResultsStore(db).records()
+    fitted_to = record.settings["fitted_to"]
+    assert (fitted_to["rule"], fitted_to["embedded"], fitted_to["data"]) == ("summary.json", "naturalscene", str(embedded))
+    assert fitted_to["circuit_cells"] and record.model == "ln@model.pt"
+
+
 def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
     """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
     and circuit version), or under another name by the sha256 this machine recorded when generating it."""

@@ -111,6 +111,9 @@ def test_a_fixed_ln_cell_with_a_saturating_nonlinearity_scores_no_adaptation(tru
     assert result["high"].shape == (6, 200)
     assert np.ptp(result["high"][:, 40:], 1).min() > 1.0  # the cells respond: the index is 0, not undefined
     assert np.abs(result["adaptation_index"]).max() < 1e-12 and np.abs(result["recovery_index"]).max() < 1e-12
+    # no adaptation, no time constant: the exponential fitted to the cycle-averaged trace of these index-0 cells gave
+    # 43-219 ms after the switch up and 22-105 ms after the switch down, reported as the cells' adaptation
+    assert np.isnan(result["tau_high"]).all() and np.isnan(result["tau_low"]).all()
     assert agreement(result["adaptation_index"][:6], truth["adaptation_index"][:6])["value"] < 1e-9
     assert result["settings"] == {"early": [40, 70], "late": [170, 200], "replay": [1, 70], "memory": 40,
                                   "index_version": 2}
@@ -215,7 +218,15 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     # 200-frame test above checks them.
     assert np.median(np.array(truth["adaptation_index"])[:6]) > 0.05
     assert max(abs(v) for v in model["adaptation_index"]) < 1e-6  # an LN model (linear filter + softplus) cannot
-    assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG" and "ground truth" in capsys.readouterr().out
+    # ... so it has no adaptation time constant: printed for 11 of its index-0 cells as 10-40 ms, beside the truth's
+    assert model["tau_high"] == [None] * 12 and model["tau_low"] == [None] * 12
+    assert sum(v is not None for v in truth["tau_high"]) >= 6
+    printed = capsys.readouterr().out.splitlines()
+    adapting = sum(v is not None for v in truth["tau_high"])
+    assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth ")
+    assert f"median of {adapting}/12 adapting cells)); across cells r = " in printed[1]
+    assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
+    assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG"
 
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(weights), "--out", str(out), "--frames", "300"]) == 0
     record = json.loads((out / "oms.json").read_text())

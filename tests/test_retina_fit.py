@@ -164,14 +164,17 @@ def test_an_embedded_fit_stopped_in_zoo_probe_says_what_was_kept_and_that_the_co
     import neurozoo.datasets.synthetic_retina as synthetic
     import neurozoo.retina.fit as fitting
 
+    folders = []
+
     def stopped(model, path, out=None, **settings):
+        folders.append(out)
         raise fitting.FitInterrupted(2, out / "checkpoint.pt", 1, 3)
 
     monkeypatch.setattr(synthetic, "load_embedded_retina", lambda kind, **sizes: ln_recording)
     monkeypatch.setattr(fitting, "fit", stopped)
     assert zoo(["probe", "osr", "ln", "--fit-embedded", "--quiet"]) == 130
-    [lock] = (ln_recording.parent / "fits").glob("ln-whitenoise-*.lock")  # the fit cache's folder, beside its recording
-    checkpoint = lock.with_suffix("")
+    [checkpoint] = folders
+    assert checkpoint.parent == ln_recording.parent / "fits" and checkpoint.name.startswith("ln-whitenoise-")
     assert capsys.readouterr().err.splitlines()[-1] == (
         "zoo probe: interrupted; fit stopped (signal 2) before its final weights: 1 of at most 3 epochs fitted, kept in "
         f"{checkpoint / 'checkpoint.pt'}; rerunning the same command resumes the fit from there")
@@ -1140,6 +1143,29 @@ def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeyp
             assert zoo(["fit", "ln", "--data", data, "--quiet", *bad, *extra]) == 2
             assert error in capsys.readouterr().err
     assert not (tmp_path / "cache" / "retina" / "fits").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_fit_refused_inside_its_lock_leaves_no_lock_file(tmp_path, monkeypatch, capsys):
+    """Refusals that the fit itself makes, after the fit's folder was locked (here a recording too short for the
+    validation blocks), left the lock file of a fit that never was: beside --out (an empty folder made for it too),
+    beside the default folder in $NEUROZOO_HOME, and in the fit cache. A folder holding a fit keeps its lock file."""
+    from neurozoo.datasets import synthetic_retina
+
+    short = generate_recording(tmp_path / "data" / "short.h5", "whitenoise", n_train=200, n_test=200, n_repeats=2)
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", lambda kind, **sizes: short)
+    (tmp_path / "empty").mkdir()
+    for data, extra in ((str(short), ["--out", str(tmp_path / "fit")]), (str(short), ["--out", str(tmp_path / "empty")]),
+                        (str(short), []), ("embedded:whitenoise", [])):
+        assert zoo(["fit", "ln", "--data", data, "--quiet", *extra]) == 2
+        assert "200 frames are too few for 5 blocks" in capsys.readouterr().err
+    assert [p.relative_to(tmp_path) for p in tmp_path.rglob("*.lock")] == []
+    # a folder that holds a fit: refused (another model's checkpoint), its lock file stays beside it
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "checkpoint.pt").write_bytes(b"")
+    assert zoo(["fit", "ln", "--data", str(short), "--quiet", "--out", str(held)]) == 2
+    assert (tmp_path / "held.lock").is_file()
 
 
 def test_a_fit_folder_has_one_lock_however_it_is_spelt(tmp_path, monkeypatch):

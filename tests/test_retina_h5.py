@@ -543,3 +543,39 @@ def test_repeats_in_another_cell_order_than_the_response_are_warned_of(tmp_path)
     message = str(caught[0].message)
     assert "(best with the repeats of cell02, r 1.00)" in message and "(best with the repeats of cell01, r 1.00)" in message
     assert "cell03" not in message
+
+
+def test_a_test_stimulus_unlike_the_training_one_is_warned_of_before_fitting(tmp_path):
+    """A held-out movie of another contrast or mean intensity than the training movie (stored unnormalised, or
+    z-scored with its own statistics) was scored without a word: the held-out numbers were of another ensemble."""
+    import warnings
+
+    from neurozoo.datasets.retina_h5 import checked_experiment
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, train, test, _ = _experiment(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked_experiment(path)  # both standard normal: nothing to say
+    train_mean, train_sd = float(train["stimulus"].mean()), float(train["stimulus"].std())
+    with h5py.File(path, "a") as f:
+        f["test/stimulus"][...] = test["stimulus"] * 0.3  # a third of the contrast
+    low_sd = float((test["stimulus"] * 0.3).std())
+    with pytest.warns(UserWarning) as caught:
+        checked_experiment(path)
+    assert [str(w.message).split(". ")[0] for w in caught] == [
+        f"{path}: test/stimulus is unlike train/stimulus: sd (contrast) {low_sd:.3g} against {train_sd:.3g} (more than "
+        "a factor 1.5 apart)"]
+    with h5py.File(path, "a") as f:
+        f["test/stimulus"][...] = test["stimulus"] + 0.4  # brighter: 0.4 sd above the training mean
+    high_mean = float((test["stimulus"] + 0.4).mean())
+    # zoo fit says so before it fits (here it refuses its settings next: nothing is fitted)
+    with pytest.warns(UserWarning, match=re.escape(
+            f"{path}: test/stimulus is unlike train/stimulus: mean {high_mean:.3g} against {train_mean:.3g} (more than "
+            "0.25 of the training sd apart). The held-out metrics score a model fitted to the training movie")):
+        assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--epochs", "0", "--quiet"]) == 2
+    with h5py.File(path, "a") as f:  # within the tolerances: a fifth more contrast, a tenth of an sd brighter
+        f["test/stimulus"][...] = test["stimulus"] * 1.2 + 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked_experiment(path)

@@ -48,6 +48,9 @@ def _index(a, b):
 # Version 1 compared frames 10-40 with the block's second half (fresh noise): fixed LN cells, which cannot adapt,
 # scored -0.34 to 0.07 there, and the LN, two-subunit and GLM fits 0.08-0.11 on retina_embedded.contrast-adaptation.
 INDEX_VERSION = 2
+#: the least index (``adaptation_index``, ``recovery_index``) whose cell is given a time constant: 0 up to rounding is
+#: no adaptation (a system without memory beyond its window answers the replayed windows alike: index 0)
+MIN_TAU_INDEX = 1e-6
 
 
 def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12,
@@ -88,7 +91,11 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
       after the drop to low contrast);
     * ``tau_high``: time constant (frames) of the decay, an exponential fitted from the peak of the (``smooth``-
       frame boxcar smoothed) trace within ``early`` to the end of the block; ``tau_low``: the same for the
-      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved;
+      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved, and
+      where the cell's index (``adaptation_index`` for ``tau_high``, ``recovery_index`` for ``tau_low``) is not
+      above :data:`MIN_TAU_INDEX`: a cell that does not adapt has no decay to time (a model without memory beyond
+      its window scores 0, and the exponential fitted to its cycle-averaged noise gave 9-320 ms, which
+      ``zoo probe adaptation`` printed as its time constant);
     * ``settings``: the windows (``early``, ``late``, ``replay``: the replayed frames) and ``index_version``.
 
     ``index_version``: recorded with the settings; only the current version is computed."""
@@ -121,9 +128,12 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
             start = early[0] + int(np.argmax(sign * smoothed[early[0]:early[1]]))
             tau, amplitude, _ = fit_exponential(smoothed[start:])
             out[i] = tau if sign * amplitude > 0 else np.nan
+    adaptation, recovery = _index(early_high, late_high), _index(late_low, early_low)
+    tau_high[~(adaptation > MIN_TAU_INDEX)] = np.nan
+    tau_low[~(recovery > MIN_TAU_INDEX)] = np.nan
     return {"time": np.arange(block), "high": high_trace, "low": low_trace, "early_high": early_high,
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
-            "adaptation_index": _index(early_high, late_high), "recovery_index": _index(late_low, early_low),
+            "adaptation_index": adaptation, "recovery_index": recovery,
             "tau_high": tau_high, "tau_low": tau_low,
             "settings": {"early": list(early), "late": list(late), "replay": list(replay), "memory": memory,
                          "index_version": INDEX_VERSION}}
@@ -340,6 +350,15 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                                   _index(responses["differential"], responses["global"]), np.nan)}
 
 
+def tau_summary(tau_high) -> str:
+    """The median time constant of the adapting cells (those with a ``tau_high``), in ms, and how many they are."""
+    tau = np.asarray(tau_high, float)
+    adapting = int(np.isfinite(tau).sum())
+    if not adapting:
+        return f"tau: no adapting cell of {len(tau)}"
+    return f"tau {10 * nanmedian(tau):.0f} ms (median of {adapting}/{len(tau)} adapting cells)"
+
+
 def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 10):
     """Rate after the switch to high contrast (solid) and back to low (dotted), averaged over cycles and smoothed
     over ``smooth`` frames for display, one colour per cell, one panel per system (e.g. model and ground truth)."""
@@ -354,8 +373,8 @@ def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 1
             ax.plot(t, low, ":", lw=0.8, color=line.get_color())
         ax.plot([], [], "k-", lw=0.8, label="after switch to high")
         ax.plot([], [], "k:", lw=0.8, label="after switch to low")
-        ax.set_title(f"{name}: median index {nanmedian(result['adaptation_index']):.2f}, "
-                     f"tau {10 * nanmedian(result['tau_high']):.0f} ms", fontsize=9)
+        ax.set_title(f"{name}: median index {nanmedian(result['adaptation_index']):.2f}\n"
+                     f"{tau_summary(result['tau_high'])}", fontsize=9)
         ax.set_xlabel("time after contrast switch (ms)")
         legend_below(ax)
     axes[0].set_ylabel("rate (spikes/s)")

@@ -24,21 +24,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from neurozoo import convrnn
+from neurozoo.benchmarks.perf.train_throughput import peak_flops
 from neurozoo.convrnn.cornet import cornet_s
-
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-
-
-def peak_flops(device: torch.device, override_tflops):
-    if override_tflops:
-        return override_tflops * 1e12, f"--peak-tflops {override_tflops}"
-    if device.type != "cuda":
-        return None, "no peak known for CPU (pass --peak-tflops)"
-    name = torch.cuda.get_device_name(device)
-    for key, value in PEAK_BF16.items():
-        if key in name:
-            return value, name
-    return None, f"{name}: not in the peak table (pass --peak-tflops)"
 
 
 def forward_flops(build, image_size: int, counter: FlopCounterMode = None) -> float:

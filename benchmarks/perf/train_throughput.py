@@ -35,12 +35,14 @@ PEAK_BF16 = (
 
 
 def peak_flops(device: torch.device, override_tflops=None):
+    """(peak bf16 FLOP/s or None, where it came from: the flag, the GPU's name, or why none is known)."""
     if override_tflops:
-        return override_tflops * 1e12
+        return override_tflops * 1e12, f"--peak-tflops {override_tflops}"
     if device.type != "cuda":
-        return None
+        return None, "no peak known for CPU (pass --peak-tflops)"
     name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_BF16 if key in name), None)
+    peak = next((peak for key, peak in PEAK_BF16 if key in name), None)
+    return peak, name if peak else f"{name}: not in the peak table (pass --peak-tflops)"
 
 
 def forward_flops(model, image_size: int, device) -> float:
@@ -95,7 +97,7 @@ def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
     images_per_s = args.batch_size * args.steps / seconds
     row = {"model": name, "params": params, "gflops_fwd_per_image": flops / 1e9, "ms_per_step": 1e3 * seconds / args.steps,
            "images_per_s": images_per_s, "warmup_s": warmup_s, "loss": float(loss.detach())}
-    peak = peak_flops(device, args.peak_tflops)
+    peak, _ = peak_flops(device, args.peak_tflops)
     row["mfu"] = 3 * flops * images_per_s / peak if peak else None
     row["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     return row

@@ -25,6 +25,7 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
+from neurozoo.benchmarks.extraction.activations import check_layers
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.metrics.ceiling import check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits, unsplittable_objects
@@ -116,8 +117,8 @@ class NeuralBenchmark:
         return [(float(a), float(b)) for a, b in zip(start, end)]
 
     def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
-        if layers:
-            return [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+        if layers:  # checked before the stimuli are loaded and any extraction starts
+            return check_layers(model, layers, where=f"{self.identifier}: ")
         mapped = committed_layers(model, self.region)
         if mapped:
             return mapped

@@ -73,6 +73,22 @@ def test_teacher_scores_at_ceiling_and_other_model_low():
     assert changed.stimuli_sha256 != settings["stimuli_sha256"]
 
 
+def test_the_record_keeps_the_extraction_options_the_score_used():
+    """score(model, max_features=5, n_steps=20) recorded settings["extraction"] as the benchmark's defaults ({} for
+    every registered benchmark): a score on 5 projected features was recorded as one on the default 1000. The record
+    keeps the options that change the features (a time mapping by its tables; not the cache), through the store."""
+    from neurozoo.benchmarks.extraction import StepTable
+
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=120)
+    score = benchmark.score(teacher, layers=["conv2"], max_features=5, n_steps=20)
+    assert score.provenance["settings"]["extraction"] == {"max_features": 5, "n_steps": 20}
+    assert score.provenance["settings"]["n_components"] == 5  # the 5 features were fitted
+    timed = benchmark.score(teacher, layers=["conv2"], timing={"conv2": StepTable(0.0, 10.0, 17)})
+    extraction = timed.to_record("toy", benchmark.identifier).to_row().settings["extraction"]
+    assert extraction == {"timing": {"conv2": [0.0, 10.0, 17]}}
+
+
 def test_shuffled_teacher_features_score_near_zero():
     teacher = Toy(seed=0)
     benchmark = _benchmark(teacher)

@@ -183,6 +183,22 @@ def test_zoo_score_refuses_a_layer_the_model_lacks_before_any_work(tmp_path, cap
         extract(teacher, Stimuli(["a"], torch.zeros(1, 3, 8, 8)), ["conv3"], cache=False, progress=False)
 
 
+def test_a_layer_named_twice_is_refused_not_scored_on_a_hold_out():
+    """`zoo score M BENCH --layers conv2,conv2` failed in xarray ("conflicting sizes for dimension 'presentation'":
+    the layer's batches stacked twice) where the activations were computed; where they came from the cache it took
+    two candidates, held 20 % of the stimuli out to choose between conv2 and conv2, and scored conv2 on the other 80 %
+    (its record: candidate_layers [conv2, conv2], selection_fraction 0.2), where --layers conv2 scores it on all. The
+    repeat is refused before any work."""
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=60)
+    with pytest.raises(SpecError, match=r"^synthetic.IT-temporal: layer 'conv2' is named more than once \(conv2, "
+                                        r"conv1, conv2\); name each layer once$"):
+        benchmark.score(teacher, layers=["conv2", "conv1", "conv2"])
+    with pytest.raises(SpecError, match="named more than once"):
+        extract(teacher, benchmark.stimuli, ["conv1", "conv1"], cache=False, progress=False)
+    assert benchmark.score(teacher, layers=["conv2"]).provenance["settings"]["n_stimuli"] == 60
+
+
 def test_a_benchmark_given_a_stimulus_set_names_the_images_it_needs():
     """README "Your own recordings": NeuralBenchmark(identifier, region, load_assembly, load_stimuli) with load_stimuli
     returning the StimulusSet of load_stimulus_set("my_stimuli.csv") failed in the extraction with "AttributeError:

@@ -128,8 +128,14 @@ def check_layers(model: torch.nn.Module, layers: Union[str, Sequence[str]], wher
     """``layers`` as a list, each refused (:func:`unknown_layer`, after ``where``) unless the model has it: a ConvRNN
     records the names in its ``layer_names``, any other model is hooked at a submodule's path (``""``: the model
     itself). Run before any work: a ConvRNN refused a name only inside its first forward pass, under the progress
-    bar, after the stimuli were loaded and hashed."""
+    bar, after the stimuli were loaded and hashed. A layer named twice is refused too: computed, its batches were
+    stacked twice (xarray's "conflicting sizes for dimension 'presentation'"); read from the cache, a neural
+    benchmark took ``conv6,conv6`` for two candidates, held 20 % of the stimuli out to choose between them and scored
+    the rest, where ``conv6`` alone is scored on all."""
     layers = [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+    twice = next((layer for k, layer in enumerate(layers) if layer in layers[:k]), None)
+    if twice is not None:
+        raise SpecError(f"{where}layer {twice!r} is named more than once ({', '.join(layers)}); name each layer once")
     recurrent = is_convrnn(model)
     for layer in layers:
         if recurrent:

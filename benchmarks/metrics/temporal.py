@@ -14,8 +14,8 @@ counts it as r = 0 in the median, ``silent="drop"`` leaves it out of that median
 regression_correlation/metric.py at 0197a60, ``CrossRegressedCorrelation.aggregate``), the same choice as the
 ceiling's (:func:`benchmarks.metrics.ceiling.internal_consistency`). Per bin:
 mean over splits (error = std over the splits with a value / sqrt(n_splits, all of them): Brain-Score's
-``Split.aggregate``, the ceiling's convention too, :mod:`benchmarks.metrics.ceiling`). The single summary value is the mean raw r
-over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
+``Split.aggregate``, the ceiling's convention too, :mod:`benchmarks.metrics.ceiling`). The single summary value is the
+mean raw r over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
 (:func:`benchmarks.metrics.ceiling.summarize`); the raw r reported beside a normalised score
 (:attr:`TemporalScore.raw`) is the mean over the same bins (ceiling above 0).
 Repetitions are averaged per stimulus before fitting; splits are drawn over the stimuli sorted by

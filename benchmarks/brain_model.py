@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
-from neurozoo.benchmarks.extraction.activations import Timing
+from neurozoo.benchmarks.extraction import Stimuli, extract
+from neurozoo.benchmarks.extraction.activations import Timing, check_layers
 from neurozoo.benchmarks.neural import committed_layers
 from neurozoo.datasets.assembly import check_time_bins, make_assembly
 from neurozoo.datasets.errors import DataError, SpecError
@@ -125,20 +125,7 @@ class BrainModel:
     def _check_layers(self, region: str, layers: List[str]) -> List[str]:
         if not layers:
             raise SpecError(f"BrainModel: region_layers[{region!r}] names no layer")
-        names = getattr(self.model, "layer_names", None)
-        for layer in layers:
-            if is_convrnn(self.model) and names is not None:
-                known = layer in names
-            else:
-                try:
-                    self.model.get_submodule(layer)
-                    known = True
-                except AttributeError:
-                    known = False
-            if not known:
-                raise SpecError(f"BrainModel: region_layers[{region!r}]: model {self.identifier} has no layer {layer!r}"
-                                + (f" (layers: {', '.join(names)})" if names else ""))
-        return layers
+        return check_layers(self.model, layers, where=f"BrainModel {self.identifier}: region_layers[{region!r}]: ")
 
     def visual_degrees(self) -> float:
         """The field Brain-Score would place stimuli in (its models' default, 8). ``look_at`` itself places nothing:

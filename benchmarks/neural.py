@@ -25,11 +25,13 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
+from neurozoo.benchmarks.extraction.activations import check_layers
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.metrics.ceiling import check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits, unsplittable_objects
 from neurozoo.benchmarks.metrics.temporal import TemporalScore
 from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
+from neurozoo.datasets.json_files import json_safe
 from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.errors import DataError, SpecError, UserFacingError
@@ -116,8 +118,8 @@ class NeuralBenchmark:
         return [(float(a), float(b)) for a, b in zip(start, end)]
 
     def candidate_layers(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None) -> List[str]:
-        if layers:
-            return [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+        if layers:  # checked before the stimuli are loaded and any extraction starts
+            return check_layers(model, layers, where=f"{self.identifier}: ")
         mapped = committed_layers(model, self.region)
         if mapped:
             return mapped
@@ -155,7 +157,8 @@ class NeuralBenchmark:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
                  "selection_fraction": self.selection_fraction if selection else 0.0,
-                 "model_class": type(model).__name__, "stimuli_sha256": self.stimuli_sha256}
+                 "model_class": type(model).__name__, "stimuli_sha256": self.stimuli_sha256,
+                 "extraction": extraction_settings({**self.extraction, **extract_kwargs})}
         try:
             return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
                                        device=device_name(device))
@@ -205,6 +208,26 @@ class NeuralBenchmark:
     def _subset(self, stimulus_ids) -> xr.DataArray:
         keep = np.isin(coord(self.assembly, "stimulus_id"), np.asarray(stimulus_ids))
         return self.assembly.isel(presentation=np.flatnonzero(keep))
+
+
+def extraction_settings(options: Mapping) -> dict:
+    """The options :func:`benchmarks.extraction.extract` was given, as a score's record keeps them: a time mapping
+    by its tables (``describe()``, as the activation cache key has it); those that change no feature
+    (:data:`UNRECORDED`: the cache, whose entries are keyed by all the rest, and the progress bar) left out, so that a rerun without the
+    cache (``zoo reproduce``) records the same. The record kept the benchmark's defaults only (``{}`` for every
+    registered one), so ``score(model, max_features=200, n_steps=30)`` was recorded as a default extraction."""
+    recorded = {key: value for key, value in options.items() if key not in UNRECORDED}
+    describe = lambda table: table.describe() if hasattr(table, "describe") else table  # noqa: E731
+    timing = recorded.get("timing")
+    if isinstance(timing, Mapping):
+        recorded["timing"] = {layer: describe(table) for layer, table in timing.items()}
+    elif timing is not None:
+        recorded["timing"] = describe(timing)
+    return json_safe(recorded)
+
+
+#: the extraction options a score's record leaves out (:func:`extraction_settings`)
+UNRECORDED = ("cache", "model_hash", "progress")
 
 
 class DataOnlyBenchmark:

@@ -73,6 +73,22 @@ def test_teacher_scores_at_ceiling_and_other_model_low():
     assert changed.stimuli_sha256 != settings["stimuli_sha256"]
 
 
+def test_the_record_keeps_the_extraction_options_the_score_used():
+    """score(model, max_features=5, n_steps=20) recorded settings["extraction"] as the benchmark's defaults ({} for
+    every registered benchmark): a score on 5 projected features was recorded as one on the default 1000. The record
+    keeps the options that change the features (a time mapping by its tables; not the cache), through the store."""
+    from neurozoo.benchmarks.extraction import StepTable
+
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=120)
+    score = benchmark.score(teacher, layers=["conv2"], max_features=5, n_steps=20)
+    assert score.provenance["settings"]["extraction"] == {"max_features": 5, "n_steps": 20}
+    assert score.provenance["settings"]["n_components"] == 5  # the 5 features were fitted
+    timed = benchmark.score(teacher, layers=["conv2"], timing={"conv2": StepTable(0.0, 10.0, 17)})
+    extraction = timed.to_record("toy", benchmark.identifier).to_row().settings["extraction"]
+    assert extraction == {"timing": {"conv2": [0.0, 10.0, 17]}}
+
+
 def test_shuffled_teacher_features_score_near_zero():
     teacher = Toy(seed=0)
     benchmark = _benchmark(teacher)
@@ -134,6 +150,53 @@ def test_a_model_without_a_layer_for_the_region_is_told_the_option_and_its_layer
         benchmark.candidate_layers(convrnn.create_model(str(spec), num_classes=2))
     assert "zoo score --layers" in str(info.value) and str(info.value).endswith("its layers: conv1, conv2")
     assert "layer3" not in str(info.value)
+
+
+def test_zoo_score_refuses_a_layer_the_model_lacks_before_any_work(tmp_path, capsys, monkeypatch):
+    """`zoo score rgc_shallow BENCH --layers conv99` loaded the stimuli, hashed them and showed the activations
+    progress bar before the ConvRNN's forward pass refused the name; a CORnet's bad layer was named as one without a
+    step table. Now the layer is checked against the model first: the error names it and lists the valid ones, and
+    no stimulus is loaded."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.cli import main
+
+    def untouched():
+        raise AssertionError("data loaded before the layer was checked")
+
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "test.layers-V4", Entry(
+        "test.layers-V4", lambda: NeuralBenchmark("test.layers-V4", "V4", untouched, untouched), "CLI test"))
+    out = ["--db", f"sqlite:///{tmp_path / 'results.sqlite'}", "--out", str(tmp_path / "out")]
+    assert main(["score", "rgc_shallow", "test.layers-V4", "--width", "0.125", "--layers", "conv5,conv99", *out]) == 2
+    err = capsys.readouterr().err
+    assert "activations" not in err  # no progress bar
+    assert "test.layers-V4: model has no layer 'conv99'" in err
+    assert "(its layers: conv1, conv2, conv3, conv4, conv5)\n" in err
+    assert main(["score", "cornet_z", "test.layers-V4", "--layers", "V5", *out]) == 2
+    err = capsys.readouterr().err
+    assert "model has no layer 'V5'" in err and "V1, V2, V4, IT" in err and "step table" not in err
+    teacher = Toy()  # the Python API refuses it the same way, extract() too
+    message = r"^toy.V4: model has no layer 'conv3'; did you mean 'conv2', 'conv1'\? \(its layers: conv1, conv2\)$"
+    with pytest.raises(SpecError, match=message):
+        NeuralBenchmark("toy.V4", "V4", untouched, untouched).score(teacher, layers=["conv3"])
+    with pytest.raises(SpecError, match="no layer 'conv3'"):
+        extract(teacher, Stimuli(["a"], torch.zeros(1, 3, 8, 8)), ["conv3"], cache=False, progress=False)
+
+
+def test_a_layer_named_twice_is_refused_not_scored_on_a_hold_out():
+    """`zoo score M BENCH --layers conv2,conv2` failed in xarray ("conflicting sizes for dimension 'presentation'":
+    the layer's batches stacked twice) where the activations were computed; where they came from the cache it took
+    two candidates, held 20 % of the stimuli out to choose between conv2 and conv2, and scored conv2 on the other 80 %
+    (its record: candidate_layers [conv2, conv2], selection_fraction 0.2), where --layers conv2 scores it on all. The
+    repeat is refused before any work."""
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=60)
+    with pytest.raises(SpecError, match=r"^synthetic.IT-temporal: layer 'conv2' is named more than once \(conv2, "
+                                        r"conv1, conv2\); name each layer once$"):
+        benchmark.score(teacher, layers=["conv2", "conv1", "conv2"])
+    with pytest.raises(SpecError, match="named more than once"):
+        extract(teacher, benchmark.stimuli, ["conv1", "conv1"], cache=False, progress=False)
+    assert benchmark.score(teacher, layers=["conv2"]).provenance["settings"]["n_stimuli"] == 60
 
 
 def test_a_benchmark_given_a_stimulus_set_names_the_images_it_needs():
@@ -393,8 +456,9 @@ def test_selection_splits_hold_every_object_on_a_small_selection_set():
 
 def test_one_layer_name_is_one_candidate_layer():
     benchmark = NeuralBenchmark("test.layers-V4", "V4", lambda: None, lambda: None)  # the data are never loaded
-    assert benchmark.candidate_layers(torch.nn.Identity(), "conv3") == ["conv3"]
-    assert benchmark.candidate_layers(torch.nn.Identity(), ("conv3", "conv4")) == ["conv3", "conv4"]
+    model = torch.nn.ModuleDict({"conv3": torch.nn.Identity(), "conv4": torch.nn.Identity()})
+    assert benchmark.candidate_layers(model, "conv3") == ["conv3"]
+    assert benchmark.candidate_layers(model, ("conv3", "conv4")) == ["conv3", "conv4"]
 
 
 @pytest.mark.parametrize("name, width", [("cornet_z", 0.125), ("cornet_s", 0.125), ("cornet_rt", 0.5)])

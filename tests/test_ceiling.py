@@ -335,7 +335,8 @@ def test_a_bin_without_a_ceiling_is_named_and_left_out_of_the_summary():
 
 def test_ceiling_value_and_error_are_over_the_bins_the_score_uses():
     """A bin with a ceiling at or below 0 is out of the summary score (summarize); the ceiling reported with the score
-    leaves it out too, so that it is the score's denominator, and its error counts only the splits with a value."""
+    leaves it out too, so that it is the score's denominator; its error is the std of the splits with a value over
+    the square root of all 10 (Brain-Score's convention, the score's)."""
     from neurozoo.benchmarks.metrics.ceiling import Ceiling, scored_bins
 
     rng = np.random.default_rng(0)
@@ -349,8 +350,40 @@ def test_ceiling_value_and_error_are_over_the_bins_the_score_uses():
     r = np.array([0.05, 0.5, -0.6])
     assert summarize(r, ceiling.per_bin) == pytest.approx(np.mean(np.sign(r[1:]) * r[1:] ** 2) / ceiling.value, abs=1e-12)
     finite = np.delete(per_split[:, 1:].mean(axis=1), 3)
-    assert ceiling.error == pytest.approx(np.std(finite) / np.sqrt(9), abs=1e-12)
+    assert ceiling.error == pytest.approx(np.std(finite) / np.sqrt(10), abs=1e-12)
     assert np.isnan(Ceiling(np.array([-0.1, 0.0]), np.zeros((10, 2)), np.zeros(2)).value)
+
+
+def test_ceiling_and_score_errors_divide_by_all_splits_as_brainscore_does():
+    """Where some splits have no value (silent="drop"), the ceiling's summary error divided the std by the number of
+    splits with a value (sqrt(7) here) and the score's, its per-bin errors and the ceiling's per-bin errors by all
+    10: one record carried two conventions. All follow Brain-Score's Split.aggregate now, xarray's std (NaN skipped)
+    over sqrt(len(split))."""
+    import xarray as xr
+
+    from neurozoo.benchmarks.metrics.ceiling import Ceiling
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+
+    def brainscore_error(values):  # standard_error_of_the_mean(values, 'split')
+        values = xr.DataArray(values, dims=("split",))
+        return float(values.std("split") / np.sqrt(len(values["split"])))
+
+    rng = np.random.default_rng(3)
+    per_split = np.column_stack([rng.normal(0.6, 0.05, 10), rng.normal(0.7, 0.05, 10)])
+    per_split[[2, 5, 7]] = np.nan  # three splits where every neuroid was silent in a half
+    with np.errstate(invalid="ignore"):
+        ceiling = Ceiling(np.nanmean(per_split, 0), per_split, np.nanstd(per_split, 0) / np.sqrt(10))
+    expected = brainscore_error(per_split.mean(axis=1))
+    assert expected == pytest.approx(np.nanstd(per_split.mean(axis=1)) / np.sqrt(10), abs=1e-15)
+    assert ceiling.error == pytest.approx(expected, abs=1e-12)
+    assert ceiling.error != pytest.approx(np.nanstd(per_split.mean(axis=1)) / np.sqrt(7), abs=1e-6)
+    np.testing.assert_allclose(ceiling.error_per_bin, [brainscore_error(column) for column in per_split.T], atol=1e-12)
+
+    raw = rng.normal(0.4, 0.05, (10, 2))
+    raw[[2, 5, 7]] = np.nan
+    score = TemporalScore(raw, np.array([70, 80]), np.array([80, 90]))
+    assert score.error == pytest.approx(brainscore_error(raw.mean(axis=1)), abs=1e-12)
+    assert np.isnan(Ceiling(np.full(2, np.nan), np.full((10, 2), np.nan), np.full(2, np.nan)).error)
 
 
 def test_repeat_means_have_no_ceiling_and_the_error_says_why_and_what_to_do():

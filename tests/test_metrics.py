@@ -592,6 +592,23 @@ def test_n_components_with_a_mapping_that_does_not_fit_them_is_refused(mapping, 
         regression_score(features, assembly, mapping=mapping, n_components=25)
 
 
+def test_the_components_recorded_are_those_fitted_when_there_are_fewer_features():
+    """PLS fits at most one component per feature (FastPLS clips 25 to the feature count): a score on 10 features
+    recorded n_components 25, which it never fitted. The record holds the number fitted, and the one asked for
+    beside it where they differ."""
+    from neurozoo.benchmarks.score import Score
+
+    features, assembly = _unordered_recording()
+    few = features.isel(neuroid=slice(0, 10))
+    score = regression_score(few, assembly)
+    assert score.settings["n_components"] == 10 and score.settings["n_components_requested"] == 25
+    np.testing.assert_array_equal(score.raw_per_split, regression_score(few, assembly, n_components=10).raw_per_split)
+    assert Score.from_temporal(score).provenance["settings"]["n_components"] == 10
+    assert "n_components_requested" not in regression_score(few, assembly, n_components=10).settings
+    assert "n_components_requested" not in regression_score(features, assembly).settings  # 30 features: 25 fitted
+    assert regression_score(few, assembly, n_components=4).settings["n_components"] == 4
+
+
 @pytest.mark.parametrize("mapping", ["pls", "ridge"])
 def test_features_with_nan_or_inf_are_named_not_scored(synthetic, mapping):
     """A model whose activations overflowed on some images: PLS scored NaN without a word (and the layer selection

@@ -124,9 +124,39 @@ def _reduce_steps(steps: torch.Tensor, table: StepTable, bins: Sequence[Bin], la
     return _by_bin([projection(steps[step].reshape(steps.shape[1], -1)) for step in needed], weights)
 
 
+def check_layers(model: torch.nn.Module, layers: Union[str, Sequence[str]], where: str = "") -> List[str]:
+    """``layers`` as a list, each refused (:func:`unknown_layer`, after ``where``) unless the model has it: a ConvRNN
+    records the names in its ``layer_names``, any other model is hooked at a submodule's path (``""``: the model
+    itself). Run before any work: a ConvRNN refused a name only inside its first forward pass, under the progress
+    bar, after the stimuli were loaded and hashed. A layer named twice is refused too: computed, its batches were
+    stacked twice (xarray's "conflicting sizes for dimension 'presentation'"); read from the cache, a neural
+    benchmark took ``conv6,conv6`` for two candidates, held 20 % of the stimuli out to choose between them and scored
+    the rest, where ``conv6`` alone is scored on all."""
+    layers = [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+    twice = next((layer for k, layer in enumerate(layers) if layer in layers[:k]), None)
+    if twice is not None:
+        raise SpecError(f"{where}layer {twice!r} is named more than once ({', '.join(layers)}); name each layer once")
+    recurrent = is_convrnn(model)
+    for layer in layers:
+        if recurrent:
+            known = layer in model.layer_names
+        else:
+            try:
+                known = model.get_submodule(layer) is not None
+            except AttributeError:
+                known = False
+        if not known:
+            raise SpecError(where + unknown_layer(model, layer))
+    return layers
+
+
 def unknown_layer(model: torch.nn.Module, layer: str) -> str:
-    """The error for a layer name the model lacks: the closest names (difflib) and the model's top-level modules
-    (a list of the first 30 named modules of a deep model rarely held the layer meant)."""
+    """The error for a layer name the model lacks: the closest names (difflib) and the valid ones -- a ConvRNN's
+    ``layer_names``, another model's top-level modules (a list of the first 30 named modules of a deep model rarely
+    held the layer meant)."""
+    if is_convrnn(model):
+        names = list(model.layer_names)
+        return f"model has no layer {layer!r}{did_you_mean([layer], names, n=3)} (its layers: {', '.join(names)})"
     names = [name for name, _ in model.named_modules() if name]
     nested = next((name for name in names if "." in name), None)
     top = [name for name, _ in model.named_children()]
@@ -255,7 +285,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards)."""
-    layers = [layers] if isinstance(layers, str) else list(layers)  # one name, not its letters
+    layers = check_layers(model, layers)
     for name, value in (("max_features", max_features), ("batch_size", batch_size)):
         if value < 1:
             raise SpecError(f"extraction: {name} must be at least 1, got {value}")

@@ -14,8 +14,14 @@ Ceiling (Brain-Score's "internal consistency", REFERENCE.md section 3), per time
 
 One number for the ceiling (``Ceiling.value``, what records, tables and ``zoo score`` report) is the mean over the
 bins the normalised score uses -- those with ``c > 0`` (:func:`scored_bins`) -- so that it is the denominator of
-the summary score below; ``Ceiling.error`` is its standard error over the splits that have a value there.
+the summary score below; ``Ceiling.error`` is its standard error over the splits.
 Brain-Score has no such number: its temporal ceiling stays one value per bin.
+
+Standard errors over splits, here and in the score (:class:`benchmarks.metrics.temporal.TemporalScore`), follow
+Brain-Score's ``Split.aggregate`` (brainscore_vision/metric_helpers/transformations.py at 0971191, lines 211-216,
+``standard_error_of_the_mean``): the std over the splits that have a value (xarray's ``std``, which skips NaN)
+divided by the square root of the number of *all* splits (``len(values['split'])``), 10 by default. A split without a
+value (``silent="drop"``, every neuroid silent in a half) thus shrinks the std's sample, never the divisor.
 
 A neuroid constant across the stimuli in one half (in practice: silent in that bin over that half's repeats)
 has no defined r. ``silent="zero"`` (ours, the default) counts it as r = 0 in the median, as a constant
@@ -89,14 +95,15 @@ class Ceiling:
     @property
     def error(self) -> float:
         """Standard error of :attr:`value` over splits: each split's mean over the :attr:`scored` bins, std over
-        the splits that have a value, divided by the square root of their number (NaN with fewer than one)."""
+        the splits that have a value, divided by the square root of the number of all splits (Brain-Score's
+        convention, the score's and :attr:`error_per_bin`'s: module docstring); NaN where no split has a value."""
         if not self.scored.any():
             return float("nan")
         with warnings.catch_warnings():  # a split without a ceiling in any of those bins has no value (NaN)
             warnings.simplefilter("ignore", RuntimeWarning)
             per_split = np.nanmean(self.per_split[:, self.scored], axis=1)
-        per_split = per_split[np.isfinite(per_split)]
-        return float(np.std(per_split) / np.sqrt(len(per_split))) if len(per_split) else float("nan")
+        finite = per_split[np.isfinite(per_split)]
+        return float(np.std(finite) / np.sqrt(len(per_split))) if len(finite) else float("nan")
 
 
 def scored_bins(ceiling_per_bin) -> np.ndarray:

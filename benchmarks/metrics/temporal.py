@@ -13,8 +13,9 @@ counts it as r = 0 in the median, ``silent="drop"`` leaves it out of that median
 (scipy.stats.pearsonr's NaN, skipped by ``scores.median(dim='neuroid')``; brainscore_vision/metrics/
 regression_correlation/metric.py at 0197a60, ``CrossRegressedCorrelation.aggregate``), the same choice as the
 ceiling's (:func:`benchmarks.metrics.ceiling.internal_consistency`). Per bin:
-mean over splits (error = std over splits / sqrt(n_splits)). The single summary value is the mean raw r
-over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
+mean over splits (error = std over the splits with a value / sqrt(n_splits, all of them): Brain-Score's
+``Split.aggregate``, the ceiling's convention too, :mod:`benchmarks.metrics.ceiling`). The single summary value is the
+mean raw r over bins, or with a ceiling the ceiling-weighted mean of the normalised per-bin scores
 (:func:`benchmarks.metrics.ceiling.summarize`); the raw r reported beside a normalised score
 (:attr:`TemporalScore.raw`) is the mean over the same bins (ceiling above 0).
 Repetitions are averaged per stimulus before fitting; splits are drawn over the stimuli sorted by
@@ -120,7 +121,9 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
                      n_components: Optional[int] = None, convention: str = "r2/ceiling",
                      silent: str = "zero") -> TemporalScore:
     """Score model ``features`` against the neural ``assembly`` (both (presentation, neuroid, time_bin)).
-    ``n_components``: PLS's (default Brain-Score's 25); refused with a ridge mapping (:func:`fit_predict_folds`).
+    ``n_components``: PLS's (default Brain-Score's 25); refused with a ridge mapping (:func:`fit_predict_folds`). The
+    settings record the number fitted: at most the number of features (sklearn refuses more, ``FastPLS`` clips), with
+    the number asked for as ``n_components_requested`` where it was clipped.
     ``silent``: how a neuroid without an r in a split and bin enters its median (module docstring): "zero", or
     Brain-Score's "drop"."""
     check_silent(silent)
@@ -154,10 +157,13 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
             np.nanmedian(pearson_columns(prediction, Y[test], axis=0, constant=constant), axis=0)  # (N, T) -> (T,)
             for prediction, (_, test) in zip(predictions, splits)
         ])
-    if mapping == "pls" and n_components is None:
-        n_components = BRAINSCORE_PLS_COMPONENTS  # recorded as fitted (a ridge mapping's record: None, it has none)
-    settings = {"mapping": mapping, "temporal": temporal, "n_components": n_components, "n_splits": len(splits),
+    requested = BRAINSCORE_PLS_COMPONENTS if mapping == "pls" and n_components is None else n_components
+    # recorded as fitted: PLS fits at most one component per feature (a ridge mapping's record: None, it has none)
+    fitted = None if requested is None else min(int(requested), X.shape[1])
+    settings = {"mapping": mapping, "temporal": temporal, "n_components": fitted, "n_splits": len(splits),
                 "convention": convention, "n_neuroids": int(complete.sum()), "n_neuroids_dropped": int((~complete).sum())}
+    if fitted != requested:  # the number asked for, where there were fewer features to fit it with
+        settings["n_components_requested"] = int(requested)
     if silent != "zero":  # the default is left out, so earlier records keep their settings
         settings["silent"] = silent
     return TemporalScore(raw, bins[0], bins[1], ceiling, convention, settings)

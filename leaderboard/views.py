@@ -7,7 +7,8 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.leaderboard.aggregate import OVERALL, Node, ranked_kind, ranking, registry_tree
+from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, data_kind, on_scale, ranked_kind, ranking, registry_tree,
+                                            scale_of)
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
@@ -19,6 +20,12 @@ DATA_NOTE = ("Real and synthetic data are never averaged together. Families mark
              "The overall is the mean over {ranked} data only: {note}")
 DATA_NOTES = {"real": "the synthetic families are shown beside it, not counted in it.",
               "synthetic": "no score on this board is on real data yet."}
+SCALE_NOTE = ("Every mean, the overall too, averages one scale: each benchmark's score as a fraction of its own noise "
+              "ceiling (Brain-Score's ceiled score): r\u00b2 / ceiling for the cortex benchmarks, median r / median "
+              "oracle r for the retina's held-out responses (their columns here show that fraction; their pages show "
+              "r). A benchmark without a ceiling (the retina phenomena: fractions of cells) is shown, its region's "
+              "mean in its own units, and left out of every mean above it. A benchmark that does not declare whether "
+              "its data are recordings or synthetic stands under \"(undeclared data)\", in no overall.")
 
 
 def overall_label(ranked: str) -> str:
@@ -74,7 +81,7 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     info: Dict[str, Dict[str, Any]] = {}
     details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
-        table[record.model][record.benchmark] = record.value
+        table[record.model][record.benchmark] = shown_score(record)[0]
         details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
@@ -92,13 +99,22 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
         row["details"] = details.get(row["model"], {})
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
-            "data_note": data_note(ranked), "missing_note": MISSING_NOTE,
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
 
 
+def shown_score(record):
+    """``(value, error)`` of a score as the ranking shows and averages it: a fraction of its benchmark's ceiling
+    (:func:`aggregate.on_scale`), or as stored for a benchmark without one."""
+    scaled = on_scale(record.benchmark, record.value, record.error, record.ceiling)
+    return (record.value, record.error) if scaled is None else scaled
+
+
 def score_summary(record) -> str:
-    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date."""
-    return (f"{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
+    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date (and, for a raw
+    score the ranking shows divided by its ceiling, that fraction first)."""
+    ceiled = f"{_number(shown_score(record)[0])} of its ceiling: " if scale_of(record.benchmark) == RAW else ""
+    return (f"{ceiled}{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
             f"record {record.id}, scored {str(record.created_at)[:16]} UTC")
 
 
@@ -445,7 +461,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     if not records and not failures and not outdated:
         return None
     tree = registry_tree(ranked=ranked)
-    nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
+    nodes = ranking(tree, {model: {r.benchmark: shown_score(r)[0] for r in records}})[0]["nodes"]
     scores = []
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
@@ -463,7 +479,8 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
             "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
                            for node, depth in tree.walk() if not node.is_leaf],
-            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
+            "hidden_note": HIDDEN_NOTE}
 
 
 def registered_benchmarks() -> set:
@@ -473,6 +490,13 @@ def registered_benchmarks() -> set:
 
 BENCHMARK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                     "#bcbd22", "#17becf")
+
+
+DATA_KINDS = {"synthetic": "synthetic: embedded data, a teacher network's or a ground-truth circuit's responses, not "
+                            "recordings (a sanity check)",
+              "real": "real: recordings",
+              "undeclared": "undeclared: the benchmark does not say whether its data are recordings or synthetic (its "
+                            "tag or attribute embedded), so its scores are in no overall"}
 
 
 def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, Any]]:
@@ -517,11 +541,7 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
 
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
     retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    from neurozoo.leaderboard.aggregate import is_synthetic
-
-    data = None if description is None else ("synthetic: embedded data, a teacher network's or a ground-truth "
-                                              "circuit's responses, not recordings (a sanity check)"
-                                              if is_synthetic(benchmarks.BENCHMARKS.get(benchmark)) else "real: recordings")
+    data = None if description is None else DATA_KINDS[data_kind(benchmarks.BENCHMARKS.get(benchmark))]
     return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
             "raw_meaning": raw_meaning(benchmark),
             "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}

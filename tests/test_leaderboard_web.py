@@ -796,22 +796,20 @@ def test_a_checkpoint_path_with_spaces_in_weights_is_shortened_whole():
 
 def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client, untagged_plugin):
     """The board read only the ``region`` tag, which an entry-point plugin has none of: its scores stood under
-    cortex/other, outside the V4 mean they belong to (submissions already placed it by ``benchmark_region``)."""
+    cortex/other, outside the V4 they belong to (submissions already placed it by ``benchmark_region``). It does not
+    declare its data either: it stood with the real-data benchmarks and turned the board's overall to real data; it
+    stands under "cortex (undeclared data)", in no overall, and the pages say so."""
     plugin = untagged_plugin
     job = db.enqueue("delta", plugin, {"m": "delta"})
     assert db.claim("w", ids=[job])["id"] == job
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
-    from neurozoo import benchmarks
-
-    from neurozoo.leaderboard.aggregate import is_synthetic
-
-    # an entry-point plugin says nothing of its data: it stands with the real-data benchmarks (cowley2023.V4)
-    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")
-                 and not is_synthetic(e)]
-    ranking = {row["model"]: row["scores"] for row in client.get("/api/ranking").json()}
-    assert "cortex/other" not in ranking["delta"]
-    assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
-    assert ranking["beta"]["cortex/V4"]["of"] == len(tagged_v4) + 1
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    assert "cortex/other" not in ranking["delta"]["scores"]
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": 1}
+    assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
+    assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
+    assert "(undeclared data)" in client.get("/").text
+    assert "Data: undeclared" in client.get(f"/benchmarks/{plugin}").text
 
 
 def test_an_untagged_plugin_benchmark_is_built_once_for_its_region_not_on_every_page(db, client, monkeypatch):
@@ -857,7 +855,8 @@ def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, m
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
     with pytest.warns(UserWarning, match="benchmark 'lbtest.broken' cannot be built"):
         page = client.get("/api/ranking")
-    assert page.status_code == 200 and page.json()[0]["scores"]["cortex/other"]["of"] == 1
+    # its data undeclared too: under "cortex (undeclared data)", in no overall
+    assert page.status_code == 200 and page.json()[0]["scores"]["cortex (undeclared data)/other"]["of"] == 1
 
 
 def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(db, client, monkeypatch):
@@ -880,7 +879,7 @@ def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(d
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
-            assert "cortex/other" in [name for name, _, _ in board(db)["columns"]]
+            assert "cortex (undeclared data)/other" in [name for name, _, _ in board(db)["columns"]]
         assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
     assert tried == ["lbtest.broken"]
     assert [str(w.message) for w in caught if "lbtest.broken" in str(w.message)] == [

@@ -224,19 +224,27 @@ def _shown(declaration, *args):
         return None
 
 
-def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tuple[Optional[float], int, int]]:
-    """node name -> (value or None, scored leaves, leaves) for one model's ``{benchmark: value}``."""
-    out: Dict[str, Tuple[Optional[float], int, int]] = {}
+def aggregate(tree: Node, scores: Mapping[str, Optional[float]], errors: Optional[Mapping[str, Optional[float]]] = None
+              ) -> Dict[str, Tuple[Optional[float], int, int, Optional[float]]]:
+    """node name -> (value or None, scored leaves, leaves, error or None) for one model's ``{benchmark: value}`` and
+    ``{benchmark: error}`` (the standard error stored with each score). An inner node's error is the standard error
+    of its mean, propagated from its scored children's as independent: sqrt(sum of squares) / their count; None
+    where one of them has none (an error of a part of the mean would understate it)."""
+    out: Dict[str, Tuple[Optional[float], int, int, Optional[float]]] = {}
+    errors = errors or {}
 
-    def visit(node: Node) -> Tuple[Optional[float], int, int]:
+    def visit(node: Node) -> Tuple[Optional[float], int, int, Optional[float]]:
         if node.is_leaf:
             value = scores.get(node.name)
-            result = (value, int(value is not None), 1)
+            result = (value, int(value is not None), 1, None if value is None else errors.get(node.name))
         else:
             parts = [part for child, part in [(c, visit(c)) for c in node.children] if child.pooled]
-            present = [v for v, _, _ in parts if v is not None]
-            result = (sum(present) / len(present) if present else None,
-                      sum(p[1] for p in parts), sum(p[2] for p in parts))
+            present = [(v, e) for v, _, _, e in parts if v is not None]
+            spread = [e for _, e in present]
+            error = (sum(e * e for e in spread) ** 0.5 / len(spread)
+                     if present and all(e is not None for e in spread) else None)
+            result = (sum(v for v, _ in present) / len(present) if present else None,
+                      sum(p[1] for p in parts), sum(p[2] for p in parts), error)
         out[node.name] = result
         return result
 
@@ -244,11 +252,13 @@ def aggregate(tree: Node, scores: Mapping[str, Optional[float]]) -> Dict[str, Tu
     return out
 
 
-def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]]) -> List[Dict]:
-    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of)}}.
+def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
+            errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
+    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of, error)}}
+    (:func:`aggregate`; ``errors``: {model: {benchmark: error}}).
     Equal scores share a rank and the next score skips the shared places (1, 1, 3: "standard competition"
     ranking); a model without an overall score has no rank."""
-    rows = [{"model": model, "nodes": aggregate(tree, scores)} for model, scores in table.items()]
+    rows = [{"model": model, "nodes": aggregate(tree, scores, (errors or {}).get(model))} for model, scores in table.items()]
     rows.sort(key=lambda r: (r["nodes"][OVERALL][0] is None, -(r["nodes"][OVERALL][0] or 0.0), r["model"]))
     previous = None
     for i, row in enumerate(rows, 1):

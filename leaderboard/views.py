@@ -13,7 +13,9 @@ from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
-                "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate.")
+                "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
+                "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
+                "(taken as independent; none where one of them has none).")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "
@@ -78,10 +80,11 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     metadata = db.submission_metadata() if metadata is None else metadata
     outdated = db.outdated_jobs() if outdated is None else outdated
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
+    errors: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
     details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
-        table[record.model][record.benchmark] = shown_score(record)[0]
+        table[record.model][record.benchmark], errors[record.model][record.benchmark] = shown_score(record)
         details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
@@ -93,7 +96,7 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     if extra:  # of data neither real nor synthetic as far as the board knows: in no overall
         tree.children.append(Node("unregistered", [Node(b) for b in extra], pooled=False))
     columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk() if node.name != OVERALL]
-    rows = ranking(tree, table) if table else []
+    rows = ranking(tree, table, errors) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
         row["details"] = details.get(row["model"], {})
@@ -461,7 +464,9 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     if not records and not failures and not outdated:
         return None
     tree = registry_tree(ranked=ranked)
-    nodes = ranking(tree, {model: {r.benchmark: shown_score(r)[0] for r in records}})[0]["nodes"]
+    shown = {r.benchmark: shown_score(r) for r in records}
+    nodes = ranking(tree, {model: {b: v for b, (v, _) in shown.items()}},
+                    {model: {b: e for b, (_, e) in shown.items()}})[0]["nodes"]
     scores = []
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}

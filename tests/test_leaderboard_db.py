@@ -150,10 +150,10 @@ def test_aggregation_tree_means_and_missing():
                        ("ret", {"region": "retina", "family": "retina", **real})])
     assert [c.name for c in tree.children] == ["cortex", "retina"]
     nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9})
-    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2)
+    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None)
     assert nodes["cortex"][0] == pytest.approx((0.3 + 0.9) / 2)  # unweighted over regions, not benchmarks
-    assert nodes["retina"] == (None, 0, 1) and nodes["ret"] == (None, 0, 1)  # missing, not zero
-    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4)
+    assert nodes["retina"] == (None, 0, 1, None) and nodes["ret"] == (None, 0, 1, None)  # missing, not zero
+    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None)
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
@@ -903,9 +903,9 @@ def test_aggregation_never_pools_real_and_synthetic_data():
     benchmarks = [("rec", {"region": "V4", "data": "real"}), ("teacher", {"region": "V4", "data": "synthetic"})]
     scores = {"rec": 0.1, "teacher": 0.5}
     nodes = aggregate(build_tree(benchmarks), scores)
-    assert nodes["cortex/V4"] == (pytest.approx(0.1), 1, 1) and nodes["cortex (synthetic)/V4"] == (pytest.approx(0.5), 1, 1)
-    assert nodes[OVERALL] == (pytest.approx(0.1), 1, 1)
-    assert aggregate(build_tree(benchmarks, ranked="synthetic"), scores)[OVERALL] == (pytest.approx(0.5), 1, 1)
+    assert nodes["cortex/V4"][:3] == (pytest.approx(0.1), 1, 1) and nodes["cortex (synthetic)/V4"][:3] == (pytest.approx(0.5), 1, 1)
+    assert nodes[OVERALL][:3] == (pytest.approx(0.1), 1, 1)
+    assert aggregate(build_tree(benchmarks, ranked="synthetic"), scores)[OVERALL][:3] == (pytest.approx(0.5), 1, 1)
 
 
 def test_the_overall_averages_scores_on_one_scale_only():
@@ -918,10 +918,10 @@ def test_the_overall_averages_scores_on_one_scale_only():
                   ("plugin", {"region": "V4"})]  # no "data": undeclared
     tree = build_tree(benchmarks, ranked="synthetic")
     nodes = aggregate(tree, {"v4": 0.2, "heldout": 0.8, "osr": 0.0, "plugin": 0.9})
-    assert nodes["retina (synthetic)/phenomena"] == (0.0, 1, 1)  # shown, in its own units
-    assert nodes["retina (synthetic)"] == (pytest.approx(0.8), 1, 1)  # the held-out score only (it was 0.4)
+    assert nodes["retina (synthetic)/phenomena"][:3] == (0.0, 1, 1)  # shown, in its own units
+    assert nodes["retina (synthetic)"][:3] == (pytest.approx(0.8), 1, 1)  # the held-out score only (it was 0.4)
     assert nodes["cortex (undeclared data)"][0] == pytest.approx(0.9)
-    assert nodes[OVERALL] == (pytest.approx(0.5), 2, 2)  # (0.2 + 0.8) / 2: neither osr nor the plugin
+    assert nodes[OVERALL][:3] == (pytest.approx(0.5), 2, 2)  # (0.2 + 0.8) / 2: neither osr nor the plugin
 
 
 def test_a_registered_benchmark_declares_its_data_and_scale_and_a_raw_score_is_divided_by_its_ceiling(untagged_plugin):
@@ -940,3 +940,14 @@ def test_a_registered_benchmark_declares_its_data_and_scale_and_a_raw_score_is_d
     assert not tree["retina (synthetic)/phenomena"].pooled and tree["retina (synthetic)/held-out responses"].pooled
     assert tree["cortex (undeclared data)/V4"].children[0].name == untagged_plugin
     assert not tree["cortex (undeclared data)"].pooled
+
+
+def test_an_aggregate_carries_the_standard_error_of_its_mean():
+    """The aggregates had no error though each score keeps one: a mean's error is propagated from its scores' (as
+    independent), and is missing where one of them has none."""
+    tree = build_tree([(b, {"region": r, "data": "real"}) for b, r in (("v4a", "V4"), ("v4b", "V4"), ("it", "IT"))])
+    nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9}, {"v4a": 0.03, "v4b": 0.04, "it": 0.1})
+    assert nodes["v4a"][3] == 0.03
+    assert nodes["cortex/V4"][3] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
+    assert nodes[OVERALL][3] == pytest.approx((0.025 ** 2 + 0.1 ** 2) ** 0.5 / 2)
+    assert aggregate(tree, {"v4a": 0.2, "v4b": 0.4}, {"v4a": 0.03})["cortex/V4"][3] is None

@@ -805,7 +805,7 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]["scores"]
-    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": 1}
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "scored": 1, "of": 1}
     assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
     assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
     assert "(undeclared data)" in client.get("/").text
@@ -1005,7 +1005,7 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
     assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
     assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
-    assert alpha["overall"] == {"value": pytest.approx(0.05), "scored": 1, "of": 1}  # real data only
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "scored": 1, "of": 1}  # real data only
     assert ranking["alpha"]["overall_data"] == "real"
     # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
     assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
@@ -1044,3 +1044,18 @@ def test_each_score_on_the_ranking_shows_its_error_ceiling_record_and_date_and_l
     assert (f'title="0.600 \u00b1 \u2014, ceiling 0.800; record {record.id}, scored {str(record.created_at)[:16]} UTC">'
             f'<a href="/models/gamma#{IT}">0.600</a>') in html
     assert html.count(f'<a href="/models/beta#{IT}">') == 0  # beta has no IT score: no link, no tooltip
+
+
+def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, client):
+    """Each score keeps its error, but the aggregates showed none: the overall's is the standard error of its mean."""
+    for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04)):
+        job = db.enqueue("eps", benchmark, {"m": "eps"})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord("eps", benchmark, value, settings={}),
+                  hidden=ScoreRecord("eps", benchmark, value, error=error, settings={}))
+    row = next(r for r in client.get("/api/ranking").json() if r["model"] == "eps")
+    assert row["scores"]["overall"]["value"] == pytest.approx(0.3)
+    assert row["scores"]["overall"]["error"] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
+    assert next(r for r in client.get("/api/ranking").json() if r["model"] == "alpha")["scores"]["overall"]["error"] is None
+    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/").text
+    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/models/eps").text

@@ -255,14 +255,28 @@ def aggregate(tree: Node, scores: Mapping[str, Optional[float]], errors: Optiona
 def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
             errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
     """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of, error)}}
-    (:func:`aggregate`; ``errors``: {model: {benchmark: error}}).
-    Equal scores share a rank and the next score skips the shared places (1, 1, 3: "standard competition"
-    ranking); a model without an overall score has no rank."""
+    (:func:`aggregate`; ``errors``: {model: {benchmark: error}}), ranked by :func:`competition_ranks`."""
     rows = [{"model": model, "nodes": aggregate(tree, scores, (errors or {}).get(model))} for model, scores in table.items()]
-    rows.sort(key=lambda r: (r["nodes"][OVERALL][0] is None, -(r["nodes"][OVERALL][0] or 0.0), r["model"]))
-    previous = None
-    for i, row in enumerate(rows, 1):
-        value = row["nodes"][OVERALL][0]
-        row["rank"] = None if value is None else previous["rank"] if previous and previous["nodes"][OVERALL][0] == value else i
-        previous = row
+    rows.sort(key=lambda r: (shown(r["nodes"][OVERALL][0]) is None, -(shown(r["nodes"][OVERALL][0]) or 0.0), r["model"]))
+    for row, rank in zip(rows, competition_ranks([row["nodes"][OVERALL][0] for row in rows])):
+        row["rank"] = rank
     return rows
+
+
+SHOWN_DIGITS = 3  # the pages' precision ("%.3f")
+
+
+def shown(value: Optional[float]) -> Optional[float]:
+    """``value`` at the precision the pages show it (None stays None)."""
+    return None if value is None else round(value, SHOWN_DIGITS)
+
+
+def competition_ranks(values: List[Optional[float]]) -> List[Optional[int]]:
+    """The ranks of ``values`` sorted best first, missing last: values equal as shown (:func:`shown`) share a rank
+    and the next skips the shared places (1, 1, 3: "standard competition" ranking); a missing one has none. Ranked at
+    full precision, 0.4123 and 0.4121 were ranks 1 and 2 though both read 0.412."""
+    ranks: List[Optional[int]] = []
+    for i, value in enumerate(values):
+        tied = i > 0 and ranks[-1] is not None and shown(values[i - 1]) == shown(value)
+        ranks.append(None if value is None else ranks[-1] if tied else i + 1)
+    return ranks

@@ -7,8 +7,8 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, data_kind, on_scale, ranked_kind, ranking, registry_tree,
-                                            scale_of)
+from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_ranks, data_kind, on_scale, ranked_kind,
+                                            ranking, registry_tree, scale_of, shown)
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
@@ -464,9 +464,9 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     if not records and not failures and not outdated:
         return None
     tree = registry_tree(ranked=ranked)
-    shown = {r.benchmark: shown_score(r) for r in records}
-    nodes = ranking(tree, {model: {b: v for b, (v, _) in shown.items()}},
-                    {model: {b: e for b, (_, e) in shown.items()}})[0]["nodes"]
+    scaled = {r.benchmark: shown_score(r) for r in records}
+    nodes = ranking(tree, {model: {b: v for b, (v, _) in scaled.items()}},
+                    {model: {b: e for b, (_, e) in scaled.items()}})[0]["nodes"]
     scores = []
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
@@ -516,11 +516,9 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
     if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
     description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
-    records.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.model))
-    rows, previous = [], None
-    for i, record in enumerate(records, 1):
-        rank = None if record.value is None else (rows[-1]["rank"] if previous is not None and previous.value == record.value
-                                                  else i)
+    records.sort(key=lambda r: (r.value is None, -(shown(r.value) or 0.0), r.model))
+    rows = []
+    for record, rank in zip(records, competition_ranks([r.value for r in records])):
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
@@ -529,7 +527,6 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
                                    f"{str(record.created_at)[:16]} UTC"})
-        previous = record
     timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
                                                                 for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
     series = []

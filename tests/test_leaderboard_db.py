@@ -951,3 +951,17 @@ def test_an_aggregate_carries_the_standard_error_of_its_mean():
     assert nodes["cortex/V4"][3] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
     assert nodes[OVERALL][3] == pytest.approx((0.025 ** 2 + 0.1 ** 2) ** 0.5 / 2)
     assert aggregate(tree, {"v4a": 0.2, "v4b": 0.4}, {"v4a": 0.03})["cortex/V4"][3] is None
+
+
+def test_ranks_follow_the_precision_the_pages_show():
+    """Ranked at full precision, 0.4123 and 0.4121 were ranks 1 and 2 though both read 0.412: scores equal as shown
+    share a rank, on the ranking and on a benchmark's page."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.views import benchmark_page
+
+    tree = build_tree([("v4", {"region": "V4", "data": "real"})])
+    rows = ranking(tree, {"b": {"v4": 0.4121}, "a": {"v4": 0.4123}, "c": {"v4": 0.4116}, "d": {"v4": 0.41}})
+    assert [(r["model"], r["rank"]) for r in rows] == [("a", 1), ("b", 1), ("c", 1), ("d", 4)]  # 0.412, 0.412, 0.412, 0.410
+    benchmark = "ventral_embedded.V4-temporal"
+    records = [ScoreRecord(m, benchmark, v) for m, v in (("b", 0.4121), ("a", 0.4123), ("d", 0.41))]
+    assert [(r["model"], r["rank"]) for r in benchmark_page(benchmark, records)["rows"]] == [("a", 1), ("b", 1), ("d", 3)]

@@ -71,14 +71,15 @@ def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
             "description": clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"])}
 
 
-def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
+def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict[str, Any]:
     """``metadata``: ``db.submission_metadata()``; ``outdated``: ``db.outdated_jobs()``, the scores left off the
-    ranking (default: each read here)."""
+    ranking; ``failures``: ``db.failed_jobs()`` (default: each read here)."""
     if records is None and outdated is None:
         records, outdated = db.board_scores()
     records = db.leaderboard_records() if records is None else records
     metadata = db.submission_metadata() if metadata is None else metadata
     outdated = db.outdated_jobs() if outdated is None else outdated
+    failed = latest_failures(records, db.failed_jobs() if failures is None else failures)
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     errors: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
@@ -100,10 +101,24 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     for row in rows:
         row.update(info.get(row["model"], {}))
         row["details"] = details.get(row["model"], {})
+        row["failed"] = {benchmark: job for (model, benchmark), job in failed.items() if model == row["model"]}
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
+
+
+def latest_failures(records, failures: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
+    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``line``, a one-line summary)
+    of a key whose score is shown: a failure that no done job has superseded (``db.failed_jobs()``) is newer than that
+    score, which the pages had shown as current without comment."""
+    shown_keys = {(r.model, r.benchmark) for r in records}
+    out = {}
+    for job in failed_rows([j for j in failures if (j["model"], j["benchmark"]) in shown_keys]):
+        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): "
+                       f"{(job['error'].strip().splitlines() or [''])[-1]}; the score shown is the one before it")
+        out[(job["model"], job["benchmark"])] = job
+    return out
 
 
 def shown_score(record):
@@ -443,7 +458,8 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         else:
             lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
-        rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
+        rows.append({"job": job["id"], "submission": job.get("submission_id"), "model": job["model"],
+                     "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",
                      "error": "\n".join(lines[-ERROR_LINES:]), "cut": max(0, len(lines) - ERROR_LINES)})
     return rows
@@ -467,10 +483,11 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     scaled = {r.benchmark: shown_score(r) for r in records}
     nodes = ranking(tree, {model: {b: v for b, (v, _) in scaled.items()}},
                     {model: {b: e for b, (_, e) in scaled.items()}})[0]["nodes"]
-    scores = []
+    scores, failed = [], latest_failures(records, failures)
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
+                       "failed": failed.get((model, record.benchmark)),
                        "ceiling": record.ceiling, "raw": record.raw, "raw_meaning": raw_meaning(record.benchmark),
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": figures(record, model),
@@ -504,15 +521,17 @@ DATA_KINDS = {"synthetic": "synthetic: embedded data, a teacher network's or a g
                             "tag or attribute embedded), so its scores are in no overall"}
 
 
-def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, Any]]:
+def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optional[Dict[str, Any]]:
     """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
     with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure;
-    ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking.
+    ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking;
+    ``failures`` (``db.failed_jobs()``) marks a score whose model's latest run on it failed (:func:`latest_failures`).
     None when the benchmark is neither registered nor scored."""
     from neurozoo import benchmarks
 
     records = [r for r in records if r.benchmark == benchmark]
     outdated = [job for job in outdated if job["benchmark"] == benchmark]
+    failed = latest_failures(records, [job for job in failures if job["benchmark"] == benchmark])
     if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
     description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
@@ -520,6 +539,7 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
     rows = []
     for record, rank in zip(records, competition_ranks([r.value for r in records])):
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
+                     "failed": failed.get((record.model, benchmark)),
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
                      "scored": f"{str(record.created_at)[:16]} UTC",

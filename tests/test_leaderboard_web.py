@@ -1059,3 +1059,21 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
     assert next(r for r in client.get("/api/ranking").json() if r["model"] == "alpha")["scores"]["overall"]["error"] is None
     assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/").text
     assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/models/eps").text
+
+
+def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, client, tmp_path):
+    """gamma's V4 score stood on the ranking as current though gamma's latest run on V4 had failed since: the cell is
+    marked, with the failure's last line on hover, on the ranking, the benchmark's page and the static report."""
+    from neurozoo.leaderboard.render import write_report
+
+    job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", "Traceback ...\nRuntimeError: out of memory")
+    line = f"the latest run failed (job {job}, "
+    for html in (client.get("/").text, client.get(f"/benchmarks/{V4}").text):
+        row = html.split('data-model="gamma"')[1].split("</tr>")[0]
+        assert "&#9888; latest run failed" in row and line in row
+        assert "RuntimeError: out of memory; the score shown is the one before it" in row
+        assert "latest run failed" not in html.split('data-model="alpha"')[1].split("</tr>")[0]
+    assert line in (write_report(db, tmp_path / "report")).read_text()
+    assert line in client.get("/models/gamma").text.split('id="scores"')[1].split("</table>")[0]

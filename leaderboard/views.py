@@ -539,7 +539,7 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
     rows = []
     for record, rank in zip(records, competition_ranks([r.value for r in records])):
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
-                     "failed": failed.get((record.model, benchmark)),
+                     "failed": failed.get((record.model, benchmark)), "record": record.id,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
                      "scored": f"{str(record.created_at)[:16]} UTC",

@@ -1077,3 +1077,15 @@ def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, cli
         assert "latest run failed" not in html.split('data-model="alpha"')[1].split("</tr>")[0]
     assert line in (write_report(db, tmp_path / "report")).read_text()
     assert line in client.get("/models/gamma").text.split('id="scores"')[1].split("</table>")[0]
+
+
+def test_a_benchmark_pages_provenance_column_sorts_by_record_not_as_text(db, client):
+    """The provenance cell had no data-value, so sort.js sorted it as text ("record 10, ..." before "record 9, ..."):
+    it sorts by the record's id (sort.js compares data-value as a number), the order the scores were stored."""
+    import re
+
+    html = client.get(f"/benchmarks/{V4}").text
+    records = {r.model: r.id for r in db.leaderboard_records() if r.benchmark == V4}
+    cells = re.findall(r'<tr data-model="([^"]+)">.*?<td class="name" data-value="(\d+)"><a class="provenance"', html, re.S)
+    assert dict((model, int(value)) for model, value in cells) == records and len(records) == 3
+    assert '<th scope="col" data-numeric="1" class="name">provenance</th>' in html

@@ -77,12 +77,11 @@ def write_report(db, folder) -> Path:
         written.add(write_atomic(folder / "models" / f"{page_file(model)}.html",
                                  render("model.html", static="../static", home="../index.html", model_link=up(link),
                                         benchmark_link=up(bench_link), **page)))
-    for name, _, leaf in context["columns"]:
-        if leaf:
-            written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
-                                     render("benchmark.html", static="../static", home="../index.html",
-                                            model_link=up(link), benchmark_link=up(bench_link),
-                                            **benchmark_page(name, records, outdated, failures))))
+    for name in context["benchmarks"]:
+        written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
+                                 render("benchmark.html", static="../static", home="../index.html",
+                                        model_link=up(link), benchmark_link=up(bench_link),
+                                        **benchmark_page(name, records, outdated, failures))))
     index = write_atomic(folder / "index.html", render("index.html", static="static", home="index.html",
                                                        model_link=link, benchmark_link=bench_link, **context))
     for stale in {*folder.glob("models/*.html"), *folder.glob("benchmarks/*.html")} - written:

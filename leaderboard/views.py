@@ -96,14 +96,18 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
     extra = [b for b in scored if b not in leaves]  # scored on a benchmark no longer registered
     if extra:  # of data neither real nor synthetic as far as the board knows: in no overall
         tree.children.append(Node("unregistered", [Node(b) for b in extra], pooled=False))
-    columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk() if node.name != OVERALL]
+    # a column no model has a score under (a registered benchmark nobody is scored on yet) is left out; its page is
+    # still listed (``benchmarks``)
+    columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk()
+               if node.name != OVERALL and any(leaf in scored for leaf in node.leaves())]
     rows = ranking(tree, table, errors) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
         row["details"] = details.get(row["model"], {})
         row["failed"] = {benchmark: job for (model, benchmark), job in failed.items() if model == row["model"]}
         row["submitted"] = public_metadata(metadata.get(row["model"]))
-    return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
+    return {"rows": rows, "columns": columns, "benchmarks": tree.leaves(),
+            "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
 

@@ -829,7 +829,7 @@ def test_an_untagged_plugin_benchmark_is_built_once_for_its_region_not_on_every_
     from neurozoo.leaderboard.views import board
 
     for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
-        columns = [name for name, _, _ in board(db)["columns"]]
+        columns = list(board(db)["rows"][0]["nodes"])  # every node (an unscored one has no column)
         assert "cortex/other" not in columns and columns.index("lbtest.counted") > columns.index("cortex/V4")
     assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
     assert built == ["V4"]
@@ -879,7 +879,7 @@ def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(d
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
-            assert "cortex (undeclared data)/other" in [name for name, _, _ in board(db)["columns"]]
+            assert "cortex (undeclared data)/other" in board(db)["rows"][0]["nodes"]
         assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
     assert tried == ["lbtest.broken"]
     assert [str(w.message) for w in caught if "lbtest.broken" in str(w.message)] == [
@@ -1089,3 +1089,21 @@ def test_a_benchmark_pages_provenance_column_sorts_by_record_not_as_text(db, cli
     cells = re.findall(r'<tr data-model="([^"]+)">.*?<td class="name" data-value="(\d+)"><a class="provenance"', html, re.S)
     assert dict((model, int(value)) for model, value in cells) == records and len(records) == 3
     assert '<th scope="col" data-numeric="1" class="name">provenance</th>' in html
+
+
+def test_a_benchmark_no_model_is_scored_on_has_no_column_but_keeps_its_page(db, client, tmp_path):
+    """A board of embedded-data scores showed empty columns for cowley2023.V4 (and its cortex/V4 and cortex): a column
+    no model has a score under is left out; the benchmark stays in the list below, with its page."""
+    from neurozoo.leaderboard.render import write_report
+    from neurozoo.leaderboard.views import board
+
+    context = board(db)
+    columns = [name for name, _, _ in context["columns"]]
+    assert "cowley2023.V4" not in columns and "cortex/V4" not in columns and "cortex" not in columns
+    assert columns[:3] == ["cortex (synthetic)", "cortex (synthetic)/IT", IT]
+    assert "cowley2023.V4" in context["benchmarks"] and "cowley2023.V4" in context["unscored"]
+    html = client.get("/").text
+    assert "cowley2023" not in html.split('id="ranking"')[1].split("</table>")[0]
+    assert 'href="/benchmarks/cowley2023.V4"' in html and 'id="unscored-note"' in html
+    report = write_report(db, tmp_path / "report").parent
+    assert (report / "benchmarks" / "cowley2023.V4.html").exists()

@@ -101,5 +101,5 @@ def format_ranking(db) -> str:
     rows = [(row["rank"] or "-", row["model"], fmt(row["nodes"]["overall"]),
              *[fmt(row["nodes"][r]) for r in regions], row.get("weights") or "") for row in context["rows"]]
     table = format_table(("rank", "model", context["overall_label"], *regions, "weights"), rows)
-    return "\n".join([table, context["data_note"], *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
+    return "\n".join([table, context["data_note"], context["scale_note"], *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
                                 f"scored again by {o['again']}" for o in context["outdated"])])

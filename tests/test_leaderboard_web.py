@@ -1107,3 +1107,21 @@ def test_a_benchmark_no_model_is_scored_on_has_no_column_but_keeps_its_page(db, 
     assert 'href="/benchmarks/cowley2023.V4"' in html and 'id="unscored-note"' in html
     report = write_report(db, tmp_path / "report").parent
     assert (report / "benchmarks" / "cowley2023.V4.html").exists()
+
+
+def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_pages_say_so(db, client):
+    """bncnn's overall was the mean of its held-out median r (0.6, uncorrected) and a phenomenon's fraction of cells
+    (0.0): 0.3, ranked beside the ConvRNNs' r² / ceiling. Its held-out r is divided by the oracle r (0.6 / 0.8), the
+    phenomenon, without a ceiling, stays out of the overall, and the ranking and model pages say what it averages."""
+    for benchmark, value, ceiling in (("retina_embedded.whitenoise-heldout", 0.6, 0.8), ("retina_embedded.oms", 0.0, None)):
+        job = db.enqueue("bncnn", benchmark, {"m": "bncnn"})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord("bncnn", benchmark, value, ceiling=ceiling, settings={}))
+    scores = next(r for r in client.get("/api/ranking").json() if r["model"] == "bncnn")["scores"]
+    assert scores["retina_embedded.whitenoise-heldout"]["value"] == pytest.approx(0.75)
+    assert scores["retina (synthetic)/phenomena"]["value"] == 0.0  # shown in its own units
+    assert scores["overall"]["value"] == pytest.approx(0.75) and scores["overall"]["of"] == 4  # 2 cortex + 2 held-out
+    for page in ("/", "/models/bncnn"):
+        html = client.get(page).text
+        assert 'id="scale-note"' in html and "each benchmark&#39;s score as a fraction of its own noise ceiling" in html
+    assert "0.750 of its ceiling: 0.600" in client.get("/").text  # the r on hover

@@ -53,7 +53,9 @@ class OSRBenchmark:
 BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                description="omitted-stimulus response of a retina model fitted to the embedded ground-truth retina: "
                            "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
-               region="phenomena", version=2, embedded=True, scale=None)  # no ceiling: not averaged with ceiled scores  # retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start)
+               # version: retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start); scale None: no ceiling,
+               # not averaged with ceiled scores (leaderboard.aggregate)
+               region="phenomena", version=2, embedded=True, scale=None)
 
 
 @dataclass

@@ -30,7 +30,8 @@ def register(registry) -> None:
         return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it", ceiling_silent=ceiling_silent)
 
     for region in ("V4", "IT"):
-        registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region, embedded=True, scale="ceiled",
+        registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region, embedded=True,
+                     scale="ceiled",
                      description=f"embedded teacher {region} responses: span-time PLS per 10 ms bin 70-260 ms, "
                                  "r²/ceiling against the split-half (Spearman-Brown) ceiling")
     registry.add("cowley2023.V4", cowley, region="V4", embedded=False, scale="ceiled",
@@ -45,6 +46,7 @@ def register(registry) -> None:
         return ImageNetBenchmark()
 
     # on the user's own folder (--data): no leaderboard job has one (leaderboard.aggregate.scores_models)
-    registry.add("imagenet.val", imagenet, family="imagenet", region="object recognition", own_data=True, embedded=False,
+    registry.add("imagenet.val", imagenet, family="imagenet", region="object recognition", own_data=True,
+                 embedded=False,
                  description="ImageNet-style top-1 (the value, %) and top-5 of the model's answer on your folder "
                              "(zoo score MODEL imagenet.val --data DIR), with zoo train's evaluation transform and loop")

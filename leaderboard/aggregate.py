@@ -16,7 +16,7 @@ it: shown, in its own units, and left out of every mean above it.
 Each inner node is the unweighted mean of its children *that have a score*; a child without a score is
 missing (``None``), never zero, and a node all of whose children are missing is missing too. Every node
 also carries its coverage (scored leaves / leaves), which the pages show next to the value, so a model
-scored on fewer benchmarks is visibly so.
+scored on fewer benchmarks is visibly so, and the standard error of its mean (:func:`aggregate`).
 """
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def data_kind(entry) -> str:
 
 def on_scale(name: str, value: Optional[float], error: Optional[float], ceiling: Optional[float]):
     """``(value, error)`` of a score as a fraction of its benchmark's ceiling (the module's docstring): missing
-    (None, None) for a raw score without a positive ceiling; None for a benchmark not on that scale (:func:`scale_of`)."""
+    (None, None) for a raw score without a positive ceiling; None for a benchmark not on that scale
+    (:func:`scale_of`)."""
     scale = scale_of(name)
     if scale == CEILED:
         return value, error
@@ -99,9 +100,10 @@ class BenchmarkBuildError(UserFacingError):
 
 
 def benchmark_region(name: str) -> Optional[str]:
-    """The region a registered benchmark scores (:func:`declared`). Without the second, every layer of a submission to a
-    plugin benchmark was dropped from its job, which then failed with "the submission names no layer", and the
-    board showed the plugin's scores under region "other". The plugin's benchmark is built once per process
+    """The region a registered benchmark scores (:func:`declared`): its ``region`` tag, else the built benchmark's own
+    ``region``. Without the second, every layer of a submission to a plugin benchmark was dropped from its job, which
+    then failed with "the submission names no layer", and the board showed the plugin's scores under region "other".
+    The plugin's benchmark is built once per process
     (:func:`built_declarations`), not on every board and leaderboard page; one that cannot be built raises
     :class:`BenchmarkBuildError`, each time, without building it again."""
     return declared(name, "region")
@@ -129,10 +131,10 @@ DECLARATIONS = ("region", "embedded", "scale")
 @functools.lru_cache(maxsize=None)
 def built_declarations(name: str, factory) -> Tuple[Dict[str, object], Optional[str]]:
     """``({key: value}, None)``: the :data:`DECLARATIONS` of the benchmark ``factory()`` builds (None where it has no
-    such attribute); ``({}, error)`` for a factory that raised, said once, as a warning (the operator's log: its scores are shown under "other" until the process
-    restarts). Both are cached per benchmark name and factory (a name registered again with another factory is built
-    again; ``built_declarations.cache_clear()`` forgets all): a broken plugin was imported again on every board build,
-    up to three times a page, and said nothing."""
+    such attribute); ``({}, error)`` for a factory that raised, said once, as a warning (the operator's log: its scores
+    are shown under "other" until the process restarts). Both are cached per benchmark name and factory (a name
+    registered again with another factory is built again; ``built_declarations.cache_clear()`` forgets all): a broken
+    plugin was imported again on every board build, up to three times a page, and said nothing."""
     import warnings
 
     try:
@@ -256,8 +258,10 @@ def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
             errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
     """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of, error)}}
     (:func:`aggregate`; ``errors``: {model: {benchmark: error}}), ranked by :func:`competition_ranks`."""
-    rows = [{"model": model, "nodes": aggregate(tree, scores, (errors or {}).get(model))} for model, scores in table.items()]
-    rows.sort(key=lambda r: (shown(r["nodes"][OVERALL][0]) is None, -(shown(r["nodes"][OVERALL][0]) or 0.0), r["model"]))
+    rows = [{"model": model, "nodes": aggregate(tree, scores, (errors or {}).get(model))}
+            for model, scores in table.items()]
+    overall = lambda row: shown(row["nodes"][OVERALL][0])
+    rows.sort(key=lambda r: (overall(r) is None, -(overall(r) or 0.0), r["model"]))
     for row, rank in zip(rows, competition_ranks([row["nodes"][OVERALL][0] for row in rows])):
         row["rank"] = rank
     return rows

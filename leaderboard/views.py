@@ -107,7 +107,8 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
         row["failed"] = {benchmark: job for (model, benchmark), job in failed.items() if model == row["model"]}
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "benchmarks": tree.leaves(),
-            "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
+            "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked,
+            "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
 

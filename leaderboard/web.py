@@ -195,7 +195,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=model_link,
                                                     benchmark_link=benchmark_link,
-                                                    **board(db, rows, metadata, outdated, flat(failed))), version=version)
+                                                    **board(db, rows, metadata, outdated, flat(failed))),
+                                version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):

@@ -70,6 +70,8 @@ def committed_layers(model: torch.nn.Module, region: str) -> List[str]:
 class NeuralBenchmark:
     """Span-time (or per-bin) PLS regression of model features onto one region's responses."""
 
+    scale = "ceiled"  # its value is r² / ceiling: what a plugin built on it declares (leaderboard.aggregate.declared)
+
     identifier: str
     region: str
     load_assembly: Callable[[], xr.DataArray]

@@ -53,7 +53,9 @@ class OSRBenchmark:
 BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                description="omitted-stimulus response of a retina model fitted to the embedded ground-truth retina: "
                            "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
-               region="phenomena", version=2)  # retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start)
+               # version: retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start); scale None: no ceiling,
+               # not averaged with ceiled scores (leaderboard.aggregate)
+               region="phenomena", version=2, embedded=True, scale=None)
 
 
 @dataclass
@@ -91,4 +93,4 @@ class OSRMechanismBenchmark:
 BENCHMARKS.add("retina_embedded.osr-mechanism", OSRMechanismBenchmark,
                description="mechanism recovery on the omitted-stimulus response: are a fitted model's top first-layer "
                            "units (integrated gradients after the omission) the ground truth's ON and OFF pathways",
-               family="retina", region="phenomena")
+               family="retina", region="phenomena", embedded=True, scale=None)

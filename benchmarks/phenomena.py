@@ -187,6 +187,7 @@ def _factory(phenomenon: str):
 
 for _phenomenon, (_, _settings, _description) in PHENOMENA.items():
     # version: the measure's, where it has been changed (zoo run's job key: leaderboard.zoo.benchmark_version)
+    # scale None: no ceiling, a fraction of cells, not averaged with ceiled scores (leaderboard.aggregate)
     BENCHMARKS.add(f"retina_embedded.{_phenomenon}", _factory(_phenomenon), description=_description, family="retina",
-                   region="phenomena", **({"version": _settings["index_version"]} if "index_version" in _settings
-                                          else {}))
+                   region="phenomena", embedded=True, scale=None,
+                   **({"version": _settings["index_version"]} if "index_version" in _settings else {}))

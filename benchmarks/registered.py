@@ -5,6 +5,8 @@ from __future__ import annotations
 def register(registry) -> None:
     # each factory takes ceiling_silent="zero" (default) or "drop" (Brain-Score's), e.g.
     # benchmarks.load("cowley2023.V4", ceiling_silent="drop"): see benchmarks.metrics.ceiling
+    # tags (leaderboard.aggregate.declared): embedded, synthetic data or recordings; scale "ceiled", the value is r² /
+    # ceiling, a fraction of the benchmark's noise ceiling (what the leaderboard averages)
     def ventral(region):
         def build(ceiling_silent: str = "zero"):
             from neurozoo.benchmarks.neural import dataset_benchmark
@@ -28,13 +30,14 @@ def register(registry) -> None:
         return DecodingBenchmark("zhang_desimone2011.IT-decoding", "zhang_desimone2011.it", ceiling_silent=ceiling_silent)
 
     for region in ("V4", "IT"):
-        registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region,
+        registry.add(f"ventral_embedded.{region}-temporal", ventral(region), region=region, embedded=True,
+                     scale="ceiled",
                      description=f"embedded teacher {region} responses: span-time PLS per 10 ms bin 70-260 ms, "
                                  "r²/ceiling against the split-half (Spearman-Brown) ceiling")
-    registry.add("cowley2023.V4", cowley, region="V4",
+    registry.add("cowley2023.V4", cowley, region="V4", embedded=False, scale="ceiled",
                  description="macaque V4 (Cowley et al. 2023, session 210325: 640 images of Bashivan et al. 2019): PLS, "
                              "one 70-170 ms bin, r²/ceiling against the split-half (Spearman-Brown) ceiling")
-    registry.add("zhang_desimone2011.IT-decoding", zhang, region="IT", data_only=True,
+    registry.add("zhang_desimone2011.IT-decoding", zhang, region="IT", data_only=True, embedded=False,
                  description="macaque IT (Zhang et al. 2011): object decoding and ceiling per bin; data only, no images")
 
     def imagenet():
@@ -44,5 +47,6 @@ def register(registry) -> None:
 
     # on the user's own folder (--data): no leaderboard job has one (leaderboard.aggregate.scores_models)
     registry.add("imagenet.val", imagenet, family="imagenet", region="object recognition", own_data=True,
+                 embedded=False,
                  description="ImageNet-style top-1 (the value, %) and top-5 of the model's answer on your folder "
                              "(zoo score MODEL imagenet.val --data DIR), with zoo train's evaluation transform and loop")

@@ -82,10 +82,11 @@ for _kind in ("whitenoise", "naturalscene"):
     BENCHMARKS.add(f"retina_embedded.{_kind}-heldout", _factory(_kind),
                    description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
                                f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",
-                   family="retina", region="held-out responses")
+                   family="retina", region="held-out responses", embedded=True,
+                   scale="raw")  # value: median r; ceiling: median oracle r (leaderboard.aggregate.on_scale divides)
 # on the user's own file (--data): no leaderboard job has one (leaderboard.aggregate.scores_models)
 BENCHMARKS.add(RetinaFileHeldoutBenchmark.identifier, RetinaFileHeldoutBenchmark, family="retina",
-               region="held-out responses", own_data=True,
+               region="held-out responses", own_data=True, embedded=False, scale="raw",
                description="median held-out correlation of a retina model fitted on the train split of your own "
                            "deep-retina HDF5 file (zoo score MODEL retina_h5.heldout --data FILE.h5), cells with "
                            "explainable variance >= 0.15; ceiling: oracle r")

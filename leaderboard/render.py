@@ -67,7 +67,7 @@ def write_report(db, folder) -> Path:
     shutil.copytree(STATIC, folder / "static", dirs_exist_ok=True)
     (folder / "benchmarks").mkdir(exist_ok=True)
     (records, outdated), failures, metadata = db.board_scores(), db.failed_jobs(), db.submission_metadata()
-    context = board(db, records, metadata, outdated)
+    context = board(db, records, metadata, outdated, failures)
     link: Callable[[str], str] = lambda m: f"models/{safe_name(page_file(m))}.html"
     bench_link: Callable[[str], str] = lambda b: f"benchmarks/{safe_name(page_file(b))}.html"
     up = lambda make: (lambda name: "../" + make(name))  # from a page in models/ or benchmarks/
@@ -77,12 +77,11 @@ def write_report(db, folder) -> Path:
         written.add(write_atomic(folder / "models" / f"{page_file(model)}.html",
                                  render("model.html", static="../static", home="../index.html", model_link=up(link),
                                         benchmark_link=up(bench_link), **page)))
-    for name, _, leaf in context["columns"]:
-        if leaf:
-            written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
-                                     render("benchmark.html", static="../static", home="../index.html",
-                                            model_link=up(link), benchmark_link=up(bench_link),
-                                            **benchmark_page(name, records, outdated))))
+    for name in context["benchmarks"]:
+        written.add(write_atomic(folder / "benchmarks" / f"{page_file(name)}.html",
+                                 render("benchmark.html", static="../static", home="../index.html",
+                                        model_link=up(link), benchmark_link=up(bench_link),
+                                        **benchmark_page(name, records, outdated, failures))))
     index = write_atomic(folder / "index.html", render("index.html", static="static", home="index.html",
                                                        model_link=link, benchmark_link=bench_link, **context))
     for stale in {*folder.glob("models/*.html"), *folder.glob("benchmarks/*.html")} - written:

@@ -7,18 +7,27 @@ from collections import defaultdict
 from typing import Any, Dict, List, Optional
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.leaderboard.aggregate import OVERALL, Node, ranked_kind, ranking, registry_tree
+from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_ranks, data_kind, on_scale, ranked_kind,
+                                            ranking, registry_tree, scale_of, shown)
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
-                "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate.")
+                "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
+                "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
+                "(taken as independent; none where one of them has none).")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "
              "The overall is the mean over {ranked} data only: {note}")
 DATA_NOTES = {"real": "the synthetic families are shown beside it, not counted in it.",
               "synthetic": "no score on this board is on real data yet."}
+SCALE_NOTE = ("Every mean, the overall too, averages one scale: each benchmark's score as a fraction of its own noise "
+              "ceiling (Brain-Score's ceiled score): r\u00b2 / ceiling for the cortex benchmarks, median r / median "
+              "oracle r for the retina's held-out responses (their columns here show that fraction; their pages show "
+              "r). A benchmark without a ceiling (the retina phenomena: fractions of cells) is shown, its region's "
+              "mean in its own units, and left out of every mean above it. A benchmark that does not declare whether "
+              "its data are recordings or synthetic stands under \"(undeclared data)\", in no overall.")
 
 
 def overall_label(ranked: str) -> str:
@@ -62,19 +71,21 @@ def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
             "description": clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"])}
 
 
-def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
+def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict[str, Any]:
     """``metadata``: ``db.submission_metadata()``; ``outdated``: ``db.outdated_jobs()``, the scores left off the
-    ranking (default: each read here)."""
+    ranking; ``failures``: ``db.failed_jobs()`` (default: each read here)."""
     if records is None and outdated is None:
         records, outdated = db.board_scores()
     records = db.leaderboard_records() if records is None else records
     metadata = db.submission_metadata() if metadata is None else metadata
     outdated = db.outdated_jobs() if outdated is None else outdated
+    failed = latest_failures(records, db.failed_jobs() if failures is None else failures)
     table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
+    errors: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
     info: Dict[str, Dict[str, Any]] = {}
     details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
-        table[record.model][record.benchmark] = record.value
+        table[record.model][record.benchmark], errors[record.model][record.benchmark] = shown_score(record)
         details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
@@ -85,20 +96,48 @@ def board(db, records=None, metadata=None, outdated=None) -> Dict[str, Any]:
     extra = [b for b in scored if b not in leaves]  # scored on a benchmark no longer registered
     if extra:  # of data neither real nor synthetic as far as the board knows: in no overall
         tree.children.append(Node("unregistered", [Node(b) for b in extra], pooled=False))
-    columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk() if node.name != OVERALL]
-    rows = ranking(tree, table) if table else []
+    # a column no model has a score under (a registered benchmark nobody is scored on yet) is left out; its page is
+    # still listed (``benchmarks``)
+    columns = [(node.name, depth, node.is_leaf) for node, depth in tree.walk()
+               if node.name != OVERALL and any(leaf in scored for leaf in node.leaves())]
+    rows = ranking(tree, table, errors) if table else []
     for row in rows:
         row.update(info.get(row["model"], {}))
         row["details"] = details.get(row["model"], {})
+        row["failed"] = {benchmark: job for (model, benchmark), job in failed.items() if model == row["model"]}
         row["submitted"] = public_metadata(metadata.get(row["model"]))
-    return {"rows": rows, "columns": columns, "overall": OVERALL, "ranked": ranked, "overall_label": overall_label(ranked),
-            "data_note": data_note(ranked), "missing_note": MISSING_NOTE,
+    return {"rows": rows, "columns": columns, "benchmarks": tree.leaves(),
+            "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked,
+            "overall_label": overall_label(ranked),
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
 
 
+def latest_failures(records, failures: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
+    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``line``, a one-line summary)
+    of a key whose score is shown: a failure that no done job has superseded (``db.failed_jobs()``) is newer than that
+    score, which the pages had shown as current without comment."""
+    shown_keys = {(r.model, r.benchmark) for r in records}
+    out = {}
+    for job in failed_rows([j for j in failures if (j["model"], j["benchmark"]) in shown_keys]):
+        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): "
+                       f"{(job['error'].strip().splitlines() or [''])[-1]}; the score shown is the one before it")
+        out[(job["model"], job["benchmark"])] = job
+    return out
+
+
+def shown_score(record):
+    """``(value, error)`` of a score as the ranking shows and averages it: a fraction of its benchmark's ceiling
+    (:func:`aggregate.on_scale`), or as stored for a benchmark without one."""
+    scaled = on_scale(record.benchmark, record.value, record.error, record.ceiling)
+    return (record.value, record.error) if scaled is None else scaled
+
+
 def score_summary(record) -> str:
-    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date."""
-    return (f"{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
+    """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date (and, for a raw
+    score the ranking shows divided by its ceiling, that fraction first)."""
+    ceiled = f"{_number(shown_score(record)[0])} of its ceiling: " if scale_of(record.benchmark) == RAW else ""
+    return (f"{ceiled}{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
             f"record {record.id}, scored {str(record.created_at)[:16]} UTC")
 
 
@@ -424,7 +463,8 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         else:
             lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")
-        rows.append({"job": job["id"], "submission": job.get("submission_id"), "benchmark": job["benchmark"],
+        rows.append({"job": job["id"], "submission": job.get("submission_id"), "model": job["model"],
+                     "benchmark": job["benchmark"],
                      "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",
                      "error": "\n".join(lines[-ERROR_LINES:]), "cut": max(0, len(lines) - ERROR_LINES)})
     return rows
@@ -445,11 +485,14 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     if not records and not failures and not outdated:
         return None
     tree = registry_tree(ranked=ranked)
-    nodes = ranking(tree, {model: {r.benchmark: r.value for r in records}})[0]["nodes"]
-    scores = []
+    scaled = {r.benchmark: shown_score(r) for r in records}
+    nodes = ranking(tree, {model: {b: v for b, (v, _) in scaled.items()}},
+                    {model: {b: e for b, (_, e) in scaled.items()}})[0]["nodes"]
+    scores, failed = [], latest_failures(records, failures)
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
         scores.append({"benchmark": record.benchmark, "value": record.value, "error": record.error,
+                       "failed": failed.get((model, record.benchmark)),
                        "ceiling": record.ceiling, "raw": record.raw, "raw_meaning": raw_meaning(record.benchmark),
                        "svg": cached_svg(record, f"{model} on {record.benchmark}"),
                        "figures": figures(record, model),
@@ -463,7 +506,8 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
             "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
                            for node, depth in tree.walk() if not node.is_leaf],
-            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "hidden_note": HIDDEN_NOTE}
+            "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
+            "hidden_note": HIDDEN_NOTE}
 
 
 def registered_benchmarks() -> set:
@@ -475,24 +519,32 @@ BENCHMARK_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c5
                     "#bcbd22", "#17becf")
 
 
-def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, Any]]:
+DATA_KINDS = {"synthetic": "synthetic: embedded data, a teacher network's or a ground-truth circuit's responses, not "
+                            "recordings (a sanity check)",
+              "real": "real: recordings",
+              "undeclared": "undeclared: the benchmark does not say whether its data are recordings or synthetic (its "
+                            "tag or attribute embedded), so its scores are in no overall"}
+
+
+def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optional[Dict[str, Any]]:
     """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
     with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure;
-    ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking.
+    ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking;
+    ``failures`` (``db.failed_jobs()``) marks a score whose model's latest run on it failed (:func:`latest_failures`).
     None when the benchmark is neither registered nor scored."""
     from neurozoo import benchmarks
 
     records = [r for r in records if r.benchmark == benchmark]
     outdated = [job for job in outdated if job["benchmark"] == benchmark]
+    failed = latest_failures(records, [job for job in failures if job["benchmark"] == benchmark])
     if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
     description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
-    records.sort(key=lambda r: (r.value is None, -(r.value or 0.0), r.model))
-    rows, previous = [], None
-    for i, record in enumerate(records, 1):
-        rank = None if record.value is None else (rows[-1]["rank"] if previous is not None and previous.value == record.value
-                                                  else i)
+    records.sort(key=lambda r: (r.value is None, -(shown(r.value) or 0.0), r.model))
+    rows = []
+    for record, rank in zip(records, competition_ranks([r.value for r in records])):
         rows.append({"rank": rank, "model": record.model, "value": record.value, "error": record.error,
+                     "failed": failed.get((record.model, benchmark)), "record": record.id,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
                      "scored": f"{str(record.created_at)[:16]} UTC",
@@ -500,7 +552,6 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
                                    f"{str(record.created_at)[:16]} UTC"})
-        previous = record
     timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
                                                                 for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
     series = []
@@ -517,11 +568,7 @@ def benchmark_page(benchmark: str, records, outdated=()) -> Optional[Dict[str, A
 
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
     retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    from neurozoo.leaderboard.aggregate import is_synthetic
-
-    data = None if description is None else ("synthetic: embedded data, a teacher network's or a ground-truth "
-                                              "circuit's responses, not recordings (a sanity check)"
-                                              if is_synthetic(benchmarks.BENCHMARKS.get(benchmark)) else "real: recordings")
+    data = None if description is None else DATA_KINDS[data_kind(benchmarks.BENCHMARKS.get(benchmark))]
     return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
             "raw_meaning": raw_meaning(benchmark),
             "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}

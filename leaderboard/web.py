@@ -179,6 +179,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
             failed_by_model.setdefault(job["model"], []).append(job)
         return rows, by_model, failed_by_model, metadata, outdated
 
+    flat = lambda by_model: [job for jobs in by_model.values() for job in jobs]
+
     async def records():
         """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs)): every
         score row of
@@ -189,11 +191,12 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        version, (rows, _, _, metadata, outdated) = await records()
+        version, (rows, _, failed, metadata, outdated) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=model_link,
                                                     benchmark_link=benchmark_link,
-                                                    **board(db, rows, metadata, outdated)), version=version)
+                                                    **board(db, rows, metadata, outdated, flat(failed))),
+                                version=version)
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
@@ -214,8 +217,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):
-        version, (rows, _, _, _, outdated) = await records()
-        page = benchmark_page(name, rows, outdated)
+        version, (rows, _, failed, _, outdated) = await records()
+        page = benchmark_page(name, rows, outdated, flat(failed))
         if page is None:
             raise HTTPException(404, f"No benchmark {name[:100]!r}.")
         return await pages.aget(("benchmark", name), lambda: render(
@@ -224,15 +227,16 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/api/ranking")
     async def api_ranking():
-        version, (rows, _, _, metadata, outdated) = await records()
+        version, (rows, _, failed, metadata, outdated) = await records()
 
         def make():
-            context = board(db, rows, metadata, outdated)
+            context = board(db, rows, metadata, outdated, flat(failed))
             return [{"rank": r["rank"], "model": r["model"], "weights": r.get("weights"),
                      "overall_data": context["ranked"],  # the kind of data the overall (and rank) averages
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
-                     "scores": {k: {"value": v[0], "scored": v[1], "of": v[2]} for k, v in r["nodes"].items()}}
+                     "scores": {k: {"value": v[0], "error": v[3], "scored": v[1], "of": v[2]}
+                                for k, v in r["nodes"].items()}}
                     for r in context["rows"]]
 
         return await pages.aget("/api/ranking", make, version=version)

@@ -59,9 +59,9 @@ def default_benchmarks() -> List[str]:
     """Registered benchmarks whose data are embedded (no download, no shared recordings needed; none on the user's
     own data, ``retina_h5.heldout``)."""
     from neurozoo import benchmarks
-    from neurozoo.leaderboard.aggregate import is_synthetic
+    from neurozoo.leaderboard.aggregate import SYNTHETIC, data_kind
 
-    return [e.name for e in benchmarks.BENCHMARKS.entries() if is_synthetic(e)]
+    return [e.name for e in benchmarks.BENCHMARKS.entries() if data_kind(e) == SYNTHETIC and not e.tags.get("own_data")]
 
 
 def benchmark_family(name: str) -> str:

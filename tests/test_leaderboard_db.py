@@ -145,21 +145,22 @@ def test_concurrent_workers_claim_each_job_once(db):
 
 
 def test_aggregation_tree_means_and_missing():
-    tree = build_tree([("v4a", {"region": "V4"}), ("v4b", {"region": "V4"}), ("it", {"region": "IT"}),
-                       ("ret", {"region": "retina", "family": "retina"})])
+    real = {"data": "real"}
+    tree = build_tree([("v4a", {"region": "V4", **real}), ("v4b", {"region": "V4", **real}), ("it", {"region": "IT", **real}),
+                       ("ret", {"region": "retina", "family": "retina", **real})])
     assert [c.name for c in tree.children] == ["cortex", "retina"]
     nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9})
-    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2)
+    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None)
     assert nodes["cortex"][0] == pytest.approx((0.3 + 0.9) / 2)  # unweighted over regions, not benchmarks
-    assert nodes["retina"] == (None, 0, 1) and nodes["ret"] == (None, 0, 1)  # missing, not zero
-    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4)
+    assert nodes["retina"] == (None, 0, 1, None) and nodes["ret"] == (None, 0, 1, None)  # missing, not zero
+    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None)
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
 
 
 def test_equal_scores_share_a_rank_and_the_next_skips_their_places():
-    tree = build_tree([("v4", {"region": "V4"})])
+    tree = build_tree([("v4", {"region": "V4", "data": "real"})])
     rows = ranking(tree, {"z": {"v4": 0.5}, "a": {"v4": 0.5}, "m": {"v4": 0.2}, "n": {"v4": None}})
     # the order within a tie is by name, the rank is shared (it was 1, 2 for the same score)
     assert [(r["model"], r["rank"]) for r in rows] == [("a", 1), ("z", 1), ("m", 3), ("n", None)]
@@ -899,9 +900,68 @@ def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
 def test_aggregation_never_pools_real_and_synthetic_data():
     """One V4 mean over a recording (0.1) and a teacher's synthetic responses (0.5) was 0.3: they stand apart, and the
     overall pools only the kind ranked on."""
-    benchmarks = [("rec", {"region": "V4"}), ("teacher", {"region": "V4", "synthetic": True})]
+    benchmarks = [("rec", {"region": "V4", "data": "real"}), ("teacher", {"region": "V4", "data": "synthetic"})]
     scores = {"rec": 0.1, "teacher": 0.5}
     nodes = aggregate(build_tree(benchmarks), scores)
-    assert nodes["cortex/V4"] == (pytest.approx(0.1), 1, 1) and nodes["cortex (synthetic)/V4"] == (pytest.approx(0.5), 1, 1)
-    assert nodes[OVERALL] == (pytest.approx(0.1), 1, 1)
-    assert aggregate(build_tree(benchmarks, ranked="synthetic"), scores)[OVERALL] == (pytest.approx(0.5), 1, 1)
+    assert nodes["cortex/V4"][:3] == (pytest.approx(0.1), 1, 1) and nodes["cortex (synthetic)/V4"][:3] == (pytest.approx(0.5), 1, 1)
+    assert nodes[OVERALL][:3] == (pytest.approx(0.1), 1, 1)
+    assert aggregate(build_tree(benchmarks, ranked="synthetic"), scores)[OVERALL][:3] == (pytest.approx(0.5), 1, 1)
+
+
+def test_the_overall_averages_scores_on_one_scale_only():
+    """The overall averaged the cortex's r² / ceiling with the retina's uncorrected median r and with phenomenon
+    fractions. A benchmark without a ceiling is left out of the means above its region (the region shows its own
+    mean); a benchmark without a declared kind of data is in no overall."""
+    benchmarks = [("v4", {"region": "V4", "data": "synthetic"}),
+                  ("heldout", {"region": "held-out", "family": "retina", "data": "synthetic"}),
+                  ("osr", {"region": "phenomena", "family": "retina", "data": "synthetic", "on_scale": False}),
+                  ("plugin", {"region": "V4"})]  # no "data": undeclared
+    tree = build_tree(benchmarks, ranked="synthetic")
+    nodes = aggregate(tree, {"v4": 0.2, "heldout": 0.8, "osr": 0.0, "plugin": 0.9})
+    assert nodes["retina (synthetic)/phenomena"][:3] == (0.0, 1, 1)  # shown, in its own units
+    assert nodes["retina (synthetic)"][:3] == (pytest.approx(0.8), 1, 1)  # the held-out score only (it was 0.4)
+    assert nodes["cortex (undeclared data)"][0] == pytest.approx(0.9)
+    assert nodes[OVERALL][:3] == (pytest.approx(0.5), 2, 2)  # (0.2 + 0.8) / 2: neither osr nor the plugin
+
+
+def test_a_registered_benchmark_declares_its_data_and_scale_and_a_raw_score_is_divided_by_its_ceiling(untagged_plugin):
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.aggregate import data_kind, on_scale, registry_tree
+
+    kinds = {e.name: data_kind(e) for e in benchmarks.BENCHMARKS.entries()}
+    assert kinds["cowley2023.V4"] == "real" and kinds["ventral_embedded.V4-temporal"] == "synthetic"
+    assert kinds["retina_embedded.osr"] == "synthetic"
+    assert kinds[untagged_plugin] == "undeclared"  # an entry-point plugin says nothing: it had counted as real data
+    assert on_scale("retina_embedded.whitenoise-heldout", 0.6, 0.03, 0.8) == (pytest.approx(0.75), pytest.approx(0.0375))
+    assert on_scale("retina_embedded.whitenoise-heldout", 0.6, 0.03, None) == (None, None)
+    assert on_scale("cowley2023.V4", 0.3, 0.02, 0.5) == (0.3, 0.02)  # r² / ceiling already
+    assert on_scale("retina_embedded.oms", 0.5, None, None) is None  # no ceiling: not on the scale
+    tree = {node.name: node for node, _ in registry_tree(ranked="synthetic").walk()}
+    assert not tree["retina (synthetic)/phenomena"].pooled and tree["retina (synthetic)/held-out responses"].pooled
+    assert tree["cortex (undeclared data)/V4"].children[0].name == untagged_plugin
+    assert not tree["cortex (undeclared data)"].pooled
+
+
+def test_an_aggregate_carries_the_standard_error_of_its_mean():
+    """The aggregates had no error though each score keeps one: a mean's error is propagated from its scores' (as
+    independent), and is missing where one of them has none."""
+    tree = build_tree([(b, {"region": r, "data": "real"}) for b, r in (("v4a", "V4"), ("v4b", "V4"), ("it", "IT"))])
+    nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9}, {"v4a": 0.03, "v4b": 0.04, "it": 0.1})
+    assert nodes["v4a"][3] == 0.03
+    assert nodes["cortex/V4"][3] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
+    assert nodes[OVERALL][3] == pytest.approx((0.025 ** 2 + 0.1 ** 2) ** 0.5 / 2)
+    assert aggregate(tree, {"v4a": 0.2, "v4b": 0.4}, {"v4a": 0.03})["cortex/V4"][3] is None
+
+
+def test_ranks_follow_the_precision_the_pages_show():
+    """Ranked at full precision, 0.4123 and 0.4121 were ranks 1 and 2 though both read 0.412: scores equal as shown
+    share a rank, on the ranking and on a benchmark's page."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.views import benchmark_page
+
+    tree = build_tree([("v4", {"region": "V4", "data": "real"})])
+    rows = ranking(tree, {"b": {"v4": 0.4121}, "a": {"v4": 0.4123}, "c": {"v4": 0.4116}, "d": {"v4": 0.41}})
+    assert [(r["model"], r["rank"]) for r in rows] == [("a", 1), ("b", 1), ("c", 1), ("d", 4)]  # 0.412, 0.412, 0.412, 0.410
+    benchmark = "ventral_embedded.V4-temporal"
+    records = [ScoreRecord(m, benchmark, v) for m, v in (("b", 0.4121), ("a", 0.4123), ("d", 0.41))]
+    assert [(r["model"], r["rank"]) for r in benchmark_page(benchmark, records)["rows"]] == [("a", 1), ("b", 1), ("d", 3)]

@@ -796,22 +796,20 @@ def test_a_checkpoint_path_with_spaces_in_weights_is_shortened_whole():
 
 def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client, untagged_plugin):
     """The board read only the ``region`` tag, which an entry-point plugin has none of: its scores stood under
-    cortex/other, outside the V4 mean they belong to (submissions already placed it by ``benchmark_region``)."""
+    cortex/other, outside the V4 they belong to (submissions already placed it by ``benchmark_region``). It does not
+    declare its data either: it stood with the real-data benchmarks and turned the board's overall to real data; it
+    stands under "cortex (undeclared data)", in no overall, and the pages say so."""
     plugin = untagged_plugin
     job = db.enqueue("delta", plugin, {"m": "delta"})
     assert db.claim("w", ids=[job])["id"] == job
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
-    from neurozoo import benchmarks
-
-    from neurozoo.leaderboard.aggregate import is_synthetic
-
-    # an entry-point plugin says nothing of its data: it stands with the real-data benchmarks (cowley2023.V4)
-    tagged_v4 = [e.name for e in benchmarks.BENCHMARKS.entries() if e.tags.get("region") == "V4" and not e.tags.get("data_only")
-                 and not is_synthetic(e)]
-    ranking = {row["model"]: row["scores"] for row in client.get("/api/ranking").json()}
-    assert "cortex/other" not in ranking["delta"]
-    assert ranking["delta"]["cortex/V4"] == {"value": pytest.approx(0.7), "scored": 1, "of": len(tagged_v4) + 1}
-    assert ranking["beta"]["cortex/V4"]["of"] == len(tagged_v4) + 1
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    assert "cortex/other" not in ranking["delta"]["scores"]
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "scored": 1, "of": 1}
+    assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
+    assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
+    assert "(undeclared data)" in client.get("/").text
+    assert "Data: undeclared" in client.get(f"/benchmarks/{plugin}").text
 
 
 def test_an_untagged_plugin_benchmark_is_built_once_for_its_region_not_on_every_page(db, client, monkeypatch):
@@ -831,7 +829,7 @@ def test_an_untagged_plugin_benchmark_is_built_once_for_its_region_not_on_every_
     from neurozoo.leaderboard.views import board
 
     for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
-        columns = [name for name, _, _ in board(db)["columns"]]
+        columns = list(board(db)["rows"][0]["nodes"])  # every node (an unscored one has no column)
         assert "cortex/other" not in columns and columns.index("lbtest.counted") > columns.index("cortex/V4")
     assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
     assert built == ["V4"]
@@ -857,7 +855,8 @@ def test_a_plugin_that_cannot_be_built_leaves_the_board_up_under_other(client, m
     monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbtest.broken", Entry("lbtest.broken", broken, "(plugin)"))
     with pytest.warns(UserWarning, match="benchmark 'lbtest.broken' cannot be built"):
         page = client.get("/api/ranking")
-    assert page.status_code == 200 and page.json()[0]["scores"]["cortex/other"]["of"] == 1
+    # its data undeclared too: under "cortex (undeclared data)", in no overall
+    assert page.status_code == 200 and page.json()[0]["scores"]["cortex (undeclared data)/other"]["of"] == 1
 
 
 def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(db, client, monkeypatch):
@@ -880,7 +879,7 @@ def test_a_plugin_that_cannot_be_built_is_tried_once_per_process_and_said_once(d
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # two board builds (the ranking `zoo run` prints, the report), then the pages
-            assert "cortex/other" in [name for name, _, _ in board(db)["columns"]]
+            assert "cortex (undeclared data)/other" in board(db)["rows"][0]["nodes"]
         assert client.get("/").status_code == 200 and client.get("/api/ranking").status_code == 200
     assert tried == ["lbtest.broken"]
     assert [str(w.message) for w in caught if "lbtest.broken" in str(w.message)] == [
@@ -1006,7 +1005,7 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
     assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
     assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
-    assert alpha["overall"] == {"value": pytest.approx(0.05), "scored": 1, "of": 1}  # real data only
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "scored": 1, "of": 1}  # real data only
     assert ranking["alpha"]["overall_data"] == "real"
     # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
     assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
@@ -1045,3 +1044,84 @@ def test_each_score_on_the_ranking_shows_its_error_ceiling_record_and_date_and_l
     assert (f'title="0.600 \u00b1 \u2014, ceiling 0.800; record {record.id}, scored {str(record.created_at)[:16]} UTC">'
             f'<a href="/models/gamma#{IT}">0.600</a>') in html
     assert html.count(f'<a href="/models/beta#{IT}">') == 0  # beta has no IT score: no link, no tooltip
+
+
+def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, client):
+    """Each score keeps its error, but the aggregates showed none: the overall's is the standard error of its mean."""
+    for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04)):
+        job = db.enqueue("eps", benchmark, {"m": "eps"})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord("eps", benchmark, value, settings={}),
+                  hidden=ScoreRecord("eps", benchmark, value, error=error, settings={}))
+    row = next(r for r in client.get("/api/ranking").json() if r["model"] == "eps")
+    assert row["scores"]["overall"]["value"] == pytest.approx(0.3)
+    assert row["scores"]["overall"]["error"] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
+    assert next(r for r in client.get("/api/ranking").json() if r["model"] == "alpha")["scores"]["overall"]["error"] is None
+    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/").text
+    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/models/eps").text
+
+
+def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, client, tmp_path):
+    """gamma's V4 score stood on the ranking as current though gamma's latest run on V4 had failed since: the cell is
+    marked, with the failure's last line on hover, on the ranking, the benchmark's page and the static report."""
+    from neurozoo.leaderboard.render import write_report
+
+    job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", "Traceback ...\nRuntimeError: out of memory")
+    line = f"the latest run failed (job {job}, "
+    for html in (client.get("/").text, client.get(f"/benchmarks/{V4}").text):
+        row = html.split('data-model="gamma"')[1].split("</tr>")[0]
+        assert "&#9888; latest run failed" in row and line in row
+        assert "RuntimeError: out of memory; the score shown is the one before it" in row
+        assert "latest run failed" not in html.split('data-model="alpha"')[1].split("</tr>")[0]
+    assert line in (write_report(db, tmp_path / "report")).read_text()
+    assert line in client.get("/models/gamma").text.split('id="scores"')[1].split("</table>")[0]
+
+
+def test_a_benchmark_pages_provenance_column_sorts_by_record_not_as_text(db, client):
+    """The provenance cell had no data-value, so sort.js sorted it as text ("record 10, ..." before "record 9, ..."):
+    it sorts by the record's id (sort.js compares data-value as a number), the order the scores were stored."""
+    import re
+
+    html = client.get(f"/benchmarks/{V4}").text
+    records = {r.model: r.id for r in db.leaderboard_records() if r.benchmark == V4}
+    cells = re.findall(r'<tr data-model="([^"]+)">.*?<td class="name" data-value="(\d+)"><a class="provenance"', html, re.S)
+    assert dict((model, int(value)) for model, value in cells) == records and len(records) == 3
+    assert '<th scope="col" data-numeric="1" class="name">provenance</th>' in html
+
+
+def test_a_benchmark_no_model_is_scored_on_has_no_column_but_keeps_its_page(db, client, tmp_path):
+    """A board of embedded-data scores showed empty columns for cowley2023.V4 (and its cortex/V4 and cortex): a column
+    no model has a score under is left out; the benchmark stays in the list below, with its page."""
+    from neurozoo.leaderboard.render import write_report
+    from neurozoo.leaderboard.views import board
+
+    context = board(db)
+    columns = [name for name, _, _ in context["columns"]]
+    assert "cowley2023.V4" not in columns and "cortex/V4" not in columns and "cortex" not in columns
+    assert columns[:3] == ["cortex (synthetic)", "cortex (synthetic)/IT", IT]
+    assert "cowley2023.V4" in context["benchmarks"] and "cowley2023.V4" in context["unscored"]
+    html = client.get("/").text
+    assert "cowley2023" not in html.split('id="ranking"')[1].split("</table>")[0]
+    assert 'href="/benchmarks/cowley2023.V4"' in html and 'id="unscored-note"' in html
+    report = write_report(db, tmp_path / "report").parent
+    assert (report / "benchmarks" / "cowley2023.V4.html").exists()
+
+
+def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_pages_say_so(db, client):
+    """bncnn's overall was the mean of its held-out median r (0.6, uncorrected) and a phenomenon's fraction of cells
+    (0.0): 0.3, ranked beside the ConvRNNs' r² / ceiling. Its held-out r is divided by the oracle r (0.6 / 0.8), the
+    phenomenon, without a ceiling, stays out of the overall, and the ranking and model pages say what it averages."""
+    for benchmark, value, ceiling in (("retina_embedded.whitenoise-heldout", 0.6, 0.8), ("retina_embedded.oms", 0.0, None)):
+        job = db.enqueue("bncnn", benchmark, {"m": "bncnn"})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord("bncnn", benchmark, value, ceiling=ceiling, settings={}))
+    scores = next(r for r in client.get("/api/ranking").json() if r["model"] == "bncnn")["scores"]
+    assert scores["retina_embedded.whitenoise-heldout"]["value"] == pytest.approx(0.75)
+    assert scores["retina (synthetic)/phenomena"]["value"] == 0.0  # shown in its own units
+    assert scores["overall"]["value"] == pytest.approx(0.75) and scores["overall"]["of"] == 4  # 2 cortex + 2 held-out
+    for page in ("/", "/models/bncnn"):
+        html = client.get(page).text
+        assert 'id="scale-note"' in html and "each benchmark&#39;s score as a fraction of its own noise ceiling" in html
+    assert "0.750 of its ceiling: 0.600" in client.get("/").text  # the r on hover

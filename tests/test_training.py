@@ -1095,20 +1095,85 @@ def test_the_default_number_of_loading_workers_follows_the_cpus_this_process_may
     assert default_workers() == 4
 
 
-def test_an_epoch_whose_validation_loss_is_not_finite_is_reported_not_a_traceback(data, tmp_path, monkeypatch,
-                                                                                   capsys):
-    """A diverging run (found by `zoo train` with --lr 0.1 on 8 images) logged its inf validation loss as null and
-    then failed printing the epoch line (TypeError on None.__format__), before the learning curve was drawn."""
-    evaluate = Trainer.evaluate
+def nan_weights_after_step(trainer, step: int):
+    """The trainer's first weight turns NaN in the optimizer step of training step ``step`` (1-based), whose loss was
+    finite: an overflowing gradient."""
+    def poison(optimizer, args, kwargs):
+        if trainer.global_step == step - 1:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
 
-    def diverged(self):
-        return {**evaluate(self), "val_loss": float("inf")}
+    return trainer.optimizer.register_step_post_hook(poison)
 
-    monkeypatch.setattr(Trainer, "evaluate", diverged)
-    final = train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1, quiet=False))
-    assert final["val_loss"] is None  # JSON has no inf: the log keeps null
-    line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1/1")]
-    assert len(line) == 1 and "val_loss non-finite" in line[0] and "val_top1 " in line[0]
+
+def test_an_epoch_whose_validation_loss_is_not_finite_stops_the_run_with_its_last_good_checkpoints(data, tmp_path,
+                                                                                                    straight, capsys):
+    """The last step of epoch 2 turns the weights NaN (its own loss was finite): the validation loss is nan. The run
+    went on as if nothing had happened: it logged the epoch, wrote those weights as last.pth (best.pth too, when the
+    NaN logits' top-1 happened to beat the best) and ended "finished" (and before, on an inf validation loss, failed
+    printing the epoch line). Now it stops there naming epoch, step and loss; last.pth and best.pth keep epoch 1,
+    run.json says it diverged, and a resume starts from epoch 1's checkpoint."""
+    trainer = Trainer(config(data, tmp_path, quiet=False))  # 2 epochs of 4 steps
+    nan_weights_after_step(trainer, 8)
+    try:
+        with pytest.raises(FloatingPointError, match=r"^validation loss is nan after epoch 2 \(step 8, learning rate "
+                                                     r"[0-9.e-]+\)$"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2 step 4"]
+    for name in ("last.pth", "best.pth"):
+        state = load_checkpoint(tmp_path / name)
+        assert (state["epoch"], state["global_step"]) == (1, 4)
+        assert all(torch.isfinite(value).all() for value in state["model"].values())
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["finished"] is False and run["final_epoch"] is None
+    assert run["diverged"]["epoch"] == 2 and run["diverged"]["step"] == 8
+    assert run["diverged"]["error"].startswith("validation loss is nan after epoch 2 (step 8, ")
+    assert [r["kind"] for r in read_metrics(tmp_path / "metrics.jsonl")] == ["iter"] * 4 + ["epoch"] + ["iter"] * 4
+
+    resumed = Trainer(config(data, tmp_path, resume="auto"))
+    assert (resumed.epoch, resumed.global_step) == (1, 4)
+    resumed.fit()
+    resumed.close()
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"] is None  # this part did not
+    same_run(tmp_path, straight)
+
+
+def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(data, tmp_path, straight):
+    """--checkpoint-every 1, and step 3's optimizer step (a finite loss) turns the weights NaN: the checkpoint of
+    step 3 wrote them over last.pth (the next loss, nan, stopped the run: its resume met nan at once). Now that
+    checkpoint is refused with the name of the first non-finite weight, last.pth keeps step 2, and the resume from
+    it (the weights fine again) ends as the uninterrupted run."""
+    trainer = Trainer(config(data, tmp_path, checkpoint_every=1))
+    first = next(iter(trainer.model.state_dict()))
+    nan_weights_after_step(trainer, 3)
+    try:
+        with pytest.raises(FloatingPointError, match=rf"^the weights are non-finite \({re.escape(first)}\) after step "
+                                                     r"3 \(epoch 1, learning rate [0-9.e-]+\); not checkpointed$"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    state = load_checkpoint(tmp_path / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
+    assert all(torch.isfinite(value).all() for value in state["model"].values())
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"]["step"] == 3
+    train(config(data, tmp_path, checkpoint_every=1, resume="auto"))
+    same_run(tmp_path, straight)
+
+
+def test_a_rank_whose_weights_are_non_finite_stops_every_rank_before_the_checkpoint(data, tmp_path, monkeypatch):
+    """Rank 0 of two is played (the gather faked as a peer answers it): rank 1 reports non-finite weights at the
+    epoch's checkpoint, so rank 0 refuses it too, at the same point, and writes nothing."""
+    from neurozoo.convrnn.training import engine
+
+    monkeypatch.setattr(engine, "all_gather_objects", lambda obj: [obj, {**obj, "non_finite": "conv1.weight"}]
+                        if isinstance(obj, dict) and "non_finite" in obj else [obj])
+    with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(conv1\.weight\) after step 1 "
+                                                 r"\(epoch 1, "):
+        train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    assert not (tmp_path / "last.pth").exists() and not (tmp_path / "best.pth").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"]["epoch"] == 1
 
 
 def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path):
@@ -1266,7 +1331,7 @@ def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data
             "--image-size", "32", "--workers", "0", "--quiet", *(f"--set={key}={value}" for key, value in TINY.items())]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("zoo train: error: loss is nan at step 0 on rank 1 (learning rate 0.1); "), err
+    assert err.startswith("zoo train: error: loss is nan at step 0 on rank 1 (epoch 1, learning rate 0.1); "), err
     assert asked == [0, 0] and not (tmp_path / "last.pth").exists()
 
 
@@ -1282,9 +1347,11 @@ def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tm
     err = capsys.readouterr().err
     state = load_checkpoint(tmp_path / "last.pth")
     assert state["global_step"] >= 1 and all(torch.isfinite(p).all() for p in state["model"].values())
-    assert re.match(r"zoo train: error: loss is nan at step \d+ \(learning rate 1e\+06\); ", err), err
+    assert re.match(r"zoo train: error: loss is nan at step \d+ \(epoch [12], learning rate 1e\+06\); ", err), err
     assert err.count("\n") == 1, err
     assert f"{tmp_path / 'last.pth'} holds step {state['global_step']} (" in err
+    diverged = json.loads((tmp_path / "run.json").read_text())["diverged"]  # the run's record says so, not finished
+    assert diverged["step"] >= state["global_step"] and err.startswith(f"zoo train: error: {diverged['error']}; ")
     assert err.endswith("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh "
                         "into another --out, with a lower --lr or --grad-clip\n")
     assert main(args + ["--resume"]) == 2  # as it says: the checkpoint's weights meet the same loss

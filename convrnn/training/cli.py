@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         replace = "replace the file by a readable image of the same name (the image order stays), then "
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
-    except FloatingPointError as error:  # a non-finite loss: it was a traceback, and the same resume diverges again
+    except FloatingPointError as error:  # a non-finite loss or weights (engine.Diverged): it was a traceback, and the
+        # same resume diverges again
         if int(os.environ.get("RANK", "0")) != 0:
             return 2
         how = ("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh into another "

@@ -5,9 +5,10 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
 is requested (SIGTERM, or an image found unreadable: every rank stops at the same step, see
-``Trainer._stop_point``); it holds the number of batches trained in the current epoch, so a resumed run skips those
-images without loading them, and the global random states of every rank (for models that draw random numbers
-themselves), so that resuming from it gives the weights an uninterrupted run would have.
+``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of batches trained in
+the current epoch, so a resumed run skips those images without loading them, and the global random states of every
+rank (for models that draw random numbers themselves), so that resuming from it gives the weights an uninterrupted
+run would have.
 """
 from __future__ import annotations
 
@@ -135,6 +136,16 @@ class DataErrorMidRun(DataError):
 
 # the stop code of a rank that could not read its batch, above every signal number (the codes are reduced with MAX)
 UNREADABLE_DATA = 1 << 16
+
+
+class Diverged(FloatingPointError):
+    """A non-finite training or validation loss, or weights: raised on every rank at the same point, before anything
+    of it is checkpointed (``last.pth`` and ``best.pth`` keep the last finite weights); ``run.json`` records it
+    (``diverged``: epoch, step, error)."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 # ---------------------------------------------------------------------------- pieces
@@ -633,6 +644,7 @@ class Trainer:
             "resumed_from": str(resume) if resume else None,
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
+            "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace
             "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment}],
@@ -656,9 +668,10 @@ class Trainer:
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         return [{"start_step": None, **{key: before.get(key) for key in keys}}]
 
-    def _mark_finished(self) -> None:
+    def _record_run(self, **fields) -> None:
+        """Set ``fields`` at run.json's top level (rank 0)."""
         path = self.out / "run.json"
-        write_json(path, {**json.loads(path.read_text()), "finished": True, "final_epoch": self.epoch}, indent=2)
+        write_json(path, {**json.loads(path.read_text()), **fields}, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
@@ -805,7 +818,12 @@ class Trainer:
         guarantee. Every rank must call it at the same step."""
         digest = module_sha256(self.model) if self.dist.distributed else None
         gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest,
-                                       "sums": self.epoch_sums.cpu()})
+                                       "sums": self.epoch_sums.cpu(), "non_finite": self._non_finite_tensor()})
+        non_finite = next((g["non_finite"] for g in gathered if g["non_finite"]), None)
+        if non_finite:  # made so by a step whose loss was finite (an overflowing gradient): last.pth keeps the last good
+            epoch = self.epoch + (1 if self.epoch_steps else 0)  # the epoch whose last step trained them
+            raise Diverged(f"the weights are non-finite ({non_finite}) after step {self.global_step} (epoch {epoch}, "
+                           f"learning rate {self.epoch_lr:g}); not checkpointed", epoch, self.global_step)
         if len({g["weights"] for g in gathered}) > 1:
             raise RuntimeError(f"at step {self.global_step} the {self.dist.world_size} replicas hold different weights: "
                                f"{[g['weights'][:12] for g in gathered]}")
@@ -820,6 +838,11 @@ class Trainer:
                 save_checkpoint(state, self.out / "best.pth")
             save_checkpoint(state, self.out / "last.pth")
         barrier()
+
+    def _non_finite_tensor(self) -> Optional[str]:
+        """The name of the model's first floating-point parameter or buffer holding a NaN or an infinity, else None."""
+        return next((name for name, value in self.model.state_dict().items()
+                     if value.is_floating_point() and not torch.isfinite(value).all()), None)
 
     # ------------------------------------------------------------------ loops
     def _autocast(self):
@@ -895,8 +918,8 @@ class Trainer:
                 losses = all_gather_objects(loss.item())
                 rank, value = next((r, v) for r, v in enumerate(losses) if not math.isfinite(v))
                 on = f" on rank {rank}" if len(losses) > 1 else ""
-                raise FloatingPointError(f"loss is {value} at step {self.global_step}{on} (learning rate "
-                                         f"{self.optimizer.param_groups[0]['lr']:g})")
+                raise Diverged(f"loss is {value} at step {self.global_step}{on} (epoch {epoch + 1}, learning rate "
+                               f"{self.optimizer.param_groups[0]['lr']:g})", epoch + 1, self.global_step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:
@@ -960,9 +983,17 @@ class Trainer:
                 yield batch
 
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
-        """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""
-        with sigterm_deferred():  # SIGTERM: stop at the next batch with a checkpoint (_stop_point)
-            return self._fit(until_epoch)
+        """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row.
+
+        SIGTERM stops it at the next batch with a checkpoint of that step (``_stop_point``). A divergence
+        (``Diverged``) is recorded in run.json before it is raised."""
+        with sigterm_deferred():
+            try:
+                return self._fit(until_epoch)
+            except Diverged as error:
+                if self.dist.is_main:
+                    self._record_run(diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                raise
 
     def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
         end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
@@ -970,6 +1001,10 @@ class Trainer:
             start = time.perf_counter()
             train = self.train_one_epoch(epoch)
             val = self.evaluate()
+            if val and not math.isfinite(val["val_loss"]):  # the same on every rank (reduced): diverged weights, which
+                # were checkpointed as the epoch's (and as best.pth when their NaN logits happened to rank well)
+                raise Diverged(f"validation loss is {val['val_loss']} after epoch {epoch + 1} (step "
+                               f"{self.global_step}, learning rate {self.epoch_lr:g})", epoch + 1, self.global_step)
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()
@@ -986,7 +1021,7 @@ class Trainer:
                                   if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
         if self.epoch == self.config.epochs and self.dist.is_main:
-            self._mark_finished()
+            self._record_run(finished=True, final_epoch=self.epoch)
         return self.history[-1] if self.history else {}
 
     def close(self) -> None:

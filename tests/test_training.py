@@ -312,10 +312,11 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
-# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers; the
-# workers take a signal from their trainer as the order to exit; a scheduler's: test_a_loading_worker_outlives...) while it
-# trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes inside the step, at a step known in advance
-SIGTERM_IN_STEP_6 = """
+# `python -m neurozoo.convrnn.training` that sends SIGTERM (or SIGINT: Ctrl-C in a terminal) to its process group
+# (itself and its loading workers; the workers take a SIGTERM from their trainer as the order to exit; a scheduler's:
+# test_a_loading_worker_outlives...) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes
+# inside the step, at a step known in advance
+SIGNAL_IN_STEP_6 = """
 import os, runpy, signal
 from neurozoo.convrnn.training.engine import Trainer
 
@@ -324,7 +325,7 @@ batch = Trainer._batch
 
 def batch_or_terminate(self, images, target):
     if self.model.training and self.global_step == 5:
-        os.killpg(0, signal.SIGTERM)
+        os.killpg(0, signal.{signal})
     return batch(self, images, target)
 
 
@@ -333,13 +334,15 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 """
 
 
-def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(data, tmp_path, straight):
-    """SIGTERM to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes last.pth at
-    step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's weights and
-    metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an epoch on
-    ImageNet."""
-    script = tmp_path / "sigterm_in_step_6.py"
-    script.write_text(SIGTERM_IN_STEP_6)
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_zoo_train_given_sigterm_or_ctrl_c_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(
+        data, tmp_path, straight, signame, python_ctrl_c):
+    """SIGTERM (or Ctrl-C) to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes
+    last.pth at step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's
+    weights and metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an
+    epoch on ImageNet; Ctrl-C did so until it was deferred as SIGTERM is (its first one says so)."""
+    script = tmp_path / "signal_in_step_6.py"
+    script.write_text(SIGNAL_IN_STEP_6.replace("{signal}", signame))
     out = tmp_path / "run"
     command = train_command(data, out, epochs=2, entry=(str(script),))
     command[command.index("--workers") + 1] = "2"
@@ -348,6 +351,8 @@ def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_sa
     assert process.returncode == 130 and process.stderr.splitlines()[-1] == (
         f"zoo train: interrupted; {out / 'last.pth'} holds step 6 (2 of 4 batches of epoch 2): rerun the same "
         "command with --resume to continue from it"), process.stderr[-2000:]
+    ctrl_c = "Ctrl-C: stopping at the next batch, with a checkpoint of the step reached (Ctrl-C again stops at once)"
+    assert (ctrl_c in process.stderr) == (signame == "SIGINT") and "Traceback" not in process.stderr, process.stderr
     assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]
     assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 6
     train(config(data, out, resume="auto"))
@@ -433,7 +438,8 @@ def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
 
 def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd, python_ctrl_c):
     """A retina fit defers Ctrl-C to the end of its epoch (sigint_note): the first Ctrl-C says so and waits for the
-    safe point, a second stops at once; a block without a note, and a Ctrl-C the process ignores, are left alone."""
+    safe point, a second stops at once; an empty note defers it without a word; a block without a note, and a Ctrl-C
+    the process ignores, are left alone."""
     from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 
     before = signal.getsignal(signal.SIGINT)
@@ -444,6 +450,10 @@ def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at
             signal.raise_signal(signal.SIGINT)
     assert capfd.readouterr().err == "\nCtrl-C: stopping after this epoch (Ctrl-C again stops at once)\n"
     assert signal.getsignal(signal.SIGINT) is before and termination_requested() is None
+    with sigterm_deferred(""):  # a torchrun rank other than 0 (the trainer's): every rank printed the note
+        signal.raise_signal(signal.SIGINT)
+        assert termination_requested() == signal.SIGINT
+    assert capfd.readouterr().err == "" and termination_requested() is None
     with sigterm_deferred(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -745,6 +755,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
 def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, tmp_path, capsys, monkeypatch):
     """Ctrl-C in ``zoo train`` printed only "interrupted": now it says whether a finished epoch was saved and that
     --resume continues from it (or that nothing was saved)."""
+    from neurozoo.convrnn.training import engine
     from neurozoo.convrnn.training.engine import Trainer
     from neurozoo.leaderboard.cli import main
 
@@ -753,11 +764,11 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
             "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none", "--quiet"]
     save = Trainer.save
 
-    def interrupted(after):
+    def interrupted(after, *message):
         def patched(self, is_best):
             if after:
                 save(self, is_best)
-            raise KeyboardInterrupt  # Ctrl-C as the first epoch's checkpoint is written (or just after)
+            raise KeyboardInterrupt(*message)  # Ctrl-C as the first epoch's checkpoint is written (or just after)
         return patched
 
     monkeypatch.setattr(Trainer, "save", interrupted(after=False))
@@ -767,6 +778,12 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
     assert main(args) == 130
     assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds step 1 (the end of epoch "
                                        "1): rerun the same command with --resume to continue from it\n")
+    monkeypatch.setattr(Trainer, "save", interrupted(True, engine.STOPPED_AT_ONCE))  # a second Ctrl-C says so
+    assert main(args + ["--resume"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "zoo train: interrupted; stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost; "
+        f"{tmp_path / 'last.pth'} holds step 2 (the end of epoch 2): rerun the same command with --resume to continue "
+        "from it")
     monkeypatch.setattr(Trainer, "save", save)
     assert main(args + ["--resume"]) == 0  # as it says
     assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]
@@ -1176,9 +1193,12 @@ def test_a_rank_whose_weights_are_non_finite_stops_every_rank_before_the_checkpo
     assert json.loads((tmp_path / "run.json").read_text())["diverged"]["epoch"] == 1
 
 
-def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_sigterm_or_ctrl_c_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path, signum,
+                                                                                         python_ctrl_c):
     """SIGTERM raised KeyboardInterrupt inside whatever ran (a search worker's, from its handler): now the request
-    waits for the step in progress to finish and the trainer stops before the next batch."""
+    waits for the step in progress to finish and the trainer stops before the next batch. Ctrl-C too (it stopped
+    inside the step, and last.pth kept the step of the last checkpoint only)."""
     from neurozoo.datasets.termination import sigterm_deferred
 
     trainer = Trainer(config(data, tmp_path, epochs=1))  # 4 steps
@@ -1187,18 +1207,41 @@ def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(
     def terminate_in_step_two(module, inputs):
         calls.append(1)
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             time.sleep(0.05)  # the handler has run by now, inside this step
 
     trainer.train_model.register_forward_pre_hook(terminate_in_step_two)
     try:
-        with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match=f"signal {int(signum)}"):
             trainer.fit()
         assert trainer.global_step == 2 and len(calls) == 2
         state = load_checkpoint(tmp_path / "last.pth")  # the step where it stopped is kept
         assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
     finally:
         trainer.close()
+
+
+def test_a_second_ctrl_c_stops_training_at_once_without_a_checkpoint(data, tmp_path, capfd, python_ctrl_c):
+    """The first Ctrl-C waits for the step to finish and says so; a second one stops at once (in the step), and the
+    checkpoint of the last step is not written."""
+    trainer = Trainer(config(data, tmp_path, epochs=1, checkpoint_every=1))
+
+    def ctrl_c_twice_in_step_two(module, inputs):
+        if trainer.global_step == 1:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+
+    trainer.train_model.register_forward_pre_hook(ctrl_c_twice_in_step_two)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped at once by a second Ctrl-C: the steps since the last "
+                                                    "checkpoint were lost"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 1
+    assert capfd.readouterr().err.count("Ctrl-C: stopping at the next batch") == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's again after fit
 
 
 def test_a_sigterm_inside_a_finaliser_is_kept_for_the_next_safe_point(capfd):

@@ -90,19 +90,21 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import DataErrorMidRun, RanksDisagree, train
+    from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, train
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
     # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
-    # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data)
+    # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data).
+    # Ctrl-C does so once training has started (Trainer.fit); before, it stops at once, nothing being trained yet
     try:
         with sigterm_deferred():
             train(config)
-    except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
+    except KeyboardInterrupt as error:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"zoo train: interrupted; {what_was_kept(Path(args.out))}", file=sys.stderr)
+            lost = f"{error}; " if str(error) == STOPPED_AT_ONCE else ""  # a second Ctrl-C, not the step's stop
+            print(f"zoo train: interrupted; {lost}{what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
     except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
         if int(os.environ.get("RANK", "0")) != 0:  # every rank stopped at the same step; rank 0 says it once

@@ -4,7 +4,7 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 ``DistributedSampler`` (a pure function of seed and epoch, also for one process); each image's augmentation is
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
-is requested (SIGTERM, or an image found unreadable: every rank stops at the same step, see
+is requested (SIGTERM, a first Ctrl-C, or an image found unreadable: every rank stops at the same step, see
 ``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of batches trained in
 the current epoch, so a resumed run skips those images without loading them, and the global random states of every
 rank (for models that draw random numbers themselves), so that resuming from it gives the weights an uninterrupted
@@ -258,6 +258,10 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
             on_batch()
     return {"answer": answer, "steps": steps}
 
+
+#: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once
+STOPPING = "stopping at the next batch, with a checkpoint of the step reached"
+STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost"
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
@@ -879,12 +883,12 @@ class Trainer:
         return None if batch is None else self._batch(*batch)
 
     def _stop_point(self, unreadable: Optional[str] = None) -> None:
-        """When a SIGTERM has reached any rank (inside ``sigterm_deferred``) or any rank could not read its batch
-        (``unreadable``: the error's line), every rank stops here at the same step: the request is reduced with MAX
-        over the ranks (a one-element all-reduce per batch: a signal number, or ``UNREADABLE_DATA``). A stop saves the
-        checkpoint of this step (rank 0 writes it; an unreadable batch at an epoch's start, with nothing trained since
-        the epoch-end checkpoint, saves nothing) and raises ``KeyboardInterrupt("signal N")``, or on every rank
-        ``DataErrorMidRun`` with the first failing rank's line."""
+        """When a SIGTERM or a first Ctrl-C has reached any rank (inside ``sigterm_deferred``) or any rank could not
+        read its batch (``unreadable``: the error's line), every rank stops here at the same step: the request is
+        reduced with MAX over the ranks (a one-element all-reduce per batch: a signal number, or
+        ``UNREADABLE_DATA``). A stop saves the checkpoint of this step (rank 0 writes it; an unreadable batch at an
+        epoch's start, with nothing trained since the epoch-end checkpoint, saves nothing) and raises
+        ``KeyboardInterrupt("signal N")``, or on every rank ``DataErrorMidRun`` with the first failing rank's line."""
         code = max_over_ranks(UNREADABLE_DATA if unreadable else termination_requested() or 0, self._stop_flag)
         if code == UNREADABLE_DATA:
             found = next(line for line in all_gather_objects(unreadable) if line)
@@ -985,9 +989,10 @@ class Trainer:
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
         """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row.
 
-        SIGTERM stops it at the next batch with a checkpoint of that step (``_stop_point``). A divergence
+        SIGTERM and a first Ctrl-C stop it at the next batch with a checkpoint of that step (``_stop_point``); a second
+        Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A divergence
         (``Diverged``) is recorded in run.json before it is raised."""
-        with sigterm_deferred():
+        with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE):
             try:
                 return self._fit(until_epoch)
             except Diverged as error:

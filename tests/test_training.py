@@ -1181,16 +1181,35 @@ def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(dat
 
 def test_a_rank_whose_weights_are_non_finite_stops_every_rank_before_the_checkpoint(data, tmp_path, monkeypatch):
     """Rank 0 of two is played (the gather faked as a peer answers it): rank 1 reports non-finite weights at the
-    epoch's checkpoint, so rank 0 refuses it too, at the same point, and writes nothing."""
+    epoch's end, so rank 0 stops too, at the same point, and writes nothing."""
     from neurozoo.convrnn.training import engine
 
-    monkeypatch.setattr(engine, "all_gather_objects", lambda obj: [obj, {**obj, "non_finite": "conv1.weight"}]
-                        if isinstance(obj, dict) and "non_finite" in obj else [obj])
+    monkeypatch.setattr(engine, "all_gather_objects", lambda obj: [obj, "conv1.weight"] if obj is None else [obj])
     with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(conv1\.weight\) after step 1 "
                                                  r"\(epoch 1, "):
         train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
     assert not (tmp_path / "last.pth").exists() and not (tmp_path / "best.pth").exists()
     assert json.loads((tmp_path / "run.json").read_text())["diverged"]["epoch"] == 1
+
+
+def test_an_epoch_without_validation_whose_weights_turned_non_finite_logs_no_row_and_saves_nothing(data, tmp_path):
+    """Without val/ nothing validates the weights at the epoch's end: its last step turned them NaN, and the epoch's
+    row was logged as done before its checkpoint was refused (with no check, the NaN weights were saved as last.pth)."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(data / "train", folder / "train")
+    with pytest.warns(UserWarning, match="has no val/ folder"):
+        trainer = Trainer(config(folder, tmp_path / "run", epochs=2))
+    nan_weights_after_step(trainer, 8)
+    try:
+        with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(.+\) after step 8 \(epoch 2, "):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "epoch"] \
+        == [("epoch", 4)]
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["global_step"] == 4
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -820,14 +820,10 @@ class Trainer:
         """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in
         data-parallel runs also checks that the replicas still hold bit-identical weights, which DDP should
         guarantee. Every rank must call it at the same step."""
+        self._refuse_non_finite_weights()  # last.pth and best.pth keep the last finite weights
         digest = module_sha256(self.model) if self.dist.distributed else None
         gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest,
-                                       "sums": self.epoch_sums.cpu(), "non_finite": self._non_finite_tensor()})
-        non_finite = next((g["non_finite"] for g in gathered if g["non_finite"]), None)
-        if non_finite:  # made so by a step whose loss was finite (an overflowing gradient): last.pth keeps the last good
-            epoch = self.epoch + (1 if self.epoch_steps else 0)  # the epoch whose last step trained them
-            raise Diverged(f"the weights are non-finite ({non_finite}) after step {self.global_step} (epoch {epoch}, "
-                           f"learning rate {self.epoch_lr:g}); not checkpointed", epoch, self.global_step)
+                                       "sums": self.epoch_sums.cpu()})
         if len({g["weights"] for g in gathered}) > 1:
             raise RuntimeError(f"at step {self.global_step} the {self.dist.world_size} replicas hold different weights: "
                                f"{[g['weights'][:12] for g in gathered]}")
@@ -843,10 +839,17 @@ class Trainer:
             save_checkpoint(state, self.out / "last.pth")
         barrier()
 
-    def _non_finite_tensor(self) -> Optional[str]:
-        """The name of the model's first floating-point parameter or buffer holding a NaN or an infinity, else None."""
-        return next((name for name, value in self.model.state_dict().items()
+    def _refuse_non_finite_weights(self) -> None:
+        """``Diverged`` on every rank when any rank's weights (parameters or buffers) hold a NaN or an infinity, made
+        so by a step whose own loss was finite (an overflowing gradient): called by every rank at the same point,
+        before each checkpoint and before an epoch's row is logged, so that neither records them."""
+        mine = next((name for name, value in self.model.state_dict().items()
                      if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        found = next((name for name in all_gather_objects(mine) if name), None)
+        if found:
+            epoch = self.epoch + (1 if self.epoch_steps else 0)  # the epoch whose last step trained them
+            raise Diverged(f"the weights are non-finite ({found}) after step {self.global_step} (epoch {epoch}, "
+                           f"learning rate {self.epoch_lr:g}); not checkpointed", epoch, self.global_step)
 
     # ------------------------------------------------------------------ loops
     def _autocast(self):
@@ -1010,6 +1013,7 @@ class Trainer:
                 # were checkpointed as the epoch's (and as best.pth when their NaN logits happened to rank well)
                 raise Diverged(f"validation loss is {val['val_loss']} after epoch {epoch + 1} (step "
                                f"{self.global_step}, learning rate {self.epoch_lr:g})", epoch + 1, self.global_step)
+            self._refuse_non_finite_weights()  # without val/ too: the epoch's row would be logged, then not saved
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()

@@ -1374,6 +1374,31 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
 
 
+def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_that_stopped(data, tmp_path,
+                                                                                          monkeypatch):
+    """A run of 1 epoch draws its curve, titled "finished, 1 epochs"; resumed with --epochs 2 and stopped (Ctrl-C,
+    SIGTERM, a divergence), the folder kept that curve beside a run that is not finished (run.json, metrics.jsonl).
+    The curve goes when the run trains on, and comes back when it is done."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", *(f"--set={k}={v}" for k, v in TINY.items())]
+    curve = tmp_path / "training_curve.png"
+    assert main(args + ["--epochs", "1"]) == 0 and curve.exists()
+    assert main(args + ["--epochs", "1", "--resume"]) == 0 and curve.exists()  # nothing left to train: drawn again
+    save = Trainer.save
+
+    def stopped(self, is_best):
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(Trainer, "save", stopped)
+    assert main(args + ["--epochs", "2", "--resume"]) == 130
+    assert not curve.exists() and json.loads((tmp_path / "run.json").read_text())["finished"] is False
+    monkeypatch.setattr(Trainer, "save", save)
+    assert main(args + ["--epochs", "2", "--resume"]) == 0 and curve.exists()
+
+
 def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data, tmp_path, capsys, monkeypatch):
     """The non-finite loss was checked by each rank alone: the rank whose batch gave inf raised, and the others failed
     in backward()'s gradient all-reduce (a gloo traceback; NCCL waits there). Rank 0 of two is played here: rank 1's loss

@@ -506,6 +506,9 @@ class Trainer:
             self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
         if self.dist.is_main:
             self._write_run_info(resume)
+            if self.epoch < config.epochs:  # zoo train's curve of a finished part, which said "finished" beside a run
+                # resumed for more epochs and then stopped or diverged; drawn again when the run is done
+                (self.out / "training_curve.png").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ setup
     def _configure_backends(self) -> None:

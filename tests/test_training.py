@@ -1383,7 +1383,8 @@ def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_tha
     from neurozoo.leaderboard.cli import main
 
     args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
-            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", *(f"--set={k}={v}" for k, v in TINY.items())]
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet",
+            *(f"--set={k}={v}" for k, v in TINY.items())]
     curve = tmp_path / "training_curve.png"
     assert main(args + ["--epochs", "1"]) == 0 and curve.exists()
     assert main(args + ["--epochs", "1", "--resume"]) == 0 and curve.exists()  # nothing left to train: drawn again

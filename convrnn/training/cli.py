@@ -71,8 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
-                        "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C save "
-                        "at the next step anyway: this bounds what a SIGKILL or a lost node costs")
+                        "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "
+                        "save at the next step anyway: this bounds what a SIGKILL or a lost node costs")
     p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     from neurozoo.convrnn.cli import add_override_arguments

@@ -33,7 +33,8 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     ``sigint_note``: Ctrl-C is deferred too; the first one writes ``Ctrl-C: <note> (Ctrl-C again stops at once)`` to
     stderr (a Ctrl-C that seemed to do nothing for the minute an epoch takes invited a kill -9) and records the
     request, a second raises ``KeyboardInterrupt(sigint_again)`` where Python is (``sigint_again``: what stopping at
-    once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it)."""
+    once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it). An empty note
+    defers Ctrl-C without a word (the ranks of a torchrun other than rank 0, which says it for them)."""
     global _requested, _depth
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -43,7 +44,7 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         global _requested
         if signum == signal.SIGINT and _requested is not None:
             raise KeyboardInterrupt(*([sigint_again] if sigint_again else []))
-        if signum == signal.SIGINT:  # os.write: a print here could meet one the interrupted code was making
+        if signum == signal.SIGINT and sigint_note:  # os.write: a print here could meet one the interrupted code made
             os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
         _requested = _requested or signum
 

@@ -1173,7 +1173,8 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["diverged"]["epoch"] == 1
     error = trial.user_attrs["diverged"]["error"]  # nan or inf: that depends on the kernels
-    assert re.fullmatch(r"loss is (nan|inf) at step \d \(learning rate \d+\); " + re.escape(advice), error), error
+    assert re.fullmatch(r"loss is (nan|inf) at step \d \(epoch 1, learning rate \d+\); " + re.escape(advice),
+                        error), error
     text = capsys.readouterr().out
     assert f"trial 0 epoch 1/1: diverged ({error}); pruned" in text
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text

@@ -312,10 +312,11 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
-# `python -m neurozoo.convrnn.training` that sends SIGTERM to its process group (itself and its loading workers; the
-# workers take a signal from their trainer as the order to exit; a scheduler's: test_a_loading_worker_outlives...) while it
-# trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes inside the step, at a step known in advance
-SIGTERM_IN_STEP_6 = """
+# `python -m neurozoo.convrnn.training` that sends SIGTERM (or SIGINT: Ctrl-C in a terminal) to its process group
+# (itself and its loading workers; the workers take a SIGTERM from their trainer as the order to exit; a scheduler's:
+# test_a_loading_worker_outlives...) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes
+# inside the step, at a step known in advance
+SIGNAL_IN_STEP_6 = """
 import os, runpy, signal
 from neurozoo.convrnn.training.engine import Trainer
 
@@ -324,7 +325,7 @@ batch = Trainer._batch
 
 def batch_or_terminate(self, images, target):
     if self.model.training and self.global_step == 5:
-        os.killpg(0, signal.SIGTERM)
+        os.killpg(0, signal.{signal})
     return batch(self, images, target)
 
 
@@ -333,13 +334,15 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 """
 
 
-def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(data, tmp_path, straight):
-    """SIGTERM to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes last.pth at
-    step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's weights and
-    metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an epoch on
-    ImageNet."""
-    script = tmp_path / "sigterm_in_step_6.py"
-    script.write_text(SIGTERM_IN_STEP_6)
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_zoo_train_given_sigterm_or_ctrl_c_mid_epoch_saves_that_step_and_resumes_to_the_same_weights(
+        data, tmp_path, straight, signame, python_ctrl_c):
+    """SIGTERM (or Ctrl-C) to the run and its 2 loading workers inside step 6 of 8: the step finishes, the run writes
+    last.pth at step 6 and exits 130 saying so; --resume (without workers) then ends with the uninterrupted run's
+    weights and metrics. Before, SIGTERM stopped the run with the checkpoint of epoch 1 (step 4): two steps lost, an
+    epoch on ImageNet; Ctrl-C did so until it was deferred as SIGTERM is (its first one says so)."""
+    script = tmp_path / "signal_in_step_6.py"
+    script.write_text(SIGNAL_IN_STEP_6.replace("{signal}", signame))
     out = tmp_path / "run"
     command = train_command(data, out, epochs=2, entry=(str(script),))
     command[command.index("--workers") + 1] = "2"
@@ -348,6 +351,8 @@ def test_zoo_train_given_sigterm_mid_epoch_saves_that_step_and_resumes_to_the_sa
     assert process.returncode == 130 and process.stderr.splitlines()[-1] == (
         f"zoo train: interrupted; {out / 'last.pth'} holds step 6 (2 of 4 batches of epoch 2): rerun the same "
         "command with --resume to continue from it"), process.stderr[-2000:]
+    ctrl_c = "Ctrl-C: stopping at the next batch, with a checkpoint of the step reached (Ctrl-C again stops at once)"
+    assert (ctrl_c in process.stderr) == (signame == "SIGINT") and "Traceback" not in process.stderr, process.stderr
     assert sorted(p.name for p in out.iterdir()) == ["best.pth", "last.pth", "metrics.jsonl", "run.json"]
     assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 6
     train(config(data, out, resume="auto"))
@@ -433,7 +438,8 @@ def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
 
 def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd, python_ctrl_c):
     """A retina fit defers Ctrl-C to the end of its epoch (sigint_note): the first Ctrl-C says so and waits for the
-    safe point, a second stops at once; a block without a note, and a Ctrl-C the process ignores, are left alone."""
+    safe point, a second stops at once; an empty note defers it without a word; a block without a note, and a Ctrl-C
+    the process ignores, are left alone."""
     from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 
     before = signal.getsignal(signal.SIGINT)
@@ -444,6 +450,10 @@ def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at
             signal.raise_signal(signal.SIGINT)
     assert capfd.readouterr().err == "\nCtrl-C: stopping after this epoch (Ctrl-C again stops at once)\n"
     assert signal.getsignal(signal.SIGINT) is before and termination_requested() is None
+    with sigterm_deferred(""):  # a torchrun rank other than 0 (the trainer's): every rank printed the note
+        signal.raise_signal(signal.SIGINT)
+        assert termination_requested() == signal.SIGINT
+    assert capfd.readouterr().err == "" and termination_requested() is None
     with sigterm_deferred(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -745,6 +755,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
 def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, tmp_path, capsys, monkeypatch):
     """Ctrl-C in ``zoo train`` printed only "interrupted": now it says whether a finished epoch was saved and that
     --resume continues from it (or that nothing was saved)."""
+    from neurozoo.convrnn.training import engine
     from neurozoo.convrnn.training.engine import Trainer
     from neurozoo.leaderboard.cli import main
 
@@ -753,11 +764,11 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
             "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none", "--quiet"]
     save = Trainer.save
 
-    def interrupted(after):
+    def interrupted(after, *message):
         def patched(self, is_best):
             if after:
                 save(self, is_best)
-            raise KeyboardInterrupt  # Ctrl-C as the first epoch's checkpoint is written (or just after)
+            raise KeyboardInterrupt(*message)  # Ctrl-C as the first epoch's checkpoint is written (or just after)
         return patched
 
     monkeypatch.setattr(Trainer, "save", interrupted(after=False))
@@ -767,6 +778,12 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
     assert main(args) == 130
     assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds step 1 (the end of epoch "
                                        "1): rerun the same command with --resume to continue from it\n")
+    monkeypatch.setattr(Trainer, "save", interrupted(True, engine.STOPPED_AT_ONCE))  # a second Ctrl-C says so
+    assert main(args + ["--resume"]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "zoo train: interrupted; stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost; "
+        f"{tmp_path / 'last.pth'} holds step 2 (the end of epoch 2): rerun the same command with --resume to continue "
+        "from it")
     monkeypatch.setattr(Trainer, "save", save)
     assert main(args + ["--resume"]) == 0  # as it says
     assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "epoch"] == [1, 2]
@@ -1095,25 +1112,112 @@ def test_the_default_number_of_loading_workers_follows_the_cpus_this_process_may
     assert default_workers() == 4
 
 
-def test_an_epoch_whose_validation_loss_is_not_finite_is_reported_not_a_traceback(data, tmp_path, monkeypatch,
-                                                                                   capsys):
-    """A diverging run (found by `zoo train` with --lr 0.1 on 8 images) logged its inf validation loss as null and
-    then failed printing the epoch line (TypeError on None.__format__), before the learning curve was drawn."""
-    evaluate = Trainer.evaluate
+def nan_weights_after_step(trainer, step: int):
+    """The trainer's first weight turns NaN in the optimizer step of training step ``step`` (1-based), whose loss was
+    finite: an overflowing gradient."""
+    def poison(optimizer, args, kwargs):
+        if trainer.global_step == step - 1:
+            with torch.no_grad():
+                next(trainer.model.parameters()).fill_(float("nan"))
 
-    def diverged(self):
-        return {**evaluate(self), "val_loss": float("inf")}
-
-    monkeypatch.setattr(Trainer, "evaluate", diverged)
-    final = train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1, quiet=False))
-    assert final["val_loss"] is None  # JSON has no inf: the log keeps null
-    line = [s for s in capsys.readouterr().out.splitlines() if s.startswith("epoch 1/1")]
-    assert len(line) == 1 and "val_loss non-finite" in line[0] and "val_top1 " in line[0]
+    return trainer.optimizer.register_step_post_hook(poison)
 
 
-def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path):
+def test_an_epoch_whose_validation_loss_is_not_finite_stops_the_run_with_its_last_good_checkpoints(data, tmp_path,
+                                                                                                    straight, capsys):
+    """The last step of epoch 2 turns the weights NaN (its own loss was finite): the validation loss is nan. The run
+    went on as if nothing had happened: it logged the epoch, wrote those weights as last.pth (best.pth too, when the
+    NaN logits' top-1 happened to beat the best) and ended "finished" (and before, on an inf validation loss, failed
+    printing the epoch line). Now it stops there naming epoch, step and loss; last.pth and best.pth keep epoch 1,
+    run.json says it diverged, and a resume starts from epoch 1's checkpoint."""
+    trainer = Trainer(config(data, tmp_path, quiet=False))  # 2 epochs of 4 steps
+    nan_weights_after_step(trainer, 8)
+    try:
+        with pytest.raises(FloatingPointError, match=r"^validation loss is nan after epoch 2 \(step 8, learning rate "
+                                                     r"[0-9.e-]+\)$"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2 step 4"]
+    for name in ("last.pth", "best.pth"):
+        state = load_checkpoint(tmp_path / name)
+        assert (state["epoch"], state["global_step"]) == (1, 4)
+        assert all(torch.isfinite(value).all() for value in state["model"].values())
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["finished"] is False and run["final_epoch"] is None
+    assert run["diverged"]["epoch"] == 2 and run["diverged"]["step"] == 8
+    assert run["diverged"]["error"].startswith("validation loss is nan after epoch 2 (step 8, ")
+    assert [r["kind"] for r in read_metrics(tmp_path / "metrics.jsonl")] == ["iter"] * 4 + ["epoch"] + ["iter"] * 4
+
+    resumed = Trainer(config(data, tmp_path, resume="auto"))
+    assert (resumed.epoch, resumed.global_step) == (1, 4)
+    resumed.fit()
+    resumed.close()
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"] is None  # this part did not
+    same_run(tmp_path, straight)
+
+
+def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(data, tmp_path, straight):
+    """--checkpoint-every 1, and step 3's optimizer step (a finite loss) turns the weights NaN: the checkpoint of
+    step 3 wrote them over last.pth (the next loss, nan, stopped the run: its resume met nan at once). Now that
+    checkpoint is refused with the name of the first non-finite weight, last.pth keeps step 2, and the resume from
+    it (the weights fine again) ends as the uninterrupted run."""
+    trainer = Trainer(config(data, tmp_path, checkpoint_every=1))
+    first = next(iter(trainer.model.state_dict()))
+    nan_weights_after_step(trainer, 3)
+    try:
+        with pytest.raises(FloatingPointError, match=rf"^the weights are non-finite \({re.escape(first)}\) after step "
+                                                     r"3 \(epoch 1, learning rate [0-9.e-]+\); not checkpointed$"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    state = load_checkpoint(tmp_path / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
+    assert all(torch.isfinite(value).all() for value in state["model"].values())
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"]["step"] == 3
+    train(config(data, tmp_path, checkpoint_every=1, resume="auto"))
+    same_run(tmp_path, straight)
+
+
+def test_a_rank_whose_weights_are_non_finite_stops_every_rank_before_the_checkpoint(data, tmp_path, monkeypatch):
+    """Rank 0 of two is played (the gather faked as a peer answers it): rank 1 reports non-finite weights at the
+    epoch's end, so rank 0 stops too, at the same point, and writes nothing."""
+    from neurozoo.convrnn.training import engine
+
+    monkeypatch.setattr(engine, "all_gather_objects", lambda obj: [obj, "conv1.weight"] if obj is None else [obj])
+    with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(conv1\.weight\) after step 1 "
+                                                 r"\(epoch 1, "):
+        train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    assert not (tmp_path / "last.pth").exists() and not (tmp_path / "best.pth").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"]["epoch"] == 1
+
+
+def test_an_epoch_without_validation_whose_weights_turned_non_finite_logs_no_row_and_saves_nothing(data, tmp_path):
+    """Without val/ nothing validates the weights at the epoch's end: its last step turned them NaN, and the epoch's
+    row was logged as done before its checkpoint was refused (with no check, the NaN weights were saved as last.pth)."""
+    import shutil
+
+    folder = tmp_path / "data"
+    shutil.copytree(data / "train", folder / "train")
+    with pytest.warns(UserWarning, match="has no val/ folder"):
+        trainer = Trainer(config(folder, tmp_path / "run", epochs=2))
+    nan_weights_after_step(trainer, 8)
+    try:
+        with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(.+\) after step 8 \(epoch 2, "):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "epoch"] \
+        == [("epoch", 4)]
+    assert load_checkpoint(tmp_path / "run" / "last.pth")["global_step"] == 4
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_sigterm_or_ctrl_c_during_a_training_step_stops_the_trainer_before_the_next_one(data, tmp_path, signum,
+                                                                                         python_ctrl_c):
     """SIGTERM raised KeyboardInterrupt inside whatever ran (a search worker's, from its handler): now the request
-    waits for the step in progress to finish and the trainer stops before the next batch."""
+    waits for the step in progress to finish and the trainer stops before the next batch. Ctrl-C too (it stopped
+    inside the step, and last.pth kept the step of the last checkpoint only)."""
     from neurozoo.datasets.termination import sigterm_deferred
 
     trainer = Trainer(config(data, tmp_path, epochs=1))  # 4 steps
@@ -1122,18 +1226,41 @@ def test_a_sigterm_during_a_training_step_stops_the_trainer_before_the_next_one(
     def terminate_in_step_two(module, inputs):
         calls.append(1)
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), signum)
             time.sleep(0.05)  # the handler has run by now, inside this step
 
     trainer.train_model.register_forward_pre_hook(terminate_in_step_two)
     try:
-        with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match=f"signal {int(signum)}"):
             trainer.fit()
         assert trainer.global_step == 2 and len(calls) == 2
         state = load_checkpoint(tmp_path / "last.pth")  # the step where it stopped is kept
         assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
     finally:
         trainer.close()
+
+
+def test_a_second_ctrl_c_stops_training_at_once_without_a_checkpoint(data, tmp_path, capfd, python_ctrl_c):
+    """The first Ctrl-C waits for the step to finish and says so; a second one stops at once (in the step), and the
+    checkpoint of the last step is not written."""
+    trainer = Trainer(config(data, tmp_path, epochs=1, checkpoint_every=1))
+
+    def ctrl_c_twice_in_step_two(module, inputs):
+        if trainer.global_step == 1:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+
+    trainer.train_model.register_forward_pre_hook(ctrl_c_twice_in_step_two)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="stopped at once by a second Ctrl-C: the steps since the last "
+                                                    "checkpoint were lost"):
+            trainer.fit()
+    finally:
+        trainer.close()
+    assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 1
+    assert capfd.readouterr().err.count("Ctrl-C: stopping at the next batch") == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's again after fit
 
 
 def test_a_sigterm_inside_a_finaliser_is_kept_for_the_next_safe_point(capfd):
@@ -1247,6 +1374,32 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
 
 
+def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_that_stopped(data, tmp_path,
+                                                                                          monkeypatch):
+    """A run of 1 epoch draws its curve, titled "finished, 1 epochs"; resumed with --epochs 2 and stopped (Ctrl-C,
+    SIGTERM, a divergence), the folder kept that curve beside a run that is not finished (run.json, metrics.jsonl).
+    The curve goes when the run trains on, and comes back when it is done."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet",
+            *(f"--set={k}={v}" for k, v in TINY.items())]
+    curve = tmp_path / "training_curve.png"
+    assert main(args + ["--epochs", "1"]) == 0 and curve.exists()
+    assert main(args + ["--epochs", "1", "--resume"]) == 0 and curve.exists()  # nothing left to train: drawn again
+    save = Trainer.save
+
+    def stopped(self, is_best):
+        raise KeyboardInterrupt("signal 15")
+
+    monkeypatch.setattr(Trainer, "save", stopped)
+    assert main(args + ["--epochs", "2", "--resume"]) == 130
+    assert not curve.exists() and json.loads((tmp_path / "run.json").read_text())["finished"] is False
+    monkeypatch.setattr(Trainer, "save", save)
+    assert main(args + ["--epochs", "2", "--resume"]) == 0 and curve.exists()
+
+
 def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data, tmp_path, capsys, monkeypatch):
     """The non-finite loss was checked by each rank alone: the rank whose batch gave inf raised, and the others failed
     in backward()'s gradient all-reduce (a gloo traceback; NCCL waits there). Rank 0 of two is played here: rank 1's loss
@@ -1266,7 +1419,7 @@ def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data
             "--image-size", "32", "--workers", "0", "--quiet", *(f"--set={key}={value}" for key, value in TINY.items())]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith("zoo train: error: loss is nan at step 0 on rank 1 (learning rate 0.1); "), err
+    assert err.startswith("zoo train: error: loss is nan at step 0 on rank 1 (epoch 1, learning rate 0.1); "), err
     assert asked == [0, 0] and not (tmp_path / "last.pth").exists()
 
 
@@ -1282,9 +1435,11 @@ def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tm
     err = capsys.readouterr().err
     state = load_checkpoint(tmp_path / "last.pth")
     assert state["global_step"] >= 1 and all(torch.isfinite(p).all() for p in state["model"].values())
-    assert re.match(r"zoo train: error: loss is nan at step \d+ \(learning rate 1e\+06\); ", err), err
+    assert re.match(r"zoo train: error: loss is nan at step \d+ \(epoch [12], learning rate 1e\+06\); ", err), err
     assert err.count("\n") == 1, err
     assert f"{tmp_path / 'last.pth'} holds step {state['global_step']} (" in err
+    diverged = json.loads((tmp_path / "run.json").read_text())["diverged"]  # the run's record says so, not finished
+    assert diverged["step"] >= state["global_step"] and err.startswith(f"zoo train: error: {diverged['error']}; ")
     assert err.endswith("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh "
                         "into another --out, with a lower --lr or --grad-clip\n")
     assert main(args + ["--resume"]) == 2  # as it says: the checkpoint's weights meet the same loss

@@ -71,8 +71,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
-                        "a resumed run starts at the step saved, skipping the images trained on. SIGTERM saves at the "
-                        "next step anyway: this bounds what a SIGKILL or a lost node costs")
+                        "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "
+                        "save at the next step anyway: this bounds what a SIGKILL or a lost node costs")
     p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     from neurozoo.convrnn.cli import add_override_arguments
@@ -90,26 +90,29 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import DataErrorMidRun, RanksDisagree, train
+    from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, train
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
 
     config = config_from_args(args)
     # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
-    # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data)
+    # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data).
+    # Ctrl-C does so once training has started (Trainer.fit); before, it stops at once, nothing being trained yet
     try:
         with sigterm_deferred():
             train(config)
-    except KeyboardInterrupt:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
+    except KeyboardInterrupt as error:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"zoo train: interrupted; {what_was_kept(Path(args.out))}", file=sys.stderr)
+            lost = f"{error}; " if str(error) == STOPPED_AT_ONCE else ""  # a second Ctrl-C, not the step's stop
+            print(f"zoo train: interrupted; {lost}{what_was_kept(Path(args.out))}", file=sys.stderr)
         return 130
     except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
         if int(os.environ.get("RANK", "0")) != 0:  # every rank stopped at the same step; rank 0 says it once
             return 2
         replace = "replace the file by a readable image of the same name (the image order stays), then "
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
-    except FloatingPointError as error:  # a non-finite loss: it was a traceback, and the same resume diverges again
+    except FloatingPointError as error:  # a non-finite loss or weights (engine.Diverged): it was a traceback, and the
+        # same resume diverges again
         if int(os.environ.get("RANK", "0")) != 0:
             return 2
         how = ("a rerun with --resume diverges there again (it keeps the checkpoint's --lr): train afresh into another "

@@ -1,7 +1,8 @@
 """The learning curve of a ``zoo train`` run, from its whole metrics.jsonl (resumed runs included): training
 loss per logged step and its mean over each epoch, with the validation loss at each epoch's end, and top-1 per epoch
 (a run shorter than ``--log-every`` steps logs no step, and its loss panel showed validation alone). Drawn after training
-returns; a run that has not reached its last epoch is titled as such, never as a finished run."""
+returns; a run that has not reached its last epoch is titled as such, never as a finished run (a resume with epochs
+left to train removes the curve of the part before, ``Trainer._setup``)."""
 from __future__ import annotations
 
 from pathlib import Path

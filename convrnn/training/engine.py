@@ -4,10 +4,11 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 ``DistributedSampler`` (a pure function of seed and epoch, also for one process); each image's augmentation is
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
-is requested (SIGTERM, or an image found unreadable: every rank stops at the same step, see
-``Trainer._stop_point``); it holds the number of batches trained in the current epoch, so a resumed run skips those
-images without loading them, and the global random states of every rank (for models that draw random numbers
-themselves), so that resuming from it gives the weights an uninterrupted run would have.
+is requested (SIGTERM, a first Ctrl-C, or an image found unreadable: every rank stops at the same step, see
+``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of batches trained in
+the current epoch, so a resumed run skips those images without loading them, and the global random states of every
+rank (for models that draw random numbers themselves), so that resuming from it gives the weights an uninterrupted
+run would have.
 """
 from __future__ import annotations
 
@@ -137,6 +138,16 @@ class DataErrorMidRun(DataError):
 UNREADABLE_DATA = 1 << 16
 
 
+class Diverged(FloatingPointError):
+    """A non-finite training or validation loss, or weights: raised on every rank at the same point, before anything
+    of it is checkpointed (``last.pth`` and ``best.pth`` keep the last finite weights); ``run.json`` records it
+    (``diverged``: epoch, step, error)."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+
 # ---------------------------------------------------------------------------- pieces
 @dataclass
 class LRFactor:
@@ -247,6 +258,10 @@ def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int =
             on_batch()
     return {"answer": answer, "steps": steps}
 
+
+#: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once
+STOPPING = "stopping at the next batch, with a checkpoint of the step reached"
+STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost"
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
@@ -491,6 +506,9 @@ class Trainer:
             self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
         if self.dist.is_main:
             self._write_run_info(resume)
+            if self.epoch < config.epochs:  # zoo train's curve of a finished part, which said "finished" beside a run
+                # resumed for more epochs and then stopped or diverged; drawn again when the run is done
+                (self.out / "training_curve.png").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ setup
     def _configure_backends(self) -> None:
@@ -633,6 +651,7 @@ class Trainer:
             "resumed_from": str(resume) if resume else None,
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
+            "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace
             "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment}],
@@ -656,9 +675,10 @@ class Trainer:
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         return [{"start_step": None, **{key: before.get(key) for key in keys}}]
 
-    def _mark_finished(self) -> None:
+    def _record_run(self, **fields) -> None:
+        """Set ``fields`` at run.json's top level (rank 0)."""
         path = self.out / "run.json"
-        write_json(path, {**json.loads(path.read_text()), "finished": True, "final_epoch": self.epoch}, indent=2)
+        write_json(path, {**json.loads(path.read_text()), **fields}, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
@@ -803,6 +823,7 @@ class Trainer:
         """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in
         data-parallel runs also checks that the replicas still hold bit-identical weights, which DDP should
         guarantee. Every rank must call it at the same step."""
+        self._refuse_non_finite_weights()  # last.pth and best.pth keep the last finite weights
         digest = module_sha256(self.model) if self.dist.distributed else None
         gathered = all_gather_objects({"rng": capture_rng_state(self.generator), "weights": digest,
                                        "sums": self.epoch_sums.cpu()})
@@ -820,6 +841,18 @@ class Trainer:
                 save_checkpoint(state, self.out / "best.pth")
             save_checkpoint(state, self.out / "last.pth")
         barrier()
+
+    def _refuse_non_finite_weights(self) -> None:
+        """``Diverged`` on every rank when any rank's weights (parameters or buffers) hold a NaN or an infinity, made
+        so by a step whose own loss was finite (an overflowing gradient): called by every rank at the same point,
+        before each checkpoint and before an epoch's row is logged, so that neither records them."""
+        mine = next((name for name, value in self.model.state_dict().items()
+                     if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        found = next((name for name in all_gather_objects(mine) if name), None)
+        if found:
+            epoch = self.epoch + (1 if self.epoch_steps else 0)  # the epoch whose last step trained them
+            raise Diverged(f"the weights are non-finite ({found}) after step {self.global_step} (epoch {epoch}, "
+                           f"learning rate {self.epoch_lr:g}); not checkpointed", epoch, self.global_step)
 
     # ------------------------------------------------------------------ loops
     def _autocast(self):
@@ -856,12 +889,12 @@ class Trainer:
         return None if batch is None else self._batch(*batch)
 
     def _stop_point(self, unreadable: Optional[str] = None) -> None:
-        """When a SIGTERM has reached any rank (inside ``sigterm_deferred``) or any rank could not read its batch
-        (``unreadable``: the error's line), every rank stops here at the same step: the request is reduced with MAX
-        over the ranks (a one-element all-reduce per batch: a signal number, or ``UNREADABLE_DATA``). A stop saves the
-        checkpoint of this step (rank 0 writes it; an unreadable batch at an epoch's start, with nothing trained since
-        the epoch-end checkpoint, saves nothing) and raises ``KeyboardInterrupt("signal N")``, or on every rank
-        ``DataErrorMidRun`` with the first failing rank's line."""
+        """When a SIGTERM or a first Ctrl-C has reached any rank (inside ``sigterm_deferred``) or any rank could not
+        read its batch (``unreadable``: the error's line), every rank stops here at the same step: the request is
+        reduced with MAX over the ranks (a one-element all-reduce per batch: a signal number, or
+        ``UNREADABLE_DATA``). A stop saves the checkpoint of this step (rank 0 writes it; an unreadable batch at an
+        epoch's start, with nothing trained since the epoch-end checkpoint, saves nothing) and raises
+        ``KeyboardInterrupt("signal N")``, or on every rank ``DataErrorMidRun`` with the first failing rank's line."""
         code = max_over_ranks(UNREADABLE_DATA if unreadable else termination_requested() or 0, self._stop_flag)
         if code == UNREADABLE_DATA:
             found = next(line for line in all_gather_objects(unreadable) if line)
@@ -895,8 +928,8 @@ class Trainer:
                 losses = all_gather_objects(loss.item())
                 rank, value = next((r, v) for r, v in enumerate(losses) if not math.isfinite(v))
                 on = f" on rank {rank}" if len(losses) > 1 else ""
-                raise FloatingPointError(f"loss is {value} at step {self.global_step}{on} (learning rate "
-                                         f"{self.optimizer.param_groups[0]['lr']:g})")
+                raise Diverged(f"loss is {value} at step {self.global_step}{on} (epoch {epoch + 1}, learning rate "
+                               f"{self.optimizer.param_groups[0]['lr']:g})", epoch + 1, self.global_step)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if c.grad_clip:
@@ -960,9 +993,18 @@ class Trainer:
                 yield batch
 
     def fit(self, until_epoch: Optional[int] = None) -> Dict[str, Any]:
-        """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row."""
-        with sigterm_deferred():  # SIGTERM: stop at the next batch with a checkpoint (_stop_point)
-            return self._fit(until_epoch)
+        """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row.
+
+        SIGTERM and a first Ctrl-C stop it at the next batch with a checkpoint of that step (``_stop_point``); a second
+        Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A divergence
+        (``Diverged``) is recorded in run.json before it is raised."""
+        with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE):
+            try:
+                return self._fit(until_epoch)
+            except Diverged as error:
+                if self.dist.is_main:
+                    self._record_run(diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                raise
 
     def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
         end = self.config.epochs if until_epoch is None else min(until_epoch, self.config.epochs)
@@ -970,6 +1012,11 @@ class Trainer:
             start = time.perf_counter()
             train = self.train_one_epoch(epoch)
             val = self.evaluate()
+            if val and not math.isfinite(val["val_loss"]):  # the same on every rank (reduced): diverged weights, which
+                # were checkpointed as the epoch's (and as best.pth when their NaN logits happened to rank well)
+                raise Diverged(f"validation loss is {val['val_loss']} after epoch {epoch + 1} (step "
+                               f"{self.global_step}, learning rate {self.epoch_lr:g})", epoch + 1, self.global_step)
+            self._refuse_non_finite_weights()  # without val/ too: the epoch's row would be logged, then not saved
             self.epoch = epoch + 1
             self.epoch_steps = 0
             self.epoch_sums.zero_()
@@ -986,7 +1033,7 @@ class Trainer:
                                   if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
         if self.epoch == self.config.epochs and self.dist.is_main:
-            self._mark_finished()
+            self._record_run(finished=True, final_epoch=self.epoch)
         return self.history[-1] if self.history else {}
 
     def close(self) -> None:

@@ -227,7 +227,8 @@ def _empty_presentations(assembly: xr.DataArray, finite: np.ndarray) -> str:
 
 
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
-    """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped."""
+    """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped;
+    float16 values and coordinates are stored as float32 (netCDF has no 16-bit float), so they read back as float32."""
     path = Path(path)
     assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}, allow_inf=True))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
@@ -236,10 +237,13 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     attrs["stimulus_set_identifier"] = identifier
     assembly = assembly.copy(deep=False)
     assembly.attrs = attrs
+    if assembly.dtype == np.float16:  # netCDF has no 16-bit float (netCDF4 raised a TypeError naming no file);
+        assembly = assembly.astype(np.float32)  # float32 holds every float16 value exactly
     for name in list(assembly.coords):
         values = np.asarray(assembly[name].values)
-        if values.dtype == object:
-            assembly = assembly.assign_coords({name: (assembly[name].dims, _as_array(values))})
+        if values.dtype == object or values.dtype == np.float16:
+            values = values.astype(np.float32) if values.dtype == np.float16 else _as_array(values)
+            assembly = assembly.assign_coords({name: (assembly[name].dims, values)})
     dataset = assembly.to_dataset(name="data")
     dataset.attrs["stimulus_set_identifier"] = identifier
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -523,3 +523,15 @@ def test_allow_keeps_nan_but_refuses_inf(tmp_path):
     with pytest.raises(DataError, match=expected):
         load_assembly(tmp_path / "inf.nc", nan_policy="allow")
     assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n3"]
+
+
+def test_float16_values_and_coordinates_are_written_as_float32(tmp_path):
+    """netCDF has no 16-bit float: write_assembly of half-precision features (or a float16 coordinate) failed in
+    netCDF4 with "Illegal primitive data type ... got float16", naming neither the file nor a way out."""
+    assembly = _assembly()
+    half = assembly.astype(np.float16).assign_coords(contrast=("presentation", np.linspace(0, 1, 15).astype(np.float16)))
+    loaded = load_assembly(write_assembly(half, tmp_path / "half.nc"))
+    assert loaded.dtype == np.float32 and loaded["contrast"].dtype == np.float32
+    np.testing.assert_array_equal(loaded.values, half.values.astype(np.float32))
+    np.testing.assert_array_equal(loaded["contrast"].values, half["contrast"].values.astype(np.float32))
+    assert loaded.attrs["stimulus_set_identifier"] == "toy"

@@ -159,6 +159,8 @@ def _import_line(imported, link: bool) -> str:
     from neurozoo.datasets import catalog
 
     if imported.status == catalog.PRESENT:
+        if imported.origin is not None:  # --from the cache's own data folder
+            return f"already present, sha256 verified: the source {imported.origin} is the cached file itself"
         return "already present, sha256 verified (--force replaces it)"
     how = f"linked to {imported.origin.resolve()}" if link else f"copied from {imported.origin}"
     return f"{imported.status} ({how}), sha256 verified"

@@ -382,3 +382,19 @@ def test_a_folder_without_its_manifest_is_named_with_its_remedy(tmp_path, monkey
         (tmp / "assembly.nc").write_text("whole")
     assert set(verify_folder(folder)) == {"assembly.nc"}
     assert zoo_data("verify") == 0
+
+
+def test_a_forced_import_from_the_cache_itself_keeps_the_data(toy, capsys):
+    """`zoo data import NAME --from $NEUROZOO_CACHE/data --link --force` replaced each cached file with a symlink to
+    its own path: the data were gone (a symlink loop), and the command ended in a RuntimeError traceback."""
+    assert zoo_data("import", "toy.set", "--from", str(toy)) == 0
+    data = catalog.data_dir()
+    capsys.readouterr()
+    for link in (("--link",), ()):
+        assert zoo_data("import", "toy.set", "--from", str(data), "--force", *link) == 0
+        cached = catalog.cached_path(catalog.get("toy.set").files[0])
+        assert not cached.is_symlink() and cached.read_bytes() == b"alpha" * 100
+        assert catalog.status("toy.set") == {"toy/a.bin": "ok", "toy/b.txt": "ok"}
+        assert capsys.readouterr().out.splitlines()[0] == (
+            f"toy.set: toy/a.bin: already present, sha256 verified: the source {data / 'toy' / 'a.bin'} is the cached "
+            "file itself")

@@ -226,20 +226,47 @@ def _empty_presentations(assembly: xr.DataArray, finite: np.ndarray) -> str:
             "values)")
 
 
+def _netcdf_attribute(value):
+    """``value`` as a netCDF attribute holds it, or None where it cannot: text, a number (a bool as 0/1), or a flat
+    list, tuple or 1-d array of numbers or of text (a list of one reads back as its one value, netCDF's rule)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, np.number)):
+        value = np.asarray(value)
+    elif isinstance(value, (list, tuple, np.ndarray)) and len(value) and np.ndim(value) == 1:
+        if all(isinstance(v, str) for v in value):
+            return [str(v) for v in value]
+        value = np.asarray(value)
+    else:
+        return None
+    if value.dtype.kind not in "biuf":
+        return None
+    if value.dtype.kind == "b" or value.dtype == np.float16:  # netCDF has neither
+        value = value.astype(np.int64 if value.dtype.kind == "b" else np.float32)
+    return value[()] if value.ndim == 0 else value
+
+
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
-    """Write in Brain-Score's layout (see the module docstring). Attributes that netCDF cannot hold are dropped."""
+    """Write in Brain-Score's layout (see the module docstring). Attributes are kept where netCDF can hold them
+    (``_netcdf_attribute``: text, numbers, flat lists of either) and dropped otherwise (a dict, an object);
+    float16 values and coordinates are stored as float32 (netCDF has no 16-bit float), so they read back as float32."""
     path = Path(path)
     assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}, allow_inf=True))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
-    attrs = {k: int(v) if isinstance(v, (bool, np.bool_)) else v for k, v in assembly.attrs.items()
-             if isinstance(v, (str, int, float, np.number, np.bool_))}
+    attrs = {k: stored for k, stored in ((k, _netcdf_attribute(v)) for k, v in assembly.attrs.items())
+             if stored is not None}
     attrs["stimulus_set_identifier"] = identifier
     assembly = assembly.copy(deep=False)
     assembly.attrs = attrs
+    if assembly.dtype == np.float16:  # netCDF has no 16-bit float (netCDF4 raised a TypeError naming no file);
+        assembly = assembly.astype(np.float32)  # float32 holds every float16 value exactly
     for name in list(assembly.coords):
         values = np.asarray(assembly[name].values)
-        if values.dtype == object:
-            assembly = assembly.assign_coords({name: (assembly[name].dims, _as_array(values))})
+        if values.dtype == object or values.dtype == np.float16:
+            values = values.astype(np.float32) if values.dtype == np.float16 else _as_array(values)
+            assembly = assembly.assign_coords({name: (assembly[name].dims, values)})
     dataset = assembly.to_dataset(name="data")
     dataset.attrs["stimulus_set_identifier"] = identifier
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -285,9 +285,11 @@ def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
         write_manifest(tmp, extra)
         try:
             os.replace(tmp, folder)
-        except OSError:  # another process finished first: keep its folder (verified by the caller)
-            if not (folder / MANIFEST).is_file():
-                raise
+        except OSError as error:  # another process finished first: keep its folder (verified by the caller)
+            if not (folder / MANIFEST).is_file():  # no build's: every build renames its folder in with its manifest
+                raise DataError(f"{folder}: exists without {MANIFEST}, so it is no finished build (a copy of the cache "
+                                f"cut short, or its manifest deleted) and the new build cannot replace it "
+                                f"({error.strerror}); delete {folder} to rebuild it") from None
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

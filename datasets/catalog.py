@@ -6,6 +6,7 @@ file not yet imported, imports it from the default local source (``$NEUROZOO_SHA
 """
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,7 +105,7 @@ PRESENT, IMPORTED, REPLACED = "already present", "imported", "replaced"
 class ImportedFile:
     """One file of an import: its catalog entry, its path in the cache, what was done (:data:`PRESENT`,
     :data:`IMPORTED`, :data:`REPLACED`; its sha256 verified in each case) and the source file copied or linked (None
-    when it was already present)."""
+    when it was already present; the cached file itself when the source was, which ``force`` leaves as it is)."""
     file: DataFile
     path: Path
     status: str
@@ -136,6 +137,13 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
         if origin is None:
             raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}")
         check_sha256(origin, file.sha256, f"{name}:{file.path}")
+        if present and not target.is_symlink() and os.path.samefile(origin, target):
+            # the source is the cached copy itself (--from the cache's data folder): a link would replace the data
+            # with a link to itself, a copy would copy it onto itself
+            paths.append(target)
+            if report is not None:
+                report(ImportedFile(file, target, PRESENT, origin))
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_dead_temporaries(target.parent, f"{target.name}.tmp*")  # of an import killed while copying
         remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # (named so before)

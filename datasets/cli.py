@@ -90,6 +90,10 @@ def _verify(args: argparse.Namespace) -> int:
             except DataError as error:
                 print(f"{'MISMATCH':8s} {error}")
                 failures += 1
+        for folder in _unfinished_folders():
+            print(f"{'MISMATCH':8s} {folder}: no {MANIFEST}, so no finished build (a copy of the cache cut short, or "
+                  f"its manifest deleted); its loader refuses it: delete it to rebuild it")
+            failures += 1
         unknown = _unrecorded_recordings()
     if failures:
         print(f"{failures} problem(s); fix a catalog file with `zoo data import NAME --force`, anything else as its "
@@ -98,6 +102,16 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"nothing to verify in {cache_dir()}: no catalog file imported (`zoo data import NAME`), "
               "no data generated yet (`zoo run` generates the embedded data)")
     return 1 if failures else 0
+
+
+def _unfinished_folders() -> list:
+    """The derived folders (``converted/<name>/<key>``, ``embedded/<key>``) without a manifest: every build renames its
+    folder into place with one, so these are no build's, and were passed over by a check of the manifests alone."""
+    from neurozoo.datasets.cache import MANIFEST, cache_dir
+
+    folders = [*cache_dir().glob("converted/*/*"), *cache_dir().glob("embedded/*")]
+    return sorted(f for f in folders if f.is_dir() and not f.name.startswith(".")  # a build's temporary: ".<name>.*"
+                  and not (f / MANIFEST).is_file())
 
 
 def _unrecorded_recordings() -> int:
@@ -145,6 +159,8 @@ def _import_line(imported, link: bool) -> str:
     from neurozoo.datasets import catalog
 
     if imported.status == catalog.PRESENT:
+        if imported.origin is not None:  # --from the cache's own data folder
+            return f"already present, sha256 verified: the source {imported.origin} is the cached file itself"
         return "already present, sha256 verified (--force replaces it)"
     how = f"linked to {imported.origin.resolve()}" if link else f"copied from {imported.origin}"
     return f"{imported.status} ({how}), sha256 verified"

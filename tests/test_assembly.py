@@ -523,3 +523,27 @@ def test_allow_keeps_nan_but_refuses_inf(tmp_path):
     with pytest.raises(DataError, match=expected):
         load_assembly(tmp_path / "inf.nc", nan_policy="allow")
     assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n3"]
+
+
+def test_float16_values_and_coordinates_are_written_as_float32(tmp_path):
+    """netCDF has no 16-bit float: write_assembly of half-precision features (or a float16 coordinate) failed in
+    netCDF4 with "Illegal primitive data type ... got float16", naming neither the file nor a way out."""
+    assembly = _assembly()
+    half = assembly.astype(np.float16).assign_coords(contrast=("presentation", np.linspace(0, 1, 15).astype(np.float16)))
+    loaded = load_assembly(write_assembly(half, tmp_path / "half.nc"))
+    assert loaded.dtype == np.float32 and loaded["contrast"].dtype == np.float32
+    np.testing.assert_array_equal(loaded.values, half.values.astype(np.float32))
+    np.testing.assert_array_equal(loaded["contrast"].values, half["contrast"].values.astype(np.float32))
+    assert loaded.attrs["stimulus_set_identifier"] == "toy"
+
+
+def test_list_and_array_attributes_survive_a_round_trip(tmp_path):
+    """netCDF attributes hold flat lists of numbers or of text, but write_assembly kept only scalars: a list of layers,
+    the time window as (start, end) or a 1-d array of gains was dropped without a word."""
+    assembly = _assembly().assign_attrs(layers=["conv5", "conv6"], window_ms=(70, 170), gains=np.array([0.5, 2.0]),
+                                        half=np.float16(1.5), flags=[True, False], nested=[[1, 2]], table={"a": 1})
+    loaded = load_assembly(write_assembly(assembly, tmp_path / "attrs.nc"))
+    assert loaded.attrs["layers"] == ["conv5", "conv6"]
+    assert loaded.attrs["window_ms"].tolist() == [70, 170] and loaded.attrs["gains"].tolist() == [0.5, 2.0]
+    assert loaded.attrs["half"] == 1.5 and loaded.attrs["flags"].tolist() == [1, 0]
+    assert "nested" not in loaded.attrs and "table" not in loaded.attrs  # no netCDF attribute holds them

@@ -3,6 +3,7 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 
 import pytest
 
@@ -356,3 +357,44 @@ def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
     holder.close()
     thread.join(10)
     assert entered.is_set() and capsys.readouterr().err == ""  # said once
+
+
+def test_a_folder_without_its_manifest_is_named_with_its_remedy(tmp_path, monkeypatch, capsys):
+    """A derived folder left without manifest.json (a copy of the cache cut short, the manifest deleted) was rebuilt
+    beside it and the rename failed with OSError "Directory not empty" on every later load, naming a temporary; and
+    `zoo data verify`, which checks the manifests it finds, passed it over."""
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    folder = tmp_path / "converted" / "toy" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "assembly.nc").write_text("half a copy")
+    with pytest.raises(DataError, match=re.escape(f"{folder}: exists without manifest.json") + r".*delete "
+                       + re.escape(str(folder)) + " to rebuild it"):
+        with building(folder) as tmp:
+            (tmp / "assembly.nc").write_text("whole")
+    assert (folder / "assembly.nc").read_text() == "half a copy" and not list(folder.parent.glob(".v1.*"))
+    (tmp_path / "embedded" / ".ventral.x.tmp-host-1").mkdir(parents=True)  # a build's temporary: not reported
+    capsys.readouterr()
+    assert zoo_data("verify") == 1
+    assert capsys.readouterr().out.splitlines()[0] == f"MISMATCH {folder}: no manifest.json, so no finished build (a " \
+        "copy of the cache cut short, or its manifest deleted); its loader refuses it: delete it to rebuild it"
+    shutil.rmtree(folder)
+    with building(folder) as tmp:
+        (tmp / "assembly.nc").write_text("whole")
+    assert set(verify_folder(folder)) == {"assembly.nc"}
+    assert zoo_data("verify") == 0
+
+
+def test_a_forced_import_from_the_cache_itself_keeps_the_data(toy, capsys):
+    """`zoo data import NAME --from $NEUROZOO_CACHE/data --link --force` replaced each cached file with a symlink to
+    its own path: the data were gone (a symlink loop), and the command ended in a RuntimeError traceback."""
+    assert zoo_data("import", "toy.set", "--from", str(toy)) == 0
+    data = catalog.data_dir()
+    capsys.readouterr()
+    for link in (("--link",), ()):
+        assert zoo_data("import", "toy.set", "--from", str(data), "--force", *link) == 0
+        cached = catalog.cached_path(catalog.get("toy.set").files[0])
+        assert not cached.is_symlink() and cached.read_bytes() == b"alpha" * 100
+        assert catalog.status("toy.set") == {"toy/a.bin": "ok", "toy/b.txt": "ok"}
+        assert capsys.readouterr().out.splitlines()[0] == (
+            f"toy.set: toy/a.bin: already present, sha256 verified: the source {data / 'toy' / 'a.bin'} is the cached "
+            "file itself")

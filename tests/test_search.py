@@ -361,6 +361,9 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"feedback": {"fixed": "conv3->conv2"}}, "feedback.fixed must be a list of edges, got 'conv3->conv2'"),
     ({"cell_layers": "conv2"}, "field 'cell_layers' must be a non-empty list of layer names, got 'conv2'"),
     ({"cells": {"rgc": {"cell_depth": {"int": [4, 8], "step": 3}}}}, "'step' 3 does not divide [4, 8]"),
+    # accepted, then optuna's ValueError at the first draw: a FAIL trial in the study and a traceback
+    ({"cells": {"rgc": {"cell_depth": {"int": [2, 8], "step": 2, "log": True}}}},
+     "cells.rgc.cell_depth: 'step' 2 with 'log: true': a log range is drawn in steps of 1 only"),
     ({"name": ["x"]}, "field 'name' must be a string, got ['x']"),
     ({"cells": {"rgc": {"weight_decay": 1e-4}}, "wiring": {"rgc": "rgc_intermediate"}},
      "cells.rgc.weight_decay and train.weight_decay"),

@@ -528,6 +528,34 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both
 
 
+def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path):
+    """A study shared through PostgreSQL: a trial run on machine B keeps its run.json on B, and the export at the end of
+    a command on machine A recorded A's seed, training settings, code version and device for it (the fallback for a
+    lost run.json). The study now holds what the record takes from run.json."""
+    import shutil
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", "3")]) == 0
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    run_json = Path(trial.user_attrs["out"]) / "run.json"
+    run = json.loads(run_json.read_text())
+    shutil.rmtree(run_json.parent)  # machine A has no folder of machine B's trial
+    argv = search_argv(tiny, out, 0, "--export", "1", "--results", results, "--seed", "0")
+    argv[argv.index("--width") + 1] = "0.5"
+    assert main(["search", *argv]) == 0
+    (_, row), = ResultsStore(results).query(benchmark="search.val_top1").iterrows()
+    assert row.settings["training"] == run["config"]  # not the exporting command's: width 0.5, seed 0
+    assert (row.seed, run["config"]["seed"], row.settings["training"]["overrides"]["width_multiplier"]) == (3, 3, 1.0)
+    assert (row.code_version, row.git_commit, row.device) == (run["code_version"], run["git_commit"], run["device"])
+    assert row.data_sha256 == run["val_files_sha256"] and row.settings["environment"] == run["environment"]
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["training"] == run["config"] and provenance["sampler_seed"] == 3
+    assert provenance["trial_code_version"] == run["code_version"] and provenance["weights"] is None
+
+
 def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
     """The review's defect: trial folders were OUT/trial_<n> for every study, so a second study's trial 0 wrote
     its spec and config over the first study's, then stopped on the first study's checkpoint (exit 2)."""

@@ -132,6 +132,17 @@ def test_positions_as_an_array_and_an_empty_list(tiny):
         ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=[])
 
 
+def test_a_site_given_twice_is_refused(tiny):
+    """(2, 1) and (-2, -3) are one site of the 4x4 map: its state entered D twice and only the last copy reached the
+    cell, so the first copy's coordinates were left out of the map (zero columns of the Jacobian, eigenvalues 0 that
+    are not the cell's); on a 1x1 map, 0,0 and -1,-1 found no fixed point where the site alone finds its one."""
+    model, images = tiny
+    with pytest.raises(ValueError, match=r"positions \(2, 1\) and \(-2, -3\) are the same site \(2, 1\) of the 4x4 "
+                                         r"map of layer 'conv5': give each site once"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=[(2, 1), (1, 1), (-2, -3)])
+    assert ConvRNNCellMap(model, "conv5", images, n_steps=8, positions=[(2, 1), (1, 2)]).positions == [(2, 1), (1, 2)]
+
+
 def test_convrnn_case_analysis_figures_and_records(tiny, tmp_path):
     from neurozoo.benchmarks.dynamics.analysis import analyse, dynamics_records, figures
     from neurozoo.benchmarks.dynamics.cases import convrnn_case

@@ -361,6 +361,9 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"feedback": {"fixed": "conv3->conv2"}}, "feedback.fixed must be a list of edges, got 'conv3->conv2'"),
     ({"cell_layers": "conv2"}, "field 'cell_layers' must be a non-empty list of layer names, got 'conv2'"),
     ({"cells": {"rgc": {"cell_depth": {"int": [4, 8], "step": 3}}}}, "'step' 3 does not divide [4, 8]"),
+    # accepted, then optuna's ValueError at the first draw: a FAIL trial in the study and a traceback
+    ({"cells": {"rgc": {"cell_depth": {"int": [2, 8], "step": 2, "log": True}}}},
+     "cells.rgc.cell_depth: 'step' 2 with 'log: true': a log range is drawn in steps of 1 only"),
     ({"name": ["x"]}, "field 'name' must be a string, got ['x']"),
     ({"cells": {"rgc": {"weight_decay": 1e-4}}, "wiring": {"rgc": "rgc_intermediate"}},
      "cells.rgc.weight_decay and train.weight_decay"),
@@ -523,6 +526,34 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         provenance = json.loads((out / f"{row.model}.json").read_text())
         assert provenance["training"] == row.settings["training"] and provenance["trial"] == trial.number
         assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both
+
+
+def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path):
+    """A study shared through PostgreSQL: a trial run on machine B keeps its run.json on B, and the export at the end of
+    a command on machine A recorded A's seed, training settings, code version and device for it (the fallback for a
+    lost run.json). The study now holds what the record takes from run.json."""
+    import shutil
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", "3")]) == 0
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    run_json = Path(trial.user_attrs["out"]) / "run.json"
+    run = json.loads(run_json.read_text())
+    shutil.rmtree(run_json.parent)  # machine A has no folder of machine B's trial
+    argv = search_argv(tiny, out, 0, "--export", "1", "--results", results, "--seed", "0")
+    argv[argv.index("--width") + 1] = "0.5"
+    assert main(["search", *argv]) == 0
+    (_, row), = ResultsStore(results).query(benchmark="search.val_top1").iterrows()
+    assert row.settings["training"] == run["config"]  # not the exporting command's: width 0.5, seed 0
+    assert (row.seed, run["config"]["seed"], row.settings["training"]["overrides"]["width_multiplier"]) == (3, 3, 1.0)
+    assert (row.code_version, row.git_commit, row.device) == (run["code_version"], run["git_commit"], run["device"])
+    assert row.data_sha256 == run["val_files_sha256"] and row.settings["environment"] == run["environment"]
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["training"] == run["config"] and provenance["sampler_seed"] == 3
+    assert provenance["trial_code_version"] == run["code_version"] and provenance["weights"] is None
 
 
 def test_a_second_study_in_the_same_out_folder_keeps_its_trials_apart(tiny, tmp_path):
@@ -1267,3 +1298,32 @@ def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_pat
                                        "the export): rerun with --width 1.0, or start another --study\n")
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
     assert main(["search", *argv[:-2], "--trials", "0"]) == 0  # an export by a later command need not repeat them
+
+
+def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
+    """The data's path is not compared (other machines mount it elsewhere), and nothing else was: a rerun with --data
+    naming a 5-class folder continued a study of 3-class trials, and its 20 % trials were ranked with their 67 %."""
+    import shutil
+
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
+    assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()),
+                                        "val_files_sha256": run["val_files_sha256"]}
+    write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--data") + 1] = str(tmp_path / "five")
+    assert main(["search", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its val/ file " \
+           f"list has sha256 {run['val_files_sha256'][:16]}); --data {tmp_path / 'five'} has another val/" in err
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
+    shutil.copytree(tiny / "data", tmp_path / "copy")  # the same data elsewhere (another machine's mount) joins
+    argv[argv.index("--data") + 1] = str(tmp_path / "copy")
+    assert main(["search", *argv]) == 0
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 2

@@ -159,6 +159,14 @@ class ConvRNNCellMap:
                 raise ValueError(f"position ({row}, {column}) outside the {height}x{width} map of layer {layer!r}")
         # negative indices count from the end, as in Python: (-1, 0) is the last row's first column
         self.positions = None if given is None else [(row % height, column % width) for row, column in given]
+        # a site given twice (0,0 and -1,-1 on a 1x1 map) entered D twice, and only its last copy reached the cell: the
+        # other was a dead copy of its coordinates (eigenvalues 0), and a 1x1 map's fixed point was not found
+        first = {}
+        for asked, site in zip(given or [], self.positions or []):
+            if site in first:
+                raise ValueError(f"positions {first[site]} and {asked} are the same site {site} of the {height}x{width} "
+                                 f"map of layer {layer!r}: give each site once")
+            first[site] = asked
         self.channels = [s[0] for s in self.shapes]
         per_site = sum(self.channels)
         self.dim = per_site * (len(self.positions) if self.positions else height * width)

@@ -162,13 +162,14 @@ def _run(args: argparse.Namespace) -> int:
             run_worker(space, settings, opened, study_name, args.trials, seed=args.seed, pruner=args.pruner,
                        max_total=args.max_total)
     else:
-        from neurozoo.convrnn.search.study import check_settings, check_space, open_study
+        from neurozoo.convrnn.search.study import check_data, check_settings, check_space, open_study
         from neurozoo.convrnn.search.workers import run_workers
 
         study = open_study(study_name, opened, args.seed, args.pruner)  # create once, no race
         check_space(study, space)  # once, not once per worker
         if args.trials:
             check_settings(study, settings)
+            check_data(study, args.data)
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
         with sigterm_deferred():
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)

@@ -31,10 +31,21 @@ def trial_config(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> Dict[st
     return trial.user_attrs.get("config") or space.config_from_params(trial.params)
 
 
+#: What a trial keeps of its ``run.json`` in the study (user attribute ``run``, objective.py): what its record and
+#: provenance file take from it
+RUN_KEYS = ("config", "code_version", "git_commit", "environment", "device", "num_classes", "train_files_sha256",
+            "val_files_sha256")
+
+
 def trial_run(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
-    """The trainer's ``run.json`` of the trial (code version, training configuration, data checksums), if kept."""
+    """The trainer's ``run.json`` of the trial (code version, training configuration, data checksums), if kept; else
+    its ``RUN_KEYS`` as the study holds them: a trial run on another machine of a study shared through PostgreSQL has
+    its ``run.json`` there, and its record took the exporting command's seed, training settings, code version and
+    device (and the store this process's versions)."""
     path = Path(trial.user_attrs.get("out", "")) / "run.json"
-    return json.loads(path.read_text()) if trial.user_attrs.get("out") and path.is_file() else {}
+    if trial.user_attrs.get("out") and path.is_file():
+        return json.loads(path.read_text())
+    return dict(trial.user_attrs.get("run") or {})
 
 
 def model_overrides(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:

@@ -11,6 +11,7 @@ TPE ignores failed trials, so the sampler kept drawing from a region that diverg
 from, ranked below every completed trial (and, with no epoch reported, below every other pruned one)."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Dict, Optional
 
 import optuna
 
+from neurozoo.convrnn.search.export import RUN_KEYS
 from neurozoo.convrnn.search.space import SearchSpace
 from neurozoo.datasets.json_files import write_json
 
@@ -113,6 +115,10 @@ class Objective:
             trial.set_user_attr("parameters", sum(p.numel() for p in trainer.model.parameters()))
             # what the trained model was built with on top of spec.yaml: an exported spec must carry it too
             trial.set_user_attr("model_overrides", {**train_config.overrides, "num_classes": len(trainer.classes)})
+            run_json = folder / "run.json"
+            if run_json.is_file():  # the study keeps it too: the file stays on this machine (export.trial_run)
+                run = json.loads(run_json.read_text())
+                trial.set_user_attr("run", {key: run.get(key) for key in RUN_KEYS})
             for epoch in range(s.epochs):
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)

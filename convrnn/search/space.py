@@ -7,7 +7,7 @@ boolean: on or off). Every hyperparameter is one of::
     0.92193                          # fixed value
     {choice: [sigmoid, tanh]}        # categorical (also booleans and kernel sizes)
     {float: [0.0, 2.0]}              # uniform; add `log: true` for log-uniform
-    {int: [16, 64], step: 16}        # integer range
+    {int: [16, 64], step: 16}        # integer range (`log: true` takes no step above 1)
     {tied: tau_offset, scale: -1.0}  # (cells only) scale x another hyperparameter of the same cell, not searched
 
 Example (see convrnn/search/spaces/)::
@@ -134,6 +134,9 @@ def parse_param(raw: Any, where: str) -> Param:
         raise SpecError(f"{where}: 'step' must be a positive integer on an 'int' range, got {step!r}")
     if step is not None and (high - low) % step:
         raise SpecError(f"{where}: 'step' {step} does not divide [{low}, {high}] (the high end would never be drawn)")
+    if log and step not in (None, 1):  # optuna refuses it at the first draw: a failed trial and a traceback
+        raise SpecError(f"{where}: 'step' {step} with 'log: true': a log range is drawn in steps of 1 only; give "
+                        "one of the two, or a 'choice' of the values")
     return Param(where, kind, None, float(low), float(high), log, None if step is None else int(step))
 
 

@@ -150,7 +150,8 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
 
 #: The trial settings that fix what a trial's value measures, with their option: a study continued with another of
 #: them ranked trials trained differently against each other (TPE's model and the exported best alike). The data's
-#: path is not one (workers on other machines mount it elsewhere), nor the seed, device or precision.
+#: path is not one (workers on other machines mount it elsewhere; its content is, :func:`check_data`), nor the seed,
+#: device or precision.
 OBJECTIVE_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
                       "image_size": "--image-size", "width_multiplier": "--width", "n_steps": "--n-steps",
                       "image_steps": "--image-steps", "max_steps_per_epoch": "--max-steps-per-epoch"}
@@ -176,6 +177,25 @@ def check_settings(study: optuna.Study, settings: TrialSettings) -> None:
                                   f"the export): rerun with {flag} {recorded[name]}, or start another --study")
 
 
+def check_data(study: optuna.Study, data) -> str:
+    """Refuse data other than the data the study's trials were trained and scored on, told by the checksum of its
+    validation split's (relative path, label) list (``export.data_checksum``, the records' data sha256), so that a
+    copy mounted elsewhere is the same data; returns that checksum. A study continued on another folder (10 classes
+    instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike). A study of an earlier version
+    recorded no data and takes this command's (:func:`run_worker`)."""
+    from neurozoo.convrnn.search.export import data_checksum
+
+    digest = data_checksum(data)
+    recorded = study.user_attrs.get("data")
+    if recorded is not None and recorded["val_files_sha256"] != digest:
+        raise UserFacingError(f"study {study.study_name!r} trains and scores its trials on {recorded['data']} (its val/ "
+                              f"file list has sha256 {recorded['val_files_sha256'][:16]}); --data {data} has another "
+                              f"val/ (sha256 {digest[:16]}), whose trials' values would be ranked with theirs (TPE and "
+                              f"the export): rerun with the study's data (a copy anywhere: the paths compared are "
+                              f"relative), or start another --study")
+    return digest
+
+
 def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
                study_name: str, n_trials: int, *, seed: int = 0, pruner: str = "median", max_total: Optional[int] = None,
                heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None) -> optuna.Study:
@@ -188,8 +208,11 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
     record_space(study, space)
     if n_trials:  # --trials 0 (an export by a later command) need not repeat the search's options
         check_settings(study, settings)
+        digest = check_data(study, settings.data)
         if "trial_settings" not in study.user_attrs:
             study.set_user_attr("trial_settings", objective_settings(settings))
+        if "data" not in study.user_attrs:
+            study.set_user_attr("data", {"data": str(Path(settings.data).resolve()), "val_files_sha256": digest})
     if "seed" not in study.user_attrs:
         study.set_user_attr("seed", seed)
     callbacks = [lambda study, trial: raise_if_terminated()]  # between trials too: the next may not start

@@ -312,6 +312,27 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
+def step_clock(monkeypatch, trainer) -> None:
+    """The trainer's clock reads one second per training step it has taken: images/s is then a step's batch, 8."""
+    from types import SimpleNamespace
+
+    from neurozoo.convrnn.training import engine
+
+    monkeypatch.setattr(engine, "time", SimpleNamespace(perf_counter=lambda: float(trainer.global_step)))
+
+
+def test_a_resumed_epochs_images_per_s_counts_the_images_trained_since_the_resume(data, tmp_path, monkeypatch):
+    """Resumed at step 5 (1 of 4 batches of epoch 2), the epoch's row divided all its 32 images by the time of the 3
+    steps trained after the resume (10.7 images per step); now the 24 images of those steps (8 per step)."""
+    crash_before_step(config(data, tmp_path, checkpoint_every=5), 6)
+    resumed = Trainer(config(data, tmp_path, checkpoint_every=5, resume="auto"))
+    step_clock(monkeypatch, resumed)
+    resumed.fit()
+    resumed.close()
+    epochs = read_metrics(tmp_path / "metrics.jsonl", kind="epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["images_per_s"] == 8.0
+
+
 # `python -m neurozoo.convrnn.training` that sends SIGTERM (or SIGINT: Ctrl-C in a terminal) to its process group
 # (itself and its loading workers; the workers take a SIGTERM from their trainer as the order to exit; a scheduler's:
 # test_a_loading_worker_outlives...) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes

@@ -912,6 +912,9 @@ class Trainer:
         self.train_model.train()
         self.train_sampler.set_epoch(epoch, skip=self.epoch_steps * c.batch_size)
         totals, window = self.epoch_sums  # loss * n, top-1, top-5 hits, n: logged steps; steps since the last log
+        # images this process trained of the epoch: a resumed epoch's sums also count those trained before the resume,
+        # which this process did not time (its images/s divided the whole epoch's images by the resumed part's time)
+        trained = 0
         start = window_start = time.perf_counter()
         bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
         bar.update(self.epoch_steps)
@@ -941,6 +944,7 @@ class Trainer:
             self.scheduler.step()
             self.global_step += 1
             self.epoch_steps += 1
+            trained += len(target)
             with torch.no_grad():
                 top1, top5 = topk_correct(model_answer(output).float(), target)
                 window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
@@ -957,14 +961,17 @@ class Trainer:
                     self.epoch_steps < self.steps_per_epoch:  # the epoch's end writes its own
                 self.save(is_best=False)
         bar.close()
-        return {**self._row(all_reduce_sum(totals + window), time.perf_counter() - start), "lr": self.epoch_lr}
+        sums = all_reduce_sum(torch.cat([totals + window, totals.new_tensor([trained])]))
+        return {**self._row(sums[:4], time.perf_counter() - start, images=sums[4].item()), "lr": self.epoch_lr}
 
     @staticmethod
-    def _row(sums: torch.Tensor, seconds: float) -> Dict[str, float]:
+    def _row(sums: torch.Tensor, seconds: float, images: Optional[float] = None) -> Dict[str, float]:
+        """The metrics of ``sums`` (loss * n, top-1, top-5 hits, n); ``images``: those timed by ``seconds`` (n)."""
         loss, top1, top5, n = sums.tolist()
+        images = n if images is None else images
         n = max(n, 1.0)
         return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n,
-                "images_per_s": n / max(seconds, 1e-9)}
+                "images_per_s": images / max(seconds, 1e-9)}
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:

@@ -1421,6 +1421,27 @@ def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_tha
     assert main(args + ["--epochs", "2", "--resume"]) == 0 and curve.exists()
 
 
+def test_a_resume_with_fewer_epochs_than_its_checkpoint_trained_is_refused_naming_its_position(data, tmp_path, capsys):
+    """--epochs 1 on a checkpoint of 2 epochs had nothing to train: zoo train said "done" and drew the curve titled
+    "finished, 2 epochs", while run.json said finished false; a checkpoint stopped in epoch 2's validation was
+    recorded as finished after epoch 1. Both are refused now, before anything is written."""
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", *(f"--set={k}={v}" for k, v in TINY.items())]
+    assert main(args + ["--epochs", "2"]) == 0
+    state = load_checkpoint(tmp_path / "last.pth")
+    save_checkpoint({**state, "epoch": 1, "epoch_steps": 1}, tmp_path / "in_validation.pth")  # stopped there
+    written = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    capsys.readouterr()
+    for checkpoint, position in (("last.pth", "the end of epoch 2"), ("in_validation.pth", "1 of 1 batches of epoch 2")):
+        assert main(args + ["--epochs", "1", "--resume", str(tmp_path / checkpoint)]) == 2
+        assert capsys.readouterr().err == (f"zoo train: error: --resume {tmp_path / checkpoint}: the checkpoint holds "
+                                           f"step 2 ({position}), past --epochs 1: resume with --epochs 2 or more\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == written
+    assert json.loads((tmp_path / "run.json").read_text())["finished"] is True
+
+
 def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data, tmp_path, capsys, monkeypatch):
     """The non-finite loss was checked by each rank alone: the rank whose batch gave inf raised, and the others failed
     in backward()'s gradient all-reduce (a gloo traceback; NCCL waits there). Rank 0 of two is played here: rank 1's loss

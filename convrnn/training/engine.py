@@ -715,6 +715,7 @@ class Trainer:
         self._check_spec(state.get("spec"), where)
         self._check_steps_per_epoch(state, where)
         self._check_optimizer_settings(saved, where)
+        self._check_epochs(state, where)
         if "amp" in saved and autocast_name(saved) != autocast_name(asdict(self.config)):
             warnings.warn(f"{where}: the checkpoint's steps were trained in {autocast_name(saved)}, this run trains on "
                           f"in {autocast_name(asdict(self.config))}; run.json's segments record each part's settings")
@@ -763,6 +764,15 @@ class Trainer:
         """The model's graph spec as data (overrides and classes applied), None for a model without one."""
         spec = getattr(self.model, "spec", None)
         return spec.to_dict() if hasattr(spec, "to_dict") else None
+
+    def _check_epochs(self, state: Dict[str, Any], where: str) -> None:
+        """A checkpoint that has trained steps past ``--epochs``: the resume had nothing to train, ``zoo train`` said
+        "done" and drew the curve titled "finished", while run.json kept ``finished`` false (or, for a checkpoint
+        inside the epoch after, said finished beside weights trained on past it)."""
+        needed = int(state["epoch"]) + (1 if int(state.get("epoch_steps", 0)) else 0)
+        if needed > self.config.epochs:
+            raise UserFacingError(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
+                                  f"{self.config.epochs}: resume with --epochs {needed} or more")
 
     def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
         """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping

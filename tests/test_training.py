@@ -1178,6 +1178,41 @@ def test_an_epoch_whose_validation_loss_is_not_finite_stops_the_run_with_its_las
     same_run(tmp_path, straight)
 
 
+def test_run_json_keeps_how_every_part_of_a_resumed_run_ended(data, tmp_path):
+    """Two epochs of one step: the run diverges in epoch 2 (validation loss nan), its resume from epoch 1 diverges
+    again, the next is stopped by SIGTERM in epoch 2's validation, the last finishes. A resume reset run.json's
+    diverged to null, and segments kept neither how a part ended nor a part that started at the checkpoint's step
+    (the second divergence was dropped by the next resume): now every part is kept with its outcome."""
+    from neurozoo.datasets.termination import sigterm_deferred
+
+    def part(poison=False, terminate=False):
+        trainer = Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto"))
+        if poison:
+            nan_weights_after_step(trainer, 2)
+        if terminate:
+            trainer.model.register_forward_pre_hook(
+                lambda module, inputs: None if module.training else os.kill(os.getpid(), signal.SIGTERM))
+        try:
+            with sigterm_deferred():
+                trainer.fit()
+        finally:
+            trainer.close()
+
+    for kwargs, error in (({"poison": True}, FloatingPointError), ({"poison": True}, FloatingPointError),
+                          ({"terminate": True}, KeyboardInterrupt)):
+        with pytest.raises(error):
+            part(**kwargs)
+        assert json.loads((tmp_path / "run.json").read_text())["finished"] is False
+    part()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["finished"] is True and run["diverged"] is None  # the top level is the last part's
+    assert [(s["start_step"], s["outcome"], s["end_step"]) for s in run["segments"]] == [
+        (0, "diverged", 2), (1, "diverged", 2), (1, "stopped", 2), (2, "finished", 2)]
+    errors = [s.get("error") for s in run["segments"]]
+    assert all(e.startswith("validation loss is nan after epoch 2 (step 2, ") for e in errors[:2])
+    assert errors[2:] == ["KeyboardInterrupt: signal 15", None]
+
+
 def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(data, tmp_path, straight):
     """--checkpoint-every 1, and step 3's optimizer step (a finite loss) turns the weights NaN: the checkpoint of
     step 3 wrote them over last.pth (the next loss, nan, stopped the run: its resume met nan at once). Now that

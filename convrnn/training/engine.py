@@ -653,16 +653,20 @@ class Trainer:
             "final_epoch": None,
             "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
-            # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment}],
+            # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
+            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word
+            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment,
+                                                           "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
 
     def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
-        """The segments that trained the resumed checkpoint's steps, from the run.json beside it (one made of its top
-        level when it has none: a version before segments, start step unknown); none for a fresh run or where no
-        readable run.json is found. Segments from the checkpoint's step on (a resume of best.pth, an earlier resume
-        that found nothing left to train) trained nothing the checkpoint holds."""
+        """The run's segments so far, from the run.json beside the resumed checkpoint (one made of its top level when
+        it has none: a version before segments, start step unknown); none for a fresh run or where no readable
+        run.json is found. All of them, with their outcomes: segments from the checkpoint's step on (a resume of
+        best.pth, an earlier resume that diverged again or found nothing left to train) trained nothing the
+        checkpoint holds, but were dropped with their divergences; the next segment's ``start_step`` says where the
+        weights went on from."""
         try:
             before = json.loads((Path(resume).parent / "run.json").read_text()) if resume is not None else None
         except (OSError, ValueError):
@@ -670,15 +674,17 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return [s for s in before["segments"] if not isinstance(s.get("start_step"), int)
-                    or s["start_step"] < self.global_step]
+            return before["segments"]
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         return [{"start_step": None, **{key: before.get(key) for key in keys}}]
 
-    def _record_run(self, **fields) -> None:
-        """Set ``fields`` at run.json's top level (rank 0)."""
+    def _record_run(self, outcome: str, error: Optional[str] = None, **fields) -> None:
+        """Record how this part ended in its segment (``outcome`` finished, stopped or diverged; the step reached;
+        ``error``) and set ``fields`` at run.json's top level (rank 0)."""
         path = self.out / "run.json"
-        write_json(path, {**json.loads(path.read_text()), **fields}, indent=2)
+        run = {**json.loads(path.read_text()), **fields}
+        run["segments"][-1].update(outcome=outcome, end_step=self.global_step, **({"error": error} if error else {}))
+        write_json(path, run, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
@@ -1014,13 +1020,19 @@ class Trainer:
 
         SIGTERM and a first Ctrl-C stop it at the next batch with a checkpoint of that step (``_stop_point``); a second
         Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A divergence
-        (``Diverged``) is recorded in run.json before it is raised."""
+        (``Diverged``) is recorded in run.json before it is raised, a stop in this part's segment."""
         with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE):
             try:
                 return self._fit(until_epoch)
             except Diverged as error:
                 if self.dist.is_main:
-                    self._record_run(diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                    self._record_run("diverged", str(error),
+                                     diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                raise
+            except BaseException as error:  # a stop (SIGTERM, Ctrl-C, an unreadable image) or a failure
+                if self.dist.is_main:
+                    said = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                    self._record_run("stopped", said)
                 raise
 
     def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
@@ -1050,7 +1062,7 @@ class Trainer:
                                   if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
         if self.epoch == self.config.epochs and self.dist.is_main:
-            self._record_run(finished=True, final_epoch=self.epoch)
+            self._record_run("finished", finished=True, final_epoch=self.epoch)
         return self.history[-1] if self.history else {}
 
     def close(self) -> None:

@@ -333,6 +333,18 @@ def test_a_resumed_epochs_images_per_s_counts_the_images_trained_since_the_resum
     assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["images_per_s"] == 8.0
 
 
+def test_the_first_step_row_after_a_resume_counts_the_images_trained_since_the_resume(data, tmp_path, monkeypatch):
+    """--log-every 2, resumed at step 5: the checkpoint holds step 5's sums (not logged yet), and step 6's row divided
+    the images of both steps by the time of step 6 alone (16 images per step); now 8, as every other row."""
+    crash_before_step(config(data, tmp_path, checkpoint_every=5, log_every=2), 6)
+    resumed = Trainer(config(data, tmp_path, checkpoint_every=5, log_every=2, resume="auto"))
+    step_clock(monkeypatch, resumed)
+    resumed.fit()
+    resumed.close()
+    rows = read_metrics(tmp_path / "metrics.jsonl", kind="iter")
+    assert [r["step"] for r in rows] == [2, 4, 6, 8] and [r["images_per_s"] for r in rows[2:]] == [8.0, 8.0]
+
+
 # `python -m neurozoo.convrnn.training` that sends SIGTERM (or SIGINT: Ctrl-C in a terminal) to its process group
 # (itself and its loading workers; the workers take a SIGTERM from their trainer as the order to exit; a scheduler's:
 # test_a_loading_worker_outlives...) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes

@@ -928,9 +928,9 @@ class Trainer:
         self.train_model.train()
         self.train_sampler.set_epoch(epoch, skip=self.epoch_steps * c.batch_size)
         totals, window = self.epoch_sums  # loss * n, top-1, top-5 hits, n: logged steps; steps since the last log
-        # images this process trained of the epoch: a resumed epoch's sums also count those trained before the resume,
-        # which this process did not time (its images/s divided the whole epoch's images by the resumed part's time)
-        trained = 0
+        # images this process trained of the epoch and of the window: a resumed epoch's sums also count those trained
+        # before the resume, which this process did not time (its images/s divided them by the resumed part's time)
+        trained = window_trained = 0
         start = window_start = time.perf_counter()
         bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
         bar.update(self.epoch_steps)
@@ -961,6 +961,7 @@ class Trainer:
             self.global_step += 1
             self.epoch_steps += 1
             trained += len(target)
+            window_trained += len(target)
             with torch.no_grad():
                 top1, top5 = topk_correct(model_answer(output).float(), target)
                 window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
@@ -968,8 +969,10 @@ class Trainer:
             bar.update()
             if c.log_every and self.global_step % c.log_every == 0:
                 totals += window
-                row = self._row(all_reduce_sum(window.clone()), time.perf_counter() - window_start)
+                sums = all_reduce_sum(torch.cat([window, window.new_tensor([window_trained])]))
+                row = self._row(sums[:4], time.perf_counter() - window_start, images=sums[4].item())
                 window.zero_()
+                window_trained = 0
                 window_start = time.perf_counter()
                 self.log.write(kind="iter", epoch=epoch + 1, step=self.global_step, lr=self.epoch_lr, **row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", top1=f"{row['top1']:.1f}")

@@ -1475,13 +1475,15 @@ def test_a_resume_with_fewer_epochs_than_its_checkpoint_trained_is_refused_namin
     from neurozoo.leaderboard.cli import main
 
     args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
-            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", *(f"--set={k}={v}" for k, v in TINY.items())]
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet",
+            *(f"--set={k}={v}" for k, v in TINY.items())]
     assert main(args + ["--epochs", "2"]) == 0
     state = load_checkpoint(tmp_path / "last.pth")
     save_checkpoint({**state, "epoch": 1, "epoch_steps": 1}, tmp_path / "in_validation.pth")  # stopped there
     written = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
     capsys.readouterr()
-    for checkpoint, position in (("last.pth", "the end of epoch 2"), ("in_validation.pth", "1 of 1 batches of epoch 2")):
+    for checkpoint, position in (("last.pth", "the end of epoch 2"),
+                                 ("in_validation.pth", "1 of 1 batches of epoch 2")):
         assert main(args + ["--epochs", "1", "--resume", str(tmp_path / checkpoint)]) == 2
         assert capsys.readouterr().err == (f"zoo train: error: --resume {tmp_path / checkpoint}: the checkpoint holds "
                                            f"step 2 ({position}), past --epochs 1: resume with --epochs 2 or more\n")

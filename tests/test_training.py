@@ -312,6 +312,39 @@ def test_a_run_crashed_mid_epoch_resumes_from_its_last_step_checkpoint_to_the_sa
     assert sorted(int(i) for split, i in loaded if split == "val") == list(range(16))  # validated once
 
 
+def step_clock(monkeypatch, trainer) -> None:
+    """The trainer's clock reads one second per training step it has taken: images/s is then a step's batch, 8."""
+    from types import SimpleNamespace
+
+    from neurozoo.convrnn.training import engine
+
+    monkeypatch.setattr(engine, "time", SimpleNamespace(perf_counter=lambda: float(trainer.global_step)))
+
+
+def test_a_resumed_epochs_images_per_s_counts_the_images_trained_since_the_resume(data, tmp_path, monkeypatch):
+    """Resumed at step 5 (1 of 4 batches of epoch 2), the epoch's row divided all its 32 images by the time of the 3
+    steps trained after the resume (10.7 images per step); now the 24 images of those steps (8 per step)."""
+    crash_before_step(config(data, tmp_path, checkpoint_every=5), 6)
+    resumed = Trainer(config(data, tmp_path, checkpoint_every=5, resume="auto"))
+    step_clock(monkeypatch, resumed)
+    resumed.fit()
+    resumed.close()
+    epochs = read_metrics(tmp_path / "metrics.jsonl", kind="epoch")
+    assert [r["epoch"] for r in epochs] == [1, 2] and epochs[1]["images_per_s"] == 8.0
+
+
+def test_the_first_step_row_after_a_resume_counts_the_images_trained_since_the_resume(data, tmp_path, monkeypatch):
+    """--log-every 2, resumed at step 5: the checkpoint holds step 5's sums (not logged yet), and step 6's row divided
+    the images of both steps by the time of step 6 alone (16 images per step); now 8, as every other row."""
+    crash_before_step(config(data, tmp_path, checkpoint_every=5, log_every=2), 6)
+    resumed = Trainer(config(data, tmp_path, checkpoint_every=5, log_every=2, resume="auto"))
+    step_clock(monkeypatch, resumed)
+    resumed.fit()
+    resumed.close()
+    rows = read_metrics(tmp_path / "metrics.jsonl", kind="iter")
+    assert [r["step"] for r in rows] == [2, 4, 6, 8] and [r["images_per_s"] for r in rows[2:]] == [8.0, 8.0]
+
+
 # `python -m neurozoo.convrnn.training` that sends SIGTERM (or SIGINT: Ctrl-C in a terminal) to its process group
 # (itself and its loading workers; the workers take a SIGTERM from their trainer as the order to exit; a scheduler's:
 # test_a_loading_worker_outlives...) while it trains step 6 (epoch 2, batch 2 of 4): the signal reaches the processes
@@ -1157,6 +1190,41 @@ def test_an_epoch_whose_validation_loss_is_not_finite_stops_the_run_with_its_las
     same_run(tmp_path, straight)
 
 
+def test_run_json_keeps_how_every_part_of_a_resumed_run_ended(data, tmp_path):
+    """Two epochs of one step: the run diverges in epoch 2 (validation loss nan), its resume from epoch 1 diverges
+    again, the next is stopped by SIGTERM in epoch 2's validation, the last finishes. A resume reset run.json's
+    diverged to null, and segments kept neither how a part ended nor a part that started at the checkpoint's step
+    (the second divergence was dropped by the next resume): now every part is kept with its outcome."""
+    from neurozoo.datasets.termination import sigterm_deferred
+
+    def part(poison=False, terminate=False):
+        trainer = Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto"))
+        if poison:
+            nan_weights_after_step(trainer, 2)
+        if terminate:
+            trainer.model.register_forward_pre_hook(
+                lambda module, inputs: None if module.training else os.kill(os.getpid(), signal.SIGTERM))
+        try:
+            with sigterm_deferred():
+                trainer.fit()
+        finally:
+            trainer.close()
+
+    for kwargs, error in (({"poison": True}, FloatingPointError), ({"poison": True}, FloatingPointError),
+                          ({"terminate": True}, KeyboardInterrupt)):
+        with pytest.raises(error):
+            part(**kwargs)
+        assert json.loads((tmp_path / "run.json").read_text())["finished"] is False
+    part()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["finished"] is True and run["diverged"] is None  # the top level is the last part's
+    assert [(s["start_step"], s["outcome"], s["end_step"]) for s in run["segments"]] == [
+        (0, "diverged", 2), (1, "diverged", 2), (1, "stopped", 2), (2, "finished", 2)]
+    errors = [s.get("error") for s in run["segments"]]
+    assert all(e.startswith("validation loss is nan after epoch 2 (step 2, ") for e in errors[:2])
+    assert errors[2:] == ["KeyboardInterrupt: signal 15", None]
+
+
 def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(data, tmp_path, straight):
     """--checkpoint-every 1, and step 3's optimizer step (a finite loss) turns the weights NaN: the checkpoint of
     step 3 wrote them over last.pth (the next loss, nan, stopped the run: its resume met nan at once). Now that
@@ -1398,6 +1466,29 @@ def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_tha
     assert not curve.exists() and json.loads((tmp_path / "run.json").read_text())["finished"] is False
     monkeypatch.setattr(Trainer, "save", save)
     assert main(args + ["--epochs", "2", "--resume"]) == 0 and curve.exists()
+
+
+def test_a_resume_with_fewer_epochs_than_its_checkpoint_trained_is_refused_naming_its_position(data, tmp_path, capsys):
+    """--epochs 1 on a checkpoint of 2 epochs had nothing to train: zoo train said "done" and drew the curve titled
+    "finished, 2 epochs", while run.json said finished false; a checkpoint stopped in epoch 2's validation was
+    recorded as finished after epoch 1. Both are refused now, before anything is written."""
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--batch-size", "8", "--image-size",
+            "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet",
+            *(f"--set={k}={v}" for k, v in TINY.items())]
+    assert main(args + ["--epochs", "2"]) == 0
+    state = load_checkpoint(tmp_path / "last.pth")
+    save_checkpoint({**state, "epoch": 1, "epoch_steps": 1}, tmp_path / "in_validation.pth")  # stopped there
+    written = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    capsys.readouterr()
+    for checkpoint, position in (("last.pth", "the end of epoch 2"),
+                                 ("in_validation.pth", "1 of 1 batches of epoch 2")):
+        assert main(args + ["--epochs", "1", "--resume", str(tmp_path / checkpoint)]) == 2
+        assert capsys.readouterr().err == (f"zoo train: error: --resume {tmp_path / checkpoint}: the checkpoint holds "
+                                           f"step 2 ({position}), past --epochs 1: resume with --epochs 2 or more\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == written
+    assert json.loads((tmp_path / "run.json").read_text())["finished"] is True
 
 
 def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data, tmp_path, capsys, monkeypatch):

@@ -653,16 +653,20 @@ class Trainer:
             "final_epoch": None,
             "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
-            # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment}],
+            # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
+            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word
+            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment,
+                                                           "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
 
     def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
-        """The segments that trained the resumed checkpoint's steps, from the run.json beside it (one made of its top
-        level when it has none: a version before segments, start step unknown); none for a fresh run or where no
-        readable run.json is found. Segments from the checkpoint's step on (a resume of best.pth, an earlier resume
-        that found nothing left to train) trained nothing the checkpoint holds."""
+        """The run's segments so far, from the run.json beside the resumed checkpoint (one made of its top level when
+        it has none: a version before segments, start step unknown); none for a fresh run or where no readable
+        run.json is found. All of them, with their outcomes: segments from the checkpoint's step on (a resume of
+        best.pth, an earlier resume that diverged again or found nothing left to train) trained nothing the
+        checkpoint holds, but were dropped with their divergences; the next segment's ``start_step`` says where the
+        weights went on from."""
         try:
             before = json.loads((Path(resume).parent / "run.json").read_text()) if resume is not None else None
         except (OSError, ValueError):
@@ -670,15 +674,17 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return [s for s in before["segments"] if not isinstance(s.get("start_step"), int)
-                    or s["start_step"] < self.global_step]
+            return before["segments"]
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         return [{"start_step": None, **{key: before.get(key) for key in keys}}]
 
-    def _record_run(self, **fields) -> None:
-        """Set ``fields`` at run.json's top level (rank 0)."""
+    def _record_run(self, outcome: str, error: Optional[str] = None, **fields) -> None:
+        """Record how this part ended in its segment (``outcome`` finished, stopped or diverged; the step reached;
+        ``error``) and set ``fields`` at run.json's top level (rank 0)."""
         path = self.out / "run.json"
-        write_json(path, {**json.loads(path.read_text()), **fields}, indent=2)
+        run = {**json.loads(path.read_text()), **fields}
+        run["segments"][-1].update(outcome=outcome, end_step=self.global_step, **({"error": error} if error else {}))
+        write_json(path, run, indent=2)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
@@ -715,6 +721,7 @@ class Trainer:
         self._check_spec(state.get("spec"), where)
         self._check_steps_per_epoch(state, where)
         self._check_optimizer_settings(saved, where)
+        self._check_epochs(state, where)
         if "amp" in saved and autocast_name(saved) != autocast_name(asdict(self.config)):
             warnings.warn(f"{where}: the checkpoint's steps were trained in {autocast_name(saved)}, this run trains on "
                           f"in {autocast_name(asdict(self.config))}; run.json's segments record each part's settings")
@@ -763,6 +770,15 @@ class Trainer:
         """The model's graph spec as data (overrides and classes applied), None for a model without one."""
         spec = getattr(self.model, "spec", None)
         return spec.to_dict() if hasattr(spec, "to_dict") else None
+
+    def _check_epochs(self, state: Dict[str, Any], where: str) -> None:
+        """A checkpoint that has trained steps past ``--epochs``: the resume had nothing to train, ``zoo train`` said
+        "done" and drew the curve titled "finished", while run.json kept ``finished`` false (or, for a checkpoint
+        inside the epoch after, said finished beside weights trained on past it)."""
+        needed = int(state["epoch"]) + (1 if int(state.get("epoch_steps", 0)) else 0)
+        if needed > self.config.epochs:
+            raise UserFacingError(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
+                                  f"{self.config.epochs}: resume with --epochs {needed} or more")
 
     def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
         """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping
@@ -912,6 +928,9 @@ class Trainer:
         self.train_model.train()
         self.train_sampler.set_epoch(epoch, skip=self.epoch_steps * c.batch_size)
         totals, window = self.epoch_sums  # loss * n, top-1, top-5 hits, n: logged steps; steps since the last log
+        # images this process trained of the epoch and of the window: a resumed epoch's sums also count those trained
+        # before the resume, which this process did not time (its images/s divided them by the resumed part's time)
+        trained = window_trained = 0
         start = window_start = time.perf_counter()
         bar = self._progress(self.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}")
         bar.update(self.epoch_steps)
@@ -941,6 +960,8 @@ class Trainer:
             self.scheduler.step()
             self.global_step += 1
             self.epoch_steps += 1
+            trained += len(target)
+            window_trained += len(target)
             with torch.no_grad():
                 top1, top5 = topk_correct(model_answer(output).float(), target)
                 window += torch.stack([loss.detach().double() * len(target), top1.double(), top5.double(),
@@ -948,8 +969,10 @@ class Trainer:
             bar.update()
             if c.log_every and self.global_step % c.log_every == 0:
                 totals += window
-                row = self._row(all_reduce_sum(window.clone()), time.perf_counter() - window_start)
+                sums = all_reduce_sum(torch.cat([window, window.new_tensor([window_trained])]))
+                row = self._row(sums[:4], time.perf_counter() - window_start, images=sums[4].item())
                 window.zero_()
+                window_trained = 0
                 window_start = time.perf_counter()
                 self.log.write(kind="iter", epoch=epoch + 1, step=self.global_step, lr=self.epoch_lr, **row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", top1=f"{row['top1']:.1f}")
@@ -957,14 +980,17 @@ class Trainer:
                     self.epoch_steps < self.steps_per_epoch:  # the epoch's end writes its own
                 self.save(is_best=False)
         bar.close()
-        return {**self._row(all_reduce_sum(totals + window), time.perf_counter() - start), "lr": self.epoch_lr}
+        sums = all_reduce_sum(torch.cat([totals + window, totals.new_tensor([trained])]))
+        return {**self._row(sums[:4], time.perf_counter() - start, images=sums[4].item()), "lr": self.epoch_lr}
 
     @staticmethod
-    def _row(sums: torch.Tensor, seconds: float) -> Dict[str, float]:
+    def _row(sums: torch.Tensor, seconds: float, images: Optional[float] = None) -> Dict[str, float]:
+        """The metrics of ``sums`` (loss * n, top-1, top-5 hits, n); ``images``: those timed by ``seconds`` (n)."""
         loss, top1, top5, n = sums.tolist()
+        images = n if images is None else images
         n = max(n, 1.0)
         return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n,
-                "images_per_s": n / max(seconds, 1e-9)}
+                "images_per_s": images / max(seconds, 1e-9)}
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
@@ -997,13 +1023,19 @@ class Trainer:
 
         SIGTERM and a first Ctrl-C stop it at the next batch with a checkpoint of that step (``_stop_point``); a second
         Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A divergence
-        (``Diverged``) is recorded in run.json before it is raised."""
+        (``Diverged``) is recorded in run.json before it is raised, a stop in this part's segment."""
         with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE):
             try:
                 return self._fit(until_epoch)
             except Diverged as error:
                 if self.dist.is_main:
-                    self._record_run(diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                    self._record_run("diverged", str(error),
+                                     diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
+                raise
+            except BaseException as error:  # a stop (SIGTERM, Ctrl-C, an unreadable image) or a failure
+                if self.dist.is_main:
+                    said = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+                    self._record_run("stopped", said)
                 raise
 
     def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
@@ -1033,7 +1065,7 @@ class Trainer:
                                   if k not in ("kind", "epoch", "step"))
                 print(f"epoch {self.epoch}/{self.config.epochs} step {self.global_step}: {shown}", flush=True)
         if self.epoch == self.config.epochs and self.dist.is_main:
-            self._record_run(finished=True, final_epoch=self.epoch)
+            self._record_run("finished", finished=True, final_epoch=self.epoch)
         return self.history[-1] if self.history else {}
 
     def close(self) -> None:

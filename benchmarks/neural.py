@@ -208,7 +208,16 @@ class NeuralBenchmark:
         return ids[np.sort(selection)], ids[np.sort(scoring)]
 
     def _subset(self, stimulus_ids) -> xr.DataArray:
-        keep = np.isin(coord(self.assembly, "stimulus_id"), np.asarray(stimulus_ids))
+        """The assembly's presentations of ``stimulus_ids``; ids it does not hold are refused (``isin`` passed them
+        over, so a typo or another benchmark's ids scored a smaller subset than asked, without a word)."""
+        ids = coord(self.assembly, "stimulus_id")
+        wanted = np.asarray(stimulus_ids)
+        unknown = [str(i) for i in dict.fromkeys(wanted[~np.isin(wanted, ids)].tolist())]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise DataError(f"{self.identifier}: {len(unknown)} of the {len(set(wanted.tolist()))} stimulus ids asked "
+                            f"for are not in its data ({shown}); expected ids of its stimulus_id coordinate")
+        keep = np.isin(ids, wanted)
         return self.assembly.isel(presentation=np.flatnonzero(keep))
 
 

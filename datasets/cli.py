@@ -13,7 +13,8 @@ def add_commands(sub) -> None:
     listing.set_defaults(handler=_list)
 
     verify = commands.add_parser("verify", help="re-hash the cached files (and generated data) against their sha256")
-    verify.add_argument("names", nargs="*", help="catalog names (default: all)")
+    verify.add_argument("names", nargs="*", help="catalog names or generated data (ventral_embedded.IT, "
+                                                 "embedded:whitenoise...; default: all)")
     verify.set_defaults(handler=_verify)
 
     imp = commands.add_parser("import", help="hash local files and copy (or link) them into the cache")
@@ -67,8 +68,18 @@ def _verify(args: argparse.Namespace) -> int:
     from neurozoo.datasets.synthetic_retina import recordings_folder
 
     names = args.names or sorted(catalog.CATALOG)
+    generated = _generated_names()
+    for name in names:  # every name checked before any is verified
+        if name not in catalog.CATALOG and name not in generated:
+            raise DataError(f"unknown data set {name!r}: expected a catalog name "
+                            f"({', '.join(sorted(catalog.CATALOG))}) or generated data ({', '.join(generated)}); "
+                            "`zoo data verify` without names checks everything in the cache, generated data included")
     failures = checked = unknown = 0
     for name in names:
+        if name in generated:  # was "unknown in the catalog", though verify without names checks it
+            files, problems = _verify_generated(name)
+            checked, failures = checked + files, failures + problems
+            continue
         states = catalog.status(name)
         bad = {path: state for path, state in states.items() if state == "MISMATCH" or (state == "missing" and args.names)}
         for path, state in bad.items():
@@ -102,6 +113,52 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"nothing to verify in {cache_dir()}: no catalog file imported (`zoo data import NAME`), "
               "no data generated yet (`zoo run` generates the embedded data)")
     return 1 if failures else 0
+
+
+def _generated_names() -> list:
+    """The generated data sets as `zoo data list` names them: the embedded ventral set's, ``embedded:KIND``."""
+    from neurozoo import datasets
+    from neurozoo.datasets.synthetic_retina import KINDS
+
+    ventral = [e.name for e in datasets.DATASETS.entries() if e.name.startswith("ventral_embedded.")]
+    return sorted(ventral) + [f"embedded:{kind}" for kind in KINDS]
+
+
+def _verify_generated(name: str) -> tuple:
+    """``(files verified, problems)`` of one generated data set, printed as `zoo data verify` prints the others: the
+    ventral set's folder against its manifest, an ``embedded:KIND`` recording against the sha256 recorded when it was
+    generated."""
+    from neurozoo.datasets.cache import MANIFEST, cache_dir, recorded_sha256, verify_folder
+    from neurozoo.datasets.embedded import ventral
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import _embedded_path
+
+    path = _embedded_path(name.split(":", 1)[1], {})[0] if name.startswith("embedded:") else ventral.folder()
+    shown = path.relative_to(cache_dir())
+    if not (path.is_file() or (path / MANIFEST).is_file()):
+        print(f"{'missing':8s} {name}: {shown} not generated yet (its first use generates it, e.g. `zoo run`)")
+        return 0, 1
+    try:
+        if path.is_file():
+            recorded = recorded_sha256(path)
+            if recorded is None:
+                print(f"{'unknown':8s} {name}: {shown} generated before digests were recorded, so not verifiable; "
+                      "delete it to have it generated again with one")
+                return 0, 0
+            actual = sha256_file(path)
+            if actual != recorded:  # worded as verify_folder's, which checks it when no name is given
+                raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded in "
+                                f"{path.parent / MANIFEST}; the cached file was modified: delete {path} to generate "
+                                "it again")
+            print(f"{'ok':8s} {name} ({shown})")
+            return 1, 0
+        files = verify_folder(path)
+    except DataError as error:
+        print(f"{'MISMATCH':8s} {name}: {error}")
+        return 0, 1
+    print(f"{'ok':8s} {name} ({shown}, {len(files)} files)")
+    return len(files), 0
 
 
 def _unfinished_folders() -> list:

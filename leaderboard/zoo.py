@@ -434,7 +434,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output.
     ``cache=False``: the activations are computed, never read from (or written to) the activation cache."""
     from neurozoo import benchmarks
-    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.neural import NeuralBenchmark, extraction_settings
 
     started = time.perf_counter()
     benchmark = benchmarks.load(spec["benchmark"])
@@ -449,12 +449,14 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     # them from the activation cache instead of running the model again.
     wanted = [layer] if layers or not hasattr(model, "layer_names") else \
         sorted({layer, *(region_layer(model, r) for r in ("V4", "IT"))})
-    features = benchmark.extract(model, wanted, max_features=options["max_features"], seed=options.get("seed", 0),
-                                 cache=cache, progress=progress,
-                                 **({"timing": timing} if timing is not None else {}))
+    extraction = {"max_features": options["max_features"], "seed": options.get("seed", 0),
+                  **({"timing": timing} if timing is not None else {})}
+    features = benchmark.extract(model, wanted, cache=cache, progress=progress, **extraction)
     image_size = list(benchmark.stimuli.images.shape[-2:])
+    # the options extracted with, as zoo score's records keep them (the benchmark's {} was recorded: a default one)
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
-                "max_features": options["max_features"], **provenance}
+                "max_features": options["max_features"],
+                "extraction": extraction_settings({**benchmark.extraction, **extraction}), **provenance}
     return score_splits(benchmark, features[layer], spec, name, settings, started, device)
 
 

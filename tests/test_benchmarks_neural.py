@@ -98,6 +98,20 @@ def test_shuffled_teacher_features_score_near_zero():
     assert abs(score.raw) < 0.08 and score.value < 0.02
 
 
+def test_stimulus_ids_not_in_the_data_are_refused_by_name():
+    """score_features(stimulus_ids=...) kept the assembly's presentations with np.isin: ids it does not hold were
+    passed over, and 60 asked ids of which 30 were another benchmark's scored 30 stimuli, recorded n_stimuli 30."""
+    teacher = Toy(seed=0)
+    benchmark = _benchmark(teacher, n=120)
+    features = benchmark.extract(teacher, ["conv2"])["conv2"]
+    ids = list(benchmark.stimuli.ids)
+    assert benchmark.score_features(features, stimulus_ids=ids[:60]).provenance["settings"]["n_stimuli"] == 60
+    asked = ids[:30] + [f"other{i}" for i in range(30)]
+    with pytest.raises(DataError, match=r"^synthetic.IT-temporal: 30 of the 60 stimulus ids asked for are not in its "
+                                        r"data \(other0, other1, other2, other3, other4 and 25 more\)"):
+        benchmark.score_features(features, stimulus_ids=asked)
+
+
 def test_layer_map_and_held_out_selection():
     teacher = Toy(seed=0)
     benchmark = _benchmark(teacher)

@@ -91,6 +91,36 @@ def test_verify_of_an_empty_cache_says_so(toy, capsys):
     assert capsys.readouterr().out == "ok       toy.set (2 of 2 files)\n"
 
 
+def test_verify_names_generated_data_as_zoo_data_list_does(toy, capsys):
+    """`zoo data verify ventral_embedded.IT` was refused as "unknown data set ... in the catalog", though `zoo data
+    verify` without names checks the generated data: a generated set named is verified as the catalog's are."""
+    from neurozoo.datasets.cache import record_generated
+    from neurozoo.datasets.embedded import ventral
+    from neurozoo.datasets.synthetic_retina import _embedded_path
+
+    assert zoo_data("verify", "ventral_embedded.IT") == 1  # named, and not generated: a problem, as a missing file
+    assert capsys.readouterr().out.splitlines()[0] == ("missing  ventral_embedded.IT: embedded/ventral-v5-seed0 not "
+                                                       "generated yet (its first use generates it, e.g. `zoo run`)")
+    with building(ventral.folder()) as tmp:  # a stand-in for the generated set: a folder with its manifest
+        (tmp / "assembly.nc").write_text("responses")
+    recording = _embedded_path("whitenoise", {})[0]
+    recording.parent.mkdir(parents=True)
+    recording.write_bytes(b"frames")
+    record_generated(recording)
+    assert zoo_data("verify", "ventral_embedded.IT", "embedded:whitenoise") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "ok       ventral_embedded.IT (embedded/ventral-v5-seed0, 1 files)",
+        f"ok       embedded:whitenoise (retina/{recording.name})"]
+    recording.write_bytes(b"FRAMES")
+    assert zoo_data("verify", "embedded:whitenoise") == 1
+    assert capsys.readouterr().out.startswith(f"MISMATCH embedded:whitenoise: {recording}: sha256 ")
+    with pytest.raises(DataError, match=r"^unknown data set 'ventral\.IT': expected a catalog name \(.*toy\.set.*\) "
+                       r"or generated data \(ventral_embedded\.IT, ventral_embedded\.V4, embedded:whitenoise, "
+                       r"embedded:naturalscene\); `zoo data verify` without names checks everything in the cache"):
+        zoo_data("verify", "toy.set", "ventral.IT")
+    assert capsys.readouterr().out == ""  # refused before any name is verified
+
+
 def test_import_refuses_a_source_with_the_wrong_checksum(toy):
     (toy / "toy" / "b.txt").write_bytes(b"BETA\n")
     with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match the expected"):

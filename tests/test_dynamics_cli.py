@@ -195,6 +195,25 @@ def test_zoo_compare_records_the_seed_and_how_the_convrnn_was_made(tmp_path):
     assert main(["compare", "flipflop-rnn", "flipflop-gru", "--width", "0.5", "--db", db, "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.parametrize("steps", [["--n-steps", "4"], ["--set", "n_steps=3", "--set", "image_steps=3"]])
+def test_zoo_compare_refuses_a_layer_the_image_does_not_reach_before_any_work(steps, tmp_path, capsys, monkeypatch):
+    """rgc_shallow's conv5 gets the image at step 4: in 4 steps (or the model's own 3) its output was the same for
+    every image, and zoo compare stored its records as "n/a (no informative bins)" after an sklearn warning, where
+    zoo dynamics refuses the same case. Refused now before the neural data is loaded, naming the step."""
+    from neurozoo.benchmarks.dynamics import sources
+
+    monkeypatch.setattr(sources, "neural", lambda *a: pytest.fail("the neural data was loaded"))
+    db = tmp_path / "r.sqlite"
+    argv = ["compare", "rgc_shallow:conv5", "neural:IT", "--width", "0.125", *steps, "--db", f"sqlite:///{db}",
+            "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("rgc_shallow: the image reaches layer 'conv5' at step 4; its output in the "
+                          f"{3 if '--set' in steps else 4} steps run (n_steps={3 if '--set' in steps else 4}) is the "
+                          "same for every image: give more than 4 steps (--n-steps)")
+    assert not (tmp_path / "out").exists() and not ResultsStore(f"sqlite:///{db}").records()
+
+
 def test_zoo_compare_of_convrnns_records_the_checksum_of_the_images_they_saw():
     """A compare of ConvRNNs alone recorded data_sha256 None, though its systems are the model on the ventral
     images (which --max-stimuli and --image-size change)."""

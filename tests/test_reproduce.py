@@ -142,6 +142,8 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
     for record_id in (job["score_id"], job["hidden_score_id"]):
         record = ResultsStore(db).get(record_id)
         assert record.settings["rerun"] == {"command": "zoo run", "spec": job["spec"]}
+        # the options it extracted with, as a zoo score record keeps them (it recorded the benchmark's {})
+        assert record.settings["extraction"] == {"max_features": 20, "seed": 0}
         capsys.readouterr()
         assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
         assert "bit-identical" in capsys.readouterr().out

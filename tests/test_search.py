@@ -369,6 +369,8 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
      "cells.rgc.weight_decay and train.weight_decay"),
     ({"base": "no_such_model"}, "neither a registered model"),
     ({"colour": 1}, "unknown field(s) ['colour']"),
+    # said "spec 'tiny': unknown override(s)" without the space file or its field
+    ({"overrides": {"colour": 1}}, "field 'overrides': spec 'tiny4': unknown override(s) ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
     ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': 'no_such_model' is not a registered model"),
     ({"wiring": {"rgc": "feedforward_intermediate"}}, "has no recurrent layer to take the wiring from"),

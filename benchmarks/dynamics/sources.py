@@ -72,13 +72,35 @@ def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None
 def convrnn(name: str, layers: Sequence[Optional[str]], images: torch.Tensor, ids: Sequence[str], checkpoint=None,
             n_steps: Optional[int] = None, seed: int = 0, overrides: Optional[dict] = None) -> Dict[Optional[str], xr.DataArray]:
     """{layer as asked (None: the last layer): its output at every step}, all layers from one run of the model."""
+    model, chosen = convrnn_model(name, layers, checkpoint, n_steps, seed, overrides)
+    return record_layers(model, name, chosen, images, ids, n_steps)
+
+
+def convrnn_model(name: str, layers: Sequence[Optional[str]], checkpoint=None, n_steps: Optional[int] = None,
+                  seed: int = 0, overrides: Optional[dict] = None) -> Tuple[torch.nn.Module, Dict[Optional[str], str]]:
+    """``(model, {layer as asked: its name})``, each layer checked before anything is recorded: one the model lacks,
+    and one the image does not reach within the steps run (``n_steps``, default the model's), whose output is then
+    the same for every image: it was compared as "n/a (no informative bins)" and stored, where zoo dynamics refuses
+    the same case (``adapters.ConvRNNCellMap``)."""
     from neurozoo.benchmarks.named_models import resolve_model
 
     model = resolve_model(name, checkpoint, seed=seed, overrides=overrides)
     chosen = {layer: layer or model.layer_names[-1] for layer in layers}
+    steps = n_steps or model.n_steps
     for layer in chosen.values():
         if layer not in model.layer_names:
             raise UserFacingError(f"{name}: no layer {layer!r}; layers: {', '.join(model.layer_names)}")
+        arrival = model.first_output_step(layer)
+        if steps <= arrival:
+            raise UserFacingError(f"{name}: the image reaches layer {layer!r} at step {arrival}; its output in "
+                                  f"the {steps} steps run (n_steps={steps}) is the same for every image: give more "
+                                  f"than {arrival} steps (--n-steps)")
+    return model, chosen
+
+
+def record_layers(model, name: str, chosen: Dict[Optional[str], str], images: torch.Tensor, ids: Sequence[str],
+                  n_steps: Optional[int] = None) -> Dict[Optional[str], xr.DataArray]:
+    """:func:`convrnn`'s recording of a model checked by :func:`convrnn_model`."""
     recorded = record_convrnn(model, images, ids, sorted(set(chosen.values())), n_steps=n_steps)
     return {asked: recorded[layer].rename(f"{name}:{layer}") for asked, layer in chosen.items()}
 
@@ -161,7 +183,15 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
         if value is not None and kind not in kinds.values():
             raise UserFacingError(f"{flag} applies to {'ConvRNN systems' if kind == 'convrnn' else 'the examples'} "
                                   "only; none was named")
-    systems, hashes, by_model = {}, [], {}
+    by_model = {}
+    for full in (full for full, kind in kinds.items() if kind == "convrnn"):
+        model_name, _, layer = full.partition(":")
+        by_model.setdefault(model_name, {})[full] = layer or None
+    # each model built and its layers checked before any data is loaded or any example trained
+    built = {model_name: convrnn_model(model_name, list(dict.fromkeys(wanted.values())), checkpoint, n_steps, seed,
+                                       overrides)
+             for model_name, wanted in by_model.items()}
+    systems, hashes = {}, []
     for full, kind in kinds.items():
         name, _, half = full.partition("/")
         if kind == "neural":
@@ -170,17 +200,13 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
         elif kind == "example":
             systems[full], digest = example(name, seed, train_steps)
             hashes.append(digest)
-        else:
-            model_name, _, layer = name.partition(":")
-            by_model.setdefault(model_name, {})[full] = layer or None
     if by_model:
         from neurozoo.datasets.provenance import sha256_array
 
         images = ventral_images(max_stimuli=max_stimuli, image_size=image_size)
         hashes.append(sha256_array(images[0].numpy()))
         for model_name, wanted in by_model.items():
-            outputs = convrnn(model_name, list(set(wanted.values())), *images, checkpoint=checkpoint, n_steps=n_steps,
-                              seed=seed, overrides=overrides)
+            outputs = record_layers(built[model_name][0], model_name, built[model_name][1], *images, n_steps=n_steps)
             systems.update({full: outputs[layer] for full, layer in wanted.items()})
     systems = {full: systems[full] for full in kinds}  # in the order asked
     data_sha = None

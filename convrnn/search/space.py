@@ -188,7 +188,10 @@ class SearchSpace:
         if not isinstance(overrides, dict):
             raise SpecError(f"{source}: field 'overrides' must be a mapping of model overrides, got {overrides!r}")
         if overrides:
-            base = base.with_overrides(**overrides)
+            try:
+                base = base.with_overrides(**overrides)
+            except SpecError as error:  # "spec 'rgc_shallow': unknown override(s)" named neither file nor field
+                raise SpecError(f"{source}: field 'overrides': {error}") from None
         names = base.layer_names
         given = data.get("cell_layers")
         if given is not None and (not isinstance(given, list) or not given

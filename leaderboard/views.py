@@ -122,14 +122,16 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
 
 
 def latest_failures(records, failures: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
-    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``line``, a one-line summary)
-    of a key whose score is shown: a failure that no done job has superseded (``db.failed_jobs()``) is newer than that
-    score, which the pages had shown as current without comment."""
+    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``reason``, its error's last
+    line, a submission's public reason, and ``line``, a one-line summary) of a key whose score is shown: a failure that
+    no done job has superseded (``db.failed_jobs()``) is newer than that score, which the pages had shown as current
+    without comment."""
     shown_keys = {(r.model, r.benchmark) for r in records}
     out = {}
     for job in failed_rows([j for j in failures if (j["model"], j["benchmark"]) in shown_keys]):
-        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): "
-                       f"{(job['error'].strip().splitlines() or [''])[-1]}; the score shown is the one before it")
+        job["reason"] = (job["error"].strip().splitlines() or [""])[-1]
+        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): {job['reason']}; the score shown is "
+                       "the one before it")
         out[(job["model"], job["benchmark"])] = job
     return out
 

@@ -1171,3 +1171,23 @@ def test_a_rank_compares_only_models_scored_on_the_same_benchmarks_of_the_overal
     assert "cortex (synthetic) (2)" in printed[2] and f"retina (synthetic): {wn} (1)" in printed[6]
     assert "not ranked" in printed[7] and "counts a missing score as 0" in printed[8]
 
+
+def test_api_ranking_says_a_newer_failed_run_with_its_public_reason(db, client, monkeypatch):
+    """The pages mark a score whose model's latest run on its benchmark failed since; /api/ranking gave that score as
+    current without a word. Each row says it with the failure's job, date and public reason: a built-in model's error's
+    last line, a submission's scorer reason (never its console)."""
+    job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", 'Traceback ...\n  File "/home/alice/x.py"\nRuntimeError: out of memory')
+    failed_jobs = db.failed_jobs
+    submitted = {"id": 999, "model": "beta", "benchmark": V4, "submission_id": 7, "attempts": 1,
+                 "error": "console: VISIT evil.example", "public_reason": "the model process failed (exit status 1)",
+                 "updated_at": None}
+    monkeypatch.setattr(db, "failed_jobs", lambda: failed_jobs() + [submitted])
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    failed = ranking["gamma"]["latest_run_failed"]
+    assert list(failed) == [V4] and failed[V4]["job"] == job and failed[V4]["when"].endswith("UTC")
+    assert failed[V4]["reason"] == "RuntimeError: out of memory"
+    assert ranking["beta"]["latest_run_failed"] == {
+        V4: {"job": 999, "when": "unknown", "reason": "the model process failed (exit status 1)"}}
+    assert ranking["alpha"]["latest_run_failed"] == {}

@@ -1191,3 +1191,31 @@ def test_api_ranking_says_a_newer_failed_run_with_its_public_reason(db, client, 
     assert ranking["beta"]["latest_run_failed"] == {
         V4: {"job": 999, "when": "unknown", "reason": "the model process failed (exit status 1)"}}
     assert ranking["alpha"]["latest_run_failed"] == {}
+
+
+def test_the_load_tests_plugin_benchmark_declares_synthetic_data(db, monkeypatch, tmp_path):
+    """benchmarks/perf/leaderboard_load.py's plugin benchmark declared no data: its 50 submissions' scores stood under
+    "cortex (undeclared data)", in no overall, so the load test no longer exercised the ranking's normal path."""
+    import importlib.util
+    import sys
+
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.aggregate import SYNTHETIC, data_kind
+    from neurozoo.leaderboard.views import board
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "leaderboard_load.py"
+    spec = importlib.util.spec_from_file_location("leaderboard_load", script)
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    (tmp_path / "lbload_plugin.py").write_text(load.PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lbload_plugin", raising=False)
+    import lbload_plugin
+
+    entry = Entry("lbload.V4", lbload_plugin.make, "(plugin lbload_plugin:make)")  # as an entry point registers it
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbload.V4", entry)
+    assert data_kind(entry) == SYNTHETIC
+    load.fill(db, 1, ["lbload.V4"])
+    row = next(row for row in board(db)["rows"] if row["model"] == "model000")
+    assert row["nodes"]["cortex (synthetic)/V4"][1:3] == (1, 2) and row["rank"] == 1  # beside the embedded V4

@@ -1150,8 +1150,8 @@ def test_a_rank_compares_only_models_scored_on_the_same_benchmarks_of_the_overal
         _score(db, model, benchmark, value, ceiling=0.8)
     _score(db, "glm", "retina_embedded.oms", 0.5)  # a phenomenon only: no overall, not ranked
     ranking = client.get("/api/ranking").json()
-    shown = [(r["model"], r["rank"], r["ranked_among"] and (r["ranked_among"]["scored_on"], r["ranked_among"]["models"]))
-             for r in ranking]
+    among = lambda row: row["ranked_among"] and (row["ranked_among"]["scored_on"], row["ranked_among"]["models"])
+    shown = [(r["model"], r["rank"], among(r)) for r in ranking]
     assert shown == [("gamma", 1, ("cortex (synthetic)", 2)), ("alpha", 2, ("cortex (synthetic)", 2)),
                      ("bncnn", 1, ("retina (synthetic)", 1)), ("beta", 1, (f"cortex (synthetic): {V4}", 1)),
                      ("ln", 1, (f"retina (synthetic): {wn}", 1)), ("glm", None, None)]

@@ -16,11 +16,13 @@ it: shown, in its own units, and left out of every mean above it.
 Each inner node is the unweighted mean of its children *that have a score*; a child without a score is
 missing (``None``), never zero, and a node all of whose children are missing is missing too. Every node
 also carries its coverage (scored leaves / leaves), which the pages show next to the value, so a model
-scored on fewer benchmarks is visibly so, and the standard error of its mean (:func:`aggregate`).
+scored on fewer benchmarks is visibly so, and the standard error of its mean (:func:`aggregate`). A model's overall
+is ranked only against those of the models scored on the same benchmarks of it (:func:`ranking`).
 """
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
@@ -254,17 +256,49 @@ def aggregate(tree: Node, scores: Mapping[str, Optional[float]], errors: Optiona
     return out
 
 
+def averaged_leaves(node: Node) -> List[str]:
+    """The benchmarks whose scores enter ``node``'s mean: its pooled children's, down to the leaves."""
+    return [node.name] if node.is_leaf else [leaf for c in node.children if c.pooled for leaf in averaged_leaves(c)]
+
+
 def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
             errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
-    """Rows sorted by overall score (missing last): {"model", "rank", "nodes": {node: (value, n, of, error)}}
-    (:func:`aggregate`; ``errors``: {model: {benchmark: error}}), ranked by :func:`competition_ranks`."""
+    """Rows {"model", "rank", "nodes": {node: (value, n, of, error)}, "ranked_among"} (:func:`aggregate`; ``errors``:
+    {model: {benchmark: error}}). A model's overall is ranked only against the models scored on the same benchmarks
+    of the overall (``ranked_among``: their :func:`coverage_label`, those benchmarks, and how many models; None for a
+    model without an overall, unranked, last): ranked in one list, a ConvRNN's mean over the cortex benchmarks stood
+    beside a retina model's over the retina's. The groups follow each other, the widest coverage first (then in the
+    tree's order), each sorted by overall and ranked by :func:`competition_ranks`. A missing score is not counted as
+    0, as Brain-Score's averages count it: the rank would still compare a cortex model with a retina model."""
+    averaged = averaged_leaves(tree)
+    position = {name: i for i, name in enumerate(averaged)}
+    covered = {model: tuple(name for name in averaged if scores.get(name) is not None)
+               for model, scores in table.items()}
     rows = [{"model": model, "nodes": aggregate(tree, scores, (errors or {}).get(model))}
             for model, scores in table.items()]
     overall = lambda row: shown(row["nodes"][OVERALL][0])
-    rows.sort(key=lambda r: (overall(r) is None, -(overall(r) or 0.0), r["model"]))
-    for row, rank in zip(rows, competition_ranks([row["nodes"][OVERALL][0] for row in rows])):
-        row["rank"] = rank
+    group_of = lambda row: covered[row["model"]]
+    rows.sort(key=lambda r: (not group_of(r), -len(group_of(r)), [position[b] for b in group_of(r)],
+                             overall(r) is None, -(overall(r) or 0.0), r["model"]))
+    for benchmarks, group in itertools.groupby(rows, key=group_of):
+        group = list(group)
+        among = {"scored_on": coverage_label(tree, benchmarks), "benchmarks": list(benchmarks), "models": len(group)}
+        values = [row["nodes"][OVERALL][0] if benchmarks else None for row in group]
+        for row, rank in zip(group, competition_ranks(values)):
+            row["rank"], row["ranked_among"] = rank, among if benchmarks else None
     return rows
+
+
+def coverage_label(tree: Node, benchmarks: Iterable[str]) -> str:
+    """What a rank group is scored on (:func:`ranking`), family by family of the overall: "cortex (synthetic)" where it
+    has all of the family's averaged benchmarks, "cortex (synthetic): ventral_embedded.V4-temporal" where some."""
+    have, parts = set(benchmarks), []
+    for family in tree.children:
+        leaves = averaged_leaves(family) if family.pooled else []
+        mine = [name for name in leaves if name in have]
+        if mine:
+            parts.append(family.name if len(mine) == len(leaves) else f"{family.name}: {', '.join(mine)}")
+    return "; ".join(parts)
 
 
 SHOWN_DIGITS = 3  # the pages' precision ("%.3f")

@@ -98,8 +98,12 @@ def format_ranking(db) -> str:
     regions = [name for name, depth, leaf in context["columns"] if depth <= 2 and not leaf]
     error = lambda node: "" if node[3] is None else f" \u00b1 {node[3]:.3f}"
     fmt = lambda node: "-" if node[0] is None else f"{node[0]:.3f}{error(node)} ({node[1]}/{node[2]})"
-    rows = [(row["rank"] or "-", row["model"], fmt(row["nodes"]["overall"]),
+    among = lambda row: (f"{row['ranked_among']['scored_on']} ({row['ranked_among']['models']})"
+                         if row["ranked_among"] else "not ranked")
+    rows = [(row["rank"] or "-", row["model"], fmt(row["nodes"]["overall"]), among(row),
              *[fmt(row["nodes"][r]) for r in regions], row.get("weights") or "") for row in context["rows"]]
-    table = format_table(("rank", "model", context["overall_label"], *regions, "weights"), rows)
-    return "\n".join([table, context["data_note"], context["scale_note"], *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
-                                f"scored again by {o['again']}" for o in context["outdated"])])
+    table = format_table(("rank", "model", context["overall_label"], "ranked among (models)", *regions, "weights"),
+                         rows)
+    return "\n".join([table, context["rank_note"], context["data_note"], context["scale_note"],
+                      *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
+                        f"scored again by {o['again']}" for o in context["outdated"])])

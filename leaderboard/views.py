@@ -29,6 +29,13 @@ SCALE_NOTE = ("Every mean, the overall too, averages one scale: each benchmark's
               "mean in its own units, and left out of every mean above it. A benchmark that does not declare whether "
               "its data are recordings or synthetic stands under \"(undeclared data)\", in no overall.")
 
+RANK_NOTE = ("A rank compares like with like: a model's overall is ranked only against the models scored on the same "
+             "benchmarks of the overall (its \"ranked among\" column names them: a whole family, or the family's "
+             "benchmarks it is scored on), so a ConvRNN scored on the cortex benchmarks is never ranked against a "
+             "retina model scored on the retina's. Each such group is ranked on its own, the widest coverage first. "
+             "Brain-Score's leaderboard instead counts a missing score as 0 in its averages; this board does not, "
+             "since that would still rank a cortex model against a retina model, each on a part of the benchmarks.")
+
 
 def overall_label(ranked: str) -> str:
     return f"overall ({ranked} data)"
@@ -110,18 +117,21 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
             "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked,
             "overall_label": overall_label(ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
-            "hidden_note": HIDDEN_NOTE, "n_records": len(records), "outdated": outdated_rows(outdated)}
+            "rank_note": RANK_NOTE, "hidden_note": HIDDEN_NOTE, "n_records": len(records),
+            "outdated": outdated_rows(outdated)}
 
 
 def latest_failures(records, failures: List[Dict[str, Any]]) -> Dict[tuple, Dict[str, Any]]:
-    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``line``, a one-line summary)
-    of a key whose score is shown: a failure that no done job has superseded (``db.failed_jobs()``) is newer than that
-    score, which the pages had shown as current without comment."""
+    """(model, benchmark) -> the newest failed job (as :func:`failed_rows` shows it, with ``reason``, its error's last
+    line, a submission's public reason, and ``line``, a one-line summary) of a key whose score is shown: a failure that
+    no done job has superseded (``db.failed_jobs()``) is newer than that score, which the pages had shown as current
+    without comment."""
     shown_keys = {(r.model, r.benchmark) for r in records}
     out = {}
     for job in failed_rows([j for j in failures if (j["model"], j["benchmark"]) in shown_keys]):
-        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): "
-                       f"{(job['error'].strip().splitlines() or [''])[-1]}; the score shown is the one before it")
+        job["reason"] = (job["error"].strip().splitlines() or [""])[-1]
+        job["line"] = (f"the latest run failed (job {job['job']}, {job['when']}): {job['reason']}; the score shown is "
+                       "the one before it")
         out[(job["model"], job["benchmark"])] = job
     return out
 

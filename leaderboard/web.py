@@ -235,8 +235,11 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                      "overall_data": context["ranked"],  # the kind of data the overall (and rank) averages
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
+                     "ranked_among": r["ranked_among"],  # the models of the same coverage the rank compares with
                      "scores": {k: {"value": v[0], "error": v[3], "scored": v[1], "of": v[2]}
-                                for k, v in r["nodes"].items()}}
+                                for k, v in r["nodes"].items()},
+                     "latest_run_failed": {benchmark: {"job": job["job"], "when": job["when"], "reason": job["reason"]}
+                                           for benchmark, job in r["failed"].items()}}
                     for r in context["rows"]]
 
         return await pages.aget("/api/ranking", make, version=version)

@@ -155,7 +155,11 @@ def test_aggregation_tree_means_and_missing():
     assert nodes["retina"] == (None, 0, 1, None) and nodes["ret"] == (None, 0, 1, None)  # missing, not zero
     assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None)
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
-    assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 2), ("c", None)]
+    # a and b are scored on different benchmarks of the overall: each is ranked among its own kind only
+    assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 1), ("c", None)]
+    assert [r["ranked_among"] for r in rows] == [
+        {"scored_on": "cortex: it; retina", "benchmarks": ["it", "ret"], "models": 1},
+        {"scored_on": "cortex: v4a", "benchmarks": ["v4a"], "models": 1}, None]
     assert rows[0]["nodes"][OVERALL][0] == pytest.approx(0.6)
 
 

@@ -53,15 +53,16 @@ def test_pages_show_the_hidden_scores_and_missing_as_missing(client):
     page = client.get("/")
     assert page.status_code == 200
     html = page.text
-    # overall = mean over regions present: gamma (0.2 + 0.6) / 2 = 0.4, beta 0.5 (IT missing), alpha 0.2
-    assert html.index('data-model="beta"') < html.index('data-model="gamma"') < html.index('data-model="alpha"')
+    # overall = mean over regions present: gamma (0.2 + 0.6) / 2 = 0.4, alpha 0.2, then beta 0.5 (IT missing: ranked
+    # apart, among the models scored on V4 only)
+    assert html.index('data-model="gamma"') < html.index('data-model="alpha"') < html.index('data-model="beta"')
     assert '0.500 <span class="coverage">(1/2)</span>' in html and "&mdash;" in html and "never counted as zero" in html
     assert "authors (licence)" not in html  # no submission on the board: no column of empty cells
     assert "https://" not in html and "http://" not in html  # no CDN: everything local
     assert client.get("/static/sort.js").status_code == 200
     ranking = client.get("/api/ranking").json()
-    assert [r["model"] for r in ranking] == ["beta", "gamma", "alpha"]
-    assert ranking[0]["scores"][IT]["value"] is None and ranking[1]["scores"]["overall"]["value"] == pytest.approx(0.4)
+    assert [(r["model"], r["rank"]) for r in ranking] == [("gamma", 1), ("alpha", 2), ("beta", 1)]
+    assert ranking[2]["scores"][IT]["value"] is None and ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.4)
     model = client.get("/models/gamma")
     assert model.status_code == 200 and "<svg" in model.text and "untrained, random weights" in model.text
     assert model.text.count("<svg") == 2 and "conv6" in model.text  # one time course per benchmark; provenance
@@ -311,7 +312,7 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         driver.get(server + "/")
         loaded(driver, server + "/")
         models = lambda: [r.get_attribute("data-model") for r in driver.find_elements(By.CSS_SELECTOR, "#ranking tbody tr")]
-        assert models() == ["beta", "gamma", "alpha"], driver.page_source[:1500]
+        assert models() == ["gamma", "alpha", "beta"], driver.page_source[:1500]
         headers = driver.find_elements(By.CSS_SELECTOR, "#ranking thead th")
         it_header = next(h for h in headers if h.text.strip().startswith(IT))
         it_header.click()  # numeric: descending first, missing last
@@ -321,6 +322,10 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         next(h for h in headers if h.text.strip().startswith("model")).click()
         assert models() == ["alpha", "beta", "gamma"]
         it_header.send_keys(Keys.ENTER)  # a header is reachable by keyboard and sorts as a click does
+        assert models() == ["gamma", "alpha", "beta"]
+        rank_header = headers[0]
+        rank_header.click()
+        rank_header.click()  # by rank: the rank groups in turn (gamma 1, alpha 2; beta 1 among the V4-only models)
         assert models() == ["gamma", "alpha", "beta"]
         # the wide ranking scrolls inside its own box: the page itself never scrolls sideways, even 800 px wide
         driver.set_window_size(800, 900)
@@ -1018,7 +1023,7 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
 def test_a_board_of_synthetic_scores_only_says_its_overall_is_synthetic(db, client):
     """The default `zoo run` scores embedded data only: its overall is the synthetic data's, and says so."""
     ranking = client.get("/api/ranking").json()
-    assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.5)
+    assert ranking[0]["scores"]["overall"]["value"] == pytest.approx(0.4)  # gamma, first of the models scored on both
     assert ranking[0]["scores"]["cortex/V4"]["value"] is None  # cowley2023.V4, real: a column of its own, unscored
     assert "overall (synthetic data)" in client.get("/").text
     assert ranking[0]["overall_data"] == "synthetic"
@@ -1125,3 +1130,92 @@ def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_page
         html = client.get(page).text
         assert 'id="scale-note"' in html and "each benchmark&#39;s score as a fraction of its own noise ceiling" in html
     assert "0.750 of its ceiling: 0.600" in client.get("/").text  # the r on hover
+
+
+def _score(db, model, benchmark, value, ceiling=None):
+    job = db.enqueue(model, benchmark, {"m": model})
+    db.claim("w", ids=[job])
+    db.finish(job, "w", ScoreRecord(model, benchmark, value, ceiling=ceiling, settings={}))
+
+
+def test_a_rank_compares_only_models_scored_on_the_same_benchmarks_of_the_overall(db, client):
+    """The ConvRNNs (cortex benchmarks only) and the retina models (retina only) were ranked in one list on overalls
+    averaged over different benchmarks: ln (0.9 on one retina benchmark) ranked above gamma (0.4 over both cortex
+    ones). A model is ranked only among the models scored on the same benchmarks of the overall, widest coverage
+    first, on the page, in /api/ranking and in zoo run's printed ranking."""
+    from neurozoo.leaderboard.run import format_ranking
+
+    wn, ns = "retina_embedded.whitenoise-heldout", "retina_embedded.naturalscene-heldout"
+    for model, benchmark, value in (("bncnn", wn, 0.6), ("bncnn", ns, 0.4), ("ln", wn, 0.72)):
+        _score(db, model, benchmark, value, ceiling=0.8)
+    _score(db, "glm", "retina_embedded.oms", 0.5)  # a phenomenon only: no overall, not ranked
+    ranking = client.get("/api/ranking").json()
+    among = lambda row: row["ranked_among"] and (row["ranked_among"]["scored_on"], row["ranked_among"]["models"])
+    shown = [(r["model"], r["rank"], among(r)) for r in ranking]
+    assert shown == [("gamma", 1, ("cortex (synthetic)", 2)), ("alpha", 2, ("cortex (synthetic)", 2)),
+                     ("bncnn", 1, ("retina (synthetic)", 1)), ("beta", 1, (f"cortex (synthetic): {V4}", 1)),
+                     ("ln", 1, (f"retina (synthetic): {wn}", 1)), ("glm", None, None)]
+    assert ranking[0]["ranked_among"]["benchmarks"] == [IT, V4]
+    assert ranking[4]["scores"]["overall"]["value"] == pytest.approx(0.9)  # its overall still shown
+    html = client.get("/").text
+    assert html.index('data-model="gamma"') < html.index('data-model="bncnn"') < html.index('data-model="ln"')
+    assert 'id="rank-note"' in html and "counts a missing score as 0" in html
+    assert (f'<td class="name ranked-among" title="{IT}, {V4}"><span class="wrap">cortex (synthetic)</span> '
+            '<span class="coverage">(2 models)</span></td>') in html
+    # sorting by rank in the browser keeps the groups in turn: the rank cell sorts by its row's place
+    assert '<td data-value="3" class="rank num">1</td>' in html.split('data-model="bncnn"')[1]
+    printed = format_ranking(db).splitlines()
+    assert "ranked among (models)" in printed[0]
+    assert [line.split()[:2] for line in printed[2:8]] == [["1", "gamma"], ["2", "alpha"], ["1", "bncnn"],
+                                                          ["1", "beta"], ["1", "ln"], ["-", "glm"]]
+    assert "cortex (synthetic) (2)" in printed[2] and f"retina (synthetic): {wn} (1)" in printed[6]
+    assert "not ranked" in printed[7] and "counts a missing score as 0" in printed[8]
+
+
+def test_api_ranking_says_a_newer_failed_run_with_its_public_reason(db, client, monkeypatch):
+    """The pages mark a score whose model's latest run on its benchmark failed since; /api/ranking gave that score as
+    current without a word. Each row says it with the failure's job, date and public reason: a built-in model's error's
+    last line, a submission's scorer reason (never its console)."""
+    job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
+    db.claim("w", ids=[job])
+    assert db.fail(job, "w", 'Traceback ...\n  File "/home/alice/x.py"\nRuntimeError: out of memory')
+    failed_jobs = db.failed_jobs
+    submitted = {"id": 999, "model": "beta", "benchmark": V4, "submission_id": 7, "attempts": 1,
+                 "error": "console: VISIT evil.example", "public_reason": "the model process failed (exit status 1)",
+                 "updated_at": None}
+    monkeypatch.setattr(db, "failed_jobs", lambda: failed_jobs() + [submitted])
+    ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
+    failed = ranking["gamma"]["latest_run_failed"]
+    assert list(failed) == [V4] and failed[V4]["job"] == job and failed[V4]["when"].endswith("UTC")
+    assert failed[V4]["reason"] == "RuntimeError: out of memory"
+    assert ranking["beta"]["latest_run_failed"] == {
+        V4: {"job": 999, "when": "unknown", "reason": "the model process failed (exit status 1)"}}
+    assert ranking["alpha"]["latest_run_failed"] == {}
+
+
+def test_the_load_tests_plugin_benchmark_declares_synthetic_data(db, monkeypatch, tmp_path):
+    """benchmarks/perf/leaderboard_load.py's plugin benchmark declared no data: its 50 submissions' scores stood under
+    "cortex (undeclared data)", in no overall, so the load test no longer exercised the ranking's normal path."""
+    import importlib.util
+    import sys
+
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.aggregate import SYNTHETIC, data_kind
+    from neurozoo.leaderboard.views import board
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "leaderboard_load.py"
+    spec = importlib.util.spec_from_file_location("leaderboard_load", script)
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    (tmp_path / "lbload_plugin.py").write_text(load.PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lbload_plugin", raising=False)
+    import lbload_plugin
+
+    entry = Entry("lbload.V4", lbload_plugin.make, "(plugin lbload_plugin:make)")  # as an entry point registers it
+    monkeypatch.setitem(benchmarks.BENCHMARKS._entries, "lbload.V4", entry)
+    assert data_kind(entry) == SYNTHETIC
+    load.fill(db, 1, ["lbload.V4"])
+    row = next(row for row in board(db)["rows"] if row["model"] == "model000")
+    assert row["nodes"]["cortex (synthetic)/V4"][1:3] == (1, 2) and row["rank"] == 1  # beside the embedded V4

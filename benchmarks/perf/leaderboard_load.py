@@ -6,7 +6,8 @@ Runs the deployment as separate processes: ``zoo serve`` (uvicorn) over a fresh 
 pre-filled with a synthetic board (``--models`` x the registered benchmarks), and ``--workers`` scorer
 processes that score submissions in the bubblewrap sandbox (``--unsafe-no-sandbox`` where there is none).
 Submissions are tiny two-layer models on a small image benchmark registered by an entry-point plugin (96
-stimuli of 32x32, 3 time bins), so the run stays short while every job goes the full path: upload, intake,
+stimuli of 32x32, 3 time bins; it declares synthetic data, ``embedded``, as a plugin must to be in an overall),
+so the run stays short while every job goes the full path: upload, intake,
 queue, sandboxed model process, trusted scoring, database.
 
 Phase 1 (baseline): ``--readers`` concurrent readers for ``--baseline-seconds``, nothing else running.
@@ -42,11 +43,13 @@ PLUGIN = textwrap.dedent('''
 
 
     def make():
-        return NeuralBenchmark(
+        benchmark = NeuralBenchmark(
             "lbload.V4", "V4",
             lambda: synthetic_assembly(n_stimuli=96, n_neuroids=10, n_bins=3, n_repetitions=4, n_objects=4, seed=0)[0],
             lambda: Stimuli([f"s{i:05d}" for i in range(96)],
                             torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0))))
+        benchmark.embedded = True  # synthetic data, declared as a plugin declares it: the board's normal path
+        return benchmark
 ''')
 
 MODEL_PY = textwrap.dedent('''

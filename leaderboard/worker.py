@@ -96,6 +96,11 @@ def extraction_request(benchmark, spec: Dict[str, Any], layers: List[str]) -> Di
             "seed": spec["score"].get("seed", 0), "extraction": extraction, "weights": spec.get("weights")}
 
 
+def _extraction_options(request: Dict[str, Any]) -> Dict[str, Any]:
+    """What of an extraction request changes the features: the benchmark's unroll options, ``max_features``, ``seed``."""
+    return {**request["extraction"], "max_features": request["max_features"], "seed": request["seed"]}
+
+
 def run_model(images, request: Dict[str, Any], folder: Path, limits: Limits, sandbox: bool = True) -> List[Any]:
     """The submission's features for ``images`` (float32 (N, 3, H, W)), one checked array per layer of ``request``
     (:func:`extraction_request`), from :mod:`leaderboard.model_runner` run in the sandbox; :class:`ScoringError`
@@ -166,7 +171,7 @@ def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sand
                      device: str = "cpu", use_cache: bool = True) -> Tuple[ScoreRecord, ScoreRecord]:
     """(public record, hidden record) of a submission job; see the module docstring."""
     from neurozoo import benchmarks
-    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.neural import NeuralBenchmark, extraction_settings
     from neurozoo.leaderboard.zoo import score_splits
 
     started = time.perf_counter()
@@ -181,7 +186,9 @@ def score_submission(spec: Dict[str, Any], limits: Optional[Limits] = None, sand
                 list(benchmark.stimuli.images.shape[-2:]), "max_features": spec["score"]["max_features"],
                 "weights": "submitted" if spec.get("weights") else "none (as built by create_model)",
                 "spec_family": "submission", "submission_sha256": spec["sha256"],
-                "sandboxed": bool(sandbox)}
+                "sandboxed": bool(sandbox),
+                # the options the sandbox extracted with, as zoo score's and zoo run's records keep them
+                "extraction": extraction_settings(_extraction_options(extraction_request(benchmark, spec, [layer])))}
     public, hidden = score_splits(benchmark, features, spec, spec["model"], settings, started, device)
     for record in (public, hidden):
         record.duration_s = time.perf_counter() - started

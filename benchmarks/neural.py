@@ -224,8 +224,8 @@ class NeuralBenchmark:
 def extraction_settings(options: Mapping) -> dict:
     """The options :func:`benchmarks.extraction.extract` was given, as a score's record keeps them: a time mapping
     by its tables (``describe()``, as the activation cache key has it); those that change no feature
-    (:data:`UNRECORDED`: the cache, whose entries are keyed by all the rest, and the progress bar) left out, so that a rerun without the
-    cache (``zoo reproduce``) records the same. The record kept the benchmark's defaults only (``{}`` for every
+    (:data:`UNRECORDED`: the cache, whose entries are keyed by all the rest, and the progress bar) left out, so that
+    a rerun without the cache (``zoo reproduce``) records the same. The record kept the benchmark's defaults only (``{}`` for every
     registered one), so ``score(model, max_features=200, n_steps=30)`` was recorded as a default extraction."""
     recorded = {key: value for key, value in options.items() if key not in UNRECORDED}
     describe = lambda table: table.describe() if hasattr(table, "describe") else table  # noqa: E731

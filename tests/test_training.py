@@ -261,6 +261,15 @@ class Crash(Exception):
     pass
 
 
+def fit_raises(trainer, error, match=None):
+    """``trainer.fit()`` raises ``error`` (matching ``match``); the trainer is closed either way."""
+    try:
+        with pytest.raises(error, match=match):
+            trainer.fit()
+    finally:
+        trainer.close()
+
+
 def crash_before_step(cfg, step: int) -> None:
     """Train ``cfg`` until a crash raised in the forward pass of training step ``step`` (1-based)."""
     crashed = Trainer(cfg)
@@ -270,11 +279,7 @@ def crash_before_step(cfg, step: int) -> None:
             raise Crash
 
     crashed.train_model.register_forward_pre_hook(crash)
-    try:
-        with pytest.raises(Crash):
-            crashed.fit()
-    finally:
-        crashed.close()
+    fit_raises(crashed, Crash)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
@@ -1165,12 +1170,8 @@ def test_an_epoch_whose_validation_loss_is_not_finite_stops_the_run_with_its_las
     run.json says it diverged, and a resume starts from epoch 1's checkpoint."""
     trainer = Trainer(config(data, tmp_path, quiet=False))  # 2 epochs of 4 steps
     nan_weights_after_step(trainer, 8)
-    try:
-        with pytest.raises(FloatingPointError, match=r"^validation loss is nan after epoch 2 \(step 8, learning rate "
-                                                     r"[0-9.e-]+\)$"):
-            trainer.fit()
-    finally:
-        trainer.close()
+    fit_raises(trainer, FloatingPointError,
+               match=r"^validation loss is nan after epoch 2 \(step 8, learning rate [0-9.e-]+\)$")
     assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()] == ["epoch 1/2 step 4"]
     for name in ("last.pth", "best.pth"):
         state = load_checkpoint(tmp_path / name)
@@ -1233,12 +1234,8 @@ def test_weights_that_turn_non_finite_inside_an_epoch_are_never_checkpointed(dat
     trainer = Trainer(config(data, tmp_path, checkpoint_every=1))
     first = next(iter(trainer.model.state_dict()))
     nan_weights_after_step(trainer, 3)
-    try:
-        with pytest.raises(FloatingPointError, match=rf"^the weights are non-finite \({re.escape(first)}\) after step "
-                                                     r"3 \(epoch 1, learning rate [0-9.e-]+\); not checkpointed$"):
-            trainer.fit()
-    finally:
-        trainer.close()
+    fit_raises(trainer, FloatingPointError, match=rf"^the weights are non-finite \({re.escape(first)}\) after step "
+                                                  r"3 \(epoch 1, learning rate [0-9.e-]+\); not checkpointed$")
     state = load_checkpoint(tmp_path / "last.pth")
     assert (state["epoch"], state["epoch_steps"], state["global_step"]) == (0, 2, 2)
     assert all(torch.isfinite(value).all() for value in state["model"].values())
@@ -1270,11 +1267,7 @@ def test_an_epoch_without_validation_whose_weights_turned_non_finite_logs_no_row
     with pytest.warns(UserWarning, match="has no val/ folder"):
         trainer = Trainer(config(folder, tmp_path / "run", epochs=2))
     nan_weights_after_step(trainer, 8)
-    try:
-        with pytest.raises(FloatingPointError, match=r"^the weights are non-finite \(.+\) after step 8 \(epoch 2, "):
-            trainer.fit()
-    finally:
-        trainer.close()
+    fit_raises(trainer, FloatingPointError, match=r"^the weights are non-finite \(.+\) after step 8 \(epoch 2, ")
     assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "epoch"] \
         == [("epoch", 4)]
     assert load_checkpoint(tmp_path / "run" / "last.pth")["global_step"] == 4
@@ -1320,12 +1313,8 @@ def test_a_second_ctrl_c_stops_training_at_once_without_a_checkpoint(data, tmp_p
                 time.sleep(0.05)
 
     trainer.train_model.register_forward_pre_hook(ctrl_c_twice_in_step_two)
-    try:
-        with pytest.raises(KeyboardInterrupt, match="stopped at once by a second Ctrl-C: the steps since the last "
-                                                    "checkpoint were lost"):
-            trainer.fit()
-    finally:
-        trainer.close()
+    fit_raises(trainer, KeyboardInterrupt,
+               match="stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost")
     assert load_checkpoint(tmp_path / "last.pth")["global_step"] == 1
     assert capfd.readouterr().err.count("Ctrl-C: stopping at the next batch") == 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's again after fit

@@ -873,6 +873,19 @@ def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys)
     assert "ratio rgc_intermediate / feedforward_intermediate" in capsys.readouterr().out
 
 
+def test_train_command_speed_counts_the_rows_after_the_first_as_total_images_over_total_time(tmp_path):
+    """benchmarks/perf/train_command_speed.py: the first row (cuDNN autotuning, the workers' start) is left out; the
+    others, each of the same number of images, give images / time: 8 images at 4/s and at 8/s are 16 in 3 s."""
+    from neurozoo.benchmarks.perf.train_command_speed import main, steady_images_per_s
+
+    rows = [{"kind": "iter", "images_per_s": 0.5}, {"kind": "iter", "images_per_s": 4.0},
+            {"kind": "epoch", "images_per_s": 1.0}, {"kind": "iter", "images_per_s": 8.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert steady_images_per_s(tmp_path / "metrics.jsonl") == pytest.approx(16 / 3)
+    with pytest.raises(SystemExit):  # one row after the first is no steady figure
+        main(["--steps", "4", "--log-every", "4"])
+
+
 def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
     short = Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=2))
     short.fit()

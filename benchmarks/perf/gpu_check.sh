@@ -7,6 +7,8 @@
 #   1c. the eager fast path with the whole training step captured in one CUDA graph (--cuda-graph: no host launch
 #       overhead, no torch.compile): first its losses against eager steps' (--verify-graph), then images/s at
 #       batch 64, 128 and 192 (convrnn_graphed.txt; 256 runs out of the H200's 140 GB);
+#   1d. train_command_speed.py: zoo train itself (image folder, loading workers, the engine's checks) with --fast
+#       --amp, its default determinism against --no-deterministic (train_command.txt);
 #   2. convrnn_gpu_profile.py: where the eager fast path's training step spends its time (device time per
 #      category: dense and depthwise convolution forward / backward-input / backward-weight, elementwise, copies;
 #      the top ops and kernels);
@@ -19,7 +21,7 @@
 #      call has left, then CUDA graphs (mode "reduce-overhead") if time remains still; each is skipped under 90 s.
 # Every step's limit is cut to what is left of GPU_CHECK_BUDGET (570 s) inside the call's 600 s. Each step prints to
 # $OUT/<step>.txt as well (8 files with device.txt; the device returns at most 8). GPU_CHECK_ONLY=name,name runs
-# only the steps named (convrnn, convrnn_graphed, profile, depthwise, retina, extraction, convrnn_compiled,
+# only the steps named (convrnn, convrnn_graphed, train_command, profile, depthwise, retina, extraction, convrnn_compiled,
 # convrnn_graphs).
 #
 # Here, once (needs pip's registry and ../shared/data): copies what the GPU machine lacks into .device/ (git-ignored):
@@ -85,11 +87,12 @@ if [ -n "${GPU_CHECK_SMOKE:-}" ]; then  # the same steps at toy sizes on the CPU
     convrnn=("${toy[@]}" --iters 2 --warmup 1); large=(--batch-size 8)
     profile=("${toy[@]}" --steps 1); depthwise=("${toy[@]}" --iters 1)
     retina=(--device cpu --steps 1 --fast-steps 2); extraction=(--device cpu --images 8 --batch-size 8)
+    train_command=(--device cpu --model rgc_shallow --image-size 32 --batch-size 4 --steps 4 --log-every 2 --no-fast)
     compiled=(--backend aot_eager)  # Dynamo and AOTAutograd without Inductor (whose compile takes minutes)
 else
     convrnn=(--iters 5 --warmup 2); large=(--batch-size 128)
     profile=(--device cuda --steps 1 --warmup 3); depthwise=(--device cuda)
-    retina=(--device cuda --fit); extraction=(--device cuda)
+    retina=(--device cuda --fit); extraction=(--device cuda); train_command=(--device cuda)
     compiled=(--backend inductor)
 fi
 speed=benchmarks/perf/convrnn_gpu_speed.py
@@ -103,6 +106,7 @@ else
         step convrnn_graphed 90 python3 $speed --compile none --skip plain,cornet --cuda-graph "${convrnn[@]}" --batch-size $batch
     done
 fi
+step train_command 180 python3 benchmarks/perf/train_command_speed.py "${train_command[@]}"
 step profile 90 python3 benchmarks/perf/convrnn_gpu_profile.py "${profile[@]}"
 step depthwise 60 python3 benchmarks/perf/depthwise_conv_speed.py "${depthwise[@]}"
 step retina 120 python3 benchmarks/perf/retina_fit_speed.py "${retina[@]}"

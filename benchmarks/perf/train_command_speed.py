@@ -45,9 +45,6 @@ def main(argv=None) -> int:
     p.add_argument("--log-every", type=int, default=4, help="steps per metrics row (the first row is left out)")
     p.add_argument("--workers", type=int, default=None, help="loading workers (default: zoo train's)")
     p.add_argument("--no-fast", dest="fast", action="store_false", help="without --fast --amp")
-    # zoo train's default --lr 0.1 (no warm-up) diverged at step 3 on the H200 (rgc_intermediate, batch 64, --fast
-    # --amp, these images): the run stopped on the nan loss as designed, with no figure
-    p.add_argument("--lr", type=float, default=0.01, help="zoo train's --lr")
     args = p.parse_args(argv)
     if args.steps < 2 * args.log_every:
         p.error(f"--steps {args.steps}: give at least two metrics rows (2 x --log-every = {2 * args.log_every})")
@@ -65,7 +62,7 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
         common = [args.model, "--data", str(data), "--epochs", "1", "--max-steps-per-epoch", str(args.steps),
                   "--log-every", str(args.log_every), "--batch-size", str(args.batch_size), "--image-size",
-                  str(args.image_size), "--device", args.device, "--lr", str(args.lr), "--quiet"]
+                  str(args.image_size), "--device", args.device, "--quiet"]
         common += ["--fast", "--amp"] if args.fast else []
         common += ["--workers", str(args.workers)] if args.workers is not None else []
         for name, flags in VARIANTS.items():

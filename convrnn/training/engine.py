@@ -62,7 +62,7 @@ class TrainConfig:
     out: str = "runs/train"
     epochs: int = 90
     batch_size: int = 256  # per process
-    lr: float = 0.1
+    lr: float = 0.01  # 0.1 diverged within 4 steps for rgc_intermediate (no normalisation): docs/convrnn.md
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 1e-4  # not applied to biases and normalisation parameters

@@ -45,6 +45,11 @@ def data_note(ranked: str) -> str:
     return DATA_NOTE.format(ranked=ranked, note=DATA_NOTES[ranked])
 
 
+#: the one line above the ranking; the notes it sums up are folded below the table
+SUMMARY_NOTE = ("The overall is each model's mean score on {ranked} data, every score a fraction of its benchmark's "
+                "noise ceiling; a rank compares only the models scored on the same benchmarks.")
+
+
 HIDDEN_NOTE = ("Image benchmarks are scored on a hidden half of their stimuli, drawn from this server's secret key (no "
                "seed in the code gives it); this page shows those hidden-half scores. Submitters receive only the "
                "public-half scores.")
@@ -115,7 +120,7 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
         row["submitted"] = public_metadata(metadata.get(row["model"]))
     return {"rows": rows, "columns": columns, "benchmarks": tree.leaves(),
             "unscored": [b for b in tree.leaves() if b not in scored], "overall": OVERALL, "ranked": ranked,
-            "overall_label": overall_label(ranked),
+            "overall_label": overall_label(ranked), "summary_note": SUMMARY_NOTE.format(ranked=ranked),
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
             "rank_note": RANK_NOTE, "hidden_note": HIDDEN_NOTE, "n_records": len(records),
             "outdated": outdated_rows(outdated)}
@@ -489,15 +494,21 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     metadata = db.submission_metadata() if metadata is None else metadata
     records = db.leaderboard_records() if records is None else records
     ranked = ranked_kind({r.benchmark for r in records})  # the board's, so the page's overall is the ranking's
+    # the whole board's ranking, for the model's rank and rank group (its row there; none without a score)
+    table: Dict[str, Dict[str, Any]] = defaultdict(dict)
+    for record in records:
+        table[record.model][record.benchmark] = shown_score(record)
+    table.setdefault(model, {})
+    tree = registry_tree(ranked=ranked)
+    row = next(row for row in ranking(tree, {m: {b: v for b, (v, _) in s.items()} for m, s in table.items()},
+                                      {m: {b: e for b, (_, e) in s.items()} for m, s in table.items()})
+               if row["model"] == model)
     records = [r for r in records if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
     outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]
     if not records and not failures and not outdated:
         return None
-    tree = registry_tree(ranked=ranked)
-    scaled = {r.benchmark: shown_score(r) for r in records}
-    nodes = ranking(tree, {model: {b: v for b, (v, _) in scaled.items()}},
-                    {model: {b: e for b, (_, e) in scaled.items()}})[0]["nodes"]
+    nodes = row["nodes"]
     scores, failed = [], latest_failures(records, failures)
     for record in sorted(records, key=lambda r: r.benchmark):
         settings = record.settings or {}
@@ -512,7 +523,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
                                       "created_at": str(record.created_at), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
-            "outdated": outdated_rows(outdated),
+            "outdated": outdated_rows(outdated), "rank": row["rank"], "ranked_among": row["ranked_among"],
             "submitted": public_metadata(metadata.get(model)),
             "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
                            for node, depth in tree.walk() if not node.is_leaf],

@@ -200,7 +200,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        _, by_model, failed_by_model, metadata, outdated = (await records())[1]
+        version, (rows, by_model, failed_by_model, metadata, outdated) = await records()
         mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
         outdated = [job for job in outdated if job["model"] == name]
         if not mine and not failed and not outdated:
@@ -210,10 +210,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         return await pages.aget(("model", name), lambda: render("model.html", static="/static", home="/",
                                                                 model_link=model_link,
                                                                 benchmark_link=benchmark_link,
-                                                                **model_page(db, name, mine, failed, metadata,
+                                                                **model_page(db, name, rows, failed, metadata,
                                                                              outdated)),
-                                version=(tuple((r.id, r.benchmark) for r in mine),
-                                         tuple((j["id"], str(j["updated_at"])) for j in failed + outdated)))
+                                version=version)  # its rank moves with any model's score: the board's version
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):

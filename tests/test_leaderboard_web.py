@@ -1219,3 +1219,40 @@ def test_the_load_tests_plugin_benchmark_declares_synthetic_data(db, monkeypatch
     load.fill(db, 1, ["lbload.V4"])
     row = next(row for row in board(db)["rows"] if row["model"] == "model000")
     assert row["nodes"]["cortex (synthetic)/V4"][1:3] == (1, 2) and row["rank"] == 1  # beside the embedded V4
+
+
+def test_the_ranking_says_what_the_overall_is_in_one_line_above_the_table_and_folds_the_notes_below_it(client):
+    """Five long notes stood above the table: a visitor scrolled past them to see the ranking. One line above it says
+    what the overall averages and on which data; the notes, every word kept, are folded right below the table."""
+    html = client.get("/").text
+    top = html[:html.index('<table class="sortable" id="ranking">')]
+    assert 'id="summary-note"' in top and "mean score on synthetic data" in top and "noise ceiling" in top
+    notes = ("never averaged together", "fraction of its own noise ceiling", "counts a missing score as 0",
+             "never counted as zero", "secret key")
+    assert not any(note in top for note in notes) and 'class="note" id="data-note"' not in top
+    folded = html[html.index("</table>"):]
+    assert folded.startswith('</table>\n</div>\n<details id="how-ranked" class="notes">'
+                             '<summary>How scores are combined and ranked</summary>')  # closed: no "open"
+    folded = folded[:folded.index("</details>")]
+    assert all(note in folded for note in notes)
+    assert all(f'id="{name}"' in folded for name in ("data-note", "scale-note", "rank-note"))
+
+
+def test_a_models_page_shows_its_rank_and_rank_group_as_the_ranking_does(db, client):
+    """The ranking gives each model its rank and the models it is ranked among; the model's page gave neither.
+    It shows both, and a rank moved by another model's new score (the page's cache follows the board's version)."""
+    _score(db, "glm", "retina_embedded.oms", 0.5)  # a phenomenon only: no overall, not ranked
+    page = lambda model: client.get(f"/models/{model}").text
+    gamma, alpha, beta = page("gamma"), page("alpha"), page("beta")
+    assert "Rank <strong>1</strong> of 2, ranked among models scored on" in gamma
+    assert f'<span title="{IT}, {V4}">cortex (synthetic)</span>' in gamma
+    assert "Rank <strong>2</strong> of 2, ranked among models scored on" in alpha
+    assert "Rank <strong>1</strong> of 1, ranked among models scored on" in beta
+    assert f'<span title="{V4}">cortex (synthetic): {V4}</span>' in beta
+    assert 'id="rank">Not ranked: no overall score' in page("glm")
+    _score(db, "delta", V4, 0.9, ceiling=0.95)  # 0.947 of its ceiling, above beta's 0.5 / 0.8
+    deadline = time.monotonic() + 60
+    while "Rank <strong>2</strong> of 2" not in page("beta"):
+        assert time.monotonic() < deadline, "beta's page never showed its new rank"
+        time.sleep(0.1)
+    assert "Rank <strong>1</strong> of 2" in page("delta")

@@ -323,6 +323,10 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         assert models() == ["alpha", "beta", "gamma"]
         it_header.send_keys(Keys.ENTER)  # a header is reachable by keyboard and sorts as a click does
         assert models() == ["gamma", "alpha", "beta"]
+        folded = driver.find_element(By.ID, "how-ranked")
+        assert folded.get_attribute("open") is None
+        driver.find_element(By.LINK_TEXT, "how").click()  # the summary's link opens the folded notes it points to
+        assert folded.get_attribute("open") is not None and folded.find_element(By.TAG_NAME, "p").is_displayed()
         rank_header = headers[0]
         rank_header.click()
         rank_header.click()  # by rank: the rank groups in turn (gamma 1, alpha 2; beta 1 among the V4-only models)

@@ -411,6 +411,12 @@ class Trainer:
         self.dist: DistInfo = init_distributed(config.device)
         try:
             self._setup(model)
+        except RanksDisagree:
+            # raised on every rank at the same point: they leave the group together (shutdown: a barrier, then
+            # destroy). Left to the process's exit, the gloo group aborted a rank now and then at exit ("terminate
+            # called without an active exception", SIGABRT: 4 of 70 two-rank refusals on 2 busy cores; CI 2026-12-04)
+            self._release()
+            raise
         except BaseException:
             # a refusal (--out holds a run, ranks that disagree, a bad checkpoint) had left deterministic algorithms
             # turned on in the caller's process. The process group is left to the process's exit: destroying a gloo

@@ -140,13 +140,19 @@ def verify_folder(folder: Path, made_on_use: bool = False) -> Dict[str, str]:
             if on_use:
                 continue
             raise DataError(f"{path}: listed in {folder / MANIFEST} but missing; delete {folder} to rebuild it")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise DataError(f"{path}: sha256 {actual} differs from {expected} recorded in {folder / MANIFEST}; "
-                            f"the cached file was modified: delete {path if on_use else folder} to "
-                            f"{'generate it again' if on_use else 'rebuild it'}")
-        verified[relative] = actual
+        verified[relative] = verify_file(path, expected, folder, on_use)
     return verified
+
+
+def verify_file(path: Path, expected: str, folder: Path, on_use: bool) -> str:
+    """Re-hash one file that ``folder``'s manifest lists with sha256 ``expected``; returns it, or raises ``DataError``
+    saying what to delete (the file, one of :data:`MADE_ON_USE` files, or its derived folder)."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DataError(f"{path}: sha256 {actual} differs from {expected} recorded in {folder / MANIFEST}; "
+                        f"the cached file was modified: delete {path if on_use else folder} to "
+                        f"{'generate it again' if on_use else 'rebuild it'}")
+    return actual
 
 
 @contextmanager

@@ -128,10 +128,9 @@ def _verify_generated(name: str) -> tuple:
     """``(files verified, problems)`` of one generated data set, printed as `zoo data verify` prints the others: the
     ventral set's folder against its manifest, an ``embedded:KIND`` recording against the sha256 recorded when it was
     generated."""
-    from neurozoo.datasets.cache import MANIFEST, cache_dir, recorded_sha256, verify_folder
+    from neurozoo.datasets.cache import MANIFEST, cache_dir, recorded_sha256, verify_file, verify_folder
     from neurozoo.datasets.embedded import ventral
     from neurozoo.datasets.errors import DataError
-    from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import _embedded_path
 
     path = _embedded_path(name.split(":", 1)[1], {})[0] if name.startswith("embedded:") else ventral.folder()
@@ -146,11 +145,7 @@ def _verify_generated(name: str) -> tuple:
                 print(f"{'unknown':8s} {name}: {shown} generated before digests were recorded, so not verifiable; "
                       "delete it to have it generated again with one")
                 return 0, 0
-            actual = sha256_file(path)
-            if actual != recorded:  # worded as verify_folder's, which checks it when no name is given
-                raise DataError(f"{path}: sha256 {actual} differs from {recorded} recorded in "
-                                f"{path.parent / MANIFEST}; the cached file was modified: delete {path} to generate "
-                                "it again")
+            verify_file(path, recorded, path.parent, on_use=True)  # as verify_folder checks it without names
             print(f"{'ok':8s} {name} ({shown})")
             return 1, 0
         files = verify_folder(path)

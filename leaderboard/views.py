@@ -92,12 +92,10 @@ def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict
     metadata = db.submission_metadata() if metadata is None else metadata
     outdated = db.outdated_jobs() if outdated is None else outdated
     failed = latest_failures(records, db.failed_jobs() if failures is None else failures)
-    table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
-    errors: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
+    table, errors = score_tables(records)
     info: Dict[str, Dict[str, Any]] = {}
     details: Dict[str, Dict[str, str]] = defaultdict(dict)  # each score's error, ceiling, record and date (on hover)
     for record in records:
-        table[record.model][record.benchmark], errors[record.model][record.benchmark] = shown_score(record)
         details[record.model][record.benchmark] = score_summary(record)
         info.setdefault(record.model, {"weights": public_value((record.settings or {}).get("weights")),
                                        "family": (record.settings or {}).get("spec_family")})
@@ -139,6 +137,16 @@ def latest_failures(records, failures: List[Dict[str, Any]]) -> Dict[tuple, Dict
                        "the one before it")
         out[(job["model"], job["benchmark"])] = job
     return out
+
+
+def score_tables(records):
+    """``({model: {benchmark: value}}, {model: {benchmark: error}})`` of ``records`` as the ranking averages them
+    (:func:`shown_score`): what :func:`aggregate.ranking` takes."""
+    table: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
+    errors: Dict[str, Dict[str, Optional[float]]] = defaultdict(dict)
+    for record in records:
+        table[record.model][record.benchmark], errors[record.model][record.benchmark] = shown_score(record)
+    return table, errors
 
 
 def shown_score(record):
@@ -495,14 +503,10 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
     records = db.leaderboard_records() if records is None else records
     ranked = ranked_kind({r.benchmark for r in records})  # the board's, so the page's overall is the ranking's
     # the whole board's ranking, for the model's rank and rank group (its row there; none without a score)
-    table: Dict[str, Dict[str, Any]] = defaultdict(dict)
-    for record in records:
-        table[record.model][record.benchmark] = shown_score(record)
+    table, errors = score_tables(records)
     table.setdefault(model, {})
     tree = registry_tree(ranked=ranked)
-    row = next(row for row in ranking(tree, {m: {b: v for b, (v, _) in s.items()} for m, s in table.items()},
-                                      {m: {b: e for b, (_, e) in s.items()} for m, s in table.items()})
-               if row["model"] == model)
+    row = next(row for row in ranking(tree, table, errors) if row["model"] == model)
     records = [r for r in records if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
     outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]

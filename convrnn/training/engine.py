@@ -868,8 +868,10 @@ class Trainer:
         """``Diverged`` on every rank when any rank's weights (parameters or buffers) hold a NaN or an infinity, made
         so by a step whose own loss was finite (an overflowing gradient): called by every rank at the same point,
         before each checkpoint and before an epoch's row is logged, so that neither records them."""
-        mine = next((name for name, value in self.model.state_dict().items()
-                     if value.is_floating_point() and not torch.isfinite(value).all()), None)
+        floating = [(name, value) for name, value in self.model.state_dict().items() if value.is_floating_point()]
+        # one device-to-host read for all of them (a test per tensor waited for the device once per tensor)
+        finite = torch.stack([torch.isfinite(value).all() for _, value in floating]).tolist() if floating else []
+        mine = next((name for (name, _), ok in zip(floating, finite) if not ok), None)
         found = next((name for name in all_gather_objects(mine) if name), None)
         if found:
             epoch = self.epoch + (1 if self.epoch_steps else 0)  # the epoch whose last step trained them

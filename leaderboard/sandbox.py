@@ -12,7 +12,8 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
-  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
+  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace, the host-wide counters in it
+  covered by neutral read-only files (:mod:`leaderboard.proc_masks`), and a minimal, read-only
   ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
   the data cache, the recordings folder (:func:`hidden_paths`), the database, other submissions, nor the host's
   ``/proc``; any of those that lie inside a bound folder are covered by an empty tmpfs;
@@ -53,7 +54,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.leaderboard import seccomp
+from neurozoo.leaderboard import proc_masks, seccomp
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
@@ -134,18 +135,22 @@ def sandbox_problem() -> Optional[str]:
     if path is None:
         problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     else:
-        filter_fd = None
-        try:  # the filter too, as run() loads it: a kernel without seccomp fails here, not in every job
+        filter_fd, mask_fds = None, []
+        try:  # the filter and the /proc masks too, as run() makes them: a kernel without seccomp, or a bwrap older
+            # than 0.5 (no --perms), fails here, not in every job
             if seccomp.problem() is None and not seccomp.opted_out():
                 filter_fd = seccomp.filter_fd(not bwrap_disables_userns())
-            argv = _bwrap_argv(path, {}, []) + (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
+            masks, mask_fds = proc_masks.bwrap_arguments(2 ** 30)
+            argv = _bwrap_argv(path, {}, [], proc_masks=masks) + \
+                (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
             probe = subprocess.run(argv + ["/bin/true"], capture_output=True, timeout=30,
-                                   pass_fds=(filter_fd,) if filter_fd is not None else ())
+                                   pass_fds=tuple(mask_fds) + ((filter_fd,) if filter_fd is not None else ()))
             problem = None if probe.returncode == 0 else \
                 f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace').strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as error:
             problem = f"bwrap failed to start: {error}"
         finally:
+            proc_masks.close(mask_fds)
             if filter_fd is not None:
                 os.close(filter_fd)
     _PROBE["problem"] = problem
@@ -244,11 +249,12 @@ NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
 
 
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
-                tmp_bytes: int = 2 ** 30) -> List[str]:
+                tmp_bytes: int = 2 ** 30, proc_masks: Sequence[str] = ()) -> List[str]:
+    """``proc_masks``: :func:`leaderboard.proc_masks.bwrap_arguments`'s, covering the host's counters in ``/proc``."""
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", *NO_PSEUDO_TERMINALS,
+            "--proc", "/proc", *proc_masks, "--dev", "/dev", *NO_PSEUDO_TERMINALS,
             "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
@@ -687,7 +693,8 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         if seccomp.problem():
             raise SandboxUnavailable(seccomp.problem())
         bound = environment_paths()
-        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes)
+        masks, mask_fds = proc_masks.bwrap_arguments(limits.memory_bytes)
+        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes, masks)
         for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", "/tmp", "--"] + list(command)
@@ -698,15 +705,20 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     else:
         import tempfile
 
+        mask_fds = []
         scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
         env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
-    filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
+    try:
+        filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
+    except BaseException:
+        proc_masks.close(mask_fds)
+        raise
     cgroup = Cgroup.make(limits)
     result_read, result_write = os.pipe()
     console_read, console_write = os.pipe()
     os.set_inheritable(result_write, True)
-    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ())
+    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ()) + tuple(mask_fds)
     if sandbox:
         argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)] + \
             (["--seccomp", str(filter_fd)] if filter_fd is not None else [])

@@ -454,6 +454,58 @@ def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypa
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
 
 
+SMALL_KERNEL_OBJECTS = """
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+made = []
+while True:
+    fd = libc.timerfd_create(1, 0) if len(made) % 2 else libc.eventfd(0, 0)  # CLOCK_MONOTONIC
+    if fd < 0:
+        break
+    made.append(fd)
+print(len(made), errno.errorcode[ctypes.get_errno()])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd_open")
+def test_small_kernel_objects_behind_descriptors_count_against_the_memory_limit():
+    """The watchdog counted the kernel memory of memory files, pipes, sockets and epoll instances held open, but
+    nothing for the other descriptors: an eventfd, timerfd, signalfd or pidfd is 200 to 460 bytes of unreclaimable
+    slab each, in no process's resident size, so without a cgroup a job of 256 processes at 1024 descriptors each could
+    hold 114 MiB of them unseen. Each descriptor the watchdog does not count otherwise now counts OPEN_FILE_BYTES."""
+    import ctypes
+    import signal
+
+    from neurozoo.leaderboard import sandbox
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ctypes.c_uint64(1 << (signal.SIGUSR2 - 1))
+    before = sandbox.open_files([os.getpid()])
+    held = []
+    try:
+        for _ in range(50):
+            held += [os.eventfd(0), libc.timerfd_create(time.CLOCK_MONOTONIC, 0),
+                     libc.signalfd(-1, ctypes.byref(mask), 0), os.pidfd_open(os.getpid())]
+        assert min(held) >= 0, os.strerror(ctypes.get_errno())
+        after = sandbox.open_files([os.getpid()])
+    finally:
+        for fd in held:
+            if fd >= 0:
+                os.close(fd)
+    assert after[0] - before[0] >= 200 * 455  # each at least a timerfd's slab, the largest measured
+    assert (after[0] - before[0], after[1] - before[1]) == (200 * sandbox.OPEN_FILE_BYTES, 0)
+
+
+@needs_sandbox
+def test_a_sandboxed_process_holds_at_most_1024_descriptors():
+    """What bounds those objects with or without a cgroup: RLIMIT_NOFILE, 1024 descriptors a process."""
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", SMALL_KERNEL_OBJECTS], limits=Limits(wall_s=30))
+    made, why = outcome.console.split()
+    assert 1000 <= int(made) <= sandbox.MAX_OPEN_FILES - 3 and why == b"EMFILE", outcome
+
+
 MANY_MAPS = """
 import ctypes, mmap, os, time
 libc = ctypes.CDLL(None, use_errno=True)

@@ -25,7 +25,8 @@ Limits, enforced whatever way the job ends:
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
   or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets,
-  epoll watches and other descriptors (eventfd, timerfd, ...) its processes hold open and the connections waiting at its listening sockets (:func:`open_files`),
+  epoll watches and other descriptors (eventfd, timerfd, ...) its processes hold open and the connections waiting
+  at its listening sockets (:func:`open_files`),
   and their page tables and memory maps (:func:`address_space_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the

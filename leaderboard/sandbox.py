@@ -12,7 +12,8 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   :data:`MAX_OPEN_FILES` open files per process, :data:`QUEUED_SIGNALS` queued signals;
 - a read-only view of the Python environment (interpreter, standard library, site-packages, the neurozoo
   package) and of the paths given in ``read_only``; private writable tmpfs mounts at ``/tmp`` and
-  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace and a minimal, read-only
+  ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace, the host-wide counters in it
+  covered by neutral read-only files (:mod:`leaderboard.proc_masks`), and a minimal, read-only
   ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
   the data cache, the recordings folder (:func:`hidden_paths`), the database, other submissions, nor the host's
   ``/proc``; any of those that lie inside a bound folder are covered by an empty tmpfs;
@@ -23,8 +24,9 @@ Limits, enforced whatever way the job ends:
 - memory of the whole job: a memory cgroup (v1 or v2) when one can be made, with a pids limit; otherwise
   ``RLIMIT_AS`` on every process plus a watchdog that sums the resident memory of all the job's
   processes, the files in its tmpfs mounts (their data, and :data:`INODE_BYTES` of kernel memory for each file
-  or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets and
-  epoll watches its processes hold open and the connections waiting at its listening sockets (:func:`open_files`),
+  or folder) and the anonymous files (``memfd_create``, for an operator without the filter), pipes, sockets,
+  epoll watches and other descriptors (eventfd, timerfd, ...) its processes hold open and the connections waiting
+  at its listening sockets (:func:`open_files`),
   and their page tables and memory maps (:func:`address_space_bytes`), and kills the job above the limit;
 - CPU time: ``RLIMIT_CPU`` on every process (SIGXCPU just past the limit, SIGKILL 2 CPU-s later, for a process
   that ignores SIGXCPU: named from the kernel's account of the job's CPU time, see :data:`REAPER`) plus the
@@ -53,7 +55,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import raise_if_terminated
-from neurozoo.leaderboard import seccomp
+from neurozoo.leaderboard import proc_masks, seccomp
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
 SANDBOX_UID = 65534
@@ -134,18 +136,22 @@ def sandbox_problem() -> Optional[str]:
     if path is None:
         problem = "bubblewrap (bwrap) is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     else:
-        filter_fd = None
-        try:  # the filter too, as run() loads it: a kernel without seccomp fails here, not in every job
+        filter_fd, mask_fds = None, []
+        try:  # the filter and the /proc masks too, as run() makes them: a kernel without seccomp, or a bwrap older
+            # than 0.5 (no --perms), fails here, not in every job
             if seccomp.problem() is None and not seccomp.opted_out():
                 filter_fd = seccomp.filter_fd(not bwrap_disables_userns())
-            argv = _bwrap_argv(path, {}, []) + (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
+            masks, mask_fds = proc_masks.bwrap_arguments(2 ** 30)
+            argv = _bwrap_argv(path, {}, [], proc_masks=masks) + \
+                (["--seccomp", str(filter_fd)] if filter_fd is not None else [])
             probe = subprocess.run(argv + ["/bin/true"], capture_output=True, timeout=30,
-                                   pass_fds=(filter_fd,) if filter_fd is not None else ())
+                                   pass_fds=tuple(mask_fds) + ((filter_fd,) if filter_fd is not None else ()))
             problem = None if probe.returncode == 0 else \
                 f"bwrap cannot create namespaces here: {probe.stderr.decode(errors='replace').strip()[:300]}"
         except (OSError, subprocess.TimeoutExpired) as error:
             problem = f"bwrap failed to start: {error}"
         finally:
+            proc_masks.close(mask_fds)
             if filter_fd is not None:
                 os.close(filter_fd)
     _PROBE["problem"] = problem
@@ -244,11 +250,12 @@ NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
 
 
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
-                tmp_bytes: int = 2 ** 30) -> List[str]:
+                tmp_bytes: int = 2 ** 30, proc_masks: Sequence[str] = ()) -> List[str]:
+    """``proc_masks``: :func:`leaderboard.proc_masks.bwrap_arguments`'s, covering the host's counters in ``/proc``."""
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", "--dev", "/dev", *NO_PSEUDO_TERMINALS,
+            "--proc", "/proc", *proc_masks, "--dev", "/dev", *NO_PSEUDO_TERMINALS,
             "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()
@@ -547,6 +554,12 @@ def waiting_connections(pids: Sequence[int]) -> int:
 PIPE_BYTES = 64 * 1024
 #: Kernel memory of one epoll watch (measured: a million watches, 206 MB of unreclaimable slab)
 EPOLL_WATCH_BYTES = 256
+#: Kernel memory of any other open file: its open file description and, for the kernel's small objects behind a
+#: descriptor (eventfd, timerfd, signalfd, pidfd), their own state (measured, unreclaimable slab per descriptor: a
+#: timerfd 455 bytes, an eventfd 297, a signalfd 246, a pidfd or a plain file 211). Counted at nothing, a job of the
+#: default 256 processes, each at its :data:`MAX_OPEN_FILES`, could hold 114 MiB of timerfds (256 x 1024 x 455 bytes)
+#: unseen without a cgroup.
+OPEN_FILE_BYTES = 512
 
 
 def socket_bytes() -> int:
@@ -580,7 +593,8 @@ def open_files(pids: Sequence[int]) -> Tuple[int, int]:
     unseen); pipes, :data:`PIPE_BYTES`; sockets, :func:`socket_bytes` (data sent and not read: four processes under a
     128 MiB limit held 400 MiB in socket pairs, unseen), and as much for each connection waiting in a listening
     socket's queue (:func:`waiting_connections`); epoll instances, :data:`EPOLL_WATCH_BYTES` per watch (four
-    processes under a 128 MiB limit held a million watches, 200 MB, unseen)."""
+    processes under a 128 MiB limit held a million watches, 200 MB, unseen); any other descriptor (eventfd, timerfd,
+    signalfd, pidfd, a plain file), :data:`OPEN_FILE_BYTES`, once per descriptor."""
     files: Dict[tuple, int] = {}
     per_socket, watches = None, 0
     for pid in pids:
@@ -604,6 +618,8 @@ def open_files(pids: Sequence[int]) -> Tuple[int, int]:
                         count = sum(1 for line in handle if line.startswith(b"tfd:"))
                     files[(pid, fd)] = count * EPOLL_WATCH_BYTES + INODE_BYTES
                     watches += count
+                else:
+                    files[(pid, fd)] = OPEN_FILE_BYTES
             except OSError:  # closed meanwhile
                 continue
     waiting = waiting_connections(pids)
@@ -687,7 +703,8 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         if seccomp.problem():
             raise SandboxUnavailable(seccomp.problem())
         bound = environment_paths()
-        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes)
+        masks, mask_fds = proc_masks.bwrap_arguments(limits.memory_bytes)
+        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes, masks)
         for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", "/tmp", "--"] + list(command)
@@ -698,15 +715,20 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     else:
         import tempfile
 
+        mask_fds = []
         scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
         env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
-    filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
+    try:
+        filter_fd = seccomp.filter_fd(not bwrap_disables_userns()) if sandbox and not seccomp.opted_out() else None
+    except BaseException:
+        proc_masks.close(mask_fds)
+        raise
     cgroup = Cgroup.make(limits)
     result_read, result_write = os.pipe()
     console_read, console_write = os.pipe()
     os.set_inheritable(result_write, True)
-    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ())
+    passed = (result_write,) + ((filter_fd,) if filter_fd is not None else ()) + tuple(mask_fds)
     if sandbox:
         argv[argv.index("--chdir"):argv.index("--chdir")] = ["--setenv", "NEUROZOO_RESULT_FD", str(result_write)] + \
             (["--seccomp", str(filter_fd)] if filter_fd is not None else [])

@@ -440,7 +440,8 @@ def check_requirements(path: Path) -> List[str]:
     (``packaging``), its package installed at a version it allows where the sandbox looks for packages (nothing is
     installed for a submission: a requirement this environment misses would only fail later, inside the sandbox).
     A package this process sees from elsewhere (user site-packages, a ``PYTHONPATH`` folder the sandbox does not
-    bind) does not count. An extra (``pkg[extra]``) needs the requirements it adds, checked the same way. Returns one
+    bind) does not count. What each package depends on must hold too, its extras' requirements included, checked
+    the same way down the whole tree of dependencies (:func:`_installed`). Returns one
     line per requirement, ``"numpy>=1.24 (installed 2.1.3)"``; a requirement whose environment marker excludes this
     platform is said so. Read bounded: at most ``MAX_REQUIREMENTS_BYTES`` and ``MAX_REQUIREMENTS_LINES``."""
     from packaging.requirements import InvalidRequirement, Requirement
@@ -489,16 +490,21 @@ def sandbox_sys_path() -> List[str]:
     return [entry for entry in sandbox_python_path(environment_paths()).split(os.pathsep) if entry]
 
 
-def _installed(requirement, where: str, paths: List[str], extra_of: str = "") -> str:
-    """The version of ``requirement``'s package found on ``paths``, at a version it allows, and the requirements of
-    its extras satisfied too (their own extras in turn); else SubmissionError beginning ``where``."""
+def _installed(requirement, where: str, paths: List[str], needed_by: str = "",
+               checked: Optional[set] = None) -> str:
+    """The version of ``requirement``'s package found on ``paths``, at a version it allows, with what it depends on
+    satisfied too, its own requirements and its extras', and theirs in turn (each package and extra once:
+    ``checked``); else SubmissionError beginning ``where``. A package installed without its dependencies (one removed
+    later, or found only outside what the sandbox binds) had passed intake and failed at the model's import, inside
+    the sandbox; ``needed_by`` names the chain that pulled a dependency in."""
     import importlib.metadata
 
-    from packaging.requirements import Requirement
+    from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion
 
-    needed = f" (needed by {extra_of})" if extra_of else ""
+    checked = set() if checked is None else checked
+    needed = f" (needed by {needed_by})" if needed_by else ""
     found = next(iter(importlib.metadata.distributions(name=requirement.name, path=paths)), None)
     if found is None:
         raise SubmissionError(f"{where}: {requirement.name!r}{needed} is not installed in the scoring environment "
@@ -512,15 +518,28 @@ def _installed(requirement, where: str, paths: List[str], extra_of: str = "") ->
     if not satisfied:
         raise SubmissionError(f"{where}: the scoring environment has {requirement.name} {version}, which "
                               f"{requirement.specifier} excludes{needed}")
+    provided = {canonicalize_name(e) for e in found.metadata.get_all("Provides-Extra") or []}
     for extra in sorted(requirement.extras):
-        provided = {canonicalize_name(e) for e in found.metadata.get_all("Provides-Extra") or []}
         if canonicalize_name(extra) not in provided:
             raise SubmissionError(f"{where}: {requirement.name} {version} has no extra {extra!r}")
+    chain = f"{needed_by} -> " if needed_by else ""
+    for extra in [""] + sorted(canonicalize_name(e) for e in requirement.extras):
+        if (canonicalize_name(requirement.name), extra) in checked:
+            continue
+        checked.add((canonicalize_name(requirement.name), extra))
         for line in found.requires or []:
-            needed = Requirement(line)
-            if needed.marker is not None and needed.marker.evaluate({"extra": extra}) \
-                    and not needed.marker.evaluate({"extra": ""}):
-                _installed(needed, where, paths, f"{requirement.name}[{extra}]")
+            try:
+                dependency = Requirement(line)
+            except InvalidRequirement:  # metadata pip installed but packaging cannot read: nothing to check
+                continue
+            marker = dependency.marker
+            if extra:  # what the extra adds, not what the package needs anyway
+                if marker is None or not marker.evaluate({"extra": extra}) or marker.evaluate({"extra": ""}):
+                    continue
+            elif marker is not None and not marker.evaluate({"extra": ""}):
+                continue
+            _installed(dependency, where, paths, f"{chain}{requirement.name}" + (f"[{extra}]" if extra else ""),
+                       checked)
     return version
 
 

@@ -640,6 +640,52 @@ def test_requirements_are_checked_where_the_sandbox_finds_packages_extras_includ
             check_requirements(requirements)
 
 
+def test_what_a_required_package_depends_on_must_hold_too(tmp_path, monkeypatch):
+    """Only the requirements themselves were checked (and their extras' own): a package installed without what it
+    depends on (a dependency removed later, or found only in user site-packages, which the sandbox does not bind)
+    passed intake and failed at the model's import, inside the sandbox. Its whole tree of dependencies is checked now,
+    each package once (a cycle ends), markers applied."""
+    import importlib.metadata
+    import re
+
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.submission import SubmissionError, check_requirements
+
+    bound = tmp_path / "bound"
+    fake_distribution(bound, "s23-top", "Requires-Dist: s23-mid>=1", 'Requires-Dist: no-such-s23; sys_platform == "x"')
+    fake_distribution(bound, "s23-mid", "Requires-Dist: numpy", "Requires-Dist: s23-missing")
+    fake_distribution(bound, "s23-strict", "Requires-Dist: s23-cycle", "Requires-Dist: numpy<1")
+    fake_distribution(bound, "s23-cycle", "Requires-Dist: s23-cycle-back", "Requires-Dist: numpy>=1")
+    fake_distribution(bound, "s23-cycle-back", "Requires-Dist: s23-cycle>=1.0")
+    fake_distribution(bound, "s23-extra", "Provides-Extra: fast", 'Requires-Dist: s23-mid; extra == "fast"',
+                      "Requires-Dist: s23-user-only")
+    monkeypatch.syspath_prepend(str(fake_distribution(tmp_path / "user-site", "s23-user-only")))
+    seen = submission.sandbox_sys_path()
+    monkeypatch.setattr(submission, "sandbox_sys_path", lambda: [str(bound), *seen])
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("s23-cycle\nnumpy\n")
+    assert check_requirements(requirements) == ["s23-cycle (installed 1.0)",
+                                                f"numpy (installed {importlib.metadata.version('numpy')})"]
+    fake_distribution(bound, "s23-missing")
+    requirements.write_text("s23-top\n")
+    assert check_requirements(requirements) == ["s23-top (installed 1.0)"]
+    (bound / "s23_missing-1.0.dist-info" / "METADATA").unlink()  # removed after s23-mid was installed
+    (bound / "s23_missing-1.0.dist-info").rmdir()
+    for line, expected in [
+            ("s23-top", "'s23-missing' (needed by s23-top -> s23-mid) is not installed in the scoring environment"),
+            ("s23-strict", f"the scoring environment has numpy {importlib.metadata.version('numpy')}, which <1 "
+                           "excludes (needed by s23-strict)"),
+            ("s23-extra", "'s23-user-only' (needed by s23-extra) is not installed in the scoring environment (the "
+                          "sandbox sees only")]:
+        requirements.write_text(f"numpy\n{line}\n")
+        with pytest.raises(SubmissionError, match=re.escape(f"requirements.txt: line 2: '{line}': {expected}")):
+            check_requirements(requirements)
+    fake_distribution(bound, "s23-user-only")
+    requirements.write_text("s23-extra[fast]\n")  # the extra's requirement's own dependencies too
+    with pytest.raises(SubmissionError, match=re.escape("'s23-missing' (needed by s23-extra[fast] -> s23-mid)")):
+        check_requirements(requirements)
+
+
 def recurrent_model_source() -> str:
     """model.py of a submission whose layer 'cell' runs 5 times per image, with no time mapping (test_extraction's)."""
     import ast

@@ -155,6 +155,74 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
+HOST_COUNTERS = """
+import json, os
+read = {}
+for name in ("loadavg", "uptime", "stat", "meminfo", "vmstat", "diskstats", "interrupts", "pressure/cpu",
+             "sys/fs/file-nr"):
+    try:
+        read[name] = open("/proc/" + name).read()
+    except OSError as error:
+        read[name] = "refused " + str(error.errno)
+read["cpu_count"] = os.cpu_count()
+print(json.dumps(read))
+"""
+
+
+@needs_sandbox
+def test_the_hosts_load_memory_and_cpu_counters_are_masked(monkeypatch):
+    """/proc/loadavg, /proc/meminfo, /proc/stat (and vmstat, uptime's idle time, interrupts, disk and stall counters,
+    the host's open files) are the kernel's counts for the whole host, in no namespace: a job sampling them saw when
+    the host, another job or the scorer was busy (here: the host's CPU time, its load, its free memory). Each is now
+    a read-only file of the same form with the counters zero, the CPUs /proc/stat lists kept (glibc counts them when
+    /sys is missing, as in the sandbox: os.cpu_count() is unchanged) and the job's limit as its memory."""
+    import json
+
+    from neurozoo.leaderboard import proc_masks, sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", HOST_COUNTERS], limits=Limits(wall_s=30, memory_bytes=2 ** 30))
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    read = json.loads(outcome.console)
+    host_cpus = [line.split()[0] for line in Path("/proc/stat").read_text().splitlines() if line.startswith("cpu")]
+    stat_lines = [line.split() for line in read["stat"].splitlines()]
+    assert [fields[0] for fields in stat_lines if fields[0].startswith("cpu")] == host_cpus
+    assert {value for fields in stat_lines if fields[0] != "btime" for value in fields[1:]} <= {"0", "1"}
+    assert read["loadavg"] == "0.00 0.00 0.00 1/1 1\n" and read["uptime"].split()[1] == "0.00"
+    memory = {line.split(":")[0]: line.split()[1] for line in read["meminfo"].splitlines()}
+    assert (memory["MemTotal"], memory["MemFree"], memory["MemAvailable"], memory["Cached"]) == \
+        (str(2 ** 20), str(2 ** 20), str(2 ** 20), "0")
+    for name in ("vmstat", "diskstats", "interrupts", "pressure/cpu", "sys/fs/file-nr"):
+        assert read[name] == ("" if os.path.exists(f"/proc/{name}") else "refused 2"), (name, read[name][:100])
+    assert read["cpu_count"] == len(host_cpus) - 1  # 'cpu' (the sum) and one line per CPU
+    monkeypatch.setattr(proc_masks, "masks", lambda memory_bytes: {})  # the CPU count came from /proc/stat before too
+    unmasked = json.loads(sandbox.run([sys.executable, "-c", HOST_COUNTERS], limits=Limits(wall_s=30)).console)
+    assert unmasked["cpu_count"] == read["cpu_count"] and unmasked["loadavg"] != read["loadavg"]
+
+
+MODEL_OUTPUT = """
+import os, torch
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 5), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(4),
+                            torch.nn.Flatten(), torch.nn.Linear(128, 10))
+with torch.no_grad():
+    out = model(torch.rand(4, 3, 32, 32))
+print(os.cpu_count(), torch.get_num_threads(), out.numpy().tobytes().hex())
+"""
+
+
+@needs_sandbox
+def test_a_model_computes_the_same_activations_under_the_proc_masks(monkeypatch):
+    """torch reads /proc/cpuinfo (kept) and the CPU count (from /proc/stat, masked with its CPUs kept): a model's
+    activations, its CPU and thread counts are byte for byte those of a sandbox without the masks."""
+    from neurozoo.leaderboard import proc_masks, sandbox
+
+    masked = sandbox.run([sys.executable, "-c", MODEL_OUTPUT], limits=Limits(wall_s=60))
+    monkeypatch.setattr(proc_masks, "masks", lambda memory_bytes: {})
+    unmasked = sandbox.run([sys.executable, "-c", MODEL_OUTPUT], limits=Limits(wall_s=60))
+    assert masked.returncode == 0 and len(masked.console) > 4 * 10 * 4 * 2, masked  # 40 float32s in hex
+    assert masked.console == unmasked.console
+
+
 def test_the_recordings_folder_is_hidden_whether_or_not_its_variable_is_set(monkeypatch, tmp_path):
     """The sandbox covered the recordings' folder (held-out responses among them) only where $NEUROZOO_SHARED_DATA was
     set; unset, the harness reads its default beside the checkout, which a bound Python prefix can hold."""
@@ -384,6 +452,58 @@ def test_kernel_buffers_count_against_the_memory_limit_without_a_cgroup(monkeypa
     outcome = sandbox.run([sys.executable, "-c", KERNEL_BUFFERS[held]], limits=Limits(memory_bytes=128 * 2 ** 20,
                                                                                       wall_s=60))
     assert outcome.killed and "memory limit of 0.12 GiB" in outcome.killed, (outcome.killed, outcome.console[-300:])
+
+
+SMALL_KERNEL_OBJECTS = """
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+made = []
+while True:
+    fd = libc.timerfd_create(1, 0) if len(made) % 2 else libc.eventfd(0, 0)  # CLOCK_MONOTONIC
+    if fd < 0:
+        break
+    made.append(fd)
+print(len(made), errno.errorcode[ctypes.get_errno()])
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="no pidfd_open")
+def test_small_kernel_objects_behind_descriptors_count_against_the_memory_limit():
+    """The watchdog counted the kernel memory of memory files, pipes, sockets and epoll instances held open, but
+    nothing for the other descriptors: an eventfd, timerfd, signalfd or pidfd is 200 to 460 bytes of unreclaimable
+    slab each, in no process's resident size, so without a cgroup a job of 256 processes at 1024 descriptors each could
+    hold 114 MiB of them unseen. Each descriptor the watchdog does not count otherwise now counts OPEN_FILE_BYTES."""
+    import ctypes
+    import signal
+
+    from neurozoo.leaderboard import sandbox
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = ctypes.c_uint64(1 << (signal.SIGUSR2 - 1))
+    before = sandbox.open_files([os.getpid()])
+    held = []
+    try:
+        for _ in range(50):
+            held += [os.eventfd(0), libc.timerfd_create(time.CLOCK_MONOTONIC, 0),
+                     libc.signalfd(-1, ctypes.byref(mask), 0), os.pidfd_open(os.getpid())]
+        assert min(held) >= 0, os.strerror(ctypes.get_errno())
+        after = sandbox.open_files([os.getpid()])
+    finally:
+        for fd in held:
+            if fd >= 0:
+                os.close(fd)
+    assert after[0] - before[0] >= 200 * 455  # each at least a timerfd's slab, the largest measured
+    assert (after[0] - before[0], after[1] - before[1]) == (200 * sandbox.OPEN_FILE_BYTES, 0)
+
+
+@needs_sandbox
+def test_a_sandboxed_process_holds_at_most_1024_descriptors():
+    """What bounds those objects with or without a cgroup: RLIMIT_NOFILE, 1024 descriptors a process."""
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", SMALL_KERNEL_OBJECTS], limits=Limits(wall_s=30))
+    made, why = outcome.console.split()
+    assert 1000 <= int(made) <= sandbox.MAX_OPEN_FILES - 3 and why == b"EMFILE", outcome
 
 
 MANY_MAPS = """

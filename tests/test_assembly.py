@@ -547,3 +547,33 @@ def test_list_and_array_attributes_survive_a_round_trip(tmp_path):
     assert loaded.attrs["window_ms"].tolist() == [70, 170] and loaded.attrs["gains"].tolist() == [0.5, 2.0]
     assert loaded.attrs["half"] == 1.5 and loaded.attrs["flags"].tolist() == [1, 0]
     assert "nested" not in loaded.attrs and "table" not in loaded.attrs  # no netCDF attribute holds them
+
+
+def test_id_like_columns_keep_their_text_through_a_csv_round_trip_and_other_columns_their_type(tmp_path):
+    """pandas re-parses every CSV column, as Brain-Score's loader (brainio's StimulusSetLoader, a plain read_csv) does:
+    a background_id '007' came back as 7, and so did any column whose values have leading zeros ('0042' -> 42), so
+    they matched neither the set they were written from nor an assembly's text coordinate. Integer ids given to
+    make_stimulus_set in an id-named column are held as text, as its stimulus ids are, so the round trip is exact."""
+    records = {"stimulus_id": ["007", "010", "1"], "filename": ["", "", ""], "object_name": ["001", "002", "001"],
+               "background_id": ["007", "8", "0x1f"], "category_id": [1, 2, 10], "id": ["01", "02", "03"],
+               "code": ["0042", "0043", "7"], "size": [1.5, 0.25, 2.0], "count": [3, 4, 5], "flag": [True, False, True],
+               "label": ["a", "b", "NA"], "sparse": [1.0, np.nan, 2.0]}
+    stimuli = make_stimulus_set(records, "ids")
+    assert stimuli["category_id"].tolist() == ["1", "2", "10"]
+    csv = write_stimulus_set(stimuli, tmp_path / "ids.csv")
+    loaded = load_stimulus_set(csv)
+    for column in ("stimulus_id", "object_name", "background_id", "category_id", "id", "code", "label"):
+        assert loaded[column].tolist() == stimuli[column].tolist(), column
+        assert all(isinstance(v, str) for v in loaded[column]), column
+    assert loaded["size"].dtype == np.float64 and loaded["size"].tolist() == [1.5, 0.25, 2.0]
+    assert loaded["count"].dtype == np.int64 and loaded["count"].tolist() == [3, 4, 5]
+    assert loaded["flag"].dtype == bool and loaded["flag"].tolist() == [True, False, True]
+    assert loaded["sparse"].dtype == np.float64 and np.isnan(loaded["sparse"][1])
+    assert loaded.sha256() == stimuli.sha256()
+    # an assembly's text ids with leading zeros match the set's, and '7' is not taken for '007'
+    assembly = _assembly(n_stimuli=3).assign_coords(stimulus_id=("presentation", np.tile(["007", "010", "1"], 3)))
+    write_assembly(assembly, tmp_path / "ids.nc")
+    assert load_assembly(tmp_path / "ids.nc", stimulus_set=loaded)["stimulus_id"].values[:3].tolist() == ["007", "010", "1"]
+    write_assembly(assembly.assign_coords(stimulus_id=("presentation", np.tile(["7", "010", "1"], 3))), tmp_path / "seven.nc")
+    with pytest.raises(DataError, match=r"1 stimulus_id value\(s\) are not in stimulus set 'ids', e\.g\. \['7'\]"):
+        load_assembly(tmp_path / "seven.nc", stimulus_set=loaded)

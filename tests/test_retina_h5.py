@@ -430,6 +430,29 @@ def test_a_split_whose_validation_correlation_is_undefined_or_always_one_is_refu
     assert len(split_blocks(125, 1 / 3, n_blocks=1)[1]) == 3  # the number named is enough
 
 
+def test_a_block_whose_validation_part_is_shorter_than_a_window_is_refused_naming_the_file_and_the_block(tmp_path):
+    """A block whose validation part holds fewer frames than the model's 40-frame history scores none of them: the
+    split passed as long as the other blocks gave 3 validation frames, and early stopping never saw that block.
+    475 frames in 4 blocks (118, 119, 119, 119 frames), the last third of each: 39, 40, 40, 40 validation frames."""
+    from neurozoo.retina.fit import create_model, fit
+
+    path, *_ = _experiment(tmp_path, T=475)
+    with pytest.raises(DataError) as info:
+        fit(create_model("ln", n_cells=3), path, n_blocks=4, val_fraction=1 / 3, progress=False)
+    assert str(info.value) == (f"{path}: dataset train/stimulus: 475 frames are too few for 4 blocks with 40-frame "
+                               "windows: block 1 of 4 (frames 0-117) leaves 39 frames to its validation part (frames "
+                               "79-117; the last 0.3333 of each block is validation), fewer than the 40 of one window, "
+                               "so none of them is scored and early stopping never sees that block; each block's "
+                               "validation part needs at least 40 frames: about 476 frames needed, or fewer blocks or "
+                               "another val_fraction")
+    train, val = split_blocks(476, 1 / 3, n_blocks=4)  # the number named is enough: 40 or more in each block
+    assert len(val) == 4 and len(train) == 4 * 40
+    with pytest.raises(DataError, match=r"block 1 of 3 \(frames 0-78\) leaves 39 frames to its training part "
+                                        r"\(frames 0-38; .*the fit never trains on that block"):
+        split_blocks(239, 0.5, n_blocks=3)  # 79, 80, 80 frames: 39, 40, 40 of them to training
+    assert len(split_blocks(1975)[1]) == 5  # 40 validation frames in each block, one scored: noisy, warned by a fit
+
+
 def test_responses_without_cells_or_with_negative_rates_are_named(tmp_path, capsys):
     """No cells ended in a traceback (np.stack of no repeats, exit 1); a negative rate was fitted with a Poisson
     loss that ran to NaN, and zoo fit reported the result as if nothing had happened."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
@@ -73,9 +74,20 @@ class StimulusSet(pd.DataFrame):
         for column in REQUIRED_COLUMNS:
             if column not in self.columns:
                 raise DataError(f"{source}: missing column {column!r} (columns: {list(self.columns)})")
+        empty = np.flatnonzero(self["stimulus_id"].map(lambda i: pd.isna(i) or str(i) == "").to_numpy())
+        if len(empty):  # an empty CSV cell read as NaN: no assembly's id, and get_stimulus could not find it
+            raise DataError(f"{source}: column 'stimulus_id' is empty in {len(empty)} of {len(self)} row(s), e.g. "
+                            f"row {empty[:3].tolist()} (from 0, the header not counted); expected an id for every "
+                            "stimulus")
         duplicated = self["stimulus_id"][self["stimulus_id"].duplicated()]
         if len(duplicated):
             raise DataError(f"{source}: column 'stimulus_id' has duplicates, e.g. {list(duplicated[:3])}")
+        if "filename" in self.columns:
+            unnamed = self["filename"].map(lambda f: not isinstance(f, str) or not f).to_numpy()
+            if unnamed.any() and not unnamed.all():  # has_images said no images for the whole set, without a word
+                raise DataError(f"{source}: column 'filename' is empty for {int(unnamed.sum())} of {len(self)} stimuli, "
+                                f"e.g. stimulus_id {self['stimulus_id'][unnamed][:3].tolist()}; expected an image file "
+                                "for every stimulus (or for none: a set without images)")
         if self.has_images:
             missing = [f for f in self["filename"] if not (Path(self.image_dir) / f).is_file()]
             if missing:
@@ -206,12 +218,20 @@ def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, No
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: stimulus set CSV not found")
     try:  # every column as text, then the columns of numbers (not ids) converted: pandas' own parsing read "007" as 7
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            # rows of one field more than the header were read with their first field as the index: every column
+            # shifted by one, without a word (index_col=False makes that a ParserWarning)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    except pd.errors.ParserWarning:
+        header = pd.read_csv(csv_path, nrows=0).columns.tolist()
+        raise DataError(f"{csv_path}: its rows hold more fields than the header names ({len(header)}: "
+                        f"{', '.join(header)}); expected one value per column in every row") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{csv_path}: empty file; expected a CSV with columns {', '.join(REQUIRED_COLUMNS)} and a "
                         "row per stimulus") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{csv_path}: not a readable CSV ({error})") from None
+        raise DataError(f"{csv_path}: not a readable CSV ({str(error).strip()})") from None
     if frame.empty:
         raise DataError(f"{csv_path}: no stimuli (a header and no rows); expected a row per stimulus")
     frame = frame.assign(**{str(column): _typed(frame[column]) for column in frame.columns if not is_id_column(column)})

@@ -577,3 +577,34 @@ def test_id_like_columns_keep_their_text_through_a_csv_round_trip_and_other_colu
     write_assembly(assembly.assign_coords(stimulus_id=("presentation", np.tile(["7", "010", "1"], 3))), tmp_path / "seven.nc")
     with pytest.raises(DataError, match=r"1 stimulus_id value\(s\) are not in stimulus set 'ids', e\.g\. \['7'\]"):
         load_assembly(tmp_path / "seven.nc", stimulus_set=loaded)
+
+
+def test_a_stimulus_set_csv_with_an_empty_id_a_partly_empty_filename_or_shifted_rows_is_named(tmp_path):
+    """Three CSVs that loaded without a word: an empty stimulus_id cell became NaN (no assembly id, and no image found
+    by it); one empty 'filename' among named ones made the whole set 'without images' (has_images False, so every
+    get_stimulus failed with 'this set has no images'); rows of one field more than the header were read with their
+    first field as pandas' index, every column shifted by one (the error then named a 'missing image' 'extra')."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / name)
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n,b.png\n")
+    with pytest.raises(DataError, match=r"set\.csv: column 'stimulus_id' is empty in 1 of 2 row\(s\), e\.g\. row \[1\] "
+                                        r"\(from 0, the header not counted\); expected an id for every stimulus"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,\n")
+    with pytest.raises(DataError, match=r"set\.csv: column 'filename' is empty for 1 of 2 stimuli, e\.g\. stimulus_id "
+                                        r"\['2'\]; expected an image file for every stimulus \(or for none"):
+        load_stimulus_set(tmp_path / "set.csv")
+    with pytest.raises(DataError, match=r"^partly: column 'filename' is empty for 1 of 2 stimuli"):
+        make_stimulus_set({"stimulus_id": ["1", "2"], "filename": ["a.png", ""]}, "partly", folder)
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png,x\n2,b.png,y\n")
+    with pytest.raises(DataError, match=r"set\.csv: its rows hold more fields than the header names \(2: stimulus_id, "
+                                        r"filename\); expected one value per column in every row"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,b.png,y\n")
+    with pytest.raises(DataError, match=r"set\.csv: not a readable CSV \(Error tokenizing data\. C error: Expected 2 "
+                                        r"fields in line 3, saw 3\)$"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,b.png\n")
+    assert load_stimulus_set(tmp_path / "set.csv").has_images

@@ -520,14 +520,21 @@ def read_spikes(path) -> Dict[str, np.ndarray]:
 
     if not Path(path).is_file():
         raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with spikes/)")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:  # was h5py's traceback, naming no file
+        raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
+    with f:
         if "spikes" not in f:
             _missing(path, f, "spikes", "a group holding each cell's spike times in s, cellNN (n_spikes,)")
+        _group(path, f, "spikes", "each cell's spike times in s, cellNN (n_spikes,)")
         out = {}
         for cell in _cell_order(f["spikes"].keys()):
-            times = np.asarray(f["spikes"][cell])
+            where = f"spikes/{cell}"
+            times = np.asarray(_numeric(path, f, where, "(n_spikes,)"))  # text or NaN times were returned as they were
             if times.ndim != 1:
-                _fail(path, f"spikes/{cell}", f"expected shape (n_spikes,), got {times.shape}")
+                _fail(path, where, f"expected shape (n_spikes,), got {times.shape}")
+            _check_finite(path, where, times, ("spike",), "finite spike times in s, shape (n_spikes,)")
             out[cell] = times
         return out
 

@@ -351,6 +351,24 @@ def test_spikes_missing_name_what_the_file_holds(tmp_path):
         read_spikes(tmp_path / "absent.h5")
 
 
+@pytest.mark.parametrize("spikes, message", [
+    (np.array([b"0.1", b"0.2"]), "holds |S3 values, expected numbers, shape (n_spikes,)"),
+    (np.array([0.1, np.nan, 0.3]), "contains 1 NaN/inf value(s), the first at index (1,) (spike 1); expected finite "
+                                   "spike times in s, shape (n_spikes,)"),
+])
+def test_spike_times_that_are_not_numbers_or_not_finite_are_named(tmp_path, spikes, message):
+    """read_spikes returned text (bytes) and NaN spike times as they were; a file that is no HDF5 raised h5py's
+    OSError, naming no file."""
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "spikes/cell02", spikes)
+    with pytest.raises(DataError) as info:
+        read_spikes(path)
+    assert str(info.value) == f"{path}: dataset spikes/cell02: {message}"
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match=r"junk\.h5: not a readable HDF5 file \("):
+        read_spikes(tmp_path / "junk.h5")
+
+
 def test_windows_are_lazy_and_target_the_last_frame():
     T = 100
     movie = torch.arange(T, dtype=torch.float32)[:, None, None].expand(T, 50, 50).contiguous()

@@ -151,6 +151,11 @@ def test_nan_policy(tmp_path):
     write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
     with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n1'\]"):
         load_assembly(tmp_path / "nan.nc")
+    # and where the first is, as the retina reader names its first NaN (the error named the neuroid only)
+    with pytest.raises(DataError, match=r"; pass nan_policy='allow' or 'drop-neuroids'; the first of 1 is at stimulus_id "
+                                        r"im002, repetition 0, neuroid_id n1, time bin \[70, 80\) ms \(expected finite "
+                                        r"numbers\)$"):
+        load_assembly(tmp_path / "nan.nc")
     assert int(np.isnan(load_assembly(tmp_path / "nan.nc", nan_policy="allow").values).sum()) == 1
     dropped = load_assembly(tmp_path / "nan.nc", nan_policy="drop-neuroids")
     assert list(dropped["neuroid_id"].values) == ["n0", "n2", "n3"]
@@ -519,7 +524,8 @@ def test_allow_keeps_nan_but_refuses_inf(tmp_path):
     write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
     first = assembly.isel(presentation=0)
     expected = (rf"inf\.nc: field 'data' has 1 infinite value\(s\) \(e\.g\. stimulus_id {first['stimulus_id'].item()}, "
-                rf"repetition {first['repetition'].item()}, neuroid_id n2\); nan_policy='allow' keeps NaN")
+                rf"repetition {first['repetition'].item()}, neuroid_id n2, time bin \[80, 90\) ms\); nan_policy='allow' "
+                "keeps NaN")
     with pytest.raises(DataError, match=expected):
         load_assembly(tmp_path / "inf.nc", nan_policy="allow")
     assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n3"]

@@ -626,8 +626,8 @@ def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
                     f"{n_blocks} (frames {start}-{end - 1}) leaves {part} frame{'s' * (part != 1)} to its {side} part "
                     f"(frames {first}-{last}; the last {val_fraction:.4g} of each block is validation), fewer than the "
                     f"{window} of one window, so none of them is scored and {unseen} that block; each block's {side} "
-                    f"part needs at least {window} frames: about {needed} frames needed, or fewer blocks or another "
-                    "val_fraction")
+                    f"part needs at least {window} frames: about {needed} frames needed, or another val_fraction "
+                    "(zoo fit --val-fraction) or fewer blocks (n_blocks in Python)")
 
 
 def _block_edges(n_frames: int, val_fraction: float, n_blocks: int):

@@ -461,8 +461,8 @@ def test_a_block_whose_validation_part_is_shorter_than_a_window_is_refused_namin
                                "windows: block 1 of 4 (frames 0-117) leaves 39 frames to its validation part (frames "
                                "79-117; the last 0.3333 of each block is validation), fewer than the 40 of one window, "
                                "so none of them is scored and early stopping never sees that block; each block's "
-                               "validation part needs at least 40 frames: about 476 frames needed, or fewer blocks or "
-                               "another val_fraction")
+                               "validation part needs at least 40 frames: about 476 frames needed, or another "
+                               "val_fraction (zoo fit --val-fraction) or fewer blocks (n_blocks in Python)")
     train, val = split_blocks(476, 1 / 3, n_blocks=4)  # the number named is enough: 40 or more in each block
     assert len(val) == 4 and len(train) == 4 * 40
     with pytest.raises(DataError, match=r"block 1 of 3 \(frames 0-78\) leaves 39 frames to its training part "

@@ -7,6 +7,7 @@ content independently of row order or where the folder lives: downstream caches 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import warnings
@@ -169,18 +170,21 @@ def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identi
 def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
                        copy_images: bool = True) -> Path:
     """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix).
-    Each file is written whole or not at all (an interrupted write leaves the file of before), the CSV last."""
+    All or nothing: every file is written to a temporary first, and they are renamed into place together once all
+    are written, the CSV last; an interrupted write leaves the set of before (until 2026-12-04 each file was renamed
+    as it was written: a rewrite stopped halfway left the old CSV with some of the new images under its names)."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     target = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
-    if copy_images and stimulus_set.has_images and Path(stimulus_set.image_dir).resolve() != target.resolve():
-        for filename in stimulus_set["filename"]:
-            destination = target / filename
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with written_whole(destination) as temporary:
+    with contextlib.ExitStack() as stack:  # renamed as the stack closes, in reverse: the images, then the CSV
+        with_csv = stack.enter_context(written_whole(csv_path))  # a CSV cut at a line end read as a smaller set
+        pd.DataFrame(stimulus_set).to_csv(with_csv, index=False, lineterminator="\n")
+        if copy_images and stimulus_set.has_images and Path(stimulus_set.image_dir).resolve() != target.resolve():
+            for filename in stimulus_set["filename"]:
+                destination = target / filename
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                temporary = stack.enter_context(written_whole(destination))
                 temporary.write_bytes((Path(stimulus_set.image_dir) / filename).read_bytes())
-    with written_whole(csv_path) as temporary:  # a CSV cut at a line end read as a smaller set, without a word
-        pd.DataFrame(stimulus_set).to_csv(temporary, index=False, lineterminator="\n")
     return csv_path
 
 

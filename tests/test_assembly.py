@@ -614,3 +614,31 @@ def test_a_stimulus_set_csv_with_an_empty_id_a_partly_empty_filename_or_shifted_
         load_stimulus_set(tmp_path / "set.csv")
     (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,b.png\n")
     assert load_stimulus_set(tmp_path / "set.csv").has_images
+
+
+def test_a_stimulus_set_rewrite_interrupted_halfway_leaves_the_set_of_before(tmp_path, monkeypatch):
+    """Each image was renamed into place as it was copied: a rewrite stopped at its second image left the old CSV
+    with the new first image under its name, a set that matched neither."""
+    import pathlib
+
+    old = make_stimulus_set(_images(tmp_path / "old", 3), "toy", image_dir=tmp_path / "old")
+    csv = write_stimulus_set(old, tmp_path / "out" / "toy.csv")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    records = _images(tmp_path / "new", 3, seed=1)
+    new = make_stimulus_set({**records, "object_name": ["c", "d", "c"]}, "toy", image_dir=tmp_path / "new")
+    calls, real = [], pathlib.Path.write_bytes
+
+    def interrupted(self, data):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_stimulus_set(new, csv)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", real)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    assert load_stimulus_set(csv).sha256() == old.sha256()
+    write_stimulus_set(new, csv)
+    assert load_stimulus_set(csv).sha256() == new.sha256() != old.sha256()

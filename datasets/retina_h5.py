@@ -415,7 +415,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         if split not in f:
             _fail(path, f"/{split}", f"group missing; expected a group holding stimulus, time and response (the file "
                   f"holds: {', '.join(f.keys()) or 'nothing'})")
-        g = f[split]
+        g = _group(path, f, split, "stimulus, time and response")
         for name, expected in (("stimulus", f"a dataset (T, {FRAME_SIZE}, {FRAME_SIZE}) of intensities"),
                                ("time", "a dataset (T,) of frame times in s"),
                                ("response", "a group holding firing_rate_10ms or binned, each (cells, T)")):

@@ -329,6 +329,8 @@ def _set(path, dataset, index, value):
     ("test", lambda p: _corrupt(p, "test", None),
      "dataset /test: group missing; expected a group holding stimulus, time and response (the file holds: spikes, "
      "train)"),
+    ("train", lambda p: _corrupt(p, "train", np.zeros((120, 50, 50), np.float32)),  # was an AttributeError traceback
+     "dataset train: is a dataset of shape (120, 50, 50), expected a group holding stimulus, time and response"),
 ])
 def test_a_malformed_file_is_refused_naming_the_file_the_field_and_what_was_expected(tmp_path, split, change, message):
     """Non-finite values name their first index (a NaN in hours of recording, otherwise found by bisecting by hand),

@@ -115,11 +115,12 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
         if ids.has_duplicates:
             _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()].unique()[:3].tolist()}")
-    if "stimulus_id" in assembly.coords and assembly["stimulus_id"].dtype.kind in "OUS":
-        empty = np.flatnonzero([not str(s) for s in np.asarray(assembly["stimulus_id"].values).ravel()])
-        if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
-            _fail(source, f"coordinate 'stimulus_id' is empty at {len(empty)} presentation(s), e.g. index "
-                          f"{empty[:3].tolist()}; expected an id for every presentation")
+    for name, dim in (("stimulus_id", "presentation"), ("neuroid_id", "neuroid")):
+        if name in assembly.coords and assembly[name].dtype.kind in "OUS":
+            empty = np.flatnonzero([not str(s) for s in np.asarray(assembly[name].values).ravel()])
+            if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
+                _fail(source, f"coordinate {name!r} is empty at {len(empty)} {dim}(s), e.g. index "
+                              f"{empty[:3].tolist()}; expected an id for every {dim}")
     if "repetition" in assembly.coords and assembly["repetition"].dtype.kind == "f":
         missing = np.flatnonzero(~np.isfinite(np.asarray(assembly["repetition"].values).ravel()))
         if len(missing):  # NaN keys compare equal in the duplicate check below, which then named ('1', nan)

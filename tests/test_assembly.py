@@ -509,6 +509,11 @@ def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_
         assembly.assign_coords(stimulus_id=("presentation", ids)).to_netcdf(tmp_path / f"{name}.nc")
         with pytest.raises(DataError, match=rf"^{tmp_path}/{name}\.nc: coordinate 'stimulus_id' {message}"):
             load_assembly(tmp_path / f"{name}.nc")
+    # an empty neuroid id too (it loaded, a unit named '')
+    assembly.assign_coords(neuroid_id=("neuroid", ["n0", "", "n2", "n3"])).to_netcdf(tmp_path / "unnamed.nc")
+    with pytest.raises(DataError, match=rf"^{tmp_path}/unnamed\.nc: coordinate 'neuroid_id' is empty at 1 neuroid\(s\), "
+                                        r"e\.g\. index \[1\]; expected an id for every neuroid$"):
+        load_assembly(tmp_path / "unnamed.nc")
 
 
 def test_allow_keeps_nan_but_refuses_inf(tmp_path):

@@ -115,11 +115,12 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         ids = pd.Index(np.asarray(assembly["neuroid_id"].values))
         if ids.has_duplicates:
             _fail(source, f"coordinate 'neuroid_id' has duplicates, e.g. {ids[ids.duplicated()].unique()[:3].tolist()}")
-    if "stimulus_id" in assembly.coords and assembly["stimulus_id"].dtype.kind in "OUS":
-        empty = np.flatnonzero([not str(s) for s in np.asarray(assembly["stimulus_id"].values).ravel()])
-        if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
-            _fail(source, f"coordinate 'stimulus_id' is empty at {len(empty)} presentation(s), e.g. index "
-                          f"{empty[:3].tolist()}; expected an id for every presentation")
+    for name, dim in (("stimulus_id", "presentation"), ("neuroid_id", "neuroid")):
+        if name in assembly.coords and assembly[name].dtype.kind in "OUS":
+            empty = np.flatnonzero([not str(s) for s in np.asarray(assembly[name].values).ravel()])
+            if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
+                _fail(source, f"coordinate {name!r} is empty at {len(empty)} {dim}(s), e.g. index "
+                              f"{empty[:3].tolist()}; expected an id for every {dim}")
     if "repetition" in assembly.coords and assembly["repetition"].dtype.kind == "f":
         missing = np.flatnonzero(~np.isfinite(np.asarray(assembly["repetition"].values).ravel()))
         if len(missing):  # NaN keys compare equal in the duplicate check below, which then named ('1', nan)
@@ -143,10 +144,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     if policy == "allow" and not allow_inf and np.issubdtype(assembly.dtype, np.floating):
         infinite = np.isinf(assembly.values)  # NaN means "not recorded"; no recording is infinite
         if infinite.any():
-            where = np.argwhere(infinite)[0]
-            keys = [f"{name} {np.asarray(assembly[name].values)[where[axis]]}"
-                    for axis, name in ((0, "stimulus_id"), (0, "repetition"), (1, "neuroid_id")) if name in assembly.coords]
-            _fail(source, f"field 'data' has {int(infinite.sum())} infinite value(s) (e.g. {', '.join(keys) or where.tolist()}); "
+            _fail(source, f"field 'data' has {int(infinite.sum())} infinite value(s) (e.g. {_where(assembly, infinite)}); "
                           "nan_policy='allow' keeps NaN as a missing response, but an inf is no response (e.g. the log "
                           "of a zero rate) and would be averaged away as if missing: fix the values, or pass "
                           "nan_policy='drop-neuroids'")
@@ -158,12 +156,26 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             empty = _empty_presentations(assembly, finite)
             if policy == "raise":
                 _fail(source, f"field 'data' has NaN/inf values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}"
-                              f"{empty or '; pass nan_policy=' + repr('allow') + ' or ' + repr('drop-neuroids')}")
+                              f"{empty or '; pass nan_policy=' + repr('allow') + ' or ' + repr('drop-neuroids')}; the "
+                              f"first of {int((~finite).sum())} is at {_where(assembly, ~finite)} (expected finite "
+                              "numbers)")
             if bad.all():
                 _fail(source, "field 'data': every neuroid has NaN/inf values; nothing left after "
                               f"nan_policy='drop-neuroids'{empty}")
             assembly = assembly.isel(neuroid=np.flatnonzero(~bad))
     return assembly
+
+
+def _where(assembly: xr.DataArray, mask: np.ndarray) -> str:
+    """Where the first True of ``mask`` (the assembly's shape) is: its stimulus_id, repetition, neuroid_id and time
+    bin, those the assembly has, else its index."""
+    index = np.argwhere(mask)[0]
+    keys = [f"{name} {np.asarray(assembly[name].values)[index[axis]]}"
+            for axis, name in ((0, "stimulus_id"), (0, "repetition"), (1, "neuroid_id")) if name in assembly.coords]
+    if "time_bin_start" in assembly.coords and "time_bin_end" in assembly.coords:
+        keys.append(f"time bin [{assembly['time_bin_start'].values[index[2]]:g}, "
+                    f"{assembly['time_bin_end'].values[index[2]]:g}) ms")
+    return ", ".join(keys) or f"index {index.tolist()}"
 
 
 def _check_time_bins(assembly: xr.DataArray, source: str) -> None:

@@ -6,6 +6,7 @@ file not yet imported, imports it from the default local source (``$NEUROZOO_SHA
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -115,49 +116,57 @@ class ImportedFile:
 def import_files(name: str, source: Optional[Path] = None, link: bool = False, force: bool = False,
                  report: Optional[Callable[[ImportedFile], None]] = None) -> List[Path]:
     """Hash each file of ``name`` in ``source`` and copy (or symlink) it into the cache; ``report`` is told of each
-    file as it is done (:class:`ImportedFile`: already present, imported or replaced).
+    file once all are in place (:class:`ImportedFile`: already present, imported or replaced).
 
-    A file already in the cache is re-hashed: a mismatch is an error unless ``force`` replaces it.
+    A file already in the cache is re-hashed: a mismatch is an error unless ``force`` replaces it. All or nothing:
+    every source file is found and verified before any is written, and the copies, each verified, are renamed into
+    place together once all are made; an error or an interruption on the way leaves the cache as it was (until
+    2026-12-04 the files before a missing or corrupt one, or before a Ctrl-C, stayed imported: a data set half in the
+    cache).
     """
     entry = get(name)
     source = Path(source) if source is not None else shared_data_dir()
     if not source.is_dir():
         raise DataError(f"{source}: source folder for {name!r} does not exist (give --from DIR or set NEUROZOO_SHARED_DATA)")
-    paths = []
-    for file in entry.files:
+    done, to_write = [], []
+    for file in entry.files:  # what to do with each file, every source verified: nothing is written yet
         target = cached_path(file)
         present = target.is_file()
         if present and not force:
             check_sha256(target, file.sha256, f"{name}:{file.path} (re-import with --force)")
-            paths.append(target)
-            if report is not None:
-                report(ImportedFile(file, target, PRESENT))
+            done.append(ImportedFile(file, target, PRESENT))
             continue
         origin = _find_source(file, source)
         if origin is None:
-            raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}")
-        check_sha256(origin, file.sha256, f"{name}:{file.path}")
+            raise DataError(f"{source}: no file {file.path} (or {file.name}) for data set {name!r}; nothing was imported")
+        try:
+            check_sha256(origin, file.sha256, f"{name}:{file.path}")
+        except DataError as error:
+            raise DataError(f"{error}; nothing was imported") from None
         if present and not target.is_symlink() and os.path.samefile(origin, target):
             # the source is the cached copy itself (--from the cache's data folder): a link would replace the data
             # with a link to itself, a copy would copy it onto itself
-            paths.append(target)
-            if report is not None:
-                report(ImportedFile(file, target, PRESENT, origin))
+            done.append(ImportedFile(file, target, PRESENT, origin))
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_dead_temporaries(target.parent, f"{target.name}.tmp*")  # of an import killed while copying
-        remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # (named so before)
-        with written_whole(target) as tmp:  # renamed into place only once verified
+        done.append(ImportedFile(file, target, REPLACED if present else IMPORTED, origin))
+        to_write.append(done[-1])
+    with contextlib.ExitStack() as stack:  # each temporary renamed into place as the stack closes, all or none
+        for imported in to_write:
+            target, origin = imported.path, imported.origin
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_dead_temporaries(target.parent, f"{target.name}.tmp*")  # of an import killed while copying
+            remove_dead_temporaries(target.parent, f".{target.name}.tmp*")  # (named so before)
+            tmp = stack.enter_context(written_whole(target))
             tmp.unlink(missing_ok=True)  # a dead process's of this pid: symlink_to would fail on it
             if link:
                 tmp.symlink_to(origin.resolve())
             else:
                 shutil.copyfile(origin, tmp)
-                check_sha256(tmp, file.sha256, f"{name}:{file.path} (copy)")
-        paths.append(target)
+                check_sha256(tmp, imported.file.sha256, f"{name}:{imported.file.path} (copy)")
+    for imported in done:
         if report is not None:
-            report(ImportedFile(file, target, REPLACED if present else IMPORTED, origin))
-    return paths
+            report(imported)
+    return [imported.path for imported in done]
 
 
 def fetch(name: str) -> Dict[str, Path]:

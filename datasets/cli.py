@@ -194,7 +194,7 @@ def _import(args: argparse.Namespace) -> int:
     for name in args.names:
         done = []
 
-        def report(imported: catalog.ImportedFile) -> None:  # as each file is done: a failure later leaves these said
+        def report(imported: catalog.ImportedFile) -> None:  # once all are in place (import_files: all or none)
             done.append(imported.status)
             print(f"{name}: {imported.file.path}: {_import_line(imported, args.link)}", flush=True)
 

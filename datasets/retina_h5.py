@@ -25,11 +25,13 @@ before the target frame ``t``. Windows are slices of the one movie tensor; only 
 copied. ``split_blocks`` gives the train/validation split for early stopping: the recording is cut into
 ``n_blocks`` contiguous blocks and the last ``val_fraction`` of each block is validation; targets whose
 window would reach back across a train/validation boundary are dropped, so no stimulus frame
-is seen by both sides (a validation block of B frames scores B - 39; fewer than ``MIN_VALIDATION_FRAMES`` in all is
-an error).
+is seen by both sides (a validation block of B frames scores B - 39). A block whose validation or training part is
+shorter than the window (none of it scored), or fewer than ``MIN_VALIDATION_FRAMES`` validation frames in all, is an
+error.
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
@@ -413,7 +415,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         if split not in f:
             _fail(path, f"/{split}", f"group missing; expected a group holding stimulus, time and response (the file "
                   f"holds: {', '.join(f.keys()) or 'nothing'})")
-        g = f[split]
+        g = _group(path, f, split, "stimulus, time and response")
         for name, expected in (("stimulus", f"a dataset (T, {FRAME_SIZE}, {FRAME_SIZE}) of intensities"),
                                ("time", "a dataset (T,) of frame times in s"),
                                ("response", "a group holding firing_rate_10ms or binned, each (cells, T)")):
@@ -518,14 +520,21 @@ def read_spikes(path) -> Dict[str, np.ndarray]:
 
     if not Path(path).is_file():
         raise DataError(f"{path}: no such experiment file (expected a deep-retina HDF5 file with spikes/)")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:  # was h5py's traceback, naming no file
+        raise DataError(f"{path}: not a readable HDF5 file ({error})") from None
+    with f:
         if "spikes" not in f:
             _missing(path, f, "spikes", "a group holding each cell's spike times in s, cellNN (n_spikes,)")
+        _group(path, f, "spikes", "each cell's spike times in s, cellNN (n_spikes,)")
         out = {}
         for cell in _cell_order(f["spikes"].keys()):
-            times = np.asarray(f["spikes"][cell])
+            where = f"spikes/{cell}"
+            times = np.asarray(_numeric(path, f, where, "(n_spikes,)"))  # text or NaN times were returned as they were
             if times.ndim != 1:
-                _fail(path, f"spikes/{cell}", f"expected shape (n_spikes,), got {times.shape}")
+                _fail(path, where, f"expected shape (n_spikes,), got {times.shape}")
+            _check_finite(path, where, times, ("spike",), "finite spike times in s, shape (n_spikes,)")
             out[cell] = times
         return out
 
@@ -589,23 +598,60 @@ MIN_VALIDATION_FRAMES = 3
 
 def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
                  window: int = N_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
-    """Train and validation target frames (see module docstring)."""
+    """Train and validation target frames (see module docstring). Refused (``DataError``): a block whose validation
+    or training part is shorter than ``window`` (the model's temporal history: no frame of it could be scored, and
+    early stopping would silently never see that block), or fewer than :data:`MIN_VALIDATION_FRAMES` in all."""
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    train, val = _split(n_frames, val_fraction, n_blocks, window)
+    problem = _split_problem(n_frames, val_fraction, n_blocks, window)
+    if problem is None:
+        return train, val
+    # the fewest frames that split soundly, searched from a bound below it: each block of about n / n_blocks frames
+    # holds a window in its validation part and one in its training part
+    shortest = (window - 0.5) / min(val_fraction, 1 - val_fraction)
+    needed = next(n for n in itertools.count(max(n_frames + 1, n_blocks * (int(shortest) - 2)))
+                  if _split_problem(n, val_fraction, n_blocks, window) is None)
+    blocks = f"{n_blocks} block{'s' * (n_blocks != 1)}"
+    if problem == "total":
+        raise DataError(f"{n_frames} frames are too few for {blocks} with {window}-frame windows: they give "
+                        f"{len(train)} training and {len(val)} validation frame{'s' * (len(val) != 1)} (the last "
+                        f"{val_fraction:.4g} of each block, less a window each; the validation correlation needs "
+                        f"{MIN_VALIDATION_FRAMES}, undefined over 1 frame and +-1 over 2 whatever the prediction); "
+                        f"about {needed} needed")
+    block, start, cut, end, side = problem
+    part, first, last = (cut - start, start, cut - 1) if side == "training" else (end - cut, cut, end - 1)
+    unseen = "early stopping never sees" if side == "validation" else "the fit never trains on"
+    raise DataError(f"{n_frames} frames are too few for {blocks} with {window}-frame windows: block {block + 1} of "
+                    f"{n_blocks} (frames {start}-{end - 1}) leaves {part} frame{'s' * (part != 1)} to its {side} part "
+                    f"(frames {first}-{last}; the last {val_fraction:.4g} of each block is validation), fewer than the "
+                    f"{window} of one window, so none of them is scored and {unseen} that block; each block's {side} "
+                    f"part needs at least {window} frames: about {needed} frames needed, or another val_fraction "
+                    "(zoo fit --val-fraction) or fewer blocks (n_blocks in Python)")
+
+
+def _block_edges(n_frames: int, val_fraction: float, n_blocks: int):
+    """``(start, cut, end)`` of each block: training frames ``start..cut-1``, validation frames ``cut..end-1``."""
     edges = np.linspace(0, n_frames, n_blocks + 1).astype(int)
-    train, val = [], []
-    for start, end in zip(edges[:-1], edges[1:]):
-        cut = end - int(round((end - start) * val_fraction))
-        train.append(np.arange(start + window - 1, cut))
-        val.append(np.arange(cut + window - 1, end))
-    train, val = np.concatenate(train), np.concatenate(val)
+    return [(int(start), int(end - int(round((end - start) * val_fraction))), int(end))
+            for start, end in zip(edges[:-1], edges[1:])]
+
+
+def _split(n_frames: int, val_fraction: float, n_blocks: int, window: int) -> Tuple[np.ndarray, np.ndarray]:
+    blocks = _block_edges(n_frames, val_fraction, n_blocks)
+    return (np.concatenate([np.arange(start + window - 1, cut) for start, cut, _ in blocks]),
+            np.concatenate([np.arange(cut + window - 1, end) for _, cut, end in blocks]))
+
+
+def _split_problem(n_frames: int, val_fraction: float, n_blocks: int, window: int):
+    """None where the split is sound; ``"total"`` where it scores fewer than :data:`MIN_VALIDATION_FRAMES` validation
+    frames or no training frame; else ``(block, start, cut, end, side)`` of the first block whose ``side``
+    ("validation" or "training") part is shorter than ``window``."""
+    train, val = _split(n_frames, val_fraction, n_blocks, window)
     if not len(train) or len(val) < MIN_VALIDATION_FRAMES:
-        # each block's validation part holds a window and its share of the frames needed, its training part a window
-        share = -(-MIN_VALIDATION_FRAMES // n_blocks)
-        needed = n_blocks * int(np.ceil(max((window - 1 + share - 0.5) / val_fraction, window / (1 - val_fraction))))
-        raise DataError(f"{n_frames} frames are too few for {n_blocks} block{'s' * (n_blocks != 1)} with {window}-frame "
-                        f"windows: they give {len(train)} training and {len(val)} validation frame"
-                        f"{'s' * (len(val) != 1)} (the last {val_fraction:.4g} of each block, less a window each; the "
-                        f"validation correlation needs {MIN_VALIDATION_FRAMES}, undefined over 1 frame and +-1 over 2 "
-                        f"whatever the prediction); about {needed} needed")
-    return train, val
+        return "total"
+    for block, (start, cut, end) in enumerate(_block_edges(n_frames, val_fraction, n_blocks)):
+        for side, length in (("validation", end - cut), ("training", cut - start)):
+            if length < window:
+                return block, start, cut, end, side
+    return None

@@ -7,7 +7,10 @@ content independently of row order or where the folder lives: downstream caches 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
@@ -18,7 +21,17 @@ from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import written_whole
 
 REQUIRED_COLUMNS = ("stimulus_id", "filename")
-_TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")  # never let read_csv turn "0001" into 1
+_TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")
+_OLD_NAMES = {"image_id": "stimulus_id", "image_file_name": "filename"}  # Brain-Score CSVs written before 2022
+#: a number written with leading zeros ("007", "00.5"): an id, whose text a number would lose
+_LEADING_ZEROS = re.compile(r"[+-]?0\d")
+
+
+def is_id_column(name) -> bool:
+    """Whether a stimulus set's column holds identifiers, read and held as text whatever they look like:
+    ``stimulus_id``, ``filename``, ``object_name`` (and their older names), ``id`` and any ``*_id``."""
+    name = str(name)
+    return name in _TEXT_COLUMNS or name in _OLD_NAMES or name == "id" or name.endswith("_id")
 
 
 class StimulusSet(pd.DataFrame):
@@ -62,9 +75,20 @@ class StimulusSet(pd.DataFrame):
         for column in REQUIRED_COLUMNS:
             if column not in self.columns:
                 raise DataError(f"{source}: missing column {column!r} (columns: {list(self.columns)})")
+        empty = np.flatnonzero(self["stimulus_id"].map(lambda i: pd.isna(i) or str(i) == "").to_numpy())
+        if len(empty):  # an empty CSV cell read as NaN: no assembly's id, and get_stimulus could not find it
+            raise DataError(f"{source}: column 'stimulus_id' is empty in {len(empty)} of {len(self)} row(s), e.g. "
+                            f"row {empty[:3].tolist()} (from 0, the header not counted); expected an id for every "
+                            "stimulus")
         duplicated = self["stimulus_id"][self["stimulus_id"].duplicated()]
         if len(duplicated):
             raise DataError(f"{source}: column 'stimulus_id' has duplicates, e.g. {list(duplicated[:3])}")
+        if "filename" in self.columns:
+            unnamed = self["filename"].map(lambda f: not isinstance(f, str) or not f).to_numpy()
+            if unnamed.any() and not unnamed.all():  # has_images said no images for the whole set, without a word
+                raise DataError(f"{source}: column 'filename' is empty for {int(unnamed.sum())} of {len(self)} stimuli, "
+                                f"e.g. stimulus_id {self['stimulus_id'][unnamed][:3].tolist()}; expected an image file "
+                                "for every stimulus (or for none: a set without images)")
         if self.has_images:
             missing = [f for f in self["filename"] if not (Path(self.image_dir) / f).is_file()]
             if missing:
@@ -134,10 +158,10 @@ def _check_8bit_range(image, path, context: str) -> None:
 def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identifier: str,
                       image_dir: Union[str, Path, None] = None) -> StimulusSet:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
-    if "stimulus_id" in frame.columns and frame["stimulus_id"].dtype.kind in "iu":
-        # text, as load_stimulus_set reads a CSV's ids and load_assembly a file's: integer ids matched neither, and
-        # the images of stimulus 1 were looked up as '1' and not found
-        frame = frame.assign(stimulus_id=frame["stimulus_id"].astype(str))
+    # integer ids as text, as load_stimulus_set reads a CSV's ids and load_assembly a file's: integer stimulus ids
+    # matched neither, and the images of stimulus 1 were looked up as '1' and not found
+    frame = frame.assign(**{str(column): frame[column].astype(str) for column in frame.columns
+                            if is_id_column(column) and frame[column].dtype.kind in "iu"})
     if "filename" not in frame.columns:
         frame = frame.assign(filename="")
     return StimulusSet(frame.reset_index(drop=True), identifier=identifier, image_dir=image_dir).validate(identifier)
@@ -146,43 +170,76 @@ def make_stimulus_set(records: Union[pd.DataFrame, Iterable[dict], dict], identi
 def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
                        copy_images: bool = True) -> Path:
     """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix).
-    Each file is written whole or not at all (an interrupted write leaves the file of before), the CSV last."""
+    All or nothing: every file is written to a temporary first, and they are renamed into place together once all
+    are written, the CSV last; an interrupted write leaves the set of before (until 2026-12-04 each file was renamed
+    as it was written: a rewrite stopped halfway left the old CSV with some of the new images under its names)."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     target = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
-    if copy_images and stimulus_set.has_images and Path(stimulus_set.image_dir).resolve() != target.resolve():
-        for filename in stimulus_set["filename"]:
-            destination = target / filename
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with written_whole(destination) as temporary:
+    with contextlib.ExitStack() as stack:  # renamed as the stack closes, in reverse: the images, then the CSV
+        with_csv = stack.enter_context(written_whole(csv_path))  # a CSV cut at a line end read as a smaller set
+        pd.DataFrame(stimulus_set).to_csv(with_csv, index=False, lineterminator="\n")
+        if copy_images and stimulus_set.has_images and Path(stimulus_set.image_dir).resolve() != target.resolve():
+            for filename in stimulus_set["filename"]:
+                destination = target / filename
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                temporary = stack.enter_context(written_whole(destination))
                 temporary.write_bytes((Path(stimulus_set.image_dir) / filename).read_bytes())
-    with written_whole(csv_path) as temporary:  # a CSV cut at a line end read as a smaller set, without a word
-        pd.DataFrame(stimulus_set).to_csv(temporary, index=False, lineterminator="\n")
     return csv_path
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """A CSV column read as text (not an id column): as numbers where every value is a number written without
+    leading zeros (a number would lose the zeros of "007"), as bools where every value is True or False (what
+    ``write_stimulus_set`` writes of a bool column), else as the text it is; an empty cell is NaN."""
+    values = column.dropna()
+    if values.empty:
+        return column.astype(float)
+    if values.isin(["True", "False"]).all() and len(values) == len(column):
+        return column == "True"
+    if values.str.match(_LEADING_ZEROS).any():
+        return column
+    try:
+        numbers = pd.to_numeric(column)
+    except (ValueError, TypeError):
+        return column
+    if numbers.dtype.kind not in "iuf" or (numbers.dtype.kind == "f" and values.str.fullmatch(r"[+-]?\d+").all()
+                                           and len(values) == len(column)):
+        return column  # integers beyond int64, which a float would round
+    return numbers
 
 
 def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
                       identifier: Optional[str] = None) -> StimulusSet:
     """Read a CSV (+ image folder, default: CSV path without suffix); checks columns, ids and image files.
 
-    Older Brain-Score CSVs name the columns ``image_id`` / ``image_file_name``; they are renamed.
+    Older Brain-Score CSVs name the columns ``image_id`` / ``image_file_name``; they are renamed. Id columns
+    (:func:`is_id_column`) are read as the text they are, as is any column with a value written with leading zeros
+    ("007"); the other columns are numbers or bools where every value is one. Brain-Score's loader lets pandas parse
+    every column, so that a ``stimulus_id`` "007" becomes 7 there (README, deviations).
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"{csv_path}: stimulus set CSV not found")
-    try:
-        header = pd.read_csv(csv_path, nrows=0).columns
-        renames = {"image_id": "stimulus_id", "image_file_name": "filename"}
-        dtypes = {c: str for c in header if renames.get(c, c) in _TEXT_COLUMNS}
-        frame = pd.read_csv(csv_path, dtype=dtypes, keep_default_na=False, na_values=[""])
+    try:  # every column as text, then the columns of numbers (not ids) converted: pandas' own parsing read "007" as 7
+        with warnings.catch_warnings():
+            # rows of one field more than the header were read with their first field as the index: every column
+            # shifted by one, without a word (index_col=False makes that a ParserWarning)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    except pd.errors.ParserWarning:
+        header = pd.read_csv(csv_path, nrows=0).columns.tolist()
+        raise DataError(f"{csv_path}: its rows hold more fields than the header names ({len(header)}: "
+                        f"{', '.join(header)}); expected one value per column in every row") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{csv_path}: empty file; expected a CSV with columns {', '.join(REQUIRED_COLUMNS)} and a "
                         "row per stimulus") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataError(f"{csv_path}: not a readable CSV ({error})") from None
+        raise DataError(f"{csv_path}: not a readable CSV ({str(error).strip()})") from None
     if frame.empty:
         raise DataError(f"{csv_path}: no stimuli (a header and no rows); expected a row per stimulus")
-    frame = frame.rename(columns={k: v for k, v in renames.items() if k in frame.columns and v not in frame.columns})
+    frame = frame.assign(**{str(column): _typed(frame[column]) for column in frame.columns if not is_id_column(column)})
+    frame = frame.rename(columns={k: v for k, v in _OLD_NAMES.items() if k in frame.columns and v not in frame.columns})
     if "filename" in frame.columns:
         frame["filename"] = frame["filename"].fillna("")
     folder = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")

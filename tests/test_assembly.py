@@ -151,6 +151,11 @@ def test_nan_policy(tmp_path):
     write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
     with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n1'\]"):
         load_assembly(tmp_path / "nan.nc")
+    # and where the first is, as the retina reader names its first NaN (the error named the neuroid only)
+    with pytest.raises(DataError, match=r"; pass nan_policy='allow' or 'drop-neuroids'; the first of 1 is at stimulus_id "
+                                        r"im002, repetition 0, neuroid_id n1, time bin \[70, 80\) ms \(expected finite "
+                                        r"numbers\)$"):
+        load_assembly(tmp_path / "nan.nc")
     assert int(np.isnan(load_assembly(tmp_path / "nan.nc", nan_policy="allow").values).sum()) == 1
     dropped = load_assembly(tmp_path / "nan.nc", nan_policy="drop-neuroids")
     assert list(dropped["neuroid_id"].values) == ["n0", "n2", "n3"]
@@ -504,6 +509,11 @@ def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_
         assembly.assign_coords(stimulus_id=("presentation", ids)).to_netcdf(tmp_path / f"{name}.nc")
         with pytest.raises(DataError, match=rf"^{tmp_path}/{name}\.nc: coordinate 'stimulus_id' {message}"):
             load_assembly(tmp_path / f"{name}.nc")
+    # an empty neuroid id too (it loaded, a unit named '')
+    assembly.assign_coords(neuroid_id=("neuroid", ["n0", "", "n2", "n3"])).to_netcdf(tmp_path / "unnamed.nc")
+    with pytest.raises(DataError, match=rf"^{tmp_path}/unnamed\.nc: coordinate 'neuroid_id' is empty at 1 neuroid\(s\), "
+                                        r"e\.g\. index \[1\]; expected an id for every neuroid$"):
+        load_assembly(tmp_path / "unnamed.nc")
 
 
 def test_allow_keeps_nan_but_refuses_inf(tmp_path):
@@ -519,7 +529,8 @@ def test_allow_keeps_nan_but_refuses_inf(tmp_path):
     write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
     first = assembly.isel(presentation=0)
     expected = (rf"inf\.nc: field 'data' has 1 infinite value\(s\) \(e\.g\. stimulus_id {first['stimulus_id'].item()}, "
-                rf"repetition {first['repetition'].item()}, neuroid_id n2\); nan_policy='allow' keeps NaN")
+                rf"repetition {first['repetition'].item()}, neuroid_id n2, time bin \[80, 90\) ms\); nan_policy='allow' "
+                "keeps NaN")
     with pytest.raises(DataError, match=expected):
         load_assembly(tmp_path / "inf.nc", nan_policy="allow")
     assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n3"]
@@ -547,3 +558,92 @@ def test_list_and_array_attributes_survive_a_round_trip(tmp_path):
     assert loaded.attrs["window_ms"].tolist() == [70, 170] and loaded.attrs["gains"].tolist() == [0.5, 2.0]
     assert loaded.attrs["half"] == 1.5 and loaded.attrs["flags"].tolist() == [1, 0]
     assert "nested" not in loaded.attrs and "table" not in loaded.attrs  # no netCDF attribute holds them
+
+
+def test_id_like_columns_keep_their_text_through_a_csv_round_trip_and_other_columns_their_type(tmp_path):
+    """pandas re-parses every CSV column, as Brain-Score's loader (brainio's StimulusSetLoader, a plain read_csv) does:
+    a background_id '007' came back as 7, and so did any column whose values have leading zeros ('0042' -> 42), so
+    they matched neither the set they were written from nor an assembly's text coordinate. Integer ids given to
+    make_stimulus_set in an id-named column are held as text, as its stimulus ids are, so the round trip is exact."""
+    records = {"stimulus_id": ["007", "010", "1"], "filename": ["", "", ""], "object_name": ["001", "002", "001"],
+               "background_id": ["007", "8", "0x1f"], "category_id": [1, 2, 10], "id": ["01", "02", "03"],
+               "code": ["0042", "0043", "7"], "size": [1.5, 0.25, 2.0], "count": [3, 4, 5], "flag": [True, False, True],
+               "label": ["a", "b", "NA"], "sparse": [1.0, np.nan, 2.0]}
+    stimuli = make_stimulus_set(records, "ids")
+    assert stimuli["category_id"].tolist() == ["1", "2", "10"]
+    csv = write_stimulus_set(stimuli, tmp_path / "ids.csv")
+    loaded = load_stimulus_set(csv)
+    for column in ("stimulus_id", "object_name", "background_id", "category_id", "id", "code", "label"):
+        assert loaded[column].tolist() == stimuli[column].tolist(), column
+        assert all(isinstance(v, str) for v in loaded[column]), column
+    assert loaded["size"].dtype == np.float64 and loaded["size"].tolist() == [1.5, 0.25, 2.0]
+    assert loaded["count"].dtype == np.int64 and loaded["count"].tolist() == [3, 4, 5]
+    assert loaded["flag"].dtype == bool and loaded["flag"].tolist() == [True, False, True]
+    assert loaded["sparse"].dtype == np.float64 and np.isnan(loaded["sparse"][1])
+    assert loaded.sha256() == stimuli.sha256()
+    # an assembly's text ids with leading zeros match the set's, and '7' is not taken for '007'
+    assembly = _assembly(n_stimuli=3).assign_coords(stimulus_id=("presentation", np.tile(["007", "010", "1"], 3)))
+    write_assembly(assembly, tmp_path / "ids.nc")
+    assert load_assembly(tmp_path / "ids.nc", stimulus_set=loaded)["stimulus_id"].values[:3].tolist() == ["007", "010", "1"]
+    write_assembly(assembly.assign_coords(stimulus_id=("presentation", np.tile(["7", "010", "1"], 3))), tmp_path / "seven.nc")
+    with pytest.raises(DataError, match=r"1 stimulus_id value\(s\) are not in stimulus set 'ids', e\.g\. \['7'\]"):
+        load_assembly(tmp_path / "seven.nc", stimulus_set=loaded)
+
+
+def test_a_stimulus_set_csv_with_an_empty_id_a_partly_empty_filename_or_shifted_rows_is_named(tmp_path):
+    """Three CSVs that loaded without a word: an empty stimulus_id cell became NaN (no assembly id, and no image found
+    by it); one empty 'filename' among named ones made the whole set 'without images' (has_images False, so every
+    get_stimulus failed with 'this set has no images'); rows of one field more than the header were read with their
+    first field as pandas' index, every column shifted by one (the error then named a 'missing image' 'extra')."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / name)
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n,b.png\n")
+    with pytest.raises(DataError, match=r"set\.csv: column 'stimulus_id' is empty in 1 of 2 row\(s\), e\.g\. row \[1\] "
+                                        r"\(from 0, the header not counted\); expected an id for every stimulus"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,\n")
+    with pytest.raises(DataError, match=r"set\.csv: column 'filename' is empty for 1 of 2 stimuli, e\.g\. stimulus_id "
+                                        r"\['2'\]; expected an image file for every stimulus \(or for none"):
+        load_stimulus_set(tmp_path / "set.csv")
+    with pytest.raises(DataError, match=r"^partly: column 'filename' is empty for 1 of 2 stimuli"):
+        make_stimulus_set({"stimulus_id": ["1", "2"], "filename": ["a.png", ""]}, "partly", folder)
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png,x\n2,b.png,y\n")
+    with pytest.raises(DataError, match=r"set\.csv: its rows hold more fields than the header names \(2: stimulus_id, "
+                                        r"filename\); expected one value per column in every row"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,b.png,y\n")
+    with pytest.raises(DataError, match=r"set\.csv: not a readable CSV \(Error tokenizing data\. C error: Expected 2 "
+                                        r"fields in line 3, saw 3\)$"):
+        load_stimulus_set(tmp_path / "set.csv")
+    (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,b.png\n")
+    assert load_stimulus_set(tmp_path / "set.csv").has_images
+
+
+def test_a_stimulus_set_rewrite_interrupted_halfway_leaves_the_set_of_before(tmp_path, monkeypatch):
+    """Each image was renamed into place as it was copied: a rewrite stopped at its second image left the old CSV
+    with the new first image under its name, a set that matched neither."""
+    import pathlib
+
+    old = make_stimulus_set(_images(tmp_path / "old", 3), "toy", image_dir=tmp_path / "old")
+    csv = write_stimulus_set(old, tmp_path / "out" / "toy.csv")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    records = _images(tmp_path / "new", 3, seed=1)
+    new = make_stimulus_set({**records, "object_name": ["c", "d", "c"]}, "toy", image_dir=tmp_path / "new")
+    calls, real = [], pathlib.Path.write_bytes
+
+    def interrupted(self, data):
+        calls.append(self)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_stimulus_set(new, csv)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", real)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
+    assert load_stimulus_set(csv).sha256() == old.sha256()
+    write_stimulus_set(new, csv)
+    assert load_stimulus_set(csv).sha256() == new.sha256() != old.sha256()

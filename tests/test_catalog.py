@@ -74,11 +74,11 @@ def test_import_says_per_file_whether_it_was_imported_or_already_present(toy, ca
     assert lines[0] == f"toy.set: toy/a.bin: replaced (copied from {toy / 'toy' / 'a.bin'}), sha256 verified"
     assert lines[2] == f"toy.set: 2 file(s) verified in {data} (2 replaced)"
 
-    (toy / "toy" / "b.txt").write_bytes(b"BETA\n")  # a failure after the first file: what was done is said already
+    (toy / "toy" / "b.txt").write_bytes(b"BETA\n")  # a failure after the first file: nothing is done, nothing said
     (data / "toy" / "b.txt").unlink()
-    with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match"):
+    with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match .*; nothing was imported$"):
         zoo_data("import", "toy.set", "--from", str(toy))
-    assert capsys.readouterr().out == "toy.set: toy/a.bin: already present, sha256 verified (--force replaces it)\n"
+    assert capsys.readouterr().out == ""
 
 
 def test_verify_of_an_empty_cache_says_so(toy, capsys):
@@ -428,3 +428,34 @@ def test_a_forced_import_from_the_cache_itself_keeps_the_data(toy, capsys):
         assert capsys.readouterr().out.splitlines()[0] == (
             f"toy.set: toy/a.bin: already present, sha256 verified: the source {data / 'toy' / 'a.bin'} is the cached "
             "file itself")
+
+
+def test_an_import_that_fails_or_is_interrupted_halfway_leaves_nothing_in_the_cache(toy, monkeypatch):
+    """The files before a corrupt or missing one, or before a Ctrl-C, stayed imported: the data set half in the cache
+    (`zoo data list`: '1 missing'). Every source is verified before any file is written, and the copies are renamed into
+    place together."""
+    files = catalog.get("toy.set").files
+    (toy / "toy" / "b.txt").write_bytes(b"BETA\n")
+    with pytest.raises(DataError, match=r"b\.txt: sha256 [0-9a-f]{64} does not match the expected .*; nothing was imported$"):
+        catalog.import_files("toy.set", toy)
+    (toy / "toy" / "b.txt").unlink()
+    with pytest.raises(DataError, match=r"no file toy/b\.txt \(or b\.txt\) for data set 'toy\.set'; nothing was imported$"):
+        catalog.import_files("toy.set", toy)
+    assert not catalog.data_dir().exists() or not any(p.is_file() for p in catalog.data_dir().rglob("*"))
+    (toy / "toy" / "b.txt").write_bytes(b"beta\n")
+    copies, real_copy = [], shutil.copyfile
+
+    def interrupted(src, dst):  # Ctrl-C while the second file is copied
+        copies.append(dst)
+        if len(copies) == 2:
+            raise KeyboardInterrupt
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(shutil, "copyfile", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        catalog.import_files("toy.set", toy)
+    assert len(copies) == 2 and sorted(p.name for p in catalog.data_dir().rglob("*") if p.is_file()) == []
+    assert catalog.status("toy.set") == {"toy/a.bin": "missing", "toy/b.txt": "missing"}
+    monkeypatch.setattr(shutil, "copyfile", real_copy)
+    assert catalog.import_files("toy.set", toy) == [catalog.cached_path(f) for f in files]
+    assert catalog.status("toy.set") == {"toy/a.bin": "ok", "toy/b.txt": "ok"}

@@ -255,3 +255,28 @@ def test_allen_v1_refuses_a_scene_row_it_cannot_find(tmp_path):
     np.save(tmp_path / "Allen_test_output.npy", rng.standard_normal((17, 5)))
     with pytest.raises(DataError, match=r"Allen_test_output\.npy: expected shape \(18, n\)"):
         _convert(paths, tmp_path / "out")
+
+
+def test_the_real_stimulus_sets_read_as_before_ids_as_text_and_numbers_as_numbers(cowley, zhang, allen):
+    """Stimulus-set CSVs are read as text and only columns of numbers converted (README, deviations); the converted
+    real sets must read exactly as the reader of before read them (pandas' types, its three text columns as text),
+    so that their sha256, the activation caches keyed on it and every score stay the same."""
+    import pandas as pd
+
+    from neurozoo.datasets.converters import STIMULUS_FILE
+    from neurozoo.datasets.converters import allen_v1, cowley_v4, zhang_desimone_it
+    from neurozoo.datasets.stimuli import StimulusSet
+
+    (_, cowley_stimuli), _ = cowley
+    (_, zhang_stimuli), _ = zhang
+    (_, allen_stimuli), _ = allen
+    for name, version, stimuli in (("cowley2023.v4_210325", cowley_v4.CONVERTER_VERSION, cowley_stimuli),
+                                   ("zhang_desimone2011.it", zhang_desimone_it.CONVERTER_VERSION, zhang_stimuli),
+                                   ("allen_bo.v1_natural_scenes", allen_v1.CONVERTER_VERSION, allen_stimuli)):
+        csv = converted_folder(name, version) / STIMULUS_FILE
+        before = pd.read_csv(csv, dtype={c: str for c in ("stimulus_id", "filename", "object_name")},
+                             keep_default_na=False, na_values=[""])
+        before["filename"] = before["filename"].fillna("")
+        pd.testing.assert_frame_equal(pd.DataFrame(stimuli), before)
+        assert stimuli.sha256() == StimulusSet(before, image_dir=stimuli.image_dir).sha256()
+    assert cowley_stimuli["image_index"].dtype == np.int64 and cowley_stimuli["session"].tolist()[:1] == [210325]

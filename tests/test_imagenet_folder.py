@@ -94,11 +94,23 @@ def test_missing_train_split(tmp_path):
 
 
 def test_empty_class_folder_is_named(folder):
+    """The error named the folder and the extensions read, not what the folder held instead (nothing, or a file of
+    another extension, which is skipped as torchvision skips it)."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
     empty = folder / "train" / "n09999999"
     empty.mkdir()
+    for check in (open_imagenet, check_imagenet):
+        with pytest.raises(DataError, match=rf"^class folder {empty} has no images: it is empty; expected image files "
+                                            r"\(\.jpg, \.jpeg, .*\), or remove the folder \(every class folder is a class\)$"):
+            check(folder)
     (empty / "notes.txt").write_text("not an image")
-    with pytest.raises(DataError, match="n09999999 has no images"):
-        open_imagenet(folder)
+    (empty / "sub").mkdir()
+    (empty / "sub" / "n09999999_1.JPEG.part").write_text("half a download")
+    for check in (open_imagenet, check_imagenet):
+        with pytest.raises(DataError, match=r"n09999999 has no images: it holds 2 file\(s\), none with an image "
+                                            r"extension, e.g\. notes\.txt, sub/n09999999_1\.JPEG\.part; expected"):
+            check(folder)
 
 
 def test_val_class_missing_from_train(folder):

@@ -329,6 +329,8 @@ def _set(path, dataset, index, value):
     ("test", lambda p: _corrupt(p, "test", None),
      "dataset /test: group missing; expected a group holding stimulus, time and response (the file holds: spikes, "
      "train)"),
+    ("train", lambda p: _corrupt(p, "train", np.zeros((120, 50, 50), np.float32)),  # was an AttributeError traceback
+     "dataset train: is a dataset of shape (120, 50, 50), expected a group holding stimulus, time and response"),
 ])
 def test_a_malformed_file_is_refused_naming_the_file_the_field_and_what_was_expected(tmp_path, split, change, message):
     """Non-finite values name their first index (a NaN in hours of recording, otherwise found by bisecting by hand),
@@ -349,6 +351,24 @@ def test_spikes_missing_name_what_the_file_holds(tmp_path):
                                "s, cellNN (n_spikes,) (/ holds: test, train)")
     with pytest.raises(DataError, match="absent.h5: no such experiment file"):
         read_spikes(tmp_path / "absent.h5")
+
+
+@pytest.mark.parametrize("spikes, message", [
+    (np.array([b"0.1", b"0.2"]), "holds |S3 values, expected numbers, shape (n_spikes,)"),
+    (np.array([0.1, np.nan, 0.3]), "contains 1 NaN/inf value(s), the first at index (1,) (spike 1); expected finite "
+                                   "spike times in s, shape (n_spikes,)"),
+])
+def test_spike_times_that_are_not_numbers_or_not_finite_are_named(tmp_path, spikes, message):
+    """read_spikes returned text (bytes) and NaN spike times as they were; a file that is no HDF5 raised h5py's
+    OSError, naming no file."""
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "spikes/cell02", spikes)
+    with pytest.raises(DataError) as info:
+        read_spikes(path)
+    assert str(info.value) == f"{path}: dataset spikes/cell02: {message}"
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(DataError, match=r"junk\.h5: not a readable HDF5 file \("):
+        read_spikes(tmp_path / "junk.h5")
 
 
 def test_windows_are_lazy_and_target_the_last_frame():
@@ -428,6 +448,29 @@ def test_a_split_whose_validation_correlation_is_undefined_or_always_one_is_refu
     with pytest.raises(DataError, match="they give 82 training and 2 validation frames"):
         split_blocks(240, 1 / 3, n_blocks=2)  # one in each block: a correlation of +-1
     assert len(split_blocks(125, 1 / 3, n_blocks=1)[1]) == 3  # the number named is enough
+
+
+def test_a_block_whose_validation_part_is_shorter_than_a_window_is_refused_naming_the_file_and_the_block(tmp_path):
+    """A block whose validation part holds fewer frames than the model's 40-frame history scores none of them: the
+    split passed as long as the other blocks gave 3 validation frames, and early stopping never saw that block.
+    475 frames in 4 blocks (118, 119, 119, 119 frames), the last third of each: 39, 40, 40, 40 validation frames."""
+    from neurozoo.retina.fit import create_model, fit
+
+    path, *_ = _experiment(tmp_path, T=475)
+    with pytest.raises(DataError) as info:
+        fit(create_model("ln", n_cells=3), path, n_blocks=4, val_fraction=1 / 3, progress=False)
+    assert str(info.value) == (f"{path}: dataset train/stimulus: 475 frames are too few for 4 blocks with 40-frame "
+                               "windows: block 1 of 4 (frames 0-117) leaves 39 frames to its validation part (frames "
+                               "79-117; the last 0.3333 of each block is validation), fewer than the 40 of one window, "
+                               "so none of them is scored and early stopping never sees that block; each block's "
+                               "validation part needs at least 40 frames: about 476 frames needed, or another "
+                               "val_fraction (zoo fit --val-fraction) or fewer blocks (n_blocks in Python)")
+    train, val = split_blocks(476, 1 / 3, n_blocks=4)  # the number named is enough: 40 or more in each block
+    assert len(val) == 4 and len(train) == 4 * 40
+    with pytest.raises(DataError, match=r"block 1 of 3 \(frames 0-78\) leaves 39 frames to its training part "
+                                        r"\(frames 0-38; .*the fit never trains on that block"):
+        split_blocks(239, 0.5, n_blocks=3)  # 79, 80, 80 frames: 39, 40, 40 of them to training
+    assert len(split_blocks(1975)[1]) == 5  # 40 validation frames in each block, one scored: noisy, warned by a fit
 
 
 def test_responses_without_cells_or_with_negative_rates_are_named(tmp_path, capsys):

@@ -60,6 +60,17 @@ def _images_below(folder: Path) -> List[str]:
             for name in sorted(names) if is_image(name)]
 
 
+def no_images(folder: Path) -> DataError:
+    """The error of a class folder without an image: what it holds instead (nothing, or files of other extensions,
+    which are skipped as torchvision skips them) and the extensions read."""
+    others = sorted(os.path.relpath(os.path.join(root, name), folder)
+                    for root, _, names in os.walk(folder, followlinks=True) for name in names)
+    found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}" if others
+             else "it is empty")
+    return DataError(f"class folder {folder} has no images: {found}; expected image files ({', '.join(IMG_EXTENSIONS)}), "
+                     "or remove the folder (every class folder is a class)")
+
+
 class ImageFolder(torch.utils.data.Dataset):
     """``root/<class>/<image>`` -> (transform(image), class index).
 
@@ -84,7 +95,7 @@ class ImageFolder(torch.utils.data.Dataset):
             folder = self.root / name
             files = _images_below(folder)
             if not files:
-                raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
+                raise no_images(folder)
             label = self.class_to_idx[name]
             self.samples.extend((path, label) for path in files)
         self.targets = [label for _, label in self.samples]
@@ -160,7 +171,7 @@ def check_imagenet(data_dir, require_val: bool = False) -> None:
         for name in names:
             folder = data_dir / split / name
             if not any(is_image(f) for _, _, files in os.walk(folder, followlinks=True) for f in files):
-                raise DataError(f"class folder {folder} has no images (extensions: {', '.join(IMG_EXTENSIONS)})")
+                raise no_images(folder)
 
 
 def raised_in_worker(error: Exception) -> str:

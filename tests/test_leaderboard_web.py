@@ -962,6 +962,59 @@ def test_the_static_report_drops_a_withdrawn_submissions_page_and_has_one_for_a_
         assert "scored under version 0 of ventral_embedded.V4-temporal" in row
 
 
+def test_the_static_report_renders_only_the_pages_a_new_score_changes_and_equals_a_full_render(db, tmp_path,
+                                                                                                 monkeypatch):
+    """Every model's page was rendered again for any new score. A new score renders its model's page, its benchmark's,
+    the index and the pages of the models whose rank or rank group it moved; every page still equals a full
+    rendering."""
+    from neurozoo.leaderboard import render as rendering
+
+    _score(db, "glm", "retina_embedded.oms", 0.5)  # a phenomenon only: not ranked, a page of its own
+    report = tmp_path / "report"
+    rendering.write_report(db, report)
+    made, real = [], rendering.render
+    monkeypatch.setattr(rendering, "render", lambda template, **c: made.append(c.get("model") or c.get("benchmark")
+                                                                               or template) or real(template, **c))
+    assert rendering.write_report(db, report) and made == ["index.html"]  # nothing changed: the index only
+    made.clear()
+    _score(db, "delta", V4, 0.9, ceiling=0.95)  # ranked 1st among the V4-only models: beta becomes 2nd
+    rendering.write_report(db, report)
+    assert sorted(made) == ["beta", "delta", "index.html", V4]  # alpha, gamma, glm and IT unchanged
+    made.clear()
+    full = tmp_path / "full"
+    rendering.write_report(db, full)
+    pages = lambda root: {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.html")}
+    assert len(made) == len(pages(full)) > 10  # every model's, every registered benchmark's and the index
+    assert pages(report) == pages(full)
+    made.clear()
+    rendering.write_report(db, report, everything=True)
+    assert len(made) == len(pages(full)) and pages(report) == pages(full)
+
+
+def test_the_web_app_renders_again_only_the_model_pages_a_new_score_changes(db, tmp_path, monkeypatch):
+    """A model page's cache followed the board's version: any new score rendered every model's page again on its next
+    request. It now follows what the page shows; a page whose rank moved is still rendered again."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard import views
+    from neurozoo.leaderboard.web import create_app
+
+    made, real = [], views.model_page
+    monkeypatch.setattr(views, "model_page", lambda db, model, *a, **k: made.append(model) or real(db, model, *a, **k))
+    client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+    page = lambda model: client.get(f"/models/{model}").text
+    assert all("Rank <strong>1</strong>" in page(m) for m in ("gamma", "beta")) and sorted(made) == ["beta", "gamma"]
+    _score(db, "delta", V4, 0.9, ceiling=0.95)  # beta becomes 2nd of the V4-only models; gamma's page is unchanged
+    deadline = time.monotonic() + 60
+    while "Rank <strong>2</strong> of 2" not in page("beta"):
+        assert time.monotonic() < deadline, "beta's page never showed its new rank"
+        time.sleep(0.1)
+    for _ in range(3):
+        assert "Rank <strong>1</strong> of 2" in page("gamma")
+        time.sleep(0.4)
+    assert sorted(made) == ["beta", "beta", "gamma"]
+
+
 def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_not_sortable(db, client):
     """The outdated table's "why" ran on one line, so at 1400 px the command that scores it again was off the screen,
     in the table's sideways scroll; its headers looked clickable (pointer) though the table does not sort."""

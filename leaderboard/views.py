@@ -541,7 +541,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
             "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
                            for node, depth in tree.walk() if not node.is_leaf],
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
-            "hidden_note": HIDDEN_NOTE}
+            "rank_note": RANK_NOTE, "hidden_note": HIDDEN_NOTE}
 
 
 def registered_benchmarks() -> set:

@@ -341,6 +341,11 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         loaded(driver, server + "/models/gamma")
         assert driver.find_element(By.ID, "model-name").text == "gamma"
         assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
+        folded = driver.find_element(By.ID, "how-ranked")  # the model page folds its notes as the ranking does
+        note = folded.find_element(By.ID, "scale-note")
+        assert folded.get_attribute("open") is None and not note.is_displayed()
+        driver.find_element(By.LINK_TEXT, "how").click()
+        assert folded.get_attribute("open") is not None and note.is_displayed()
     finally:
         driver.quit()
 
@@ -1293,6 +1298,19 @@ def test_the_ranking_says_what_the_overall_is_in_one_line_above_the_table_and_fo
     folded = folded[:folded.index("</details>")]
     assert all(note in folded for note in notes)
     assert all(f'id="{name}"' in folded for name in ("data-note", "scale-note", "rank-note"))
+
+
+def test_a_models_page_folds_its_notes_as_the_ranking_does(client):
+    """The ranking folds its notes below the table; a model's page showed them unfolded between its aggregates and its
+    scores. They are folded there too, in the same words, and its rank line links to them."""
+    page, ranking = client.get("/models/gamma").text, client.get("/").text
+    folded = lambda html: html[html.index('<details id="how-ranked" class="notes">'):].split("</details>")[0]
+    assert folded(page) == folded(ranking)
+    outside = page.replace(folded(page), "")
+    assert not any(note in outside for note in ("never averaged together", "fraction of its own noise ceiling",
+                                                "never counted as zero", "secret key", 'id="data-note"'))
+    assert page.index('id="aggregates"') < page.index('id="how-ranked"') < page.index('id="scores"')
+    assert '<a href="#how-ranked">how</a>' in page[page.index('<p id="rank">'):page.index('id="aggregates"')]
 
 
 def test_a_models_page_shows_its_rank_and_rank_group_as_the_ranking_does(db, client):

@@ -243,7 +243,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
                      "ranked_among": r["ranked_among"],  # the models of the same coverage the rank compares with
-                     "scores": {k: {"value": v[0], "error": v[3], "scored": v[1], "of": v[2]}
+                     "scores": {k: {"value": v[0], "error": v[3], "error_bound": v[4], "scored": v[1],
+                                    "of": v[2]}
                                 for k, v in r["nodes"].items()},
                      "latest_run_failed": {benchmark: {"job": job["job"], "when": job["when"], "reason": job["reason"]}
                                            for benchmark, job in r["failed"].items()}}

@@ -150,10 +150,10 @@ def test_aggregation_tree_means_and_missing():
                        ("ret", {"region": "retina", "family": "retina", **real})])
     assert [c.name for c in tree.children] == ["cortex", "retina"]
     nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9})
-    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None)
+    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None, None)
     assert nodes["cortex"][0] == pytest.approx((0.3 + 0.9) / 2)  # unweighted over regions, not benchmarks
-    assert nodes["retina"] == (None, 0, 1, None) and nodes["ret"] == (None, 0, 1, None)  # missing, not zero
-    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None)
+    assert nodes["retina"] == (None, 0, 1, None, None) and nodes["ret"] == (None, 0, 1, None, None)  # missing, not zero
+    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None, None)
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     # a and b are scored on different benchmarks of the overall: each is ranked among its own kind only
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 1), ("c", None)]

@@ -1124,8 +1124,32 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
     assert row["scores"]["overall"]["value"] == pytest.approx(0.3)
     assert row["scores"]["overall"]["error"] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
     assert next(r for r in client.get("/api/ranking").json() if r["model"] == "alpha")["scores"]["overall"]["error"] is None
-    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/").text
-    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/models/eps").text
+    # the scores share images (V4 and IT: one model, the same 288 images), so the independent propagation is stated
+    # as such, and its upper bound whatever their correlation, the mean of the errors, is on hover and in the API
+    assert row["scores"]["overall"]["error_bound"] == pytest.approx(0.035)  # (0.03 + 0.04) / 2
+    shown = ('0.300 <span class="sem" title="standard error taken as if its scores were independent; at most &plusmn; '
+             '0.035 whatever their correlation">&plusmn; 0.025</span>')
+    assert shown in client.get("/").text and shown in client.get("/models/eps").text
+    assert "as if they were independent. They are not by construction" in client.get("/models/eps").text
+
+
+def test_an_aggregates_error_bound_holds_whatever_the_correlation_of_its_scores():
+    """The standard error of a mean of correlated scores exceeds the independent propagation; the bound (the mean of
+    the errors) covers every correlation, and equals the standard error when the scores are fully correlated."""
+    import numpy as np
+
+    from neurozoo.leaderboard.aggregate import aggregate, build_tree
+
+    tree = build_tree([("a", {"region": "V4", "data": "real"}), ("b", {"region": "IT", "data": "real"})])
+    nodes = aggregate(tree, {"a": 0.4, "b": 0.2}, {"a": 0.03, "b": 0.04})
+    _, n, of, error, bound = nodes["cortex"]
+    assert (n, of, error, bound) == (2, 2, pytest.approx(0.025), pytest.approx(0.035))
+    for rho in (-1.0, 0.0, 0.5, 1.0):
+        true = np.sqrt(0.03 ** 2 + 0.04 ** 2 + 2 * rho * 0.03 * 0.04) / 2
+        assert true <= bound + 1e-12 and (rho != 0.0 or true == pytest.approx(error))
+    assert np.sqrt(0.03 ** 2 + 0.04 ** 2 + 2 * 0.03 * 0.04) / 2 == pytest.approx(bound)
+    assert nodes["a"][3:] == (0.03, 0.03) and aggregate(tree, {"a": 0.4, "b": 0.2}, {"a": 0.03})["cortex"][3:] == (
+        None, None)  # one score without an error: neither
 
 
 def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, client, tmp_path):

@@ -819,7 +819,7 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]["scores"]
-    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "scored": 1, "of": 1}
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "error_bound": None, "scored": 1, "of": 1}
     assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
     assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
     assert "(undeclared data)" in client.get("/").text
@@ -1072,7 +1072,8 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
     assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
     assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
-    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "scored": 1, "of": 1}  # real data only
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "error_bound": None, "scored": 1,
+                              "of": 1}  # real data only
     assert ranking["alpha"]["overall_data"] == "real"
     # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
     assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]

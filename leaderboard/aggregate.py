@@ -270,11 +270,12 @@ def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
             errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
     """Rows {"model", "rank", "nodes": {node: (value, n, of, error, error bound)}, "ranked_among"} (:func:`aggregate`;
     ``errors``: {model: {benchmark: error}}). A model's overall is ranked only against the models scored on the same
-    benchmarks of the overall (``ranked_among``: their :func:`coverage_label`, those benchmarks, and how many models;
-    None for a model without an overall, unranked, last): ranked in one list, a ConvRNN's mean over the cortex benchmarks stood
-    beside a retina model's over the retina's. The groups follow each other, the widest coverage first (then in the
-    tree's order), each sorted by overall and ranked by :func:`competition_ranks`. A missing score is not counted as
-    0, as Brain-Score's averages count it: the rank would still compare a cortex model with a retina model."""
+    benchmarks of the overall (``ranked_among``: their :func:`coverage_label`, those benchmarks, and how many
+    models; None for a model without an overall, unranked, last): ranked in one list, a ConvRNN's mean over the
+    cortex benchmarks stood beside a retina model's over the retina's. The groups follow each other, the widest
+    coverage first (then in the tree's order), each sorted by overall and ranked by :func:`competition_ranks`. A
+    missing score is not counted as 0, as Brain-Score's averages count it: the rank would still compare a cortex
+    model with a retina model."""
     averaged = averaged_leaves(tree)
     position = {name: i for i, name in enumerate(averaged)}
     covered = {model: tuple(name for name in averaged if scores.get(name) is not None)

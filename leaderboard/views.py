@@ -17,9 +17,9 @@ MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overal
                 "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
                 "(each its spread over cross-validation splits, or a retina fit's bootstrap over cells) as if they "
                 "were independent. They are not by construction: a model's V4 and IT scores are on the same images "
-                "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the per-split scores a "
-                "covariance needs are not kept; so hovering over an error gives its upper bound, the mean of those "
-                "errors, which holds whatever their correlation. None where one of them has none.")
+                "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the "
+                "per-split scores a covariance needs are not kept; so hovering over an error gives its upper bound, "
+                "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "

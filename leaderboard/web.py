@@ -191,9 +191,10 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     flat = lambda by_model: [job for jobs in by_model.values() for job in jobs]
 
     async def records():
-        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs, the model
-        pages' ranks and each model page's key)): every score row of the board, read once per board version in the background and shared by all pages; a page is tagged with the
-        version of the rows it was built on."""
+        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs, the
+        model pages' ranks and each model page's key)): every score row of the board, read once per board version in the
+        background and shared by all pages; a page is tagged with the version of the rows it was built on (a model
+        page: with its key)."""
         return await pages.aentry("records", fetch_records)
 
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.

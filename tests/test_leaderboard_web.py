@@ -819,7 +819,8 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]["scores"]
-    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "error_bound": None, "scored": 1, "of": 1}
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None,
+                                                                         "error_bound": None, "scored": 1, "of": 1}
     assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
     assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
     assert "(undeclared data)" in client.get("/").text

@@ -229,26 +229,31 @@ def _shown(declaration, *args):
 
 
 def aggregate(tree: Node, scores: Mapping[str, Optional[float]], errors: Optional[Mapping[str, Optional[float]]] = None
-              ) -> Dict[str, Tuple[Optional[float], int, int, Optional[float]]]:
-    """node name -> (value or None, scored leaves, leaves, error or None) for one model's ``{benchmark: value}`` and
-    ``{benchmark: error}`` (the standard error stored with each score). An inner node's error is the standard error
-    of its mean, propagated from its scored children's as independent: sqrt(sum of squares) / their count; None
+              ) -> Dict[str, Tuple[Optional[float], int, int, Optional[float], Optional[float]]]:
+    """node name -> (value or None, scored leaves, leaves, error or None, error bound or None) for one model's
+    ``{benchmark: value}`` and ``{benchmark: error}`` (the standard error stored with each score). An inner node's error
+    is the standard error of its mean, propagated from its scored children's as if they were independent: sqrt(sum of
+    squares) / their count. They are not by construction (one model's scores on the same images: V4 and IT share
+    the 288 embedded images, their hidden halves overlap), and the per-split scores a covariance needs are not stored,
+    so the bound is given beside it: the mean of the children's bounds (a score's: its error), which the standard error
+    of the mean cannot exceed whatever the correlations (Cauchy-Schwarz), and equals at full correlation. Both None
     where one of them has none (an error of a part of the mean would understate it)."""
-    out: Dict[str, Tuple[Optional[float], int, int, Optional[float]]] = {}
+    out: Dict[str, Tuple[Optional[float], int, int, Optional[float], Optional[float]]] = {}
     errors = errors or {}
 
-    def visit(node: Node) -> Tuple[Optional[float], int, int, Optional[float]]:
+    def visit(node: Node) -> Tuple[Optional[float], int, int, Optional[float], Optional[float]]:
         if node.is_leaf:
             value = scores.get(node.name)
-            result = (value, int(value is not None), 1, None if value is None else errors.get(node.name))
+            error = None if value is None else errors.get(node.name)
+            result = (value, int(value is not None), 1, error, error)
         else:
             parts = [part for child, part in [(c, visit(c)) for c in node.children] if child.pooled]
-            present = [(v, e) for v, _, _, e in parts if v is not None]
-            spread = [e for _, e in present]
-            error = (sum(e * e for e in spread) ** 0.5 / len(spread)
-                     if present and all(e is not None for e in spread) else None)
-            result = (sum(v for v, _ in present) / len(present) if present else None,
-                      sum(p[1] for p in parts), sum(p[2] for p in parts), error)
+            present = [(v, e, b) for v, _, _, e, b in parts if v is not None]
+            known = bool(present) and all(e is not None for _, e, _ in present)
+            error = sum(e * e for _, e, _ in present) ** 0.5 / len(present) if known else None
+            bound = sum(b for _, _, b in present) / len(present) if known else None
+            result = (sum(v for v, _, _ in present) / len(present) if present else None,
+                      sum(p[1] for p in parts), sum(p[2] for p in parts), error, bound)
         out[node.name] = result
         return result
 
@@ -263,13 +268,14 @@ def averaged_leaves(node: Node) -> List[str]:
 
 def ranking(tree: Node, table: Mapping[str, Mapping[str, Optional[float]]],
             errors: Optional[Mapping[str, Mapping[str, Optional[float]]]] = None) -> List[Dict]:
-    """Rows {"model", "rank", "nodes": {node: (value, n, of, error)}, "ranked_among"} (:func:`aggregate`; ``errors``:
-    {model: {benchmark: error}}). A model's overall is ranked only against the models scored on the same benchmarks
-    of the overall (``ranked_among``: their :func:`coverage_label`, those benchmarks, and how many models; None for a
-    model without an overall, unranked, last): ranked in one list, a ConvRNN's mean over the cortex benchmarks stood
-    beside a retina model's over the retina's. The groups follow each other, the widest coverage first (then in the
-    tree's order), each sorted by overall and ranked by :func:`competition_ranks`. A missing score is not counted as
-    0, as Brain-Score's averages count it: the rank would still compare a cortex model with a retina model."""
+    """Rows {"model", "rank", "nodes": {node: (value, n, of, error, error bound)}, "ranked_among"} (:func:`aggregate`;
+    ``errors``: {model: {benchmark: error}}). A model's overall is ranked only against the models scored on the same
+    benchmarks of the overall (``ranked_among``: their :func:`coverage_label`, those benchmarks, and how many
+    models; None for a model without an overall, unranked, last): ranked in one list, a ConvRNN's mean over the
+    cortex benchmarks stood beside a retina model's over the retina's. The groups follow each other, the widest
+    coverage first (then in the tree's order), each sorted by overall and ranked by :func:`competition_ranks`. A
+    missing score is not counted as 0, as Brain-Score's averages count it: the rank would still compare a cortex
+    model with a retina model."""
     averaged = averaged_leaves(tree)
     position = {name: i for i, name in enumerate(averaged)}
     covered = {model: tuple(name for name in averaged if scores.get(name) is not None)

@@ -116,13 +116,13 @@ def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden
     ``retry_s`` seconds at most with exponential backoff, each wait said by ``write`` (stderr): a database restarted
     while a job was scored had cost the computed score until the lease expired and the job was scored again. After
     ``retry_s`` the error is raised: the job stays ``running`` and comes back when its lease expires."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError
 
     deadline, wait = time.monotonic() + retry_s, STORE_BACKOFF_S[0]
     while True:
         try:
             return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
-        except (OperationalError, InterfaceError) as error:
+        except DBAPIError as error:  # PostgreSQL's schema errors are ProgrammingErrors: said too, not passed up bare
             left = deadline - time.monotonic()
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             if not transient_db_error(error):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_ranks, data_kind, on_scale, ranked_kind,
@@ -15,7 +15,11 @@ MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overal
                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
                 "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
                 "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
-                "(taken as independent; none where one of them has none).")
+                "(each its spread over cross-validation splits, or a retina fit's bootstrap over cells) as if they "
+                "were independent. They are not by construction: a model's V4 and IT scores are on the same images "
+                "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the "
+                "per-split scores a covariance needs are not kept; so hovering over an error gives its upper bound, "
+                "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "
@@ -493,20 +497,29 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def model_page(db, model: str, records=None, failures=None, metadata=None, outdated=None) -> Optional[Dict[str, Any]]:
+def model_ranks(records, models=()) -> Tuple[str, Node, Dict[str, Dict[str, Any]]]:
+    """(the kind of data ranked, the tree, {model: its row of the whole board's ranking}) for the model pages: a
+    page's rank, rank group and aggregates. ``models``: those with a page but no score (a row without a rank)."""
+    ranked = ranked_kind({r.benchmark for r in records})  # the board's, so a page's overall is the ranking's
+    table, errors = score_tables(records)
+    for model in models:
+        table.setdefault(model, {})
+    tree = registry_tree(ranked=ranked)
+    return ranked, tree, {row["model"]: row for row in ranking(tree, table, errors)}
+
+
+def model_page(db, model: str, records=None, failures=None, metadata=None, outdated=None,
+               ranks=None) -> Optional[Dict[str, Any]]:
     """``failures``: the failed jobs (``db.failed_jobs()``, any model's); ``metadata``: the submissions'
     (``db.submission_metadata()``); ``outdated``: the scores left off the ranking (``db.outdated_jobs()``, any model's;
-    each default: read here)."""
+    each default: read here); ``ranks``: :func:`model_ranks` of ``records`` with ``model`` among them (default: made
+    here; a caller with many pages makes it once, where each page had ranked the whole board again)."""
     if records is None and outdated is None:
         records, outdated = db.board_scores()
     metadata = db.submission_metadata() if metadata is None else metadata
     records = db.leaderboard_records() if records is None else records
-    ranked = ranked_kind({r.benchmark for r in records})  # the board's, so the page's overall is the ranking's
-    # the whole board's ranking, for the model's rank and rank group (its row there; none without a score)
-    table, errors = score_tables(records)
-    table.setdefault(model, {})
-    tree = registry_tree(ranked=ranked)
-    row = next(row for row in ranking(tree, table, errors) if row["model"] == model)
+    ranked, tree, rows = ranks if ranks is not None and model in ranks[2] else model_ranks(records, [model])
+    row = rows[model]
     records = [r for r in records if r.model == model]
     failures = [j for j in (db.failed_jobs() if failures is None else failures) if j["model"] == model]
     outdated = [j for j in (db.outdated_jobs() if outdated is None else outdated) if j["model"] == model]
@@ -532,7 +545,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
             "aggregates": [(overall_label(ranked) if node.name == OVERALL else node.name, depth, nodes[node.name])
                            for node, depth in tree.walk() if not node.is_leaf],
             "data_note": data_note(ranked), "missing_note": MISSING_NOTE, "scale_note": SCALE_NOTE,
-            "hidden_note": HIDDEN_NOTE}
+            "rank_note": RANK_NOTE, "hidden_note": HIDDEN_NOTE}
 
 
 def registered_benchmarks() -> set:

@@ -134,10 +134,10 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     from neurozoo.benchmarks.paths import home
     from neurozoo.leaderboard.db import LeaderboardDB
-    from neurozoo.leaderboard.render import STATIC, render, safe_name
+    from neurozoo.leaderboard.render import STATIC, model_key, render, safe_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
-    from neurozoo.leaderboard.views import benchmark_page, board, model_page, registered_benchmarks
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page, model_ranks, registered_benchmarks
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")
@@ -177,21 +177,30 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         failed_by_model: Dict[str, list] = {}
         for job in failures:
             failed_by_model.setdefault(job["model"], []).append(job)
-        return rows, by_model, failed_by_model, metadata, outdated
+        outdated_by_model: Dict[str, list] = {}
+        for job in outdated:
+            outdated_by_model.setdefault(job["model"], []).append(job)
+        models = {*by_model, *failed_by_model, *outdated_by_model}
+        ranks = model_ranks(rows, models)
+        # a model page's version: what it shows (render.model_key), so that a new score re-renders only the pages it
+        # changes, where every model's page had followed the board's version
+        keys = {m: model_key(m, by_model.get(m, []), failed_by_model.get(m, []), outdated_by_model.get(m, []),
+                             metadata, ranks) for m in models}
+        return rows, by_model, failed_by_model, metadata, outdated, ranks, keys
 
     flat = lambda by_model: [job for jobs in by_model.values() for job in jobs]
 
     async def records():
-        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs)): every
-        score row of
-        the board, read once per board version in the background and shared by all pages; a page is tagged with the
-        version of the rows it was built on."""
+        """(version, (rows, rows by model, failed jobs by model, submissions' metadata by model, outdated jobs, the
+        model pages' ranks and each model page's key)): every score row of the board, read once per board version in the
+        background and shared by all pages; a page is tagged with the version of the rows it was built on (a model
+        page: with its key)."""
         return await pages.aentry("records", fetch_records)
 
     # Read pages are coroutines: a cached page is answered in the event loop, without a thread hop.
     @app.get("/", response_class=HTMLResponse)
     async def index():
-        version, (rows, _, failed, metadata, outdated) = await records()
+        version, (rows, _, failed, metadata, outdated, _, _) = await records()
         return await pages.aget("/", lambda: render("index.html", static="/static", home="/",
                                                     model_link=model_link,
                                                     benchmark_link=benchmark_link,
@@ -200,7 +209,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/models/{name:path}", response_class=HTMLResponse)  # :path: a name may hold a "/"
     async def model(name: str):
-        version, (rows, by_model, failed_by_model, metadata, outdated) = await records()
+        _, (rows, by_model, failed_by_model, metadata, outdated, ranks, keys) = await records()
         mine, failed = by_model.get(name, []), failed_by_model.get(name, [])
         outdated = [job for job in outdated if job["model"] == name]
         if not mine and not failed and not outdated:
@@ -211,12 +220,12 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                                                                 model_link=model_link,
                                                                 benchmark_link=benchmark_link,
                                                                 **model_page(db, name, rows, failed, metadata,
-                                                                             outdated)),
-                                version=version)  # its rank moves with any model's score: the board's version
+                                                                             outdated, ranks=ranks)),
+                                version=keys[name])
 
     @app.get("/benchmarks/{name:path}", response_class=HTMLResponse)
     async def benchmark(name: str):
-        version, (rows, _, failed, _, outdated) = await records()
+        version, (rows, _, failed, _, outdated, _, _) = await records()
         page = benchmark_page(name, rows, outdated, flat(failed))
         if page is None:
             raise HTTPException(404, f"No benchmark {name[:100]!r}.")
@@ -226,7 +235,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.get("/api/ranking")
     async def api_ranking():
-        version, (rows, _, failed, metadata, outdated) = await records()
+        version, (rows, _, failed, metadata, outdated, _, _) = await records()
 
         def make():
             context = board(db, rows, metadata, outdated, flat(failed))
@@ -235,7 +244,8 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
                      **({"authors": r["submitted"]["authors"], "licence": r["submitted"]["licence"]}
                         if r["submitted"] else {}),
                      "ranked_among": r["ranked_among"],  # the models of the same coverage the rank compares with
-                     "scores": {k: {"value": v[0], "error": v[3], "scored": v[1], "of": v[2]}
+                     "scores": {k: {"value": v[0], "error": v[3], "error_bound": v[4], "scored": v[1],
+                                    "of": v[2]}
                                 for k, v in r["nodes"].items()},
                      "latest_run_failed": {benchmark: {"job": job["job"], "when": job["when"], "reason": job["reason"]}
                                            for benchmark, job in r["failed"].items()}}

@@ -150,10 +150,10 @@ def test_aggregation_tree_means_and_missing():
                        ("ret", {"region": "retina", "family": "retina", **real})])
     assert [c.name for c in tree.children] == ["cortex", "retina"]
     nodes = aggregate(tree, {"v4a": 0.2, "v4b": 0.4, "it": 0.9})
-    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None)
+    assert nodes["cortex/V4"] == (pytest.approx(0.3), 2, 2, None, None)
     assert nodes["cortex"][0] == pytest.approx((0.3 + 0.9) / 2)  # unweighted over regions, not benchmarks
-    assert nodes["retina"] == (None, 0, 1, None) and nodes["ret"] == (None, 0, 1, None)  # missing, not zero
-    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None)
+    assert nodes["retina"] == (None, 0, 1, None, None) and nodes["ret"] == (None, 0, 1, None, None)  # missing, not zero
+    assert nodes[OVERALL] == (pytest.approx(0.6), 3, 4, None, None)
     rows = ranking(tree, {"a": {"v4a": 0.1}, "b": {"it": 0.5, "ret": 0.7}, "c": {}})
     # a and b are scored on different benchmarks of the overall: each is ranked among its own kind only
     assert [(r["model"], r["rank"]) for r in rows] == [("b", 1), ("a", 1), ("c", None)]
@@ -762,22 +762,25 @@ def test_a_worker_tries_storing_a_score_again_while_the_database_is_down(db, mon
     ("no such table: jobs", False), ("no such column: jobs.duration_s", False),
     ('column "duration_s" of relation "jobs" does not exist', False), ("database is locked", True),
     ("could not connect to server: Connection refused", True), ("deadlock detected", True),
-    ("could not serialize access due to concurrent update", True)])
+    ("could not serialize access due to concurrent update", True),
+    ('ProgrammingError: relation "scores" does not exist', False)])
 def test_storing_a_score_is_tried_again_only_after_a_transient_database_error(db, monkeypatch, capsys, message,
                                                                              transient):
     """Any OperationalError was tried again until the lease ran out, a schema error ("no such table") too, which
-    never passes: it now fails at once, saying why; locked/busy, lost connections and deadlocks are still retried."""
-    from sqlalchemy.exc import OperationalError
+    never passes: it now fails at once, saying why; locked/busy, lost connections and deadlocks are still retried.
+    PostgreSQL raises its schema errors as ProgrammingError, which had passed up bare, without the message."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     from neurozoo.leaderboard import scorer
 
     job = {"id": 7, "model": "m", "benchmark": "b"}
     calls, waits = [], []
+    kind = ProgrammingError if message.startswith("ProgrammingError") else OperationalError
 
     def finish(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise OperationalError("finish", {}, Exception(message))
+            raise kind("finish", {}, Exception(message))
         return True
 
     monkeypatch.setattr(db, "finish", finish)
@@ -786,12 +789,74 @@ def test_storing_a_score_is_tried_again_only_after_a_transient_database_error(db
         assert scorer.store_with_retries(db, job, "w", record(), None, 60, print) is True
         assert (len(calls), waits) == (2, [1.0])
     else:
-        with pytest.raises(OperationalError):
+        with pytest.raises(kind):
             scorer.store_with_retries(db, job, "w", record(), None, 60, print)
         assert (len(calls), waits) == (1, [])
         assert "not a passing database error, so not tried again" in capsys.readouterr().out
     stale = OperationalError("finish", {}, Exception("no such table: jobs"), connection_invalidated=True)
     assert scorer.transient_db_error(stale)
+
+
+def test_storing_a_score_waits_out_a_really_locked_sqlite_database(tmp_path, monkeypatch, capsys):
+    """The classification above against SQLite's own error: a database another connection holds locked is transient,
+    so the score is stored once the lock is released."""
+    import sqlite3
+    from types import SimpleNamespace
+
+    from sqlalchemy import event
+
+    from neurozoo.leaderboard import scorer
+
+    db = LeaderboardDB(f"sqlite:///{tmp_path / 'lb.sqlite'}")
+    try:
+        event.listen(db.engine, "connect", lambda connection, _: connection.execute("PRAGMA busy_timeout=50"))
+        db.engine.dispose()  # new connections wait 50 ms for a lock, not 30 s
+        job_id = db.enqueue("m", "b", {})
+        job = db.claim("w", lease_s=60)
+        holder = sqlite3.connect(tmp_path / "lb.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+        waits = []
+
+        def released(seconds):  # the other writer commits during the scorer's first wait
+            waits.append(seconds)
+            holder.execute("COMMIT")
+
+        monkeypatch.setattr(scorer, "time", SimpleNamespace(monotonic=time.monotonic, sleep=released))
+        try:
+            assert scorer.store_with_retries(db, job, "w", record(), None, 60, print) is True
+        finally:
+            holder.close()
+        assert waits == [1.0] and db.job(job_id)["status"] == DONE and list(db.query()["value"]) == [0.5]
+        assert "storing its score failed ((sqlite3.OperationalError) database is locked" in capsys.readouterr().out
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("broken", ["column", "table"])
+def test_storing_a_score_fails_at_once_on_a_real_schema_error(db, monkeypatch, capsys, broken):
+    """A database whose scores table lacks a column, or the table itself (SQLite's and PostgreSQL's own errors), is
+    never tried again: the worker fails at once, saying why, and the job is left to its lease."""
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from neurozoo.leaderboard import scorer
+
+    job_id = db.enqueue("m", "b", {})
+    job = db.claim("w", lease_s=60)
+    cascade = " CASCADE" if db.engine.dialect.name == "postgresql" else ""
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE scores DROP COLUMN duration_s" if broken == "column" else
+                                f"DROP TABLE scores{cascade}"))
+    waits = []  # the scorer's own waits (time.sleep itself is also called by the database driver's subprocesses)
+    monkeypatch.setattr(scorer, "time", SimpleNamespace(monotonic=time.monotonic, sleep=waits.append))
+    with pytest.raises((OperationalError, ProgrammingError)) as raised:
+        scorer.store_with_retries(db, job, "w", record(), None, 60, print)
+    assert not scorer.transient_db_error(raised.value) and waits == []
+    out = capsys.readouterr().out
+    assert "not a passing database error, so not tried again" in out and "duration_s" in out if broken == "column" \
+        else "scores" in out
+    assert db.job(job_id)["status"] == RUNNING
 
 
 def test_a_withdrawn_submission_leaves_the_board_keeps_its_rows_and_name_and_can_be_restored(db):

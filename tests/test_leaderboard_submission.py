@@ -188,6 +188,32 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
 
 
+def test_withdrawing_a_slow_submission_stops_its_sandboxed_job_early(tmp_path, db, capsys):
+    """A withdrawn submission's running job ran its sandbox to the end (here its 120 s limit) only to have its score
+    refused. Through zoo work's own path (work, score_job, the bubblewrap sandbox), the lease renewal sees the
+    withdrawal and the model process is killed within a renewal (lease / 3) and a poll: the job stays `withdrawn`,
+    not failed, and nothing is stored."""
+    import time
+
+    sid = submit(db, make_submission(tmp_path / "slow", mode="hang", weights=False), tmp_path / "store")
+    [job_id] = [j["id"] for j in db.submission(sid)["jobs"]]
+
+    def withdraw_once_running():
+        deadline = time.monotonic() + 60
+        while db.job(job_id)["status"] != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.0)  # the model process is up (its create_model sleeps 600 s)
+        db.withdraw_submission(sid, "licence withdrawn", "op")
+
+    threading.Thread(target=withdraw_once_running, daemon=True).start()
+    started = time.monotonic()
+    counts = work(db, lambda job: score_job(job, timeout_s=120), ids=[job_id], lease_s=1.5, progress=False)
+    took = time.monotonic() - started
+    assert counts == {"done": 0, "failed": 0} and took < 60, (counts, took)
+    assert db.job(job_id)["status"] == "withdrawn" and db.job(job_id)["error"] is None and db.query().empty
+    assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out
+
+
 def _score_the_good_then_the_failing(db, good, jobs):
     good_jobs = [j["id"] for j in db.submission(good)["jobs"]]
     counts = work(db, lambda job: score_job(job, timeout_s=240), ids=good_jobs, progress=False)

@@ -341,6 +341,11 @@ def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
         loaded(driver, server + "/models/gamma")
         assert driver.find_element(By.ID, "model-name").text == "gamma"
         assert len(driver.find_elements(By.CSS_SELECTOR, ".figure svg")) == 2
+        folded = driver.find_element(By.ID, "how-ranked")  # the model page folds its notes as the ranking does
+        note = folded.find_element(By.ID, "scale-note")
+        assert folded.get_attribute("open") is None and not note.is_displayed()
+        driver.find_element(By.LINK_TEXT, "how").click()
+        assert folded.get_attribute("open") is not None and note.is_displayed()
     finally:
         driver.quit()
 
@@ -814,7 +819,8 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]["scores"]
-    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None, "scored": 1, "of": 1}
+    assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None,
+                                                                         "error_bound": None, "scored": 1, "of": 1}
     assert ranking["delta"]["overall_data"] == "synthetic"  # it had been "real", on the plugin's score alone
     assert ranking["delta"]["scores"]["overall"]["value"] is None and ranking["delta"]["rank"] is None
     assert "(undeclared data)" in client.get("/").text
@@ -962,6 +968,59 @@ def test_the_static_report_drops_a_withdrawn_submissions_page_and_has_one_for_a_
         assert "scored under version 0 of ventral_embedded.V4-temporal" in row
 
 
+def test_the_static_report_renders_only_the_pages_a_new_score_changes_and_equals_a_full_render(db, tmp_path,
+                                                                                                 monkeypatch):
+    """Every model's page was rendered again for any new score. A new score renders its model's page, its benchmark's,
+    the index and the pages of the models whose rank or rank group it moved; every page still equals a full
+    rendering."""
+    from neurozoo.leaderboard import render as rendering
+
+    _score(db, "glm", "retina_embedded.oms", 0.5)  # a phenomenon only: not ranked, a page of its own
+    report = tmp_path / "report"
+    rendering.write_report(db, report)
+    made, real = [], rendering.render
+    monkeypatch.setattr(rendering, "render", lambda template, **c: made.append(c.get("model") or c.get("benchmark")
+                                                                               or template) or real(template, **c))
+    assert rendering.write_report(db, report) and made == ["index.html"]  # nothing changed: the index only
+    made.clear()
+    _score(db, "delta", V4, 0.9, ceiling=0.95)  # ranked 1st among the V4-only models: beta becomes 2nd
+    rendering.write_report(db, report)
+    assert sorted(made) == ["beta", "delta", "index.html", V4]  # alpha, gamma, glm and IT unchanged
+    made.clear()
+    full = tmp_path / "full"
+    rendering.write_report(db, full)
+    pages = lambda root: {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.html")}
+    assert len(made) == len(pages(full)) > 10  # every model's, every registered benchmark's and the index
+    assert pages(report) == pages(full)
+    made.clear()
+    rendering.write_report(db, report, everything=True)
+    assert len(made) == len(pages(full)) and pages(report) == pages(full)
+
+
+def test_the_web_app_renders_again_only_the_model_pages_a_new_score_changes(db, tmp_path, monkeypatch):
+    """A model page's cache followed the board's version: any new score rendered every model's page again on its next
+    request. It now follows what the page shows; a page whose rank moved is still rendered again."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard import views
+    from neurozoo.leaderboard.web import create_app
+
+    made, real = [], views.model_page
+    monkeypatch.setattr(views, "model_page", lambda db, model, *a, **k: made.append(model) or real(db, model, *a, **k))
+    client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+    page = lambda model: client.get(f"/models/{model}").text
+    assert all("Rank <strong>1</strong>" in page(m) for m in ("gamma", "beta")) and sorted(made) == ["beta", "gamma"]
+    _score(db, "delta", V4, 0.9, ceiling=0.95)  # beta becomes 2nd of the V4-only models; gamma's page is unchanged
+    deadline = time.monotonic() + 60
+    while "Rank <strong>2</strong> of 2" not in page("beta"):
+        assert time.monotonic() < deadline, "beta's page never showed its new rank"
+        time.sleep(0.1)
+    for _ in range(3):
+        assert "Rank <strong>1</strong> of 2" in page("gamma")
+        time.sleep(0.4)
+    assert sorted(made) == ["beta", "beta", "gamma"]
+
+
 def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_not_sortable(db, client):
     """The outdated table's "why" ran on one line, so at 1400 px the command that scores it again was off the screen,
     in the table's sideways scroll; its headers looked clickable (pointer) though the table does not sort."""
@@ -1014,7 +1073,8 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
     assert alpha["cortex (synthetic)/V4"]["value"] == pytest.approx(0.30)
     assert alpha["cortex (synthetic)"]["value"] == pytest.approx(0.20)  # mean of its V4 0.30 and IT 0.10
-    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "scored": 1, "of": 1}  # real data only
+    assert alpha["overall"] == {"value": pytest.approx(0.05), "error": None, "error_bound": None, "scored": 1,
+                              "of": 1}  # real data only
     assert ranking["alpha"]["overall_data"] == "real"
     # ranked on real data: alpha (0.05), gamma (0.01); beta has no real-data score and no rank
     assert [(m, ranking[m]["rank"]) for m in ("alpha", "gamma", "beta")] == [("alpha", 1), ("gamma", 2), ("beta", None)]
@@ -1066,8 +1126,32 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
     assert row["scores"]["overall"]["value"] == pytest.approx(0.3)
     assert row["scores"]["overall"]["error"] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
     assert next(r for r in client.get("/api/ranking").json() if r["model"] == "alpha")["scores"]["overall"]["error"] is None
-    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/").text
-    assert '0.300 <span class="sem">&plusmn; 0.025</span>' in client.get("/models/eps").text
+    # the scores share images (V4 and IT: one model, the same 288 images), so the independent propagation is stated
+    # as such, and its upper bound whatever their correlation, the mean of the errors, is on hover and in the API
+    assert row["scores"]["overall"]["error_bound"] == pytest.approx(0.035)  # (0.03 + 0.04) / 2
+    shown = ('0.300 <span class="sem" title="standard error taken as if its scores were independent; at most &plusmn; '
+             '0.035 whatever their correlation">&plusmn; 0.025</span>')
+    assert shown in client.get("/").text and shown in client.get("/models/eps").text
+    assert "as if they were independent. They are not by construction" in client.get("/models/eps").text
+
+
+def test_an_aggregates_error_bound_holds_whatever_the_correlation_of_its_scores():
+    """The standard error of a mean of correlated scores exceeds the independent propagation; the bound (the mean of
+    the errors) covers every correlation, and equals the standard error when the scores are fully correlated."""
+    import numpy as np
+
+    from neurozoo.leaderboard.aggregate import aggregate, build_tree
+
+    tree = build_tree([("a", {"region": "V4", "data": "real"}), ("b", {"region": "IT", "data": "real"})])
+    nodes = aggregate(tree, {"a": 0.4, "b": 0.2}, {"a": 0.03, "b": 0.04})
+    _, n, of, error, bound = nodes["cortex"]
+    assert (n, of, error, bound) == (2, 2, pytest.approx(0.025), pytest.approx(0.035))
+    for rho in (-1.0, 0.0, 0.5, 1.0):
+        true = np.sqrt(0.03 ** 2 + 0.04 ** 2 + 2 * rho * 0.03 * 0.04) / 2
+        assert true <= bound + 1e-12 and (rho != 0.0 or true == pytest.approx(error))
+    assert np.sqrt(0.03 ** 2 + 0.04 ** 2 + 2 * 0.03 * 0.04) / 2 == pytest.approx(bound)
+    assert nodes["a"][3:] == (0.03, 0.03) and aggregate(tree, {"a": 0.4, "b": 0.2}, {"a": 0.03})["cortex"][3:] == (
+        None, None)  # one score without an error: neither
 
 
 def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, client, tmp_path):
@@ -1240,6 +1324,19 @@ def test_the_ranking_says_what_the_overall_is_in_one_line_above_the_table_and_fo
     folded = folded[:folded.index("</details>")]
     assert all(note in folded for note in notes)
     assert all(f'id="{name}"' in folded for name in ("data-note", "scale-note", "rank-note"))
+
+
+def test_a_models_page_folds_its_notes_as_the_ranking_does(client):
+    """The ranking folds its notes below the table; a model's page showed them unfolded between its aggregates and its
+    scores. They are folded there too, in the same words, and its rank line links to them."""
+    page, ranking = client.get("/models/gamma").text, client.get("/").text
+    folded = lambda html: html[html.index('<details id="how-ranked" class="notes">'):].split("</details>")[0]
+    assert folded(page) == folded(ranking)
+    outside = page.replace(folded(page), "")
+    assert not any(note in outside for note in ("never averaged together", "fraction of its own noise ceiling",
+                                                "never counted as zero", "secret key", 'id="data-note"'))
+    assert page.index('id="aggregates"') < page.index('id="how-ranked"') < page.index('id="scores"')
+    assert '<a href="#how-ranked">how</a>' in page[page.index('<p id="rank">'):page.index('id="aggregates"')]
 
 
 def test_a_models_page_shows_its_rank_and_rank_group_as_the_ranking_does(db, client):

@@ -220,6 +220,46 @@ def test_run_json_keeps_the_settings_of_every_part_of_a_resumed_run(data, tmp_pa
         Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto")).close()
     segments = json.loads((tmp_path / "run.json").read_text())["segments"]
     assert [(s["start_step"], s["config"]["amp"]) for s in segments] == [(None, True), (2, False)]
+    assert [s["resumed_from"] for s in segments] == [{"checkpoint": str(tmp_path / "last.pth")}, {
+        "checkpoint": str(tmp_path / "last.pth"), "epoch": 2, "epoch_steps": 0, "step": 2,
+        "written_at": segments[1]["resumed_from"]["written_at"]}]
+
+
+def test_run_json_keeps_every_checkpoint_a_run_resumed_from(data, tmp_path):
+    """A run resumed twice (from last.pth at step 3, then from a copy of it at step 6) kept only the latest resume
+    (the top-level resumed_from): now each segment names the checkpoint it started from, with its position and the
+    time it was written, and the time the part started. A run.json of the version before (the top level only) gives
+    its segments what it knew: the latest resume, the others' --resume (auto: OUT/last.pth)."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import utc_time
+
+    last, kept = tmp_path / "last.pth", tmp_path / "kept.pth"
+    crash_before_step(config(data, tmp_path, checkpoint_every=3), 4)
+    written = [utc_time(last.stat().st_mtime)]
+    crash_before_step(config(data, tmp_path, checkpoint_every=3, resume="auto"), 7)
+    shutil.copy2(last, kept)
+    written.append(utc_time(kept.stat().st_mtime))
+    train(config(data, tmp_path, checkpoint_every=3, resume=str(kept)))
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert [s["resumed_from"] for s in run["segments"]] == [
+        None, {"checkpoint": str(last), "epoch": 0, "epoch_steps": 3, "step": 3, "written_at": written[0]},
+        {"checkpoint": str(kept), "epoch": 1, "epoch_steps": 2, "step": 6, "written_at": written[1]}]
+    assert [(s["start_step"], s["outcome"]) for s in run["segments"]] == [(0, "stopped"), (3, "stopped"),
+                                                                         (6, "finished")]
+    started = [s["started_at"] for s in run["segments"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in started) and started == sorted(started)
+    assert written[0] <= started[1] and written[1] <= started[2] and run["resumed_from"] == str(kept)
+
+    for segment in run["segments"]:  # as the version before wrote it
+        del segment["resumed_from"], segment["started_at"]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    Trainer(config(data, tmp_path, checkpoint_every=3, resume="auto")).close()  # nothing left to train
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [s["resumed_from"] for s in segments[:3]] == [None, {"checkpoint": str(last), "step": 3},
+                                                         {"checkpoint": str(kept), "step": 6}]
+    assert segments[3]["resumed_from"] == {"checkpoint": str(last), "epoch": 2, "epoch_steps": 0, "step": 8,
+                                           "written_at": utc_time(last.stat().st_mtime)}
 
 
 def train_command(data, out, epochs, entry=("-m", "neurozoo.convrnn.training")):

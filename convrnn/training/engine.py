@@ -280,6 +280,30 @@ def class_difference(saved: List[str], current: List[str], other: str = "the che
     return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
 
 
+def utc_time(seconds: float) -> str:
+    """``seconds`` since the epoch as run.json writes a time: ``2026-12-04T19:30:05Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def segments_with_resume_sources(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """``run``'s (run.json as read) segments, each with ``resumed_from`` (None for a fresh start). A version before
+    segments kept theirs (``Trainer._resume_source``) recorded the latest resume only, at the top level: its last
+    segment gets that path, the others their ``--resume`` path (``auto``: OUT/last.pth, or a fresh start at step 0),
+    each with its start step; their position and time are unknown."""
+    segments = [dict(segment) if isinstance(segment, dict) else segment for segment in run["segments"]]
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, dict) or "resumed_from" in segment:
+            continue
+        config = segment.get("config") or {}
+        resume, step = config.get("resume"), segment.get("start_step")
+        if index == len(segments) - 1:
+            resume = run.get("resumed_from")
+        elif resume == "auto":
+            resume = str(Path(config.get("out", "")) / "last.pth") if step else None
+        segment["resumed_from"] = {"checkpoint": resume, "step": step} if resume else None
+    return segments
+
+
 class RanksDisagree(UserFacingError):
     """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
     ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
@@ -654,17 +678,28 @@ class Trainer:
             # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
             # unrecorded once the file was edited or moved
             "spec": self._spec(),
-            "resumed_from": str(resume) if resume else None,
+            "resumed_from": str(resume) if resume else None,  # the latest part's; every part's: segments
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
             "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
-            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment,
+            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word;
+            # resumed_from: the checkpoint it started from (the top level kept the latest resume's only)
+            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step,
+                                                           "started_at": utc_time(time.time()),
+                                                           "resumed_from": self._resume_source(resume), **segment,
                                                            "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
+
+    def _resume_source(self, resume) -> Optional[Dict[str, Any]]:
+        """What a segment records of the checkpoint it resumed (None: a fresh start): its path, position and the
+        time it was written."""
+        if resume is None:
+            return None
+        return {"checkpoint": str(resume), "epoch": self.epoch, "epoch_steps": self.epoch_steps,
+                "step": self.global_step, "written_at": utc_time(Path(resume).stat().st_mtime)}
 
     def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
         """The run's segments so far, from the run.json beside the resumed checkpoint (one made of its top level when
@@ -680,9 +715,11 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return before["segments"]
+            return segments_with_resume_sources(before)
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
-        return [{"start_step": None, **{key: before.get(key) for key in keys}}]
+        latest = before.get("resumed_from")
+        return [{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
+                 **{key: before.get(key) for key in keys}}]
 
     def _record_run(self, outcome: str, error: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped or diverged; the step reached;

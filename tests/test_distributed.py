@@ -258,6 +258,46 @@ def test_a_sigterm_or_a_corrupt_image_on_one_rank_stops_both_at_the_same_step_wi
     assert_same_run(straight, stopped)
 
 
+# each rank finds the first image of its second training batch corrupt (truncated as it is about to be read: 4 images
+# a batch, read in the training process; its path in OUT/truncated<RANK>)
+CORRUPT_IMAGE_IN_STEP_2_OF_EVERY_RANK = SAY_WHERE_EACH_RANK_STOPPED + """
+import itertools
+
+get, reads = ImageFolder.__getitem__, itertools.count(1)
+
+
+def truncated_fifth(self, index):
+    path = Path(self.samples[index][0])
+    if self.root.name == "train" and next(reads) == 5:
+        (out / f"truncated{os.environ['RANK']}").write_text(str(path))
+        path.write_bytes(path.read_bytes()[:300])
+    return get(self, index)
+
+
+ImageFolder.__getitem__ = truncated_fifth
+""" + RUN
+
+
+def test_corrupt_images_on_every_rank_at_one_step_are_all_named_and_that_step_is_saved(tmp_path):
+    """Both ranks find a corrupt image in step 2 (their second training batch): both stop after step 1, rank 0 writes
+    last.pth at step 1 (as one process does) and names both files, each with its rank, in its one line. Before, only
+    the lowest failing rank's file was named: replaced, the rerun stopped again on the other."""
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=1, size=32)
+    stopped = tmp_path / "stopped"
+    process = run_script(tmp_path, CORRUPT_IMAGE_IN_STEP_2_OF_EVERY_RANK, data, stopped)
+    bad = [(stopped / f"truncated{r}").read_text() for r in (0, 1)]
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["1", "1"], \
+        process.stderr[-3000:]
+    assert bad[0] != bad[1] and process.stderr.count("train: error: ") == 1, process.stderr[-3000:]
+    assert f"train: error: rank 0: cannot read image {bad[0]}: " in process.stderr, process.stderr[-3000:]
+    assert f"; rank 1: cannot read image {bad[1]}: " in process.stderr
+    assert f"; {stopped / 'last.pth'} holds step 1 (1 of 2 batches of epoch 1): replace each file by a readable " \
+           "image of the same name (the image order stays), then rerun the same command with --resume" in process.stderr
+    assert "exitcode  : 2" in process.stderr and "exitcode  : 130" not in process.stderr
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (0, 1, 1, 2)
+
+
 def best_is_epoch_1(out):
     return load_checkpoint(out / "best.pth")["global_step"] == 2
 

@@ -220,6 +220,46 @@ def test_run_json_keeps_the_settings_of_every_part_of_a_resumed_run(data, tmp_pa
         Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto")).close()
     segments = json.loads((tmp_path / "run.json").read_text())["segments"]
     assert [(s["start_step"], s["config"]["amp"]) for s in segments] == [(None, True), (2, False)]
+    assert [s["resumed_from"] for s in segments] == [{"checkpoint": str(tmp_path / "last.pth")}, {
+        "checkpoint": str(tmp_path / "last.pth"), "epoch": 2, "epoch_steps": 0, "step": 2,
+        "written_at": segments[1]["resumed_from"]["written_at"]}]
+
+
+def test_run_json_keeps_every_checkpoint_a_run_resumed_from(data, tmp_path):
+    """A run resumed twice (from last.pth at step 3, then from a copy of it at step 6) kept only the latest resume
+    (the top-level resumed_from): now each segment names the checkpoint it started from, with its position and the
+    time it was written, and the time the part started. A run.json of the version before (the top level only) gives
+    its segments what it knew: the latest resume, the others' --resume (auto: OUT/last.pth)."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import utc_time
+
+    last, kept = tmp_path / "last.pth", tmp_path / "kept.pth"
+    crash_before_step(config(data, tmp_path, checkpoint_every=3), 4)
+    written = [utc_time(last.stat().st_mtime)]
+    crash_before_step(config(data, tmp_path, checkpoint_every=3, resume="auto"), 7)
+    shutil.copy2(last, kept)
+    written.append(utc_time(kept.stat().st_mtime))
+    train(config(data, tmp_path, checkpoint_every=3, resume=str(kept)))
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert [s["resumed_from"] for s in run["segments"]] == [
+        None, {"checkpoint": str(last), "epoch": 0, "epoch_steps": 3, "step": 3, "written_at": written[0]},
+        {"checkpoint": str(kept), "epoch": 1, "epoch_steps": 2, "step": 6, "written_at": written[1]}]
+    assert [(s["start_step"], s["outcome"]) for s in run["segments"]] == [(0, "stopped"), (3, "stopped"),
+                                                                         (6, "finished")]
+    started = [s["started_at"] for s in run["segments"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in started) and started == sorted(started)
+    assert written[0] <= started[1] and written[1] <= started[2] and run["resumed_from"] == str(kept)
+
+    for segment in run["segments"]:  # as the version before wrote it
+        del segment["resumed_from"], segment["started_at"]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    Trainer(config(data, tmp_path, checkpoint_every=3, resume="auto")).close()  # nothing left to train
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [s["resumed_from"] for s in segments[:3]] == [None, {"checkpoint": str(last), "step": 3},
+                                                         {"checkpoint": str(kept), "step": 6}]
+    assert segments[3]["resumed_from"] == {"checkpoint": str(last), "epoch": 2, "epoch_steps": 0, "step": 8,
+                                           "written_at": utc_time(last.stat().st_mtime)}
 
 
 def train_command(data, out, epochs, entry=("-m", "neurozoo.convrnn.training")):
@@ -875,6 +915,79 @@ def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(
     bad.write_bytes(whole)
     assert main(args + ["--resume"]) == 0  # as it says
     assert load_checkpoint(last)["global_step"] == 2
+
+
+def kill_and_wait(pid: int) -> None:
+    """SIGKILL to process ``pid``, returning once it is dead (a zombie, or reaped)."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} outlived SIGKILL")
+
+
+@pytest.mark.parametrize("killer", ["trainer", "worker"])
+def test_a_loading_worker_killed_mid_epoch_stops_the_run_with_the_last_step_saved_and_resume_continues(
+        data, tmp_path, straight, capsys, monkeypatch, killer):
+    """SIGKILL (the out-of-memory killer's) to the run's loading worker while step 2 of 8 trains (``trainer``: sent
+    by the trainer), or by the worker to itself as it loads batch 3, the trainer having batch 2 (``worker``: then
+    mostly while the trainer waits for batch 3): torch's SIGCHLD handler raised "DataLoader worker (pid N) is killed
+    by signal: Killed." wherever the trainer was (a traceback, exit 1), and the run died without a checkpoint. Now
+    step 2 finishes, last.pth is written at step 2, run.json records the stop, the command says in one line what
+    happened and how to go on (exit 2), and --resume ends with the uninterrupted run's weights and metrics."""
+    import multiprocessing
+
+    from neurozoo.convrnn.training.engine import KILLED_WORKER, Trainer
+    from neurozoo.convrnn.training.imagefolder import ImageFolder
+    from neurozoo.leaderboard.cli import main
+
+    out, batch, getitem, calls = tmp_path / "run", Trainer._batch, ImageFolder.__getitem__, itertools.count(1)
+    has_batch_2, killed = tmp_path / "has-batch-2", tmp_path / "killed"
+
+    def batch_then_kill_the_worker(self, images, target):
+        if self.model.training and self.global_step == 1 and not has_batch_2.exists():
+            has_batch_2.touch()
+            if killer == "trainer":
+                workers = multiprocessing.active_children()
+                assert len(workers) == 1, workers
+                killed.write_text(str(workers[0].pid))
+                kill_and_wait(workers[0].pid)
+        return batch(self, images, target)
+
+    def dying_at_batch_3(self, index):  # in the worker: its 17th image is the first of batch 3 (8 per batch)
+        if killer == "worker" and next(calls) == 17:
+            while not has_batch_2.exists():
+                time.sleep(0.01)
+            time.sleep(0.2)  # the trainer's step 2, mostly
+            killed.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return getitem(self, index)
+
+    monkeypatch.setattr(Trainer, "_batch", batch_then_kill_the_worker)
+    monkeypatch.setattr(ImageFolder, "__getitem__", dying_at_batch_3)
+    args = ["train", *train_command(data, out, epochs=2)[3:]]
+    args[args.index("--workers") + 1] = "1"
+    assert main(args) == 2
+    last = out / "last.pth"
+    assert capsys.readouterr().err == (
+        f"zoo train: error: a data-loading worker died: DataLoader worker (pid {killed.read_text()}) is killed by "
+        f"signal: Killed. ({KILLED_WORKER}); {last} holds step 2 (2 of 4 batches of epoch 1): rerun the same command "
+        "with --resume to continue from it\n")
+    segment = json.loads((out / "run.json").read_text())["segments"][-1]
+    assert (segment["outcome"], segment["end_step"]) == ("stopped", 2)
+    assert segment["error"].startswith("WorkerDied: a data-loading worker died: DataLoader worker (pid ")
+    assert load_checkpoint(last)["global_step"] == 2 and read_metrics(out / "metrics.jsonl")[-1]["step"] == 2
+
+    monkeypatch.setattr(Trainer, "_batch", batch)
+    monkeypatch.setattr(ImageFolder, "__getitem__", getitem)
+    assert main(args + ["--resume"]) == 0  # as it says
+    same_run(out, straight)
 
 
 def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys):

@@ -92,7 +92,7 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, train
+    from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, WorkerDied, train
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
 
@@ -111,8 +111,13 @@ def run(args: argparse.Namespace) -> int:
     except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
         if int(os.environ.get("RANK", "0")) != 0:  # every rank stopped at the same step; rank 0 says it once
             return 2
-        replace = "replace the file by a readable image of the same name (the image order stays), then "
+        replace = (f"replace {'the file by a readable image' if error.files == 1 else 'each file by a readable image'} "
+                   "of the same name (the image order stays), then ")
         raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
+    except WorkerDied as error:  # a loading worker killed (the out-of-memory killer): what the run keeps, how to go on
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 2
+        raise UserFacingError(f"{error}; {what_was_kept(Path(args.out))}") from None
     except FloatingPointError as error:  # a non-finite loss or weights (engine.Diverged): it was a traceback, and the
         # same resume diverges again
         if int(os.environ.get("RANK", "0")) != 0:

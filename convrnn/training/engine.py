@@ -4,11 +4,11 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 ``DistributedSampler`` (a pure function of seed and epoch, also for one process); each image's augmentation is
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
-is requested (SIGTERM, a first Ctrl-C, or an image found unreadable: every rank stops at the same step, see
-``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of batches trained in
-the current epoch, so a resumed run skips those images without loading them, and the global random states of every
-rank (for models that draw random numbers themselves), so that resuming from it gives the weights an uninterrupted
-run would have.
+is requested (SIGTERM, a first Ctrl-C, an image found unreadable or a loading worker's death: every rank stops at
+the same step, see ``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of
+batches trained in the current epoch, so a resumed run skips those images without loading them, and the global
+random states of every rank (for models that draw random numbers themselves), so that resuming from it gives the
+weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
 from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
 from neurozoo.convrnn.training.transforms import build_transform
+from neurozoo.convrnn.training.worker_deaths import WorkerDeaths
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import write_json
@@ -129,13 +130,35 @@ class TrainConfig:
 
 
 class DataErrorMidRun(DataError):
-    """Data found unreadable once training has started (a corrupt image): one line naming the file, raised on every
+    """Data found unreadable once training has started (a corrupt image): one line naming the file (``files``: of
+    each rank that found one), raised on every rank at the same step, after the checkpoint of the last step trained
+    was written, as a stop (SIGTERM) does (``Trainer._stop_point``)."""
+
+    def __init__(self, message: str, files: int = 1):
+        super().__init__(message)
+        self.files = files
+
+
+class WorkerDied(UserFacingError):
+    """A data-loading worker died (SIGKILL: the out-of-memory killer; a crash; ``worker_deaths``): raised on every
     rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
     (``Trainer._stop_point``)."""
 
 
-# the stop code of a rank that could not read its batch, above every signal number (the codes are reduced with MAX)
+# the stop codes of a rank that could not read its batch or whose loading worker died, above every signal number
+# (the codes are reduced with MAX)
 UNREADABLE_DATA = 1 << 16
+WORKER_DIED = UNREADABLE_DATA + 1
+#: what a worker killed by SIGKILL says, besides torch's line
+KILLED_WORKER = ("SIGKILL: the out-of-memory killer, unless someone sent it; fewer --workers or a smaller --batch-size "
+                 "need less memory")
+
+
+def ranks_lines(lines: List[Optional[str]]) -> List[str]:
+    """The lines of the ranks that have one (``lines``: every rank's, gathered), each naming its rank when there
+    are several."""
+    failed = [(rank, line) for rank, line in enumerate(lines) if line]
+    return [line if len(failed) == 1 else f"rank {rank}: {line}" for rank, line in failed]
 
 
 class Diverged(FloatingPointError):
@@ -278,6 +301,30 @@ def class_difference(saved: List[str], current: List[str], other: str = "the che
         return f"{len(current)} class folders in train/, {other} has {len(saved)}"
     index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
     return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
+
+
+def utc_time(seconds: float) -> str:
+    """``seconds`` since the epoch as run.json writes a time: ``2026-12-04T19:30:05Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def segments_with_resume_sources(run: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """``run``'s (run.json as read) segments, each with ``resumed_from`` (None for a fresh start). A version before
+    segments kept theirs (``Trainer._resume_source``) recorded the latest resume only, at the top level: its last
+    segment gets that path, the others their ``--resume`` path (``auto``: OUT/last.pth, or a fresh start at step 0),
+    each with its start step; their position and time are unknown."""
+    segments = [dict(segment) if isinstance(segment, dict) else segment for segment in run["segments"]]
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, dict) or "resumed_from" in segment:
+            continue
+        config = segment.get("config") or {}
+        resume, step = config.get("resume"), segment.get("start_step")
+        if index == len(segments) - 1:
+            resume = run.get("resumed_from")
+        elif resume == "auto":
+            resume = str(Path(config.get("out", "")) / "last.pth") if step else None
+        segment["resumed_from"] = {"checkpoint": resume, "step": step} if resume else None
+    return segments
 
 
 class RanksDisagree(UserFacingError):
@@ -445,6 +492,7 @@ class Trainer:
         self.epoch_sums = torch.zeros(2, 4, dtype=torch.float64, device=self.device)
         self.epoch_lr = config.lr  # the learning rate of the epoch's last step so far
         self._stop_flag = torch.zeros(1, dtype=torch.int64, device=self.device)
+        self.worker_deaths = WorkerDeaths()
 
         if config.fast and model is None:
             self._check_fast_path()  # before the data are listed and hashed (minutes on ImageNet)
@@ -654,17 +702,28 @@ class Trainer:
             # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
             # unrecorded once the file was edited or moved
             "spec": self._spec(),
-            "resumed_from": str(resume) if resume else None,
+            "resumed_from": str(resume) if resume else None,  # the latest part's; every part's: segments
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
             "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
-            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step, **segment,
+            # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word;
+            # resumed_from: the checkpoint it started from (the top level kept the latest resume's only)
+            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step,
+                                                           "started_at": utc_time(time.time()),
+                                                           "resumed_from": self._resume_source(resume), **segment,
                                                            "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
+
+    def _resume_source(self, resume) -> Optional[Dict[str, Any]]:
+        """What a segment records of the checkpoint it resumed (None: a fresh start): its path, position and the
+        time it was written."""
+        if resume is None:
+            return None
+        return {"checkpoint": str(resume), "epoch": self.epoch, "epoch_steps": self.epoch_steps,
+                "step": self.global_step, "written_at": utc_time(Path(resume).stat().st_mtime)}
 
     def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
         """The run's segments so far, from the run.json beside the resumed checkpoint (one made of its top level when
@@ -680,9 +739,11 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return before["segments"]
+            return segments_with_resume_sources(before)
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
-        return [{"start_step": None, **{key: before.get(key) for key in keys}}]
+        latest = before.get("resumed_from")
+        return [{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
+                 **{key: before.get(key) for key in keys}}]
 
     def _record_run(self, outcome: str, error: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped or diverged; the step reached;
@@ -898,33 +959,39 @@ class Trainer:
 
     def _next_batch(self, batches):
         """The next of ``batches`` (None past their end) on the device, read before a safe point (``_stop_point``): an
-        unreadable image (a ``DataError`` from the loader, maybe raised in a loading worker) is a stop request like a
-        SIGTERM, so that every rank stops at the same step, and none waits in the next gradient all-reduce for a rank
-        that failed."""
+        unreadable image (a ``DataError`` from the loader, maybe raised in a loading worker) or a loading worker's
+        death (``worker_deaths``) is a stop request like a SIGTERM, so that every rank stops at the same step, and none
+        waits in the next gradient all-reduce for a rank that failed."""
         try:
-            batch, unreadable = next(batches, None), None
+            batch, unreadable = self.worker_deaths.next(batches), None
         except DataError as error:
             batch, unreadable = None, raised_in_worker(error)
-        except RuntimeError:  # "DataLoader worker ... exited unexpectedly": killed by the SIGTERM that stops the run
-            if not termination_requested():  # (sent to its process group), which the stop point below acts on
-                raise
-            batch, unreadable = None, None
         self._stop_point(unreadable)
         return None if batch is None else self._batch(*batch)
 
     def _stop_point(self, unreadable: Optional[str] = None) -> None:
-        """When a SIGTERM or a first Ctrl-C has reached any rank (inside ``sigterm_deferred``) or any rank could not
-        read its batch (``unreadable``: the error's line), every rank stops here at the same step: the request is
-        reduced with MAX over the ranks (a one-element all-reduce per batch: a signal number, or
-        ``UNREADABLE_DATA``). A stop saves the checkpoint of this step (rank 0 writes it; an unreadable batch at an
-        epoch's start, with nothing trained since the epoch-end checkpoint, saves nothing) and raises
-        ``KeyboardInterrupt("signal N")``, or on every rank ``DataErrorMidRun`` with the first failing rank's line."""
-        code = max_over_ranks(UNREADABLE_DATA if unreadable else termination_requested() or 0, self._stop_flag)
-        if code == UNREADABLE_DATA:
-            found = next(line for line in all_gather_objects(unreadable) if line)
+        """When a SIGTERM or a first Ctrl-C has reached any rank (inside ``sigterm_deferred``), any rank could not
+        read its batch (``unreadable``: the error's line) or any rank's loading worker died, every rank stops here at
+        the same step: the request is reduced with MAX over the ranks (a one-element all-reduce per batch: a signal
+        number, ``UNREADABLE_DATA`` or ``WORKER_DIED``). A stop saves the checkpoint of this step (rank 0 writes it;
+        an unreadable batch or a dead worker at an epoch's start, with nothing trained since the epoch-end
+        checkpoint, saves nothing) and raises ``KeyboardInterrupt("signal N")``, or on every rank ``DataErrorMidRun``
+        naming every failing rank's file, else ``WorkerDied`` naming every rank's dead worker."""
+        # a worker ended by the SIGTERM that stops the run (sent to its process group) is part of that stop
+        died = None if termination_requested() else self.worker_deaths.died
+        mine = UNREADABLE_DATA if unreadable else WORKER_DIED if died else termination_requested() or 0
+        code = max_over_ranks(mine, self._stop_flag)
+        if code >= UNREADABLE_DATA:
+            gathered = all_gather_objects((unreadable, died))
             if self.epoch_steps:
                 self.save(is_best=False)
-            raise DataErrorMidRun(found)
+            files = ranks_lines([line for line, _ in gathered])
+            if files:
+                raise DataErrorMidRun("; ".join(files), files=len(files))
+            deaths = ranks_lines([f"{line} ({KILLED_WORKER})" if line and line.endswith("signal: Killed.") else line
+                                  for _, line in gathered])
+            raise WorkerDied(f"{'a data-loading worker' if len(deaths) == 1 else 'data-loading workers'} died: "
+                             f"{'; '.join(deaths)}")
         if code:
             self.save(is_best=False)
             raise KeyboardInterrupt(f"signal {code}")
@@ -1030,9 +1097,12 @@ class Trainer:
         """Train from the current epoch to ``config.epochs`` (or ``until_epoch``); returns the last epoch row.
 
         SIGTERM and a first Ctrl-C stop it at the next batch with a checkpoint of that step (``_stop_point``); a second
-        Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A divergence
-        (``Diverged``) is recorded in run.json before it is raised, a stop in this part's segment."""
-        with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE):
+        Ctrl-C stops it at once (the first one used to, losing the steps since the last checkpoint). A loading worker's
+        death stops it as SIGTERM does (``WorkerDied``; it was torch's RuntimeError, raised wherever the main thread
+        was, and no checkpoint). A divergence (``Diverged``) is recorded in run.json before it is raised, a stop in this part's
+        segment."""
+        deaths = self.worker_deaths.deferred() if self.config.workers else contextlib.nullcontext()
+        with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE), deaths:
             try:
                 return self._fit(until_epoch)
             except Diverged as error:

@@ -42,7 +42,11 @@ class WorkerDeaths:
         if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGCHLD"):
             yield
             return
-        from torch.utils.data._utils.signal_handling import _set_SIGCHLD_handler
+        try:  # torch's private helper: a torch that moved it leaves the block unchanged (the death raised as before)
+            from torch.utils.data._utils.signal_handling import _set_SIGCHLD_handler
+        except ImportError:
+            yield
+            return
 
         _set_SIGCHLD_handler()  # torch's, set now (else by the block's first iterator, above this one's)
         torch_handler = signal.getsignal(signal.SIGCHLD)

@@ -1169,6 +1169,72 @@ def test_zoo_fit_waiting_for_a_folders_lock_stops_at_once_on_sigterm_or_ctrl_c_h
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.lock", "zoo.err"]
 
 
+SIGTERM_AS_THE_LOCK_IS_GRANTED = """
+import fcntl, os, signal, sys
+from neurozoo.datasets import cache
+from neurozoo.leaderboard.cli import main
+
+when, flock, names, waited = sys.argv[1], fcntl.flock, cache._names, []
+
+
+def granted(handle, operation):  # inside the wait's own deferral, just after its last check for a request
+    try:
+        flock(handle, operation)
+    except BlockingIOError:
+        waited.append(1)
+        raise
+    if waited and when == "inside the wait":
+        waited.clear()  # once
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def named(path, handle):  # after the wait, before the fit
+    if waited and when == "after the wait":
+        waited.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return names(path, handle)
+
+
+fcntl.flock, cache._names = granted, named
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("when", ["inside the wait", "after the wait"])
+def test_zoo_fit_stopped_by_sigterm_as_a_folders_lock_is_granted_exits_cleanly_having_written_nothing(
+        ln_recording, tmp_path, when):
+    """The wait for another fit's folder lock deferred SIGTERM only while it polled: one that came as the lock was
+    granted (after the wait's last check) was dropped when the wait's deferral ended, and the fit ran to its end (exit
+    0), and one that came between the wait and the fit's own deferral killed zoo fit without a word (exit -15),
+    leaving the lock file of a fit that never was. zoo fit now defers SIGTERM from its start to its results: either
+    stops it there, exit 130, saying so, nothing written, no lock file left."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    out, err = tmp_path / "fit", tmp_path / "zoo.err"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(fit_lock(out), "a") as lock, open(err, "w") as log:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other fit
+        process = subprocess.Popen([sys.executable, "-c", SIGTERM_AS_THE_LOCK_IS_GRANTED, when, "fit", "ln", "--data",
+                                    str(ln_recording), "--out", str(out), "--epochs", "1"], env=env,
+                                   stdout=subprocess.PIPE, stderr=log)
+        deadline = time.monotonic() + 120
+        while "waiting for the fit" not in err.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.01)
+    process.communicate(timeout=120)  # the other fit's lock released: this one is granted it
+    waiting = f"waiting for the fit another process is making in {out}"
+    assert (process.returncode, err.read_text()) == (130, (
+        f"ln on ln.h5: {waiting}\nzoo fit: interrupted; ln on ln.h5: stopped (signal 15) while {waiting}, before "
+        "fitting or writing anything\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo.err"]
+
+
 def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):
     """The settings were checked only by the fit, after the fit's folder was named and locked: each refused
     `zoo fit ... --epochs 0` left a lock file for a fit that never was in the shared fit cache (and beside --out)."""

@@ -345,10 +345,10 @@ def _score_retina(args, benchmark):
     progress = getattr(args, "progress", True)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device))
+    if cross_stimulus is not None:
+        score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:
         score.provenance.setdefault("settings", {})["fitted_to"] = fitted_to  # settings: the store keeps them
-    if cross_stimulus is not None:
-        score.provenance["settings"]["cross_stimulus"] = cross_stimulus
         scored = score.provenance.get("data_sha256")
         if (fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored)
                 and cross_stimulus is None):  # that one is said with the score

@@ -47,6 +47,11 @@ def add_commands(sub) -> None:
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")
     parser.add_argument("--data", type=Path, help="your own data, for the benchmarks that score on it (required "
                         "there): " + "; ".join(f"{name}: {what}" for name, what in OWN_DATA.items()))
+    parser.add_argument("--cross-stimulus", action="store_true",
+                        help="retina_embedded.*-heldout with --checkpoint: score weights fitted on the other embedded "
+                             "stimulus (natural scenes on the white-noise repeats, or the reverse), which is refused "
+                             "without it; the record is marked (settings.cross_stimulus, the model named MODEL@W.pt "
+                             "(cross-stimulus: fitted on KIND))")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
@@ -69,6 +74,11 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     check_own_data_options(args)
+    if getattr(args, "cross_stimulus", False) and not (_is_embedded_heldout(args.benchmark) and args.checkpoint):
+        raise UserFacingError(f"--cross-stimulus applies to --checkpoint weights scored on a held-out benchmark of the "
+                              f"embedded retina ({', '.join(_embedded_heldout())}), not to {args.benchmark}"
+                              + ("" if args.checkpoint else " without --checkpoint (a model named alone is fitted on "
+                                 "the benchmark's own stimulus)"))
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -124,6 +134,11 @@ def _score(args) -> int:
         details += [f"raw {score.raw:.4f}"] if score.raw is not None else []
         details += [f"ceiling {score.ceiling:.3f}"] if score.ceiling is not None else []
         print(f"{model_name} on {args.benchmark}: {score.value:.4f}" + (f" ({', '.join(details)})" if details else ""))
+        cross = score.provenance["settings"].get("cross_stimulus")
+        if cross:
+            print(f"cross-stimulus score (--cross-stimulus): fitted on {cross['fitted_on']}, scored on the held-out "
+                  f"repeats of {cross['scored_on']}; not comparable with {args.benchmark}'s scores of models fitted "
+                  f"on {cross['scored_on']}")
         print(saved_where(store, record_id, summary, score))
         return 0
     from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
@@ -162,6 +177,7 @@ def rerun_arguments(args) -> dict:
             "width": args.width, "set": list(args.overrides or []), "layers": args.layers,
             "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint,
             **({"data": str(Path(args.data).resolve())} if _is_own_data(args.benchmark) else {}),
+            **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -263,6 +279,17 @@ def _is_retina(benchmark: str) -> bool:
     return benchmarks.BENCHMARKS.get(benchmark).tags.get("family") == "retina"
 
 
+def _embedded_heldout() -> list:
+    """The held-out benchmarks of the embedded retina: a model's responses to held-out repeats of one stimulus."""
+    from neurozoo.benchmarks.retina import HELDOUT_KINDS
+
+    return [f"retina_embedded.{kind}-heldout" for kind in HELDOUT_KINDS]
+
+
+def _is_embedded_heldout(benchmark: str) -> bool:
+    return benchmark in _embedded_heldout()
+
+
 def _store(args, score, model_name: str):
     """The score's record in the results store and its JSON summary beside the plots (in ``args.out``, which
     :func:`run_score` made): ``(store, record id, path)``."""
@@ -290,7 +317,7 @@ def _score_retina(args, benchmark):
     if args.model not in retina.list_models():
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
-    model, data, fitted_to = args.model, getattr(args, "data", None), None
+    model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.embedded_fit import fitted_recording, load_checkpoint
@@ -314,13 +341,17 @@ def _score_retina(args, benchmark):
                                   "number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "
                                   "embedded:whitenoise or embedded:naturalscene); weights fitted to your own recording "
                                   "score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
+        cross_stimulus = _cross_stimulus(args, benchmark, fitted_to)
     progress = getattr(args, "progress", True)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device))
+    if cross_stimulus is not None:
+        score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:
         score.provenance.setdefault("settings", {})["fitted_to"] = fitted_to  # settings: the store keeps them
         scored = score.provenance.get("data_sha256")
-        if fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored):
+        if (fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored)
+                and cross_stimulus is None):  # that one is said with the score
             import sys
 
             fitted = fitted_to.get("data_absolute") or fitted_to["data"]
@@ -328,4 +359,33 @@ def _score_retina(args, benchmark):
                   f"{fitted_to['summary']}), not to the recording scored ({score.provenance.get('data_path')}, sha256 "
                   f"{str(scored)[:12]}): scored as given, meaningful only for the same cells (another stimulus, say); "
                   "the record keeps both (settings.fitted_to)", file=sys.stderr)
-    return score, args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+    name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
+    if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
+        name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':', 1)[1]})"
+    return score, name
+
+
+def _cross_stimulus(args, benchmark, fitted_to: dict):
+    """For ``--checkpoint`` weights on an embedded held-out benchmark: ``{"fitted_on", "scored_on"}`` where the
+    ``summary.json`` beside them names the other embedded recording (``fitted_to["embedded"]``) and ``--cross-stimulus``
+    asks for it, else None. A held-out score is of the stimulus the model was fitted to (held-out repeats of that
+    stimulus class: McIntosh et al. 2016; Maheswaranathan et al. 2023): weights fitted on the other one are refused,
+    naming both, unless asked for; ``--cross-stimulus`` with nothing to allow is refused too."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    wanted = getattr(args, "cross_stimulus", False)
+    scored = benchmark.kind if _is_embedded_heldout(args.benchmark) else None
+    fitted = fitted_to.get("embedded")
+    if scored is not None and fitted is not None and fitted != scored:
+        if not wanted:
+            raise UserFacingError(
+                f"{args.checkpoint}: fitted on embedded:{fitted} ({fitted_to['summary']}), but {args.benchmark} scores "
+                f"held-out repeats of embedded:{scored}: a held-out score is of the stimulus the model was fitted to "
+                f"(McIntosh et al. 2016), so these weights score on retina_embedded.{fitted}-heldout; --cross-stimulus "
+                f"scores them on embedded:{scored} all the same, the record marked as a cross-stimulus score")
+        return {"fitted_on": f"embedded:{fitted}", "scored_on": f"embedded:{scored}"}
+    if wanted:
+        why = (f"{fitted_to['summary']} names embedded:{fitted}, the stimulus {args.benchmark} scores on" if fitted
+               else f"{fitted_to['reason']}: no training stimulus is recorded to compare")
+        raise UserFacingError(f"--cross-stimulus: nothing to allow ({args.checkpoint}: {why}); leave it out")
+    return None

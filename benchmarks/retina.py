@@ -78,7 +78,10 @@ def _factory(kind: str):
     return create
 
 
-for _kind in ("whitenoise", "naturalscene"):
+#: the embedded recordings that have a held-out benchmark, ``retina_embedded.<kind>-heldout``
+HELDOUT_KINDS = ("whitenoise", "naturalscene")
+
+for _kind in HELDOUT_KINDS:
     BENCHMARKS.add(f"retina_embedded.{_kind}-heldout", _factory(_kind),
                    description=f"median held-out correlation of a fitted retina model on the embedded ground-truth "
                                f"retina ({_kind}), cells with explainable variance >= 0.15; ceiling: oracle r",

@@ -133,13 +133,19 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     the same recordings are hashed by every fit and score of a run. The identity (device, inode) tells a file
     replaced atomically (a new file renamed over the old) within one tick of the file-system clock, with the same
     size and times, from the one hashed before."""
+    return _sha256_file(str(Path(path).resolve()), file_state(path), chunk)
+
+
+def file_state(path) -> tuple:
+    """What tells one version of a file from another without reading it, for a cache of what was read from it
+    (:func:`sha256_file`, ``datasets.retina_h5.read_experiment``): its identity (device, inode), size, and
+    modification and change times."""
     stat = os.stat(path)
-    return _sha256_file(str(Path(path).resolve()), (stat.st_dev, stat.st_ino), stat.st_size,
-                        (stat.st_mtime_ns, stat.st_ctime_ns), chunk)
+    return (stat.st_dev, stat.st_ino), stat.st_size, (stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @lru_cache(maxsize=256)
-def _sha256_file(path: str, identity: tuple, size: int, times: tuple, chunk: int) -> str:
+def _sha256_file(path: str, state: tuple, chunk: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):

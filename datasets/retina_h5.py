@@ -32,7 +32,8 @@ error.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple
 
@@ -169,13 +170,7 @@ class Recording:
             import h5py
 
             with h5py.File(self.path, "r") as f:
-                stored = f[f"{self.split}/stimulus"]
-                stimulus, stored_uint8 = np.asarray(stored, np.float32), stored.dtype == np.uint8
-            _check_finite(self.path, f"{self.split}/stimulus", stimulus, ("frame", "row", "column"),
-                          f"finite intensities, shape (T, {FRAME_SIZE}, {FRAME_SIZE})")
-            if not stored_uint8:  # a uint8 stimulus is warned of when the file is read
-                _warn_of_an_offset_stimulus(self.path, self.split, stimulus)
-            self._stimulus = stimulus
+                self._stimulus = _checked_stimulus(self.path, self.split, f[f"{self.split}/stimulus"])
         return self._stimulus
 
     def __repr__(self) -> str:  # the dataclass's printed every array whole: pages of numbers in a notebook
@@ -199,6 +194,16 @@ class Recording:
 
 def _fail(path, dataset, message):
     raise DataError(f"{path}: dataset {dataset}: {message}")
+
+
+def _checked_stimulus(path, split: str, stored) -> np.ndarray:
+    """The stimulus dataset ``stored`` read as float32, refused unless finite, and warned of if far from zero mean."""
+    stimulus, stored_uint8 = np.asarray(stored, np.float32), stored.dtype == np.uint8
+    _check_finite(path, f"{split}/stimulus", stimulus, ("frame", "row", "column"),
+                  f"finite intensities, shape (T, {FRAME_SIZE}, {FRAME_SIZE})")
+    if not stored_uint8:  # a uint8 stimulus is warned of when the file is read
+        _warn_of_an_offset_stimulus(path, split, stimulus)
+    return stimulus
 
 
 #: largest |mean| of a stimulus, in its sd, that is taken for zero-mean (z-scored natural scenes: 0 over the split)
@@ -227,7 +232,7 @@ def _warn_of_an_offset_stimulus(path, split: str, stimulus: np.ndarray) -> None:
         warnings.warn(f"{path}: {split}/stimulus has mean {mean:.3g} and sd {sd:.3g}, not zero mean; it is used as "
                       "stored, while the zero stimulus is the grey of zoo probe (flashes and gratings around it) and "
                       "the baseline of the attribution, and deep-retina z-scores it on load: z-score it first (zero "
-                      "mean, unit variance) to fit and probe as they did", stacklevel=3)
+                      "mean, unit variance) to fit and probe as they did", stacklevel=4)
 
 
 def _check_finite(path, dataset, data: np.ndarray, axes: Sequence[str], expected: str) -> None:
@@ -339,7 +344,7 @@ def _warn_of_repeats_unlike_the_response(path, split: str, responses: Mapping[st
                       f"{len(bad)} of {len(cells)} cells ({shown}): the held-out metrics score the repeats, so if "
                       "they are stored in another cell order, or are another recording's, every cell is scored "
                       "against another cell's responses; store the repeats in the order of the response's rows",
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarray:
@@ -394,12 +399,16 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
                     check_stimulus: Optional[bool] = None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
 
-    ``check_stimulus`` (default: for ``test``, whose held-out movie is short) reads the stimulus now and checks that
-    it is finite, so that a caller validating the file before a long fit is not told of a NaN only after it; the
-    training movie (gigabytes for a real recording) is checked when ``Recording.stimulus`` first reads it.
-    """
-    import h5py
+    The test split's stimulus (the short held-out movie) is read now and checked to be finite, so that a caller
+    validating the file before a long fit is not told of a NaN only after it; the training movie (gigabytes for a real
+    recording) is checked when ``Recording.stimulus`` first reads it, or now with ``check_stimulus=True``.
 
+    A split is read and validated once per process while its file is unchanged (:func:`~neurozoo.datasets.provenance.
+    file_state`: the same file, size and times), and its warnings are given then: a ``zoo fit`` or ``zoo score`` reads
+    the file in several places (the check before the fit, the fit, the held-out evaluation) and used to open, check
+    and warn each time. Each call gets a Recording of its own, which reads the training movie itself: the one
+    remembered never holds it (the test split's short movie is kept with it).
+    """
     path = Path(path)
     if not path.is_file():
         problem = "is a folder, not an experiment file" if path.is_dir() else "no such experiment file"
@@ -407,6 +416,26 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
     if split not in ("train", "test"):
         raise DataError(f"{path}: split must be 'train' or 'test', not {split!r}")
     require_repeats = split == "test" if require_repeats is None else require_repeats
+    from neurozoo.datasets.provenance import file_state
+
+    read = _read_split(str(path.resolve()), file_state(path), split, require_repeats)
+    recording = replace(read, path=path, responses=dict(read.responses), attrs=dict(read.attrs))
+    if check_stimulus:
+        recording.stimulus  # noqa: B018 (the training movie read and validated now; the test split's is, with the file)
+    return recording
+
+
+#: splits read and validated (:func:`_read_split`), remembered: a run's train and test, of one or two files
+READ_SPLITS_KEPT = 4
+
+
+@lru_cache(maxsize=READ_SPLITS_KEPT)
+def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> Recording:
+    """:func:`read_experiment`'s reading and checks of one split of the file ``path`` as it is in ``state``; the test
+    split's stimulus read and checked in the same pass."""
+    import h5py
+
+    path = Path(path)
     try:
         f = h5py.File(path, "r")
     except OSError as error:
@@ -429,7 +458,7 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
 
             warnings.warn(f"{path}: {split}/stimulus is uint8 (0-255 intensities); it is used as stored, while "
                           "deep-retina z-scores it on load: z-score it first (zero mean, unit variance) to fit as "
-                          "they did", stacklevel=2)
+                          "they did", stacklevel=3)
         T = stim.shape[0]
         if T < N_FRAMES:
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}) with T >= {N_FRAMES} "
@@ -469,26 +498,28 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
         elif require_repeats:
             _missing(path, f, f"{split}/repeats", f"a group of repeated trials for held-out metrics: "
                      f"firing_rate_10ms (n_repeats, {n_cells}, {T}) or cellNN (n_repeats, {T}) per cell")
-        recording = Recording(path, split, cells, time, responses, repeats, dict(f.attrs))
-    if check_stimulus is None:
-        check_stimulus = split == "test"
-    if check_stimulus:
-        recording.stimulus  # noqa: B018 (read and validated now; kept, the test movie is small)
-    return recording
+        # the test movie is small: read, checked and kept now
+        stimulus = _checked_stimulus(path, split, stim) if split == "test" else None
+        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs), stimulus)
 
 
 def checked_experiment(path) -> Tuple[Recording, Recording]:
     """``(train, test)`` of an experiment file to fit and score on, both validated (:func:`read_experiment`) and the
-    same cells in both, before a fit that would otherwise fail only after it."""
+    same cells in both, before a fit that would otherwise fail only after it. Read and checked once per process while
+    the file is unchanged (:func:`read_experiment`), so its warnings are given once however many steps of one run
+    (``zoo score --checkpoint``'s model, then the benchmark) ask for it."""
+    from neurozoo.datasets.provenance import file_state
+
     train, test = read_experiment(path, "train"), read_experiment(path, "test")
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
-    _warn_of_unlike_stimuli(path)
+    _warn_of_unlike_stimuli(str(Path(path).resolve()), file_state(path))
     return train, test
 
 
-def _warn_of_unlike_stimuli(path) -> None:
+@lru_cache(maxsize=READ_SPLITS_KEPT)
+def _warn_of_unlike_stimuli(path: str, state: tuple) -> None:
     """A warning where ``test/stimulus`` has another mean (by more than :data:`MAX_STIMULUS_OFFSET` of the training
     stimulus's sd) or contrast (sd, by more than a factor :data:`MAX_CONTRAST_RATIO`) than ``train/stimulus``: a model
     fitted to one is scored on its predictions for another (a gain fitted at one contrast, an offset at one mean
@@ -512,7 +543,7 @@ def _warn_of_unlike_stimuli(path) -> None:
         warnings.warn(f"{path}: test/stimulus is unlike train/stimulus: {'; '.join(unlike)}. The held-out metrics "
                       "score a model fitted to the training movie on its predictions for the test movie, so the "
                       "held-out numbers are of another stimulus ensemble, silently; store both splits normalised "
-                      "alike (e.g. z-scored with the training movie's mean and sd)", stacklevel=3)
+                      "alike (e.g. z-scored with the training movie's mean and sd)", stacklevel=4)
 
 
 def read_spikes(path) -> Dict[str, np.ndarray]:

@@ -81,6 +81,17 @@ FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patien
 
 
 def run_fit(args) -> int:
+    """``zoo fit``, with SIGTERM deferred throughout (:func:`_run_fit`)."""
+    from neurozoo.datasets.termination import sigterm_deferred
+
+    # one deferral from the start to the results: a SIGTERM is taken at the next safe point (the fit folder's lock,
+    # the wait for it, an epoch's end, the results written), never between two of them, where it killed zoo fit
+    # without a word (or, arriving as the lock was granted, was dropped and the fit ran to its end)
+    with sigterm_deferred():
+        return _run_fit(args)
+
+
+def _run_fit(args) -> int:
     import os
     import sys
 

@@ -179,15 +179,27 @@ def fit_folder_locked(out: Path, what: str, progress: bool = True) -> Iterator[N
     embedded:whitenoise``) begins the line a wait prints to stderr (``progress``). SIGTERM or Ctrl-C while waiting
     stops at once, nothing done: ``KeyboardInterrupt`` saying so (``zoo``'s exit 130; a scorer hands its job back).
     A fit that leaves no folder, or an empty one (refused before it began: a recording too short to validate on, a
-    spike-history model on a file without spike counts), removes its lock file too: it guards nothing."""
+    spike-history model on a file without spike counts), removes its lock file too: it guards nothing.
+
+    Inside a caller's :func:`~neurozoo.datasets.termination.sigterm_deferred` (``zoo fit``'s, from before the lock to
+    its results), a SIGTERM that came before the lock, or while it was being granted, stops here too, before anything
+    is done (the lock file then removed as above): the wait's own deferral ended with the wait, and such a SIGTERM was
+    dropped (the fit then ran to its end) or, between the wait and the fit's own deferral, killed the process without
+    a word, leaving the lock file."""
     from neurozoo.datasets.cache import locked
+    from neurozoo.datasets.termination import raise_if_terminated
 
     waiting = f"waiting for the fit another process is making in {out}"
     holding = False
     folder = Path(out).resolve()
     try:
+        raise_if_terminated()
+    except KeyboardInterrupt as error:
+        raise KeyboardInterrupt(f"{what}: stopped ({error}) before fitting or writing anything") from None
+    try:
         with locked(fit_lock(out), waiting=f"{what}: {waiting}" if progress else None, stoppable=True,
                     remove_if=lambda: not folder.is_dir() or not any(folder.iterdir())):
+            raise_if_terminated()
             holding = True
             yield
     except KeyboardInterrupt as error:

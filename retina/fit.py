@@ -160,6 +160,9 @@ MONITORS = ("correlation", "poisson")
 #: What a finished fit leaves in ``out`` beside its checkpoint (``zoo fit`` adds the last three).
 RESULT_FILES = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv", "fit_curve.png")
 
+#: The folder in ``out`` where a fresh fit keeps the earlier fit until its own first checkpoint (:func:`_set_aside`).
+EARLIER_FIT = "earlier-fit"
+
 
 @dataclass
 class FitResult:
@@ -524,13 +527,10 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
+        _drop_earlier_fit(Path(out))  # this fit has its checkpoint (one killed before it dropped the earlier)
     else:
-        if out is not None:  # a fresh fit in a used folder: the earlier fit goes, so that a kill leaves no
-            # final-looking files beside this fit's first checkpoints, and none before them that a resume would take
-            # for this fit's (the earlier checkpoint first: without results beside it, a resume would finish it again)
-            checkpoint.unlink(missing_ok=True)
-            for name in RESULT_FILES:
-                (Path(out) / name).unlink(missing_ok=True)
+        if out is not None:  # a fresh fit in a used folder: the earlier fit is set aside, out of the resume's way
+            _set_aside(Path(out))
         if hasattr(model, "init_from_sta"):
             model.init_from_sta(spike_triggered_average(d.movie, d.target, train_t).to(device))
         if hasattr(model, "init_from_stimulus"):
@@ -600,6 +600,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
                               "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
                               "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL, **state}, checkpoint)
+                _drop_earlier_fit(Path(out))
             _stop_point(checkpoint, state, config)
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
@@ -636,6 +637,40 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                                                 "stopped_after_epoch": (state["history"][-1]["epoch"]
                                                                         if result.early_stopped else None)})
     return result
+
+
+def _set_aside(out: Path) -> None:
+    """A fresh fit in the used folder ``out``: the earlier fit's checkpoint and results are moved into ``out/``
+    :data:`EARLIER_FIT`, the checkpoint first, each by one rename. From that first rename on no resume can take the
+    earlier fit for this one's (a resume reads ``out/checkpoint.pt`` only), nor its results stand beside this fit's
+    checkpoints as its own; and the earlier fit is not lost before this fit has something to show: it is removed when
+    this fit writes its first checkpoint (:func:`_drop_earlier_fit`). A kill before that (``kill -9`` in the first
+    epoch) leaves it there whole, to be moved back by hand. An ``earlier-fit`` folder left by such a kill holds the
+    last fit that had a checkpoint, and is kept: only what of it had not been moved yet joins it; a checkpoint in
+    ``out`` beside it is newer (killed between its first checkpoint and the removal) and replaces it."""
+    import os
+    import shutil
+    import sys
+
+    earlier = [name for name in ("checkpoint.pt",) + RESULT_FILES if (out / name).exists()]
+    if not earlier:
+        return
+    aside = out / EARLIER_FIT
+    if "checkpoint.pt" in earlier and aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir(exist_ok=True)
+    for name in earlier:
+        os.replace(out / name, aside / name)
+    print(f"{out}: the earlier fit in it set aside in {aside} until this fit's first checkpoint", file=sys.stderr,
+          flush=True)
+
+
+def _drop_earlier_fit(out: Path) -> None:
+    """The earlier fit that :func:`_set_aside` kept, removed: this fit has a checkpoint in ``out``."""
+    import shutil
+
+    if (out / EARLIER_FIT).is_dir():
+        shutil.rmtree(out / EARLIER_FIT)
 
 
 def fitted_weights(saved: Mapping[str, Any]) -> tuple:

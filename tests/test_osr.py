@@ -382,6 +382,61 @@ def test_zoo_score_refuses_weights_fitted_to_another_recording_on_the_embedded_b
     assert fitted_to["circuit_cells"] and record.model == "ln@model.pt"
 
 
+def test_a_held_out_benchmark_refuses_weights_fitted_on_another_stimulus_unless_asked(tmp_path, capsys, monkeypatch):
+    """zoo score ln retina_embedded.whitenoise-heldout --checkpoint W scored weights fitted on the natural scenes on the
+    white-noise repeats as a score of the benchmark (a held-out score is of the stimulus the model was fitted to:
+    McIntosh et al. 2016). Refused now, naming both stimuli; --cross-stimulus scores it, the record marked (its model
+    name, settings.cross_stimulus) and rerun as such by zoo reproduce; given with nothing to allow, it is refused."""
+    import functools
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.leaderboard.cli import main as zoo
+
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", "embedded:naturalscene", "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
+    # a small recording stands in for the embedded one: its summary.json names it as the default-size one is named
+    summary = json.loads((fit / "summary.json").read_text())
+    summary["data"] = str(tmp_path / "elsewhere" / synthetic_retina._embedded_path("naturalscene", {})[0].name)
+    (fit / "summary.json").write_text(json.dumps(summary))
+    weights, db, out = fit / "model.pt", f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", "retina_embedded.whitenoise-heldout", "--checkpoint", str(weights), "--db", db, "--out", out]
+    capsys.readouterr()
+    assert zoo(score) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"zoo score: error: {weights}: fitted on embedded:naturalscene ({fit / 'summary.json'}), but "
+        "retina_embedded.whitenoise-heldout scores held-out repeats of embedded:whitenoise: a held-out score is of the "
+        "stimulus the model was fitted to (McIntosh et al. 2016), so these weights score on "
+        "retina_embedded.naturalscene-heldout; --cross-stimulus scores them on embedded:whitenoise all the same, the "
+        "record marked as a cross-stimulus score")
+    assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(db).records()
+    assert zoo([*score, "--cross-stimulus"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("ln@model.pt (cross-stimulus: fitted on naturalscene) on "
+                                 "retina_embedded.whitenoise-heldout: 0.")
+    assert printed[1] == ("cross-stimulus score (--cross-stimulus): fitted on embedded:naturalscene, scored on the "
+                          "held-out repeats of embedded:whitenoise; not comparable with "
+                          "retina_embedded.whitenoise-heldout's scores of models fitted on embedded:whitenoise")
+    [record] = ResultsStore(db).records()
+    assert record.model == "ln@model.pt (cross-stimulus: fitted on naturalscene)"
+    assert record.settings["cross_stimulus"] == {"fitted_on": "embedded:naturalscene",
+                                                 "scored_on": "embedded:whitenoise"}
+    assert record.settings["rerun"]["cross_stimulus"] is True
+    assert zoo(["reproduce", str(record.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    # the benchmark of the stimulus they were fitted on takes them as they are; the option there has nothing to allow
+    same = ["score", "ln", "retina_embedded.naturalscene-heldout", "--checkpoint", str(weights), "--db", db, "--out", out]
+    assert zoo([*same, "--cross-stimulus"]) == 2
+    assert (f"zoo score: error: --cross-stimulus: nothing to allow ({weights}: {fit / 'summary.json'} names "
+            "embedded:naturalscene, the stimulus retina_embedded.naturalscene-heldout scores on); leave it out"
+            ) in capsys.readouterr().err
+    assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout", "--cross-stimulus", "--db", db]) == 2
+    assert "without --checkpoint" in capsys.readouterr().err
+    assert zoo(same) == 0 and ResultsStore(db).records()[-1].model == "ln@model.pt"
+
+
 def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
     """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
     and circuit version), or under another name by the sha256 this machine recorded when generating it."""

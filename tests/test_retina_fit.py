@@ -1090,6 +1090,51 @@ def test_two_zoo_fits_into_one_out_folder_take_turns(tmp_path):
     assert summary["best_epoch"] == 0 and (out / "model.pt").is_file()
 
 
+KILLED_IN_FIRST_EPOCH = """
+import os, signal, sys
+from neurozoo.leaderboard.cli import main
+from neurozoo.retina import fit as fitting
+
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+fitting._train_steps = killed
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_zoo_fit_no_resume_killed_before_its_first_checkpoint_keeps_the_earlier_fit_aside_never_resumed(tmp_path):
+    """`zoo fit --no-resume` removed the earlier fit (checkpoint and results) before training, so that a kill -9 in its
+    first epoch could not leave the earlier checkpoint for the next plain `zoo fit` to resume as this fit; but the kill
+    then lost the earlier fit with nothing in its place. It is moved into DIR/earlier-fit instead: never resumed (the
+    next zoo fit starts afresh), kept whole until the new fit's first checkpoint, then removed."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    from neurozoo.retina.fit import EARLIER_FIT, RESULT_FILES
+
+    data = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=2500, n_test=200, n_repeats=2)
+    out = tmp_path / "fit"
+    argv = ["fit", "ln", "--data", str(data), "--out", str(out), "--epochs", "1", "--quiet"]
+    assert zoo(argv) == 0
+    files = ("checkpoint.pt",) + RESULT_FILES
+    digests = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in files}
+    killed = subprocess.run([sys.executable, "-c", KILLED_IN_FIRST_EPOCH, *argv, "--no-resume"], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert f"{out}: the earlier fit in it set aside in {out / EARLIER_FIT} until this fit's first checkpoint" in \
+        killed.stderr
+    assert sorted(p.name for p in out.iterdir()) == [EARLIER_FIT]
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / EARLIER_FIT).iterdir()} == digests
+    # the next plain zoo fit: afresh (its first epoch not one of the earlier fit's), the earlier fit gone after it
+    with pytest.warns(UserWarning):  # the recording's few validation frames
+        assert zoo([*argv, "--lr", "0.003"]) == 0  # resuming the earlier fit (lr 0.01) would have been refused
+    assert not (out / EARLIER_FIT).exists() and sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert json.loads((out / "summary.json").read_text())["provenance"]["settings"]["lr"] == 0.003
+
+
 @pytest.mark.parametrize("signum, how", [(15, "signal 15"), (2, "Ctrl-C")])
 def test_zoo_fit_waiting_for_a_folders_lock_stops_at_once_on_sigterm_or_ctrl_c_having_written_nothing(
         ln_recording, tmp_path, signum, how):
@@ -1122,6 +1167,72 @@ def test_zoo_fit_waiting_for_a_folders_lock_stops_at_once_on_sigterm_or_ctrl_c_h
         f"ln on ln.h5: {waiting}\nzoo fit: interrupted; ln on ln.h5: stopped ({how}) while {waiting}, before fitting "
         "or writing anything\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.lock", "zoo.err"]
+
+
+SIGTERM_AS_THE_LOCK_IS_GRANTED = """
+import fcntl, os, signal, sys
+from neurozoo.datasets import cache
+from neurozoo.leaderboard.cli import main
+
+when, flock, names, waited = sys.argv[1], fcntl.flock, cache._names, []
+
+
+def granted(handle, operation):  # inside the wait's own deferral, just after its last check for a request
+    try:
+        flock(handle, operation)
+    except BlockingIOError:
+        waited.append(1)
+        raise
+    if waited and when == "inside the wait":
+        waited.clear()  # once
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def named(path, handle):  # after the wait, before the fit
+    if waited and when == "after the wait":
+        waited.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+    return names(path, handle)
+
+
+fcntl.flock, cache._names = granted, named
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("when", ["inside the wait", "after the wait"])
+def test_zoo_fit_stopped_by_sigterm_as_a_folders_lock_is_granted_exits_cleanly_having_written_nothing(
+        ln_recording, tmp_path, when):
+    """The wait for another fit's folder lock deferred SIGTERM only while it polled: one that came as the lock was
+    granted (after the wait's last check) was dropped when the wait's deferral ended, and the fit ran to its end (exit
+    0), and one that came between the wait and the fit's own deferral killed zoo fit without a word (exit -15),
+    leaving the lock file of a fit that never was. zoo fit now defers SIGTERM from its start to its results: either
+    stops it there, exit 130, saying so, nothing written, no lock file left."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from neurozoo.retina.embedded_fit import fit_lock
+
+    out, err = tmp_path / "fit", tmp_path / "zoo.err"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    with open(fit_lock(out), "a") as lock, open(err, "w") as log:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other fit
+        process = subprocess.Popen([sys.executable, "-c", SIGTERM_AS_THE_LOCK_IS_GRANTED, when, "fit", "ln", "--data",
+                                    str(ln_recording), "--out", str(out), "--epochs", "1"], env=env,
+                                   stdout=subprocess.PIPE, stderr=log)
+        deadline = time.monotonic() + 120
+        while "waiting for the fit" not in err.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            time.sleep(0.01)
+    process.communicate(timeout=120)  # the other fit's lock released: this one is granted it
+    waiting = f"waiting for the fit another process is making in {out}"
+    assert (process.returncode, err.read_text()) == (130, (
+        f"ln on ln.h5: {waiting}\nzoo fit: interrupted; ln on ln.h5: stopped (signal 15) while {waiting}, before "
+        "fitting or writing anything\n"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo.err"]
 
 
 def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):

@@ -146,3 +146,41 @@ def test_a_checkpoints_record_names_the_recording_it_was_fitted_to(own_file, tmp
         assert record.data_sha256 == _sha256(scored)
         fitted_to = record.settings["fitted_to"]
         assert fitted_to["data_sha256"] == _sha256(own_file) and fitted_to["data_absolute"] == str(own_file)
+
+
+def test_one_zoo_fit_or_score_reads_checks_and_warns_of_a_file_once(own_file, tmp_path, monkeypatch, recwarn):
+    """checked_experiment ran twice in one `zoo score --checkpoint` (for the model's cells, then in the benchmark), and
+    `zoo fit`'s held-out evaluation read the test split again: the file was opened and checked each time (10 and 7
+    opens) and its warnings printed twice. Each run (the caches cleared between them, as a new process has them) now
+    opens it once per split, once for the stimuli's comparison and once for the fit's training movie."""
+    import numpy as np
+
+    from neurozoo.datasets import retina_h5
+
+    with h5py.File(own_file, "a") as f:  # another contrast in the test movie, and two cells' repeats swapped
+        f["test/stimulus"][...] = np.asarray(f["test/stimulus"]) * 3
+        first, second = np.asarray(f["test/repeats/cell01"]), np.asarray(f["test/repeats/cell02"])
+        f["test/repeats/cell01"][...], f["test/repeats/cell02"][...] = second, first
+    opened = []
+
+    class Counted(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            opened.append(str(name)) if str(name) == str(own_file) else None
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", Counted)
+    out, db = tmp_path / "fit", f"sqlite:///{tmp_path / 'r.sqlite'}"
+    runs = (["fit", "ln", "--data", str(own_file), "--out", str(out), "--epochs", "1", "--quiet"],
+            ["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--checkpoint", str(out / "model.pt"), "--db", db,
+             "--out", str(tmp_path / "scores")])
+    for argv, opens in zip(runs, (4, 3)):
+        retina_h5._read_split.cache_clear()
+        retina_h5._warn_of_unlike_stimuli.cache_clear()
+        opened.clear()
+        recwarn.clear()  # it records every warning given (no filter drops a repeat)
+        assert main(argv) == 0
+        given = [str(w.message) for w in recwarn]
+        for warning in ("test/stimulus is unlike train/stimulus: sd (contrast) 3", "does not follow the mean of "
+                        "test/repeats for 2 of 12 cells"):
+            assert sum(warning in message for message in given) == 1, (argv[0], warning, given)
+        assert len(opened) == opens, (argv[0], opened)

@@ -1038,6 +1038,43 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_a_train_folder_unlike_val_is_refused_before_the_study_exists(tmp_path, capsys):
+    """The up-front check looked at train/ only for val/'s classes: a train/ with a class val/ lacks (trials trained on
+    it, none scored on it) was accepted without a word, and a flat val/ whose WNIDs train/ lacks was found by the
+    first trial, which failed in the study."""
+    from PIL import Image
+
+    from neurozoo.leaderboard.cli import main
+
+    data, out = tmp_path / "data", tmp_path / "search"
+    for split, wnids in (("train", ("n00000001", "n00000002", "n00000003")), ("val", ("n00000001", "n00000002"))):
+        for wnid in wnids:
+            (data / split / wnid).mkdir(parents=True)
+            Image.new("RGB", (8, 8)).save(data / split / wnid / "0.png")
+
+    def refused(message):
+        assert main(["search", "--data", str(data), "--trials", "1", "--out", str(out), "--quiet"]) == 2
+        assert capsys.readouterr().err == f"zoo search: error: {message}\n"
+        assert not out.exists()
+
+    refused(f"{data}/train has class folder(s) n00000003 that val/ does not have; trials train on train/ and are "
+            f"scored on val/, so train/ must hold the class folders of val/, no more (2 in {data}/val)")
+    (data / "train").rename(tmp_path / "train")
+    (data / "train").mkdir()  # empty
+    refused(f"image folder {data}/train has no class folders (expected {data}/train/<wnid>/<image>.JPEG)")
+    (data / "train").rmdir()
+    (tmp_path / "train").rename(data / "train")
+    (data / "train" / "n00000003" / "0.png").unlink()
+    (data / "train" / "n00000003").rmdir()
+    for wnid in ("n00000001", "n00000002"):  # a flat val/ naming a class train/ lacks
+        (data / "val" / wnid / "0.png").unlink()
+        (data / "val" / wnid).rmdir()
+    Image.new("RGB", (8, 8)).save(data / "val" / "n00000001_0.png")
+    Image.new("RGB", (8, 8)).save(data / "val" / "n00000009_0.png")
+    refused(f"{data}/val has class folder(s) n00000009 that the training split does not have; train/ and val/ must "
+            "use the same WNIDs")
+
+
 def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path):
     """With --workers 2, each worker failed a trial of its own on the same image, printed its own error line and the
     command exited 1 with their exit codes. Now the first error stops the other worker: one line naming the file,

@@ -503,8 +503,7 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
     from neurozoo.leaderboard.cli import main
 
     out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
-    for seed in ("3", "5"):  # a study continued with another seed: trial 1 is drawn and trained with seed 5
-        assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--seed", seed)]) == 0
+    assert main(["search", *search_argv(tiny, out, 2, "--export", "0", "--no-record", "--seed", "3")]) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     for trial in study.trials:  # as if trained on another machine: the record must say that machine's versions
         run_json = Path(trial.user_attrs["out"]) / "run.json"
@@ -518,7 +517,7 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
     for _, row in rows.iterrows():
         trial = study.trials[row.settings["trial"]]
         run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
-        seed = 3 + 2 * trial.number
+        seed = 3  # the exporting command's is 0 (a study continued with another seed is refused)
         assert row.settings["training"] == run["config"]
         assert (run["config"]["epochs"], run["config"]["seed"], run["config"]["overrides"]["width_multiplier"]) == (
             1, seed, 1.0)
@@ -527,7 +526,7 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert row.settings["environment"] == run["environment"] and run["environment"]["torch_threads"] == 97
         provenance = json.loads((out / f"{row.model}.json").read_text())
         assert provenance["training"] == row.settings["training"] and provenance["trial"] == trial.number
-        assert provenance["sampler_seed"] == seed  # was the study's first seed, 3, for both
+        assert provenance["sampler_seed"] == seed
 
 
 def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path):
@@ -1351,8 +1350,8 @@ def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
-    assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()),
-                                        "val_files_sha256": run["val_files_sha256"]}
+    assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "val_files_sha256": run["val_files_sha256"],
+                                        "train_files_sha256": run["train_files_sha256"]}
     write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
     capsys.readouterr()
     argv = search_argv(tiny, out, 1, "--export", "0")
@@ -1366,3 +1365,55 @@ def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     argv[argv.index("--data") + 1] = str(tmp_path / "copy")
     assert main(["search", *argv]) == 0
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 2
+
+
+def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, capsys):
+    """Only val/ was compared: a rerun whose train/ lost images (a half-copied folder) or gained some joined the study,
+    its trials trained on other data ranked with the others."""
+    import shutil
+
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    recorded = study.user_attrs["data"]["train_files_sha256"]
+    shutil.copytree(tiny / "data", tmp_path / "fewer")
+    next(iter(sorted((tmp_path / "fewer" / "train").glob("*/*")))).unlink()
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--data") + 1] = str(tmp_path / "fewer")
+    assert main(["search", *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its train/ " \
+           f"file list has sha256 {recorded[:16]}); --data {tmp_path / 'fewer'} has another train/ (sha256 " in err
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
+
+
+def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys):
+    """--pruner and --seed were not compared: a rerun with --pruner halving stopped its trials by another rule than the
+    study's median-pruned ones, and one with --seed 1 drew from another seed, both ranked with the earlier trials."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    storage = f"sqlite:///{out / 'search.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert (study.user_attrs["pruner"], study.user_attrs["seed"]) == ("median", 0)
+    capsys.readouterr()
+    for option, value, message in (
+            ("--pruner", "halving", "prunes its trials with --pruner median; this command gives --pruner halving, whose "
+                                    "trials would be stopped by another rule than its earlier ones"),
+            ("--seed", "1", "draws its trials with --seed 0; this command gives --seed 1, whose trials would be drawn "
+                            "from another seed (a sequence no rerun replays)")):
+        for workers in ("1", "2"):
+            assert main(["search", *search_argv(tiny, out, 1, "--export", "0", option, value, "--workers", workers)]) == 2
+            assert capsys.readouterr().err.endswith(
+                f"zoo search: error: study 'tiny' {message} and ranked with theirs (TPE and the export): rerun with "
+                f"{option} {study.user_attrs[option[2:]]}, or start a new study with --study NEW_NAME\n")
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 1
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--pruner", "median", "--seed", "0")]) == 0
+    assert main(["search", *search_argv(tiny, out, 0, "--pruner", "none", "--no-record")]) == 0  # an export: not compared
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--pruner", "none", study="other")]) == 0
+    assert optuna.load_study(study_name="other", storage=storage).user_attrs["pruner"] == "none"
+

@@ -1417,3 +1417,27 @@ def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path
     assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--pruner", "none", study="other")]) == 0
     assert optuna.load_study(study_name="other", storage=storage).user_attrs["pruner"] == "none"
 
+
+
+def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():
+    """Why --lr keeps its default 0.05 (zoo train's went from 0.1 to 0.01): on a CPU at the defaults (SGD, momentum
+    0.9, width 0.25, 224 px, batch 4, constant rate, 6 steps; docs/convrnn.md), timedecay and most RGC draws of the
+    built-in spaces diverged within 1-5 steps at 0.05 and as often at 0.01 (ugrnn trained at both), because they
+    diverge before training: draws 1 and 2 of rgc_local (seed 0) come out of initialisation with logits growing about
+    5-8-fold per time step, so that their first loss is ~5e4 and no learning rate saves them; the search prunes them
+    as diverged. Draw 0 stays bounded."""
+    space = load_space("rgc_local")
+    study = open_study("s", make_storage("sqlite:///:memory:", heartbeat_interval=None), seed=0, pruner="none")
+    peaks = []
+    for _ in range(3):
+        trial = study.ask()
+        config = space.sample(trial)
+        study.tell(trial, 0.0)
+        torch.manual_seed(0)
+        model = convrnn.create_model(space.spec(config), width_multiplier=0.25, num_classes=10).eval()
+        with torch.no_grad():
+            logits = model(torch.randn(2, 3, 64, 64)).logits
+        peaks.append([float(logits[t].abs().max()) for t in range(logits.shape[0])])
+    assert max(peaks[0]) < 2
+    for peak in peaks[1:]:
+        assert peak[-1] > 1e5 and peak[-1] / peak[-2] > 4  # and still growing at the last step

@@ -54,10 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
     p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None, help="cut every epoch short (0: whole epochs)")
     p.add_argument("--seed", type=at_least(0), default=0,
-                   help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study)")
+                   help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study; the "
+                        "study keeps it, and a rerun with another is refused)")
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
-    p.add_argument("--pruner", choices=("median", "halving", "none"), default="median")
+    p.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
+                   help="how trials are stopped after an epoch (the study keeps it: a rerun with another is refused)")
     p.add_argument("--max-total", type=at_least(1), default=None, help="stop once the study holds this many trials")
     p.add_argument("--heartbeat", type=at_least(0), default=60,
                    help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")
@@ -168,7 +170,7 @@ def _run(args: argparse.Namespace) -> int:
         study = open_study(study_name, opened, args.seed, args.pruner)  # create once, no race
         check_space(study, space)  # once, not once per worker
         if args.trials:
-            check_settings(study, settings)
+            check_settings(study, settings, args.seed, args.pruner)
             check_data(study, args.data)
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
         with sigterm_deferred():

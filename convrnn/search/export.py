@@ -140,10 +140,15 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
     return records
 
 
-def data_checksum(data_dir) -> str:
-    """sha256 of the validation split's (relative path, label) list, as the trainer records it."""
+def data_checksums(data_dir) -> Dict[str, str]:
+    """sha256 of each split's (relative path, label) list, as the trainer records them (``train``, ``val``)."""
     from neurozoo.convrnn.training.engine import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
-    splits = open_imagenet(data_dir)
-    return file_list_sha256(splits.get("val", splits["train"]))
+    return {name: file_list_sha256(split) for name, split in open_imagenet(data_dir).items()}
+
+
+def data_checksum(data_dir) -> str:
+    """sha256 of the validation split's (relative path, label) list, as the trainer records it."""
+    digests = data_checksums(data_dir)
+    return digests.get("val", digests["train"])

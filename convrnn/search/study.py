@@ -150,11 +150,19 @@ def record_space(study: optuna.Study, space: SearchSpace) -> None:
 
 #: The trial settings that fix what a trial's value measures, with their option: a study continued with another of
 #: them ranked trials trained differently against each other (TPE's model and the exported best alike). The data's
-#: path is not one (workers on other machines mount it elsewhere; its content is, :func:`check_data`), nor the seed,
+#: path is not one (workers on other machines mount it elsewhere; its content is, :func:`check_data`), nor the
 #: device or precision.
 OBJECTIVE_SETTINGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer",
                       "image_size": "--image-size", "width_multiplier": "--width", "n_steps": "--n-steps",
                       "image_steps": "--image-steps", "max_steps_per_epoch": "--max-steps-per-epoch"}
+
+#: The options that fix how the study draws and stops its trials, each in the user attribute of its name, with what
+#: another value would do: continued with another --pruner, a study stopped its new trials by another rule than its
+#: earlier ones (a trial pruned after epoch 1 under one runs on under the other) and ranked them together; with
+#: another --seed its configurations came from two seeds, a sequence that no rerun replays. The space is one too
+#: (:func:`check_space`); the sampler (seeded TPE) and the direction (maximise val top-1) are no options.
+STUDY_OPTIONS = {"pruner": ("--pruner", "prunes its trials with", "stopped by another rule than its earlier ones"),
+                 "seed": ("--seed", "draws its trials with", "drawn from another seed (a sequence no rerun replays)")}
 
 
 def objective_settings(settings: TrialSettings) -> Dict[str, Any]:
@@ -163,37 +171,48 @@ def objective_settings(settings: TrialSettings) -> Dict[str, Any]:
     return values
 
 
-def check_settings(study: optuna.Study, settings: TrialSettings) -> None:
-    """Refuse training settings other than those the study's trials were trained with (recorded by
-    :func:`run_worker`; a study of an earlier version recorded none and takes this command's)."""
-    recorded = study.user_attrs.get("trial_settings")
-    if recorded is None:
-        return
+def check_settings(study: optuna.Study, settings: TrialSettings, seed: Optional[int] = None,
+                   pruner: Optional[str] = None) -> None:
+    """Refuse training settings other than those the study's trials were trained with, and a seed or pruner other
+    than the study's (recorded by :func:`run_worker`; a study of an earlier version recorded none of the settings, nor
+    its pruner, and takes this command's). ``None``: not compared."""
+    recorded = study.user_attrs.get("trial_settings") or {}
     for name, value in objective_settings(settings).items():
         if name in recorded and recorded[name] != value:
             flag = OBJECTIVE_SETTINGS[name]
             raise UserFacingError(f"study {study.study_name!r} trains its trials with {flag} {recorded[name]}; this "
                                   f"command gives {value}, whose trials' values would be ranked with theirs (TPE and "
                                   f"the export): rerun with {flag} {recorded[name]}, or start another --study")
+    for name, value in (("pruner", pruner), ("seed", seed)):
+        stored = study.user_attrs.get(name)
+        if value is not None and stored is not None and stored != value:
+            flag, verb, effect = STUDY_OPTIONS[name]
+            raise UserFacingError(f"study {study.study_name!r} {verb} {flag} {stored}; this command gives {flag} "
+                                  f"{value}, whose trials would be {effect} and ranked with theirs (TPE and the "
+                                  f"export): rerun with {flag} {stored}, or start a new study with --study NEW_NAME")
 
 
-def check_data(study: optuna.Study, data) -> str:
-    """Refuse data other than the data the study's trials were trained and scored on, told by the checksum of its
-    validation split's (relative path, label) list (``export.data_checksum``, the records' data sha256), so that a
-    copy mounted elsewhere is the same data; returns that checksum. A study continued on another folder (10 classes
-    instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike). A study of an earlier version
-    recorded no data and takes this command's (:func:`run_worker`)."""
-    from neurozoo.convrnn.search.export import data_checksum
+def check_data(study: optuna.Study, data) -> Dict[str, str]:
+    """Refuse data other than the data the study's trials were trained and scored on, told by the checksums of its
+    splits' (relative path, label) lists (``export.data_checksums``; val/'s is the records' data sha256), so that a
+    copy mounted elsewhere is the same data; returns them by split. A study continued on another folder (10 classes
+    instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike); so did one continued on
+    another train/ (other training images beside the same val/), as only val/ was compared. A study of an earlier
+    version recorded no data, or val/'s only, and takes this command's (:func:`run_worker`)."""
+    from neurozoo.convrnn.search.export import data_checksums
 
-    digest = data_checksum(data)
-    recorded = study.user_attrs.get("data")
-    if recorded is not None and recorded["val_files_sha256"] != digest:
-        raise UserFacingError(f"study {study.study_name!r} trains and scores its trials on {recorded['data']} (its val/ "
-                              f"file list has sha256 {recorded['val_files_sha256'][:16]}); --data {data} has another "
-                              f"val/ (sha256 {digest[:16]}), whose trials' values would be ranked with theirs (TPE and "
-                              f"the export): rerun with the study's data (a copy anywhere: the paths compared are "
-                              f"relative), or start another --study")
-    return digest
+    digests = data_checksums(data)
+    recorded = study.user_attrs.get("data") or {}
+    for split in ("val", "train"):
+        key = f"{split}_files_sha256"
+        if key in recorded and recorded[key] != digests.get(split):
+            raise UserFacingError(
+                f"study {study.study_name!r} trains and scores its trials on {recorded['data']} (its {split}/ file "
+                f"list has sha256 {recorded[key][:16]}); --data {data} has another {split}/ (sha256 "
+                f"{(digests.get(split) or 'none')[:16]}), whose trials' values would be ranked with theirs (TPE and "
+                f"the export): rerun with the study's data (a copy anywhere: the paths compared are relative), or "
+                f"start another --study")
+    return digests
 
 
 def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
@@ -207,12 +226,16 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
     study = open_study(study_name, storage, seed, pruner)
     record_space(study, space)
     if n_trials:  # --trials 0 (an export by a later command) need not repeat the search's options
-        check_settings(study, settings)
-        digest = check_data(study, settings.data)
+        check_settings(study, settings, seed, pruner)
+        digests = check_data(study, settings.data)
         if "trial_settings" not in study.user_attrs:
             study.set_user_attr("trial_settings", objective_settings(settings))
-        if "data" not in study.user_attrs:
-            study.set_user_attr("data", {"data": str(Path(settings.data).resolve()), "val_files_sha256": digest})
+        data = study.user_attrs.get("data") or {"data": str(Path(settings.data).resolve())}
+        files = {f"{split}_files_sha256": digest for split, digest in digests.items()}
+        if not files.keys() <= data.keys():  # a study of an earlier version: val/'s checksum only
+            study.set_user_attr("data", {**files, **data})
+        if "pruner" not in study.user_attrs:
+            study.set_user_attr("pruner", pruner)
     if "seed" not in study.user_attrs:
         study.set_user_attr("seed", seed)
     callbacks = [lambda study, trial: raise_if_terminated()]  # between trials too: the next may not start

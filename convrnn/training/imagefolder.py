@@ -53,6 +53,10 @@ def class_folders(root: Path) -> List[str]:
     return names
 
 
+def shown_names(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def _images_below(folder: Path) -> List[str]:
     """Image files in ``folder`` and its subfolders, in torchvision ``make_dataset``'s order (sorted ``os.walk``
     with links followed, names sorted within each folder)."""
@@ -85,9 +89,8 @@ class ImageFolder(torch.utils.data.Dataset):
         else:
             unknown = [name for name in found if name not in class_to_idx]
             if unknown:
-                shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-                raise DataError(f"{self.root} has class folder(s) {shown} that the training split does not have; "
-                                "train/ and val/ must use the same WNIDs")
+                raise DataError(f"{self.root} has class folder(s) {shown_names(unknown)} that the training split does "
+                                "not have; train/ and val/ must use the same WNIDs")
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.get)
         self.samples: List[Tuple[str, int]] = []
@@ -151,9 +154,20 @@ def open_folder(root, transform=None, class_to_idx: Optional[Dict[str, int]] = N
     return ImageFolder(root, transform, class_to_idx)
 
 
+def split_wnids(folder: Path) -> List[str]:
+    """The classes of a split: its class folders, or for a flat folder the WNIDs its file names start with."""
+    if is_flat(folder):
+        return sorted({FLAT_NAME.match(e.name).group(1) for e in os.scandir(folder)
+                       if e.is_file() and is_image(e.name) and FLAT_NAME.match(e.name)})
+    return class_folders(folder)
+
+
 def check_imagenet(data_dir, require_val: bool = False) -> None:
     """The checks of ``open_imagenet`` that need no full listing (folders, class folders, an image in each), for a
-    caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder)."""
+    caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder).
+    ``require_val`` (the search, which trains on train/ and scores on val/): val/ must exist and both splits must hold
+    the same classes; a train/ with classes val/ lacks was accepted, and so was a flat val/ whose WNIDs train/ lacks,
+    found only when a trial opened the folder."""
     data_dir = Path(data_dir)
     expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
     if not data_dir.is_dir():
@@ -161,13 +175,20 @@ def check_imagenet(data_dir, require_val: bool = False) -> None:
     for split in ("train", "val") if require_val else ("train",):
         if not (data_dir / split).is_dir():
             raise DataError(f"data folder {data_dir} has no {split}/ folder {expected}")
-    classes = {split: class_folders(data_dir / split) for split in ("train", "val")
-               if (data_dir / split).is_dir() and not is_flat(data_dir / split)}
-    unknown = sorted(set(classes.get("val", ())) - set(classes.get("train", classes.get("val", ()))))
-    if unknown:
-        raise DataError(f"{data_dir / 'val'} has class folder(s) {', '.join(unknown[:5])} that the training split "
-                        "does not have; train/ and val/ must use the same WNIDs")
-    for split, names in classes.items():
+    wnids = {split: split_wnids(data_dir / split) for split in ("train", "val") if (data_dir / split).is_dir()}
+    if "val" in wnids:
+        unknown = sorted(set(wnids["val"]) - set(wnids["train"]))
+        if unknown:
+            raise DataError(f"{data_dir / 'val'} has class folder(s) {shown_names(unknown)} that the training split "
+                            "does not have; train/ and val/ must use the same WNIDs")
+        unscored = sorted(set(wnids["train"]) - set(wnids["val"]))
+        if require_val and unscored:
+            raise DataError(f"{data_dir / 'train'} has class folder(s) {shown_names(unscored)} that val/ does not have; "
+                            f"trials train on train/ and are scored on val/, so train/ must hold the class folders of "
+                            f"val/, no more ({len(wnids['val'])} in {data_dir / 'val'})")
+    for split, names in wnids.items():
+        if is_flat(data_dir / split):
+            continue
         for name in names:
             folder = data_dir / split / name
             if not any(is_image(f) for _, _, files in os.walk(folder, followlinks=True) for f in files):

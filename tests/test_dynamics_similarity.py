@@ -146,3 +146,22 @@ def test_condition_means_and_pca_trajectories():
     projection, explained, pca = pca_trajectories(means, 2)
     assert projection.dims == ("stimulus_id", "time_bin", "pc") and explained[0] == pytest.approx(1.0)
     np.testing.assert_allclose(pca.transform(means.values[1]), projection.values[1], atol=1e-9)
+
+
+def test_cka_of_a_system_with_itself_is_one_at_every_bin_even_where_a_pattern_is_flat():
+    """CKA and Procrustes need only variance over stimuli; the correlation distance of RSA also needs each pattern to
+    vary over units. A bin where one stimulus's pattern is flat (a ReLU layer silent for one image) or a single-unit
+    system was NaN for every metric: identical systems read as undefined, and such bins were dropped from the means."""
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal((10, 5, 6))
+    values[3] = 0.0  # stimulus s3 silent at every bin
+    flat, single = _system(values, "flat"), _system(values[:, :, :1], "single")  # one unit: every pattern is flat
+    permuted = _system(values[:, :, rng.permutation(6)], "permuted")  # the same units, in another order
+    for metric in ("cka", "debiased_cka"):
+        np.testing.assert_allclose(similarity_over_time(flat, permuted, metric).values.diagonal(), 1.0, atol=1e-12)
+        np.testing.assert_allclose(similarity_over_time(single, single, metric).values.diagonal(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(similarity_over_time(flat, permuted, "procrustes").values.diagonal(), 1.0, atol=1e-12)
+    assert np.isnan(similarity_over_time(flat, permuted, "rsa").values).all()  # s3's correlation distance: 0 / 0
+    rotation = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    rotated = _system(values @ rotation, "rotated")
+    np.testing.assert_allclose(similarity_over_time(flat, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)

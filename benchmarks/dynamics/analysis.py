@@ -80,7 +80,8 @@ def dynamics_records(case: Case, results: Dict[str, FixedPoints], duration_s: fl
         table = found.table()
         points = [{"q": float(row.q), "kind": row.kind, "stable": bool(row.stable), "n_unstable": int(row.n_unstable),
                    "eigenvalues_re": found.eigenvalues[i, :N_EIGENVALUES_STORED].real,
-                   "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag}
+                   "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag,
+                   **({} if found.n_searches is None else {"n_searches": int(found.n_searches[i])})}
                   for i, row in enumerate(table.itertuples())]
         benchmark = "dynamics.fixed_points" + ("" if len(results) == 1 else f"/{condition}")
         records.append(ScoreRecord(model=case.name, benchmark=benchmark, value=float(found.summary()["n_stable_fixed"]),

@@ -199,6 +199,8 @@ def summary_line(name: str, condition: str, found) -> str:
     counts = found.summary()
     line = (f"{name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
             f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow")
+    if "n_converged" in found.settings:  # how many searches the points stand for: 3 points from 3 of 256 is not 256
+        line += f", reached by {found.settings['n_converged']} of {found.settings['n_initial']} searches"
     if not len(found):
         return line + "; no fixed or slow point found"
     radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])

@@ -132,6 +132,16 @@ class ConvRNNCellMap:
             handle.remove()
         if not calls:
             raise ValueError(f"layer {layer!r} never ran in {n_steps} steps; give more steps")
+        # past the steps run it was an IndexError; past the images (or -1) an empty drive slice, drive[-1:0], on which
+        # the map failed at its first call with torch's "expanded size"
+        if not -len(calls) <= reference_step < len(calls):
+            raise ValueError(f"reference_step {reference_step}: layer {layer!r} ran {len(calls)} steps "
+                             f"(n_steps={n_steps}); expected {-len(calls)}..{len(calls) - 1}")
+        n_images = calls[0][0].shape[0]
+        if not -n_images <= image_index < n_images:
+            raise ValueError(f"image_index {image_index}: expected {-n_images}..{n_images - 1}, an index among the "
+                             f"{n_images} images")
+        image_index %= n_images
         if not calls[reference_step][3]:
             raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
         # every layer runs from t = 0 (on zeros before the image reaches it), one call a step: before the image's

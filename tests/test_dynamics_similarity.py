@@ -165,3 +165,21 @@ def test_cka_of_a_system_with_itself_is_one_at_every_bin_even_where_a_pattern_is
     rotation = np.linalg.qr(rng.standard_normal((6, 6)))[0]
     rotated = _system(values @ rotation, "rotated")
     np.testing.assert_allclose(similarity_over_time(flat, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)
+
+
+def test_a_bin_the_other_system_leaves_undefined_is_none_per_bin_on_a_shared_grid():
+    """On a shared grid bin i is compared with bin i; where only B's bin i carries no information (a layer the image
+    has not reached yet) the per-bin value was NaN with best_b_start set, not None as for A's own silent bins."""
+    from neurozoo.benchmarks.dynamics.analysis import compare, compare_records
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((6, 3, 4)), rng.standard_normal((6, 3, 4))
+    b[:, 0] = 1.0  # B silent in its first bin
+    systems = {"a": _system(a, "a"), "b": _system(b, "b")}
+    [record] = [r for r in compare_records(systems, compare(systems, ["cka"]), 0.0) if r.benchmark == "compare.cka"]
+    first, *rest = record.per_bin
+    assert (first["value"], first["best_b_start"]) == (None, None)
+    expected = [linear_cka(a[:, i], b[:, i]) for i in (1, 2)]
+    np.testing.assert_allclose([r["value"] for r in rest], expected, rtol=1e-12)
+    assert [r["best_b_start"] for r in rest] == [10.0, 20.0]
+    assert record.value == pytest.approx(np.mean(expected), rel=1e-12)

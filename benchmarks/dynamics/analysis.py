@@ -130,8 +130,10 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
             for i, start in enumerate(a["time_bin_start"].values):
                 row = {"time_bin_start": float(start), "time_bin_end": float(a["time_bin_end"].values[i]),
                        "value": None, "best_b_start": None}
-                if np.isfinite(values[i]).any():  # else the bin carries no information (e.g. a silent layer)
-                    j = i if same else int(np.nanargmax(values[i]))
+                j = i if same else (int(np.nanargmax(values[i])) if np.isfinite(values[i]).any() else None)
+                # None where the bin, or on a shared grid B's same bin, carries no information (e.g. a silent layer);
+                # B's alone gave NaN with B's bin named as the match
+                if j is not None and np.isfinite(values[i, j]):
                     row.update(value=float(values[i, j]), best_b_start=float(matrix["time_bin_b"].values[j]))
                 rows.append(row)
             finite = [r["value"] for r in rows if r["value"] is not None and np.isfinite(r["value"])]

@@ -183,3 +183,27 @@ def test_a_bin_the_other_system_leaves_undefined_is_none_per_bin_on_a_shared_gri
     np.testing.assert_allclose([r["value"] for r in rest], expected, rtol=1e-12)
     assert [r["best_b_start"] for r in rest] == [10.0, 20.0]
     assert record.value == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_pca_trajectories_of_ellipses_rotated_into_five_dimensions():
+    """Stimulus s runs round an ellipse of semi-axes s + 1 and (s + 1) / 2 in a plane, rotated into 5-D by a random
+    orthogonal matrix: PCA finds the plane with variances 4 : 1 (0.8, 0.2, 0), its first two axes are the ellipses'
+    axes, the rotated copy projects to the same trajectories up to each axis's sign, and CKA and trajectory
+    Procrustes between the two are 1."""
+    rng = np.random.default_rng(11)
+    angle = 2 * np.pi * np.arange(20) / 20  # whole turns about 0: PCA's centring leaves them where they are
+    radius = np.arange(1, 5)[:, None]
+    values = np.zeros((4, 20, 5))
+    values[..., 0], values[..., 1] = radius * np.cos(angle), radius / 2 * np.sin(angle)
+    rotation = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    plane, rotated = _system(values, "plane"), _system(values @ rotation, "rotated")
+    projection, explained, _ = pca_trajectories(plane, 3)
+    projected_rotated, explained_rotated, _ = pca_trajectories(rotated, 3)
+    np.testing.assert_allclose(explained, [0.8, 0.2, 0.0], atol=1e-12)
+    np.testing.assert_allclose(explained_rotated, explained, atol=1e-12)
+    np.testing.assert_allclose(np.abs(projection.values[..., 0]), np.abs(radius * np.cos(angle)), atol=1e-9)
+    np.testing.assert_allclose(np.abs(projection.values[..., 1]), np.abs(radius / 2 * np.sin(angle)), atol=1e-9)
+    signs = np.sign((projection.values * projected_rotated.values).sum(axis=(0, 1)))[:2]
+    np.testing.assert_allclose(projected_rotated.values[..., :2] * signs, projection.values[..., :2], atol=1e-9)
+    np.testing.assert_allclose(similarity_over_time(plane, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(trajectory_similarity(plane, rotated).values, [1.0], atol=1e-12)

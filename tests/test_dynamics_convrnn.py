@@ -103,9 +103,11 @@ def test_positions_agree_with_the_whole_map(tiny):
         ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-5, 0)])
     from_end = ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-2, -3)])  # as Python indexes
     assert from_end.positions == [(2, 1)] and torch.equal(from_end.trajectory, local.trajectory)
-    with pytest.raises(ValueError, match="layer 'conv2' has no recurrent state"):
+    # what to give instead is named (it was not: the user had to find the layers with a state by hand)
+    recurrent = "recurrent layers: conv4, conv5, conv6, conv7, conv8, conv9, conv10"
+    with pytest.raises(ValueError, match=f"layer 'conv2' has no recurrent state .*; {recurrent}$"):
         ConvRNNCellMap(model, "conv2", images, n_steps=4)
-    with pytest.raises(ValueError, match="no recurrent cell for layer 'nope'"):
+    with pytest.raises(ValueError, match=f"no recurrent cell for layer 'nope' .*; {recurrent}$"):
         ConvRNNCellMap(model, "nope", images)
 
 

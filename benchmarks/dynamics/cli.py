@@ -137,6 +137,7 @@ def _positions(values):
 def _case(args):
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
+    from neurozoo.benchmarks.dynamics.adapters import recurrent_layers
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
@@ -164,8 +165,7 @@ def _case(args):
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
-    modules = dict(model.named_modules())
-    recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
+    recurrent = recurrent_layers(model)
     if not recurrent:  # said "--layer None is not a layer" when no --layer was given
         raise UserFacingError(f"{args.model}: no layer has a recurrent cell (no cell keeps a state), so it has no "
                               "dynamics to analyse; zoo compare takes its trajectories")

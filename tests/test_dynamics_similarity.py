@@ -207,3 +207,16 @@ def test_pca_trajectories_of_ellipses_rotated_into_five_dimensions():
     np.testing.assert_allclose(projected_rotated.values[..., :2] * signs, projection.values[..., :2], atol=1e-9)
     np.testing.assert_allclose(similarity_over_time(plane, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)
     np.testing.assert_allclose(trajectory_similarity(plane, rotated).values, [1.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("window", [0, 4, -1])
+def test_a_trajectory_window_outside_the_bins_is_refused_naming_both(window):
+    """A window longer than the trajectories gave an empty result (and 0 silently meant all bins)."""
+    rng = np.random.default_rng(2)
+    a, b = _system(rng.standard_normal((6, 3, 4)), "a"), _system(rng.standard_normal((6, 3, 4)), "b")
+    with pytest.raises(ValueError, match=rf"window {window}: expected 1\.\.3 bins \(None: all 3\)"):
+        trajectory_similarity(a, b, window)
+    windows = trajectory_similarity(a, b, 2)
+    np.testing.assert_allclose(windows.values, [procrustes_similarity(a.values[:, s: s + 2].reshape(-1, 4),
+                                                                      b.values[:, s: s + 2].reshape(-1, 4))
+                                                for s in (0, 1)], rtol=1e-12)

@@ -149,7 +149,10 @@ def trajectory_similarity(a: xr.DataArray, b: xr.DataArray, window: int = None) 
     a, b = align(a, b)
     if a.sizes["time_bin"] != b.sizes["time_bin"]:
         raise ValueError(f"trajectories of {a.sizes['time_bin']} and {b.sizes['time_bin']} bins; resample to one grid")
-    window = window or a.sizes["time_bin"]
+    bins = a.sizes["time_bin"]
+    if window is not None and not 1 <= window <= bins:  # longer gave an empty result, and 0 meant all bins
+        raise ValueError(f"window {window}: expected 1..{bins} bins (None: all {bins})")
+    window = window or bins
     starts = range(0, a.sizes["time_bin"] - window + 1)
     values = [procrustes_similarity(a.values[:, s: s + window].reshape(-1, a.sizes["neuroid"]),
                                     b.values[:, s: s + window].reshape(-1, b.sizes["neuroid"])) for s in starts]

@@ -241,6 +241,8 @@ def test_a_large_contracting_map_is_polished_to_its_fixed_point():
     assert len(found) == 1 and found.kind.tolist() == ["fixed"]
     np.testing.assert_allclose(found.points[0], point, atol=1e-9)
     np.testing.assert_allclose(found.eigenvalues[0].real, [0.9, 0.8, 0.7], atol=1e-9)
+    # both searches end there (the two starts are 9 apart: two clusters, both polished onto x*, then merged)
+    assert found.n_searches.tolist() == [2] and found.settings["n_converged_fixed"] == 2
 
 
 def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):
@@ -254,6 +256,7 @@ def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatc
     drift = FunctionMap(lambda x: x + 1.0, dim=12)  # q = 6 everywhere
     found = find_fixed_points(drift, torch.randn(8, 12, dtype=torch.float64), steps=20, n_eigenvalues=5)
     assert len(found) == 0 and found.eigenvalues.shape == (0, 5) and not calls
+    assert (found.settings["n_initial"], found.settings["n_converged"]) == (8, 0)
     assert found.settings["krylov_below_per_dim"] == 1e-2
 
 

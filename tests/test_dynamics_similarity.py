@@ -220,3 +220,15 @@ def test_a_trajectory_window_outside_the_bins_is_refused_naming_both(window):
     np.testing.assert_allclose(windows.values, [procrustes_similarity(a.values[:, s: s + 2].reshape(-1, 4),
                                                                       b.values[:, s: s + 2].reshape(-1, 4))
                                                 for s in (0, 1)], rtol=1e-12)
+
+
+def test_repeated_stimulus_ids_are_refused_naming_them():
+    """Rows are stimuli (or conditions): a repeated id failed inside pandas ("Reindexing only valid with uniquely
+    valued Index objects"), naming neither the system nor the id."""
+    rng = np.random.default_rng(0)
+    a = activity(rng.standard_normal((6, 3, 4)), ["s0", "s0", "s1", "s2", "s3", "s3"], [0, 10, 20], 10, "a")
+    b = _system(rng.standard_normal((6, 3, 4)), "b")
+    for first, second in ((a, b), (b, a)):
+        with pytest.raises(ValueError, match=r"a: stimulus ids repeated: s0 \(2 rows\), s3 \(2 rows\); one row per "
+                                             r"stimulus expected \(condition_means averages repetitions\)"):
+            similarity_over_time(first, second, "cka")

@@ -97,6 +97,11 @@ def align(a: xr.DataArray, b: xr.DataArray):
     for name, array in (("a", a), ("b", b)):
         if tuple(array.dims) != DIMS:
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
+        ids, counts = np.unique(array["stimulus_id"].values, return_counts=True)
+        if (counts > 1).any():  # failed inside pandas' reindexing, naming neither the system nor the id
+            repeated = ", ".join(f"{i} ({c} rows)" for i, c in zip(ids[counts > 1], counts[counts > 1]))
+            raise ValueError(f"{array.name or name}: stimulus ids repeated: {repeated}; one row per stimulus expected "
+                             "(condition_means averages repetitions)")
     shared = [s for s in a["stimulus_id"].values if s in set(b["stimulus_id"].values)]
     if len(shared) < 4:
         raise ValueError(f"{a.name or 'a'} and {b.name or 'b'} share {len(shared)} stimuli; at least 4 are needed")

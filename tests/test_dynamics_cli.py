@@ -32,6 +32,11 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
     assert finder == {key: record.settings[key] for key in finder}
     assert (finder["fixed_tol"], finder["slow_tol"], finder["steps"], finder["n_initial"]) == (1e-12, 1e-6, 300, 64)
     assert record.settings["arguments"]["points"] == 64 and record.settings["arguments"]["steps"] == 300
+    # how many of the 64 searches reached the points, in all and per point (the points alone did not tell)
+    per_point = [p["n_searches"] for p in record.settings["points"]]
+    assert [row["n_searches"] for row in summary["conditions"]["none"]["table"]] == per_point
+    assert finder["n_converged"] == sum(per_point) == finder["n_converged_fixed"] and 3 <= sum(per_point) <= 64
+    assert min(per_point) >= 1
     # another seed is another run: its files are written beside the first run's, not over them (before: the same
     # dynamics_bistable.json and figures, overwritten)
     assert main(["dynamics", "bistable", "--steps", "300", "--points", "64", "--seed", "1", "--db", db,

@@ -47,6 +47,25 @@ def test_a_drive_the_image_has_not_reached_yet_is_refused(tiny):
     assert not torch.equal(*drives)
 
 
+def test_a_step_beyond_the_unroll_or_an_image_not_given_is_refused_naming_both(tiny):
+    """reference_step past the steps run was an IndexError ("list index out of range"); image_index past the images,
+    or -1, sliced an empty drive (drive[-1:0]) and the map failed at its first call with torch's "expanded size"."""
+    model, images = tiny
+    with pytest.raises(ValueError, match=r"reference_step 12: layer 'conv5' ran 12 steps \(n_steps=12\); expected "
+                                         r"-12\.\.11"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=12, reference_step=12)
+    with pytest.raises(ValueError, match=r"reference_step -13: layer 'conv5' ran 12 steps"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=12, reference_step=-13)
+    with pytest.raises(ValueError, match=r"image_index 3: expected -3\.\.2, an index among the 3 images"):
+        ConvRNNCellMap(model, "conv5", images, n_steps=12, image_index=3)
+    last, minus_one = (ConvRNNCellMap(model, "conv5", images, n_steps=12, image_index=i) for i in (2, -1))
+    assert minus_one.drive.shape[0] == 1 and torch.equal(last.drive, minus_one.drive)
+    state = last.trajectory[-1, :1]
+    torch.testing.assert_close(minus_one(state), last(state), rtol=0, atol=0)
+    earlier = ConvRNNCellMap(model, "conv5", images, n_steps=12, reference_step=-2)
+    assert not torch.equal(earlier.drive, ConvRNNCellMap(model, "conv5", images, n_steps=12).drive)
+
+
 def test_a_model_on_the_fast_path_is_refused_with_what_to_do():
     """On the CPU fast path (the extraction's) the image-free steps ran once for the batch, so the captured states
     mixed batch sizes and the map failed with torch's "stack expects each tensor to be equal size"."""
@@ -84,9 +103,11 @@ def test_positions_agree_with_the_whole_map(tiny):
         ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-5, 0)])
     from_end = ConvRNNCellMap(model, "conv5", images, n_steps=12, positions=[(-2, -3)])  # as Python indexes
     assert from_end.positions == [(2, 1)] and torch.equal(from_end.trajectory, local.trajectory)
-    with pytest.raises(ValueError, match="layer 'conv2' has no recurrent state"):
+    # what to give instead is named (it was not: the user had to find the layers with a state by hand)
+    recurrent = "recurrent layers: conv4, conv5, conv6, conv7, conv8, conv9, conv10"
+    with pytest.raises(ValueError, match=f"layer 'conv2' has no recurrent state .*; {recurrent}$"):
         ConvRNNCellMap(model, "conv2", images, n_steps=4)
-    with pytest.raises(ValueError, match="no recurrent cell for layer 'nope'"):
+    with pytest.raises(ValueError, match=f"no recurrent cell for layer 'nope' .*; {recurrent}$"):
         ConvRNNCellMap(model, "nope", images)
 
 

@@ -241,6 +241,8 @@ def test_a_large_contracting_map_is_polished_to_its_fixed_point():
     assert len(found) == 1 and found.kind.tolist() == ["fixed"]
     np.testing.assert_allclose(found.points[0], point, atol=1e-9)
     np.testing.assert_allclose(found.eigenvalues[0].real, [0.9, 0.8, 0.7], atol=1e-9)
+    # both searches end there (the two starts are 9 apart: two clusters, both polished onto x*, then merged)
+    assert found.n_searches.tolist() == [2] and found.settings["n_converged_fixed"] == 2
 
 
 def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatch):
@@ -254,6 +256,7 @@ def test_large_states_far_from_any_fixed_point_skip_the_krylov_polish(monkeypatc
     drift = FunctionMap(lambda x: x + 1.0, dim=12)  # q = 6 everywhere
     found = find_fixed_points(drift, torch.randn(8, 12, dtype=torch.float64), steps=20, n_eigenvalues=5)
     assert len(found) == 0 and found.eigenvalues.shape == (0, 5) and not calls
+    assert (found.settings["n_initial"], found.settings["n_converged"]) == (8, 0)
     assert found.settings["krylov_below_per_dim"] == 1e-2
 
 
@@ -273,3 +276,46 @@ def test_newton_polish_is_bit_identical_whatever_memory_it_finds():
         del dirty  # freed memory with nonzero contents, as a run's other tensors leave it
         results.add(fixedpoints._newton(system, start, 2).numpy().tobytes())
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("steps, newton_steps", [(200, 6), (0, 0)])
+def test_each_point_counts_the_searches_that_reached_it_and_the_settings_how_many_converged(steps, newton_steps):
+    """The bistable map from 5 starts near (1, 0), 3 near (-1, 0), 1 near the saddle (0, 0) and 1 at x = 100, which
+    neither Adam (steps of ~lr) nor 6 Newton steps (x shrinks by about 2/3 a step) bring near a fixed point. The
+    result named only the 3 points: that 9 of the 10 searches reached them, and which how often, was not told."""
+    case = bistable_case()
+    offsets = 1e-5 * np.arange(5)
+    starts = np.concatenate([np.stack([1 + offsets, offsets], 1), np.stack([-1 - offsets[:3], offsets[:3]], 1),
+                             [[1e-6, 0.0], [100.0, 0.0]]])
+    found = find_fixed_points(case.maps["none"], torch.as_tensor(starts), steps=steps, newton_steps=newton_steps,
+                              slow_tol=1e-6 if newton_steps else 1e-9)
+    order = np.argsort(found.points[:, 0])
+    np.testing.assert_allclose(found.points[order], case.expected["points"], atol=1e-5)
+    assert found.n_searches[order].tolist() == [3, 1, 5]
+    assert found.table()["n_searches"].iloc[order].tolist() == [3, 1, 5]
+    assert (found.settings["n_initial"], found.settings["n_converged"]) == (10, 9)
+    assert found.settings["n_converged_fixed"] == 9  # q = 0 at (+-1, 0), 5e-15 at (1e-6, 0): fixed even unpolished
+    assert found.subset(order[:1]).n_searches.tolist() == [3]
+
+
+def test_a_contracting_tanh_rnn_has_the_single_fixed_point_zero_with_the_spectrum_of_its_weights():
+    """x -> tanh(W x) with ||W||_2 = 0.8 is a contraction: 0 is its only fixed point, and there dF/dx = W. The
+    eigenvalues are checked against torch.autograd.functional.jacobian of the map at the found point and against
+    W's own, and every one of 64 searches reaches 0."""
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(12, 12, generator=generator, dtype=torch.float64)
+    weights = 0.8 * weights / torch.linalg.matrix_norm(weights, 2)
+    step = lambda x: torch.tanh(x @ weights.T)  # noqa: E731
+    found = find_fixed_points(FunctionMap(step, 12), 2 * torch.randn(64, 12, generator=generator, dtype=torch.float64),
+                              steps=300)
+    assert len(found) == 1 and found.kind.tolist() == ["fixed"] and found.n_searches.tolist() == [64]
+    np.testing.assert_allclose(found.points[0], np.zeros(12), atol=1e-12)
+    independent = torch.autograd.functional.jacobian(lambda z: step(z), torch.as_tensor(found.points[0])).numpy()
+    np.testing.assert_allclose(found.jacobians[0], independent, atol=1e-12)
+    np.testing.assert_allclose(independent, weights.numpy(), atol=1e-12)
+    expected = _sorted(np.linalg.eigvals(weights.numpy()))
+    np.testing.assert_allclose(_sorted(found.eigenvalues[0]), expected, atol=1e-10)
+    radius = np.abs(expected).max()
+    assert 0.3 < radius < 0.8 and found.spectral_radius[0] == pytest.approx(radius, abs=1e-12)
+    assert found.stable.tolist() == [True] and found.n_unstable.tolist() == [0]
+    np.testing.assert_allclose(found.slowest_time_constants(), [-1 / np.log(radius)], rtol=1e-10)

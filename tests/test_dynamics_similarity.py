@@ -146,3 +146,89 @@ def test_condition_means_and_pca_trajectories():
     projection, explained, pca = pca_trajectories(means, 2)
     assert projection.dims == ("stimulus_id", "time_bin", "pc") and explained[0] == pytest.approx(1.0)
     np.testing.assert_allclose(pca.transform(means.values[1]), projection.values[1], atol=1e-9)
+
+
+def test_cka_of_a_system_with_itself_is_one_at_every_bin_even_where_a_pattern_is_flat():
+    """CKA and Procrustes need only variance over stimuli; the correlation distance of RSA also needs each pattern to
+    vary over units. A bin where one stimulus's pattern is flat (a ReLU layer silent for one image) or a single-unit
+    system was NaN for every metric: identical systems read as undefined, and such bins were dropped from the means."""
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal((10, 5, 6))
+    values[3] = 0.0  # stimulus s3 silent at every bin
+    flat, single = _system(values, "flat"), _system(values[:, :, :1], "single")  # one unit: every pattern is flat
+    permuted = _system(values[:, :, rng.permutation(6)], "permuted")  # the same units, in another order
+    for metric in ("cka", "debiased_cka"):
+        np.testing.assert_allclose(similarity_over_time(flat, permuted, metric).values.diagonal(), 1.0, atol=1e-12)
+        np.testing.assert_allclose(similarity_over_time(single, single, metric).values.diagonal(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(similarity_over_time(flat, permuted, "procrustes").values.diagonal(), 1.0, atol=1e-12)
+    assert np.isnan(similarity_over_time(flat, permuted, "rsa").values).all()  # s3's correlation distance: 0 / 0
+    rotation = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    rotated = _system(values @ rotation, "rotated")
+    np.testing.assert_allclose(similarity_over_time(flat, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)
+
+
+def test_a_bin_the_other_system_leaves_undefined_is_none_per_bin_on_a_shared_grid():
+    """On a shared grid bin i is compared with bin i; where only B's bin i carries no information (a layer the image
+    has not reached yet) the per-bin value was NaN with best_b_start set, not None as for A's own silent bins."""
+    from neurozoo.benchmarks.dynamics.analysis import compare, compare_records
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((6, 3, 4)), rng.standard_normal((6, 3, 4))
+    b[:, 0] = 1.0  # B silent in its first bin
+    systems = {"a": _system(a, "a"), "b": _system(b, "b")}
+    [record] = [r for r in compare_records(systems, compare(systems, ["cka"]), 0.0) if r.benchmark == "compare.cka"]
+    first, *rest = record.per_bin
+    assert (first["value"], first["best_b_start"]) == (None, None)
+    expected = [linear_cka(a[:, i], b[:, i]) for i in (1, 2)]
+    np.testing.assert_allclose([r["value"] for r in rest], expected, rtol=1e-12)
+    assert [r["best_b_start"] for r in rest] == [10.0, 20.0]
+    assert record.value == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+def test_pca_trajectories_of_ellipses_rotated_into_five_dimensions():
+    """Stimulus s runs round an ellipse of semi-axes s + 1 and (s + 1) / 2 in a plane, rotated into 5-D by a random
+    orthogonal matrix: PCA finds the plane with variances 4 : 1 (0.8, 0.2, 0), its first two axes are the ellipses'
+    axes, the rotated copy projects to the same trajectories up to each axis's sign, and CKA and trajectory
+    Procrustes between the two are 1."""
+    rng = np.random.default_rng(11)
+    angle = 2 * np.pi * np.arange(20) / 20  # whole turns about 0: PCA's centring leaves them where they are
+    radius = np.arange(1, 5)[:, None]
+    values = np.zeros((4, 20, 5))
+    values[..., 0], values[..., 1] = radius * np.cos(angle), radius / 2 * np.sin(angle)
+    rotation = np.linalg.qr(rng.standard_normal((5, 5)))[0]
+    plane, rotated = _system(values, "plane"), _system(values @ rotation, "rotated")
+    projection, explained, _ = pca_trajectories(plane, 3)
+    projected_rotated, explained_rotated, _ = pca_trajectories(rotated, 3)
+    np.testing.assert_allclose(explained, [0.8, 0.2, 0.0], atol=1e-12)
+    np.testing.assert_allclose(explained_rotated, explained, atol=1e-12)
+    np.testing.assert_allclose(np.abs(projection.values[..., 0]), np.abs(radius * np.cos(angle)), atol=1e-9)
+    np.testing.assert_allclose(np.abs(projection.values[..., 1]), np.abs(radius / 2 * np.sin(angle)), atol=1e-9)
+    signs = np.sign((projection.values * projected_rotated.values).sum(axis=(0, 1)))[:2]
+    np.testing.assert_allclose(projected_rotated.values[..., :2] * signs, projection.values[..., :2], atol=1e-9)
+    np.testing.assert_allclose(similarity_over_time(plane, rotated, "cka").values.diagonal(), 1.0, atol=1e-12)
+    np.testing.assert_allclose(trajectory_similarity(plane, rotated).values, [1.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("window", [0, 4, -1])
+def test_a_trajectory_window_outside_the_bins_is_refused_naming_both(window):
+    """A window longer than the trajectories gave an empty result (and 0 silently meant all bins)."""
+    rng = np.random.default_rng(2)
+    a, b = _system(rng.standard_normal((6, 3, 4)), "a"), _system(rng.standard_normal((6, 3, 4)), "b")
+    with pytest.raises(ValueError, match=rf"window {window}: expected 1\.\.3 bins \(None: all 3\)"):
+        trajectory_similarity(a, b, window)
+    windows = trajectory_similarity(a, b, 2)
+    np.testing.assert_allclose(windows.values, [procrustes_similarity(a.values[:, s: s + 2].reshape(-1, 4),
+                                                                      b.values[:, s: s + 2].reshape(-1, 4))
+                                                for s in (0, 1)], rtol=1e-12)
+
+
+def test_repeated_stimulus_ids_are_refused_naming_them():
+    """Rows are stimuli (or conditions): a repeated id failed inside pandas ("Reindexing only valid with uniquely
+    valued Index objects"), naming neither the system nor the id."""
+    rng = np.random.default_rng(0)
+    a = activity(rng.standard_normal((6, 3, 4)), ["s0", "s0", "s1", "s2", "s3", "s3"], [0, 10, 20], 10, "a")
+    b = _system(rng.standard_normal((6, 3, 4)), "b")
+    for first, second in ((a, b), (b, a)):
+        with pytest.raises(ValueError, match=r"a: stimulus ids repeated: s0 \(2 rows\), s3 \(2 rows\); one row per "
+                                             r"stimulus expected \(condition_means averages repetitions\)"):
+            similarity_over_time(first, second, "cka")

@@ -91,6 +91,14 @@ class TorchRNNMap:
         return self.flatten(new_state)
 
 
+def recurrent_layers(model: nn.Module) -> List[str]:
+    """The layers of a ConvRNN whose cell keeps a state (``state_channels``), in order."""
+    modules = dict(model.named_modules())
+    names = getattr(model, "layer_names", None) or [n[len("layers."):-len(".cell")] for n in modules
+                                                    if n.startswith("layers.") and n.endswith(".cell")]
+    return [n for n in names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
+
+
 class ConvRNNCellMap:
     """F(state) of one ConvRNN layer's cell under a constant image (see the module docstring).
 
@@ -109,7 +117,8 @@ class ConvRNNCellMap:
                  reference_step: int = -1):
         cell = dict(model.named_modules()).get(f"layers.{layer}.cell")
         if cell is None:
-            raise ValueError(f"model has no recurrent cell for layer {layer!r} (no module 'layers.{layer}.cell')")
+            raise ValueError(f"model has no recurrent cell for layer {layer!r} (no module 'layers.{layer}.cell'); "
+                             f"recurrent layers: {', '.join(recurrent_layers(model))}")
         if getattr(model, "_fast", None) is not None:
             # its image-free steps run once for the batch, its inputs fused and autocast: the cell's calls are not
             # the reference's (a stack of batch-1 and batch-B states failed with torch's "stack expects ...")
@@ -132,8 +141,19 @@ class ConvRNNCellMap:
             handle.remove()
         if not calls:
             raise ValueError(f"layer {layer!r} never ran in {n_steps} steps; give more steps")
+        # past the steps run it was an IndexError; past the images (or -1) an empty drive slice, drive[-1:0], on which
+        # the map failed at its first call with torch's "expanded size"
+        if not -len(calls) <= reference_step < len(calls):
+            raise ValueError(f"reference_step {reference_step}: layer {layer!r} ran {len(calls)} steps "
+                             f"(n_steps={n_steps}); expected {-len(calls)}..{len(calls) - 1}")
+        n_images = calls[0][0].shape[0]
+        if not -n_images <= image_index < n_images:
+            raise ValueError(f"image_index {image_index}: expected {-n_images}..{n_images - 1}, an index among the "
+                             f"{n_images} images")
+        image_index %= n_images
         if not calls[reference_step][3]:
-            raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none)")
+            raise ValueError(f"layer {layer!r} has no recurrent state (its cell keeps none); "
+                             f"recurrent layers: {', '.join(recurrent_layers(model))}")
         # every layer runs from t = 0 (on zeros before the image reaches it), one call a step: before the image's
         # arrival the frozen drive is the same for every image, and the map was labelled with an image it never saw
         arrival = model.first_output_step(layer) if hasattr(model, "first_output_step") else 0

@@ -80,7 +80,8 @@ def dynamics_records(case: Case, results: Dict[str, FixedPoints], duration_s: fl
         table = found.table()
         points = [{"q": float(row.q), "kind": row.kind, "stable": bool(row.stable), "n_unstable": int(row.n_unstable),
                    "eigenvalues_re": found.eigenvalues[i, :N_EIGENVALUES_STORED].real,
-                   "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag}
+                   "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag,
+                   **({} if found.n_searches is None else {"n_searches": int(found.n_searches[i])})}
                   for i, row in enumerate(table.itertuples())]
         benchmark = "dynamics.fixed_points" + ("" if len(results) == 1 else f"/{condition}")
         records.append(ScoreRecord(model=case.name, benchmark=benchmark, value=float(found.summary()["n_stable_fixed"]),
@@ -129,8 +130,10 @@ def compare_records(systems: Dict[str, xr.DataArray], results, duration_s: float
             for i, start in enumerate(a["time_bin_start"].values):
                 row = {"time_bin_start": float(start), "time_bin_end": float(a["time_bin_end"].values[i]),
                        "value": None, "best_b_start": None}
-                if np.isfinite(values[i]).any():  # else the bin carries no information (e.g. a silent layer)
-                    j = i if same else int(np.nanargmax(values[i]))
+                j = i if same else (int(np.nanargmax(values[i])) if np.isfinite(values[i]).any() else None)
+                # None where the bin, or on a shared grid B's same bin, carries no information (e.g. a silent layer);
+                # B's alone gave NaN with B's bin named as the match
+                if j is not None and np.isfinite(values[i, j]):
                     row.update(value=float(values[i, j]), best_b_start=float(matrix["time_bin_b"].values[j]))
                 rows.append(row)
             finite = [r["value"] for r in rows if r["value"] is not None and np.isfinite(r["value"])]

@@ -137,6 +137,7 @@ def _positions(values):
 def _case(args):
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
+    from neurozoo.benchmarks.dynamics.adapters import recurrent_layers
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
@@ -164,8 +165,7 @@ def _case(args):
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
-    modules = dict(model.named_modules())
-    recurrent = [n for n in model.layer_names if getattr(modules.get(f"layers.{n}.cell"), "state_channels", ())]
+    recurrent = recurrent_layers(model)
     if not recurrent:  # said "--layer None is not a layer" when no --layer was given
         raise UserFacingError(f"{args.model}: no layer has a recurrent cell (no cell keeps a state), so it has no "
                               "dynamics to analyse; zoo compare takes its trajectories")
@@ -199,6 +199,8 @@ def summary_line(name: str, condition: str, found) -> str:
     counts = found.summary()
     line = (f"{name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
             f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow")
+    if "n_converged" in found.settings:  # how many searches the points stand for: 3 points from 3 of 256 is not 256
+        line += f", reached by {found.settings['n_converged']} of {found.settings['n_initial']} searches"
     if not len(found):
         return line + "; no fixed or slow point found"
     radius = ", ".join(f"{r:.3f}" for r in found.spectral_radius[:8])

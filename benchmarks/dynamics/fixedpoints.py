@@ -13,6 +13,10 @@ fixed point, left most of Adam's points at q ~ 200 (RMS residual 0.3 a unit) and
 already brought below q = 1; a run where none was there reported no fixed point). Points with q below ``fixed_tol``
 are fixed points; between ``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow
 but not zero); the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
+Each point counts the searches (initial states) that ended there, ``n_searches`` (a search merged into a cluster ends
+where the cluster's polished point does), and the settings ``n_converged`` of the ``n_initial`` searches: the
+result named only what was found, so 3 points from 3 of 256 searches (the rest stalled or diverged) read as 3 points
+from all 256.
 
 F is a discrete-time map (one step of the model), so eigenvalue lambda of J = dF/dx at a point is
 stable when |lambda| < 1 (a point counts as stable when no |lambda| exceeds 1 + 1e-6: marginal modes, as along
@@ -141,6 +145,7 @@ class FixedPoints:
     time_unit: str = "steps"  # of dt, hence of the time constants (the table's slowest_tau_<unit>)
     settings: Dict = field(default_factory=dict)
     drifts: Optional[np.ndarray] = None  # (N, D) F(x) - x at each point
+    n_searches: Optional[np.ndarray] = None  # (N,) initial states whose search ended at each point
 
     def __len__(self) -> int:
         return len(self.q)
@@ -162,7 +167,8 @@ class FixedPoints:
         mask = np.asarray(mask)
         return FixedPoints(self.points[mask], self.q[mask], self.kind[mask], self.eigenvalues[mask],
                            None if self.jacobians is None else self.jacobians[mask], self.dt, self.time_unit,
-                           self.settings, None if self.drifts is None else self.drifts[mask])
+                           self.settings, None if self.drifts is None else self.drifts[mask],
+                           None if self.n_searches is None else self.n_searches[mask])
 
     def linearise(self, index: int) -> Linearisation:
         if self.jacobians is None:
@@ -192,6 +198,7 @@ class FixedPoints:
             "spectral_radius": self.spectral_radius,
             f"slowest_tau_{self.time_unit}": self.slowest_time_constants(),
             "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
+            **({} if self.n_searches is None else {"n_searches": self.n_searches}),
         })
 
     def summary(self) -> Dict:
@@ -300,21 +307,31 @@ def _newton_krylov(system, x: torch.Tensor, steps: int, progress: bool = False) 
 
 
 def _candidates(system, x: torch.Tensor, tol: float, unique_tol: float):
-    """Rows with finite q below ``tol``, one per cluster (the lowest q), as numpy arrays by increasing q."""
+    """Rows with finite q below ``tol``, one per cluster (the lowest q), as numpy arrays by increasing q, and per row
+    of x the index of its cluster's row in them (-1 for a row above ``tol``)."""
     with torch.no_grad():
         q = speed(system, x).numpy()
     points = x.numpy()
     keep = np.flatnonzero(np.isfinite(q) & (q < tol))
-    keep = keep[_unique(points[keep], q[keep], unique_tol)]
-    return points[keep], q[keep]
+    kept, owner = _unique(points[keep], q[keep], unique_tol)
+    owners = np.full(len(points), -1)
+    owners[keep] = owner
+    return points[keep[kept]], q[keep[kept]], owners
 
 
-def _unique(points: np.ndarray, q: np.ndarray, tol: float) -> List[int]:
+def _unique(points: np.ndarray, q: np.ndarray, tol: float):
+    """(rows kept, by increasing q: none within ``tol`` of another; per row the position in them of its nearest kept
+    row within ``tol``, itself for a kept one)."""
     kept: List[int] = []
+    owner = np.full(len(points), -1)
     for index in np.argsort(q, kind="stable"):
-        if all(np.linalg.norm(points[index] - points[k]) > tol for k in kept):
+        distances = [np.linalg.norm(points[index] - points[k]) for k in kept]
+        if all(d > tol for d in distances):
+            owner[index] = len(kept)
             kept.append(int(index))
-    return kept
+        else:
+            owner[index] = int(np.argmin(distances))
+    return kept, owner
 
 
 ARPACK_MAXITER = 300  # Arnoldi restarts; ARPACK's default, 10 x the dimension, ran for many minutes before it failed
@@ -359,15 +376,18 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     system = system.to(dtype)
     x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol, progress)
     dense = system.dim <= DENSE_LIMIT
-    points, q = _candidates(system, x, np.inf if dense else krylov_below_per_dim * system.dim, unique_tol)
+    points, q, owners = _candidates(system, x, np.inf if dense else krylov_below_per_dim * system.dim, unique_tol)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
+        owners = np.where(owners < max_newton, owners, -1)  # clusters past max_newton are not polished: dropped
         polished = (_newton(system, torch.as_tensor(points), newton_steps, progress) if dense
                     else _newton_krylov(system, torch.as_tensor(points), newton_steps, progress))
-        points, q = _candidates(system, polished, slow_tol, unique_tol)
+        points, q, final = _candidates(system, polished, slow_tol, unique_tol)
     else:
-        keep = q < slow_tol
-        points, q = points[keep], q[keep]
+        final = np.where(q < slow_tol, np.cumsum(q < slow_tol) - 1, -1)
+        points, q = points[q < slow_tol], q[q < slow_tol]
+    ends = np.where(owners >= 0, np.append(final, -1)[owners], -1)  # per search, the index of its point (-1: none)
+    n_searches = np.bincount(ends[ends >= 0], minlength=len(points))
     kind = np.where(q < fixed_tol, "fixed", "slow")
     if dense:
         with tqdm(total=len(points), desc="fixed points: Jacobians", disable=not progress, leave=False) as bar:
@@ -384,10 +404,13 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
                        if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
                 "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
-                "dense": dense, **({} if dense else {"krylov_below_per_dim": krylov_below_per_dim})}
+                "dense": dense, **({} if dense else {"krylov_below_per_dim": krylov_below_per_dim}),
+                "n_converged": int(n_searches.sum()),
+                "n_converged_fixed": int(n_searches[q < fixed_tol].sum())}
     with torch.no_grad():
         drifts = (system(torch.as_tensor(points)) - torch.as_tensor(points)).numpy() if len(points) else points
-    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings, drifts=drifts)
+    return FixedPoints(points, q, kind, eigenvalues, J, dt=dt, time_unit=time_unit, settings=settings, drifts=drifts,
+                       n_searches=n_searches)
 
 
 def step_of(system, dt: Optional[float] = None, time_unit: Optional[str] = None):

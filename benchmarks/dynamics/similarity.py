@@ -97,6 +97,11 @@ def align(a: xr.DataArray, b: xr.DataArray):
     for name, array in (("a", a), ("b", b)):
         if tuple(array.dims) != DIMS:
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
+        ids, counts = np.unique(array["stimulus_id"].values, return_counts=True)
+        if (counts > 1).any():  # failed inside pandas' reindexing, naming neither the system nor the id
+            repeated = ", ".join(f"{i} ({c} rows)" for i, c in zip(ids[counts > 1], counts[counts > 1]))
+            raise ValueError(f"{array.name or name}: stimulus ids repeated: {repeated}; one row per stimulus expected "
+                             "(condition_means averages repetitions)")
     shared = [s for s in a["stimulus_id"].values if s in set(b["stimulus_id"].values)]
     if len(shared) < 4:
         raise ValueError(f"{a.name or 'a'} and {b.name or 'b'} share {len(shared)} stimuli; at least 4 are needed")
@@ -111,7 +116,8 @@ def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") 
     a, b = align(a, b)
     bins_a = [a.values[:, i] for i in range(a.sizes["time_bin"])]
     bins_b = [b.values[:, j] for j in range(b.sizes["time_bin"])]
-    valid_a, valid_b = np.array([_informative(x) for x in bins_a]), np.array([_informative(y) for y in bins_b])
+    valid_a = np.array([_informative(x, metric) for x in bins_a])
+    valid_b = np.array([_informative(y, metric) for y in bins_b])
     values = np.full((len(bins_a), len(bins_b)), np.nan)
     if valid_a.any() and valid_b.any():
         inner = _bin_matrix([x for x, ok in zip(bins_a, valid_a) if ok], [y for y, ok in zip(bins_b, valid_b) if ok],
@@ -122,10 +128,13 @@ def similarity_over_time(a: xr.DataArray, b: xr.DataArray, metric: str = "cka") 
                         coords={"time_bin_a": a["time_bin_start"].values, "time_bin_b": b["time_bin_start"].values})
 
 
-def _informative(x: np.ndarray) -> bool:
-    """A bin whose representation varies over stimuli and whose every pattern varies over units (else its RDM
-    or Gram is undefined: e.g. a ConvRNN layer before the signal reaches it)."""
-    return bool(np.ptp(x, axis=0).max() > 0 and np.ptp(x, axis=1).min() > 0)
+def _informative(x: np.ndarray, metric: str) -> bool:
+    """A bin whose representation varies over stimuli (else its centred Gram is zero: e.g. a ConvRNN layer before
+    the signal reaches it) and, for RSA, whose every pattern varies over units (else its correlation distances are
+    0 / 0). The second condition held for every metric: a bin where one stimulus's pattern was flat (a layer silent
+    for one image) or a single-unit system was NaN for CKA and Procrustes too, where they are defined."""
+    varies = bool(np.ptp(x, axis=0).max() > 0)
+    return varies and (metric != "rsa" or bool(np.ptp(x, axis=1).min() > 0))
 
 
 def _bin_matrix(bins_a, bins_b, metric: str) -> np.ndarray:
@@ -145,7 +154,10 @@ def trajectory_similarity(a: xr.DataArray, b: xr.DataArray, window: int = None) 
     a, b = align(a, b)
     if a.sizes["time_bin"] != b.sizes["time_bin"]:
         raise ValueError(f"trajectories of {a.sizes['time_bin']} and {b.sizes['time_bin']} bins; resample to one grid")
-    window = window or a.sizes["time_bin"]
+    bins = a.sizes["time_bin"]
+    if window is not None and not 1 <= window <= bins:  # longer gave an empty result, and 0 meant all bins
+        raise ValueError(f"window {window}: expected 1..{bins} bins (None: all {bins})")
+    window = window or bins
     starts = range(0, a.sizes["time_bin"] - window + 1)
     values = [procrustes_similarity(a.values[:, s: s + window].reshape(-1, a.sizes["neuroid"]),
                                     b.values[:, s: s + window].reshape(-1, b.sizes["neuroid"])) for s in starts]

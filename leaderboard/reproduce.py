@@ -44,6 +44,9 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
 UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
 MISSING = "(missing)"
+#: the checksums of a benchmark's data: the responses (``data_sha256``), the images a neural benchmark's model read
+#: (``stimuli_sha256``) and imagenet.val's files (``images_sha256``); a rerun that differs in one is on other data
+DATA_CHECKSUMS = ("data_sha256", "settings.stimuli_sha256", "settings.images_sha256")
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
                "scored: see `zoo list`)")
@@ -554,7 +557,7 @@ def run_reproduce(args) -> int:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
         fields = ", ".join(name for name, _, _ in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
-        data = any(name in ("data_sha256", "settings.images_sha256") for name, _, _ in named)
+        data = any(name in DATA_CHECKSUMS for name, _, _ in named)
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else

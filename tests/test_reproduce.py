@@ -867,3 +867,47 @@ def test_a_json_file_that_is_no_zoo_fit_summary_is_named_for_what_it_is(tmp_path
         (tmp_path / name).write_text(json.dumps(record))
         assert _zoo("reproduce", tmp_path / name) == 2
         assert capsys.readouterr().err.strip() == f"zoo reproduce: error: {tmp_path / name}{message}"
+
+
+def test_a_zoo_run_record_names_its_images_and_split_and_a_rerun_on_other_images_is_not_reproduced(
+        tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    """Before: zoo run's (and zoo work's) records kept the responses' data_sha256 only, not the images' (a zoo score
+    record's ``stimuli_sha256``) nor which stimuli their public or hidden half held: a rerun on changed images
+    failed on its numbers alone, never naming the data, and one whose split drew other stimuli (another
+    scikit-learn) was told apart from another code path by nothing."""
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.leaderboard.zoo import split_ids
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    benchmark = _neural()
+    halves = dict(zip(("public", "hidden"), split_ids(benchmark, job["spec"]["split"]["hidden_fraction"])))
+    for record_id in (job["score_id"], job["hidden_score_id"]):
+        settings = ResultsStore(db).get(record_id).settings
+        assert settings["stimuli_sha256"] == benchmark.stimuli_sha256
+        ids = halves[settings["split"]]
+        assert len(ids) == settings["n_stimuli"] == 48
+        assert settings["split_digest"] == keyed_digest("split-ids", "\x1f".join(sorted(map(str, ids))).encode())
+    assert ResultsStore(db).get(job["score_id"]).settings["split_digest"] != \
+        ResultsStore(db).get(job["hidden_score_id"]).settings["split_digest"]
+    # a rerun whose split draws other stimuli (as another scikit-learn's StratifiedShuffleSplit could) is named so
+    with monkeypatch.context() as patched:
+        patched.setattr("neurozoo.leaderboard.zoo.split_seed", lambda benchmark_id: 12345)
+        capsys.readouterr()
+        assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+        assert "differs: settings.split_digest: stored '" in capsys.readouterr().out
+    stimuli = benchmark.stimuli
+    assembly = benchmark.assembly
+    benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: assembly, lambda: Stimuli(
+        stimuli.ids, stimuli.images.flip(-1))), overwrite=True, region="V4")  # the same responses, mirrored images
+    capsys.readouterr()
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+    out = capsys.readouterr().out
+    assert f"differs: settings.stimuli_sha256: stored '{benchmark.stimuli_sha256}', rerun '" in out
+    assert "(the benchmark's data has changed since it was scored)" in out

@@ -911,3 +911,21 @@ def test_a_zoo_run_record_names_its_images_and_split_and_a_rerun_on_other_images
     out = capsys.readouterr().out
     assert f"differs: settings.stimuli_sha256: stored '{benchmark.stimuli_sha256}', rerun '" in out
     assert "(the benchmark's data has changed since it was scored)" in out
+
+
+def test_two_stores_scored_into_one_folder_keep_one_summary_each_naming_its_record(tmp_path, tiny_benchmarks):
+    """Before: the summary was named by the record id alone, which counts per store, so record 1 of a second --db
+    overwrote the first store's record-1 summary and plots in the shared --out (by default $NEUROZOO_HOME/results)."""
+    out = tmp_path / "out"
+    stores = [f"sqlite:///{tmp_path / name}" for name in ("a.sqlite", "b.sqlite")]
+    for db, seed in zip(stores, ("1", "2")):
+        _score(db, "--seed", seed, "--out", out)
+    summaries = sorted(out.glob("*.json"))
+    assert len(summaries) == 2 and len(list(out.glob("*.png"))) == 2
+    for db in stores:
+        record = ResultsStore(db).records()[-1]
+        summary = [json.loads(path.read_text()) for path in summaries
+                   if json.loads(path.read_text())["record"]["store"] == db]
+        assert len(summary) == 1 and summary[0]["record"]["id"] == record.id == 1
+        assert summary[0]["value"] == record.value and summary[0]["provenance"]["seed"] == record.seed
+    assert ResultsStore(stores[0]).get(1).value != ResultsStore(stores[1]).get(1).value

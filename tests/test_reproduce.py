@@ -929,3 +929,83 @@ def test_two_stores_scored_into_one_folder_keep_one_summary_each_naming_its_reco
         assert len(summary) == 1 and summary[0]["record"]["id"] == record.id == 1
         assert summary[0]["value"] == record.value and summary[0]["provenance"]["seed"] == record.seed
     assert ResultsStore(stores[0]).get(1).value != ResultsStore(stores[1]).get(1).value
+
+
+def test_a_zoo_score_interrupted_mid_extraction_stores_nothing_and_its_rerun_scores_as_an_uninterrupted_one(
+        tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    """Ctrl-C in the second batch of the extraction: exit 130, no record, no summary or plot, no activation-cache
+    entry; the same command again gives, bit for bit, the score of a run never interrupted (computed afresh)."""
+    from neurozoo.benchmarks.extraction import Stimuli
+
+    _private_cache(tmp_path, monkeypatch)
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", tmp_path / "out"
+    real, batches = Stimuli.batch, []
+
+    def interrupted(self, start, end):
+        batches.append(start)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        return real(self, start, end)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Stimuli, "batch", interrupted)
+        capsys.readouterr()
+        assert _zoo("score", "feedforward_intermediate", NEURAL, "--width", "0.0625", "--max-features", "20",
+                    "--layers", "conv3", "--db", db, "--out", out) == 130
+    assert batches == [0, 32] and "interrupted" in capsys.readouterr().err
+    assert ResultsStore(db).records() == [] and list(out.glob("*") if out.exists() else []) == []
+    assert [p for p in (tmp_path / "private-cache").rglob("*") if p.is_file() and "activations" in p.parts] == []
+    _score(db, "--out", out)  # the same command again (it writes the activation cache)
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    _score(fresh, "--out", tmp_path / "fresh", "--no-cache")
+    again, uninterrupted = ResultsStore(db).records()[-1], ResultsStore(fresh).records()[-1]
+    assert (again.value, again.error, again.ceiling, again.raw, again.per_bin) == \
+        (uninterrupted.value, uninterrupted.error, uninterrupted.ceiling, uninterrupted.raw, uninterrupted.per_bin)
+    assert again.settings["stimuli_sha256"] == uninterrupted.settings["stimuli_sha256"]
+
+
+#: ``zoo score`` of the tiny neural benchmark in a fresh interpreter (the benchmark registered as tiny_benchmarks does)
+FRESH_SCORE = """import sys
+sys.path.insert(0, {tests!r})
+import test_reproduce as here
+from neurozoo import benchmarks
+from neurozoo.leaderboard.cli import main
+benchmarks.BENCHMARKS.add(here.NEURAL, here._neural, overwrite=True, region="V4")
+sys.exit(main(["score", "feedforward_intermediate", here.NEURAL, "--width", "0.0625", "--max-features", "20",
+               "--layers", "conv3", "--no-cache", "--db", {db!r}, "--out", {out!r}]))
+"""
+
+
+def test_zoo_score_in_a_fresh_process_is_bit_identical_and_another_thread_count_within_1e_5(tmp_path,
+                                                                                            tiny_benchmarks):
+    """A fresh process (another hash seed) gives this process's value, error, ceiling, raw value and per-bin rows bit
+    for bit; under 2 threads (torch's and the BLAS's) each number is within the README's 1e-5 of the 1-thread one,
+    and the records say which count each ran under."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from neurozoo.leaderboard.reproduce import with_threads
+
+    db = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="1",
+               NEUROZOO_CACHE=str(tmp_path / "cache"))
+    code = FRESH_SCORE.format(tests=str(Path(__file__).parent), db=db, out=str(tmp_path / "fresh"))
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    # meanwhile, in this process: on 1 thread, then on 2 (torch's and the BLAS's, as zoo reproduce sets them)
+    here, two = (f"sqlite:///{tmp_path / name}.sqlite" for name in ("here", "two"))
+    assert torch.get_num_threads() == 1
+    _score(here, "--no-cache", "--out", tmp_path / "here")
+    with_threads(2, lambda: _score(two, "--no-cache", "--out", tmp_path / "two"), blas=2)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output[-2000:]
+    records = {name: ResultsStore(url).records()[-1] for name, url in (("here", here), ("fresh", db), ("two", two))}
+    numbers = lambda r: [r.value, r.error, r.ceiling, r.raw] + [  # noqa: E731
+        row[key] for row in r.per_bin for key in sorted(row) if isinstance(row[key], float)]
+    assert numbers(records["here"]) == numbers(records["fresh"]) and records["here"].per_bin == records["fresh"].per_bin
+    pairs = list(zip(numbers(records["here"]), numbers(records["two"])))
+    assert len(pairs) > 4 and max(abs(a - b) for a, b in pairs) <= 1e-5
+    assert [(records[n].settings["environment"]["torch_threads"], records[n].settings["environment"]["blas_threads"])
+            for n in ("here", "fresh", "two")] == [(1, 1), (1, 1), (2, 2)]

@@ -465,7 +465,7 @@ def _settings_of(db_file, record_id):
 
 
 def test_a_record_whose_data_changed_since_is_not_reproduced_whatever_the_tolerance(tmp_path, tiny_benchmarks,
-                                                                                    capsys):
+                                                                                    capsys, monkeypatch):
     """Before: a changed data sha256 was a note, and a rerun within --tolerance said "reproduced" (exit 0) on
     other data. Now the field is named with both checksums and the command exits 1."""
     from neurozoo.benchmarks.extraction import Stimuli
@@ -480,10 +480,13 @@ def test_a_record_whose_data_changed_since_is_not_reproduced_whatever_the_tolera
     benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: other, lambda: Stimuli(
         stimuli.ids, stimuli.images)), overwrite=True, region="V4")  # the benchmark's recordings replaced
     capsys.readouterr()
+    # said before any scoring (it came after the whole rerun): nothing is extracted or fitted on the other data
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun", lambda *a, **k: pytest.fail("scored again"))
     assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "10") == 1
     out = capsys.readouterr().out
-    assert f"differs: data_sha256: stored '{record.data_sha256}', rerun '" in out
-    assert f"NOT reproduced: record {record.id}'s data_sha256 is not the rerun's (the benchmark's data has changed" in out
+    assert f"differs: data_sha256: stored '{record.data_sha256}', now '{benchmarks.load(NEURAL).responses_sha256}'" in out
+    assert (f"NOT reproduced: record {record.id}'s data_sha256 is not the benchmark's now (its data has changed since "
+            "it was scored); not scored again") in out
 
 
 def test_a_record_edited_to_another_model_seed_or_configuration_is_not_reproduced(tmp_path, tiny_benchmarks,
@@ -906,6 +909,13 @@ def test_a_zoo_run_record_names_its_images_and_split_and_a_rerun_on_other_images
     assembly = benchmark.assembly
     benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: assembly, lambda: Stimuli(
         stimuli.ids, stimuli.images.flip(-1))), overwrite=True, region="V4")  # the same responses, mirrored images
+    capsys.readouterr()
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+    out = capsys.readouterr().out
+    assert f"differs: settings.stimuli_sha256: stored '{benchmark.stimuli_sha256}', now '" in out
+    assert "differs: data_sha256" not in out and "(its data has changed since it was scored); not scored again" in out
+    # the rerun's own comparison names it too, where the check before it finds nothing
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce.changed_data", lambda record: [])
     capsys.readouterr()
     assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
     out = capsys.readouterr().out

@@ -300,11 +300,25 @@ def _store(args, score, model_name: str):
     score.provenance.setdefault("settings", {}).setdefault("environment", environment())
     store = ResultsStore(args.db)
     record_id = store.add(score.to_record(model_name, args.benchmark))
-    summary = args.out / (f"{record_id:06d}_{args.benchmark}_{args.model}".replace("/", "_").replace(":", "_") + ".json")
+    summary = args.out / (summary_stem(store, record_id, args.benchmark, args.model) + ".json")
     write_json(summary, {"model": model_name, "benchmark": args.benchmark, "value": score.value, "error": score.error,
                          "ceiling": score.ceiling, "raw": score.raw, "per_bin": score.per_bin,
-                         "provenance": score.provenance})
+                         "provenance": score.provenance, "record": {"id": record_id, "store": store.shown_url}})
     return store, record_id, summary
+
+
+def summary_stem(store, record_id: int, benchmark: str, model: str) -> str:
+    """The name of a score's summary and plots: ``<record id>_<benchmark>_<model>``, after a digest of the store's
+    URL for a store other than the default one. Record ids count per store, so two stores' records of one number
+    wrote one file, the second over the first's, in the --out they share (by default $NEUROZOO_HOME/results)."""
+    import hashlib
+
+    from neurozoo.benchmarks.records import default_url
+
+    stem = f"{record_id:06d}_{benchmark}_{model}".replace("/", "_").replace(":", "_")
+    if store.url == default_url():
+        return stem
+    return f"{hashlib.sha256(store.shown_url.encode()).hexdigest()[:8]}-{stem}"
 
 
 def _score_retina(args, benchmark):

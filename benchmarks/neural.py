@@ -111,6 +111,12 @@ class NeuralBenchmark:
         return self.stimuli.sha256()
 
     @cached_property
+    def responses_sha256(self) -> str:
+        """The record's ``data_sha256``: the one the benchmark was registered with, else of the responses' values and
+        coordinates."""
+        return self.data_sha256 or sha256_array(self.assembly)
+
+    @cached_property
     def ceiling(self):
         return internal_consistency(self.assembly, silent=self.ceiling_silent)
 
@@ -181,7 +187,7 @@ class NeuralBenchmark:
                                     silent=self.ceiling_silent)
         provenance = {
             "code_version": code_version(), "git_commit": git_commit(),
-            "data_sha256": self.data_sha256 or sha256_array(self.assembly), "seed": self.seed,
+            "data_sha256": self.responses_sha256, "seed": self.seed,
             "device": device or "cpu", "duration_s": time.perf_counter() - started,
         }
         score = Score.from_temporal(temporal, provenance)

@@ -11,7 +11,8 @@ fitted from scratch in a temporary folder (``--use-caches`` reads both, as a nor
 the value, error, ceiling, raw value, every number per time bin (per cell for retina benchmarks) and every number
 of the settings, within the tolerance; and the model, benchmark, seed, data sha256 and every other setting exactly
 (:func:`mismatches`): a rerun on other data or with another configuration is not a reproduction, whatever its
-numbers. The model is compared by the registered name the record's rerun description keeps, where it keeps one
+numbers. A neural benchmark's data checksums are compared first (:func:`changed_data`): a record whose data have
+changed is not scored again. The model is compared by the registered name the record's rerun description keeps, where it keeps one
 (:func:`model_identity`): a display name changed since the record is a note. A record edited or cut short is refused naming the field (:func:`checked`).
 
 Tolerance: on the same machine, installation and thread count the harness is deterministic, so the rerun must
@@ -44,6 +45,9 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
 UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
 MISSING = "(missing)"
+#: the checksums of a benchmark's data: the responses (``data_sha256``), the images a neural benchmark's model read
+#: (``stimuli_sha256``) and imagenet.val's files (``images_sha256``); a rerun that differs in one is on other data
+DATA_CHECKSUMS = ("data_sha256", "settings.stimuli_sha256", "settings.images_sha256")
 ANALYSES = ("dynamics", "compare")  # commands whose records keep their arguments: run again from those
 PLUGIN_HINT = (" (a model or benchmark that a plugin registered needs that plugin installed, as when the record was "
                "scored: see `zoo list`)")
@@ -540,6 +544,14 @@ def run_reproduce(args) -> int:
     if record is None:
         raise UserFacingError(f"no record {args.record} in {store.shown_url}")
     how = (record.settings or {}).get("rerun") or job_rerun(store, record.id)
+    changed = changed_data(record)
+    if changed:  # said before the rerun: its numbers, minutes of extraction later, could only be on other data
+        for name, stored, found in changed:
+            print(f"  differs: {name}: stored {stored!r}, now {found!r}")
+        print(f"NOT reproduced: record {record.id}'s {' and '.join(name for name, _, _ in changed)} "
+              f"{'is' if len(changed) == 1 else 'are'} not the benchmark's now (its data has changed since it was "
+              "scored); not scored again")
+        return 1
     new = with_threads(_recorded_threads(record),
                        lambda: rerun(record, device=args.device, use_caches=args.use_caches, how=how),
                        blas=recorded_blas_threads(record.settings))
@@ -555,7 +567,7 @@ def run_reproduce(args) -> int:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
     if named:
         fields = ", ".join(name for name, _, _ in named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
-        data = any(name in ("data_sha256", "settings.images_sha256") for name, _, _ in named)
+        data = any(name in DATA_CHECKSUMS for name, _, _ in named)
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
@@ -568,6 +580,28 @@ def run_reproduce(args) -> int:
         return 0
     print(beyond_tolerance(pairs, largest, args.tolerance))
     return 1
+
+
+def changed_data(record: ScoreRecord) -> List[Tuple[str, Any, Any]]:
+    """``(field, stored, now)`` of the checksums of a neural benchmark's data (the responses' ``data_sha256``, the
+    images' ``settings.stimuli_sha256``) that the record states and the registered benchmark no longer has: checked
+    before any scoring. Empty for other records and a benchmark not registered here (the rerun names that)."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+
+    if record.benchmark not in benchmarks.BENCHMARKS or record.data_sha256 is None:
+        return []
+    try:
+        benchmark = benchmarks.load(record.benchmark)
+        if not isinstance(benchmark, NeuralBenchmark):
+            return []
+        stored_images = (record.settings or {}).get("stimuli_sha256")
+        rows = [("data_sha256", record.data_sha256, benchmark.responses_sha256)]
+        if stored_images is not None:
+            rows.append(("settings.stimuli_sha256", stored_images, benchmark.stimuli_sha256))
+    except UserFacingError:  # its data missing here, say: the rerun says so, naming the record
+        return []
+    return [(name, stored, now) for name, stored, now in rows if stored != now]
 
 
 def within_tolerance(largest: float, tolerance: float) -> str:

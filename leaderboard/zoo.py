@@ -418,6 +418,14 @@ def split_ids(benchmark, fraction: float, seed: Optional[int] = None):
     return ids[np.sort(public)], ids[np.sort(hidden)]
 
 
+def split_digest(ids) -> str:
+    """Which stimuli a half of the split holds (``ids``, sorted, as text): an HMAC with the host's secret, as the split
+    itself is drawn, so that a public score's settings give no offline test of a guessed split seed."""
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+
+    return keyed_digest("split-ids", "\x1f".join(sorted(str(i) for i in ids)).encode())
+
+
 def check_record(record: ScoreRecord) -> ScoreRecord:
     if record.value is None or not math.isfinite(record.value):
         raise ScoringError(f"{record.model} on {record.benchmark}: the score is {record.value} (NaN or missing); "
@@ -512,10 +520,14 @@ def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings:
     check_features(features.transpose("presentation", ...).values, name, settings.get("layer"),
                    spec["benchmark"])
     public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"])
+    # the images read (data_sha256 is the responses') and which stimuli each half holds, as zoo reproduce compares
+    # them: a rerun on other images, or whose split drew other stimuli (another scikit-learn), is named so
+    settings = {**settings, "stimuli_sha256": benchmark.stimuli_sha256}
     records = []
     for split, ids in (("public", public), ("hidden", hidden)):
         score = benchmark.score_features(features, stimulus_ids=ids, settings={**settings, "split": split,
-                                                                               "split_key": spec["split"]["key"]},
+                                                                               "split_key": spec["split"]["key"],
+                                                                               "split_digest": split_digest(ids)},
                                          started=started, device=device)
         records.append(check_record(score.to_record(name, spec["benchmark"])))
     return records[0], records[1]

@@ -223,3 +223,42 @@ def test_a_dirty_checkout_states_a_digest_of_its_changes(tmp_path, monkeypatch, 
         assert provenance.git_commit().endswith("-dirty")
         digests.append(provenance.environment()["code_diff_sha256"])
     assert len(digests[0]) == 64 and digests[0] != digests[1] and digests[0] == digests[2]
+
+
+def test_a_score_recorded_from_a_dirty_checkout_says_so_and_a_clean_one_does_not(tmp_path, monkeypatch,
+                                                                                 fresh_commit_cache,
+                                                                                 committed_repository):
+    """What a stored record (not only provenance's functions) states of the code: the commit, -dirty in its
+    git_commit and code_version once a tracked file changed, and the digest of those changes in its environment."""
+    import numpy as np
+    import torch
+
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.benchmarks.synthetic import as_features, synthetic_assembly
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    head = committed_repository(repo, {"setup.cfg": "[metadata]\nversion = 9.8.7\n"})
+    monkeypatch.setattr(provenance, "REPO", repo.resolve())
+    version = provenance.package_version()
+    assembly, clean = synthetic_assembly(n_stimuli=48, n_neuroids=6, n_bins=2, n_repetitions=4, n_objects=4, seed=0)
+    ids = list(clean["stimulus_id"].values)
+    benchmark = NeuralBenchmark("provtest.V4", "V4", lambda: assembly, lambda: Stimuli(ids, torch.zeros(48, 3, 8, 8)))
+    signal = np.einsum("pnt,nf->pft", clean.values, np.random.default_rng(1).normal(size=(6, 12)))
+    features = as_features(signal.astype(np.float32), clean)
+    store = ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    records = []
+    for edit in (None, "9.8.8"):
+        if edit:
+            (repo / "setup.cfg").write_text(f"[metadata]\nversion = {edit}\n")
+            provenance.git_commit.cache_clear()
+            provenance.code_diff_sha256.cache_clear()
+        records.append(store.get(store.add(benchmark.score_features(features).to_record("m", "provtest.V4"))))
+    before, after = records
+    assert (before.git_commit, before.code_version) == (head, f"{version}+g{head[:12]}")
+    assert "code_diff_sha256" not in before.settings["environment"]
+    assert (after.git_commit, after.code_version) == (f"{head}-dirty", f"{version}+g{head[:12]}-dirty")
+    assert after.settings["environment"]["code_diff_sha256"] == provenance.checkout_diff_sha256(repo)
+    assert after.value == before.value and after.data_sha256 == before.data_sha256

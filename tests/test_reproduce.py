@@ -467,7 +467,7 @@ def _settings_of(db_file, record_id):
 
 
 def test_a_record_whose_data_changed_since_is_not_reproduced_whatever_the_tolerance(tmp_path, tiny_benchmarks,
-                                                                                    capsys):
+                                                                                    capsys, monkeypatch):
     """Before: a changed data sha256 was a note, and a rerun within --tolerance said "reproduced" (exit 0) on
     other data. Now the field is named with both checksums and the command exits 1."""
     from neurozoo.benchmarks.extraction import Stimuli
@@ -482,10 +482,13 @@ def test_a_record_whose_data_changed_since_is_not_reproduced_whatever_the_tolera
     benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: other, lambda: Stimuli(
         stimuli.ids, stimuli.images)), overwrite=True, region="V4")  # the benchmark's recordings replaced
     capsys.readouterr()
+    # said before any scoring (it came after the whole rerun): nothing is extracted or fitted on the other data
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce._rerun", lambda *a, **k: pytest.fail("scored again"))
     assert _zoo("reproduce", record.id, "--db", db, "--tolerance", "10") == 1
     out = capsys.readouterr().out
-    assert f"differs: data_sha256: stored '{record.data_sha256}', rerun '" in out
-    assert f"NOT reproduced: record {record.id}'s data_sha256 is not the rerun's (the benchmark's data has changed" in out
+    assert f"differs: data_sha256: stored '{record.data_sha256}', now '{benchmarks.load(NEURAL).responses_sha256}'" in out
+    assert (f"NOT reproduced: record {record.id}'s data_sha256 is not the benchmark's now (its data has changed since "
+            "it was scored); not scored again") in out
 
 
 def test_a_record_edited_to_another_model_seed_or_configuration_is_not_reproduced(tmp_path, tiny_benchmarks,
@@ -869,3 +872,152 @@ def test_a_json_file_that_is_no_zoo_fit_summary_is_named_for_what_it_is(tmp_path
         (tmp_path / name).write_text(json.dumps(record))
         assert _zoo("reproduce", tmp_path / name) == 2
         assert capsys.readouterr().err.strip() == f"zoo reproduce: error: {tmp_path / name}{message}"
+
+
+def test_a_zoo_run_record_names_its_images_and_split_and_a_rerun_on_other_images_is_not_reproduced(
+        tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    """Before: zoo run's (and zoo work's) records kept the responses' data_sha256 only, not the images' (a zoo score
+    record's ``stimuli_sha256``) nor which stimuli their public or hidden half held: a rerun on changed images
+    failed on its numbers alone, never naming the data, and one whose split drew other stimuli (another
+    scikit-learn) was told apart from another code path by nothing."""
+    from neurozoo.benchmarks.extraction import Stimuli
+    from neurozoo.benchmarks.extraction.cache import keyed_digest
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+    from neurozoo.leaderboard.zoo import split_ids
+
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            report=tmp_path / "report", progress=False, echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    benchmark = _neural()
+    halves = dict(zip(("public", "hidden"), split_ids(benchmark, job["spec"]["split"]["hidden_fraction"])))
+    for record_id in (job["score_id"], job["hidden_score_id"]):
+        settings = ResultsStore(db).get(record_id).settings
+        assert settings["stimuli_sha256"] == benchmark.stimuli_sha256
+        ids = halves[settings["split"]]
+        assert len(ids) == settings["n_stimuli"] == 48
+        assert settings["split_digest"] == keyed_digest("split-ids", "\x1f".join(sorted(map(str, ids))).encode())
+    assert ResultsStore(db).get(job["score_id"]).settings["split_digest"] != \
+        ResultsStore(db).get(job["hidden_score_id"]).settings["split_digest"]
+    # a rerun whose split draws other stimuli (as another scikit-learn's StratifiedShuffleSplit could) is named so
+    with monkeypatch.context() as patched:
+        patched.setattr("neurozoo.leaderboard.zoo.split_seed", lambda benchmark_id: 12345)
+        capsys.readouterr()
+        assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+        assert "differs: settings.split_digest: stored '" in capsys.readouterr().out
+    stimuli = benchmark.stimuli
+    assembly = benchmark.assembly
+    benchmarks.BENCHMARKS.add(NEURAL, lambda: NeuralBenchmark(NEURAL, "V4", lambda: assembly, lambda: Stimuli(
+        stimuli.ids, stimuli.images.flip(-1))), overwrite=True, region="V4")  # the same responses, mirrored images
+    capsys.readouterr()
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+    out = capsys.readouterr().out
+    assert f"differs: settings.stimuli_sha256: stored '{benchmark.stimuli_sha256}', now '" in out
+    assert "differs: data_sha256" not in out and "(its data has changed since it was scored); not scored again" in out
+    # the rerun's own comparison names it too, where the check before it finds nothing
+    monkeypatch.setattr("neurozoo.leaderboard.reproduce.changed_data", lambda record: [])
+    capsys.readouterr()
+    assert _zoo("reproduce", job["hidden_score_id"], "--db", db, "--tolerance", "10") == 1
+    out = capsys.readouterr().out
+    assert f"differs: settings.stimuli_sha256: stored '{benchmark.stimuli_sha256}', rerun '" in out
+    assert "(the benchmark's data has changed since it was scored)" in out
+
+
+def test_two_stores_scored_into_one_folder_keep_one_summary_each_naming_its_record(tmp_path, tiny_benchmarks):
+    """Before: the summary was named by the record id alone, which counts per store, so record 1 of a second --db
+    overwrote the first store's record-1 summary and plots in the shared --out (by default $NEUROZOO_HOME/results)."""
+    out = tmp_path / "out"
+    stores = [f"sqlite:///{tmp_path / name}" for name in ("a.sqlite", "b.sqlite")]
+    for db, seed in zip(stores, ("1", "2")):
+        _score(db, "--seed", seed, "--out", out)
+    summaries = sorted(out.glob("*.json"))
+    assert len(summaries) == 2 and len(list(out.glob("*.png"))) == 2
+    for db in stores:
+        record = ResultsStore(db).records()[-1]
+        summary = [json.loads(path.read_text()) for path in summaries
+                   if json.loads(path.read_text())["record"]["store"] == db]
+        assert len(summary) == 1 and summary[0]["record"]["id"] == record.id == 1
+        assert summary[0]["value"] == record.value and summary[0]["provenance"]["seed"] == record.seed
+    assert ResultsStore(stores[0]).get(1).value != ResultsStore(stores[1]).get(1).value
+
+
+def test_a_zoo_score_interrupted_mid_extraction_stores_nothing_and_its_rerun_scores_as_an_uninterrupted_one(
+        tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    """Ctrl-C in the second batch of the extraction: exit 130, no record, no summary or plot, no activation-cache
+    entry; the same command again gives, bit for bit, the score of a run never interrupted (computed afresh)."""
+    from neurozoo.benchmarks.extraction import Stimuli
+
+    _private_cache(tmp_path, monkeypatch)
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", tmp_path / "out"
+    real, batches = Stimuli.batch, []
+
+    def interrupted(self, start, end):
+        batches.append(start)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+        return real(self, start, end)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Stimuli, "batch", interrupted)
+        capsys.readouterr()
+        assert _zoo("score", "feedforward_intermediate", NEURAL, "--width", "0.0625", "--max-features", "20",
+                    "--layers", "conv3", "--db", db, "--out", out) == 130
+    assert batches == [0, 32] and "interrupted" in capsys.readouterr().err
+    assert ResultsStore(db).records() == [] and list(out.glob("*") if out.exists() else []) == []
+    assert [p for p in (tmp_path / "private-cache").rglob("*") if p.is_file() and "activations" in p.parts] == []
+    _score(db, "--out", out)  # the same command again (it writes the activation cache)
+    fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    _score(fresh, "--out", tmp_path / "fresh", "--no-cache")
+    again, uninterrupted = ResultsStore(db).records()[-1], ResultsStore(fresh).records()[-1]
+    assert (again.value, again.error, again.ceiling, again.raw, again.per_bin) == \
+        (uninterrupted.value, uninterrupted.error, uninterrupted.ceiling, uninterrupted.raw, uninterrupted.per_bin)
+    assert again.settings["stimuli_sha256"] == uninterrupted.settings["stimuli_sha256"]
+
+
+#: ``zoo score`` of the tiny neural benchmark in a fresh interpreter (the benchmark registered as tiny_benchmarks does)
+FRESH_SCORE = """import sys
+sys.path.insert(0, {tests!r})
+import test_reproduce as here
+from neurozoo import benchmarks
+from neurozoo.leaderboard.cli import main
+benchmarks.BENCHMARKS.add(here.NEURAL, here._neural, overwrite=True, region="V4")
+sys.exit(main(["score", "feedforward_intermediate", here.NEURAL, "--width", "0.0625", "--max-features", "20",
+               "--layers", "conv3", "--no-cache", "--db", {db!r}, "--out", {out!r}]))
+"""
+
+
+def test_zoo_score_in_a_fresh_process_is_bit_identical_and_another_thread_count_within_1e_5(tmp_path,
+                                                                                            tiny_benchmarks):
+    """A fresh process (another hash seed) gives this process's value, error, ceiling, raw value and per-bin rows bit
+    for bit; under 2 threads (torch's and the BLAS's) each number is within the README's 1e-5 of the 1-thread one,
+    and the records say which count each ran under."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from neurozoo.leaderboard.reproduce import with_threads
+
+    db = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="1",
+               NEUROZOO_CACHE=str(tmp_path / "cache"))
+    code = FRESH_SCORE.format(tests=str(Path(__file__).parent), db=db, out=str(tmp_path / "fresh"))
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    # meanwhile, in this process: on 1 thread, then on 2 (torch's and the BLAS's, as zoo reproduce sets them)
+    here, two = (f"sqlite:///{tmp_path / name}.sqlite" for name in ("here", "two"))
+    assert torch.get_num_threads() == 1
+    _score(here, "--no-cache", "--out", tmp_path / "here")
+    with_threads(2, lambda: _score(two, "--no-cache", "--out", tmp_path / "two"), blas=2)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output[-2000:]
+    records = {name: ResultsStore(url).records()[-1] for name, url in (("here", here), ("fresh", db), ("two", two))}
+    numbers = lambda r: [r.value, r.error, r.ceiling, r.raw] + [  # noqa: E731
+        row[key] for row in r.per_bin for key in sorted(row) if isinstance(row[key], float)]
+    assert numbers(records["here"]) == numbers(records["fresh"]) and records["here"].per_bin == records["fresh"].per_bin
+    pairs = list(zip(numbers(records["here"]), numbers(records["two"])))
+    assert len(pairs) > 4 and max(abs(a - b) for a, b in pairs) <= 1e-5
+    assert [(records[n].settings["environment"]["torch_threads"], records[n].settings["environment"]["blas_threads"])
+            for n in ("here", "fresh", "two")] == [(1, 1), (1, 1), (2, 2)]

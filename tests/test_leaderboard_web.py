@@ -1135,6 +1135,26 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
     assert "as if they were independent. They are not by construction" in client.get("/models/eps").text
 
 
+def test_zoo_runs_printed_ranking_gives_each_aggregates_error_bound_as_the_page_does(db):
+    """The printed ranking showed an aggregate's error taken as independent (0.025) without the upper bound the page
+    and /api/ranking give (0.035): it follows the error, where it differs, and a note says what both are."""
+    from neurozoo.leaderboard.run import format_ranking
+
+    for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04), (V4, 0.1, 0.02)):
+        model = "eps" if value > 0.1 else "zeta"  # zeta: one score, its error its bound
+        job = db.enqueue(model, benchmark, {"m": model})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord(model, benchmark, value, settings={}),
+                  hidden=ScoreRecord(model, benchmark, value, error=error, settings={}))
+    printed = format_ranking(db).splitlines()
+    eps = next(line for line in printed if line.split()[1:2] == ["eps"])
+    zeta = next(line for line in printed if line.split()[1:2] == ["zeta"])
+    assert "0.300 \u00b1 0.025 (\u2264 0.035) (2/2)" in eps
+    assert "0.100 \u00b1 0.020 (1/2)" in zeta and "\u2264" not in zeta  # one score: the bound is its error
+    assert any(line.startswith("Scores roll up") and '"(\u2264 x)" after an error gives its upper bound' in line
+               for line in printed)
+
+
 def test_an_aggregates_error_bound_holds_whatever_the_correlation_of_its_scores():
     """The standard error of a mean of correlated scores exceeds the independent propagation; the bound (the mean of
     the errors) covers every correlation, and equals the standard error when the scores are fully correlated."""

@@ -573,14 +573,12 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
     ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking;
     ``failures`` (``db.failed_jobs()``) marks a score whose model's latest run on it failed (:func:`latest_failures`).
     None when the benchmark is neither registered nor scored."""
-    from neurozoo import benchmarks
-
     records = [r for r in records if r.benchmark == benchmark]
     outdated = [job for job in outdated if job["benchmark"] == benchmark]
     failed = latest_failures(records, [job for job in failures if job["benchmark"] == benchmark])
     if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
-    description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
+    facts = registry_facts(benchmark)
     records.sort(key=lambda r: (r.value is None, -(shown(r.value) or 0.0), r.model))
     rows = []
     for record, rank in zip(records, competition_ranks([r.value for r in records])):
@@ -605,11 +603,22 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
     svg = line_chart_svg(series, f"{benchmark}: score over time", "time after stimulus onset (ms)",
                          y_label="score (r\u00b2 / ceiling)", y_range=(0.0, 1.0), width=720, height=260,
                          legend_width=180) if series else None
+    return {"benchmark": benchmark, **{k: facts[k] for k in ("description", "data", "raw_meaning", "hidden_note")},
+            "rows": rows, "svg": svg, "n_timed": len(timed), "outdated": outdated_rows(outdated)}
+
+
+def registry_facts(benchmark: str) -> Dict[str, Any]:
+    """What a benchmark's page shows from the registry, not from its scores: its description, declared data kind
+    (``data``; both None for a benchmark no longer registered), the meaning of its raw number, whether its scores are
+    on a hidden half, and its declared ``scale`` (how its ceiling enters the means). ``render.benchmark_key`` keys the
+    page on them, so that a plugin's new description (no code of ours changed) renders its page again."""
+    from neurozoo import benchmarks
     from neurozoo.leaderboard.zoo import benchmark_family
 
+    registered = benchmark in registered_benchmarks()
+    entry = benchmarks.BENCHMARKS.get(benchmark) if registered else None
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
-    retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    data = None if description is None else DATA_KINDS[data_kind(benchmarks.BENCHMARKS.get(benchmark))]
-    return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
-            "raw_meaning": raw_meaning(benchmark),
-            "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}
+    retina = registered and benchmark_family(benchmark) == "retina"
+    return {"description": entry.description if entry else None,
+            "data": DATA_KINDS[data_kind(entry)] if entry else None, "raw_meaning": raw_meaning(benchmark),
+            "hidden_note": "" if retina else HIDDEN_NOTE, "scale": scale_of(benchmark) if entry else None}

@@ -997,6 +997,39 @@ def test_the_static_report_renders_only_the_pages_a_new_score_changes_and_equals
     assert len(made) == len(pages(full)) and pages(report) == pages(full)
 
 
+def test_the_static_report_renders_a_plugin_benchmarks_page_again_when_the_registry_changes_what_it_shows(
+        db, tmp_path, monkeypatch, untagged_plugin):
+    """A benchmark page's key held its scores and the code, not what the page shows from the registry: a plugin's new
+    description (or declared data), with no code of ours changed, left the page of the report as it was."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard import render as rendering
+
+    plugin, entries = untagged_plugin, benchmarks.BENCHMARKS._entries
+    _score(db, "delta", plugin, 0.5)
+    report = tmp_path / "report"
+    rendering.write_report(db, report)
+    page = lambda: (report / "benchmarks" / f"{plugin}.html").read_text()
+    assert "(plugin lbtest_plugin:make)" in page() and "Data: undeclared" in page()
+    made, real = [], rendering.render
+    monkeypatch.setattr(rendering, "render", lambda template, **c: made.append(c.get("model") or c.get("benchmark")
+                                                                               or template) or real(template, **c))
+    monkeypatch.setitem(entries, plugin, Entry(plugin, entries[plugin].factory, "(plugin lbtest_plugin:make_v2)"))
+    rendering.write_report(db, report)
+    assert made == [plugin, "index.html"] and "(plugin lbtest_plugin:make_v2)" in page()
+
+    def declared():  # the same benchmark, now declaring its data synthetic
+        benchmark = NeuralBenchmark(plugin, "V4", load_assembly=None, load_stimuli=None)
+        benchmark.embedded = True
+        return benchmark
+
+    made.clear()
+    monkeypatch.setitem(entries, plugin, Entry(plugin, declared, "(plugin lbtest_plugin:make_v2)"))
+    rendering.write_report(db, report)
+    assert plugin in made and "Data: synthetic" in page()
+
+
 def test_the_web_app_renders_again_only_the_model_pages_a_new_score_changes(db, tmp_path, monkeypatch):
     """A model page's cache followed the board's version: any new score rendered every model's page again on its next
     request. It now follows what the page shows; a page whose rank moved is still rendered again."""

@@ -21,7 +21,7 @@ _MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overa
                  "per-split scores a covariance needs are not kept; so {bound} its upper bound, "
                  "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
 MISSING_NOTE = _MISSING_NOTE.format(bound="hovering over an error gives")
-#: the same for ``zoo run``'s printed ranking, which shows the bound after the error: "0.300 \u00b1 0.025 (\u2264 0.035)"
+#: zoo run's printed ranking gives the bound after the error: "0.300 \u00b1 0.025 (\u2264 0.035)"
 PRINTED_MISSING_NOTE = _MISSING_NOTE.format(bound="\"(\u2264 x)\" after an error gives")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "

@@ -363,6 +363,8 @@ def _score_retina(args, benchmark):
         score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:
         score.provenance.setdefault("settings", {})["fitted_to"] = fitted_to  # settings: the store keeps them
+        if _is_embedded_heldout(args.benchmark) and fitted_to.get("embedded") is None:
+            _unknown_training_stimulus(args, benchmark, fitted_to, score)
         scored = score.provenance.get("data_sha256")
         if (fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored)
                 and cross_stimulus is None):  # that one is said with the score
@@ -377,6 +379,20 @@ def _score_retina(args, benchmark):
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':', 1)[1]})"
     return score, name
+
+
+def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:
+    """Weights without a readable ``summary.json`` record no training stimulus, so :func:`_cross_stimulus` has nothing
+    to check them against and they were scored on a held-out benchmark without a word. They still score (older
+    checkpoints have none), but it is said on stderr and kept in the record (``settings.training_stimulus``)."""
+    import sys
+
+    scored = f"embedded:{benchmark.kind}"
+    score.provenance["settings"]["training_stimulus"] = "unknown"
+    print(f"note: {args.checkpoint}: the training stimulus of these weights is unknown ({fitted_to['reason']}); the "
+          f"held-out score of {args.benchmark} assumes they were fitted on {scored}, the stimulus it scores (a "
+          "held-out score is of the stimulus a model was fitted to); the record says training_stimulus: unknown. "
+          "zoo fit --out writes the summary.json that records it", file=sys.stderr)
 
 
 def _cross_stimulus(args, benchmark, fitted_to: dict):

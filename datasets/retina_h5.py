@@ -634,6 +634,10 @@ def split_blocks(n_frames: int, val_fraction: float = 0.1, n_blocks: int = 5,
     early stopping would silently never see that block), or fewer than :data:`MIN_VALIDATION_FRAMES` in all."""
     if not 0 < val_fraction < 1:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 1:
+        # 0 or fewer failed inside numpy ("need at least one array to concatenate")
+        raise DataError(f"n_blocks must be a whole number of at least 1 (the contiguous blocks the recording is cut "
+                        f"into, the last val_fraction of each for validation), got {n_blocks!r}")
     train, val = _split(n_frames, val_fraction, n_blocks, window)
     problem = _split_problem(n_frames, val_fraction, n_blocks, window)
     if problem is None:

@@ -75,21 +75,30 @@ def content_key(*parts) -> str:
 
 def model_key(model: str, records, failures, outdated, metadata, ranks) -> str:
     """What ``model``'s page shows (``records``, ``failures``, ``outdated``: its own; ``ranks``: ``views.model_ranks``):
-    its rows, submission's metadata, the board's kind of data ranked and tree, and its row of the ranking (rank, rank
-    group, aggregates). Another model's new score changes it only where it moves this model's rank or group."""
+    its rows, submission's metadata, the board's kind of data ranked and tree, its row of the ranking (rank, rank
+    group, aggregates), and what the registry says of its scores' benchmarks (the meaning of each raw number). Another
+    model's new score changes it only where it moves this model's rank or group."""
+    from neurozoo.leaderboard.views import raw_meaning
+
     ranked, tree, rows = ranks
     row = rows.get(model) or {}
     return content_key("model", model, list(records), list(failures), list(outdated), metadata.get(model), ranked,
                        [(node.name, depth) for node, depth in tree.walk() if not node.is_leaf],
-                       [row.get(k) for k in ("rank", "ranked_among", "nodes")])
+                       [row.get(k) for k in ("rank", "ranked_among", "nodes")],
+                       {b: raw_meaning(b) for b in sorted({r.benchmark for r in records})})
 
 
 def benchmark_key(benchmark: str, records, outdated, failures, benchmarks) -> str:
     """What ``benchmark``'s page shows: its own records, outdated scores and failed jobs (each any benchmark's, the
-    page's filtered here), and whether it is registered (``benchmarks``: the board's)."""
+    page's filtered here), whether it is registered (``benchmarks``: the board's) and what the registry says of it
+    (``views.registry_facts``: description, declared data kind and scale): a plugin's changed description, with no
+    code of ours changed, had left its page as it was."""
+    from neurozoo.leaderboard.views import registry_facts
+
     return content_key("benchmark", benchmark, [r for r in records if r.benchmark == benchmark],
                        [j for j in outdated if j["benchmark"] == benchmark],
-                       [j for j in failures if j["benchmark"] == benchmark], benchmark in benchmarks)
+                       [j for j in failures if j["benchmark"] == benchmark], benchmark in benchmarks,
+                       registry_facts(benchmark))
 
 
 #: a static report's record of each page's :func:`content_key`, so that the next report writes only the pages whose

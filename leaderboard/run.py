@@ -92,11 +92,14 @@ def db_path_folder(url: str) -> str:
 
 def format_ranking(db) -> str:
     from neurozoo.datasets.text_table import format_table
-    from neurozoo.leaderboard.views import board
+    from neurozoo.leaderboard.views import PRINTED_MISSING_NOTE, board
 
     context = board(db)
     regions = [name for name, depth, leaf in context["columns"] if depth <= 2 and not leaf]
-    error = lambda node: "" if node[3] is None else f" \u00b1 {node[3]:.3f}"
+    # the error taken as independent, then its upper bound whatever the scores' correlation where it differs, as on
+    # the page (its hover): "0.300 \u00b1 0.025 (\u2264 0.035)"
+    bound = lambda node: "" if node[4] is None or f"{node[4]:.3f}" == f"{node[3]:.3f}" else f" (\u2264 {node[4]:.3f})"
+    error = lambda node: "" if node[3] is None else f" \u00b1 {node[3]:.3f}{bound(node)}"
     fmt = lambda node: "-" if node[0] is None else f"{node[0]:.3f}{error(node)} ({node[1]}/{node[2]})"
     among = lambda row: (f"{row['ranked_among']['scored_on']} ({row['ranked_among']['models']})"
                          if row["ranked_among"] else "not ranked")
@@ -104,6 +107,6 @@ def format_ranking(db) -> str:
              *[fmt(row["nodes"][r]) for r in regions], row.get("weights") or "") for row in context["rows"]]
     table = format_table(("rank", "model", context["overall_label"], "ranked among (models)", *regions, "weights"),
                          rows)
-    return "\n".join([table, context["rank_note"], context["data_note"], context["scale_note"],
+    return "\n".join([table, context["rank_note"], context["data_note"], context["scale_note"], PRINTED_MISSING_NOTE,
                       *(f"not ranked: {o['model']} on {o['benchmark']} (job {o['job']}): {o['reason']}; "
                         f"scored again by {o['again']}" for o in context["outdated"])])

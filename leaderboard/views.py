@@ -11,15 +11,18 @@ from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_rank
                                             ranking, registry_tree, scale_of, shown)
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
-MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
-                "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
-                "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
-                "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
-                "(each its spread over cross-validation splits, or a retina fit's bootstrap over cells) as if they "
-                "were independent. They are not by construction: a model's V4 and IT scores are on the same images "
-                "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the "
-                "per-split scores a covariance needs are not kept; so hovering over an error gives its upper bound, "
-                "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
+_MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
+                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
+                 "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
+                 "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
+                 "(each its spread over cross-validation splits, or a retina fit's bootstrap over cells) as if they "
+                 "were independent. They are not by construction: a model's V4 and IT scores are on the same images "
+                 "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the "
+                 "per-split scores a covariance needs are not kept; so {bound} its upper bound, "
+                 "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
+MISSING_NOTE = _MISSING_NOTE.format(bound="hovering over an error gives")
+#: zoo run's printed ranking gives the bound after the error: "0.300 \u00b1 0.025 (\u2264 0.035)"
+PRINTED_MISSING_NOTE = _MISSING_NOTE.format(bound="\"(\u2264 x)\" after an error gives")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "
@@ -570,14 +573,12 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
     ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking;
     ``failures`` (``db.failed_jobs()``) marks a score whose model's latest run on it failed (:func:`latest_failures`).
     None when the benchmark is neither registered nor scored."""
-    from neurozoo import benchmarks
-
     records = [r for r in records if r.benchmark == benchmark]
     outdated = [job for job in outdated if job["benchmark"] == benchmark]
     failed = latest_failures(records, [job for job in failures if job["benchmark"] == benchmark])
     if benchmark not in registered_benchmarks() and not records and not outdated:
         return None
-    description = benchmarks.BENCHMARKS.get(benchmark).description if benchmark in registered_benchmarks() else None
+    facts = registry_facts(benchmark)
     records.sort(key=lambda r: (r.value is None, -(shown(r.value) or 0.0), r.model))
     rows = []
     for record, rank in zip(records, competition_ranks([r.value for r in records])):
@@ -602,11 +603,22 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
     svg = line_chart_svg(series, f"{benchmark}: score over time", "time after stimulus onset (ms)",
                          y_label="score (r\u00b2 / ceiling)", y_range=(0.0, 1.0), width=720, height=260,
                          legend_width=180) if series else None
+    return {"benchmark": benchmark, **{k: facts[k] for k in ("description", "data", "raw_meaning", "hidden_note")},
+            "rows": rows, "svg": svg, "n_timed": len(timed), "outdated": outdated_rows(outdated)}
+
+
+def registry_facts(benchmark: str) -> Dict[str, Any]:
+    """What a benchmark's page shows from the registry, not from its scores: its description, declared data kind
+    (``data``; both None for a benchmark no longer registered), the meaning of its raw number, whether its scores are
+    on a hidden half, and its declared ``scale`` (how its ceiling enters the means). ``render.benchmark_key`` keys the
+    page on them, so that a plugin's new description (no code of ours changed) renders its page again."""
+    from neurozoo import benchmarks
     from neurozoo.leaderboard.zoo import benchmark_family
 
+    registered = benchmark in registered_benchmarks()
+    entry = benchmarks.BENCHMARKS.get(benchmark) if registered else None
     # the hidden half is the image benchmarks' (a retina benchmark's page said its scores were on one)
-    retina = benchmark in registered_benchmarks() and benchmark_family(benchmark) == "retina"
-    data = None if description is None else DATA_KINDS[data_kind(benchmarks.BENCHMARKS.get(benchmark))]
-    return {"benchmark": benchmark, "description": description, "data": data, "rows": rows, "svg": svg,
-            "raw_meaning": raw_meaning(benchmark),
-            "n_timed": len(timed), "hidden_note": "" if retina else HIDDEN_NOTE, "outdated": outdated_rows(outdated)}
+    retina = registered and benchmark_family(benchmark) == "retina"
+    return {"description": entry.description if entry else None,
+            "data": DATA_KINDS[data_kind(entry)] if entry else None, "raw_meaning": raw_meaning(benchmark),
+            "hidden_note": "" if retina else HIDDEN_NOTE, "scale": scale_of(benchmark) if entry else None}

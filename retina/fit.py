@@ -253,7 +253,7 @@ def _check_config(config: FitConfig) -> None:
     from neurozoo.datasets.errors import SpecError
 
     problems = [f"{name} must be at least 1 (got {getattr(config, name)})"
-                for name in ("epochs", "patience", "batch_size") if getattr(config, name) < 1]
+                for name in ("epochs", "patience", "batch_size", "n_blocks") if getattr(config, name) < 1]
     if not 0 < config.lr < math.inf:  # lr 0 would "fit" nothing and store the initial weights as the fit
         problems.append(f"lr must be a finite number > 0 (got {config.lr})")
     problems += [f"{name} must be a finite number >= 0 (got {getattr(config, name)})"

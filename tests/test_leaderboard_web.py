@@ -997,6 +997,39 @@ def test_the_static_report_renders_only_the_pages_a_new_score_changes_and_equals
     assert len(made) == len(pages(full)) and pages(report) == pages(full)
 
 
+def test_the_static_report_renders_a_plugin_benchmarks_page_again_when_the_registry_changes_what_it_shows(
+        db, tmp_path, monkeypatch, untagged_plugin):
+    """A benchmark page's key held its scores and the code, not what the page shows from the registry: a plugin's new
+    description (or declared data), with no code of ours changed, left the page of the report as it was."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard import render as rendering
+
+    plugin, entries = untagged_plugin, benchmarks.BENCHMARKS._entries
+    _score(db, "delta", plugin, 0.5)
+    report = tmp_path / "report"
+    rendering.write_report(db, report)
+    page = lambda: (report / "benchmarks" / f"{plugin}.html").read_text()
+    assert "(plugin lbtest_plugin:make)" in page() and "Data: undeclared" in page()
+    made, real = [], rendering.render
+    monkeypatch.setattr(rendering, "render", lambda template, **c: made.append(c.get("model") or c.get("benchmark")
+                                                                               or template) or real(template, **c))
+    monkeypatch.setitem(entries, plugin, Entry(plugin, entries[plugin].factory, "(plugin lbtest_plugin:make_v2)"))
+    rendering.write_report(db, report)
+    assert made == [plugin, "index.html"] and "(plugin lbtest_plugin:make_v2)" in page()
+
+    def declared():  # the same benchmark, now declaring its data synthetic
+        benchmark = NeuralBenchmark(plugin, "V4", load_assembly=None, load_stimuli=None)
+        benchmark.embedded = True
+        return benchmark
+
+    made.clear()
+    monkeypatch.setitem(entries, plugin, Entry(plugin, declared, "(plugin lbtest_plugin:make_v2)"))
+    rendering.write_report(db, report)
+    assert plugin in made and "Data: synthetic" in page()
+
+
 def test_the_web_app_renders_again_only_the_model_pages_a_new_score_changes(db, tmp_path, monkeypatch):
     """A model page's cache followed the board's version: any new score rendered every model's page again on its next
     request. It now follows what the page shows; a page whose rank moved is still rendered again."""
@@ -1133,6 +1166,26 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
              '0.035 whatever their correlation">&plusmn; 0.025</span>')
     assert shown in client.get("/").text and shown in client.get("/models/eps").text
     assert "as if they were independent. They are not by construction" in client.get("/models/eps").text
+
+
+def test_zoo_runs_printed_ranking_gives_each_aggregates_error_bound_as_the_page_does(db):
+    """The printed ranking showed an aggregate's error taken as independent (0.025) without the upper bound the page
+    and /api/ranking give (0.035): it follows the error, where it differs, and a note says what both are."""
+    from neurozoo.leaderboard.run import format_ranking
+
+    for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04), (V4, 0.1, 0.02)):
+        model = "eps" if value > 0.1 else "zeta"  # zeta: one score, its error its bound
+        job = db.enqueue(model, benchmark, {"m": model})
+        db.claim("w", ids=[job])
+        db.finish(job, "w", ScoreRecord(model, benchmark, value, settings={}),
+                  hidden=ScoreRecord(model, benchmark, value, error=error, settings={}))
+    printed = format_ranking(db).splitlines()
+    eps = next(line for line in printed if line.split()[1:2] == ["eps"])
+    zeta = next(line for line in printed if line.split()[1:2] == ["zeta"])
+    assert "0.300 \u00b1 0.025 (\u2264 0.035) (2/2)" in eps
+    assert "0.100 \u00b1 0.020 (1/2)" in zeta and "\u2264" not in zeta  # one score: the bound is its error
+    assert any(line.startswith("Scores roll up") and '"(\u2264 x)" after an error gives its upper bound' in line
+               for line in printed)
 
 
 def test_an_aggregates_error_bound_holds_whatever_the_correlation_of_its_scores():

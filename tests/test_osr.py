@@ -437,6 +437,38 @@ def test_a_held_out_benchmark_refuses_weights_fitted_on_another_stimulus_unless_
     assert zoo(same) == 0 and ResultsStore(db).records()[-1].model == "ln@model.pt"
 
 
+def test_a_held_out_score_of_weights_without_a_recorded_training_stimulus_says_so_and_records_it(tmp_path, capsys,
+                                                                                                    monkeypatch):
+    """Weights without a summary.json record no training stimulus, so retina_embedded.*-heldout scored them without a
+    word (the --cross-stimulus check had nothing to compare). They still score (older checkpoints have none), but
+    stderr says the held-out score assumes the stimulus matches, and the record keeps training_stimulus: unknown."""
+    import functools
+
+    import torch
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    torch.manual_seed(0)
+    weights = tmp_path / "weights.pt"
+    torch.save(create_model("ln", n_cells=12).state_dict(), weights)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    capsys.readouterr()
+    assert zoo(["score", "ln", "retina_embedded.naturalscene-heldout", "--checkpoint", str(weights), "--db", db,
+                "--out", str(tmp_path / "out")]) == 0
+    assert (f"note: {weights}: the training stimulus of these weights is unknown (no summary.json beside weights.pt "
+            "(zoo fit --out writes one): taken by its cell count for a fit to the embedded recordings (12 cells, the "
+            "embedded circuit's 12)); the held-out score of retina_embedded.naturalscene-heldout assumes they were "
+            "fitted on embedded:naturalscene, the stimulus it scores") in capsys.readouterr().err
+    [record] = ResultsStore(db).records()
+    assert record.settings["training_stimulus"] == "unknown" and record.settings["fitted_to"]["rule"] == "cell count"
+    assert record.model == "ln@weights.pt" and record.value is not None
+
+
 def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
     """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
     and circuit version), or under another name by the sha256 this machine recorded when generating it."""

@@ -630,6 +630,7 @@ def test_resume_refuses_a_checkpoint_of_another_fit_protocol(ln_recording, tmp_p
                                               ({"min_delta": float("nan")}, "min_delta must be a finite number"),
                                               ({"l2": float("inf")}, "l2 must be a finite number"),
                                               ({"val_fraction": 1.0}, "val_fraction must be between 0 and 1"),
+                                              ({"n_blocks": 0}, r"n_blocks must be at least 1 \(got 0\)"),
                                               ({"monitor": "r2"}, r"monitor must be one of \('correlation', 'poiss"),
                                               ({"output_calibration": True}, "output_calibration needs a model whose"),
                                               ({"epoch": 3}, r"^neurozoo\.retina\.fit\.fit: 'epoch' is not a fit setting; did "

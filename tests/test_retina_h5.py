@@ -415,6 +415,15 @@ def test_split_blocks_contiguous_and_disjoint():
         split_blocks(60, n_blocks=5)
 
 
+@pytest.mark.parametrize("n_blocks", [0, -2, 2.5])
+def test_split_blocks_refuses_fewer_than_one_block_naming_the_argument(n_blocks):
+    """n_blocks=0 (or negative) failed inside numpy ("need at least one array to concatenate"), 2.5 with a TypeError;
+    each is refused naming the argument, its valid range and the value given."""
+    with pytest.raises(DataError, match=rf"^n_blocks must be a whole number of at least 1 \(.*\), got {n_blocks}$"):
+        split_blocks(2000, n_blocks=n_blocks)
+    assert len(split_blocks(2000, n_blocks=np.int64(1))[1]) == 200 - 39  # a numpy integer is a whole number
+
+
 def test_a_recording_too_short_to_split_names_the_file_and_the_frames_needed(tmp_path):
     from neurozoo.retina.fit import create_model, fit
 

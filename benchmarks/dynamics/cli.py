@@ -199,6 +199,9 @@ def summary_line(name: str, condition: str, found) -> str:
     counts = found.summary()
     line = (f"{name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
             f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow")
+    if counts.get("n_unstable_lower_bound"):  # only the top K eigenvalues computed, all of them unstable
+        line += (f" ({counts['n_unstable_lower_bound']} with at least {found.eigenvalues.shape[1]} unstable modes: "
+                 f"only the top {found.eigenvalues.shape[1]} eigenvalues computed)")
     if "n_converged" in found.settings:  # how many searches the points stand for: 3 points from 3 of 256 is not 256
         line += f", reached by {found.settings['n_converged']} of {found.settings['n_initial']} searches"
     if not len(found):

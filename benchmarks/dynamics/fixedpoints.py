@@ -160,6 +160,17 @@ class FixedPoints:
         return (np.abs(self.eigenvalues) > 1 + 1e-6).sum(axis=1) if len(self) else np.zeros(0, int)
 
     @property
+    def n_unstable_is_lower_bound(self) -> np.ndarray:
+        """True where ``n_unstable`` is only a lower bound: the spectrum is partial (above the dense limit only the
+        top ``n_eigenvalues`` by modulus are computed) and every computed eigenvalue is unstable, so the uncomputed
+        ones may be too. Elsewhere the count is exact, since the uncomputed eigenvalues are no larger in modulus than
+        a stable one. A 2100-dimensional map with 30 unstable modes read n_unstable 20 (and 1, a "saddle with one
+        unstable mode", with ``n_eigenvalues=1``)."""
+        if not len(self) or self.eigenvalues.shape[1] >= self.points.shape[1]:
+            return np.zeros(len(self), bool)
+        return self.n_unstable == self.eigenvalues.shape[1]
+
+    @property
     def stable(self) -> np.ndarray:
         return self.n_unstable == 0
 
@@ -195,6 +206,7 @@ class FixedPoints:
         :meth:`slowest_time_constants`: negative where the slowest mode grows."""
         return pd.DataFrame({
             "kind": self.kind, "q": self.q, "stable": self.stable, "n_unstable": self.n_unstable,
+            "n_unstable_is_lower_bound": self.n_unstable_is_lower_bound,
             "spectral_radius": self.spectral_radius,
             f"slowest_tau_{self.time_unit}": self.slowest_time_constants(),
             "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
@@ -202,10 +214,15 @@ class FixedPoints:
         })
 
     def summary(self) -> Dict:
-        return {"n_fixed": int((self.kind == "fixed").sum()), "n_slow": int((self.kind == "slow").sum()),
-                "n_stable_fixed": int(((self.kind == "fixed") & self.stable).sum()),
-                "n_saddles_1": int(((self.kind == "fixed") & (self.n_unstable == 1)).sum()),
-                "n_unstable_fixed": int(((self.kind == "fixed") & ~self.stable).sum())}
+        """Counts of points; ``n_saddles_1`` counts only fixed points known to have exactly one unstable mode, and
+        ``n_unstable_lower_bound`` the unstable fixed points whose number of unstable modes the computed spectrum
+        cannot decide (:attr:`n_unstable_is_lower_bound`)."""
+        fixed, bound = self.kind == "fixed", self.n_unstable_is_lower_bound
+        return {"n_fixed": int(fixed.sum()), "n_slow": int((self.kind == "slow").sum()),
+                "n_stable_fixed": int((fixed & self.stable).sum()),
+                "n_saddles_1": int((fixed & (self.n_unstable == 1) & ~bound).sum()),
+                "n_unstable_fixed": int((fixed & ~self.stable).sum()),
+                "n_unstable_lower_bound": int((fixed & bound).sum())}
 
 
 def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float, progress: bool = False) -> torch.Tensor:

@@ -364,3 +364,22 @@ def test_the_summary_line_says_when_the_count_of_unstable_modes_is_a_lower_bound
     line = summary_line("m", "c", found)
     assert "2 fixed (0 stable, 1 with one unstable mode)" in line
     assert "1 with at least 2 unstable modes: only the top 2 eigenvalues computed" in line
+
+
+def test_duplicates_are_merged_by_their_largest_coordinate_difference_as_fixed_point_finder_does():
+    """x_i -> x_i + 100 x_i (x_i - 5e-4) over 100 dimensions has fixed points 0 and 5e-4 (1, ...): 5e-4 apart in every
+    coordinate, 5e-3 apart in Euclidean distance. FixedPointFinder's tol_unique (1e-3) makes them one point (unique
+    only if they differ by 1e-3 or more along some dimension); the Euclidean 1e-3 used here kept them apart, and asks
+    sqrt(D) times more of a difference spread over D dimensions."""
+    delta, dim = 5e-4, 100
+    system = FunctionMap(lambda x: x + 100 * x * (x - delta), dim)
+    starts = torch.stack([torch.zeros(dim, dtype=torch.float64), torch.full((dim,), delta, dtype=torch.float64)])
+    found = find_fixed_points(system, starts, steps=0)
+    assert found.settings["unique_norm"] == "max" and found.settings["unique_tol"] == 1e-3
+    assert len(found) == 1 and found.n_searches.tolist() == [2] and found.kind.tolist() == ["fixed"]
+    apart = find_fixed_points(system, starts, steps=0, unique_norm="euclidean")
+    assert len(apart) == 2 and apart.n_searches.tolist() == [1, 1]
+    np.testing.assert_allclose(np.sort(apart.points.mean(axis=1)), [0.0, delta], atol=1e-15)
+    assert len(find_fixed_points(system, starts, steps=0, unique_tol=4e-4)) == 2  # 5e-4 apart: two points
+    with pytest.raises(ValueError, match="unique_norm='l1': expected one of max, euclidean"):
+        find_fixed_points(system, starts, steps=0, unique_norm="l1")

@@ -319,3 +319,67 @@ def test_a_contracting_tanh_rnn_has_the_single_fixed_point_zero_with_the_spectru
     assert 0.3 < radius < 0.8 and found.spectral_radius[0] == pytest.approx(radius, abs=1e-12)
     assert found.stable.tolist() == [True] and found.n_unstable.tolist() == [0]
     np.testing.assert_allclose(found.slowest_time_constants(), [-1 / np.log(radius)], rtol=1e-10)
+
+
+def test_a_large_map_with_more_unstable_modes_than_eigenvalues_computed_reports_a_lower_bound():
+    """x -> a * x + b over 2100 dimensions (above the dense limit, where only the top 20 eigenvalues are computed)
+    with 30 unstable modes, a in [1.5, 2.0]: n_unstable read 20, as if exact; it is now flagged as a lower bound,
+    and the summary no longer lets a partial spectrum decide a 'saddle with one unstable mode'."""
+    from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
+
+    dim = 2100
+    rng = np.random.default_rng(8)
+    a = np.concatenate([np.linspace(2.0, 1.5, 30), np.linspace(0.5, 0.0, dim - 30)])
+    b = rng.standard_normal(dim)
+    point = b / (1 - a)
+    a_t, b_t = torch.as_tensor(a), torch.as_tensor(b)
+    starts = torch.as_tensor(point + 1e-3 * rng.standard_normal((1, dim)))
+    found = find_fixed_points(FunctionMap(lambda x: a_t * x + b_t, dim), starts, steps=2, lr=1e-4)
+    assert found.settings["dense"] is False and found.eigenvalues.shape == (1, 20)
+    np.testing.assert_allclose(found.points[0], point, atol=1e-9)
+    np.testing.assert_allclose(found.eigenvalues[0].real, a[:20], atol=1e-9)
+    assert found.n_unstable.tolist() == [20] and found.n_unstable_is_lower_bound.tolist() == [True]
+    assert found.stable.tolist() == [False]
+    table = found.table()
+    assert table["n_unstable_is_lower_bound"].tolist() == [True]
+    assert found.summary()["n_unstable_lower_bound"] == 1 and found.summary()["n_unstable_fixed"] == 1
+    # one computed eigenvalue, unstable: the old summary called the point a saddle with one unstable mode
+    one = FixedPoints(found.points, found.q, found.kind, found.eigenvalues[:, :1])
+    assert one.n_unstable.tolist() == [1] and one.n_unstable_is_lower_bound.tolist() == [True]
+    assert one.summary()["n_saddles_1"] == 0 and one.summary()["n_unstable_lower_bound"] == 1
+    # a partial spectrum that reaches a stable eigenvalue decides the count: 30 computed, the last 0.5
+    exact = FixedPoints(found.points, found.q, found.kind, np.concatenate([a[:30], [0.5]])[None].astype(complex))
+    assert exact.n_unstable.tolist() == [30] and exact.n_unstable_is_lower_bound.tolist() == [False]
+    saddle = FixedPoints(found.points, found.q, found.kind, np.array([[1.5, 0.9, 0.8]], complex))
+    assert saddle.summary()["n_saddles_1"] == 1 and saddle.summary()["n_unstable_lower_bound"] == 0
+
+
+def test_the_summary_line_says_when_the_count_of_unstable_modes_is_a_lower_bound():
+    from neurozoo.benchmarks.dynamics.cli import summary_line
+    from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
+
+    points = np.zeros((2, 3000))
+    found = FixedPoints(points, np.array([0.0, 0.0]), np.array(["fixed", "fixed"]),
+                        np.array([[2.0, 1.5], [1.5, 0.5]], complex))
+    line = summary_line("m", "c", found)
+    assert "2 fixed (0 stable, 1 with one unstable mode)" in line
+    assert "1 with at least 2 unstable modes: only the top 2 eigenvalues computed" in line
+
+
+def test_duplicates_are_merged_by_their_largest_coordinate_difference_as_fixed_point_finder_does():
+    """x_i -> x_i + 100 x_i (x_i - 5e-4) over 100 dimensions has fixed points 0 and 5e-4 (1, ...): 5e-4 apart in every
+    coordinate, 5e-3 apart in Euclidean distance. FixedPointFinder's tol_unique (1e-3) makes them one point (unique
+    only if they differ by 1e-3 or more along some dimension); the Euclidean 1e-3 used here kept them apart, and asks
+    sqrt(D) times more of a difference spread over D dimensions."""
+    delta, dim = 5e-4, 100
+    system = FunctionMap(lambda x: x + 100 * x * (x - delta), dim)
+    starts = torch.stack([torch.zeros(dim, dtype=torch.float64), torch.full((dim,), delta, dtype=torch.float64)])
+    found = find_fixed_points(system, starts, steps=0)
+    assert found.settings["unique_norm"] == "max" and found.settings["unique_tol"] == 1e-3
+    assert len(found) == 1 and found.n_searches.tolist() == [2] and found.kind.tolist() == ["fixed"]
+    apart = find_fixed_points(system, starts, steps=0, unique_norm="euclidean")
+    assert len(apart) == 2 and apart.n_searches.tolist() == [1, 1]
+    np.testing.assert_allclose(np.sort(apart.points.mean(axis=1)), [0.0, delta], atol=1e-15)
+    assert len(find_fixed_points(system, starts, steps=0, unique_tol=4e-4)) == 2  # 5e-4 apart: two points
+    with pytest.raises(ValueError, match="unique_norm='l1': expected one of max, euclidean"):
+        find_fixed_points(system, starts, steps=0, unique_norm="l1")

@@ -1441,3 +1441,31 @@ def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_wh
     assert max(peaks[0]) < 2
     for peak in peaks[1:]:
         assert peak[-1] > 1e5 and peak[-1] / peak[-2] > 4  # and still growing at the last step
+
+
+def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):
+    """The study recorded the command's default --lr (0.05) even where the space draws every trial's rate; with
+    another default, its rerun was refused ('trains its trials with --lr 0.05') and --lr 0.05 is refused for such a
+    space: the study could not be resumed. Old studies that recorded a number for it are resumed too."""
+    from neurozoo.convrnn.search.objective import TrialSettings
+    from neurozoo.convrnn.search.study import check_settings, objective_settings
+    from neurozoo.datasets.errors import UserFacingError
+
+    (tmp_path / "tiny_base.yaml").write_text(yaml.safe_dump(TINY_BASE))
+    searched = SearchSpace.from_dict(dict(TINY_SPACE, train={"lr": {"float": [0.01, 0.2], "log": True}}),
+                                     base_dir=str(tmp_path))
+    fixed_lr = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tmp_path))
+    old_default, new_default = TrialSettings(data="d", lr=0.05), TrialSettings(data="d", lr=0.1)
+    recorded = objective_settings(old_default, searched)
+    assert recorded["lr"] == "searched" and recorded["epochs"] == 1
+    assert objective_settings(old_default, fixed_lr)["lr"] == 0.05
+    study = optuna.create_study(study_name="s")
+    study.set_user_attr("trial_settings", recorded)
+    check_settings(study, new_default, space=searched)  # resumed under another default
+    old = optuna.create_study(study_name="old")  # recorded by an earlier version: the number
+    old.set_user_attr("trial_settings", objective_settings(old_default))
+    check_settings(old, new_default, space=searched)
+    with pytest.raises(UserFacingError, match="trains its trials with --epochs 1"):
+        check_settings(old, TrialSettings(data="d", lr=0.1, epochs=2), space=searched)  # the rest still compared
+    with pytest.raises(UserFacingError, match="trains its trials with --lr 0.05; this command gives 0.1"):
+        check_settings(old, new_default, space=fixed_lr)  # a space without train.lr: --lr is the trials' rate

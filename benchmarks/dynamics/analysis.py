@@ -79,6 +79,7 @@ def dynamics_records(case: Case, results: Dict[str, FixedPoints], duration_s: fl
     for condition, found in results.items():
         table = found.table()
         points = [{"q": float(row.q), "kind": row.kind, "stable": bool(row.stable), "n_unstable": int(row.n_unstable),
+                   "n_unstable_is_lower_bound": bool(row.n_unstable_is_lower_bound),
                    "eigenvalues_re": found.eigenvalues[i, :N_EIGENVALUES_STORED].real,
                    "eigenvalues_im": found.eigenvalues[i, :N_EIGENVALUES_STORED].imag,
                    **({} if found.n_searches is None else {"n_searches": int(found.n_searches[i])})}

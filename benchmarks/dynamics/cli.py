@@ -54,6 +54,9 @@ def add_commands(sub) -> dict:
     dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")
     dynamics.add_argument("--unique-tol", type=positive, help="points closer than this are one (default 1e-3)")
+    dynamics.add_argument("--unique-norm", choices=("max", "euclidean"),
+                          help="distance of --unique-tol: the largest coordinate difference (default, as "
+                               "FixedPointFinder's tol_unique) or the Euclidean one (before 2026-12-04)")
     dynamics.add_argument("--seed", type=at_least(0), default=0)
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
@@ -199,6 +202,9 @@ def summary_line(name: str, condition: str, found) -> str:
     counts = found.summary()
     line = (f"{name} [{condition}]: {counts['n_fixed']} fixed ({counts['n_stable_fixed']} stable, "
             f"{counts['n_saddles_1']} with one unstable mode), {counts['n_slow']} slow")
+    if counts.get("n_unstable_lower_bound"):  # only the top K eigenvalues computed, all of them unstable
+        line += (f" ({counts['n_unstable_lower_bound']} with at least {found.eigenvalues.shape[1]} unstable modes: "
+                 f"only the top {found.eigenvalues.shape[1]} eigenvalues computed)")
     if "n_converged" in found.settings:  # how many searches the points stand for: 3 points from 3 of 256 is not 256
         line += f", reached by {found.settings['n_converged']} of {found.settings['n_initial']} searches"
     if not len(found):
@@ -227,7 +233,8 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
     with Timer() as timer:
         case = _case(args)
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
-                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "progress": True}
+                  "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "unique_norm": args.unique_norm,
+                  "progress": True}
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)

@@ -12,7 +12,11 @@ asked more of a point the larger the state: a 4096-dimensional time-decay map at
 fixed point, left most of Adam's points at q ~ 200 (RMS residual 0.3 a unit) and polished only those Adam had
 already brought below q = 1; a run where none was there reported no fixed point). Points with q below ``fixed_tol``
 are fixed points; between ``fixed_tol`` and ``slow_tol``, slow points (minima of q above zero, where the flow is slow
-but not zero); the rest are dropped. Duplicates closer than ``unique_tol`` (Euclidean) are merged, keeping the lowest q.
+but not zero); the rest are dropped. Duplicates within ``unique_tol`` are merged, keeping the lowest q: by default
+(``unique_norm="max"``) points whose coordinates all differ by at most ``unique_tol``, the criterion and default (1e-3)
+of Golub & Sussillo's FixedPointFinder (``tol_unique``), which holds whatever the state size; ``"euclidean"``, the
+distance used here until 2026-12-04, asks more the more dimensions a state has (sqrt(D) times more for a difference
+spread evenly over them). ``fixed_tol`` (1e-12) is FixedPointFinder's ``tol_q`` on the same q, absolute as there.
 Each point counts the searches (initial states) that ended there, ``n_searches`` (a search merged into a cluster ends
 where the cluster's polished point does), and the settings ``n_converged`` of the ``n_initial`` searches: the
 result named only what was found, so 3 points from 3 of 256 searches (the rest stalled or diverged) read as 3 points
@@ -160,6 +164,17 @@ class FixedPoints:
         return (np.abs(self.eigenvalues) > 1 + 1e-6).sum(axis=1) if len(self) else np.zeros(0, int)
 
     @property
+    def n_unstable_is_lower_bound(self) -> np.ndarray:
+        """True where ``n_unstable`` is only a lower bound: the spectrum is partial (above the dense limit only the
+        top ``n_eigenvalues`` by modulus are computed) and every computed eigenvalue is unstable, so the uncomputed
+        ones may be too. Elsewhere the count is exact, since the uncomputed eigenvalues are no larger in modulus than
+        a stable one. A 2100-dimensional map with 30 unstable modes read n_unstable 20 (and 1, a "saddle with one
+        unstable mode", with ``n_eigenvalues=1``)."""
+        if not len(self) or self.eigenvalues.shape[1] >= self.points.shape[1]:
+            return np.zeros(len(self), bool)
+        return self.n_unstable == self.eigenvalues.shape[1]
+
+    @property
     def stable(self) -> np.ndarray:
         return self.n_unstable == 0
 
@@ -195,6 +210,7 @@ class FixedPoints:
         :meth:`slowest_time_constants`: negative where the slowest mode grows."""
         return pd.DataFrame({
             "kind": self.kind, "q": self.q, "stable": self.stable, "n_unstable": self.n_unstable,
+            "n_unstable_is_lower_bound": self.n_unstable_is_lower_bound,
             "spectral_radius": self.spectral_radius,
             f"slowest_tau_{self.time_unit}": self.slowest_time_constants(),
             "norm": np.linalg.norm(self.points, axis=1) if len(self) else [],
@@ -202,10 +218,15 @@ class FixedPoints:
         })
 
     def summary(self) -> Dict:
-        return {"n_fixed": int((self.kind == "fixed").sum()), "n_slow": int((self.kind == "slow").sum()),
-                "n_stable_fixed": int(((self.kind == "fixed") & self.stable).sum()),
-                "n_saddles_1": int(((self.kind == "fixed") & (self.n_unstable == 1)).sum()),
-                "n_unstable_fixed": int(((self.kind == "fixed") & ~self.stable).sum())}
+        """Counts of points; ``n_saddles_1`` counts only fixed points known to have exactly one unstable mode, and
+        ``n_unstable_lower_bound`` the unstable fixed points whose number of unstable modes the computed spectrum
+        cannot decide (:attr:`n_unstable_is_lower_bound`)."""
+        fixed, bound = self.kind == "fixed", self.n_unstable_is_lower_bound
+        return {"n_fixed": int(fixed.sum()), "n_slow": int((self.kind == "slow").sum()),
+                "n_stable_fixed": int((fixed & self.stable).sum()),
+                "n_saddles_1": int((fixed & (self.n_unstable == 1) & ~bound).sum()),
+                "n_unstable_fixed": int((fixed & ~self.stable).sum()),
+                "n_unstable_lower_bound": int((fixed & bound).sum())}
 
 
 def _minimise(system, x: torch.Tensor, steps: int, lr: float, fixed_tol: float, progress: bool = False) -> torch.Tensor:
@@ -306,26 +327,32 @@ def _newton_krylov(system, x: torch.Tensor, steps: int, progress: bool = False) 
     return torch.cat(rows).detach()
 
 
-def _candidates(system, x: torch.Tensor, tol: float, unique_tol: float):
+def _candidates(system, x: torch.Tensor, tol: float, unique_tol: float, unique_norm: str = "max"):
     """Rows with finite q below ``tol``, one per cluster (the lowest q), as numpy arrays by increasing q, and per row
     of x the index of its cluster's row in them (-1 for a row above ``tol``)."""
     with torch.no_grad():
         q = speed(system, x).numpy()
     points = x.numpy()
     keep = np.flatnonzero(np.isfinite(q) & (q < tol))
-    kept, owner = _unique(points[keep], q[keep], unique_tol)
+    kept, owner = _unique(points[keep], q[keep], unique_tol, unique_norm)
     owners = np.full(len(points), -1)
     owners[keep] = owner
     return points[keep[kept]], q[keep[kept]], owners
 
 
-def _unique(points: np.ndarray, q: np.ndarray, tol: float):
-    """(rows kept, by increasing q: none within ``tol`` of another; per row the position in them of its nearest kept
-    row within ``tol``, itself for a kept one)."""
+#: distances between two points for merging duplicates (``unique_norm``): "max", the largest coordinate difference
+#: (FixedPointFinder's tol_unique), or "euclidean"
+UNIQUE_NORMS = {"max": lambda d: float(np.abs(d).max(initial=0.0)), "euclidean": lambda d: float(np.linalg.norm(d))}
+
+
+def _unique(points: np.ndarray, q: np.ndarray, tol: float, norm: str = "max"):
+    """(rows kept, by increasing q: none within ``tol`` of another, by ``norm`` (:data:`UNIQUE_NORMS`); per row the
+    position in them of its nearest kept row within ``tol``, itself for a kept one)."""
+    distance = UNIQUE_NORMS[norm]
     kept: List[int] = []
     owner = np.full(len(points), -1)
     for index in np.argsort(q, kind="stable"):
-        distances = [np.linalg.norm(points[index] - points[k]) for k in kept]
+        distances = [distance(points[index] - points[k]) for k in kept]
         if all(d > tol for d in distances):
             owner[index] = len(kept)
             kept.append(int(index))
@@ -362,6 +389,7 @@ def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
 
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
+                      unique_norm: str = "max",
                       newton_steps: int = 6, dt: Optional[float] = None, time_unit: Optional[str] = None,
                       dtype: torch.dtype = torch.float64,
                       n_eigenvalues: int = 20, max_newton: int = 512, krylov_below_per_dim: float = 1e-2,
@@ -370,19 +398,22 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     length of one step of the map, in ``time_unit``): give both or neither; neither takes the system's own step
     (:func:`step_of`)."""
     dt, time_unit = step_of(system, dt, time_unit)
+    if unique_norm not in UNIQUE_NORMS:
+        raise ValueError(f"unique_norm={unique_norm!r}: expected one of {', '.join(UNIQUE_NORMS)}")
     initial_states = torch.as_tensor(initial_states)
     if initial_states.dim() != 2 or initial_states.shape[1] != system.dim:
         raise ValueError(f"initial_states: expected shape (N, {system.dim}), got {tuple(initial_states.shape)}")
     system = system.to(dtype)
     x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol, progress)
     dense = system.dim <= DENSE_LIMIT
-    points, q, owners = _candidates(system, x, np.inf if dense else krylov_below_per_dim * system.dim, unique_tol)
+    points, q, owners = _candidates(system, x, np.inf if dense else krylov_below_per_dim * system.dim, unique_tol,
+                                    unique_norm)
     if newton_steps and len(points):
         points, q = points[:max_newton], q[:max_newton]
         owners = np.where(owners < max_newton, owners, -1)  # clusters past max_newton are not polished: dropped
         polished = (_newton(system, torch.as_tensor(points), newton_steps, progress) if dense
                     else _newton_krylov(system, torch.as_tensor(points), newton_steps, progress))
-        points, q, final = _candidates(system, polished, slow_tol, unique_tol)
+        points, q, final = _candidates(system, polished, slow_tol, unique_tol, unique_norm)
     else:
         final = np.where(q < slow_tol, np.cumsum(q < slow_tol) - 1, -1)
         points, q = points[q < slow_tol], q[q < slow_tol]
@@ -403,7 +434,7 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
                                                leave=False)])
                        if len(points) else np.zeros((0, min(n_eigenvalues, system.dim - 2)), dtype=complex))
     settings = {"n_initial": int(initial_states.shape[0]), "steps": steps, "lr": lr, "fixed_tol": fixed_tol,
-                "slow_tol": slow_tol, "unique_tol": unique_tol, "newton_steps": newton_steps, "dim": system.dim,
+                "slow_tol": slow_tol, "unique_tol": unique_tol, "unique_norm": unique_norm, "newton_steps": newton_steps, "dim": system.dim,
                 "dense": dense, **({} if dense else {"krylov_below_per_dim": krylov_below_per_dim}),
                 "n_converged": int(n_searches.sum()),
                 "n_converged_fixed": int(n_searches[q < fixed_tol].sum())}

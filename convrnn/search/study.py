@@ -165,19 +165,31 @@ STUDY_OPTIONS = {"pruner": ("--pruner", "prunes its trials with", "stopped by an
                  "seed": ("--seed", "draws its trials with", "drawn from another seed (a sequence no rerun replays)")}
 
 
-def objective_settings(settings: TrialSettings) -> Dict[str, Any]:
+#: The recorded ``lr`` of a study whose space sets train.lr: its trials train at the space's rate, not --lr's
+SEARCHED = "searched"
+
+
+def objective_settings(settings: TrialSettings, space: Optional[SearchSpace] = None) -> Dict[str, Any]:
+    """The :data:`OBJECTIVE_SETTINGS` values; ``lr`` is :data:`SEARCHED` where ``space`` sets train.lr (--lr is
+    refused there and the trials ignore ``settings.lr``, which is then only the command's default: recorded, it
+    would have made the study refuse every rerun once that default changed, with no --lr to give the old one back)."""
     values = {name: getattr(settings, name) for name in OBJECTIVE_SETTINGS}
     values["max_steps_per_epoch"] = values["max_steps_per_epoch"] or None  # 0 and None: whole epochs
+    if space is not None and "lr" in space.train:
+        values["lr"] = SEARCHED
     return values
 
 
 def check_settings(study: optuna.Study, settings: TrialSettings, seed: Optional[int] = None,
-                   pruner: Optional[str] = None) -> None:
+                   pruner: Optional[str] = None, space: Optional[SearchSpace] = None) -> None:
     """Refuse training settings other than those the study's trials were trained with, and a seed or pruner other
     than the study's (recorded by :func:`run_worker`; a study of an earlier version recorded none of the settings, nor
-    its pruner, and takes this command's). ``None``: not compared."""
+    its pruner, and takes this command's). ``None``: not compared. Where ``space`` sets train.lr the learning rate is
+    not compared (the space is, :func:`check_space`), also against a study that recorded a number for it."""
     recorded = study.user_attrs.get("trial_settings") or {}
-    for name, value in objective_settings(settings).items():
+    for name, value in objective_settings(settings, space).items():
+        if value == SEARCHED:
+            continue
         if name in recorded and recorded[name] != value:
             flag = OBJECTIVE_SETTINGS[name]
             raise UserFacingError(f"study {study.study_name!r} trains its trials with {flag} {recorded[name]}; this "
@@ -226,10 +238,10 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
     study = open_study(study_name, storage, seed, pruner)
     record_space(study, space)
     if n_trials:  # --trials 0 (an export by a later command) need not repeat the search's options
-        check_settings(study, settings, seed, pruner)
+        check_settings(study, settings, seed, pruner, space)
         digests = check_data(study, settings.data)
         if "trial_settings" not in study.user_attrs:
-            study.set_user_attr("trial_settings", objective_settings(settings))
+            study.set_user_attr("trial_settings", objective_settings(settings, space))
         data = study.user_attrs.get("data") or {"data": str(Path(settings.data).resolve())}
         files = {f"{split}_files_sha256": digest for split, digest in digests.items()}
         if not files.keys() <= data.keys():  # a study of an earlier version: val/'s checksum only

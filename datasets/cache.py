@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, Optional, Tuple, Union
 
 from neurozoo.datasets.errors import DataError
-from neurozoo.datasets.json_files import write_atomic
+from neurozoo.datasets.json_files import write_atomic, written_whole
 from neurozoo.datasets.provenance import sha256_file
 
 MANIFEST = "manifest.json"
@@ -233,17 +233,43 @@ def _made_on_use_manifest(folder: Path) -> dict:
                                  f"again; the rest of {folder} stays)")
 
 
-def record_generated(path: Path) -> str:
-    """Record the sha256 of ``path``, just generated into place, in the manifest of its folder (one of
-    :data:`MADE_ON_USE` files); returns it. The file is hashed under the manifest's lock, after its own rename: when
-    two processes generate it at once, the digest recorded last is of the file that stays."""
+@contextmanager
+def generated(path: Path) -> Iterator[Path]:
+    """Yields a temporary path beside ``path``, one of :data:`MADE_ON_USE` files, to generate it into; once it is
+    written its sha256 is recorded in the folder's manifest and then it is renamed into place, one step under the
+    manifest's lock (when two processes generate it at once, the digest recorded last is of the file that stays). A
+    stop at any point leaves no file in place without its digest: before the record, the file of before (or none);
+    between the record and the rename, a file of before that differs from it (or none), which its next use generates
+    again. The file used to be renamed into place first and its digest recorded after, and a stop in between left it
+    unverifiable, listed as ``unknown`` by ``zoo data verify`` and used without a check."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(path.parent, f"{path.name}.tmp*")  # of generators killed meanwhile
+
+    def record_then_rename(tmp: Path, path: Path) -> None:
+        with locked(path.parent / f"{MANIFEST}.lock"):
+            _record(tmp, path)
+            os.replace(tmp, path)
+
+    with written_whole(path, replace=record_then_rename) as tmp:
+        yield tmp
+
+
+def record_generated(path: Path) -> str:
+    """Record the sha256 of ``path``, already in place, in the manifest of its folder (one of :data:`MADE_ON_USE`
+    files); returns it. Generating a file and recording it is one step of :func:`generated`."""
+    path = Path(path)
+    with locked(path.parent / f"{MANIFEST}.lock"):
+        return _record(path, path)
+
+
+def _record(written: Path, path: Path) -> str:
+    """Record the sha256 of ``written`` as ``path``'s in its folder's manifest, the manifest's lock held."""
     folder = path.parent
-    with locked(folder / f"{MANIFEST}.lock"):
-        digest = sha256_file(path)
-        manifest = _made_on_use_manifest(folder) if (folder / MANIFEST).is_file() else {"files": {}, MADE_ON_USE: True}
-        manifest["files"][path.name] = digest
-        write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
+    digest = sha256_file(written)
+    manifest = _made_on_use_manifest(folder) if (folder / MANIFEST).is_file() else {"files": {}, MADE_ON_USE: True}
+    manifest["files"][path.name] = digest
+    write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return digest
 
 

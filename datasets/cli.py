@@ -142,8 +142,8 @@ def _verify_generated(name: str) -> tuple:
         if path.is_file():
             recorded = recorded_sha256(path)
             if recorded is None:
-                print(f"{'unknown':8s} {name}: {shown} generated before digests were recorded, so not verifiable; "
-                      "delete it to have it generated again with one")
+                print(f"{'unknown':8s} {name}: {shown} generated before digests were recorded (or stopped before its "
+                      "digest was), so not verifiable; its next use generates it again with one")
                 return 0, 0
             verify_file(path, recorded, path.parent, on_use=True)  # as verify_folder checks it without names
             print(f"{'ok':8s} {name} ({shown})")
@@ -167,8 +167,9 @@ def _unfinished_folders() -> list:
 
 
 def _unrecorded_recordings() -> int:
-    """Say which generated retina recordings have no recorded digest (generated before digests were recorded): they
-    cannot be verified, which is not an error. Returns how many."""
+    """Say which generated retina recordings have no recorded digest (generated before digests were recorded, or
+    stopped before its digest was, until 2026-12-04): they cannot be verified, which is not an error (their next use
+    generates them again, :func:`datasets.synthetic_retina.load_embedded_retina`). Returns how many."""
     from neurozoo.datasets.cache import cache_dir, recorded_sha256
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.synthetic_retina import recordings_folder
@@ -180,8 +181,8 @@ def _unrecorded_recordings() -> int:
         except DataError:  # an unreadable manifest: reported above
             return count
         if recorded is None:
-            print(f"{'unknown':8s} {path.relative_to(cache_dir())}: generated before digests were recorded, so not "
-                  "verifiable; delete it to have it generated again with one")
+            print(f"{'unknown':8s} {path.relative_to(cache_dir())}: generated before digests were recorded (or "
+                  "stopped before its digest was), so not verifiable; its next use generates it again with one")
             count += 1
     return count
 

@@ -60,20 +60,22 @@ def temporary_path(path, pid: Optional[int] = None, host: Optional[str] = None, 
 
 
 @contextlib.contextmanager
-def written_whole(path, fsync: bool = False) -> Iterator[Path]:
+def written_whole(path, fsync: bool = False, replace=None) -> Iterator[Path]:
     """Yields a temporary path beside ``path`` (:func:`temporary_path`, this call's own: threads of one process
     writing one file each write theirs) to write; on success it is renamed over ``path`` (atomic on POSIX), on an
     error removed: a reader, or a rerun after a kill, sees the old file or the new one, never half of one (nor a mix
     of two writers'). ``fsync``: the data reach the disk before the rename and the rename before the return,
     so that a power cut too leaves the old file or the new one (without, a crash of the machine may leave the new
-    name on an empty file); costs a disk flush. The caller must have closed the file it wrote."""
+    name on an empty file); costs a disk flush. The caller must have closed the file it wrote. ``replace(tmp, path)``:
+    the rename (default ``os.replace``), for a caller that does more in the same step (:func:`datasets.cache.generated`
+    records the digest)."""
     path = Path(path)
     tmp = temporary_path(path, writer=next(_WRITERS))
     try:
         yield tmp
         if fsync:
             _fsync(tmp)
-        os.replace(tmp, path)
+        (replace or os.replace)(tmp, path)
         if fsync:
             _fsync(path.parent)
     finally:

@@ -75,7 +75,7 @@ from typing import Optional, Tuple
 
 import numpy as np  # scipy is imported where used: `zoo fit` reads a cached recording without it (0.9 s)
 
-from neurozoo.datasets.cache import cache_dir, record_generated, recorded_sha256
+from neurozoo.datasets.cache import cache_dir, generated, recorded_sha256
 from neurozoo.datasets.provenance import sha256_file
 
 FRAME_RATE = 100  # Hz: one frame = 10 ms
@@ -505,8 +505,9 @@ def embedded_kind(path, sha256: Optional[str] = None) -> Optional[str]:
 def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
     """Path to the embedded recording ``kind`` (generated on first use, then read from the cache). The sha256 of what
     was generated is recorded in ``retina/manifest.json`` (``zoo data verify`` checks it); a cached file that is no
-    longer readable, or differs from that digest, is generated again. The digest is this machine's, never pinned:
-    another CPU may compute the generator's floats differently in their last bits."""
+    longer readable, differs from that digest or has none recorded, is generated again (on the machine that
+    generated it, normally the same bytes). The digest is this machine's, never pinned: another
+    CPU may compute the generator's floats differently in their last bits."""
     path, config = _embedded_path(kind, sizes)
     damage = _damage(path) if path.is_file() else "missing"
     if damage:
@@ -515,9 +516,9 @@ def load_embedded_retina(kind: str = "whitenoise", **sizes) -> Path:
 
             warnings.warn(f"{path}: the cached recording {damage}; generating it again", stacklevel=2)
         # written whole over the damaged file, never unlinked first: another run that found it damaged too, or that
-        # is generating it, keeps a file to record and read
-        generate_recording(path, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
-        record_generated(path)
+        # is generating it, keeps a file to read; its digest recorded before it is renamed into place
+        with generated(path) as tmp:
+            generate_recording(tmp, kind, **{k: config[k] for k in ("n_train", "n_test", "n_repeats", "seed")})
     return path
 
 
@@ -526,8 +527,9 @@ def _damage(path: Path) -> Optional[str]:
     if not _readable_hdf5(path):
         return "cannot be read (truncated or damaged)"
     expected = recorded_sha256(path)
-    if expected is None:  # generated before digests were recorded (zoo data verify says so)
-        return None
+    if expected is None:  # generated before digests were recorded, or stopped before its digest was (until 2026-12-04)
+        return ("has no recorded digest, so it cannot be verified (generated before digests were recorded, or "
+                "stopped before its digest was)")
     actual = sha256_file(path)  # remembered: the provenance of the fit or score that follows hashes it too
     return None if actual == expected else f"differs from the digest recorded when it was generated (sha256 " \
                                            f"{actual}, recorded {expected}: modified or damaged)"

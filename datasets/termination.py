@@ -4,7 +4,8 @@ stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt(
 on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between search
 trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and
 between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the
-end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``).
+end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``), and, for
+a request none of those saw, at the end of the outermost deferred block (:func:`sigterm_deferred`).
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
@@ -21,6 +22,7 @@ from contextlib import contextmanager
 from typing import Optional
 
 _requested: Optional[int] = None  # the signal number of a pending request
+_taken = False  # whether a safe point has seen the pending request (raised it or returned it to act on)
 _depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``zoo train``'s or a search trial's)
 
 
@@ -30,12 +32,19 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     thread, where no handler can be installed, the block runs unchanged. Blocks nest: a request stays pending until
     the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked).
 
+    The outermost block's end is the last safe point: a request no safe point saw (:func:`raise_if_terminated`,
+    :func:`termination_requested`) is acted on there, once the handlers are restored, as ``KeyboardInterrupt("signal
+    N")``, or handed to the SIGTERM (SIGINT) handler the block replaced when that was one set from Python (other than
+    Python's Ctrl-C one). It used to be forgotten: a SIGTERM that came after the last safe point (as ``zoo fit``
+    printed its results, as ``zoo run``'s last job was stored) let the command exit 0 as if never asked to stop. A
+    block that ends with an exception is stopping its caller already: that exception goes on unchanged.
+
     ``sigint_note``: Ctrl-C is deferred too; the first one writes ``Ctrl-C: <note> (Ctrl-C again stops at once)`` to
     stderr (a Ctrl-C that seemed to do nothing for the minute an epoch takes invited a kill -9) and records the
     request, a second raises ``KeyboardInterrupt(sigint_again)`` where Python is (``sigint_again``: what stopping at
     once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it). An empty note
     defers Ctrl-C without a word (the ranks of a torchrun other than rank 0, which says it for them)."""
-    global _requested, _depth
+    global _requested, _depth, _taken
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -53,28 +62,46 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     defer_sigint = sigint_note is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous_sigint = signal.signal(signal.SIGINT, request) if defer_sigint else None
     _depth += 1
+    ended = False
     try:
         yield
+        ended = True
     finally:
         _depth -= 1
         signal.signal(signal.SIGTERM, previous)
         if defer_sigint:  # None: a handler not set from Python, which leaves no way back to it but the default
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous_sigint is None else previous_sigint)
         if _depth == 0:
-            _requested = None
+            # read after the handlers are restored: a signal from here on goes to them, none recorded is missed
+            unseen = _requested if not _taken else None
+            _requested, _taken = None, False
+            if unseen is not None and ended:
+                _act_on(unseen, previous if unseen == signal.SIGTERM else previous_sigint)
+
+
+def _act_on(signum: int, handler) -> None:
+    """The outermost block's end acting on a request no safe point saw (:func:`sigterm_deferred`)."""
+    if callable(handler) and handler is not signal.default_int_handler:
+        signal.raise_signal(signum)  # the handler the block replaced, restored: it runs before the next line
+    else:
+        raise KeyboardInterrupt(f"signal {signum}")
 
 
 def termination_requested() -> Optional[int]:
     """The signal number of a SIGTERM (or a deferred Ctrl-C) received inside :func:`sigterm_deferred` and not yet
     ended with it, else None (for a safe point that must do something first: the trainer agrees with its other ranks
-    and saves)."""
+    and saves). A caller given a signal number acts on it: the block's end then does not (:func:`sigterm_deferred`)."""
+    global _taken
+    _taken = _taken or _requested is not None
     return _requested
 
 
 def raise_if_terminated() -> None:
     """A safe point: raise ``KeyboardInterrupt("signal 15")`` if a SIGTERM (or a deferred Ctrl-C: "signal 2") arrived
     inside :func:`sigterm_deferred`."""
+    global _taken
     if _requested is not None:
+        _taken = True
         raise KeyboardInterrupt(f"signal {_requested}")
 
 

@@ -1236,6 +1236,40 @@ def test_zoo_fit_stopped_by_sigterm_as_a_folders_lock_is_granted_exits_cleanly_h
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zoo.err"]
 
 
+SIGTERM_AFTER_THE_RESULTS = """
+import os, signal, sys
+from neurozoo.leaderboard.cli import main
+from neurozoo.retina import cli
+
+save = cli._save_results
+
+
+def saved(*args):  # the results written and the request read (none yet): zoo fit's last safe point is behind it
+    results = save(*args)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return results
+
+
+cli._save_results = saved
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_zoo_fit_stopped_by_sigterm_after_its_last_safe_point_exits_130(ln_recording, tmp_path):
+    """A SIGTERM that came after the results' safe point (as zoo fit printed them) was recorded by zoo fit's deferral
+    and forgotten when it ended: exit 0 to a scheduler that had asked it to stop. The deferral's end now acts on it."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "fit"
+    process = subprocess.run([sys.executable, "-c", SIGTERM_AFTER_THE_RESULTS, "fit", "ln", "--data", str(ln_recording),
+                              "--out", str(out), "--epochs", "1", "--quiet"], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert (process.returncode, process.stderr.splitlines()[-1]) == (130, "zoo fit: interrupted; signal 15")
+    assert f"saved in {out}" in process.stdout and (out / "summary.json").is_file()
+
+
 def test_zoo_fit_refuses_bad_settings_before_it_locks_a_folder(tmp_path, monkeypatch, capsys):
     """The settings were checked only by the fit, after the fit's folder was named and locked: each refused
     `zoo fit ... --epochs 0` left a lock file for a fit that never was in the shared fit cache (and beside --out)."""

@@ -151,6 +151,61 @@ def test_zoo_data_verify_checks_a_generated_recording_against_the_digest_recorde
     assert len(out.splitlines()) == 1
 
 
+def test_a_recording_stopped_as_its_digest_is_recorded_leaves_no_unverified_file(tmp_path, monkeypatch):
+    """The recording was renamed into place, then its digest recorded: a stop in between (here as the manifest is
+    written) left a file without a digest, which every later use read unverified (`zoo data verify`: unknown). The
+    digest is now recorded before the rename: the stop leaves no file, and the next use generates and records it."""
+    from neurozoo.datasets import cache
+    from neurozoo.datasets.cache import MANIFEST, recorded_sha256
+    from neurozoo.datasets.provenance import sha256_file
+    from neurozoo.datasets.synthetic_retina import _embedded_path
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    sizes = dict(n_train=2000, n_test=300, n_repeats=2)
+    write_atomic = cache.write_atomic
+
+    def stopped_at_the_manifest(path, data, **kwargs):
+        if path.name == MANIFEST:
+            raise KeyboardInterrupt("signal 15")
+        return write_atomic(path, data, **kwargs)
+
+    monkeypatch.setattr(cache, "write_atomic", stopped_at_the_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        load_embedded_retina("whitenoise", **sizes)
+    monkeypatch.setattr(cache, "write_atomic", write_atomic)
+    path = _embedded_path("whitenoise", sizes)[0]
+    assert sorted(p.name for p in tmp_path.joinpath("retina").iterdir()) == [f"{MANIFEST}.lock"]
+    assert load_embedded_retina("whitenoise", **sizes) == path
+    assert recorded_sha256(path) == sha256_file(path)
+
+
+def test_a_recording_without_a_recorded_digest_is_generated_again_not_used_unverified(tmp_path, monkeypatch):
+    """A cached recording with no digest recorded (a stop between its rename and its record, before 2026-12-04, or
+    generated before digests were) was read unchecked, a modified one too. Its next use generates it again (the same
+    bytes on the machine that made it) and records its digest."""
+    import json
+
+    import h5py
+
+    from neurozoo.datasets.cache import MANIFEST, recorded_sha256
+    from neurozoo.datasets.provenance import sha256_file
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    sizes = dict(n_train=2000, n_test=300, n_repeats=2)
+    path = load_embedded_retina("whitenoise", **sizes)
+    generated = sha256_file(path)
+    with h5py.File(path, "r") as f:  # a bit flipped in the stimulus: the file stays a readable recording
+        offset = f["train/stimulus"].id.get_offset() + 1234
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x02
+    path.write_bytes(bytes(data))
+    manifest = path.parent / MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "files": {}}))  # its digest never recorded
+    with pytest.warns(UserWarning, match="has no recorded digest, so it cannot be verified .*; generating it again"):
+        assert load_embedded_retina("whitenoise", **sizes) == path
+    assert sha256_file(path) == recorded_sha256(path) == generated
+
+
 def test_a_damaged_recording_removed_meanwhile_by_another_process_is_generated_again(tmp_path, monkeypatch):
     """Two runs that find the same damaged cached recording both remove it: the second's unlink found no file and
     failed (FileNotFoundError) instead of generating it. Simulated: the check itself sees the file vanish."""

@@ -533,6 +533,42 @@ def test_a_sigterm_in_a_nested_deferred_block_stays_pending_for_the_outer_one():
     assert termination_requested() is None and signal.getsignal(signal.SIGTERM) == before
 
 
+def test_a_request_no_safe_point_saw_is_acted_on_when_the_outermost_block_ends(python_ctrl_c):
+    """A SIGTERM (or deferred Ctrl-C) recorded after the last safe point was forgotten when the outermost block ended:
+    the process ran on as if never asked to stop. The outermost end now raises it (the inner one does not); a request
+    a safe point saw, or one under a block ending with an error, is not acted on twice; a Python handler the block
+    replaced is handed the signal."""
+    from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="^signal 15$"):
+        with sigterm_deferred():
+            with sigterm_deferred():
+                signal.raise_signal(signal.SIGTERM)
+            assert signal.getsignal(signal.SIGTERM) != before  # the inner end only restored the outer handler
+    assert signal.getsignal(signal.SIGTERM) == before and termination_requested() is None
+    with pytest.raises(KeyboardInterrupt, match="^signal 2$"):
+        with sigterm_deferred("stopping after this epoch"):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with sigterm_deferred():  # seen by a safe point, which acts on it itself (the trainer, zoo fit's results)
+        signal.raise_signal(signal.SIGTERM)
+        assert termination_requested() == signal.SIGTERM
+    with pytest.raises(ValueError, match="the block's own error"), sigterm_deferred():
+        signal.raise_signal(signal.SIGTERM)
+        raise ValueError("the block's own error")
+    received = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with sigterm_deferred():
+            signal.raise_signal(signal.SIGTERM)
+            assert received == []
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert termination_requested() is None
+
+
 def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at_once(capfd, python_ctrl_c):
     """A retina fit defers Ctrl-C to the end of its epoch (sigint_note): the first Ctrl-C says so and waits for the
     safe point, a second stops at once; an empty note defers it without a word; a block without a note, and a Ctrl-C

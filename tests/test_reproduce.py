@@ -417,12 +417,28 @@ def test_the_command_line_of_a_dynamics_record_at_negative_positions_parses_agai
     from neurozoo.leaderboard.cli import build_parser
     from neurozoo.leaderboard.reproduce import analysis_command
 
-    kept = {"model": "rgc_shallow", "position": ["-1,0", "2,-3"], "points": 4, "seed": 0}
+    kept = {"model": "rgc_shallow", "position": ["-1,0", "2,-3"], "points": 4, "seed": 0, "unique_norm": None}
     command = analysis_command(ScoreRecord("rgc_shallow:conv5", "dynamics.rgc_shallow:conv5", 0.0,
                                            settings={"arguments": kept}))
     assert command == "zoo dynamics rgc_shallow --position=-1,0 --position 2,-3 --points 4"
     args = build_parser().parse_args(shlex.split(command)[1:])
     assert (args.position, args.points) == (["-1,0", "2,-3"], 4)
+
+
+def test_a_dynamics_record_made_before_unique_norm_existed_is_rerun_merging_as_it_did():
+    """--unique-norm (default "max", FixedPointFinder's per-coordinate tol_unique) came after records kept their
+    arguments: a record without it merged duplicate points by Euclidean distance, and rerun with the new default it
+    gave other point counts (the integration examples' 111 and 12 points became 58 and 7), so it did not reproduce."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard.reproduce import analysis_command
+
+    def command(**kept):
+        return analysis_command(ScoreRecord("flipflop-rnn", "dynamics.flipflop-rnn", 0.0,
+                                            settings={"arguments": {"model": "flipflop-rnn", **kept}}))
+
+    assert command() == "zoo dynamics flipflop-rnn --unique-norm euclidean"  # made before the option
+    assert command(unique_norm=None) == "zoo dynamics flipflop-rnn"  # made since, with the default
+    assert command(unique_norm="euclidean") == "zoo dynamics flipflop-rnn --unique-norm euclidean"
 
 
 @pytest.mark.parametrize("line", [

@@ -81,15 +81,21 @@ def add_commands(sub) -> dict:
     return {"dynamics": dynamics.arguments, "compare": compare.arguments}
 
 
+#: options added after records were first kept, with the value the analysis used before each existed: a record
+#: without one is rerun as it was made, not with the option's later default
+BEFORE_OPTION = {"unique_norm": "euclidean"}  # duplicates were merged by Euclidean distance until --unique-norm
+
+
 def command_line(command: str, arguments: dict) -> str:
     """The ``zoo dynamics ...`` / ``zoo compare ...`` command line of a record's ``arguments`` (:func:`run_tag`):
-    each argument that differs from its default, as this version's parser reads it back."""
+    each argument that differs from its default, as this version's parser reads it back (:data:`BEFORE_OPTION` for
+    an argument the record predates)."""
     import argparse
     import shlex
 
     words = ["zoo", command]
     for action, kind in add_commands(argparse.ArgumentParser(prog="zoo").add_subparsers())[command]:
-        value = arguments.get(action.dest)
+        value = arguments.get(action.dest, BEFORE_OPTION.get(action.dest) if command == "dynamics" else None)
         if value is None or value is False or value == [] or value == action.default:
             continue
         option = max(action.option_strings, key=len) if action.option_strings else None

@@ -117,8 +117,66 @@ def check_own_data_options(args) -> None:
 
 
 def _score(args) -> int:
-    score, model_name = score_from_args(args)
-    store, record_id, summary = _store(args, score, model_name)
+    """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
+    between extraction batches or before the record is stored, with nothing stored, or, once the record is stored,
+    saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes on: it reads
+    the activation cache, and reuses an identical stored record rather than storing a duplicate."""
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
+
+    state = {"extracted": None, "record": None, "written": False}
+
+    def between_batches(done: int, total: int) -> None:  # the activation extraction's safe point
+        state["extracted"] = (done, total)
+        raise_if_terminated()
+
+    args.between_batches = between_batches
+    try:
+        with sigterm_deferred():
+            score, model_name = score_from_args(args)
+            state["extracted"] = None
+            raise_if_terminated()
+            with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
+                store, record_id, reused = _store(args, score, model_name)
+            state["record"] = (store, record_id)
+            raise_if_terminated()
+            _report(args, score, model_name, store, record_id, reused)
+            state["written"] = True
+    except KeyboardInterrupt as error:
+        raise KeyboardInterrupt(_stopped(args, error, state)) from None
+    return 0
+
+
+def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
+    """What ``zoo score`` stopped by a signal (or Ctrl-C) kept, and how to go on: after ``zoo <command>:
+    interrupted;``."""
+    signal = str(error) or "Ctrl-C"
+    if state["record"] is not None:
+        store, record_id = state["record"]
+        made = "summary" if _is_retina(args.benchmark) or _is_imagenet(args.benchmark) else "summary and plots"
+        kept = (f"its {made} written" if state["written"] else
+                f"its {made} not all written: rerun the same command to write them (it reuses the record, "
+                "storing no duplicate)")
+        return f"{signal} after record {record_id} was stored in {store.shown_url}; {kept}"
+    extracted = state["extracted"]
+    if _is_retina(args.benchmark) or _is_imagenet(args.benchmark):
+        cached = ""
+    elif args.no_cache:
+        cached = " and nothing cached (--no-cache)"
+    elif extracted is not None:
+        cached = (f"; the activation cache keeps layers only once all their batches are extracted: those of this "
+                  f"extraction (stopped after {extracted[0]} of {extracted[1]} batches) are not, any read or "
+                  f"extracted before are")
+    else:
+        cached = "; the activations extracted are in the activation cache, which the rerun reads"
+    return f"{signal} before the score was stored: nothing stored{cached}; rerun the same command to score it"
+
+
+def _report(args, score, model_name: str, store, record_id: int, reused: bool) -> None:
+    """The summary and plots of a stored score, and what it printed."""
+    summary = _write_summary(args, score, model_name, store, record_id)
+    if reused:
+        print(f"record {record_id}: stored before with identical settings, data, code and score; reused, not stored "
+              "again")
     if _is_imagenet(args.benchmark):
         settings = score.provenance["settings"]
         steps = ", ".join(f"{row['step']}: {row['top1']:.2f}" for row in score.per_bin)
@@ -127,7 +185,7 @@ def _score(args) -> int:
         if steps:
             print(f"top-1 per readout step: {steps}")
         print(saved_where(store, record_id, summary, score))
-        return 0
+        return
     if _is_retina(args.benchmark):
         # a phenomenon's raw value is not a correlation (the share of cells with the truth's sign, or passing the call)
         details = [f"+- {score.error:.3f}"] if score.error is not None else []
@@ -140,7 +198,7 @@ def _score(args) -> int:
                   f"repeats of {cross['scored_on']}; not comparable with {args.benchmark}'s scores of models fitted "
                   f"on {cross['scored_on']}")
         print(saved_where(store, record_id, summary, score))
-        return 0
+        return
     from neurozoo.benchmarks.plots import plot_layer_profile, plot_time_course  # matplotlib: not for a retina score
 
     stem = summary.with_suffix("")
@@ -153,7 +211,6 @@ def _score(args) -> int:
     print(f"{model_name} on {args.benchmark}: {score}")
     print(f"layer {score.provenance['settings'].get('layer')}; plot {plot}")
     print(saved_where(store, record_id, summary, score))
-    return 0
 
 
 def saved_where(store, record_id: int, summary: Path, score) -> str:
@@ -199,7 +256,7 @@ def score_from_args(args):
         score, model_name = _score_retina(args, benchmark)
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
-    from neurozoo.benchmarks.neural import DataOnlyBenchmark
+    from neurozoo.benchmarks.neural import DataOnlyBenchmark, NeuralBenchmark
 
     if isinstance(benchmark, DataOnlyBenchmark):
         benchmark.score()  # raises: it has no images, so it scores no image-computable model
@@ -212,8 +269,10 @@ def score_from_args(args):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
+    # zoo score's safe point (_score), for the benchmarks whose score extracts (a plugin's may not take it)
+    between = getattr(args, "between_batches", None) if isinstance(benchmark, NeuralBenchmark) else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
-                            cache=not args.no_cache)
+                            cache=not args.no_cache, **({"between_batches": between} if between else {}))
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
@@ -291,20 +350,28 @@ def _is_embedded_heldout(benchmark: str) -> bool:
 
 
 def _store(args, score, model_name: str):
-    """The score's record in the results store and its JSON summary beside the plots (in ``args.out``, which
-    :func:`run_score` made): ``(store, record id, path)``."""
+    """The score's record in the results store: ``(store, record id, reused)``, reused where the store holds an
+    identical one (:meth:`ResultsStore.identical`: the same command run again after a stop while writing plots)."""
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets.provenance import environment
 
     # in the settings of the summary as of the record (ScoreRecord.to_row adds it to the record only where it is absent)
     score.provenance.setdefault("settings", {}).setdefault("environment", environment())
     store = ResultsStore(args.db)
-    record_id = store.add(score.to_record(model_name, args.benchmark))
+    record = score.to_record(model_name, args.benchmark)
+    stored = store.identical(record)
+    if stored is not None:
+        return store, stored.id, True
+    return store, store.add(record), False
+
+
+def _write_summary(args, score, model_name: str, store, record_id: int) -> Path:
+    """The JSON summary of a stored score beside the plots (in ``args.out``, which :func:`run_score` made)."""
     summary = args.out / (summary_stem(store, record_id, args.benchmark, args.model) + ".json")
     write_json(summary, {"model": model_name, "benchmark": args.benchmark, "value": score.value, "error": score.error,
                          "ceiling": score.ceiling, "raw": score.raw, "per_bin": score.per_bin,
                          "provenance": score.provenance, "record": {"id": record_id, "store": store.shown_url}})
-    return store, record_id, summary
+    return summary
 
 
 def summary_stem(store, record_id: int, benchmark: str, model: str) -> str:

@@ -82,6 +82,11 @@ class ScoreRecord:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+#: what two records must share to be the same result (:meth:`ResultsStore.identical`): all but id, time and duration
+IDENTITY = ("model", "benchmark", "value", "error", "ceiling", "raw", "per_bin", "code_version", "git_commit",
+            "data_sha256", "seed", "settings", "device")
+
+
 def default_url() -> str:
     path = home() / "results.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +156,15 @@ class ResultsStore:
         for record, row_id in zip(records, ids):
             record.id = row_id
         return ids
+
+    def identical(self, record: ScoreRecord) -> Optional[ScoreRecord]:
+        """The stored record of ``record``'s model and benchmark that holds everything it does (settings with the
+        command's arguments and the environment, code version, data, seed, device, score), but its time, else None:
+        ``zoo score`` run again after storing (stopped as it wrote its plots) reuses it instead of a duplicate."""
+        new = record.to_row()
+        same = lambda row: all(getattr(row, name) == getattr(new, name) for name in IDENTITY)  # noqa: E731
+        return next((stored for stored in reversed(self.records(record.model, record.benchmark))
+                     if same(stored.to_row())), None)
 
     def get(self, record_id: int) -> Optional[ScoreRecord]:
         with Session(self.engine) as session:

@@ -1,0 +1,120 @@
+"""``zoo score`` stopped by SIGTERM (a scheduler's preemption) or Ctrl-C: exit 130 with one line saying what was
+kept, and the same command run again goes on without storing a duplicate record. Each signal is sent by the child
+itself from a patched function, so that it lands at one known point of the run."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from neurozoo.benchmarks.records import ResultsStore
+
+#: the child: a 60-image benchmark (three batches of 20 at --batch-size 20), then a signal where argv[1] says
+CHILD = """
+import os, signal, sys
+import numpy as np, torch, xarray as xr
+from neurozoo import benchmarks
+from neurozoo.benchmarks import cli, plots
+from neurozoo.benchmarks.extraction import activations
+from neurozoo.benchmarks.neural import NeuralBenchmark
+from neurozoo.datasets.registry import Entry
+from neurozoo.leaderboard.cli import main
+
+rng = np.random.default_rng(0)
+n, reps = 60, 2
+stimuli = activations.Stimuli([f"im{i}" for i in range(n)], torch.from_numpy(rng.standard_normal((n, 3, 32, 32))).float(),
+                              np.array([f"o{i % 3}" for i in range(n)]))
+assembly = xr.DataArray(rng.standard_normal((n * reps, 5, 1)), dims=("presentation", "neuroid", "time_bin"), coords={
+    "stimulus_id": ("presentation", np.tile(stimuli.ids, reps)),
+    "object_name": ("presentation", np.tile(stimuli.object_name, reps)),
+    "repetition": ("presentation", np.repeat(np.arange(reps), n)),
+    "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
+benchmarks.BENCHMARKS._entries["test.stop-V4"] = Entry(
+    "test.stop-V4", lambda: NeuralBenchmark("test.stop-V4", "V4", lambda: assembly, lambda: stimuli), "stop test")
+
+when = sys.argv[1]
+signum = signal.SIGINT if when.startswith("ctrl-c") else signal.SIGTERM
+
+
+def at(point, function):
+    def patched(*args, **kwargs):
+        if when.endswith(point):
+            os.kill(os.getpid(), signum)
+        return function(*args, **kwargs)
+    return patched
+
+
+def scored(*args, **kwargs):
+    result = score(*args, **kwargs)
+    if when.endswith("after scoring"):
+        os.kill(os.getpid(), signum)
+    return result
+
+
+batch, score = activations.Stimuli.batch, cli.score_from_args
+activations.Stimuli.batch = lambda self, start, stop: (at("in the first batch", batch) if start == 0 else batch)(
+    self, start, stop)
+cli.score_from_args = scored
+plots.plot_time_course = at("while plotting", plots.plot_time_course)
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def zoo_score(tmp_path, when: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home"),
+           "NEUROZOO_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-c", CHILD, when, "score", "timm:test_resnet", "test.stop-V4", "--layers",
+                           "layer2", "--max-features", "20", "--batch-size", "20", "--db",
+                           f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def records(tmp_path) -> list:
+    return [record.id for record in ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}").records()]
+
+
+def cached(tmp_path) -> list:
+    return sorted(path.name for path in (tmp_path / "cache").rglob("*.nc.signed"))
+
+
+def test_sigterm_mid_extraction_stops_between_batches_storing_and_caching_nothing(tmp_path):
+    """SIGTERM killed zoo score without a word (exit -15). It now stops at the next batch, exit 130, one line."""
+    stopped = zoo_score(tmp_path, "sigterm in the first batch")
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        "zoo score: interrupted; signal 15 before the score was stored: nothing stored; the activation cache keeps "
+        "layers only once all their batches are extracted: those of this extraction (stopped after 1 of 3 batches) "
+        "are not, any read or extracted before are; rerun the same command to score it"))
+    assert (records(tmp_path), cached(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [], [])
+
+
+def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path):
+    stopped = zoo_score(tmp_path, "sigterm after scoring")
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        "zoo score: interrupted; signal 15 before the score was stored: nothing stored; the activations extracted "
+        "are in the activation cache, which the rerun reads; rerun the same command to score it"))
+    assert records(tmp_path) == [] and len(cached(tmp_path)) == 1
+    rerun = zoo_score(tmp_path, "no signal")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert records(tmp_path) == [1] and "record 1 in" in rerun.stdout and "reused" not in rerun.stdout
+
+
+@pytest.mark.parametrize("when", ["ctrl-c while plotting", "sigterm while plotting"])
+def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_path, when):
+    """A Ctrl-C as the plots were written printed only "interrupted", and the rerun stored a second, identical
+    record. The line now names the stored record and the rerun that writes the plots, which reuses the record."""
+    stopped = zoo_score(tmp_path, when)
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    kept = ("its summary and plots not all written: rerun the same command to write them (it reuses the record, "
+            "storing no duplicate)" if when.startswith("ctrl-c") else "its summary and plots written")
+    signal = "Ctrl-C" if when.startswith("ctrl-c") else "signal 15"  # SIGTERM waits for the plots
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        f"zoo score: interrupted; {signal} after record 1 was stored in {db}; {kept}"))
+    assert records(tmp_path) == [1]
+    assert len(list((tmp_path / "out").glob("*.png"))) == (0 if when.startswith("ctrl-c") else 1)
+    rerun = zoo_score(tmp_path, "no signal")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert records(tmp_path) == [1]
+    assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
+            in rerun.stdout)
+    assert [path.name.split("-", 1)[1] for path in (tmp_path / "out").glob("*.png")] == [
+        "000001_test.stop-V4_timm_test_resnet.png"]

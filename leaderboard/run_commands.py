@@ -133,6 +133,7 @@ def _run(args) -> int:
     # SIGTERM (kill, a scheduler's preemption, a service manager's stop) is taken between jobs: the job being scored
     # is finished and stored, no other is started (leaderboard.scorer.work); it used to kill the run outright. A retina
     # job's fit takes it at its epoch's end (retina.fit.FitInterrupted): that job is handed back, its checkpoint kept
+    result = None
     try:
         with sigterm_deferred():
             result = run_zoo(args.db, _split(args.models), _split(args.benchmarks), args.device, args.width_multiplier,
@@ -140,6 +141,13 @@ def _run(args) -> int:
                              progress=not args.no_progress, fit_epochs=args.fit_epochs)
     except RunInterrupted as error:
         print(f"zoo run: interrupted; {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as error:
+        if result is None:
+            raise
+        # a SIGTERM after the last job (as the report was written): acted on as the deferral ended, all being done
+        print(f"zoo run: interrupted; {error} after all {len(result['ids'])} jobs were done and stored and the report "
+              f"written ({result['report']}): nothing was lost", file=sys.stderr)
         return 130
     return 1 if result["failed"] else 0
 

@@ -206,6 +206,32 @@ def test_zoo_run_given_sigterm_mid_job_finishes_that_job_stops_and_resumes_to_th
     db.dispose()
 
 
+def test_zoo_run_given_sigterm_as_its_report_is_written_says_that_everything_was_kept(tmp_path, plugin_env,
+                                                                                       monkeypatch, capsys):
+    """A SIGTERM after the last job (while the report was written) is acted on as the run's deferral ends, but it left
+    as a bare "interrupted; signal 15", which read like a run stopped part-way; every job was done and the report
+    written."""
+    import os
+
+    from neurozoo.leaderboard import render
+
+    write_report = render.write_report
+
+    def write_report_then_sigterm(*args, **kwargs):
+        index = write_report(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # recorded by zoo run's deferral, which no safe point reads any more
+        return index
+
+    monkeypatch.setattr(render, "write_report", write_report_then_sigterm)
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
+    assert code == 130, out
+    assert out.splitlines()[-1] == (
+        "zoo run: interrupted; signal 15 after all 1 jobs were done and stored and the report written "
+        f"({tmp_path / 'report' / 'index.html'}): nothing was lost")
+    assert [job["status"] for job in LeaderboardDB(url).jobs()] == [DONE]
+
+
 def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resumes_the_fit(tmp_path, monkeypatch, capsys,
                                                                                             signal_in_epoch):
     """A retina job fits its model in the scorer's process: a SIGTERM there had to wait for the whole fit (up to 40

@@ -57,8 +57,9 @@ def _add_fit(sub) -> None:
                         "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a checkpoint (the earlier fit is kept in "
-                                                         "OUT/earlier-fit until this fit's first checkpoint)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start afresh even if --out holds a checkpoint (the earlier fit is kept in OUT/earlier-fit "
+                        "until this fit's first checkpoint)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_fit)
 

@@ -3,11 +3,13 @@
 A PID namespace gives the job a ``/proc`` of its own processes, but some of its files are the kernel's counters for
 the whole host, in no namespace: the load (``loadavg``), free memory (``meminfo``, ``vmstat``, ``zoneinfo``,
 ``buddyinfo``), CPU, interrupt and disk time (``stat``, ``interrupts``, ``softirqs``, ``diskstats``, the idle time
-in ``uptime``), stalls (``pressure/*``) and the host's open files and inodes (``sys/fs``). Sampled, they tell a job
-when the host, another job or the scorer is busy. bwrap covers each with a read-only file (``--ro-bind-data``) of
-the same form: the counters zero, what is static (the CPUs ``stat`` lists, the boot time) kept, and as memory the
-job's own limit, so libraries that size themselves by it (glibc counts the CPUs of ``/proc/stat`` where ``/sys``,
-which the sandbox does not mount, is missing) see what they saw.
+in ``uptime``), stalls (``pressure/*``), the host's open files and inodes (``sys/fs``) and, on a host that scales
+its CPUs' frequency, the ``cpu MHz`` of ``cpuinfo``. Sampled, they tell a job when the host, another job or the
+scorer is busy. bwrap covers each with a read-only file (``--ro-bind-data``) of the same form: the counters zero,
+what is static (the CPUs ``stat`` lists, the boot time) kept, and as memory the job's own limit, so libraries that
+size themselves by it (glibc counts the CPUs of ``/proc/stat`` where ``/sys``, which the sandbox does not mount, is
+missing) see what they saw. ``cpuinfo`` is kept but for its frequencies: torch reads it (its processors and APIC
+ids; the flags are read too by other libraries).
 """
 from __future__ import annotations
 
@@ -65,10 +67,29 @@ def uptime(host: str) -> bytes:
     return f"{host.split()[0]} 0.00\n".encode()
 
 
+def cpuinfo(host: str) -> bytes:
+    """``host``'s lines, but each ``cpu MHz`` (the frequency now, which follows the load where the host scales it) is
+    half its processor's ``bogomips`` (twice the nominal MHz on x86, measured at boot), or 0.000 without one."""
+    out = []
+    for block in host.split("\n\n"):
+        lines = block.split("\n")
+        bogomips = next((line.partition(":")[2].strip() for line in lines
+                         if line.partition(":")[0].strip().lower() == "bogomips"), "")
+        try:
+            nominal = f"{float(bogomips) / 2:.3f}"
+        except ValueError:
+            nominal = "0.000"
+        out.append("\n".join(f"{line.partition(':')[0]}: {nominal}"
+                             if line.partition(":")[0].strip().lower().startswith("cpu mhz") else line
+                             for line in lines))
+    return "\n\n".join(out).encode()
+
+
 def masks(memory_bytes: int) -> Dict[str, bytes]:
     """Path in the sandbox -> what it reads there, for each host counter file this kernel has."""
     out = {f"{PROC}/loadavg": LOADAVG, f"{PROC}/meminfo": meminfo(_read("meminfo"), memory_bytes),
-           f"{PROC}/stat": stat(_read("stat")), f"{PROC}/uptime": uptime(_read("uptime"))}
+           f"{PROC}/stat": stat(_read("stat")), f"{PROC}/uptime": uptime(_read("uptime")),
+           f"{PROC}/cpuinfo": cpuinfo(_read("cpuinfo"))}
     out.update({f"{PROC}/{name}": b"" for name in EMPTIED if os.path.exists(f"{PROC}/{name}")})
     return out
 

@@ -199,6 +199,41 @@ def test_the_hosts_load_memory_and_cpu_counters_are_masked(monkeypatch):
     assert unmasked["cpu_count"] == read["cpu_count"] and unmasked["loadavg"] != read["loadavg"]
 
 
+CPUINFO = """
+import json, torch
+print(json.dumps({"cpuinfo": open("/proc/cpuinfo").read(), "capability": torch.backends.cpu.get_cpu_capability()}))
+"""
+
+
+@needs_sandbox
+def test_the_hosts_cpu_frequencies_are_masked_and_torch_sees_the_same_cpu():
+    """/proc/cpuinfo's 'cpu MHz' is each CPU's frequency now, which follows the host's load where the host scales it
+    (here it read the host's own value, sampled as the job read it). torch reads the file, so it stays, the host's
+    line for line, but each frequency is a constant: half its processor's bogomips (measured at boot). torch's CPU
+    capability (the vector instructions its kernels use) is the same inside and outside."""
+    import json
+
+    import torch
+
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", CPUINFO], limits=Limits(wall_s=60))
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    read = json.loads(outcome.console)
+    host = Path("/proc/cpuinfo").read_text()
+    frequency = [line.partition(":")[0].strip().lower().startswith("cpu mhz") for line in host.splitlines()]
+    assert [line for line, mhz in zip(read["cpuinfo"].splitlines(), frequency) if not mhz] == \
+        [line for line, mhz in zip(host.splitlines(), frequency) if not mhz]  # processors, flags, model kept
+    assert len(read["cpuinfo"].splitlines()) == len(frequency)
+    for inside, block in zip(read["cpuinfo"].split("\n\n"), host.split("\n\n")):
+        fields = [line.partition(":") for line in inside.splitlines()]
+        bogomips = [value.strip() for name, _, value in fields if name.strip().lower() == "bogomips"]
+        nominal = f"{float(bogomips[0]) / 2:.3f}" if bogomips else "0.000"
+        mhz = {value.strip() for name, _, value in fields if name.strip().startswith("cpu MHz")}
+        assert mhz <= {nominal}, (block.splitlines()[:1], mhz, nominal)
+    assert read["capability"] == torch.backends.cpu.get_cpu_capability()
+
+
 MODEL_OUTPUT = """
 import os, torch
 torch.manual_seed(0)
@@ -212,8 +247,8 @@ print(os.cpu_count(), torch.get_num_threads(), out.numpy().tobytes().hex())
 
 @needs_sandbox
 def test_a_model_computes_the_same_activations_under_the_proc_masks(monkeypatch):
-    """torch reads /proc/cpuinfo (kept) and the CPU count (from /proc/stat, masked with its CPUs kept): a model's
-    activations, its CPU and thread counts are byte for byte those of a sandbox without the masks."""
+    """torch reads /proc/cpuinfo (kept but its frequencies) and the CPU count (from /proc/stat, masked with its CPUs
+    kept): a model's activations, its CPU and thread counts are byte for byte those of a sandbox without the masks."""
     from neurozoo.leaderboard import proc_masks, sandbox
 
     masked = sandbox.run([sys.executable, "-c", MODEL_OUTPUT], limits=Limits(wall_s=60))

@@ -1425,7 +1425,7 @@ def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_wh
     built-in spaces diverged within 1-5 steps at 0.05 and as often at 0.01 (ugrnn trained at both), because they
     diverge before training: draws 1 and 2 of rgc_local (seed 0) come out of initialisation with logits growing about
     5-8-fold per time step, so that their first loss is ~5e4 and no learning rate saves them; the search prunes them
-    as diverged. Draw 0 stays bounded."""
+    before training as exploded at initialisation (the next test). Draw 0 stays bounded."""
     space = load_space("rgc_local")
     study = open_study("s", make_storage("sqlite:///:memory:", heartbeat_interval=None), seed=0, pruner="none")
     peaks = []

@@ -1425,7 +1425,7 @@ def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_wh
     built-in spaces diverged within 1-5 steps at 0.05 and as often at 0.01 (ugrnn trained at both), because they
     diverge before training: draws 1 and 2 of rgc_local (seed 0) come out of initialisation with logits growing about
     5-8-fold per time step, so that their first loss is ~5e4 and no learning rate saves them; the search prunes them
-    as diverged. Draw 0 stays bounded."""
+    before training as exploded at initialisation (the next test). Draw 0 stays bounded."""
     space = load_space("rgc_local")
     study = open_study("s", make_storage("sqlite:///:memory:", heartbeat_interval=None), seed=0, pruner="none")
     peaks = []
@@ -1441,6 +1441,76 @@ def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_wh
     assert max(peaks[0]) < 2
     for peak in peaks[1:]:
         assert peak[-1] > 1e5 and peak[-1] / peak[-2] > 4  # and still growing at the last step
+
+
+def test_a_draw_that_explodes_at_initialisation_is_pruned_before_any_update_with_its_own_reason(tiny, tmp_path,
+                                                                                             monkeypatch, capsys):
+    """Draw 1 of rgc_local (seed 0; the test above) trained: its first loss was ~5e4 and it "diverged" within 2-4
+    steps, recorded as a learning-rate divergence after the time of those steps. The objective now looks at the
+    untrained model on the trial's first batch (one forward, no gradient) and ends such a trial PRUNED before any
+    optimiser step, marked ``exploded`` with its loss and the growth of its output per time step, and counted apart
+    in the study's summary."""
+    from argparse import Namespace
+
+    from neurozoo.convrnn.search import cli
+    from neurozoo.convrnn.search.objective import Objective, TrialSettings
+    from neurozoo.convrnn.training.engine import Trainer
+
+    def no_training(self, epoch):
+        raise AssertionError("an exploding draw was trained")
+
+    monkeypatch.setattr(Trainer, "train_one_epoch", no_training)
+    space = load_space("rgc_local")
+    storage = f"sqlite:///{tmp_path / 's.sqlite'}"
+    study = open_study("s", storage, seed=0, pruner="none")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # draw 0, not run: trial 1 is draw 1
+    settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / "run"), image_size=64, batch_size=2,
+                             device="cpu", progress=True)
+    study.optimize(Objective(space, settings), n_trials=1)
+    trial = study.trials[1]
+    assert trial.state == optuna.trial.TrialState.PRUNED and "diverged" not in trial.user_attrs
+    exploded = trial.user_attrs["exploded"]
+    assert exploded["loss"] > 1e3 > 10 * math.log(3) and exploded["growth"] > 4, exploded
+    assert re.fullmatch(r"exploded at initialisation: loss \S+ at step 0, output grows \S+x per time step "
+                        r"\(largest \|logit\| \S+ at time step 16\)", exploded["error"]), exploded["error"]
+    assert f"trial 1: {exploded['error']}; pruned, not trained" in capsys.readouterr().out
+    args = Namespace(quiet=False, report=None, export=0, record=False, out=str(tmp_path / "run"))
+    assert cli.export(args, space, storage, "s", settings) == 0
+    assert capsys.readouterr().out == ("study 's': 1 fail, 1 pruned (1 exploded at initialisation: pruned before "
+                                       "training)\n")
+
+
+def test_the_look_at_the_untrained_model_leaves_a_sound_draw_training_as_before(tiny, tmp_path, monkeypatch):
+    """A sound draw passes the look (its first loss near ln 3) and trains to the same weights as without it: the
+    first batch is read from the dataset, not the loader, and the buffers and random streams are put back."""
+    from neurozoo.convrnn.search.objective import Objective, TrialSettings
+    from neurozoo.convrnn.training.engine import Trainer
+
+    space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))
+    looks = []
+    look = Trainer.first_batch_output
+
+    def recorded(self):
+        looks.append(look(self))
+        return looks[-1]
+
+    weights = []
+    for checked in (True, False):
+        monkeypatch.setattr(Trainer, "first_batch_output", recorded if checked else
+                            lambda self: (0.0, torch.zeros(1, 1, 3)))
+        study = open_study("s", make_storage(f"sqlite:///{tmp_path / f'{checked}.sqlite'}", heartbeat_interval=None),
+                           seed=0, pruner="none")
+        settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / str(checked)), image_size=32,
+                                 batch_size=6, width_multiplier=1.0, device="cpu")
+        study.optimize(Objective(space, settings), n_trials=1)
+        (trial,) = study.trials
+        assert trial.state == optuna.trial.TrialState.COMPLETE and "exploded" not in trial.user_attrs
+        weights.append(torch.load(Path(trial.user_attrs["out"]) / "last.pth", weights_only=False)["model"])
+    (loss, logits), = looks
+    assert abs(loss - math.log(3)) < 0.5 and logits.shape[1:] == (6, 3) and torch.isfinite(logits).all()
+    assert weights[0].keys() == weights[1].keys()
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
 
 
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):

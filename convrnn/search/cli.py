@@ -268,9 +268,12 @@ def export(args, space, storage, study_name: str, settings) -> int:
     check_space(study, space)
     states = [t.state.name for t in study.trials]
     diverged = sum("diverged" in t.user_attrs for t in study.trials)  # pruned on a non-finite loss (objective.py)
+    exploded = sum("exploded" in t.user_attrs for t in study.trials)  # pruned before training (objective.py)
+    kinds = ([f"{diverged} diverged: pruned on a non-finite loss"] if diverged else []) + (
+        [f"{exploded} exploded at initialisation: pruned before training"] if exploded else [])
     if not args.quiet and args.report is None:  # a local worker: the command that started it prints the totals
         print(f"study {study_name!r}: " + ", ".join(f"{states.count(s)} {s.lower()}" for s in sorted(set(states)))
-              + (f" ({diverged} diverged: pruned on a non-finite loss)" if diverged else ""))
+              + (f" ({'; '.join(kinds)})" if kinds else ""))
     if study.trials and (args.export > 0 or args.record):  # not in the worker processes (--export 0 --no-record)
         from neurozoo.convrnn.search.history_figure import plot_search_history
 

@@ -8,10 +8,17 @@ stopped on its checkpoint).
 A trial whose training diverges (the trainer stops on a non-finite loss, ``FloatingPointError``) ends PRUNED with
 the user attribute ``diverged`` (``{"epoch", "error"}``), keeping the values it reported before. It ended FAIL, and
 TPE ignores failed trials, so the sampler kept drawing from a region that diverges; a pruned trial is one it learns
-from, ranked below every completed trial (and, with no epoch reported, below every other pruned one)."""
+from, ranked below every completed trial (and, with no epoch reported, below every other pruned one).
+
+Before training, the untrained model is run once on the trial's first batch (no gradient, ``initial_explosion``): a
+draw whose logits are non-finite or whose loss exceeds ``EXPLOSION_BOUND`` x ln(classes) ends PRUNED at once with the
+user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RGC memory factor or time decay above 1)
+came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
+2-4 steps whatever the learning rate, recorded as if the rate were to blame."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -47,6 +54,33 @@ class TrialSettings:
     quiet: bool = True
     progress: bool = False  # a line per trial epoch (the trainer itself stays quiet)
     extra: Dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
+
+
+EXPLOSION_BOUND = 10  # x ln(classes): the loss of a uniform guess is ln(C), an untrained model's is near it
+
+
+def initial_explosion(loss: float, logits, num_classes: int) -> Optional[Dict[str, Any]]:
+    """The ``exploded`` record (``loss``, ``growth``, ``error``) of an untrained model whose first loss ``loss`` and
+    (T, B, K) ``logits`` rule training out, or None.
+
+    A loss L above the uniform guess's ln(C) needs logit gaps of at least about L - ln(C), so a loss above
+    10 ln(C) (69 for 1000 classes, 11 for 3) means logits tens of units apart before any update: the softmax saturates
+    and the first gradients are as large as the logits. ``growth``: the ratio of the largest |logit| of the last two
+    finite time steps (None with fewer than two)."""
+    import torch
+
+    if math.isfinite(loss) and loss <= EXPLOSION_BOUND * math.log(num_classes) and bool(torch.isfinite(logits).all()):
+        return None
+    peaks = [float(step.abs().max()) for step in logits]  # the largest |logit| of each time step
+    finite = [(t, peak) for t, peak in enumerate(peaks) if math.isfinite(peak)]
+    error = f"exploded at initialisation: loss {loss:.4g} at step 0"
+    if len(finite) < len(peaks):
+        error += f", output non-finite from time step {next(t for t, p in enumerate(peaks) if not math.isfinite(p))}"
+    growth = finite[-1][1] / finite[-2][1] if len(finite) >= 2 and finite[-2][1] > 0 else None
+    if growth is not None:
+        error += (f", output grows {growth:.3g}x per time step (largest |logit| {finite[-1][1]:.3g} at time step "
+                  f"{finite[-1][0]})")
+    return {"loss": loss if math.isfinite(loss) else str(loss), "growth": growth, "error": error}
 
 
 def trial_folder(out, study_name: str, number: int) -> Path:
@@ -119,6 +153,13 @@ class Objective:
             if run_json.is_file():  # the study keeps it too: the file stays on this machine (export.trial_run)
                 run = json.loads(run_json.read_text())
                 trial.set_user_attr("run", {key: run.get(key) for key in RUN_KEYS})
+            loss, logits = trainer.first_batch_output()
+            exploded = initial_explosion(loss, logits, len(trainer.classes))
+            if exploded:  # before any update: not a learning-rate divergence (see the module docstring)
+                trial.set_user_attr("exploded", exploded)
+                if s.progress:
+                    print(f"trial {trial.number}: {exploded['error']}; pruned, not trained", flush=True)
+                raise optuna.TrialPruned(exploded["error"])
             for epoch in range(s.epochs):
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)

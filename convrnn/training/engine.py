@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, default_collate
 
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
@@ -995,6 +996,30 @@ class Trainer:
         if code:
             self.save(is_best=False)
             raise KeyboardInterrupt(f"signal {code}")
+
+    @torch.no_grad()
+    def first_batch_output(self):
+        """``(loss, logits)`` of the model as it is now on the first training batch of epoch 1, as that step's
+        forward computes them (train mode, autocast, its loss), without a gradient; ``logits``: (T, B, K).
+
+        The batch is read from the dataset here, not from the loader (whose iterator draws from its generator), and
+        the model's buffers (normalisation statistics) and the random streams are put back: the run then trains
+        exactly as it would have without this look."""
+        self.train_sampler.set_epoch(0)  # train_one_epoch sets its own
+        keys = list(itertools.islice(iter(self.train_sampler), self.config.batch_size))
+        images, target = self._batch(*default_collate([self.train_loader.dataset[key] for key in keys]))
+        buffers = {name: buffer.clone() for name, buffer in self.model.named_buffers()}
+        devices = [self.device] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices), self._autocast():
+                self.model.train()
+                output = self.model(images)
+        finally:
+            for name, buffer in self.model.named_buffers():
+                buffer.copy_(buffers[name])
+        c = self.config
+        loss = unrolled_loss(output, target, c.loss_steps, self.first_readout_step, c.label_smoothing)
+        return float(loss), step_logits(output).float()
 
     def train_one_epoch(self, epoch: int) -> Dict[str, float]:
         """Train the batches of ``epoch`` from ``self.epoch_steps`` on (a resumed run's position; the images before

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -98,7 +98,9 @@ class ImageNetBenchmark:
 
     def score(self, model: torch.nn.Module, data, image_size: int = 224, batch_size: int = 32,
               max_images: Optional[int] = None, seed: int = 0, workers: int = 0, classes: Optional[Sequence[str]] = None,
-              progress: bool = True) -> Score:
+              progress: bool = True, between_batches: Optional[Callable[[int, int], None]] = None) -> Score:
+        """``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point
+        for a SIGTERM, which raises there), as in the activation extraction (``extraction.activations.extract``)."""
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
 
@@ -118,13 +120,19 @@ class ImageNetBenchmark:
         subset(dataset, max_images, seed)
         images_sha256 = file_list_sha256(dataset, contents=True)  # of the images read: the bytes, not the sizes
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-        batches = ((images.to(device), target.to(device)) for images, target in loader)
+
+        def batches():
+            for done, (images, target) in enumerate(loader):
+                if between_batches is not None and done:
+                    between_batches(done, len(loader))
+                yield images.to(device), target.to(device)
+
         first_step = int(getattr(model, "first_readout_step", 0))
         bar = tqdm(total=len(loader), desc=f"{IDENTIFIER} {root}", unit="batch", leave=False, dynamic_ncols=True,
                    disable=not progress or None)  # None: shown on a terminal only
         try:
             with eval_mode(model):
-                sums = evaluation_sums(model, batches, device, first_step, on_batch=bar.update)
+                sums = evaluation_sums(model, batches(), device, first_step, on_batch=bar.update)
         except DataError as error:  # a corrupt image read in a loading worker: its one line
             raise DataError(raised_in_worker(error)) from None
         finally:

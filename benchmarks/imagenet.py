@@ -13,7 +13,9 @@ classes; its ImageNet-1k index (a flat folder; class folders named by ImageNet W
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
@@ -109,6 +111,7 @@ class ImageNetBenchmark:
         from neurozoo.convrnn.training.transforms import build_transform
         from neurozoo.datasets.model_modes import eval_mode
         from neurozoo.datasets.provenance import code_version, device_name, git_commit
+        from neurozoo.datasets.termination import sigterm_from
 
         started = time.perf_counter()
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -119,7 +122,10 @@ class ImageNetBenchmark:
         in_folder = len(dataset.samples)
         subset(dataset, max_images, seed)
         images_sha256 = file_list_sha256(dataset, contents=True)  # of the images read: the bytes, not the sizes
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+        # a scheduler's SIGTERM to the whole job leaves the loading workers to this process, which stops at its safe
+        # point (between_batches): it killed them, and torch's SIGCHLD handler failed the run with a traceback
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            worker_init_fn=functools.partial(sigterm_from, os.getpid()))
 
         def batches():
             for done, (images, target) in enumerate(loader):

@@ -118,14 +118,15 @@ def check_own_data_options(args) -> None:
 
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
-    between extraction batches or before the record is stored, with nothing stored, or, once the record is stored,
-    saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes on: it reads
-    the activation cache, and reuses an identical stored record rather than storing a duplicate."""
+    between extraction batches (imagenet.val's evaluation batches) or before the record is stored, with nothing
+    stored, or, once the record is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the
+    same command run again goes on: it reads the activation cache, and reuses an identical stored record rather than
+    storing a duplicate."""
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
     state = {"extracted": None, "record": None, "written": False}
 
-    def between_batches(done: int, total: int) -> None:  # the activation extraction's safe point
+    def between_batches(done: int, total: int) -> None:  # the activation extraction's (imagenet.val's) safe point
         state["extracted"] = (done, total)
         raise_if_terminated()
 
@@ -158,7 +159,9 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                 "storing no duplicate)")
         return f"{signal} after record {record_id} was stored in {store.shown_url}; {kept}"
     extracted = state["extracted"]
-    if _is_retina(args.benchmark) or _is_imagenet(args.benchmark):
+    if (_is_retina(args.benchmark) or _is_imagenet(args.benchmark)) and extracted is not None:
+        cached = f" (stopped after {extracted[0]} of {extracted[1]} batches, which the rerun evaluates again)"
+    elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):
         cached = ""
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
@@ -289,6 +292,7 @@ def _score_imagenet(args, benchmark):
     """imagenet.val: the model (with a ``zoo train`` checkpoint's classes and image size) on ``--data``."""
     import warnings
 
+    from neurozoo.benchmarks.imagenet import ImageNetBenchmark
     from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.torch_files import read_torch_file
@@ -309,9 +313,12 @@ def _score_imagenet(args, benchmark):
         warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
                       "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
                       "val_top1 the run logged by the few images whose answer the precision changes")
+    # zoo score's safe point (_score), for the ImageNet benchmark's evaluation loop (a plugin's may not take it)
+    between = getattr(args, "between_batches", None) if isinstance(benchmark, ImageNetBenchmark) else None
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
-                            classes=trained.get("classes"), progress=getattr(args, "progress", True))
+                            classes=trained.get("classes"), progress=getattr(args, "progress", True),
+                            **({"between_batches": between} if between else {}))
     if weights is not None:
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,

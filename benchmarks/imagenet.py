@@ -13,10 +13,12 @@ classes; its ImageNet-1k index (a flat folder; class folders named by ImageNet W
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -98,7 +100,9 @@ class ImageNetBenchmark:
 
     def score(self, model: torch.nn.Module, data, image_size: int = 224, batch_size: int = 32,
               max_images: Optional[int] = None, seed: int = 0, workers: int = 0, classes: Optional[Sequence[str]] = None,
-              progress: bool = True) -> Score:
+              progress: bool = True, between_batches: Optional[Callable[[int, int], None]] = None) -> Score:
+        """``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point
+        for a SIGTERM, which raises there), as in the activation extraction (``extraction.activations.extract``)."""
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
 
@@ -107,6 +111,7 @@ class ImageNetBenchmark:
         from neurozoo.convrnn.training.transforms import build_transform
         from neurozoo.datasets.model_modes import eval_mode
         from neurozoo.datasets.provenance import code_version, device_name, git_commit
+        from neurozoo.datasets.termination import sigterm_from
 
         started = time.perf_counter()
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -117,14 +122,23 @@ class ImageNetBenchmark:
         in_folder = len(dataset.samples)
         subset(dataset, max_images, seed)
         images_sha256 = file_list_sha256(dataset, contents=True)  # of the images read: the bytes, not the sizes
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-        batches = ((images.to(device), target.to(device)) for images, target in loader)
+        # a scheduler's SIGTERM to the whole job leaves the loading workers to this process, which stops at its safe
+        # point (between_batches): it killed them, and torch's SIGCHLD handler failed the run with a traceback
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                            worker_init_fn=functools.partial(sigterm_from, os.getpid()))
+
+        def batches():
+            for done, (images, target) in enumerate(loader):
+                if between_batches is not None and done:
+                    between_batches(done, len(loader))
+                yield images.to(device), target.to(device)
+
         first_step = int(getattr(model, "first_readout_step", 0))
         bar = tqdm(total=len(loader), desc=f"{IDENTIFIER} {root}", unit="batch", leave=False, dynamic_ncols=True,
                    disable=not progress or None)  # None: shown on a terminal only
         try:
             with eval_mode(model):
-                sums = evaluation_sums(model, batches, device, first_step, on_batch=bar.update)
+                sums = evaluation_sums(model, batches(), device, first_step, on_batch=bar.update)
         except DataError as error:  # a corrupt image read in a loading worker: its one line
             raise DataError(raised_in_worker(error)) from None
         finally:

@@ -1,10 +1,11 @@
 """SIGTERM (``kill``, a cluster's preemption, a service manager stopping ``zoo work``, ``zoo search --workers K``
 stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
 (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
-on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between search
-trials, in the loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and
-between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the
-end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``), and, for
+on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between the activation
+extraction batches of ``zoo score`` (imagenet.val's evaluation batches), between search trials, in the loop of a
+command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and between the jobs of ``zoo
+work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the end of each epoch of a
+retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``), and, for
 a request none of those saw, at the end of the outermost deferred block (:func:`sigterm_deferred`).
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
@@ -107,7 +108,8 @@ def raise_if_terminated() -> None:
 
 
 def sigterm_from(parent: int, worker_id: int = 0) -> None:
-    """A data-loading worker's ``worker_init_fn`` (``functools.partial(sigterm_from, os.getpid())`` in the trainer):
+    """A data-loading worker's ``worker_init_fn`` (``functools.partial(sigterm_from, os.getpid())`` in the trainer
+    and imagenet.val's loader):
     the worker exits on a SIGTERM sent by ``parent`` (multiprocessing's ``terminate`` when the trainer shuts its
     workers down or exits) and ignores one sent by anyone else (a scheduler signalling every process of a job: SLURM);
     the trainer, signalled too, stops at its next safe point and shuts the worker down. Without it a worker died of

@@ -118,3 +118,51 @@ def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_
             in rerun.stdout)
     assert [path.name.split("-", 1)[1] for path in (tmp_path / "out").glob("*.png")] == [
         "000001_test.stop-V4_timm_test_resnet.png"]
+
+
+#: the child for imagenet.val: a scheduler's SIGTERM to the whole job (the loading worker too, sent by another
+#: process) as its first evaluation batch is scored; says how many batches it scored
+IMAGENET_CHILD = """
+import atexit, os, subprocess, sys, time
+from neurozoo.convrnn.training import engine
+from neurozoo.leaderboard.cli import main
+
+scored, step_logits = [], engine.step_logits
+
+
+def first_batch_signalled(output):
+    if not scored:
+        subprocess.run(["sh", "-c", f"kill -TERM -{os.getpgid(0)}"])
+        time.sleep(1)  # the batch computing on as a killed worker's SIGCHLD arrives
+    scored.append(1)
+    return step_logits(output)
+
+
+engine.step_logits = first_batch_signalled
+atexit.register(lambda: print(f"batches scored: {len(scored)}"))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_mid_imagenet_evaluation_stops_at_the_next_batch_storing_nothing(tmp_path):
+    """imagenet.val's evaluation had no safe point: a SIGTERM waited for every batch (minutes on a real folder)
+    before the pre-store safe point took it, and one sent to the loading worker too failed it with a traceback. It
+    now stops before the next batch, exit 130, saying so."""
+    import numpy as np
+    from PIL import Image
+
+    for k in range(4):  # 4 classes of 3 images: 3 batches of 4
+        (tmp_path / "val" / f"n0{k:07d}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((20, 20, 3), 40 * k, np.uint8)).save(tmp_path / "val" / f"n0{k:07d}" / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run(
+        [sys.executable, "-c", IMAGENET_CHILD, "score", "rgc_shallow", "imagenet.val", "--data", str(tmp_path),
+         "--image-size", "16", "--batch-size", "4", "--workers", "1", "--set", "width_multiplier=0.125", "--set",
+         "n_steps=4", "--set", "image_steps=4", "--set", "norm=none", "--set", "num_classes=4", "--db",
+         f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, env=env, start_new_session=True)  # its own process group
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1], stopped.stdout.splitlines()[-1]) == (130, (
+        "zoo score: interrupted; signal 15 before the score was stored: nothing stored (stopped after 1 of 3 batches, "
+        "which the rerun evaluates again); rerun the same command to score it"), "batches scored: 1"), stopped.stderr
+    assert (records(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [])

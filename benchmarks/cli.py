@@ -159,10 +159,9 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                 "storing no duplicate)")
         return f"{signal} after record {record_id} was stored in {store.shown_url}; {kept}"
     extracted = state["extracted"]
-    if (_is_retina(args.benchmark) or _is_imagenet(args.benchmark)) and extracted is not None:
-        cached = f" (stopped after {extracted[0]} of {extracted[1]} batches, which the rerun evaluates again)"
-    elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):
-        cached = ""
+    if _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
+        cached = "" if extracted is None else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
+                                               "rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
     elif extracted is not None:

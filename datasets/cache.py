@@ -29,7 +29,7 @@ from neurozoo.datasets.provenance import sha256_file
 
 MANIFEST = "manifest.json"
 #: A manifest key: the folder's files are generated one at a time, each on its first use (the embedded retina
-#: recordings), and the manifest grows by :func:`record_generated`; a listed file that is gone is not an error (it is
+#: recordings), and the manifest grows by :func:`generated`; a listed file that is gone is not an error (it is
 #: generated again on its next use), one that differs is.
 MADE_ON_USE = "made_on_use"
 
@@ -253,14 +253,6 @@ def generated(path: Path) -> Iterator[Path]:
 
     with written_whole(path, replace=record_then_rename) as tmp:
         yield tmp
-
-
-def record_generated(path: Path) -> str:
-    """Record the sha256 of ``path``, already in place, in the manifest of its folder (one of :data:`MADE_ON_USE`
-    files); returns it. Generating a file and recording it is one step of :func:`generated`."""
-    path = Path(path)
-    with locked(path.parent / f"{MANIFEST}.lock"):
-        return _record(path, path)
 
 
 def _record(written: Path, path: Path) -> str:

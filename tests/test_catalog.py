@@ -94,7 +94,7 @@ def test_verify_of_an_empty_cache_says_so(toy, capsys):
 def test_verify_names_generated_data_as_zoo_data_list_does(toy, capsys):
     """`zoo data verify ventral_embedded.IT` was refused as "unknown data set ... in the catalog", though `zoo data
     verify` without names checks the generated data: a generated set named is verified as the catalog's are."""
-    from neurozoo.datasets.cache import record_generated
+    from neurozoo.datasets.cache import generated
     from neurozoo.datasets.embedded import ventral
     from neurozoo.datasets.synthetic_retina import _embedded_path
 
@@ -104,9 +104,8 @@ def test_verify_names_generated_data_as_zoo_data_list_does(toy, capsys):
     with building(ventral.folder()) as tmp:  # a stand-in for the generated set: a folder with its manifest
         (tmp / "assembly.nc").write_text("responses")
     recording = _embedded_path("whitenoise", {})[0]
-    recording.parent.mkdir(parents=True)
-    recording.write_bytes(b"frames")
-    record_generated(recording)
+    with generated(recording) as tmp:
+        tmp.write_bytes(b"frames")
     assert zoo_data("verify", "ventral_embedded.IT", "embedded:whitenoise") == 0
     assert capsys.readouterr().out.splitlines() == [
         "ok       ventral_embedded.IT (embedded/ventral-v5-seed0, 1 files)",

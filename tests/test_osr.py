@@ -472,14 +472,14 @@ def test_a_held_out_score_of_weights_without_a_recorded_training_stimulus_says_s
 def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
     """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
     and circuit version), or under another name by the sha256 this machine recorded when generating it."""
-    from neurozoo.datasets.cache import record_generated
+    from neurozoo.datasets.cache import generated as generating, recorded_sha256
     from neurozoo.datasets.synthetic_retina import _embedded_path, embedded_kind
 
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
     generated = _embedded_path("naturalscene", {})[0]
-    generated.parent.mkdir(parents=True)
-    generated.write_bytes(b"a recording")
-    digest = record_generated(generated)
+    with generating(generated) as tmp:
+        tmp.write_bytes(b"a recording")
+    digest = recorded_sha256(generated)
     assert embedded_kind(tmp_path / "copied" / generated.name) == "naturalscene"
     assert embedded_kind(tmp_path / "renamed.h5", digest) == "naturalscene"
     assert embedded_kind(tmp_path / "renamed.h5", "0" * 64) is None and embedded_kind(tmp_path / "renamed.h5") is None

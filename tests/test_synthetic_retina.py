@@ -229,14 +229,18 @@ def test_a_damaged_recording_removed_meanwhile_by_another_process_is_generated_a
 def test_an_unreadable_recordings_manifest_is_to_be_deleted_alone_not_with_the_cached_fits(tmp_path):
     """The recordings' manifest sits beside the cached retina fits: its error said to delete the folder, which
     would have thrown every fit away with it."""
-    from neurozoo.datasets.cache import MANIFEST, record_generated, recorded_sha256
+    from neurozoo.datasets.cache import MANIFEST, generated, recorded_sha256
     from neurozoo.datasets.errors import DataError
+
+    def generate(path):  # records its digest
+        with generated(path) as tmp:
+            tmp.write_bytes(b"recording")
 
     recording = tmp_path / "retina" / "whitenoise.h5"
     recording.parent.mkdir()
     recording.write_bytes(b"recording")
     (tmp_path / "retina" / MANIFEST).write_text('{"files": {"whitenoise.h5": "ab')  # cut short by a crash
-    for read in (recorded_sha256, record_generated):
+    for read in (recorded_sha256, generate):
         with pytest.raises(DataError, match="delete this file alone") as error:
             read(recording)
         assert str(tmp_path / "retina" / MANIFEST) in str(error.value) and "delete the folder" not in str(error.value)

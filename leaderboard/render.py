@@ -88,6 +88,21 @@ def model_key(model: str, records, failures, outdated, metadata, ranks) -> str:
                        {b: raw_meaning(b) for b in sorted({r.benchmark for r in records})})
 
 
+def model_keys(records, failures, outdated, metadata, models) -> Tuple[tuple, Dict[str, str]]:
+    """(``views.model_ranks`` of ``records``, each of ``models``' :func:`model_key`): the board's score rows, failed
+    and outdated jobs grouped by model once, for the static report and the web app alike."""
+    from neurozoo.leaderboard.views import model_ranks
+
+    own: Dict[str, Tuple[list, list, list]] = {m: ([], [], []) for m in models}
+    for kind, rows in enumerate((records, failures, outdated)):
+        for row in rows:
+            model = row.model if kind == 0 else row["model"]
+            if model in own:
+                own[model][kind].append(row)
+    ranks = model_ranks(records, models)
+    return ranks, {m: model_key(m, *own[m], metadata, ranks) for m in models}
+
+
 def benchmark_key(benchmark: str, records, outdated, failures, benchmarks) -> str:
     """What ``benchmark``'s page shows: its own records, outdated scores and failed jobs (each any benchmark's, the
     page's filtered here), whether it is registered (``benchmarks``: the board's) and what the registry says of it
@@ -118,7 +133,7 @@ def write_report(db, folder, everything: bool = False) -> Path:
     file is there is kept. One new score had rendered every model's page again; now it renders its model's, its
     benchmark's, the index and the pages of the models whose rank or rank group it moved."""
     from neurozoo.datasets.json_files import write_atomic
-    from neurozoo.leaderboard.views import benchmark_page, board, model_page, model_ranks
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page
 
     folder = Path(folder)
     (folder / "models").mkdir(parents=True, exist_ok=True)
@@ -144,17 +159,12 @@ def write_report(db, folder, everything: bool = False) -> Path:
         return recorded.get(name) != key or not path.is_file()
 
     models = list(dict.fromkeys([row["model"] for row in context["rows"]] + [j["model"] for j in failures + outdated]))
-    ranks = model_ranks(records, models)
-    own: Dict[str, Dict[str, list]] = {m: {"records": [], "failures": [], "outdated": []} for m in models}
-    for kind, rows in (("records", records), ("failures", failures), ("outdated", outdated)):
-        for row in rows:
-            own[row.model if kind == "records" else row["model"]][kind].append(row)
+    ranks, page_keys = model_keys(records, failures, outdated, metadata, models)
     written = set()
     for model in models:
         path = folder / "models" / f"{page_file(model)}.html"
         written.add(path)
-        if changed(path, model_key(model, own[model]["records"], own[model]["failures"], own[model]["outdated"],
-                                   metadata, ranks)):
+        if changed(path, page_keys[model]):
             page = model_page(db, model, records, failures, metadata, outdated, ranks=ranks)
             write_atomic(path, render("model.html", static="../static", home="../index.html", model_link=up(link),
                                       benchmark_link=up(bench_link), **page))

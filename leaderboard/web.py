@@ -134,10 +134,10 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     from neurozoo.benchmarks.paths import home
     from neurozoo.leaderboard.db import LeaderboardDB
-    from neurozoo.leaderboard.render import STATIC, model_key, render, safe_name
+    from neurozoo.leaderboard.render import STATIC, model_keys, render, safe_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
-    from neurozoo.leaderboard.views import benchmark_page, board, model_page, model_ranks, registered_benchmarks
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page, registered_benchmarks
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")
@@ -177,15 +177,10 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         failed_by_model: Dict[str, list] = {}
         for job in failures:
             failed_by_model.setdefault(job["model"], []).append(job)
-        outdated_by_model: Dict[str, list] = {}
-        for job in outdated:
-            outdated_by_model.setdefault(job["model"], []).append(job)
-        models = {*by_model, *failed_by_model, *outdated_by_model}
-        ranks = model_ranks(rows, models)
         # a model page's version: what it shows (render.model_key), so that a new score re-renders only the pages it
         # changes, where every model's page had followed the board's version
-        keys = {m: model_key(m, by_model.get(m, []), failed_by_model.get(m, []), outdated_by_model.get(m, []),
-                             metadata, ranks) for m in models}
+        ranks, keys = model_keys(rows, failures, outdated, metadata,
+                                 {*by_model, *failed_by_model, *(job["model"] for job in outdated)})
         return rows, by_model, failed_by_model, metadata, outdated, ranks, keys
 
     flat = lambda by_model: [job for jobs in by_model.values() for job in jobs]

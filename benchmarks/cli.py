@@ -48,10 +48,14 @@ def add_commands(sub) -> None:
     parser.add_argument("--data", type=Path, help="your own data, for the benchmarks that score on it (required "
                         "there): " + "; ".join(f"{name}: {what}" for name, what in OWN_DATA.items()))
     parser.add_argument("--cross-stimulus", action="store_true",
-                        help="retina_embedded.*-heldout with --checkpoint: score weights fitted on the other embedded "
-                             "stimulus (natural scenes on the white-noise repeats, or the reverse), which is refused "
-                             "without it; the record is marked (settings.cross_stimulus, the model named MODEL@W.pt "
-                             "(cross-stimulus: fitted on KIND))")
+                        help="retina_embedded.*-heldout or retina_h5.heldout with --checkpoint: score weights fitted "
+                             "on the other stimulus class (natural scenes on white-noise repeats, or the reverse), "
+                             "which is refused without it; the record is marked (settings.cross_stimulus, the model "
+                             "named MODEL@W.pt (cross-stimulus: fitted on CLASS))")
+    parser.add_argument("--stimulus-class", metavar="CLASS",
+                        help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
+                             "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
+                             "EXPERIMENT/naturalscene.h5); without it such a file's class is unknown, and so recorded")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
@@ -74,9 +78,16 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     check_own_data_options(args)
-    if getattr(args, "cross_stimulus", False) and not (_is_embedded_heldout(args.benchmark) and args.checkpoint):
-        raise UserFacingError(f"--cross-stimulus applies to --checkpoint weights scored on a held-out benchmark of the "
-                              f"embedded retina ({', '.join(_embedded_heldout())}), not to {args.benchmark}"
+    if getattr(args, "stimulus_class", None) is not None:
+        from neurozoo.datasets.retina_stimulus_class import checked_stimulus_class
+
+        if args.benchmark != _file_heldout():
+            raise UserFacingError(f"--stimulus-class applies to {_file_heldout()} (the stimulus class of --data's "
+                                  f"file), not to {args.benchmark}")
+        checked_stimulus_class(args.stimulus_class)
+    if getattr(args, "cross_stimulus", False) and not (_is_heldout(args.benchmark) and args.checkpoint):
+        raise UserFacingError(f"--cross-stimulus applies to --checkpoint weights scored on a held-out retina benchmark "
+                              f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}"
                               + ("" if args.checkpoint else " without --checkpoint (a model named alone is fitted on "
                                  "the benchmark's own stimulus)"))
     if _is_retina(args.benchmark):
@@ -237,6 +248,7 @@ def rerun_arguments(args) -> dict:
             "max_features": args.max_features, "batch_size": args.batch_size, "checkpoint": checkpoint,
             **({"data": str(Path(args.data).resolve())} if _is_own_data(args.benchmark) else {}),
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
+            **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -355,6 +367,18 @@ def _is_embedded_heldout(benchmark: str) -> bool:
     return benchmark in _embedded_heldout()
 
 
+def _file_heldout() -> str:
+    """The held-out benchmark on your own deep-retina file, ``retina_h5.heldout``."""
+    from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
+
+    return RetinaFileHeldoutBenchmark.identifier
+
+
+def _is_heldout(benchmark: str) -> bool:
+    """A held-out retina benchmark: of the embedded retina, or of your own file."""
+    return _is_embedded_heldout(benchmark) or benchmark == _file_heldout()
+
+
 def _store(args, score, model_name: str):
     """The score's record in the results store: ``(store, record id, reused)``, reused where the store holds an
     identical one (:meth:`ResultsStore.identical`: the same command run again after a stop while writing plots)."""
@@ -405,6 +429,11 @@ def _score_retina(args, benchmark):
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
                               f"(registered: {', '.join(retina.list_models())})")
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
+    given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
+    if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
+        from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
+
+        scored_class = experiment_stimulus_class(data, given=given_class)
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.embedded_fit import fitted_recording, load_checkpoint
@@ -428,10 +457,23 @@ def _score_retina(args, benchmark):
                                   "number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "
                                   "embedded:whitenoise or embedded:naturalscene); weights fitted to your own recording "
                                   "score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
-        cross_stimulus = _cross_stimulus(args, benchmark, fitted_to)
+        if data is None:
+            cross_stimulus = _cross_stimulus(args, benchmark, fitted_to)
+        else:
+            from neurozoo.benchmarks.retina_file_stimulus import file_cross_stimulus
+
+            cross_stimulus, trained, why = file_cross_stimulus(args, fitted_to, scored_class)
+    if data is not None:
+        from neurozoo.benchmarks.retina_file_stimulus import say_unknown
+
+        say_unknown(args, scored_class, trained, why)
     progress = getattr(args, "progress", True)
-    score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
+    score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
+                             **({"stimulus_class": given_class} if given_class else {})) if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device))
+    if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
+        score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
+                                                           training_stimulus_from=trained.known_from)
     if cross_stimulus is not None:
         score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:
@@ -450,7 +492,7 @@ def _score_retina(args, benchmark):
                   "the record keeps both (settings.fitted_to)", file=sys.stderr)
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
-        name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':', 1)[1]})"
+        name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
     return score, name
 
 

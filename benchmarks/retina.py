@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.score import Score
@@ -42,18 +43,23 @@ class RetinaFileHeldoutBenchmark:
     """``retina_h5.heldout``: the held-out benchmark on a deep-retina HDF5 file of one's own (``zoo score MODEL
     retina_h5.heldout --data FILE.h5``): a ``retina.MODELS`` name fitted on the file's train split with the embedded
     benchmarks' protocol (or a fitted module), scored on its test repeats as they are. The record keeps the file's
-    path and sha256, which ``zoo reproduce`` checks."""
+    path and sha256, which ``zoo reproduce`` checks, and its stimulus class (``settings.stimulus_class``: whitenoise,
+    naturalscene or unknown, and ``stimulus_class_from``, how it is known: ``stimulus_class`` given here, else the
+    file's name or attribute, :func:`datasets.retina_stimulus_class.recording_stimulus_class`)."""
     fit_settings: dict = field(default_factory=dict)
 
     identifier = "retina_h5.heldout"
 
     def score(self, model, data, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
-              **fit_overrides) -> Score:
+              stimulus_class: Optional[str] = None, **fit_overrides) -> Score:
+        from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
         path = Path(data).expanduser().resolve()
+        known = experiment_stimulus_class(path, given=stimulus_class)
         return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path),
-                             model, seed, device, refit, progress, fit_overrides, data=str(path))
+                             model, seed, device, refit, progress, fit_overrides, data=str(path),
+                             stimulus_class=known.name, stimulus_class_from=known.known_from)
 
 
 def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool, progress: bool, fit_overrides: dict,

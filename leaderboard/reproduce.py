@@ -167,7 +167,8 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   batch_size=how["batch_size"], checkpoint=checkpoint, device=device,
                                   no_cache=not use_caches, data=how.get("data"), max_images=how.get("max_images"),
                                   image_size=how.get("image_size"), workers=None, progress=False,
-                                  cross_stimulus=how.get("cross_stimulus", False))
+                                  cross_stimulus=how.get("cross_stimulus", False),
+                                  stimulus_class=how.get("stimulus_class"))
         score, name = score_from_args(args)
         return score.to_record(name, how["benchmark"])
     if command in ("zoo run", "zoo work"):

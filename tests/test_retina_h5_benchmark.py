@@ -184,3 +184,166 @@ def test_one_zoo_fit_or_score_reads_checks_and_warns_of_a_file_once(own_file, tm
                         "test/repeats for 2 of 12 cells"):
             assert sum(warning in message for message in given) == 1, (argv[0], warning, given)
         assert len(opened) == opens, (argv[0], opened)
+
+
+def _field_file(source, path):
+    """``source`` (a small embedded recording) copied to ``path`` without the attributes that make it one (``source``,
+    ``kind``): a deep-retina file as the field's are, whose name alone says its stimulus class."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, path)
+    with h5py.File(path, "a") as f:
+        del f.attrs["source"], f.attrs["kind"]
+    return path
+
+
+@pytest.fixture
+def experiment(own_file, tmp_path):
+    """An experiment's folder as deep-retina keeps it (``15-10-07/whitenoise.h5``, ``15-10-07/naturalscene.h5``) and
+    ``mine.h5`` named otherwise, each the same small recording (the names, not the pixels, carry the class); and the
+    fit of ``ln`` to ``whitenoise.h5`` (one epoch, ``zoo fit --out``: its summary.json names the file)."""
+    folder = tmp_path / "15-10-07"
+    files = {name: _field_file(own_file, folder / f"{name}.h5") for name in ("whitenoise", "naturalscene")}
+    files["mine"] = _field_file(own_file, tmp_path / "field" / "mine.h5")
+    fit = tmp_path / "fit"
+    assert main(["fit", "ln", "--data", str(files["whitenoise"]), "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
+    return files, fit / "model.pt"
+
+
+def test_the_stimulus_class_of_a_file_is_its_deep_retina_name_or_attribute_or_given(own_file, tmp_path):
+    """deep-retina keeps an experiment's recordings as <experiment>/whitenoise.h5 and naturalscene.h5 (loadexpt); the
+    embedded recordings say it in their kind attribute; any other file's class is unknown unless given."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.retina_stimulus_class import StimulusClass, experiment_stimulus_class
+
+    natural = _field_file(own_file, tmp_path / "15-10-07" / "naturalscene.h5")
+    mine = _field_file(own_file, tmp_path / "field" / "mine.h5")
+    assert experiment_stimulus_class(natural) == StimulusClass(
+        "naturalscene", "file name naturalscene.h5 (deep-retina's <experiment>/<class>.h5)")
+    assert experiment_stimulus_class(mine) == StimulusClass("unknown", None)
+    assert experiment_stimulus_class(own_file) == StimulusClass(  # a copy of the embedded white-noise recording
+        "whitenoise", "attribute kind (a neurozoo embedded recording)")
+    assert experiment_stimulus_class(mine, given="naturalscene") == StimulusClass("naturalscene", "--stimulus-class")
+    assert experiment_stimulus_class(natural, given="whitenoise") == StimulusClass(
+        "whitenoise", "--stimulus-class; the file's name says naturalscene")
+    embedded_named_otherwise = shutil.copy(own_file, tmp_path / "naturalscene.h5")  # its kind attribute: whitenoise
+    said = f"{embedded_named_otherwise}: attribute kind says whitenoise (a neurozoo embedded recording), but the file's"
+    with pytest.raises(DataError, match=re.escape(f"{said} name says naturalscene")):
+        experiment_stimulus_class(embedded_named_otherwise)
+    with pytest.raises(UserFacingError, match=re.escape(
+            "--stimulus-class 'natural': expected whitenoise or naturalscene, the stimulus classes of the deep-retina "
+            "files (whitenoise.h5, naturalscene.h5); did you mean 'naturalscene'?")):
+        benchmarks.load(FILE_BENCHMARK).score("ln", mine, stimulus_class="natural", progress=False)
+
+
+def test_weights_fitted_on_white_noise_are_refused_by_a_natural_scene_file_unless_cross_stimulus(experiment, tmp_path,
+                                                                                                capsys):
+    """retina_h5.heldout could not tell a file's stimulus class, so weights fitted on 15-10-07/whitenoise.h5 were scored
+    on 15-10-07/naturalscene.h5's repeats as a held-out score, the check of the embedded held-out benchmarks not
+    applying. Refused now, naming both classes; --cross-stimulus scores it, marked as the embedded ones are."""
+    files, weights = experiment
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", FILE_BENCHMARK, "--data", str(files["naturalscene"]), "--checkpoint", str(weights),
+             "--db", db, "--out", out]
+    capsys.readouterr()
+    assert main(score) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"zoo score: error: {weights}: fitted on whitenoise ({files['whitenoise']}: file name whitenoise.h5 "
+        f"(deep-retina's <experiment>/<class>.h5); {weights.parent / 'summary.json'}), but {files['naturalscene']} "
+        "holds naturalscene (file name naturalscene.h5 (deep-retina's <experiment>/<class>.h5)): a held-out score is of "
+        "the stimulus class the model was fitted to (McIntosh et al. 2016), so these weights score on a whitenoise "
+        f"recording's held-out repeats; --cross-stimulus scores them on {files['naturalscene']} all the same, the "
+        "record marked as a cross-stimulus score")
+    assert not (tmp_path / "r.sqlite").exists() or not ResultsStore(db).records()
+    assert main([*score, "--cross-stimulus"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("ln@model.pt (cross-stimulus: fitted on whitenoise) on retina_h5.heldout: 0.")
+    assert printed[1] == ("cross-stimulus score (--cross-stimulus): fitted on whitenoise, scored on the held-out "
+                          "repeats of naturalscene; not comparable with retina_h5.heldout's scores of models fitted on "
+                          "naturalscene")
+    [record] = ResultsStore(db).records()
+    assert record.model == "ln@model.pt (cross-stimulus: fitted on whitenoise)"
+    assert record.settings["cross_stimulus"] == {"fitted_on": "whitenoise", "scored_on": "naturalscene"}
+    assert (record.settings["stimulus_class"], record.settings["training_stimulus"]) == ("naturalscene", "whitenoise")
+    assert record.settings["rerun"]["cross_stimulus"] is True
+    assert main(["reproduce", str(record.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    # on the file of their own class they score as they are, and --cross-stimulus has nothing to allow there
+    same = ["score", "ln", FILE_BENCHMARK, "--data", str(files["whitenoise"]), "--checkpoint", str(weights), "--db", db,
+            "--out", out]
+    assert main([*same, "--cross-stimulus"]) == 2
+    assert (f"--cross-stimulus: nothing to allow ({weights} was fitted on whitenoise") in capsys.readouterr().err
+    assert main(same) == 0
+    record = ResultsStore(db).records()[-1]
+    assert record.model == "ln@model.pt" and "cross_stimulus" not in record.settings
+    assert (record.settings["stimulus_class"], record.settings["training_stimulus"]) == ("whitenoise", "whitenoise")
+    # weights whose summary.json names the embedded white-noise recording: refused by the natural-scene file too
+    import json
+
+    from neurozoo.datasets import synthetic_retina
+
+    summary = json.loads((weights.parent / "summary.json").read_text())
+    summary["data"] = str(tmp_path / "elsewhere" / synthetic_retina._embedded_path("whitenoise", {})[0].name)
+    (weights.parent / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(score) == 2
+    assert (f"zoo score: error: {weights}: fitted on whitenoise (embedded:whitenoise "
+            f"({weights.parent / 'summary.json'})), but {files['naturalscene']} holds naturalscene"
+            ) in capsys.readouterr().err
+
+
+def _mine(experiment, tmp_path):
+    files, weights = experiment
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    return files, weights, db, ["score", "ln", FILE_BENCHMARK, "--data", str(files["mine"]), "--checkpoint",
+                                str(weights), "--db", db, "--out", str(tmp_path / "out")]
+
+
+def test_a_file_of_unknown_class_is_scored_recorded_and_said_as_unknown(experiment, tmp_path, capsys):
+    """A file named otherwise (mine.h5) has no stimulus class to read: it is scored, recorded with stimulus_class:
+    unknown and said in one line, never assumed (nor checked against the weights' class)."""
+    files, weights, db, mine = _mine(experiment, tmp_path)
+    capsys.readouterr()
+    assert main(mine) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "stimulus class" in line]
+    assert notes == [f"note: {files['mine']}: stimulus class unknown (not named whitenoise.h5 or naturalscene.h5 "
+                     "(deep-retina's <experiment>/<class>.h5), nor a neurozoo embedded recording): recorded as "
+                     "stimulus_class: unknown; the weights' training stimulus (whitenoise) cannot be checked against "
+                     "it; --stimulus-class whitenoise|naturalscene names it"]
+    record = ResultsStore(db).records()[-1]
+    assert (record.settings["stimulus_class"], record.settings["stimulus_class_from"]) == ("unknown", None)
+    assert record.model == "ln@model.pt" and record.value is not None
+    assert main([*mine, "--cross-stimulus"]) == 2
+    assert (f"--cross-stimulus: nothing to allow (the stimulus class of {files['mine']} is unknown"
+            ) in capsys.readouterr().err
+
+
+def test_stimulus_class_names_a_files_class_and_a_bad_one_is_refused(experiment, tmp_path, capsys):
+    """--stimulus-class names the class of a file named otherwise; the rule then applies (and zoo reproduce reruns it
+    so); a value that is not a class, or the option on another benchmark, is refused, saying what it takes."""
+    files, weights, db, mine = _mine(experiment, tmp_path)
+    capsys.readouterr()
+    # named: the same file is natural scenes, and the white-noise weights are refused on it unless asked
+    assert main([*mine, "--stimulus-class", "naturalscene"]) == 2
+    assert (f"{weights}: fitted on whitenoise ({files['whitenoise']}: file name whitenoise.h5 (deep-retina's "
+            f"<experiment>/<class>.h5); {weights.parent / 'summary.json'}), but {files['mine']} holds naturalscene "
+            "(--stimulus-class)") in capsys.readouterr().err
+    assert main([*mine, "--stimulus-class", "naturalscene", "--cross-stimulus"]) == 0
+    assert "stimulus class unknown" not in capsys.readouterr().err
+    record = ResultsStore(db).records()[-1]
+    assert record.model == "ln@model.pt (cross-stimulus: fitted on whitenoise)"
+    assert (record.settings["stimulus_class"], record.settings["stimulus_class_from"]) == ("naturalscene",
+                                                                                          "--stimulus-class")
+    assert record.settings["rerun"]["stimulus_class"] == "naturalscene"
+    assert main(["reproduce", str(record.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    assert main([*mine, "--stimulus-class", "whitenoise"]) == 0
+    assert ResultsStore(db).records()[-1].settings["stimulus_class"] == "whitenoise"
+    capsys.readouterr()
+    assert main([*mine, "--stimulus-class", "noise"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "zoo score: error: --stimulus-class 'noise': expected whitenoise or naturalscene, the stimulus classes of the "
+        "deep-retina files (whitenoise.h5, naturalscene.h5); did you mean 'whitenoise'?")
+    embedded = ["score", "ln", "retina_embedded.whitenoise-heldout", "--stimulus-class", "whitenoise", "--db", db]
+    assert main(embedded) == 2
+    assert ("--stimulus-class applies to retina_h5.heldout (the stimulus class of --data's file), not to "
+            "retina_embedded.whitenoise-heldout") in capsys.readouterr().err

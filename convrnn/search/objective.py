@@ -14,7 +14,12 @@ Before training, the untrained model is run once on the trial's first batch (no 
 draw whose logits are non-finite or whose loss exceeds ``EXPLOSION_BOUND`` x ln(classes) ends PRUNED at once with the
 user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RGC memory factor or time decay above 1)
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
-2-4 steps whatever the learning rate, recorded as if the rate were to blame."""
+2-4 steps whatever the learning rate, recorded as if the rate were to blame.
+
+A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
+and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
+segment's ``outcome`` is ``pruned``; it said what a run killed without a word says (``finished`` false, ``outcome``
+null). A diverged trial's says ``diverged`` (the trainer records it)."""
 from __future__ import annotations
 
 import json
@@ -157,6 +162,7 @@ class Objective:
             exploded = initial_explosion(loss, logits, len(trainer.classes))
             if exploded:  # before any update: not a learning-rate divergence (see the module docstring)
                 trial.set_user_attr("exploded", exploded)
+                trainer.record_pruned(exploded["error"])  # run.json: pruned, and why, not a run killed unfinished
                 if s.progress:
                     print(f"trial {trial.number}: {exploded['error']}; pruned, not trained", flush=True)
                 raise optuna.TrialPruned(exploded["error"])
@@ -184,7 +190,10 @@ class Objective:
                     print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: val top-1 {accuracy:.2f}% "
                           f"(train loss {row['loss']:.4g}, {row['seconds']:.0f} s)", flush=True)
                 if epoch + 1 < s.epochs and trial.should_prune():  # after the last epoch there is nothing to save
-                    raise optuna.TrialPruned(f"val top-1 {accuracy:.2f}% after epoch {epoch + 1}")
+                    reason = (f"pruned at step {trainer.global_step} (epoch {epoch + 1} of {s.epochs}) by "
+                              f"{type(trial.study.pruner).__name__}: val top-1 {accuracy:.2f}%")
+                    trainer.record_pruned(reason)
+                    raise optuna.TrialPruned(reason)
         finally:
             trainer.close()
         return best

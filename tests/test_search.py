@@ -1568,6 +1568,37 @@ def test_a_trial_stopped_by_the_pruner_says_so_and_why_in_its_run_json(tiny, tmp
     assert segment["outcome"] == "pruned" and segment["end_step"] == steps and segment["reason"] == reason
 
 
+def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_trained_weights(tiny, tmp_path,
+                                                                                               monkeypatch):
+    """The look at the untrained model (``Trainer.first_batch_output``) ran whatever the weights: a trial resumed from
+    a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial: a killed one ends
+    FAIL and the rerun draws the next) was looked at on its trained weights and could be pruned as "exploded at
+    initialisation". It also could not resume at all: its first epoch was already trained, so the trainer returned no
+    row for it (KeyError 'val_top1'). A fresh trial is looked at once; a resumed one is not, and trains on from its
+    checkpoint's epoch."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    looks = []
+    look = Trainer.first_batch_output
+
+    def counted(self):
+        looks.append(self.global_step)
+        return look(self)
+
+    monkeypatch.setattr(Trainer, "first_batch_output", counted)
+    (pruned,) = _pruned_after_epoch_one(tiny, tmp_path / "fresh").trials
+    assert looks == [0] and pruned.state == optuna.trial.TrialState.PRUNED
+    checkpoint = Path(pruned.user_attrs["out"]) / "last.pth"
+    # epoch 2 is the trial's last: it is not pruned after it
+    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed", resume=str(checkpoint)).trials
+    assert looks == [0], "a resumed trial was looked at as if untrained"
+    assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.user_attrs["epochs_done"] == 2
+    assert list(resumed.intermediate_values) == [1] and resumed.value == resumed.intermediate_values[1]
+    run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and run["segments"][-1]["resumed_from"]["checkpoint"] == str(checkpoint)
+    assert run["segments"][-1]["start_step"] == 3 and run["segments"][-1]["outcome"] == "finished"
+
+
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):
     """The study recorded the command's default --lr (0.05) even where the space draws every trial's rate; with
     another default, its rerun was refused ('trains its trials with --lr 0.05') and --lr 0.05 is refused for such a

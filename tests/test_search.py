@@ -1538,6 +1538,24 @@ def test_a_draw_pruned_at_initialisation_says_so_and_why_in_its_run_json(tiny, t
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.jsonl", "run.json", "spec.yaml"]
 
 
+def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsys):
+    """--help said nothing of the trials pruned before training (a draw that explodes at initialisation, whatever
+    --pruner, also "none") nor of diverged ones, though the study's totals count them apart."""
+    from neurozoo.convrnn.search.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the options' help
+    assert ("before any training, whatever --pruner: its untrained model's loss on its first batch exceeds "
+            "10 ln(classes)") in text, text
+    assert '"exploded at initialisation"' in text and '"diverged"' in text
+    assert ("each trial's run.json (OUT/<study>/trial_<N>/run.json) says why it was pruned (pruned: its epoch, step "
+            "and reason; diverged: a divergence's)") in text
+    assert "how trials are stopped after an epoch (draws that explode at initialisation are pruned before training " \
+           "whatever the pruner;" in text
+
+
 def _pruned_after_epoch_one(tiny, out, **extra):
     """A trial of the tiny space trained for one of two epochs and stopped there by a pruner that stops every trial
     (``ThresholdPruner``: below 101 % top-1), as the median pruner stops a poor one; its study."""

@@ -1513,6 +1513,110 @@ def test_the_look_at_the_untrained_model_leaves_a_sound_draw_training_as_before(
         assert torch.equal(weights[0][name], weights[1][name]), name
 
 
+def test_a_draw_pruned_at_initialisation_says_so_and_why_in_its_run_json(tiny, tmp_path):
+    """The study recorded why an exploding draw was pruned (user attribute ``exploded``), but the trial's own run.json
+    said only what a run killed without a word says (``finished`` false, its segment's ``outcome`` null). It says now
+    that the trial was pruned, at which step and why, in the study's words, and never that it finished."""
+    from neurozoo.convrnn.search.objective import Objective, TrialSettings
+
+    storage = f"sqlite:///{tmp_path / 's.sqlite'}"
+    study = open_study("s", storage, seed=0, pruner="none")
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)  # draw 0, not run: trial 1 is draw 1 (it explodes)
+    settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / "run"), image_size=64, batch_size=2,
+                             device="cpu")
+    study.optimize(Objective(load_space("rgc_local"), settings), n_trials=1)
+    trial = study.trials[1]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    reason = trial.user_attrs["exploded"]["error"]
+    assert reason.startswith("exploded at initialisation: loss ")
+    folder = Path(trial.user_attrs["out"])
+    run = json.loads((folder / "run.json").read_text())
+    assert run["finished"] is False and run["final_epoch"] is None and run["diverged"] is None
+    assert run["pruned"] == {"epoch": 0, "step": 0, "reason": reason}
+    (segment,) = run["segments"]
+    assert segment["outcome"] == "pruned" and segment["end_step"] == 0 and segment["reason"] == reason
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.jsonl", "run.json", "spec.yaml"]
+
+
+def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsys):
+    """--help said nothing of the trials pruned before training (a draw that explodes at initialisation, whatever
+    --pruner, also "none") nor of diverged ones, though the study's totals count them apart."""
+    from neurozoo.convrnn.search.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the options' help
+    assert ("before any training, whatever --pruner: its untrained model's loss on its first batch exceeds "
+            "10 ln(classes)") in text, text
+    assert '"exploded at initialisation"' in text and '"diverged"' in text
+    assert ("each trial's run.json (OUT/<study>/trial_<N>/run.json) says why it was pruned (pruned: its epoch, step "
+            "and reason; diverged: a divergence's)") in text
+    assert "how trials are stopped after an epoch (draws that explode at initialisation are pruned before training " \
+           "whatever the pruner;" in text
+
+
+def _pruned_after_epoch_one(tiny, out, **extra):
+    """A trial of the tiny space trained for one of two epochs and stopped there by a pruner that stops every trial
+    (``ThresholdPruner``: below 101 % top-1), as the median pruner stops a poor one; its study."""
+    from neurozoo.convrnn.search.objective import Objective, TrialSettings
+
+    space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))
+    study = optuna.create_study(study_name="s", direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=101),
+                                sampler=optuna.samplers.TPESampler(seed=0))
+    settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=2, image_size=32, batch_size=6,
+                             width_multiplier=1.0, device="cpu", extra=extra)
+    study.optimize(Objective(space, settings), n_trials=1)
+    return study
+
+
+def test_a_trial_stopped_by_the_pruner_says_so_and_why_in_its_run_json(tiny, tmp_path):
+    """A trial the pruner stopped after an epoch left a run.json that read as a run killed without a word
+    (``finished`` false, its segment's ``outcome`` null). It says now that the trial was pruned, at which step, by which
+    pruner and at what validation top-1: the value the trial reported."""
+    (trial,) = _pruned_after_epoch_one(tiny, tmp_path / "run").trials
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["epochs_done"] == 1
+    accuracy = trial.intermediate_values[0]
+    run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+    steps = 3  # 18 training images in batches of 6
+    reason = f"pruned at step {steps} (epoch 1 of 2) by ThresholdPruner: val top-1 {accuracy:.2f}%"
+    assert run["finished"] is False and run["final_epoch"] is None and run["diverged"] is None
+    assert run["pruned"] == {"epoch": 1, "step": steps, "reason": reason}
+    (segment,) = run["segments"]
+    assert segment["outcome"] == "pruned" and segment["end_step"] == steps and segment["reason"] == reason
+
+
+def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_trained_weights(tiny, tmp_path,
+                                                                                               monkeypatch):
+    """The look at the untrained model (``Trainer.first_batch_output``) ran whatever the weights: a trial resumed from
+    a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial: a killed one ends
+    FAIL and the rerun draws the next) was looked at on its trained weights and could be pruned as "exploded at
+    initialisation". It also could not resume at all: its first epoch was already trained, so the trainer returned no
+    row for it (KeyError 'val_top1'). A fresh trial is looked at once; a resumed one is not, and trains on from its
+    checkpoint's epoch."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    looks = []
+    look = Trainer.first_batch_output
+
+    def counted(self):
+        looks.append(self.global_step)
+        return look(self)
+
+    monkeypatch.setattr(Trainer, "first_batch_output", counted)
+    (pruned,) = _pruned_after_epoch_one(tiny, tmp_path / "fresh").trials
+    assert looks == [0] and pruned.state == optuna.trial.TrialState.PRUNED
+    checkpoint = Path(pruned.user_attrs["out"]) / "last.pth"
+    # epoch 2 is the trial's last: it is not pruned after it
+    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed", resume=str(checkpoint)).trials
+    assert looks == [0], "a resumed trial was looked at as if untrained"
+    assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.user_attrs["epochs_done"] == 2
+    assert list(resumed.intermediate_values) == [1] and resumed.value == resumed.intermediate_values[1]
+    run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and run["segments"][-1]["resumed_from"]["checkpoint"] == str(checkpoint)
+    assert run["segments"][-1]["start_step"] == 3 and run["segments"][-1]["outcome"] == "finished"
+
+
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):
     """The study recorded the command's default --lr (0.05) even where the space draws every trial's rate; with
     another default, its rerun was refused ('trains its trials with --lr 0.05') and --lr 0.05 is refused for such a

@@ -7,6 +7,13 @@ Each command runs --trials trials, split among its --workers local processes; co
 machines that name the same --storage and --study join the study and run their own trials. At the
 end the best --export configurations are written as graph specs (OUT/<study>_best<k>.yaml, loadable
 with convrnn.create_model) and their validation top-1 goes to the results store with provenance.
+
+A trial ends PRUNED (TPE learns from it; it is never exported) when --pruner stops it after an epoch, when its
+training diverges (a non-finite loss: "diverged"), or before any training, whatever --pruner: its untrained model's
+loss on its first batch exceeds 10 ln(classes) or its logits are not finite ("exploded at initialisation":
+typically a draw whose output grows several-fold per time step, which no learning rate trains). The study's totals
+count the last two apart; each trial's run.json (OUT/<study>/trial_<N>/run.json) says why it was pruned (pruned:
+its epoch, step and reason; diverged: a divergence's).
 """
 from __future__ import annotations
 
@@ -59,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=at_least(1), default=1, help="local worker processes sharing the study")
     p.add_argument("--data-workers", type=at_least(0), default=0, help="data-loading processes per trial")
     p.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
-                   help="how trials are stopped after an epoch (the study keeps it: a rerun with another is refused)")
+                   help="how trials are stopped after an epoch (draws that explode at initialisation are pruned before "
+                        "training whatever the pruner; the study keeps it: a rerun with another is refused)")
     p.add_argument("--max-total", type=at_least(1), default=None, help="stop once the study holds this many trials")
     p.add_argument("--heartbeat", type=at_least(0), default=60,
                    help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")

@@ -14,7 +14,14 @@ Before training, the untrained model is run once on the trial's first batch (no 
 draw whose logits are non-finite or whose loss exceeds ``EXPLOSION_BOUND`` x ln(classes) ends PRUNED at once with the
 user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RGC memory factor or time decay above 1)
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
-2-4 steps whatever the learning rate, recorded as if the rate were to blame."""
+2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
+trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial, a
+killed one ends FAIL and the rerun draws the next) trains on from its checkpoint's epoch without the look.
+
+A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
+and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
+segment's ``outcome`` is ``pruned``; it said what a run killed without a word says (``finished`` false, ``outcome``
+null). A diverged trial's says ``diverged`` (the trainer records it)."""
 from __future__ import annotations
 
 import json
@@ -153,14 +160,16 @@ class Objective:
             if run_json.is_file():  # the study keeps it too: the file stays on this machine (export.trial_run)
                 run = json.loads(run_json.read_text())
                 trial.set_user_attr("run", {key: run.get(key) for key in RUN_KEYS})
-            loss, logits = trainer.first_batch_output()
-            exploded = initial_explosion(loss, logits, len(trainer.classes))
+            # the look is at untrained weights: a trial resumed from a checkpoint (``extra`` resume) passed it
+            exploded = None if trainer.global_step else initial_explosion(*trainer.first_batch_output(),
+                                                                           len(trainer.classes))
             if exploded:  # before any update: not a learning-rate divergence (see the module docstring)
                 trial.set_user_attr("exploded", exploded)
+                trainer.record_pruned(exploded["error"])  # run.json: pruned, and why, not a run killed unfinished
                 if s.progress:
                     print(f"trial {trial.number}: {exploded['error']}; pruned, not trained", flush=True)
                 raise optuna.TrialPruned(exploded["error"])
-            for epoch in range(s.epochs):
+            for epoch in range(trainer.epoch, s.epochs):  # a resumed trial trains on from its checkpoint's epoch
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)
                 except DataError as error:  # a corrupt image: every later trial would read it too
@@ -184,7 +193,10 @@ class Objective:
                     print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: val top-1 {accuracy:.2f}% "
                           f"(train loss {row['loss']:.4g}, {row['seconds']:.0f} s)", flush=True)
                 if epoch + 1 < s.epochs and trial.should_prune():  # after the last epoch there is nothing to save
-                    raise optuna.TrialPruned(f"val top-1 {accuracy:.2f}% after epoch {epoch + 1}")
+                    reason = (f"pruned at step {trainer.global_step} (epoch {epoch + 1} of {s.epochs}) by "
+                              f"{type(trial.study.pruner).__name__}: val top-1 {accuracy:.2f}%")
+                    trainer.record_pruned(reason)
+                    raise optuna.TrialPruned(reason)
         finally:
             trainer.close()
         return best

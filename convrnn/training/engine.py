@@ -707,6 +707,7 @@ class Trainer:
             "finished": False,  # until fit() has completed every epoch: a killed run never looks finished
             "final_epoch": None,
             "diverged": None,  # {"epoch", "step", "error"} once this part stopped on a non-finite loss or weights
+            "pruned": None,  # {"epoch", "step", "reason"} once the caller ended this part early (record_pruned)
             # every start and resume with its settings and code from the step it started at: a resume rewrote the
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
             # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word;
@@ -746,13 +747,24 @@ class Trainer:
         return [{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
                  **{key: before.get(key) for key in keys}}]
 
-    def _record_run(self, outcome: str, error: Optional[str] = None, **fields) -> None:
-        """Record how this part ended in its segment (``outcome`` finished, stopped or diverged; the step reached;
-        ``error``) and set ``fields`` at run.json's top level (rank 0)."""
+    def _record_run(self, outcome: str, error: Optional[str] = None, reason: Optional[str] = None, **fields) -> None:
+        """Record how this part ended in its segment (``outcome`` finished, stopped, diverged or pruned; the step
+        reached; ``error``, or a pruning's ``reason``) and set ``fields`` at run.json's top level (rank 0)."""
         path = self.out / "run.json"
         run = {**json.loads(path.read_text()), **fields}
-        run["segments"][-1].update(outcome=outcome, end_step=self.global_step, **({"error": error} if error else {}))
-        write_json(path, run, indent=2)
+        said = {key: value for key, value in (("error", error), ("reason", reason)) if value}
+        run["segments"][-1].update(outcome=outcome, end_step=self.global_step, **said)
+        write_json(path, run, indent=2)  # whole or not at all
+
+    def record_pruned(self, reason: str) -> None:
+        """Record in run.json that the caller ends the run here, between ``fit`` calls, for ``reason``: a search trial
+        pruned before training (a draw that explodes at initialisation) or by the study's pruner after an epoch. Its
+        run.json said what a run killed without a word says (``finished`` false, the segment's ``outcome`` null); now
+        ``pruned`` holds ``{"epoch", "step", "reason"}`` (the epochs and steps trained) and the segment's ``outcome``
+        is ``pruned``. ``finished`` stays false."""
+        if self.dist.is_main:
+            self._record_run("pruned", reason=reason,
+                             pruned={"epoch": self.epoch, "step": self.global_step, "reason": reason})
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:

@@ -12,7 +12,8 @@
 Every layer is reduced to at most ``max_features`` units by a fixed seeded sparse random projection
 (:mod:`benchmarks.extraction.reduction`) as each batch comes out of the model, one needed step at a time,
 so memory holds one batch of layer outputs and images x reduced features x bins, never whole layer outputs
-over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
+over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`), each batch as it is finished, so an
+extraction stopped between batches resumes after them.
 """
 from __future__ import annotations
 

@@ -131,8 +131,8 @@ def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
     between extraction batches (imagenet.val's evaluation batches) or before the record is stored, with nothing
     stored, or, once the record is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the
-    same command run again goes on: it reads the activation cache, and reuses an identical stored record rather than
-    storing a duplicate."""
+    same command run again goes on: it reads the activation cache (and resumes an extraction after the batches it
+    finished, which the cache kept), and reuses an identical stored record rather than storing a duplicate."""
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
     state = {"extracted": None, "record": None, "written": False}
@@ -175,10 +175,10 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                                                "rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
-    elif extracted is not None:
-        cached = (f"; the activation cache keeps layers only once all their batches are extracted: those of this "
-                  f"extraction (stopped after {extracted[0]} of {extracted[1]} batches) are not, any read or "
-                  f"extracted before are")
+    elif extracted is not None:  # extract() keeps each batch in the cache's partial entries as it is finished
+        done, total = extracted
+        cached = (f"; {done} of {total} batches extracted, kept in the activation cache for the next run, which "
+                  f"extracts the other {total - done}")
     else:
         cached = "; the activations extracted are in the activation cache, which the rerun reads"
     return f"{signal} before the score was stored: nothing stored{cached}; rerun the same command to score it"

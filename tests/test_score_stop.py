@@ -11,7 +11,7 @@ from neurozoo.benchmarks.records import ResultsStore
 
 #: the child: a 60-image benchmark (three batches of 20 at --batch-size 20), then a signal where argv[1] says
 CHILD = """
-import os, signal, sys
+import atexit, os, signal, sys
 import numpy as np, torch, xarray as xr
 from neurozoo import benchmarks
 from neurozoo.benchmarks import cli, plots
@@ -51,21 +51,28 @@ def scored(*args, **kwargs):
     return result
 
 
-batch, score = activations.Stimuli.batch, cli.score_from_args
-activations.Stimuli.batch = lambda self, start, stop: (at("in the first batch", batch) if start == 0 else batch)(
-    self, start, stop)
+batch, score, fetched = activations.Stimuli.batch, cli.score_from_args, []
+
+
+def fetch(self, start, stop):
+    fetched.append(start)
+    return (at("in the first batch", batch) if start == 0 else batch)(self, start, stop)
+
+
+activations.Stimuli.batch = fetch
+atexit.register(lambda: print(f"batches extracted from image: {fetched}"))
 cli.score_from_args = scored
 plots.plot_time_course = at("while plotting", plots.plot_time_course)
 sys.exit(main(sys.argv[2:]))
 """
 
 
-def zoo_score(tmp_path, when: str) -> subprocess.CompletedProcess:
+def zoo_score(tmp_path, when: str, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home"),
            "NEUROZOO_CACHE": str(tmp_path / "cache")}
     return subprocess.run([sys.executable, "-c", CHILD, when, "score", "timm:test_resnet", "test.stop-V4", "--layers",
                            "layer2", "--max-features", "20", "--batch-size", "20", "--db",
-                           f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")],
+                           f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out"), *options],
                           capture_output=True, text=True, timeout=120, env=env)
 
 
@@ -77,14 +84,33 @@ def cached(tmp_path) -> list:
     return sorted(path.name for path in (tmp_path / "cache").rglob("*.nc.signed"))
 
 
-def test_sigterm_mid_extraction_stops_between_batches_storing_and_caching_nothing(tmp_path):
-    """SIGTERM killed zoo score without a word (exit -15). It now stops at the next batch, exit 130, one line."""
+def partials(tmp_path) -> dict:
+    return {path.name: path.read_bytes() for path in (tmp_path / "cache").rglob("*.partial/*")}
+
+
+def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extracts_only_the_others(tmp_path):
+    """SIGTERM killed zoo score without a word (exit -15); then it stopped at the next batch, exit 130, keeping
+    nothing, so the rerun extracted every batch again (minutes for a full-width ConvRNN). The finished batches are
+    now kept in the activation cache, and the rerun extracts only the others, to the same score bit for bit: that
+    of a run without the cache, whose record it reuses. --no-cache neither reads nor writes them."""
     stopped = zoo_score(tmp_path, "sigterm in the first batch")
     assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
-        "zoo score: interrupted; signal 15 before the score was stored: nothing stored; the activation cache keeps "
-        "layers only once all their batches are extracted: those of this extraction (stopped after 1 of 3 batches) "
-        "are not, any read or extracted before are; rerun the same command to score it"))
+        "zoo score: interrupted; signal 15 before the score was stored: nothing stored; 1 of 3 batches extracted, "
+        "kept in the activation cache for the next run, which extracts the other 2; rerun the same command to score "
+        "it"))
     assert (records(tmp_path), cached(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [], [])
+    kept = partials(tmp_path)
+    assert list(kept) == ["batch-00000.signed"]
+    without_cache = zoo_score(tmp_path, "no signal", "--no-cache")
+    assert without_cache.returncode == 0, without_cache.stderr[-2000:]
+    assert "batches extracted from image: [0, 20, 40]" in without_cache.stdout
+    assert (records(tmp_path), cached(tmp_path), partials(tmp_path)) == ([1], [], kept)
+    rerun = zoo_score(tmp_path, "no signal")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "batches extracted from image: [20, 40]" in rerun.stdout
+    assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
+            in rerun.stdout)
+    assert (records(tmp_path), len(cached(tmp_path)), partials(tmp_path)) == ([1], 1, {})
 
 
 def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path):

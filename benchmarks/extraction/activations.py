@@ -12,7 +12,8 @@
 Every layer is reduced to at most ``max_features`` units by a fixed seeded sparse random projection
 (:mod:`benchmarks.extraction.reduction`) as each batch comes out of the model, one needed step at a time,
 so memory holds one batch of layer outputs and images x reduced features x bins, never whole layer outputs
-over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`).
+over time; the result is cached on disk (:mod:`benchmarks.extraction.cache`), each batch as it is finished, so an
+extraction stopped between batches resumes after them.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
-from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, stimuli_sha256
+from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, resume_settings, stimuli_sha256
 from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
@@ -287,7 +288,11 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
     ``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there); a layer is cached only once all its batches are extracted."""
+    SIGTERM, which raises there). A layer's final cache entry is written once all its batches are extracted; with a
+    cache, each batch is kept in a partial entry as it is finished (:mod:`.cache`), and an extraction stopped
+    between batches resumes after those it finished when run again, with the same features bit for bit (the same
+    batches through the same model; the projection depends only on the layer's size, ``max_features`` and
+    ``seed``)."""
     layers = check_layers(model, layers)
     for name, value in (("max_features", max_features), ("batch_size", batch_size)):
         if value < 1:
@@ -328,8 +333,12 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 result[layer] = cached
     missing = [layer for layer in layers if layer not in result]
     if missing:
+        kept, keep = {layer: [] for layer in missing}, None
+        if store is not None:  # an interrupted extraction's finished batches (cache.py, partial entries)
+            kept, keep = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
+                                          batch_size, _model_device(model))
         computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-                        batch_size, progress, inference, between_batches)
+                        batch_size, progress, inference, between_batches, kept, keep)
         for layer, array in computed.items():
             array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
                                max_features=max_features, seed=seed)
@@ -337,6 +346,24 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
                 store.save(keys[layer], array)
             result[layer] = array
     return {layer: result[layer] for layer in layers}
+
+
+def _partial_batches(store: ActivationCache, keys: Mapping[str, str], n_images: int, batch_size: int,
+                     device: torch.device):
+    """``(kept, keep)``: each layer's batches kept by an interrupted extraction, as many for every layer (the fewest
+    any kept: the model computes all layers of a batch at once), and ``keep(batch, features)``, which keeps a
+    finished batch's ``{layer: (B, F, T)}`` for the next run."""
+    resume = resume_settings(batch_size, device)
+    rows = [min(batch_size, n_images - start) for start in range(0, n_images, batch_size)]
+    loaded = {layer: store.load_partial(key, resume, rows) for layer, key in keys.items()}
+    done = min(len(batches) for batches in loaded.values())
+    kept = {layer: [torch.from_numpy(values) for values in batches[:done]] for layer, batches in loaded.items()}
+
+    def keep(batch: int, features: Mapping[str, torch.Tensor]) -> None:
+        for layer, values in features.items():
+            store.save_partial(keys[layer], batch, resume, values.numpy())
+
+    return kept, keep
 
 
 def check_unroll_covers(bins: Sequence[Bin], table: StepTable) -> None:
@@ -393,14 +420,17 @@ def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
 
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-         batch_size, progress, inference=None, between_batches=None) -> Dict[str, xr.DataArray]:
+         batch_size, progress, inference=None, between_batches=None, kept=None, keep=None) -> Dict[str, xr.DataArray]:
+    """``kept``: each layer's first batches, already extracted (the model starts after them); ``keep(batch,
+    {layer: features})``: called as each batch is finished."""
     with eval_mode(model):
         device = _model_device(model)
         if device.type == "cpu":
             set_malloc_thresholds()
         hooks = None if recurrent else _Hooks(model, layers)
         projections: Dict[str, RandomProjection] = {}
-        chunks: Dict[str, List[torch.Tensor]] = {layer: [] for layer in layers}
+        chunks: Dict[str, List[torch.Tensor]] = {layer: list((kept or {}).get(layer, [])) for layer in layers}
+        first = len(chunks[layers[0]])
         switched = recurrent and inference is not None and getattr(model, "_fast", None) is None
         runner = model.to_fast(**inference) if switched else model  # to_fast(compile="model") returns a wrapper
         # the unroll is causal: steps after the last one the bins read cannot change the recorded ones
@@ -413,15 +443,18 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
             unroll["readout"] = False  # no logits: the unroll computes only what the recorded layers need
         try:
             starts = range(0, len(stimuli.ids), batch_size)
-            for done, start in enumerate(tqdm(starts, desc="activations", unit="batch", disable=not progress)):
+            for done in tqdm(range(first, len(starts)), desc="activations", unit="batch", disable=not progress,
+                             initial=first, total=len(starts)):
                 if between_batches is not None and done:
                     between_batches(done, len(starts))
-                images = stimuli.batch(start, start + batch_size).to(device)
+                images = stimuli.batch(starts[done], starts[done] + batch_size).to(device)
                 if reducer is not None:
                     runner(images, record=layers, on_step=reducer, **unroll)
                     del images
                     for layer in layers:
                         chunks[layer].append(reducer.features(layer))  # (B, F, T)
+                    if keep is not None:
+                        keep(done, {layer: chunks[layer][-1] for layer in layers})
                     if device.type == "cpu":
                         malloc.release_free_heap()  # the heap's fragments do not pile up batch by batch
                     continue
@@ -436,6 +469,8 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
                         projections[layer] = RandomProjection(steps[layer][0, 0].numel(), max_features, seed)
                     chunks[layer].append(_reduce_steps(steps[layer], tables[layer], bins, layer, projections[layer],
                                                        truncated=recurrent))  # (B, F, T)
+                if keep is not None:
+                    keep(done, {layer: chunks[layer][-1] for layer in layers})
                 del steps, images  # free this batch's layer outputs before the next forward pass
                 if hooks is not None:
                     hooks.clear()

@@ -16,18 +16,32 @@ Digest and data land together in one rename, so concurrent writers or a kill mid
 complete and valid or as it was (an earlier layout, ``<key>.nc`` beside ``<key>.nc.hmac``, renamed the two one
 after the other and could leave a mismatched pair; its entries, in the folder above the partitions, are no longer
 read).
+
+Partial entries: an extraction stopped between batches (``zoo score``'s SIGTERM) keeps the batches it finished, so
+the rerun resumes after them. Each finished batch of a layer is one file ``<key>.partial/batch-<k>.signed`` (the
+layer's final key), written as the batch comes out of the model: a digest line (its own purpose, so no partial file
+is ever valid as a final entry), a JSON header (the key, the batch and :func:`resume_settings`: batch size, device,
+torch, what a bit-identical resumption also needs) and the batch's ``(images, features, time_bins)`` float32 array
+in ``.npy`` bytes, renamed into place whole. One file per batch: the writes cost what the features weigh (a file
+rewritten after each batch cost the square), and a SIGKILL loses at most the batch in progress. A rerun reads the
+batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a warning for the last two), removes
+that one and those after it, and computes the rest; the final entry's save removes the folder. A partial of
+settings never run again stays, as final entries do.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import os
+import re
 import secrets
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -38,6 +52,7 @@ from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
 
 SECRET_FILE = "secret.key"
 TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp-<host>-<pid>``: a save in progress, or one killed mid-write
+PARTIAL_BATCH = re.compile(r"batch-(\d+)\.signed")
 
 
 def server_secret() -> bytes:
@@ -122,19 +137,112 @@ class ActivationCache:
         return array
 
     def save(self, key: str, array: xr.DataArray) -> Path:
+        """Write the final entry of ``key``, then remove its partial entry (:meth:`load_partial`)."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_dead_temporaries(path.parent, TEMPORARY)
         data = array.to_netcdf(engine="netcdf4")  # netCDF4 (HDF5) bytes in memory, as a file would hold them
-        digest = keyed_digest("activation-cache:" + key, data).encode()
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.",
+        self._write_signed(path, key, keyed_digest("activation-cache:" + key, data), data)
+        self.remove_partial(key)
+        return path
+
+    def _write_signed(self, path: Path, key: str, digest: str, data: bytes) -> None:
+        """``path`` := the digest line, then ``data``, in one rename: readers see all of it or what was there."""
+        descriptor, temporary = tempfile.mkstemp(dir=self.root / key[:2], prefix=f".{key}.",
                                                suffix=temporary_suffix())  # host and pid: see remove_dead_temporaries
         try:
             with os.fdopen(descriptor, "wb") as handle:  # written once: digest line, then the data
-                handle.write(digest + b"\n")
+                handle.write(digest.encode() + b"\n")
                 handle.write(data)
             os.replace(temporary, path)  # atomic: readers see the whole entry, digest and data, or none of it
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def partial_folder(self, key: str) -> Path:
+        """The folder of the finished batches of ``key``'s interrupted extraction (module docstring)."""
+        return self.root / key[:2] / f"{key}.partial"
+
+    def save_partial(self, key: str, batch: int, resume: dict, values: np.ndarray) -> Path:
+        """Keep batch ``batch`` (``(images, features, time_bins)`` float32) of ``key``'s extraction under ``resume``
+        (:func:`resume_settings`) for a rerun, in one rename (its temporary beside the final entries, where
+        :func:`remove_dead_temporaries` finds it)."""
+        folder = self.partial_folder(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(values), allow_pickle=False)
+        data = json.dumps({"key": key, "batch": batch, "resume": resume}, sort_keys=True).encode() + b"\n"
+        data += buffer.getvalue()
+        path = folder / f"batch-{batch:05d}.signed"
+        self._write_signed(path, key, keyed_digest(PARTIAL_PURPOSE + key, data), data)
         return path
+
+    def load_partial(self, key: str, resume: dict, rows: Sequence[int]) -> List[np.ndarray]:
+        """The batches ``0, 1, ...`` of ``key``'s interrupted extraction kept under ``resume``, up to the first one
+        missing, unreadable or not of this extraction (warned about; ``rows``: each batch's number of images); that one
+        and those after it are removed, so that no batch of another extraction is ever read with this one's."""
+        folder = self.partial_folder(key)
+        batches: List[np.ndarray] = []
+        if not folder.is_dir():
+            return batches
+        for batch, expected in enumerate(rows):
+            path = folder / f"batch-{batch:05d}.signed"
+            if not path.is_file():
+                break
+            problem, values = _read_partial_batch(path, key, batch, resume, (expected,) + (
+                batches[0].shape[1:] if batches else (None, None)))
+            if problem:
+                warnings.warn(f"{path}: {problem}; not used: the extraction keeps the {batch} partial batches before "
+                              f"it and extracts the other {len(rows) - batch} of {len(rows)} again", stacklevel=2)
+                break
+            batches.append(values)
+        self._remove_partial_batches(folder, first=len(batches))
+        return batches
+
+    def _remove_partial_batches(self, folder: Path, first: int) -> None:
+        for path in folder.iterdir():
+            match = PARTIAL_BATCH.fullmatch(path.name)
+            if match and int(match[1]) >= first:
+                path.unlink(missing_ok=True)
+
+    def remove_partial(self, key: str) -> None:
+        shutil.rmtree(self.partial_folder(key), ignore_errors=True)
+
+
+#: the digest purpose of a partial batch: never that of a final entry, so no partial file is valid as one
+PARTIAL_PURPOSE = "activation-cache-partial:"
+
+
+def resume_settings(batch_size: int, device: torch.device) -> dict:
+    """What a partial entry's batches must share with the extraction resuming them, beyond the final key (which
+    keys the features, and leaves these out: they change them within float precision): the batch size (the batches'
+    boundaries; a convolution's low bits can depend on it), the device (a GPU by its name) and torch (its kernels).
+    Features stitched from two of them would equal no uninterrupted extraction's bit for bit."""
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    return {"batch_size": int(batch_size), "device": name, "torch": torch.__version__}
+
+
+def _read_partial_batch(path: Path, key: str, batch: int, resume: dict, shape: tuple):
+    """``(problem, None)``, or ``(None, values)`` for a partial batch that is this extraction's batch ``batch`` of
+    ``shape`` (None: any size there)."""
+    expected, _, data = path.read_bytes().partition(b"\n")
+    if not hmac.compare_digest(expected, keyed_digest(PARTIAL_PURPOSE + key, data).encode()):
+        return "digest missing or wrong (cut short, or modified or written by someone else)", None
+    header, _, body = data.partition(b"\n")
+    header = json.loads(header)  # signed: written by save_partial
+    if header.get("key") != key or header.get("batch") != batch:
+        return f"it is batch {header.get('batch')} of the extraction {header.get('key')}, not batch {batch} of {key}", None
+    if header.get("resume") != resume:
+        kept = header.get("resume") or {}
+        differ = [f"{name} {kept.get(name)!r}, not {value!r}" for name, value in resume.items() if kept.get(name) != value]
+        return f"extracted with another {', '.join(differ) or 'setting'}", None
+    try:
+        values = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        return f"no .npy array after the header ({error})", None
+    if values.dtype != np.float32 or values.ndim != 3 or any(
+            want is not None and got != want for got, want in zip(values.shape, shape)):
+        return (f"holds a {values.dtype} array of shape {values.shape}, not float32 (images, features, time_bins) of "
+                f"{tuple('any' if want is None else want for want in shape)}"), None
+    return None, values

@@ -587,6 +587,12 @@ class LeaderboardDB(ResultsStore):
             row = session.get(JobRow, job_id)
             return _job_dict(row) if row is not None else None
 
+    def job_status(self, job_id: int) -> Optional[str]:
+        """The job's status alone (None if there is no such job): a primary-key read of one column, what a worker
+        reads every second to see its running job withdrawn (:class:`leaderboard.scorer.Heartbeat`)."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
+
     def jobs(self, status: Optional[str] = None, ids: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
         statement = select(JobRow).order_by(JobRow.id)
         if status is not None:

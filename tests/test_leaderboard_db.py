@@ -1033,6 +1033,41 @@ def test_the_status_check_runs_between_lease_renewals_and_leaves_them_as_they_we
     assert not sandbox.CANCEL.is_set()
 
 
+def test_a_score_stored_as_its_submission_is_withdrawn_is_either_kept_or_refused_never_both(db):
+    """A worker storing a job's score while the operator withdraws its submission: the first to commit wins. Here the
+    worker holds the job first: the withdrawal waits for it and finds the job done (its score kept with the
+    submission's other rows, off the board until a restore), so it cancels nothing. On SQLite the worker's status
+    read was outside its transaction: a withdrawal committed in between was overwritten by `done`, a job counted
+    as cancelled yet scored; on PostgreSQL the two took the job's and the submission's rows in opposite orders and
+    deadlocked, failing one of them."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    job = db.claim("w")
+    score, outcome = record("sub", "b1", 0.6), {}
+    row = score.to_row()  # made before: its provenance (git, the environment) takes seconds
+
+    def withdraw():
+        try:
+            outcome["cancelled"] = db.withdraw_submission(sid, "cheating model", "op")
+        except Exception as error:  # said by the assertion below
+            outcome["error"] = error
+
+    def withdrawn_while_stored():  # finish has read the job as this worker's and writes its score now
+        outcome["thread"] = threading.Thread(target=withdraw)
+        outcome["thread"].start()
+        outcome["thread"].join(1.0)
+        return row
+
+    score.to_row = withdrawn_while_stored
+    stored = db.finish(job["id"], "w", score)
+    outcome["thread"].join(60)
+    after = db.job(job["id"])
+    assert "error" not in outcome, outcome.get("error")
+    assert (stored, outcome["cancelled"], after["status"]) == (True, 0, DONE) and after["score_id"] is not None
+    assert db.submission(sid)["status"] == "withdrawn" and db.leaderboard_records() == []
+    assert db.restore_submission(sid, "op") == 0 and [r.value for r in db.leaderboard_records()] == [0.6]
+
+
 def test_aggregation_never_pools_real_and_synthetic_data():
     """One V4 mean over a recording (0.1) and a teacher's synthetic responses (0.5) was 0.3: they stand apart, and the
     overall pools only the kind ranked on."""

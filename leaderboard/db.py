@@ -518,8 +518,7 @@ class LeaderboardDB(ResultsStore):
         if not reason or not reason.strip():
             raise UserFacingError("--reason: say why the submission is withdrawn (it is recorded with it)")
         with Session(self.engine) as session, session.begin():
-            self._begin_writing(session)
-            row = self._submission_row(session, submission_id)
+            row = self._lock_submission(session, submission_id)
             if row.withdrawn_at is not None:
                 raise UserFacingError(f"submission {submission_id} ({row.name}) is already withdrawn "
                                       f"({row.withdrawals[-1]['reason']})")
@@ -536,8 +535,7 @@ class LeaderboardDB(ResultsStore):
         """Undo :meth:`withdraw_submission`: its scores are back on the board and the jobs it cancelled are queued
         again (attempts not counted); recorded as the withdrawal was. Returns how many jobs were queued."""
         with Session(self.engine) as session, session.begin():
-            self._begin_writing(session)
-            row = self._submission_row(session, submission_id)
+            row = self._lock_submission(session, submission_id)
             if row.withdrawn_at is None:
                 raise UserFacingError(f"submission {submission_id} ({row.name}) is not withdrawn")
             t = now()
@@ -550,6 +548,16 @@ class LeaderboardDB(ResultsStore):
             session.flush()
             self._update_submission(session, submission_id)
             return queued
+
+    def _lock_submission(self, session: Session, submission_id: int) -> SubmissionRow:
+        """Lock submission ``submission_id``'s jobs, then its row (returned), for a change of the whole submission.
+        Jobs first, in id order: claim, finish, fail and release lock a job's row and then its submission's, and a
+        withdrawal that took the submission's row first deadlocked on PostgreSQL with a worker storing a score (one
+        of the two failed). On SQLite the write lock is taken at once (:meth:`_begin_writing`)."""
+        self._begin_writing(session)
+        session.execute(select(JobRow.id).where(JobRow.submission_id == submission_id).order_by(JobRow.id)
+                        .with_for_update())
+        return self._submission_row(session, submission_id)
 
     def _submission_row(self, session: Session, submission_id: int) -> SubmissionRow:
         row = session.scalars(select(SubmissionRow).where(SubmissionRow.id == submission_id).with_for_update()).first()
@@ -586,6 +594,12 @@ class LeaderboardDB(ResultsStore):
         with Session(self.engine) as session:
             row = session.get(JobRow, job_id)
             return _job_dict(row) if row is not None else None
+
+    def job_status(self, job_id: int) -> Optional[str]:
+        """The job's status alone (None if there is no such job): a primary-key read of one column, what a worker
+        reads every second to see its running job withdrawn (:class:`leaderboard.scorer.Heartbeat`)."""
+        with self.engine.connect() as connection:
+            return connection.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
 
     def jobs(self, status: Optional[str] = None, ids: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
         statement = select(JobRow).order_by(JobRow.id)
@@ -640,8 +654,14 @@ class LeaderboardDB(ResultsStore):
 
     def finish(self, job_id: int, worker: str, record: ScoreRecord, hidden: Optional[ScoreRecord] = None,
                duration_s: Optional[float] = None) -> bool:
-        """Store the score row(s) and mark the job done, all in one transaction, if ``worker`` still holds it."""
+        """Store the score row(s) and mark the job done, all in one transaction, if ``worker`` still holds it. A
+        withdrawal of its submission at the same time waits for it or is waited for (the first to commit wins): a
+        job withdrawn first keeps no score (False), a job done first stays done (its score off the board while the
+        submission is withdrawn, like the scores stored before it)."""
         with Session(self.engine) as session, session.begin():
+            # SQLite: the status read below and the writes in one transaction (its driver began it at the first
+            # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row
+            self._begin_writing(session)
             job = session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
             if job is None or job.status != RUNNING or job.worker != worker:
                 return False

@@ -682,7 +682,8 @@ class Cancelled(BaseException):
     group is killed. A BaseException, like KeyboardInterrupt, so that no scorer turns it into a failed job."""
 
 
-#: set (by the scorer's lease renewal, :class:`leaderboard.scorer.Heartbeat`) when the running job is cancelled
+#: set (by the scorer's status check or lease renewal, :class:`leaderboard.scorer.Heartbeat`) when the running job is
+#: cancelled
 CANCEL = threading.Event()
 
 

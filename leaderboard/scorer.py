@@ -20,21 +20,36 @@ from neurozoo.leaderboard import sandbox
 from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
-class Heartbeat:
-    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread. A renewal refused because the job
-    was cancelled (its submission withdrawn) sets :data:`leaderboard.sandbox.CANCEL`: the sandbox kills the job's
-    process group and raises :class:`~leaderboard.sandbox.Cancelled`, rather than run it to its end for nothing."""
+#: how often a worker reads the status of the submission's job it runs, to see a withdrawal (a primary-key read of one
+#: column, :meth:`LeaderboardDB.job_status`); apart from the lease renewal, every ``lease_s / 3`` (20 s at the
+#: default lease, which a withdrawn job's sandbox had run on for)
+WITHDRAWAL_CHECK_S = 1.0
 
-    def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float):
-        self.db, self.job_id, self.worker, self.lease_s = db, job_id, worker, lease_s
+
+class Heartbeat:
+    """Renews a job's lease every ``lease_s / 3`` seconds on a background thread and, for a submission's job
+    (``check_s`` not None), reads its status every ``check_s`` seconds between renewals. A job found cancelled (its
+    submission withdrawn), by that read or by a refused renewal, sets :data:`leaderboard.sandbox.CANCEL`: the
+    sandbox kills the job's processes within its poll (0.1 s) and raises :class:`~leaderboard.sandbox.Cancelled`,
+    rather than run it for nothing. A job taken over by another worker (this lease expired) is left to run as
+    before: :meth:`LeaderboardDB.finish` refuses its score."""
+
+    def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float,
+                 check_s: Optional[float] = WITHDRAWAL_CHECK_S):
+        self.db, self.job_id, self.worker, self.lease_s, self.check_s = db, job_id, worker, lease_s, check_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
-        while not self._stop.wait(self.lease_s / 3):
+        renew_at = time.monotonic() + self.lease_s / 3
+        while not self._stop.wait(max(0.0, min(renew_at - time.monotonic(), self.check_s or float("inf")))):
             try:
-                if not self.db.heartbeat(self.job_id, self.worker, self.lease_s) and \
-                        (self.db.job(self.job_id) or {}).get("status") == WITHDRAWN:
+                if time.monotonic() >= renew_at:  # a renewal refused: withdrawn, or this lease expired
+                    renew_at = time.monotonic() + self.lease_s / 3
+                    check = not self.db.heartbeat(self.job_id, self.worker, self.lease_s)
+                else:  # the status check between renewals
+                    check = self.check_s is not None
+                if check and self.db.job_status(self.job_id) == WITHDRAWN:
                     sandbox.CANCEL.set()
                     return
             except Exception:  # a transient database error must not kill the job; the lease just ages
@@ -163,7 +178,8 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
             break
         bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
         started = time.perf_counter()
-        with Heartbeat(db, job["id"], worker, lease_s):
+        # a zoo job (trusted, in this process) has no submission to withdraw and no sandbox to stop: renewals only
+        with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S):
             try:
                 raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
                 record, hidden = score(job)

@@ -936,10 +936,21 @@ def test_a_worker_scoring_a_job_of_a_submission_withdrawn_meanwhile_stores_nothi
     assert job["status"] == "withdrawn" and job["score_id"] is None and db.query().empty
 
 
-def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored_within_seconds(db, tmp_path, capsys):
     """A withdrawn submission's running job ran its sandbox to the end (burning a worker) only to have its score
-    refused. The lease renewal now sees the job cancelled and the sandbox's process group is killed; the job stays
-    `withdrawn` (not failed) and the worker moves on."""
+    refused; then it ran on until the worker's next lease renewal, a third of the lease (20 s at the default 60 s).
+    The worker now reads its job's status every second apart from the renewal: the job's whole process tree (here
+    the job and a process it started) is gone within 3 s of the withdrawal at the default lease, the job stays
+    `withdrawn` (not failed, nothing stored), and the worker goes on to the next job."""
     import sys
     import threading
 
@@ -948,22 +959,113 @@ def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored(db, capsys):
 
     sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
                             [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    other = db.add_submission("next", "/store/y", "1" * 64, {"name": "next"}, "bob",
+                              [{"model": "next", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
     [job] = db.submission(sid)["jobs"]
-    ran = []
+    pids_file, gone = tmp_path / "pids", {}
+    child = ("import os, subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; "
+             "time.sleep(60)']); open(sys.argv[1], 'w').write(f'{os.getpid()} {c.pid}'); time.sleep(60)")
+
+    def withdraw_once_up():
+        deadline = time.monotonic() + 30
+        while not (pids_file.exists() and len(pids_file.read_text().split()) == 2) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pids = [int(p) for p in pids_file.read_text().split()]
+        time.sleep(0.5)
+        assert db.withdraw_submission(sid, "cheating model", "op") == 1
+        withdrawn = time.monotonic()
+        while any(_alive(p) for p in pids) and time.monotonic() < withdrawn + 60:
+            time.sleep(0.01)
+        gone["s"] = time.monotonic() - withdrawn
 
     def score(job):
-        threading.Timer(0.5, db.withdraw_submission, (sid, "cheating model", "op")).start()
-        started = time.monotonic()
+        if job["submission_id"] == other:
+            return record("next", "b1", 0.4), None
+        watcher = threading.Thread(target=withdraw_once_up, daemon=True)
+        watcher.start()
         try:
-            sandbox.run([sys.executable, "-c", "import time; time.sleep(60)"], sandbox=False,
-                        limits=sandbox.Limits(wall_s=120))
+            sandbox.run([sys.executable, "-c", child, str(pids_file)], sandbox=False, limits=sandbox.Limits(wall_s=120))
         finally:
-            ran.append(time.monotonic() - started)
+            watcher.join(70)
         raise AssertionError("the sandbox ran to its end")
 
-    assert work(db, score, lease_s=0.3, progress=False, worker="w") == {"done": 0, "failed": 0}
-    assert ran[0] < 10 and db.job(job["id"])["status"] == "withdrawn" and not sandbox.CANCEL.is_set()
+    assert work(db, score, lease_s=60.0, progress=False, worker="w") == {"done": 1, "failed": 0}
+    assert gone["s"] < 3.0, f"the job's processes were gone {gone['s']:.1f} s after its withdrawal"
+    assert db.job(job["id"])["status"] == "withdrawn" and db.job(job["id"])["error"] is None
+    assert not sandbox.CANCEL.is_set() and [r.model for r in db.leaderboard_records()] == ["next"]
     assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out
+
+
+def test_the_status_check_runs_between_lease_renewals_and_leaves_them_as_they_were():
+    """The withdrawal check is apart from the lease: renewals stay a third of the lease apart, the job's status is
+    read every check_s between them (not for a zoo job, which has no submission), and a status read that finds the
+    job withdrawn sets the sandbox's CANCEL and ends the thread."""
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    class Queue:
+        def __init__(self, status="running"):
+            self.status, self.calls = status, []
+
+        def heartbeat(self, job_id, worker, lease_s):
+            self.calls.append(("renew", time.monotonic()))
+            return True
+
+        def job_status(self, job_id):
+            self.calls.append(("status", time.monotonic()))
+            return self.status
+
+    for check_s in (0.03, None):
+        queue = Queue()
+        with Heartbeat(queue, 1, "w", lease_s=0.6, check_s=check_s):
+            time.sleep(0.75)
+        renewals = [t for kind, t in queue.calls if kind == "renew"]
+        reads = [t for kind, t in queue.calls if kind == "status"]
+        assert 2 <= len(renewals) <= 3 and all(b - a >= 0.2 - 0.01 for a, b in zip(renewals, renewals[1:]))
+        if check_s is None:
+            assert reads == []
+        else:
+            assert all(any(a < t < b for t in reads) for a, b in zip(renewals, renewals[1:])), queue.calls
+    queue = Queue("withdrawn")
+    with Heartbeat(queue, 1, "w", lease_s=60, check_s=0.03) as beat:
+        assert sandbox.CANCEL.wait(5) and (beat._thread.join(5) or not beat._thread.is_alive())
+        assert [kind for kind, _ in queue.calls] == ["status"]
+    assert not sandbox.CANCEL.is_set()
+
+
+def test_a_score_stored_as_its_submission_is_withdrawn_is_either_kept_or_refused_never_both(db):
+    """A worker storing a job's score while the operator withdraws its submission: the first to commit wins. Here the
+    worker holds the job first: the withdrawal waits for it and finds the job done (its score kept with the
+    submission's other rows, off the board until a restore), so it cancels nothing. On SQLite the worker's status
+    read was outside its transaction: a withdrawal committed in between was overwritten by `done`, a job counted
+    as cancelled yet scored; on PostgreSQL the two took the job's and the submission's rows in opposite orders and
+    deadlocked, failing one of them."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    job = db.claim("w")
+    score, outcome = record("sub", "b1", 0.6), {}
+    row = score.to_row()  # made before: its provenance (git, the environment) takes seconds
+
+    def withdraw():
+        try:
+            outcome["cancelled"] = db.withdraw_submission(sid, "cheating model", "op")
+        except Exception as error:  # said by the assertion below
+            outcome["error"] = error
+
+    def withdrawn_while_stored():  # finish has read the job as this worker's and writes its score now
+        outcome["thread"] = threading.Thread(target=withdraw)
+        outcome["thread"].start()
+        outcome["thread"].join(1.0)
+        return row
+
+    score.to_row = withdrawn_while_stored
+    stored = db.finish(job["id"], "w", score)
+    outcome["thread"].join(60)
+    after = db.job(job["id"])
+    assert "error" not in outcome, outcome.get("error")
+    assert (stored, outcome["cancelled"], after["status"]) == (True, 0, DONE) and after["score_id"] is not None
+    assert db.submission(sid)["status"] == "withdrawn" and db.leaderboard_records() == []
+    assert db.restore_submission(sid, "op") == 0 and [r.value for r in db.leaderboard_records()] == [0.6]
 
 
 def test_aggregation_never_pools_real_and_synthetic_data():

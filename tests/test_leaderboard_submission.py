@@ -2,6 +2,7 @@
 import hashlib
 import importlib.util
 import io
+import os
 import sys
 import threading
 import zipfile
@@ -188,28 +189,63 @@ def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     assert len(db.query()) == 2  # only the good submission's two rows: no partial scores
 
 
-def test_withdrawing_a_slow_submission_stops_its_sandboxed_job_early(tmp_path, db, capsys):
+def _job_processes() -> list:
+    """This process's descendants that run a submission's model (the reaper, bwrap and the model process inside)."""
+    from neurozoo.leaderboard.sandbox import descendants
+
+    found = []
+    for pid in descendants(os.getpid())[1:]:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if b"neurozoo.leaderboard.model_runner" in handle.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_withdrawing_a_slow_submission_stops_its_sandboxed_job_within_seconds(tmp_path, db, capsys):
     """A withdrawn submission's running job ran its sandbox to the end (here its 120 s limit) only to have its score
-    refused. Through zoo work's own path (work, score_job, the bubblewrap sandbox), the lease renewal sees the
-    withdrawal and the model process is killed within a renewal (lease / 3) and a poll: the job stays `withdrawn`,
-    not failed, and nothing is stored."""
+    refused; then it ran on until the worker's next lease renewal, a third of the lease: 19 s after the withdrawal at
+    the default lease of 60 s. Through zoo work's own path (work, score_job, the bubblewrap sandbox) at that lease,
+    the worker's status check (every second) sees the withdrawal: every process of the job is gone, and reaped,
+    within 3 s; the job stays `withdrawn`, not failed, and nothing is stored."""
     import time
+
+    from neurozoo.leaderboard.sandbox import descendants
 
     sid = submit(db, make_submission(tmp_path / "slow", mode="hang", weights=False), tmp_path / "store")
     [job_id] = [j["id"] for j in db.submission(sid)["jobs"]]
+    seen = {}
 
     def withdraw_once_running():
         deadline = time.monotonic() + 60
-        while db.job(job_id)["status"] != "running" and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(2.0)  # the model process is up (its create_model sleeps 600 s)
+        while not any(_alive(p) for p in _job_processes()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the model process is up (its create_model sleeps 600 s)
+        seen["processes"] = _job_processes()
         db.withdraw_submission(sid, "licence withdrawn", "op")
+        withdrawn = time.monotonic()
+        while any(_alive(p) for p in seen["processes"]) and time.monotonic() < withdrawn + 60:
+            time.sleep(0.01)
+        seen["gone_s"] = time.monotonic() - withdrawn
 
-    threading.Thread(target=withdraw_once_running, daemon=True).start()
-    started = time.monotonic()
-    counts = work(db, lambda job: score_job(job, timeout_s=120), ids=[job_id], lease_s=1.5, progress=False)
-    took = time.monotonic() - started
-    assert counts == {"done": 0, "failed": 0} and took < 60, (counts, took)
+    watcher = threading.Thread(target=withdraw_once_running, daemon=True)
+    watcher.start()
+    counts = work(db, lambda job: score_job(job, timeout_s=120), ids=[job_id], progress=False)
+    watcher.join(70)
+    assert counts == {"done": 0, "failed": 0}, counts
+    assert len(seen["processes"]) >= 3, seen  # the reaper, bwrap, ..., the model process
+    assert seen["gone_s"] < 3.0, f"the job's processes were gone {seen['gone_s']:.1f} s after its withdrawal"
+    assert not set(seen["processes"]) & set(descendants(os.getpid()))  # reaped: no zombie left below the worker
     assert db.job(job_id)["status"] == "withdrawn" and db.job(job_id)["error"] is None and db.query().empty
     assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out
 

@@ -316,8 +316,21 @@ def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequ
     return assembly.assign_coords({n: ("presentation", _as_array(rows[n].to_numpy())) for n in names})
 
 
+def check_sha1(path: Path, expected: str) -> None:
+    """Refuse ``path`` unless its bytes have the sha1 ``expected`` (as Brain-Score checks a fetched file)."""
+    from neurozoo.datasets.provenance import sha1_file
+
+    if not (isinstance(expected, str) and len(expected) == 40 and all(c in "0123456789abcdefABCDEF" for c in expected)):
+        raise DataError(f"{path}: sha1 {expected!r} is not a sha1 (expected 40 hex digits, as Brain-Score publishes it)")
+    actual = sha1_file(path)
+    if actual != expected.lower():
+        raise DataError(f"{path}: sha1 {actual} does not match the expected {expected.lower()}; the file is corrupted "
+                        "or a different version of the assembly")
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
-                  require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None) -> xr.DataArray:
+                  require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None,
+                  sha1: Optional[str] = None) -> xr.DataArray:
     """Read a Brain-Score-style netCDF assembly and validate it (see ``validate_assembly``).
 
     Returns plain coordinates (no indexes) unless ``multiindex=True``. A file with dims (presentation, neuroid) only
@@ -326,10 +339,15 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     text stored as netCDF characters (bytes in xarray) is read as text (UTF-8). Variables of at most one dim are read
     as coordinates, also without the ``coordinates`` attribute xarray writes. With ``stimulus_set``, a required
     presentation coordinate the file lacks (``object_name``) is taken from the stimulus set's column of that name.
+    With ``sha1`` (40 hex digits), the file's bytes must have that sha1, the digest Brain-Score pins an assembly by
+    (its data plugins' ``load_assembly_from_s3(..., sha1=...)``, checked by brainio's ``verify_sha1``), or nothing is
+    read; this suite's own registry pins files by sha256 (``datasets.checksums``).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: assembly file not found")
+    if sha1 is not None:
+        check_sha1(path, sha1)
     try:
         with xr.open_dataset(path, engine="netcdf4") as dataset:
             dataset = dataset.load()

@@ -153,6 +153,16 @@ def _sha256_file(path: str, state: tuple, chunk: int) -> str:
     return digest.hexdigest()
 
 
+def sha1_file(path, chunk: int = 1 << 20) -> str:
+    """sha1 of a file's bytes: the digest Brain-Score pins its data files by (brainio ``fetch_file(..., sha1=)``).
+    Not cached: it is read once, to check a file against the digest a Brain-Score data plugin publishes."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def module_sha256(model) -> str:
     """Hash of a torch module's class and every parameter and buffer (name, dtype, shape, bytes), 0-dim buffers
     included: equal exactly when the weights are bit-identical."""

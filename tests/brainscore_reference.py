@@ -7,7 +7,7 @@ import scipy.stats
 import xarray as xr
 
 
-def span_time(features, assembly, make_regression):
+def span_time(features, assembly, make_regression, per_time=False):
     """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
     under brainscore_vision/, at the commits named):
     benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
@@ -24,7 +24,12 @@ def span_time(features, assembly, make_regression):
     the target's stimulus_id values in order, lines 204-209) and ``Split.aggregate`` (mean over splits,
     ``standard_error_of_the_mean``: xarray std / sqrt(n), lines 211-216). PLS runs to convergence here (tol 1e-14):
     Brain-Score's default tol=1e-6 is our named deviation (README). ``make_regression()``: the sklearn estimator
-    (for 'spantime_ridge', metric.py ``ridge_regression`` lines 120-126: ``Ridge(alpha=1)``)."""
+    (for 'spantime_ridge', metric.py ``ridge_regression`` lines 120-126: ``Ridge(alpha=1)``).
+
+    ``per_time=True``: the per-bin variant, brain-score/vision's ``PerTimeRegression`` (metric_helpers/temporal.py at
+    0f8fee4, lines 101-119: ``fit`` only keeps the training source and target; ``predict`` runs
+    ``PerTime(fit_predict)``, which for each time bin fits the regression on that bin's training samples alone and
+    predicts that bin's test samples), inside the same ``CrossRegressedCorrelation`` over the same splits."""
     from sklearn.model_selection import StratifiedShuffleSplit
 
     target = assembly.groupby("stimulus_id").mean("presentation")
@@ -36,10 +41,14 @@ def span_time(features, assembly, make_regression):
     per_split = []
     for train, test in splitter.split(np.zeros(len(ids)), [objects[i] for i in ids]):
         stack = lambda A, idx: np.concatenate([A[idx, :, t] for t in range(A.shape[2])])  # noqa: E731
-        regression = make_regression()
-        regression.fit(stack(source, train), stack(Y, train))
+        if not per_time:
+            regression = make_regression()
+            regression.fit(stack(source, train), stack(Y, train))
         medians = []
         for t in range(Y.shape[2]):
+            if per_time:  # a fresh fit on this bin's training samples only
+                regression = make_regression()
+                regression.fit(source[train, :, t], Y[train, :, t])
             prediction = regression.predict(source[test, :, t])
             with warnings.catch_warnings():  # a constant input: scipy's NaN, skipped by the median below
                 warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)

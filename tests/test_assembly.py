@@ -68,6 +68,42 @@ def test_write_produces_brainscore_layout(tmp_path):
         np.testing.assert_array_equal(data[:], assembly.values)
 
 
+def _brainio_verify_sha1(file_path, expected_sha1):
+    """brain-score/core brainscore_core/supported_data_standards/brainio/fetch.py (commit cd90186), ``verify_sha1``:
+    ``hashlib.sha1`` over the file read in 4096-byte blocks, ``hexdigest()`` compared with the expected string, a
+    ValueError on a mismatch; ``fetch_file(..., sha1=...)`` calls it on every fetched assembly."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(file_path, "rb") as f:
+        for block in iter(lambda: f.read(4096), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha1:
+        raise ValueError("SHA1 mismatch")
+
+
+def test_an_assembly_pinned_by_brainscores_sha1_is_read_and_any_other_bytes_are_refused(tmp_path):
+    """REFERENCE.md section 3: Brain-Score pins an assembly by sha1. ``load_assembly(sha1=)`` accepts the digest
+    brainio's check accepts and refuses a file whose bytes differ, naming the file and both
+    digests, before reading anything."""
+    import hashlib
+
+    path = write_assembly(_assembly(), tmp_path / "a.nc")
+    published = hashlib.sha1(path.read_bytes()).hexdigest()
+    _brainio_verify_sha1(path, published)  # what brainio would accept
+    loaded = load_assembly(path, sha1=published)
+    xr.testing.assert_identical(loaded, load_assembly(path))
+    assert load_assembly(path, sha1=published.upper()).shape == loaded.shape  # hex digits in either case
+    with open(path, "ab") as f:  # one byte more: another file to brainio, and here
+        f.write(b"\0")
+    with pytest.raises(ValueError, match="SHA1 mismatch"):
+        _brainio_verify_sha1(path, published)
+    with pytest.raises(DataError, match=rf"a\.nc: sha1 [0-9a-f]{{40}} does not match the expected {published}"):
+        load_assembly(path, sha1=published)
+    with pytest.raises(DataError, match="expected 40 hex digits"):
+        load_assembly(path, sha1="sha256:" + published)
+
+
 def test_round_trip_compares_contents(tmp_path):
     assembly = _assembly()
     loaded = load_assembly(write_assembly(assembly, tmp_path / "a.nc"))

@@ -312,6 +312,22 @@ def test_span_time_pls_equals_brainscores_pipeline():
     assert 0.3 < expected.min()  # the features carry signal: a wrong split or alignment would show
 
 
+def test_per_bin_pls_equals_brainscores_per_time_regression():
+    """regression_score(temporal="per_bin") against brain-score/vision's ``PerTimeRegression`` (one PLS per time bin;
+    tests/brainscore_reference.py ``span_time(..., per_time=True)``, written from metric_helpers/temporal.py at 0f8fee4,
+    lines 101-119). The features' code flips sign in the last bin, so a mapping shared over the bins (span time) or
+    fitted on another bin cannot reach these numbers."""
+    features, assembly = _unordered_recording()
+    features = features.copy(data=features.values * np.array([1.0, 1.0, -1.0]))
+    score = regression_score(features, assembly, temporal="per_bin")
+    make = lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000)  # noqa: E731
+    expected, error = span_time(features, assembly, make, per_time=True)
+    np.testing.assert_allclose(score.raw_per_bin, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-4, atol=1e-7)
+    assert 0.3 < expected.min()  # every bin, the flipped one too, is predicted by its own fit
+    assert span_time(features, assembly, make)[0][-1] < expected[-1] - 0.3  # the shared fit misses the flipped bin
+
+
 def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):
     """The recording with one unit silent in one bin on all but ``firing`` stimuli (every repeat): many splits' test
     stimuli (12 of 120) then hold none of those, and the unit is constant (0) over them there."""

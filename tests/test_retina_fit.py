@@ -668,6 +668,25 @@ def test_bncnn_fit_split_over_two_threads_restores_torch_threads(ln_recording, m
         torch.set_num_threads(threads)
 
 
+def test_the_training_loss_is_torch_deep_retinas_poisson_nll():
+    """The fit's loss against the published one: torch-deep-retina trains with ``torch.nn.PoissonNLLLoss`` (its
+    default ``lossfxn``, torchdeepretina/training.py at 003f581, ``get_optim_objs``: ``PoissonNLLLoss(log_input=
+    hyps['log_poisson'])``, False for a model whose output is a rate), i.e. the mean over samples and cells of
+    ``rate - target * log(rate + 1e-8)``; deep-retina's Keras ``loss='poisson'`` is the same up to its epsilon (1e-7).
+    Known answer too: a rate of 2 for a target of 3 costs 2 - 3 ln 2."""
+    from neurozoo.retina.fit import poisson_loss
+
+    generator = torch.Generator().manual_seed(0)
+    rates = torch.rand(64, 5, generator=generator, dtype=torch.float64) * 20 + 0.01
+    target = torch.poisson(torch.rand(64, 5, generator=generator, dtype=torch.float64) * 10, generator=generator)
+    reference = torch.nn.PoissonNLLLoss(log_input=False, full=False, eps=1e-8, reduction="mean")(rates, target)
+    torch.testing.assert_close(poisson_loss(rates, target), reference, rtol=1e-12, atol=0)
+    keras = (rates - target * torch.log(rates + 1e-7)).mean()  # Keras 1 objectives.poisson, K.epsilon() 1e-7
+    torch.testing.assert_close(poisson_loss(rates, target), keras, rtol=1e-6, atol=0)
+    known = poisson_loss(torch.tensor([[2.0]], dtype=torch.float64), torch.tensor([[3.0]], dtype=torch.float64))
+    assert float(known) == pytest.approx(2 - 3 * np.log(2 + 1e-8), rel=1e-12)
+
+
 def test_l2_penalises_weights_and_never_biases_whatever_their_shape():
     """The two-subunit model keeps its subunit biases in a (2, n_cells) tensor; protocol 6 decayed them like weights."""
     from neurozoo.retina.fit import regularization

@@ -282,12 +282,13 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             timing: Timing = None, n_steps: int = 26, image_steps: int = 10, max_features: int = 1000, seed: int = 0,
             batch_size: int = 32, cache: Union[bool, ActivationCache] = True, progress: bool = True,
             model_hash: Optional[str] = None, fast: Union[bool, None, dict] = None,
-            between_batches: Optional[Callable[[int, int], None]] = None) -> Dict[str, xr.DataArray]:
+            safe_point: Optional[Callable[[int, int], None]] = None) -> Dict[str, xr.DataArray]:
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
-    ``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there); a layer is cached only once all its batches are extracted."""
+    ``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
+    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`); a layer is cached only once all its batches
+    are extracted."""
     layers = check_layers(model, layers)
     for name, value in (("max_features", max_features), ("batch_size", batch_size)):
         if value < 1:
@@ -329,7 +330,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     missing = [layer for layer in layers if layer not in result]
     if missing:
         computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-                        batch_size, progress, inference, between_batches)
+                        batch_size, progress, inference, safe_point)
         for layer, array in computed.items():
             array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
                                max_features=max_features, seed=seed)
@@ -393,7 +394,7 @@ def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
 
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-         batch_size, progress, inference=None, between_batches=None) -> Dict[str, xr.DataArray]:
+         batch_size, progress, inference=None, safe_point=None) -> Dict[str, xr.DataArray]:
     with eval_mode(model):
         device = _model_device(model)
         if device.type == "cpu":
@@ -414,8 +415,8 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
         try:
             starts = range(0, len(stimuli.ids), batch_size)
             for done, start in enumerate(tqdm(starts, desc="activations", unit="batch", disable=not progress)):
-                if between_batches is not None and done:
-                    between_batches(done, len(starts))
+                if safe_point is not None and done:
+                    safe_point(done, len(starts))
                 images = stimuli.batch(start, start + batch_size).to(device)
                 if reducer is not None:
                     runner(images, record=layers, on_step=reducer, **unroll)

@@ -120,21 +120,25 @@ def check_own_data_options(args) -> None:
 
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
-    at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches: ``safe_point``) or
-    before the record is stored, with nothing stored, or, once the record is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
+    at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
+    probe stimuli and steps: ``safe_point``) or before the record is stored, with nothing stored, or, once the record
+    is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
     on: it reads the activation cache, and reuses an identical stored record rather than storing a duplicate."""
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
-    state = {"extracted": None, "record": None, "written": False}
+    state = {"extracted": None, "analysing": False, "record": None, "written": False}
 
-    def safe_point(done: int, total: int) -> None:  # datasets.termination.SafePoint: the extraction's (imagenet.val's)
-        state["extracted"] = (done, total)
+    def safe_point(done: Optional[int] = None, total: Optional[int] = None) -> None:  # datasets.termination.SafePoint
+        if done is None:  # a retina benchmark's analysis, past its fit
+            state["analysing"] = True
+        else:  # how far the activation extraction (imagenet.val's evaluation) is
+            state["extracted"] = (done, total)
         raise_if_terminated()
 
     try:
         with sigterm_deferred():
             score, model_name = score_from_args(args, safe_point)
-            state["extracted"] = None
+            state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
             with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
                 store, record_id, reused = _store(args, score, model_name)
@@ -159,7 +163,9 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                 "storing no duplicate)")
         return f"{signal} after record {record_id} was stored in {store.shown_url}; {kept}"
     extracted = state["extracted"]
-    if _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
+    if state["analysing"]:
+        cached = f" (stopped part-way through {args.benchmark}'s analysis, which the rerun runs again)"
+    elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
         cached = "" if extracted is None else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
                                                "rerun evaluates again)")
     elif args.no_cache:
@@ -257,7 +263,7 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None):
                 setattr(args, key, value)
     rerun = rerun_arguments(args)
     if _is_retina(args.benchmark):
-        score, model_name = _score_retina(args, benchmark)
+        score, model_name = _score_retina(args, benchmark, safe_point)
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
     from neurozoo.benchmarks.neural import DataOnlyBenchmark, NeuralBenchmark
@@ -398,11 +404,13 @@ def summary_stem(store, record_id: int, benchmark: str, model: str) -> str:
     return f"{hashlib.sha256(store.shown_url.encode()).hexdigest()[:8]}-{stem}"
 
 
-def _score_retina(args, benchmark):
+def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     """A retina benchmark: it fits the named retina model on its recording (the embedded one, or ``--data``'s file;
     or reads the fit cache that ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model
-    name)``."""
+    name)``. ``safe_point`` reaches the phenomenon benchmarks' analyses (the fit stops at its epochs' ends)."""
     from neurozoo import retina
+    from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
+    from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model not in retina.list_models():
@@ -434,8 +442,9 @@ def _score_retina(args, benchmark):
                                   "score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
         cross_stimulus = _cross_stimulus(args, benchmark, fitted_to)
     progress = getattr(args, "progress", True)
+    stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device))
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable))
     if cross_stimulus is not None:
         score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:

@@ -2,7 +2,8 @@
 stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
 (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
 on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between the activation
-extraction batches of ``zoo score`` (imagenet.val's evaluation batches: :data:`SafePoint`), between search trials, in the loop of a command that waits for its workers, while ``zoo work``
+extraction batches of ``zoo score`` (imagenet.val's evaluation batches, a retina benchmark's probe stimuli:
+:data:`SafePoint`), between search trials, in the loop of a command that waits for its workers, while ``zoo work``
 supervises a sandboxed job, and between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is
 finished and stored first), and at the end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C
 there too: ``sigint_note``), and, for a request none of those saw, at the end of the outermost deferred block
@@ -109,7 +110,9 @@ def raise_if_terminated() -> None:
 #: A scorer's safe point, handed to the functions that score (``safe_point=``; ``zoo score``'s raises
 #: ``KeyboardInterrupt`` there on a pending SIGTERM, :func:`raise_if_terminated`): called between the units of their
 #: work, by a loop over batches with how far it is, ``safe_point(done, total)`` (the activation extraction,
-#: imagenet.val's evaluation). It changes no number: the work is the same, cut at the same places.
+#: imagenet.val's evaluation), and without arguments between the stages of a retina benchmark's analysis (each probe
+#: stimulus, each chunk of a long one a model answers, each integrated-gradients step). It changes no number: the
+#: work is the same, cut at the same places.
 SafePoint = Callable[..., None]
 
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_json
+from neurozoo.datasets.termination import SafePoint
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
 
 
@@ -129,23 +131,26 @@ def check_own_data_options(args) -> None:
 
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
-    between extraction batches (imagenet.val's evaluation batches) or before the record is stored, with nothing
-    stored, or, once the record is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the
-    same command run again goes on: it reads the activation cache (and resumes an extraction after the batches it
-    finished, which the cache kept), and reuses an identical stored record rather than storing a duplicate."""
+    at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
+    probe stimuli and steps: ``safe_point``) or before the record is stored, with nothing stored, or, once the record
+    is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
+    on: it reads the activation cache (and resumes an extraction after the batches it finished, which the cache
+    kept), and reuses an identical stored record rather than storing a duplicate."""
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
-    state = {"extracted": None, "record": None, "written": False}
+    state = {"extracted": None, "analysing": False, "record": None, "written": False}
 
-    def between_batches(done: int, total: int) -> None:  # the activation extraction's (imagenet.val's) safe point
-        state["extracted"] = (done, total)
+    def safe_point(done: Optional[int] = None, total: Optional[int] = None) -> None:  # datasets.termination.SafePoint
+        if done is None:  # a retina benchmark's analysis, past its fit
+            state["analysing"] = True
+        else:  # how far the activation extraction (imagenet.val's evaluation) is
+            state["extracted"] = (done, total)
         raise_if_terminated()
 
-    args.between_batches = between_batches
     try:
         with sigterm_deferred():
-            score, model_name = score_from_args(args)
-            state["extracted"] = None
+            score, model_name = score_from_args(args, safe_point)
+            state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
             with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
                 store, record_id, reused = _store(args, score, model_name)
@@ -170,7 +175,9 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                 "storing no duplicate)")
         return f"{signal} after record {record_id} was stored in {store.shown_url}; {kept}"
     extracted = state["extracted"]
-    if _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
+    if state["analysing"]:
+        cached = f" (stopped part-way through {args.benchmark}'s analysis, which the rerun runs again)"
+    elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
         cached = "" if extracted is None else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
                                                "rerun evaluates again)")
     elif args.no_cache:
@@ -252,22 +259,24 @@ def rerun_arguments(args) -> dict:
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
-def score_from_args(args):
-    """``(Score, model name)`` of ``zoo score``'s arguments; the score's settings keep them under ``rerun``."""
+def score_from_args(args, safe_point: Optional[SafePoint] = None):
+    """``(Score, model name)`` of ``zoo score``'s arguments; the score's settings keep them under ``rerun``.
+    ``safe_point``: ``zoo score``'s (:data:`datasets.termination.SafePoint`), handed to the benchmarks of this
+    package that take it (a plugin's may not), never recorded."""
     from neurozoo import benchmarks
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.provenance import module_sha256
 
     benchmark = benchmarks.load(args.benchmark)
     if _is_imagenet(args.benchmark):
-        return _score_imagenet(args, benchmark)
+        return _score_imagenet(args, benchmark, safe_point)
     if not _is_retina(args.benchmark):
         for key, value in IMAGE_MODEL_DEFAULTS.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
     rerun = rerun_arguments(args)
     if _is_retina(args.benchmark):
-        score, model_name = _score_retina(args, benchmark)
+        score, model_name = _score_retina(args, benchmark, safe_point)
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
     from neurozoo.benchmarks.neural import DataOnlyBenchmark, NeuralBenchmark
@@ -283,10 +292,8 @@ def score_from_args(args):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
-    # zoo score's safe point (_score), for the benchmarks whose score extracts (a plugin's may not take it)
-    between = getattr(args, "between_batches", None) if isinstance(benchmark, NeuralBenchmark) else None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
-                            cache=not args.no_cache, **({"between_batches": between} if between else {}))
+                            cache=not args.no_cache, **_safe_point_for(benchmark, NeuralBenchmark, safe_point))
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
@@ -299,7 +306,13 @@ def score_from_args(args):
     return score, model_name
 
 
-def _score_imagenet(args, benchmark):
+def _safe_point_for(benchmark, takes_it, safe_point: Optional[SafePoint]) -> dict:
+    """``{"safe_point": safe_point}`` for a benchmark of the classes ``takes_it`` (this package's, whose score takes
+    it), else ``{}`` (a plugin's score may not)."""
+    return {"safe_point": safe_point} if safe_point is not None and isinstance(benchmark, takes_it) else {}
+
+
+def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
     """imagenet.val: the model (with a ``zoo train`` checkpoint's classes and image size) on ``--data``."""
     import warnings
 
@@ -324,12 +337,10 @@ def _score_imagenet(args, benchmark):
         warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
                       "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
                       "val_top1 the run logged by the few images whose answer the precision changes")
-    # zoo score's safe point (_score), for the ImageNet benchmark's evaluation loop (a plugin's may not take it)
-    between = getattr(args, "between_batches", None) if isinstance(benchmark, ImageNetBenchmark) else None
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True),
-                            **({"between_batches": between} if between else {}))
+                            **_safe_point_for(benchmark, ImageNetBenchmark, safe_point))
     if weights is not None:
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,
@@ -418,11 +429,13 @@ def summary_stem(store, record_id: int, benchmark: str, model: str) -> str:
     return f"{hashlib.sha256(store.shown_url.encode()).hexdigest()[:8]}-{stem}"
 
 
-def _score_retina(args, benchmark):
+def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     """A retina benchmark: it fits the named retina model on its recording (the embedded one, or ``--data``'s file;
     or reads the fit cache that ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model
-    name)``."""
+    name)``. ``safe_point`` reaches the phenomenon benchmarks' analyses (the fit stops at its epochs' ends)."""
     from neurozoo import retina
+    from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
+    from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model not in retina.list_models():
@@ -468,9 +481,10 @@ def _score_retina(args, benchmark):
 
         say_unknown(args, scored_class, trained, why)
     progress = getattr(args, "progress", True)
+    stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
                              **({"stimulus_class": given_class} if given_class else {})) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device))
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
         score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
                                                            training_stimulus_from=trained.known_from)

@@ -100,9 +100,10 @@ class ImageNetBenchmark:
 
     def score(self, model: torch.nn.Module, data, image_size: int = 224, batch_size: int = 32,
               max_images: Optional[int] = None, seed: int = 0, workers: int = 0, classes: Optional[Sequence[str]] = None,
-              progress: bool = True, between_batches: Optional[Callable[[int, int], None]] = None) -> Score:
-        """``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point
-        for a SIGTERM, which raises there), as in the activation extraction (``extraction.activations.extract``)."""
+              progress: bool = True, safe_point: Optional[Callable[[int, int], None]] = None) -> Score:
+        """``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
+        SIGTERM, which raises there: :data:`datasets.termination.SafePoint`), as in the activation extraction
+        (``extraction.activations.extract``)."""
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
 
@@ -123,14 +124,14 @@ class ImageNetBenchmark:
         subset(dataset, max_images, seed)
         images_sha256 = file_list_sha256(dataset, contents=True)  # of the images read: the bytes, not the sizes
         # a scheduler's SIGTERM to the whole job leaves the loading workers to this process, which stops at its safe
-        # point (between_batches): it killed them, and torch's SIGCHLD handler failed the run with a traceback
+        # point (safe_point): it killed them, and torch's SIGCHLD handler failed the run with a traceback
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                             worker_init_fn=functools.partial(sigterm_from, os.getpid()))
 
         def batches():
             for done, (images, target) in enumerate(loader):
-                if between_batches is not None and done:
-                    between_batches(done, len(loader))
+                if safe_point is not None and done:
+                    safe_point(done, len(loader))
                 yield images.to(device), target.to(device)
 
         first_step = int(getattr(model, "first_readout_step", 0))

@@ -51,15 +51,16 @@ with a linear centre-surround and a saturating nonlinearity 0.48 on OMS.
 """
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance
+from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance, stoppable
 from neurozoo.benchmarks.score import Score
+from neurozoo.datasets.termination import SafePoint
 
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
 # contrast_adaptation refuses any other, so the two cannot drift apart unnoticed
@@ -140,12 +141,20 @@ PHENOMENA = {
 }
 
 
-@functools.lru_cache(maxsize=8)
-def _truth(phenomenon: str, settings: tuple) -> np.ndarray:
-    """The ground-truth circuit's index (deterministic; computed once per process and settings)."""
+def _truth(phenomenon: str, settings: tuple, safe_point: Optional[SafePoint] = None) -> np.ndarray:
+    """The ground-truth circuit's index (deterministic; computed once per process and settings, ``safe_point()``
+    called before each stimulus: :func:`benchmarks.retina.stoppable`)."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
-    return PHENOMENA[phenomenon][0](default_retina(), dict(settings))
+    key = (phenomenon, settings)
+    if key not in _TRUTHS:
+        if len(_TRUTHS) >= 8:
+            _TRUTHS.pop(next(iter(_TRUTHS)))
+        _TRUTHS[key] = PHENOMENA[phenomenon][0](stoppable(default_retina(), safe_point), dict(settings))
+    return _TRUTHS[key]
+
+
+_TRUTHS: dict = {}  # _truth's, by phenomenon and settings (at most 8, the oldest dropped first)
 
 
 @dataclass
@@ -163,13 +172,16 @@ class PhenomenonBenchmark:
     def settings(self) -> dict:
         return {**PHENOMENA[self.phenomenon][1], **self.analysis}
 
-    def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True, **fit_overrides) -> Score:
-
+    def score(self, model, seed: int = 0, device: str = "cpu", progress: bool = True,
+              safe_point: Optional[SafePoint] = None, **fit_overrides) -> Score:
+        """``safe_point()``: called before each stimulus the circuit and the model are probed with, and between the
+        chunks of a long one the model answers (``zoo score``'s, :data:`datasets.termination.SafePoint`; the score is
+        the same)."""
         started = time.perf_counter()
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         analysis = self.settings()
-        truth = _truth(self.phenomenon, tuple(sorted(analysis.items())))
-        fitted = PHENOMENA[self.phenomenon][0](module, analysis)
+        truth = _truth(self.phenomenon, tuple(sorted(analysis.items())), safe_point)
+        fitted = PHENOMENA[self.phenomenon][0](stoppable(module, safe_point), analysis)
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
         provenance_ = phenomenon_provenance(self, name, info, seed, device, started, phenomenon=self.phenomenon,

@@ -15,6 +15,7 @@ from typing import Optional
 
 from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.score import Score
+from neurozoo.datasets.termination import SafePoint
 
 
 @dataclass
@@ -150,6 +151,17 @@ def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fi
                                              sizes=benchmark.sizes, **{**benchmark.fit_settings, **fit_overrides})
         return model, module, info
     return type(model).__name__, model, provenance(load_embedded_retina(benchmark.kind, **benchmark.sizes))
+
+
+def stoppable(system, safe_point: Optional[SafePoint]):
+    """``system`` (a fitted module, the ground-truth circuit) as a phenomenon analysis probes it, with
+    ``safe_point()`` before each stimulus and between the chunks of a long one a module answers
+    (:func:`retina.phenomena.responder.as_responder`): the same rates. ``system`` itself without a safe point."""
+    if safe_point is None:
+        return system
+    from neurozoo.retina.phenomena.responder import as_responder
+
+    return as_responder(system, safe_point=safe_point)
 
 
 def phenomenon_provenance(benchmark, name: str, info: dict, seed: int, device: str, started: float,

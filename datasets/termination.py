@@ -2,11 +2,12 @@
 stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
 (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
 on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between the activation
-extraction batches of ``zoo score`` (imagenet.val's evaluation batches), between search trials, in the loop of a
-command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and between the jobs of ``zoo
-work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the end of each epoch of a
-retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``), and, for
-a request none of those saw, at the end of the outermost deferred block (:func:`sigterm_deferred`).
+extraction batches of ``zoo score`` (imagenet.val's evaluation batches, a retina benchmark's probe stimuli:
+:data:`SafePoint`), between search trials, in the loop of a command that waits for its workers, while ``zoo work``
+supervises a sandboxed job, and between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is
+finished and stored first), and at the end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C
+there too: ``sigint_note``), and, for a request none of those saw, at the end of the outermost deferred block
+(:func:`sigterm_deferred`).
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
@@ -20,7 +21,7 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Optional
+from typing import Callable, Optional
 
 _requested: Optional[int] = None  # the signal number of a pending request
 _taken = False  # whether a safe point has seen the pending request (raised it or returned it to act on)
@@ -105,6 +106,14 @@ def raise_if_terminated() -> None:
         _taken = True
         raise KeyboardInterrupt(f"signal {_requested}")
 
+
+#: A scorer's safe point, handed to the functions that score (``safe_point=``; ``zoo score``'s raises
+#: ``KeyboardInterrupt`` there on a pending SIGTERM, :func:`raise_if_terminated`): called between the units of their
+#: work, by a loop over batches with how far it is, ``safe_point(done, total)`` (the activation extraction,
+#: imagenet.val's evaluation), and without arguments between the stages of a retina benchmark's analysis (each probe
+#: stimulus, each chunk of a long one a model answers, each integrated-gradients step). It changes no number: the
+#: work is the same, cut at the same places.
+SafePoint = Callable[..., None]
 
 
 def sigterm_from(parent: int, worker_id: int = 0) -> None:

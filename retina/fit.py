@@ -63,7 +63,7 @@ from neurozoo import retina
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
-from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+from neurozoo.datasets.termination import SafePoint, sigterm_deferred, termination_requested
 from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
@@ -767,11 +767,13 @@ def calibrate_output(model: nn.Module, d: _Data, targets: np.ndarray, use_chunks
 
 # ---- prediction and held-out scoring --------------------------------------------------------------
 def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: str = "cpu", n_samples: int = 20,
-            seed: int = 0) -> np.ndarray:
+            seed: int = 0, safe_point: Optional[SafePoint] = None) -> np.ndarray:
     """Rates ``(n_cells, T - 39)`` for the windows ending at frames 39 .. T-1 of ``stimulus (T, 50, 50)``.
 
     A spike-history model (``uses_history``) is run autoregressively on its own sampled spikes
-    (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history."""
+    (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history.
+    ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called between the ``batch_size``
+    chunks of windows, the same chunks as without it."""
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
     if movie.dim() != 3 or movie.shape[0] < N_FRAMES:
         raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, height, width), one {N_FRAMES}-frame window "
@@ -782,19 +784,29 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
         if getattr(model, "uses_history", False):
             from neurozoo.datasets.retina_h5 import movie_windows
 
-            drive = torch.cat([model.filter(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)])
+            drive = torch.cat([model.filter(w.to(device)).cpu()
+                               for w in _after_safe_points(movie_windows(movie).split(batch_size), safe_point)])
             return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
         if hasattr(model, "forward_movie"):
             from neurozoo.retina.fast_conv import split_threads
 
             with split_threads(torch.get_num_threads() if torch.device(device).type == "cpu" else 1):
                 outs = [model.forward_movie(movie[a - N_FRAMES + 1:min(a + batch_size, T)].to(device)).cpu()
-                        for a in range(N_FRAMES - 1, T, batch_size)]
+                        for a in _after_safe_points(range(N_FRAMES - 1, T, batch_size), safe_point)]
         else:
             from neurozoo.datasets.retina_h5 import movie_windows
 
-            outs = [model(w.to(device)).cpu() for w in movie_windows(movie).split(batch_size)]
+            outs = [model(w.to(device)).cpu()
+                    for w in _after_safe_points(movie_windows(movie).split(batch_size), safe_point)]
     return torch.cat(outs).T.numpy()
+
+
+def _after_safe_points(chunks, safe_point: Optional[SafePoint]):
+    """``chunks``, with ``safe_point()`` called before each one after the first."""
+    for k, chunk in enumerate(chunks):
+        if safe_point is not None and k:
+            safe_point()
+        yield chunk
 
 
 def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, **kwargs):

@@ -27,9 +27,11 @@ import numpy as np
 import torch
 
 from neurozoo.datasets.model_modes import eval_mode
+from neurozoo.datasets.termination import SafePoint
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
+from neurozoo.retina.phenomena.responder import as_responder
 from neurozoo.retina.metrics import correlation
 from neurozoo.retina.reduction import reduce_model
 
@@ -57,13 +59,15 @@ def channel_types(model, truth, periods: Sequence[int] = PERIODS, min_correlatio
     return {"r_on": r_on, "r_off": r_off, "type": kind}
 
 
-def post_omission_ranking(model, cell: int, period: int = 10, window: int = 40, steps: int = 16) -> np.ndarray:
-    """First-layer channels ranked by mean |integrated gradient| over the windows after the omitted flash."""
+def post_omission_ranking(model, cell: int, period: int = 10, window: int = 40, steps: int = 16,
+                          safe_point: Optional[SafePoint] = None) -> np.ndarray:
+    """First-layer channels ranked by mean |integrated gradient| over the windows after the omitted flash;
+    ``safe_point()`` called after each of the ``steps`` (``zoo score``'s, :data:`datasets.termination.SafePoint`)."""
     movie, _, omitted = stimuli.flash_train(period, post=period + window + 10)
     padded = np.concatenate([np.zeros((N_FRAMES - 1, 50, 50), np.float32), movie])
     # windows ending at frames omitted .. omitted + window - 1 of the movie
     chunk = _as_model_input(model, padded[omitted:omitted + window + N_FRAMES - 1])
-    return rank_units(integrated_gradients(model, chunk, cell, layer=1, steps=steps))
+    return rank_units(integrated_gradients(model, chunk, cell, layer=1, steps=steps, on_step=safe_point))
 
 
 def _as_model_input(model, movie: np.ndarray) -> torch.Tensor:
@@ -74,26 +78,34 @@ def _as_model_input(model, movie: np.ndarray) -> torch.Tensor:
 
 
 def mechanism_recovery(model, truth=None, k: int = 2, period: int = 10, cells: Optional[Sequence[int]] = None,
-                       reduce: bool = True) -> Dict:
+                       reduce: bool = True, safe_point: Optional[SafePoint] = None) -> Dict:
     """Per ground-truth OSR cell: the top ``k`` channels, their types, the score and whether the reduced model keeps
     the OSR; ``value``: mean score; ``channels``: each channel's correlations and type. Runs in eval mode and
-    restores the model's mode."""
+    restores the model's mode. ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called
+    before and after the channels are typed, after each integrated-gradients step and before each stimulus of the
+    OSR probes; the result is the same."""
     from neurozoo.datasets.synthetic_retina import default_retina
 
     truth = truth or default_retina()
+    stoppable = (lambda system: system) if safe_point is None else (  # noqa: E731
+        lambda system: as_responder(system, safe_point=safe_point))
     with eval_mode(model):
         if cells is None:
-            cells = np.flatnonzero(omitted_stimulus_response(truth).is_osr)
+            cells = np.flatnonzero(omitted_stimulus_response(stoppable(truth)).is_osr)
+        if safe_point is not None:
+            safe_point()
         types = channel_types(model, truth)
         rows = []
         for cell in cells:
-            top = post_omission_ranking(model, int(cell), period)[:k]
+            if safe_point is not None:
+                safe_point()
+            top = post_omission_ranking(model, int(cell), period, safe_point=safe_point)[:k]
             kinds = {str(types["type"][c]) for c in top} - {""}
             row = {"cell": int(cell), "top_units": [int(c) for c in top],
                    "top_types": [str(types["type"][c]) for c in top], "score": len(kinds & {"on", "off"}) / 2}
             if reduce:
                 reduced = reduce_model(model, 1, top, fill="baseline")
-                result = omitted_stimulus_response(reduced, cells=[int(cell)])
+                result = omitted_stimulus_response(stoppable(reduced), cells=[int(cell)])
                 row.update(reduced_osr=bool(result.is_osr[0]), reduced_slope=float(result.slope[0]))
             rows.append(row)
         return {"value": float(np.mean([r["score"] for r in rows])) if rows else float("nan"), "cells": rows,

@@ -50,11 +50,11 @@ def _counted(model):
 
 def _stopped_at(model, stimuli, layers, cache, stop_before: int, **options):
     """Extract, stopped (as zoo score's SIGTERM does) before batch ``stop_before``."""
-    def between_batches(done, total):
+    def stop_there(done, total):
         if done == stop_before:
             raise Stop
     with pytest.raises(Stop):
-        extract(model, stimuli, layers, cache=cache, progress=False, between_batches=between_batches,
+        extract(model, stimuli, layers, cache=cache, progress=False, safe_point=stop_there,
                 batch_size=options.pop("batch_size", BATCH), max_features=options.pop("max_features", 20), **options)
 
 

@@ -194,3 +194,24 @@ def test_a_linear_centre_surround_ln_cell_is_not_object_motion_sensitive():
     index = object_motion_sensitivity(cells, centres=default_retina().positions, n_frames=400,
                                       min_response=1.0)["oms_index"][:6]
     assert np.all(np.abs(index) < 0.01), index
+
+
+@pytest.mark.parametrize("name, at_least", [("retina_embedded.paired-flash", 2), ("retina_embedded.osr", 6)])
+def test_a_safe_point_between_the_stimuli_changes_no_number(name, at_least):
+    """zoo score's safe point (a SIGTERM stops there) is called before each stimulus the model is probed with (and
+    between the chunks of a long one: tests/test_retina_fit.py), and the score is the one without it, bit for bit (a
+    rerun after a stop gives the uninterrupted run's score)."""
+    import json
+
+    import torch
+
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    model = create_model("bncnn", n_cells=12)
+    plain = benchmarks.load(name, sizes=SIZES).score(model, progress=False)
+    calls = []
+    stoppable = benchmarks.load(name, sizes=SIZES).score(model, progress=False, safe_point=lambda: calls.append(1))
+    numbers = lambda score: json.dumps([score.value, score.raw, score.per_bin, {  # noqa: E731
+        k: v for k, v in score.provenance["settings"].items()}], sort_keys=True)
+    assert numbers(stoppable) == numbers(plain) and len(calls) >= at_least

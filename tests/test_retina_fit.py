@@ -749,6 +749,18 @@ def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
                                f"got {shape}")
 
 
+@pytest.mark.parametrize("name", ["bncnn", "ln", "glm"])  # forward_movie, windows, a spike history
+def test_predict_calls_the_safe_point_between_its_chunks_and_gives_the_same_rates(name):
+    """zoo score's safe point (a SIGTERM stops there) between the chunks predict runs a long movie in (contrast
+    adaptation's 4800 frames took seconds as one step): the same chunks, the same rates, bit for bit."""
+    torch.manual_seed(0)
+    model = create_model(name, n_cells=3)
+    movie = np.random.default_rng(0).standard_normal((39 + 50, 50, 50)).astype(np.float32)
+    calls = []
+    stoppable = predict(model, movie, batch_size=16, safe_point=lambda: calls.append(1))
+    assert np.array_equal(stoppable, predict(model, movie, batch_size=16)) and len(calls) == 3  # 4 chunks of windows
+
+
 def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, monkeypatch, capsys):
     """day1/expt.h5 and day2/expt.h5 share the default folder $NEUROZOO_HOME/retina/ln-expt: the second must not
     resume (and report) the first one's fit."""

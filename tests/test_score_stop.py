@@ -192,3 +192,72 @@ def test_sigterm_mid_imagenet_evaluation_stops_at_the_next_batch_storing_nothing
         "zoo score: interrupted; signal 15 before the score was stored: nothing stored (stopped after 1 of 3 batches, "
         "which the rerun evaluates again); rerun the same command to score it"), "batches scored: 1"), stopped.stderr
     assert (records(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [])
+
+
+#: the child for a retina benchmark's analysis: SIGTERM as argv[1]'s slow stage begins (the first cell's attribution
+#: of osr-mechanism, the model's first object-motion stimulus of oms); says how many of that stage's units (cells
+#: attributed, stimuli made) it went through and how long it ran on after the signal
+RETINA_CHILD = """
+import atexit, os, signal, sys, time
+from neurozoo import benchmarks
+from neurozoo.benchmarks import phenomena
+from neurozoo.retina import mechanism
+from neurozoo.retina.phenomena import stimuli
+from neurozoo.leaderboard.cli import main
+
+stage, units, signalled = sys.argv[1], [], []
+
+
+def signal_at_the_first(unit):
+    units.append(1)
+    if len(units) == 1:
+        signalled.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+if stage == "osr-mechanism":  # per ground-truth OSR cell: integrated gradients, then the reduced model's OSR probe
+    post_omission_ranking = mechanism.post_omission_ranking
+    mechanism.post_omission_ranking = lambda *a, **k: (signal_at_the_first("cell"), post_omission_ranking(*a, **k))[1]
+else:  # oms: the circuit's index first (one analysis), then the model's, a movie per centre and condition
+    analysis, settings, description = phenomena.PHENOMENA["oms"]
+    systems, object_motion = [], stimuli.object_motion
+
+    def counted(system, options):
+        systems.append(system)
+        return analysis(system, options)
+
+    def movie(*a, **k):
+        if len(systems) == 2:
+            signal_at_the_first("stimulus")
+        return object_motion(*a, **k)
+
+    phenomena.PHENOMENA["oms"] = (counted, settings, description)
+    stimuli.object_motion = movie
+atexit.register(lambda: print(f"units: {len(units)}; after the signal: {time.perf_counter() - signalled[0]:.2f} s"))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("benchmark", ["osr-mechanism", "oms"])
+def test_sigterm_mid_retina_analysis_stops_at_the_next_stage_storing_nothing(tmp_path, benchmark):
+    """A retina benchmark had only the safe point before its record was stored: a SIGTERM as osr-mechanism attributed
+    its first cell waited for all six (~20 s), one as oms probed the model for all 37 stimuli (~10 s). It now stops
+    at the next stage (an integrated-gradients step, a probe stimulus), exit 130, saying so, nothing stored."""
+    import torch
+
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    torch.save(create_model("bncnn", n_cells=12).state_dict(), tmp_path / "bncnn.pt")  # untrained: the work is the same
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run(
+        [sys.executable, "-c", RETINA_CHILD, benchmark, "score", "bncnn", f"retina_embedded.{benchmark}",
+         "--checkpoint", str(tmp_path / "bncnn.pt"), "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out",
+         str(tmp_path / "out")], capture_output=True, text=True, timeout=300, env=env)
+    units, after = stopped.stdout.splitlines()[-1].split("; ")
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1], units) == (130, (
+        f"zoo score: interrupted; signal 15 before the score was stored: nothing stored (stopped part-way through "
+        f"retina_embedded.{benchmark}'s analysis, which the rerun runs again); rerun the same command to score it"),
+        "units: 1"), (stopped.stderr[-3000:], stopped.stdout[-500:])
+    assert (records(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [])
+    print(after)  # the next safe point is one integrated-gradients step (or one stimulus) away: ~0.5 s on 2 idle cores

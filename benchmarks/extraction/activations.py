@@ -283,16 +283,16 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             timing: Timing = None, n_steps: int = 26, image_steps: int = 10, max_features: int = 1000, seed: int = 0,
             batch_size: int = 32, cache: Union[bool, ActivationCache] = True, progress: bool = True,
             model_hash: Optional[str] = None, fast: Union[bool, None, dict] = None,
-            between_batches: Optional[Callable[[int, int], None]] = None) -> Dict[str, xr.DataArray]:
+            safe_point: Optional[Callable[[int, int], None]] = None) -> Dict[str, xr.DataArray]:
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
-    ``between_batches(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there). A layer's final cache entry is written once all its batches are extracted; with a
-    cache, each batch is kept in a partial entry as it is finished (:mod:`.cache`), and an extraction stopped
-    between batches resumes after those it finished when run again, with the same features bit for bit (the same
-    batches through the same model; the projection depends only on the layer's size, ``max_features`` and
-    ``seed``)."""
+    ``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
+    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written
+    once all its batches are extracted; with a cache, each batch is kept in a partial entry as it is finished
+    (:mod:`.cache`), and an extraction stopped between batches resumes after those it finished when run again, with
+    the same features bit for bit (the same batches through the same model; the projection depends only on the
+    layer's size, ``max_features`` and ``seed``)."""
     layers = check_layers(model, layers)
     for name, value in (("max_features", max_features), ("batch_size", batch_size)):
         if value < 1:
@@ -338,7 +338,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             kept, keep = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
                                           batch_size, _model_device(model))
         computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-                        batch_size, progress, inference, between_batches, kept, keep)
+                        batch_size, progress, inference, safe_point, kept, keep)
         for layer, array in computed.items():
             array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
                                max_features=max_features, seed=seed)
@@ -420,7 +420,7 @@ def set_malloc_thresholds(mmap_threshold: int = MMAP_THRESHOLD) -> bool:
 
 @torch.inference_mode()
 def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-         batch_size, progress, inference=None, between_batches=None, kept=None, keep=None) -> Dict[str, xr.DataArray]:
+         batch_size, progress, inference=None, safe_point=None, kept=None, keep=None) -> Dict[str, xr.DataArray]:
     """``kept``: each layer's first batches, already extracted (the model starts after them); ``keep(batch,
     {layer: features})``: called as each batch is finished."""
     with eval_mode(model):
@@ -445,8 +445,8 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
             starts = range(0, len(stimuli.ids), batch_size)
             for done in tqdm(range(first, len(starts)), desc="activations", unit="batch", disable=not progress,
                              initial=first, total=len(starts)):
-                if between_batches is not None and done:
-                    between_batches(done, len(starts))
+                if safe_point is not None and done:
+                    safe_point(done, len(starts))
                 images = stimuli.batch(starts[done], starts[done] + batch_size).to(device)
                 if reducer is not None:
                     runner(images, record=layers, on_step=reducer, **unroll)

@@ -1,15 +1,22 @@
 """One calling convention for every system probed: ``responder(stimulus (T, 50, 50)) -> rates (n_cells, T)``."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
+
+from neurozoo.datasets.termination import SafePoint
 
 N_FRAMES = 40
 
 
-def as_responder(system, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+def as_responder(system, device: str = "cpu",
+                 safe_point: Optional[SafePoint] = None) -> Callable[[np.ndarray], np.ndarray]:
     """Wrap ``system`` so it maps a movie ``(T, 50, 50)`` to rates ``(n_cells, T)`` aligned frame by frame.
+
+    ``safe_point()`` (:data:`datasets.termination.SafePoint`, ``zoo score``'s): called before each movie, and a torch
+    model's between the chunks it is run in (``retina.fit.predict``); the rates are those without it. An analysis
+    given the responder (a callable) runs with it unchanged.
 
     * a torch model (windows -> rates): the movie is preceded by 39 grey (zero) frames so that frame ``t``'s
       rate comes from the window ending at ``t``; run in eval mode (``retina.fit.predict``);
@@ -29,11 +36,21 @@ def as_responder(system, device: str = "cpu") -> Callable[[np.ndarray], np.ndarr
         def respond(stimulus):
             stimulus = np.asarray(stimulus, np.float32)
             padded = np.concatenate([np.zeros((N_FRAMES - 1,) + stimulus.shape[1:], np.float32), stimulus])
-            return np.asarray(predict(system, padded, device=device), np.float64)
-
+            return np.asarray(predict(system, padded, device=device, safe_point=safe_point), np.float64)
+    elif hasattr(system, "simulate"):
+        def respond(stimulus):
+            return np.asarray(system.simulate(np.asarray(stimulus, np.float32)), np.float64)
+    elif callable(system):
+        def respond(stimulus):
+            return np.asarray(system(np.asarray(stimulus, np.float32)), np.float64)
+    else:
+        raise TypeError(f"cannot probe {type(system).__name__}: need a torch model, an object with simulate(), or a "
+                        "callable")
+    if safe_point is None:
         return respond
-    if hasattr(system, "simulate"):
-        return lambda stimulus: np.asarray(system.simulate(np.asarray(stimulus, np.float32)), np.float64)
-    if callable(system):
-        return lambda stimulus: np.asarray(system(np.asarray(stimulus, np.float32)), np.float64)
-    raise TypeError(f"cannot probe {type(system).__name__}: need a torch model, an object with simulate(), or a callable")
+
+    def respond_after_safe_point(stimulus):
+        safe_point()
+        return respond(stimulus)
+
+    return respond_after_safe_point

@@ -5,7 +5,9 @@ A held-out score is of the stimulus class a model was fitted to (held-out repeat
 Maheswaranathan et al. 2023). The class of the file scored is read from it
 (:func:`datasets.retina_stimulus_class.experiment_stimulus_class`: ``--stimulus-class``, the embedded recordings'
 ``kind`` attribute, or deep-retina's file name ``<experiment>/whitenoise.h5`` / ``naturalscene.h5``); that of the
-weights from the recording their ``summary.json`` names (:func:`retina.embedded_fit.fitted_recording`). Weights of the
+weights is the class their ``summary.json`` records (``zoo fit --stimulus-class``, or what the same reading gave at
+the fit), else, for a summary written before it recorded one (or recording ``unknown``), that of the recording it names
+(:func:`retina.embedded_fit.fitted_recording`). Weights of the
 other class are refused unless ``--cross-stimulus`` asks for that score; where either class is unknown nothing is
 checked, and it is said (a note on stderr) and recorded (``unknown``), never assumed.
 """
@@ -15,27 +17,35 @@ import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
-from neurozoo.datasets.retina_stimulus_class import CONVENTION, UNKNOWN, StimulusClass, recording_stimulus_class
+from neurozoo.datasets.retina_stimulus_class import (CONVENTION, UNKNOWN, StimulusClass, checked_stimulus_class,
+                                                     recording_stimulus_class)
 
 
 def training_stimulus_class(fitted_to: dict, data, scored: StimulusClass) -> Tuple[StimulusClass, str]:
     """``(class, why)``: the stimulus class of the recording that ``fitted_to`` (the weights' :func:`fitted_recording`)
-    names, and, when it is unknown, why. The file scored itself (by its resolved path) has the class of the file
-    scored, ``--stimulus-class`` included; another file the class its own attribute or name gives (its name alone
-    where it is no longer there); weights without a readable ``summary.json`` have none."""
+    names, and, when it is unknown, why. An embedded recording's is its kind; else the class its ``summary.json``
+    records (``stimulus_class``, which ``zoo fit`` read or was told, ``--stimulus-class``); else, a summary without one
+    (``zoo fit`` before 2026-12-04) or recording ``unknown``: the file scored itself (by its resolved path) has the
+    class of the file scored, ``--stimulus-class`` included; another file the class its own attribute or name gives
+    (its name alone where it is no longer there). Weights without a readable ``summary.json`` have none."""
     summary = fitted_to.get("summary")
     if fitted_to.get("embedded"):
         return StimulusClass(fitted_to["embedded"], f"embedded:{fitted_to['embedded']} ({summary})"), ""
     if fitted_to.get("rule") != "summary.json":
         return StimulusClass(UNKNOWN), fitted_to["reason"]
     fitted = fitted_to.get("data_absolute") or fitted_to["data"]
+    recorded = fitted_to.get("stimulus_class")
+    if recorded is not None and recorded != UNKNOWN:
+        checked_stimulus_class(recorded, where=f"{summary}: stimulus_class")  # an edited summary, named
+        return StimulusClass(recorded, f"{fitted}: {fitted_to.get('stimulus_class_from')}; {summary}"), ""
     if Path(fitted).expanduser().resolve() == Path(data).expanduser().resolve():
         return StimulusClass(scored.name, f"{scored.known_from}; {summary}" if scored.known else None), (
             "" if scored.known else f"a fit to the file scored, whose class is unknown ({summary})")
     found = recording_stimulus_class(fitted)
     if found.known:
         return StimulusClass(found.name, f"{fitted}: {found.known_from}; {summary}"), ""
-    return found, f"fitted to {fitted} ({summary}), which is not {CONVENTION} nor a neurozoo embedded recording"
+    return found, (f"fitted to {fitted} ({summary}), which is not {CONVENTION} nor a neurozoo embedded recording; "
+                   "zoo fit --stimulus-class records it")
 
 
 def file_cross_stimulus(args, fitted_to: dict, scored: StimulusClass) -> Tuple[Optional[dict], StimulusClass, str]:

@@ -30,6 +30,12 @@ def _add_fit(sub) -> None:
     p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
+    p.add_argument("--stimulus-class", metavar="CLASS",
+                   help="the stimulus class of --data's file, whitenoise or naturalscene, for a file not named by the "
+                        "deep-retina convention (EXPERIMENT/whitenoise.h5, EXPERIMENT/naturalscene.h5); recorded in "
+                        "summary.json (stimulus_class, stimulus_class_from), where zoo score retina_h5.heldout "
+                        "--checkpoint reads the weights' class; without it such a file's class is recorded unknown. "
+                        "A rerun resuming the fit must say the same")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: for embedded:KIND the "
                                             "fit cache that `zoo probe --fit-embedded` and `zoo score` share, one "
                                             "folder per model, data, seed and settings, a finished fit read from it; "
@@ -102,12 +108,16 @@ def _run_fit(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import checked_experiment
+    from neurozoo.datasets.retina_stimulus_class import checked_stimulus_class
     from neurozoo.retina.benchmark import unscorable_cells
     from neurozoo.retina.embedded_fit import fit_folder_locked, held_embedded_fit
     from neurozoo.retina.fit import FitConfig, FitInterrupted, checked_config, create_model, fit, provenance
 
+    if args.stimulus_class is not None:  # before the recording is read, or an embedded one generated
+        checked_stimulus_class(args.stimulus_class)
     path = resolve_data(args.data)
     train, test = checked_experiment(path)
+    stimulus = fit_stimulus_class(path, args.stimulus_class)
     problem = unscorable_cells(path, test)
     if problem:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
         print(f"zoo fit: warning: {problem}; fitting anyway: the held-out medians are undefined, the per-cell values "
@@ -125,7 +135,7 @@ def _run_fit(args) -> int:
                 if info["fit_origin"] == "cached":
                     print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing "
                           "trained (--no-resume fits again)")
-                frame, stats, stopped = _save_results(args, path, result, info, out)
+                frame, stats, stopped = _save_results(args, path, result, info, out, stimulus)
         else:
             torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
             model = create_model(args.model, n_cells=len(train.cells))
@@ -135,8 +145,8 @@ def _run_fit(args) -> int:
             # as the fit cache's folders: a second `zoo fit` into this folder waits, then resumes or reads this fit
             with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
-                             progress=not args.quiet, **overrides)
-                frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out)
+                             progress=not args.quiet, stimulus_class=stimulus.name, **overrides)
+                frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out, stimulus)
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     except FitInterrupted as error:  # SIGTERM or Ctrl-C: the fit stopped after an epoch's checkpoint
@@ -162,6 +172,23 @@ def _run_fit(args) -> int:
     return 0
 
 
+def fit_stimulus_class(path: Path, given):
+    """The stimulus class of the recording ``path`` that ``zoo fit`` records (``given``: ``--stimulus-class``), by
+    :func:`datasets.retina_stimulus_class.experiment_stimulus_class` as ``retina_h5.heldout`` reads it. A neurozoo
+    embedded recording's class is its ``kind``: another given is refused, as ``zoo score`` takes the class of weights
+    fitted to one from the recording itself (:func:`retina.embedded_fit.fitted_recording`), not from the record."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.retina_h5 import checked_experiment
+    from neurozoo.datasets.retina_stimulus_class import class_by_attribute, experiment_stimulus_class
+
+    known = experiment_stimulus_class(path, given=given)
+    kind = class_by_attribute(checked_experiment(path)[0].attrs)
+    if given is not None and kind is not None and kind != given:
+        raise UserFacingError(f"--stimulus-class {given}: {path} is a neurozoo embedded {kind} recording (attribute "
+                              f"kind), which is its class wherever its weights are scored; leave the option out")
+    return known
+
+
 def resume_command(args, path: Path, out) -> str:
     """The ``zoo fit`` command that resumes the fit ``args`` asked for: its model, data, seed and settings, its folder
     (``--out``, absolute; none for the fit cache, which the settings name), without ``--no-resume`` (the checkpoint
@@ -178,23 +205,26 @@ def resume_command(args, path: Path, out) -> str:
             command.append(option if value else "--no-" + option[2:])
         elif value is not None:
             command += [option, str(value)]
+    if args.stimulus_class is not None:  # the checkpoint records it: a resume without it would be refused
+        command += ["--stimulus-class", args.stimulus_class]
     command += ["--seed", str(args.seed), "--device", args.device] + (["--quiet"] if args.quiet else [])
     return shlex.join(command)
 
 
-def _save_results(args, path: Path, result, info: dict, out: Path):
+def _save_results(args, path: Path, result, info: dict, out: Path, stimulus):
     """``(per-cell held-out metrics, their summary, signal)`` of ``result``, written to ``out``
-    (``heldout_metrics.csv``, ``fit_curve.png``, ``summary.json``), each whole or not at all. A SIGTERM meanwhile (the
+    (``heldout_metrics.csv``, ``fit_curve.png``, ``summary.json``, which records ``stimulus``, the recording's
+    :func:`fit_stimulus_class`), each whole or not at all. A SIGTERM meanwhile (the
     evaluation takes seconds) waits until they are written, and ``signal`` is its number (else None), for zoo fit to
     exit 130: taken here, it would stop zoo fit with the fit finished and its results not written; ignored, zoo fit
     would exit 0 to a scheduler that had asked it to stop."""
     from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 
     with sigterm_deferred():
-        return (*_evaluate_and_write(args, path, result, info, out), termination_requested())
+        return (*_evaluate_and_write(args, path, result, info, out, stimulus), termination_requested())
 
 
-def _evaluate_and_write(args, path: Path, result, info: dict, out: Path):
+def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulus):
     from neurozoo.retina.embedded_fit import weights_sha256
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary
@@ -204,7 +234,10 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path):
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
     # "data" as given (what the summary shows); "data_absolute" resolved, which zoo reproduce reads, so that a relative
     # --data reproduces from any folder, not only from the one zoo fit ran in
-    record = {"model": args.model, "data": str(path), "data_absolute": str(path.resolve()), **stats,
+    record = {"model": args.model, "data": str(path), "data_absolute": str(path.resolve()),
+              # the recording's stimulus class (whitenoise, naturalscene or unknown) and how it was known: zoo score
+              # retina_h5.heldout --checkpoint reads it as the weights' (benchmarks.retina_file_stimulus)
+              "stimulus_class": stimulus.name, "stimulus_class_from": stimulus.known_from, **stats,
               "best_epoch": result.best_epoch,
               # fit_curve.png numbers epochs from 1, best_epoch (as history.json) from 0: the kept epoch as the figure
               # says it, beside the index readers of earlier summaries use

@@ -25,8 +25,9 @@ Interface (stable; other modules build on it):
   BN-CNN (``output_calibration``, protocol 9), the output BatchNorm's per-cell gain and offset fitted alone to the
   training data (:func:`calibrate_output`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
-  same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` and model (else a
-  ``DataError``; another architecture of the same class is named by its first differing shape). The checkpoint's
+  same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` and model, and the
+  same ``stimulus_class`` where both runs say one (else a ``DataError``; another architecture of the same class is
+  named by its first differing shape). The checkpoint's
   fitted model, the one saved as ``model.pt``, is :func:`fitted_weights`'s (its ``"model"`` entry is the last epoch's,
   before calibration). SIGTERM or Ctrl-C lets the epoch under way finish and write its checkpoint, then raises
   :class:`FitInterrupted` with no final weights written (a second Ctrl-C stops at once); the rerun resumes to the
@@ -419,8 +420,14 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
 
 
 def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig] = None,
-        out: Optional[Union[str, Path]] = None, resume: bool = True, **overrides) -> FitResult:
+        out: Optional[Union[str, Path]] = None, resume: bool = True, stimulus_class: Optional[str] = None,
+        **overrides) -> FitResult:
     """Train ``model`` on the training split of ``data`` (see module docstring); returns the best model.
+
+    ``stimulus_class``: the recording's stimulus class as the caller knows it (``zoo fit``:
+    :func:`datasets.retina_stimulus_class.recording_stimulus_class`, ``unknown`` included), kept in the checkpoint: a
+    resume that says another is refused as a fit with other settings, since one recording has one class; None says
+    nothing (nothing checked, a resumed checkpoint's kept).
 
     SIGTERM or Ctrl-C stops it at its next safe point (:func:`_stop_point`) with :class:`FitInterrupted`; a second
     Ctrl-C stops it at once, losing the epoch under way."""
@@ -428,7 +435,7 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
             else "nothing is kept (a fit without out= keeps no checkpoint)")
     with sigterm_deferred("stopping after this epoch and its checkpoint",
                           sigint_again=f"fit stopped at once by a second Ctrl-C: the epoch under way was lost; {kept}"):
-        return _fit(model, data, config, out, resume, overrides)
+        return _fit(model, data, config, out, resume, overrides, stimulus_class)
 
 
 def _stop_point(checkpoint: Optional[Path], state: dict, config: FitConfig) -> None:
@@ -441,7 +448,8 @@ def _stop_point(checkpoint: Optional[Path], state: dict, config: FitConfig) -> N
 
 
 def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig],
-         out: Optional[Union[str, Path]], resume: bool, overrides: dict) -> FitResult:
+         out: Optional[Union[str, Path]], resume: bool, overrides: dict,
+         stimulus_class: Optional[str] = None) -> FitResult:
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
@@ -512,6 +520,13 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         if saved.get("fit_protocol") != FIT_PROTOCOL:
             then_protocol = saved.get("fit_protocol", "unrecorded (written before checkpoints recorded it)")
             changed.insert(0, f"fit protocol {then_protocol} -> {FIT_PROTOCOL}")
+        # the class zoo fit was told (or read) the recording holds: another now is one of the two said wrongly, and the
+        # summary would record the new one for weights fitted under the old (None, either side: nothing was said)
+        then_class = saved.get("stimulus_class")
+        if stimulus_class is None:
+            stimulus_class = then_class
+        elif then_class is not None and then_class != stimulus_class:
+            changed.append(f"stimulus_class {then_class} -> {stimulus_class}")
         if changed:
             raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
                             "folder or start afresh (resume=False / --no-resume)")
@@ -599,7 +614,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             if checkpoint is not None:
                 _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
                               "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
-                              "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL, **state}, checkpoint)
+                              "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL,
+                              "stimulus_class": stimulus_class, **state}, checkpoint)
                 _drop_earlier_fit(Path(out))
             _stop_point(checkpoint, state, config)
     if state["best_state"] is not None:

@@ -3,6 +3,7 @@
 The file is a copy of a small embedded recording (2500 training frames, the size test_reproduce fits), so the known
 answer is the embedded benchmark's on the same bytes; fits are one epoch."""
 import hashlib
+import json
 import re
 import shutil
 
@@ -197,13 +198,20 @@ def _field_file(source, path):
 
 
 @pytest.fixture
-def experiment(own_file, tmp_path):
+def field_files(own_file, tmp_path):
     """An experiment's folder as deep-retina keeps it (``15-10-07/whitenoise.h5``, ``15-10-07/naturalscene.h5``) and
-    ``mine.h5`` named otherwise, each the same small recording (the names, not the pixels, carry the class); and the
-    fit of ``ln`` to ``whitenoise.h5`` (one epoch, ``zoo fit --out``: its summary.json names the file)."""
+    ``mine.h5`` named otherwise, each the same small recording (the names, not the pixels, carry the class)."""
     folder = tmp_path / "15-10-07"
     files = {name: _field_file(own_file, folder / f"{name}.h5") for name in ("whitenoise", "naturalscene")}
     files["mine"] = _field_file(own_file, tmp_path / "field" / "mine.h5")
+    return files
+
+
+@pytest.fixture
+def experiment(field_files, tmp_path):
+    """:func:`field_files` and the fit of ``ln`` to ``whitenoise.h5`` (one epoch, ``zoo fit --out``: its summary.json
+    names the file)."""
+    files = field_files
     fit = tmp_path / "fit"
     assert main(["fit", "ln", "--data", str(files["whitenoise"]), "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
     return files, fit / "model.pt"
@@ -347,3 +355,145 @@ def test_stimulus_class_names_a_files_class_and_a_bad_one_is_refused(experiment,
     assert main(embedded) == 2
     assert ("--stimulus-class applies to retina_h5.heldout (the stimulus class of --data's file), not to "
             "retina_embedded.whitenoise-heldout") in capsys.readouterr().err
+
+
+def _fit_mine(files, out, *options):
+    """``zoo fit ln`` (one epoch) of ``mine.h5``, the file named otherwise, into ``out``."""
+    return main(["fit", "ln", "--data", str(files["mine"]), "--out", str(out), "--epochs", "1", "--quiet", *options])
+
+
+def _score_on(files, name, weights, tmp_path):
+    return ["score", "ln", FILE_BENCHMARK, "--data", str(files[name]), "--checkpoint", str(weights),
+            "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")]
+
+
+def _unknown_training_note(weights, fitted, scored):
+    return (f"note: {weights}: the training stimulus of these weights is unknown (fitted to {fitted} "
+            f"({weights.parent / 'summary.json'}), which is not named whitenoise.h5 or naturalscene.h5 (deep-retina's "
+            "<experiment>/<class>.h5) nor a neurozoo embedded recording; zoo fit --stimulus-class records it); the "
+            f"held-out score on {scored} assumes they were fitted on whitenoise, the class it holds (file name "
+            "whitenoise.h5 (deep-retina's <experiment>/<class>.h5)); the record says training_stimulus: unknown")
+
+
+def test_zoo_fit_records_the_stimulus_class_it_is_told_and_the_held_out_score_applies_it(field_files, tmp_path,
+                                                                                          capsys):
+    """zoo fit had no --stimulus-class and its summary.json recorded no class, so weights fitted on natural scenes to a
+    file named otherwise (cell_recording_2024.h5) had an unknown training class on any other file: scored on
+    whitenoise.h5's held-out repeats as its held-out score, with a note. zoo fit records the class it is told, and the
+    held-out benchmark refuses those weights on the other class unless --cross-stimulus."""
+    files, out = field_files, tmp_path / "fit"
+    assert _fit_mine(files, out, "--stimulus-class", "naturalscene") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stimulus_class"], summary["stimulus_class_from"]) == ("naturalscene", "--stimulus-class")
+    weights, db = out / "model.pt", ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    on_white_noise = _score_on(files, "whitenoise", weights, tmp_path)
+    capsys.readouterr()
+    assert main(on_white_noise) == 2
+    assert capsys.readouterr().err.startswith(
+        f"zoo score: error: {weights}: fitted on naturalscene ({files['mine']}: --stimulus-class; "
+        f"{out / 'summary.json'}), but {files['whitenoise']} holds whitenoise (file name whitenoise.h5 (deep-retina's "
+        "<experiment>/<class>.h5)): a held-out score is of the stimulus class the model was fitted to")
+    assert not (tmp_path / "r.sqlite").exists() or not db.records()
+    assert main([*on_white_noise, "--cross-stimulus"]) == 0
+    [record] = db.records()
+    assert record.model == "ln@model.pt (cross-stimulus: fitted on naturalscene)"
+    assert record.settings["cross_stimulus"] == {"fitted_on": "naturalscene", "scored_on": "whitenoise"}
+    # on a file of the class they were fitted on they score as they are, the class checked, no note
+    capsys.readouterr()
+    assert main(_score_on(files, "naturalscene", weights, tmp_path)) == 0
+    assert "note:" not in capsys.readouterr().err
+    record = db.records()[-1]
+    assert record.model == "ln@model.pt" and "cross_stimulus" not in record.settings
+    assert (record.settings["stimulus_class"], record.settings["training_stimulus"]) == ("naturalscene",
+                                                                                         "naturalscene")
+    assert record.settings["fitted_to"]["stimulus_class"] == "naturalscene"
+
+
+def test_a_fit_to_a_file_named_otherwise_without_stimulus_class_records_it_unknown(experiment, own_file, tmp_path,
+                                                                                   capsys):
+    """Without --stimulus-class zoo fit records the class it reads (whitenoise.h5: by its name) or unknown, and how it
+    was known; a value that is not a class is refused as zoo score refuses it, before anything is written, and so is
+    a class other than an embedded recording's own (its kind attribute)."""
+    files, weights = experiment
+    summary = json.loads((weights.parent / "summary.json").read_text())
+    assert (summary["stimulus_class"], summary["stimulus_class_from"]) == (
+        "whitenoise", "file name whitenoise.h5 (deep-retina's <experiment>/<class>.h5)")
+    out = tmp_path / "mine-fit"
+    assert _fit_mine(files, out) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stimulus_class"], summary["stimulus_class_from"]) == ("unknown", None)
+    capsys.readouterr()
+    assert main(_score_on(files, "whitenoise", out / "model.pt", tmp_path)) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert _unknown_training_note(out / "model.pt", files["mine"], files["whitenoise"]) in notes
+    assert ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}").records()[-1].settings["training_stimulus"] == "unknown"
+    bad = tmp_path / "bad"
+    assert _fit_mine(files, bad, "--stimulus-class", "noise") == 2
+    assert capsys.readouterr().err.strip() == (
+        "zoo fit: error: --stimulus-class 'noise': expected whitenoise or naturalscene, the stimulus classes of the "
+        "deep-retina files (whitenoise.h5, naturalscene.h5); did you mean 'whitenoise'?")
+    assert main(["fit", "ln", "--data", str(own_file), "--out", str(bad), "--stimulus-class", "naturalscene"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"zoo fit: error: --stimulus-class naturalscene: {own_file} is a neurozoo embedded whitenoise recording "
+        "(attribute kind), which is its class wherever its weights are scored; leave the option out")
+    assert not bad.exists()
+
+
+def test_a_summary_json_without_a_stimulus_class_scores_as_before(experiment, tmp_path, capsys):
+    """A zoo fit before the class was recorded left a summary.json without it: the weights' class is still that of the
+    recording it names, read from its name (whitenoise.h5: refused by naturalscene.h5) or unknown (mine.h5, though
+    fitted with --stimulus-class: scored, with the note)."""
+    files, weights = experiment
+    mine = tmp_path / "mine-fit"
+    assert _fit_mine(files, mine, "--stimulus-class", "naturalscene") == 0
+    for fit in (weights.parent, mine):
+        summary = json.loads((fit / "summary.json").read_text())
+        del summary["stimulus_class"], summary["stimulus_class_from"]
+        (fit / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert main(_score_on(files, "naturalscene", weights, tmp_path)) == 2
+    assert capsys.readouterr().err.startswith(
+        f"zoo score: error: {weights}: fitted on whitenoise ({files['whitenoise']}: file name whitenoise.h5 "
+        f"(deep-retina's <experiment>/<class>.h5); {weights.parent / 'summary.json'}), but {files['naturalscene']} "
+        "holds naturalscene")
+    assert main(_score_on(files, "whitenoise", mine / "model.pt", tmp_path)) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert _unknown_training_note(mine / "model.pt", files["mine"], files["whitenoise"]) in notes
+    [record] = ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}").records()
+    assert record.settings["training_stimulus"] == "unknown" and "stimulus_class" not in record.settings["fitted_to"]
+
+
+def test_a_zoo_fit_resumed_with_another_stimulus_class_is_refused(field_files, tmp_path, monkeypatch, capsys,
+                                                                   signal_in_epoch):
+    """The checkpoint records the class zoo fit was told: a rerun into the folder that says another (or none, for a
+    file whose class is then unknown) is refused as a fit with other settings, before anything is fitted or written,
+    since the summary would record that class for weights fitted under the other. The command zoo fit prints to
+    resume an interrupted fit gives the class, and resumes it."""
+    import shlex
+    import signal
+
+    files, out = field_files, tmp_path / "fit"
+    args = ["fit", "ln", "--data", str(files["mine"]), "--out", str(out), "--epochs", "2", "--patience", "9", "--quiet"]
+    signal_in_epoch(1, signal.SIGTERM)
+    assert main([*args, "--stimulus-class", "naturalscene"]) == 130
+    [command] = [line.split("; to resume it: ")[1] for line in capsys.readouterr().err.splitlines()
+                 if line.startswith("zoo fit: interrupted; ")]
+    assert command == (f"zoo fit ln --data {files['mine']} --out {out} --epochs 2 --patience 9 --stimulus-class "
+                       "naturalscene --seed 0 --device cpu --quiet")
+    monkeypatch.undo()
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    for other, said in ((["--stimulus-class", "whitenoise"], "whitenoise"), ([], "unknown")):
+        assert main([*args, *other]) == 2
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"zoo fit: error: {out / 'checkpoint.pt'}: a fit with other settings (stimulus_class naturalscene -> "
+            f"{said}); use another output folder or start afresh (resume=False / --no-resume)")
+        assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+        assert (out / "checkpoint.pt").read_bytes() == checkpoint
+    assert main(shlex.split(command)[1:]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted"
+    assert json.loads((out / "summary.json").read_text())["stimulus_class"] == "naturalscene"
+    # the finished fit read again under another class: refused too, its summary left as it was
+    summary = (out / "summary.json").read_bytes()
+    assert main([*args, "--stimulus-class", "whitenoise"]) == 2
+    assert "(stimulus_class naturalscene -> whitenoise)" in capsys.readouterr().err
+    assert (out / "summary.json").read_bytes() == summary

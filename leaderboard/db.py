@@ -10,6 +10,24 @@ be queued, or running with an expired lease), so two workers never hold the same
 with heartbeats while it works; it stores the score rows and marks the job done in ONE transaction, again
 conditional on still holding the lease. A worker killed mid-run therefore leaves the job ``running`` with a
 lease that expires, no score rows, and the next worker resumes it.
+
+Lock order, the one rule every transaction that writes the jobs or submissions keeps (PostgreSQL locks rows; a
+transaction taking them in another order deadlocked with one of these, and one of the two failed): **jobs first, in id
+order, then submissions, in id order**, each submission locked before its jobs' statuses are read to set its own.
+
+- ``claim``, ``heartbeat``, ``finish``, ``fail``, ``release`` (and ``scorer.release_dead_workers``): one job, then its
+  submission (:meth:`LeaderboardDB._update_submission`).
+- ``withdraw_submission``, ``restore_submission``, ``rescore_outdated``: all the submissions' jobs, then the
+  submissions (:meth:`LeaderboardDB._lock_submissions`); ``rescore_outdated`` then inserts their new jobs.
+- ``requeue_failed``: the failed jobs, then their submissions.
+- ``add_submission`` and ``enqueue`` insert new rows only; the users', tokens' and model names' writes touch no job
+  or submission.
+
+A decision read before the transaction (a job's status, a submission not withdrawn) is read again, or made a
+condition of the UPDATE, once the rows are locked: under PostgreSQL's READ COMMITTED a statement after a lock wait sees
+what the other transaction committed, but an UPDATE that waited re-checks its own row only (not a subquery). SQLite has
+one write lock: a transaction that reads before it writes takes it first (:meth:`LeaderboardDB._begin_writing`), as its
+driver begins the transaction only at the first write.
 """
 from __future__ import annotations
 
@@ -550,20 +568,25 @@ class LeaderboardDB(ResultsStore):
             return queued
 
     def _lock_submission(self, session: Session, submission_id: int) -> SubmissionRow:
-        """Lock submission ``submission_id``'s jobs, then its row (returned), for a change of the whole submission.
-        Jobs first, in id order: claim, finish, fail and release lock a job's row and then its submission's, and a
-        withdrawal that took the submission's row first deadlocked on PostgreSQL with a worker storing a score (one
-        of the two failed). On SQLite the write lock is taken at once (:meth:`_begin_writing`)."""
-        self._begin_writing(session)
-        session.execute(select(JobRow.id).where(JobRow.submission_id == submission_id).order_by(JobRow.id)
-                        .with_for_update())
-        return self._submission_row(session, submission_id)
-
-    def _submission_row(self, session: Session, submission_id: int) -> SubmissionRow:
-        row = session.scalars(select(SubmissionRow).where(SubmissionRow.id == submission_id).with_for_update()).first()
+        """Lock submission ``submission_id``'s jobs, then its row (returned), for a change of the whole submission
+        (:meth:`_lock_submissions`)."""
+        row = self._lock_submissions(session, [submission_id]).get(submission_id)
         if row is None:
             raise UserFacingError(f"no submission {submission_id} in {self.shown_url}")
         return row
+
+    def _lock_submissions(self, session: Session, submission_ids: Iterable[int]) -> Dict[int, SubmissionRow]:
+        """Lock the jobs of the submissions ``submission_ids`` (in id order), then their rows (in id order), as the
+        module's lock order says; returns the rows read after the locks, by id. A withdrawal that took the
+        submission's row first deadlocked on PostgreSQL with a worker storing a score (one of the two failed). On
+        SQLite the write lock is taken at once (:meth:`_begin_writing`). The rows are locked FOR NO KEY UPDATE: their
+        key never changes, and a new job's reference to its submission (``rescore_outdated``) is not refused."""
+        ids = sorted(set(submission_ids))
+        self._begin_writing(session)
+        session.execute(select(JobRow.id).where(JobRow.submission_id.in_(ids)).order_by(JobRow.id).with_for_update())
+        rows = session.scalars(select(SubmissionRow).where(SubmissionRow.id.in_(ids)).order_by(SubmissionRow.id)
+                               .with_for_update(key_share=True).execution_options(populate_existing=True))
+        return {row.id: row for row in rows}
 
     # ------------------------------------------------------------------------------------------------- jobs
     def _enqueue(self, session: Session, model: str, benchmark: str, spec: dict,
@@ -702,19 +725,33 @@ class LeaderboardDB(ResultsStore):
             return done
 
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
-        statement = update(JobRow).where(JobRow.status == FAILED, _not_withdrawn())
+        """Queue the failed jobs (all, or ``ids``) again, attempts reset, those of withdrawn submissions left out.
+        The jobs are locked in id order first (the UPDATE alone locked them in the order it found them, and
+        deadlocked with a withdrawal on PostgreSQL); then the UPDATE checks again that each is failed and its
+        submission not withdrawn (a withdrawal it had waited for committed meanwhile: its job had been queued)."""
+        candidates = select(JobRow.id, JobRow.submission_id).where(JobRow.status == FAILED, _not_withdrawn())
         if ids is not None:
-            statement = statement.where(JobRow.id.in_(list(ids)))
+            candidates = candidates.where(JobRow.id.in_(list(ids)))
         with Session(self.engine) as session, session.begin():
-            submissions = set(session.scalars(select(JobRow.submission_id).where(statement.whereclause)))
-            count = session.execute(statement.values(status=QUEUED, attempts=0, error=None, public_reason=None,
-                                                     updated_at=now())).rowcount
-            for submission_id in submissions:  # it said failed while its jobs were queued again
-                self._update_submission(session, submission_id)
+            self._begin_writing(session)
+            locked = session.execute(candidates.order_by(JobRow.id).with_for_update()).all()
+            count = session.execute(update(JobRow).where(JobRow.id.in_([job_id for job_id, _ in locked]),
+                                                         JobRow.status == FAILED, _not_withdrawn())
+                                    .values(status=QUEUED, attempts=0, error=None, public_reason=None,
+                                            updated_at=now())).rowcount
+            for submission_id in sorted({s for _, s in locked if s is not None}):  # it said failed while its jobs
+                self._update_submission(session, submission_id)                    # were queued again
             return count
 
     def _update_submission(self, session: Session, submission_id: Optional[int]) -> None:
-        if submission_id is None or session.get(SubmissionRow, submission_id).withdrawn_at is not None:
+        """Set the submission's status from its jobs'. Its row is locked before they are read: two workers finishing
+        its last two jobs at once each read the other's as running and the submission said running for good
+        (PostgreSQL; the second now waits and reads the first's done)."""
+        if submission_id is None:
+            return
+        withdrawn_at = session.scalars(select(SubmissionRow.withdrawn_at).where(SubmissionRow.id == submission_id)
+                                       .with_for_update(key_share=True)).one()
+        if withdrawn_at is not None:
             return  # a withdrawn one says so until restored
         statuses = set(session.scalars(select(JobRow.status).where(JobRow.submission_id == submission_id)))
         status = (FAILED if FAILED in statuses and not statuses & {QUEUED, RUNNING}
@@ -807,12 +844,14 @@ class LeaderboardDB(ResultsStore):
         outdated = [job for job in self.outdated_jobs() if job["submission_id"] is not None]
         ids = []
         with Session(self.engine) as session, session.begin():
-            self._begin_writing(session)
+            # read before the transaction: a submission withdrawn since is left out (it got a job a worker scored)
+            submissions = self._lock_submissions(session, {job["submission_id"] for job in outdated})
+            outdated = [job for job in outdated if submissions[job["submission_id"]].withdrawn_at is None]
             for job in outdated:
                 spec = current_spec(session.get(JobRow, job["id"]).spec)
                 ids.append(self._enqueue(session, job["model"], job["benchmark"], spec,
                                          submission_id=job["submission_id"]))
-            for submission_id in {job["submission_id"] for job in outdated}:
+            for submission_id in sorted({job["submission_id"] for job in outdated}):
                 self._update_submission(session, submission_id)
         return ids
 

@@ -1,4 +1,5 @@
 """The leaderboard database and job queue, on SQLite and (when NEUROZOO_TEST_POSTGRES_URL is set) PostgreSQL."""
+import contextlib
 import os
 import threading
 import time
@@ -30,12 +31,95 @@ def db(request, tmp_path):
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {schema}"))
-    store = LeaderboardDB(POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}")
+    # application_name: the schema's connections that wait for a lock are found by it (concurrently)
+    store = LeaderboardDB(POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?")
+                          + f"options=-csearch_path%3D{schema}&application_name={schema}")
     yield store
     store.dispose()
     with admin.begin() as connection:
         connection.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+def _waiting_for_a_lock(db) -> int:
+    """How many of the store's connections wait for a lock another transaction holds (PostgreSQL)."""
+    with db.engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND application_name = current_setting('application_name')")).scalar_one()
+
+
+_WRITES = ("BEGIN IMMEDIATE", "UPDATE", "INSERT", "DELETE")
+_ABOUT_TO_WRITE: dict = {}  # thread run by `concurrently` -> set when it is about to write (SQLite)
+
+
+def _seen(_connection, _cursor, statement, *_):
+    about_to_write = _ABOUT_TO_WRITE.get(threading.current_thread())
+    if about_to_write is not None and statement.lstrip().upper().startswith(_WRITES):
+        about_to_write.set()
+
+
+def _watch_writes(engine) -> None:
+    """One listener per engine, added before any pause point runs (a listener added by a listener's call broke
+    SQLAlchemy's iteration over them)."""
+    from sqlalchemy import event
+
+    if not event.contains(engine, "before_cursor_execute", _seen):
+        event.listen(engine, "before_cursor_execute", _seen)
+
+
+class concurrently:
+    """Run ``target`` in a thread with its own connection and return once it has ended or waits for a lock that the
+    transactions already open hold: the pause point that forces an interleaving, with no sleep standing in for it.
+    PostgreSQL: ``waiting`` of the store's connections wait for a lock (pg_stat_activity). SQLite: the thread is
+    about to write, so it waits for the write lock, which whoever started it must hold. :meth:`result` joins it."""
+
+    def __init__(self, db, target, waiting: int = 1):
+        _watch_writes(db.engine)
+        self.outcome, about_to_write = {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(target,))
+        _ABOUT_TO_WRITE[self.thread] = about_to_write
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while self.thread.is_alive() and time.monotonic() < deadline:
+            if about_to_write.is_set() if db.engine.dialect.name == "sqlite" else _waiting_for_a_lock(db) >= waiting:
+                return
+            self.thread.join(0.01)  # a condition polled, not a pause: it returns as soon as it holds
+        assert not self.thread.is_alive(), "the thread neither ended nor waited for a lock within 30 s"
+
+    def _run(self, target):
+        try:
+            self.outcome["result"] = target()
+        except Exception as error:  # raised again by result()
+            self.outcome["error"] = error
+
+    def result(self):
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the thread did not end within 60 s"
+        _ABOUT_TO_WRITE.pop(self.thread, None)
+        if "error" in self.outcome:
+            raise self.outcome["error"]
+        return self.outcome["result"]
+
+
+@contextlib.contextmanager
+def paused_at(db, prefix: str, during):
+    """Within the block, call ``during()`` once, in this thread, just before it executes its first statement that
+    starts with ``prefix`` (``UPDATE lb_submissions``): a pause point inside an operation's transaction. Yields the
+    list that then holds what ``during()`` returned."""
+    from sqlalchemy import event
+
+    me, called = threading.current_thread(), []
+    _watch_writes(db.engine)
+
+    def hook(_connection, _cursor, statement, *_):
+        if threading.current_thread() is me and not called and statement.lstrip().startswith(prefix):
+            called.append(during())
+
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        yield called
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
 
 
 def record(model="m", benchmark="b", value=0.5):
@@ -1046,26 +1130,106 @@ def test_a_score_stored_as_its_submission_is_withdrawn_is_either_kept_or_refused
     score, outcome = record("sub", "b1", 0.6), {}
     row = score.to_row()  # made before: its provenance (git, the environment) takes seconds
 
-    def withdraw():
-        try:
-            outcome["cancelled"] = db.withdraw_submission(sid, "cheating model", "op")
-        except Exception as error:  # said by the assertion below
-            outcome["error"] = error
-
     def withdrawn_while_stored():  # finish has read the job as this worker's and writes its score now
-        outcome["thread"] = threading.Thread(target=withdraw)
-        outcome["thread"].start()
-        outcome["thread"].join(1.0)
+        outcome["withdrawal"] = concurrently(db, lambda: db.withdraw_submission(sid, "cheating model", "op"))
         return row
 
     score.to_row = withdrawn_while_stored
     stored = db.finish(job["id"], "w", score)
-    outcome["thread"].join(60)
     after = db.job(job["id"])
-    assert "error" not in outcome, outcome.get("error")
-    assert (stored, outcome["cancelled"], after["status"]) == (True, 0, DONE) and after["score_id"] is not None
+    assert (stored, outcome["withdrawal"].result(), after["status"]) == (True, 0, DONE) and after["score_id"] is not None
     assert db.submission(sid)["status"] == "withdrawn" and db.leaderboard_records() == []
     assert db.restore_submission(sid, "op") == 0 and [r.value for r in db.leaderboard_records()] == [0.6]
+
+
+def _failed_submission(db, benchmarks=("b1", "b2")) -> tuple:
+    """A submission whose jobs all failed, the last one first: (submission id, job ids). Failed in that order, the
+    jobs' rows lie in the table (PostgreSQL's heap) against their id order, as a scan finds them."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in benchmarks])
+    ids = [db.claim("w")["id"] for _ in benchmarks]
+    for job_id in reversed(ids):
+        assert db.fail(job_id, "w", "boom")
+    return sid, ids
+
+
+def test_failed_jobs_queued_again_as_their_submission_is_withdrawn_never_deadlock(db):
+    """requeue_failed (zoo work --retry-failed) locked the failed jobs in the order its UPDATE found them, a withdrawal
+    the submission's jobs in id order: on PostgreSQL each held a job the other waited for and one failed with a
+    deadlock. Here a third transaction holds the first job while the withdrawal, then requeue_failed, wait for it;
+    requeue_failed now takes the jobs in id order too, so it waits behind the withdrawal and queues nothing of a
+    withdrawn submission. (SQLite has one write lock: either goes first, and the other sees what it did.)"""
+    from sqlalchemy import select
+
+    from neurozoo.leaderboard.db import JobRow
+
+    sid, ids = _failed_submission(db)
+    with db.engine.connect() as holder:
+        holder.begin()
+        if db.engine.dialect.name == "sqlite":
+            holder.execute(text("BEGIN IMMEDIATE"))
+        else:
+            holder.execute(select(JobRow.id).where(JobRow.id == ids[0]).with_for_update())
+        withdrawal = concurrently(db, lambda: db.withdraw_submission(sid, "licence", "op"))
+        requeue = concurrently(db, db.requeue_failed, waiting=2)
+        holder.commit()
+    cancelled, requeued = withdrawal.result(), requeue.result()
+    assert (requeued, cancelled) in {(0, 0), (2, 2)}  # withdrawn first, or queued first and then cancelled
+    assert {db.job(i)["status"] for i in ids} == ({FAILED} if requeued == 0 else {"withdrawn"})
+    assert db.submission(sid)["status"] == "withdrawn" and db.claim("w2") is None
+
+
+def test_failed_jobs_are_not_queued_again_once_their_submission_is_withdrawn(db):
+    """requeue_failed waiting for a job that a withdrawal held went on when it committed, with its own check that the
+    submission was not withdrawn read before (PostgreSQL): the withdrawn submission's failed job was queued and a
+    worker scored it. It now checks after it holds the jobs."""
+    sid, [job_id] = _failed_submission(db, ["b1"])
+    with paused_at(db, "UPDATE lb_jobs", lambda: concurrently(db, db.requeue_failed)) as requeue:
+        assert db.withdraw_submission(sid, "licence", "op") == 0
+    assert requeue[0].result() == 0
+    assert db.job(job_id)["status"] == FAILED and db.submission(sid)["status"] == "withdrawn"
+    assert db.claim("w2") is None
+
+
+def test_two_jobs_of_a_submission_finished_at_once_leave_it_done(db):
+    """Two workers finishing the two jobs of one submission at the same instant: each read its submission's job
+    statuses before the other committed and wrote what it saw (PostgreSQL), so the submission said `running` for good
+    with both jobs done. The submission's row is now locked before its jobs' statuses are read."""
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2")])
+    first, second = db.claim("w1"), db.claim("w2")
+    scores = [record("sub", "b1", 0.6), record("sub", "b2", 0.7)]
+    for score in scores:  # made before: its provenance (git, the environment) takes seconds
+        score.to_row = lambda row=score.to_row(): row
+    with paused_at(db, "UPDATE lb_submissions",
+                   lambda: concurrently(db, lambda: db.finish(second["id"], "w2", scores[1]))) as other:
+        assert db.finish(first["id"], "w1", scores[0])
+    assert other[0].result() is True
+    assert [j["status"] for j in db.submission(sid)["jobs"]] == [DONE, DONE] and db.submission(sid)["status"] == DONE
+
+
+def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhile(db, monkeypatch):
+    """rescore_outdated read the outdated jobs, withdrawn submissions' left out, before its transaction: a withdrawal
+    committed in between got a new queued job, which a worker then scored. It now locks the submissions and checks
+    again inside its transaction."""
+    from neurozoo import benchmarks
+
+    bench = "ventral_embedded.V4-temporal"
+    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
+                            [{"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench}}])
+    [old] = db.jobs()
+    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
+    outdated_jobs = db.outdated_jobs
+
+    def withdrawn_after_reading():
+        jobs = outdated_jobs()
+        assert concurrently(db, lambda: db.withdraw_submission(sid, "licence", "op")).result() == 0
+        return jobs
+
+    monkeypatch.setattr(db, "outdated_jobs", withdrawn_after_reading)
+    assert db.rescore_outdated() == []
+    assert [j["id"] for j in db.jobs()] == [old["id"]] and db.claim("w2") is None
 
 
 def test_aggregation_never_pools_real_and_synthetic_data():

@@ -41,8 +41,10 @@ def _check_contrasts(args) -> None:
 
 
 def add_probe_command(sub: argparse._SubParsersAction) -> None:
-    probe = sub.add_parser("probe", help="in-silico experiments on a retina model (omitted-stimulus response, "
-                                         "contrast adaptation, object-motion sensitivity)")
+    probe = sub.add_parser("probe", help="in-silico experiments on a retina model, model vs ground truth (osr: "
+                                         "omitted-stimulus response, adaptation and gain-control: contrast "
+                                         "adaptation, oms: object-motion sensitivity), and attribution with model "
+                                         "reduction (reduction)")
     phenomena = probe.add_subparsers(dest="phenomenon", metavar="PHENOMENON")
     phenomena.required = True
     p = phenomena.add_parser("osr", help="omitted-stimulus response: latency vs flash period, model vs ground truth",

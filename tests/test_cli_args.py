@@ -100,9 +100,46 @@ def test_every_commands_help_shows_each_options_default():
                 continue
             formatter = parser._get_formatter()
             formatter.add_argument(action)
-            assert "default" in formatter.format_help(), (parser.prog, action.option_strings or action.dest)
+            text = formatter.format_help()
+            assert "default" in text, (parser.prog, action.option_strings or action.dest)
+            if isinstance(action.default, (int, float)) and not isinstance(action.default, bool):
+                # a number is stated as that number, "(default: 0.01)" or in words ("default 0.25: ..."); a help
+                # naming an earlier default ("0.1, the default before ...") hid the current one from the formatter
+                number = {str(action.default), format(action.default, "g")}
+                assert any(n in text for n in number), (parser.prog, action.option_strings, text)
             checked += 1
     assert checked > 100
     usage = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "--epochs EPOCHS       (default: 90)" in usage and "(default: True)" in usage  # --deterministic
     assert "random crops and flips\n" in usage  # --no-augment: a switch, its default not shown as "True"
+
+
+def test_every_option_without_a_default_value_says_what_it_is():
+    """An option whose default is None shows no ``(default: ...)``, so its help must say what it does and what leaving
+    it out means: ``zoo submit``, ``zoo work``, ``zoo submission`` and ``zoo token``'s ``--db`` had no help at all,
+    where every other command's names the results store it defaults to."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    silent = [(parser.prog, action.option_strings[0]) for parser in _parsers(build_parser()) for action in parser._actions
+              if action.option_strings and action.nargs != 0 and action.default is None and not action.help]
+    assert silent == []
+    databases = [action.help for parser in _parsers(build_parser()) for action in parser._actions
+                 if "--db" in action.option_strings]
+    assert len(databases) >= 12 and all("$NEUROZOO_HOME/results.sqlite" in text for text in databases), databases
+
+
+def test_the_command_list_names_each_subcommand_of_a_command():
+    """``zoo --help`` is where a user looks for what there is: its line for ``zoo probe`` named three of the five
+    probes (not gain-control and reduction), and ``zoo token``'s none of create, revoke and list."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0]
+    lines = {choice.dest: choice.help for choice in commands._choices_actions}
+    with_subcommands = 0
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                with_subcommands += 1
+                missing = [sub for sub in action.choices if sub not in lines[name]]
+                assert missing == [], (name, lines[name])
+    assert with_subcommands == 3  # data, probe, token

@@ -1,6 +1,7 @@
 """Numeric options of the ``zoo`` commands are checked while the command line is parsed (datasets.cli_args):
 one usage line and one error line naming the option, exit status 2, before any data are read or models built."""
 import argparse
+import re
 
 import pytest
 
@@ -120,12 +121,16 @@ def test_every_option_without_a_default_value_says_what_it_is():
     where every other command's names the results store it defaults to."""
     from neurozoo.leaderboard.cli import build_parser
 
-    silent = [(parser.prog, action.option_strings[0]) for parser in _parsers(build_parser()) for action in parser._actions
+    silent = [(parser.prog, action.option_strings[0])
+              for parser in _parsers(build_parser()) for action in parser._actions
               if action.option_strings and action.nargs != 0 and action.default is None and not action.help]
     assert silent == []
     databases = [action.help for parser in _parsers(build_parser()) for action in parser._actions
                  if "--db" in action.option_strings]
     assert len(databases) >= 12 and all("$NEUROZOO_HOME/results.sqlite" in text for text in databases), databases
+    epochs = {parser.prog: action.help for parser in _parsers(build_parser()) for action in parser._actions
+              if "--epochs" in action.option_strings and action.default is None}  # zoo probe's: the fit's 40 unsaid
+    assert len(epochs) == 6 and all(re.search(r"default:? 40", text) for text in epochs.values()), epochs
 
 
 def test_the_command_list_names_each_subcommand_of_a_command():

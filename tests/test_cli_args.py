@@ -148,3 +148,23 @@ def test_the_command_list_names_each_subcommand_of_a_command():
                 missing = [sub for sub in action.choices if sub not in lines[name]]
                 assert missing == [], (name, lines[name])
     assert with_subcommands == 3  # data, probe, token
+
+
+def test_the_scripts_under_benchmarks_show_their_defaults_too():
+    """The README says so of the scripts under ``benchmarks/`` as of ``zoo``: ``leaderboard_report.py`` built a plain
+    ``argparse.ArgumentParser``, whose --help showed neither ``--models``' 200 nor ``--repeat``'s 3."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    parsers = {}
+    for path in sorted(root.rglob("*.py")):
+        if "__main__" not in path.read_text():  # the scripts, not the modules that zoo's own commands build
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name.endswith("ArgumentParser"):
+                    parsers.setdefault(name, []).append(path.relative_to(root).as_posix())
+    assert "perf/leaderboard_report.py" in parsers.get("ZooArgumentParser", [])
+    assert len(parsers["ZooArgumentParser"]) >= 10 and "ArgumentParser" not in parsers, parsers

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
 
+DB_HELP = "SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)"
+
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="score the built-in zoo on the default benchmarks, write the leaderboard",
@@ -19,7 +21,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                     "model not tagged default_zoo=False)")
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--width-multiplier", type=positive, default=0.125,
                    help="ConvRNN width (default 0.125, CPU-friendly)")
     p.add_argument("--max-features", type=at_least(1), default=200, help="random-projection features per layer")
@@ -34,27 +36,27 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
-    p.add_argument("--db", help="SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_serve)
 
-    p = sub.add_parser("token", help="manage submission tokens")
+    p = sub.add_parser("token", help="create, revoke and list submission tokens")
     tsub = p.add_subparsers(dest="token_command", required=True)
     c = tsub.add_parser("create", help="create a token for USER (printed once; only its hash is stored)")
     c.add_argument("user")
-    c.add_argument("--db")
+    c.add_argument("--db", help=DB_HELP)
     c.set_defaults(handler=_token_create)
     r = tsub.add_parser("revoke", help="revoke TOKEN, or every token of --user USER (refused from then on)")
     r.add_argument("token", nargs="?")
-    r.add_argument("--user")
-    r.add_argument("--db")
+    r.add_argument("--user", help="revoke every token of this user")
+    r.add_argument("--db", help=DB_HELP)
     r.set_defaults(handler=_token_revoke)
     t = tsub.add_parser("list", help="list tokens (of --user USER, or all): id, user, sha256 prefix, created, revoked; "
                                      "never the secret, which is not stored")
-    t.add_argument("--user")
-    t.add_argument("--db")
+    t.add_argument("--user", help="only this user's tokens (default: every user's)")
+    t.add_argument("--db", help=DB_HELP)
     t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
@@ -68,14 +70,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "benchmark in the sandbox; no database, nothing queued or uploaded")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
-    p.add_argument("--db")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--user", help="owner (default: none; the web API sets it from the token)")
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_submit)
 
     p = sub.add_parser("submission", help="status and public-split scores of a submission; withdraw or restore it")
     p.add_argument("id", type=int)
-    p.add_argument("--db")
+    p.add_argument("--db", help=DB_HELP)
     change = p.add_mutually_exclusive_group()
     change.add_argument("--withdraw", action="store_true",
                         help="take it off the board (its scores leave the pages, its queued and running jobs are "
@@ -87,7 +89,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submission_status)
 
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
-    p.add_argument("--db")
+    p.add_argument("--db", help=DB_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--timeout", type=positive, default=1800.0, help="wall-clock limit per submission job (s)")
     p.add_argument("--memory-gb", type=positive, default=8.0,

@@ -21,7 +21,9 @@ def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
                    help="embedded recording (fixes the number of cells and the ground truth)")
     p.add_argument("--out", type=Path, default=Path("."), help=f"{out_help} (default: the current folder)")
-    p.add_argument("--epochs", type=at_least(1), default=None, help="with --fit-embedded: training epochs")
+    p.add_argument("--epochs", type=at_least(1), default=None,
+                   help="with --fit-embedded: most training epochs (default: 40, early-stopped, as zoo fit and zoo run "
+                        "fit)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true")
@@ -41,8 +43,10 @@ def _check_contrasts(args) -> None:
 
 
 def add_probe_command(sub: argparse._SubParsersAction) -> None:
-    probe = sub.add_parser("probe", help="in-silico experiments on a retina model (omitted-stimulus response, "
-                                         "contrast adaptation, object-motion sensitivity)")
+    probe = sub.add_parser("probe", help="in-silico experiments on a retina model, model vs ground truth (osr: "
+                                         "omitted-stimulus response, adaptation and gain-control: contrast "
+                                         "adaptation, oms: object-motion sensitivity), and attribution with model "
+                                         "reduction (reduction)")
     phenomena = probe.add_subparsers(dest="phenomenon", metavar="PHENOMENON")
     phenomena.required = True
     p = phenomena.add_parser("osr", help="omitted-stimulus response: latency vs flash period, model vs ground truth",

@@ -1,6 +1,7 @@
 """Numeric options of the ``zoo`` commands are checked while the command line is parsed (datasets.cli_args):
 one usage line and one error line naming the option, exit status 2, before any data are read or models built."""
 import argparse
+import re
 
 import pytest
 
@@ -100,9 +101,70 @@ def test_every_commands_help_shows_each_options_default():
                 continue
             formatter = parser._get_formatter()
             formatter.add_argument(action)
-            assert "default" in formatter.format_help(), (parser.prog, action.option_strings or action.dest)
+            text = formatter.format_help()
+            assert "default" in text, (parser.prog, action.option_strings or action.dest)
+            if isinstance(action.default, (int, float)) and not isinstance(action.default, bool):
+                # a number is stated as that number, "(default: 0.01)" or in words ("default 0.25: ..."); a help
+                # naming an earlier default ("0.1, the default before ...") hid the current one from the formatter
+                number = {str(action.default), format(action.default, "g")}
+                assert any(n in text for n in number), (parser.prog, action.option_strings, text)
             checked += 1
     assert checked > 100
     usage = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
     assert "--epochs EPOCHS       (default: 90)" in usage and "(default: True)" in usage  # --deterministic
     assert "random crops and flips\n" in usage  # --no-augment: a switch, its default not shown as "True"
+
+
+def test_every_option_without_a_default_value_says_what_it_is():
+    """An option whose default is None shows no ``(default: ...)``, so its help must say what it does and what leaving
+    it out means: ``zoo submit``, ``zoo work``, ``zoo submission`` and ``zoo token``'s ``--db`` had no help at all,
+    where every other command's names the results store it defaults to."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    silent = [(parser.prog, action.option_strings[0])
+              for parser in _parsers(build_parser()) for action in parser._actions
+              if action.option_strings and action.nargs != 0 and action.default is None and not action.help]
+    assert silent == []
+    databases = [action.help for parser in _parsers(build_parser()) for action in parser._actions
+                 if "--db" in action.option_strings]
+    assert len(databases) >= 12 and all("$NEUROZOO_HOME/results.sqlite" in text for text in databases), databases
+    epochs = {parser.prog: action.help for parser in _parsers(build_parser()) for action in parser._actions
+              if "--epochs" in action.option_strings and action.default is None}  # zoo probe's: the fit's 40 unsaid
+    assert len(epochs) == 6 and all(re.search(r"default:? 40", text) for text in epochs.values()), epochs
+
+
+def test_the_command_list_names_each_subcommand_of_a_command():
+    """``zoo --help`` is where a user looks for what there is: its line for ``zoo probe`` named three of the five
+    probes (not gain-control and reduction), and ``zoo token``'s none of create, revoke and list."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0]
+    lines = {choice.dest: choice.help for choice in commands._choices_actions}
+    with_subcommands = 0
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                with_subcommands += 1
+                missing = [sub for sub in action.choices if sub not in lines[name]]
+                assert missing == [], (name, lines[name])
+    assert with_subcommands == 3  # data, probe, token
+
+
+def test_the_scripts_under_benchmarks_show_their_defaults_too():
+    """The README says so of the scripts under ``benchmarks/`` as of ``zoo``: ``leaderboard_report.py`` built a plain
+    ``argparse.ArgumentParser``, whose --help showed neither ``--models``' 200 nor ``--repeat``'s 3."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    parsers = {}
+    for path in sorted(root.rglob("*.py")):
+        if "__main__" not in path.read_text():  # the scripts, not the modules that zoo's own commands build
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name.endswith("ArgumentParser"):
+                    parsers.setdefault(name, []).append(path.relative_to(root).as_posix())
+    assert "perf/leaderboard_report.py" in parsers.get("ZooArgumentParser", [])
+    assert len(parsers["ZooArgumentParser"]) >= 10 and "ArgumentParser" not in parsers, parsers

@@ -72,7 +72,8 @@ def add_commands(sub) -> dict:
     compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
     _convrnn_arguments(compare)
     compare.add_argument("--n-steps", type=at_least(1), help="ConvRNN steps (default: the model's)")
-    compare.add_argument("--train-steps", type=at_least(0))
+    compare.add_argument("--train-steps", type=at_least(0),
+                         help="trained examples among the systems: training steps (default: the example's)")
     compare.add_argument("--max-stimuli", type=at_least(1),
                          help="ConvRNNs: this many ventral stimuli, spread over the set")
     compare.add_argument("--seed", type=at_least(0), default=0)

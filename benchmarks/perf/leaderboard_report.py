@@ -17,7 +17,6 @@ version of the report that renders every page each time both writes take as long
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import tempfile
@@ -48,7 +47,9 @@ def timed(db, folder: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from neurozoo.datasets.cli_args import ZooArgumentParser
+
+    parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

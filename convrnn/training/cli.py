@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=90)
     p.add_argument("--batch-size", type=int, default=256, help="images per process and step")
     p.add_argument("--lr", type=float, default=0.01,
-                   help="peak learning rate (after warmup); 0.1, the default before 2026-12-04, diverged within 4 steps "
-                        "for rgc_intermediate, whose layers have no normalisation")
+                   help="peak learning rate (after warmup) (default: %(default)s; 0.1, the default before 2026-12-04, "
+                        "diverged within 4 steps for rgc_intermediate, whose layers have no normalisation)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (momentum 0.9) or adamw")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--weight-decay", type=float, default=1e-4, help="on weights only, not on biases and norms")

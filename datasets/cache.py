@@ -176,8 +176,10 @@ def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                if waiting:
-                    print(waiting, file=sys.stderr, flush=True)
+                if waiting:  # in one write: print writes the text and its newline apart on an unbuffered stderr
+                    # (PYTHONUNBUFFERED), and a Ctrl-C between the two ran zoo's interruption line on into this one
+                    sys.stderr.write(f"{waiting}\n")
+                    sys.stderr.flush()
                     waiting = None  # said once, however often the file is replaced under it
                 if stoppable:
                     _wait_stoppably(handle)

@@ -33,6 +33,11 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     """Within the block, SIGTERM only records the request (:func:`raise_if_terminated` raises it). Outside the main
     thread, where no handler can be installed, the block runs unchanged. Blocks nest: a request stays pending until
     the outermost block ends (an inner block ending normally cleared it, so the outer one ran on as if never asked).
+    A SIGTERM the process was told to ignore (SIG_IGN as the block begins: started by a parent that ignores it, ``trap
+    '' TERM``) stays ignored in and after the block, as an ignored Ctrl-C does: the block's handler replaced SIG_IGN,
+    so such a process stopped at its next safe point. Its children inherit SIG_IGN: one that it stops with SIGTERM
+    gets the default back (``convrnn.search.workers``); a data-loading worker's SIG_IGN is replaced by torch's worker
+    handler and :func:`sigterm_from`, so the trainer's exit still ends its workers.
 
     The outermost block's end is the last safe point: a request no safe point saw (:func:`raise_if_terminated`,
     :func:`termination_requested`) is acted on there, once the handlers are restored, as ``KeyboardInterrupt("signal
@@ -59,8 +64,10 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
             os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
         _requested = _requested or signum
 
-    previous = signal.signal(signal.SIGTERM, request)
-    # a Ctrl-C the process was told to ignore (nohup, a scheduler's background job) stays ignored
+    # a SIGTERM or Ctrl-C the process was told to ignore (`trap '' TERM`, a scheduler's or a script's background job)
+    # stays ignored: no handler replaces SIG_IGN
+    defer_sigterm = signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, request) if defer_sigterm else None
     defer_sigint = sigint_note is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous_sigint = signal.signal(signal.SIGINT, request) if defer_sigint else None
     _depth += 1
@@ -70,7 +77,8 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         ended = True
     finally:
         _depth -= 1
-        signal.signal(signal.SIGTERM, previous)
+        if defer_sigterm:
+            signal.signal(signal.SIGTERM, previous)
         if defer_sigint:  # None: a handler not set from Python, which leaves no way back to it but the default
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous_sigint is None else previous_sigint)
         if _depth == 0:

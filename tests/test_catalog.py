@@ -378,7 +378,7 @@ def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
     # the holder is released only once the waiter has said it waits: after a fixed sleep, a waiter thread not yet
     # scheduled on a loaded machine found the lock free and (rightly) said nothing
     err, deadline = "", time.monotonic() + 60
-    while not err.endswith("\n") and time.monotonic() < deadline:  # print writes the line, then its end
+    while not err.endswith("\n") and time.monotonic() < deadline:
         time.sleep(0.01)
         err += capsys.readouterr().err
     assert err == "waiting for the fit\n" and not entered.is_set()  # it waits for the holder
@@ -386,6 +386,36 @@ def test_a_lock_held_elsewhere_says_once_why_it_waits(tmp_path, capsys):
     holder.close()
     thread.join(10)
     assert entered.is_set() and capsys.readouterr().err == ""  # said once
+
+
+def test_a_lock_held_elsewhere_says_why_it_waits_in_one_write(tmp_path, monkeypatch):
+    """On an unbuffered stderr (PYTHONUNBUFFERED) print wrote the waiting line's text and its newline in two writes: a
+    Ctrl-C between them (zoo fit waiting for another fit's folder) ran zoo's interruption line on into the waiting
+    line, and the test of that stop failed now and then on a loaded machine. The line is one write now."""
+    import fcntl
+    import sys
+
+    from neurozoo.datasets.cache import locked
+
+    path = tmp_path / "fit.lock"
+    holder = open(path, "a")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    writes = []
+
+    class Unbuffered:  # each write a write(2) of its own; the first one frees the lock, so the wait ends at once
+        def write(self, text):
+            writes.append(text)
+            fcntl.flock(holder, fcntl.LOCK_UN)
+            return len(text)
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stderr", Unbuffered())
+    with locked(path, waiting="waiting for the fit"):
+        pass
+    holder.close()
+    assert writes == ["waiting for the fit\n"]
 
 
 def test_a_folder_without_its_manifest_is_named_with_its_remedy(tmp_path, monkeypatch, capsys):

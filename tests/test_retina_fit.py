@@ -1169,7 +1169,7 @@ def test_zoo_fit_no_resume_killed_before_its_first_checkpoint_keeps_the_earlier_
 
 @pytest.mark.parametrize("signum, how", [(15, "signal 15"), (2, "Ctrl-C")])
 def test_zoo_fit_waiting_for_a_folders_lock_stops_at_once_on_sigterm_or_ctrl_c_having_written_nothing(
-        ln_recording, tmp_path, signum, how):
+        ln_recording, tmp_path, signum, how, python_ctrl_c):
     """A SIGTERM while `zoo fit` waited for another fit's folder lock killed it without a word (no handler there:
     exit -15), and a Ctrl-C said a bare "interrupted". Now either stops the wait at once with zoo fit's interruption
     line, exit 130, nothing written."""

@@ -1204,6 +1204,25 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
                                   "(killed? out of memory?)")
 
 
+def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_crashes(tiny, tmp_path):
+    """Started with SIGTERM ignored (``trap '' TERM``, a parent that ignores it), which the command's deferred blocks
+    leave ignored (datasets.termination), its workers inherited SIG_IGN: the SIGTERM with which the command stops them
+    once one crashed did nothing, and the other worker ran its trials to the end. The workers get SIGTERM's default
+    back: the other worker stops at once, its running trial marked failed (interrupted), as without the trap."""
+    env = _planted(tmp_path, PLANTED_BUG, PLANTED_BUG="raise", PLANTED_BUG_FLAG=str(tmp_path / "flag"))
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 2, "--export", "0", "--workers", "2", "--epochs", "40", "--pruner", "none")
+    done = subprocess.run(["bash", "-c", "trap '' TERM; exec \"$@\"", "bash", sys.executable, "-m",
+                           "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300, capture_output=True, text=True)
+    assert done.returncode == 1 and re.fullmatch(
+        r"zoo search: worker [12] of 2 \(\S+:\d+\) crashed in trial \d+ \(marked failed\): RuntimeError: planted bug "
+        r"\(traceback above: a bug, please report it\); stopped the other workers \(the other workers' running trial "
+        r"\d+ \(stopped\): marked failed\); rerun to continue the study", done.stderr.splitlines()[-1]), done.stderr
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert sorted(t.user_attrs.get("interrupted", "") for t in trials) == ["", "signal 15"]
+    assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["epochs_done"] < 40 for t in trials)
+
+
 def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):
     """optuna logged the failed trial with the traceback, then ``study.optimize`` raised the exception again and
     Python printed it a second time. The trial's line stays; the traceback comes once, at the end."""

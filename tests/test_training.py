@@ -599,6 +599,36 @@ def test_a_block_deferring_ctrl_c_takes_the_first_as_a_request_and_the_second_at
         signal.signal(signal.SIGINT, before)
 
 
+SIGTERM_IGNORED = """
+import os, signal
+from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred, termination_requested
+
+with sigterm_deferred():
+    with sigterm_deferred("stopping after this epoch"):
+        inside = signal.getsignal(signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise_if_terminated()
+        print(inside is signal.SIG_IGN, termination_requested())
+os.kill(os.getpid(), signal.SIGTERM)
+print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN, "ran on")
+"""
+
+
+@pytest.mark.parametrize("ignored", ["trap '' TERM; exec", "in Python"])
+def test_a_sigterm_the_process_ignores_stays_ignored_inside_and_after_a_deferred_block(ignored):
+    """A process started with SIGTERM ignored (by a parent that ignores it, ``trap '' TERM`` in a shell) took one as a
+    stop request inside ``sigterm_deferred``, whose handler replaced SIG_IGN: it stopped at the next safe point (or
+    at the block's end). As for Ctrl-C, SIG_IGN is now left in place, inside the block and after it."""
+    command = [sys.executable, "-c", SIGTERM_IGNORED]
+    if ignored == "in Python":
+        command[2] = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" + SIGTERM_IGNORED
+    else:
+        command = ["bash", "-c", f"{ignored} \"$@\"", "bash", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert (done.returncode, done.stdout) == (0, "True None\nTrue ran on\n"), done.stderr[-2000:]
+
+
 def test_resume_without_rng_state_still_equals_the_uninterrupted_run(data, tmp_path, straight):
     """Augmentation is seeded per image from (seed, epoch, index): a checkpoint without the processes' random states
     (another number of processes) resumes the same crops and flips, to the uninterrupted run's weights. Before, its

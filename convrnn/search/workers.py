@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -54,8 +55,10 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str) -> Wor
     env = {**os.environ, STORAGE_ENV: storage}
     with tempfile.TemporaryDirectory(prefix="zoo-search-") as folder:  # mode 0700
         reports = [Path(folder) / f"worker{k}.json" for k in range(len(trials))]
+        # a SIGTERM this command ignores, its workers would ignore too, and it stops them with SIGTERM (_stop)
+        ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
         procs = [subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv, "--trials", str(n),
-                                   "--report", str(report)], env=env)
+                                   "--report", str(report)], env=env, preexec_fn=_sigterm_default if ignored else None)
                  for n, report in zip(trials, reports)]
         try:
             first = _wait(procs, reports)
@@ -104,6 +107,17 @@ def write_report(path, *, error: Optional[str] = None, crash: Optional[str] = No
     part = Path(f"{path}.part")
     part.write_text(json.dumps({"error": error} if error is not None else {"crash": crash}))
     os.replace(part, path)
+
+
+def _sigterm_default() -> None:
+    """A worker's SIGTERM back to its default (run in the worker before it starts) when this command ignores SIGTERM
+    (started by a parent that ignores it, ``trap '' TERM``): the workers inherited SIG_IGN, which their deferred
+    blocks leave in place (:mod:`datasets.termination`), so the SIGTERM with which this command stops them (a
+    worker's error or crash, a Ctrl-C here) did nothing, and the command waited for them to run their trials to the
+    end, as a loading worker ignoring SIGTERM would hang the trainer's exit (``datasets.termination.sigterm_from``).
+    Their SIGTERM is then any sender's, as without SIG_IGN: a SIGTERM to the whole process group stops the workers,
+    not this command, which says that they were interrupted."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _stop(procs: List[subprocess.Popen]) -> None:

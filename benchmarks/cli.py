@@ -122,6 +122,7 @@ def _score(args) -> int:
     stored, or, once the record is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the
     same command run again goes on: it reads the activation cache, and reuses an identical stored record rather than
     storing a duplicate."""
+    from neurozoo.benchmarks.paths import remade
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
     state = {"extracted": None, "record": None, "written": False}
@@ -136,6 +137,7 @@ def _score(args) -> int:
             score, model_name = score_from_args(args)
             state["extracted"] = None
             raise_if_terminated()
+            remade(args.out)  # before the record is stored: a folder that cannot be made again stores nothing
             with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
                 store, record_id, reused = _store(args, score, model_name)
             state["record"] = (store, record_id)

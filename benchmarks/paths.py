@@ -35,3 +35,12 @@ def output_folder(path: Union[str, Path]) -> Iterator[Path]:
             except OSError:  # not empty (or not ours to remove): it and its parents stay
                 break
         raise
+
+
+def remade(path: Path) -> Path:
+    """``path`` (an :func:`output_folder`) made again if it is gone, before the first file is written into it. Two
+    commands given one new ``--out`` at once (jobs started together) each make it; when one is refused, its
+    :func:`output_folder` removes the folder, still empty, while the other works: that one then stored its record and
+    failed writing its summary ('<summary>.json.tmp-...: No such file or directory', exit 2)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -162,6 +162,11 @@ def split_wnids(folder: Path) -> List[str]:
     return class_folders(folder)
 
 
+def _not_there(folder: Path) -> str:
+    """Why ``folder`` is no folder: a file given for it was said not to exist (``--data images.tar``)."""
+    return "is a file, not a folder" if folder.exists() else "does not exist"
+
+
 def check_imagenet(data_dir, require_val: bool = False) -> None:
     """The checks of ``open_imagenet`` that need no full listing (folders, class folders, an image in each), for a
     caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder).
@@ -171,7 +176,7 @@ def check_imagenet(data_dir, require_val: bool = False) -> None:
     data_dir = Path(data_dir)
     expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist {expected}")
+        raise DataError(f"data folder {data_dir} {_not_there(data_dir)} {expected}")
     for split in ("train", "val") if require_val else ("train",):
         if not (data_dir / split).is_dir():
             raise DataError(f"data folder {data_dir} has no {split}/ folder {expected}")
@@ -214,7 +219,8 @@ def open_imagenet(data_dir, train_transform=None, val_transform=None,
     ``val`` is optional (absent -> not in the result)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist")
+        raise DataError(f"data folder {data_dir} {_not_there(data_dir)} (expected train/<wnid>/*.JPEG and "
+                        "val/<wnid>/*.JPEG)")
     out: Dict[str, ImageFolder] = {}
     if "train" in splits:
         if not (data_dir / "train").is_dir():

@@ -133,6 +133,16 @@ BAD_INPUT = {
                                         "the model's is (8, 3, 7, 7)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
+    # a misspelt name was answered with the whole list, without the close match that zoo info and zoo fit suggest
+    "score a misspelt model": (lambda t: ["score", "rgc_shalow", "ventral_embedded.V4-temporal"],
+                               "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (ConvRNNs: "
+                               "cornet_rt, "),
+    "run a misspelt model": (lambda t: ["run", "--models", "rgc_shalow", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                             "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (registered: "),
+    "run a misspelt benchmark": (lambda t: ["run", "--benchmarks", "ventral_embedded.V4-temporl", "--db",
+                                            f"sqlite:///{t / 'a.sqlite'}"],
+                                 "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
+                                 "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
 }
 
 

@@ -24,6 +24,10 @@ def output_folder(path: Union[str, Path]) -> Iterator[Path]:
     made here that are still empty are removed again, deepest first; a folder that existed before, or that holds a
     file by then, stays."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # mkdir's FileExistsError said only "File exists"
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"{path}: is a file, not a folder (--out names the folder for figures and summaries)")
     made = [folder for folder in (path, *path.parents) if not os.path.lexists(folder)]
     path.mkdir(parents=True, exist_ok=True)
     try:

@@ -74,6 +74,10 @@ def run_score(args) -> int:
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     check_own_data_options(args)
+    if args.checkpoint is not None:  # before anything is made: the record's sha256 of it was its first read
+        from neurozoo.datasets.torch_files import check_torch_path
+
+        check_torch_path(args.checkpoint)
     if getattr(args, "cross_stimulus", False) and not (_is_embedded_heldout(args.benchmark) and args.checkpoint):
         raise UserFacingError(f"--cross-stimulus applies to --checkpoint weights scored on a held-out benchmark of the "
                               f"embedded retina ({', '.join(_embedded_heldout())}), not to {args.benchmark}"

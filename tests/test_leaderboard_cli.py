@@ -141,6 +141,12 @@ BAD_INPUT = {
     "fit --out a file": (lambda t: ["fit", "ln", "--data", str(_recording(t)), "--out", str(_a_file(t)), "--quiet"],
                          "--out {t}/a_file: is a file, not a folder (zoo fit writes its checkpoint, weights and metrics "
                          "into a folder)"),
+    # hashed for the record before it was read: 'PATH: No such file or directory', naming no option, after the model
+    "score a missing checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
+                                              str(t / "gone.pt")], "error: checkpoint {t}/gone.pt does not exist"),
+    "score a folder as checkpoint": (lambda t: ["score", "ln", "retina_embedded.osr", "--checkpoint", str(t)],
+                                     "error: checkpoint {t} is a folder, not a file: give the file in it (it holds no "
+                                     ".pt file)"),
     # a misspelt name was answered with the whole list, without the close match that zoo info and zoo fit suggest
     "score a misspelt model": (lambda t: ["score", "rgc_shalow", "ventral_embedded.V4-temporal"],
                                "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (ConvRNNs: "

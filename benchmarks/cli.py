@@ -87,6 +87,10 @@ def run_score(args) -> int:
             raise UserFacingError(f"--stimulus-class applies to {_file_heldout()} (the stimulus class of --data's "
                                   f"file), not to {args.benchmark}")
         checked_stimulus_class(args.stimulus_class)
+    if args.checkpoint is not None:  # before anything is made: the record's sha256 of it was its first read
+        from neurozoo.datasets.torch_files import check_torch_path
+
+        check_torch_path(args.checkpoint)
     if getattr(args, "cross_stimulus", False) and not (_is_heldout(args.benchmark) and args.checkpoint):
         raise UserFacingError(f"--cross-stimulus applies to --checkpoint weights scored on a held-out retina benchmark "
                               f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}"
@@ -136,6 +140,7 @@ def _score(args) -> int:
     is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
     on: it reads the activation cache (and resumes an extraction after the batches it finished, which the cache
     kept), and reuses an identical stored record rather than storing a duplicate."""
+    from neurozoo.benchmarks.paths import remade
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
     state = {"extracted": None, "analysing": False, "record": None, "written": False}
@@ -152,6 +157,7 @@ def _score(args) -> int:
             score, model_name = score_from_args(args, safe_point)
             state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
+            remade(args.out)  # before the record is stored: a folder that cannot be made again stores nothing
             with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
                 store, record_id, reused = _store(args, score, model_name)
             state["record"] = (store, record_id)

@@ -63,8 +63,11 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         from neurozoo.convrnn import with_trained_settings
 
         if name not in convrnn.MODELS:
-            raise UserFacingError(f"unknown model {name!r}; ConvRNNs: {', '.join(convrnn.list_models())}; "
-                                  f"or timm:<name> for a timm model{spec_path_hint(name)}")
+            from neurozoo.datasets.errors import did_you_mean
+
+            raise UserFacingError(f"unknown model {name!r}{did_you_mean([name], convrnn.list_models(), n=3, show=str)} "
+                                  f"(ConvRNNs: {', '.join(convrnn.list_models())}; or timm:<name> for a timm model)"
+                                  f"{spec_path_hint(name)}")
         saved = read_torch_file(checkpoint) if checkpoint is not None else None
         # a zoo train checkpoint's model: built with its settings and data's classes, unless the overrides say otherwise
         model = convrnn.create_model(name, **with_trained_settings(overrides, saved))

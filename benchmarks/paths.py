@@ -24,6 +24,10 @@ def output_folder(path: Union[str, Path]) -> Iterator[Path]:
     made here that are still empty are removed again, deepest first; a folder that existed before, or that holds a
     file by then, stays."""
     path = Path(path)
+    if path.exists() and not path.is_dir():  # mkdir's FileExistsError said only "File exists"
+        from neurozoo.datasets.errors import UserFacingError
+
+        raise UserFacingError(f"{path}: is a file, not a folder (--out names the folder for figures and summaries)")
     made = [folder for folder in (path, *path.parents) if not os.path.lexists(folder)]
     path.mkdir(parents=True, exist_ok=True)
     try:
@@ -35,3 +39,12 @@ def output_folder(path: Union[str, Path]) -> Iterator[Path]:
             except OSError:  # not empty (or not ours to remove): it and its parents stay
                 break
         raise
+
+
+def remade(path: Path) -> Path:
+    """``path`` (an :func:`output_folder`) made again if it is gone, before the first file is written into it. Two
+    commands given one new ``--out`` at once (jobs started together) each make it; when one is refused, its
+    :func:`output_folder` removes the folder, still empty, while the other works: that one then stored its record and
+    failed writing its summary ('<summary>.json.tmp-...: No such file or directory', exit 2)."""
+    path.mkdir(parents=True, exist_ok=True)
+    return path

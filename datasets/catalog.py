@@ -127,7 +127,8 @@ def import_files(name: str, source: Optional[Path] = None, link: bool = False, f
     entry = get(name)
     source = Path(source) if source is not None else shared_data_dir()
     if not source.is_dir():
-        raise DataError(f"{source}: source folder for {name!r} does not exist (give --from DIR or set NEUROZOO_SHARED_DATA)")
+        state = "is a file, not a folder" if source.exists() else "does not exist"
+        raise DataError(f"{source}: source folder for {name!r} {state} (give --from DIR or set NEUROZOO_SHARED_DATA)")
     done, to_write = [], []
     for file in entry.files:  # what to do with each file, every source verified: nothing is written yet
         target = cached_path(file)

@@ -196,9 +196,19 @@ def _fail(path, dataset, message):
     raise DataError(f"{path}: dataset {dataset}: {message}")
 
 
+def _read(path, dataset, stored, dtype=None, part: Optional[slice] = None) -> np.ndarray:
+    """``stored`` (an HDF5 dataset, or an array), or ``stored[part]``, read as an array; a ``DataError`` naming
+    ``dataset`` where HDF5 cannot read it: a file whose header is whole but whose data is damaged (a compressed chunk
+    that no longer decompresses) failed in h5py's OSError traceback, naming no file or dataset."""
+    try:
+        return np.asarray(stored if part is None else stored[part], dtype)
+    except OSError as error:
+        _fail(path, dataset, f"cannot be read, the file is damaged (HDF5: {error}); copy or export the recording again")
+
+
 def _checked_stimulus(path, split: str, stored) -> np.ndarray:
     """The stimulus dataset ``stored`` read as float32, refused unless finite, and warned of if far from zero mean."""
-    stimulus, stored_uint8 = np.asarray(stored, np.float32), stored.dtype == np.uint8
+    stimulus, stored_uint8 = _read(path, f"{split}/stimulus", stored, np.float32), stored.dtype == np.uint8
     _check_finite(path, f"{split}/stimulus", stimulus, ("frame", "row", "column"),
                   f"finite intensities, shape (T, {FRAME_SIZE}, {FRAME_SIZE})")
     if not stored_uint8:  # a uint8 stimulus is warned of when the file is read
@@ -214,10 +224,10 @@ MAX_STIMULUS_OFFSET = 0.25
 MAX_CONTRAST_RATIO = 1.5
 
 
-def _stimulus_statistics(stimulus) -> Tuple[float, float]:
-    """``(mean, sd)`` of a stimulus (an array, or an HDF5 dataset read in part), measured on about 2000 frames spread
-    over it."""
-    sample = np.asarray(stimulus[::max(1, len(stimulus) // 2000)], np.float64)
+def _stimulus_statistics(stimulus, path=None, dataset=None) -> Tuple[float, float]:
+    """``(mean, sd)`` of a stimulus (an array, or the HDF5 dataset ``dataset`` of ``path`` read in part), measured on
+    about 2000 frames spread over it."""
+    sample = _read(path, dataset, stimulus, np.float64, slice(None, None, max(1, len(stimulus) // 2000)))
     return float(sample.mean()), float(sample.std())
 
 
@@ -363,7 +373,7 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
     if "firing_rate_10ms" in present:
         where = f"{group}/firing_rate_10ms"
         expected = f"(n_repeats >= 2, {n_cells}, {T}) (trials, cells, T matching {split}/response)"
-        data = np.asarray(_numeric(path, f, where, expected), np.float32)
+        data = _read(path, where, _numeric(path, f, where, expected), np.float32)
         if data.ndim != 3 or data.shape[1:] != (n_cells, T) or data.shape[0] < 2:
             hint = ""
             if data.ndim == 3 and data.shape[0] == n_cells and data.shape[2] == T and data.shape[1] >= 2:
@@ -385,7 +395,7 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
     arrays = []
     for c in cells:
         where = f"{group}/{c}"
-        data = np.asarray(_numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
+        data = _read(path, where, _numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
         if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
             _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
         if arrays and data.shape != arrays[0].shape:
@@ -463,7 +473,7 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
         if T < N_FRAMES:
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}) with T >= {N_FRAMES} "
                   f"(one {N_FRAMES}-frame window), got {stim.shape}")
-        time = np.asarray(_numeric(path, f, f"{split}/time", f"({T},)"))
+        time = _read(path, f"{split}/time", _numeric(path, f, f"{split}/time", f"({T},)"))
         if time.shape != (T,):
             _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
         _check_finite(path, f"{split}/time", time, ("frame",), f"finite frame times in s, shape ({T},)")
@@ -471,7 +481,7 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
         responses, n_cells = {}, None
         for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
             where = f"{split}/response/{key}"
-            data = np.asarray(_numeric(path, f, where, f"(cells, {T})"), np.float32)
+            data = _read(path, where, _numeric(path, f, where, f"(cells, {T})"), np.float32)
             if data.ndim != 2 or data.shape[0] == 0:
                 _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
             if data.shape[0] == T != data.shape[1]:  # Keras-style (T, cells): say so, not a shape (T, T)
@@ -528,7 +538,8 @@ def _warn_of_unlike_stimuli(path: str, state: tuple) -> None:
     import h5py
 
     with h5py.File(path, "r") as f:
-        statistics = {split: _stimulus_statistics(f[f"{split}/stimulus"]) for split in ("train", "test")}
+        statistics = {split: _stimulus_statistics(f[f"{split}/stimulus"], path, f"{split}/stimulus")
+                      for split in ("train", "test")}
     (train_mean, train_sd), (test_mean, test_sd) = statistics["train"], statistics["test"]
     unlike = []
     if abs(test_mean - train_mean) > MAX_STIMULUS_OFFSET * train_sd:
@@ -562,7 +573,7 @@ def read_spikes(path) -> Dict[str, np.ndarray]:
         out = {}
         for cell in _cell_order(f["spikes"].keys()):
             where = f"spikes/{cell}"
-            times = np.asarray(_numeric(path, f, where, "(n_spikes,)"))  # text or NaN times were returned as they were
+            times = _read(path, where, _numeric(path, f, where, "(n_spikes,)"))  # text/NaN times were returned as is
             if times.ndim != 1:
                 _fail(path, where, f"expected shape (n_spikes,), got {times.shape}")
             _check_finite(path, where, times, ("spike",), "finite spike times in s, shape (n_spikes,)")

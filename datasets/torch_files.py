@@ -16,12 +16,10 @@ class UnreadableTorchFile(DataError):
     """A file that exists but is no PyTorch file of tensors (damaged, cut short, or another format)."""
 
 
-def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:
-    """``torch.load(path, weights_only=True)``, or a ``DataError`` naming ``what`` and ``path``
-    (``UnreadableTorchFile`` when the file exists but cannot be read). ``mmap``: tensors are mapped, not read (for
-    a few counters of a large checkpoint)."""
-    import torch
-
+def check_torch_path(path, what: str = "checkpoint") -> Path:
+    """``path`` if it is a file, else a ``DataError`` naming ``what``: a folder (the files in it that it may mean) or a
+    path that is not there. For a caller that reads the file later but must refuse a bad path first (``zoo score``
+    hashes its --checkpoint for the record before loading it: mkdir's or open's bare 'No such file or directory')."""
     path = Path(path)
     if path.is_dir():  # a fit's or a training run's output folder, given for the weights in it
         held = sorted(child.name for child in path.glob("*.pt"))
@@ -29,6 +27,16 @@ def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu", m
                         + (f" ({', '.join(held)})" if held else " (it holds no .pt file)"))
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist")
+    return path
+
+
+def read_torch_file(path, what: str = "checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``, or a ``DataError`` naming ``what`` and ``path``
+    (``UnreadableTorchFile`` when the file exists but cannot be read). ``mmap``: tensors are mapped, not read (for
+    a few counters of a large checkpoint)."""
+    import torch
+
+    path = check_torch_path(path, what)
     try:
         return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # pickle, zip, unpickler and torch errors alike

@@ -140,10 +140,28 @@ def refit(path: Path, summary: Dict[str, Any], data: Path, device: str, scratch:
     return result, evaluate(result.model, data, device=device), weights_sha256(scratch)
 
 
-def number_pairs(path: Path, summary: Dict[str, Any], result, frame) -> Tuple[List[Tuple[str, Any, Any]], List[str]]:
+def stored_metrics(path: Path):
+    """``heldout_metrics.csv`` beside ``path`` as a frame (a row per cell), or None where there is none; refused,
+    naming it, where it does not parse: it was read after the fit, and an empty or cut-short file ended the
+    reproduction in pandas' EmptyDataError or ParserError traceback once the model was fitted again."""
+    import pandas as pd
+
+    metrics = path.parent / "heldout_metrics.csv"
+    if not metrics.is_file():
+        return None
+    try:
+        return pd.read_csv(metrics, index_col=0)
+    except ValueError as error:  # pandas' EmptyDataError and ParserError, a UnicodeDecodeError
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{metrics}: not a readable CSV file ({reason}); expected zoo fit's per-cell held-out metrics "
+                        "(a header, then a row per cell); the file was edited or cut short") from None
+
+
+def number_pairs(path: Path, summary: Dict[str, Any], result, frame,
+                 stored) -> Tuple[List[Tuple[str, Any, Any]], List[str]]:
     """``(pairs, mismatches)``: ``(field, stored, rerun)`` of every compared number (:data:`NUMBERS`, the output
-    calibration's, each per-cell number of ``heldout_metrics.csv`` beside ``path``, each numeric fit setting), and
-    the names of what must be equal and is not (the cells, a text setting)."""
+    calibration's, each per-cell number of ``stored``, :func:`stored_metrics`, each numeric fit setting), and the
+    names of what must be equal and is not (the cells, a text setting)."""
     import pandas as pd
 
     from neurozoo.retina.metrics import summary as medians
@@ -163,8 +181,7 @@ def number_pairs(path: Path, summary: Dict[str, Any], result, frame) -> Tuple[Li
         elif a != b:
             mismatched.append((f"settings.{name}", a, b))
     metrics = path.parent / "heldout_metrics.csv"
-    if metrics.is_file():  # the rerun's read back from its CSV text, as the stored were: like compared with like
-        stored = pd.read_csv(metrics, index_col=0)
+    if stored is not None:  # the rerun's read back from its CSV text, as the stored were: like compared with like
         rerun = pd.read_csv(io.StringIO(frame.to_csv()), index_col=0)
         if list(stored.index) != list(rerun.index) or list(stored.columns) != list(rerun.columns):
             mismatched.append((f"{metrics.name} cells and columns", [*stored.index, *stored.columns],
@@ -225,12 +242,13 @@ def run(args) -> int:
     path = summary_path(args.record)
     summary = read_summary(path)
     data = recording(path, summary)  # before any fitting
+    stored = stored_metrics(path)  # and so is the per-cell table
     threads = fit_threads(summary["provenance"].get("fit_torch_threads"),
                           (summary["provenance"].get("environment") or {}).get("torch_threads"))
     with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-fit-") as scratch:
         result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)),
                                               blas=recorded_blas_threads(summary["provenance"]))
-    pairs, mismatched = number_pairs(path, summary, result, frame)
+    pairs, mismatched = number_pairs(path, summary, result, frame, stored)
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)
     stored_r, rerun_r = summary.get("median_correlation"), next(b for name, _, b in pairs if name == "median_correlation")
     print(f"{path}: {summary['model']} fitted to {data} (seed {summary['provenance']['seed']}), stored median held-out "

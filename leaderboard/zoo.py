@@ -93,8 +93,11 @@ def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str
         if not match:
             from neurozoo.benchmarks.named_models import spec_path_hint
 
-            raise UserFacingError(f"unknown model {name!r}; registered: {', '.join(n for _, n in known)}"
-                                  f"{spec_path_hint(name)}")
+            from neurozoo.datasets.errors import did_you_mean
+
+            names_known = [n for _, n in known]
+            raise UserFacingError(f"unknown model {name!r}{did_you_mean([name], names_known, n=3, show=str)} "
+                                  f"(registered: {', '.join(names_known)}){spec_path_hint(name)}")
         out.append(match[0])
     return out
 
@@ -112,7 +115,11 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
     names = list(benchmark_names) if benchmark_names else default_benchmarks()
     for name in names:
         if name not in benchmarks.BENCHMARKS:
-            raise UserFacingError(f"unknown benchmark {name!r}; registered: {', '.join(benchmarks.list_benchmarks())}")
+            from neurozoo.datasets.errors import did_you_mean
+
+            known = benchmarks.list_benchmarks()
+            raise UserFacingError(f"unknown benchmark {name!r}{did_you_mean([name], known, n=3, show=str)} "
+                                  f"(registered: {', '.join(known)})")
     checkpoints = checkpoints or {}
     families = model_families(models)
     for model, path in checkpoints.items():  # one the run would not read must not pass as scored

@@ -142,6 +142,9 @@ def _run_fit(args) -> int:
             home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
             out = args.out or home / "retina" / f"{args.model}-{path.stem}"
             checked_config(model, FitConfig(**overrides))  # refused before the lock file is made beside `out`
+            if Path(out).exists() and not Path(out).is_dir():  # "OUT: File exists", once the lock was made beside it
+                raise UserFacingError(f"--out {out}: is a file, not a folder (zoo fit writes its checkpoint, weights "
+                                      "and metrics into a folder)")
             # as the fit cache's folders: a second `zoo fit` into this folder waits, then resumes or reads this fit
             with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,

@@ -42,6 +42,17 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     assert cache_dir() == cache_dir().home() / ".cache" / "neurozoo"
 
 
+def test_import_from_a_file_or_a_missing_folder_says_which(toy, tmp_path):
+    """`zoo data import NAME --from data.zip` (a file) said the source folder "does not exist"."""
+    (tmp_path / "data.zip").write_bytes(b"PK")
+    for source, state in ((tmp_path / "data.zip", "is a file, not a folder"), (tmp_path / "gone", "does not exist")):
+        with pytest.raises(DataError) as raised:
+            zoo_data("import", "toy.set", "--from", str(source))
+        assert str(raised.value) == (f"{source}: source folder for 'toy.set' {state} (give --from DIR or set "
+                                     "NEUROZOO_SHARED_DATA)")
+    assert not (cache_dir() / "data").exists()
+
+
 def test_import_copies_verified_files(toy, capsys):
     assert zoo_data("import", "toy.set", "--from", str(toy)) == 0
     cached = catalog.cached_path(catalog.get("toy.set").files[0])

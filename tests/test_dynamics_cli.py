@@ -282,6 +282,30 @@ def test_a_refused_input_leaves_no_empty_out_folder_behind(argv, tmp_path, capsy
     assert (tmp_path / "there").is_dir()
 
 
+def test_an_out_folder_removed_by_a_refused_score_meanwhile_is_made_again(tmp_path, monkeypatch, capsys):
+    """Two zoo score jobs started with one new --out each make it; the one refused removed it (still empty: its
+    output_folder) while the other scored, which then stored its record and failed writing its summary:
+    'OUT/<summary>.json.tmp-...: No such file or directory', exit 2, a record without its summary. The folder is made
+    again before the record is stored. (zoo dynamics and compare write their figures first, which make it.)"""
+    from neurozoo.benchmarks import cli
+    from neurozoo.benchmarks.score import Score
+
+    out, db = tmp_path / "new" / "out", f"sqlite:///{tmp_path / 'results.sqlite'}"
+
+    def scored_as_the_other_run_removes_out(args):
+        out.rmdir()
+        out.parent.rmdir()
+        return Score(value=0.5, error=0.01, ceiling=0.9, raw=0.4, provenance={"settings": {}, "device": "cpu"}), "ln"
+
+    monkeypatch.setattr(cli, "score_from_args", scored_as_the_other_run_removes_out)
+    assert main(["score", "ln", "retina_embedded.whitenoise-heldout", "--db", db, "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    summaries = list(out.glob("*.json"))
+    assert [record.value for record in ResultsStore(db).records()] == [0.5] and len(summaries) == 1
+    assert json.loads(summaries[0].read_text())["value"] == 0.5
+    assert f"summary {summaries[0]}" in capsys.readouterr().out
+
+
 def test_zoo_dynamics_says_when_no_point_was_found(tmp_path, monkeypatch, capsys):
     """A search that ends with no fixed or slow point (conv10's whole map of an untrained rgc_intermediate) printed
     "... 0 slow; spectral radii " and nothing after it."""

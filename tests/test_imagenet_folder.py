@@ -22,6 +22,19 @@ def folder(tmp_path):
     return write_image_folder(tmp_path / "data", per_class=3, val_per_class=2, wnids=WNIDS, greyscale_every=5)
 
 
+@pytest.mark.parametrize("check", ["open_imagenet", "check_imagenet"])
+def test_a_file_given_as_the_data_folder_is_named_a_file_not_said_to_be_missing(check, tmp_path):
+    """zoo train/search --data images.tar (a file, not the folder) said "data folder images.tar does not exist"."""
+    from neurozoo.convrnn.training import imagefolder
+
+    (tmp_path / "images.tar").write_bytes(b"not a folder")
+    expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
+    for path, state in ((tmp_path / "images.tar", "is a file, not a folder"), (tmp_path / "gone", "does not exist")):
+        with pytest.raises(DataError) as raised:
+            getattr(imagefolder, check)(path)
+        assert str(raised.value) == f"data folder {path} {state} {expected}"
+
+
 def test_class_index_is_sorted_train_wnids_and_shared_with_val(folder):
     splits = open_imagenet(folder, build_transform(32, True), build_transform(32, False))
     train, val = splits["train"], splits["val"]

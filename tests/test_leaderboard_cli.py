@@ -133,6 +133,30 @@ BAD_INPUT = {
                                         "the model's is (8, 3, 7, 7)"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
+    # --out naming a file: "OUT: File exists", mkdir's words, which read as if the folder were there and in use
+    "score --out a file": (lambda t: ["score", "nosuch", "ventral_embedded.V4-temporal", "--out", str(_a_file(t))],
+                           "{t}/a_file: is a file, not a folder (--out names the folder for figures and summaries)"),
+    "dynamics --out a file": (lambda t: ["dynamics", "linear", "--no-store", "--out", str(_a_file(t))],
+                              "{t}/a_file: is a file, not a folder (--out names the folder"),
+    "fit --out a file": (lambda t: ["fit", "ln", "--data", str(_recording(t)), "--out", str(_a_file(t)), "--quiet"],
+                         "--out {t}/a_file: is a file, not a folder (zoo fit writes its checkpoint, weights and metrics "
+                         "into a folder)"),
+    # hashed for the record before it was read: 'PATH: No such file or directory', naming no option, after the model
+    "score a missing checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
+                                              str(t / "gone.pt")], "error: checkpoint {t}/gone.pt does not exist"),
+    "score a folder as checkpoint": (lambda t: ["score", "ln", "retina_embedded.osr", "--checkpoint", str(t)],
+                                     "error: checkpoint {t} is a folder, not a file: give the file in it (it holds no "
+                                     ".pt file)"),
+    # a misspelt name was answered with the whole list, without the close match that zoo info and zoo fit suggest
+    "score a misspelt model": (lambda t: ["score", "rgc_shalow", "ventral_embedded.V4-temporal"],
+                               "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (ConvRNNs: "
+                               "cornet_rt, "),
+    "run a misspelt model": (lambda t: ["run", "--models", "rgc_shalow", "--db", f"sqlite:///{t / 'a.sqlite'}"],
+                             "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (registered: "),
+    "run a misspelt benchmark": (lambda t: ["run", "--benchmarks", "ventral_embedded.V4-temporl", "--db",
+                                            f"sqlite:///{t / 'a.sqlite'}"],
+                                 "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
+                                 "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
 }
 
 
@@ -144,6 +168,27 @@ def _other_width(tmp_path):
     path = tmp_path / "w025.pt"
     torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.25).state_dict(), path)
     return path
+
+
+def _a_file(tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("")
+    return path
+
+
+def _recording(tmp_path, T=2500):
+    """A recording long enough to fit on (5 blocks that each leave validation frames)."""
+    import numpy as np
+
+    from neurozoo.datasets.retina_h5 import write_experiment
+
+    rng = np.random.default_rng(0)
+    stimulus = rng.standard_normal((T, 50, 50)).astype("f4")
+    train = {"stimulus": stimulus, "time": np.arange(T) * 0.01, "response": {"firing_rate_10ms": rng.random((2, T))}}
+    trials = rng.random((2, 1, 100)) + 0.01 * rng.random((2, 3, 100))
+    test = {"stimulus": stimulus[:100], "time": np.arange(100) * 0.01, "response": {"firing_rate_10ms": trials.mean(1)},
+            "repeats": {"cell01": trials[0], "cell02": trials[1]}}
+    return write_experiment(tmp_path / "rec.h5", train=train, test=test)
 
 
 def _garbage(tmp_path):

@@ -871,6 +871,29 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
     assert "neither a record id nor a zoo fit summary.json" in capsys.readouterr().err
 
 
+def test_an_unreadable_heldout_metrics_csv_is_refused_naming_it_before_the_fit(tmp_path, capsys, monkeypatch):
+    """heldout_metrics.csv was read after the model was fitted again: an empty, cut-short or binary one ended zoo
+    reproduce in pandas' EmptyDataError / ParserError / UnicodeDecodeError traceback after the whole fit."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.retina import fit as fitting
+
+    fit = tmp_path / "fit"
+    assert _zoo("fit", "ln", "--data", load_embedded_retina("whitenoise", **RETINA_SIZES), "--epochs", "1", "--quiet",
+                "--out", fit) == 0
+    monkeypatch.setattr(fitting, "fit", lambda *a, **k: pytest.fail("fitted before refusing"))
+    metrics = fit / "heldout_metrics.csv"
+    for content, reason in [(b"", "No columns to parse from file"),
+                            (b'cell,correlation\ncell01,"0.5\n', "Error tokenizing data. C error: EOF inside string"),
+                            (b"\xff\xfe\x00\x81garbage", "'utf-8' codec can't decode byte 0xff in position 0")]:
+        metrics.write_bytes(content)
+        capsys.readouterr()
+        assert _zoo("reproduce", fit) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"zoo reproduce: error: {metrics}: not a readable CSV file ({reason}") and \
+            err.endswith("expected zoo fit's per-cell held-out metrics (a header, then a row per cell); the file was "
+                         "edited or cut short\n") and err.count("\n") == 1, err
+
+
 def test_a_json_file_that_is_no_zoo_fit_summary_is_named_for_what_it_is(tmp_path, capsys):
     """zoo reproduce reduction.json (a probe's record) or history.json said "no field 'data' ...; the record was edited
     or cut short": the user's file was whole, and the message sent them looking for damage."""

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from neurozoo.datasets.errors import DataError
-from neurozoo.datasets.retina_h5 import (MIN_VALIDATION_FRAMES, N_FRAMES, StimulusWindows, firing_rates, movie_windows,
-                                read_experiment, read_spikes, split_blocks, write_experiment)
+from neurozoo.datasets.retina_h5 import (MIN_VALIDATION_FRAMES, N_FRAMES, StimulusWindows, checked_experiment,
+                                         firing_rates, movie_windows, read_experiment, read_spikes, split_blocks,
+                                         write_experiment)
 
 
 def _experiment(tmp_path, T=120, T_test=80, cells=3, repeats=4, seed=0):
@@ -340,6 +341,40 @@ def test_a_malformed_file_is_refused_naming_the_file_the_field_and_what_was_expe
     with pytest.raises(DataError) as info:
         read_experiment(path, split)
     assert str(info.value) == f"{path}: {message}"
+
+
+def _damage(path, dataset):
+    """``dataset`` stored again gzip-compressed, then its first chunk overwritten on disk: the file opens, its
+    header whole, and HDF5 fails only as that chunk is read (a file damaged in a copy or on a disk)."""
+    with h5py.File(path, "a") as f:
+        data = f[dataset][...]
+        del f[dataset]
+        f.create_dataset(dataset, data=data, compression="gzip", chunks=data.shape)
+        chunk = f[dataset].id.get_chunk_info(0)
+    with open(path, "r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xab" * chunk.size)
+
+
+@pytest.mark.parametrize("dataset,read", [
+    ("train/time", lambda p: read_experiment(p, "train")),
+    ("train/response/binned", lambda p: read_experiment(p, "train")),
+    ("train/stimulus", lambda p: read_experiment(p, "train", check_stimulus=True)),
+    ("test/stimulus", lambda p: read_experiment(p, "test")),
+    ("test/repeats/cell02", lambda p: read_experiment(p, "test")),
+    ("train/stimulus", checked_experiment),  # its mean and sd, sampled against the test stimulus's
+    ("spikes/cell02", read_spikes),
+])
+def test_a_damaged_dataset_is_named_not_an_hdf5_traceback(tmp_path, dataset, read):
+    """A file whose header is whole and whose data is damaged opened, and failed as the dataset was read, in h5py's
+    OSError traceback ('Can't synchronously read data (filter returned failure during read)'), naming neither the
+    file nor the dataset."""
+    path, *_ = _experiment(tmp_path)
+    _damage(path, dataset)
+    with pytest.raises(DataError) as info:
+        read(path)
+    assert str(info.value).startswith(f"{path}: dataset {dataset}: cannot be read, the file is damaged (HDF5: ")
+    assert str(info.value).endswith("); copy or export the recording again")
 
 
 def test_spikes_missing_name_what_the_file_holds(tmp_path):

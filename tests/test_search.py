@@ -1025,15 +1025,29 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
     (tmp_path / "val_ok").rename(tmp_path / "ok" / "val")
     # --n-steps shorter than the spec's image_steps: optuna's traceback, a FAIL trial in the study, then the error
     assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
-                 "--n-steps", "6"]) == 2
+                 "--batch-size", "2", "--n-steps", "6"]) == 2  # a full batch of its 2 images: the unroll is refused
     assert capsys.readouterr().err == ("zoo search: error: --n-steps/--image-steps: rgc_intermediate with overrides "
                                        "['n_steps'] (spec 'rgc_intermediate'): need integers n_steps >= 1 and 0 <= "
                                        "image_steps <= n_steps, got n_steps=6, image_steps=12\n")
     assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
-                 "--n-steps", "6", "--image-steps", "3"]) == 2
+                 "--batch-size", "2", "--n-steps", "6", "--image-steps", "3"]) == 2
     assert capsys.readouterr().err == ("zoo search: error: --n-steps 6: in rgc_intermediate the image first reaches "
                                        "the logits at step 10, so no trained output would depend on it; set "
                                        "--n-steps > 10\n")
+    assert not out.exists()
+
+
+def test_a_data_folder_without_a_full_batch_is_refused_before_the_study_exists(tmp_path, capsys):
+    """Four training images at --batch-size 8 were found too few by each trial's trainer: optuna's 'Trial 0 failed'
+    warning and a FAIL trial recorded in the study, then the error."""
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+    from neurozoo.leaderboard.cli import main
+
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=2, size=16, val_per_class=1)
+    out = tmp_path / "search"
+    assert main(["search", "--data", str(data), "--trials", "1", "--batch-size", "8", "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"zoo search: error: {data / 'train'}: 4 training images give no full batch of "
+                                       "8 per process on 1 process(es); lower --batch-size\n")
     assert not out.exists()
 
 

@@ -131,7 +131,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from neurozoo.convrnn.training.imagefolder import check_imagenet
 
-    check_imagenet(args.data, require_val=True)  # before the study exists: a bad --data must not record failed trials
+    # before the study exists: a bad --data (or one without a full --batch-size of images) must not record failed trials
+    check_imagenet(args.data, require_val=True, batch_size=args.batch_size)
     space = load_space(args.space)
     if space.cell_weight_decay and args.optimizer != "sgd":
         raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "

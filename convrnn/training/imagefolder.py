@@ -162,16 +162,23 @@ def split_wnids(folder: Path) -> List[str]:
     return class_folders(folder)
 
 
-def check_imagenet(data_dir, require_val: bool = False) -> None:
+def _not_there(folder: Path) -> str:
+    """Why ``folder`` is no folder: a file given for it was said not to exist (``--data images.tar``)."""
+    return "is a file, not a folder" if folder.exists() else "does not exist"
+
+
+def check_imagenet(data_dir, require_val: bool = False, batch_size: Optional[int] = None) -> None:
     """The checks of ``open_imagenet`` that need no full listing (folders, class folders, an image in each), for a
     caller that must refuse a bad folder before it records anything (``zoo search``: a failed trial per bad folder).
     ``require_val`` (the search, which trains on train/ and scores on val/): val/ must exist and both splits must hold
     the same classes; a train/ with classes val/ lacks was accepted, and so was a flat val/ whose WNIDs train/ lacks,
-    found only when a trial opened the folder."""
+    found only when a trial opened the folder. ``batch_size``: train/ must hold one full batch of images (the trainer's
+    check, made when each trial set up its trainer: a FAIL trial in the study with optuna's warning, then the error);
+    images are counted until there are that many, so a large folder is not walked whole."""
     data_dir = Path(data_dir)
     expected = "(expected train/<wnid>/*.JPEG and val/<wnid>/*.JPEG)"
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist {expected}")
+        raise DataError(f"data folder {data_dir} {_not_there(data_dir)} {expected}")
     for split in ("train", "val") if require_val else ("train",):
         if not (data_dir / split).is_dir():
             raise DataError(f"data folder {data_dir} has no {split}/ folder {expected}")
@@ -193,6 +200,14 @@ def check_imagenet(data_dir, require_val: bool = False) -> None:
             folder = data_dir / split / name
             if not any(is_image(f) for _, _, files in os.walk(folder, followlinks=True) for f in files):
                 raise no_images(folder)
+    if batch_size is not None:
+        train, found = data_dir / "train", 0
+        for _, _, files in os.walk(data_dir / "train", followlinks=True):
+            found += sum(map(is_image, files))
+            if found >= batch_size:
+                return
+        raise DataError(f"{train}: {found} training images give no full batch of {batch_size} per process on 1 "
+                        "process(es); lower --batch-size")
 
 
 def raised_in_worker(error: Exception) -> str:
@@ -214,7 +229,8 @@ def open_imagenet(data_dir, train_transform=None, val_transform=None,
     ``val`` is optional (absent -> not in the result)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise DataError(f"data folder {data_dir} does not exist")
+        raise DataError(f"data folder {data_dir} {_not_there(data_dir)} (expected train/<wnid>/*.JPEG and "
+                        "val/<wnid>/*.JPEG)")
     out: Dict[str, ImageFolder] = {}
     if "train" in splits:
         if not (data_dir / "train").is_dir():

@@ -141,6 +141,30 @@ def test_a_partial_of_another_batch_size_is_not_used_and_is_replaced(stimuli, tm
     _assert_identical(resumed, _uninterrupted(_toy, stimuli, layers, tmp_path, batch_size=4))
 
 
+def test_a_partial_extracted_under_another_cpu_thread_count_is_not_used_and_is_replaced(stimuli, tmp_path):
+    """The thread count groups a CPU extraction's float sums: 1 and 2 threads gave the tiny ConvRNN's ("convrnn
+    streamed") conv2 features differing in 2773 of 3800 values (2026-12-04), so batches kept under 2 threads were
+    stitched to batches extracted under 1, features no uninterrupted run gives. The count is now a resume setting on
+    the CPU. (The hooked model: two threads cost that ConvRNN a minute on a busy 2-core machine.)"""
+    make, layers = MODELS["hooked"]
+    cache, model = ActivationCache(tmp_path / "acts"), _counted(make())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _stopped_at(model, stimuli, layers, cache, stop_before=2)
+    finally:
+        torch.set_num_threads(1)
+    try:
+        model.passes = 0
+        with pytest.warns(UserWarning, match=r"batch-00000.signed: extracted with another torch_threads 2, not 1; not "
+                                             r"used: .* extracts the other 4 of 4 again"):
+            resumed = _extract(model, stimuli, layers, cache)
+        assert model.passes == N_BATCHES and _partials(cache) == []
+        _assert_identical(resumed, _uninterrupted(make, stimuli, layers, tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_partial_of_other_settings_is_its_own_and_a_moved_one_is_not_used(stimuli, tmp_path):
     """A partial entry is keyed by the layer's final key (model, stimuli, settings, layer): one of other settings is
     never read, and one moved under another key, or to another batch's name, fails its digest or its header."""

@@ -135,13 +135,16 @@ def _score(args) -> int:
     finished, which the cache kept), and reuses an identical stored record rather than storing a duplicate."""
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
-    state = {"extracted": None, "record": None, "written": False}
+    state = {"extracted": None, "cached": None, "record": None, "written": False}
 
     def between_batches(done: int, total: int) -> None:  # the activation extraction's (imagenet.val's) safe point
         state["extracted"] = (done, total)
         raise_if_terminated()
 
-    args.between_batches = between_batches
+    def cache_progress(batches: int, total: int, saved: int, layers: int) -> None:  # what the activation cache holds
+        state["cached"] = (batches, total, saved, layers)
+
+    args.between_batches, args.cache_progress = between_batches, cache_progress
     try:
         with sigterm_deferred():
             score, model_name = score_from_args(args)
@@ -175,13 +178,29 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                                                "rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
-    elif extracted is not None:  # extract() keeps each batch in the cache's partial entries as it is finished
-        done, total = extracted
-        cached = (f"; {done} of {total} batches extracted, kept in the activation cache for the next run, which "
-                  f"extracts the other {total - done}")
     else:
-        cached = "; the activations extracted are in the activation cache, which the rerun reads"
+        cached = _cache_kept(state["cached"], reported=getattr(args, "cache_progress", None) is not None)
     return f"{signal} before the score was stored: nothing stored{cached}; rerun the same command to score it"
+
+
+def _cache_kept(cached, reported: bool) -> str:
+    """What the activation cache keeps of a stopped ``zoo score``'s extraction, counted by the extraction itself
+    (``extract(cache_progress=...)``: ``(batches, total, saved layers, layers)``, or None before it read the cache),
+    for the stop line. It said "the activations extracted are in the activation cache" of a Ctrl-C in the first batch,
+    when nothing was; ``reported``: False for a benchmark that does not count (a plugin's), of which it says
+    nothing."""
+    if cached is None:
+        return "; no activations extracted yet" if reported else ""
+    batches, total, saved, layers = cached
+    if saved == layers:
+        return "; the activations extracted are in the activation cache, which the rerun reads"
+    if batches == total:  # stopped as the layers' final entries were saved: each batch of the others kept
+        return (f"; all {total} batches extracted, kept in the activation cache for the next run, which extracts none "
+                "again")
+    if batches:  # extract() keeps each batch in the cache's partial entries as it is finished
+        return (f"; {batches} of {total} batches extracted, kept in the activation cache for the next run, which "
+                f"extracts the other {total - batches}")
+    return f"; stopped in the first of {total} batches, before any was kept: the rerun extracts all {total}"
 
 
 def _report(args, score, model_name: str, store, record_id: int, reused: bool) -> None:
@@ -283,10 +302,13 @@ def score_from_args(args):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
-    # zoo score's safe point (_score), for the benchmarks whose score extracts (a plugin's may not take it)
-    between = getattr(args, "between_batches", None) if isinstance(benchmark, NeuralBenchmark) else None
+    # zoo score's safe point and count of what the cache keeps (_score), for the benchmarks whose score extracts (a
+    # plugin's may not take them: its stop line then says nothing of the cache)
+    counted = {name: getattr(args, name, None) for name in ("between_batches", "cache_progress")}
+    if not isinstance(benchmark, NeuralBenchmark):
+        counted, args.cache_progress = {}, None
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
-                            cache=not args.no_cache, **({"between_batches": between} if between else {}))
+                            cache=not args.no_cache, **{name: value for name, value in counted.items() if value})
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)

@@ -251,6 +251,29 @@ def test_a_kill_as_a_partial_batch_is_written_leaves_the_batches_before_it(stimu
     _assert_identical(resumed, _uninterrupted(_toy, stimuli, ["conv2"], tmp_path))
 
 
+def test_deleting_a_partial_entry_or_the_whole_cache_folder_between_runs_is_safe(stimuli, tmp_path):
+    """Nothing removes a partial entry of settings never run again, and the cache has no command to clear it: the docs
+    (docs/benchmarks.md, "Extraction"; README) say deleting the ``<key>.partial`` folders, or the activation cache's
+    folder, between runs is safe. The next run extracts what is gone again, to the same features, without a warning."""
+    layers = ["conv1", "conv2"]
+    uninterrupted = _uninterrupted(_toy, stimuli, layers, tmp_path)
+    cache, model = ActivationCache(tmp_path / "acts"), _counted(_toy())
+    _stopped_at(model, stimuli, layers, cache, stop_before=2)
+    for folder in list(cache.root.rglob("*.partial")):
+        shutil.rmtree(folder)
+    model.passes = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _assert_identical(_extract(model, stimuli, layers, cache), uninterrupted)
+        assert model.passes == N_BATCHES
+        _stopped_at(model, stimuli, layers, cache, stop_before=2, max_features=30)  # a partial of other settings
+        assert len(_partials(cache)) == 4 and len(list(cache.root.rglob("*.nc.signed"))) == 2
+        shutil.rmtree(cache.root)  # final entries and partial ones
+        model.passes = 0
+        _assert_identical(_extract(model, stimuli, layers, ActivationCache(tmp_path / "acts")), uninterrupted)
+        assert model.passes == N_BATCHES
+
+
 def test_without_a_cache_no_partial_is_read_or_written(stimuli, tmp_path, monkeypatch):
     """cache=False (zoo score --no-cache, zoo reproduce): the activation cache is neither read nor written, its
     partial entries included."""

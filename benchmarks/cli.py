@@ -143,7 +143,7 @@ def _score(args) -> int:
     from neurozoo.benchmarks.paths import remade
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 
-    state = {"extracted": None, "analysing": False, "record": None, "written": False}
+    state = {"extracted": None, "analysing": False, "cache": CacheCount(), "record": None, "written": False}
 
     def safe_point(done: Optional[int] = None, total: Optional[int] = None) -> None:  # datasets.termination.SafePoint
         if done is None:  # a retina benchmark's analysis, past its fit
@@ -154,7 +154,7 @@ def _score(args) -> int:
 
     try:
         with sigterm_deferred():
-            score, model_name = score_from_args(args, safe_point)
+            score, model_name = score_from_args(args, safe_point, state["cache"])
             state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
             remade(args.out)  # before the record is stored: a folder that cannot be made again stores nothing
@@ -188,13 +188,42 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
                                                "rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
-    elif extracted is not None:  # extract() keeps each batch in the cache's partial entries as it is finished
-        done, total = extracted
-        cached = (f"; {done} of {total} batches extracted, kept in the activation cache for the next run, which "
-                  f"extracts the other {total - done}")
     else:
-        cached = "; the activations extracted are in the activation cache, which the rerun reads"
+        cached = _cache_kept(state["cache"].held, reported=state["cache"].counting)
     return f"{signal} before the score was stored: nothing stored{cached}; rerun the same command to score it"
+
+
+class CacheCount:
+    """What the activation cache holds of ``zoo score``'s extraction, as ``extract(cache_progress=...)`` counts it:
+    ``held`` ``(batches, total, saved layers, layers)`` or None before the cache was read; ``counting``: the
+    benchmark extracts through it (this package's neural benchmarks; a plugin's may not)."""
+
+    def __init__(self):
+        self.held: Optional[tuple] = None
+        self.counting = False
+
+    def __call__(self, batches: int, total: int, saved: int, layers: int) -> None:
+        self.held = (batches, total, saved, layers)
+
+
+def _cache_kept(cached, reported: bool) -> str:
+    """What the activation cache keeps of a stopped ``zoo score``'s extraction, counted by the extraction itself
+    (``extract(cache_progress=...)``: ``(batches, total, saved layers, layers)``, or None before it read the cache),
+    for the stop line. It said "the activations extracted are in the activation cache" of a Ctrl-C in the first batch,
+    when nothing was; ``reported``: False for a benchmark that does not count (a plugin's), of which it says
+    nothing."""
+    if cached is None:
+        return "; no activations extracted yet" if reported else ""
+    batches, total, saved, layers = cached
+    if saved == layers:
+        return "; the activations extracted are in the activation cache, which the rerun reads"
+    if batches == total:  # stopped as the layers' final entries were saved: each batch of the others kept
+        return (f"; all {total} batches extracted, kept in the activation cache for the next run, which extracts none "
+                "again")
+    if batches:  # extract() keeps each batch in the cache's partial entries as it is finished
+        return (f"; {batches} of {total} batches extracted, kept in the activation cache for the next run, which "
+                f"extracts the other {total - batches}")
+    return f"; stopped in the first of {total} batches, before any was kept: the rerun extracts all {total}"
 
 
 def _report(args, score, model_name: str, store, record_id: int, reused: bool) -> None:
@@ -265,10 +294,11 @@ def rerun_arguments(args) -> dict:
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
-def score_from_args(args, safe_point: Optional[SafePoint] = None):
+def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: Optional["CacheCount"] = None):
     """``(Score, model name)`` of ``zoo score``'s arguments; the score's settings keep them under ``rerun``.
     ``safe_point``: ``zoo score``'s (:data:`datasets.termination.SafePoint`), handed to the benchmarks of this
-    package that take it (a plugin's may not), never recorded."""
+    package that take it (a plugin's may not), never recorded; ``cache_count``: counts what the activation cache
+    keeps of a neural benchmark's extraction, for the stop line."""
     from neurozoo import benchmarks
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.provenance import module_sha256
@@ -298,8 +328,14 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None):
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
+    hooks = {}
+    if isinstance(benchmark, NeuralBenchmark):  # this package's: its score takes them (a plugin's may not)
+        hooks = {"safe_point": safe_point} if safe_point is not None else {}
+        if cache_count is not None:
+            cache_count.counting = True
+            hooks["cache_progress"] = cache_count
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
-                            cache=not args.no_cache, **_safe_point_for(benchmark, NeuralBenchmark, safe_point))
+                            cache=not args.no_cache, **hooks)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if weights is not None:  # a CORnet's released file, converted from dicarlolab/CORnet's names: labelled as zoo run's
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)

@@ -244,7 +244,7 @@ def extraction_settings(options: Mapping) -> dict:
 
 
 #: the extraction options a score's record leaves out (:func:`extraction_settings`)
-UNRECORDED = ("cache", "model_hash", "progress", "safe_point")
+UNRECORDED = ("cache", "model_hash", "progress", "safe_point", "cache_progress")
 
 
 class DataOnlyBenchmark:

@@ -124,6 +124,88 @@ def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_
     assert records(tmp_path) == [1] and "record 1 in" in rerun.stdout and "reused" not in rerun.stdout
 
 
+def test_ctrl_c_in_the_first_batch_says_nothing_was_kept(tmp_path):
+    """A Ctrl-C in the first batch said "the activations extracted are in the activation cache, which the rerun
+    reads", when nothing was: the line now says what the cache keeps, counted by the extraction."""
+    stopped = zoo_score(tmp_path, "ctrl-c in the first batch")
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        "zoo score: interrupted; Ctrl-C before the score was stored: nothing stored; stopped in the first of 3 "
+        "batches, before any was kept: the rerun extracts all 3; rerun the same command to score it"))
+    assert (records(tmp_path), cached(tmp_path), partials(tmp_path)) == ([], [], {})
+
+
+#: where the in-process extraction below is stopped: the end of the stop line (after "nothing stored") and how many
+#: batches the rerun extracts (4 in all: 10 images in batches of 3)
+STOPS = {"before the extraction": ("; no activations extracted yet", 4),
+         "in the first batch": ("; stopped in the first of 4 batches, before any was kept: the rerun extracts all 4", 4),
+         "in the third batch": ("; 2 of 4 batches extracted, kept in the activation cache for the next run, which "
+                                "extracts the other 2", 2),
+         "in the first batch of a resumed run": ("; 2 of 4 batches extracted, kept in the activation cache for the "
+                                                 "next run, which extracts the other 2", 2),
+         "as the second layer is saved": ("; all 4 batches extracted, kept in the activation cache for the next run, "
+                                          "which extracts none again", 0),
+         "after the extraction": ("; the activations extracted are in the activation cache, which the rerun reads", 0)}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_the_stop_line_says_what_the_activation_cache_keeps_and_the_rerun_extracts_that_much(tmp_path, monkeypatch,
+                                                                                             stop):
+    """zoo score's stop line (cli._stopped) from the counts a real extraction reports (extract(cache_progress=...)),
+    stopped at each point: its numbers are the batches the rerun then extracts."""
+    import warnings
+    from argparse import Namespace
+
+    import torch
+
+    from neurozoo.benchmarks import cli
+    from neurozoo.benchmarks.extraction import ActivationCache, Stimuli, extract
+    from test_extraction_resume import _counted, _toy
+
+    count = cli.CacheCount()
+    count.counting = True
+    state = {"record": None, "extracted": None, "analysing": False, "cache": count}
+    args = Namespace(benchmark="ventral_embedded.V4-temporal", no_cache=False)
+    stimuli = Stimuli([f"im{i}" for i in range(10)], torch.randn(10, 3, 8, 8, generator=torch.Generator().manual_seed(1)))
+    cache, model = ActivationCache(tmp_path / "acts"), _counted(_toy())
+
+    def run():
+        return extract(model, stimuli, ["conv1", "conv2"], cache=cache, progress=False, batch_size=3, max_features=20,
+                       cache_progress=count)
+
+    def interrupted_at(start):
+        batch = Stimuli.batch
+        with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+            patch.setattr(Stimuli, "batch", lambda self, first, stop: (
+                (_ for _ in ()).throw(KeyboardInterrupt) if first == start else batch(self, first, stop)))
+            run()
+
+    if stop == "in the first batch of a resumed run":
+        interrupted_at(6)
+        count.held = None
+        interrupted_at(6)  # the rerun's first batch: it resumed after the two kept
+    elif stop.startswith("in the"):
+        interrupted_at({"first": 0, "third": 6}[stop.split()[2]])
+    elif stop == "as the second layer is saved":
+        save = ActivationCache.save
+        with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+            patch.setattr(ActivationCache, "save", lambda self, key, array: (
+                save(self, key, array) if array.layer.values[0] == "conv1" else (_ for _ in ()).throw(KeyboardInterrupt)))
+            run()
+    elif stop == "after the extraction":
+        run()
+    end, extracted = STOPS[stop]
+    assert cli._stopped(args, KeyboardInterrupt(), state) == (
+        f"Ctrl-C before the score was stored: nothing stored{end}; rerun the same command to score it")
+    model.passes = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every kept batch read
+        run()
+    assert model.passes == extracted
+    # a plugin's benchmark, which does not count: the line says nothing of the cache
+    assert cli._stopped(args, KeyboardInterrupt(), {**state, "cache": cli.CacheCount()}) == (
+        "Ctrl-C before the score was stored: nothing stored; rerun the same command to score it")
+
+
 @pytest.mark.parametrize("when", ["ctrl-c while plotting", "sigterm while plotting"])
 def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_path, when):
     """A Ctrl-C as the plots were written printed only "interrupted", and the rerun stored a second, identical

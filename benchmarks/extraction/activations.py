@@ -283,16 +283,20 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             timing: Timing = None, n_steps: int = 26, image_steps: int = 10, max_features: int = 1000, seed: int = 0,
             batch_size: int = 32, cache: Union[bool, ActivationCache] = True, progress: bool = True,
             model_hash: Optional[str] = None, fast: Union[bool, None, dict] = None,
-            safe_point: Optional[Callable[[int, int], None]] = None) -> Dict[str, xr.DataArray]:
+            safe_point: Optional[Callable[[int, int], None]] = None,
+            cache_progress: Optional[Callable[[int, int, int, int], None]] = None) -> Dict[str, xr.DataArray]:
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
     ``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written
-    once all its batches are extracted; with a cache, each batch is kept in a partial entry as it is finished
-    (:mod:`.cache`), and an extraction stopped between batches resumes after those it finished when run again, with
-    the same features bit for bit (the same batches through the same model; the projection depends only on the
-    layer's size, ``max_features`` and ``seed``)."""
+    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written once all its batches are extracted; with a
+    cache, each batch is kept in a partial entry as it is finished (:mod:`.cache`), and an extraction stopped
+    between batches resumes after those it finished when run again, with the same features bit for bit (the same
+    batches through the same model; the projection depends only on the layer's size, ``max_features`` and
+    ``seed``). ``cache_progress(batches, total, saved, layers)``: what the cache holds of this extraction, once it is
+    read and after each batch kept and each layer saved: ``batches`` of the ``total`` batches of the layers not yet
+    saved, and ``saved`` of the ``layers`` layers saved whole (``zoo score``'s stop line says what a rerun reuses);
+    never called without a cache."""
     layers = check_layers(model, layers)
     for name, value in (("max_features", max_features), ("batch_size", batch_size)):
         if value < 1:
@@ -332,11 +336,25 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             if cached is not None:
                 result[layer] = cached
     missing = [layer for layer in layers if layer not in result]
-    if missing:
+    n_batches = -(-len(stimuli.ids) // batch_size)
+
+    def report(batches: int) -> None:
+        if store is not None and cache_progress is not None:
+            cache_progress(batches, n_batches, len(result), len(layers))
+
+    if not missing:
+        report(n_batches)
+    else:
         kept, keep = {layer: [] for layer in missing}, None
         if store is not None:  # an interrupted extraction's finished batches (cache.py, partial entries)
-            kept, keep = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
-                                          batch_size, _model_device(model))
+            kept, keep_batch = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
+                                                batch_size, _model_device(model))
+            report(len(kept[missing[0]]))
+
+            def keep(batch: int, features: Mapping[str, torch.Tensor]) -> None:
+                keep_batch(batch, features)
+                report(batch + 1)
+
         computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
                         batch_size, progress, inference, safe_point, kept, keep)
         for layer, array in computed.items():
@@ -345,6 +363,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
             if store is not None:
                 store.save(keys[layer], array)
             result[layer] = array
+            report(n_batches)
     return {layer: result[layer] for layer in layers}
 
 

@@ -21,7 +21,7 @@ Partial entries: an extraction stopped between batches (``zoo score``'s SIGTERM)
 the rerun resumes after them. Each finished batch of a layer is one file ``<key>.partial/batch-<k>.signed`` (the
 layer's final key), written as the batch comes out of the model: a digest line (its own purpose, so no partial file
 is ever valid as a final entry), a JSON header (the key, the batch and :func:`resume_settings`: batch size, device,
-torch, what a bit-identical resumption also needs) and the batch's ``(images, features, time_bins)`` float32 array
+torch, the CPU's thread count, what a bit-identical resumption also needs) and the batch's ``(images, features, time_bins)`` float32 array
 in ``.npy`` bytes, renamed into place whole. One file per batch: the writes cost what the features weigh (a file
 rewritten after each batch cost the square), and a SIGKILL loses at most the batch in progress. A rerun reads the
 batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a warning for the last two), removes
@@ -216,11 +216,16 @@ PARTIAL_PURPOSE = "activation-cache-partial:"
 def resume_settings(batch_size: int, device: torch.device) -> dict:
     """What a partial entry's batches must share with the extraction resuming them, beyond the final key (which
     keys the features, and leaves these out: they change them within float precision): the batch size (the batches'
-    boundaries; a convolution's low bits can depend on it), the device (a GPU by its name) and torch (its kernels).
+    boundaries; a convolution's low bits can depend on it), the device (a GPU by its name), torch (its kernels) and,
+    on the CPU, torch's thread count (it groups the float sums: 1 and 2 threads gave a tiny ConvRNN's features
+    differing in most values, by up to ~1e-6 relative, 2026-12-04; a GPU's kernels do not depend on it).
     Features stitched from two of them would equal no uninterrupted extraction's bit for bit."""
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-    return {"batch_size": int(batch_size), "device": name, "torch": torch.__version__}
+    settings = {"batch_size": int(batch_size), "device": name, "torch": torch.__version__}
+    if device.type == "cpu":
+        settings["torch_threads"] = torch.get_num_threads()
+    return settings
 
 
 def _read_partial_batch(path: Path, key: str, batch: int, resume: dict, shape: tuple):

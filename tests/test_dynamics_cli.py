@@ -292,7 +292,7 @@ def test_an_out_folder_removed_by_a_refused_score_meanwhile_is_made_again(tmp_pa
 
     out, db = tmp_path / "new" / "out", f"sqlite:///{tmp_path / 'results.sqlite'}"
 
-    def scored_as_the_other_run_removes_out(args):
+    def scored_as_the_other_run_removes_out(args, *hooks):  # hooks: the safe point and cache count
         out.rmdir()
         out.parent.rmdir()
         return Score(value=0.5, error=0.01, ceiling=0.9, raw=0.4, provenance={"settings": {}, "device": "cpu"}), "ln"

@@ -27,6 +27,8 @@ EXCEPTIONS = {
     ("benchmarks", "neurozoo.retina.phenomena.osr"),
     ("benchmarks", "neurozoo.retina.phenomena.adaptation"),
     ("benchmarks", "neurozoo.retina.phenomena.analyses"),
+    # zoo score's safe point between a phenomenon's probe stimuli: the probed system wrapped as those analyses see it
+    ("benchmarks", "neurozoo.retina.phenomena.responder"),
     # imagenet.val scores exactly what zoo train's validation scores (the same folder reader and class index, the
     # same evaluation transform, the one evaluation loop), so that a checkpoint scores the val_top1 it logged
     ("benchmarks", "neurozoo.convrnn.training.engine"),

@@ -131,8 +131,9 @@ def _run(args: argparse.Namespace) -> int:
 
     from neurozoo.convrnn.training.imagefolder import check_imagenet
 
-    # before the study exists: a bad --data (or one without a full --batch-size of images) must not record failed trials
-    check_imagenet(args.data, require_val=True, batch_size=args.batch_size)
+    # before the study exists: a bad --data (or one without a full --batch-size of images) must not record failed
+    # trials; with --trials 0 (an export of the study as it is) nothing trains, so the batch is not checked
+    check_imagenet(args.data, require_val=True, batch_size=args.batch_size if args.trials else None)
     space = load_space(args.space)
     if space.cell_weight_decay and args.optimizer != "sgd":
         raise UserFacingError(f"--optimizer {args.optimizer}: space {space.name!r} sets a cell's weight_decay, the "

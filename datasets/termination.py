@@ -37,7 +37,9 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     '' TERM``) stays ignored in and after the block, as an ignored Ctrl-C does: the block's handler replaced SIG_IGN,
     so such a process stopped at its next safe point. Its children inherit SIG_IGN: one that it stops with SIGTERM
     gets the default back (``convrnn.search.workers``); a data-loading worker's SIG_IGN is replaced by torch's worker
-    handler and :func:`sigterm_from`, so the trainer's exit still ends its workers.
+    handler and :func:`sigterm_from`, so the trainer's exit still ends its workers. A SIGTERM handler set from C
+    (``signal.getsignal`` gives None: an embedding program's) is left in place likewise, as Python could not restore
+    it (Ctrl-C's is replaced and the default restored after the block).
 
     The outermost block's end is the last safe point: a request no safe point saw (:func:`raise_if_terminated`,
     :func:`termination_requested`) is acted on there, once the handlers are restored, as ``KeyboardInterrupt("signal
@@ -65,8 +67,10 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         _requested = _requested or signum
 
     # a SIGTERM or Ctrl-C the process was told to ignore (`trap '' TERM`, a scheduler's or a script's background job)
-    # stays ignored: no handler replaces SIG_IGN
-    defer_sigterm = signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    # stays ignored: no handler replaces SIG_IGN. A SIGTERM handler set from C (getsignal: None; an embedding
+    # program's) stays too: Python has no way to put it back, and restoring None failed with a TypeError
+    sigterm_handler = signal.getsignal(signal.SIGTERM)
+    defer_sigterm = sigterm_handler is not signal.SIG_IGN and sigterm_handler is not None
     previous = signal.signal(signal.SIGTERM, request) if defer_sigterm else None
     defer_sigint = sigint_note is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
     previous_sigint = signal.signal(signal.SIGINT, request) if defer_sigint else None

@@ -349,6 +349,15 @@ class LeaderboardDB(ResultsStore):
         token = secrets.token_urlsafe(32)
         while token.startswith("-"):  # one in 64 would read as an option on a command line (`zoo token revoke TOKEN`)
             token = secrets.token_urlsafe(32)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            self._add_token(user, token)
+        except IntegrityError:  # another process made the new user between our check and insert: it is found now
+            self._add_token(user, token)
+        return token
+
+    def _add_token(self, user: str, token: str) -> None:
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(UserRow).where(UserRow.name == user)).first()
             if row is None:
@@ -356,23 +365,19 @@ class LeaderboardDB(ResultsStore):
                 session.add(row)
                 session.flush()
             session.add(TokenRow(user_id=row.id, token_sha256=hash_token(token), created_at=now()))
-        return token
 
     def revoke_tokens(self, token: Optional[str] = None, user: Optional[str] = None) -> int:
         """Revoke ``token``, or every token of ``user``; returns how many were live. A revoked token is refused
-        from then on (:meth:`user_for_token`); its row stays, so the user keeps their submissions."""
+        from then on (:meth:`user_for_token`); its row stays, so the user keeps their submissions. The count is of the
+        rows this call's UPDATE changed (still live when it wrote them): two revocations at once each counted the
+        tokens they had read as live before the other wrote."""
         if (token is None) == (user is None):
             raise ValueError("give a token or a user (one of the two)")
         with Session(self.engine) as session, session.begin():
-            query = select(TokenRow).where(TokenRow.revoked.is_(False))
-            if token is not None:
-                query = query.where(TokenRow.token_sha256 == hash_token(token))
-            else:
-                query = query.join(UserRow, TokenRow.user_id == UserRow.id).where(UserRow.name == user)
-            rows = session.scalars(query).all()
-            for row in rows:
-                row.revoked = True
-        return len(rows)
+            which = (TokenRow.token_sha256 == hash_token(token) if token is not None
+                     else TokenRow.user_id.in_(select(UserRow.id).where(UserRow.name == user)))
+            return session.execute(update(TokenRow).where(which, TokenRow.revoked.is_(False))
+                                   .values(revoked=True)).rowcount
 
     def tokens(self, user: Optional[str] = None) -> List[Dict[str, Any]]:
         """Every token (or ``user``'s), oldest first: id, user, the first 8 hex digits of its sha256 (the secret

@@ -148,6 +148,34 @@ def test_a_token_never_starts_with_a_dash(db, monkeypatch):
     assert token == "fine-token" and db.user_for_token(token) == "alice"
 
 
+def test_two_first_tokens_of_a_new_user_made_at_once_both_work(db):
+    """Two ``zoo token create`` for a user not yet known, at the same instant: each found no user row and inserted one,
+    and the second to commit failed on the unique user name (PostgreSQL's IntegrityError). It now reads again and adds
+    its token to the user the other made, as ``enqueue`` does for a job queued twice."""
+    with paused_at(db, "INSERT INTO lb_users", lambda: concurrently(db, lambda: db.create_token("bob"))) as other:
+        first = db.create_token("bob")
+    second = other[0].result()
+    assert first != second and db.user_for_token(first) == db.user_for_token(second) == "bob"
+    assert [(t["user"], t["revoked"]) for t in db.tokens()] == [("bob", False), ("bob", False)]
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM lb_users")).scalar_one() == 1
+
+
+def test_two_revocations_at_once_count_each_token_once(db):
+    """Two ``zoo token revoke --user`` at the same instant: each read the same live tokens before the other wrote, and
+    both said they revoked them (4 for 2 tokens). The count is now of the rows each one's UPDATE changed."""
+    tokens = [db.create_token("alice") for _ in range(2)]
+    kept = db.create_token("carol")
+    with paused_at(db, "UPDATE lb_tokens", lambda: concurrently(db, lambda: db.revoke_tokens(user="alice"))) as other:
+        first = db.revoke_tokens(user="alice")
+    assert sorted([first, other[0].result()]) == [0, 2]
+    assert [db.user_for_token(t) for t in tokens + [kept]] == [None, None, "carol"]
+    with paused_at(db, "UPDATE lb_tokens", lambda: concurrently(db, lambda: db.revoke_tokens(token=kept))) as other:
+        first = db.revoke_tokens(token=kept)
+    assert sorted([first, other[0].result()]) == [0, 1] and db.user_for_token(kept) is None
+    assert db.revoke_tokens(user="alice") == 0 and db.revoke_tokens(user="nobody") == 0
+
+
 def test_enqueue_is_keyed_by_model_benchmark_settings(db):
     a = db.enqueue("m", "b", {"width": 0.25})
     assert db.enqueue("m", "b", {"width": 0.25}) == a

@@ -629,6 +629,37 @@ def test_a_sigterm_the_process_ignores_stays_ignored_inside_and_after_a_deferred
     assert (done.returncode, done.stdout) == (0, "True None\nTrue ran on\n"), done.stderr[-2000:]
 
 
+def test_a_sigterm_handler_set_from_c_is_left_in_place_by_a_deferred_block(monkeypatch, python_ctrl_c):
+    """A SIGTERM handler installed from C before Python started (an embedding program's), which ``signal.getsignal``
+    gives as None: the block replaced it and its end failed with a TypeError restoring None. Python cannot put such a
+    handler back (the default in its place would drop it, as the Ctrl-C path must), so, as an ignored SIGTERM is, it is
+    left in place. Python's own table is simulated for SIGTERM (a C handler is only seen as None when set before the
+    interpreter starts); every call the block makes to ``signal.signal`` for it is the real one."""
+    from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+    real_signal, real_getsignal, before = signal.signal, signal.getsignal, signal.getsignal(signal.SIGTERM)
+    table, set_sigterm = {signal.SIGTERM: None}, []
+
+    def set_handler(signum, handler):
+        if signum != signal.SIGTERM:
+            return real_signal(signum, handler)
+        set_sigterm.append(handler)
+        real_signal(signum, handler)  # Python's own check: a handler of None is a TypeError
+        previous, table[signum] = table[signum], handler
+        return previous
+
+    monkeypatch.setattr(signal, "getsignal", lambda signum: table.get(signum, real_getsignal(signum)))
+    monkeypatch.setattr(signal, "signal", set_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="^signal 2$"), sigterm_deferred("stopping after this epoch"):
+            assert signal.getsignal(signal.SIGTERM) is None
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C is still deferred, and acted on at the block's end
+    finally:
+        real_signal(signal.SIGTERM, before)
+    assert (set_sigterm, signal.getsignal(signal.SIGTERM)) == ([], None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and termination_requested() is None
+
+
 def test_resume_without_rng_state_still_equals_the_uninterrupted_run(data, tmp_path, straight):
     """Augmentation is seeded per image from (seed, epoch, index): a checkpoint without the processes' random states
     (another number of processes) resumes the same crops and flips, to the uninterrupted run's weights. Before, its

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from neurozoo.benchmarks.records import ScoreRecord
-
 if TYPE_CHECKING:  # an annotation only: the metrics import sklearn and scipy.stats (~1 s), which a retina score,
     from neurozoo.benchmarks.metrics.temporal import TemporalScore  # a record or `zoo reproduce` never use
+    from neurozoo.benchmarks.records import ScoreRecord  # imported on use: pandas and SQLAlchemy (~0.5 s) would
+    # otherwise load with every benchmark module, `zoo list`'s included
 
 
 @dataclass
@@ -38,6 +38,8 @@ class Score:
         return pd.DataFrame(self.per_bin)
 
     def to_record(self, model: str, benchmark: str) -> ScoreRecord:
+        from neurozoo.benchmarks.records import ScoreRecord
+
         p = self.provenance
         return ScoreRecord(model=model, benchmark=benchmark, value=self.value, error=self.error, ceiling=self.ceiling,
                            raw=self.raw, per_bin=self.per_bin, code_version=p.get("code_version"),

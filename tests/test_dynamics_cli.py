@@ -7,10 +7,12 @@ from neurozoo.benchmarks.records import ResultsStore
 from neurozoo.leaderboard.cli import main
 
 
-def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path):
+def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'results.sqlite'}"
     assert main(["dynamics", "bistable", "--steps", "300", "--points", "64", "--db", db, "--out", str(tmp_path)]) == 0
     [record] = ResultsStore(db).records(model="bistable")
+    store = ResultsStore(db).shown_url
+    assert f"\nrecord {record.id} in {store}\n" in capsys.readouterr().out  # one record printed as "records 1"
     assert record.benchmark == "dynamics.fixed_points" and record.value == 2.0
     assert record.settings["n_fixed"] == 3 and record.settings["n_saddles_1"] == 1
     assert sorted(p["stable"] for p in record.settings["points"]) == [False, True, True]
@@ -68,11 +70,13 @@ def test_examples_records_carry_the_checksum_of_their_generated_data(tmp_path):
     assert integration[0] == integration[1] != integration[2]
 
 
-def test_zoo_compare_examples_over_time(tmp_path):
+def test_zoo_compare_examples_over_time(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'results.sqlite'}"
     assert main(["compare", "flipflop-rnn", "flipflop-gru", "--train-steps", "30", "--db", db,
                  "--out", str(tmp_path)]) == 0
     records = {r.benchmark: r for r in ResultsStore(db).records(model="flipflop-rnn ~ flipflop-gru")}
+    ids = ", ".join(str(r.id) for r in sorted(records.values(), key=lambda r: r.id))
+    assert f"\nrecords {ids} in {ResultsStore(db).shown_url}\n" in capsys.readouterr().out
     assert set(records) == {"compare.rsa", "compare.cka", "compare.debiased_cka", "compare.procrustes"}
     cka = records["compare.cka"]
     assert len(cka.per_bin) == 64 and cka.settings["same_grid"] is True

@@ -529,7 +529,7 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert provenance["sampler_seed"] == seed
 
 
-def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path):
+def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path, capsys):
     """A study shared through PostgreSQL: a trial run on machine B keeps its run.json on B, and the export at the end of
     a command on machine A recorded A's seed, training settings, code version and device for it (the fallback for a
     lost run.json). The study now holds what the record takes from run.json."""
@@ -546,8 +546,11 @@ def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tm
     shutil.rmtree(run_json.parent)  # machine A has no folder of machine B's trial
     argv = search_argv(tiny, out, 0, "--export", "1", "--results", results, "--seed", "0")
     argv[argv.index("--width") + 1] = "0.5"
+    argv.remove("--quiet")
+    capsys.readouterr()
     assert main(["search", *argv]) == 0
     (_, row), = ResultsStore(results).query(benchmark="search.val_top1").iterrows()
+    assert f"\nstored 1 score as {row.model} (search.val_top1)\n" in capsys.readouterr().out  # was "1 score(s)"
     assert row.settings["training"] == run["config"]  # not the exporting command's: width 0.5, seed 0
     assert (row.seed, run["config"]["seed"], row.settings["training"]["overrides"]["width_multiplier"]) == (3, 3, 1.0)
     assert (row.code_version, row.git_commit, row.device) == (run["code_version"], run["git_commit"], run["device"])

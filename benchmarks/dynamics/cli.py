@@ -26,6 +26,11 @@ class Recorded:
         self.parser.set_defaults(**defaults)
 
 
+def stored_line(ids, shown_url: str) -> str:
+    """Where the records went: ``record 29 in URL``, ``records 29, 30 in URL`` (one record read "records 29")."""
+    return f"{'record' if len(ids) == 1 else 'records'} {', '.join(map(str, ids))} in {shown_url}"
+
+
 def add_commands(sub) -> dict:
     """Adds ``zoo dynamics`` and ``zoo compare`` to ``sub``; returns their arguments (:class:`Recorded`) by command."""
     dynamics = Recorded(sub.add_parser(
@@ -260,7 +265,7 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
         print(summary_line(case.name, condition, found))
     if store is not None:
         ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
-        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
+        print(stored_line(ids, store.shown_url))
     if paths:
         print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary_path}")
@@ -334,7 +339,7 @@ def _compare(args, metrics, store, out: Path, draw: bool = True) -> int:
         print(f"{record.model}: {record.benchmark} {value}")
     if store is not None:
         ids = store.add_many(records)
-        print(f"records {', '.join(map(str, ids))} in {store.shown_url}")
+        print(stored_line(ids, store.shown_url))
     if paths:
         print("figures: " + ", ".join(str(p) for p in paths))
     print(f"summary: {summary}")

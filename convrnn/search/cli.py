@@ -306,7 +306,8 @@ def export(args, space, storage, study_name: str, settings) -> int:
                                                            data_checksum(args.data), code_version())]
         ids = ResultsStore(args.results).add_many(records)
         if not args.quiet:
-            print(f"stored {len(ids)} score(s) as {', '.join(r.model for r in records)} ({records[0].benchmark})")
+            print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
+                  f"{', '.join(r.model for r in records)} ({records[0].benchmark})")
     return 0
 
 

@@ -157,7 +157,20 @@ BAD_INPUT = {
                                             f"sqlite:///{t / 'a.sqlite'}"],
                                  "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
                                  "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
+    # named the lock file beside it, "/proc/nope.lock: No such file or directory", and no option
+    "fit --out that cannot be made": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--out", "/proc/nope",
+                                                 "--quiet"],
+                                      "--out /proc/nope: cannot be made (No such file or directory: /proc/nope.lock)"),
+    # named no folder: "submission: metadata.yaml is missing"
+    "submit an empty folder": (lambda t: ["submit", str(_empty_folder(t)), "--db", f"sqlite:///{t / 'a.sqlite'}",
+                                          "--store", str(t / "store")],
+                               "submission {t}/empty: metadata.yaml is missing (fields: name, "),
 }
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
 
 
 def _other_width(tmp_path):

@@ -64,9 +64,11 @@ def parse_overrides(pairs) -> dict:
 def _info(args) -> int:
     from neurozoo import convrnn
     from neurozoo.convrnn.profile import flops, parameter_counts
+    from neurozoo.convrnn.spec import check_image_size
     from neurozoo.datasets.text_table import format_table
 
     model = convrnn.create_model(args.model, **overrides_from_args(args))
+    check_image_size(model, args.image_size)
     if not hasattr(model, "spec"):  # a CORnet (convrnn.cornet): areas, not a graph spec
         return _cornet_info(args.model, model, args.image_size)
     counts = parameter_counts(model)

@@ -171,6 +171,30 @@ class GraphSpec:
         """Position of a layer in the chain, counting from 1 (the image is position 0)."""
         return self.layer_names.index(name) + 1
 
+    def layer_sides(self, image_size: int) -> Dict[str, int]:
+        """Each layer's output side (pixels) on square ``image_size`` images, from the strides and pools alone:
+        TensorFlow-SAME convolutions and pools give ceil(side / stride), which never reaches 0; a pool with an
+        integer ``padding`` gives PyTorch's floor((side + 2 padding - kernel) / stride) + 1, which can (0 or less:
+        no position left). Not for specs with timm stages, whose strides the spec does not give."""
+        if self.timm_backbone is not None:
+            raise SpecError(f"spec {self.name!r}: its timm stages' output sizes are not given by the spec")
+        sides, side = {}, image_size
+        for layer in self.layers:
+            side = -(-side // layer.stride)
+            pool = layer.pool or {}
+            if pool.get("padding") is not None:
+                side = (side + 2 * pool["padding"] - pool["kernel"]) // pool["stride"] + 1
+            elif pool:
+                side = -(-side // pool["stride"])
+            sides[layer.name] = max(side, 0)
+            side = max(side, 0)
+        return sides
+
+    def min_image_size(self, limit: int = 1 << 16) -> int:
+        """The smallest image side at which every layer's output keeps at least one position (sides grow with the
+        image's, so the first that does)."""
+        return next((size for size in range(1, limit + 1) if min(self.layer_sides(size).values()) >= 1), limit)
+
     # ---------------------------------------------------------------- validation
     def validate(self, source: str = "<spec>") -> None:
         where = f"{source} (spec {self.name!r})"
@@ -459,3 +483,18 @@ def check_decoder_window(spec: GraphSpec, n_steps: int, where: str) -> None:
     if first >= n_steps:
         raise SpecError(f"{where}: the {spec.decoder!r} decoder reads steps {first} (its first step) to n_steps - 1, "
                         f"and n_steps={n_steps} leaves none; need n_steps > {first} (or decoder_start < {n_steps})")
+
+
+def check_image_size(model, image_size: int, option: str = "--image-size") -> None:
+    """Refuses images too small for ``model``: one on which some layer's output would have no position (a pool with
+    an integer padding, e.g. 3x3 stride 2 padding 0, shrinks a 1 px side to 0), where PyTorch failed mid-run with
+    "Output size is too small". ``zoo info``, ``zoo train``, ``zoo dynamics`` and ``zoo compare`` check here; a model
+    without a graph spec (a CORnet, whose convolutions pad kernel // 2) or with timm stages (which pad) keeps a
+    position at every size."""
+    spec = getattr(model, "spec", None)
+    if not isinstance(spec, GraphSpec) or spec.timm_backbone is not None:
+        return
+    empty = [name for name, side in spec.layer_sides(image_size).items() if side < 1]
+    if empty:
+        raise SpecError(f"{option} {image_size}: {spec.name} needs at least {spec.min_image_size()} px (its "
+                        f"{empty[0]} output would be 0x0)")

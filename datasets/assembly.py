@@ -344,6 +344,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     read; this suite's own registry pins files by sha256 (``datasets.checksums``).
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a netCDF assembly file (.nc): give the file in it")
     if not path.is_file():
         raise DataError(f"{path}: assembly file not found")
     if sha1 is not None:

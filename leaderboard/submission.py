@@ -548,9 +548,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def validate(root: Path) -> Tuple[Dict[str, Any], Optional[List[str]]]:
+def validate(root: Path, source: Optional[Path] = None) -> Tuple[Dict[str, Any], Optional[List[str]]]:
     """Check a submission folder (raises SubmissionError on the first problem); returns the parsed metadata and the
-    checked requirements (:func:`check_requirements`; None without a requirements.txt)."""
+    checked requirements (:func:`check_requirements`; None without a requirements.txt). ``source``: the folder or
+    archive the user gave, named where the problem is the submission as a whole (``root`` is its unpacked copy)."""
     from neurozoo import benchmarks
 
     root = Path(root)
@@ -564,7 +565,7 @@ def validate(root: Path) -> Tuple[Dict[str, Any], Optional[List[str]]]:
         raise SubmissionError(f"submission: {total} bytes; at most {MAX_TOTAL_BYTES // 2 ** 20} MiB are allowed")
     meta_path = root / "metadata.yaml"
     if not meta_path.is_file():
-        raise SubmissionError("submission: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
+        raise SubmissionError(f"submission {source or root}: metadata.yaml is missing (fields: " + ", ".join(REQUIRED) + ")")
     meta = load_metadata(meta_path)
     from neurozoo.leaderboard.aggregate import (BenchmarkBuildError, benchmark_region, family_of, scores_models,
                                                 unscored_reason)
@@ -614,7 +615,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
     store.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
-        meta, _requirements = validate(root)
+        meta, _requirements = validate(root, Path(source))
         digest = tree_sha256(root)
         folder = store / digest[:32]
         if not folder.exists():

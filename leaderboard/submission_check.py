@@ -27,7 +27,7 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
 
     with tempfile.TemporaryDirectory(prefix="neurozoo-check-") as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
-        meta, requirements = validate(root)
+        meta, requirements = validate(root, Path(source))
         check_not_builtin(meta["name"])
         say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "
             f"layers {', '.join(f'{region} {layer}' for region, layer in meta['layers'].items())}"

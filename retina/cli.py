@@ -6,6 +6,7 @@ phenomena command (``zoo probe``) belongs next to ``_add_fit`` in ``add_commands
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least
@@ -146,7 +147,12 @@ def _run_fit(args) -> int:
                 raise UserFacingError(f"--out {out}: is a file, not a folder (zoo fit writes its checkpoint, weights "
                                       "and metrics into a folder)")
             # as the fit cache's folders: a second `zoo fit` into this folder waits, then resumes or reads this fit
-            with fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet):
+            with contextlib.ExitStack() as held:
+                try:
+                    held.enter_context(fit_folder_locked(out, f"{args.model} on {path.name}", progress=not args.quiet))
+                except OSError as error:  # said "/proc/nope.lock: No such file or directory", naming no option
+                    raise UserFacingError(f"--out {out}: cannot be made ({error.strerror or error}: "
+                                          f"{error.filename or out})") from None
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                              progress=not args.quiet, stimulus_class=stimulus.name, **overrides)
                 frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out, stimulus)

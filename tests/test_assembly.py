@@ -242,6 +242,14 @@ def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
         load_assembly(tmp_path / "empty.nc")
 
 
+def test_a_folder_is_named_as_a_folder_not_as_a_missing_file(tmp_path):
+    """A folder given for the assembly was "assembly file not found", as if nothing were there."""
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path}: is a folder, not a netCDF assembly file (.nc)")):
+        load_assembly(tmp_path)
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'gone.nc'}: assembly file not found")):
+        load_assembly(tmp_path / "gone.nc")
+
+
 @pytest.mark.parametrize("starts, ends, message", [
     ([80, 70, 90], [90, 80, 100], r"time bins out of order: bin 1 \[70, 80\) ms does not start after bin 0 \[80, 90\) ms"),
     ([70, 80, 90], [80, 80, 100], r"time bin 1 \[80, 80\) ms does not end after it starts"),

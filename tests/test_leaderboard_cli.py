@@ -157,7 +157,47 @@ BAD_INPUT = {
                                             f"sqlite:///{t / 'a.sqlite'}"],
                                  "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
                                  "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
+    # PyTorch's "Output size is too small" traceback from the first forward (zoo info's FLOPs count, zoo train's
+    # first batch): a pool with an integer padding shrinks a side below 1
+    "info --image-size below the spec's smallest": (lambda t: ["info", str(_padded_pool_spec(t)), "--image-size", "8"],
+                                                    "--image-size 8: padpool needs at least 13 px (its conv2 output "
+                                                    "would be 0x0)"),
+    "train --image-size below the spec's smallest": (
+        lambda t: ["train", str(_padded_pool_spec(t)), "--data", str(_image_folder(t)), "--out", str(t / "run"),
+                   "--image-size", "12", "--epochs", "1", "--batch-size", "2", "--workers", "0", "--quiet"],
+        "--image-size 12: padpool needs at least 13 px (its conv2 output would be 0x0)"),
+    # named the lock file beside it, "/proc/nope.lock: No such file or directory", and no option
+    "fit --out that cannot be made": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--out", "/proc/nope",
+                                                 "--quiet"],
+                                      "--out /proc/nope: cannot be made (No such file or directory: /proc/nope.lock)"),
+    # named no folder: "submission: metadata.yaml is missing"
+    "submit an empty folder": (lambda t: ["submit", str(_empty_folder(t)), "--db", f"sqlite:///{t / 'a.sqlite'}",
+                                          "--store", str(t / "store")],
+                               "submission {t}/empty: metadata.yaml is missing (fields: name, "),
 }
+
+
+def _padded_pool_spec(tmp_path):
+    """Two layers, each with a 3x3 stride-2 pool without padding (PyTorch's, not TensorFlow-SAME): 13 px images are
+    the smallest that leave conv2 a position (13 -> 7 -> 3 -> 3 -> 1)."""
+    spec = {"name": "padpool", "n_steps": 3, "image_steps": 3, "num_classes": 2,
+            "layers": [{"name": "conv1", "channels": 4, "kernel": 3, "stride": 2,
+                        "pool": {"kernel": 3, "stride": 2, "padding": 0}},
+                       {"name": "conv2", "channels": 4, "kernel": 3, "pool": {"kernel": 3, "stride": 2, "padding": 0}}]}
+    path = tmp_path / "padpool.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _image_folder(tmp_path):
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    return write_image_folder(tmp_path / "data", n_classes=2, per_class=2, val_per_class=1, size=16)
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
 
 
 def _other_width(tmp_path):

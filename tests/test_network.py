@@ -681,3 +681,29 @@ def test_a_cell_config_value_of_the_wrong_type_names_the_file_layer_and_key(tmp_
         with pytest.raises(SpecError, match=rf"typed.yaml: spec 'rgc_shallow': layer 'conv3': cell 'rgc': config "
                                             rf"'{key}' must be {expected}, got {re.escape(repr(value))}"):
             convrnn.create_model(str(path), width_multiplier=1 / 16)
+
+
+@pytest.mark.parametrize("name", ["rgc_intermediate", "rgc_shallow", "ugrnn_shallow", "padded pools"])
+def test_layer_sides_from_the_spec_are_the_models_output_sizes(name):
+    """GraphSpec.layer_sides (what check_image_size refuses from) against one forward's recorded outputs, from the
+    smallest image each spec takes; TensorFlow-SAME layers keep a position at 1 px (rgc_intermediate's conv10 is
+    1x1 there), a PyTorch-padded pool does not."""
+    from neurozoo.convrnn.spec import check_image_size
+
+    pool = {"kernel": 3, "stride": 2, "padding": 0}
+    model = tiny(name, n_steps=3, image_steps=3) if name != "padded pools" else convrnn.ConvRNN(GraphSpec.from_dict(
+        {"name": "padpool", "n_steps": 3, "image_steps": 3, "num_classes": 2,
+         "layers": [{"name": "conv1", "channels": 4, "kernel": 3, "stride": 2, "pool": pool},
+                    {"name": "conv2", "channels": 4, "kernel": 3, "pool": pool}]})).eval()
+    smallest = model.spec.min_image_size()
+    assert smallest == (13 if name == "padded pools" else 1)
+    for size in (smallest, smallest + 1, 40):
+        with torch.no_grad():
+            recorded = model(torch.zeros(1, 3, size, size), record=model.layer_names).recorded
+        assert {layer: out.shape[-1] for layer, out in recorded.items()} == model.spec.layer_sides(size)
+        check_image_size(model, size)
+    if name == "padded pools":
+        assert model.spec.layer_sides(12) == {"conv1": 2, "conv2": 0}
+        with pytest.raises(SpecError, match=r"^--image-size 12: padpool needs at least 13 px \(its conv2 output "
+                                            r"would be 0x0\)$"):
+            check_image_size(model, 12)

@@ -153,6 +153,7 @@ def _case(args):
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics import cases, sources
     from neurozoo.benchmarks.dynamics.adapters import recurrent_layers
+    from neurozoo.convrnn.spec import check_image_size
     from neurozoo.datasets.errors import UserFacingError
 
     if args.model in cases.EXAMPLES:
@@ -180,6 +181,7 @@ def _case(args):
 
     overrides = overrides_from_args(args)
     model = resolve_model(args.model, args.checkpoint, seed=args.seed, overrides=overrides)
+    check_image_size(model, args.image_size or sources.VENTRAL_PIXELS)
     recurrent = recurrent_layers(model)
     if not recurrent:  # said "--layer None is not a layer" when no --layer was given
         raise UserFacingError(f"{args.model}: no layer has a recurrent cell (no cell keeps a state), so it has no "

@@ -19,6 +19,7 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.trajectories import condition_means, from_states, record_convrnn
+from neurozoo.convrnn.spec import check_image_size
 from neurozoo.datasets.errors import UserFacingError
 
 EXAMPLE_TRIALS = 48
@@ -49,6 +50,10 @@ def neural(name: str, half: Optional[str] = None) -> Tuple[xr.DataArray, str]:
     assembly = _split(assembly, half)
     label = f"neural:{name}" + (f"/{half}" if half else "")
     return condition_means(assembly, label), sha256_array(assembly)
+
+
+#: the side of the embedded ventral stimulus set's images, the ConvRNN systems' input without --image-size
+VENTRAL_PIXELS = 64
 
 
 def ventral_images(with_objects: bool = False, max_stimuli: Optional[int] = None, image_size: Optional[int] = None):
@@ -191,6 +196,8 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     built = {model_name: convrnn_model(model_name, list(dict.fromkeys(wanted.values())), checkpoint, n_steps, seed,
                                        overrides)
              for model_name, wanted in by_model.items()}
+    for model, _ in built.values():
+        check_image_size(model, image_size or VENTRAL_PIXELS)
     systems, hashes = {}, []
     for full, kind in kinds.items():
         name, _, half = full.partition("/")

@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
+from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
@@ -503,6 +504,7 @@ class Trainer:
                                 "a shared file system or identical copies")
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
+        check_image_size(self.model, config.image_size)
         self.model.to(self.device)
         if config.fast:
             self._refuse_without_fast_path(self.model)

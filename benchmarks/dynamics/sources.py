@@ -19,7 +19,6 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.trajectories import condition_means, from_states, record_convrnn
-from neurozoo.convrnn.spec import check_image_size
 from neurozoo.datasets.errors import UserFacingError
 
 EXAMPLE_TRIALS = 48
@@ -196,8 +195,10 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     built = {model_name: convrnn_model(model_name, list(dict.fromkeys(wanted.values())), checkpoint, n_steps, seed,
                                        overrides)
              for model_name, wanted in by_model.items()}
+    from neurozoo import convrnn as convrnn_package
+
     for model, _ in built.values():
-        check_image_size(model, image_size or VENTRAL_PIXELS)
+        convrnn_package.check_image_size(model, image_size or VENTRAL_PIXELS)
     systems, hashes = {}, []
     for full, kind in kinds.items():
         name, _, half = full.partition("/")

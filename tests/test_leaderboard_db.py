@@ -6,6 +6,7 @@ import time
 import warnings
 
 import pytest
+from processes import alive
 from sqlalchemy import text
 
 from neurozoo.benchmarks.records import ScoreRecord
@@ -1048,14 +1049,6 @@ def test_a_worker_scoring_a_job_of_a_submission_withdrawn_meanwhile_stores_nothi
     assert job["status"] == "withdrawn" and job["score_id"] is None and db.query().empty
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs (a zombie has ended)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored_within_seconds(db, tmp_path, capsys):
     """A withdrawn submission's running job ran its sandbox to the end (burning a worker) only to have its score
@@ -1086,7 +1079,7 @@ def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored_within_seconds(db,
         time.sleep(0.5)
         assert db.withdraw_submission(sid, "cheating model", "op") == 1
         withdrawn = time.monotonic()
-        while any(_alive(p) for p in pids) and time.monotonic() < withdrawn + 60:
+        while any(alive(p) for p in pids) and time.monotonic() < withdrawn + 60:
             time.sleep(0.01)
         gone["s"] = time.monotonic() - withdrawn
 

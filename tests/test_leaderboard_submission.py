@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import alive
 import yaml
 
 from neurozoo import benchmarks
@@ -204,13 +205,6 @@ def _job_processes() -> list:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 def test_withdrawing_a_slow_submission_stops_its_sandboxed_job_within_seconds(tmp_path, db, capsys):
     """A withdrawn submission's running job ran its sandbox to the end (here its 120 s limit) only to have its score
@@ -228,13 +222,13 @@ def test_withdrawing_a_slow_submission_stops_its_sandboxed_job_within_seconds(tm
 
     def withdraw_once_running():
         deadline = time.monotonic() + 60
-        while not any(_alive(p) for p in _job_processes()) and time.monotonic() < deadline:
+        while not any(alive(p) for p in _job_processes()) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # the model process is up (its create_model sleeps 600 s)
         seen["processes"] = _job_processes()
         db.withdraw_submission(sid, "licence withdrawn", "op")
         withdrawn = time.monotonic()
-        while any(_alive(p) for p in seen["processes"]) and time.monotonic() < withdrawn + 60:
+        while any(alive(p) for p in seen["processes"]) and time.monotonic() < withdrawn + 60:
             time.sleep(0.01)
         seen["gone_s"] = time.monotonic() - withdrawn
 

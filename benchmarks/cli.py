@@ -328,12 +328,10 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
-    hooks = {}
-    if isinstance(benchmark, NeuralBenchmark):  # this package's: its score takes them (a plugin's may not)
-        hooks = {"safe_point": safe_point} if safe_point is not None else {}
-        if cache_count is not None:
-            cache_count.counting = True
-            hooks["cache_progress"] = cache_count
+    hooks = _safe_point_for(benchmark, NeuralBenchmark, safe_point)
+    if cache_count is not None and isinstance(benchmark, NeuralBenchmark):  # a plugin's score may not take it
+        cache_count.counting = True
+        hooks["cache_progress"] = cache_count
     score = benchmark.score(model, layers=layers, max_features=args.max_features, batch_size=args.batch_size,
                             cache=not args.no_cache, **hooks)
     model_name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")

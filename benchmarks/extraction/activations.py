@@ -289,11 +289,11 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
     ``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written once all its batches are extracted; with a
-    cache, each batch is kept in a partial entry as it is finished (:mod:`.cache`), and an extraction stopped
-    between batches resumes after those it finished when run again, with the same features bit for bit (the same
-    batches through the same model; the projection depends only on the layer's size, ``max_features`` and
-    ``seed``). ``cache_progress(batches, total, saved, layers)``: what the cache holds of this extraction, once it is
+    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written
+    once all its batches are extracted; with a cache, each batch is kept in a partial entry as it is finished
+    (:mod:`.cache`), and an extraction stopped between batches resumes after those it finished when run again, with
+    the same features bit for bit (the same batches through the same model; the projection depends only on the
+    layer's size, ``max_features`` and ``seed``). ``cache_progress(batches, total, saved, layers)``: what the cache holds of this extraction, once it is
     read and after each batch kept and each layer saved: ``batches`` of the ``total`` batches of the layers not yet
     saved, and ``saved`` of the ``layers`` layers saved whole (``zoo score``'s stop line says what a rerun reuses);
     never called without a cache."""

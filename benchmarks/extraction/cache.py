@@ -21,8 +21,8 @@ Partial entries: an extraction stopped between batches (``zoo score``'s SIGTERM)
 the rerun resumes after them. Each finished batch of a layer is one file ``<key>.partial/batch-<k>.signed`` (the
 layer's final key), written as the batch comes out of the model: a digest line (its own purpose, so no partial file
 is ever valid as a final entry), a JSON header (the key, the batch and :func:`resume_settings`: batch size, device,
-torch, the CPU's thread count, what a bit-identical resumption also needs) and the batch's ``(images, features, time_bins)`` float32 array
-in ``.npy`` bytes, renamed into place whole. One file per batch: the writes cost what the features weigh (a file
+torch, the CPU's thread count, what a bit-identical resumption also needs) and the batch's ``(images, features,
+time_bins)`` float32 array in ``.npy`` bytes, renamed into place whole. One file per batch: the writes cost what the features weigh (a file
 rewritten after each batch cost the square), and a SIGKILL loses at most the batch in progress. A rerun reads the
 batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a warning for the last two), removes
 that one and those after it, and computes the rest; the final entry's save removes the folder. A partial of

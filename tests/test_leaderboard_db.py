@@ -769,15 +769,10 @@ def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connect
     assert db.finish(job_id, "w", record()) and db.job(job_id)["status"] == DONE
 
 
-def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeypatch):
-    """Workers started together with --rescore-outdated: on PostgreSQL another one's job could be inserted between
-    this one's check and insert, and the unique key's IntegrityError ended `zoo work`."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite takes the write lock before the check (BEGIN IMMEDIATE): no such race")
+def _scored_then_outdated(db, monkeypatch) -> tuple:
+    """A submission's one job, scored on ventral_embedded.V4-temporal, then outdated by the benchmark's new version:
+    (submission id, the job)."""
     from neurozoo import benchmarks
-    from neurozoo.leaderboard.db import JobRow, now
-    from neurozoo.leaderboard.zoo import current_spec
-    from sqlalchemy.orm import Session
 
     bench = "ventral_embedded.V4-temporal"
     sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
@@ -785,6 +780,19 @@ def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeyp
     [old] = db.jobs()
     assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
     monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
+    return sid, old
+
+
+def test_two_workers_rescoring_outdated_jobs_at_once_queue_each_once(db, monkeypatch):
+    """Workers started together with --rescore-outdated: on PostgreSQL another one's job could be inserted between
+    this one's check and insert, and the unique key's IntegrityError ended `zoo work`."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes the write lock before the check (BEGIN IMMEDIATE): no such race")
+    from neurozoo.leaderboard.db import JobRow, now
+    from neurozoo.leaderboard.zoo import current_spec
+    from sqlalchemy.orm import Session
+
+    sid, old = _scored_then_outdated(db, monkeypatch)
     other, enqueue, raced = LeaderboardDB(db.url), db._enqueue, []
 
     def racing(session, model, benchmark, spec, submission_id=None):
@@ -1233,14 +1241,7 @@ def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhil
     """rescore_outdated read the outdated jobs, withdrawn submissions' left out, before its transaction: a withdrawal
     committed in between got a new queued job, which a worker then scored. It now locks the submissions and checks
     again inside its transaction."""
-    from neurozoo import benchmarks
-
-    bench = "ventral_embedded.V4-temporal"
-    sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
-                            [{"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench}}])
-    [old] = db.jobs()
-    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
-    monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
+    sid, old = _scored_then_outdated(db, monkeypatch)
     outdated_jobs = db.outdated_jobs
 
     def withdrawn_after_reading():

@@ -46,7 +46,9 @@ class RetinaFileHeldoutBenchmark:
     benchmarks' protocol (or a fitted module), scored on its test repeats as they are. The record keeps the file's
     path and sha256, which ``zoo reproduce`` checks, and its stimulus class (``settings.stimulus_class``: whitenoise,
     naturalscene or unknown, and ``stimulus_class_from``, how it is known: ``stimulus_class`` given here, else the
-    file's name or attribute, :func:`datasets.retina_stimulus_class.recording_stimulus_class`)."""
+    file's name or attribute, :func:`datasets.retina_stimulus_class.recording_stimulus_class`), which the fit's
+    checkpoint in the fit cache keeps too: a score naming another class than its cached fit was made under is refused
+    (:func:`retina.embedded_fit.held_fit`)."""
     fit_settings: dict = field(default_factory=dict)
 
     identifier = "retina_h5.heldout"
@@ -58,7 +60,8 @@ class RetinaFileHeldoutBenchmark:
 
         path = Path(data).expanduser().resolve()
         known = experiment_stimulus_class(path, given=stimulus_class)
-        return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path),
+        return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path,
+                                                    stimulus_class=known.name),
                              model, seed, device, refit, progress, fit_overrides, data=str(path),
                              stimulus_class=known.name, stimulus_class_from=known.known_from)
 

@@ -94,6 +94,7 @@ class HeldoutBenchmark:
     sizes: dict = field(default_factory=dict)  # passed to load_embedded_retina (defaults: full-size recording)
     fit_settings: dict = field(default_factory=dict)  # FitConfig overrides (epochs, lr, batch_size, ...)
     data: Optional[Path] = None  # a deep-retina HDF5 file of one's own instead of the embedded recording kind
+    stimulus_class: Optional[str] = None  # data's stimulus class, kept in its fit's checkpoint (fitted_file_model)
 
     @property
     def identifier(self) -> str:
@@ -130,7 +131,7 @@ class HeldoutBenchmark:
             name, settings = model, {**self.fit_settings, **fit_overrides}
             if self.data is not None:
                 module, fit_info = fitted_file_model(name, path, seed=seed, device=device, progress=progress,
-                                                     refit=refit, **settings)
+                                                     refit=refit, stimulus_class=self.stimulus_class, **settings)
             else:
                 module, fit_info = fitted_embedded_model(name, self.kind, seed=seed, device=device, progress=progress,
                                                          sizes=self.sizes, refit=refit, **settings)

@@ -114,43 +114,51 @@ def held_embedded_fit(name: str, kind: str = "whitenoise", seed: int = 0, device
                       **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
     """:func:`fit_embedded`'s ``(fit result, provenance)``, the fit's folder locked (:func:`fit_lock`) until the block
     ends: what the block writes there beside the fit (``zoo fit``'s summary, metrics and figure) is of this fit,
-    never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder."""
+    never removed half-written nor mixed with another's by a concurrent refit (``--no-resume``) of the same folder.
+    The checkpoint records the recording's stimulus class, ``kind`` (:func:`retina.fit.fit`'s ``stimulus_class``), as
+    a ``zoo fit --out`` fit's records the class it was told."""
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.fit import checked_fit_settings
 
     # before the recording is made or read: a misspelt setting ended in a TypeError inside FitConfig after both
     fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on embedded:{kind}")
     with held_fit(name, load_embedded_retina(kind, **(sizes or {})), kind, f"embedded:{kind}", seed=seed,
-                  device=device, progress=progress, refit=refit, **fit_settings) as held:
+                  device=device, progress=progress, refit=refit, stimulus_class=kind, **fit_settings) as held:
         yield held
 
 
 def fitted_file_model(name: str, path, seed: int = 0, device: str = "cpu", progress: bool = True, refit: bool = False,
-                      **fit_settings) -> Tuple[nn.Module, dict]:
+                      stimulus_class: Optional[str] = None, **fit_settings) -> Tuple[nn.Module, dict]:
     """``(model, provenance)``: ``name`` fitted to the training split of a recording of one's own (a deep-retina HDF5
     file, ``retina_h5.heldout``), as :func:`fitted_embedded_model` fits an embedded one, with the same protocol. The
     fit is cached beside the embedded recordings' fits (never beside the user's file), in a folder named by the
-    file's stem and the sha256 of its bytes, so an edited file is fitted afresh."""
+    file's stem and the sha256 of its bytes, so an edited file is fitted afresh. ``stimulus_class``: the file's class
+    (``retina_h5.heldout``: :func:`datasets.retina_stimulus_class.experiment_stimulus_class`), kept in the fit's
+    checkpoint: a later score that names another is refused (:func:`held_fit`)."""
     from neurozoo.datasets.synthetic_retina import recordings_folder
     from neurozoo.retina.fit import checked_fit_settings
 
     path = Path(path)
     fit_settings = checked_fit_settings(fit_settings, f"fit settings of {name} on {path}")
     with held_fit(name, path, path.stem, str(path), seed=seed, device=device, progress=progress, refit=refit,
-                  root=recordings_folder() / "fits", **fit_settings) as (result, info):
+                  root=recordings_folder() / "fits", stimulus_class=stimulus_class, **fit_settings) as (result, info):
         return result.model.eval(), info
 
 
 @contextmanager
 def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device: str = "cpu", progress: bool = True,
-             refit: bool = False, root: Optional[Path] = None, **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
+             refit: bool = False, root: Optional[Path] = None, stimulus_class: Optional[str] = None,
+             **fit_settings) -> Iterator[Tuple[FitResult, dict]]:
     """The fit of ``name`` to the recording ``path`` in its cache folder (:func:`fit_dir` with ``label`` for the
-    recording, under ``root``), locked for the block; ``what`` names the recording in messages."""
+    recording, under ``root``), locked for the block; ``what`` names the recording in messages. ``stimulus_class``
+    (the recording's) is kept in the checkpoint as :func:`retina.fit.fit` keeps it: a cached fit that records another
+    is refused, naming both and the folder to delete (a folder holds one recording's fit, and a recording has one
+    class: one of the two was said wrongly)."""
     import torch
 
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.retina_h5 import read_experiment
-    from neurozoo.retina.fit import FitInterrupted, create_model, fit, provenance
+    from neurozoo.retina.fit import FitInterrupted, ResumeRefused, create_model, fit, provenance
 
     torch.manual_seed(seed)
     # the cell count: the split's responses only (~0.03 s); the fit reads the file again, its movie once, and frees it
@@ -162,7 +170,10 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         try:
             result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
-                         **fit_settings)
+                         stimulus_class=stimulus_class, **fit_settings)
+        except ResumeRefused as refused:  # its advice (another output folder, --no-resume) is not the cache's user's
+            raise ResumeRefused(refused.checkpoint, refused.changed, f"it is the fit cache's fit of {name} on "
+                                f"{what}: deleting {out} (or a refit) fits it afresh") from None
         except FitInterrupted as stopped:  # the caller (zoo score, probe, reproduce) gets the way on with what was kept
             raise FitInterrupted(stopped.signum, stopped.checkpoint, stopped.epochs_done, stopped.epochs,
                                  "rerunning the same command resumes the fit from there") from None

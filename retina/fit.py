@@ -26,8 +26,8 @@ Interface (stable; other modules build on it):
   training data (:func:`calibrate_output`).
   With ``out``, a checkpoint is written atomically after every epoch and a rerun resumes from it, if it fits the
   same recording (sha256) with the same ``RESUME_FIXED`` settings under the same ``FIT_PROTOCOL`` and model, and the
-  same ``stimulus_class`` where both runs say one (else a ``DataError``; another architecture of the same class is
-  named by its first differing shape). The checkpoint's
+  same ``stimulus_class`` where both runs say one (else a ``DataError``, :class:`ResumeRefused` for other settings;
+  another architecture of the same class is named by its first differing shape). The checkpoint's
   fitted model, the one saved as ``model.pt``, is :func:`fitted_weights`'s (its ``"model"`` entry is the last epoch's,
   before calibration). SIGTERM or Ctrl-C lets the epoch under way finish and write its checkpoint, then raises
   :class:`FitInterrupted` with no final weights written (a second Ctrl-C stops at once); the rerun resumes to the
@@ -181,6 +181,18 @@ class FitResult:
     # a cached fit from before checkpoints recorded them): float sums are grouped per thread, so the weights follow
     # them, and a score read from the fit cache later runs under its own process's count
     torch_threads: List[int] = field(default_factory=list)
+
+
+class ResumeRefused(DataError):
+    """:func:`fit`'s refusal to resume the checkpoint ``checkpoint`` of a fit with other settings (``changed``, e.g.
+    ``["stimulus_class naturalscene -> whitenoise"]``), before anything is fitted or written. A caller whose user
+    does not call fit itself (the fit cache, :func:`retina.embedded_fit.held_fit`) says how to start afresh its own
+    way."""
+
+    def __init__(self, checkpoint: Path, changed: Sequence[str],
+                 advice: str = "use another output folder or start afresh (resume=False / --no-resume)"):
+        self.checkpoint, self.changed = checkpoint, list(changed)
+        super().__init__(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); {advice}")
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -426,8 +438,8 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
 
     ``stimulus_class``: the recording's stimulus class as the caller knows it (``zoo fit``:
     :func:`datasets.retina_stimulus_class.recording_stimulus_class`, ``unknown`` included), kept in the checkpoint: a
-    resume that says another is refused as a fit with other settings, since one recording has one class; None says
-    nothing (nothing checked, a resumed checkpoint's kept).
+    resume that says another is refused as a fit with other settings (:class:`ResumeRefused`), since one recording has
+    one class; None says nothing (nothing checked, a resumed checkpoint's kept).
 
     SIGTERM or Ctrl-C stops it at its next safe point (:func:`_stop_point`) with :class:`FitInterrupted`; a second
     Ctrl-C stops it at once, losing the epoch under way."""
@@ -528,8 +540,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         elif then_class is not None and then_class != stimulus_class:
             changed.append(f"stimulus_class {then_class} -> {stimulus_class}")
         if changed:
-            raise DataError(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); use another output "
-                            "folder or start afresh (resume=False / --no-resume)")
+            raise ResumeRefused(checkpoint, changed)
         try:
             model.load_state_dict(saved["model"])
         except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link

@@ -497,3 +497,37 @@ def test_a_zoo_fit_resumed_with_another_stimulus_class_is_refused(field_files, t
     assert main([*args, "--stimulus-class", "whitenoise"]) == 2
     assert "(stimulus_class naturalscene -> whitenoise)" in capsys.readouterr().err
     assert (out / "summary.json").read_bytes() == summary
+
+
+def test_the_fit_caches_checkpoints_keep_the_stimulus_class_and_a_score_naming_another_is_refused(field_files,
+                                                                                                   tmp_path, one_epoch,
+                                                                                                   capsys):
+    """The shared fit cache (zoo fit --data embedded:KIND without --out, the held-out benchmarks' fits) did not pass the
+    class into its checkpoints, as zoo fit --out does: a held-out score of mine.h5 said to be natural scenes and a
+    later one said to be white noise read one fit as a fit to both. The checkpoint records it (an embedded recording's
+    kind); a score that names another class is refused as a zoo fit resumed with it is, saying which folder to delete."""
+    import torch
+
+    from neurozoo.retina.embedded_fit import fit_embedded, fits_in
+
+    files, db = field_files, f"sqlite:///{tmp_path / 'r.sqlite'}"
+    with fits_in(tmp_path / "fits"):
+        result, info = fit_embedded("ln", "whitenoise", sizes=SIZES, progress=False, epochs=1)
+        assert torch.load(result.checkpoint, weights_only=True)["stimulus_class"] == "whitenoise"
+        score = ["score", "ln", FILE_BENCHMARK, "--data", str(files["mine"]), "--db", db, "--out", str(tmp_path / "o")]
+        assert main([*score, "--stimulus-class", "naturalscene"]) == 0
+        [checkpoint] = (tmp_path / "fits").glob("ln-mine-*/checkpoint.pt")
+        assert torch.load(checkpoint, weights_only=True)["stimulus_class"] == "naturalscene"
+        fitted = checkpoint.read_bytes()
+        capsys.readouterr()
+        for other, said in ((["--stimulus-class", "whitenoise"], "whitenoise"), ([], "unknown")):
+            assert main([*score, *other]) == 2
+            assert capsys.readouterr().err.splitlines()[-1] == (
+                f"zoo score: error: {checkpoint}: a fit with other settings (stimulus_class naturalscene -> {said}); it "
+                f"is the fit cache's fit of ln on {files['mine']}: deleting {checkpoint.parent} (or a refit) fits it "
+                "afresh")
+        assert checkpoint.read_bytes() == fitted and len(ResultsStore(db).records()) == 1
+        assert main([*score, "--stimulus-class", "naturalscene"]) == 0  # the class it was fitted under: read, scored
+        first, again = ResultsStore(db).records()
+        assert again.settings["fit_provenance"]["origin"] == "cached" and again.value == first.value
+

@@ -24,7 +24,8 @@ from neurozoo.datasets.retina_stimulus_class import (CONVENTION, UNKNOWN, Stimul
 def training_stimulus_class(fitted_to: dict, data, scored: StimulusClass) -> Tuple[StimulusClass, str]:
     """``(class, why)``: the stimulus class of the recording that ``fitted_to`` (the weights' :func:`fitted_recording`)
     names, and, when it is unknown, why. An embedded recording's is its kind; else the class its ``summary.json``
-    records (``stimulus_class``, which ``zoo fit`` read or was told, ``--stimulus-class``); else, a summary without one
+    records (``stimulus_class``, which ``zoo fit`` read or was told, ``--stimulus-class``; how it was known says where
+    the fit's checkpoint recorded none to check it by, ``stimulus_class_checked`` false); else, a summary without one
     (``zoo fit`` before 2026-12-04) or recording ``unknown``: the file scored itself (by its resolved path) has the
     class of the file scored, ``--stimulus-class`` included; another file the class its own attribute or name gives
     (its name alone where it is no longer there). Weights without a readable ``summary.json`` have none."""
@@ -37,7 +38,9 @@ def training_stimulus_class(fitted_to: dict, data, scored: StimulusClass) -> Tup
     recorded = fitted_to.get("stimulus_class")
     if recorded is not None and recorded != UNKNOWN:
         checked_stimulus_class(recorded, where=f"{summary}: stimulus_class")  # an edited summary, named
-        return StimulusClass(recorded, f"{fitted}: {fitted_to.get('stimulus_class_from')}; {summary}"), ""
+        unchecked = ("" if fitted_to.get("stimulus_class_checked", True) else
+                     ", unchecked: the fit's checkpoint recorded no class (stimulus_class_checked false)")
+        return StimulusClass(recorded, f"{fitted}: {fitted_to.get('stimulus_class_from')}{unchecked}; {summary}"), ""
     if Path(fitted).expanduser().resolve() == Path(data).expanduser().resolve():
         return StimulusClass(scored.name, f"{scored.known_from}; {summary}" if scored.known else None), (
             "" if scored.known else f"a fit to the file scored, whose class is unknown ({summary})")

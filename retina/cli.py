@@ -36,7 +36,8 @@ def _add_fit(sub) -> None:
                         "deep-retina convention (EXPERIMENT/whitenoise.h5, EXPERIMENT/naturalscene.h5); recorded in "
                         "summary.json (stimulus_class, stimulus_class_from), where zoo score retina_h5.heldout "
                         "--checkpoint reads the weights' class; without it such a file's class is recorded unknown. "
-                        "A rerun resuming the fit must say the same")
+                        "A rerun resuming the fit must say the same (a checkpoint written before checkpoints recorded "
+                        "the class takes it unchecked: summary.json's stimulus_class_checked false)")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: for embedded:KIND the "
                                             "fit cache that `zoo probe --fit-embedded` and `zoo score` share, one "
                                             "folder per model, data, seed and settings, a finished fit read from it; "
@@ -240,13 +241,16 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
 
     frame = evaluate(result.model, path, device=args.device)
     stats = summary(frame)
+    checked = class_checked(path, result)
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
     # "data" as given (what the summary shows); "data_absolute" resolved, which zoo reproduce reads, so that a relative
     # --data reproduces from any folder, not only from the one zoo fit ran in
     record = {"model": args.model, "data": str(path), "data_absolute": str(path.resolve()),
               # the recording's stimulus class (whitenoise, naturalscene or unknown) and how it was known: zoo score
               # retina_h5.heldout --checkpoint reads it as the weights' (benchmarks.retina_file_stimulus)
-              "stimulus_class": stimulus.name, "stimulus_class_from": stimulus.known_from, **stats,
+              "stimulus_class": stimulus.name, "stimulus_class_from": stimulus.known_from,
+              # false: the fit's checkpoint (written before checkpoints recorded the class) records none to check it by
+              "stimulus_class_checked": checked, **stats,
               "best_epoch": result.best_epoch,
               # fit_curve.png numbers epochs from 1, best_epoch (as history.json) from 0: the kept epoch as the figure
               # says it, beside the index readers of earlier summaries use
@@ -267,4 +271,22 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
         figure = plot_fit_curve(result, figure, title=f"{args.model} on {path.name}", cells=frame)
     record["figure"] = str(figure)
     write_json(out / "summary.json", record)  # strict JSON: a median over no passing cell is null, not NaN
+    if not checked and stimulus.known:
+        import sys
+
+        print(f"note: {out / 'checkpoint.pt'}: written before checkpoints recorded the stimulus class, so the class of "
+              f"{path} is recorded as said now, {stimulus.name} ({stimulus.known_from}), unchecked against the one the "
+              "fit was begun under (summary.json: stimulus_class_checked false); --no-resume fits it afresh under "
+              "this class", file=sys.stderr)
     return frame, stats
+
+
+def class_checked(path: Path, result) -> bool:
+    """Whether the stimulus class zoo fit records for ``result`` was checked against the one its checkpoint records:
+    False where a checkpoint written before checkpoints recorded it was resumed or read
+    (:attr:`retina.fit.FitResult.stimulus_class_checked`), unless ``path`` is a neurozoo embedded recording, whose
+    class (its ``kind`` attribute) is in the bytes the checkpoint's sha256 was checked against."""
+    from neurozoo.datasets.retina_h5 import checked_experiment
+    from neurozoo.datasets.retina_stimulus_class import class_by_attribute
+
+    return result.stimulus_class_checked or class_by_attribute(checked_experiment(path)[0].attrs) is not None

@@ -294,7 +294,8 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
 
     ``reason`` says which rule gave the answer, in a line for the probe's output. A ``summary.json`` that records the
     recording's stimulus class (``zoo fit`` since 2026-12-04) gives it as ``stimulus_class`` and ``stimulus_class_from``
-    (read by :func:`benchmarks.retina_file_stimulus.training_stimulus_class`). ``summary.json`` describes the
+    (read by :func:`benchmarks.retina_file_stimulus.training_stimulus_class`), and ``stimulus_class_checked`` where it
+    records it (false: the fit's checkpoint recorded no class to check it by). ``summary.json`` describes the
     weights it records the sha256 of (``weights_sha256``: ``model.pt`` and ``checkpoint.pt``, :func:`weights_sha256`):
     other weights beside it (a summary.json of another fit, or weights copied over the fit's) are refused, naming
     both files; a summary.json written before zoo fit recorded the digest is trusted with a warning
@@ -343,9 +344,10 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind,
              "weights_checked": described is not None,
              "data_absolute": absolute if isinstance(absolute, str) else None, "summary": str(summary),
-             # the recording's stimulus class as zoo fit recorded it (absent from a summary written before it did)
-             **({key: record.get(key) for key in ("stimulus_class", "stimulus_class_from")}
-                if "stimulus_class" in record else {})}
+             # the recording's stimulus class as zoo fit recorded it (absent from a summary written before it did), and
+             # whether it was checked against the fit's checkpoint (absent from a summary written before 2026-12-05)
+             **{key: record[key] for key in ("stimulus_class", "stimulus_class_from", "stimulus_class_checked")
+                if key in record}}
     if kind is None:
         return {**found, "circuit_cells": False,
                 "reason": f"a fit to {data} ({summary}), not to an embedded recording: its {n_cells} cells are that "

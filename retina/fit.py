@@ -181,6 +181,10 @@ class FitResult:
     # a cached fit from before checkpoints recorded them): float sums are grouped per thread, so the weights follow
     # them, and a score read from the fit cache later runs under its own process's count
     torch_threads: List[int] = field(default_factory=list)
+    # False where a checkpoint written before checkpoints recorded the recording's stimulus class (2026-12-04) was
+    # resumed or read under a class the caller named: that class is taken as told, unchecked against the one the fit
+    # was begun under (zoo fit's summary.json says so, stimulus_class_checked); True otherwise
+    stimulus_class_checked: bool = True
 
 
 class ResumeRefused(DataError):
@@ -439,7 +443,9 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
     ``stimulus_class``: the recording's stimulus class as the caller knows it (``zoo fit``:
     :func:`datasets.retina_stimulus_class.recording_stimulus_class`, ``unknown`` included), kept in the checkpoint: a
     resume that says another is refused as a fit with other settings (:class:`ResumeRefused`), since one recording has
-    one class; None says nothing (nothing checked, a resumed checkpoint's kept).
+    one class; None says nothing (nothing checked, a resumed checkpoint's kept). A checkpoint that records none
+    (written before checkpoints recorded it) is resumed or read under the class named, which the result says is
+    unchecked (``FitResult.stimulus_class_checked`` False).
 
     SIGTERM or Ctrl-C stops it at its next safe point (:func:`_stop_point`) with :class:`FitInterrupted`; a second
     Ctrl-C stops it at once, losing the epoch under way."""
@@ -499,6 +505,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     state = {"epoch": 0, "history": [], "best_score": -np.inf, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
              "reference": -np.inf, "calibration": None, "torch_threads": []}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
+    class_checked = True  # see FitResult.stimulus_class_checked
     data_sha256 = None  # hashed once: the checkpoint's resume check and provenance() use it
     if recording.path is not None and Path(recording.path).is_file():
         from neurozoo.datasets.provenance import sha256_file
@@ -533,11 +540,15 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             then_protocol = saved.get("fit_protocol", "unrecorded (written before checkpoints recorded it)")
             changed.insert(0, f"fit protocol {then_protocol} -> {FIT_PROTOCOL}")
         # the class zoo fit was told (or read) the recording holds: another now is one of the two said wrongly, and the
-        # summary would record the new one for weights fitted under the old (None, either side: nothing was said)
+        # summary would record the new one for weights fitted under the old (None, either side: nothing was said). A
+        # checkpoint that records none (written before checkpoints recorded it, or by a caller that said none) takes
+        # the class named now, unchecked (stimulus_class_checked), and records it from its next epoch on
         then_class = saved.get("stimulus_class")
         if stimulus_class is None:
             stimulus_class = then_class
-        elif then_class is not None and then_class != stimulus_class:
+        elif then_class is None:
+            class_checked = False
+        elif then_class != stimulus_class:
             changed.append(f"stimulus_class {then_class} -> {stimulus_class}")
         if changed:
             raise ResumeRefused(checkpoint, changed)
@@ -652,7 +663,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
                        time.perf_counter() - started, extra=extra, data_sha256=data_sha256,
                        early_stopped=state["bad_epochs"] >= config.patience,
-                       torch_threads=list(state["torch_threads"]))
+                       torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],

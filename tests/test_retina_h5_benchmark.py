@@ -531,3 +531,65 @@ def test_the_fit_caches_checkpoints_keep_the_stimulus_class_and_a_score_naming_a
         first, again = ResultsStore(db).records()
         assert again.settings["fit_provenance"]["origin"] == "cached" and again.value == first.value
 
+
+def _strip_stimulus_class(checkpoint):
+    """``checkpoint`` rewritten in the layout of before checkpoints recorded the stimulus class (no such key)."""
+    import torch
+
+    saved = torch.load(checkpoint, weights_only=True)
+    del saved["stimulus_class"]
+    torch.save(saved, checkpoint)
+
+
+def _unchecked_note(checkpoint, data, said):
+    return (f"note: {checkpoint}: written before checkpoints recorded the stimulus class, so the class of {data} is "
+            f"recorded as said now, {said} (--stimulus-class), unchecked against the one the fit was begun under "
+            "(summary.json: stimulus_class_checked false); --no-resume fits it afresh under this class")
+
+
+def test_a_checkpoint_that_records_no_class_takes_the_one_named_unchecked_and_says_so(field_files, tmp_path,
+                                                                                     monkeypatch, capsys,
+                                                                                     signal_in_epoch):
+    """A checkpoint written before checkpoints recorded the stimulus class was read or resumed under any class without
+    a word, summary.json recording the class named as if checked. It is still taken (its recording is checked by
+    sha256, and the class is the recording's), but summary.json says the class is unchecked (stimulus_class_checked
+    false), a note says so, and so does a held-out score of its weights (training_stimulus_from); an unfinished fit
+    resumed so records the class from then on, and a rerun that names another is then refused."""
+    import signal
+
+    import torch
+
+    files, out = field_files, tmp_path / "fit"
+    assert _fit_mine(files, out, "--stimulus-class", "naturalscene") == 0
+    assert json.loads((out / "summary.json").read_text())["stimulus_class_checked"] is True
+    _strip_stimulus_class(out / "checkpoint.pt")
+    capsys.readouterr()
+    assert _fit_mine(files, out, "--stimulus-class", "whitenoise") == 0  # the finished fit, read again
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["stimulus_class"], summary["stimulus_class_from"], summary["stimulus_class_checked"]) == (
+        "whitenoise", "--stimulus-class", False)
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")] == [
+        _unchecked_note(out / "checkpoint.pt", files["mine"], "whitenoise")]
+    assert main(_score_on(files, "whitenoise", out / "model.pt", tmp_path)) == 0  # the score's record says it too
+    assert ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}").records()[-1].settings["training_stimulus_from"] == (
+        f"{files['mine']}: --stimulus-class, unchecked: the fit's checkpoint recorded no class (stimulus_class_checked "
+        f"false); {out / 'summary.json'}")
+    # an unfinished fit of the old layout, resumed: the class named is kept from its next checkpoint on
+    resumed = tmp_path / "resumed"
+    args = ["fit", "ln", "--data", str(files["mine"]), "--out", str(resumed), "--epochs", "2", "--patience", "9",
+            "--quiet", "--stimulus-class"]
+    signal_in_epoch(1, signal.SIGTERM)
+    assert main([*args, "whitenoise"]) == 130
+    monkeypatch.undo()
+    _strip_stimulus_class(resumed / "checkpoint.pt")
+    capsys.readouterr()
+    assert main([*args, "naturalscene"]) == 0
+    assert _unchecked_note(resumed / "checkpoint.pt", files["mine"], "naturalscene") in capsys.readouterr().err
+    assert json.loads((resumed / "summary.json").read_text())["stimulus_class_checked"] is False
+    assert torch.load(resumed / "checkpoint.pt", weights_only=True)["stimulus_class"] == "naturalscene"
+    assert main([*args, "whitenoise"]) == 2
+    assert "(stimulus_class naturalscene -> whitenoise)" in capsys.readouterr().err
+    assert main([*args, "naturalscene"]) == 0  # read again under the class it now records: checked, no note
+    assert "note:" not in capsys.readouterr().err
+    assert json.loads((resumed / "summary.json").read_text())["stimulus_class_checked"] is True
+

@@ -10,6 +10,10 @@ the fit), else, for a summary written before it recorded one (or recording ``unk
 (:func:`retina.embedded_fit.fitted_recording`). Weights of the
 other class are refused unless ``--cross-stimulus`` asks for that score; where either class is unknown nothing is
 checked, and it is said (a note on stderr) and recorded (``unknown``), never assumed.
+
+The rule dates from 2026-12-04: a record scored before it (:func:`recorded_before_the_rule`) states no stimulus class,
+and ``zoo reproduce`` reruns it as it was scored (weights of the other class included, the rerun marked as a
+cross-stimulus score and the reproduction saying why), not under the rule it predates.
 """
 from __future__ import annotations
 
@@ -54,7 +58,8 @@ def training_stimulus_class(fitted_to: dict, data, scored: StimulusClass) -> Tup
 def file_cross_stimulus(args, fitted_to: dict, scored: StimulusClass) -> Tuple[Optional[dict], StimulusClass, str]:
     """``(cross, trained, why)`` for ``--checkpoint`` weights scored on ``args.data`` (of class ``scored``): ``cross``
     is ``{"fitted_on", "scored_on"}`` (the two classes) where the weights' class (``trained``,
-    :func:`training_stimulus_class`, and ``why`` it is unknown) is the other one and ``--cross-stimulus`` asks for it,
+    :func:`training_stimulus_class`, and ``why`` it is unknown) is the other one and ``--cross-stimulus`` asks for it
+    (or ``args.before_the_rule``: ``zoo reproduce`` of a record scored before the rule, :func:`recorded_before_the_rule`),
     else None. Weights of the
     other class without ``--cross-stimulus``, and ``--cross-stimulus`` with nothing to allow, are refused."""
     from neurozoo.datasets.errors import UserFacingError
@@ -62,7 +67,7 @@ def file_cross_stimulus(args, fitted_to: dict, scored: StimulusClass) -> Tuple[O
     wanted = getattr(args, "cross_stimulus", False)
     trained, why = training_stimulus_class(fitted_to, args.data, scored)
     if scored.known and trained.known and trained.name != scored.name:
-        if not wanted:
+        if not wanted and not getattr(args, "before_the_rule", False):
             raise UserFacingError(
                 f"{args.checkpoint}: fitted on {trained.name} ({trained.known_from}), but {args.data} holds "
                 f"{scored.name} ({scored.known_from}): a held-out score is of the stimulus class the model was fitted "
@@ -97,3 +102,12 @@ def say_unknown(args, scored: StimulusClass, trained: Optional[StimulusClass], w
         print(f"note: {args.checkpoint}: the training stimulus of these weights is unknown ({why}); the held-out "
               f"score on {args.data} assumes they were fitted on {scored.name}, the class it holds "
               f"({scored.known_from}); the record says training_stimulus: unknown", file=sys.stderr)
+
+
+def recorded_before_the_rule(benchmark: str, settings: Optional[dict]) -> bool:
+    """Whether a record of ``benchmark`` with ``settings`` is a ``retina_h5.heldout`` score stored before the benchmark
+    read stimulus classes and applied the rule (2026-12-04): every one since states the file's class
+    (``settings.stimulus_class``, ``unknown`` included)."""
+    from neurozoo.retina.benchmark import FILE_HELDOUT
+
+    return benchmark == FILE_HELDOUT and "stimulus_class" not in (settings or {})

@@ -160,6 +160,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
     command = how.get("command")
     if command == "zoo score":
         from neurozoo.benchmarks.cli import score_from_args
+        from neurozoo.benchmarks.retina_file_stimulus import recorded_before_the_rule
 
         checkpoint = _checkpoint(how.get("checkpoint"), record)
         args = argparse.Namespace(model=how["model"], benchmark=how["benchmark"], seed=how["seed"], width=how["width"],
@@ -168,7 +169,9 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   no_cache=not use_caches, data=how.get("data"), max_images=how.get("max_images"),
                                   image_size=how.get("image_size"), workers=None, progress=False,
                                   cross_stimulus=how.get("cross_stimulus", False),
-                                  stimulus_class=how.get("stimulus_class"))
+                                  stimulus_class=how.get("stimulus_class"),
+                                  # scored before retina_h5.heldout's stimulus-class rule: rerun as then
+                                  before_the_rule=recorded_before_the_rule(how["benchmark"], record.settings))
         score, name = score_from_args(args)
         return score.to_record(name, how["benchmark"])
     if command in ("zoo run", "zoo work"):
@@ -435,6 +438,21 @@ def protocol_notes(how) -> List[str]:
                     for name, value in now.items() if name in spec and spec[name] != value]
 
 
+def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
+    """Why the rerun of a ``retina_h5.heldout`` record scored before the benchmark's stimulus-class rule (2026-12-04,
+    :func:`benchmarks.retina_file_stimulus.recorded_before_the_rule`) scored weights of the other class: it reproduces
+    the score as it was recorded, which ``zoo score`` now gives only with ``--cross-stimulus``."""
+    from neurozoo.benchmarks.retina_file_stimulus import recorded_before_the_rule
+
+    cross = (new.settings or {}).get("cross_stimulus")
+    if not cross or not recorded_before_the_rule(old.benchmark, old.settings):
+        return []
+    return [f"record {old.id} was scored before {old.benchmark} applied its stimulus-class rule (2026-12-04; the record "
+            f"states no settings.stimulus_class): its weights, fitted on {cross['fitted_on']}, were scored on the "
+            f"held-out repeats of {cross['scored_on']}, and are rerun so, the protocol it was recorded under; zoo score "
+            "now refuses that score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"]
+
+
 def rerun_spec(how) -> Dict[str, Any]:
     """The ``zoo run`` / ``zoo work`` spec of a rerun description (a record's ``settings["rerun"]``), else {}."""
     spec = how.get("spec") if isinstance(how, dict) else None
@@ -561,6 +579,8 @@ def run_reproduce(args) -> int:
     largest, notes = compare(record, new, walked, pairs, how)
     notes += protocol_notes(how)
     print(f"record {record.id}: {record.model} on {record.benchmark}, stored {record.value!r}, rerun {new.value!r}")
+    for note in rule_notes(record, new):
+        print(f"  note: {note}")
     for note in notes:
         print(f"  differs: {note}")
     named = mismatches(record, new, walked, how)

@@ -593,3 +593,48 @@ def test_a_checkpoint_that_records_no_class_takes_the_one_named_unchecked_and_sa
     assert "note:" not in capsys.readouterr().err
     assert json.loads((resumed / "summary.json").read_text())["stimulus_class_checked"] is True
 
+
+def test_a_record_scored_before_the_stimulus_class_rule_reproduces_as_it_was_scored(experiment, tmp_path, capsys):
+    """retina_h5.heldout before 2026-12-04 scored white-noise weights on naturalscene.h5 as any held-out score, and its
+    record states no class. zoo reproduce refused it (the rule now refuses that score without --cross-stimulus, which
+    zoo reproduce has not, and which the record could not state): a reproduction reruns what was recorded, so it is
+    scored as then, the rerun marked as the cross-stimulus score it is and a note naming the record and the rule."""
+    import sqlite3
+
+    files, weights = experiment
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(files["naturalscene"]), "--checkpoint", str(weights),
+                 "--cross-stimulus", "--db", db, "--out", str(tmp_path / "out")]) == 0
+    [record] = ResultsStore(db).records()
+    # the record as the code before the rule wrote it (f600f3f~1): no class, training class or cross-stimulus mark,
+    # in the settings, their rerun or the weights' summary.json (written before zoo fit recorded the class either)
+    settings = dict(record.settings)
+    for key in ("stimulus_class", "stimulus_class_from", "training_stimulus", "training_stimulus_from",
+                "cross_stimulus"):
+        del settings[key]
+    del settings["rerun"]["cross_stimulus"]
+    for key in ("stimulus_class", "stimulus_class_from"):
+        del settings["fitted_to"][key]
+    summary = json.loads((weights.parent / "summary.json").read_text())
+    del summary["stimulus_class"], summary["stimulus_class_from"], summary["stimulus_class_checked"]
+    (weights.parent / "summary.json").write_text(json.dumps(summary))
+    with sqlite3.connect(db_file) as connection:
+        connection.execute("UPDATE scores SET settings = ?, model = ? WHERE id = ?",
+                           (json.dumps(settings), "ln@model.pt", record.id))
+    capsys.readouterr()
+    assert main(["reproduce", str(record.id), "--db", db]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        f"  note: record {record.id} was scored before retina_h5.heldout applied its stimulus-class rule (2026-12-04; "
+        "the record states no settings.stimulus_class): its weights, fitted on whitenoise, were scored on the held-out "
+        "repeats of naturalscene, and are rerun so, the protocol it was recorded under; zoo score now refuses that "
+        "score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)")
+    assert printed[-1].startswith("reproduced: bit-identical")
+    assert "  differs: settings.cross_stimulus.fitted_on: not in the record, rerun 'whitenoise'" in printed
+    # a record that states its class is reproduced under the rule it was scored under: no note, nothing waived
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(files["whitenoise"]), "--checkpoint", str(weights),
+                 "--db", db, "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", str(ResultsStore(db).records()[-1].id), "--db", db]) == 0
+    assert "note: record" not in capsys.readouterr().out

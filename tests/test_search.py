@@ -1595,10 +1595,16 @@ def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsy
 def _pruned_after_epoch_one(tiny, out, **extra):
     """A trial of the tiny space trained for one of two epochs and stopped there by a pruner that stops every trial
     (``ThresholdPruner``: below 101 % top-1), as the median pruner stops a poor one; its study."""
+    return _two_epoch_trial(tiny, out, optuna.pruners.ThresholdPruner(lower=101), **extra)
+
+
+def _two_epoch_trial(tiny, out, pruner, **extra):
+    """The study of one trial of the tiny space (its first draw, seed 0) trained for two epochs under ``pruner``,
+    ``extra`` its other TrainConfig fields (``resume``)."""
     from neurozoo.convrnn.search.objective import Objective, TrialSettings
 
     space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))
-    study = optuna.create_study(study_name="s", direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=101),
+    study = optuna.create_study(study_name="s", direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.TPESampler(seed=0))
     settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=2, image_size=32, batch_size=6,
                              width_multiplier=1.0, device="cpu", extra=extra)
@@ -1651,6 +1657,43 @@ def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_t
     run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
     assert run["finished"] is True and run["segments"][-1]["resumed_from"]["checkpoint"] == str(checkpoint)
     assert run["segments"][-1]["start_step"] == 3 and run["segments"][-1]["outcome"] == "finished"
+
+
+def test_a_trial_resumed_from_a_checkpoint_of_all_its_epochs_returns_the_uninterrupted_trials_value(tiny, tmp_path):
+    """A trial resumed (``TrialSettings.extra`` ``resume``) from a checkpoint that already holds all its epochs trained
+    nothing and returned -inf: optuna recorded it COMPLETE at -inf, below every pruned trial, with no epochs_done. It
+    returns the value of the trained model, the one the uninterrupted trial returned (its best epoch's top-1), reports
+    its last epoch's top-1 as that trial did, and its run.json says finished."""
+    (whole,) = _two_epoch_trial(tiny, tmp_path / "whole", optuna.pruners.NopPruner()).trials
+    assert whole.state == optuna.trial.TrialState.COMPLETE and sorted(whole.intermediate_values) == [0, 1]
+    checkpoint = Path(whole.user_attrs["out"]) / "last.pth"
+    (resumed,) = _two_epoch_trial(tiny, tmp_path / "resumed", optuna.pruners.NopPruner(),
+                                  resume=str(checkpoint)).trials
+    assert resumed.state == optuna.trial.TrialState.COMPLETE
+    assert resumed.value == whole.value == max(whole.intermediate_values.values())
+    assert resumed.intermediate_values == {1: whole.intermediate_values[1]}  # the final weights scored again
+    assert resumed.user_attrs["epochs_done"] == 2 and resumed.user_attrs["val_top5"] == whole.user_attrs["val_top5"]
+    run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and run["final_epoch"] == 2
+    assert run["segments"][-1]["outcome"] == "finished" and run["segments"][-1]["start_step"] == 6
+
+
+def test_a_trial_resumed_after_its_best_epoch_returns_that_epochs_top1(tiny, tmp_path, monkeypatch):
+    """The value of a trial is its best epoch's top-1; a resumed trial returned the best of the epochs it trained
+    itself, so one whose checkpoint held a better epoch than those after the resume scored below the uninterrupted
+    trial. Here epoch 2 scores half epoch 1's (as a later epoch may score lower), and the value is epoch 1's, which
+    the checkpoint holds (``best_top1``)."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    (pruned,) = _pruned_after_epoch_one(tiny, tmp_path / "first").trials
+    first = pruned.intermediate_values[0]
+    assert first > 0
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {**(row := evaluate(self)), "val_top1": row["val_top1"] / 2})
+    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed",
+                                         resume=str(Path(pruned.user_attrs["out"]) / "last.pth")).trials
+    assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.intermediate_values[1] <= first / 2
+    assert resumed.value == first
 
 
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):

@@ -16,7 +16,9 @@ user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RG
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
 2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
 trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial, a
-killed one ends FAIL and the rerun draws the next) trains on from its checkpoint's epoch without the look.
+killed one ends FAIL and the rerun draws the next) trains on from its checkpoint's epoch without the look. Its
+value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint holds all
+its epochs scores its final weights and returns that best (it trained nothing and returned -inf).
 
 A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
 and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
@@ -197,6 +199,27 @@ class Objective:
                               f"{type(trial.study.pruner).__name__}: val top-1 {accuracy:.2f}%")
                     trainer.record_pruned(reason)
                     raise optuna.TrialPruned(reason)
+            if trainer.epoch >= s.epochs and best == float("-inf"):  # resumed from a checkpoint of every epoch
+                best = self._score_finished(trial, trainer)
         finally:
             trainer.close()
-        return best
+        # the best epoch's top-1, those of a resumed trial's checkpoint included (its ``best_top1``): a trial resumed
+        # after a better epoch than any it trained on returned its own epochs' best, not the uninterrupted trial's
+        return max(best, trainer.best_top1)
+
+    def _score_finished(self, trial: optuna.Trial, trainer) -> float:
+        """The value of a trial resumed from a checkpoint that holds all its epochs: the loop trained nothing and it
+        returned -inf (or, under ``study.optimize``, a trial COMPLETE at -inf, ranked below every pruned one). Its
+        final weights are scored on val/ (its last epoch's top-1 and top-5, reported and recorded as a trained
+        trial's are) and run.json records it finished (``Trainer.fit`` with no epoch left to train); the value is the
+        checkpoint's best epoch's top-1 (``best_top1``), as the uninterrupted trial returned."""
+        trainer.fit()  # nothing to train: records the run finished
+        row = trainer.evaluate()
+        accuracy = float(row["val_top1"])
+        trial.report(accuracy, trainer.epoch - 1)
+        trial.set_user_attr("epochs_done", trainer.epoch)
+        trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
+        if self.settings.progress:
+            print(f"trial {trial.number}: resumed from a checkpoint of all {trainer.epoch} epoch(s), nothing to "
+                  f"train: val top-1 {accuracy:.2f}%", flush=True)
+        return accuracy

@@ -1280,6 +1280,7 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     error = trial.user_attrs["diverged"]["error"]  # nan or inf: that depends on the kernels
     assert re.fullmatch(r"loss is (nan|inf) at step \d \(epoch 1, learning rate \d+\); " + re.escape(advice),
                         error), error
+    assert trial.user_attrs["pruned_reason"] == f"diverged in epoch 1: {error}" and trial.user_attrs["pruned_epoch"] == 0
     text = capsys.readouterr().out
     assert f"trial 0 epoch 1/1: diverged ({error}); pruned" in text
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
@@ -1572,6 +1573,9 @@ def test_a_draw_pruned_at_initialisation_says_so_and_why_in_its_run_json(tiny, t
     (segment,) = run["segments"]
     assert segment["outcome"] == "pruned" and segment["end_step"] == 0 and segment["reason"] == reason
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.jsonl", "run.json", "spec.yaml"]
+    # and the study keeps it as well (optuna keeps no message with a pruned trial)
+    assert {key: trial.user_attrs[key] for key in ("pruned_reason", "pruned_epoch", "pruned_step")} == \
+        {"pruned_reason": reason, "pruned_epoch": 0, "pruned_step": 0}
 
 
 def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsys):
@@ -1598,14 +1602,15 @@ def _pruned_after_epoch_one(tiny, out, **extra):
     return _two_epoch_trial(tiny, out, optuna.pruners.ThresholdPruner(lower=101), **extra)
 
 
-def _two_epoch_trial(tiny, out, pruner, **extra):
+def _two_epoch_trial(tiny, out, pruner, earlier=(), **extra):
     """The study of one trial of the tiny space (its first draw, seed 0) trained for two epochs under ``pruner``,
-    ``extra`` its other TrainConfig fields (``resume``)."""
+    after the ``earlier`` trials (``optuna.trial.create_trial``); ``extra``: its other TrainConfig fields (``resume``)."""
     from neurozoo.convrnn.search.objective import Objective, TrialSettings
 
     space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))
     study = optuna.create_study(study_name="s", direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.TPESampler(seed=0))
+    study.add_trials(earlier)
     settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=2, image_size=32, batch_size=6,
                              width_multiplier=1.0, device="cpu", extra=extra)
     study.optimize(Objective(space, settings), n_trials=1)
@@ -1626,6 +1631,25 @@ def test_a_trial_stopped_by_the_pruner_says_so_and_why_in_its_run_json(tiny, tmp
     assert run["pruned"] == {"epoch": 1, "step": steps, "reason": reason}
     (segment,) = run["segments"]
     assert segment["outcome"] == "pruned" and segment["end_step"] == steps and segment["reason"] == reason
+
+
+def test_a_trial_the_median_pruner_stops_keeps_why_in_the_study(tiny, tmp_path):
+    """optuna keeps no message with a pruned trial: why the pruner stopped it was in its run.json and optuna's log
+    only, not in the study (``trials_dataframe``, a study shared with other machines). The study keeps it now, as the
+    user attributes ``pruned_reason``, ``pruned_epoch`` and ``pruned_step``: here the median pruner (``--pruner
+    median``) stops a trial after epoch 1 of 2, below two earlier trials' 101 %."""
+    from neurozoo.convrnn.search.study import make_pruner
+
+    earlier = [optuna.trial.create_trial(value=101.0, intermediate_values={0: 101.0, 1: 101.0}) for _ in range(2)]
+    study = _two_epoch_trial(tiny, tmp_path / "run", make_pruner("median"), earlier=earlier)
+    trial = study.trials[2]
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["epochs_done"] == 1
+    reason = f"pruned at step 3 (epoch 1 of 2) by MedianPruner: val top-1 {trial.intermediate_values[0]:.2f}%"
+    assert (trial.user_attrs["pruned_reason"], trial.user_attrs["pruned_epoch"], trial.user_attrs["pruned_step"]) == \
+        (reason, 1, 3)
+    assert json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())["pruned"]["reason"] == reason
+    frame = study.trials_dataframe()
+    assert list(frame["user_attrs_pruned_reason"].fillna("")) == ["", "", reason]
 
 
 def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_trained_weights(tiny, tmp_path,

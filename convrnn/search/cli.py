@@ -13,7 +13,8 @@ training diverges (a non-finite loss: "diverged"), or before any training, whate
 loss on its first batch exceeds 10 ln(classes) or its logits are not finite ("exploded at initialisation":
 typically a draw whose output grows several-fold per time step, which no learning rate trains). The study's totals
 count the last two apart; each trial's run.json (OUT/<study>/trial_<N>/run.json) says why it was pruned (pruned:
-its epoch, step and reason; diverged: a divergence's).
+its epoch, step and reason; diverged: a divergence's), and so does the study: the trial's user attributes
+pruned_reason, pruned_epoch and pruned_step (optuna's study.trials_dataframe() shows them).
 """
 from __future__ import annotations
 

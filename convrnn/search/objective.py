@@ -23,7 +23,8 @@ its epochs scores its final weights and returns that best (it trained nothing an
 A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
 and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
 segment's ``outcome`` is ``pruned``; it said what a run killed without a word says (``finished`` false, ``outcome``
-null). A diverged trial's says ``diverged`` (the trainer records it)."""
+null). A diverged trial's says ``diverged`` (the trainer records it). The study keeps every pruned trial's reason too
+(:func:`pruned`: user attributes ``pruned_reason``, ``pruned_epoch``, ``pruned_step``)."""
 from __future__ import annotations
 
 import json
@@ -94,6 +95,17 @@ def initial_explosion(loss: float, logits, num_classes: int) -> Optional[Dict[st
 
 def trial_folder(out, study_name: str, number: int) -> Path:
     return Path(out) / study_name / f"trial_{number:05d}"
+
+
+def pruned(trial: optuna.Trial, trainer, reason: str) -> optuna.TrialPruned:
+    """The ``TrialPruned`` that ends ``trial`` for ``reason``, recorded first in the study as the user attributes
+    ``pruned_reason``, ``pruned_epoch`` and ``pruned_step`` (the epochs and optimizer steps trained, as run.json's
+    ``pruned``): optuna keeps no message with a pruned trial, so why it stopped was in run.json and optuna's log only,
+    not in ``study.trials_dataframe()`` or a study shared with other machines."""
+    trial.set_user_attr("pruned_reason", reason)
+    trial.set_user_attr("pruned_epoch", trainer.epoch)
+    trial.set_user_attr("pruned_step", trainer.global_step)
+    return optuna.TrialPruned(reason)
 
 
 class Objective:
@@ -170,7 +182,7 @@ class Objective:
                 trainer.record_pruned(exploded["error"])  # run.json: pruned, and why, not a run killed unfinished
                 if s.progress:
                     print(f"trial {trial.number}: {exploded['error']}; pruned, not trained", flush=True)
-                raise optuna.TrialPruned(exploded["error"])
+                raise pruned(trial, trainer, exploded["error"])
             for epoch in range(trainer.epoch, s.epochs):  # a resumed trial trains on from its checkpoint's epoch
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)
@@ -185,7 +197,7 @@ class Objective:
                     if s.progress:
                         print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: diverged ({error}); pruned",
                               flush=True)
-                    raise optuna.TrialPruned(f"diverged in epoch {epoch + 1}: {error}") from None
+                    raise pruned(trial, trainer, f"diverged in epoch {epoch + 1}: {error}") from None
                 accuracy = float(row["val_top1"])
                 best = max(best, accuracy)
                 trial.report(accuracy, epoch)
@@ -198,7 +210,7 @@ class Objective:
                     reason = (f"pruned at step {trainer.global_step} (epoch {epoch + 1} of {s.epochs}) by "
                               f"{type(trial.study.pruner).__name__}: val top-1 {accuracy:.2f}%")
                     trainer.record_pruned(reason)
-                    raise optuna.TrialPruned(reason)
+                    raise pruned(trial, trainer, reason)
             if trainer.epoch >= s.epochs and best == float("-inf"):  # resumed from a checkpoint of every epoch
                 best = self._score_finished(trial, trainer)
         finally:

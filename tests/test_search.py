@@ -1375,32 +1375,45 @@ def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_pat
     assert main(["search", *argv[:-2], "--trials", "0"]) == 0  # an export by a later command need not repeat them
 
 
+def _searched_once(tiny, out):
+    """The study of one ``zoo search`` trial on the tiny data in ``out``."""
+    from neurozoo.leaderboard.cli import main
+
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+
+
+def _continued_on(tiny, out, data, capsys):
+    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data``: its exit code and stderr."""
+    from neurozoo.leaderboard.cli import main
+
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--data") + 1] = str(data)
+    code = main(["search", *argv])
+    return code, capsys.readouterr().err
+
+
 def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     """The data's path is not compared (other machines mount it elsewhere), and nothing else was: a rerun with --data
     naming a 5-class folder continued a study of 3-class trials, and its 20 % trials were ranked with their 67 %."""
     import shutil
 
     from neurozoo.convrnn.training.synthetic import write_image_folder
-    from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    study = _searched_once(tiny, out)
     run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
     assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "val_files_sha256": run["val_files_sha256"],
                                         "train_files_sha256": run["train_files_sha256"]}
     write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
-    capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
-    argv[argv.index("--data") + 1] = str(tmp_path / "five")
-    assert main(["search", *argv]) == 2
-    err = capsys.readouterr().err
+    code, err = _continued_on(tiny, out, tmp_path / "five", capsys)
+    assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its val/ file " \
            f"list has sha256 {run['val_files_sha256'][:16]}); --data {tmp_path / 'five'} has another val/" in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
     shutil.copytree(tiny / "data", tmp_path / "copy")  # the same data elsewhere (another machine's mount) joins
-    argv[argv.index("--data") + 1] = str(tmp_path / "copy")
-    assert main(["search", *argv]) == 0
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 2
 
 
@@ -1409,19 +1422,12 @@ def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, ca
     its trials trained on other data ranked with the others."""
     import shutil
 
-    from neurozoo.leaderboard.cli import main
-
     out = tmp_path / "run"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
-    recorded = study.user_attrs["data"]["train_files_sha256"]
+    recorded = _searched_once(tiny, out).user_attrs["data"]["train_files_sha256"]
     shutil.copytree(tiny / "data", tmp_path / "fewer")
     next(iter(sorted((tmp_path / "fewer" / "train").glob("*/*")))).unlink()
-    capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
-    argv[argv.index("--data") + 1] = str(tmp_path / "fewer")
-    assert main(["search", *argv]) == 2
-    err = capsys.readouterr().err
+    code, err = _continued_on(tiny, out, tmp_path / "fewer", capsys)
+    assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its train/ " \
            f"file list has sha256 {recorded[:16]}); --data {tmp_path / 'fewer'} has another train/ (sha256 " in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1

@@ -1691,28 +1691,35 @@ def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_t
 
 def test_a_trial_resumed_from_a_checkpoint_of_all_its_epochs_returns_the_uninterrupted_trials_value(tiny, tmp_path):
     """A trial resumed (``TrialSettings.extra`` ``resume``) from a checkpoint that already holds all its epochs trained
-    nothing and returned -inf: optuna recorded it COMPLETE at -inf, below every pruned trial, with no epochs_done. It
-    returns the value of the trained model, the one the uninterrupted trial returned (its best epoch's top-1), reports
-    its last epoch's top-1 as that trial did, and its run.json says finished."""
+    nothing and returned -inf: optuna recorded it COMPLETE at -inf, below every pruned trial, with no epochs_done, and
+    its folder held no weights (the trainer writes best.pth for an epoch it trains). It returns the value of the
+    trained model, the one the uninterrupted trial returned (its best epoch's top-1), reports its last epoch's top-1 as
+    that trial did, its run.json says finished and its folder holds the best epoch's weights, which its export names."""
+    from neurozoo.convrnn.search.export import export_specs
+
     (whole,) = _two_epoch_trial(tiny, tmp_path / "whole", optuna.pruners.NopPruner()).trials
     assert whole.state == optuna.trial.TrialState.COMPLETE and sorted(whole.intermediate_values) == [0, 1]
-    checkpoint = Path(whole.user_attrs["out"]) / "last.pth"
-    (resumed,) = _two_epoch_trial(tiny, tmp_path / "resumed", optuna.pruners.NopPruner(),
-                                  resume=str(checkpoint)).trials
+    trained = Path(whole.user_attrs["out"])
+    study = _two_epoch_trial(tiny, tmp_path / "resumed", optuna.pruners.NopPruner(), resume=str(trained / "last.pth"))
+    (resumed,) = study.trials
     assert resumed.state == optuna.trial.TrialState.COMPLETE
     assert resumed.value == whole.value == max(whole.intermediate_values.values())
     assert resumed.intermediate_values == {1: whole.intermediate_values[1]}  # the final weights scored again
-    assert resumed.user_attrs["epochs_done"] == 2 and resumed.user_attrs["val_top5"] == whole.user_attrs["val_top5"]
-    run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
+    assert resumed.user_attrs["epochs_done"] == 2
+    folder = Path(resumed.user_attrs["out"])
+    run = json.loads((folder / "run.json").read_text())
     assert run["finished"] is True and run["final_epoch"] == 2
     assert run["segments"][-1]["outcome"] == "finished" and run["segments"][-1]["start_step"] == 6
+    assert (folder / "best.pth").read_bytes() == (trained / "best.pth").read_bytes()
+    export_specs(study, SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny)), tmp_path / "export")
+    assert json.loads((tmp_path / "export" / "s_best1.json").read_text())["weights"] == str(folder / "best.pth")
 
 
 def test_a_trial_resumed_after_its_best_epoch_returns_that_epochs_top1(tiny, tmp_path, monkeypatch):
     """The value of a trial is its best epoch's top-1; a resumed trial returned the best of the epochs it trained
     itself, so one whose checkpoint held a better epoch than those after the resume scored below the uninterrupted
-    trial. Here epoch 2 scores half epoch 1's (as a later epoch may score lower), and the value is epoch 1's, which
-    the checkpoint holds (``best_top1``)."""
+    trial, and its folder held no weights of that epoch. Here epoch 2 scores half epoch 1's (as a later epoch may
+    score lower): the value is epoch 1's, which the checkpoint holds (``best_top1``), with epoch 1's weights."""
     from neurozoo.convrnn.training.engine import Trainer
 
     (pruned,) = _pruned_after_epoch_one(tiny, tmp_path / "first").trials
@@ -1720,10 +1727,32 @@ def test_a_trial_resumed_after_its_best_epoch_returns_that_epochs_top1(tiny, tmp
     assert first > 0
     evaluate = Trainer.evaluate
     monkeypatch.setattr(Trainer, "evaluate", lambda self: {**(row := evaluate(self)), "val_top1": row["val_top1"] / 2})
-    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed",
-                                         resume=str(Path(pruned.user_attrs["out"]) / "last.pth")).trials
+    trained = Path(pruned.user_attrs["out"])
+    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed", resume=str(trained / "last.pth")).trials
     assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.intermediate_values[1] <= first / 2
     assert resumed.value == first
+    assert (Path(resumed.user_attrs["out"]) / "best.pth").read_bytes() == (trained / "best.pth").read_bytes()
+    assert "val_top5" not in resumed.user_attrs  # epoch 1's top-5 is not in its checkpoint; not epoch 2's instead
+
+
+def test_a_trials_top5_is_its_best_epochs_as_its_value_and_weights_are(tiny, tmp_path, monkeypatch):
+    """A trial's value is its best epoch's top-1 and its exported weights are that epoch's (best.pth), but its
+    ``val_top5`` (in the export's provenance and score record) was its last epoch's. Here epoch 2 scores below epoch
+    1 with another top-5: the trial keeps epoch 1's."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    evaluate, rows = Trainer.evaluate, []
+
+    def second_epoch_worse(self):
+        rows.append(evaluate(self))
+        if self.epoch == 1:  # epoch 2's validation
+            return {**rows[-1], "val_top1": rows[-1]["val_top1"] / 2, "val_top5": 12.5}
+        return rows[-1]
+
+    monkeypatch.setattr(Trainer, "evaluate", second_epoch_worse)
+    (trial,) = _two_epoch_trial(tiny, tmp_path / "run", optuna.pruners.NopPruner()).trials
+    assert trial.value == trial.intermediate_values[0] == rows[0]["val_top1"] > trial.intermediate_values[1]
+    assert trial.user_attrs["val_top5"] == rows[0]["val_top5"] != 12.5 and trial.user_attrs["epochs_done"] == 2
 
 
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):

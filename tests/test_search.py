@@ -1339,6 +1339,61 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
         "1 fail); 1 interrupted, not run again: new trials follow")
 
 
+KILLED_AFTER_THE_LAST_EPOCH = """
+import os, signal
+from neurozoo.convrnn.training import engine
+
+fit = engine.Trainer.fit
+
+
+def killed(self, until_epoch=None):  # SIGKILL once the last epoch's checkpoint is saved, before optuna hears of it
+    row = fit(self, until_epoch=until_epoch)
+    if self.epoch == self.config.epochs:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return row
+
+
+engine.Trainer.fit = killed
+"""
+
+
+def test_a_trial_killed_after_its_last_epoch_was_saved_is_recorded_complete_by_the_rerun(tiny, tmp_path, capsys):
+    """`zoo search` never resumes a trial: one whose worker died after the checkpoint of its last epoch (before optuna
+    recorded it complete) was marked FAIL by the rerun (stale heartbeat), which TPE and the export ignore, so its
+    trained model was lost to the study, and the rerun said "1 running" of it. The rerun records it complete now, as a
+    new trial (``recovered_from``), with the value the trial would have returned (its best epoch's top-1) and its
+    epochs' values, from its folder; the export (here by --trials 0) takes it, with its weights."""
+    from neurozoo.leaderboard.cli import main
+
+    out, storage = tmp_path / "run", f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}"
+    argv = search_argv(tiny, out, 1, "--epochs", "2", "--heartbeat", "1", "--grace", "2", "--no-record")
+    env = _planted(tmp_path, KILLED_AFTER_THE_LAST_EPOCH, workers=1)
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    (killed,) = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert killed.state == optuna.trial.TrialState.RUNNING and list(killed.intermediate_values) == [0]
+    folder = Path(killed.user_attrs["out"])
+    epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    top1 = [row["val_top1"] for row in epochs if row["kind"] == "epoch"]
+    assert len(top1) == 2
+    time.sleep(3.5)  # its heartbeat stale (see test_killed_worker_leaves_the_study_usable)
+    capsys.readouterr()
+    assert main(["search", *search_argv(tiny, out, 0, "--epochs", "2", "--heartbeat", "1", "--grace", "2",
+                                        "--no-record")]) == 0
+    err = capsys.readouterr().err
+    failed, recorded = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert failed.state == optuna.trial.TrialState.FAIL and recorded.state == optuna.trial.TrialState.COMPLETE
+    assert recorded.value == max(top1) and recorded.intermediate_values == {0: top1[0], 1: top1[1]}
+    assert recorded.params == failed.params and recorded.user_attrs["config"] == failed.user_attrs["config"]
+    assert recorded.user_attrs["recovered_from"] == 0 and recorded.user_attrs["epochs_done"] == 2
+    assert f"zoo search: trial 0 died after its last epoch was saved: recorded complete from {folder} (val top-1 " \
+           f"{max(top1):.2f}%; user attribute recovered_from 0)" in err
+    assert "2 trial(s) so far (1 complete, 1 fail)" in err
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["trial"] == 1 and provenance["weights"] == str((folder / "best.pth").resolve())
+
+
 def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, capsys):
     """--lr was ignored when the space searches train.lr (the built-in ones do): the trials trained at the drawn
     rates, and a user lowering --lr after 'diverged (...; lower --lr)' lowered nothing."""

@@ -16,7 +16,8 @@ user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RG
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
 2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
 trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial, a
-killed one ends FAIL and the rerun draws the next) trains on from its checkpoint's epoch without the look. Its
+killed one ends FAIL and the rerun draws the next; one killed after its last epoch's checkpoint is recorded complete,
+``study.record_trained``) trains on from its checkpoint's epoch without the look. Its
 value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint holds all
 its epochs scores its final weights and returns that best (it trained nothing and returned -inf). The checkpoint's
 best epoch's weights come along into the trial's folder (:func:`carry_best_weights`). A trial's ``val_top5`` is its best

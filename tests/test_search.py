@@ -1280,7 +1280,8 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     error = trial.user_attrs["diverged"]["error"]  # nan or inf: that depends on the kernels
     assert re.fullmatch(r"loss is (nan|inf) at step \d \(epoch 1, learning rate \d+\); " + re.escape(advice),
                         error), error
-    assert trial.user_attrs["pruned_reason"] == f"diverged in epoch 1: {error}" and trial.user_attrs["pruned_epoch"] == 0
+    assert trial.user_attrs["pruned_reason"] == f"diverged in epoch 1: {error}"
+    assert trial.user_attrs["pruned_epoch"] == 0
     text = capsys.readouterr().out
     assert f"trial 0 epoch 1/1: diverged ({error}); pruned" in text
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
@@ -1665,7 +1666,8 @@ def _pruned_after_epoch_one(tiny, out, **extra):
 
 def _two_epoch_trial(tiny, out, pruner, earlier=(), **extra):
     """The study of one trial of the tiny space (its first draw, seed 0) trained for two epochs under ``pruner``,
-    after the ``earlier`` trials (``optuna.trial.create_trial``); ``extra``: its other TrainConfig fields (``resume``)."""
+    after the ``earlier`` trials (``optuna.trial.create_trial``); ``extra``: its other TrainConfig fields
+    (``resume``)."""
     from neurozoo.convrnn.search.objective import Objective, TrialSettings
 
     space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))

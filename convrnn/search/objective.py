@@ -113,10 +113,10 @@ def pruned(trial: optuna.Trial, trainer, reason: str) -> optuna.TrialPruned:
 
 
 def carry_best_weights(checkpoint: Path, trainer, folder: Path) -> None:
-    """Copy into a resumed trial's ``folder`` the ``best.pth`` beside the ``checkpoint`` it resumed, when that file holds
-    the checkpoint's best epoch (its ``best_top1``, written at or before its step). The trainer writes a best.pth only
-    for an epoch that beats ``best_top1``, so a trial whose best epoch preceded the resume (one resumed after its last
-    epoch, always) had none in its folder: its value was that epoch's, its export named no weights."""
+    """Copy into a resumed trial's ``folder`` the ``best.pth`` beside the ``checkpoint`` it resumed, when that file
+    holds the checkpoint's best epoch (its ``best_top1``, written at or before its step). The trainer writes a best.pth
+    only for an epoch that beats ``best_top1``, so a trial whose best epoch preceded the resume (one resumed after its
+    last epoch, always) had none in its folder: its value was that epoch's, its export named no weights."""
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.json_files import written_whole
     from neurozoo.datasets.torch_files import read_torch_file
@@ -230,8 +230,8 @@ class Objective:
                               flush=True)
                     raise pruned(trial, trainer, f"diverged in epoch {epoch + 1}: {error}") from None
                 accuracy = float(row["val_top1"])
-                if accuracy > best:  # a new best epoch (the trainer's best.pth; the first of equal ones): its top-5 goes
-                    # with the value and the exported weights; it was the last epoch's, whatever epoch was best
+                if accuracy > best:  # a new best epoch (the trainer's best.pth; the first of equal ones): its top-5
+                    # goes with the value and the exported weights; it was the last epoch's, whatever epoch was best
                     best = accuracy
                     trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
                 trial.report(accuracy, epoch)

@@ -1280,6 +1280,8 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     error = trial.user_attrs["diverged"]["error"]  # nan or inf: that depends on the kernels
     assert re.fullmatch(r"loss is (nan|inf) at step \d \(epoch 1, learning rate \d+\); " + re.escape(advice),
                         error), error
+    assert trial.user_attrs["pruned_reason"] == f"diverged in epoch 1: {error}"
+    assert trial.user_attrs["pruned_epoch"] == 0
     text = capsys.readouterr().out
     assert f"trial 0 epoch 1/1: diverged ({error}); pruned" in text
     assert "study 'tiny': 1 pruned (1 diverged: pruned on a non-finite loss)" in text
@@ -1338,6 +1340,61 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
         "1 fail); 1 interrupted, not run again: new trials follow")
 
 
+KILLED_AFTER_THE_LAST_EPOCH = """
+import os, signal
+from neurozoo.convrnn.training import engine
+
+fit = engine.Trainer.fit
+
+
+def killed(self, until_epoch=None):  # SIGKILL once the last epoch's checkpoint is saved, before optuna hears of it
+    row = fit(self, until_epoch=until_epoch)
+    if self.epoch == self.config.epochs:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return row
+
+
+engine.Trainer.fit = killed
+"""
+
+
+def test_a_trial_killed_after_its_last_epoch_was_saved_is_recorded_complete_by_the_rerun(tiny, tmp_path, capsys):
+    """`zoo search` never resumes a trial: one whose worker died after the checkpoint of its last epoch (before optuna
+    recorded it complete) was marked FAIL by the rerun (stale heartbeat), which TPE and the export ignore, so its
+    trained model was lost to the study, and the rerun said "1 running" of it. The rerun records it complete now, as a
+    new trial (``recovered_from``), with the value the trial would have returned (its best epoch's top-1) and its
+    epochs' values, from its folder; the export (here by --trials 0) takes it, with its weights."""
+    from neurozoo.leaderboard.cli import main
+
+    out, storage = tmp_path / "run", f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}"
+    argv = search_argv(tiny, out, 1, "--epochs", "2", "--heartbeat", "1", "--grace", "2", "--no-record")
+    env = _planted(tmp_path, KILLED_AFTER_THE_LAST_EPOCH, workers=1)
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    (killed,) = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert killed.state == optuna.trial.TrialState.RUNNING and list(killed.intermediate_values) == [0]
+    folder = Path(killed.user_attrs["out"])
+    epochs = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    top1 = [row["val_top1"] for row in epochs if row["kind"] == "epoch"]
+    assert len(top1) == 2
+    time.sleep(3.5)  # its heartbeat stale (see test_killed_worker_leaves_the_study_usable)
+    capsys.readouterr()
+    assert main(["search", *search_argv(tiny, out, 0, "--epochs", "2", "--heartbeat", "1", "--grace", "2",
+                                        "--no-record")]) == 0
+    err = capsys.readouterr().err
+    failed, recorded = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert failed.state == optuna.trial.TrialState.FAIL and recorded.state == optuna.trial.TrialState.COMPLETE
+    assert recorded.value == max(top1) and recorded.intermediate_values == {0: top1[0], 1: top1[1]}
+    assert recorded.params == failed.params and recorded.user_attrs["config"] == failed.user_attrs["config"]
+    assert recorded.user_attrs["recovered_from"] == 0 and recorded.user_attrs["epochs_done"] == 2
+    assert f"zoo search: trial 0 died after its last epoch was saved: recorded complete from {folder} (val top-1 " \
+           f"{max(top1):.2f}%; user attribute recovered_from 0)" in err
+    assert "2 trial(s) so far (1 complete, 1 fail)" in err
+    provenance = json.loads((out / "tiny_best1.json").read_text())
+    assert provenance["trial"] == 1 and provenance["weights"] == str((folder / "best.pth").resolve())
+
+
 def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, capsys):
     """--lr was ignored when the space searches train.lr (the built-in ones do): the trials trained at the drawn
     rates, and a user lowering --lr after 'diverged (...; lower --lr)' lowered nothing."""
@@ -1374,32 +1431,45 @@ def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_pat
     assert main(["search", *argv[:-2], "--trials", "0"]) == 0  # an export by a later command need not repeat them
 
 
+def _searched_once(tiny, out):
+    """The study of one ``zoo search`` trial on the tiny data in ``out``."""
+    from neurozoo.leaderboard.cli import main
+
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+
+
+def _continued_on(tiny, out, data, capsys):
+    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data``: its exit code and stderr."""
+    from neurozoo.leaderboard.cli import main
+
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--data") + 1] = str(data)
+    code = main(["search", *argv])
+    return code, capsys.readouterr().err
+
+
 def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     """The data's path is not compared (other machines mount it elsewhere), and nothing else was: a rerun with --data
     naming a 5-class folder continued a study of 3-class trials, and its 20 % trials were ranked with their 67 %."""
     import shutil
 
     from neurozoo.convrnn.training.synthetic import write_image_folder
-    from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    study = _searched_once(tiny, out)
     run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
     assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "val_files_sha256": run["val_files_sha256"],
                                         "train_files_sha256": run["train_files_sha256"]}
     write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
-    capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
-    argv[argv.index("--data") + 1] = str(tmp_path / "five")
-    assert main(["search", *argv]) == 2
-    err = capsys.readouterr().err
+    code, err = _continued_on(tiny, out, tmp_path / "five", capsys)
+    assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its val/ file " \
            f"list has sha256 {run['val_files_sha256'][:16]}); --data {tmp_path / 'five'} has another val/" in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
     shutil.copytree(tiny / "data", tmp_path / "copy")  # the same data elsewhere (another machine's mount) joins
-    argv[argv.index("--data") + 1] = str(tmp_path / "copy")
-    assert main(["search", *argv]) == 0
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 2
 
 
@@ -1408,19 +1478,12 @@ def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, ca
     its trials trained on other data ranked with the others."""
     import shutil
 
-    from neurozoo.leaderboard.cli import main
-
     out = tmp_path / "run"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
-    recorded = study.user_attrs["data"]["train_files_sha256"]
+    recorded = _searched_once(tiny, out).user_attrs["data"]["train_files_sha256"]
     shutil.copytree(tiny / "data", tmp_path / "fewer")
     next(iter(sorted((tmp_path / "fewer" / "train").glob("*/*")))).unlink()
-    capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
-    argv[argv.index("--data") + 1] = str(tmp_path / "fewer")
-    assert main(["search", *argv]) == 2
-    err = capsys.readouterr().err
+    code, err = _continued_on(tiny, out, tmp_path / "fewer", capsys)
+    assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its train/ " \
            f"file list has sha256 {recorded[:16]}); --data {tmp_path / 'fewer'} has another train/ (sha256 " in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
@@ -1572,6 +1635,9 @@ def test_a_draw_pruned_at_initialisation_says_so_and_why_in_its_run_json(tiny, t
     (segment,) = run["segments"]
     assert segment["outcome"] == "pruned" and segment["end_step"] == 0 and segment["reason"] == reason
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.jsonl", "run.json", "spec.yaml"]
+    # and the study keeps it as well (optuna keeps no message with a pruned trial)
+    assert {key: trial.user_attrs[key] for key in ("pruned_reason", "pruned_epoch", "pruned_step")} == \
+        {"pruned_reason": reason, "pruned_epoch": 0, "pruned_step": 0}
 
 
 def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsys):
@@ -1595,11 +1661,19 @@ def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsy
 def _pruned_after_epoch_one(tiny, out, **extra):
     """A trial of the tiny space trained for one of two epochs and stopped there by a pruner that stops every trial
     (``ThresholdPruner``: below 101 % top-1), as the median pruner stops a poor one; its study."""
+    return _two_epoch_trial(tiny, out, optuna.pruners.ThresholdPruner(lower=101), **extra)
+
+
+def _two_epoch_trial(tiny, out, pruner, earlier=(), **extra):
+    """The study of one trial of the tiny space (its first draw, seed 0) trained for two epochs under ``pruner``,
+    after the ``earlier`` trials (``optuna.trial.create_trial``); ``extra``: its other TrainConfig fields
+    (``resume``)."""
     from neurozoo.convrnn.search.objective import Objective, TrialSettings
 
     space = SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny))
-    study = optuna.create_study(study_name="s", direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=101),
+    study = optuna.create_study(study_name="s", direction="maximize", pruner=pruner,
                                 sampler=optuna.samplers.TPESampler(seed=0))
+    study.add_trials(earlier)
     settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=2, image_size=32, batch_size=6,
                              width_multiplier=1.0, device="cpu", extra=extra)
     study.optimize(Objective(space, settings), n_trials=1)
@@ -1620,6 +1694,25 @@ def test_a_trial_stopped_by_the_pruner_says_so_and_why_in_its_run_json(tiny, tmp
     assert run["pruned"] == {"epoch": 1, "step": steps, "reason": reason}
     (segment,) = run["segments"]
     assert segment["outcome"] == "pruned" and segment["end_step"] == steps and segment["reason"] == reason
+
+
+def test_a_trial_the_median_pruner_stops_keeps_why_in_the_study(tiny, tmp_path):
+    """optuna keeps no message with a pruned trial: why the pruner stopped it was in its run.json and optuna's log
+    only, not in the study (``trials_dataframe``, a study shared with other machines). The study keeps it now, as the
+    user attributes ``pruned_reason``, ``pruned_epoch`` and ``pruned_step``: here the median pruner (``--pruner
+    median``) stops a trial after epoch 1 of 2, below two earlier trials' 101 %."""
+    from neurozoo.convrnn.search.study import make_pruner
+
+    earlier = [optuna.trial.create_trial(value=101.0, intermediate_values={0: 101.0, 1: 101.0}) for _ in range(2)]
+    study = _two_epoch_trial(tiny, tmp_path / "run", make_pruner("median"), earlier=earlier)
+    trial = study.trials[2]
+    assert trial.state == optuna.trial.TrialState.PRUNED and trial.user_attrs["epochs_done"] == 1
+    reason = f"pruned at step 3 (epoch 1 of 2) by MedianPruner: val top-1 {trial.intermediate_values[0]:.2f}%"
+    assert (trial.user_attrs["pruned_reason"], trial.user_attrs["pruned_epoch"], trial.user_attrs["pruned_step"]) == \
+        (reason, 1, 3)
+    assert json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())["pruned"]["reason"] == reason
+    frame = study.trials_dataframe()
+    assert list(frame["user_attrs_pruned_reason"].fillna("")) == ["", "", reason]
 
 
 def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_trained_weights(tiny, tmp_path,
@@ -1651,6 +1744,72 @@ def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_t
     run = json.loads((Path(resumed.user_attrs["out"]) / "run.json").read_text())
     assert run["finished"] is True and run["segments"][-1]["resumed_from"]["checkpoint"] == str(checkpoint)
     assert run["segments"][-1]["start_step"] == 3 and run["segments"][-1]["outcome"] == "finished"
+
+
+def test_a_trial_resumed_from_a_checkpoint_of_all_its_epochs_returns_the_uninterrupted_trials_value(tiny, tmp_path):
+    """A trial resumed (``TrialSettings.extra`` ``resume``) from a checkpoint that already holds all its epochs trained
+    nothing and returned -inf: optuna recorded it COMPLETE at -inf, below every pruned trial, with no epochs_done, and
+    its folder held no weights (the trainer writes best.pth for an epoch it trains). It returns the value of the
+    trained model, the one the uninterrupted trial returned (its best epoch's top-1), reports its last epoch's top-1 as
+    that trial did, its run.json says finished and its folder holds the best epoch's weights, which its export names."""
+    from neurozoo.convrnn.search.export import export_specs
+
+    (whole,) = _two_epoch_trial(tiny, tmp_path / "whole", optuna.pruners.NopPruner()).trials
+    assert whole.state == optuna.trial.TrialState.COMPLETE and sorted(whole.intermediate_values) == [0, 1]
+    trained = Path(whole.user_attrs["out"])
+    study = _two_epoch_trial(tiny, tmp_path / "resumed", optuna.pruners.NopPruner(), resume=str(trained / "last.pth"))
+    (resumed,) = study.trials
+    assert resumed.state == optuna.trial.TrialState.COMPLETE
+    assert resumed.value == whole.value == max(whole.intermediate_values.values())
+    assert resumed.intermediate_values == {1: whole.intermediate_values[1]}  # the final weights scored again
+    assert resumed.user_attrs["epochs_done"] == 2
+    folder = Path(resumed.user_attrs["out"])
+    run = json.loads((folder / "run.json").read_text())
+    assert run["finished"] is True and run["final_epoch"] == 2
+    assert run["segments"][-1]["outcome"] == "finished" and run["segments"][-1]["start_step"] == 6
+    assert (folder / "best.pth").read_bytes() == (trained / "best.pth").read_bytes()
+    export_specs(study, SearchSpace.from_dict(TINY_SPACE, base_dir=str(tiny)), tmp_path / "export")
+    assert json.loads((tmp_path / "export" / "s_best1.json").read_text())["weights"] == str(folder / "best.pth")
+
+
+def test_a_trial_resumed_after_its_best_epoch_returns_that_epochs_top1(tiny, tmp_path, monkeypatch):
+    """The value of a trial is its best epoch's top-1; a resumed trial returned the best of the epochs it trained
+    itself, so one whose checkpoint held a better epoch than those after the resume scored below the uninterrupted
+    trial, and its folder held no weights of that epoch. Here epoch 2 scores half epoch 1's (as a later epoch may
+    score lower): the value is epoch 1's, which the checkpoint holds (``best_top1``), with epoch 1's weights."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    (pruned,) = _pruned_after_epoch_one(tiny, tmp_path / "first").trials
+    first = pruned.intermediate_values[0]
+    assert first > 0
+    evaluate = Trainer.evaluate
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {**(row := evaluate(self)), "val_top1": row["val_top1"] / 2})
+    trained = Path(pruned.user_attrs["out"])
+    (resumed,) = _pruned_after_epoch_one(tiny, tmp_path / "resumed", resume=str(trained / "last.pth")).trials
+    assert resumed.state == optuna.trial.TrialState.COMPLETE and resumed.intermediate_values[1] <= first / 2
+    assert resumed.value == first
+    assert (Path(resumed.user_attrs["out"]) / "best.pth").read_bytes() == (trained / "best.pth").read_bytes()
+    assert "val_top5" not in resumed.user_attrs  # epoch 1's top-5 is not in its checkpoint; not epoch 2's instead
+
+
+def test_a_trials_top5_is_its_best_epochs_as_its_value_and_weights_are(tiny, tmp_path, monkeypatch):
+    """A trial's value is its best epoch's top-1 and its exported weights are that epoch's (best.pth), but its
+    ``val_top5`` (in the export's provenance and score record) was its last epoch's. Here epoch 2 scores below epoch
+    1 with another top-5: the trial keeps epoch 1's."""
+    from neurozoo.convrnn.training.engine import Trainer
+
+    evaluate, rows = Trainer.evaluate, []
+
+    def second_epoch_worse(self):
+        rows.append(evaluate(self))
+        if self.epoch == 1:  # epoch 2's validation
+            return {**rows[-1], "val_top1": rows[-1]["val_top1"] / 2, "val_top5": 12.5}
+        return rows[-1]
+
+    monkeypatch.setattr(Trainer, "evaluate", second_epoch_worse)
+    (trial,) = _two_epoch_trial(tiny, tmp_path / "run", optuna.pruners.NopPruner()).trials
+    assert trial.value == trial.intermediate_values[0] == rows[0]["val_top1"] > trial.intermediate_values[1]
+    assert trial.user_attrs["val_top5"] == rows[0]["val_top5"] != 12.5 and trial.user_attrs["epochs_done"] == 2
 
 
 def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whatever_the_default_lr(tmp_path):

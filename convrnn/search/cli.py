@@ -13,7 +13,8 @@ training diverges (a non-finite loss: "diverged"), or before any training, whate
 loss on its first batch exceeds 10 ln(classes) or its logits are not finite ("exploded at initialisation":
 typically a draw whose output grows several-fold per time step, which no learning rate trains). The study's totals
 count the last two apart; each trial's run.json (OUT/<study>/trial_<N>/run.json) says why it was pruned (pruned:
-its epoch, step and reason; diverged: a divergence's).
+its epoch, step and reason; diverged: a divergence's), and so does the study: the trial's user attributes
+pruned_reason, pruned_epoch and pruned_step (optuna's study.trials_dataframe() shows them).
 """
 from __future__ import annotations
 
@@ -198,10 +199,14 @@ def _continued(storage, study_name: str) -> str:
     import optuna
     from optuna.trial import TrialState
 
+    from neurozoo.convrnn.search.study import fail_stale_trials
+
     try:
-        trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study yet
         return ""
+    fail_stale_trials(study)  # a dead worker's trial is counted as failed (or recorded complete), not as running
+    trials = study.get_trials(deepcopy=False)
     if not trials:
         return ""
     interrupted = sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
@@ -217,11 +222,14 @@ def _report_crash(study, done) -> None:
     worker, in which trial, and what became of the other workers' trials (stopped, marked FAIL)."""
     from optuna.trial import TrialState
 
+    from neurozoo.convrnn.search.study import record_trained
+
     k, name = done.failed, done.reporter
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == name]
     for trial in mine:  # a worker that died: optuna had no chance to mark its running trial
         if trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
+            record_trained(study, trial)  # killed after its last epoch was saved: its trained model counts
     failed = [t.number for t in mine if t.state in (TrialState.FAIL, TrialState.RUNNING)]
     where = f" in trial {failed[-1]} (marked failed)" if failed else ""
     if done.crash:

@@ -16,17 +16,24 @@ user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RG
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
 2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
 trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial, a
-killed one ends FAIL and the rerun draws the next) trains on from its checkpoint's epoch without the look.
+killed one ends FAIL and the rerun draws the next; one killed after its last epoch's checkpoint is recorded complete,
+``study.record_trained``) trains on from its checkpoint's epoch without the look. Its
+value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint holds all
+its epochs scores its final weights and returns that best (it trained nothing and returned -inf). The checkpoint's
+best epoch's weights come along into the trial's folder (:func:`carry_best_weights`). A trial's ``val_top5`` is its best
+epoch's, as its value and best.pth are (it was the last epoch's).
 
 A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
 and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
 segment's ``outcome`` is ``pruned``; it said what a run killed without a word says (``finished`` false, ``outcome``
-null). A diverged trial's says ``diverged`` (the trainer records it)."""
+null). A diverged trial's says ``diverged`` (the trainer records it). The study keeps every pruned trial's reason too
+(:func:`pruned`: user attributes ``pruned_reason``, ``pruned_epoch``, ``pruned_step``)."""
 from __future__ import annotations
 
 import json
 import math
 import os
+import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +101,40 @@ def trial_folder(out, study_name: str, number: int) -> Path:
     return Path(out) / study_name / f"trial_{number:05d}"
 
 
+def pruned(trial: optuna.Trial, trainer, reason: str) -> optuna.TrialPruned:
+    """The ``TrialPruned`` that ends ``trial`` for ``reason``, recorded first in the study as the user attributes
+    ``pruned_reason``, ``pruned_epoch`` and ``pruned_step`` (the epochs and optimizer steps trained, as run.json's
+    ``pruned``): optuna keeps no message with a pruned trial, so why it stopped was in run.json and optuna's log only,
+    not in ``study.trials_dataframe()`` or a study shared with other machines."""
+    trial.set_user_attr("pruned_reason", reason)
+    trial.set_user_attr("pruned_epoch", trainer.epoch)
+    trial.set_user_attr("pruned_step", trainer.global_step)
+    return optuna.TrialPruned(reason)
+
+
+def carry_best_weights(checkpoint: Path, trainer, folder: Path) -> None:
+    """Copy into a resumed trial's ``folder`` the ``best.pth`` beside the ``checkpoint`` it resumed, when that file
+    holds the checkpoint's best epoch (its ``best_top1``, written at or before its step). The trainer writes a best.pth
+    only for an epoch that beats ``best_top1``, so a trial whose best epoch preceded the resume (one resumed after its
+    last epoch, always) had none in its folder: its value was that epoch's, its export named no weights."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.json_files import written_whole
+    from neurozoo.datasets.torch_files import read_torch_file
+
+    source = checkpoint.parent / "best.pth"
+    if not source.is_file():
+        return
+    try:
+        state = read_torch_file(source, mmap=True)  # the counters, not the weights
+    except DataError:  # a damaged best.pth: the trial's weights stay unrecorded, as before
+        return
+    if not isinstance(state, dict) or "global_step" not in state:  # not a trainer's checkpoint
+        return
+    if float(state.get("best_top1", -1.0)) == trainer.best_top1 and int(state["global_step"]) <= trainer.global_step:
+        with written_whole(folder / "best.pth") as tmp:
+            shutil.copyfile(source, tmp)
+
+
 class Objective:
     """``study.optimize(Objective(space, settings))``: returns the best validation top-1 (percent)."""
 
@@ -149,7 +190,7 @@ class Objective:
         fields.update(config["train"])  # searched training hyperparameters win
         train_config = TrainConfig(**fields)
         trainer = Trainer(train_config)
-        best = float("-inf")
+        best = float("-inf")  # the best epoch's top-1: the trial's value
         try:
             if trainer.val_loader is None:
                 raise DataError(f"{s.data}: the search scores trials on val/ and this folder has none")
@@ -168,7 +209,11 @@ class Objective:
                 trainer.record_pruned(exploded["error"])  # run.json: pruned, and why, not a run killed unfinished
                 if s.progress:
                     print(f"trial {trial.number}: {exploded['error']}; pruned, not trained", flush=True)
-                raise optuna.TrialPruned(exploded["error"])
+                raise pruned(trial, trainer, exploded["error"])
+            resumed_at = trainer.epoch
+            if trainer.global_step:  # resumed (not "auto": the folder was empty): its checkpoint's best epoch counts,
+                best = trainer.best_top1  # and its weights come along
+                carry_best_weights(Path(train_config.resume), trainer, folder)
             for epoch in range(trainer.epoch, s.epochs):  # a resumed trial trains on from its checkpoint's epoch
                 try:
                     row = trainer.fit(until_epoch=epoch + 1)
@@ -183,12 +228,14 @@ class Objective:
                     if s.progress:
                         print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: diverged ({error}); pruned",
                               flush=True)
-                    raise optuna.TrialPruned(f"diverged in epoch {epoch + 1}: {error}") from None
+                    raise pruned(trial, trainer, f"diverged in epoch {epoch + 1}: {error}") from None
                 accuracy = float(row["val_top1"])
-                best = max(best, accuracy)
+                if accuracy > best:  # a new best epoch (the trainer's best.pth; the first of equal ones): its top-5
+                    # goes with the value and the exported weights; it was the last epoch's, whatever epoch was best
+                    best = accuracy
+                    trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
                 trial.report(accuracy, epoch)
                 trial.set_user_attr("epochs_done", epoch + 1)
-                trial.set_user_attr("val_top5", float(row.get("val_top5", float("nan"))))
                 if s.progress:
                     print(f"trial {trial.number} epoch {epoch + 1}/{s.epochs}: val top-1 {accuracy:.2f}% "
                           f"(train loss {row['loss']:.4g}, {row['seconds']:.0f} s)", flush=True)
@@ -196,7 +243,27 @@ class Objective:
                     reason = (f"pruned at step {trainer.global_step} (epoch {epoch + 1} of {s.epochs}) by "
                               f"{type(trial.study.pruner).__name__}: val top-1 {accuracy:.2f}%")
                     trainer.record_pruned(reason)
-                    raise optuna.TrialPruned(reason)
+                    raise pruned(trial, trainer, reason)
+            if resumed_at >= s.epochs:  # resumed from a checkpoint of every epoch: nothing was trained
+                best = max(best, self._score_finished(trial, trainer))
         finally:
             trainer.close()
+        # the best epoch's top-1, those of a resumed trial's checkpoint included (its ``best_top1``): a trial resumed
+        # after a better epoch than any it trained on returned its own epochs' best, not the uninterrupted trial's
         return best
+
+    def _score_finished(self, trial: optuna.Trial, trainer) -> float:
+        """The value of a trial resumed from a checkpoint that holds all its epochs: the loop trained nothing and it
+        returned -inf (or, under ``study.optimize``, a trial COMPLETE at -inf, ranked below every pruned one). Its
+        final weights are scored on val/ (its last epoch's top-1, reported as a trained trial's is) and run.json
+        records it finished (``Trainer.fit`` with no epoch left to train); returns that top-1. The trial's value is the
+        checkpoint's best epoch's top-1 (``best_top1``), as the uninterrupted trial returned, or this top-1 for a
+        checkpoint that recorded none."""
+        trainer.fit()  # nothing to train: records the run finished
+        accuracy = float(trainer.evaluate()["val_top1"])
+        trial.report(accuracy, trainer.epoch - 1)
+        trial.set_user_attr("epochs_done", trainer.epoch)
+        if self.settings.progress:
+            print(f"trial {trial.number}: resumed from a checkpoint of all {trainer.epoch} epoch(s), nothing to "
+                  f"train: val top-1 {accuracy:.2f}%", flush=True)
+        return accuracy

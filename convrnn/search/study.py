@@ -15,7 +15,9 @@ stale, when the next worker starts a trial; the study stays usable.
 """
 from __future__ import annotations
 
+import json
 import logging
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +53,8 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
                 with_installed_driver(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period if heartbeat_interval else None)
+                grace_period=grace_period if heartbeat_interval else None,
+                heartbeat_stale_trial_callback=record_trained if heartbeat_interval else None)
     except ImportError as error:  # optuna raises its own ImportError for a missing driver (optuna 5)
         from sqlalchemy.engine import make_url
 
@@ -64,6 +67,64 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, a folder that is not there
         cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
+
+
+def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial marked FAIL because its worker died (its heartbeat went stale, or ``zoo search --workers K`` found its
+    worker dead) after the checkpoint of its last epoch was saved: recorded again as a COMPLETE trial (user attribute
+    ``recovered_from``: its number) with the value the trial would have returned, the best epoch's top-1 (the
+    checkpoint's ``best_top1``), its epochs' top-1 as intermediate values and the best epoch's top-5 (its
+    ``metrics.jsonl``), its parameters, configuration and folder. Such a trial ended FAIL, which TPE and the export
+    ignore, its trained model lost to the study; optuna cannot turn a failed trial into a complete one, so the record
+    is a new trial. Only where its folder is on this machine; the heartbeat fails a trial in one process only
+    (optuna's ``fail_stale_trials``), so it is recorded once."""
+    from neurozoo.convrnn.search.export import RUN_KEYS
+    from neurozoo.convrnn.training.metrics_log import read_metrics
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.torch_files import read_torch_file
+
+    folder = Path(trial.user_attrs.get("out") or "")
+    if not trial.user_attrs.get("out") or not (folder / "last.pth").is_file():
+        return
+    if any(t.user_attrs.get("recovered_from") == trial.number for t in study.get_trials(deepcopy=False)):
+        return
+    try:
+        state = read_torch_file(folder / "last.pth", mmap=True)  # the counters, not the weights
+    except DataError:
+        return
+    epochs = int((state.get("config") or {}).get("epochs", -1))
+    if int(state["epoch"]) != epochs or state.get("epoch_steps") or float(state.get("best_top1", -1.0)) < 0:
+        return  # not trained to its last epoch (a trial killed mid-training is not resumed), or never scored
+    try:
+        rows = [r for r in read_metrics(folder / "metrics.jsonl", kind="epoch")
+                if r.get("epoch", 0) <= epochs and r.get("val_top1") is not None]
+    except OSError:
+        rows = []
+    best = float(state["best_top1"])
+    attrs = {**trial.user_attrs, "recovered_from": trial.number, "epochs_done": epochs}
+    top5 = next((r.get("val_top5") for r in rows if r["val_top1"] == best), None)  # the first best epoch's
+    attrs.pop("val_top5", None)
+    if top5 is not None:
+        attrs["val_top5"] = float(top5)
+    try:
+        run = json.loads((folder / "run.json").read_text())
+        attrs["run"] = {key: run.get(key) for key in RUN_KEYS}
+    except (OSError, ValueError):
+        pass
+    study.add_trial(optuna.trial.create_trial(
+        value=best, params=trial.params, distributions=trial.distributions, user_attrs=attrs,
+        intermediate_values={int(r["epoch"]) - 1: float(r["val_top1"]) for r in rows}))
+    print(f"zoo search: trial {trial.number} died after its last epoch was saved: recorded complete from {folder} "
+          f"(val top-1 {best:.2f}%; user attribute recovered_from {trial.number})", file=sys.stderr, flush=True)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """optuna's ``fail_stale_trials`` (where the study's storage has a heartbeat): the trials of dead workers FAIL,
+    those trained to their last epoch recorded complete (:func:`record_trained`). optuna does it as a trial starts;
+    done before a rerun counts the study, it said "1 running" of a dead worker's trial."""
+    with warnings.catch_warnings():  # experimental, as the heartbeat (make_storage)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:

@@ -157,7 +157,7 @@ def verify_file(path: Path, expected: str, folder: Path, on_use: bool) -> str:
 
 @contextmanager
 def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
-           remove_if: Optional[Callable[[], bool]] = None) -> Iterator[None]:
+           remove_if: Optional[Callable[[], bool]] = None, shared: bool = False) -> Iterator[None]:
     """An exclusive lock on the file ``path`` (created if missing) between processes of this host (``flock``).
     ``waiting``: a line printed to stderr when another holder makes this one wait (a wait of minutes says why).
     ``stoppable``: the wait is a safe point (:mod:`datasets.termination`), for a caller that has done nothing yet: a
@@ -165,16 +165,23 @@ def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
     without the lock. Otherwise a SIGTERM inside ``sigterm_deferred`` waits for the lock, and one outside kills.
     ``remove_if``: asked when the block ends, the lock still held; True removes the lock file (nothing is left that
     it guards, e.g. a fit refused before it made its folder). A holder that waited on a file removed meanwhile takes
-    the lock again on the file now at ``path``: the lock is the file's that ``path`` names, never one unlinked."""
+    the lock again on the file now at ``path``: the lock is the file's that ``path`` names, never one unlinked.
+    ``shared``: a shared lock, which any number of holders hold at once and which keeps out only an exclusive one (an
+    extraction's on its cache entries, :meth:`ActivationCache.in_use`, against ``zoo cache clear``'s,
+    :func:`unless_held`); ``remove_if`` then removes the file only when this holder was the last."""
     import fcntl
     import sys
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     while True:
-        handle = open(path, "a")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # again: an emptied folder removed meanwhile (zoo cache)
+        try:
+            handle = open(path, "a")
+        except FileNotFoundError:
+            continue
         try:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
             except BlockingIOError:
                 if waiting:  # in one write: print writes the text and its newline apart on an unbuffered stderr
                     # (PYTHONUNBUFFERED), and a Ctrl-C between the two ran zoo's interruption line on into this one
@@ -182,9 +189,9 @@ def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
                     sys.stderr.flush()
                     waiting = None  # said once, however often the file is replaced under it
                 if stoppable:
-                    _wait_stoppably(handle)
+                    _wait_stoppably(handle, mode)
                 else:
-                    fcntl.flock(handle, fcntl.LOCK_EX)
+                    fcntl.flock(handle, mode)
         except BaseException:
             handle.close()
             raise
@@ -195,9 +202,57 @@ def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
         try:
             yield
         finally:
-            if remove_if is not None and remove_if():
+            if remove_if is not None and (not shared or _upgraded(handle)) and remove_if():
                 Path(path).unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _upgraded(handle) -> bool:
+    """Whether a shared lock became exclusive: True when no other process holds the file (flock lets go of the shared
+    lock first, so a False leaves none)."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+@contextmanager
+def unless_held(path: Path, dry_run: bool = False) -> Iterator[bool]:
+    """``path``'s lock (:func:`locked`) taken exclusively unless another process holds it: yields True, the lock held
+    for the block and its file removed at the end (it guards what the block removed), or False, nothing taken (an
+    extraction or fit is using what it guards). ``dry_run``: only asks, creating and removing nothing (no file: no
+    holder)."""
+    import fcntl
+
+    while True:
+        try:
+            handle = open(path, "r" if dry_run else "a")
+        except FileNotFoundError:
+            if dry_run:
+                yield True
+                return
+            raise
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            yield False
+            return
+        if dry_run or _names(path, handle):
+            break
+        handle.close()  # its last holder removed it meanwhile: ask the file now at ``path``
+    with handle:
+        try:
+            if dry_run:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            yield True
+        finally:
+            if not dry_run:
+                Path(path).unlink(missing_ok=True)
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _names(path: Path, handle) -> bool:
@@ -210,7 +265,7 @@ def _names(path: Path, handle) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _wait_stoppably(handle) -> None:
+def _wait_stoppably(handle, mode: Optional[int] = None) -> None:
     """``flock`` retried every 0.1 s under ``sigterm_deferred``: a blocking ``flock`` interrupted by a handled signal is
     resumed (PEP 475), so a request recorded by the handler would wait for the lock."""
     import fcntl
@@ -221,7 +276,7 @@ def _wait_stoppably(handle) -> None:
         while True:
             raise_if_terminated()
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, (fcntl.LOCK_EX if mode is None else mode) | fcntl.LOCK_NB)
                 return
             except BlockingIOError:
                 time.sleep(0.1)

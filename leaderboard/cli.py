@@ -14,7 +14,8 @@ from typing import List, Optional
 
 # Packages whose ``cli`` module contributes subcommands, bottom layer first.
 COMMAND_MODULES = ("neurozoo.datasets.cli", "neurozoo.convrnn.cli", "neurozoo.convrnn.search.cli", "neurozoo.retina.cli", "neurozoo.benchmarks.cli",
-                   "neurozoo.leaderboard.commands", "neurozoo.leaderboard.run_commands", "neurozoo.benchmarks.dynamics.cli")
+                   "neurozoo.benchmarks.cache_cli", "neurozoo.leaderboard.commands",
+                   "neurozoo.leaderboard.run_commands", "neurozoo.benchmarks.dynamics.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -147,7 +147,7 @@ def test_the_command_list_names_each_subcommand_of_a_command():
                 with_subcommands += 1
                 missing = [sub for sub in action.choices if sub not in lines[name]]
                 assert missing == [], (name, lines[name])
-    assert with_subcommands == 3  # data, probe, token
+    assert with_subcommands == 4  # data, probe, token, cache
 
 
 def test_the_scripts_under_benchmarks_show_their_defaults_too():

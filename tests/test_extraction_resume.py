@@ -252,9 +252,10 @@ def test_a_kill_as_a_partial_batch_is_written_leaves_the_batches_before_it(stimu
 
 
 def test_deleting_a_partial_entry_or_the_whole_cache_folder_between_runs_is_safe(stimuli, tmp_path):
-    """Nothing removes a partial entry of settings never run again, and the cache has no command to clear it: the docs
-    (docs/benchmarks.md, "Extraction"; README) say deleting the ``<key>.partial`` folders, or the activation cache's
-    folder, between runs is safe. The next run extracts what is gone again, to the same features, without a warning."""
+    """A partial entry of settings never run again stays until it is cleared (``zoo cache clear``,
+    tests/test_cache_command.py); the docs (docs/benchmarks.md, "Extraction") say deleting the ``<key>.partial`` folders,
+    or the activation cache's folder, by hand between runs is safe too. The next run extracts what is gone again, to
+    the same features, without a warning."""
     layers = ["conv1", "conv2"]
     uninterrupted = _uninterrupted(_toy, stimuli, layers, tmp_path)
     cache, model = ActivationCache(tmp_path / "acts"), _counted(_toy())

@@ -18,6 +18,7 @@ extraction stopped between batches resumes after them.
 from __future__ import annotations
 
 import inspect
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -330,40 +331,42 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     if store is not None:
         model_hash = model_hash or module_sha256(model)
         stimuli_hash = stimuli.sha256()
-        for layer in layers:
-            keys[layer] = cache_key(model_hash, stimuli_hash, settings, layer)
-            cached = store.load(keys[layer])
+        keys = {layer: cache_key(model_hash, stimuli_hash, settings, layer) for layer in layers}
+    # held from before the entries are read until they are saved: zoo cache clear leaves them alone meanwhile
+    with store.in_use(keys.values()) if store is not None else nullcontext():
+        for layer, key in keys.items():
+            cached = store.load(key)
             if cached is not None:
                 result[layer] = cached
-    missing = [layer for layer in layers if layer not in result]
-    n_batches = -(-len(stimuli.ids) // batch_size)
+        missing = [layer for layer in layers if layer not in result]
+        n_batches = -(-len(stimuli.ids) // batch_size)
 
-    def report(batches: int) -> None:
-        if store is not None and cache_progress is not None:
-            cache_progress(batches, n_batches, len(result), len(layers))
+        def report(batches: int) -> None:
+            if store is not None and cache_progress is not None:
+                cache_progress(batches, n_batches, len(result), len(layers))
 
-    if not missing:
-        report(n_batches)
-    else:
-        kept, keep = {layer: [] for layer in missing}, None
-        if store is not None:  # an interrupted extraction's finished batches (cache.py, partial entries)
-            kept, keep_batch = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
-                                                batch_size, _model_device(model))
-            report(len(kept[missing[0]]))
-
-            def keep(batch: int, features: Mapping[str, torch.Tensor]) -> None:
-                keep_batch(batch, features)
-                report(batch + 1)
-
-        computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
-                        batch_size, progress, inference, safe_point, kept, keep)
-        for layer, array in computed.items():
-            array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
-                               max_features=max_features, seed=seed)
-            if store is not None:
-                store.save(keys[layer], array)
-            result[layer] = array
+        if not missing:
             report(n_batches)
+        else:
+            kept, keep = {layer: [] for layer in missing}, None
+            if store is not None:  # an interrupted extraction's finished batches (cache.py, partial entries)
+                kept, keep_batch = _partial_batches(store, {layer: keys[layer] for layer in missing}, len(stimuli.ids),
+                                                    batch_size, _model_device(model))
+                report(len(kept[missing[0]]))
+
+                def keep(batch: int, features: Mapping[str, torch.Tensor]) -> None:
+                    keep_batch(batch, features)
+                    report(batch + 1)
+
+            computed = _run(model, stimuli, missing, tables, bins, recurrent, n_steps, image_steps, max_features, seed,
+                            batch_size, progress, inference, safe_point, kept, keep)
+            for layer, array in computed.items():
+                array.attrs.update(model_sha256=model_hash or "", reduction="sparse_random_projection",
+                                   max_features=max_features, seed=seed)
+                if store is not None:
+                    store.save(keys[layer], array)
+                result[layer] = array
+                report(n_batches)
     return {layer: result[layer] for layer in layers}
 
 

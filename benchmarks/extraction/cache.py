@@ -26,7 +26,11 @@ time_bins)`` float32 array in ``.npy`` bytes, renamed into place whole. One file
 rewritten after each batch cost the square), and a SIGKILL loses at most the batch in progress. A rerun reads the
 batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a warning for the last two), removes
 that one and those after it, and computes the rest; the final entry's save removes the folder. A partial of
-settings never run again stays, as final entries do.
+settings never run again stays, as final entries do, until ``zoo cache clear`` (:mod:`benchmarks.cache_contents`).
+
+In use: an extraction holds a shared lock on each of its keys (:meth:`ActivationCache.in_use`, the file
+``<key>.lock`` beside the entry) from before it reads the entry until it has saved it; ``zoo cache clear`` removes an
+entry only under that lock taken exclusively, and leaves the entries of a running extraction alone, saying so.
 """
 from __future__ import annotations
 
@@ -40,19 +44,21 @@ import secrets
 import shutil
 import tempfile
 import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 import xarray as xr
 
 from neurozoo.benchmarks.paths import cache_dir, home
-from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
+from neurozoo.datasets.cache import locked, remove_dead_temporaries, temporary_suffix
 
 SECRET_FILE = "secret.key"
 TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp-<host>-<pid>``: a save in progress, or one killed mid-write
 PARTIAL_BATCH = re.compile(r"batch-(\d+)\.signed")
+FINAL_SUFFIX, PARTIAL_SUFFIX, LOCK_SUFFIX = ".nc.signed", ".partial", ".lock"  # of ``<key>``, in ``<root>/<key[:2]>/``
 
 
 def server_secret() -> bytes:
@@ -115,7 +121,20 @@ class ActivationCache:
         remove_dead_temporaries(self.root, f"*/{TEMPORARY}")
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.nc.signed"
+        return self.root / key[:2] / f"{key}{FINAL_SUFFIX}"
+
+    def lock_path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}{LOCK_SUFFIX}"
+
+    @contextmanager
+    def in_use(self, keys: Iterable[str]) -> Iterator[None]:
+        """The entries of ``keys`` held for the block (shared: other extractions of them go on too) against ``zoo cache
+        clear``, which removes an entry only under its lock taken exclusively; each lock file goes with its last
+        holder. A clear that is removing one of them delays the block until it is done (moments)."""
+        with ExitStack() as held:
+            for key in sorted(set(keys)):  # one order: no two holders wait on each other
+                held.enter_context(locked(self.lock_path(key), shared=True, remove_if=lambda: True))
+            yield
 
     def load(self, key: str) -> Optional[xr.DataArray]:
         path = self.path(key)
@@ -148,8 +167,13 @@ class ActivationCache:
 
     def _write_signed(self, path: Path, key: str, digest: str, data: bytes) -> None:
         """``path`` := the digest line, then ``data``, in one rename: readers see all of it or what was there."""
-        descriptor, temporary = tempfile.mkstemp(dir=self.root / key[:2], prefix=f".{key}.",
-                                               suffix=temporary_suffix())  # host and pid: see remove_dead_temporaries
+        try:
+            descriptor, temporary = tempfile.mkstemp(dir=self.root / key[:2], prefix=f".{key}.",
+                                                   suffix=temporary_suffix())  # host and pid: remove_dead_temporaries
+        except FileNotFoundError:  # the folder, found empty, removed by zoo cache clear since it was made
+            (self.root / key[:2]).mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=self.root / key[:2], prefix=f".{key}.",
+                                                   suffix=temporary_suffix())
         try:
             with os.fdopen(descriptor, "wb") as handle:  # written once: digest line, then the data
                 handle.write(digest.encode() + b"\n")
@@ -161,7 +185,7 @@ class ActivationCache:
 
     def partial_folder(self, key: str) -> Path:
         """The folder of the finished batches of ``key``'s interrupted extraction (module docstring)."""
-        return self.root / key[:2] / f"{key}.partial"
+        return self.root / key[:2] / f"{key}{PARTIAL_SUFFIX}"
 
     def save_partial(self, key: str, batch: int, resume: dict, values: np.ndarray) -> Path:
         """Keep batch ``batch`` (``(images, features, time_bins)`` float32) of ``key``'s extraction under ``resume``

@@ -349,6 +349,34 @@ def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, ti
     assert names[0] != names[1] and all(n.startswith("feedforward_intermediate@w (weights ") for n in names)
 
 
+def test_a_zoo_run_checkpoint_given_by_a_relative_path_reproduces_from_another_folder(tmp_path, tiny_benchmarks,
+                                                                                      capsys, monkeypatch):
+    """zoo run kept --checkpoint MODEL=PATH in its job's spec as given: a record scored with a relative path was
+    reproduced only from the folder zoo run ran in (from any other: "its checkpoint w.pt is gone"). The spec keeps the
+    resolved path now, as zoo score's record does; the display name keeps the file's name."""
+    from neurozoo import convrnn
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    torch.manual_seed(1)
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.0625).state_dict(),
+               tmp_path / "lab" / "w.pt")
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    monkeypatch.chdir(tmp_path / "lab")
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            checkpoints={"feedforward_intermediate": "w.pt"}, report=tmp_path / "report", progress=False,
+            echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    assert job["spec"]["checkpoint"]["path"] == str((tmp_path / "lab" / "w.pt").resolve())
+    assert job["model"].startswith("feedforward_intermediate@w (weights ")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", job["score_id"], "--db", db) == 0, capsys.readouterr()
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+
+
 def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
     """A process killed inside torch.save leaves checkpoint.pt.tmp-<host>-<pid> behind; the next fit in the folder removes
     it (before: it stayed in the fit cache for good); a live process's temporary file is left alone."""

@@ -114,6 +114,21 @@ def code_version() -> str:
     return f"{package_version()}+g{commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}" if commit else package_version()
 
 
+def run_provenance() -> dict:
+    """What a measurement outside the results store states of its run, as a score record does: the code version, the
+    commit and :func:`environment` (the perf scripts' JSON, whose figures the README quotes)."""
+    return {"code_version": code_version(), "git_commit": git_commit(), "environment": environment()}
+
+
+def run_provenance_line(stated: Optional[dict] = None) -> str:
+    """:func:`run_provenance` (or ``stated``, one it returned) as one line, which the perf scripts print before their
+    figures: a figure copied into the README named no code version, so it could not be measured again on the code it
+    came from."""
+    stated = stated or run_provenance()
+    versions = "; ".join(f"{key} {value}" for key, value in stated["environment"].items() if value is not None)
+    return f"code {stated['code_version']}; {versions}"
+
+
 def sha256_array(array) -> str:
     """Checksum of an array's values, shape and dtype (of an xarray object: of its values and coordinates)."""
     digest = hashlib.sha256()

@@ -1093,8 +1093,14 @@ def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys)
     out = tmp_path / "throughput.json"
     assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--steps", "1", "--warmup", "0",
                  "--set", "width_multiplier=0.0625", "--peak-tflops", "1", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    written = json.loads(out.read_text())
+    rows = written["rows"]
     assert [r["model"] for r in rows] == ["rgc_intermediate", "feedforward_intermediate"]
+    # the code and versions the figures are of (the JSON said neither)
+    from neurozoo.datasets.provenance import code_version
+
+    assert written["provenance"]["code_version"] == code_version()
+    assert written["provenance"]["environment"]["torch"] == torch.__version__
     rgc, ff = rows
     assert rgc["gflops_fwd_per_image"] > ff["gflops_fwd_per_image"] > 0  # recurrence costs FLOPs
     for r in rows:

@@ -472,7 +472,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     # the options extracted with, as zoo score's records keep them (the benchmark's {} was recorded: a default one)
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
                 "max_features": options["max_features"],
-                "extraction": extraction_settings({**benchmark.extraction, **extraction}), **provenance}
+                "extraction": extraction_settings({**benchmark.extraction, **extraction}, model), **provenance}
     return score_splits(benchmark, features[layer], spec, name, settings, started, device)
 
 

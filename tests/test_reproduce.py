@@ -106,6 +106,29 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     assert torch.get_num_threads() == 1 and blas_threads() == blas
 
 
+def test_a_zoo_score_record_states_the_extraction_it_used_defaults_included(tmp_path, tiny_benchmarks):
+    """settings["extraction"] kept only the options given (zoo score: max_features, batch_size): the projection's
+    seed, the unroll (n_steps, image_steps) and the inference path (the CPU fast path's options) that the features
+    were computed with were extract()'s defaults, in the record nowhere, so a default changed since showed in a rerun
+    as other numbers only. They are recorded as the extraction resolved them (the activation cache's key says the
+    same)."""
+    import inspect
+
+    from neurozoo.benchmarks.extraction import extract
+    from neurozoo.benchmarks.extraction.activations import CPU_FAST
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _score(db, "--out", tmp_path / "out")
+    extraction = ResultsStore(db).records()[-1].settings["extraction"]
+    defaults = {name: p.default for name, p in inspect.signature(extract).parameters.items()}
+    assert extraction["max_features"] == 20 and extraction["seed"] == defaults["seed"] == 0
+    assert (extraction["n_steps"], extraction["image_steps"]) == (defaults["n_steps"], defaults["image_steps"])
+    assert extraction["batch_size"] == defaults["batch_size"]
+    assert extraction["inference"] == {"path": "fast", **{k: str(v) for k, v in sorted(CPU_FAST.items())}}
+    _score(db, "--out", tmp_path / "out", "--batch-size", "16")  # given, as before: the option's value
+    assert ResultsStore(db).records()[-1].settings["extraction"]["batch_size"] == 16
+
+
 def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):
     from neurozoo import convrnn
 
@@ -143,7 +166,9 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
         record = ResultsStore(db).get(record_id)
         assert record.settings["rerun"] == {"command": "zoo run", "spec": job["spec"]}
         # the options it extracted with, as a zoo score record keeps them (it recorded the benchmark's {})
-        assert record.settings["extraction"] == {"max_features": 20, "seed": 0}
+        assert record.settings["extraction"] == {"max_features": 20, "seed": 0, "batch_size": 32, "n_steps": 26,
+                                                 "image_steps": 10, "inference": record.settings["extraction"]["inference"]}
+        assert record.settings["extraction"]["inference"]["path"] == "fast"
         capsys.readouterr()
         assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
         assert "bit-identical" in capsys.readouterr().out

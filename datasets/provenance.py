@@ -29,10 +29,12 @@ def git_commit() -> Optional[str]:
 
 @lru_cache(maxsize=1)
 def code_diff_sha256() -> Optional[str]:
-    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), else None: the code version
-    says only that there were some."""
+    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), or of the checkout a ``-dirty``
+    wheel or sdist was built from (setup.py embeds it), else None: the code version says only that there were some."""
     commit = git_commit()
-    return checkout_diff_sha256(REPO) if commit and commit.endswith("-dirty") and checkout_commit(REPO) else None
+    if not (commit and commit.endswith("-dirty")):
+        return None
+    return checkout_diff_sha256(REPO) if checkout_commit(REPO) else build_diff_sha256()
 
 
 def build_commit() -> Optional[str]:
@@ -43,6 +45,16 @@ def build_commit() -> Optional[str]:
         return None
     commit = getattr(_build_info, "COMMIT", None)
     return commit + ("-dirty" if getattr(_build_info, "DIRTY", False) else "") if commit else None
+
+
+def build_diff_sha256() -> Optional[str]:
+    """The sha256 of the uncommitted changes setup.py embedded when this copy was built from a ``-dirty`` checkout
+    (None for a clean one, and for a copy built before it was embedded)."""
+    try:
+        from neurozoo.datasets import _build_info
+    except ImportError:
+        return None
+    return getattr(_build_info, "DIFF_SHA256", None)
 
 
 def package_version() -> str:

@@ -28,13 +28,13 @@ def _git_checkout():
     return module
 
 
-def _write_build_info(target: Path, commit) -> None:
-    """Writes the checkout's ``commit`` (:func:`_checkout_commit`); outside a checkout (building from an unpacked
-    sdist) the file the sdist carries, or None when there is none (never a stale one left in build/ by an earlier
-    build)."""
+def _write_build_info(target: Path, commit, diff=None) -> None:
+    """Writes the checkout's ``commit`` (:func:`_checkout_commit`) and ``diff``, the sha256 of a ``-dirty`` one's
+    uncommitted changes (:func:`_checkout_diff`); outside a checkout (building from an unpacked sdist) the file the
+    sdist carries, or None when there is none (never a stale one left in build/ by an earlier build)."""
     git = _git_checkout()
     carried = ROOT / BUILD_INFO
-    text = git.build_info_source(commit) if commit or not carried.exists() else carried.read_text()
+    text = git.build_info_source(commit, diff) if commit or not carried.exists() else carried.read_text()
     if target.exists():  # may be a hard link to the source copy (sdist): replace, never write through it
         target.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,18 +45,26 @@ def _checkout_commit():
     return _git_checkout().checkout_commit(ROOT)
 
 
+def _checkout_diff(commit):
+    """sha256 of the uncommitted changes of a ``-dirty`` checkout (None otherwise): two dirty builds of one commit
+    differ in it when their edits do."""
+    return _git_checkout().checkout_diff_sha256(ROOT) if commit and commit.endswith("-dirty") else None
+
+
 class BuildPyWithCommit(build_py):
     def run(self):
         super().run()
         if not self.editable_mode:  # an editable install reads the live checkout instead
-            _write_build_info(Path(self.build_lib) / "neurozoo" / BUILD_INFO, _checkout_commit())
+            commit = _checkout_commit()
+            _write_build_info(Path(self.build_lib) / "neurozoo" / BUILD_INFO, commit, _checkout_diff(commit))
 
 
 class SdistWithCommit(sdist):
     def make_release_tree(self, base_dir, files):
         commit = _checkout_commit()  # before the release tree, an untracked folder in the checkout, makes it -dirty
+        diff = _checkout_diff(commit)  # and before it is counted among the untracked files
         super().make_release_tree(base_dir, files)
-        _write_build_info(Path(base_dir) / BUILD_INFO, commit)
+        _write_build_info(Path(base_dir) / BUILD_INFO, commit, diff)
 
 
 packages = [f"neurozoo.{package}" for folder in FOLDERS

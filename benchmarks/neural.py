@@ -166,7 +166,7 @@ class NeuralBenchmark:
         extra = {"layer": chosen, "candidate_layers": layers, "layer_selection": selection,
                  "selection_fraction": self.selection_fraction if selection else 0.0,
                  "model_class": type(model).__name__, "stimuli_sha256": self.stimuli_sha256,
-                 "extraction": extraction_settings({**self.extraction, **extract_kwargs})}
+                 "extraction": extraction_settings({**self.extraction, **extract_kwargs}, model)}
         try:
             return self.score_features(features[chosen], stimulus_ids=stimuli, settings=extra, started=started,
                                        device=device_name(device))
@@ -227,12 +227,23 @@ class NeuralBenchmark:
         return self.assembly.isel(presentation=np.flatnonzero(keep))
 
 
-def extraction_settings(options: Mapping) -> dict:
+def extraction_settings(options: Mapping, model: Optional[torch.nn.Module] = None) -> dict:
     """The options :func:`benchmarks.extraction.extract` was given, as a score's record keeps them: a time mapping
     by its tables (``describe()``, as the activation cache key has it); those that change no feature
     (:data:`UNRECORDED`: the cache, whose entries are keyed by all the rest, and the progress bar) left out, so that
     a rerun without the cache (``zoo reproduce``) records the same. The record kept the benchmark's defaults only (``{}`` for every
-    registered one), so ``score(model, max_features=200, n_steps=30)`` was recorded as a default extraction."""
+    registered one), so ``score(model, max_features=200, n_steps=30)`` was recorded as a default extraction.
+
+    Beside them, what ``extract`` took by default, as it resolved it: :data:`RECORDED_DEFAULTS` (the projection's
+    size and seed, the batch size), and for a ConvRNN ``model`` the unroll (``n_steps``, ``image_steps``) and the
+    inference path (``inference``: :func:`~benchmarks.extraction.activations.inference_settings`, the fast path's
+    options on the model's device, or the reference path); until 2026-12-05 a default changed since showed in a
+    rerun as other numbers only. Without ``model`` (a submission, extracted in its sandbox) the scalar defaults
+    only."""
+    import inspect
+
+    from neurozoo.benchmarks.extraction.activations import inference_options, inference_settings
+
     recorded = {key: value for key, value in options.items() if key not in UNRECORDED}
     describe = lambda table: table.describe() if hasattr(table, "describe") else table  # noqa: E731
     timing = recorded.get("timing")
@@ -240,7 +251,17 @@ def extraction_settings(options: Mapping) -> dict:
         recorded["timing"] = {layer: describe(table) for layer, table in timing.items()}
     elif timing is not None:
         recorded["timing"] = describe(timing)
+    defaults = {name: parameter.default for name, parameter in inspect.signature(extract).parameters.items()}
+    recurrent = model is not None and is_convrnn(model)
+    for name in RECORDED_DEFAULTS + (("n_steps", "image_steps") if recurrent else ()):
+        recorded.setdefault(name, defaults[name])
+    if recurrent:
+        recorded["inference"] = inference_settings(inference_options(model, options.get("fast")))
     return json_safe(recorded)
+
+
+#: extract()'s defaults that a score's record states where they were not given (:func:`extraction_settings`)
+RECORDED_DEFAULTS = ("max_features", "seed", "batch_size")
 
 
 #: the extraction options a score's record leaves out (:func:`extraction_settings`)

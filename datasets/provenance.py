@@ -29,10 +29,12 @@ def git_commit() -> Optional[str]:
 
 @lru_cache(maxsize=1)
 def code_diff_sha256() -> Optional[str]:
-    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), else None: the code version
-    says only that there were some."""
+    """sha256 of the uncommitted changes of a ``-dirty`` checkout (:func:`git_commit`), or of the checkout a ``-dirty``
+    wheel or sdist was built from (setup.py embeds it), else None: the code version says only that there were some."""
     commit = git_commit()
-    return checkout_diff_sha256(REPO) if commit and commit.endswith("-dirty") and checkout_commit(REPO) else None
+    if not (commit and commit.endswith("-dirty")):
+        return None
+    return checkout_diff_sha256(REPO) if checkout_commit(REPO) else build_diff_sha256()
 
 
 def build_commit() -> Optional[str]:
@@ -43,6 +45,16 @@ def build_commit() -> Optional[str]:
         return None
     commit = getattr(_build_info, "COMMIT", None)
     return commit + ("-dirty" if getattr(_build_info, "DIRTY", False) else "") if commit else None
+
+
+def build_diff_sha256() -> Optional[str]:
+    """The sha256 of the uncommitted changes setup.py embedded when this copy was built from a ``-dirty`` checkout
+    (None for a clean one, and for a copy built before it was embedded)."""
+    try:
+        from neurozoo.datasets import _build_info
+    except ImportError:
+        return None
+    return getattr(_build_info, "DIFF_SHA256", None)
 
 
 def package_version() -> str:
@@ -112,6 +124,21 @@ def code_version() -> str:
     sdist was built from), else the package version."""
     commit = git_commit()
     return f"{package_version()}+g{commit[:12]}{'-dirty' if commit.endswith('-dirty') else ''}" if commit else package_version()
+
+
+def run_provenance() -> dict:
+    """What a measurement outside the results store states of its run, as a score record does: the code version, the
+    commit and :func:`environment` (the perf scripts' JSON, whose figures the README quotes)."""
+    return {"code_version": code_version(), "git_commit": git_commit(), "environment": environment()}
+
+
+def run_provenance_line(stated: Optional[dict] = None) -> str:
+    """:func:`run_provenance` (or ``stated``, one it returned) as one line, which the perf scripts print before their
+    figures: a figure copied into the README named no code version, so it could not be measured again on the code it
+    came from."""
+    stated = stated or run_provenance()
+    versions = "; ".join(f"{key} {value}" for key, value in stated["environment"].items() if value is not None)
+    return f"code {stated['code_version']}; {versions}"
 
 
 def sha256_array(array) -> str:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.benchmarks.records import ScoreRecord
@@ -161,7 +162,9 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             if family == "convrnn":
                 spec["overrides"]["width_multiplier"] = width_multiplier
             if checkpoint:
-                spec["checkpoint"] = {"path": str(checkpoint), "sha256": sha256_file(checkpoint)}
+                # resolved, as zoo score's record keeps it: a relative path reproduced only from the folder zoo run
+                # ran in (the display name keeps the file's name, the weights' label the path as given)
+                spec["checkpoint"] = {"path": str(Path(checkpoint).resolve()), "sha256": sha256_file(checkpoint)}
                 spec["weights"] = f"checkpoint {checkpoint}"
                 if family == "convrnn":
                     if model not in weights_of:  # the file is read and checked once per model
@@ -328,8 +331,6 @@ def display_name(spec: Dict[str, Any]) -> str:
     each other's scores in one row."""
     name, variant = spec["model"], []
     if spec.get("checkpoint"):
-        from pathlib import Path
-
         name += f"@{Path(spec['checkpoint']['path']).stem}"
         variant.append(f"weights {spec['checkpoint']['sha256'][:8]}")
     if spec["family"] == "convrnn":
@@ -471,7 +472,7 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     # the options extracted with, as zoo score's records keep them (the benchmark's {} was recorded: a default one)
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
                 "max_features": options["max_features"],
-                "extraction": extraction_settings({**benchmark.extraction, **extraction}), **provenance}
+                "extraction": extraction_settings({**benchmark.extraction, **extraction}, model), **provenance}
     return score_splits(benchmark, features[layer], spec, name, settings, started, device)
 
 

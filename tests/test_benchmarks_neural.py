@@ -82,11 +82,15 @@ def test_the_record_keeps_the_extraction_options_the_score_used():
     teacher = Toy(seed=0)
     benchmark = _benchmark(teacher, n=120)
     score = benchmark.score(teacher, layers=["conv2"], max_features=5, n_steps=20)
-    assert score.provenance["settings"]["extraction"] == {"max_features": 5, "n_steps": 20}
+    # beside what extract() took by default: the projection's seed, the batch size and, Toy following the ConvRNN
+    # contract, the unroll's image steps and the inference path (it has no fast path)
+    assert score.provenance["settings"]["extraction"] == {"max_features": 5, "n_steps": 20, "seed": 0, "batch_size": 32,
+                                                          "image_steps": 10, "inference": {"path": "reference"}}
     assert score.provenance["settings"]["n_components"] == 5  # the 5 features were fitted
     timed = benchmark.score(teacher, layers=["conv2"], timing={"conv2": StepTable(0.0, 10.0, 17)})
     extraction = timed.to_record("toy", benchmark.identifier).to_row().settings["extraction"]
-    assert extraction == {"timing": {"conv2": [0.0, 10.0, 17]}}
+    assert extraction == {"timing": {"conv2": [0.0, 10.0, 17]}, "max_features": 1000, "seed": 0, "batch_size": 32,
+                          "n_steps": 26, "image_steps": 10, "inference": {"path": "reference"}}
 
 
 def test_shuffled_teacher_features_score_near_zero():

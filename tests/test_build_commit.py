@@ -53,13 +53,14 @@ def _code_version_of(wheel, unpacked):
     """code_version() and git_commit() of the wheel's own provenance module, imported from the unzipped wheel."""
     zipfile.ZipFile(wheel).extractall(unpacked)
     script = ("from neurozoo.datasets import provenance as p; "
-              "print(p.__file__); print(p.code_version()); print(p.git_commit())")
+              "print(p.__file__); print(p.code_version()); print(p.git_commit()); print(p.code_diff_sha256())")
     env = {**os.environ, "PYTHONPATH": str(unpacked)}
     out = subprocess.run([sys.executable, "-c", script], cwd=unpacked, env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
-    where, version, commit = out.stdout.split("\n")[:3]
+    where, version, commit, diff = out.stdout.split("\n")[:4]
     assert Path(where).resolve().is_relative_to(Path(unpacked).resolve())
+    _code_version_of.diff = diff  # the uncommitted changes' sha256 it states (None: none)
     return version, commit
 
 
@@ -75,7 +76,13 @@ def test_a_wheel_from_a_changed_checkout_says_dirty_and_one_from_no_checkout_no_
     changed = tmp_path / "changed"
     shutil.copytree(clone, changed, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     (changed / "README.md").write_text("changed\n")
+    from neurozoo.datasets.git_checkout import checkout_diff_sha256
+
+    edits = checkout_diff_sha256(changed)
     assert _code_version_of(_wheel(changed, tmp_path / "w1"), tmp_path / "u1")[1] == head + "-dirty"
+    # which uncommitted changes, as a checkout's records say (environment.code_diff_sha256): a -dirty wheel said
+    # none, so two wheels of one commit with other edits could not be told apart
+    assert len(edits) == 64 and _code_version_of.diff == edits
     shutil.rmtree(changed / ".git")  # a plain copy of the files: no commit to state, and none invented
     assert _code_version_of(_wheel(changed, tmp_path / "w2"), tmp_path / "u2") == (provenance.package_version(),
                                                                                     "None")

@@ -256,7 +256,8 @@ def _score_the_good_then_the_failing(db, good, jobs):
     assert public.settings["submission_sha256"] == row["sha256"] and public.settings["layer"] == "conv2"
     assert public.value != hidden.value  # different stimuli
     assert public.settings["n_stimuli"] == hidden.settings["n_stimuli"] == 48
-    assert public.settings["extraction"] == hidden.settings["extraction"] == {"max_features": 200, "seed": 0}
+    assert public.settings["extraction"] == hidden.settings["extraction"] == {"max_features": 200, "seed": 0,
+                                                                              "batch_size": 32}
     assert [r.value for r in db.leaderboard_records()] == [hidden.value]
 
     counts = work(db, lambda job: score_job(job, timeout_s=240), ids=jobs["crash"] + jobs["nan"], progress=False)

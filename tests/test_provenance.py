@@ -262,3 +262,55 @@ def test_a_score_recorded_from_a_dirty_checkout_says_so_and_a_clean_one_does_not
     assert (after.git_commit, after.code_version) == (f"{head}-dirty", f"{version}+g{head[:12]}-dirty")
     assert after.settings["environment"]["code_diff_sha256"] == provenance.checkout_diff_sha256(repo)
     assert after.value == before.value and after.data_sha256 == before.data_sha256
+
+
+PERF_SCRIPTS = ("convrnn_gpu_profile", "convrnn_gpu_speed", "depthwise_conv_speed", "extraction_speed",
+                "leaderboard_load", "leaderboard_report", "metric_speed", "retina_fit_speed", "train_command_speed",
+                "train_throughput")
+
+
+class Stated(BaseException):
+    """Raised by the code version: the script asked for it."""
+
+
+class NotStated(BaseException):
+    """Raised by the script's first use of its arguments: it went on to measure without stating its code."""
+
+
+@pytest.mark.parametrize("script", PERF_SCRIPTS)
+def test_every_perf_script_states_its_code_version_before_it_measures(script, monkeypatch):
+    """The perf scripts print the figures the README quotes, and none named the code it measured (some the torch
+    version or CPU): a figure could not be measured again on its code. Each asks for the code version as soon as its
+    arguments are parsed; here that stops it, and a script that reads an argument first is stopped there, so the
+    test measures nothing."""
+    import argparse
+    import importlib
+    import sys
+
+    def stop():
+        raise Stated
+
+    class Trapped(argparse.Namespace):
+        def __getattribute__(self, name):
+            # --threads may come first: it sets the thread count that the stated environment holds
+            if not name.startswith("__") and name != "threads":
+                raise NotStated(f"{script} read --{name} before stating its code version")
+            return super().__getattribute__(name)
+
+    parse = argparse.ArgumentParser.parse_args
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args",
+                        lambda self, *a, **k: Trapped(**vars(parse(self, *a, **k))))
+    monkeypatch.setattr(provenance, "code_version", stop)
+    monkeypatch.setattr(sys, "argv", [script])  # leaderboard_report reads sys.argv
+    main = importlib.import_module(f"neurozoo.benchmarks.perf.{script}").main
+    with pytest.raises(Stated):
+        main() if script == "leaderboard_report" else main([])
+
+
+def test_the_provenance_line_names_the_code_and_the_versions(monkeypatch, fresh_commit_cache):
+    import torch
+
+    monkeypatch.setattr(provenance, "code_version", lambda: "9.9.9+gabc")
+    line = provenance.run_provenance_line()
+    assert line.startswith("code 9.9.9+gabc; python ") and f"torch {torch.__version__}" in line
+    assert f"torch_threads {torch.get_num_threads()}" in line

@@ -106,6 +106,29 @@ def test_a_zoo_score_record_keeps_what_produced_it_and_reruns_bit_identically(tm
     assert torch.get_num_threads() == 1 and blas_threads() == blas
 
 
+def test_a_zoo_score_record_states_the_extraction_it_used_defaults_included(tmp_path, tiny_benchmarks):
+    """settings["extraction"] kept only the options given (zoo score: max_features, batch_size): the projection's
+    seed, the unroll (n_steps, image_steps) and the inference path (the CPU fast path's options) that the features
+    were computed with were extract()'s defaults, in the record nowhere, so a default changed since showed in a rerun
+    as other numbers only. They are recorded as the extraction resolved them (the activation cache's key says the
+    same)."""
+    import inspect
+
+    from neurozoo.benchmarks.extraction import extract
+    from neurozoo.benchmarks.extraction.activations import CPU_FAST
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _score(db, "--out", tmp_path / "out")
+    extraction = ResultsStore(db).records()[-1].settings["extraction"]
+    defaults = {name: p.default for name, p in inspect.signature(extract).parameters.items()}
+    assert extraction["max_features"] == 20 and extraction["seed"] == defaults["seed"] == 0
+    assert (extraction["n_steps"], extraction["image_steps"]) == (defaults["n_steps"], defaults["image_steps"])
+    assert extraction["batch_size"] == defaults["batch_size"]
+    assert extraction["inference"] == {"path": "fast", **{k: str(v) for k, v in sorted(CPU_FAST.items())}}
+    _score(db, "--out", tmp_path / "out", "--batch-size", "16")  # given, as before: the option's value
+    assert ResultsStore(db).records()[-1].settings["extraction"]["batch_size"] == 16
+
+
 def test_a_changed_checkpoint_or_a_record_without_rerun_is_one_line(tmp_path, tiny_benchmarks, capsys):
     from neurozoo import convrnn
 
@@ -143,7 +166,9 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
         record = ResultsStore(db).get(record_id)
         assert record.settings["rerun"] == {"command": "zoo run", "spec": job["spec"]}
         # the options it extracted with, as a zoo score record keeps them (it recorded the benchmark's {})
-        assert record.settings["extraction"] == {"max_features": 20, "seed": 0}
+        extraction = record.settings["extraction"]
+        assert extraction == {"max_features": 20, "seed": 0, "batch_size": 32, "n_steps": 26, "image_steps": 10,
+                              "inference": extraction["inference"]} and extraction["inference"]["path"] == "fast"
         capsys.readouterr()
         assert _zoo("reproduce", record_id, "--db", db) == 0, capsys.readouterr()
         assert "bit-identical" in capsys.readouterr().out
@@ -347,6 +372,34 @@ def test_two_checkpoints_of_one_file_name_get_two_leaderboard_names(tmp_path, ti
                              checkpoints={"feedforward_intermediate": str(tmp_path / folder / "w.pt")})
         names.append(display_name(specs[0]))
     assert names[0] != names[1] and all(n.startswith("feedforward_intermediate@w (weights ") for n in names)
+
+
+def test_a_zoo_run_checkpoint_given_by_a_relative_path_reproduces_from_another_folder(tmp_path, tiny_benchmarks,
+                                                                                      capsys, monkeypatch):
+    """zoo run kept --checkpoint MODEL=PATH in its job's spec as given: a record scored with a relative path was
+    reproduced only from the folder zoo run ran in (from any other: "its checkpoint w.pt is gone"). The spec keeps the
+    resolved path now, as zoo score's record does; the display name keeps the file's name."""
+    from neurozoo import convrnn
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    torch.manual_seed(1)
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.0625).state_dict(),
+               tmp_path / "lab" / "w.pt")
+    db = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    monkeypatch.chdir(tmp_path / "lab")
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            checkpoints={"feedforward_intermediate": "w.pt"}, report=tmp_path / "report", progress=False,
+            echo=lambda *a: None)
+    job = LeaderboardDB(db).jobs()[0]
+    assert job["spec"]["checkpoint"]["path"] == str((tmp_path / "lab" / "w.pt").resolve())
+    assert job["model"].startswith("feedforward_intermediate@w (weights ")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", job["score_id"], "--db", db) == 0, capsys.readouterr()
+    assert "reproduced: bit-identical" in capsys.readouterr().out
 
 
 def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):

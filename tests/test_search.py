@@ -484,6 +484,12 @@ def test_zoo_search_exports_the_trained_models_with_provenance_and_records_score
     assert provenance["trial_code_version"] and provenance["exported_by"]
     assert Path(provenance["weights"]) == (Path(trial.user_attrs["out"]) / "best.pth").resolve()
     assert (out / "tiny_best2.yaml").exists() and (out / "tiny_best2.json").exists()
+    # the weights scored and the space drawn from by checksum, not by path alone (both could change under the name)
+    from neurozoo.datasets.provenance import sha256_file
+
+    space_sha256 = load_space(str(tiny / "tiny_space.yaml")).digest
+    assert provenance["weights_sha256"] == sha256_file(provenance["weights"])
+    assert provenance["space_sha256"] == space_sha256
 
     frame = ResultsStore(results).query(benchmark="search.val_top1")
     assert list(frame.model) == ["tiny_best1", "tiny_best2"]
@@ -492,6 +498,10 @@ def test_zoo_search_exports_the_trained_models_with_provenance_and_records_score
     assert len(row.data_sha256) == 64 and row.seed == 0 and row.code_version
     assert row.settings["trial"] == ranked[0].number and row.settings["training"]["image_size"] == 32
     assert row.settings["config"] == config and row.settings["model_overrides"]["width_multiplier"] == 0.5
+    assert row.settings["weights_sha256"] == provenance["weights_sha256"]
+    assert row.settings["space_sha256"] == space_sha256
+    assert row.settings["train_files_sha256"] == json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())[
+        "train_files_sha256"]
 
 
 def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_commands_options(tiny, tmp_path):

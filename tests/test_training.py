@@ -79,6 +79,16 @@ def test_loss_falls_and_val_accuracy_beats_chance(data, tmp_path):
     assert state["classes"] == ["n00000001", "n00000002", "n00000003", "n00000004"]
 
 
+def test_run_json_locates_a_relative_data_folder(data, tmp_path, monkeypatch):
+    """run.json kept --data as given (config.data): a run on a relative folder named a path that said where the
+    images were only from the folder zoo train ran in. It keeps the resolved folder too (data_absolute), as zoo fit's
+    summary.json does; config.data stays as given."""
+    monkeypatch.chdir(data.parent)
+    train(config(data.name, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["data"] == data.name and run["data_absolute"] == str(data.resolve())
+
+
 def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
     """run.json named a spec file by its path alone (config.model 'tiny.yaml'): once the file was edited, nothing
     said which graph the checkpoint's weights belong to. It keeps the spec trained (overrides and classes applied),
@@ -1093,8 +1103,14 @@ def test_throughput_script_reports_both_models_and_their_ratio(tmp_path, capsys)
     out = tmp_path / "throughput.json"
     assert main(["--device", "cpu", "--image-size", "32", "--batch-size", "2", "--steps", "1", "--warmup", "0",
                  "--set", "width_multiplier=0.0625", "--peak-tflops", "1", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+    written = json.loads(out.read_text())
+    rows = written["rows"]
     assert [r["model"] for r in rows] == ["rgc_intermediate", "feedforward_intermediate"]
+    # the code and versions the figures are of (the JSON said neither)
+    from neurozoo.datasets.provenance import code_version
+
+    assert written["provenance"]["code_version"] == code_version()
+    assert written["provenance"]["environment"]["torch"] == torch.__version__
     rgc, ff = rows
     assert rgc["gflops_fwd_per_image"] > ff["gflops_fwd_per_image"] > 0  # recurrence costs FLOPs
     for r in rows:

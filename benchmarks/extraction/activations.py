@@ -258,6 +258,14 @@ def inference_options(model: torch.nn.Module, fast: Union[bool, None, dict] = No
     return device_fast_options(_model_device(model), fast)
 
 
+def inference_settings(inference: Optional[dict]) -> dict:
+    """How :func:`inference_options`' result is described in the cache key and in a score's record:
+    ``{"path": "fast", <option>: str(value), ...}``, or ``{"path": "reference"}``."""
+    if inference is None:
+        return {"path": "reference"}
+    return {"path": "fast", **{k: str(v) for k, v in sorted(inference.items())}}
+
+
 def device_fast_options(device: torch.device, fast: Union[bool, None, dict] = None) -> dict:
     """The ``to_fast`` options :func:`inference_options` picks for a model on ``device`` (``fast`` not False)."""
     if isinstance(fast, dict):
@@ -325,7 +333,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
 
             settings["graph"] = spec_graph(spec.to_dict())
         if inference is not None:  # the fast path's features equal the reference's to float (or bf16) precision
-            settings["inference"] = {"path": "fast", **{k: str(v) for k, v in sorted(inference.items())}}
+            settings["inference"] = inference_settings(inference)
     store = (ActivationCache() if cache is True else cache) or None
     keys, result = {}, {}
     if store is not None:

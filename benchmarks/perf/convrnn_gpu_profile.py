@@ -199,6 +199,9 @@ def main(argv=None) -> int:
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s (default: table by GPU name)")
     p.add_argument("--trace", default=None, help="also write the profile as a Chrome trace to this file")
     args = p.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     configure(device)

@@ -201,6 +201,9 @@ def main(argv=None) -> int:
     p.add_argument("--skip", default="", help="comma-separated variants to leave out: plain,fast,cornet")
     p.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s (default: table by GPU name)")
     args = p.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     device = torch.device(args.device)
     configure(device)
     torch.manual_seed(0)

@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of: " + ", ".join(VARIANTS))
     args = p.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     device = torch.device(args.device)
     configure(device)
     torch.manual_seed(0)

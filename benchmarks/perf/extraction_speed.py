@@ -148,6 +148,9 @@ def main(argv=None) -> int:
                              "before needs the git history)")
     parser.add_argument("--variants", default="", help="runs added after --runs (kept for older command lines)")
     args = parser.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     runs = [r for r in (args.runs + "," + args.variants).split(",") if r]
     unknown = sorted(set(runs) - set(LABELS))
     if unknown or not runs:

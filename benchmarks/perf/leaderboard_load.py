@@ -198,6 +198,9 @@ def main(argv=None) -> int:
     parser.add_argument("--unsafe-no-sandbox", action="store_true")
     parser.add_argument("--max-seconds", type=float, default=900)
     args = parser.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
 
     scratch = Path(tempfile.mkdtemp(prefix="neurozoo-load-"))
     env = plugin_environment(scratch)

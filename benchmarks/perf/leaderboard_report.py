@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     from neurozoo.leaderboard.db import LeaderboardDB
 
     with tempfile.TemporaryDirectory(prefix="nz-report-perf-") as tmp:

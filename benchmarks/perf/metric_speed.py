@@ -317,6 +317,9 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-venv", action="store_true", help="keep the throw-away venv for a later run")
     parser.add_argument("--baseline", choices=["brainscore", "sklearn"], default="brainscore")
     args = parser.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     sys.path.insert(0, str(REPO))
     ours_env = {"PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
     from neurozoo.datasets.provenance import cpu_model

@@ -248,6 +248,9 @@ def main(argv=None):
                                                              "(e.g. main), then this tree's, back to back")
     parser.add_argument("--no-speed", action="store_true", help="skip the frames/s comparison")
     args = parser.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     methods = args.methods.split(",")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch}, {args.steps} timed plain "

@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="loading workers (default: zoo train's)")
     p.add_argument("--no-fast", dest="fast", action="store_false", help="without --fast --amp")
     args = p.parse_args(argv)
+    from neurozoo.datasets.provenance import run_provenance_line
+
+    print(run_provenance_line(), flush=True)  # the code and versions these figures are of
     if args.steps < 2 * args.log_every:
         p.error(f"--steps {args.steps}: give at least two metrics rows (2 x --log-every = {2 * args.log_every})")
 

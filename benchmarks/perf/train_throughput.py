@@ -130,6 +130,10 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from neurozoo.datasets.provenance import run_provenance, run_provenance_line
+
+    stated = run_provenance()  # the code and versions these figures are of, once the thread count is set
+    print(run_provenance_line(stated), flush=True)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -161,7 +165,7 @@ def main(argv=None) -> int:
               f"{a['gflops_fwd_per_image'] / b['gflops_fwd_per_image']:.2f}x FLOPs per image")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"settings": vars(args), "device": where, "rows": rows}, handle, indent=2)
+            json.dump({"settings": vars(args), "device": where, "provenance": stated, "rows": rows}, handle, indent=2)
     return 0
 
 

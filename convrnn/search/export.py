@@ -48,6 +48,22 @@ def trial_run(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
     return dict(trial.user_attrs.get("run") or {})
 
 
+def trial_weights(trial: optuna.trial.FrozenTrial) -> Optional[Path]:
+    """The trial's ``best.pth`` (the weights of the epoch its value, the best validation top-1, was measured on),
+    resolved; None where its folder is not here (a trial trained on another machine)."""
+    path = Path(trial.user_attrs["out"]) / "best.pth" if trial.user_attrs.get("out") else None
+    return path.resolve() if path is not None and path.is_file() else None
+
+
+def weights_digest(weights: Optional[Path]) -> Dict[str, str]:
+    """``{"weights_sha256": ...}`` of the trial's weights, as a score of a checkpoint records its sha256: the exported
+    spec and its record named ``best.pth`` by path alone, so weights trained again into the folder passed for the
+    scored ones. ``{}`` where they are not here."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    return {"weights_sha256": sha256_file(weights)} if weights is not None else {}
+
+
 def model_overrides(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
     """The overrides the trial's model was built with on top of its configuration (width, steps, classes)."""
     if "model_overrides" in trial.user_attrs:
@@ -84,16 +100,16 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
         path = out_dir / f"{name}.yaml"
         spec.to_yaml(str(path))
         run = trial_run(trial)
-        weights = (Path(trial.user_attrs["out"]) / "best.pth").resolve() if trial.user_attrs.get("out") else None
+        weights = trial_weights(trial)
         provenance = {
             "spec": path.name, "study": study.study_name, "trial": trial.number, "rank": rank,
             "val_top1": trial.value, "val_top5": trial.user_attrs.get("val_top5"),
             "epochs_done": trial.user_attrs.get("epochs_done"), "parameters": trial.user_attrs.get("parameters"),
             # the seed of the command that drew and trained the trial (a study may be continued with another)
-            "space": space.name, "space_file": space.path,
+            "space": space.name, "space_file": space.path, "space_sha256": space.digest,
             "sampler_seed": (run.get("config") or {}).get("seed", study.user_attrs.get("seed")),
             "params": dict(trial.params), "config": config, "model_overrides": overrides,
-            "weights": str(weights) if weights is not None and weights.is_file() else None,
+            "weights": str(weights) if weights is not None else None, **weights_digest(weights),
             "trial_code_version": run.get("code_version"), "trial_git_commit": run.get("git_commit"),
             "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
             "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
@@ -127,9 +143,10 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
             "data_sha256": run.get("val_files_sha256") or data_sha256,
             "seed": training.get("seed", settings.seed),
             "settings": {"study": study.study_name, "trial": trial.number, "space": space.name,
-                         "space_file": space.path, "params": dict(trial.params),
+                         "space_file": space.path, "space_sha256": space.digest, "params": dict(trial.params),
                          "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
-                         "training": training,
+                         "training": training, "train_files_sha256": run.get("train_files_sha256"),
+                         **weights_digest(trial_weights(trial)),
                          "val_top5": trial.user_attrs.get("val_top5"),
                          "epochs_done": trial.user_attrs.get("epochs_done"),
                          # the versions the trial ran with (without them the store would add the exporting process's)

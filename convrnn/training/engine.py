@@ -697,6 +697,9 @@ class Trainer:
         info = {
             **segment,
             "num_classes": len(self.classes),
+            # config.data as given, resolved: a relative --data said where the images were only from the folder the
+            # run was started in (zoo fit's summary.json keeps data_absolute too)
+            "data_absolute": str(Path(self.config.data).resolve()),
             "train_images": len(self.train_set),
             "train_files_sha256": self.data_views["train"]["files_sha256"],
             "val_images": len(self.val_set) if self.val_set is not None else 0,

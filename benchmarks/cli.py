@@ -569,14 +569,15 @@ def _cross_stimulus(args, benchmark, fitted_to: dict):
     ``summary.json`` beside them names the other embedded recording (``fitted_to["embedded"]``) and ``--cross-stimulus``
     asks for it, else None. A held-out score is of the stimulus the model was fitted to (held-out repeats of that
     stimulus class: McIntosh et al. 2016; Maheswaranathan et al. 2023): weights fitted on the other one are refused,
-    naming both, unless asked for; ``--cross-stimulus`` with nothing to allow is refused too."""
+    naming both, unless asked for (or ``args.before_the_rule``: ``zoo reproduce`` of a record scored before the rule,
+    ``retina_file_stimulus.recorded_before_the_rule``); ``--cross-stimulus`` with nothing to allow is refused too."""
     from neurozoo.datasets.errors import UserFacingError
 
     wanted = getattr(args, "cross_stimulus", False)
     scored = benchmark.kind if _is_embedded_heldout(args.benchmark) else None
     fitted = fitted_to.get("embedded")
     if scored is not None and fitted is not None and fitted != scored:
-        if not wanted:
+        if not wanted and not getattr(args, "before_the_rule", False):
             raise UserFacingError(
                 f"{args.checkpoint}: fitted on embedded:{fitted} ({fitted_to['summary']}), but {args.benchmark} scores "
                 f"held-out repeats of embedded:{scored}: a held-out score is of the stimulus the model was fitted to "

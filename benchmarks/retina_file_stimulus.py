@@ -11,8 +11,10 @@ the fit), else, for a summary written before it recorded one (or recording ``unk
 other class are refused unless ``--cross-stimulus`` asks for that score; where either class is unknown nothing is
 checked, and it is said (a note on stderr) and recorded (``unknown``), never assumed.
 
-The rule dates from 2026-12-04: a record scored before it (:func:`recorded_before_the_rule`) states no stimulus class,
-and ``zoo reproduce`` reruns it as it was scored (weights of the other class included, the rerun marked as a
+The rule dates from 2026-12-04, as the embedded held-out benchmarks' (7d86c80): a record scored before it
+(:func:`recorded_before_the_rule`) states no stimulus class (``retina_h5.heldout``), or no ``cross_stimulus`` for
+weights fitted on the other embedded stimulus (``retina_embedded.KIND-heldout``: ``settings.fitted_to.embedded``), and
+``zoo reproduce`` reruns it as it was scored (weights of the other class included, the rerun marked as a
 cross-stimulus score and the reproduction saying why), not under the rule it predates.
 """
 from __future__ import annotations
@@ -105,9 +107,27 @@ def say_unknown(args, scored: StimulusClass, trained: Optional[StimulusClass], w
 
 
 def recorded_before_the_rule(benchmark: str, settings: Optional[dict]) -> bool:
-    """Whether a record of ``benchmark`` with ``settings`` is a ``retina_h5.heldout`` score stored before the benchmark
-    read stimulus classes and applied the rule (2026-12-04): every one since states the file's class
-    (``settings.stimulus_class``, ``unknown`` included)."""
+    """Whether a record of ``benchmark`` with ``settings`` is a held-out score stored before the benchmark applied the
+    rule (2026-12-04; :func:`what_dates_it`)."""
+    return bool(what_dates_it(benchmark, settings))
+
+
+def what_dates_it(benchmark: str, settings: Optional[dict]) -> str:
+    """What in a record of ``benchmark`` with ``settings`` shows it a held-out score stored before the benchmark applied
+    the rule (2026-12-04), else "". A ``retina_h5.heldout`` record states the file's class since (``stimulus_class``,
+    ``unknown`` included); a ``retina_embedded.KIND-heldout`` one of weights fitted on the other embedded stimulus
+    (``fitted_to.embedded``, from their ``summary.json``) is a ``--cross-stimulus`` score since, marked
+    ``cross_stimulus`` (7d86c80), as it could not be before."""
+    from neurozoo.benchmarks.retina import HELDOUT_KINDS
     from neurozoo.retina.benchmark import FILE_HELDOUT
 
-    return benchmark == FILE_HELDOUT and "stimulus_class" not in (settings or {})
+    settings = settings if isinstance(settings, dict) else {}
+    if benchmark == FILE_HELDOUT:
+        return "" if "stimulus_class" in settings else "the record states no settings.stimulus_class"
+    fitted_to = settings.get("fitted_to") if isinstance(settings.get("fitted_to"), dict) else {}
+    fitted = fitted_to.get("embedded")
+    kind = next((kind for kind in HELDOUT_KINDS if benchmark == f"retina_embedded.{kind}-heldout"), None)
+    if kind is None or fitted is None or fitted == kind or "cross_stimulus" in settings:
+        return ""
+    return (f"the record names weights fitted on embedded:{fitted}, settings.fitted_to.embedded, and states no "
+            "settings.cross_stimulus")

@@ -170,7 +170,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   image_size=how.get("image_size"), workers=None, progress=False,
                                   cross_stimulus=how.get("cross_stimulus", False),
                                   stimulus_class=how.get("stimulus_class"),
-                                  # scored before retina_h5.heldout's stimulus-class rule: rerun as then
+                                  # scored before a held-out benchmark's stimulus-class rule: rerun as then
                                   before_the_rule=recorded_before_the_rule(how["benchmark"], record.settings))
         score, name = score_from_args(args)
         return score.to_record(name, how["benchmark"])
@@ -439,18 +439,20 @@ def protocol_notes(how) -> List[str]:
 
 
 def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
-    """Why the rerun of a ``retina_h5.heldout`` record scored before the benchmark's stimulus-class rule (2026-12-04,
-    :func:`benchmarks.retina_file_stimulus.recorded_before_the_rule`) scored weights of the other class: it reproduces
-    the score as it was recorded, which ``zoo score`` now gives only with ``--cross-stimulus``."""
-    from neurozoo.benchmarks.retina_file_stimulus import recorded_before_the_rule
+    """Why the rerun of a held-out record (``retina_h5.heldout``, ``retina_embedded.KIND-heldout``) scored before the
+    benchmark's stimulus-class rule (2026-12-04, :func:`benchmarks.retina_file_stimulus.recorded_before_the_rule`)
+    scored weights of the other class: it reproduces the score as it was recorded, which ``zoo score`` now gives only
+    with ``--cross-stimulus``."""
+    from neurozoo.benchmarks.retina_file_stimulus import what_dates_it
 
     cross = (new.settings or {}).get("cross_stimulus")
-    if not cross or not recorded_before_the_rule(old.benchmark, old.settings):
+    dated = what_dates_it(old.benchmark, old.settings)
+    if not cross or not dated:
         return []
-    return [f"record {old.id} was scored before {old.benchmark} applied its stimulus-class rule (2026-12-04; the record "
-            f"states no settings.stimulus_class): its weights, fitted on {cross['fitted_on']}, were scored on the "
-            f"held-out repeats of {cross['scored_on']}, and are rerun so, the protocol it was recorded under; zoo score "
-            "now refuses that score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"]
+    return [f"record {old.id} was scored before {old.benchmark} applied its stimulus-class rule (2026-12-04; {dated}): "
+            f"its weights, fitted on {cross['fitted_on']}, were scored on the held-out repeats of "
+            f"{cross['scored_on']}, and are rerun so, the protocol it was recorded under; zoo score now refuses that "
+            "score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"]
 
 
 def rerun_spec(how) -> Dict[str, Any]:

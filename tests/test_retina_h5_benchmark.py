@@ -638,3 +638,54 @@ def test_a_record_scored_before_the_stimulus_class_rule_reproduces_as_it_was_sco
     capsys.readouterr()
     assert main(["reproduce", str(ResultsStore(db).records()[-1].id), "--db", db]) == 0
     assert "note: record" not in capsys.readouterr().out
+
+
+def test_an_embedded_held_out_record_scored_before_the_stimulus_rule_reproduces_as_it_was_scored(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    """retina_embedded.KIND-heldout before 2026-12-04 (7d86c80) scored weights fitted on the other embedded stimulus as
+    any held-out score: its record names their fit (settings.fitted_to.embedded) and no cross_stimulus. zoo reproduce
+    refused it, as retina_h5.heldout's records of then: it is rerun as it was scored, by the same path, saying so."""
+    import functools
+    import sqlite3
+
+    from neurozoo.datasets import synthetic_retina
+
+    small = functools.partial(synthetic_retina.load_embedded_retina, **SIZES)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    fit = tmp_path / "fit"
+    assert main(["fit", "ln", "--data", "embedded:naturalscene", "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
+    # a small recording stands in for the embedded one: its summary.json names it as the default-size one is named
+    summary = json.loads((fit / "summary.json").read_text())
+    summary["data"] = str(tmp_path / "elsewhere" / synthetic_retina._embedded_path("naturalscene", {})[0].name)
+    (fit / "summary.json").write_text(json.dumps(summary))
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    score = ["score", "ln", "retina_embedded.whitenoise-heldout", "--checkpoint", str(fit / "model.pt"), "--db", db,
+             "--out", str(tmp_path / "out")]
+    assert main([*score, "--cross-stimulus"]) == 0
+    [record] = ResultsStore(db).records()
+    assert record.settings["fitted_to"]["embedded"] == "naturalscene"
+    # the record as the code before the rule wrote it (7d86c80~1): no cross-stimulus mark in its settings or their
+    # rerun, the model named as any other
+    settings = dict(record.settings)
+    del settings["cross_stimulus"], settings["rerun"]["cross_stimulus"]
+    with sqlite3.connect(db_file) as connection:
+        connection.execute("UPDATE scores SET settings = ?, model = ? WHERE id = ?",
+                           (json.dumps(settings), "ln@model.pt", record.id))
+    capsys.readouterr()
+    assert main(["reproduce", str(record.id), "--db", db]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (
+        f"  note: record {record.id} was scored before retina_embedded.whitenoise-heldout applied its stimulus-class "
+        "rule (2026-12-04; the record names weights fitted on embedded:naturalscene, settings.fitted_to.embedded, and "
+        "states no settings.cross_stimulus): its weights, fitted on embedded:naturalscene, were scored on the held-out "
+        "repeats of embedded:whitenoise, and are rerun so, the protocol it was recorded under; zoo score now refuses "
+        "that score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)")
+    assert printed[-1].startswith("reproduced: bit-identical")
+    assert ("  differs: settings.cross_stimulus.fitted_on: not in the record, rerun 'embedded:naturalscene'"
+            in printed)
+    # a record of the benchmark of the weights' own stimulus is reproduced under the rule: no note, nothing waived
+    assert main(["score", "ln", "retina_embedded.naturalscene-heldout", *score[3:]]) == 0
+    capsys.readouterr()
+    assert main(["reproduce", str(ResultsStore(db).records()[-1].id), "--db", db]) == 0
+    assert "note: record" not in capsys.readouterr().out

@@ -1403,6 +1403,8 @@ def test_a_trial_killed_after_its_last_epoch_was_saved_is_recorded_complete_by_t
     assert "2 trial(s) so far (1 complete, 1 fail)" in err
     provenance = json.loads((out / "tiny_best1.json").read_text())
     assert provenance["trial"] == 1 and provenance["weights"] == str((folder / "best.pth").resolve())
+    # the folder is the killed trial's (trial_00000), named by the number the provenance carries
+    assert provenance["recovered_from"] == 0 and folder.name == f"trial_{provenance['recovered_from']:05d}"
 
 
 def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, capsys):

@@ -114,6 +114,8 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
             "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
             "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
         }
+        if "recovered_from" in trial.user_attrs:  # study.record_trained: its folder is trial_<that number>
+            provenance["recovered_from"] = trial.user_attrs["recovered_from"]
         write_json(out_dir / f"{name}.json", provenance, indent=2)  # strict JSON (a NaN is null), written whole
         paths.append(path)
     return paths

@@ -645,7 +645,8 @@ class LeaderboardDB(ResultsStore):
         while True:
             t = now()
             with Session(self.engine) as session:
-                statement = (select(JobRow.id, JobRow.status, JobRow.attempts)
+                # its submission_id too (never changed): the submission's status is set without reading the job again
+                statement = (select(JobRow.id, JobRow.status, JobRow.attempts, JobRow.submission_id)
                              .where((JobRow.status == QUEUED) | ((JobRow.status == RUNNING) & (JobRow.lease_until < t)))
                              .order_by(JobRow.id).limit(1))
                 if ids is not None:
@@ -653,23 +654,22 @@ class LeaderboardDB(ResultsStore):
                 candidate = session.execute(statement).first()
             if candidate is None:
                 return None
-            job_id, status, attempts = candidate
+            job_id, status, attempts, submission_id = candidate
             with Session(self.engine) as session, session.begin():
                 if attempts >= max_attempts:
-                    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == status,
-                                                         JobRow.attempts == attempts)
-                                    .values(status=FAILED, updated_at=t, worker=None,
-                                            error=f"gave up after {attempts} attempts (the worker died each time)",
-                                            public_reason=f"gave up after {attempts} attempts (the worker died each "
-                                                          "time)"))
-                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
+                    reason = f"gave up after {attempts} attempts (the worker died each time)"
+                    gave_up = session.execute(
+                        update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
+                        .values(status=FAILED, updated_at=t, worker=None, error=reason, public_reason=reason)).rowcount
+                    if gave_up == 1:  # else another worker changed the job first, and set its submission's status
+                        self._update_submission(session, submission_id)
                     continue
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
                             lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None)).rowcount
                 if claimed == 1:
-                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
+                    self._update_submission(session, submission_id)
             if claimed == 1:
                 return self.job(job_id)
 

@@ -1254,6 +1254,42 @@ def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhil
     assert [j["id"] for j in db.jobs()] == [old["id"]] and db.claim("w2") is None
 
 
+def test_a_claim_that_lost_its_give_up_to_another_worker_leaves_the_submission_alone(db):
+    """claim's give-up branch (a job whose worker died max_attempts times) set the submission's status whether or not
+    its UPDATE changed the job: when another worker gave the job up first, it read the whole job again, locked the
+    submission and wrote the status the other had just written (4 statements for nothing). And each claim read the
+    job's row, spec included, once more to find its submission. Forced: the other worker gives the job up between
+    this one's read of the job and its UPDATE."""
+    from sqlalchemy import event
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    for _ in range(3):
+        assert db.claim("dead", lease_s=-1, max_attempts=3) is not None
+    mine, me = [], threading.current_thread()
+
+    def executed(_connection, _cursor, statement, *_):
+        if threading.current_thread() is me and "pg_stat_activity" not in statement:  # not concurrently's own
+            mine.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", executed)
+    try:
+        with paused_at(db, "UPDATE lb_jobs",
+                       lambda: concurrently(db, lambda: db.claim("other", max_attempts=3)).result()) as other:
+            assert db.claim("w", max_attempts=3) is None
+        assert other == [None]
+        gave_up = mine[:]
+        second = db.add_submission("sub", "/store/y", "1" * 64, {}, None,
+                                   [{"model": "sub", "benchmark": "b2", "spec": {}}])
+        mine.clear()
+        assert db.claim("w")["submission_id"] == second
+    finally:
+        event.remove(db.engine, "before_cursor_execute", executed)
+    assert [s.split()[0] for s in gave_up] == ["SELECT", "UPDATE", "SELECT"], gave_up  # read, lost UPDATE, none left
+    assert db.submission(sid)["status"] == FAILED and "gave up after 3" in db.submission(sid)["jobs"][0]["error"]
+    assert sum("lb_jobs.spec" in s for s in mine) == 1, mine  # the job returned; its submission came with its id
+    assert db.submission(second)["status"] == RUNNING
+
+
 def test_aggregation_never_pools_real_and_synthetic_data():
     """One V4 mean over a recording (0.1) and a teacher's synthetic responses (0.5) was 0.3: they stand apart, and the
     overall pools only the kind ranked on."""

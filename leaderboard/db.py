@@ -141,6 +141,10 @@ class JobRow(Base):
     worker: Mapped[Optional[str]] = mapped_column(String(255))
     lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    # a new random value at each claim, never reset (unlike attempts, which a restore and a release reset): the run the
+    # job's worker holds it by, so that a worker sees its run superseded (withdrawn and restored, then claimed again, or
+    # taken over after its lease expired: scorer.Heartbeat); added to older databases when opened (_add_columns)
+    lease_token: Mapped[Optional[str]] = mapped_column(String(32))
     error: Mapped[Optional[str]] = mapped_column(Text)  # whole: for the submitter and the operator
     # what the public pages show of a failure: the scorer's own one-line reason, never a submission's console output
     # (leaderboard.scorer.public_reason); added to older databases when opened (LeaderboardDB._add_columns)
@@ -225,7 +229,7 @@ class LeaderboardDB(ResultsStore):
             "lb_model_names holds two names claiming one skeleton (submitted while the database was being upgraded), "
             "so the unique index uq_model_names_skeleton cannot be added; look-alikes are refused by a check only; set "
             "claimed_skeleton to NULL on all but the earliest of each and open the database again"))
-        self._add_columns(JobRow, ["public_reason"])
+        self._add_columns(JobRow, ["public_reason", "lease_token"])
         self._add_columns(SubmissionRow, ["withdrawn_at", "withdrawals"])
 
     def _add_columns(self, table, names: List[str]) -> List[str]:
@@ -623,11 +627,23 @@ class LeaderboardDB(ResultsStore):
             row = session.get(JobRow, job_id)
             return _job_dict(row) if row is not None else None
 
-    def job_status(self, job_id: int) -> Optional[str]:
-        """The job's status alone (None if there is no such job): a primary-key read of one column, what a worker
-        reads every second to see its running job withdrawn (:class:`leaderboard.scorer.Heartbeat`)."""
-        with self.engine.connect() as connection:
-            return connection.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
+    def job_holder(self, job_id: int, connection=None) -> Optional[Tuple[str, Optional[str], Optional[str]]]:
+        """(status, worker, lease_token) of the job, None if there is no such job: a primary-key read of three columns,
+        what a worker reads every second to see that its run is no longer the job's (:class:`leaderboard.scorer.
+        Heartbeat`). ``connection``: one the caller holds (:meth:`autocommit_connection`), on which the read is one
+        statement; a connection from the pool costs four round trips on PostgreSQL (the pool's ping, BEGIN, the read,
+        ROLLBACK)."""
+        if connection is None:
+            with self.engine.connect() as connection:
+                return self.job_holder(job_id, connection)
+        row = connection.execute(select(JobRow.status, JobRow.worker, JobRow.lease_token)
+                                 .where(JobRow.id == job_id)).first()
+        return None if row is None else tuple(row)
+
+    def autocommit_connection(self):
+        """A connection of its own in autocommit mode (close it when done), for a worker's reads of its job every
+        second (:meth:`job_holder`): each is one statement, neither pinged first nor wrapped in a transaction."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def jobs(self, status: Optional[str] = None, ids: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
         statement = select(JobRow).order_by(JobRow.id)
@@ -640,7 +656,8 @@ class LeaderboardDB(ResultsStore):
 
     def claim(self, worker: str, lease_s: float = 60.0, max_attempts: int = 3,
               ids: Optional[Iterable[int]] = None) -> Optional[Dict[str, Any]]:
-        """Take the oldest job that is queued, or running with an expired lease (its worker died)."""
+        """Take the oldest job that is queued, or running with an expired lease (its worker died), under a new
+        ``lease_token``: the run the worker holds it by (:class:`leaderboard.scorer.Heartbeat`)."""
         ids = None if ids is None else list(ids)
         while True:
             t = now()
@@ -667,7 +684,8 @@ class LeaderboardDB(ResultsStore):
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
-                            lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None)).rowcount
+                            lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None,
+                            lease_token=secrets.token_hex(16))).rowcount
                 if claimed == 1:
                     self._update_submission(session, submission_id)
             if claimed == 1:

@@ -9,7 +9,10 @@ that is ``done`` is never recomputed. A worker *claims* a job with a conditional
 be queued, or running with an expired lease), so two workers never hold the same job; it renews its lease
 with heartbeats while it works; it stores the score rows and marks the job done in ONE transaction, again
 conditional on still holding the lease. A worker killed mid-run therefore leaves the job ``running`` with a
-lease that expires, no score rows, and the next worker resumes it.
+lease that expires, no score rows, and the next worker resumes it. The lease is the claim's, not the worker name's:
+each claim writes a new ``lease_token``, and ``heartbeat``, ``finish``, ``fail`` and ``release`` given it act only
+while the job still runs under it (:func:`_held_by`), so a run superseded by a later claim under the same worker name
+(two threads of one process, or the job withdrawn, restored and claimed again) changes nothing.
 
 Lock order, the one rule every transaction that writes the jobs or submissions keeps (PostgreSQL locks rows; a
 transaction taking them in another order deadlocked with one of these, and one of the two failed): **jobs first, in id
@@ -193,6 +196,16 @@ def _not_withdrawn():
     """Where a job is not of a withdrawn submission: the jobs the pages show, rank and queue again."""
     withdrawn = select(SubmissionRow.id).where(SubmissionRow.withdrawn_at.is_not(None))
     return JobRow.submission_id.is_(None) | JobRow.submission_id.not_in(withdrawn)
+
+
+def _held_by(worker: str, lease_token: Optional[str]):
+    """Where the job is running under ``worker``'s claim whose ``lease_token`` (what :meth:`LeaderboardDB.claim`
+    returned) is given: a later claim, under any worker name, wrote another token, and a row claimed by code older
+    than the token has none (NULL, never equal to a token). ``lease_token`` None, a caller that names no claim (code
+    written before the token, :mod:`benchmarks.perf`'s scripts), is identified by its worker name alone, as before;
+    :func:`leaderboard.scorer.work` always names its claim."""
+    held = (JobRow.status == RUNNING) & (JobRow.worker == worker)
+    return held if lease_token is None else held & (JobRow.lease_token == lease_token)
 
 
 def _job_dict(row: JobRow) -> Dict[str, Any]:
@@ -657,7 +670,9 @@ class LeaderboardDB(ResultsStore):
     def claim(self, worker: str, lease_s: float = 60.0, max_attempts: int = 3,
               ids: Optional[Iterable[int]] = None) -> Optional[Dict[str, Any]]:
         """Take the oldest job that is queued, or running with an expired lease (its worker died), under a new
-        ``lease_token``: the run the worker holds it by (:class:`leaderboard.scorer.Heartbeat`)."""
+        ``lease_token``: the run the worker holds it by, which it names to :meth:`heartbeat`, :meth:`finish`,
+        :meth:`fail` and :meth:`release` (:func:`_held_by`) and checks between renewals
+        (:class:`leaderboard.scorer.Heartbeat`)."""
         ids = None if ids is None else list(ids)
         while True:
             t = now()
@@ -691,25 +706,27 @@ class LeaderboardDB(ResultsStore):
             if claimed == 1:
                 return self.job(job_id)
 
-    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0) -> bool:
+    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0, lease_token: Optional[str] = None) -> bool:
+        """Renew the lease of the job if ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
         t = now()
         with Session(self.engine) as session, session.begin():
-            return session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            return session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(heartbeat_at=t, lease_until=t + timedelta(seconds=lease_s))).rowcount == 1
 
     def finish(self, job_id: int, worker: str, record: ScoreRecord, hidden: Optional[ScoreRecord] = None,
-               duration_s: Optional[float] = None) -> bool:
-        """Store the score row(s) and mark the job done, all in one transaction, if ``worker`` still holds it. A
-        withdrawal of its submission at the same time waits for it or is waited for (the first to commit wins): a
-        job withdrawn first keeps no score (False), a job done first stays done (its score off the board while the
-        submission is withdrawn, like the scores stored before it)."""
+               duration_s: Optional[float] = None, lease_token: Optional[str] = None) -> bool:
+        """Store the score row(s) and mark the job done, all in one transaction, if ``worker``'s claim
+        ``lease_token`` still holds it (:func:`_held_by`). A withdrawal of its submission at the same time waits for it
+        or is waited for (the first to commit wins): a job withdrawn first keeps no score (False), a job done first
+        stays done (its score off the board while the submission is withdrawn, like the scores stored before it)."""
         with Session(self.engine) as session, session.begin():
             # SQLite: the status read below and the writes in one transaction (its driver began it at the first
-            # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row
+            # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row,
+            # and one another transaction held locked is checked against the condition again once that one commits
             self._begin_writing(session)
-            job = session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
-            if job is None or job.status != RUNNING or job.worker != worker:
+            job = session.scalars(select(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
+                                  .with_for_update()).first()
+            if job is None:  # no such job, or not (or no longer) this claim's
                 return False
             row = record.to_row()
             session.add(row)
@@ -724,23 +741,24 @@ class LeaderboardDB(ResultsStore):
             record.id = row.id
         return True
 
-    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None) -> bool:
+    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None,
+             lease_token: Optional[str] = None) -> bool:
         """Mark the job failed with ``reason`` (whole, for the submitter and the operator) and ``public``, what the
-        public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`)."""
+        public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`), if ``worker``'s claim
+        ``lease_token`` still holds it (:func:`_held_by`)."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(status=FAILED, error=reason[:4000], updated_at=now(), lease_until=None,
                                            public_reason=None if public is None else public[:4000])).rowcount == 1
             if done:
                 self._update_submission(session, session.get(JobRow, job_id).submission_id)
             return done
 
-    def release(self, job_id: int, worker: str) -> bool:
-        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault)."""
+    def release(self, job_id: int, worker: str, lease_token: Optional[str] = None) -> bool:
+        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault), if
+        ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
                                            updated_at=now())).rowcount == 1
             if done:

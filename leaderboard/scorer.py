@@ -57,7 +57,8 @@ class Heartbeat:
                 try:
                     if time.monotonic() >= renew_at:  # a renewal refused: superseded, or this lease expired
                         renew_at = time.monotonic() + self.lease_s / 3
-                        check = not self.db.heartbeat(self.job_id, self.worker, self.lease_s)
+                        check = not self.db.heartbeat(self.job_id, self.worker, self.lease_s,
+                                                      lease_token=self.lease_token)
                     else:  # the check between renewals
                         check = self.check_s is not None
                     if check:
@@ -162,7 +163,8 @@ def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden
     deadline, wait = time.monotonic() + retry_s, STORE_BACKOFF_S[0]
     while True:
         try:
-            return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
+            return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s,
+                             lease_token=job["lease_token"])
         except DBAPIError as error:  # PostgreSQL's schema errors are ProgrammingErrors: said too, not passed up bare
             left = deadline - time.monotonic()
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -226,7 +228,7 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
                 record, hidden = score(job)
             except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
-                db.release(job["id"], worker)
+                db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
                 raise
             except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), or
                 # another run's now (queued again by a restore, claimed by another worker): not failed
@@ -238,9 +240,12 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():
                     reason = traceback.format_exc(limit=3)
-                db.fail(job["id"], worker, reason, public=public_reason(error))
-                counts["failed"] += 1
-                bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                if db.fail(job["id"], worker, reason, public=public_reason(error), lease_token=job["lease_token"]):
+                    counts["failed"] += 1
+                    bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                else:  # the job is another run's (or withdrawn): its failure, as a score, is not this run's to record
+                    bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; "
+                              f"this worker's failure was not recorded: {reason}")
                 bar.update()
                 continue
         record.duration_s = time.perf_counter() - started

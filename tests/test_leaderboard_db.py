@@ -392,6 +392,136 @@ def test_a_submission_handed_back_or_requeued_says_queued(db):
     assert db.requeue_failed() == 1 and db.submission(sid)["status"] == QUEUED
 
 
+def _queued(db, how) -> int:
+    """A queued job's id: a zoo job's (no submission) for ``how`` "lease expired", a submission's for "withdrawn and
+    restored"."""
+    if how == "lease expired":
+        return db.enqueue("m", "b", {})
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    return db.submission(sid)["jobs"][0]["id"]
+
+
+def _claimed_again_under_the_same_name(db, job, how):
+    """Supersede the claim ``job`` (worker "w") by another claim under the same worker name: a thread of the same
+    process, whose default worker id (host:pid) is the same, took the job over once its lease expired, or the job's
+    submission was withdrawn and restored and "w" claimed the queued job again. Returns the later claim."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import JobRow
+
+    if how == "lease expired":
+        with Session(db.engine) as session, session.begin():
+            session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_until=JobRow.created_at))
+    else:
+        assert db.withdraw_submission(job["submission_id"], "by mistake", "op") == 1
+        assert db.restore_submission(job["submission_id"], "op") == 1
+    later = db.claim("w", ids=[job["id"]])
+    assert (later["id"], later["worker"], later["status"]) == (job["id"], "w", RUNNING)
+    assert later["lease_token"] != job["lease_token"]
+    return later
+
+
+#: the calls that act for the job's holder, each made as worker "w" by the claim whose lease token is given
+_HOLDER_CALLS = {
+    "heartbeat": lambda db, job_id, token: db.heartbeat(job_id, "w", lease_token=token),
+    "finish": lambda db, job_id, token: db.finish(job_id, "w", record(), lease_token=token),
+    "fail": lambda db, job_id, token: db.fail(job_id, "w", "RuntimeError: boom", lease_token=token),
+    "release": lambda db, job_id, token: db.release(job_id, "w", lease_token=token)}
+_SUPERSEDED = ("lease expired", "withdrawn and restored")
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+@pytest.mark.parametrize("call", sorted(_HOLDER_CALLS))
+def test_a_claim_superseded_under_the_same_worker_name_no_longer_acts_for_the_job(db, call, how):
+    """heartbeat, finish, fail and release identified the job's holder by worker name alone: a run whose claim a
+    later claim under the same name had superseded renewed, stored, failed or handed back the later run's job. Each
+    now acts only for the claim whose lease token it names: the superseded one's call changes nothing, the later
+    one's acts."""
+    job = db.claim("w", ids=[_queued(db, how)])
+    later = _claimed_again_under_the_same_name(db, job, how)
+    assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"])
+    assert db.job(job["id"]) == later and db.query().empty
+    assert _HOLDER_CALLS[call](db, job["id"], later["lease_token"])
+    after = db.job(job["id"])
+    assert after["status"] == {"heartbeat": RUNNING, "finish": DONE, "fail": FAILED, "release": QUEUED}[call]
+    assert after["lease_until"] > later["lease_until"] if call == "heartbeat" else after["lease_until"] is None
+
+
+@pytest.mark.parametrize("call", sorted(_HOLDER_CALLS))
+def test_a_job_claimed_by_code_older_than_the_lease_token_is_acted_for_by_worker_name(db, call):
+    """A job claimed before lb_jobs.lease_token existed (or by a worker of older code since) has no token: a call
+    naming a claim's token never acts for it (NULL equals no token), one naming none acts by worker name, as all did
+    before. A call naming none acts by worker name on a job claimed with a token too: callers written before the token
+    (benchmarks/perf's scripts) work as they did; scorer.work always names its claim."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import JobRow
+
+    for older_claim in (True, False):
+        job = db.claim("w", ids=[db.enqueue("m", f"b{older_claim}", {})])
+        if older_claim:
+            with Session(db.engine) as session, session.begin():
+                session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
+            claimed = db.job(job["id"])
+            assert claimed["lease_token"] is None
+            assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"]) and db.job(job["id"]) == claimed
+        assert _HOLDER_CALLS[call](db, job["id"], None)
+        assert db.job(job["id"])["status"] == {"heartbeat": RUNNING, "finish": DONE, "fail": FAILED,
+                                               "release": QUEUED}[call]
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+@pytest.mark.parametrize("outcome", ["scored", "failed", "stopped"])
+def test_a_worker_whose_claim_was_superseded_under_its_own_name_leaves_the_later_run_its_job(db, outcome, how,
+                                                                                            capsys):
+    """Two threads of one `zoo work` process share its worker name (host:pid), and a job withdrawn, restored and
+    claimed again may be claimed by the same worker: the superseded run's score was stored over the later run's
+    claim (a trusted zoo job: no sandbox for the Heartbeat to stop), its failure marked the job failed, and a Ctrl-C
+    handed the job back to the queue while the later run scored it. The worker now names its claim's lease token:
+    each is refused, the job stays the later run's, and a refused failure is not counted as one."""
+    from neurozoo.leaderboard.scorer import work
+
+    job, later = db.job(_queued(db, how)), {}
+
+    def superseded(claimed):
+        later.update(_claimed_again_under_the_same_name(db, claimed, how))
+        if outcome == "failed":
+            raise RuntimeError("boom")
+        if outcome == "stopped":
+            raise KeyboardInterrupt
+        return record(job["model"]), None
+
+    if outcome == "stopped":
+        with pytest.raises(KeyboardInterrupt):
+            work(db, superseded, progress=False, worker="w")
+    else:
+        assert work(db, superseded, progress=False, worker="w") == {"done": 0, "failed": 0}
+    assert db.job(job["id"]) == later and db.query().empty  # running under the later claim, as it made it
+    said = {"scored": "this worker's score was not stored",
+            "failed": "this worker's failure was not recorded: RuntimeError: boom", "stopped": None}[outcome]
+    if said is not None:
+        why = ("its lease expired while it was scored" if how == "lease expired" else
+               "its submission was withdrawn and restored while it was scored")
+        assert capsys.readouterr().out == (f"job {job['id']} ({job['model']} on b): {why} and worker w took it over; "
+                                           f"{said}\n")
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+def test_the_heartbeat_of_a_claim_superseded_under_the_same_worker_name_renews_nothing_and_cancels_its_run(db, how):
+    """The superseded run's renewals, by worker name, succeeded: they rewrote the later run's lease with their own and
+    never saw the run superseded (a zoo job's Heartbeat reads the job only at a refused renewal). Its first renewal
+    is now refused: the run is cancelled, the later claim's lease left as it wrote it."""
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    job = db.claim("w", ids=[_queued(db, how)])
+    later = _claimed_again_under_the_same_name(db, job, how)
+    with Heartbeat(db, job["id"], "w", lease_s=0.3, check_s=None, lease_token=job["lease_token"]) as beat:
+        assert beat.cancelled.wait(5), "the superseded run was not cancelled: its renewals were accepted"
+    assert db.job(job["id"]) == later
+
+
 def name_rows(db):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -915,7 +1045,7 @@ def test_storing_a_score_is_tried_again_only_after_a_transient_database_error(db
 
     from neurozoo.leaderboard import scorer
 
-    job = {"id": 7, "model": "m", "benchmark": "b"}
+    job = {"id": 7, "model": "m", "benchmark": "b", "lease_token": "t1"}
     calls, waits = [], []
     kind = ProgrammingError if message.startswith("ProgrammingError") else OperationalError
 
@@ -1136,7 +1266,7 @@ class _Queue:
     def __init__(self, holder=(RUNNING, "w", "t1")):
         self.holder, self.calls, self.connections = holder, [], 0
 
-    def heartbeat(self, job_id, worker, lease_s):
+    def heartbeat(self, job_id, worker, lease_s, lease_token=None):
         self.calls.append(("renew", time.monotonic()))
         return True
 

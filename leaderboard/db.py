@@ -9,7 +9,10 @@ that is ``done`` is never recomputed. A worker *claims* a job with a conditional
 be queued, or running with an expired lease), so two workers never hold the same job; it renews its lease
 with heartbeats while it works; it stores the score rows and marks the job done in ONE transaction, again
 conditional on still holding the lease. A worker killed mid-run therefore leaves the job ``running`` with a
-lease that expires, no score rows, and the next worker resumes it.
+lease that expires, no score rows, and the next worker resumes it. The lease is the claim's, not the worker name's:
+each claim writes a new ``lease_token``, and ``heartbeat``, ``finish``, ``fail`` and ``release`` given it act only
+while the job still runs under it (:func:`_held_by`), so a run superseded by a later claim under the same worker name
+(two threads of one process, or the job withdrawn, restored and claimed again) changes nothing.
 
 Lock order, the one rule every transaction that writes the jobs or submissions keeps (PostgreSQL locks rows; a
 transaction taking them in another order deadlocked with one of these, and one of the two failed): **jobs first, in id
@@ -141,6 +144,10 @@ class JobRow(Base):
     worker: Mapped[Optional[str]] = mapped_column(String(255))
     lease_until: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+    # a new random value at each claim, never reset (unlike attempts, which a restore and a release reset): the run the
+    # job's worker holds it by, so that a worker sees its run superseded (withdrawn and restored, then claimed again, or
+    # taken over after its lease expired: scorer.Heartbeat); added to older databases when opened (_add_columns)
+    lease_token: Mapped[Optional[str]] = mapped_column(String(32))
     error: Mapped[Optional[str]] = mapped_column(Text)  # whole: for the submitter and the operator
     # what the public pages show of a failure: the scorer's own one-line reason, never a submission's console output
     # (leaderboard.scorer.public_reason); added to older databases when opened (LeaderboardDB._add_columns)
@@ -191,6 +198,16 @@ def _not_withdrawn():
     return JobRow.submission_id.is_(None) | JobRow.submission_id.not_in(withdrawn)
 
 
+def _held_by(worker: str, lease_token: Optional[str]):
+    """Where the job is running under ``worker``'s claim whose ``lease_token`` (what :meth:`LeaderboardDB.claim`
+    returned) is given: a later claim, under any worker name, wrote another token, and a row claimed by code older
+    than the token has none (NULL, never equal to a token). ``lease_token`` None, a caller that names no claim (code
+    written before the token, :mod:`benchmarks.perf`'s scripts), is identified by its worker name alone, as before;
+    :func:`leaderboard.scorer.work` always names its claim."""
+    held = (JobRow.status == RUNNING) & (JobRow.worker == worker)
+    return held if lease_token is None else held & (JobRow.lease_token == lease_token)
+
+
 def _job_dict(row: JobRow) -> Dict[str, Any]:
     out = {c.name: getattr(row, c.name) for c in JobRow.__table__.columns}
     for key in ("lease_until", "heartbeat_at", "created_at", "updated_at"):
@@ -225,7 +242,7 @@ class LeaderboardDB(ResultsStore):
             "lb_model_names holds two names claiming one skeleton (submitted while the database was being upgraded), "
             "so the unique index uq_model_names_skeleton cannot be added; look-alikes are refused by a check only; set "
             "claimed_skeleton to NULL on all but the earliest of each and open the database again"))
-        self._add_columns(JobRow, ["public_reason"])
+        self._add_columns(JobRow, ["public_reason", "lease_token"])
         self._add_columns(SubmissionRow, ["withdrawn_at", "withdrawals"])
 
     def _add_columns(self, table, names: List[str]) -> List[str]:
@@ -623,11 +640,23 @@ class LeaderboardDB(ResultsStore):
             row = session.get(JobRow, job_id)
             return _job_dict(row) if row is not None else None
 
-    def job_status(self, job_id: int) -> Optional[str]:
-        """The job's status alone (None if there is no such job): a primary-key read of one column, what a worker
-        reads every second to see its running job withdrawn (:class:`leaderboard.scorer.Heartbeat`)."""
-        with self.engine.connect() as connection:
-            return connection.execute(select(JobRow.status).where(JobRow.id == job_id)).scalar_one_or_none()
+    def job_holder(self, job_id: int, connection=None) -> Optional[Tuple[str, Optional[str], Optional[str]]]:
+        """(status, worker, lease_token) of the job, None if there is no such job: a primary-key read of three columns,
+        what a worker reads every second to see that its run is no longer the job's (:class:`leaderboard.scorer.
+        Heartbeat`). ``connection``: one the caller holds (:meth:`autocommit_connection`), on which the read is one
+        statement; a connection from the pool costs four round trips on PostgreSQL (the pool's ping, BEGIN, the read,
+        ROLLBACK)."""
+        if connection is None:
+            with self.engine.connect() as connection:
+                return self.job_holder(job_id, connection)
+        row = connection.execute(select(JobRow.status, JobRow.worker, JobRow.lease_token)
+                                 .where(JobRow.id == job_id)).first()
+        return None if row is None else tuple(row)
+
+    def autocommit_connection(self):
+        """A connection of its own in autocommit mode (close it when done), for a worker's reads of its job every
+        second (:meth:`job_holder`): each is one statement, neither pinged first nor wrapped in a transaction."""
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
     def jobs(self, status: Optional[str] = None, ids: Optional[Iterable[int]] = None) -> List[Dict[str, Any]]:
         statement = select(JobRow).order_by(JobRow.id)
@@ -640,12 +669,16 @@ class LeaderboardDB(ResultsStore):
 
     def claim(self, worker: str, lease_s: float = 60.0, max_attempts: int = 3,
               ids: Optional[Iterable[int]] = None) -> Optional[Dict[str, Any]]:
-        """Take the oldest job that is queued, or running with an expired lease (its worker died)."""
+        """Take the oldest job that is queued, or running with an expired lease (its worker died), under a new
+        ``lease_token``: the run the worker holds it by, which it names to :meth:`heartbeat`, :meth:`finish`,
+        :meth:`fail` and :meth:`release` (:func:`_held_by`) and checks between renewals
+        (:class:`leaderboard.scorer.Heartbeat`)."""
         ids = None if ids is None else list(ids)
         while True:
             t = now()
             with Session(self.engine) as session:
-                statement = (select(JobRow.id, JobRow.status, JobRow.attempts)
+                # its submission_id too (never changed): the submission's status is set without reading the job again
+                statement = (select(JobRow.id, JobRow.status, JobRow.attempts, JobRow.submission_id)
                              .where((JobRow.status == QUEUED) | ((JobRow.status == RUNNING) & (JobRow.lease_until < t)))
                              .order_by(JobRow.id).limit(1))
                 if ids is not None:
@@ -653,45 +686,47 @@ class LeaderboardDB(ResultsStore):
                 candidate = session.execute(statement).first()
             if candidate is None:
                 return None
-            job_id, status, attempts = candidate
+            job_id, status, attempts, submission_id = candidate
             with Session(self.engine) as session, session.begin():
                 if attempts >= max_attempts:
-                    session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == status,
-                                                         JobRow.attempts == attempts)
-                                    .values(status=FAILED, updated_at=t, worker=None,
-                                            error=f"gave up after {attempts} attempts (the worker died each time)",
-                                            public_reason=f"gave up after {attempts} attempts (the worker died each "
-                                                          "time)"))
-                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
+                    reason = f"gave up after {attempts} attempts (the worker died each time)"
+                    gave_up = session.execute(
+                        update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
+                        .values(status=FAILED, updated_at=t, worker=None, error=reason, public_reason=reason)).rowcount
+                    if gave_up == 1:  # else another worker changed the job first, and set its submission's status
+                        self._update_submission(session, submission_id)
                     continue
                 claimed = session.execute(
                     update(JobRow).where(JobRow.id == job_id, JobRow.status == status, JobRow.attempts == attempts)
                     .values(status=RUNNING, attempts=attempts + 1, worker=worker, heartbeat_at=t, updated_at=t,
-                            lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None)).rowcount
+                            lease_until=t + timedelta(seconds=lease_s), error=None, public_reason=None,
+                            lease_token=secrets.token_hex(16))).rowcount
                 if claimed == 1:
-                    self._update_submission(session, session.get(JobRow, job_id).submission_id)
+                    self._update_submission(session, submission_id)
             if claimed == 1:
                 return self.job(job_id)
 
-    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0) -> bool:
+    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0, lease_token: Optional[str] = None) -> bool:
+        """Renew the lease of the job if ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
         t = now()
         with Session(self.engine) as session, session.begin():
-            return session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            return session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(heartbeat_at=t, lease_until=t + timedelta(seconds=lease_s))).rowcount == 1
 
     def finish(self, job_id: int, worker: str, record: ScoreRecord, hidden: Optional[ScoreRecord] = None,
-               duration_s: Optional[float] = None) -> bool:
-        """Store the score row(s) and mark the job done, all in one transaction, if ``worker`` still holds it. A
-        withdrawal of its submission at the same time waits for it or is waited for (the first to commit wins): a
-        job withdrawn first keeps no score (False), a job done first stays done (its score off the board while the
-        submission is withdrawn, like the scores stored before it)."""
+               duration_s: Optional[float] = None, lease_token: Optional[str] = None) -> bool:
+        """Store the score row(s) and mark the job done, all in one transaction, if ``worker``'s claim
+        ``lease_token`` still holds it (:func:`_held_by`). A withdrawal of its submission at the same time waits for it
+        or is waited for (the first to commit wins): a job withdrawn first keeps no score (False), a job done first
+        stays done (its score off the board while the submission is withdrawn, like the scores stored before it)."""
         with Session(self.engine) as session, session.begin():
             # SQLite: the status read below and the writes in one transaction (its driver began it at the first
-            # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row
+            # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row,
+            # and one another transaction held locked is checked against the condition again once that one commits
             self._begin_writing(session)
-            job = session.scalars(select(JobRow).where(JobRow.id == job_id).with_for_update()).first()
-            if job is None or job.status != RUNNING or job.worker != worker:
+            job = session.scalars(select(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
+                                  .with_for_update()).first()
+            if job is None:  # no such job, or not (or no longer) this claim's
                 return False
             row = record.to_row()
             session.add(row)
@@ -706,23 +741,24 @@ class LeaderboardDB(ResultsStore):
             record.id = row.id
         return True
 
-    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None) -> bool:
+    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None,
+             lease_token: Optional[str] = None) -> bool:
         """Mark the job failed with ``reason`` (whole, for the submitter and the operator) and ``public``, what the
-        public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`)."""
+        public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`), if ``worker``'s claim
+        ``lease_token`` still holds it (:func:`_held_by`)."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(status=FAILED, error=reason[:4000], updated_at=now(), lease_until=None,
                                            public_reason=None if public is None else public[:4000])).rowcount == 1
             if done:
                 self._update_submission(session, session.get(JobRow, job_id).submission_id)
             return done
 
-    def release(self, job_id: int, worker: str) -> bool:
-        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault)."""
+    def release(self, job_id: int, worker: str, lease_token: Optional[str] = None) -> bool:
+        """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault), if
+        ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker,
-                                                        JobRow.status == RUNNING)
+            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
                                    .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
                                            updated_at=now())).rowcount == 1
             if done:

@@ -40,6 +40,7 @@ Limits, enforced whatever way the job ends:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
@@ -49,6 +50,7 @@ import sys
 import threading
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -678,13 +680,27 @@ def _die_with_parent() -> None:
 
 
 class Cancelled(BaseException):
-    """The job was cancelled while its process ran (its submission withdrawn): raised by :func:`run` once the process
-    group is killed. A BaseException, like KeyboardInterrupt, so that no scorer turns it into a failed job."""
+    """The job was cancelled while its process ran (its submission withdrawn, or its run otherwise no longer its
+    worker's: :class:`leaderboard.scorer.Heartbeat`): raised by :func:`run` once the process group is killed. A
+    BaseException, like KeyboardInterrupt, so that no scorer turns it into a failed job."""
 
 
-#: set (by the scorer's status check or lease renewal, :class:`leaderboard.scorer.Heartbeat`) when the running job is
-#: cancelled
-CANCEL = threading.Event()
+#: the event that cancels the job :func:`run` runs in this thread (context): set by its worker's
+#: :class:`leaderboard.scorer.Heartbeat` (its status check or lease renewal) once the job is no longer that worker's to
+#: run. One per job (:func:`cancelled_by`): a single event for the process had let two workers in one process (threads)
+#: cancel each other's job, and each job's start cleared the other's cancellation.
+_CANCEL: ContextVar[Optional[threading.Event]] = ContextVar("neurozoo_sandbox_cancel", default=None)
+
+
+@contextlib.contextmanager
+def cancelled_by(event: threading.Event):
+    """Within the block, :func:`run` called in this thread (or context) kills its job and raises :class:`Cancelled`
+    within its poll once ``event`` is set; other threads' jobs are not this event's."""
+    token = _CANCEL.set(event)
+    try:
+        yield event
+    finally:
+        _CANCEL.reset(token)
 
 
 def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limits: Optional[Limits] = None,
@@ -752,7 +768,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     for fd in passed + (console_write,):
         os.close(fd)
     try:
-        return _supervise(process, result_read, console_read, limits, cgroup, poll_s)
+        return _supervise(process, result_read, console_read, limits, cgroup, poll_s, _CANCEL.get())
     except (KeyboardInterrupt, Cancelled):  # Ctrl-C, a SIGTERM or a cancellation taken at _supervise's safe point
         _kill(process, cgroup)
         raise
@@ -807,7 +823,7 @@ def _keep(buffer: bytearray, chunk: bytes, console: bool, cap: int) -> None:
 
 
 def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup: Optional[Cgroup],
-               poll_s: float) -> Outcome:
+               poll_s: float, cancel: Optional[threading.Event] = None) -> Outcome:
     selector = selectors.DefaultSelector()
     buffers = {result_fd: bytearray(), console_fd: bytearray()}
     totals = {result_fd: 0, console_fd: 0}
@@ -823,7 +839,7 @@ def _supervise(process, result_fd: int, console_fd: int, limits: Limits, cgroup:
     reaped = None  # the job's resource usage, once its main process is reaped
     while (reaped := _reap(process)) is None and process.returncode is None:
         raise_if_terminated()
-        if CANCEL.is_set():
+        if cancel is not None and cancel.is_set():
             raise Cancelled()
         for key, _ in selector.select(timeout=poll_s):
             try:

@@ -20,50 +20,77 @@ from neurozoo.leaderboard import sandbox
 from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
 
 
-#: how often a worker reads the status of the submission's job it runs, to see a withdrawal (a primary-key read of one
-#: column, :meth:`LeaderboardDB.job_status`); apart from the lease renewal, every ``lease_s / 3`` (20 s at the
-#: default lease, which a withdrawn job's sandbox had run on for)
+#: how often a worker reads who holds the submission's job it runs, to see its run superseded (a primary-key read of
+#: three columns on a connection the worker holds, :meth:`LeaderboardDB.job_holder`); apart from the lease renewal,
+#: every ``lease_s / 3`` (20 s at the default lease, which a withdrawn job's sandbox had run on for)
 WITHDRAWAL_CHECK_S = 1.0
 
 
 class Heartbeat:
     """Renews a job's lease every ``lease_s / 3`` seconds on a background thread and, for a submission's job
-    (``check_s`` not None), reads its status every ``check_s`` seconds between renewals. A job found cancelled (its
-    submission withdrawn), by that read or by a refused renewal, sets :data:`leaderboard.sandbox.CANCEL`: the
-    sandbox kills the job's processes within its poll (0.1 s) and raises :class:`~leaderboard.sandbox.Cancelled`,
-    rather than run it for nothing. A job taken over by another worker (this lease expired) is left to run as
-    before: :meth:`LeaderboardDB.finish` refuses its score."""
+    (``check_s`` not None), reads who holds it every ``check_s`` seconds between renewals, on one connection held for
+    the job (:meth:`LeaderboardDB.autocommit_connection`: one statement a read). A run found superseded, by that read
+    or by a refused renewal, sets this job's own event, :attr:`cancelled`; :func:`leaderboard.sandbox.run` in the
+    thread that entered the Heartbeat (:func:`leaderboard.sandbox.cancelled_by`) then kills the job's processes within
+    its poll (0.1 s) and raises :class:`~leaderboard.sandbox.Cancelled`, rather than run it for a score that
+    :meth:`LeaderboardDB.finish` would refuse. Superseded: the job is no longer running under this worker and the
+    ``lease_token`` of its claim (withdrawn; withdrawn and restored, so queued again or claimed again, by another
+    worker or by a thread of this process under the same worker name; taken over by another worker after this lease
+    expired); a status check alone had missed a withdrawal restored within the second, whose sandbox ran on."""
 
     def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float,
-                 check_s: Optional[float] = WITHDRAWAL_CHECK_S):
+                 check_s: Optional[float] = WITHDRAWAL_CHECK_S, lease_token: Optional[str] = None):
         self.db, self.job_id, self.worker, self.lease_s, self.check_s = db, job_id, worker, lease_s, check_s
+        self.lease_token = lease_token
+        self.cancelled = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self._cancelling = sandbox.cancelled_by(self.cancelled)
+
+    def _superseded(self, holder) -> bool:
+        return holder != (RUNNING, self.worker, self.lease_token)
 
     def _run(self):
-        renew_at = time.monotonic() + self.lease_s / 3
-        while not self._stop.wait(max(0.0, min(renew_at - time.monotonic(), self.check_s or float("inf")))):
-            try:
-                if time.monotonic() >= renew_at:  # a renewal refused: withdrawn, or this lease expired
-                    renew_at = time.monotonic() + self.lease_s / 3
-                    check = not self.db.heartbeat(self.job_id, self.worker, self.lease_s)
-                else:  # the status check between renewals
-                    check = self.check_s is not None
-                if check and self.db.job_status(self.job_id) == WITHDRAWN:
-                    sandbox.CANCEL.set()
-                    return
-            except Exception:  # a transient database error must not kill the job; the lease just ages
-                pass
+        renew_at, connection = time.monotonic() + self.lease_s / 3, None
+        try:
+            while not self._stop.wait(max(0.0, min(renew_at - time.monotonic(), self.check_s or float("inf")))):
+                try:
+                    if time.monotonic() >= renew_at:  # a renewal refused: superseded, or this lease expired
+                        renew_at = time.monotonic() + self.lease_s / 3
+                        check = not self.db.heartbeat(self.job_id, self.worker, self.lease_s,
+                                                      lease_token=self.lease_token)
+                    else:  # the check between renewals
+                        check = self.check_s is not None
+                    if check:
+                        if connection is None:
+                            connection = self.db.autocommit_connection()
+                        if self._superseded(self.db.job_holder(self.job_id, connection)):
+                            self.cancelled.set()
+                            return
+                except Exception:  # a transient database error must not kill the job; the lease just ages
+                    connection = _closed(connection)  # a connection lost is opened again at the next check
+        finally:
+            _closed(connection)
 
     def __enter__(self):
-        sandbox.CANCEL.clear()
+        self._cancelling.__enter__()
         self._thread.start()
         return self
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        sandbox.CANCEL.clear()
+        self._cancelling.__exit__(*exc)
+
+
+def _closed(connection) -> None:
+    """Close ``connection`` (if any), whatever state a database error left it in; returns None."""
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:
+            pass
+    return None
 
 
 def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None) -> List[int]:
@@ -136,7 +163,8 @@ def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden
     deadline, wait = time.monotonic() + retry_s, STORE_BACKOFF_S[0]
     while True:
         try:
-            return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s)
+            return db.finish(job["id"], worker, record, hidden=hidden, duration_s=record.duration_s,
+                             lease_token=job["lease_token"])
         except DBAPIError as error:  # PostgreSQL's schema errors are ProgrammingErrors: said too, not passed up bare
             left = deadline - time.monotonic()
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -154,6 +182,21 @@ def store_with_retries(db: LeaderboardDB, job: Dict, worker: str, record, hidden
                   f"trying again in {wait:g} s")
             time.sleep(wait)
             wait = min(wait * 2, STORE_BACKOFF_S[1])
+
+
+def why_superseded(db: LeaderboardDB, job: Dict) -> str:
+    """Why the run of ``job`` (as claimed) is no longer the job's: withdrawn, withdrawn and restored (the withdrawals
+    recorded since it was claimed), or its lease expired and another worker took it over."""
+    from datetime import datetime
+
+    now_ = db.job(job["id"]) or {}
+    if now_.get("status") == WITHDRAWN:
+        return "its submission was withdrawn while it was scored"
+    by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
+    withdrawals = (db.submission(job["submission_id"]) or {}).get("withdrawals", []) if job["submission_id"] else []
+    if any(datetime.fromisoformat(entry["at"]) >= job["updated_at"] for entry in withdrawals):
+        return f"its submission was withdrawn and restored while it was scored and {by}"
+    return f"its lease expired while it was scored and {by}"
 
 
 def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterable[int]] = None,
@@ -179,25 +222,30 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
         bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
         started = time.perf_counter()
         # a zoo job (trusted, in this process) has no submission to withdraw and no sandbox to stop: renewals only
-        with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S):
+        with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S,
+                       lease_token=job["lease_token"]):
             try:
                 raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
                 record, hidden = score(job)
             except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
-                db.release(job["id"], worker)
+                db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
                 raise
-            except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), not failed
-                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): its submission was withdrawn "
-                          "while it was scored; its sandbox was stopped")
+            except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), or
+                # another run's now (queued again by a restore, claimed by another worker): not failed
+                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; its "
+                          "sandbox was stopped")
                 bar.update()
                 continue
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
                 if not getattr(error, "user_facing", False) and not reason.strip():
                     reason = traceback.format_exc(limit=3)
-                db.fail(job["id"], worker, reason, public=public_reason(error))
-                counts["failed"] += 1
-                bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                if db.fail(job["id"], worker, reason, public=public_reason(error), lease_token=job["lease_token"]):
+                    counts["failed"] += 1
+                    bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                else:  # the job is another run's (or withdrawn): its failure, as a score, is not this run's to record
+                    bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; "
+                              f"this worker's failure was not recorded: {reason}")
                 bar.update()
                 continue
         record.duration_s = time.perf_counter() - started
@@ -205,12 +253,8 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                               lambda line: bar.write(line, file=sys.stderr)):
             counts["done"] += 1
         else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
-            now_ = db.job(job["id"]) or {}
-            by = f"worker {now_['worker']} took it over" if now_.get("worker") else f"it is {now_.get('status')} now"
-            why = ("its submission was withdrawn while it was scored" if now_.get("status") == WITHDRAWN else
-                   f"its lease expired while it was scored and {by}")
-            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why}; this worker's score was not "
-                      "stored")
+            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; this "
+                      "worker's score was not stored")
         bar.update()
     bar.close()
     return counts

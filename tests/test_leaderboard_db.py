@@ -392,6 +392,136 @@ def test_a_submission_handed_back_or_requeued_says_queued(db):
     assert db.requeue_failed() == 1 and db.submission(sid)["status"] == QUEUED
 
 
+def _queued(db, how) -> int:
+    """A queued job's id: a zoo job's (no submission) for ``how`` "lease expired", a submission's for "withdrawn and
+    restored"."""
+    if how == "lease expired":
+        return db.enqueue("m", "b", {})
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    return db.submission(sid)["jobs"][0]["id"]
+
+
+def _claimed_again_under_the_same_name(db, job, how):
+    """Supersede the claim ``job`` (worker "w") by another claim under the same worker name: a thread of the same
+    process, whose default worker id (host:pid) is the same, took the job over once its lease expired, or the job's
+    submission was withdrawn and restored and "w" claimed the queued job again. Returns the later claim."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import JobRow
+
+    if how == "lease expired":
+        with Session(db.engine) as session, session.begin():
+            session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_until=JobRow.created_at))
+    else:
+        assert db.withdraw_submission(job["submission_id"], "by mistake", "op") == 1
+        assert db.restore_submission(job["submission_id"], "op") == 1
+    later = db.claim("w", ids=[job["id"]])
+    assert (later["id"], later["worker"], later["status"]) == (job["id"], "w", RUNNING)
+    assert later["lease_token"] != job["lease_token"]
+    return later
+
+
+#: the calls that act for the job's holder, each made as worker "w" by the claim whose lease token is given
+_HOLDER_CALLS = {
+    "heartbeat": lambda db, job_id, token: db.heartbeat(job_id, "w", lease_token=token),
+    "finish": lambda db, job_id, token: db.finish(job_id, "w", record(), lease_token=token),
+    "fail": lambda db, job_id, token: db.fail(job_id, "w", "RuntimeError: boom", lease_token=token),
+    "release": lambda db, job_id, token: db.release(job_id, "w", lease_token=token)}
+_SUPERSEDED = ("lease expired", "withdrawn and restored")
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+@pytest.mark.parametrize("call", sorted(_HOLDER_CALLS))
+def test_a_claim_superseded_under_the_same_worker_name_no_longer_acts_for_the_job(db, call, how):
+    """heartbeat, finish, fail and release identified the job's holder by worker name alone: a run whose claim a
+    later claim under the same name had superseded renewed, stored, failed or handed back the later run's job. Each
+    now acts only for the claim whose lease token it names: the superseded one's call changes nothing, the later
+    one's acts."""
+    job = db.claim("w", ids=[_queued(db, how)])
+    later = _claimed_again_under_the_same_name(db, job, how)
+    assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"])
+    assert db.job(job["id"]) == later and db.query().empty
+    assert _HOLDER_CALLS[call](db, job["id"], later["lease_token"])
+    after = db.job(job["id"])
+    assert after["status"] == {"heartbeat": RUNNING, "finish": DONE, "fail": FAILED, "release": QUEUED}[call]
+    assert after["lease_until"] > later["lease_until"] if call == "heartbeat" else after["lease_until"] is None
+
+
+@pytest.mark.parametrize("call", sorted(_HOLDER_CALLS))
+def test_a_job_claimed_by_code_older_than_the_lease_token_is_acted_for_by_worker_name(db, call):
+    """A job claimed before lb_jobs.lease_token existed (or by a worker of older code since) has no token: a call
+    naming a claim's token never acts for it (NULL equals no token), one naming none acts by worker name, as all did
+    before. A call naming none acts by worker name on a job claimed with a token too: callers written before the token
+    (benchmarks/perf's scripts) work as they did; scorer.work always names its claim."""
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard.db import JobRow
+
+    for older_claim in (True, False):
+        job = db.claim("w", ids=[db.enqueue("m", f"b{older_claim}", {})])
+        if older_claim:
+            with Session(db.engine) as session, session.begin():
+                session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
+            claimed = db.job(job["id"])
+            assert claimed["lease_token"] is None
+            assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"]) and db.job(job["id"]) == claimed
+        assert _HOLDER_CALLS[call](db, job["id"], None)
+        assert db.job(job["id"])["status"] == {"heartbeat": RUNNING, "finish": DONE, "fail": FAILED,
+                                               "release": QUEUED}[call]
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+@pytest.mark.parametrize("outcome", ["scored", "failed", "stopped"])
+def test_a_worker_whose_claim_was_superseded_under_its_own_name_leaves_the_later_run_its_job(db, outcome, how,
+                                                                                            capsys):
+    """Two threads of one `zoo work` process share its worker name (host:pid), and a job withdrawn, restored and
+    claimed again may be claimed by the same worker: the superseded run's score was stored over the later run's
+    claim (a trusted zoo job: no sandbox for the Heartbeat to stop), its failure marked the job failed, and a Ctrl-C
+    handed the job back to the queue while the later run scored it. The worker now names its claim's lease token:
+    each is refused, the job stays the later run's, and a refused failure is not counted as one."""
+    from neurozoo.leaderboard.scorer import work
+
+    job, later = db.job(_queued(db, how)), {}
+
+    def superseded(claimed):
+        later.update(_claimed_again_under_the_same_name(db, claimed, how))
+        if outcome == "failed":
+            raise RuntimeError("boom")
+        if outcome == "stopped":
+            raise KeyboardInterrupt
+        return record(job["model"]), None
+
+    if outcome == "stopped":
+        with pytest.raises(KeyboardInterrupt):
+            work(db, superseded, progress=False, worker="w")
+    else:
+        assert work(db, superseded, progress=False, worker="w") == {"done": 0, "failed": 0}
+    assert db.job(job["id"]) == later and db.query().empty  # running under the later claim, as it made it
+    said = {"scored": "this worker's score was not stored",
+            "failed": "this worker's failure was not recorded: RuntimeError: boom", "stopped": None}[outcome]
+    if said is not None:
+        why = ("its lease expired while it was scored" if how == "lease expired" else
+               "its submission was withdrawn and restored while it was scored")
+        assert capsys.readouterr().out == (f"job {job['id']} ({job['model']} on b): {why} and worker w took it over; "
+                                           f"{said}\n")
+
+
+@pytest.mark.parametrize("how", _SUPERSEDED)
+def test_the_heartbeat_of_a_claim_superseded_under_the_same_worker_name_renews_nothing_and_cancels_its_run(db, how):
+    """The superseded run's renewals, by worker name, succeeded: they rewrote the later run's lease with their own and
+    never saw the run superseded (a zoo job's Heartbeat reads the job only at a refused renewal). Its first renewal
+    is now refused: the run is cancelled, the later claim's lease left as it wrote it."""
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    job = db.claim("w", ids=[_queued(db, how)])
+    later = _claimed_again_under_the_same_name(db, job, how)
+    with Heartbeat(db, job["id"], "w", lease_s=0.3, check_s=None, lease_token=job["lease_token"]) as beat:
+        assert beat.cancelled.wait(5), "the superseded run was not cancelled: its renewals were accepted"
+    assert db.job(job["id"]) == later
+
+
 def name_rows(db):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
@@ -613,6 +743,27 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     assert [j["public_reason"] for j in reopened.failed_jobs()] == [None, "again"]
     LeaderboardDB(db.url).dispose()  # opened again: the column is there, nothing to add
     reopened.dispose()
+
+
+def test_an_older_database_gets_the_lease_token_column_and_its_running_jobs_are_claimed_with_one(db):
+    """lb_jobs.lease_token (the claim a worker runs a job by: scorer.Heartbeat) came after the table: an older
+    database gets it when opened; its jobs read None until claimed, and each claim gets a new token."""
+    from sqlalchemy import inspect
+
+    job = db.enqueue("m", "b", {})
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE lb_jobs DROP COLUMN lease_token"))
+    assert "lease_token" not in {c["name"] for c in inspect(db.engine).get_columns("lb_jobs")}
+    reopened = LeaderboardDB(db.url)
+    try:
+        assert reopened.job(job)["lease_token"] is None
+        first = reopened.claim("w", lease_s=-1)
+        second = reopened.claim("w", lease_s=60)  # the same worker name, its lease expired: another run
+        assert first["id"] == second["id"] == job and len({first["lease_token"], second["lease_token"]}) == 2
+        assert reopened.job_holder(job) == (RUNNING, "w", second["lease_token"])
+        assert reopened.job_holder(job + 1) is None
+    finally:
+        reopened.dispose()
 
 
 def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_before_it_stops(db):
@@ -894,7 +1045,7 @@ def test_storing_a_score_is_tried_again_only_after_a_transient_database_error(db
 
     from neurozoo.leaderboard import scorer
 
-    job = {"id": 7, "model": "m", "benchmark": "b"}
+    job = {"id": 7, "model": "m", "benchmark": "b", "lease_token": "t1"}
     calls, waits = [], []
     kind = ProgrammingError if message.startswith("ProgrammingError") else OperationalError
 
@@ -1105,45 +1256,298 @@ def test_a_withdrawal_stops_the_sandbox_of_a_job_being_scored_within_seconds(db,
     assert work(db, score, lease_s=60.0, progress=False, worker="w") == {"done": 1, "failed": 0}
     assert gone["s"] < 3.0, f"the job's processes were gone {gone['s']:.1f} s after its withdrawal"
     assert db.job(job["id"])["status"] == "withdrawn" and db.job(job["id"])["error"] is None
-    assert not sandbox.CANCEL.is_set() and [r.model for r in db.leaderboard_records()] == ["next"]
+    assert [r.model for r in db.leaderboard_records()] == ["next"]
     assert "its submission was withdrawn while it was scored; its sandbox was stopped" in capsys.readouterr().out
 
 
+class _Queue:
+    """The calls a Heartbeat makes of a LeaderboardDB, recorded; the job's holder is ``holder``."""
+
+    def __init__(self, holder=(RUNNING, "w", "t1")):
+        self.holder, self.calls, self.connections = holder, [], 0
+
+    def heartbeat(self, job_id, worker, lease_s, lease_token=None):
+        self.calls.append(("renew", time.monotonic()))
+        return True
+
+    def autocommit_connection(self):
+        self.connections += 1
+        return contextlib.closing(self)
+
+    def close(self):
+        pass
+
+    def job_holder(self, job_id, connection=None):
+        self.calls.append(("read", time.monotonic()))
+        return self.holder
+
+
 def test_the_status_check_runs_between_lease_renewals_and_leaves_them_as_they_were():
-    """The withdrawal check is apart from the lease: renewals stay a third of the lease apart, the job's status is
-    read every check_s between them (not for a zoo job, which has no submission), and a status read that finds the
-    job withdrawn sets the sandbox's CANCEL and ends the thread."""
+    """The withdrawal check is apart from the lease: renewals stay a third of the lease apart, the job's holder is
+    read every check_s between them (not for a zoo job, which has no submission), on one connection, and a read that
+    finds the job withdrawn sets the job's event and ends the thread."""
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    for check_s in (0.03, None):
+        queue = _Queue()
+        with Heartbeat(queue, 1, "w", lease_s=0.6, check_s=check_s, lease_token="t1") as beat:
+            time.sleep(0.75)
+        renewals = [t for kind, t in queue.calls if kind == "renew"]
+        reads = [t for kind, t in queue.calls if kind == "read"]
+        assert 2 <= len(renewals) <= 3 and all(b - a >= 0.2 - 0.01 for a, b in zip(renewals, renewals[1:]))
+        assert not beat.cancelled.is_set()
+        if check_s is None:
+            assert reads == [] and queue.connections == 0
+        else:
+            assert all(any(a < t < b for t in reads) for a, b in zip(renewals, renewals[1:])), queue.calls
+            assert len(reads) >= 2 and queue.connections == 1
+    queue = _Queue(("withdrawn", None, "t1"))
+    with Heartbeat(queue, 1, "w", lease_s=60, check_s=0.03, lease_token="t1") as beat:
+        assert beat.cancelled.wait(5) and (beat._thread.join(5) or not beat._thread.is_alive())
+        assert [kind for kind, _ in queue.calls] == ["read"]
+
+
+@pytest.mark.parametrize("holder, superseded", [
+    ((RUNNING, "w", "t1"), False),
+    (("withdrawn", None, "t1"), True),
+    ((QUEUED, None, "t1"), True),  # withdrawn and restored within a check: queued again
+    ((RUNNING, "other", "t2"), True),  # ... and claimed by another worker, or taken over after the lease expired
+    ((RUNNING, "w", "t2"), True),  # ... claimed again by a thread of this process under the same worker name
+    ((DONE, "other", "t2"), True),
+    (None, True)])
+def test_a_run_superseded_in_any_way_is_cancelled_and_only_then(holder, superseded):
+    """A withdrawal restored within the second between two checks read `queued` or `running` again, and the old
+    sandbox ran on for a score that finish refused. The check now compares the job's holder with the run's own
+    (status running, this worker, the lease token of its claim)."""
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    queue = _Queue(holder)
+    with Heartbeat(queue, 1, "w", lease_s=60, check_s=0.01, lease_token="t1") as beat:
+        deadline = time.monotonic() + 5
+        while len(queue.calls) < 3 and not beat.cancelled.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert beat.cancelled.is_set() == superseded, (holder, queue.calls)
+
+
+def _job_in_thread(name, holder, command, outcomes, leave):
+    """A worker's thread: a Heartbeat over a job held by ``holder``, and ``command`` run (unsandboxed) under it;
+    ``outcomes[name]``: its exit status, or "cancelled". It leaves the Heartbeat once ``leave`` is set."""
+    import sys
+
     from neurozoo.leaderboard import sandbox
     from neurozoo.leaderboard.scorer import Heartbeat
 
-    class Queue:
-        def __init__(self, status="running"):
-            self.status, self.calls = status, []
+    def job():
+        with Heartbeat(_Queue(holder), 1, "w", lease_s=60, check_s=0.02, lease_token="t1"):
+            try:
+                outcomes[name] = sandbox.run([sys.executable, "-c", command], sandbox=False,
+                                             limits=sandbox.Limits(wall_s=20)).returncode
+            except sandbox.Cancelled:
+                outcomes[name] = "cancelled"
+            assert leave.wait(60)
 
-        def heartbeat(self, job_id, worker, lease_s):
-            self.calls.append(("renew", time.monotonic()))
-            return True
+    thread = threading.Thread(target=job, name=name)
+    thread.start()
+    return thread
 
-        def job_status(self, job_id):
-            self.calls.append(("status", time.monotonic()))
-            return self.status
 
-    for check_s in (0.03, None):
-        queue = Queue()
-        with Heartbeat(queue, 1, "w", lease_s=0.6, check_s=check_s):
-            time.sleep(0.75)
-        renewals = [t for kind, t in queue.calls if kind == "renew"]
-        reads = [t for kind, t in queue.calls if kind == "status"]
-        assert 2 <= len(renewals) <= 3 and all(b - a >= 0.2 - 0.01 for a, b in zip(renewals, renewals[1:]))
-        if check_s is None:
-            assert reads == []
-        else:
-            assert all(any(a < t < b for t in reads) for a, b in zip(renewals, renewals[1:])), queue.calls
-    queue = Queue("withdrawn")
-    with Heartbeat(queue, 1, "w", lease_s=60, check_s=0.03) as beat:
-        assert sandbox.CANCEL.wait(5) and (beat._thread.join(5) or not beat._thread.is_alive())
-        assert [kind for kind, _ in queue.calls] == ["status"]
-    assert not sandbox.CANCEL.is_set()
+def test_a_job_cancelled_in_one_worker_thread_leaves_the_sandbox_of_another_running(tmp_path, monkeypatch):
+    """The cancel flag was one event for the whole process: of two workers in one process (threads), the one whose
+    job's submission was withdrawn killed the other's sandbox too. Each job now has its own event (its Heartbeat's).
+    Forced: the kept job's sandbox loop polls twice while the other job is cancelled and still in its Heartbeat."""
+    from neurozoo.leaderboard import sandbox
+
+    release, outcomes, polls = tmp_path / "release", {}, {}
+    polled = sandbox.raise_if_terminated
+
+    def counted():  # called once a loop of sandbox._supervise, just before it reads its job's event
+        polls[threading.current_thread().name] = polls.get(threading.current_thread().name, 0) + 1
+        polled()
+
+    monkeypatch.setattr(sandbox, "raise_if_terminated", counted)
+    stay, leave = threading.Event(), threading.Event()
+    leave.set()
+    kept = _job_in_thread("kept", (RUNNING, "w", "t1"), f"import os, time\nwhile not os.path.exists({str(release)!r}):"
+                          "\n    time.sleep(0.01)", outcomes, leave)
+    _until(lambda: polls.get("kept", 0) >= 1)
+    withdrawn = _job_in_thread("withdrawn", ("withdrawn", None, "t1"), "import time; time.sleep(20)", outcomes, stay)
+    _until(lambda: "withdrawn" in outcomes)
+    seen = polls["kept"]
+    _until(lambda: polls["kept"] >= seen + 2 or not kept.is_alive())
+    release.write_text("")
+    kept.join(30)
+    stay.set()
+    withdrawn.join(30)
+    assert outcomes == {"withdrawn": "cancelled", "kept": 0}
+
+
+def test_a_job_cancelled_before_its_sandbox_started_stays_cancelled_when_another_job_starts():
+    """Each Heartbeat cleared the process's one cancel flag as it began and ended: a job cancelled just before its
+    sandbox started ran it to the end if another worker thread began (or ended) a job meanwhile."""
+    import sys
+
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    def another_job():
+        with Heartbeat(_Queue(), 2, "w", lease_s=60, check_s=None, lease_token="t1"):
+            pass
+
+    with Heartbeat(_Queue(("withdrawn", None, "t1")), 1, "w", lease_s=60, check_s=0.01, lease_token="t1") as beat:
+        beat._thread.join(5)  # it found the job withdrawn: cancelled
+        other = threading.Thread(target=another_job)
+        other.start()
+        other.join(10)
+        started = time.monotonic()
+        with pytest.raises(sandbox.Cancelled):
+            sandbox.run([sys.executable, "-c", "import time; time.sleep(20)"], sandbox=False,
+                        limits=sandbox.Limits(wall_s=3))
+        assert time.monotonic() - started < 2
+
+
+def test_a_withdrawal_restored_between_two_checks_stops_the_old_sandbox_and_the_job_is_scored_again(db, tmp_path,
+                                                                                                     capsys):
+    """A withdrawal restored within the second between two status checks: the check read `queued` (or `running`, the
+    job claimed again), missed it, and the withdrawn run's sandbox ran on to its end (6 s here, its wall-clock limit;
+    a real job's half hour) for a score finish refused, counted as a failure. The worker now sees its run superseded
+    (not running under its claim's lease token): the run's process is gone within 3 s, the worker claims the queued
+    job again and scores it. Forced: the worker's statements wait while the withdrawal and the restore are made."""
+    import sys
+
+    from sqlalchemy import event
+
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.scorer import work
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
+                            [{"model": "sub", "benchmark": "b1", "spec": {"benchmark": "b1"}}])
+    [job] = db.submission(sid)["jobs"]
+    pid_file, gate, operator, gone, runs = tmp_path / "pid", threading.Lock(), {}, {}, []
+
+    def others_wait(_connection, _cursor, _statement, *_):  # the worker's checks wait while the operator holds gate
+        if threading.current_thread() is not operator.get("thread"):
+            with gate:
+                pass
+
+    def withdraw_and_restore():
+        _until(lambda: pid_file.exists() and pid_file.read_text())
+        pid = int(pid_file.read_text())
+        with gate:
+            assert db.withdraw_submission(sid, "by mistake", "op") == 1
+            assert db.restore_submission(sid, "op", "the wrong submission was withdrawn") == 1
+        restored = time.monotonic()
+        _until(lambda: not alive(pid), 60)
+        gone["s"] = time.monotonic() - restored
+
+    def score(job):
+        runs.append(job["id"])
+        if len(runs) > 1:
+            return record("sub", "b1", 0.6), None
+        operator["thread"] = threading.Thread(target=withdraw_and_restore, daemon=True)
+        operator["thread"].start()
+        try:
+            sandbox.run([sys.executable, "-c", f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid()))"
+                                               "; time.sleep(60)"], sandbox=False, limits=sandbox.Limits(wall_s=6))
+        finally:
+            operator["thread"].join(70)
+        raise AssertionError("the sandbox ran to its end")
+
+    event.listen(db.engine, "before_cursor_execute", others_wait)
+    try:
+        counts = work(db, score, lease_s=60.0, progress=False, worker="w")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", others_wait)
+    assert gone["s"] < 3.0, f"the withdrawn run's process was gone {gone['s']:.1f} s after the restore"
+    assert counts == {"done": 1, "failed": 0} and runs == [job["id"], job["id"]]
+    after = db.job(job["id"])
+    assert (after["status"], after["attempts"], after["error"]) == (DONE, 1, None)
+    assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.6)]
+    assert capsys.readouterr().out == (f"job {job['id']} (sub on b1): its submission was withdrawn and restored while "
+                                       "it was scored and it is queued now; its sandbox was stopped\n")
+
+
+def _in_transaction(connection) -> bool:
+    """Whether the DBAPI connection under ``connection`` is inside a transaction block (PostgreSQL: a BEGIN was sent,
+    a COMMIT or ROLLBACK will be)."""
+    raw = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite":
+        return raw.in_transaction
+    import psycopg2.extensions
+
+    return raw.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+
+
+def test_the_check_between_renewals_is_one_statement_on_a_connection_held_for_the_job(db):
+    """Each check every second took a connection from the pool: the pool's ping (pool_pre_ping), then the read in a
+    transaction; on PostgreSQL four round trips (ping, BEGIN, the read, ROLLBACK) a second per running job. The
+    Heartbeat now holds one connection in autocommit mode for its checks: each is one statement, outside any
+    transaction, with no checkout."""
+    from sqlalchemy import event
+
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    job = db.claim("w", ids=[db.enqueue("m", "b", {})])
+    seen = []
+
+    def executed(connection, _cursor, statement, *_):
+        seen.append(("statement", statement.split()[0], _in_transaction(connection)))
+
+    def checkout(*_):
+        seen.append(("checkout",))
+
+    event.listen(db.engine, "after_cursor_execute", executed)
+    event.listen(db.engine.pool, "checkout", checkout)
+    try:
+        with Heartbeat(db, job["id"], "w", lease_s=60, check_s=0.01, lease_token=job["lease_token"]) as beat:
+            _until(lambda: len(seen) >= 6)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", executed)
+        event.remove(db.engine.pool, "checkout", checkout)
+    statements = [entry for entry in seen if entry[0] == "statement"]
+    assert seen[0] == ("checkout",) and seen.count(("checkout",)) == 1, seen
+    assert len(statements) >= 5 and set(statements) == {("statement", "SELECT", False)}, seen
+    assert not beat.cancelled.is_set()
+
+
+def test_a_check_whose_connection_the_server_dropped_opens_another_and_sees_the_withdrawal(db):
+    """The connection held for the checks is the Heartbeat's own, not the pool's checked one: one the server dropped
+    (a restart, an idle-connection limit) is closed at the failed read and another opened at the next."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a server that drops connections: PostgreSQL")
+    from sqlalchemy import create_engine, event
+
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    job = db.claim("w")
+    backends = []
+
+    def executed(connection, *_):
+        if threading.current_thread() is not main:
+            backends.append(connection.connection.dbapi_connection.info.backend_pid)
+
+    main = threading.current_thread()
+    event.listen(db.engine, "after_cursor_execute", executed)
+    admin = create_engine(POSTGRES_URL)
+    try:
+        with Heartbeat(db, job["id"], "w", lease_s=60, check_s=0.01, lease_token=job["lease_token"]) as beat:
+            _until(lambda: backends)
+            with admin.begin() as connection:
+                assert connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": backends[0]}).scalar()
+            assert db.withdraw_submission(sid, "cheating", "op") == 1
+            assert beat.cancelled.wait(10)
+    finally:
+        event.remove(db.engine, "after_cursor_execute", executed)
+        admin.dispose()
+    assert backends[-1] != backends[0]
+
+
+def _until(condition, timeout_s=30):
+    """Return once ``condition()`` holds (polled, not a pause); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold within the time allowed"
+        time.sleep(0.005)
 
 
 def test_a_score_stored_as_its_submission_is_withdrawn_is_either_kept_or_refused_never_both(db):
@@ -1252,6 +1656,42 @@ def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhil
     monkeypatch.setattr(db, "outdated_jobs", withdrawn_after_reading)
     assert db.rescore_outdated() == []
     assert [j["id"] for j in db.jobs()] == [old["id"]] and db.claim("w2") is None
+
+
+def test_a_claim_that_lost_its_give_up_to_another_worker_leaves_the_submission_alone(db):
+    """claim's give-up branch (a job whose worker died max_attempts times) set the submission's status whether or not
+    its UPDATE changed the job: when another worker gave the job up first, it read the whole job again, locked the
+    submission and wrote the status the other had just written (4 statements for nothing). And each claim read the
+    job's row, spec included, once more to find its submission. Forced: the other worker gives the job up between
+    this one's read of the job and its UPDATE."""
+    from sqlalchemy import event
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    for _ in range(3):
+        assert db.claim("dead", lease_s=-1, max_attempts=3) is not None
+    mine, me = [], threading.current_thread()
+
+    def executed(_connection, _cursor, statement, *_):
+        if threading.current_thread() is me and "pg_stat_activity" not in statement:  # not concurrently's own
+            mine.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", executed)
+    try:
+        with paused_at(db, "UPDATE lb_jobs",
+                       lambda: concurrently(db, lambda: db.claim("other", max_attempts=3)).result()) as other:
+            assert db.claim("w", max_attempts=3) is None
+        assert other == [None]
+        gave_up = mine[:]
+        second = db.add_submission("sub", "/store/y", "1" * 64, {}, None,
+                                   [{"model": "sub", "benchmark": "b2", "spec": {}}])
+        mine.clear()
+        assert db.claim("w")["submission_id"] == second
+    finally:
+        event.remove(db.engine, "before_cursor_execute", executed)
+    assert [s.split()[0] for s in gave_up] == ["SELECT", "UPDATE", "SELECT"], gave_up  # read, lost UPDATE, none left
+    assert db.submission(sid)["status"] == FAILED and "gave up after 3" in db.submission(sid)["jobs"][0]["error"]
+    assert sum("lb_jobs.spec" in s for s in mine) == 1, mine  # the job returned; its submission came with its id
+    assert db.submission(second)["status"] == RUNNING
 
 
 def test_aggregation_never_pools_real_and_synthetic_data():

@@ -94,11 +94,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         _fail(source, f"dims must be exactly {DIMS}; found {tuple(assembly.dims)}, with extra {extra} (average or "
                       "stack it away first, e.g. trials as presentations with a 'repetition' coordinate)")
     assembly = assembly.transpose(*DIMS)
-    if 0 in assembly.shape:
-        _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
-                      "and time bin")
-    if assembly.dtype.kind not in "biuf":
-        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
+    check_values(assembly, source)
     for dim, names in require.items():
         for name in names:
             if name not in assembly.coords:
@@ -164,6 +160,16 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
                               f"nan_policy='drop-neuroids'{empty}")
             assembly = assembly.isel(neuroid=np.flatnonzero(~bad))
     return assembly
+
+
+def check_values(assembly: xr.DataArray, source: str) -> None:
+    """At least one presentation, neuroid and time bin, and numbers: :func:`validate_assembly`'s check of the values,
+    which the metrics also make of a model's features (whose other checks are the metrics' own)."""
+    if 0 in assembly.shape:
+        _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
+                      "and time bin")
+    if assembly.dtype.kind not in "biuf":
+        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
 
 
 def _where(assembly: xr.DataArray, mask: np.ndarray) -> str:

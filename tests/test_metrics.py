@@ -781,3 +781,30 @@ def test_fold_inputs_of_the_wrong_shape_are_refused_naming_both(mapping, X_shape
     with pytest.raises(DataError, match=message):
         fit_predict_folds(mapping, rng.normal(size=X_shape), rng.normal(size=Y_shape),
                           brainscore_splits(None, n_presentations=40))
+
+
+@pytest.mark.parametrize("fit, predict, error, message", [
+    ((lambda X, Y: (X[:, 0], Y)), None, ValueError, r"^Expected 2D array, got 1D array instead"),  # an IndexError
+    ((lambda X, Y: (X, Y[:40])), None, ValueError, r"inconsistent numbers of samples: \[50, 40\]"),  # numpy's matmul
+    ((lambda X, Y: (np.where(X > 1, np.nan, X), Y)), None, ValueError, r"^Input X contains NaN"),  # fitted NaN
+    ((lambda X, Y: (X, np.where(Y > 1, np.inf, Y))), None, ValueError, r"^Input y contains infinity"),
+    ((lambda X, Y: (X, Y)), lambda X: X[:, :5], ValueError, r"^X has 5 features, but FastPLS is expecting 8 features"),
+])
+def test_fast_pls_checks_its_inputs_as_sklearn_does(fit, predict, error, message):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 8)), rng.normal(size=(50, 3))
+    with pytest.raises(error, match=message):
+        model = FastPLS().fit(*fit(X, Y))
+        model.predict(predict(X))
+
+
+def test_fast_pls_refuses_a_predict_before_fit_and_zero_components():
+    """An AttributeError naming x_mean_, and 0 components fitted as a constant prediction."""
+    from sklearn.exceptions import NotFittedError
+
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(NotFittedError, match=r"^This FastPLS instance is not fitted yet"):
+        FastPLS().predict(np.zeros((3, 8)))
+    with pytest.raises(SpecError, match=r"^n_components: expected an integer >= 1 \(PLS components\), got 0$"):
+        FastPLS(0).fit(np.random.default_rng(0).normal(size=(50, 8)), np.zeros(50))

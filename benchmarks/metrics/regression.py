@@ -40,6 +40,7 @@ sklearn run to ``tol=1e-12`` closes the gap (``--explain``).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
@@ -188,14 +189,20 @@ def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int, tolerance: 
 class FastPLS:
     """Drop-in for ``sklearn.cross_decomposition.PLSRegression(n_components, scale=False)`` (fit/predict).
 
-    ``n_components`` is clipped to the number of features (sklearn raises instead).
+    ``n_components`` is clipped to the number of features (sklearn raises instead). Inputs are checked as sklearn's
+    estimators check them (``check_X_y``, ``check_array``: a 2-D X with as many rows as Y, finite numbers, at least 2
+    samples, the features it was fitted on, fitted before predict), with sklearn's messages; they failed in numpy (a
+    1-D X, rows that do not match, a predict before fit) or fitted NaN.
     """
 
     n_components: int = BRAINSCORE_PLS_COMPONENTS
 
     def fit(self, X, Y):
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
+        from sklearn.utils.validation import check_X_y
+
+        check_n_components(self.n_components)
+        X, Y = check_X_y(X, Y, dtype=np.float64, multi_output=True, y_numeric=True, ensure_min_samples=2,
+                         estimator=self)
         self._y_1d = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)
         self.x_mean_, self.y_mean_ = X.mean(0), Y.mean(0)
@@ -204,7 +211,17 @@ class FastPLS:
         return self
 
     def predict(self, X):
-        prediction = (np.asarray(X, dtype=np.float64) - self.x_mean_) @ self.coef_ + self.y_mean_
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_array
+
+        if not hasattr(self, "coef_"):  # sklearn's check_is_fitted needs its estimator tags, which this class has not
+            raise NotFittedError("This FastPLS instance is not fitted yet. Call 'fit' with appropriate arguments before "
+                                 "using this estimator.")
+        X = check_array(X, dtype=np.float64, estimator=self)
+        if X.shape[1] != len(self.x_mean_):
+            raise ValueError(f"X has {X.shape[1]} features, but FastPLS is expecting {len(self.x_mean_)} features as "
+                             "input")
+        prediction = (X - self.x_mean_) @ self.coef_ + self.y_mean_
         return prediction[:, 0] if self._y_1d else prediction
 
 
@@ -253,6 +270,14 @@ def unit_scale(X: np.ndarray) -> float:
     return float(np.ldexp(1.0, -int(np.frexp(largest)[1])))
 
 
+def check_n_components(n_components) -> int:
+    """PLS's ``n_components``: an integer >= 1 (0 fitted nothing and scored 0, a negative number failed in numpy, 2.5
+    was fitted as 2 and recorded as 2.5)."""
+    if not (isinstance(n_components, numbers.Integral) and n_components >= 1):
+        raise SpecError(f"n_components: expected an integer >= 1 (PLS components), got {n_components!r}")
+    return int(n_components)
+
+
 def check_fold_inputs(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: Optional[int] = None,
                       complement: bool = False) -> None:
     """``DataError`` for fold inputs a mapping cannot use, naming the argument: X (P, F, T) and Y (P, Q, T) of numbers
@@ -261,8 +286,6 @@ def check_fold_inputs(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_c
     the fast PLS takes it to be from its downdated moments; another train part was ignored without a word); PLS's
     ``n_components`` an integer >= 1. They failed inside numpy (a shape mismatch, an index out of range) or scored
     nonsense (0 components scored 0; a split's test presentations trained on)."""
-    import numbers
-
     for name, array, axes in (("X", X, "(presentations, features, time bins)"),
                               ("Y", Y, "(presentations, targets, time bins)")):
         array = np.asarray(array)
@@ -273,8 +296,8 @@ def check_fold_inputs(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_c
     if (np.shape(Y)[0], np.shape(Y)[2]) != (P, T):
         raise DataError(f"X of shape {np.shape(X)} and Y of shape {np.shape(Y)}: expected the same presentations and "
                         "time bins (axes 0 and 2)")
-    if n_components is not None and not (isinstance(n_components, numbers.Integral) and n_components >= 1):
-        raise SpecError(f"n_components: expected an integer >= 1 (PLS components), got {n_components!r}")
+    if n_components is not None:
+        check_n_components(n_components)
     if not len(splits):
         raise DataError("splits: expected at least one (train, test) pair of presentation indices, got none")
     for k, split in enumerate(splits):

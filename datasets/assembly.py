@@ -131,6 +131,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             _fail(source, f"presentations (stimulus_id, repetition) repeat, e.g. {keys[keys.duplicated()].unique()[:3].tolist()}")
     _check_time_bins(assembly, source)
     if stimulus_set is not None and "stimulus_id" in assembly.coords:
+        _check_stimulus_set(stimulus_set, source)
         known = set(stimulus_set["stimulus_id"])
         unknown = pd.unique(np.asarray(assembly["stimulus_id"].values))
         unknown = [s for s in unknown.tolist() if s not in known]
@@ -303,10 +304,41 @@ def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray
     if time_bin is None:
         _fail(source, "dims are (presentation, neuroid) with no time window; pass time_bin=(start_ms, end_ms) "
                       "(e.g. (70, 170)) to read it as one time bin")
+    time_bin = _time_window(time_bin, source)
     check_time_bins([time_bin[0]], [time_bin[1]], f"{source}: time window", whole_ms=True)  # before the int cast
     assembly = assembly.drop_vars(scalar).expand_dims("time_bin", axis=2)
     return assembly.assign_coords(time_bin_start=("time_bin", np.array([time_bin[0]], np.int64)),
                                   time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
+
+
+def _time_window(time_bin, source: str) -> tuple:
+    """``load_assembly``'s ``time_bin`` as (start_ms, end_ms): a pair, or refused naming it (``(70,)`` was an
+    IndexError)."""
+    window = np.asarray(time_bin, dtype=object).ravel() if not isinstance(time_bin, str) else np.array([time_bin])
+    if len(window) != 2 or not all(isinstance(bound, (int, float, np.integer, np.floating)) for bound in window):
+        _fail(source, f"time_bin: expected (start_ms, end_ms), e.g. (70, 170); got {time_bin!r}")
+    return tuple(window)
+
+
+def _check_time_bin_argument(assembly: xr.DataArray, time_bin, source: str) -> None:
+    """``time_bin`` reads a (presentation, neuroid) file as one bin; given for a file with its own time bins it was
+    ignored without a word (a window other than the file's, or ``(90, 80)``, read as the file's bins). Refused unless
+    it is the file's one bin."""
+    start, end = _time_window(time_bin, source)
+    if not {"time_bin_start", "time_bin_end"} <= set(assembly.coords):
+        return
+    bins = list(zip(np.ravel(assembly["time_bin_start"].values).tolist(), np.ravel(assembly["time_bin_end"].values).tolist()))
+    if bins != [(start, end)]:
+        shown = ", ".join(f"[{a:g}, {b:g})" for a, b in bins[:3]) + (", ..." if len(bins) > 3 else "")
+        _fail(source, f"time_bin=({start:g}, {end:g}) reads a file of dims (presentation, neuroid) as one time bin; this "
+                      f"file has {len(bins)} time bin(s) of its own ({shown} ms): leave time_bin out (select bins with "
+                      ".isel(time_bin=...))")
+
+
+def _check_stimulus_set(stimulus_set, source: str) -> None:
+    if not (hasattr(stimulus_set, "columns") and "stimulus_id" in stimulus_set.columns):  # a TypeError from indexing
+        _fail(source, f"stimulus_set: expected a stimulus set with a 'stimulus_id' column "
+                      f"(datasets.stimuli.load_stimulus_set(CSV)), got {type(stimulus_set).__name__} {stimulus_set!r:.60}")
 
 
 def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequence[str]) -> xr.DataArray:
@@ -391,7 +423,10 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
+    elif time_bin is not None:
+        _check_time_bin_argument(assembly, time_bin, str(path))
     if stimulus_set is not None:
+        _check_stimulus_set(stimulus_set, str(path))
         assembly = _columns_from_stimulus_set(assembly, stimulus_set, require.get("presentation", ()))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them

@@ -93,10 +93,27 @@ METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 
 def align(a: xr.DataArray, b: xr.DataArray):
-    """Both restricted to their shared stimuli, in one order."""
+    """Both restricted to their shared stimuli, in one order; each checked first: an xarray.DataArray of dims
+    :data:`DIMS` with ``stimulus_id`` and ``time_bin_start`` coordinates and finite numbers (NaN or inf made every
+    similarity NaN without a word; a numpy array, or no ``time_bin_start``, failed inside xarray)."""
     for name, array in (("a", a), ("b", b)):
+        if not isinstance(array, xr.DataArray):
+            raise ValueError(f"activity {name}: expected an xarray.DataArray with dims {DIMS} "
+                             f"(trajectories.condition_means), got {type(array).__name__}")
         if tuple(array.dims) != DIMS:
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
+        missing = [coord for coord in ("stimulus_id", "time_bin_start") if coord not in array.coords]
+        if missing:
+            raise ValueError(f"{array.name or name}: missing coordinate(s) {missing} (coords: {sorted(array.coords)})")
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{array.name or name}: holds {array.dtype} values; expected numbers")
+        finite = np.isfinite(array.values)
+        if not finite.all():
+            first = np.argwhere(~finite)[0]
+            where = (f"stimulus_id {array['stimulus_id'].values[first[0]]}, time bin "
+                     f"{array['time_bin_start'].values[first[1]]:g} ms, neuroid {first[2]}")
+            raise ValueError(f"{array.name or name}: {int((~finite).sum())} NaN/inf values, the first at {where}; "
+                             "expected finite activity (drop or fill the missing responses)")
         ids, counts = np.unique(array["stimulus_id"].values, return_counts=True)
         if (counts > 1).any():  # failed inside pandas' reindexing, naming neither the system nor the id
             repeated = ", ".join(f"{i} ({c} rows)" for i, c in zip(ids[counts > 1], counts[counts > 1]))

@@ -52,12 +52,28 @@ def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b.T) / np.sqrt(np.outer((a * a).sum(1), (b * b).sum(1)))
 
 
+def _paired(x, y, metric: str):
+    """``x`` and ``y`` as float (stimuli, features) matrices of the same stimuli, or a ``ValueError`` naming the
+    metric and both shapes: rows that differ failed inside numpy's matmul (or rsatoolbox), a 1-D vector was taken as
+    one row per value and scored 1.0, and NaN gave NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"{metric}: expected two (stimuli, features) matrices of the same stimuli, got shapes "
+                         f"{x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"{metric}: NaN/inf values in the {'first' if not np.isfinite(x).all() else 'second'} "
+                         "matrix; expected finite activity")
+    return x, y
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA of (stimuli, features) matrices with the same stimuli in the same order."""
+    x, y = _paired(x, y, "linear_cka")
     return float(_cosine_matrix(_centred_gram(x).reshape(1, -1), _centred_gram(y).reshape(1, -1))[0, 0])
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = _paired(x, y, "debiased_cka")
     return float(_cosine_matrix(_u_centred_gram(x).reshape(1, -1), _u_centred_gram(y).reshape(1, -1))[0, 0])
 
 
@@ -75,12 +91,13 @@ def rsa(x: np.ndarray, y: np.ndarray, rdm_method: str = "correlation", compare: 
     """Similarity of the two RDMs (rsatoolbox ``compare``: spearman, corr, cosine, kendall tau-a...)."""
     from rsatoolbox.rdm import compare as compare_rdms
 
+    x, y = _paired(x, y, "rsa")
     return float(compare_rdms(rdm(x, rdm_method), rdm(y, rdm_method), method=compare)[0, 0])
 
 
 def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
-    x = np.asarray(x, dtype=float) - np.mean(x, axis=0)
-    y = np.asarray(y, dtype=float) - np.mean(y, axis=0)
+    x, y = _paired(x, y, "procrustes_similarity")
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
     norms = np.linalg.norm(x), np.linalg.norm(y)
     if not min(norms) > 0:  # a representation constant over its rows has no shape to compare
         return float("nan")

@@ -49,7 +49,14 @@ def _as_array(values) -> np.ndarray:
 def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping[str, Sequence],
                   time_bin: Mapping[str, Sequence], attrs: Optional[dict] = None) -> xr.DataArray:
     """Build an assembly from a (presentation, neuroid, time_bin) array and per-dim coordinate columns."""
-    values = np.asarray(values)
+    try:
+        values = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise DataError(f"assembly values: not an array of shape {DIMS} ({error})") from None
+    for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
+        if not isinstance(columns, Mapping):  # an AttributeError ("'list' object has no attribute 'items'")
+            raise DataError(f"assembly {dim}: expected a mapping of coordinate name to values along {dim!r}, e.g. "
+                            f"{{{COORDS[dim][0]!r}: [...]}}, got {type(columns).__name__}")
     if values.ndim != 3:
         raise DataError(f"assembly values: expected 3 dims {DIMS}, got shape {values.shape}")
     if "time_bin_start" in time_bin and "time_bin_end" in time_bin:  # checked before the int cast below truncates
@@ -58,8 +65,8 @@ def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping
     for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
         for name, column in columns.items():
             column = _as_array(column)
-            if name in ("time_bin_start", "time_bin_end", "repetition"):
-                column = column.astype(np.int64)
+            if name in ("time_bin_start", "time_bin_end", "repetition") and column.dtype.kind in "biuf":
+                column = column.astype(np.int64)  # other values are refused below, naming the coordinate
             coords[name] = (dim, column)
     try:
         assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
@@ -186,7 +193,12 @@ def _where(assembly: xr.DataArray, mask: np.ndarray) -> str:
 
 
 def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
-    if "time_bin_start" not in assembly.coords or "time_bin_end" not in assembly.coords:
+    present = [name for name in COORDS["time_bin"] if name in assembly.coords]
+    if len(present) == 1:  # a bin's start without its end (or the reverse) failed later as a KeyError in the metrics
+        missing = next(name for name in COORDS["time_bin"] if name not in present)
+        _fail(source, f"coordinate {present[0]!r} without {missing!r}: a time bin is [time_bin_start, time_bin_end) "
+                      "ms; give both, or neither")
+    if len(present) < 2:
         return
     check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source, whole_ms=True)
 
@@ -199,8 +211,12 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
     2026-12-04 refused here), as sliding-window analyses do. Raises ``error`` with a message that begins with ``source``
     and names the first bad bin. The one checker of time bins: assembly files (``validate_assembly``) and the
     bins a caller asks a model to record (``BrainModel.start_recording``, raising ``SpecError``)."""
-    start = np.asarray(starts, dtype=float).ravel()
-    end = np.asarray(ends, dtype=float).ravel()
+    try:
+        start = np.asarray(starts, dtype=float).ravel()
+        end = np.asarray(ends, dtype=float).ravel()
+    except (TypeError, ValueError):  # numpy's "could not convert string to float"
+        raise error(f"{source}: time bins must be numbers (ms), got starts {np.asarray(starts).ravel()[:3].tolist()} "
+                    f"and ends {np.asarray(ends).ravel()[:3].tolist()}") from None
     if len(start) != len(end):
         raise error(f"{source}: {len(start)} time bin starts but {len(end)} ends")
     if not len(start):

@@ -734,3 +734,29 @@ def test_a_registry_refuses_a_name_that_is_not_text_naming_its_type(name):
         with pytest.raises(UnknownNameError, match=rf"^{registry.kind} name: expected text, got {type(name).__name__} "
                                                    rf"{re.escape(repr(name))} \(known: "):
             registry.get(name)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # numpy's "could not convert string to float: 'a'"
+    ({"time_bin": {"time_bin_start": ["a"], "time_bin_end": ["b"]}},
+     r"^assembly time_bin: time bins must be numbers \(ms\), got starts \['a'\] and ends \['b'\]$"),
+    # "invalid literal for int() with base 10: 'x'"
+    ({"presentation": {"stimulus_id": ["a", "b"], "repetition": ["x", "y"]}},
+     r"^assembly: coordinate 'repetition' holds <U1 values, e.g\. \['x', 'y'\]; expected numbers \(trial numbers\)$"),
+    # an AttributeError, "'list' object has no attribute 'items'"
+    ({"presentation": ["a", "b"]}, r"^assembly presentation: expected a mapping of coordinate name to values along "
+                                   r"'presentation', e\.g\. \{'stimulus_id': \[\.\.\.\]\}, got list$"),
+    # accepted, and a KeyError ('time_bin_end') from the metrics' time_bins()
+    ({"time_bin": {"time_bin_start": [70]}}, r"^assembly: coordinate 'time_bin_start' without 'time_bin_end': a time "
+                                             r"bin is \[time_bin_start, time_bin_end\) ms; give both, or neither$"),
+])
+def test_make_assembly_names_the_coordinate_it_cannot_build(arguments, message):
+    columns = {"presentation": {"stimulus_id": ["a", "b"]}, "neuroid": {}, "time_bin": {}} | arguments
+    with pytest.raises(DataError, match=message):
+        make_assembly(np.ones((2, 3, 1)), **columns)
+
+
+def test_make_assembly_refuses_ragged_values():
+    with pytest.raises(DataError, match=r"^assembly values: not an array of shape \('presentation', 'neuroid', "
+                                        r"'time_bin'\) \(setting an array element with a sequence"):
+        make_assembly([[[1]], [[1, 2]]], {"stimulus_id": ["a", "b"]}, {}, {})

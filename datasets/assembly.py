@@ -343,18 +343,19 @@ def _check_time_bin_argument(assembly: xr.DataArray, time_bin, source: str) -> N
     start, end = _time_window(time_bin, source)
     if not {"time_bin_start", "time_bin_end"} <= set(assembly.coords):
         return
-    bins = list(zip(np.ravel(assembly["time_bin_start"].values).tolist(), np.ravel(assembly["time_bin_end"].values).tolist()))
+    bins = list(zip(np.ravel(assembly["time_bin_start"].values).tolist(),
+                    np.ravel(assembly["time_bin_end"].values).tolist()))
     if bins != [(start, end)]:
         shown = ", ".join(f"[{a:g}, {b:g})" for a, b in bins[:3]) + (", ..." if len(bins) > 3 else "")
-        _fail(source, f"time_bin=({start:g}, {end:g}) reads a file of dims (presentation, neuroid) as one time bin; this "
-                      f"file has {len(bins)} time bin(s) of its own ({shown} ms): leave time_bin out (select bins with "
-                      ".isel(time_bin=...))")
+        _fail(source, f"time_bin=({start:g}, {end:g}) reads a file of dims (presentation, neuroid) as one time bin; "
+                      f"this file has {len(bins)} time bin(s) of its own ({shown} ms): leave time_bin out (select "
+                      "bins with .isel(time_bin=...))")
 
 
 def _check_stimulus_set(stimulus_set, source: str) -> None:
     if not (hasattr(stimulus_set, "columns") and "stimulus_id" in stimulus_set.columns):  # a TypeError from indexing
-        _fail(source, f"stimulus_set: expected a stimulus set with a 'stimulus_id' column "
-                      f"(datasets.stimuli.load_stimulus_set(CSV)), got {type(stimulus_set).__name__} {stimulus_set!r:.60}")
+        _fail(source, f"stimulus_set: expected a stimulus set with a 'stimulus_id' column (datasets.stimuli."
+                      f"load_stimulus_set(CSV)), got {type(stimulus_set).__name__} {stimulus_set!r:.60}")
 
 
 def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequence[str]) -> xr.DataArray:

@@ -412,8 +412,8 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
                             "one rate per cell of the recording")
         if bool((rates < 0).any()):  # the Poisson loss's log of a negative rate: a NaN loss, fitted on without a word
             raise SpecError(f"retina model {type(model).__name__}: returned negative rates (the lowest "
-                            f"{float(rates.min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a softplus, "
-                            "ReLU or exp)")
+                            f"{float(rates.min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a "
+                            "softplus, ReLU or exp)")
         loss = poisson_loss(rates, target)
         objective = loss + regularization(model, rates, config.l2, config.l1)
         optimizer.zero_grad(set_to_none=True)
@@ -801,8 +801,8 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
                         f"or more of the model's {size}x{size} frames, got {tuple(movie.shape)}")
     if not torch.isfinite(movie).all():  # predicted NaN rates without a word
         first = tuple(int(i) for i in torch.nonzero(~torch.isfinite(movie))[0])
-        raise DataError(f"stimulus: {int((~torch.isfinite(movie)).sum())} NaN/inf values, the first at frame {first[0]}, "
-                        f"pixel {first[1:]}; expected finite intensities")
+        raise DataError(f"stimulus: {int((~torch.isfinite(movie)).sum())} NaN/inf values, the first at frame "
+                        f"{first[0]}, pixel {first[1:]}; expected finite intensities")
     model = model.to(device).eval()
     T = movie.shape[0]
     with torch.no_grad():

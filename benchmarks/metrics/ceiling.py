@@ -133,9 +133,9 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
     n_stimuli = len(np.unique(coord(assembly, "stimulus_id")))
     if n_stimuli < MIN_SAMPLES:  # the halves' r over 2 stimuli is +-1 (a ceiling of 1), over 1 undefined
-        raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the stimuli, "
-                        f"and a Pearson r over fewer than {MIN_SAMPLES} measures nothing (undefined over 1, +-1 over 2): "
-                        f"expected at least {MIN_SAMPLES} stimuli")
+        raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "
+                        f"stimuli, and a Pearson r over fewer than {MIN_SAMPLES} measures nothing (undefined over 1, "
+                        f"+-1 over 2): expected at least {MIN_SAMPLES} stimuli")
     repetitions = coord(assembly, "repetition")
     unique = np.unique(repetitions)
     if len(unique) < 2:

@@ -215,8 +215,8 @@ class FastPLS:
         from sklearn.utils.validation import check_array
 
         if not hasattr(self, "coef_"):  # sklearn's check_is_fitted needs its estimator tags, which this class has not
-            raise NotFittedError("This FastPLS instance is not fitted yet. Call 'fit' with appropriate arguments before "
-                                 "using this estimator.")
+            raise NotFittedError("This FastPLS instance is not fitted yet. Call 'fit' with appropriate arguments "
+                                 "before using this estimator.")
         X = check_array(X, dtype=np.float64, estimator=self)
         if X.shape[1] != len(self.x_mean_):
             raise ValueError(f"X has {X.shape[1]} features, but FastPLS is expecting {len(self.x_mean_)} features as "

@@ -151,9 +151,9 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
         splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids))
     fewest = min((len(np.asarray(test)) for _, test in splits), default=0)
     if 0 < fewest < MIN_SAMPLES:  # r over 1 stimulus is undefined (scored 0), over 2 it is +-1 whatever the model
-        raise DataError(f"assembly: {len(ids)} stimuli; a split tests {fewest} of them, and a Pearson r over fewer than "
-                        f"{MIN_SAMPLES} stimuli measures nothing (undefined over 1, +-1 over 2): expected at least "
-                        f"{MIN_SAMPLES} test stimuli per split (at least 21 stimuli for the 10 90/10 splits)")
+        raise DataError(f"assembly: {len(ids)} stimuli; a split tests {fewest} of them, and a Pearson r over fewer "
+                        f"than {MIN_SAMPLES} stimuli measures nothing (undefined over 1, +-1 over 2): expected at "
+                        f"least {MIN_SAMPLES} test stimuli per split (at least 21 stimuli for the 10 90/10 splits)")
     if temporal == "span":
         predictions = fit_predict_folds(mapping, X, Y, splits, n_components=n_components)
     elif temporal == "per_bin":

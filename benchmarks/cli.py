@@ -357,6 +357,7 @@ def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
     import warnings
 
     from neurozoo.benchmarks.imagenet import ImageNetBenchmark
+    from neurozoo.convrnn.spec import check_image_size
     from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.torch_files import read_torch_file
@@ -370,6 +371,7 @@ def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
     overrides = overrides_from_args(args)
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
+    check_image_size(model, args.image_size)  # PyTorch's "Output size is too small" traceback from the first batch
     workers = default_workers() if getattr(args, "workers", None) is None else args.workers
     for problem in cpu_path_problems(next((p.device for p in model.parameters()), "cpu"), workers=workers):
         warnings.warn(problem)

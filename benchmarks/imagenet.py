@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import os
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from neurozoo.benchmarks.score import Score
-from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.errors import DataError, SpecError
 
 IDENTIFIER = "imagenet.val"
 EXPECTED = "DIR/<wnid>/<image>.JPEG, DIR/val/<wnid>/<image>.JPEG or a flat DIR/<wnid>_<label>.JPEG"
@@ -114,6 +115,11 @@ class ImageNetBenchmark:
         from neurozoo.datasets.provenance import code_version, device_name, git_commit
         from neurozoo.datasets.termination import sigterm_from
 
+        from neurozoo.convrnn.spec import check_image_size
+
+        if not (isinstance(image_size, numbers.Integral) and image_size >= 1):  # failed inside torchvision's transform
+            raise SpecError(f"image_size: expected an integer >= 1 (the center crop's side in px), got {image_size!r}")
+        check_image_size(model, image_size, option="image_size")  # PyTorch's "Output size is too small"
         started = time.perf_counter()
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         root = val_folder(data)

@@ -19,6 +19,7 @@ input, ELU) and a TensorFlow-SAME max pool.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -362,6 +363,12 @@ class ConvRNN(nn.Module):
         ``readout=False``: no logits (``out.logits`` is empty), and only the layer steps that a recorded output
         depends on are computed (:meth:`needed_layers`; the last steps skip the layers the recording no longer
         reads); the recorded values are the same."""
+        if not isinstance(x, torch.Tensor):  # an AttributeError ("'numpy.ndarray' object has no attribute 'dim'")
+            raise TypeError(f"expected images as a torch.Tensor (B, {self.spec.input_channels}, H, W) or a movie of "
+                            f"them, got {type(x).__name__}")
+        for name, steps in (("n_steps", n_steps), ("image_steps", image_steps)):
+            if steps is not None and not isinstance(steps, numbers.Integral):  # a TypeError inside frames()
+                raise ValueError(f"{name}: expected an integer, got {steps!r}")
         if self._fast is not None:
             with self._fast.autocast(x):
                 return self._unroll(self._fast.prepare_input(x), n_steps, image_steps, record, on_step, readout)

@@ -488,9 +488,9 @@ def check_decoder_window(spec: GraphSpec, n_steps: int, where: str) -> None:
 def check_image_size(model, image_size: int, option: str = "--image-size") -> None:
     """Refuses images too small for ``model``: one on which some layer's output would have no position (a pool with
     an integer padding, e.g. 3x3 stride 2 padding 0, shrinks a 1 px side to 0), where PyTorch failed mid-run with
-    "Output size is too small". ``zoo info``, ``zoo train``, ``zoo dynamics`` and ``zoo compare`` check here; a model
-    without a graph spec (a CORnet, whose convolutions pad kernel // 2) or with timm stages (which pad) keeps a
-    position at every size."""
+    "Output size is too small". ``zoo info``, ``zoo train``, ``zoo dynamics``, ``zoo compare`` and ``zoo score``'s
+    imagenet.val (and ``ImageNetBenchmark.score``) check here; a model without a graph spec (a CORnet, whose
+    convolutions pad kernel // 2) or with timm stages (which pad) keeps a position at every size."""
     spec = getattr(model, "spec", None)
     if not isinstance(spec, GraphSpec) or spec.timm_backbone is not None:
         return

@@ -49,7 +49,14 @@ def _as_array(values) -> np.ndarray:
 def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping[str, Sequence],
                   time_bin: Mapping[str, Sequence], attrs: Optional[dict] = None) -> xr.DataArray:
     """Build an assembly from a (presentation, neuroid, time_bin) array and per-dim coordinate columns."""
-    values = np.asarray(values)
+    try:
+        values = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise DataError(f"assembly values: not an array of shape {DIMS} ({error})") from None
+    for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
+        if not isinstance(columns, Mapping):  # an AttributeError ("'list' object has no attribute 'items'")
+            raise DataError(f"assembly {dim}: expected a mapping of coordinate name to values along {dim!r}, e.g. "
+                            f"{{{COORDS[dim][0]!r}: [...]}}, got {type(columns).__name__}")
     if values.ndim != 3:
         raise DataError(f"assembly values: expected 3 dims {DIMS}, got shape {values.shape}")
     if "time_bin_start" in time_bin and "time_bin_end" in time_bin:  # checked before the int cast below truncates
@@ -58,8 +65,8 @@ def make_assembly(values, presentation: Mapping[str, Sequence], neuroid: Mapping
     for dim, columns in zip(DIMS, (presentation, neuroid, time_bin)):
         for name, column in columns.items():
             column = _as_array(column)
-            if name in ("time_bin_start", "time_bin_end", "repetition"):
-                column = column.astype(np.int64)
+            if name in ("time_bin_start", "time_bin_end", "repetition") and column.dtype.kind in "biuf":
+                column = column.astype(np.int64)  # other values are refused below, naming the coordinate
             coords[name] = (dim, column)
     try:
         assembly = xr.DataArray(values, dims=DIMS, coords=coords, attrs=dict(attrs or {}))
@@ -94,11 +101,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         _fail(source, f"dims must be exactly {DIMS}; found {tuple(assembly.dims)}, with extra {extra} (average or "
                       "stack it away first, e.g. trials as presentations with a 'repetition' coordinate)")
     assembly = assembly.transpose(*DIMS)
-    if 0 in assembly.shape:
-        _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
-                      "and time bin")
-    if assembly.dtype.kind not in "biuf":
-        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
+    check_values(assembly, source)
     for dim, names in require.items():
         for name in names:
             if name not in assembly.coords:
@@ -135,6 +138,7 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             _fail(source, f"presentations (stimulus_id, repetition) repeat, e.g. {keys[keys.duplicated()].unique()[:3].tolist()}")
     _check_time_bins(assembly, source)
     if stimulus_set is not None and "stimulus_id" in assembly.coords:
+        _check_stimulus_set(stimulus_set, source)
         known = set(stimulus_set["stimulus_id"])
         unknown = pd.unique(np.asarray(assembly["stimulus_id"].values))
         unknown = [s for s in unknown.tolist() if s not in known]
@@ -166,6 +170,16 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
     return assembly
 
 
+def check_values(assembly: xr.DataArray, source: str) -> None:
+    """At least one presentation, neuroid and time bin, and numbers: :func:`validate_assembly`'s check of the values,
+    which the metrics also make of a model's features (whose other checks are the metrics' own)."""
+    if 0 in assembly.shape:
+        _fail(source, f"field 'data' has shape {dict(assembly.sizes)}; expected at least one presentation, neuroid "
+                      "and time bin")
+    if assembly.dtype.kind not in "biuf":
+        _fail(source, f"field 'data' holds {assembly.dtype} values; expected numbers, shape (presentation, neuroid, time_bin)")
+
+
 def _where(assembly: xr.DataArray, mask: np.ndarray) -> str:
     """Where the first True of ``mask`` (the assembly's shape) is: its stimulus_id, repetition, neuroid_id and time
     bin, those the assembly has, else its index."""
@@ -179,7 +193,12 @@ def _where(assembly: xr.DataArray, mask: np.ndarray) -> str:
 
 
 def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
-    if "time_bin_start" not in assembly.coords or "time_bin_end" not in assembly.coords:
+    present = [name for name in COORDS["time_bin"] if name in assembly.coords]
+    if len(present) == 1:  # a bin's start without its end (or the reverse) failed later as a KeyError in the metrics
+        missing = next(name for name in COORDS["time_bin"] if name not in present)
+        _fail(source, f"coordinate {present[0]!r} without {missing!r}: a time bin is [time_bin_start, time_bin_end) "
+                      "ms; give both, or neither")
+    if len(present) < 2:
         return
     check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source, whole_ms=True)
 
@@ -192,8 +211,12 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
     2026-12-04 refused here), as sliding-window analyses do. Raises ``error`` with a message that begins with ``source``
     and names the first bad bin. The one checker of time bins: assembly files (``validate_assembly``) and the
     bins a caller asks a model to record (``BrainModel.start_recording``, raising ``SpecError``)."""
-    start = np.asarray(starts, dtype=float).ravel()
-    end = np.asarray(ends, dtype=float).ravel()
+    try:
+        start = np.asarray(starts, dtype=float).ravel()
+        end = np.asarray(ends, dtype=float).ravel()
+    except (TypeError, ValueError):  # numpy's "could not convert string to float"
+        raise error(f"{source}: time bins must be numbers (ms), got starts {np.asarray(starts).ravel()[:3].tolist()} "
+                    f"and ends {np.asarray(ends).ravel()[:3].tolist()}") from None
     if len(start) != len(end):
         raise error(f"{source}: {len(start)} time bin starts but {len(end)} ends")
     if not len(start):
@@ -297,10 +320,42 @@ def _add_time_bin(assembly: xr.DataArray, time_bin, source: str) -> xr.DataArray
     if time_bin is None:
         _fail(source, "dims are (presentation, neuroid) with no time window; pass time_bin=(start_ms, end_ms) "
                       "(e.g. (70, 170)) to read it as one time bin")
+    time_bin = _time_window(time_bin, source)
     check_time_bins([time_bin[0]], [time_bin[1]], f"{source}: time window", whole_ms=True)  # before the int cast
     assembly = assembly.drop_vars(scalar).expand_dims("time_bin", axis=2)
     return assembly.assign_coords(time_bin_start=("time_bin", np.array([time_bin[0]], np.int64)),
                                   time_bin_end=("time_bin", np.array([time_bin[1]], np.int64)))
+
+
+def _time_window(time_bin, source: str) -> tuple:
+    """``load_assembly``'s ``time_bin`` as (start_ms, end_ms): a pair, or refused naming it (``(70,)`` was an
+    IndexError)."""
+    window = np.asarray(time_bin, dtype=object).ravel() if not isinstance(time_bin, str) else np.array([time_bin])
+    if len(window) != 2 or not all(isinstance(bound, (int, float, np.integer, np.floating)) for bound in window):
+        _fail(source, f"time_bin: expected (start_ms, end_ms), e.g. (70, 170); got {time_bin!r}")
+    return tuple(window)
+
+
+def _check_time_bin_argument(assembly: xr.DataArray, time_bin, source: str) -> None:
+    """``time_bin`` reads a (presentation, neuroid) file as one bin; given for a file with its own time bins it was
+    ignored without a word (a window other than the file's, or ``(90, 80)``, read as the file's bins). Refused unless
+    it is the file's one bin."""
+    start, end = _time_window(time_bin, source)
+    if not {"time_bin_start", "time_bin_end"} <= set(assembly.coords):
+        return
+    bins = list(zip(np.ravel(assembly["time_bin_start"].values).tolist(),
+                    np.ravel(assembly["time_bin_end"].values).tolist()))
+    if bins != [(start, end)]:
+        shown = ", ".join(f"[{a:g}, {b:g})" for a, b in bins[:3]) + (", ..." if len(bins) > 3 else "")
+        _fail(source, f"time_bin=({start:g}, {end:g}) reads a file of dims (presentation, neuroid) as one time bin; "
+                      f"this file has {len(bins)} time bin(s) of its own ({shown} ms): leave time_bin out (select "
+                      "bins with .isel(time_bin=...))")
+
+
+def _check_stimulus_set(stimulus_set, source: str) -> None:
+    if not (hasattr(stimulus_set, "columns") and "stimulus_id" in stimulus_set.columns):  # a TypeError from indexing
+        _fail(source, f"stimulus_set: expected a stimulus set with a 'stimulus_id' column (datasets.stimuli."
+                      f"load_stimulus_set(CSV)), got {type(stimulus_set).__name__} {stimulus_set!r:.60}")
 
 
 def _columns_from_stimulus_set(assembly: xr.DataArray, stimulus_set, names: Sequence[str]) -> xr.DataArray:
@@ -385,7 +440,10 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         assembly = assembly.assign_coords(stimulus_id=(ids.dims, np.asarray(ids.values).astype(str)))
     if set(assembly.dims) == {"presentation", "neuroid"}:
         assembly = _add_time_bin(assembly, time_bin, str(path))
+    elif time_bin is not None:
+        _check_time_bin_argument(assembly, time_bin, str(path))
     if stimulus_set is not None:
+        _check_stimulus_set(stimulus_set, str(path))
         assembly = _columns_from_stimulus_set(assembly, stimulus_set, require.get("presentation", ()))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them

@@ -105,6 +105,9 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         self._load_entry_points()
+        if not isinstance(name, str):  # None failed in difflib ("'NoneType' object is not iterable")
+            raise UnknownNameError(f"{self.kind} name: expected text, got {type(name).__name__} {name!r} "
+                                   f"(known: {', '.join(sorted(self._entries)) or 'none'})")
         if name not in self._entries:
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}{self.unknown_hint(name) if self.unknown_hint else ''}"

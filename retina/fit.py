@@ -63,7 +63,7 @@ from torch import nn
 from neurozoo import retina
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
-from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo.datasets.retina_h5 import FRAME_SIZE, N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 from neurozoo.datasets.termination import SafePoint, sigterm_deferred, termination_requested
 from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
@@ -426,6 +426,10 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
             raise SpecError(f"retina model {type(model).__name__}: returned rates of shape {tuple(rates.shape)} for "
                             f"{len(target)} stimulus windows; expected (windows, n_cells) = {tuple(target.shape)}, "
                             "one rate per cell of the recording")
+        if bool((rates < 0).any()):  # the Poisson loss's log of a negative rate: a NaN loss, fitted on without a word
+            raise SpecError(f"retina model {type(model).__name__}: returned negative rates (the lowest "
+                            f"{float(rates.min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a "
+                            "softplus, ReLU or exp)")
         loss = poisson_loss(rates, target)
         objective = loss + regularization(model, rates, config.l2, config.l1)
         optimizer.zero_grad(set_to_none=True)
@@ -813,9 +817,14 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
     ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called between the ``batch_size``
     chunks of windows, the same chunks as without it."""
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
-    if movie.dim() != 3 or movie.shape[0] < N_FRAMES:
-        raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, height, width), one {N_FRAMES}-frame window "
-                        f"or more, got {tuple(movie.shape)}")
+    size = getattr(model, "frame_size", FRAME_SIZE)  # another size failed inside the model ("mat1 and mat2 shapes ...")
+    if movie.dim() != 3 or movie.shape[0] < N_FRAMES or tuple(movie.shape[1:]) != (size, size):
+        raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, {size}, {size}), one {N_FRAMES}-frame window "
+                        f"or more of the model's {size}x{size} frames, got {tuple(movie.shape)}")
+    if not torch.isfinite(movie).all():  # predicted NaN rates without a word
+        first = tuple(int(i) for i in torch.nonzero(~torch.isfinite(movie))[0])
+        raise DataError(f"stimulus: {int((~torch.isfinite(movie)).sum())} NaN/inf values, the first at frame "
+                        f"{first[0]}, pixel {first[1:]}; expected finite intensities")
     model = model.to(device).eval()
     T = movie.shape[0]
     with torch.no_grad():

@@ -93,6 +93,9 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
     prediction, repeats = np.asarray(prediction), np.asarray(repeats)
     if repeats.ndim != 3 or prediction.shape != (repeats.shape[0], repeats.shape[2]):
         raise ValueError(f"prediction (C, T) and repeats (C, R, T) must agree; got {prediction.shape} and {repeats.shape}")
+    if repeats.shape[1] < 2:  # no noise variance: FEVE, the oracle and the explainable fraction NaN, with warnings
+        raise ValueError(f"repeats (C, R, T): {repeats.shape[1]} repeat(s); the noise variance, FEVE and the "
+                         "leave-one-out oracle need at least 2 repeats of the test stimulus")
     cells = list(cells) if cells is not None else [cell_name(i) for i in range(len(prediction))]
     explainable = explainable_fraction(repeats)
     frame = pd.DataFrame({

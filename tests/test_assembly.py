@@ -691,3 +691,72 @@ def test_a_stimulus_set_rewrite_interrupted_halfway_leaves_the_set_of_before(tmp
     assert load_stimulus_set(csv).sha256() == old.sha256()
     write_stimulus_set(new, csv)
     assert load_stimulus_set(csv).sha256() == new.sha256() != old.sha256()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # ignored without a word: the file's own bins were read, whatever the window asked for
+    ({"time_bin": (90, 80)}, r"time_bin=\(90, 80\) reads a file of dims \(presentation, neuroid\) as one time bin; this "
+                             r"file has 3 time bin\(s\) of its own \(\[70, 80\), \[80, 90\), \[90, 100\) ms\)"),
+    ({"time_bin": "70-170"}, r"time_bin: expected \(start_ms, end_ms\), e\.g\. \(70, 170\); got '70-170'$"),
+    # a TypeError from indexing a string ("string indices must be integers")
+    ({"stimulus_set": "stimuli.csv"}, r"stimulus_set: expected a stimulus set with a 'stimulus_id' column "
+                                      r"\(datasets\.stimuli\.load_stimulus_set\(CSV\)\), got str 'stimuli\.csv'$"),
+])
+def test_load_assembly_refuses_arguments_it_cannot_use_naming_them(tmp_path, arguments, message):
+    path = write_assembly(_assembly(), tmp_path / "a.nc")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: {message}"):
+        load_assembly(path, **arguments)
+
+
+def test_a_window_of_the_wrong_length_for_a_two_dim_file_is_refused_naming_it(tmp_path):
+    """An IndexError ("tuple index out of range") for time_bin=(70,)."""
+    path = tmp_path / "two.nc"
+    xr.DataArray(np.ones((4, 3)), dims=("presentation", "neuroid"),
+                 coords={"stimulus_id": ("presentation", list("abcd"))}).to_netcdf(path)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: time_bin: expected \(start_ms, end_ms\), e\.g\. "
+                                        r"\(70, 170\); got \(70,\)$"):
+        load_assembly(path, time_bin=(70,), require={})
+    assert load_assembly(path, time_bin=(70, 170), require={})["time_bin_start"].values.tolist() == [70]
+
+
+def test_validate_assembly_refuses_a_stimulus_set_that_is_not_one():
+    with pytest.raises(DataError, match=r"^assembly: stimulus_set: expected a stimulus set with a 'stimulus_id' column"):
+        validate_assembly(_assembly(), stimulus_set=["s0"])  # list indices must be integers or slices, not str
+
+
+@pytest.mark.parametrize("name", [None, 3, ["rgc_shallow"]])
+def test_a_registry_refuses_a_name_that_is_not_text_naming_its_type(name):
+    """None failed in difflib ("'NoneType' object is not iterable") and a list as unhashable, naming no registry."""
+    from neurozoo import benchmarks, convrnn, datasets, retina
+    from neurozoo.datasets.registry import UnknownNameError
+
+    for registry in (convrnn.MODELS, retina.MODELS, benchmarks.BENCHMARKS, datasets.DATASETS):
+        with pytest.raises(UnknownNameError, match=rf"^{registry.kind} name: expected text, got {type(name).__name__} "
+                                                   rf"{re.escape(repr(name))} \(known: "):
+            registry.get(name)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    # numpy's "could not convert string to float: 'a'"
+    ({"time_bin": {"time_bin_start": ["a"], "time_bin_end": ["b"]}},
+     r"^assembly time_bin: time bins must be numbers \(ms\), got starts \['a'\] and ends \['b'\]$"),
+    # "invalid literal for int() with base 10: 'x'"
+    ({"presentation": {"stimulus_id": ["a", "b"], "repetition": ["x", "y"]}},
+     r"^assembly: coordinate 'repetition' holds <U1 values, e.g\. \['x', 'y'\]; expected numbers \(trial numbers\)$"),
+    # an AttributeError, "'list' object has no attribute 'items'"
+    ({"presentation": ["a", "b"]}, r"^assembly presentation: expected a mapping of coordinate name to values along "
+                                   r"'presentation', e\.g\. \{'stimulus_id': \[\.\.\.\]\}, got list$"),
+    # accepted, and a KeyError ('time_bin_end') from the metrics' time_bins()
+    ({"time_bin": {"time_bin_start": [70]}}, r"^assembly: coordinate 'time_bin_start' without 'time_bin_end': a time "
+                                             r"bin is \[time_bin_start, time_bin_end\) ms; give both, or neither$"),
+])
+def test_make_assembly_names_the_coordinate_it_cannot_build(arguments, message):
+    columns = {"presentation": {"stimulus_id": ["a", "b"]}, "neuroid": {}, "time_bin": {}} | arguments
+    with pytest.raises(DataError, match=message):
+        make_assembly(np.ones((2, 3, 1)), **columns)
+
+
+def test_make_assembly_refuses_ragged_values():
+    with pytest.raises(DataError, match=r"^assembly values: not an array of shape \('presentation', 'neuroid', "
+                                        r"'time_bin'\) \(setting an array element with a sequence"):
+        make_assembly([[[1]], [[1, 2]]], {"stimulus_id": ["a", "b"]}, {}, {})

@@ -214,15 +214,15 @@ def test_number_of_trials_averages_a_stochastic_model(stimulus_set):
 
 @pytest.fixture(scope="module")
 def ventral_subset():
-    """ventral_embedded.V4-temporal, as registered, on 20 of its stimuli (10 each of two objects: every split's
-    test share holds both), and the same rows of its stimulus set."""
+    """ventral_embedded.V4-temporal, as registered, on 30 of its stimuli (15 each of two objects: every split's
+    test share holds both, 3 stimuli, the fewest a Pearson r is scored over), and the same rows of its stimulus set."""
     from neurozoo import benchmarks
     from neurozoo.benchmarks.metrics.assembly import coord
     from neurozoo.benchmarks.neural import _recording
 
     benchmark = benchmarks.load("ventral_embedded.V4-temporal")
     objects = np.asarray(benchmark.stimuli.object_name)
-    index = np.concatenate([np.flatnonzero(objects == name)[:10] for name in ("ellipse", "star")])
+    index = np.concatenate([np.flatnonzero(objects == name)[:15] for name in ("ellipse", "star")])
     ids = np.asarray(benchmark.stimuli.ids)[index]
     assembly = benchmark.assembly.isel(presentation=np.flatnonzero(np.isin(coord(benchmark.assembly, "stimulus_id"), ids)))
     stimuli = benchmark.stimuli.select(index)

@@ -409,3 +409,30 @@ def test_repeat_means_have_no_ceiling_and_the_error_says_why_and_what_to_do():
                              {"time_bin_start": [70], "time_bin_end": [170]})
     score = regression_score(features, means)  # the way out it names: raw r, no ceiling
     assert score.ceiling is None and score.value == pytest.approx(score.raw) and score.value > 0.95
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"n_splits": 0}, r"^n_splits: expected an integer >= 1, got 0$"),  # a NaN ceiling
+    ({"n_splits": -1}, r"^n_splits: expected an integer >= 1, got -1$"),  # numpy's "negative dimensions"
+    ({"train_size": 1.5}, r"^train_size: expected the fraction .* between 0 and 1 \(exclusive\), got 1\.5$"),  # sklearn's
+    ({"train_size": 0}, r"got 0$"),
+])
+def test_bad_split_arguments_to_the_ceiling_are_refused_naming_them(arguments, message):
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, seed=0)
+    with pytest.raises(ValueError, match=message):
+        internal_consistency(assembly, **arguments)
+
+
+@pytest.mark.parametrize("change, message", [
+    # an inf was averaged away as a missing repetition; here its neuroid's halves gave a NaN ceiling
+    (lambda a: a.where(a > -2.5, np.inf), r"^assembly: field 'data' has \d+ infinite value\(s\)"),
+    (lambda a: a.astype(str), r"^assembly: field 'data' holds <U\d+ values; expected numbers"),  # numpy's ValueError
+    # 2 stimuli: each half's r over them is +-1, a ceiling of 1 (with divide-by-zero warnings); 1: NaN
+    (lambda a: a.isel(presentation=np.flatnonzero(np.isin(a["stimulus_id"].values, np.unique(a["stimulus_id"])[:2]))),
+     r"^assembly: 2 stimuli; the split-half ceiling correlates the halves over the stimuli, and a Pearson r over fewer "
+     r"than 3 measures nothing"),
+])
+def test_bad_assemblies_are_refused_by_the_ceiling_naming_the_field(change, message):
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, seed=0)
+    with pytest.raises(DataError, match=message):
+        internal_consistency(change(assembly))

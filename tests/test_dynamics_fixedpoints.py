@@ -383,3 +383,14 @@ def test_duplicates_are_merged_by_their_largest_coordinate_difference_as_fixed_p
     assert len(find_fixed_points(system, starts, steps=0, unique_tol=4e-4)) == 2  # 5e-4 apart: two points
     with pytest.raises(ValueError, match="unique_norm='l1': expected one of max, euclidean"):
         find_fixed_points(system, starts, steps=0, unique_norm="l1")
+
+
+@pytest.mark.parametrize("states, message", [
+    # 0 states: a RuntimeError from a reshape inside the map; NaN states: 0 points found, as if there were none
+    (torch.zeros(0, 8), r"^initial_states: no states, shape \(0, 8\); expected at least one$"),
+    (torch.full((5, 8), float("nan")), r"^initial_states: 5 of 5 states hold NaN/inf values; expected finite states"),
+])
+def test_initial_states_without_a_finite_state_are_refused(states, message):
+    system = TorchRNNMap(torch.nn.GRU(4, 8), torch.zeros(4))
+    with pytest.raises(ValueError, match=message):
+        find_fixed_points(system, states, steps=5)

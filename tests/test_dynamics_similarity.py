@@ -1,4 +1,6 @@
 """Similarity measures against independent references, and similarity over time on constructed systems."""
+import re
+
 import numpy as np
 import pytest
 import scipy.spatial
@@ -232,3 +234,42 @@ def test_repeated_stimulus_ids_are_refused_naming_them():
         with pytest.raises(ValueError, match=r"a: stimulus ids repeated: s0 \(2 rows\), s3 \(2 rows\); one row per "
                                              r"stimulus expected \(condition_means averages repetitions\)"):
             similarity_over_time(first, second, "cka")
+
+
+@pytest.mark.parametrize("change, message", [
+    # NaN or inf: every similarity NaN, without a word
+    (lambda a: a.where(a.stimulus_id != "s3"), r"^a: \d+ NaN/inf values, the first at stimulus_id s3, time bin 0 ms, "
+                                               r"neuroid 0; expected finite activity"),
+    (lambda a: a.where(a.time_bin_start != 20, np.inf), r"^a: \d+ NaN/inf values, the first at stimulus_id s0, time bin "
+                                                         r"20 ms"),
+    (lambda a: a.values, r"^activity a: expected an xarray\.DataArray with dims .*got ndarray$"),  # AttributeError: dims
+    (lambda a: a.drop_vars("time_bin_start"), r"^a: missing coordinate\(s\) \['time_bin_start'\]"),  # a KeyError
+    (lambda a: a.astype(str), r"^a: holds <U\d+ values; expected numbers$"),  # numpy's UFuncTypeError
+])
+@pytest.mark.parametrize("compare", [similarity_over_time, trajectory_similarity])
+def test_activity_that_cannot_be_compared_is_refused_naming_the_system(change, message, compare):
+    rng = np.random.default_rng(0)
+    a = _system(rng.normal(size=(10, 3, 5)), "a")
+    b = _system(rng.normal(size=(10, 3, 5)), "b")
+    with pytest.raises(ValueError, match=message):
+        compare(change(a), b)
+
+
+@pytest.mark.parametrize("metric", [linear_cka, debiased_cka, rsa, procrustes_similarity])
+@pytest.mark.parametrize("x_shape, y_shape", [((10, 3), (8, 3)), ((10,), (10,))])
+def test_matrices_of_other_stimuli_or_a_vector_are_refused_naming_the_metric(metric, x_shape, y_shape):
+    """Rows that differ failed inside numpy's matmul or rsatoolbox; a 1-D vector scored 1.0 as a matrix of one
+    value per row."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=rf"^{metric.__name__}: expected two \(stimuli, features\) matrices of the same "
+                                         rf"stimuli, got shapes {re.escape(str(x_shape))} and {re.escape(str(y_shape))}$"):
+        metric(rng.normal(size=x_shape), rng.normal(size=y_shape))
+
+
+@pytest.mark.parametrize("metric", [linear_cka, debiased_cka, procrustes_similarity])
+def test_a_nan_in_a_matrix_is_refused_not_scored_nan(metric):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(10, 3))
+    x[2, 1] = np.nan
+    with pytest.raises(ValueError, match=rf"^{metric.__name__}: NaN/inf values in the first matrix"):
+        metric(x, rng.normal(size=(10, 3)))

@@ -275,3 +275,46 @@ def test_a_checkpoint_trained_as_another_graph_whose_weights_fit_is_refused(tmp_
     assert "'tau_offset': 0.5" in err and err.endswith("in Python, convrnn.create_model takes the path itself\n")
     assert not results.exists() or not list(results.glob("*.json"))
     assert _zoo(*args, "--set", "cell={tau_offset: 1.0}") == 0  # a cell override given: the user's graph, scored
+
+
+def _padpool(tmp_path, monkeypatch):
+    """A registered ConvRNN (as a plugin's) whose unpadded 3x3 stride-2 pools need 13 px images (13 -> 7 -> 3 -> 3 ->
+    1); every built-in model pads, keeping a position at any size."""
+    import yaml
+
+    from neurozoo.datasets.registry import Entry
+
+    spec = {"name": "padpool", "n_steps": 3, "image_steps": 3, "num_classes": 2,
+            "layers": [{"name": "conv1", "channels": 4, "kernel": 3, "stride": 2,
+                        "pool": {"kernel": 3, "stride": 2, "padding": 0}},
+                       {"name": "conv2", "channels": 4, "kernel": 3, "pool": {"kernel": 3, "stride": 2, "padding": 0}}]}
+    path = tmp_path / "padpool.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setitem(convrnn.MODELS._entries, "padpool",
+                        Entry("padpool", lambda **overrides: convrnn.create_model(str(path), **overrides), "(plugin)"))
+
+
+def test_zoo_score_refuses_an_image_size_below_the_models_smallest_naming_the_option(tmp_path, monkeypatch, capsys):
+    """PyTorch's "Output size is too small" traceback from the first batch; now refused before any image is read,
+    as zoo info, train, dynamics and compare refuse it (convrnn.check_image_size)."""
+    _padpool(tmp_path, monkeypatch)
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=2, val_per_class=1, size=16)
+    assert _zoo("score", "padpool", "imagenet.val", "--data", data, "--image-size", 8,
+                "--db", f"sqlite:///{tmp_path / 'a.sqlite'}") == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "error: --image-size 8: padpool needs at least 13 px (its conv2 output would be 0x0)")
+
+
+@pytest.mark.parametrize("image_size, message", [
+    (8, r"^image_size 8: padpool needs at least 13 px \(its conv2 output would be 0x0\)$"),
+    (0, r"^image_size: expected an integer >= 1 \(the center crop's side in px\), got 0$"),
+    (2.5, r"^image_size: expected an integer >= 1 \(the center crop's side in px\), got 2\.5$"),
+])
+def test_the_benchmark_refuses_an_image_size_the_model_cannot_take(tmp_path, monkeypatch, image_size, message):
+    from neurozoo.datasets.errors import SpecError
+
+    _padpool(tmp_path, monkeypatch)
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=2, val_per_class=1, size=16)
+    with pytest.raises(SpecError, match=message):
+        benchmarks.load("imagenet.val").score(convrnn.create_model("padpool"), data, image_size=image_size,
+                                              progress=False)

@@ -1,6 +1,7 @@
 """Regression metrics: fast PLS equals sklearn's, and cross-validated scores recover known answers."""
 import numpy as np
 import pytest
+import xarray as xr
 from sklearn.cross_decomposition import PLSRegression
 
 from neurozoo.benchmarks.metrics import FastPLS, brainscore_splits, internal_consistency, pls_fit_predict_folds, regression_score
@@ -679,3 +680,131 @@ def test_one_object_per_stimulus_is_a_data_error_naming_object_name(synthetic):
     with pytest.raises(DataError, match=r"coordinate 'object_name' along 'presentation' gives 400 objects over 400 "
                                         r"stimuli \(fewest stimuli per object: 1.*one value for every stimulus"):
         regression_score(clean, own)
+
+
+# ---------------------------------------------------------------- bad inputs to the public metric API
+@pytest.fixture(scope="module")
+def small():
+    """40 stimuli of 4 objects, 2 repetitions, 6 neuroids, 2 bins: every split tests 4 stimuli."""
+    assembly, clean = synthetic_assembly(n_stimuli=40, n_neuroids=6, n_bins=2, n_repetitions=2, n_objects=4, seed=3)
+    return assembly, clean
+
+
+def _stimuli(assembly, n):
+    ids = np.unique(assembly["stimulus_id"].values)[:n]
+    return assembly.isel(presentation=np.flatnonzero(np.isin(assembly["stimulus_id"].values, ids)))
+
+
+@pytest.mark.parametrize("change, message", [
+    # an inf response was averaged away as a missing one (a score of the other repetitions, without a word)
+    (lambda a, f: (a.where(a > -2.5, np.inf), f), r"^assembly: field 'data' has \d+ infinite value\(s\) \(e\.g\. stimulus_id "),
+    # numpy's "could not convert string to float" from inside the repetition means
+    (lambda a, f: (a.astype(str), f), r"^assembly: field 'data' holds <U\d+ values; expected numbers"),
+    (lambda a, f: (a, f.astype(object)), r"^features: field 'data' holds object values; expected numbers"),
+    # a ZeroDivisionError from the PLS blocks
+    (lambda a, f: (a, f.isel(neuroid=[])), r"^features: field 'data' has shape \{'presentation': 40, 'neuroid': 0, "),
+    # the last row of a repeated id was scored, the other one passed over
+    (lambda a, f: (a, xr.concat([f, f.isel(presentation=[0])], "presentation")),
+     r"^features: stimulus_id repeats, e\.g\. \['[^']+'\] \(41 presentations, 40 stimuli\)"),
+])
+def test_bad_assemblies_and_features_are_refused_naming_the_field(small, change, message):
+    from neurozoo.datasets.errors import DataError
+
+    assembly, features = change(*small)
+    with pytest.raises(DataError, match=message):
+        regression_score(features, assembly)
+
+
+@pytest.mark.parametrize("n_stimuli, tested", [(5, 1), (20, 2)])
+def test_too_few_test_stimuli_for_a_correlation_are_refused(small, n_stimuli, tested):
+    """A split testing 1 stimulus scored r = 0 (undefined) and one testing 2 a median of +-1, whatever the features:
+    a number out of nothing. 21 stimuli are the fewest whose 90/10 splits test 3."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, features = (_stimuli(array, n_stimuli) for array in small)
+    assembly = assembly.assign_coords(object_name=("presentation", ["one"] * assembly.sizes["presentation"]))
+    with pytest.raises(DataError, match=rf"^assembly: {n_stimuli} stimuli; a split tests {tested} of them, and a "
+                                        r"Pearson r over fewer than 3 stimuli measures nothing"):
+        regression_score(features, assembly)
+    many = _stimuli(small[0], 21).assign_coords(object_name=("presentation", ["one"] * 42))
+    assert np.isfinite(regression_score(_stimuli(small[1], 21), many).raw)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    ({"n_components": 0}, "SpecError", r"^n_components: expected an integer >= 1 \(PLS components\), got 0$"),  # scored 0
+    ({"n_components": -3}, "SpecError", r"got -3$"),  # numpy's "negative dimensions are not allowed"
+    ({"n_components": 2.5}, "SpecError", r"got 2\.5$"),  # fitted as 2, recorded as 2.5
+    ({"convention": "r2"}, "ValueError", r"^unknown convention 'r2'"),  # ignored without a ceiling
+    ({"ceiling": 0.8}, "DataError", r"^ceiling: expected a Ceiling of the assembly's 2 time bins .*got a float$"),
+    ({"splits": []}, "DataError", r"^splits: expected at least one \(train, test\) pair"),  # numpy's stack error
+    ({"splits": [(np.arange(30), np.arange(30, 45))]}, "DataError",
+     r"^splits\[0\]: presentation indices \[40, 41, 42\] outside \[0, 40\)"),  # an IndexError
+    ({"splits": [(np.arange(30.0), np.arange(30.0, 40))]}, "DataError", r"^splits\[0\]: expected a \(train, test\) pair"),
+    # PLS trained on the test stimuli' complement whatever the train part said: overlapping splits scored silently
+    ({"splits": [(np.arange(35), np.arange(30, 40))]}, "DataError",
+     r"^splits\[0\]: presentations \[30, 31, 32\] are in both train and test \(5 in all\)"),
+    ({"splits": [(np.arange(20), np.arange(30, 40))]}, "DataError",
+     r"^splits\[0\]: train \(20\) and test \(10\) leave out 10 of the 40 presentations; PLS fits each split on every"),
+])
+def test_bad_arguments_to_regression_score_are_refused_naming_them(small, arguments, error, message):
+    from neurozoo.datasets import errors
+
+    assembly, features = small
+    with pytest.raises(getattr(errors, error, ValueError), match=message):
+        regression_score(features, assembly, **arguments)
+
+
+def test_a_ceiling_of_other_bins_is_refused(small):
+    """A ceiling of 3 bins against an assembly of 2 failed in numpy's broadcasting, naming neither."""
+    from neurozoo.datasets.errors import DataError
+
+    assembly, features = small
+    other = synthetic_assembly(n_stimuli=40, n_neuroids=6, n_bins=3, n_repetitions=2, n_objects=4, seed=4)[0]
+    with pytest.raises(DataError, match=r"^ceiling: expected a Ceiling of the assembly's 2 time bins .*got a ceiling "
+                                        r"of 3 time bins$"):
+        regression_score(features, assembly, ceiling=internal_consistency(other))
+
+
+@pytest.mark.parametrize("mapping", ["pls", "ridge"])
+@pytest.mark.parametrize("X_shape, Y_shape, message", [
+    ((40, 8), (40, 3, 2), r"^X: expected numbers of shape \(presentations, features, time bins\), none of them 0; got "
+                          r"float64 of shape \(40, 8\)$"),
+    ((30, 8, 2), (40, 3, 2), r"^X of shape \(30, 8, 2\) and Y of shape \(40, 3, 2\): expected the same presentations"),
+    ((40, 8, 2), (40, 3, 1), r"^X of shape \(40, 8, 2\) and Y of shape \(40, 3, 1\): expected the same presentations"),
+])
+def test_fold_inputs_of_the_wrong_shape_are_refused_naming_both(mapping, X_shape, Y_shape, message):
+    """numpy's matmul or reshape errors (``size 80 is different from 60``) from inside the folds."""
+    from neurozoo.benchmarks.metrics.regression import fit_predict_folds
+    from neurozoo.datasets.errors import DataError
+
+    rng = np.random.default_rng(0)
+    with pytest.raises(DataError, match=message):
+        fit_predict_folds(mapping, rng.normal(size=X_shape), rng.normal(size=Y_shape),
+                          brainscore_splits(None, n_presentations=40))
+
+
+@pytest.mark.parametrize("fit, predict, error, message", [
+    ((lambda X, Y: (X[:, 0], Y)), None, ValueError, r"^Expected 2D array, got 1D array instead"),  # an IndexError
+    ((lambda X, Y: (X, Y[:40])), None, ValueError, r"inconsistent numbers of samples: \[50, 40\]"),  # numpy's matmul
+    ((lambda X, Y: (np.where(X > 1, np.nan, X), Y)), None, ValueError, r"^Input X contains NaN"),  # fitted NaN
+    ((lambda X, Y: (X, np.where(Y > 1, np.inf, Y))), None, ValueError, r"^Input y contains infinity"),
+    ((lambda X, Y: (X, Y)), lambda X: X[:, :5], ValueError, r"^X has 5 features, but FastPLS is expecting 8 features"),
+])
+def test_fast_pls_checks_its_inputs_as_sklearn_does(fit, predict, error, message):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(50, 8)), rng.normal(size=(50, 3))
+    with pytest.raises(error, match=message):
+        model = FastPLS().fit(*fit(X, Y))
+        model.predict(predict(X))
+
+
+def test_fast_pls_refuses_a_predict_before_fit_and_zero_components():
+    """An AttributeError naming x_mean_, and 0 components fitted as a constant prediction."""
+    from sklearn.exceptions import NotFittedError
+
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(NotFittedError, match=r"^This FastPLS instance is not fitted yet"):
+        FastPLS().predict(np.zeros((3, 8)))
+    with pytest.raises(SpecError, match=r"^n_components: expected an integer >= 1 \(PLS components\), got 0$"):
+        FastPLS(0).fit(np.random.default_rng(0).normal(size=(50, 8)), np.zeros(50))

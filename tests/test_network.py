@@ -1,6 +1,7 @@
 """Timing and structure of the biologically unrolled ConvRNN."""
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -556,6 +557,24 @@ def test_images_with_the_wrong_number_of_channels_are_named():
         model(torch.zeros(2, 1, SIZE, SIZE))
     with pytest.raises(ValueError, match=r"got shape \(4, 2, 1, 32, 32\)"):
         model(torch.zeros(4, 2, 1, SIZE, SIZE))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("call, error, message", [
+    # an AttributeError, "'numpy.ndarray' object has no attribute 'dim'" (on the fast path, inside its input step)
+    (lambda m: m(np.zeros((2, 3, SIZE, SIZE), np.float32)), TypeError,
+     r"^expected images as a torch\.Tensor \(B, 3, H, W\) or a movie of them, got ndarray$"),
+    # "'float' object cannot be interpreted as an integer" from inside the frame schedule
+    (lambda m: m(torch.zeros(2, 3, SIZE, SIZE), n_steps=2.5), ValueError, r"^n_steps: expected an integer, got 2\.5$"),
+    (lambda m: m(torch.zeros(2, 3, SIZE, SIZE), n_steps=3, image_steps=1.5), ValueError,
+     r"^image_steps: expected an integer, got 1\.5$"),
+])
+def test_inputs_that_are_not_images_or_step_counts_are_named(fast, call, error, message):
+    model = tiny("rgc_shallow")
+    if fast:
+        model.to_fast(dtype=None, compile="none")
+    with pytest.raises(error, match=message):
+        call(model)
 
 
 def test_edge_to_missing_layer():

@@ -464,6 +464,39 @@ def test_a_model_of_ones_own_with_the_wrong_number_of_outputs_is_one_error_namin
             progress=False)
 
 
+def test_a_model_of_ones_own_returning_negative_rates_is_refused_before_the_poisson_loss(ln_recording):
+    """A model without a rectifying output was fitted on a NaN Poisson loss (the log of a negative rate) to the end,
+    its history all NaN losses and a best epoch picked from them."""
+    from neurozoo.datasets.errors import SpecError
+
+    class LinearRates(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = torch.nn.Linear(40 * 50 * 50, 1)
+            torch.nn.init.constant_(self.dense.bias, -1.0)  # every rate negative at the start
+
+        def forward(self, x):
+            return self.dense(x.flatten(1))
+
+    with pytest.raises(SpecError, match=r"^retina model LinearRates: returned negative rates \(the lowest -[\d.]+\); the "
+                                        r"Poisson loss needs rates >= 0"):
+        fit(LinearRates(), ln_recording, epochs=1, batching="windows", batch_size=64, max_steps_per_epoch=1,
+            progress=False)
+
+
+@pytest.mark.parametrize("stimulus, message", [
+    # failed inside the LN model: "mat1 and mat2 shapes cannot be multiplied (60x1600 and 2500x4)"
+    (np.zeros((60, 40, 40), np.float32), r"^stimulus: expected shape \(T >= 40, 50, 50\), one 40-frame window or more "
+                                         r"of the model's 50x50 frames, got \(60, 40, 40\)$"),
+    # predicted NaN rates without a word
+    (np.where(np.arange(60)[:, None, None] == 45, np.nan, np.zeros((60, 50, 50), np.float32)),
+     r"^stimulus: 2500 NaN/inf values, the first at frame 45, pixel \(0, 0\); expected finite intensities$"),
+])
+def test_predict_refuses_a_stimulus_the_model_cannot_take(stimulus, message):
+    with pytest.raises(DataError, match=message):
+        predict(create_model("ln", 2), stimulus)
+
+
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     return generate_recording(tmp_path_factory.mktemp("gt") / "whitenoise.h5", "whitenoise", n_train=8000, n_test=1000,
@@ -745,8 +778,8 @@ def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
 
     with pytest.raises(DataError) as info:
         predict(create_model("bncnn", n_cells=2), np.zeros(shape, np.float32))
-    assert str(info.value) == (f"stimulus: expected shape (T >= 40, height, width), one 40-frame window or more, "
-                               f"got {shape}")
+    assert str(info.value) == (f"stimulus: expected shape (T >= 40, 50, 50), one 40-frame window or more of the "
+                               f"model's 50x50 frames, got {shape}")
 
 
 @pytest.mark.parametrize("name", ["bncnn", "ln", "glm"])  # forward_movie, windows, a spike history
@@ -812,7 +845,7 @@ def test_a_model_needs_cells_and_frames_of_its_size():
         with pytest.raises(SpecError, match=r"^n_cells must be an integer >= 1 \(one output per ganglion cell\); got 0$"):
             retina.create_model(name, n_cells=0)
     assert create_model("ln", n_cells=np.int64(2)).n_cells == 2
-    with pytest.raises(ValueError, match=r"RetinaCNN expects a movie \(39 \+ T frames, 50, 50\) .* got \(60, 40, 40\)"):
+    with pytest.raises(ValueError, match=r"^stimulus: expected shape \(T >= 40, 50, 50\), .* got \(60, 40, 40\)$"):
         predict(create_model("bncnn", n_cells=2), np.zeros((60, 40, 40), np.float32))
 
 

@@ -253,3 +253,12 @@ def test_heldout_correlation_equals_deep_retinas_cc_against_the_trial_average():
     np.testing.assert_allclose(ours, _torch_deep_retina_cors(prediction.T, average.T), rtol=1e-12)
     one_trial = [_deep_retina_cc(repeats[c, 0], prediction[c]) for c in range(5)]
     assert np.abs(ours - one_trial).max() > 0.05
+
+
+def test_heldout_metrics_refuses_a_single_repeat():
+    """One repeat has no noise variance: FEVE, the oracle and the explainable fraction were NaN for every cell (with
+    numpy's "Degrees of freedom <= 0" warnings), and every cell failed the filter without a word."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"^repeats \(C, R, T\): 1 repeat\(s\); the noise variance, FEVE and the "
+                                         r"leave-one-out oracle need at least 2 repeats"):
+        heldout_metrics(rng.normal(size=(2, 10)), rng.normal(size=(2, 1, 10)))

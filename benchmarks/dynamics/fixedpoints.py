@@ -403,6 +403,12 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     initial_states = torch.as_tensor(initial_states)
     if initial_states.dim() != 2 or initial_states.shape[1] != system.dim:
         raise ValueError(f"initial_states: expected shape (N, {system.dim}), got {tuple(initial_states.shape)}")
+    if not len(initial_states):  # a RuntimeError from a reshape inside the map
+        raise ValueError(f"initial_states: no states, shape {tuple(initial_states.shape)}; expected at least one")
+    if not torch.isfinite(initial_states).all():  # the searches found no point (0 points, as if there were none)
+        bad = int((~torch.isfinite(initial_states).all(1)).sum())
+        raise ValueError(f"initial_states: {bad} of {len(initial_states)} states hold NaN/inf values; expected finite "
+                         "states (e.g. sample_states of the model's trajectories)")
     system = system.to(dtype)
     x = _minimise(system, initial_states.to(dtype), steps, lr, fixed_tol, progress)
     dense = system.dim <= DENSE_LIMIT

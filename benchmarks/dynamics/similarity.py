@@ -52,12 +52,28 @@ def _cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b.T) / np.sqrt(np.outer((a * a).sum(1), (b * b).sum(1)))
 
 
+def _paired(x, y, metric: str):
+    """``x`` and ``y`` as float (stimuli, features) matrices of the same stimuli, or a ``ValueError`` naming the
+    metric and both shapes: rows that differ failed inside numpy's matmul (or rsatoolbox), a 1-D vector was taken as
+    one row per value and scored 1.0, and NaN gave NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"{metric}: expected two (stimuli, features) matrices of the same stimuli, got shapes "
+                         f"{x.shape} and {y.shape}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError(f"{metric}: NaN/inf values in the {'first' if not np.isfinite(x).all() else 'second'} "
+                         "matrix; expected finite activity")
+    return x, y
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA of (stimuli, features) matrices with the same stimuli in the same order."""
+    x, y = _paired(x, y, "linear_cka")
     return float(_cosine_matrix(_centred_gram(x).reshape(1, -1), _centred_gram(y).reshape(1, -1))[0, 0])
 
 
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = _paired(x, y, "debiased_cka")
     return float(_cosine_matrix(_u_centred_gram(x).reshape(1, -1), _u_centred_gram(y).reshape(1, -1))[0, 0])
 
 
@@ -75,12 +91,13 @@ def rsa(x: np.ndarray, y: np.ndarray, rdm_method: str = "correlation", compare: 
     """Similarity of the two RDMs (rsatoolbox ``compare``: spearman, corr, cosine, kendall tau-a...)."""
     from rsatoolbox.rdm import compare as compare_rdms
 
+    x, y = _paired(x, y, "rsa")
     return float(compare_rdms(rdm(x, rdm_method), rdm(y, rdm_method), method=compare)[0, 0])
 
 
 def procrustes_similarity(x: np.ndarray, y: np.ndarray) -> float:
-    x = np.asarray(x, dtype=float) - np.mean(x, axis=0)
-    y = np.asarray(y, dtype=float) - np.mean(y, axis=0)
+    x, y = _paired(x, y, "procrustes_similarity")
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
     norms = np.linalg.norm(x), np.linalg.norm(y)
     if not min(norms) > 0:  # a representation constant over its rows has no shape to compare
         return float("nan")
@@ -93,10 +110,27 @@ METRICS: Dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 
 def align(a: xr.DataArray, b: xr.DataArray):
-    """Both restricted to their shared stimuli, in one order."""
+    """Both restricted to their shared stimuli, in one order; each checked first: an xarray.DataArray of dims
+    :data:`DIMS` with ``stimulus_id`` and ``time_bin_start`` coordinates and finite numbers (NaN or inf made every
+    similarity NaN without a word; a numpy array, or no ``time_bin_start``, failed inside xarray)."""
     for name, array in (("a", a), ("b", b)):
+        if not isinstance(array, xr.DataArray):
+            raise ValueError(f"activity {name}: expected an xarray.DataArray with dims {DIMS} "
+                             f"(trajectories.condition_means), got {type(array).__name__}")
         if tuple(array.dims) != DIMS:
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
+        missing = [coord for coord in ("stimulus_id", "time_bin_start") if coord not in array.coords]
+        if missing:
+            raise ValueError(f"{array.name or name}: missing coordinate(s) {missing} (coords: {sorted(array.coords)})")
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{array.name or name}: holds {array.dtype} values; expected numbers")
+        finite = np.isfinite(array.values)
+        if not finite.all():
+            first = np.argwhere(~finite)[0]
+            where = (f"stimulus_id {array['stimulus_id'].values[first[0]]}, time bin "
+                     f"{array['time_bin_start'].values[first[1]]:g} ms, neuroid {first[2]}")
+            raise ValueError(f"{array.name or name}: {int((~finite).sum())} NaN/inf values, the first at {where}; "
+                             "expected finite activity (drop or fill the missing responses)")
         ids, counts = np.unique(array["stimulus_id"].values, return_counts=True)
         if (counts > 1).any():  # failed inside pandas' reindexing, naming neither the system nor the id
             repeated = ", ".join(f"{i} ({c} rows)" for i, c in zip(ids[counts > 1], counts[counts > 1]))

@@ -4,16 +4,25 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
+from neurozoo.datasets.assembly import check_values, validate_assembly
 from neurozoo.datasets.errors import DataError
 
 DIMS = ("presentation", "neuroid", "time_bin")
 
 
-def check_assembly(assembly: xr.DataArray, name: str = "assembly", require=("stimulus_id",)) -> xr.DataArray:
-    """Validate dims and coords; returns the assembly transposed to (presentation, neuroid, time_bin)."""
+def check_assembly(assembly: xr.DataArray, name: str = "assembly", require=("stimulus_id",),
+                   features: bool = False) -> xr.DataArray:
+    """Validate dims, coords and values; returns the assembly transposed to (presentation, neuroid, time_bin).
+
+    The checks are :func:`datasets.assembly.validate_assembly`'s (numbers, at least one presentation, neuroid and time
+    bin, coordinates along their dims, unique ids, whole-ms time bins), NaN kept as a missing response: an infinite
+    response is refused, which the repetition means would otherwise average away as a missing one (and the ceiling
+    turned into NaN). ``features=True``: a model's activations, checked for numbers only (their bins may come in any
+    order; :func:`align_features` matches them to the target's and refuses NaN and inf, naming the layer)."""
     if not isinstance(assembly, xr.DataArray):
         raise DataError(f"{name}: expected an xarray.DataArray with dims {DIMS}, got {type(assembly).__name__}")
     if assembly.ndim == 2 and set(assembly.dims) == {"presentation", "neuroid"}:
@@ -23,7 +32,10 @@ def check_assembly(assembly: xr.DataArray, name: str = "assembly", require=("sti
     for coord in require:
         if coord not in assembly.coords:
             raise DataError(f"{name}: missing coordinate {coord!r} along 'presentation'")
-    return assembly.transpose(*DIMS)
+    if features:  # bins in any order, matched to the target's by align_features
+        check_values(assembly, name)
+        return assembly.transpose(*DIMS)
+    return validate_assembly(assembly, name, nan_policy="allow", require={})
 
 
 def coord(assembly: xr.DataArray, name: str, default=None) -> Optional[np.ndarray]:
@@ -130,9 +142,14 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
     target bin [70, 170), nor [70, 170) for [70.5, 170); nor does a model recorded at [70, 170) stand for target bins
     [70, 90), [90, 110), ...: that was broadcast, one step scored as every bin's response, until 2026-12-04).
     """
-    features = check_assembly(features, "features")
+    features = check_assembly(features, "features", features=True)
     ids = coord(features, "stimulus_id")
     position = {value: i for i, value in enumerate(ids)}
+    if len(position) < len(ids):  # the last row of an id was scored, the others passed over without a word
+        repeated = pd.Index(ids)
+        raise DataError(f"features: stimulus_id repeats, e.g. {repeated[repeated.duplicated()].unique()[:3].tolist()} "
+                        f"({len(ids)} presentations, {len(position)} stimuli); expected one row of activations per "
+                        "stimulus")
     missing = [s for s in stimulus_ids if s not in position]
     if missing:
         raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, "

@@ -54,6 +54,7 @@ it as ``convention="pre-2026"`` only to compare with old leaderboards.
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
 from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, recorded_neuroids, time_bins
-from neurozoo.benchmarks.metrics.correlation import pearson_columns, spearman_brown
+from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
 
@@ -124,7 +125,17 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
                          random_state: int = 1, silent: str = "zero") -> Ceiling:
     """Spearman-Brown corrected split-half reliability per time bin (see module docstring)."""
     check_silent(silent)
+    if not (isinstance(n_splits, numbers.Integral) and n_splits >= 1):  # 0 gave a NaN ceiling, -1 a numpy error
+        raise ValueError(f"n_splits: expected an integer >= 1, got {n_splits!r}")
+    if not (isinstance(train_size, numbers.Real) and 0 < train_size < 1):
+        raise ValueError(f"train_size: expected the fraction of repetitions in the first half, between 0 and 1 "
+                         f"(exclusive), got {train_size!r}")
     assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
+    n_stimuli = len(np.unique(coord(assembly, "stimulus_id")))
+    if n_stimuli < MIN_SAMPLES:  # the halves' r over 2 stimuli is +-1 (a ceiling of 1), over 1 undefined
+        raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "
+                        f"stimuli, and a Pearson r over fewer than {MIN_SAMPLES} measures nothing (undefined over 1, "
+                        f"+-1 over 2): expected at least {MIN_SAMPLES} stimuli")
     repetitions = coord(assembly, "repetition")
     unique = np.unique(repetitions)
     if len(unique) < 2:

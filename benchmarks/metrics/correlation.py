@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The fewest stimuli a Pearson r measures anything over: it is undefined over 1 and +-1 over 2, whatever the values
+#: (the score's test stimuli of a split, the ceiling's stimuli).
+MIN_SAMPLES = 3
+
 
 def pearson_columns(a: np.ndarray, b: np.ndarray, axis: int = -2, constant: float = 0.0) -> np.ndarray:
     """Pearson r between ``a`` and ``b`` along ``axis`` (the stimulus axis), one value per remaining entry.

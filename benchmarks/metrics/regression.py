@@ -40,13 +40,14 @@ sklearn run to ``tol=1e-12`` closes the gap (``--explain``).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.errors import DataError, SpecError
 
 Split = Tuple[np.ndarray, np.ndarray]
 
@@ -69,7 +70,11 @@ def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS
     n = n_presentations
     if object_names is None or len(set(object_names)) < 2:
         splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
-        return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]
+        try:
+            return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]
+        except ValueError as error:  # sklearn's: too few stimuli for a train and a test part, or a bad train_size
+            raise DataError(f"assembly: {n} stimuli cannot be split into {n_splits} splits of {train_size:g} train "
+                            f"and the rest test ({error})") from None
     splitter = StratifiedShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     try:
         return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), np.asarray(object_names))]
@@ -184,14 +189,20 @@ def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int, tolerance: 
 class FastPLS:
     """Drop-in for ``sklearn.cross_decomposition.PLSRegression(n_components, scale=False)`` (fit/predict).
 
-    ``n_components`` is clipped to the number of features (sklearn raises instead).
+    ``n_components`` is clipped to the number of features (sklearn raises instead). Inputs are checked as sklearn's
+    estimators check them (``check_X_y``, ``check_array``: a 2-D X with as many rows as Y, finite numbers, at least 2
+    samples, the features it was fitted on, fitted before predict), with sklearn's messages; they failed in numpy (a
+    1-D X, rows that do not match, a predict before fit) or fitted NaN.
     """
 
     n_components: int = BRAINSCORE_PLS_COMPONENTS
 
     def fit(self, X, Y):
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
+        from sklearn.utils.validation import check_X_y
+
+        check_n_components(self.n_components)
+        X, Y = check_X_y(X, Y, dtype=np.float64, multi_output=True, y_numeric=True, ensure_min_samples=2,
+                         estimator=self)
         self._y_1d = Y.ndim == 1
         Y = Y.reshape(len(Y), -1)
         self.x_mean_, self.y_mean_ = X.mean(0), Y.mean(0)
@@ -200,7 +211,17 @@ class FastPLS:
         return self
 
     def predict(self, X):
-        prediction = (np.asarray(X, dtype=np.float64) - self.x_mean_) @ self.coef_ + self.y_mean_
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_array
+
+        if not hasattr(self, "coef_"):  # sklearn's check_is_fitted needs its estimator tags, which this class has not
+            raise NotFittedError("This FastPLS instance is not fitted yet. Call 'fit' with appropriate arguments "
+                                 "before using this estimator.")
+        X = check_array(X, dtype=np.float64, estimator=self)
+        if X.shape[1] != len(self.x_mean_):
+            raise ValueError(f"X has {X.shape[1]} features, but FastPLS is expecting {len(self.x_mean_)} features as "
+                             "input")
+        prediction = (X - self.x_mean_) @ self.coef_ + self.y_mean_
         return prediction[:, 0] if self._y_1d else prediction
 
 
@@ -249,6 +270,56 @@ def unit_scale(X: np.ndarray) -> float:
     return float(np.ldexp(1.0, -int(np.frexp(largest)[1])))
 
 
+def check_n_components(n_components) -> int:
+    """PLS's ``n_components``: an integer >= 1 (0 fitted nothing and scored 0, a negative number failed in numpy, 2.5
+    was fitted as 2 and recorded as 2.5)."""
+    if not (isinstance(n_components, numbers.Integral) and n_components >= 1):
+        raise SpecError(f"n_components: expected an integer >= 1 (PLS components), got {n_components!r}")
+    return int(n_components)
+
+
+def check_fold_inputs(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: Optional[int] = None,
+                      complement: bool = False) -> None:
+    """``DataError`` for fold inputs a mapping cannot use, naming the argument: X (P, F, T) and Y (P, Q, T) of numbers
+    with the same presentations and bins; ``splits`` at least one (train, test) pair of integer presentation indices
+    in [0, P), disjoint, neither empty (``complement``: the train part every presentation outside the test part, which
+    the fast PLS takes it to be from its downdated moments; another train part was ignored without a word); PLS's
+    ``n_components`` an integer >= 1. They failed inside numpy (a shape mismatch, an index out of range) or scored
+    nonsense (0 components scored 0; a split's test presentations trained on)."""
+    for name, array, axes in (("X", X, "(presentations, features, time bins)"),
+                              ("Y", Y, "(presentations, targets, time bins)")):
+        array = np.asarray(array)
+        if array.ndim != 3 or 0 in array.shape or array.dtype.kind not in "biuf":
+            raise DataError(f"{name}: expected numbers of shape {axes}, none of them 0; got {array.dtype} of shape "
+                            f"{array.shape}")
+    P, T = np.shape(X)[0], np.shape(X)[2]
+    if (np.shape(Y)[0], np.shape(Y)[2]) != (P, T):
+        raise DataError(f"X of shape {np.shape(X)} and Y of shape {np.shape(Y)}: expected the same presentations and "
+                        "time bins (axes 0 and 2)")
+    if n_components is not None:
+        check_n_components(n_components)
+    if not len(splits):
+        raise DataError("splits: expected at least one (train, test) pair of presentation indices, got none")
+    for k, split in enumerate(splits):
+        parts = [np.asarray(part) for part in split] if len(split) == 2 else []
+        if not parts or any(part.ndim != 1 or not len(part) or part.dtype.kind not in "iu" for part in parts):
+            raise DataError(f"splits[{k}]: expected a (train, test) pair of non-empty 1-D integer arrays of "
+                            "presentation indices")
+        train, test = parts
+        outside = [int(i) for part in parts for i in part[(part < 0) | (part >= P)][:3]]
+        if outside:
+            raise DataError(f"splits[{k}]: presentation indices {outside} outside [0, {P}) ({P} presentations)")
+        shared = np.intersect1d(train, test)
+        if len(shared):
+            raise DataError(f"splits[{k}]: presentations {shared[:3].tolist()} are in both train and test "
+                            f"({len(shared)} in all); a test presentation must not be trained on")
+        if complement and len(np.unique(train)) + len(np.unique(test)) != P:
+            raise DataError(f"splits[{k}]: train ({len(train)}) and test ({len(test)}) leave out "
+                            f"{P - len(np.union1d(train, test))} of the {P} presentations; PLS fits each split on "
+                            "every presentation outside its test part (the fast moments), so train must be exactly "
+                            "the rest")
+
+
 def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
                           n_components: int = BRAINSCORE_PLS_COMPONENTS) -> List[np.ndarray]:
     """Fit PLS on each split's training presentations, predict its test presentations.
@@ -261,6 +332,7 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     by block; float64 features keep float64 throughout. Memory: the features, one block of rows, and
     the folds' moments (folds x F x (F + Q)) -- nothing of size presentations x bins x folds.
     """
+    check_fold_inputs(X, Y, splits, n_components, complement=True)
     X = np.asarray(X)
     dtype = np.float32 if X.dtype in (np.float16, np.float32) else np.float64
     P, F, T = X.shape
@@ -330,7 +402,8 @@ BRAINSCORE_ALPHAS = (0.01, 0.1, 0.5, 1.0, *np.linspace(1e1, 1e2, 4, endpoint=Fal
 def _sklearn_fit_predict_folds(make_model, X: np.ndarray, Y: np.ndarray, splits: Sequence[Split]) -> List[np.ndarray]:
     """Same contract as :func:`pls_fit_predict_folds` for an sklearn regressor ``make_model()``, fitted per fold on
     the training presentations' (presentation, bin) samples stacked; each fold's rows are gathered once."""
-    P, F, T = X.shape
+    check_fold_inputs(X, Y, splits)
+    P, F, T = np.shape(X)
     Q = Y.shape[1]
     Xs = np.moveaxis(np.asarray(X, dtype=np.float64), 2, 0).reshape(T * P, F)
     Ys = np.moveaxis(np.asarray(Y, dtype=np.float64), 2, 0).reshape(T * P, Q)
@@ -380,8 +453,6 @@ def fit_predict_folds(mapping: str, X: np.ndarray, Y: np.ndarray, splits: Sequen
     :data:`BRAINSCORE_PLS_COMPONENTS`); ``alphas`` are the penalties ``"ridgecv"`` searches (default Brain-Score's
     ``ALPHA_LIST``). A mapping refuses the one it does not use (``"ridge"`` is Brain-Score's ``Ridge(alpha=1)``):
     ignoring it would report a fit other than the one asked for."""
-    from neurozoo.datasets.errors import SpecError
-
     if mapping not in MAPPINGS:
         raise SpecError(f"unknown mapping {mapping!r}; expected one of {', '.join(map(repr, MAPPINGS))}")
     what = " (Brain-Score's Ridge(alpha=1))" if mapping == "ridge" else ""

@@ -32,8 +32,9 @@ import xarray as xr
 
 from neurozoo.benchmarks.metrics.assembly import (align_features, average_repetitions, check_assembly, coord,
                                                   recorded_neuroids, time_bins)
-from neurozoo.benchmarks.metrics.ceiling import Ceiling, check_silent, normalize, summarize, summary_bins
-from neurozoo.benchmarks.metrics.correlation import pearson_columns
+from neurozoo.benchmarks.metrics.ceiling import (Ceiling, check_convention, check_silent, normalize, summarize,
+                                                 summary_bins)
+from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns
 from neurozoo.benchmarks.metrics.regression import (BRAINSCORE_PLS_COMPONENTS, Split, brainscore_splits,
                                                     fit_predict_folds)
 from neurozoo.datasets.errors import DataError
@@ -140,8 +141,19 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     complete = recorded_neuroids(Y)
     if not complete.all():
         Y = Y[:, complete]
+    check_convention(convention)
+    if ceiling is not None and not (isinstance(ceiling, Ceiling) and len(ceiling.per_bin) == Y.shape[2]):
+        got = (f"a ceiling of {len(ceiling.per_bin)} time bins" if isinstance(ceiling, Ceiling)
+               else f"a {type(ceiling).__name__}")
+        raise DataError(f"ceiling: expected a Ceiling of the assembly's {Y.shape[2]} time bins "
+                        f"(benchmarks.metrics.internal_consistency(assembly)), got {got}")
     if splits is None:
         splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids))
+    fewest = min((len(np.asarray(test)) for _, test in splits), default=0)
+    if 0 < fewest < MIN_SAMPLES:  # r over 1 stimulus is undefined (scored 0), over 2 it is +-1 whatever the model
+        raise DataError(f"assembly: {len(ids)} stimuli; a split tests {fewest} of them, and a Pearson r over fewer "
+                        f"than {MIN_SAMPLES} stimuli measures nothing (undefined over 1, +-1 over 2): expected at "
+                        f"least {MIN_SAMPLES} test stimuli per split (at least 21 stimuli for the 10 90/10 splits)")
     if temporal == "span":
         predictions = fit_predict_folds(mapping, X, Y, splits, n_components=n_components)
     elif temporal == "per_bin":

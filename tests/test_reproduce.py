@@ -184,6 +184,35 @@ def test_zoo_run_records_rerun_from_their_spec_public_and_hidden(tmp_path, tiny_
     assert "drawn with another host's secret" in capsys.readouterr().err
 
 
+#: the ``zoo fit`` the tests below start from (its --data and --out added); ``ln_fit`` runs it once per process
+LN_FIT = ("fit", "ln", "--epochs", "1", "--seed", "3", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def ln_fit(tmp_path_factory, session_cache):
+    """``(recording, folder)``: :data:`LN_FIT` on the tiny embedded recording, into a folder of the module's. A test
+    that needs a finished fit to begin with copies the folder (``_fitted``) rather than fitting again (a third of its
+    time). Run with the test session's cache and home, which the function-scoped ``_isolated_cache`` sets only
+    later."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    out = tmp_path_factory.mktemp("ln-fit") / "fit"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEUROZOO_CACHE", session_cache)
+        patch.setenv("NEUROZOO_HOME", str(tmp_path_factory.getbasetemp() / "home"))
+        data = load_embedded_retina("whitenoise", **RETINA_SIZES)
+        assert _zoo(*LN_FIT, "--data", data, "--out", out) == 0
+    return data, out
+
+
+def _fitted(ln_fit, folder):
+    """A copy of ``ln_fit``'s finished fit in ``folder``, as :data:`LN_FIT` with ``--out folder`` leaves it; the
+    argv of that command. A test may change its copy, never the fixture's folder."""
+    data, made = ln_fit
+    shutil.copytree(made, folder)
+    return [*LN_FIT, "--data", data, "--out", folder]
+
+
 def _private_cache(tmp_path, monkeypatch):
     """A cache of this test's own, for a test that deletes or damages cached files: the run's cache is shared by
     the workers of a parallel run (conftest ``session_cache``), where another test may be reading or fitting them."""
@@ -301,12 +330,8 @@ def test_a_cached_fit_recording_no_fitting_protocol_is_fitted_again(tmp_path, ti
     assert len(ResultsStore(db).records()) == 1
 
 
-def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys):
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
-
-    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
-    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
-    assert _zoo(*argv) == 0
+def test_zoo_fit_on_a_truncated_checkpoint_says_how_to_go_on(tmp_path, capsys, ln_fit):
+    argv = _fitted(ln_fit, tmp_path / "fit")
     checkpoint = tmp_path / "fit" / "checkpoint.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
     capsys.readouterr()
@@ -331,17 +356,14 @@ def test_a_truncated_embedded_recording_is_generated_again_bit_identically(tmp_p
     assert sha256_file(path) == digest
 
 
-def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it(tmp_path, monkeypatch):
+def test_a_fresh_fit_killed_in_a_used_folder_leaves_no_earlier_results_beside_it(tmp_path, monkeypatch, ln_fit):
     """Before: zoo fit --no-resume (or other settings) killed mid-way left the earlier fit's model.pt and
     summary.json beside the new fit's checkpoint, as if they were its results; and, killed before its first epoch's
     checkpoint, the earlier fit's checkpoint, which the same command without --no-resume then resumed (here refused:
     "a fit with other settings (lr 0.01 -> 0.003)"; with the same settings it read the earlier fit as this one's)."""
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina import fit as fitting
 
-    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
-    argv = ["fit", "ln", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit"]
-    assert _zoo(*argv) == 0
+    argv = _fitted(ln_fit, tmp_path / "fit")
     results = ("model.pt", "history.json", "summary.json", "heldout_metrics.csv", "fit_curve.png")
     assert all((tmp_path / "fit" / name).is_file() for name in results)
 
@@ -634,26 +656,23 @@ def test_a_hand_edited_or_truncated_record_is_refused_in_one_line_naming_the_fie
             ResultsStore(db).records()
 
 
-def test_zoo_fit_in_two_clean_folders_gives_the_same_weights_and_summary_with_its_provenance(tmp_path):
+def test_zoo_fit_in_two_clean_folders_gives_the_same_weights_and_summary_with_its_provenance(tmp_path, ln_fit):
     """zoo fit's outputs have no record in the store: the documented way to reproduce one is the same command into
     another folder (README, "Reproducibility"), which gives byte-identical weights and the same held-out numbers.
     Its summary.json states what the fit depends on: code version, data sha256, seed, every resolved fit setting
     (batching included), and now the fitting protocol and the environment (the thread count moves a fit's last
     bits), which it did not state before."""
     from neurozoo.datasets.provenance import sha256_file
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina.fit import FIT_PROTOCOL
 
-    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
-    summaries = []
-    for folder in ("a", "b"):
-        assert _zoo("fit", "ln", "--data", data, "--epochs", "1", "--seed", "2", "--quiet", "--out", tmp_path / folder) == 0
-        summaries.append(json.loads((tmp_path / folder / "summary.json").read_text()))
-    assert sha256_file(tmp_path / "a" / "model.pt") == sha256_file(tmp_path / "b" / "model.pt")
+    (data, a), b = ln_fit, tmp_path / "b"  # the first folder's fit is the module's, made before this test
+    assert _zoo(*LN_FIT, "--data", data, "--out", b) == 0
+    summaries = [json.loads((folder / "summary.json").read_text()) for folder in (a, b)]
+    assert sha256_file(a / "model.pt") == sha256_file(b / "model.pt")
     numbers = ("median_correlation", "median_feve", "median_oracle", "best_epoch", "best_val_correlation")
     assert [summaries[0][k] for k in numbers] == [summaries[1][k] for k in numbers]
     provenance = summaries[0]["provenance"]
-    assert provenance["data_sha256"] == sha256_file(data) and provenance["seed"] == 2 and provenance["code_version"]
+    assert provenance["data_sha256"] == sha256_file(data) and provenance["seed"] == 3 and provenance["code_version"]
     assert provenance["settings"]["batching"] in ("chunks", "windows") and provenance["settings"]["epochs"] == 1
     assert provenance["fit_protocol"] == FIT_PROTOCOL
     assert provenance["environment"]["torch_threads"] == torch.get_num_threads()
@@ -869,18 +888,15 @@ def test_a_zoo_fit_on_a_relative_data_path_reproduces_from_another_folder(tmp_pa
     assert f"ln fitted to {(tmp_path / 'lab' / 'rec.h5').resolve()} (seed 0)" in capsys.readouterr().out
 
 
-def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch):
+def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch, ln_fit):
     """zoo fit's outputs had no zoo reproduce path (the same command into another folder was the documented way).
     zoo reproduce DIR/summary.json checks the recording's sha256, fits again from scratch with the recorded seed and
     settings, and compares the summary's numbers and every per-cell number of heldout_metrics.csv; a recording gone
     or changed is refused naming it, before anything is fitted."""
     import pandas as pd
 
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
-
-    data = load_embedded_retina("whitenoise", **RETINA_SIZES)
-    fit = tmp_path / "fit"
-    assert _zoo("fit", "ln", "--data", data, "--epochs", "1", "--seed", "3", "--quiet", "--out", fit) == 0
+    fit, (data, _) = tmp_path / "fit", ln_fit
+    _fitted(ln_fit, fit)  # seed 3
     summary_file, metrics = fit / "summary.json", fit / "heldout_metrics.csv"
     per_cell = pd.read_csv(metrics, index_col=0).size
     capsys.readouterr()
@@ -924,15 +940,14 @@ def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_pat
     assert "neither a record id nor a zoo fit summary.json" in capsys.readouterr().err
 
 
-def test_an_unreadable_heldout_metrics_csv_is_refused_naming_it_before_the_fit(tmp_path, capsys, monkeypatch):
+def test_an_unreadable_heldout_metrics_csv_is_refused_naming_it_before_the_fit(tmp_path, capsys, monkeypatch,
+                                                                               ln_fit):
     """heldout_metrics.csv was read after the model was fitted again: an empty, cut-short or binary one ended zoo
     reproduce in pandas' EmptyDataError / ParserError / UnicodeDecodeError traceback after the whole fit."""
-    from neurozoo.datasets.synthetic_retina import load_embedded_retina
     from neurozoo.retina import fit as fitting
 
     fit = tmp_path / "fit"
-    assert _zoo("fit", "ln", "--data", load_embedded_retina("whitenoise", **RETINA_SIZES), "--epochs", "1", "--quiet",
-                "--out", fit) == 0
+    _fitted(ln_fit, fit)
     monkeypatch.setattr(fitting, "fit", lambda *a, **k: pytest.fail("fitted before refusing"))
     metrics = fit / "heldout_metrics.csv"
     for content, reason in [(b"", "No columns to parse from file"),

@@ -1423,14 +1423,36 @@ def test_an_lr_given_to_a_space_that_searches_it_is_refused(tiny, tmp_path, caps
     assert not (tmp_path / "run" / "search.sqlite").exists()  # refused before the study exists
 
 
-def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def one_trial_study(tiny, tmp_path_factory, session_cache):
+    """The out folder of ``zoo search`` of one trial of the tiny space (study 'tiny', no export), made once per
+    process with the test session's cache and home (which the function-scoped ``_isolated_cache`` sets only later):
+    the tests of a continued study copy it (``_continued``) rather than each running that search first."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path_factory.mktemp("one-trial") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEUROZOO_CACHE", session_cache)
+        patch.setenv("NEUROZOO_HOME", str(tmp_path_factory.getbasetemp() / "home"))
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    return out
+
+
+def _continued(one_trial_study, out):
+    """A copy in ``out`` of ``one_trial_study``'s folder, the study to continue (its trial 0 names its folder in the
+    fixture's by its absolute path, which these tests only read)."""
+    import shutil
+
+    shutil.copytree(one_trial_study, out)
+
+
+def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_path, capsys, one_trial_study):
     """A rerun with another --width, --epochs or --image-size (a forgotten option, its default then) joined the study
     silently: its trials were ranked with those trained otherwise, by TPE and by the export's best."""
     from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    study = _searched_once(one_trial_study, out)
     assert study.user_attrs["trial_settings"]["width_multiplier"] == 1 and len(study.trials) == 1
     capsys.readouterr()
     argv = search_argv(tiny, out, 1, "--export", "0")
@@ -1443,11 +1465,9 @@ def test_a_study_continued_with_other_training_settings_is_refused(tiny, tmp_pat
     assert main(["search", *argv[:-2], "--trials", "0"]) == 0  # an export by a later command need not repeat them
 
 
-def _searched_once(tiny, out):
-    """The study of one ``zoo search`` trial on the tiny data in ``out``."""
-    from neurozoo.leaderboard.cli import main
-
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+def _searched_once(one_trial_study, out):
+    """The study of one ``zoo search`` trial on the tiny data, in ``out`` (a copy of ``one_trial_study``'s)."""
+    _continued(one_trial_study, out)
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
 
 
@@ -1462,7 +1482,7 @@ def _continued_on(tiny, out, data, capsys):
     return code, capsys.readouterr().err
 
 
-def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
+def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys, one_trial_study):
     """The data's path is not compared (other machines mount it elsewhere), and nothing else was: a rerun with --data
     naming a 5-class folder continued a study of 3-class trials, and its 20 % trials were ranked with their 67 %."""
     import shutil
@@ -1470,7 +1490,7 @@ def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     from neurozoo.convrnn.training.synthetic import write_image_folder
 
     out = tmp_path / "run"
-    study = _searched_once(tiny, out)
+    study = _searched_once(one_trial_study, out)
     run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
     assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "val_files_sha256": run["val_files_sha256"],
                                         "train_files_sha256": run["train_files_sha256"]}
@@ -1485,13 +1505,13 @@ def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys):
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 2
 
 
-def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, capsys):
+def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, capsys, one_trial_study):
     """Only val/ was compared: a rerun whose train/ lost images (a half-copied folder) or gained some joined the study,
     its trials trained on other data ranked with the others."""
     import shutil
 
     out = tmp_path / "run"
-    recorded = _searched_once(tiny, out).user_attrs["data"]["train_files_sha256"]
+    recorded = _searched_once(one_trial_study, out).user_attrs["data"]["train_files_sha256"]
     shutil.copytree(tiny / "data", tmp_path / "fewer")
     next(iter(sorted((tmp_path / "fewer" / "train").glob("*/*")))).unlink()
     code, err = _continued_on(tiny, out, tmp_path / "fewer", capsys)
@@ -1501,15 +1521,14 @@ def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, ca
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
 
 
-def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys):
+def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys, one_trial_study):
     """--pruner and --seed were not compared: a rerun with --pruner halving stopped its trials by another rule than the
     study's median-pruned ones, and one with --seed 1 drew from another seed, both ranked with the earlier trials."""
     from neurozoo.leaderboard.cli import main
 
     out = tmp_path / "run"
     storage = f"sqlite:///{out / 'search.sqlite'}"
-    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
-    study = optuna.load_study(study_name="tiny", storage=storage)
+    study = _searched_once(one_trial_study, out)
     assert (study.user_attrs["pruner"], study.user_attrs["seed"]) == ("median", 0)
     capsys.readouterr()
     for option, value, message in (

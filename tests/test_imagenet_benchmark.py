@@ -280,16 +280,11 @@ def test_a_checkpoint_trained_as_another_graph_whose_weights_fit_is_refused(tmp_
 def _padpool(tmp_path, monkeypatch):
     """A registered ConvRNN (as a plugin's) whose unpadded 3x3 stride-2 pools need 13 px images (13 -> 7 -> 3 -> 3 ->
     1); every built-in model pads, keeping a position at any size."""
-    import yaml
+    from test_leaderboard_cli import _padded_pool_spec
 
     from neurozoo.datasets.registry import Entry
 
-    spec = {"name": "padpool", "n_steps": 3, "image_steps": 3, "num_classes": 2,
-            "layers": [{"name": "conv1", "channels": 4, "kernel": 3, "stride": 2,
-                        "pool": {"kernel": 3, "stride": 2, "padding": 0}},
-                       {"name": "conv2", "channels": 4, "kernel": 3, "pool": {"kernel": 3, "stride": 2, "padding": 0}}]}
-    path = tmp_path / "padpool.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path = _padded_pool_spec(tmp_path)
     monkeypatch.setitem(convrnn.MODELS._entries, "padpool",
                         Entry("padpool", lambda **overrides: convrnn.create_model(str(path), **overrides), "(plugin)"))
 

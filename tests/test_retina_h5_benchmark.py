@@ -599,8 +599,6 @@ def test_a_record_scored_before_the_stimulus_class_rule_reproduces_as_it_was_sco
     record states no class. zoo reproduce refused it (the rule now refuses that score without --cross-stimulus, which
     zoo reproduce has not, and which the record could not state): a reproduction reruns what was recorded, so it is
     scored as then, the rerun marked as the cross-stimulus score it is and a note naming the record and the rule."""
-    import sqlite3
-
     files, weights = experiment
     db_file = tmp_path / "r.sqlite"
     db = f"sqlite:///{db_file}"
@@ -619,12 +617,7 @@ def test_a_record_scored_before_the_stimulus_class_rule_reproduces_as_it_was_sco
     summary = json.loads((weights.parent / "summary.json").read_text())
     del summary["stimulus_class"], summary["stimulus_class_from"], summary["stimulus_class_checked"]
     (weights.parent / "summary.json").write_text(json.dumps(summary))
-    with sqlite3.connect(db_file) as connection:
-        connection.execute("UPDATE scores SET settings = ?, model = ? WHERE id = ?",
-                           (json.dumps(settings), "ln@model.pt", record.id))
-    capsys.readouterr()
-    assert main(["reproduce", str(record.id), "--db", db]) == 0
-    printed = capsys.readouterr().out.splitlines()
+    printed = _reproduced_as_stored_then(db_file, record.id, settings, capsys)
     assert printed[1] == (
         f"  note: record {record.id} was scored before retina_h5.heldout applied its stimulus-class rule (2026-12-04; "
         "the record states no settings.stimulus_class): its weights, fitted on whitenoise, were scored on the held-out "
@@ -640,13 +633,25 @@ def test_a_record_scored_before_the_stimulus_class_rule_reproduces_as_it_was_sco
     assert "note: record" not in capsys.readouterr().out
 
 
+def _reproduced_as_stored_then(db_file, record_id, settings, capsys):
+    """zoo reproduce's lines for record ``record_id`` of ``db_file`` rewritten as the code before the stimulus-class
+    rule stored it: ``settings`` (the caller's, without what the rule added) and the model named as any other."""
+    import sqlite3
+
+    with sqlite3.connect(db_file) as connection:
+        connection.execute("UPDATE scores SET settings = ?, model = ? WHERE id = ?",
+                           (json.dumps(settings), "ln@model.pt", record_id))
+    capsys.readouterr()
+    assert main(["reproduce", str(record_id), "--db", f"sqlite:///{db_file}"]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
 def test_an_embedded_held_out_record_scored_before_the_stimulus_rule_reproduces_as_it_was_scored(tmp_path, capsys,
                                                                                                  monkeypatch):
     """retina_embedded.KIND-heldout before 2026-12-04 (7d86c80) scored weights fitted on the other embedded stimulus as
     any held-out score: its record names their fit (settings.fitted_to.embedded) and no cross_stimulus. zoo reproduce
     refused it, as retina_h5.heldout's records of then: it is rerun as it was scored, by the same path, saying so."""
     import functools
-    import sqlite3
 
     from neurozoo.datasets import synthetic_retina
 
@@ -669,12 +674,7 @@ def test_an_embedded_held_out_record_scored_before_the_stimulus_rule_reproduces_
     # rerun, the model named as any other
     settings = dict(record.settings)
     del settings["cross_stimulus"], settings["rerun"]["cross_stimulus"]
-    with sqlite3.connect(db_file) as connection:
-        connection.execute("UPDATE scores SET settings = ?, model = ? WHERE id = ?",
-                           (json.dumps(settings), "ln@model.pt", record.id))
-    capsys.readouterr()
-    assert main(["reproduce", str(record.id), "--db", db]) == 0
-    printed = capsys.readouterr().out.splitlines()
+    printed = _reproduced_as_stored_then(db_file, record.id, settings, capsys)
     assert printed[1] == (
         f"  note: record {record.id} was scored before retina_embedded.whitenoise-heldout applied its stimulus-class "
         "rule (2026-12-04; the record names weights fitted on embedded:naturalscene, settings.fitted_to.embedded, and "

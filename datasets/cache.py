@@ -178,7 +178,9 @@ def locked(path: Path, waiting: Optional[str] = None, stoppable: bool = False,
         try:
             handle = open(path, "a")
         except FileNotFoundError:
-            continue
+            if not Path(path).parent.is_dir():  # removed between the mkdir and the open: make it again
+                continue
+            raise  # a folder that takes no file (/proc): retrying looped for good
         try:
             try:
                 fcntl.flock(handle, mode | fcntl.LOCK_NB)

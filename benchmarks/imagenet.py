@@ -108,14 +108,13 @@ class ImageNetBenchmark:
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
 
+        from neurozoo.convrnn import check_image_size  # the package's export (tests/test_layers.py REGISTRIES)
         from neurozoo.convrnn.training.engine import evaluation_sums, file_list_sha256
         from neurozoo.convrnn.training.imagefolder import raised_in_worker
         from neurozoo.convrnn.training.transforms import build_transform
         from neurozoo.datasets.model_modes import eval_mode
         from neurozoo.datasets.provenance import code_version, device_name, git_commit
         from neurozoo.datasets.termination import sigterm_from
-
-        from neurozoo.convrnn.spec import check_image_size
 
         if not (isinstance(image_size, numbers.Integral) and image_size >= 1):  # failed inside torchvision's transform
             raise SpecError(f"image_size: expected an integer >= 1 (the center crop's side in px), got {image_size!r}")

@@ -63,7 +63,7 @@ from torch import nn
 from neurozoo import retina
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
-from neurozoo.datasets.retina_h5 import FRAME_SIZE, N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
 from neurozoo.datasets.termination import SafePoint, sigterm_deferred, termination_requested
 from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
@@ -817,10 +817,14 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
     ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called between the ``batch_size``
     chunks of windows, the same chunks as without it."""
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
-    size = getattr(model, "frame_size", FRAME_SIZE)  # another size failed inside the model ("mat1 and mat2 shapes ...")
-    if movie.dim() != 3 or movie.shape[0] < N_FRAMES or tuple(movie.shape[1:]) != (size, size):
-        raise DataError(f"stimulus: expected shape (T >= {N_FRAMES}, {size}, {size}), one {N_FRAMES}-frame window "
-                        f"or more of the model's {size}x{size} frames, got {tuple(movie.shape)}")
+    # another size failed inside the model ("mat1 and mat2 shapes ..."); a model that does not say its frame size (a
+    # plugin's) is checked for the windows only
+    size = getattr(model, "frame_size", None)
+    if movie.dim() != 3 or movie.shape[0] < N_FRAMES or (size is not None and tuple(movie.shape[1:]) != (size, size)):
+        frames = f"the model's {size}x{size} frames" if size is not None else "frames (H, W)"
+        shape = f"(T >= {N_FRAMES}, {size}, {size})" if size is not None else f"(T >= {N_FRAMES}, H, W)"
+        raise DataError(f"stimulus: expected shape {shape}, one {N_FRAMES}-frame window or more of {frames}, got "
+                        f"{tuple(movie.shape)}")
     if not torch.isfinite(movie).all():  # predicted NaN rates without a word
         first = tuple(int(i) for i in torch.nonzero(~torch.isfinite(movie))[0])
         raise DataError(f"stimulus: {int((~torch.isfinite(movie)).sum())} NaN/inf values, the first at frame "

@@ -782,6 +782,32 @@ def test_predict_refuses_a_stimulus_without_a_whole_window(shape):
                                f"model's 50x50 frames, got {shape}")
 
 
+@pytest.mark.parametrize("name", ["ln", "glm", "twosubunit", "bncnn"])
+def test_predict_checks_frames_against_the_models_own_frame_size(name):
+    """A 10 px model (the baselines' ground-truth tests fit them) predicts its own frames and refuses 50 px ones; a
+    model that states no frame size (a plugin's) is checked for the windows only. The check took 50 px for any model
+    without a frame_size attribute: the LN, GLM and two-subunit models kept theirs in their filters."""
+    from neurozoo.datasets.errors import DataError
+
+    torch.manual_seed(0)
+    model = create_model(name, n_cells=2, frame_size=30) if name == "bncnn" else \
+        create_model(name, n_cells=2, frame_size=10)
+    side = model.frame_size
+    assert predict(model, np.zeros((45, side, side), np.float32)).shape == (2, 6)
+    with pytest.raises(DataError, match=rf"of the model's {side}x{side} frames, got \(45, 50, 50\)$"):
+        predict(model, np.zeros((45, 50, 50), np.float32))
+
+
+def test_predict_checks_only_the_windows_of_a_model_that_states_no_frame_size():
+    class Plugin(torch.nn.Module):  # windows (batch, 40, H, W) -> rates (batch, 1), any H and W
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3))[:, None].exp()
+
+    assert predict(Plugin(), np.zeros((41, 7, 7), np.float32)).shape == (1, 2)
+    with pytest.raises(Exception, match=r"expected shape \(T >= 40, H, W\), one 40-frame window or more of frames"):
+        predict(Plugin(), np.zeros((39, 7, 7), np.float32))
+
+
 @pytest.mark.parametrize("name", ["bncnn", "ln", "glm"])  # forward_movie, windows, a spike history
 def test_predict_calls_the_safe_point_between_its_chunks_and_gives_the_same_rates(name):
     """zoo score's safe point (a SIGTERM stops there) between the chunks predict runs a long movie in (contrast

@@ -83,6 +83,7 @@ class GLM(nn.Module):
         # the link's name (UTF-8 bytes), so that the weights say which link they were fitted through: exp-link weights
         # read into a softplus GLM (or the reverse) would be scored as another model, unsaid
         self.register_buffer("link_name", torch.tensor(list(link.encode()), dtype=torch.uint8))
+        self.frame_size = frame_size
         self.filter = LowRankFilter(n_cells, rank, n_frames, frame_size)
         # the post-spike filter is -softplus(raw): suppressive only (see the module docstring); starts at ~ -0.007
         self.post_spike_raw = nn.Parameter(torch.full((n_cells, history), -5.0))  # oldest first

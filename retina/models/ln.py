@@ -79,7 +79,7 @@ class LowRankFilter(nn.Module):
 class LN(nn.Module):
     def __init__(self, n_cells: int = 5, rank: int = 2, n_frames: int = N_FRAMES, frame_size: int = FRAME_SIZE):
         super().__init__()
-        self.n_cells = n_cells
+        self.n_cells, self.frame_size = n_cells, frame_size
         self.filter = LowRankFilter(n_cells, rank, n_frames, frame_size)
         self.alpha = nn.Parameter(torch.ones(n_cells))
         self.beta = nn.Parameter(torch.ones(n_cells))

@@ -19,6 +19,7 @@ class TwoSubunit(nn.Module):
     def __init__(self, n_cells: int = 5, rank: int = 2, n_frames: int = N_FRAMES, frame_size: int = FRAME_SIZE):
         super().__init__()
         self.n_cells = n_cells
+        self.frame_size = frame_size
         self.on = LowRankFilter(n_cells, rank, n_frames, frame_size)
         self.off = LowRankFilter(n_cells, rank, n_frames, frame_size)
         self.subunit_bias = nn.Parameter(torch.zeros(2, n_cells))

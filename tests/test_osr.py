@@ -382,14 +382,12 @@ def test_zoo_score_refuses_weights_fitted_to_another_recording_on_the_embedded_b
     assert fitted_to["circuit_cells"] and record.model == "ln@model.pt"
 
 
-def test_a_held_out_benchmark_refuses_weights_fitted_on_another_stimulus_unless_asked(tmp_path, capsys, monkeypatch):
-    """zoo score ln retina_embedded.whitenoise-heldout --checkpoint W scored weights fitted on the natural scenes on the
-    white-noise repeats as a score of the benchmark (a held-out score is of the stimulus the model was fitted to:
-    McIntosh et al. 2016). Refused now, naming both stimuli; --cross-stimulus scores it, the record marked (its model
-    name, settings.cross_stimulus) and rerun as such by zoo reproduce; given with nothing to allow, it is refused."""
+def ln_fit_on_small_embedded_naturalscene(tmp_path, monkeypatch):
+    """``zoo fit ln --data embedded:naturalscene`` (1 epoch) into ``tmp_path/fit`` on a small recording, which stands in
+    for the embedded one: its summary.json names it as the default-size one is named. Weights fitted on another
+    embedded stimulus than white noise's, for the held-out benchmarks' cross-stimulus rule."""
     import functools
 
-    from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets import synthetic_retina
     from neurozoo.leaderboard.cli import main as zoo
 
@@ -397,10 +395,21 @@ def test_a_held_out_benchmark_refuses_weights_fitted_on_another_stimulus_unless_
     monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
     fit = tmp_path / "fit"
     assert zoo(["fit", "ln", "--data", "embedded:naturalscene", "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
-    # a small recording stands in for the embedded one: its summary.json names it as the default-size one is named
     summary = json.loads((fit / "summary.json").read_text())
     summary["data"] = str(tmp_path / "elsewhere" / synthetic_retina._embedded_path("naturalscene", {})[0].name)
     (fit / "summary.json").write_text(json.dumps(summary))
+    return fit
+
+
+def test_a_held_out_benchmark_refuses_weights_fitted_on_another_stimulus_unless_asked(tmp_path, capsys, monkeypatch):
+    """zoo score ln retina_embedded.whitenoise-heldout --checkpoint W scored weights fitted on the natural scenes on the
+    white-noise repeats as a score of the benchmark (a held-out score is of the stimulus the model was fitted to:
+    McIntosh et al. 2016). Refused now, naming both stimuli; --cross-stimulus scores it, the record marked (its model
+    name, settings.cross_stimulus) and rerun as such by zoo reproduce; given with nothing to allow, it is refused."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main as zoo
+
+    fit = ln_fit_on_small_embedded_naturalscene(tmp_path, monkeypatch)
     weights, db, out = fit / "model.pt", f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
     score = ["score", "ln", "retina_embedded.whitenoise-heldout", "--checkpoint", str(weights), "--db", db, "--out", out]
     capsys.readouterr()

@@ -651,18 +651,9 @@ def test_an_embedded_held_out_record_scored_before_the_stimulus_rule_reproduces_
     """retina_embedded.KIND-heldout before 2026-12-04 (7d86c80) scored weights fitted on the other embedded stimulus as
     any held-out score: its record names their fit (settings.fitted_to.embedded) and no cross_stimulus. zoo reproduce
     refused it, as retina_h5.heldout's records of then: it is rerun as it was scored, by the same path, saying so."""
-    import functools
+    from test_osr import ln_fit_on_small_embedded_naturalscene
 
-    from neurozoo.datasets import synthetic_retina
-
-    small = functools.partial(synthetic_retina.load_embedded_retina, **SIZES)
-    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
-    fit = tmp_path / "fit"
-    assert main(["fit", "ln", "--data", "embedded:naturalscene", "--out", str(fit), "--epochs", "1", "--quiet"]) == 0
-    # a small recording stands in for the embedded one: its summary.json names it as the default-size one is named
-    summary = json.loads((fit / "summary.json").read_text())
-    summary["data"] = str(tmp_path / "elsewhere" / synthetic_retina._embedded_path("naturalscene", {})[0].name)
-    (fit / "summary.json").write_text(json.dumps(summary))
+    fit = ln_fit_on_small_embedded_naturalscene(tmp_path, monkeypatch)
     db_file = tmp_path / "r.sqlite"
     db = f"sqlite:///{db_file}"
     score = ["score", "ln", "retina_embedded.whitenoise-heldout", "--checkpoint", str(fit / "model.pt"), "--db", db,

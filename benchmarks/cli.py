@@ -572,7 +572,7 @@ def _cross_stimulus(args, benchmark, fitted_to: dict):
     asks for it, else None. A held-out score is of the stimulus the model was fitted to (held-out repeats of that
     stimulus class: McIntosh et al. 2016; Maheswaranathan et al. 2023): weights fitted on the other one are refused,
     naming both, unless asked for (or ``args.before_the_rule``: ``zoo reproduce`` of a record scored before the rule,
-    ``retina_file_stimulus.recorded_before_the_rule``); ``--cross-stimulus`` with nothing to allow is refused too."""
+    ``retina_file_stimulus.what_dates_it``); ``--cross-stimulus`` with nothing to allow is refused too."""
     from neurozoo.datasets.errors import UserFacingError
 
     wanted = getattr(args, "cross_stimulus", False)

@@ -12,7 +12,7 @@ other class are refused unless ``--cross-stimulus`` asks for that score; where e
 checked, and it is said (a note on stderr) and recorded (``unknown``), never assumed.
 
 The rule dates from 2026-12-04, as the embedded held-out benchmarks' (7d86c80): a record scored before it
-(:func:`recorded_before_the_rule`) states no stimulus class (``retina_h5.heldout``), or no ``cross_stimulus`` for
+(:func:`what_dates_it`) states no stimulus class (``retina_h5.heldout``), or no ``cross_stimulus`` for
 weights fitted on the other embedded stimulus (``retina_embedded.KIND-heldout``: ``settings.fitted_to.embedded``), and
 ``zoo reproduce`` reruns it as it was scored (weights of the other class included, the rerun marked as a
 cross-stimulus score and the reproduction saying why), not under the rule it predates.
@@ -61,7 +61,7 @@ def file_cross_stimulus(args, fitted_to: dict, scored: StimulusClass) -> Tuple[O
     """``(cross, trained, why)`` for ``--checkpoint`` weights scored on ``args.data`` (of class ``scored``): ``cross``
     is ``{"fitted_on", "scored_on"}`` (the two classes) where the weights' class (``trained``,
     :func:`training_stimulus_class`, and ``why`` it is unknown) is the other one and ``--cross-stimulus`` asks for it
-    (or ``args.before_the_rule``: ``zoo reproduce`` of a record scored before the rule, :func:`recorded_before_the_rule`),
+    (or ``args.before_the_rule``: ``zoo reproduce`` of a record scored before the rule, :func:`what_dates_it`),
     else None. Weights of the
     other class without ``--cross-stimulus``, and ``--cross-stimulus`` with nothing to allow, are refused."""
     from neurozoo.datasets.errors import UserFacingError
@@ -104,12 +104,6 @@ def say_unknown(args, scored: StimulusClass, trained: Optional[StimulusClass], w
         print(f"note: {args.checkpoint}: the training stimulus of these weights is unknown ({why}); the held-out "
               f"score on {args.data} assumes they were fitted on {scored.name}, the class it holds "
               f"({scored.known_from}); the record says training_stimulus: unknown", file=sys.stderr)
-
-
-def recorded_before_the_rule(benchmark: str, settings: Optional[dict]) -> bool:
-    """Whether a record of ``benchmark`` with ``settings`` is a held-out score stored before the benchmark applied the
-    rule (2026-12-04; :func:`what_dates_it`)."""
-    return bool(what_dates_it(benchmark, settings))
 
 
 def what_dates_it(benchmark: str, settings: Optional[dict]) -> str:

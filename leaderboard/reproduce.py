@@ -160,7 +160,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
     command = how.get("command")
     if command == "zoo score":
         from neurozoo.benchmarks.cli import score_from_args
-        from neurozoo.benchmarks.retina_file_stimulus import recorded_before_the_rule
+        from neurozoo.benchmarks.retina_file_stimulus import what_dates_it
 
         checkpoint = _checkpoint(how.get("checkpoint"), record)
         args = argparse.Namespace(model=how["model"], benchmark=how["benchmark"], seed=how["seed"], width=how["width"],
@@ -171,7 +171,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   cross_stimulus=how.get("cross_stimulus", False),
                                   stimulus_class=how.get("stimulus_class"),
                                   # scored before a held-out benchmark's stimulus-class rule: rerun as then
-                                  before_the_rule=recorded_before_the_rule(how["benchmark"], record.settings))
+                                  before_the_rule=bool(what_dates_it(how["benchmark"], record.settings)))
         score, name = score_from_args(args)
         return score.to_record(name, how["benchmark"])
     if command in ("zoo run", "zoo work"):
@@ -440,7 +440,7 @@ def protocol_notes(how) -> List[str]:
 
 def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     """Why the rerun of a held-out record (``retina_h5.heldout``, ``retina_embedded.KIND-heldout``) scored before the
-    benchmark's stimulus-class rule (2026-12-04, :func:`benchmarks.retina_file_stimulus.recorded_before_the_rule`)
+    benchmark's stimulus-class rule (2026-12-04, :func:`benchmarks.retina_file_stimulus.what_dates_it`)
     scored weights of the other class: it reproduces the score as it was recorded, which ``zoo score`` now gives only
     with ``--cross-stimulus``."""
     from neurozoo.benchmarks.retina_file_stimulus import what_dates_it

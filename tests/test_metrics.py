@@ -9,7 +9,8 @@ from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import pls_coefficients
 from neurozoo.benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
 
-from brainscore_reference import average_repetition as brainscore_average_repetition  # noqa: E402  (tests/ is on sys.path)
+# tests/ is on sys.path
+from brainscore_reference import average_repetition as brainscore_average_repetition  # noqa: E402
 from brainscore_reference import ceiling_splits, explained_variance, span_time  # noqa: E402
 
 
@@ -351,7 +352,8 @@ def test_the_splits_order_stimuli_by_stimulus_id_where_brainscore_orders_them_by
         return xr.DataArray(assembly.values, dims=assembly.dims, coords=coords)
 
     object_first = first("object_name", "stimulus_id")
-    index_first = first("image_index", "stimulus_id", extra={"image_index": ("presentation", [shuffled[i] for i in ids])})
+    image_index = ("presentation", [shuffled[i] for i in ids])  # a per-stimulus number, not in id order
+    index_first = first("image_index", "stimulus_id", extra={"image_index": image_index})
     assert list(brainscore_average_repetition(assembly)["stimulus_id"].values) == list(unique)
     assert list(brainscore_average_repetition(object_first)["stimulus_id"].values) != list(unique)  # by object first
     stimulus_first = span_time(features, assembly, make)[0]

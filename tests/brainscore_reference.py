@@ -7,11 +7,34 @@ import scipy.stats
 import xarray as xr
 
 
+def average_repetition(assembly):
+    """(stimuli, neuroid, time_bin) means over repetitions, the stimuli in Brain-Score's order: brain-score/vision
+    benchmark_helpers/neural_common.py at 0117fef, ``average_repetition``: ``multi_groupby`` over the presentation
+    coordinates but 'repetition' as ``walk_coords`` yields them (a MultiIndex's levels in their order, other
+    coordinates in the assembly's order), then ``.mean(dim='presentation', skipna=True)``. brain-score/brainio
+    brainio/assemblies.py at 064b0d4, ``DataAssembly.multi_groupby`` / ``_join_group_coords``: each presentation's key
+    is the tuple of those coordinates' values (``MultiCoord``, ordered by ``self.values < other.values``), and
+    xarray's groupby returns the groups in sorted key order. So the stimuli come sorted by the *first* such
+    coordinate, then the next: by stimulus_id only where stimulus_id is the first presentation coordinate."""
+    assembly = assembly.transpose("presentation", "neuroid", "time_bin")
+    names = [name for name, values in assembly.coords.items()
+             if values.dims == ("presentation",) and name not in ("presentation", "repetition")]
+    keys = list(zip(*(assembly[name].values.tolist() for name in names)))
+    groups = sorted(set(keys))
+    rows = [[i for i, key in enumerate(keys) if key == group] for group in groups]
+    values = np.stack([np.nanmean(assembly.values[r], axis=0) for r in rows])
+    coords = {name: ("presentation", [group[k] for group in groups]) for k, name in enumerate(names)}
+    coords |= {name: (values_.dims, values_.values) for name, values_ in assembly.coords.items()
+               if values_.dims in (("neuroid",), ("time_bin",))}
+    return xr.DataArray(values, dims=assembly.dims, coords=coords)
+
+
 def span_time(features, assembly, make_regression, per_time=False):
     """MajajHong2015public.*-temporal-pls's metric as brain-score/vision computes it, written from its code (files
     under brainscore_vision/, at the commits named):
-    benchmark_helpers/neural_common.py ``average_repetition`` (a groupby over the presentation coordinates but
-    repetition, mean over presentations; groups come out in sorted key order); metrics/regression_correlation/metric.py
+    benchmark_helpers/neural_common.py at 0117fef ``average_repetition`` (``multi_groupby`` over every presentation
+    coordinate but repetition, in walk_coords order, then a mean over presentations: :func:`average_repetition`
+    below); metrics/regression_correlation/metric.py
     at 0197a60: ``SpanTimeCrossRegressedCorrelation`` (lines 70-75) = ``CrossRegressedCorrelation`` (lines 14-34:
     ``train_size=.9, test_size=None`` line 17, ``scores.median(dim='neuroid')`` line 34) over a
     ``SpanTimeRegression`` (metric_helpers/temporal.py at 0f8fee4, lines 86-99: ``fit`` on the time bins stacked into
@@ -32,7 +55,7 @@ def span_time(features, assembly, make_regression, per_time=False):
     predicts that bin's test samples), inside the same ``CrossRegressedCorrelation`` over the same splits."""
     from sklearn.model_selection import StratifiedShuffleSplit
 
-    target = assembly.groupby("stimulus_id").mean("presentation")
+    target = average_repetition(assembly)
     ids = target["stimulus_id"].values
     objects = dict(zip(assembly["stimulus_id"].values, assembly["object_name"].values))
     source = features.set_index(presentation="stimulus_id").sel(presentation=ids).values  # aligned on stimulus_id

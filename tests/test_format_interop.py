@@ -135,8 +135,13 @@ def test_target_lag_refuses_negative_values():
 
 
 # ---- Brain-Score (brainio), re-implemented from brain-score/core brainscore_core/supported_data_standards/brainio --
-# packaging.py write_netcdf(compress=True): assembly.reset_index(list(assembly.indexes)); attrs that are DataFrames,
-#   DataArrays or None deleted; ds = assembly.to_dataset(name="data"); encoding zlib complevel 1 on every variable.
+# packaging.py write_netcdf(compress=True) (at 08461ff and c7155c1): assembly.reset_index(list(assembly.indexes));
+#   attrs that are DataFrames, DataArrays or None deleted; ds = assembly.to_dataset(name="data", promote_attrs=True)
+#   (the array's attributes become the file's global ones too); encoding dict(zlib=True, complevel=9) on
+#   ds.data_vars only (the values; the coordinates stay uncompressed). The writer of the older brain-score/brainio
+#   package (brainio/packaging.py write_netcdf at 0a56b05), which wrote the files published before brainscore-core
+#   took it over: attrs that are DataFrames or DataArrays deleted (None kept); to_dataset(name="data") without
+#   promote_attrs; dict(zlib=True, complevel=1) on every variable, coordinates included.
 # assemblies.py AssemblyLoader.load: xr.open_dataarray(file); correct_stimulus_id_name (stimulus_id assigned from
 #   image_id when missing); DataAssembly.__init__ -> gather_indexes: set_index(append=True) per dim over every
 #   non-index coordinate along it. StimulusReferenceAssemblyLoader sets attrs stimulus_set_identifier.
@@ -149,14 +154,25 @@ from neurozoo.datasets.assembly import load_assembly, make_assembly, write_assem
 from neurozoo.datasets.stimuli import load_stimulus_set, make_stimulus_set, write_stimulus_set
 
 
-def _brainio_write_netcdf(assembly, path):
+BRAINIO_WRITERS = ("brainscore_core", "brainio")
+
+
+def _brainio_write_netcdf(assembly, path, writer="brainscore_core"):
+    """packaging.write_netcdf(compress=True) of brain-score/core (``writer="brainscore_core"``) or of the older
+    brain-score/brainio (``writer="brainio"``), as the header above describes."""
+    core = writer == "brainscore_core"
     assembly = assembly.copy()
     assembly = assembly.reset_index(list(assembly.indexes))
     for name in list(assembly.attrs):
-        if isinstance(assembly.attrs[name], (pd.DataFrame, xr.DataArray)) or assembly.attrs[name] is None:
+        attr = assembly.attrs[name]
+        if isinstance(attr, (pd.DataFrame, xr.DataArray)) or (core and attr is None):
             del assembly.attrs[name]
-    ds = assembly.to_dataset(name="data")
-    ds.to_netcdf(path, encoding={var: dict(zlib=True, complevel=1) for var in ds.variables})
+    if core:
+        ds = assembly.to_dataset(name="data", promote_attrs=True)
+        ds.to_netcdf(path, encoding={var: dict(zlib=True, complevel=9) for var in ds.data_vars})
+    else:
+        ds = assembly.to_dataset(name="data")
+        ds.to_netcdf(path, encoding={var: dict(zlib=True, complevel=1) for var in ds.variables})
 
 
 def _brainio_gather_indexes(assembly):
@@ -223,15 +239,26 @@ def test_brainio_loader_reads_our_assembly(tmp_path):
         assert ds["data"].attrs["stimulus_set_identifier"] == "lab.Test2026"
 
 
-def test_our_loader_reads_a_brainio_written_assembly(tmp_path):
-    values = _values(1)
+def _brainio_assembly(values, attrs):
+    """A brainio DataAssembly of ``values`` on :func:`_coords` (MultiIndexes on every dim, as gather_indexes makes)."""
     presentation, neuroid, time_bin = _coords()
     coords = {k: ("presentation", np.asarray(v)) for k, v in presentation.items()}
     coords |= {k: ("neuroid", np.asarray(v)) for k, v in neuroid.items()}
     coords |= {k: ("time_bin", np.asarray(v)) for k, v in time_bin.items()}
-    theirs = _brainio_gather_indexes(xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords))
-    theirs.attrs = {"stimulus_set_identifier": "lab.Test2026", "stimulus_set": None}
-    _brainio_write_netcdf(theirs, tmp_path / "brainio.nc")
+    assembly = _brainio_gather_indexes(xr.DataArray(values, dims=("presentation", "neuroid", "time_bin"), coords=coords))
+    assembly.attrs = dict(attrs)
+    return assembly, coords
+
+
+@pytest.mark.parametrize("writer", BRAINIO_WRITERS)
+def test_our_loader_reads_a_brainio_written_assembly(tmp_path, writer):
+    values = _values(1)
+    presentation, neuroid, time_bin = _coords()
+    # the stimulus set rides along as a DataFrame attribute (both writers drop it); brainio keeps a None attribute,
+    # which netCDF cannot hold, so only brainscore-core's writer (which drops it) is given one
+    attrs = {"stimulus_set_identifier": "lab.Test2026", "stimulus_set": pd.DataFrame({"stimulus_id": ["img00"]})}
+    theirs, coords = _brainio_assembly(values, attrs | ({"stimulus_set_path": None} if writer == "brainscore_core" else {}))
+    _brainio_write_netcdf(theirs, tmp_path / "brainio.nc", writer=writer)
     ours = load_assembly(tmp_path / "brainio.nc")
     np.testing.assert_array_equal(ours.values, values)
     for name in list(presentation) + list(neuroid) + list(time_bin):
@@ -246,6 +273,33 @@ def test_our_loader_reads_a_brainio_written_assembly(tmp_path):
     back = _brainio_load(tmp_path / "ours.nc")
     assert list(back.indexes["neuroid"].names) == list(theirs.indexes["neuroid"].names)
     np.testing.assert_array_equal(back.values, values)
+
+
+def test_our_writer_lays_the_file_out_as_brainscore_cores_writer_does(tmp_path):
+    """The same assembly written by ours and by brain-score/core's write_netcdf (above): the same variables with the
+    same dimensions and types, no coordinate variable for any dim, the values compressed alike (zlib level 9, shuffle:
+    netCDF4's default with zlib, which core's encoding leaves on) and the coordinates not, and
+    stimulus_set_identifier both on ``data`` and global. (Bytes differ between any two writes; see REFERENCE.md.)"""
+    import netCDF4
+
+    values = _values(3)
+    theirs, _ = _brainio_assembly(values, {"stimulus_set_identifier": "lab.Test2026"})
+    _brainio_write_netcdf(theirs, tmp_path / "core.nc")
+    write_assembly(make_assembly(values, *_coords(), attrs={"stimulus_set_identifier": "lab.Test2026"}),
+                   tmp_path / "ours.nc")
+
+    def layout(path):
+        with netCDF4.Dataset(path) as f:
+            variables = {name: (v.dimensions, str(v.dtype), v.filters()["zlib"], v.filters()["complevel"],
+                                v.filters()["shuffle"]) for name, v in f.variables.items()}
+            return (f.data_model, {name: len(d) for name, d in f.dimensions.items()},
+                    variables, f.getncattr("stimulus_set_identifier"), f["data"].getncattr("stimulus_set_identifier"),
+                    set(f["data"].getncattr("coordinates").split()))
+
+    ours, core = layout(tmp_path / "ours.nc"), layout(tmp_path / "core.nc")
+    assert ours == core
+    assert core[2]["data"][2:] == (True, 9, True) and core[2]["stimulus_id"][2] is False
+    assert not {"presentation", "neuroid", "time_bin"} & set(core[2])
 
 
 def test_our_loader_reads_a_legacy_brainio_file_with_image_id_and_no_variable_name(tmp_path):

@@ -9,7 +9,9 @@ from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import pls_coefficients
 from neurozoo.benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
 
-from brainscore_reference import ceiling_splits, explained_variance, span_time  # noqa: E402  (tests/ is on sys.path)
+# tests/ is on sys.path
+from brainscore_reference import average_repetition as brainscore_average_repetition  # noqa: E402
+from brainscore_reference import ceiling_splits, explained_variance, span_time  # noqa: E402
 
 
 def _reference_nipals(X, Y, k, X_test):
@@ -287,8 +289,8 @@ def test_raw_reported_beside_a_ceiled_score_is_over_the_bins_the_score_uses():
 
 def _unordered_recording(feature_noise=0.5, scale=1.0, offset=0.0):
     """A small recording whose presentations come in no particular order (Brain-Score's average_repetition sorts
-    them by stimulus), and 30 features mixing its clean responses (``scale * (mix + noise) + offset``), in another
-    order."""
+    them by its presentation coordinates, stimulus_id first here), and 30 features mixing its clean responses
+    (``scale * (mix + noise) + offset``), in another order."""
     assembly, clean = synthetic_assembly(n_stimuli=120, n_neuroids=6, n_bins=3, n_repetitions=3, noise=1.0,
                                          latent=5, seed=11)
     order = np.random.default_rng(0).permutation(assembly.sizes["presentation"])
@@ -327,6 +329,39 @@ def test_per_bin_pls_equals_brainscores_per_time_regression():
     np.testing.assert_allclose(score.error_per_bin, error, rtol=1e-4, atol=1e-7)
     assert 0.3 < expected.min()  # every bin, the flipped one too, is predicted by its own fit
     assert span_time(features, assembly, make)[0][-1] < expected[-1] - 0.3  # the shared fit misses the flipped bin
+
+
+def test_the_splits_order_stimuli_by_stimulus_id_where_brainscore_orders_them_by_the_first_coordinate():
+    """Named deviation (README): Brain-Score's ``average_repetition`` orders the repeat-averaged stimuli by the tuple of
+    every presentation coordinate but repetition, in the assembly's coordinate order (tests/brainscore_reference.py
+    ``average_repetition``), and its StratifiedShuffleSplit draws the folds over that order; ours sorts by stimulus_id
+    whatever the coordinate order. The folds agree where stimulus_id is the first presentation coordinate (our
+    writer's and converters' files), and where object_name alone precedes it (the stratified splitter draws within
+    each object, whose stimuli keep their id order); a per-stimulus coordinate that reorders stimuli within an object
+    (here a shuffled ``image_index``) ahead of stimulus_id gives Brain-Score other folds."""
+    features, assembly = _unordered_recording()
+    make = lambda: PLSRegression(n_components=25, scale=False, tol=1e-14, max_iter=100000)  # noqa: E731
+    ids = assembly["stimulus_id"].values
+    unique = np.unique(ids)
+    shuffled = dict(zip(unique, np.random.default_rng(5).permutation(len(unique))))
+
+    def first(*names, extra=None):
+        extra = extra or {}
+        coords = {name: extra[name] if name in extra else assembly[name] for name in names}
+        coords |= {name: values for name, values in assembly.coords.items() if name not in coords}
+        return xr.DataArray(assembly.values, dims=assembly.dims, coords=coords)
+
+    object_first = first("object_name", "stimulus_id")
+    image_index = ("presentation", [shuffled[i] for i in ids])  # a per-stimulus number, not in id order
+    index_first = first("image_index", "stimulus_id", extra={"image_index": image_index})
+    assert list(brainscore_average_repetition(assembly)["stimulus_id"].values) == list(unique)
+    assert list(brainscore_average_repetition(object_first)["stimulus_id"].values) != list(unique)  # by object first
+    stimulus_first = span_time(features, assembly, make)[0]
+    ours = regression_score(features, index_first).raw_per_bin
+    np.testing.assert_array_equal(ours, regression_score(features, assembly).raw_per_bin)  # ours: same either way
+    np.testing.assert_allclose(ours, stimulus_first, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(span_time(features, object_first, make)[0], stimulus_first, rtol=0, atol=1e-12)
+    assert np.abs(span_time(features, index_first, make)[0] - stimulus_first).max() > 1e-3  # other folds there
 
 
 def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):

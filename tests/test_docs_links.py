@@ -185,3 +185,74 @@ def test_the_readme_names_every_registered_model_and_cell_where_it_lists_them():
     retina_models = re.search(r"\*\*Models\*\* \(`retina\.MODELS`\)(.*?)\n- ", _readme_section("Retina models"),
                               flags=re.S).group(1)
     assert sorted(_builtin(retina.MODELS) - set(re.findall(r"`([a-z0-9_]+)`", retina_models))) == []
+
+
+
+PACKAGES = ("convrnn", "retina", "benchmarks", "datasets", "leaderboard")
+#: First parts of the dotted names checked: the package, its five packages, and the two modules of `benchmarks` the
+#: guides name on their own (`extraction.StepTable`, `metrics.ceiling.summarize`). Other first parts (a record's
+#: fields, `provenance.fitted_to`; optuna's `study`) are not the suite's code.
+CODE_ROOTS = ("neurozoo", *PACKAGES, "extraction", "metrics")
+#: Dotted names the guides quote from deep-retina's code, whose first part is one of CODE_ROOTS.
+OTHER_PROJECTS = {"metrics.cc", "metrics.fev"}
+FILE_SUFFIXES = {"json", "jsonl", "npy", "py", "yaml", "h5", "nc", "csv", "png", "pt", "pth", "txt", "sh", "md", "cfg",
+                 "zip", "gz", "html", "signed", "lock", "partial"}
+
+
+def _resolves(module_name: str, attributes: list) -> bool:
+    import importlib
+
+    try:
+        found = importlib.import_module(module_name)
+    except ImportError:
+        return False
+    for attribute in attributes:
+        if hasattr(found, attribute):
+            found = getattr(found, attribute)
+            continue
+        try:  # a submodule its package does not import
+            found = importlib.import_module(f"{found.__name__}.{attribute}")
+        except (ImportError, AttributeError, TypeError):
+            return False
+    return True
+
+
+def unresolved_code_names(document: Path, not_code: set) -> list:
+    """Dotted names in backticks that start with one of CODE_ROOTS (`neurozoo.retina.fit`, `retina.fit.evaluate`,
+    `extraction.images.load_stimulus_set(...)`) and that the code does not hold; ``not_code`` (registered names,
+    `retina_h5.heldout`, entry-point groups) and file names are left alone."""
+    roots = {"neurozoo": ["neurozoo"], **{p: [f"neurozoo.{p}"] for p in PACKAGES},
+             "extraction": ["neurozoo.benchmarks.extraction"], "metrics": ["neurozoo.benchmarks.metrics"]}
+    unresolved = []
+    for name in dict.fromkeys(re.findall(r"`([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[(`]", document.read_text())):
+        first, *rest = name.split(".")
+        if first not in roots or name in not_code or name in OTHER_PROJECTS or rest[-1] in FILE_SUFFIXES:
+            continue
+        if not any(_resolves(module, rest) for module in roots[first]):
+            unresolved.append(name)
+    return unresolved
+
+
+def _not_code() -> set:
+    """Registered benchmark and data set names, and the registries' entry-point groups."""
+    from neurozoo import benchmarks, convrnn, datasets, retina
+    from neurozoo.convrnn.cells import CELLS
+
+    registries = (benchmarks.BENCHMARKS, datasets.DATASETS, convrnn.MODELS, retina.MODELS, CELLS)
+    return {*benchmarks.BENCHMARKS.names(), *datasets.DATASETS.names(), *(r.entry_point_group for r in registries)}
+
+
+@pytest.mark.parametrize("document", GUIDES, ids=lambda p: str(p.relative_to(REPO)))
+def test_every_dotted_name_of_the_suites_code_in_the_guides_exists(document):
+    """README cited `extraction.load_stimulus_set`, which is `extraction.images.load_stimulus_set`."""
+    assert unresolved_code_names(document, _not_code()) == []
+
+
+def test_a_dotted_name_that_is_not_in_the_code_is_found(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("`extraction.load_stimulus_set` `extraction.images.load_stimulus_set(stimuli)` "
+                    "`neurozoo.retina.fit.evaluate` `neurozoo.retina.fit.evaluated` `metrics.ceiling.summarize` "
+                    "`retina.attribution` `retina_h5.heldout` `datasets.heldout` `summary.json` `metrics.cc` "
+                    "`provenance.fitted_to` `numpy.linalg.eigh`\n")
+    assert unresolved_code_names(page, {"datasets.heldout"}) == ["extraction.load_stimulus_set",
+                                                                 "neurozoo.retina.fit.evaluated"]

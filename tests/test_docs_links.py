@@ -1,6 +1,6 @@
 """README.md, docs/*.md and leaderboard/README.md name only what exists: files, headings a link's anchor points at,
-`zoo` commands and their options; and the README's lists of registered names (benchmarks, models, cells) are the
-registries' built-in entries."""
+`zoo` commands and their options, dotted names of the suite's code; and the README's lists of registered names
+(benchmarks, models, cells) are the registries' built-in entries."""
 import argparse
 import re
 from pathlib import Path
@@ -27,7 +27,7 @@ def missing_targets(document: Path) -> list:
     return missing
 
 
-@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("document", GUIDES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_relative_link_and_docs_path_names_an_existing_file(document):
     """docs/osr-investigation.md cited `docs/figures/retina/v5_search/` three times: a folder on a branch that is not
     in this repository."""

@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.leaderboard import sandbox
-from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
+from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, check_lease_token, now, worker_id
 
 
 #: how often a worker reads who holds the submission's job it runs, to see its run superseded (a primary-key read of
@@ -39,9 +39,10 @@ class Heartbeat:
     expired); a status check alone had missed a withdrawal restored within the second, whose sandbox ran on."""
 
     def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float,
-                 check_s: Optional[float] = WITHDRAWAL_CHECK_S, lease_token: Optional[str] = None):
+                 check_s: Optional[float] = WITHDRAWAL_CHECK_S, *, lease_token: str):
         self.db, self.job_id, self.worker, self.lease_s, self.check_s = db, job_id, worker, lease_s, check_s
-        self.lease_token = lease_token
+        # checked here: in the thread, heartbeat's TypeError passed as a database error and the lease aged unrenewed
+        self.lease_token = check_lease_token(lease_token)
         self.cancelled = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

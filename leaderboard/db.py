@@ -758,26 +758,26 @@ class LeaderboardDB(ResultsStore):
         """Mark the job failed with ``reason`` (whole, for the submitter and the operator) and ``public``, what the
         public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`), if ``worker``'s claim
         ``lease_token`` still holds it (:func:`_held_by`)."""
-        held = _held_by(worker, lease_token)
-        with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, held)
-                                   .values(status=FAILED, error=reason[:4000], updated_at=now(), lease_until=None,
-                                           public_reason=None if public is None else public[:4000])).rowcount == 1
-            if done:
-                self._update_submission(session, session.get(JobRow, job_id).submission_id)
-            return done
+        return self._end_claim(job_id, _held_by(worker, lease_token), status=FAILED, error=reason[:4000],
+                               public_reason=None if public is None else public[:4000])
 
     def release(self, job_id: int, worker: str, *, lease_token: str) -> bool:
         """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault), if
         ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
-        held = _held_by(worker, lease_token)
+        return self._end_claim(job_id, _held_by(worker, lease_token), status=QUEUED, attempts=JobRow.attempts - 1,
+                               worker=None)
+
+    def _end_claim(self, job_id: int, held, **values) -> bool:
+        """Write ``values`` on the job, its lease ended, where ``held`` (:func:`_held_by`), then its submission's
+        status. The job in one statement: the UPDATE returns the job's submission (RETURNING: SQLite 3.35 or later),
+        which had been read again after it."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, held)
-                                   .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
-                                           updated_at=now())).rowcount == 1
-            if done:
-                self._update_submission(session, session.get(JobRow, job_id).submission_id)
-            return done
+            changed = session.execute(update(JobRow).where(JobRow.id == job_id, held)
+                                      .values(**values, lease_until=None, updated_at=now())
+                                      .returning(JobRow.submission_id)).first()
+            if changed is not None:
+                self._update_submission(session, changed.submission_id)
+            return changed is not None
 
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
         """Queue the failed jobs (all, or ``ids``) again, attempts reset, those of withdrawn submissions left out.

@@ -1678,6 +1678,42 @@ def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhil
     assert [j["id"] for j in db.jobs()] == [old["id"]] and db.claim("w2") is None
 
 
+def _verb_and_table(statement: str) -> tuple:
+    """("UPDATE", "lb_jobs"), ("SELECT", "lb_submissions"), ...: what a statement does, to which table."""
+    words = statement.split()
+    return (words[0], words[1] if words[0] in ("UPDATE", "INSERT", "DELETE") else words[words.index("FROM") + 1])
+
+
+@pytest.mark.parametrize("call", ["fail", "release"])
+def test_a_failure_or_a_hand_back_writes_the_job_in_one_statement(db, call):
+    """fail and release updated the job, then read it again (the whole row, its spec included) for its submission's
+    id: the UPDATE now returns it (RETURNING). Refused (the job another claim's), the UPDATE is all they do."""
+    from sqlalchemy import event
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    job, mine = db.claim("w"), []
+
+    def executed(_connection, _cursor, statement, *_):
+        mine.append(_verb_and_table(statement))
+
+    event.listen(db.engine, "before_cursor_execute", executed)
+    try:
+        assert not _HOLDER_CALLS[call](db, job["id"], "another claim's token")
+        refused = mine[:]
+        mine.clear()
+        assert _HOLDER_CALLS[call](db, job["id"], job["lease_token"])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", executed)
+    assert refused == [("UPDATE", "lb_jobs")], refused
+    assert mine == [("UPDATE", "lb_jobs"), ("SELECT", "lb_submissions"), ("SELECT", "lb_jobs"),
+                    ("UPDATE", "lb_submissions")], mine  # the job; its submission locked, its jobs read, its status
+    status = {"fail": FAILED, "release": QUEUED}[call]
+    after = db.job(job["id"])
+    assert (after["status"], after["lease_until"], db.submission(sid)["status"]) == (status, None, status)
+    assert after["attempts"] == {"fail": 1, "release": 0}[call]
+    assert after["error"] == ("RuntimeError: boom" if call == "fail" else None)
+
+
 def test_a_claim_that_lost_its_give_up_to_another_worker_leaves_the_submission_alone(db):
     """claim's give-up branch (a job whose worker died max_attempts times) set the submission's status whether or not
     its UPDATE changed the job: when another worker gave the job up first, it read the whole job again, locked the

@@ -19,8 +19,8 @@ Lock order, the one rule every transaction that writes the jobs or submissions k
 transaction taking them in another order deadlocked with one of these, and one of the two failed): **jobs first, in id
 order, then submissions, in id order**, each submission locked before its jobs' statuses are read to set its own.
 
-- ``claim``, ``heartbeat``, ``finish``, ``fail``, ``release`` (and ``scorer.release_dead_workers``): one job, then its
-  submission (:meth:`LeaderboardDB._update_submission`).
+- ``claim``, ``heartbeat``, ``finish``, ``fail``, ``release``: one job, then its submission
+  (:meth:`LeaderboardDB._update_submission`); ``expire_lease`` (``scorer.release_dead_workers``): one job.
 - ``withdraw_submission``, ``restore_submission``, ``rescore_outdated``: all the submissions' jobs, then the
   submissions (:meth:`LeaderboardDB._lock_submissions`); ``rescore_outdated`` then inserts their new jobs.
 - ``requeue_failed``: the failed jobs, then their submissions.
@@ -718,6 +718,20 @@ class LeaderboardDB(ResultsStore):
                     self._update_submission(session, submission_id)
             if claimed == 1:
                 return self.job(job_id)
+
+    def expire_lease(self, job: Dict[str, Any]) -> bool:
+        """End the lease of the claim ``job`` (as :meth:`jobs` read it: a worker's found dead,
+        :func:`leaderboard.scorer.release_dead_workers`), so that the next claim takes the job over at once. A
+        compare-and-set in one UPDATE: only while the job still runs under that claim, its worker, its lease token and
+        its lease as read (no token: a claim of code older than the token, whose later claims write a new lease), so a
+        job claimed again since the read, under any worker name (the dead worker's pid reused: the same one), keeps its
+        new claim's lease. Whether it was ended."""
+        same_claim = [JobRow.id == job["id"], JobRow.status == RUNNING, JobRow.worker == job["worker"]]
+        for column in (JobRow.lease_token, JobRow.lease_until):
+            value = job[column.key]
+            same_claim.append(column.is_(None) if value is None else column == value)
+        with Session(self.engine) as session, session.begin():
+            return session.execute(update(JobRow).where(*same_claim).values(lease_until=now())).rowcount == 1
 
     def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0, *, lease_token: str) -> bool:
         """Renew the lease of the job if ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""

@@ -806,6 +806,42 @@ def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_befor
     assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once
 
 
+def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_new_claim(db, monkeypatch):
+    """release_dead_workers read the running jobs, then expired the lease of each whose worker's process on this host
+    was gone, by worker name: a job claimed again in between under the same name (the dead worker's pid reused by a
+    new worker: host:pid again) had its new claim's lease expired, and another worker took over a job being scored.
+    The expiry is now a compare-and-set on the claim read (its lease token and lease): the new claim keeps the job.
+    Forced: the new claim is made between the read and the expiry, where the dead worker's process is looked for."""
+    import socket
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard import scorer
+    from neurozoo.leaderboard.db import JobRow
+
+    name = f"{socket.gethostname()}:4194000"
+    job = db.claim(name, lease_s=-1, ids=[db.enqueue("m", "b", {})])  # its worker died, its lease ran out
+    later = {}
+
+    def gone_and_its_pid_reused(pid):
+        assert pid == 4194000 and not later
+        later.update(db.claim(name, lease_s=3600, ids=[job["id"]]))
+        return False
+
+    monkeypatch.setattr(scorer, "process_alive", gone_and_its_pid_reused)
+    assert scorer.release_dead_workers(db) == []
+    assert db.job(job["id"]) == later and later["lease_token"] != job["lease_token"]
+    assert db.claim("other") is None  # the new claim's lease holds
+
+    monkeypatch.setattr(scorer, "process_alive", lambda pid: False)  # that worker dies too; it was older code's
+    with Session(db.engine) as session, session.begin():              # claim (no token): expired by its lease
+        session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
+    assert scorer.release_dead_workers(db) == [job["id"]]
+    taken = db.claim("other")
+    assert (taken["id"], taken["worker"], taken["attempts"]) == (job["id"], "other", 3)
+
+
 def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_ones(db, tmp_path):
     """After the contrast-adaptation index's version 2, `zoo run --models ln` scored ln again under version 2 and the
     board ranked it beside glm's version-1 score, both shown as current. An outdated score is now left off the ranking

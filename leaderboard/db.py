@@ -10,16 +10,17 @@ be queued, or running with an expired lease), so two workers never hold the same
 with heartbeats while it works; it stores the score rows and marks the job done in ONE transaction, again
 conditional on still holding the lease. A worker killed mid-run therefore leaves the job ``running`` with a
 lease that expires, no score rows, and the next worker resumes it. The lease is the claim's, not the worker name's:
-each claim writes a new ``lease_token``, and ``heartbeat``, ``finish``, ``fail`` and ``release`` given it act only
-while the job still runs under it (:func:`_held_by`), so a run superseded by a later claim under the same worker name
-(two threads of one process, or the job withdrawn, restored and claimed again) changes nothing.
+each claim writes a new ``lease_token``, which ``heartbeat``, ``finish``, ``fail`` and ``release`` require (the job
+dict that ``claim`` returns carries it) and act only while the job still runs under it (:func:`_held_by`), so a run
+superseded by a later claim under the same worker name (two threads of one process, or the job withdrawn, restored and
+claimed again) changes nothing.
 
 Lock order, the one rule every transaction that writes the jobs or submissions keeps (PostgreSQL locks rows; a
 transaction taking them in another order deadlocked with one of these, and one of the two failed): **jobs first, in id
 order, then submissions, in id order**, each submission locked before its jobs' statuses are read to set its own.
 
-- ``claim``, ``heartbeat``, ``finish``, ``fail``, ``release`` (and ``scorer.release_dead_workers``): one job, then its
-  submission (:meth:`LeaderboardDB._update_submission`).
+- ``claim``, ``heartbeat``, ``finish``, ``fail``, ``release``: one job, then its submission
+  (:meth:`LeaderboardDB._update_submission`); ``expire_lease`` (``scorer.release_dead_workers``): one job.
 - ``withdraw_submission``, ``restore_submission``, ``rescore_outdated``: all the submissions' jobs, then the
   submissions (:meth:`LeaderboardDB._lock_submissions`); ``rescore_outdated`` then inserts their new jobs.
 - ``requeue_failed``: the failed jobs, then their submissions.
@@ -198,14 +199,26 @@ def _not_withdrawn():
     return JobRow.submission_id.is_(None) | JobRow.submission_id.not_in(withdrawn)
 
 
-def _held_by(worker: str, lease_token: Optional[str]):
+def check_lease_token(lease_token: Any) -> str:
+    """``lease_token`` if it names a claim: a non-empty str, the ``lease_token`` of the job dict that
+    :meth:`LeaderboardDB.claim` returned. A call that names none is refused (TypeError, ValueError for ''): by worker
+    name alone it acted for whichever claim held the job under that name, a run superseded under it included."""
+    if not isinstance(lease_token, str):
+        raise TypeError(f"lease_token: expected the claim's token, the str in the 'lease_token' of the job that "
+                        f"claim() returned; got {lease_token!r}")
+    if not lease_token:
+        raise ValueError("lease_token: expected the claim's token, the 'lease_token' of the job that claim() "
+                         "returned; got ''")
+    return lease_token
+
+
+def _held_by(worker: str, lease_token: str):
     """Where the job is running under ``worker``'s claim whose ``lease_token`` (what :meth:`LeaderboardDB.claim`
-    returned) is given: a later claim, under any worker name, wrote another token, and a row claimed by code older
-    than the token has none (NULL, never equal to a token). ``lease_token`` None, a caller that names no claim (code
-    written before the token, :mod:`benchmarks.perf`'s scripts), is identified by its worker name alone, as before;
-    :func:`leaderboard.scorer.work` always names its claim."""
-    held = (JobRow.status == RUNNING) & (JobRow.worker == worker)
-    return held if lease_token is None else held & (JobRow.lease_token == lease_token)
+    returned) is given (:func:`check_lease_token`): a later claim, under any worker name, wrote another token, and a row
+    claimed by code older than the token has none (NULL, never equal to a token; it comes back when its lease
+    expires)."""
+    token = check_lease_token(lease_token)
+    return (JobRow.status == RUNNING) & (JobRow.worker == worker) & (JobRow.lease_token == token)
 
 
 def _job_dict(row: JobRow) -> Dict[str, Any]:
@@ -706,26 +719,40 @@ class LeaderboardDB(ResultsStore):
             if claimed == 1:
                 return self.job(job_id)
 
-    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0, lease_token: Optional[str] = None) -> bool:
-        """Renew the lease of the job if ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
-        t = now()
+    def expire_lease(self, job: Dict[str, Any]) -> bool:
+        """End the lease of the claim ``job`` (as :meth:`jobs` read it: a worker's found dead,
+        :func:`leaderboard.scorer.release_dead_workers`), so that the next claim takes the job over at once. A
+        compare-and-set in one UPDATE: only while the job still runs under that claim, its worker, its lease token and
+        its lease as read (no token: a claim of code older than the token, whose later claims write a new lease), so a
+        job claimed again since the read, under any worker name (the dead worker's pid reused: the same one), keeps its
+        new claim's lease. Whether it was ended."""
+        same_claim = [JobRow.id == job["id"], JobRow.status == RUNNING, JobRow.worker == job["worker"]]
+        for column in (JobRow.lease_token, JobRow.lease_until):
+            value = job[column.key]
+            same_claim.append(column.is_(None) if value is None else column == value)
         with Session(self.engine) as session, session.begin():
-            return session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
+            return session.execute(update(JobRow).where(*same_claim).values(lease_until=now())).rowcount == 1
+
+    def heartbeat(self, job_id: int, worker: str, lease_s: float = 60.0, *, lease_token: str) -> bool:
+        """Renew the lease of the job if ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
+        t, held = now(), _held_by(worker, lease_token)
+        with Session(self.engine) as session, session.begin():
+            return session.execute(update(JobRow).where(JobRow.id == job_id, held)
                                    .values(heartbeat_at=t, lease_until=t + timedelta(seconds=lease_s))).rowcount == 1
 
     def finish(self, job_id: int, worker: str, record: ScoreRecord, hidden: Optional[ScoreRecord] = None,
-               duration_s: Optional[float] = None, lease_token: Optional[str] = None) -> bool:
+               duration_s: Optional[float] = None, *, lease_token: str) -> bool:
         """Store the score row(s) and mark the job done, all in one transaction, if ``worker``'s claim
         ``lease_token`` still holds it (:func:`_held_by`). A withdrawal of its submission at the same time waits for it
         or is waited for (the first to commit wins): a job withdrawn first keeps no score (False), a job done first
         stays done (its score off the board while the submission is withdrawn, like the scores stored before it)."""
+        held = _held_by(worker, lease_token)
         with Session(self.engine) as session, session.begin():
             # SQLite: the status read below and the writes in one transaction (its driver began it at the first
             # write, so a withdrawal committed between the two was overwritten by `done`); PostgreSQL locks the row,
             # and one another transaction held locked is checked against the condition again once that one commits
             self._begin_writing(session)
-            job = session.scalars(select(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
-                                  .with_for_update()).first()
+            job = session.scalars(select(JobRow).where(JobRow.id == job_id, held).with_for_update()).first()
             if job is None:  # no such job, or not (or no longer) this claim's
                 return False
             row = record.to_row()
@@ -741,29 +768,30 @@ class LeaderboardDB(ResultsStore):
             record.id = row.id
         return True
 
-    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None,
-             lease_token: Optional[str] = None) -> bool:
+    def fail(self, job_id: int, worker: str, reason: str, public: Optional[str] = None, *, lease_token: str) -> bool:
         """Mark the job failed with ``reason`` (whole, for the submitter and the operator) and ``public``, what the
         public pages show (the scorer's own words: :func:`leaderboard.scorer.public_reason`), if ``worker``'s claim
         ``lease_token`` still holds it (:func:`_held_by`)."""
-        with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
-                                   .values(status=FAILED, error=reason[:4000], updated_at=now(), lease_until=None,
-                                           public_reason=None if public is None else public[:4000])).rowcount == 1
-            if done:
-                self._update_submission(session, session.get(JobRow, job_id).submission_id)
-            return done
+        return self._end_claim(job_id, _held_by(worker, lease_token), status=FAILED, error=reason[:4000],
+                               public_reason=None if public is None else public[:4000])
 
-    def release(self, job_id: int, worker: str, lease_token: Optional[str] = None) -> bool:
+    def release(self, job_id: int, worker: str, *, lease_token: str) -> bool:
         """Hand a job back to the queue, its attempt not counted (the worker was stopped, not the job's fault), if
         ``worker``'s claim ``lease_token`` still holds it (:func:`_held_by`)."""
+        return self._end_claim(job_id, _held_by(worker, lease_token), status=QUEUED, attempts=JobRow.attempts - 1,
+                               worker=None)
+
+    def _end_claim(self, job_id: int, held, **values) -> bool:
+        """Write ``values`` on the job, its lease ended, where ``held`` (:func:`_held_by`), then its submission's
+        status. The job in one statement: the UPDATE returns the job's submission (RETURNING: SQLite 3.35 or later),
+        which had been read again after it."""
         with Session(self.engine) as session, session.begin():
-            done = session.execute(update(JobRow).where(JobRow.id == job_id, _held_by(worker, lease_token))
-                                   .values(status=QUEUED, attempts=JobRow.attempts - 1, worker=None, lease_until=None,
-                                           updated_at=now())).rowcount == 1
-            if done:
-                self._update_submission(session, session.get(JobRow, job_id).submission_id)
-            return done
+            changed = session.execute(update(JobRow).where(JobRow.id == job_id, held)
+                                      .values(**values, lease_until=None, updated_at=now())
+                                      .returning(JobRow.submission_id)).first()
+            if changed is not None:
+                self._update_submission(session, changed.submission_id)
+            return changed is not None
 
     def requeue_failed(self, ids: Optional[Iterable[int]] = None) -> int:
         """Queue the failed jobs (all, or ``ids``) again, attempts reset, those of withdrawn submissions left out.

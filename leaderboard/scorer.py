@@ -17,7 +17,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from neurozoo.datasets.cache import process_alive
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.leaderboard import sandbox
-from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, now, worker_id
+from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, check_lease_token, worker_id
 
 
 #: how often a worker reads who holds the submission's job it runs, to see its run superseded (a primary-key read of
@@ -39,9 +39,10 @@ class Heartbeat:
     expired); a status check alone had missed a withdrawal restored within the second, whose sandbox ran on."""
 
     def __init__(self, db: LeaderboardDB, job_id: int, worker: str, lease_s: float,
-                 check_s: Optional[float] = WITHDRAWAL_CHECK_S, lease_token: Optional[str] = None):
+                 check_s: Optional[float] = WITHDRAWAL_CHECK_S, *, lease_token: str):
         self.db, self.job_id, self.worker, self.lease_s, self.check_s = db, job_id, worker, lease_s, check_s
-        self.lease_token = lease_token
+        # checked here: in the thread, heartbeat's TypeError passed as a database error and the lease aged unrenewed
+        self.lease_token = check_lease_token(lease_token)
         self.cancelled = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -94,23 +95,15 @@ def _closed(connection) -> None:
 
 
 def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None) -> List[int]:
-    """Expire the leases of running jobs (all, or ``ids``) whose worker process on this host no longer exists. Called
-    at start-up and by :func:`work` before it stops: a worker killed while others drained the queue had left its job
-    'running' until a worker was started again."""
-    from sqlalchemy import update
-    from sqlalchemy.orm import Session
-
-    from neurozoo.leaderboard.db import JobRow
-
+    """Expire the leases of running jobs (all, or ``ids``) whose worker process on this host no longer exists; returns
+    those expired. Called at start-up and by :func:`work` before it stops: a worker killed while others drained the
+    queue had left its job 'running' until a worker was started again. Each expiry is of the claim read here
+    (:meth:`LeaderboardDB.expire_lease`): a job claimed again in between keeps its new claim's lease."""
     host = socket.gethostname()
     released = []
     for job in db.jobs(status=RUNNING, ids=ids):
-        worker = job["worker"] or ""
-        name, _, pid = worker.rpartition(":")
-        if name == host and pid.isdigit() and not process_alive(int(pid)):
-            with Session(db.engine) as session, session.begin():
-                session.execute(update(JobRow).where(JobRow.id == job["id"], JobRow.worker == worker,
-                                                     JobRow.status == RUNNING).values(lease_until=now()))
+        name, _, pid = (job["worker"] or "").rpartition(":")
+        if name == host and pid.isdigit() and not process_alive(int(pid)) and db.expire_lease(job):
             released.append(job["id"])
     return released
 

@@ -21,6 +21,7 @@ import json
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -151,19 +152,22 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
                             {k: v for k, v in request.items() if k not in ("weights", "layers")}, name)
             for name in layers}
     cache = ActivationCache() if use_cache else None
-    cached = cache.load(keys[layer]) if cache is not None else None
-    if cached is not None:
-        return cached
-    from neurozoo.leaderboard.submission import changed_since_submitted
+    # held from before the entry is read until every layer's is saved, as an extraction holds its own
+    # (ActivationCache.in_use): zoo cache clear leaves them alone meanwhile, and never removes one just written
+    with cache.in_use(keys.values()) if cache is not None else nullcontext():
+        cached = cache.load(keys[layer]) if cache is not None else None
+        if cached is not None:
+            return cached
+        from neurozoo.leaderboard.submission import changed_since_submitted
 
-    changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
-    if changed:
-        raise ScoringError(changed)
-    arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)
-    features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
-    for name in layers:
-        if cache is not None:
-            cache.save(keys[name], features[name])
+        changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+        if changed:
+            raise ScoringError(changed)
+        arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)
+        features = {name: features_array(values, benchmark, name) for name, values in zip(layers, arrays)}
+        for name in layers:
+            if cache is not None:
+                cache.save(keys[name], features[name])
     return features[layer]
 
 

@@ -212,8 +212,9 @@ def test_clear_without_what_to_clear_is_refused_and_zoo_help_lists_the_command(c
 
 
 def test_a_save_whose_folder_a_clear_removed_meanwhile_makes_it_again(stimuli, tmp_path, monkeypatch, cache_root):
-    """zoo cache clear removes the folders it empties; a save (a leaderboard worker's, which holds no entry lock) that
-    had made its folder just before found it gone as it wrote (mkstemp's FileNotFoundError): it makes it again."""
+    """zoo cache clear removes the folders it empties; a save made without the entry's lock (the leaderboard worker's
+    were, until it held them) that had made its folder just before found it gone as it wrote (mkstemp's
+    FileNotFoundError): it makes it again."""
     import tempfile
 
     features, cache, key = _extract(_toy(), stimuli, ["conv2"], False)["conv2"], ActivationCache(), "ab" + "0" * 62
@@ -228,6 +229,43 @@ def test_a_save_whose_folder_a_clear_removed_meanwhile_makes_it_again(stimuli, t
     monkeypatch.setattr(tempfile, "mkstemp", after_a_clear)
     path = cache.save(key, features)
     assert removed == [path.parent] and cache.load(key).identical(features)
+
+
+def test_a_clear_while_a_leaderboard_worker_saves_a_submissions_layers_keeps_them(stimuli, monkeypatch, cache_root):
+    """The leaderboard worker (worker.model_features) read and saved a submission's entries without their locks: a
+    zoo cache clear between the saves of its two layers removed the entry it had just written. It now holds them as an
+    extraction does, from before it reads until it has saved every layer: the clear leaves them, as in use."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from neurozoo.benchmarks import cache_contents
+    from neurozoo.leaderboard import submission, worker
+
+    benchmark = SimpleNamespace(stimuli=stimuli, bins=[(70, 80), (80, 90)], extraction={})
+    spec = {"sha256": "ab" * 32, "folder": "/store/sub", "layers": {"V4": "conv1", "IT": "conv2"},
+            "score": {"max_features": 4, "seed": 0}}
+    values = [np.full((10, 4, 2), k, dtype=np.float32) for k in (1, 2)]  # conv1's, conv2's
+    monkeypatch.setattr(submission, "changed_since_submitted", lambda folder, sha256: None)
+    monkeypatch.setattr(worker, "run_model", lambda images, request, *_: values[:len(request["layers"])])
+    save, saved, cleared = ActivationCache.save, [], []
+
+    def cleared_after_the_first(cache, key, array):
+        saved.append(save(cache, key, array))
+        if len(saved) == 1:
+            cleared.append(cache_contents.clear(["final"]))
+        return saved[-1]
+
+    monkeypatch.setattr(ActivationCache, "save", cleared_after_the_first)
+    features = worker.model_features(benchmark, spec, "conv1", limits=None, sandbox=False)
+    [clear] = cleared
+    assert clear.removed == [] and [entry.paths for entry in clear.in_use] == [[saved[0]]]
+    assert [path.is_file() for path in saved] == [True, True] and not list(cache_root.rglob("*.lock"))
+    monkeypatch.setattr(worker, "run_model", lambda *a: pytest.fail("ran the model: an entry was lost"))
+    for layer, expected in zip(("conv1", "conv2"), values):
+        again = worker.model_features(benchmark, spec, layer, limits=None, sandbox=False)
+        np.testing.assert_array_equal(again.values, expected)
+    np.testing.assert_array_equal(features.values, values[0])
 
 
 def test_an_extraction_that_has_kept_nothing_yet_keeps_its_lock_and_is_not_named(stimuli, tmp_path, monkeypatch,

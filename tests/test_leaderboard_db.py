@@ -6,6 +6,7 @@ import time
 import warnings
 
 import pytest
+from claims import fail_claim, finish_claim
 from processes import alive
 from sqlalchemy import text
 
@@ -191,39 +192,41 @@ def test_claim_finish_is_atomic_and_exclusive(db):
     job = db.claim("w1", lease_s=60)
     assert job["id"] == job_id and job["status"] == RUNNING and job["attempts"] == 1
     assert db.claim("w2", lease_s=60) is None  # held by w1
-    assert db.heartbeat(job_id, "w1") and not db.heartbeat(job_id, "w2")
-    assert not db.finish(job_id, "w2", record())  # not the holder: nothing written
+    token = job["lease_token"]
+    assert db.heartbeat(job_id, "w1", lease_token=token) and not db.heartbeat(job_id, "w2", lease_token=token)
+    assert not db.finish(job_id, "w2", record(), lease_token=token)  # not the holder: nothing written
     assert len(db.query()) == 0
-    assert db.finish(job_id, "w1", record(), hidden=record(value=0.4), duration_s=1.5)
+    assert finish_claim(db, job, record(), hidden=record(value=0.4), duration_s=1.5)
     job = db.job(job_id)
     assert job["status"] == DONE and job["duration_s"] == 1.5
     assert db.get(job["score_id"]).value == 0.5 and db.get(job["hidden_score_id"]).value == 0.4
     assert [r.value for r in db.leaderboard_records()] == [0.4]  # the hidden split is what the board shows
-    assert not db.finish(job_id, "w1", record())  # done jobs are never written twice
+    assert not finish_claim(db, job, record())  # done jobs are never written twice
     assert len(db.query()) == 2
 
 
 def test_failed_transaction_leaves_no_rows(db):
     job_id = db.enqueue("m", "b", {})
-    db.claim("w1")
+    job = db.claim("w1")
 
     class Broken:  # fails after the public row was added to the session
         def to_row(self):
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError):
-        db.finish(job_id, "w1", record(), hidden=Broken())
+        finish_claim(db, job, record(), hidden=Broken())
     assert len(db.query()) == 0 and db.job(job_id)["status"] == RUNNING
 
 
 def test_expired_lease_is_resumed_and_attempts_are_bounded(db):
     job_id = db.enqueue("m", "b", {})
-    assert db.claim("dead-worker", lease_s=0.05)["attempts"] == 1
+    dead = db.claim("dead-worker", lease_s=0.05)
+    assert dead["attempts"] == 1
     time.sleep(0.1)
     job = db.claim("w2", lease_s=60)
     assert job["id"] == job_id and job["attempts"] == 2 and job["worker"] == "w2"
-    assert not db.finish(job_id, "dead-worker", record())  # the dead worker lost its lease
-    assert db.fail(job_id, "w2", "NaN in the model's output")
+    assert not finish_claim(db, dead, record())  # the dead worker lost its lease
+    assert fail_claim(db, job, "NaN in the model's output")
     assert db.job(job_id)["status"] == FAILED and db.job(job_id)["error"] == "NaN in the model's output"
     assert db.requeue_failed() == 1 and db.job(job_id)["status"] == QUEUED
 
@@ -243,7 +246,7 @@ def test_concurrent_workers_claim_each_job_once(db):
         try:
             while (job := db.claim(name, lease_s=60)) is not None:
                 claimed.append(job["id"])
-                assert db.finish(job["id"], name, record(benchmark=job["benchmark"]))
+                assert finish_claim(db, job, record(benchmark=job["benchmark"]))
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -290,10 +293,10 @@ def test_a_submission_shows_running_while_one_of_its_jobs_runs(db):
     assert db.submission(sid)["status"] == QUEUED
     first = db.claim("w1")
     assert db.submission(sid)["status"] == RUNNING
-    db.finish(first["id"], "w1", record("sub", "b1"))
+    finish_claim(db, first, record("sub", "b1"))
     assert db.submission(sid)["status"] == RUNNING  # b2 still queued
     second = db.claim("w1")
-    db.fail(second["id"], "w1", "crashed")
+    fail_claim(db, second, "crashed")
     assert db.submission(sid)["status"] == FAILED
 
 
@@ -306,16 +309,16 @@ def test_a_failure_superseded_by_a_later_score_of_the_model_leaves_the_pages_but
     first = db.add_submission("sub", "/store/x", "0" * 64, {}, None, jobs(0))
     for _ in range(2):
         job = db.claim("w1")
-        db.fail(job["id"], "w1", f"crashed on {job['benchmark']}")
+        fail_claim(db, job, f"crashed on {job['benchmark']}")
     second = db.add_submission("sub", "/store/y", "1" * 64, {}, None, jobs(1, ["b1"]))
     job = db.claim("w1")
-    assert db.finish(job["id"], "w1", record("sub", "b1"))
+    assert finish_claim(db, job, record("sub", "b1"))
     assert [(j["benchmark"], j["submission_id"]) for j in db.failed_jobs()] == [("b2", first)]
     assert [(j["benchmark"], j["status"]) for j in db.submission(first)["jobs"]] == [("b1", FAILED), ("b2", FAILED)]
     assert db.submission(second)["status"] == DONE
     third = db.add_submission("sub", "/store/z", "2" * 64, {}, None, jobs(2, ["b1"]))
     job = db.claim("w1")
-    db.fail(job["id"], "w1", "crashed again")  # a failure after the score is the model's state again
+    fail_claim(db, job, "crashed again")  # a failure after the score is the model's state again
     assert [(j["benchmark"], j["submission_id"]) for j in db.failed_jobs()] == [("b2", first), ("b1", third)]
 
 
@@ -387,7 +390,7 @@ def test_a_submission_handed_back_or_requeued_says_queued(db):
     with pytest.raises(KeyboardInterrupt):
         work(db, interrupted, progress=False)
     assert db.submission(sid)["status"] == QUEUED
-    db.fail(db.claim("w")["id"], "w", "crashed")
+    fail_claim(db, db.claim("w"), "crashed")
     assert db.submission(sid)["status"] == FAILED
     assert db.requeue_failed() == 1 and db.submission(sid)["status"] == QUEUED
 
@@ -448,28 +451,48 @@ def test_a_claim_superseded_under_the_same_worker_name_no_longer_acts_for_the_jo
     assert after["lease_until"] > later["lease_until"] if call == "heartbeat" else after["lease_until"] is None
 
 
+#: the same calls without a lease token, as callers written before the token made them
+_NAMELESS_CALLS = {
+    "heartbeat": lambda db, job_id: db.heartbeat(job_id, "w"),
+    "finish": lambda db, job_id: db.finish(job_id, "w", record()),
+    "fail": lambda db, job_id: db.fail(job_id, "w", "RuntimeError: boom"),
+    "release": lambda db, job_id: db.release(job_id, "w")}
+
+
 @pytest.mark.parametrize("call", sorted(_HOLDER_CALLS))
-def test_a_job_claimed_by_code_older_than_the_lease_token_is_acted_for_by_worker_name(db, call):
-    """A job claimed before lb_jobs.lease_token existed (or by a worker of older code since) has no token: a call
-    naming a claim's token never acts for it (NULL equals no token), one naming none acts by worker name, as all did
-    before. A call naming none acts by worker name on a job claimed with a token too: callers written before the token
-    (benchmarks/perf's scripts) work as they did; scorer.work always names its claim."""
+def test_a_call_for_a_claim_that_names_no_lease_token_is_refused(db, call):
+    """heartbeat, finish, fail and release given no lease token (benchmarks/perf's scripts, most tests) acted by worker
+    name alone, for whichever claim held the job under that name, a run superseded under it included. The token is
+    now required: a call without one, or with None or '', is refused with an error naming it, the job left as it was.
+    A job claimed by code older than the token (NULL) is acted for by no call: it comes back when its lease expires."""
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
     from neurozoo.leaderboard.db import JobRow
 
-    for older_claim in (True, False):
-        job = db.claim("w", ids=[db.enqueue("m", f"b{older_claim}", {})])
-        if older_claim:
-            with Session(db.engine) as session, session.begin():
-                session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
-            claimed = db.job(job["id"])
-            assert claimed["lease_token"] is None
-            assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"]) and db.job(job["id"]) == claimed
-        assert _HOLDER_CALLS[call](db, job["id"], None)
-        assert db.job(job["id"])["status"] == {"heartbeat": RUNNING, "finish": DONE, "fail": FAILED,
-                                               "release": QUEUED}[call]
+    job = db.claim("w", ids=[db.enqueue("m", "b", {})])
+    with pytest.raises(TypeError, match="lease_token"):
+        _NAMELESS_CALLS[call](db, job["id"])
+    with pytest.raises(TypeError, match="lease_token: expected the claim's token, .*; got None"):
+        _HOLDER_CALLS[call](db, job["id"], None)
+    with pytest.raises(ValueError, match="lease_token: expected the claim's token"):
+        _HOLDER_CALLS[call](db, job["id"], "")
+    assert db.job(job["id"]) == job and db.query().empty
+    with Session(db.engine) as session, session.begin():
+        session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
+    older = db.job(job["id"])
+    assert not _HOLDER_CALLS[call](db, job["id"], job["lease_token"]) and db.job(job["id"]) == older
+
+
+def test_a_heartbeat_that_names_no_lease_token_is_refused_before_its_thread_starts(db):
+    """Its renewals' refusal (heartbeat's TypeError) in the thread passed as a transient database error: the lease
+    aged unrenewed, unsaid."""
+    from neurozoo.leaderboard.scorer import Heartbeat
+
+    job = db.claim("w", ids=[db.enqueue("m", "b", {})])
+    with pytest.raises(TypeError, match="lease_token"):
+        Heartbeat(db, job["id"], "w", lease_s=60, check_s=None, lease_token=None)
+    assert db.job(job["id"]) == job
 
 
 @pytest.mark.parametrize("how", _SUPERSEDED)
@@ -729,8 +752,7 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     from sqlalchemy import inspect
 
     job = db.enqueue("m", "b", {"k": 1})
-    db.claim("w", ids=[job])
-    db.fail(job, "w", "ScoringError: whole\nconsole", public="whole")
+    fail_claim(db, db.claim("w", ids=[job]), "ScoringError: whole\nconsole", public="whole")
     with db.engine.begin() as connection:
         connection.execute(text("ALTER TABLE lb_jobs DROP COLUMN public_reason"))
     assert "public_reason" not in {c["name"] for c in inspect(db.engine).get_columns("lb_jobs")}
@@ -738,8 +760,7 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     [row] = reopened.failed_jobs()
     assert row["error"] == "ScoringError: whole\nconsole" and row["public_reason"] is None  # shown as not kept
     job = reopened.enqueue("m", "b2", {"k": 2})
-    reopened.claim("w", ids=[job])
-    reopened.fail(job, "w", "ScoringError: again\nconsole", public="again")
+    fail_claim(reopened, reopened.claim("w", ids=[job]), "ScoringError: again\nconsole", public="again")
     assert [j["public_reason"] for j in reopened.failed_jobs()] == [None, "again"]
     LeaderboardDB(db.url).dispose()  # opened again: the column is there, nothing to add
     reopened.dispose()
@@ -785,6 +806,42 @@ def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_befor
     assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once
 
 
+def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_new_claim(db, monkeypatch):
+    """release_dead_workers read the running jobs, then expired the lease of each whose worker's process on this host
+    was gone, by worker name: a job claimed again in between under the same name (the dead worker's pid reused by a
+    new worker: host:pid again) had its new claim's lease expired, and another worker took over a job being scored.
+    The expiry is now a compare-and-set on the claim read (its lease token and lease): the new claim keeps the job.
+    Forced: the new claim is made between the read and the expiry, where the dead worker's process is looked for."""
+    import socket
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from neurozoo.leaderboard import scorer
+    from neurozoo.leaderboard.db import JobRow
+
+    name = f"{socket.gethostname()}:4194000"
+    job = db.claim(name, lease_s=-1, ids=[db.enqueue("m", "b", {})])  # its worker died, its lease ran out
+    later = {}
+
+    def gone_and_its_pid_reused(pid):
+        assert pid == 4194000 and not later
+        later.update(db.claim(name, lease_s=3600, ids=[job["id"]]))
+        return False
+
+    monkeypatch.setattr(scorer, "process_alive", gone_and_its_pid_reused)
+    assert scorer.release_dead_workers(db) == []
+    assert db.job(job["id"]) == later and later["lease_token"] != job["lease_token"]
+    assert db.claim("other") is None  # the new claim's lease holds
+
+    monkeypatch.setattr(scorer, "process_alive", lambda pid: False)  # that worker dies too; it was older code's
+    with Session(db.engine) as session, session.begin():              # claim (no token): expired by its lease
+        session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
+    assert scorer.release_dead_workers(db) == [job["id"]]
+    taken = db.claim("other")
+    assert (taken["id"], taken["worker"], taken["attempts"]) == (job["id"], "other", 3)
+
+
 def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_ones(db, tmp_path):
     """After the contrast-adaptation index's version 2, `zoo run --models ln` scored ln again under version 2 and the
     board ranked it beside glm's version-1 score, both shown as current. An outdated score is now left off the ranking
@@ -801,8 +858,7 @@ def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_on
         spec = {"family": "retina", "model": model, "benchmark": bench, "benchmark_version": 2,
                 "fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION, **changes}
         job_id = db.enqueue(model, bench, spec)
-        assert db.claim("w", ids=[job_id])["id"] == job_id
-        assert db.finish(job_id, "w", record(model, bench, value))
+        assert finish_claim(db, db.claim("w", ids=[job_id]), record(model, bench, value))
         return job_id
 
     old_glm, ln = scored("glm", 0.9, benchmark_version=1), scored("ln", 0.2)
@@ -849,7 +905,7 @@ def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by
     sid = db.add_submission("sub", "/f", "a" * 64, prepared["meta"], None, submission_specs(prepared))
     [old] = db.jobs()
     assert "benchmark_version" not in old["spec"]  # the benchmark is unversioned (version 1)
-    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    assert (job := db.claim("w"))["id"] == old["id"] and finish_claim(db, job, record("sub", bench, 0.4))
     assert db.rescore_outdated() == [] and [r.model for r in db.leaderboard_records()] == ["sub"]
 
     monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)  # the benchmark's measure changed
@@ -858,7 +914,7 @@ def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by
     new = db.job(new_id)
     assert (new["status"], new["submission_id"], new["spec"]["benchmark_version"]) == (QUEUED, sid, 2)
     assert outdated_reason(new["spec"]) is None and db.rescore_outdated() == [new_id]  # queued once
-    assert db.claim("w")["id"] == new_id and db.finish(new_id, "w", record("sub", bench, 0.3))
+    assert (job := db.claim("w"))["id"] == new_id and finish_claim(db, job, record("sub", bench, 0.3))
     assert [(r.model, r.value) for r in db.leaderboard_records()] == [("sub", 0.3)] and db.outdated_jobs() == []
     assert db.submission(sid)["status"] == DONE
     assert [(j["id"], j["outdated"]) for j in db.submission(sid)["jobs"]] == [  # zoo submission ID says which is ranked
@@ -878,10 +934,10 @@ def test_a_database_restored_without_its_secret_key_ranks_no_score_of_the_old_sp
     sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None, [
         {"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench, "split": old_split}}])
     [old] = db.jobs()
-    assert db.claim("w")["id"] == old["id"]
-    assert db.finish(old["id"], "w", record("sub", bench, 0.45), hidden=record("sub", bench, 0.4))
+    assert (job := db.claim("w"))["id"] == old["id"]
+    assert finish_claim(db, job, record("sub", bench, 0.45), hidden=record("sub", bench, 0.4))
     unsplit = db.enqueue("m", bench, {"family": "convrnn", "benchmark": bench, "split": old_split})
-    assert db.claim("w")["id"] == unsplit and db.finish(unsplit, "w", record("m", bench, 0.2))  # no hidden half
+    assert (job := db.claim("w"))["id"] == unsplit and finish_claim(db, job, record("m", bench, 0.2))  # no hidden half
     assert sorted(r.value for r in db.leaderboard_records()) == [0.2, 0.4]
 
     monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "restored-home"))  # a new secret.key is made there
@@ -908,7 +964,7 @@ def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connect
     from sqlalchemy import create_engine
 
     job_id = db.enqueue("m", "b", {})
-    assert db.claim("w", ids=[job_id])["id"] == job_id
+    job = db.claim("w", ids=[job_id])
     pooled = [db.engine.connect() for _ in range(db.engine.pool.checkedin())]  # every connection the pool holds
     pids = [connection.execute(text("select pg_backend_pid()")).scalar() for connection in pooled]
     for connection in pooled:
@@ -917,7 +973,7 @@ def test_a_score_is_stored_after_the_database_server_dropped_the_workers_connect
     with admin.begin() as connection:  # this test's own connections only
         assert all(connection.execute(text("select pg_terminate_backend(:pid)"), {"pid": pid}).scalar() for pid in pids)
     admin.dispose()
-    assert db.finish(job_id, "w", record()) and db.job(job_id)["status"] == DONE
+    assert finish_claim(db, job, record()) and db.job(job_id)["status"] == DONE
 
 
 def _scored_then_outdated(db, monkeypatch) -> tuple:
@@ -929,7 +985,7 @@ def _scored_then_outdated(db, monkeypatch) -> tuple:
     sid = db.add_submission("sub", "/f", "a" * 64, {"name": "sub"}, None,
                             [{"model": "sub", "benchmark": bench, "spec": {"family": "submission", "benchmark": bench}}])
     [old] = db.jobs()
-    assert db.claim("w")["id"] == old["id"] and db.finish(old["id"], "w", record("sub", bench, 0.4))
+    assert (job := db.claim("w"))["id"] == old["id"] and finish_claim(db, job, record("sub", bench, 0.4))
     monkeypatch.setitem(benchmarks.BENCHMARKS.get(bench).tags, "version", 2)
     return sid, old
 
@@ -1141,9 +1197,9 @@ def test_a_withdrawn_submission_leaves_the_board_keeps_its_rows_and_name_and_can
     jobs = [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in ("b1", "b2", "b3", "b4")]
     sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice", jobs)
     done, failed, running, queued = [j["id"] for j in db.submission(sid)["jobs"]]
-    assert db.claim("w", ids=[done])["id"] == done and db.finish(done, "w", record("sub", "b1", 0.7))
-    assert db.claim("w", ids=[failed])["id"] == failed and db.fail(failed, "w", "crashed", public="crashed")
-    assert db.claim("w", ids=[running])["id"] == running
+    assert finish_claim(db, db.claim("w", ids=[done]), record("sub", "b1", 0.7))
+    assert fail_claim(db, db.claim("w", ids=[failed]), "crashed", public="crashed")
+    scoring = db.claim("w", ids=[running])
     version = db.board_version()
     assert [r.model for r in db.leaderboard_records()] == ["sub"] and len(db.failed_jobs()) == 1
 
@@ -1152,7 +1208,7 @@ def test_a_withdrawn_submission_leaves_the_board_keeps_its_rows_and_name_and_can
     assert db.withdraw_submission(sid, "licence does not allow redistribution", "op") == 2
     assert db.board_version() != version
     assert db.leaderboard_records() == [] and db.failed_jobs() == [] and db.submission_metadata() == {}
-    assert not db.finish(running, "w", record("sub", "b3", 0.9))  # the worker that was scoring it
+    assert not finish_claim(db, scoring, record("sub", "b3", 0.9))  # the worker that was scoring it
     assert db.claim("w") is None and db.requeue_failed() == 0
     row = db.submission(sid)
     assert row["status"] == "withdrawn" and row["withdrawn_at"] is not None
@@ -1568,7 +1624,7 @@ def test_a_score_stored_as_its_submission_is_withdrawn_is_either_kept_or_refused
         return row
 
     score.to_row = withdrawn_while_stored
-    stored = db.finish(job["id"], "w", score)
+    stored = finish_claim(db, job, score)
     after = db.job(job["id"])
     assert (stored, outcome["withdrawal"].result(), after["status"]) == (True, 0, DONE) and after["score_id"] is not None
     assert db.submission(sid)["status"] == "withdrawn" and db.leaderboard_records() == []
@@ -1580,10 +1636,10 @@ def _failed_submission(db, benchmarks=("b1", "b2")) -> tuple:
     jobs' rows lie in the table (PostgreSQL's heap) against their id order, as a scan finds them."""
     sid = db.add_submission("sub", "/store/x", "0" * 64, {"name": "sub"}, "alice",
                             [{"model": "sub", "benchmark": b, "spec": {"benchmark": b}} for b in benchmarks])
-    ids = [db.claim("w")["id"] for _ in benchmarks]
-    for job_id in reversed(ids):
-        assert db.fail(job_id, "w", "boom")
-    return sid, ids
+    jobs = [db.claim("w") for _ in benchmarks]
+    for job in reversed(jobs):
+        assert fail_claim(db, job, "boom")
+    return sid, [job["id"] for job in jobs]
 
 
 def test_failed_jobs_queued_again_as_their_submission_is_withdrawn_never_deadlock(db):
@@ -1635,8 +1691,8 @@ def test_two_jobs_of_a_submission_finished_at_once_leave_it_done(db):
     for score in scores:  # made before: its provenance (git, the environment) takes seconds
         score.to_row = lambda row=score.to_row(): row
     with paused_at(db, "UPDATE lb_submissions",
-                   lambda: concurrently(db, lambda: db.finish(second["id"], "w2", scores[1]))) as other:
-        assert db.finish(first["id"], "w1", scores[0])
+                   lambda: concurrently(db, lambda: finish_claim(db, second, scores[1]))) as other:
+        assert finish_claim(db, first, scores[0])
     assert other[0].result() is True
     assert [j["status"] for j in db.submission(sid)["jobs"]] == [DONE, DONE] and db.submission(sid)["status"] == DONE
 
@@ -1656,6 +1712,42 @@ def test_outdated_jobs_are_not_queued_again_into_a_submission_withdrawn_meanwhil
     monkeypatch.setattr(db, "outdated_jobs", withdrawn_after_reading)
     assert db.rescore_outdated() == []
     assert [j["id"] for j in db.jobs()] == [old["id"]] and db.claim("w2") is None
+
+
+def _verb_and_table(statement: str) -> tuple:
+    """("UPDATE", "lb_jobs"), ("SELECT", "lb_submissions"), ...: what a statement does, to which table."""
+    words = statement.split()
+    return (words[0], words[1] if words[0] in ("UPDATE", "INSERT", "DELETE") else words[words.index("FROM") + 1])
+
+
+@pytest.mark.parametrize("call", ["fail", "release"])
+def test_a_failure_or_a_hand_back_writes_the_job_in_one_statement(db, call):
+    """fail and release updated the job, then read it again (the whole row, its spec included) for its submission's
+    id: the UPDATE now returns it (RETURNING). Refused (the job another claim's), the UPDATE is all they do."""
+    from sqlalchemy import event
+
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}}])
+    job, mine = db.claim("w"), []
+
+    def executed(_connection, _cursor, statement, *_):
+        mine.append(_verb_and_table(statement))
+
+    event.listen(db.engine, "before_cursor_execute", executed)
+    try:
+        assert not _HOLDER_CALLS[call](db, job["id"], "another claim's token")
+        refused = mine[:]
+        mine.clear()
+        assert _HOLDER_CALLS[call](db, job["id"], job["lease_token"])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", executed)
+    assert refused == [("UPDATE", "lb_jobs")], refused
+    assert mine == [("UPDATE", "lb_jobs"), ("SELECT", "lb_submissions"), ("SELECT", "lb_jobs"),
+                    ("UPDATE", "lb_submissions")], mine  # the job; its submission locked, its jobs read, its status
+    status = {"fail": FAILED, "release": QUEUED}[call]
+    after = db.job(job["id"])
+    assert (after["status"], after["lease_until"], db.submission(sid)["status"]) == (status, None, status)
+    assert after["attempts"] == {"fail": 1, "release": 0}[call]
+    assert after["error"] == ("RuntimeError: boom" if call == "fail" else None)
 
 
 def test_a_claim_that_lost_its_give_up_to_another_worker_leaves_the_submission_alone(db):

@@ -7,6 +7,7 @@ import textwrap
 import time
 
 import pytest
+from claims import finish_claim
 
 from neurozoo.leaderboard.db import DONE, QUEUED, RUNNING, LeaderboardDB
 
@@ -481,15 +482,15 @@ def test_a_report_write_that_fails_part_way_leaves_the_whole_previous_report(tmp
     try:
         for model, value in (("alpha", 0.3), ("beta", 0.5)):
             job = db.enqueue(model, "ventral_embedded.V4-temporal", {"m": model})
-            db.claim("w", ids=[job])
-            db.finish(job, "w", ScoreRecord(model, "ventral_embedded.V4-temporal", value + 0.05),
-                      hidden=ScoreRecord(model, "ventral_embedded.V4-temporal", value, ceiling=0.8))
+            claim = db.claim("w", ids=[job])
+            finish_claim(db, claim, ScoreRecord(model, "ventral_embedded.V4-temporal", value + 0.05),
+                         hidden=ScoreRecord(model, "ventral_embedded.V4-temporal", value, ceiling=0.8))
         index = write_report(db, tmp_path / "report")
         before = {page: page.read_text() for page in index.parent.rglob("*.html")}
         job = db.enqueue("gamma", "ventral_embedded.V4-temporal", {"m": "gamma"})  # a new row: every page changes
-        db.claim("w", ids=[job])
-        db.finish(job, "w", ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.9),
-                  hidden=ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.85, ceiling=0.8))
+        claim = db.claim("w", ids=[job])
+        finish_claim(db, claim, ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.9),
+                     hidden=ScoreRecord("gamma", "ventral_embedded.V4-temporal", 0.85, ceiling=0.8))
         with files_limited_to(index.stat().st_size // 2), pytest.raises(OSError):
             write_report(db, tmp_path / "report")
         assert {page: page.read_text() for page in before} == before

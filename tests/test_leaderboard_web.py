@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from claims import fail_claim, finish_claim
 
 from neurozoo.benchmarks.records import ScoreRecord
 from neurozoo.leaderboard.db import LeaderboardDB
@@ -26,10 +27,12 @@ def fill(db):
     for model, scores in SCORES.items():
         for benchmark, value in scores.items():
             job = db.enqueue(model, benchmark, {"m": model})
-            assert db.claim("w", ids=[job])["id"] == job
+            claim = db.claim("w", ids=[job])
             settings = {"weights": "untrained, random weights", "layer": "conv6"}
-            db.finish(job, "w", ScoreRecord(model, benchmark, value + 0.05, per_bin=per_bin(value), settings=settings),
-                      hidden=ScoreRecord(model, benchmark, value, ceiling=0.8, per_bin=per_bin(value), settings=settings))
+            finish_claim(db, claim,
+                         ScoreRecord(model, benchmark, value + 0.05, per_bin=per_bin(value), settings=settings),
+                         hidden=ScoreRecord(model, benchmark, value, ceiling=0.8, per_bin=per_bin(value),
+                                            settings=settings))
 
 
 @pytest.fixture
@@ -76,8 +79,8 @@ def test_the_pages_say_the_hidden_half_comes_from_the_servers_secret_not_a_seed(
     """The ranking called the hidden half "seeded", which reads as drawn from a seed in the published code, so
     anyone could recompute it; it is drawn from the host's secret key (leaderboard/README.md, "Hidden split")."""
     job = db.enqueue("bncnn", "retina_embedded.osr", {"m": "bncnn"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr", 0.5, settings={"weights": "fitted"}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("bncnn", "retina_embedded.osr", 0.5, settings={"weights": "fitted"}))
     for page in ("/", "/models/alpha", f"/benchmarks/{IT}"):
         text = client.get(page).text
         assert "drawn from this server&#39;s secret key" in text or "drawn from this server's secret key" in text, page
@@ -101,9 +104,9 @@ def test_retina_model_page_shows_the_osr_figure_model_beside_ground_truth(db, cl
     truth = summary([[8, 9, 10, 11], [3, 3, 3, 3]])  # cell 0 shows the OSR (slope 1.0), cell 1 does not
     model = summary([[7, 8, 9, 10], [4, 3, 4, 3]])
     job = db.enqueue("bncnn", "retina_embedded.osr", {"m": "bncnn"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr", 0.57, raw=1.0,
-                                    settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("bncnn", "retina_embedded.osr", 0.57, raw=1.0,
+                                       settings={"model_osr": model, "truth_osr": truth, "weights": "fitted"}))
     html = client.get("/models/bncnn").text
     assert "latency vs flash period" in html
     assert "cell01 model (slope 1.00)" in html and "cell01 ground truth (slope 1.00)" in html
@@ -125,9 +128,9 @@ def test_the_osr_figure_draws_a_silent_model_cell_without_a_slope(db, client):
     truth = omitted_stimulus_response(_omission, periods=periods)
     silent = omitted_stimulus_response(lambda m: np.full((2, len(m)), 0.5), periods=periods)
     job = db.enqueue("ln", "retina_embedded.osr", {"m": "ln"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.osr", 0.0, raw=0.0,
-                                    settings={"model_osr": silent.summary(), "truth_osr": truth.summary()}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("ln", "retina_embedded.osr", 0.0, raw=0.0,
+                                       settings={"model_osr": silent.summary(), "truth_osr": truth.summary()}))
     stored = json.loads(json.dumps(json_safe({"model_osr": silent.summary(), "truth_osr": truth.summary()})))
     assert stored["model_osr"]["slope"] == [None, None] and stored["truth_osr"]["is_osr"] == [True, False]
     assert "cell01 model (slope none (no response))" in osr_svg(stored, "ln")
@@ -150,10 +153,10 @@ def _omission(movie):
 
 def test_retina_model_page_shows_the_phenomenon_index_per_cell(db, client):
     job = db.enqueue("ln", "retina_embedded.oms", {"m": "ln"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.oms", 0.25, raw=0.5,
-                                    settings={"phenomenon": "oms", "model_index": [0.5, None, -0.2],
-                                              "truth_index": [0.05, 0.02, 0.03], "weights": "fitted"}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("ln", "retina_embedded.oms", 0.25, raw=0.5,
+                                       settings={"phenomenon": "oms", "model_index": [0.5, None, -0.2],
+                                                 "truth_index": [0.05, 0.02, 0.03], "weights": "fitted"}))
     html = client.get("/models/ln").text
     assert "index per cell (model solid, ground truth dashed)" in html
     assert "ln: oms index per cell" in html and "OMS index" in html
@@ -188,8 +191,8 @@ def test_submission_api_requires_a_token_and_returns_only_public_scores(client, 
     assert client.get(f"/api/submissions/{sid}", headers={"Authorization": f"Bearer {bob}"}).status_code == 404
 
     job = db.submission(sid)["jobs"][0]  # score it by hand: the API must return the public split only
-    db.claim("w", ids=[job["id"]])
-    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.11), hidden=ScoreRecord("webnet", V4, 0.77))
+    claim = db.claim("w", ids=[job["id"]])
+    finish_claim(db, claim, ScoreRecord("webnet", V4, 0.11), hidden=ScoreRecord("webnet", V4, 0.77))
     status = client.get(f"/api/submissions/{sid}", headers=auth).json()
     assert status["jobs"][0]["public_score"]["value"] == pytest.approx(0.11)
     assert "0.77" not in str(status)
@@ -354,9 +357,9 @@ def test_retina_model_page_shows_the_mechanism_recovery_figure(db, client):
     mechanism = {"channels": {"r_on": [0.9, 0.1, 0.2], "r_off": [0.0, 0.8, 0.1], "type": ["on", "off", ""]},
                  "cells": [{"cell": 6, "top_units": [0, 1], "score": 1.0}, {"cell": 7, "top_units": [0, 2], "score": 0.5}]}
     job = db.enqueue("bncnn", "retina_embedded.osr-mechanism", {"m": "bncnn"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("bncnn", "retina_embedded.osr-mechanism", 0.75, raw=0.5,
-                                    settings={"mechanism": mechanism, "weights": "fitted"}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("bncnn", "retina_embedded.osr-mechanism", 0.75, raw=0.5,
+                                       settings={"mechanism": mechanism, "weights": "fitted"}))
     html = client.get("/models/bncnn").text
     assert "first-layer units vs the ground truth&#39;s ON and OFF pathways" in html
     assert "r with ON pathway" in html and "share of OSR cells ranking it top" in html
@@ -371,8 +374,8 @@ def test_cached_pages_show_a_new_score_within_a_second(client, db):
     assert pages.ttl_s <= 1.0
     assert "delta" not in client.get("/").text
     job = db.enqueue("delta", V4, {"m": "delta"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("delta", V4, 0.9, per_bin=per_bin(0.9)))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("delta", V4, 0.9, per_bin=per_bin(0.9)))
     assert 'data-model="delta"' not in client.get("/").text  # cached: the request did not wait for a re-read
     deadline = time.monotonic() + 60
     while 'data-model="delta"' not in client.get("/").text:  # the stale page while a new one renders
@@ -437,8 +440,8 @@ def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, 
 
     name = '<script>alert("x")</script>/v2'
     job = db.enqueue(name, V4, {"m": name})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord(name, V4, 0.9, per_bin=per_bin(0.9)))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord(name, V4, 0.9, per_bin=per_bin(0.9)))
     ranking = client.get("/").text
     assert "<script>alert" not in ranking and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;/v2" in ranking
     link = f'href="/models/{quote(name, safe="")}"'
@@ -489,9 +492,9 @@ def test_a_benchmark_page_ranks_every_model_on_it_with_ceiling_and_provenance(db
     import re
 
     job = db.enqueue("delta", V4, {"m": "delta"})  # ties gamma's 0.2 on V4: the rank is shared
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("delta", V4, 0.2, ceiling=0.8, per_bin=per_bin(0.2), seed=3, data_sha256="ab" * 32,
-                                    code_version="9.9"))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("delta", V4, 0.2, ceiling=0.8, per_bin=per_bin(0.2), seed=3,
+                                        data_sha256="ab" * 32, code_version="9.9"))
     assert f'href="/benchmarks/{V4}"' in client.get("/").text and f'href="/benchmarks/{V4}"' in client.get(
         "/models/gamma").text
     page = client.get(f"/benchmarks/{V4}")
@@ -507,8 +510,8 @@ def test_a_benchmark_page_ranks_every_model_on_it_with_ceiling_and_provenance(db
 
 def test_the_raw_column_says_what_raw_is_for_each_benchmark(db, client):
     job = db.enqueue("gamma", "retina_embedded.oms", {"m": "gamma"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("gamma", "retina_embedded.oms", 0.25, raw=0.5, settings={"phenomenon": "oms"}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("gamma", "retina_embedded.oms", 0.25, raw=0.5, settings={"phenomenon": "oms"}))
     html = client.get("/models/gamma").text
     assert ">raw r<" not in html  # a phenomenon's raw is a fraction of cells, not a correlation
     note = html[html.index('id="raw-meanings"'):].split("</p>")[0]
@@ -524,8 +527,8 @@ def test_retina_held_out_page_draws_each_cells_correlation_beside_its_oracle(db,
     rows = [{"cell": f"cell{i:02d}", "correlation": r, "oracle": o, "passes": p}
             for i, (r, o, p) in enumerate([(0.6, 0.8, True), (0.5, 0.9, True), (0.1, 0.3, False)], 1)]
     job = db.enqueue("ln", "retina_embedded.whitenoise-heldout", {"m": "ln"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("ln", "retina_embedded.whitenoise-heldout", 0.55, ceiling=0.85, per_bin=rows))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("ln", "retina_embedded.whitenoise-heldout", 0.55, ceiling=0.85, per_bin=rows))
     html = client.get("/models/ln").text
     assert "held-out correlation per cell (model solid, oracle dashed)" in html
     tips = re.findall(r"<circle [^>]*><title>([^<]*)</title>", html)
@@ -552,11 +555,11 @@ def test_a_models_failed_jobs_show_on_its_page_and_in_the_static_report_with_the
 
     error = "\n".join(f"  frame {i}" for i in range(20)) + "\nValueError: responses <NaN> for cell 3"
     job = db.enqueue("gamma", "retina_embedded.whitenoise-heldout", {"m": "gamma"})
-    db.claim("w", ids=[job])
-    assert db.fail(job, "w", error)
+    claim = db.claim("w", ids=[job])
+    assert fail_claim(db, claim, error)
     alone = db.enqueue("delta", V4, {"m": "delta"})  # a model whose only job failed still has a page
-    db.claim("w", ids=[alone])
-    db.fail(alone, "w", "RuntimeError: out of memory")
+    claim = db.claim("w", ids=[alone])
+    fail_claim(db, claim, "RuntimeError: out of memory")
     html = client.get("/models/gamma").text
     assert 'id="failed-jobs"' in html and f"<td>{job}</td>" in html and "retina_embedded.whitenoise-heldout" in html
     assert "ValueError: responses &lt;NaN&gt; for cell 3" in html and "<NaN>" not in html  # escaped
@@ -579,8 +582,8 @@ def test_a_failed_jobs_error_on_the_public_pages_shows_no_host_path(db, client, 
              "FileNotFoundError: [Errno 2] No such file: '/srv/secret-home/submissions/abc123/weights.pt' "
              "(folder /srv/secret-home/submissions/abc123/)")
     job = db.enqueue("gamma", "retina_embedded.osr", {"m": "gamma"})  # a model with scores: the report has its page
-    db.claim("w", ids=[job])
-    assert db.fail(job, "w", error)
+    claim = db.claim("w", ids=[job])
+    assert fail_claim(db, claim, error)
     html = client.get("/models/gamma").text
     report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('gamma')}.html").read_text()
     for page in (html, report):
@@ -608,12 +611,12 @@ def test_a_submissions_failed_job_shows_the_scorers_reason_not_the_models_output
     old = db.add_submission("mal", "/store/2", "2" * 64, {"name": "mal"}, "mallory",
                             [{"model": "mal", "benchmark": "lbtest.other", "spec": {}}])
     scored, failed = db.submission(sid)["jobs"]
-    db.claim("w", ids=[scored["id"]])  # a score, so the static report has the model's page
-    db.finish(scored["id"], "w", ScoreRecord("mal", V4, 0.2, per_bin=per_bin(0.2), settings={}))
+    claim = db.claim("w", ids=[scored["id"]])  # a score, so the static report has the model's page
+    finish_claim(db, claim, ScoreRecord("mal", V4, 0.2, per_bin=per_bin(0.2), settings={}))
     for job, public in ((failed, "the submission's model process failed (exit status 1)"),
                         (db.submission(old)["jobs"][0], None)):
-        db.claim("w", ids=[job["id"]])
-        assert db.fail(job["id"], "w", error, public=public)
+        claim = db.claim("w", ids=[job["id"]])
+        assert fail_claim(db, claim, error, public=public)
     report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('mal')}.html").read_text()
     for page in (client.get("/models/mal").text, report):
         assert "the submission&#39;s model process failed (exit status 1)" in page
@@ -633,11 +636,11 @@ def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(
         sid = db.add_submission("hostile", f"/store/{sha}", sha * 64, {"name": "hostile", **meta}, "mallory",
                                 [{"model": "hostile", "benchmark": benchmark, "spec": {"sha": sha}}])
         [job] = db.submission(sid)["jobs"]
-        db.claim("w", ids=[job["id"]])
+        claim = db.claim("w", ids=[job["id"]])
         if done:
-            db.finish(job["id"], "w", ScoreRecord("hostile", benchmark, 0.4, per_bin=per_bin(0.4), settings={}))
+            finish_claim(db, claim, ScoreRecord("hostile", benchmark, 0.4, per_bin=per_bin(0.4), settings={}))
         else:
-            db.fail(job["id"], "w", "ScoringError: x", public="x")
+            fail_claim(db, claim, "ScoringError: x", public="x")
 
     long_word = "W" * 30000
     submitted("a", {"authors": ["<script>alert(1)</script>", "B. Second"], "licence": "<b>MIT</b>",
@@ -677,8 +680,8 @@ def test_a_long_weights_line_shows_its_first_clause_with_the_whole_line_on_hover
     weights = 'fitted on the embedded recordings (seed 0, at most 40 epochs) "<b>"'
     name = "rgc_resnet18 (at most 40 epochs)"
     job = db.enqueue(name, V4, {"m": name})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord(name, V4, 0.7, per_bin=per_bin(0.7), settings={"weights": weights}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord(name, V4, 0.7, per_bin=per_bin(0.7), settings={"weights": weights}))
     title = "fitted on the embedded recordings (seed 0, at most 40 epochs) &#34;&lt;b&gt;&#34;"
     report = (write_report(db, tmp_path / "report")).read_text()
     for page in (client.get("/").text, client.get(f"/benchmarks/{V4}").text, report):
@@ -751,10 +754,10 @@ def test_a_model_page_names_each_scores_record_id_and_no_host_path(db, client):
     spec (for zoo reproduce) holds the host's submission folder; the public page shows no such path."""
     spec = {"family": "submission", "model": "webnet", "folder": "/srv/secret-home/submissions/abc123", "sha256": "ab"}
     job = db.enqueue("webnet", V4, spec)
-    db.claim("w", ids=[job])
+    claim = db.claim("w", ids=[job])
     settings = {"rerun": {"command": "zoo work", "spec": spec}, "layer": "conv2"}
-    db.finish(job, "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings=settings),
-              hidden=ScoreRecord("webnet", V4, 0.25, per_bin=per_bin(0.25), settings=settings))
+    finish_claim(db, claim, ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings=settings),
+                 hidden=ScoreRecord("webnet", V4, 0.25, per_bin=per_bin(0.25), settings=settings))
     shown = db.jobs(ids=[job])[0]["hidden_score_id"]
     html = client.get("/models/webnet").text
     assert f"provenance: record {shown}, code " in html and "zoo reproduce" in html
@@ -778,9 +781,9 @@ def test_no_setting_of_a_score_shows_a_host_path_on_the_pages_the_api_or_the_rep
                 "cache": {"/var/cache/neurozoo/activations": "activations of /var/cache/neurozoo/x/a.npz, reused"},
                 "rerun": {"command": "zoo run", "spec": {"checkpoint": {"path": "/home/alice/runs/ckpt-7.pt"}}}}
     job = db.enqueue("epsilon@ckpt-7", V4, {"m": "epsilon"})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord("epsilon@ckpt-7", V4, 0.4, per_bin=per_bin(0.4), settings=settings),
-              hidden=ScoreRecord("epsilon@ckpt-7", V4, 0.35, per_bin=per_bin(0.35), settings=settings))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("epsilon@ckpt-7", V4, 0.4, per_bin=per_bin(0.4), settings=settings),
+                 hidden=ScoreRecord("epsilon@ckpt-7", V4, 0.35, per_bin=per_bin(0.35), settings=settings))
     report = write_report(db, tmp_path / "report").parent
     shown = {"index": client.get("/").text, "api": json.dumps(client.get("/api/ranking").json()),
              "model": client.get("/models/epsilon@ckpt-7").text, "benchmark": client.get(f"/benchmarks/{V4}").text,
@@ -815,8 +818,9 @@ def test_an_untagged_plugin_benchmark_is_ranked_under_its_own_region(db, client,
     stands under "cortex (undeclared data)", in no overall, and the pages say so."""
     plugin = untagged_plugin
     job = db.enqueue("delta", plugin, {"m": "delta"})
-    assert db.claim("w", ids=[job])["id"] == job
-    db.finish(job, "w", ScoreRecord("delta", plugin, 0.75, settings={}), hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord("delta", plugin, 0.75, settings={}),
+                 hidden=ScoreRecord("delta", plugin, 0.7, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     assert "cortex/other" not in ranking["delta"]["scores"]
     assert ranking["delta"]["scores"]["cortex (undeclared data)/V4"] == {"value": pytest.approx(0.7), "error": None,
@@ -919,8 +923,8 @@ def test_a_withdrawn_submission_leaves_the_pages_and_its_submitter_sees_why(db, 
     sid = db.add_submission("webnet", "/store/x", "0" * 64, {"name": "webnet"}, "alice",
                             [{"model": "webnet", "benchmark": V4, "spec": {"benchmark": V4}}])
     [job] = db.submission(sid)["jobs"]
-    db.claim("w", ids=[job["id"]])
-    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
+    claim = db.claim("w", ids=[job["id"]])
+    finish_claim(db, claim, ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
 
     def served():
         client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
@@ -948,11 +952,11 @@ def test_the_static_report_drops_a_withdrawn_submissions_page_and_has_one_for_a_
                             {"name": "webnet", "authors": ["Mallory Example"], "description": "a cheating model"},
                             "alice", [{"model": "webnet", "benchmark": V4, "spec": {"benchmark": V4}}])
     [job] = db.submission(sid)["jobs"]
-    db.claim("w", ids=[job["id"]])
-    db.finish(job["id"], "w", ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
+    claim = db.claim("w", ids=[job["id"]])
+    finish_claim(db, claim, ScoreRecord("webnet", V4, 0.3, per_bin=per_bin(0.3), settings={}))
     old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})  # scored under another version
-    db.claim("w", ids=[old])
-    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    claim = db.claim("w", ids=[old])
+    finish_claim(db, claim, ScoreRecord("delta", V4, 0.7, settings={}))
     root = write_report(db, tmp_path / "report").parent
     assert (root / "models" / "webnet.html").is_file()
     db.withdraw_submission(sid, "cheating model", "op")
@@ -1058,8 +1062,8 @@ def test_the_outdated_table_wraps_its_reason_and_says_how_to_score_again_and_is_
     """The outdated table's "why" ran on one line, so at 1400 px the command that scores it again was off the screen,
     in the table's sideways scroll; its headers looked clickable (pointer) though the table does not sort."""
     old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})
-    db.claim("w", ids=[old])
-    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    claim = db.claim("w", ids=[old])
+    finish_claim(db, claim, ScoreRecord("delta", V4, 0.7, settings={}))
     html = client.get("/").text
     table = html.split('<table id="outdated-scores">')[1].split("</table>")[0]
     assert '<a href="/models/delta">delta</a>' in table and "sortable" not in table
@@ -1079,8 +1083,8 @@ def test_a_benchmarks_page_lists_its_outdated_scores_apart_with_why_on_the_web_a
     from neurozoo.leaderboard.render import page_file, write_report
 
     old = db.enqueue("delta", V4, {"benchmark": V4, "benchmark_version": 0})  # scored under another version
-    db.claim("w", ids=[old])
-    db.finish(old, "w", ScoreRecord("delta", V4, 0.7, settings={}))
+    claim = db.claim("w", ids=[old])
+    finish_claim(db, claim, ScoreRecord("delta", V4, 0.7, settings={}))
     report = write_report(db, tmp_path / "report").parent / "benchmarks" / f"{page_file(V4)}.html"
     for page, link in ((client.get(f"/benchmarks/{V4}").text, '<a href="/models/delta">delta</a>'),
                        (report.read_text(), '<a href="../models/delta.html">delta</a>')):
@@ -1099,8 +1103,9 @@ def test_real_and_synthetic_scores_are_never_averaged_together(db, client):
     real = "cowley2023.V4"
     for model, value in (("alpha", 0.05), ("gamma", 0.01)):
         job = db.enqueue(model, real, {"m": model})
-        assert db.claim("w", ids=[job])["id"] == job
-        db.finish(job, "w", ScoreRecord(model, real, value, settings={}), hidden=ScoreRecord(model, real, value, settings={}))
+        claim = db.claim("w", ids=[job])
+        finish_claim(db, claim, ScoreRecord(model, real, value, settings={}),
+                     hidden=ScoreRecord(model, real, value, settings={}))
     ranking = {row["model"]: row for row in client.get("/api/ranking").json()}
     alpha = ranking["alpha"]["scores"]
     assert alpha["cortex/V4"]["value"] == pytest.approx(0.05) and alpha["cortex/V4"]["of"] == 1  # not (0.05 + 0.30) / 2
@@ -1152,9 +1157,9 @@ def test_the_overall_shows_the_standard_error_propagated_from_its_scores(db, cli
     """Each score keeps its error, but the aggregates showed none: the overall's is the standard error of its mean."""
     for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04)):
         job = db.enqueue("eps", benchmark, {"m": "eps"})
-        db.claim("w", ids=[job])
-        db.finish(job, "w", ScoreRecord("eps", benchmark, value, settings={}),
-                  hidden=ScoreRecord("eps", benchmark, value, error=error, settings={}))
+        claim = db.claim("w", ids=[job])
+        finish_claim(db, claim, ScoreRecord("eps", benchmark, value, settings={}),
+                     hidden=ScoreRecord("eps", benchmark, value, error=error, settings={}))
     row = next(r for r in client.get("/api/ranking").json() if r["model"] == "eps")
     assert row["scores"]["overall"]["value"] == pytest.approx(0.3)
     assert row["scores"]["overall"]["error"] == pytest.approx(0.025)  # sqrt(0.03² + 0.04²) / 2
@@ -1176,9 +1181,9 @@ def test_zoo_runs_printed_ranking_gives_each_aggregates_error_bound_as_the_page_
     for benchmark, value, error in ((V4, 0.4, 0.03), (IT, 0.2, 0.04), (V4, 0.1, 0.02)):
         model = "eps" if value > 0.1 else "zeta"  # zeta: one score, its error its bound
         job = db.enqueue(model, benchmark, {"m": model})
-        db.claim("w", ids=[job])
-        db.finish(job, "w", ScoreRecord(model, benchmark, value, settings={}),
-                  hidden=ScoreRecord(model, benchmark, value, error=error, settings={}))
+        claim = db.claim("w", ids=[job])
+        finish_claim(db, claim, ScoreRecord(model, benchmark, value, settings={}),
+                     hidden=ScoreRecord(model, benchmark, value, error=error, settings={}))
     printed = format_ranking(db).splitlines()
     eps = next(line for line in printed if line.split()[1:2] == ["eps"])
     zeta = next(line for line in printed if line.split()[1:2] == ["zeta"])
@@ -1213,8 +1218,8 @@ def test_a_newer_failed_run_is_marked_on_the_older_score_it_leaves_shown(db, cli
     from neurozoo.leaderboard.render import write_report
 
     job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
-    db.claim("w", ids=[job])
-    assert db.fail(job, "w", "Traceback ...\nRuntimeError: out of memory")
+    claim = db.claim("w", ids=[job])
+    assert fail_claim(db, claim, "Traceback ...\nRuntimeError: out of memory")
     line = f"the latest run failed (job {job}, "
     for html in (client.get("/").text, client.get(f"/benchmarks/{V4}").text):
         row = html.split('data-model="gamma"')[1].split("</tr>")[0]
@@ -1261,8 +1266,8 @@ def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_page
     phenomenon, without a ceiling, stays out of the overall, and the ranking and model pages say what it averages."""
     for benchmark, value, ceiling in (("retina_embedded.whitenoise-heldout", 0.6, 0.8), ("retina_embedded.oms", 0.0, None)):
         job = db.enqueue("bncnn", benchmark, {"m": "bncnn"})
-        db.claim("w", ids=[job])
-        db.finish(job, "w", ScoreRecord("bncnn", benchmark, value, ceiling=ceiling, settings={}))
+        claim = db.claim("w", ids=[job])
+        finish_claim(db, claim, ScoreRecord("bncnn", benchmark, value, ceiling=ceiling, settings={}))
     scores = next(r for r in client.get("/api/ranking").json() if r["model"] == "bncnn")["scores"]
     assert scores["retina_embedded.whitenoise-heldout"]["value"] == pytest.approx(0.75)
     assert scores["retina (synthetic)/phenomena"]["value"] == 0.0  # shown in its own units
@@ -1275,8 +1280,8 @@ def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_page
 
 def _score(db, model, benchmark, value, ceiling=None):
     job = db.enqueue(model, benchmark, {"m": model})
-    db.claim("w", ids=[job])
-    db.finish(job, "w", ScoreRecord(model, benchmark, value, ceiling=ceiling, settings={}))
+    claim = db.claim("w", ids=[job])
+    finish_claim(db, claim, ScoreRecord(model, benchmark, value, ceiling=ceiling, settings={}))
 
 
 def test_a_rank_compares_only_models_scored_on_the_same_benchmarks_of_the_overall(db, client):
@@ -1318,8 +1323,8 @@ def test_api_ranking_says_a_newer_failed_run_with_its_public_reason(db, client, 
     current without a word. Each row says it with the failure's job, date and public reason: a built-in model's error's
     last line, a submission's scorer reason (never its console)."""
     job = db.enqueue("gamma", V4, {"m": "gamma", "again": True})
-    db.claim("w", ids=[job])
-    assert db.fail(job, "w", 'Traceback ...\n  File "/home/alice/x.py"\nRuntimeError: out of memory')
+    claim = db.claim("w", ids=[job])
+    assert fail_claim(db, claim, 'Traceback ...\n  File "/home/alice/x.py"\nRuntimeError: out of memory')
     failed_jobs = db.failed_jobs
     submitted = {"id": 999, "model": "beta", "benchmark": V4, "submission_id": 7, "attempts": 1,
                  "error": "console: VISIT evil.example", "public_reason": "the model process failed (exit status 1)",

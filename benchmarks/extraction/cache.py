@@ -28,9 +28,10 @@ batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a
 that one and those after it, and computes the rest; the final entry's save removes the folder. A partial of
 settings never run again stays, as final entries do, until ``zoo cache clear`` (:mod:`benchmarks.cache_contents`).
 
-In use: an extraction holds a shared lock on each of its keys (:meth:`ActivationCache.in_use`, the file
-``<key>.lock`` beside the entry) from before it reads the entry until it has saved it; ``zoo cache clear`` removes an
-entry only under that lock taken exclusively, and leaves the entries of a running extraction alone, saying so.
+In use: an extraction (and the leaderboard worker, for a submission's layers: :func:`leaderboard.worker.model_features`)
+holds a shared lock on each of its keys (:meth:`ActivationCache.in_use`, the file ``<key>.lock`` beside the entry) from
+before it reads the entry until it has saved it; ``zoo cache clear`` removes an entry only under that lock taken
+exclusively, and leaves the entries of a running extraction alone, saying so.
 """
 from __future__ import annotations
 

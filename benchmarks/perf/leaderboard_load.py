@@ -70,10 +70,11 @@ def fill(db, n_models: int, benchmarks):
     for m in range(n_models):
         for benchmark in benchmarks:
             job = db.enqueue(f"model{m:03d}", benchmark, {"load": m})
-            db.claim("load", ids=[job])
+            claimed = db.claim("load", ids=[job])
             bins = [{"time_bin_start": 70 + 10 * i, "time_bin_end": 80 + 10 * i, "value": float(rng.uniform()),
                      "ceiling": 0.8} for i in range(19)]
-            db.finish(job, "load", ScoreRecord(f"model{m:03d}", benchmark, float(rng.uniform()), per_bin=bins))
+            db.finish(job, "load", ScoreRecord(f"model{m:03d}", benchmark, float(rng.uniform()), per_bin=bins),
+                      lease_token=claimed["lease_token"])
 
 
 def archive(i: int) -> bytes:

@@ -33,9 +33,9 @@ def score(db, model: str, benchmark: str, value: float, run: int = 0) -> None:
                 "ceiling": 0.8, "raw": value} for i in range(19)]
     settings = {"weights": "untrained, random weights", "layer": "conv6"}
     job = db.enqueue(model, benchmark, {"m": model, "run": run})
-    db.claim("perf", ids=[job])
+    claimed = db.claim("perf", ids=[job])
     db.finish(job, "perf", ScoreRecord(model, benchmark, value, error=0.01, ceiling=0.8, per_bin=per_bin,
-                                       settings=settings))
+                                       settings=settings), lease_token=claimed["lease_token"])
 
 
 def timed(db, folder: Path) -> float:

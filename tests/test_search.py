@@ -1556,6 +1556,41 @@ def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path
 
 
 
+def test_a_local_worker_killed_after_its_last_epoch_was_saved_has_its_trial_recorded_complete(one_trial_study,
+                                                                                               tmp_path, capsys):
+    """`zoo search --workers K` finds a worker dead without a report (SIGKILL, the out-of-memory killer) right after
+    the checkpoint of its trial's last epoch, before optuna heard of it: the trial, RUNNING with its folder whole (as
+    KILLED_AFTER_THE_LAST_EPOCH leaves it), is marked FAIL and recorded complete (``recovered_from``) with its value,
+    not queued to run again. The command's line said only "died in trial 1 (marked failed)" of a trial it had just
+    recorded complete, and "stopped the other workers" where there was none."""
+    import shutil
+
+    from neurozoo.convrnn.search.cli import _report_crash
+    from neurozoo.convrnn.search.workers import WorkerRun
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    (trained,) = study.trials
+    folder, name = out / "tiny" / "trial_00001", "thishost:4242"
+    shutil.copytree(trained.user_attrs["out"], folder)  # a whole trial's folder: last.pth of its last epoch
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params=trained.params, distributions=trained.distributions,
+        user_attrs={"config": trained.user_attrs["config"], "out": str(folder), "worker": name}))
+    capsys.readouterr()
+    _report_crash(study, WorkerRun(codes=[-signal.SIGKILL], names=[name], failed=0, crash=""), 2)
+    err = capsys.readouterr().err.splitlines()
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                                         optuna.trial.TrialState.COMPLETE]  # none WAITING: nothing to run again
+    recorded = trials[2]
+    assert recorded.value == trained.value and recorded.params == trained.params
+    assert recorded.user_attrs["recovered_from"] == 1 and recorded.user_attrs["out"] == str(folder)
+    assert err[0].startswith(f"zoo search: trial 1 died after its last epoch was saved: recorded complete from "
+                             f"{folder}")
+    assert err[-1] == (f"zoo search: worker 1 of 1 ({name}) died in trial 1 (marked failed; recorded complete as trial "
+                       f"2) on signal 9 without a report (killed? out of memory?); rerun to continue the study")
+
+
 class WorkerDied(BaseException):
     """A worker's death (SIGKILL, a lost machine) right after a saved epoch: nothing in it runs on, its trial stays
     RUNNING (no ``study.optimize`` to tell it)."""

@@ -234,6 +234,7 @@ def _report_crash(study, done, max_retry) -> None:
 
     k, name = done.failed, done.reporter
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == name]
+    recorded = []
     for trial in mine:  # a worker that died: optuna had no chance to mark its running trial
         if trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
@@ -241,8 +242,11 @@ def _report_crash(study, done, max_retry) -> None:
                 record_trained(study, trial)  # a bug after its last epoch was saved: its trained model counts
             else:
                 recover_dead_trial(study, trial, max_retry)
+            recorded += [t.number for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+                         if t.user_attrs.get("recovered_from") == trial.number]
     failed = [t.number for t in mine if t.state in (TrialState.FAIL, TrialState.RUNNING)]
-    where = f" in trial {failed[-1]} (marked failed)" if failed else ""
+    marked = f"marked failed; recorded complete as trial {recorded[-1]}" if recorded else "marked failed"
+    where = f" in trial {failed[-1]} ({marked})" if failed else ""
     if done.crash:
         print(done.crash.rstrip(), file=sys.stderr)
         what = f"crashed{where}: {done.crash.rstrip().splitlines()[-1]} (traceback above: a bug, please report it)"
@@ -254,8 +258,9 @@ def _report_crash(study, done, max_retry) -> None:
             what = (f"died{where} on signal {-code}" if code < 0 else f"exited with status {code}{where}") + \
                 " without a report (killed? out of memory?)"
     others = _stopped_trials(study, set(done.names) - {name})
-    print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; stopped the other workers{others}; "
-          "rerun to continue the study", file=sys.stderr)
+    stopped = f"stopped the other workers{others}; " if len(done.names) > 1 else ""
+    print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; {stopped}rerun to continue the study",
+          file=sys.stderr)
 
 
 def _stopped_trials(study, others) -> str:

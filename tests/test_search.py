@@ -954,8 +954,9 @@ def test_killed_worker_leaves_the_study_usable(tiny, tmp_path, request, monkeypa
     # reads, has whole seconds, so a heartbeat 2.5-3 s old could read as 2 s old and not stale (1 run in 5 failed)
     time.sleep(3.5)
     _forget_trial_settings(url, name)
+    # --retries 0: the dead trial is not run again (study.recover_dead_trial), the next of the sequence is drawn
     resume = search_argv(tiny, tmp_path / "run", 1, "--heartbeat", "1", "--grace", "2", "--export", "1",
-                         "--no-record", storage=url, study=name)
+                         "--no-record", "--retries", "0", storage=url, study=name)
     from neurozoo.convrnn.search.cli import main
 
     _in_worker_environment(monkeypatch, tmp_path)
@@ -1212,11 +1213,17 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
     found = re.fullmatch(r"zoo search: worker ([12]) of 2 \((\S+:\d+)\) (.*); stopped the other workers \(the other "
                          r"workers' running trial (\d+) \(stopped\): marked failed\); rerun to continue the study", last)
     assert done.returncode == 1 and found, error
-    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    every = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    trials = [t for t in every if t.state != optuna.trial.TrialState.WAITING]
     # one trial per worker (both are in a trial before either trains: WORKERS_BARRIER)
     assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials), error
     (crashed,) = [t for t in trials if t.user_attrs["worker"] == found.group(2)]
     (stopped,) = [t for t in trials if t is not crashed]
+    # killed without a word, mid-training: queued to run again from its checkpoint (study.recover_dead_trial), as its
+    # stale heartbeat would have had it; a bug is not run again, nor is a trial stopped for another worker's error
+    queued = [t for t in every if t.state == optuna.trial.TrialState.WAITING]
+    assert [(t.params, t.user_attrs) for t in queued] == ([(crashed.params, {
+        "retry_of": crashed.number, "resume_from": [crashed.user_attrs["out"]]})] if bug == "kill" else [])
     assert stopped.number == int(found.group(4)) and stopped.user_attrs["interrupted"] == "signal 15"
     assert "interrupted" not in crashed.user_attrs and crashed.user_attrs["epochs_done"] == 2
     if bug == "raise":
@@ -1369,8 +1376,8 @@ engine.Trainer.fit = killed
 
 
 def test_a_trial_killed_after_its_last_epoch_was_saved_is_recorded_complete_by_the_rerun(tiny, tmp_path, capsys):
-    """`zoo search` never resumes a trial: one whose worker died after the checkpoint of its last epoch (before optuna
-    recorded it complete) was marked FAIL by the rerun (stale heartbeat), which TPE and the export ignore, so its
+    """A trial whose worker died after the checkpoint of its last epoch (before optuna recorded it complete) was
+    marked FAIL by the rerun (stale heartbeat), which TPE and the export ignore, so its
     trained model was lost to the study, and the rerun said "1 running" of it. The rerun records it complete now, as a
     new trial (``recovered_from``), with the value the trial would have returned (its best epoch's top-1) and its
     epochs' values, from its folder; the export (here by --trials 0) takes it, with its weights."""
@@ -1547,6 +1554,128 @@ def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path
     assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--pruner", "none", study="other")]) == 0
     assert optuna.load_study(study_name="other", storage=storage).user_attrs["pruner"] == "none"
 
+
+
+def test_a_local_worker_killed_after_its_last_epoch_was_saved_has_its_trial_recorded_complete(one_trial_study,
+                                                                                               tmp_path, capsys):
+    """`zoo search --workers K` finds a worker dead without a report (SIGKILL, the out-of-memory killer) right after
+    the checkpoint of its trial's last epoch, before optuna heard of it: the trial, RUNNING with its folder whole (as
+    KILLED_AFTER_THE_LAST_EPOCH leaves it), is marked FAIL and recorded complete (``recovered_from``) with its value,
+    not queued to run again. The command's line said only "died in trial 1 (marked failed)" of a trial it had just
+    recorded complete, and "stopped the other workers" where there was none."""
+    import shutil
+
+    from neurozoo.convrnn.search.cli import _report_crash
+    from neurozoo.convrnn.search.workers import WorkerRun
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    (trained,) = study.trials
+    folder, name = out / "tiny" / "trial_00001", "thishost:4242"
+    shutil.copytree(trained.user_attrs["out"], folder)  # a whole trial's folder: last.pth of its last epoch
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.RUNNING, params=trained.params, distributions=trained.distributions,
+        user_attrs={"config": trained.user_attrs["config"], "out": str(folder), "worker": name}))
+    capsys.readouterr()
+    _report_crash(study, WorkerRun(codes=[-signal.SIGKILL], names=[name], failed=0, crash=""), 2)
+    err = capsys.readouterr().err.splitlines()
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                                         optuna.trial.TrialState.COMPLETE]  # none WAITING: nothing to run again
+    recorded = trials[2]
+    assert recorded.value == trained.value and recorded.params == trained.params
+    assert recorded.user_attrs["recovered_from"] == 1 and recorded.user_attrs["out"] == str(folder)
+    assert err[0].startswith(f"zoo search: trial 1 died after its last epoch was saved: recorded complete from "
+                             f"{folder}")
+    assert err[-1] == (f"zoo search: worker 1 of 1 ({name}) died in trial 1 (marked failed; recorded complete as trial "
+                       f"2) on signal 9 without a report (killed? out of memory?); rerun to continue the study")
+
+
+class WorkerDied(BaseException):
+    """A worker's death (SIGKILL, a lost machine) right after a saved epoch: nothing in it runs on, its trial stays
+    RUNNING (no ``study.optimize`` to tell it)."""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("epochs", [2, 1])
+def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heartbeat_is_stale(
+        tiny, tmp_path, request, monkeypatch, capsys, backend, epochs):
+    """A trial whose worker died on another machine of a shared study (its heartbeat stale, its worker another host's:
+    no process of this machine to look for) was marked FAIL by the next worker and never run again: with its epoch 1
+    of 2 saved it stayed FAIL for good, TPE and the export ignoring its configuration. It is run again now (optuna's
+    ``RetryHeartbeatStaleTrialCallback``: a WAITING trial with its parameters, user attribute ``retry_of``) and the
+    worker that takes it resumes from the dead run's checkpoint (its folder readable here, as on a shared file
+    system), training epoch 2 only; one whose last epoch was saved (epochs=1) is recorded complete from its folder
+    instead (``recovered_from``), not run again. The heartbeat's age is set in the database, not waited for."""
+    import warnings
+    from datetime import datetime
+
+    import sqlalchemy
+
+    from neurozoo.convrnn.search.objective import Objective, TrialSettings
+    from neurozoo.convrnn.search.space import load_space
+    from neurozoo.convrnn.training import engine
+    from neurozoo.leaderboard.cli import main
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
+    if url is None:
+        pytest.skip("no PostgreSQL (set NEUROZOO_TEST_POSTGRES_URL)")
+    out, name = tmp_path / "run", _study_name(request)
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = open_study(name, storage, seed=0, pruner="median")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask()  # the other machine's worker
+    settings = TrialSettings(data=str(tiny / "data"), out=str(out), epochs=epochs, image_size=32, batch_size=6,
+                             width_multiplier=1.0, device="cpu")
+    fit = engine.Trainer.fit
+
+    def dies_after_epoch_one(self, until_epoch=None):
+        row = fit(self, until_epoch=until_epoch)
+        if self.epoch == 1:
+            raise WorkerDied
+        return row
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine.Trainer, "fit", dies_after_epoch_one)
+        with pytest.raises(WorkerDied):
+            Objective(load_space(str(tiny / "tiny_space.yaml")), settings)(trial)
+    trial.set_user_attr("worker", "othermachine:4242")
+    storage.record_heartbeat(trial._trial_id)
+    with storage.engine.begin() as connection:  # its last heartbeat long ago: its machine is gone
+        connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :then WHERE trial_id = :id"),
+                           {"then": datetime(2000, 1, 1), "id": trial._trial_id})
+    dead = Path(trial.user_attrs["out"])
+    assert json.loads((dead / "run.json").read_text())["config"]["epochs"] == epochs
+    (saved,) = [json.loads(line) for line in (dead / "metrics.jsonl").read_text().splitlines()
+                if json.loads(line)["kind"] == "epoch"]  # its epoch 1, saved before it died (never reported)
+    capsys.readouterr()
+    argv = search_argv(tiny, out, 1 if epochs == 2 else 0, "--epochs", str(epochs), "--heartbeat", "1", "--grace", "2",
+                       "--export", "0", "--no-record", storage=url, study=name)
+    _in_worker_environment(monkeypatch, tmp_path)
+    assert main(["search", *argv]) == 0  # the next worker, on this machine
+    err = capsys.readouterr().err
+    first, *others = optuna.load_study(study_name=name, storage=url).trials
+    assert first.state == optuna.trial.TrialState.FAIL and first.user_attrs["worker"] == "othermachine:4242"
+    (again,) = others  # no new draw: the worker's one trial is the dead one run again
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.params == first.params
+    assert again.user_attrs["epochs_done"] == epochs
+    # recovered before the rerun counts the study, which says what follows (it said "1 running")
+    assert f"2 trial(s) so far ({'1 complete, 1 fail' if epochs == 1 else '1 fail, 1 waiting'})" in err
+    if epochs == 1:
+        assert again.user_attrs["recovered_from"] == 0 and again.user_attrs["out"] == str(dead)
+        assert again.value == saved["val_top1"] and again.intermediate_values == {0: saved["val_top1"]}
+        assert "retry_of" not in again.user_attrs
+        assert f"zoo search: trial 0 died after its last epoch was saved: recorded complete from {dead}" in err
+        return
+    assert again.user_attrs["retry_of"] == 0 and again.user_attrs["resumed_from"] == str(dead / "last.pth")
+    assert list(again.intermediate_values) == [1]  # epoch 2 only: epoch 1 came from the checkpoint
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and run["segments"][-1]["resumed_from"]["checkpoint"] == str(dead / "last.pth")
+    assert run["segments"][-1]["start_step"] == saved["step"] > 0
+    assert again.value == max(saved["val_top1"], again.intermediate_values[1])  # the checkpoint's best epoch counts
+    assert (f"zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0), to resume from its "
+            f"checkpoint in {dead} where the worker that runs it can read it") in err
 
 
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():
@@ -1748,12 +1877,11 @@ def test_a_trial_the_median_pruner_stops_keeps_why_in_the_study(tiny, tmp_path):
 
 def test_the_explosion_check_looks_at_a_fresh_trial_only_not_at_a_resumed_ones_trained_weights(tiny, tmp_path,
                                                                                                monkeypatch):
-    """The look at the untrained model (``Trainer.first_batch_output``) ran whatever the weights: a trial resumed from
-    a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial: a killed one ends
-    FAIL and the rerun draws the next) was looked at on its trained weights and could be pruned as "exploded at
-    initialisation". It also could not resume at all: its first epoch was already trained, so the trainer returned no
-    row for it (KeyError 'val_top1'). A fresh trial is looked at once; a resumed one is not, and trains on from its
-    checkpoint's epoch."""
+    """The look at the untrained model (``Trainer.first_batch_output``) ran whatever the weights: a trial resumed from a
+    checkpoint (``TrialSettings.extra`` ``resume``, as ``zoo search`` resumes a dead trial it runs again) was looked at
+    on its trained weights and could be pruned as "exploded at initialisation". It also could not resume at all: its
+    first epoch was already trained, so the trainer returned no row for it (KeyError 'val_top1'). A fresh trial is
+    looked at once; a resumed one is not, and trains on from its checkpoint's epoch."""
     from neurozoo.convrnn.training.engine import Trainer
 
     looks = []

@@ -25,7 +25,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from neurozoo.convrnn.search.workers import STORAGE_ENV
+from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV
 from neurozoo.datasets.termination import sigterm_deferred
 from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
@@ -71,8 +71,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "training whatever the pruner; the study keeps it: a rerun with another is refused)")
     p.add_argument("--max-total", type=at_least(1), default=None, help="stop once the study holds this many trials")
     p.add_argument("--heartbeat", type=at_least(0), default=60,
-                   help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL")
+                   help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL and "
+                        "recovered (--retries)")
     p.add_argument("--grace", type=at_least(1), default=None, help="seconds (default: 2 x --heartbeat)")
+    p.add_argument("--retries", type=at_least(0), default=MAX_RETRY,
+                   help="times a trial whose worker died unfinished (killed, out of memory, a lost machine: its "
+                        "heartbeat stale) is run again, from its checkpoint where its folder is readable (0: never); "
+                        "one that died after its last epoch was saved is recorded complete instead")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")
@@ -151,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     # opened once, here: a storage that cannot be opened is refused before anything is printed; one worker runs its
     # trials on it (with the heartbeat), --workers K open their own; the export reads it
     one = args.workers == 1
-    opened = make_storage(storage, heartbeat if one else None, grace if one else None)
+    opened = make_storage(storage, heartbeat if one else None, grace if one else None, args.retries)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -189,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         if done.error is not None:
             raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
         if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two
-            _report_crash(study, done)
+            _report_crash(study, done, args.retries)
             return 1
     return export(args, space, opened, study_name, settings)
 
@@ -211,27 +216,37 @@ def _continued(storage, study_name: str) -> str:
         return ""
     interrupted = sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
     counts = [(sum(t.state == state for t in trials), state.name.lower()) for state in
-              (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)]
+              (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)]
     shown = ", ".join(f"{n} {name}" for n, name in counts if n)
     return (f"{len(trials)} trial(s) so far ({shown})" +
             (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else ""))
 
 
-def _report_crash(study, done) -> None:
+def _report_crash(study, done, max_retry) -> None:
     """A local worker crashed (a bug) or died without a word (killed, out of memory): its traceback once, then which
-    worker, in which trial, and what became of the other workers' trials (stopped, marked FAIL)."""
+    worker, in which trial, and what became of the other workers' trials (stopped, marked FAIL). The trial of a worker
+    that died without a word is recovered as its stale heartbeat would have had it (``study.recover_dead_trial``:
+    recorded complete after its last epoch, else run again by the rerun, at most ``max_retry`` times); a crashed
+    one's only where its last epoch was saved (a bug met again by the same configuration is not retried)."""
     from optuna.trial import TrialState
 
-    from neurozoo.convrnn.search.study import record_trained
+    from neurozoo.convrnn.search.study import record_trained, recover_dead_trial
 
     k, name = done.failed, done.reporter
     mine = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("worker") == name]
+    recorded = []
     for trial in mine:  # a worker that died: optuna had no chance to mark its running trial
         if trial.state == TrialState.RUNNING:
             study.tell(trial.number, state=TrialState.FAIL)
-            record_trained(study, trial)  # killed after its last epoch was saved: its trained model counts
+            if done.crash:
+                record_trained(study, trial)  # a bug after its last epoch was saved: its trained model counts
+            else:
+                recover_dead_trial(study, trial, max_retry)
+            recorded += [t.number for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])
+                         if t.user_attrs.get("recovered_from") == trial.number]
     failed = [t.number for t in mine if t.state in (TrialState.FAIL, TrialState.RUNNING)]
-    where = f" in trial {failed[-1]} (marked failed)" if failed else ""
+    marked = f"marked failed; recorded complete as trial {recorded[-1]}" if recorded else "marked failed"
+    where = f" in trial {failed[-1]} ({marked})" if failed else ""
     if done.crash:
         print(done.crash.rstrip(), file=sys.stderr)
         what = f"crashed{where}: {done.crash.rstrip().splitlines()[-1]} (traceback above: a bug, please report it)"
@@ -243,8 +258,9 @@ def _report_crash(study, done) -> None:
             what = (f"died{where} on signal {-code}" if code < 0 else f"exited with status {code}{where}") + \
                 " without a report (killed? out of memory?)"
     others = _stopped_trials(study, set(done.names) - {name})
-    print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; stopped the other workers{others}; "
-          "rerun to continue the study", file=sys.stderr)
+    stopped = f"stopped the other workers{others}; " if len(done.names) > 1 else ""
+    print(f"zoo search: worker {k + 1} of {len(done.names)} ({name}) {what}; {stopped}rerun to continue the study",
+          file=sys.stderr)
 
 
 def _stopped_trials(study, others) -> str:

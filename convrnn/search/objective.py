@@ -15,13 +15,13 @@ draw whose logits are non-finite or whose loss exceeds ``EXPLOSION_BOUND`` x ln(
 user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RGC memory factor or time decay above 1)
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
 2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
-trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``; ``zoo search`` itself never resumes a trial, a
-killed one ends FAIL and the rerun draws the next; one killed after its last epoch's checkpoint is recorded complete,
-``study.record_trained``) trains on from its checkpoint's epoch without the look. Its
-value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint holds all
-its epochs scores its final weights and returns that best (it trained nothing and returned -inf). The checkpoint's
-best epoch's weights come along into the trial's folder (:func:`carry_best_weights`). A trial's ``val_top5`` is its best
-epoch's, as its value and best.pth are (it was the last epoch's).
+trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``, or a dead trial run again:
+:func:`retry_checkpoint`; a trial interrupted by SIGTERM or Ctrl-C ends FAIL and is not run again; one killed after its
+last epoch's checkpoint is recorded complete, ``study.record_trained``) trains on from its checkpoint's epoch without
+the look. Its value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint
+holds all its epochs scores its final weights and returns that best (it trained nothing and returned -inf). The
+checkpoint's best epoch's weights come along into the trial's folder (:func:`carry_best_weights`). A trial's
+``val_top5`` is its best epoch's, as its value and best.pth are (it was the last epoch's).
 
 A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
 and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
@@ -135,6 +135,18 @@ def carry_best_weights(checkpoint: Path, trainer, folder: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
+def retry_checkpoint(trial: optuna.Trial) -> Optional[Path]:
+    """The checkpoint a trial run again after its worker died resumes from (``study.recover_dead_trial``): the
+    ``last.pth`` of the first of its earlier runs' folders (user attribute ``resume_from``, newest first) that is on
+    this machine; None for any other trial, and where none is here (the dead run's machine kept them: it trains afresh,
+    as a new trial of the same parameters)."""
+    for folder in trial.user_attrs.get("resume_from") or ():
+        checkpoint = Path(folder) / "last.pth"
+        if checkpoint.is_file():
+            return checkpoint
+    return None
+
+
 class Objective:
     """``study.optimize(Objective(space, settings))``: returns the best validation top-1 (percent)."""
 
@@ -188,6 +200,13 @@ class Objective:
             fields["original_weight_decay"] = True
         fields.update(s.extra)
         fields.update(config["train"])  # searched training hyperparameters win
+        checkpoint = retry_checkpoint(trial) if "resume" not in s.extra else None
+        if checkpoint is not None:  # a dead trial run again: it trains on from its last saved epoch
+            fields["resume"] = str(checkpoint)
+            trial.set_user_attr("resumed_from", str(checkpoint))
+            if s.progress:
+                print(f"trial {trial.number}: trial {trial.user_attrs['retry_of']} run again, from {checkpoint}",
+                      flush=True)
         train_config = TrainConfig(**fields)
         trainer = Trainer(train_config)
         best = float("-inf")  # the best epoch's top-1: the trial's value

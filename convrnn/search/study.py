@@ -11,10 +11,15 @@ SQLite (the default) serves the workers of one machine; a PostgreSQL URL
 (``load_if_exists``) and split the trials. Each worker runs its own ``n_trials``, so the trials of K
 workers add up exactly, and optuna numbers every trial uniquely in the storage. A heartbeat marks
 the trial of a worker that died (SIGKILL, lost machine) as FAIL once it is ``grace_period`` seconds
-stale, when the next worker starts a trial; the study stays usable.
+stale, when the next worker on any machine starts a trial (optuna compares the heartbeat with the database's clock,
+not a process id, so a worker on another machine counts as one here); the study stays usable and the trial is
+recovered (:func:`recover_dead_trial`): recorded complete if its last epoch was saved, else run again.
 """
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 import json
 import logging
 import sys
@@ -29,6 +34,7 @@ import sqlalchemy.exc
 
 from neurozoo.convrnn.search.objective import Objective, TrialSettings
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.convrnn.search.workers import MAX_RETRY
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.datasets.db_urls import missing_driver_advice, shown_url, with_installed_driver
 from neurozoo.datasets.errors import UserFacingError
@@ -42,8 +48,11 @@ def default_storage(out) -> str:
     return f"sqlite:///{path}"
 
 
-def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None):
-    """An ``RDBStorage`` with a heartbeat (``heartbeat_interval=None``: no heartbeat)."""
+def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period: Optional[int] = None,
+                 max_retry: Optional[int] = MAX_RETRY):
+    """An ``RDBStorage`` with a heartbeat (``heartbeat_interval=None``: no heartbeat) whose stale trials (a worker
+    dead here or on another machine) are recovered by :func:`recover_dead_trial`, each run again at most
+    ``max_retry`` times (None: no limit)."""
     if "://" not in url:
         raise UserFacingError(f"--storage {shown_url(url)!r}: expected a database URL such as sqlite:///search.sqlite or "
                               "postgresql+psycopg2://user@host/db")
@@ -51,10 +60,10 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     try:
         with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them deliberately
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            recover = functools.partial(recover_dead_trial, max_retry=max_retry) if heartbeat_interval else None
             return optuna.storages.RDBStorage(
                 with_installed_driver(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period if heartbeat_interval else None,
-                heartbeat_stale_trial_callback=record_trained if heartbeat_interval else None)
+                grace_period=grace_period if heartbeat_interval else None, **{STALE_TRIAL_CALLBACK: recover})
     except ImportError as error:  # optuna raises its own ImportError for a missing driver (optuna 5)
         from sqlalchemy.engine import make_url
 
@@ -69,7 +78,50 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
         raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
 
 
-def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+#: The ``RDBStorage`` argument of the callback for a trial failed by the heartbeat: ``failed_trial_callback`` before
+#: optuna 4.9, ``heartbeat_stale_trial_callback`` since (the old name deprecated, and gone in optuna 6)
+STALE_TRIAL_CALLBACK = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in
+                        inspect.signature(optuna.storages.RDBStorage.__init__).parameters else "failed_trial_callback")
+
+#: optuna's callback that queues a stale trial again, WAITING, with its parameters (``RetryFailedTrialCallback`` before
+#: optuna 4.9)
+RetryStaleTrial = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or \
+    optuna.storages.RetryFailedTrialCallback
+
+
+def recover_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                       max_retry: Optional[int] = MAX_RETRY) -> None:
+    """What becomes of a trial marked FAIL because its worker died without a word (SIGKILL, out of memory, a lost
+    machine; told by its stale heartbeat on any machine, or by ``zoo search --workers K`` that started the worker):
+    recorded complete if its last epoch was saved (:func:`record_trained`), else queued to run again with the same
+    parameters, at most ``max_retry`` times (optuna's ``RetryHeartbeatStaleTrialCallback``: a new WAITING trial, which
+    the next worker to start a trial takes first). The new trial's user attribute ``retry_of`` is the dead trial's
+    number and ``resume_from`` the folders of its earlier runs, newest first: the worker that runs it resumes from the
+    first whose ``last.pth`` it can read (the objective), a worker on a machine without them trains it afresh. Such a
+    trial used to stay FAIL: its configuration was never run to the end, nor its epochs used."""
+    if record_trained(study, trial):
+        return
+    folders = [trial.user_attrs["out"]] if trial.user_attrs.get("out") else []
+    queued = copy.deepcopy(trial)
+    # optuna's callback copies every user attribute: the dead run's folder, epochs, worker, best top-5 are not the
+    # new trial's (the objective sets its own)
+    queued.user_attrs = {"retry_of": trial.number,
+                         "resume_from": folders + list(trial.user_attrs.get("resume_from") or [])}
+    before = len(study.get_trials(deepcopy=False))
+    with warnings.catch_warnings():  # experimental, as the heartbeat (make_storage)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryStaleTrial(max_retry=max_retry)(study, queued)
+    if len(study.get_trials(deepcopy=False)) == before:  # retried max_retry times already
+        print(f"zoo search: trial {trial.number} died unfinished; not run again: its configuration was retried "
+              f"{max_retry} time(s) already (--retries)", file=sys.stderr, flush=True)
+        return
+    where = f", to resume from its checkpoint in {folders[0]} where the worker that runs it can read it" \
+        if folders else ""
+    print(f"zoo search: trial {trial.number} died unfinished: queued to run again (user attribute retry_of "
+          f"{trial.number}){where}", file=sys.stderr, flush=True)
+
+
+def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
     """A trial marked FAIL because its worker died (its heartbeat went stale, or ``zoo search --workers K`` found its
     worker dead) after the checkpoint of its last epoch was saved: recorded again as a COMPLETE trial (user attribute
     ``recovered_from``: its number) with the value the trial would have returned, the best epoch's top-1 (the
@@ -77,7 +129,7 @@ def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None
     ``metrics.jsonl``), its parameters, configuration and folder. Such a trial ended FAIL, which TPE and the export
     ignore, its trained model lost to the study; optuna cannot turn a failed trial into a complete one, so the record
     is a new trial. Only where its folder is on this machine; the heartbeat fails a trial in one process only
-    (optuna's ``fail_stale_trials``), so it is recorded once."""
+    (optuna's ``fail_stale_trials``), so it is recorded once. Returns whether the trial is recorded complete."""
     from neurozoo.convrnn.search.export import RUN_KEYS
     from neurozoo.convrnn.training.metrics_log import read_metrics
     from neurozoo.datasets.errors import DataError
@@ -85,16 +137,16 @@ def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None
 
     folder = Path(trial.user_attrs.get("out") or "")
     if not trial.user_attrs.get("out") or not (folder / "last.pth").is_file():
-        return
+        return False
     if any(t.user_attrs.get("recovered_from") == trial.number for t in study.get_trials(deepcopy=False)):
-        return
+        return False
     try:
         state = read_torch_file(folder / "last.pth", mmap=True)  # the counters, not the weights
     except DataError:
-        return
+        return False
     epochs = int((state.get("config") or {}).get("epochs", -1))
     if int(state["epoch"]) != epochs or state.get("epoch_steps") or float(state.get("best_top1", -1.0)) < 0:
-        return  # not trained to its last epoch (a trial killed mid-training is not resumed), or never scored
+        return False  # not trained to its last epoch (run again instead: recover_dead_trial), or never scored
     try:
         rows = [r for r in read_metrics(folder / "metrics.jsonl", kind="epoch")
                 if r.get("epoch", 0) <= epochs and r.get("val_top1") is not None]
@@ -116,6 +168,7 @@ def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None
         intermediate_values={int(r["epoch"]) - 1: float(r["val_top1"]) for r in rows}))
     print(f"zoo search: trial {trial.number} died after its last epoch was saved: recorded complete from {folder} "
           f"(val top-1 {best:.2f}%; user attribute recovered_from {trial.number})", file=sys.stderr, flush=True)
+    return True
 
 
 def fail_stale_trials(study: optuna.Study) -> None:

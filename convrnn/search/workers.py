@@ -34,6 +34,11 @@ from neurozoo.datasets.termination import raise_if_terminated
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
 STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 
+#: How many times a trial whose worker died unfinished is run again (``--retries``; ``study.recover_dead_trial``), as
+#: optuna's ``RetryHeartbeatStaleTrialCallback(max_retry)`` counts: a configuration that kills its worker every time
+#: (out of memory) is not run for ever. Here, not in study.py: the command's parser imports no optuna
+MAX_RETRY = 2
+
 
 @dataclass
 class WorkerRun:

@@ -1589,6 +1589,12 @@ def test_a_local_worker_killed_after_its_last_epoch_was_saved_has_its_trial_reco
                              f"{folder}")
     assert err[-1] == (f"zoo search: worker 1 of 1 ({name}) died in trial 1 (marked failed; recorded complete as trial "
                        f"2) on signal 9 without a report (killed? out of memory?); rerun to continue the study")
+    # told of the same dead trial again (the heartbeat of another process): it is recorded already, not queued
+    from neurozoo.convrnn.search.study import recover_dead_trial
+
+    loaded = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    recover_dead_trial(loaded, trials[1])
+    assert [t.state for t in loaded.trials] == [t.state for t in trials]
 
 
 class WorkerDied(BaseException):

@@ -139,7 +139,7 @@ def record_trained(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool
     if not trial.user_attrs.get("out") or not (folder / "last.pth").is_file():
         return False
     if any(t.user_attrs.get("recovered_from") == trial.number for t in study.get_trials(deepcopy=False)):
-        return False
+        return True  # recorded complete already: told twice of one dead trial, it is neither recorded nor run again
     try:
         state = read_torch_file(folder / "last.pth", mmap=True)  # the counters, not the weights
     except DataError:

@@ -194,6 +194,30 @@ def stopping_at_once():
         _at_once = outer if _at_once is not None else None
 
 
+@contextmanager
+def sigterm_stops_at_once():
+    """For a command that writes nothing a stop could leave partial (``zoo reproduce``: it scores into a scratch store
+    and fits in a temporary folder, and prints its verdict at the end): SIGTERM raises ``KeyboardInterrupt("signal
+    15")`` where Python is, as Python's Ctrl-C does, so the command exits 130 saying so and its temporary folder is
+    removed. It was SIGTERM's default: killed without a word (exit -15), the folder left behind. A deferred block
+    inside (a fit's) defers it as ever, and hands one no safe point saw back to this handler as it ends. A SIGTERM the
+    process ignores, or one set from C, is left alone, as :func:`sigterm_deferred` leaves it; so is one outside the
+    main thread."""
+    before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if before is None or before is signal.SIG_IGN:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def termination_requested() -> Optional[int]:
     """The signal number of a SIGTERM (or a deferred Ctrl-C) received inside :func:`sigterm_deferred` and not yet
     ended with it, else None (for a safe point that must do something first: the trainer agrees with its other ranks

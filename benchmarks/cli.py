@@ -136,7 +136,8 @@ def check_own_data_options(args) -> None:
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
     at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
-    probe stimuli and steps: ``safe_point``) or before the record is stored, with nothing stored, or, once the record
+    probe stimuli and steps: ``safe_point``; at once in a retina benchmark's imports and reading before its first,
+    ``stopping_at_once``) or before the record is stored, with nothing stored, or, once the record
     is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
     on: it reads the activation cache (and resumes an extraction after the batches it finished, which the cache
     kept), and reuses an identical stored record rather than storing a duplicate."""

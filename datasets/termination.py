@@ -99,10 +99,15 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         _at_once = None
         if defer_sigterm:
             signal.signal(signal.SIGTERM, previous)
-        if defer_sigint:
+        if defer_sigint and foreign_sigint:
+            # Python's table can only be told SIG_DFL (not None), and SIGINT is blocked meanwhile: a Ctrl-C between
+            # the two would have met the default and killed the program; one blocked reaches the C handler after
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _restore_c_action(signal.SIGINT, foreign_sigint)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        elif defer_sigint:
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous_sigint is None else previous_sigint)
-            if foreign_sigint:  # Python's table now says SIG_DFL, and cannot say None again: _foreign knows
-                _restore_c_action(signal.SIGINT, foreign_sigint)
         if _depth == 0:
             # read after the handlers are restored: a signal from here on goes to them, none recorded is missed
             unseen = _requested if not _taken else None

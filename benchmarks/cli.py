@@ -136,12 +136,15 @@ def check_own_data_options(args) -> None:
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
     at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
-    probe stimuli and steps: ``safe_point``) or before the record is stored, with nothing stored, or, once the record
+    probe stimuli and steps: ``safe_point``; at once in a retina benchmark's imports and reading before its first,
+    ``stopping_at_once``) or before the record is stored, with nothing stored, or, once the record
     is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
     on: it reads the activation cache (and resumes an extraction after the batches it finished, which the cache
     kept), and reuses an identical stored record rather than storing a duplicate."""
+    import contextlib
+
     from neurozoo.benchmarks.paths import remade
-    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred, stopping_at_once
 
     state = {"extracted": None, "analysing": False, "cache": CacheCount(), "record": None, "written": False}
 
@@ -154,7 +157,11 @@ def _score(args) -> int:
 
     try:
         with sigterm_deferred():
-            score, model_name = score_from_args(args, safe_point, state["cache"])
+            # a retina benchmark imports torch and scipy and reads its recording (seconds) before its first safe
+            # point (the fit folder's lock, a probe stimulus), writing nothing: a stop until then is taken at once.
+            # Not a neural benchmark's: its first batch is kept in the activation cache before its first safe point
+            with stopping_at_once() if _is_retina(args.benchmark) else contextlib.nullcontext():
+                score, model_name = score_from_args(args, safe_point, state["cache"])
             state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
             remade(args.out)  # before the record is stored: a folder that cannot be made again stores nothing

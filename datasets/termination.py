@@ -7,7 +7,8 @@ extraction batches of ``zoo score`` (imagenet.val's evaluation batches, a retina
 supervises a sandboxed job, and between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is
 finished and stored first), and at the end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C
 there too: ``sigint_note``), and, for a request none of those saw, at the end of the outermost deferred block
-(:func:`sigterm_deferred`).
+(:func:`sigterm_deferred`). Before the work begins, where a stop leaves nothing partial (a retina benchmark's or
+``zoo fit``'s imports and reading of their input), it is raised at once: :func:`stopping_at_once`.
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
@@ -21,11 +22,13 @@ import os
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 _requested: Optional[int] = None  # the signal number of a pending request
 _taken = False  # whether a safe point has seen the pending request (raised it or returned it to act on)
 _depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``zoo train``'s or a search trial's)
+_at_once: Optional[int] = None  # the depth of the block whose stopping_at_once stretch is open, its work not begun
+_foreign: Dict[int, bytes] = {}  # signal number -> the C library's action of a handler set from C, as restored
 
 
 @contextmanager
@@ -38,8 +41,12 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     so such a process stopped at its next safe point. Its children inherit SIG_IGN: one that it stops with SIGTERM
     gets the default back (``convrnn.search.workers``); a data-loading worker's SIG_IGN is replaced by torch's worker
     handler and :func:`sigterm_from`, so the trainer's exit still ends its workers. A SIGTERM handler set from C
-    (``signal.getsignal`` gives None: an embedding program's) is left in place likewise, as Python could not restore
-    it (Ctrl-C's is replaced and the default restored after the block).
+    (``signal.getsignal`` gives None: an embedding program's) is left in place likewise, as Python's ``signal.signal``
+    cannot reinstall it. A Ctrl-C one is deferred all the same and put back through the C library's ``sigaction``
+    after the block (it was replaced by the default, so the embedding program's Ctrl-C handling was lost for good);
+    ``signal.getsignal`` gives SIG_DFL for it from then on (Python's table cannot hold None again), which later blocks
+    tell from a default one (:func:`_set_from_c`). Without a C library ``sigaction`` to read it with, it is left in
+    place, as SIGTERM's is.
 
     The outermost block's end is the last safe point: a request no safe point saw (:func:`raise_if_terminated`,
     :func:`termination_requested`) is acted on there, once the handlers are restored, as ``KeyboardInterrupt("signal
@@ -53,27 +60,35 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     request, a second raises ``KeyboardInterrupt(sigint_again)`` where Python is (``sigint_again``: what stopping at
     once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it). An empty note
     defers Ctrl-C without a word (the ranks of a torchrun other than rank 0, which says it for them)."""
-    global _requested, _depth, _taken
+    global _requested, _depth, _taken, _at_once
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def request(signum, frame):
-        global _requested
+        global _requested, _at_once, _taken
         if signum == signal.SIGINT and _requested is not None:
             raise KeyboardInterrupt(*([sigint_again] if sigint_again else []))
         if signum == signal.SIGINT and sigint_note:  # os.write: a print here could meet one the interrupted code made
             os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
         _requested = _requested or signum
+        if _at_once is not None and _at_once == _depth:  # this block's stretch before its work: stopping_at_once
+            _at_once, _taken = None, True  # raised, as a safe point raises it
+            raise KeyboardInterrupt(f"signal {_requested}")
 
     # a SIGTERM or Ctrl-C the process was told to ignore (`trap '' TERM`, a scheduler's or a script's background job)
     # stays ignored: no handler replaces SIG_IGN. A SIGTERM handler set from C (getsignal: None; an embedding
-    # program's) stays too: Python has no way to put it back, and restoring None failed with a TypeError
+    # program's) stays too (restoring None failed with a TypeError); a Ctrl-C one is put back through the C library
     sigterm_handler = signal.getsignal(signal.SIGTERM)
     defer_sigterm = sigterm_handler is not signal.SIG_IGN and sigterm_handler is not None
     previous = signal.signal(signal.SIGTERM, request) if defer_sigterm else None
-    defer_sigint = sigint_note is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    sigint_handler = signal.getsignal(signal.SIGINT)
+    defer_sigint = sigint_note is not None and sigint_handler is not signal.SIG_IGN
+    foreign_sigint = _set_from_c(signal.SIGINT, sigint_handler) if defer_sigint else None
+    if foreign_sigint is False:  # set from C, and no C library to put it back with: left in place, as SIGTERM's
+        defer_sigint = False
     previous_sigint = signal.signal(signal.SIGINT, request) if defer_sigint else None
+    _at_once = None  # a block of its own ends a stopping_at_once stretch around it, for good
     _depth += 1
     ended = False
     try:
@@ -81,24 +96,131 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         ended = True
     finally:
         _depth -= 1
+        _at_once = None
         if defer_sigterm:
             signal.signal(signal.SIGTERM, previous)
-        if defer_sigint:  # None: a handler not set from Python, which leaves no way back to it but the default
+        if defer_sigint and foreign_sigint:
+            # Python's table can only be told SIG_DFL (not None), and SIGINT is blocked meanwhile: a Ctrl-C between
+            # the two would have met the default and killed the program; one blocked reaches the C handler after
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _restore_c_action(signal.SIGINT, foreign_sigint)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        elif defer_sigint:
             signal.signal(signal.SIGINT, signal.SIG_DFL if previous_sigint is None else previous_sigint)
         if _depth == 0:
             # read after the handlers are restored: a signal from here on goes to them, none recorded is missed
             unseen = _requested if not _taken else None
             _requested, _taken = None, False
             if unseen is not None and ended:
-                _act_on(unseen, previous if unseen == signal.SIGTERM else previous_sigint)
+                _act_on(unseen, previous if unseen == signal.SIGTERM else (foreign_sigint or previous_sigint))
 
 
 def _act_on(signum: int, handler) -> None:
-    """The outermost block's end acting on a request no safe point saw (:func:`sigterm_deferred`)."""
-    if callable(handler) and handler is not signal.default_int_handler:
+    """The outermost block's end acting on a request no safe point saw (:func:`sigterm_deferred`): ``handler``, the
+    one the block replaced and restored (the C library's action of one set from C: bytes)."""
+    if isinstance(handler, bytes) or (callable(handler) and handler is not signal.default_int_handler):
         signal.raise_signal(signum)  # the handler the block replaced, restored: it runs before the next line
     else:
         raise KeyboardInterrupt(f"signal {signum}")
+
+
+#: bytes enough for the C library's ``struct sigaction`` (152 on Linux's glibc, 16 on macOS), read and written whole
+_SIGACTION_BYTES = 512
+
+
+def _c_action(signum: int) -> Optional[bytes]:
+    """The C library's ``sigaction`` for ``signum`` (the handler, mask and flags, as opaque bytes), or None where there
+    is none to ask (no C library ``sigaction``: Windows)."""
+    try:
+        import ctypes
+
+        action = ctypes.create_string_buffer(_SIGACTION_BYTES)
+        if ctypes.CDLL(None).sigaction(signum, None, action) != 0:
+            return None
+        return action.raw
+    except (OSError, AttributeError, TypeError):
+        return None
+
+
+def _set_from_c(signum: int, handler) -> Optional[bytes]:
+    """For a block about to replace ``signum``'s handler (``handler``, Python's ``signal.getsignal``): the C library's
+    action of a handler set from C, which Python cannot reinstall (``getsignal`` gives None: an embedding program's,
+    set before Python started; or one that an earlier block put back, which Python's table gives as SIG_DFL since),
+    to put back with :func:`_restore_c_action`; False for one set from C that cannot be read (no C library
+    ``sigaction``); None for one Python set."""
+    if handler is not None and not (handler is signal.SIG_DFL and signum in _foreign):
+        return None
+    action = _c_action(signum)
+    if handler is None:
+        return action or False
+    # the same C function still (the handler comes first in the struct; glibc leaves bytes of the mask unset)
+    return action if action is not None and _handler_of(action) == _handler_of(_foreign[signum]) else None
+
+
+def _handler_of(action: bytes) -> bytes:
+    """The handler's address in a C library ``struct sigaction`` (:func:`_c_action`), its first member."""
+    import ctypes
+
+    return action[:ctypes.sizeof(ctypes.c_void_p)]
+
+
+def _restore_c_action(signum: int, action: bytes) -> None:
+    """Put back the C library's ``action`` for ``signum`` (:func:`_set_from_c`), after Python's ``signal.signal`` set
+    SIG_DFL in its table: a handler set from C runs again, though ``signal.getsignal`` gives SIG_DFL for it (the
+    limit: Python's table cannot hold None again), which :data:`_foreign` tells from a default one."""
+    import ctypes
+
+    ctypes.CDLL(None).sigaction(signum, ctypes.create_string_buffer(action, len(action)), None)
+    _foreign[signum] = _c_action(signum)
+
+
+@contextmanager
+def stopping_at_once():
+    """Inside :func:`sigterm_deferred`, a stretch before its work begins, where a stop would leave nothing partial
+    (imports, reading and checking the input, building the model): a SIGTERM (or a deferred Ctrl-C) pending as it
+    begins, or arriving within it, raises ``KeyboardInterrupt("signal N")`` at once, wherever Python is, as Python's
+    own Ctrl-C does, rather than at the first safe point, which a retina benchmark's ``zoo score`` or ``zoo fit``
+    reached only after importing torch and scipy (~4 CPU-s). The stretch ends, for good, at the first safe point of
+    its block (:func:`raise_if_terminated`, :func:`termination_requested`: the work has begun, and stops there from
+    now on) or the first deferred block opened inside it (a lock's wait, a fit, whose writes wait for their safe
+    points), and at its own end. The request is recorded too: one dropped where Python drops exceptions (a
+    garbage-collector callback's "Exception ignored") is raised at the next safe point. Outside a deferred block (or
+    the main thread) it changes nothing."""
+    global _at_once
+    if _depth == 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    raise_if_terminated()
+    outer, _at_once = _at_once, _depth
+    try:
+        yield
+    finally:
+        _at_once = outer if _at_once is not None else None
+
+
+@contextmanager
+def sigterm_stops_at_once():
+    """For a command that writes nothing a stop could leave partial (``zoo reproduce``: it scores into a scratch store
+    and fits in a temporary folder, and prints its verdict at the end): SIGTERM raises ``KeyboardInterrupt("signal
+    15")`` where Python is, as Python's Ctrl-C does, so the command exits 130 saying so and its temporary folder is
+    removed. It was SIGTERM's default: killed without a word (exit -15), the folder left behind. A deferred block
+    inside (a fit's) defers it as ever, and hands one no safe point saw back to this handler as it ends. A SIGTERM the
+    process ignores, or one set from C, is left alone, as :func:`sigterm_deferred` leaves it; so is one outside the
+    main thread."""
+    before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    if before is None or before is signal.SIG_IGN:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def termination_requested() -> Optional[int]:
@@ -106,6 +228,7 @@ def termination_requested() -> Optional[int]:
     ended with it, else None (for a safe point that must do something first: the trainer agrees with its other ranks
     and saves). A caller given a signal number acts on it: the block's end then does not (:func:`sigterm_deferred`)."""
     global _taken
+    _work_begins()
     _taken = _taken or _requested is not None
     return _requested
 
@@ -114,9 +237,17 @@ def raise_if_terminated() -> None:
     """A safe point: raise ``KeyboardInterrupt("signal 15")`` if a SIGTERM (or a deferred Ctrl-C: "signal 2") arrived
     inside :func:`sigterm_deferred`."""
     global _taken
+    _work_begins()
     if _requested is not None:
         _taken = True
         raise KeyboardInterrupt(f"signal {_requested}")
+
+
+def _work_begins() -> None:
+    """A safe point reached: the :func:`stopping_at_once` stretch of its block, if any, ends."""
+    global _at_once
+    if _at_once is not None and _at_once == _depth:
+        _at_once = None
 
 
 #: A scorer's safe point, handed to the functions that score (``safe_point=``; ``zoo score``'s raises

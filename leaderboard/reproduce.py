@@ -554,6 +554,15 @@ def add_command(sub) -> None:
 
 
 def run_reproduce(args) -> int:
+    """``zoo reproduce``; a SIGTERM stops it at once, as Ctrl-C does, its scratch folder removed
+    (:func:`datasets.termination.sigterm_stops_at_once`: it stores nothing)."""
+    from neurozoo.datasets.termination import sigterm_stops_at_once
+
+    with sigterm_stops_at_once():
+        return _run_reproduce(args)
+
+
+def _run_reproduce(args) -> int:
     from neurozoo.leaderboard import reproduce_fit
     from neurozoo.leaderboard.db import LeaderboardDB
 

@@ -556,11 +556,15 @@ def score_spec(spec: Dict[str, Any], device: str = "cpu", progress: bool = False
 def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
     if spec["family"] == "retina":
         from neurozoo import benchmarks
+        from neurozoo.datasets.termination import stopping_at_once
 
         seed = spec["score"].get("seed", 0)
         fit = spec.get("fit", {})
-        score = benchmarks.load(spec["benchmark"]).score(spec["model"], seed=seed, device=device, progress=progress,
-                                                         **fit)
+        # until the fit folder's lock (the job's first safe point), imports and reading, nothing written: a stop
+        # (zoo run's SIGTERM) is taken at once, the job handed back, rather than after them and the first epoch
+        with stopping_at_once():
+            score = benchmarks.load(spec["benchmark"]).score(spec["model"], seed=seed, device=device,
+                                                             progress=progress, **fit)
         settings = score.provenance.setdefault("settings", {})
         budget = f", at most {fit['epochs']} epochs" if "epochs" in fit else ""
         settings.update(weights=f"fitted on the embedded recordings (seed {seed}{budget})", spec_family="retina")

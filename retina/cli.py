@@ -92,12 +92,13 @@ FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patien
 
 def run_fit(args) -> int:
     """``zoo fit``, with SIGTERM deferred throughout (:func:`_run_fit`)."""
-    from neurozoo.datasets.termination import sigterm_deferred
+    from neurozoo.datasets.termination import sigterm_deferred, stopping_at_once
 
     # one deferral from the start to the results: a SIGTERM is taken at the next safe point (the fit folder's lock,
     # the wait for it, an epoch's end, the results written), never between two of them, where it killed zoo fit
-    # without a word (or, arriving as the lock was granted, was dropped and the fit ran to its end)
-    with sigterm_deferred():
+    # without a word (or, arriving as the lock was granted, was dropped and the fit ran to its end); until the first
+    # (the lock), at once: zoo fit imports torch and reads the recording there, writing nothing
+    with sigterm_deferred(), stopping_at_once():
         return _run_fit(args)
 
 

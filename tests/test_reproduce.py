@@ -1130,3 +1130,53 @@ def test_zoo_score_in_a_fresh_process_is_bit_identical_and_another_thread_count_
     assert len(pairs) > 4 and max(abs(a - b) for a, b in pairs) <= 1e-5
     assert [(records[n].settings["environment"]["torch_threads"], records[n].settings["environment"]["blas_threads"])
             for n in ("here", "fresh", "two")] == [(1, 1), (1, 1), (2, 2)]
+
+
+#: zoo reproduce of the tiny neural benchmark's record 1 in a fresh interpreter (registered as tiny_benchmarks does),
+#: sent SIGTERM in its second extraction batch when argv[1] says so
+REPRODUCE_SIGNALLED = """import os, signal, sys
+sys.path.insert(0, {tests!r})
+import test_reproduce as here
+from neurozoo import benchmarks
+from neurozoo.benchmarks.extraction import Stimuli
+from neurozoo.leaderboard.cli import main
+benchmarks.BENCHMARKS.add(here.NEURAL, here._neural, overwrite=True, region="V4")
+batch, batches = Stimuli.batch, []
+
+
+def signalled(self, start, stop):
+    batches.append(start)
+    if len(batches) == 2 and sys.argv[1] == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return batch(self, start, stop)
+
+
+Stimuli.batch = signalled
+sys.exit(main(["reproduce", "1", "--db", {db!r}]))
+"""
+
+
+def test_zoo_reproduce_given_sigterm_mid_rerun_exits_130_leaving_no_scratch_and_its_rerun_reproduces(
+        tmp_path, tiny_benchmarks):
+    """SIGTERM (a scheduler's preemption) killed zoo reproduce without a word (exit -15), leaving its scratch folder
+    (the rerun's fits and store) in the temporary directory. It stores nothing, so it now stops at once as Ctrl-C
+    does: exit 130 saying so, the scratch folder removed, the record untouched; run again, it reproduces the record."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    _score(db, "--no-cache", "--out", tmp_path / "out")
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(tmp_path / "tmp")}
+    code = REPRODUCE_SIGNALLED.format(tests=str(Path(__file__).parent), db=db)
+    stopped = subprocess.run([sys.executable, "-c", code, "sigterm"], capture_output=True, text=True, timeout=300,
+                             env=env)
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1:]) == (130, ["zoo reproduce: interrupted; signal 15"]), \
+        stopped.stderr[-2000:]
+    assert [path.name for path in (tmp_path / "tmp").iterdir() if path.name.startswith("neurozoo-reproduce-")] == []
+    assert [record.id for record in ResultsStore(db).records()] == [1]
+    again = subprocess.run([sys.executable, "-c", code, "no signal"], capture_output=True, text=True, timeout=300,
+                           env=env)
+    assert again.returncode == 0 and "\nreproduced: bit-identical" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]

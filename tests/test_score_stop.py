@@ -343,3 +343,55 @@ def test_sigterm_mid_retina_analysis_stops_at_the_next_stage_storing_nothing(tmp
         "units: 1"), (stopped.stderr[-3000:], stopped.stdout[-500:])
     assert (records(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [])
     print(after)  # the next safe point is one integrated-gradients step (or one stimulus) away: ~0.5 s on 2 idle cores
+
+
+#: the child for a retina command's setup: SIGTERM as the module argv[1] names is first imported (the first of the
+#: costly imports: scipy for zoo score's and zoo run's phenomenon benchmark, torch for zoo fit); says whether it was,
+#: and whether that import finished
+SIGNAL_AT_IMPORT = """
+import atexit, importlib.abc, os, signal, sys
+marker, sent = sys.argv[1], []
+
+
+class SignalAtImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == marker and not sent:
+            sent.append(name)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+
+sys.meta_path.insert(0, SignalAtImport())
+atexit.register(lambda: print(f"signalled: {bool(sent)}; {marker} imported: {marker in sys.modules}"))
+from neurozoo.leaderboard.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("command", ["score", "fit", "run"])
+def test_sigterm_in_a_retina_commands_setup_stops_it_at_once(tmp_path, command):
+    """A SIGTERM to a retina benchmark's zoo score (or zoo fit, or a retina job of zoo run) as it began waited for its
+    first safe point, the fit folder's lock: torch and scipy imported and the recording read first (~4 CPU-s; the
+    recording generated, when not cached, ~10 more). Until that lock nothing is written, so the stop is now taken at
+    once (datasets.termination.stopping_at_once): the import under way (the costly part) does not finish, no fit
+    begins, exit 130 saying nothing was stored."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home"),
+           "NEUROZOO_CACHE": str(tmp_path / "cache")}
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    marker, arguments = {
+        "score": ("scipy", ["score", "ln", "retina_embedded.osr", "--db", db, "--out", str(tmp_path / "out")]),
+        "fit": ("torch", ["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--quiet"]),
+        "run": ("scipy", ["run", "--db", db, "--models", "ln", "--benchmarks", "retina_embedded.osr", "--report",
+                          str(tmp_path / "report"), "--no-progress", "--fit-epochs", "1"])}[command]
+    stopped = subprocess.run([sys.executable, "-c", SIGNAL_AT_IMPORT, marker, *arguments], capture_output=True,
+                             text=True, timeout=300, env=env)
+    line = {"score": "zoo score: interrupted; signal 15 before the score was stored: nothing stored; rerun the same "
+                     "command to score it",
+            "fit": "zoo fit: interrupted; signal 15",
+            "run": "zoo run: interrupted; "}[command]
+    assert (stopped.returncode, stopped.stdout.splitlines()[-1]) == (130, f"signalled: True; {marker} imported: "
+                                                                          "False"), stopped.stderr[-3000:]
+    assert stopped.stderr.splitlines()[-1].startswith(line), stopped.stderr[-3000:]
+    assert list((tmp_path / "cache").rglob("*fit*")) == [] and not (tmp_path / "out").exists()
+    if command != "fit":
+        assert records(tmp_path) == []

@@ -1,0 +1,118 @@
+"""datasets.termination: where a deferred SIGTERM (or Ctrl-C) stops a command, and the handlers it leaves behind."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+from neurozoo.datasets.termination import (raise_if_terminated, sigterm_deferred, stopping_at_once,
+                                           termination_requested)
+
+
+def test_a_sigterm_before_the_work_begins_stops_at_once_and_after_it_at_the_next_safe_point():
+    """zoo score of a retina benchmark (and zoo fit, a zoo run retina job) took a SIGTERM only at its first safe point,
+    after seconds of imports and reading in which nothing is written. Inside ``stopping_at_once`` it is raised where
+    Python is, the lines after the signal not run; from the first safe point of the block on, or inside a deferred
+    block of its own (a lock's wait, a fit), it waits for a safe point again."""
+    ran = []
+    with sigterm_deferred():
+        with pytest.raises(KeyboardInterrupt, match="^signal 15$"), stopping_at_once():
+            os.kill(os.getpid(), signal.SIGTERM)
+            ran.append("after the signal")
+    assert ran == [] and termination_requested() is None
+    with pytest.raises(KeyboardInterrupt, match="^signal 15$"), sigterm_deferred():  # pending as it begins
+        os.kill(os.getpid(), signal.SIGTERM)
+        with stopping_at_once():
+            ran.append("inside")
+    assert ran == []
+    with sigterm_deferred(), stopping_at_once():
+        raise_if_terminated()  # the work has begun
+        os.kill(os.getpid(), signal.SIGTERM)
+        ran.append("after the safe point")
+        with pytest.raises(KeyboardInterrupt, match="^signal 15$"):
+            raise_if_terminated()
+    assert ran == ["after the safe point"]
+    with sigterm_deferred(), stopping_at_once():
+        with sigterm_deferred():  # a block of its own: its writes wait for its safe points
+            os.kill(os.getpid(), signal.SIGTERM)
+            ran.append("in the inner block")
+        os.kill(os.getpid(), signal.SIGTERM)  # the stretch ended with the inner block's beginning
+        ran.append("after the inner block")
+        assert termination_requested() == signal.SIGTERM
+    assert ran[1:] == ["in the inner block", "after the inner block"] and termination_requested() is None
+
+
+def test_stopping_at_once_outside_a_deferred_block_changes_nothing():
+    before = signal.getsignal(signal.SIGTERM)
+    with stopping_at_once():
+        assert signal.getsignal(signal.SIGTERM) is before
+    with sigterm_deferred():  # and leaves no stretch behind for a later block
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert termination_requested() == signal.SIGTERM
+
+
+#: an embedding program: a Ctrl-C handler set from C (it writes a line), then Python as `python` would run
+EMBEDDING = r"""
+#include <Python.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_ctrl_c(int signum) {
+    static const char line[] = "the C handler\n";
+    write(1, line, sizeof line - 1);
+}
+
+int main(int argc, char **argv) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_ctrl_c;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+    return Py_BytesMain(argc, argv);
+}
+"""
+
+#: run by it: Ctrl-C deferred by two blocks in turn (a retina fit's; the second sees Python's table say SIG_DFL for
+#: the handler the first put back), the second's request left to the block's end, then a Ctrl-C after them
+DEFERRING = """
+import os, signal
+from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+print("before:", signal.getsignal(signal.SIGINT), flush=True)
+with sigterm_deferred(""):
+    os.kill(os.getpid(), signal.SIGINT)
+    print("deferred:", termination_requested(), flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+with sigterm_deferred(""):
+    os.kill(os.getpid(), signal.SIGINT)
+    print("deferred again", flush=True)
+print("after the second block", flush=True)
+os.kill(os.getpid(), signal.SIGINT)
+print("ran on", flush=True)
+"""
+
+
+def test_a_ctrl_c_handler_set_from_c_is_put_back_after_a_deferred_block(tmp_path):
+    """A program embedding Python with its own Ctrl-C handler (``signal.getsignal`` gives None for it): a block
+    deferring Ctrl-C (a retina fit's) replaced it and restored the default, so the next Ctrl-C killed the program
+    rather than reaching its handler. It is now put back through the C library, after each block, and a request no
+    safe point saw is handed to it as the block ends (as a Python handler is), not raised as KeyboardInterrupt."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or not sysconfig.get_config_var("Py_ENABLE_SHARED"):
+        pytest.skip("needs a C compiler and a shared libpython to build an embedding program")
+    (tmp_path / "embedding.c").write_text(EMBEDDING)
+    libdir = sysconfig.get_config_var("LIBDIR")
+    version = sysconfig.get_config_var("LDVERSION")
+    subprocess.run([compiler, str(tmp_path / "embedding.c"), "-o", str(tmp_path / "embedding"),
+                    f"-I{sysconfig.get_paths()['include']}", f"-L{libdir}", f"-Wl,-rpath,{libdir}",
+                    f"-lpython{version}"], check=True, capture_output=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHOME": sys.base_prefix}
+    done = subprocess.run([str(tmp_path / "embedding"), "-c", DEFERRING], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert (done.returncode, done.stdout) == (0, "before: None\ndeferred: 2\nthe C handler\ndeferred again\n"
+                                                 "the C handler\nafter the second block\nthe C handler\nran on\n"), \
+        done.stderr[-2000:]

@@ -252,7 +252,7 @@ def test_a_dotted_name_that_is_not_in_the_code_is_found(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("`extraction.load_stimulus_set` `extraction.images.load_stimulus_set(stimuli)` "
                     "`neurozoo.retina.fit.evaluate` `neurozoo.retina.fit.evaluated` `metrics.ceiling.summarize` "
-                    "`retina.attribution` `retina_h5.heldout` `datasets.heldout` `summary.json` `metrics.cc` "
+                    "`retina.attribution` `retina_h5.heldout` `metrics.heldout` `summary.json` `metrics.cc` "
                     "`provenance.fitted_to` `numpy.linalg.eigh`\n")
-    assert unresolved_code_names(page, {"datasets.heldout"}) == ["extraction.load_stimulus_set",
+    assert unresolved_code_names(page, {"metrics.heldout"}) == ["extraction.load_stimulus_set",
                                                                  "neurozoo.retina.fit.evaluated"]

@@ -2,6 +2,7 @@
 import os
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import sysconfig
@@ -79,7 +80,9 @@ int main(int argc, char **argv) {
 #: run by it: Ctrl-C deferred by two blocks in turn (a retina fit's; the second sees Python's table say SIG_DFL for
 #: the handler the first put back), the second's request left to the block's end, then a Ctrl-C after them
 DEFERRING = """
-import os, signal
+import os, signal, site
+for folder in os.environ["TEST_SITE_PACKAGES"].split(os.pathsep):  # the .pth files too: an editable install's finder
+    site.addsitedir(folder)
 from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 
 print("before:", signal.getsignal(signal.SIGINT), flush=True)
@@ -110,7 +113,10 @@ def test_a_ctrl_c_handler_set_from_c_is_put_back_after_a_deferred_block(tmp_path
     subprocess.run([compiler, str(tmp_path / "embedding.c"), "-o", str(tmp_path / "embedding"),
                     f"-I{sysconfig.get_paths()['include']}", f"-L{libdir}", f"-Wl,-rpath,{libdir}",
                     f"-lpython{version}"], check=True, capture_output=True, timeout=120)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHOME": sys.base_prefix}
+    # the embedding program runs the base Python (PYTHONHOME), not this environment's: its site-packages are added by
+    # the script, with their .pth files (`pip install -e` imports neurozoo through one), and sys.path for the rest
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHOME": sys.base_prefix,
+           "TEST_SITE_PACKAGES": os.pathsep.join(site.getsitepackages())}
     done = subprocess.run([str(tmp_path / "embedding"), "-c", DEFERRING], capture_output=True, text=True,
                           timeout=120, env=env)
     assert (done.returncode, done.stdout) == (0, "before: None\ndeferred: 2\nthe C handler\ndeferred again\n"

@@ -89,6 +89,60 @@ def test_run_json_locates_a_relative_data_folder(data, tmp_path, monkeypatch):
     assert run["config"]["data"] == data.name and run["data_absolute"] == str(data.resolve())
 
 
+def replace_an_image(folder):
+    """Replace ``folder``'s first training image by another class's image under its name: its path and label stay,
+    its pixels, bytes and size do not."""
+    images = sorted((folder / "train").glob("*/*"))
+    size = images[0].stat().st_size
+    images[0].write_bytes(images[-1].read_bytes())
+    assert images[0].stat().st_size != size
+
+
+def test_run_json_data_checksums_change_when_an_image_is_replaced_under_its_name(data, tmp_path):
+    """train_files_sha256 hashed each image's relative path and label only: a training image replaced by another
+    (another class's) under its name left run.json's record of the data unchanged. It covers each file's size too
+    (files_checksum "sizes"), the checksum every rank compares."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+
+    shutil.copytree(data, tmp_path / "data")
+    recorded = []
+    for run in ("before", "after"):
+        if run == "after":
+            replace_an_image(tmp_path / "data")
+        train(config(tmp_path / "data", tmp_path / run, epochs=1, max_steps_per_epoch=1))
+        recorded.append(json.loads((tmp_path / run / "run.json").read_text()))
+    splits = open_imagenet(data)  # the untouched folder: the first run's data
+    assert [r["files_checksum"] for r in recorded] == ["sizes", "sizes"]
+    assert recorded[0]["train_files_sha256"] == file_list_sha256(splits["train"], sizes=True)
+    assert recorded[0]["val_files_sha256"] == file_list_sha256(splits["val"], sizes=True)
+    assert recorded[0]["train_files_sha256"] != recorded[1]["train_files_sha256"]
+    assert recorded[0]["val_files_sha256"] == recorded[1]["val_files_sha256"]
+
+
+def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tmp_path, capsys):
+    """--hash-images: run.json's checksums cover each image's bytes (an image edited to the same size changes them),
+    files_checksum says so, and --help says that every image is read."""
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", "--hash-images",
+            *(f"--set={key}={value}" for key, value in TINY.items())]
+    assert main(args) == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    splits = open_imagenet(data)
+    assert run["files_checksum"] == "contents" and run["config"]["hash_images"] is True
+    assert run["train_files_sha256"] == file_list_sha256(splits["train"], contents=True)
+    assert run["val_files_sha256"] == file_list_sha256(splits["val"], contents=True)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "reads ALL images once before training" in " ".join(capsys.readouterr().out.split())
+
+
 def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
     """run.json named a spec file by its path alone (config.model 'tiny.yaml'): once the file was edited, nothing
     said which graph the checkpoint's weights belong to. It keeps the spec trained (overrides and classes applied),
@@ -1798,7 +1852,7 @@ def test_ranks_data_and_resume_differences_are_named_and_alike_ranks_pass():
     assert data_difference(first, {**first, "train": {"images": 24, "files_sha256": "c"}}) == \
         "24 images in train/, rank 0 has 16"
     assert data_difference(first, {**first, "train": {"images": 16, "files_sha256": "c"}}) == \
-        "the file names of its 16 images in train/ differ from rank 0's (sha256 of the list)"
+        "the file names or sizes of its 16 images in train/ differ from rank 0's (sha256 of the list)"
     assert data_difference(first, {**first, "val": None}) == "val/ is absent there, present on rank 0"
 
     resumed = {"checkpoint": "runs/train/last.pth", "position": "step 3 (1 of 2 batches of epoch 2)"}

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,6 +123,31 @@ def test_run_json_data_checksums_change_when_an_image_is_replaced_under_its_name
     assert recorded[0]["val_files_sha256"] == recorded[1]["val_files_sha256"]
 
 
+def test_a_resume_on_other_files_than_the_part_before_says_so_and_each_part_keeps_its_checksums(data, tmp_path):
+    """A run resumed on a train/ whose image was replaced under its name (as zoo train advises for a corrupt one, or
+    another copy of the data) trained on without a word, and run.json kept the latest part's data only. The resume
+    now says so (not refused: the replacement is the remedy) and each segment keeps its checksums; a resume on the
+    same files says nothing of them."""
+    import shutil
+    import warnings
+
+    shutil.copytree(data, tmp_path / "data")
+    train(config(tmp_path / "data", tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has other files in")
+        train(config(tmp_path / "data", tmp_path / "run", epochs=2, max_steps_per_epoch=1, resume="auto"))
+    replace_an_image(tmp_path / "data")
+    with pytest.warns(UserWarning, match=rf"^--resume {tmp_path / 'run' / 'last.pth'}: --data {tmp_path / 'data'} "
+                                         r"has other files in train/ than the part of the run before this "
+                                         r"one had \(sha256 of their relative paths, labels and sizes: an image "
+                                         r"replaced, edited, added or removed\); run\.json's segments"):
+        train(config(tmp_path / "data", tmp_path / "run", epochs=3, max_steps_per_epoch=1, resume="auto"))
+    segments = json.loads((tmp_path / "run" / "run.json").read_text())["segments"]
+    train_sums = [s["train_files_sha256"] for s in segments]
+    assert train_sums[0] == train_sums[1] != train_sums[2]
+    assert len({s["val_files_sha256"] for s in segments}) == 1
+
+
 def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tmp_path, capsys):
     """--hash-images: run.json's checksums cover each image's bytes (an image edited to the same size changes them),
     files_checksum says so, and --help says that every image is read."""
@@ -138,9 +164,63 @@ def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tm
     assert run["files_checksum"] == "contents" and run["config"]["hash_images"] is True
     assert run["train_files_sha256"] == file_list_sha256(splits["train"], contents=True)
     assert run["val_files_sha256"] == file_list_sha256(splits["val"], contents=True)
+    assert run["segments"][0]["train_files_sha256"] == run["train_files_sha256"]
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "reads ALL images once before training" in " ".join(capsys.readouterr().out.split())
+
+
+def test_run_json_locates_every_part_of_a_run_resumed_from_another_folder(data, tmp_path, monkeypatch):
+    """A run started in one folder with a relative --data and --out and resumed from another (its --data, --out
+    typed relative to that one) recorded each part's paths as typed, without the folder they were typed in, and the
+    data only of the latest part. Each segment keeps its working directory, data folder resolved and data checksums,
+    from which every path in its config reads."""
+    import shutil
+
+    shutil.copytree(data, tmp_path / "a" / "data")
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    train(config("data", "run", epochs=1, max_steps_per_epoch=1))
+    monkeypatch.chdir(tmp_path / "b")
+    train(config("../a/data", "../a/run", epochs=2, max_steps_per_epoch=1, resume="auto"))
+    run = json.loads((tmp_path / "a" / "run" / "run.json").read_text())
+    first, second = run["segments"]
+    assert (first["working_directory"], second["working_directory"]) == (str(tmp_path / "a"), str(tmp_path / "b"))
+    for segment in (first, second):
+        here = Path(segment["working_directory"])
+        assert (here / segment["config"]["data"]).resolve() == (tmp_path / "a" / "data").resolve()
+        assert segment["data_absolute"] == str((tmp_path / "a" / "data").resolve())
+        assert (here / segment["config"]["out"]).resolve() == (tmp_path / "a" / "run").resolve()
+        assert segment["files_checksum"] == "sizes" and segment["train_files_sha256"] == run["train_files_sha256"]
+    assert (Path(second["working_directory"]) / second["resumed_from"]["checkpoint"]).resolve() == \
+        (tmp_path / "a" / "run" / "last.pth").resolve()
+    assert run["finished"] is True and run["working_directory"] == str(tmp_path / "b")
+
+
+def test_a_resumed_run_json_of_the_version_before_data_checksum_kinds_keeps_its_last_parts_data(data, tmp_path):
+    """run.json's top level is rewritten by each part: resumed, the data checksums of a run.json written before the
+    segments kept theirs (the paths and labels only: no files_checksum) were lost with it. The last earlier segment
+    takes them, as "names"."""
+    import warnings
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    run = json.loads((tmp_path / "run.json").read_text())
+    names = {f"{split}_files_sha256": file_list_sha256(folder) for split, folder in open_imagenet(data).items()}
+    for record in (run, run["segments"][0]):
+        for key in ("files_checksum", "working_directory", "data_absolute", "train_files_sha256", "val_files_sha256"):
+            record.pop(key, None)
+    run.update(names, data_absolute=str(data))  # the version before kept data_absolute and the names' checksums
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has other files in")  # the same files, compared by their names
+        train(config(data, tmp_path, epochs=2, max_steps_per_epoch=1, resume="auto"))
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [s["files_checksum"] for s in segments] == ["names", "sizes"]
+    assert segments[0]["train_files_sha256"] == names["train_files_sha256"]
+    assert segments[0]["data_absolute"] == str(data) and "working_directory" not in segments[0]
 
 
 def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):

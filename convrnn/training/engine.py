@@ -330,6 +330,24 @@ def segments_with_resume_sources(run: Dict[str, Any]) -> List[Dict[str, Any]]:
     return segments
 
 
+#: what each segment of run.json records of the data it trained on (Trainer._write_run_info)
+SEGMENT_DATA = ("data_absolute", "files_checksum", "train_files_sha256", "val_files_sha256")
+
+
+def segments_with_data(segments: List[Any], run: Dict[str, Any]) -> List[Any]:
+    """``segments`` (of ``run``, run.json as read), the last one given the data checksums of ``run``'s top level
+    where ``run`` was written by a version whose segments kept no data: the top level was rewritten by each part's
+    start, so it held the last part's. A ``train_files_sha256`` without ``files_checksum`` covered the names and labels only
+    (``names``, :data:`FILES_CHECKSUMS`). The earlier parts' data are unknown."""
+    last = segments[-1] if segments else None
+    if not isinstance(last, dict) or "files_checksum" in last or "train_files_sha256" not in run:
+        return segments
+    data = {key: run.get(key) for key in SEGMENT_DATA}
+    data["files_checksum"] = run.get("files_checksum") or "names"
+    segments[-1] = {**last, **data}
+    return segments
+
+
 class RanksDisagree(UserFacingError):
     """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
     ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
@@ -728,6 +746,8 @@ class Trainer:
 
     def _write_run_info(self, resume) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        earlier = self._earlier_segments(resume)
+        self._warn_of_other_data(earlier[-1] if earlier else None, resume)
         segment = {
             "config": asdict(self.config),
             "code_version": code_version(),
@@ -735,15 +755,19 @@ class Trainer:
             "environment": environment(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "world_size": self.dist.world_size,
+            # the folder the part ran in, from which its config's relative paths (--data, --out, --resume, a spec
+            # file) are read: a run resumed from another folder recorded each part's --data as typed there
+            "working_directory": os.getcwd(),
+            # config.data as given, resolved: a relative --data said where the images were only from the folder the
+            # run was started in (zoo fit's summary.json keeps data_absolute too)
+            "data_absolute": str(Path(self.config.data).resolve()),
+            # the files each part trained on (a resume rewrote the top level's with its own): files_checksum says
+            # what train_files_sha256 and val_files_sha256 cover (FILES_CHECKSUMS)
+            **self.data_checksums,
         }
         info = {
             **segment,
             "num_classes": len(self.classes),
-            # config.data as given, resolved: a relative --data said where the images were only from the folder the
-            # run was started in (zoo fit's summary.json keeps data_absolute too)
-            "data_absolute": str(Path(self.config.data).resolve()),
-            # files_checksum says what train_files_sha256 and val_files_sha256 cover (FILES_CHECKSUMS)
-            **self.data_checksums,
             "train_images": len(self.train_set),
             "val_images": len(self.val_set) if self.val_set is not None else 0,
             "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -759,12 +783,34 @@ class Trainer:
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
             # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word;
             # resumed_from: the checkpoint it started from (the top level kept the latest resume's only)
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step,
-                                                           "started_at": utc_time(time.time()),
-                                                           "resumed_from": self._resume_source(resume), **segment,
-                                                           "outcome": None}],
+            "segments": earlier + [{"start_step": self.global_step, "started_at": utc_time(time.time()),
+                                    "resumed_from": self._resume_source(resume), **segment, "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
+
+    def _warn_of_other_data(self, before: Optional[Dict[str, Any]], resume) -> None:
+        """Say so when a resume trains on other files than the part of the run before (``before``, its segment, by
+        the checksums it recorded, compared by their kind): a corrupt image replaced by a readable one, as zoo train
+        advises, or another copy of --data, images added or removed. Not refused (the replaced image is the remedy);
+        each segment of run.json keeps its own data checksums. A part checksummed by contents (--hash-images) is
+        compared only by a resume that reads them too."""
+        kind = before.get("files_checksum") if isinstance(before, dict) else None
+        mine = self.data_checksums["files_checksum"]
+        if kind not in FILES_CHECKSUMS or (kind == "contents" and mine != "contents"):
+            return
+        differing = []
+        for name, split in (("train", self.train_set), ("val", self.val_set)):
+            key = f"{name}_files_sha256"
+            if kind == mine or split is None:
+                now = self.data_checksums[key]
+            else:
+                now = files_checksum(split, kind)
+            if before.get(key) != now:
+                differing.append(f"{name}/")
+        if differing:
+            warnings.warn(f"--resume {resume}: --data {self.config.data} has other files in {' and '.join(differing)} "
+                          f"than the part of the run before this one had (sha256 of their {FILES_CHECKSUM_WORDS[kind]}: "
+                          f"an image replaced, edited, added or removed); run.json's segments record each part's")
 
     def _resume_source(self, resume) -> Optional[Dict[str, Any]]:
         """What a segment records of the checkpoint it resumed (None: a fresh start): its path, position and the
@@ -788,11 +834,11 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return segments_with_resume_sources(before)
+            return segments_with_data(segments_with_resume_sources(before), before)
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         latest = before.get("resumed_from")
-        return [{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
-                 **{key: before.get(key) for key in keys}}]
+        return segments_with_data([{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
+                                    **{key: before.get(key) for key in keys}}], before)
 
     def _record_run(self, outcome: str, error: Optional[str] = None, reason: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped, diverged or pruned; the step

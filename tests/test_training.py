@@ -600,6 +600,23 @@ def test_zoo_train_given_sigterm_or_ctrl_c_mid_epoch_saves_that_step_and_resumes
     same_run(out, straight)
 
 
+def test_two_zoo_train_runs_with_the_same_seed_end_with_the_same_weights_whatever_their_loading_workers(
+        data, tmp_path, straight):
+    """Reproducibility of a whole run: ``zoo train`` with 2 loading workers ends with the weights (bit for bit) and
+    metric rows of the same settings trained without workers (``straight``), and records the same data checksums:
+    shuffling and augmentation are functions of the seed, epoch and image, not of the worker that loads an image."""
+    from neurozoo.leaderboard.cli import main
+
+    command = train_command(data, tmp_path / "run", epochs=2)
+    command[command.index("--workers") + 1] = "2"
+    assert main(["train", *command[command.index("rgc_shallow"):]]) == 0
+    same_run(tmp_path / "run", straight)
+    runs = [json.loads((folder / "run.json").read_text()) for folder in (straight[2], tmp_path / "run")]
+    assert runs[1]["config"]["workers"] == 2 and runs[1]["config"]["seed"] == runs[0]["config"]["seed"] == 0
+    assert (runs[1]["train_files_sha256"], runs[1]["val_files_sha256"]) == \
+        (runs[0]["train_files_sha256"], runs[0]["val_files_sha256"])
+
+
 def test_a_stop_during_validation_keeps_the_epochs_training(data, tmp_path, straight):
     """SIGTERM in the validation of epoch 1: the checkpoint holds all 4 batches of it (step 4) and no epoch row was
     logged; the resumed run validates epoch 1 again, trains no batch twice and ends as the uninterrupted run."""

@@ -312,6 +312,22 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 """
 
 
+def test_two_ranks_hash_their_shares_of_the_images_into_the_checksum_of_one_process(tmp_path):
+    """--hash-images under torchrun: each rank reads every other image (9 training images: 5 and 4) and rank 0 joins
+    their sha256s into run.json's checksum, which is the one a single process computes of the whole folder."""
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+
+    data = write_image_folder(tmp_path / "data", n_classes=3, per_class=3, val_per_class=1, size=32)
+    process = torchrun(data, tmp_path / "out", extra=("--hash-images", "--epochs", "1", "--max-steps-per-epoch", "1"))
+    assert process.returncode == 0, why(process)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    splits = open_imagenet(data)
+    assert run["world_size"] == 2 and run["files_checksum"] == "contents"
+    assert run["train_files_sha256"] == file_list_sha256(splits["train"], contents=True)
+    assert run["val_files_sha256"] == file_list_sha256(splits["val"], contents=True)
+
+
 def test_ranks_that_see_other_data_stop_together_with_one_line_naming_the_difference(tmp_path):
     """Rank 1's copy of the data has 24 training images, rank 0's 16: 3 steps per epoch against 2, so before, the
     ranks waited for each other's all-reduces for ever (torchrun never returned). Now both stop before building the

@@ -539,6 +539,16 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert provenance["sampler_seed"] == seed
 
 
+def test_an_exported_trial_says_what_its_data_checksums_cover_also_for_a_run_json_of_before_the_kinds():
+    """A trial's run.json without files_checksum (before 2026-12-05) hashed the paths and labels only: its export says
+    "names", not nothing (which read as this version's sizes); a run.json without checksums has no kind."""
+    from neurozoo.convrnn.search.export import files_checksum_kind
+
+    assert files_checksum_kind({"train_files_sha256": "a" * 64}) == "names"
+    assert files_checksum_kind({"train_files_sha256": "a" * 64, "files_checksum": "contents"}) == "contents"
+    assert files_checksum_kind({}) is None
+
+
 def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tmp_path, capsys):
     """A study shared through PostgreSQL: a trial run on machine B keeps its run.json on B, and the export at the end of
     a command on machine A recorded A's seed, training settings, code version and device for it (the fallback for a
@@ -565,8 +575,10 @@ def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tm
     assert (row.seed, run["config"]["seed"], row.settings["training"]["overrides"]["width_multiplier"]) == (3, 3, 1.0)
     assert (row.code_version, row.git_commit, row.device) == (run["code_version"], run["git_commit"], run["device"])
     assert row.data_sha256 == run["val_files_sha256"] and row.settings["environment"] == run["environment"]
+    assert row.settings["files_checksum"] == run["files_checksum"] == "sizes"  # what the data checksums cover
     provenance = json.loads((out / "tiny_best1.json").read_text())
     assert provenance["training"] == run["config"] and provenance["sampler_seed"] == 3
+    assert provenance["files_checksum"] == "sizes" and provenance["train_files_sha256"] == run["train_files_sha256"]
     assert provenance["trial_code_version"] == run["code_version"] and provenance["weights"] is None
 
 
@@ -1500,12 +1512,14 @@ def test_a_study_continued_on_other_data_is_refused(tiny, tmp_path, capsys, one_
     study = _searched_once(one_trial_study, out)
     run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
     assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "val_files_sha256": run["val_files_sha256"],
-                                        "train_files_sha256": run["train_files_sha256"]}
+                                        "train_files_sha256": run["train_files_sha256"], "files_checksum": "sizes"}
+    assert run["files_checksum"] == "sizes"
     write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
     code, err = _continued_on(tiny, out, tmp_path / "five", capsys)
     assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its val/ file " \
-           f"list has sha256 {run['val_files_sha256'][:16]}); --data {tmp_path / 'five'} has another val/" in err
+           f"list has sha256 {run['val_files_sha256'][:16]}, of its relative paths, labels and sizes); --data " \
+           f"{tmp_path / 'five'} has another val/" in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
     shutil.copytree(tiny / "data", tmp_path / "copy")  # the same data elsewhere (another machine's mount) joins
     assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0
@@ -1524,8 +1538,67 @@ def test_a_study_continued_on_another_train_folder_is_refused(tiny, tmp_path, ca
     code, err = _continued_on(tiny, out, tmp_path / "fewer", capsys)
     assert code == 2
     assert f"zoo search: error: study 'tiny' trains and scores its trials on {(tiny / 'data').resolve()} (its train/ " \
-           f"file list has sha256 {recorded[:16]}); --data {tmp_path / 'fewer'} has another train/ (sha256 " in err
+           f"file list has sha256 {recorded[:16]}, of its relative paths, labels and sizes); --data " \
+           f"{tmp_path / 'fewer'} has another train/ (sha256 " in err
     assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
+
+
+def _replace_an_image(folder):
+    """Replace ``folder``'s first training image by another class's image under its name (another size): its path
+    and label stay, its pixels and bytes do not."""
+    images = sorted((folder / "train").glob("*/*"))
+    size = images[0].stat().st_size
+    images[0].write_bytes(images[-1].read_bytes())
+    assert images[0].stat().st_size != size
+    return images[0]
+
+
+def test_a_study_continued_on_a_train_folder_with_an_image_replaced_under_its_name_is_refused(tiny, tmp_path, capsys,
+                                                                                             one_trial_study):
+    """The study compared the lists of relative paths and labels only: a train/ whose image was replaced by another
+    (another class's, under the same name) joined the study, its trials trained on other pixels ranked with the
+    others. The lists now hold each file's size too."""
+    import shutil
+
+    out = tmp_path / "run"
+    _searched_once(one_trial_study, out)
+    shutil.copytree(tiny / "data", tmp_path / "replaced")
+    _replace_an_image(tmp_path / "replaced")
+    code, err = _continued_on(tiny, out, tmp_path / "replaced", capsys)
+    assert code == 2 and "has another train/ (sha256 " in err, err
+    assert len(optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials) == 1
+
+
+def test_a_study_that_recorded_file_names_only_is_compared_by_them_then_records_sizes(tiny, tmp_path, capsys,
+                                                                                      one_trial_study):
+    """A study started before the sizes were recorded keeps the sha256 of its splits' (relative path, label) lists
+    and no ``files_checksum``: compared with this version's lists of paths, labels and sizes it would be refused on
+    its own data. It is compared by names and labels (another folder is still refused, naming them), then records
+    this command's sizes, so that an image replaced under its name from then on is refused."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.convrnn.training.synthetic import write_image_folder
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    sizes = dict(study.user_attrs["data"])
+    names = {f"{split}_files_sha256": file_list_sha256(folder) for split, folder in open_imagenet(tiny / "data").items()}
+    assert names["train_files_sha256"] != sizes["train_files_sha256"]
+    study.set_user_attr("data", {"data": sizes["data"], **names})  # as the version before recorded it
+    write_image_folder(tmp_path / "five", n_classes=5, per_class=2, size=32, val_per_class=1)
+    code, err = _continued_on(tiny, out, tmp_path / "five", capsys)
+    assert code == 2 and (f"(its val/ file list has sha256 {names['val_files_sha256'][:16]}, of its relative paths "
+                          f"and labels); --data {tmp_path / 'five'} has another val/") in err, err
+
+    shutil.copytree(tiny / "data", tmp_path / "copy")
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0  # its own data, elsewhere
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert len(study.trials) == 2 and study.user_attrs["data"] == sizes
+    _replace_an_image(tmp_path / "copy")
+    code, err = _continued_on(tiny, out, tmp_path / "copy", capsys)
+    assert code == 2 and "of its relative paths, labels and sizes); --data" in err, err
 
 
 def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys, one_trial_study):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,6 +88,139 @@ def test_run_json_locates_a_relative_data_folder(data, tmp_path, monkeypatch):
     train(config(data.name, tmp_path / "run", epochs=1, max_steps_per_epoch=1))
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["config"]["data"] == data.name and run["data_absolute"] == str(data.resolve())
+
+
+def replace_an_image(folder):
+    """Replace ``folder``'s first training image by another class's image under its name: its path and label stay,
+    its pixels, bytes and size do not."""
+    images = sorted((folder / "train").glob("*/*"))
+    size = images[0].stat().st_size
+    images[0].write_bytes(images[-1].read_bytes())
+    assert images[0].stat().st_size != size
+
+
+def test_run_json_data_checksums_change_when_an_image_is_replaced_under_its_name(data, tmp_path):
+    """train_files_sha256 hashed each image's relative path and label only: a training image replaced by another
+    (another class's) under its name left run.json's record of the data unchanged. It covers each file's size too
+    (files_checksum "sizes"), the checksum every rank compares."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+
+    shutil.copytree(data, tmp_path / "data")
+    recorded = []
+    for run in ("before", "after"):
+        if run == "after":
+            replace_an_image(tmp_path / "data")
+        train(config(tmp_path / "data", tmp_path / run, epochs=1, max_steps_per_epoch=1))
+        recorded.append(json.loads((tmp_path / run / "run.json").read_text()))
+    splits = open_imagenet(data)  # the untouched folder: the first run's data
+    assert [r["files_checksum"] for r in recorded] == ["sizes", "sizes"]
+    assert recorded[0]["train_files_sha256"] == file_list_sha256(splits["train"], sizes=True)
+    assert recorded[0]["val_files_sha256"] == file_list_sha256(splits["val"], sizes=True)
+    assert recorded[0]["train_files_sha256"] != recorded[1]["train_files_sha256"]
+    assert recorded[0]["val_files_sha256"] == recorded[1]["val_files_sha256"]
+
+
+def test_a_resume_on_other_files_than_the_part_before_says_so_and_each_part_keeps_its_checksums(data, tmp_path):
+    """A run resumed on a train/ whose image was replaced under its name (as zoo train advises for a corrupt one, or
+    another copy of the data) trained on without a word, and run.json kept the latest part's data only. The resume
+    now says so (not refused: the replacement is the remedy) and each segment keeps its checksums; a resume on the
+    same files says nothing of them."""
+    import shutil
+    import warnings
+
+    shutil.copytree(data, tmp_path / "data")
+    train(config(tmp_path / "data", tmp_path / "run", epochs=1, max_steps_per_epoch=1))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has other files in")
+        train(config(tmp_path / "data", tmp_path / "run", epochs=2, max_steps_per_epoch=1, resume="auto"))
+    replace_an_image(tmp_path / "data")
+    with pytest.warns(UserWarning, match=rf"^--resume {tmp_path / 'run' / 'last.pth'}: --data {tmp_path / 'data'} "
+                                         r"has other files in train/ than the part of the run before this "
+                                         r"one had \(sha256 of their relative paths, labels and sizes: an image "
+                                         r"replaced, edited, added or removed\); run\.json's segments"):
+        train(config(tmp_path / "data", tmp_path / "run", epochs=3, max_steps_per_epoch=1, resume="auto"))
+    segments = json.loads((tmp_path / "run" / "run.json").read_text())["segments"]
+    train_sums = [s["train_files_sha256"] for s in segments]
+    assert train_sums[0] == train_sums[1] != train_sums[2]
+    assert len({s["val_files_sha256"] for s in segments}) == 1
+
+
+def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tmp_path, capsys):
+    """--hash-images: run.json's checksums cover each image's bytes (an image edited to the same size changes them),
+    files_checksum says so, and --help says that every image is read."""
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "32", "--workers", "0", "--max-steps-per-epoch", "1", "--quiet", "--hash-images",
+            *(f"--set={key}={value}" for key, value in TINY.items())]
+    assert main(args) == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    splits = open_imagenet(data)
+    assert run["files_checksum"] == "contents" and run["config"]["hash_images"] is True
+    assert run["train_files_sha256"] == file_list_sha256(splits["train"], contents=True)
+    assert run["val_files_sha256"] == file_list_sha256(splits["val"], contents=True)
+    assert run["segments"][0]["train_files_sha256"] == run["train_files_sha256"]
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "reads ALL images once before training" in " ".join(capsys.readouterr().out.split())
+
+
+def test_run_json_locates_every_part_of_a_run_resumed_from_another_folder(data, tmp_path, monkeypatch):
+    """A run started in one folder with a relative --data and --out and resumed from another (its --data, --out
+    typed relative to that one) recorded each part's paths as typed, without the folder they were typed in, and the
+    data only of the latest part. Each segment keeps its working directory, data folder resolved and data checksums,
+    from which every path in its config reads."""
+    import shutil
+
+    shutil.copytree(data, tmp_path / "a" / "data")
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    train(config("data", "run", epochs=1, max_steps_per_epoch=1))
+    monkeypatch.chdir(tmp_path / "b")
+    train(config("../a/data", "../a/run", epochs=2, max_steps_per_epoch=1, resume="auto"))
+    run = json.loads((tmp_path / "a" / "run" / "run.json").read_text())
+    first, second = run["segments"]
+    assert (first["working_directory"], second["working_directory"]) == (str(tmp_path / "a"), str(tmp_path / "b"))
+    for segment in (first, second):
+        here = Path(segment["working_directory"])
+        assert (here / segment["config"]["data"]).resolve() == (tmp_path / "a" / "data").resolve()
+        assert segment["data_absolute"] == str((tmp_path / "a" / "data").resolve())
+        assert (here / segment["config"]["out"]).resolve() == (tmp_path / "a" / "run").resolve()
+        assert segment["files_checksum"] == "sizes" and segment["train_files_sha256"] == run["train_files_sha256"]
+    assert (Path(second["working_directory"]) / second["resumed_from"]["checkpoint"]).resolve() == \
+        (tmp_path / "a" / "run" / "last.pth").resolve()
+    assert run["finished"] is True and run["working_directory"] == str(tmp_path / "b")
+
+
+def test_a_resumed_run_json_of_the_version_before_data_checksum_kinds_keeps_its_last_parts_data(data, tmp_path):
+    """run.json's top level is rewritten by each part: resumed, the data checksums of a run.json written before the
+    segments kept theirs (the paths and labels only: no files_checksum) were lost with it. The last earlier segment
+    takes them, as "names"."""
+    import warnings
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+
+    train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
+    run = json.loads((tmp_path / "run.json").read_text())
+    names = {f"{split}_files_sha256": file_list_sha256(folder) for split, folder in open_imagenet(data).items()}
+    for record in (run, run["segments"][0]):
+        for key in ("files_checksum", "working_directory", "data_absolute", "train_files_sha256", "val_files_sha256"):
+            record.pop(key, None)
+    run.update(names, data_absolute=str(data))  # the version before kept data_absolute and the names' checksums
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has other files in")  # the same files, compared by their names
+        train(config(data, tmp_path, epochs=2, max_steps_per_epoch=1, resume="auto"))
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [s["files_checksum"] for s in segments] == ["names", "sizes"]
+    assert segments[0]["train_files_sha256"] == names["train_files_sha256"]
+    assert segments[0]["data_absolute"] == str(data) and "working_directory" not in segments[0]
 
 
 def test_run_json_records_the_graph_a_spec_file_trained(data, tmp_path):
@@ -464,6 +598,23 @@ def test_zoo_train_given_sigterm_or_ctrl_c_mid_epoch_saves_that_step_and_resumes
     assert read_metrics(out / "metrics.jsonl")[-1]["step"] == 6
     train(config(data, out, resume="auto"))
     same_run(out, straight)
+
+
+def test_two_zoo_train_runs_with_the_same_seed_end_with_the_same_weights_whatever_their_loading_workers(
+        data, tmp_path, straight):
+    """Reproducibility of a whole run: ``zoo train`` with 2 loading workers ends with the weights (bit for bit) and
+    metric rows of the same settings trained without workers (``straight``), and records the same data checksums:
+    shuffling and augmentation are functions of the seed, epoch and image, not of the worker that loads an image."""
+    from neurozoo.leaderboard.cli import main
+
+    command = train_command(data, tmp_path / "run", epochs=2)
+    command[command.index("--workers") + 1] = "2"
+    assert main(["train", *command[command.index("rgc_shallow"):]]) == 0
+    same_run(tmp_path / "run", straight)
+    runs = [json.loads((folder / "run.json").read_text()) for folder in (straight[2], tmp_path / "run")]
+    assert runs[1]["config"]["workers"] == 2 and runs[1]["config"]["seed"] == runs[0]["config"]["seed"] == 0
+    assert (runs[1]["train_files_sha256"], runs[1]["val_files_sha256"]) == \
+        (runs[0]["train_files_sha256"], runs[0]["val_files_sha256"])
 
 
 def test_a_stop_during_validation_keeps_the_epochs_training(data, tmp_path, straight):
@@ -1798,7 +1949,7 @@ def test_ranks_data_and_resume_differences_are_named_and_alike_ranks_pass():
     assert data_difference(first, {**first, "train": {"images": 24, "files_sha256": "c"}}) == \
         "24 images in train/, rank 0 has 16"
     assert data_difference(first, {**first, "train": {"images": 16, "files_sha256": "c"}}) == \
-        "the file names of its 16 images in train/ differ from rank 0's (sha256 of the list)"
+        "the file names or sizes of its 16 images in train/ differ from rank 0's (sha256 of the list)"
     assert data_difference(first, {**first, "val": None}) == "val/ is absent there, present on rank 0"
 
     resumed = {"checkpoint": "runs/train/last.pth", "position": "step 3 (1 of 2 batches of epoch 2)"}

@@ -33,8 +33,8 @@ def trial_config(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> Dict[st
 
 #: What a trial keeps of its ``run.json`` in the study (user attribute ``run``, objective.py): what its record and
 #: provenance file take from it
-RUN_KEYS = ("config", "code_version", "git_commit", "environment", "device", "num_classes", "train_files_sha256",
-            "val_files_sha256")
+RUN_KEYS = ("config", "code_version", "git_commit", "environment", "device", "num_classes", "files_checksum",
+            "train_files_sha256", "val_files_sha256")
 
 
 def trial_run(trial: optuna.trial.FrozenTrial) -> Dict[str, Any]:
@@ -111,8 +111,9 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
             "params": dict(trial.params), "config": config, "model_overrides": overrides,
             "weights": str(weights) if weights is not None else None, **weights_digest(weights),
             "trial_code_version": run.get("code_version"), "trial_git_commit": run.get("git_commit"),
-            "training": run.get("config"), "train_files_sha256": run.get("train_files_sha256"),
-            "val_files_sha256": run.get("val_files_sha256"), "exported_by": code_version(),
+            "training": run.get("config"), "files_checksum": files_checksum_kind(run),
+            "train_files_sha256": run.get("train_files_sha256"), "val_files_sha256": run.get("val_files_sha256"),
+            "exported_by": code_version(),
         }
         if "recovered_from" in trial.user_attrs:  # study.record_trained: its folder is trial_<that number>
             provenance["recovered_from"] = trial.user_attrs["recovered_from"]
@@ -147,7 +148,8 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
             "settings": {"study": study.study_name, "trial": trial.number, "space": space.name,
                          "space_file": space.path, "space_sha256": space.digest, "params": dict(trial.params),
                          "config": trial_config(space, trial), "model_overrides": model_overrides(trial),
-                         "training": training, "train_files_sha256": run.get("train_files_sha256"),
+                         "training": training, "files_checksum": files_checksum_kind(run),
+                         "train_files_sha256": run.get("train_files_sha256"),
                          **weights_digest(trial_weights(trial)),
                          "val_top5": trial.user_attrs.get("val_top5"),
                          "epochs_done": trial.user_attrs.get("epochs_done"),
@@ -159,15 +161,26 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
     return records
 
 
-def data_checksums(data_dir) -> Dict[str, str]:
-    """sha256 of each split's (relative path, label) list, as the trainer records them (``train``, ``val``)."""
-    from neurozoo.convrnn.training.engine import file_list_sha256
+def files_checksum_kind(run: Dict[str, Any]) -> Optional[str]:
+    """What a trial's ``run.json`` data checksums cover (``engine.FILES_CHECKSUMS``): its ``files_checksum``, or
+    ``names`` for one written before it was recorded (paths and labels only); None without checksums."""
+    if not run.get("train_files_sha256"):
+        return None
+    return run.get("files_checksum") or "names"
+
+
+def data_checksums(data_dir, kinds=("sizes",)) -> Dict[str, Dict[str, str]]:
+    """sha256 of each split's list of relative paths, labels and sizes, as the trainer records them by default
+    (``{kind: {"train": ..., "val": ...}}`` for each of ``kinds``, ``engine.FILES_CHECKSUMS``): the folder is
+    listed once."""
+    from neurozoo.convrnn.training.engine import files_checksum
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
-    return {name: file_list_sha256(split) for name, split in open_imagenet(data_dir).items()}
+    splits = open_imagenet(data_dir)
+    return {kind: {name: files_checksum(split, kind) for name, split in splits.items()} for kind in kinds}
 
 
 def data_checksum(data_dir) -> str:
-    """sha256 of the validation split's (relative path, label) list, as the trainer records it."""
-    digests = data_checksums(data_dir)
+    """sha256 of the validation split's list of relative paths, labels and sizes, as the trainer records it."""
+    digests = data_checksums(data_dir)["sizes"]
     return digests.get("val", digests["train"])

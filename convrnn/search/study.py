@@ -320,25 +320,34 @@ def check_settings(study: optuna.Study, settings: TrialSettings, seed: Optional[
 
 def check_data(study: optuna.Study, data) -> Dict[str, str]:
     """Refuse data other than the data the study's trials were trained and scored on, told by the checksums of its
-    splits' (relative path, label) lists (``export.data_checksums``; val/'s is the records' data sha256), so that a
-    copy mounted elsewhere is the same data; returns them by split. A study continued on another folder (10 classes
-    instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike); so did one continued on
-    another train/ (other training images beside the same val/), as only val/ was compared. A study of an earlier
-    version recorded no data, or val/'s only, and takes this command's (:func:`run_worker`)."""
+    splits' lists of relative paths, labels and sizes (``export.data_checksums``; val/'s is the records' data sha256),
+    so that a copy mounted elsewhere is the same data; returns them by split. A study continued on another folder (10
+    classes instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike); so did one continued
+    on another train/ (other training images beside the same val/), as only val/ was compared. A study of an earlier
+    version recorded no data, or val/'s only, and takes this command's (:func:`run_worker`); one that recorded the
+    paths and labels only (no ``files_checksum``: before 2026-12-05) is compared by those, then takes this command's
+    sizes (:func:`run_worker`): an image replaced under its name since is not seen, one replaced later is."""
     from neurozoo.convrnn.search.export import data_checksums
+    from neurozoo.convrnn.training.engine import FILES_CHECKSUM_WORDS, FILES_CHECKSUMS
 
-    digests = data_checksums(data)
     recorded = study.user_attrs.get("data") or {}
+    kind = recorded.get("files_checksum") or "names"
+    if kind not in FILES_CHECKSUMS:
+        raise UserFacingError(f"study {study.study_name!r} recorded its data's checksums of a kind this version does "
+                              f"not know (files_checksum {kind!r}; known: {', '.join(FILES_CHECKSUMS)}): continue it "
+                              f"with the version that started it, or start another --study")
+    digests = data_checksums(data, kinds=tuple(dict.fromkeys((kind, "sizes"))))
+    covered = FILES_CHECKSUM_WORDS[kind]
     for split in ("val", "train"):
         key = f"{split}_files_sha256"
-        if key in recorded and recorded[key] != digests.get(split):
+        if key in recorded and recorded[key] != digests[kind].get(split):
             raise UserFacingError(
                 f"study {study.study_name!r} trains and scores its trials on {recorded['data']} (its {split}/ file "
-                f"list has sha256 {recorded[key][:16]}); --data {data} has another {split}/ (sha256 "
-                f"{(digests.get(split) or 'none')[:16]}), whose trials' values would be ranked with theirs (TPE and "
-                f"the export): rerun with the study's data (a copy anywhere: the paths compared are relative), or "
-                f"start another --study")
-    return digests
+                f"list has sha256 {recorded[key][:16]}, of its {covered}); --data {data} has another {split}/ "
+                f"(sha256 {(digests[kind].get(split) or 'none')[:16]}), whose trials' values would be ranked with "
+                f"theirs (TPE and the export): rerun with the study's data (a copy anywhere: the paths compared are "
+                f"relative), or start another --study")
+    return digests["sizes"]
 
 
 def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
@@ -358,8 +367,11 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
             study.set_user_attr("trial_settings", objective_settings(settings, space))
         data = study.user_attrs.get("data") or {"data": str(Path(settings.data).resolve())}
         files = {f"{split}_files_sha256": digest for split, digest in digests.items()}
-        if not files.keys() <= data.keys():  # a study of an earlier version: val/'s checksum only
-            study.set_user_attr("data", {**files, **data})
+        # a new study, or one of an earlier version (val/'s checksum only; paths and labels only), checked above by
+        # what it recorded: this command's checksums of paths, labels and sizes from now on
+        current = {**data, "files_checksum": "sizes", **files}
+        if current != data:
+            study.set_user_attr("data", current)
         if "pruner" not in study.user_attrs:
             study.set_user_attr("pruner", pruner)
     if "seed" not in study.user_attrs:

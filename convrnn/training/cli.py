@@ -54,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="data-loading processes per training process (default: min(4, available CPUs - 1), "
                         "%(default)s here; 0 loads in the training process)")
+    p.add_argument("--hash-images", action="store_true",
+                   help="run.json's data checksums (train_files_sha256, val_files_sha256) cover each image's bytes "
+                        "(its sha256), so that an image edited to the same size changes them: reads ALL images once "
+                        "before training (ImageNet: about 150 GB), split among the processes. Without it they cover "
+                        "each image's relative path, label and size (one stat per file); run.json's files_checksum "
+                        "says which (contents or sizes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")

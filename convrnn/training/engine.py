@@ -81,6 +81,7 @@ class TrainConfig:
     image_size: int = 224
     augment: bool = True
     workers: int = field(default_factory=default_workers)  # min(4, available CPUs - 1)
+    hash_images: bool = False  # run.json's data checksums cover each image's bytes, not only its size (FILES_CHECKSUMS)
     seed: int = 0
     resume: Optional[str] = None  # a checkpoint path, or "auto": OUT/last.pth when it exists
     device: str = "auto"
@@ -329,14 +330,33 @@ def segments_with_resume_sources(run: Dict[str, Any]) -> List[Dict[str, Any]]:
     return segments
 
 
+#: what each segment of run.json records of the data it trained on (Trainer._write_run_info)
+SEGMENT_DATA = ("data_absolute", "files_checksum", "train_files_sha256", "val_files_sha256")
+
+
+def segments_with_data(segments: List[Any], run: Dict[str, Any]) -> List[Any]:
+    """``segments`` (of ``run``, run.json as read), the last one given the data checksums of ``run``'s top level
+    where ``run`` was written by a version whose segments kept no data: the top level was rewritten by each part's
+    start, so it held the last part's. A ``train_files_sha256`` without ``files_checksum`` covered the names and labels only
+    (``names``, :data:`FILES_CHECKSUMS`). The earlier parts' data are unknown."""
+    last = segments[-1] if segments else None
+    if not isinstance(last, dict) or "files_checksum" in last or "train_files_sha256" not in run:
+        return segments
+    data = {key: run.get(key) for key in SEGMENT_DATA}
+    data["files_checksum"] = run.get("files_checksum") or "names"
+    segments[-1] = {**last, **data}
+    return segments
+
+
 class RanksDisagree(UserFacingError):
     """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
     ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
 
 
 def data_view(split) -> Optional[Dict[str, Any]]:
-    """What every rank must see alike of a split: its image count and file list checksum (``file_list_sha256``)."""
-    return None if split is None else {"images": len(split), "files_sha256": file_list_sha256(split)}
+    """What every rank must see alike of a split: its image count and the checksum of its file names, labels and sizes
+    (:func:`files_checksum`)."""
+    return None if split is None else {"images": len(split), "files_sha256": files_checksum(split, "sizes")}
 
 
 def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
@@ -352,7 +372,8 @@ def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[st
             return f"{split}/ is {here} there, {there} on rank 0"
         if mine["images"] != theirs["images"]:
             return f"{mine['images']} images in {split}/, rank 0 has {theirs['images']}"
-        return f"the file names of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of the list)"
+        return (f"the file names or sizes of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of "
+                f"the list)")
     return None
 
 
@@ -429,19 +450,35 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def file_list_sha256(dataset, sizes: bool = False, contents: bool = False) -> str:
+def file_list_sha256(dataset, sizes: bool = False, contents: bool = False,
+                     file_sha256: Optional[List[str]] = None) -> str:
     """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
     file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size
     changes it). ``contents``: each file's sha256 too (``imagenet.val``'s ``images_sha256``: an image edited to the
-    same size changes it; every byte is read)."""
+    same size changes it; every byte is read), or ``file_sha256``, those of the samples in order, computed already."""
     from neurozoo.datasets.provenance import sha256_file
 
     digest = hashlib.sha256()
-    for path, label in dataset.samples:
+    for index, (path, label) in enumerate(dataset.samples):
         size = f"\t{os.path.getsize(path)}" if sizes else ""
-        content = f"\t{sha256_file(path)}" if contents else ""
+        content = f"\t{file_sha256[index] if file_sha256 is not None else sha256_file(path)}" if contents else ""
         digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}{size}{content}\n".encode())
     return digest.hexdigest()
+
+
+#: What a split's ``files_sha256`` covers, by run.json's ``files_checksum``: each image's relative path and label,
+#: and its size ("sizes", the default: one stat per file) or its bytes' sha256 ("contents", ``--hash-images``: every
+#: byte read). A run.json without ``files_checksum`` (before 2026-12-05) hashed the paths and labels only ("names"):
+#: an image replaced by another under its name left it unchanged.
+FILES_CHECKSUMS = {"names": {}, "sizes": {"sizes": True}, "contents": {"contents": True}}
+#: what each kind of :data:`FILES_CHECKSUMS` covers, in words
+FILES_CHECKSUM_WORDS = {"names": "relative paths and labels", "sizes": "relative paths, labels and sizes",
+                        "contents": "relative paths, labels and each file's sha256"}
+
+
+def files_checksum(split, kind: str = "sizes") -> str:
+    """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`)."""
+    return file_list_sha256(split, **FILES_CHECKSUMS[kind])
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -502,6 +539,7 @@ class Trainer:
         self.data_views = self._data_view()
         self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
                                 "a shared file system or identical copies")
+        self.data_checksums = self._data_checksums()
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
         check_image_size(self.model, config.image_size)
@@ -617,6 +655,28 @@ class Trainer:
     def _data_view(self) -> Dict[str, Any]:
         return {"classes": self.classes, "train": data_view(self.train_set), "val": data_view(self.val_set)}
 
+    def _data_checksums(self) -> Dict[str, Any]:
+        """run.json's checksums of the splits' files and their kind (``files_checksum``, :data:`FILES_CHECKSUMS`):
+        the names, labels and sizes every rank compared (``data_views``), or with ``--hash-images`` each image's
+        sha256 instead of its size, the files read by the ranks in turn (each every world_size-th) and joined."""
+        kind = "contents" if self.config.hash_images else "sizes"
+        checksums: Dict[str, Any] = {"files_checksum": kind}
+        for name, split in (("train", self.train_set), ("val", self.val_set)):
+            if split is None or kind == "sizes":
+                checksums[f"{name}_files_sha256"] = (self.data_views[name] or {}).get("files_sha256")
+                continue
+            from neurozoo.datasets.provenance import sha256_file
+
+            rank, world_size = self.dist.rank, self.dist.world_size
+            if self.dist.is_main and not self.config.quiet:
+                print(f"--hash-images: reading the {len(split)} images of {split.root}", file=sys.stderr, flush=True)
+            shares = all_gather_objects([sha256_file(path) for path, _ in split.samples[rank::world_size]])
+            digests: List[str] = [""] * len(split)
+            for share_rank, share in enumerate(shares):
+                digests[share_rank::world_size] = share
+            checksums[f"{name}_files_sha256"] = file_list_sha256(split, contents=True, file_sha256=digests)
+        return checksums
+
     def _resume_view(self, resume: Optional[Path]) -> Dict[str, Any]:
         position = {"epoch": self.epoch, "epoch_steps": self.epoch_steps, "global_step": self.global_step,
                     "steps_per_epoch": self.steps_per_epoch}
@@ -686,6 +746,8 @@ class Trainer:
 
     def _write_run_info(self, resume) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
+        earlier = self._earlier_segments(resume)
+        self._warn_of_other_data(earlier[-1] if earlier else None, resume)
         segment = {
             "config": asdict(self.config),
             "code_version": code_version(),
@@ -693,17 +755,21 @@ class Trainer:
             "environment": environment(),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "world_size": self.dist.world_size,
+            # the folder the part ran in, from which its config's relative paths (--data, --out, --resume, a spec
+            # file) are read: a run resumed from another folder recorded each part's --data as typed there
+            "working_directory": os.getcwd(),
+            # config.data as given, resolved: a relative --data said where the images were only from the folder the
+            # run was started in (zoo fit's summary.json keeps data_absolute too)
+            "data_absolute": str(Path(self.config.data).resolve()),
+            # the files each part trained on (a resume rewrote the top level's with its own): files_checksum says
+            # what train_files_sha256 and val_files_sha256 cover (FILES_CHECKSUMS)
+            **self.data_checksums,
         }
         info = {
             **segment,
             "num_classes": len(self.classes),
-            # config.data as given, resolved: a relative --data said where the images were only from the folder the
-            # run was started in (zoo fit's summary.json keeps data_absolute too)
-            "data_absolute": str(Path(self.config.data).resolve()),
             "train_images": len(self.train_set),
-            "train_files_sha256": self.data_views["train"]["files_sha256"],
             "val_images": len(self.val_set) if self.val_set is not None else 0,
-            "val_files_sha256": (self.data_views["val"] or {}).get("files_sha256"),
             "parameters": sum(p.numel() for p in self.model.parameters()),
             # the graph trained, overrides applied: a spec file's path alone (config.model) left the architecture
             # unrecorded once the file was edited or moved
@@ -717,12 +783,34 @@ class Trainer:
             # run's record with its own, so steps trained before it under --amp, --fast or other code left no trace.
             # outcome: how the part ended (_record_run), null while it trains or when it was killed without a word;
             # resumed_from: the checkpoint it started from (the top level kept the latest resume's only)
-            "segments": self._earlier_segments(resume) + [{"start_step": self.global_step,
-                                                           "started_at": utc_time(time.time()),
-                                                           "resumed_from": self._resume_source(resume), **segment,
-                                                           "outcome": None}],
+            "segments": earlier + [{"start_step": self.global_step, "started_at": utc_time(time.time()),
+                                    "resumed_from": self._resume_source(resume), **segment, "outcome": None}],
         }
         write_json(self.out / "run.json", info, indent=2)  # whole or not at all: the search's export reads it
+
+    def _warn_of_other_data(self, before: Optional[Dict[str, Any]], resume) -> None:
+        """Say so when a resume trains on other files than the part of the run before (``before``, its segment, by
+        the checksums it recorded, compared by their kind): a corrupt image replaced by a readable one, as zoo train
+        advises, or another copy of --data, images added or removed. Not refused (the replaced image is the remedy);
+        each segment of run.json keeps its own data checksums. A part checksummed by contents (--hash-images) is
+        compared only by a resume that reads them too."""
+        kind = before.get("files_checksum") if isinstance(before, dict) else None
+        mine = self.data_checksums["files_checksum"]
+        if kind not in FILES_CHECKSUMS or (kind == "contents" and mine != "contents"):
+            return
+        differing = []
+        for name, split in (("train", self.train_set), ("val", self.val_set)):
+            key = f"{name}_files_sha256"
+            if kind == mine or split is None:
+                now = self.data_checksums[key]
+            else:
+                now = files_checksum(split, kind)
+            if before.get(key) != now:
+                differing.append(f"{name}/")
+        if differing:
+            warnings.warn(f"--resume {resume}: --data {self.config.data} has other files in {' and '.join(differing)} "
+                          f"than the part of the run before this one had (sha256 of their {FILES_CHECKSUM_WORDS[kind]}: "
+                          f"an image replaced, edited, added or removed); run.json's segments record each part's")
 
     def _resume_source(self, resume) -> Optional[Dict[str, Any]]:
         """What a segment records of the checkpoint it resumed (None: a fresh start): its path, position and the
@@ -746,11 +834,11 @@ class Trainer:
         if not isinstance(before, dict):
             return []
         if isinstance(before.get("segments"), list):
-            return segments_with_resume_sources(before)
+            return segments_with_data(segments_with_resume_sources(before), before)
         keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
         latest = before.get("resumed_from")
-        return [{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
-                 **{key: before.get(key) for key in keys}}]
+        return segments_with_data([{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
+                                    **{key: before.get(key) for key in keys}}], before)
 
     def _record_run(self, outcome: str, error: Optional[str] = None, reason: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped, diverged or pruned; the step

@@ -78,6 +78,7 @@ def pruned_activity(model: nn.Module, layer: int) -> torch.Tensor:
     """``(C, H, W)``: each unit's activation when its convolution's output is zero (weights and bias zeroed),
     ``ReLU(BatchNorm(0))`` in eval mode -- torch-deep-retina ``pruning.zero_chans(zero_bias=True)``, its default (pruning.py at 085c795
     lines 11-40)."""
+    check_layer(model, layer)  # layer=3 was refused as a model without 'bn3', needing a RetinaCNN
     if not hasattr(model, f"bn{layer}"):
         raise TypeError(f"{type(model).__name__} has no 'bn{layer}'; fill='pruned' needs a RetinaCNN")
     zeros = torch.zeros(1, *model.hidden_shapes[layer - 1], dtype=model.conv1.weight.dtype,

@@ -233,3 +233,11 @@ def test_a_fractional_number_of_kept_units_is_refused():
     """k=[2.5] was kept and reported as 2 units."""
     with pytest.raises(ValueError, match=r"^k must be between 1 and 8 \(layer 1's units\); got 2\.5$"):
         reduction_report(_model(), _movie(4), cell=0, layer=1, k=[2.5], steps=2)
+
+
+def test_a_pruned_fill_of_a_layer_the_model_does_not_have_names_the_layer():
+    """It said the model (a RetinaCNN) had no 'bn3' and that fill='pruned' needs a RetinaCNN."""
+    from neurozoo.retina.reduction import pruned_activity
+
+    with pytest.raises(ValueError, match=r"^layer must be 1 or 2; got 3$"):
+        pruned_activity(_model(), 3)

@@ -23,7 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from neurozoo.convrnn.network import UnrollOutput
+from neurozoo.convrnn.network import UnrollOutput, check_finite_images
 from neurozoo.datasets.errors import SpecError
 
 SCALE = 4  # CORnet-S bottleneck expansion
@@ -95,6 +95,7 @@ class CORnetZ(_CORnet):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor, record: Union[Iterable[str], str, None] = None, **_) -> UnrollOutput:
+        check_finite_images(x)
         steps = self._recorder(record)
         for name in self.layer_names:
             x = getattr(self, name)(x)
@@ -156,6 +157,7 @@ class CORnetS(_CORnet):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor, record: Union[Iterable[str], str, None] = None, **_) -> UnrollOutput:
+        check_finite_images(x)
         steps = self._recorder(record)
         x = self.V1(x)
         steps.get("V1", []).append(x)
@@ -213,6 +215,7 @@ class CORnetRT(_CORnet):
         self.readout = nn.Linear(w[3], num_classes)
 
     def forward(self, x: torch.Tensor, record: Union[Iterable[str], str, None] = None, **_) -> UnrollOutput:
+        check_finite_images(x)
         sizes, size = {}, tuple(x.shape[-2:])
         for name in self.layer_names:  # each area's output size, for its zero input at t = 0
             size = tuple(getattr(self, name).output_size(s) for s in size)

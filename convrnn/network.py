@@ -48,6 +48,25 @@ class UnrollOutput:
         return self.decoded if self.decoded is not None else self.logits[-1]
 
 
+def check_finite_images(x: torch.Tensor) -> None:
+    """``ValueError`` for images (B, C, H, W) or a movie (T, B, C, H, W) holding NaN or inf, naming the images.
+
+    A NaN pixel reaches every unit downstream of it (convolutions, ReLU, max-pools, norms, the cells and the
+    decoders all propagate it: measured on every registered model, eager and fast, float32 and bfloat16), so it is not
+    swallowed; but only the logits of the steps the image has reached are NaN: ``out.logits`` of the steps before
+    ``first_readout_step`` read the empty start and stay finite, so a corrupt image could pass for a valid one where
+    those steps were read. Refused here at the public entry instead. One check per call (a host sync on a GPU, none
+    inside the unrolled loop); skipped while torch.compile traces or a CUDA graph captures, where it cannot branch, and
+    for meta tensors (shapes and FLOP counts without values)."""
+    if x.is_meta or torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        return
+    if not bool(torch.isfinite(x).all()):
+        per_image = torch.isfinite(x if x.dim() == 4 else x.transpose(0, 1)).flatten(1).all(1)  # a movie: (T, B, ...)
+        bad = (~per_image).nonzero()[:, 0].tolist()
+        raise ValueError(f"images: {len(bad)} of {len(per_image)} hold NaN/inf values (batch index {bad[:3]}"
+                         f"{' ...' if len(bad) > 3 else ''}); expected finite pixels")
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -391,6 +410,7 @@ class ConvRNN(nn.Module):
             raise ValueError(f"expected images (B, C, H, W) or a movie (T, B, C, H, W), got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"expected floating-point (ImageNet-normalised) images, got dtype {x.dtype}")
+        check_finite_images(x)
         if n_steps < 1 or (image_steps is not None and image_steps < 0):
             raise ValueError(f"need n_steps >= 1 (frames of a movie) and image_steps >= 0, got n_steps={n_steps}, "
                              f"image_steps={image_steps}")

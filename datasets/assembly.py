@@ -286,8 +286,15 @@ def _netcdf_attribute(value):
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
     """Write in Brain-Score's layout (see the module docstring). Attributes are kept where netCDF can hold them
     (``_netcdf_attribute``: text, numbers, flat lists of either) and dropped otherwise (a dict, an object);
-    float16 values and coordinates are stored as float32 (netCDF has no 16-bit float), so they read back as float32."""
+    float16 values and coordinates are stored as float32 (netCDF has no 16-bit float), so they read back as float32.
+    Not an xarray.DataArray (an AttributeError on .dims) or a ``path`` that is a folder (an IsADirectoryError naming
+    the writer's temporary) is a ``DataError`` naming it."""
     path = Path(path)
+    if not isinstance(assembly, xr.DataArray):
+        raise DataError(f"{path}: expected an xarray.DataArray with dims (presentation, neuroid, time_bin) to write "
+                        f"(datasets.assembly.make_assembly builds one), got {type(assembly).__name__}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; expected the path of the netCDF file to write (e.g. {path / 'assembly.nc'})")
     assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}, allow_inf=True))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
     attrs = {k: stored for k, stored in ((k, _netcdf_attribute(v)) for k, v in assembly.attrs.items())

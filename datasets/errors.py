@@ -1,5 +1,8 @@
-"""Error types shared by every package. A ``UserFacingError`` is printed by ``zoo`` without a traceback."""
-from typing import Callable, Iterable
+"""Error types shared by every package (a ``UserFacingError`` is printed by ``zoo`` without a traceback), and the
+checks of the Python API's numeric arguments that raise them."""
+import math
+import numbers
+from typing import Callable, Iterable, Optional
 
 
 class UserFacingError(Exception):
@@ -22,3 +25,24 @@ def did_you_mean(unknown: Iterable[str], known: Iterable[str], n: int = 1, show:
     known = list(known)
     close = [match for name in unknown for match in difflib.get_close_matches(name, known, n=n)]
     return f"; did you mean {', '.join(map(show, dict.fromkeys(close)))}?" if close else ""
+
+
+def check_integer(value, name: str, least: int = 0, error: type = ValueError) -> int:
+    """``value`` as an int when it is an integer ``>= least``, else ``error`` naming ``name``: ``"steps: expected an
+    integer >= 0, got -1"``. For the Python API's counts (the ``zoo`` commands' options are typed by
+    :mod:`datasets.cli_args`); a bool is not a count."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise error(f"{name}: expected an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def check_number(value, name: str, above: Optional[float] = None, least: Optional[float] = None,
+                 error: type = ValueError) -> float:
+    """``value`` as a float when it is a finite real number ``> above`` (and ``>= least``), else ``error`` naming
+    ``name``: ``"lr: expected a finite number > 0, got nan"``. For the Python API's rates, tolerances and lengths; NaN
+    passed every comparison and inf every bound."""
+    bounds = " and ".join(f"{sign} {bound:g}" for sign, bound in ((">", above), (">=", least)) if bound is not None)
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or (above is not None and not value > above) or (least is not None and not value >= least)):
+        raise error(f"{name}: expected a finite number{' ' + bounds if bounds else ''}, got {value!r}")
+    return float(value)

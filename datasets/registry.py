@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from neurozoo.datasets.errors import UserFacingError, did_you_mean
+from neurozoo.datasets.errors import SpecError, UserFacingError, did_you_mean
 
 
 class UnknownNameError(UserFacingError, KeyError):
@@ -121,7 +122,25 @@ class Registry:
         return _origin(self.get(name).factory)
 
     def create(self, name: str, /, **kwargs) -> Any:  # positional: a factory may take a "name" keyword
-        return self.get(name).factory(**kwargs)
+        entry = self.get(name)
+        self._check_arguments(entry, kwargs)
+        return entry.factory(**kwargs)
+
+    def _check_arguments(self, entry: Entry, kwargs: Dict[str, Any]) -> None:
+        """``SpecError`` for a keyword the factory does not take, naming the entry and those it takes: it was the
+        factory's TypeError (``register.<locals>.cowley() got an unexpected keyword argument 'bogus'``, naming
+        neither the benchmark nor what it takes). A factory that takes ``**kwargs`` checks its own."""
+        try:
+            parameters = inspect.signature(entry.resolve()).parameters.values()
+        except (TypeError, ValueError):  # no signature to read (a builtin): the factory answers for itself
+            return
+        if any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return
+        valid = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise SpecError(f"{self.kind} {entry.name!r}: unknown argument(s) {unknown}"
+                            f"{did_you_mean(unknown, valid, show=str)}; it takes: {', '.join(valid) or 'none'}")
 
     def __contains__(self, name: str) -> bool:
         self._load_entry_points()

@@ -110,8 +110,22 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
                      attrs: Optional[Mapping] = None, compression: Optional[str] = None) -> Path:
     """Write a recording. ``train``/``test``: ``stimulus``, ``time``, ``response`` (dict key -> (C, T)); ``test``
     also ``repeats`` (dict cellNN -> (n_repeats, T), or ``firing_rate_10ms`` -> (n_repeats, C, T)). Extra response
-    keys are written as given."""
+    keys are written as given.
+
+    The file is written whole or not at all, and only as :func:`checked_experiment` reads it: the temporary is read
+    back with the reader's own checks (both splits, the training movie too) before it is renamed into place, and a
+    ``DataError`` names ``path``, the dataset and the shape expected. A stimulus of other frames than its time, a
+    response of another length, NaN in a movie or a response, other cells in test than in train: each was written
+    without a word, and refused only by the first fit that read it; a missing ``stimulus`` or ``time`` failed with a
+    KeyError naming no split."""
     path = Path(path)
+    for split, group in (("train", train), ("test", test)):
+        missing = [key for key in ("stimulus", "time", "response") if key not in group]
+        if missing or not isinstance(group["response"], Mapping):
+            raise DataError(f"{path}: {split}: expected a mapping of stimulus (T, {FRAME_SIZE}, {FRAME_SIZE}), time "
+                            f"(T,) and response (a mapping of key -> (cells, T)); "
+                            + (f"{', '.join(missing)} missing" if missing
+                               else f"response is a {type(group['response']).__name__}"))
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temporary is this writer's own (host, pid and its number in the process): two processes generating one
     # recording at once (a cold cache) each write theirs and rename it into place, where one shared ``<name>.tmp``
@@ -120,7 +134,25 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
     remove_dead_temporaries(path.parent, f".{path.name}.*.tmp*")
     with written_whole(path) as tmp:
         _write_groups(tmp, train, test, spikes, attrs, compression)
+        _check_written(tmp, path)
     return path
+
+
+def _check_written(tmp: Path, path: Path) -> None:
+    """The reader's checks (:func:`checked_experiment`, the training movie included) on the written temporary, its
+    messages naming ``path``; the reader's warnings are left to the reader (given when the file is read)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            train, test = (_read_split.__wrapped__(str(tmp), None, split, split == "test") for split in ("train", "test"))
+            train.stimulus  # noqa: B018 (read and checked to be finite)
+        if test.cells != train.cells:
+            raise DataError(f"{tmp}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                            f"got {len(test.cells)}")
+    except DataError as error:
+        raise DataError(str(error).replace(str(tmp), str(path))) from None
 
 
 def _write_groups(tmp, train: Mapping, test: Mapping, spikes, attrs, compression) -> None:

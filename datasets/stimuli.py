@@ -172,8 +172,19 @@ def write_stimulus_set(stimulus_set: StimulusSet, csv_path: Union[str, Path], im
     """Write the CSV and (unless already there) copy the images into ``image_dir`` (default: CSV path without suffix).
     All or nothing: every file is written to a temporary first, and they are renamed into place together once all
     are written, the CSV last; an interrupted write leaves the set of before (until 2026-12-04 each file was renamed
-    as it was written: a rewrite stopped halfway left the old CSV with some of the new images under its names)."""
+    as it was written: a rewrite stopped halfway left the old CSV with some of the new images under its names).
+    The set is checked first as the reader checks it (:meth:`StimulusSet.validate`, naming ``csv_path``): a set
+    without stimulus_id, with repeated ids or with an image file missing was written (or half copied) and refused
+    only when read; a plain DataFrame failed with an AttributeError and a folder for ``csv_path`` with an
+    IsADirectoryError naming the writer's temporary."""
     csv_path = Path(csv_path)
+    if not isinstance(stimulus_set, StimulusSet):
+        raise DataError(f"{csv_path}: expected a StimulusSet to write (datasets.stimuli.StimulusSet(frame, "
+                        f"image_dir=...)), got {type(stimulus_set).__name__}")
+    if csv_path.is_dir():
+        raise DataError(f"{csv_path}: is a folder; expected the path of the CSV file to write (e.g. "
+                        f"{csv_path / 'stimuli.csv'})")
+    stimulus_set.validate(str(csv_path))
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     target = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
     with contextlib.ExitStack() as stack:  # renamed as the stack closes, in reverse: the images, then the CSV

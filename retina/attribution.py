@@ -29,6 +29,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from neurozoo.datasets.errors import check_integer
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.retina.fast_conv import conv_first_layer
 
@@ -57,6 +58,28 @@ def layer_head(model, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
     if layer == 1:
         return lambda z: model.readout(model.layer2(z))
     return model.readout
+
+
+def check_windows(model, x) -> None:
+    """``x`` as :func:`integrated_gradients` takes it: a tensor of windows ``(B, n_frames, size, size)`` or a movie
+    ``(T + n_frames - 1, size, size)`` of the model's frame size (a ValueError naming the shape expected; a numpy
+    array failed with an AttributeError, another window length inside conv1)."""
+    frames, size = getattr(model, "n_frames", None), getattr(model, "frame_size", None)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x: expected a torch.Tensor of windows (B, {frames}, {size}, {size}) or a movie "
+                        f"(T + {frames and frames - 1}, {size}, {size}), got {type(x).__name__}")
+    windows = x.dim() == 4 and (frames is None or x.shape[1] == frames)
+    movie = x.dim() == 3 and (frames is None or x.shape[0] >= frames)
+    if not (windows or movie) or (size is not None and tuple(x.shape[-2:]) != (size, size)):
+        raise ValueError(f"x: expected windows (B, {frames}, {size}, {size}) or a movie of at least {frames} frames "
+                         f"(T + {frames and frames - 1}, {size}, {size}), got shape {tuple(x.shape)}")
+
+
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return torch.broadcast_shapes(shape, target) == target
+    except RuntimeError:
+        return False
 
 
 def check_layer(model, layer):
@@ -128,6 +151,12 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}; got {rule!r}")
+    check_integer(steps, "steps", least=1)  # 0 or fewer: an AttributeError on no attribution; 2.5: torch's TypeError
+    check_integer(cell, "cell", least=0)
+    check_windows(model, x)
+    if baseline is not None and not (isinstance(baseline, torch.Tensor) and _broadcasts_to(baseline.shape, x.shape)):
+        raise ValueError(f"baseline: expected a tensor that broadcasts to x's shape {tuple(x.shape)}, got "
+                         f"{tuple(baseline.shape) if isinstance(baseline, torch.Tensor) else type(baseline).__name__}")
     with eval_mode(model):
         x = x.detach()
         baseline = torch.zeros_like(x) if baseline is None else baseline.detach().expand_as(x)
@@ -139,7 +168,11 @@ def integrated_gradients(model, x: torch.Tensor, cell: int, layer: int = 1, step
         total = None
         with torch.no_grad():
             z_prev = to_site(pre0)
-            out0 = head(z_prev)[:, cell]
+            rates = head(z_prev)
+            if cell >= rates.shape[1]:  # an IndexError from inside the head's output
+                raise ValueError(f"cell: expected a cell of the model's {rates.shape[1]}, from 0 to "
+                                 f"{rates.shape[1] - 1}; got {cell}")
+            out0 = rates[:, cell]
         for k in range(steps):
             with torch.no_grad():
                 z_next = to_site(pre0 + alphas[k + 1] * delta)

@@ -15,6 +15,7 @@ unit's input on the grey stimulus); for layer 2 it is neither (the bias stands i
 """
 from __future__ import annotations
 
+import numbers
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -35,8 +36,14 @@ class ReducedModel(nn.Module):
     def __init__(self, full: nn.Module, layer: int, keep: Iterable[int], fill: Optional[torch.Tensor] = None):
         super().__init__()
         self.full, self.layer = full, layer
-        self.keep = sorted(int(k) for k in keep)
+        check_layer(full, layer)
         n_channels = full.hidden_shapes[layer - 1][0]
+        keep = list(keep)
+        if not all(isinstance(k, numbers.Integral) and 0 <= k < n_channels for k in keep) or len(set(keep)) < len(keep):
+            # an IndexError for 99; -1 kept the last unit, 0.5 the first, without a word
+            raise ValueError(f"keep: expected distinct indices of layer {layer}'s {n_channels} units, from 0 to "
+                             f"{n_channels - 1}; got {keep}")
+        self.keep = sorted(int(k) for k in keep)
         mask = torch.zeros(n_channels)
         mask[self.keep] = 1.0
         self.register_buffer("mask", mask[None, :, None, None])
@@ -71,6 +78,7 @@ def pruned_activity(model: nn.Module, layer: int) -> torch.Tensor:
     """``(C, H, W)``: each unit's activation when its convolution's output is zero (weights and bias zeroed),
     ``ReLU(BatchNorm(0))`` in eval mode -- torch-deep-retina ``pruning.zero_chans(zero_bias=True)``, its default (pruning.py at 085c795
     lines 11-40)."""
+    check_layer(model, layer)  # layer=3 was refused as a model without 'bn3', needing a RetinaCNN
     if not hasattr(model, f"bn{layer}"):
         raise TypeError(f"{type(model).__name__} has no 'bn{layer}'; fill='pruned' needs a RetinaCNN")
     zeros = torch.zeros(1, *model.hidden_shapes[layer - 1], dtype=model.conv1.weight.dtype,
@@ -122,9 +130,10 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     check_ranking(by)  # before the attribution, which is the expensive part
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}; got {fill!r}")
-    several = not isinstance(k, (int, np.integer))
-    ks = [int(n) for n in k] if several else [int(k)]
+    several = not isinstance(k, numbers.Integral)
+    ks = list(k) if several else [k]
     check_kept(model, layer, ks)
+    ks = [int(n) for n in ks]
     with eval_mode(model):
         if attribution is None:
             attribution = integrated_gradients(model, x, cell, layer=layer, steps=steps, rule=rule, site=site)
@@ -167,8 +176,8 @@ def check_kept(model: nn.Module, layer: int, ks: Sequence[int]) -> None:
     if not ks:
         raise ValueError("k: no number of kept units given")
     for n in ks:
-        if not 1 <= n <= n_units:
-            raise ValueError(f"k must be between 1 and {n_units} (layer {layer}'s units); got {n}")
+        if not (isinstance(n, numbers.Integral) and 1 <= n <= n_units):  # 2.5 was kept as 2 units, and reported so
+            raise ValueError(f"k must be between 1 and {n_units} (layer {layer}'s units); got {n!r}")
 
 
 def check_attribution(attribution: Attribution, cell: int, layer: int, steps: int, rule: str, site: str) -> None:

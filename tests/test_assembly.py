@@ -760,3 +760,40 @@ def test_make_assembly_refuses_ragged_values():
     with pytest.raises(DataError, match=r"^assembly values: not an array of shape \('presentation', 'neuroid', "
                                         r"'time_bin'\) \(setting an array element with a sequence"):
         make_assembly([[[1]], [[1, 2]]], {"stimulus_id": ["a", "b"]}, {}, {})
+
+
+def test_write_assembly_refuses_what_is_no_assembly_and_a_folder_for_a_path(tmp_path):
+    """A numpy array failed with an AttributeError on .dims; a folder failed in the rename with an IsADirectoryError
+    naming the writer's temporary."""
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'a.nc'))}: expected an xarray.DataArray with "
+                                        r"dims \(presentation, neuroid, time_bin\) to write .*got ndarray$"):
+        write_assembly(_assembly().values, tmp_path / "a.nc")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected the path of the netCDF "
+                                        rf"file to write \(e\.g\. {re.escape(str(tmp_path / 'assembly.nc'))}\)$"):
+        write_assembly(_assembly(), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("frame, message", [
+    (pd.DataFrame({"stimulus_id": ["a", "a"], "filename": ["", ""]}), r"column 'stimulus_id' has duplicates, e\.g\. \['a'\]$"),
+    (pd.DataFrame({"x": [1, 2]}), r"missing column 'stimulus_id' \(columns: \['x'\]\)$"),
+])
+def test_write_stimulus_set_refuses_a_set_the_reader_would_refuse(tmp_path, frame, message):
+    """Written without a word, refused only when read (load_stimulus_set); nothing is written now."""
+    from neurozoo.datasets.stimuli import StimulusSet, write_stimulus_set
+
+    path = tmp_path / "set.csv"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: {message}"):
+        write_stimulus_set(StimulusSet(frame), path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_stimulus_set_refuses_a_plain_frame_and_a_folder(tmp_path):
+    from neurozoo.datasets.stimuli import StimulusSet, write_stimulus_set
+
+    frame = pd.DataFrame({"stimulus_id": ["a"], "filename": [""]})
+    with pytest.raises(DataError, match=r": expected a StimulusSet to write .*got DataFrame$"):  # an AttributeError
+        write_stimulus_set(frame, tmp_path / "set.csv")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected the path of the CSV"):
+        write_stimulus_set(StimulusSet(frame), tmp_path)  # an IsADirectoryError naming the writer's temporary
+    assert not list(tmp_path.iterdir())

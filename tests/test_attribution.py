@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -199,3 +201,43 @@ def test_a_precomputed_attribution_of_another_cell_or_path_and_a_bad_k_are_refus
         arguments = {**dict(x=x, cell=0, layer=1, k=2, steps=3, attribution=attribution), **option}
         with pytest.raises(ValueError, match=message):
             reduction_report(model, **arguments)
+
+
+@pytest.mark.parametrize("option, error, message", [
+    (dict(steps=0), ValueError, r"^steps: expected an integer >= 1, got 0$"),  # an AttributeError on None
+    (dict(steps=2.5), ValueError, r"^steps: expected an integer >= 1, got 2\.5$"),  # torch.linspace's TypeError
+    (dict(cell=3), ValueError, r"^cell: expected a cell of the model's 3, from 0 to 2; got 3$"),  # an IndexError
+    (dict(cell=-1), ValueError, r"^cell: expected an integer >= 0, got -1$"),  # the last cell, without a word
+    (dict(x=torch.zeros(2, 30, 50, 50)), ValueError,  # conv1's channel error
+     r"^x: expected windows \(B, 40, 50, 50\) or a movie of at least 40 frames \(T \+ 39, 50, 50\), got shape "
+     r"\(2, 30, 50, 50\)$"),
+    (dict(x=np.zeros((43, 50, 50), np.float32)), TypeError, r"^x: expected a torch.Tensor .* got ndarray$"),
+    (dict(baseline=torch.zeros(3, 50, 50)), ValueError,  # torch's expand error
+     r"^baseline: expected a tensor that broadcasts to x's shape \(43, 50, 50\), got \(3, 50, 50\)$"),
+])
+def test_integrated_gradients_refuses_bad_arguments_naming_them(option, error, message):
+    model = _model()
+    with pytest.raises(error, match=message):
+        integrated_gradients(model, **{**dict(x=_movie(4), cell=0, layer=1, steps=2), **option})
+
+
+@pytest.mark.parametrize("keep", [[0, 99], [-1], [0.5], [1, 1]])
+def test_a_reduced_model_refuses_units_the_layer_does_not_have(keep):
+    """99: an IndexError; -1 kept the last unit and 0.5 the first, without a word; a repeat counted once."""
+    with pytest.raises(ValueError, match=rf"^keep: expected distinct indices of layer 1's 8 units, from 0 to 7; got "
+                                         rf"{re.escape(str(keep))}$"):
+        reduce_model(_model(), 1, keep, fill="zero")
+
+
+def test_a_fractional_number_of_kept_units_is_refused():
+    """k=[2.5] was kept and reported as 2 units."""
+    with pytest.raises(ValueError, match=r"^k must be between 1 and 8 \(layer 1's units\); got 2\.5$"):
+        reduction_report(_model(), _movie(4), cell=0, layer=1, k=[2.5], steps=2)
+
+
+def test_a_pruned_fill_of_a_layer_the_model_does_not_have_names_the_layer():
+    """It said the model (a RetinaCNN) had no 'bn3' and that fill='pruned' needs a RetinaCNN."""
+    from neurozoo.retina.reduction import pruned_activity
+
+    with pytest.raises(ValueError, match=r"^layer must be 1 or 2; got 3$"):
+        pruned_activity(_model(), 3)

@@ -1,4 +1,6 @@
 """Split-half Spearman-Brown ceiling: theoretical values on data with a known signal-to-noise ratio."""
+import re
+
 import numpy as np
 import pytest
 
@@ -436,3 +438,15 @@ def test_bad_assemblies_are_refused_by_the_ceiling_naming_the_field(change, mess
     assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, seed=0)
     with pytest.raises(DataError, match=message):
         internal_consistency(change(assembly))
+
+
+@pytest.mark.parametrize("r_shape, c_shape", [((3,), (3, 1)), ((3,), (4,)), ((2, 3), (2,))])
+def test_normalize_refuses_shapes_that_do_not_broadcast_onto_one_another(r_shape, c_shape):
+    """r (3,) against a ceiling (3, 1) gave a (3, 3) table of every r over every ceiling without a word; (3,) against
+    (4,) failed with numpy's operands error. One broadcasting to the other's shape stands (r per split and bin against
+    a ceiling per bin, as TemporalScore divides)."""
+    with pytest.raises(ValueError, match=rf"^r of shape {re.escape(str(r_shape))} and ceiling of shape "
+                                         rf"{re.escape(str(c_shape))}: expected the same shape, or one that broadcasts"):
+        normalize(np.full(r_shape, 0.3), np.full(c_shape, 0.36))
+    np.testing.assert_allclose(normalize(np.full((2, 3), 0.3), np.full((1, 3), 0.36)), np.full((2, 3), 0.25))
+    np.testing.assert_allclose(normalize(0.3, np.full(3, 0.36)), np.full(3, 0.25))

@@ -394,3 +394,30 @@ def test_initial_states_without_a_finite_state_are_refused(states, message):
     system = TorchRNNMap(torch.nn.GRU(4, 8), torch.zeros(4))
     with pytest.raises(ValueError, match=message):
         find_fixed_points(system, states, steps=5)
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    # steps=-1 ran no search and reported the initial states' points; lr=inf found nothing; fixed_tol=NaN called
+    # nothing fixed; slow_tol below fixed_tol dropped points it called fixed; unique_tol=NaN merged every point into
+    # one; max_newton=-1 dropped the last cluster; a float count and an integer dtype failed in torch
+    ("steps", -1, r"^steps: expected an integer >= 0, got -1$"),
+    ("steps", 2.5, r"^steps: expected an integer >= 0, got 2.5$"),
+    ("newton_steps", -1, r"^newton_steps: expected an integer >= 0, got -1$"),
+    ("lr", float("inf"), r"^lr: expected a finite number > 0, got inf$"),
+    ("lr", 0, r"^lr: expected a finite number > 0, got 0$"),
+    ("fixed_tol", float("nan"), r"^fixed_tol: expected a finite number > 0, got nan$"),
+    ("slow_tol", 1e-14, r"^slow_tol: expected a number >= fixed_tol \(1e-12; a slow point's q lies between the two\), "
+                        r"got 1e-14$"),
+    ("unique_tol", float("nan"), r"^unique_tol: expected a finite number >= 0, got nan$"),
+    ("max_newton", -1, r"^max_newton: expected an integer >= 1, got -1$"),
+    ("n_eigenvalues", 0, r"^n_eigenvalues: expected an integer >= 1, got 0$"),
+    ("krylov_below_per_dim", -1, r"^krylov_below_per_dim: expected a finite number > 0, got -1$"),
+    ("dtype", torch.int64, r"^dtype: expected a torch floating-point dtype \(torch.float64, torch.float32\), got "
+                           r"torch.int64$"),
+])
+def test_finder_settings_out_of_range_are_refused_naming_them(setting, value, message):
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        find_fixed_points(bistable_case().maps["none"], torch.zeros(4, 2, dtype=torch.float64),
+                          **{"steps": 5, setting: value})

@@ -273,3 +273,28 @@ def test_a_nan_in_a_matrix_is_refused_not_scored_nan(metric):
     x[2, 1] = np.nan
     with pytest.raises(ValueError, match=rf"^{metric.__name__}: NaN/inf values in the first matrix"):
         metric(x, rng.normal(size=(10, 3)))
+
+
+@pytest.mark.parametrize("n_components, message", [
+    (0, r"^n_components: expected an integer >= 1, got 0$"),  # a projection of no component
+    (2.5, r"^n_components: expected an integer >= 1, got 2.5$"),  # sklearn's InvalidParameterError, naming PCA
+    (7, r"^n_components: expected at most 6 \(min\(stimuli x bins, neuroids\) of the activity of shape \(4, 5, 6\)\), "
+        r"got 7$"),  # 6 components, without a word
+])
+def test_pca_trajectories_refuses_a_number_of_components_the_activity_cannot_give(n_components, message):
+    values = np.random.default_rng(0).normal(size=(4, 5, 6))
+    with pytest.raises(ValueError, match=message):
+        pca_trajectories(activity(values, list("abcd"), np.arange(5) * 10.0, 10.0), n_components)
+
+
+def test_pca_trajectories_refuses_what_is_not_an_activity_array():
+    """A numpy array failed with an AttributeError on .values; a DataArray in another axis order was projected over
+    the wrong samples."""
+    values = np.random.default_rng(0).normal(size=(4, 5, 6))
+    with pytest.raises(ValueError, match=r"^activity_: expected an xarray.DataArray with dims \('stimulus_id', "
+                                         r"'time_bin', 'neuroid'\) \(trajectories.activity\), got ndarray$"):
+        pca_trajectories(values, 2)
+    transposed = activity(values, list("abcd"), np.arange(5) * 10.0, 10.0).transpose("neuroid", "time_bin",
+                                                                                      "stimulus_id")
+    with pytest.raises(ValueError, match=r"got DataArray with dims \('neuroid', 'time_bin', 'stimulus_id'\)$"):
+        pca_trajectories(transposed, 2)

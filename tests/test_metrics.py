@@ -1,4 +1,6 @@
 """Regression metrics: fast PLS equals sklearn's, and cross-validated scores recover known answers."""
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -843,3 +845,44 @@ def test_fast_pls_refuses_a_predict_before_fit_and_zero_components():
         FastPLS().predict(np.zeros((3, 8)))
     with pytest.raises(SpecError, match=r"^n_components: expected an integer >= 1 \(PLS components\), got 0$"):
         FastPLS(0).fit(np.random.default_rng(0).normal(size=(50, 8)), np.zeros(50))
+
+
+@pytest.mark.parametrize("mapping", ["pls", "ridge"])
+@pytest.mark.parametrize("argument, where, value", [("X", (0, 3, 1), np.nan), ("Y", (7, 2, 0), np.inf),
+                                                    ("X", (39, 7, 1), -np.inf)])
+def test_fold_inputs_with_nan_or_inf_are_refused_naming_the_argument(mapping, argument, where, value):
+    """PLS predicted NaN for every fold without a word (the ridge mapping failed in sklearn, naming neither X nor Y);
+    regression_score refuses such features before, but pls_fit_predict_folds is public."""
+    from neurozoo.benchmarks.metrics.regression import fit_predict_folds
+    from neurozoo.datasets.errors import DataError
+
+    rng = np.random.default_rng(0)
+    arrays = {"X": rng.normal(size=(40, 8, 2)), "Y": rng.normal(size=(40, 3, 2))}
+    arrays[argument][where] = value
+    with pytest.raises(DataError, match=rf"^{argument}: 1 NaN/inf values of {arrays[argument].size} \(the first at "
+                                        rf"index \({', '.join(map(str, where))}\), {value}\); expected finite numbers$"):
+        fit_predict_folds(mapping, arrays["X"], arrays["Y"], brainscore_splits(None, n_presentations=40))
+
+
+def test_the_finiteness_check_tells_an_overflowing_sum_from_a_bad_value():
+    """check_finite sums first (no copy of the features); a sum that overflows (finite values near the float64
+    maximum) must not be taken for a NaN: the element-wise test decides."""
+    from neurozoo.benchmarks.metrics.regression import check_finite
+    from neurozoo.datasets.errors import DataError
+
+    big = np.full((4, 3, 2), 1e308)
+    assert not np.isfinite(np.sum(big))
+    check_finite(big, "X")
+    big[2, 1, 0] = np.nan
+    with pytest.raises(DataError, match=r"^X: 1 NaN/inf values of 24 \(the first at index \(2, 1, 0\), nan\)"):
+        check_finite(big, "X")
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((5, 3), (5, 4)), ((5, 3), (5, 1)), ((5, 3), (4, 3)), ((5, 3), (5,))])
+def test_pearson_columns_of_two_shapes_is_refused_naming_both(a_shape, b_shape):
+    """numpy broadcast a (5, 1) against a (5, 3) without a word (one column correlated with three), and failed on the
+    others with an operands or axis error."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=rf"^a of shape {re.escape(str(a_shape))} and b of shape "
+                                         rf"{re.escape(str(b_shape))}: expected the same shape"):
+        pearson_columns(rng.normal(size=a_shape), rng.normal(size=b_shape))

@@ -577,6 +577,32 @@ def test_inputs_that_are_not_images_or_step_counts_are_named(fast, call, error, 
         call(model)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_images_holding_nan_or_inf_are_refused_naming_them(fast):
+    """NaN pixels propagate through every layer, but the logits of the steps before the image reaches the readout
+    read the empty start and stay finite: a corrupt image passed where those steps were read. Refused at forward."""
+    model = tiny("rgc_shallow")
+    if fast:
+        model.to_fast(dtype=None, compile="none")
+    images = torch.zeros(3, 3, SIZE, SIZE)
+    images[1, 0, 5, 5] = float("nan")
+    images[2, 2, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"^images: 2 of 3 hold NaN/inf values \(batch index \[1, 2\]\); expected "
+                                         r"finite pixels$"):
+        model(images)
+    movie = torch.zeros(4, 2, 3, SIZE, SIZE)  # (T, B, C, H, W): counted per image of the batch, not per frame
+    movie[3, 1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^images: 1 of 2 hold NaN/inf values \(batch index \[1\]\)"):
+        model(movie)
+    assert torch.isfinite(model(torch.zeros(2, 3, SIZE, SIZE)).logits).all()
+
+
+def test_a_cornet_refuses_images_holding_nan():
+    model = convrnn.create_model("cornet_z", width_multiplier=1 / 16, num_classes=5).eval()
+    with pytest.raises(ValueError, match=r"^images: 1 of 1 hold NaN/inf values \(batch index \[0\]\)"):
+        model(torch.full((1, 3, SIZE, SIZE), float("nan")))
+
+
 def test_edge_to_missing_layer():
     with pytest.raises(SpecError, match="missing layer 'conv99'"):
         GraphSpec.from_dict(_spec(feedback=[{"source": "conv99", "target": "conv3"}]))

@@ -163,6 +163,37 @@ def test_invalid_protocol_parameters_get_a_clear_error(kwargs, message):
         omitted_stimulus_response(_omission_detector(), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    # a TypeError on a slice of 2.5 frames from inside numpy
+    (dict(flash_frames=2.5), r"^omitted-stimulus protocol: flash_frames: whole frames expected; got 2\.5$"),
+    (dict(window=2.5), r"^omitted-stimulus protocol: window: whole frames expected; got 2\.5$"),
+    (dict(periods=("a", "b", "c")), r"^omitted-stimulus protocol: periods: whole frames expected; got \['a', 'b', 'c'\]$"),
+    # ran, and called no cell
+    (dict(intensity=float("nan")), r"^omitted-stimulus protocol: intensity: a finite contrast expected; got nan$"),
+    # a MemoryError for 9 TiB of frames
+    (dict(pre=10 ** 9), r"^omitted-stimulus protocol: pre=1000000000, n_flashes=8, window=40: the longest train's movie "
+                        r"would be 1000000194 frames; at most 100000$"),
+    # an IndexError; a negative index counted from the end; no cell at all gave a result of none
+    (dict(cells=[5]), r"^cells: expected indices of the system's cells, from 0 to 1; got \[5\]$"),
+    (dict(cells=[-1]), r"^cells: expected indices of the system's cells, from 0 to 1; got \[-1\]$"),
+    (dict(cells=[]), r"^cells: expected indices of the system's cells, from 0 to 1; got \[\]$"),
+])
+def test_protocol_values_that_are_not_frames_or_cells_are_refused_naming_them(kwargs, message):
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        omitted_stimulus_response(_omission_detector(), **kwargs)
+
+
+@pytest.mark.parametrize("respond, shape", [(lambda movie: np.ones(len(movie)), r"\(164,\)"),  # an IndexError
+                                            (lambda movie: np.ones((2, 5)), r"\(2, 5\)"),  # a reduction of nothing
+                                            (lambda movie: np.ones((0, len(movie))), r"\(0, 164\)")])
+def test_a_system_whose_rates_are_not_cells_by_frames_is_named(respond, shape):
+    with pytest.raises(ValueError, match=rf"^system function: expected rates \(cells, 164\) for a movie of 164 frames, "
+                                         rf"at least one cell; got shape {shape}$"):
+        omitted_stimulus_response(respond, periods=(6, 8, 10), n_flashes=8)
+
+
 def test_ground_truth_circuit_on_off_cells_show_the_osr_and_others_do_not(tmp_path):
     from neurozoo.datasets.synthetic_retina import default_retina
 

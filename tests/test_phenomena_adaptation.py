@@ -192,7 +192,7 @@ def test_object_motion_sensitivity_needs_the_amacrine_surround():
     assert np.isnan(control["oms_index"][~one_sided]).all()
     assert (np.abs(truth["differential"][~one_sided]) < 1.0).all()
     with pytest.raises(Exception, match="centres"):
-        object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=50)
+        object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=150)  # 50 < settle is refused first
 
 
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
@@ -280,3 +280,27 @@ def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(t
     assert zoo(["probe", "oms", "bncnn", "--fit-embedded", "--radius", "60", "--out", str(tmp_path / "out")]) == 2
     assert "object_motion: a disc of radius 60 px around (" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("analysis, kwargs, message", [
+    # ran: cycles=1 averaged no cycle (the first is dropped), low above high swapped the blocks' meaning, a checker
+    # of 0 px built a movie of no texture, a NaN contrast ran on NaN
+    (contrast_adaptation, dict(cycles=1), r"^contrast_adaptation: cycles: expected an integer >= 2, got 1$"),
+    (contrast_adaptation, dict(low=2.0, high=1.0), r"^contrast_adaptation: low=2\.0, high=1\.0: expected low < high"),
+    (contrast_adaptation, dict(low=float("nan")), r"^contrast_adaptation: low: expected a finite number > 0, got nan$"),
+    (contrast_adaptation, dict(checker=0), r"^contrast_adaptation: checker: expected an integer >= 1, got 0$"),
+    # numpy's 'attempt to get argmax of an empty sequence'; scipy's 'incorrect filter size'
+    (contrast_adaptation, dict(early=(70, 40)), r"^contrast_adaptation: early: expected a window \(start, end\)"),
+    (contrast_adaptation, dict(smooth=0), r"^contrast_adaptation: smooth: expected an integer >= 1, got 0$"),
+    # n_frames=0 ran on no frame (NaN), 2.5 was a TypeError inside numpy, 10**8 a MemoryError
+    (object_motion_sensitivity, dict(n_frames=0), r"^object_motion_sensitivity: n_frames: expected an integer >= 1"),
+    (object_motion_sensitivity, dict(n_frames=50), r"^object_motion_sensitivity: settle=100, n_frames=50: expected "
+                                                   r"settle < n_frames"),
+    (object_motion_sensitivity, dict(n_frames=10 ** 8), r"^object_motion_sensitivity: its movie would be 100000000 "
+                                                        r"frames; at most 100000"),
+    (object_motion_sensitivity, dict(speed=0), r"^object_motion_sensitivity: speed: expected a finite number > 0"),
+    (object_motion_sensitivity, dict(bar_width=0), r"^object_motion_sensitivity: bar_width: expected an integer >= 1"),
+])
+def test_adaptation_and_oms_settings_out_of_range_are_refused_naming_them(analysis, kwargs, message):
+    with pytest.raises(SpecError, match=message):
+        analysis(linear_cell, **kwargs)

@@ -226,3 +226,39 @@ def test_centroid_latency_equals_the_originals_centre_of_mass():
     assert result["falls"].all() and result["slope"][0] < 2 * result["slope"][1] < 0  # the baseline dilutes it (-6.1 vs -2.1)
     with pytest.raises(Exception, match="latency must be one of threshold, centroid"):
         latency_coding(off_cell, intensities=intensities, latency="com")
+
+
+def _two_cells(movie):
+    """A cell rectifying the mean contrast through a 5-frame exponential filter, and one twice it."""
+    drive = np.convolve(np.abs(movie.mean((1, 2))), np.exp(-np.arange(20) / 5.0))[:len(movie)]
+    return np.stack([drive, 2 * drive + 0.1])
+
+
+@pytest.mark.parametrize("analysis, kwargs, message", [
+    # a ValueError for a reduction of an empty window
+    ("step_response", dict(window=0), r"^step_response: window: expected an integer >= 1, got 0$"),
+    # a baseline over no frame: NaN everywhere, without a word
+    ("step_response", dict(pre=0), r"^step_response: pre: expected an integer >= 1, got 0$"),
+    # the onset's window ran into the offset response
+    ("step_response", dict(window=500), r"^step_response: duration=100, post=100, window=500: expected duration >= 20"),
+    ("step_response", dict(pre=10 ** 9), r"^step_response: its movie would be 1000000200 frames; at most 100000"),
+    ("paired_flash", dict(gaps=(0, 4)), r"^paired_flash: gaps: expected whole frames >= 1 between the flashes' onsets"),
+    ("paired_flash", dict(gaps=(2.5,)), r"^paired_flash: gaps: .*got \[2\.5\]$"),  # a TypeError on a slice
+    ("paired_flash", dict(intensity=float("nan")), r"^paired_flash: intensity: expected a finite number, got nan$"),
+    # LAPACK's 'SVD did not converge'
+    ("latency_coding", dict(intensities=(float("nan"), 1.0)), r"^latency_coding: intensities: at least 2 finite"),
+    # ran as a grating of one colour: F1 = F2 = 0
+    ("reversing_grating", dict(bar_width=0), r"^reversing_grating: bar_width: expected an integer >= 1, got 0$"),
+    ("reversing_grating", dict(phases=()), r"^reversing_grating: phases: expected at least one finite spatial phase"),
+    ("motion_anticipation", dict(speed=0), r"^motion_anticipation: speed: expected a finite number > 0, got 0$"),
+    ("motion_reversal", dict(speed=0), r"^motion_reversal: speed: expected a finite number > 0, got 0$"),
+    # a reversal outside the frame: the bar reversed where no cell sees it, and the index was measured anyway
+    ("motion_reversal", dict(reverse_at=-5), r"^motion_reversal: reverse_at: expected a position in the frame, from 0 "
+                                             r"to 50 px; got -5$"),
+])
+def test_analysis_settings_out_of_range_are_refused_naming_the_analysis_and_setting(analysis, kwargs, message):
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.retina import phenomena
+
+    with pytest.raises(SpecError, match=message):
+        getattr(phenomena, analysis)(_two_cells, **kwargs)

@@ -178,3 +178,21 @@ def test_a_data_set_factory_that_returns_no_recording_is_refused_naming_it(monke
     with pytest.raises(SpecError, match=r"^data set 'my.pair': its factory test_plugins\..*pair returned a tuple, not a "
                                         r"datasets.Recording\(assembly, stimulus_set\)$"):
         dataset_benchmark("my.V4", "my.pair", "V4").assembly
+
+
+def test_a_keyword_the_factory_does_not_take_is_refused_naming_the_entry_and_what_it_takes():
+    """It was the factory's TypeError (``register.<locals>.cowley() got an unexpected keyword argument 'bogus'``),
+    naming neither the benchmark nor what it takes. A factory taking **kwargs checks its own."""
+    from neurozoo.benchmarks import load
+
+    registry = Registry("thing")
+    registry.add("plain", lambda size=1, *, colour="red": (size, colour))
+    registry.add("open", lambda **kwargs: kwargs)
+    assert registry.create("plain", size=2, colour="blue") == (2, "blue")
+    assert registry.create("open", anything=1) == {"anything": 1}
+    with pytest.raises(SpecError, match=r"^thing 'plain': unknown argument\(s\) \['color'\]; did you mean colour\?; "
+                                        r"it takes: size, colour$"):
+        registry.create("plain", color="blue")
+    with pytest.raises(SpecError, match=r"^benchmark 'cowley2023.V4': unknown argument\(s\) \['bogus'\]; it takes: "
+                                        r"ceiling_silent$"):
+        load("cowley2023.V4", bogus=1)

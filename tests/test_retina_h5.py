@@ -666,3 +666,27 @@ def test_a_test_stimulus_unlike_the_training_one_is_warned_of_before_fitting(tmp
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         checked_experiment(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    # each was written without a word and refused only by the first fit that read it
+    (lambda train, test: train.update(stimulus=np.full_like(train["stimulus"], np.nan)),
+     r"dataset train/stimulus: contains \d+ NaN/inf value\(s\)"),
+    (lambda train, test: train.update(time=train["time"][:-1]), r"dataset train/time: expected shape \(120,\) to match"),
+    (lambda train, test: train["response"].update(binned=train["response"]["binned"][:, :-1]),
+     r"dataset train/response/binned: expected shape \(3, 120\)"),
+    (lambda train, test: test["response"].update({k: v[:2] for k, v in test["response"].items()}),
+     r"dataset test/"),
+    # a KeyError naming no split, an AttributeError
+    (lambda train, test: train.pop("time"), r"train: expected a mapping of stimulus .* time missing$"),
+    (lambda train, test: test.update(response=np.ones((3, 80))), r"test: expected a mapping .* response is a ndarray$"),
+])
+def test_a_recording_the_reader_would_refuse_is_not_written(tmp_path, change, message):
+    """write_experiment reads the temporary back with read_experiment's checks before renaming it into place: the
+    error names the final path, and nothing is left there."""
+    _, train, test, spikes = _experiment(tmp_path / "good")
+    change(train, test)
+    target = tmp_path / "bad" / "expt.h5"
+    with pytest.raises(DataError, match=rf"^{re.escape(str(target))}: .*{message}"):
+        write_experiment(target, train, test, spikes)
+    assert not target.parent.exists() or not any(target.parent.iterdir())  # neither the file nor a temporary

@@ -43,6 +43,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from neurozoo.datasets.errors import SpecError, check_integer, check_number
+
 DENSE_LIMIT = 2048  # above this state size, eigenvalues come from ARPACK (top ``n_eigenvalues`` by modulus)
 
 
@@ -387,6 +389,27 @@ def _top_eigenvalues(system, point: torch.Tensor, k: int) -> np.ndarray:
     return values[np.argsort(-np.abs(values), kind="stable")][:k]
 
 
+def check_finder_settings(*, steps, lr, fixed_tol, slow_tol, unique_tol, newton_steps, n_eigenvalues, max_newton,
+                          krylov_below_per_dim, dtype) -> None:
+    """``SpecError`` (a ``ValueError``; ``zoo dynamics`` prints it without a traceback) naming the first of
+    :func:`find_fixed_points`' settings out of range. They ran as given: steps=-1 or newton_steps=-1 as 0 (with the
+    first, no search at all), lr=inf found nothing, fixed_tol=-1 or NaN called nothing fixed, slow_tol below fixed_tol
+    dropped points it called fixed, unique_tol=NaN merged every point into one, max_newton=-1 dropped the last
+    cluster; a float count or an integer dtype failed in torch."""
+    for name, value in (("steps", steps), ("newton_steps", newton_steps)):
+        check_integer(value, name, least=0, error=SpecError)
+    for name, value in (("n_eigenvalues", n_eigenvalues), ("max_newton", max_newton)):
+        check_integer(value, name, least=1, error=SpecError)
+    for name, value in (("lr", lr), ("fixed_tol", fixed_tol), ("krylov_below_per_dim", krylov_below_per_dim)):
+        check_number(value, name, above=0, error=SpecError)
+    check_number(unique_tol, "unique_tol", least=0, error=SpecError)
+    if check_number(slow_tol, "slow_tol", least=0, error=SpecError) < fixed_tol:
+        raise SpecError(f"slow_tol: expected a number >= fixed_tol ({fixed_tol:g}; a slow point's q lies between the "
+                         f"two), got {slow_tol!r}")
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise SpecError(f"dtype: expected a torch floating-point dtype (torch.float64, torch.float32), got {dtype!r}")
+
+
 def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000, lr: float = 1e-2,
                       fixed_tol: float = 1e-12, slow_tol: float = 1e-6, unique_tol: float = 1e-3,
                       unique_norm: str = "max",
@@ -398,6 +421,9 @@ def find_fixed_points(system, initial_states: torch.Tensor, *, steps: int = 3000
     length of one step of the map, in ``time_unit``): give both or neither; neither takes the system's own step
     (:func:`step_of`)."""
     dt, time_unit = step_of(system, dt, time_unit)
+    check_finder_settings(steps=steps, lr=lr, fixed_tol=fixed_tol, slow_tol=slow_tol, unique_tol=unique_tol,
+                          newton_steps=newton_steps, n_eigenvalues=n_eigenvalues, max_newton=max_newton,
+                          krylov_below_per_dim=krylov_below_per_dim, dtype=dtype)
     if unique_norm not in UNIQUE_NORMS:
         raise ValueError(f"unique_norm={unique_norm!r}: expected one of {', '.join(UNIQUE_NORMS)}")
     initial_states = torch.as_tensor(initial_states)

@@ -12,6 +12,7 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.dynamics.similarity import DIMS
+from neurozoo.datasets.errors import check_integer
 from neurozoo.datasets.model_modes import eval_mode
 
 STEP_MS = 10  # one ConvRNN step (REFERENCE.md section 1)
@@ -76,12 +77,25 @@ def pca_trajectories(activity_: xr.DataArray, n_components: int = 3):
     """Project every (stimulus, bin) onto the top principal components of all of them.
 
     Returns (projection (stimulus_id, time_bin, pc), explained variance ratio per component, the fitted PCA
-    (``.transform`` projects other states, e.g. fixed points, onto the same axes))."""
+    (``.transform`` projects other states, e.g. fixed points, onto the same axes)).
+
+    ``n_components``: an integer from 1 to min(stimuli x bins, neuroids), else a ``ValueError`` naming it and the
+    activity's shape (0 gave a projection of no component; more than the data hold gave fewer, without a word, which
+    the 2-D trajectory figures then failed on with an IndexError)."""
     from sklearn.decomposition import PCA
 
+    if not (isinstance(activity_, xr.DataArray) and activity_.dims == DIMS):  # an AttributeError, or the PCA of
+        # another axis's samples
+        dims = f" with dims {activity_.dims}" if isinstance(activity_, xr.DataArray) else ""
+        raise ValueError(f"activity_: expected an xarray.DataArray with dims {DIMS} (trajectories.activity), got "
+                         f"{type(activity_).__name__}{dims}")
     stimuli, bins, neuroids = activity_.shape
     flat = activity_.values.reshape(stimuli * bins, neuroids)
-    n_components = min(n_components, *flat.shape)
+    most = min(flat.shape)
+    check_integer(n_components, "n_components", least=1)
+    if n_components > most:
+        raise ValueError(f"n_components: expected at most {most} (min(stimuli x bins, neuroids) of the activity of "
+                         f"shape {activity_.shape}), got {n_components}")
     pca = PCA(n_components=n_components, svd_solver="full").fit(flat)
     projected = pca.transform(flat).reshape(stimuli, bins, n_components)
     out = xr.DataArray(projected, dims=("stimulus_id", "time_bin", "pc"),

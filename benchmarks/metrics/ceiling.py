@@ -221,11 +221,21 @@ def normalize(r, ceiling, convention: str = "r2/ceiling"):
 
     ``"r2/ceiling"`` (default): ``sign(r) r**2 / c``, Brain-Score's convention from 2026 with the sign of ``r`` kept
     (Brain-Score squares, README "Deviations from Brain-Score"). ``"pre-2026"``: ``(r / c)**2``.
-    A non-positive ceiling gives NaN (the data carry no reliable signal in that bin).
+    A non-positive ceiling gives NaN (the data carry no reliable signal in that bin). One of ``r`` and ``ceiling``
+    broadcasts to the other's shape (a ceiling per bin against r per split and bin, a scalar against an array); shapes
+    that would broadcast to a third (r of shape (3,) against a ceiling of shape (3, 1) gave a (3, 3) table of every r
+    over every ceiling) or not at all are a ``ValueError`` naming both.
     """
     check_convention(convention)
     r = np.asarray(r, dtype=np.float64)
     c = np.asarray(ceiling, dtype=np.float64)
+    try:
+        shape = np.broadcast_shapes(r.shape, c.shape)
+    except ValueError:
+        shape = None
+    if shape not in (r.shape, c.shape):
+        raise ValueError(f"r of shape {r.shape} and ceiling of shape {c.shape}: expected the same shape, or one that "
+                         "broadcasts to the other's (e.g. r (splits, bins) and a ceiling (1, bins) or (bins,))")
     safe = np.where(c > 0, c, np.nan)
     if convention == "r2/ceiling":
         return np.sign(r) * r ** 2 / safe

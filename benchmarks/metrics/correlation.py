@@ -16,10 +16,14 @@ def pearson_columns(a: np.ndarray, b: np.ndarray, axis: int = -2, constant: floa
     gives r = ``constant``: by default 0, not NaN, since a constant prediction carries no information and a NaN
     would silently drop the neuroid from the median; ``constant=np.nan`` gives scipy's (and Brain-Score's) NaN.
     NaN entries (missing recordings) are left out pairwise; a column with fewer than 3 finite pairs gives NaN
-    (dropped by the nan-median).
+    (dropped by the nan-median). ``a`` and ``b`` must have the same shape (``ValueError`` naming both).
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:  # numpy broadcast them (a (5, 1) against a (5, 3) correlated one column with three) or
+        # failed with an operands error
+        raise ValueError(f"a of shape {a.shape} and b of shape {b.shape}: expected the same shape (stimuli along "
+                         f"axis {axis}, one r per remaining entry)")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return _pearson_nan(a, b, axis, constant)
     degenerate = _is_constant(a, axis) | _is_constant(b, axis)

@@ -278,20 +278,38 @@ def check_n_components(n_components) -> int:
     return int(n_components)
 
 
+def check_finite(array: np.ndarray, name: str) -> None:
+    """``DataError`` naming ``name`` when ``array`` holds NaN or inf, with how many and the first one's index.
+
+    One float64 sum first (no copy of the array; a NaN or inf anywhere makes it non-finite), the element-wise test
+    only when that sum is not finite (then an overflowing sum of finite numbers is told apart from a bad value)."""
+    array = np.asarray(array)
+    if np.isfinite(np.sum(array, dtype=np.float64)):
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{name}: {int(bad.sum())} NaN/inf values of {array.size} (the first at index {first}, "
+                        f"{array[first]}); expected finite numbers")
+
+
 def check_fold_inputs(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split], n_components: Optional[int] = None,
                       complement: bool = False) -> None:
-    """``DataError`` for fold inputs a mapping cannot use, naming the argument: X (P, F, T) and Y (P, Q, T) of numbers
-    with the same presentations and bins; ``splits`` at least one (train, test) pair of integer presentation indices
-    in [0, P), disjoint, neither empty (``complement``: the train part every presentation outside the test part, which
-    the fast PLS takes it to be from its downdated moments; another train part was ignored without a word); PLS's
-    ``n_components`` an integer >= 1. They failed inside numpy (a shape mismatch, an index out of range) or scored
-    nonsense (0 components scored 0; a split's test presentations trained on)."""
+    """``DataError`` for fold inputs a mapping cannot use, naming the argument: X (P, F, T) and Y (P, Q, T) of finite
+    numbers with the same presentations and bins (a NaN or inf made every fold's predictions NaN without a word);
+    ``splits`` at least one (train, test) pair of integer presentation indices in [0, P), disjoint, neither empty
+    (``complement``: the train part every presentation outside the test part, which the fast PLS takes it to be from its
+    downdated moments; another train part was ignored without a word); PLS's ``n_components`` an integer >= 1. They
+    failed inside numpy (a shape mismatch, an index out of range) or scored nonsense (0 components scored 0; a split's
+    test presentations trained on)."""
     for name, array, axes in (("X", X, "(presentations, features, time bins)"),
                               ("Y", Y, "(presentations, targets, time bins)")):
         array = np.asarray(array)
         if array.ndim != 3 or 0 in array.shape or array.dtype.kind not in "biuf":
             raise DataError(f"{name}: expected numbers of shape {axes}, none of them 0; got {array.dtype} of shape "
                             f"{array.shape}")
+    for name, array in (("X", X), ("Y", Y)):
+        check_finite(array, name)
     P, T = np.shape(X)[0], np.shape(X)[2]
     if (np.shape(Y)[0], np.shape(Y)[2]) != (P, T):
         raise DataError(f"X of shape {np.shape(X)} and Y of shape {np.shape(Y)}: expected the same presentations and "

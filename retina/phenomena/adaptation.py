@@ -3,13 +3,16 @@ as :mod:`retina.phenomena.analyses` (any system via :func:`as_responder`; dict o
 """
 from __future__ import annotations
 
+import numbers
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage, signal
 
 from neurozoo.datasets.cell_names import cell_name
+from neurozoo.datasets.errors import SpecError, check_integer
 from neurozoo.retina.phenomena import stimuli
+from neurozoo.retina.phenomena.analyses import check_movie, check_settings
 from neurozoo.retina.phenomena.responder import N_FRAMES, as_responder
 
 
@@ -99,11 +102,19 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     * ``settings``: the windows (``early``, ``late``, ``replay``: the replayed frames) and ``index_version``.
 
     ``index_version``: recorded with the settings; only the current version is computed."""
-    from neurozoo.datasets.errors import SpecError
-
     if index_version != INDEX_VERSION:
         raise SpecError(f"contrast_adaptation: index_version={index_version} is not computed by this code (version "
                         f"{INDEX_VERSION}; version 1's windows scored fixed LN cells as adapting: docs/retina.md)")
+    check_settings("contrast_adaptation", frames={"block": block, "checker": checker, "smooth": smooth,
+                                                  "memory": memory}, positive={"low": low, "high": high})
+    if check_integer(cycles, "contrast_adaptation: cycles", least=2, error=SpecError) and not low < high:
+        # cycles=1 averaged no cycle (the first is dropped): NaN; low above high swapped the blocks' meaning
+        raise SpecError(f"contrast_adaptation: low={low!r}, high={high!r}: expected low < high (the sd of the low and "
+                        "the high contrast blocks)")
+    if not (len(early) == 2 and all(isinstance(e, numbers.Integral) for e in early) and early[0] < early[1]):
+        raise SpecError(f"contrast_adaptation: early: expected a window (start, end) of whole frames after the switch, "
+                        f"start < end; got {early!r}")  # (70, 40) failed with numpy's 'argmax of an empty sequence'
+    check_movie("contrast_adaptation", 2 * block * cycles)
     if early[0] < memory - 1:
         raise SpecError(f"contrast_adaptation: early={tuple(early)} starts before frame {memory - 1}, where the "
                         f"{memory}-frame memory first holds only the new contrast")
@@ -325,6 +336,13 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     ``oms_index = (differential - global) / (|differential| + |global|)``: > 0 when global motion is suppressed
     relative to differential motion (wide-field inhibition), ~0 without a surround; NaN where
     ``|differential| + |global| < min_response`` spikes/s (no motion response to compare)."""
+    check_settings("object_motion_sensitivity", frames={"n_frames": n_frames, "bar_width": bar_width},
+                   contrasts={"contrast": contrast}, positive={"speed": speed, "smoothness": smoothness})
+    if check_integer(settle, "object_motion_sensitivity: settle", least=0, error=SpecError) >= n_frames:
+        # n_frames=0 (or settle past it) averaged no frame: NaN without a word
+        raise SpecError(f"object_motion_sensitivity: settle={settle}, n_frames={n_frames}: expected settle < n_frames "
+                        "(the response is the mean after the settle frames)")
+    check_movie("object_motion_sensitivity", n_frames)
     respond = as_responder(system)
     baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32))[:, settle:].mean(1)
     n_cells = len(baseline)
@@ -332,8 +350,6 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
     centres = np.asarray(centres, float)
     if centres.shape != (n_cells, 2):
-        from neurozoo.datasets.errors import SpecError
-
         raise SpecError(f"object_motion_sensitivity: centres must have shape ({n_cells}, 2) (y, x per cell); "
                         f"got {centres.shape}")
     conditions = ("global", "differential", "object")

@@ -2,12 +2,36 @@
 per-cell numpy arrays (first axis = cell). Times are in frames (10 ms)."""
 from __future__ import annotations
 
+import numbers
 from typing import Dict, Sequence
 
 import numpy as np
 
+from neurozoo.datasets.errors import SpecError, check_integer, check_number
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.responder import as_responder
+
+
+def check_settings(analysis: str, frames: Dict[str, int] = {}, contrasts: Dict[str, float] = {},
+                   positive: Dict[str, float] = {}) -> None:
+    """``SpecError`` naming the analysis and its first setting out of range: ``frames`` whole numbers of frames >= 1,
+    ``contrasts`` finite and non-zero (a flash or step of 0 is none), ``positive`` finite and > 0 (a speed, a
+    width). They failed deep inside numpy (a TypeError on a slice of 2.5 frames, a reduction of an empty window, a
+    division by a speed of 0), ran on NaN, or measured nothing (a window of 0 frames, a baseline of none)."""
+    for name, value in frames.items():
+        check_integer(value, f"{analysis}: {name}", least=1, error=SpecError)
+    for name, value in contrasts.items():
+        if check_number(value, f"{analysis}: {name}", error=SpecError) == 0:
+            raise SpecError(f"{analysis}: {name}: expected a non-zero contrast (0 is no stimulus), got {value!r}")
+    for name, value in positive.items():
+        check_number(value, f"{analysis}: {name}", above=0, error=SpecError)
+
+
+def check_movie(analysis: str, n_frames: int) -> None:
+    """``SpecError`` for a movie longer than :data:`stimuli.MAX_FRAMES` (a MemoryError for terabytes before)."""
+    if n_frames > stimuli.MAX_FRAMES:
+        raise SpecError(f"{analysis}: its movie would be {n_frames} frames; at most {stimuli.MAX_FRAMES} (check the "
+                        "lengths given)")
 
 
 def peak_latency(trace: np.ndarray, onset: int, window: int) -> np.ndarray:
@@ -42,7 +66,15 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
                   window: int = 50) -> Dict[str, np.ndarray]:
     """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index
     ``(peak - sustained) / (peak - baseline)`` (1: fully transient, 0: sustained). A latency is NaN where its
-    window never rises above the pre-step baseline (no response to time)."""
+    window never rises above the pre-step baseline (no response to time). ``window`` at most ``duration`` and
+    ``post`` (the onset's window ran into the offset response), ``duration`` at least 20 frames (the sustained
+    level is the step's last 20)."""
+    check_settings("step_response", frames={"pre": pre, "duration": duration, "post": post, "window": window},
+                   contrasts={"intensity": intensity})
+    if duration < 20 or window > min(duration, post):
+        raise SpecError(f"step_response: duration={duration}, post={post}, window={window}: expected duration >= 20 "
+                        "(the sustained level is its last 20 frames) and window <= duration and post")
+    check_movie("step_response", pre + duration + post)
     rates = as_responder(system)(stimuli.step(intensity, pre, duration, post))
     baseline = _baseline(rates, pre)
     on = rates[:, pre:pre + window]
@@ -68,8 +100,14 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     ``min_response``, in the rates' units). Elsewhere ``recovery`` is NaN: a cell the flash silences has a first
     response bounded by its baseline (rates cannot fall below 0), and the ratio measured whatever the second flash
     changed instead (the circuit's ON cells gave 4-61)."""
-    respond = as_responder(system)
+    check_settings("paired_flash", frames={"flash_frames": flash_frames, "window": window, "pre": pre},
+                   contrasts={"intensity": intensity})
     gaps = np.asarray(gaps)
+    if gaps.ndim != 1 or not len(gaps) or not all(isinstance(gap, numbers.Integral) and gap >= 1 for gap in gaps.tolist()):
+        raise SpecError(f"paired_flash: gaps: expected whole frames >= 1 between the flashes' onsets, at least one; "
+                        f"got {gaps.tolist()}")
+    check_movie("paired_flash", pre + 2 * int(gaps.max()) + window + 10)
+    respond = as_responder(system)
     post = int(gaps.max()) + window + 10
     single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity))
     deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
@@ -101,12 +139,13 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     ``falls``: slope < 0. Dark flashes (negative intensities, as latency_encoding.py: 2-frame flashes of 0 to -3,
     over 150 ms: ``flash_frames=2, window=15, latency="centroid"``) are measured by their magnitude; a zero
     intensity is refused (no flash, no latency)."""
-    from neurozoo.datasets.errors import SpecError
 
+    check_settings("latency_coding", frames={"flash_frames": flash_frames, "window": window, "pre": pre})
+    check_movie("latency_coding", pre + window + 20)
     respond = as_responder(system)
     intensities = np.asarray(intensities, float)
-    if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any():
-        raise SpecError(f"latency_coding: intensities: at least 2 non-zero flash intensities expected (a slope "
+    if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any() or not np.isfinite(intensities).all():
+        raise SpecError(f"latency_coding: intensities: at least 2 finite non-zero flash intensities expected (a slope "
                         f"against log2 |intensity|); got {intensities.tolist()}")
     if latency not in LATENCIES:
         raise SpecError(f"latency_coding: latency must be one of {', '.join(LATENCIES)}; got {latency!r}")
@@ -153,7 +192,6 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
       frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py at dfdfe2f, lines
       65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
-    from neurozoo.datasets.errors import SpecError
 
     if ratio not in F2_F1_RATIOS:
         raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
@@ -163,6 +201,13 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     if n_reversals < 4:
         raise SpecError(f"reversing_grating: n_reversals={n_reversals} leaves no whole cycle after the first "
                         "(need >= 4)")
+    check_settings("reversing_grating", frames={"bar_width": bar_width, "half_period": half_period,
+                                                "n_reversals": n_reversals}, contrasts={"contrast": contrast})
+    phases = np.asarray(phases, float) if np.asarray(phases).dtype.kind in "iuf" else np.asarray(phases)
+    if phases.ndim != 1 or not len(phases) or phases.dtype.kind != "f" or not np.isfinite(phases).all():
+        raise SpecError(f"reversing_grating: phases: expected at least one finite spatial phase (a fraction of the "
+                        f"grating's period); got {phases.tolist()}")
+    check_movie("reversing_grating", 50 + half_period * n_reversals)
     respond = as_responder(system)
     period, pre = 2 * half_period, 50
     f1, f2 = [], []
@@ -213,6 +258,13 @@ def motion_anticipation(system, speed: float = 1.0, width: float = 4.0, intensit
     centre + the flash latency) - time of the moving-bar response peak: 0 for a purely delayed linear cell, > 0
     when the response leads the bar. The peak is the centroid of the suprathreshold response within
     ``max(30, 10 / speed)`` frames of the expected time (the bar's passage over +-10 px at slow speeds)."""
+    check_settings("motion_anticipation", frames={"flash_frames": flash_frames}, contrasts={"intensity": intensity},
+                   positive={"speed": speed, "width": width})
+    flash_positions = np.asarray(flash_positions)
+    if (flash_positions.ndim != 1 or not len(flash_positions) or flash_positions.dtype.kind not in "iuf"
+            or not np.isfinite(flash_positions).all()):
+        raise SpecError(f"motion_anticipation: flash_positions: expected at least one finite bar position (px); got "
+                        f"{flash_positions.tolist()}")
     respond = as_responder(system)
     centre, flash_latency, _ = _rf_centres(respond, flash_positions, width, intensity, flash_frames)
     movie, positions = stimuli.moving_bar(speed, width, intensity)
@@ -235,6 +287,11 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     never rises above 0); ``index``: the
     reversal response relative to the cell's peak response to the continuing bar (NaN for a cell the continuing
     bar does not drive: a ratio to zero is not an index)."""
+    check_settings("motion_reversal", frames={"window": window}, contrasts={"intensity": intensity},
+                   positive={"speed": speed, "width": width})
+    if not 0 <= check_number(reverse_at, "motion_reversal: reverse_at", error=SpecError) <= stimuli.FRAME_SIZE:
+        raise SpecError(f"motion_reversal: reverse_at: expected a position in the frame, from 0 to "
+                        f"{stimuli.FRAME_SIZE} px; got {reverse_at!r}")
     respond = as_responder(system)
     movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
     control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)

@@ -28,6 +28,7 @@ it). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -130,14 +131,16 @@ def osr_call(slope, r2, peaks=None, train_peaks=None, slope_range=SLOPE_RANGE, m
 
 
 def check_protocol(periods, n_flashes: int, flash_frames: int, intensity: float, window: int, pre: int) -> None:
-    """Raise a one-line :class:`SpecError` for stimulus parameters the analysis cannot use."""
+    """Raise a one-line :class:`SpecError` for stimulus parameters the analysis cannot use. A count of frames that is
+    not a whole number failed deep inside numpy (a TypeError on a slice), a NaN or infinite intensity ran and called no
+    cell, and a movie longer than :data:`stimuli.MAX_FRAMES` (a pre of 10**9) failed with a MemoryError."""
     from neurozoo.datasets.errors import SpecError
 
     periods = np.asarray(periods)
     problems = []
     if periods.ndim != 1 or len(np.unique(periods)) < 3:
         problems.append(f"periods: need at least 3 distinct flash periods to fit a slope; got {periods.tolist()}")
-    elif (periods != np.round(periods)).any():
+    elif periods.dtype.kind not in "iuf" or (periods != np.round(periods)).any():
         problems.append(f"periods: whole frames expected; got {periods.tolist()}")
     elif periods.min() <= flash_frames:
         problems.append(f"periods: every period must be longer than the flash ({flash_frames} frames), or the "
@@ -145,17 +148,39 @@ def check_protocol(periods, n_flashes: int, flash_frames: int, intensity: float,
     elif periods.max() > MAX_PERIOD:  # a typo (100000) built a movie of gigabytes and ran for hours
         problems.append(f"periods: at most {MAX_PERIOD} frames (1 s; the OSR is a response to 6-17 Hz flash trains); "
                         f"got {periods.tolist()}")
-    if flash_frames < 1:
+    counts = {"n_flashes": n_flashes, "flash_frames": flash_frames, "window": window, "pre": pre}
+    whole = {name: value for name, value in counts.items() if isinstance(value, numbers.Integral)}
+    problems += [f"{name}: whole frames expected; got {value!r}" for name, value in counts.items() if name not in whole]
+    if whole.get("flash_frames", 1) < 1:
         problems.append(f"flash_frames: at least 1 frame; got {flash_frames}")
-    if n_flashes < 4:
+    if whole.get("n_flashes", 4) < 4:
         problems.append(f"n_flashes: at least 4 (the train's peak is taken over the three flashes before the last); "
                         f"got {n_flashes}")
-    if intensity == 0:
+    if not (isinstance(intensity, numbers.Real) and np.isfinite(intensity)):
+        problems.append(f"intensity: a finite contrast expected; got {intensity!r}")
+    elif intensity == 0:
         problems.append("intensity: a flash of intensity 0 is no flash")
-    if window < 1 or pre < 1:
+    if whole.get("window", 1) < 1 or whole.get("pre", 1) < 1:
         problems.append(f"window and pre: at least 1 frame; got window={window}, pre={pre}")
+    if not problems:  # the longest train's movie (stimuli.flash_train with post = period + window + 10)
+        frames = int(pre + (n_flashes + 1) * periods.max() + window + 10)
+        if frames > stimuli.MAX_FRAMES:
+            problems.append(f"pre={pre}, n_flashes={n_flashes}, window={window}: the longest train's movie would be "
+                            f"{frames} frames; at most {stimuli.MAX_FRAMES}")
     if problems:
         raise SpecError("omitted-stimulus protocol: " + "; ".join(problems))
+
+
+def check_cells(cells, n_cells: int) -> List[int]:
+    """``cells`` as a list of indices into the system's ``n_cells`` cells, else a :class:`SpecError` naming them:
+    an index out of range failed with numpy's IndexError, a negative one counted from the end without a word, and none
+    at all gave a result of no cell."""
+    from neurozoo.datasets.errors import SpecError
+
+    cells = list(np.atleast_1d(np.asarray(cells, dtype=object)))
+    if not cells or not all(isinstance(cell, numbers.Integral) and 0 <= cell < n_cells for cell in cells):
+        raise SpecError(f"cells: expected indices of the system's cells, from 0 to {n_cells - 1}; got {cells}")
+    return [int(cell) for cell in cells]
 
 
 def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashes: int = 8, flash_frames: int = 2,
@@ -172,7 +197,7 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
                                                    post=period + window + 10)
         rates = respond(movie)
         if cells is not None:
-            rates = rates[list(cells)]
+            rates = rates[check_cells(cells, len(rates))]
         response = rates - rates[:, :pre].mean(1, keepdims=True)
         stop = omitted + window
         latencies.append(_centroid_time(response, last, stop, baseline=0.0) - last)

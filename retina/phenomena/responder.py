@@ -23,6 +23,8 @@ def as_responder(system, device: str = "cpu",
     * an object with ``simulate(stimulus)`` (the ground-truth circuit, or the ``datasets.synthetic_retina``
       module): its expected rates;
     * any other callable with that signature: used as it is.
+
+    Rates of another shape than ``(n_cells >= 1, T)`` for a movie of ``T`` frames are a ``ValueError`` naming the shape.
     """
     try:
         import torch
@@ -46,11 +48,15 @@ def as_responder(system, device: str = "cpu",
     else:
         raise TypeError(f"cannot probe {type(system).__name__}: need a torch model, an object with simulate(), or a "
                         "callable")
-    if safe_point is None:
-        return respond
 
-    def respond_after_safe_point(stimulus):
-        safe_point()
-        return respond(stimulus)
+    def respond_checked(stimulus):
+        if safe_point is not None:
+            safe_point()
+        rates = respond(stimulus)
+        if rates.ndim != 2 or rates.shape[1] != len(stimulus) or not len(rates):
+            # an analysis indexed it as (cells, frames): an IndexError, a reduction of an empty window, or wrong times
+            raise ValueError(f"system {type(system).__name__}: expected rates (cells, {len(stimulus)}) for a movie of "
+                             f"{len(stimulus)} frames, at least one cell; got shape {rates.shape}")
+        return rates
 
-    return respond_after_safe_point
+    return respond_checked

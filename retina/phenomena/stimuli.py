@@ -7,6 +7,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 FRAME_SIZE = 50
+#: The longest movie an analysis builds: 100000 frames of 50 x 50 float32 are 1 GB (a pre or window of 10**9 failed
+#: with a MemoryError for terabytes)
+MAX_FRAMES = 100_000
 
 
 def full_field(values: Sequence[float], size: int = FRAME_SIZE) -> np.ndarray:

@@ -116,6 +116,18 @@ def database_problem(url: str, error: Exception) -> str:
     return f"--db {shown!r}: cannot open the database ({detail})"
 
 
+#: seconds a SQLite statement waits for another process's lock before "database is locked": Python's sqlite3 waited
+#: 5, which a `zoo run` creating a fresh database's schema on a loaded machine outlasted, so a `zoo serve` or second
+#: worker opening it at the same time failed (already when switching it to WAL: ``LeaderboardDB``)
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def sqlite_connect_args(url: str) -> Dict[str, Any]:
+    """``create_engine``'s ``connect_args`` for ``url``: the lock wait :data:`SQLITE_BUSY_TIMEOUT_S` for SQLite (set
+    as each connection opens, so it covers the first statements too), nothing for another database."""
+    return {"timeout": SQLITE_BUSY_TIMEOUT_S} if url.startswith("sqlite") else {}
+
+
 class ResultsStore:
     """``ResultsStore(url=None).add(record)``; ``.query(model=None, benchmark=None)`` -> DataFrame."""
 
@@ -127,7 +139,8 @@ class ResultsStore:
             try:
                 # pre-ping: a connection the server dropped (a restart, an idle-connection limit) is replaced when
                 # taken from the pool; without it the next call raised, and zoo work lost the score it had computed
-                self.engine = create_engine(with_installed_driver(self.url), echo=echo, future=True, pool_pre_ping=True)
+                self.engine = create_engine(with_installed_driver(self.url), echo=echo, future=True, pool_pre_ping=True,
+                                            connect_args=sqlite_connect_args(self.url))
                 Base.metadata.create_all(self.engine)  # the leaderboard's tables too, once its module is imported
                 break
             except (OperationalError, ProgrammingError) as error:

@@ -239,8 +239,7 @@ class LeaderboardDB(ResultsStore):
             @event.listens_for(self.engine, "connect")
             def _sqlite_pragmas(connection, _record):  # concurrent readers while a worker writes
                 cursor = connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.execute("PRAGMA journal_mode=WAL")  # waits for a lock as long as any statement: ResultsStore
                 cursor.close()
 
             self.engine.dispose()

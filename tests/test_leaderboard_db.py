@@ -1854,3 +1854,27 @@ def test_ranks_follow_the_precision_the_pages_show():
     benchmark = "ventral_embedded.V4-temporal"
     records = [ScoreRecord(m, benchmark, v) for m, v in (("b", 0.4121), ("a", 0.4123), ("d", 0.41))]
     assert [(r["model"], r["rank"]) for r in benchmark_page(benchmark, records)["rows"]] == [("a", 1), ("b", 1), ("d", 3)]
+
+
+def test_opening_a_sqlite_database_another_process_holds_locked_waits_for_it(tmp_path):
+    """`zoo run` creating a fresh database's schema while `zoo serve` (or a test, or a second worker) opens it: the
+    opener's first statements (the WAL switch, the schema) gave up after Python's default 5 s with "database is
+    locked" (seen on a loaded machine). They now wait as long as any statement (``SQLITE_BUSY_TIMEOUT_S``)."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "lb.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE other (x)")  # a database not yet in WAL mode, as a fresh one is
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(5.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        started = time.monotonic()
+        db = LeaderboardDB(f"sqlite:///{path}")
+        assert time.monotonic() - started >= 5.0  # it waited for the lock
+        assert db.enqueue("m", "b", {}) == 1
+        db.dispose()
+    finally:
+        release.join()
+        holder.close()

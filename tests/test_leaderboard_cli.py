@@ -60,19 +60,22 @@ def test_token_submit_refusal_and_status(tmp_path, capsys):
 
 
 def _nan_recording(tmp_path):
+    import h5py
     import numpy as np
 
     from neurozoo.datasets.retina_h5 import write_experiment
 
     rng = np.random.default_rng(0)
     stimulus = rng.standard_normal((300, 50, 50)).astype("f4")
-    stimulus[120, 3, 4] = np.nan
     train = {"stimulus": stimulus, "time": np.arange(300) * 0.01, "response": {"firing_rate_10ms": rng.random((2, 300))}}
     rates = rng.random((2, 100))  # repeated reliably (a warning of cells without explainable variance comes first)
     trials = rates[:, None] + 0.01 * rng.random((2, 3, 100))
     test = {"stimulus": stimulus[:100], "time": np.arange(100) * 0.01, "response": {"firing_rate_10ms": trials.mean(1)},
             "repeats": {"cell01": trials[0], "cell02": trials[1]}}
-    return write_experiment(tmp_path / "nan.h5", train=train, test=test)
+    path = write_experiment(tmp_path / "nan.h5", train=train, test=test)
+    with h5py.File(path, "r+") as file:  # damaged after writing: write_experiment refuses a NaN itself
+        file["train/stimulus"][120, 3, 4] = np.nan
+    return path
 
 
 def _delay_spec(tmp_path):

@@ -2076,3 +2076,29 @@ def test_a_space_that_searches_the_lr_records_it_as_searched_and_resumes_whateve
         check_settings(old, TrialSettings(data="d", lr=0.1, epochs=2), space=searched)  # the rest still compared
     with pytest.raises(UserFacingError, match="trains its trials with --lr 0.05; this command gives 0.1"):
         check_settings(old, new_default, space=fixed_lr)  # a space without train.lr: --lr is the trials' rate
+
+
+@pytest.mark.parametrize("marker", ["optuna", "alembic"])
+def test_a_sigterm_as_zoo_search_starts_stops_it_saying_so_and_never_cuts_the_study_opening_short(tiny, tmp_path,
+                                                                                                   marker):
+    """A SIGTERM in zoo search's first seconds (importing optuna and torch, checking the data, opening the study) was
+    SIGTERM's default: killed without a word, exit -15, wherever it was, a study's schema or its stale trials'
+    recovery included. Now, before the study is opened, it stops at once (optuna's import does not finish, nothing is
+    written); while it is opened (alembic imported as optuna creates the schema), the opening is finished first and
+    the command stops at the safe point before the trials: the storage is whole, with no study or trial yet."""
+    from test_score_stop import SIGNAL_AT_IMPORT
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run([sys.executable, "-c", SIGNAL_AT_IMPORT, marker, "search", *search_argv(tiny, out, 1)],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        "zoo search: interrupted (a running trial is marked FAIL, user attribute 'interrupted'; rerun to continue the "
+        "study)")), stopped.stderr[-3000:]
+    assert stopped.stdout.splitlines()[-1] == f"signalled: True; {marker} imported: {marker == 'alembic'}"
+    if marker == "optuna":
+        assert not out.exists()
+    else:
+        # the schema whole (optuna opens it), no study yet: the study is created with the first trial's worker
+        assert optuna.get_all_study_names(storage=f"sqlite:///{out / 'search.sqlite'}") == []
+        assert sorted(p.name for p in out.iterdir()) == ["search.sqlite"]

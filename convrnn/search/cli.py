@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 
 from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV
-from neurozoo.datasets.termination import sigterm_deferred
+from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
 
@@ -119,8 +119,17 @@ def _check_unroll(space, n_steps, image_steps) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``zoo search``. A SIGTERM before its first trial (importing optuna and torch, checking the data, opening the
+    study) stops it at once (``stopping_at_once``; it killed the command without a word, exit -15), and once the study
+    is open (its stale trials recovered, which must not be cut in half) at the safe point before the trials; a local
+    worker of ``--workers K`` is left as it was (its command stops it and says why)."""
+    from neurozoo.datasets.termination import stopping_at_once
+
     try:
-        return _run(args)
+        if args.report is not None:
+            return _run(args)
+        with sigterm_deferred(), stopping_at_once():
+            return _run(args)
     except KeyboardInterrupt:  # here, not in main: `zoo search` printed only its generic "interrupted"
         if args.report is None:  # a local worker is stopped by the command that started it, which says why
             print("zoo search: interrupted (a running trial is marked FAIL, user attribute 'interrupted'; rerun to "
@@ -156,7 +165,8 @@ def _run(args: argparse.Namespace) -> int:
     # opened once, here: a storage that cannot be opened is refused before anything is printed; one worker runs its
     # trials on it (with the heartbeat), --workers K open their own; the export reads it
     one = args.workers == 1
-    opened = make_storage(storage, heartbeat if one else None, grace if one else None, args.retries)
+    with sigterm_deferred():  # a database's schema being created, then its stale trials recovered: never cut short
+        opened = make_storage(storage, heartbeat if one else None, grace if one else None, args.retries)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -175,6 +185,7 @@ def _run(args: argparse.Namespace) -> int:
               f"each at width {args.width:g}, {args.image_size} px, {args.epochs} epoch(s)", flush=True)
     if args.quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+    raise_if_terminated()  # the safe point before the trials: a SIGTERM while the study was opened stops here
     if one:
         with sigterm_deferred():
             run_worker(space, settings, opened, study_name, args.trials, seed=args.seed, pruner=args.pruner,
@@ -196,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two
             _report_crash(study, done, args.retries)
             return 1
+    raise_if_terminated()  # a SIGTERM no trial's safe point saw stops before the export, as it did
     return export(args, space, opened, study_name, settings)
 
 

@@ -164,9 +164,9 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
 def files_checksum_kind(run: Dict[str, Any]) -> Optional[str]:
     """What a trial's ``run.json`` data checksums cover (``engine.FILES_CHECKSUMS``): its ``files_checksum``, or
     ``names`` for one written before it was recorded (paths and labels only); None without checksums."""
-    if not run.get("train_files_sha256"):
-        return None
-    return run.get("files_checksum") or "names"
+    from neurozoo.convrnn.training.engine import recorded_files_checksum
+
+    return recorded_files_checksum(run) if run.get("train_files_sha256") else None
 
 
 def data_checksums(data_dir, kinds=("sizes",)) -> Dict[str, Dict[str, str]]:

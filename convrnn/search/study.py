@@ -328,10 +328,10 @@ def check_data(study: optuna.Study, data) -> Dict[str, str]:
     paths and labels only (no ``files_checksum``: before 2026-12-05) is compared by those, then takes this command's
     sizes (:func:`run_worker`): an image replaced under its name since is not seen, one replaced later is."""
     from neurozoo.convrnn.search.export import data_checksums
-    from neurozoo.convrnn.training.engine import FILES_CHECKSUM_WORDS, FILES_CHECKSUMS
+    from neurozoo.convrnn.training.engine import FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, recorded_files_checksum
 
     recorded = study.user_attrs.get("data") or {}
-    kind = recorded.get("files_checksum") or "names"
+    kind = recorded_files_checksum(recorded)
     if kind not in FILES_CHECKSUMS:
         raise UserFacingError(f"study {study.study_name!r} recorded its data's checksums of a kind this version does "
                               f"not know (files_checksum {kind!r}; known: {', '.join(FILES_CHECKSUMS)}): continue it "

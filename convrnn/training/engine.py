@@ -343,7 +343,7 @@ def segments_with_data(segments: List[Any], run: Dict[str, Any]) -> List[Any]:
     if not isinstance(last, dict) or "files_checksum" in last or "train_files_sha256" not in run:
         return segments
     data = {key: run.get(key) for key in SEGMENT_DATA}
-    data["files_checksum"] = run.get("files_checksum") or "names"
+    data["files_checksum"] = recorded_files_checksum(run)
     segments[-1] = {**last, **data}
     return segments
 
@@ -474,6 +474,12 @@ FILES_CHECKSUMS = {"names": {}, "sizes": {"sizes": True}, "contents": {"contents
 #: what each kind of :data:`FILES_CHECKSUMS` covers, in words
 FILES_CHECKSUM_WORDS = {"names": "relative paths and labels", "sizes": "relative paths, labels and sizes",
                         "contents": "relative paths, labels and each file's sha256"}
+
+
+def recorded_files_checksum(record: Dict[str, Any]) -> str:
+    """The kind of data checksums a record holds (run.json, one of its segments, a search study's data): its
+    ``files_checksum``, or ``names`` for one written before the kind was recorded (:data:`FILES_CHECKSUMS`)."""
+    return record.get("files_checksum") or "names"
 
 
 def files_checksum(split, kind: str = "sizes") -> str:

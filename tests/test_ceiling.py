@@ -450,3 +450,18 @@ def test_normalize_refuses_shapes_that_do_not_broadcast_onto_one_another(r_shape
         normalize(np.full(r_shape, 0.3), np.full(c_shape, 0.36))
     np.testing.assert_allclose(normalize(np.full((2, 3), 0.3), np.full((1, 3), 0.36)), np.full((2, 3), 0.25))
     np.testing.assert_allclose(normalize(0.3, np.full(3, 0.36)), np.full(3, 0.25))
+
+
+def test_a_split_without_any_r_gives_the_scores_error_without_a_numpy_warning():
+    """With silent="drop" a split can have no r in any bin; its mean is NaN by design, so numpy's "Mean of empty
+    slice" warning reached users as if something had gone wrong."""
+    import warnings
+
+    from neurozoo.benchmarks.metrics.temporal import TemporalScore
+
+    raw = np.array([[0.4, 0.5], [np.nan, np.nan], [0.6, 0.4]])
+    score = TemporalScore(raw, np.array([70, 80]), np.array([80, 90]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        error = score.error
+    assert error == pytest.approx(np.std([0.45, 0.5]) / np.sqrt(3), abs=1e-15)

@@ -93,7 +93,9 @@ class TemporalScore:
     @property
     def error(self) -> float:
         if self.ceiling is None:
-            per_split = np.nanmean(self.raw_per_split, axis=1)
+            with warnings.catch_warnings():  # a split where no bin has an r (silent="drop") has no value (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                per_split = np.nanmean(self.raw_per_split, axis=1)
         else:
             per_split = np.array([summarize(r, self.ceiling.per_bin, self.convention) for r in self.raw_per_split])
         return float(np.nanstd(per_split) / np.sqrt(self.n_splits))

@@ -284,7 +284,9 @@ def check_finite(array: np.ndarray, name: str) -> None:
     One float64 sum first (no copy of the array; a NaN or inf anywhere makes it non-finite), the element-wise test
     only when that sum is not finite (then an overflowing sum of finite numbers is told apart from a bad value)."""
     array = np.asarray(array)
-    if np.isfinite(np.sum(array, dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow (or inf - inf) is what the test below tells apart
+        total = np.sum(array, dtype=np.float64)
+    if np.isfinite(total):
         return
     bad = ~np.isfinite(array)
     if bad.any():

@@ -428,7 +428,7 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
                             "one rate per cell of the recording")
         if bool((rates < 0).any()):  # the Poisson loss's log of a negative rate: a NaN loss, fitted on without a word
             raise SpecError(f"retina model {type(model).__name__}: returned negative rates (the lowest "
-                            f"{float(rates.min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a "
+                            f"{float(rates.detach().min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a "
                             "softplus, ReLU or exp)")
         loss = poisson_loss(rates, target)
         objective = loss + regularization(model, rates, config.l2, config.l1)
@@ -740,7 +740,8 @@ def warn_of_few_validation_targets(recording: Recording, n_targets: int, config:
     if n_targets < MIN_VALIDATION_TARGETS:
         import warnings
 
-        warnings.warn(f"{recording.path}: early stopping and the kept epoch watch the correlation over {n_targets} "
+        where = recording.path if recording.path is not None else "a recording held in memory"
+        warnings.warn(f"{where}: early stopping and the kept epoch watch the correlation over {n_targets} "
                       f"validation frames (the last {config.val_fraction:g} of each of {config.n_blocks} blocks of "
                       f"{recording.n_frames} frames, less a {window}-frame window each), fewer than "
                       f"{MIN_VALIDATION_TARGETS}: the validation r is noise at this size; a longer recording, or a "

@@ -1,5 +1,6 @@
 import json
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -479,9 +480,23 @@ def test_a_model_of_ones_own_returning_negative_rates_is_refused_before_the_pois
             return self.dense(x.flatten(1))
 
     with pytest.raises(SpecError, match=r"^retina model LinearRates: returned negative rates \(the lowest -[\d.]+\); the "
-                                        r"Poisson loss needs rates >= 0"):
+                                        r"Poisson loss needs rates >= 0"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         fit(LinearRates(), ln_recording, epochs=1, batching="windows", batch_size=64, max_steps_per_epoch=1,
             progress=False)
+    assert not [w for w in caught if "requires_grad" in str(w.message)]  # torch's warning on reading the lowest rate
+
+
+def test_the_few_validation_frames_warning_names_a_recording_held_in_memory_as_such():
+    """A Recording built in memory has no path, and the warning began "None: early stopping ..."."""
+    from neurozoo.datasets.retina_h5 import Recording
+    from neurozoo.retina.fit import FitConfig, warn_of_few_validation_targets
+
+    recording = Recording(path=None, split="train", cells=[0], time=np.arange(500) / 100.0,
+                          responses={"binned": np.zeros((1, 500), np.float32)}, _stimulus=np.zeros((500, 4, 4)))
+    with pytest.warns(UserWarning, match=r"^a recording held in memory: early stopping and the kept epoch watch the "
+                                         r"correlation over 12 validation frames"):
+        warn_of_few_validation_targets(recording, 12, FitConfig(), 40)
 
 
 @pytest.mark.parametrize("stimulus, message", [

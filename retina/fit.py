@@ -810,11 +810,14 @@ def calibrate_output(model: nn.Module, d: _Data, targets: np.ndarray, use_chunks
 
 # ---- prediction and held-out scoring --------------------------------------------------------------
 def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: str = "cpu", n_samples: int = 20,
-            seed: int = 0, safe_point: Optional[SafePoint] = None) -> np.ndarray:
+            seed: int = 0, safe_point: Optional[SafePoint] = None, observed_history=None) -> np.ndarray:
     """Rates ``(n_cells, T - 39)`` for the windows ending at frames 39 .. T-1 of ``stimulus (T, 50, 50)``.
 
     A spike-history model (``uses_history``) is run autoregressively on its own sampled spikes
     (``predict_movie``), ``n_samples`` trials averaged: the held-out trial average has no observed history.
+    ``observed_history``: binned spike counts ``(n_cells, T)`` observed with ``stimulus``; a spike-history model is
+    then run open loop, each frame predicted from the counts of the frames before it (zeros before frame 0), as
+    deep-retina's scripts/fit_glms.py scores its GLM (:func:`evaluate`'s ``heldout_history="observed"``).
     ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called between the ``batch_size``
     chunks of windows, the same chunks as without it."""
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
@@ -838,6 +841,8 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
 
             drive = torch.cat([model.filter(w.to(device)).cpu()
                                for w in _after_safe_points(movie_windows(movie).split(batch_size), safe_point)])
+            if observed_history is not None:
+                return _open_loop(model.cpu(), drive, observed_history, T).T.numpy()
             return model.predict_movie(drive, n_samples=n_samples, seed=seed).T.numpy()
         if hasattr(model, "forward_movie"):
             from neurozoo.retina.fast_conv import split_threads
@@ -853,6 +858,18 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
     return torch.cat(outs).T.numpy()
 
 
+def _open_loop(model: nn.Module, drive: torch.Tensor, counts, T: int) -> torch.Tensor:
+    """Rates ``(T - 39, n_cells)`` of a spike-history model for targets 39 .. T-1, each from its stimulus drive and
+    the observed counts of the ``model.history`` frames before it (zeros before the recording's first frame)."""
+    counts = torch.as_tensor(np.asarray(counts, np.float32))
+    if counts.shape != (drive.shape[1], T):
+        raise DataError(f"observed_history: expected binned counts (n_cells, T) = ({drive.shape[1]}, {T}), the "
+                        f"model's cells and the stimulus's frames; got {tuple(counts.shape)}")
+    padded = torch.cat([counts.new_zeros(counts.shape[0], model.history), counts], 1)
+    windows = padded.unfold(1, model.history, 1)[:, N_FRAMES - 1:T]  # target t: counts of frames t-H .. t-1
+    return model.rate(drive, windows.transpose(0, 1))
+
+
 def _after_safe_points(chunks, safe_point: Optional[SafePoint]):
     """``chunks``, with ``safe_point()`` called before each one after the first."""
     for k, chunk in enumerate(chunks):
@@ -861,16 +878,28 @@ def _after_safe_points(chunks, safe_point: Optional[SafePoint]):
         yield chunk
 
 
-def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, **kwargs):
+HELDOUT_HISTORIES = ("simulated", "observed")
+
+
+def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, heldout_history: str = "simulated",
+             **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
 
     ``target_lag=1``: deep-retina's alignment (:class:`~neurozoo.datasets.retina_h5.StimulusWindows`), the window
-    of frames t-40 .. t-1 predicting the response at t (targets 40 .. T-1), for weights fitted that way."""
+    of frames t-40 .. t-1 predicting the response at t (targets 40 .. T-1), for weights fitted that way.
+    ``heldout_history`` (spike-history models): ``"simulated"`` (ours) runs the model on its own sampled spikes;
+    ``"observed"`` feeds it the test split's binned counts (the repeats' average) one frame ahead, as deep-retina's
+    scripts/fit_glms.py (64a39f3, lines 136-138: the test feed's ``spkhist``) -- the history then carries the response
+    being predicted."""
     from neurozoo.retina.metrics import heldout_metrics
 
     if target_lag not in (0, 1):
         raise DataError(f"target_lag must be 0 (ours) or 1 (deep-retina's), got {target_lag}")
+    if heldout_history not in HELDOUT_HISTORIES:
+        raise DataError(f"heldout_history must be one of {HELDOUT_HISTORIES}, got {heldout_history!r}")
     test = read_experiment(path, "test")
+    if heldout_history == "observed" and getattr(model, "uses_history", False):
+        kwargs["observed_history"] = test.response("binned")
     prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
     prediction = prediction[:, :prediction.shape[1] - target_lag]
     return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1 + target_lag:], cells=test.cells)

@@ -137,8 +137,8 @@ def _randomize_norms(model, generator):
 
 # ------------------------------------------------------------------------------------------------ CORnet-Z
 class _CORblockZ(nn.Module):
-    """cornet_z.py ``CORblock_Z``: conv (kernel_size, stride, padding kernel_size // 2, with bias) -> ReLU ->
-    max-pool 3/2 (padding 1) -> output."""
+    """cornet_z.py ``CORblock_Z`` (lines 28-43): conv (kernel_size, stride, padding kernel_size // 2, with bias; lines
+    32-33) -> ReLU (line 34) -> max-pool 3/2, padding 1 (line 35) -> output (line 36), in that order (lines 38-43)."""
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1):
         super().__init__()
@@ -153,8 +153,9 @@ class _CORblockZ(nn.Module):
 
 
 def _reference_z(widths, num_classes=1000):
-    """cornet_z.py ``CORnet_Z``: V1 = CORblock_Z(3, 64, kernel_size=7, stride=2), V2/V4/IT = CORblock_Z with 3x3
-    convolutions, decoder = adaptive average pool, flatten, linear."""
+    """cornet_z.py ``CORnet_Z`` (lines 46-58): V1 = CORblock_Z(3, 64, kernel_size=7, stride=2) (line 48), V2/V4/IT =
+    CORblock_Z with 3x3 convolutions, stride 1 (lines 49-51), decoder = adaptive average pool, flatten, linear 512 ->
+    1000 (lines 52-57)."""
     return nn.Sequential(OrderedDict([
         ("V1", _CORblockZ(3, widths[0], kernel_size=7, stride=2)),
         ("V2", _CORblockZ(widths[0], widths[1])), ("V4", _CORblockZ(widths[1], widths[2])),
@@ -187,6 +188,35 @@ def test_cornet_z_equals_the_original_graph():
     bound = (6 / (3 * 49 + 64 * 49)) ** 0.5
     assert fresh.V1.conv.weight.abs().max() <= bound and fresh.V1.conv.weight.abs().max() > 0.9 * bound
     assert all(not m.bias.detach().any() for m in fresh.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def _initialise_z(model):
+    """cornet_z.py ``CORnet_Z``'s weight initialisation (lines 60-68): every Conv2d and Linear in ``modules()`` order,
+    Xavier-uniform weight (line 63), bias set to 0 (lines 64-65); no BatchNorm in CORnet-Z (lines 66-68 unused)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.constant_(m.bias, 0)
+    return model
+
+
+@pytest.mark.parametrize("width, classes", [(0.125, 10), (1.0, 1000)])
+def test_cornet_z_initialises_as_the_original_under_one_seed(width, classes):
+    """The same seed gives the same initial weights, bit for bit: the modules are created in the original's order
+    (each constructor draws its default initialisation from the generator) and then re-initialised by its rule. A
+    different rule (e.g. Kaiming, as CORnet-S has; a Xavier gain; a bias left at its default draw) fails this."""
+    widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+    torch.manual_seed(3)
+    ours = cornet_z(num_classes=classes, width_multiplier=width)
+    torch.manual_seed(3)
+    reference = _initialise_z(_reference_z(widths, num_classes=classes))
+    theirs = reference.state_dict()
+    mine = {original_name(k): v for k, v in ours.state_dict().items()}
+    assert list(mine) == list(theirs)  # the same parameters in the same (creation) order
+    for name, value in mine.items():
+        assert torch.equal(value, theirs[name]), name
+    assert theirs["V2.conv.weight"].abs().max() > 0 and not theirs["decoder.linear.bias"].any()
 
 
 # ------------------------------------------------------------------------------------------------ CORnet-RT

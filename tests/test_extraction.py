@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
-from neurozoo.benchmarks.extraction import (BRAINSCORE_BINS, CONVRNN, CORNET_RT, CORNET_S, CORNET_Z, ActivationCache, RandomProjection, StepTable,
-                                   StepBins, Stimuli, extract, is_convrnn, static)
+from neurozoo.benchmarks.extraction import (CONVRNN, CORNET_RT, CORNET_S, CORNET_Z, NAYEBI_FITTING_BINS, ActivationCache,
+                                            RandomProjection, StepBins, StepTable, Stimuli, extract, is_convrnn, static)
 from neurozoo.datasets.errors import SpecError
 
 
@@ -39,13 +39,28 @@ def stimuli():
                    object_name=np.array(["a", "b"] * 5))
 
 
+def test_the_fitting_window_is_named_for_nayebi_and_its_former_name_still_imports_with_a_warning():
+    """The 70-260 ms window is Nayebi et al.'s fitting window, not Brain-Score's bins (its MajajHong2015 temporal
+    benchmarks cut 10 ms bins from 0 ms); ``BRAINSCORE_BINS``, exported by benchmarks.extraction, still imports."""
+    from neurozoo.benchmarks import extraction
+    from neurozoo.benchmarks.extraction import time_mapping
+
+    for module in (extraction, time_mapping):
+        with pytest.warns(DeprecationWarning, match="renamed NAYEBI_FITTING_BINS"):
+            assert module.BRAINSCORE_BINS is NAYEBI_FITTING_BINS
+        assert "BRAINSCORE_BINS" not in getattr(module, "__all__", ())
+    with pytest.raises(AttributeError, match="no attribute 'BRAINSCORE_BIN'"):
+        time_mapping.BRAINSCORE_BIN
+
+
 def test_time_mappings():
-    assert len(BRAINSCORE_BINS) == 19 and BRAINSCORE_BINS[0] == (70.0, 80.0) and BRAINSCORE_BINS[-1] == (250.0, 260.0)
-    np.testing.assert_array_equal(CONVRNN.steps_for(BRAINSCORE_BINS), np.arange(7, 26))  # step t -> [10t, 10t+10)
-    np.testing.assert_array_equal(static().steps_for(BRAINSCORE_BINS), np.zeros(19))
+    window = NAYEBI_FITTING_BINS
+    assert len(window) == 19 and window[0] == (70.0, 80.0) and window[-1] == (250.0, 260.0)
+    np.testing.assert_array_equal(CONVRNN.steps_for(NAYEBI_FITTING_BINS), np.arange(7, 26))  # step t -> [10t, 10t+10)
+    np.testing.assert_array_equal(static().steps_for(NAYEBI_FITTING_BINS), np.zeros(19))
     # CORnet-S V4 (90 ms, 50 ms steps, 4 steps): bins before 90 ms hold step 0, 240-260 ms is the last step
-    v4 = CORNET_S["V4"].steps_for(BRAINSCORE_BINS)
-    assert list(v4[:4]) == [0, 0, 0, 0] and v4[BRAINSCORE_BINS.index((140.0, 150.0))] == 1 and v4[-1] == 3
+    v4 = CORNET_S["V4"].steps_for(NAYEBI_FITTING_BINS)
+    assert list(v4[:4]) == [0, 0, 0, 0] and v4[NAYEBI_FITTING_BINS.index((140.0, 150.0))] == 1 and v4[-1] == 3
     np.testing.assert_array_equal(StepTable(0, 10, 3).intervals(), [[0, 10], [10, 20], [20, 30]])
 
 
@@ -79,7 +94,7 @@ def test_cornet_z_and_rt_tables_pick_brainscores_steps():
                "V2": {1: (60, 110), 2: (110, 140), 3: (140, 170), 4: (170, 200)},
                "V4": {1: (70, 110), 2: (140, 170), 3: (170, 200), 4: (200, 250)},
                "IT": {1: (70, 110), 2: (140, 170), 3: (170, 200), 4: (200, 250)}}}
-    requested = BRAINSCORE_BINS + [(0.0, 50.0), (300.0, 400.0), (95.0, 105.0), (125.0, 135.0)]
+    requested = NAYEBI_FITTING_BINS + [(0.0, 50.0), (300.0, 400.0), (95.0, 105.0), (125.0, 135.0)]
     for name, tables, produced in (("Z", CORNET_Z, 1), ("RT", CORNET_RT, 5)):
         for region, mapping in published[name].items():
             assert tables[region].steps == produced
@@ -95,7 +110,7 @@ def test_cornet_s_tables_pick_brainscores_steps():
     """CORnet-S (start, width, steps) per region as brain-score/vision commits it: brainscore_vision/models/cornet_s/
     model.py at 1c80c9d, ``TIME_MAPPINGS`` (lines 15-21; REFERENCE.md section 2), read as Brain-Score reads it."""
     published = {"V1": (50, 100, 1), "V2": (70, 100, 2), "V4": (90, 50, 4), "IT": (100, 100, 2)}
-    requested = BRAINSCORE_BINS + [(70.0, 170.0), (0.0, 50.0), (300.0, 400.0), (115.0, 125.0)]
+    requested = NAYEBI_FITTING_BINS + [(70.0, 170.0), (0.0, 50.0), (300.0, 400.0), (115.0, 125.0)]
     for region, table in CORNET_S.items():
         assert (table.start, table.width, table.steps) == published[region]
         assert list(table.steps_for(requested)) == _brainscore_cornet_steps(published[region], requested), region
@@ -228,7 +243,7 @@ def test_hooked_recurrent_module_uses_step_table(stimuli):
         for _ in range(4):
             x = model.V4(x)
             calls.append(x.reshape(10, -1).numpy())
-    steps = CORNET_S["V4"].steps_for(BRAINSCORE_BINS)
+    steps = CORNET_S["V4"].steps_for(NAYEBI_FITTING_BINS)
     for b in (0, 8, 18):
         np.testing.assert_allclose(out.isel(time_bin=b).values, calls[steps[b]], rtol=1e-5, atol=1e-6)
     with pytest.raises(SpecError, match="steps"):
@@ -250,7 +265,7 @@ def test_a_layer_inside_a_cornet_area_without_a_table_says_how_to_give_one(stimu
         extract(model, stimuli, ["V4.conv1"], cache=False, progress=False)
     out = extract(model, stimuli, ["V4.conv1"], timing={"V4.conv1": model_timing(model)["V4"]}, cache=False,
                   progress=False)["V4.conv1"]
-    assert out.sizes["time_bin"] == len(BRAINSCORE_BINS)
+    assert out.sizes["time_bin"] == len(NAYEBI_FITTING_BINS)
 
 
 class Unrolled(nn.Module):
@@ -290,7 +305,7 @@ def test_a_recurrent_layer_without_a_time_mapping_is_told_how_to_declare_one(sti
         in message and "timing={'cell': StepTable(start_ms, width_ms, 5)}" in message
     out = extract(Unrolled(), stimuli, ["cell"], timing={"cell": StepTable(70, 38, 5)}, cache=False,
                   progress=False)["cell"]
-    assert out.sizes["time_bin"] == len(BRAINSCORE_BINS)
+    assert out.sizes["time_bin"] == len(NAYEBI_FITTING_BINS)
     assert np.array_equal(out.isel(time_bin=0).values, out.isel(time_bin=3).values)  # 70-110 ms: the first call
     assert not np.array_equal(out.isel(time_bin=0).values, out.isel(time_bin=4).values)  # 110-120 ms: the second
     with pytest.raises(SpecError, match="produced 5 steps .* but its time mapping has 4; declare"):
@@ -547,7 +562,7 @@ def test_convrnns_see_the_originals_neural_presentation():
     with torch.no_grad():
         recorded = model(movie, record=layers).recorded
     for layer in layers:
-        for k, (start, _) in enumerate(BRAINSCORE_BINS):
+        for k, (start, _) in enumerate(NAYEBI_FITTING_BINS):
             step = int(start) // 10
             np.testing.assert_allclose(out[layer].values[:, :, k], recorded[layer][step].reshape(3, -1).numpy(),
                                        rtol=1e-5, atol=1e-6, err_msg=f"{layer} bin {start}")
@@ -830,11 +845,11 @@ def test_cornets_are_extracted_with_brainscores_time_mapping(stimuli, name, laye
     with torch.no_grad():
         steps = model(images, record=layer).recorded[layer]
     assert steps.shape[0] == table.steps and out.sizes["neuroid"] == steps[0, 0].numel()
-    for b, step in enumerate(table.steps_for(BRAINSCORE_BINS)):
+    for b, step in enumerate(table.steps_for(NAYEBI_FITTING_BINS)):
         np.testing.assert_allclose(out.isel(time_bin=b).values, steps[step].reshape(10, -1).numpy(), rtol=1e-5,
                                    atol=1e-6)
     if name == "cornet_rt":  # the bins do read different steps
-        assert len(set(table.steps_for(BRAINSCORE_BINS))) == 4
+        assert len(set(table.steps_for(NAYEBI_FITTING_BINS))) == 4
 
 
 def test_a_convrnn_of_another_graph_with_the_same_weights_misses_the_cache(stimuli, tmp_path):

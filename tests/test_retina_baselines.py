@@ -390,3 +390,59 @@ def test_a_protocol_10_glm_checkpoint_is_not_resumed_by_the_softplus_glm(tmp_pat
     with pytest.raises(DataError, match=r"checkpoint\.pt: weights without rate_scale: a GLM fitted before fitting "
                                         r"protocol 11.*start afresh \(resume=False / --no-resume\)"):
         fit(create_model("glm", n_cells=12), data, out=out, epochs=2, max_steps_per_epoch=2, progress=False)
+
+
+def _fit_glms_open_loop(model, stimulus, binned):
+    """deep-retina scripts/fit_glms.py (64a39f3) scoring its GLM on the test split: the test feed carries the split's
+    ``spkhist`` (lines 136-138, ``datafeed`` lines 67-71), which loadexpt builds as ``rolling_window(binned, history)``
+    beside ``resp[history:]`` (torchdeepretina/datas.py ``loadexpt``, the ``spk_hist`` lines, and its
+    ``rolling_window``): row i holds the counts of frames i .. i+H-1 and predicts frame i+H. The prediction is the
+    link of the stimulus drive plus the history filter's dot product plus the intercept (``GLM._build`` lines 30-51);
+    our link (``rate_scale * softplus``) and our filters, in float64 NumPy. Targets 39 .. T-1, as ours."""
+    H = model.history
+    array = np.asarray(binned, np.float64).T  # rolling_window(binned (T, C), H, time_axis=0): over the transpose
+    shape = array.shape[:-1] + (array.shape[-1] - H, H)
+    arr = np.lib.stride_tricks.as_strided(array, shape=shape, strides=array.strides + (array.strides[-1],))
+    spkhist = np.rollaxis(arr.T, 1, 0)  # (T - H, H, C): row i = frames i .. i+H-1
+    spkhist = spkhist.transpose(0, 2, 1)  # (T - H, C, H), as our filter's (cells, lags)
+    with torch.no_grad():
+        windows = np.lib.stride_tricks.sliding_window_view(stimulus, 40, axis=0).copy()
+        windows = torch.as_tensor(windows).permute(0, 3, 1, 2)  # (T - 39, 40, 50, 50)
+        drive = model.filter(windows.float()).double().numpy()  # targets 39 .. T-1
+    h = model.post_spike.detach().double().numpy()
+    b, scale = model.bias.detach().double().numpy(), model.rate_scale.double().numpy()
+    rows = spkhist[np.arange(39, stimulus.shape[0]) - H]  # the row predicting frame t starts at t - H
+    u = drive + (rows * h[None]).sum(-1) + b
+    return (scale * np.logaddexp(0.0, u)).T
+
+
+def test_glm_heldout_observed_history_is_deep_retinas_open_loop_prediction(tmp_path):
+    """``evaluate(heldout_history="observed")`` / ``predict(observed_history=)`` score a GLM as deep-retina's
+    scripts/fit_glms.py does (its test counts as history, one frame ahead), against a reference written from it; the
+    default simulates the model on its own spikes and gives another number."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.retina.fit import evaluate, predict
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=200, n_test=160, n_repeats=3)
+    test = read_experiment(path, "test")
+    torch.manual_seed(0)
+    model = create_model("glm", n_cells=len(test.cells)).eval()
+    with torch.no_grad():  # a history filter that matters, an intercept and a rate scale away from their defaults
+        model.post_spike_raw.copy_(torch.randn(model.post_spike_raw.shape))
+        model.bias.normal_(0, 0.5)
+        model.rate_scale.uniform_(5, 20)
+        model.filter.spatial.mul_(30)
+    binned = test.response("binned")
+    assert binned.any()
+    ours = predict(model, test.stimulus, observed_history=binned)
+    np.testing.assert_allclose(ours, _fit_glms_open_loop(model, test.stimulus.astype(np.float32), binned.T),
+                               rtol=2e-5, atol=1e-5)
+    observed = evaluate(model, path, heldout_history="observed")
+    simulated = evaluate(model, path)
+    assert (observed.correlation - simulated.correlation).abs().max() > 1e-3
+    with pytest.raises(DataError, match="heldout_history must be one of"):
+        evaluate(model, path, heldout_history="open")
+    with pytest.raises(DataError, match=r"observed_history: expected binned counts \(n_cells, T\)"):
+        predict(model, test.stimulus, observed_history=binned[:, 1:])

@@ -93,6 +93,20 @@ def test_max_confidence_decoder_uses_the_trainable_beta_as_the_original():
     assert (chosen[0.05] != chosen[3.0]).any()
 
 
+def test_the_t22_max_confidence_model_reads_steps_11_to_21_as_model_func():
+    """rgc_intermediate_t22_tmaxconf (utils/loader.py lines 69-73): model_func unrolls a "t22" base for 22 steps of the
+    constant image (long_unroll, lines 150-153; set_imagepres lines 56-59 and 67-69) and decodes steps
+    range(num_layers, times) = 11 .. 21 (lines 196-203) with the trainable-beta max_conf decoder."""
+    model = convrnn.create_model("rgc_intermediate_t22_tmaxconf", width_multiplier=0.125, num_classes=5)
+    assert (model.spec.n_steps, model.spec.image_steps, model.spec.decoder) == (22, 22, "max_conf")
+    logits = torch.randn(22, 256, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 3
+    with torch.no_grad():
+        model.softmax_beta.fill_(0.7)
+    expected, steps = ref.model_func_logits(logits.numpy(), "max_conf", NODES, 0.7)
+    np.testing.assert_array_equal(model.decode(logits).numpy(), expected)
+    assert steps.min() == NODES and steps.max() == 21  # the whole window is read, from its first step to the last
+
+
 def test_the_loss_is_the_decoders_answer_and_leaves_softmax_beta_without_gradient():
     """The original's max_confidence_decoder reaches the loss only through tf.argmax (decoders.py line 122) and a
     gather of the unscaled logits (line 129): softmax_beta gets no gradient; we keep that."""

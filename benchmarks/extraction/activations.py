@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from neurozoo.benchmarks.extraction.cache import ActivationCache, cache_key, resume_settings, stimuli_sha256
 from neurozoo.datasets.provenance import module_sha256
 from neurozoo.benchmarks.extraction.reduction import RandomProjection
-from neurozoo.benchmarks.extraction.time_mapping import (BRAINSCORE_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
+from neurozoo.benchmarks.extraction.time_mapping import (NAYEBI_FITTING_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
                                                          model_timing, static)
 from neurozoo.datasets import malloc
 from neurozoo.datasets.errors import DataError, SpecError, did_you_mean
@@ -288,7 +288,7 @@ CPU_FAST = {"dtype": None, "compile": "none", "fuse_gates": False, "share_image_
 GPU_FAST = dict(CPU_FAST)
 
 
-def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = BRAINSCORE_BINS,
+def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, bins: Sequence[Bin] = NAYEBI_FITTING_BINS,
             timing: Timing = None, n_steps: int = 26, image_steps: int = 10, max_features: int = 1000, seed: int = 0,
             batch_size: int = 32, cache: Union[bool, ActivationCache] = True, progress: bool = True,
             model_hash: Optional[str] = None, fast: Union[bool, None, dict] = None,

@@ -127,9 +127,10 @@ def bins(start: float = 70, end: float = 260, width: float = 10) -> List[Bin]:
 
 
 #: The neural-fitting window of Nayebi et al. 2018/2022 (REFERENCE.md section 1): 19 bins of 10 ms from 70 to 260 ms.
-#: (Brain-Score's MajajHong2015public temporal benchmarks cut 10 ms bins from 0 ms: majajhong2015/benchmark.py
-#: ``load_assembly``.) The name is kept for the code that imports it.
-BRAINSCORE_BINS = bins()
+#: Not Brain-Score's bins: its MajajHong2015public temporal benchmarks cut 10 ms bins from 0 ms (majajhong2015/
+#: benchmark.py ``load_assembly``). Formerly ``BRAINSCORE_BINS``, a name that said otherwise; that name still imports
+#: (with a DeprecationWarning), as it was exported by ``benchmarks.extraction``.
+NAYEBI_FITTING_BINS = bins()
 
 #: ConvRNN biological unrolling: 26 steps of 10 ms from stimulus onset.
 CONVRNN = StepTable(0.0, 10.0, 26)
@@ -203,10 +204,24 @@ def model_timing(model) -> Optional[Dict[str, Union[StepTable, StepBins]]]:
     return CORNET_TIMING.get(identifier) if identifier else None
 
 
-def static(window: Sequence[Bin] = BRAINSCORE_BINS) -> StepTable:
+def static(window: Sequence[Bin] = NAYEBI_FITTING_BINS) -> StepTable:
     """A single step spanning ``window``: features repeated across all its bins."""
     return StepTable(window[0][0], window[-1][1] - window[0][0], 1)
 
 
 def convrnn(n_steps: int = 26, step_ms: float = 10.0) -> StepTable:
     return StepTable(0.0, step_ms, n_steps)
+
+
+_RENAMED = {"BRAINSCORE_BINS": "NAYEBI_FITTING_BINS"}
+
+
+def __getattr__(name: str):
+    """The former names, for code that imports them: the object under its new name, with a DeprecationWarning."""
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"time_mapping.{name} is renamed {_RENAMED[name]} (the 70-260 ms fitting window of Nayebi et al., "
+                      f"not Brain-Score's bins)", DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

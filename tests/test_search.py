@@ -1757,6 +1757,44 @@ def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heart
             f"checkpoint in {dead} where the worker that runs it can read it") in err
 
 
+def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as_dead_not_running(tiny, tmp_path,
+                                                                                                    capsys):
+    """`zoo search --workers K` opened the storage without a heartbeat (its workers run the trials), so its
+    "continuing" line counted a dead worker's trial (RUNNING in the storage, its heartbeat stale) as running until a
+    worker recovered it. It tells such a trial by optuna's own test (the storage's ``_get_stale_trial_ids``, by the
+    command's --heartbeat and --grace) and counts it apart, dead, awaiting its recovery by the first worker to start a
+    trial; a trial whose heartbeat is fresh is running. The heartbeat's age is set in the database."""
+    import warnings
+    from datetime import datetime
+
+    import sqlalchemy
+
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    url = f"sqlite:///{out / 'search.sqlite'}"
+    storage = make_storage(url, heartbeat_interval=60, grace_period=120)
+    study = open_study("tiny", storage, seed=0, pruner="median")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        dead, alive = study.ask(), study.ask()
+    for trial in (dead, alive):
+        storage.record_heartbeat(trial._trial_id)
+    with storage.engine.begin() as connection:  # its worker's last heartbeat long ago
+        connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :then WHERE trial_id = :id"),
+                           {"then": datetime(2000, 1, 1), "id": dead._trial_id})
+    capsys.readouterr()
+    assert main(["search", *search_argv(tiny, out, 0, "--workers", "2", "--heartbeat", "60", "--export", "0",
+                                        "--no-record")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"zoo search: continuing study 'tiny' in {url}: 2 trial(s) so far (1 running, 1 dead); 1 dead (trial 0: "
+        f"running in the storage, its worker's heartbeat stale): recovered by the first worker to start a trial")
+    # told, not recovered: that is the workers' (the first to start a trial fails it, then runs it again)
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.RUNNING] * 2
+
+
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():
     """Why --lr keeps its default 0.05 (zoo train's went from 0.1 to 0.01): on a CPU at the defaults (SGD, momentum
     0.9, width 0.25, 224 px, batch 4, constant rate, 6 steps; docs/convrnn.md), timedecay and most RGC draws of the

@@ -162,11 +162,12 @@ def _run(args: argparse.Namespace) -> int:
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
-    # opened once, here: a storage that cannot be opened is refused before anything is printed; one worker runs its
-    # trials on it (with the heartbeat), --workers K open their own; the export reads it
+    # opened once, here, with the heartbeat settings: a storage that cannot be opened is refused before anything is
+    # printed; one worker runs its trials on it, --workers K open their own (this process tells their dead trials by
+    # these settings, _continued); the export reads it
     one = args.workers == 1
     with sigterm_deferred():  # a database's schema being created, then its stale trials recovered: never cut short
-        opened = make_storage(storage, heartbeat if one else None, grace if one else None, args.retries)
+        opened = make_storage(storage, heartbeat, grace, args.retries)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -175,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
     if worker:
         logging.getLogger(JOIN_LOGGER).addFilter(_NoJoinMessage())  # it created the study the workers join
     if not worker:  # a rerun after an interruption: what it continues
-        continued = _continued(opened, study_name)
+        continued = _continued(opened, study_name, recover=one)
         if continued:
             print(f"zoo search: continuing study {study_name!r} in {shown_url(storage)}: {continued}", file=sys.stderr)
     if not args.quiet and not worker:
@@ -211,27 +212,38 @@ def _run(args: argparse.Namespace) -> int:
     return export(args, space, opened, study_name, settings)
 
 
-def _continued(storage, study_name: str) -> str:
-    """The trials a study of that name already holds, by state (interrupted ones counted apart), or "" (none)."""
+def _continued(storage, study_name: str, recover: bool = True) -> str:
+    """The trials a study of that name already holds, by state (interrupted ones counted apart), or "" (none). A trial
+    whose worker died (RUNNING, its heartbeat stale) is first recovered (``recover``: the trials run in this process;
+    optuna's ``fail_stale_trials``: failed, then recorded complete or queued to run again), or, for ``--workers K``,
+    whose workers recover it as the first of them starts a trial, counted apart as dead (``study.stale_trials``):
+    either way not as running, which it said of such a trial."""
     import optuna
     from optuna.trial import TrialState
 
-    from neurozoo.convrnn.search.study import fail_stale_trials
+    from neurozoo.convrnn.search.study import fail_stale_trials, stale_trials
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study yet
         return ""
-    fail_stale_trials(study)  # a dead worker's trial is counted as failed (or recorded complete), not as running
+    if recover:
+        fail_stale_trials(study)  # a dead worker's trial is counted as failed (or recorded complete), not as running
+    dead = [] if recover else stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     if not trials:
         return ""
     interrupted = sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
     counts = [(sum(t.state == state for t in trials), state.name.lower()) for state in
               (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)]
+    counts[3] = (counts[3][0] - len(dead), counts[3][1])
+    counts.insert(4, (len(dead), "dead"))
     shown = ", ".join(f"{n} {name}" for n, name in counts if n)
+    beats = "their workers' heartbeats" if len(dead) > 1 else "its worker's heartbeat"
     return (f"{len(trials)} trial(s) so far ({shown})" +
-            (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else ""))
+            (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else "") +
+            (f"; {len(dead)} dead (trial{'s' * (len(dead) > 1)} {', '.join(map(str, dead))}: running in the storage, "
+             f"{beats} stale): recovered by the first worker to start a trial" if dead else ""))
 
 
 def _report_crash(study, done, max_retry) -> None:

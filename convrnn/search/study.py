@@ -180,6 +180,21 @@ def fail_stale_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def stale_trials(study: optuna.Study) -> Sequence[int]:
+    """The numbers of the study's RUNNING trials whose worker died, by optuna's own test (the storage's
+    ``_get_stale_trial_ids``, which :func:`fail_stale_trials` applies: a heartbeat older than the grace period by the
+    database's clock), without failing them; none where the study's storage has no heartbeat. For ``zoo search
+    --workers K``, whose workers recover them as they start their trials: its "continuing" line counted them running."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t._trial_id in stale]
+
+
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_epochs)

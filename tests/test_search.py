@@ -1757,6 +1757,104 @@ def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heart
             f"checkpoint in {dead} where the worker that runs it can read it") in err
 
 
+def _queued_again(study, dead, **params):
+    """Trial 0 of ``study`` dead and run again, as ``study.recover_dead_trial`` queues it: WAITING, with its
+    parameters (``params`` changed) and ``dead`` the folder of its earlier run (user attributes retry_of, resume_from)."""
+    (trained,) = study.trials
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params={**trained.params, **params},
+        distributions=trained.distributions, user_attrs={"retry_of": 0, "resume_from": [str(dead)]}))
+    return trained
+
+
+def _without_optimizer(path):
+    state = torch.load(path, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, path)
+
+
+#: damaged checkpoints, and the start of the reason each is refused (``{path}``: the checkpoint, escaped)
+DAMAGED_CHECKPOINTS = {
+    "cut short": (lambda path: path.write_bytes(path.read_bytes()[:path.stat().st_size // 2]),
+                  r"checkpoint {path}: not a readable PyTorch file of tensors \("),
+    "not a zip or pickle": (lambda path: path.write_bytes(b"not a checkpoint at all"),
+                            r"checkpoint {path}: not a readable PyTorch file of tensors \("),
+    "other fields": (lambda path: torch.save({"weights": torch.ones(1)}, path),
+                     r"checkpoint {path} lacks field\(s\) \['epoch', 'global_step', 'model'\]"),
+    "no optimizer state": (_without_optimizer,
+                           r"--resume {path}: the checkpoint lacks field\(s\) \['optimizer'\], which a resume reads"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_CHECKPOINTS))
+def test_a_dead_trial_whose_checkpoint_is_damaged_is_run_again_afresh_saying_why(tiny, tmp_path, one_trial_study,
+                                                                                damage):
+    """A dead trial run again resumed from its earlier run's last.pth whatever the file held: a damaged one (cut short
+    by a full disk, another file) stopped the whole study with the trainer's error (one without its optimizer state,
+    with a KeyError and a traceback). The trial now warns, naming the file and what is wrong with it, records it
+    (user attribute resume_refused) and trains afresh from its parameters: the same training as the first run's."""
+    import shutil
+
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    dead = out / "tiny" / "dead_run"
+    shutil.copytree(study.trials[0].user_attrs["out"], dead)
+    checkpoint = dead / "last.pth"
+    damaged, reason = DAMAGED_CHECKPOINTS[damage]
+    damaged(checkpoint)
+    trained = _queued_again(study, dead)
+    reason = reason.format(path=re.escape(str(checkpoint)))
+    with pytest.warns(UserWarning, match=rf"^trial 1 \(trial 0 run again\): not resumed from {re.escape(str(checkpoint))}: "
+                                         rf"{reason}.*; trained afresh from its parameters \(user attribute "
+                                         rf"resume_refused\)$"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.params == trained.params
+    assert "resumed_from" not in again.user_attrs
+    (refused,) = again.user_attrs["resume_refused"]
+    assert refused["checkpoint"] == str(checkpoint) and re.match(reason, refused["error"])
+    assert list(again.intermediate_values) == [0] and again.user_attrs["epochs_done"] == 1
+    assert again.value == trained.value  # trained afresh: the first run's training again
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and [segment["resumed_from"] for segment in run["segments"]] == [None]
+
+
+@pytest.mark.parametrize("other", ["graph", "training"])
+def test_a_dead_trial_run_again_never_resumes_the_checkpoint_of_another_configuration(tiny, tmp_path, one_trial_study,
+                                                                                     other):
+    """The folder a dead trial ran in may hold another configuration's last.pth (another study's trial of that number
+    under a relative --out on another machine): resumed, the trial trained that configuration's weights on, or the
+    trainer's refusal stopped the whole study. Another graph (a cell's parameter) and other searched training
+    hyperparameters (train.weight_decay) are refused like a damaged file: the trial trains afresh, saying why."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    (trained,) = study.trials
+    name, distribution = next((key, d) for key, d in trained.distributions.items()
+                              if isinstance(d, optuna.distributions.FloatDistribution)
+                              and key.startswith("train.") == (other == "training"))
+    value = distribution.low if trained.params[name] != distribution.low else distribution.high
+    checkpoint = Path(trained.user_attrs["out"]) / "last.pth"  # trial 0's, of its own configuration
+    _queued_again(study, checkpoint.parent, **{name: value})
+    reason = (rf"checkpoint {re.escape(str(checkpoint))} was trained with {re.escape(name)} {trained.params[name]!r}; "
+              rf"this trial's configuration has {re.escape(name)} {value!r}" if other == "training" else
+              rf"--resume {re.escape(str(checkpoint))}: the checkpoint was trained as another graph than this run "
+              rf"builds from")
+    with pytest.warns(UserWarning, match=rf"^trial 1 \(trial 0 run again\): not resumed from "
+                                         rf"{re.escape(str(checkpoint))}: {reason}.*; trained afresh"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.params[name] == value
+    assert "resumed_from" not in again.user_attrs and re.match(reason, again.user_attrs["resume_refused"][0]["error"])
+    assert list(again.intermediate_values) == [0]
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert [segment["resumed_from"] for segment in run["segments"]] == [None]
+    assert run["config"]["weight_decay"] == again.params.get("train.weight_decay", run["config"]["weight_decay"])
+
+
 def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as_dead_not_running(tiny, tmp_path,
                                                                                                     capsys):
     """`zoo search --workers K` opened the storage without a heartbeat (its workers run the trials), so its

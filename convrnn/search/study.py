@@ -97,7 +97,8 @@ def recover_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial,
     parameters, at most ``max_retry`` times (optuna's ``RetryHeartbeatStaleTrialCallback``: a new WAITING trial, which
     the next worker to start a trial takes first). The new trial's user attribute ``retry_of`` is the dead trial's
     number and ``resume_from`` the folders of its earlier runs, newest first: the worker that runs it resumes from the
-    first whose ``last.pth`` it can read (the objective), a worker on a machine without them trains it afresh. Such a
+    first whose ``last.pth`` it can read and is of its configuration (the objective: a refused one is its user
+    attribute ``resume_refused``), a worker on a machine without them trains it afresh. Such a
     trial used to stay FAIL: its configuration was never run to the end, nor its epochs used."""
     if record_trained(study, trial):
         return

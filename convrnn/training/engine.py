@@ -291,6 +291,8 @@ STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last 
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
+#: the fields of a checkpoint a resume reads beside those ``checkpoint.load_checkpoint`` requires (``Trainer.load_state``)
+RESUMED_STATE = ("optimizer", "scheduler", "scaler")
 
 
 def autocast_name(config: Dict[str, Any]) -> str:
@@ -889,6 +891,10 @@ class Trainer:
     def load_state(self, state: Dict[str, Any], path=None) -> None:
         """Continue from ``state`` (a checkpoint read from ``path``, which every refusal names)."""
         where = f"--resume {path}" if path is not None else "--resume"
+        missing = [key for key in RESUMED_STATE if key not in state]
+        if missing:  # a KeyError once the weights were loaded
+            raise DataError(f"{where}: the checkpoint lacks field(s) {missing}, which a resume reads; not written by "
+                            f"`zoo train`?")
         saved = state.get("config") or {}
         try:
             self.model.load_state_dict(state["model"])

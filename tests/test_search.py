@@ -1490,12 +1490,13 @@ def _searched_once(one_trial_study, out):
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
 
 
-def _continued_on(tiny, out, data, capsys):
-    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data``: its exit code and stderr."""
+def _continued_on(tiny, out, data, capsys, *extra):
+    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data`` (and the options ``extra``):
+    its exit code and stderr."""
     from neurozoo.leaderboard.cli import main
 
     capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv = search_argv(tiny, out, 1, "--export", "0", *extra)
     argv[argv.index("--data") + 1] = str(data)
     code = main(["search", *argv])
     return code, capsys.readouterr().err
@@ -1599,6 +1600,88 @@ def test_a_study_that_recorded_file_names_only_is_compared_by_them_then_records_
     _replace_an_image(tmp_path / "copy")
     code, err = _continued_on(tiny, out, tmp_path / "copy", capsys)
     assert code == 2 and "of its relative paths, labels and sizes); --data" in err, err
+
+
+def _edit_an_image_to_the_same_size(folder):
+    """Change a byte in the middle of ``folder``'s first training image: its path, label and size stay."""
+    image = sorted((folder / "train").glob("*/*"))[0]
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    image.write_bytes(bytes(data))
+    return image
+
+
+def test_a_study_started_with_hash_images_refuses_an_image_edited_to_the_same_size(tiny, tmp_path, capsys):
+    """zoo train's --hash-images for zoo search: every trial's run.json covers each image's bytes (files_checksum
+    contents) and so does the study's data check, by engine's functions (files_checksum, recorded_files_checksum): a
+    study started with it refuses to continue on data whose image was edited under its name to the same size (the
+    sizes check let it join), also when continued without --hash-images (the study's kind holds), which still records
+    and hashes as the study does. Its own data, elsewhere, joins."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    out, storage = tmp_path / "run", f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--hash-images")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    splits = open_imagenet(tiny / "data")
+    contents = {f"{split}_files_sha256": file_list_sha256(folder, contents=True) for split, folder in splits.items()}
+    assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "files_checksum": "contents",
+                                        **contents}
+    run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
+    assert run["files_checksum"] == "contents" and run["config"]["hash_images"] is True
+    assert run["train_files_sha256"] == contents["train_files_sha256"]
+
+    shutil.copytree(tiny / "data", tmp_path / "edited")
+    image = _edit_an_image_to_the_same_size(tmp_path / "edited")
+    assert image.stat().st_size == (tiny / "data" / image.relative_to(tmp_path / "edited")).stat().st_size
+    for hashed in (["--hash-images"], []):
+        code, err = _continued_on(tiny, out, tmp_path / "edited", capsys, *hashed)
+        assert code == 2 and (f"(its train/ file list has sha256 {contents['train_files_sha256'][:16]}, of its "
+                              f"relative paths, labels and each file's sha256); --data {tmp_path / 'edited'} has "
+                              f"another train/ (sha256 ") in err, err
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 1
+
+    shutil.copytree(tiny / "data", tmp_path / "copy")
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0  # without --hash-images: the study's kind
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert len(study.trials) == 2 and study.user_attrs["data"]["files_checksum"] == "contents"
+    run = json.loads((Path(study.trials[1].user_attrs["out"]) / "run.json").read_text())
+    assert run["files_checksum"] == "contents" and run["val_files_sha256"] == contents["val_files_sha256"]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_the_local_workers_of_a_search_hash_the_images_as_their_command_says(tiny, hashed):
+    """--workers K passes --hash-images on to each worker as the flag it is (a bare value would be refused by the
+    worker's parser), and leaves it out without it."""
+    from neurozoo.convrnn.search.cli import ZooArgumentParser, _passthrough, add_arguments
+
+    parser = ZooArgumentParser(prog="zoo search")
+    add_arguments(parser)
+    argv = search_argv(tiny, "run", 4, "--workers", "2", *(["--hash-images"] if hashed else []))
+    passed = _passthrough(parser.parse_args(argv))
+    assert ("--hash-images" in passed) == hashed
+    worker = parser.parse_args([*passed, "--trials", "2", "--workers", "1"])  # as workers.run_workers starts one
+    assert worker.hash_images is hashed and worker.data == str(tiny / "data")
+
+
+def test_a_study_of_sizes_continued_with_hash_images_is_compared_by_sizes_then_records_contents(tiny, tmp_path, capsys,
+                                                                                                one_trial_study):
+    """A study started without --hash-images recorded the sizes: continued with it, it is compared by them (its own
+    data joins), then records the contents, so that an image edited to the same size is refused from then on."""
+    import shutil
+
+    out = tmp_path / "run"
+    _searched_once(one_trial_study, out)
+    shutil.copytree(tiny / "data", tmp_path / "copy")
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys, "--hash-images")[0] == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert study.user_attrs["data"]["files_checksum"] == "contents"
+    _edit_an_image_to_the_same_size(tmp_path / "copy")
+    code, err = _continued_on(tiny, out, tmp_path / "copy", capsys)
+    assert code == 2 and "of its relative paths, labels and each file's sha256); --data" in err, err
 
 
 def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys, one_trial_study):

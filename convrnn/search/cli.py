@@ -78,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="times a trial whose worker died unfinished (killed, out of memory, a lost machine: its "
                         "heartbeat stale) is run again, from its checkpoint where its folder is readable (0: never); "
                         "one that died after its last epoch was saved is recorded complete instead")
+    p.add_argument("--hash-images", action="store_true",
+                   help="the data checks cover each image's bytes (its sha256), as zoo train --hash-images: the "
+                        "study's, which refuses to continue on data whose image was edited to the same size, and every "
+                        "trial's run.json (files_checksum contents). Reads ALL images once per trial and once per "
+                        "command and worker. The study keeps it: continued without it, it still compares and hashes "
+                        "the contents")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")
@@ -97,7 +103,7 @@ def settings_from_args(args):
                          n_steps=args.n_steps, image_steps=args.image_steps,
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
                          device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True,
-                         progress=not args.quiet)
+                         progress=not args.quiet, hash_images=args.hash_images)
 
 
 def _check_unroll(space, n_steps, image_steps) -> None:
@@ -302,14 +308,14 @@ def _stopped_trials(study, others) -> str:
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
     skip = {"trials", "workers", "storage", "study", "export", "record", "results", "report", "handler",
-            "command", "amp", "channels_last", "quiet"}
+            "command", "amp", "channels_last", "quiet", "hash_images"}
     argv = []
     for key, value in vars(args).items():
         if key in skip or value is None:
             continue
         argv += [f"--{key.replace('_', '-')}", str(value)]
     argv += [flag for flag, on in (("--amp", args.amp), ("--channels-last", args.channels_last),
-                                   ("--quiet", args.quiet)) if on]
+                                   ("--quiet", args.quiet), ("--hash-images", args.hash_images)) if on]
     return argv
 
 

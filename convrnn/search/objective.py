@@ -67,6 +67,7 @@ class TrialSettings:
     channels_last: bool = False
     quiet: bool = True
     progress: bool = False  # a line per trial epoch (the trainer itself stays quiet)
+    hash_images: bool = False  # run.json's data checksums cover each image's bytes (zoo train --hash-images)
     extra: Dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
 
 
@@ -231,7 +232,7 @@ class Objective:
             model=str(spec_path), data=s.data, out=str(folder), epochs=s.epochs, batch_size=s.batch_size,
             lr=s.lr, optimizer=s.optimizer, image_size=s.image_size, workers=s.workers, seed=s.seed,
             device=s.device, amp=s.amp, channels_last=s.channels_last, quiet=s.quiet,
-            max_steps_per_epoch=s.max_steps_per_epoch, log_every=0,
+            max_steps_per_epoch=s.max_steps_per_epoch, log_every=0, hash_images=s.hash_images,
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
         if self.space.cell_weight_decay:  # the cells' own L2 scales, as the original trained them

@@ -484,6 +484,12 @@ def recorded_files_checksum(record: Dict[str, Any]) -> str:
     return record.get("files_checksum") or "names"
 
 
+def hashed_files_checksum(hash_images: bool) -> str:
+    """The kind of data checksums (:data:`FILES_CHECKSUMS`) a run records with ``--hash-images`` or without: each
+    image's bytes ("contents"), or its size ("sizes"). ``zoo train``'s and ``zoo search``'s option alike."""
+    return "contents" if hash_images else "sizes"
+
+
 def files_checksum(split, kind: str = "sizes") -> str:
     """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`)."""
     return file_list_sha256(split, **FILES_CHECKSUMS[kind])
@@ -667,7 +673,7 @@ class Trainer:
         """run.json's checksums of the splits' files and their kind (``files_checksum``, :data:`FILES_CHECKSUMS`):
         the names, labels and sizes every rank compared (``data_views``), or with ``--hash-images`` each image's
         sha256 instead of its size, the files read by the ranks in turn (each every world_size-th) and joined."""
-        kind = "contents" if self.config.hash_images else "sizes"
+        kind = hashed_files_checksum(self.config.hash_images)
         checksums: Dict[str, Any] = {"files_checksum": kind}
         for name, split in (("train", self.train_set), ("val", self.val_set)):
             if split is None or kind == "sizes":

@@ -1490,12 +1490,13 @@ def _searched_once(one_trial_study, out):
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
 
 
-def _continued_on(tiny, out, data, capsys):
-    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data``: its exit code and stderr."""
+def _continued_on(tiny, out, data, capsys, *extra):
+    """``zoo search`` continuing the study in ``out`` with one trial on ``--data data`` (and the options ``extra``):
+    its exit code and stderr."""
     from neurozoo.leaderboard.cli import main
 
     capsys.readouterr()
-    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv = search_argv(tiny, out, 1, "--export", "0", *extra)
     argv[argv.index("--data") + 1] = str(data)
     code = main(["search", *argv])
     return code, capsys.readouterr().err
@@ -1599,6 +1600,88 @@ def test_a_study_that_recorded_file_names_only_is_compared_by_them_then_records_
     _replace_an_image(tmp_path / "copy")
     code, err = _continued_on(tiny, out, tmp_path / "copy", capsys)
     assert code == 2 and "of its relative paths, labels and sizes); --data" in err, err
+
+
+def _edit_an_image_to_the_same_size(folder):
+    """Change a byte in the middle of ``folder``'s first training image: its path, label and size stay."""
+    image = sorted((folder / "train").glob("*/*"))[0]
+    data = bytearray(image.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    image.write_bytes(bytes(data))
+    return image
+
+
+def test_a_study_started_with_hash_images_refuses_an_image_edited_to_the_same_size(tiny, tmp_path, capsys):
+    """zoo train's --hash-images for zoo search: every trial's run.json covers each image's bytes (files_checksum
+    contents) and so does the study's data check, by engine's functions (files_checksum, recorded_files_checksum): a
+    study started with it refuses to continue on data whose image was edited under its name to the same size (the
+    sizes check let it join), also when continued without --hash-images (the study's kind holds), which still records
+    and hashes as the study does. Its own data, elsewhere, joins."""
+    import shutil
+
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    out, storage = tmp_path / "run", f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record", "--hash-images")]) == 0
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    splits = open_imagenet(tiny / "data")
+    contents = {f"{split}_files_sha256": file_list_sha256(folder, contents=True) for split, folder in splits.items()}
+    assert study.user_attrs["data"] == {"data": str((tiny / "data").resolve()), "files_checksum": "contents",
+                                        **contents}
+    run = json.loads((Path(study.trials[0].user_attrs["out"]) / "run.json").read_text())
+    assert run["files_checksum"] == "contents" and run["config"]["hash_images"] is True
+    assert run["train_files_sha256"] == contents["train_files_sha256"]
+
+    shutil.copytree(tiny / "data", tmp_path / "edited")
+    image = _edit_an_image_to_the_same_size(tmp_path / "edited")
+    assert image.stat().st_size == (tiny / "data" / image.relative_to(tmp_path / "edited")).stat().st_size
+    for hashed in (["--hash-images"], []):
+        code, err = _continued_on(tiny, out, tmp_path / "edited", capsys, *hashed)
+        assert code == 2 and (f"(its train/ file list has sha256 {contents['train_files_sha256'][:16]}, of its "
+                              f"relative paths, labels and each file's sha256); --data {tmp_path / 'edited'} has "
+                              f"another train/ (sha256 ") in err, err
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 1
+
+    shutil.copytree(tiny / "data", tmp_path / "copy")
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys)[0] == 0  # without --hash-images: the study's kind
+    study = optuna.load_study(study_name="tiny", storage=storage)
+    assert len(study.trials) == 2 and study.user_attrs["data"]["files_checksum"] == "contents"
+    run = json.loads((Path(study.trials[1].user_attrs["out"]) / "run.json").read_text())
+    assert run["files_checksum"] == "contents" and run["val_files_sha256"] == contents["val_files_sha256"]
+
+
+@pytest.mark.parametrize("hashed", [True, False])
+def test_the_local_workers_of_a_search_hash_the_images_as_their_command_says(tiny, hashed):
+    """--workers K passes --hash-images on to each worker as the flag it is (a bare value would be refused by the
+    worker's parser), and leaves it out without it."""
+    from neurozoo.convrnn.search.cli import ZooArgumentParser, _passthrough, add_arguments
+
+    parser = ZooArgumentParser(prog="zoo search")
+    add_arguments(parser)
+    argv = search_argv(tiny, "run", 4, "--workers", "2", *(["--hash-images"] if hashed else []))
+    passed = _passthrough(parser.parse_args(argv))
+    assert ("--hash-images" in passed) == hashed
+    worker = parser.parse_args([*passed, "--trials", "2", "--workers", "1"])  # as workers.run_workers starts one
+    assert worker.hash_images is hashed and worker.data == str(tiny / "data")
+
+
+def test_a_study_of_sizes_continued_with_hash_images_is_compared_by_sizes_then_records_contents(tiny, tmp_path, capsys,
+                                                                                                one_trial_study):
+    """A study started without --hash-images recorded the sizes: continued with it, it is compared by them (its own
+    data joins), then records the contents, so that an image edited to the same size is refused from then on."""
+    import shutil
+
+    out = tmp_path / "run"
+    _searched_once(one_trial_study, out)
+    shutil.copytree(tiny / "data", tmp_path / "copy")
+    assert _continued_on(tiny, out, tmp_path / "copy", capsys, "--hash-images")[0] == 0
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert study.user_attrs["data"]["files_checksum"] == "contents"
+    _edit_an_image_to_the_same_size(tmp_path / "copy")
+    code, err = _continued_on(tiny, out, tmp_path / "copy", capsys)
+    assert code == 2 and "of its relative paths, labels and each file's sha256); --data" in err, err
 
 
 def test_a_study_continued_with_another_pruner_or_seed_is_refused(tiny, tmp_path, capsys, one_trial_study):
@@ -1755,6 +1838,142 @@ def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heart
     assert again.value == max(saved["val_top1"], again.intermediate_values[1])  # the checkpoint's best epoch counts
     assert (f"zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0), to resume from its "
             f"checkpoint in {dead} where the worker that runs it can read it") in err
+
+
+def _queued_again(study, dead, **params):
+    """Trial 0 of ``study`` dead and run again, as ``study.recover_dead_trial`` queues it: WAITING, with its
+    parameters (``params`` changed) and ``dead`` the folder of its earlier run (user attributes retry_of, resume_from)."""
+    (trained,) = study.trials
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING, params={**trained.params, **params},
+        distributions=trained.distributions, user_attrs={"retry_of": 0, "resume_from": [str(dead)]}))
+    return trained
+
+
+def _without_optimizer(path):
+    state = torch.load(path, weights_only=True)
+    del state["optimizer"]
+    torch.save(state, path)
+
+
+#: damaged checkpoints, and the start of the reason each is refused (``{path}``: the checkpoint, escaped)
+DAMAGED_CHECKPOINTS = {
+    "cut short": (lambda path: path.write_bytes(path.read_bytes()[:path.stat().st_size // 2]),
+                  r"checkpoint {path}: not a readable PyTorch file of tensors \("),
+    "not a zip or pickle": (lambda path: path.write_bytes(b"not a checkpoint at all"),
+                            r"checkpoint {path}: not a readable PyTorch file of tensors \("),
+    "other fields": (lambda path: torch.save({"weights": torch.ones(1)}, path),
+                     r"checkpoint {path} lacks field\(s\) \['epoch', 'global_step', 'model'\]"),
+    "no optimizer state": (_without_optimizer,
+                           r"--resume {path}: the checkpoint lacks field\(s\) \['optimizer'\], which a resume reads"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_CHECKPOINTS))
+def test_a_dead_trial_whose_checkpoint_is_damaged_is_run_again_afresh_saying_why(tiny, tmp_path, one_trial_study,
+                                                                                damage):
+    """A dead trial run again resumed from its earlier run's last.pth whatever the file held: a damaged one (cut short
+    by a full disk, another file) stopped the whole study with the trainer's error (one without its optimizer state,
+    with a KeyError and a traceback). The trial now warns, naming the file and what is wrong with it, records it
+    (user attribute resume_refused) and trains afresh from its parameters: the same training as the first run's."""
+    import shutil
+
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    dead = out / "tiny" / "dead_run"
+    shutil.copytree(study.trials[0].user_attrs["out"], dead)
+    checkpoint = dead / "last.pth"
+    damaged, reason = DAMAGED_CHECKPOINTS[damage]
+    damaged(checkpoint)
+    trained = _queued_again(study, dead)
+    reason = reason.format(path=re.escape(str(checkpoint)))
+    with pytest.warns(UserWarning, match=rf"^trial 1 \(trial 0 run again\): not resumed from {re.escape(str(checkpoint))}: "
+                                         rf"{reason}.*; trained afresh from its parameters \(user attribute "
+                                         rf"resume_refused\)$"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.params == trained.params
+    assert "resumed_from" not in again.user_attrs
+    (refused,) = again.user_attrs["resume_refused"]
+    assert refused["checkpoint"] == str(checkpoint) and re.match(reason, refused["error"])
+    assert list(again.intermediate_values) == [0] and again.user_attrs["epochs_done"] == 1
+    assert again.value == trained.value  # trained afresh: the first run's training again
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert run["finished"] is True and [segment["resumed_from"] for segment in run["segments"]] == [None]
+
+
+@pytest.mark.parametrize("other", ["graph", "training"])
+def test_a_dead_trial_run_again_never_resumes_the_checkpoint_of_another_configuration(tiny, tmp_path, one_trial_study,
+                                                                                     other):
+    """The folder a dead trial ran in may hold another configuration's last.pth (another study's trial of that number
+    under a relative --out on another machine): resumed, the trial trained that configuration's weights on, or the
+    trainer's refusal stopped the whole study. Another graph (a cell's parameter) and other searched training
+    hyperparameters (train.weight_decay) are refused like a damaged file: the trial trains afresh, saying why."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    (trained,) = study.trials
+    name, distribution = next((key, d) for key, d in trained.distributions.items()
+                              if isinstance(d, optuna.distributions.FloatDistribution)
+                              and key.startswith("train.") == (other == "training"))
+    value = distribution.low if trained.params[name] != distribution.low else distribution.high
+    checkpoint = Path(trained.user_attrs["out"]) / "last.pth"  # trial 0's, of its own configuration
+    _queued_again(study, checkpoint.parent, **{name: value})
+    reason = (rf"checkpoint {re.escape(str(checkpoint))} was trained with {re.escape(name)} {trained.params[name]!r}; "
+              rf"this trial's configuration has {re.escape(name)} {value!r}" if other == "training" else
+              rf"--resume {re.escape(str(checkpoint))}: the checkpoint was trained as another graph than this run "
+              rf"builds from")
+    with pytest.warns(UserWarning, match=rf"^trial 1 \(trial 0 run again\): not resumed from "
+                                         rf"{re.escape(str(checkpoint))}: {reason}.*; trained afresh"):
+        assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.state == optuna.trial.TrialState.COMPLETE and again.params[name] == value
+    assert "resumed_from" not in again.user_attrs and re.match(reason, again.user_attrs["resume_refused"][0]["error"])
+    assert list(again.intermediate_values) == [0]
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert [segment["resumed_from"] for segment in run["segments"]] == [None]
+    assert run["config"]["weight_decay"] == again.params.get("train.weight_decay", run["config"]["weight_decay"])
+
+
+def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as_dead_not_running(tiny, tmp_path,
+                                                                                                    capsys):
+    """`zoo search --workers K` opened the storage without a heartbeat (its workers run the trials), so its
+    "continuing" line counted a dead worker's trial (RUNNING in the storage, its heartbeat stale) as running until a
+    worker recovered it. It tells such a trial by optuna's own test (the storage's ``_get_stale_trial_ids``, by the
+    command's --heartbeat and --grace) and counts it apart, dead, awaiting its recovery by the first worker to start a
+    trial; a trial whose heartbeat is fresh is running. The heartbeat's age is set in the database."""
+    import warnings
+    from datetime import datetime
+
+    import sqlalchemy
+
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    url = f"sqlite:///{out / 'search.sqlite'}"
+    storage = make_storage(url, heartbeat_interval=60, grace_period=120)
+    study = open_study("tiny", storage, seed=0, pruner="median")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        dead, alive = study.ask(), study.ask()
+    for trial in (dead, alive):
+        storage.record_heartbeat(trial._trial_id)
+    with storage.engine.begin() as connection:  # its worker's last heartbeat long ago
+        connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :then WHERE trial_id = :id"),
+                           {"then": datetime(2000, 1, 1), "id": dead._trial_id})
+    capsys.readouterr()
+    assert main(["search", *search_argv(tiny, out, 0, "--workers", "2", "--heartbeat", "60", "--export", "0",
+                                        "--no-record")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"zoo search: continuing study 'tiny' in {url}: 2 trial(s) so far (1 running, 1 dead); 1 dead (trial 0: "
+        f"running in the storage, its worker's heartbeat stale): recovered by the first worker to start a trial")
+    # told, not recovered: that is the workers' (the first to start a trial fails it, then runs it again)
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.RUNNING] * 2
 
 
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():

@@ -78,6 +78,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="times a trial whose worker died unfinished (killed, out of memory, a lost machine: its "
                         "heartbeat stale) is run again, from its checkpoint where its folder is readable (0: never); "
                         "one that died after its last epoch was saved is recorded complete instead")
+    p.add_argument("--hash-images", action="store_true",
+                   help="the data checks cover each image's bytes (its sha256), as zoo train --hash-images: the "
+                        "study's, which refuses to continue on data whose image was edited to the same size, and every "
+                        "trial's run.json (files_checksum contents). Reads ALL images once per trial and once per "
+                        "command and worker. The study keeps it: continued without it, it still compares and hashes "
+                        "the contents")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true")
@@ -97,7 +103,7 @@ def settings_from_args(args):
                          n_steps=args.n_steps, image_steps=args.image_steps,
                          max_steps_per_epoch=args.max_steps_per_epoch, workers=args.data_workers, seed=args.seed,
                          device=args.device, amp=args.amp, channels_last=args.channels_last, quiet=True,
-                         progress=not args.quiet)
+                         progress=not args.quiet, hash_images=args.hash_images)
 
 
 def _check_unroll(space, n_steps, image_steps) -> None:
@@ -162,11 +168,12 @@ def _run(args: argparse.Namespace) -> int:
     storage = args.storage or os.environ.get(STORAGE_ENV) or default_storage(args.out)
     heartbeat = args.heartbeat or None
     grace = args.grace or (2 * args.heartbeat if heartbeat else None)
-    # opened once, here: a storage that cannot be opened is refused before anything is printed; one worker runs its
-    # trials on it (with the heartbeat), --workers K open their own; the export reads it
+    # opened once, here, with the heartbeat settings: a storage that cannot be opened is refused before anything is
+    # printed; one worker runs its trials on it, --workers K open their own (this process tells their dead trials by
+    # these settings, _continued); the export reads it
     one = args.workers == 1
     with sigterm_deferred():  # a database's schema being created, then its stale trials recovered: never cut short
-        opened = make_storage(storage, heartbeat if one else None, grace if one else None, args.retries)
+        opened = make_storage(storage, heartbeat, grace, args.retries)
     study_name = args.study or space.name
     if args.image_size is None:
         args.image_size = space.image_size
@@ -175,7 +182,7 @@ def _run(args: argparse.Namespace) -> int:
     if worker:
         logging.getLogger(JOIN_LOGGER).addFilter(_NoJoinMessage())  # it created the study the workers join
     if not worker:  # a rerun after an interruption: what it continues
-        continued = _continued(opened, study_name)
+        continued = _continued(opened, study_name, recover=one)
         if continued:
             print(f"zoo search: continuing study {study_name!r} in {shown_url(storage)}: {continued}", file=sys.stderr)
     if not args.quiet and not worker:
@@ -211,27 +218,38 @@ def _run(args: argparse.Namespace) -> int:
     return export(args, space, opened, study_name, settings)
 
 
-def _continued(storage, study_name: str) -> str:
-    """The trials a study of that name already holds, by state (interrupted ones counted apart), or "" (none)."""
+def _continued(storage, study_name: str, recover: bool = True) -> str:
+    """The trials a study of that name already holds, by state (interrupted ones counted apart), or "" (none). A trial
+    whose worker died (RUNNING, its heartbeat stale) is first recovered (``recover``: the trials run in this process;
+    optuna's ``fail_stale_trials``: failed, then recorded complete or queued to run again), or, for ``--workers K``,
+    whose workers recover it as the first of them starts a trial, counted apart as dead (``study.stale_trials``):
+    either way not as running, which it said of such a trial."""
     import optuna
     from optuna.trial import TrialState
 
-    from neurozoo.convrnn.search.study import fail_stale_trials
+    from neurozoo.convrnn.search.study import fail_stale_trials, stale_trials
 
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study yet
         return ""
-    fail_stale_trials(study)  # a dead worker's trial is counted as failed (or recorded complete), not as running
+    if recover:
+        fail_stale_trials(study)  # a dead worker's trial is counted as failed (or recorded complete), not as running
+    dead = [] if recover else stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     if not trials:
         return ""
     interrupted = sum(t.state == TrialState.FAIL and "interrupted" in t.user_attrs for t in trials)
     counts = [(sum(t.state == state for t in trials), state.name.lower()) for state in
               (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING)]
+    counts[3] = (counts[3][0] - len(dead), counts[3][1])
+    counts.insert(4, (len(dead), "dead"))
     shown = ", ".join(f"{n} {name}" for n, name in counts if n)
+    beats = "their workers' heartbeats" if len(dead) > 1 else "its worker's heartbeat"
     return (f"{len(trials)} trial(s) so far ({shown})" +
-            (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else ""))
+            (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else "") +
+            (f"; {len(dead)} dead (trial{'s' * (len(dead) > 1)} {', '.join(map(str, dead))}: running in the storage, "
+             f"{beats} stale): recovered by the first worker to start a trial" if dead else ""))
 
 
 def _report_crash(study, done, max_retry) -> None:
@@ -290,14 +308,14 @@ def _stopped_trials(study, others) -> str:
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
     skip = {"trials", "workers", "storage", "study", "export", "record", "results", "report", "handler",
-            "command", "amp", "channels_last", "quiet"}
+            "command", "amp", "channels_last", "quiet", "hash_images"}
     argv = []
     for key, value in vars(args).items():
         if key in skip or value is None:
             continue
         argv += [f"--{key.replace('_', '-')}", str(value)]
     argv += [flag for flag, on in (("--amp", args.amp), ("--channels-last", args.channels_last),
-                                   ("--quiet", args.quiet)) if on]
+                                   ("--quiet", args.quiet), ("--hash-images", args.hash_images)) if on]
     return argv
 
 

@@ -16,7 +16,7 @@ user attribute ``exploded`` (``{"loss", "growth", "error"}``). Such draws (an RG
 came out of initialisation with logits growing 5-8-fold per time step and a first loss of ~5e4, then "diverged" within
 2-4 steps whatever the learning rate, recorded as if the rate were to blame. Only untrained weights are looked at: a
 trial resumed from a checkpoint (``TrialSettings.extra`` ``resume``, or a dead trial run again:
-:func:`retry_checkpoint`; a trial interrupted by SIGTERM or Ctrl-C ends FAIL and is not run again; one killed after its
+:func:`retry_checkpoints`; a trial interrupted by SIGTERM or Ctrl-C ends FAIL and is not run again; one killed after its
 last epoch's checkpoint is recorded complete, ``study.record_trained``) trains on from its checkpoint's epoch without
 the look. Its value is its best epoch's top-1, the checkpoint's included (``Trainer.best_top1``); one whose checkpoint
 holds all its epochs scores its final weights and returns that best (it trained nothing and returned -inf). The
@@ -37,7 +37,7 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import optuna
 
@@ -67,6 +67,7 @@ class TrialSettings:
     channels_last: bool = False
     quiet: bool = True
     progress: bool = False  # a line per trial epoch (the trainer itself stays quiet)
+    hash_images: bool = False  # run.json's data checksums cover each image's bytes (zoo train --hash-images)
     extra: Dict[str, Any] = field(default_factory=dict)  # other TrainConfig fields
 
 
@@ -135,16 +136,54 @@ def carry_best_weights(checkpoint: Path, trainer, folder: Path) -> None:
             shutil.copyfile(source, tmp)
 
 
-def retry_checkpoint(trial: optuna.Trial) -> Optional[Path]:
-    """The checkpoint a trial run again after its worker died resumes from (``study.recover_dead_trial``): the
-    ``last.pth`` of the first of its earlier runs' folders (user attribute ``resume_from``, newest first) that is on
-    this machine; None for any other trial, and where none is here (the dead run's machine kept them: it trains afresh,
-    as a new trial of the same parameters)."""
-    for folder in trial.user_attrs.get("resume_from") or ():
-        checkpoint = Path(folder) / "last.pth"
-        if checkpoint.is_file():
-            return checkpoint
+def retry_checkpoints(trial: optuna.Trial) -> List[Path]:
+    """The checkpoints a trial run again after its worker died may resume from (``study.recover_dead_trial``): the
+    ``last.pth`` of each of its earlier runs' folders (user attribute ``resume_from``, newest first) that is on this
+    machine; none for any other trial, and where none is here (the dead run's machine kept them: it trains afresh, as a
+    new trial of the same parameters). The objective resumes from the first it can (:func:`checkpoint_refusal`, then
+    the trainer's own checks)."""
+    checkpoints = [Path(folder) / "last.pth" for folder in trial.user_attrs.get("resume_from") or ()]
+    return [checkpoint for checkpoint in checkpoints if checkpoint.is_file()]
+
+
+def checkpoint_refusal(checkpoint: Path, train: Dict[str, Any]) -> Optional[str]:
+    """Why a dead trial's ``checkpoint`` cannot be resumed by the trial run again with the searched training
+    hyperparameters ``train`` (its configuration's ``train``), or None: a file that is no trainer's checkpoint (cut
+    short, not a zip or pickle, other fields: ``checkpoint.load_checkpoint``'s refusal, naming the file), or one whose
+    recorded training configuration is not the trial's (the file of another configuration in that folder: another
+    study's trial of the same number in a relative --out, say). The graph it was trained as, its weights' shapes, its
+    optimizer settings and data are checked by the trainer as it resumes (``Trainer.load_state``). Such a checkpoint
+    stopped the whole study with its trainer's error, or, differing in train.label_smoothing only (which a resume
+    does not compare), was trained on."""
+    from neurozoo.convrnn.training.checkpoint import load_checkpoint
+    from neurozoo.datasets.errors import DataError
+
+    try:
+        state = load_checkpoint(checkpoint)
+    except DataError as error:
+        return str(error)
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return f"checkpoint {checkpoint} records no training configuration (field 'config'); not written by `zoo train`?"
+    other = [key for key, value in train.items() if saved.get(key) != value]
+    if other:
+        return (f"checkpoint {checkpoint} was trained with {', '.join(f'train.{k} {saved.get(k)!r}' for k in other)}; "
+                f"this trial's configuration has {', '.join(f'train.{k} {train[k]!r}' for k in other)}")
     return None
+
+
+def refused_checkpoints(trial: optuna.Trial, refused: List[Dict[str, str]], resumed: bool) -> None:
+    """Record in the trial's user attribute ``resume_refused`` the checkpoints of its earlier runs it did not resume
+    from (``[{"checkpoint", "error"}]``, newest first), and warn of each, naming the file and what is wrong with it;
+    ``resumed``: whether it resumed from an older one (else it trains afresh from its parameters)."""
+    import warnings
+
+    trial.set_user_attr("resume_refused", refused)
+    for entry in refused:
+        warnings.warn(f"trial {trial.number} (trial {trial.user_attrs.get('retry_of')} run again): not resumed from "
+                      f"{entry['checkpoint']}: {entry['error']}; "
+                      f"{'resumed from an older run' if resumed else 'trained afresh from its parameters'} "
+                      f"(user attribute resume_refused)", stacklevel=3)
 
 
 class Objective:
@@ -193,22 +232,20 @@ class Objective:
             model=str(spec_path), data=s.data, out=str(folder), epochs=s.epochs, batch_size=s.batch_size,
             lr=s.lr, optimizer=s.optimizer, image_size=s.image_size, workers=s.workers, seed=s.seed,
             device=s.device, amp=s.amp, channels_last=s.channels_last, quiet=s.quiet,
-            max_steps_per_epoch=s.max_steps_per_epoch, log_every=0,
+            max_steps_per_epoch=s.max_steps_per_epoch, log_every=0, hash_images=s.hash_images,
             overrides={k: v for k, v in overrides.items() if v is not None},
         )
         if self.space.cell_weight_decay:  # the cells' own L2 scales, as the original trained them
             fields["original_weight_decay"] = True
         fields.update(s.extra)
         fields.update(config["train"])  # searched training hyperparameters win
-        checkpoint = retry_checkpoint(trial) if "resume" not in s.extra else None
-        if checkpoint is not None:  # a dead trial run again: it trains on from its last saved epoch
-            fields["resume"] = str(checkpoint)
-            trial.set_user_attr("resumed_from", str(checkpoint))
-            if s.progress:
-                print(f"trial {trial.number}: trial {trial.user_attrs['retry_of']} run again, from {checkpoint}",
-                      flush=True)
-        train_config = TrainConfig(**fields)
-        trainer = Trainer(train_config)
+        trainer, refused = self._resumed_trainer(trial, fields, config["train"]) if "resume" not in s.extra else \
+            (None, [])
+        if trainer is None:
+            trainer = Trainer(TrainConfig(**fields))
+        if refused:  # said once the trainer is built: an error of no checkpoint's stops the study, as it did
+            refused_checkpoints(trial, refused, resumed=trainer.config.resume is not None)
+        train_config = trainer.config
         best = float("-inf")  # the best epoch's top-1: the trial's value
         try:
             if trainer.val_loader is None:
@@ -270,6 +307,33 @@ class Objective:
         # the best epoch's top-1, those of a resumed trial's checkpoint included (its ``best_top1``): a trial resumed
         # after a better epoch than any it trained on returned its own epochs' best, not the uninterrupted trial's
         return best
+
+    def _resumed_trainer(self, trial: optuna.Trial, fields: Dict[str, Any], train: Dict[str, Any]):
+        """The trainer of a dead trial run again, resumed from the first of its earlier runs' checkpoints it can be
+        (:func:`retry_checkpoints`): on from its last saved epoch; None for any other trial, and where each is refused
+        (:func:`checkpoint_refusal`, or the trainer's own refusal as it resumes: another graph, weights of other
+        shapes, other optimizer settings or classes): the trial then trains afresh from its parameters. Returns it and
+        the refusals (``[{"checkpoint", "error"}]``, :func:`refused_checkpoints`). A damaged checkpoint stopped the
+        whole study with the trainer's error (one without an optimizer state, with a KeyError)."""
+        from neurozoo.convrnn.training.engine import TrainConfig, Trainer
+        from neurozoo.datasets.errors import UserFacingError
+
+        refused = []
+        for checkpoint in retry_checkpoints(trial):
+            error = checkpoint_refusal(checkpoint, train)
+            if error is None:
+                try:
+                    trainer = Trainer(TrainConfig(**fields, resume=str(checkpoint)))
+                except UserFacingError as refusal:  # an error of no checkpoint's: training afresh meets it again
+                    error = str(refusal)
+                else:
+                    trial.set_user_attr("resumed_from", str(checkpoint))
+                    if self.settings.progress:
+                        print(f"trial {trial.number}: trial {trial.user_attrs['retry_of']} run again, from "
+                              f"{checkpoint}", flush=True)
+                    return trainer, refused
+            refused.append({"checkpoint": str(checkpoint), "error": error})
+        return None, refused
 
     def _score_finished(self, trial: optuna.Trial, trainer) -> float:
         """The value of a trial resumed from a checkpoint that holds all its epochs: the loop trained nothing and it

@@ -18,6 +18,7 @@ recovered (:func:`recover_dead_trial`): recorded complete if its last epoch was 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import inspect
 import json
@@ -26,7 +27,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import optuna
@@ -97,7 +98,8 @@ def recover_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial,
     parameters, at most ``max_retry`` times (optuna's ``RetryHeartbeatStaleTrialCallback``: a new WAITING trial, which
     the next worker to start a trial takes first). The new trial's user attribute ``retry_of`` is the dead trial's
     number and ``resume_from`` the folders of its earlier runs, newest first: the worker that runs it resumes from the
-    first whose ``last.pth`` it can read (the objective), a worker on a machine without them trains it afresh. Such a
+    first whose ``last.pth`` it can read and is of its configuration (the objective: a refused one is its user
+    attribute ``resume_refused``), a worker on a machine without them trains it afresh. Such a
     trial used to stay FAIL: its configuration was never run to the end, nor its epochs used."""
     if record_trained(study, trial):
         return
@@ -178,6 +180,21 @@ def fail_stale_trials(study: optuna.Study) -> None:
     with warnings.catch_warnings():  # experimental, as the heartbeat (make_storage)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def stale_trials(study: optuna.Study) -> Sequence[int]:
+    """The numbers of the study's RUNNING trials whose worker died, by optuna's own test (the storage's
+    ``_get_stale_trial_ids``, which :func:`fail_stale_trials` applies: a heartbeat older than the grace period by the
+    database's clock), without failing them; none where the study's storage has no heartbeat. For ``zoo search
+    --workers K``, whose workers recover them as they start their trials: its "continuing" line counted them running."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return []
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    return [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if t._trial_id in stale]
 
 
 def make_pruner(kind: str = "median", warmup_epochs: int = 0) -> optuna.pruners.BasePruner:
@@ -318,17 +335,22 @@ def check_settings(study: optuna.Study, settings: TrialSettings, seed: Optional[
                                   f"export): rerun with {flag} {stored}, or start a new study with --study NEW_NAME")
 
 
-def check_data(study: optuna.Study, data) -> Dict[str, str]:
+def check_data(study: optuna.Study, data, hash_images: bool = False) -> Tuple[str, Dict[str, str]]:
     """Refuse data other than the data the study's trials were trained and scored on, told by the checksums of its
-    splits' lists of relative paths, labels and sizes (``export.data_checksums``; val/'s is the records' data sha256),
-    so that a copy mounted elsewhere is the same data; returns them by split. A study continued on another folder (10
-    classes instead of 3) ranked its trials' top-1 with the others' (TPE and the export alike); so did one continued
-    on another train/ (other training images beside the same val/), as only val/ was compared. A study of an earlier
-    version recorded no data, or val/'s only, and takes this command's (:func:`run_worker`); one that recorded the
-    paths and labels only (no ``files_checksum``: before 2026-12-05) is compared by those, then takes this command's
-    sizes (:func:`run_worker`): an image replaced under its name since is not seen, one replaced later is."""
+    splits' lists of relative paths, labels and sizes, or with ``--hash-images`` each image's sha256 instead of its size
+    (``export.data_checksums``, engine's ``files_checksum``; val/'s is the records' data sha256), so that a copy mounted
+    elsewhere is the same data. Returns the kind the study keeps from now on (``engine.FILES_CHECKSUMS``: its own, or
+    this command's where that covers more: ``hash_images``, engine's ``hashed_files_checksum``) and the checksums of
+    that kind by split. A study continued on another folder (10 classes instead of 3) ranked its trials' top-1 with the
+    others' (TPE and the export alike); so did one continued on another train/ (other training images beside the same
+    val/), as only val/ was compared. A study of an earlier version recorded no data, or val/'s only, and takes this
+    command's (:func:`run_worker`); one that recorded the paths and labels only (no ``files_checksum``: before
+    2026-12-05) is compared by those, then takes this command's sizes (:func:`run_worker`): an image replaced under its
+    name since is not seen, one replaced later is. One that recorded contents is compared by them, with or without
+    ``--hash-images``: an image edited to the same size is refused."""
     from neurozoo.convrnn.search.export import data_checksums
-    from neurozoo.convrnn.training.engine import FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, recorded_files_checksum
+    from neurozoo.convrnn.training.engine import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, hashed_files_checksum,
+                                                  recorded_files_checksum)
 
     recorded = study.user_attrs.get("data") or {}
     kind = recorded_files_checksum(recorded)
@@ -336,7 +358,8 @@ def check_data(study: optuna.Study, data) -> Dict[str, str]:
         raise UserFacingError(f"study {study.study_name!r} recorded its data's checksums of a kind this version does "
                               f"not know (files_checksum {kind!r}; known: {', '.join(FILES_CHECKSUMS)}): continue it "
                               f"with the version that started it, or start another --study")
-    digests = data_checksums(data, kinds=tuple(dict.fromkeys((kind, "sizes"))))
+    kept = max(kind, hashed_files_checksum(hash_images), key=list(FILES_CHECKSUMS).index)  # the one covering more
+    digests = data_checksums(data, kinds=tuple(dict.fromkeys((kind, kept))))
     covered = FILES_CHECKSUM_WORDS[kind]
     for split in ("val", "train"):
         key = f"{split}_files_sha256"
@@ -347,7 +370,7 @@ def check_data(study: optuna.Study, data) -> Dict[str, str]:
                 f"(sha256 {(digests[kind].get(split) or 'none')[:16]}), whose trials' values would be ranked with "
                 f"theirs (TPE and the export): rerun with the study's data (a copy anywhere: the paths compared are "
                 f"relative), or start another --study")
-    return digests["sizes"]
+    return kept, digests[kept]
 
 
 def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, optuna.storages.BaseStorage],
@@ -362,14 +385,16 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
     record_space(study, space)
     if n_trials:  # --trials 0 (an export by a later command) need not repeat the search's options
         check_settings(study, settings, seed, pruner, space)
-        digests = check_data(study, settings.data)
+        kind, digests = check_data(study, settings.data, settings.hash_images)
+        if kind == "contents":  # the trials' run.json as the study's: each image's bytes (zoo train --hash-images)
+            settings = dataclasses.replace(settings, hash_images=True)
         if "trial_settings" not in study.user_attrs:
             study.set_user_attr("trial_settings", objective_settings(settings, space))
         data = study.user_attrs.get("data") or {"data": str(Path(settings.data).resolve())}
         files = {f"{split}_files_sha256": digest for split, digest in digests.items()}
-        # a new study, or one of an earlier version (val/'s checksum only; paths and labels only), checked above by
-        # what it recorded: this command's checksums of paths, labels and sizes from now on
-        current = {**data, "files_checksum": "sizes", **files}
+        # a new study, or one of an earlier version (val/'s checksum only; paths and labels only), or one continued
+        # with --hash-images, checked above by what it recorded: this command's checksums from now on (check_data)
+        current = {**data, "files_checksum": kind, **files}
         if current != data:
             study.set_user_attr("data", current)
         if "pruner" not in study.user_attrs:

@@ -291,6 +291,8 @@ STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last 
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
+#: the fields of a checkpoint a resume reads beside those ``checkpoint.load_checkpoint`` requires (``Trainer.load_state``)
+RESUMED_STATE = ("optimizer", "scheduler", "scaler")
 
 
 def autocast_name(config: Dict[str, Any]) -> str:
@@ -482,6 +484,12 @@ def recorded_files_checksum(record: Dict[str, Any]) -> str:
     return record.get("files_checksum") or "names"
 
 
+def hashed_files_checksum(hash_images: bool) -> str:
+    """The kind of data checksums (:data:`FILES_CHECKSUMS`) a run records with ``--hash-images`` or without: each
+    image's bytes ("contents"), or its size ("sizes"). ``zoo train``'s and ``zoo search``'s option alike."""
+    return "contents" if hash_images else "sizes"
+
+
 def files_checksum(split, kind: str = "sizes") -> str:
     """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`)."""
     return file_list_sha256(split, **FILES_CHECKSUMS[kind])
@@ -665,7 +673,7 @@ class Trainer:
         """run.json's checksums of the splits' files and their kind (``files_checksum``, :data:`FILES_CHECKSUMS`):
         the names, labels and sizes every rank compared (``data_views``), or with ``--hash-images`` each image's
         sha256 instead of its size, the files read by the ranks in turn (each every world_size-th) and joined."""
-        kind = "contents" if self.config.hash_images else "sizes"
+        kind = hashed_files_checksum(self.config.hash_images)
         checksums: Dict[str, Any] = {"files_checksum": kind}
         for name, split in (("train", self.train_set), ("val", self.val_set)):
             if split is None or kind == "sizes":
@@ -889,6 +897,10 @@ class Trainer:
     def load_state(self, state: Dict[str, Any], path=None) -> None:
         """Continue from ``state`` (a checkpoint read from ``path``, which every refusal names)."""
         where = f"--resume {path}" if path is not None else "--resume"
+        missing = [key for key in RESUMED_STATE if key not in state]
+        if missing:  # a KeyError once the weights were loaded
+            raise DataError(f"{where}: the checkpoint lacks field(s) {missing}, which a resume reads; not written by "
+                            f"`zoo train`?")
         saved = state.get("config") or {}
         try:
             self.model.load_state_dict(state["model"])

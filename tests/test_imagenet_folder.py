@@ -126,6 +126,26 @@ def test_empty_class_folder_is_named(folder):
             check(folder)
 
 
+def test_a_class_folder_of_only_macos_hidden_files_is_said_to_hold_hidden_files(folder):
+    """A zip made on a Mac unpacks a __MACOSX/ folder beside the classes, holding ._<name>.JPEG resource forks for
+    every image: the error said it held files "none with an image extension, e.g. n01440764/._a.JPEG" (they have one;
+    they are skipped because hidden, as .DS_Store is)."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    forks = folder / "train" / "__MACOSX" / "n01440764"
+    forks.mkdir(parents=True)
+    (forks / "._a.JPEG").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (forks / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    for check in (open_imagenet, check_imagenet):
+        with pytest.raises(DataError) as raised:
+            check(folder)
+        assert str(raised.value).startswith(
+            f"class folder {folder / 'train' / '__MACOSX'} has no images: it holds only 2 hidden file(s), e.g. "
+            "n01440764/.DS_Store, n01440764/._a.JPEG, which are skipped (a name starting with '.': macOS's .DS_Store "
+            "and ._* resource forks); __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: "
+            "delete it; expected image files (.jpg")
+
+
 def test_val_class_missing_from_train(folder):
     (folder / "val" / "n04000000").mkdir()
     Image.new("RGB", (8, 8)).save(folder / "val" / "n04000000" / "x.JPEG")

@@ -69,8 +69,15 @@ def no_images(folder: Path) -> DataError:
     which are skipped as torchvision skips them) and the extensions read."""
     others = sorted(os.path.relpath(os.path.join(root, name), folder)
                     for root, _, names in os.walk(folder, followlinks=True) for name in names)
-    found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}" if others
-             else "it is empty")
+    hidden = [name for name in others if os.path.basename(name).startswith(".")]
+    if others and len(hidden) == len(others):  # "none with an image extension" was said of ._x.JPEG
+        found = (f"it holds only {len(hidden)} hidden file(s), e.g. {', '.join(hidden[:3])}, which are skipped (a "
+                 "name starting with '.': macOS's .DS_Store and ._* resource forks)")
+        if folder.name == "__MACOSX":
+            found += "; __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: delete it"
+    else:
+        found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}"
+                 if others else "it is empty")
     return DataError(f"class folder {folder} has no images: {found}; expected image files ({', '.join(IMG_EXTENSIONS)}), "
                      "or remove the folder (every class folder is a class)")
 

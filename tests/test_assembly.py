@@ -1,5 +1,6 @@
 """NeuroidAssembly / StimulusSet formats: Brain-Score's netCDF layout, validation on load, content hashes."""
 import re
+import shutil
 from pathlib import Path
 
 import netCDF4
@@ -407,10 +408,58 @@ def test_a_stimulus_set_whose_image_folder_is_missing_is_named(tmp_path):
     (tmp_path / "out" / "toy").rmdir()
     with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image file\(s\), e\.g\. \['img0\.png', "
                                         rf"'img1\.png', 'img2\.png'\], but the image folder {tmp_path}/out/toy does not "
-                                        r"exist \(expected beside the CSV, named as it without \.csv\)"):
+                                        r"exist \(expected beside the CSV, named as it without \.csv; or, in "
+                                        r"Brain-Score's layout, toy\.zip or the images themselves beside the CSV\)"):
         load_stimulus_set(csv)
     with pytest.raises(DataError, match=r"the image folder .*elsewhere does not exist \(expected as image_dir\)"):
         load_stimulus_set(csv, image_dir=tmp_path / "elsewhere")
+
+
+def test_a_stimulus_set_in_brainscores_layout_reads_from_its_zip_or_the_images_unzipped_beside_it(tmp_path):
+    """brainio packages a stimulus set as stimulus_<name>.csv beside stimulus_<name>.zip (package_stimulus_set;
+    'filename' names the zip's members) and its get_stimulus_set unzips the zip beside the CSV: both were refused,
+    'the image folder .../stimulus_toy does not exist'. The zip is unpacked whole into that folder; the set is the
+    same set (sha256) as the one written with its folder."""
+    import zipfile
+
+    records = _images(tmp_path / "src", 3)
+    ours = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "ours" / "toy.csv")
+    expected = load_stimulus_set(ours).sha256()
+    brainio = tmp_path / "brainio"
+    brainio.mkdir()
+    csv = brainio / "stimulus_toy.csv"
+    csv.write_bytes(ours.read_bytes())
+    with zipfile.ZipFile(brainio / "stimulus_toy.zip", "w") as archive:
+        for name in ("img0.png", "img1.png", "img2.png"):
+            archive.write(tmp_path / "src" / name, arcname=name)
+    from_zip = load_stimulus_set(csv)
+    assert from_zip.image_dir == brainio / "stimulus_toy" and from_zip.sha256() == expected
+    assert sorted(p.name for p in (brainio / "stimulus_toy").iterdir()) == ["img0.png", "img1.png", "img2.png",
+                                                                             "manifest.json"]
+    assert [p.name for p in brainio.iterdir() if ".tmp" in p.name] == []  # no temporary left
+    shutil.rmtree(brainio / "stimulus_toy")
+    with zipfile.ZipFile(brainio / "stimulus_toy.zip") as archive:  # as brainio's fetch.unzip does
+        archive.extractall(brainio)
+    beside = load_stimulus_set(csv)
+    assert beside.image_dir == brainio and beside.sha256() == expected
+    assert not (brainio / "stimulus_toy").exists()  # nothing unpacked when the images are there
+
+
+def test_a_stimulus_zip_that_is_no_zip_or_would_unpack_outside_its_folder_is_named(tmp_path):
+    import zipfile
+
+    records = _images(tmp_path / "src", 2)
+    csv = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "set" / "toy.csv")
+    shutil.rmtree(tmp_path / "set" / "toy")
+    (tmp_path / "set" / "toy.zip").write_bytes(b"half a download")
+    with pytest.raises(DataError, match=rf"^{tmp_path}/set/toy\.zip: not a readable zip \(File is not a zip file\); "
+                                        r"expected the stimulus set's images, zipped as brainio packages them$"):
+        load_stimulus_set(csv)
+    with zipfile.ZipFile(tmp_path / "set" / "toy.zip", "w") as archive:
+        archive.writestr("../escaped.png", b"x")
+    with pytest.raises(DataError, match=r"toy\.zip: member '\.\./escaped\.png' would be unpacked outside "):
+        load_stimulus_set(csv)
+    assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "set" / "toy").exists()
 
 
 def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):

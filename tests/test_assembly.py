@@ -137,6 +137,32 @@ def test_old_image_id_name_is_read_as_stimulus_id(tmp_path):
     assert "stimulus_id" in loaded.coords and "image_id" not in loaded.coords
 
 
+@pytest.mark.parametrize("stored", ["neuroid", "neuroid_"])
+def test_neuroid_ids_stored_under_the_dims_name_by_brainios_writer_are_named_not_dropped(tmp_path, stored):
+    """brainio's write_netcdf of an assembly whose only neuroid coordinate is neuroid_id (gather_indexes: a single-level
+    index, which xarray names after the dim; reset_index writes it as 'neuroid', as 'neuroid_' before xarray 2022.06)
+    stores the ids under the dim's name. They were dropped as a dim coordinate without a word, and the file refused
+    for a missing 'neuroid_id' as if it held no ids."""
+    assembly = _assembly().drop_vars("region")
+    written = assembly.set_index(append=True, presentation=["stimulus_id", "object_name", "repetition"],
+                                 neuroid=["neuroid_id"], time_bin=["time_bin_start", "time_bin_end"])
+    written = written.reset_index(list(written.indexes))  # as brainio's write_netcdf does
+    written = written.to_dataset(name="data")
+    written.rename_vars(neuroid=stored).to_netcdf(tmp_path / "one_coord.nc")
+    ids = assembly["neuroid_id"].values[:3].tolist()
+    with pytest.raises(DataError) as raised:
+        load_assembly(tmp_path / "one_coord.nc", require={"neuroid": ("neuroid_id",)})
+    assert str(raised.value) == (
+        f"{tmp_path}/one_coord.nc: missing coordinate 'neuroid_id' along 'neuroid'; variable {stored!r} holds one value "
+        f"per neuroid (e.g. {ids}): a single-level index saved by xarray's reset_index (brainio's write_netcdf of an "
+        f"assembly with neuroid_id as its only neuroid coordinate) loses its name. If they are the neuroid_ids, rename "
+        f"it: xarray.open_dataset(file).rename_vars({{{stored!r}: 'neuroid_id'}}).to_netcdf(new_file)")
+    fixed = xr.open_dataset(tmp_path / "one_coord.nc").load().rename_vars({stored: "neuroid_id"})
+    fixed.to_netcdf(tmp_path / "fixed.nc")  # the remedy the message gives reads back whole
+    loaded = load_assembly(tmp_path / "fixed.nc", require={"neuroid": ("neuroid_id",)})
+    assert loaded["neuroid_id"].values.tolist() == assembly["neuroid_id"].values.tolist()
+
+
 def test_missing_dim_and_coord_are_named(tmp_path):
     assembly = _assembly()
     write_assembly(assembly.drop_vars("region"), tmp_path / "a.nc")

@@ -203,6 +203,15 @@ def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
     check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source, whole_ms=True)
 
 
+def _seconds_hint(start: np.ndarray, end: np.ndarray, i: int) -> str:
+    """'' or a clause saying that bins in fractions of a ms are whole ms if read as seconds (0.07 s = 70 ms), as
+    tools that time trials in s store them (Brain-Score's bins are ms), with bin ``i`` in ms."""
+    bounds = np.concatenate([start, end]) * 1000.0
+    if np.all(np.abs(bounds) <= 10_000) and np.allclose(bounds, np.round(bounds), rtol=0, atol=1e-6):
+        return f": these look like seconds; store them in ms, e.g. [{round(start[i] * 1000):d}, {round(end[i] * 1000):d})"
+    return ""
+
+
 def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
                     whole_ms: bool = False) -> None:
     """Check a list of time bins ``[starts[i], ends[i])`` in ms: at least one, finite, each ending after it starts,
@@ -228,7 +237,8 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
                       (~(end > start), "does not end after it starts")):
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            raise error(f"{source}: time bin {i} {bins[i]} {what}")
+            raise error(f"{source}: time bin {i} {bins[i]} {what}"
+                        f"{_seconds_hint(start, end, i) if what.startswith('is not in whole ms') else ''}")
     if np.any(np.diff(start) <= 0):
         i = int(np.flatnonzero(np.diff(start) <= 0)[0])
         raise error(f"{source}: time bins out of order: bin {i + 1} {bins[i + 1]} does not start after bin {i} "

@@ -163,6 +163,28 @@ def test_neuroid_ids_stored_under_the_dims_name_by_brainios_writer_are_named_not
     assert loaded["neuroid_id"].values.tolist() == assembly["neuroid_id"].values.tolist()
 
 
+def test_time_bins_stored_in_seconds_are_refused_saying_they_look_like_seconds(tmp_path):
+    """Bins of 0.07-0.17 s (a tool that times trials in s) were refused as 'not in whole ms' without a word that they are
+    whole ms read as seconds; bins in fractions of a ms that are no seconds keep the plain message."""
+    from neurozoo.datasets.assembly import check_time_bins
+
+    write_assembly(_assembly(), tmp_path / "ms.nc")
+    with xr.open_dataset(tmp_path / "ms.nc") as dataset:
+        dataset = dataset.load()
+    starts = dataset["time_bin_start"].values
+    seconds = dataset.assign(time_bin_start=("time_bin", starts / 1000.0),
+                             time_bin_end=("time_bin", dataset["time_bin_end"].values / 1000.0))
+    seconds.to_netcdf(tmp_path / "seconds.nc")
+    first, end = int(starts[0]), int(dataset["time_bin_end"].values[0])
+    with pytest.raises(DataError) as raised:
+        load_assembly(tmp_path / "seconds.nc")
+    assert str(raised.value) == (f"{tmp_path}/seconds.nc: time bin 0 [{first / 1000:g}, {end / 1000:g}) ms is not in "
+                                 f"whole ms (an assembly stores int ms): these look like seconds; store them in ms, e.g. "
+                                 f"[{first}, {end})")
+    with pytest.raises(DataError, match=r"time bin 0 \[70\.5, 80\) ms is not in whole ms \(an assembly stores int ms\)$"):
+        check_time_bins([70.5], [80], "bins", whole_ms=True)
+
+
 def test_missing_dim_and_coord_are_named(tmp_path):
     assembly = _assembly()
     write_assembly(assembly.drop_vars("region"), tmp_path / "a.nc")

@@ -100,6 +100,28 @@ def test_no_class_folders(tmp_path):
         open_imagenet(tmp_path)
 
 
+def test_imagenets_validation_images_as_distributed_are_named_with_what_to_do(tmp_path):
+    """val/ as image-net.org distributes it (50000 ILSVRC2012_val_*.JPEG in one folder, labels in the devkit) was
+    refused as 'no class folders' without a word of the images it held or of sorting them into class folders."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    write_image_folder(tmp_path / "data", per_class=2, val_per_class=1, wnids=WNIDS[:2])
+    shutil.rmtree(tmp_path / "data" / "val")
+    (tmp_path / "data" / "val").mkdir()
+    for i in (1, 2):
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+    val = tmp_path / "data" / "val"
+    for check in (open_imagenet, lambda folder: check_imagenet(folder, require_val=True)):
+        with pytest.raises(DataError) as raised:
+            check(tmp_path / "data")
+        assert str(raised.value) == (
+            f"image folder {val} has no class folders (expected {val}/<wnid>/<image>.JPEG); it holds 2 image(s) "
+            "directly, e.g. ILSVRC2012_val_00000001.JPEG, ILSVRC2012_val_00000002.JPEG, with no WNID in their names (a "
+            "flat folder names them <wnid>_<anything>.JPEG): ImageNet's validation images as distributed "
+            "(ILSVRC2012_val_*.JPEG) must first be sorted into class folders by the devkit's labels "
+            "(torchvision.datasets.ImageNet(root, split='val') does it, as does the valprep.sh script)")
+
+
 def test_missing_train_split(tmp_path):
     (tmp_path / "val").mkdir()
     with pytest.raises(DataError, match="no train/ folder"):

@@ -26,6 +26,8 @@ from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
 FLAT_NAME = re.compile(r"^(n\d{8})_.*$")
+#: ImageNet's validation images as distributed: one folder, no WNID in the name (labels in the devkit)
+RAW_VAL_NAME = re.compile(r"^ILSVRC20\d\d_val_\d+\.", re.IGNORECASE)
 
 
 def is_image(name: str) -> bool:
@@ -49,7 +51,16 @@ def class_folders(root: Path) -> List[str]:
         raise DataError(f"image folder {root} does not exist or is not a folder")
     names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not names:
-        raise DataError(f"image folder {root} has no class folders (expected {root}/<wnid>/<image>.JPEG)")
+        images = sorted(e.name for e in os.scandir(root) if e.is_file() and is_image(e.name))
+        loose = ""
+        if images:
+            loose = (f"; it holds {len(images)} image(s) directly, e.g. {shown_names(images)}, with no WNID "
+                     "in their names (a flat folder names them <wnid>_<anything>.JPEG)")
+            if any(RAW_VAL_NAME.match(name) for name in images):
+                loose += (": ImageNet's validation images as distributed (ILSVRC2012_val_*.JPEG) must first be sorted "
+                          "into class folders by the devkit's labels (torchvision.datasets.ImageNet(root, split='val') "
+                          "does it, as does the valprep.sh script)")
+        raise DataError(f"image folder {root} has no class folders (expected {root}/<wnid>/<image>.JPEG){loose}")
     return names
 
 

@@ -203,6 +203,15 @@ def _check_time_bins(assembly: xr.DataArray, source: str) -> None:
     check_time_bins(assembly["time_bin_start"].values, assembly["time_bin_end"].values, source, whole_ms=True)
 
 
+def _seconds_hint(start: np.ndarray, end: np.ndarray, i: int) -> str:
+    """'' or a clause saying that bins in fractions of a ms are whole ms if read as seconds (0.07 s = 70 ms), as
+    tools that time trials in s store them (Brain-Score's bins are ms), with bin ``i`` in ms."""
+    bounds = np.concatenate([start, end]) * 1000.0
+    if np.all(np.abs(bounds) <= 10_000) and np.allclose(bounds, np.round(bounds), rtol=0, atol=1e-6):
+        return f": these look like seconds; store them in ms, e.g. [{round(start[i] * 1000):d}, {round(end[i] * 1000):d})"
+    return ""
+
+
 def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str, error: type = DataError,
                     whole_ms: bool = False) -> None:
     """Check a list of time bins ``[starts[i], ends[i])`` in ms: at least one, finite, each ending after it starts,
@@ -228,7 +237,8 @@ def check_time_bins(starts: Sequence[float], ends: Sequence[float], source: str,
                       (~(end > start), "does not end after it starts")):
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            raise error(f"{source}: time bin {i} {bins[i]} {what}")
+            raise error(f"{source}: time bin {i} {bins[i]} {what}"
+                        f"{_seconds_hint(start, end, i) if what.startswith('is not in whole ms') else ''}")
     if np.any(np.diff(start) <= 0):
         i = int(np.flatnonzero(np.diff(start) <= 0)[0])
         raise error(f"{source}: time bins out of order: bin {i + 1} {bins[i + 1]} does not start after bin {i} "
@@ -390,6 +400,29 @@ def check_sha1(path: Path, expected: str) -> None:
                         "or a different version of the assembly")
 
 
+#: the coordinate that names each element of a dim, which a single-level index of it becomes when it is written
+_ID_COORDS = {"presentation": "stimulus_id", "neuroid": "neuroid_id"}
+
+
+def _check_unnamed_index(assembly: xr.DataArray, require: Mapping[str, Sequence[str]], source: str) -> None:
+    """A ``DataError`` where the file stores a dim's ids under the dim's own name: brainio's ``write_netcdf`` of an
+    assembly with one coordinate along a dim (``neuroid_id`` alone: ``gather_indexes`` makes it a single-level index,
+    which xarray names after the dim) writes it as the variable ``neuroid`` (``neuroid_`` with the xarray of before
+    2022.06), its name lost. That variable was dropped as a dim coordinate, and the file refused for a missing
+    ``neuroid_id`` without a word of where the ids were (Brain-Score's loader loses the name too)."""
+    for dim, name in _ID_COORDS.items():
+        if name in assembly.coords or name not in require.get(dim, ()):
+            continue
+        for stored in (dim, f"{dim}_"):
+            if stored in assembly.coords and assembly[stored].dims == (dim,):
+                values = np.asarray(assembly[stored].values)
+                _fail(source, f"missing coordinate {name!r} along {dim!r}; variable {stored!r} holds one value per "
+                              f"{dim} (e.g. {values[:3].tolist()}): a single-level index saved by xarray's reset_index "
+                              f"(brainio's write_netcdf of an assembly with {name} as its only {dim} coordinate) loses "
+                              f"its name. If they are the {name}s, rename it: xarray.open_dataset(file).rename_vars({{"
+                              f"{stored!r}: {name!r}}}).to_netcdf(new_file)")
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
                   require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None,
                   sha1: Optional[str] = None) -> xr.DataArray:
@@ -431,6 +464,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         if key not in assembly.attrs and key in dataset.attrs:
             assembly.attrs[key] = dataset.attrs[key]
     assembly.encoding = {}
+    _check_unnamed_index(assembly, require, str(path))
     assembly = reset_brainscore_indexes(assembly)
     text = {name: (coord.dims, np.char.decode(coord.values, "utf-8")) for name, coord in assembly.coords.items()
             if coord.dtype.kind == "S"}  # netCDF char arrays (MATLAB's, netCDF3) read as bytes: b"1" matched no id "1"

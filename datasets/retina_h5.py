@@ -429,7 +429,10 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
         where = f"{group}/{c}"
         data = _read(path, where, _numeric(path, f, where, f"(n_repeats, {T})"), np.float32)
         if data.ndim != 2 or data.shape[1] != T or data.shape[0] < 2:
-            _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}")
+            hint = ""
+            if data.ndim == 2 and data.shape[0] == T and data.shape[1] >= 2:  # (T, n_repeats), MATLAB's or Keras's
+                hint = f": frames on the first axis; store it transposed, as ({data.shape[1]}, {T})"
+            _fail(path, where, f"expected shape (n_repeats >= 2, {T}), got {data.shape}{hint}")
         if arrays and data.shape != arrays[0].shape:
             _fail(path, where, f"expected shape {arrays[0].shape} like {group}/{cells[0]}, got {data.shape}")
         _check_finite(path, where, data, ("trial", "frame"), f"finite rates, shape (n_repeats, {T})")

@@ -220,10 +220,54 @@ def _typed(column: pd.Series) -> pd.Series:
     return numbers
 
 
+def _default_image_dir(csv_path: Path, frame: pd.DataFrame) -> Path:
+    """The image folder of ``csv_path`` when none is given (:func:`load_stimulus_set`): the folder named as the CSV,
+    else Brain-Score's layout, the images unzipped beside the CSV or the zip beside it, unpacked."""
+    own = csv_path.with_suffix("")
+    names = [f for f in frame.get("filename", pd.Series(dtype=object)) if isinstance(f, str) and f]
+    if own.is_dir() or not names:
+        return own
+    if all((csv_path.parent / name).is_file() for name in names):
+        return csv_path.parent
+    archive = csv_path.with_suffix(".zip")
+    return _unpacked_zip(archive, own) if archive.is_file() else own
+
+
+def _unpacked_zip(archive: Path, folder: Path) -> Path:
+    """``archive`` (a Brain-Score stimulus zip) unpacked into ``folder``, whole or not at all
+    (:func:`datasets.cache.building`: a temporary folder renamed into place, with a manifest of the files' sha256;
+    another process's finished unpacking is kept). A member that would land outside ``folder`` (an absolute name,
+    ``..``), an archive that is no zip, or a folder that cannot be written is a ``DataError`` naming it."""
+    import zipfile
+
+    from neurozoo.datasets.cache import building
+
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            outside = [n for n in opened.namelist() if Path(n).is_absolute() or ".." in Path(n).parts]
+            if outside:
+                raise DataError(f"{archive}: member {outside[0]!r} would be unpacked outside {folder}; expected the "
+                                "image files the CSV's 'filename' column names, relative to the zip's root")
+            with building(folder, {"unpacked_from": archive.name}) as temporary:
+                opened.extractall(temporary)
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{archive}: not a readable zip ({error}); expected the stimulus set's images, zipped as "
+                        "brainio packages them") from None
+    except OSError as error:
+        raise DataError(f"{archive}: cannot unpack it into {folder} ({error}); unpack it yourself and pass "
+                        "image_dir") from None
+    return folder
+
+
 def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, None] = None,
                       identifier: Optional[str] = None) -> StimulusSet:
     """Read a CSV (+ image folder, default: CSV path without suffix); checks columns, ids and image files.
 
+    Without ``image_dir``, the images are in the folder named as the CSV without ``.csv``; where there is none, in
+    Brain-Score's layout (brainio's ``package_stimulus_set``: ``stimulus_<name>.csv`` beside ``stimulus_<name>.zip``,
+    whose members the ``filename`` column names): the CSV's own folder where it holds every named image (brainio's
+    ``get_stimulus_set`` unzips there), else the zip, unpacked whole into the folder named as the CSV
+    (:func:`_unpacked_zip`).
     Older Brain-Score CSVs name the columns ``image_id`` / ``image_file_name``; they are renamed. Id columns
     (:func:`is_id_column`) are read as the text they are, as is any column with a value written with leading zeros
     ("007"); the other columns are numbers or bools where every value is one. Brain-Score's loader lets pandas parse
@@ -253,12 +297,13 @@ def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, No
     frame = frame.rename(columns={k: v for k, v in _OLD_NAMES.items() if k in frame.columns and v not in frame.columns})
     if "filename" in frame.columns:
         frame["filename"] = frame["filename"].fillna("")
-    folder = Path(image_dir) if image_dir is not None else csv_path.with_suffix("")
+    folder = Path(image_dir) if image_dir is not None else _default_image_dir(csv_path, frame)
     result = StimulusSet(frame, identifier=identifier or csv_path.stem, image_dir=folder if folder.is_dir() else None)
     result = result.validate(str(csv_path))
     named = [f for f in result["filename"] if isinstance(f, str) and f]
     if named and result.image_dir is None:  # a set without images leaves 'filename' empty; this one lost its folder
+        where = ("as image_dir" if image_dir is not None else f"beside the CSV, named as it without .csv; or, in "
+                 f"Brain-Score's layout, {csv_path.with_suffix('.zip').name} or the images themselves beside the CSV")
         raise DataError(f"{csv_path}: column 'filename' names {len(named)} image file(s), e.g. {named[:3]}, but the "
-                        f"image folder {folder} does not exist (expected "
-                        f"{'as image_dir' if image_dir is not None else 'beside the CSV, named as it without .csv'})")
+                        f"image folder {folder} does not exist (expected {where})")
     return result

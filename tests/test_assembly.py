@@ -1,5 +1,6 @@
 """NeuroidAssembly / StimulusSet formats: Brain-Score's netCDF layout, validation on load, content hashes."""
 import re
+import shutil
 from pathlib import Path
 
 import netCDF4
@@ -134,6 +135,54 @@ def test_old_image_id_name_is_read_as_stimulus_id(tmp_path):
     write_assembly(assembly, tmp_path / "old.nc")
     loaded = load_assembly(tmp_path / "old.nc")
     assert "stimulus_id" in loaded.coords and "image_id" not in loaded.coords
+
+
+@pytest.mark.parametrize("stored", ["neuroid", "neuroid_"])
+def test_neuroid_ids_stored_under_the_dims_name_by_brainios_writer_are_named_not_dropped(tmp_path, stored):
+    """brainio's write_netcdf of an assembly whose only neuroid coordinate is neuroid_id (gather_indexes: a single-level
+    index, which xarray names after the dim; reset_index writes it as 'neuroid', as 'neuroid_' before xarray 2022.06)
+    stores the ids under the dim's name. They were dropped as a dim coordinate without a word, and the file refused
+    for a missing 'neuroid_id' as if it held no ids."""
+    assembly = _assembly().drop_vars("region")
+    written = assembly.set_index(append=True, presentation=["stimulus_id", "object_name", "repetition"],
+                                 neuroid=["neuroid_id"], time_bin=["time_bin_start", "time_bin_end"])
+    written = written.reset_index(list(written.indexes))  # as brainio's write_netcdf does
+    written = written.to_dataset(name="data")
+    written.rename_vars(neuroid=stored).to_netcdf(tmp_path / "one_coord.nc")
+    ids = assembly["neuroid_id"].values[:3].tolist()
+    with pytest.raises(DataError) as raised:
+        load_assembly(tmp_path / "one_coord.nc", require={"neuroid": ("neuroid_id",)})
+    assert str(raised.value) == (
+        f"{tmp_path}/one_coord.nc: missing coordinate 'neuroid_id' along 'neuroid'; variable {stored!r} holds one value "
+        f"per neuroid (e.g. {ids}): a single-level index saved by xarray's reset_index (brainio's write_netcdf of an "
+        f"assembly with neuroid_id as its only neuroid coordinate) loses its name. If they are the neuroid_ids, rename "
+        f"it: xarray.open_dataset(file).rename_vars({{{stored!r}: 'neuroid_id'}}).to_netcdf(new_file)")
+    fixed = xr.open_dataset(tmp_path / "one_coord.nc").load().rename_vars({stored: "neuroid_id"})
+    fixed.to_netcdf(tmp_path / "fixed.nc")  # the remedy the message gives reads back whole
+    loaded = load_assembly(tmp_path / "fixed.nc", require={"neuroid": ("neuroid_id",)})
+    assert loaded["neuroid_id"].values.tolist() == assembly["neuroid_id"].values.tolist()
+
+
+def test_time_bins_stored_in_seconds_are_refused_saying_they_look_like_seconds(tmp_path):
+    """Bins of 0.07-0.17 s (a tool that times trials in s) were refused as 'not in whole ms' without a word that they are
+    whole ms read as seconds; bins in fractions of a ms that are no seconds keep the plain message."""
+    from neurozoo.datasets.assembly import check_time_bins
+
+    write_assembly(_assembly(), tmp_path / "ms.nc")
+    with xr.open_dataset(tmp_path / "ms.nc") as dataset:
+        dataset = dataset.load()
+    starts = dataset["time_bin_start"].values
+    seconds = dataset.assign(time_bin_start=("time_bin", starts / 1000.0),
+                             time_bin_end=("time_bin", dataset["time_bin_end"].values / 1000.0))
+    seconds.to_netcdf(tmp_path / "seconds.nc")
+    first, end = int(starts[0]), int(dataset["time_bin_end"].values[0])
+    with pytest.raises(DataError) as raised:
+        load_assembly(tmp_path / "seconds.nc")
+    assert str(raised.value) == (f"{tmp_path}/seconds.nc: time bin 0 [{first / 1000:g}, {end / 1000:g}) ms is not in "
+                                 f"whole ms (an assembly stores int ms): these look like seconds; store them in ms, e.g. "
+                                 f"[{first}, {end})")
+    with pytest.raises(DataError, match=r"time bin 0 \[70\.5, 80\) ms is not in whole ms \(an assembly stores int ms\)$"):
+        check_time_bins([70.5], [80], "bins", whole_ms=True)
 
 
 def test_missing_dim_and_coord_are_named(tmp_path):
@@ -407,10 +456,58 @@ def test_a_stimulus_set_whose_image_folder_is_missing_is_named(tmp_path):
     (tmp_path / "out" / "toy").rmdir()
     with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image file\(s\), e\.g\. \['img0\.png', "
                                         rf"'img1\.png', 'img2\.png'\], but the image folder {tmp_path}/out/toy does not "
-                                        r"exist \(expected beside the CSV, named as it without \.csv\)"):
+                                        r"exist \(expected beside the CSV, named as it without \.csv; or, in "
+                                        r"Brain-Score's layout, toy\.zip or the images themselves beside the CSV\)"):
         load_stimulus_set(csv)
     with pytest.raises(DataError, match=r"the image folder .*elsewhere does not exist \(expected as image_dir\)"):
         load_stimulus_set(csv, image_dir=tmp_path / "elsewhere")
+
+
+def test_a_stimulus_set_in_brainscores_layout_reads_from_its_zip_or_the_images_unzipped_beside_it(tmp_path):
+    """brainio packages a stimulus set as stimulus_<name>.csv beside stimulus_<name>.zip (package_stimulus_set;
+    'filename' names the zip's members) and its get_stimulus_set unzips the zip beside the CSV: both were refused,
+    'the image folder .../stimulus_toy does not exist'. The zip is unpacked whole into that folder; the set is the
+    same set (sha256) as the one written with its folder."""
+    import zipfile
+
+    records = _images(tmp_path / "src", 3)
+    ours = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "ours" / "toy.csv")
+    expected = load_stimulus_set(ours).sha256()
+    brainio = tmp_path / "brainio"
+    brainio.mkdir()
+    csv = brainio / "stimulus_toy.csv"
+    csv.write_bytes(ours.read_bytes())
+    with zipfile.ZipFile(brainio / "stimulus_toy.zip", "w") as archive:
+        for name in ("img0.png", "img1.png", "img2.png"):
+            archive.write(tmp_path / "src" / name, arcname=name)
+    from_zip = load_stimulus_set(csv)
+    assert from_zip.image_dir == brainio / "stimulus_toy" and from_zip.sha256() == expected
+    assert sorted(p.name for p in (brainio / "stimulus_toy").iterdir()) == ["img0.png", "img1.png", "img2.png",
+                                                                             "manifest.json"]
+    assert [p.name for p in brainio.iterdir() if ".tmp" in p.name] == []  # no temporary left
+    shutil.rmtree(brainio / "stimulus_toy")
+    with zipfile.ZipFile(brainio / "stimulus_toy.zip") as archive:  # as brainio's fetch.unzip does
+        archive.extractall(brainio)
+    beside = load_stimulus_set(csv)
+    assert beside.image_dir == brainio and beside.sha256() == expected
+    assert not (brainio / "stimulus_toy").exists()  # nothing unpacked when the images are there
+
+
+def test_a_stimulus_zip_that_is_no_zip_or_would_unpack_outside_its_folder_is_named(tmp_path):
+    import zipfile
+
+    records = _images(tmp_path / "src", 2)
+    csv = write_stimulus_set(make_stimulus_set(records, "toy", image_dir=tmp_path / "src"), tmp_path / "set" / "toy.csv")
+    shutil.rmtree(tmp_path / "set" / "toy")
+    (tmp_path / "set" / "toy.zip").write_bytes(b"half a download")
+    with pytest.raises(DataError, match=rf"^{tmp_path}/set/toy\.zip: not a readable zip \(File is not a zip file\); "
+                                        r"expected the stimulus set's images, zipped as brainio packages them$"):
+        load_stimulus_set(csv)
+    with zipfile.ZipFile(tmp_path / "set" / "toy.zip", "w") as archive:
+        archive.writestr("../escaped.png", b"x")
+    with pytest.raises(DataError, match=r"toy\.zip: member '\.\./escaped\.png' would be unpacked outside "):
+        load_stimulus_set(csv)
+    assert not (tmp_path / "escaped.png").exists() and not (tmp_path / "set" / "toy").exists()
 
 
 def test_a_corrupt_image_in_a_stimulus_set_is_named(tmp_path):

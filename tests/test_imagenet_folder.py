@@ -100,6 +100,28 @@ def test_no_class_folders(tmp_path):
         open_imagenet(tmp_path)
 
 
+def test_imagenets_validation_images_as_distributed_are_named_with_what_to_do(tmp_path):
+    """val/ as image-net.org distributes it (50000 ILSVRC2012_val_*.JPEG in one folder, labels in the devkit) was
+    refused as 'no class folders' without a word of the images it held or of sorting them into class folders."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    write_image_folder(tmp_path / "data", per_class=2, val_per_class=1, wnids=WNIDS[:2])
+    shutil.rmtree(tmp_path / "data" / "val")
+    (tmp_path / "data" / "val").mkdir()
+    for i in (1, 2):
+        Image.new("RGB", (8, 8)).save(tmp_path / "data" / "val" / f"ILSVRC2012_val_{i:08d}.JPEG")
+    val = tmp_path / "data" / "val"
+    for check in (open_imagenet, lambda folder: check_imagenet(folder, require_val=True)):
+        with pytest.raises(DataError) as raised:
+            check(tmp_path / "data")
+        assert str(raised.value) == (
+            f"image folder {val} has no class folders (expected {val}/<wnid>/<image>.JPEG); it holds 2 image(s) "
+            "directly, e.g. ILSVRC2012_val_00000001.JPEG, ILSVRC2012_val_00000002.JPEG, with no WNID in their names (a "
+            "flat folder names them <wnid>_<anything>.JPEG): ImageNet's validation images as distributed "
+            "(ILSVRC2012_val_*.JPEG) must first be sorted into class folders by the devkit's labels "
+            "(torchvision.datasets.ImageNet(root, split='val') does it, as does the valprep.sh script)")
+
+
 def test_missing_train_split(tmp_path):
     (tmp_path / "val").mkdir()
     with pytest.raises(DataError, match="no train/ folder"):
@@ -124,6 +146,26 @@ def test_empty_class_folder_is_named(folder):
         with pytest.raises(DataError, match=r"n09999999 has no images: it holds 2 file\(s\), none with an image "
                                             r"extension, e.g\. notes\.txt, sub/n09999999_1\.JPEG\.part; expected"):
             check(folder)
+
+
+def test_a_class_folder_of_only_macos_hidden_files_is_said_to_hold_hidden_files(folder):
+    """A zip made on a Mac unpacks a __MACOSX/ folder beside the classes, holding ._<name>.JPEG resource forks for
+    every image: the error said it held files "none with an image extension, e.g. n01440764/._a.JPEG" (they have one;
+    they are skipped because hidden, as .DS_Store is)."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    forks = folder / "train" / "__MACOSX" / "n01440764"
+    forks.mkdir(parents=True)
+    (forks / "._a.JPEG").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (forks / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    for check in (open_imagenet, check_imagenet):
+        with pytest.raises(DataError) as raised:
+            check(folder)
+        assert str(raised.value).startswith(
+            f"class folder {folder / 'train' / '__MACOSX'} has no images: it holds only 2 hidden file(s), e.g. "
+            "n01440764/.DS_Store, n01440764/._a.JPEG, which are skipped (a name starting with '.': macOS's .DS_Store "
+            "and ._* resource forks); __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: "
+            "delete it; expected image files (.jpg")
 
 
 def test_val_class_missing_from_train(folder):

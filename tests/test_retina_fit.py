@@ -499,6 +499,40 @@ def test_the_few_validation_frames_warning_names_a_recording_held_in_memory_as_s
         warn_of_few_validation_targets(recording, 12, FitConfig(), 40)
 
 
+@pytest.fixture(scope="module")
+def recording_with_a_silent_cell(tmp_path_factory):
+    """The embedded circuit's recording (small) with cell03 silent throughout: no spike in training or in any test
+    trial, as a dead channel or a cell lost early in a real recording."""
+    import h5py
+
+    path = generate_recording(tmp_path_factory.mktemp("silent") / "whitenoise.h5", "whitenoise", n_train=2000,
+                              n_test=200, n_repeats=3)
+    with h5py.File(path, "r+") as f:
+        for split in ("train", "test"):
+            for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned"):
+                f[f"{split}/response/{key}"][2] = 0
+        f["test/repeats/cell03"][...] = 0
+    return path
+
+
+@pytest.mark.parametrize("name", ["ln", "twosubunit"])
+def test_a_cell_without_spikes_is_fitted_to_a_rate_near_zero_not_refused_as_negative_rates(
+        recording_with_a_silent_cell, name):
+    """The LN and two-subunit models start their output gain at the cell's mean rate (about 1e-3 for a silent cell),
+    which Adam's first step carried below 0: 'retina model LN: returned negative rates ... end the model with a
+    softplus, ReLU or exp', blaming a built-in model for the data. The gain is |alpha|; the GLM and the BN-CNN fitted
+    such a cell already (its held-out numbers NaN, the cell left out of the median)."""
+    from neurozoo.datasets.retina_h5 import read_experiment
+
+    train = read_experiment(recording_with_a_silent_cell, "train")
+    model = create_model(name, n_cells=len(train.cells))
+    result = fit(model, recording_with_a_silent_cell, epochs=1, batching="windows", batch_size=64,
+                 max_steps_per_epoch=6, progress=False)
+    rates = predict(result.model, read_experiment(recording_with_a_silent_cell, "test").stimulus)
+    assert rates.shape == (len(train.cells), 200 - 39) and (rates >= 0).all()
+    assert rates[2].max() < 0.1 < rates[np.arange(len(train.cells)) != 2].mean(1).min()  # silent: ~0 spikes/s
+
+
 @pytest.mark.parametrize("stimulus, message", [
     # failed inside the LN model: "mat1 and mat2 shapes cannot be multiplied (60x1600 and 2500x4)"
     (np.zeros((60, 40, 40), np.float32), r"^stimulus: expected shape \(T >= 40, 50, 50\), one 40-frame window or more "

@@ -254,6 +254,21 @@ def test_repeats_in_one_dataset_of_the_wrong_shape_are_named(tmp_path, shape, fr
     assert str(info.value).endswith(fragment)
 
 
+def test_per_cell_repeats_stored_frames_first_are_named_with_the_transpose(tmp_path):
+    """test/repeats/cellNN stored (T, n_repeats) (frames first, as MATLAB or a Keras-style array writes it) was refused
+    with only the shapes; the response's (T, cells) already said to transpose it, the repeats now say so too."""
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        trials = f["test/repeats/cell01"][()]
+        del f["test/repeats/cell01"]
+        f["test/repeats/cell01"] = trials.T
+    with pytest.raises(DataError) as info:
+        read_experiment(path, "test")
+    assert str(info.value) == (f"{path}: dataset test/repeats/cell01: expected shape (n_repeats >= 2, 80), got "
+                               f"(80, {trials.shape[0]}): frames on the first axis; store it transposed, as "
+                               f"({trials.shape[0]}, 80)")
+
+
 def test_repeats_of_binned_counts_alone_are_refused_naming_what_is_needed(tmp_path):
     """No loader of the original reads binned repeats (openretina reads test/repeats/<firing-rate key>), so a file
     with only test/repeats/binned is refused with the dataset to add, not converted by a rule of ours."""

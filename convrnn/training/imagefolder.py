@@ -26,6 +26,8 @@ from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
 FLAT_NAME = re.compile(r"^(n\d{8})_.*$")
+#: ImageNet's validation images as distributed: one folder, no WNID in the name (labels in the devkit)
+RAW_VAL_NAME = re.compile(r"^ILSVRC20\d\d_val_\d+\.", re.IGNORECASE)
 
 
 def is_image(name: str) -> bool:
@@ -49,7 +51,16 @@ def class_folders(root: Path) -> List[str]:
         raise DataError(f"image folder {root} does not exist or is not a folder")
     names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not names:
-        raise DataError(f"image folder {root} has no class folders (expected {root}/<wnid>/<image>.JPEG)")
+        images = sorted(e.name for e in os.scandir(root) if e.is_file() and is_image(e.name))
+        loose = ""
+        if images:
+            loose = (f"; it holds {len(images)} image(s) directly, e.g. {shown_names(images)}, with no WNID "
+                     "in their names (a flat folder names them <wnid>_<anything>.JPEG)")
+            if any(RAW_VAL_NAME.match(name) for name in images):
+                loose += (": ImageNet's validation images as distributed (ILSVRC2012_val_*.JPEG) must first be sorted "
+                          "into class folders by the devkit's labels (torchvision.datasets.ImageNet(root, split='val') "
+                          "does it, as does the valprep.sh script)")
+        raise DataError(f"image folder {root} has no class folders (expected {root}/<wnid>/<image>.JPEG){loose}")
     return names
 
 
@@ -69,8 +80,15 @@ def no_images(folder: Path) -> DataError:
     which are skipped as torchvision skips them) and the extensions read."""
     others = sorted(os.path.relpath(os.path.join(root, name), folder)
                     for root, _, names in os.walk(folder, followlinks=True) for name in names)
-    found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}" if others
-             else "it is empty")
+    hidden = [name for name in others if os.path.basename(name).startswith(".")]
+    if others and len(hidden) == len(others):  # "none with an image extension" was said of ._x.JPEG
+        found = (f"it holds only {len(hidden)} hidden file(s), e.g. {', '.join(hidden[:3])}, which are skipped (a "
+                 "name starting with '.': macOS's .DS_Store and ._* resource forks)")
+        if folder.name == "__MACOSX":
+            found += "; __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: delete it"
+    else:
+        found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}"
+                 if others else "it is empty")
     return DataError(f"class folder {folder} has no images: {found}; expected image files ({', '.join(IMG_EXTENSIONS)}), "
                      "or remove the folder (every class folder is a class)")
 

@@ -85,8 +85,16 @@ class LN(nn.Module):
         self.beta = nn.Parameter(torch.ones(n_cells))
         self.bias = nn.Parameter(torch.zeros(n_cells))
 
+    def gain(self) -> torch.Tensor:
+        """The output gain ``|alpha|``. ``init_from_data`` starts ``alpha`` at the cell's mean rate (over 0.69), about
+        1e-3 for a cell with no spikes in the training split (a dead channel, a cell lost early: common in real
+        recordings), and Adam's first steps (1e-2) carried it below 0: the model's rates went negative and the fit
+        was refused as if the model could not give rates >= 0. ``|alpha|`` is ``alpha`` wherever ``alpha > 0``, value
+        and gradient, so every fit that ran before gives the same weights."""
+        return self.alpha.abs()
+
     def forward(self, x):
-        return self.alpha * F.softplus(self.beta * self.filter(x) + self.bias)
+        return self.gain() * F.softplus(self.beta * self.filter(x) + self.bias)
 
     def init_from_sta(self, sta):
         self.filter.init_from_sta(sta)
@@ -96,7 +104,7 @@ class LN(nn.Module):
         self.filter.scale_drive(windows, 1.0)
 
     def forward_movie(self, movie):
-        return self.alpha * F.softplus(self.beta * self.filter.forward_movie(movie) + self.bias)
+        return self.gain() * F.softplus(self.beta * self.filter.forward_movie(movie) + self.bias)
 
     @torch.no_grad()
     def init_from_data(self, mean_rate: torch.Tensor):

@@ -30,7 +30,8 @@ class TwoSubunit(nn.Module):
     def _combine(self, on, off):
         on = F.relu(on + self.subunit_bias[0])
         off = F.relu(off + self.subunit_bias[1])
-        return self.alpha * F.softplus(self.weights[0] * on + self.weights[1] * off + self.bias)
+        # |alpha|: the LN model's gain (LN.gain), which a cell with no training spikes drove below 0
+        return self.alpha.abs() * F.softplus(self.weights[0] * on + self.weights[1] * off + self.bias)
 
     def subunits(self, x):
         """The two rectified subunit outputs ``(B, 2, n_cells)`` for windows ``x``."""

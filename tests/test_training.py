@@ -957,6 +957,9 @@ def test_corrupt_or_foreign_checkpoint_is_a_data_error(tmp_path):
     torch.save({"weights": torch.ones(1)}, tmp_path / "foreign.pth")
     with pytest.raises(DataError, match="lacks field"):
         load_checkpoint(tmp_path / "foreign.pth")
+    torch.save(5, tmp_path / "number.pth")  # was a TypeError: 'int' object is not iterable
+    with pytest.raises(DataError, match=r"number.pth holds an object of type int, not the dict of fields `zoo train` writes"):
+        load_checkpoint(tmp_path / "number.pth")
     with pytest.raises(DataError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.pth")
 

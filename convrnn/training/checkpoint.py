@@ -54,6 +54,9 @@ def what_was_kept(out: Path, first: str = "", how: str = "") -> str:
 def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
     path = Path(path)
     state = read_torch_file(path, map_location=map_location)
+    if not isinstance(state, dict):
+        raise DataError(f"checkpoint {path} holds an object of type {type(state).__name__}, not the dict of fields `zoo train` writes "
+                        "(model, epoch, global_step, ...)")
     missing = {"model", "epoch", "global_step"} - set(state)
     if missing:
         raise DataError(f"checkpoint {path} lacks field(s) {sorted(missing)}; not written by `zoo train`?")

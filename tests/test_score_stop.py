@@ -425,3 +425,49 @@ def test_sigterm_in_a_retina_commands_setup_stops_it_at_once(tmp_path, command):
     if command != "fit":
         assert records(tmp_path) == []
 
+
+@pytest.mark.parametrize("benchmark", ["oms", "osr", "osr-mechanism"])
+def test_a_sigterm_while_the_ground_truth_circuit_is_built_stops_at_once(monkeypatch, benchmark):
+    """A retina benchmark builds the ground-truth circuit (0.5-0.9 CPU-s of calibration) after the model's fit, whose
+    lock ended the setup's stretch where a stop is taken at once: a SIGTERM during the build waited for it to finish,
+    then stopped at the first probe stimulus. The build writes nothing, so the stop is now taken at once there too
+    (benchmarks.retina.ground_truth): the calibration does not finish and no stimulus is probed."""
+    import signal
+
+    import torch
+
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks import osr, phenomena
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
+    from neurozoo.retina.fit import create_model
+
+    calibrate, armed, calibrated, probes = synthetic_retina.GroundTruthRetina._calibrate, [], [], []
+
+    def given(*args, **kwargs):  # the model "fitted" (given; the stop comes before its recording's provenance is
+        # read): the circuit is built from here on, as in a fresh process
+        synthetic_retina._DEFAULT = None
+        armed.append(1)
+        return "bncnn", model, {}
+
+    def signalled(self):
+        if armed:
+            os.kill(os.getpid(), signal.SIGTERM)
+        calibrate(self)
+        calibrated.append(1)
+
+    def safe_point():
+        probes.append(1)
+        raise_if_terminated()
+
+    for module in (phenomena, osr):
+        monkeypatch.setattr(module, "fitted_or_given", given)
+    monkeypatch.setattr(synthetic_retina.GroundTruthRetina, "_calibrate", signalled)
+    monkeypatch.setattr(synthetic_retina, "_DEFAULT", synthetic_retina._DEFAULT)
+    monkeypatch.setattr(phenomena, "_TRUTHS", {})
+    torch.manual_seed(0)
+    model = create_model("bncnn", n_cells=12)
+    with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+        raise_if_terminated()  # a safe point passed (the fit folder's lock): the command's setup is over
+        benchmarks.load(f"retina_embedded.{benchmark}").score(model, progress=False, safe_point=safe_point)
+    assert (armed, calibrated, probes) == ([1], [], [])

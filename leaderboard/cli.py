@@ -35,6 +35,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the commands that take SIGTERM themselves: deferred to their safe points, and at once before their work begins
+#: (datasets.termination), or, for the web app, left to its server
+OWN_SIGTERM = frozenset({"train", "search", "fit", "score", "run", "work", "reproduce", "serve"})
+
+
+def _sigterm_for(command: str):
+    """Every other command (``zoo probe``, ``dynamics``, ``compare``, ``data``, ``convert-weights``, ``cache``...) is
+    stopped by a SIGTERM where Python is, as Ctrl-C stops it: exit 130 with "zoo COMMAND: interrupted; signal 15"
+    (:func:`datasets.termination.sigterm_stops_at_once`). It was SIGTERM's default: killed without a word (exit -15),
+    its clean-up (``finally``, a database transaction's rollback, a temporary file's removal) never run."""
+    import contextlib
+
+    if command in OWN_SIGTERM:
+        return contextlib.nullcontext()
+    from neurozoo.datasets.termination import sigterm_stops_at_once
+
+    return sigterm_stops_at_once()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     # Idle OpenMP threads sleep instead of spinning; set here, before the command modules import torch, and not
     # at import time, so that importing this module changes nothing. On a machine shared with other work,
@@ -47,7 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     warnings.formatwarning = warning_line(args.command, default_format)
     try:
         _check_device(getattr(args, "device", None))
-        result = args.handler(args)
+        with _sigterm_for(args.command):
+            result = args.handler(args)
         sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
     except KeyboardInterrupt as error:  # its message, if any, says what was kept (retina.fit.FitInterrupted)
         print(f"zoo {args.command}: interrupted; {error}" if str(error) else "interrupted", file=sys.stderr)

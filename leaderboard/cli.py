@@ -35,39 +35,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: the commands that take SIGTERM themselves: deferred to their safe points, and at once before their work begins
-#: (datasets.termination), or, for the web app, left to its server
-OWN_SIGTERM = frozenset({"train", "search", "fit", "score", "run", "work", "reproduce", "serve"})
-
-
-def _sigterm_for(command: str):
-    """Every other command (``zoo probe``, ``dynamics``, ``compare``, ``data``, ``convert-weights``, ``cache``...) is
-    stopped by a SIGTERM where Python is, as Ctrl-C stops it: exit 130 with "zoo COMMAND: interrupted; signal 15"
-    (:func:`datasets.termination.sigterm_stops_at_once`). It was SIGTERM's default: killed without a word (exit -15),
-    its clean-up (``finally``, a database transaction's rollback, a temporary file's removal) never run."""
-    import contextlib
-
-    if command in OWN_SIGTERM:
-        return contextlib.nullcontext()
-    from neurozoo.datasets.termination import sigterm_stops_at_once
-
-    return sigterm_stops_at_once()
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     # Idle OpenMP threads sleep instead of spinning; set here, before the command modules import torch, and not
     # at import time, so that importing this module changes nothing. On a machine shared with other work,
     # libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for
     # a descheduled thread: 2 threads ran 3-5x slower than 1 (docs/performance.md, "OpenMP spin-waiting on a shared machine").
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from neurozoo.datasets.termination import sigterm_stops_at_once
+
+    # SIGTERM stops zoo where Python is, as Ctrl-C does (exit 130, "interrupted; signal 15"), from its start-up (the
+    # command modules' imports, ~1 s) on. It was SIGTERM's default there, and throughout the commands that do not
+    # take it themselves (zoo probe, dynamics, compare, data, convert-weights, cache...): killed without a word (exit
+    # -15), their clean-up (finally blocks, a transaction's rollback, a temporary file's removal) never run. The
+    # commands that defer it to their safe points (train, search, fit, score, run, work) do so inside their blocks,
+    # which hand a request no safe point saw back to this handler; zoo serve's server takes it for its own shutdown
+    with sigterm_stops_at_once():
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        except KeyboardInterrupt as error:
+            print(f"zoo: interrupted; {error}" if str(error) else "zoo: interrupted", file=sys.stderr)
+            return 130
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
     default_format = warnings.formatwarning
     warnings.formatwarning = warning_line(args.command, default_format)
     try:
         _check_device(getattr(args, "device", None))
-        with _sigterm_for(args.command):
-            result = args.handler(args)
+        result = args.handler(args)
         sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
     except KeyboardInterrupt as error:  # its message, if any, says what was kept (retina.fit.FitInterrupted)
         print(f"zoo {args.command}: interrupted; {error}" if str(error) else "interrupted", file=sys.stderr)

@@ -165,3 +165,17 @@ def test_a_command_without_safe_points_stopped_by_sigterm_exits_130_saying_so(tm
     assert (stopped.returncode, stopped.stderr.splitlines()[-1:], stopped.stdout.splitlines()[-1:]) == (
         130, ["zoo probe: interrupted; signal 15"], ["returned: False"]), stopped.stderr[-3000:]
     assert [path for path in (tmp_path / "out").rglob("*") if path.is_file()] == []
+
+
+def test_a_sigterm_in_zoos_start_up_stops_it_saying_so(tmp_path):
+    """A SIGTERM as zoo imported its command modules (~1 s, before any command's own handling) killed it without a
+    word (exit -15). It now stops it as Ctrl-C does: exit 130, "zoo: interrupted; signal 15", the import under way
+    not finished."""
+    from test_score_stop import SIGNAL_AT_IMPORT
+
+    marker = "neurozoo.benchmarks.dynamics.cli"  # the last of the command modules (leaderboard.cli.COMMAND_MODULES)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run([sys.executable, "-c", SIGNAL_AT_IMPORT, marker, "score", "--list"], capture_output=True,
+                             text=True, timeout=120, env=env)
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1:], stopped.stdout.splitlines()[-1:]) == (
+        130, ["zoo: interrupted; signal 15"], [f"signalled: True; {marker} imported: False"]), stopped.stderr[-3000:]

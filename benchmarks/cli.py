@@ -7,7 +7,7 @@ from typing import Optional
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_json
-from neurozoo.datasets.termination import SafePoint
+from neurozoo.datasets.termination import SafePoint, raise_if_terminated
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
 
 
@@ -136,15 +136,14 @@ def check_own_data_options(args) -> None:
 def _score(args) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
     at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
-    probe stimuli and steps: ``safe_point``; at once in a retina benchmark's imports and reading before its first,
-    ``stopping_at_once``) or before the record is stored, with nothing stored, or, once the record
+    probe stimuli and steps: ``safe_point``; at once in the imports, the model's building and the reading before the
+    first, ``stopping_at_once``) or before the record is stored, with nothing stored, or, once the record
     is stored, saying so. Either way exit 130 with one line (:func:`_stopped`), and the same command run again goes
     on: it reads the activation cache (and resumes an extraction after the batches it finished, which the cache
     kept), and reuses an identical stored record rather than storing a duplicate."""
-    import contextlib
 
     from neurozoo.benchmarks.paths import remade
-    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred, stopping_at_once
+    from neurozoo.datasets.termination import sigterm_deferred, stopping_at_once
 
     state = {"extracted": None, "analysing": False, "cache": CacheCount(), "record": None, "written": False}
 
@@ -157,10 +156,14 @@ def _score(args) -> int:
 
     try:
         with sigterm_deferred():
-            # a retina benchmark imports torch and scipy and reads its recording (seconds) before its first safe
-            # point (the fit folder's lock, a probe stimulus), writing nothing: a stop until then is taken at once.
-            # Not a neural benchmark's: its first batch is kept in the activation cache before its first safe point
-            with stopping_at_once() if _is_retina(args.benchmark) else contextlib.nullcontext():
+            # before its first safe point a benchmark writes nothing: a retina benchmark imports torch and scipy and
+            # reads its recording (seconds) up to the fit folder's lock or its first probe stimulus; a neural one (or
+            # imagenet.val) imports torch, builds the model, loads its images and reads the activation cache up to
+            # the safe point before its first batch (the first write: that batch's, kept in the cache). A stop until
+            # then is taken at once; it waited for the first batch to be extracted and kept (a minute for a
+            # full-width ConvRNN on a CPU). A plugin's benchmark, which takes no safe point, ends the stretch before
+            # its score begins (score_from_args)
+            with stopping_at_once():
                 score, model_name = score_from_args(args, safe_point, state["cache"])
             state["extracted"], state["analysing"] = None, False
             raise_if_terminated()
@@ -191,7 +194,7 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
     if state["analysing"]:
         cached = f" (stopped part-way through {args.benchmark}'s analysis, which the rerun runs again)"
     elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
-        cached = "" if extracted is None else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
+        cached = "" if extracted is None or not extracted[0] else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
                                                "rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
@@ -336,6 +339,10 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
     hooks = _safe_point_for(benchmark, NeuralBenchmark, safe_point)
+    if safe_point is not None and not hooks:
+        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
+        # a stop is taken at once (stopping_at_once), ends here
+        raise_if_terminated()
     if cache_count is not None and isinstance(benchmark, NeuralBenchmark):  # a plugin's score may not take it
         cache_count.counting = True
         hooks["cache_progress"] = cache_count
@@ -386,10 +393,15 @@ def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
         warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
                       "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
                       "val_top1 the run logged by the few images whose answer the precision changes")
+    stoppable = _safe_point_for(benchmark, ImageNetBenchmark, safe_point)
+    if safe_point is not None and not stoppable:
+        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
+        # a stop is taken at once (stopping_at_once), ends here
+        raise_if_terminated()
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True),
-                            **_safe_point_for(benchmark, ImageNetBenchmark, safe_point))
+                            **stoppable)
     if weights is not None:
         score.provenance["settings"].update(weights=weights["label"], weights_conversion=weights)
     score.provenance["settings"].update(checkpoint=str(args.checkpoint) if args.checkpoint else None,

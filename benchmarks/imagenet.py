@@ -102,8 +102,8 @@ class ImageNetBenchmark:
     def score(self, model: torch.nn.Module, data, image_size: int = 224, batch_size: int = 32,
               max_images: Optional[int] = None, seed: int = 0, workers: int = 0, classes: Optional[Sequence[str]] = None,
               progress: bool = True, safe_point: Optional[Callable[[int, int], None]] = None) -> Score:
-        """``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-        SIGTERM, which raises there: :data:`datasets.termination.SafePoint`), as in the activation extraction
+        """``safe_point(done, total)``: called before each batch (``zoo score``'s safe point for a SIGTERM, which
+        raises there: :data:`datasets.termination.SafePoint`), as in the activation extraction
         (``extraction.activations.extract``)."""
         from torch.utils.data import DataLoader
         from tqdm.auto import tqdm
@@ -135,7 +135,7 @@ class ImageNetBenchmark:
 
         def batches():
             for done, (images, target) in enumerate(loader):
-                if safe_point is not None and done:
+                if safe_point is not None:  # the first too: it ends zoo score's stretch where a stop is at once
                     safe_point(done, len(loader))
                 yield images.to(device), target.to(device)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance, stoppable
+from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, stoppable
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.termination import SafePoint
 
@@ -41,12 +41,11 @@ class OSRBenchmark:
               safe_point: Optional[SafePoint] = None, **fit_overrides) -> Score:
         """``safe_point()``: called before each flash train the circuit and the model are probed with (``zoo
         score``'s, :data:`datasets.termination.SafePoint`; the score is the same)."""
-        from neurozoo.datasets.synthetic_retina import default_retina
         from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
 
         started = time.perf_counter()
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
-        truth = omitted_stimulus_response(stoppable(default_retina(), safe_point), periods=self.periods)
+        truth = omitted_stimulus_response(stoppable(ground_truth(safe_point), safe_point), periods=self.periods)
         fitted = omitted_stimulus_response(stoppable(module, safe_point), periods=self.periods)
         result = compare_to_ground_truth(fitted, truth)
         provenance_ = phenomenon_provenance(self, name, info, seed, device, started, osr=fitted.settings,
@@ -90,7 +89,7 @@ class OSRMechanismBenchmark:
         started = time.perf_counter()
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         if all(hasattr(module, a) for a in ("conv1", "layer1", "layer2", "readout")):
-            result = mechanism_recovery(module, k=self.k, safe_point=safe_point)
+            result = mechanism_recovery(module, ground_truth(safe_point), k=self.k, safe_point=safe_point)
             raw = float(sum(r.get("reduced_osr", False) for r in result["cells"]) / max(len(result["cells"]), 1))
         else:
             result = {"value": 0.0, "cells": [], "channels": {}, "note": "no first-layer units to attribute"}

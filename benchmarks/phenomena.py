@@ -58,7 +58,7 @@ from typing import Optional
 import numpy as np
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given, phenomenon_provenance, stoppable
+from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, stoppable
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.termination import SafePoint
 
@@ -143,14 +143,13 @@ PHENOMENA = {
 
 def _truth(phenomenon: str, settings: tuple, safe_point: Optional[SafePoint] = None) -> np.ndarray:
     """The ground-truth circuit's index (deterministic; computed once per process and settings, ``safe_point()``
-    called before each stimulus: :func:`benchmarks.retina.stoppable`)."""
-    from neurozoo.datasets.synthetic_retina import default_retina
-
+    called before each stimulus: :func:`benchmarks.retina.stoppable`; a stop while the circuit is built is taken at
+    once: :func:`benchmarks.retina.ground_truth`)."""
     key = (phenomenon, settings)
     if key not in _TRUTHS:
         if len(_TRUTHS) >= 8:
             _TRUTHS.pop(next(iter(_TRUTHS)))
-        _TRUTHS[key] = PHENOMENA[phenomenon][0](stoppable(default_retina(), safe_point), dict(settings))
+        _TRUTHS[key] = PHENOMENA[phenomenon][0](stoppable(ground_truth(safe_point), safe_point), dict(settings))
     return _TRUTHS[key]
 
 

@@ -41,8 +41,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     # libgomp's default spin-wait made each of torch's ~300 small parallel ops per BN-CNN training step wait for
     # a descheduled thread: 2 threads ran 3-5x slower than 1 (docs/performance.md, "OpenMP spin-waiting on a shared machine").
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    from neurozoo.datasets.termination import sigterm_stops_at_once
+
+    # SIGTERM stops zoo where Python is, as Ctrl-C does (exit 130, "interrupted; signal 15"), from its start-up (the
+    # command modules' imports, ~1 s) on. It was SIGTERM's default there, and throughout the commands that do not
+    # take it themselves (zoo probe, dynamics, compare, data, convert-weights, cache...): killed without a word (exit
+    # -15), their clean-up (finally blocks, a transaction's rollback, a temporary file's removal) never run. The
+    # commands that defer it to their safe points (train, search, fit, score, run, work) do so inside their blocks,
+    # which hand a request no safe point saw back to this handler; zoo serve's server takes it for its own shutdown
+    with sigterm_stops_at_once():
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        except KeyboardInterrupt as error:
+            print(f"zoo: interrupted; {error}" if str(error) else "zoo: interrupted", file=sys.stderr)
+            return 130
+        return _run_command(args)
+
+
+def _run_command(args) -> int:
     default_format = warnings.formatwarning
     warnings.formatwarning = warning_line(args.command, default_format)
     try:

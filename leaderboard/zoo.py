@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.benchmarks.records import ScoreRecord
 from neurozoo.retina.embedded_fit import DEFAULT_FIT_EPOCHS
@@ -446,9 +446,13 @@ def check_record(record: ScoreRecord) -> ScoreRecord:
 
 
 def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", layers: Optional[Dict[str, str]] = None,
-                timing=None, progress: bool = False, cache: bool = True) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
+                timing=None, progress: bool = False, cache: bool = True,
+                work_begins: Optional[Callable[..., None]] = None) -> Tuple[ScoreRecord, Optional[ScoreRecord]]:
     """(public record, hidden record) of ``model`` on ``spec['benchmark']``; raises ScoringError on bad output.
-    ``cache=False``: the activations are computed, never read from (or written to) the activation cache."""
+    ``cache=False``: the activations are computed, never read from (or written to) the activation cache.
+    ``work_begins``: called where the work begins: before the extraction's first batch (its safe point: the batch is
+    then kept in the activation cache), after an extraction read whole from the cache, or before a benchmark's own
+    score (which may write at once): :func:`_score_spec`'s."""
     from neurozoo import benchmarks
     from neurozoo.benchmarks.neural import NeuralBenchmark, extraction_settings
 
@@ -456,6 +460,8 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     benchmark = benchmarks.load(spec["benchmark"])
     provenance = {"weights": spec.get("weights"), "overrides": spec.get("overrides"), "spec_family": spec["family"]}
     if not isinstance(benchmark, NeuralBenchmark):
+        if work_begins is not None:
+            work_begins()
         score = benchmark.score(model)
         score.provenance.setdefault("settings", {}).update(provenance)
         return check_record(score.to_record(name, spec["benchmark"])), None
@@ -467,7 +473,10 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
         sorted({layer, *(region_layer(model, r) for r in ("V4", "IT"))})
     extraction = {"max_features": options["max_features"], "seed": options.get("seed", 0),
                   **({"timing": timing} if timing is not None else {})}
-    features = benchmark.extract(model, wanted, cache=cache, progress=progress, **extraction)
+    features = benchmark.extract(model, wanted, cache=cache, progress=progress, **extraction,
+                                 **({"safe_point": work_begins} if work_begins is not None else {}))
+    if work_begins is not None:  # all of it read from the cache (no batch extracted): the scoring begins here
+        work_begins()
     image_size = list(benchmark.stimuli.images.shape[-2:])
     # the options extracted with, as zoo score's records keep them (the benchmark's {} was recorded: a default one)
     settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
@@ -569,10 +578,24 @@ def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
         budget = f", at most {fit['epochs']} epochs" if "epochs" in fit else ""
         settings.update(weights=f"fitted on the embedded recordings (seed {seed}{budget})", spec_family="retina")
         return check_record(score.to_record(display_name(spec), spec["benchmark"])), None
-    model = build_model(spec, device)
     from neurozoo.datasets.provenance import module_sha256
+    from neurozoo.datasets.termination import raise_if_terminated, stopping_at_once
 
-    public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache)
+    begun = []
+
+    def work_begins(*position) -> None:  # the extraction's safe point: only its first call, before the first batch
+        if not begun:
+            begun.append(position)
+            raise_if_terminated()
+
+    # until the extraction's first batch (its first write: the batch kept in the activation cache; or the scoring of
+    # features read whole from the cache) the job imports, builds its model and reads its images and the cache,
+    # writing nothing: a stop (zoo run's SIGTERM) is taken at once, the job handed back, as a retina job's before its
+    # fit; it waited for the whole job. From there on the job is finished and stored first, as ever
+    with stopping_at_once():
+        model = build_model(spec, device)
+        public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache,
+                                     work_begins=work_begins)
     for record in (public, hidden):
         if record is not None:  # None: a benchmark without a hidden split
             record.settings["model_sha256"] = module_sha256(model)

@@ -25,15 +25,22 @@ PLUGIN = textwrap.dedent('''
 
     def _assembly():
         time.sleep(float(os.environ.get("LBTEST_SLEEP", "0")))  # lets the test kill the scorer mid-job
-        gate = os.environ.get("LBTEST_GATE")  # or holds the job until the test has signalled the scorer
-        while gate and not os.path.exists(gate):
-            time.sleep(0.05)
         return synthetic_assembly(n_stimuli=96, n_neuroids=10, n_bins=3, n_repetitions=4, n_objects=4, seed=0)[0]
+
+
+    class GatedStimuli(Stimuli):
+        def batch(self, start, stop):
+            gate = os.environ.get("LBTEST_GATE")  # or holds the job until the test has signalled the scorer
+            if gate and start > 0:  # past the extraction's first batch, kept: the job's work has begun
+                open(gate + ".reached", "w").close()
+                while not os.path.exists(gate):
+                    time.sleep(0.05)
+            return super().batch(start, stop)
 
 
     def _stimuli():
         ids = [f"s{i:05d}" for i in range(96)]
-        return Stimuli(ids, torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+        return GatedStimuli(ids, torch.randn(96, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
 
 
     def make():
@@ -167,17 +174,18 @@ def test_zoo_run_given_sigterm_mid_job_finishes_that_job_stops_and_resumes_to_th
     every score is the one an uninterrupted run stores."""
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     models, gate = "feedforward_intermediate,rgc_shallow", tmp_path / "gate"
-    first = zoo_run(url, tmp_path / "report", dict(plugin_env, LBTEST_GATE=str(gate)), models=models)
-    deadline, db = time.time() + 240, None  # generous: start-up is slow on a loaded 2-core machine
-    while time.time() < deadline and first.poll() is None:
-        time.sleep(0.2)
-        if db is not None or (tmp_path / "lb.sqlite").exists():
-            db = db or LeaderboardDB(url)
-            if any(job["status"] == RUNNING for job in db.jobs()):
-                break
+    first = zoo_run(url, tmp_path / "report", dict(plugin_env, LBTEST_GATE=str(gate),
+                                                   NEUROZOO_CACHE=str(tmp_path / "cache")), models=models)
+    deadline = time.time() + 240  # generous: start-up is slow on a loaded 2-core machine
+    while time.time() < deadline and first.poll() is None:  # the job past its extraction, at the gate (before it,
+        time.sleep(0.2)  # in the job's setup, a stop is taken at once: test_zoo_run_given_sigterm_in_a_jobs_setup...)
+        if (tmp_path / "gate.reached").exists():
+            break
     else:
         first.kill()
-        pytest.fail(f"the scorer never started a job: {first.communicate()[0]}")
+        pytest.fail(f"the scorer's job never reached the gate: {first.communicate()[0]}")
+    db = LeaderboardDB(url)
+    assert [job["status"] for job in db.jobs()].count(RUNNING) == 1
     first.send_signal(signal.SIGTERM)  # while its job waits at the gate: before, the default action killed it here
     time.sleep(0.5)
     gate.touch()
@@ -204,6 +212,49 @@ def test_zoo_run_given_sigterm_mid_job_finishes_that_job_stops_and_resumes_to_th
         return sorted((row.model, row.settings["split"], row.value, row.error) for row in frame.itertuples())
 
     assert len(resumed) == 4 and scores(resumed) == scores(uninterrupted)
+    db.dispose()
+
+
+def test_zoo_run_given_sigterm_in_a_jobs_setup_hands_it_back_at_once_and_resumes_to_the_uninterrupted_result(
+        tmp_path, plugin_env, monkeypatch, capsys):
+    """A neural job's setup (imports, the model's building, its images and the activation cache read) writes nothing
+    until the extraction's first batch, yet a SIGTERM there waited for the whole job to be extracted, scored and
+    stored. It is now taken at once, as in a retina job's setup: the model's building does not finish, the job goes
+    back to the queue (no attempt spent), nothing is stored or cached, exit 130; the rerun stores the scores of a run
+    never stopped."""
+    from neurozoo.leaderboard import zoo
+
+    url, built = f"sqlite:///{tmp_path / 'lb.sqlite'}", []
+    build_model = zoo.build_model
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        model = build_model(*args, **kwargs)
+        built.append(model)
+        return model
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    with monkeypatch.context() as patch:
+        patch.setattr(zoo, "build_model", signalled)
+        code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
+    assert (code, built) == (130, []), out
+    assert ("zoo run: interrupted; stopped (signal 15) with 0 of 1 jobs done and stored (0 in this run); the others "
+            "are queued and no report was written: rerun the same command to continue (finished results are reused)"
+            in out.splitlines()), out
+    db = LeaderboardDB(url)
+    assert [(job["status"], job["attempts"]) for job in db.jobs()] == [(QUEUED, 0)]
+    assert len(db.query()) == 0 and list((tmp_path / "cache").rglob("*.signed")) == []
+    code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
+    assert code == 0 and list((tmp_path / "cache").rglob("*.signed")) != [], out  # the cache the stop left empty
+    whole = f"sqlite:///{tmp_path / 'whole.sqlite'}"
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "whole_cache"))
+    code, out = zoo_run_here(whole, tmp_path / "whole_report", tmp_path / "plugin", monkeypatch, capsys)
+    assert code == 0, out
+
+    def scores(frame):
+        return sorted((row.model, row.settings["split"], row.value, row.error) for row in frame.itertuples())
+
+    assert len(db.query()) == 2 and scores(db.query()) == scores(LeaderboardDB(whole).query())
     db.dispose()
 
 

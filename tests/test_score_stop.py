@@ -11,7 +11,7 @@ from neurozoo.benchmarks.records import ResultsStore
 
 #: the child: a 60-image benchmark (three batches of 20 at --batch-size 20), then a signal where argv[1] says
 CHILD = """
-import atexit, os, signal, sys
+import atexit, os, signal, sys, time
 import numpy as np, torch, xarray as xr
 from neurozoo import benchmarks
 from neurozoo.benchmarks import cli, plots
@@ -34,11 +34,13 @@ benchmarks.BENCHMARKS._entries["test.stop-V4"] = Entry(
 
 when = sys.argv[1]
 signum = signal.SIGINT if when.startswith("ctrl-c") else signal.SIGTERM
+signalled = []
 
 
 def at(point, function):
     def patched(*args, **kwargs):
         if when.endswith(point):
+            signalled.append(time.perf_counter())
             os.kill(os.getpid(), signum)
         return function(*args, **kwargs)
     return patched
@@ -61,7 +63,9 @@ def fetch(self, start, stop):
 
 activations.Stimuli.batch = fetch
 atexit.register(lambda: print(f"batches extracted from image: {fetched}"))
+atexit.register(lambda: signalled and print(f"ran on after the signal: {time.perf_counter() - signalled[0]:.2f} s"))
 cli.score_from_args = scored
+cli.resolve_model_and_weights = at("while building the model", cli.resolve_model_and_weights)
 plots.plot_time_course = at("while plotting", plots.plot_time_course)
 sys.exit(main(sys.argv[2:]))
 """
@@ -111,6 +115,31 @@ def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extract
     assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
             in rerun.stdout)
     assert (records(tmp_path), len(cached(tmp_path)), partials(tmp_path)) == ([1], 1, {})
+
+
+def test_sigterm_while_the_model_is_built_stops_at_once_and_the_rerun_scores_as_a_run_never_stopped(tmp_path):
+    """A neural benchmark's zoo score took a SIGTERM in its setup (imports, the model's building, the images and the
+    activation cache read) only at its first safe point, once its first batch was extracted and kept (a minute for
+    a full-width ConvRNN on a CPU). It writes nothing until then, so the stop is now taken at once
+    (datasets.termination.stopping_at_once): no batch extracted, nothing cached or stored, exit 130 saying so; the
+    rerun scores what a run never stopped scores (the --no-cache run reuses its record: the same score)."""
+    stopped = zoo_score(tmp_path, "sigterm while building the model")
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
+        "zoo score: interrupted; signal 15 before the score was stored: nothing stored; rerun the same command to "
+        "score it")), stopped.stderr[-3000:]
+    after, extracted = stopped.stdout.splitlines()[-2:]  # atexit: the last registered first
+    assert extracted == "batches extracted from image: []"
+    assert float(after.split(": ")[1].split()[0]) < 1.0, after  # the exit's own clean-up; the build never ran
+    assert (records(tmp_path), cached(tmp_path), partials(tmp_path), list((tmp_path / "out").glob("*"))) == (
+        [], [], {}, [])
+    rerun = zoo_score(tmp_path, "no signal")
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "batches extracted from image: [0, 20, 40]" in rerun.stdout and "record 1 in" in rerun.stdout
+    uninterrupted = zoo_score(tmp_path, "no signal", "--no-cache")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
+            in uninterrupted.stdout)
+    assert records(tmp_path) == [1]
 
 
 def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path):
@@ -395,3 +424,50 @@ def test_sigterm_in_a_retina_commands_setup_stops_it_at_once(tmp_path, command):
     assert list((tmp_path / "cache").rglob("*fit*")) == [] and not (tmp_path / "out").exists()
     if command != "fit":
         assert records(tmp_path) == []
+
+
+@pytest.mark.parametrize("benchmark", ["oms", "osr", "osr-mechanism"])
+def test_a_sigterm_while_the_ground_truth_circuit_is_built_stops_at_once(monkeypatch, benchmark):
+    """A retina benchmark builds the ground-truth circuit (0.5-0.9 CPU-s of calibration) after the model's fit, whose
+    lock ended the setup's stretch where a stop is taken at once: a SIGTERM during the build waited for it to finish,
+    then stopped at the first probe stimulus. The build writes nothing, so the stop is now taken at once there too
+    (benchmarks.retina.ground_truth): the calibration does not finish and no stimulus is probed."""
+    import signal
+
+    import torch
+
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks import osr, phenomena
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
+    from neurozoo.retina.fit import create_model
+
+    calibrate, armed, calibrated, probes = synthetic_retina.GroundTruthRetina._calibrate, [], [], []
+
+    def given(*args, **kwargs):  # the model "fitted" (given; the stop comes before its recording's provenance is
+        # read): the circuit is built from here on, as in a fresh process
+        synthetic_retina._DEFAULT = None
+        armed.append(1)
+        return "bncnn", model, {}
+
+    def signalled(self):
+        if armed:
+            os.kill(os.getpid(), signal.SIGTERM)
+        calibrate(self)
+        calibrated.append(1)
+
+    def safe_point():
+        probes.append(1)
+        raise_if_terminated()
+
+    for module in (phenomena, osr):
+        monkeypatch.setattr(module, "fitted_or_given", given)
+    monkeypatch.setattr(synthetic_retina.GroundTruthRetina, "_calibrate", signalled)
+    monkeypatch.setattr(synthetic_retina, "_DEFAULT", synthetic_retina._DEFAULT)
+    monkeypatch.setattr(phenomena, "_TRUTHS", {})
+    torch.manual_seed(0)
+    model = create_model("bncnn", n_cells=12)
+    with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
+        raise_if_terminated()  # a safe point passed (the fit folder's lock): the command's setup is over
+        benchmarks.load(f"retina_embedded.{benchmark}").score(model, progress=False, safe_point=safe_point)
+    assert (armed, calibrated, probes) == ([1], [], [])

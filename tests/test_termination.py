@@ -122,3 +122,60 @@ def test_a_ctrl_c_handler_set_from_c_is_put_back_after_a_deferred_block(tmp_path
     assert (done.returncode, done.stdout) == (0, "before: None\ndeferred: 2\nthe C handler\ndeferred again\n"
                                                  "the C handler\nafter the second block\nthe C handler\nran on\n"), \
         done.stderr[-2000:]
+
+
+#: ``zoo`` that sends itself SIGTERM as argv[1] (module:function) is first called, mid-command; says whether that
+#: function's call returned
+SIGTERM_MID_COMMAND = """
+import atexit, importlib, os, signal, sys
+module_name, name = sys.argv[1].split(":")
+module = importlib.import_module(module_name)
+function, returned = getattr(module, name), []
+
+
+def signalled(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    result = function(*args, **kwargs)
+    returned.append(1)
+    return result
+
+
+setattr(module, name, signalled)
+atexit.register(lambda: print(f"returned: {bool(returned)}"))
+from neurozoo.leaderboard.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_command_without_safe_points_stopped_by_sigterm_exits_130_saying_so(tmp_path):
+    """zoo probe, dynamics, compare, data, convert-weights, cache... (every command but those that take SIGTERM
+    themselves: leaderboard.cli.OWN_SIGTERM) died of a SIGTERM without a word (exit -15), their clean-up never run.
+    They now stop where Python is, as on Ctrl-C: exit 130, "zoo COMMAND: interrupted; signal 15", nothing written."""
+    import torch
+
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    torch.save(create_model("bncnn", n_cells=12).state_dict(), tmp_path / "bncnn.pt")
+    at = "neurozoo.retina.phenomena.osr:omitted_stimulus_response"  # zoo probe's model probed, past its loading
+    arguments = ["probe", "osr", "bncnn", "--checkpoint", str(tmp_path / "bncnn.pt"), "--out", str(tmp_path / "out")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run([sys.executable, "-c", SIGTERM_MID_COMMAND, at, *arguments], capture_output=True,
+                             text=True, timeout=300, env=env)
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1:], stopped.stdout.splitlines()[-1:]) == (
+        130, ["zoo probe: interrupted; signal 15"], ["returned: False"]), stopped.stderr[-3000:]
+    assert [path for path in (tmp_path / "out").rglob("*") if path.is_file()] == []
+
+
+def test_a_sigterm_in_zoos_start_up_stops_it_saying_so(tmp_path):
+    """A SIGTERM as zoo imported its command modules (~1 s, before any command's own handling) killed it without a
+    word (exit -15). It now stops it as Ctrl-C does: exit 130, "zoo: interrupted; signal 15", the import under way
+    not finished."""
+    from test_score_stop import SIGNAL_AT_IMPORT
+
+    marker = "neurozoo.benchmarks.dynamics.cli"  # the last of the command modules (leaderboard.cli.COMMAND_MODULES)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
+    stopped = subprocess.run([sys.executable, "-c", SIGNAL_AT_IMPORT, marker, "score", "--list"], capture_output=True,
+                             text=True, timeout=120, env=env)
+    assert (stopped.returncode, stopped.stderr.splitlines()[-1:], stopped.stdout.splitlines()[-1:]) == (
+        130, ["zoo: interrupted; signal 15"], [f"signalled: True; {marker} imported: False"]), stopped.stderr[-3000:]

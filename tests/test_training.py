@@ -170,6 +170,56 @@ def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tm
     assert "reads ALL images once before training" in " ".join(capsys.readouterr().out.split())
 
 
+#: ``zoo train`` that sends itself SIGTERM as --hash-images reads the first image; says how many it read
+SIGTERM_WHILE_HASHING = """
+import atexit, os, signal, sys
+from neurozoo.datasets import provenance
+from neurozoo.leaderboard.cli import main
+
+sha256_file, hashed = provenance.sha256_file, []
+
+
+def signalled(path):
+    if not hashed:
+        os.kill(os.getpid(), signal.SIGTERM)
+    hashed.append(path)
+    return sha256_file(path)
+
+
+provenance.sha256_file = signalled
+atexit.register(lambda: print(f"images hashed: {len(hashed)}"))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_while_hash_images_reads_the_images_stops_at_once_writing_nothing(data, tmp_path):
+    """A SIGTERM as --hash-images read every image (minutes on ImageNet) waited for all of them, the model's building
+    and the first step, whose checkpoint it then wrote. The setup writes nothing before its log and run.json, so the
+    stop is now taken at once there (datasets.termination.stopping_at_once): no other image is read, exit 130 saying
+    that nothing was kept, and --out holds no file."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    stopped = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_HASHING, "train", "rgc_shallow", "--data", str(data), "--out",
+         str(tmp_path / "run"), "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--workers", "0",
+         "--hash-images", *(f"--set={key}={value}" for key, value in TINY.items())],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert (stopped.returncode, stopped.stdout.splitlines()[-1], stopped.stderr.splitlines()[-1]) == (
+        130, "images hashed: 0", f"zoo train: interrupted; no checkpoint had been written, so {tmp_path / 'run'} "
+                                 "holds none to resume"), stopped.stderr[-3000:]
+    assert sorted(path.name for path in (tmp_path / "run").rglob("*")) == []
+
+
+def test_hash_images_shows_its_progress_on_a_terminal(data, tmp_path, capsys, monkeypatch):
+    """--hash-images read every image without a word but one line (minutes on ImageNet): a progress bar per split
+    now counts the images read, on a terminal (as the epochs' bars; none with --quiet)."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    trainer = Trainer(config(data, tmp_path, hash_images=True, quiet=False))
+    trainer.close()
+    err = capsys.readouterr().err
+    # its first draw (later ones come at most every 0.1 s, and the bar is cleared at the end: leave=False)
+    assert "hashing train:   0%|          | 0/32 [" in err and "hashing val:   0%|          | 0/16 [" in err, err
+
+
 def test_run_json_locates_every_part_of_a_run_resumed_from_another_folder(data, tmp_path, monkeypatch):
     """A run started in one folder with a relative --data and --out and resumed from another (its --data, --out
     typed relative to that one) recorded each part's paths as typed, without the folder they were typed in, and the

@@ -297,8 +297,9 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
     """Features per layer, (presentation, neuroid, time_bin), for ``bins`` (10 ms, 70..260 ms by default).
 
     ``fast``: see :func:`inference_options` (ConvRNNs only; the model is switched back afterwards).
-    ``safe_point(done, total)``: called before each batch after the first (``zoo score``'s safe point for a
-    SIGTERM, which raises there: :data:`datasets.termination.SafePoint`). A layer's final cache entry is written
+    ``safe_point(done, total)``: called before each batch (``zoo score``'s safe point for a SIGTERM, which raises
+    there: :data:`datasets.termination.SafePoint`; the one before the first ends its setup's stretch where a stop is
+    taken at once, :func:`datasets.termination.stopping_at_once`, before the first batch is kept). A layer's final cache entry is written
     once all its batches are extracted; with a cache, each batch is kept in a partial entry as it is finished
     (:mod:`.cache`), and an extraction stopped between batches resumes after those it finished when run again, with
     the same features bit for bit (the same batches through the same model; the projection depends only on the
@@ -475,7 +476,7 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
             starts = range(0, len(stimuli.ids), batch_size)
             for done in tqdm(range(first, len(starts)), desc="activations", unit="batch", disable=not progress,
                              initial=first, total=len(starts)):
-                if safe_point is not None and done:
+                if safe_point is not None:  # the first too: the work, and the cache's writes, begin after it
                     safe_point(done, len(starts))
                 images = stimuli.batch(starts[done], starts[done] + batch_size).to(device)
                 if reducer is not None:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -100,14 +101,18 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
     from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, WorkerDied, train
     from neurozoo.datasets.errors import DataError, UserFacingError
-    from neurozoo.datasets.termination import sigterm_deferred
+    from neurozoo.datasets.termination import sigterm_deferred, stopping_at_once
 
     config = config_from_args(args)
     # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
     # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data).
-    # Ctrl-C does so once training has started (Trainer.fit); before, it stops at once, nothing being trained yet
+    # Ctrl-C does so once training has started (Trainer.fit); before, it stops at once, nothing being trained yet.
+    # So does SIGTERM in one process's setup, until its first write (the log, run.json: Trainer._setup): listing and
+    # hashing the data (--hash-images: minutes on ImageNet) and building the model write nothing. Not under torchrun,
+    # whose ranks meet in collectives there: one rank stopped alone would leave the others waiting in one
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
     try:
-        with sigterm_deferred():
+        with sigterm_deferred(), stopping_at_once() if single else contextlib.nullcontext():
             train(config)
     except KeyboardInterrupt as error:  # Ctrl-C: the generic "interrupted" said nothing of what was kept
         if int(os.environ.get("RANK", "0")) == 0:

@@ -608,16 +608,20 @@ class Trainer:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
         self._check_ranks_agree(self._resume_view(resume), resume_difference, f"--out {self.out}",
                                 "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
-        self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
-        if resume is not None:
-            self.log.truncate_after(self.global_step, self.epoch)
-        elif self.dist.is_main:
-            self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
-        if self.dist.is_main:
-            self._write_run_info(resume)
-            if self.epoch < config.epochs:  # zoo train's curve of a finished part, which said "finished" beside a run
-                # resumed for more epochs and then stopped or diverged; drawn again when the run is done
-                (self.out / "training_curve.png").unlink(missing_ok=True)
+        # the setup's first writes: a block of their own, which ends zoo train's stretch where a stop is taken at once
+        # (stopping_at_once: the data listed and hashed, the model built, all writing nothing), so that a SIGTERM
+        # from here on waits for the first safe point; a stop inside it is taken as the block ends
+        with sigterm_deferred():
+            self.log = MetricsLog(self.out / "metrics.jsonl", enabled=self.dist.is_main)
+            if resume is not None:
+                self.log.truncate_after(self.global_step, self.epoch)
+            elif self.dist.is_main:
+                self.log.truncate_after(0)  # a fresh run in a used folder starts a fresh log
+            if self.dist.is_main:
+                self._write_run_info(resume)
+                if self.epoch < config.epochs:  # zoo train's curve of a finished part, which said "finished" beside a
+                    # run resumed for more epochs and then stopped or diverged; drawn again when the run is done
+                    (self.out / "training_curve.png").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ setup
     def _configure_backends(self) -> None:
@@ -684,7 +688,13 @@ class Trainer:
             rank, world_size = self.dist.rank, self.dist.world_size
             if self.dist.is_main and not self.config.quiet:
                 print(f"--hash-images: reading the {len(split)} images of {split.root}", file=sys.stderr, flush=True)
-            shares = all_gather_objects([sha256_file(path) for path, _ in split.samples[rank::world_size]])
+            mine = split.samples[rank::world_size]
+            with self._progress(len(mine), f"hashing {name}") as bar:  # minutes on ImageNet: rank 0's share shown
+                share = []
+                for path, _ in mine:
+                    share.append(sha256_file(path))
+                    bar.update()
+            shares = all_gather_objects(share)
             digests: List[str] = [""] * len(split)
             for share_rank, share in enumerate(shares):
                 digests[share_rank::world_size] = share

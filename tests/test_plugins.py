@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurozoo.datasets.errors import SpecError
-from neurozoo.datasets.registry import DuplicateNameError, Entry, Registry, _LazyEntryPoint
+from neurozoo.datasets.registry import DuplicateNameError, Entry, Registry, UnknownNameError, _LazyEntryPoint
 
 CELL_MODULE = '''
 import torch
@@ -247,3 +247,21 @@ def test_a_factory_forwarding_its_keywords_is_checked_against_the_callable_it_fo
         registry.create("chain", color="blue")
     assert accepted_keywords(lambda **kwargs: kwargs) is None
 
+
+def test_a_name_in_another_case_is_suggested():
+    """``create_model('BNCNN')`` named no close match: difflib is case-sensitive. A name equal but for case is the
+    suggestion; other near names are matched case-insensitively."""
+    from neurozoo import retina
+    from neurozoo.datasets.errors import did_you_mean
+
+    with pytest.raises(UnknownNameError, match=r"^unknown retina model 'BNCNN'; did you mean bncnn\? \(known: "):
+        retina.create_model("BNCNN")
+    registry = Registry("thing")
+    for name in ("Alpha", "beta", "Gamma2"):
+        registry.add(name, lambda: None)
+    with pytest.raises(UnknownNameError, match=r"^unknown thing 'ALPHA'; did you mean Alpha\? \(known: Alpha, Gamma2, beta\)$"):
+        registry.get("ALPHA")
+    with pytest.raises(UnknownNameError, match=r"^unknown thing 'gamma'; did you mean Gamma2\? "):
+        registry.get("gamma")
+    assert did_you_mean(["COLOR"], ["colour", "color"]) == "; did you mean 'color'?"
+    assert did_you_mean(["zzz"], ["alpha"]) == ""

@@ -134,16 +134,15 @@ def test_unresolved_cells_get_nan_and_a_reason():
 
     def system(movie):
         adapting = GainControlCell()(movie)
-        diverged = adapting.copy()  # a diverged model: one NaN frame (SVD of its STA did not converge, for all cells)
-        diverged[0, len(movie) // 2] = np.nan
         return np.concatenate([adapting, np.full((1, len(movie)), 5.0),
-                               20 + 5 * noise.standard_normal((1, len(movie))), diverged])
+                               20 + 5 * noise.standard_normal((1, len(movie)))])
 
     result = contrast_gain_control(system, frames=3000)
     assert result["reason"][0] == "" and result["gain_ratio"][0] < 0.5
     assert result["reason"][1] == "no response (low contrast)"
     assert result["reason"][2].startswith("STA not resolved (low contrast: peak ")
-    assert result["reason"][3] == "non-finite rates (low contrast: 1 of 2800 frames)"
+    # a diverged model's NaN (its STA's SVD did not converge, for all cells) is an error naming the cells, not a
+    # per-cell reason (tests/test_phenomena_nonfinite.py)
     for key in ("gain_ratio", "gain_low", "latency_low", "latency_high", "latency_shift"):
         assert np.isnan(result[key][1:]).all(), key
     assert not result["adapting"][1:].any()

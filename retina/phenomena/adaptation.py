@@ -125,7 +125,8 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
                         f"(with the {memory - 1} frames before it) after it: need block >= "
                         f"{early[1] + (early[1] - early[0]) + memory - 1}")
     movie, _ = stimuli.contrast_switching_noise(low, high, block, cycles, checker, seed, replay=replay)
-    rates = as_responder(system)(movie)
+    rates = as_responder(system, protocol="contrast_adaptation")(
+        movie, probe=f"white noise switching between sd {low:g} and {high:g}")
     n_cells = len(rates)
     aligned = rates.reshape(n_cells, cycles, 2, block)[:, 1:].mean(1)
     low_trace, high_trace = aligned[:, 0], aligned[:, 1]
@@ -239,8 +240,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     and a peak more than ``min_shift`` frames earlier at high contrast (beyond the estimation noise of fixed LN
     cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
-    Per cell NaN with ``reason`` where nothing is resolved: ``non-finite rates`` (NaN or inf in the analysed
-    frames: a diverged model), ``no response`` (rates constant over the run),
+    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast)."""
@@ -259,12 +259,12 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
 
         raise SpecError(f"contrast_gain_control: frames={frames} leaves {frames - max(settle, n_lags - 1)} frames after "
                         f"settle={settle}; need at least {MIN_GAIN_CONTROL_FRAMES} for an STA at low contrast")
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="contrast_gain_control")
     targets = np.arange(max(settle, n_lags - 1), frames)
     runs = {}
     for name, contrast in (("low", low), ("high", high)):
         movie = stimuli.white_noise(frames, contrast, checker, seed)
-        rates = respond(movie)
+        rates = respond(movie, probe=f"white noise of sd {contrast:g} ({name} contrast)")
         sta = spike_triggered_average(torch.from_numpy(movie), torch.from_numpy(rates.astype(np.float32)), targets,
                                       n_lags).numpy()[:, ::-1]  # lag 0 (the current frame) first
         # minus each lag's own window mean rather than the whole movie's (their difference, the same at every lag,
@@ -284,10 +284,6 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
-            if not np.isfinite(r).all():  # a diverged model: its STA's SVD would fail for every cell
-                reason[i] = reason[i] or (f"non-finite rates ({name} contrast: {np.count_nonzero(~np.isfinite(r))} "
-                                          f"of {len(r)} frames)")
-                continue
             if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
@@ -343,8 +339,9 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         raise SpecError(f"object_motion_sensitivity: settle={settle}, n_frames={n_frames}: expected settle < n_frames "
                         "(the response is the mean after the settle frames)")
     check_movie("object_motion_sensitivity", n_frames)
-    respond = as_responder(system)
-    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32))[:, settle:].mean(1)
+    respond = as_responder(system, protocol="object_motion_sensitivity")
+    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
+                       probe="a grey screen (the baseline)")[:, settle:].mean(1)
     n_cells = len(baseline)
     if centres is None:
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
@@ -360,7 +357,8 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         for condition in conditions:
             movie = stimuli.object_motion(condition, n_frames, tuple(centre), radius, bar_width, contrast, speed,
                                           smoothness, seed)
-            responses[condition][cells] = respond(movie)[cells, settle:].mean(1) - baseline[cells]
+            rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})")
+            responses[condition][cells] = rates[cells, settle:].mean(1) - baseline[cells]
     return {"baseline": baseline, **responses, "centres": centres,
             "oms_index": np.where(np.abs(responses["differential"]) + np.abs(responses["global"]) >= min_response,
                                   _index(responses["differential"], responses["global"]), np.nan)}

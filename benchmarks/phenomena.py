@@ -193,7 +193,7 @@ class PhenomenonBenchmark:
 
 
 def _factory(phenomenon: str):
-    @forwards_keywords(lambda: partial(PhenomenonBenchmark, phenomenon))  # the registry checks the keywords against the class's
+    @forwards_keywords(lambda: partial(PhenomenonBenchmark, phenomenon))  # keywords checked against the class's
     def create(**kwargs) -> PhenomenonBenchmark:
         return PhenomenonBenchmark(phenomenon, **kwargs)
 

@@ -84,7 +84,7 @@ def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool
 
 
 def _factory(kind: str):
-    @forwards_keywords(lambda: partial(RetinaHeldoutBenchmark, kind))  # the registry checks the keywords against the class's
+    @forwards_keywords(lambda: partial(RetinaHeldoutBenchmark, kind))  # keywords checked against the class's
     def create(**kwargs) -> RetinaHeldoutBenchmark:
         return RetinaHeldoutBenchmark(kind, **kwargs)
 

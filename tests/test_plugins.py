@@ -212,7 +212,8 @@ def test_a_factory_forwarding_its_keywords_is_checked_against_the_callable_it_fo
              (lambda: create_model("glm", 2, histroy=3),
               r"^retina model 'glm': unknown argument\(s\) \['histroy'\]; did you mean history\?; it takes: n_cells, "
               r"rank, history, n_frames, frame_size, post_spike_penalty, link$"),
-             (lambda: retina.create_model("bncnn2016", chanels=(4, 4)), r"did you mean channels\?; it takes: n_cells, "),
+             (lambda: retina.create_model("bncnn2016", chanels=(4, 4)),
+              r"did you mean channels\?; it takes: n_cells, "),
              (lambda: benchmarks.load("retina_embedded.oms", analysys={}),
               r"^benchmark 'retina_embedded.oms': unknown argument\(s\) \['analysys'\]; did you mean analysis\?; it "
               r"takes: kind, analysis, sizes, fit_settings$"),
@@ -259,7 +260,8 @@ def test_a_name_in_another_case_is_suggested():
     registry = Registry("thing")
     for name in ("Alpha", "beta", "Gamma2"):
         registry.add(name, lambda: None)
-    with pytest.raises(UnknownNameError, match=r"^unknown thing 'ALPHA'; did you mean Alpha\? \(known: Alpha, Gamma2, beta\)$"):
+    with pytest.raises(UnknownNameError,
+                       match=r"^unknown thing 'ALPHA'; did you mean Alpha\? \(known: Alpha, Gamma2, beta\)$"):
         registry.get("ALPHA")
     with pytest.raises(UnknownNameError, match=r"^unknown thing 'gamma'; did you mean Gamma2\? "):
         registry.get("gamma")

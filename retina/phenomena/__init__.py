@@ -9,6 +9,6 @@ from neurozoo.retina.phenomena.analyses import (latency_coding, motion_anticipat
 from neurozoo.retina.phenomena.osr import OSRResult, omitted_stimulus_response, plot_osr
 from neurozoo.retina.phenomena.responder import NonFiniteRates, as_responder
 
-__all__ = ["as_responder", "NonFiniteRates", "omitted_stimulus_response", "OSRResult", "plot_osr", "step_response", "paired_flash",
-           "latency_coding", "reversing_grating", "motion_anticipation", "motion_reversal", "peak_latency",
-           "contrast_adaptation", "contrast_gain_control", "object_motion_sensitivity", "fit_exponential"]
+__all__ = ["as_responder", "NonFiniteRates", "omitted_stimulus_response", "OSRResult", "plot_osr", "step_response",
+           "paired_flash", "latency_coding", "reversing_grating", "motion_anticipation", "motion_reversal",
+           "peak_latency", "contrast_adaptation", "contrast_gain_control", "object_motion_sensitivity", "fit_exponential"]

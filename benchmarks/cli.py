@@ -497,10 +497,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     from neurozoo import retina
     from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
     from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError, did_you_mean
 
     if args.model not in retina.list_models():
-        raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r} "
+        raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r}"
+                              f"{did_you_mean([args.model], retina.list_models(), n=3, show=str)} "
                               f"(registered: {', '.join(retina.list_models())})")
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""

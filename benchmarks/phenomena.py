@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional
 
 import numpy as np
@@ -60,6 +61,7 @@ import numpy as np
 from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, stoppable
 from neurozoo.benchmarks.score import Score
+from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.datasets.termination import SafePoint
 
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
@@ -190,6 +192,7 @@ class PhenomenonBenchmark:
 
 
 def _factory(phenomenon: str):
+    @forwards_keywords(lambda: partial(PhenomenonBenchmark, phenomenon))  # keywords checked against the class's
     def create(**kwargs) -> PhenomenonBenchmark:
         return PhenomenonBenchmark(phenomenon, **kwargs)
 

@@ -10,11 +10,13 @@ benchmark is created; models are looked up by name in ``retina.MODELS`` only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
 from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.score import Score
+from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.datasets.termination import SafePoint
 
 
@@ -82,6 +84,7 @@ def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool
 
 
 def _factory(kind: str):
+    @forwards_keywords(lambda: partial(RetinaHeldoutBenchmark, kind))  # keywords checked against the class's
     def create(**kwargs) -> RetinaHeldoutBenchmark:
         return RetinaHeldoutBenchmark(kind, **kwargs)
 

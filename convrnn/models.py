@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from neurozoo.convrnn.spec import GraphSpec, load_spec
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, did_you_mean
 from neurozoo.datasets.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: registering the models imports no torch (`zoo list` needs none)
@@ -134,7 +134,8 @@ def _with_checked_overrides(name: str):
         valid = list(inspect.signature(factory).parameters)
         unknown = sorted(set(overrides) - set(valid))
         if unknown:
-            raise SpecError(f"model {name!r}: unknown override(s) {unknown}; valid: {', '.join(valid)}")
+            raise SpecError(f"model {name!r}: unknown override(s) {unknown}{did_you_mean(unknown, valid, show=str)}; "
+                            f"valid: {', '.join(valid)}")
         return factory(**overrides)
     return create
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, did_you_mean
 from neurozoo.datasets.json_files import write_atomic
 
 NORMS = ("none", "batch", "group")
@@ -359,7 +359,8 @@ class GraphSpec:
         unknown = set(overrides) - set(OVERRIDES)
         if unknown:
             raise SpecError(
-                f"spec {self.name!r}: unknown override(s) {sorted(unknown)}; valid: {', '.join(sorted(OVERRIDES))}"
+                f"spec {self.name!r}: unknown override(s) {sorted(unknown)}"
+                f"{did_you_mean(sorted(unknown), OVERRIDES, show=str)}; valid: {', '.join(sorted(OVERRIDES))}"
             )
         data = self.to_dict()
         if overrides.get("wiring") is not None and overrides.get("cell_kind") is None:

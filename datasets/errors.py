@@ -18,12 +18,20 @@ class DataError(UserFacingError, ValueError):
 
 
 def did_you_mean(unknown: Iterable[str], known: Iterable[str], n: int = 1, show: Callable[[str], str] = repr) -> str:
-    """``"; did you mean 'x'?"``: the known names closest to each unknown one (``difflib.get_close_matches``, ``n``
-    each), or ``""`` when none is close; for an error message naming unknown fields, keys or registry names."""
+    """``"; did you mean 'x'?"``: the known names closest to each unknown one, or ``""`` when none is close; for an
+    error message naming unknown fields, keys or registry names. Case is ignored: a name equal to an unknown one but
+    for case is its only suggestion, else ``difflib.get_close_matches`` (``n`` each) of the case-folded names
+    (``'BNCNN'`` had no suggestion: difflib rated it 0 against ``'bncnn'``)."""
     import difflib
 
-    known = list(known)
-    close = [match for name in unknown for match in difflib.get_close_matches(name, known, n=n)]
+    folded = {}  # case-folded name -> the known names that fold to it
+    for name in known:
+        folded.setdefault(str(name).casefold(), []).append(name)
+    close = []
+    for name in unknown:
+        key = str(name).casefold()
+        matches = [key] if key in folded else difflib.get_close_matches(key, list(folded), n=n)
+        close += [original for match in matches for original in folded[match]]
     return f"; did you mean {', '.join(map(show, dict.fromkeys(close)))}?" if close else ""
 
 

@@ -28,9 +28,14 @@ def lazy_exports(package: str, exports: Dict[str, Iterable[str]]) -> Tuple[Calla
 def lazy_factory(module: str, name: str) -> Callable:
     """A registry factory calling ``module.name``, imported on its first call: a package registers its models by
     name and description without importing their modules (torch), so that ``zoo list`` lists them without it."""
+    from neurozoo.datasets.registry import forwards_keywords
 
+    def target():
+        return getattr(importlib.import_module(module), name)
+
+    @forwards_keywords(target)  # the registry checks the keywords against the imported factory's
     def create(**overrides):
-        return getattr(importlib.import_module(module), name)(**overrides)
+        return target()(**overrides)
 
     create.__name__ = create.__qualname__ = name
     create.__module__ = module  # where it comes from, as a registry's duplicate-name error names it

@@ -129,14 +129,11 @@ class Registry:
     def _check_arguments(self, entry: Entry, kwargs: Dict[str, Any]) -> None:
         """``SpecError`` for a keyword the factory does not take, naming the entry and those it takes: it was the
         factory's TypeError (``register.<locals>.cowley() got an unexpected keyword argument 'bogus'``, naming
-        neither the benchmark nor what it takes). A factory that takes ``**kwargs`` checks its own."""
-        try:
-            parameters = inspect.signature(entry.resolve()).parameters.values()
-        except (TypeError, ValueError):  # no signature to read (a builtin): the factory answers for itself
+        neither the benchmark nor what it takes). A factory taking ``**kwargs`` is read through to the callable it
+        passes them on to when it says which (:func:`forwards_keywords`); one that does not say checks its own."""
+        valid = accepted_keywords(entry.resolve())
+        if valid is None:
             return
-        if any(p.kind == p.VAR_KEYWORD for p in parameters):
-            return
-        valid = [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
             raise SpecError(f"{self.kind} {entry.name!r}: unknown argument(s) {unknown}"
@@ -148,6 +145,40 @@ class Registry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def forwards_keywords(target: Callable[[], Callable[..., Any]]):
+    """Decorator: the factory passes its ``**kwargs`` on to ``target()`` (a function returning the callable, so that
+    a module may be imported only when a model is made; a ``functools.partial`` where the factory binds some of its
+    arguments), whose signature then says which keywords the registry accepts: a wrapper's ``**kwargs`` hid them,
+    and ``create_model('ln', bogus=1)`` was the model class's TypeError."""
+
+    def mark(factory: Callable[..., Any]) -> Callable[..., Any]:
+        factory.forwards_keywords_to = target
+        return factory
+
+    return mark
+
+
+def accepted_keywords(factory: Callable[..., Any]) -> Optional[List[str]]:
+    """The keyword arguments ``factory`` takes, read through the ``**kwargs`` of each factory marked with
+    :func:`forwards_keywords`; ``None`` when any is taken (``**kwargs`` not marked) or there is no signature to read
+    (a builtin answers for itself)."""
+    names: List[str] = []
+    for _ in range(16):  # a chain of wrappers; a loop of marks would not end
+        try:
+            parameters = list(inspect.signature(factory).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            return names
+        target = getattr(factory, "forwards_keywords_to", None)
+        if target is None:
+            return None
+        factory = target()
+    return None
 
 
 _LOADED_PLUGINS: Dict[str, str] = {}

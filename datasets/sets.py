@@ -5,7 +5,10 @@ only when a data set is created.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
+
+from neurozoo.datasets.registry import forwards_keywords
 
 
 class Recording(NamedTuple):
@@ -16,29 +19,46 @@ class Recording(NamedTuple):
 
 
 def register(registry) -> None:
+    # each loader passes its keywords on to the converter's function, whose signature the registry checks them against
     def ventral(region):
-        def load(**kwargs):
+        def target():
             from neurozoo.datasets.embedded import load_ventral
 
-            return Recording(*load_ventral(region, **kwargs))
+            return partial(load_ventral, region)
+
+        @forwards_keywords(target)
+        def load(**kwargs):
+            return Recording(*target()(**kwargs))
         return load
 
     def cowley(session):
-        def load(**kwargs):
+        def target():
             from neurozoo.datasets.converters.cowley_v4 import load_cowley_v4
 
-            return load_cowley_v4(session, **kwargs)
+            return partial(load_cowley_v4, session)
+
+        @forwards_keywords(target)
+        def load(**kwargs):
+            return target()(**kwargs)
         return load
 
-    def allen(**kwargs):
+    def allen_target():
         from neurozoo.datasets.converters.allen_v1 import load_allen_v1
 
-        return load_allen_v1(**kwargs)
+        return load_allen_v1
 
-    def zhang(**kwargs):
+    @forwards_keywords(allen_target)
+    def allen(**kwargs):
+        return allen_target()(**kwargs)
+
+    def zhang_target():
         from neurozoo.datasets.converters.zhang_desimone_it import load_zhang_desimone_it
 
-        return load_zhang_desimone_it(**kwargs)
+        return load_zhang_desimone_it
+
+    @forwards_keywords(zhang_target)
+    def zhang(**kwargs):
+        return zhang_target()(**kwargs)
 
     for region, neurons in (("V4", "V4"), ("IT", "IT")):
         registry.add(f"ventral_embedded.{region}", ventral(region), family="ventral_embedded", region=region,

@@ -160,6 +160,14 @@ BAD_INPUT = {
                                             f"sqlite:///{t / 'a.sqlite'}"],
                                  "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
                                  "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
+    # names typed in another case got no suggestion: difflib rated 'BNCNN' 0 against 'bncnn'
+    "score a model in capitals": (lambda t: ["score", "BNCNN", "retina_embedded.osr"],
+                                  "retina_embedded.osr scores retina models; unknown retina model 'BNCNN'; did you "
+                                  "mean bncnn? (registered: bncnn, "),
+    "run a benchmark in another case": (lambda t: ["run", "--benchmarks", "Retina_Embedded.OSR", "--db",
+                                                   f"sqlite:///{t / 'a.sqlite'}"],
+                                        "unknown benchmark 'Retina_Embedded.OSR'; did you mean retina_embedded.osr? "
+                                        "(registered: "),
     # PyTorch's "Output size is too small" traceback from the first forward (zoo info's FLOPs count, zoo train's
     # first batch): a pool with an integer padding shrinks a side below 1
     "info --image-size below the spec's smallest": (lambda t: ["info", str(_padded_pool_spec(t)), "--image-size", "8"],

@@ -189,7 +189,8 @@ def test_protocol_values_that_are_not_frames_or_cells_are_refused_naming_them(kw
                                             (lambda movie: np.ones((2, 5)), r"\(2, 5\)"),  # a reduction of nothing
                                             (lambda movie: np.ones((0, len(movie))), r"\(0, 164\)")])
 def test_a_system_whose_rates_are_not_cells_by_frames_is_named(respond, shape):
-    with pytest.raises(ValueError, match=rf"^system function: expected rates \(cells, 164\) for a movie of 164 frames, "
+    # named by the function's name (it was "system function": a function's class)
+    with pytest.raises(ValueError, match=rf"^system <lambda>: expected rates \(cells, 164\) for a movie of 164 frames, "
                                          rf"at least one cell; got shape {shape}$"):
         omitted_stimulus_response(respond, periods=(6, 8, 10), n_flashes=8)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neurozoo.datasets.errors import SpecError
-from neurozoo.datasets.registry import DuplicateNameError, Entry, Registry, _LazyEntryPoint
+from neurozoo.datasets.registry import DuplicateNameError, Entry, Registry, UnknownNameError, _LazyEntryPoint
 
 CELL_MODULE = '''
 import torch
@@ -196,3 +196,74 @@ def test_a_keyword_the_factory_does_not_take_is_refused_naming_the_entry_and_wha
     with pytest.raises(SpecError, match=r"^benchmark 'cowley2023.V4': unknown argument\(s\) \['bogus'\]; it takes: "
                                         r"ceiling_silent$"):
         load("cowley2023.V4", bogus=1)
+
+
+def test_a_factory_forwarding_its_keywords_is_checked_against_the_callable_it_forwards_to():
+    """``retina.create_model('ln', bogus=1)`` was LN's TypeError (``LN.__init__() got an unexpected keyword argument
+    'bogus'``): the registry's check stopped at the lazy factory's and ``ln``'s ``**kwargs``. Each registry whose
+    factories forward their keywords (retina models, benchmarks, data sets) now names the entry, the keyword, a close
+    match and the keywords taken."""
+    from neurozoo import benchmarks, convrnn, datasets, retina
+    from neurozoo.datasets.registry import accepted_keywords, forwards_keywords
+    from neurozoo.retina.fit import create_model
+
+    cases = [(lambda: retina.create_model("ln", bogus=1),
+              r"^retina model 'ln': unknown argument\(s\) \['bogus'\]; it takes: n_cells, rank, n_frames, frame_size$"),
+             (lambda: create_model("glm", 2, histroy=3),
+              r"^retina model 'glm': unknown argument\(s\) \['histroy'\]; did you mean history\?; it takes: n_cells, "
+              r"rank, history, n_frames, frame_size, post_spike_penalty, link$"),
+             (lambda: retina.create_model("bncnn2016", chanels=(4, 4)),
+              r"did you mean channels\?; it takes: n_cells, "),
+             (lambda: benchmarks.load("retina_embedded.oms", analysys={}),
+              r"^benchmark 'retina_embedded.oms': unknown argument\(s\) \['analysys'\]; did you mean analysis\?; it "
+              r"takes: kind, analysis, sizes, fit_settings$"),
+             (lambda: benchmarks.load("retina_embedded.naturalscene-heldout", bogus=1),
+              r"^benchmark 'retina_embedded.naturalscene-heldout': unknown argument\(s\) \['bogus'\]; it takes: "
+              r"sizes, fit_settings$"),
+             # the bound argument (the region) is not one it takes
+             (lambda: datasets.load("ventral_embedded.V4", region="IT"),
+              r"^data set 'ventral_embedded.V4': unknown argument\(s\) \['region'\]; it takes: seed, nan_policy$"),
+             (lambda: datasets.load("allen_bo.v1_natural_scenes", nan_polcy="raise"),
+              r"did you mean nan_policy\?; it takes: nan_policy$")]
+    for make, message in cases:
+        with pytest.raises(SpecError, match=message):
+            make()
+    # the ConvRNNs check their own overrides (a spec's, a CORnet's): they now suggest the close one too
+    with pytest.raises(SpecError, match=r"^spec 'rgc_shallow': unknown override\(s\) \['n_step'\]; did you mean "
+                                        r"n_steps\?; valid: "):
+        convrnn.create_model("rgc_shallow", n_step=10)
+    with pytest.raises(SpecError, match=r"^model 'cornet_z': unknown override\(s\) \['num_class'\]; did you mean "
+                                        r"num_classes\?; valid: num_classes, width_multiplier$"):
+        convrnn.create_model("cornet_z", num_class=10)
+    assert retina.create_model("ln", n_cells=2, rank=1).filter.rank == 1  # what it takes still reaches the model
+
+    registry = Registry("thing")  # a chain of wrappers; an unmarked **kwargs still checks its own
+    registry.add("chain", forwards_keywords(lambda: forwarding)(lambda **kwargs: forwarding(**kwargs)))
+    forwarding = forwards_keywords(lambda: (lambda size=1, *, colour="red": (size, colour)))(
+        lambda shape=None, **kwargs: kwargs)
+    assert accepted_keywords(registry.get("chain").factory) == ["shape", "size", "colour"]
+    assert registry.create("chain", shape=1, colour="blue") == {"colour": "blue"}
+    with pytest.raises(SpecError, match=r"^thing 'chain': unknown argument\(s\) \['color'\]; did you mean colour\?; "
+                                        r"it takes: shape, size, colour$"):
+        registry.create("chain", color="blue")
+    assert accepted_keywords(lambda **kwargs: kwargs) is None
+
+
+def test_a_name_in_another_case_is_suggested():
+    """``create_model('BNCNN')`` named no close match: difflib is case-sensitive. A name equal but for case is the
+    suggestion; other near names are matched case-insensitively."""
+    from neurozoo import retina
+    from neurozoo.datasets.errors import did_you_mean
+
+    with pytest.raises(UnknownNameError, match=r"^unknown retina model 'BNCNN'; did you mean bncnn\? \(known: "):
+        retina.create_model("BNCNN")
+    registry = Registry("thing")
+    for name in ("Alpha", "beta", "Gamma2"):
+        registry.add(name, lambda: None)
+    with pytest.raises(UnknownNameError,
+                       match=r"^unknown thing 'ALPHA'; did you mean Alpha\? \(known: Alpha, Gamma2, beta\)$"):
+        registry.get("ALPHA")
+    with pytest.raises(UnknownNameError, match=r"^unknown thing 'gamma'; did you mean Gamma2\? "):
+        registry.get("gamma")
+    assert did_you_mean(["COLOR"], ["colour", "color"]) == "; did you mean 'color'?"
+    assert did_you_mean(["zzz"], ["alpha"]) == ""

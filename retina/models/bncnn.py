@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.retina.fast_conv import (SECOND_LAYER_METHODS, conv2d_fft, conv_first_layer, normals_ahead,
                                        resolve_method, unit_batchnorm_noise_relu)
 
@@ -273,10 +274,12 @@ def windows(movie: torch.Tensor, n_frames: int = N_FRAMES) -> torch.Tensor:
     return movie.unfold(0, n_frames, 1).permute(0, 3, 1, 2)
 
 
+@forwards_keywords(lambda: RetinaCNN)
 def bncnn(n_cells: int = 5, **kwargs) -> RetinaCNN:
     return RetinaCNN(n_cells=n_cells, **kwargs)
 
 
+@forwards_keywords(lambda: RetinaCNN)
 def bncnn2016(n_cells: int = 5, **kwargs) -> RetinaCNN:
     kwargs.setdefault("channels", (16, 8))
     kwargs.setdefault("kernel_sizes", (15, 9))

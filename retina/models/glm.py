@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 MAX_LOG_RATE = 8.0  # exp(8) ~ 3000 spikes/s: keeps the exponential finite while fitting
@@ -178,5 +179,6 @@ class GLM(nn.Module):
         return rates
 
 
+@forwards_keywords(lambda: GLM)
 def glm(n_cells: int = 5, **kwargs) -> GLM:
     return GLM(n_cells=n_cells, **kwargs)

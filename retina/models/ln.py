@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neurozoo.datasets.registry import forwards_keywords
 
 N_FRAMES = 40
 FRAME_SIZE = 50
@@ -112,5 +113,6 @@ class LN(nn.Module):
         self.alpha.copy_(mean_rate.clamp_min(1e-3) / F.softplus(torch.zeros(())))
 
 
+@forwards_keywords(lambda: LN)
 def ln(n_cells: int = 5, **kwargs) -> LN:
     return LN(n_cells=n_cells, **kwargs)

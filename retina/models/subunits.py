@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 
@@ -57,5 +58,6 @@ class TwoSubunit(nn.Module):
         self.alpha.copy_(mean_rate.clamp_min(1e-3) / F.softplus(torch.ones(())))
 
 
+@forwards_keywords(lambda: TwoSubunit)
 def twosubunit(n_cells: int = 5, **kwargs) -> TwoSubunit:
     return TwoSubunit(n_cells=n_cells, **kwargs)

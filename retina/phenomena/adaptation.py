@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage, signal
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.datasets.errors import SpecError, check_integer
+from neurozoo.datasets.errors import SpecError, check_integer, check_number
 from neurozoo.retina.phenomena import stimuli
 from neurozoo.retina.phenomena.analyses import check_movie, check_settings
 from neurozoo.retina.phenomena.responder import N_FRAMES, as_responder
@@ -125,7 +125,8 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
                         f"(with the {memory - 1} frames before it) after it: need block >= "
                         f"{early[1] + (early[1] - early[0]) + memory - 1}")
     movie, _ = stimuli.contrast_switching_noise(low, high, block, cycles, checker, seed, replay=replay)
-    rates = as_responder(system)(movie)
+    rates = as_responder(system, protocol="contrast_adaptation")(
+        movie, probe=f"white noise switching between sd {low:g} and {high:g}")
     n_cells = len(rates)
     aligned = rates.reshape(n_cells, cycles, 2, block)[:, 1:].mean(1)
     low_trace, high_trace = aligned[:, 0], aligned[:, 1]
@@ -206,6 +207,41 @@ def adaptation_call(gain_ratio, latency_shift, max_ratio: float = MAX_GAIN_RATIO
     return (np.asarray(gain_ratio) < max_ratio) & (np.asarray(latency_shift) < -min_shift)
 
 
+MAX_GAIN_CONTROL_LAGS = 100  # 1 s, 2.5 times the models' window: the STA's weights are cells x lags x frames floats
+
+
+def check_gain_control_settings(low, high, frames, checker, seed, settle, n_lags, crop, resolve_sd, window_sd, n_bins,
+                                min_count, max_ratio, min_shift) -> None:
+    """:func:`contrast_gain_control`'s settings, else a ``SpecError`` naming the first out of range. Unchecked, a
+    fractional, NaN or string count failed inside numpy or torch (``arange: cannot compute length``, ``'float' object
+    cannot be interpreted as an integer``), a negative ``checker`` or ``seed`` in numpy's words, ``frames=10**7`` was
+    a MemoryError for 23 GiB (``n_lags`` near ``frames`` one for terabytes, ``n_bins=10**9`` one for gigabytes), and
+    some gave a number silently: ``min_count=0`` read an empty bin as a rate of 0, a NaN ``resolve_sd`` resolved every
+    STA, a NaN ``max_ratio`` or ``min_shift`` called no cell adapting, an infinite contrast gave every cell NaN."""
+    check_settings("contrast_gain_control", frames={"frames": frames, "n_lags": n_lags, "crop": crop,
+                                                    "min_count": min_count},
+                   positive={"low": low, "high": high, "window_sd": window_sd, "max_ratio": max_ratio})
+    for name, value, least in (("checker", checker, 0), ("seed", seed, 0), ("settle", settle, 0), ("n_bins", n_bins, 3)):
+        check_integer(value, f"contrast_gain_control: {name}", least=least, error=SpecError)
+    for name, value in (("resolve_sd", resolve_sd), ("min_shift", min_shift)):
+        check_number(value, f"contrast_gain_control: {name}", least=0, error=SpecError)
+    if not low < high:
+        raise SpecError(f"contrast_gain_control: need 0 < low < high (white-noise sds); got low={low:g}, high={high:g}")
+    if n_lags > MAX_GAIN_CONTROL_LAGS:
+        raise SpecError(f"contrast_gain_control: n_lags={n_lags}: at most {MAX_GAIN_CONTROL_LAGS} frames of STA (its "
+                        "weights are cells x lags x frames floats)")
+    check_movie("contrast_gain_control", frames)
+    # shorter runs read a fixed cell as adapting: an LN cell with a 1-px spot measured a gain ratio of 0.58 at 1500
+    # frames and 0.99 at 3000 (the low-contrast STA is noisy and its nonlinearity's slope comes out too steep)
+    analysed = frames - max(settle, n_lags - 1)
+    if analysed < MIN_GAIN_CONTROL_FRAMES:
+        raise SpecError(f"contrast_gain_control: frames={frames} leaves {analysed} frames after "
+                        f"settle={settle}; need at least {MIN_GAIN_CONTROL_FRAMES} for an STA at low contrast")
+    if n_bins > analysed // min_count:
+        raise SpecError(f"contrast_gain_control: n_bins={n_bins}: at most {analysed // min_count} bins of "
+                        f"min_count={min_count} frames each in the {analysed} frames analysed")
+
+
 def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: int = 8000, checker: int = 2,
                           seed: int = 0, settle: int = 200, n_lags: int = 40, crop: int = 15, resolve_sd: float = 6.0,
                           window_sd: float = 2.0, n_bins: int = 12, min_count: int = 20,
@@ -239,8 +275,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     and a peak more than ``min_shift`` frames earlier at high contrast (beyond the estimation noise of fixed LN
     cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
-    Per cell NaN with ``reason`` where nothing is resolved: ``non-finite rates`` (NaN or inf in the analysed
-    frames: a diverged model), ``no response`` (rates constant over the run),
+    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast)."""
@@ -248,23 +283,14 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
 
     from neurozoo.retina.fit import spike_triggered_average
 
-    if not 0 < low < high:
-        from neurozoo.datasets.errors import SpecError
-
-        raise SpecError(f"contrast_gain_control: need 0 < low < high (white-noise sds); got low={low:g}, high={high:g}")
-    # shorter runs read a fixed cell as adapting: an LN cell with a 1-px spot measured a gain ratio of 0.58 at 1500
-    # frames and 0.99 at 3000 (the low-contrast STA is noisy and its nonlinearity's slope comes out too steep)
-    if frames - max(settle, n_lags - 1) < MIN_GAIN_CONTROL_FRAMES:
-        from neurozoo.datasets.errors import SpecError
-
-        raise SpecError(f"contrast_gain_control: frames={frames} leaves {frames - max(settle, n_lags - 1)} frames after "
-                        f"settle={settle}; need at least {MIN_GAIN_CONTROL_FRAMES} for an STA at low contrast")
-    respond = as_responder(system)
+    check_gain_control_settings(low, high, frames, checker, seed, settle, n_lags, crop, resolve_sd, window_sd, n_bins,
+                                min_count, max_ratio, min_shift)
+    respond = as_responder(system, protocol="contrast_gain_control")
     targets = np.arange(max(settle, n_lags - 1), frames)
     runs = {}
     for name, contrast in (("low", low), ("high", high)):
         movie = stimuli.white_noise(frames, contrast, checker, seed)
-        rates = respond(movie)
+        rates = respond(movie, probe=f"white noise of sd {contrast:g} ({name} contrast)")
         sta = spike_triggered_average(torch.from_numpy(movie), torch.from_numpy(rates.astype(np.float32)), targets,
                                       n_lags).numpy()[:, ::-1]  # lag 0 (the current frame) first
         # minus each lag's own window mean rather than the whole movie's (their difference, the same at every lag,
@@ -284,10 +310,6 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
-            if not np.isfinite(r).all():  # a diverged model: its STA's SVD would fail for every cell
-                reason[i] = reason[i] or (f"non-finite rates ({name} contrast: {np.count_nonzero(~np.isfinite(r))} "
-                                          f"of {len(r)} frames)")
-                continue
             if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
@@ -343,8 +365,9 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         raise SpecError(f"object_motion_sensitivity: settle={settle}, n_frames={n_frames}: expected settle < n_frames "
                         "(the response is the mean after the settle frames)")
     check_movie("object_motion_sensitivity", n_frames)
-    respond = as_responder(system)
-    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32))[:, settle:].mean(1)
+    respond = as_responder(system, protocol="object_motion_sensitivity")
+    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
+                       probe="a grey screen (the baseline)")[:, settle:].mean(1)
     n_cells = len(baseline)
     if centres is None:
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
@@ -360,7 +383,8 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         for condition in conditions:
             movie = stimuli.object_motion(condition, n_frames, tuple(centre), radius, bar_width, contrast, speed,
                                           smoothness, seed)
-            responses[condition][cells] = respond(movie)[cells, settle:].mean(1) - baseline[cells]
+            rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})")
+            responses[condition][cells] = rates[cells, settle:].mean(1) - baseline[cells]
     return {"baseline": baseline, **responses, "centres": centres,
             "oms_index": np.where(np.abs(responses["differential"]) + np.abs(responses["global"]) >= min_response,
                                   _index(responses["differential"], responses["global"]), np.nan)}

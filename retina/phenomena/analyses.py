@@ -75,7 +75,8 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
         raise SpecError(f"step_response: duration={duration}, post={post}, window={window}: expected duration >= 20 "
                         "(the sustained level is its last 20 frames) and window <= duration and post")
     check_movie("step_response", pre + duration + post)
-    rates = as_responder(system)(stimuli.step(intensity, pre, duration, post))
+    rates = as_responder(system, protocol="step_response")(stimuli.step(intensity, pre, duration, post),
+                                                            probe=f"a step of intensity {intensity:g}")
     baseline = _baseline(rates, pre)
     on = rates[:, pre:pre + window]
     off = rates[:, pre + duration:pre + duration + window]
@@ -107,16 +108,17 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
         raise SpecError(f"paired_flash: gaps: expected whole frames >= 1 between the flashes' onsets, at least one; "
                         f"got {gaps.tolist()}")
     check_movie("paired_flash", pre + 2 * int(gaps.max()) + window + 10)
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="paired_flash")
     post = int(gaps.max()) + window + 10
-    single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity))
+    single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity), probe="one flash")
     deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
     first = np.abs(deviation).max(1)
     rise = deviation.max(1)
     driven = (rise >= first) & (rise >= min_response)
     ratios = np.full((len(single), len(gaps)), np.nan)
     for j, gap in enumerate(gaps):
-        pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity))
+        pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity),
+                       probe=f"two flashes {gap} frames apart")
         second = np.abs(pair - single)[:, pre + gap:pre + gap + window].max(1)
         ratios[driven, j] = second[driven] / first[driven]
     return {"gaps": gaps, "first_amplitude": first, "driven": driven, "recovery": ratios}
@@ -142,7 +144,7 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
 
     check_settings("latency_coding", frames={"flash_frames": flash_frames, "window": window, "pre": pre})
     check_movie("latency_coding", pre + window + 20)
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="latency_coding")
     intensities = np.asarray(intensities, float)
     if intensities.ndim != 1 or len(intensities) < 2 or (intensities == 0).any() or not np.isfinite(intensities).all():
         raise SpecError(f"latency_coding: intensities: at least 2 finite non-zero flash intensities expected (a slope "
@@ -151,7 +153,8 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
         raise SpecError(f"latency_coding: latency must be one of {', '.join(LATENCIES)}; got {latency!r}")
     traces, raw = [], []
     for value in intensities:
-        rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value))
+        rates = respond(stimuli.flashes([pre], pre + window + 20, flash_frames, value),
+                        probe=f"a flash of intensity {value:g}")
         traces.append(rates - _baseline(rates, pre)[:, None])
         raw.append(rates)
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
@@ -208,11 +211,12 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
         raise SpecError(f"reversing_grating: phases: expected at least one finite spatial phase (a fraction of the "
                         f"grating's period); got {phases.tolist()}")
     check_movie("reversing_grating", 50 + half_period * n_reversals)
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="reversing_grating")
     period, pre = 2 * half_period, 50
     f1, f2 = [], []
     for phase in phases:
-        rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre))
+        rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre),
+                        probe=f"the grating at phase {phase:g}")
         steady = rates[:, pre + period:pre + n_reversals * half_period]
         n_cycles = steady.shape[1] // period
         cycle = steady[:, :n_cycles * period].reshape(len(rates), n_cycles, period).mean(1)
@@ -229,7 +233,8 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):
     amplitudes, latencies = [], []
     for x in positions:
-        rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post))
+        rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post),
+                        probe=f"a bar flashed at x={x:g} px")
         dev = rates - _baseline(rates, pre)[:, None]
         amplitudes.append(dev[:, pre:pre + post].max(1))
         latencies.append(_centroid_time(dev, pre, pre + post, baseline=0.0) - pre - (flash_frames - 1) / 2)
@@ -265,10 +270,10 @@ def motion_anticipation(system, speed: float = 1.0, width: float = 4.0, intensit
             or not np.isfinite(flash_positions).all()):
         raise SpecError(f"motion_anticipation: flash_positions: expected at least one finite bar position (px); got "
                         f"{flash_positions.tolist()}")
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="motion_anticipation")
     centre, flash_latency, _ = _rf_centres(respond, flash_positions, width, intensity, flash_frames)
     movie, positions = stimuli.moving_bar(speed, width, intensity)
-    rates = respond(movie)
+    rates = respond(movie, probe=f"a bar moving at {speed:g} px/frame")
     valid = np.flatnonzero(np.isfinite(positions))
     crossing = np.interp(centre, positions[valid], valid.astype(float))  # bar centre at the RF centre
     reach = int(np.ceil(max(30.0, 10.0 / speed)))
@@ -292,10 +297,10 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     if not 0 <= check_number(reverse_at, "motion_reversal: reverse_at", error=SpecError) <= stimuli.FRAME_SIZE:
         raise SpecError(f"motion_reversal: reverse_at: expected a position in the frame, from 0 to "
                         f"{stimuli.FRAME_SIZE} px; got {reverse_at!r}")
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="motion_reversal")
     movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
     control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)
-    r_rev, r_ctl = respond(movie), respond(control)
+    r_rev, r_ctl = respond(movie, probe="the reversing bar"), respond(control, probe="the continuing bar")
     diff = r_rev - r_ctl
     response = diff[:, t_rev:t_rev + window].max(1)
     latency = _centroid_time(diff, t_rev, t_rev + window, baseline=0.0) - t_rev

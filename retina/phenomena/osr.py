@@ -189,13 +189,13 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
     """Run the period sweep on ``system`` (a torch model, the ground-truth circuit, or a callable; see
     :func:`retina.phenomena.as_responder`) and call the OSR per cell (module docstring)."""
     check_protocol(periods, n_flashes, flash_frames, intensity, window, pre)
-    respond = as_responder(system)
+    respond = as_responder(system, protocol="omitted_stimulus_response")
     periods = np.asarray(periods, int)
     latencies, peaks, train_peaks, traces = [], [], [], []
     for period in periods:
         movie, last, omitted = stimuli.flash_train(int(period), n_flashes, flash_frames, intensity, pre=pre,
                                                    post=period + window + 10)
-        rates = respond(movie)
+        rates = respond(movie, probe=f"a flash train of period {period} frames")
         if cells is not None:
             rates = rates[check_cells(cells, len(rates))]
         response = rates - rates[:, :pre].mean(1, keepdims=True)

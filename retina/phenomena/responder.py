@@ -5,13 +5,32 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import SafePoint
 
 N_FRAMES = 40
 
 
-def as_responder(system, device: str = "cpu",
-                 safe_point: Optional[SafePoint] = None) -> Callable[[np.ndarray], np.ndarray]:
+class NonFiniteRates(UserFacingError, ValueError):
+    """A system answered a phenomenon probe with NaN or inf rates (a diverged fit, NaN weights): the analyses ran on
+    and called nothing (an OSR of no cell) without a word. ``zoo score`` prints it; ``zoo run`` records it as the
+    job's failure, as any other error of one model on one benchmark."""
+
+
+def check_rates_finite(rates: np.ndarray, protocol: str, probe: str, system: str = "system") -> None:
+    """:class:`NonFiniteRates` naming ``protocol``, ``probe`` and the cells whose ``rates (cells, T)`` hold NaN or
+    inf."""
+    bad = ~np.isfinite(rates)
+    if bad.any():
+        cells = np.flatnonzero(bad.any(1))
+        shown = ", ".join(map(str, cells[:10])) + (f", ... ({len(cells)} cells)" if len(cells) > 10 else "")
+        raise NonFiniteRates(f"{protocol}: {system}'s rates to {probe} are NaN or inf in cell(s) {shown} of "
+                             f"{len(rates)} ({int(bad.sum())} values of {bad.size}); expected finite rates (a diverged "
+                             "fit or NaN weights)")
+
+
+def as_responder(system, device: str = "cpu", safe_point: Optional[SafePoint] = None,
+                 protocol: Optional[str] = None) -> Callable[..., np.ndarray]:
     """Wrap ``system`` so it maps a movie ``(T, 50, 50)`` to rates ``(n_cells, T)`` aligned frame by frame.
 
     ``safe_point()`` (:data:`datasets.termination.SafePoint`, ``zoo score``'s): called before each movie, and a torch
@@ -25,6 +44,9 @@ def as_responder(system, device: str = "cpu",
     * any other callable with that signature: used as it is.
 
     Rates of another shape than ``(n_cells >= 1, T)`` for a movie of ``T`` frames are a ``ValueError`` naming the shape.
+    With ``protocol`` (the analysis's name), rates holding NaN or inf are a :class:`NonFiniteRates` naming it, the
+    ``probe`` the responder was called with (``respond(movie, probe="flash train of period 6")``) and the cells; a
+    wrapper without it (a benchmark's safe point) leaves the check to the analysis's own responder, which names them.
     """
     try:
         import torch
@@ -49,14 +71,20 @@ def as_responder(system, device: str = "cpu",
         raise TypeError(f"cannot probe {type(system).__name__}: need a torch model, an object with simulate(), or a "
                         "callable")
 
-    def respond_checked(stimulus):
+    # a wrapper's: the system it wraps; a function's (or module's) own name, else its class's (a model, the circuit)
+    name = getattr(system, "system_name", None) or getattr(system, "__name__", None) or type(system).__name__
+
+    def respond_checked(stimulus, probe: str = "the probe"):
         if safe_point is not None:
             safe_point()
         rates = respond(stimulus)
         if rates.ndim != 2 or rates.shape[1] != len(stimulus) or not len(rates):
             # an analysis indexed it as (cells, frames): an IndexError, a reduction of an empty window, or wrong times
-            raise ValueError(f"system {type(system).__name__}: expected rates (cells, {len(stimulus)}) for a movie of "
+            raise ValueError(f"system {name}: expected rates (cells, {len(stimulus)}) for a movie of "
                              f"{len(stimulus)} frames, at least one cell; got shape {rates.shape}")
+        if protocol is not None:
+            check_rates_finite(rates, protocol, probe, system=name)
         return rates
 
+    respond_checked.system_name = name
     return respond_checked

@@ -372,6 +372,48 @@ def test_a_nan_image_on_one_rank_stops_both_at_the_same_step_with_one_line_and_r
     assert_same_run(straight, stopped)
 
 
+# rank 1's loading worker alone raises another error than DataError (a transform of one's own that fails) on the first
+# image of its second training batch (the 5th it reads in epoch 1); that image's path in OUT/raised
+ERROR_IN_A_LOADING_WORKER_OF_RANK_1 = SAY_WHERE_EACH_RANK_STOPPED + """
+import itertools
+
+get, reads = ImageFolder.__getitem__, itertools.count(1)
+
+
+def fails_on_the_fifth(self, index):
+    if os.environ["RANK"] == "1" and self.root.name == "train" and next(reads) == 5:
+        (out / "raised").write_text(self.samples[index][0])
+        raise RuntimeError(f"my transform failed on {self.samples[index][0]}")
+    return get(self, index)
+
+
+ImageFolder.__getitem__ = fails_on_the_fifth
+""" + RUN
+
+
+def test_an_error_raised_in_loading_a_batch_on_one_rank_stops_both_at_that_step_with_one_line(tmp_path):
+    """Rank 1's loading worker raises a RuntimeError (no DataError: a transform or dataset of one's own) on its second
+    training batch: both ranks stop before step 2, rank 0 writes last.pth at step 1 and names the error and its rank in
+    one line, rank 1 prints the worker's traceback, every rank exits 2. Before, rank 1 raised alone and rank 0 waited
+    in the stop flag's all-reduce: torchrun never returned (killed here after 90 s)."""
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=1, size=32)
+    stopped, script = tmp_path / "stopped", tmp_path / "script.py"
+    script.write_text(ERROR_IN_A_LOADING_WORKER_OF_RANK_1)
+    process = run_or_kill(torchrun_command(data, stopped, extra=["--workers", "1"], entry=(str(script),)), timeout=90)
+    bad = (stopped / "raised").read_text()
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["1", "1"], \
+        why(process)
+    assert process.stderr.count("train: error: ") == 1, why(process)
+    assert f"train: error: rank 1: loading its batch of step 2 raised RuntimeError: my transform failed on {bad}; " \
+           f"{stopped / 'last.pth'} holds step 1 (1 of 2 batches of epoch 1): mend what raised the error, whose " \
+           "traceback is above (the image order stays), then rerun the same command with --resume" \
+           in process.stderr, why(process)
+    assert "Original Traceback (most recent call last)" in process.stderr  # rank 1's, from its loading worker
+    assert "exitcode  : 2" in process.stderr and "exitcode  : 1 " not in process.stderr, why(process)
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (0, 1, 1, 2)
+
+
 def best_is_epoch_1(out):
     return load_checkpoint(out / "best.pth")["global_step"] == 2
 

@@ -1208,8 +1208,8 @@ def test_an_image_with_nan_pixels_stops_the_run_with_one_line_naming_it_and_its_
     assert capsys.readouterr().err == (
         f"zoo train: error: image {named.read_text()} holds NaN/inf pixels {where} (epoch 1); expected finite pixels "
         f"(a decoded image file holds none: they come from a transform or dataset); {out / 'last.pth'} holds step "
-        f"{kept} of epoch 1): make the transform or dataset give that image finite pixels (the image order stays), then "
-        "rerun the same command with --resume to continue from it\n")
+        f"{kept} of epoch 1): make the transform or dataset give that image finite pixels (the image order stays), "
+        "then rerun the same command with --resume to continue from it\n")
     assert load_checkpoint(out / "last.pth")["global_step"] == int(kept[0])
     assert json.loads((out / "run.json").read_text())["segments"][-1]["outcome"] == "stopped"
     monkeypatch.setattr(ImageFolder, "__getitem__", get)

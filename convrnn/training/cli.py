@@ -98,15 +98,19 @@ def config_from_args(args: argparse.Namespace):
 
 def how_to_mend(error) -> str:
     """What to do before ``--resume`` after ``DataErrorMidRun``: replace the unreadable files, mend what gave images
-    NaN/inf pixels (no file: a transform or dataset), or both; the image order stays either way."""
-    unreadable, non_finite = error.files - error.non_finite, error.non_finite
+    NaN/inf pixels (no file: a transform or dataset) or what raised another error, or several; the image order stays
+    either way."""
+    non_finite, raised = error.non_finite, error.raised
+    unreadable = error.files - non_finite - raised
     steps = []
     if unreadable:
-        which = "the file" if error.files == 1 else "each unreadable file" if non_finite else "each file"
+        which = "the file" if error.files == 1 else "each unreadable file" if non_finite or raised else "each file"
         steps.append(f"replace {which} by a readable image of the same name")
     if non_finite:
         steps.append(f"make the transform or dataset give {'that image' if non_finite == 1 else 'those images'} "
                      "finite pixels")
+    if raised:
+        steps.append(f"mend what raised {'the error' if raised == 1 else 'the errors'}, whose traceback is above")
     return f"{' and '.join(steps)} (the image order stays), then "
 
 

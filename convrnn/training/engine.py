@@ -5,10 +5,10 @@ Reproducibility: the model is initialised from ``seed`` on every rank; shuffling
 seeded from (seed, epoch, image index) (``sampling.SeededSamples``), whatever the loading worker, the number of
 workers or of processes. A checkpoint is written at epoch ends, every ``checkpoint_every`` steps, and when a stop
 is requested (SIGTERM, a first Ctrl-C, an image found unreadable or holding NaN/inf pixels, or a loading worker's
-death: every rank stops at the same step, see ``Trainer._stop_point``), never of weights that diverged (``Diverged``); it holds the number of
-batches trained in the current epoch, so a resumed run skips those images without loading them, and the global
-random states of every rank (for models that draw random numbers themselves), so that resuming from it gives the
-weights an uninterrupted run would have.
+death: every rank stops at the same step, see ``Trainer._stop_point``), never of weights that diverged
+(``Diverged``); it holds the number of batches trained in the current epoch, so a resumed run skips those images
+without loading them, and the global random states of every rank (for models that draw random numbers themselves),
+so that resuming from it gives the weights an uninterrupted run would have.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import random
 import socket
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,15 +135,17 @@ class TrainConfig:
 
 
 class DataErrorMidRun(DataError):
-    """Data found unreadable once training has started (a corrupt image), or a batch holding NaN/inf pixels: one line
-    naming the file (``files``: of each rank that found one; ``non_finite``: how many of those lines are of NaN/inf
-    pixels), raised on every rank at the same step, after the checkpoint of the last step trained was written, as a
-    stop (SIGTERM) does (``Trainer._stop_point``)."""
+    """Data found unreadable once training has started (a corrupt image), a batch holding NaN/inf pixels, or, under
+    torchrun, another error raised in loading a batch: one line naming the file (``files``: of each rank that found
+    one; ``non_finite`` and ``raised``: how many of those lines are of NaN/inf pixels and of other errors), raised on
+    every rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
+    (``Trainer._stop_point``)."""
 
-    def __init__(self, message: str, files: int = 1, non_finite: int = 0):
+    def __init__(self, message: str, files: int = 1, non_finite: int = 0, raised: int = 0):
         super().__init__(message)
         self.files = files
         self.non_finite = non_finite
+        self.raised = raised
 
 
 class WorkerDied(UserFacingError):
@@ -180,8 +183,19 @@ def non_finite_flag(images: Any) -> Optional[torch.Tensor]:
     return torch.isfinite(total).logical_not().long() * UNREADABLE_DATA
 
 
+def error_line(error: BaseException) -> str:
+    """``Type: message`` of ``error`` in one line, its last (a loading worker's error: the one it raised there)."""
+    lines = raised_in_worker(error).strip().splitlines()
+    text = lines[-1] if lines else ""
+    name = type(error).__qualname__
+    for prefix in (f"{type(error).__module__}.{name}: ", f"{name}: "):
+        text = text[len(prefix):] if text.startswith(prefix) else text
+    return f"{name}: {text}" if text else name
+
+
 def image_name(dataset: Any, index: int) -> str:
-    """Image ``index`` of ``dataset`` as a user finds it: its file (an ``ImageFolder``'s ``samples``), else its index."""
+    """Image ``index`` of ``dataset`` as a user finds it: its file (an ``ImageFolder``'s ``samples``), else its
+    index."""
     samples = getattr(dataset, "samples", None)
     try:
         return str(samples[index][0])
@@ -1098,46 +1112,58 @@ class Trainer:
         """The next of ``batches`` (None past their end) on the device, read before a safe point (``_stop_point``): an
         unreadable image (a ``DataError`` from the loader, maybe raised in a loading worker), a batch holding a NaN or
         an infinite pixel (a transform or dataset of one's own can make them; the model refuses them,
-        ``check_finite_images``) or a loading worker's death (``worker_deaths``) is a stop request like a SIGTERM, so
-        that every rank stops at the same step, and none waits in the next gradient all-reduce for a rank that
-        failed. ``names``: the image names of batch positions (``_train_image_names``), for the NaN/inf line."""
+        ``check_finite_images``), a loading worker's death (``worker_deaths``) or, under torchrun, any other error
+        raised in loading the batch (its traceback printed on its rank) is a stop request like a SIGTERM, so that
+        every rank stops at the same step, and none waits in the next all-reduce for a rank that failed. ``names``:
+        the image names of batch positions (``_train_image_names``), for the NaN/inf line."""
+        raised = False
         try:
             batch, unreadable = self.worker_deaths.next(batches), None
         except DataError as error:
             batch, unreadable = None, raised_in_worker(error)
+        except Exception as error:  # a transform or dataset of one's own: raised on one rank alone, it left the others
+            if not self.dist.distributed:  # waiting in the next all-reduce; one process raises it as it is
+                raise
+            traceback.print_exc()  # where it was raised (a loading worker's traceback is in torch's message)
+            where = (f"step {self.global_step + 1}" if self.model.training
+                     else f"validation after step {self.global_step}")
+            batch, unreadable, raised = None, f"loading its batch of {where} raised {error_line(error)}", True
         images = None
         if batch is not None and isinstance(batch[0], torch.Tensor):  # on the device, tested for NaN/inf there
             images = batch[0].to(self.device, non_blocking=True)  # (then a no-op of _batch's)
-        self._stop_point(unreadable, images, names)
+        self._stop_point(unreadable, images, names, raised)
         return None if batch is None else self._batch(batch[0] if images is None else images, batch[1])
 
     def _stop_point(self, unreadable: Optional[str] = None, images: Optional[torch.Tensor] = None,
-                    names=None) -> None:
+                    names=None, raised: bool = False) -> None:
         """When a SIGTERM or a first Ctrl-C has reached any rank (inside ``sigterm_deferred``), any rank could not
-        read its batch (``unreadable``: the error's line), any rank's batch (``images``) holds a NaN or an infinity,
-        or any rank's loading worker died, every rank stops here at the same step: the request is reduced with MAX
-        over the ranks (a one-element all-reduce per batch: a signal number, ``UNREADABLE_DATA`` or ``WORKER_DIED``;
-        the test of the images, ``non_finite_flag``, is joined to it on the device, so it costs no collective of its
-        own). A stop saves the checkpoint of this step (rank 0 writes it; an unreadable batch or a dead worker at an
-        epoch's start, with nothing trained since the epoch-end checkpoint, saves nothing) and raises
-        ``KeyboardInterrupt("signal N")``, or on every rank ``DataErrorMidRun`` naming every failing rank's file (an
-        image with NaN/inf pixels: with its rank and step), else ``WorkerDied`` naming every rank's dead worker."""
+        read its batch (``unreadable``: the error's line; ``raised``: under torchrun, another error than
+        ``DataError``), any rank's batch (``images``) holds a NaN or an infinity, or any rank's loading worker died,
+        every rank stops here at the same step: the request is reduced with MAX over the ranks (a one-element
+        all-reduce per batch: a signal number, ``UNREADABLE_DATA`` or ``WORKER_DIED``; the test of the images,
+        ``non_finite_flag``, is joined to it on the device, so it costs no collective of its own). A stop saves the
+        checkpoint of this step (rank 0 writes it; an unreadable batch or a dead worker at an epoch's start, with
+        nothing trained since the epoch-end checkpoint, saves nothing) and raises ``KeyboardInterrupt("signal N")``, or
+        on every rank ``DataErrorMidRun`` naming every failing rank's file (an image with NaN/inf pixels: with its rank
+        and step), else ``WorkerDied`` naming every rank's dead worker."""
         # a worker ended by the SIGTERM that stops the run (sent to its process group) is part of that stop
         died = None if termination_requested() else self.worker_deaths.died
         mine = UNREADABLE_DATA if unreadable else WORKER_DIED if died else termination_requested() or 0
         code = max_over_ranks(mine, self._stop_flag, None if images is None else non_finite_flag(images))
         if code >= UNREADABLE_DATA:
             non_finite = None if unreadable or images is None else self._non_finite_line(images, names)
-            gathered = all_gather_objects((unreadable or non_finite, died, non_finite is not None))
+            kind = "non-finite" if non_finite else "raised" if raised else "unreadable"
+            gathered = all_gather_objects((unreadable or non_finite, died, kind))
             if not any(line or death for line, death, _ in gathered):  # finite pixels whose sum overflowed
                 return  # (non_finite_flag): nothing is wrong; a signal that came meanwhile stops the next batch
             if self.epoch_steps:
                 self.save(is_best=False)
+            kinds = [kind for line, _, kind in gathered if line]
             files = ranks_lines([line for line, _, _ in gathered],
-                                always=self.dist.distributed and any(nan for _, _, nan in gathered))
+                                always=self.dist.distributed and any(kind != "unreadable" for kind in kinds))
             if files:
-                raise DataErrorMidRun("; ".join(files), files=len(files),
-                                      non_finite=sum(nan for line, _, nan in gathered if line))
+                raise DataErrorMidRun("; ".join(files), files=len(files), non_finite=kinds.count("non-finite"),
+                                      raised=kinds.count("raised"))
             deaths = ranks_lines([f"{line} ({KILLED_WORKER})" if line and line.endswith("signal: Killed.") else line
                                   for _, line, _ in gathered])
             raise WorkerDied(f"{'a data-loading worker' if len(deaths) == 1 else 'data-loading workers'} died: "

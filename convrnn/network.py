@@ -61,10 +61,15 @@ def check_finite_images(x: torch.Tensor) -> None:
     if x.is_meta or torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
     if not bool(torch.isfinite(x).all()):
-        per_image = torch.isfinite(x if x.dim() == 4 else x.transpose(0, 1)).flatten(1).all(1)  # a movie: (T, B, ...)
-        bad = (~per_image).nonzero()[:, 0].tolist()
-        raise ValueError(f"images: {len(bad)} of {len(per_image)} hold NaN/inf values (batch index {bad[:3]}"
-                         f"{' ...' if len(bad) > 3 else ''}); expected finite pixels")
+        bad = non_finite_images(x)
+        raise ValueError(f"images: {len(bad)} of {x.shape[0 if x.dim() == 4 else 1]} hold NaN/inf values (batch index "
+                         f"{bad[:3]}{' ...' if len(bad) > 3 else ''}); expected finite pixels")
+
+
+def non_finite_images(x: torch.Tensor) -> List[int]:
+    """The batch indices of the images (B, C, H, W) or movies (T, B, C, H, W) that hold a NaN or an infinity."""
+    per_image = torch.isfinite(x if x.dim() != 5 else x.transpose(0, 1)).flatten(1).all(1)
+    return (~per_image).nonzero()[:, 0].tolist()
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -3,6 +3,7 @@ result as one process with the doubled batch, metrics reduced over ranks, one wr
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -294,6 +295,121 @@ def test_corrupt_images_on_every_rank_at_one_step_are_all_named_and_that_step_is
     assert f"; {stopped / 'last.pth'} holds step 1 (1 of 2 batches of epoch 1): replace each file by a readable " \
            "image of the same name (the image order stays), then rerun the same command with --resume" in process.stderr
     assert "exitcode  : 2" in process.stderr and "exitcode  : 130" not in process.stderr
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (0, 1, 1, 2)
+
+
+# rank 1 alone finds NaN pixels in the first image of its step-4 batch (epoch 2, batch 2 of 2: its 13th training image
+# read), made by a transform or dataset of one's own (a decoded file holds none); that image's path in OUT/nan
+NAN_IMAGE_IN_STEP_4_OF_RANK_1 = SAY_WHERE_EACH_RANK_STOPPED + """
+import itertools
+
+get, reads = ImageFolder.__getitem__, itertools.count(1)
+
+
+def nan_thirteenth(self, index):
+    image, label = get(self, index)
+    if os.environ["RANK"] == "1" and self.root.name == "train" and next(reads) == 13:
+        (out / "nan").write_text(self.samples[index][0])
+        image = image.clone()
+        image[1, 2, 3] = float("nan")
+    return image, label
+
+
+ImageFolder.__getitem__ = nan_thirteenth
+""" + RUN
+
+
+def run_or_kill(command, timeout):
+    """``subprocess.run`` of torchrun whose ranks die with it on a timeout: a test of a hang fails after ``timeout``
+    instead of leaving the ranks waiting in an all-reduce. torchrun starts each rank in a session of its own, so they
+    are its children to kill one by one (``subprocess.run`` killed torchrun alone, and then waited for ever on the
+    pipes that the orphaned ranks held open)."""
+    with subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            ranks = [int(pid) for task in Path(f"/proc/{process.pid}/task").iterdir()
+                     for pid in (task / "children").read_text().split()]
+            for pid in [process.pid, *ranks]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            process.communicate()
+            raise AssertionError(f"torchrun still ran after {timeout} s: a rank waits for the others") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def test_a_nan_image_on_one_rank_stops_both_at_the_same_step_with_one_line_and_resumes_equal(tmp_path, straight_run):
+    """Rank 1 alone gets an image with a NaN pixel in its step-4 batch (from a transform: a decoded file holds none):
+    both ranks stop before step 4, rank 0 writes last.pth at step 3 and says in one line which image, on which rank, at
+    which step, and every rank exits 2; ``--resume`` with the image mended ends with the uninterrupted run's weights
+    and metrics. The test of the batch is joined to the per-batch stop flag's all-reduce (no collective of its own).
+    Before, the model refused the batch on rank 1 alone (ValueError) while rank 0 waited in backward's gradient
+    all-reduce: torchrun never returned (killed here after 90 s), and nothing of step 3 was saved."""
+    data, straight = straight_run
+    stopped, script = tmp_path / "stopped", tmp_path / "script.py"
+    script.write_text(NAN_IMAGE_IN_STEP_4_OF_RANK_1)
+    process = run_or_kill(torchrun_command(data, stopped, entry=(str(script),)), timeout=90)
+    bad = (stopped / "nan").read_text()
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["3", "3"], \
+        why(process)
+    assert process.stderr.count("train: error: ") == 1, why(process)
+    assert f"train: error: rank 1: image {bad} holds NaN/inf pixels in the batch of step 4 (epoch 2); expected " \
+           "finite pixels (a decoded image file holds none: they come from a transform or dataset); " \
+           f"{stopped / 'last.pth'} holds step 3 (1 of 2 batches of epoch 2): make the transform or dataset give " \
+           "that image finite pixels (the image order stays), then rerun the same command with --resume" \
+           in process.stderr, why(process)
+    assert "exitcode  : 2" in process.stderr and "exitcode  : 1 " not in process.stderr, why(process)
+    state = load_checkpoint(stopped / "last.pth")
+    assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (1, 1, 3, 2)
+    assert best_is_epoch_1(stopped) and read_metrics(stopped / "metrics.jsonl")[-1]["step"] == 3
+    assert json.loads((stopped / "run.json").read_text())["segments"][-1]["outcome"] == "stopped"
+
+    resumed = run_or_kill(torchrun_command(data, stopped, extra=["--resume"]), timeout=120)
+    assert resumed.returncode == 0, why(resumed)
+    assert_same_run(straight, stopped)
+
+
+# rank 1's loading worker alone raises another error than DataError (a transform of one's own that fails) on the first
+# image of its second training batch (the 5th it reads in epoch 1); that image's path in OUT/raised
+ERROR_IN_A_LOADING_WORKER_OF_RANK_1 = SAY_WHERE_EACH_RANK_STOPPED + """
+import itertools
+
+get, reads = ImageFolder.__getitem__, itertools.count(1)
+
+
+def fails_on_the_fifth(self, index):
+    if os.environ["RANK"] == "1" and self.root.name == "train" and next(reads) == 5:
+        (out / "raised").write_text(self.samples[index][0])
+        raise RuntimeError(f"my transform failed on {self.samples[index][0]}")
+    return get(self, index)
+
+
+ImageFolder.__getitem__ = fails_on_the_fifth
+""" + RUN
+
+
+def test_an_error_raised_in_loading_a_batch_on_one_rank_stops_both_at_that_step_with_one_line(tmp_path):
+    """Rank 1's loading worker raises a RuntimeError (no DataError: a transform or dataset of one's own) on its second
+    training batch: both ranks stop before step 2, rank 0 writes last.pth at step 1 and names the error and its rank in
+    one line, rank 1 prints the worker's traceback, every rank exits 2. Before, rank 1 raised alone and rank 0 waited
+    in the stop flag's all-reduce: torchrun never returned (killed here after 90 s)."""
+    data = write_image_folder(tmp_path / "images", n_classes=4, per_class=4, val_per_class=1, size=32)
+    stopped, script = tmp_path / "stopped", tmp_path / "script.py"
+    script.write_text(ERROR_IN_A_LOADING_WORKER_OF_RANK_1)
+    process = run_or_kill(torchrun_command(data, stopped, extra=["--workers", "1"], entry=(str(script),)), timeout=90)
+    bad = (stopped / "raised").read_text()
+    assert process.returncode != 0 and [(stopped / f"rank{r}-stopped").read_text() for r in (0, 1)] == ["1", "1"], \
+        why(process)
+    assert process.stderr.count("train: error: ") == 1, why(process)
+    assert f"train: error: rank 1: loading its batch of step 2 raised RuntimeError: my transform failed on {bad}; " \
+           f"{stopped / 'last.pth'} holds step 1 (1 of 2 batches of epoch 1): mend what raised the error, whose " \
+           "traceback is above (the image order stays), then rerun the same command with --resume" \
+           in process.stderr, why(process)
+    assert "Original Traceback (most recent call last)" in process.stderr  # rank 1's, from its loading worker
+    assert "exitcode  : 2" in process.stderr and "exitcode  : 1 " not in process.stderr, why(process)
     state = load_checkpoint(stopped / "last.pth")
     assert (state["epoch"], state["epoch_steps"], state["global_step"], state["world_size"]) == (0, 1, 1, 2)
 

@@ -1228,6 +1228,77 @@ def test_a_corrupt_image_is_one_line_naming_the_file_also_from_a_loading_worker(
     assert load_checkpoint(last)["global_step"] == 2
 
 
+@pytest.mark.parametrize("split, workers", [("train", 0), ("val", 1)])
+def test_an_image_with_nan_pixels_stops_the_run_with_one_line_naming_it_and_its_step(tmp_path, capsys, monkeypatch,
+                                                                                      split, workers):
+    """An image given a NaN pixel by a transform or dataset of one's own (a decoded file holds none), the first of the
+    second training batch or the second of the validation batch (read in a loading worker): the model refused it with
+    a ValueError traceback (exit 1), and nothing of the steps trained was saved. Now the run stops as for a corrupt
+    image: last.pth at the last step trained, one line naming the image and the step, exit 2; resumed with the image
+    mended, it finishes."""
+    from neurozoo.convrnn.training.imagefolder import ImageFolder
+    from neurozoo.leaderboard.cli import main
+
+    data = write_image_folder(tmp_path / "data", n_classes=2, per_class=4, val_per_class=2, size=16)
+    get, reads, named = ImageFolder.__getitem__, itertools.count(1), tmp_path / "nan"
+
+    def nan_pixel(self, index):
+        image, label = get(self, index)
+        if self.root.name == split and next(reads) == {"train": 5, "val": 2}[split]:
+            named.write_text(self.samples[index][0])  # from the loading worker too
+            image = image.clone()
+            image[0, 3, 4] = float("nan")
+        return image, label
+
+    monkeypatch.setattr(ImageFolder, "__getitem__", nan_pixel)
+    out = tmp_path / "run"
+    args = ["train", "rgc_shallow", "--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "4",
+            "--image-size", "16", "--workers", str(workers), "--quiet", "--set", "width_multiplier=0.125",
+            "--set", "n_steps=8", "--set", "image_steps=8", "--set", "norm=none"]
+    assert main(args) == 2
+    where, kept = {"train": ("in the batch of step 2", "1 (1 of 2 batches"),
+                   "val": ("in validation after step 2", "2 (2 of 2 batches")}[split]
+    assert capsys.readouterr().err == (
+        f"zoo train: error: image {named.read_text()} holds NaN/inf pixels {where} (epoch 1); expected finite pixels "
+        f"(a decoded image file holds none: they come from a transform or dataset); {out / 'last.pth'} holds step "
+        f"{kept} of epoch 1): make the transform or dataset give that image finite pixels (the image order stays), "
+        "then rerun the same command with --resume to continue from it\n")
+    assert load_checkpoint(out / "last.pth")["global_step"] == int(kept[0])
+    assert json.loads((out / "run.json").read_text())["segments"][-1]["outcome"] == "stopped"
+    monkeypatch.setattr(ImageFolder, "__getitem__", get)
+    assert main(args + ["--resume"]) == 0  # as it says
+    assert load_checkpoint(out / "last.pth")["global_step"] == 2
+
+
+def test_the_stop_points_test_of_a_batch_names_nan_and_inf_images_and_lets_finite_ones_whose_sum_overflows_pass(
+        data, tmp_path):
+    """The per-batch test of the images is their sum (``non_finite_flag``), summed in float32 at least (a float16
+    batch of 100s overflowed float16's sum): an infinity stops the run at that batch, the images named, the step
+    saved; finite pixels near float32's limit, whose sum overflows, raise the flag too, but no image is named and the
+    run goes on without a checkpoint."""
+    from neurozoo.convrnn.training.engine import UNREADABLE_DATA, DataErrorMidRun, non_finite_flag
+
+    assert int(non_finite_flag(torch.full((64, 3, 32, 32), 100.0, dtype=torch.float16))) == 0
+    assert non_finite_flag(torch.zeros(2, 3, dtype=torch.uint8)) is None
+    trainer = Trainer(config(data, tmp_path))
+    try:
+        trainer.epoch_steps = trainer.global_step = 1  # a step trained: a stop saves it
+        huge = torch.full((4, 3, 8, 8), 3e38)
+        assert int(non_finite_flag(huge)) == UNREADABLE_DATA
+        assert trainer._stop_point(images=huge) is None and not (tmp_path / "last.pth").exists()
+        images = torch.zeros(4, 3, 8, 8)
+        images[1, 0, 2, 2] = float("inf")
+        images[3, 2, 0, 0] = float("nan")
+        with pytest.raises(DataErrorMidRun) as stopped:
+            trainer._stop_point(images=images)
+        assert str(stopped.value) == ("the images at batch indices 1, 3 hold NaN/inf pixels in the batch of step 2 "
+                                      "(epoch 1); expected finite pixels (a decoded image file holds none: they come "
+                                      "from a transform or dataset)")
+        assert stopped.value.non_finite == 1 and load_checkpoint(tmp_path / "last.pth")["global_step"] == 1
+    finally:
+        trainer.close()
+
+
 def kill_and_wait(pid: int) -> None:
     """SIGKILL to process ``pid``, returning once it is dead (a zombie, or reaped)."""
     os.kill(pid, signal.SIGKILL)
@@ -1951,8 +2022,8 @@ def test_a_loss_that_diverges_on_another_rank_stops_every_rank_at_that_step(data
 
     asked = []
 
-    def max_over_ranks(value, buffer):  # the stop point's, then the loss check's: rank 1 reports a non-finite loss
-        asked.append(value)
+    def max_over_ranks(value, buffer, also=None):  # the stop point's (with its batch's test, ``also``), then the loss
+        asked.append(max(value, 0 if also is None else int(also)))  # check's: rank 1 reports a non-finite loss
         return 1 if len(asked) == 2 else value
 
     monkeypatch.setattr(engine, "max_over_ranks", max_over_ranks)

@@ -97,6 +97,24 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, overrides=overrides_from_args(args))
 
 
+def how_to_mend(error) -> str:
+    """What to do before ``--resume`` after ``DataErrorMidRun``: replace the unreadable files, mend what gave images
+    NaN/inf pixels (no file: a transform or dataset) or what raised another error, or several; the image order stays
+    either way."""
+    non_finite, raised = error.non_finite, error.raised
+    unreadable = error.files - non_finite - raised
+    steps = []
+    if unreadable:
+        which = "the file" if error.files == 1 else "each unreadable file" if non_finite or raised else "each file"
+        steps.append(f"replace {which} by a readable image of the same name")
+    if non_finite:
+        steps.append(f"make the transform or dataset give {'that image' if non_finite == 1 else 'those images'} "
+                     "finite pixels")
+    if raised:
+        steps.append(f"mend what raised {'the error' if raised == 1 else 'the errors'}, whose traceback is above")
+    return f"{' and '.join(steps)} (the image order stays), then "
+
+
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
     from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, WorkerDied, train
@@ -122,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
     except DataErrorMidRun as error:  # a corrupt image: named, with what the run keeps and how it goes on
         if int(os.environ.get("RANK", "0")) != 0:  # every rank stopped at the same step; rank 0 says it once
             return 2
-        replace = (f"replace {'the file by a readable image' if error.files == 1 else 'each file by a readable image'} "
-                   "of the same name (the image order stays), then ")
-        raise DataError(f"{error}; {what_was_kept(Path(args.out), replace)}") from None
+        raise DataError(f"{error}; {what_was_kept(Path(args.out), how_to_mend(error))}") from None
     except WorkerDied as error:  # a loading worker killed (the out-of-memory killer): what the run keeps, how to go on
         if int(os.environ.get("RANK", "0")) != 0:
             return 2

@@ -124,13 +124,17 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def max_over_ranks(value: int, buffer: torch.Tensor) -> int:
+def max_over_ranks(value: int, buffer: torch.Tensor, also: Optional[torch.Tensor] = None) -> int:
     """The largest ``value`` of all ranks (``value`` itself in a single process). ``buffer``: a one-element integer
     tensor on this process's device (NCCL reduces only GPU tensors), reused so that a call allocates nothing; the
-    call waits for every rank, so all must make it at the same point."""
+    call waits for every rank, so all must make it at the same point. ``also``: a one-element integer tensor on that
+    device, computed there (e.g. a test of the batch), joined to ``value`` before the reduction: one all-reduce and one
+    device-to-host read for both (a single process reads it too)."""
     if not (dist.is_available() and dist.is_initialized()):
-        return value
+        return value if also is None else max(value, int(also.item()))
     buffer.fill_(value)
+    if also is not None:
+        torch.maximum(buffer, also.reshape(buffer.shape).to(buffer.dtype), out=buffer)
     dist.all_reduce(buffer, op=dist.ReduceOp.MAX)
     return int(buffer.item())
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Iterator, Tuple
+from typing import Iterator, List, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +34,11 @@ class EpochOrder(DistributedSampler):
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
         return ((self.epoch, index) for index in itertools.islice(super().__iter__(), self.skip, None))
+
+    def indices(self, start: int, stop: int) -> List[int]:
+        """The dataset indices at positions ``start`` to ``stop - 1`` of this rank's order of the current epoch, from
+        its beginning (``skip`` aside): those of a batch, to name its images."""
+        return list(itertools.islice(super().__iter__(), start, stop))
 
     def __len__(self) -> int:
         return self.num_samples - self.skip

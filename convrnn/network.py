@@ -56,12 +56,15 @@ def check_finite_images(x: torch.Tensor) -> None:
     swallowed; but only the logits of the steps the image has reached are NaN: ``out.logits`` of the steps before
     ``first_readout_step`` read the empty start and stay finite, so a corrupt image could pass for a valid one where
     those steps were read. Refused here at the public entry instead. One check per call (a host sync on a GPU, none
-    inside the unrolled loop); skipped while torch.compile traces or a CUDA graph captures, where it cannot branch, and
-    for meta tensors (shapes and FLOP counts without values)."""
+    inside the unrolled loop), of the pixels' sum first: 64 images of 224 x 224 on one CPU thread 1.7 ms, where
+    ``isfinite(x).all()`` took 68 ms (2026-12-05). Skipped while torch.compile traces or a CUDA graph captures, where
+    it cannot branch, and for meta tensors (shapes and FLOP counts without values)."""
     if x.is_meta or torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
-    if not bool(torch.isfinite(x).all()):
-        bad = non_finite_images(x)
+    if bool(torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float32)))):
+        return  # a NaN or an infinity makes the sum non-finite: one pass without a boolean tensor of x's size
+    bad = non_finite_images(x)  # or finite pixels whose sum overflowed (values near 1e38): none then
+    if bad:
         raise ValueError(f"images: {len(bad)} of {x.shape[0 if x.dim() == 4 else 1]} hold NaN/inf values (batch index "
                          f"{bad[:3]}{' ...' if len(bad) > 3 else ''}); expected finite pixels")
 

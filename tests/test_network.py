@@ -597,6 +597,23 @@ def test_images_holding_nan_or_inf_are_refused_naming_them(fast):
     assert torch.isfinite(model(torch.zeros(2, 3, SIZE, SIZE)).logits).all()
 
 
+def test_the_finiteness_check_reads_the_pixels_sum_first_and_tells_an_overflow_from_a_bad_value():
+    """check_finite_images sums first (one pass, no boolean tensor of the batch's size): an infinity and a minus
+    infinity cancel to NaN, which it still refuses; finite pixels whose float32 sum overflows are not refused."""
+    from neurozoo.convrnn.network import check_finite_images
+
+    images = torch.zeros(3, 3, SIZE, SIZE)
+    images[0, 0, 0, 0], images[2, 0, 0, 0] = float("inf"), float("-inf")
+    with pytest.raises(ValueError, match=r"^images: 2 of 3 hold NaN/inf values \(batch index \[0, 2\]\)"):
+        check_finite_images(images)
+    with pytest.raises(ValueError, match=r"^images: 1 of 3 hold NaN/inf values \(batch index \[2\]\)"):
+        check_finite_images(torch.zeros(3, 3, SIZE, SIZE, dtype=torch.bfloat16).index_fill_(0, torch.tensor([2]),
+                                                                                             float("nan")))
+    huge = torch.full((2, 3, SIZE, SIZE), 3e38)
+    assert not torch.isfinite(huge.sum())
+    check_finite_images(huge)
+
+
 def test_a_cornet_refuses_images_holding_nan():
     model = convrnn.create_model("cornet_z", width_multiplier=1 / 16, num_classes=5).eval()
     with pytest.raises(ValueError, match=r"^images: 1 of 1 hold NaN/inf values \(batch index \[0\]\)"):

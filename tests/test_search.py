@@ -1757,6 +1757,44 @@ def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heart
             f"checkpoint in {dead} where the worker that runs it can read it") in err
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_left_running(tmp_path, request,
+                                                                                              capsys, backend):
+    """optuna records a trial's first heartbeat as its objective starts, after the trial is created and drawn, and its
+    stale check skips a running trial without one: a zoo search killed in between (kill -9 a few seconds in, the
+    hard-kill audit) left the trial RUNNING for good, never failed nor run again, whatever the reruns. The check now
+    gives such a trial a heartbeat (not failed at once: its worker may be alive and about to beat); once that is older
+    than the grace period the trial is failed and queued again as any dead worker's. The age is set in the database,
+    not waited for."""
+    import warnings
+    from datetime import datetime
+
+    import sqlalchemy
+
+    from neurozoo.convrnn.search.study import fail_stale_trials
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
+    if url is None:
+        pytest.skip("no PostgreSQL (set NEUROZOO_TEST_POSTGRES_URL)")
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = open_study(_study_name(request), storage, seed=0, pruner="median")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        silent, alive = study.ask(), study.ask()  # the killed worker's trial (no heartbeat ever), and a live one's
+    fail_stale_trials(study)  # the rerun's check
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING] * 2  # neither failed at once
+    storage.record_heartbeat(alive._trial_id)  # the live worker's own first heartbeat: the row is there, renewed
+    with storage.engine.begin() as connection:  # the silent trial's heartbeat now older than the grace period
+        changed = connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :then WHERE trial_id = :id"),
+                                     {"then": datetime(2000, 1, 1), "id": silent._trial_id}).rowcount
+    assert changed == 1  # the check gave it one (optuna's own gave none)
+    fail_stale_trials(study)  # a later check
+    dead, live, again = study.trials
+    assert (dead.state, live.state) == (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    assert again.state == optuna.trial.TrialState.WAITING and again.user_attrs["retry_of"] == dead.number == 0
+    assert "zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0)" in capsys.readouterr().err
+
+
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():
     """Why --lr keeps its default 0.05 (zoo train's went from 0.1 to 0.01): on a CPU at the defaults (SGD, momentum
     0.9, width 0.25, 224 px, batch 4, constant rate, 6 steps; docs/convrnn.md), timedecay and most RGC draws of the

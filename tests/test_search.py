@@ -1793,6 +1793,14 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_l
     assert (dead.state, live.state) == (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
     assert again.state == optuna.trial.TrialState.WAITING and again.user_attrs["retry_of"] == dead.number == 0
     assert "zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0)" in capsys.readouterr().err
+    # run again, it draws the configuration the dead trial 0 would have drawn (it died before drawing), not trial 2's
+    drawn = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    straight = open_study("straight", optuna.storages.InMemoryStorage(), seed=0, pruner="median")
+    expected = [straight.ask(drawn).params["x"] for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        retried = study.ask(drawn)
+    assert retried.number == 2 and retried.params["x"] == expected[0] != expected[2]
 
 
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():

@@ -241,7 +241,11 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, 0), **tpe_options)
 
     def before_trial(self, study, trial) -> None:
-        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, trial.number), **self.tpe_options)
+        # a dead trial queued again (recover_dead_trial) draws as the dead one: one killed before it drew its
+        # configuration (the window before its first heartbeat, HeartbeatStorage) drew trial N+1's in its retry, and
+        # the uninterrupted study's trial N was never run (the parameters it drew before it died are fixed anyway)
+        number = trial.user_attrs.get("retry_of", trial.number)
+        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, number), **self.tpe_options)
         self._tpe.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial) -> Dict[str, Any]:

@@ -403,10 +403,13 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
     """Written through an open file: ``torch.save`` to a path names the archive inside after the file, and the
-    temporary's name holds the host and pid, so two fits with one seed wrote weights with different sha256."""
+    temporary's name holds the host and pid, so two fits with one seed wrote weights with different sha256. Flushed
+    to disk before the rename and the rename after it (``fsync``), as ``zoo train``'s checkpoints: without, a power
+    cut after an epoch could leave ``checkpoint.pt`` (or ``model.pt``) an empty file under its new name, the fit's
+    epochs lost (``--out``: refused until ``--no-resume``; the fit cache: fitted again from the start)."""
     from neurozoo.datasets.json_files import written_whole
 
-    with written_whole(path) as tmp, open(tmp, "wb") as handle:
+    with written_whole(path, fsync=True) as tmp, open(tmp, "wb") as handle:
         torch.save(obj, handle)
 
 

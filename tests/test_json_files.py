@@ -73,6 +73,28 @@ def test_fsync_flushes_the_data_before_the_rename_and_the_rename_before_the_retu
     assert not list(tmp_path.glob("last.pth.tmp*"))
 
 
+def test_the_host_secret_is_flushed_before_it_is_linked_into_place_and_its_folder_after(tmp_path, monkeypatch):
+    """secret.key keys the hidden split of every stored leaderboard score and the activation cache's digests; it was
+    linked into place unflushed, so a power cut after its first use could leave it empty (refused: "too short") or
+    missing, and the key made next differs from the one the stored scores were split by."""
+    import os
+
+    from neurozoo.benchmarks.extraction.cache import server_secret
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    events = []
+    real_fsync, real_link = os.fsync, os.link
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)) or real_fsync(fd))
+    monkeypatch.setattr(os, "link", lambda a, b: events.append(("link", os.stat(a).st_ino)) or real_link(a, b))
+    secret = server_secret()
+    path = tmp_path / "home" / "secret.key"
+    assert len(secret) == 64 and path.read_bytes() == secret
+    assert events == [("fsync", path.stat().st_ino), ("link", path.stat().st_ino), ("fsync", path.parent.stat().st_ino)]
+    events.clear()
+    assert server_secret() == secret and events == []  # read, not made again
+    assert [p.name for p in path.parent.iterdir()] == ["secret.key"]
+
+
 def test_two_threads_writing_one_file_each_publish_their_whole_content(tmp_path):
     """The temporary was named by host and pid alone: two threads of one process writing the same file shared it, so
     one could publish a mix of both writes (or find it renamed away by the other). Each writer has its own now."""

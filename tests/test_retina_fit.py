@@ -264,6 +264,30 @@ def test_two_fits_with_one_seed_write_byte_identical_weights_whatever_process_wr
     assert run(tmp_path / "a", 101) == run(tmp_path / "b", 202)
 
 
+def test_a_fit_flushes_its_checkpoint_and_weights_to_disk_before_and_after_renaming_them(ln_recording, tmp_path,
+                                                                                         monkeypatch):
+    """A hard stop (power cut) right after an epoch's rename must leave the checkpoint of before or the new one, as
+    zoo train's do: the fit's checkpoint.pt and model.pt were renamed into place unflushed, which a power cut could
+    leave as an empty file under the new name (the fit's epochs lost). Each is now flushed, renamed, then its folder
+    flushed."""
+    import os
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)) or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: events.append(("replace", os.stat(a).st_ino, os.path.basename(b)))
+                        or real_replace(a, b))
+    out = tmp_path / "fit"
+    torch.manual_seed(0)
+    fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=out, epochs=2, patience=99, progress=False,
+        max_steps_per_epoch=1, batch_size=300)
+    folder = ("fsync", out.stat().st_ino)
+    renames = [k for k, event in enumerate(events) if event[0] == "replace" and event[2].endswith(".pt")]
+    assert [events[k][2] for k in renames] == ["checkpoint.pt", "checkpoint.pt", "model.pt"]  # two epochs, then weights
+    for k in renames:
+        assert events[k - 1] == ("fsync", events[k][1]) and events[k + 1] == folder, events[k - 1:k + 2]
+
+
 def test_a_fit_warns_when_early_stopping_watches_too_few_validation_frames(ln_recording, recwarn):
     """A 2000-frame recording passed the split with 5 validation frames, and the kept epoch was chosen on them
     without a word. ln_recording (5000 frames): 5 blocks of 1000, the last 10% of each less a 40-frame window."""

@@ -1945,6 +1945,17 @@ def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as
     worker recovered it. It tells such a trial by optuna's own test (the storage's ``_get_stale_trial_ids``, by the
     command's --heartbeat and --grace) and counts it apart, dead, awaiting its recovery by the first worker to start a
     trial; a trial whose heartbeat is fresh is running. The heartbeat's age is set in the database."""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_left_running(tmp_path, request,
+                                                                                              capsys, backend):
+    """optuna records a trial's first heartbeat as its objective starts, after the trial is created and drawn, and its
+    stale check skips a running trial without one: a zoo search killed in between (kill -9 a few seconds in, the
+    hard-kill audit) left the trial RUNNING for good, never failed nor run again, whatever the reruns. The check now
+    gives such a trial a heartbeat (not failed at once: its worker may be alive and about to beat); once that is older
+    than the grace period the trial is failed and queued again as any dead worker's. The age is set in the database,
+    not waited for."""
     import warnings
     from datetime import datetime
 
@@ -1974,6 +1985,38 @@ def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as
     # told, not recovered: that is the workers' (the first to start a trial fails it, then runs it again)
     trials = optuna.load_study(study_name="tiny", storage=url).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.RUNNING] * 2
+
+
+    from neurozoo.convrnn.search.study import fail_stale_trials
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
+    if url is None:
+        pytest.skip("no PostgreSQL (set NEUROZOO_TEST_POSTGRES_URL)")
+    storage = make_storage(url, heartbeat_interval=1, grace_period=2)
+    study = open_study(_study_name(request), storage, seed=0, pruner="median")
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        silent, alive = study.ask(), study.ask()  # the killed worker's trial (no heartbeat ever), and a live one's
+    fail_stale_trials(study)  # the rerun's check
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING] * 2  # neither failed at once
+    storage.record_heartbeat(alive._trial_id)  # the live worker's own first heartbeat: the row is there, renewed
+    with storage.engine.begin() as connection:  # the silent trial's heartbeat now older than the grace period
+        changed = connection.execute(sqlalchemy.text("UPDATE trial_heartbeats SET heartbeat = :then WHERE trial_id = :id"),
+                                     {"then": datetime(2000, 1, 1), "id": silent._trial_id}).rowcount
+    assert changed == 1  # the check gave it one (optuna's own gave none)
+    fail_stale_trials(study)  # a later check
+    dead, live, again = study.trials
+    assert (dead.state, live.state) == (optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING)
+    assert again.state == optuna.trial.TrialState.WAITING and again.user_attrs["retry_of"] == dead.number == 0
+    assert "zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0)" in capsys.readouterr().err
+    # run again, it draws the configuration the dead trial 0 would have drawn (it died before drawing), not trial 2's
+    drawn = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    straight = open_study("straight", optuna.storages.InMemoryStorage(), seed=0, pruner="median")
+    expected = [straight.ask(drawn).params["x"] for _ in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        retried = study.ask(drawn)
+    assert retried.number == 2 and retried.params["x"] == expected[0] != expected[2]
 
 
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():

@@ -71,12 +71,21 @@ def server_secret() -> bytes:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret.")
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32))
+            # on disk before the link, and the link after it: a power cut right after a first use left an empty
+            # secret.key (refused) or none, so a new key, and another hidden split than the scores stored with it
+            handle.flush()
+            os.fsync(handle.fileno())
         try:
             os.link(temporary, path)  # atomic, and never replaces a secret another process made first
         except FileExistsError:
             pass
         finally:
             os.unlink(temporary)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     value = path.read_text().strip()
     if len(value) < 32:
         from neurozoo.datasets.errors import DataError

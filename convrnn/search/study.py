@@ -62,7 +62,7 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
         with warnings.catch_warnings():  # heartbeats are marked experimental; we rely on them deliberately
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             recover = functools.partial(recover_dead_trial, max_retry=max_retry) if heartbeat_interval else None
-            return optuna.storages.RDBStorage(
+            return HeartbeatStorage(
                 with_installed_driver(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period if heartbeat_interval else None, **{STALE_TRIAL_CALLBACK: recover})
     except ImportError as error:  # optuna raises its own ImportError for a missing driver (optuna 5)
@@ -77,6 +77,40 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, a folder that is not there
         cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
+
+
+class HeartbeatStorage(optuna.storages.RDBStorage):
+    """optuna's ``RDBStorage`` whose heartbeat also tells the trial of a worker that died before the trial's first
+    heartbeat. optuna records that one as the objective starts, after the trial was created and its configuration
+    drawn, and its stale check skips a running trial without a heartbeat: a worker killed in between (``kill -9``
+    a few seconds into ``zoo search``, found by a hard-kill audit) left its trial RUNNING for good, never failed
+    nor run again, and the study counted it running in every later command. Each stale check (optuna's, as a trial
+    starts, and :func:`fail_stale_trials`) now first gives such a trial a heartbeat, dated by the database as
+    optuna's are: a live worker's own heartbeats keep it fresh, a dead one's goes stale after the grace period and
+    the trial is recovered as any other (:func:`recover_dead_trial`)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list:
+        from optuna.storages._rdb import models
+
+        with self.engine.connect() as connection:
+            silent = connection.execute(
+                sqlalchemy.select(models.TrialModel.trial_id)
+                .where(models.TrialModel.study_id == study_id,
+                       models.TrialModel.state == optuna.trial.TrialState.RUNNING,
+                       ~sqlalchemy.exists().where(models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id))
+            ).scalars().all()
+        for trial_id in silent:
+            self.record_heartbeat(trial_id)
+        return super()._get_stale_trial_ids(study_id)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """optuna's, once more where its first heartbeat met another process's first for the same trial (the one
+        above): the row is then there, and is renewed. Raised in a worker's heartbeat thread, the error ended its
+        heartbeats, and its live trial went stale."""
+        try:
+            super().record_heartbeat(trial_id)
+        except sqlalchemy.exc.IntegrityError:
+            super().record_heartbeat(trial_id)
 
 
 #: The ``RDBStorage`` argument of the callback for a trial failed by the heartbeat: ``failed_trial_callback`` before
@@ -224,7 +258,11 @@ class TrialSeededTPE(optuna.samplers.BaseSampler):
         self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, 0), **tpe_options)
 
     def before_trial(self, study, trial) -> None:
-        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, trial.number), **self.tpe_options)
+        # a dead trial queued again (recover_dead_trial) draws as the dead one: one killed before it drew its
+        # configuration (the window before its first heartbeat, HeartbeatStorage) drew trial N+1's in its retry, and
+        # the uninterrupted study's trial N was never run (the parameters it drew before it died are fixed anyway)
+        number = trial.user_attrs.get("retry_of", trial.number)
+        self._tpe = optuna.samplers.TPESampler(seed=trial_seed(self.seed, number), **self.tpe_options)
         self._tpe.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial) -> Dict[str, Any]:

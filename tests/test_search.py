@@ -1945,17 +1945,6 @@ def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as
     worker recovered it. It tells such a trial by optuna's own test (the storage's ``_get_stale_trial_ids``, by the
     command's --heartbeat and --grace) and counts it apart, dead, awaiting its recovery by the first worker to start a
     trial; a trial whose heartbeat is fresh is running. The heartbeat's age is set in the database."""
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_left_running(tmp_path, request,
-                                                                                              capsys, backend):
-    """optuna records a trial's first heartbeat as its objective starts, after the trial is created and drawn, and its
-    stale check skips a running trial without one: a zoo search killed in between (kill -9 a few seconds in, the
-    hard-kill audit) left the trial RUNNING for good, never failed nor run again, whatever the reruns. The check now
-    gives such a trial a heartbeat (not failed at once: its worker may be alive and about to beat); once that is older
-    than the grace period the trial is failed and queued again as any dead worker's. The age is set in the database,
-    not waited for."""
     import warnings
     from datetime import datetime
 
@@ -1986,6 +1975,20 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_l
     trials = optuna.load_study(study_name="tiny", storage=url).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.RUNNING] * 2
 
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_left_running(tmp_path, request,
+                                                                                              capsys, backend):
+    """optuna records a trial's first heartbeat as its objective starts, after the trial is created and drawn, and its
+    stale check skips a running trial without one: a zoo search killed in between (kill -9 a few seconds in, the
+    hard-kill audit) left the trial RUNNING for good, never failed nor run again, whatever the reruns. The check now
+    gives such a trial a heartbeat (not failed at once: its worker may be alive and about to beat); once that is older
+    than the grace period the trial is failed and queued again as any dead worker's. The age is set in the database,
+    not waited for."""
+    import warnings
+    from datetime import datetime
+
+    import sqlalchemy
 
     from neurozoo.convrnn.search.study import fail_stale_trials
 

@@ -3,8 +3,13 @@ RDB storage shared by any number of workers.
 
 The sampler draws trial N from a random state seeded by (seed, N), not by a state that runs on from the start of
 the process: a study stopped and run again (or joined by another worker) goes on with new configurations instead
-of replaying the first ones, and for a fixed seed the sequence of configurations depends only on the finished
-trials, not on where the runs were interrupted.
+of replaying the first ones, and for a fixed seed trial N's configuration depends only on N and the trials finished
+before it, not on where the runs were stopped (a trial stopped by Ctrl-C or SIGTERM ends FAIL, ``interrupted``, and
+is not run again: trial N + 1 draws from (seed, N + 1) as in an uninterrupted study). A trial whose worker died
+unfinished is different: it is run again as trial N + 1, which replays its draw (from (seed, ``retry_of``)), so the
+next new trial, N + 2, draws from (seed, N + 2), and the configuration of (seed, N + 1) is never drawn. Trial numbers
+are the only draw index that stays unique across concurrent workers, so a study whose workers died evaluates other
+configurations after the retry than one whose workers did not.
 
 SQLite (the default) serves the workers of one machine; a PostgreSQL URL
 (``postgresql+psycopg2://user@host/db``) lets workers on several machines join the same study

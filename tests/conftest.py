@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 # One intra-op thread: the tests run many small tensors, where OpenMP threads cost more than they
@@ -14,6 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NEUROZOO_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+# The Ctrl-C tests raise SIGINT in this process or send it to a child. A background job of a shell without job
+# control (`pytest ... &` in a script, CI runners) starts with SIGINT ignored, which Python keeps, as would every
+# child: those tests then failed for how the suite was started. Python's own handler, as in a terminal (a child gets
+# it back too: exec resets a handled signal to its default, and Python then installs its handler).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 GIB_PER_WORKER = 4  # the suite's largest process peaked at 2.6 GB (2026-12-02)

@@ -188,6 +188,9 @@ def _never_probed(movie):
     ("n_bins", 10 ** 9, r"n_bins=1000000000: at most 140 bins of min_count=20 frames each in the 2800 frames "
                         r"analysed"),
     ("min_count", 0, r"min_count: expected an integer >= 1, got 0"),
+    # "n_bins=12: at most 0 bins of min_count=1000000000 frames": the setting to mend is min_count
+    ("min_count", 10 ** 9, r"min_count=1000000000: the 2800 frames analysed hold fewer than the 3 bins the "
+                           r"nonlinearity needs at 1000000000 frames each; at most 933"),
     ("max_ratio", float("nan"), r"max_ratio: expected a finite number > 0, got nan"),
     ("min_shift", float("nan"), r"min_shift: expected a finite number >= 0, got nan"),
     ("min_shift", -1, r"min_shift: expected a finite number >= 0, got -1"),

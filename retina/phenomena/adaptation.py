@@ -237,6 +237,9 @@ def check_gain_control_settings(low, high, frames, checker, seed, settle, n_lags
     if analysed < MIN_GAIN_CONTROL_FRAMES:
         raise SpecError(f"contrast_gain_control: frames={frames} leaves {analysed} frames after "
                         f"settle={settle}; need at least {MIN_GAIN_CONTROL_FRAMES} for an STA at low contrast")
+    if min_count * 3 > analysed:  # the fewest bins (3) must fit: "at most 0 bins" named the wrong setting
+        raise SpecError(f"contrast_gain_control: min_count={min_count}: the {analysed} frames analysed hold fewer than "
+                        f"the 3 bins the nonlinearity needs at {min_count} frames each; at most {analysed // 3}")
     if n_bins > analysed // min_count:
         raise SpecError(f"contrast_gain_control: n_bins={n_bins}: at most {analysed // min_count} bins of "
                         f"min_count={min_count} frames each in the {analysed} frames analysed")

@@ -63,6 +63,13 @@ def _add_fit(sub) -> None:
     p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
                         "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")
+    # retina.fit.HELDOUT_HISTORIES (not imported here: it would import torch for `zoo fit --help`)
+    p.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
+                   help="the spike history a spike-history model (glm) is scored with on the held-out repeats: "
+                        "simulated (default), its own sampled spikes, 20 trials averaged; observed, the test split's "
+                        "binned counts one frame ahead, as deep-retina's scripts/fit_glms.py (the history then "
+                        "carries the response being predicted). Recorded in summary.json (heldout_history); refused "
+                        "for a model without spike history")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-resume", action="store_true",
@@ -128,6 +135,7 @@ def _run_fit(args) -> int:
     overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
     out = None
     try:
+        checked_heldout_history(args, n_cells=len(train.cells))  # before a fit that its scoring would then refuse
         if args.out is None and args.data.startswith("embedded:"):
             # the fit cache `zoo probe --fit-embedded`, `zoo score` and `zoo run` read and fill: one fit per model,
             # data, seed and fitting protocol, made by whichever comes first; its results are written while its
@@ -183,6 +191,20 @@ def _run_fit(args) -> int:
     return 0
 
 
+def checked_heldout_history(args, n_cells: int) -> None:
+    """``--heldout-history observed`` for a model without spike history (``uses_history``), refused naming the model:
+    :func:`retina.fit.evaluate` would score it as without the option, and summary.json would record a mode that
+    produced nothing."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.retina.fit import create_model
+
+    if args.heldout_history != "simulated" and not getattr(create_model(args.model, n_cells=n_cells),
+                                                           "uses_history", False):
+        raise UserFacingError(f"--heldout-history {args.heldout_history}: the retina model {args.model!r} has no "
+                              "spike history to feed (a spike-history model, such as glm, takes it); leave the "
+                              "option out")
+
+
 def fit_stimulus_class(path: Path, given):
     """The stimulus class of the recording ``path`` that ``zoo fit`` records (``given``: ``--stimulus-class``), by
     :func:`datasets.retina_stimulus_class.experiment_stimulus_class` as ``retina_h5.heldout`` reads it. A neurozoo
@@ -218,6 +240,8 @@ def resume_command(args, path: Path, out) -> str:
             command += [option, str(value)]
     if args.stimulus_class is not None:  # the checkpoint records it: a resume without it would be refused
         command += ["--stimulus-class", args.stimulus_class]
+    if args.heldout_history != "simulated":  # the scoring asked for, when the resumed fit is scored
+        command += ["--heldout-history", args.heldout_history]
     command += ["--seed", str(args.seed), "--device", args.device] + (["--quiet"] if args.quiet else [])
     return shlex.join(command)
 
@@ -240,7 +264,7 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary
 
-    frame = evaluate(result.model, path, device=args.device)
+    frame = evaluate(result.model, path, device=args.device, heldout_history=args.heldout_history)
     stats = summary(frame)
     checked = class_checked(path, result)
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
@@ -252,6 +276,10 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
               "stimulus_class": stimulus.name, "stimulus_class_from": stimulus.known_from,
               # false: the fit's checkpoint (written before checkpoints recorded the class) records none to check it by
               "stimulus_class_checked": checked, **stats,
+              # the spike history the held-out metrics above were predicted with (--heldout-history): "simulated",
+              # the model's own sampled spikes, or "observed", the test counts one frame ahead (deep-retina's); null
+              # for a model without spike history, which neither concerns
+              "heldout_history": args.heldout_history if getattr(result.model, "uses_history", False) else None,
               "best_epoch": result.best_epoch,
               # fit_curve.png numbers epochs from 1, best_epoch (as history.json) from 0: the kept epoch as the figure
               # says it, beside the index readers of earlier summaries use

@@ -446,3 +446,39 @@ def test_glm_heldout_observed_history_is_deep_retinas_open_loop_prediction(tmp_p
         evaluate(model, path, heldout_history="open")
     with pytest.raises(DataError, match=r"observed_history: expected binned counts \(n_cells, T\)"):
         predict(model, test.stimulus, observed_history=binned[:, 1:])
+
+
+@pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_zoo_fit_heldout_history_observed_scores_as_evaluate_and_records_it(tmp_path, capsys):
+    """``zoo fit glm --heldout-history observed``: the held-out metrics written are ``evaluate(...,
+    heldout_history="observed")``'s of the fitted weights, and summary.json says which mode produced them (the
+    default, simulated, gives another number). A model without spike history is refused, naming it, before a fit."""
+    import json
+
+    import pandas as pd
+
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import evaluate
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    argv = ["fit", "glm", "--data", str(path), "--epochs", "1", "--quiet"]
+    assert zoo([*argv, "--out", str(tmp_path / "observed"), "--heldout-history", "observed"]) == 0
+    assert zoo([*argv, "--out", str(tmp_path / "simulated")]) == 0
+    written = {mode: pd.read_csv(tmp_path / mode / "heldout_metrics.csv", index_col="cell")
+               for mode in ("observed", "simulated")}
+    model = create_model("glm", n_cells=len(written["observed"]))
+    model.load_state_dict(torch.load(tmp_path / "observed" / "model.pt"))
+    expected = evaluate(model, path, heldout_history="observed")
+    pd.testing.assert_frame_equal(written["observed"], expected, check_names=False, rtol=1e-6)
+    # the same weights (same seed and settings), scored on their own spikes: another number
+    assert (written["observed"].correlation - written["simulated"].correlation).abs().max() > 1e-3
+    for mode in ("observed", "simulated"):
+        assert json.loads((tmp_path / mode / "summary.json").read_text())["heldout_history"] == mode
+    capsys.readouterr()
+    assert zoo(["fit", "ln", "--data", str(path), "--epochs", "1", "--quiet", "--out", str(tmp_path / "ln"),
+                "--heldout-history", "observed"]) == 2
+    assert "--heldout-history observed: the retina model 'ln' has no spike history" in capsys.readouterr().err
+    assert not (tmp_path / "ln").exists()  # refused before its folder was made
+    assert zoo(["fit", "ln", "--data", str(path), "--epochs", "1", "--quiet", "--out", str(tmp_path / "ln")]) == 0
+    assert json.loads((tmp_path / "ln" / "summary.json").read_text())["heldout_history"] is None

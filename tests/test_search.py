@@ -1898,6 +1898,7 @@ def test_a_dead_trial_whose_checkpoint_is_damaged_is_run_again_afresh_saying_why
     assert "resumed_from" not in again.user_attrs
     (refused,) = again.user_attrs["resume_refused"]
     assert refused["checkpoint"] == str(checkpoint) and re.match(reason, refused["error"])
+    assert "another --out" not in refused["error"]  # zoo train's advice: the search trains afresh itself
     assert list(again.intermediate_values) == [0] and again.user_attrs["epochs_done"] == 1
     assert again.value == trained.value  # trained afresh: the first run's training again
     run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
@@ -1927,11 +1928,16 @@ def test_a_dead_trial_run_again_never_resumes_the_checkpoint_of_another_configur
               rf"--resume {re.escape(str(checkpoint))}: the checkpoint was trained as another graph than this run "
               rf"builds from")
     with pytest.warns(UserWarning, match=rf"^trial 1 \(trial 0 run again\): not resumed from "
-                                         rf"{re.escape(str(checkpoint))}: {reason}.*; trained afresh"):
+                                         rf"{re.escape(str(checkpoint))}: {reason}.*; trained afresh") as caught:
         assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
     _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     assert again.state == optuna.trial.TrialState.COMPLETE and again.params[name] == value
     assert "resumed_from" not in again.user_attrs and re.match(reason, again.user_attrs["resume_refused"][0]["error"])
+    # the trainer's refusal (another graph) without zoo train's advice ("... or train afresh into another --out"):
+    # the search trains the trial afresh itself
+    refusals = [str(w.message) for w in caught if "not resumed from" in str(w.message)]
+    refusals.append(again.user_attrs["resume_refused"][0]["error"])
+    assert len(refusals) == 2 and not [text for text in refusals if "another --out" in text or "resume with" in text]
     assert list(again.intermediate_values) == [0]
     run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
     assert [segment["resumed_from"] for segment in run["segments"]] == [None]

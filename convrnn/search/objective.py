@@ -325,7 +325,9 @@ class Objective:
                 try:
                     trainer = Trainer(TrainConfig(**fields, resume=str(checkpoint)))
                 except UserFacingError as refusal:  # an error of no checkpoint's: training afresh meets it again
-                    error = str(refusal)
+                    # the trainer's reason without zoo train's advice (engine.resume_refusal: resume with the
+                    # checkpoint's setting, or train afresh into another --out): the trial trains afresh itself
+                    error = getattr(refusal, "reason", str(refusal))
                 else:
                     trial.set_user_attr("resumed_from", str(checkpoint))
                     if self.settings.progress:

@@ -148,6 +148,16 @@ class DataErrorMidRun(DataError):
         self.raised = raised
 
 
+def resume_refusal(reason: str, advice: str, kind: type = UserFacingError, sep: str = "; ") -> UserFacingError:
+    """A ``kind`` error refusing a checkpoint to resume, ``reason + sep + advice``, that keeps the two apart (attributes
+    ``reason``, ``advice``): the advice is zoo train's user's (resume with the checkpoint's setting, or train afresh
+    into another --out); a search retrying a dead trial, which trains it afresh itself, quotes the reason alone
+    (``convrnn.search.objective``)."""
+    error = kind(f"{reason}{sep}{advice}")
+    error.reason, error.advice = reason, advice
+    return error
+
+
 class WorkerDied(UserFacingError):
     """A data-loading worker died (SIGKILL: the out-of-memory killer; a crash; ``worker_deaths``): raised on every
     rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
@@ -640,8 +650,9 @@ class Trainer:
             try:
                 saved = load_checkpoint(resume, map_location="cpu")
             except UnreadableTorchFile as error:
-                raise DataError(f"{error}; a damaged checkpoint cannot be resumed: --resume PATH resumes another one "
-                                f"(best.pth: the best epoch's), or start afresh with another --out") from None
+                raise resume_refusal(f"{error}", "a damaged checkpoint cannot be resumed: --resume PATH resumes "
+                                     "another one (best.pth: the best epoch's), or start afresh with another --out",
+                                     DataError) from None
             self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
@@ -989,8 +1000,9 @@ class Trainer:
         if self.dist.is_main and state.get("epoch_sums") is not None:  # summed over the ranks that saved them
             self.epoch_sums.copy_(state["epoch_sums"])
         if state.get("classes") is not None and list(state["classes"]) != self.classes:
-            raise DataError(f"{where}: {self.config.data}: {class_difference(list(state['classes']), self.classes)}; "
-                            f"resume with the data the checkpoint was trained on")
+            raise resume_refusal(f"{where}: {self.config.data}: "
+                                 f"{class_difference(list(state['classes']), self.classes)}",
+                                 "resume with the data the checkpoint was trained on", DataError)
         if not state.get("sample_seeds") and self.config.augment:
             warnings.warn("--resume: the checkpoint was written by a version whose augmentation drew from each loading "
                           "worker's random stream; this version seeds each image's augmentation from (seed, epoch, "
@@ -1017,8 +1029,8 @@ class Trainer:
         inside the epoch after, said finished beside weights trained on past it)."""
         needed = int(state["epoch"]) + (1 if int(state.get("epoch_steps", 0)) else 0)
         if needed > self.config.epochs:
-            raise UserFacingError(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
-                                  f"{self.config.epochs}: resume with --epochs {needed} or more")
+            raise resume_refusal(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
+                                 f"{self.config.epochs}", f"resume with --epochs {needed} or more", sep=": ")
 
     def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
         """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping
@@ -1030,9 +1042,9 @@ class Trainer:
             before, now = saved[name], getattr(self.config, name)
             if before != now:
                 flag = f"--{name.replace('_', '-')}"
-                raise UserFacingError(f"{where}: the checkpoint was trained with {flag} {before}, this run has "
-                                      f"{now}; its optimizer state fixes {name}, so resume with {flag} {before}, or "
-                                      f"train afresh into another --out")
+                raise resume_refusal(f"{where}: the checkpoint was trained with {flag} {before}, this run has "
+                                     f"{now}; its optimizer state fixes {name}",
+                                     f"resume with {flag} {before}, or train afresh into another --out", sep=", so ")
 
     def _check_spec(self, saved: Optional[Dict[str, Any]], where: str) -> None:
         """A spec file edited (or another --set) between the runs builds another graph whose weights may still fit
@@ -1041,10 +1053,10 @@ class Trainer:
         current = self._spec()
         difference = spec_difference(saved, current) if saved is not None and current is not None else None
         if difference:
-            raise UserFacingError(f"{where}: the checkpoint was trained as another graph than this run builds from "
-                                  f"{self.config.model!r} (overrides {self.config.overrides}): {difference}; resume "
-                                  f"with the graph it was trained as (the spec in run.json) or train afresh into "
-                                  f"another --out")
+            raise resume_refusal(f"{where}: the checkpoint was trained as another graph than this run builds from "
+                                 f"{self.config.model!r} (overrides {self.config.overrides}): {difference}",
+                                 "resume with the graph it was trained as (the spec in run.json) or train afresh "
+                                 "into another --out")
 
     def _check_steps_per_epoch(self, state: Dict[str, Any], where: str) -> None:
         """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
@@ -1068,12 +1080,12 @@ class Trainer:
 
         before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
         if per_epoch == self.steps_per_epoch:
-            raise UserFacingError(f"{where}: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
-                                  f"({before}); this run has {now}, so it would skip other images than those "
-                                  f"trained; resume with the same global batch")
-        raise UserFacingError(f"{where}: the checkpoint ran {per_epoch} steps per epoch ({before}); this run "
-                              f"would run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be "
-                              f"misplaced; resume with the same global batch, data and --max-steps-per-epoch")
+            raise resume_refusal(f"{where}: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
+                                 f"({before}); this run has {now}, so it would skip other images than those trained",
+                                 "resume with the same global batch")
+        raise resume_refusal(f"{where}: the checkpoint ran {per_epoch} steps per epoch ({before}); this run would "
+                             f"run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be misplaced",
+                             "resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in

@@ -900,8 +900,11 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
         raise DataError(f"target_lag must be 0 (ours) or 1 (deep-retina's), got {target_lag}")
     if heldout_history not in HELDOUT_HISTORIES:
         raise DataError(f"heldout_history must be one of {HELDOUT_HISTORIES}, got {heldout_history!r}")
+    if heldout_history == "observed" and not getattr(model, "uses_history", False):  # scored simulated, said observed
+        raise DataError(f"heldout_history='observed': the retina model {type(model).__name__} has no spike history to "
+                        "feed (a spike-history model, such as the GLM, takes it); leave it at 'simulated'")
     test = read_experiment(path, "test")
-    if heldout_history == "observed" and getattr(model, "uses_history", False):
+    if heldout_history == "observed":
         kwargs["observed_history"] = test.response("binned")
     prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
     prediction = prediction[:, :prediction.shape[1] - target_lag]

@@ -459,6 +459,7 @@ def test_zoo_fit_heldout_history_observed_scores_as_evaluate_and_records_it(tmp_
 
     from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.datasets.errors import DataError
     from neurozoo.retina.fit import evaluate
 
     path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
@@ -482,3 +483,6 @@ def test_zoo_fit_heldout_history_observed_scores_as_evaluate_and_records_it(tmp_
     assert not (tmp_path / "ln").exists()  # refused before its folder was made
     assert zoo(["fit", "ln", "--data", str(path), "--epochs", "1", "--quiet", "--out", str(tmp_path / "ln")]) == 0
     assert json.loads((tmp_path / "ln" / "summary.json").read_text())["heldout_history"] is None
+    # the API too: evaluate scored such a model simulated while the caller asked for (and recorded) observed
+    with pytest.raises(DataError, match=r"^heldout_history='observed': the retina model LN has no spike history"):
+        evaluate(create_model("ln", n_cells=len(written["observed"])), path, heldout_history="observed")

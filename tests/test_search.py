@@ -5,6 +5,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -1267,6 +1268,99 @@ def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     assert sorted(t.user_attrs.get("interrupted", "") for t in trials) == ["", "signal 15"]
     assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["epochs_done"] < 40 for t in trials)
+
+
+def _children(pid):
+    """The process ids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid):
+    """Whether ``pid`` runs: a zombie (dead, not reaped by the process it was handed to) has ended."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's (workers.end_with_parent)")
+def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
+    """A command killed alone (SIGKILL, the out-of-memory killer) left its workers running their trials unsupervised
+    (here for 500 epochs), and a rerun started two more beside them. The kernel now sends each worker SIGTERM when
+    the command dies: each stops within seconds, its running trial marked FAIL (interrupted), as the command's own
+    SIGTERM would."""
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 2, "--export", "0", "--workers", "2", "--epochs", "500", "--pruner", "none")
+    proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage, workers = None, []
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:  # until each worker runs a trial of its own
+            time.sleep(0.5)
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            if len(_children(proc.pid)) < 2:  # started once the study exists, whose schema this must not race
+                continue
+            storage = storage or make_storage(f"sqlite:///{out / 'search.sqlite'}", heartbeat_interval=None)
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=storage).trials
+            except KeyError:
+                continue
+            if sum(t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs for t in trials) == 2:
+                break
+        else:
+            pytest.fail("the two workers never ran a trial each")
+        workers = _children(proc.pid)
+        assert len(workers) == 2 and {f"{socket.gethostname()}:{pid}" for pid in workers} == {
+            t.user_attrs["worker"] for t in trials}
+        os.kill(proc.pid, signal.SIGKILL)  # the command alone, not its workers
+        proc.wait()
+        deadline = time.time() + 20
+        while any(_alive(pid) for pid in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers), "a worker ran on after its command was killed"
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
+    assert [t.user_attrs.get("interrupted") for t in trials] == ["signal 15", "signal 15"]
+
+
+PDEATHSIG_OF_A_WORKER = """
+import ctypes
+from neurozoo.convrnn.search.workers import end_with_parent
+ended = end_with_parent()
+signal = ctypes.c_int()
+ctypes.CDLL(None).prctl(2, ctypes.byref(signal), 0, 0, 0)  # PR_GET_PDEATHSIG
+print(ended, signal.value)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's (workers.end_with_parent)")
+def test_a_worker_whose_command_died_before_it_asked_to_end_with_it_stops():
+    """The kernel signals a worker only for a parent that dies after the request: one whose command had already died
+    (its parent is then the process it was handed to) is told to stop, not left to run unsupervised."""
+    def worker(parent):
+        done = subprocess.run([sys.executable, "-c", PDEATHSIG_OF_A_WORKER], capture_output=True, text=True,
+                              env={**_env(), "NEUROZOO_SEARCH_PARENT": str(parent)}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert worker(os.getpid()) == ["True", str(int(signal.SIGTERM))]  # this process started it and runs
+    assert worker(os.getpid() + 1_000_000)[0] == "False"  # no pid's: its command is gone
 
 
 def test_a_bug_in_a_one_process_search_shows_its_traceback_once(tiny, tmp_path):

@@ -25,7 +25,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV
+from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_parent
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
@@ -128,11 +128,14 @@ def run(args: argparse.Namespace) -> int:
     """``zoo search``. A SIGTERM before its first trial (importing optuna and torch, checking the data, opening the
     study) stops it at once (``stopping_at_once``; it killed the command without a word, exit -15), and once the study
     is open (its stale trials recovered, which must not be cut in half) at the safe point before the trials; a local
-    worker of ``--workers K`` is left as it was (its command stops it and says why)."""
+    worker of ``--workers K`` is left as it was (its command stops it and says why), and ends with its command
+    (``workers.end_with_parent``)."""
     from neurozoo.datasets.termination import stopping_at_once
 
     try:
         if args.report is not None:
+            if not end_with_parent():  # its command died as it started: nobody would supervise its trials
+                return 130
             return _run(args)
         with sigterm_deferred(), stopping_at_once():
             return _run(args)

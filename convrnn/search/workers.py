@@ -14,6 +14,8 @@
   printed twice (optuna's log of the failed trial, then Python's), and the command exited 1 with "worker exit codes".
 * The workers print only their per-trial lines (each names its trial): the search-space summary and the study's
   totals come once, from this command.
+* The workers end with this command (Linux: :func:`end_with_parent`): killed alone (SIGKILL, the out-of-memory
+  killer), it left its workers running their trials unsupervised, and a rerun started K more beside them.
 """
 from __future__ import annotations
 
@@ -33,6 +35,12 @@ from neurozoo.datasets.termination import raise_if_terminated
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
 STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
+
+#: The process id of the command that started a local worker (:func:`end_with_parent`)
+PARENT_ENV = "NEUROZOO_SEARCH_PARENT"
+
+#: prctl(2)'s option that has the kernel signal a process once its parent dies (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
 
 #: How many times a trial whose worker died unfinished is run again (``--retries``; ``study.recover_dead_trial``), as
 #: optuna's ``RetryHeartbeatStaleTrialCallback(max_retry)`` counts: a configuration that kills its worker every time
@@ -57,7 +65,7 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str) -> Wor
     """Start one worker per entry of ``trials`` (the trials it runs) with the options ``argv`` and wait for all;
     once one of them stops on an error for the user or crashes, the others are stopped. Ctrl-C / SIGTERM here stops
     every worker, then propagates."""
-    env = {**os.environ, STORAGE_ENV: storage}
+    env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid())}
     with tempfile.TemporaryDirectory(prefix="zoo-search-") as folder:  # mode 0700
         reports = [Path(folder) / f"worker{k}.json" for k in range(len(trials))]
         # a SIGTERM this command ignores, its workers would ignore too, and it stops them with SIGTERM (_stop)
@@ -112,6 +120,27 @@ def write_report(path, *, error: Optional[str] = None, crash: Optional[str] = No
     part = Path(f"{path}.part")
     part.write_text(json.dumps({"error": error} if error is not None else {"crash": crash}))
     os.replace(part, path)
+
+
+def end_with_parent() -> bool:
+    """In a local worker, as it starts: SIGTERM from the kernel once the command that started it dies (Linux's
+    ``prctl(PR_SET_PDEATHSIG)``), which stops it as the command's own SIGTERM does (its running trial ends FAIL,
+    ``interrupted``). A command killed alone (SIGKILL, the out-of-memory killer) left its workers running their trials
+    unsupervised, and a rerun started K more workers beside them. False when that command is no longer this process's
+    parent (it died before the request was made, which the kernel would then never signal): the worker is to stop.
+    True elsewhere: no ``$NEUROZOO_SEARCH_PARENT`` (not a worker of this module's), not Linux (nothing is done there:
+    a worker outlives a killed command, as before), or no C library ``prctl``. The signal comes when the thread that
+    started the worker ends, so :func:`run_workers` runs in the command's main thread."""
+    parent = os.environ.get(PARENT_ENV)
+    if parent is None or not sys.platform.startswith("linux"):
+        return True
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        return True
+    return os.getppid() == int(parent)
 
 
 def _sigterm_default() -> None:

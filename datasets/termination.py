@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Callable, Dict, Optional
@@ -279,3 +280,23 @@ def sigterm_from(parent: int, worker_id: int = 0) -> None:
                 os._exit(0)
 
     threading.Thread(target=take_sigterm, name="sigterm-from-trainer", daemon=True).start()
+
+
+#: Linux's prctl option that asks the kernel for a signal once the thread that started this process ends
+PR_SET_PDEATHSIG = 1
+
+
+def signal_when_parent_dies(signum: int) -> bool:
+    """Ask the kernel for ``signum`` once the thread that started this process ends (Linux's
+    ``prctl(PR_SET_PDEATHSIG)``), so that a child killed with its parent (SIGKILL, the out-of-memory killer) does not
+    run on unsupervised. False where it cannot be asked (not Linux, no C library ``prctl``): the child then outlives
+    its parent. Safe between fork and exec (a ``preexec_fn``): one C call, nothing imported that is not loaded."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    except (OSError, AttributeError):
+        return False
+    return True

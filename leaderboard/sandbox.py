@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from neurozoo.datasets.errors import UserFacingError
-from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.datasets.termination import raise_if_terminated, signal_when_parent_dies
 from neurozoo.leaderboard import proc_masks, seccomp
 
 UNSAFE_FLAG = "--unsafe-no-sandbox"
@@ -670,13 +670,8 @@ def killed_by_cpu_rlimit(returncode: Optional[int], job_cpu_s: float = 0.0, limi
 
 
 def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG: the job is killed if the scorer itself dies (its limits die with it)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    """The job is killed if the scorer itself dies (its limits die with it)."""
+    signal_when_parent_dies(signal.SIGKILL)
 
 
 class Cancelled(BaseException):

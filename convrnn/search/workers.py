@@ -31,16 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
-from neurozoo.datasets.termination import raise_if_terminated
+from neurozoo.datasets.termination import raise_if_terminated, signal_when_parent_dies
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
 STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 
 #: The process id of the command that started a local worker (:func:`end_with_parent`)
 PARENT_ENV = "NEUROZOO_SEARCH_PARENT"
-
-#: prctl(2)'s option that has the kernel signal a process once its parent dies (linux/prctl.h)
-PR_SET_PDEATHSIG = 1
 
 #: How many times a trial whose worker died unfinished is run again (``--retries``; ``study.recover_dead_trial``), as
 #: optuna's ``RetryHeartbeatStaleTrialCallback(max_retry)`` counts: a configuration that kills its worker every time
@@ -132,13 +129,7 @@ def end_with_parent() -> bool:
     a worker outlives a killed command, as before), or no C library ``prctl``. The signal comes when the thread that
     started the worker ends, so :func:`run_workers` runs in the command's main thread."""
     parent = os.environ.get(PARENT_ENV)
-    if parent is None or not sys.platform.startswith("linux"):
-        return True
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
+    if parent is None or not signal_when_parent_dies(signal.SIGTERM):
         return True
     return os.getppid() == int(parent)
 

@@ -61,12 +61,19 @@ def check_finite_images(x: torch.Tensor) -> None:
     it cannot branch, and for meta tensors (shapes and FLOP counts without values)."""
     if x.is_meta or torch.compiler.is_compiling() or (x.is_cuda and torch.cuda.is_current_stream_capturing()):
         return
-    if bool(torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float32)))):
-        return  # a NaN or an infinity makes the sum non-finite: one pass without a boolean tensor of x's size
+    if not bool(may_hold_non_finite(x)):
+        return
     bad = non_finite_images(x)  # or finite pixels whose sum overflowed (values near 1e38): none then
     if bad:
         raise ValueError(f"images: {len(bad)} of {x.shape[0 if x.dim() == 4 else 1]} hold NaN/inf values (batch index "
                          f"{bad[:3]}{' ...' if len(bad) > 3 else ''}); expected finite pixels")
+
+
+def may_hold_non_finite(x: torch.Tensor) -> torch.Tensor:
+    """A one-element bool tensor on ``x``'s device, not read back: whether the sum of ``x`` (in at least float32) is
+    not finite, which any NaN or infinity in ``x`` makes it. One pass without a boolean tensor of ``x``'s size; finite
+    values whose sum overflows (near 1e38) make it True as well, so :func:`non_finite_images` decides."""
+    return torch.isfinite(x.sum(dtype=torch.promote_types(x.dtype, torch.float32))).logical_not()
 
 
 def non_finite_images(x: torch.Tensor) -> List[int]:

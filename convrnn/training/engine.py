@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
-from neurozoo.convrnn.network import non_finite_images
+from neurozoo.convrnn.network import may_hold_non_finite, non_finite_images
 from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
@@ -189,8 +189,7 @@ def non_finite_flag(images: Any) -> Optional[torch.Tensor]:
     image to name and goes on. None for anything but a floating-point tensor."""
     if not (isinstance(images, torch.Tensor) and images.is_floating_point()):
         return None
-    total = images.sum(dtype=torch.promote_types(images.dtype, torch.float32))
-    return torch.isfinite(total).logical_not().long() * UNREADABLE_DATA
+    return may_hold_non_finite(images).long() * UNREADABLE_DATA
 
 
 def error_line(error: BaseException) -> str:

@@ -14,7 +14,8 @@ from test_phenomena_circuit import circuit  # noqa: E402
 
 NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms", "retina_embedded.paired-flash",
          "retina_embedded.frequency-doubling")
-DEFINED_CELLS = {"contrast-adaptation": 12, "oms": 6, "paired-flash": 3, "frequency-doubling": 6}
+DEFINED_CELLS = {"contrast-adaptation": 12, "oms": 6, "paired-flash": 6, "frequency-doubling": 6}
+VERSIONS = {"retina_embedded.contrast-adaptation": 2, "retina_embedded.paired-flash": 2}  # index, protocol version 2
 SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
 
 
@@ -42,7 +43,7 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
     for name in NAMES:
         assert name in benchmarks.list_benchmarks()
-        versioned = {"version": 2} if name.endswith("contrast-adaptation") else {}  # its index version 2
+        versioned = {"version": VERSIONS[name]} if name in VERSIONS else {}
         # embedded (synthetic) data, no noise ceiling: shown on the board, left out of its means
         assert benchmarks.BENCHMARKS.get(name).tags == {"family": "retina", "region": "phenomena", "embedded": True,
                                                         "scale": None, **versioned}
@@ -64,12 +65,13 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         assert truth.value == pytest.approx(1.0) and truth.raw == 1.0
         defined = [row["truth_index"] for row in truth.per_bin if row["truth_index"] is not None]
         # the circuit adapts in every cell; it is OMS in every cell that answers the jitter (the ON and OFF cells);
-        # its OFF cells' second response is depressed; its ON and OFF cells double the grating's frequency
+        # its ON-OFF cells' second response 45 frames on is depressed; its ON and OFF cells double the grating's
+        # frequency
         assert len(defined) == DEFINED_CELLS[name.split(".")[1]] and all(v > 0 for v in defined)
         linear = bench.score(_linear_filter, progress=False)
         assert linear.value < 0.1
-        if name == "retina_embedded.contrast-adaptation":  # index version 2: no credit at all for a fixed filter
-            assert linear.value < 1e-9 and p["settings"]["analysis"]["index_version"] == 2
+        if name in VERSIONS:  # version 2 of either: no credit at all for a fixed filter
+            assert linear.value < 1e-9
 
 
 PHENOMENON_BENCHMARKS = NAMES + ("retina_embedded.osr", "retina_embedded.osr-mechanism")
@@ -160,25 +162,42 @@ def test_frequency_doubling_fails_ln_cells_and_the_circuit_without_depleting_sub
     assert max(scores.values()) == 0.0, scores
 
 
-def test_paired_flash_fails_the_circuit_without_depletion_and_expansive_ln_cells():
-    """The circuit without its depleting synapses scores 0 (a second response as large or larger: index -0.012 to
-    -0.004); so do fixed LN cells with an expansive or rectifying nonlinearity (they facilitate: -971 to -0.04).
-    Saturating LN cells are the known false positive (below)."""
-    systems = {f"LN {name}": fixed_ln_cells(f) for name, f in MONOTONE.items()}
-    systems["no depletion"] = circuit(depletion=0.0)
+def test_paired_flash_fails_the_circuit_without_its_terminal_depression_and_every_fixed_ln_cell():
+    """Protocol version 2: two bright flashes 45 frames apart, the ON-OFF cells (index 0.21-0.38). Held full, the ON
+    terminal's pool leaves no depression (index -0.015 to -0.006): score 0. Fixed LN cells answer the second flash
+    exactly as the first, the first being outside their 40-frame window: index 0 up to rounding with every
+    nonlinearity (rectifying, expansive, saturating) and surround, score 0 (at most 1.5e-16). Version 1 (dark flashes
+    4 frames apart, OFF cells: a depression over within 8 frames) scored the saturating cells 0.775: the known
+    false positive this version removes (docs/retina.md, "Wrong model classes on the phenomenon benchmarks")."""
+    nonlinearities = {**MONOTONE, "saturating": saturating}
+    systems = {f"LN {name}, surround {s}": fixed_ln_cells(f, s)
+               for name, f in nonlinearities.items() for s in (0.0, 0.8)}
+    systems["no terminal depression"] = circuit(osr_terminal_depression=False)
     scores = _scores("paired-flash", systems)
-    assert max(scores.values()) == 0.0, scores
+    assert max(scores.values()) < 1e-9, scores
+    assert scores["no terminal depression"] == 0.0
+    assert _scores("paired-flash", {"circuit": circuit()}) == {"circuit": 1.0}
 
 
-@pytest.mark.xfail(strict=True, reason="known false positive (docs/retina.md, 'Wrong model classes'): the circuit's "
-                                       "depression is over within 8 frames, inside a stateless model's 40-frame "
-                                       "window, where a saturating static nonlinearity sums two flashes sublinearly "
-                                       "too (depression index 0.19, benchmark score 0.77)")
 def test_a_saturating_ln_cell_shows_no_paired_flash_depression():
+    """The strict xfail of protocol version 1 (the saturating LN cell's depression index 0.19 at a 4-frame gap, score
+    0.775), now passing: with the first flash outside its window, the second response is the first's."""
+    from neurozoo.benchmarks.phenomena import PAIRED_FLASH
     from neurozoo.retina.phenomena import paired_flash
 
-    recovery = paired_flash(fixed_ln_cells(saturating), gaps=(4,))["recovery"][:3, 0]
-    assert np.all(np.abs(1 - recovery) < 0.02), recovery
+    cells = fixed_ln_cells(saturating)
+    recovery = paired_flash(cells, gaps=(PAIRED_FLASH["gap"],), flash_frames=PAIRED_FLASH["flash_frames"],
+                            intensity=PAIRED_FLASH["intensity"])["recovery"][:, 0]
+    assert np.isfinite(recovery[3:]).all() and np.all(np.abs(1 - recovery[3:]) < 1e-12), recovery  # ON, ON-OFF cells
+    assert _scores("paired-flash", {"saturating": cells})["saturating"] < 1e-9
+
+
+def test_paired_flash_refuses_the_retired_protocol_version():
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"^retina_embedded\.paired-flash: protocol_version 1: only 2 is measured"):
+        benchmarks.load("retina_embedded.paired-flash", sizes=SIZES, analysis={"protocol_version": 1}).score(
+            circuit(), progress=False)
 
 
 @pytest.mark.xfail(strict=True, reason="known false positive (docs/retina.md, 'Wrong model classes'): a linear "

@@ -2119,6 +2119,37 @@ def test_a_dead_trial_whose_checkpoint_is_damaged_is_run_again_afresh_saying_why
     assert run["finished"] is True and [segment["resumed_from"] for segment in run["segments"]] == [None]
 
 
+def test_a_dead_trial_run_again_reads_its_checkpoint_once(tiny, tmp_path, one_trial_study, monkeypatch):
+    """A retried trial read its dead run's last.pth twice: to check it (objective.checkpoint_refusal), then in the
+    trainer, which resumed it. It is read once now, the trainer given the state read (``resume_state``), and the
+    trial resumes from it as before."""
+    import shutil
+
+    from neurozoo.convrnn.training import checkpoint as checkpoints
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    dead = out / "tiny" / "dead_run"
+    shutil.copytree(study.trials[0].user_attrs["out"], dead)
+    trained = _queued_again(study, dead)
+    reads, read = [], checkpoints.read_torch_file
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "read_torch_file", counted)
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.user_attrs["resumed_from"] == str(dead / "last.pth") and again.params == trained.params
+    assert reads.count(dead / "last.pth") == 1, reads
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert run["segments"][-1]["resumed_from"]["checkpoint"] == str(dead / "last.pth")
+    # the dead run's part, then this one's from the checkpoint's step (its epoch held all: nothing left to train)
+    assert [segment["start_step"] > 0 for segment in run["segments"]] == [False, True]
+
+
 @pytest.mark.parametrize("other", ["graph", "training"])
 def test_a_dead_trial_run_again_never_resumes_the_checkpoint_of_another_configuration(tiny, tmp_path, one_trial_study,
                                                                                      other):

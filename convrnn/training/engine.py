@@ -579,16 +579,18 @@ class Trainer:
 
     ``model`` (optional) replaces ``convrnn.create_model(config.model, ...)``; it must return an
     object with ``.logits`` (T, B, K), may give its answer as ``.final_logits`` (B, K) (else the last step is
-    its answer) and may define ``first_readout_step``."""
+    its answer) and may define ``first_readout_step``. ``resume_state``: the checkpoint ``config.resume`` names, read
+    already (``checkpoint.load_checkpoint``; a search reads a dead trial's to check it first), not read again."""
 
-    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None):
+    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
+                 resume_state: Optional[Dict[str, Any]] = None):
         config.validate()
         self.config = config
         self._determinism = (torch.are_deterministic_algorithms_enabled(),
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)
         try:
-            self._setup(model)
+            self._setup(model, resume_state)
         except RanksDisagree:
             # raised on every rank at the same point: they leave the group together (shutdown: a barrier, then
             # destroy). Left to the process's exit, the gloo group aborted a rank now and then at exit ("terminate
@@ -603,7 +605,7 @@ class Trainer:
             self._release(destroy_group=False)
             raise
 
-    def _setup(self, model: Optional[nn.Module]) -> None:
+    def _setup(self, model: Optional[nn.Module], resume_state: Optional[Dict[str, Any]] = None) -> None:
         config = self.config
         self.device = self.dist.device
         self.channels_last = config.channels_last or config.fast
@@ -677,7 +679,7 @@ class Trainer:
                                   f"or choose another --out (starting afresh would overwrite its checkpoints)")
         if resume is not None:  # refused before the log is opened: a bad checkpoint leaves no empty metrics.jsonl
             try:
-                saved = load_checkpoint(resume, map_location="cpu")
+                saved = resume_state if resume_state is not None else load_checkpoint(resume, map_location="cpu")
             except UnreadableTorchFile as error:
                 raise resume_refusal(f"{error}", "a damaged checkpoint cannot be resumed: --resume PATH resumes "
                                      "another one (best.pth: the best epoch's), or start afresh with another --out",

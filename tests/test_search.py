@@ -1339,6 +1339,50 @@ def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
     assert [t.user_attrs.get("interrupted") for t in trials] == ["signal 15", "signal 15"]
 
 
+# `zoo search --workers K` as it waits for its workers, its reports folder made: it prints the folder, then is killed
+# (SIGKILL, the out-of-memory killer) or waits for a line on stdin. Its one worker exits at once (no --data: exit 2).
+COMMAND_WAITING_FOR_ITS_WORKERS = """
+import os, signal, sys
+from neurozoo.convrnn.search import workers
+def waiting(procs, reports):
+    print(reports[0].parent, flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+workers._wait = waiting
+workers.run_workers([], [1], "sqlite://")
+"""
+
+
+def test_the_reports_folder_of_a_killed_search_is_removed_by_the_next_and_a_live_ones_kept(tmp_path, monkeypatch):
+    """`zoo search --workers K` killed (SIGKILL) left its workers' reports folder (/tmp/zoo-search-*) for good. Named
+    with its host and pid now, it is removed by the next such command, and a concurrent live command's is kept (its
+    own, removed as it ends)."""
+    import tempfile
+
+    from neurozoo.convrnn.search.workers import run_workers
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**_env(), "TMPDIR": str(scratch)}
+    command = [sys.executable, "-c", COMMAND_WAITING_FOR_ITS_WORKERS]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == scratch and dead.name.startswith("zoo-search-") and dead.is_dir()
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == scratch and kept.is_dir()
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        run_workers([], [1], "sqlite://")  # the next command: its worker exits at once
+        assert sorted(scratch.iterdir()) == [kept]  # the dead command's gone, the live one's kept, this one's removed
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(scratch.iterdir()) == []
+
+
 PDEATHSIG_OF_A_WORKER = """
 import ctypes
 from neurozoo.convrnn.search.workers import end_with_parent

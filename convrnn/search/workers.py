@@ -25,12 +25,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.termination import raise_if_terminated, signal_when_parent_dies
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
@@ -70,7 +70,9 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str,
     every worker, then propagates. ``contents_checksums``: this command's (:data:`CHECKSUMS_ENV`)."""
     env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid()),
            CHECKSUMS_ENV: json.dumps(contents_checksums or {})}
-    with tempfile.TemporaryDirectory(prefix="zoo-search-") as folder:  # mode 0700
+    # mode 0700, named with this process's host and pid: the folders of commands killed (SIGKILL) go as this one
+    # starts, a concurrent command's stay
+    with owned_temporary_folder("zoo-search-") as folder:
         reports = [Path(folder) / f"worker{k}.json" for k in range(len(trials))]
         # a SIGTERM this command ignores, its workers would ignore too, and it stops them with SIGTERM (_stop)
         ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN

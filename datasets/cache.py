@@ -12,7 +12,9 @@ concurrent writer never leaves a half-written folder behind.
 """
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
 import re
 import shutil
@@ -94,6 +96,23 @@ def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: fl
                 temporary.unlink(missing_ok=True)
         except FileNotFoundError:  # its writer renamed it into place meanwhile
             continue
+
+
+@contextmanager
+def owned_temporary_folder(prefix: str, parent: Optional[Path] = None) -> Iterator[Path]:
+    """``tempfile.TemporaryDirectory(prefix=prefix, dir=parent)`` (mode 0700; default parent: the system's temporary
+    folder) whose name ends with its host and pid (:func:`temporary_suffix`), after the folders of that prefix left in
+    ``parent`` by processes of this host that are gone are removed: a process killed with SIGKILL (the out-of-memory
+    killer) never ran its TemporaryDirectory's cleanup, and nothing else would remove the folder. A folder of a live
+    process (a concurrent run's, or one whose dead owner's pid a new process took) stays, and so does one of another
+    host (a shared ``parent``) or one named before its owner was (without host and pid): none provably abandoned."""
+    parent = Path(parent if parent is not None else tempfile.gettempdir())
+    remove_dead_temporaries(parent, f"{glob.escape(prefix)}*.tmp-*", max_age_s=math.inf, folders=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=temporary_suffix(), dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shared_data_dir() -> Path:

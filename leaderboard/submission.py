@@ -26,12 +26,12 @@ import os
 import re
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.errors import UserFacingError, did_you_mean
 from neurozoo.datasets.provenance import sha256_file
 
@@ -613,7 +613,9 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
     """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256}."""
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=store) as scratch:
+    # named with this process's host and pid: a submission killed while unpacked (SIGKILL) left its folder in the
+    # store for good; the next one removes it, never a live one's (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder(".unpacking-", store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
         meta, _requirements = validate(root, Path(source))
         digest = tree_sha256(root)

@@ -95,6 +95,56 @@ def test_the_host_secret_is_flushed_before_it_is_linked_into_place_and_its_folde
     assert [p.name for p in path.parent.iterdir()] == ["secret.key"]
 
 
+# a first use of the host's secret, its key written to its temporary: it says so, then is killed (SIGKILL) or waits
+# for a line on stdin and goes on
+SECRET_BEING_WRITTEN = """
+import os, signal, sys
+fsync = os.fsync
+def flushing(fd):
+    print("writing", flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+    fsync(fd)
+os.fsync = flushing
+from neurozoo.benchmarks.extraction.cache import server_secret
+server_secret()
+"""
+
+
+def test_the_temporary_of_a_secret_killed_while_written_is_removed_by_the_next_use_and_a_live_ones_kept(
+        tmp_path, monkeypatch):
+    """A process killed (SIGKILL) while it wrote the host's first secret left its temporary (``.secret.*``, the key
+    itself) beside secret.key for good. Named with its host and pid now, it is removed by the next process to use
+    the secret; that of a process writing the key at the same time is kept (it unlinks it itself)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from neurozoo.benchmarks.extraction.cache import server_secret
+
+    home = tmp_path / "home"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(home)}
+    command = [sys.executable, "-c", SECRET_BEING_WRITTEN]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL and killed.stdout == "writing\n", killed.stderr[-2000:]
+    [dead] = home.iterdir()
+    assert dead.name.startswith(".secret.") and len(dead.read_text()) == 64
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert live.stdout.readline() == "writing\n"
+        [kept] = set(home.iterdir()) - {dead}
+        monkeypatch.setenv("NEUROZOO_HOME", str(home))
+        secret = server_secret()  # the next use
+        assert sorted(home.iterdir()) == sorted([kept, home / "secret.key"])
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(home.iterdir()) == [home / "secret.key"]
+    assert (home / "secret.key").read_bytes() == secret  # the live one's key lost the race: not linked over it
+
+
 def test_two_threads_writing_one_file_each_publish_their_whole_content(tmp_path):
     """The temporary was named by host and pid alone: two threads of one process writing the same file shared it, so
     one could publish a mix of both writes (or find it renamed away by the other). Each writer has its own now."""

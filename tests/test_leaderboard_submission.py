@@ -120,6 +120,48 @@ def refusal(tmp_path, source) -> str:
     return str(error.value)
 
 
+# a submission being prepared (zoo submit, the web intake), unpacked into the store: it prints its scratch folder, then
+# is killed (SIGKILL) or waits for a line on stdin and stops there
+PREPARE_UNPACKED = """
+import os, signal, sys
+from neurozoo.leaderboard import submission
+def validate(root, source):
+    print(root.parent, flush=True)
+    if sys.argv[3] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+    raise SystemExit(0)
+submission.validate = validate
+submission.prepare(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_the_folder_of_a_submission_killed_while_unpacked_is_removed_by_the_next_and_a_live_ones_kept(tmp_path, db):
+    """A submission killed (SIGKILL) while prepared left its unpacked files in a folder of the store (tmp*) for good.
+    Named with its host and pid now, it is removed by the next submission prepared, and that of one being prepared at
+    the same time is kept (removed by it as it ends)."""
+    import signal
+    import subprocess
+
+    source, store = make_submission(tmp_path / "sub", weights=False), tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", PREPARE_UNPACKED, str(source), str(store)]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == store and (dead / "unpacked" / "model.py").is_file()
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == store and kept.is_dir()
+        stored = Path(prepare(make_submission(tmp_path / "next", weights=False), store)["folder"])
+        assert sorted(store.iterdir()) == sorted([kept, stored])  # the dead one's gone, the live one's kept
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(store.iterdir()) == [stored]
+
+
 def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     ok = make_submission(tmp_path / "ok")
     assert prepare(ok, tmp_path / "store")["meta"]["name"] == "net-ok"

@@ -1339,6 +1339,50 @@ def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
     assert [t.user_attrs.get("interrupted") for t in trials] == ["signal 15", "signal 15"]
 
 
+# `zoo search --workers K` as it waits for its workers, its reports folder made: it prints the folder, then is killed
+# (SIGKILL, the out-of-memory killer) or waits for a line on stdin. Its one worker exits at once (no --data: exit 2).
+COMMAND_WAITING_FOR_ITS_WORKERS = """
+import os, signal, sys
+from neurozoo.convrnn.search import workers
+def waiting(procs, reports):
+    print(reports[0].parent, flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+workers._wait = waiting
+workers.run_workers([], [1], "sqlite://")
+"""
+
+
+def test_the_reports_folder_of_a_killed_search_is_removed_by_the_next_and_a_live_ones_kept(tmp_path, monkeypatch):
+    """`zoo search --workers K` killed (SIGKILL) left its workers' reports folder (/tmp/zoo-search-*) for good. Named
+    with its host and pid now, it is removed by the next such command, and a concurrent live command's is kept (its
+    own, removed as it ends)."""
+    import tempfile
+
+    from neurozoo.convrnn.search.workers import run_workers
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**_env(), "TMPDIR": str(scratch)}
+    command = [sys.executable, "-c", COMMAND_WAITING_FOR_ITS_WORKERS]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == scratch and dead.name.startswith("zoo-search-") and dead.is_dir()
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == scratch and kept.is_dir()
+        monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+        run_workers([], [1], "sqlite://")  # the next command: its worker exits at once
+        assert sorted(scratch.iterdir()) == [kept]  # the dead command's gone, the live one's kept, this one's removed
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(scratch.iterdir()) == []
+
+
 PDEATHSIG_OF_A_WORKER = """
 import ctypes
 from neurozoo.convrnn.search.workers import end_with_parent
@@ -1746,6 +1790,126 @@ def test_a_study_started_with_hash_images_refuses_an_image_edited_to_the_same_si
     assert run["files_checksum"] == "contents" and run["val_files_sha256"] == contents["val_files_sha256"]
 
 
+def _counting_image_reads(monkeypatch, data):
+    """How many times each image under ``data`` is hashed in this process (``provenance.sha256_file``, which the
+    trainer and the data checks call: its own cache holds 256 files, so on ImageNet each call reads the file)."""
+    from neurozoo.convrnn.training import engine
+    from neurozoo.datasets import provenance
+
+    monkeypatch.setattr(engine, "CONTENTS_CHECKSUMS", {}, raising=False)  # none of an earlier test's
+    reads, hashed = {}, provenance.sha256_file
+
+    def counted(path, *args, **kwargs):
+        if Path(path).resolve().is_relative_to(Path(data).resolve()):
+            reads[str(Path(path).resolve())] = reads.get(str(Path(path).resolve()), 0) + 1
+        return hashed(path, *args, **kwargs)
+
+    monkeypatch.setattr(provenance, "sha256_file", counted)
+    return reads
+
+
+def _images(data):
+    return sorted(str(path.resolve()) for path in Path(data).glob("*/*/*"))
+
+
+def test_a_search_with_hash_images_reads_each_image_once_per_command(tiny, tmp_path, monkeypatch):
+    """--hash-images read every image once for the study's data check, then again in every trial (20 trials on
+    ImageNet: the set read 21 times). Now once per command; each trial's run.json still records the same contents
+    checksum, the one file_list_sha256 computes from every byte."""
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    reads = _counting_image_reads(monkeypatch, tiny / "data")
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 3, "--export", "0", "--no-record", "--hash-images",
+                                        "--pruner", "none")]) == 0
+    assert sorted(reads) == _images(tiny / "data") and set(reads.values()) == {1}, reads
+    contents = {split: file_list_sha256(folder, contents=True) for split, folder in open_imagenet(tiny / "data").items()}
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert len(study.trials) == 3
+    for trial in study.trials:
+        run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+        assert run["files_checksum"] == "contents"
+        assert (run["train_files_sha256"], run["val_files_sha256"]) == (contents["train"], contents["val"])
+
+
+def test_an_image_edited_between_the_trials_of_a_search_is_read_again(tiny, tmp_path, monkeypatch):
+    """The checksum a trial records is of the files it trained on: an image edited (to the same size) after the
+    first trial was hashed gives the second trial's run.json the edited data's checksum, as when every trial read
+    every image, and only the edited split is read again."""
+    import shutil
+
+    from neurozoo.convrnn.search.objective import Objective
+    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.imagefolder import open_imagenet
+    from neurozoo.leaderboard.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny / "data", data)
+    before = {split: file_list_sha256(folder, contents=True) for split, folder in open_imagenet(data).items()}
+    reads = _counting_image_reads(monkeypatch, data)
+    run, edited = Objective._run, []
+
+    def edit_before_the_second_trial(self, trial):
+        if trial.number == 1:
+            edited.append(_edit_an_image_to_the_same_size(data))
+        return run(self, trial)
+
+    monkeypatch.setattr(Objective, "_run", edit_before_the_second_trial)
+    argv = search_argv(tiny, tmp_path / "run", 2, "--export", "0", "--no-record", "--hash-images", "--pruner", "none")
+    argv[argv.index("--data") + 1] = str(data)
+    assert main(["search", *argv]) == 0
+    reads = dict(reads)  # the search's
+    after = {split: file_list_sha256(folder, contents=True) for split, folder in open_imagenet(data).items()}
+    assert after["train"] != before["train"] and after["val"] == before["val"]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}")
+    recorded = [json.loads((Path(t.user_attrs["out"]) / "run.json").read_text()) for t in study.trials]
+    assert [r["train_files_sha256"] for r in recorded] == [before["train"], after["train"]]
+    assert [r["val_files_sha256"] for r in recorded] == [before["val"], before["val"]]
+    train = [path for path in _images(data) if "/train/" in path]
+    assert [reads[path] for path in train] == [2] * len(train)  # the check's (and trial 0's), then trial 1's
+    assert {reads[path] for path in _images(data) if path not in train} == {1}
+
+
+def test_the_local_workers_of_a_search_read_no_image_their_command_read(tiny, tmp_path, monkeypatch):
+    """--workers K with --hash-images: each worker read every image in its data check and again in each trial (the
+    command itself, none: K x (1 + trials) reads). The command reads them once and hands its checksums to the workers
+    (workers.CHECKSUMS_ENV), which read none while the files are as they were."""
+    from neurozoo.convrnn.search.cli import main
+
+    reads = _counting_image_reads(monkeypatch, tiny / "data")
+    log, hooks = tmp_path / "worker-reads.txt", tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(  # each worker's reads, appended to the log
+        "import os\n"
+        "if os.environ.get('WORKER_READS_LOG'):\n"
+        "    from neurozoo.datasets import provenance\n"
+        "    hashed = provenance.sha256_file\n"
+        "    def counted(path, *args, **kwargs):\n"
+        "        with open(os.environ['WORKER_READS_LOG'], 'a') as log:\n"
+        "            log.write(os.path.realpath(path) + '\\n')\n"
+        "        return hashed(path, *args, **kwargs)\n"
+        "    provenance.sha256_file = counted\n"
+        "    with open(os.environ['WORKER_READS_LOG'], 'a') as log:\n"
+        "        log.write('started\\n')\n")
+    _in_worker_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("PYTHONPATH", f"{hooks}{os.pathsep}{os.environ['PYTHONPATH']}")
+    monkeypatch.setenv("WORKER_READS_LOG", str(log))
+    argv = search_argv(tiny, tmp_path / "run", 2, "--workers", "2", "--export", "0", "--no-record", "--hash-images",
+                       "--pruner", "none")
+    assert main(argv) == 0
+    assert sorted(reads) == _images(tiny / "data") and set(reads.values()) == {1}, reads
+    lines = log.read_text().splitlines()
+    assert lines.count("started") >= 2  # the hook counted in each worker (and in any other process started)
+    assert [line for line in lines if line.startswith(str((tiny / "data").resolve()))] == []
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'run' / 'search.sqlite'}")
+    assert len(study.trials) == 2 and study.user_attrs["data"]["files_checksum"] == "contents"
+    for trial in study.trials:
+        run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+        assert run["val_files_sha256"] == study.user_attrs["data"]["val_files_sha256"]
+
+
 @pytest.mark.parametrize("hashed", [True, False])
 def test_the_local_workers_of_a_search_hash_the_images_as_their_command_says(tiny, hashed):
     """--workers K passes --hash-images on to each worker as the flag it is (a bare value would be refused by the
@@ -1997,6 +2161,37 @@ def test_a_dead_trial_whose_checkpoint_is_damaged_is_run_again_afresh_saying_why
     assert again.value == trained.value  # trained afresh: the first run's training again
     run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
     assert run["finished"] is True and [segment["resumed_from"] for segment in run["segments"]] == [None]
+
+
+def test_a_dead_trial_run_again_reads_its_checkpoint_once(tiny, tmp_path, one_trial_study, monkeypatch):
+    """A retried trial read its dead run's last.pth twice: to check it (objective.checkpoint_refusal), then in the
+    trainer, which resumed it. It is read once now, the trainer given the state read (``resume_state``), and the
+    trial resumes from it as before."""
+    import shutil
+
+    from neurozoo.convrnn.training import checkpoint as checkpoints
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    study = _searched_once(one_trial_study, out)
+    dead = out / "tiny" / "dead_run"
+    shutil.copytree(study.trials[0].user_attrs["out"], dead)
+    trained = _queued_again(study, dead)
+    reads, read = [], checkpoints.read_torch_file
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "read_torch_file", counted)
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 0
+    _, again = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert again.user_attrs["resumed_from"] == str(dead / "last.pth") and again.params == trained.params
+    assert reads.count(dead / "last.pth") == 1, reads
+    run = json.loads((Path(again.user_attrs["out"]) / "run.json").read_text())
+    assert run["segments"][-1]["resumed_from"]["checkpoint"] == str(dead / "last.pth")
+    # the dead run's part, then this one's from the checkpoint's step (its epoch held all: nothing left to train)
+    assert [segment["start_step"] > 0 for segment in run["segments"]] == [False, True]
 
 
 @pytest.mark.parametrize("other", ["graph", "training"])

@@ -212,7 +212,10 @@ def test_a_sigterm_while_hash_images_reads_the_images_stops_at_once_writing_noth
 def test_hash_images_shows_its_progress_on_a_terminal(data, tmp_path, capsys, monkeypatch):
     """--hash-images read every image without a word but one line (minutes on ImageNet): a progress bar per split
     now counts the images read, on a terminal (as the epochs' bars; none with --quiet)."""
+    from neurozoo.convrnn.training import engine
+
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(engine, "CONTENTS_CHECKSUMS", {})  # an earlier test's run read these images: not again
     trainer = Trainer(config(data, tmp_path, hash_images=True, quiet=False))
     trainer.close()
     err = capsys.readouterr().err

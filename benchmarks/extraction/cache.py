@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import functools
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -66,9 +68,11 @@ def server_secret() -> bytes:
     """The host's random secret (created on first use, mode 0600, under ``$NEUROZOO_HOME``). It keys the
     activation cache's digests and the leaderboard's hidden split; it never leaves the trusted side."""
     path = home() / SECRET_FILE
+    remove_dead_secret_temporaries(path.parent)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret.")
+        # named with this process's host and pid (remove_dead_secret_temporaries)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=SECRET_TEMPORARY, suffix=temporary_suffix())
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32))
             # on disk before the link, and the link after it: a power cut right after a first use left an empty
@@ -92,6 +96,19 @@ def server_secret() -> bytes:
 
         raise DataError(f"{path}: the secret key is too short; delete the file to make a new one")
     return value.encode()
+
+
+#: ``.secret.<random>.tmp-<host>-<pid>``: the key being written by :func:`server_secret`
+SECRET_TEMPORARY = ".secret."
+
+
+@functools.lru_cache(maxsize=None)
+def remove_dead_secret_temporaries(folder: Path) -> None:
+    """Remove, once per process and home, the temporaries of keys (:data:`SECRET_TEMPORARY`) left beside secret.key
+    by processes of this host that are gone: one killed (SIGKILL) while writing its key, or between linking it into
+    place and unlinking its temporary, left a ``.secret.*`` file there for good (a 64-hex-digit key, mode 0600).
+    A live process's (one making its key right now) stays (``datasets.cache.remove_dead_temporaries``)."""
+    remove_dead_temporaries(folder, f"{SECRET_TEMPORARY}*.tmp-*", max_age_s=math.inf)
 
 
 def keyed_digest(purpose: str, data: bytes) -> str:

@@ -25,7 +25,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_parent
+from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_parent, remember_contents_checksums
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
@@ -81,8 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hash-images", action="store_true",
                    help="the data checks cover each image's bytes (its sha256), as zoo train --hash-images: the "
                         "study's, which refuses to continue on data whose image was edited to the same size, and every "
-                        "trial's run.json (files_checksum contents). Reads ALL images once per trial and once per "
-                        "command and worker. The study keeps it: continued without it, it still compares and hashes "
+                        "trial's run.json (files_checksum contents). Reads ALL images once per command (its workers and "
+                        "trials included; again only after a file changed: its size, times or identity). The study "
+                        "keeps it: continued without it, it still compares and hashes "
                         "the contents")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if args.report is not None:
             if not end_with_parent():  # its command died as it started: nobody would supervise its trials
                 return 130
+            remember_contents_checksums()  # the images its command read (--hash-images) are not read again
             return _run(args)
         with sigterm_deferred(), stopping_at_once():
             return _run(args)
@@ -208,10 +210,13 @@ def _run(args: argparse.Namespace) -> int:
         check_space(study, space)  # once, not once per worker
         if args.trials:
             check_settings(study, settings, args.seed, args.pruner)
-            check_data(study, args.data)
+            check_data(study, args.data, args.hash_images)  # the images read here, once: the workers take the sums
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
+        from neurozoo.convrnn.training.engine import CONTENTS_CHECKSUMS
+
         with sigterm_deferred():
-            done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage)
+            done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage,
+                               CONTENTS_CHECKSUMS)
         if done.error is not None:
             raise UserFacingError(done.error + _stopped_trials(study, set(done.names) - {done.reporter}))
         if done.crash is not None:  # any other worker that did not exit 0 is reported as one of these two

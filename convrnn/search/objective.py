@@ -37,7 +37,7 @@ import shutil
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import optuna
 
@@ -140,28 +140,36 @@ def retry_checkpoints(trial: optuna.Trial) -> List[Path]:
     """The checkpoints a trial run again after its worker died may resume from (``study.recover_dead_trial``): the
     ``last.pth`` of each of its earlier runs' folders (user attribute ``resume_from``, newest first) that is on this
     machine; none for any other trial, and where none is here (the dead run's machine kept them: it trains afresh, as a
-    new trial of the same parameters). The objective resumes from the first it can (:func:`checkpoint_refusal`, then
+    new trial of the same parameters). The objective resumes from the first it can (:func:`read_retry_checkpoint`, then
     the trainer's own checks)."""
     checkpoints = [Path(folder) / "last.pth" for folder in trial.user_attrs.get("resume_from") or ()]
     return [checkpoint for checkpoint in checkpoints if checkpoint.is_file()]
 
 
-def checkpoint_refusal(checkpoint: Path, train: Dict[str, Any]) -> Optional[str]:
-    """Why a dead trial's ``checkpoint`` cannot be resumed by the trial run again with the searched training
-    hyperparameters ``train`` (its configuration's ``train``), or None: a file that is no trainer's checkpoint (cut
-    short, not a zip or pickle, other fields: ``checkpoint.load_checkpoint``'s refusal, naming the file), or one whose
-    recorded training configuration is not the trial's (the file of another configuration in that folder: another
-    study's trial of the same number in a relative --out, say). The graph it was trained as, its weights' shapes, its
-    optimizer settings and data are checked by the trainer as it resumes (``Trainer.load_state``). Such a checkpoint
-    stopped the whole study with its trainer's error, or, differing in train.label_smoothing only (which a resume
-    does not compare), was trained on."""
+def read_retry_checkpoint(checkpoint: Path, train: Dict[str, Any]) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """A dead trial's ``checkpoint`` as read (``checkpoint.load_checkpoint``), which the trainer resumes without reading
+    it again (``Trainer(resume_state=)``: it was read twice), and why the trial run again with the searched training
+    hyperparameters ``train`` cannot resume it (:func:`checkpoint_refusal`), or None. A file that is no trainer's
+    checkpoint (cut short, not a zip or pickle, other fields) gives ``(None, load_checkpoint's refusal)``, naming the
+    file."""
     from neurozoo.convrnn.training.checkpoint import load_checkpoint
     from neurozoo.datasets.errors import DataError
 
     try:
         state = load_checkpoint(checkpoint)
     except DataError as error:
-        return str(error)
+        return None, str(error)
+    return state, checkpoint_refusal(checkpoint, state, train)
+
+
+def checkpoint_refusal(checkpoint: Path, state: Dict[str, Any], train: Dict[str, Any]) -> Optional[str]:
+    """Why a dead trial's ``checkpoint``, read as ``state`` (:func:`read_retry_checkpoint`), cannot be resumed by the
+    trial run again with the searched training hyperparameters ``train`` (its configuration's ``train``), or None: one
+    whose recorded training configuration is not the trial's (the file of another configuration in that folder:
+    another study's trial of the same number in a relative --out, say). The graph it was trained as, its weights'
+    shapes, its optimizer settings and data are checked by the trainer as it resumes (``Trainer.load_state``). Such a
+    checkpoint stopped the whole study with its trainer's error, or, differing in train.label_smoothing only (which a
+    resume does not compare), was trained on."""
     saved = state.get("config")
     if not isinstance(saved, dict):
         return f"checkpoint {checkpoint} records no training configuration (field 'config'); not written by `zoo train`?"
@@ -311,7 +319,7 @@ class Objective:
     def _resumed_trainer(self, trial: optuna.Trial, fields: Dict[str, Any], train: Dict[str, Any]):
         """The trainer of a dead trial run again, resumed from the first of its earlier runs' checkpoints it can be
         (:func:`retry_checkpoints`): on from its last saved epoch; None for any other trial, and where each is refused
-        (:func:`checkpoint_refusal`, or the trainer's own refusal as it resumes: another graph, weights of other
+        (:func:`read_retry_checkpoint`, or the trainer's own refusal as it resumes: another graph, weights of other
         shapes, other optimizer settings or classes): the trial then trains afresh from its parameters. Returns it and
         the refusals (``[{"checkpoint", "error"}]``, :func:`refused_checkpoints`). A damaged checkpoint stopped the
         whole study with the trainer's error (one without an optimizer state, with a KeyError)."""
@@ -320,10 +328,10 @@ class Objective:
 
         refused = []
         for checkpoint in retry_checkpoints(trial):
-            error = checkpoint_refusal(checkpoint, train)
+            state, error = read_retry_checkpoint(checkpoint, train)
             if error is None:
                 try:
-                    trainer = Trainer(TrainConfig(**fields, resume=str(checkpoint)))
+                    trainer = Trainer(TrainConfig(**fields, resume=str(checkpoint)), resume_state=state)
                 except UserFacingError as refusal:  # an error of no checkpoint's: training afresh meets it again
                     # the trainer's reason without zoo train's advice (engine.resume_refusal: resume with the
                     # checkpoint's setting, or train afresh into another --out): the trial trains afresh itself

@@ -25,12 +25,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.termination import raise_if_terminated, signal_when_parent_dies
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
@@ -38,6 +38,11 @@ STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 
 #: The process id of the command that started a local worker (:func:`end_with_parent`)
 PARENT_ENV = "NEUROZOO_SEARCH_PARENT"
+
+#: The contents checksums of the data this command read (``--hash-images``; ``engine.CONTENTS_CHECKSUMS``), JSON: each
+#: worker takes them (:func:`remember_contents_checksums`) instead of reading every image again, once in its data check
+#: and once per trial, while no file has changed since
+CHECKSUMS_ENV = "NEUROZOO_SEARCH_CONTENTS_CHECKSUMS"
 
 #: How many times a trial whose worker died unfinished is run again (``--retries``; ``study.recover_dead_trial``), as
 #: optuna's ``RetryHeartbeatStaleTrialCallback(max_retry)`` counts: a configuration that kills its worker every time
@@ -58,12 +63,16 @@ class WorkerRun:
         return None if self.failed is None else self.names[self.failed]
 
 
-def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str) -> WorkerRun:
+def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str,
+                contents_checksums: Optional[Dict[str, str]] = None) -> WorkerRun:
     """Start one worker per entry of ``trials`` (the trials it runs) with the options ``argv`` and wait for all;
     once one of them stops on an error for the user or crashes, the others are stopped. Ctrl-C / SIGTERM here stops
-    every worker, then propagates."""
-    env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid())}
-    with tempfile.TemporaryDirectory(prefix="zoo-search-") as folder:  # mode 0700
+    every worker, then propagates. ``contents_checksums``: this command's (:data:`CHECKSUMS_ENV`)."""
+    env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid()),
+           CHECKSUMS_ENV: json.dumps(contents_checksums or {})}
+    # mode 0700, named with this process's host and pid: the folders of commands killed (SIGKILL) go as this one
+    # starts, a concurrent command's stay
+    with owned_temporary_folder("zoo-search-") as folder:
         reports = [Path(folder) / f"worker{k}.json" for k in range(len(trials))]
         # a SIGTERM this command ignores, its workers would ignore too, and it stops them with SIGTERM (_stop)
         ignored = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
@@ -117,6 +126,16 @@ def write_report(path, *, error: Optional[str] = None, crash: Optional[str] = No
     part = Path(f"{path}.part")
     part.write_text(json.dumps({"error": error} if error is not None else {"crash": crash}))
     os.replace(part, path)
+
+
+def remember_contents_checksums() -> None:
+    """In a local worker: the contents checksums its command computed (:data:`CHECKSUMS_ENV`), as if computed here.
+    Each is used only for files found in the state it was computed of (``engine.files_state_sha256``)."""
+    given = json.loads(os.environ.get(CHECKSUMS_ENV) or "{}")
+    if given:
+        from neurozoo.convrnn.training.engine import CONTENTS_CHECKSUMS
+
+        CONTENTS_CHECKSUMS.update(given)
 
 
 def end_with_parent() -> bool:

@@ -539,8 +539,38 @@ def hashed_files_checksum(hash_images: bool) -> str:
 
 
 def files_checksum(split, kind: str = "sizes") -> str:
-    """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`)."""
-    return file_list_sha256(split, **FILES_CHECKSUMS[kind])
+    """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`); of its contents, the one
+    this process computed already while no file has changed since (:func:`files_state_sha256`)."""
+    if kind != "contents":
+        return file_list_sha256(split, **FILES_CHECKSUMS[kind])
+    state = files_state_sha256(split)
+    if state not in CONTENTS_CHECKSUMS:
+        CONTENTS_CHECKSUMS[state] = file_list_sha256(split, contents=True)
+    return CONTENTS_CHECKSUMS[state]
+
+
+#: The contents checksums (``files_checksum`` "contents", every byte read) this process computed or was given, by the
+#: :func:`files_state_sha256` of their split read just before: a search hashed every image once per trial, so a study
+#: of 20 trials on ImageNet read the whole set 20 times (``sha256_file``'s cache holds 256 files). A file edited,
+#: replaced, added or removed since changes the key, and the split is read again. ``zoo search --workers K`` hands its
+#: workers its own (``convrnn.search.workers``): the images are read once per command.
+CONTENTS_CHECKSUMS: Dict[str, str] = {}
+
+
+def files_state_sha256(split) -> str:
+    """sha256 of ``split``'s list of relative paths, labels and file states (``provenance.file_state``: identity,
+    size, modification and change times), one stat per file, none read: what tells whether a contents checksum
+    computed before still holds (:data:`CONTENTS_CHECKSUMS`). An edit changes the change time whatever it does to the
+    modification time, a file renamed over the old one its identity; only one within the file system's clock tick of
+    the reading, to the same size, in place, goes unseen (as ``provenance.sha256_file``'s own cache)."""
+    from neurozoo.datasets.provenance import file_state
+
+    digest = hashlib.sha256()
+    for path, label in split.samples:
+        (device, inode), size, (modified, changed) = file_state(path)
+        digest.update(f"{os.path.relpath(path, split.root)}\t{label}\t{device}:{inode}\t{size}\t{modified}\t{changed}\n"
+                      .encode())
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -549,16 +579,18 @@ class Trainer:
 
     ``model`` (optional) replaces ``convrnn.create_model(config.model, ...)``; it must return an
     object with ``.logits`` (T, B, K), may give its answer as ``.final_logits`` (B, K) (else the last step is
-    its answer) and may define ``first_readout_step``."""
+    its answer) and may define ``first_readout_step``. ``resume_state``: the checkpoint ``config.resume`` names, read
+    already (``checkpoint.load_checkpoint``; a search reads a dead trial's to check it first), not read again."""
 
-    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None):
+    def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
+                 resume_state: Optional[Dict[str, Any]] = None):
         config.validate()
         self.config = config
         self._determinism = (torch.are_deterministic_algorithms_enabled(),
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)
         try:
-            self._setup(model)
+            self._setup(model, resume_state)
         except RanksDisagree:
             # raised on every rank at the same point: they leave the group together (shutdown: a barrier, then
             # destroy). Left to the process's exit, the gloo group aborted a rank now and then at exit ("terminate
@@ -573,7 +605,7 @@ class Trainer:
             self._release(destroy_group=False)
             raise
 
-    def _setup(self, model: Optional[nn.Module]) -> None:
+    def _setup(self, model: Optional[nn.Module], resume_state: Optional[Dict[str, Any]] = None) -> None:
         config = self.config
         self.device = self.dist.device
         self.channels_last = config.channels_last or config.fast
@@ -647,7 +679,7 @@ class Trainer:
                                   f"or choose another --out (starting afresh would overwrite its checkpoints)")
         if resume is not None:  # refused before the log is opened: a bad checkpoint leaves no empty metrics.jsonl
             try:
-                saved = load_checkpoint(resume, map_location="cpu")
+                saved = resume_state if resume_state is not None else load_checkpoint(resume, map_location="cpu")
             except UnreadableTorchFile as error:
                 raise resume_refusal(f"{error}", "a damaged checkpoint cannot be resumed: --resume PATH resumes "
                                      "another one (best.pth: the best epoch's), or start afresh with another --out",
@@ -725,12 +757,20 @@ class Trainer:
     def _data_checksums(self) -> Dict[str, Any]:
         """run.json's checksums of the splits' files and their kind (``files_checksum``, :data:`FILES_CHECKSUMS`):
         the names, labels and sizes every rank compared (``data_views``), or with ``--hash-images`` each image's
-        sha256 instead of its size, the files read by the ranks in turn (each every world_size-th) and joined."""
+        sha256 instead of its size, the files read by the ranks in turn (each every world_size-th) and joined; in one
+        process, not read again where this process knows the checksum of the files as they are
+        (:data:`CONTENTS_CHECKSUMS`: a search's later trials)."""
         kind = hashed_files_checksum(self.config.hash_images)
         checksums: Dict[str, Any] = {"files_checksum": kind}
         for name, split in (("train", self.train_set), ("val", self.val_set)):
             if split is None or kind == "sizes":
                 checksums[f"{name}_files_sha256"] = (self.data_views[name] or {}).get("files_sha256")
+                continue
+            # one process: the checksum of the same unchanged files computed before (a search's earlier trial, its
+            # command's data check), not every image read again; ranks would each need to agree on whether they knew it
+            state = None if self.dist.distributed else files_state_sha256(split)
+            if state in CONTENTS_CHECKSUMS:
+                checksums[f"{name}_files_sha256"] = CONTENTS_CHECKSUMS[state]
                 continue
             from neurozoo.datasets.provenance import sha256_file
 
@@ -748,6 +788,8 @@ class Trainer:
             for share_rank, share in enumerate(shares):
                 digests[share_rank::world_size] = share
             checksums[f"{name}_files_sha256"] = file_list_sha256(split, contents=True, file_sha256=digests)
+            if state is not None:
+                CONTENTS_CHECKSUMS[state] = checksums[f"{name}_files_sha256"]
         return checksums
 
     def _resume_view(self, resume: Optional[Path]) -> Dict[str, Any]:

@@ -62,7 +62,8 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, recorded_neuroids, time_bins
+from neurozoo.benchmarks.metrics.assembly import (check_assembly, check_stimulus_groups, coord, group_nanmean,
+                                                  recorded_neuroids, time_bins)
 from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
@@ -131,6 +132,7 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
         raise ValueError(f"train_size: expected the fraction of repetitions in the first half, between 0 and 1 "
                          f"(exclusive), got {train_size!r}")
     assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
+    check_stimulus_groups(assembly)  # the halves are averaged per stimulus: Brain-Score's groups, or refused
     n_stimuli = len(np.unique(coord(assembly, "stimulus_id")))
     if n_stimuli < MIN_SAMPLES:  # the halves' r over 2 stimuli is +-1 (a ceiling of 1), over 1 undefined
         raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "

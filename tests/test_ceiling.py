@@ -413,6 +413,27 @@ def test_repeat_means_have_no_ceiling_and_the_error_says_why_and_what_to_do():
     assert score.ceiling is None and score.value == pytest.approx(score.raw) and score.value > 0.95
 
 
+def test_an_assembly_without_a_repetition_coordinate_is_refused_saying_why_and_what_to_do():
+    """An already-averaged assembly, one presentation per stimulus and no 'repetition' at all (as Brain-Score users
+    often hold one), was refused with "assembly: missing coordinate 'repetition' along 'presentation'", naming no
+    way on. Brain-Score's ceiling has no 'repetition' to split either (``assembly[self._split_coord]``,
+    brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191). The refusal now says that such
+    data has no ceiling and how its raw r is scored; and where its stimulus_ids repeat (trials not numbered), what
+    to add."""
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=2, seed=0)
+    means = clean.assign_attrs(stimulus_set_identifier="mine.means")
+    with pytest.raises(DataError, match=r"^mine\.means: the split-half ceiling needs at least 2 distinct values of "
+                                        r"coordinate 'repetition', no coordinate 'repetition' over 30 presentations: one "
+                                        r"response per stimulus, such as repeat means, has no ceiling; score its raw r "
+                                        r"with benchmarks\.metrics\.regression_score\(features, assembly\) "
+                                        r"\(ceiling=None\)$"):
+        internal_consistency(means)
+    with pytest.raises(DataError, match=r"no coordinate 'repetition' over 60 presentations: .*\(ceiling=None\); its "
+                                        r"stimulus_ids repeat: if those are trials, number them in a coordinate "
+                                        r"'repetition' along 'presentation' \(0, 1, \.\.\. per stimulus\)"):
+        internal_consistency(assembly.drop_vars("repetition"))
+
+
 def test_a_per_trial_coordinate_is_refused_by_the_ceiling_as_by_the_score():
     """The halves of Brain-Score's split-half ceiling are averaged over the presentations that share every coordinate
     but 'repetition' (brainscore_vision/metrics/internal_consistency/ceiling.py lines 59-63 at 0971191, brainio's

@@ -27,7 +27,7 @@ import xarray as xr
 from neurozoo.benchmarks.extraction import Stimuli, extract, is_convrnn
 from neurozoo.benchmarks.extraction.activations import check_layers
 from neurozoo.benchmarks.metrics import internal_consistency, regression_score
-from neurozoo.benchmarks.metrics.ceiling import check_silent
+from neurozoo.benchmarks.metrics.ceiling import check_repetitions, check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits, unsplittable_objects
 from neurozoo.benchmarks.metrics.temporal import TemporalScore
 from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
@@ -144,9 +144,12 @@ class NeuralBenchmark:
         return extract(model, self.stimuli, layers, bins=self.bins, **options)
 
     def score(self, model: torch.nn.Module, layers: Optional[Sequence[str]] = None, **extract_kwargs) -> Score:
-        """Extract the candidate layers, pick one (see module docstring), return its :class:`Score`."""
+        """Extract the candidate layers, pick one (see module docstring), return its :class:`Score`. Data without a
+        ceiling (repeat means: no repetitions to split) is refused after the layers are checked, before the
+        extraction: the score is a fraction of the ceiling (``scale``), never a raw r."""
         started = time.perf_counter()
-        layers = self.candidate_layers(model, layers)
+        layers = self.candidate_layers(model, layers)  # checked first: no data is loaded for a layer the model lacks
+        check_repetitions(self.assembly)
         features = self.extract(model, layers, **extract_kwargs)
         selection = {}
         if len(layers) == 1:

@@ -423,6 +423,31 @@ def _check_unnamed_index(assembly: xr.DataArray, require: Mapping[str, Sequence[
                               f"{stored!r}: {name!r}}}).to_netcdf(new_file)")
 
 
+def _without_repetitions(assembly: xr.DataArray, require: Mapping[str, Sequence[str]],
+                         source: str) -> Mapping[str, Sequence[str]]:
+    """``require`` without ``repetition`` where the file has no such coordinate and one presentation per stimulus:
+    an assembly averaged over its repetitions already, which Brain-Score users often hold. Brain-Score reads it (a
+    NeuroidAssembly needs no repetition: brainio/assemblies.py ``NeuroidAssembly.validate`` at 064b0d4 checks its
+    dims only) and its ``average_repetition`` leaves it as it is (each presentation a group of its own); only its
+    split-half ceiling needs repetitions (``assembly['repetition']``, brainscore_vision/metrics/internal_consistency/
+    ceiling.py line 60 at 0971191), and so does ours: ``internal_consistency`` refuses it saying so,
+    ``regression_score(features, assembly)`` scores its raw r, and a benchmark on it (ceiled by definition) is
+    refused with that ceiling's message before it extracts features. Where stimulus ids repeat without a
+    ``repetition``, the trials are not numbered: refused, naming what to add."""
+    if "repetition" in assembly.coords or "repetition" not in require.get("presentation", ()) \
+            or "stimulus_id" not in assembly.coords:
+        return require
+    ids = pd.Index(np.asarray(assembly["stimulus_id"].values).ravel())
+    if ids.has_duplicates:
+        repeated = ids[ids.duplicated()].unique()[:3].tolist()
+        _fail(source, f"missing coordinate 'repetition' along 'presentation': stimulus_id repeats (e.g. {repeated}; "
+                      f"{len(ids)} presentations of {ids.nunique()} stimuli) and no coordinate numbers its trials. "
+                      "Add each presentation's trial number per stimulus (0, 1, ...), e.g. assembly.assign_coords("
+                      "repetition=('presentation', pandas.Series(ids).groupby(ids).cumcount().to_numpy())) with ids "
+                      "its stimulus_id values; a file of one response per stimulus (repeat means) needs none")
+    return {**require, "presentation": tuple(name for name in require["presentation"] if name != "repetition")}
+
+
 def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "raise", multiindex: bool = False,
                   require: Mapping[str, Sequence[str]] = COORDS, time_bin: Optional[Sequence[int]] = None,
                   sha1: Optional[str] = None) -> xr.DataArray:
@@ -437,6 +462,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     With ``sha1`` (40 hex digits), the file's bytes must have that sha1, the digest Brain-Score pins an assembly by
     (its data plugins' ``load_assembly_from_s3(..., sha1=...)``, checked by brainio's ``verify_sha1``), or nothing is
     read; this suite's own registry pins files by sha256 (``datasets.checksums``).
+    A file without ``repetition`` and one presentation per stimulus (repeat means) is read as it is: it has no
+    split-half ceiling (``_without_repetitions``).
     """
     path = Path(path)
     if path.is_dir():
@@ -486,6 +513,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     if stimulus_set is not None:
         _check_stimulus_set(stimulus_set, str(path))
         assembly = _columns_from_stimulus_set(assembly, stimulus_set, require.get("presentation", ()))
+    require = _without_repetitions(assembly, require, str(path))
     assembly = validate_assembly(assembly, str(path), stimulus_set, nan_policy, require)
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them
     assembly = assembly.assign_coords({name: ("time_bin", assembly[name].values.astype(np.int64))

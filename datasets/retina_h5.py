@@ -13,6 +13,11 @@ Layout (``T`` frames of 10 ms, ``C`` cells)::
                                      lab's files of Maheswaranathan et al. 2023); preferred where both are present
     spikes/cellNN                    (n_spikes,)          spike times (s) of the training recording
 
+Read as the original loaders read it (``loadexpt``: deepretina/experiments.py, torchdeepretina/datas.py): of
+``response/`` only the keys above (other datasets or groups there are passed over, named in ``Recording.unread``,
+and read only where ``Recording.response`` asks for one by name); ``time`` may be a row or column, (1, T) or (T, 1)
+(they read its size only), and is read as its T frame times.
+
 ``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
 repeats present for every cell) and raises ``DataError`` naming the file, the dataset path and the
 expected shape. The stimulus stays on disk until ``Recording.stimulus`` is read.
@@ -110,7 +115,7 @@ def write_experiment(path, train: Mapping, test: Mapping, spikes: Optional[Mappi
                      attrs: Optional[Mapping] = None, compression: Optional[str] = None) -> Path:
     """Write a recording. ``train``/``test``: ``stimulus``, ``time``, ``response`` (dict key -> (C, T)); ``test``
     also ``repeats`` (dict cellNN -> (n_repeats, T), or ``firing_rate_10ms`` -> (n_repeats, C, T)). Extra response
-    keys are written as given.
+    keys are written as given (and read back only by name: ``Recording.unread``).
 
     The file is written whole or not at all, and only as :func:`checked_experiment` reads it: the temporary is read
     back with the reader's own checks (both splits, the training movie too) before it is renamed into place, and a
@@ -191,6 +196,10 @@ class Recording:
     repeats: Optional[np.ndarray] = None  # (C, n_repeats, T)
     attrs: dict = field(default_factory=dict)
     _stimulus: Optional[np.ndarray] = None
+    #: the datasets of ``{split}/response`` other than :data:`RESPONSE_KEYS`, not read: the original loaders read
+    #: only ``firing_rate_10ms`` and ``binned`` there and pass over the rest (:func:`read_experiment`); one is read,
+    #: with the checks of the others, when :meth:`response` asks for it by name
+    unread: Tuple[str, ...] = ()
 
     @property
     def n_frames(self) -> int:
@@ -208,10 +217,16 @@ class Recording:
     def __repr__(self) -> str:  # the dataclass's printed every array whole: pages of numbers in a notebook
         shapes = ", ".join(f"{key} {value.shape}" for key, value in sorted(self.responses.items()))
         repeats = "none" if self.repeats is None else f"{self.repeats.shape} (cells, repeats, T)"
+        unread = f"; not read: {', '.join(self.unread)}" if self.unread else ""
         return (f"Recording({str(self.path)!r}, split={self.split!r}, {len(self.cells)} cells, {self.n_frames} frames; "
-                f"responses: {shapes}; repeats: {repeats})")
+                f"responses: {shapes}; repeats: {repeats}{unread})")
 
     def response(self, key: str = "firing_rate_10ms") -> np.ndarray:
+        if key not in self.responses and key in self.unread:  # another key of the file's, asked for by name
+            import h5py
+
+            with h5py.File(self.path, "r") as f:
+                self.responses[key] = _read_response(self.path, f, self.split, key, self.n_frames, len(self.cells))
         if key not in self.responses:
             units = "spike counts per frame" if key == "binned" else "spikes/s"
             hint = ""
@@ -220,7 +235,7 @@ class Recording:
                         "(neurozoo.datasets.retina_h5) as it")
             _fail(self.path, f"{self.split}/response/{key}", f"missing; expected shape ({len(self.cells)}, "
                   f"{self.n_frames}) (cells, T) in {units} ({self.split}/response holds: "
-                  f"{', '.join(sorted(self.responses))}){hint}")
+                  f"{', '.join(sorted({*self.responses, *self.unread}))}){hint}")
         return self.responses[key]
 
 
@@ -508,29 +523,15 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
         if T < N_FRAMES:
             _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}) with T >= {N_FRAMES} "
                   f"(one {N_FRAMES}-frame window), got {stim.shape}")
-        time = _read(path, f"{split}/time", _numeric(path, f, f"{split}/time", f"({T},)"))
-        if time.shape != (T,):
-            _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus, got {time.shape}")
+        time = _frame_times(path, split, _read(path, f"{split}/time", _numeric(path, f, f"{split}/time", f"({T},)")), T)
         _check_finite(path, f"{split}/time", time, ("frame",), f"finite frame times in s, shape ({T},)")
         _check_frame_rate(path, f"{split}/time", time, f.attrs)
         responses, n_cells = {}, None
-        for key in _group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"):
-            where = f"{split}/response/{key}"
-            data = _read(path, where, _numeric(path, f, where, f"(cells, {T})"), np.float32)
-            if data.ndim != 2 or data.shape[0] == 0:
-                _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
-            if data.shape[0] == T != data.shape[1]:  # Keras-style (T, cells): say so, not a shape (T, T)
-                _fail(path, where, f"expected shape (cells, {T}) with the cells first, got {data.shape}: frames on the "
-                      f"first axis; store it transposed, as ({data.shape[1]}, {T})")
-            if n_cells is None:
-                n_cells = data.shape[0]
-            if data.shape != (n_cells, T):
-                _fail(path, where, f"expected shape ({n_cells}, {T}) (cells, T matching {split}/stimulus), got {data.shape}")
-            _check_finite(path, where, data, ("cell", "frame"), f"finite values, shape ({n_cells}, {T})")
-            if (data < 0).any():  # the Poisson loss would run to NaN on a negative target
-                _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
-                      "firing rates >= 0")
-            responses[key] = data
+        stored = list(_group(path, f, f"{split}/response", f"one dataset (cells, {T}) per key: {', '.join(RESPONSE_KEYS)}"))
+        for key in (key for key in stored if key in RESPONSE_KEYS):
+            responses[key] = _read_response(path, f, split, key, T, n_cells)
+            n_cells = responses[key].shape[0]
+        unread = tuple(sorted(key for key in stored if key not in RESPONSE_KEYS))
         if "firing_rate_10ms" not in responses and "binned" not in responses:
             _fail(path, f"{split}/response", f"needs at least firing_rate_10ms or binned, each (cells, {T}) (it holds: "
                   f"{', '.join(sorted(responses)) or 'nothing'})")
@@ -545,7 +546,45 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
                      f"firing_rate_10ms (n_repeats, {n_cells}, {T}) or cellNN (n_repeats, {T}) per cell")
         # the test movie is small: read, checked and kept now
         stimulus = _checked_stimulus(path, split, stim) if split == "test" else None
-        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs), stimulus)
+        return Recording(path, split, cells, time, responses, repeats, dict(f.attrs), stimulus, unread)
+
+
+def _read_response(path, f, split: str, key: str, T: int, n_cells: Optional[int]) -> np.ndarray:
+    """``{split}/response/{key}`` read as float32 ``(cells, T)`` and checked (numbers, shape, finite, >= 0), its
+    ``n_cells`` those of the split's other responses where one was read already."""
+    where = f"{split}/response/{key}"
+    data = _read(path, where, _numeric(path, f, where, f"(cells, {T})"), np.float32)
+    if data.ndim != 2 or data.shape[0] == 0:
+        _fail(path, where, f"expected shape (cells >= 1, {T}), got {data.shape}")
+    if data.shape[0] == T != data.shape[1]:  # Keras-style (T, cells): say so, not a shape (T, T)
+        _fail(path, where, f"expected shape (cells, {T}) with the cells first, got {data.shape}: frames on the "
+              f"first axis; store it transposed, as ({data.shape[1]}, {T})")
+    n_cells = data.shape[0] if n_cells is None else n_cells
+    if data.shape != (n_cells, T):
+        _fail(path, where, f"expected shape ({n_cells}, {T}) (cells, T matching {split}/stimulus), got {data.shape}")
+    _check_finite(path, where, data, ("cell", "frame"), f"finite values, shape ({n_cells}, {T})")
+    if (data < 0).any():  # the Poisson loss would run to NaN on a negative target
+        _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
+              "firing rates >= 0")
+    return data
+
+
+def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:
+    """``{split}/time`` as ``(T,)``. deep-retina and torch-deep-retina read only its size, the number of frames
+    (``expt_length = f[train_or_test]['time'].size``: deepretina/experiments.py ``loadexpt`` line 211 at 064d631,
+    deepretina/preprocessing.py line 76 at 1723b6f, torchdeepretina/datas.py line 78 at 000dfeb), so a row or column
+    vector of the T frame times, (1, T) or (T, 1) as MATLAB's and h5py's writers of a 2-d array store it, is read
+    as its T times. Any other shape is refused, naming it: T values in several rows (a (2, T/2) has T values too) are
+    no one order of frame times to check the frame rate against."""
+    if time.ndim > 1 and time.size == T and sum(length != 1 for length in time.shape) <= 1:
+        return time.reshape(T)
+    if time.shape != (T,):
+        vector = f" (or a row or column of them, (1, {T}) or ({T}, 1))"
+        several = (f": {T} values, but in {time.shape[0]} rows, not one row or column of frame times"
+                   if time.size == T and time.ndim > 1 else "")
+        _fail(path, f"{split}/time", f"expected shape ({T},) to match {split}/stimulus: one time in s per frame"
+              f"{vector}; got {time.shape}{several}")
+    return time
 
 
 def checked_experiment(path) -> Tuple[Recording, Recording]:

@@ -894,3 +894,65 @@ def test_write_stimulus_set_refuses_a_plain_frame_and_a_folder(tmp_path):
     with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path))}: is a folder; expected the path of the CSV"):
         write_stimulus_set(StimulusSet(frame), tmp_path)  # an IsADirectoryError naming the writer's temporary
     assert not list(tmp_path.iterdir())
+
+
+def test_an_already_averaged_file_without_repetition_is_read_and_scored_raw_never_ceiled(tmp_path):
+    """One presentation per stimulus and no 'repetition' coordinate (repeat means, which Brain-Score users often
+    hold) was refused on load: "missing coordinate 'repetition'". Brain-Score reads it and its average_repetition
+    leaves it as it is; only its split-half ceiling needs repetitions (brainscore_vision/metrics/internal_consistency/
+    ceiling.py line 60 at 0971191). It is read now; the ceiling refuses it saying so, its raw r is scored and labelled
+    "raw r", and a benchmark on it (whose records are ceiled) is refused: no unceiled value reaches a record."""
+    import torch
+
+    from neurozoo.benchmarks.metrics import internal_consistency, regression_score
+    from neurozoo.benchmarks.neural import NeuralBenchmark
+
+    rng = np.random.default_rng(0)
+    n, units = 40, 5
+    latent = rng.standard_normal((n, 3))
+    ids = [f"im{i:02d}" for i in range(n)]
+    xr.DataArray((latent @ rng.standard_normal((3, units)) + 0.2 * rng.standard_normal((n, units)))[:, :, None],
+                 dims=("presentation", "neuroid", "time_bin"), coords={
+                     "stimulus_id": ("presentation", ids), "object_name": ("presentation", ["unlabelled"] * n),
+                     "neuroid_id": ("neuroid", [f"u{u}" for u in range(units)]), "region": ("neuroid", ["V4"] * units),
+                     "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])}).to_netcdf(tmp_path / "means.nc")
+    means = load_assembly(tmp_path / "means.nc")
+    assert "repetition" not in means.coords and means.sizes == {"presentation": 40, "neuroid": 5, "time_bin": 1}
+    with pytest.raises(DataError, match=r"needs at least 2 distinct values of coordinate 'repetition', no coordinate "
+                                        r"'repetition' over 40 presentations: .* score its raw r with "
+                                        r"benchmarks\.metrics\.regression_score"):
+        internal_consistency(means)
+    features = make_assembly(latent[:, :, None], {"stimulus_id": ids}, {"neuroid_id": ["f0", "f1", "f2"]},
+                             {"time_bin_start": [70], "time_bin_end": [170]})
+    score = regression_score(features, means)
+    assert score.ceiling is None and score.scale == "raw r" and score.value == pytest.approx(score.raw) and score.raw > 0.9
+    assert np.isnan(score.table()["ceiling"]).all()
+    benchmark = NeuralBenchmark("mine.V4-means", "V4", load_assembly=lambda: means, load_stimuli=lambda: None)
+    assert benchmark.scale == "ceiled"
+    class Model(torch.nn.Module):  # commits its layer V4 to region V4; never run
+        layer_names = ["V4"]
+
+    for refused in (lambda: benchmark.ceiling, lambda: benchmark.score(Model())):  # the score: before any extraction
+        with pytest.raises(DataError, match=r"no coordinate 'repetition' over 40 presentations: one response per "
+                                            r"stimulus, such as repeat means, has no ceiling"):
+            refused()  # what its score divides by: refused, so no record of it is written
+
+
+def test_trials_without_a_repetition_coordinate_are_refused_naming_what_to_add(tmp_path):
+    """Stimulus ids that repeat with no 'repetition' are trials with nothing to number them (the split-half ceiling
+    splits on it): refused as before, the message now saying what to add and how; the assembly so fixed loads."""
+    assembly = _assembly(n_stimuli=5, n_reps=3)
+    assembly.drop_vars("repetition").to_netcdf(tmp_path / "trials.nc")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'trials.nc'))}: missing coordinate 'repetition' "
+                                        r"along 'presentation': stimulus_id repeats \(e\.g\. \['im000', 'im001', "
+                                        r"'im002'\]; 15 presentations of 5 stimuli\) and no coordinate numbers its "
+                                        r"trials\. Add each presentation's trial number per stimulus \(0, 1, \.\.\.\), "
+                                        r"e\.g\. assembly\.assign_coords\(repetition=\('presentation', pandas\.Series\("
+                                        r"ids\)\.groupby\(ids\)\.cumcount\(\)\.to_numpy\(\)\)\)"):
+        load_assembly(tmp_path / "trials.nc")
+    trials = xr.open_dataarray(tmp_path / "trials.nc").load()
+    ids = trials["stimulus_id"].values
+    trials.assign_coords(repetition=("presentation", pd.Series(ids).groupby(ids).cumcount().to_numpy())).to_netcdf(
+        tmp_path / "numbered.nc")  # the way it names
+    numbered = load_assembly(tmp_path / "numbered.nc")
+    np.testing.assert_array_equal(numbered["repetition"].values, assembly["repetition"].values)

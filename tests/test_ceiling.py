@@ -413,6 +413,43 @@ def test_repeat_means_have_no_ceiling_and_the_error_says_why_and_what_to_do():
     assert score.ceiling is None and score.value == pytest.approx(score.raw) and score.value > 0.95
 
 
+def test_an_assembly_without_a_repetition_coordinate_is_refused_saying_why_and_what_to_do():
+    """An already-averaged assembly, one presentation per stimulus and no 'repetition' at all (as Brain-Score users
+    often hold one), was refused with "assembly: missing coordinate 'repetition' along 'presentation'", naming no
+    way on. Brain-Score's ceiling has no 'repetition' to split either (``assembly[self._split_coord]``,
+    brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191). The refusal now says that such
+    data has no ceiling and how its raw r is scored; and where its stimulus_ids repeat (trials not numbered), what
+    to add."""
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=2, seed=0)
+    means = clean.assign_attrs(stimulus_set_identifier="mine.means")
+    with pytest.raises(DataError, match=r"^mine\.means: the split-half ceiling needs at least 2 distinct values of "
+                                        r"coordinate 'repetition', no coordinate 'repetition' over 30 presentations: one "
+                                        r"response per stimulus, such as repeat means, has no ceiling; score its raw r "
+                                        r"with benchmarks\.metrics\.regression_score\(features, assembly\) "
+                                        r"\(ceiling=None\)$"):
+        internal_consistency(means)
+    with pytest.raises(DataError, match=r"no coordinate 'repetition' over 60 presentations: .*\(ceiling=None\); its "
+                                        r"stimulus_ids repeat: if those are trials, number them in a coordinate "
+                                        r"'repetition' along 'presentation' \(0, 1, \.\.\. per stimulus\)"):
+        internal_consistency(assembly.drop_vars("repetition"))
+
+
+def test_a_per_trial_coordinate_is_refused_by_the_ceiling_as_by_the_score():
+    """The halves of Brain-Score's split-half ceiling are averaged over the presentations that share every coordinate
+    but 'repetition' (brainscore_vision/metrics/internal_consistency/ceiling.py lines 59-63 at 0971191, brainio's
+    ``multi_groupby``): a per-trial coordinate keeps a stimulus's presentations apart there. Ours averaged each half
+    per stimulus whatever it held, a ceiling for another score than Brain-Score's; refused as the score refuses it
+    (benchmarks.metrics.assembly.check_stimulus_groups)."""
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, seed=0)
+    per_trial = assembly.assign_coords(rig=("presentation", np.where(assembly["repetition"].values < 2, "A", "B")))
+    with pytest.raises(DataError, match=r"^assembly: coordinate 'rig' along 'presentation' varies among the "
+                                        r"presentations of 30 stimuli"):
+        internal_consistency(per_trial)
+    per_stimulus = assembly.assign_coords(rig=("presentation", np.where(assembly["object_name"].values == "object0",
+                                                                        "A", "B")))
+    assert internal_consistency(per_stimulus).value == internal_consistency(assembly).value  # a stimulus's own
+
+
 @pytest.mark.parametrize("arguments, message", [
     ({"n_splits": 0}, r"^n_splits: expected an integer >= 1, got 0$"),  # a NaN ceiling
     ({"n_splits": -1}, r"^n_splits: expected an integer >= 1, got -1$"),  # numpy's "negative dimensions"

@@ -11,6 +11,7 @@ from neurozoo.benchmarks.metrics import FastPLS, brainscore_splits, internal_con
 from neurozoo.benchmarks.metrics.correlation import pearson_columns
 from neurozoo.benchmarks.metrics.regression import pls_coefficients
 from neurozoo.benchmarks.synthetic import as_features, expected_ceiling, synthetic_assembly
+from neurozoo.datasets.errors import DataError
 
 # tests/ is on sys.path
 from brainscore_reference import average_repetition as brainscore_average_repetition  # noqa: E402
@@ -365,6 +366,56 @@ def test_the_splits_order_stimuli_by_stimulus_id_where_brainscore_orders_them_by
     np.testing.assert_allclose(ours, stimulus_first, rtol=0, atol=1e-6)
     np.testing.assert_allclose(span_time(features, object_first, make)[0], stimulus_first, rtol=0, atol=1e-12)
     assert np.abs(span_time(features, index_first, make)[0] - stimulus_first).max() > 1e-3  # other folds there
+
+
+def _with_presentation_coords(assembly, **columns):
+    """``assembly`` with more presentation coordinates, each from a function of (stimulus index, repetition)."""
+    index = np.unique(assembly["stimulus_id"].values, return_inverse=True)[1]
+    repetition = assembly["repetition"].values
+    return assembly.assign_coords({name: ("presentation", np.array([make(i, r) for i, r in zip(index, repetition)]))
+                                   for name, make in columns.items()})
+
+
+def test_repetitions_are_averaged_over_the_groups_of_brainscores_average_repetition():
+    """Brain-Score's ``average_repetition`` groups the presentations by every presentation coordinate but
+    'repetition' (brain-score/vision benchmark_helpers/neural_common.py lines 57-61 at a0ac86f; brainio's
+    ``multi_groupby``, brainio/assemblies.py lines 68-75 at 064b0d4; tests/brainscore_reference.py
+    ``average_repetition`` is written from them) and keeps those coordinates. Per-stimulus coordinates (a stimulus
+    set's columns) give the same groups as stimulus_id: the means are the reference's, and the target keeps them
+    (until 2026-12-05 only object_name was kept). A per-trial coordinate (a recording session) splits a stimulus
+    into several groups there, each scored against the model's one response: it was averaged over here without a
+    word, another score than Brain-Score's; it is refused, naming it."""
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=2, n_repetitions=4, n_objects=3, seed=3)
+    per_stimulus = _with_presentation_coords(assembly, category=lambda i, r: f"c{i % 2}", size=lambda i, r: 1.5 * i)
+    ours, reference = average_repetitions(per_stimulus), brainscore_average_repetition(per_stimulus)
+    reference = reference.isel(presentation=np.argsort(reference["stimulus_id"].values, kind="stable"))
+    assert ours.sizes == reference.sizes == {"presentation": 30, "neuroid": 4, "time_bin": 2}
+    np.testing.assert_allclose(ours.values, reference.values, rtol=0, atol=1e-12)
+    for name in ("stimulus_id", "object_name", "category", "size", "neuroid_id", "region", "time_bin_start"):
+        np.testing.assert_array_equal(ours[name].values, reference[name].values)
+    assert "repetition" not in ours.coords
+    np.testing.assert_array_equal(average_repetitions(assembly).values, ours.values)  # the numbers of before
+    from neurozoo.datasets.assembly import set_brainscore_indexes
+
+    indexed = average_repetitions(set_brainscore_indexes(per_stimulus))  # levels, not the index's (id, ..., rep) tuples
+    np.testing.assert_array_equal(indexed.values, ours.values)
+    np.testing.assert_array_equal(indexed["category"].values, ours["category"].values)
+
+    per_trial = _with_presentation_coords(assembly, session=lambda i, r: f"day{r // 2}")  # repeats 0-1 and 2-3
+    assert brainscore_average_repetition(per_trial).sizes["presentation"] == 60  # each stimulus twice there
+    with pytest.raises(DataError, match=r"^assembly: coordinate 'session' along 'presentation' varies among the "
+                                        r"presentations of 30 stimuli, e\.g\. stimulus_id 's00000': 2 values over its 4 "
+                                        r"presentations \('day0', 'day1'\)\. Brain-Score's average_repetition averages "
+                                        r"over 'repetition' only .* drop it \(assembly\.drop_vars\('session'\)\); if "
+                                        r"it numbers the trials, store it as 'repetition'$"):
+        average_repetitions(per_trial)
+    features = as_features(clean.values + 0.5 * np.random.default_rng(0).standard_normal(clean.shape), clean)
+    with pytest.raises(DataError, match=r"coordinate 'session' along 'presentation' varies"):
+        regression_score(features, per_trial)
+    dropped = regression_score(features, per_trial.drop_vars("session")).raw_per_bin  # the way out it names
+    np.testing.assert_array_equal(dropped, regression_score(features, assembly).raw_per_bin)
 
 
 def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):

@@ -111,8 +111,75 @@ def test_a_recording_at_another_frame_rate_is_named(tmp_path, split, time, fragm
 def test_a_group_where_a_dataset_belongs_is_named(tmp_path):
     path, *_ = _experiment(tmp_path)
     with h5py.File(path, "a") as f:
-        f.create_group("train/response/extra")
-    with pytest.raises(DataError, match=r"train/response/extra: is a group, expected a dataset of shape \(cells, 120\)"):
+        del f["train/response/firing_rate_20ms"]
+        f.create_group("train/response/firing_rate_20ms")
+    with pytest.raises(DataError, match=r"train/response/firing_rate_20ms: is a group, expected a dataset of shape "
+                                        r"\(cells, 120\)"):
+        read_experiment(path, "train")
+
+
+def test_other_datasets_in_response_are_passed_over_as_the_original_loaders_do(tmp_path):
+    """deep-retina's ``loadexpt`` reads only ``response/firing_rate_10ms`` (deepretina/experiments.py line 228 at
+    064d631), torch-deep-retina's also ``response/binned`` (torchdeepretina/datas.py lines 102 and 106 at 000dfeb):
+    a lab file with other datasets or groups there loads in both. Each was read here and the file refused where one
+    was not (cells, T) numbers (a group ``extra``, a text note, per-cell spike times). They are passed over, named in
+    ``unread``, and one is read, with the checks of the others, only where ``response`` asks for it by name."""
+    path, train, *_ = _experiment(tmp_path)
+    before = read_experiment(path, "train")
+    with h5py.File(path, "a") as f:
+        f.create_group("train/response/extra").create_dataset("cell01", data=np.arange(5.0))
+        f["train/response/note"] = np.array([b"lab notes"])
+        f["train/response/spike_times"] = np.arange(7.0)
+        f["train/response/firing_rate_50ms"] = np.full((3, 120), 2.0, np.float32)
+        f["train/response/counts_transposed"] = np.zeros((120, 3), np.float32)
+    recording = read_experiment(path, "train")
+    assert recording.unread == ("counts_transposed", "extra", "firing_rate_50ms", "note", "spike_times")
+    assert sorted(recording.responses) == sorted(before.responses) == ["binned", "firing_rate_10ms",
+                                                                       "firing_rate_20ms", "firing_rate_5ms"]
+    for key, value in before.responses.items():
+        np.testing.assert_array_equal(recording.response(key), value)
+    assert repr(recording).endswith("repeats: none; not read: counts_transposed, extra, firing_rate_50ms, note, "
+                                    "spike_times)")
+    np.testing.assert_array_equal(recording.response("firing_rate_50ms"), np.full((3, 120), 2.0, np.float32))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: dataset train/response/counts_transposed: "
+                                        r"expected shape \(cells, 120\) with the cells first, got \(120, 3\)"):
+        recording.response("counts_transposed")
+    with pytest.raises(DataError, match=r"train/response/note: holds \|S9 values, expected numbers"):
+        recording.response("note")
+    with pytest.raises(DataError, match=r"train/response/firing_rate_1ms: missing; .* \(train/response holds: binned, "
+                                        r"counts_transposed, extra, firing_rate_10ms, firing_rate_20ms, "
+                                        r"firing_rate_50ms, firing_rate_5ms, note, spike_times\)"):
+        recording.response("firing_rate_1ms")
+    checked_experiment(path)  # the fit's check passes too
+
+
+@pytest.mark.parametrize("shape", [(1, 120), (120, 1)])
+def test_time_stored_as_a_row_or_a_column_is_read_as_its_frame_times(tmp_path, shape):
+    """deep-retina and torch-deep-retina read ``time`` only as ``f[split]['time'].size`` (deepretina/experiments.py
+    line 211 at 064d631, torchdeepretina/datas.py line 78 at 000dfeb), so a MATLAB-written (1, T) row or (T, 1)
+    column loads there; it was refused here, "expected shape (120,)"."""
+    path, *_ = _experiment(tmp_path)
+    times = np.arange(120) / 100
+    with h5py.File(path, "a") as f:
+        del f["train/time"]
+        f.create_dataset("train/time", data=times.reshape(shape))
+        assert f["train/time"].shape == shape and f["train/time"].size == 120
+    recording = read_experiment(path, "train")
+    assert recording.time.shape == (120,) and recording.n_frames == 120
+    np.testing.assert_array_equal(recording.time, times)
+
+
+@pytest.mark.parametrize("value,found", [
+    (np.arange(120).reshape(2, 60) / 100, r"got \(2, 60\): 120 values, but in 2 rows, not one row or column of frame "
+                                          r"times"),
+    (np.arange(119)[None] / 100, r"got \(1, 119\)$"),
+])
+def test_time_of_another_shape_is_refused_naming_the_shapes_read(tmp_path, value, found):
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "train/time", value)
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}: dataset train/time: expected shape \(120,\) to "
+                                        r"match train/stimulus: one time in s per frame \(or a row or column of them, "
+                                        rf"\(1, 120\) or \(120, 1\)\); {found}"):
         read_experiment(path, "train")
 
 

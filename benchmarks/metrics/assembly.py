@@ -99,21 +99,66 @@ def recorded_neuroids(means: np.ndarray) -> np.ndarray:
     return complete
 
 
+def _along(assembly: xr.DataArray, dim: str) -> list:
+    """The names of the assembly's coordinates along ``dim`` alone, in their order: the levels of a MultiIndex on it
+    (``set_brainscore_indexes``), not the index itself, whose tuples hold the repetition too."""
+    return [name for name, values in assembly.coords.items() if values.dims == (dim,) and name != dim]
+
+
+def check_stimulus_groups(assembly: xr.DataArray) -> None:
+    """A ``DataError`` where a presentation coordinate other than ``stimulus_id`` and ``repetition`` varies among the
+    presentations of one stimulus (a per-trial coordinate: ``session``, ``trial_id``, a time of day).
+
+    Brain-Score's ``average_repetition`` groups the presentations by every presentation coordinate but
+    ``repetition`` (brainscore_vision/benchmark_helpers/neural_common.py lines 57-61 at a0ac86f, brainio's
+    ``DataAssembly.multi_groupby``, brainio/assemblies.py lines 68-75 at 064b0d4), and so do the halves of its
+    split-half ceiling (brainscore_vision/metrics/internal_consistency/ceiling.py lines 59-63 at 0971191): such a
+    coordinate keeps a stimulus's presentations apart there, one stimulus scored as several rows against the model's
+    one response to it. Averaged over it here (until 2026-12-05, silently), the score was another than Brain-Score's;
+    the file is refused instead, naming the coordinate and what to do. Where every such coordinate is constant per
+    stimulus (``object_name``, a stimulus set's columns), Brain-Score's groups are the stimuli, and so are ours. A
+    missing value (NaN) counts as one value here; brainio's tuple comparison makes each presentation with a NaN in
+    any coordinate a group of its own (``MultiCoord.__eq__``, lines 83-85)."""
+    ids = pd.factorize(coord(assembly, "stimulus_id"))[0]
+    for name in _along(assembly, "presentation"):
+        if name in ("stimulus_id", "repetition"):
+            continue
+        values = np.asarray(assembly[name].values)
+        codes = pd.Series(pd.factorize(values)[0])  # NaN: code -1, one value
+        per_stimulus = codes.groupby(ids).nunique()
+        if (per_stimulus > 1).any():
+            stimulus = int(per_stimulus.index[np.argmax(per_stimulus.to_numpy() > 1)])
+            rows = np.flatnonzero(ids == stimulus)
+            seen = pd.unique(values[rows])
+            source = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+            example = coord(assembly, "stimulus_id")[rows[:1]].tolist()[0]
+            raise DataError(
+                f"{source}: coordinate {name!r} along 'presentation' varies among the presentations of "
+                f"{int((per_stimulus > 1).sum())} stimuli, e.g. stimulus_id {example!r}: {len(seen)} values over its "
+                f"{len(rows)} presentations "
+                f"({', '.join(map(repr, seen[:3].tolist()))}{', ...' if len(seen) > 3 else ''}). Brain-Score's "
+                f"average_repetition averages over 'repetition' only and keeps presentations that differ in any other "
+                f"coordinate apart, scoring one stimulus as several rows against the model's one response: to "
+                f"average over it, drop it (assembly.drop_vars({name!r})); if it numbers the trials, store it as "
+                "'repetition'")
+
+
 def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:
-    """Mean over the presentations of each stimulus_id, ordered by stimulus_id; keeps object_name when present."""
+    """Mean over the presentations of each stimulus_id (NaN skipped), ordered by stimulus_id, as Brain-Score's
+    ``average_repetition`` averages: over ``repetition``, grouped by every other presentation coordinate, which is
+    each stimulus where those are the stimulus's own (a per-trial one is refused: :func:`check_stimulus_groups`).
+    Keeps every coordinate along each dim but ``repetition``, as it does."""
     assembly = check_assembly(assembly)
+    check_stimulus_groups(assembly)
     ids = coord(assembly, "stimulus_id")
     mean, labels, _ = group_nanmean(ids, np.asarray(assembly.values, dtype=np.float64))
     first = np.unique(ids, return_index=True)[1]
     coords = {"stimulus_id": ("presentation", labels)}
-    if "object_name" in assembly.coords:
-        coords["object_name"] = ("presentation", coord(assembly, "object_name")[first])
-    for name in ("neuroid_id", "region"):
-        if name in assembly.coords:
-            coords[name] = ("neuroid", coord(assembly, name))
-    for name in ("time_bin_start", "time_bin_end"):
-        if name in assembly.coords:
-            coords[name] = ("time_bin", coord(assembly, name))
+    for name in _along(assembly, "presentation"):
+        if name not in ("stimulus_id", "repetition"):
+            coords[name] = ("presentation", coord(assembly, name)[first])
+    for dim in ("neuroid", "time_bin"):
+        coords.update({name: (dim, coord(assembly, name)) for name in _along(assembly, dim)})
     return xr.DataArray(mean, dims=DIMS, coords=coords, attrs=dict(assembly.attrs))
 
 

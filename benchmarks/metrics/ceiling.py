@@ -62,7 +62,8 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, group_nanmean, recorded_neuroids, time_bins
+from neurozoo.benchmarks.metrics.assembly import (check_assembly, check_stimulus_groups, coord, group_nanmean,
+                                                  recorded_neuroids, time_bins)
 from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
@@ -130,7 +131,7 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     if not (isinstance(train_size, numbers.Real) and 0 < train_size < 1):
         raise ValueError(f"train_size: expected the fraction of repetitions in the first half, between 0 and 1 "
                          f"(exclusive), got {train_size!r}")
-    assembly = check_assembly(assembly, require=("stimulus_id", "repetition"))
+    assembly = check_repetitions(assembly)
     n_stimuli = len(np.unique(coord(assembly, "stimulus_id")))
     if n_stimuli < MIN_SAMPLES:  # the halves' r over 2 stimuli is +-1 (a ceiling of 1), over 1 undefined
         raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "
@@ -138,13 +139,6 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
                         f"+-1 over 2): expected at least {MIN_SAMPLES} stimuli")
     repetitions = coord(assembly, "repetition")
     unique = np.unique(repetitions)
-    if len(unique) < 2:
-        averaged = " (its attribute repeat_averaged says so)" if assembly.attrs.get("repeat_averaged") else ""
-        name = assembly.attrs.get("stimulus_set_identifier") or "assembly"
-        raise DataError(f"{name}: the split-half ceiling needs at least 2 distinct values of coordinate 'repetition', "
-                        f"found {len(unique)} ({unique[:1].tolist()}) over {assembly.sizes['presentation']} presentations: "
-                        f"one response per stimulus, such as repeat means{averaged}, has no ceiling; score its raw r "
-                        "with benchmarks.metrics.regression_score(features, assembly) (ceiling=None)")
     ids = coord(assembly, "stimulus_id")
     values = np.asarray(assembly.values, dtype=np.float64)
     if not np.isfinite(values).all():  # the neuroids the score regresses: those with a mean for every stimulus
@@ -178,6 +172,37 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
         warnings.warn(f"assembly: no ceiling in time bin {names}: every neuroid is silent in a half in every split "
                       f"(silent='drop'); the ceiling's value and the normalised score leave the bin out", stacklevel=2)
     return ceiling
+
+
+def check_repetitions(assembly: xr.DataArray) -> xr.DataArray:
+    """The assembly (checked: ``check_assembly``) if :func:`internal_consistency` can split it, else its refusal,
+    computing nothing: a 'repetition' coordinate with 2 values or more, and presentations grouped per stimulus as
+    Brain-Score groups them (``assembly.check_stimulus_groups``). A benchmark asks before it extracts features
+    (minutes), not after."""
+    assembly = check_assembly(assembly, require=("stimulus_id",))
+    if "repetition" not in assembly.coords:
+        _no_repetitions(assembly, "no coordinate 'repetition'")
+    check_stimulus_groups(assembly)  # the halves are averaged per stimulus: Brain-Score's groups, or refused
+    unique = np.unique(coord(assembly, "repetition"))
+    if len(unique) < 2:
+        _no_repetitions(assembly, f"found {len(unique)} ({unique[:1].tolist()})")
+    return assembly
+
+
+def _no_repetitions(assembly: xr.DataArray, found: str) -> None:
+    """The ``DataError`` for an assembly without 2 repetitions to split: one response per stimulus (repeat means:
+    Brain-Score's split-half ceiling has no ``repetition`` to split either, ``assembly['repetition']`` in
+    brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191), with what it has and what to do."""
+    averaged = " (its attribute repeat_averaged says so)" if assembly.attrs.get("repeat_averaged") else ""
+    name = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+    ids = coord(assembly, "stimulus_id")
+    trials = "" if len(np.unique(ids)) == len(ids) else (
+        "; its stimulus_ids repeat: if those are trials, number them in a coordinate 'repetition' along "
+        "'presentation' (0, 1, ... per stimulus), which the split-half ceiling splits")
+    raise DataError(f"{name}: the split-half ceiling needs at least 2 distinct values of coordinate 'repetition', "
+                    f"{found} over {assembly.sizes['presentation']} presentations: one response per stimulus, such as "
+                    f"repeat means{averaged}, has no ceiling; score its raw r with "
+                    f"benchmarks.metrics.regression_score(features, assembly) (ceiling=None){trials}")
 
 
 def check_silent(silent: str) -> str:

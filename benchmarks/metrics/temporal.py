@@ -54,6 +54,13 @@ class TemporalScore:
         return self.raw_per_split.shape[0]
 
     @property
+    def scale(self) -> str:
+        """What :attr:`value` and :attr:`per_bin` measure: ``"raw r"`` without a ceiling (repeat means have none), else
+        the normalisation ``convention`` (``"r2/ceiling"``): a raw r is no fraction of a ceiling and is not to be
+        ranked beside one (``settings["convention"]`` names the convention asked for, ceiling or not)."""
+        return "raw r" if self.ceiling is None else self.convention
+
+    @property
     def raw_per_bin(self) -> np.ndarray:
         """(T,) mean over the splits that have an r (with ``silent="drop"`` a split where no neuroid has one in a bin
         has none), as Brain-Score's ``Split.aggregate`` (xarray's mean, skipna); NaN where no split has one."""

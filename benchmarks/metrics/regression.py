@@ -254,20 +254,24 @@ def _columns(A: np.ndarray, presentations, dtype, offset, scale: float = 1.0) ->
     return columns.reshape(D, n * T)
 
 
-def unit_scale(X: np.ndarray) -> float:
-    """The power of two that brings the largest magnitude of ``X`` into [0.5, 1) (1 for zero or non-finite ``X``).
+def unit_scale(X: np.ndarray, dtype=np.float32) -> float:
+    """The power of two that brings the largest magnitude of ``X`` into [0.5, 1) (1 for zero or non-finite ``X``),
+    clipped to the normal numbers of ``dtype``, the type it multiplies in.
 
     PLS with ``scale=False`` (Brain-Score's) is equivariant to a common factor on the features: the predictions, and
     so every score, are the same for ``X`` and ``c X`` (sklearn computes in float64, where features of 1e-30 are as
     good as features of 1). The fast path multiplies in float32, whose products underflow below about 1e-19 and
     overflow above about 1e18: features of 1e-30 gave a Gram matrix of zeros and a score of 0. Scaled by a power of
-    two (exact in floating point, no rounding added) the products stay in range at any magnitude float32 holds."""
+    two (exact in floating point, no rounding added) the products stay in range at any magnitude float32 holds.
+    Subnormal float32 features (below 1.2e-38) are brought up by at most 2^125: the power that brings them to 1 (2^128
+    and above) is infinite in float32, and multiplied every feature into inf and every prediction into NaN."""
     if not X.size:
         return 1.0
     largest = max(abs(float(np.max(X))), abs(float(np.min(X))))  # no |X| copy of the whole features
     if not np.isfinite(largest) or largest == 0.0:
         return 1.0
-    return float(np.ldexp(1.0, -int(np.frexp(largest)[1])))
+    exponent = max(int(np.frexp(largest)[1]), np.finfo(dtype).minexp + 1)
+    return float(np.ldexp(1.0, -exponent))
 
 
 def check_n_components(n_components) -> int:
@@ -360,7 +364,7 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     # centring on the means of all samples keeps the downdated moments free of cancellation
     # the features in units of their largest magnitude (a power of two): the same predictions, and float32 products
     # that neither underflow (features of 1e-30 scored 0) nor overflow
-    scale = unit_scale(X)
+    scale = unit_scale(X, dtype)
     x_mean = X.mean(axis=(0, 2), dtype=np.float64) * scale
     y_mean = np.asarray(Y).mean(axis=(0, 2), dtype=np.float64)
     moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype, scale)  # noqa: E731

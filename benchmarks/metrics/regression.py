@@ -375,6 +375,17 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     x_mean = X.mean(axis=(0, 2), dtype=np.float64) * scale
     y_mean = np.asarray(Y).mean(axis=(0, 2), dtype=np.float64)
     moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype, scale)  # noqa: E731
+    # a target constant over a split's training presentations has a centred training response of exactly 0, so its
+    # PLS loadings are 0 and its prediction that constant (Brain-Score's sklearn: r NaN, dropped from the median);
+    # its downdated cross-covariance is rounding noise instead, which the fit turned into a prediction with an
+    # arbitrary r of up to +-1. Told apart exactly, per split, by the least and largest training response, of the
+    # targets that can be constant over a split's training part only: those whose first bin is alike on all but
+    # 2 x (test presentations) pairs of neighbouring presentations (none in ordinary data: no cost there)
+    Y_values = np.asarray(Y)
+    first = Y_values[:, :, 0]
+    alike = np.count_nonzero(first[1:] == first[:-1], axis=0)
+    candidates = np.flatnonzero(alike >= P - 1 - 2 * max(len(np.asarray(test)) for _, test in splits))
+    y_low, y_high = Y_values[:, candidates].min(axis=2), Y_values[:, candidates].max(axis=2)  # (P, candidates)
     step = max(1, BLOCK_ROWS // T)
     gram, cross, x_sum, y_sum = (0.0,) * 4
     for start in range(0, P, step):
@@ -395,6 +406,10 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
             C[i] -= n_train * np.outer(mx, mx)
             np.subtract(cross, test_cross, out=S[i])
             S[i] -= n_train * np.outer(mx, my)
+            if len(candidates):
+                train = np.ones(P, dtype=bool)
+                train[test] = False
+                S[i][:, candidates[y_low[train].min(axis=0) == y_high[train].max(axis=0)]] = 0.0
             means.append((mx, my))
         rotations, loadings = pls_components(C, S, n_components, tolerance=1e-5 if dtype == np.float32 else 1e-12)
         del C, S

@@ -110,9 +110,10 @@ def pls_components(C: np.ndarray, S: np.ndarray, n_components: int,
     """x-rotations R (..., F, k) and y-loadings L (..., Q, k) of PLS; the coefficients are ``R @ L^T``.
 
     Predicting through the factors, ``((X - x_mean) @ R) @ L^T``, costs k/Q of the product with B.
-    A fold stops once its deflated cross-covariance is below ``tolerance`` times the initial one: the
-    training samples are exhausted (fewer samples than components); past that, components would fit the
-    rounding noise of the moments (float32 products leave it near 1e-7, so their callers pass 1e-5).
+    A fold stops once its deflated cross-covariance, each feature's row weighed by 1 / that feature's norm
+    (``C``'s diagonal), is below ``tolerance`` times the initial one: the training samples are exhausted (fewer samples
+    than components); past that, components would fit the rounding noise of the moments (float32 products leave it
+    near 1e-7 of each feature's own magnitude, so their callers pass 1e-5).
     """
     from threadpoolctl import threadpool_limits
 

@@ -2,7 +2,10 @@
 
 All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (single-trial firing rates).
 
-* ``correlation``: Pearson r between prediction and the trial average (the headline number).
+* ``correlation``: Pearson r between prediction and the trial average (the headline number); NaN where either is
+  constant. :func:`heldout_metrics` counts a prediction constant over the test movie as r = 0 where the cell's trial
+  average varies (as the neural metric's default counts a constant prediction): a NaN was left out of the median over
+  cells, so a model that predicted nothing for some cells was ranked on the others alone.
 * ``noise_variance``: mean over time of the across-trial variance (unbiased, ddof=1).
 * ``feve``: ``1 - (MSE - noise_var) / (total_var - noise_var)`` with MSE and total variance over single
   trials, so a prediction equal to the true rate scores about 1 whatever the trial noise. The total variance is
@@ -96,10 +99,18 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
     if repeats.shape[1] < 2:  # no noise variance: FEVE, the oracle and the explainable fraction NaN, with warnings
         raise ValueError(f"repeats (C, R, T): {repeats.shape[1]} repeat(s); the noise variance, FEVE and the "
                          "leave-one-out oracle need at least 2 repeats of the test stimulus")
+    for name, values in (("prediction", prediction), ("repeats", repeats)):
+        finite = np.isfinite(values) if values.dtype.kind in "fc" else np.ones(values.shape, dtype=bool)
+        if not finite.all():  # every metric of those cells NaN: left out of the medians without a word
+            bad = np.flatnonzero(~finite.reshape(len(values), -1).all(axis=1))
+            raise ValueError(f"{name}: {int((~finite).sum())} NaN/inf values, in {len(bad)} of {len(values)} cells "
+                             f"(e.g. cell index {bad[:3].tolist()}); expected finite firing rates")
     cells = list(cells) if cells is not None else [cell_name(i) for i in range(len(prediction))]
     explainable = explainable_fraction(repeats)
+    average = repeats.mean(1)
+    flat = (np.ptp(prediction, axis=1) == 0) & (np.ptp(average, axis=1) > 0)  # a constant prediction of a varying rate
     frame = pd.DataFrame({
-        "correlation": correlation(prediction, repeats.mean(1)),
+        "correlation": np.where(flat, 0.0, correlation(prediction, average)),
         "feve": feve(prediction, repeats),
         "oracle": oracle_correlation(repeats),
         "explainable_fraction": explainable,

@@ -262,3 +262,39 @@ def test_heldout_metrics_refuses_a_single_repeat():
     with pytest.raises(ValueError, match=r"^repeats \(C, R, T\): 1 repeat\(s\); the noise variance, FEVE and the "
                                          r"leave-one-out oracle need at least 2 repeats"):
         heldout_metrics(rng.normal(size=(2, 10)), rng.normal(size=(2, 1, 10)))
+
+
+def test_heldout_correlation_matches_scipy_on_offsets_and_magnitudes():
+    """Independent reference: scipy.stats.pearsonr per cell, on float32 predictions riding on large offsets and of
+    magnitudes from 1e-30 to 1e30 (float64 inside: within 1e-9 of scipy's)."""
+    from scipy.stats import pearsonr
+
+    truth, repeats = _trials(C=3, R=4, T=500)
+    for offset, factor in ((0.0, 1.0), (1e4, 1.0), (1e6, 1.0), (0.0, 1e-30), (0.0, 1e30)):
+        prediction = ((truth + 0.5 + offset) * factor).astype(np.float32)
+        frame = heldout_metrics(prediction, repeats)
+        expected = [pearsonr(prediction[c].astype(np.float64), repeats[c].mean(0))[0] for c in range(3)]
+        np.testing.assert_allclose(frame["correlation"], expected, rtol=0, atol=1e-9)
+
+
+def test_a_constant_prediction_of_a_varying_cell_counts_as_r_0_not_nan():
+    """A model that predicts one rate for a cell (a dead output unit) has no r there; a NaN was left out of the median
+    over cells, so such a model was ranked on its other cells alone: 3 dead of 4 passing cells gave a median of 0.93."""
+    truth, repeats = _trials(C=4, R=6, T=400)
+    prediction = truth.copy()
+    prediction[1:] = 0.0  # dead for three cells
+    frame = heldout_metrics(prediction, repeats)
+    assert frame["passes"].all()
+    assert list(frame["correlation"][1:]) == [0.0, 0.0, 0.0]
+    assert summary(frame)["median_correlation"] == pytest.approx(0.0)
+    assert np.isnan(correlation(prediction, repeats.mean(1))[1])  # the plain Pearson r stays undefined
+
+
+@pytest.mark.parametrize("name", ["prediction", "repeats"])
+def test_nan_in_the_heldout_prediction_or_repeats_is_refused_naming_it(name):
+    """A NaN rate (a diverged model) made that cell's metrics NaN, left out of every median without a word."""
+    truth, repeats = _trials(C=3, R=4, T=100)
+    arrays = {"prediction": truth.copy(), "repeats": repeats.copy()}
+    arrays[name][1, ..., 7] = np.nan
+    with pytest.raises(ValueError, match=rf"^{name}: \d+ NaN/inf values, in 1 of 3 cells \(e\.g\. cell index \[1\]\)"):
+        heldout_metrics(arrays["prediction"], arrays["repeats"])

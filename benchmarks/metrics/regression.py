@@ -110,9 +110,10 @@ def pls_components(C: np.ndarray, S: np.ndarray, n_components: int,
     """x-rotations R (..., F, k) and y-loadings L (..., Q, k) of PLS; the coefficients are ``R @ L^T``.
 
     Predicting through the factors, ``((X - x_mean) @ R) @ L^T``, costs k/Q of the product with B.
-    A fold stops once its deflated cross-covariance is below ``tolerance`` times the initial one: the
-    training samples are exhausted (fewer samples than components); past that, components would fit the
-    rounding noise of the moments (float32 products leave it near 1e-7, so their callers pass 1e-5).
+    A fold stops once its deflated cross-covariance, each feature's row weighed by 1 / that feature's norm
+    (``C``'s diagonal), is below ``tolerance`` times the initial one: the training samples are exhausted (fewer samples
+    than components); past that, components would fit the rounding noise of the moments (float32 products leave it
+    near 1e-7 of each feature's own magnitude, so their callers pass 1e-5).
     """
     from threadpoolctl import threadpool_limits
 
@@ -145,12 +146,19 @@ def _pls_components(C: np.ndarray, S: np.ndarray, n_components: int, tolerance: 
     targets_first = Q <= F  # w from the smaller Gram: M^T M (Q x Q) mapped back through M, or M M^T (F x F)
     gram = lambda: M.transpose(0, 2, 1) @ M if targets_first else M @ M.transpose(0, 2, 1)  # noqa: E731
     H = gram()
+    # the exhaustion test weighs each feature's row by 1 / its norm: rounding leaves each moment an error relative to
+    # its own features' magnitudes, so a feature of 1 beside one of 1e6 is not rounding noise (one plain norm over all
+    # stopped such a fit after the large feature's component: r off by up to 1.7, a score of 0.22 for sklearn's 0.75)
+    diagonal = np.einsum("kff->kf", C)
+    weight = np.where(diagonal > 0, 1.0 / np.where(diagonal > 0, diagonal, 1.0), 0.0)
     scale = np.sqrt(np.einsum("kfq,kfq->k", S, S)) + 1e-300
+    scale_weighted = np.sqrt(np.einsum("kfq,kfq,kf->k", S, S, weight)) + 1e-300
     active = np.ones(K, dtype=bool)
     for k in range(n_components):
         # stop a fold once its cross-covariance is exhausted (sklearn: "y residual is constant")
-        norm = np.sqrt(np.einsum("kfq,kfq->k", M, M))
-        active &= norm > tolerance * scale
+        rows = np.einsum("kfq,kfq->kf", M, M)
+        norm = np.sqrt(rows.sum(axis=1))
+        active &= np.sqrt(np.einsum("kf,kf->k", rows, weight)) > tolerance * scale_weighted
         if not active.any():
             break
         if np.any(active & (norm < 1e-4 * scale)):
@@ -254,20 +262,24 @@ def _columns(A: np.ndarray, presentations, dtype, offset, scale: float = 1.0) ->
     return columns.reshape(D, n * T)
 
 
-def unit_scale(X: np.ndarray) -> float:
-    """The power of two that brings the largest magnitude of ``X`` into [0.5, 1) (1 for zero or non-finite ``X``).
+def unit_scale(X: np.ndarray, dtype=np.float32) -> float:
+    """The power of two that brings the largest magnitude of ``X`` into [0.5, 1) (1 for zero or non-finite ``X``),
+    clipped to the normal numbers of ``dtype``, the type it multiplies in.
 
     PLS with ``scale=False`` (Brain-Score's) is equivariant to a common factor on the features: the predictions, and
     so every score, are the same for ``X`` and ``c X`` (sklearn computes in float64, where features of 1e-30 are as
     good as features of 1). The fast path multiplies in float32, whose products underflow below about 1e-19 and
     overflow above about 1e18: features of 1e-30 gave a Gram matrix of zeros and a score of 0. Scaled by a power of
-    two (exact in floating point, no rounding added) the products stay in range at any magnitude float32 holds."""
+    two (exact in floating point, no rounding added) the products stay in range at any magnitude float32 holds.
+    Subnormal float32 features (below 1.2e-38) are brought up by at most 2^125: the power that brings them to 1 (2^128
+    and above) is infinite in float32, and multiplied every feature into inf and every prediction into NaN."""
     if not X.size:
         return 1.0
     largest = max(abs(float(np.max(X))), abs(float(np.min(X))))  # no |X| copy of the whole features
     if not np.isfinite(largest) or largest == 0.0:
         return 1.0
-    return float(np.ldexp(1.0, -int(np.frexp(largest)[1])))
+    exponent = max(int(np.frexp(largest)[1]), np.finfo(dtype).minexp + 1)
+    return float(np.ldexp(1.0, -exponent))
 
 
 def check_n_components(n_components) -> int:
@@ -360,10 +372,21 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
     # centring on the means of all samples keeps the downdated moments free of cancellation
     # the features in units of their largest magnitude (a power of two): the same predictions, and float32 products
     # that neither underflow (features of 1e-30 scored 0) nor overflow
-    scale = unit_scale(X)
+    scale = unit_scale(X, dtype)
     x_mean = X.mean(axis=(0, 2), dtype=np.float64) * scale
     y_mean = np.asarray(Y).mean(axis=(0, 2), dtype=np.float64)
     moments = lambda rows: _moments(X, Y, rows, x_mean, y_mean, dtype, scale)  # noqa: E731
+    # a target constant over a split's training presentations has a centred training response of exactly 0, so its
+    # PLS loadings are 0 and its prediction that constant (Brain-Score's sklearn: r NaN, dropped from the median);
+    # its downdated cross-covariance is rounding noise instead, which the fit turned into a prediction with an
+    # arbitrary r of up to +-1. Told apart exactly, per split, by the least and largest training response, of the
+    # targets that can be constant over a split's training part only: those whose first bin is alike on all but
+    # 2 x (test presentations) pairs of neighbouring presentations (none in ordinary data: no cost there)
+    Y_values = np.asarray(Y)
+    first = Y_values[:, :, 0]
+    alike = np.count_nonzero(first[1:] == first[:-1], axis=0)
+    candidates = np.flatnonzero(alike >= P - 1 - 2 * max(len(np.asarray(test)) for _, test in splits))
+    y_low, y_high = Y_values[:, candidates].min(axis=2), Y_values[:, candidates].max(axis=2)  # (P, candidates)
     step = max(1, BLOCK_ROWS // T)
     gram, cross, x_sum, y_sum = (0.0,) * 4
     for start in range(0, P, step):
@@ -384,6 +407,10 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
             C[i] -= n_train * np.outer(mx, mx)
             np.subtract(cross, test_cross, out=S[i])
             S[i] -= n_train * np.outer(mx, my)
+            if len(candidates):
+                train = np.ones(P, dtype=bool)
+                train[test] = False
+                S[i][:, candidates[y_low[train].min(axis=0) == y_high[train].max(axis=0)]] = 0.0
             means.append((mx, my))
         rotations, loadings = pls_components(C, S, n_components, tolerance=1e-5 if dtype == np.float32 else 1e-12)
         del C, S

@@ -26,8 +26,9 @@ def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
                             description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
                                         "benchmark a retina model name, fitted to the embedded recording or to "
-                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
-                                        "written to the results store and plotted next to the results.")
+                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score "
+                                        "--list`); the score is written to the results store and plotted next to "
+                                        "the results.")
     parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>; for a "
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
@@ -38,9 +39,11 @@ def add_commands(sub) -> None:
                         "model zoo fit's model.pt or checkpoint.pt (the same model)")
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
-    parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
+    parser.add_argument("--out", type=Path,
+                        help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--max-features", type=at_least(1),
-                        help=f"units per layer after the random projection (default {IMAGE_MODEL_DEFAULTS['max_features']})")
+                        help="units per layer after the random projection "
+                             f"(default {IMAGE_MODEL_DEFAULTS['max_features']})")
     parser.add_argument("--batch-size", type=at_least(1),
                         help=f"images per forward pass (default {IMAGE_MODEL_DEFAULTS['batch_size']})")
     parser.add_argument("--device", default="cpu")
@@ -194,8 +197,8 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
     if state["analysing"]:
         cached = f" (stopped part-way through {args.benchmark}'s analysis, which the rerun runs again)"
     elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
-        cached = "" if extracted is None or not extracted[0] else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
-                                               "rerun evaluates again)")
+        cached = "" if extracted is None or not extracted[0] else (
+            f" (stopped after {extracted[0]} of {extracted[1]} batches, which the rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
     else:
@@ -338,11 +341,7 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
-    hooks = _safe_point_for(benchmark, NeuralBenchmark, safe_point)
-    if safe_point is not None and not hooks:
-        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
-        # a stop is taken at once (stopping_at_once), ends here
-        raise_if_terminated()
+    hooks = _safe_point_or_setup_ends(benchmark, NeuralBenchmark, safe_point)
     if cache_count is not None and isinstance(benchmark, NeuralBenchmark):  # a plugin's score may not take it
         cache_count.counting = True
         hooks["cache_progress"] = cache_count
@@ -364,6 +363,15 @@ def _safe_point_for(benchmark, takes_it, safe_point: Optional[SafePoint]) -> dic
     """``{"safe_point": safe_point}`` for a benchmark of the classes ``takes_it`` (this package's, whose score takes
     it), else ``{}`` (a plugin's score may not)."""
     return {"safe_point": safe_point} if safe_point is not None and isinstance(benchmark, takes_it) else {}
+
+
+def _safe_point_or_setup_ends(benchmark, takes_it, safe_point: Optional[SafePoint]) -> dict:
+    """:func:`_safe_point_for`; for a plugin's score, which takes no safe point and may write at once, the stretch of
+    ``zoo score``'s setup where a stop is taken at once (``stopping_at_once``) ends here, a stop pending raised."""
+    hooks = _safe_point_for(benchmark, takes_it, safe_point)
+    if safe_point is not None and not hooks:
+        raise_if_terminated()
+    return hooks
 
 
 def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
@@ -393,11 +401,7 @@ def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
         warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
                       "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
                       "val_top1 the run logged by the few images whose answer the precision changes")
-    stoppable = _safe_point_for(benchmark, ImageNetBenchmark, safe_point)
-    if safe_point is not None and not stoppable:
-        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
-        # a stop is taken at once (stopping_at_once), ends here
-        raise_if_terminated()
+    stoppable = _safe_point_or_setup_ends(benchmark, ImageNetBenchmark, safe_point)
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True),

@@ -57,6 +57,14 @@ def add_commands(sub) -> None:
                              "on the other stimulus class (natural scenes on white-noise repeats, or the reverse), "
                              "which is refused without it; the record is marked (settings.cross_stimulus, the model "
                              "named MODEL@W.pt (cross-stimulus: fitted on CLASS))")
+    # retina.fit.HELDOUT_HISTORIES (not imported here: it would import torch for `zoo score --help`)
+    parser.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
+                        help="retina_embedded.*-heldout or retina_h5.heldout: the spike history a spike-history model "
+                             "(glm) is scored with on the held-out repeats: simulated (default), its own sampled "
+                             "spikes; observed, the test split's binned counts one frame ahead, as deep-retina's "
+                             "scripts/fit_glms.py. The record keeps it (settings.heldout_history) and names an "
+                             "observed score's model MODEL (observed spike history); refused for a model without "
+                             "spike history")
     parser.add_argument("--stimulus-class", metavar="CLASS",
                         help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
                              "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
@@ -99,6 +107,9 @@ def run_score(args) -> int:
                               f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}"
                               + ("" if args.checkpoint else " without --checkpoint (a model named alone is fitted on "
                                  "the benchmark's own stimulus)"))
+    if _observed_history(args) and not _is_heldout(args.benchmark):
+        raise UserFacingError(f"--heldout-history applies to the held-out retina benchmarks "
+                              f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}")
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -304,6 +315,7 @@ def rerun_arguments(args) -> dict:
             **({"data": str(Path(args.data).resolve())} if _is_own_data(args.benchmark) else {}),
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
+            **({"heldout_history": args.heldout_history} if _observed_history(args) else {}),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -507,6 +519,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r}"
                               f"{did_you_mean([args.model], retina.list_models(), n=3, show=str)} "
                               f"(registered: {', '.join(retina.list_models())})")
+    history = {"heldout_history": args.heldout_history} if _observed_history(args) else {}
+    if history:  # before any fit or checkpoint read
+        from neurozoo.retina.cli import checked_heldout_history
+
+        checked_heldout_history(args, n_cells=1)  # the model's class says whether it has spike history
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
     if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
@@ -549,8 +566,8 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     progress = getattr(args, "progress", True)
     stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
-                             **({"stimulus_class": given_class} if given_class else {})) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable))
+                             **({"stimulus_class": given_class} if given_class else {}), **history) if data is not None
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
         score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
                                                            training_stimulus_from=trained.known_from)
@@ -573,7 +590,15 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
+    if history:  # likewise: never a row with the simulated score, the benchmark's own
+        name += " (observed spike history)"
     return score, name
+
+
+def _observed_history(args) -> bool:
+    """Whether ``zoo score`` was asked for the held-out score with the observed spike history (``--heldout-history
+    observed``; a namespace without it, the default, simulated)."""
+    return getattr(args, "heldout_history", "simulated") != "simulated"
 
 
 def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:

@@ -26,8 +26,9 @@ def add_commands(sub) -> None:
     parser = sub.add_parser("score", help="score a model on a neural benchmark and store the result",
                             description="Score MODEL (a ConvRNN registry name, or timm:<name>; for a retina "
                                         "benchmark a retina model name, fitted to the embedded recording or to "
-                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score --list`); the score is "
-                                        "written to the results store and plotted next to the results.")
+                                        "--data's file, or read from the fit cache) on BENCHMARK (see `zoo score "
+                                        "--list`); the score is written to the results store and plotted next to "
+                                        "the results.")
     parser.add_argument("model", nargs="?", help="ConvRNN model name (convrnn.list_models()) or timm:<name>; for a "
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
@@ -38,9 +39,11 @@ def add_commands(sub) -> None:
                         "model zoo fit's model.pt or checkpoint.pt (the same model)")
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
     parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
-    parser.add_argument("--out", type=Path, help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
+    parser.add_argument("--out", type=Path,
+                        help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--max-features", type=at_least(1),
-                        help=f"units per layer after the random projection (default {IMAGE_MODEL_DEFAULTS['max_features']})")
+                        help="units per layer after the random projection "
+                             f"(default {IMAGE_MODEL_DEFAULTS['max_features']})")
     parser.add_argument("--batch-size", type=at_least(1),
                         help=f"images per forward pass (default {IMAGE_MODEL_DEFAULTS['batch_size']})")
     parser.add_argument("--device", default="cpu")
@@ -54,6 +57,14 @@ def add_commands(sub) -> None:
                              "on the other stimulus class (natural scenes on white-noise repeats, or the reverse), "
                              "which is refused without it; the record is marked (settings.cross_stimulus, the model "
                              "named MODEL@W.pt (cross-stimulus: fitted on CLASS))")
+    # retina.fit.HELDOUT_HISTORIES (not imported here: it would import torch for `zoo score --help`)
+    parser.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
+                        help="retina_embedded.*-heldout or retina_h5.heldout: the spike history a spike-history model "
+                             "(glm) is scored with on the held-out repeats: simulated (default), its own sampled "
+                             "spikes; observed, the test split's binned counts one frame ahead, as deep-retina's "
+                             "scripts/fit_glms.py. The record keeps it (settings.heldout_history) and names an "
+                             "observed score's model MODEL (observed spike history); refused for a model without "
+                             "spike history")
     parser.add_argument("--stimulus-class", metavar="CLASS",
                         help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
                              "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
@@ -96,6 +107,9 @@ def run_score(args) -> int:
                               f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}"
                               + ("" if args.checkpoint else " without --checkpoint (a model named alone is fitted on "
                                  "the benchmark's own stimulus)"))
+    if _observed_history(args) and not _is_heldout(args.benchmark):
+        raise UserFacingError(f"--heldout-history applies to the held-out retina benchmarks "
+                              f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}")
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -194,8 +208,8 @@ def _stopped(args, error: KeyboardInterrupt, state: dict) -> str:
     if state["analysing"]:
         cached = f" (stopped part-way through {args.benchmark}'s analysis, which the rerun runs again)"
     elif _is_retina(args.benchmark) or _is_imagenet(args.benchmark):  # no activation cache
-        cached = "" if extracted is None or not extracted[0] else (f" (stopped after {extracted[0]} of {extracted[1]} batches, which the "
-                                               "rerun evaluates again)")
+        cached = "" if extracted is None or not extracted[0] else (
+            f" (stopped after {extracted[0]} of {extracted[1]} batches, which the rerun evaluates again)")
     elif args.no_cache:
         cached = " and nothing cached (--no-cache)"
     else:
@@ -301,6 +315,7 @@ def rerun_arguments(args) -> dict:
             **({"data": str(Path(args.data).resolve())} if _is_own_data(args.benchmark) else {}),
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
+            **({"heldout_history": args.heldout_history} if _observed_history(args) else {}),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -338,11 +353,7 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
     model, weights = resolve_model_and_weights(args.model, args.checkpoint, args.device, seed=args.seed,
                                                overrides=overrides)
     layers = [layer.strip() for layer in args.layers.split(",")] if args.layers else None
-    hooks = _safe_point_for(benchmark, NeuralBenchmark, safe_point)
-    if safe_point is not None and not hooks:
-        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
-        # a stop is taken at once (stopping_at_once), ends here
-        raise_if_terminated()
+    hooks = _safe_point_or_setup_ends(benchmark, NeuralBenchmark, safe_point)
     if cache_count is not None and isinstance(benchmark, NeuralBenchmark):  # a plugin's score may not take it
         cache_count.counting = True
         hooks["cache_progress"] = cache_count
@@ -364,6 +375,15 @@ def _safe_point_for(benchmark, takes_it, safe_point: Optional[SafePoint]) -> dic
     """``{"safe_point": safe_point}`` for a benchmark of the classes ``takes_it`` (this package's, whose score takes
     it), else ``{}`` (a plugin's score may not)."""
     return {"safe_point": safe_point} if safe_point is not None and isinstance(benchmark, takes_it) else {}
+
+
+def _safe_point_or_setup_ends(benchmark, takes_it, safe_point: Optional[SafePoint]) -> dict:
+    """:func:`_safe_point_for`; for a plugin's score, which takes no safe point and may write at once, the stretch of
+    ``zoo score``'s setup where a stop is taken at once (``stopping_at_once``) ends here, a stop pending raised."""
+    hooks = _safe_point_for(benchmark, takes_it, safe_point)
+    if safe_point is not None and not hooks:
+        raise_if_terminated()
+    return hooks
 
 
 def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
@@ -393,11 +413,7 @@ def _score_imagenet(args, benchmark, safe_point: Optional[SafePoint] = None):
         warnings.warn(f"{args.checkpoint} was validated under {trained['config'].get('amp_dtype', 'bfloat16')} "
                       "autocast (zoo train --amp); zoo score evaluates in float32, so its top-1 can differ from the "
                       "val_top1 the run logged by the few images whose answer the precision changes")
-    stoppable = _safe_point_for(benchmark, ImageNetBenchmark, safe_point)
-    if safe_point is not None and not stoppable:
-        # a plugin's score, which takes no safe point and may write at once: the stretch of zoo score's setup, where
-        # a stop is taken at once (stopping_at_once), ends here
-        raise_if_terminated()
+    stoppable = _safe_point_or_setup_ends(benchmark, ImageNetBenchmark, safe_point)
     score = benchmark.score(model, args.data, image_size=args.image_size, batch_size=args.batch_size,
                             max_images=args.max_images, seed=args.seed, workers=workers,
                             classes=trained.get("classes"), progress=getattr(args, "progress", True),
@@ -503,6 +519,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r}"
                               f"{did_you_mean([args.model], retina.list_models(), n=3, show=str)} "
                               f"(registered: {', '.join(retina.list_models())})")
+    history = {"heldout_history": args.heldout_history} if _observed_history(args) else {}
+    if history:  # before any fit or checkpoint read
+        from neurozoo.retina.cli import checked_heldout_history
+
+        checked_heldout_history(args, n_cells=1)  # the model's class says whether it has spike history
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
     if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
@@ -545,8 +566,8 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     progress = getattr(args, "progress", True)
     stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
-                             **({"stimulus_class": given_class} if given_class else {})) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable))
+                             **({"stimulus_class": given_class} if given_class else {}), **history) if data is not None
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
         score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
                                                            training_stimulus_from=trained.known_from)
@@ -569,7 +590,15 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
+    if history:  # likewise: never a row with the simulated score, the benchmark's own
+        name += " (observed spike history)"
     return score, name
+
+
+def _observed_history(args) -> bool:
+    """Whether ``zoo score`` was asked for the held-out score with the observed spike history (``--heldout-history
+    observed``; a namespace without it, the default, simulated)."""
+    return getattr(args, "heldout_history", "simulated") != "simulated"
 
 
 def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:

@@ -6,6 +6,15 @@
 median held-out correlation over cells whose explainable variance is >= 15 % of the total; ceiling: the
 median leave-one-out oracle correlation. The retina side (fit loop, metrics) is imported lazily when a
 benchmark is created; models are looked up by name in ``retina.MODELS`` only.
+
+``score(..., heldout_history=)`` (``zoo score --heldout-history``): the spike history a spike-history model (the GLM)
+predicts the held-out repeats with (:func:`retina.fit.evaluate`): ``"simulated"`` (the default), its own sampled
+spikes; ``"observed"``, the test split's binned counts one frame ahead, as deep-retina's scripts/fit_glms.py scores its
+GLM (the history then carries the response being predicted). Refused before any fit for a model without spike
+history. A spike-history model's score keeps it in its settings (``heldout_history``; one scored before 2026-12-05
+has none: simulated, the only mode then), so that a score in one mode is never reused as one in the other; ``zoo
+score`` names an observed one's model ``MODEL (observed spike history)``, its own row wherever scores are listed.
+The fit is the same in both modes, and the fit cache shares it.
 """
 from __future__ import annotations
 
@@ -31,14 +40,15 @@ class RetinaHeldoutBenchmark:
         return f"retina_embedded.{self.kind}-heldout"
 
     def score(self, model, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
-              **fit_overrides) -> Score:
+              heldout_history: str = "simulated", **fit_overrides) -> Score:
         """``model``: a ``retina.MODELS`` name (fitted, or loaded from an earlier fit) or a fitted module. Other
         keywords override the fit settings (``epochs``, ``lr``, ``batch_size``...); the neural benchmarks' options
-        are refused (:func:`checked_fit_overrides`)."""
+        are refused (:func:`checked_fit_overrides`). ``heldout_history``: see the module docstring."""
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
         return heldout_score(self, HeldoutBenchmark(self.kind, dict(self.sizes), dict(self.fit_settings)), model,
-                             seed, device, refit, progress, fit_overrides, kind=self.kind, sizes=dict(self.sizes))
+                             seed, device, refit, progress, heldout_history, fit_overrides, kind=self.kind,
+                             sizes=dict(self.sizes))
 
 
 @dataclass
@@ -56,7 +66,7 @@ class RetinaFileHeldoutBenchmark:
     identifier = "retina_h5.heldout"
 
     def score(self, model, data, seed: int = 0, device: str = "cpu", refit: bool = False, progress: bool = True,
-              stimulus_class: Optional[str] = None, **fit_overrides) -> Score:
+              stimulus_class: Optional[str] = None, heldout_history: str = "simulated", **fit_overrides) -> Score:
         from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
@@ -64,19 +74,23 @@ class RetinaFileHeldoutBenchmark:
         known = experiment_stimulus_class(path, given=stimulus_class)
         return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path,
                                                     stimulus_class=known.name),
-                             model, seed, device, refit, progress, fit_overrides, data=str(path),
+                             model, seed, device, refit, progress, heldout_history, fit_overrides, data=str(path),
                              stimulus_class=known.name, stimulus_class_from=known.known_from)
 
 
-def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool, progress: bool, fit_overrides: dict,
-                  **settings) -> Score:
+def heldout_score(benchmark, heldout, model, seed: int, device: str, refit: bool, progress: bool,
+                  heldout_history: str, fit_overrides: dict, **settings) -> Score:
     """A retina held-out benchmark's :class:`Score` of ``model`` (:meth:`retina.benchmark.HeldoutBenchmark.score`):
-    one row per cell, the benchmark's ``settings`` and the summary added to the fit's."""
+    one row per cell, the benchmark's ``settings`` (and a spike-history model's ``heldout_history``) and the summary
+    added to the fit's."""
     fit_overrides = checked_fit_overrides(benchmark, fit_overrides)
-    result = heldout.score(model, seed=seed, device=device, refit=refit, progress=progress, **fit_overrides)
+    result = heldout.score(model, seed=seed, device=device, refit=refit, progress=progress,
+                           heldout_history=heldout_history, **fit_overrides)
     per_cell = [{"cell": cell, **{k: (bool(v) if k == "passes" else float(v)) for k, v in row.items()}}
                 for cell, row in result.frame.iterrows()]
     provenance = dict(result.provenance)
+    if result.heldout_history is not None:
+        settings["heldout_history"] = result.heldout_history
     provenance["settings"] = {**provenance.get("settings", {}), **settings, "summary": result.summary,
                               **fit_facts(provenance)}
     return Score(value=result.value, error=result.error, ceiling=result.ceiling,

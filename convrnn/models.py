@@ -13,15 +13,15 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from neurozoo.convrnn.spec import GraphSpec, load_spec
-from neurozoo.datasets.errors import SpecError, did_you_mean
-from neurozoo.datasets.registry import Registry
+from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.registry import Registry, forwards_keywords
 
 if TYPE_CHECKING:  # annotations only: registering the models imports no torch (`zoo list` needs none)
     import torch.nn as nn
 
     from neurozoo.convrnn.network import ConvRNN
 
-MODELS = Registry("ConvRNN model", entry_point_group="neurozoo.convrnn_models")
+MODELS = Registry("ConvRNN model", entry_point_group="neurozoo.convrnn_models", keywords="override")  # --set's
 
 SPEC_DIR = files(__package__) / "specs"
 
@@ -122,21 +122,18 @@ def _register_cornets() -> None:
 
 
 def _with_checked_overrides(name: str):
-    """The factory ``convrnn.cornet.<name>`` (imported on first use: it imports torch), refusing an override it does
-    not take as the ConvRNN specs do (SpecError naming the valid ones): ``zoo score cornet_z ... --set n_steps=10``
-    ended in a TypeError traceback (a CORnet has no unroll settings)."""
-    import inspect
+    """The factory ``convrnn.cornet.<name>`` (imported on first use: it imports torch), whose keywords the registry
+    checks (``forwards_keywords``), refusing an override it does not take with a SpecError naming those it takes:
+    ``zoo score cornet_z ... --set n_steps=10`` ended in a TypeError traceback (a CORnet has no unroll settings)."""
 
-    def create(**overrides):
+    def cornet_factory():
         from neurozoo.convrnn import cornet
 
-        factory = getattr(cornet, name)
-        valid = list(inspect.signature(factory).parameters)
-        unknown = sorted(set(overrides) - set(valid))
-        if unknown:
-            raise SpecError(f"model {name!r}: unknown override(s) {unknown}{did_you_mean(unknown, valid, show=str)}; "
-                            f"valid: {', '.join(valid)}")
-        return factory(**overrides)
+        return getattr(cornet, name)
+
+    @forwards_keywords(cornet_factory)
+    def create(**overrides):
+        return cornet_factory()(**overrides)
     return create
 
 

@@ -53,8 +53,9 @@ class Registry:
     package's own entries, kept out of the package import so that ``import retina`` stays light."""
 
     def __init__(self, kind: str, entry_point_group: Optional[str] = None, builtin_modules: tuple = (),
-                 unknown_hint: Optional[Callable[[str], str]] = None):
+                 unknown_hint: Optional[Callable[[str], str]] = None, keywords: str = "argument"):
         self.kind = kind
+        self.keywords = keywords  # what its factories' keywords are called in its errors (a ConvRNN's: "override")
         self.unknown_hint = unknown_hint  # name -> "" or "; ..." added to the error for an unknown name
         self.entry_point_group = entry_point_group
         self.builtin_modules = tuple(builtin_modules)
@@ -136,7 +137,7 @@ class Registry:
             return
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
-            raise SpecError(f"{self.kind} {entry.name!r}: unknown argument(s) {unknown}"
+            raise SpecError(f"{self.kind} {entry.name!r}: unknown {self.keywords}(s) {unknown}"
                             f"{did_you_mean(unknown, valid, show=str)}; it takes: {', '.join(valid) or 'none'}")
 
     def __contains__(self, name: str) -> bool:

@@ -224,6 +224,19 @@ def sigterm_stops_at_once():
         signal.signal(signal.SIGTERM, before)
 
 
+def exit_status(code: int) -> int:
+    """``code``, for a ``python -m`` entry point's ``sys.exit(exit_status(main()))``: so that the process exits with
+    it. CPython remembers a ``KeyboardInterrupt`` that ended an ``exec`` or ``eval`` of a string (``dataclasses`` and
+    ``namedtuple`` build their methods so, as a module defining them is imported) even once it was caught, and a
+    ``-m`` run whose ``main`` returned then killed itself by SIGINT (exit -2) instead of exiting with ``code``: a
+    SIGTERM stopping ``zoo`` in its start-up printed its line, "interrupted; signal 15", then exited -2, not 130,
+    about one time in five (as did a ``zoo search`` worker, whose command reads 130 as the worker's own stop). A
+    string's ``exec`` that ends normally clears what was remembered (``run_eval_code_obj``, CPython's pythonrun.c).
+    The console script ``zoo`` (a file) exits through another path, with ``code`` either way."""
+    exec("")  # an empty string's: its normal end is what clears the remembered interrupt
+    return code
+
+
 def termination_requested() -> Optional[int]:
     """The signal number of a SIGTERM (or a deferred Ctrl-C) received inside :func:`sigterm_deferred` and not yet
     ended with it, else None (for a safe point that must do something first: the trainer agrees with its other ranks

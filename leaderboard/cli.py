@@ -110,4 +110,6 @@ def _check_device(name: Optional[str]) -> None:
 from neurozoo.datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurozoo.datasets.termination import exit_status
+
+    sys.exit(exit_status(main()))  # 130 after a stop, not a death by SIGINT (exit_status says why)

@@ -128,16 +128,21 @@ def refit(path: Path, summary: Dict[str, Any], data: Path, device: str, scratch:
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.embedded_fit import weights_sha256
-    from neurozoo.retina.fit import create_model, evaluate, fit
+    from neurozoo.retina.fit import HELDOUT_HISTORIES, create_model, evaluate, fit
 
     config = fit_config(path, summary, device)
+    # scored in the mode its held-out metrics were (zoo fit --heldout-history; a summary without it: simulated)
+    history = summary.get("heldout_history") or "simulated"
+    if history not in HELDOUT_HISTORIES:  # before the fit
+        raise DataError(f"{path}: heldout_history {history!r}: expected one of {', '.join(HELDOUT_HISTORIES)} (or "
+                        "null); the summary was edited")
     torch.manual_seed(config.seed)
     try:
         model = create_model(summary["model"], n_cells=len(read_experiment(data, "train").cells))
     except UnknownNameError as error:
         raise UserFacingError(f"{path}: {error}") from None
     result = fit(model, data, config=config, out=scratch, resume=False)
-    return result, evaluate(result.model, data, device=device), weights_sha256(scratch)
+    return result, evaluate(result.model, data, device=device, heldout_history=history), weights_sha256(scratch)
 
 
 def stored_metrics(path: Path):

@@ -30,6 +30,9 @@ class HeldoutResult:
     frame: pd.DataFrame  # per cell: correlation, feve, oracle, explainable_fraction, noise_var, passes
     summary: dict
     provenance: dict = field(default_factory=dict)
+    # the spike history the held-out metrics were predicted with (retina.fit.evaluate): a spike-history model's
+    # "simulated" or "observed", None for a model without one
+    heldout_history: Optional[str] = None
 
 
 def _bootstrap_median_se(values: np.ndarray, n: int = 1000, seed: int = 0) -> float:
@@ -114,15 +117,20 @@ class HeldoutBenchmark:
         return load_embedded_retina(self.kind, **self.sizes)
 
     def score(self, model: Union[str, nn.Module], seed: int = 0, device: str = "cpu", refit: bool = False,
-              progress: bool = True, **fit_overrides) -> HeldoutResult:
+              progress: bool = True, heldout_history: str = "simulated", **fit_overrides) -> HeldoutResult:
         """Score a ``retina.MODELS`` name (fitted here with ``fit_overrides`` over :attr:`fit_settings`, or loaded from
         an earlier fit) or a fitted module (scored as it is: fit overrides, ``refit`` and :attr:`fit_settings` are
-        refused with it, :func:`refuse_fit_overrides_for_module`)."""
+        refused with it, :func:`refuse_fit_overrides_for_module`). ``heldout_history``: the spike history a
+        spike-history model (the GLM) is scored with (:func:`retina.fit.evaluate`), refused before any fit for
+        another model; the fit is the same either way (the fit cache shares it)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
-        from neurozoo.retina.fit import evaluate, provenance
+        from neurozoo.retina.fit import check_heldout_history, create_model, evaluate, provenance
         from neurozoo.retina.metrics import summary
 
         refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit, self.fit_settings)
+        named = isinstance(model, str)  # observed: the registered model built small, for its uses_history, unfitted
+        check_heldout_history(create_model(model, n_cells=1) if named and heldout_history == "observed" else model,
+                              heldout_history, name=model if named else None)
         started = time.perf_counter()
         path = self.path
         info = provenance(path)
@@ -137,11 +145,12 @@ class HeldoutBenchmark:
                                                          sizes=self.sizes, refit=refit, **settings)
         else:
             name, module = type(model).__name__, model
-        frame = evaluate(module, path, device=device)
+        frame = evaluate(module, path, device=device, heldout_history=heldout_history)
         stats = summary(frame)
         kept = frame[frame["passes"]]
         info.update(fit_info)
         info.update(benchmark=self.identifier, model=name, seed=seed, device=device,
                     duration_s=round(time.perf_counter() - started, 2))
         return HeldoutResult(value=stats["median_correlation"], error=_bootstrap_median_se(kept["correlation"].to_numpy()),
-                             ceiling=stats["median_oracle"], frame=frame, summary=stats, provenance=info)
+                             ceiling=stats["median_oracle"], frame=frame, summary=stats, provenance=info,
+                             heldout_history=heldout_history if getattr(module, "uses_history", False) else None)

@@ -884,6 +884,18 @@ def _after_safe_points(chunks, safe_point: Optional[SafePoint]):
 HELDOUT_HISTORIES = ("simulated", "observed")
 
 
+def check_heldout_history(model: nn.Module, heldout_history: str, name: Optional[str] = None) -> None:
+    """A :class:`DataError` for a ``heldout_history`` (:func:`evaluate`) that is none of :data:`HELDOUT_HISTORIES`, or
+    ``"observed"`` for a model without spike history (``uses_history``; ``name``: its registered name, for the
+    message), which would be scored simulated and said observed: checked before a fit too (the held-out benchmarks)."""
+    if heldout_history not in HELDOUT_HISTORIES:
+        raise DataError(f"heldout_history must be one of {HELDOUT_HISTORIES}, got {heldout_history!r}")
+    if heldout_history == "observed" and not getattr(model, "uses_history", False):
+        shown = repr(name) if name else type(model).__name__
+        raise DataError(f"heldout_history='observed': the retina model {shown} has no spike history to feed (a "
+                        "spike-history model, such as the GLM, takes it); leave it at 'simulated'")
+
+
 def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, heldout_history: str = "simulated",
              **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
@@ -898,11 +910,7 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
 
     if target_lag not in (0, 1):
         raise DataError(f"target_lag must be 0 (ours) or 1 (deep-retina's), got {target_lag}")
-    if heldout_history not in HELDOUT_HISTORIES:
-        raise DataError(f"heldout_history must be one of {HELDOUT_HISTORIES}, got {heldout_history!r}")
-    if heldout_history == "observed" and not getattr(model, "uses_history", False):  # scored simulated, said observed
-        raise DataError(f"heldout_history='observed': the retina model {type(model).__name__} has no spike history to "
-                        "feed (a spike-history model, such as the GLM, takes it); leave it at 'simulated'")
+    check_heldout_history(model, heldout_history)
     test = read_experiment(path, "test")
     if heldout_history == "observed":
         kwargs["observed_history"] = test.response("binned")

@@ -315,12 +315,16 @@ def test_cornet_rt_refuses_widths_groupnorm_cannot_split():
 @pytest.mark.parametrize("name", ["cornet_z", "cornet_s", "cornet_rt"])
 def test_a_cornet_refuses_an_override_it_does_not_take(name):
     """`zoo score cornet_z BENCHMARK --set n_steps=10` ended in a TypeError traceback; a ConvRNN's unknown override is
-    a SpecError naming the valid ones (exit 2, one line)."""
+    a SpecError naming the valid ones (exit 2, one line). The registry checks them, as it checks every registry's
+    factory (datasets.registry.forwards_keywords), not a check of the CORnets' own beside it."""
     from neurozoo import convrnn
     from neurozoo.datasets.errors import SpecError
+    from neurozoo.datasets.registry import accepted_keywords
 
-    with pytest.raises(SpecError, match=rf"model '{name}': unknown override\(s\) \['n_steps'\]; valid: num_classes, "
-                                        r"width_multiplier"):
+    takes = ["num_classes", "width_multiplier", *([] if name == "cornet_z" else ["times"])]
+    assert accepted_keywords(convrnn.MODELS.get(name).factory) == takes
+    with pytest.raises(SpecError, match=rf"^ConvRNN model '{name}': unknown override\(s\) \['n_steps'\]; it takes: "
+                                        rf"{', '.join(takes)}$"):
         convrnn.create_model(name, n_steps=10)
     assert convrnn.create_model(name, width_multiplier=0.5, num_classes=3).readout.out_features == 3
 

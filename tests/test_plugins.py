@@ -228,12 +228,12 @@ def test_a_factory_forwarding_its_keywords_is_checked_against_the_callable_it_fo
     for make, message in cases:
         with pytest.raises(SpecError, match=message):
             make()
-    # the ConvRNNs check their own overrides (a spec's, a CORnet's): they now suggest the close one too
+    # a ConvRNN spec checks its own overrides, the registry a CORnet's: they now suggest the close one too
     with pytest.raises(SpecError, match=r"^spec 'rgc_shallow': unknown override\(s\) \['n_step'\]; did you mean "
                                         r"n_steps\?; valid: "):
         convrnn.create_model("rgc_shallow", n_step=10)
-    with pytest.raises(SpecError, match=r"^model 'cornet_z': unknown override\(s\) \['num_class'\]; did you mean "
-                                        r"num_classes\?; valid: num_classes, width_multiplier$"):
+    with pytest.raises(SpecError, match=r"^ConvRNN model 'cornet_z': unknown override\(s\) \['num_class'\]; did you "
+                                        r"mean num_classes\?; it takes: num_classes, width_multiplier$"):
         convrnn.create_model("cornet_z", num_class=10)
     assert retina.create_model("ln", n_cells=2, rank=1).filter.rank == 1  # what it takes still reaches the model
 

@@ -888,6 +888,27 @@ def test_a_zoo_fit_on_a_relative_data_path_reproduces_from_another_folder(tmp_pa
     assert f"ln fitted to {(tmp_path / 'lab' / 'rec.h5').resolve()} (seed 0)" in capsys.readouterr().out
 
 
+def test_a_zoo_fit_scored_with_the_observed_spike_history_is_reproduced_in_that_mode(tmp_path, capsys):
+    """zoo fit glm --heldout-history observed writes the held-out metrics of that mode (summary.json's
+    heldout_history), and zoo reproduce scored the refitted weights on their own simulated spikes: every held-out
+    number "differed" from the same weights' stored ones. It scores them in the mode the summary records."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    data = shutil.copyfile(load_embedded_retina("whitenoise", **RETINA_SIZES), tmp_path / "rec.h5")
+    assert _zoo("fit", "glm", "--data", data, "--epochs", "1", "--quiet", "--out", tmp_path / "fit",
+                "--heldout-history", "observed") == 0
+    assert json.loads((tmp_path / "fit" / "summary.json").read_text())["heldout_history"] == "observed"
+    capsys.readouterr()
+    assert _zoo("reproduce", tmp_path / "fit" / "summary.json") == 0
+    out = capsys.readouterr().out
+    assert "reproduced: bit-identical (" in out and "differs" not in out, out
+    summary_file = tmp_path / "fit" / "summary.json"
+    summary_file.write_text(json.dumps({**json.loads(summary_file.read_text()), "heldout_history": "bogus"}))
+    assert _zoo("reproduce", summary_file) == 2
+    assert (f"{summary_file}: heldout_history 'bogus': expected one of simulated, observed (or null); the summary was "
+            "edited") in capsys.readouterr().err
+
+
 def test_a_zoo_fit_summary_is_fitted_again_and_compared_number_by_number(tmp_path, capsys, monkeypatch, ln_fit):
     """zoo fit's outputs had no zoo reproduce path (the same command into another folder was the documented way).
     zoo reproduce DIR/summary.json checks the recording's sha256, fits again from scratch with the recorded seed and

@@ -89,6 +89,61 @@ def test_zoo_score_stores_a_record_that_zoo_reproduce_reruns_and_checks_the_file
     assert "differs: data_sha256" in capsys.readouterr().out
 
 
+def test_heldout_history_observed_scores_the_glm_as_evaluate_does_in_a_record_of_its_own(own_file, tmp_path, one_epoch,
+                                                                                      monkeypatch, capsys):
+    """The held-out retina benchmarks scored a spike-history model (the GLM) on its own simulated spikes only:
+    deep-retina's mode, the observed counts one frame ahead (zoo fit --heldout-history observed, retina.fit.evaluate's
+    heldout_history), could not be asked of them. zoo score --heldout-history observed (the API's heldout_history)
+    now scores the same cached fit as evaluate does in that mode; the record keeps the mode (settings.heldout_history,
+    settings.rerun, which zoo reproduce reruns) under its own model name, so that it never shares a row or a reused
+    record with the simulated score, which keeps its number. A model without spike history is refused before any
+    fit, and a benchmark that is not a held-out one refuses the option."""
+    from pathlib import Path
+
+    import torch
+
+    from neurozoo.retina import embedded_fit
+    from neurozoo.retina.fit import create_model, evaluate
+
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "glm", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out]
+    assert main(score) == 0
+    assert main([*score, "--heldout-history", "observed"]) == 0
+    assert re.search(r"^glm \(observed spike history\) on retina_h5\.heldout: 0\.\d{4} ", capsys.readouterr().out, re.M)
+    simulated, observed = ResultsStore(db).records()
+    assert (simulated.model, observed.model) == ("glm", "glm (observed spike history)")
+    assert (simulated.settings["heldout_history"], observed.settings["heldout_history"]) == ("simulated", "observed")
+    assert "heldout_history" not in simulated.settings["rerun"]
+    assert observed.settings["rerun"]["heldout_history"] == "observed"
+    # the API: the same fit (read from the fit cache), scored as evaluate scores its weights in that mode
+    api = RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1}).score("glm", own_file, progress=False,
+                                                                      heldout_history="observed")
+    assert (api.value, api.per_bin) == (observed.value, observed.per_bin)
+    model = create_model("glm", n_cells=12)
+    model.load_state_dict(torch.load(Path(api.provenance["fit_dir"]) / "model.pt"))
+    expected = evaluate(model, own_file, heldout_history="observed")
+    assert [row["correlation"] for row in observed.per_bin] == pytest.approx(list(expected["correlation"]), rel=1e-6)
+    assert abs(observed.value - simulated.value) > 1e-3
+    # the embedded benchmark on the same bytes: the same number, the mode in its settings
+    embedded = RetinaHeldoutBenchmark("whitenoise", sizes=dict(SIZES), fit_settings={"epochs": 1}).score(
+        "glm", progress=False, heldout_history="observed")
+    assert (embedded.value, embedded.provenance["settings"]["heldout_history"]) == (api.value, "observed")
+    assert main(["reproduce", str(observed.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    # refused before any fit: a model without spike history, and a benchmark other than a held-out one
+    monkeypatch.setattr(embedded_fit, "fitted_file_model", lambda *args, **kwargs: pytest.fail("fitted"))
+    with pytest.raises(DataError, match=r"^heldout_history='observed': the retina model 'ln' has no spike history"):
+        benchmarks.load(FILE_BENCHMARK).score("ln", own_file, heldout_history="observed")
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out,
+                 "--heldout-history", "observed"]) == 2
+    assert ("zoo score: error: --heldout-history observed: the retina model 'ln' has no spike history to feed"
+            in capsys.readouterr().err)
+    assert main(["score", "glm", "retina_embedded.osr", "--db", db, "--out", out, "--heldout-history", "observed"]) == 2
+    assert ("zoo score: error: --heldout-history applies to the held-out retina benchmarks (retina_embedded."
+            in capsys.readouterr().err)
+    assert len(ResultsStore(db).records()) == 2
+
+
 def test_bad_own_file_and_missing_data_are_named(own_file, tmp_path, capsys):
     with h5py.File(own_file, "a") as f:
         del f["test/repeats"]

@@ -142,6 +142,28 @@ def test_sigterm_while_the_model_is_built_stops_at_once_and_the_rerun_scores_as_
     assert records(tmp_path) == [1]
 
 
+def test_a_plugins_score_ends_the_setups_stop_at_once_stretch_raising_a_pending_stop_before_it_scores():
+    """A neural (or imagenet.val) benchmark of this package takes zoo score's safe point; a plugin's, which may
+    write at once, takes none, so a SIGTERM pending as it is reached stops zoo score before it scores, and no other
+    one does (benchmarks.cli._safe_point_or_setup_ends, once written out in each of the two paths)."""
+    import signal
+
+    from neurozoo.benchmarks import cli
+    from neurozoo.datasets.termination import sigterm_deferred, termination_requested
+
+    def safe_point(*where):
+        pass
+
+    with sigterm_deferred():
+        assert cli._safe_point_or_setup_ends("a plugin's", int, safe_point) == {}  # nothing pending: it scores
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert cli._safe_point_or_setup_ends(3, int, safe_point) == {"safe_point": safe_point}
+        assert cli._safe_point_or_setup_ends("a plugin's", int, None) == {}  # scored without zoo score's stop
+        with pytest.raises(KeyboardInterrupt, match="^signal 15$"):
+            cli._safe_point_or_setup_ends("a plugin's", int, safe_point)
+    assert termination_requested() is None
+
+
 def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path):
     stopped = zoo_score(tmp_path, "sigterm after scoring")
     assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (

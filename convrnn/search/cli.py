@@ -411,4 +411,6 @@ JOIN_LOGGER = "optuna.study.study"
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from neurozoo.datasets.termination import exit_status
+
+    sys.exit(exit_status(main()))  # a worker stopped exits 130, which its command reads, not by SIGINT

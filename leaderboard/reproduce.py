@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
@@ -76,17 +75,20 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
                               "zoo work); score it again with zoo score or zoo run")
     checked(record, how)
+    from neurozoo.datasets.cache import owned_temporary_folder
     from neurozoo.datasets.provenance import environment
     from neurozoo.retina.embedded_fit import fits_in
 
-    with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-") as scratch:
+    # named with this process's host and pid: a reproduce killed (SIGKILL) left its scratch store and fits in the
+    # temporary folder for good; the next one on this host removes it (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-reproduce-") as scratch:
         try:
             if isinstance(how, str):
-                new = _rerun_analysis(record, how, Path(scratch))
+                new = _rerun_analysis(record, how, scratch)
             elif use_caches:
                 new = _rerun(record, how, device, use_caches)
             else:
-                with fits_in(Path(scratch) / "fits"):
+                with fits_in(scratch / "fits"):
                     new = _rerun(record, how, device, use_caches)
         except UserFacingError as error:  # e.g. its model is a plugin's, not installed here: name the record
             if str(error).startswith(f"record {record.id}"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -250,8 +249,12 @@ def run(args) -> int:
     stored = stored_metrics(path)  # and so is the per-cell table
     threads = fit_threads(summary["provenance"].get("fit_torch_threads"),
                           (summary["provenance"].get("environment") or {}).get("torch_threads"))
-    with tempfile.TemporaryDirectory(prefix="neurozoo-reproduce-fit-") as scratch:
-        result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, Path(scratch)),
+    from neurozoo.datasets.cache import owned_temporary_folder
+
+    # named with this process's host and pid: a refit killed (SIGKILL) left its fit in the temporary folder for good;
+    # the next one on this host removes it (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-reproduce-fit-") as scratch:
+        result, frame, weights = with_threads(threads, lambda: refit(path, summary, data, args.device, scratch),
                                               blas=recorded_blas_threads(summary["provenance"]))
     pairs, mismatched = number_pairs(path, summary, result, frame, stored)
     largest = max((gap(a, b) for _, a, b in pairs), default=0.0)

@@ -704,10 +704,24 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     descriptor named by ``$NEUROZOO_RESULT_FD``.
 
     ``read_only`` maps host paths to paths inside the sandbox. Without a sandbox (the operator's explicit
-    unsafe choice) the same limits apply, with ``read_only`` paths used in place."""
+    unsafe choice) the same limits apply, with ``read_only`` paths used in place, and the job's home, cache and
+    temporary folder are a scratch folder of its own (``$TMPDIR/neurozoo-unsandboxed-*``), removed after it; named with
+    this process's host and pid, since one killed (SIGKILL) never removed it: the next unsandboxed job on this host does
+    (:func:`datasets.cache.owned_temporary_folder`)."""
+    if sandbox:
+        return _run(command, read_only, limits, None, threads, poll_s)
+    from neurozoo.datasets.cache import owned_temporary_folder
+
+    with owned_temporary_folder("neurozoo-unsandboxed-") as scratch:
+        return _run(command, read_only, limits, str(scratch), threads, poll_s)
+
+
+def _run(command: Sequence[str], read_only: Optional[Dict[str, str]], limits: Optional[Limits], scratch: Optional[str],
+         threads: int, poll_s: float) -> Outcome:
+    """:func:`run`, sandboxed without ``scratch``, else not, in ``scratch``."""
     limits = limits or Limits()
     read_only = dict(read_only or {})
-    scratch = None
+    sandbox = scratch is None
     if sandbox:
         bwrap = bwrap_path()
         if bwrap is None:
@@ -725,10 +739,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         if bwrap_dir not in env["PATH"].split(":"):
             env["PATH"] += ":" + bwrap_dir
     else:
-        import tempfile
-
         mask_fds = []
-        scratch = tempfile.mkdtemp(prefix="neurozoo-unsandboxed-")
         argv, env = list(command), sandbox_environment(threads, os.pathsep.join(p for p in sys.path if p))
         env.update(HOME=scratch, TMPDIR=scratch, NEUROZOO_HOME=f"{scratch}/home", NEUROZOO_CACHE=f"{scratch}/cache")
     try:
@@ -757,8 +768,6 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
             os.close(fd)
         if cgroup:
             cgroup.remove()
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
         raise
     for fd in passed + (console_write,):
         os.close(fd)
@@ -772,8 +781,6 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
         os.close(console_read)
         if cgroup:
             cgroup.remove()
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _kill(process: subprocess.Popen, cgroup: Optional[Cgroup]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -22,11 +21,14 @@ DRY_RUN_IMAGES = 2
 def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[str], None] = print) -> None:
     """Raises :class:`~submission.SubmissionError` or :class:`~zoo.ScoringError` at the first problem; ``say``
     gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run."""
+    from neurozoo.datasets.cache import owned_temporary_folder
     from neurozoo.leaderboard.submission import (REQUIREMENTS, check_not_builtin, submission_specs, tree_sha256, unpack,
                                                  validate)
 
-    with tempfile.TemporaryDirectory(prefix="neurozoo-check-") as scratch:
-        root = unpack(Path(source), Path(scratch) / "unpacked")
+    # named with this process's host and pid: a check killed (SIGKILL) left the unpacked submission for good; the next
+    # one on this host removes it (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-check-") as scratch:
+        root = unpack(Path(source), scratch / "unpacked")
         meta, requirements = validate(root, Path(source))
         check_not_builtin(meta["name"])
         say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "

@@ -19,13 +19,13 @@ import dataclasses
 import io
 import json
 import sys
-import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.benchmarks.records import ScoreRecord
+from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.leaderboard.sandbox import Limits
 from neurozoo.leaderboard.zoo import ScoringError
 
@@ -113,8 +113,10 @@ def run_model(images, request: Dict[str, Any], folder: Path, limits: Limits, san
     layers = request["layers"]
     expected_bytes = len(layers) * (len(images) * request["max_features"] * len(request["bins"]) * 4 + 4096)
     limits = dataclasses.replace(limits, result_bytes=min(limits.result_bytes, expected_bytes))
-    with tempfile.TemporaryDirectory(prefix="neurozoo-job-") as scratch:
-        job = Path(scratch)
+    # named with this process's host and pid: a worker killed (SIGKILL, the out-of-memory killer) while its job ran
+    # left this folder (the stimuli, up to the dataset's size) in the temporary folder for good; the next job on this
+    # host removes it, never a live worker's (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-job-") as job:
         np.save(job / "stimuli.npy", np.ascontiguousarray(images.numpy(), dtype=np.float32))
         (job / "request.json").write_text(json.dumps(request))
         where = ("/job", "/submission") if sandbox else (str(job), str(folder))

@@ -828,6 +828,58 @@ def test_temporaries_of_a_killed_cache_writer_are_removed_on_the_next_save_or_op
     assert float(_load_strictly(cache, key).values.max()) == 2.0
 
 
+# an activation-cache entry being read (its verified bytes copied to the temporary folder for netCDF to open): it prints
+# the copy's name, then is killed (SIGKILL) or waits for a line on stdin and goes on
+ENTRY_BEING_READ = """
+import os, signal, sys
+import xarray as xr
+from neurozoo.benchmarks.extraction.cache import ActivationCache
+opened = xr.open_dataarray
+def opening(path, *args, **kwargs):
+    print(path, flush=True)
+    if sys.argv[3] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+    return opened(path, *args, **kwargs)
+xr.open_dataarray = opening
+assert float(ActivationCache(sys.argv[1]).load(sys.argv[2]).values.max()) == 1.0
+"""
+
+
+def test_the_copy_of_an_entry_read_by_a_process_killed_is_removed_by_the_next_read_and_a_live_ones_kept(
+        tmp_path, monkeypatch):
+    """A process killed (SIGKILL, the out-of-memory killer) while it read a cache entry left the entry's copy (a
+    layer's activations, tmp<random>.nc) in the temporary folder for good. Named with its host and pid now, it is
+    removed by the next read of the cache, and that of a process reading at the same time is kept (its own)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    cache, key, temporary = ActivationCache(tmp_path / "acts"), "ab" * 32, tmp_path / "tmp"
+    cache.save(key, _entry(1.0))
+    temporary.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
+    command = [sys.executable, "-c", ENTRY_BEING_READ, str(tmp_path / "acts"), key]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == temporary and dead.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == temporary and kept.is_file()
+        monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+        assert float(_load_strictly(cache, key).values.max()) == 1.0  # the next read
+        assert list(temporary.iterdir()) == [kept]
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(temporary.iterdir()) == []
+
+
 @pytest.mark.parametrize("name, layer", [("cornet_s", "V4"), ("cornet_z", "IT"), ("cornet_rt", "IT")])
 def test_cornets_are_extracted_with_brainscores_time_mapping(stimuli, name, layer):
     """No timing given: a CORnet's area is read at the step its Brain-Score table gives each bin (steps recorded by

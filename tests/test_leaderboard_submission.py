@@ -162,6 +162,155 @@ def test_the_folder_of_a_submission_killed_while_unpacked_is_removed_by_the_next
     assert live.returncode == 0 and list(store.iterdir()) == [stored]
 
 
+# a leaderboard job's model process being run (leaderboard.worker.run_model; the sandbox replaced by a stand-in): it
+# prints the job's scratch folder, then is killed (SIGKILL) or waits for a line on stdin and stops there
+JOB_RUNNING = """
+import os, signal, sys
+import torch
+from neurozoo.leaderboard import sandbox, worker
+def run(command, read_only, limits, sandbox):
+    print(command[-2], flush=True)
+    if sys.argv[1] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+    raise SystemExit(0)
+sandbox.run = run
+request = {"layers": ["IT"], "max_features": 2, "bins": [[70, 170]]}
+worker.run_model(torch.zeros(2, 3, 8, 8), request, worker.Path("."), sandbox.Limits(), sandbox=False)
+"""
+
+
+def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_and_a_live_ones_kept(
+        tmp_path, monkeypatch):
+    """A leaderboard worker killed (SIGKILL, the out-of-memory killer) while its job's model process ran left the job's
+    scratch folder (neurozoo-job-*: the stimuli as float32, up to a dataset's size) in the temporary folder for good.
+    Named with its host and pid now, it is removed by the next job run on this host, and that of a worker running a
+    job at the same time is kept (removed by it as it ends)."""
+    import signal
+    import subprocess
+    import tempfile
+
+    import torch
+
+    from neurozoo.leaderboard import sandbox as jail
+    from neurozoo.leaderboard.worker import run_model
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
+    command = [sys.executable, "-c", JOB_RUNNING]
+    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == temporary and np.load(dead / "stimuli.npy").shape == (2, 3, 8, 8)
+    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == temporary and (kept / "request.json").is_file()
+        seen = []
+
+        def run(command, read_only, limits, sandbox):  # the next job: its model process fails
+            seen.append((Path(command[-2]), set(temporary.iterdir())))
+            return jail.Outcome(returncode=1, result=b"", console=b"")
+
+        monkeypatch.setattr(jail, "run", run)
+        monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+        request = {"layers": ["IT"], "max_features": 2, "bins": [[70, 170]]}
+        with pytest.raises(ScoringError, match="exit status 1"):
+            run_model(torch.zeros(2, 3, 8, 8), request, tmp_path, jail.Limits(), sandbox=False)
+        [(own, listing)] = seen
+        assert own.name.startswith("neurozoo-job-")
+        assert listing == {own, kept}  # the dead one's gone, the live one's kept
+        assert list(temporary.iterdir()) == [kept]
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(temporary.iterdir()) == []
+
+
+class Stopped(Exception):
+    """Where a command is stopped once its scratch folder is made."""
+
+
+def _check(monkeypatch, tmp_path, stop):  # zoo submit --check: unpacks into its scratch
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission_check import check
+
+    monkeypatch.setattr(submission, "unpack", lambda source, target: stop(target.parent))
+    check(make_submission(tmp_path / "sub", weights=False), None, Limits(), say=lambda line: None)
+
+
+def _reproduce(monkeypatch, tmp_path, stop):  # zoo reproduce of an analysis: reruns it into its scratch
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+
+    monkeypatch.setattr(reproduce, "_rerun_analysis", lambda record, how, scratch: stop(scratch))
+    reproduce.rerun(ScoreRecord("net", "dynamics.fixed_points", 0.5), how="zoo dynamics net")
+
+
+def _reproduce_fit(monkeypatch, tmp_path, stop):  # zoo reproduce DIR/summary.json: fits again in its scratch
+    from types import SimpleNamespace
+
+    from neurozoo.leaderboard import reproduce_fit
+
+    for name, value in (("summary_path", Path), ("read_summary", lambda path: {"provenance": {}}),
+                        ("recording", lambda path, summary: None), ("stored_metrics", lambda path: None),
+                        ("refit", lambda path, summary, data, device, scratch: stop(scratch))):
+        monkeypatch.setattr(reproduce_fit, name, value)
+    reproduce_fit.run(SimpleNamespace(db=None, use_caches=False, record=str(tmp_path / "summary.json"), device="cpu"))
+
+
+def _unsandboxed(monkeypatch, tmp_path, stop):  # a job run without the sandbox: its home and cwd are its scratch
+    import json
+    import tempfile
+
+    from neurozoo.leaderboard import sandbox
+
+    job = "import json, os; print(json.dumps([os.getcwd(), os.listdir('..')]))"  # its folder, as the job ran
+    outcome = sandbox.run([sys.executable, "-c", job], sandbox=False)
+    assert outcome.returncode == 0, outcome.console
+    scratch, listing = json.loads(outcome.console)
+    temporary = Path(tempfile.gettempdir())
+    stop(temporary / Path(scratch).name, {temporary / name for name in listing})
+
+
+@pytest.mark.parametrize("prefix, command", [("neurozoo-check-", _check), ("neurozoo-reproduce-", _reproduce),
+                                             ("neurozoo-reproduce-fit-", _reproduce_fit),
+                                             ("neurozoo-unsandboxed-", _unsandboxed)])
+def test_scratch_folders_carry_their_owner_and_the_dead_ones_go_with_the_next_command(
+        tmp_path, monkeypatch, prefix, command):
+    """zoo submit --check's, zoo reproduce's (a record's, a fit summary's) and an unsandboxed job's scratch folders in
+    the temporary folder had a plain tempfile name: one of a process killed with SIGKILL stayed there for good. Named
+    with their host and pid now, the next such command removes those of dead processes, never a live one's."""
+    import subprocess
+    import tempfile
+
+    from neurozoo.datasets.cache import temporary_suffix
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()
+    temporary = tmp_path / "tmp"
+    dead = temporary / f"{prefix}x1{temporary_suffix(finished.pid)}"
+    live = temporary / f"{prefix}x2{temporary_suffix()}"  # this process's
+    for folder in (dead, live):
+        (folder / "left").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    seen = []
+
+    def stop(scratch, listing=None):
+        seen.append((Path(scratch), set(temporary.iterdir()) if listing is None else listing))
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        command(monkeypatch, tmp_path, stop)
+    [(scratch, listing)] = seen
+    assert scratch.name.startswith(prefix) and scratch.name.endswith(temporary_suffix())
+    assert listing == {scratch, live}  # the dead one's gone, the live one's kept
+    assert list(temporary.iterdir()) == [live]
+
+
 def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     ok = make_submission(tmp_path / "ok")
     assert prepare(ok, tmp_path / "store")["meta"]["name"] == "net-ok"

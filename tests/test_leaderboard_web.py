@@ -214,14 +214,14 @@ def test_an_upload_is_streamed_to_disk_not_held_in_memory(server, db, tmp_path, 
     half = len(body) // 2
     connection.send(b"%x\r\n%s\r\n" % (half, body[:half]))
     deadline = time.time() + 10
-    while not [p for p in store.glob("*.upload") if p.stat().st_size == half] and time.time() < deadline:
+    while not [p for p in store.glob(".upload-*") if p.stat().st_size == half] and time.time() < deadline:
         time.sleep(0.02)
-    [partial] = store.glob("*.upload")  # half the body is on disk while the rest has not been sent
+    [partial] = store.glob(".upload-*")  # half the body is on disk while the rest has not been sent
     assert partial.read_bytes() == body[:half]
     connection.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body) - half, body[half:]))
     response = connection.getresponse()
     assert response.status == 201, response.read()
-    assert not list(store.glob("*.upload"))
+    assert not list(store.glob(".upload-*"))
 
 
 def test_an_upload_over_the_cap_is_refused_and_leaves_no_file(db, tmp_path, monkeypatch):
@@ -237,7 +237,65 @@ def test_an_upload_over_the_cap_is_refused_and_leaves_no_file(db, tmp_path, monk
     assert refused.status_code == 413 and refused.json()["detail"] == "submission larger than 1 MiB"
     empty = client.post("/api/submissions", content=b"", headers=auth)
     assert empty.status_code == 400 and empty.json()["detail"].startswith("empty body")
-    assert not list((tmp_path / "subs").glob("*.upload")) and db.submissions() == []
+    assert not list((tmp_path / "subs").glob(".upload-*")) and db.submissions() == []
+
+
+# an upload to the web app, its body on disk in the store, being queued (submit replaced by a stand-in): it prints the
+# upload's file, then is killed (SIGKILL) or waits for a line on stdin and goes on
+UPLOAD_BEING_QUEUED = """
+import os, signal, sys
+from fastapi.testclient import TestClient
+from neurozoo.leaderboard import submission
+from neurozoo.leaderboard.db import LeaderboardDB
+from neurozoo.leaderboard.web import create_app
+def submit(db, source, store, user=None):
+    print(source, flush=True)
+    if sys.argv[3] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    sys.stdin.readline()
+    return 1
+submission.submit = submit
+db = LeaderboardDB(f"sqlite:///{sys.argv[1]}")
+client = TestClient(create_app(db=db, submissions_dir=sys.argv[2]))
+auth = {"Authorization": f"Bearer {db.create_token('erin')}"}
+answer = client.post("/api/submissions", content=b"archive", headers=auth)
+assert answer.status_code == 201, answer.text
+"""
+
+
+def test_the_upload_of_a_server_killed_while_queueing_it_is_removed_by_the_next_and_a_live_ones_kept(db, tmp_path):
+    """A web app killed (SIGKILL, the out-of-memory killer) while it received or queued an upload left the archive
+    (up to the size cap) in the store for good (tmp<random>.upload). Named with its host and pid now, it is removed by
+    the next upload, and that of a server receiving one at the same time is kept (removed by it as it ends)."""
+    import signal
+    import subprocess
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    store = tmp_path / "subs"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", UPLOAD_BEING_QUEUED]
+    killed = subprocess.run([*command, str(tmp_path / "killed.sqlite"), str(store), "kill"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    dead = Path(killed.stdout.strip())
+    assert dead.parent == store and dead.read_bytes() == b"archive"
+    live = subprocess.Popen([*command, str(tmp_path / "live.sqlite"), str(store), "wait"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        kept = Path(live.stdout.readline().strip())
+        assert kept.parent == store and kept.read_bytes() == b"archive"
+        client = TestClient(create_app(db=db, submissions_dir=store))
+        refused = client.post("/api/submissions", content=b"garbage",  # the next upload
+                              headers={"Authorization": f"Bearer {db.create_token('alice')}"})
+        assert refused.status_code == 422 and "not a folder, .zip or .tar" in refused.json()["detail"]
+        assert list(store.iterdir()) == [kept]  # the dead one's gone, the live one's kept
+    finally:
+        live.communicate("\n", timeout=60)
+    assert live.returncode == 0 and list(store.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------ browser

@@ -111,6 +111,20 @@ def remove_dead_secret_temporaries(folder: Path) -> None:
     remove_dead_temporaries(folder, f"{SECRET_TEMPORARY}*.tmp-*", max_age_s=math.inf)
 
 
+#: ``neurozoo-activations-<random>.tmp-<host>-<pid>.nc``: the verified bytes of an entry being read
+#: (:meth:`ActivationCache.load`), in the system's temporary folder
+COPY_TEMPORARY = "neurozoo-activations-"
+
+
+@functools.lru_cache(maxsize=None)
+def remove_dead_copies(folder: Path) -> None:
+    """Remove, once per process and folder, the copies of entries being read (:data:`COPY_TEMPORARY`) left by
+    processes of this host that are gone: one killed (SIGKILL, the out-of-memory killer) while it read an entry left
+    its copy (all of that layer's activations) in the temporary folder for good. A live process's stays
+    (``datasets.cache.remove_dead_temporaries``)."""
+    remove_dead_temporaries(folder, f"{COPY_TEMPORARY}*.tmp-*", max_age_s=math.inf)
+
+
 def keyed_digest(purpose: str, data: bytes) -> str:
     return hmac.new(server_secret(), purpose.encode() + b"\0" + data, hashlib.sha256).hexdigest()
 
@@ -172,7 +186,9 @@ class ActivationCache:
             warnings.warn(f"{path}: digest missing or wrong (the file was modified or written by someone else); "
                           "recomputing the activations", stacklevel=2)
             return None
-        with tempfile.NamedTemporaryFile(suffix=".nc") as copy:  # parse exactly the bytes that were verified
+        remove_dead_copies(Path(tempfile.gettempdir()))
+        # parse exactly the bytes that were verified; named with this process's host and pid (remove_dead_copies)
+        with tempfile.NamedTemporaryFile(prefix=COPY_TEMPORARY, suffix=temporary_suffix() + ".nc") as copy:
             copy.write(data)
             copy.flush()
             with xr.open_dataarray(copy.name) as array:

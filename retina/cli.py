@@ -60,6 +60,14 @@ def _add_fit(sub) -> None:
     p.add_argument("--monitor", choices=("correlation", "poisson"),
                    help="what early stopping and the kept epoch watch on the validation split (default correlation; "
                         "poisson: the loss, as deep-retina's Keras EarlyStopping)")
+    # retina.fit.OBJECTIVES (not imported here: it would import torch for `zoo fit --help`)
+    p.add_argument("--objective", choices=("zoo", "deep-retina"),
+                   help="what the fit minimises (default zoo: the Poisson loss in spikes/s + --l2 on the weights + --l1 "
+                        "on the rates, every model's protocol); deep-retina (glm): deep-retina's scripts/fit_glms.py "
+                        "objective, dt * the Poisson loss per cell + TensorFlow's L2 (scale * sum(w^2) / 2) at 1e-4 on "
+                        "the stimulus filter and 1e-2 on the post-spike filter and the intercept, no L1 (--l2 and --l1 "
+                        "are refused with it). Recorded in summary.json (provenance.settings.objective); part of the "
+                        "fit cache's key and of what a resume must share")
     p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
                         "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")
@@ -94,7 +102,7 @@ def resolve_data(spec: str) -> Path:
 
 #: zoo fit's options that are :class:`retina.fit.FitConfig` settings (None: the config's or the model's default)
 FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patience", "min_delta", "monitor",
-               "output_calibration")
+               "objective", "output_calibration")
 
 
 def run_fit(args) -> int:

@@ -84,6 +84,8 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
                 if isinstance(key[name], (int, float)) and not isinstance(key[name], bool)})
     for name in ("progress", "device"):
         key.pop(name)
+    if key["objective"] == FitConfig.objective:  # the zoo's: the key of before the setting, so its fits keep their folders
+        key.pop("objective")
     return key
 
 

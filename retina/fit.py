@@ -20,7 +20,8 @@ Interface (stable; other modules build on it):
 * ``fit(model, data, config=None, out=None, **overrides) -> FitResult``: ``data`` is an experiment file
   (:mod:`datasets.retina_h5`) or a train ``Recording``. Loss: Poisson NLL + ``l2`` * sum of squared weights
   (parameters with ndim > 1, biases excepted, or the model's ``penalised_weights()``) + ``l1`` * mean over the batch
-  of the summed |rates|; Adam; early stopping on the mean validation correlation (contiguous validation blocks,
+  of the summed |rates| (``objective="deep-retina"``: deep-retina's GLM objective instead,
+  :func:`deep_retina_objective`); Adam; early stopping on the mean validation correlation (contiguous validation blocks,
   :func:`datasets.retina_h5.split_blocks`; ``monitor="poisson"``: on the validation Poisson loss), then, for the
   BN-CNN (``output_calibration``, protocol 9), the output BatchNorm's per-cell gain and offset fitted alone to the
   training data (:func:`calibrate_output`).
@@ -113,6 +114,9 @@ class FitConfig:
     # default: the model's ``default_min_delta`` or 0.01
     min_delta: Optional[float] = None
     monitor: str = "correlation"  # what early stopping and the best epoch watch: "correlation" or "poisson" (loss)
+    # what the training steps minimise (OBJECTIVES): "zoo", the Poisson loss in spikes/s + l2 + l1 (every model), or
+    # "deep-retina", deep-retina's scripts/fit_glms.py objective for the GLM (deep_retina_objective; l2 and l1 unused)
+    objective: str = "zoo"
     # after early stopping, fit the output BatchNorm's per-cell gain and offset alone to the training data (Poisson);
     # default: the model's ``default_output_calibration`` (the BN-CNN: True), else False
     output_calibration: Optional[bool] = None
@@ -151,7 +155,12 @@ def checked_fit_settings(settings: Mapping[str, Any], source: str, own_arguments
 #: What a resumed fit must share with its checkpoint: the settings that set the path of the optimisation (the
 #: stopping rules, device and progress bar may change between runs, e.g. a rerun with more epochs).
 RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_blocks", "seed", "max_steps_per_epoch",
-                "batching", "monitor")
+                "batching", "monitor", "objective")
+
+
+#: What :attr:`FitConfig.objective` may be: the zoo's one protocol, or deep-retina's GLM objective
+#: (:func:`deep_retina_objective`, for a model with ``deep_retina_penalty()``).
+OBJECTIVES = ("zoo", "deep-retina")
 
 
 #: What early stopping may watch on the validation split: the mean correlation (scale-free) or minus the Poisson loss.
@@ -258,6 +267,10 @@ def checked_config(model: nn.Module, config: FitConfig) -> FitConfig:
 
     config = resolved_config(model, config)
     _check_config(config)
+    if config.objective == "deep-retina" and not hasattr(model, "deep_retina_penalty"):
+        raise SpecError(f"fit settings: objective 'deep-retina' is deep-retina's GLM objective (scripts/fit_glms.py), "
+                        f"for a model that names its penalty groups (deep_retina_penalty(): the glm); "
+                        f"{type(model).__name__} has none")
     if config.output_calibration and not _has_output_batchnorm(model):
         raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
                         f"offset; {type(model).__name__} has none")
@@ -277,6 +290,13 @@ def _check_config(config: FitConfig) -> None:
                  for name in ("l2", "l1", "min_delta") if not 0 <= getattr(config, name) < math.inf]
     if config.monitor not in MONITORS:
         problems.append(f"monitor must be one of {MONITORS} (got {config.monitor!r})")
+    if config.objective not in OBJECTIVES:
+        problems.append(f"objective must be one of {OBJECTIVES} (got {config.objective!r})")
+    elif config.objective != "zoo":  # its penalty is its own: l2 and l1 would be ignored, unsaid
+        problems += [f"{name} is the zoo objective's (objective {config.objective!r} has its own penalty{extra}): "
+                     f"leave it at its default {getattr(FitConfig, name)} (got {getattr(config, name)})"
+                     for name, extra in (("l2", ""), ("l1", " and no L1 on the rates"))
+                     if getattr(config, name) != getattr(FitConfig, name)]
     if not 0 < config.val_fraction < 1:
         problems.append(f"val_fraction must be between 0 and 1 (got {config.val_fraction})")
     if problems:
@@ -298,6 +318,22 @@ def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float) 
                                                  if p.requires_grad and p.dim() > 1 and not name.endswith("bias")]
         penalty = penalty + l2 * sum((w ** 2).sum() for w in weights)
     return penalty
+
+
+#: deep-retina's scripts/fit_glms.py (64a39f3) loss constants: ``epsilon = 1e-6``, ``dt = 1e-2`` (lines 91-92)
+DEEP_RETINA_EPSILON, DEEP_RETINA_DT = 1e-6, 1e-2
+
+
+def deep_retina_objective(model: nn.Module, rates: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """deep-retina's scripts/fit_glms.py objective (64a39f3), for ``rates`` and ``target`` ``(B, n_cells)`` in
+    spikes/s: ``loss = dt * mean(pred - rate * log(pred + 1e-6))`` (lines 91-94) per cell, summed over the cells, plus
+    the model's ``deep_retina_penalty()`` (the GLM's: TensorFlow's ``scale * sum(w^2) / 2`` per group, lines 32-45 and
+    88; no penalty on the rates). Theirs fits one cell at a time; the sum gives each cell's parameters (the GLM's are
+    per cell) the gradient of its own fit. Against the zoo's objective the loss is ``dt * n_cells`` times ours (up to
+    the epsilon): a constant factor that alone would not move the optimum, but it sets the loss's weight against the
+    penalty, so the penalty scales are deep-retina's only beside this loss."""
+    loss = DEEP_RETINA_DT * (rates - target * torch.log(rates + DEEP_RETINA_EPSILON)).mean(0).sum()
+    return loss + model.deep_retina_penalty()
 
 
 # ---- batches --------------------------------------------------------------------------------------
@@ -433,8 +469,11 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
             raise SpecError(f"retina model {type(model).__name__}: returned negative rates (the lowest "
                             f"{float(rates.detach().min()):.3g}); the Poisson loss needs rates >= 0 (end the model with a "
                             "softplus, ReLU or exp)")
-        loss = poisson_loss(rates, target)
-        objective = loss + regularization(model, rates, config.l2, config.l1)
+        loss = poisson_loss(rates, target)  # the zoo's, recorded (train_loss) whatever the objective
+        if config.objective == "deep-retina":
+            objective = deep_retina_objective(model, rates, target)
+        else:
+            objective = loss + regularization(model, rates, config.l2, config.l1)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
@@ -539,6 +578,9 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         then = dict(saved.get("config", {}))
         if "batching" in then:  # a checkpoint written before batching was resolved holds "auto"
             then["batching"] = resolved_batching(model, then["batching"])
+        # a checkpoint written before the objective was a setting was fitted under the zoo's: a deep-retina fit must
+        # not resume it (compared as any setting, not skipped as one it lacks)
+        then.setdefault("objective", "zoo")
         changed = [f"{key} {then[key]} -> {getattr(config, key)}" for key in RESUME_FIXED
                    if key in then and then[key] != getattr(config, key)]
         # a fit begun under another fitting protocol (or before checkpoints recorded it) would be finished under this

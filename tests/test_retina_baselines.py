@@ -486,3 +486,106 @@ def test_zoo_fit_heldout_history_observed_scores_as_evaluate_and_records_it(tmp_
     # the API too: evaluate scored such a model simulated while the caller asked for (and recorded) observed
     with pytest.raises(DataError, match=r"^heldout_history='observed': the retina model LN has no spike history"):
         evaluate(create_model("ln", n_cells=len(written["observed"])), path, heldout_history="observed")
+
+
+def _fit_glms_objective(filters, post_spike, bias, pred, rate):
+    """deep-retina scripts/fit_glms.py at 64a39f3, in float64 NumPy, one cell at a time as it fits them, summed over
+    the cells: ``GLM(l2_filter=1e-4, l2_hist=1e-2)`` (line 88) with ``tf.contrib.layers.l2_regularizer(l2_filter)`` on
+    the stimulus filter's weights (line 32) and ``l2_regularizer(l2_hist)`` on the history weights ``'w'`` and the
+    intercept ``'b'`` (lines 38-45); TensorFlow's ``l2_regularizer(scale)(w)`` is ``scale * tf.nn.l2_loss(w)`` and
+    ``l2_loss(w) = sum(w ** 2) / 2``; ``opt.minimize(loss + reg_total)`` (lines 98-100), ``reg_total`` the sum of the
+    REGULARIZATION_LOSSES collection; ``loss = dt * tf.reduce_mean(pred - rate * tf.log(pred + epsilon))`` with
+    ``epsilon = 1e-6``, ``dt = 1e-2`` (lines 91-94). No penalty on the rates."""
+    def l2_loss(w):
+        return np.sum(np.asarray(w, np.float64) ** 2) / 2
+
+    total = 0.0
+    for c in range(len(bias)):
+        reg_total = 1e-4 * l2_loss(filters[c]) + 1e-2 * l2_loss(post_spike[c]) + 1e-2 * l2_loss(bias[c])
+        p, r = pred[:, c].astype(np.float64), rate[:, c].astype(np.float64)
+        total += 1e-2 * np.mean(p - r * np.log(p + 1e-6)) + reg_total
+    return total
+
+
+def test_the_glms_deep_retina_objective_is_fit_glms_loss_and_penalties():
+    """``objective="deep-retina"`` minimises deep-retina's scripts/fit_glms.py objective (its loss with dt, TensorFlow's
+    halved L2 at 1e-4 on the stimulus filter and 1e-2 on the history weights and the intercept, no L1): against a
+    reference written from its lines, for a GLM with known weights (rank 2, a full filter that is not one factor's
+    norm times the other's). The zoo's penalty on the same weights is another number (1e-3 * sum(w^2) on the factors
+    and the post-spike filter, the intercept free, L1 on the rates)."""
+    from neurozoo.retina.fit import deep_retina_objective, regularization
+
+    torch.manual_seed(0)
+    model = create_model("glm", n_cells=3, rank=2)
+    with torch.no_grad():
+        model.post_spike_raw.copy_(torch.randn(model.post_spike_raw.shape))
+        model.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        model.filter.spatial.normal_(0, 30.0)  # a filter term of the size of the others
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0.5, 80, (64, 3)).astype(np.float32)
+    rate = (rng.poisson(0.3, (64, 3)) * 100.0).astype(np.float32)  # binned counts in spikes/s, zeros among them
+    filters = model.filter.filters().detach().double().numpy().reshape(3, -1)  # the full (40, 50, 50) filter per cell
+    raw = model.post_spike_raw.detach().double().numpy()
+    post_spike = -np.logaddexp(0.0, raw)  # -softplus(raw), the history weights
+    expected = _fit_glms_objective(filters, post_spike, model.bias.detach().double().numpy(), pred, rate)
+    ours = deep_retina_objective(model, torch.as_tensor(pred), torch.as_tensor(rate)).detach()
+    np.testing.assert_allclose(float(ours), expected, rtol=1e-5)
+    penalty = model.deep_retina_penalty().item()  # the penalty alone, as TensorFlow's reg_total
+    reg_total = sum(1e-4 * np.sum(filters[c] ** 2) / 2 + 1e-2 * (np.sum(post_spike[c] ** 2) + model.bias[c].item() ** 2)
+                    / 2 for c in range(3))
+    np.testing.assert_allclose(penalty, reg_total, rtol=1e-5)
+    assert penalty > 0.05 * abs(expected)  # the penalty is not lost in the loss: the comparison above sees it
+    zoo_penalty = regularization(model, torch.as_tensor(pred), l2=1e-3, l1=1e-3).item()
+    assert abs(zoo_penalty - penalty) > 0.1 * penalty
+
+
+@pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_shares_a_fit(tmp_path, capsys):
+    """``zoo fit glm --objective deep-retina``: fitted by that objective (other weights than the default's, same seed
+    and steps), recorded (summary.json's provenance.settings, history.json's config, the checkpoint), a resume by the
+    other objective refused either way (a checkpoint written before the setting is the zoo's), and another folder of
+    the fit cache; refused for a model without the GLM's penalty groups and beside --l2 / --l1, before a fit."""
+    import json
+
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.embedded_fit import fit_dir
+    from neurozoo.retina.fit import ResumeRefused
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    argv = ["fit", "glm", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet"]
+    assert zoo([*argv, "--out", str(tmp_path / "deep-retina"), "--objective", "deep-retina"]) == 0
+    assert zoo([*argv, "--out", str(tmp_path / "zoo")]) == 0
+    weights = {name: torch.load(tmp_path / name / "model.pt") for name in ("deep-retina", "zoo")}
+    assert (weights["deep-retina"]["bias"] - weights["zoo"]["bias"]).abs().max() > 1e-3  # measured 6.6e-3
+    assert (weights["deep-retina"]["filter.spatial"] - weights["zoo"]["filter.spatial"]).abs().max() > 1e-3  # 0.022
+    for name in ("deep-retina", "zoo"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["provenance"]["settings"]["objective"] == name
+        assert json.loads((tmp_path / name / "history.json").read_text())["config"]["objective"] == name
+    capsys.readouterr()
+    # the other objective into either folder: a fit with other settings, not resumed
+    assert zoo([*argv, "--out", str(tmp_path / "deep-retina")]) == 2
+    assert "a fit with other settings (objective deep-retina -> zoo)" in capsys.readouterr().err
+    checkpoint = tmp_path / "zoo" / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    del saved["config"]["objective"]  # as written before the objective was a setting: the zoo's
+    torch.save(saved, checkpoint)
+    with pytest.raises(ResumeRefused, match=r"objective zoo -> deep-retina"):
+        fit(create_model("glm", n_cells=weights["zoo"]["bias"].shape[0]), str(path), out=tmp_path / "zoo", epochs=1,
+            batch_size=64, objective="deep-retina", progress=False)
+
+    def folder(name, **settings):
+        return fit_dir(path, name, "whitenoise", 0, settings)
+
+    assert folder("glm", objective="deep-retina") != folder("glm") == folder("glm", objective="zoo")
+    with pytest.raises(SpecError, match=r"objective 'deep-retina' is deep-retina's GLM objective .* LN has none"):
+        folder("ln", objective="deep-retina")
+    with pytest.raises(SpecError, match=r"l2 is the zoo objective's .* \(got 0.01\)"):
+        folder("glm", objective="deep-retina", l2=0.01)
+    with pytest.raises(SpecError, match=r"objective must be one of \('zoo', 'deep-retina'\)"):
+        folder("glm", objective="tf")
+    assert zoo([*argv, "--out", str(tmp_path / "l1"), "--objective", "deep-retina", "--l1", "0"]) == 2
+    assert "l1 is the zoo objective's (objective 'deep-retina' has its own penalty and no L1" in capsys.readouterr().err
+    assert not (tmp_path / "l1").exists()

@@ -12,7 +12,8 @@ The published GLMs: deep-retina scripts/glm.py (``PoissonGLM([f_stim, f_hist])``
 filter over 50 frames of the cell's past, exponential link) and the lab's later scripts/fit_glms.py (commit 64a39f3:
 ``GLM(nln=tf.nn.softplus, l2_filter=1e-4, l2_hist=1e-2)``, a softplus of the stimulus filter's and the history
 filter's sum, the L2 penalty on the history weights themselves, Adam at 1e-3). Ours is the latter's link and penalty
-with ``rank=2, history=20``, less the constraint below (``rank=40, history=50, link="exp"`` is the former's). Its
+(its loss and per-group penalty weights, the intercept's included: the fit setting ``objective="deep-retina"``,
+:meth:`GLM.deep_retina_penalty`) with ``rank=2, history=20``, less the constraint below (``rank=40, history=50, link="exp"`` is the former's). Its
 history feature was the recorded rate (``firing_rate_10ms``, which loadexpt returns as y); ours holds the binned
 spike counts, as the later loadexpt's ``spk_hist`` (``response/binned``) and Pillow et al. 2008 (which
 deepretina/glms.py cites): a Gaussian-smoothed rate reaches into the frame being predicted.
@@ -47,6 +48,9 @@ from neurozoo.retina.models.ln import FRAME_SIZE, N_FRAMES, LowRankFilter
 
 MAX_LOG_RATE = 8.0  # exp(8) ~ 3000 spikes/s: keeps the exponential finite while fitting
 LINKS = ("exp", "softplus")
+#: deep-retina's scripts/fit_glms.py (64a39f3) penalty scales, ``GLM(l2_filter=1e-4, l2_hist=1e-2)`` (line 88): the
+#: first on the stimulus filter (line 32), the second on the history weights and the intercept (lines 38-45)
+DEEP_RETINA_L2_FILTER, DEEP_RETINA_L2_HISTORY = 1e-4, 1e-2
 
 
 class GLM(nn.Module):
@@ -120,6 +124,22 @@ class GLM(nn.Module):
         post_spike = self.post_spike if self.post_spike_penalty == "filter" else self.post_spike_raw
         # named_parameters' order, so that "raw" sums as every other model's penalty (protocol 8, to the bit)
         return [post_spike, self.filter.spatial, self.filter.temporal]
+
+    def deep_retina_penalty(self) -> torch.Tensor:
+        """deep-retina's scripts/fit_glms.py penalty (64a39f3), summed over the cells: TensorFlow's
+        ``l2_regularizer(scale)(w) = scale * sum(w^2) / 2`` (``tf.nn.l2_loss``) at :data:`DEEP_RETINA_L2_FILTER` on the
+        stimulus filter itself (its full ``(40, 50, 50)`` array, not our rank-``rank`` factors: theirs is full rank,
+        line 32) and :data:`DEEP_RETINA_L2_HISTORY` on the post-spike filter and on the intercept (lines 38-45). The fit
+        objective ``"deep-retina"`` (:func:`retina.fit.deep_retina_objective`) adds it to their loss. With our
+        ``rate_scale`` the intercept's pull towards 0 is a pull towards the cell's mean rate at zero drive; theirs, with
+        no scale, towards softplus(0) = 0.69 spikes/s."""
+        spatial, temporal = self.filter.weights()
+        s = spatial.view(self.n_cells, self.filter.rank, -1)
+        t = temporal.view(self.n_cells, self.filter.rank, -1)
+        # ||sum_r t_r (x) s_r||^2 = sum_{r, r'} <s_r, s_r'> <t_r, t_r'>: the full filter's squared norm, unassembled
+        filter_sq = ((s @ s.transpose(1, 2)) * (t @ t.transpose(1, 2))).sum()
+        history_sq = (self.post_spike ** 2).sum() + (self.bias ** 2).sum()
+        return DEEP_RETINA_L2_FILTER * filter_sq / 2 + DEEP_RETINA_L2_HISTORY * history_sq / 2
 
     def linear_predictor(self, drive, history):
         h = (history * self.post_spike).sum(-1) if history is not None else 0.0

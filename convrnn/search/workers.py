@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.termination import raise_if_terminated, signal_when_parent_dies
 
 #: The storage URL of a ``zoo search`` without ``--storage`` (how the local workers receive it)
@@ -70,6 +69,8 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str,
     every worker, then propagates. ``contents_checksums``: this command's (:data:`CHECKSUMS_ENV`)."""
     env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid()),
            CHECKSUMS_ENV: json.dumps(contents_checksums or {})}
+    from neurozoo.datasets.cache import owned_temporary_folder  # here: the command's parser imports this module, no numpy
+
     # mode 0700, named with this process's host and pid: the folders of commands killed (SIGKILL) go as this one
     # starts, a concurrent command's stay
     with owned_temporary_folder("zoo-search-") as folder:

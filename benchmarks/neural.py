@@ -118,6 +118,7 @@ class NeuralBenchmark:
 
     @cached_property
     def ceiling(self):
+        check_repetitions(self.assembly, benchmark=self.identifier)  # refused naming the benchmark and what it needs
         return internal_consistency(self.assembly, silent=self.ceiling_silent)
 
     @property
@@ -149,7 +150,7 @@ class NeuralBenchmark:
         extraction: the score is a fraction of the ceiling (``scale``), never a raw r."""
         started = time.perf_counter()
         layers = self.candidate_layers(model, layers)  # checked first: no data is loaded for a layer the model lacks
-        check_repetitions(self.assembly)
+        check_repetitions(self.assembly, benchmark=self.identifier)
         features = self.extract(model, layers, **extract_kwargs)
         selection = {}
         if len(layers) == 1:

@@ -133,6 +133,7 @@ def _run_fit(args) -> int:
 
     if args.stimulus_class is not None:  # before the recording is read, or an embedded one generated
         checked_stimulus_class(args.stimulus_class)
+    checked_objective_options(args)
     path = resolve_data(args.data)
     train, test = checked_experiment(path)
     stimulus = fit_stimulus_class(path, args.stimulus_class)
@@ -197,6 +198,19 @@ def _run_fit(args) -> int:
               f"finished first: the results above are whole and saved in {out}", file=sys.stderr)
         return 130
     return 0
+
+
+def checked_objective_options(args) -> None:
+    """``--l2`` or ``--l1`` beside ``--objective deep-retina``, refused by the option's name whatever its value: the
+    objective has its own penalty, and :func:`retina.fit.checked_config` sees only a value other than the default
+    (``--l2 1e-3`` was accepted, then ignored)."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    given = [f"--{name}" for name in ("l2", "l1") if getattr(args, name) is not None]
+    if args.objective not in (None, "zoo") and given:
+        raise UserFacingError(f"{' and '.join(given)}: the zoo objective's penalties; --objective {args.objective} "
+                              "has its own (1e-4 on the stimulus filter, 1e-2 on the post-spike filter and the "
+                              "intercept, no L1 on the rates): leave them out")
 
 
 def checked_heldout_history(args, n_cells: int) -> None:

@@ -933,9 +933,13 @@ def test_an_already_averaged_file_without_repetition_is_read_and_scored_raw_neve
         layer_names = ["V4"]
 
     for refused in (lambda: benchmark.ceiling, lambda: benchmark.score(Model())):  # the score: before any extraction
-        with pytest.raises(DataError, match=r"no coordinate 'repetition' over 40 presentations: one response per "
-                                            r"stimulus, such as repeat means, has no ceiling"):
-            refused()  # what its score divides by: refused, so no record of it is written
+        with pytest.raises(DataError, match=r"^benchmark mine\.V4-means's assembly: the split-half ceiling needs .* "
+                                            r"no coordinate 'repetition' over 40 presentations: one response per "
+                                            r"stimulus, such as repeat means, has no ceiling; .*\(ceiling=None\); a "
+                                            r"benchmark's score is r²/ceiling: for one, load the single trials, "
+                                            r"numbered in a coordinate 'repetition' along 'presentation'$"):
+            refused()  # what its score divides by: refused, so no record of it is written; named (it began
+            # "assembly:"), saying what lets the benchmark score: the trials (the raw r is scored outside it)
 
 
 def test_trials_without_a_repetition_coordinate_are_refused_naming_what_to_add(tmp_path):

@@ -587,5 +587,24 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
     with pytest.raises(SpecError, match=r"objective must be one of \('zoo', 'deep-retina'\)"):
         folder("glm", objective="tf")
     assert zoo([*argv, "--out", str(tmp_path / "l1"), "--objective", "deep-retina", "--l1", "0"]) == 2
-    assert "l1 is the zoo objective's (objective 'deep-retina' has its own penalty and no L1" in capsys.readouterr().err
+    assert "--l1: the zoo objective's penalties; --objective deep-retina has its own" in capsys.readouterr().err
     assert not (tmp_path / "l1").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+@pytest.mark.parametrize("options", [["--l2", "0.001"], ["--l1", "0.001"], ["--l2", "0.01", "--l1", "0"]])
+def test_zoo_fit_refuses_l2_and_l1_beside_the_deep_retina_objective_even_at_their_default(tmp_path, capsys, options):
+    """``--l2 1e-3`` (the default's value) beside ``--objective deep-retina`` was fitted, the penalty asked for
+    silently ignored: the README and --help say both options are refused with it. Refused by name, before a fit."""
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    out = tmp_path / "fit"
+    assert zoo(["fit", "glm", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet", "--out",
+                str(out), "--objective", "deep-retina", *options]) == 2
+    err = capsys.readouterr().err
+    named = " and ".join(option for option in options if option.startswith("--"))
+    assert f"zoo fit: error: {named}: the zoo objective's penalties; --objective deep-retina has its own" in err
+    assert "leave them out" in err
+    assert not out.exists() and not out.with_name("fit.lock").exists()

@@ -57,6 +57,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import xarray as xr
@@ -174,27 +175,31 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     return ceiling
 
 
-def check_repetitions(assembly: xr.DataArray) -> xr.DataArray:
+def check_repetitions(assembly: xr.DataArray, benchmark: Optional[str] = None) -> xr.DataArray:
     """The assembly (checked: ``check_assembly``) if :func:`internal_consistency` can split it, else its refusal,
     computing nothing: a 'repetition' coordinate with 2 values or more, and presentations grouped per stimulus as
     Brain-Score groups them (``assembly.check_stimulus_groups``). A benchmark asks before it extracts features
-    (minutes), not after."""
+    (minutes), not after, naming itself (``benchmark``): its score is ceiled by definition, so the refusal says to give
+    it the trials, not only to score the raw r outside it."""
     assembly = check_assembly(assembly, require=("stimulus_id",))
     if "repetition" not in assembly.coords:
-        _no_repetitions(assembly, "no coordinate 'repetition'")
+        _no_repetitions(assembly, "no coordinate 'repetition'", benchmark)
     check_stimulus_groups(assembly)  # the halves are averaged per stimulus: Brain-Score's groups, or refused
     unique = np.unique(coord(assembly, "repetition"))
     if len(unique) < 2:
-        _no_repetitions(assembly, f"found {len(unique)} ({unique[:1].tolist()})")
+        _no_repetitions(assembly, f"found {len(unique)} ({unique[:1].tolist()})", benchmark)
     return assembly
 
 
-def _no_repetitions(assembly: xr.DataArray, found: str) -> None:
+def _no_repetitions(assembly: xr.DataArray, found: str, benchmark: Optional[str] = None) -> None:
     """The ``DataError`` for an assembly without 2 repetitions to split: one response per stimulus (repeat means:
     Brain-Score's split-half ceiling has no ``repetition`` to split either, ``assembly['repetition']`` in
-    brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191), with what it has and what to do."""
+    brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191), with what it has and what to do.
+    A benchmark's refusal began "assembly:", naming neither the benchmark nor what would let it score."""
     averaged = " (its attribute repeat_averaged says so)" if assembly.attrs.get("repeat_averaged") else ""
     name = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+    if benchmark is not None:
+        name = f"benchmark {benchmark}'s {name}"
     ids = coord(assembly, "stimulus_id")
     trials = "" if len(np.unique(ids)) == len(ids) else (
         "; its stimulus_ids repeat: if those are trials, number them in a coordinate 'repetition' along "
@@ -202,7 +207,10 @@ def _no_repetitions(assembly: xr.DataArray, found: str) -> None:
     raise DataError(f"{name}: the split-half ceiling needs at least 2 distinct values of coordinate 'repetition', "
                     f"{found} over {assembly.sizes['presentation']} presentations: one response per stimulus, such as "
                     f"repeat means{averaged}, has no ceiling; score its raw r with "
-                    f"benchmarks.metrics.regression_score(features, assembly) (ceiling=None){trials}")
+                    f"benchmarks.metrics.regression_score(features, assembly) (ceiling=None){trials}"
+                    + ("" if benchmark is None else
+                       "; a benchmark's score is r²/ceiling: for one, load the single trials, numbered in a "
+                       "coordinate 'repetition' along 'presentation'"))
 
 
 def check_silent(silent: str) -> str:

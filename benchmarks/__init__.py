@@ -2,13 +2,28 @@
 from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.registry import Registry
 
+#: Endings of a data file given where a benchmark's name goes (deep-retina HDF5, a netCDF NeuroidAssembly).
+DATA_FILE_SUFFIXES = (".nc", ".h5", ".hdf5")
+
+
 def _data_set_hint(name: str) -> str:
-    """A data set's name given as a benchmark (`zoo data list` shows both kinds of names): say which it is."""
+    """A data set's name given as a benchmark (`zoo data list` shows both kinds of names): say which it is. A file's
+    path given as one (`zoo score MODEL FILE.nc`): say where a file of one's own goes (README's "Your own recording as
+    a benchmark" and "Your own recordings")."""
+    from pathlib import Path
+
     from neurozoo.datasets import DATASETS
 
-    if name not in DATASETS:
+    if name in DATASETS:
+        return f": that is a data set (zoo data list; neurozoo.datasets.load({name!r})), not a benchmark"
+    if not (name.lower().endswith(DATA_FILE_SUFFIXES) or Path(name).is_file()):
         return ""
-    return f": that is a data set (zoo data list; neurozoo.datasets.load({name!r})), not a benchmark"
+    retina = f"a deep-retina HDF5 recording is scored with zoo score MODEL retina_h5.heldout --data {name}"
+    assembly = ("a NeuroidAssembly file of your own (.nc) is scored in Python as README's \"Your own recordings\" "
+                "(under Data sets) shows, or registered as a benchmark (\"Extending the suite\")")
+    ways = (retina if name.lower().endswith((".h5", ".hdf5")) else assembly if name.lower().endswith(".nc")
+            else f"{retina}; {assembly}")
+    return f": that is a file, not a benchmark; zoo score takes a registered benchmark's name: {ways}"
 
 
 #: Registered benchmarks: name -> factory returning a benchmark object.

@@ -293,9 +293,15 @@ def _netcdf_attribute(value):
     return value[()] if value.ndim == 0 else value
 
 
+#: The attribute ``load_assembly`` records the file it read in, so that refusals name it
+#: (``benchmarks.metrics.assembly.assembly_name``); ``write_assembly`` leaves it out of the file it writes.
+SOURCE_FILE = "source_file"
+
+
 def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_identifier: Optional[str] = None) -> Path:
     """Write in Brain-Score's layout (see the module docstring). Attributes are kept where netCDF can hold them
-    (``_netcdf_attribute``: text, numbers, flat lists of either) and dropped otherwise (a dict, an object);
+    (``_netcdf_attribute``: text, numbers, flat lists of either) and dropped otherwise (a dict, an object), as is
+    ``source_file``, the file ``load_assembly`` read it from (not the written file's data, nor its bytes' digest);
     float16 values and coordinates are stored as float32 (netCDF has no 16-bit float), so they read back as float32.
     Not an xarray.DataArray (an AttributeError on .dims) or a ``path`` that is a folder (an IsADirectoryError naming
     the writer's temporary) is a ``DataError`` naming it."""
@@ -308,7 +314,7 @@ def write_assembly(assembly: xr.DataArray, path: Union[str, Path], stimulus_set_
     assembly = reset_brainscore_indexes(validate_assembly(assembly, str(path), nan_policy="allow", require={}, allow_inf=True))
     identifier = stimulus_set_identifier or assembly.attrs.get("stimulus_set_identifier") or ""
     attrs = {k: stored for k, stored in ((k, _netcdf_attribute(v)) for k, v in assembly.attrs.items())
-             if stored is not None}
+             if stored is not None and k != SOURCE_FILE}  # where it was read from: not the new file's data
     attrs["stimulus_set_identifier"] = identifier
     assembly = assembly.copy(deep=False)
     assembly.attrs = attrs
@@ -464,6 +470,7 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     read; this suite's own registry pins files by sha256 (``datasets.checksums``).
     A file without ``repetition`` and one presentation per stimulus (repeat means) is read as it is: it has no
     split-half ceiling (``_without_repetitions``).
+    The assembly's attribute ``source_file`` (``SOURCE_FILE``) is the path read, which later refusals name.
     """
     path = Path(path)
     if path.is_dir():
@@ -518,4 +525,5 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
     # whole ms (checked above) stored as floats, 70.0: int ms, as make_assembly and Brain-Score keep them
     assembly = assembly.assign_coords({name: ("time_bin", assembly[name].values.astype(np.int64))
                                        for name in COORDS["time_bin"] if name in assembly.coords})
+    assembly.attrs[SOURCE_FILE] = str(path)  # a later refusal (the ceiling's, a benchmark's) names the file
     return set_brainscore_indexes(assembly) if multiindex else assembly

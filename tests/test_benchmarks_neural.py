@@ -618,6 +618,32 @@ def test_a_data_set_name_given_as_a_benchmark_is_told_so():
         benchmarks.load("cowley2023.V5")  # not a data set either: no such clause
 
 
+def test_a_data_file_given_as_a_benchmark_is_told_where_it_goes(tmp_path):
+    """A new user's `zoo score MODEL FILE.nc` answered only "unknown benchmark 'FILE.nc' (known: ...)": a file's path
+    (an existing file, or one ending .nc/.h5/.hdf5) is now told that zoo score takes registered benchmarks and where a
+    file of one's own goes: a deep-retina HDF5 file to retina_h5.heldout --data, a NeuroidAssembly to the README."""
+    from neurozoo import benchmarks
+    from neurozoo.datasets.registry import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"^unknown benchmark 'my_v4\.nc': that is a file, not a benchmark; zoo "
+                                               r"score takes a registered benchmark's name: a NeuroidAssembly file of "
+                                               r"your own \(\.nc\) is scored in Python as README's \"Your own "
+                                               r"recordings\" \(under Data sets\) shows, or registered as a benchmark "
+                                               r"\(\"Extending the suite\"\) \(known: .*retina_h5\.heldout"):
+        benchmarks.load("my_v4.nc")
+    with pytest.raises(UnknownNameError, match=r"^unknown benchmark 'rec\.HDF5': that is a file, not a benchmark; .*: "
+                                               r"a deep-retina HDF5 recording is scored with zoo score MODEL "
+                                               r"retina_h5\.heldout --data rec\.HDF5 \(known: "):
+        benchmarks.load("rec.HDF5")
+    recording = tmp_path / "recording"
+    recording.write_bytes(b"")
+    with pytest.raises(UnknownNameError, match=r"that is a file, not a benchmark; .* --data .*recording; a "
+                                               r"NeuroidAssembly file of your own"):
+        benchmarks.load(str(recording))
+    with pytest.raises(UnknownNameError, match=r"^unknown benchmark 'cowley2023\.V5'; did you mean"):
+        benchmarks.load("cowley2023.V5")  # a name, not a file: no such clause
+
+
 def test_an_object_with_one_stimulus_is_named_by_the_layer_selection_hold_out():
     """With several candidate layers the benchmark holds out 20 % of the stimuli stratified on object_name; an object
     shown as one stimulus raised scikit-learn's ValueError from there (a traceback from `zoo score`), which named no

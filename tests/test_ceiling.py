@@ -502,3 +502,38 @@ def test_a_split_without_any_r_gives_the_scores_error_without_a_numpy_warning():
         warnings.simplefilter("error")
         error = score.error
     assert error == pytest.approx(np.std([0.45, 0.5]) / np.sqrt(3), abs=1e-15)
+
+
+def test_refusals_about_an_assembly_read_from_a_file_name_the_file(tmp_path):
+    """A new user's repeat means read with ``load_assembly`` were refused as "assembly: the split-half ceiling
+    needs ...", naming no file: ``load_assembly`` kept no source. It records the path read (attribute
+    ``source_file``), and the ceiling's refusals name it, after the stimulus set's identifier where there is one;
+    ``write_assembly`` leaves the attribute out of the file it writes (a file's bytes name no other file)."""
+    import xarray as xr
+
+    from neurozoo.datasets.assembly import load_assembly, write_assembly
+
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, seed=0)
+    means = write_assembly(clean, tmp_path / "means.nc")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(means))}: the split-half ceiling needs at least 2 distinct "
+                                        r"values of coordinate 'repetition', no coordinate 'repetition' over 30 "):
+        internal_consistency(load_assembly(means))
+    per_trial = assembly.assign_coords(rig=("presentation", np.where(assembly["repetition"].values < 2, "A", "B")))
+    trials = write_assembly(per_trial, tmp_path / "trials.nc", stimulus_set_identifier="mine.trials")
+    with pytest.raises(DataError, match=rf"^mine\.trials \({re.escape(str(trials))}\): coordinate 'rig' along "
+                                        r"'presentation' varies among the presentations of 30 stimuli"):
+        internal_consistency(load_assembly(trials))
+    few = write_assembly(assembly.isel(presentation=np.isin(assembly["stimulus_id"].values,
+                                                            np.unique(assembly["stimulus_id"].values)[:2])),
+                         tmp_path / "few.nc")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(few))}: 2 stimuli; the split-half ceiling correlates"):
+        internal_consistency(load_assembly(few))
+    loaded = load_assembly(trials)
+    assert loaded.attrs["source_file"] == str(trials)
+    copy = write_assembly(loaded, tmp_path / "copy.nc")
+    with xr.open_dataset(copy, engine="netcdf4") as written:
+        assert "source_file" not in written["data"].attrs and "source_file" not in written.attrs
+        assert written["data"].attrs["stimulus_set_identifier"] == "mine.trials"
+    assert load_assembly(copy).attrs["source_file"] == str(copy)
+    assert internal_consistency(load_assembly(means.parent / "trials.nc").drop_vars("rig")).value == pytest.approx(
+        internal_consistency(assembly).value)  # the attribute changes no number

@@ -735,3 +735,30 @@ def test_an_embedded_held_out_record_scored_before_the_stimulus_rule_reproduces_
     capsys.readouterr()
     assert main(["reproduce", str(ResultsStore(db).records()[-1].id), "--db", db]) == 0
     assert "note: record" not in capsys.readouterr().out
+
+
+def test_datasets_of_response_passed_over_are_named_once_but_our_own_are_not(own_file, tmp_path, capsys):
+    """`zoo fit` and `zoo score ... retina_h5.heldout --data FILE` passed over the datasets of a file's `response/`
+    groups other than the rates and counts they read (``Recording.unread``) without a word: a lab's
+    firing_rate_50ms was not fitted, silently. One warning (one stderr line, `zoo fit: warning: ...`) now names them;
+    the ground-truth rates our own writer adds (test/response/true_rate, in every embedded recording) are not named,
+    so a run on one prints nothing new."""
+    import warnings
+
+    other = shutil.copy(own_file, tmp_path / "lab.h5")
+    with h5py.File(other, "a") as f:
+        assert "true_rate" in f["test/response"]  # our writer's: passed over without a word
+        f["train/response/firing_rate_50ms"] = f["train/response/firing_rate_20ms"][()]
+        f["test/response/lab_note"] = b"session 3"
+    expected = (f"{other}: not read: train/response/firing_rate_50ms, test/response/lab_note (of response/ only "
+                "firing_rate_5ms, firing_rate_10ms, firing_rate_20ms, binned are read; another is read by name only: "
+                "Recording.response)")
+    db = f"sqlite:///{tmp_path / 'scores.sqlite'}"
+    for data, out in ((own_file, tmp_path / "fit"), (other, tmp_path / "fit_lab")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["fit", "ln", "--data", str(data), "--out", str(out), "--epochs", "1", "--quiet"]) == 0
+            assert main(["score", "ln", FILE_BENCHMARK, "--data", str(data), "--checkpoint", str(out / "model.pt"),
+                         "--db", db]) == 0
+        named = [str(w.message) for w in caught if "not read:" in str(w.message)]
+        assert named == ([] if data == own_file else [expected])  # once: the score reads the file the fit read

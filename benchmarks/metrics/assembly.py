@@ -38,6 +38,16 @@ def check_assembly(assembly: xr.DataArray, name: str = "assembly", require=("sti
     return validate_assembly(assembly, name, nan_policy="allow", require={})
 
 
+def assembly_name(assembly: xr.DataArray) -> str:
+    """How a refusal names an assembly: its ``stimulus_set_identifier``, the file ``datasets.load_assembly`` read it
+    from (its attribute ``source_file``), both (``identifier (file)``), or "assembly" where it has neither."""
+    identifier = assembly.attrs.get("stimulus_set_identifier") or ""
+    source = assembly.attrs.get("source_file") or ""
+    if identifier and source:
+        return f"{identifier} ({source})"
+    return identifier or source or "assembly"
+
+
 def coord(assembly: xr.DataArray, name: str, default=None) -> Optional[np.ndarray]:
     return np.asarray(assembly[name].values) if name in assembly.coords else default
 
@@ -130,7 +140,7 @@ def check_stimulus_groups(assembly: xr.DataArray) -> None:
             stimulus = int(per_stimulus.index[np.argmax(per_stimulus.to_numpy() > 1)])
             rows = np.flatnonzero(ids == stimulus)
             seen = pd.unique(values[rows])
-            source = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+            source = assembly_name(assembly)
             example = coord(assembly, "stimulus_id")[rows[:1]].tolist()[0]
             raise DataError(
                 f"{source}: coordinate {name!r} along 'presentation' varies among the presentations of "

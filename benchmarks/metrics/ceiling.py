@@ -63,8 +63,8 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import ShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import (check_assembly, check_stimulus_groups, coord, group_nanmean,
-                                                  recorded_neuroids, time_bins)
+from neurozoo.benchmarks.metrics.assembly import (assembly_name, check_assembly, check_stimulus_groups, coord,
+                                                  group_nanmean, recorded_neuroids, time_bins)
 from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns, spearman_brown
 from neurozoo.datasets.errors import DataError
 
@@ -135,7 +135,7 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     assembly = check_repetitions(assembly)
     n_stimuli = len(np.unique(coord(assembly, "stimulus_id")))
     if n_stimuli < MIN_SAMPLES:  # the halves' r over 2 stimuli is +-1 (a ceiling of 1), over 1 undefined
-        raise DataError(f"assembly: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "
+        raise DataError(f"{assembly_name(assembly)}: {n_stimuli} stimuli; the split-half ceiling correlates the halves over the "
                         f"stimuli, and a Pearson r over fewer than {MIN_SAMPLES} measures nothing (undefined over 1, "
                         f"+-1 over 2): expected at least {MIN_SAMPLES} stimuli")
     repetitions = coord(assembly, "repetition")
@@ -170,7 +170,7 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     if not ceiling.defined.all():
         starts, ends = (bounds[~ceiling.defined] for bounds in time_bins(assembly))
         names = ", ".join(f"[{start:g}, {end:g}) ms" for start, end in zip(starts, ends))
-        warnings.warn(f"assembly: no ceiling in time bin {names}: every neuroid is silent in a half in every split "
+        warnings.warn(f"{assembly_name(assembly)}: no ceiling in time bin {names}: every neuroid is silent in a half in every split "
                       f"(silent='drop'); the ceiling's value and the normalised score leave the bin out", stacklevel=2)
     return ceiling
 
@@ -181,7 +181,8 @@ def check_repetitions(assembly: xr.DataArray, benchmark: Optional[str] = None) -
     Brain-Score groups them (``assembly.check_stimulus_groups``). A benchmark asks before it extracts features
     (minutes), not after, naming itself (``benchmark``): its score is ceiled by definition, so the refusal says to give
     it the trials, not only to score the raw r outside it."""
-    assembly = check_assembly(assembly, require=("stimulus_id",))
+    assembly = check_assembly(assembly, assembly_name(assembly) if isinstance(assembly, xr.DataArray) else "assembly",
+                              require=("stimulus_id",))
     if "repetition" not in assembly.coords:
         _no_repetitions(assembly, "no coordinate 'repetition'", benchmark)
     check_stimulus_groups(assembly)  # the halves are averaged per stimulus: Brain-Score's groups, or refused
@@ -197,7 +198,7 @@ def _no_repetitions(assembly: xr.DataArray, found: str, benchmark: Optional[str]
     brainscore_vision/metrics/internal_consistency/ceiling.py line 60 at 0971191), with what it has and what to do.
     A benchmark's refusal began "assembly:", naming neither the benchmark nor what would let it score."""
     averaged = " (its attribute repeat_averaged says so)" if assembly.attrs.get("repeat_averaged") else ""
-    name = assembly.attrs.get("stimulus_set_identifier") or "assembly"
+    name = assembly_name(assembly)
     if benchmark is not None:
         name = f"benchmark {benchmark}'s {name}"
     ids = coord(assembly, "stimulus_id")

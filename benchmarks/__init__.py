@@ -23,7 +23,7 @@ def _data_set_hint(name: str) -> str:
                 "(under Data sets) shows, or registered as a benchmark (\"Extending the suite\")")
     ways = (retina if name.lower().endswith((".h5", ".hdf5")) else assembly if name.lower().endswith(".nc")
             else f"{retina}; {assembly}")
-    return f": that is a file, not a benchmark; zoo score takes a registered benchmark's name: {ways}"
+    return f": that is a file, not a benchmark; zoo score and zoo run take a registered benchmark's name: {ways}"
 
 
 #: Registered benchmarks: name -> factory returning a benchmark object.

@@ -30,7 +30,7 @@ from neurozoo.benchmarks.metrics import internal_consistency, regression_score
 from neurozoo.benchmarks.metrics.ceiling import check_repetitions, check_silent
 from neurozoo.benchmarks.metrics.regression import brainscore_splits, unsplittable_objects
 from neurozoo.benchmarks.metrics.temporal import TemporalScore
-from neurozoo.benchmarks.metrics.assembly import average_repetitions, check_assembly, coord, time_bins
+from neurozoo.benchmarks.metrics.assembly import assembly_name, average_repetitions, check_assembly, coord, time_bins
 from neurozoo.datasets.json_files import json_safe
 from neurozoo.datasets.provenance import code_version, device_name, git_commit, sha256_array
 from neurozoo.benchmarks.score import Score
@@ -361,4 +361,4 @@ def selection_splits(assembly: xr.DataArray):
     objects = coord(target, "object_name")
     n, k = target.sizes["presentation"], len(set(objects)) if objects is not None else 1
     test_share = min(0.5, max(0.1, np.ceil(k * 1.0) / n))
-    return brainscore_splits(objects, train_size=1.0 - test_share, n_presentations=n)
+    return brainscore_splits(objects, train_size=1.0 - test_share, n_presentations=n, name=assembly_name(assembly))

@@ -26,9 +26,9 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     from neurozoo.leaderboard.scorer import release_dead_workers, work
     from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS, score_spec, zoo_specs
 
-    db = LeaderboardDB(db_url)
     specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints,
-                               fit_epochs or DEFAULT_FIT_EPOCHS)
+                               fit_epochs or DEFAULT_FIT_EPOCHS)  # before the database: a refused name writes nothing
+    db = LeaderboardDB(db_url)
     ids = [db.enqueue(spec_name(s), s["benchmark"], s) for s in specs]
     if retry_failed:
         db.requeue_failed(ids)

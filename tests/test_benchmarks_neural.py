@@ -626,7 +626,7 @@ def test_a_data_file_given_as_a_benchmark_is_told_where_it_goes(tmp_path):
     from neurozoo.datasets.registry import UnknownNameError
 
     with pytest.raises(UnknownNameError, match=r"^unknown benchmark 'my_v4\.nc': that is a file, not a benchmark; zoo "
-                                               r"score takes a registered benchmark's name: a NeuroidAssembly file of "
+                                               r"score and zoo run take a registered benchmark's name: a NeuroidAssembly file of "
                                                r"your own \(\.nc\) is scored in Python as README's \"Your own "
                                                r"recordings\" \(under Data sets\) shows, or registered as a benchmark "
                                                r"\(\"Extending the suite\"\) \(known: .*retina_h5\.heldout"):

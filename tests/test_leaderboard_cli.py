@@ -167,7 +167,7 @@ BAD_INPUT = {
     "run a benchmark in another case": (lambda t: ["run", "--benchmarks", "Retina_Embedded.OSR", "--db",
                                                    f"sqlite:///{t / 'a.sqlite'}"],
                                         "unknown benchmark 'Retina_Embedded.OSR'; did you mean retina_embedded.osr? "
-                                        "(registered: "),
+                                        "(known: "),
     # PyTorch's "Output size is too small" traceback from the first forward (zoo info's FLOPs count, zoo train's
     # first batch): a pool with an integer padding shrinks a side below 1
     "info --image-size below the spec's smallest": (lambda t: ["info", str(_padded_pool_spec(t)), "--image-size", "8"],
@@ -463,3 +463,23 @@ def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"submission {sid}: restored, 1 job(s) queued again" and out[1].endswith("): queued")
     assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued "
+
+
+@pytest.mark.parametrize("name, says", [
+    ("my_v4.nc", "unknown benchmark 'my_v4.nc': that is a file, not a benchmark; zoo score and zoo run take a "
+                 "registered benchmark's name: a NeuroidAssembly file of your own (.nc) is scored in Python as README's"),
+    ("ventral_embedded.V4-temporl", "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
+                                    "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
+])
+def test_zoo_run_refuses_an_unknown_benchmark_as_zoo_score_does_writing_nothing(name, says, tmp_path, capsys):
+    """`zoo run --benchmarks FILE.nc` went through zoo run's own check, "unknown benchmark 'FILE.nc' (registered: ...)",
+    without the registry's hint that zoo score gives (where a file of one's own goes): both now give the registry's
+    one refusal, zoo run's before it opens its database, so nothing is queued or reported."""
+    db, report = tmp_path / "results.sqlite", tmp_path / "report"
+    assert main(["run", "--benchmarks", name, "--db", f"sqlite:///{db}", "--report", str(report)]) == 2
+    run_error = capsys.readouterr().err
+    assert run_error.startswith(f"zoo run: error: {says}") and len(run_error.splitlines()) == 1, run_error
+    assert not db.exists() and not report.exists()
+    assert main(["score", "rgc_shallow", name, "--db", f"sqlite:///{tmp_path / 'score.sqlite'}"]) == 2
+    score_error = capsys.readouterr().err
+    assert score_error.partition(": error: ")[2] == run_error.partition(": error: ")[2]

@@ -819,6 +819,30 @@ def test_too_few_test_stimuli_for_a_correlation_are_refused(small, n_stimuli, te
     assert np.isfinite(regression_score(_stimuli(small[1], 21), many).raw)
 
 
+def test_the_metrics_refusals_of_an_assembly_read_from_a_file_name_the_file(small, tmp_path):
+    """The split (regression), the temporal score and the decoder refused an assembly read with ``load_assembly`` as
+    "assembly: ...", naming no file; they name it as the ceiling does (``assembly_name``), the rest of each message
+    kept."""
+    from neurozoo.benchmarks.metrics.decoding import decoding_time_course
+    from neurozoo.datasets.assembly import load_assembly, write_assembly
+
+    assembly, features = small
+    ids = assembly["stimulus_id"].values
+    own = load_assembly(write_assembly(assembly.assign_coords(object_name=("presentation", ids)), tmp_path / "own.nc"))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'own.nc'))}: coordinate 'object_name' along "
+                                        r"'presentation' gives 40 objects over 40 stimuli \(fewest stimuli per "):
+        regression_score(features, own)  # regression.brainscore_splits
+    few = _stimuli(assembly, 5)
+    few = few.assign_coords(object_name=("presentation", ["one"] * few.sizes["presentation"]))
+    few = load_assembly(write_assembly(few, tmp_path / "few.nc"))
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'few.nc'))}: 5 stimuli; a split tests 1 of them, "
+                                        r"and a Pearson r over fewer than 3 stimuli measures nothing"):
+        regression_score(_stimuli(features, 5), few)  # temporal.regression_score
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'few.nc'))}: decoding needs at least 2 distinct "
+                                        r"values of 'object_name'$"):
+        decoding_time_course(few)
+
+
 @pytest.mark.parametrize("arguments, error, message", [
     ({"n_components": 0}, "SpecError", r"^n_components: expected an integer >= 1 \(PLS components\), got 0$"),  # scored 0
     ({"n_components": -3}, "SpecError", r"got -3$"),  # numpy's "negative dimensions are not allowed"

@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from neurozoo.benchmarks.metrics.assembly import check_assembly, coord, time_bins
+from neurozoo.benchmarks.metrics.assembly import assembly_name, check_assembly, coord, time_bins
 from neurozoo.datasets.errors import DataError
 
 DECODERS = ("max_correlation", "nearest_mean")
@@ -74,7 +74,7 @@ def decoding_time_course(assembly: xr.DataArray, n_splits: int = 10, train_size:
     assembly = check_assembly(assembly, require=("object_name",))
     classes, labels = np.unique(coord(assembly, "object_name").astype(str), return_inverse=True)
     if len(classes) < 2:
-        raise DataError("assembly: decoding needs at least 2 distinct values of 'object_name'")
+        raise DataError(f"{assembly_name(assembly)}: decoding needs at least 2 distinct values of 'object_name'")
     values = np.asarray(assembly.values, dtype=np.float64)
     splitter = StratifiedShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     per_split = np.stack([

@@ -65,9 +65,11 @@ N_SPLITS, TRAIN_SIZE, SPLIT_SEED = 10, 0.9, 1
 
 
 def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS, train_size: float = TRAIN_SIZE,
-                      random_state: int = SPLIT_SEED, n_presentations: Optional[int] = None) -> List[Split]:
+                      random_state: int = SPLIT_SEED, n_presentations: Optional[int] = None,
+                      name: str = "assembly") -> List[Split]:
     """(train, test) index arrays over presentations, stratified on ``object_names`` (None: plain shuffle split
-    over ``n_presentations``)."""
+    over ``n_presentations``). ``name``: how a refusal names the data (``assembly.assembly_name`` of the assembly the
+    names come from: its stimulus set and/or file)."""
     if n_presentations is None:
         if object_names is None:
             raise TypeError("brainscore_splits: pass object_names or n_presentations")
@@ -78,14 +80,14 @@ def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS
         try:
             return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n))]
         except ValueError as error:  # sklearn's: too few stimuli for a train and a test part, or a bad train_size
-            raise DataError(f"assembly: {n} stimuli cannot be split into {n_splits} splits of {train_size:g} train "
+            raise DataError(f"{name}: {n} stimuli cannot be split into {n_splits} splits of {train_size:g} train "
                             f"and the rest test ({error})") from None
     splitter = StratifiedShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     try:
         return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(n), np.asarray(object_names))]
     except ValueError as error:  # sklearn's: a class with one member, or more classes than test stimuli
         raise DataError(
-            "assembly: coordinate 'object_name' along 'presentation' gives " + unsplittable_objects(
+            f"{name}: coordinate 'object_name' along 'presentation' gives " + unsplittable_objects(
                 object_names, f"{n_splits} splits stratified on objects, {1 - train_size:.0%} of the stimuli tested, "
                 f"cannot hold ({error}); expected several stimuli per object, or one value for every stimulus (e.g. "
                 "'unlabelled') for plain shuffle splits")) from None

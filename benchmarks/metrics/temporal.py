@@ -30,8 +30,8 @@ from typing import Optional, Sequence
 import numpy as np
 import xarray as xr
 
-from neurozoo.benchmarks.metrics.assembly import (align_features, average_repetitions, check_assembly, coord,
-                                                  recorded_neuroids, time_bins)
+from neurozoo.benchmarks.metrics.assembly import (align_features, assembly_name, average_repetitions, check_assembly,
+                                                  coord, recorded_neuroids, time_bins)
 from neurozoo.benchmarks.metrics.ceiling import (Ceiling, check_convention, check_silent, normalize, summarize,
                                                  summary_bins)
 from neurozoo.benchmarks.metrics.correlation import MIN_SAMPLES, pearson_columns
@@ -145,8 +145,8 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     Y = np.asarray(target.values, dtype=np.float64)
     unseen = ~np.isfinite(Y).any(axis=(1, 2))
     if unseen.any():  # every neuroid would miss it: say which stimuli, not that no neuroid can be scored
-        raise DataError(f"assembly: {int(unseen.sum())} stimuli have no response in any neuroid and time bin (never shown), "
-                        f"e.g. stimulus_id {ids[unseen][:3].tolist()}; drop their presentations")
+        raise DataError(f"{assembly_name(assembly)}: {int(unseen.sum())} stimuli have no response in any neuroid and "
+                        f"time bin (never shown), e.g. stimulus_id {ids[unseen][:3].tolist()}; drop their presentations")
     complete = recorded_neuroids(Y)
     if not complete.all():
         Y = Y[:, complete]
@@ -157,11 +157,12 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
         raise DataError(f"ceiling: expected a Ceiling of the assembly's {Y.shape[2]} time bins "
                         f"(benchmarks.metrics.internal_consistency(assembly)), got {got}")
     if splits is None:
-        splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids))
+        splits = brainscore_splits(coord(target, "object_name"), n_presentations=len(ids),
+                                   name=assembly_name(assembly))
     fewest = min((len(np.asarray(test)) for _, test in splits), default=0)
     if 0 < fewest < MIN_SAMPLES:  # r over 1 stimulus is undefined (scored 0), over 2 it is +-1 whatever the model
-        raise DataError(f"assembly: {len(ids)} stimuli; a split tests {fewest} of them, and a Pearson r over fewer "
-                        f"than {MIN_SAMPLES} stimuli measures nothing (undefined over 1, +-1 over 2): expected at "
+        raise DataError(f"{assembly_name(assembly)}: {len(ids)} stimuli; a split tests {fewest} of them, and a Pearson "
+                        f"r over fewer than {MIN_SAMPLES} stimuli measures nothing (undefined over 1, +-1 over 2): expected at "
                         f"least {MIN_SAMPLES} test stimuli per split (at least 21 stimuli for the 10 90/10 splits)")
     if temporal == "span":
         predictions = fit_predict_folds(mapping, X, Y, splits, n_components=n_components)

@@ -146,7 +146,8 @@ PHENOMENA = {
                             "high contrast) vs the ground truth's"),
     "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded ground-truth retina: "
             "per-cell OMS index (differential vs global jitter) vs the ground truth's (known false positive: fixed LN "
-            "cells with a linear surround score 0.48; docs/retina.md)"),
+            "cells with a linear surround score 0.48; and the truth changes with the jitter seed: the circuit scores "
+            "0.027 against itself at another seed; docs/retina.md)"),
     "paired-flash": (_paired_flash, PAIRED_FLASH, "paired-flash depression of a retina model fitted to the embedded "
                      "ground-truth retina: per-ON-OFF-cell depression of the response to a second bright flash 45 "
                      "frames after the first (beyond a 40-frame model window) vs the ground truth's (the ON terminal's "

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import neurozoo.datasets.torchvision_compat  # noqa: F401  (before timm)
+from processes import live_waiting, run_killed
 from neurozoo.benchmarks.extraction import (CONVRNN, CORNET_RT, CORNET_S, CORNET_Z, NAYEBI_FITTING_BINS, ActivationCache,
                                             RandomProjection, StepBins, StepTable, Stimuli, extract, is_convrnn, static)
 from neurozoo.datasets.errors import SpecError
@@ -852,8 +853,6 @@ def test_the_copy_of_an_entry_read_by_a_process_killed_is_removed_by_the_next_re
     layer's activations, tmp<random>.nc) in the temporary folder for good. Named with its host and pid now, it is
     removed by the next read of the cache, and that of a process reading at the same time is kept (its own)."""
     import os
-    import signal
-    import subprocess
     import sys
     import tempfile
     from pathlib import Path
@@ -863,21 +862,15 @@ def test_the_copy_of_an_entry_read_by_a_process_killed_is_removed_by_the_next_re
     temporary.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
     command = [sys.executable, "-c", ENTRY_BEING_READ, str(tmp_path / "acts"), key]
-    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    dead = Path(killed.stdout.strip())
+    dead = Path(run_killed(command, env).strip())
     assert dead.parent == temporary and dead.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
-    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
+    with live_waiting(command, env) as live:
         kept = Path(live.stdout.readline().strip())
         assert kept.parent == temporary and kept.is_file()
         monkeypatch.setattr(tempfile, "tempdir", str(temporary))
         assert float(_load_strictly(cache, key).values.max()) == 1.0  # the next read
         assert list(temporary.iterdir()) == [kept]
-    finally:
-        live.communicate("\n", timeout=60)
-    assert live.returncode == 0 and list(temporary.iterdir()) == []
+    assert list(temporary.iterdir()) == []
 
 
 @pytest.mark.parametrize("name, layer", [("cornet_s", "V4"), ("cornet_z", "IT"), ("cornet_rt", "IT")])

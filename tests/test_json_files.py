@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from processes import live_waiting, run_killed
 from neurozoo.datasets.json_files import json_safe, write_json
 
 
@@ -118,8 +119,6 @@ def test_the_temporary_of_a_secret_killed_while_written_is_removed_by_the_next_u
     itself) beside secret.key for good. Named with its host and pid now, it is removed by the next process to use
     the secret; that of a process writing the key at the same time is kept (it unlinks it itself)."""
     import os
-    import signal
-    import subprocess
     import sys
 
     from neurozoo.benchmarks.extraction.cache import server_secret
@@ -127,21 +126,16 @@ def test_the_temporary_of_a_secret_killed_while_written_is_removed_by_the_next_u
     home = tmp_path / "home"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(home)}
     command = [sys.executable, "-c", SECRET_BEING_WRITTEN]
-    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL and killed.stdout == "writing\n", killed.stderr[-2000:]
+    assert run_killed(command, env) == "writing\n"
     [dead] = home.iterdir()
     assert dead.name.startswith(".secret.") and len(dead.read_text()) == 64
-    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
+    with live_waiting(command, env) as live:
         assert live.stdout.readline() == "writing\n"
         [kept] = set(home.iterdir()) - {dead}
         monkeypatch.setenv("NEUROZOO_HOME", str(home))
         secret = server_secret()  # the next use
         assert sorted(home.iterdir()) == sorted([kept, home / "secret.key"])
-    finally:
-        live.communicate("\n", timeout=60)
-    assert live.returncode == 0 and list(home.iterdir()) == [home / "secret.key"]
+    assert list(home.iterdir()) == [home / "secret.key"]
     assert (home / "secret.key").read_bytes() == secret  # the live one's key lost the race: not linked over it
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import alive
+from processes import alive, live_waiting, run_killed
 import yaml
 
 from neurozoo import benchmarks
@@ -140,26 +140,18 @@ def test_the_folder_of_a_submission_killed_while_unpacked_is_removed_by_the_next
     """A submission killed (SIGKILL) while prepared left its unpacked files in a folder of the store (tmp*) for good.
     Named with its host and pid now, it is removed by the next submission prepared, and that of one being prepared at
     the same time is kept (removed by it as it ends)."""
-    import signal
-    import subprocess
 
     source, store = make_submission(tmp_path / "sub", weights=False), tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-c", PREPARE_UNPACKED, str(source), str(store)]
-    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=60)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    dead = Path(killed.stdout.strip())
+    dead = Path(run_killed(command, env, timeout=60).strip())
     assert dead.parent == store and (dead / "unpacked" / "model.py").is_file()
-    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
+    with live_waiting(command, env) as live:
         kept = Path(live.stdout.readline().strip())
         assert kept.parent == store and kept.is_dir()
         stored = Path(prepare(make_submission(tmp_path / "next", weights=False), store)["folder"])
         assert sorted(store.iterdir()) == sorted([kept, stored])  # the dead one's gone, the live one's kept
-    finally:
-        live.communicate("\n", timeout=60)
-    assert live.returncode == 0 and list(store.iterdir()) == [stored]
+    assert list(store.iterdir()) == [stored]
 
 
 # a leaderboard job's model process being run (leaderboard.worker.run_model; the sandbox replaced by a stand-in): it
@@ -186,8 +178,6 @@ def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_
     scratch folder (neurozoo-job-*: the stimuli as float32, up to a dataset's size) in the temporary folder for good.
     Named with its host and pid now, it is removed by the next job run on this host, and that of a worker running a
     job at the same time is kept (removed by it as it ends)."""
-    import signal
-    import subprocess
     import tempfile
 
     import torch
@@ -200,13 +190,9 @@ def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_
     temporary.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
     command = [sys.executable, "-c", JOB_RUNNING]
-    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=120)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    dead = Path(killed.stdout.strip())
+    dead = Path(run_killed(command, env).strip())
     assert dead.parent == temporary and np.load(dead / "stimuli.npy").shape == (2, 3, 8, 8)
-    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
+    with live_waiting(command, env) as live:
         kept = Path(live.stdout.readline().strip())
         assert kept.parent == temporary and (kept / "request.json").is_file()
         seen = []
@@ -224,9 +210,7 @@ def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_
         assert own.name.startswith("neurozoo-job-")
         assert listing == {own, kept}  # the dead one's gone, the live one's kept
         assert list(temporary.iterdir()) == [kept]
-    finally:
-        live.communicate("\n", timeout=60)
-    assert live.returncode == 0 and list(temporary.iterdir()) == []
+    assert list(temporary.iterdir()) == []
 
 
 class Stopped(Exception):

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from processes import live_waiting, run_killed
 from neurozoo import convrnn
 from neurozoo.convrnn.search import SearchSpace, builtin_spaces, load_space, open_study, split_trials
 from neurozoo.convrnn.search.study import make_pruner, make_storage
@@ -1366,20 +1367,14 @@ def test_the_reports_folder_of_a_killed_search_is_removed_by_the_next_and_a_live
     scratch.mkdir()
     env = {**_env(), "TMPDIR": str(scratch)}
     command = [sys.executable, "-c", COMMAND_WAITING_FOR_ITS_WORKERS]
-    killed = subprocess.run([*command, "kill"], env=env, capture_output=True, text=True, timeout=60)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    dead = Path(killed.stdout.strip())
+    dead = Path(run_killed(command, env, timeout=60).strip())
     assert dead.parent == scratch and dead.name.startswith("zoo-search-") and dead.is_dir()
-    live = subprocess.Popen([*command, "wait"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
+    with live_waiting(command, env) as live:
         kept = Path(live.stdout.readline().strip())
         assert kept.parent == scratch and kept.is_dir()
         monkeypatch.setattr(tempfile, "tempdir", str(scratch))
         run_workers([], [1], "sqlite://")  # the next command: its worker exits at once
         assert sorted(scratch.iterdir()) == [kept]  # the dead command's gone, the live one's kept, this one's removed
-    finally:
-        live.communicate("\n", timeout=60)
     assert live.returncode == 0 and list(scratch.iterdir()) == []
 
 

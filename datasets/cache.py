@@ -12,6 +12,7 @@ concurrent writer never leaves a half-written folder behind.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import math
@@ -98,6 +99,19 @@ def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: fl
             continue
 
 
+def remove_dead_owned(folder: Path, prefix: str, folders: bool = False) -> None:
+    """Remove what processes of this host that are gone left in ``folder`` under ``prefix``, named with their owner
+    (``<prefix><random>.tmp-<host>-<pid>...``, :func:`temporary_suffix`): a process killed with SIGKILL (the
+    out-of-memory killer) never ran its cleanup, and nothing else would remove it. A live process's stays, and so does
+    another host's or one named without its owner (none provably abandoned). ``folders``: folders too."""
+    remove_dead_temporaries(folder, f"{glob.escape(prefix)}*.tmp-*", max_age_s=math.inf, folders=folders)
+
+
+#: :func:`remove_dead_owned` once per process, folder and prefix: for temporaries made often (every read of a cached
+#: entry, every first use of the secret), whose dead owners' leftovers need one sweep, not one per use
+remove_dead_owned_once = functools.lru_cache(maxsize=None)(remove_dead_owned)
+
+
 @contextmanager
 def owned_temporary_folder(prefix: str, parent: Optional[Path] = None) -> Iterator[Path]:
     """``tempfile.TemporaryDirectory(prefix=prefix, dir=parent)`` (mode 0700; default parent: the system's temporary
@@ -107,7 +121,7 @@ def owned_temporary_folder(prefix: str, parent: Optional[Path] = None) -> Iterat
     process (a concurrent run's, or one whose dead owner's pid a new process took) stays, and so does one of another
     host (a shared ``parent``) or one named before its owner was (without host and pid): none provably abandoned."""
     parent = Path(parent if parent is not None else tempfile.gettempdir())
-    remove_dead_temporaries(parent, f"{glob.escape(prefix)}*.tmp-*", max_age_s=math.inf, folders=True)
+    remove_dead_owned(parent, prefix, folders=True)
     folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=temporary_suffix(), dir=parent))
     try:
         yield folder

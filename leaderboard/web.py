@@ -9,7 +9,6 @@ GET  /api/submissions/{id}  status and PUBLIC-split scores, for the submitting u
 A page that does not exist is an HTML page with status 404 (under /api/: JSON).
 """
 
-import math
 import os
 import tempfile
 import threading
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from neurozoo.datasets.cache import remove_dead_temporaries, temporary_suffix
+from neurozoo.datasets.cache import remove_dead_owned, temporary_suffix
 
 #: ``.upload-<random>.tmp-<host>-<pid>``: a submission's archive in the store while it is received and queued
 UPLOAD_TEMPORARY = ".upload-"
@@ -261,7 +260,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
         # streamed to disk as it arrives (it was held in memory, up to the cap); the file is "upload" in messages.
         # Named with this process's host and pid: a server killed (SIGKILL) while receiving or queueing an upload left
         # it in the store for good; the next upload removes the dead ones of this host, never a live process's
-        remove_dead_temporaries(store, f"{UPLOAD_TEMPORARY}*.tmp-*", max_age_s=math.inf)
+        remove_dead_owned(store, UPLOAD_TEMPORARY)
         upload = tempfile.NamedTemporaryFile(dir=store, prefix=UPLOAD_TEMPORARY, suffix=temporary_suffix(),
                                              delete=False, buffering=0)
         try:

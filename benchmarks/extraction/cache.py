@@ -37,10 +37,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import functools
 import io
 import json
-import math
 import os
 import re
 import secrets
@@ -56,7 +54,7 @@ import torch
 import xarray as xr
 
 from neurozoo.benchmarks.paths import cache_dir, home
-from neurozoo.datasets.cache import locked, remove_dead_temporaries, temporary_suffix
+from neurozoo.datasets.cache import locked, remove_dead_owned_once, remove_dead_temporaries, temporary_suffix
 
 SECRET_FILE = "secret.key"
 TEMPORARY = ".*.tmp*"  # ``.<key>.<random>.tmp-<host>-<pid>``: a save in progress, or one killed mid-write
@@ -68,10 +66,10 @@ def server_secret() -> bytes:
     """The host's random secret (created on first use, mode 0600, under ``$NEUROZOO_HOME``). It keys the
     activation cache's digests and the leaderboard's hidden split; it never leaves the trusted side."""
     path = home() / SECRET_FILE
-    remove_dead_secret_temporaries(path.parent)
+    remove_dead_owned_once(path.parent, SECRET_TEMPORARY)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        # named with this process's host and pid (remove_dead_secret_temporaries)
+        # named with this process's host and pid (SECRET_TEMPORARY)
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=SECRET_TEMPORARY, suffix=temporary_suffix())
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32))
@@ -98,31 +96,15 @@ def server_secret() -> bytes:
     return value.encode()
 
 
-#: ``.secret.<random>.tmp-<host>-<pid>``: the key being written by :func:`server_secret`
+#: ``.secret.<random>.tmp-<host>-<pid>``: the key being written by :func:`server_secret`; one killed (SIGKILL) while
+#: writing its key, or between linking it into place and unlinking its temporary, left it beside secret.key for good
+#: (a 64-hex-digit key, mode 0600): the next process to use the secret removes it (``remove_dead_owned_once``)
 SECRET_TEMPORARY = ".secret."
 
-
-@functools.lru_cache(maxsize=None)
-def remove_dead_secret_temporaries(folder: Path) -> None:
-    """Remove, once per process and home, the temporaries of keys (:data:`SECRET_TEMPORARY`) left beside secret.key
-    by processes of this host that are gone: one killed (SIGKILL) while writing its key, or between linking it into
-    place and unlinking its temporary, left a ``.secret.*`` file there for good (a 64-hex-digit key, mode 0600).
-    A live process's (one making its key right now) stays (``datasets.cache.remove_dead_temporaries``)."""
-    remove_dead_temporaries(folder, f"{SECRET_TEMPORARY}*.tmp-*", max_age_s=math.inf)
-
-
 #: ``neurozoo-activations-<random>.tmp-<host>-<pid>.nc``: the verified bytes of an entry being read
-#: (:meth:`ActivationCache.load`), in the system's temporary folder
+#: (:meth:`ActivationCache.load`), in the system's temporary folder; one killed (the out-of-memory killer) while it
+#: read an entry left its copy (all of that layer's activations) there for good: the next read removes it
 COPY_TEMPORARY = "neurozoo-activations-"
-
-
-@functools.lru_cache(maxsize=None)
-def remove_dead_copies(folder: Path) -> None:
-    """Remove, once per process and folder, the copies of entries being read (:data:`COPY_TEMPORARY`) left by
-    processes of this host that are gone: one killed (SIGKILL, the out-of-memory killer) while it read an entry left
-    its copy (all of that layer's activations) in the temporary folder for good. A live process's stays
-    (``datasets.cache.remove_dead_temporaries``)."""
-    remove_dead_temporaries(folder, f"{COPY_TEMPORARY}*.tmp-*", max_age_s=math.inf)
 
 
 def keyed_digest(purpose: str, data: bytes) -> str:
@@ -186,8 +168,8 @@ class ActivationCache:
             warnings.warn(f"{path}: digest missing or wrong (the file was modified or written by someone else); "
                           "recomputing the activations", stacklevel=2)
             return None
-        remove_dead_copies(Path(tempfile.gettempdir()))
-        # parse exactly the bytes that were verified; named with this process's host and pid (remove_dead_copies)
+        remove_dead_owned_once(Path(tempfile.gettempdir()), COPY_TEMPORARY)
+        # parse exactly the bytes that were verified; named with this process's host and pid (COPY_TEMPORARY)
         with tempfile.NamedTemporaryFile(prefix=COPY_TEMPORARY, suffix=temporary_suffix() + ".nc") as copy:
             copy.write(data)
             copy.flush()

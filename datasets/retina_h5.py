@@ -598,8 +598,9 @@ def checked_experiment(path) -> Tuple[Recording, Recording]:
     if test.cells != train.cells:
         raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
                         f"got {len(test.cells)}")
-    _warn_of_unlike_stimuli(str(Path(path).resolve()), file_state(path))
-    _warn_of_unread(str(Path(path).resolve()), file_state(path), train.unread, test.unread)
+    resolved, state = str(Path(path).resolve()), file_state(path)
+    _warn_of_unlike_stimuli(resolved, state)
+    _warn_of_unread(resolved, state, train.unread, test.unread)
     return train, test
 
 

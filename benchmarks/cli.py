@@ -65,6 +65,14 @@ def add_commands(sub) -> None:
                              "scripts/fit_glms.py. The record keeps it (settings.heldout_history) and names an "
                              "observed score's model MODEL (observed spike history); refused for a model without "
                              "spike history")
+    # retina.fit.OBJECTIVES, as zoo fit's --objective (not imported here: it would import torch for `zoo score --help`)
+    parser.add_argument("--objective", choices=("zoo", "deep-retina"),
+                        help="a retina benchmark's fit of MODEL: what it minimises (zoo fit --objective): zoo "
+                             "(default), every model's protocol; deep-retina (glm only), deep-retina's "
+                             "scripts/fit_glms.py loss and penalties, fitted into a fit cache folder of its own. The "
+                             "record keeps it (settings.objective, settings.rerun.objective, which zoo reproduce "
+                             "fits again) and names its model MODEL (deep-retina objective); refused for a model "
+                             "without deep-retina's penalty groups and with --checkpoint")
     parser.add_argument("--stimulus-class", metavar="CLASS",
                         help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
                              "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
@@ -110,6 +118,13 @@ def run_score(args) -> int:
     if _observed_history(args) and not _is_heldout(args.benchmark):
         raise UserFacingError(f"--heldout-history applies to the held-out retina benchmarks "
                               f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}")
+    if _other_objective(args) and not _is_retina(args.benchmark):
+        raise UserFacingError(f"--objective applies to the retina benchmarks (what their fit of a retina model "
+                              f"minimises), not to {args.benchmark}")
+    if _other_objective(args) and args.checkpoint is not None:
+        raise UserFacingError(f"--objective {args.objective}: --checkpoint's weights are fitted already (their "
+                              "summary.json records the objective they were fitted by); it applies to a model the "
+                              "benchmark fits: leave one of the two out")
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -316,6 +331,7 @@ def rerun_arguments(args) -> dict:
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
             **({"heldout_history": args.heldout_history} if _observed_history(args) else {}),
+            **_other_objective(args),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -524,6 +540,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         from neurozoo.retina.cli import checked_heldout_history
 
         checked_heldout_history(args, n_cells=1)  # the model's class says whether it has spike history
+    objective = _other_objective(args)
+    if objective:  # before any recording is read or fit begun: the fit's own check of its settings, as zoo fit's
+        from neurozoo.retina.fit import FitConfig, checked_config, create_model
+
+        checked_config(create_model(args.model, n_cells=1), FitConfig(**objective))  # its class has the penalty?
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
     if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
@@ -566,8 +587,9 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     progress = getattr(args, "progress", True)
     stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
-                             **({"stimulus_class": given_class} if given_class else {}), **history) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history))
+                             **({"stimulus_class": given_class} if given_class else {}), **history, **objective)
+             if data is not None
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history, **objective))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
         score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
                                                            training_stimulus_from=trained.known_from)
@@ -590,8 +612,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
-    if history:  # likewise: never a row with the simulated score, the benchmark's own
-        name += " (observed spike history)"
+    # likewise: a fit by another objective, or the observed spike history, never a row with the benchmark's own score
+    qualifiers = [*([f"{args.objective} objective"] if objective else []),
+                  *(["observed spike history"] if history else [])]
+    if qualifiers:
+        name += f" ({', '.join(qualifiers)})"
     return score, name
 
 
@@ -599,6 +624,14 @@ def _observed_history(args) -> bool:
     """Whether ``zoo score`` was asked for the held-out score with the observed spike history (``--heldout-history
     observed``; a namespace without it, the default, simulated)."""
     return getattr(args, "heldout_history", "simulated") != "simulated"
+
+
+def _other_objective(args) -> dict:
+    """``{"objective": ...}``, the fit setting of ``zoo score --objective``, where it names another objective than the
+    default (``"zoo"``, :class:`retina.fit.FitConfig`'s: ``--objective zoo`` is the default's score, record and fit);
+    else ``{}`` (a namespace without it too)."""
+    objective = getattr(args, "objective", None)
+    return {"objective": objective} if objective not in (None, "zoo") else {}
 
 
 def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:

@@ -33,6 +33,10 @@ def add_commands(sub) -> None:
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
+    parser.add_argument("--records", action="store_true",
+                        help="list the records of the results store (--db), oldest first, one a line: the id that zoo "
+                             "reproduce takes, when it was scored, model, benchmark and value (MODEL and BENCHMARK, "
+                             "given, keep the records of those recorded names), and exit")
     parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint (the model built as it "
                         "was trained: its --width, --set and classes, unless given) or a state dict; for a CORnet also "
                         "a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted; for a retina "
@@ -96,6 +100,8 @@ def run_score(args) -> int:
         for entry in benchmarks.BENCHMARKS.entries():
             print(f"{entry.name:40s} {entry.description}")
         return 0
+    if args.records:
+        return list_records(args)
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     check_own_data_options(args)
@@ -137,6 +143,25 @@ def run_score(args) -> int:
     with output_folder(args.out or results_dir()) as out:
         args.out = out
         return _score(args)
+
+
+def list_records(args) -> int:
+    """``zoo score --records [MODEL [BENCHMARK]]``: the records of the results store (``--db``; those of ``zoo
+    score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
+    first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
+    id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    from neurozoo.benchmarks.records import ResultsStore, default_url
+    from neurozoo.datasets.text_table import format_table
+
+    store = ResultsStore(args.db)
+    records = store.records(args.model, args.benchmark)
+    rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
+             "-" if record.value is None else f"{record.value:.4f}") for record in records]
+    if rows:
+        print(format_table(("record", "scored (UTC)", "model", "benchmark", "value"), rows))
+    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {store.shown_url}")
+    print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
+    return 0
 
 
 def check_own_data_options(args) -> None:

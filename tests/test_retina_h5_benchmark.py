@@ -824,3 +824,33 @@ def test_objective_deep_retina_scores_the_glm_fitted_by_it_in_a_record_of_its_ow
     assert "zoo score: error: --objective deep-retina: --checkpoint's weights are fitted already" in (
         capsys.readouterr().err)
     assert len(ResultsStore(db).records()) == 3
+
+
+def test_zoo_score_records_lists_what_zoo_score_stored_with_the_id_zoo_reproduce_takes(own_file, tmp_path, one_epoch,
+                                                                                      capsys):
+    """No command listed the records zoo score stores (its --db, by default $NEUROZOO_HOME/results.sqlite): their
+    ids, which zoo reproduce takes, were in zoo score's output alone. zoo score --records lists them, oldest first,
+    one a line (record id, when scored, model, benchmark, value), MODEL and BENCHMARK keeping those names' only."""
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out]) == 0
+    assert main(["score", "glm", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out, "--heldout-history",
+                 "observed"]) == 0
+    stored = ResultsStore(db).records()
+    assert [record.model for record in stored] == ["ln", "glm (observed spike history)"]
+    capsys.readouterr()
+    assert main(["score", "--records", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"^record\s+scored \(UTC\)\s+model\s+benchmark\s+value$", lines[0]) and len(lines) == 5
+    for line, record in zip(lines[2:4], stored):
+        assert re.match(rf"^{record.id}\s+{re.escape(str(record.created_at)[:16])}\s+{re.escape(record.model)}\s+"
+                        rf"{FILE_BENCHMARK}\s+{record.value:.4f}$", line), line
+    assert lines[4] == f"2 records in {db}; zoo reproduce RECORD --db {db} scores one again"
+    assert main(["score", "ln", FILE_BENCHMARK, "--records", "--db", db]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 4 and listed[2].split()[:1] == [str(stored[0].id)] and listed[3].startswith("1 record in ")
+    assert main(["score", "glm (observed spike history)", "--records", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:1] == [str(stored[1].id)]
+    # the id listed is the one zoo reproduce takes
+    assert main(["reproduce", listed[2].split()[0], "--db", db]) == 0
+    assert f"record {stored[0].id}: ln on {FILE_BENCHMARK}" in capsys.readouterr().out
+

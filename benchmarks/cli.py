@@ -33,6 +33,10 @@ def add_commands(sub) -> None:
                                                  "retina benchmark a retina model name (retina.list_models())")
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
+    parser.add_argument("--records", action="store_true",
+                        help="list the records of the results store (--db), oldest first, one a line: the id that zoo "
+                             "reproduce takes, when it was scored, model, benchmark and value (MODEL and BENCHMARK, "
+                             "given, keep the records of those recorded names), and exit")
     parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint (the model built as it "
                         "was trained: its --width, --set and classes, unless given) or a state dict; for a CORnet also "
                         "a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted; for a retina "
@@ -65,6 +69,14 @@ def add_commands(sub) -> None:
                              "scripts/fit_glms.py. The record keeps it (settings.heldout_history) and names an "
                              "observed score's model MODEL (observed spike history); refused for a model without "
                              "spike history")
+    # retina.fit.OBJECTIVES, as zoo fit's --objective (not imported here: it would import torch for `zoo score --help`)
+    parser.add_argument("--objective", choices=("zoo", "deep-retina"),
+                        help="a retina benchmark's fit of MODEL: what it minimises (zoo fit --objective): zoo "
+                             "(default), every model's protocol; deep-retina (glm only), deep-retina's "
+                             "scripts/fit_glms.py loss and penalties, fitted into a fit cache folder of its own. The "
+                             "record keeps it (settings.objective, settings.rerun.objective, which zoo reproduce "
+                             "fits again) and names its model MODEL (deep-retina objective); refused for a model "
+                             "without deep-retina's penalty groups and with --checkpoint")
     parser.add_argument("--stimulus-class", metavar="CLASS",
                         help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
                              "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
@@ -88,6 +100,8 @@ def run_score(args) -> int:
         for entry in benchmarks.BENCHMARKS.entries():
             print(f"{entry.name:40s} {entry.description}")
         return 0
+    if args.records:
+        return list_records(args)
     if not args.model or not args.benchmark:
         raise UserFacingError("usage: zoo score MODEL BENCHMARK (see `zoo score --list`)")
     check_own_data_options(args)
@@ -110,6 +124,13 @@ def run_score(args) -> int:
     if _observed_history(args) and not _is_heldout(args.benchmark):
         raise UserFacingError(f"--heldout-history applies to the held-out retina benchmarks "
                               f"({', '.join([*_embedded_heldout(), _file_heldout()])}), not to {args.benchmark}")
+    if _other_objective(args) and not _is_retina(args.benchmark):
+        raise UserFacingError(f"--objective applies to the retina benchmarks (what their fit of a retina model "
+                              f"minimises), not to {args.benchmark}")
+    if _other_objective(args) and args.checkpoint is not None:
+        raise UserFacingError(f"--objective {args.objective}: --checkpoint's weights are fitted already (their "
+                              "summary.json records the objective they were fitted by); it applies to a model the "
+                              "benchmark fits: leave one of the two out")
     if _is_retina(args.benchmark):
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
@@ -122,6 +143,25 @@ def run_score(args) -> int:
     with output_folder(args.out or results_dir()) as out:
         args.out = out
         return _score(args)
+
+
+def list_records(args) -> int:
+    """``zoo score --records [MODEL [BENCHMARK]]``: the records of the results store (``--db``; those of ``zoo
+    score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
+    first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
+    id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    from neurozoo.benchmarks.records import ResultsStore, default_url
+    from neurozoo.datasets.text_table import format_table
+
+    store = ResultsStore(args.db)
+    records = store.records(args.model, args.benchmark)
+    rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
+             "-" if record.value is None else f"{record.value:.4f}") for record in records]
+    if rows:
+        print(format_table(("record", "scored (UTC)", "model", "benchmark", "value"), rows))
+    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {store.shown_url}")
+    print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
+    return 0
 
 
 def check_own_data_options(args) -> None:
@@ -316,6 +356,7 @@ def rerun_arguments(args) -> dict:
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
             **({"heldout_history": args.heldout_history} if _observed_history(args) else {}),
+            **_other_objective(args),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
 
@@ -524,6 +565,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         from neurozoo.retina.cli import checked_heldout_history
 
         checked_heldout_history(args, n_cells=1)  # the model's class says whether it has spike history
+    objective = _other_objective(args)
+    if objective:  # before any recording is read or fit begun: the fit's own check of its settings, as zoo fit's
+        from neurozoo.retina.fit import FitConfig, checked_config, create_model
+
+        checked_config(create_model(args.model, n_cells=1), FitConfig(**objective))  # its class has the penalty?
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
     if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
@@ -566,8 +612,9 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     progress = getattr(args, "progress", True)
     stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
-                             **({"stimulus_class": given_class} if given_class else {}), **history) if data is not None
-             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history))
+                             **({"stimulus_class": given_class} if given_class else {}), **history, **objective)
+             if data is not None
+             else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history, **objective))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's
         score.provenance.setdefault("settings", {}).update(training_stimulus=trained.name,
                                                            training_stimulus_from=trained.known_from)
@@ -590,8 +637,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
-    if history:  # likewise: never a row with the simulated score, the benchmark's own
-        name += " (observed spike history)"
+    # likewise: a fit by another objective, or the observed spike history, never a row with the benchmark's own score
+    qualifiers = [*([f"{args.objective} objective"] if objective else []),
+                  *(["observed spike history"] if history else [])]
+    if qualifiers:
+        name += f" ({', '.join(qualifiers)})"
     return score, name
 
 
@@ -599,6 +649,14 @@ def _observed_history(args) -> bool:
     """Whether ``zoo score`` was asked for the held-out score with the observed spike history (``--heldout-history
     observed``; a namespace without it, the default, simulated)."""
     return getattr(args, "heldout_history", "simulated") != "simulated"
+
+
+def _other_objective(args) -> dict:
+    """``{"objective": ...}``, the fit setting of ``zoo score --objective``, where it names another objective than the
+    default (``"zoo"``, :class:`retina.fit.FitConfig`'s: ``--objective zoo`` is the default's score, record and fit);
+    else ``{}`` (a namespace without it too)."""
+    objective = getattr(args, "objective", None)
+    return {"objective": objective} if objective not in (None, "zoo") else {}
 
 
 def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:

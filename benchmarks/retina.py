@@ -15,6 +15,11 @@ history. A spike-history model's score keeps it in its settings (``heldout_histo
 has none: simulated, the only mode then), so that a score in one mode is never reused as one in the other; ``zoo
 score`` names an observed one's model ``MODEL (observed spike history)``, its own row wherever scores are listed.
 The fit is the same in both modes, and the fit cache shares it.
+
+``score(..., objective="deep-retina")`` (``zoo score --objective deep-retina``, the GLM only): the fit setting of ``zoo
+fit --objective``, a fit override like any other (a fit cache folder of its own); the score's settings keep it
+(``objective``, and the penalty used, ``objective_penalty``), and ``zoo score`` names its model ``MODEL (deep-retina
+objective)`` (``MODEL (deep-retina objective, observed spike history)`` with the observed history).
 """
 from __future__ import annotations
 

@@ -173,6 +173,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   cross_stimulus=how.get("cross_stimulus", False),
                                   stimulus_class=how.get("stimulus_class"),
                                   heldout_history=how.get("heldout_history", "simulated"),
+                                  objective=how.get("objective"),
                                   # scored before a held-out benchmark's stimulus-class rule: rerun as then
                                   before_the_rule=bool(what_dates_it(how["benchmark"], record.settings)))
         score, name = score_from_args(args)

@@ -107,10 +107,11 @@ def recording(path: Path, summary: Dict[str, Any]) -> Path:
 def fit_config(path: Path, summary: Dict[str, Any], device: str):
     """The :class:`retina.fit.FitConfig` the fit used, from ``provenance.settings``, on ``device``."""
     from neurozoo.datasets.errors import SpecError
-    from neurozoo.retina.fit import FitConfig, checked_fit_settings
+    from neurozoo.retina.fit import RECORDED_ONLY, FitConfig, checked_fit_settings
 
+    recorded = {name: value for name, value in summary["provenance"]["settings"].items() if name not in RECORDED_ONLY}
     try:
-        settings = checked_fit_settings(summary["provenance"]["settings"], f"{path}: provenance.settings")
+        settings = checked_fit_settings(recorded, f"{path}: provenance.settings")
     except SpecError as error:
         raise DataError(f"{error}; not a fit of this version: it cannot be made again as it was") from None
     if settings.get("seed", summary["provenance"]["seed"]) != summary["provenance"]["seed"]:
@@ -197,9 +198,10 @@ def number_pairs(path: Path, summary: Dict[str, Any], result, frame,
 
 
 def _settings(result) -> Dict[str, Any]:
-    import dataclasses
+    """The rerun's settings as its summary would state them (:func:`retina.fit.recorded_settings`)."""
+    from neurozoo.retina.fit import recorded_settings
 
-    return dataclasses.asdict(result.config)
+    return recorded_settings(result.config, result.model)
 
 
 def _plain(value):

@@ -66,8 +66,9 @@ def _add_fit(sub) -> None:
                         "on the rates, every model's protocol); deep-retina (glm): deep-retina's scripts/fit_glms.py "
                         "objective, dt * the Poisson loss per cell + TensorFlow's L2 (scale * sum(w^2) / 2) at 1e-4 on "
                         "the stimulus filter and 1e-2 on the post-spike filter and the intercept, no L1 (--l2 and --l1 "
-                        "are refused with it). Recorded in summary.json (provenance.settings.objective); part of the "
-                        "fit cache's key and of what a resume must share")
+                        "are refused with it). Recorded in summary.json (provenance.settings.objective, and in place of "
+                        "l2 and l1 the penalty it used, objective_penalty); part of the fit cache's key and of what a "
+                        "resume must share")
     p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
                         "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")

@@ -961,6 +961,24 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
     return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1 + target_lag:], cells=test.cells)
 
 
+#: what :func:`recorded_settings` states beside the :class:`FitConfig` settings: no setting of a fit (a reader that
+#: makes the fit again from the recorded settings, ``zoo reproduce DIR/summary.json``, leaves it out)
+RECORDED_ONLY = ("objective_penalty",)
+
+
+def recorded_settings(config: FitConfig, model: nn.Module) -> dict:
+    """The settings a fit's record states (:func:`provenance`'s ``settings``: ``zoo fit``'s summary.json, a retina
+    benchmark's score): every :class:`FitConfig` setting, but under an objective with its own penalty
+    (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at their
+    defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
+    ``deep_retina_penalty_scales``). The zoo objective's are every setting, as before the option."""
+    settings = asdict(config)
+    if config.objective != "zoo":
+        del settings["l2"], settings["l1"]
+        settings["objective_penalty"] = dict(model.deep_retina_penalty_scales)
+    return settings
+
+
 def provenance(path, result: Optional[FitResult] = None) -> dict:
     """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks); the checksum
     is the one ``result``'s fit took of the recording it read, else ``path``'s."""
@@ -973,7 +991,8 @@ def provenance(path, result: Optional[FitResult] = None) -> dict:
             "data_path": str(path), "torch": torch.__version__, "fit_protocol": FIT_PROTOCOL,
             "environment": environment()}
     if result is not None:
-        info.update(seed=result.config.seed, settings=asdict(result.config), device=result.config.device,
+        info.update(seed=result.config.seed, settings=recorded_settings(result.config, result.model),
+                    device=result.config.device,
                     duration_s=round(result.duration_s, 2), best_epoch=result.best_epoch,
                     model_class=type(result.model).__name__, fit_torch_threads=result.torch_threads or None)
     return info

@@ -592,6 +592,34 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(tmp_path, capsys):
+    """A fit with ``objective="deep-retina"`` recorded ``l2`` 1e-3 and ``l1`` 1e-3 in summary.json's
+    provenance.settings (and a benchmark score's settings), penalties it never used. Its record now states the
+    penalty it did use (``objective_penalty``: deep-retina's scales) and no ``l2`` / ``l1``; the zoo objective's
+    recorded settings are every setting as before; and ``zoo reproduce`` fits the summary again to the bit."""
+    import dataclasses
+    import json
+
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import FitConfig, recorded_settings
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    out = tmp_path / "deep-retina"
+    assert zoo(["fit", "glm", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet", "--out", str(out),
+                "--objective", "deep-retina"]) == 0
+    settings = json.loads((out / "summary.json").read_text())["provenance"]["settings"]
+    assert "l2" not in settings and "l1" not in settings and settings["objective"] == "deep-retina"
+    assert settings["objective_penalty"] == {"form": "scale * sum(w^2) / 2", "stimulus_filter": 1e-4,
+                                             "post_spike_filter": 1e-2, "intercept": 1e-2, "rates_l1": 0.0}
+    glm = create_model("glm", n_cells=2)
+    assert recorded_settings(FitConfig(), glm) == dataclasses.asdict(FitConfig())  # the zoo objective's: unchanged
+    capsys.readouterr()
+    assert zoo(["reproduce", str(out / "summary.json")]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
 @pytest.mark.parametrize("options", [["--l2", "0.001"], ["--l1", "0.001"], ["--l2", "0.01", "--l1", "0"]])
 def test_zoo_fit_refuses_l2_and_l1_beside_the_deep_retina_objective_even_at_their_default(tmp_path, capsys, options):
     """``--l2 1e-3`` (the default's value) beside ``--objective deep-retina`` was fitted, the penalty asked for

@@ -762,3 +762,95 @@ def test_datasets_of_response_passed_over_are_named_once_but_our_own_are_not(own
                          "--db", db]) == 0
         named = [str(w.message) for w in caught if "not read:" in str(w.message)]
         assert named == ([] if data == own_file else [expected])  # once: the score reads the file the fit read
+
+
+def test_objective_deep_retina_scores_the_glm_fitted_by_it_in_a_record_of_its_own_that_zoo_reproduce_refits(
+        own_file, tmp_path, one_epoch, monkeypatch, capsys):
+    """``zoo fit glm --objective deep-retina`` fitted deep-retina's GLM objective, but zoo score could not score such
+    a fit (the benchmarks took it only as a Python fit override), and its score would have had no model name of its
+    own. zoo score --objective deep-retina now scores the fit by that objective (a fit cache folder of its own, the
+    API's score with ``objective=``), the record keeps it (settings.objective, settings.rerun.objective) under its own
+    model name, combined with the observed spike history as one parenthesis, and zoo reproduce fits it again by that
+    objective to the bit. Refused before any fit for a model without deep-retina's penalty groups (the fit's own
+    check, as zoo fit's), for a benchmark that fits no retina model, and beside --checkpoint."""
+    from pathlib import Path
+
+    import torch
+
+    from neurozoo.retina import embedded_fit
+
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "glm", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out]
+    assert main(score) == 0
+    assert main([*score, "--objective", "deep-retina"]) == 0
+    assert re.search(r"^glm \(deep-retina objective\) on retina_h5\.heldout: 0\.\d{4} ", capsys.readouterr().out, re.M)
+    assert main([*score, "--objective", "deep-retina", "--heldout-history", "observed"]) == 0
+    default, deep, observed = ResultsStore(db).records()
+    assert (default.model, deep.model, observed.model) == (
+        "glm", "glm (deep-retina objective)", "glm (deep-retina objective, observed spike history)")
+    assert [record.settings["objective"] for record in (default, deep, observed)] == ["zoo", "deep-retina", "deep-retina"]
+    assert "objective" not in default.settings["rerun"]
+    assert deep.settings["rerun"]["objective"] == observed.settings["rerun"]["objective"] == "deep-retina"
+    assert observed.settings["heldout_history"] == "observed"
+    # the penalty the fit used, not the zoo objective's l2 / l1 (the default's record keeps those)
+    assert "l2" not in deep.settings and deep.settings["objective_penalty"]["stimulus_filter"] == 1e-4
+    assert (default.settings["l2"], default.settings["l1"]) == (1e-3, 1e-3)
+    # the API: the same fit (read from the fit cache: a folder of its own), the same score
+    api = RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1}).score("glm", own_file, progress=False,
+                                                                      objective="deep-retina")
+    zoo_fit = RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1}).score("glm", own_file, progress=False)
+    assert (api.value, api.per_bin) == (deep.value, deep.per_bin) and zoo_fit.value == default.value
+    assert api.provenance["fit_dir"] != zoo_fit.provenance["fit_dir"] and api.provenance["fit_origin"] == "cached"
+    weights = [torch.load(Path(fitted.provenance["fit_dir"]) / "model.pt") for fitted in (api, zoo_fit)]
+    assert (weights[0]["bias"] - weights[1]["bias"]).abs().max() > 1e-3  # fitted by another objective
+    assert deep.value != default.value
+    capsys.readouterr()
+    assert main(["reproduce", str(observed.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    # refused before any fit: a model without deep-retina's penalty groups, a benchmark fitting no retina model, and
+    # weights fitted already
+    monkeypatch.setattr(embedded_fit, "fitted_file_model", lambda *args, **kwargs: pytest.fail("fitted"))
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out,
+                 "--objective", "deep-retina"]) == 2
+    assert ("zoo score: error: fit settings: objective 'deep-retina' is deep-retina's GLM objective "
+            "(scripts/fit_glms.py), for a model that names its penalty groups (deep_retina_penalty(): the glm); LN "
+            "has none" in capsys.readouterr().err)
+    assert main(["score", "rgc_intermediate", "ventral_embedded.V4-temporal", "--db", db, "--out", out,
+                 "--objective", "deep-retina"]) == 2
+    assert ("zoo score: error: --objective applies to the retina benchmarks (what their fit of a retina model "
+            "minimises), not to ventral_embedded.V4-temporal" in capsys.readouterr().err)
+    assert main([*score, "--objective", "deep-retina", "--checkpoint", str(Path(api.provenance["fit_dir"]) /
+                                                                           "model.pt")]) == 2
+    assert "zoo score: error: --objective deep-retina: --checkpoint's weights are fitted already" in (
+        capsys.readouterr().err)
+    assert len(ResultsStore(db).records()) == 3
+
+
+def test_zoo_score_records_lists_what_zoo_score_stored_with_the_id_zoo_reproduce_takes(own_file, tmp_path, one_epoch,
+                                                                                      capsys):
+    """No command listed the records zoo score stores (its --db, by default $NEUROZOO_HOME/results.sqlite): their
+    ids, which zoo reproduce takes, were in zoo score's output alone. zoo score --records lists them, oldest first,
+    one a line (record id, when scored, model, benchmark, value), MODEL and BENCHMARK keeping those names' only."""
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out]) == 0
+    assert main(["score", "glm", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out, "--heldout-history",
+                 "observed"]) == 0
+    stored = ResultsStore(db).records()
+    assert [record.model for record in stored] == ["ln", "glm (observed spike history)"]
+    capsys.readouterr()
+    assert main(["score", "--records", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"^record\s+scored \(UTC\)\s+model\s+benchmark\s+value$", lines[0]) and len(lines) == 5
+    for line, record in zip(lines[2:4], stored):
+        assert re.match(rf"^{record.id}\s+{re.escape(str(record.created_at)[:16])}\s+{re.escape(record.model)}\s+"
+                        rf"{FILE_BENCHMARK}\s+{record.value:.4f}$", line), line
+    assert lines[4] == f"2 records in {db}; zoo reproduce RECORD --db {db} scores one again"
+    assert main(["score", "ln", FILE_BENCHMARK, "--records", "--db", db]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 4 and listed[2].split()[:1] == [str(stored[0].id)] and listed[3].startswith("1 record in ")
+    assert main(["score", "glm (observed spike history)", "--records", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines()[2].split()[:1] == [str(stored[1].id)]
+    # the id listed is the one zoo reproduce takes
+    assert main(["reproduce", listed[2].split()[0], "--db", db]) == 0
+    assert f"record {stored[0].id}: ln on {FILE_BENCHMARK}" in capsys.readouterr().out
+

@@ -125,6 +125,13 @@ class GLM(nn.Module):
         # named_parameters' order, so that "raw" sums as every other model's penalty (protocol 8, to the bit)
         return [post_spike, self.filter.spatial, self.filter.temporal]
 
+    #: what :meth:`deep_retina_penalty` puts on which weights (TensorFlow's ``scale * sum(w^2) / 2``; none on the
+    #: rates): the penalty a fit with ``objective="deep-retina"`` records as used in place of ``l2`` and ``l1``
+    #: (:func:`retina.fit.recorded_settings`)
+    deep_retina_penalty_scales = {"form": "scale * sum(w^2) / 2", "stimulus_filter": DEEP_RETINA_L2_FILTER,
+                                  "post_spike_filter": DEEP_RETINA_L2_HISTORY, "intercept": DEEP_RETINA_L2_HISTORY,
+                                  "rates_l1": 0.0}
+
     def deep_retina_penalty(self) -> torch.Tensor:
         """deep-retina's scripts/fit_glms.py penalty (64a39f3), summed over the cells: TensorFlow's
         ``l2_regularizer(scale)(w) = scale * sum(w^2) / 2`` (``tf.nn.l2_loss``) at :data:`DEEP_RETINA_L2_FILTER` on the

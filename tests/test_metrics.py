@@ -449,6 +449,27 @@ def test_a_nan_in_a_grouping_coordinate_is_refused_where_brainscore_keeps_each_s
     np.testing.assert_array_equal(average_repetitions(filled).values, average_repetitions(assembly).values)
 
 
+def test_an_assembly_whose_every_neuroid_misses_a_stimulus_is_refused_naming_its_file():
+    """No neuroid with a mean for every stimulus leaves nothing to regress: the score and the ceiling refuse it, the
+    message beginning with the file as every other refusal of an assembly does (``assembly_name``; it began
+    "assembly:" until 2026-12-05)."""
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=2, n_repetitions=4, n_objects=3, seed=3)
+    index = np.unique(assembly["stimulus_id"].values, return_inverse=True)[1]
+    values = assembly.values.copy()
+    for neuroid, stimuli in enumerate(([0], [1, 2], [3], [4, 5, 6])):  # every repeat of those stimuli, one bin
+        values[np.isin(index, stimuli), neuroid, 1] = np.nan
+    gaps = assembly.copy(data=values)
+    gaps.attrs.update(source_file="/data/gaps.nc", stimulus_set_identifier="toy")
+    features = as_features(np.random.default_rng(0).standard_normal((30, 6, 2)), clean)
+    message = (r"^toy \(/data/gaps\.nc\): every neuroid \(4\) misses responses to some stimulus \(NaN after averaging "
+               r"repetitions; the fewest missed by one neuroid: 1 of 30 stimuli\); expected at least one neuroid with a "
+               r"response to every stimulus in every time bin$")
+    with pytest.raises(DataError, match=message):
+        regression_score(features, gaps)
+    with pytest.raises(DataError, match=message):
+        internal_consistency(gaps)
+
+
 def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):
     """The recording with one unit silent in one bin on all but ``firing`` stimuli (every repeat): many splits' test
     stimuli (12 of 120) then hold none of those, and the unit is constant (0) over them there."""

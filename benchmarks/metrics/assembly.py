@@ -96,16 +96,22 @@ def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndar
     return means.reshape((len(labels),) + values.shape[1:]), labels, seen
 
 
-def recorded_neuroids(means: np.ndarray) -> np.ndarray:
+def recorded_neuroids(means: np.ndarray, source: str) -> np.ndarray:
     """(neuroids,) whether each neuroid of repetition means (stimuli, neuroids, bins) has a response to every stimulus
     in every bin. One never recorded on some stimulus (NaN after averaging repetitions) cannot be regressed: the score
     leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored. A stimulus no neuroid
     responded to (never shown) is no neuroid's gap: it is passed over here (the ceiling skips it, the score refuses it).
+    ``source``: the assembly's :func:`assembly_name`, which the refusal of an assembly with no such neuroid begins with
+    (it began "assembly:" until 2026-12-05, naming no file).
     """
     shown = np.isfinite(means).any(axis=(1, 2))
     complete = np.isfinite(means[shown]).all(axis=(0, 2))
     if not complete.any():
-        raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
+        gaps = (~np.isfinite(means[shown])).any(axis=2).sum(axis=0)  # per neuroid: the stimuli it has no mean for
+        raise DataError(f"{source}: every neuroid ({len(complete)}) misses responses to some stimulus (NaN after "
+                        f"averaging repetitions; the fewest missed by one neuroid: {int(gaps.min())} of "
+                        f"{int(shown.sum())} stimuli); expected at least one neuroid with a response to every stimulus "
+                        "in every time bin")
     return complete
 
 

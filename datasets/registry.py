@@ -13,7 +13,7 @@ import inspect
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from neurozoo.datasets.errors import SpecError, UserFacingError, did_you_mean
 
@@ -33,6 +33,31 @@ class DuplicateNameError(UserFacingError, ValueError):
 class PluginLoadError(UserFacingError, ImportError):
     """An installed package's entry point whose module does not import (or lacks the named object): one line naming
     the entry, the entry point and the package, instead of the import's traceback from deep inside a command."""
+
+
+def _refuse_unknown(name: str, kind: str, known, unknown_hint: Optional[Callable[[str], str]]) -> None:
+    """The one refusal of a name not among ``known`` (names): ``unknown KIND 'name'``, the hint, the close names, every
+    known name (:meth:`Registry.get`'s, and :func:`lookup`'s over several registries)."""
+    if not isinstance(name, str):  # None failed in difflib ("'NoneType' object is not iterable")
+        raise UnknownNameError(f"{kind} name: expected text, got {type(name).__name__} {name!r} "
+                               f"(known: {', '.join(sorted(known)) or 'none'})")
+    if name not in known:
+        raise UnknownNameError(f"unknown {kind} {name!r}{unknown_hint(name) if unknown_hint else ''}"
+                               f"{did_you_mean([name], known, n=3, show=str)} "
+                               f"(known: {', '.join(sorted(known)) or 'none'})")
+
+
+def lookup(name: str, registries: Sequence["Registry"], kind: str,
+           unknown_hint: Optional[Callable[[str], str]] = None) -> "Registry":
+    """The first of ``registries`` that has ``name``, else :meth:`Registry.get`'s refusal over all of them (``kind``
+    and ``unknown_hint`` as a registry's): for a name that may be any of several registries' (``zoo run --models``, a
+    ConvRNN or a retina model), which had its own copy of the check, another message and no hint for a spec path."""
+    known: Dict[str, Registry] = {}
+    for registry in registries:
+        for entry_name in registry.names():
+            known.setdefault(entry_name, registry)
+    _refuse_unknown(name, kind, known, unknown_hint)
+    return known[name]
 
 
 @dataclass
@@ -107,14 +132,7 @@ class Registry:
 
     def get(self, name: str) -> Entry:
         self._load_entry_points()
-        if not isinstance(name, str):  # None failed in difflib ("'NoneType' object is not iterable")
-            raise UnknownNameError(f"{self.kind} name: expected text, got {type(name).__name__} {name!r} "
-                                   f"(known: {', '.join(sorted(self._entries)) or 'none'})")
-        if name not in self._entries:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}{self.unknown_hint(name) if self.unknown_hint else ''}"
-                f"{did_you_mean([name], self._entries, n=3, show=str)} (known: {', '.join(sorted(self._entries)) or 'none'})"
-            )
+        _refuse_unknown(name, self.kind, self._entries, self.unknown_hint)
         return self._entries[name]
 
     def origin(self, name: str) -> str:

@@ -82,25 +82,16 @@ def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str
         import neurozoo.retina.models  # noqa: F401  (registers the built-in retina models)
     except ImportError:
         pass
-    known = [("convrnn", n) for n in convrnn.list_models()] + [("retina", n) for n in retina.list_models()]
+    registries = {"convrnn": convrnn.MODELS, "retina": retina.MODELS}
     if names is None:  # the default zoo: every model not tagged ``default_zoo=False``
-        registries = {"convrnn": convrnn.MODELS, "retina": retina.MODELS}
+        known = [("convrnn", n) for n in convrnn.list_models()] + [("retina", n) for n in retina.list_models()]
         return [(f, n) for f, n in known if registries[f].get(n).tags.get("default_zoo", True)]
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.benchmarks.named_models import spec_path_hint
+    from neurozoo.datasets.registry import lookup
 
-    out = []
-    for name in names:
-        match = [k for k in known if k[1] == name]
-        if not match:
-            from neurozoo.benchmarks.named_models import spec_path_hint
-
-            from neurozoo.datasets.errors import did_you_mean
-
-            names_known = [n for _, n in known]
-            raise UserFacingError(f"unknown model {name!r}{did_you_mean([name], names_known, n=3, show=str)} "
-                                  f"(registered: {', '.join(names_known)}){spec_path_hint(name)}")
-        out.append(match[0])
-    return out
+    family = {id(registry): name for name, registry in registries.items()}
+    # the registries' one refusal (zoo run --benchmarks's too), over both: close names, a spec path's hint
+    return [(family[id(lookup(name, list(registries.values()), "model", spec_path_hint))], name) for name in names]
 
 
 def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[Sequence[str]] = None,

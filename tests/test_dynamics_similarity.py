@@ -150,6 +150,30 @@ def test_condition_means_and_pca_trajectories():
     np.testing.assert_allclose(pca.transform(means.values[1]), projection.values[1], atol=1e-9)
 
 
+def test_condition_means_are_the_benchmarks_repetition_means_and_refuse_what_they_refuse():
+    """The dynamics analysis of a neural assembly averages its repetitions with ``average_repetitions``, the one way
+    the benchmarks average their targets: the same stimuli and numbers, and the same refusals. Its own xarray groupby
+    (until 2026-12-05) averaged a per-trial coordinate's groups together and an inf into the mean without a word."""
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+    from neurozoo.benchmarks.synthetic import synthetic_assembly
+    from neurozoo.datasets.errors import DataError
+
+    assembly, _ = synthetic_assembly(n_stimuli=12, n_neuroids=5, n_bins=3, n_repetitions=4, seed=2)
+    assembly = assembly.isel(presentation=np.random.default_rng(0).permutation(assembly.sizes["presentation"]))
+    means, target = condition_means(assembly, "toy"), average_repetitions(assembly)
+    np.testing.assert_array_equal(means["stimulus_id"].values, target["stimulus_id"].values)
+    np.testing.assert_array_equal(means.values, target.values.transpose(0, 2, 1))
+    np.testing.assert_array_equal(means["time_bin_start"].values, target["time_bin_start"].values)
+    session = assembly.assign_coords(session=("presentation", np.where(assembly["repetition"].values < 2, "A", "B")))
+    with pytest.raises(DataError, match=r"^assembly: coordinate 'session' along 'presentation' varies among the "
+                                        r"presentations of 12 stimuli"):
+        condition_means(session)
+    infinite = assembly.copy(data=np.where(np.arange(assembly.size).reshape(assembly.shape) == 7, np.inf,
+                                           assembly.values))
+    with pytest.raises(DataError, match=r"^assembly: field 'data' has 1 infinite value\(s\)"):
+        condition_means(infinite)
+
+
 def test_cka_of_a_system_with_itself_is_one_at_every_bin_even_where_a_pattern_is_flat():
     """CKA and Procrustes need only variance over stimuli; the correlation distance of RSA also needs each pattern to
     vary over units. A bin where one stimulus's pattern is flat (a ReLU layer silent for one image) or a single-unit

@@ -155,7 +155,7 @@ BAD_INPUT = {
                                "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (ConvRNNs: "
                                "cornet_rt, "),
     "run a misspelt model": (lambda t: ["run", "--models", "rgc_shalow", "--db", f"sqlite:///{t / 'a.sqlite'}"],
-                             "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (registered: "),
+                             "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (known: "),
     "run a misspelt benchmark": (lambda t: ["run", "--benchmarks", "ventral_embedded.V4-temporl", "--db",
                                             f"sqlite:///{t / 'a.sqlite'}"],
                                  "unknown benchmark 'ventral_embedded.V4-temporl'; did you mean "
@@ -463,6 +463,28 @@ def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"submission {sid}: restored, 1 job(s) queued again" and out[1].endswith("): queued")
     assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued "
+
+
+@pytest.mark.parametrize("name, says", [
+    ("BNCNN", "unknown model 'BNCNN'; did you mean bncnn? (known: "),
+    ("my_net.yaml", "unknown model 'my_net.yaml'; the zoo commands take registered ConvRNN names, not spec files: "),
+])
+def test_zoo_run_refuses_an_unknown_model_with_the_registrys_one_refusal_writing_nothing(name, says, tmp_path, capsys):
+    """`zoo run --models` looks a name up in the ConvRNN and the retina registries, and had its own copy of the check:
+    "(registered: ...)" in registry order, a spec path's hint after the list. It now gives the registries' one refusal
+    (``datasets.registry.lookup``, :meth:`Registry.get`'s over both: the hint, close names, every known name sorted),
+    as --benchmarks does, before it opens its database."""
+    from neurozoo import convrnn, retina
+    from neurozoo.benchmarks.named_models import SPEC_PATH_HINT
+
+    db, report = tmp_path / "results.sqlite", tmp_path / "report"
+    assert main(["run", "--models", f"rgc_shallow,{name}", "--db", f"sqlite:///{db}", "--report", str(report)]) == 2
+    error = capsys.readouterr().err
+    known = ", ".join(sorted(convrnn.list_models() + retina.list_models()))
+    assert error.startswith(f"zoo run: error: {says}") and len(error.splitlines()) == 1, error
+    assert error.rstrip("\n").endswith(f"(known: {known})")
+    assert (SPEC_PATH_HINT in error) == name.endswith(".yaml")
+    assert not db.exists() and not report.exists()
 
 
 @pytest.mark.parametrize("name, says", [

@@ -418,6 +418,58 @@ def test_repetitions_are_averaged_over_the_groups_of_brainscores_average_repetit
     np.testing.assert_array_equal(dropped, regression_score(features, assembly).raw_per_bin)
 
 
+def test_a_nan_in_a_grouping_coordinate_is_refused_where_brainscore_keeps_each_such_presentation_apart():
+    """A NaN equals nothing in the keys Brain-Score groups repetitions by (brain-score/brainio brainio/assemblies.py
+    lines 83-85 at 064b0d4, ``MultiCoord.__eq__``; the same lines 115-117 of brainscore_core 2.5.0's
+    supported_data_standards/brainio/assemblies.py, run with its pinned xarray 2022.3 / pandas 1.5 and with ours):
+    each presentation with a NaN in a presentation coordinate but 'repetition' is a group of its own, here one
+    stimulus of 4 repeats 4 rows. Until 2026-12-05 the NaN was one value here and the stimulus one row, another
+    target than Brain-Score's; refused, naming the file, the coordinate and the count, by the score and the ceiling."""
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, n_objects=3, seed=3)
+    depth = _with_presentation_coords(assembly, depth=lambda i, r: np.nan if i in (2, 7) else float(i))
+    depth.attrs["source_file"] = "/data/depth.nc"
+    assert brainscore_average_repetition(depth).sizes["presentation"] == 28 + 2 * 4  # each NaN presentation apart
+    message = (r"^/data/depth\.nc: coordinate 'depth' along 'presentation' is NaN \(missing\) at 8 of 120 "
+               r"presentations, of 2 stimuli \(e\.g\. stimulus_id 's00002'\)\. Brain-Score's average_repetition .* "
+               r"a NaN equals nothing there: each such presentation stays a group of its own, .* drop the coordinate "
+               r"\(assembly\.drop_vars\('depth'\)\)$")
+    with pytest.raises(DataError, match=message):
+        average_repetitions(depth)
+    with pytest.raises(DataError, match=message):
+        internal_consistency(depth)
+    label = np.array([f"l{i}" for i in assembly["stimulus_id"].values], dtype=object)
+    label[30 + 5] = None  # repeat 1 of stimulus 5: brainio's index makes None a NaN, a group of its own
+    labels = assembly.assign_coords(label=("presentation", label))
+    with pytest.raises(DataError, match=r"^assembly: coordinate 'label' along 'presentation' is NaN \(missing\) at 1 of "
+                                        r"120 presentations, of 1 stimuli \(e\.g\. stimulus_id 's00005'\)"):
+        average_repetitions(labels)
+    filled = depth.assign_coords(depth=("presentation", np.nan_to_num(depth["depth"].values, nan=-1.0)))
+    np.testing.assert_array_equal(average_repetitions(filled).values, average_repetitions(assembly).values)
+
+
+def test_an_assembly_whose_every_neuroid_misses_a_stimulus_is_refused_naming_its_file():
+    """No neuroid with a mean for every stimulus leaves nothing to regress: the score and the ceiling refuse it, the
+    message beginning with the file as every other refusal of an assembly does (``assembly_name``; it began
+    "assembly:" until 2026-12-05)."""
+    assembly, clean = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=2, n_repetitions=4, n_objects=3, seed=3)
+    index = np.unique(assembly["stimulus_id"].values, return_inverse=True)[1]
+    values = assembly.values.copy()
+    for neuroid, stimuli in enumerate(([0], [1, 2], [3], [4, 5, 6])):  # every repeat of those stimuli, one bin
+        values[np.isin(index, stimuli), neuroid, 1] = np.nan
+    gaps = assembly.copy(data=values)
+    gaps.attrs.update(source_file="/data/gaps.nc", stimulus_set_identifier="toy")
+    features = as_features(np.random.default_rng(0).standard_normal((30, 6, 2)), clean)
+    message = (r"^toy \(/data/gaps\.nc\): every neuroid \(4\) misses responses to some stimulus \(NaN after averaging "
+               r"repetitions; the fewest missed by one neuroid: 1 of 30 stimuli\); expected at least one neuroid with a "
+               r"response to every stimulus in every time bin$")
+    with pytest.raises(DataError, match=message):
+        regression_score(features, gaps)
+    with pytest.raises(DataError, match=message):
+        internal_consistency(gaps)
+
+
 def _sparse_unit(assembly, unit=0, time_bin=0, firing=5):
     """The recording with one unit silent in one bin on all but ``firing`` stimuli (every repeat): many splits' test
     stimuli (12 of 120) then hold none of those, and the unit is constant (0) over them there."""

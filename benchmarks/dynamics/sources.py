@@ -2,7 +2,8 @@
 
 - ``<convrnn model>[:<layer>]``: a ConvRNN's layer output at every 10 ms step on the embedded ventral stimulus
   set (the image held for the model's ``image_steps``, gray after); default layer: the last one.
-- ``neural:V4`` / ``neural:IT``: the embedded ventral assemblies (19 bins, 70-260 ms), averaged per stimulus.
+- ``neural:V4`` / ``neural:IT``: the embedded ventral assemblies (19 bins, 70-260 ms), averaged per stimulus
+  (``trajectories.condition_means``: the benchmarks' ``average_repetitions``).
 - ``neural:zhang_desimone2011.it``: the Zhang-Desimone IT rasters (21 object x position conditions); their
   images were not published, so they share stimuli only with themselves: compare the ``/even`` and ``/odd``
   repetitions (split halves) for the reliability of the representation over time.

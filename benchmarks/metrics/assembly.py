@@ -96,16 +96,22 @@ def group_nanmean(groups: np.ndarray, values: np.ndarray, mask: Optional[np.ndar
     return means.reshape((len(labels),) + values.shape[1:]), labels, seen
 
 
-def recorded_neuroids(means: np.ndarray) -> np.ndarray:
+def recorded_neuroids(means: np.ndarray, source: str) -> np.ndarray:
     """(neuroids,) whether each neuroid of repetition means (stimuli, neuroids, bins) has a response to every stimulus
     in every bin. One never recorded on some stimulus (NaN after averaging repetitions) cannot be regressed: the score
     leaves it out, and so does the ceiling, so that the ceiling is that of the neuroids scored. A stimulus no neuroid
     responded to (never shown) is no neuroid's gap: it is passed over here (the ceiling skips it, the score refuses it).
+    ``source``: the assembly's :func:`assembly_name`, which the refusal of an assembly with no such neuroid begins with
+    (it began "assembly:" until 2026-12-05, naming no file).
     """
     shown = np.isfinite(means).any(axis=(1, 2))
     complete = np.isfinite(means[shown]).all(axis=(0, 2))
     if not complete.any():
-        raise DataError("assembly: every neuroid misses responses to some stimulus (NaN after averaging repetitions)")
+        gaps = (~np.isfinite(means[shown])).any(axis=2).sum(axis=0)  # per neuroid: the stimuli it has no mean for
+        raise DataError(f"{source}: every neuroid ({len(complete)}) misses responses to some stimulus (NaN after "
+                        f"averaging repetitions; the fewest missed by one neuroid: {int(gaps.min())} of "
+                        f"{int(shown.sum())} stimuli); expected at least one neuroid with a response to every stimulus "
+                        "in every time bin")
     return complete
 
 
@@ -126,14 +132,21 @@ def check_stimulus_groups(assembly: xr.DataArray) -> None:
     coordinate keeps a stimulus's presentations apart there, one stimulus scored as several rows against the model's
     one response to it. Averaged over it here (until 2026-12-05, silently), the score was another than Brain-Score's;
     the file is refused instead, naming the coordinate and what to do. Where every such coordinate is constant per
-    stimulus (``object_name``, a stimulus set's columns), Brain-Score's groups are the stimuli, and so are ours. A
-    missing value (NaN) counts as one value here; brainio's tuple comparison makes each presentation with a NaN in
-    any coordinate a group of its own (``MultiCoord.__eq__``, lines 83-85)."""
+    stimulus (``object_name``, a stimulus set's columns), Brain-Score's groups are the stimuli, and so are ours.
+
+    A missing value (NaN, or None, which brainio's index turns into NaN) in such a coordinate is refused too, naming
+    the coordinate and how many presentations hold one (:func:`_check_no_missing_keys`): NaN equals nothing in
+    brainio's group keys (``MultiCoord.__eq__``, brainio/assemblies.py lines 83-85 at 064b0d4; brainscore_core 2.5.0's
+    bundled copy, supported_data_standards/brainio/assemblies.py lines 115-117), so Brain-Score keeps every such
+    presentation as a group of its own, each repeat of the stimulus a row of its own. Run with its pinned xarray
+    2022.3 / pandas 1.5 and with this suite's xarray 2026.9 / pandas 3.1 alike: a stimulus of 4 repeats whose
+    coordinate is NaN became 4 rows. Until 2026-12-05 the NaN was one value here, averaged as one stimulus."""
     ids = pd.factorize(coord(assembly, "stimulus_id"))[0]
     for name in _along(assembly, "presentation"):
         if name in ("stimulus_id", "repetition"):
             continue
         values = np.asarray(assembly[name].values)
+        _check_no_missing_keys(assembly, name, values, ids)
         codes = pd.Series(pd.factorize(values)[0])  # NaN: code -1, one value
         per_stimulus = codes.groupby(ids).nunique()
         if (per_stimulus > 1).any():
@@ -151,6 +164,24 @@ def check_stimulus_groups(assembly: xr.DataArray) -> None:
                 f"coordinate apart, scoring one stimulus as several rows against the model's one response: to "
                 f"average over it, drop it (assembly.drop_vars({name!r})); if it numbers the trials, store it as "
                 "'repetition'")
+
+
+def _check_no_missing_keys(assembly: xr.DataArray, name: str, values: np.ndarray, ids: np.ndarray) -> None:
+    """A ``DataError`` where presentation coordinate ``name`` (one Brain-Score groups repetitions by) is NaN or None
+    anywhere, naming the assembly's file, the coordinate, how many presentations of how many stimuli: Brain-Score
+    keeps each of those presentations apart (:func:`check_stimulus_groups`)."""
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if not missing.any():
+        return
+    stimuli = np.unique(ids[missing])
+    example = coord(assembly, "stimulus_id")[np.flatnonzero(missing)[:1]].tolist()[0]
+    raise DataError(
+        f"{assembly_name(assembly)}: coordinate {name!r} along 'presentation' is NaN (missing) at "
+        f"{int(missing.sum())} of {len(values)} presentations, of {len(stimuli)} stimuli (e.g. stimulus_id "
+        f"{example!r}). Brain-Score's average_repetition groups the repetitions by every presentation coordinate but "
+        f"'repetition', and a NaN equals nothing there: each such presentation stays a group of its own, one stimulus "
+        f"scored as several rows against the model's one response. Fill in the missing values, or drop the "
+        f"coordinate (assembly.drop_vars({name!r}))")
 
 
 def average_repetitions(assembly: xr.DataArray) -> xr.DataArray:

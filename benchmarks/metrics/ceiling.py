@@ -143,7 +143,7 @@ def internal_consistency(assembly: xr.DataArray, n_splits: int = 10, train_size:
     ids = coord(assembly, "stimulus_id")
     values = np.asarray(assembly.values, dtype=np.float64)
     if not np.isfinite(values).all():  # the neuroids the score regresses: those with a mean for every stimulus
-        values = values[:, recorded_neuroids(group_nanmean(ids, values)[0])]
+        values = values[:, recorded_neuroids(group_nanmean(ids, values)[0], assembly_name(assembly))]
     T = values.shape[2]
     splitter = ShuffleSplit(n_splits=n_splits, train_size=train_size, random_state=random_state)
     shown = np.isfinite(values).reshape(len(values), -1).any(axis=1)  # an all-NaN row is a repeat never shown

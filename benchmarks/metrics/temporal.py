@@ -147,7 +147,7 @@ def regression_score(features: xr.DataArray, assembly: xr.DataArray, mapping: st
     if unseen.any():  # every neuroid would miss it: say which stimuli, not that no neuroid can be scored
         raise DataError(f"{assembly_name(assembly)}: {int(unseen.sum())} stimuli have no response in any neuroid and "
                         f"time bin (never shown), e.g. stimulus_id {ids[unseen][:3].tolist()}; drop their presentations")
-    complete = recorded_neuroids(Y)
+    complete = recorded_neuroids(Y, assembly_name(assembly))
     if not complete.all():
         Y = Y[:, complete]
     check_convention(convention)

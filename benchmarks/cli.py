@@ -554,12 +554,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     from neurozoo import retina
     from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
     from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
-    from neurozoo.datasets.errors import UserFacingError, did_you_mean
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.registry import lookup
 
-    if args.model not in retina.list_models():
-        raise UserFacingError(f"{args.benchmark} scores retina models; unknown retina model {args.model!r}"
-                              f"{did_you_mean([args.model], retina.list_models(), n=3, show=str)} "
-                              f"(registered: {', '.join(retina.list_models())})")
+    # the registries' one refusal (zoo run --models's too): the benchmark's kind, close names, every retina model
+    lookup(args.model, [retina.MODELS], "retina model", lambda name: f"; {args.benchmark} scores retina models")
     history = {"heldout_history": args.heldout_history} if _observed_history(args) else {}
     if history:  # before any fit or checkpoint read
         from neurozoo.retina.cli import checked_heldout_history

@@ -15,6 +15,12 @@ def spec_path_hint(name: str) -> str:
     return f"; {SPEC_PATH_HINT}" if str(name).lower().endswith((".yaml", ".yml")) else ""
 
 
+def image_model_hint(name: str) -> str:
+    """The hint of the registry's refusal of an unknown image model (``zoo score``'s, ``BrainModel``'s): a spec path's
+    (:func:`spec_path_hint`), else what else is taken, since the known names listed are the ConvRNNs only."""
+    return spec_path_hint(name) or "; expected a registered ConvRNN or timm:<name> for a timm model"
+
+
 def refuse_another_graph(model, saved, where: str, name: str, overrides) -> None:
     """A ``zoo train`` checkpoint whose weights fit ``model`` but that was trained as another graph (a spec file, a
     search trial) is refused, naming the first difference."""
@@ -62,12 +68,9 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         from neurozoo import convrnn
         from neurozoo.convrnn import with_trained_settings
 
-        if name not in convrnn.MODELS:
-            from neurozoo.datasets.errors import did_you_mean
+        from neurozoo.datasets.registry import lookup
 
-            raise UserFacingError(f"unknown model {name!r}{did_you_mean([name], convrnn.list_models(), n=3, show=str)} "
-                                  f"(ConvRNNs: {', '.join(convrnn.list_models())}; or timm:<name> for a timm model)"
-                                  f"{spec_path_hint(name)}")
+        lookup(name, [convrnn.MODELS], "model", image_model_hint)  # the registries' one refusal, zoo run's too
         saved = read_torch_file(checkpoint) if checkpoint is not None else None
         # a zoo train checkpoint's model: built with its settings and data's classes, unless the overrides say otherwise
         model = convrnn.create_model(name, **with_trained_settings(overrides, saved))

@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     from neurozoo import retina
 
     from neurozoo.datasets.cli_args import ZooArgumentParser
-    from neurozoo.datasets.errors import did_you_mean
+    from neurozoo.datasets.registry import UnknownNameError
 
     parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated retina.MODELS names (default: every registered one)")
@@ -184,11 +184,11 @@ def main(argv=None) -> int:
         print(report(json.loads(args.from_json.read_text())))
         return 0
     models = args.models.split(",") if args.models else retina.list_models()
-    unknown = sorted(set(models) - set(retina.list_models()))
-    if unknown:
-        parser.error(f"unknown retina model(s) {', '.join(unknown)}"
-                     f"{did_you_mean(unknown, retina.list_models(), n=3, show=str)}; registered: "
-                     f"{', '.join(retina.list_models())}")
+    try:  # the registry's one refusal (zoo score's and zoo run's): close names, every retina model
+        for model in models:
+            retina.MODELS.get(model)
+    except UnknownNameError as error:
+        parser.error(str(error))
     kinds = args.kinds.split(",")
     if set(kinds) - set(KINDS):
         parser.error(f"--kinds: unknown recording(s) {', '.join(sorted(set(kinds) - set(KINDS)))}; "

@@ -152,8 +152,8 @@ BAD_INPUT = {
                                      ".pt file)"),
     # a misspelt name was answered with the whole list, without the close match that zoo info and zoo fit suggest
     "score a misspelt model": (lambda t: ["score", "rgc_shalow", "ventral_embedded.V4-temporal"],
-                               "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (ConvRNNs: "
-                               "cornet_rt, "),
+                               "unknown model 'rgc_shalow'; expected a registered ConvRNN or timm:<name> for a timm "
+                               "model; did you mean rgc_shallow, ugrnn_shallow? (known: cornet_rt, "),
     "run a misspelt model": (lambda t: ["run", "--models", "rgc_shalow", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                              "unknown model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? (known: "),
     "run a misspelt benchmark": (lambda t: ["run", "--benchmarks", "ventral_embedded.V4-temporl", "--db",
@@ -162,8 +162,8 @@ BAD_INPUT = {
                                  "ventral_embedded.V4-temporal, ventral_embedded.IT-temporal"),
     # names typed in another case got no suggestion: difflib rated 'BNCNN' 0 against 'bncnn'
     "score a model in capitals": (lambda t: ["score", "BNCNN", "retina_embedded.osr"],
-                                  "retina_embedded.osr scores retina models; unknown retina model 'BNCNN'; did you "
-                                  "mean bncnn? (registered: bncnn, "),
+                                  "unknown retina model 'BNCNN'; retina_embedded.osr scores retina models; did you "
+                                  "mean bncnn? (known: bncnn, "),
     "run a benchmark in another case": (lambda t: ["run", "--benchmarks", "Retina_Embedded.OSR", "--db",
                                                    f"sqlite:///{t / 'a.sqlite'}"],
                                         "unknown benchmark 'Retina_Embedded.OSR'; did you mean retina_embedded.osr? "
@@ -485,6 +485,41 @@ def test_zoo_run_refuses_an_unknown_model_with_the_registrys_one_refusal_writing
     assert error.rstrip("\n").endswith(f"(known: {known})")
     assert (SPEC_PATH_HINT in error) == name.endswith(".yaml")
     assert not db.exists() and not report.exists()
+
+
+@pytest.mark.parametrize("name, says", [
+    ("rgc_shalow", "unknown model 'rgc_shalow'; expected a registered ConvRNN or timm:<name> for a timm model; did you "
+                   "mean rgc_shallow, ugrnn_shallow? (known: "),
+    ("my_net.yaml", "unknown model 'my_net.yaml'; the zoo commands take registered ConvRNN names, not spec files: "),
+])
+def test_zoo_score_refuses_an_unknown_convrnn_with_the_registrys_one_refusal_writing_nothing(name, says, tmp_path,
+                                                                                           capsys):
+    """`zoo score MODEL` (an image benchmark) had its own copy of the check: "(ConvRNNs: ...; or timm:<name> for a
+    timm model)" and a spec path's hint after the list. It now gives the registries' one refusal (zoo run --models's:
+    the hint, close names, every ConvRNN sorted), before any model is built, folder made or record stored."""
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.named_models import SPEC_PATH_HINT
+
+    db, out = tmp_path / "results.sqlite", tmp_path / "out"
+    assert main(["score", name, "ventral_embedded.V4-temporal", "--db", f"sqlite:///{db}", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"zoo score: error: {says}") and len(error.splitlines()) == 1, error
+    assert error.rstrip("\n").endswith(f"(known: {', '.join(sorted(convrnn.list_models()))})")
+    assert (SPEC_PATH_HINT in error) == name.endswith(".yaml")
+    assert not db.exists() and not out.exists()
+
+
+def test_zoo_score_refuses_an_unknown_retina_model_with_the_registrys_one_refusal_writing_nothing(tmp_path, capsys):
+    """A retina benchmark's model had its own copy of the check ("BENCHMARK scores retina models; unknown retina model
+    'x'... (registered: ...)"): now the registry's one refusal, the benchmark's kind as its hint, before any fit."""
+    from neurozoo import retina
+
+    db, out = tmp_path / "results.sqlite", tmp_path / "out"
+    assert main(["score", "BNCNN", "retina_embedded.osr", "--db", f"sqlite:///{db}", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"zoo score: error: unknown retina model 'BNCNN'; retina_embedded.osr scores retina models; did "
+                     f"you mean bncnn? (known: {', '.join(sorted(retina.list_models()))})\n")
+    assert not db.exists() and not out.exists()
 
 
 @pytest.mark.parametrize("name, says", [

@@ -69,7 +69,23 @@ def test_unknown_model_or_recording_is_refused_by_name(bad, capsys):
 
     with pytest.raises(SystemExit):
         main(["--models", bad[0]] if len(bad) == 1 else bad)
-    assert f"unknown {'retina model' if len(bad) == 1 else 'recording'}(s) {bad[-1]}" in capsys.readouterr().err
+    assert (f"unknown retina model '{bad[-1]}'" if len(bad) == 1 else f"unknown recording(s) {bad[-1]}") \
+        in capsys.readouterr().err
+
+
+def test_unknown_model_is_the_registrys_one_refusal_before_any_fit(tmp_path, capsys):
+    """--models had its own check ("unknown retina model(s) ...; registered: ..."): now the registry's one refusal
+    (zoo score's and zoo run's form: close names, every retina model sorted), one error line, no run file written."""
+    from neurozoo import retina
+    from neurozoo.benchmarks.retina_table import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--models", "ln,bnnc", "--json", str(tmp_path / "run.json")])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.split(": error: ", 1)[1] == (f"unknown retina model 'bnnc'; did you mean bncnn? "
+                                              f"(known: {', '.join(sorted(retina.list_models()))})")
+    assert not (tmp_path / "run.json").exists()
 
 
 def test_a_row_that_waited_for_another_process_fit_reads_it_as_cached(tmp_path, monkeypatch):

@@ -44,10 +44,10 @@ Score: mean over the cells whose ground-truth index is defined (finite) of
 response) counts 0. 1 = every cell's index reproduced exactly; 0 = no cell with the truth's sign within 100 %
 of its size. ``raw``: fraction of those cells whose model index has the truth's sign. A model index within 1e-6
 of 0 has no sign (:data:`retina.phenomena.adaptation.ROUNDING_FLOOR`: a model whose index is 0 by construction gets a
-few float32 eps; the smallest real index measured is 1.2e-5, the circuit's 0.022) and counts as not matching, in
-``raw`` and in the score: ``score_version`` 2 in the settings; version 1 counted the sign of rounding noise (the
-BN-CNN's paired-flash raw 0.83, its score ~0). Per-cell rows (cell, model index, truth index, agreement) go to
-``per_bin``. The model is a ``retina.MODELS`` name (fitted here
+few float32 eps; a fitted model's smallest real index measured is 2.5e-5, the circuit's 0.022) and counts as not
+matching, in ``raw`` and in the score: ``score_version`` 2 in the settings; version 1 counted the sign of rounding
+noise (the BN-CNN's paired-flash raw 0.83, its score ~0). Per-cell rows (cell, model index, truth index, agreement)
+go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here
 exactly as in :mod:`benchmarks.osr`, so the fit is shared with the OSR and held-out benchmarks) or any system
 :func:`retina.phenomena.responder.as_responder` accepts (a fitted module, the circuit, a callable).
 

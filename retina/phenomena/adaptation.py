@@ -58,9 +58,10 @@ INDEX_VERSION = 2
 #: (1.19e-7) relative, and so does the index, whose terms are of order 1 (by more where a compared rate is a small
 #: difference of large ones, as OMS's responses net of the grey screen's rate). Measured: the fitted BN-CNNs'
 #: paired-flash indices below 1.2e-7 and 3.5e-7, their contrast-adaptation indices below 2e-8; float64 LN cells 2.2e-16.
-#: 1e-6 is 8 eps, above that noise and under the smallest real index measured: 1.2e-5, fixed LN cells' OMS index from
-#: their centre's Gaussian tail beyond the object's disc (a 2-epoch GLM's smallest, its sampled spike history's,
-#: 1.3e-4; the circuit's smallest, 0.022)
+#: 1e-6 is 8 eps, above that noise. Real indices as small come only from float64 toy cells, which a float32 model
+#: could not resolve: fixed LN cells' OMS index without a surround, their centre's Gaussian tail beyond the object's
+#: disc, 7e-7 to 9e-5 (the one below 1e-6 of the truth's opposite sign). The smallest of a fitted model: the converged
+#: GLM's 2.5e-5 (contrast adaptation, its sampled spike history); of the circuit: 0.022.
 ROUNDING_FLOOR = 1e-6
 #: the least index (``adaptation_index``, ``recovery_index``) whose cell is given a time constant: 0 up to rounding is
 #: no adaptation (a system without memory beyond its window answers the replayed windows alike: index 0)

@@ -42,8 +42,12 @@ Analyses (:mod:`retina.phenomena.adaptation`, :mod:`retina.phenomena.analyses`),
 Score: mean over the cells whose ground-truth index is defined (finite) of
 ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)``; a cell whose model index is undefined (no motion
 response) counts 0. 1 = every cell's index reproduced exactly; 0 = no cell with the truth's sign within 100 %
-of its size. ``raw``: fraction of those cells whose model index has the truth's sign. Per-cell rows (cell,
-model index, truth index, agreement) go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here
+of its size. ``raw``: fraction of those cells whose model index has the truth's sign. A model index within 1e-6
+of 0 has no sign (:data:`retina.phenomena.adaptation.ROUNDING_FLOOR`: a model whose index is 0 by construction gets a
+few float32 eps; a fitted model's smallest real index measured is 2.5e-5, the circuit's 0.022) and counts as not
+matching, in ``raw`` and in the score: ``score_version`` 2 in the settings; version 1 counted the sign of rounding
+noise (the BN-CNN's paired-flash raw 0.83, its score ~0). Per-cell rows (cell, model index, truth index, agreement)
+go to ``per_bin``. The model is a ``retina.MODELS`` name (fitted here
 exactly as in :mod:`benchmarks.osr`, so the fit is shared with the OSR and held-out benchmarks) or any system
 :func:`retina.phenomena.responder.as_responder` accepts (a fitted module, the circuit, a callable).
 
@@ -81,16 +85,27 @@ PAIRED_FLASH = {"gap": 45, "flash_frames": 2, "intensity": 2.0, "protocol_versio
 FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10}
 
 
+# The score's own version (how indices are compared, :func:`agreement`), recorded in every score's settings
+# (``score_version``) and part of each benchmark's registered version (below). 2: a model index within
+# retina.phenomena.adaptation.ROUNDING_FLOOR (1e-6) of 0 has no sign, so it matches no truth; version 1 counted the
+# sign of float32 rounding noise in ``raw`` (the BN-CNN's paired flash: raw 0.83 at a score of ~0)
+SCORE_VERSION = 2
+
+
 def agreement(model, truth) -> dict:
     """Per-cell ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)`` over the cells with a finite truth
-    index (a NaN model index scores 0): ``value`` (mean), ``same_sign`` (fraction) and per-cell ``cells`` rows."""
+    index (a NaN model index scores 0; ``same_sign``: :func:`retina.phenomena.adaptation.has_truths_sign`, so a model
+    index within 1e-6 of 0, rounding noise, has no sign and scores 0): ``value`` (mean), ``same_sign`` (fraction) and
+    per-cell ``cells`` rows."""
+    from neurozoo.retina.phenomena.adaptation import has_truths_sign
+
     model, truth = np.asarray(model, float), np.asarray(truth, float)
     rows, scores, signs = [], [], []
     for cell, (m, t) in enumerate(zip(model, truth)):
         row = {"cell": cell, "model_index": float(m) if np.isfinite(m) else None,
                "truth_index": float(t) if np.isfinite(t) else None, "agreement": None}
         if np.isfinite(t):
-            same = bool(np.isfinite(m) and np.sign(m) == np.sign(t))
+            same = bool(has_truths_sign(m, t))
             a = float(same * np.clip(1 - abs(m - t) / max(abs(t), 1e-12), 0, 1)) if same else 0.0
             row["agreement"] = a
             scores.append(a)
@@ -201,7 +216,7 @@ class PhenomenonBenchmark:
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
         provenance_ = phenomenon_provenance(self, name, info, seed, device, started, phenomenon=self.phenomenon,
-                                            analysis=analysis, model_index=plain,
+                                            analysis=analysis, score_version=SCORE_VERSION, model_index=plain,
                                             truth_index=[None if not np.isfinite(v) else float(v) for v in truth])
         return Score(value=result["value"], raw=result["same_sign"], per_bin=result["cells"], provenance=provenance_)
 
@@ -214,9 +229,18 @@ def _factory(phenomenon: str):
     return create
 
 
+def registered_version(settings: dict) -> int:
+    """The benchmark's version in zoo run's job key (:func:`leaderboard.zoo.benchmark_version`: a score of another
+    version is outdated, not ranked beside current ones): one number, 1 plus every change of its definition, the
+    measure's (``index_version`` / ``protocol_version`` in its settings, 1 where it has none) and the score's
+    (:data:`SCORE_VERSION`). Summed rather than replacing the measure's versions, which keep their meaning in the
+    settings (index version 2 is the replayed windows whatever the score's version): contrast adaptation and paired
+    flash 3 (measure 2, score 2), OMS and frequency doubling 2 (unversioned before the score's version 2)."""
+    measure = next((settings[key] for key in ("index_version", "protocol_version") if key in settings), 1)
+    return measure + SCORE_VERSION - 1
+
+
 for _phenomenon, (_, _settings, _description) in PHENOMENA.items():
-    # version: the measure's, where it has been changed (zoo run's job key: leaderboard.zoo.benchmark_version)
     # scale None: no ceiling, a fraction of cells, not averaged with ceiled scores (leaderboard.aggregate)
     BENCHMARKS.add(f"retina_embedded.{_phenomenon}", _factory(_phenomenon), description=_description, family="retina",
-                   region="phenomena", embedded=True, scale=None,
-                   **({"version": _settings[key] for key in ("index_version", "protocol_version") if key in _settings}))
+                   region="phenomena", embedded=True, scale=None, version=registered_version(_settings))

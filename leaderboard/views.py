@@ -410,7 +410,8 @@ RAW_MEANINGS = {  # by the module of the benchmark's factory (and its name for t
                                       "score uses (ceiling above 0)",
     "osr": "fraction of the ground truth's OSR cells in which the model shows an OSR",
     "osr-mechanism": "fraction of the OSR cells whose reduced model (its top 2 first-layer units) keeps the OSR",
-    "neurozoo.benchmarks.phenomena": "fraction of cells whose model index has the ground truth's sign",
+    "neurozoo.benchmarks.phenomena": "fraction of cells whose model index has the ground truth's sign (an index "
+                                     "within 1e-6 of 0, float32 rounding, has none)",
 }
 
 

@@ -850,18 +850,21 @@ def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_on
     from neurozoo.leaderboard.render import write_report
     from neurozoo.leaderboard.run import format_ranking
     from neurozoo.leaderboard.views import board
+    from neurozoo.leaderboard.zoo import benchmark_version
     from neurozoo.retina.fit import FIT_PROTOCOL
 
     bench = "retina_embedded.contrast-adaptation"
+    now = benchmark_version(bench)["benchmark_version"]  # 3: index version 2, score version 2
+    before = f"scored under version {now - 1}"
 
     def scored(model, value, **changes):
-        spec = {"family": "retina", "model": model, "benchmark": bench, "benchmark_version": 2,
+        spec = {"family": "retina", "model": model, "benchmark": bench, "benchmark_version": now,
                 "fit_protocol": FIT_PROTOCOL, "recording_version": RECORDING_VERSION, **changes}
         job_id = db.enqueue(model, bench, spec)
         assert finish_claim(db, db.claim("w", ids=[job_id]), record(model, bench, value))
         return job_id
 
-    old_glm, ln = scored("glm", 0.9, benchmark_version=1), scored("ln", 0.2)
+    old_glm, ln = scored("glm", 0.9, benchmark_version=now - 1), scored("ln", 0.2)
     old_bncnn = scored("bncnn", 0.7, fit_protocol=FIT_PROTOCOL - 1)
     assert [(r.model, r.value) for r in db.leaderboard_records()] == [("ln", 0.2)]
     context = board(db)
@@ -869,24 +872,24 @@ def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_on
     assert [(o["model"], o["job"], o["reason"]) for o in context["outdated"]] == [
         ("bncnn", old_bncnn, f"fitted under fitting protocol {FIT_PROTOCOL - 1}; the current fitting protocol is "
                              f"{FIT_PROTOCOL}"),
-        ("glm", old_glm, f"scored under version 1 of {bench}; the benchmark is now version 2")]
+        ("glm", old_glm, f"{before} of {bench}; the benchmark is now version {now}")]
     printed = format_ranking(db)
-    assert f"not ranked: glm on {bench} (job {old_glm}): scored under version 1" in printed
+    assert f"not ranked: glm on {bench} (job {old_glm}): {before}" in printed
     assert "0.900" not in printed and "0.200" in printed
     page = write_report(db, tmp_path / "report").read_text()
-    assert 'id="outdated-scores"' in page and "scored under version 1 of" in page
+    assert 'id="outdated-scores"' in page and f"{before} of" in page
     from fastapi.testclient import TestClient
 
     from neurozoo.leaderboard.web import create_app
 
     with TestClient(create_app(db=db, submissions_dir=tmp_path / "subs")) as client:
-        assert "scored under version 1 of" in client.get("/").text
+        assert f"{before} of" in client.get("/").text
         glm = client.get("/models/glm")  # its only score outdated: its page says why (it was a 404 "No scores")
-        assert glm.status_code == 200 and "scored under version 1 of" in glm.text
+        assert glm.status_code == 200 and f"{before} of" in glm.text
         assert "No current scores: its scores are outdated (below)." in glm.text and 'id="scores"' not in glm.text
-        assert "0.900" not in glm.text and "scored under version 1" not in client.get("/models/ln").text
+        assert "0.900" not in glm.text and before not in client.get("/models/ln").text
 
-    new_glm = scored("glm", 0.3, benchmark_version=2, model_name_note="rescored")  # scored again: ranked, not listed
+    new_glm = scored("glm", 0.3, benchmark_version=now, model_name_note="rescored")  # scored again: ranked, not listed
     assert sorted((r.model, r.value) for r in db.leaderboard_records()) == [("glm", 0.3), ("ln", 0.2)]
     assert [o["model"] for o in db.outdated_jobs()] == ["bncnn"] and new_glm != old_glm
 

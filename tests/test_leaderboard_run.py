@@ -409,7 +409,7 @@ def test_a_benchmarks_new_version_gives_its_jobs_new_keys_and_unversioned_ones_k
     "36 jobs (36 already done, reused)" and the board kept the version-1 scores. A registered ``version`` tag is now
     in the key; benchmarks without one keep the keys they had."""
     from neurozoo import benchmarks
-    from neurozoo.benchmarks.phenomena import PAIRED_FLASH
+    from neurozoo.benchmarks.phenomena import PAIRED_FLASH, SCORE_VERSION
     from neurozoo.leaderboard.db import settings_sha256
     from neurozoo.leaderboard.zoo import zoo_specs
     from neurozoo.retina.phenomena.adaptation import INDEX_VERSION
@@ -421,17 +421,21 @@ def test_a_benchmarks_new_version_gives_its_jobs_new_keys_and_unversioned_ones_k
 
     before = specs()
     versions = {job[1]: spec.get("benchmark_version") for job, spec in before.items()}
-    # the registered versions are the measures' own (written out in the registrations, not imported)
-    assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION == 2
+    # the registered versions are the measures' own (written out in the registrations, not imported), plus the
+    # phenomenon scores' own changes (score version 2: rounding noise has no sign; benchmarks.phenomena)
+    assert SCORE_VERSION == 2
+    assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION + SCORE_VERSION - 1 == 3
     assert versions["retina_embedded.osr"] == CALL_VERSION == 2
-    assert versions["retina_embedded.paired-flash"] == PAIRED_FLASH["protocol_version"] == 2
+    assert versions["retina_embedded.paired-flash"] == PAIRED_FLASH["protocol_version"] + SCORE_VERSION - 1 == 3
+    assert versions["retina_embedded.oms"] == versions["retina_embedded.frequency-doubling"] == SCORE_VERSION
     assert versions["retina_embedded.whitenoise-heldout"] is None and versions["ventral_embedded.V4-temporal"] is None
     assert all("benchmark_version" not in spec for spec in before.values() if versions[spec["benchmark"]] is None)
     adaptation = before[("ln", "retina_embedded.contrast-adaptation")]
     unversioned = {key: value for key, value in adaptation.items() if key != "benchmark_version"}
     assert settings_sha256(adaptation) != settings_sha256(unversioned)  # a version-1 job is not reused
     entry = benchmarks.BENCHMARKS.get("retina_embedded.oms")
-    monkeypatch.setitem(entry.tags, "version", 2)  # a measure changed: its jobs alone get new keys
+    monkeypatch.setitem(entry.tags, "version", entry.tags["version"] + 1)  # a measure changed: its jobs alone get
+    # new keys
     after = specs()
     assert {job for job in before if settings_sha256(before[job]) != settings_sha256(after[job])} == {
         ("ln", "retina_embedded.oms")}

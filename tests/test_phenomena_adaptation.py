@@ -271,6 +271,16 @@ def test_compare_indices_known_answers_and_undefined_cases_without_warnings():
         assert np.isnan(compare_indices([np.nan, 1.0], [1.0, np.nan])["same_sign"])
 
 
+def test_compare_indices_gives_rounding_noise_no_sign():
+    """zoo probe adaptation / oms's same-sign fraction counted the sign of a model index at float32 rounding level (a
+    model without memory answers the replayed windows alike: ~1e-8), as the phenomenon benchmarks' raw did; within
+    ROUNDING_FLOOR (1e-6) of 0 an index has no sign now. A real small one beyond it still counts."""
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+
+    assert compare_indices([1e-8, -1e-9, 3.5e-7, 0.0], [0.1, -0.2, 0.3, 0.1])["same_sign"] == 0.0
+    assert compare_indices([1e-8, 1.2e-5, -2e-6, 0.4], [0.1, 0.02, -0.3, 0.4])["same_sign"] == pytest.approx(3 / 4)
+
+
 def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):
     """--radius 60 was refused by the stimulus, after --fit-embedded had fitted the model (minutes)."""
     from neurozoo.leaderboard.cli import main as zoo

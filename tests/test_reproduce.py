@@ -699,8 +699,9 @@ def test_a_search_record_says_how_to_reproduce_it_not_to_score_it_with_zoo_score
 def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_path, capsys, monkeypatch):
     """The phenomenon benchmarks (OSR, contrast adaptation, ...) had no reproduce test: a contrast-adaptation
     record of a 1-epoch LN fit is fitted again from scratch and gives the same value, per-cell indices and
-    settings (the fit's, the analysis's with its index version, the model's and the truth's indices: 41 numbers),
-    none differing."""
+    settings (the fit's, the analysis's with its index version, the score's version, the model's and the truth's
+    indices: 42 numbers), none differing. A record of score version 1 (no ``score_version``: it counted the sign of
+    rounding noise in raw) is scored under version 2 and the version named; LN's indices are exactly 0, unchanged."""
     from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
 
     _private_cache(tmp_path, monkeypatch)
@@ -716,7 +717,14 @@ def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_
         capsys.readouterr()
         assert _zoo("reproduce", record.id, "--db", db) == 0
         out = capsys.readouterr().out
-        assert "reproduced: bit-identical" in out and "differs" not in out and "41 numbers of the settings" in out
+        assert "reproduced: bit-identical" in out and "differs" not in out and "42 numbers of the settings" in out
+        settings = _settings_of(tmp_path / "r.sqlite", record.id)
+        assert settings.pop("score_version") == 2
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings))
+        assert _zoo("reproduce", record.id, "--db", db) == 0
+        out = capsys.readouterr().out
+        assert "differs: settings.score_version: not in the record, rerun 2" in out
+        assert "reproduced: bit-identical" in out and "41 numbers of the settings" in out
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
 
@@ -760,9 +768,9 @@ def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():
     from neurozoo.leaderboard.reproduce import protocol_notes
 
     spec = {"family": "retina", "model": "ln", "benchmark": "retina_embedded.contrast-adaptation"}
-    assert protocol_notes({"spec": {**spec, "benchmark_version": 2}}) == []
+    assert protocol_notes({"spec": {**spec, "benchmark_version": 3}}) == []  # index version 2, score version 2
     assert protocol_notes({"spec": spec}) == [
-        "spec.benchmark_version: stored none, this code's 2 (retina_embedded.contrast-adaptation's measure has "
+        "spec.benchmark_version: stored none, this code's 3 (retina_embedded.contrast-adaptation's measure has "
         "changed since the record)"]
     unversioned = {"family": "convrnn", "model": "rgc_shallow", "benchmark": "ventral_embedded.V4-temporal"}
     assert protocol_notes({"spec": unversioned}) == []

@@ -13,7 +13,7 @@ import inspect
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from neurozoo.datasets.errors import SpecError, UserFacingError, did_you_mean
 
@@ -48,14 +48,18 @@ def _refuse_unknown(name: str, kind: str, known, unknown_hint: Optional[Callable
 
 
 def lookup(name: str, registries: Sequence["Registry"], kind: str,
-           unknown_hint: Optional[Callable[[str], str]] = None) -> "Registry":
+           unknown_hint: Optional[Callable[[str], str]] = None, also: Iterable[str] = ()) -> Optional["Registry"]:
     """The first of ``registries`` that has ``name``, else :meth:`Registry.get`'s refusal over all of them (``kind``
     and ``unknown_hint`` as a registry's): for a name that may be any of several registries' (``zoo run --models``, a
-    ConvRNN or a retina model), which had its own copy of the check, another message and no hint for a spec path."""
-    known: Dict[str, Registry] = {}
+    ConvRNN or a retina model), which had its own copy of the check, another message and no hint for a spec path.
+    ``also``: names known beside the registries' (``zoo dynamics``'s examples, a dict), listed and matched with
+    theirs; None for one of them that no registry has."""
+    known: Dict[str, Optional[Registry]] = {}
     for registry in registries:
         for entry_name in registry.names():
             known.setdefault(entry_name, registry)
+    for other in also:
+        known.setdefault(other, None)
     _refuse_unknown(name, kind, known, unknown_hint)
     return known[name]
 

@@ -99,9 +99,10 @@ def test_zoo_compare_examples_over_time(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["dynamics", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+    (["dynamics", "nosuchmodel"], "unknown model 'nosuchmodel'; expected an example or a registered ConvRNN (known: "),
     (["compare", "flipflop-rnn"], "at least two systems"),
-    (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
+    (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9' (known: IT, V4, zhang_desimone2011.it)"),
+    (["compare", "flipflop-rnn:h", "neural:V4"], "flipflop-rnn:h: an example has no layers"),
     # a CORnet's steps were labelled as 10 ms bins from 0 ms (CORnet-S's V4: 4 steps from 90 ms, 50 ms apart)
     (["compare", "cornet_s:V4", "neural:V4"], "cornet_s: a CORnet, whose steps are not 10 ms apart"),
     (["dynamics", "cornet_rt", "--layer", "IT"], "cornet_rt: a CORnet, whose steps are not 10 ms apart"),
@@ -118,6 +119,31 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["dynamics", "flipflop-rn"], "unknown model 'flipflop-rn'; expected an example or a registered ConvRNN; did you "
+                                  "mean flipflop-rnn"),
+    (["dynamics", "RGC_SHALLOW"], "unknown model 'RGC_SHALLOW'; expected an example or a registered ConvRNN; did you "
+                                  "mean rgc_shallow? (known: "),
+    (["compare", "rgc_shalow:conv4", "neural:V4"],
+     "unknown system 'rgc_shalow'; expected a ConvRNN name[:layer], an example or "
+     "neural:V4|IT|zhang_desimone2011.it[/even|/odd]; did you mean rgc_shallow"),
+    (["compare", "flipflop-rnn", "neural:v4"], "unknown neural data 'v4'; did you mean V4? (known: IT, V4, "),
+])
+def test_an_unknown_name_gets_the_registries_one_refusal_with_close_names(argv, says, capsys, tmp_path):
+    """`zoo dynamics MODEL` and `zoo compare`'s systems had their own refusals of an unknown name ("expected an
+    example (...) or a ConvRNN (...)", unsorted, no close names). They now give the registries' one refusal
+    (``datasets.registry.lookup`` over the ConvRNN registry and the examples): the hint, close names, every ConvRNN
+    and example sorted."""
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.dynamics.cases import EXAMPLES
+
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert says in error and len(error.splitlines()) == 1, error
+    if "neural:v4" not in argv:
+        assert error.endswith(f"(known: {', '.join(sorted(convrnn.list_models() + list(EXAMPLES)))})")
 
 
 def test_untrained_convrnn_weights_come_from_the_seed_not_from_the_process():

@@ -168,11 +168,12 @@ def _case(args):
                                       "(flipflop-*, integration-*); this system is not trained")
             options["steps"] = args.train_steps
         return cases.EXAMPLES[args.model](**options)
-    if args.model not in convrnn.MODELS:
-        from neurozoo.benchmarks.named_models import spec_path_hint
+    from neurozoo.benchmarks.named_models import spec_path_hint
+    from neurozoo.datasets.registry import lookup
 
-        raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
-                              f"or a ConvRNN ({', '.join(convrnn.list_models())}){spec_path_hint(args.model)}")
+    # the registries' one refusal, over the ConvRNNs and the examples: a spec path's hint, close names, every name
+    lookup(args.model, [convrnn.MODELS], "model",
+           lambda name: spec_path_hint(name) or "; expected an example or a registered ConvRNN", also=cases.EXAMPLES)
     sources.check_unrolled_in_10_ms_steps(args.model)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "

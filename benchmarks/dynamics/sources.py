@@ -135,6 +135,7 @@ def _kind(full: str) -> str:
     from neurozoo import convrnn as convrnn_package
     from neurozoo.benchmarks.dynamics.cases import EXAMPLES
     from neurozoo.benchmarks.named_models import spec_path_hint
+    from neurozoo.datasets.registry import lookup
 
     hint = spec_path_hint(full.rsplit(":", 1)[0] if ":" in full else full)  # a spec path, maybe with folders and :layer
     if hint:
@@ -142,21 +143,25 @@ def _kind(full: str) -> str:
     name, _, half = full.partition("/")
     if half and half not in ("even", "odd"):
         raise UserFacingError(f"{full}: unknown split {half!r}: expected /even or /odd")
+    # the registries' one refusal of an unknown name (datasets.registry.lookup): close names, every known name
     if name.startswith("neural:"):
-        if name[len("neural:"):] not in NEURAL:
-            raise UserFacingError(f"unknown neural data {name[len('neural:'):]!r}: expected neural:V4, neural:IT or "
-                                  "neural:zhang_desimone2011.it")
+        lookup(name[len("neural:"):], [], "neural data", also=NEURAL)
         return "neural"
     if half:
         raise UserFacingError(f"{full}: /even and /odd split neural data only")
-    if name in EXAMPLES:
+    model, _, layer = name.partition(":")
+    if lookup(model, [convrnn_package.MODELS], "system", _system_hint, also=EXAMPLES) is None:  # an example's
+        if layer:
+            raise UserFacingError(f"{full}: an example has no layers (its hidden states are the system); give "
+                                  f"{model}")
         return "example"
-    if name.split(":")[0] in convrnn_package.MODELS:
-        check_unrolled_in_10_ms_steps(name.split(":")[0])
-        return "convrnn"
-    raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
-                          f"({', '.join(convrnn_package.list_models())}), an example "
-                          f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+    check_unrolled_in_10_ms_steps(model)
+    return "convrnn"
+
+
+def _system_hint(name: str) -> str:
+    """What a zoo compare system may be, beside the names that :func:`_kind`'s refusal lists (ConvRNNs, examples)."""
+    return "; expected a ConvRNN name[:layer], an example or neural:V4|IT|zhang_desimone2011.it[/even|/odd]"
 
 
 def check_unrolled_in_10_ms_steps(name: str) -> None:

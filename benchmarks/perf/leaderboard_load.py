@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -202,8 +201,16 @@ def main(argv=None) -> int:
     from neurozoo.datasets.provenance import run_provenance_line
 
     print(run_provenance_line(), flush=True)  # the code and versions these figures are of
+    from neurozoo.datasets.cache import owned_temporary_folder
 
-    scratch = Path(tempfile.mkdtemp(prefix="neurozoo-load-"))
+    # the plugin, home, cache, database and submissions: every run left them in the temporary folder; now removed at
+    # the end, and a killed run's by the next run (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-load-") as scratch:
+        return load_test(args, scratch)
+
+
+def load_test(args, scratch: Path) -> int:
+    """:func:`main`'s run, its files in ``scratch``."""
     env = plugin_environment(scratch)
     os.environ.update({k: env[k] for k in ("NEUROZOO_HOME", "NEUROZOO_CACHE")})
     from neurozoo import benchmarks

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,10 +55,11 @@ def main() -> None:
     from neurozoo.datasets.provenance import run_provenance_line
 
     print(run_provenance_line(), flush=True)  # the code and versions these figures are of
+    from neurozoo.datasets.cache import owned_temporary_folder
     from neurozoo.leaderboard.db import LeaderboardDB
 
-    with tempfile.TemporaryDirectory(prefix="nz-report-perf-") as tmp:
-        tmp = Path(tmp)
+    # a killed run's board and reports are removed by the next run (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-report-perf-") as tmp:
         db = LeaderboardDB(f"sqlite:///{tmp / 'board.sqlite'}")
         started = time.perf_counter()
         for i in range(args.models):

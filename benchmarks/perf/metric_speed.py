@@ -327,7 +327,10 @@ def main(argv=None) -> int:
     cpu = cpu_model()
     print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {os.cpu_count()} CPUs ({cpu}); "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
-    with tempfile.TemporaryDirectory() as folder:
+    from neurozoo.datasets.cache import owned_temporary_folder
+
+    # a killed run's inputs are removed by the next run (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-metric-speed-") as folder:
         baseline_python = None
         if not args.no_compare and args.baseline == "brainscore":
             try:

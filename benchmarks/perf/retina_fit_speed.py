@@ -102,7 +102,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -209,8 +208,11 @@ def fit_to_convergence(model: str = "bncnn", data: str = "embedded:whitenoise", 
     """Time ``zoo fit MODEL --data DATA`` from a fresh output folder (the CLI as a user runs it, start-up, data
     reading, fit and held-out evaluation included): wall and CPU seconds, and what the fit reached.
     ``pythonpath``: run the ``neurozoo`` found there (:func:`checkout`) instead of this one."""
-    with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", out,
+    from neurozoo.datasets.cache import owned_temporary_folder
+
+    # a killed run's fit (its checkpoints) is removed by the next run (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-fit-speed-") as out:
+        command = [sys.executable, "-m", "neurozoo.leaderboard.cli", "fit", model, "--data", data, "--out", str(out),
                    "--no-resume", "--quiet", "--device", device]
         env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}),
                    **({"PYTHONPATH": pythonpath} if pythonpath else {}))
@@ -272,7 +274,9 @@ def main(argv=None):
         fit_device = "cuda" if args.device == "cuda" else "cpu"
         print(f"zoo fit bncnn --data embedded:whitenoise --device {fit_device} ({_load()}) ...", flush=True)
         if args.compare_ref:
-            with tempfile.TemporaryDirectory() as folder:
+            from neurozoo.datasets.cache import owned_temporary_folder
+
+            with owned_temporary_folder("neurozoo-checkout-") as folder:  # the next run removes a killed run's
                 ref = fit_to_convergence(threads=args.fit_threads, pythonpath=checkout(args.compare_ref, folder),
                                          device=fit_device)
             _print_fit(f"fit to convergence at {args.compare_ref}", ref)

@@ -18,7 +18,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,9 +52,11 @@ def main(argv=None) -> int:
         p.error(f"--steps {args.steps}: give at least two metrics rows (2 x --log-every = {2 * args.log_every})")
 
     from neurozoo.convrnn.training.synthetic import write_image_folder
+    from neurozoo.datasets.cache import owned_temporary_folder
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+    # a killed run's images and checkpoints are removed by the next run (datasets.cache.owned_temporary_folder)
+    with owned_temporary_folder("neurozoo-train-speed-") as tmp:
         classes = 8
         per_class = math.ceil(args.steps * args.batch_size / classes)
         started = time.perf_counter()

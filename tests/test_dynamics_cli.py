@@ -116,9 +116,11 @@ def test_zoo_compare_examples_over_time(tmp_path, capsys):
      "--image 20: expected 0..3, an index among the --n-images 4 images (spread over the ventral set)"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
-    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+    # no output folder left; the store is opened before a refusal that needs the model built (a recurrent cell, --image)
+    assert sorted(path.name for path in tmp_path.iterdir()) in ([], ["r.sqlite"])
 
 
 @pytest.mark.parametrize("argv, says", [
@@ -135,13 +137,14 @@ def test_an_unknown_name_gets_the_registries_one_refusal_with_close_names(argv, 
     """`zoo dynamics MODEL` and `zoo compare`'s systems had their own refusals of an unknown name ("expected an
     example (...) or a ConvRNN (...)", unsorted, no close names). They now give the registries' one refusal
     (``datasets.registry.lookup`` over the ConvRNN registry and the examples): the hint, close names, every ConvRNN
-    and example sorted."""
+    and example sorted. Refused before the results store is opened: it made an empty --db file (until 2026-12-05)."""
     from neurozoo import convrnn
     from neurozoo.benchmarks.dynamics.cases import EXAMPLES
 
-    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert says in error and len(error.splitlines()) == 1, error
+    assert list(tmp_path.iterdir()) == [], "a refused name wrote nothing"
     if "neural:v4" not in argv:
         assert error.endswith(f"(known: {', '.join(sorted(convrnn.list_models() + list(EXAMPLES)))})")
 
@@ -204,9 +207,11 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
     (["compare", "neural:IT", "neural:V4", "--train-steps", "3"], "--train-steps applies to the examples only"),
 ])
 def test_zoo_dynamics_model_options_refused_with_one_line(argv, message, capsys, tmp_path):
-    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path)]) == 2
+    assert main(argv + ["--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+    # no output folder left; the store is opened before a refusal that needs the model built (a recurrent cell, --image)
+    assert sorted(path.name for path in tmp_path.iterdir()) in ([], ["r.sqlite"])
 
 
 @pytest.mark.parametrize("option", ["--width=0", "--image-size=0", "--width=nan"])

@@ -168,13 +168,6 @@ def _case(args):
                                       "(flipflop-*, integration-*); this system is not trained")
             options["steps"] = args.train_steps
         return cases.EXAMPLES[args.model](**options)
-    from neurozoo.benchmarks.named_models import spec_path_hint
-    from neurozoo.datasets.registry import lookup
-
-    # the registries' one refusal, over the ConvRNNs and the examples: a spec path's hint, close names, every name
-    lookup(args.model, [convrnn.MODELS], "model",
-           lambda name: spec_path_hint(name) or "; expected an example or a registered ConvRNN", also=cases.EXAMPLES)
-    sources.check_unrolled_in_10_ms_steps(args.model)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
                               "analysed with the weights it has (--checkpoint)")
@@ -229,11 +222,25 @@ def summary_line(name: str, condition: str, found) -> str:
     return line + f"; spectral radii {radius}" + shown
 
 
+def _check_model_name(model: str) -> None:
+    """The registries' one refusal of a name that is neither an example nor a registered ConvRNN: a spec path's hint,
+    close names, every name (:func:`datasets.registry.lookup`); and of a ConvRNN not unrolled in 10 ms steps."""
+    from neurozoo import convrnn
+    from neurozoo.benchmarks.dynamics import cases, sources
+    from neurozoo.benchmarks.named_models import spec_path_hint
+    from neurozoo.datasets.registry import lookup
+
+    if lookup(model, [convrnn.MODELS], "model", lambda name: spec_path_hint(name) or
+              "; expected an example or a registered ConvRNN", also=cases.EXAMPLES) is not None:  # None: an example's
+        sources.check_unrolled_in_10_ms_steps(model)
+
+
 def run_dynamics(args, draw: bool = True) -> int:
     """``draw=False``: no figures (zoo reproduce, which compares the records and deletes its scratch folder)."""
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
+    _check_model_name(args.model)  # before the store: a bad name made an empty --db file (until 2026-12-05)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
@@ -296,6 +303,7 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
 
 def run_compare(args, draw: bool = True) -> int:
     """``draw=False``: no figures, as :func:`run_dynamics`."""
+    from neurozoo.benchmarks.dynamics import sources
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -307,6 +315,7 @@ def run_compare(args, draw: bool = True) -> int:
         raise UserFacingError(f"--metrics: unknown {', '.join(unknown)}; expected some of rsa, cka, debiased_cka")
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
+    sources.check_systems(args.systems)  # before the store: a bad name made an empty --db file (until 2026-12-05)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:

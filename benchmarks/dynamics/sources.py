@@ -176,15 +176,21 @@ def check_unrolled_in_10_ms_steps(name: str) -> None:
                               f"the ConvRNNs (10 ms steps)")
 
 
+def check_systems(names: Sequence[str]) -> Dict[str, str]:
+    """{name: its kind} (``"convrnn"``, ``"example"``, ``"neural"``), every name checked (:func:`_kind`): ``zoo
+    compare``'s refusal of a bad name, before it opens the results store or loads anything."""
+    if len(set(names)) < 2:
+        raise UserFacingError("zoo compare needs at least two systems")
+    return {full: _kind(full) for full in names}
+
+
 def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
          n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
          image_size: Optional[int] = None) -> Tuple[Dict[str, xr.DataArray], Optional[str]]:
     """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the data used: the neural data,
     the ConvRNNs' images and the examples' generated training and trial data;
     ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
-    if len(set(names)) < 2:
-        raise UserFacingError("zoo compare needs at least two systems")
-    kinds = {full: _kind(full) for full in names}  # every name checked before anything is loaded
+    kinds = check_systems(names)  # every name checked before anything is loaded
     # an option that shapes no named system was ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
     if (overrides or image_size) and "convrnn" not in kinds.values():
         raise UserFacingError("--width, --image-size and --set apply to ConvRNN systems only; none was named")

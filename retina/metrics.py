@@ -1,6 +1,7 @@
 """Held-out metrics per ganglion cell (McIntosh et al. 2016; REFERENCE.md section 4).
 
-All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (single-trial firing rates).
+All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (single-trial firing rates), of any float
+type, and compute in float64: float32 rates far from zero (1e4 + signal) keep their signal's digits.
 
 * ``correlation``: Pearson r between prediction and the trial average (the headline number); NaN where either is
   constant. :func:`heldout_metrics` counts a prediction constant over the test movie as r = 0 where the cell's trial
@@ -107,7 +108,7 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
                              f"(e.g. cell index {bad[:3].tolist()}); expected finite firing rates")
     cells = list(cells) if cells is not None else [cell_name(i) for i in range(len(prediction))]
     explainable = explainable_fraction(repeats)
-    average = repeats.mean(1)
+    average = repeats.mean(1, dtype=np.float64)  # in float32 it lost the digits of rates far from 0 (module docstring)
     flat = (np.ptp(prediction, axis=1) == 0) & (np.ptp(average, axis=1) > 0)  # a constant prediction of a varying rate
     frame = pd.DataFrame({
         "correlation": np.where(flat, 0.0, correlation(prediction, average)),

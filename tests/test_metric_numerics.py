@@ -14,6 +14,12 @@ float32 features (what the extraction produces): the products run in float32 (a 
 product, a few 1e-6 per block sum) and 25 components amplify it; on these cases predictions differ by at most 3.8e-5
 and r by at most 1.6e-5, so 2e-4 leaves a margin of 5 without hiding a defect (the defects fixed here differed by 0.1
 to 1.9, or gave NaN).
+
+Responses far from zero (a neuroid at 1e4 sd + signal): PLS is shift-equivariant in the responses (sklearn centres
+them), so an offset must cost nothing. Until 2026-12-05 float32 predictions added each target's mean in float32, whose
+rounding at 1e4 sd is 6e-4 sd, and its float64 value, not the float32 one the targets had been centred on: predictions
+off by 1.4e-3 sd and r by 3.5e-4 at 1e4 sd, 9e-2 sd and 2.9e-2 at 1e6 sd (1.1e-4 sd at 1e3 sd, inside the tolerance,
+but 9e-5 sd away from the prediction without the offset); now 3e-5 at every offset, as without one.
 """
 import warnings
 
@@ -98,6 +104,15 @@ def _relu_offset(offset):
     return X + offset * X.std(), Y
 
 
+def _offset_targets(offset):
+    """The responses riding on ``offset`` times their standard deviation (firing rates far from 0)."""
+    X, Y = _latent()
+    return X, Y + offset * Y.std()
+
+
+TARGET_OFFSETS = (1e3, 1e4, 1e5, 1e6)
+
+
 def _dead_and_duplicated():
     X, Y = _latent()
     X[:, 3], X[:, 5] = 0.7, 0.0  # dead ReLU channels
@@ -127,6 +142,33 @@ def test_pls_matches_sklearn_on_adversarial_features(case, dtype):
     X, Y = CASES[case]()
     splits = brainscore_splits(None, n_presentations=len(X))[:3]
     _assert_matches_reference(X.astype(dtype), Y, splits, 1e-5 if dtype == np.float64 else 2e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("offset", TARGET_OFFSETS)
+def test_pls_matches_sklearn_on_responses_far_from_zero(offset, dtype):
+    """Until 2026-12-05 float32 predictions lost the signal's digits to the mean's (module docstring): off by 1.4e-3 sd
+    at 1e4 sd, 1.1e-2 at 1e5, 9.4e-2 at 1e6 (r by 3.5e-4, 1.9e-3, 2.9e-2)."""
+    X, Y = _offset_targets(offset)
+    splits = brainscore_splits(None, n_presentations=len(X))[:3]
+    _assert_matches_reference(X.astype(dtype), Y, splits, 1e-5 if dtype == np.float64 else 2e-4)
+
+
+@pytest.mark.parametrize("offset", TARGET_OFFSETS)
+def test_float32_predictions_of_responses_far_from_zero_are_shifted_ones(offset):
+    """PLS centres the responses, so ours of ``Y + c`` is ours of ``Y`` plus ``c``, up to the float32 products' rounding
+    (7e-6 sd; r 2.4e-6). Until 2026-12-05: 8.7e-5 sd at 1e3 sd, 1.3e-3 at 1e4, 8.5e-2 at 1e6 (r 3.5e-5 to 2.9e-2). The
+    ordinary responses' predictions stay float32, the same numbers as before."""
+    X, Y = _latent()
+    X = X.astype(np.float32)
+    splits = brainscore_splits(None, n_presentations=len(X))[:3]
+    shift = offset * Y.std()
+    for plain, shifted, (_, test) in zip(pls_fit_predict_folds(X, Y, splits),
+                                         pls_fit_predict_folds(X, Y + shift, splits), splits):
+        assert plain.dtype == np.float32
+        np.testing.assert_allclose(shifted - shift, plain, rtol=0, atol=2e-5 * Y.std())
+        np.testing.assert_allclose(pearson_columns(shifted, Y[test], axis=0), pearson_columns(plain, Y[test], axis=0),
+                                   rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -277,6 +277,21 @@ def test_heldout_correlation_matches_scipy_on_offsets_and_magnitudes():
         np.testing.assert_allclose(frame["correlation"], expected, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("offset", [1e3, 1e4, 1e5, 1e6])
+def test_heldout_correlation_matches_scipy_on_float32_rates_far_from_zero(offset):
+    """float32 repeats (as datasets.retina_h5 reads them) and predictions at ``offset`` + signal: the trial average was
+    taken in float32, which rounds it to 6e-8 of the offset; r was off by 8.6e-7 at 1e3, 9.7e-6 at 1e4, 4.9e-4 at 1e6.
+    Reference: scipy.stats.pearsonr against the float64 average of the same float32 values."""
+    from scipy.stats import pearsonr
+
+    truth, repeats = _trials(C=3, R=4, T=500)
+    prediction, repeats = (0.8 * truth + 0.1 + offset).astype(np.float32), (repeats + offset).astype(np.float32)
+    frame = heldout_metrics(prediction, repeats)
+    average = repeats.astype(np.float64).mean(1)
+    expected = [pearsonr(prediction[c].astype(np.float64), average[c])[0] for c in range(3)]
+    np.testing.assert_allclose(frame["correlation"], expected, rtol=0, atol=1e-9)
+
+
 def test_a_constant_prediction_of_a_varying_cell_counts_as_r_0_not_nan():
     """A model that predicts one rate for a cell (a dead output unit) has no r there; a NaN was left out of the median
     over cells, so such a model was ranked on its other cells alone: 3 dead of 4 passing cells gave a median of 0.93."""

@@ -30,8 +30,11 @@ Gram ``X^T X`` and the cross-covariance ``X^T Y`` of all samples (centred on the
 training moments are these *downdated* by the moments of its test presentations (10 % of the samples) and
 a rank-one mean correction, so 10 folds cost about two passes over the data, and the folds' PLS problems
 are solved together as a batch. float32 features (what the extraction produces) are multiplied in float32
-block by block and summed in float64; float64 features stay float64. Memory: the features, one block of
-samples, one fold's test samples and ``folds x F x (F + Q)`` moments; no copy of features x bins x folds.
+block by block and summed in float64; float64 features stay float64. The responses are centred (in float64, then
+cast) before the products, and each split's prediction is the centred one plus its training mean; where that mean
+dwarfs the prediction (responses hundreds of sd from zero) the sum is taken in float64 (:func:`_add_training_means`).
+Memory: the features, one block of samples, one fold's test samples and ``folds x F x (F + Q)`` moments; no copy of
+features x bins x folds.
 
 One feature 1e8 or more times the others is beyond the moments: the rounding of its entries (1e-16 of that feature)
 outweighs the other features, and the later components' scores lose their orthogonality. Each fold's rotations are
@@ -428,7 +431,8 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
 
     X: (P, F, T) features and Y: (P, Q, T) responses; the T time bins are stacked into the sample axis
     (span-time: one mapping shared by all bins). Pass T = 1 for a plain (single-bin) fit.
-    Returns per split the predictions (n_test, Q, T) for that split's test presentations.
+    Returns per split the predictions (n_test, Q, T) for that split's test presentations: float32 for float32 (and
+    float16) X, float64 where a target's training mean dwarfs its prediction (:func:`_add_training_means`).
 
     Products run in float32 when X is float32 (the extraction's dtype) and are summed in float64 block
     by block; float64 features keep float64 throughout. Memory: the features, one block of rows, and
@@ -499,9 +503,34 @@ def pls_fit_predict_folds(X: np.ndarray, Y: np.ndarray, splits: Sequence[Split],
             mx, my = means[i]
             scores = rotations[i].T.astype(dtype) @ _columns(X, test, dtype, x_mean, scale)  # (k, n_test * T)
             scores -= (mx @ rotations[i]).astype(dtype)[:, None]
-            prediction = loadings[i].astype(dtype) @ scores + (my + y_mean).astype(dtype)[:, None]  # (Q, n_test * T)
+            prediction = _add_training_means(loadings[i].astype(dtype) @ scores, my, y_mean, dtype)  # (Q, n_test * T)
             predictions.append(prediction.reshape(Q, len(test), T).transpose(1, 0, 2))
+    if any(prediction.dtype != predictions[0].dtype for prediction in predictions):  # one dtype for every split
+        predictions = [prediction.astype(np.float64, copy=False) for prediction in predictions]
     return predictions
+
+
+#: a target whose training mean is more than this many times its centred prediction's largest magnitude gets its mean
+#: added in float64 (:func:`_add_training_means`); at or below it the float32 sum rounds the centred values by at
+#: most 2^-17 (8e-6) of the largest, less than the float32 products leave (up to 4e-5 of the responses' sd)
+MEAN_TO_PREDICTION = 2.0 ** 6
+
+
+def _add_training_means(centred: np.ndarray, my: np.ndarray, y_mean: np.ndarray, dtype) -> np.ndarray:
+    """The (Q, n) prediction: ``centred`` (in ``dtype``) plus each target's training mean, ``my + y_mean`` (``my`` the
+    fold's mean of the targets centred on ``y_mean`` as ``dtype`` rounds it).
+
+    A float32 prediction keeps the mean's digits, not the signal's, once the mean dwarfs the variation: a neuroid at
+    1e4 sd + signal was predicted 1.4e-3 sd off sklearn's float64 (3e-5 without the offset), its r 3.5e-4 off; at
+    1e6 sd, 9e-2 sd and 2.9e-2. Where a
+    target's mean is more than :data:`MEAN_TO_PREDICTION` times its centred prediction, the split's prediction is
+    the float64 sum instead, with the mean the targets were centred on (``y_mean`` rounded to ``dtype``: the float64
+    ``y_mean`` put that rounding, up to 3e-2 sd at 1e6 sd, into every prediction). Elsewhere (ordinary responses)
+    the float32 sum is kept: the same numbers as before, bit for bit."""
+    if dtype == np.float32 and np.any(np.abs(my + y_mean) > MEAN_TO_PREDICTION * np.abs(centred).max(axis=1)):
+        return centred + (my + y_mean.astype(dtype))[:, None]  # float32 + float64: float64
+    centred += (my + y_mean).astype(dtype)[:, None]
+    return centred
 
 
 def _moments(X, Y, presentations, x_mean, y_mean, dtype, scale: float = 1.0):

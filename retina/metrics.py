@@ -1,7 +1,9 @@
 """Held-out metrics per ganglion cell (McIntosh et al. 2016; REFERENCE.md section 4).
 
 All functions take ``prediction`` ``(C, T)`` and ``repeats`` ``(C, R, T)`` (single-trial firing rates), of any float
-type, and compute in float64: float32 rates far from zero (1e4 + signal) keep their signal's digits.
+type, and compute in float64: float32 rates far from zero (1e4 + signal) keep their signal's digits (the trial
+average of float32 repeats is taken in float64 for a cell whose rates are over :data:`FAR_FROM_ZERO` times their range
+from 0; ordinary rates' float32 average is kept bit for bit, so that scores recorded before reproduce exactly).
 
 * ``correlation``: Pearson r between prediction and the trial average (the headline number); NaN where either is
   constant. :func:`heldout_metrics` counts a prediction constant over the test movie as r = 0 where the cell's trial
@@ -91,6 +93,11 @@ def oracle_correlation(repeats, estimator: str = "per_trial") -> np.ndarray:
     return _ratio(np.nansum(per_trial, axis=1), counted)
 
 
+#: a cell's trial average is taken in float64 where its largest magnitude exceeds this many times its range (a constant
+#: cell's too, whose r is undefined either way)
+FAR_FROM_ZERO = 16
+
+
 def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
                     min_explainable: float = MIN_EXPLAINABLE) -> pd.DataFrame:
     """One row per cell (index ``cell``): correlation, feve, oracle, explainable_fraction, noise_var, passes."""
@@ -108,7 +115,12 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
                              f"(e.g. cell index {bad[:3].tolist()}); expected finite firing rates")
     cells = list(cells) if cells is not None else [cell_name(i) for i in range(len(prediction))]
     explainable = explainable_fraction(repeats)
-    average = repeats.mean(1, dtype=np.float64)  # in float32 it lost the digits of rates far from 0 (module docstring)
+    average = repeats.mean(1).astype(np.float64)  # as correlation() casts it
+    far = np.abs(average).max(1) > FAR_FROM_ZERO * np.ptp(average, axis=1)
+    if repeats.dtype != np.float64 and far.any():
+        # in float32 it lost the digits of rates far from 0 (module docstring); the other cells keep their float32
+        # average, bit for bit, so that records scored before reproduce at --tolerance 0
+        average[far] = repeats[far].mean(1, dtype=np.float64)
     flat = (np.ptp(prediction, axis=1) == 0) & (np.ptp(average, axis=1) > 0)  # a constant prediction of a varying rate
     frame = pd.DataFrame({
         "correlation": np.where(flat, 0.0, correlation(prediction, average)),

@@ -313,3 +313,20 @@ def test_nan_in_the_heldout_prediction_or_repeats_is_refused_naming_it(name):
     arrays[name][1, ..., 7] = np.nan
     with pytest.raises(ValueError, match=rf"^{name}: \d+ NaN/inf values, in 1 of 3 cells \(e\.g\. cell index \[1\]\)"):
         heldout_metrics(arrays["prediction"], arrays["repeats"])
+
+
+def test_ordinary_float32_rates_keep_their_float32_trial_average_bit_for_bit():
+    """Only a cell far from zero has its trial average taken in float64: every other cell's r is the one its float32
+    average gave before, to the bit, so that scores recorded before reproduce at ``zoo reproduce``'s default tolerance
+    0 (the float64 average moved r by up to 2e-9 on such rates)."""
+    truth, repeats = _trials(C=3, R=5, T=600)
+    rates = np.maximum(15 + 10 * repeats, 0).astype(np.float32)  # spikes/s, as a recording is read
+    prediction = np.maximum(15 + 8 * truth, 0).astype(np.float32)
+    far = rates.copy()
+    far[2] += np.float32(1e5)  # one cell far from zero: its own average in float64, the others' untouched
+    for given in (rates, far):
+        frame = heldout_metrics(prediction, given)
+        before = correlation(prediction, given.mean(1))  # the float32 trial average
+        assert frame["correlation"].iloc[0] == before[0] and frame["correlation"].iloc[1] == before[1]
+    assert frame["correlation"].iloc[2] != before[2]
+    assert abs(frame["correlation"].iloc[2] - correlation(prediction, far.mean(1, dtype=np.float64))[2]) < 1e-12

@@ -150,9 +150,16 @@ def list_records(args) -> int:
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
     first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
     id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
-    from neurozoo.benchmarks.records import ResultsStore, default_url
+    from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import format_table
 
+    # opening a store creates it: a --db path misspelt here was left behind as a new, empty store, listed as 0 records
+    if args.db and missing_sqlite_file(args.db):
+        raise UserFacingError(missing_store_problem(args.db))
+    if not args.db and missing_sqlite_file(None):
+        print(f"0 records: no results store at {default_url()} yet (zoo score, zoo run and zoo work create it)")
+        return 0
     store = ResultsStore(args.db)
     records = store.records(args.model, args.benchmark)
     rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,

@@ -568,11 +568,15 @@ def run_reproduce(args) -> int:
 
 def _run_reproduce(args) -> int:
     from neurozoo.leaderboard import reproduce_fit
+    from neurozoo.benchmarks.records import missing_store_problem
     from neurozoo.leaderboard.db import LeaderboardDB
 
     if reproduce_fit.is_fit_summary(args.record):
         return reproduce_fit.run(args)
     args.record = int(args.record)
+    missing = missing_store_problem(args.db)  # opening a store creates it: a misspelt --db was left behind, empty
+    if missing:
+        raise UserFacingError(missing)
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:

@@ -540,3 +540,37 @@ def test_zoo_run_refuses_an_unknown_benchmark_as_zoo_score_does_writing_nothing(
     assert main(["score", "rgc_shallow", name, "--db", f"sqlite:///{tmp_path / 'score.sqlite'}"]) == 2
     score_error = capsys.readouterr().err
     assert score_error.partition(": error: ")[2] == run_error.partition(": error: ")[2]
+
+
+@pytest.mark.parametrize("command", [["score", "--records"], ["reproduce", "1"]])
+def test_a_command_that_reads_the_store_refuses_a_missing_sqlite_file_and_creates_none(command, tmp_path, capsys):
+    """Opening a store creates it: `zoo score --records --db sqlite:///typo.sqlite` listed "0 records" and `zoo
+    reproduce 1 --db ...` said "no record 1", each leaving a new, empty store behind at the misspelt path. Both only
+    read a store: a --db SQLite file that does not exist is refused in one line naming it, and none is made."""
+    missing = tmp_path / "typo.sqlite"
+    assert main([*command, "--db", f"sqlite:///{missing}"]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"zoo {command[0]}: error: --db 'sqlite:///{missing}': no such results store ({missing} does not "
+                     "exist); zoo score, zoo run and zoo work create one, this command only reads one\n")
+    assert not missing.exists()
+
+
+def test_the_records_of_a_home_without_a_store_are_none_and_no_store_is_made(tmp_path, capsys, monkeypatch):
+    """`zoo score --records` in a fresh home (no --db): nothing stored yet, said so, and the default store not made by
+    looking; `zoo reproduce` there refuses the record, naming the store it looked in."""
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    store = tmp_path / "home" / "results.sqlite"
+    assert main(["score", "--records"]) == 0
+    assert capsys.readouterr().out == (f"0 records: no results store at sqlite:///{store} yet (zoo score, zoo run and "
+                                       "zoo work create it)\n")
+    assert main(["reproduce", "3"]) == 2
+    assert capsys.readouterr().err == (f"zoo reproduce: error: no results store at 'sqlite:///{store}' yet (the default, "
+                                       "$NEUROZOO_HOME/results.sqlite; --db names another): zoo score, zoo run and zoo "
+                                       "work create it\n")
+    assert not store.exists()
+    from neurozoo.benchmarks.records import ResultsStore
+
+    ResultsStore(f"sqlite:///{store}")  # once one exists, it is read as before
+    assert main(["score", "--records"]) == 0
+    assert capsys.readouterr().out == f"0 records in sqlite:///{store}; zoo reproduce RECORD scores one again\n"
+

@@ -564,6 +564,12 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import lookup
 
+    from neurozoo import convrnn
+
+    if args.model in convrnn.list_models() or args.model.startswith("timm:"):  # known, but not here: not "unknown"
+        raise UserFacingError(f"{args.model} is an image model: it scores on the image benchmarks (ventral_embedded.*, "
+                              f"cowley2023.V4, imagenet.val; see `zoo score --list`), not on {args.benchmark}, which "
+                              f"scores retina models ({', '.join(sorted(retina.list_models()))})")
     # the registries' one refusal (zoo run --models's too): the benchmark's kind, close names, every retina model
     lookup(args.model, [retina.MODELS], "retina model", lambda name: f"; {args.benchmark} scores retina models")
     history = {"heldout_history": args.heldout_history} if _observed_history(args) else {}

@@ -574,3 +574,18 @@ def test_the_records_of_a_home_without_a_store_are_none_and_no_store_is_made(tmp
     assert main(["score", "--records"]) == 0
     assert capsys.readouterr().out == f"0 records in sqlite:///{store}; zoo reproduce RECORD scores one again\n"
 
+
+@pytest.mark.parametrize("name", ["rgc_intermediate", "timm:resnet18"])
+def test_zoo_score_names_an_image_model_on_a_retina_benchmark_as_such_not_unknown(name, tmp_path, capsys):
+    """`zoo score rgc_intermediate retina_embedded.osr` said "unknown retina model 'rgc_intermediate'" of a registered
+    ConvRNN, where a retina model on an image benchmark is named as one ("bncnn is a retina model: ..."): an image
+    model (a ConvRNN, timm:) is now named as such, with the benchmarks it scores on, before any fit or folder."""
+    from neurozoo import retina
+
+    db, out = tmp_path / "results.sqlite", tmp_path / "out"
+    assert main(["score", name, "retina_embedded.osr", "--db", f"sqlite:///{db}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"zoo score: error: {name} is an image model: it scores on the image benchmarks (ventral_embedded.*, "
+        "cowley2023.V4, imagenet.val; see `zoo score --list`), not on retina_embedded.osr, which scores retina models "
+        f"({', '.join(sorted(retina.list_models()))})\n")
+    assert not db.exists() and not out.exists()

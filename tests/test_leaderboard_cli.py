@@ -589,3 +589,42 @@ def test_zoo_score_names_an_image_model_on_a_retina_benchmark_as_such_not_unknow
         "cowley2023.V4, imagenet.val; see `zoo score --list`), not on retina_embedded.osr, which scores retina models "
         f"({', '.join(sorted(retina.list_models()))})\n")
     assert not db.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--records", "--objective", "deep-retina"], "--records lists the results store's records (MODEL, BENCHMARK and "
+                                                  "--db choose which) and scores nothing: --objective does not apply"),
+    (["--records", "--seed", "3", "--data", "x.h5"], "and scores nothing: --seed, --data do not apply to it"),
+    (["--records", "--list"], "--list lists the registered benchmarks and scores nothing: --records, --db do not "
+                              "apply"),
+    (["--list", "glm", "--width", "0.5"], "--list lists the registered benchmarks and scores nothing: MODEL, --width, "
+                                          "--db do not apply to it"),
+])
+def test_zoo_score_listing_refuses_an_option_for_scoring_beside_it(argv, says, tmp_path, capsys):
+    """`zoo score --records --objective deep-retina` (or --seed, --data; or --list MODEL, --list --records) listed as
+    if the option were not there: each is refused in one line naming the options, no store opened or made."""
+    db = tmp_path / "results.sqlite"
+    assert main(["score", *argv, "--db", f"sqlite:///{db}"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("zoo score: error: ") and says in error and len(error.splitlines()) == 1, error
+    assert not db.exists()
+
+
+def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp_path, capsys):
+    """`zoo score --records glm` listed 0 records, no more, where the store holds 'glm (deep-retina objective)' (MODEL
+    keeps one recorded name): it now names the recorded names that begin with MODEL, to give one of them."""
+    from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ResultsStore(db).add_many([ScoreRecord(name, bench, 0.5) for name, bench in [
+        ("glm (deep-retina objective)", "retina_embedded.whitenoise-heldout"),
+        ("glm (observed spike history)", "retina_embedded.naturalscene-heldout"), ("ln", "retina_embedded.osr")]])
+    assert main(["score", "--records", "glm", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again",
+        "MODEL 'glm' keeps the records of that recorded name only; the store also has 'glm (deep-retina objective)', "
+        "'glm (observed spike history)': give one of them, quoted"]
+    assert main(["score", "--records", "glm", "retina_embedded.osr", "--db", db]) == 0  # none of glm's there
+    assert capsys.readouterr().out == f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again\n"
+    assert main(["score", "--records", "glm (deep-retina objective)", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"1 record in {db}; zoo reproduce RECORD --db {db} scores one again"

@@ -628,3 +628,23 @@ def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp
     assert capsys.readouterr().out == f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again\n"
     assert main(["score", "--records", "glm (deep-retina objective)", "--db", db]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"1 record in {db}; zoo reproduce RECORD --db {db} scores one again"
+
+
+@pytest.mark.parametrize("models, benches, says", [
+    ("rgc_intermediate,ln", "retina_embedded.osr", "--models rgc_intermediate: an image model, and none of the "
+     "benchmarks (retina_embedded.osr) scores image models: it would not be scored; name an image benchmark in "
+     "--benchmarks (zoo score --list) or leave the model out"),
+    ("ln", "ventral_embedded.V4-temporal,cowley2023.V4", "--models ln: a retina model, and none of the benchmarks "
+     "(ventral_embedded.V4-temporal, cowley2023.V4) scores retina models: it would not be scored; name a retina "
+     "benchmark in --benchmarks"),
+])
+def test_zoo_run_refuses_a_named_model_that_none_of_the_named_benchmarks_scores(models, benches, says, tmp_path,
+                                                                                capsys):
+    """`zoo run --models rgc_intermediate --benchmarks retina_embedded.osr` said "0 jobs", wrote an empty database
+    and report and exited 0: a model named that no named benchmark scores is now refused, before the database."""
+    db, report = tmp_path / "results.sqlite", tmp_path / "report"
+    assert main(["run", "--models", models, "--benchmarks", benches, "--db", f"sqlite:///{db}", "--report",
+                 str(report)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"zoo run: error: {says}") and len(error.splitlines()) == 1, error
+    assert not db.exists() and not report.exists()

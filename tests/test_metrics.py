@@ -823,6 +823,29 @@ def test_one_object_per_stimulus_is_a_data_error_naming_object_name(synthetic):
         regression_score(clean, own)
 
 
+
+def test_too_few_stimuli_for_a_stratified_test_part_says_how_many_are_needed():
+    """24 stimuli of 4 objects (6 each): each split tests 3 stimuli, fewer than the objects. The refusal said
+    "expected several stimuli per object" of objects that have 6; it now says what is short and the count that
+    splits (31: floor(0.9 * 31) = 27 train, 4 test), which sklearn's splitter then takes."""
+    from neurozoo.benchmarks.metrics import brainscore_splits
+    from neurozoo.datasets.errors import DataError
+
+    objects = [f"o{i % 4}" for i in range(24)]
+    with pytest.raises(DataError) as info:
+        brainscore_splits(objects, name="my_v4.nc")
+    assert str(info.value).endswith(
+        "expected a train and a test part of at least one stimulus per object (4 objects; 24 stimuli give 21/3): 31 "
+        "stimuli or more, or fewer objects, or one value for every stimulus (e.g. 'unlabelled') for plain shuffle "
+        "splits"), str(info.value)
+    assert "several stimuli per object" not in str(info.value)
+    with pytest.raises(DataError, match="4 objects; 30 stimuli give 27/3"):
+        brainscore_splits([f"o{i % 4}" for i in range(30)])
+    assert len(brainscore_splits([f"o{i % 4}" for i in range(31)])) == 10
+    with pytest.raises(DataError, match=r"expected at least 2 stimuli of every object, or one value"):
+        brainscore_splits([f"o{i}" for i in range(40)])
+
+
 # ---------------------------------------------------------------- bad inputs to the public metric API
 @pytest.fixture(scope="module")
 def small():

@@ -545,9 +545,11 @@ def add_command(sub) -> None:
                                    "a difference exceeds --tolerance. Given zoo fit's DIR/summary.json instead, fit "
                                    "the model again on the same recording (its sha256 checked first) with the "
                                    "recorded seed and settings, and compare the held-out numbers.")
-    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it; the leaderboard's model page shows "
-                                                    "it), or zoo fit's DIR/summary.json (or DIR)")
-    p.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it, zoo score --records lists the "
+                                                    "store's; the leaderboard's model page shows it), or zoo fit's "
+                                                    "DIR/summary.json (or DIR)")
+    p.add_argument("--db", help="SQLAlchemy URL of the results store, which must exist (default: "
+                                "$NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tolerance", type=non_negative, default=0.0,
                    help="largest accepted absolute difference (default 0: bit-identical, as on the same machine "

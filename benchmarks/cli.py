@@ -591,13 +591,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     """A retina benchmark: it fits the named retina model on its recording (the embedded one, or ``--data``'s file;
     or reads the fit cache that ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model
     name)``. ``safe_point`` reaches the phenomenon benchmarks' analyses (the fit stops at its epochs' ends)."""
-    from neurozoo import retina
+    from neurozoo import convrnn, retina
     from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
     from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import lookup
-
-    from neurozoo import convrnn
 
     if args.model in convrnn.list_models() or args.model.startswith("timm:"):  # known, but not here: not "unknown"
         raise UserFacingError(f"{args.model} is an image model: it scores on the image benchmarks (ventral_embedded.*, "

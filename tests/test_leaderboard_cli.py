@@ -564,9 +564,9 @@ def test_the_records_of_a_home_without_a_store_are_none_and_no_store_is_made(tmp
     assert capsys.readouterr().out == (f"0 records: no results store at sqlite:///{store} yet (zoo score, zoo run and "
                                        "zoo work create it)\n")
     assert main(["reproduce", "3"]) == 2
-    assert capsys.readouterr().err == (f"zoo reproduce: error: no results store at 'sqlite:///{store}' yet (the default, "
-                                       "$NEUROZOO_HOME/results.sqlite; --db names another): zoo score, zoo run and zoo "
-                                       "work create it\n")
+    assert capsys.readouterr().err == (f"zoo reproduce: error: no results store at 'sqlite:///{store}' yet (the "
+                                       "default, $NEUROZOO_HOME/results.sqlite; --db names another): zoo score, zoo "
+                                       "run and zoo work create it\n")
     assert not store.exists()
     from neurozoo.benchmarks.records import ResultsStore
 
@@ -627,7 +627,8 @@ def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp
     assert main(["score", "--records", "glm", "retina_embedded.osr", "--db", db]) == 0  # none of glm's there
     assert capsys.readouterr().out == f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again\n"
     assert main(["score", "--records", "glm (deep-retina objective)", "--db", db]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == f"1 record in {db}; zoo reproduce RECORD --db {db} scores one again"
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[-1] == f"1 record in {db}; zoo reproduce RECORD --db {db} scores one again" and len(listed) == 4
 
 
 @pytest.mark.parametrize("models, benches, says", [

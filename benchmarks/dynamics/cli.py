@@ -170,9 +170,11 @@ def _case(args):
         return cases.EXAMPLES[args.model](**options)
     if args.model not in convrnn.MODELS:
         from neurozoo.benchmarks.named_models import spec_path_hint
+        from neurozoo.datasets.errors import did_you_mean
 
+        close = did_you_mean([args.model], [*cases.EXAMPLES, *convrnn.list_models()], n=3, show=str)
         raise UserFacingError(f"unknown model {args.model!r}: expected an example ({', '.join(cases.EXAMPLES)}) "
-                              f"or a ConvRNN ({', '.join(convrnn.list_models())}){spec_path_hint(args.model)}")
+                              f"or a ConvRNN ({', '.join(convrnn.list_models())}){spec_path_hint(args.model)}{close}")
     sources.check_unrolled_in_10_ms_steps(args.model)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "

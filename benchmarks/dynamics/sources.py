@@ -154,9 +154,14 @@ def _kind(full: str) -> str:
     if name.split(":")[0] in convrnn_package.MODELS:
         check_unrolled_in_10_ms_steps(name.split(":")[0])
         return "convrnn"
+    from neurozoo.datasets.errors import did_you_mean
+
+    model, colon, layer = name.partition(":")  # a close name keeps the layer given: rgc_shalow:conv3 -> rgc_shallow:conv3
+    close = did_you_mean([model], [*convrnn_package.list_models(), *EXAMPLES], n=3,
+                         show=lambda known: f"{known}{colon}{layer}" if known in convrnn_package.MODELS else known)
     raise UserFacingError(f"unknown system {full!r}: expected a ConvRNN name[:layer] "
                           f"({', '.join(convrnn_package.list_models())}), an example "
-                          f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]")
+                          f"({', '.join(EXAMPLES)}) or neural:V4|IT|zhang_desimone2011.it[/even|/odd]{close}")
 
 
 def check_unrolled_in_10_ms_steps(name: str) -> None:

@@ -449,6 +449,31 @@ def test_a_nan_in_a_grouping_coordinate_is_refused_where_brainscore_keeps_each_s
     np.testing.assert_array_equal(average_repetitions(filled).values, average_repetitions(assembly).values)
 
 
+def test_a_text_coordinates_nan_written_to_netcdf_reads_back_as_empty_text_a_value(tmp_path):
+    """README: the NaN refusal holds for a number coordinate or one built in memory. xarray writes a text
+    coordinate's None (or NaN) to netCDF as "", which is read back as a value (as Brain-Score reads it): a stimulus
+    with "" in some presentations is refused as a coordinate that varies among them, one with "" in all keeps it."""
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+    from neurozoo.datasets.assembly import load_assembly
+
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, n_objects=3, seed=3)
+    label = np.array([f"l{i}" for i in assembly["stimulus_id"].values], dtype=object)
+    ids = assembly["stimulus_id"].values
+    label[ids == ids[2]] = None  # every presentation of one stimulus
+    label[np.flatnonzero(ids == ids[5])[1]] = np.nan  # one repeat of another
+    path = tmp_path / "labels.nc"
+    assembly.assign_coords(label=("presentation", label)).to_netcdf(path)
+    read = load_assembly(path)
+    assert sorted(set(read["label"].values[ids == ids[2]])) == [""]
+    with pytest.raises(DataError, match=rf"labels\.nc: coordinate 'label' along 'presentation' varies among the "
+                                        rf"presentations of 1 stimuli, e\.g\. stimulus_id '{ids[5]}': 2 values over its "
+                                        rf"4 presentations \('l{ids[5]}', ''\)"):
+        average_repetitions(read)
+    kept = read.where(read["stimulus_id"] != ids[5], drop=True)
+    means = average_repetitions(kept)
+    assert means.sizes["presentation"] == 29 and list(means["label"].values[means["stimulus_id"].values == ids[2]]) == [""]
+
+
 def test_an_assembly_whose_every_neuroid_misses_a_stimulus_is_refused_naming_its_file():
     """No neuroid with a mean for every stimulus leaves nothing to regress: the score and the ceiling refuse it, the
     message beginning with the file as every other refusal of an assembly does (``assembly_name``; it began

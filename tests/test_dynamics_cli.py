@@ -103,7 +103,8 @@ def test_zoo_compare_examples_over_time(tmp_path, capsys):
     # a misspelt name got the whole list without the close names that zoo score, zoo run and zoo info give
     (["dynamics", "rgc_shalow"], "ugrnn_shallow); did you mean rgc_shallow, ugrnn_shallow?"),
     (["dynamics", "flipflop_gru"], "; did you mean flipflop-gru, flipflop-rnn, flipflop-lstm?"),
-    (["compare", "rgc_shalow:conv3", "neural:V4"], "[/even|/odd]; did you mean rgc_shallow:conv3, ugrnn_shallow:conv3?"),
+    (["compare", "rgc_shalow:conv3", "neural:V4"],
+     "[/even|/odd]; did you mean rgc_shallow:conv3, ugrnn_shallow:conv3?"),
     (["compare", "flipflop-rnn"], "at least two systems"),
     (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9'"),
     # a CORnet's steps were labelled as 10 ms bins from 0 ms (CORnet-S's V4: 4 steps from 90 ms, 50 ms apart)

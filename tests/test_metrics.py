@@ -466,12 +466,13 @@ def test_a_text_coordinates_nan_written_to_netcdf_reads_back_as_empty_text_a_val
     read = load_assembly(path)
     assert sorted(set(read["label"].values[ids == ids[2]])) == [""]
     with pytest.raises(DataError, match=rf"labels\.nc: coordinate 'label' along 'presentation' varies among the "
-                                        rf"presentations of 1 stimuli, e\.g\. stimulus_id '{ids[5]}': 2 values over its "
-                                        rf"4 presentations \('l{ids[5]}', ''\)"):
+                                        rf"presentations of 1 stimuli, e\.g\. stimulus_id '{ids[5]}': 2 values over "
+                                        rf"its 4 presentations \('l{ids[5]}', ''\)"):
         average_repetitions(read)
     kept = read.where(read["stimulus_id"] != ids[5], drop=True)
     means = average_repetitions(kept)
-    assert means.sizes["presentation"] == 29 and list(means["label"].values[means["stimulus_id"].values == ids[2]]) == [""]
+    assert means.sizes["presentation"] == 29
+    assert list(means["label"].values[means["stimulus_id"].values == ids[2]]) == [""]
 
 
 def test_an_assembly_whose_every_neuroid_misses_a_stimulus_is_refused_naming_its_file():

@@ -89,13 +89,17 @@ def add_commands(sub) -> None:
     imagenet.add_argument("--workers", type=at_least(0), help="image-loading processes (default: min(4, CPUs - 1); "
                           "the result does not depend on it)")
     add_override_arguments(parser)  # e.g. --width 0.125, the ConvRNNs of zoo run's default zoo
-    parser.set_defaults(handler=run_score)
+    # each scoring option's flag and default: --list and --records refuse one given beside them (they ignored it)
+    scoring = [(action.option_strings[-1], action.dest, action.default) for action in parser._actions
+               if action.option_strings and action.dest not in ("help", "list", "records", "db")]
+    parser.set_defaults(handler=run_score, scoring_options=scoring)
 
 
 def run_score(args) -> int:
     from neurozoo import benchmarks
     from neurozoo.datasets.errors import UserFacingError
 
+    check_listing_options(args)
     if args.list:
         for entry in benchmarks.BENCHMARKS.entries():
             print(f"{entry.name:40s} {entry.description}")
@@ -145,14 +149,44 @@ def run_score(args) -> int:
         return _score(args)
 
 
+def check_listing_options(args) -> None:
+    """--list and --records list and exit: an option for scoring given beside them (``zoo score --records --objective
+    deep-retina``), the other listing, or MODEL / BENCHMARK beside --list, was silently ignored; now refused."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    if not (args.list or args.records):
+        return
+    flag = "--list" if args.list else "--records"
+    given = [option for option, dest, default in getattr(args, "scoring_options", [])
+             if getattr(args, dest, default) != default]
+    if args.list and args.records:
+        given.insert(0, "--records")
+    if args.list and (args.model or args.benchmark):
+        given.insert(0, "MODEL" + (" and BENCHMARK" if args.benchmark else ""))
+    if args.list and args.db:
+        given.append("--db")
+    if given:
+        what = ("the registered benchmarks" if args.list else
+                "the results store's records (MODEL, BENCHMARK and --db choose which)")
+        raise UserFacingError(f"{flag} lists {what} and scores nothing: {', '.join(given)} "
+                              f"{'does' if len(given) == 1 else 'do'} not apply to it")
+
+
 def list_records(args) -> int:
     """``zoo score --records [MODEL [BENCHMARK]]``: the records of the results store (``--db``; those of ``zoo
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
     first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
     id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
-    from neurozoo.benchmarks.records import ResultsStore, default_url
+    from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import format_table
 
+    # opening a store creates it: a --db path misspelt here was left behind as a new, empty store, listed as 0 records
+    if args.db and missing_sqlite_file(args.db):
+        raise UserFacingError(missing_store_problem(args.db))
+    if not args.db and missing_sqlite_file(None):
+        print(f"0 records: no results store at {default_url()} yet (zoo score, zoo run and zoo work create it)")
+        return 0
     store = ResultsStore(args.db)
     records = store.records(args.model, args.benchmark)
     rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
@@ -161,6 +195,12 @@ def list_records(args) -> int:
         print(format_table(("record", "scored (UTC)", "model", "benchmark", "value"), rows))
     command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {store.shown_url}")
     print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
+    if not records and args.model:  # `--records glm` matched none of 'glm (deep-retina objective)' without a word
+        named = sorted({record.model for record in store.records(None, args.benchmark)
+                        if record.model.startswith(args.model) and record.model != args.model})
+        if named:
+            print(f"MODEL {args.model!r} keeps the records of that recorded name only; the store also has "
+                  f"{', '.join(repr(name) for name in named)}: give one of them, quoted")
     return 0
 
 
@@ -551,12 +591,16 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     """A retina benchmark: it fits the named retina model on its recording (the embedded one, or ``--data``'s file;
     or reads the fit cache that ``zoo run`` shares), or scores the weights of ``--checkpoint``: ``(Score, model
     name)``. ``safe_point`` reaches the phenomenon benchmarks' analyses (the fit stops at its epochs' ends)."""
-    from neurozoo import retina
+    from neurozoo import convrnn, retina
     from neurozoo.benchmarks.osr import OSRBenchmark, OSRMechanismBenchmark
     from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import lookup
 
+    if args.model in convrnn.list_models() or args.model.startswith("timm:"):  # known, but not here: not "unknown"
+        raise UserFacingError(f"{args.model} is an image model: it scores on the image benchmarks (ventral_embedded.*, "
+                              f"cowley2023.V4, imagenet.val; see `zoo score --list`), not on {args.benchmark}, which "
+                              f"scores retina models ({', '.join(sorted(retina.list_models()))})")
     # the registries' one refusal (zoo run --models's too): the benchmark's kind, close names, every retina model
     lookup(args.model, [retina.MODELS], "retina model", lambda name: f"; {args.benchmark} scores retina models")
     history = {"heldout_history": args.heldout_history} if _observed_history(args) else {}

@@ -116,6 +116,37 @@ def database_problem(url: str, error: Exception) -> str:
     return f"--db {shown!r}: cannot open the database ({detail})"
 
 
+def missing_sqlite_file(url: Optional[str]) -> Optional[str]:
+    """The path of the SQLite file that ``url`` (None: the default store) names where no such file exists, else None
+    (another database, an in-memory one, an unparsable URL: :class:`ResultsStore` says what is wrong with it).
+
+    Opening a store creates it: a command that only reads one (``zoo score --records``, ``zoo reproduce``) checks this
+    first, so a misspelt ``--db`` path is refused rather than left behind as a new, empty store."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url or default_url())
+    except ArgumentError:
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return None if os.path.exists(database) else database
+
+
+def missing_store_problem(url: Optional[str]) -> Optional[str]:
+    """One line saying that ``url``'s SQLite store does not exist (see :func:`missing_sqlite_file`), else None."""
+    path = missing_sqlite_file(url)
+    if path is None:
+        return None
+    if not url:
+        return (f"no results store at {shown_url(default_url())!r} yet (the default, $NEUROZOO_HOME/results.sqlite; "
+                "--db names another): zoo score, zoo run and zoo work create it")
+    return (f"--db {shown_url(url)!r}: no such results store ({path} does not exist); zoo score, zoo run and zoo work "
+            "create one, this command only reads one")
+
+
 #: seconds a SQLite statement waits for another process's lock before "database is locked": Python's sqlite3 waited
 #: 5, which a `zoo run` creating a fresh database's schema on a loaded machine outlasted, so a `zoo serve` or second
 #: worker opening it at the same time failed (already when switching it to WAL: ``LeaderboardDB``)

@@ -545,9 +545,11 @@ def add_command(sub) -> None:
                                    "a difference exceeds --tolerance. Given zoo fit's DIR/summary.json instead, fit "
                                    "the model again on the same recording (its sha256 checked first) with the "
                                    "recorded seed and settings, and compare the held-out numbers.")
-    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it; the leaderboard's model page shows "
-                                                    "it), or zoo fit's DIR/summary.json (or DIR)")
-    p.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it, zoo score --records lists the "
+                                                    "store's; the leaderboard's model page shows it), or zoo fit's "
+                                                    "DIR/summary.json (or DIR)")
+    p.add_argument("--db", help="SQLAlchemy URL of the results store, which must exist (default: "
+                                "$NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tolerance", type=non_negative, default=0.0,
                    help="largest accepted absolute difference (default 0: bit-identical, as on the same machine "
@@ -568,11 +570,15 @@ def run_reproduce(args) -> int:
 
 def _run_reproduce(args) -> int:
     from neurozoo.leaderboard import reproduce_fit
+    from neurozoo.benchmarks.records import missing_store_problem
     from neurozoo.leaderboard.db import LeaderboardDB
 
     if reproduce_fit.is_fit_summary(args.record):
         return reproduce_fit.run(args)
     args.record = int(args.record)
+    missing = missing_store_problem(args.db)  # opening a store creates it: a misspelt --db was left behind, empty
+    if missing:
+        raise UserFacingError(missing)
     store = LeaderboardDB(args.db)  # the results store with the leaderboard's jobs
     record = store.get(args.record)
     if record is None:

@@ -118,6 +118,15 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
             raise UserFacingError(f"--checkpoint {model}={path}: {model} is a retina model, which its benchmarks fit "
                                   "on the embedded recordings themselves; a checkpoint applies to ConvRNNs (a fitted "
                                   "retina model: zoo probe --checkpoint)")
+    if models is not None:  # a named model that no named benchmark scores got no job, and the run said nothing of it
+        bench_families = {benchmark_family(bench) == "retina" for bench in names}
+        for family, model in families:
+            if (family == "retina") not in bench_families:
+                kind = "retina" if family == "retina" else "image"
+                raise UserFacingError(f"--models {model}: {'a retina' if kind == 'retina' else 'an image'} model, and "
+                                      f"none of the benchmarks ({', '.join(names)}) scores {kind} models: it would "
+                                      f"not be scored; name a{'' if kind == 'retina' else 'n'} {kind} benchmark in "
+                                      "--benchmarks (zoo score --list) or leave the model out")
     specs, skipped, built, weights_of = [], [], {}, {}
     for family, model in families:
         checkpoint = checkpoints.get(model)

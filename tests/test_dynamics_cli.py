@@ -100,6 +100,10 @@ def test_zoo_compare_examples_over_time(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["dynamics", "nosuchmodel"], "unknown model 'nosuchmodel'; expected an example or a registered ConvRNN (known: "),
+    # a misspelt name got the whole list without the close names that zoo score, zoo run and zoo info give
+    (["dynamics", "rgc_shalow"], "; did you mean rgc_shallow, ugrnn_shallow? (known: "),
+    (["dynamics", "flipflop_gru"], "; did you mean flipflop-gru, flipflop-rnn, flipflop-lstm? (known: "),
+    (["compare", "rgc_shalow:conv3", "neural:V4"], "[/even|/odd]; did you mean rgc_shallow, ugrnn_shallow? (known: "),
     (["compare", "flipflop-rnn"], "at least two systems"),
     (["compare", "flipflop-rnn", "neural:V9"], "unknown neural data 'V9' (known: IT, V4, zhang_desimone2011.it)"),
     (["compare", "flipflop-rnn:h", "neural:V4"], "flipflop-rnn:h: an example has no layers"),

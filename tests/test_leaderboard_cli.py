@@ -540,3 +540,112 @@ def test_zoo_run_refuses_an_unknown_benchmark_as_zoo_score_does_writing_nothing(
     assert main(["score", "rgc_shallow", name, "--db", f"sqlite:///{tmp_path / 'score.sqlite'}"]) == 2
     score_error = capsys.readouterr().err
     assert score_error.partition(": error: ")[2] == run_error.partition(": error: ")[2]
+
+
+@pytest.mark.parametrize("command", [["score", "--records"], ["reproduce", "1"]])
+def test_a_command_that_reads_the_store_refuses_a_missing_sqlite_file_and_creates_none(command, tmp_path, capsys):
+    """Opening a store creates it: `zoo score --records --db sqlite:///typo.sqlite` listed "0 records" and `zoo
+    reproduce 1 --db ...` said "no record 1", each leaving a new, empty store behind at the misspelt path. Both only
+    read a store: a --db SQLite file that does not exist is refused in one line naming it, and none is made."""
+    missing = tmp_path / "typo.sqlite"
+    assert main([*command, "--db", f"sqlite:///{missing}"]) == 2
+    error = capsys.readouterr().err
+    assert error == (f"zoo {command[0]}: error: --db 'sqlite:///{missing}': no such results store ({missing} does not "
+                     "exist); zoo score, zoo run and zoo work create one, this command only reads one\n")
+    assert not missing.exists()
+
+
+def test_the_records_of_a_home_without_a_store_are_none_and_no_store_is_made(tmp_path, capsys, monkeypatch):
+    """`zoo score --records` in a fresh home (no --db): nothing stored yet, said so, and the default store not made by
+    looking; `zoo reproduce` there refuses the record, naming the store it looked in."""
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    store = tmp_path / "home" / "results.sqlite"
+    assert main(["score", "--records"]) == 0
+    assert capsys.readouterr().out == (f"0 records: no results store at sqlite:///{store} yet (zoo score, zoo run and "
+                                       "zoo work create it)\n")
+    assert main(["reproduce", "3"]) == 2
+    assert capsys.readouterr().err == (f"zoo reproduce: error: no results store at 'sqlite:///{store}' yet (the "
+                                       "default, $NEUROZOO_HOME/results.sqlite; --db names another): zoo score, zoo "
+                                       "run and zoo work create it\n")
+    assert not store.exists()
+    from neurozoo.benchmarks.records import ResultsStore
+
+    ResultsStore(f"sqlite:///{store}")  # once one exists, it is read as before
+    assert main(["score", "--records"]) == 0
+    assert capsys.readouterr().out == f"0 records in sqlite:///{store}; zoo reproduce RECORD scores one again\n"
+
+
+@pytest.mark.parametrize("name", ["rgc_intermediate", "timm:resnet18"])
+def test_zoo_score_names_an_image_model_on_a_retina_benchmark_as_such_not_unknown(name, tmp_path, capsys):
+    """`zoo score rgc_intermediate retina_embedded.osr` said "unknown retina model 'rgc_intermediate'" of a registered
+    ConvRNN, where a retina model on an image benchmark is named as one ("bncnn is a retina model: ..."): an image
+    model (a ConvRNN, timm:) is now named as such, with the benchmarks it scores on, before any fit or folder."""
+    from neurozoo import retina
+
+    db, out = tmp_path / "results.sqlite", tmp_path / "out"
+    assert main(["score", name, "retina_embedded.osr", "--db", f"sqlite:///{db}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"zoo score: error: {name} is an image model: it scores on the image benchmarks (ventral_embedded.*, "
+        "cowley2023.V4, imagenet.val; see `zoo score --list`), not on retina_embedded.osr, which scores retina models "
+        f"({', '.join(sorted(retina.list_models()))})\n")
+    assert not db.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--records", "--objective", "deep-retina"], "--records lists the results store's records (MODEL, BENCHMARK and "
+                                                  "--db choose which) and scores nothing: --objective does not apply"),
+    (["--records", "--seed", "3", "--data", "x.h5"], "and scores nothing: --seed, --data do not apply to it"),
+    (["--records", "--list"], "--list lists the registered benchmarks and scores nothing: --records, --db do not "
+                              "apply"),
+    (["--list", "glm", "--width", "0.5"], "--list lists the registered benchmarks and scores nothing: MODEL, --width, "
+                                          "--db do not apply to it"),
+])
+def test_zoo_score_listing_refuses_an_option_for_scoring_beside_it(argv, says, tmp_path, capsys):
+    """`zoo score --records --objective deep-retina` (or --seed, --data; or --list MODEL, --list --records) listed as
+    if the option were not there: each is refused in one line naming the options, no store opened or made."""
+    db = tmp_path / "results.sqlite"
+    assert main(["score", *argv, "--db", f"sqlite:///{db}"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("zoo score: error: ") and says in error and len(error.splitlines()) == 1, error
+    assert not db.exists()
+
+
+def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp_path, capsys):
+    """`zoo score --records glm` listed 0 records, no more, where the store holds 'glm (deep-retina objective)' (MODEL
+    keeps one recorded name): it now names the recorded names that begin with MODEL, to give one of them."""
+    from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ResultsStore(db).add_many([ScoreRecord(name, bench, 0.5) for name, bench in [
+        ("glm (deep-retina objective)", "retina_embedded.whitenoise-heldout"),
+        ("glm (observed spike history)", "retina_embedded.naturalscene-heldout"), ("ln", "retina_embedded.osr")]])
+    assert main(["score", "--records", "glm", "--db", db]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again",
+        "MODEL 'glm' keeps the records of that recorded name only; the store also has 'glm (deep-retina objective)', "
+        "'glm (observed spike history)': give one of them, quoted"]
+    assert main(["score", "--records", "glm", "retina_embedded.osr", "--db", db]) == 0  # none of glm's there
+    assert capsys.readouterr().out == f"0 records in {db}; zoo reproduce RECORD --db {db} scores one again\n"
+    assert main(["score", "--records", "glm (deep-retina objective)", "--db", db]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[-1] == f"1 record in {db}; zoo reproduce RECORD --db {db} scores one again" and len(listed) == 4
+
+
+@pytest.mark.parametrize("models, benches, says", [
+    ("rgc_intermediate,ln", "retina_embedded.osr", "--models rgc_intermediate: an image model, and none of the "
+     "benchmarks (retina_embedded.osr) scores image models: it would not be scored; name an image benchmark in "
+     "--benchmarks (zoo score --list) or leave the model out"),
+    ("ln", "ventral_embedded.V4-temporal,cowley2023.V4", "--models ln: a retina model, and none of the benchmarks "
+     "(ventral_embedded.V4-temporal, cowley2023.V4) scores retina models: it would not be scored; name a retina "
+     "benchmark in --benchmarks"),
+])
+def test_zoo_run_refuses_a_named_model_that_none_of_the_named_benchmarks_scores(models, benches, says, tmp_path,
+                                                                                capsys):
+    """`zoo run --models rgc_intermediate --benchmarks retina_embedded.osr` said "0 jobs", wrote an empty database
+    and report and exited 0: a model named that no named benchmark scores is now refused, before the database."""
+    db, report = tmp_path / "results.sqlite", tmp_path / "report"
+    assert main(["run", "--models", models, "--benchmarks", benches, "--db", f"sqlite:///{db}", "--report",
+                 str(report)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"zoo run: error: {says}") and len(error.splitlines()) == 1, error
+    assert not db.exists() and not report.exists()

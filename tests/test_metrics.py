@@ -449,6 +449,32 @@ def test_a_nan_in_a_grouping_coordinate_is_refused_where_brainscore_keeps_each_s
     np.testing.assert_array_equal(average_repetitions(filled).values, average_repetitions(assembly).values)
 
 
+def test_a_text_coordinates_nan_written_to_netcdf_reads_back_as_empty_text_a_value(tmp_path):
+    """README: the NaN refusal holds for a number coordinate or one built in memory. xarray writes a text
+    coordinate's None (or NaN) to netCDF as "", which is read back as a value (as Brain-Score reads it): a stimulus
+    with "" in some presentations is refused as a coordinate that varies among them, one with "" in all keeps it."""
+    from neurozoo.benchmarks.metrics.assembly import average_repetitions
+    from neurozoo.datasets.assembly import load_assembly
+
+    assembly, _ = synthetic_assembly(n_stimuli=30, n_neuroids=4, n_bins=1, n_repetitions=4, n_objects=3, seed=3)
+    label = np.array([f"l{i}" for i in assembly["stimulus_id"].values], dtype=object)
+    ids = assembly["stimulus_id"].values
+    label[ids == ids[2]] = None  # every presentation of one stimulus
+    label[np.flatnonzero(ids == ids[5])[1]] = np.nan  # one repeat of another
+    path = tmp_path / "labels.nc"
+    assembly.assign_coords(label=("presentation", label)).to_netcdf(path)
+    read = load_assembly(path)
+    assert sorted(set(read["label"].values[ids == ids[2]])) == [""]
+    with pytest.raises(DataError, match=rf"labels\.nc: coordinate 'label' along 'presentation' varies among the "
+                                        rf"presentations of 1 stimuli, e\.g\. stimulus_id '{ids[5]}': 2 values over "
+                                        rf"its 4 presentations \('l{ids[5]}', ''\)"):
+        average_repetitions(read)
+    kept = read.where(read["stimulus_id"] != ids[5], drop=True)
+    means = average_repetitions(kept)
+    assert means.sizes["presentation"] == 29
+    assert list(means["label"].values[means["stimulus_id"].values == ids[2]]) == [""]
+
+
 def test_an_assembly_whose_every_neuroid_misses_a_stimulus_is_refused_naming_its_file():
     """No neuroid with a mean for every stimulus leaves nothing to regress: the score and the ceiling refuse it, the
     message beginning with the file as every other refusal of an assembly does (``assembly_name``; it began
@@ -821,6 +847,29 @@ def test_one_object_per_stimulus_is_a_data_error_naming_object_name(synthetic):
     with pytest.raises(DataError, match=r"coordinate 'object_name' along 'presentation' gives 400 objects over 400 "
                                         r"stimuli \(fewest stimuli per object: 1.*one value for every stimulus"):
         regression_score(clean, own)
+
+
+
+def test_too_few_stimuli_for_a_stratified_test_part_says_how_many_are_needed():
+    """24 stimuli of 4 objects (6 each): each split tests 3 stimuli, fewer than the objects. The refusal said
+    "expected several stimuli per object" of objects that have 6; it now says what is short and the count that
+    splits (31: floor(0.9 * 31) = 27 train, 4 test), which sklearn's splitter then takes."""
+    from neurozoo.benchmarks.metrics import brainscore_splits
+    from neurozoo.datasets.errors import DataError
+
+    objects = [f"o{i % 4}" for i in range(24)]
+    with pytest.raises(DataError) as info:
+        brainscore_splits(objects, name="my_v4.nc")
+    assert str(info.value).endswith(
+        "expected a train and a test part of at least one stimulus per object (4 objects; 24 stimuli give 21/3): 31 "
+        "stimuli or more, or fewer objects, or one value for every stimulus (e.g. 'unlabelled') for plain shuffle "
+        "splits"), str(info.value)
+    assert "several stimuli per object" not in str(info.value)
+    with pytest.raises(DataError, match="4 objects; 30 stimuli give 27/3"):
+        brainscore_splits([f"o{i % 4}" for i in range(30)])
+    assert len(brainscore_splits([f"o{i % 4}" for i in range(31)])) == 10
+    with pytest.raises(DataError, match=r"expected at least 2 stimuli of every object, or one value"):
+        brainscore_splits([f"o{i}" for i in range(40)])
 
 
 # ---------------------------------------------------------------- bad inputs to the public metric API

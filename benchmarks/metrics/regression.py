@@ -48,6 +48,7 @@ sklearn run to ``tol=1e-12`` closes the gap (``--explain``).
 """
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
@@ -92,8 +93,25 @@ def brainscore_splits(object_names: Optional[Sequence], n_splits: int = N_SPLITS
         raise DataError(
             f"{name}: coordinate 'object_name' along 'presentation' gives " + unsplittable_objects(
                 object_names, f"{n_splits} splits stratified on objects, {1 - train_size:.0%} of the stimuli tested, "
-                f"cannot hold ({error}); expected several stimuli per object, or one value for every stimulus (e.g. "
-                "'unlabelled') for plain shuffle splits")) from None
+                f"cannot hold ({error}); expected {stratifiable(object_names, train_size)}, or one value for every "
+                "stimulus (e.g. 'unlabelled') for plain shuffle splits")) from None
+
+
+def stratifiable(object_names, train_size: float) -> str:
+    """What a split stratified on ``object_names`` needs that they lack: two stimuli of every object, and a train and
+    a test part that each hold one stimulus of every object (sklearn's StratifiedShuffleSplit: the train part
+    floor(train_size * n) stimuli, the test part the rest). "Several stimuli per object" alone misled: 4 objects of 6
+    stimuli each are refused, their 24 stimuli testing 3 in a split."""
+    n_objects, counts = len(set(np.asarray(object_names).astype(str))), np.unique(object_names, return_counts=True)[1]
+    if counts.min() < 2:
+        return "at least 2 stimuli of every object"
+    n = len(object_names)
+    parts = lambda m: (math.floor(train_size * m), m - math.floor(train_size * m))  # noqa: E731
+    if min(parts(n)) >= n_objects:
+        return "several stimuli per object"
+    needed = next(m for m in range(n, 1000 * n_objects + n) if min(parts(m)) >= n_objects)
+    return (f"a train and a test part of at least one stimulus per object ({n_objects} objects; {n} stimuli give "
+            f"{'/'.join(map(str, parts(n)))}): {needed} stimuli or more, or fewer objects")
 
 
 def unsplittable_objects(object_names, why: str) -> str:

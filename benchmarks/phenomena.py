@@ -121,9 +121,9 @@ def _oms(system, settings):
     settings = dict(settings)
     version = settings.pop("protocol_version")
     if version != OMS["protocol_version"]:
-        raise SpecError(f"retina_embedded.oms: protocol_version {version!r}: only {OMS['protocol_version']} is measured "
-                        "(version 1, one movie per condition on the default circuit's cells, scored fixed LN cells "
-                        "with a linear surround 0.48 and its truth changed with the jitter seed)")
+        raise SpecError(f"retina_embedded.oms: protocol_version {version!r}: only {OMS['protocol_version']} is "
+                        "measured (version 1, one movie per condition on the default circuit's cells, scored fixed LN "
+                        "cells with a linear surround 0.48 and its truth changed with the jitter seed)")
     return object_motion_sensitivity(system, centres=oms_retina().positions, balanced=True, **settings)["oms_index"]
 
 
@@ -159,9 +159,9 @@ PHENOMENA = {
                             "ground-truth retina: per-cell adaptation index (early vs late rate after a switch to "
                             "high contrast) vs the ground truth's"),
     "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded object-motion circuit "
-            "(embedded:oms-whitenoise): per-cell OMS index (differential vs global jitter, each the mean of both jitter "
-            "paths in each role and of the background's grating and its inverse) vs the ground truth's (its annulus "
-            "amacrine's rectified, transient inhibition; protocol version 2)"),
+            "(embedded:oms-whitenoise): per-cell OMS index (differential vs global jitter, each the mean of both "
+            "jitter paths in each role and of the background's grating and its inverse) vs the ground truth's (its "
+            "annulus amacrine's rectified, transient inhibition; protocol version 2)"),
     "paired-flash": (_paired_flash, PAIRED_FLASH, "paired-flash depression of a retina model fitted to the embedded "
                      "ground-truth retina: per-ON-OFF-cell depression of the response to a second bright flash 45 "
                      "frames after the first (beyond a 40-frame model window) vs the ground truth's (the ON terminal's "

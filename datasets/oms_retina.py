@@ -26,7 +26,7 @@ best linear prediction of a cell's white-noise rate from its 13 x 13 px, 12-fram
 0.45) and the LN, two-subunit, GLM and BN-CNN fits' validation r stayed at 0.005-0.023 (docs/retina.md, "OMS").
 
 Measured (``retina_embedded.oms`` protocol version 2, jitter seeds 0-5; docs/retina.md): OMS index 0.82-0.95 in
-every cell, global motion leaving 2-3 spikes/s above grey against differential motion's 25-35. Without the annulus
+every cell, global motion leaving 1.6-3.4 spikes/s above grey against differential motion's 25-35. Without the annulus
 inhibition (``annulus_weight=0``) or with it pooling the subunits' signed drive (``linear_annulus=True``, which cancels
 over the annulus) the index is 0 (tests/test_oms_circuit.py).
 """
@@ -58,8 +58,8 @@ class OMSParams:
     amacrine_tau: float = 1.5
     linear_annulus: bool = False  # ablation: the amacrine pools the subunits' signed (unrectified) drive
     # ganglion cells: six at known positions around the frame's centre
-    positions: Tuple[Tuple[float, float], ...] = tuple(
-        (round(25 + 4 * np.sin(a), 2), round(25 + 4 * np.cos(a), 2)) for a in np.linspace(0, 2 * np.pi, 6, endpoint=False))
+    positions: Tuple[Tuple[float, float], ...] = tuple((round(25 + 4 * np.sin(a), 2), round(25 + 4 * np.cos(a), 2))
+                                                       for a in np.linspace(0, 2 * np.pi, 6, endpoint=False))
     rf_sd: Tuple[float, ...] = (2.5, 3.0, 3.5, 2.5, 3.0, 3.5)
     threshold: float = 1.0  # of the ganglion input, in its white-noise sds
     sharpness: float = 3.0

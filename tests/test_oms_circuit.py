@@ -65,3 +65,17 @@ def test_the_oms_recording_is_its_own_kind_and_the_default_recordings_keep_their
         assert json.loads(f.attrs["cell_types"]) == ["oms"] * 6
         assert f["train/response/binned"].shape == (6, 300) and f["train/stimulus"].dtype == np.int8
     assert embedded_kind(tmp_path / "elsewhere" / _embedded_path("oms-whitenoise", {})[0].name) == "oms-whitenoise"
+
+
+def test_the_balanced_protocols_movies_exchange_the_paths_and_invert_the_background_only():
+    from neurozoo.retina.phenomena.stimuli import object_motion
+
+    plain = object_motion("differential", 60, (25.0, 25.0), 12.0, seed=3)
+    swapped = object_motion("differential", 60, (25.0, 25.0), 12.0, seed=3, swap_paths=True)
+    inverted = object_motion("differential", 60, (25.0, 25.0), 12.0, seed=3, background_sign=-1.0)
+    # row 0 is background, row 25 columns 20-29 the object: the bars vary along x only
+    assert np.array_equal(swapped[:, 25, 20:30], plain[:, 0, 20:30])  # the object on the background's path
+    global_ = object_motion("global", 60, (25.0, 25.0), 12.0, seed=3, swap_paths=True)
+    assert np.array_equal(global_[:, 0], plain[:, 0])  # global motion on the second path
+    assert np.array_equal(inverted[:, 0], -plain[:, 0]) and np.array_equal(inverted[:, 25, 20:30], plain[:, 25, 20:30])
+    assert not np.array_equal(plain[:, 25, 20:30], plain[:, 0, 20:30])  # two paths

@@ -60,7 +60,8 @@ def test_phenomena_benchmarks_registered_and_scored(tmp_path, monkeypatch):
         assert np.isfinite(score.value) and 0.0 <= score.value <= 1.0 and 0.0 <= score.raw <= 1.0
         if phenomenon == "oms":  # an LN model fitted to the object-motion circuit's recording has no OMS
             assert score.value < 0.1, score.per_bin
-        assert len(score.per_bin) == n_cells and {"cell", "model_index", "truth_index", "agreement"} <= set(score.per_bin[0])
+        assert len(score.per_bin) == n_cells
+        assert {"cell", "model_index", "truth_index", "agreement"} <= set(score.per_bin[0])
         p = score.provenance
         assert p["data_sha256"] and p["seed"] == 0 and p["model"] == "ln" and p["settings"]["epochs"] == 1
         assert len(p["settings"]["model_index"]) == n_cells and len(p["settings"]["truth_index"]) == n_cells
@@ -220,9 +221,9 @@ def test_oms_fails_every_fixed_ln_cell_and_the_circuit_without_its_rectified_ann
     linear centre-surround and every nonlinearity (rectifying, expansive, saturating, sigmoid, square), surround 0 and
     0.8, score at most 0.003 (index -0.018 to 0.006, with the polarity inverted too, which is not run here). With one
     movie per condition (no path swap, no inverse grating) the sigmoid 100/(1+exp(-2(u+2))) with surround 0.8 still
-    scores 0.18 against this circuit (index 0.10-0.16): the balanced protocol is what removes it. Until protocol version 2 this was a strict
-    xfail: on the default circuit's ON and OFF cells with one movie per condition, the sigmoid 100/(1+exp(-2(u+2)))
-    with surround 0.8 scored 0.48 (index 0.03-0.25, the circuit's 0.02-0.06), its global and differential jitter
+    scores 0.18 against this circuit (index 0.10-0.16): the balanced protocol is what removes it. Until protocol
+    version 2 this was a strict xfail: on the default circuit's ON and OFF cells with one movie per condition, the
+    sigmoid 100/(1+exp(-2(u+2))) with surround 0.8 scored 0.48 (index 0.03-0.25, the circuit's 0.02-0.06), its global and differential jitter
     driving centre and surround with correlated and independent motion (docs/retina.md, "OMS"). The circuit without
     its annulus inhibition or with a linear one (pooled signed drive, which cancels over the annulus) scores 0
     (tests/test_oms_circuit.py)."""

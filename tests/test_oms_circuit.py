@@ -65,6 +65,9 @@ def test_the_oms_recording_is_its_own_kind_and_the_default_recordings_keep_their
         assert json.loads(f.attrs["cell_types"]) == ["oms"] * 6
         assert f["train/response/binned"].shape == (6, 300) and f["train/stimulus"].dtype == np.int8
     assert embedded_kind(tmp_path / "elsewhere" / _embedded_path("oms-whitenoise", {})[0].name) == "oms-whitenoise"
+    from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
+
+    assert experiment_stimulus_class(path).name == "whitenoise"  # its stimulus class (it was "unknown")
 
 
 def test_the_balanced_protocols_movies_exchange_the_paths_and_invert_the_background_only():

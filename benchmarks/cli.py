@@ -620,10 +620,11 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
 
         scored_class = experiment_stimulus_class(data, given=given_class)
     if args.checkpoint is not None:
-        from neurozoo.datasets.synthetic_retina import default_retina
+        from neurozoo.datasets.synthetic_retina import circuit_of
         from neurozoo.retina.embedded_fit import fitted_recording, load_checkpoint
 
-        circuit_cells = len(default_retina().cell_types)
+        kind = getattr(benchmark, "kind", "whitenoise")
+        circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
         if data is not None:
             from neurozoo.datasets.retina_h5 import checked_experiment
 
@@ -636,7 +637,6 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         if data is None and not fitted_to["circuit_cells"]:
             # the embedded benchmarks compare each cell with the circuit's (the phenomena with its ground truth, the
             # held-out ones with its recorded responses): another recording's cells have no counterpart there
-            kind = getattr(benchmark, "kind", "whitenoise")
             raise UserFacingError(f"{args.checkpoint}: {fitted_to['reason']}; {args.benchmark} scores on "
                                   f"embedded:{kind} and compares each cell with the embedded circuit's of the same "
                                   "number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "

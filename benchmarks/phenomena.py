@@ -4,19 +4,27 @@ a second flash depressed, and does it answer a reversing grating at twice its fr
 that generated the recording?
 
 Analyses (:mod:`retina.phenomena.adaptation`, :mod:`retina.phenomena.analyses`), run on the model and on the ground-truth circuit
-(``datasets.synthetic_retina.default_retina()``) with the same stimuli:
+(``datasets.synthetic_retina.default_retina()``; for OMS the object-motion circuit, ``datasets.oms_retina``) with
+the same stimuli:
 
 * contrast adaptation: white noise switching between sd 0.3 and 1.0 every 200 frames, 12 cycles (the
   ``zoo probe adaptation`` defaults); index = ``adaptation_index``: the mean rate in frames 40-70 after the switch
   up vs the block's last 30 frames, whose stimulus replays theirs, so that a model without memory beyond its
   40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 2 in the settings; version 1, frames 10-40 vs the
   block's second half, gave such models up to 0.145: :func:`retina.phenomena.contrast_adaptation`);
-* OMS: a jittered grating disc (radius 12 px) centred on each cell's receptive field (the circuit's cell
-  positions; the fitted model's cells are the circuit's), global vs differential jitter; index = ``oms_index``.
-  **Shortened** from the probe's 1000 to 400 frames per condition (the first 100 settle): 1000 frames cost a
-  BN-CNN ~30 s, 500 frames 9-22 s, 400 frames 6-11 s. A cell whose motion responses sum to under 1 spike/s
-  (``min_response``) has no index: the circuit's ON-OFF cells (version 4) answer the jitter with 0.2-0.4
-  spikes/s, too little for an index, so the score is over the ON and OFF cells.
+* OMS (``protocol_version`` 2): a jittered grating disc (radius 12 px, 4-px bars, contrast 0.3) centred on each cell's
+  receptive field, global vs differential jitter, 400 frames per movie (the first 100 settle); index = ``oms_index``,
+  each condition's response the mean over four movies (``balanced``: both jitter paths in each role, the background's
+  grating and its contrast inverse). Scored on the six OMS cells of the object-motion circuit
+  (:mod:`datasets.oms_retina`, after Olveczky, Baccus & Meister 2003: transient OFF subunits in the centre, inhibited
+  at once by a polyaxonal amacrine pooling rectified ON-OFF transient subunits over an annulus 14-24 px around the
+  cell), which is its ground truth and records ``embedded:oms-whitenoise``, the recording its models are fitted on.
+  Its index is 0.82-0.88 (jitter seed 0), and agrees with itself at seeds 1-5 (0.90-0.97); without the annulus
+  inhibition, or with it linear, it is 0 (score 0); fixed LN cells with a linear centre-surround and any static
+  nonlinearity score at most 0.003. Version 1 (one movie per condition, the default circuit's ON and OFF cells) was a
+  known false positive: that circuit has no coherence-specific suppression (its index, 0.02-0.06, followed the jitter
+  seed: 0.027 against itself at another seed) and a sigmoid LN cell with a linear surround scored 0.48; with one
+  movie per condition such a cell still scores 0.18 against the new circuit (docs/retina.md, "OMS").
 * paired flash (``protocol_version`` 2): two 2-frame bright flashes (intensity 2) 45 frames apart
   (:func:`retina.phenomena.paired_flash`); index = 1 - the second response's recovery: the depression of the ON-OFF
   cells' ON terminal, whose pool refills over 150 frames (``osr_terminal_recovery``); held full, the index is -0.015
@@ -53,12 +61,9 @@ exactly as in :mod:`benchmarks.osr`, so the fit is shared with the OSR and held-
 
 Measured scores of converged fits: docs/retina.md ("Measured").
 
-The circuit's OMS indices are small (wide-field inhibition is weak), so the relative-error term is strict:
-a model must match the sign and roughly the size of a few-percent suppression.
-
-Known false positive (docs/retina.md, "Wrong model classes on the phenomenon benchmarks"; a strict xfail test in
-tests/test_phenomena_benchmarks.py): fixed LN cells with a linear centre-surround and a saturating nonlinearity score
-0.48 on OMS. (Paired flash's, 0.27-0.78 for saturating LN cells, is gone with its protocol version 2.)
+The known false positives of OMS (version 1: 0.48 for a sigmoid LN cell with a linear surround) and paired flash
+(version 1: 0.27-0.78 for saturating LN cells) are gone with their protocol versions 2 (docs/retina.md, "Wrong model
+classes on the phenomenon benchmarks"; tests/test_phenomena_benchmarks.py).
 """
 from __future__ import annotations
 
@@ -78,7 +83,9 @@ from neurozoo.datasets.termination import SafePoint
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
 # contrast_adaptation refuses any other, so the two cannot drift apart unnoticed
 ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0, "index_version": 2}
-OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0}
+# protocol_version 2: the balanced protocol on the object-motion circuit's cells (embedded:oms-whitenoise; version 1:
+# the default circuit's ON and OFF cells, one movie per condition: a known false positive); _oms refuses any other
+OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0, "protocol_version": 2}
 # protocol_version 2: the ON-OFF cells' depression 45 frames on, beyond a 40-frame model window (version 1: dark
 # flashes 4 frames apart, OFF cells; a known false positive); _paired_flash refuses any other
 PAIRED_FLASH = {"gap": 45, "flash_frames": 2, "intensity": 2.0, "protocol_version": 2}
@@ -122,10 +129,17 @@ def _adaptation(system, settings):
 
 
 def _oms(system, settings):
-    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.datasets.oms_retina import oms_retina
     from neurozoo.retina.phenomena.adaptation import object_motion_sensitivity
 
-    return object_motion_sensitivity(system, centres=default_retina().positions, **settings)["oms_index"]
+    settings = dict(settings)
+    version = settings.pop("protocol_version")
+    if version != OMS["protocol_version"]:
+        raise SpecError(f"retina_embedded.oms: protocol_version {version!r}: only {OMS['protocol_version']} is "
+                        "measured (version 1, one movie per condition on the default circuit's cells, scored fixed LN "
+                        "cells with a linear surround 0.48 and its truth changed with the jitter seed)")
+    return object_motion_sensitivity(system, centres=oms_retina().positions, balanced=True, **settings)["oms_index"]
 
 
 def _cells_of(*kinds) -> np.ndarray:
@@ -159,10 +173,10 @@ PHENOMENA = {
     "contrast-adaptation": (_adaptation, ADAPTATION, "contrast adaptation of a retina model fitted to the embedded "
                             "ground-truth retina: per-cell adaptation index (early vs late rate after a switch to "
                             "high contrast) vs the ground truth's"),
-    "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded ground-truth retina: "
-            "per-cell OMS index (differential vs global jitter) vs the ground truth's (known false positive: fixed LN "
-            "cells with a linear surround score 0.48; and the truth changes with the jitter seed: the circuit scores "
-            "0.027 against itself at another seed; docs/retina.md)"),
+    "oms": (_oms, OMS, "object-motion sensitivity of a retina model fitted to the embedded object-motion circuit "
+            "(embedded:oms-whitenoise): per-cell OMS index (differential vs global jitter, each the mean of both "
+            "jitter paths in each role and of the background's grating and its inverse) vs the ground truth's (its "
+            "annulus amacrine's rectified, transient inhibition; protocol version 2)"),
     "paired-flash": (_paired_flash, PAIRED_FLASH, "paired-flash depression of a retina model fitted to the embedded "
                      "ground-truth retina: per-ON-OFF-cell depression of the response to a second bright flash 45 "
                      "frames after the first (beyond a 40-frame model window) vs the ground truth's (the ON terminal's "
@@ -173,15 +187,23 @@ PHENOMENA = {
 }
 
 
-def _truth(phenomenon: str, settings: tuple, safe_point: Optional[SafePoint] = None) -> np.ndarray:
-    """The ground-truth circuit's index (deterministic; computed once per process and settings, ``safe_point()``
-    called before each stimulus: :func:`benchmarks.retina.stoppable`; a stop while the circuit is built is taken at
-    once: :func:`benchmarks.retina.ground_truth`)."""
-    key = (phenomenon, settings)
+#: the embedded recording a phenomenon's models are fitted on, whose circuit is its ground truth (the others':
+#: ``whitenoise``, the default circuit)
+KIND = {"oms": "oms-whitenoise"}
+
+
+def _truth(phenomenon: str, settings: tuple, safe_point: Optional[SafePoint] = None,
+           kind: Optional[str] = None) -> np.ndarray:
+    """The index of the ground-truth circuit that recorded ``kind`` (default: the phenomenon's, :data:`KIND`)
+    (deterministic; computed once per process, phenomenon, kind and settings, ``safe_point()`` called before each
+    stimulus: :func:`benchmarks.retina.stoppable`; a stop while the circuit is built is taken at once:
+    :func:`benchmarks.retina.ground_truth`)."""
+    kind = kind or KIND.get(phenomenon, "whitenoise")
+    key = (phenomenon, kind, settings)
     if key not in _TRUTHS:
         if len(_TRUTHS) >= 8:
             _TRUTHS.pop(next(iter(_TRUTHS)))
-        _TRUTHS[key] = PHENOMENA[phenomenon][0](stoppable(ground_truth(safe_point), safe_point), dict(settings))
+        _TRUTHS[key] = PHENOMENA[phenomenon][0](stoppable(ground_truth(safe_point, kind), safe_point), dict(settings))
     return _TRUTHS[key]
 
 
@@ -191,10 +213,22 @@ _TRUTHS: dict = {}  # _truth's, by phenomenon and settings (at most 8, the oldes
 @dataclass
 class PhenomenonBenchmark:
     phenomenon: str
-    kind: str = "whitenoise"
+    kind: Optional[str] = None  # the phenomenon's recording (KIND; else whitenoise)
     analysis: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     fit_settings: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        expected = KIND.get(self.phenomenon, "whitenoise")
+        if self.kind is None:
+            self.kind = expected
+        from neurozoo.datasets.synthetic_retina import OMS_KINDS
+
+        if (self.kind in OMS_KINDS) != (expected in OMS_KINDS):
+            from neurozoo.datasets.errors import SpecError
+
+            raise SpecError(f"{self.identifier}: kind {self.kind!r}: its models are fitted on a recording of the "
+                            f"circuit whose cells it compares them with, embedded:{expected}'s")
 
     @property
     def identifier(self) -> str:
@@ -211,7 +245,7 @@ class PhenomenonBenchmark:
         started = time.perf_counter()
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         analysis = self.settings()
-        truth = _truth(self.phenomenon, tuple(sorted(analysis.items())), safe_point)
+        truth = _truth(self.phenomenon, tuple(sorted(analysis.items())), safe_point, self.kind)
         fitted = PHENOMENA[self.phenomenon][0](stoppable(module, safe_point), analysis)
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
@@ -234,8 +268,8 @@ def registered_version(settings: dict) -> int:
     version is outdated, not ranked beside current ones): one number, 1 plus every change of its definition, the
     measure's (``index_version`` / ``protocol_version`` in its settings, 1 where it has none) and the score's
     (:data:`SCORE_VERSION`). Summed rather than replacing the measure's versions, which keep their meaning in the
-    settings (index version 2 is the replayed windows whatever the score's version): contrast adaptation and paired
-    flash 3 (measure 2, score 2), OMS and frequency doubling 2 (unversioned before the score's version 2)."""
+    settings (index version 2 is the replayed windows whatever the score's version): contrast adaptation, paired
+    flash and OMS 3 (measure 2, score 2), frequency doubling 2 (unversioned before the score's version 2)."""
     measure = next((settings[key] for key in ("index_version", "protocol_version") if key in settings), 1)
     return measure + SCORE_VERSION - 1
 

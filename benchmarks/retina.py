@@ -178,21 +178,22 @@ def fitted_or_given(benchmark, model, seed: int, device: str, progress: bool, fi
     return type(model).__name__, model, provenance(load_embedded_retina(benchmark.kind, **benchmark.sizes))
 
 
-def ground_truth(safe_point: Optional[SafePoint] = None):
-    """The embedded ground-truth circuit (:func:`datasets.synthetic_retina.default_retina`), which a retina
-    benchmark's analysis probes after the model's fit. Its first use in a process builds and calibrates it (0.5-0.9
+def ground_truth(safe_point: Optional[SafePoint] = None, kind: str = "whitenoise"):
+    """The embedded ground-truth circuit that recorded ``kind`` (:func:`datasets.synthetic_retina.circuit_of`: the
+    default circuit, or the object-motion circuit for ``oms-*``), which a retina benchmark's analysis probes after
+    the model's fit. Its first use in a process builds and calibrates it (0.5-0.9
     CPU-s), writing nothing: with a safe point (``zoo score``'s) a stop during the build is taken at once
     (:func:`datasets.termination.stopping_at_once`), as in the command's setup; it waited for the safe point before
     the first probe stimulus, after the build. Without one (``zoo run``'s job, which is finished and stored first,
     Python's callers) it is built as ever."""
-    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import circuit_of
 
     if safe_point is None:
-        return default_retina()
+        return circuit_of(kind)
     from neurozoo.datasets.termination import stopping_at_once
 
     with stopping_at_once():
-        return default_retina()
+        return circuit_of(kind)
 
 
 def stoppable(system, safe_point: Optional[SafePoint]):

@@ -1,11 +1,12 @@
 """The retina models' key numbers under the current fitting protocol, as one markdown table.
 
-For every registered retina model (``retina.MODELS``; ``--models`` to choose) and both embedded recordings
-(``embedded:whitenoise``, ``embedded:naturalscene``): the fit that ``zoo run`` scores (seed 0, the zoo's
+For every registered retina model (``retina.MODELS``; ``--models`` to choose) and the embedded recordings
+(``embedded:whitenoise``, ``embedded:naturalscene``, and ``embedded:oms-whitenoise``, the object-motion circuit's, on
+which ``retina_embedded.oms`` protocol version 2 fits its models): the fit that ``zoo run`` scores (seed 0, the zoo's
 budget of at most ``retina.embedded_fit.DEFAULT_FIT_EPOCHS`` epochs, early-stopped; :func:`retina.embedded_fit.
 fitted_embedded_model`, cached per model, data sha256, seed and fitting protocol, so a cached fit is read, not
 redone), then every registered retina benchmark defined on that recording (``benchmarks.BENCHMARKS``, family
-``retina``: the held-out one per recording, the phenomena on white noise) scored on it as ``zoo run`` scores it.
+``retina``: the held-out one per recording, the phenomena on white noise, OMS on the OMS recording) scored on it as ``zoo run`` scores it.
 Columns: epochs run (best epoch, numbered from 0 as in the fit's ``history.json``), the held-out benchmark's median
 r, FEVE and oracle r, each phenomenon benchmark's score, and the fit's wall and CPU seconds on this host ("cached"
 when the fit was read from the cache: ``--refit`` times every fit afresh; "resumed": only the rest of a fit killed
@@ -14,13 +15,15 @@ part-way was timed; both decided by the fit under its lock, so a fit another pro
 the code version, the fitting protocol and torch. float32 fits take other paths on other CPUs' kernels, so the
 numbers belong to the host named.
 
-    python benchmarks/retina_table.py [--models bncnn,ln] [--kinds whitenoise,naturalscene] [--refit]
+    python benchmarks/retina_table.py [--models bncnn,ln] [--kinds whitenoise,naturalscene,oms-whitenoise] [--refit]
         [--device cpu] [--json FILE]
     python benchmarks/retina_table.py --from-json FILE   # the table of a saved run, nothing fitted
 
 Progress goes to stderr, the table to stdout. Measured 2026-12-02 on 2 shared cores: a BN-CNN fit takes 74-138
 CPU-s per recording, ``bncnn2016`` 149-264, the others 4-11; every model's fits and benchmarks 24.5 min from an
-empty fit cache (load average 2-12), 69 s with the fits cached (the same numbers). Measured tables: README ("Retina
+empty fit cache (load average 2-12), 69 s with the fits cached (the same numbers); before the OMS recording was added
+(2026-12-05: its generation and fits, ``zoo score MODEL retina_embedded.oms`` from an empty cache, 45 s to 8 min a
+model on a loaded machine, docs/retina.md "OMS"). Measured tables: README ("Retina
 models") and docs/retina.md ("Measured").
 """
 from __future__ import annotations
@@ -39,7 +42,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (l
 
 from neurozoo.datasets.json_files import write_json  # noqa: E402
 
-KINDS = ("whitenoise", "naturalscene")
+KINDS = ("whitenoise", "naturalscene", "oms-whitenoise")  # the last: retina_embedded.oms's (its own circuit's)
 
 
 def retina_benchmarks(kinds: Sequence[str] = KINDS) -> Dict[str, List[str]]:

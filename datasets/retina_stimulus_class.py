@@ -22,6 +22,8 @@ STIMULUS_CLASSES = ("whitenoise", "naturalscene")
 UNKNOWN = "unknown"
 #: the ``source`` attribute of neurozoo's embedded recordings, whose ``kind`` attribute is their class
 EMBEDDED_SOURCE = "neurozoo embedded ground-truth retina"
+#: an embedded recording's kind that is not its stimulus class: the object-motion circuit's (datasets.oms_retina)
+EMBEDDED_CLASSES = {"oms-whitenoise": "whitenoise"}
 #: what the class of a file is read from, said in messages
 CONVENTION = "named whitenoise.h5 or naturalscene.h5 (deep-retina's <experiment>/<class>.h5)"
 
@@ -61,6 +63,7 @@ def class_by_attribute(attrs: Mapping) -> Optional[str]:
     if str(attrs.get("source", "")) != EMBEDDED_SOURCE:
         return None
     kind = str(attrs.get("kind", ""))
+    kind = EMBEDDED_CLASSES.get(kind, kind)
     return kind if kind in STIMULUS_CLASSES else None
 
 

@@ -7,9 +7,10 @@ Interface (used by retina.fit, retina.phenomena and the benchmarks; keep stable)
   the expected firing rates ``(n_cells, T)`` in spikes/s when ``trials`` is None, else
   ``(rates, counts)`` with Poisson spike counts ``(trials, n_cells, T)`` per 10 ms frame.
 * ``simulate(stimulus, seed=None, trials=None)`` -- the same on the default circuit.
-* ``load_embedded_retina(kind="whitenoise"|"naturalscene") -> Path`` -- a deep-retina HDF5 file
+* ``load_embedded_retina(kind="whitenoise"|"naturalscene"|"oms-whitenoise") -> Path`` -- a deep-retina HDF5 file
   (see :mod:`datasets.retina_h5`), generated on first use and cached under ``$NEUROZOO_CACHE``
-  (default ``~/.cache/neurozoo``) in ``retina/``.
+  (default ``~/.cache/neurozoo``) in ``retina/``. ``oms-whitenoise`` is recorded from the separate object-motion
+  circuit (:mod:`datasets.oms_retina`), whose version is part of its cache key.
 * ``flash_train(period, ...)`` -- the omitted-stimulus protocol stimulus (full field).
 
 The circuit, per frame (100 Hz):
@@ -376,8 +377,12 @@ DESCRIPTIONS = {
     "whitenoise": "embedded default: the ground-truth retina circuit's 12 ganglion cells under 2 px white noise, "
                   "24000 training frames at 100 Hz and 8 repeats of 1500 test frames (deep-retina HDF5), generated locally",
     "naturalscene": "embedded default: the same circuit under jittered natural images, same sizes, generated locally",
+    "oms-whitenoise": "embedded: the object-motion circuit's 6 OMS ganglion cells (datasets.oms_retina) under the same "
+                      "white noise, same sizes, generated locally (retina_embedded.oms fits its models on it)",
 }
 KINDS = tuple(DESCRIPTIONS)
+#: the kinds the object-motion circuit records (:func:`circuit_of`)
+OMS_KINDS = ("oms-whitenoise",)
 #: default sizes of the embedded recordings (frames at 100 Hz)
 DEFAULT_SIZES = {"n_train": 24000, "n_test": 1500, "n_repeats": 8}
 
@@ -418,8 +423,18 @@ def natural_movie(n_frames: int, rng: np.random.Generator, fixation: int = 100, 
     return (movie - movie.mean()) / movie.std()
 
 
+def circuit_of(kind: str):
+    """The circuit that records the embedded recording ``kind``: the object-motion circuit for :data:`OMS_KINDS`, else
+    the default circuit."""
+    if kind in OMS_KINDS:
+        from neurozoo.datasets.oms_retina import oms_retina
+
+        return oms_retina()
+    return default_retina()
+
+
 def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndarray:
-    if kind == "whitenoise":
+    if kind in ("whitenoise", "oms-whitenoise"):
         return white_noise(n_frames, rng)
     if kind == "naturalscene":
         return natural_movie(n_frames, rng)
@@ -441,9 +456,9 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
     extra dataset ``test/response/true_rate`` (readers of real files ignore it)."""
     from neurozoo.datasets.retina_h5 import cell_name, firing_rates, write_experiment
 
-    retina = retina or default_retina()
+    retina = retina or circuit_of(kind)
     rng = np.random.default_rng([seed, KINDS.index(kind) if kind in KINDS else 99])
-    dtype = np.int8 if kind == "whitenoise" else np.float16
+    dtype = np.int8 if kind in ("whitenoise", "oms-whitenoise") else np.float16
     train_stim = make_stimulus(kind, n_train, rng).astype(dtype)
     test_stim = make_stimulus(kind, n_test, rng).astype(dtype)
     _, train_counts = retina.simulate(train_stim.astype(np.float32), seed=int(rng.integers(2**31)), trials=1)
@@ -463,11 +478,22 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
     attrs = {"source": "neurozoo embedded ground-truth retina", "kind": kind, "circuit_seed": retina.seed,
              "seed": seed, "version": VERSION, "frame_rate_hz": FRAME_RATE, "units": "spikes/s",
              "circuit": json.dumps(asdict(retina.params)), "cell_types": json.dumps(retina.cell_types),
-             "cell_positions": json.dumps(retina.positions.round(2).tolist())}
+             "cell_positions": json.dumps(retina.positions.round(2).tolist()),
+             **_circuit_version(kind)}
     return write_experiment(path, train={"stimulus": train_stim, "time": np.arange(n_train) * frame, "response": train_resp},
                             test={"stimulus": test_stim, "time": (n_train + np.arange(n_test)) * frame,
                                   "response": test_resp, "repeats": repeats},
                             spikes=spikes, attrs=attrs)
+
+
+def _circuit_version(kind: str) -> dict:
+    """The object-motion circuit's own version, in an ``oms-*`` recording's settings and attributes (nothing for the
+    default circuit's kinds, whose cache keys and bytes stay as they were)."""
+    if kind not in OMS_KINDS:
+        return {}
+    from neurozoo.datasets.oms_retina import VERSION as OMS_VERSION
+
+    return {"oms_version": OMS_VERSION}
 
 
 def recordings_folder() -> Path:
@@ -481,7 +507,7 @@ def _embedded_path(kind: str, sizes: dict) -> tuple:
         from neurozoo.datasets.errors import DataError
 
         raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")
-    config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION}
+    config = {**DEFAULT_SIZES, **sizes, "seed": sizes.get("seed", 0), "version": VERSION, **_circuit_version(kind)}
     key = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:10]
     return recordings_folder() / f"{kind}-{key}.h5", config
 

@@ -18,6 +18,7 @@ def test_every_registered_retina_benchmark_is_scored_on_its_recording_held_out_f
     assert sorted(n for names in by_kind.values() for n in names) == sorted(retina)
     assert by_kind["whitenoise"][0] == HELDOUT and PAIRED in by_kind["whitenoise"]
     assert by_kind["naturalscene"] == ["retina_embedded.naturalscene-heldout"]
+    assert by_kind["oms-whitenoise"] == ["retina_embedded.oms"]  # protocol version 2: fitted on its own circuit's
 
 
 def test_row_is_the_zoo_fit_scored_by_the_benchmarks_and_a_rerun_reads_the_cached_fit(tmp_path, monkeypatch):

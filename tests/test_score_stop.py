@@ -374,14 +374,16 @@ sys.exit(main(sys.argv[2:]))
 @pytest.mark.parametrize("benchmark", ["osr-mechanism", "oms"])
 def test_sigterm_mid_retina_analysis_stops_at_the_next_stage_storing_nothing(tmp_path, benchmark):
     """A retina benchmark had only the safe point before its record was stored: a SIGTERM as osr-mechanism attributed
-    its first cell waited for all six (~20 s), one as oms probed the model for all 37 stimuli (~10 s). It now stops
-    at the next stage (an integrated-gradients step, a probe stimulus), exit 130, saying so, nothing stored."""
+    its first cell waited for all six (~20 s), one as oms probed the model for all its stimuli (37 then; 73 in protocol
+    version 2, on the object-motion circuit's 6 cells). It now stops at the next stage (an integrated-gradients step, a
+    probe stimulus), exit 130, saying so, nothing stored."""
     import torch
 
     from neurozoo.retina.fit import create_model
 
     torch.manual_seed(0)
-    torch.save(create_model("bncnn", n_cells=12).state_dict(), tmp_path / "bncnn.pt")  # untrained: the work is the same
+    n_cells = 6 if benchmark == "oms" else 12  # the object-motion circuit's cells (embedded:oms-whitenoise)
+    torch.save(create_model("bncnn", n_cells=n_cells).state_dict(), tmp_path / "bncnn.pt")  # untrained: the same work
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home")}
     stopped = subprocess.run(
         [sys.executable, "-c", RETINA_CHILD, benchmark, "score", "bncnn", f"retina_embedded.{benchmark}",

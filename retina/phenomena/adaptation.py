@@ -362,7 +362,8 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
 
 def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_frames: int = 1000, radius: float = 12.0,
                               bar_width: int = 4, contrast: float = 0.3, speed: float = 1.0, smoothness: float = 20.0,
-                              seed: int = 0, settle: int = 100, min_response: float = 0.1) -> Dict[str, np.ndarray]:
+                              seed: int = 0, settle: int = 100, min_response: float = 0.1,
+                              balanced: bool = False) -> Dict[str, np.ndarray]:
     """Object-motion sensitivity (Olveczky, Baccus & Meister 2003): the response to an object jittering
     differently from its background vs the response to the whole scene jittering together.
 
@@ -372,7 +373,14 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     condition (``global``, ``differential``, ``object``: background still; see :func:`stimuli.object_motion`).
     ``oms_index = (differential - global) / (|differential| + |global|)``: > 0 when global motion is suppressed
     relative to differential motion (wide-field inhibition), ~0 without a surround; NaN where
-    ``|differential| + |global| < min_response`` spikes/s (no motion response to compare)."""
+    ``|differential| + |global| < min_response`` spikes/s (no motion response to compare).
+
+    ``balanced``: each condition's response is the mean over four movies, both jitter paths in each role
+    (``swap_paths``) and the background's grating and its contrast inverse (``background_sign``). Differential minus
+    global then holds neither the two paths' different motion energy (the unbalanced index follows the jitter seed)
+    nor the correlation of a linear centre's and surround's drives under coherent motion, whose sign the inverse
+    grating flips (a static nonlinearity turned it into an index: docs/retina.md, "OMS"); a pool of rectified
+    subunits, which answers either polarity alike, keeps its coherence-specific suppression."""
     check_settings("object_motion_sensitivity", frames={"n_frames": n_frames, "bar_width": bar_width},
                    contrasts={"contrast": contrast}, positive={"speed": speed, "smoothness": smoothness})
     if check_integer(settle, "object_motion_sensitivity: settle", least=0, error=SpecError) >= n_frames:
@@ -393,13 +401,19 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     conditions = ("global", "differential", "object")
     responses = {c: np.empty(n_cells) for c in conditions}
     unique, which = np.unique(centres, axis=0, return_inverse=True)
+    variants = [(swap, sign) for swap in (False, True) for sign in (1.0, -1.0)] if balanced else [(False, 1.0)]
     for k, centre in enumerate(unique):
         cells = np.flatnonzero(which.ravel() == k)
         for condition in conditions:
-            movie = stimuli.object_motion(condition, n_frames, tuple(centre), radius, bar_width, contrast, speed,
-                                          smoothness, seed)
-            rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})")
-            responses[condition][cells] = rates[cells, settle:].mean(1) - baseline[cells]
+            mean = 0.0
+            for swap, sign in variants:
+                movie = stimuli.object_motion(condition, n_frames, tuple(centre), radius, bar_width, contrast, speed,
+                                              smoothness, seed, swap_paths=swap, background_sign=sign)
+                variant = f"{', paths swapped' if swap else ''}{', background inverted' if sign < 0 else ''}"
+                rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})"
+                                             f"{variant}")
+                mean = mean + rates[cells, settle:].mean(1) / len(variants)
+            responses[condition][cells] = mean - baseline[cells]
     return {"baseline": baseline, **responses, "centres": centres,
             "oms_index": np.where(np.abs(responses["differential"]) + np.abs(responses["global"]) >= min_response,
                                   _index(responses["differential"], responses["global"]), np.nan)}

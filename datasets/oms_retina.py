@@ -38,7 +38,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from neurozoo.datasets.synthetic_retina import FRAME_RATE, FRAME_SIZE, _gamma_filter, white_noise
+from neurozoo.datasets.synthetic_retina import FRAME_SIZE, SpikingCircuit, _gamma_filter, white_noise
 
 VERSION = 1  # of this circuit: part of its recordings' cache key (with synthetic_retina.VERSION)
 
@@ -67,7 +67,7 @@ class OMSParams:
     max_rate: float = 300.0
 
 
-class OMSRetina:
+class OMSRetina(SpikingCircuit):
     """The object-motion-sensitive circuit (module docstring). Deterministic: it has no random parameter."""
 
     cell_type = "oms"
@@ -143,23 +143,6 @@ class OMSRetina:
 
     def _nonlinearity(self, g: np.ndarray) -> np.ndarray:
         return np.logaddexp(0.0, self.params.sharpness * (g / self.scale[:, None] - self.params.threshold))
-
-    def rates(self, stimulus: np.ndarray) -> np.ndarray:
-        """Expected firing rates (spikes/s), ``(n_cells, T)``."""
-        from neurozoo.datasets.synthetic_retina import GroundTruthRetina
-
-        GroundTruthRetina._check(self, stimulus)
-        drive = self.r_max[:, None] * self._nonlinearity(self.ganglion_input(stimulus))
-        return (self.params.max_rate * np.tanh(drive / self.params.max_rate)).astype(np.float32)
-
-    def simulate(self, stimulus: np.ndarray, seed: Optional[int] = None, trials: Optional[int] = None):
-        """Rates ``(n_cells, T)``; with ``trials``: ``(rates, counts (trials, n_cells, T))`` Poisson per frame."""
-        rates = self.rates(stimulus)
-        if trials is None:
-            return rates
-        rng = np.random.default_rng(seed)
-        counts = rng.poisson(rates[None] / FRAME_RATE, size=(trials,) + rates.shape).astype(np.int16)
-        return rates, counts
 
 
 _DEFAULT: Optional[OMSRetina] = None

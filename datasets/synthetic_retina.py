@@ -187,7 +187,35 @@ def pool_release(drive: np.ndarray, recovery_frames: float, sensitivity: float,
     return out
 
 
-class GroundTruthRetina:
+class SpikingCircuit:
+    """The output stage a ground-truth circuit shares (this module's and :mod:`datasets.oms_retina`'s): rates from its
+    ``ganglion_input`` through its ``_nonlinearity`` and gain ``r_max``, saturating smoothly at ``params.max_rate``;
+    Poisson spike counts per frame; the stimulus's shape checked."""
+
+    def rates(self, stimulus: np.ndarray) -> np.ndarray:
+        """Expected firing rates (spikes/s), ``(n_cells, T)``."""
+        self._check(stimulus)
+        drive = self.r_max[:, None] * self._nonlinearity(self.ganglion_input(stimulus))
+        return (self.params.max_rate * np.tanh(drive / self.params.max_rate)).astype(np.float32)
+
+    def simulate(self, stimulus: np.ndarray, seed: Optional[int] = None, trials: Optional[int] = None):
+        """Rates ``(n_cells, T)``; with ``trials``: ``(rates, counts (trials, n_cells, T))`` Poisson per frame."""
+        rates = self.rates(stimulus)
+        if trials is None:
+            return rates
+        rng = np.random.default_rng(seed)
+        counts = rng.poisson(rates[None] / FRAME_RATE, size=(trials,) + rates.shape).astype(np.int16)
+        return rates, counts
+
+    def _check(self, stimulus):
+        shape = np.shape(stimulus)
+        if len(shape) != 3 or shape[1:] != (FRAME_SIZE, FRAME_SIZE):
+            from neurozoo.datasets.errors import DataError
+
+            raise DataError(f"stimulus must have shape (T, {FRAME_SIZE}, {FRAME_SIZE}); got {shape}")
+
+
+class GroundTruthRetina(SpikingCircuit):
     """The embedded circuit (see module docstring). Deterministic given ``seed``."""
 
     def __init__(self, seed: int = 0, params: Optional[CircuitParams] = None):
@@ -321,28 +349,6 @@ class GroundTruthRetina:
     def _nonlinearity(self, g: np.ndarray) -> np.ndarray:
         z = (g - self.offset[:, None]) / self.scale[:, None]
         return np.logaddexp(0.0, self.params.sharpness * z - 2.0)
-
-    def rates(self, stimulus: np.ndarray) -> np.ndarray:
-        """Expected firing rates (spikes/s), ``(n_cells, T)``."""
-        self._check(stimulus)
-        drive = self.r_max[:, None] * self._nonlinearity(self.ganglion_input(stimulus))
-        return (self.params.max_rate * np.tanh(drive / self.params.max_rate)).astype(np.float32)
-
-    def simulate(self, stimulus: np.ndarray, seed: Optional[int] = None, trials: Optional[int] = None):
-        """Rates ``(n_cells, T)``; with ``trials``: ``(rates, counts (trials, n_cells, T))`` Poisson per frame."""
-        rates = self.rates(stimulus)
-        if trials is None:
-            return rates
-        rng = np.random.default_rng(seed)
-        counts = rng.poisson(rates[None] / FRAME_RATE, size=(trials,) + rates.shape).astype(np.int16)
-        return rates, counts
-
-    def _check(self, stimulus):
-        shape = np.shape(stimulus)
-        if len(shape) != 3 or shape[1:] != (FRAME_SIZE, FRAME_SIZE):
-            from neurozoo.datasets.errors import DataError
-
-            raise DataError(f"stimulus must have shape (T, {FRAME_SIZE}, {FRAME_SIZE}); got {shape}")
 
 
 _DEFAULT: Optional[GroundTruthRetina] = None
